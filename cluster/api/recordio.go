@@ -1,0 +1,83 @@
+package api
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+)
+
+// MaxRecordSize bounds one RecordIO record read from a peer (64 MiB).
+const MaxRecordSize = 64 << 20
+
+// RecordWriter writes RecordIO frames ("<len>\n<bytes>") and flushes each one,
+// so a streaming HTTP response delivers every event as soon as it is written.
+type RecordWriter struct {
+	w       io.Writer
+	flusher http.Flusher
+	buf     []byte
+}
+
+// NewRecordWriter wraps w; if w is an http.Flusher every record is flushed.
+func NewRecordWriter(w io.Writer) *RecordWriter {
+	f, _ := w.(http.Flusher)
+	return &RecordWriter{w: w, flusher: f}
+}
+
+// WriteRecord writes one frame. Empty records are not allowed by RecordIO.
+func (rw *RecordWriter) WriteRecord(b []byte) error {
+	if len(b) == 0 {
+		return errors.New("recordio: refusing to write an empty record")
+	}
+	rw.buf = strconv.AppendInt(rw.buf[:0], int64(len(b)), 10)
+	rw.buf = append(rw.buf, '\n')
+	rw.buf = append(rw.buf, b...)
+	if _, err := rw.w.Write(rw.buf); err != nil {
+		return err
+	}
+	if rw.flusher != nil {
+		rw.flusher.Flush()
+	}
+	return nil
+}
+
+// RecordReader reads RecordIO frames.
+type RecordReader struct {
+	r *bufio.Reader
+}
+
+// NewRecordReader wraps r.
+func NewRecordReader(r io.Reader) *RecordReader {
+	return &RecordReader{r: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// ReadRecord returns the next record, or io.EOF at a clean end of stream.
+func (rr *RecordReader) ReadRecord() ([]byte, error) {
+	line, err := rr.r.ReadSlice('\n')
+	if err != nil {
+		if err == io.EOF && len(line) == 0 {
+			return nil, io.EOF
+		}
+		if err == io.EOF {
+			return nil, io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	n, err := strconv.ParseUint(string(line[:len(line)-1]), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("recordio: bad record length %q: %w", line[:len(line)-1], err)
+	}
+	if n == 0 || n > MaxRecordSize {
+		return nil, fmt.Errorf("recordio: record length %d out of range (1..%d)", n, MaxRecordSize)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(rr.r, b); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return b, nil
+}

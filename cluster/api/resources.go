@@ -1,0 +1,243 @@
+package api
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+)
+
+// ParseResources parses the Mesos flag syntax for resources:
+//
+//	cpus:4;mem:8192;disk:10240;ports:[31000-32000];gpus:0;labels:{a,b}
+//
+// A name may carry a static reservation role, "cpus(analytics):2"; "*" is the
+// unreserved default. Scalars are numbers, ranges "[a-b,c-d]", sets "{x,y}".
+// The input may also be a JSON array of Resource objects, as Mesos allows.
+func ParseResources(text string) (mesos.Resources, error) {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return nil, nil
+	}
+	if strings.HasPrefix(text, "[") {
+		var rs []mesos.Resource
+		if err := unmarshalJSONArray(text, &rs); err != nil {
+			return nil, fmt.Errorf("resources: bad JSON: %w", err)
+		}
+		return mesos.Resources(rs), nil
+	}
+	var out mesos.Resources
+	for _, part := range strings.Split(text, ";") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		i := strings.Index(part, ":")
+		if i <= 0 {
+			return nil, fmt.Errorf("resources: %q is not of the form name:value", part)
+		}
+		name, value := strings.TrimSpace(part[:i]), strings.TrimSpace(part[i+1:])
+		role := "*"
+		if j := strings.Index(name, "("); j >= 0 {
+			if !strings.HasSuffix(name, ")") {
+				return nil, fmt.Errorf("resources: %q has an unclosed role", name)
+			}
+			role = name[j+1 : len(name)-1]
+			name = name[:j]
+			if role == "" {
+				return nil, fmt.Errorf("resources: %q has an empty role", part)
+			}
+		}
+		if name == "" {
+			return nil, fmt.Errorf("resources: %q has no name", part)
+		}
+		r := mesos.Resource{Name: name}
+		v, err := ParseValue(value)
+		if err != nil {
+			return nil, fmt.Errorf("resources: %s: %w", name, err)
+		}
+		switch {
+		case v.Scalar != nil:
+			if v.Scalar.Value < 0 || math.IsNaN(v.Scalar.Value) || math.IsInf(v.Scalar.Value, 0) {
+				return nil, fmt.Errorf("resources: %s: scalar must be a finite non-negative number, got %v", name, v.Scalar.Value)
+			}
+			r.Type = mesos.SCALAR.Enum()
+			r.Scalar = v.Scalar
+		case v.Ranges != nil:
+			r.Type = mesos.RANGES.Enum()
+			r.Ranges = v.Ranges
+		case v.Set != nil:
+			r.Type = mesos.SET.Enum()
+			r.Set = v.Set
+		default:
+			return nil, fmt.Errorf("resources: %s: %q is neither a number, [ranges] nor {set}", name, value)
+		}
+		if role != "*" {
+			r.Reservations = []mesos.Resource_ReservationInfo{{Type: mesos.Resource_ReservationInfo_STATIC.Enum(), Role: &role}}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// ParseValue parses one Mesos value: a scalar, "[a-b,...]" ranges, "{x,...}" a
+// set, or anything else as text.
+func ParseValue(s string) (mesos.Value, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case strings.HasPrefix(s, "["):
+		if !strings.HasSuffix(s, "]") {
+			return mesos.Value{}, fmt.Errorf("ranges %q: missing ']'", s)
+		}
+		var rs []mesos.Value_Range
+		body := strings.TrimSpace(s[1 : len(s)-1])
+		if body != "" {
+			for _, r := range strings.Split(body, ",") {
+				ab := strings.SplitN(strings.TrimSpace(r), "-", 2)
+				if len(ab) != 2 {
+					return mesos.Value{}, fmt.Errorf("range %q: expected begin-end", r)
+				}
+				b, err1 := strconv.ParseUint(strings.TrimSpace(ab[0]), 10, 64)
+				e, err2 := strconv.ParseUint(strings.TrimSpace(ab[1]), 10, 64)
+				if err1 != nil || err2 != nil || e < b {
+					return mesos.Value{}, fmt.Errorf("range %q: expected begin-end with begin <= end", r)
+				}
+				rs = append(rs, mesos.Value_Range{Begin: b, End: e})
+			}
+		}
+		sq := mesos.Ranges(rs).Sort().Squash()
+		return mesos.Value{Type: mesos.RANGES, Ranges: &mesos.Value_Ranges{Range: sq}}, nil
+	case strings.HasPrefix(s, "{"):
+		if !strings.HasSuffix(s, "}") {
+			return mesos.Value{}, fmt.Errorf("set %q: missing '}'", s)
+		}
+		var items []string
+		for _, it := range strings.Split(s[1:len(s)-1], ",") {
+			if it = strings.TrimSpace(it); it != "" {
+				items = append(items, it)
+			}
+		}
+		return mesos.Value{Type: mesos.SET, Set: &mesos.Value_Set{Item: items}}, nil
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		return mesos.Value{Type: mesos.SCALAR, Scalar: &mesos.Value_Scalar{Value: f}}, nil
+	}
+	return mesos.Value{Type: mesos.TEXT, Text: &mesos.Value_Text{Value: s}}, nil
+}
+
+// ParseAttributes parses "rack:r1;zone:us-east;level:3;slots:[1-4]".
+func ParseAttributes(text string) ([]mesos.Attribute, error) {
+	var out []mesos.Attribute
+	for _, part := range strings.Split(text, ";") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		i := strings.Index(part, ":")
+		if i <= 0 {
+			return nil, fmt.Errorf("attributes: %q is not of the form name:value", part)
+		}
+		name := strings.TrimSpace(part[:i])
+		v, err := ParseValue(part[i+1:])
+		if err != nil {
+			return nil, fmt.Errorf("attributes: %s: %w", name, err)
+		}
+		a := mesos.Attribute{Name: name, Type: v.Type, Scalar: v.Scalar, Ranges: v.Ranges, Set: v.Set, Text: v.Text}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// FormatValue writes a value in Mesos text syntax.
+func FormatValue(t mesos.Value_Type, scalar *mesos.Value_Scalar, ranges *mesos.Value_Ranges, set *mesos.Value_Set, text *mesos.Value_Text) string {
+	switch t {
+	case mesos.SCALAR:
+		if scalar == nil {
+			return "0"
+		}
+		return strconv.FormatFloat(scalar.Value, 'f', -1, 64)
+	case mesos.RANGES:
+		var parts []string
+		if ranges != nil {
+			for _, r := range ranges.Range {
+				parts = append(parts, fmt.Sprintf("%d-%d", r.Begin, r.End))
+			}
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	case mesos.SET:
+		if set == nil {
+			return "{}"
+		}
+		return "{" + strings.Join(set.Item, ", ") + "}"
+	case mesos.TEXT:
+		if text == nil {
+			return ""
+		}
+		return text.Value
+	}
+	return ""
+}
+
+// FlattenResources renders resources the way Mesos's legacy JSON endpoints do:
+// {"cpus":n,"gpus":n,"mem":n,"disk":n,"ports":"[31000-32000]"}; cpus, gpus, mem
+// and disk are always present.
+func FlattenResources(rs mesos.Resources) map[string]any {
+	out := map[string]any{"cpus": 0.0, "gpus": 0.0, "mem": 0.0, "disk": 0.0}
+	ranges := map[string]mesos.Ranges{}
+	sets := map[string][]string{}
+	for _, r := range rs {
+		name := r.Name
+		if r.Revocable != nil {
+			name += "_revocable"
+		}
+		switch r.GetType() {
+		case mesos.SCALAR:
+			f, _ := out[name].(float64)
+			out[name] = roundMilli(f + r.GetScalar().GetValue())
+		case mesos.RANGES:
+			ranges[name] = append(ranges[name], r.GetRanges().GetRange()...)
+		case mesos.SET:
+			sets[name] = append(sets[name], r.GetSet().GetItem()...)
+		}
+	}
+	for name, rr := range ranges {
+		sq := rr.Sort().Squash()
+		out[name] = FormatValue(mesos.RANGES, nil, &mesos.Value_Ranges{Range: sq}, nil, nil)
+	}
+	for name, items := range sets {
+		sort.Strings(items)
+		out[name] = FormatValue(mesos.SET, nil, nil, &mesos.Value_Set{Item: items}, nil)
+	}
+	return out
+}
+
+// FlattenAttributes renders attributes as Mesos's JSON endpoints do: scalars as
+// numbers, everything else as text.
+func FlattenAttributes(as []mesos.Attribute) map[string]any {
+	out := map[string]any{}
+	for _, a := range as {
+		if a.GetType() == mesos.SCALAR {
+			out[a.Name] = a.GetScalar().GetValue()
+			continue
+		}
+		out[a.Name] = FormatValue(a.GetType(), a.Scalar, a.Ranges, a.Set, a.Text)
+	}
+	return out
+}
+
+// ScalarSum adds up the scalar resource called name.
+func ScalarSum(rs mesos.Resources, name string) float64 {
+	var sum float64
+	for i := range rs {
+		if rs[i].Name == name && rs[i].GetType() == mesos.SCALAR {
+			sum += rs[i].GetScalar().GetValue()
+		}
+	}
+	return roundMilli(sum)
+}
+
+// roundMilli keeps scalars at Mesos's fixed-point precision (three decimals).
+func roundMilli(f float64) float64 { return math.Round(f*1000) / 1000 }

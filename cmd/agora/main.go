@@ -1,0 +1,65 @@
+// Command agora is the single agora binary: master, agent, dev cluster and
+// client commands. This package holds flag parsing and wiring only.
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+)
+
+// command is one subcommand of the agora binary.
+type command struct {
+	name    string
+	summary string
+	run     func(args []string) int
+	hidden  bool
+}
+
+var commands = map[string]command{}
+
+// register adds a subcommand; each lives in its own file and registers in init.
+func register(c command) { commands[c.name] = c }
+
+func main() {
+	os.Exit(dispatch(os.Args[1:]))
+}
+
+func dispatch(args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage()
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "agora: unknown command %q\n\n", args[0])
+		usage()
+		return 2
+	}
+	return c.run(args[1:])
+}
+
+func usage() {
+	var names []string
+	for n, c := range commands {
+		if !c.hidden {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("agora — a datacenter kernel that speaks the Mesos v1 HTTP API.\n\n")
+	b.WriteString("Usage: agora COMMAND [flags] [args]\n\nCommands:\n")
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %-12s %s\n", n, commands[n].summary)
+	}
+	b.WriteString("\nStart here: `agora dev` brings up a master, an agent and the web UI on :5050;\n")
+	b.WriteString("then `agora run -- echo hello` runs a task on it.\n")
+	b.WriteString("Client commands find the cluster through --master or AGORA_MASTER (default 127.0.0.1:5050).\n")
+	b.WriteString("Run `agora COMMAND --help` for a command's flags.\n")
+	fmt.Fprint(os.Stderr, b.String())
+}
