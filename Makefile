@@ -1,0 +1,36 @@
+# agora — the two commands: `make run` (a dev cluster on :5050) and `make test`.
+GO      ?= go
+BIN     := bin/agora
+PKGS    := ./...
+
+.PHONY: run test deps build bench vet fmt clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/agora
+
+## run: a dev cluster (master, agents, UI on http://127.0.0.1:5050) on its embedded defaults.
+run: deps build
+	$(BIN) dev
+
+## deps: install what the tests need on a fresh Debian machine (idempotent).
+deps:
+	@scripts/deps.sh
+
+## test: everything: vet, unit, in-process cluster and real-process tests.
+test: deps
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 20m $(PKGS)
+
+## bench: allocator and launch benchmarks (numbers, not pass/fail).
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./cluster/allocator/
+	scripts/bench-launch.sh
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin

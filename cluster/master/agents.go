@@ -1,0 +1,475 @@
+package master
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/allocator"
+	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/registry"
+)
+
+func agentEvent(ev api.AgentEvent) *api.AgentEvent { return &ev }
+
+func shutdownFrameworkEvent(fid string) api.AgentEvent {
+	return api.AgentEvent{Type: api.AgentShutdownFramework, ShutdownFramework: &api.ShutdownFramework{FrameworkID: fid}}
+}
+
+func agentEventFrameworkMessage(fid, eid string, data []byte) *api.AgentEvent {
+	return &api.AgentEvent{Type: api.AgentFrameworkMessage, FrameworkMessage: &api.FrameworkMessage{FrameworkID: fid, ExecutorID: eid, Data: data}}
+}
+
+func agentEventShutdownExecutor(fid, eid string) *api.AgentEvent {
+	return &api.AgentEvent{Type: api.AgentShutdownExecutor, ShutdownExecutor: &api.ShutdownExecutor{FrameworkID: fid, ExecutorID: eid}}
+}
+
+func agentIP(a *agent) string {
+	if i := strings.LastIndex(a.pid, "@"); i >= 0 {
+		hp := a.pid[i+1:]
+		if j := strings.LastIndex(hp, ":"); j >= 0 {
+			return hp[:j]
+		}
+	}
+	return a.info.Hostname
+}
+
+// serveAgent is the internal agent protocol endpoint (see api/agentwire.go).
+func (m *Master) serveAgent(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, errorf(http.StatusMethodNotAllowed, "expecting a 'POST' request, received '%s'", r.Method))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxRequestBody+1))
+	if err != nil || len(body) > MaxRequestBody {
+		writeError(w, errorf(http.StatusBadRequest, "cannot read agent call (at most %d bytes): %v", MaxRequestBody, err))
+		return
+	}
+	var call api.AgentCall
+	if err := json.Unmarshal(body, &call); err != nil {
+		writeError(w, errorf(http.StatusBadRequest, "failed to parse agent call: %v", err))
+		return
+	}
+	if call.Type == api.AgentRegister {
+		m.serveAgentRegister(w, r, &call)
+		return
+	}
+	var herr error
+	if derr := m.do(r.Context(), func() { herr = m.handleAgentCall(&call) }); derr != nil {
+		return
+	}
+	if herr != nil {
+		writeError(w, herr)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (m *Master) handleAgentCall(c *api.AgentCall) error {
+	a := m.agents[c.AgentID]
+	if a == nil || a.unreachable {
+		return errorf(http.StatusConflict, "agent %s is not registered with this master", c.AgentID)
+	}
+	switch c.Type {
+	case api.AgentPong:
+		if c.Pong != nil && c.Pong.Seq > a.lastPongSeq {
+			a.lastPongSeq = c.Pong.Seq
+			a.missedPings = 0
+		}
+	case api.AgentStatusUpdate:
+		if c.Update == nil {
+			return errorf(http.StatusBadRequest, "STATUS_UPDATE without 'update'")
+		}
+		m.statusUpdate(a, c.Update)
+	case api.AgentExecutorMsg:
+		if c.Message == nil {
+			return errorf(http.StatusBadRequest, "EXECUTOR_MESSAGE without 'message'")
+		}
+		m.executorMessage(a, c.Message)
+	case api.AgentExecutorExited:
+		if c.ExecutorExited != nil {
+			m.executorExited(a, c.ExecutorExited)
+		}
+	default:
+		return errorf(http.StatusBadRequest, "unknown agent call type %q", c.Type)
+	}
+	return nil
+}
+
+// serveAgentRegister answers REGISTER with the agent's event stream.
+func (m *Master) serveAgentRegister(w http.ResponseWriter, r *http.Request, call *api.AgentCall) {
+	reg := call.Register
+	if reg == nil || reg.Info == nil || reg.Info.Hostname == "" {
+		writeError(w, errorf(http.StatusBadRequest, "REGISTER requires 'register.info' with a hostname"))
+		return
+	}
+	out := newOutbox()
+	var (
+		a   *agent
+		err error
+	)
+	if derr := m.do(r.Context(), func() { a, err = m.registerAgent(reg, out, r.RemoteAddr) }); derr != nil {
+		return
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", api.MediaJSON)
+	w.WriteHeader(http.StatusOK)
+	rw := api.NewRecordWriter(w)
+	m.pumpAgent(r.Context(), out, rw)
+	m.async(func() { m.agentDisconnected(a, out) })
+}
+
+func (m *Master) pumpAgent(ctx context.Context, out *outbox, rw *api.RecordWriter) {
+	for {
+		items, ok := out.take(ctx.Done())
+		if !ok {
+			return
+		}
+		for _, it := range items {
+			b, err := json.Marshal(it)
+			if err != nil {
+				m.log.Error("encode agent event", "err", err)
+				continue
+			}
+			if err := rw.WriteRecord(b); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// registerAgent admits a new agent or re-admits a known one. It runs on the loop.
+func (m *Master) registerAgent(reg *api.RegisterAgent, out *outbox, remote string) (*agent, error) {
+	now := m.now()
+	info := *reg.Info
+	id := info.GetID().GetValue()
+	if len(info.Resources) == 0 {
+		return nil, errorf(http.StatusBadRequest, "agent %s offers no resources", info.Hostname)
+	}
+	for i := range info.Resources {
+		if err := info.Resources[i].Validate(); err != nil {
+			return nil, errorf(http.StatusBadRequest, "agent %s: resource %q is malformed: %v", info.Hostname, info.Resources[i].Name, err)
+		}
+	}
+	pid := fmt.Sprintf("slave(1)@%s:%d", hostOf(remote), info.GetPort())
+	if id == "" {
+		id = m.newID("S")
+		info.ID = &mesos.AgentID{Value: id}
+		rec := registry.AgentRecord{ID: id, State: registry.AgentAdmitted, Info: &info, Since: now}
+		if err := m.cfg.Registry.PutAgent(rec); err != nil {
+			return nil, errorf(http.StatusServiceUnavailable, "cannot admit agent %s: %v", info.Hostname, err)
+		}
+		a := m.newAgent(&info, reg, out, pid, now)
+		m.counters.agentRegistrations++
+		m.alloc.AddAgent(allocator.AgentSpec{ID: id, Hostname: info.Hostname, Total: info.Resources}, nil)
+		m.log.Info("agent registered", "agent", id, "hostname", info.Hostname, "resources", mesos.Resources(info.Resources).String())
+		m.sendRegistered(a)
+		m.requestAllocation()
+		return a, nil
+	}
+	if a, ok := m.agents[id]; ok {
+		return m.reregisterAgent(a, &info, reg, out, pid, now)
+	}
+	rec, ok := m.admitted[id]
+	if !ok || rec.State == registry.AgentGone {
+		why := "it is unknown to this master"
+		if ok {
+			why = "it was marked gone"
+		}
+		return nil, errorf(http.StatusConflict, "refusing to re-register agent %s (%s): %s; register again without an ID", id, info.Hostname, why)
+	}
+	// Admitted before this master restarted: take it back.
+	delete(m.admitted, id)
+	a := m.newAgent(&info, reg, out, pid, now)
+	m.counters.agentReregistrations++
+	if err := m.cfg.Registry.PutAgent(registry.AgentRecord{ID: id, State: registry.AgentAdmitted, Info: &info, Since: now}); err != nil {
+		m.log.Error("registry update failed", "agent", id, "err", err)
+	}
+	m.adoptReportedTasks(a, reg)
+	m.alloc.AddAgent(allocator.AgentSpec{ID: id, Hostname: info.Hostname, Total: info.Resources}, m.agentUsed(a))
+	m.log.Info("agent re-registered after master restart", "agent", id, "hostname", info.Hostname, "tasks", len(a.tasks))
+	m.sendRegistered(a)
+	m.requestAllocation()
+	return a, nil
+}
+
+func hostOf(remote string) string {
+	if i := strings.LastIndex(remote, ":"); i >= 0 {
+		return strings.Trim(remote[:i], "[]")
+	}
+	return remote
+}
+
+func (m *Master) newAgent(info *mesos.AgentInfo, reg *api.RegisterAgent, out *outbox, pid string, now time.Time) *agent {
+	a := &agent{
+		id: info.ID.Value, info: *info, pid: pid, version: reg.Version, warnings: reg.Warnings,
+		out: out, tasks: map[string]*task{}, offers: map[string]*offer{},
+		executors: map[string]*mesos.ExecutorInfo{}, registeredTime: now,
+	}
+	m.agents[a.id] = a
+	return a
+}
+
+func (m *Master) sendRegistered(a *agent) {
+	a.lastPongSeq = m.pingSeq
+	a.missedPings = 0
+	a.out.push(agentEvent(api.AgentEvent{Type: api.AgentRegistered, Registered: &api.AgentRegisteredInfo{
+		AgentID:           a.id,
+		PingIntervalNanos: int64(m.cfg.AgentPingTimeout),
+		MaxPingTimeouts:   m.cfg.MaxAgentPingTimeouts,
+		MasterID:          m.id,
+	}}))
+}
+
+// reregisterAgent handles a known agent coming back (reconnect, or after
+// being unreachable): its reported tasks are reconciled with ours.
+func (m *Master) reregisterAgent(a *agent, info *mesos.AgentInfo, reg *api.RegisterAgent, out *outbox, pid string, now time.Time) (*agent, error) {
+	if a.out != nil && a.out != out {
+		a.out.close()
+	}
+	wasUnreachable := a.unreachable
+	a.out = out
+	a.pid = pid
+	a.version = reg.Version
+	a.warnings = reg.Warnings
+	a.reregisteredTime = now
+	m.counters.agentReregistrations++
+	reported := map[string]*mesos.Task{}
+	for _, t := range reg.Tasks {
+		if t != nil {
+			reported[taskKey(t.FrameworkID.Value, t.TaskID.Value)] = t
+		}
+	}
+	if wasUnreachable {
+		a.unreachable = false
+		a.unreachableTime = time.Time{}
+		if err := m.cfg.Registry.PutAgent(registry.AgentRecord{ID: a.id, State: registry.AgentAdmitted, Info: &a.info, Since: now}); err != nil {
+			m.log.Error("registry update failed", "agent", a.id, "err", err)
+		}
+	}
+	// Tasks we know that the agent no longer runs are lost.
+	for key, t := range a.tasks {
+		if _, ok := reported[key]; ok || isTerminal(t.state()) {
+			continue
+		}
+		f := m.frameworks[t.info.FrameworkID.Value]
+		if f == nil {
+			delete(a.tasks, key)
+			continue
+		}
+		if !wasUnreachable {
+			m.recoverTaskResources(f, t)
+		}
+		m.completeTask(f, a, t, mesos.TASK_LOST, mesos.REASON_AGENT_RESTARTED, "Task was not found on the agent after it re-registered")
+	}
+	if wasUnreachable {
+		for key, t := range a.tasks {
+			f := m.frameworks[t.info.FrameworkID.Value]
+			if f == nil {
+				continue
+			}
+			rt := reported[key]
+			if rt == nil {
+				continue
+			}
+			if !f.partitionAware {
+				// Mesos kills the tasks of non-partition-aware frameworks
+				// that come back from a partition: they were told TASK_LOST.
+				a.out.push(agentEvent(api.AgentEvent{Type: api.AgentKillTask, KillTask: &api.KillTask{FrameworkID: f.id, TaskID: t.info.TaskID.Value}}))
+			}
+			t.info.State = rt.State
+			m.sendMasterUpdate(f, t.info.TaskID, t.info.AgentID, rt.GetState(), mesos.REASON_AGENT_REREGISTERED, "Agent re-registered")
+		}
+		m.alloc.AddAgent(allocator.AgentSpec{ID: a.id, Hostname: a.info.Hostname, Total: a.info.Resources}, m.agentUsed(a))
+	}
+	m.log.Info("agent re-registered", "agent", a.id, "hostname", a.info.Hostname, "was_unreachable", wasUnreachable)
+	m.sendRegistered(a)
+	// Resend the kills and launches the agent may have missed.
+	for _, t := range a.tasks {
+		if t.state() == mesos.TASK_STAGING {
+			if _, ok := reported[taskKey(t.info.FrameworkID.Value, t.info.TaskID.Value)]; !ok {
+				continue
+			}
+		}
+	}
+	m.requestAllocation()
+	return a, nil
+}
+
+// adoptReportedTasks takes over tasks an agent reports after a master
+// restart, for frameworks that are known (others re-appear when they
+// re-subscribe and reconcile).
+func (m *Master) adoptReportedTasks(a *agent, reg *api.RegisterAgent) {
+	for _, rt := range reg.Tasks {
+		if rt == nil || isTerminal(rt.GetState()) {
+			continue
+		}
+		f := m.frameworks[rt.FrameworkID.Value]
+		if f == nil {
+			var fi *mesos.FrameworkInfo
+			for _, x := range reg.Frameworks {
+				if x != nil && x.GetID().GetValue() == rt.FrameworkID.Value {
+					fi = x
+				}
+			}
+			if fi == nil {
+				continue
+			}
+			f = m.recoverFramework(fi)
+		}
+		t := &task{info: *rt, launched: m.now()}
+		t.info.AgentID = mesos.AgentID{Value: a.id}
+		t.role = f.roles()[0]
+		if len(rt.Resources) > 0 && rt.Resources[0].AllocationInfo != nil {
+			t.role = rt.Resources[0].AllocationInfo.GetRole()
+		}
+		t.info.Resources = withAllocationInfo(rt.Resources, t.role)
+		f.tasks[rt.TaskID.Value] = t
+		a.tasks[taskKey(f.id, rt.TaskID.Value)] = t
+	}
+	for _, e := range reg.Executors {
+		if e != nil && e.FrameworkID != nil {
+			a.executors[e.FrameworkID.Value+"/"+e.ExecutorID.Value] = e
+		}
+	}
+}
+
+// recoverFramework creates a disconnected framework known only from an
+// agent's report; it is removed if it does not re-subscribe in time.
+func (m *Master) recoverFramework(fi *mesos.FrameworkInfo) *framework {
+	now := m.now()
+	f := &framework{
+		id: fi.GetID().GetValue(), info: *fi,
+		multiRole:      hasCapability(fi, mesos.FrameworkInfo_Capability_MULTI_ROLE),
+		partitionAware: hasCapability(fi, mesos.FrameworkInfo_Capability_PARTITION_AWARE),
+		killingState:   hasCapability(fi, mesos.FrameworkInfo_Capability_TASK_KILLING_STATE),
+		tasks:          map[string]*task{}, offers: map[string]*offer{}, suppressed: map[string]bool{},
+		registeredTime: now, unregisteredTime: now,
+		failoverDeadline: now.Add(time.Duration(fi.GetFailoverTimeout() * float64(time.Second))),
+	}
+	m.frameworks[f.id] = f
+	m.alloc.AddFramework(allocator.FrameworkSpec{ID: f.id, Roles: f.roles()}, nil, false)
+	return f
+}
+
+// agentUsed sums the resources of an agent's non-terminal tasks by framework.
+func (m *Master) agentUsed(a *agent) map[string]mesos.Resources {
+	used := map[string]mesos.Resources{}
+	for _, t := range a.tasks {
+		if isTerminal(t.state()) {
+			continue
+		}
+		r := used[t.info.FrameworkID.Value]
+		r.Add(t.info.Resources...)
+		used[t.info.FrameworkID.Value] = r
+	}
+	return used
+}
+
+// completeTask moves a task to a terminal state decided by the master and
+// tells its framework.
+func (m *Master) completeTask(f *framework, a *agent, t *task, state mesos.TaskState, reason mesos.TaskStatus_Reason, msg string) {
+	st := state
+	t.info.State = &st
+	t.info.Statuses = append(t.info.Statuses, mesos.TaskStatus{TaskID: t.info.TaskID, State: &st, Source: mesos.SOURCE_MASTER.Enum(),
+		Reason: &reason, Message: &msg, AgentID: &mesos.AgentID{Value: a.id}, Timestamp: floatPtr(timeSecs(m.now()))})
+	m.countTerminal(state)
+	delete(f.tasks, t.info.TaskID.Value)
+	delete(a.tasks, taskKey(f.id, t.info.TaskID.Value))
+	m.addCompleted(f, t)
+	m.sendMasterUpdate(f, t.info.TaskID, t.info.AgentID, state, reason, msg)
+}
+
+// agentDisconnected handles the end of an agent's stream. The agent stays
+// registered; ping timeouts decide when it is unreachable.
+func (m *Master) agentDisconnected(a *agent, out *outbox) {
+	out.close()
+	if a.out != out {
+		return
+	}
+	a.out = nil
+	m.log.Warn("agent disconnected", "agent", a.id, "hostname", a.info.Hostname)
+}
+
+// pingAgents sends PING to every agent and marks unreachable the ones that
+// missed --max_agent_ping_timeouts pings in a row.
+func (m *Master) pingAgents() {
+	prev := m.pingSeq
+	m.pingSeq++
+	for _, a := range m.agents {
+		if a.unreachable {
+			continue
+		}
+		if prev > 0 && a.lastPongSeq < prev {
+			a.missedPings++
+		}
+		if a.missedPings >= m.cfg.MaxAgentPingTimeouts {
+			m.markUnreachable(a)
+			continue
+		}
+		if a.out != nil {
+			a.out.push(agentEvent(api.AgentEvent{Type: api.AgentPing, Ping: &api.Ping{Seq: m.pingSeq}}))
+		}
+	}
+}
+
+// markUnreachable removes an agent from allocation and reports its tasks
+// TASK_UNREACHABLE (TASK_LOST to frameworks that are not partition-aware).
+func (m *Master) markUnreachable(a *agent) {
+	now := m.now()
+	m.log.Warn("agent unreachable: missed pings", "agent", a.id, "hostname", a.info.Hostname, "missed", a.missedPings)
+	a.unreachable = true
+	a.unreachableTime = now
+	m.counters.agentRemovals++
+	if a.out != nil {
+		a.out.close()
+		a.out = nil
+	}
+	for _, o := range a.offers {
+		m.rescindOffer(o, 0)
+	}
+	if err := m.cfg.Registry.PutAgent(registry.AgentRecord{ID: a.id, State: registry.AgentUnreachable, Info: &a.info, Since: now}); err != nil {
+		m.log.Error("registry update failed", "agent", a.id, "err", err)
+	}
+	m.alloc.RemoveAgent(a.id)
+	msg := fmt.Sprintf("Agent %s (%s) is unreachable", a.id, a.info.Hostname)
+	for _, t := range a.tasks {
+		f := m.frameworks[t.info.FrameworkID.Value]
+		if f == nil || isTerminal(t.state()) {
+			continue
+		}
+		st := mesos.TASK_UNREACHABLE
+		t.info.State = &st
+		t.info.Statuses = append(t.info.Statuses, mesos.TaskStatus{TaskID: t.info.TaskID, State: &st, Source: mesos.SOURCE_MASTER.Enum(),
+			Reason: mesos.REASON_AGENT_REMOVED.Enum(), Message: &msg, AgentID: &mesos.AgentID{Value: a.id}, Timestamp: floatPtr(timeSecs(now))})
+		m.sendMasterUpdate(f, t.info.TaskID, t.info.AgentID, mesos.TASK_UNREACHABLE, mesos.REASON_AGENT_REMOVED, msg)
+	}
+	m.requestAllocation()
+}
+
+func (m *Master) executorMessage(a *agent, msg *api.ExecutorMessage) {
+	f := m.frameworks[msg.FrameworkID]
+	if f == nil {
+		return
+	}
+	m.sendEvent(f, schedMessageEvent(a.id, msg.ExecutorID, msg.Data))
+}
+
+func (m *Master) executorExited(a *agent, e *api.ExecutorExited) {
+	delete(a.executors, e.FrameworkID+"/"+e.ExecutorID)
+	f := m.frameworks[e.FrameworkID]
+	if f == nil {
+		return
+	}
+	m.sendEvent(f, schedFailureEvent(a.id, e.ExecutorID, e.Status))
+}

@@ -1,0 +1,117 @@
+package master
+
+import (
+	"net/http"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/agora-cluster/agora/cluster/allocator"
+)
+
+// handleCall runs a non-SUBSCRIBE scheduler call on the loop.
+func (m *Master) handleCall(c *scheduler.Call, streamID string) error {
+	id := c.FrameworkID.Value
+	f, ok := m.frameworks[id]
+	if !ok || f.conn == nil {
+		return errorf(http.StatusForbidden, "framework %s is not subscribed: SUBSCRIBE first", id)
+	}
+	if streamID == "" {
+		return errorf(http.StatusBadRequest, "all non-subscribe calls should include the 'Mesos-Stream-Id' header")
+	}
+	if streamID != f.conn.streamID {
+		return errorf(http.StatusBadRequest, "the stream ID '%s' included in this request didn't match the stream ID currently associated with framework ID %s", streamID, id)
+	}
+	switch c.GetType() {
+	case scheduler.Call_TEARDOWN:
+		m.removeFramework(f, "framework sent TEARDOWN")
+	case scheduler.Call_ACCEPT:
+		m.accept(f, c.Accept)
+	case scheduler.Call_DECLINE:
+		m.decline(f, c.Decline.OfferIDs, c.Decline.Filters)
+	case scheduler.Call_REVIVE:
+		roles := c.Revive.GetRoles()
+		if err := m.checkRoles(f, roles); err != nil {
+			return err
+		}
+		m.setSuppressed(f, roles, false)
+		m.alloc.Revive(f.id, roles)
+		m.requestAllocation()
+	case scheduler.Call_SUPPRESS:
+		roles := c.Suppress.GetRoles()
+		if err := m.checkRoles(f, roles); err != nil {
+			return err
+		}
+		m.setSuppressed(f, roles, true)
+		m.alloc.Suppress(f.id, roles)
+	case scheduler.Call_KILL:
+		m.killTask(f, c.Kill.TaskID.Value, c.Kill.AgentID, c.Kill.KillPolicy)
+	case scheduler.Call_SHUTDOWN:
+		m.shutdownExecutor(f, c.Shutdown.AgentID.Value, c.Shutdown.ExecutorID.Value)
+	case scheduler.Call_ACKNOWLEDGE:
+		return m.acknowledge(f, c.Acknowledge)
+	case scheduler.Call_RECONCILE:
+		m.reconcile(f, c.Reconcile.Tasks)
+	case scheduler.Call_MESSAGE:
+		m.frameworkMessage(f, c.Message)
+	case scheduler.Call_REQUEST:
+		// Requests are ignored by the built-in allocator, as in Mesos.
+	case scheduler.Call_ACCEPT_INVERSE_OFFERS, scheduler.Call_DECLINE_INVERSE_OFFERS:
+		// No maintenance schedules yet, so there are no inverse offers to answer.
+	case scheduler.Call_UPDATE_FRAMEWORK:
+		return errorf(http.StatusNotImplemented, "UPDATE_FRAMEWORK is not implemented yet")
+	default:
+		return errorf(http.StatusNotImplemented, "call type %s is not implemented", c.GetType())
+	}
+	return nil
+}
+
+func (m *Master) checkRoles(f *framework, roles []string) error {
+	mine := map[string]bool{}
+	for _, r := range f.roles() {
+		mine[r] = true
+	}
+	for _, r := range roles {
+		if !mine[r] {
+			return errorf(http.StatusBadRequest, "role %q is not one of framework %s's roles %v", r, f.id, f.roles())
+		}
+	}
+	return nil
+}
+
+func (m *Master) setSuppressed(f *framework, roles []string, v bool) {
+	if len(roles) == 0 {
+		roles = f.roles()
+	}
+	for _, r := range roles {
+		if v {
+			f.suppressed[r] = true
+		} else {
+			delete(f.suppressed, r)
+		}
+	}
+}
+
+func (m *Master) frameworkMessage(f *framework, msg *scheduler.Call_Message) {
+	a := m.agents[msg.AgentID.Value]
+	if a == nil || a.out == nil {
+		m.log.Warn("dropping framework message to an unknown or disconnected agent", "framework", f.id, "agent", msg.AgentID.Value)
+		return
+	}
+	a.out.push(agentEventFrameworkMessage(f.id, msg.ExecutorID.Value, msg.Data))
+}
+
+func (m *Master) shutdownExecutor(f *framework, agentID, executorID string) {
+	a := m.agents[agentID]
+	if a == nil || a.out == nil {
+		return
+	}
+	a.out.push(agentEventShutdownExecutor(f.id, executorID))
+}
+
+// recoverTaskResources returns a task's resources to the allocator.
+func (m *Master) recoverTaskResources(f *framework, t *task) {
+	m.alloc.Recover(f.id, t.info.AgentID.Value, mesos.Resources(t.info.Resources), 0, m.now())
+}
+
+var _ = allocator.Offer{}

@@ -1,0 +1,57 @@
+package master
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/agora-cluster/agora/cluster/api"
+)
+
+// Handler returns the master's HTTP API. extra, if non-nil, serves every
+// path the master does not (the web UI).
+func (m *Master) Handler(extra http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/v1/scheduler", m.serveScheduler)
+	mux.HandleFunc("/master/api/v1/scheduler", m.serveScheduler)
+	mux.HandleFunc(api.AgentPath, m.serveAgent)
+	both := func(path string, h http.Handler) {
+		mux.Handle(path, h)
+		mux.Handle("/master"+path, h)
+	}
+	both("/state", m.serveJSON(func(*http.Request) any { return m.stateDoc() }))
+	both("/state.json", m.serveJSON(func(*http.Request) any { return m.stateDoc() }))
+	both("/state-summary", m.serveJSON(func(*http.Request) any { return m.stateSummaryDoc() }))
+	both("/frameworks", m.serveJSON(func(r *http.Request) any { return m.frameworksDoc(r) }))
+	both("/slaves", m.serveJSON(func(r *http.Request) any { return m.slavesDoc(r) }))
+	both("/tasks", m.serveJSON(func(r *http.Request) any { return m.tasksDoc(r) }))
+	both("/flags", m.serveJSON(func(*http.Request) any { return doc{"flags": m.flagsDoc()} }))
+	both("/health", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
+	mux.Handle("/version", m.serveJSON(func(*http.Request) any {
+		return doc{"version": api.MesosVersion, "agora_version": api.Version, "build_date": "", "build_user": "", "build_time": 0}
+	}))
+	mux.Handle("/metrics/snapshot", m.serveJSON(func(*http.Request) any { return m.snapshot() }))
+	mux.Handle("/metrics", m.prometheusHandler())
+	if extra != nil {
+		mux.Handle("/", extra)
+	} else {
+		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/" {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Write([]byte("agora master " + api.Version + "\nSee /master/state, /metrics/snapshot and /api/v1/scheduler.\n"))
+		})
+	}
+	return stripSlash(mux)
+}
+
+// stripSlash tolerates a trailing slash on endpoint paths (/master/state/).
+func stripSlash(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.URL.Path) > 1 && strings.HasSuffix(r.URL.Path, "/") && !strings.HasPrefix(r.URL.Path, "/ui/") {
+			r.URL.Path = strings.TrimSuffix(r.URL.Path, "/")
+		}
+		h.ServeHTTP(w, r)
+	})
+}

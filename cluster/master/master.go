@@ -1,0 +1,276 @@
+// Package master is agora's master: it admits agents, keeps frameworks and
+// their tasks, turns allocator decisions into offers, validates launches and
+// routes status updates, and serves the Mesos v1 scheduler API and Mesos's
+// read-only JSON endpoints.
+//
+// One goroutine (the loop) owns all mutable state. HTTP handlers and timers
+// hand it closures through do/call; streams to frameworks and agents are fed
+// through unbounded outboxes so the loop never blocks on a slow peer.
+package master
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/allocator"
+	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/registry"
+)
+
+// Config holds the master's flags (Mesos names in comments).
+type Config struct {
+	// Hostname and Port are advertised in MasterInfo and offers' URLs.
+	Hostname string
+	IP       string
+	Port     int
+
+	AllocationInterval    time.Duration // --allocation_interval (1secs)
+	AgentPingTimeout      time.Duration // --agent_ping_timeout (15secs)
+	MaxAgentPingTimeouts  int           // --max_agent_ping_timeouts (5)
+	HeartbeatInterval     time.Duration // scheduler HEARTBEAT events (15secs)
+	OfferTimeout          time.Duration // --offer_timeout (0: offers never time out)
+	MaxCompletedFrameworks int          // --max_completed_frameworks (50)
+	MaxCompletedTasksPerFramework int   // --max_completed_tasks_per_framework (1000)
+	MinAllocatable        []mesos.Resources
+	// Flags is reported verbatim by /master/state and /flags.
+	Flags map[string]string
+
+	Registry registry.Registry
+	Logger   *slog.Logger
+	// Now is the clock (tests may replace it); defaults to time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.Hostname == "" {
+		c.Hostname, _ = os.Hostname()
+	}
+	if c.IP == "" {
+		c.IP = "127.0.0.1"
+	}
+	if c.Port == 0 {
+		c.Port = 5050
+	}
+	if c.AllocationInterval <= 0 {
+		c.AllocationInterval = time.Second
+	}
+	if c.AgentPingTimeout <= 0 {
+		c.AgentPingTimeout = 15 * time.Second
+	}
+	if c.MaxAgentPingTimeouts <= 0 {
+		c.MaxAgentPingTimeouts = 5
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = 15 * time.Second
+	}
+	if c.MaxCompletedFrameworks <= 0 {
+		c.MaxCompletedFrameworks = 50
+	}
+	if c.MaxCompletedTasksPerFramework <= 0 {
+		c.MaxCompletedTasksPerFramework = 1000
+	}
+	if c.Registry == nil {
+		c.Registry = registry.NewMemory()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Master is one agora master.
+type Master struct {
+	cfg   Config
+	log   *slog.Logger
+	id    string
+	info  mesos.MasterInfo
+	start time.Time
+
+	ops   chan func()
+	alloc *allocator.Allocator
+
+	// State below is owned by the loop goroutine.
+	frameworks          map[string]*framework
+	completedFrameworks []*framework
+	agents              map[string]*agent
+	offers              map[string]*offer
+	// admitted holds registry records of agents not currently registered
+	// (admitted before a master restart, unreachable or gone).
+	admitted   map[string]registry.AgentRecord
+	nextID     uint64
+	pingSeq    uint64
+	allocQueued bool
+	counters   counters
+
+	elected atomic.Bool
+}
+
+// New creates a master; Run starts it.
+func New(cfg Config) (*Master, error) {
+	cfg.defaults()
+	id := newUUID()
+	m := &Master{
+		cfg:        cfg,
+		log:        cfg.Logger.With("component", "master"),
+		id:         id,
+		start:      cfg.Now(),
+		ops:        make(chan func(), 1024),
+		alloc:      allocator.New(allocator.Config{MinAllocatable: cfg.MinAllocatable}),
+		frameworks: map[string]*framework{},
+		agents:     map[string]*agent{},
+		offers:     map[string]*offer{},
+		admitted:   map[string]registry.AgentRecord{},
+	}
+	m.info = mesos.MasterInfo{
+		ID:       id,
+		IP:       ipToUint32(cfg.IP),
+		Port:     uint32Ptr(uint32(cfg.Port)),
+		PID:      strPtr(fmt.Sprintf("master@%s:%d", cfg.IP, cfg.Port)),
+		Hostname: strPtr(cfg.Hostname),
+		Version:  strPtr(api.MesosVersion),
+		Address: &mesos.Address{
+			Hostname: strPtr(cfg.Hostname),
+			IP:       strPtr(cfg.IP),
+			Port:     int32(cfg.Port),
+		},
+	}
+	recs, err := cfg.Registry.Agents()
+	if err != nil {
+		return nil, fmt.Errorf("master: recover registry: %w", err)
+	}
+	for _, r := range recs {
+		m.admitted[r.ID] = r
+	}
+	if len(recs) > 0 {
+		m.log.Info("recovered registry", "agents", len(recs))
+	}
+	m.elected.Store(true)
+	return m, nil
+}
+
+// ID returns the master's ID.
+func (m *Master) ID() string { return m.id }
+
+// Run drives the master until ctx is done.
+func (m *Master) Run(ctx context.Context) error {
+	alloc := time.NewTicker(m.cfg.AllocationInterval)
+	defer alloc.Stop()
+	ping := time.NewTicker(m.cfg.AgentPingTimeout)
+	defer ping.Stop()
+	heartbeat := time.NewTicker(m.cfg.HeartbeatInterval)
+	defer heartbeat.Stop()
+	housekeeping := time.NewTicker(time.Second)
+	defer housekeeping.Stop()
+	m.log.Info("master started", "id", m.id, "address", net.JoinHostPort(m.cfg.IP, strconv.Itoa(m.cfg.Port)))
+	for {
+		select {
+		case <-ctx.Done():
+			m.shutdown()
+			return nil
+		case f := <-m.ops:
+			f()
+		case <-alloc.C:
+			m.allocate()
+		case <-ping.C:
+			m.pingAgents()
+		case <-heartbeat.C:
+			m.heartbeat()
+		case <-housekeeping.C:
+			m.expire()
+		}
+	}
+}
+
+// do runs f on the loop and waits for it. It fails only if ctx ends first.
+func (m *Master) do(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case m.ops <- func() { f(); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// async queues f on the loop without waiting.
+func (m *Master) async(f func()) {
+	go func() { m.ops <- f }()
+}
+
+// requestAllocation schedules a prompt allocation run (coalesced), used
+// when resources are freed or a framework or agent arrives.
+func (m *Master) requestAllocation() {
+	if m.allocQueued {
+		return
+	}
+	m.allocQueued = true
+	time.AfterFunc(2*time.Millisecond, func() {
+		m.ops <- func() {
+			m.allocQueued = false
+			m.allocate()
+		}
+	})
+}
+
+func (m *Master) shutdown() {
+	for _, f := range m.frameworks {
+		if f.conn != nil {
+			f.conn.out.close()
+		}
+	}
+	for _, a := range m.agents {
+		if a.out != nil {
+			a.out.close()
+		}
+	}
+}
+
+func (m *Master) now() time.Time { return m.cfg.Now() }
+
+// newID makes IDs in Mesos's style: <master id>-<counter>.
+func (m *Master) newID(kind string) string {
+	m.nextID++
+	return fmt.Sprintf("%s-%s%04d", m.id, kind, m.nextID)
+}
+
+var errNotFound = errors.New("not found")
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = (b[6] & 0x0f) | 0x40
+	b[8] = (b[8] & 0x3f) | 0x80
+	s := hex.EncodeToString(b[:])
+	return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
+}
+
+func strPtr(s string) *string { return &s }
+
+func uint32Ptr(u uint32) *uint32 { return &u }
+
+func ipToUint32(ip string) uint32 {
+	p := net.ParseIP(ip).To4()
+	if p == nil {
+		return 0
+	}
+	// Network byte order stored in a little-endian uint32, as Mesos does.
+	return uint32(p[0]) | uint32(p[1])<<8 | uint32(p[2])<<16 | uint32(p[3])<<24
+}

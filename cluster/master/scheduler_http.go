@@ -1,0 +1,203 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/agora-cluster/agora/cluster/api"
+)
+
+// MaxRequestBody bounds a v1 API request body.
+const MaxRequestBody = 16 << 20
+
+// httpError is an answer other than success, with Mesos's status code.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errorf(code int, format string, args ...any) *httpError {
+	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	var he *httpError
+	if !errors.As(err, &he) {
+		he = &httpError{code: http.StatusInternalServerError, msg: err.Error()}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(he.code)
+	io.WriteString(w, he.msg)
+}
+
+// readCall checks method, content type and size, and decodes the body into
+// msg. It is shared by the scheduler and operator APIs.
+func readCall(w http.ResponseWriter, r *http.Request, msg api.Message) (api.Codec, error) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return api.Codec{}, errorf(http.StatusMethodNotAllowed, "expecting a 'POST' request, received '%s'", r.Method)
+	}
+	codec, err := api.RequestCodec(r.Header.Get("Content-Type"))
+	if err != nil {
+		if errors.Is(err, api.ErrNoContentType) {
+			return api.Codec{}, errorf(http.StatusBadRequest, "%v", err)
+		}
+		return api.Codec{}, errorf(http.StatusUnsupportedMediaType, "%v", err)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxRequestBody+1))
+	if err != nil {
+		return api.Codec{}, errorf(http.StatusBadRequest, "failed to read request body: %v", err)
+	}
+	if len(body) > MaxRequestBody {
+		return api.Codec{}, errorf(http.StatusRequestEntityTooLarge, "request body exceeds %d bytes", MaxRequestBody)
+	}
+	if err := codec.Unmarshal(body, msg); err != nil {
+		return api.Codec{}, errorf(http.StatusBadRequest, "failed to parse body into %T: %v", msg, err)
+	}
+	return codec, nil
+}
+
+// serveScheduler is POST /api/v1/scheduler.
+func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
+	var call scheduler.Call
+	if _, err := readCall(w, r, &call); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := validateCall(&call); err != nil {
+		writeError(w, err)
+		return
+	}
+	if call.GetType() == scheduler.Call_SUBSCRIBE {
+		m.serveSubscribe(w, r, &call)
+		return
+	}
+	streamID := r.Header.Get("Mesos-Stream-Id")
+	var err error
+	if derr := m.do(r.Context(), func() { err = m.handleCall(&call, streamID) }); derr != nil {
+		return
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// serveSubscribe answers SUBSCRIBE with a RecordIO event stream.
+func (m *Master) serveSubscribe(w http.ResponseWriter, r *http.Request, call *scheduler.Call) {
+	if r.Header.Get("Mesos-Stream-Id") != "" {
+		writeError(w, errorf(http.StatusBadRequest, "subscribe calls should not include the 'Mesos-Stream-Id' header"))
+		return
+	}
+	codec, err := api.ResponseCodec(r.Header.Get("Accept"))
+	if err != nil {
+		writeError(w, errorf(http.StatusNotAcceptable, "%v", err))
+		return
+	}
+	conn := &schedConn{streamID: newUUID(), codec: codec, out: newOutbox()}
+	var fw *framework
+	if derr := m.do(r.Context(), func() { fw, err = m.subscribe(call.Subscribe, conn) }); derr != nil {
+		return
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", codec.MediaType)
+	w.Header().Set("Mesos-Stream-Id", conn.streamID)
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	rw := api.NewRecordWriter(w)
+	m.pumpEvents(r.Context(), conn, rw)
+	// The stream ended: the client went away or we closed it.
+	m.async(func() { m.disconnected(fw, conn) })
+}
+
+// pumpEvents writes the outbox to the stream until either side ends it.
+func (m *Master) pumpEvents(ctx context.Context, conn *schedConn, rw *api.RecordWriter) {
+	for {
+		items, ok := conn.out.take(ctx.Done())
+		if !ok {
+			return
+		}
+		for _, it := range items {
+			ev := it.(*scheduler.Event)
+			b, err := conn.codec.Marshal(ev)
+			if err != nil {
+				m.log.Error("encode scheduler event", "type", ev.GetType().String(), "err", err)
+				continue
+			}
+			if err := rw.WriteRecord(b); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// validateCall checks the shape of a call the way Mesos's validation does:
+// the payload matching the type must be present.
+func validateCall(c *scheduler.Call) error {
+	bad := func(what string) error {
+		return errorf(http.StatusBadRequest, "failed to validate scheduler::Call: expecting '%s' to be present", what)
+	}
+	t := c.GetType()
+	if t == scheduler.Call_UNKNOWN {
+		// A missing type decodes as UNKNOWN; both are refused as malformed.
+		return bad("type")
+	}
+	if t == scheduler.Call_SUBSCRIBE {
+		if c.Subscribe == nil {
+			return bad("subscribe")
+		}
+		fi := c.Subscribe.FrameworkInfo
+		if c.FrameworkID != nil && (fi.ID == nil || fi.ID.Value != c.FrameworkID.Value) {
+			return errorf(http.StatusBadRequest, "failed to validate scheduler::Call: 'framework_id' differs from 'subscribe.framework_info.id'")
+		}
+		return nil
+	}
+	if c.FrameworkID == nil || c.FrameworkID.Value == "" {
+		return bad("framework_id")
+	}
+	switch t {
+	case scheduler.Call_ACCEPT:
+		if c.Accept == nil {
+			return bad("accept")
+		}
+	case scheduler.Call_DECLINE:
+		if c.Decline == nil {
+			return bad("decline")
+		}
+	case scheduler.Call_KILL:
+		if c.Kill == nil {
+			return bad("kill")
+		}
+	case scheduler.Call_SHUTDOWN:
+		if c.Shutdown == nil {
+			return bad("shutdown")
+		}
+	case scheduler.Call_ACKNOWLEDGE:
+		if c.Acknowledge == nil {
+			return bad("acknowledge")
+		}
+	case scheduler.Call_RECONCILE:
+		if c.Reconcile == nil {
+			return bad("reconcile")
+		}
+	case scheduler.Call_MESSAGE:
+		if c.Message == nil {
+			return bad("message")
+		}
+	}
+	return nil
+}
+
+var _ = time.Second

@@ -1,0 +1,129 @@
+package master
+
+import (
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/api"
+)
+
+// framework is a subscribed (or disconnected, failing over) framework.
+type framework struct {
+	id   string
+	info mesos.FrameworkInfo
+
+	multiRole, partitionAware, killingState bool
+
+	conn *schedConn // nil while disconnected
+
+	tasks     map[string]*task // active (not yet acknowledged terminal)
+	completed []*task          // bounded history
+	offers    map[string]*offer
+
+	registeredTime   time.Time
+	reregisteredTime time.Time
+	unregisteredTime time.Time
+	// failoverDeadline is when a disconnected framework is removed.
+	failoverDeadline time.Time
+	removed          bool
+	suppressed       map[string]bool
+}
+
+// roles returns the framework's roles (MULTI_ROLE roles, or its single role).
+func (f *framework) roles() []string {
+	if f.multiRole {
+		if len(f.info.Roles) == 0 {
+			return []string{"*"}
+		}
+		return f.info.Roles
+	}
+	if r := f.info.GetRole(); r != "" {
+		return []string{r}
+	}
+	return []string{"*"}
+}
+
+func (f *framework) connected() bool { return f.conn != nil }
+
+// schedConn is one SUBSCRIBE stream.
+type schedConn struct {
+	streamID string
+	codec    api.Codec
+	out      *outbox
+}
+
+// agent is a registered (or unreachable) agent.
+type agent struct {
+	id       string
+	info     mesos.AgentInfo
+	pid      string
+	version  string
+	warnings []string
+
+	out       *outbox // nil while disconnected
+	connGen   uint64
+	tasks     map[string]*task // key: frameworkID + "/" + taskID
+	offers    map[string]*offer
+	executors map[string]*mesos.ExecutorInfo // key: frameworkID/executorID
+
+	registeredTime   time.Time
+	reregisteredTime time.Time
+	unreachable      bool
+	unreachableTime  time.Time
+	lastPongSeq      uint64
+	missedPings      int
+}
+
+func (a *agent) connected() bool { return a.out != nil }
+
+// task is a launched task; info is what state endpoints report.
+type task struct {
+	info mesos.Task
+	role string
+	// acked is false while the framework owes an acknowledgement for the
+	// update in info.StatusUpdateUUID.
+	launched time.Time
+}
+
+func (t *task) state() mesos.TaskState { return t.info.GetState() }
+
+func taskKey(frameworkID, taskID string) string { return frameworkID + "/" + taskID }
+
+// offer is an outstanding offer.
+type offer struct {
+	id        string
+	fw        *framework
+	agent     *agent
+	role      string
+	resources mesos.Resources // with allocation_info
+	created   time.Time
+}
+
+// counters are cumulative metrics.
+type counters struct {
+	agentRegistrations, agentReregistrations, agentRemovals uint64
+	validStatusUpdates, invalidStatusUpdates, validAcks    uint64
+	offersSent, offersAccepted, offersDeclined, offersRescinded uint64
+	tasksLaunched, tasksErrored                              uint64
+	allocationRuns                                            uint64
+	allocationNanos                                           uint64
+	lastAllocationNanos                                       uint64
+	terminal                                                  map[mesos.TaskState]uint64
+}
+
+func isTerminal(s mesos.TaskState) bool {
+	switch s {
+	case mesos.TASK_FINISHED, mesos.TASK_FAILED, mesos.TASK_KILLED, mesos.TASK_ERROR,
+		mesos.TASK_LOST, mesos.TASK_DROPPED, mesos.TASK_GONE, mesos.TASK_GONE_BY_OPERATOR:
+		return true
+	}
+	return false
+}
+
+func timeSecs(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixNano()) / 1e9
+}

@@ -1,0 +1,79 @@
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var agentsBucket = []byte("agents")
+
+// Bolt is a Registry in an embedded bbolt file.
+type Bolt struct {
+	db *bolt.DB
+}
+
+// OpenBolt opens (creating if needed) the registry file at path.
+func OpenBolt(path string) (*Bolt, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("registry: create directory for %s: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("registry: open %s (is another master using this --work_dir?): %w", path, err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(agentsBucket)
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("registry: initialise %s: %w", path, err)
+	}
+	return &Bolt{db: db}, nil
+}
+
+func (b *Bolt) PutAgent(rec AgentRecord) error {
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("registry: encode agent %s: %w", rec.ID, err)
+	}
+	if err := b.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(agentsBucket).Put([]byte(rec.ID), v)
+	}); err != nil {
+		return fmt.Errorf("registry: store agent %s: %w", rec.ID, err)
+	}
+	return nil
+}
+
+func (b *Bolt) DeleteAgent(id string) error {
+	if err := b.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(agentsBucket).Delete([]byte(id))
+	}); err != nil {
+		return fmt.Errorf("registry: delete agent %s: %w", id, err)
+	}
+	return nil
+}
+
+func (b *Bolt) Agents() ([]AgentRecord, error) {
+	var out []AgentRecord
+	err := b.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(agentsBucket).ForEach(func(k, v []byte) error {
+			var rec AgentRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode agent %s: %w", k, err)
+			}
+			out = append(out, rec)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("registry: list agents: %w", err)
+	}
+	return out, nil
+}
+
+func (b *Bolt) Close() error { return b.db.Close() }

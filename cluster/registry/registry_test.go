@@ -1,0 +1,61 @@
+package registry
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+)
+
+func exercise(t *testing.T, r Registry) {
+	t.Helper()
+	host := "h1"
+	rec := AgentRecord{ID: "a1", State: AgentAdmitted, Info: &mesos.AgentInfo{Hostname: host}, Since: time.Unix(100, 0).UTC()}
+	if err := r.PutAgent(rec); err != nil {
+		t.Fatal(err)
+	}
+	rec.State = AgentUnreachable
+	if err := r.PutAgent(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.PutAgent(AgentRecord{ID: "a2", State: AgentAdmitted}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.DeleteAgent("a2"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Agents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].ID != "a1" || got[0].State != AgentUnreachable || got[0].Info.GetHostname() != host {
+		t.Fatalf("unexpected records: %+v", got)
+	}
+}
+
+func TestMemory(t *testing.T) { exercise(t, NewMemory()) }
+
+func TestBoltSurvivesReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "registry.db")
+	b, err := OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exercise(t, b)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b2, err := OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	got, err := b2.Agents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].ID != "a1" || got[0].State != AgentUnreachable {
+		t.Fatalf("after reopen: %+v", got)
+	}
+}

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/master"
+	"github.com/agora-cluster/agora/cluster/registry"
+)
+
+func init() {
+	register(command{name: "master", summary: "Run a master (offers agents' resources to frameworks)", run: runMaster})
+}
+
+// masterFlags are the master's flags, shared with `agora dev`.
+type masterFlags struct {
+	ip, hostname, workDir, minAllocatable string
+	port, maxAgentPingTimeouts          int
+	allocationInterval, agentPingTimeout time.Duration
+	offerTimeout                         time.Duration
+}
+
+func (f *masterFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.ip, "ip", "127.0.0.1", "IP address to listen on and advertise")
+	fs.IntVar(&f.port, "port", 5050, "port to listen on")
+	fs.StringVar(&f.hostname, "hostname", "", "hostname to advertise (default: the machine's hostname)")
+	fs.StringVar(&f.workDir, "work_dir", "", "directory for the registry (required; the master's durable state)")
+	fs.DurationVar(&f.allocationInterval, "allocation_interval", time.Second, "time between batch allocation cycles")
+	fs.DurationVar(&f.agentPingTimeout, "agent_ping_timeout", 15*time.Second, "time between pings to each agent; an unanswered ping is a timeout")
+	fs.IntVar(&f.maxAgentPingTimeouts, "max_agent_ping_timeouts", 5, "consecutive ping timeouts after which an agent is unreachable")
+	fs.DurationVar(&f.offerTimeout, "offer_timeout", 0, "rescind offers not answered within this time (0: never)")
+	fs.StringVar(&f.minAllocatable, "min_allocatable_resources", "cpus:0.01|mem:32", "alternatives ('|'-separated) of which an offer must contain one")
+}
+
+func (f *masterFlags) config(logger *slog.Logger, reg registry.Registry) (master.Config, error) {
+	var mins []mesos.Resources
+	for _, alt := range splitNonEmpty(f.minAllocatable, "|") {
+		rs, err := api.ParseResources(alt)
+		if err != nil {
+			return master.Config{}, fmt.Errorf("--min_allocatable_resources: %w", err)
+		}
+		mins = append(mins, rs)
+	}
+	return master.Config{
+		Hostname: f.hostname, IP: f.ip, Port: f.port,
+		AllocationInterval: f.allocationInterval, AgentPingTimeout: f.agentPingTimeout,
+		MaxAgentPingTimeouts: f.maxAgentPingTimeouts, OfferTimeout: f.offerTimeout,
+		MinAllocatable: mins, Registry: reg, Logger: logger,
+		Flags: map[string]string{
+			"ip": f.ip, "port": strconv.Itoa(f.port), "work_dir": f.workDir,
+			"allocation_interval": f.allocationInterval.String(), "agent_ping_timeout": f.agentPingTimeout.String(),
+			"max_agent_ping_timeouts": strconv.Itoa(f.maxAgentPingTimeouts), "min_allocatable_resources": f.minAllocatable,
+		},
+	}, nil
+}
+
+func runMaster(args []string) int {
+	fs := flag.NewFlagSet("agora master", flag.ContinueOnError)
+	var mf masterFlags
+	mf.register(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: agora master --work_dir=DIR [flags]\n\n"+
+			"Runs a master: agents register with it, frameworks subscribe to /api/v1/scheduler.\n\n"+
+			"Example:\n  agora master --work_dir=/var/lib/agora/master --ip=10.0.0.5 --port=5050\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if mf.workDir == "" {
+		fmt.Fprintln(os.Stderr, "agora master: --work_dir is required (the master keeps its registry there)")
+		return 2
+	}
+	logger := newLogger()
+	reg, err := registry.OpenBolt(filepath.Join(mf.workDir, "registry.db"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora master:", err)
+		return 1
+	}
+	defer reg.Close()
+	cfg, err := mf.config(logger, reg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora master:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m, err := master.New(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora master:", err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(mf.ip, strconv.Itoa(mf.port)))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "agora master: cannot listen on %s:%d: %v\n", mf.ip, mf.port, err)
+		return 1
+	}
+	if err := serveMaster(ctx, m, ln, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "agora master:", err)
+		return 1
+	}
+	return 0
+}
+
+// serveMaster runs a master and its HTTP server until ctx ends.
+func serveMaster(ctx context.Context, m *master.Master, ln net.Listener, ui http.Handler) error {
+	srv := &http.Server{Handler: m.Handler(ui), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 2)
+	go func() { errc <- m.Run(ctx) }()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil {
+			return err
+		}
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	srv.Shutdown(shutdownCtx)
+	return nil
+}
+
+func newLogger() *slog.Logger {
+	level := slog.LevelInfo
+	if os.Getenv("AGORA_LOG") == "debug" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func splitNonEmpty(s, sep string) []string {
+	var out []string
+	for _, p := range strings.Split(s, sep) {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
