@@ -241,3 +241,17 @@ func ScalarSum(rs mesos.Resources, name string) float64 {
 
 // roundMilli keeps scalars at Mesos's fixed-point precision (three decimals).
 func roundMilli(f float64) float64 { return math.Round(f*1000) / 1000 }
+
+// FormatResources writes resources in the Mesos flag syntax that
+// ParseResources reads ("cpus:2;mem:1024;ports:[31000-31499]").
+func FormatResources(rs mesos.Resources) string {
+	parts := make([]string, 0, len(rs))
+	for _, r := range rs {
+		name := r.Name
+		if role := r.ReservationRole(); role != "" && role != "*" {
+			name += "(" + role + ")"
+		}
+		parts = append(parts, name+":"+FormatValue(r.GetType(), r.Scalar, r.Ranges, r.Set, nil))
+	}
+	return strings.Join(parts, ";")
+}

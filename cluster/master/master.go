@@ -35,14 +35,14 @@ type Config struct {
 	IP       string
 	Port     int
 
-	AllocationInterval    time.Duration // --allocation_interval (1secs)
-	AgentPingTimeout      time.Duration // --agent_ping_timeout (15secs)
-	MaxAgentPingTimeouts  int           // --max_agent_ping_timeouts (5)
-	HeartbeatInterval     time.Duration // scheduler HEARTBEAT events (15secs)
-	OfferTimeout          time.Duration // --offer_timeout (0: offers never time out)
-	MaxCompletedFrameworks int          // --max_completed_frameworks (50)
-	MaxCompletedTasksPerFramework int   // --max_completed_tasks_per_framework (1000)
-	MinAllocatable        []mesos.Resources
+	AllocationInterval            time.Duration // --allocation_interval (1secs)
+	AgentPingTimeout              time.Duration // --agent_ping_timeout (15secs)
+	MaxAgentPingTimeouts          int           // --max_agent_ping_timeouts (5)
+	HeartbeatInterval             time.Duration // scheduler HEARTBEAT events (15secs)
+	OfferTimeout                  time.Duration // --offer_timeout (0: offers never time out)
+	MaxCompletedFrameworks        int           // --max_completed_frameworks (50)
+	MaxCompletedTasksPerFramework int           // --max_completed_tasks_per_framework (1000)
+	MinAllocatable                []mesos.Resources
 	// Flags is reported verbatim by /master/state and /flags.
 	Flags map[string]string
 
@@ -109,11 +109,11 @@ type Master struct {
 	offers              map[string]*offer
 	// admitted holds registry records of agents not currently registered
 	// (admitted before a master restart, unreachable or gone).
-	admitted   map[string]registry.AgentRecord
-	nextID     uint64
-	pingSeq    uint64
+	admitted    map[string]registry.AgentRecord
+	nextID      uint64
+	pingSeq     uint64
 	allocQueued bool
-	counters   counters
+	counters    counters
 
 	elected atomic.Bool
 }

@@ -162,22 +162,22 @@ func (m *Master) agentDoc(a *agent, summary bool) doc {
 		reservedFlat[role] = api.FlattenResources(rs.(mesos.Resources))
 	}
 	d := doc{
-		"id":                  a.id,
-		"pid":                 a.pid,
-		"hostname":            a.info.Hostname,
-		"port":                a.info.GetPort(),
-		"registered_time":     timeSecs(a.registeredTime),
-		"resources":           api.FlattenResources(total),
-		"used_resources":      api.FlattenResources(used),
-		"offered_resources":   api.FlattenResources(offered),
-		"reserved_resources":  reservedFlat,
+		"id":                   a.id,
+		"pid":                  a.pid,
+		"hostname":             a.info.Hostname,
+		"port":                 a.info.GetPort(),
+		"registered_time":      timeSecs(a.registeredTime),
+		"resources":            api.FlattenResources(total),
+		"used_resources":       api.FlattenResources(used),
+		"offered_resources":    api.FlattenResources(offered),
+		"reserved_resources":   reservedFlat,
 		"unreserved_resources": api.FlattenResources(unreserved),
-		"attributes":          api.FlattenAttributes(a.info.Attributes),
-		"active":              !a.unreachable,
-		"deactivated":         false,
-		"connected":           a.out != nil,
-		"version":             a.version,
-		"capabilities":        []string{},
+		"attributes":           api.FlattenAttributes(a.info.Attributes),
+		"active":               !a.unreachable,
+		"deactivated":          false,
+		"connected":            a.out != nil,
+		"version":              a.version,
+		"capabilities":         []string{},
 	}
 	if !a.reregisteredTime.IsZero() {
 		d["reregistered_time"] = timeSecs(a.reregisteredTime)

@@ -102,14 +102,14 @@ type offer struct {
 
 // counters are cumulative metrics.
 type counters struct {
-	agentRegistrations, agentReregistrations, agentRemovals uint64
-	validStatusUpdates, invalidStatusUpdates, validAcks    uint64
+	agentRegistrations, agentReregistrations, agentRemovals     uint64
+	validStatusUpdates, invalidStatusUpdates, validAcks         uint64
 	offersSent, offersAccepted, offersDeclined, offersRescinded uint64
-	tasksLaunched, tasksErrored                              uint64
-	allocationRuns                                            uint64
-	allocationNanos                                           uint64
-	lastAllocationNanos                                       uint64
-	terminal                                                  map[mesos.TaskState]uint64
+	tasksLaunched, tasksErrored                                 uint64
+	allocationRuns                                              uint64
+	allocationNanos                                             uint64
+	lastAllocationNanos                                         uint64
+	terminal                                                    map[mesos.TaskState]uint64
 }
 
 func isTerminal(s mesos.TaskState) bool {

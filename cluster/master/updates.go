@@ -139,11 +139,11 @@ func (m *Master) killTask(f *framework, taskID string, agentID *mesos.AgentID, p
 func (m *Master) reconcile(f *framework, tasks []scheduler.Call_Reconcile_Task) {
 	send := func(t *task) {
 		st := mesos.TaskStatus{
-			TaskID:  t.info.TaskID,
-			State:   t.info.State,
-			Source:  mesos.SOURCE_MASTER.Enum(),
-			Reason:  mesos.REASON_RECONCILIATION.Enum(),
-			AgentID: &mesos.AgentID{Value: t.info.AgentID.Value},
+			TaskID:    t.info.TaskID,
+			State:     t.info.State,
+			Source:    mesos.SOURCE_MASTER.Enum(),
+			Reason:    mesos.REASON_RECONCILIATION.Enum(),
+			AgentID:   &mesos.AgentID{Value: t.info.AgentID.Value},
 			Timestamp: floatPtr(timeSecs(m.now())),
 		}
 		if n := len(t.info.Statuses); n > 0 {

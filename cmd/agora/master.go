@@ -30,9 +30,9 @@ func init() {
 // masterFlags are the master's flags, shared with `agora dev`.
 type masterFlags struct {
 	ip, hostname, workDir, minAllocatable string
-	port, maxAgentPingTimeouts          int
-	allocationInterval, agentPingTimeout time.Duration
-	offerTimeout                         time.Duration
+	port, maxAgentPingTimeouts            int
+	allocationInterval, agentPingTimeout  time.Duration
+	offerTimeout                          time.Duration
 }
 
 func (f *masterFlags) register(fs *flag.FlagSet) {

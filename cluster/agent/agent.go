@@ -1,0 +1,311 @@
+// Package agent is agora's agent: it registers with the master over the
+// internal protocol of cluster/api (agentwire.go), runs tasks with Mesos
+// command-executor semantics through a containerizer.Containerizer,
+// delivers their status updates reliably (per-task ordered queues retried
+// until acknowledged), checkpoints its identity, tasks and updates under
+// --work_dir so a restart resumes where it stopped, and serves Mesos's
+// agent endpoints (/state, /metrics/snapshot, /files/*).
+//
+// Several agents can run in one process: an Agent holds all of its state.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/containerizer"
+)
+
+// Config configures one agent. MasterAddr and WorkDir are required; every
+// other field has a default.
+type Config struct {
+	// MasterAddr is the master's host:port.
+	MasterAddr string
+	// WorkDir holds sandboxes (WorkDir/slaves/...) and checkpoints
+	// (WorkDir/meta/...). It is created if missing.
+	WorkDir string
+	// Listen is the address the agent's HTTP server binds, "ip:port"
+	// (default ":5051"). Ignored when Listener is set.
+	Listen string
+	// Listener, if set, is used instead of binding Listen.
+	Listener net.Listener
+	// Hostname is reported to the master (default: os.Hostname()).
+	Hostname string
+	// Resources in Mesos syntax ("cpus:4;mem:8192;ports:[31000-32000]").
+	// Resources not named are detected.
+	Resources string
+	// Attributes in Mesos syntax ("rack:r1;zone:us-east").
+	Attributes string
+
+	// PingTimeout is how long the agent waits for a PING before it
+	// re-registers, used when the master's REGISTERED does not say
+	// (default 75s: Mesos's 15secs agent_ping_timeout × 5).
+	PingTimeout time.Duration
+	// RegistrationBackoff is the first delay before re-registering
+	// (default 1s); it doubles up to RegistrationBackoffMax (default 30s).
+	RegistrationBackoff    time.Duration
+	RegistrationBackoffMax time.Duration
+	// StatusUpdateRetry is how long an unacknowledged status update waits
+	// before it is resent (default 10s); it doubles up to
+	// StatusUpdateRetryMax (default 10min).
+	StatusUpdateRetry    time.Duration
+	StatusUpdateRetryMax time.Duration
+	// KillGracePeriod is the time between SIGTERM and SIGKILL when a task
+	// has no kill policy (default 3s, as Mesos's command executor).
+	KillGracePeriod time.Duration
+	// SwitchUser runs each task as its command's (or framework's) user when
+	// the agent runs as root (Mesos's --switch_user). Off by default, so
+	// in-process clusters run everything as the calling user.
+	SwitchUser bool
+	// KeepTasksOnStop leaves task processes running when Run returns; a
+	// later agent on the same WorkDir adopts them. By default they are
+	// killed.
+	KeepTasksOnStop bool
+
+	// Containerizer launches tasks (default containerizer.Process{}).
+	Containerizer containerizer.Containerizer
+	// Logger receives the agent's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = ":5051"
+	}
+	if c.PingTimeout <= 0 {
+		c.PingTimeout = 75 * time.Second
+	}
+	if c.RegistrationBackoff <= 0 {
+		c.RegistrationBackoff = time.Second
+	}
+	if c.RegistrationBackoffMax < c.RegistrationBackoff {
+		c.RegistrationBackoffMax = max(30*time.Second, c.RegistrationBackoff)
+	}
+	if c.StatusUpdateRetry <= 0 {
+		c.StatusUpdateRetry = 10 * time.Second
+	}
+	if c.StatusUpdateRetryMax < c.StatusUpdateRetry {
+		c.StatusUpdateRetryMax = max(10*time.Minute, c.StatusUpdateRetry)
+	}
+	if c.KillGracePeriod <= 0 {
+		c.KillGracePeriod = 3 * time.Second
+	}
+	if c.Containerizer == nil {
+		c.Containerizer = containerizer.Process{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Agent is one agora agent. Create it with New and start it with Run.
+type Agent struct {
+	cfg        Config
+	log        *slog.Logger
+	ln         net.Listener
+	port       int32
+	workDir    string // absolute
+	resources  mesos.Resources
+	attributes []mesos.Attribute
+	warnings   []string
+	client     *http.Client
+	masterURL  string
+	handler    http.Handler
+	startTime  time.Time
+	updates    *updateManager
+	started    atomic.Bool
+
+	mu          sync.Mutex
+	agentID     string
+	registered  bool
+	tasks       map[taskKey]*task
+	completed   []*task // forgotten tasks, oldest first, for /state
+	counters    map[string]float64
+	runners     sync.WaitGroup // task runner goroutines
+	runnerCtx   context.Context
+	stopRunners context.CancelFunc
+}
+
+// maxCompletedTasks bounds the completed tasks /state remembers.
+const maxCompletedTasks = 1000
+
+// New checks cfg, detects resources, creates the work directory and binds
+// the HTTP listener (so Addr is known before Run). Nothing runs until Run.
+func New(cfg Config) (*Agent, error) {
+	cfg.setDefaults()
+	if err := checkMasterAddr(cfg.MasterAddr); err != nil {
+		return nil, err
+	}
+	if cfg.WorkDir == "" {
+		return nil, errors.New("agent: a work directory is required (--work_dir)")
+	}
+	workDir, err := filepath.Abs(cfg.WorkDir)
+	if err != nil {
+		return nil, fmt.Errorf("agent: work directory %q: %w", cfg.WorkDir, err)
+	}
+	if err := os.MkdirAll(workDir, 0o755); err != nil {
+		return nil, fmt.Errorf("agent: create work directory: %w", err)
+	}
+	resources, err := DetectResources(cfg.Resources, workDir)
+	if err != nil {
+		return nil, fmt.Errorf("agent: --resources: %w", err)
+	}
+	attributes, err := api.ParseAttributes(cfg.Attributes)
+	if err != nil {
+		return nil, fmt.Errorf("agent: --attributes: %w", err)
+	}
+	if cfg.Hostname == "" {
+		if cfg.Hostname, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("agent: hostname: %w (set --hostname)", err)
+		}
+	}
+	ln := cfg.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("agent: listen on %s: %w", cfg.Listen, err)
+		}
+	}
+	port := 0
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok {
+		port = tcp.Port
+	}
+	a := &Agent{
+		cfg:        cfg,
+		log:        cfg.Logger.With("component", "agent"),
+		ln:         ln,
+		port:       int32(port),
+		workDir:    workDir,
+		resources:  resources,
+		attributes: attributes,
+		client:     &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 30 * time.Second, MaxIdleConnsPerHost: 4}},
+		masterURL:  "http://" + strings.TrimPrefix(cfg.MasterAddr, "http://") + api.AgentPath,
+		startTime:  time.Now(),
+		tasks:      map[taskKey]*task{},
+		counters:   map[string]float64{},
+	}
+	if w, ok := cfg.Containerizer.(interface{ Warnings() []string }); ok {
+		a.warnings = w.Warnings()
+	}
+	a.runnerCtx, a.stopRunners = context.WithCancel(context.Background())
+	a.updates = newUpdateManager(cfg.StatusUpdateRetry, cfg.StatusUpdateRetryMax, a.sendUpdate, a.log)
+	a.handler = a.routes()
+	return a, nil
+}
+
+func checkMasterAddr(addr string) error {
+	switch {
+	case addr == "":
+		return errors.New("agent: the master's address is required (--master=HOST:5050)")
+	case strings.HasPrefix(addr, "zk://") || strings.HasPrefix(addr, "file://"):
+		return fmt.Errorf("agent: --master=%s: only host:port is supported so far", addr)
+	}
+	if _, _, err := net.SplitHostPort(strings.TrimPrefix(addr, "http://")); err != nil {
+		return fmt.Errorf("agent: --master=%s is not host:port: %w", addr, err)
+	}
+	return nil
+}
+
+// ID is the agent ID the master gave this agent ("" before registration).
+func (a *Agent) ID() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.agentID
+}
+
+// Registered reports whether the agent is registered with the master now.
+func (a *Agent) Registered() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.registered
+}
+
+// Addr is the address the agent's HTTP server listens on.
+func (a *Agent) Addr() string { return a.ln.Addr().String() }
+
+// Resources are the agent's total resources (given and detected).
+func (a *Agent) Resources() mesos.Resources { return a.resources.Clone() }
+
+// WorkDir is the agent's absolute work directory.
+func (a *Agent) WorkDir() string { return a.workDir }
+
+// Handler serves the agent's HTTP endpoints; Run serves it on the listener.
+func (a *Agent) Handler() http.Handler { return a.handler }
+
+// Run recovers checkpointed state, serves HTTP, registers with the master
+// and stays registered (re-registering when the connection breaks) until
+// ctx is done. Then it kills its tasks (unless Config.KeepTasksOnStop) and
+// returns. Run may be called once.
+func (a *Agent) Run(ctx context.Context) error {
+	if !a.started.CompareAndSwap(false, true) {
+		return errors.New("agent: Run called twice")
+	}
+	defer a.client.CloseIdleConnections()
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(a.ln) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+
+	// Runners stop when Run's ctx ends, not before.
+	stop := context.AfterFunc(ctx, a.stopRunners)
+	defer stop()
+	defer a.stopRunners()
+
+	if err := a.recover(ctx); err != nil {
+		a.stopRunners()
+		a.runners.Wait()
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var loops sync.WaitGroup
+	loops.Add(2)
+	go func() { defer loops.Done(); a.updates.run(ctx) }()
+	go func() { defer loops.Done(); a.registrationLoop(ctx) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-served:
+		err = fmt.Errorf("agent: HTTP server: %w", err)
+	}
+	cancel()
+	a.stopRunners()
+	loops.Wait()     // no new runners after this
+	a.runners.Wait() // tasks killed (or left running) and their updates checkpointed
+	a.log.Info("agent stopped", "agent_id", a.ID())
+	return err
+}
+
+func (a *Agent) count(name string, delta float64) {
+	a.mu.Lock()
+	a.counters[name] += delta
+	a.mu.Unlock()
+}
+
+func (a *Agent) pid() string {
+	return "slave(1)@" + a.cfg.Hostname + ":" + strconv.Itoa(int(a.port))
+}
+
+// Warnings lists what this agent cannot do as configured (for example,
+// isolation disabled when not running as root); they are also reported to
+// the master and shown in /state.
+func (a *Agent) Warnings() []string { return append([]string(nil), a.warnings...) }

@@ -1,0 +1,249 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/containerizer"
+)
+
+// Checkpoint layout under WORK_DIR/meta (after Mesos's):
+//
+//	agent_id                                       the agent's ID
+//	slaves/<agent>/frameworks/<fw>/executors/<task>/runs/<container>/
+//	    task.json                                  taskRecord
+//	    task.updates                               status updates and acks, one JSON per line
+
+func (a *Agent) agentIDFile() string { return filepath.Join(a.workDir, "meta", "agent_id") }
+
+func (a *Agent) metaAgentDir(agentID string) string {
+	return filepath.Join(a.workDir, "meta", "slaves", agentID)
+}
+
+func (a *Agent) metaRunDir(agentID string, k taskKey, containerID string) string {
+	return filepath.Join(a.metaAgentDir(agentID), "frameworks", k.framework, "executors", k.task, "runs", containerID)
+}
+
+// writeFileAtomic writes data so that a crash leaves either the old or the
+// new content: temporary file, fsync, rename, fsync of the directory.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// readAgentID returns the checkpointed agent ID, or "" if there is none.
+func (a *Agent) readAgentID() (string, error) {
+	b, err := os.ReadFile(a.agentIDFile())
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("agent: read checkpointed agent ID: %w", err)
+	}
+	id := strings.TrimSpace(string(b))
+	if err := validID("agent ID", id); err != nil {
+		return "", fmt.Errorf("agent: checkpointed agent ID in %s: %w (remove the file to register as a new agent)", a.agentIDFile(), err)
+	}
+	return id, nil
+}
+
+func (a *Agent) writeAgentID(id string) error {
+	if err := writeFileAtomic(a.agentIDFile(), []byte(id+"\n")); err != nil {
+		return fmt.Errorf("agent: checkpoint agent ID: %w", err)
+	}
+	return nil
+}
+
+// taskRecord is a task's task.json checkpoint.
+type taskRecord struct {
+	Framework   *mesos.FrameworkInfo `json:"framework"`
+	Task        *mesos.TaskInfo      `json:"task"`
+	ContainerID string               `json:"container_id"`
+	Sandbox     string               `json:"sandbox,omitempty"`
+	Launched    float64              `json:"launched"`
+	// Container is set once the container runs, for Recover.
+	Container *containerizer.State `json:"container,omitempty"`
+}
+
+func (a *Agent) checkpointTask(t *task, st *containerizer.State) error {
+	if t.meta == "" {
+		return nil
+	}
+	rec := taskRecord{
+		Framework: &t.framework, Task: &t.info, ContainerID: t.containerID, Sandbox: t.sandbox,
+		Launched: float64(t.launched.UnixNano()) / 1e9, Container: st,
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(t.meta, "task.json"), b)
+}
+
+// recover restores the agent's ID and tasks from the checkpoint: tasks with
+// unacknowledged updates are queued again, running containers are adopted,
+// and tasks whose process vanished while the agent was down fail.
+func (a *Agent) recover(ctx context.Context) error {
+	id, err := a.readAgentID()
+	if err != nil || id == "" {
+		return err
+	}
+	a.mu.Lock()
+	a.agentID = id
+	a.mu.Unlock()
+	runs, err := filepath.Glob(filepath.Join(a.metaAgentDir(id), "frameworks", "*", "executors", "*", "runs", "*", "task.json"))
+	if err != nil {
+		return fmt.Errorf("agent: recover: %w", err)
+	}
+	sort.Strings(runs)
+	recovered := 0
+	for _, path := range runs {
+		if err := a.recoverTask(ctx, filepath.Dir(path)); err != nil {
+			a.count("slave/recovery_errors", 1)
+			a.log.Error("cannot recover task; its checkpoint is left in place", "checkpoint", path, "err", err)
+			continue
+		}
+		recovered++
+	}
+	a.log.Info("recovered agent state", "agent_id", id, "task_runs", recovered)
+	return nil
+}
+
+func (a *Agent) recoverTask(ctx context.Context, meta string) error {
+	b, err := os.ReadFile(filepath.Join(meta, "task.json"))
+	if err != nil {
+		return err
+	}
+	var rec taskRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return fmt.Errorf("decode task.json: %w", err)
+	}
+	if rec.Task == nil || rec.Framework == nil || rec.Framework.ID == nil {
+		return errors.New("task.json lacks the task or its framework")
+	}
+	all, pending, err := replayUpdates(updatesFile(meta))
+	if err != nil {
+		return fmt.Errorf("replay task.updates: %w", err)
+	}
+	key := taskKey{rec.Framework.ID.Value, rec.Task.TaskID.Value}
+	t := &task{
+		key: key, info: *rec.Task, framework: *rec.Framework, containerID: rec.ContainerID,
+		sandbox: rec.Sandbox, meta: meta, state: mesos.TASK_STAGING,
+		launched: time.Unix(0, int64(rec.Launched*1e9)),
+		kill:     make(chan time.Duration, 8),
+	}
+	for _, u := range all {
+		t.statuses = append(t.statuses, *u.Status)
+		t.state = u.Status.GetState()
+	}
+	if isTerminal(t.state) && len(pending) == 0 {
+		// Acknowledged before the agent stopped; only the checkpoint was left.
+		return os.RemoveAll(meta)
+	}
+	var c containerizer.Container
+	if !isTerminal(t.state) && rec.Container != nil {
+		c, err = a.cfg.Containerizer.Recover(ctx, *rec.Container)
+		if err != nil && !errors.Is(err, containerizer.ErrGone) {
+			a.log.Warn("cannot adopt task container", "task_id", key.task, "err", err)
+		}
+		if c != nil {
+			t.done, t.pid = make(chan struct{}), c.Pid()
+		}
+	}
+	a.mu.Lock()
+	if _, dup := a.tasks[key]; dup {
+		a.mu.Unlock()
+		return fmt.Errorf("task %s of framework %s is checkpointed twice", key.task, key.framework)
+	}
+	a.tasks[key] = t
+	a.mu.Unlock()
+	a.updates.restore(key, updatesFile(meta), pending)
+	switch {
+	case isTerminal(t.state):
+		return nil // waits for acknowledgements only
+	case c == nil:
+		a.update(t, mesos.TASK_FAILED, statusOpts{
+			fromAgent: true, reason: mesos.REASON_EXECUTOR_TERMINATED.Enum(),
+			message: "Task process is gone: it ended or was never started while the agent was down",
+		})
+		return nil
+	}
+	a.log.Info("adopted running task", "framework_id", key.framework, "task_id", key.task, "pid", c.Pid())
+	a.runners.Add(1)
+	go func() {
+		defer a.runners.Done()
+		defer close(t.done)
+		a.supervise(a.runnerCtx, t, c)
+	}()
+	return nil
+}
+
+// resetIdentity handles the master's refusal of the agent's ID: kill every
+// task, forget them and the ID, so the agent registers as a new one. The
+// sandboxes stay.
+func (a *Agent) resetIdentity(ctx context.Context) {
+	tasks := a.frameworkTasks("")
+	for _, t := range tasks {
+		t.requestKill(-1)
+	}
+	for _, t := range tasks {
+		select {
+		case <-t.done:
+		case <-ctx.Done():
+			return
+		}
+	}
+	a.mu.Lock()
+	old := a.agentID
+	for _, t := range a.tasks {
+		a.retire(t)
+	}
+	a.agentID = ""
+	a.mu.Unlock()
+	a.updates.dropAll()
+	if err := os.Remove(a.agentIDFile()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		a.log.Error("remove checkpointed agent ID", "err", err)
+	}
+	if old != "" {
+		if err := os.RemoveAll(a.metaAgentDir(old)); err != nil {
+			a.log.Error("remove checkpoint of the refused agent ID", "err", err)
+		}
+	}
+	a.log.Warn("forgot the agent ID the master refused; registering as a new agent", "old_agent_id", old, "tasks_killed", len(tasks))
+}

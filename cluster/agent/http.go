@@ -1,0 +1,338 @@
+package agent
+
+import (
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/api"
+)
+
+// routes builds the agent's HTTP endpoints. They keep Mesos's paths and
+// field names so existing tools and dashboards work against agora agents.
+func (a *Agent) routes() http.Handler {
+	mux := http.NewServeMux()
+	get := func(path string, h http.HandlerFunc) {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				w.Header().Set("Allow", "GET, HEAD")
+				http.Error(w, "Expecting a GET request", http.StatusMethodNotAllowed)
+				return
+			}
+			h(w, r)
+		})
+	}
+	get("/health", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	get("/slave(1)/health", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	get("/version", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, r, map[string]any{"version": api.MesosVersion, "agora_version": api.Version})
+	})
+	get("/state", a.serveState)
+	get("/state.json", a.serveState)
+	get("/slave(1)/state", a.serveState)
+	get("/slave(1)/state.json", a.serveState)
+	get("/metrics/snapshot", a.serveMetrics)
+	get("/files/browse", a.serveBrowse)
+	get("/files/browse.json", a.serveBrowse)
+	get("/files/read", a.serveRead)
+	get("/files/read.json", a.serveRead)
+	return mux
+}
+
+var jsonpCallback = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$.]*$`)
+
+// writeJSON writes v as JSON, or as JSONP when ?jsonp= names a callback
+// (Mesos's legacy endpoints support both).
+func writeJSON(w http.ResponseWriter, r *http.Request, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "encode response: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if cb := r.URL.Query().Get("jsonp"); cb != "" {
+		if !jsonpCallback.MatchString(cb) {
+			http.Error(w, "invalid jsonp callback name", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "text/javascript")
+		_, _ = w.Write([]byte(cb + "("))
+		_, _ = w.Write(b)
+		_, _ = w.Write([]byte(");"))
+		return
+	}
+	w.Header().Set("Content-Type", api.MediaJSON)
+	_, _ = w.Write(b)
+}
+
+func secs(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+
+// serveState is /state: the agent, its frameworks, executors and tasks.
+func (a *Agent) serveState(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	host, _, _ := strings.Cut(a.cfg.MasterAddr, ":")
+	state := map[string]any{
+		"version":         api.MesosVersion,
+		"agora_version":   api.Version,
+		"start_time":      secs(a.startTime),
+		"id":              a.agentID,
+		"pid":             a.pid(),
+		"hostname":        a.cfg.Hostname,
+		"port":            a.port,
+		"capabilities":    []string{},
+		"resources":       api.FlattenResources(a.resources),
+		"attributes":      api.FlattenAttributes(a.attributes),
+		"master_hostname": host,
+		"registered":      a.registered,
+		"warnings":        append([]string{}, a.warnings...),
+		"flags": map[string]string{
+			"master":     a.cfg.MasterAddr,
+			"work_dir":   a.workDir,
+			"hostname":   a.cfg.Hostname,
+			"port":       strconv.Itoa(int(a.port)),
+			"resources":  a.cfg.Resources,
+			"attributes": a.cfg.Attributes,
+		},
+	}
+	type fwView struct {
+		info      mesos.FrameworkInfo
+		live      []*task
+		completed []*task
+	}
+	fws := map[string]*fwView{}
+	view := func(t *task) *fwView {
+		v := fws[t.key.framework]
+		if v == nil {
+			v = &fwView{info: t.framework}
+			fws[t.key.framework] = v
+		}
+		return v
+	}
+	for _, t := range a.tasks {
+		v := view(t)
+		v.live = append(v.live, t)
+	}
+	for _, t := range a.completed {
+		v := view(t)
+		v.completed = append(v.completed, t)
+	}
+	var frameworks, completedFrameworks []any
+	ids := make([]string, 0, len(fws))
+	for id := range fws {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		v := fws[id]
+		sortTasks(v.live)
+		var executors, completedExecutors []any
+		for _, t := range v.live {
+			executors = append(executors, a.executorJSON(t))
+		}
+		for _, t := range v.completed {
+			completedExecutors = append(completedExecutors, a.executorJSON(t))
+		}
+		fj := frameworkJSON(v.info)
+		fj["executors"] = nonNil(executors)
+		fj["completed_executors"] = nonNil(completedExecutors)
+		if len(v.live) > 0 {
+			frameworks = append(frameworks, fj)
+		} else {
+			completedFrameworks = append(completedFrameworks, fj)
+		}
+	}
+	state["frameworks"] = nonNil(frameworks)
+	state["completed_frameworks"] = nonNil(completedFrameworks)
+	writeJSON(w, r, state)
+}
+
+func nonNil(xs []any) []any {
+	if xs == nil {
+		return []any{}
+	}
+	return xs
+}
+
+func sortTasks(ts []*task) {
+	sort.Slice(ts, func(i, j int) bool { return ts[i].launched.Before(ts[j].launched) })
+}
+
+func frameworkJSON(fi mesos.FrameworkInfo) map[string]any {
+	caps := []string{}
+	for _, c := range fi.Capabilities {
+		caps = append(caps, c.Type.String())
+	}
+	m := map[string]any{
+		"id":               fi.GetID().GetValue(),
+		"name":             fi.Name,
+		"user":             fi.User,
+		"hostname":         fi.GetHostname(),
+		"principal":        fi.GetPrincipal(),
+		"checkpoint":       fi.GetCheckpoint(),
+		"failover_timeout": fi.GetFailoverTimeout(),
+		"capabilities":     caps,
+		"role":             fi.GetRole(),
+	}
+	if roles := fi.GetRoles(); len(roles) > 0 {
+		m["roles"] = roles
+	}
+	return m
+}
+
+// executorJSON describes a task's command executor; a.mu is held.
+func (a *Agent) executorJSON(t *task) map[string]any {
+	tj := a.taskJSON(t)
+	tasks, completed := []any{}, []any{}
+	if isTerminal(t.state) {
+		completed = append(completed, tj)
+	} else {
+		tasks = append(tasks, tj)
+	}
+	return map[string]any{
+		"id":              t.executorID(),
+		"name":            "Command Executor (Task: " + t.key.task + ") (Command: " + commandLine(t.info.Command) + ")",
+		"source":          t.key.task,
+		"framework_id":    t.key.framework,
+		"container":       t.containerID,
+		"directory":       t.sandbox,
+		"type":            "COMMAND",
+		"role":            t.role(),
+		"resources":       api.FlattenResources(t.info.Resources),
+		"tasks":           tasks,
+		"queued_tasks":    []any{},
+		"completed_tasks": completed,
+	}
+}
+
+func commandLine(c *mesos.CommandInfo) string {
+	if c == nil {
+		return ""
+	}
+	if c.GetShell() {
+		return "sh -c '" + c.GetValue() + "'"
+	}
+	return "[" + strings.Join(c.Arguments, ", ") + "]"
+}
+
+// taskJSON renders a task as Mesos's agent /state does; a.mu is held.
+func (a *Agent) taskJSON(t *task) map[string]any {
+	statuses := make([]any, 0, len(t.statuses))
+	for _, s := range t.statuses {
+		sj := map[string]any{"state": s.GetState().String(), "timestamp": s.GetTimestamp()}
+		if cs := s.ContainerStatus; cs != nil {
+			csj := map[string]any{}
+			if cs.ContainerID != nil {
+				csj["container_id"] = map[string]any{"value": cs.ContainerID.Value}
+			}
+			if cs.ExecutorPID != nil {
+				csj["executor_pid"] = *cs.ExecutorPID
+			}
+			sj["container_status"] = csj
+		}
+		if s.Message != nil {
+			sj["message"] = *s.Message
+		}
+		if s.Reason != nil {
+			sj["reason"] = s.Reason.String()
+		}
+		statuses = append(statuses, sj)
+	}
+	tj := map[string]any{
+		"id":           t.key.task,
+		"name":         t.info.Name,
+		"framework_id": t.key.framework,
+		"executor_id":  t.executorID(),
+		"slave_id":     a.agentID,
+		"state":        t.state.String(),
+		"resources":    api.FlattenResources(t.info.Resources),
+		"statuses":     statuses,
+		"role":         t.role(),
+	}
+	if t.info.Labels != nil {
+		labels := []any{}
+		for _, l := range t.info.Labels.Labels {
+			labels = append(labels, map[string]any{"key": l.Key, "value": l.GetValue()})
+		}
+		tj["labels"] = labels
+	}
+	return tj
+}
+
+// serveMetrics is /metrics/snapshot with Mesos's agent metric names.
+func (a *Agent) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
+	m := map[string]float64{}
+	for k, v := range a.counters {
+		m[k] = v
+	}
+	for _, name := range []string{"finished", "failed", "killed", "lost", "error", "dropped", "gone"} {
+		m["slave/tasks_"+name] += 0
+	}
+	for _, name := range []string{"valid_status_updates", "container_launch_errors", "recovery_errors", "executors_terminated", "registrations"} {
+		m["slave/"+name] += 0
+	}
+	var used mesos.Resources
+	running, killing := 0.0, 0.0
+	frameworks := map[string]bool{}
+	gauges := map[mesos.TaskState]float64{}
+	for _, t := range a.tasks {
+		gauges[t.state]++
+		if isTerminal(t.state) {
+			continue
+		}
+		used = append(used, t.info.Resources...)
+		frameworks[t.key.framework] = true
+		if t.done != nil {
+			running++
+		}
+		if t.state == mesos.TASK_KILLING {
+			killing++
+		}
+	}
+	m["slave/registered"] = b2f(a.registered)
+	a.mu.Unlock()
+
+	for _, s := range []mesos.TaskState{mesos.TASK_STAGING, mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_KILLING} {
+		m[taskMetric(s)] = gauges[s]
+	}
+	m["slave/uptime_secs"] = time.Since(a.startTime).Seconds()
+	m["slave/executors_running"] = running
+	m["slave/executors_terminating"] = killing
+	m["slave/executors_registering"] = 0
+	m["slave/frameworks_active"] = float64(len(frameworks))
+	for _, name := range []string{"cpus", "mem", "disk", "gpus"} {
+		total, u := api.ScalarSum(a.resources, name), api.ScalarSum(used, name)
+		m["slave/"+name+"_total"] = total
+		m["slave/"+name+"_used"] = u
+		m["slave/"+name+"_percent"] = 0
+		if total > 0 {
+			m["slave/"+name+"_percent"] = u / total
+		}
+	}
+	m["system/cpus_total"] = float64(runtime.NumCPU())
+	var si syscall.Sysinfo_t
+	if syscall.Sysinfo(&si) == nil {
+		unit := float64(si.Unit)
+		m["system/mem_total_bytes"] = float64(si.Totalram) * unit
+		m["system/mem_free_bytes"] = float64(si.Freeram) * unit
+		for i, name := range []string{"1min", "5min", "15min"} {
+			m["system/load_"+name] = float64(si.Loads[i]) / 65536
+		}
+	}
+	writeJSON(w, r, m)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,406 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/api"
+)
+
+// callTimeout bounds one agent→master call (not the registration stream).
+const callTimeout = 15 * time.Second
+
+// refusedError is the master's 409 Conflict to a (re-)registration.
+type refusedError struct{ reason string }
+
+func (e *refusedError) Error() string { return "master refused the registration: " + e.reason }
+
+// registrationLoop keeps the agent registered until ctx ends.
+func (a *Agent) registrationLoop(ctx context.Context) {
+	backoff := a.cfg.RegistrationBackoff
+	for ctx.Err() == nil {
+		registered, err := a.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		var refused *refusedError
+		if errors.As(err, &refused) && a.ID() != "" {
+			a.log.Warn("master refused the agent ID", "agent_id", a.ID(), "reason", refused.reason)
+			a.resetIdentity(ctx)
+			backoff = a.cfg.RegistrationBackoff
+			continue
+		}
+		if registered {
+			backoff = a.cfg.RegistrationBackoff
+		}
+		// Jitter keeps a rack of agents from re-registering in lock step.
+		delay := backoff/2 + rand.N(backoff/2+1)
+		a.log.Warn("disconnected from master; registering again", "master", a.cfg.MasterAddr, "in", delay.Round(time.Millisecond), "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		backoff = min(2*backoff, a.cfg.RegistrationBackoffMax)
+	}
+}
+
+// session registers once and handles the master's event stream until it
+// breaks, PINGs stop, or ctx ends. It reports whether REGISTERED arrived.
+func (a *Agent) session(ctx context.Context) (registered bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	body, err := json.Marshal(&api.AgentCall{Type: api.AgentRegister, AgentID: a.ID(), Register: a.registration()})
+	if err != nil {
+		return false, fmt.Errorf("encode REGISTER: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.masterURL, bytes.NewReader(body))
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Content-Type", api.MediaJSON)
+	req.Header.Set("Accept", api.MediaJSON)
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("register with %s: %w", a.cfg.MasterAddr, err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusConflict:
+		return false, &refusedError{reason: readReason(resp.Body)}
+	default:
+		return false, fmt.Errorf("register with %s: %s: %s", a.cfg.MasterAddr, resp.Status, readReason(resp.Body))
+	}
+
+	events := api.NewRecordReader(resp.Body)
+	ev, err := readEvent(events)
+	if err != nil {
+		return false, fmt.Errorf("registration stream: %w", err)
+	}
+	if ev.Type != api.AgentRegistered || ev.Registered == nil {
+		return false, fmt.Errorf("registration stream: first event is %s, want REGISTERED", ev.Type)
+	}
+	pingTimeout, err := a.onRegistered(ev.Registered)
+	if err != nil {
+		return false, err
+	}
+	defer a.onDisconnected()
+
+	// The watchdog ends the session when no PING comes in time.
+	var timedOut atomic.Bool
+	watchdog := time.AfterFunc(pingTimeout, func() { timedOut.Store(true); cancel() })
+	defer watchdog.Stop()
+
+	var calls sync.WaitGroup // PONGs and framework shutdowns in flight
+	defer calls.Wait()
+	for {
+		ev, err := readEvent(events)
+		if err != nil {
+			if timedOut.Load() {
+				return true, fmt.Errorf("no PING from the master for %s", pingTimeout)
+			}
+			return true, fmt.Errorf("registration stream: %w", err)
+		}
+		switch ev.Type {
+		case api.AgentPing:
+			watchdog.Reset(pingTimeout)
+			var seq uint64
+			if ev.Ping != nil {
+				seq = ev.Ping.Seq
+			}
+			calls.Add(1)
+			go func() {
+				defer calls.Done()
+				if err := a.call(ctx, &api.AgentCall{Type: api.AgentPong, AgentID: a.ID(), Pong: &api.Pong{Seq: seq}}); err != nil && ctx.Err() == nil {
+					a.log.Warn("PONG not delivered", "seq", seq, "err", err)
+				}
+			}()
+		case api.AgentRunTask:
+			a.runTask(ev.RunTask)
+		case api.AgentKillTask:
+			a.killTask(ev.KillTask)
+		case api.AgentAcknowledge:
+			a.acknowledge(ev.Acknowledge)
+		case api.AgentShutdownFramework:
+			if ev.ShutdownFramework != nil {
+				fw := ev.ShutdownFramework.FrameworkID
+				a.log.Info("shutting framework down", "framework_id", fw)
+				calls.Add(1)
+				go func() { defer calls.Done(); a.shutdownFramework(a.runnerCtx, fw) }()
+			}
+		case api.AgentShutdownExecutor:
+			// A command executor's ID is its task's ID.
+			if se := ev.ShutdownExecutor; se != nil {
+				a.killTask(&api.KillTask{FrameworkID: se.FrameworkID, TaskID: se.ExecutorID})
+			}
+		case api.AgentReconcileTasks:
+			a.reconcile(ev.ReconcileTasks)
+		case api.AgentFrameworkMessage:
+			// Command executors take no messages (Mesos drops them too).
+			if fm := ev.FrameworkMessage; fm != nil {
+				a.log.Info("dropping framework message: command executors take none", "framework_id", fm.FrameworkID, "executor_id", fm.ExecutorID)
+			}
+		case api.AgentRegistered:
+			a.log.Warn("ignoring a second REGISTERED on the stream")
+		default:
+			a.log.Warn("ignoring unknown event from master", "type", ev.Type)
+		}
+	}
+}
+
+func readEvent(r *api.RecordReader) (*api.AgentEvent, error) {
+	b, err := r.ReadRecord()
+	if err != nil {
+		return nil, err
+	}
+	var ev api.AgentEvent
+	if err := json.Unmarshal(b, &ev); err != nil {
+		return nil, fmt.Errorf("decode event: %w", err)
+	}
+	return &ev, nil
+}
+
+func readReason(r io.Reader) string {
+	b, _ := io.ReadAll(io.LimitReader(r, 4096))
+	if s := strings.TrimSpace(string(b)); s != "" {
+		return s
+	}
+	return "(no reason given)"
+}
+
+// registration is the REGISTER payload: who the agent is and what it runs.
+func (a *Agent) registration() *api.RegisterAgent {
+	a.mu.Lock()
+	id := a.agentID
+	keys := make([]taskKey, 0, len(a.tasks))
+	for k := range a.tasks {
+		keys = append(keys, k)
+	}
+	a.mu.Unlock()
+	sortKeys(keys)
+	info := &mesos.AgentInfo{
+		Hostname:   a.cfg.Hostname,
+		Port:       &a.port,
+		Resources:  a.resources.Clone(),
+		Attributes: append([]mesos.Attribute(nil), a.attributes...),
+	}
+	if id != "" {
+		info.ID = &mesos.AgentID{Value: id}
+	}
+	reg := &api.RegisterAgent{Info: info, Version: api.Version, Warnings: a.warnings}
+	seen := map[string]bool{}
+	for _, k := range keys {
+		mt, fw, ok := a.taskForMaster(k)
+		if !ok {
+			continue
+		}
+		reg.Tasks = append(reg.Tasks, mt)
+		if !seen[k.framework] {
+			seen[k.framework] = true
+			reg.Frameworks = append(reg.Frameworks, fw)
+		}
+	}
+	return reg
+}
+
+func sortKeys(keys []taskKey) {
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].framework != keys[j].framework {
+			return keys[i].framework < keys[j].framework
+		}
+		return keys[i].task < keys[j].task
+	})
+}
+
+// taskForMaster renders a task as the mesos.Task the master tracks.
+func (a *Agent) taskForMaster(k taskKey) (*mesos.Task, *mesos.FrameworkInfo, bool) {
+	head := a.updates.head(k)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	t := a.tasks[k]
+	if t == nil {
+		return nil, nil, false
+	}
+	state := t.state
+	mt := &mesos.Task{
+		Name:        t.info.Name,
+		TaskID:      t.info.TaskID,
+		FrameworkID: mesos.FrameworkID{Value: k.framework},
+		AgentID:     mesos.AgentID{Value: a.agentID},
+		State:       &state,
+		Resources:   t.info.Resources,
+		Statuses:    append([]mesos.TaskStatus(nil), t.statuses...),
+		Labels:      t.info.Labels,
+		Discovery:   t.info.Discovery,
+		Container:   t.info.Container,
+		HealthCheck: t.info.HealthCheck,
+		KillPolicy:  t.info.KillPolicy,
+	}
+	if u := t.info.Command.GetUser(); u != "" {
+		mt.User = &u
+	} else if t.framework.User != "" {
+		u := t.framework.User
+		mt.User = &u
+	}
+	if head != nil {
+		hs := head.GetState()
+		mt.StatusUpdateState = &hs
+		mt.StatusUpdateUUID = head.UUID
+	}
+	fw := t.framework
+	return mt, &fw, true
+}
+
+// onRegistered records a (re-)registration and returns the ping timeout.
+func (a *Agent) onRegistered(r *api.AgentRegisteredInfo) (time.Duration, error) {
+	if err := validID("agent ID", r.AgentID); err != nil {
+		return 0, fmt.Errorf("REGISTERED: %w", err)
+	}
+	a.mu.Lock()
+	old := a.agentID
+	a.mu.Unlock()
+	switch {
+	case old == "":
+		if err := a.writeAgentID(r.AgentID); err != nil {
+			return 0, err
+		}
+	case old != r.AgentID:
+		return 0, &refusedError{reason: fmt.Sprintf("master registered agent %s as %s", old, r.AgentID)}
+	}
+	a.mu.Lock()
+	a.agentID = r.AgentID
+	a.registered = true
+	a.counters["slave/registrations"]++
+	a.mu.Unlock()
+	timeout := a.cfg.PingTimeout
+	if r.PingIntervalNanos > 0 && r.MaxPingTimeouts > 0 {
+		timeout = time.Duration(r.PingIntervalNanos) * time.Duration(r.MaxPingTimeouts)
+	}
+	a.updates.setOnline(true)
+	verb := "registered"
+	if old != "" {
+		verb = "re-registered"
+	}
+	a.log.Info("agent "+verb+" with master", "agent_id", r.AgentID, "master", a.cfg.MasterAddr, "master_id", r.MasterID, "ping_timeout", timeout)
+	return timeout, nil
+}
+
+func (a *Agent) onDisconnected() {
+	a.updates.setOnline(false)
+	a.mu.Lock()
+	a.registered = false
+	a.mu.Unlock()
+}
+
+// acknowledge handles ACKNOWLEDGE: the head update of the task is done; a
+// task whose terminal update is acknowledged is forgotten.
+func (a *Agent) acknowledge(ack *api.Acknowledge) {
+	if ack == nil {
+		return
+	}
+	key := taskKey{ack.FrameworkID, ack.TaskID}
+	matched, finished, err := a.updates.ack(key, ack.UUID)
+	if err != nil {
+		a.log.Error("checkpoint acknowledgement", "task_id", ack.TaskID, "err", err)
+	}
+	if !matched {
+		a.log.Info("ignoring acknowledgement of an update that is not pending (a duplicate?)", "framework_id", ack.FrameworkID, "task_id", ack.TaskID)
+		return
+	}
+	if finished {
+		a.mu.Lock()
+		t := a.tasks[key]
+		a.mu.Unlock()
+		if t != nil {
+			a.forget(t)
+		}
+	}
+}
+
+// reconcile handles RECONCILE_TASKS: for each task (all of the framework's
+// when none are named) the agent resends its unacknowledged head update at
+// once, or, when everything was acknowledged, the latest status again.
+// Tasks the agent does not know are left to the master.
+func (a *Agent) reconcile(rt *api.ReconcileTasks) {
+	if rt == nil {
+		return
+	}
+	a.mu.Lock()
+	var keys []taskKey
+	if len(rt.TaskIDs) == 0 {
+		for k := range a.tasks {
+			if k.framework == rt.FrameworkID {
+				keys = append(keys, k)
+			}
+		}
+	} else {
+		for _, id := range rt.TaskIDs {
+			if k := (taskKey{rt.FrameworkID, id}); a.tasks[k] != nil {
+				keys = append(keys, k)
+			}
+		}
+	}
+	a.mu.Unlock()
+	for _, k := range keys {
+		if a.updates.resendNow(k) {
+			continue
+		}
+		a.mu.Lock()
+		t := a.tasks[k]
+		var last *mesos.TaskStatus
+		if t != nil && len(t.statuses) > 0 {
+			s := t.statuses[len(t.statuses)-1]
+			last = &s
+		}
+		a.mu.Unlock()
+		if last == nil {
+			continue
+		}
+		go func() {
+			ctx, cancel := context.WithTimeout(a.runnerCtx, callTimeout)
+			defer cancel()
+			if err := a.sendUpdate(ctx, &api.StatusUpdate{FrameworkID: k.framework, Status: last, LatestState: last.State}); err != nil {
+				a.log.Warn("reconciliation update not delivered", "task_id", k.task, "err", err)
+			}
+		}()
+	}
+}
+
+// call POSTs one agent→master message and expects 202 Accepted.
+func (a *Agent) call(ctx context.Context, c *api.AgentCall) error {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	body, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", c.Type, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.masterURL, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", api.MediaJSON)
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s to %s: %w", c.Type, a.cfg.MasterAddr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s to %s: %s: %s", c.Type, a.cfg.MasterAddr, resp.Status, readReason(resp.Body))
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return nil
+}

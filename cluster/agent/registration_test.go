@@ -1,0 +1,182 @@
+package agent
+
+import (
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/api"
+)
+
+func TestAgentIDIsCheckpointedAndReusedOnRestart(t *testing.T) {
+	fm := newFakeMaster(t)
+	workDir := t.TempDir()
+	cfg := testConfig(t, fm, workDir)
+	ta := startAgent(t, cfg)
+	reg := fm.nextRegister(t)
+	if reg.Info.ID != nil {
+		t.Fatalf("a new agent registered with ID %q", reg.Info.ID.Value)
+	}
+	if reg.Info.Hostname != "agent.test" || reg.Version != api.Version ||
+		int(reg.Info.GetPort()) != ta.ln.Addr().(*net.TCPAddr).Port ||
+		api.ScalarSum(reg.Info.Resources, "cpus") != 4 || len(reg.Info.Attributes) != 1 || reg.Info.Attributes[0].Name != "rack" {
+		t.Errorf("REGISTER info = %+v, version %q", reg.Info, reg.Version)
+	}
+	if len(reg.Warnings) == 0 || !strings.Contains(reg.Warnings[0], "isolation disabled") {
+		t.Errorf("REGISTER warnings = %q, want the plain-process warning", reg.Warnings)
+	}
+	s := fm.nextSession(t)
+	waitFor(t, "registered", func() bool { return ta.ID() == s.agentID })
+	b, err := os.ReadFile(filepath.Join(workDir, "meta", "agent_id"))
+	if err != nil || strings.TrimSpace(string(b)) != s.agentID {
+		t.Fatalf("meta/agent_id = %q, %v; want %q", b, err, s.agentID)
+	}
+	ta.stop(t)
+
+	again := startAgent(t, cfg)
+	if id := fm.nextRegister(t).Info.GetID().GetValue(); id != s.agentID {
+		t.Fatalf("restarted agent registered as %q, want %q", id, s.agentID)
+	}
+	fm.nextSession(t)
+	waitFor(t, "re-registered", func() bool { return again.Registered() })
+	if again.ID() != s.agentID {
+		t.Fatalf("ID after restart = %q", again.ID())
+	}
+}
+
+func TestRefusedAgentIDMakesTheAgentRegisterAfresh(t *testing.T) {
+	fm := newFakeMaster(t)
+	workDir := t.TempDir()
+	ta, first := startRegistered(t, fm, testConfig(t, fm, workDir))
+	run(fm, shellTask("doomed", "sleep 100"))
+	pgid := runningPid(t, fm, "doomed")
+
+	// The master forgets the agent and refuses its ID.
+	fm.set(func(fm *fakeMaster) { fm.refuse[first.agentID] = true })
+	fm.dropStream()
+	if id := fm.nextRegister(t).Info.GetID().GetValue(); id != first.agentID {
+		t.Fatalf("re-registered as %q, want %q", id, first.agentID)
+	}
+	fresh := fm.nextRegister(t)
+	if fresh.Info.ID != nil || len(fresh.Tasks) != 0 {
+		t.Fatalf("after 409 the agent registered with ID %v and %d tasks; want a fresh registration", fresh.Info.ID, len(fresh.Tasks))
+	}
+	s := fm.nextSession(t)
+	if s.agentID == first.agentID {
+		t.Fatalf("fake master reused ID %s", s.agentID)
+	}
+	waitFor(t, "new ID", func() bool { return ta.ID() == s.agentID })
+	if left := liveInGroup(t, pgid); len(left) != 0 {
+		t.Fatalf("task of the refused agent still runs: %v", left)
+	}
+	b, err := os.ReadFile(filepath.Join(workDir, "meta", "agent_id"))
+	if err != nil || strings.TrimSpace(string(b)) != s.agentID {
+		t.Fatalf("meta/agent_id = %q, %v; want %q", b, err, s.agentID)
+	}
+	if _, err := os.Stat(filepath.Join(workDir, "meta", "slaves", first.agentID)); !os.IsNotExist(err) {
+		t.Fatalf("checkpoint of the refused ID is still there: %v", err)
+	}
+}
+
+func TestPingsAreAnsweredWithPongs(t *testing.T) {
+	fm := newFakeMaster(t)
+	fm.set(func(fm *fakeMaster) { fm.pingNanos, fm.maxPings = int64(10*time.Millisecond), 100 })
+	startRegistered(t, fm, testConfig(t, fm, ""))
+	for want := uint64(1); want <= 3; want++ {
+		select {
+		case seq := <-fm.pongs:
+			if seq != want {
+				t.Fatalf("PONG seq %d, want %d", seq, want)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("no PONG for PING %d", want)
+		}
+	}
+}
+
+func TestMissingPingsMakeTheAgentReregister(t *testing.T) {
+	fm := newFakeMaster(t)
+	// The master announces 20ms × 2 but never pings.
+	fm.set(func(fm *fakeMaster) { fm.pingNanos, fm.maxPings, fm.sendPings = int64(20*time.Millisecond), 2, false })
+	_, first := startRegistered(t, fm, testConfig(t, fm, ""))
+	reg := fm.nextRegister(t)
+	if reg.Info.GetID().GetValue() != first.agentID {
+		t.Fatalf("re-registered as %q, want %q", reg.Info.GetID().GetValue(), first.agentID)
+	}
+}
+
+func TestAgentKeepsTryingUntilTheMasterAnswers(t *testing.T) {
+	// A "master" that hangs up on the first two attempts, then serves.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := make(chan struct{})
+	go func() {
+		defer close(refused)
+		for i := 0; i < 2; i++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	fm := newFakeMaster(t)
+	cfg := testConfig(t, fm, "")
+	cfg.MasterAddr = ln.Addr().String()
+	ta := startAgent(t, cfg)
+	select {
+	case <-refused:
+	case <-time.After(waitTimeout):
+		t.Fatal("the agent did not retry its registration")
+	}
+	if ta.Registered() {
+		t.Fatal("registered with a master that hung up")
+	}
+	late := httptest.NewUnstartedServer(http.HandlerFunc(fm.serve))
+	late.Listener.Close()
+	late.Listener = ln
+	late.Start()
+	t.Cleanup(func() { late.CloseClientConnections(); late.Close() })
+	s := fm.nextSession(t)
+	waitFor(t, "registered once the master answers", func() bool { return ta.ID() == s.agentID })
+}
+
+func TestNewRejectsBadConfiguration(t *testing.T) {
+	dir := t.TempDir()
+	for name, cfg := range map[string]Config{
+		"no master":      {WorkDir: dir, Listen: "127.0.0.1:0"},
+		"zk master":      {MasterAddr: "zk://h1:2181/mesos", WorkDir: dir, Listen: "127.0.0.1:0"},
+		"no work dir":    {MasterAddr: "127.0.0.1:5050", Listen: "127.0.0.1:0"},
+		"bad resources":  {MasterAddr: "127.0.0.1:5050", WorkDir: dir, Listen: "127.0.0.1:0", Resources: "cpus:lots"},
+		"bad attributes": {MasterAddr: "127.0.0.1:5050", WorkDir: dir, Listen: "127.0.0.1:0", Attributes: "rack"},
+	} {
+		if a, err := New(cfg); err == nil {
+			a.ln.Close()
+			t.Errorf("%s: New succeeded", name)
+		}
+	}
+}
+
+func TestReconcileResendsTheLatestState(t *testing.T) {
+	fm := newFakeMaster(t)
+	startRegistered(t, fm, testConfig(t, fm, ""))
+	run(fm, shellTask("rec", "sleep 100"))
+	ups := fm.expectStates(t, "rec", mesos.TASK_STARTING, mesos.TASK_RUNNING)
+	fm.send(&api.AgentEvent{Type: api.AgentReconcileTasks, ReconcileTasks: &api.ReconcileTasks{FrameworkID: testFramework}})
+	u := fm.nextUpdate(t, "rec")
+	if u.Status.GetState() != mesos.TASK_RUNNING || u.LatestState == nil || *u.LatestState != mesos.TASK_RUNNING {
+		t.Fatalf("reconciliation sent %s (latest %v), want TASK_RUNNING", u.Status.GetState(), u.LatestState)
+	}
+	if string(u.Status.UUID) != string(ups[1].Status.UUID) {
+		t.Errorf("reconciliation invented a new update instead of resending the latest")
+	}
+}

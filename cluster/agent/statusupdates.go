@@ -1,0 +1,412 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/containerizer"
+)
+
+// statusOpts are the optional parts of a status update.
+type statusOpts struct {
+	fromAgent bool // SOURCE_AGENT; otherwise SOURCE_EXECUTOR
+	reason    *mesos.TaskStatus_Reason
+	message   string
+	container containerizer.Container
+}
+
+// update records a new state of t and queues its status update for
+// reliable delivery. Calls for one task come from one goroutine at a time
+// (its runner, or the agent before the runner starts), which keeps them
+// in order.
+func (a *Agent) update(t *task, state mesos.TaskState, o statusOpts) {
+	source := mesos.SOURCE_EXECUTOR
+	if o.fromAgent {
+		source = mesos.SOURCE_AGENT
+	}
+	ts := float64(time.Now().UnixNano()) / 1e9
+	status := mesos.TaskStatus{
+		TaskID:     mesos.TaskID{Value: t.key.task},
+		State:      state.Enum(),
+		Source:     source.Enum(),
+		Reason:     o.reason,
+		ExecutorID: &mesos.ExecutorID{Value: t.executorID()},
+		Timestamp:  &ts,
+		UUID:       newUUID().bytes(),
+	}
+	if o.message != "" {
+		status.Message = &o.message
+	}
+	if o.container != nil {
+		pid := uint32(o.container.Pid())
+		status.ContainerStatus = &mesos.ContainerStatus{
+			ContainerID: &mesos.ContainerID{Value: o.container.ID()},
+			ExecutorPID: &pid,
+		}
+	}
+	a.mu.Lock()
+	status.AgentID = &mesos.AgentID{Value: a.agentID}
+	t.state = state
+	t.statuses = append(t.statuses, status)
+	a.counters["slave/valid_status_updates"]++
+	if isTerminal(state) {
+		a.counters[taskMetric(state)]++
+	}
+	a.mu.Unlock()
+	a.log.Info("task status", "framework_id", t.key.framework, "task_id", t.key.task, "state", state.String(), "message", o.message)
+	u := &api.StatusUpdate{FrameworkID: t.key.framework, Status: &status}
+	if err := a.updates.add(t.key, updatesFile(t.meta), u); err != nil {
+		a.log.Error("checkpoint status update (it is still sent)", "task_id", t.key.task, "err", err)
+	}
+}
+
+func taskMetric(s mesos.TaskState) string {
+	return "slave/tasks_" + strings.ToLower(strings.TrimPrefix(s.String(), "TASK_"))
+}
+
+func updatesFile(meta string) string {
+	if meta == "" {
+		return ""
+	}
+	return filepath.Join(meta, "task.updates")
+}
+
+// sendUpdate posts one STATUS_UPDATE to the master.
+func (a *Agent) sendUpdate(ctx context.Context, u *api.StatusUpdate) error {
+	return a.call(ctx, &api.AgentCall{Type: api.AgentStatusUpdate, AgentID: a.ID(), Update: u})
+}
+
+// uuid is a random RFC 4122 version-4 UUID; status updates carry its 16 raw
+// bytes.
+type uuid [16]byte
+
+func newUUID() uuid {
+	var u uuid
+	_, _ = rand.Read(u[:]) // never fails (crypto/rand)
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return u
+}
+
+func (u uuid) bytes() []byte { return append([]byte(nil), u[:]...) }
+
+func (u uuid) String() string {
+	h := hex.EncodeToString(u[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// updateManager is the agent's status update manager: one ordered queue
+// per task, of which only the head is in flight. The head is (re)sent when
+// the agent is registered, with backoff from retry up to retryMax, until
+// the master relays its acknowledgement; then the next update goes out.
+// Queues are checkpointed (append-only files of updates and acks) so a
+// restarted agent resends what was not acknowledged.
+type updateManager struct {
+	retry, retryMax time.Duration
+	send            func(context.Context, *api.StatusUpdate) error
+	log             *slog.Logger
+	wake            chan struct{}
+
+	mu      sync.Mutex
+	online  bool
+	streams map[taskKey]*updateStream
+}
+
+type updateStream struct {
+	file      string // checkpoint; "" keeps the stream in memory only
+	abandoned bool   // nobody will acknowledge: send each update once, then drop it
+	pending   []*api.StatusUpdate
+	next      time.Time // when the head is due; zero: now
+	backoff   time.Duration
+	inflight  bool
+}
+
+func newUpdateManager(retry, retryMax time.Duration, send func(context.Context, *api.StatusUpdate) error, log *slog.Logger) *updateManager {
+	return &updateManager{
+		retry: retry, retryMax: retryMax, send: send, log: log,
+		wake:    make(chan struct{}, 1),
+		streams: map[taskKey]*updateStream{},
+	}
+}
+
+func (m *updateManager) poke() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// checkpointRecord is one line of a task.updates file.
+type checkpointRecord struct {
+	Update *api.StatusUpdate `json:"update,omitempty"`
+	Ack    []byte            `json:"ack,omitempty"`
+}
+
+func appendRecord(file string, rec checkpointRecord) error {
+	if file == "" {
+		return nil
+	}
+	line, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// add queues u behind the task's earlier updates, checkpointing it first.
+// A checkpoint error is returned, but the update is queued anyway.
+func (m *updateManager) add(key taskKey, file string, u *api.StatusUpdate) error {
+	err := appendRecord(file, checkpointRecord{Update: u})
+	m.mu.Lock()
+	s := m.streams[key]
+	if s == nil {
+		s = &updateStream{file: file, backoff: m.retry}
+		m.streams[key] = s
+	}
+	s.pending = append(s.pending, u)
+	m.mu.Unlock()
+	m.poke()
+	if err != nil {
+		return fmt.Errorf("status update of task %s: %w", key.task, err)
+	}
+	return nil
+}
+
+// restore installs a stream recovered from its checkpoint.
+func (m *updateManager) restore(key taskKey, file string, pending []*api.StatusUpdate) {
+	if len(pending) == 0 {
+		return
+	}
+	m.mu.Lock()
+	m.streams[key] = &updateStream{file: file, pending: pending, backoff: m.retry}
+	m.mu.Unlock()
+	m.poke()
+}
+
+// ack handles an acknowledgement. It reports whether it matched the head
+// update and whether the task's stream is now finished (terminal update
+// acknowledged, nothing left).
+func (m *updateManager) ack(key taskKey, id []byte) (matched, finished bool, err error) {
+	m.mu.Lock()
+	s := m.streams[key]
+	if s == nil || len(s.pending) == 0 || !bytes.Equal(s.pending[0].Status.UUID, id) {
+		m.mu.Unlock()
+		return false, false, nil
+	}
+	head := s.pending[0]
+	s.pending = s.pending[1:]
+	s.next, s.backoff = time.Time{}, m.retry
+	finished = len(s.pending) == 0 && isTerminal(head.Status.GetState())
+	if finished {
+		delete(m.streams, key)
+	}
+	file := s.file
+	m.mu.Unlock()
+	m.poke()
+	if !finished {
+		err = appendRecord(file, checkpointRecord{Ack: id})
+	}
+	return true, finished, err
+}
+
+// head is the task's oldest unacknowledged update, if any.
+func (m *updateManager) head(key taskKey) *mesos.TaskStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s := m.streams[key]; s != nil && len(s.pending) > 0 {
+		return s.pending[0].Status
+	}
+	return nil
+}
+
+// setOnline starts (true: everything pending is due now) or pauses sending.
+func (m *updateManager) setOnline(on bool) {
+	m.mu.Lock()
+	m.online = on
+	if on {
+		for _, s := range m.streams {
+			s.next, s.backoff = time.Time{}, m.retry
+		}
+	}
+	m.mu.Unlock()
+	m.poke()
+}
+
+// resendNow makes the task's head update due now; it reports whether the
+// task had one.
+func (m *updateManager) resendNow(key taskKey) bool {
+	m.mu.Lock()
+	s := m.streams[key]
+	ok := s != nil && len(s.pending) > 0
+	if ok {
+		s.next = time.Time{}
+	}
+	m.mu.Unlock()
+	m.poke()
+	return ok
+}
+
+// abandon stops waiting for acknowledgements of a task's updates (its
+// framework is gone): what is pending is sent once more, then dropped.
+func (m *updateManager) abandon(key taskKey) {
+	m.mu.Lock()
+	if s := m.streams[key]; s != nil {
+		s.abandoned, s.file = true, ""
+	}
+	m.mu.Unlock()
+	m.poke()
+}
+
+// dropAll forgets every stream (the agent's identity was refused).
+func (m *updateManager) dropAll() {
+	m.mu.Lock()
+	m.streams = map[taskKey]*updateStream{}
+	m.mu.Unlock()
+}
+
+type outgoing struct {
+	key taskKey
+	u   api.StatusUpdate
+}
+
+// due collects the heads to send now and the time the next one is due.
+func (m *updateManager) due(now time.Time) (out []outgoing, next time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.online {
+		return nil, time.Time{}
+	}
+	for key, s := range m.streams {
+		if len(s.pending) == 0 || s.inflight {
+			continue
+		}
+		if s.next.After(now) {
+			if next.IsZero() || s.next.Before(next) {
+				next = s.next
+			}
+			continue
+		}
+		u := *s.pending[0]
+		latest := s.pending[len(s.pending)-1].Status.GetState()
+		u.LatestState = &latest
+		out = append(out, outgoing{key, u})
+		s.inflight = true
+	}
+	return out, next
+}
+
+// sent schedules the retry of a head that was just sent.
+func (m *updateManager) sent(o outgoing, at time.Time, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.streams[o.key]
+	if s == nil {
+		return
+	}
+	s.inflight = false
+	if len(s.pending) == 0 || !bytes.Equal(s.pending[0].Status.UUID, o.u.Status.UUID) {
+		return // acknowledged meanwhile; the new head is due
+	}
+	if s.abandoned {
+		if s.pending = s.pending[1:]; len(s.pending) == 0 {
+			delete(m.streams, o.key)
+		}
+		return
+	}
+	s.next = at.Add(s.backoff)
+	s.backoff = min(2*s.backoff, m.retryMax)
+}
+
+// run sends due updates until ctx ends.
+func (m *updateManager) run(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		out, next := m.due(time.Now())
+		for _, o := range out {
+			at := time.Now()
+			err := m.send(ctx, &o.u)
+			if err != nil && ctx.Err() == nil {
+				m.log.Warn("status update not delivered; will retry", "task_id", o.key.task,
+					"state", o.u.Status.GetState().String(), "err", err)
+			}
+			m.sent(o, at, err)
+		}
+		if len(out) > 0 {
+			continue // acks may have made more heads due
+		}
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(time.Until(next), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// replayUpdates reads a task.updates checkpoint: every update in order and
+// the ones not yet acknowledged. A torn last line (a crash mid-write) is
+// ignored.
+func replayUpdates(file string) (all, pending []*api.StatusUpdate, err error) {
+	f, err := os.Open(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), api.MaxRecordSize)
+	for sc.Scan() {
+		var rec checkpointRecord
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			break // torn write
+		}
+		switch {
+		case rec.Update != nil && rec.Update.Status != nil:
+			all = append(all, rec.Update)
+			pending = append(pending, rec.Update)
+		case rec.Ack != nil:
+			if len(pending) > 0 && bytes.Equal(pending[0].Status.UUID, rec.Ack) {
+				pending = pending[1:]
+			}
+		}
+	}
+	return all, pending, sc.Err()
+}

@@ -1,0 +1,496 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/containerizer"
+)
+
+// taskKey names a task on the agent: task IDs are unique per framework.
+type taskKey struct{ framework, task string }
+
+// task is one task the agent knows: running, or ended with status updates
+// not yet acknowledged. Fields after mu-guarded ones are fixed at creation.
+type task struct {
+	key         taskKey
+	info        mesos.TaskInfo
+	framework   mesos.FrameworkInfo
+	containerID string
+	sandbox     string // WORK_DIR/slaves/<agent>/frameworks/<fw>/executors/<task>/runs/<container>
+	meta        string // WORK_DIR/meta/slaves/<agent>/.../runs/<container>
+	launched    time.Time
+
+	// Guarded by Agent.mu.
+	state    mesos.TaskState
+	statuses []mesos.TaskStatus
+	pid      int
+	ended    time.Time
+
+	kill chan time.Duration // grace periods of kill requests, to the runner
+	done chan struct{}      // closed when the runner has ended (nil: no runner)
+}
+
+func (t *task) executorID() string { return t.key.task }
+
+// requestKill asks the task's runner to kill it; grace < 0 means the task's
+// own kill policy.
+func (t *task) requestKill(grace time.Duration) {
+	select {
+	case t.kill <- grace:
+	default: // a kill is already pending
+	}
+}
+
+func (t *task) hasCapability(c mesos.FrameworkInfo_Capability_Type) bool {
+	for _, fc := range t.framework.Capabilities {
+		if fc.Type == c {
+			return true
+		}
+	}
+	return false
+}
+
+// role is the role the task's resources are allocated to, if known.
+func (t *task) role() string {
+	for _, r := range t.info.Resources {
+		if role := r.GetAllocationInfo().GetRole(); role != "" {
+			return role
+		}
+	}
+	if roles := t.framework.GetRoles(); len(roles) == 1 {
+		return roles[0]
+	}
+	return t.framework.GetRole()
+}
+
+func isTerminal(s mesos.TaskState) bool {
+	switch s {
+	case mesos.TASK_FINISHED, mesos.TASK_FAILED, mesos.TASK_KILLED, mesos.TASK_ERROR,
+		mesos.TASK_LOST, mesos.TASK_DROPPED, mesos.TASK_GONE, mesos.TASK_GONE_BY_OPERATOR:
+		return true
+	}
+	return false
+}
+
+// validID reports whether an ID can be used as a path component.
+func validID(kind, id string) error {
+	if id == "" || id == "." || id == ".." || len(id) > 255 || strings.ContainsAny(id, "/\x00") {
+		return fmt.Errorf("%s %q cannot name a directory", kind, id)
+	}
+	for _, r := range id {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%s %q contains a control character", kind, id)
+		}
+	}
+	return nil
+}
+
+// runTask handles RUN_TASK.
+func (a *Agent) runTask(rt *api.RunTask) {
+	if rt == nil || rt.Task == nil || rt.Framework == nil || rt.Framework.GetID() == nil {
+		a.log.Warn("ignoring RUN_TASK without task or framework ID")
+		return
+	}
+	if rt.Group != nil {
+		for i := range rt.Group.Tasks {
+			a.startTask(*rt.Framework, rt.Group.Tasks[i], errCustomExecutor)
+		}
+		return
+	}
+	var refuse error
+	executor := rt.Executor
+	if executor == nil {
+		executor = rt.Task.Executor
+	}
+	switch {
+	case executor != nil && executor.GetType() != mesos.ExecutorInfo_DEFAULT:
+		refuse = errCustomExecutor
+	case rt.Task.Command == nil:
+		refuse = errors.New("the task has no command")
+	}
+	a.startTask(*rt.Framework, *rt.Task, refuse)
+}
+
+var errCustomExecutor = errors.New("custom executors are not supported yet")
+
+// startTask registers a task and starts its runner; a task that cannot run
+// (refuse) fails at once with REASON_CONTAINER_LAUNCH_FAILED.
+func (a *Agent) startTask(fw mesos.FrameworkInfo, info mesos.TaskInfo, refuse error) {
+	key := taskKey{fw.GetID().GetValue(), info.TaskID.Value}
+	log := a.log.With("framework_id", key.framework, "task_id", key.task)
+	idErr := errors.Join(validID("framework ID", key.framework), validID("task ID", key.task))
+	if idErr != nil {
+		// The master validates IDs; a task that slipped through cannot get
+		// a sandbox or a checkpoint, so it is refused without them.
+		log.Error("refusing task", "err", idErr)
+		refuse = idErr
+	}
+	a.mu.Lock()
+	if _, dup := a.tasks[key]; dup {
+		a.mu.Unlock()
+		log.Warn("ignoring RUN_TASK for a task the agent already has")
+		return
+	}
+	agentID := a.agentID
+	t := &task{
+		key:         key,
+		info:        info,
+		framework:   fw,
+		containerID: newUUID().String(),
+		launched:    time.Now(),
+		state:       mesos.TASK_STAGING,
+		kill:        make(chan time.Duration, 8),
+	}
+	if idErr == nil {
+		t.meta = a.metaRunDir(agentID, key, t.containerID)
+	}
+	if refuse == nil {
+		t.sandbox = a.sandboxDir(agentID, key, t.containerID)
+		t.done = make(chan struct{})
+		a.runners.Add(1)
+	}
+	a.tasks[key] = t
+	a.mu.Unlock()
+
+	if refuse != nil {
+		log.Warn("task refused", "err", refuse)
+		if t.meta != "" {
+			if err := a.checkpointTask(t, nil); err != nil {
+				log.Error("checkpoint task", "err", err)
+			}
+		}
+		a.count("slave/container_launch_errors", 1)
+		a.update(t, mesos.TASK_FAILED, statusOpts{
+			fromAgent: true, reason: mesos.REASON_CONTAINER_LAUNCH_FAILED.Enum(), message: refuse.Error(),
+		})
+		return
+	}
+	log.Info("launching task", "container_id", t.containerID, "sandbox", t.sandbox)
+	go a.runCommand(a.runnerCtx, t)
+}
+
+// runCommand is the command executor: it prepares the sandbox, launches
+// the command and supervises it until it ends.
+func (a *Agent) runCommand(ctx context.Context, t *task) {
+	defer a.runners.Done()
+	defer close(t.done)
+	fail := func(err error) {
+		a.count("slave/container_launch_errors", 1)
+		a.log.Warn("task launch failed", "framework_id", t.key.framework, "task_id", t.key.task, "err", err)
+		a.update(t, mesos.TASK_FAILED, statusOpts{
+			fromAgent: true, reason: mesos.REASON_CONTAINER_LAUNCH_FAILED.Enum(),
+			message: "Failed to launch container: " + err.Error(),
+		})
+	}
+	if err := a.prepareSandbox(t); err != nil {
+		fail(err)
+		return
+	}
+	spec, err := a.commandSpec(t)
+	if err != nil {
+		fail(err)
+		return
+	}
+	select {
+	case <-t.kill:
+		a.update(t, mesos.TASK_KILLED, statusOpts{fromAgent: true, reason: mesos.REASON_TASK_KILLED_DURING_LAUNCH.Enum(), message: "Task killed before it was launched"})
+		return
+	case <-ctx.Done():
+		a.update(t, mesos.TASK_KILLED, statusOpts{fromAgent: true, reason: mesos.REASON_TASK_KILLED_DURING_LAUNCH.Enum(), message: "Agent shut down before the task was launched"})
+		return
+	default:
+	}
+	a.update(t, mesos.TASK_STARTING, statusOpts{})
+	c, err := a.cfg.Containerizer.Launch(ctx, spec)
+	if err != nil && ctx.Err() != nil {
+		a.update(t, mesos.TASK_KILLED, statusOpts{fromAgent: true, reason: mesos.REASON_TASK_KILLED_DURING_LAUNCH.Enum(), message: "Agent shut down before the task was launched"})
+		return
+	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	a.mu.Lock()
+	t.pid = c.Pid()
+	a.mu.Unlock()
+	st := c.State()
+	if err := a.checkpointTask(t, &st); err != nil {
+		a.log.Error("checkpoint task", "task_id", t.key.task, "err", err)
+	}
+	a.update(t, mesos.TASK_RUNNING, statusOpts{container: c})
+	a.supervise(ctx, t, c)
+}
+
+// supervise waits for the container to end, handling kill requests and the
+// agent's shutdown, and sends the terminal update.
+func (a *Agent) supervise(ctx context.Context, t *task, c containerizer.Container) {
+	var (
+		killing, stopping bool
+		deadline          time.Time
+		escalate          *time.Timer
+		escalateC         <-chan time.Time
+		stopC             = ctx.Done()
+	)
+	defer func() {
+		if escalate != nil {
+			escalate.Stop()
+		}
+	}()
+	beginKill := func(grace time.Duration) {
+		if grace < 0 {
+			grace = a.gracePeriod(t.info.KillPolicy)
+		}
+		if killing && !time.Now().Add(grace).Before(deadline) {
+			return // an earlier kill escalates sooner
+		}
+		if !killing {
+			killing = true
+			if t.hasCapability(mesos.FrameworkInfo_Capability_TASK_KILLING_STATE) {
+				a.update(t, mesos.TASK_KILLING, statusOpts{container: c})
+			}
+			if err := c.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, containerizer.ErrExited) {
+				a.log.Warn("SIGTERM failed", "task_id", t.key.task, "err", err)
+			}
+		}
+		deadline = time.Now().Add(grace)
+		if escalate != nil {
+			escalate.Stop()
+		}
+		escalate = time.NewTimer(grace)
+		escalateC = escalate.C
+	}
+	for {
+		select {
+		case <-c.Done():
+			exit, _ := c.Wait(context.Background())
+			a.finishTask(t, c, exit, killing, stopping)
+			return
+		case grace := <-t.kill:
+			beginKill(grace)
+		case <-stopC:
+			stopC = nil
+			if a.cfg.KeepTasksOnStop {
+				a.log.Info("leaving task running", "task_id", t.key.task, "pid", c.Pid())
+				return
+			}
+			stopping = true
+			beginKill(-1)
+		case <-escalateC:
+			escalateC = nil
+			if err := c.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, containerizer.ErrExited) {
+				a.log.Warn("SIGKILL failed", "task_id", t.key.task, "err", err)
+			}
+		}
+	}
+}
+
+func (a *Agent) finishTask(t *task, c containerizer.Container, exit containerizer.Exit, killing, stopping bool) {
+	opts := statusOpts{container: c, message: "Command " + exit.String()}
+	state := mesos.TASK_FAILED
+	switch {
+	case stopping:
+		state, opts.message = mesos.TASK_KILLED, "Agent shut down; command "+exit.String()
+	case killing:
+		state = mesos.TASK_KILLED
+	case exit.Unknown:
+		opts.fromAgent = true
+		opts.reason = mesos.REASON_EXECUTOR_TERMINATED.Enum()
+		opts.message = "Command exited while its exit status could not be observed (the agent restarted while it ran)"
+	case exit.Success():
+		state = mesos.TASK_FINISHED
+	}
+	a.count("slave/executors_terminated", 1)
+	a.update(t, state, opts)
+}
+
+// gracePeriod is the time between SIGTERM and SIGKILL under policy.
+func (a *Agent) gracePeriod(policy *mesos.KillPolicy) time.Duration {
+	if policy != nil && policy.GracePeriod != nil && policy.GracePeriod.Nanoseconds >= 0 {
+		return time.Duration(policy.GracePeriod.Nanoseconds)
+	}
+	return a.cfg.KillGracePeriod
+}
+
+// killTask handles KILL_TASK.
+func (a *Agent) killTask(kt *api.KillTask) {
+	if kt == nil {
+		return
+	}
+	a.mu.Lock()
+	t := a.tasks[taskKey{kt.FrameworkID, kt.TaskID}]
+	a.mu.Unlock()
+	if t == nil || t.done == nil {
+		a.log.Info("ignoring KILL_TASK for a task the agent does not run", "framework_id", kt.FrameworkID, "task_id", kt.TaskID)
+		return
+	}
+	grace := time.Duration(-1)
+	if kt.KillPolicy != nil && kt.KillPolicy.GracePeriod != nil {
+		grace = a.gracePeriod(kt.KillPolicy)
+	}
+	t.requestKill(grace)
+}
+
+// frameworkTasks lists the tasks of framework fw that have a runner.
+func (a *Agent) frameworkTasks(fw string) []*task {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []*task
+	for k, t := range a.tasks {
+		if (fw == "" || k.framework == fw) && t.done != nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// shutdownFramework kills all of a framework's tasks (TASK_KILLED), then
+// forgets them: their updates are sent once more but not retried, since
+// the framework is gone and nobody will acknowledge them.
+func (a *Agent) shutdownFramework(ctx context.Context, fw string) {
+	tasks := a.frameworkTasks(fw)
+	for _, t := range tasks {
+		t.requestKill(-1)
+	}
+	for _, t := range tasks {
+		select {
+		case <-t.done:
+		case <-ctx.Done():
+			return
+		}
+	}
+	a.mu.Lock()
+	var gone []*task
+	for k, t := range a.tasks {
+		if k.framework == fw && isTerminal(t.state) {
+			gone = append(gone, t)
+		}
+	}
+	a.mu.Unlock()
+	for _, t := range gone {
+		a.updates.abandon(t.key)
+		a.forget(t)
+	}
+}
+
+// forget removes a task whose terminal update was acknowledged (or whose
+// framework is gone); its sandbox stays, its checkpoint goes.
+func (a *Agent) forget(t *task) {
+	a.mu.Lock()
+	if a.tasks[t.key] != t {
+		a.mu.Unlock()
+		return
+	}
+	a.retire(t)
+	a.mu.Unlock()
+	if t.meta != "" {
+		if err := os.RemoveAll(t.meta); err != nil {
+			a.log.Warn("remove task checkpoint", "task_id", t.key.task, "err", err)
+		}
+	}
+	a.log.Info("task forgotten", "framework_id", t.key.framework, "task_id", t.key.task, "state", t.state.String())
+}
+
+// retire moves a task to the completed list; a.mu is held.
+func (a *Agent) retire(t *task) {
+	delete(a.tasks, t.key)
+	t.ended = time.Now()
+	a.completed = append(a.completed, t)
+	if n := len(a.completed) - maxCompletedTasks; n > 0 {
+		a.completed = append([]*task(nil), a.completed[n:]...)
+	}
+}
+
+func (a *Agent) sandboxDir(agentID string, k taskKey, containerID string) string {
+	return filepath.Join(a.workDir, "slaves", agentID, "frameworks", k.framework, "executors", k.task, "runs", containerID)
+}
+
+func (a *Agent) prepareSandbox(t *task) error {
+	if err := os.MkdirAll(t.sandbox, 0o755); err != nil {
+		return fmt.Errorf("create sandbox: %w", err)
+	}
+	// runs/latest points at the newest run, as in Mesos.
+	latest := filepath.Join(filepath.Dir(t.sandbox), "latest")
+	_ = os.Remove(latest)
+	if err := os.Symlink(t.containerID, latest); err != nil {
+		a.log.Warn("create runs/latest link", "err", err)
+	}
+	return a.checkpointTask(t, nil)
+}
+
+// commandSpec turns the task's CommandInfo into a container spec.
+func (a *Agent) commandSpec(t *task) (containerizer.Spec, error) {
+	cmd := t.info.Command
+	spec := containerizer.Spec{
+		ID:     t.containerID,
+		Dir:    t.sandbox,
+		Stdout: filepath.Join(t.sandbox, "stdout"),
+		Stderr: filepath.Join(t.sandbox, "stderr"),
+	}
+	if a.cfg.SwitchUser {
+		spec.User = cmd.GetUser()
+		if spec.User == "" {
+			spec.User = t.framework.User
+		}
+	}
+	if cmd.GetShell() {
+		if cmd.GetValue() == "" {
+			return spec, errors.New("shell command is empty")
+		}
+		spec.Path, spec.Args = "/bin/sh", []string{"sh", "-c", cmd.GetValue()}
+	} else {
+		if cmd.GetValue() == "" {
+			return spec, errors.New("command value (the program to run) is empty")
+		}
+		spec.Path, spec.Args = cmd.GetValue(), cmd.Arguments
+		if len(spec.Args) == 0 {
+			spec.Args = []string{cmd.GetValue()}
+		}
+	}
+	env := os.Environ()
+	set := func(name, value string) { env = append(env, name+"="+value) }
+	set("MESOS_SANDBOX", t.sandbox)
+	set("MESOS_DIRECTORY", t.sandbox)
+	set("MESOS_TASK_ID", t.key.task)
+	set("MESOS_FRAMEWORK_ID", t.key.framework)
+	set("MESOS_EXECUTOR_ID", t.executorID())
+	set("MESOS_AGENT_ID", a.ID())
+	set("MESOS_SLAVE_ID", a.ID())
+	if role := t.role(); role != "" {
+		set("MESOS_ALLOCATION_ROLE", role)
+	}
+	for _, v := range cmd.GetEnvironment().GetVariables() {
+		if v.GetType() == mesos.Environment_Variable_SECRET {
+			return spec, fmt.Errorf("environment variable %s: secrets are not supported", v.Name)
+		}
+		set(v.Name, v.GetValue())
+	}
+	spec.Env = dedupEnv(env)
+	return spec, nil
+}
+
+// dedupEnv keeps the last value of each variable, in first-seen order.
+func dedupEnv(env []string) []string {
+	last := map[string]int{}
+	for i, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		last[name] = i
+	}
+	out := make([]string, 0, len(last))
+	for i, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if last[name] == i {
+			out = append(out, kv)
+		}
+	}
+	return out
+}

@@ -1,0 +1,179 @@
+package agent
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/api"
+)
+
+// nextNew returns the task's next update that is not a late duplicate of
+// one already acknowledged.
+func nextNew(t *testing.T, fm *fakeMaster, taskID string, acked [][]byte) *api.StatusUpdate {
+	t.Helper()
+	for {
+		u := fm.nextUpdate(t, taskID)
+		dup := false
+		for _, id := range acked {
+			dup = dup || bytes.Equal(id, u.Status.UUID)
+		}
+		if !dup {
+			return u
+		}
+	}
+}
+
+func TestStatusUpdatesAreRetriedUntilAcknowledgedAndDeliveredInOrder(t *testing.T) {
+	fm := newFakeMaster(t)
+	fm.set(func(fm *fakeMaster) { fm.autoAck = false })
+	cfg := testConfig(t, fm, "")
+	cfg.StatusUpdateRetry = 10 * time.Millisecond
+	cfg.StatusUpdateRetryMax = 40 * time.Millisecond
+	ta, _ := startRegistered(t, fm, cfg)
+	run(fm, shellTask("ordered", "true"))
+
+	var acked [][]byte
+	for _, want := range []mesos.TaskState{mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_FINISHED} {
+		head := nextNew(t, fm, "ordered", acked)
+		if head.Status.GetState() != want {
+			t.Fatalf("got %s before %s was delivered", head.Status.GetState(), want)
+		}
+		// Without an acknowledgement the same update comes again (same
+		// UUID), and nothing behind it is sent; latest_state tells the
+		// master how far the task really is.
+		for retries := 0; retries < 3; retries++ {
+			again := fm.nextUpdate(t, "ordered")
+			if !bytes.Equal(again.Status.UUID, head.Status.UUID) {
+				t.Fatalf("while %s was unacknowledged the agent sent %s", want, again.Status.GetState())
+			}
+		}
+		waitFor(t, "latest_state = TASK_FINISHED", func() bool {
+			u := fm.nextUpdate(t, "ordered")
+			if !bytes.Equal(u.Status.UUID, head.Status.UUID) {
+				t.Fatalf("while %s was unacknowledged the agent sent %s", want, u.Status.GetState())
+			}
+			return u.LatestState != nil && *u.LatestState == mesos.TASK_FINISHED
+		})
+		fm.ack(head)
+		acked = append(acked, head.Status.UUID)
+	}
+	waitFor(t, "the finished task to be forgotten", func() bool {
+		var st struct {
+			Frameworks []any `json:"frameworks"`
+		}
+		getJSON(t, ta.Agent, "/state", &st)
+		return len(st.Frameworks) == 0
+	})
+}
+
+func TestUpdatesAreResentRightAfterReregistration(t *testing.T) {
+	fm := newFakeMaster(t)
+	fm.set(func(fm *fakeMaster) { fm.autoAck = false })
+	cfg := testConfig(t, fm, "")
+	cfg.StatusUpdateRetry = time.Hour // any resend below is due to re-registration
+	ta, first := startRegistered(t, fm, cfg)
+	run(fm, shellTask("resend", "true"))
+	starting := fm.expectStates(t, "resend", mesos.TASK_STARTING)[0]
+	waitFor(t, "task finished on the agent", func() bool {
+		var m map[string]float64
+		getJSON(t, ta.Agent, "/metrics/snapshot", &m)
+		return m["slave/tasks_finished"] == 1
+	})
+
+	fm.dropStream()
+	reg := fm.nextRegister(t)
+	if reg.Info.GetID().GetValue() != first.agentID {
+		t.Fatalf("re-registered as %q, want %q", reg.Info.GetID().GetValue(), first.agentID)
+	}
+	if len(reg.Tasks) != 1 {
+		t.Fatalf("REGISTER reports %d tasks, want 1", len(reg.Tasks))
+	}
+	rt := reg.Tasks[0]
+	if rt.TaskID.Value != "resend" || rt.GetState() != mesos.TASK_FINISHED ||
+		rt.GetStatusUpdateState() != mesos.TASK_STARTING || !bytes.Equal(rt.StatusUpdateUUID, starting.Status.UUID) {
+		t.Fatalf("reported task %s state %s, status_update_state %s", rt.TaskID.Value, rt.GetState(), rt.GetStatusUpdateState())
+	}
+	if len(reg.Frameworks) != 1 || reg.Frameworks[0].GetID().GetValue() != testFramework {
+		t.Fatalf("REGISTER reports frameworks %v", reg.Frameworks)
+	}
+
+	again := fm.nextUpdate(t, "resend")
+	if !bytes.Equal(again.Status.UUID, starting.Status.UUID) {
+		t.Fatalf("after re-registration the agent sent %s, want the unacknowledged TASK_STARTING", again.Status.GetState())
+	}
+	fm.ack(again)
+	fm.ack(fm.expectStates(t, "resend", mesos.TASK_RUNNING)[0])
+	fm.ack(fm.expectStates(t, "resend", mesos.TASK_FINISHED)[0])
+}
+
+func TestRestartedAgentResendsCheckpointedUpdates(t *testing.T) {
+	fm := newFakeMaster(t)
+	fm.set(func(fm *fakeMaster) { fm.autoAck = false })
+	workDir := t.TempDir()
+	cfg := testConfig(t, fm, workDir)
+	cfg.StatusUpdateRetry = time.Hour
+	ta, first := startRegistered(t, fm, cfg)
+	run(fm, shellTask("durable", "sleep 100"))
+	starting := fm.expectStates(t, "durable", mesos.TASK_STARTING)[0]
+	var meta string
+	waitFor(t, "task running", func() bool {
+		ta.mu.Lock()
+		defer ta.mu.Unlock()
+		tk := ta.tasks[taskKey{testFramework, "durable"}]
+		if tk == nil || tk.state != mesos.TASK_RUNNING {
+			return false
+		}
+		meta = tk.meta
+		return true
+	})
+	ta.stop(t) // kills the task: TASK_KILLED is checkpointed, not sent
+
+	startAgent(t, cfg)
+	reg := fm.nextRegister(t)
+	if reg.Info.GetID().GetValue() != first.agentID || len(reg.Tasks) != 1 || reg.Tasks[0].GetState() != mesos.TASK_KILLED {
+		t.Fatalf("restarted agent registered as %q with tasks %v", reg.Info.GetID().GetValue(), reg.Tasks)
+	}
+	u := fm.nextUpdate(t, "durable")
+	if !bytes.Equal(u.Status.UUID, starting.Status.UUID) {
+		t.Fatalf("restarted agent sent %s first, want the unacknowledged TASK_STARTING", u.Status.GetState())
+	}
+	fm.ack(u)
+	fm.ack(fm.expectStates(t, "durable", mesos.TASK_RUNNING)[0])
+	killed := fm.expectStates(t, "durable", mesos.TASK_KILLED)[0]
+	fm.ack(killed)
+	waitFor(t, "checkpoint of the forgotten task removed", func() bool {
+		_, err := os.Stat(meta)
+		return os.IsNotExist(err)
+	})
+	if _, err := os.Stat(filepath.Join(workDir, "meta", "agent_id")); err != nil {
+		t.Fatalf("agent ID checkpoint: %v", err)
+	}
+}
+
+func TestReplayIgnoresATornLastLine(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "task.updates")
+	mk := func(s mesos.TaskState) *api.StatusUpdate {
+		return &api.StatusUpdate{FrameworkID: "f", Status: &mesos.TaskStatus{TaskID: mesos.TaskID{Value: "t"}, State: s.Enum(), UUID: newUUID().bytes()}}
+	}
+	u1, u2 := mk(mesos.TASK_STARTING), mk(mesos.TASK_RUNNING)
+	for _, rec := range []checkpointRecord{{Update: u1}, {Update: u2}, {Ack: u1.Status.UUID}} {
+		if err := appendRecord(file, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, _ := os.OpenFile(file, os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString(`{"ack":"AAAA`) // crash mid-write
+	f.Close()
+	all, pending, err := replayUpdates(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || len(pending) != 1 || !bytes.Equal(pending[0].Status.UUID, u2.Status.UUID) {
+		t.Fatalf("replay: %d updates, %d pending", len(all), len(pending))
+	}
+}

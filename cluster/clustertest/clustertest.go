@@ -1,0 +1,264 @@
+// Package clustertest runs real in-process agora clusters for tests: a
+// master and agents, each on its own loopback TCP port, talking over the
+// real HTTP protocols. Nothing is mocked; only the process boundary is
+// saved.
+package clustertest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agora-cluster/agora/cluster/agent"
+	"github.com/agora-cluster/agora/cluster/master"
+	"github.com/agora-cluster/agora/cluster/registry"
+)
+
+// Options shape a test cluster.
+type Options struct {
+	// Agents is the number of agents (default 1).
+	Agents int
+	// AgentResources in Mesos syntax (default "cpus:4;mem:4096;disk:10000;ports:[31000-32000]").
+	AgentResources string
+	// Master and Agent adjust the configurations before start.
+	Master func(*master.Config)
+	Agent  func(i int, c *agent.Config)
+	// Registry, if set, is the master's registry (default: in memory).
+	Registry registry.Registry
+	// Verbose sends the cluster's logs to the test log.
+	Verbose bool
+}
+
+// Cluster is a running test cluster.
+type Cluster struct {
+	t      testing.TB
+	opts   Options
+	Master *master.Master
+	// MasterAddr is host:port; MasterURL is http://host:port.
+	MasterAddr string
+	MasterURL  string
+	Agents     []*RunningAgent
+
+	masterCancel context.CancelFunc
+	masterDone   chan struct{}
+	srv          *http.Server
+	logger       *slog.Logger
+}
+
+// RunningAgent is one agent of the cluster.
+type RunningAgent struct {
+	*agent.Agent
+	Config agent.Config
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start runs a cluster and stops it when the test ends.
+func Start(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	if opts.Agents == 0 {
+		opts.Agents = 1
+	}
+	if opts.AgentResources == "" {
+		opts.AgentResources = "cpus:4;mem:4096;disk:10000;ports:[31000-32000]"
+	}
+	c := &Cluster{t: t, opts: opts}
+	c.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if opts.Verbose || os.Getenv("AGORA_TEST_LOG") != "" {
+		c.logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	cfg := master.Config{
+		Hostname:           "localhost",
+		IP:                 "127.0.0.1",
+		Port:               port,
+		AllocationInterval: 100 * time.Millisecond,
+		Registry:           opts.Registry,
+		Logger:             c.logger,
+	}
+	if opts.Master != nil {
+		opts.Master(&cfg)
+	}
+	m, err := master.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Master = m
+	c.MasterAddr = ln.Addr().String()
+	c.MasterURL = "http://" + c.MasterAddr
+	ctx, cancel := context.WithCancel(context.Background())
+	c.masterCancel = cancel
+	c.masterDone = make(chan struct{})
+	c.srv = &http.Server{Handler: m.Handler(nil)}
+	go func() { m.Run(ctx); close(c.masterDone) }()
+	go c.srv.Serve(ln)
+	t.Cleanup(c.Stop)
+	for i := 0; i < opts.Agents; i++ {
+		c.StartAgent(i, "")
+	}
+	c.WaitFor("agents registered", func(s *State) bool { return len(s.Slaves) == opts.Agents })
+	return c
+}
+
+// StartAgent starts agent i (a new one if i == len(Agents)); workDir ""
+// means a fresh temporary directory, or the agent's previous one on restart.
+func (c *Cluster) StartAgent(i int, workDir string) *RunningAgent {
+	c.t.Helper()
+	var cfg agent.Config
+	if i < len(c.Agents) && c.Agents[i] != nil {
+		cfg = c.Agents[i].Config
+	} else {
+		cfg = agent.Config{
+			MasterAddr:          c.MasterAddr,
+			WorkDir:             filepath.Join(c.t.TempDir(), fmt.Sprintf("agent%d", i)),
+			Hostname:            "localhost",
+			Resources:           c.opts.AgentResources,
+			RegistrationBackoff: 50 * time.Millisecond,
+			StatusUpdateRetry:   500 * time.Millisecond,
+			KillGracePeriod:     time.Second,
+			Logger:              c.logger.With("agent", i),
+		}
+		if c.opts.Agent != nil {
+			c.opts.Agent(i, &cfg)
+		}
+	}
+	if workDir != "" {
+		cfg.WorkDir = workDir
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cfg.Listener = ln
+	a, err := agent.New(cfg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ra := &RunningAgent{Agent: a, Config: cfg, cancel: cancel, done: make(chan error, 1)}
+	go func() { ra.done <- a.Run(ctx) }()
+	for len(c.Agents) <= i {
+		c.Agents = append(c.Agents, nil)
+	}
+	c.Agents[i] = ra
+	return ra
+}
+
+// Stop stops agent i and waits for it.
+func (ra *RunningAgent) Stop() {
+	if ra == nil || ra.cancel == nil {
+		return
+	}
+	ra.cancel()
+	select {
+	case <-ra.done:
+	case <-time.After(30 * time.Second):
+	}
+	ra.cancel = nil
+}
+
+// Stop stops the whole cluster (agents first).
+func (c *Cluster) Stop() {
+	var wg sync.WaitGroup
+	for _, a := range c.Agents {
+		wg.Add(1)
+		go func(a *RunningAgent) { defer wg.Done(); a.Stop() }(a)
+	}
+	wg.Wait()
+	if c.masterCancel != nil {
+		c.srv.Close()
+		c.masterCancel()
+		<-c.masterDone
+		c.masterCancel = nil
+	}
+}
+
+// State is the part of /master/state tests look at.
+type State struct {
+	ID     string `json:"id"`
+	Slaves []struct {
+		ID        string         `json:"id"`
+		Hostname  string         `json:"hostname"`
+		PID       string         `json:"pid"`
+		Active    bool           `json:"active"`
+		Resources map[string]any `json:"resources"`
+		Used      map[string]any `json:"used_resources"`
+	} `json:"slaves"`
+	UnreachableSlaves int `json:"unreachable_slaves"`
+	Frameworks        []struct {
+		ID               string `json:"id"`
+		Name             string `json:"name"`
+		Active           bool   `json:"active"`
+		Connected        bool   `json:"connected"`
+		Tasks            []Task `json:"tasks"`
+		CompletedTasks   []Task `json:"completed_tasks"`
+		UnreachableTasks []Task `json:"unreachable_tasks"`
+	} `json:"frameworks"`
+	CompletedFrameworks []struct {
+		ID             string `json:"id"`
+		CompletedTasks []Task `json:"completed_tasks"`
+	} `json:"completed_frameworks"`
+}
+
+// Task is a task in /master/state.
+type Task struct {
+	ID          string `json:"id"`
+	FrameworkID string `json:"framework_id"`
+	SlaveID     string `json:"slave_id"`
+	State       string `json:"state"`
+}
+
+// State fetches /master/state.
+func (c *Cluster) State() (*State, error) {
+	resp, err := http.Get(c.MasterURL + "/master/state")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var s State
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		return nil, fmt.Errorf("decode /master/state: %w", err)
+	}
+	return &s, nil
+}
+
+// WaitFor polls /master/state until cond holds, failing the test after a
+// generous deadline (60 s; functional, not a timing assertion).
+func (c *Cluster) WaitFor(what string, cond func(*State) bool) *State {
+	c.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var last *State
+	for time.Now().Before(deadline) {
+		s, err := c.State()
+		if err == nil {
+			last = s
+			if cond(s) {
+				return s
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b, _ := json.Marshal(last)
+	c.t.Fatalf("timed out waiting for %s; last state: %s", what, b)
+	return nil
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}

@@ -1,0 +1,118 @@
+// Package containerizer launches and supervises the processes an agent runs
+// for its tasks. The agent sees a container only through the small
+// Containerizer and Container interfaces below, so isolation (cgroups,
+// namespaces, Docker) can be added behind them without touching the agent.
+//
+// Process is the plain-process implementation: each container is a process
+// group in the agent's own namespaces with no resource limits.
+package containerizer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+)
+
+// Spec describes one container to launch.
+type Spec struct {
+	// ID is the container ID (unique on the agent).
+	ID string
+	// Path is the program to run. A name without a slash is looked up in the
+	// PATH of Env (or the agent's PATH if Env sets none), as execvp does.
+	Path string
+	// Args is the full argv, Args[0] included. Empty means []string{Path}.
+	Args []string
+	// Env is the complete environment, as "NAME=value" strings.
+	Env []string
+	// Dir is the working directory: the sandbox. It must exist.
+	Dir string
+	// Stdout and Stderr are files the container's output is appended to;
+	// they are created if missing.
+	Stdout, Stderr string
+	// User, if set and the agent runs as root, is the account the container
+	// runs as; Dir and the output files are handed to it. Without root the
+	// container runs as the agent's user.
+	User string
+}
+
+// State is what an agent checkpoints about a running container so that a
+// restarted agent can adopt it with Recover.
+type State struct {
+	ID  string `json:"id"`
+	Pid int    `json:"pid"`
+	// StartTime is the process start time in clock ticks since boot
+	// (/proc/PID/stat field 22); it tells a reused PID from the original.
+	StartTime uint64 `json:"start_time"`
+}
+
+// Exit is how a container ended.
+type Exit struct {
+	// Code is the exit status when Signal is 0.
+	Code int
+	// Signal is the signal that terminated the main process, if any.
+	Signal syscall.Signal
+	// Unknown is set when the status could not be observed: the container
+	// was adopted after an agent restart and the process is not the agent's
+	// child.
+	Unknown bool
+}
+
+// Success reports a clean exit with status 0.
+func (e Exit) Success() bool { return !e.Unknown && e.Signal == 0 && e.Code == 0 }
+
+// String words the exit the way Mesos's command executor does:
+// "exited with status 3", "terminated with signal Killed".
+func (e Exit) String() string {
+	switch {
+	case e.Unknown:
+		return "exited with an unknown status"
+	case e.Signal != 0:
+		return "terminated with signal " + SignalName(e.Signal)
+	}
+	return fmt.Sprintf("exited with status %d", e.Code)
+}
+
+// SignalName gives a signal's description as strsignal(3) writes it
+// ("Terminated", "Killed"), which is what Mesos puts in task messages.
+func SignalName(s syscall.Signal) string {
+	name := s.String()
+	if name == "" {
+		return fmt.Sprintf("signal %d", int(s))
+	}
+	return strings.ToUpper(name[:1]) + name[1:]
+}
+
+// Container is one launched (or adopted) container.
+type Container interface {
+	// ID is the container ID.
+	ID() string
+	// Pid is the main process; it leads the container's process group.
+	Pid() int
+	// Signal sends sig to every process of the container.
+	Signal(sig syscall.Signal) error
+	// Done is closed once the main process has ended and the rest of the
+	// container has been killed.
+	Done() <-chan struct{}
+	// Wait blocks until Done or ctx ends and returns how the container ended.
+	Wait(ctx context.Context) (Exit, error)
+	// State is what to checkpoint so that Recover can adopt the container.
+	State() State
+}
+
+// Containerizer launches containers.
+type Containerizer interface {
+	// Launch starts a container. An error means nothing was started.
+	Launch(ctx context.Context, spec Spec) (Container, error)
+	// Recover adopts a container that an earlier agent process launched. It
+	// returns ErrGone if the container is no longer running.
+	Recover(ctx context.Context, st State) (Container, error)
+}
+
+var (
+	// ErrGone is returned by Recover for a container that no longer runs.
+	ErrGone = errors.New("container is no longer running")
+	// ErrExited is returned by Signal once the container has ended.
+	ErrExited = errors.New("container has exited")
+)

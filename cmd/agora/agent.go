@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/agora-cluster/agora/cluster/agent"
+)
+
+func init() {
+	register(command{name: "agent", summary: "Run an agent (offers this machine's resources and runs tasks)", run: runAgent})
+}
+
+// agentFlags are the agent's flags (Mesos's names), shared with `agora dev`.
+type agentFlags struct {
+	master, workDir, ip, hostname, resources, attributes string
+	port                                                 int
+	switchUser, keepTasks                                bool
+}
+
+func (f *agentFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.master, "master", "127.0.0.1:5050", "the master's host:port")
+	fs.StringVar(&f.workDir, "work_dir", "", "directory for sandboxes (WORK_DIR/slaves) and checkpoints (WORK_DIR/meta); required.\nUse a directory that survives reboots, not /tmp")
+	fs.StringVar(&f.ip, "ip", "127.0.0.1", "IP address to listen on; use this host's address (or 0.0.0.0) in a multi-machine cluster")
+	fs.IntVar(&f.port, "port", 5051, "port to listen on")
+	fs.StringVar(&f.hostname, "hostname", "", "hostname to report to the master (default: the machine's hostname)")
+	fs.StringVar(&f.resources, "resources", "", "total resources, e.g. 'cpus:8;mem:16384;disk:100000;ports:[31000-32000]';\nresources not named are detected (cpus, mem, disk, ports)")
+	fs.StringVar(&f.attributes, "attributes", "", "attributes frameworks can match on, e.g. 'rack:r1;zone:us-east'")
+	fs.BoolVar(&f.switchUser, "switch_user", true, "when running as root, run each task as its framework's (or command's) user")
+	fs.BoolVar(&f.keepTasks, "keep_tasks_on_stop", false, "leave tasks running when the agent stops; the next agent on the same --work_dir adopts them")
+}
+
+func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
+	if f.workDir == "" {
+		return agent.Config{}, fmt.Errorf("--work_dir is required (sandboxes and the agent's checkpoint live there), e.g. --work_dir=/var/lib/agora/agent")
+	}
+	if f.port < 0 || f.port > 65535 {
+		return agent.Config{}, fmt.Errorf("--port=%d is not a TCP port", f.port)
+	}
+	return agent.Config{
+		MasterAddr:      f.master,
+		WorkDir:         f.workDir,
+		Listen:          net.JoinHostPort(f.ip, strconv.Itoa(f.port)),
+		Hostname:        f.hostname,
+		Resources:       f.resources,
+		Attributes:      f.attributes,
+		SwitchUser:      f.switchUser,
+		KeepTasksOnStop: f.keepTasks,
+		Logger:          logger,
+	}, nil
+}
+
+func runAgent(args []string) int {
+	fs := flag.NewFlagSet("agora agent", flag.ContinueOnError)
+	var af agentFlags
+	af.register(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: agora agent --master=HOST:5050 --work_dir=DIR [flags]\n\n"+
+			"Runs an agent: it registers this machine's resources with the master and runs the\n"+
+			"tasks frameworks launch on them, each in a sandbox under --work_dir.\n\n"+
+			"Example:\n  agora agent --master=10.0.0.5:5050 --work_dir=/var/lib/agora/agent --ip=10.0.0.7 \\\n"+
+			"      --resources='cpus:8;mem:16384' --attributes='rack:r1'\n\n"+
+			"Then look at it: curl http://10.0.0.7:5051/state\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "agora agent: unexpected arguments %q (flags are written --name=value)\n", fs.Args())
+		return 2
+	}
+	cfg, err := af.config(newLogger())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora agent:", err)
+		return 2
+	}
+	a, err := agent.New(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora agent:", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg.Logger.Info("agent starting", "listen", a.Addr(), "master", cfg.MasterAddr, "work_dir", a.WorkDir())
+	if err := a.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "agora agent:", err)
+		return 1
+	}
+	return 0
+}

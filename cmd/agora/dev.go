@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/agent"
+	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/master"
+	"github.com/agora-cluster/agora/cluster/registry"
+	"github.com/agora-cluster/agora/cluster/webui"
+)
+
+func init() {
+	register(command{name: "dev", summary: "Run a whole dev cluster in one process: master, agents and the web UI", run: runDev})
+}
+
+func runDev(args []string) int {
+	fs := flag.NewFlagSet("agora dev", flag.ContinueOnError)
+	var mf masterFlags
+	mf.register(fs)
+	agents := fs.Int("agents", 1, "number of agents; the machine's cpus, memory, disk and ports are split between them")
+	resources := fs.String("resources", "", "resources of the whole dev cluster in Mesos syntax (default: detected), split between the agents")
+	home, _ := os.UserHomeDir()
+	fs.Lookup("work_dir").DefValue = filepath.Join(home, ".agora", "dev")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: agora dev [--agents N] [flags]\n\n"+
+			"Runs a master (with the web UI) and N agents in one process, on this machine's\n"+
+			"resources. State lives under --work_dir (default ~/.agora/dev).\n\n"+
+			"Example:\n  agora dev --agents 2\n  agora run -- echo hello   # in another terminal\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	if mf.workDir == "" {
+		mf.workDir = fs.Lookup("work_dir").DefValue
+	}
+	if *agents < 1 || *agents > 64 {
+		fmt.Fprintf(os.Stderr, "agora dev: --agents=%d: choose between 1 and 64\n", *agents)
+		return 2
+	}
+	logger := newLogger()
+	if err := os.MkdirAll(mf.workDir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "agora dev:", err)
+		return 1
+	}
+	reg, err := registry.OpenBolt(filepath.Join(mf.workDir, "master", "registry.db"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora dev:", err)
+		return 1
+	}
+	defer reg.Close()
+	cfg, err := mf.config(logger, reg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora dev:", err)
+		return 2
+	}
+	total, err := agent.DetectResources(*resources, mf.workDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora dev: --resources:", err)
+		return 2
+	}
+	shares := splitResources(total, *agents)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m, err := master.New(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora dev:", err)
+		return 1
+	}
+	masterAddr := net.JoinHostPort(mf.ip, strconv.Itoa(mf.port))
+	ln, err := net.Listen("tcp", masterAddr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "agora dev: cannot listen on %s: %v (is another agora running? try --port)\n", masterAddr, err)
+		return 1
+	}
+	errc := make(chan error, 1+*agents)
+	go func() { errc <- serveMaster(ctx, m, ln, webui.Handler()) }()
+
+	var warnings []string
+	for i := 0; i < *agents; i++ {
+		port := mf.port + 1 + i
+		acfg := agent.Config{
+			MasterAddr: masterAddr,
+			WorkDir:    filepath.Join(mf.workDir, fmt.Sprintf("agent%d", i)),
+			Listen:     net.JoinHostPort(mf.ip, strconv.Itoa(port)),
+			Hostname:   cfg.Hostname,
+			Resources:  api.FormatResources(shares[i]),
+			Logger:     logger.With("agent", i),
+		}
+		a, err := agent.New(acfg)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "agora dev: agent %d: %v\n", i, err)
+			return 1
+		}
+		warnings = append(warnings, a.Warnings()...)
+		go func() { errc <- a.Run(ctx) }()
+	}
+	printDevBanner(mf.ip, mf.port, *agents, shares, dedupe(warnings))
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "agora dev:", err)
+			return 1
+		}
+	}
+	// Give agents a moment to stop their tasks.
+	time.Sleep(200 * time.Millisecond)
+	return 0
+}
+
+// splitResources divides scalars evenly and ranges into contiguous pieces.
+func splitResources(total mesos.Resources, n int) []mesos.Resources {
+	out := make([]mesos.Resources, n)
+	for _, r := range total {
+		switch r.GetType() {
+		case mesos.SCALAR:
+			v := r.GetScalar().GetValue() / float64(n)
+			if r.Name == "cpus" {
+				v = float64(int64(v*1000)) / 1000
+			} else {
+				v = float64(int64(v)) // whole megabytes
+			}
+			for i := range out {
+				c := r
+				c.Scalar = &mesos.Value_Scalar{Value: v}
+				out[i] = append(out[i], c)
+			}
+		case mesos.RANGES:
+			var all []uint64
+			for _, rg := range r.GetRanges().GetRange() {
+				for p := rg.Begin; p <= rg.End && len(all) < 1<<20; p++ {
+					all = append(all, p)
+				}
+			}
+			per := len(all) / n
+			for i := range out {
+				if per == 0 {
+					break
+				}
+				end := (i + 1) * per
+				if i == n-1 {
+					end = len(all) // the last agent takes the remainder
+				}
+				part := all[i*per : end]
+				c := r
+				c.Ranges = &mesos.Value_Ranges{Range: mesos.NewRanges(part...)}
+				out[i] = append(out[i], c)
+			}
+		default:
+			for i := range out {
+				out[i] = append(out[i], r)
+			}
+		}
+	}
+	return out
+}
+
+func dedupe(xs []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func printDevBanner(ip string, port, agents int, shares []mesos.Resources, warnings []string) {
+	var b strings.Builder
+	url := fmt.Sprintf("http://%s:%d", ip, port)
+	fmt.Fprintf(&b, "\nagora dev cluster is up\n\n")
+	fmt.Fprintf(&b, "  web UI      %s\n", url)
+	fmt.Fprintf(&b, "  scheduler   %s/api/v1/scheduler   (Mesos v1 scheduler API)\n", url)
+	fmt.Fprintf(&b, "  state       %s/master/state\n", url)
+	for i := 0; i < agents; i++ {
+		fmt.Fprintf(&b, "  agent %-5d http://%s:%d   %s\n", i, ip, port+1+i, shares[i].String())
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(&b, "\n  WARNING: %s\n", w)
+	}
+	fmt.Fprintf(&b, "\nTry, in another terminal:\n")
+	fmt.Fprintf(&b, "  agora run -- echo hello\n  agora tasks\n  agora bench launch --tasks 1000\n\nCtrl-C stops the cluster.\n\n")
+	fmt.Fprint(os.Stderr, b.String())
+}
