@@ -250,6 +250,19 @@ func (m *Master) reregisterAgent(a *agent, info *mesos.AgentInfo, reg *api.Regis
 			reported[taskKey(t.FrameworkID.Value, t.TaskID.Value)] = t
 		}
 	}
+	// Tasks of frameworks that are gone must not outlive them (the agent
+	// may have been away when the framework was removed).
+	var after []*api.AgentEvent // sent once REGISTERED has gone out
+	shutdown := map[string]bool{}
+	for _, t := range reg.Tasks {
+		if t == nil {
+			continue
+		}
+		if fid := t.FrameworkID.Value; m.frameworks[fid] == nil && !shutdown[fid] {
+			shutdown[fid] = true
+			after = append(after, agentEvent(shutdownFrameworkEvent(fid)))
+		}
+	}
 	if wasUnreachable {
 		a.unreachable = false
 		a.unreachableTime = time.Time{}
@@ -285,7 +298,7 @@ func (m *Master) reregisterAgent(a *agent, info *mesos.AgentInfo, reg *api.Regis
 			if !f.partitionAware {
 				// Mesos kills the tasks of non-partition-aware frameworks
 				// that come back from a partition: they were told TASK_LOST.
-				a.out.push(agentEvent(api.AgentEvent{Type: api.AgentKillTask, KillTask: &api.KillTask{FrameworkID: f.id, TaskID: t.info.TaskID.Value}}))
+				after = append(after, agentEvent(api.AgentEvent{Type: api.AgentKillTask, KillTask: &api.KillTask{FrameworkID: f.id, TaskID: t.info.TaskID.Value}}))
 			}
 			t.info.State = rt.State
 			m.sendMasterUpdate(f, t.info.TaskID, t.info.AgentID, rt.GetState(), mesos.REASON_AGENT_REREGISTERED, "Agent re-registered")
@@ -294,13 +307,8 @@ func (m *Master) reregisterAgent(a *agent, info *mesos.AgentInfo, reg *api.Regis
 	}
 	m.log.Info("agent re-registered", "agent", a.id, "hostname", a.info.Hostname, "was_unreachable", wasUnreachable)
 	m.sendRegistered(a)
-	// Resend the kills and launches the agent may have missed.
-	for _, t := range a.tasks {
-		if t.state() == mesos.TASK_STAGING {
-			if _, ok := reported[taskKey(t.info.FrameworkID.Value, t.info.TaskID.Value)]; !ok {
-				continue
-			}
-		}
+	for _, ev := range after {
+		a.out.push(ev)
 	}
 	m.requestAllocation()
 	return a, nil
