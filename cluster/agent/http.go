@@ -1,9 +1,7 @@
 package agent
 
 import (
-	"encoding/json"
 	"net/http"
-	"regexp"
 	"runtime"
 	"sort"
 	"strconv"
@@ -47,30 +45,7 @@ func (a *Agent) routes() http.Handler {
 	return mux
 }
 
-var jsonpCallback = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$.]*$`)
-
-// writeJSON writes v as JSON, or as JSONP when ?jsonp= names a callback
-// (Mesos's legacy endpoints support both).
-func writeJSON(w http.ResponseWriter, r *http.Request, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, "encode response: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	if cb := r.URL.Query().Get("jsonp"); cb != "" {
-		if !jsonpCallback.MatchString(cb) {
-			http.Error(w, "invalid jsonp callback name", http.StatusBadRequest)
-			return
-		}
-		w.Header().Set("Content-Type", "text/javascript")
-		_, _ = w.Write([]byte(cb + "("))
-		_, _ = w.Write(b)
-		_, _ = w.Write([]byte(");"))
-		return
-	}
-	w.Header().Set("Content-Type", api.MediaJSON)
-	_, _ = w.Write(b)
-}
+func writeJSON(w http.ResponseWriter, r *http.Request, v any) { api.WriteJSON(w, r, v) }
 
 func secs(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 

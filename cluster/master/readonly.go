@@ -1,7 +1,6 @@
 package master
 
 import (
-	"encoding/json"
 	"net/http"
 	"sort"
 	"time"
@@ -32,22 +31,7 @@ func (m *Master) serveJSON(build func(r *http.Request) any) http.HandlerFunc {
 	}
 }
 
-func writeJSON(w http.ResponseWriter, r *http.Request, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if cb := r.URL.Query().Get("jsonp"); cb != "" {
-		w.Header().Set("Content-Type", "text/javascript")
-		w.Write([]byte(cb + "("))
-		w.Write(b)
-		w.Write([]byte(");"))
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(b)
-}
+func writeJSON(w http.ResponseWriter, r *http.Request, v any) { api.WriteJSON(w, r, v) }
 
 func (m *Master) flagsDoc() doc {
 	d := doc{}

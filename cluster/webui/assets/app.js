@@ -1,0 +1,784 @@
+// agora web UI: plain JavaScript, no framework, no build step.
+//
+// The page polls the master's /master/state and /metrics/snapshot on the same
+// origin every REFRESH_MS and renders them. Routes live in the URL fragment:
+//   #/tasks?q=<filter>   #/frameworks   #/agents   #/task/<framework>/<task>
+// Every value from the master is put into the page as text, never as HTML.
+'use strict';
+
+(function () {
+  const params = new URLSearchParams(location.search);
+  // ?refresh=<seconds> polls less (or more) often; operators of big clusters
+  // can slow the UI down so it does not load the master.
+  const REFRESH_MS = Math.min(600000, Math.max(250, (Number(params.get('refresh')) || 2) * 1000));
+  const TIMEOUT_MS = Math.max(5000, REFRESH_MS);
+  const MAX_ROWS = 500; // rows per table; the filter narrows the rest
+  const TAIL_BYTES = 64 * 1024;
+
+  const model = {
+    state: null, metrics: null, index: null,
+    updated: null, error: null, errorStatus: 0, errorSince: null,
+    filter: '',
+  };
+
+  // ---- small helpers -------------------------------------------------------
+
+  const $ = (id) => document.getElementById(id);
+
+  // h builds an element; children that are not nodes become text.
+  function h(tag, attrs, ...kids) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v == null || v === false) continue;
+      if (k === 'class') el.className = v;
+      // Styles go through the CSSOM: the page's CSP forbids style attributes.
+      else if (k === 'style') Object.assign(el.style, v);
+      else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else el.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const c of kids.flat(Infinity)) {
+      if (c == null || c === false) continue;
+      el.append(c instanceof Node ? c : String(c));
+    }
+    return el;
+  }
+
+  function setText(id, text) {
+    const el = $(id);
+    if (el.textContent !== text) el.textContent = text;
+  }
+
+  // replaceRows swaps a tbody's rows only when they changed, so a refresh
+  // does not lose the user's text selection or scroll position.
+  function replaceRows(tbody, rows) {
+    const next = document.createElement('tbody');
+    next.append(...rows);
+    if (next.innerHTML === tbody.innerHTML) return;
+    tbody.replaceChildren(...next.childNodes);
+  }
+
+  function emptyRow(cols, text) {
+    return h('tr', { class: 'empty' }, h('td', { colspan: cols }, text));
+  }
+
+  const enc = encodeURIComponent;
+
+  function num(x) {
+    const n = Number(x) || 0;
+    return String(Math.round(n * 100) / 100);
+  }
+
+  // mem formats megabytes, as Mesos reports mem and disk.
+  function mem(mb) {
+    let v = Number(mb) || 0;
+    const units = ['MB', 'GB', 'TB', 'PB'];
+    let i = 0;
+    while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+    return `${Math.round(v * 10) / 10} ${units[i]}`;
+  }
+
+  function bytes(n) {
+    let v = Number(n) || 0;
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0;
+    while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+    return i === 0 ? `${v} B` : `${Math.round(v * 10) / 10} ${units[i]}`;
+  }
+
+  function pct(part, whole) {
+    return whole > 0 ? Math.min(100, Math.max(0, (part / whole) * 100)) : 0;
+  }
+
+  // when renders a Mesos timestamp (seconds since the epoch) as a coarse
+  // relative time, with the exact time in the title.
+  function when(secs) {
+    const t = Number(secs);
+    if (!t) return h('span', { class: 'muted' }, '–');
+    const d = new Date(t * 1000);
+    return h('time', { datetime: d.toISOString(), title: d.toLocaleString() }, ago(d));
+  }
+
+  function ago(d) {
+    const s = (Date.now() - d.getTime()) / 1000;
+    if (s < 60) return 'under a minute ago';
+    if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+    if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+    return `${Math.floor(s / 86400)} d ago`;
+  }
+
+  function duration(secs) {
+    const s = Math.max(0, Math.floor(secs));
+    if (s < 60) return `${s} s`;
+    if (s < 3600) return `${Math.floor(s / 60)} min`;
+    if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+    return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+  }
+
+  // safeURL allows only http(s) links from data (framework webui_url).
+  function safeURL(u) {
+    try {
+      const url = new URL(u, location.href);
+      return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function shortState(s) {
+    return String(s || 'UNKNOWN').replace(/^TASK_/, '');
+  }
+
+  function stateBadge(s) {
+    const short = shortState(s);
+    return h('span', { class: `state state-${short.toLowerCase()}`, 'data-state': s || '' }, short);
+  }
+
+  function badge(text, kind) {
+    return h('span', { class: `badge ${kind}` }, text);
+  }
+
+  // byteLength counts UTF-8 bytes: /files/read offsets are in bytes.
+  const utf8 = new TextEncoder();
+  const byteLength = (s) => utf8.encode(s).length;
+
+  const res = (r, name) => Number((r || {})[name]) || 0;
+
+  // agentAddress returns host:port from an agent's pid ("slave(1)@10.0.0.1:5051").
+  function agentAddress(agent) {
+    if (!agent) return '';
+    const pid = String(agent.pid || '');
+    const at = pid.lastIndexOf('@');
+    if (at >= 0) return pid.slice(at + 1);
+    return agent.hostname ? `${agent.hostname}:${agent.port || 5051}` : '';
+  }
+
+  async function getJSON(url, timeoutMs) {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), timeoutMs || TIMEOUT_MS);
+    try {
+      let r;
+      try {
+        r = await fetch(url, { cache: 'no-store', headers: { Accept: 'application/json' }, signal: ctl.signal });
+      } catch (e) {
+        if (ctl.signal.aborted) throw new Error(`${url}: no answer within ${Math.round((timeoutMs || TIMEOUT_MS) / 1000)} s`);
+        throw new Error(`${url}: cannot connect (${e.message})`);
+      }
+      if (!r.ok) {
+        let body = '';
+        try { body = (await r.text()).trim().slice(0, 200); } catch (e) { /* the status is enough */ }
+        const err = new Error(`${url}: HTTP ${r.status}${r.statusText ? ' ' + r.statusText : ''}${body ? ' — ' + body : ''}`);
+        err.status = r.status;
+        throw err;
+      }
+      try {
+        return await r.json();
+      } catch (e) {
+        throw new Error(`${url}: the answer is not JSON (${e.message})`);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // ---- the model -----------------------------------------------------------
+
+  // buildIndex joins tasks with their framework and agent once per refresh.
+  function buildIndex(state) {
+    const agents = new Map();
+    for (const a of state.slaves || []) agents.set(a.id, a);
+    const frameworks = new Map();
+    const allFrameworks = [...(state.frameworks || []), ...(state.completed_frameworks || [])];
+    for (const f of allFrameworks) frameworks.set(f.id, f);
+    const active = [];
+    const completed = [];
+    const byKey = new Map();
+    const tasksPerAgent = new Map();
+    const add = (list, t, done) => {
+      const f = frameworks.get(t.framework_id);
+      const a = agents.get(t.slave_id);
+      const statuses = t.statuses || [];
+      const last = statuses.length ? statuses[statuses.length - 1].timestamp : 0;
+      const row = {
+        task: t, framework: f, agent: a, done, last,
+        text: [t.id, t.name, t.state, shortState(t.state), t.framework_id, f && f.name,
+          t.slave_id, a && a.hostname, t.role, t.executor_id].filter(Boolean).join(' ').toLowerCase(),
+      };
+      list.push(row);
+      byKey.set(`${t.framework_id}/${t.id}`, row);
+      if (!done) tasksPerAgent.set(t.slave_id, (tasksPerAgent.get(t.slave_id) || 0) + 1);
+    };
+    for (const f of allFrameworks) {
+      for (const t of f.tasks || []) add(active, t, false);
+      for (const t of f.unreachable_tasks || []) add(active, t, false);
+      for (const t of f.completed_tasks || []) add(completed, t, true);
+    }
+    const cmp = (x, y) => x.localeCompare(y, undefined, { numeric: true });
+    active.sort((x, y) => cmp((x.framework && x.framework.name) || '', (y.framework && y.framework.name) || '') || cmp(x.task.id, y.task.id));
+    completed.sort((x, y) => y.last - x.last || cmp(x.task.id, y.task.id));
+    return { agents, frameworks, active, completed, byKey, tasksPerAgent };
+  }
+
+  let timer = null;
+  let inflight = false;
+
+  async function refresh() {
+    if (inflight) return;
+    inflight = true;
+    clearTimeout(timer);
+    try {
+      const [state, metrics] = await Promise.all([getJSON('/master/state'), getJSON('/metrics/snapshot')]);
+      model.state = state;
+      model.metrics = metrics;
+      model.index = buildIndex(state);
+      model.updated = new Date();
+      model.error = null;
+      model.errorSince = null;
+    } catch (e) {
+      model.error = e.message;
+      model.errorStatus = e.status || 0;
+      if (!model.errorSince) model.errorSince = new Date();
+    } finally {
+      inflight = false;
+    }
+    render();
+    followTick();
+    schedule();
+  }
+
+  function schedule() {
+    clearTimeout(timer);
+    if (!document.hidden) timer = setTimeout(refresh, REFRESH_MS);
+  }
+
+  // A hidden tab does not poll: many open tabs must not load the master.
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden) clearTimeout(timer);
+    else refresh();
+  });
+
+  // ---- routing -------------------------------------------------------------
+
+  function parseRoute() {
+    const raw = location.hash.replace(/^#\/?/, '');
+    const qi = raw.indexOf('?');
+    const path = qi >= 0 ? raw.slice(0, qi) : raw;
+    const query = new URLSearchParams(qi >= 0 ? raw.slice(qi + 1) : '');
+    const parts = path.split('/').filter((p) => p !== '').map((p) => {
+      try { return decodeURIComponent(p); } catch (e) { return p; }
+    });
+    switch (parts[0]) {
+      case 'frameworks': return { view: 'frameworks' };
+      case 'agents': return { view: 'agents' };
+      case 'task': return { view: 'task', frameworkID: parts[1] || '', taskID: parts.slice(2).join('/') };
+      default: return { view: 'tasks', q: query.get('q') || '' };
+    }
+  }
+
+  let route = parseRoute();
+
+  function onRoute() {
+    route = parseRoute();
+    if (route.view === 'tasks' && route.q !== model.filter) {
+      model.filter = route.q;
+      $('task-filter').value = route.q;
+    }
+    if (route.view !== 'task') closeSandbox();
+    render();
+    const main = $('main');
+    if (document.activeElement && document.activeElement.closest && document.activeElement.closest('nav.tabs')) return;
+    if (route.view === 'task') main.focus({ preventScroll: true });
+  }
+
+  window.addEventListener('hashchange', onRoute);
+
+  $('task-filter').addEventListener('input', (e) => {
+    model.filter = e.target.value;
+    const hash = model.filter ? `#/tasks?q=${enc(model.filter)}` : '#/tasks';
+    history.replaceState(null, '', hash);
+    route = parseRoute();
+    renderTasks();
+  });
+
+  // ---- rendering -----------------------------------------------------------
+
+  function render() {
+    renderHeader();
+    renderBanners();
+    for (const v of ['tasks', 'frameworks', 'agents', 'task']) {
+      $(`view-${v}`).hidden = route.view !== v;
+    }
+    for (const a of document.querySelectorAll('nav.tabs a')) {
+      const current = a.dataset.view === route.view || (route.view === 'task' && a.dataset.view === 'tasks');
+      if (current) a.setAttribute('aria-current', 'page');
+      else a.removeAttribute('aria-current');
+    }
+    document.body.classList.toggle('stale', !!model.error && !!model.state);
+    switch (route.view) {
+      case 'frameworks': renderFrameworks(); break;
+      case 'agents': renderAgents(); break;
+      case 'task': renderTask(); break;
+      default: renderTasks();
+    }
+  }
+
+  function renderHeader() {
+    const s = model.state;
+    const m = model.metrics || {};
+    if (!s) return;
+    const bits = [s.hostname || s.pid || 'master'];
+    if (s.version) bits.push(`Mesos API ${s.version}`);
+    if (s.agora_version) bits.push(`agora ${s.agora_version}`);
+    if (s.start_time) bits.push(`up ${duration(Date.now() / 1000 - Number(s.start_time))}`);
+    setText('master-info', bits.join(' · '));
+    document.title = `agora · ${s.hostname || 'cluster'}`;
+    const t = model.updated;
+    setText('updated', t ? `${model.error ? 'Last updated' : 'Updated'} ${t.toLocaleTimeString()}` : '');
+
+    const slaves = s.slaves || [];
+    const agents = s.activated_slaves != null ? Number(s.activated_slaves) : slaves.length;
+    setText('sum-agents', String(agents));
+    const agentNotes = [];
+    if (Number(s.unreachable_slaves) > 0) agentNotes.push(`${s.unreachable_slaves} unreachable`);
+    const disconnected = slaves.filter((a) => a.connected === false).length;
+    if (disconnected) agentNotes.push(`${disconnected} disconnected`);
+    setText('sum-agents-note', agentNotes.join(' · '));
+
+    const fws = s.frameworks || [];
+    setText('sum-frameworks', String(fws.length));
+    const inactive = fws.filter((f) => f.active === false).length;
+    setText('sum-frameworks-note', inactive ? `${inactive} inactive` : '');
+
+    const idx = model.index;
+    const running = m['master/tasks_running'] != null ? m['master/tasks_running']
+      : idx.active.filter((r) => r.task.state === 'TASK_RUNNING').length;
+    setText('sum-tasks-running', num(running));
+    const taskNotes = [];
+    for (const st of ['staging', 'starting', 'killing', 'unreachable']) {
+      const n = Number(m[`master/tasks_${st}`]) || 0;
+      if (n) taskNotes.push(`${num(n)} ${st}`);
+    }
+    setText('sum-tasks-note', taskNotes.join(' · '));
+    setText('sum-offers', m['master/outstanding_offers'] != null ? num(m['master/outstanding_offers']) : '–');
+
+    const sum = (field, name) => slaves.reduce((acc, a) => acc + res(a[field], name), 0);
+    for (const [name, fmt] of [['cpus', num], ['mem', mem]]) {
+      const total = m[`master/${name}_total`] != null ? Number(m[`master/${name}_total`]) : sum('resources', name);
+      const used = m[`master/${name}_used`] != null ? Number(m[`master/${name}_used`]) : sum('used_resources', name);
+      const offered = sum('offered_resources', name);
+      setText(`sum-${name}`, `${fmt(used)} / ${fmt(total)}`);
+      const p = pct(used, total);
+      setText(`sum-${name}-pct`, total > 0 ? `${Math.round(p)}% used${offered ? ` · ${fmt(offered)} offered` : ''}` : '');
+      const bar = $(`bar-${name}`);
+      bar.setAttribute('aria-valuenow', String(Math.round(p)));
+      bar.setAttribute('aria-valuetext', `${fmt(used)} of ${fmt(total)} used, ${fmt(offered)} offered`);
+      bar.querySelector('.used').style.width = `${p}%`;
+      bar.querySelector('.offered').style.width = `${Math.min(100 - p, pct(offered, total))}%`;
+    }
+  }
+
+  function renderBanners() {
+    const err = $('error-banner');
+    if (model.error) {
+      const since = model.errorSince ? ` since ${model.errorSince.toLocaleTimeString()}` : '';
+      const stale = model.updated
+        ? `The data below is from ${model.updated.toLocaleTimeString()} and may be out of date.`
+        : 'No data has been loaded yet.';
+      // Replace the text only when it changes: role=alert re-announces.
+      const next = h('div', null,
+        h('strong', null, model.errorStatus
+          ? `The master answers with errors${since}.`
+          : `Cannot reach the master${since}.`), ' ',
+        h('span', { class: 'detail' }, model.error), ' ',
+        `${stale} Retrying every ${REFRESH_MS / 1000} s.`);
+      if (next.innerHTML !== err.innerHTML) err.replaceChildren(...next.childNodes);
+      err.hidden = false;
+    } else {
+      err.hidden = true;
+      err.replaceChildren();
+    }
+
+    const s = model.state;
+    const leader = $('leader-banner');
+    if (s && 'leader' in s && s.pid && s.leader !== s.pid) {
+      const li = s.leader_info || {};
+      const link = li.hostname && li.port ? safeURL(`${location.protocol}//${li.hostname}:${li.port}/`) : null;
+      leader.replaceChildren(s.leader
+        ? h('span', null, 'This master is not the leader. The leader is ',
+          link ? h('a', { href: link }, s.leader) : h('code', null, s.leader), '.')
+        : 'No master is elected as the leader; the cluster is not accepting work.');
+      leader.hidden = false;
+    } else {
+      leader.hidden = true;
+    }
+
+    const items = [];
+    if (s) {
+      if (Number(s.unreachable_slaves) > 0) {
+        const n = Number(s.unreachable_slaves);
+        items.push(h('li', null, h('strong', null, `${n} agent${n === 1 ? ' is' : 's are'} unreachable.`),
+          ' Their tasks are shown as UNREACHABLE until the agents come back or are removed.'));
+      }
+      for (const a of s.slaves || []) {
+        for (const w of a.warnings || []) {
+          items.push(h('li', { class: 'agent-warning' }, h('strong', null, a.hostname || a.id), ` (${a.id}): `, w));
+        }
+        if (a.connected === false) {
+          items.push(h('li', null, h('strong', null, a.hostname || a.id), ` (${a.id}) is disconnected from the master.`));
+        }
+      }
+    }
+    const list = $('warnings-list');
+    const next = h('ul', null, items);
+    if (next.innerHTML !== list.innerHTML) list.replaceChildren(...next.childNodes);
+    $('warnings').hidden = items.length === 0;
+  }
+
+  function taskLink(t) {
+    return h('a', { href: `#/task/${enc(t.framework_id)}/${enc(t.id)}`, class: 'task-id' }, t.id);
+  }
+
+  function taskRow(r, doneCol) {
+    const t = r.task;
+    const f = r.framework;
+    const a = r.agent;
+    const started = (t.statuses || []).find((s) => s.state === 'TASK_RUNNING');
+    return h('tr', { 'data-task-id': t.id, 'data-state': t.state },
+      h('th', { scope: 'row' }, taskLink(t)),
+      h('td', null, t.name || ''),
+      h('td', null, stateBadge(t.state)),
+      h('td', { title: t.framework_id }, f ? f.name : t.framework_id),
+      h('td', { title: t.slave_id }, a ? a.hostname : t.slave_id),
+      h('td', { class: 'num' }, num(res(t.resources, 'cpus'))),
+      h('td', { class: 'num' }, mem(res(t.resources, 'mem'))),
+      h('td', null, when(doneCol ? r.last : (started ? started.timestamp : r.last))));
+  }
+
+  function renderTasks() {
+    const active = $('tasks-active').tBodies[0];
+    const completed = $('tasks-completed').tBodies[0];
+    if (!model.index) {
+      replaceRows(active, [emptyRow(8, model.error ? 'No data.' : 'Loading…')]);
+      replaceRows(completed, [emptyRow(8, model.error ? 'No data.' : 'Loading…')]);
+      return;
+    }
+    const words = model.filter.toLowerCase().split(/\s+/).filter(Boolean);
+    const match = (r) => words.every((w) => r.text.includes(w));
+    const a = model.index.active.filter(match);
+    const c = model.index.completed.filter(match);
+    const total = model.index.active.length + model.index.completed.length;
+    const shown = a.length + c.length;
+    setText('task-count', words.length ? `${shown} of ${total} tasks match` : `${total} tasks`);
+    const rows = (list, done, what) => {
+      if (!list.length) {
+        return [emptyRow(8, words.length ? `No ${what} tasks match “${model.filter.trim()}”.` : `No ${what} tasks.`)];
+      }
+      const out = list.slice(0, MAX_ROWS).map((r) => taskRow(r, done));
+      if (list.length > MAX_ROWS) {
+        out.push(emptyRow(8, `${list.length - MAX_ROWS} more ${what} tasks are not shown; narrow the filter to see them.`));
+      }
+      return out;
+    };
+    replaceRows(active, rows(a, false, 'active'));
+    replaceRows(completed, rows(c, true, 'completed'));
+  }
+
+  function frameworkStatus(f) {
+    if (f.active === false && f.connected === false) return badge('disconnected', 'bad');
+    if (f.active === false) return badge('inactive', 'warn');
+    return badge('active', 'ok');
+  }
+
+  function frameworkName(f) {
+    const ui = f.webui_url ? safeURL(f.webui_url) : null;
+    return [h('a', { href: `#/tasks?q=${enc(f.id)}`, title: 'Show this framework’s tasks', class: 'fw-name' }, f.name || f.id),
+      ui ? [' ', h('a', { href: ui, class: 'ext', rel: 'noopener noreferrer', target: '_blank' }, 'UI')] : null];
+  }
+
+  function renderFrameworks() {
+    const s = model.state;
+    const body = $('frameworks-table').tBodies[0];
+    const done = $('frameworks-completed').tBodies[0];
+    if (!s) {
+      replaceRows(body, [emptyRow(9, model.error ? 'No data.' : 'Loading…')]);
+      replaceRows(done, []);
+      return;
+    }
+    const fws = s.frameworks || [];
+    replaceRows(body, fws.length ? fws.map((f) => h('tr', { 'data-framework-id': f.id },
+      h('th', { scope: 'row' }, frameworkName(f)),
+      h('td', null, h('code', null, f.id)),
+      h('td', null, (f.roles || (f.role ? [f.role] : [])).join(', ')),
+      h('td', null, frameworkStatus(f)),
+      h('td', { class: 'num' }, String((f.tasks || []).length + (f.unreachable_tasks || []).length)),
+      h('td', { class: 'num' }, num(res(f.used_resources, 'cpus'))),
+      h('td', { class: 'num' }, mem(res(f.used_resources, 'mem'))),
+      h('td', { class: 'num' }, num(res(f.offered_resources, 'cpus'))),
+      h('td', null, when(f.registered_time)))) : [emptyRow(9, 'No frameworks are registered.')]);
+    const cf = s.completed_frameworks || [];
+    replaceRows(done, cf.length ? cf.map((f) => h('tr', { 'data-framework-id': f.id },
+      h('th', { scope: 'row' }, frameworkName(f)),
+      h('td', null, h('code', null, f.id)),
+      h('td', null, (f.roles || (f.role ? [f.role] : [])).join(', ')),
+      h('td', { class: 'num' }, String((f.completed_tasks || []).length)),
+      h('td', null, when(f.registered_time)),
+      h('td', null, when(f.unregistered_time)))) : [emptyRow(6, 'No completed frameworks.')]);
+  }
+
+  function usage(used, total, fmt) {
+    const p = pct(used, total);
+    return h('div', { class: 'usage' },
+      h('span', null, `${fmt(used)} / ${fmt(total)}`),
+      h('span', { class: 'minibar', 'aria-hidden': 'true' }, h('span', { style: { width: `${p.toFixed(1)}%` } })));
+  }
+
+  function agentStatus(a) {
+    const out = [];
+    if (a.active === false) out.push(badge('inactive', 'bad'));
+    else if (a.connected === false) out.push(badge('disconnected', 'bad'));
+    else out.push(badge('active', 'ok'));
+    const n = (a.warnings || []).length;
+    if (n) out.push(' ', h('span', { class: 'badge warn', title: a.warnings.join('\n') }, `⚠ ${n} warning${n === 1 ? '' : 's'}`));
+    return out;
+  }
+
+  function renderAgents() {
+    const s = model.state;
+    const body = $('agents-table').tBodies[0];
+    if (!s) {
+      replaceRows(body, [emptyRow(10, model.error ? 'No data.' : 'Loading…')]);
+      return;
+    }
+    const agents = s.slaves || [];
+    replaceRows(body, agents.length ? agents.map((a) => h('tr', { 'data-agent-id': a.id, class: (a.warnings || []).length ? 'has-warning' : null },
+      h('th', { scope: 'row' }, h('a', { href: `#/tasks?q=${enc(a.id)}`, title: `${a.id} — show this agent’s tasks`, class: 'agent-host nowrap' }, a.hostname || a.id)),
+      h('td', null, h('code', { class: 'nowrap' }, agentAddress(a))),
+      h('td', null, agentStatus(a)),
+      h('td', { class: 'num' }, String(model.index.tasksPerAgent.get(a.id) || 0)),
+      h('td', null, usage(res(a.used_resources, 'cpus'), res(a.resources, 'cpus'), num)),
+      h('td', null, usage(res(a.used_resources, 'mem'), res(a.resources, 'mem'), mem)),
+      h('td', null, usage(res(a.used_resources, 'disk'), res(a.resources, 'disk'), mem)),
+      h('td', null, h('code', { class: 'nowrap' }, (a.resources || {}).ports || '')),
+      h('td', null, Object.entries(a.attributes || {}).map(([k, v], i) => [i ? ', ' : '', h('span', { class: 'nowrap' }, `${k}=${v}`)])),
+      h('td', null, when(a.registered_time)))) : [emptyRow(10, 'No agents are registered.')]);
+  }
+
+  // ---- task detail and sandbox ---------------------------------------------
+
+  function field(dl, name, ...value) {
+    dl.push(h('div', null, h('dt', null, name), h('dd', null, ...value)));
+  }
+
+  function renderTask() {
+    const fieldsEl = $('task-fields');
+    const missing = $('task-missing');
+    const statusBody = $('task-statuses').tBodies[0];
+    setText('task-title', `Task ${route.taskID}`);
+    if (!model.index) {
+      fieldsEl.replaceChildren();
+      replaceRows(statusBody, [emptyRow(3, 'Loading…')]);
+      return;
+    }
+    const r = model.index.byKey.get(`${route.frameworkID}/${route.taskID}`);
+    if (!r) {
+      missing.textContent = `The master does not know task ${route.taskID} of framework ${route.frameworkID}. ` +
+        'It may have finished long ago and been dropped from the master’s history.';
+      missing.hidden = false;
+      fieldsEl.replaceChildren();
+      replaceRows(statusBody, []);
+      return;
+    }
+    missing.hidden = true;
+    const t = r.task;
+    const f = r.framework;
+    const a = r.agent;
+    const items = [];
+    field(items, 'State', stateBadge(t.state));
+    field(items, 'Name', t.name || '–');
+    field(items, 'Framework', f ? h('a', { href: `#/tasks?q=${enc(f.id)}` }, f.name) : '', ' ', h('code', null, t.framework_id));
+    field(items, 'Agent', a ? h('a', { href: `#/tasks?q=${enc(a.id)}` }, a.hostname) : 'unknown agent', ' ',
+      h('code', null, a ? agentAddress(a) : t.slave_id));
+    if (t.executor_id) field(items, 'Executor', h('code', null, t.executor_id));
+    if (t.role) field(items, 'Role', t.role);
+    if (t.user) field(items, 'User', t.user);
+    const rs = t.resources || {};
+    field(items, 'Resources', [
+      `${num(res(rs, 'cpus'))} CPUs`, `${mem(res(rs, 'mem'))} memory`,
+      res(rs, 'disk') ? `${mem(res(rs, 'disk'))} disk` : null,
+      res(rs, 'gpus') ? `${num(res(rs, 'gpus'))} GPUs` : null,
+      rs.ports ? `ports ${rs.ports}` : null,
+    ].filter(Boolean).join(' · '));
+    const statuses = t.statuses || [];
+    const last = statuses[statuses.length - 1];
+    if (last && last.healthy != null) field(items, 'Health', last.healthy ? badge('healthy', 'ok') : badge('unhealthy', 'bad'));
+    if (t.container && t.container.type) field(items, 'Container', t.container.type);
+    if (Array.isArray(t.labels) && t.labels.length) {
+      field(items, 'Labels', t.labels.map((l) => `${l.key}=${l.value == null ? '' : l.value}`).join(', '));
+    }
+    const next = h('dl', null, items);
+    if (next.innerHTML !== fieldsEl.innerHTML) fieldsEl.replaceChildren(...next.childNodes);
+    replaceRows(statusBody, statuses.length ? statuses.slice().reverse().map((s) => h('tr', null,
+      h('td', null, stateBadge(s.state)), h('td', null, when(s.timestamp)), h('td', null, s.message || ''))) : [emptyRow(3, 'No status updates yet.')]);
+    openSandbox(t, a);
+  }
+
+  // sandbox holds the sandbox view of the open task; it is loaded once per
+  // task, not on every refresh, because it talks to the agent.
+  let sandbox = null;
+
+  function sandboxStatus(...parts) {
+    $('sandbox-status').replaceChildren(...parts.flat());
+  }
+
+  function closeSandbox() {
+    sandbox = null;
+  }
+
+  function openSandbox(t, agent) {
+    const key = `${t.framework_id}/${t.id}`;
+    if (sandbox && sandbox.key === key) return;
+    const addr = agentAddress(agent);
+    sandbox = { key, task: t, addr, base: addr ? `${location.protocol}//${addr}` : '', root: '', follow: null };
+    $('sandbox-files').hidden = true;
+    $('file-viewer').hidden = true;
+    $('sandbox-path').replaceChildren();
+    if (!addr) {
+      sandboxStatus('The agent of this task is not registered, so its sandbox cannot be read.');
+      return;
+    }
+    loadSandbox(sandbox);
+  }
+
+  function agentUnreachable(sb, e) {
+    sandboxStatus(`Could not read the sandbox from agent ${sb.addr}: ${e.message}. `,
+      'The agent may be unreachable from this browser, or it may not allow cross-origin requests. Agent address: ',
+      h('code', { class: 'agent-address' }, sb.addr),
+      sb.root ? [', sandbox directory: ', h('code', null, sb.root)] : null, '.');
+  }
+
+  async function loadSandbox(sb) {
+    sandboxStatus(`Looking up the sandbox on agent ${sb.addr}…`);
+    let st;
+    try {
+      st = await getJSON(`${sb.base}/state`, 5000);
+    } catch (e) {
+      if (sandbox === sb) agentUnreachable(sb, e);
+      return;
+    }
+    if (sandbox !== sb) return;
+    sb.root = findSandbox(st, sb.task);
+    if (!sb.root) {
+      sandboxStatus(`Agent ${sb.addr} lists no sandbox for this task; it may have been garbage-collected.`);
+      return;
+    }
+    browse(sb, sb.root);
+  }
+
+  function findSandbox(st, t) {
+    const fws = [...(st.frameworks || []), ...(st.completed_frameworks || [])].filter((f) => f.id === t.framework_id);
+    const executors = fws.flatMap((f) => [...(f.executors || []), ...(f.completed_executors || [])]);
+    const has = (e) => [...(e.tasks || []), ...(e.queued_tasks || []), ...(e.completed_tasks || [])].some((x) => x.id === t.id);
+    const e = executors.find(has) ||
+      executors.find((x) => (t.executor_id && x.id === t.executor_id) || x.id === t.id);
+    return e ? e.directory : '';
+  }
+
+  async function browse(sb, path) {
+    let list;
+    try {
+      list = await getJSON(`${sb.base}/files/browse?path=${enc(path)}`, 5000);
+    } catch (e) {
+      if (sandbox === sb) agentUnreachable(sb, e);
+      return;
+    }
+    if (sandbox !== sb) return;
+    sandboxStatus(h('span', null, 'Sandbox on agent ', h('code', null, sb.addr), ': ', h('code', null, sb.root)));
+    // Breadcrumbs from the sandbox root.
+    const rel = path.slice(sb.root.length).split('/').filter(Boolean);
+    const crumbs = [h('button', { type: 'button', class: 'link', onclick: () => browse(sb, sb.root) }, 'sandbox')];
+    let acc = sb.root;
+    for (const part of rel) {
+      acc = `${acc}/${part}`;
+      const target = acc;
+      crumbs.push(' / ', h('button', { type: 'button', class: 'link', onclick: () => browse(sb, target) }, part));
+    }
+    $('sandbox-path').replaceChildren(...crumbs);
+    const entries = (Array.isArray(list) ? list : []).slice().sort((x, y) => {
+      const dx = String(x.mode || '').startsWith('d');
+      const dy = String(y.mode || '').startsWith('d');
+      return dx !== dy ? (dx ? -1 : 1) : String(x.path).localeCompare(String(y.path));
+    });
+    const rows = entries.map((f) => {
+      const name = String(f.path).split('/').pop();
+      const dir = String(f.mode || '').startsWith('d');
+      const download = `${sb.base}/files/download?path=${enc(f.path)}`;
+      return h('tr', { 'data-path': f.path },
+        h('th', { scope: 'row' }, dir
+          ? h('button', { type: 'button', class: 'link', onclick: () => browse(sb, f.path) }, `${name}/`)
+          : h('button', { type: 'button', class: 'link file', onclick: () => viewFile(sb, f.path) }, name)),
+        h('td', { class: 'num' }, dir ? '–' : bytes(f.size)),
+        h('td', null, when(f.mtime)),
+        h('td', null, h('code', null, f.mode || '')),
+        h('td', null, dir ? '' : h('a', { href: download, download: name }, 'Download')));
+    });
+    const body = $('sandbox-files').tBodies[0];
+    body.replaceChildren(...(rows.length ? rows : [emptyRow(5, 'This directory is empty.')]));
+    $('sandbox-files').hidden = false;
+  }
+
+  async function viewFile(sb, path) {
+    const viewer = $('file-viewer');
+    const pre = $('file-body');
+    const name = path.split('/').pop();
+    $('file-title').replaceChildren(name, ' ',
+      h('label', { class: 'follow' }, h('input', { type: 'checkbox', id: 'file-follow', checked: true,
+        onchange: (e) => { if (sb.follow) sb.follow.on = e.target.checked; } }), ' follow'));
+    viewer.hidden = false;
+    pre.textContent = '';
+    setText('file-note', 'Loading…');
+    sb.follow = null;
+    try {
+      const end = await getJSON(`${sb.base}/files/read?path=${enc(path)}&offset=-1`, 5000);
+      const size = Number(end.offset) || 0;
+      const start = Math.max(0, size - TAIL_BYTES);
+      const chunk = await getJSON(`${sb.base}/files/read?path=${enc(path)}&offset=${start}&length=${TAIL_BYTES}`, 5000);
+      if (sandbox !== sb) return;
+      pre.textContent = chunk.data || '';
+      setText('file-note', start > 0 ? `Showing the last ${bytes(size - start)} of ${bytes(size)}.` : `${bytes(size)}.`);
+      sb.follow = { path, offset: start + byteLength(chunk.data || ''), on: true, busy: false };
+      pre.scrollTop = pre.scrollHeight;
+    } catch (e) {
+      if (sandbox === sb) setText('file-note', `Could not read ${name}: ${e.message}`);
+    }
+  }
+
+  // followTick appends what was written to the open file since the last read,
+  // like tail -f. It runs after each refresh.
+  async function followTick() {
+    const sb = sandbox;
+    if (!sb || !sb.follow || !sb.follow.on || sb.follow.busy || route.view !== 'task') return;
+    const fl = sb.follow;
+    fl.busy = true;
+    try {
+      const chunk = await getJSON(`${sb.base}/files/read?path=${enc(fl.path)}&offset=${fl.offset}&length=${TAIL_BYTES}`, 5000);
+      const data = chunk.data || '';
+      if (data && sandbox === sb && sb.follow === fl) {
+        const pre = $('file-body');
+        const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+        let text = pre.textContent + data;
+        if (text.length > 4 * TAIL_BYTES) text = text.slice(text.length - 4 * TAIL_BYTES);
+        pre.textContent = text;
+        fl.offset += byteLength(data);
+        if (atEnd) pre.scrollTop = pre.scrollHeight;
+      }
+    } catch (e) {
+      // A missed tail read is retried on the next refresh.
+    } finally {
+      fl.busy = false;
+    }
+  }
+
+  // ---- start ---------------------------------------------------------------
+
+  onRoute();
+  refresh();
+})();
