@@ -201,7 +201,7 @@ func New(cfg Config) (*Agent, error) {
 		a.warnings = w.Warnings()
 	}
 	a.runnerCtx, a.stopRunners = context.WithCancel(context.Background())
-	a.updates = newUpdateManager(cfg.StatusUpdateRetry, cfg.StatusUpdateRetryMax, a.sendUpdate, a.log)
+	a.updates = newUpdateManager(cfg.StatusUpdateRetry, cfg.StatusUpdateRetryMax, a.sendUpdates, a.log)
 	a.handler = a.routes()
 	return a, nil
 }

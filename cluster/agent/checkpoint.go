@@ -34,8 +34,9 @@ func (a *Agent) metaRunDir(agentID string, k taskKey, containerID string) string
 }
 
 // writeFileAtomic writes data so that a crash leaves either the old or the
-// new content: temporary file, fsync, rename, fsync of the directory.
-func writeFileAtomic(path string, data []byte) error {
+// new content: temporary file, rename. With durable it also fsyncs the file
+// and the directory, so the content survives a machine crash too.
+func writeFileAtomic(path string, data []byte, durable bool) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -46,7 +47,7 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	tmp := f.Name()
 	_, err = f.Write(data)
-	if err == nil {
+	if err == nil && durable {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -58,6 +59,9 @@ func writeFileAtomic(path string, data []byte) error {
 	if err != nil {
 		os.Remove(tmp)
 		return err
+	}
+	if !durable {
+		return nil
 	}
 	d, err := os.Open(dir)
 	if err != nil {
@@ -84,7 +88,7 @@ func (a *Agent) readAgentID() (string, error) {
 }
 
 func (a *Agent) writeAgentID(id string) error {
-	if err := writeFileAtomic(a.agentIDFile(), []byte(id+"\n")); err != nil {
+	if err := writeFileAtomic(a.agentIDFile(), []byte(id+"\n"), true); err != nil {
 		return fmt.Errorf("agent: checkpoint agent ID: %w", err)
 	}
 	return nil
@@ -113,7 +117,7 @@ func (a *Agent) checkpointTask(t *task, st *containerizer.State) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(t.meta, "task.json"), b)
+	return writeFileAtomic(filepath.Join(t.meta, "task.json"), b, t.framework.GetCheckpoint())
 }
 
 // recover restores the agent's ID and tasks from the checkpoint: tasks with

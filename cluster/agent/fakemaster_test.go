@@ -107,17 +107,25 @@ func (fm *fakeMaster) serve(w http.ResponseWriter, r *http.Request) {
 	case api.AgentRegister:
 		fm.register(w, r, &call)
 	case api.AgentStatusUpdate:
-		if call.Update == nil || call.Update.Status == nil || len(call.Update.Status.UUID) != 16 {
-			http.Error(w, "STATUS_UPDATE needs a status with a 16-byte uuid", http.StatusBadRequest)
+		for _, u := range call.Updates {
+			if u == nil || u.Status == nil || len(u.Status.UUID) != 16 {
+				http.Error(w, "STATUS_UPDATE needs statuses with 16-byte uuids", http.StatusBadRequest)
+				return
+			}
+		}
+		if len(call.Updates) == 0 {
+			http.Error(w, "STATUS_UPDATE without updates", http.StatusBadRequest)
 			return
 		}
 		w.WriteHeader(http.StatusAccepted)
-		fm.taskUpdates(call.Update.Status.TaskID.Value) <- call.Update
-		fm.mu.Lock()
-		ack := fm.autoAck
-		fm.mu.Unlock()
-		if ack {
-			fm.ack(call.Update)
+		for _, u := range call.Updates {
+			fm.taskUpdates(u.Status.TaskID.Value) <- u
+			fm.mu.Lock()
+			ack := fm.autoAck
+			fm.mu.Unlock()
+			if ack {
+				fm.ack(u)
+			}
 		}
 	case api.AgentPong:
 		w.WriteHeader(http.StatusAccepted)

@@ -373,7 +373,7 @@ func (a *Agent) reconcile(rt *api.ReconcileTasks) {
 		go func() {
 			ctx, cancel := context.WithTimeout(a.runnerCtx, callTimeout)
 			defer cancel()
-			if err := a.sendUpdate(ctx, &api.StatusUpdate{FrameworkID: k.framework, Status: last, LatestState: last.State}); err != nil {
+			if err := a.sendUpdates(ctx, []*api.StatusUpdate{{FrameworkID: k.framework, Status: last, LatestState: last.State}}); err != nil {
 				a.log.Warn("reconciliation update not delivered", "task_id", k.task, "err", err)
 			}
 		}()

@@ -70,7 +70,7 @@ func (a *Agent) update(t *task, state mesos.TaskState, o statusOpts) {
 	a.mu.Unlock()
 	a.log.Info("task status", "framework_id", t.key.framework, "task_id", t.key.task, "state", state.String(), "message", o.message)
 	u := &api.StatusUpdate{FrameworkID: t.key.framework, Status: &status}
-	if err := a.updates.add(t.key, updatesFile(t.meta), u); err != nil {
+	if err := a.updates.add(t.key, updatesFile(t.meta), t.framework.GetCheckpoint(), u); err != nil {
 		a.log.Error("checkpoint status update (it is still sent)", "task_id", t.key.task, "err", err)
 	}
 }
@@ -86,9 +86,9 @@ func updatesFile(meta string) string {
 	return filepath.Join(meta, "task.updates")
 }
 
-// sendUpdate posts one STATUS_UPDATE to the master.
-func (a *Agent) sendUpdate(ctx context.Context, u *api.StatusUpdate) error {
-	return a.call(ctx, &api.AgentCall{Type: api.AgentStatusUpdate, AgentID: a.ID(), Update: u})
+// sendUpdates posts a batch of status updates to the master in one call.
+func (a *Agent) sendUpdates(ctx context.Context, us []*api.StatusUpdate) error {
+	return a.call(ctx, &api.AgentCall{Type: api.AgentStatusUpdate, AgentID: a.ID(), Updates: us})
 }
 
 // uuid is a random RFC 4122 version-4 UUID; status updates carry its 16 raw
@@ -118,7 +118,7 @@ func (u uuid) String() string {
 // restarted agent resends what was not acknowledged.
 type updateManager struct {
 	retry, retryMax time.Duration
-	send            func(context.Context, *api.StatusUpdate) error
+	send            func(context.Context, []*api.StatusUpdate) error
 	log             *slog.Logger
 	wake            chan struct{}
 
@@ -129,6 +129,7 @@ type updateManager struct {
 
 type updateStream struct {
 	file      string // checkpoint; "" keeps the stream in memory only
+	durable   bool   // fsync the checkpoint (the framework checkpoints)
 	abandoned bool   // nobody will acknowledge: send each update once, then drop it
 	pending   []*api.StatusUpdate
 	next      time.Time // when the head is due; zero: now
@@ -136,7 +137,7 @@ type updateStream struct {
 	inflight  bool
 }
 
-func newUpdateManager(retry, retryMax time.Duration, send func(context.Context, *api.StatusUpdate) error, log *slog.Logger) *updateManager {
+func newUpdateManager(retry, retryMax time.Duration, send func(context.Context, []*api.StatusUpdate) error, log *slog.Logger) *updateManager {
 	return &updateManager{
 		retry: retry, retryMax: retryMax, send: send, log: log,
 		wake:    make(chan struct{}, 1),
@@ -157,7 +158,11 @@ type checkpointRecord struct {
 	Ack    []byte            `json:"ack,omitempty"`
 }
 
-func appendRecord(file string, rec checkpointRecord) error {
+// appendRecord appends rec to file. With durable, the file is fsynced (the
+// framework asked for checkpointing, so updates must survive a machine
+// crash); otherwise the write survives a crash of the agent process, which
+// is what the agent's own recovery needs.
+func appendRecord(file string, rec checkpointRecord, durable bool) error {
 	if file == "" {
 		return nil
 	}
@@ -176,21 +181,23 @@ func appendRecord(file string, rec checkpointRecord) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	return f.Close()
 }
 
 // add queues u behind the task's earlier updates, checkpointing it first.
 // A checkpoint error is returned, but the update is queued anyway.
-func (m *updateManager) add(key taskKey, file string, u *api.StatusUpdate) error {
-	err := appendRecord(file, checkpointRecord{Update: u})
+func (m *updateManager) add(key taskKey, file string, durable bool, u *api.StatusUpdate) error {
+	err := appendRecord(file, checkpointRecord{Update: u}, durable)
 	m.mu.Lock()
 	s := m.streams[key]
 	if s == nil {
-		s = &updateStream{file: file, backoff: m.retry}
+		s = &updateStream{file: file, durable: durable, backoff: m.retry}
 		m.streams[key] = s
 	}
 	s.pending = append(s.pending, u)
@@ -208,7 +215,7 @@ func (m *updateManager) restore(key taskKey, file string, pending []*api.StatusU
 		return
 	}
 	m.mu.Lock()
-	m.streams[key] = &updateStream{file: file, pending: pending, backoff: m.retry}
+	m.streams[key] = &updateStream{file: file, durable: true, pending: pending, backoff: m.retry}
 	m.mu.Unlock()
 	m.poke()
 }
@@ -230,11 +237,11 @@ func (m *updateManager) ack(key taskKey, id []byte) (matched, finished bool, err
 	if finished {
 		delete(m.streams, key)
 	}
-	file := s.file
+	file, durable := s.file, s.durable
 	m.mu.Unlock()
 	m.poke()
 	if !finished {
-		err = appendRecord(file, checkpointRecord{Ack: id})
+		err = appendRecord(file, checkpointRecord{Ack: id}, durable)
 	}
 	return true, finished, err
 }
@@ -353,16 +360,24 @@ func (m *updateManager) run(ctx context.Context) {
 	defer timer.Stop()
 	for {
 		out, next := m.due(time.Now())
-		for _, o := range out {
-			at := time.Now()
-			err := m.send(ctx, &o.u)
-			if err != nil && ctx.Err() == nil {
-				m.log.Warn("status update not delivered; will retry", "task_id", o.key.task,
-					"state", o.u.Status.GetState().String(), "err", err)
+		sent := len(out) > 0
+		for len(out) > 0 {
+			batch := out[:min(len(out), maxUpdateBatch)]
+			out = out[len(batch):]
+			us := make([]*api.StatusUpdate, len(batch))
+			for i := range batch {
+				us[i] = &batch[i].u
 			}
-			m.sent(o, at, err)
+			at := time.Now()
+			err := m.send(ctx, us)
+			if err != nil && ctx.Err() == nil {
+				m.log.Warn("status updates not delivered; will retry", "updates", len(us), "first_task_id", batch[0].key.task, "err", err)
+			}
+			for _, o := range batch {
+				m.sent(o, at, err)
+			}
 		}
-		if len(out) > 0 {
+		if sent {
 			continue // acks may have made more heads due
 		}
 		wait := time.Hour
@@ -378,6 +393,9 @@ func (m *updateManager) run(ctx context.Context) {
 		}
 	}
 }
+
+// maxUpdateBatch bounds the updates sent in one call.
+const maxUpdateBatch = 512
 
 // replayUpdates reads a task.updates checkpoint: every update in order and
 // the ones not yet acknowledged. A torn last line (a crash mid-write) is

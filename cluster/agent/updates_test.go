@@ -162,7 +162,7 @@ func TestReplayIgnoresATornLastLine(t *testing.T) {
 	}
 	u1, u2 := mk(mesos.TASK_STARTING), mk(mesos.TASK_RUNNING)
 	for _, rec := range []checkpointRecord{{Update: u1}, {Update: u2}, {Ack: u1.Status.UUID}} {
-		if err := appendRecord(file, rec); err != nil {
+		if err := appendRecord(file, rec, true); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -38,8 +38,10 @@ type AgentCall struct {
 	Type    AgentCallType `json:"type"`
 	AgentID string        `json:"agent_id,omitempty"`
 
-	Register       *RegisterAgent   `json:"register,omitempty"`
-	Update         *StatusUpdate    `json:"update,omitempty"`
+	Register *RegisterAgent `json:"register,omitempty"`
+	// Updates carries the STATUS_UPDATEs of a call, oldest first; an agent
+	// sends every update that is due in one call.
+	Updates        []*StatusUpdate  `json:"updates,omitempty"`
 	Pong           *Pong            `json:"pong,omitempty"`
 	Message        *ExecutorMessage `json:"message,omitempty"`
 	ExecutorExited *ExecutorExited  `json:"executor_exited,omitempty"`

@@ -145,6 +145,11 @@ func (c *process) supervise() {
 // until no member of the group started after its leader is alive.
 func awaitGroupGone(pgid int, leaderStart uint64) {
 	for i := 0; i < 500; i++ {
+		// Fast path: no process at all in the group. (A group ID is not
+		// reused while the group has members, so ESRCH is conclusive.)
+		if err := syscall.Kill(-pgid, 0); err == syscall.ESRCH {
+			return
+		}
 		left := groupMembers(pgid, leaderStart)
 		if len(left) == 0 {
 			return

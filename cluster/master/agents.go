@@ -84,10 +84,14 @@ func (m *Master) handleAgentCall(c *api.AgentCall) error {
 			a.missedPings = 0
 		}
 	case api.AgentStatusUpdate:
-		if c.Update == nil {
-			return errorf(http.StatusBadRequest, "STATUS_UPDATE without 'update'")
+		if len(c.Updates) == 0 {
+			return errorf(http.StatusBadRequest, "STATUS_UPDATE without 'updates'")
 		}
-		m.statusUpdate(a, c.Update)
+		for _, u := range c.Updates {
+			if u != nil {
+				m.statusUpdate(a, u)
+			}
+		}
 	case api.AgentExecutorMsg:
 		if c.Message == nil {
 			return errorf(http.StatusBadRequest, "EXECUTOR_MESSAGE without 'message'")

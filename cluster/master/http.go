@@ -2,6 +2,7 @@ package master
 
 import (
 	"net/http"
+	"net/http/pprof"
 	"strings"
 
 	"github.com/agora-cluster/agora/cluster/api"
@@ -31,6 +32,10 @@ func (m *Master) Handler(extra http.Handler) http.Handler {
 	}))
 	mux.Handle("/metrics/snapshot", m.serveJSON(func(*http.Request) any { return m.snapshot() }))
 	mux.Handle("/metrics", m.prometheusHandler())
+	// Go runtime profiles, for operators chasing a slow master.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	if extra != nil {
 		mux.Handle("/", extra)
 	} else {
