@@ -1,0 +1,238 @@
+package master_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/clustertest"
+)
+
+// rawScheduler is a minimal JSON scheduler over real HTTP, for tests that
+// need to send exactly the calls they are about (including bad ones).
+type rawScheduler struct {
+	t      *testing.T
+	url    string
+	id     string
+	stream string
+	events chan *scheduler.Event
+	body   io.Closer
+}
+
+func newRawScheduler(t *testing.T, url string, fi string) *rawScheduler {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url+"/api/v1/scheduler",
+		strings.NewReader(`{"type":"SUBSCRIBE","subscribe":{"framework_info":`+fi+`}}`))
+	req.Header.Set("Content-Type", api.MediaJSON)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("subscribe: %d %s", resp.StatusCode, b)
+	}
+	s := &rawScheduler{t: t, url: url, stream: resp.Header.Get("Mesos-Stream-Id"), events: make(chan *scheduler.Event, 1024), body: resp.Body}
+	t.Cleanup(func() { resp.Body.Close() })
+	rr := api.NewRecordReader(resp.Body)
+	go func() {
+		defer close(s.events)
+		for {
+			b, err := rr.ReadRecord()
+			if err != nil {
+				return
+			}
+			var ev scheduler.Event
+			if json.Unmarshal(b, &ev) == nil {
+				s.events <- &ev
+			}
+		}
+	}()
+	ev := s.next(scheduler.Event_SUBSCRIBED)
+	s.id = ev.Subscribed.FrameworkID.Value
+	return s
+}
+
+// next returns the next event of type typ, skipping others.
+func (s *rawScheduler) next(typ scheduler.Event_Type) *scheduler.Event {
+	s.t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case ev, ok := <-s.events:
+			if !ok {
+				s.t.Fatalf("stream closed while waiting for %v", typ)
+			}
+			if ev.GetType() == typ {
+				return ev
+			}
+		case <-timeout:
+			s.t.Fatalf("no %v event", typ)
+		}
+	}
+}
+
+// call sends a call (JSON, with the framework ID filled in) and returns the status code.
+func (s *rawScheduler) call(c *scheduler.Call) int {
+	s.t.Helper()
+	c.FrameworkID = &mesos.FrameworkID{Value: s.id}
+	b, err := json.Marshal(c)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, s.url+"/api/v1/scheduler", bytes.NewReader(b))
+	req.Header.Set("Content-Type", api.MediaJSON)
+	req.Header.Set("Mesos-Stream-Id", s.stream)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// update waits for the next UPDATE for task id and acknowledges it if it carries a uuid.
+func (s *rawScheduler) update(id string) mesos.TaskStatus {
+	s.t.Helper()
+	for {
+		ev := s.next(scheduler.Event_UPDATE)
+		st := ev.Update.Status
+		if len(st.UUID) > 0 {
+			s.call(&scheduler.Call{Type: scheduler.Call_ACKNOWLEDGE, Acknowledge: &scheduler.Call_Acknowledge{
+				AgentID: *st.AgentID, TaskID: st.TaskID, UUID: st.UUID}})
+		}
+		if st.TaskID.Value == id {
+			return st
+		}
+	}
+}
+
+func cmdTask(id string, agent mesos.AgentID, res string) mesos.TaskInfo {
+	rs, err := api.ParseResources(res)
+	if err != nil {
+		panic(err)
+	}
+	return mesos.TaskInfo{Name: id, TaskID: mesos.TaskID{Value: id}, AgentID: agent,
+		Command: &mesos.CommandInfo{Value: strPtr("true")}, Resources: rs}
+}
+
+func launch(offers []mesos.OfferID, tasks ...mesos.TaskInfo) *scheduler.Call {
+	return &scheduler.Call{Type: scheduler.Call_ACCEPT, Accept: &scheduler.Call_Accept{OfferIDs: offers,
+		Operations: []mesos.Offer_Operation{{Type: mesos.Offer_Operation_LAUNCH, Launch: &mesos.Offer_Operation_Launch{TaskInfos: tasks}}}}}
+}
+
+func TestLaunchValidation(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{AgentResources: "cpus:2;mem:1024;disk:100;ports:[31000-31010]"})
+	s := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"validation"}`)
+	offer := s.next(scheduler.Event_OFFERS).Offers.Offers[0]
+	agent := offer.AgentID
+
+	tooBig := cmdTask("too-big", agent, "cpus:3;mem:32")
+	good := cmdTask("good", agent, "cpus:0.5;mem:32;ports:[31005-31006]")
+	dup := cmdTask("good", agent, "cpus:0.1;mem:32")
+	noRes := cmdTask("no-resources", agent, "")
+	badPorts := cmdTask("bad-ports", agent, "cpus:0.1;ports:[40000-40000]")
+	wrongAgent := cmdTask("wrong-agent", mesos.AgentID{Value: "elsewhere"}, "cpus:0.1")
+	slash := cmdTask("a/b", agent, "cpus:0.1")
+	both := cmdTask("two-kinds", agent, "cpus:0.1")
+	both.Executor = &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "e"}, Command: &mesos.CommandInfo{Value: strPtr("x")}}
+	if code := s.call(launch([]mesos.OfferID{offer.ID}, tooBig, good, dup, noRes, badPorts, wrongAgent, slash, both)); code != 202 {
+		t.Fatalf("ACCEPT: %d", code)
+	}
+	want := map[string]string{
+		"too-big": "more resources than offered", "no-resources": "no resources", "bad-ports": "ports",
+		"wrong-agent": "names agent", "a/b": "'/'", "two-kinds": "exactly one",
+	}
+	gotGood := false
+	for len(want) > 0 || !gotGood {
+		st := s.next(scheduler.Event_UPDATE).Update.Status
+		id := st.TaskID.Value
+		if id == "good" && st.GetState() == mesos.TASK_ERROR {
+			if !strings.Contains(st.GetMessage(), "more than once") {
+				t.Fatalf("duplicate task ID: message %q", st.GetMessage())
+			}
+			continue
+		}
+		if id == "good" {
+			if len(st.UUID) > 0 {
+				s.call(&scheduler.Call{Type: scheduler.Call_ACKNOWLEDGE, Acknowledge: &scheduler.Call_Acknowledge{AgentID: *st.AgentID, TaskID: st.TaskID, UUID: st.UUID}})
+			}
+			if st.GetState() == mesos.TASK_FINISHED {
+				gotGood = true
+			}
+			continue
+		}
+		frag, ok := want[id]
+		if !ok {
+			t.Fatalf("unexpected update %v for %s: %s", st.GetState(), id, st.GetMessage())
+		}
+		if st.GetState() != mesos.TASK_ERROR || st.GetReason() != mesos.REASON_TASK_INVALID || st.GetSource() != mesos.SOURCE_MASTER || len(st.UUID) != 0 {
+			t.Fatalf("%s: %v %v %v uuid=%x, want TASK_ERROR REASON_TASK_INVALID from the master without uuid", id, st.GetState(), st.GetReason(), st.GetSource(), st.UUID)
+		}
+		if !strings.Contains(st.GetMessage(), frag) {
+			t.Fatalf("%s: message %q does not mention %q", id, st.GetMessage(), frag)
+		}
+		delete(want, id)
+	}
+
+	// The used offer is gone: accepting it again drops the task with
+	// REASON_INVALID_OFFERS (TASK_LOST for a framework that is not
+	// partition-aware).
+	if code := s.call(launch([]mesos.OfferID{offer.ID}, cmdTask("late", agent, "cpus:0.1"))); code != 202 {
+		t.Fatalf("ACCEPT of a used offer: %d", code)
+	}
+	st := s.update("late")
+	if st.GetState() != mesos.TASK_LOST || st.GetReason() != mesos.REASON_INVALID_OFFERS || !strings.Contains(st.GetMessage(), "no longer valid") {
+		t.Fatalf("late: %v %v %q", st.GetState(), st.GetReason(), st.GetMessage())
+	}
+	if code := s.call(launch([]mesos.OfferID{{Value: "no-such-offer"}}, cmdTask("unknown", agent, "cpus:0.1"))); code != 202 {
+		t.Fatalf("ACCEPT of an unknown offer: %d", code)
+	}
+	if st := s.update("unknown"); st.GetState() != mesos.TASK_LOST || st.GetReason() != mesos.REASON_INVALID_OFFERS {
+		t.Fatalf("unknown offer: %v %v", st.GetState(), st.GetReason())
+	}
+}
+
+// TestPartitionAwareFrameworkGetsDropped checks the capability mapping of
+// invalid-offer drops.
+func TestPartitionAwareFrameworkGetsDropped(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	s := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"pa","capabilities":[{"type":"PARTITION_AWARE"}]}`)
+	offer := s.next(scheduler.Event_OFFERS).Offers.Offers[0]
+	s.call(launch([]mesos.OfferID{{Value: "gone"}}, cmdTask("t", offer.AgentID, "cpus:0.1")))
+	if st := s.update("t"); st.GetState() != mesos.TASK_DROPPED {
+		t.Fatalf("state %v, want TASK_DROPPED", st.GetState())
+	}
+}
+
+// TestStaleAgentIDIsRefused registers an agent under an ID the master
+// never admitted: 409 with a reason, and nothing changes.
+func TestStaleAgentIDIsRefused(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	body := `{"type":"REGISTER","register":{"info":{"hostname":"h","id":{"value":"stale-id"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":1}}]},"version":"x"}}`
+	resp, err := http.Post(c.MasterURL+api.AgentPath, api.MediaJSON, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(string(b), "stale-id") || !strings.Contains(string(b), "unknown") {
+		t.Fatalf("stale agent ID: %d %s", resp.StatusCode, b)
+	}
+	s, err := c.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Slaves) != 1 {
+		t.Fatalf("agents after a refused registration: %d", len(s.Slaves))
+	}
+}
