@@ -299,12 +299,13 @@ func (m *Master) reregisterAgent(a *agent, info *mesos.AgentInfo, reg *api.Regis
 			if rt == nil {
 				continue
 			}
+			t.info.State = rt.State
 			if !f.partitionAware {
 				// Mesos kills the tasks of non-partition-aware frameworks
 				// that come back from a partition: they were told TASK_LOST.
 				after = append(after, agentEvent(api.AgentEvent{Type: api.AgentKillTask, KillTask: &api.KillTask{FrameworkID: f.id, TaskID: t.info.TaskID.Value}}))
+				continue
 			}
-			t.info.State = rt.State
 			m.sendMasterUpdate(f, t.info.TaskID, t.info.AgentID, rt.GetState(), mesos.REASON_AGENT_REREGISTERED, "Agent re-registered")
 		}
 		m.alloc.AddAgent(allocator.AgentSpec{ID: a.id, Hostname: a.info.Hostname, Total: a.info.Resources}, m.agentUsed(a))

@@ -1,0 +1,107 @@
+package master_test
+
+import (
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/agora-cluster/agora/cluster/agent"
+	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/cluster/master"
+)
+
+func sleepTask(id string, agentID mesos.AgentID) mesos.TaskInfo {
+	t := cmdTask(id, agentID, "cpus:0.1;mem:16")
+	t.Command = &mesos.CommandInfo{Value: strPtr("sleep 100")}
+	return t
+}
+
+// runTask launches a sleep task on the scheduler's next offer and waits
+// until it runs.
+func runTask(t *testing.T, s *rawScheduler, id string) mesos.AgentID {
+	t.Helper()
+	offer := s.next(scheduler.Event_OFFERS).Offers.Offers[0]
+	if code := s.call(launch([]mesos.OfferID{offer.ID}, sleepTask(id, offer.AgentID))); code != 202 {
+		t.Fatalf("ACCEPT: %d", code)
+	}
+	for {
+		st := s.update(id)
+		if st.GetState() == mesos.TASK_RUNNING {
+			return offer.AgentID
+		}
+		if st.GetState() != mesos.TASK_STARTING {
+			t.Fatalf("task %s: %v %s", id, st.GetState(), st.GetMessage())
+		}
+	}
+}
+
+// TestUnreachableAgent stops an agent without telling anyone (its tasks
+// keep running, it just stops answering pings), then brings it back.
+func TestUnreachableAgent(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{
+		Master: func(cfg *master.Config) {
+			cfg.AgentPingTimeout = 50 * time.Millisecond
+			cfg.MaxAgentPingTimeouts = 3
+		},
+		Agent: func(_ int, cfg *agent.Config) { cfg.KeepTasksOnStop = true },
+	})
+	pa := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"pa","capabilities":[{"type":"PARTITION_AWARE"}]}`)
+	legacy := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"legacy"}`)
+	runTask(t, pa, "pa-task")
+	runTask(t, legacy, "legacy-task")
+
+	c.Agents[0].Stop()
+	if st := pa.update("pa-task"); st.GetState() != mesos.TASK_UNREACHABLE || st.GetReason() != mesos.REASON_AGENT_REMOVED {
+		t.Fatalf("partition-aware framework got %v %v, want TASK_UNREACHABLE", st.GetState(), st.GetReason())
+	}
+	if st := legacy.update("legacy-task"); st.GetState() != mesos.TASK_LOST {
+		t.Fatalf("legacy framework got %v, want TASK_LOST", st.GetState())
+	}
+	c.WaitFor("agent unreachable", func(s *clustertest.State) bool { return s.UnreachableSlaves == 1 })
+
+	// The agent comes back: the partition-aware task is running again, the
+	// legacy framework's task (already reported lost) is killed.
+	c.Agents[0].Config.KeepTasksOnStop = false
+	c.StartAgent(0, "")
+	if st := pa.update("pa-task"); st.GetState() != mesos.TASK_RUNNING || st.GetReason() != mesos.REASON_AGENT_REREGISTERED {
+		t.Fatalf("after re-registration: %v %v, want TASK_RUNNING REASON_AGENT_REREGISTERED", st.GetState(), st.GetReason())
+	}
+	if st := legacy.update("legacy-task"); st.GetState() != mesos.TASK_KILLED {
+		t.Fatalf("legacy task after re-registration: %v, want TASK_KILLED", st.GetState())
+	}
+}
+
+// TestFrameworkFailover: a framework with a failover_timeout keeps its
+// tasks across a re-subscription, and loses them when it stays away.
+func TestFrameworkFailover(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	s := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"fo","failover_timeout":1.5}`)
+	runTask(t, s, "survivor")
+	id := s.id
+	s.body.Close()
+	time.Sleep(200 * time.Millisecond) // the master notices the stream is gone
+
+	again := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"fo","failover_timeout":1.5,"id":{"value":"`+id+`"}}`)
+	if again.id != id {
+		t.Fatalf("re-subscribed as %s, want %s", again.id, id)
+	}
+	again.call(&scheduler.Call{Type: scheduler.Call_RECONCILE, Reconcile: &scheduler.Call_Reconcile{}})
+	if st := again.update("survivor"); st.GetState() != mesos.TASK_RUNNING || st.GetReason() != mesos.REASON_RECONCILIATION {
+		t.Fatalf("after failover: %v %v, want TASK_RUNNING from reconciliation", st.GetState(), st.GetReason())
+	}
+	again.body.Close()
+	s2 := c.WaitFor("framework removed after its failover timeout", func(s *clustertest.State) bool {
+		return len(s.Frameworks) == 0 && len(s.CompletedFrameworks) == 1
+	})
+	done := s2.CompletedFrameworks[0].CompletedTasks
+	if len(done) != 1 || done[0].State != "TASK_KILLED" {
+		t.Fatalf("completed tasks of the removed framework: %+v", done)
+	}
+	// A removed framework cannot come back under its old ID.
+	resp, body := post(t, c.MasterURL, "application/json", []byte(`{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"fo","id":{"value":"`+id+`"}}}}`), nil)
+	if resp.StatusCode != 403 {
+		t.Fatalf("re-subscribing a removed framework: %d %s", resp.StatusCode, body)
+	}
+}
