@@ -177,6 +177,7 @@ func (m *Master) registerAgent(reg *api.RegisterAgent, out *outbox, remote strin
 		m.counters.agentRegistrations++
 		m.alloc.AddAgent(allocator.AgentSpec{ID: id, Hostname: info.Hostname, Total: info.Resources}, nil)
 		m.log.Info("agent registered", "agent", id, "hostname", info.Hostname, "resources", mesos.Resources(info.Resources).String())
+		m.publishAgentAdded(a)
 		m.sendRegistered(a)
 		m.requestAllocation()
 		return a, nil
@@ -202,6 +203,7 @@ func (m *Master) registerAgent(reg *api.RegisterAgent, out *outbox, remote strin
 	m.adoptReportedTasks(a, reg)
 	m.alloc.AddAgent(allocator.AgentSpec{ID: id, Hostname: info.Hostname, Total: info.Resources}, m.agentUsed(a))
 	m.log.Info("agent re-registered after master restart", "agent", id, "hostname", info.Hostname, "tasks", len(a.tasks))
+	m.publishAgentAdded(a)
 	m.sendRegistered(a)
 	m.requestAllocation()
 	return a, nil
@@ -311,6 +313,9 @@ func (m *Master) reregisterAgent(a *agent, info *mesos.AgentInfo, reg *api.Regis
 		m.alloc.AddAgent(allocator.AgentSpec{ID: a.id, Hostname: a.info.Hostname, Total: a.info.Resources}, m.agentUsed(a))
 	}
 	m.log.Info("agent re-registered", "agent", a.id, "hostname", a.info.Hostname, "was_unreachable", wasUnreachable)
+	if wasUnreachable {
+		m.publishAgentAdded(a)
+	}
 	m.sendRegistered(a)
 	for _, ev := range after {
 		a.out.push(ev)
@@ -397,6 +402,7 @@ func (m *Master) completeTask(f *framework, a *agent, t *task, state mesos.TaskS
 	t.info.Statuses = append(t.info.Statuses, mesos.TaskStatus{TaskID: t.info.TaskID, State: &st, Source: mesos.SOURCE_MASTER.Enum(),
 		Reason: &reason, Message: &msg, AgentID: &mesos.AgentID{Value: a.id}, Timestamp: floatPtr(timeSecs(m.now()))})
 	m.countTerminal(state)
+	m.publishTaskUpdated(t, t.info.Statuses[len(t.info.Statuses)-1])
 	delete(f.tasks, t.info.TaskID.Value)
 	delete(a.tasks, taskKey(f.id, t.info.TaskID.Value))
 	m.addCompleted(f, t)
@@ -455,6 +461,7 @@ func (m *Master) markUnreachable(a *agent) {
 		m.log.Error("registry update failed", "agent", a.id, "err", err)
 	}
 	m.alloc.RemoveAgent(a.id)
+	m.publishAgentRemoved(a)
 	msg := fmt.Sprintf("Agent %s (%s) is unreachable", a.id, a.info.Hostname)
 	for _, t := range a.tasks {
 		f := m.frameworks[t.info.FrameworkID.Value]
@@ -465,6 +472,7 @@ func (m *Master) markUnreachable(a *agent) {
 		t.info.State = &st
 		t.info.Statuses = append(t.info.Statuses, mesos.TaskStatus{TaskID: t.info.TaskID, State: &st, Source: mesos.SOURCE_MASTER.Enum(),
 			Reason: mesos.REASON_AGENT_REMOVED.Enum(), Message: &msg, AgentID: &mesos.AgentID{Value: a.id}, Timestamp: floatPtr(timeSecs(now))})
+		m.publishTaskUpdated(t, t.info.Statuses[len(t.info.Statuses)-1])
 		m.sendMasterUpdate(f, t.info.TaskID, t.info.AgentID, mesos.TASK_UNREACHABLE, mesos.REASON_AGENT_REMOVED, msg)
 	}
 	m.requestAllocation()

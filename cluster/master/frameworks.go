@@ -103,6 +103,7 @@ func (m *Master) subscribe(sub *scheduler.Call_Subscribe, conn *schedConn) (*fra
 	m.frameworks[f.id] = f
 	m.alloc.AddFramework(allocator.FrameworkSpec{ID: f.id, Roles: f.roles(), SuppressedRoles: sub.SuppressedRoles}, nil, true)
 	m.log.Info("framework subscribed", "framework", f.id, "name", info.Name, "roles", f.roles())
+	m.publishFramework(f, true)
 	m.sendSubscribed(f)
 	m.requestAllocation()
 	return f, nil
@@ -132,6 +133,7 @@ func (m *Master) resubscribe(f *framework, fi *mesos.FrameworkInfo, sub *schedul
 	m.alloc.UpdateFramework(allocator.FrameworkSpec{ID: f.id, Roles: f.roles(), SuppressedRoles: sub.SuppressedRoles})
 	m.alloc.ActivateFramework(f.id)
 	m.log.Info("framework re-subscribed", "framework", f.id, "name", info.Name)
+	m.publishFramework(f, false)
 	m.sendSubscribed(f)
 	m.requestAllocation()
 	return f
@@ -197,6 +199,7 @@ func (m *Master) removeFramework(f *framework, why string) {
 				Reason: mesos.REASON_FRAMEWORK_REMOVED.Enum(), Message: &why,
 				AgentID: &t.info.AgentID, Timestamp: floatPtr(timeSecs(now)),
 			})
+			m.publishTaskUpdated(t, t.info.Statuses[len(t.info.Statuses)-1])
 		}
 		if a != nil {
 			delete(a.tasks, taskKey(f.id, t.info.TaskID.Value))
@@ -228,6 +231,7 @@ func (m *Master) removeFramework(f *framework, why string) {
 		m.completedFrameworks = m.completedFrameworks[n:]
 	}
 	m.log.Info("framework removed", "framework", f.id, "reason", why)
+	m.publishFrameworkRemoved(f)
 	m.requestAllocation()
 }
 

@@ -14,6 +14,8 @@ func (m *Master) Handler(extra http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/scheduler", m.serveScheduler)
 	mux.HandleFunc("/master/api/v1/scheduler", m.serveScheduler)
+	mux.HandleFunc("/api/v1", m.serveOperator)
+	mux.HandleFunc("/master/api/v1", m.serveOperator)
 	mux.HandleFunc(api.AgentPath, m.serveAgent)
 	both := func(path string, h http.Handler) {
 		mux.Handle(path, h)

@@ -203,6 +203,7 @@ func (m *Master) launchTask(f *framework, a *agent, ti *mesos.TaskInfo, res meso
 	f.tasks[ti.TaskID.Value] = t
 	a.tasks[taskKey(f.id, ti.TaskID.Value)] = t
 	m.counters.tasksLaunched++
+	m.publishTaskAdded(t)
 	fi := f.info
 	taskCopy := *ti
 	taskCopy.Resources = res

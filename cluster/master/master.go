@@ -113,7 +113,9 @@ type Master struct {
 	nextID      uint64
 	pingSeq     uint64
 	allocQueued bool
-	counters    counters
+	// operatorSubs are the operator API's SUBSCRIBE streams.
+	operatorSubs map[*operatorSub]bool
+	counters     counters
 
 	elected atomic.Bool
 }
@@ -133,6 +135,8 @@ func New(cfg Config) (*Master, error) {
 		agents:     map[string]*agent{},
 		offers:     map[string]*offer{},
 		admitted:   map[string]registry.AgentRecord{},
+
+		operatorSubs: map[*operatorSub]bool{},
 	}
 	m.info = mesos.MasterInfo{
 		ID:       id,
@@ -240,6 +244,9 @@ func (m *Master) shutdown() {
 		if a.out != nil {
 			a.out.close()
 		}
+	}
+	for sub := range m.operatorSubs {
+		sub.out.close()
 	}
 }
 

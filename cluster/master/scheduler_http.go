@@ -1,7 +1,6 @@
 package master
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -117,30 +116,9 @@ func (m *Master) serveSubscribe(w http.ResponseWriter, r *http.Request, call *sc
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	rw := api.NewRecordWriter(w)
-	m.pumpEvents(r.Context(), conn, rw)
+	m.pumpMessages(r.Context(), conn.out, conn.codec, rw)
 	// The stream ended: the client went away or we closed it.
 	m.async(func() { m.disconnected(fw, conn) })
-}
-
-// pumpEvents writes the outbox to the stream until either side ends it.
-func (m *Master) pumpEvents(ctx context.Context, conn *schedConn, rw *api.RecordWriter) {
-	for {
-		items, ok := conn.out.take(ctx.Done())
-		if !ok {
-			return
-		}
-		for _, it := range items {
-			ev := it.(*scheduler.Event)
-			b, err := conn.codec.Marshal(ev)
-			if err != nil {
-				m.log.Error("encode scheduler event", "type", ev.GetType().String(), "err", err)
-				continue
-			}
-			if err := rw.WriteRecord(b); err != nil {
-				return
-			}
-		}
-	}
 }
 
 // validateCall checks the shape of a call the way Mesos's validation does:

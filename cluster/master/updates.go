@@ -54,6 +54,7 @@ func (m *Master) statusUpdate(a *agent, u *api.StatusUpdate) {
 	s := status.GetState()
 	t.info.StatusUpdateState = &s
 	t.info.StatusUpdateUUID = status.UUID
+	m.publishTaskUpdated(t, status)
 	if !wasTerminal && isTerminal(latest) {
 		m.recoverTaskResources(f, t)
 		m.countTerminal(latest)
