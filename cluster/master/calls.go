@@ -59,10 +59,55 @@ func (m *Master) handleCall(c *scheduler.Call, streamID string) error {
 	case scheduler.Call_ACCEPT_INVERSE_OFFERS, scheduler.Call_DECLINE_INVERSE_OFFERS:
 		// No maintenance schedules yet, so there are no inverse offers to answer.
 	case scheduler.Call_UPDATE_FRAMEWORK:
-		return errorf(http.StatusNotImplemented, "UPDATE_FRAMEWORK is not implemented yet")
+		return m.updateFramework(f, c.UpdateFramework)
 	default:
 		return errorf(http.StatusNotImplemented, "call type %s is not implemented", c.GetType())
 	}
+	return nil
+}
+
+// updateFramework handles UPDATE_FRAMEWORK: a new FrameworkInfo (principal,
+// user and checkpoint may not change) and suppressed roles. Offers made
+// under the old roles are rescinded.
+func (m *Master) updateFramework(f *framework, u *scheduler.Call_UpdateFramework) error {
+	if u == nil {
+		return errorf(http.StatusBadRequest, "expecting 'update_framework' to be present")
+	}
+	fi := u.FrameworkInfo
+	if id := fi.GetID().GetValue(); id != f.id {
+		return errorf(http.StatusBadRequest, "'update_framework.framework_info.id' (%q) must be the framework's ID %s", id, f.id)
+	}
+	if fi.User != f.info.User || fi.GetPrincipal() != f.info.GetPrincipal() || fi.GetCheckpoint() != f.info.GetCheckpoint() {
+		return errorf(http.StatusBadRequest, "UPDATE_FRAMEWORK may not change 'user', 'principal' or 'checkpoint'")
+	}
+	if fi.Name == "" {
+		return errorf(http.StatusBadRequest, "'framework_info.name' is required")
+	}
+	multiRole := hasCapability(&fi, mesos.FrameworkInfo_Capability_MULTI_ROLE)
+	roles := fi.Roles
+	if !multiRole {
+		if len(fi.Roles) > 0 {
+			return errorf(http.StatusBadRequest, "'framework_info.roles' requires the MULTI_ROLE capability; use 'role'")
+		}
+		roles = []string{fi.GetRole()}
+	}
+	for _, r := range roles {
+		if err := validateRole(r); err != nil {
+			return err
+		}
+	}
+	m.rescindFrameworkOffers(f)
+	f.info = fi
+	f.multiRole = multiRole
+	f.partitionAware = hasCapability(&fi, mesos.FrameworkInfo_Capability_PARTITION_AWARE)
+	f.killingState = hasCapability(&fi, mesos.FrameworkInfo_Capability_TASK_KILLING_STATE)
+	f.suppressed = map[string]bool{}
+	for _, r := range u.SuppressedRoles {
+		f.suppressed[r] = true
+	}
+	m.alloc.UpdateFramework(allocator.FrameworkSpec{ID: f.id, Roles: f.roles(), SuppressedRoles: u.SuppressedRoles})
+	m.publishFramework(f, false)
+	m.requestAllocation()
 	return nil
 }
 
@@ -114,4 +159,3 @@ func (m *Master) recoverTaskResources(f *framework, t *task) {
 	m.alloc.Recover(f.id, t.info.AgentID.Value, mesos.Resources(t.info.Resources), 0, m.now())
 }
 
-var _ = allocator.Offer{}

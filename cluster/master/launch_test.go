@@ -236,3 +236,26 @@ func TestStaleAgentIDIsRefused(t *testing.T) {
 		t.Fatalf("agents after a refused registration: %d", len(s.Slaves))
 	}
 }
+
+func TestUpdateFramework(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	s := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"before"}`)
+	s.next(scheduler.Event_OFFERS)
+	upd := func(fi mesos.FrameworkInfo) int {
+		return s.call(&scheduler.Call{Type: scheduler.Call_UPDATE_FRAMEWORK, UpdateFramework: &scheduler.Call_UpdateFramework{FrameworkInfo: fi}})
+	}
+	fi := mesos.FrameworkInfo{ID: &mesos.FrameworkID{Value: s.id}, User: "root", Name: "after", Role: strPtr("analytics")}
+	if code := upd(fi); code != 200 {
+		t.Fatalf("UPDATE_FRAMEWORK: %d", code)
+	}
+	// The old offer (role *) is rescinded; new offers come for the new role.
+	s.next(scheduler.Event_RESCIND)
+	c.WaitFor("renamed framework", func(st *clustertest.State) bool {
+		return len(st.Frameworks) == 1 && st.Frameworks[0].Name == "after"
+	})
+	bad := fi
+	bad.User = "someone-else"
+	if code := upd(bad); code != 400 {
+		t.Fatalf("changing the user: %d, want 400", code)
+	}
+}

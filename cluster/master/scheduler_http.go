@@ -88,6 +88,10 @@ func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	if call.GetType() == scheduler.Call_UPDATE_FRAMEWORK {
+		w.WriteHeader(http.StatusOK) // as Mesos: 200 with no body
+		return
+	}
 	w.WriteHeader(http.StatusAccepted)
 }
 
@@ -173,6 +177,10 @@ func validateCall(c *scheduler.Call) error {
 	case scheduler.Call_MESSAGE:
 		if c.Message == nil {
 			return bad("message")
+		}
+	case scheduler.Call_UPDATE_FRAMEWORK:
+		if c.UpdateFramework == nil {
+			return bad("update_framework")
 		}
 	}
 	return nil
