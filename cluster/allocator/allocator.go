@@ -5,10 +5,28 @@
 // Resources offered to a framework count as allocated to it until they are
 // recovered (declined, unused remainder of an accept, or freed by a terminal
 // task), exactly as in Mesos.
+//
+// Allocate follows Mesos's HierarchicalDRF allocator: agents are visited in
+// a seeded random order; for each, roles are walked in weighted dominant
+// share order down the role tree ("a" is the parent of "a/b"), frameworks
+// within a role in dominant share order, and all resources the first
+// eligible framework may use are offered to it. Shares are updated
+// incrementally after every offer. Dominant shares are taken over the
+// cluster's cpus, mem, disk and gpus, reserved resources included, as in
+// current Mesos.
+//
+// Offers' resources are carved out of shared chunks; treat them as
+// read-only.
+//
+// Resources reserved for a role (static reservations, or dynamic ones, which
+// are treated alike) are offered only to that role and its sub-roles.
+// Revocable, shared and provider resources and disks with a source or
+// persistence are not handled yet and are ignored wherever they appear.
 package allocator
 
 import (
-	"time"
+	"math/rand/v2"
+	"slices"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 )
@@ -17,8 +35,11 @@ import (
 type Config struct {
 	// MinAllocatable lists alternatives: an agent's free resources are offered
 	// only if they contain at least one of them. Empty means Mesos's default
-	// {cpus:0.01} or {mem:32}.
+	// {cpus:0.01} or {mem:32}. Only scalar quantities are compared.
 	MinAllocatable []mesos.Resources
+	// Seed seeds the order in which agents are visited each cycle (Mesos
+	// shuffles them). The same seed and the same calls give the same offers.
+	Seed int64
 }
 
 // FrameworkSpec describes a framework to the allocator.
@@ -44,62 +65,48 @@ type Offer struct {
 	Resources   mesos.Resources
 }
 
-// Allocator is the hierarchical DRF allocator.
-type Allocator struct{}
+// Allocator is the hierarchical DRF allocator. It is not safe for
+// concurrent use.
+type Allocator struct {
+	minAlloc []vec
+	rng      *rand.Rand
+
+	frameworks map[string]*framework
+	agents     map[string]*agent
+	agentList  []*agent // visiting order, reshuffled every cycle
+	// orphans lists agents holding resources of frameworks not yet added
+	// (after a master failover agents may re-register first).
+	orphans map[string][]*agent
+
+	sorter
+	build  offerBuilder
+	groups []group // scratch for parsed resources
+	tmp    vec
+}
 
 // New returns an empty allocator.
-func New(cfg Config) *Allocator { panic("unimplemented") }
-
-// AddFramework starts tracking a framework; used maps agent ID to resources
-// the framework already holds there (each carrying allocation_info.role).
-// An inactive framework gets no offers until ActivateFramework.
-func (a *Allocator) AddFramework(f FrameworkSpec, used map[string]mesos.Resources, active bool) {
-	panic("unimplemented")
+func New(cfg Config) *Allocator {
+	a := &Allocator{
+		rng:        rand.New(rand.NewPCG(uint64(cfg.Seed), 0x9e3779b97f4a7c15)),
+		frameworks: map[string]*framework{},
+		agents:     map[string]*agent{},
+		orphans:    map[string][]*agent{},
+		sorter:     newSorter(),
+	}
+	for _, alt := range cfg.MinAllocatable {
+		var v vec
+		for i := range alt {
+			if alt[i].GetType() == mesos.SCALAR {
+				v.addResource(&alt[i])
+			}
+		}
+		a.minAlloc = append(a.minAlloc, v)
+	}
+	if len(a.minAlloc) == 0 {
+		a.minAlloc = []vec{{s: scalars{cpus: 10}}, {s: scalars{mem: 32 * milli}}}
+	}
+	return a
 }
-
-// UpdateFramework changes a framework's roles and suppressed roles.
-func (a *Allocator) UpdateFramework(f FrameworkSpec) { panic("unimplemented") }
-
-// RemoveFramework forgets a framework and everything allocated to it.
-func (a *Allocator) RemoveFramework(id string) { panic("unimplemented") }
-
-// ActivateFramework lets a framework receive offers again.
-func (a *Allocator) ActivateFramework(id string) { panic("unimplemented") }
-
-// DeactivateFramework stops offers to a framework (it stays allocated).
-func (a *Allocator) DeactivateFramework(id string) { panic("unimplemented") }
-
-// AddAgent starts tracking an agent; used maps framework ID to resources it
-// already holds there (each carrying allocation_info.role).
-func (a *Allocator) AddAgent(s AgentSpec, used map[string]mesos.Resources) { panic("unimplemented") }
-
-// RemoveAgent forgets an agent and all allocations on it.
-func (a *Allocator) RemoveAgent(id string) { panic("unimplemented") }
-
-// ActivateAgent / DeactivateAgent include or exclude an agent from offers.
-func (a *Allocator) ActivateAgent(id string)   { panic("unimplemented") }
-func (a *Allocator) DeactivateAgent(id string) { panic("unimplemented") }
-
-// Recover returns resources allocated to a framework on an agent (each
-// carrying allocation_info.role). If refuse > 0 the framework will not be
-// offered that agent's resources again until now+refuse, unless more than
-// the refused resources become available (Mesos's decline filter).
-func (a *Allocator) Recover(frameworkID, agentID string, res mesos.Resources, refuse time.Duration, now time.Time) {
-	panic("unimplemented")
-}
-
-// Suppress stops offers to a framework for roles (all its roles if empty).
-func (a *Allocator) Suppress(frameworkID string, roles []string) { panic("unimplemented") }
-
-// Revive unsuppresses roles (all if empty) and clears the framework's
-// decline filters for them.
-func (a *Allocator) Revive(frameworkID string, roles []string) { panic("unimplemented") }
-
-// SetWeight sets a role's weight (default 1).
-func (a *Allocator) SetWeight(role string, weight float64) { panic("unimplemented") }
-
-// Allocate runs one allocation cycle at time now and returns the offers made.
-func (a *Allocator) Allocate(now time.Time) []Offer { panic("unimplemented") }
 
 // Totals summarises the cluster for metrics: total and allocated (offered or
 // used) amounts of each scalar resource.
@@ -108,5 +115,39 @@ type Totals struct {
 	Allocated map[string]float64
 }
 
-// Totals returns the current totals.
-func (a *Allocator) Totals() Totals { panic("unimplemented") }
+// Totals returns the current totals over all agents, active or not. cpus,
+// mem, disk and gpus are always present.
+func (a *Allocator) Totals() Totals {
+	var total, free vec
+	for _, ag := range a.agentList {
+		for i := range ag.pools {
+			total.s.add(&ag.pools[i].total.s)
+			free.s.add(&ag.pools[i].free.s)
+			for _, e := range ag.pools[i].total.extra {
+				total.extraAt(e.name).v += e.v
+			}
+			for _, e := range ag.pools[i].free.extra {
+				free.extraAt(e.name).v += e.v
+			}
+		}
+	}
+	t := Totals{Total: map[string]float64{}, Allocated: map[string]float64{}}
+	for i, name := range mainNames {
+		t.Total[name] = fromMilli(total.s[i])
+		t.Allocated[name] = fromMilli(total.s[i] - free.s[i])
+	}
+	for _, e := range total.extra {
+		t.Total[e.name] = fromMilli(e.v)
+		t.Allocated[e.name] = fromMilli(e.v - free.extraValue(e.name))
+	}
+	return t
+}
+
+func sortedKeys(m map[string]mesos.Resources) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

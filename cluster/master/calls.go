@@ -158,4 +158,3 @@ func (m *Master) shutdownExecutor(f *framework, agentID, executorID string) {
 func (m *Master) recoverTaskResources(f *framework, t *task) {
 	m.alloc.Recover(f.id, t.info.AgentID.Value, mesos.Resources(t.info.Resources), 0, m.now())
 }
-
