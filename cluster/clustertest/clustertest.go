@@ -36,6 +36,9 @@ type Options struct {
 	Registry registry.Registry
 	// Verbose sends the cluster's logs to the test log.
 	Verbose bool
+	// UI, if set, is served by the master for paths it does not own (the
+	// web UI), as `agora dev` does.
+	UI http.Handler
 }
 
 // Cluster is a running test cluster.
@@ -102,7 +105,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.masterCancel = cancel
 	c.masterDone = make(chan struct{})
-	c.srv = &http.Server{Handler: m.Handler(nil)}
+	c.srv = &http.Server{Handler: m.Handler(opts.UI)}
 	go func() { m.Run(ctx); close(c.masterDone) }()
 	go c.srv.Serve(ln)
 	t.Cleanup(c.Stop)
