@@ -46,6 +46,21 @@ func TestLiveCluster(t *testing.T) {
 	if !strings.Contains(agents, "localhost") {
 		t.Fatalf("agents view lacks the agent:\n%s", agents)
 	}
+
+	// With polling all but off, a new task still shows up: the page follows
+	// the operator API's event stream.
+	run(t, bctx, "opening the tasks view", chromedp.Navigate(c.MasterURL+"/?refresh=600#/tasks"))
+	waitFor(t, bctx, "the first task", `document.body.innerText.includes(`+jsString(taskID)+`)`)
+	job2, err := oneshot.New(oneshot.Config{Masters: []string{c.MasterAddr}, Codec: api.JSON, FrameworkName: "ui-live",
+		Task: oneshot.Spec{Name: "second", Command: []string{"true"}, CPUs: 0.1, Mem: 32}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res2, err := job2.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, bctx, "the second task, pushed by the event stream", `document.body.innerText.includes(`+jsString(res2.TaskID)+`)`)
 }
 
 func jsString(s string) string {

@@ -777,8 +777,58 @@
     }
   }
 
+  // ---- live updates ----------------------------------------------------------
+
+  // The operator API's event stream (POST /api/v1 SUBSCRIBE, RecordIO of
+  // JSON events) says when tasks, frameworks or agents change; each change
+  // triggers a prompt, coalesced refresh, so the page is live without
+  // polling the whole state often.
+  let liveTimer = null;
+  function changed() {
+    if (liveTimer) return;
+    liveTimer = setTimeout(() => { liveTimer = null; refresh(); }, 150);
+  }
+
+  async function watch() {
+    try {
+      const resp = await fetch('/api/v1', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'Accept': 'application/json' },
+        body: JSON.stringify({ type: 'SUBSCRIBE' }),
+      });
+      if (!resp.ok || !resp.body) throw new Error('subscribe: HTTP ' + resp.status);
+      const reader = resp.body.getReader();
+      const dec = new TextDecoder();
+      let buf = new Uint8Array(0);
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const next = new Uint8Array(buf.length + value.length);
+        next.set(buf);
+        next.set(value, buf.length);
+        buf = next;
+        // RecordIO: "<length in bytes>\n<record>", repeated.
+        for (;;) {
+          const nl = buf.indexOf(10);
+          if (nl < 0) break;
+          const len = Number(dec.decode(buf.subarray(0, nl)));
+          if (!(len > 0) || buf.length < nl + 1 + len) break;
+          const record = dec.decode(buf.subarray(nl + 1, nl + 1 + len));
+          buf = buf.slice(nl + 1 + len);
+          let type = '';
+          try { type = JSON.parse(record).type; } catch (e) { /* skip */ }
+          if (type && type !== 'HEARTBEAT' && type !== 'SUBSCRIBED') changed();
+        }
+      }
+    } catch (e) {
+      // Fall back to polling until the stream can be opened again.
+    }
+    setTimeout(watch, 2000);
+  }
+
   // ---- start ---------------------------------------------------------------
 
   onRoute();
   refresh();
+  watch();
 })();
