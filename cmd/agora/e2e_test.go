@@ -137,8 +137,9 @@ func TestRealProcessesRunKillAndRecover(t *testing.T) {
 	mport, aport := freePort(t), freePort(t)
 	master := fmt.Sprintf("127.0.0.1:%d", mport)
 	url := "http://" + master
-	start(t, "master", "--work_dir="+filepath.Join(dir, "master"), fmt.Sprintf("--port=%d", mport),
-		"--agent_ping_timeout=200ms", "--max_agent_ping_timeouts=3", "--allocation_interval=100ms")
+	masterArgs := []string{"master", "--work_dir=" + filepath.Join(dir, "master"), fmt.Sprintf("--port=%d", mport),
+		"--agent_ping_timeout=200ms", "--max_agent_ping_timeouts=3", "--allocation_interval=100ms"}
+	masterProc := start(t, masterArgs...)
 	agentArgs := []string{"agent", "--master=" + master, "--work_dir=" + filepath.Join(dir, "agent"),
 		fmt.Sprintf("--port=%d", aport), "--resources=cpus:2;mem:1024;disk:1024", "--switch_user=false"}
 	agent := start(t, agentArgs...)
@@ -197,6 +198,21 @@ func TestRealProcessesRunKillAndRecover(t *testing.T) {
 			t.Fatal("the lost task's process still runs after its agent re-registered")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+
+	// A master restart on the same work_dir: its registry remembers the
+	// agent, which re-registers under the same ID, and tasks run again.
+	if err := masterProc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	masterProc.cmd.Wait()
+	start(t, masterArgs...)
+	waitState(t, url, "agent re-registered with the restarted master", func(s *masterState) bool {
+		return len(s.Slaves) == 1 && s.Slaves[0].ID == agentID
+	})
+	out, _, code = runClient(t, master, "run", "--", "echo", "after restart")
+	if code != 0 || out != "after restart\n" {
+		t.Fatalf("agora run after a master restart: exit %d, stdout %q", code, out)
 	}
 }
 
