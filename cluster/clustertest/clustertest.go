@@ -21,6 +21,7 @@ import (
 	"github.com/agora-cluster/agora/cluster/agent"
 	"github.com/agora-cluster/agora/cluster/master"
 	"github.com/agora-cluster/agora/cluster/registry"
+	"github.com/agora-cluster/agora/frameworks/state"
 )
 
 // Options shape a test cluster.
@@ -189,40 +190,8 @@ func (c *Cluster) Stop() {
 	}
 }
 
-// State is the part of /master/state tests look at.
-type State struct {
-	ID     string `json:"id"`
-	Slaves []struct {
-		ID        string         `json:"id"`
-		Hostname  string         `json:"hostname"`
-		PID       string         `json:"pid"`
-		Active    bool           `json:"active"`
-		Resources map[string]any `json:"resources"`
-		Used      map[string]any `json:"used_resources"`
-	} `json:"slaves"`
-	UnreachableSlaves int `json:"unreachable_slaves"`
-	Frameworks        []struct {
-		ID               string `json:"id"`
-		Name             string `json:"name"`
-		Active           bool   `json:"active"`
-		Connected        bool   `json:"connected"`
-		Tasks            []Task `json:"tasks"`
-		CompletedTasks   []Task `json:"completed_tasks"`
-		UnreachableTasks []Task `json:"unreachable_tasks"`
-	} `json:"frameworks"`
-	CompletedFrameworks []struct {
-		ID             string `json:"id"`
-		CompletedTasks []Task `json:"completed_tasks"`
-	} `json:"completed_frameworks"`
-}
-
-// Task is a task in /master/state.
-type Task struct {
-	ID          string `json:"id"`
-	FrameworkID string `json:"framework_id"`
-	SlaveID     string `json:"slave_id"`
-	State       string `json:"state"`
-}
+// State is /master/state as tools read it.
+type State = state.Master
 
 // State fetches /master/state.
 func (c *Cluster) State() (*State, error) {

@@ -17,6 +17,7 @@ type Master struct {
 	Version             string      `json:"version"`
 	Leader              string      `json:"leader"`
 	Slaves              []Agent     `json:"slaves"`
+	UnreachableSlaves   int         `json:"unreachable_slaves"`
 	Frameworks          []Framework `json:"frameworks"`
 	CompletedFrameworks []Framework `json:"completed_frameworks"`
 }
