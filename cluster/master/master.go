@@ -99,8 +99,9 @@ type Master struct {
 	info  mesos.MasterInfo
 	start time.Time
 
-	ops   chan func()
-	alloc *allocator.Allocator
+	ops     chan func()
+	stopped chan struct{} // closed when Run returns
+	alloc   *allocator.Allocator
 
 	// State below is owned by the loop goroutine.
 	frameworks          map[string]*framework
@@ -130,6 +131,7 @@ func New(cfg Config) (*Master, error) {
 		id:         id,
 		start:      cfg.Now(),
 		ops:        make(chan func(), 1024),
+		stopped:    make(chan struct{}),
 		alloc:      allocator.New(allocator.Config{MinAllocatable: cfg.MinAllocatable}),
 		frameworks: map[string]*framework{},
 		agents:     map[string]*agent{},
@@ -179,6 +181,7 @@ func (m *Master) Run(ctx context.Context) error {
 	housekeeping := time.NewTicker(time.Second)
 	defer housekeeping.Stop()
 	m.log.Info("master started", "id", m.id, "address", net.JoinHostPort(m.cfg.IP, strconv.Itoa(m.cfg.Port)))
+	defer close(m.stopped)
 	for {
 		select {
 		case <-ctx.Done():
@@ -205,18 +208,33 @@ func (m *Master) do(ctx context.Context, f func()) error {
 	case m.ops <- func() { f(); close(done) }:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-m.stopped:
+		return errStopped
 	}
 	select {
 	case <-done:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-m.stopped:
+		return errStopped
+	}
+}
+
+var errStopped = errors.New("master: stopped")
+
+// enqueue queues f on the loop from another goroutine, unless the master
+// has stopped.
+func (m *Master) enqueue(f func()) {
+	select {
+	case m.ops <- f:
+	case <-m.stopped:
 	}
 }
 
 // async queues f on the loop without waiting.
 func (m *Master) async(f func()) {
-	go func() { m.ops <- f }()
+	go m.enqueue(f)
 }
 
 // requestAllocation schedules a prompt allocation run (coalesced), used
@@ -227,10 +245,10 @@ func (m *Master) requestAllocation() {
 	}
 	m.allocQueued = true
 	time.AfterFunc(2*time.Millisecond, func() {
-		m.ops <- func() {
+		m.enqueue(func() {
 			m.allocQueued = false
 			m.allocate()
-		}
+		})
 	})
 }
 
@@ -257,8 +275,6 @@ func (m *Master) newID(kind string) string {
 	m.nextID++
 	return fmt.Sprintf("%s-%s%04d", m.id, kind, m.nextID)
 }
-
-var errNotFound = errors.New("not found")
 
 func newUUID() string {
 	var b [16]byte
