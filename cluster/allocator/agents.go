@@ -14,7 +14,9 @@ type agent struct {
 	id, hostname string
 	active       bool
 	removed      bool
-	pos          int // index in Allocator.agentList
+	down         bool            // under maintenance (machine down): offers nothing
+	unavail      *Unavailability // scheduled maintenance, if any
+	pos          int             // index in Allocator.agentList
 	pools        []pool
 	allocs       []*allocation
 	spare        []*allocation // dropped entries, reused with their buffers
@@ -25,12 +27,10 @@ type agent struct {
 	version, stuckVersion, stuckEpoch uint64
 }
 
-// pool is the part of an agent's resources reserved for one role ("" =
-// unreserved).
+// pool is the part of an agent's resources of one kind (see pools.go).
 type pool struct {
-	role         string
-	reservations []mesos.Resource_ReservationInfo
-	total, free  vec
+	kind
+	total, free vec
 }
 
 // allocation is what one framework holds in one role from one pool of an
@@ -43,19 +43,18 @@ type allocation struct {
 	v           vec
 }
 
-func (ag *agent) poolIndex(role string) int {
-	for i := range ag.pools {
-		if ag.pools[i].role == role {
-			return i
-		}
-	}
-	return -1
-}
-
-// usable reports whether pool i may be offered to role.
+// usable reports whether pool i may be offered to role: unreserved
+// resources to any role, reserved ones to their role and its sub-roles,
+// persistent volumes to their role only.
 func (ag *agent) usable(i int, role string) bool {
-	r := ag.pools[i].role
-	return r == "" || isRoleOrDescendant(role, r)
+	p := &ag.pools[i]
+	if p.role == "" {
+		return true
+	}
+	if p.disk != nil && p.disk.Persistence != nil {
+		return role == p.role
+	}
+	return isRoleOrDescendant(role, p.role)
 }
 
 // AddAgent starts tracking an agent; used maps framework ID to resources it
@@ -68,26 +67,17 @@ func (a *Allocator) AddAgent(s AgentSpec, used map[string]mesos.Resources) {
 	}
 	ag := &agent{id: s.ID, hostname: s.Hostname, active: true, pos: len(a.agentList), version: 1}
 	ag.filters.reset()
-	ag.pools = append(ag.pools, pool{}) // unreserved first; dropped below if empty
 	for i := range s.Total {
 		r := &s.Total[i]
 		if !supported(r) {
 			continue
 		}
-		role := reservationRole(r)
-		p := ag.poolIndex(role)
-		if p < 0 {
-			ag.pools = append(ag.pools, pool{role: role, reservations: reservationsOf(r)})
-			p = len(ag.pools) - 1
-		}
-		ag.pools[p].total.addResource(r)
-	}
-	if ag.pools[0].total.isZero() && len(ag.pools) > 1 {
-		ag.pools = ag.pools[1:]
+		ag.pools[ag.poolFor(r)].total.addResource(r)
 	}
 	for i := range ag.pools {
 		ag.pools[i].free.copyFrom(&ag.pools[i].total)
 		a.addTotal(&ag.pools[i].total.s, +1)
+		a.noteReserved(&ag.pools[i], &ag.pools[i].total, +1)
 	}
 	a.agents[s.ID] = ag
 	a.agentList = append(a.agentList, ag)
@@ -118,6 +108,7 @@ func (a *Allocator) RemoveAgent(id string) {
 	for len(ag.allocs) > 0 {
 		e := ag.allocs[0]
 		c := e.client
+		a.noteAlloc(ag, e, &e.v, -1)
 		if c != nil {
 			a.charge(c, &e.v.s, -1)
 		} else if list := a.orphans[e.frameworkID]; list != nil {
@@ -134,7 +125,9 @@ func (a *Allocator) RemoveAgent(id string) {
 	}
 	for i := range ag.pools {
 		a.addTotal(&ag.pools[i].total.s, -1)
+		a.noteReserved(&ag.pools[i], &ag.pools[i].total, -1)
 	}
+	a.forgetFilterBits(ag.filters.bits, nil)
 	last := a.agentList[len(a.agentList)-1]
 	a.agentList[ag.pos] = last
 	last.pos = ag.pos

@@ -45,7 +45,10 @@ func (a *Allocator) Recover(frameworkID, agentID string, res mesos.Resources, re
 // Allocate runs one allocation cycle at time now and returns the offers made.
 func (a *Allocator) Allocate(now time.Time) []Offer {
 	a.settle()
+	a.settleQuota()
+	cs := a.beginCycle(now)
 	if a.root.live == 0 || len(a.agentList) == 0 {
+		a.endCycle(cs, 0)
 		return nil
 	}
 	a.rng.Shuffle(len(a.agentList), func(i, j int) {
@@ -56,16 +59,36 @@ func (a *Allocator) Allocate(now time.Time) []Offer {
 	}
 	t := now.UnixNano()
 	var offers []Offer
+	if a.quotaOn {
+		offers = a.allocateQuota(t, offers, cs)
+	} else {
+		offers = a.allocateDRF(t, offers, cs)
+	}
+	a.endCycle(cs, len(offers))
+	return offers
+}
+
+// allocateDRF is a cycle without quota: one pass of hierarchical DRF.
+func (a *Allocator) allocateDRF(t int64, offers []Offer, cs *cycleStats) []Offer {
 	for _, ag := range a.agentList {
-		if !ag.active || ag.stuckVersion == ag.version && ag.stuckEpoch == a.epoch && t < ag.filters.minExpires {
+		if !ag.active || ag.down {
+			cs.unusable++
+			continue
+		}
+		if ag.stuckVersion == ag.version && ag.stuckEpoch == a.epoch && t < ag.filters.minExpires {
+			cs.stuck++
 			continue
 		}
 		if t >= ag.filters.minExpires {
-			ag.filters.sweep(t)
+			a.sweepFilters(ag, t)
 			ag.version++
 		}
 		before := len(offers)
-		if a.allocatable(ag, "") && !ag.fullyFiltered(a.eligible, t) {
+		if !a.allocatable(ag, "") {
+			cs.notAllocatable++
+		} else if ag.fullyFiltered(a.eligible, t) {
+			cs.fullyFiltered++
+		} else {
 			offers = a.visit(a.root, ag, t, offers)
 			a.settle()
 		}
@@ -104,7 +127,7 @@ func (a *Allocator) offerLeaf(l *node, ag *agent, now int64, offers []Offer) []O
 	var memo int8
 	for _, idx := range l.clients {
 		c := a.slots[idx]
-		if ag.filtered(c, now, &memo) {
+		if ag.filtered(c, now, &memo, nil) {
 			continue
 		}
 		return append(offers, a.offer(ag, c))
@@ -171,21 +194,21 @@ func (a *Allocator) offer(ag *agent, c *client) Offer {
 		if !ag.usable(i, c.role) || p.free.isZero() {
 			continue
 		}
-		var rs []mesos.Resource_ReservationInfo
-		if p.reservations != nil {
-			rs = slices.Clone(p.reservations)
-		}
-		b.appendVec(&p.free, rs, ai)
-		a.allocationFor(ag, c.fw.id, c, c.role, i).v.add(&p.free)
+		b.appendVec(&p.free, &p.kind, ai)
+		e := a.allocationFor(ag, c.fw.id, c, c.role, i)
+		e.v.add(&p.free)
+		a.noteAlloc(ag, e, &p.free, +1)
 		d.add(&p.free.s)
 		p.free.reset()
 	}
 	ag.version++
 	a.charge(c, &d, +1)
+	a.recordOffer(c, ag)
 	return Offer{
-		FrameworkID: c.fw.id,
-		AgentID:     ag.id,
-		Role:        c.role,
-		Resources:   b.res[start:len(b.res):len(b.res)],
+		FrameworkID:    c.fw.id,
+		AgentID:        ag.id,
+		Role:           c.role,
+		Resources:      b.res[start:len(b.res):len(b.res)],
+		Unavailability: ag.unavail,
 	}
 }

@@ -23,7 +23,7 @@ func (a *Allocator) parse(ag *agent, fw *framework, res mesos.Resources) []group
 		if !supported(r) {
 			continue
 		}
-		p := ag.poolIndex(reservationRole(r))
+		p := ag.findPool(r)
 		if p < 0 {
 			continue
 		}
@@ -62,6 +62,7 @@ func (a *Allocator) take(ag *agent, frameworkID string, c *client, role string, 
 	ag.version++
 	e := a.allocationFor(ag, frameworkID, c, role, p)
 	e.v.add(&a.tmp)
+	a.noteAlloc(ag, e, &a.tmp, +1)
 	if c != nil {
 		a.charge(c, &a.tmp.s, +1)
 	}
@@ -135,6 +136,7 @@ func (a *Allocator) release(ag *agent, frameworkID string, c *client, role strin
 		ag.version++
 		e.v.sub(&a.tmp)
 		ag.pools[p].free.add(&a.tmp)
+		a.noteAlloc(ag, e, &a.tmp, -1)
 		if c != nil {
 			a.charge(c, &a.tmp.s, -1)
 		}

@@ -18,10 +18,14 @@
 // Offers' resources are carved out of shared chunks; treat them as
 // read-only.
 //
-// Resources reserved for a role (static reservations, or dynamic ones, which
-// are treated alike) are offered only to that role and its sub-roles.
-// Revocable, shared and provider resources and disks with a source or
-// persistence are not handled yet and are ignored wherever they appear.
+// Resources reserved for a role (statically, or dynamically through
+// RESERVE; see operations.go) are offered only to that role and its
+// sub-roles; persistent volumes only to their own role. Resources of
+// different kinds (reservation stacks with their labels, disk sources,
+// volumes) are kept apart in pools (pools.go). Quota guarantees and limits
+// (quota.go), maintenance (maintenance.go) and Explain (explain.go) build
+// on this. Revocable, shared and resource-provider resources are not
+// handled yet and are ignored wherever they appear.
 package allocator
 
 import (
@@ -40,6 +44,9 @@ type Config struct {
 	// Seed seeds the order in which agents are visited each cycle (Mesos
 	// shuffles them). The same seed and the same calls give the same offers.
 	Seed int64
+	// ExplainCycles is how many recent cycles Explain looks back on: 0
+	// means 8, negative turns the record off.
+	ExplainCycles int
 }
 
 // FrameworkSpec describes a framework to the allocator.
@@ -63,6 +70,9 @@ type Offer struct {
 	AgentID     string
 	Role        string
 	Resources   mesos.Resources
+	// Unavailability is the agent's scheduled maintenance, if any (shared:
+	// read-only), for the offer's unavailability field.
+	Unavailability *Unavailability
 }
 
 // Allocator is the hierarchical DRF allocator. It is not safe for
@@ -79,9 +89,17 @@ type Allocator struct {
 	orphans map[string][]*agent
 
 	sorter
-	build  offerBuilder
-	groups []group // scratch for parsed resources
-	tmp    vec
+	build       offerBuilder
+	groups      []group // scratch for parsed resources
+	tmp         vec
+	bitsScratch []uint64
+
+	// scratch for offers under quota
+	plan       []vec
+	planSum    vec
+	caps, need capVec
+
+	explain explainRing
 }
 
 // New returns an empty allocator.
@@ -104,6 +122,14 @@ func New(cfg Config) *Allocator {
 	}
 	if len(a.minAlloc) == 0 {
 		a.minAlloc = []vec{{s: scalars{cpus: 10}}, {s: scalars{mem: 32 * milli}}}
+	}
+	switch n := cfg.ExplainCycles; {
+	case n < 0:
+		a.explain.off = true
+	case n == 0:
+		a.explain.cycles = make([]cycleStats, defaultExplainCycles)
+	default:
+		a.explain.cycles = make([]cycleStats, n)
 	}
 	return a
 }

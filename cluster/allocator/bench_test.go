@@ -74,3 +74,79 @@ func BenchmarkDeclineOffers(b *testing.B) {
 		})
 	}
 }
+
+// TestScenariosSmall runs every benchmark scenario at a small size and
+// checks the shape of what it did (never its timings).
+func TestScenariosSmall(t *testing.T) {
+	for _, s := range Scenarios() {
+		p := ScenarioParams{Agents: 200, Frameworks: 30}
+		switch s.Name {
+		case "MultiFrameworkAllocations", "MultiFrameworkAllocations/unfiltered":
+			p = ScenarioParams{} // the real shape: it is small
+		}
+		r := s.RunScenario(p)
+		if r.Scenario != s.Name || len(r.Rounds) == 0 {
+			t.Fatalf("%s: result %+v", s.Name, r)
+		}
+		offers := func(i int) int { return r.Rounds[i].Offers }
+		switch s.Name {
+		case "DeclineOffers", "ResourceLabels", "PersistentVolumes", "AllocatorBacklog":
+			for i := range r.Rounds {
+				if offers(i) != r.Agents {
+					t.Errorf("%s: round %d made %d offers, want one per agent (%d)", s.Name, i, offers(i), r.Agents)
+				}
+			}
+		case "SuppressOffers":
+			if offers(0) != r.Agents || offers(len(r.Rounds)-1) != 0 {
+				t.Errorf("%s: offers per round %v: want every agent first, none once all are suppressed", s.Name, r.Rounds)
+			}
+		case "ExtremeSuppressOffers":
+			if offers(len(r.Rounds)-1) != r.Agents || r.Counts["suppressed frameworks"] != 29 {
+				t.Errorf("%s: %v %v", s.Name, r.Rounds, r.Counts)
+			}
+		case "MultiFrameworkAllocations":
+			if r.Counts["tasks launched"] != 19500 || len(r.Rounds) > 60 {
+				t.Errorf("%s: %d tasks in %d rounds, want all 19,500 within 60 rounds", s.Name, r.Counts["tasks launched"], len(r.Rounds))
+			}
+		case "LargeAndSmallQuota":
+			// 25 small roles take half an agent each, 5 large ones two
+			// agents each (two offers when they get whole agents).
+			if r.Roles != 30 || r.Agents != 30 || offers(0) < 35 || offers(1) != 0 {
+				t.Errorf("%s: %d roles, %d agents, offers %v", s.Name, r.Roles, r.Agents, r.Rounds)
+			}
+		case "NonQuotaVsQuota/nonquota", "NonQuotaVsQuota/quota":
+			if offers(0) != r.Agents || offers(1) != 0 {
+				t.Errorf("%s: offers %v, want every agent then none", s.Name, r.Rounds)
+			}
+		case "UpdateAllocation":
+			if len(r.Rounds) != 40 {
+				t.Errorf("%s: %d operations", s.Name, len(r.Rounds))
+			}
+		}
+	}
+}
+
+// BenchmarkScenarios runs every scenario at its default size (the sizes
+// `agora bench allocator` uses). One op is a whole scenario; the metrics
+// are per timed round. AGORA_BENCH_SCENARIO=name runs one.
+//
+//	go test -run xxx -bench Scenarios -benchtime 1x ./cluster/allocator/
+func BenchmarkScenarios(b *testing.B) {
+	only := os.Getenv("AGORA_BENCH_SCENARIO")
+	for _, s := range Scenarios() {
+		if only != "" && len(FindScenarios(only)) > 0 && !slices.ContainsFunc(FindScenarios(only), func(x Scenario) bool { return x.Name == s.Name }) {
+			continue
+		}
+		b.Run(s.Name, func(b *testing.B) {
+			var r ScenarioResult
+			for i := 0; i < b.N; i++ {
+				r = s.RunScenario(ScenarioParams{})
+			}
+			ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+			b.ReportMetric(ms(r.RoundQuantile(0.5)), "p50-ms/round")
+			b.ReportMetric(ms(r.RoundQuantile(1)), "max-ms/round")
+			b.ReportMetric(ms(r.RoundTotal()), "total-ms/rounds")
+			b.ReportMetric(ms(r.Setup), "setup-ms")
+		})
+	}
+}

@@ -2,6 +2,7 @@ package allocator
 
 import (
 	"math"
+	"math/bits"
 	"slices"
 	"time"
 )
@@ -62,7 +63,7 @@ func (f *agentFilters) intern(npools int, groups []group, role string) int32 {
 	}
 	r := &refusal{pools: make([]vec, npools)}
 	for i := range groups {
-		if groups[i].role == role {
+		if groups[i].role == role && groups[i].pool < npools {
 			r.pools[groups[i].pool].add(&groups[i].v)
 		}
 	}
@@ -81,6 +82,11 @@ func expiry(now time.Time, refuse time.Duration) int64 {
 
 // matches reports whether r refuses exactly the groups of role.
 func (r *refusal) matches(groups []group, role string) bool {
+	for j := range groups {
+		if groups[j].role == role && groups[j].pool >= len(r.pools) && !groups[j].v.isZero() {
+			return false
+		}
+	}
 	for i := range r.pools {
 		var g *vec
 		for j := range groups {
@@ -100,12 +106,34 @@ func (r *refusal) matches(groups []group, role string) bool {
 }
 
 func (r *refusal) covers(o *refusal) bool {
-	for i := range r.pools {
+	for i := range o.pools {
+		if i >= len(r.pools) {
+			if !o.pools[i].isZero() {
+				return false
+			}
+			continue
+		}
 		if !r.pools[i].contains(&o.pools[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+// refused returns what r refuses of pool i (nil if nothing).
+func (r *refusal) refused(i int) *vec {
+	if i < len(r.pools) {
+		return &r.pools[i]
+	}
+	return nil
+}
+
+// holdsAll reports whether r refuses all of v in pool i.
+func (r *refusal) holdsAll(i int, v *vec) bool {
+	if x := r.refused(i); x != nil {
+		return x.contains(v)
+	}
+	return v.isZero()
 }
 
 // addFilter installs a filter for c on ag refusing the groups of c's role.
@@ -119,7 +147,9 @@ func (a *Allocator) addFilter(ag *agent, c *client, expires int64, groups []grou
 	} else if ref != f.uniform {
 		f.mixed = true
 	}
-	if hasBit(f.bits, c.idx) {
+	if !hasBit(f.bits, c.idx) {
+		c.filterAgents++
+	} else {
 		// Replace a filter the new one makes redundant, so repeated
 		// declines do not pile up.
 		for i := range f.list {
@@ -205,28 +235,71 @@ func (f *agentFilters) compact() {
 
 // clearFilters drops c's filters on every agent.
 func (a *Allocator) clearFilters(c *client) {
+	if c.filterAgents == 0 {
+		return
+	}
 	for _, ag := range a.agentList {
 		if hasBit(ag.filters.bits, c.idx) {
 			ag.filters.removeClient(c.idx)
 			ag.version++
 		}
 	}
+	c.filterAgents = 0
+}
+
+// sweepFilters drops ag's expired filters, keeping the clients' counts of
+// filtered agents in step.
+func (a *Allocator) sweepFilters(ag *agent, now int64) {
+	f := &ag.filters
+	if now < f.minExpires {
+		return
+	}
+	old := append(a.bitsScratch[:0], f.bits...)
+	f.sweep(now)
+	a.forgetFilterBits(old, f.bits)
+	a.bitsScratch = old
+}
+
+// forgetFilterBits decrements the filtered-agent count of every client
+// whose bit is set in old but not in now.
+func (a *Allocator) forgetFilterBits(old, now []uint64) {
+	for w, x := range old {
+		var y uint64
+		if w < len(now) {
+			y = now[w]
+		}
+		for gone := x &^ y; gone != 0; gone &= gone - 1 {
+			if c := a.slots[int32(w*64+bits.TrailingZeros64(gone))]; c != nil && c.filterAgents > 0 {
+				c.filterAgents--
+			}
+		}
+	}
 }
 
 // covered reports whether everything of ag that role may be offered is
-// within r.
-func (ag *agent) covered(r *refusal, role string) bool {
+// within r. plan, if not nil, is what would be offered per pool instead of
+// all that is free.
+func (ag *agent) covered(r *refusal, role string, plan []vec) bool {
+	if plan != nil {
+		for i := range plan {
+			if !r.holdsAll(i, &plan[i]) {
+				return false
+			}
+		}
+		return true
+	}
 	for i := range ag.pools {
-		if ag.usable(i, role) && !r.pools[i].contains(&ag.pools[i].free) {
+		if ag.usable(i, role) && !r.holdsAll(i, &ag.pools[i].free) {
 			return false
 		}
 	}
 	return true
 }
 
-// filtered reports whether c may not be offered ag now. memo caches the
-// uniform-refusal answer for c's role during one visit (0 = unknown).
-func (ag *agent) filtered(c *client, now int64, memo *int8) bool {
+// filtered reports whether c may not be offered ag now (or plan, if not
+// nil). memo caches the uniform-refusal answer for c's role during one
+// visit (0 = unknown).
+func (ag *agent) filtered(c *client, now int64, memo *int8, plan []vec) bool {
 	f := &ag.filters
 	if !hasBit(f.bits, c.idx) {
 		return false
@@ -234,7 +307,7 @@ func (ag *agent) filtered(c *client, now int64, memo *int8) bool {
 	if !f.mixed && now < f.minExpires {
 		if *memo == 0 {
 			*memo = -1
-			if ag.covered(f.refusals[f.uniform], c.role) {
+			if ag.covered(f.refusals[f.uniform], c.role, plan) {
 				*memo = 1
 			}
 		}
@@ -246,7 +319,7 @@ func (ag *agent) filtered(c *client, now int64, memo *int8) bool {
 	}
 	i, _ := slices.BinarySearchFunc(f.list, c.idx, func(x offerFilter, idx int32) int { return int(x.client) - int(idx) })
 	for ; i < len(f.list) && f.list[i].client == c.idx; i++ {
-		if now < f.list[i].expires && ag.covered(f.refusals[f.list[i].refused], c.role) {
+		if now < f.list[i].expires && ag.covered(f.refusals[f.list[i].refused], c.role, plan) {
 			return true
 		}
 	}
@@ -271,7 +344,7 @@ func (ag *agent) fullyFiltered(eligible []uint64, now int64) bool {
 	}
 	u := f.refusals[f.uniform]
 	for i := range ag.pools {
-		if !u.pools[i].contains(&ag.pools[i].free) {
+		if !u.holdsAll(i, &ag.pools[i].free) {
 			return false
 		}
 	}

@@ -141,6 +141,7 @@ func (a *Allocator) RemoveFramework(id string) {
 				continue
 			}
 			ag.pools[e.pool].free.add(&e.v)
+			a.noteAlloc(ag, e, &e.v, -1)
 			if e.client != nil {
 				a.charge(e.client, &e.v.s, -1)
 			}

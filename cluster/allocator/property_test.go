@@ -45,12 +45,18 @@ type sim struct {
 	filters  []simFilter
 	next     int
 	offers   int
+	// dyn holds the dynamically reserved amounts per agent and
+	// "name(role)", which the simulation may unreserve.
+	dyn map[string]map[string]float64
+	// counts of operations that went through
+	reserves, unreserves, volumes, quotas int
 }
 
 func newSim(t *testing.T, seed int64) *sim {
 	s := &sim{
 		t: t, rng: rand.New(rand.NewSource(seed)), a: New(Config{Seed: seed}), now: t0,
 		agents: map[string]mesos.Resources{}, active: map[string]bool{}, fws: map[string]*simFramework{},
+		dyn: map[string]map[string]float64{},
 	}
 	for i := 0; i < 5+s.rng.Intn(20); i++ {
 		s.addAgent()
@@ -89,14 +95,21 @@ func (s *sim) addAgent() {
 		float64(1+s.rng.Intn(16))/2, 256*(1+s.rng.Intn(16)), 1000*s.rng.Intn(4), lo, lo+uint64(s.rng.Intn(20)))
 	if s.rng.Intn(3) == 0 {
 		role := s.pick([]string{"eng", "ops", "eng/ml"})
-		text += fmt.Sprintf(";cpus(%s):%d;mem(%s):%d", role, 1+s.rng.Intn(4), role, 128*(1+s.rng.Intn(8)))
+		text += fmt.Sprintf(";cpus(%s):%d;mem(%s):%d;disk(%s):%d", role, 1+s.rng.Intn(4), role, 128*(1+s.rng.Intn(8)), role, 100*s.rng.Intn(3))
 	}
 	total := res(s.t, text)
+	if s.rng.Intn(4) == 0 {
+		// a persistent volume, reserved (statically) for its role
+		role := s.pick([]string{"eng", "ops", "eng/ml"})
+		total = append(total, volumeRes(s.t, fmt.Sprint(50*(1+s.rng.Intn(4))), "", fmt.Sprintf("vol-%s", id),
+			reservation(mesos.Resource_ReservationInfo_STATIC, role, "")))
+	}
 	s.agents[id], s.active[id] = total, true
 	s.a.AddAgent(AgentSpec{ID: id, Hostname: id, Total: total}, nil)
 }
 
 func (s *sim) removeAgent(id string) {
+	delete(s.dyn, id)
 	delete(s.agents, id)
 	delete(s.active, id)
 	s.holdings = slices.DeleteFunc(s.holdings, func(h holding) bool { return h.agent == id })
@@ -182,6 +195,7 @@ func splitTask(rs mesos.Resources) (task, rest mesos.Resources) {
 // check verifies one cycle's offers against the model, then records them.
 func (s *sim) check(offers []Offer) {
 	t := s.t
+	s.checkLimits(offers)
 	seen := map[string]bool{}
 	for _, o := range offers {
 		key := o.FrameworkID + "|" + o.AgentID + "|" + o.Role
@@ -221,12 +235,15 @@ func (s *sim) check(offers []Offer) {
 			if allocationRole(&r) != o.Role {
 				t.Fatalf("resource %s carries allocation role %q in an offer for %q", r.Name, allocationRole(&r), o.Role)
 			}
+			if r.GetDisk().GetPersistence() != nil && reservationRole(&r) != o.Role {
+				t.Fatalf("volume %s of role %s offered to role %s", r.Disk.Persistence.ID, reservationRole(&r), o.Role)
+			}
 			if rr := reservationRole(&r); rr != "" && !isRoleOrDescendant(o.Role, rr) {
 				t.Fatalf("resource %s reserved for %s offered to role %s", r.Name, rr, o.Role)
 			}
 		}
 		for _, f := range s.filters {
-			if f.fw == o.FrameworkID && f.role == o.Role && f.agent == o.AgentID && s.now.Before(f.expires) && within(o.Resources, f.refused) {
+			if f.fw == o.FrameworkID && f.role == o.Role && f.agent == o.AgentID && s.now.Before(f.expires) && withinExact(o.Resources, f.refused) {
 				t.Fatalf("%s offered %s on %s within a filter refusing %s until %v (now %v)",
 					o.FrameworkID, fmtQty(q), o.AgentID, fmtQty(qty(f.refused)), f.expires, s.now)
 			}
@@ -281,6 +298,48 @@ func (s *sim) checkHoldings() {
 			t.Fatalf("Totals().Allocated[%s] = %g, model holds %g", name, tot.Allocated[name], sum[name])
 		}
 	}
+	// Reservations and volumes only move resources between pools: the
+	// cluster's totals, and each agent's per reservation role, are what
+	// the model says.
+	modelTotal := map[string]float64{}
+	for id, total := range s.agents {
+		for _, r := range total {
+			if r.GetType() == mesos.SCALAR {
+				modelTotal[r.Name] += r.GetScalar().GetValue()
+			}
+		}
+		got, _, _ := s.a.AgentResources(id)
+		want := qty(total)
+		for k, v := range want {
+			if approx(v, 0) {
+				delete(want, k)
+			}
+		}
+		if fmtQty(qty(got)) != fmtQty(want) {
+			t.Fatalf("agent %s: allocator total %s, model %s", id, fmtQty(qty(got)), fmtQty(want))
+		}
+	}
+	for _, name := range []string{"cpus", "mem", "disk"} {
+		if !approx(tot.Total[name], modelTotal[name]) {
+			t.Fatalf("Totals().Total[%s] = %g, model %g", name, tot.Total[name], modelTotal[name])
+		}
+	}
+	checkTree(t, s.a)
+	// Internal bookkeeping: each client's count of filtered agents.
+	for _, c := range s.a.slots {
+		if c == nil {
+			continue
+		}
+		n := 0
+		for _, ag := range s.a.agentList {
+			if hasBit(ag.filters.bits, c.idx) {
+				n++
+			}
+		}
+		if n != c.filterAgents {
+			t.Fatalf("client %s/%s has filters on %d agents but counts %d", c.fw.id, c.role, n, c.filterAgents)
+		}
+	}
 }
 
 // react plays the frameworks' part for this cycle's offers.
@@ -289,6 +348,13 @@ func (s *sim) react(offers []Offer) {
 		i := slices.IndexFunc(s.holdings, func(h holding) bool {
 			return h.fw == o.FrameworkID && h.agent == o.AgentID && h.role == o.Role && &h.res[0] == &o.Resources[0]
 		})
+		if s.rng.Intn(6) == 0 {
+			s.holdings[i].res = s.frameworkOp(o, s.holdings[i].res)
+			o.Resources = s.holdings[i].res
+			if len(o.Resources) == 0 {
+				continue
+			}
+		}
 		switch r := s.rng.Float64(); {
 		case r < 0.35:
 			s.holdings = slices.Delete(s.holdings, i, i+1)
@@ -376,6 +442,12 @@ func (s *sim) event() {
 		}
 	case 9:
 		s.a.SetWeight(s.pick(simRoles), float64(1+s.rng.Intn(4)))
+	case 10:
+		s.operatorOp()
+	case 11:
+		if s.rng.Intn(3) == 0 {
+			s.setQuota()
+		}
 	}
 }
 
@@ -385,6 +457,7 @@ func TestPropertyRandomClusters(t *testing.T) {
 		seeds = 10
 	}
 	total := 0
+	var ops struct{ reserves, unreserves, volumes, quotas int }
 	for seed := int64(1); seed <= int64(seeds); seed++ {
 		s := newSim(t, seed)
 		t.Logf("seed %d", seed)
@@ -400,9 +473,17 @@ func TestPropertyRandomClusters(t *testing.T) {
 			s.now = s.now.Add(time.Duration(500+s.rng.Intn(3000)) * time.Millisecond)
 		}
 		total += s.offers
+		ops.reserves += s.reserves
+		ops.unreserves += s.unreserves
+		ops.volumes += s.volumes
+		ops.quotas += s.quotas
 	}
 	if total < 1000 {
 		t.Fatalf("only %d offers in the whole run: the simulation exercises too little", total)
+	}
+	t.Logf("%d offers; reserves %d, unreserves %d, volumes %d, quota changes %d", total, ops.reserves, ops.unreserves, ops.volumes, ops.quotas)
+	if ops.reserves < 20 || ops.unreserves < 5 || ops.volumes < 5 || ops.quotas < 20 {
+		t.Fatalf("too few operations exercised: %+v", ops)
 	}
 }
 

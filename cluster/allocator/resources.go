@@ -8,20 +8,29 @@ import (
 
 // Conversion between mesos.Resources and the allocator's vec.
 //
-// Not yet supported, and therefore ignored on the way in (neither offered
-// nor counted): revocable resources, shared resources, resources from
-// resource providers and disks with a persistence or source. Dynamic
-// reservations are treated like static ones of the same role.
+// Not supported, and therefore ignored on the way in (neither offered nor
+// counted): revocable resources, shared resources, resources from resource
+// providers, BLOCK and RAW disks, and persistent volumes that are not
+// reserved. Static and dynamic reservations are offered alike; they differ
+// only in what UNRESERVE accepts.
 
 // supported reports whether the allocator understands r.
 func supported(r *mesos.Resource) bool {
-	if r.Revocable != nil || r.Shared != nil || r.ProviderID != nil {
+	if r.Revocable != nil || r.Shared != nil || r.ProviderID != nil || r.Name == "" {
 		return false
 	}
-	if d := r.Disk; d != nil && (d.Persistence != nil || d.Source != nil) {
-		return false
+	if d := r.Disk; !plainDisk(d) {
+		if r.Name != "disk" {
+			return false
+		}
+		if s := d.Source; s != nil && s.Type != mesos.Resource_DiskInfo_Source_PATH && s.Type != mesos.Resource_DiskInfo_Source_MOUNT {
+			return false
+		}
+		if d.Persistence != nil && (d.Persistence.ID == "" || reservationRole(r) == "") {
+			return false
+		}
 	}
-	return r.Name != ""
+	return true
 }
 
 // reservationRole returns the role r is reserved for, "" if unreserved.
@@ -116,6 +125,27 @@ type offerBuilder struct {
 	cells  []resourceCell
 	ranges []mesos.Value_Range
 	allocs []allocCell
+	small  bool // allocate only what is needed (one-off renderings)
+}
+
+func (b *offerBuilder) chunk() int {
+	if b.small {
+		return 4
+	}
+	return chunk
+}
+
+// render returns v of kind k as a fresh resource list, allocated to role
+// unless role is "".
+func render(v *vec, k *kind, role string) mesos.Resources {
+	b := offerBuilder{small: true}
+	b.begin(v.count())
+	var ai *mesos.Resource_AllocationInfo
+	if role != "" {
+		ai = b.allocation(role)
+	}
+	b.appendVec(v, k, ai)
+	return b.res
 }
 
 type resourceCell struct {
@@ -135,14 +165,14 @@ const chunk = 4096
 // begin starts an offer with room for n resources.
 func (b *offerBuilder) begin(n int) {
 	if cap(b.res)-len(b.res) < n {
-		b.res = make([]mesos.Resource, 0, max(chunk, n))
+		b.res = make([]mesos.Resource, 0, max(b.chunk(), n))
 	}
 }
 
 // allocation returns a fresh AllocationInfo for role.
 func (b *offerBuilder) allocation(role string) *mesos.Resource_AllocationInfo {
 	if len(b.allocs) == cap(b.allocs) {
-		b.allocs = make([]allocCell, 0, chunk/4)
+		b.allocs = make([]allocCell, 0, max(1, b.chunk()/4))
 	}
 	b.allocs = append(b.allocs, allocCell{role: role})
 	c := &b.allocs[len(b.allocs)-1]
@@ -152,20 +182,25 @@ func (b *offerBuilder) allocation(role string) *mesos.Resource_AllocationInfo {
 
 func (b *offerBuilder) cell() *resourceCell {
 	if len(b.cells) == cap(b.cells) {
-		b.cells = make([]resourceCell, 0, chunk)
+		b.cells = make([]resourceCell, 0, b.chunk())
 	}
 	b.cells = b.cells[:len(b.cells)+1]
 	return &b.cells[len(b.cells)-1]
 }
 
-// resources appends v's resources, carrying reservations and allocation
-// info, and returns the offer's resources (everything since begin).
-func (b *offerBuilder) appendVec(v *vec, reservations []mesos.Resource_ReservationInfo, ai *mesos.Resource_AllocationInfo) {
+// appendVec appends v's resources of kind k, carrying allocation info ai.
+// The kind's reservations and disk info are shared, not copied.
+func (b *offerBuilder) appendVec(v *vec, k *kind, ai *mesos.Resource_AllocationInfo) {
+	reservations := k.reservations
 	scalar := func(name string, q int64) {
 		c := b.cell()
 		c.typ = mesos.SCALAR
 		c.scalar.Value = fromMilli(q)
-		b.res = append(b.res, mesos.Resource{Name: name, Type: &c.typ, Scalar: &c.scalar, Reservations: reservations, AllocationInfo: ai})
+		r := mesos.Resource{Name: name, Type: &c.typ, Scalar: &c.scalar, Reservations: reservations, AllocationInfo: ai}
+		if k.disk != nil && name == "disk" {
+			r.Disk = k.disk
+		}
+		b.res = append(b.res, r)
 	}
 	for i, q := range v.s {
 		if q > 0 {
@@ -182,7 +217,7 @@ func (b *offerBuilder) appendVec(v *vec, reservations []mesos.Resource_Reservati
 			continue
 		}
 		if cap(b.ranges)-len(b.ranges) < len(r.spans) {
-			b.ranges = make([]mesos.Value_Range, 0, max(chunk, len(r.spans)))
+			b.ranges = make([]mesos.Value_Range, 0, max(b.chunk(), len(r.spans)))
 		}
 		start := len(b.ranges)
 		for _, s := range r.spans {

@@ -33,6 +33,9 @@ type client struct {
 	dirty      bool
 	removed    bool
 	nAllocs    int // allocation entries on agents
+	// filterAgents counts agents where the client has decline filters,
+	// so that clearing them costs nothing when there are none.
+	filterAgents int
 }
 
 func (c *client) rank() (float64, uint64) { return c.key, c.seq }
@@ -55,9 +58,28 @@ type node struct {
 	removed bool
 	dirtyN  int  // leaf: dirty clients waiting for settle
 	resort  bool // leaf: re-sort entirely at settle
+
+	// Quota (see quota.go). Only the node standing for a role (its inner
+	// node, or its leaf if it has no sub-roles) carries the role's flags.
+	capped      bool // the role's limit leaves no room for unreserved offers
+	openSum     int  // inner: Σ kids' open()
+	hungrySelf  bool // the role is below its guarantee
+	hungryBelow int  // hungry roles in the subtree, this one included
 }
 
 func (n *node) rank() (float64, uint64) { return n.key, n.seq }
+
+// open counts eligible clients in the subtree that may be offered
+// unreserved resources (no capped role on the way).
+func (n *node) open() int {
+	switch {
+	case n.capped:
+		return 0
+	case n.leaf:
+		return n.live
+	}
+	return n.openSum
+}
 
 type sorter struct {
 	weights map[string]float64
@@ -78,6 +100,8 @@ type sorter struct {
 	dirtyClients []*client
 	dirtyNodes   []*node
 	resortLeaves []*node
+
+	quotaState
 }
 
 func newSorter() sorter {
@@ -156,15 +180,91 @@ func (s *sorter) innerFor(path string) *node {
 	}
 	parent := s.innerFor(parentRole(path))
 	n := &node{role: path, parent: parent, weight: s.weightOf(path), seq: s.nextSeq()}
+	n.capped, n.hungrySelf = s.quotaFlags(path)
+	n.hungryBelow = b2i(n.hungrySelf)
+	oldOpen, oldHungry := 0, 0
 	if l := s.leaves[path]; l != nil {
+		oldOpen, oldHungry = l.open(), l.hungryBelow
 		s.removeKid(parent, l)
 		l.parent, l.virtual, l.weight = n, true, 1
+		l.capped, l.hungrySelf, l.hungryBelow = false, false, 0
 		n.alloc, n.live = l.alloc, l.live
+		n.openSum = l.open()
 		s.insertKid(n, l)
 	}
 	s.inner[path] = n
 	s.insertKid(parent, n)
+	s.propagateOpen(parent, n.open()-oldOpen)
+	s.propagateHungry(parent, n.hungryBelow-oldHungry)
 	return n
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// quotaFlags returns the capped and hungry flags of role.
+func (s *sorter) quotaFlags(role string) (capped, hungry bool) {
+	if q := s.quota[role]; q != nil {
+		return q.capped, q.hungry
+	}
+	return false, false
+}
+
+// roleNode returns the node standing for role, or nil.
+func (s *sorter) roleNode(role string) *node {
+	if n := s.inner[role]; n != nil {
+		return n
+	}
+	if l := s.leaves[role]; l != nil && !l.virtual {
+		return l
+	}
+	return nil
+}
+
+// propagateOpen adds d to n's openSum and carries the change of open()
+// upwards.
+func (s *sorter) propagateOpen(n *node, d int) {
+	for n != nil && d != 0 {
+		before := n.open()
+		n.openSum += d
+		d = n.open() - before
+		n = n.parent
+	}
+}
+
+func (s *sorter) propagateHungry(n *node, d int) {
+	for ; n != nil && d != 0; n = n.parent {
+		n.hungryBelow += d
+	}
+}
+
+// setCapped mirrors role's capped flag on its node.
+func (s *sorter) setCapped(role string, capped bool) {
+	n := s.roleNode(role)
+	if n == nil || n.capped == capped {
+		return
+	}
+	before := n.open()
+	n.capped = capped
+	s.propagateOpen(n.parent, n.open()-before)
+}
+
+// setHungry mirrors role's hungry flag on its node.
+func (s *sorter) setHungry(role string, hungry bool) {
+	n := s.roleNode(role)
+	if n == nil || n.hungrySelf == hungry {
+		return
+	}
+	n.hungrySelf = hungry
+	d := -1
+	if hungry {
+		d = 1
+	}
+	s.propagateHungry(n, d)
 }
 
 // leafFor returns the leaf holding role's frameworks, creating it.
@@ -176,9 +276,13 @@ func (s *sorter) leafFor(role string) *node {
 	l := &node{role: role, leaf: true, parent: parent, weight: s.weightOf(role), seq: s.nextSeq()}
 	if in := s.inner[role]; in != nil {
 		l.parent, l.virtual, l.weight = in, true, 1
+	} else {
+		l.capped, l.hungrySelf = s.quotaFlags(role)
+		l.hungryBelow = b2i(l.hungrySelf)
 	}
 	s.leaves[role] = l
 	s.insertKid(l.parent, l)
+	s.propagateHungry(l.parent, l.hungryBelow)
 	return l
 }
 
@@ -188,10 +292,12 @@ func (s *sorter) dropLeaf(l *node) {
 	l.removed = true
 	n := l.parent
 	s.removeKid(n, l)
+	s.propagateHungry(n, -l.hungryBelow)
 	for n != s.root && len(n.kids) == 0 {
 		delete(s.inner, n.role)
 		n.removed = true
 		s.removeKid(n.parent, n)
+		s.propagateHungry(n.parent, -n.hungryBelow)
 		n = n.parent
 	}
 }
@@ -267,9 +373,11 @@ func (s *sorter) refresh(c *client) {
 		l.clients = slices.Delete(l.clients, i, i+1)
 		clearBit(s.eligible, c.idx)
 	}
+	before := l.open()
 	for n := l; n != nil; n = n.parent {
 		n.live += d
 	}
+	s.propagateOpen(l.parent, l.open()-before)
 }
 
 // charge adds sign*d to c's allocation and every node above it.
