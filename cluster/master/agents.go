@@ -166,6 +166,9 @@ func (m *Master) registerAgent(reg *api.RegisterAgent, out *outbox, remote strin
 		}
 	}
 	pid := fmt.Sprintf("slave(1)@%s:%d", hostOf(remote), info.GetPort())
+	if m.machineDown(info.Hostname, hostOf(remote)) {
+		return nil, errorf(http.StatusServiceUnavailable, "machine %s is down for maintenance; bring it up (/machine/up) before its agent registers", info.Hostname)
+	}
 	if id == "" {
 		id = m.newID("S")
 		info.ID = &mesos.AgentID{Value: id}
@@ -177,6 +180,9 @@ func (m *Master) registerAgent(reg *api.RegisterAgent, out *outbox, remote strin
 		m.counters.agentRegistrations++
 		m.alloc.AddAgent(allocator.AgentSpec{ID: id, Hostname: info.Hostname, Total: info.Resources}, nil)
 		m.log.Info("agent registered", "agent", id, "hostname", info.Hostname, "resources", mesos.Resources(info.Resources).String())
+		if m.windowFor(a) != nil {
+			m.applySchedule()
+		}
 		m.publishAgentAdded(a)
 		m.sendRegistered(a)
 		m.requestAllocation()

@@ -56,8 +56,14 @@ func (m *Master) handleCall(c *scheduler.Call, streamID string) error {
 		m.frameworkMessage(f, c.Message)
 	case scheduler.Call_REQUEST:
 		// Requests are ignored by the built-in allocator, as in Mesos.
-	case scheduler.Call_ACCEPT_INVERSE_OFFERS, scheduler.Call_DECLINE_INVERSE_OFFERS:
-		// No maintenance schedules yet, so there are no inverse offers to answer.
+	case scheduler.Call_ACCEPT_INVERSE_OFFERS:
+		if c.AcceptInverseOffers != nil {
+			m.answerInverseOffers(f, c.AcceptInverseOffers.InverseOfferIDs, true)
+		}
+	case scheduler.Call_DECLINE_INVERSE_OFFERS:
+		if c.DeclineInverseOffers != nil {
+			m.answerInverseOffers(f, c.DeclineInverseOffers.InverseOfferIDs, false)
+		}
 	case scheduler.Call_UPDATE_FRAMEWORK:
 		return m.updateFramework(f, c.UpdateFramework)
 	default:

@@ -28,6 +28,15 @@ func (m *Master) Handler(extra http.Handler) http.Handler {
 	both("/slaves", m.serveJSON(func(r *http.Request) any { return m.slavesDoc(r) }))
 	both("/tasks", m.serveJSON(func(r *http.Request) any { return m.tasksDoc(r) }))
 	both("/flags", m.serveJSON(func(*http.Request) any { return doc{"flags": m.flagsDoc()} }))
+	both("/weights", http.HandlerFunc(m.serveWeights))
+	both("/explain", http.HandlerFunc(m.serveExplain))
+	both("/explain/", http.HandlerFunc(m.serveExplain))
+	both("/quota", http.HandlerFunc(m.serveQuota))
+	both("/quota/", http.HandlerFunc(m.serveQuota))
+	both("/maintenance/schedule", http.HandlerFunc(m.serveSchedule))
+	both("/maintenance/status", m.serveJSON(func(*http.Request) any { st := m.maintenanceStatus(); return &st }))
+	both("/machine/down", m.serveMachines(true))
+	both("/machine/up", m.serveMachines(false))
 	both("/health", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
 	mux.Handle("/version", m.serveJSON(func(*http.Request) any {
 		return doc{"version": api.MesosVersion, "agora_version": api.Version, "build_date": "", "build_user": "", "build_time": 0}

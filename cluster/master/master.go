@@ -116,7 +116,10 @@ type Master struct {
 	allocQueued bool
 	// operatorSubs are the operator API's SUBSCRIBE streams.
 	operatorSubs map[*operatorSub]bool
-	counters     counters
+	// policy is the durable sharing policy; maint the maintenance state.
+	policy   registry.Policy
+	maint    maintenanceState
+	counters counters
 
 	elected atomic.Bool
 }
@@ -162,6 +165,9 @@ func New(cfg Config) (*Master, error) {
 	}
 	if len(recs) > 0 {
 		m.log.Info("recovered registry", "agents", len(recs))
+	}
+	if err := m.restorePolicy(); err != nil {
+		return nil, fmt.Errorf("master: recover policy from the registry: %w", err)
 	}
 	m.elected.Store(true)
 	return m, nil

@@ -31,6 +31,12 @@ func (m *Master) allocate() {
 			continue
 		}
 		o := &offer{id: m.newID("O"), fw: f, agent: a, role: d.Role, resources: d.Resources, created: now}
+		if u := d.Unavailability; u != nil {
+			o.unavailability = &mesos.Unavailability{Start: mesos.TimeInfo{Nanoseconds: u.Start.UnixNano()}}
+			if u.Duration > 0 {
+				o.unavailability.Duration = &mesos.DurationInfo{Nanoseconds: int64(u.Duration)}
+			}
+		}
 		m.offers[o.id] = o
 		f.offers[o.id] = o
 		a.offers[o.id] = o
@@ -65,6 +71,7 @@ func (m *Master) offerMessage(o *offer) mesos.Offer {
 	if o.fw.multiRole {
 		msg.AllocationInfo = &mesos.Resource_AllocationInfo{Role: strPtr(o.role)}
 	}
+	msg.Unavailability = o.unavailability
 	for key, e := range o.agent.executors {
 		if len(key) > len(o.fw.id) && key[:len(o.fw.id)+1] == o.fw.id+"/" {
 			msg.ExecutorIDs = append(msg.ExecutorIDs, e.ExecutorID)

@@ -68,6 +68,12 @@ func (m *Master) serveOperator(w http.ResponseWriter, r *http.Request) {
 // operatorCall answers one call on the loop; a nil response means 200
 // without a body.
 func (m *Master) operatorCall(c *master.Call) (*master.Response, error) {
+	if resp, ok, err := m.policyCall(c); ok {
+		return resp, err
+	}
+	if resp, ok, err := m.maintenanceCall(c); ok {
+		return resp, err
+	}
 	switch c.Type {
 	case master.Call_GET_HEALTH:
 		return &master.Response{Type: master.Response_GET_HEALTH, GetHealth: &master.Response_GetHealth{Healthy: true}}, nil

@@ -158,7 +158,7 @@ func (m *Master) agentDoc(a *agent, summary bool) doc {
 		"unreserved_resources": api.FlattenResources(unreserved),
 		"attributes":           api.FlattenAttributes(a.info.Attributes),
 		"active":               !a.unreachable,
-		"deactivated":          false,
+		"deactivated":          a.deactivated || a.draining,
 		"connected":            a.out != nil,
 		"version":              a.version,
 		"capabilities":         []string{},
@@ -168,6 +168,13 @@ func (m *Master) agentDoc(a *agent, summary bool) doc {
 	}
 	if len(a.warnings) > 0 {
 		d["warnings"] = a.warnings
+	}
+	if a.draining {
+		state := "DRAINING"
+		if a.drained {
+			state = "DRAINED"
+		}
+		d["drain_info"] = doc{"state": state, "config": doc{"mark_gone": a.drainMarkGone}}
 	}
 	if summary {
 		counts := stateCounts(a.tasks)

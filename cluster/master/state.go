@@ -71,8 +71,11 @@ type agent struct {
 	reregisteredTime time.Time
 	unreachable      bool
 	unreachableTime  time.Time
-	lastPongSeq      uint64
-	missedPings      int
+	// Maintenance: deactivated agents get no offers; a draining agent has
+	// its tasks killed and is drained once none is left.
+	deactivated, draining, drained, drainMarkGone bool
+	lastPongSeq                                   uint64
+	missedPings                                   int
 }
 
 func (a *agent) connected() bool { return a.out != nil }
@@ -98,6 +101,8 @@ type offer struct {
 	role      string
 	resources mesos.Resources // with allocation_info
 	created   time.Time
+	// unavailability is set when the agent is scheduled for maintenance.
+	unavailability *mesos.Unavailability
 }
 
 // counters are cumulative metrics.

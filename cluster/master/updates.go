@@ -59,6 +59,7 @@ func (m *Master) statusUpdate(a *agent, u *api.StatusUpdate) {
 		m.recoverTaskResources(f, t)
 		m.countTerminal(latest)
 		m.requestAllocation()
+		defer m.checkDrained(a)
 	}
 	if s == mesos.TASK_KILLING && !f.killingState {
 		// The framework does not understand TASK_KILLING: acknowledge it
@@ -69,6 +70,9 @@ func (m *Master) statusUpdate(a *agent, u *api.StatusUpdate) {
 	ev := status
 	state := m.stateFor(f, s)
 	ev.State = &state
+	if a.draining && s == mesos.TASK_KILLED {
+		ev.Reason = mesos.REASON_AGENT_DRAINING.Enum()
+	}
 	m.sendEvent(f, &scheduler.Event{Type: scheduler.Event_UPDATE, Update: &scheduler.Event_Update{Status: ev}})
 }
 

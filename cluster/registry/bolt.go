@@ -10,7 +10,11 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-var agentsBucket = []byte("agents")
+var (
+	agentsBucket = []byte("agents")
+	policyBucket = []byte("policy")
+	policyKey    = []byte("policy")
+)
 
 // Bolt is a Registry in an embedded bbolt file.
 type Bolt struct {
@@ -27,7 +31,10 @@ func OpenBolt(path string) (*Bolt, error) {
 		return nil, fmt.Errorf("registry: open %s (is another master using this --work_dir?): %w", path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(agentsBucket)
+		if _, err := tx.CreateBucketIfNotExists(agentsBucket); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(policyBucket)
 		return err
 	}); err != nil {
 		db.Close()
@@ -74,6 +81,34 @@ func (b *Bolt) Agents() ([]AgentRecord, error) {
 		return nil, fmt.Errorf("registry: list agents: %w", err)
 	}
 	return out, nil
+}
+
+func (b *Bolt) PutPolicy(p Policy) error {
+	v, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("registry: encode policy: %w", err)
+	}
+	if err := b.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(policyBucket).Put(policyKey, v)
+	}); err != nil {
+		return fmt.Errorf("registry: store policy: %w", err)
+	}
+	return nil
+}
+
+func (b *Bolt) Policy() (Policy, error) {
+	var p Policy
+	err := b.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(policyBucket).Get(policyKey)
+		if v == nil {
+			return nil
+		}
+		return json.Unmarshal(v, &p)
+	})
+	if err != nil {
+		return p, fmt.Errorf("registry: read policy: %w", err)
+	}
+	return p, nil
 }
 
 func (b *Bolt) Close() error { return b.db.Close() }

@@ -33,12 +33,31 @@ type AgentRecord struct {
 	Since time.Time `json:"since"`
 }
 
+// Quota is a role's durable quota: scalar guarantees and limits by name.
+type Quota struct {
+	Guarantee map[string]float64 `json:"guarantee,omitempty"`
+	Limit     map[string]float64 `json:"limit,omitempty"`
+}
+
+// Policy is the operator's sharing policy: role weights and quotas, and
+// the maintenance schedule, as set through the operator API.
+type Policy struct {
+	Weights map[string]float64 `json:"weights,omitempty"`
+	Quotas  map[string]Quota   `json:"quotas,omitempty"`
+	// Maintenance is the schedule as the operator API's JSON.
+	Maintenance json.RawMessage `json:"maintenance,omitempty"`
+	// Down lists machines (hostname/ip) in maintenance, down.
+	Down []string `json:"down,omitempty"`
+}
+
 // Registry is the master's durable store. Every method is synchronous: when
 // it returns nil the change is durable.
 type Registry interface {
 	PutAgent(rec AgentRecord) error
 	DeleteAgent(id string) error
 	Agents() ([]AgentRecord, error)
+	PutPolicy(p Policy) error
+	Policy() (Policy, error)
 	Close() error
 }
 
@@ -47,6 +66,7 @@ type Registry interface {
 type Memory struct {
 	mu     sync.Mutex
 	agents map[string][]byte
+	policy []byte
 }
 
 // NewMemory returns an empty in-memory registry.
@@ -83,6 +103,30 @@ func (m *Memory) Agents() ([]AgentRecord, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+func (m *Memory) PutPolicy(p Policy) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("registry: encode policy: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.policy = b
+	return nil
+}
+
+func (m *Memory) Policy() (Policy, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var p Policy
+	if m.policy == nil {
+		return p, nil
+	}
+	if err := json.Unmarshal(m.policy, &p); err != nil {
+		return p, fmt.Errorf("registry: decode policy: %w", err)
+	}
+	return p, nil
 }
 
 func (m *Memory) Close() error { return nil }

@@ -32,6 +32,17 @@ func exercise(t *testing.T, r Registry) {
 	if len(got) != 1 || got[0].ID != "a1" || got[0].State != AgentUnreachable || got[0].Info.GetHostname() != host {
 		t.Fatalf("unexpected records: %+v", got)
 	}
+	if p, err := r.Policy(); err != nil || len(p.Weights) != 0 {
+		t.Fatalf("empty policy: %+v, %v", p, err)
+	}
+	want := Policy{Weights: map[string]float64{"eng": 2}, Quotas: map[string]Quota{"eng": {Guarantee: map[string]float64{"cpus": 4}}}}
+	if err := r.PutPolicy(want); err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.Policy()
+	if err != nil || p.Weights["eng"] != 2 || p.Quotas["eng"].Guarantee["cpus"] != 4 {
+		t.Fatalf("policy round trip: %+v, %v", p, err)
+	}
 }
 
 func TestMemory(t *testing.T) { exercise(t, NewMemory()) }
@@ -57,5 +68,8 @@ func TestBoltSurvivesReopen(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].ID != "a1" || got[0].State != AgentUnreachable {
 		t.Fatalf("after reopen: %+v", got)
+	}
+	if p, err := b2.Policy(); err != nil || p.Weights["eng"] != 2 {
+		t.Fatalf("policy after reopen: %+v, %v", p, err)
 	}
 }

@@ -1,0 +1,77 @@
+package master
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/agora-cluster/agora/cluster/allocator"
+)
+
+// serveExplain is GET /explain?framework_id=ID or ?role=ROLE (or
+// /explain/SUBJECT): why a framework or role got no offers recently, with
+// the numbers. It answers the most common question asked of Mesos
+// operators: "my framework gets no offers".
+func (m *Master) serveExplain(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		writeError(w, errorf(http.StatusMethodNotAllowed, "expecting GET, got %s", r.Method))
+		return
+	}
+	q := r.URL.Query()
+	subject := q.Get("framework_id")
+	if subject == "" {
+		subject = q.Get("role")
+	}
+	if subject == "" {
+		subject = strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/master"), "/explain/")
+		if subject == "/explain" {
+			subject = ""
+		}
+	}
+	if subject == "" {
+		writeError(w, errorf(http.StatusBadRequest, "say what to explain: /explain?framework_id=ID or /explain?role=ROLE"))
+		return
+	}
+	var out doc
+	if err := m.do(r.Context(), func() { out = explanationDoc(m.alloc.Explain(m.now(), subject)) }); err != nil {
+		return
+	}
+	if out["kind"] == "unknown" {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+	}
+	writeJSON(w, r, out)
+}
+
+func explanationDoc(e allocator.Explanation) doc {
+	reasons := []any{}
+	for _, r := range e.Reasons {
+		rd := doc{"code": string(r.Code), "message": r.Message}
+		if r.FrameworkID != "" {
+			rd["framework_id"] = r.FrameworkID
+		}
+		if r.Role != "" {
+			rd["role"] = r.Role
+		}
+		if r.Agents > 0 {
+			rd["agents"] = r.Agents
+			rd["agent_ids"] = r.AgentIDs
+		}
+		if r.Forever {
+			rd["forever"] = true
+		} else if !r.Until.IsZero() {
+			rd["until"] = timeSecs(r.Until)
+		}
+		if r.Code == allocator.ReasonFairShare {
+			rd["share"], rd["role_share"], rd["other_share"], rd["other_role_share"] = r.Share, r.RoleShare, r.OtherShare, r.OtherRoleShare
+		}
+		if r.QuotaRole != "" {
+			rd["quota_role"], rd["guarantee"], rd["limit"], rd["consumed"] = r.QuotaRole, r.Guarantee, r.Limit, r.Consumed
+		}
+		reasons = append(reasons, rd)
+	}
+	return doc{
+		"subject": e.Subject, "kind": e.Kind, "cycles": e.Cycles, "offers": e.Offers,
+		"since": timeSecs(e.Since), "reasons": reasons, "text": e.String(),
+	}
+}

@@ -1,0 +1,537 @@
+package master
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	mallocator "github.com/mesos/mesos-go/api/v1/lib/allocator"
+	mmaint "github.com/mesos/mesos-go/api/v1/lib/maintenance"
+	"github.com/mesos/mesos-go/api/v1/lib/master"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/registry"
+)
+
+// Maintenance follows Mesos: the operator posts a schedule of windows for
+// machines (hostname and/or IP); their agents are DRAINING — offers carry
+// the unavailability and frameworks running there get inverse offers —
+// until /machine/down takes them DOWN (agents removed, their tasks gone)
+// and /machine/up brings them back. DRAIN_AGENT, DEACTIVATE_AGENT and
+// REACTIVATE_AGENT act on single agents.
+
+// maintenanceState is the loop-owned maintenance bookkeeping.
+type maintenanceState struct {
+	schedule mmaint.Schedule
+	down     map[string]mesos.MachineID // by machineKey
+	// inverse are outstanding inverse offers; responses by machine.
+	inverse   map[string]*inverseOffer
+	responses map[string][]mallocator.InverseOfferStatus
+}
+
+type inverseOffer struct {
+	id    string
+	fw    *framework
+	agent *agent
+}
+
+func machineKey(id mesos.MachineID) string { return id.GetHostname() + "/" + id.GetIP() }
+
+// agentMatches reports whether a machine ID names the agent's machine.
+func (m *Master) agentMatches(a *agent, id mesos.MachineID) bool {
+	if h := id.GetHostname(); h != "" && h != a.info.Hostname {
+		return false
+	}
+	if ip := id.GetIP(); ip != "" && ip != agentIP(a) {
+		return false
+	}
+	return id.GetHostname() != "" || id.GetIP() != ""
+}
+
+func (m *Master) machineDown(hostname, ip string) bool {
+	for _, id := range m.maint.down {
+		if (id.GetHostname() == "" || id.GetHostname() == hostname) && (id.GetIP() == "" || id.GetIP() == ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Master) restoreMaintenance() error {
+	m.maint.down = map[string]mesos.MachineID{}
+	m.maint.inverse = map[string]*inverseOffer{}
+	m.maint.responses = map[string][]mallocator.InverseOfferStatus{}
+	if len(m.policy.Maintenance) > 0 {
+		if err := json.Unmarshal(m.policy.Maintenance, &m.maint.schedule); err != nil {
+			return fmt.Errorf("restore maintenance schedule: %w", err)
+		}
+	}
+	for _, key := range m.policy.Down {
+		var id mesos.MachineID
+		if err := json.Unmarshal([]byte(key), &id); err == nil {
+			m.maint.down[machineKey(id)] = id
+		}
+	}
+	return nil
+}
+
+func (m *Master) saveMaintenance() error {
+	b, err := json.Marshal(&m.maint.schedule)
+	if err != nil {
+		return err
+	}
+	m.policy.Maintenance = b
+	m.policy.Down = nil
+	for _, id := range m.maint.down {
+		b, _ := json.Marshal(&id)
+		m.policy.Down = append(m.policy.Down, string(b))
+	}
+	sort.Strings(m.policy.Down)
+	return m.savePolicy()
+}
+
+// windowFor returns the maintenance window covering an agent, if any.
+func (m *Master) windowFor(a *agent) *mmaint.Window {
+	for i := range m.maint.schedule.Windows {
+		w := &m.maint.schedule.Windows[i]
+		for _, id := range w.MachineIDs {
+			if m.agentMatches(a, id) {
+				return w
+			}
+		}
+	}
+	return nil
+}
+
+// applySchedule tells the allocator which agents are draining and sends
+// inverse offers to frameworks running on them.
+func (m *Master) applySchedule() {
+	for _, a := range m.agents {
+		if a.unreachable {
+			continue
+		}
+		if w := m.windowFor(a); w != nil {
+			start := time.Unix(0, w.Unavailability.Start.Nanoseconds)
+			var dur time.Duration
+			if w.Unavailability.Duration != nil {
+				dur = time.Duration(w.Unavailability.Duration.Nanoseconds)
+			}
+			m.alloc.SetAgentUnavailability(a.id, start, dur)
+		} else {
+			m.alloc.ClearAgentUnavailability(a.id)
+		}
+	}
+	m.sendInverseOffers()
+	m.requestAllocation()
+}
+
+func (m *Master) sendInverseOffers() {
+	// Withdraw the outstanding ones; the allocator says who holds what now.
+	for id, io := range m.maint.inverse {
+		delete(m.maint.inverse, id)
+		m.sendEvent(io.fw, &scheduler.Event{Type: scheduler.Event_RESCIND_INVERSE_OFFER,
+			RescindInverseOffer: &scheduler.Event_RescindInverseOffer{InverseOfferID: mesos.OfferID{Value: id}}})
+	}
+	byFramework := map[*framework][]mesos.InverseOffer{}
+	for _, d := range m.alloc.InverseOffers() {
+		f, a := m.frameworks[d.FrameworkID], m.agents[d.AgentID]
+		if f == nil || a == nil || f.conn == nil {
+			continue
+		}
+		id := m.newID("I")
+		m.maint.inverse[id] = &inverseOffer{id: id, fw: f, agent: a}
+		un := mesos.Unavailability{Start: mesos.TimeInfo{Nanoseconds: d.Unavailability.Start.UnixNano()}}
+		if d.Unavailability.Duration > 0 {
+			un.Duration = &mesos.DurationInfo{Nanoseconds: int64(d.Unavailability.Duration)}
+		}
+		aid := mesos.AgentID{Value: a.id}
+		res := d.Resources
+		if !f.multiRole {
+			res = stripAllocationInfo(res)
+		}
+		byFramework[f] = append(byFramework[f], mesos.InverseOffer{OfferID: mesos.OfferID{Value: id},
+			FrameworkID: mesos.FrameworkID{Value: f.id}, AgentID: &aid, Unavailability: un, Resources: res})
+	}
+	for f, ios := range byFramework {
+		m.sendEvent(f, &scheduler.Event{Type: scheduler.Event_INVERSE_OFFERS, InverseOffers: &scheduler.Event_InverseOffers{InverseOffers: ios}})
+	}
+}
+
+// answerInverseOffers records ACCEPT/DECLINE_INVERSE_OFFERS.
+func (m *Master) answerInverseOffers(f *framework, ids []mesos.OfferID, accept bool) {
+	status := mallocator.InverseOfferStatus_DECLINE
+	if accept {
+		status = mallocator.InverseOfferStatus_ACCEPT
+	}
+	for _, id := range ids {
+		io := m.maint.inverse[id.Value]
+		if io == nil || io.fw != f {
+			continue
+		}
+		delete(m.maint.inverse, id.Value)
+		w := m.windowFor(io.agent)
+		if w == nil {
+			continue
+		}
+		for _, mid := range w.MachineIDs {
+			if m.agentMatches(io.agent, mid) {
+				key := machineKey(mid)
+				m.maint.responses[key] = append(m.maint.responses[key], mallocator.InverseOfferStatus{
+					Status: &status, FrameworkID: mesos.FrameworkID{Value: f.id}, Timestamp: mesos.TimeInfo{Nanoseconds: m.now().UnixNano()}})
+			}
+		}
+	}
+}
+
+// updateSchedule replaces the schedule after validating it.
+func (m *Master) updateSchedule(s mmaint.Schedule) error {
+	seen := map[string]bool{}
+	for _, w := range s.Windows {
+		if len(w.MachineIDs) == 0 {
+			return errorf(http.StatusBadRequest, "a maintenance window lists no machines")
+		}
+		for _, id := range w.MachineIDs {
+			if id.GetHostname() == "" && id.GetIP() == "" {
+				return errorf(http.StatusBadRequest, "a machine ID needs a hostname or an ip")
+			}
+			if seen[machineKey(id)] {
+				return errorf(http.StatusBadRequest, "machine %s appears in more than one window", machineKey(id))
+			}
+			seen[machineKey(id)] = true
+		}
+		if w.Unavailability.Duration != nil && w.Unavailability.Duration.Nanoseconds < 0 {
+			return errorf(http.StatusBadRequest, "a maintenance window has a negative duration")
+		}
+	}
+	// A down machine must stay in the schedule until it is brought up.
+	for key, id := range m.maint.down {
+		if !seen[key] {
+			return errorf(http.StatusBadRequest, "machine %s is down; bring it up before removing it from the schedule", machineKey(id))
+		}
+	}
+	prev := m.maint.schedule
+	m.maint.schedule = s
+	if err := m.saveMaintenance(); err != nil {
+		m.maint.schedule = prev
+		return err
+	}
+	m.applySchedule()
+	return nil
+}
+
+// startMaintenance takes scheduled machines down: their agents are removed
+// and their tasks are gone.
+func (m *Master) startMaintenance(ids []mesos.MachineID) error {
+	for _, id := range ids {
+		scheduled := false
+		for _, w := range m.maint.schedule.Windows {
+			for _, mid := range w.MachineIDs {
+				if machineKey(mid) == machineKey(id) {
+					scheduled = true
+				}
+			}
+		}
+		if !scheduled {
+			return errorf(http.StatusBadRequest, "machine %s is not in the maintenance schedule; schedule it first", machineKey(id))
+		}
+	}
+	for _, id := range ids {
+		m.maint.down[machineKey(id)] = id
+	}
+	if err := m.saveMaintenance(); err != nil {
+		for _, id := range ids {
+			delete(m.maint.down, machineKey(id))
+		}
+		return err
+	}
+	for _, a := range m.sortedAgents() {
+		for _, id := range ids {
+			if m.agentMatches(a, id) {
+				m.removeAgentForMaintenance(a)
+			}
+		}
+	}
+	return nil
+}
+
+// stopMaintenance brings machines back up and out of the schedule.
+func (m *Master) stopMaintenance(ids []mesos.MachineID) error {
+	for _, id := range ids {
+		if _, ok := m.maint.down[machineKey(id)]; !ok {
+			return errorf(http.StatusBadRequest, "machine %s is not down", machineKey(id))
+		}
+	}
+	for _, id := range ids {
+		delete(m.maint.down, machineKey(id))
+		delete(m.maint.responses, machineKey(id))
+		for wi := range m.maint.schedule.Windows {
+			w := &m.maint.schedule.Windows[wi]
+			kept := w.MachineIDs[:0]
+			for _, mid := range w.MachineIDs {
+				if machineKey(mid) != machineKey(id) {
+					kept = append(kept, mid)
+				}
+			}
+			w.MachineIDs = kept
+		}
+	}
+	windows := m.maint.schedule.Windows[:0]
+	for _, w := range m.maint.schedule.Windows {
+		if len(w.MachineIDs) > 0 {
+			windows = append(windows, w)
+		}
+	}
+	m.maint.schedule.Windows = windows
+	return m.saveMaintenance()
+}
+
+// removeAgentForMaintenance removes an agent of a machine going down.
+func (m *Master) removeAgentForMaintenance(a *agent) {
+	m.log.Info("agent removed: its machine is down for maintenance", "agent", a.id, "hostname", a.info.Hostname)
+	for _, o := range a.offers {
+		m.rescindOffer(o, 0)
+	}
+	if a.out != nil {
+		// The agent kills what it runs for these frameworks.
+		for fid := range m.frameworkIDsOn(a) {
+			a.out.push(agentEvent(shutdownFrameworkEvent(fid)))
+		}
+		a.out.close()
+		a.out = nil
+	}
+	for _, t := range a.tasks {
+		f := m.frameworks[t.info.FrameworkID.Value]
+		if f == nil || isTerminal(t.state()) {
+			continue
+		}
+		m.recoverTaskResources(f, t)
+		m.completeTask(f, a, t, mesos.TASK_GONE_BY_OPERATOR, mesos.REASON_AGENT_REMOVED_BY_OPERATOR, "Agent "+a.id+" was taken down for maintenance")
+	}
+	m.alloc.RemoveAgent(a.id)
+	m.publishAgentRemoved(a)
+	delete(m.agents, a.id)
+	rec := registry.AgentRecord{ID: a.id, State: registry.AgentGone, Info: &a.info, Since: m.now()}
+	if err := m.cfg.Registry.PutAgent(rec); err != nil {
+		m.log.Error("registry update failed", "agent", a.id, "err", err)
+	}
+	m.admitted[a.id] = rec
+	m.counters.agentRemovals++
+	m.requestAllocation()
+}
+
+func (m *Master) frameworkIDsOn(a *agent) map[string]bool {
+	out := map[string]bool{}
+	for _, t := range a.tasks {
+		out[t.info.FrameworkID.Value] = true
+	}
+	return out
+}
+
+// drainAgent deactivates an agent and kills its tasks (DRAIN_AGENT).
+func (m *Master) drainAgent(agentID string, maxGrace *time.Duration, markGone bool) error {
+	a := m.agents[agentID]
+	if a == nil || a.unreachable {
+		return errorf(http.StatusBadRequest, "agent %s is not registered", agentID)
+	}
+	a.draining = true
+	a.drainMarkGone = markGone
+	m.alloc.DeactivateAgent(a.id)
+	for _, o := range a.offers {
+		m.rescindOffer(o, 0)
+	}
+	for _, t := range a.tasks {
+		if isTerminal(t.state()) || a.out == nil {
+			continue
+		}
+		policy := t.info.KillPolicy
+		if maxGrace != nil {
+			g := *maxGrace
+			if policy == nil || policy.GracePeriod == nil || time.Duration(policy.GracePeriod.Nanoseconds) > g {
+				policy = &mesos.KillPolicy{GracePeriod: &mesos.DurationInfo{Nanoseconds: int64(g)}}
+			}
+		}
+		a.out.push(agentEvent(api.AgentEvent{Type: api.AgentKillTask, KillTask: &api.KillTask{
+			FrameworkID: t.info.FrameworkID.Value, TaskID: t.info.TaskID.Value, KillPolicy: policy}}))
+	}
+	m.checkDrained(a)
+	return nil
+}
+
+// checkDrained finishes a drain once the agent runs nothing.
+func (m *Master) checkDrained(a *agent) {
+	if !a.draining || a.drained {
+		return
+	}
+	for _, t := range a.tasks {
+		if !isTerminal(t.state()) {
+			return
+		}
+	}
+	a.drained = true
+	m.log.Info("agent drained", "agent", a.id)
+	if a.drainMarkGone {
+		m.removeAgentForMaintenance(a)
+	}
+}
+
+func (m *Master) reactivateAgent(agentID string) error {
+	a := m.agents[agentID]
+	if a == nil {
+		return errorf(http.StatusBadRequest, "agent %s is not registered", agentID)
+	}
+	a.draining, a.drained, a.deactivated = false, false, false
+	m.alloc.ActivateAgent(a.id)
+	m.requestAllocation()
+	return nil
+}
+
+func (m *Master) deactivateAgent(agentID string) error {
+	a := m.agents[agentID]
+	if a == nil {
+		return errorf(http.StatusBadRequest, "agent %s is not registered", agentID)
+	}
+	a.deactivated = true
+	m.alloc.DeactivateAgent(a.id)
+	for _, o := range a.offers {
+		m.rescindOffer(o, 0)
+	}
+	return nil
+}
+
+func (m *Master) maintenanceStatus() mmaint.ClusterStatus {
+	var st mmaint.ClusterStatus
+	draining := map[string]mesos.MachineID{}
+	for _, w := range m.maint.schedule.Windows {
+		for _, id := range w.MachineIDs {
+			if _, down := m.maint.down[machineKey(id)]; !down {
+				draining[machineKey(id)] = id
+			}
+		}
+	}
+	for _, key := range sortedMachineKeys(draining) {
+		st.DrainingMachines = append(st.DrainingMachines, mmaint.ClusterStatus_DrainingMachine{ID: draining[key], Statuses: m.maint.responses[key]})
+	}
+	for _, key := range sortedMachineKeys(m.maint.down) {
+		st.DownMachines = append(st.DownMachines, m.maint.down[key])
+	}
+	return st
+}
+
+func sortedMachineKeys(m map[string]mesos.MachineID) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// maintenanceCall answers the operator API's maintenance calls.
+func (m *Master) maintenanceCall(c *master.Call) (resp *master.Response, handled bool, err error) {
+	switch c.Type {
+	case master.Call_GET_MAINTENANCE_SCHEDULE:
+		return &master.Response{Type: master.Response_GET_MAINTENANCE_SCHEDULE, GetMaintenanceSchedule: &master.Response_GetMaintenanceSchedule{Schedule: m.maint.schedule}}, true, nil
+	case master.Call_GET_MAINTENANCE_STATUS:
+		return &master.Response{Type: master.Response_GET_MAINTENANCE_STATUS, GetMaintenanceStatus: &master.Response_GetMaintenanceStatus{Status: m.maintenanceStatus()}}, true, nil
+	case master.Call_UPDATE_MAINTENANCE_SCHEDULE:
+		if c.UpdateMaintenanceSchedule == nil {
+			return nil, true, errorf(http.StatusBadRequest, "expecting 'update_maintenance_schedule' to be present")
+		}
+		return nil, true, m.updateSchedule(c.UpdateMaintenanceSchedule.Schedule)
+	case master.Call_START_MAINTENANCE:
+		if c.StartMaintenance == nil {
+			return nil, true, errorf(http.StatusBadRequest, "expecting 'start_maintenance' to be present")
+		}
+		return nil, true, m.startMaintenance(c.StartMaintenance.Machines)
+	case master.Call_STOP_MAINTENANCE:
+		if c.StopMaintenance == nil {
+			return nil, true, errorf(http.StatusBadRequest, "expecting 'stop_maintenance' to be present")
+		}
+		return nil, true, m.stopMaintenance(c.StopMaintenance.Machines)
+	case master.Call_DRAIN_AGENT:
+		if c.DrainAgent == nil {
+			return nil, true, errorf(http.StatusBadRequest, "expecting 'drain_agent' to be present")
+		}
+		var grace *time.Duration
+		if g := c.DrainAgent.MaxGracePeriod; g != nil {
+			d := time.Duration(g.Seconds)*time.Second + time.Duration(g.Nanos)
+			grace = &d
+		}
+		return nil, true, m.drainAgent(c.DrainAgent.AgentID.Value, grace, c.DrainAgent.GetMarkGone())
+	case master.Call_DEACTIVATE_AGENT:
+		if c.DeactivateAgent == nil {
+			return nil, true, errorf(http.StatusBadRequest, "expecting 'deactivate_agent' to be present")
+		}
+		return nil, true, m.deactivateAgent(c.DeactivateAgent.AgentID.Value)
+	case master.Call_REACTIVATE_AGENT:
+		if c.ReactivateAgent == nil {
+			return nil, true, errorf(http.StatusBadRequest, "expecting 'reactivate_agent' to be present")
+		}
+		return nil, true, m.reactivateAgent(c.ReactivateAgent.AgentID.Value)
+	}
+	return nil, false, nil
+}
+
+// serveSchedule is GET/POST /maintenance/schedule.
+func (m *Master) serveSchedule(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+		var s mmaint.Schedule
+		m.do(r.Context(), func() { s = m.maint.schedule })
+		writeJSON(w, r, &s)
+	case http.MethodPost:
+		var s mmaint.Schedule
+		if err := readJSONBody(r, &s); err != nil {
+			writeError(w, err)
+			return
+		}
+		var err error
+		if derr := m.do(r.Context(), func() { err = m.updateSchedule(s) }); derr != nil {
+			return
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		writeError(w, errorf(http.StatusMethodNotAllowed, "expecting GET or POST, got %s", r.Method))
+	}
+}
+
+// serveMachines is POST /machine/down and /machine/up with a JSON array of
+// machine IDs.
+func (m *Master) serveMachines(down bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			writeError(w, errorf(http.StatusMethodNotAllowed, "expecting POST, got %s", r.Method))
+			return
+		}
+		var ids []mesos.MachineID
+		if err := readJSONBody(r, &ids); err != nil {
+			writeError(w, err)
+			return
+		}
+		var err error
+		if derr := m.do(r.Context(), func() {
+			if down {
+				err = m.startMaintenance(ids)
+			} else {
+				err = m.stopMaintenance(ids)
+			}
+		}); derr != nil {
+			return
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}
+}

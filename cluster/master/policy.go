@@ -1,0 +1,321 @@
+package master
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/master"
+	mquota "github.com/mesos/mesos-go/api/v1/lib/quota"
+
+	"github.com/agora-cluster/agora/cluster/registry"
+)
+
+// The sharing policy — role weights and quotas — is set through /weights,
+// /quota and the operator API, kept in the registry, and restored into the
+// allocator when a master starts.
+
+// restorePolicy applies the registry's policy to a new master.
+func (m *Master) restorePolicy() error {
+	p, err := m.cfg.Registry.Policy()
+	if err != nil {
+		return err
+	}
+	m.policy = p
+	for role, w := range p.Weights {
+		m.alloc.SetWeight(role, w)
+	}
+	for role, q := range p.Quotas {
+		if err := m.alloc.SetQuota(role, scalarResources(q.Guarantee), scalarResources(q.Limit)); err != nil {
+			return fmt.Errorf("restore quota of role %s: %w", role, err)
+		}
+	}
+	return m.restoreMaintenance()
+}
+
+func (m *Master) savePolicy() error {
+	if err := m.cfg.Registry.PutPolicy(m.policy); err != nil {
+		return errorf(http.StatusServiceUnavailable, "cannot store the policy in the registry: %v", err)
+	}
+	return nil
+}
+
+func scalarResources(s map[string]float64) mesos.Resources {
+	names := make([]string, 0, len(s))
+	for n := range s {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var out mesos.Resources
+	for _, n := range names {
+		out = append(out, mesos.Resource{Name: n, Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: s[n]}})
+	}
+	return out
+}
+
+func scalarMap(rs []mesos.Resource) (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, r := range rs {
+		if r.GetType() != mesos.SCALAR {
+			return nil, fmt.Errorf("quota supports only scalar resources, got %s of type %s", r.Name, r.GetType())
+		}
+		if r.GetScalar().GetValue() < 0 {
+			return nil, fmt.Errorf("quota of %s must not be negative", r.Name)
+		}
+		out[r.Name] += r.GetScalar().GetValue()
+	}
+	return out, nil
+}
+
+// setWeights applies and persists weights; it runs on the loop.
+func (m *Master) setWeights(ws []mesos.WeightInfo) error {
+	for _, w := range ws {
+		if err := validateRole(w.GetRole()); err != nil {
+			return err
+		}
+		if w.GetRole() == "*" {
+			return errorf(http.StatusBadRequest, "the weight of role '*' cannot be changed")
+		}
+		if w.Weight <= 0 {
+			return errorf(http.StatusBadRequest, "weight of role %s must be positive, got %v", w.GetRole(), w.Weight)
+		}
+	}
+	next := map[string]float64{}
+	for r, w := range m.policy.Weights {
+		next[r] = w
+	}
+	for _, w := range ws {
+		next[w.GetRole()] = w.Weight
+	}
+	prev := m.policy.Weights
+	m.policy.Weights = next
+	if err := m.savePolicy(); err != nil {
+		m.policy.Weights = prev
+		return err
+	}
+	for _, w := range ws {
+		m.alloc.SetWeight(w.GetRole(), w.Weight)
+	}
+	return nil
+}
+
+// setQuota applies and persists one role's quota (both empty removes it).
+func (m *Master) setQuota(role string, guarantee, limit map[string]float64) error {
+	if err := validateRole(role); err != nil {
+		return err
+	}
+	if role == "*" {
+		return errorf(http.StatusBadRequest, "role '*' cannot have a quota")
+	}
+	for name, g := range guarantee {
+		if l, ok := limit[name]; ok && l < g {
+			return errorf(http.StatusBadRequest, "quota of role %s: the %s guarantee %v exceeds its limit %v", role, name, g, l)
+		}
+	}
+	if err := m.alloc.SetQuota(role, scalarResources(guarantee), scalarResources(limit)); err != nil {
+		return errorf(http.StatusBadRequest, "quota of role %s: %v", role, err)
+	}
+	if m.policy.Quotas == nil {
+		m.policy.Quotas = map[string]registry.Quota{}
+	}
+	prev, had := m.policy.Quotas[role]
+	if len(guarantee) == 0 && len(limit) == 0 {
+		delete(m.policy.Quotas, role)
+	} else {
+		m.policy.Quotas[role] = registry.Quota{Guarantee: guarantee, Limit: limit}
+	}
+	if err := m.savePolicy(); err != nil {
+		// Undo: the allocator must not run a policy the registry lacks.
+		if had {
+			m.policy.Quotas[role] = prev
+			m.alloc.SetQuota(role, scalarResources(prev.Guarantee), scalarResources(prev.Limit))
+		} else {
+			delete(m.policy.Quotas, role)
+			m.alloc.SetQuota(role, nil, nil)
+		}
+		return err
+	}
+	// Offers made under the old quota may now exceed a lowered limit.
+	for _, f := range m.frameworks {
+		for _, o := range f.offers {
+			if o.role == role || strings.HasPrefix(o.role, role+"/") {
+				m.rescindOffer(o, 0)
+			}
+		}
+	}
+	m.requestAllocation()
+	return nil
+}
+
+func (m *Master) quotaStatus() *mquota.QuotaStatus {
+	st := &mquota.QuotaStatus{}
+	for _, q := range m.alloc.Quotas() {
+		guarantee := scalarResources(q.Guarantee)
+		st.Infos = append(st.Infos, mquota.QuotaInfo{Role: strPtr(q.Role), Guarantee: guarantee})
+		cfg := mquota.QuotaConfig{Role: q.Role, Guarantees: map[string]mesos.Value_Scalar{}, Limits: map[string]mesos.Value_Scalar{}}
+		for n, v := range q.Guarantee {
+			cfg.Guarantees[n] = mesos.Value_Scalar{Value: v}
+		}
+		for n, v := range q.Limit {
+			cfg.Limits[n] = mesos.Value_Scalar{Value: v}
+		}
+		st.Configs = append(st.Configs, cfg)
+	}
+	return st
+}
+
+// serveWeights is GET and PUT /weights.
+func (m *Master) serveWeights(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+		var out []mesos.WeightInfo
+		m.do(r.Context(), func() { out = m.weightInfos() })
+		writeJSON(w, r, out)
+	case http.MethodPut, http.MethodPost:
+		var ws []mesos.WeightInfo
+		if err := readJSONBody(r, &ws); err != nil {
+			writeError(w, err)
+			return
+		}
+		var err error
+		if derr := m.do(r.Context(), func() { err = m.setWeights(ws) }); derr != nil {
+			return
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	default:
+		w.Header().Set("Allow", "GET, PUT")
+		writeError(w, errorf(http.StatusMethodNotAllowed, "expecting GET or PUT, got %s", r.Method))
+	}
+}
+
+func (m *Master) weightInfos() []mesos.WeightInfo {
+	out := []mesos.WeightInfo{}
+	for _, role := range sortedFloatKeys(m.policy.Weights) {
+		out = append(out, mesos.WeightInfo{Role: strPtr(role), Weight: m.policy.Weights[role]})
+	}
+	return out
+}
+
+// serveQuota is GET /quota, POST /quota (a QuotaRequest) and DELETE /quota/ROLE.
+func (m *Master) serveQuota(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+		var st *mquota.QuotaStatus
+		m.do(r.Context(), func() { st = m.quotaStatus() })
+		writeJSON(w, r, st)
+	case http.MethodPost:
+		var req mquota.QuotaRequest
+		if err := readJSONBody(r, &req); err != nil {
+			writeError(w, err)
+			return
+		}
+		guarantee, err := scalarMap(req.Guarantee)
+		if err != nil {
+			writeError(w, errorf(http.StatusBadRequest, "%v", err))
+			return
+		}
+		if derr := m.do(r.Context(), func() { err = m.setQuota(req.GetRole(), guarantee, guarantee) }); derr != nil {
+			return
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	case http.MethodDelete:
+		role := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/master"), "/quota/")
+		if role == "" || role == r.URL.Path {
+			writeError(w, errorf(http.StatusBadRequest, "DELETE /quota/ROLE needs a role"))
+			return
+		}
+		var err error
+		if derr := m.do(r.Context(), func() {
+			if _, ok := m.policy.Quotas[role]; !ok {
+				err = errorf(http.StatusBadRequest, "role %s has no quota", role)
+				return
+			}
+			err = m.setQuota(role, nil, nil)
+		}); derr != nil {
+			return
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	default:
+		w.Header().Set("Allow", "GET, POST, DELETE")
+		writeError(w, errorf(http.StatusMethodNotAllowed, "expecting GET, POST or DELETE, got %s", r.Method))
+	}
+}
+
+// policyCall answers the operator API's policy calls; handled is false for
+// other calls.
+func (m *Master) policyCall(c *master.Call) (resp *master.Response, handled bool, err error) {
+	switch c.Type {
+	case master.Call_GET_WEIGHTS:
+		return &master.Response{Type: master.Response_GET_WEIGHTS, GetWeights: &master.Response_GetWeights{WeightInfos: m.weightInfos()}}, true, nil
+	case master.Call_UPDATE_WEIGHTS:
+		if c.UpdateWeights == nil {
+			return nil, true, errorf(http.StatusBadRequest, "expecting 'update_weights' to be present")
+		}
+		return nil, true, m.setWeights(c.UpdateWeights.WeightInfos)
+	case master.Call_GET_QUOTA:
+		return &master.Response{Type: master.Response_GET_QUOTA, GetQuota: &master.Response_GetQuota{Status: *m.quotaStatus()}}, true, nil
+	case master.Call_UPDATE_QUOTA:
+		if c.UpdateQuota == nil {
+			return nil, true, errorf(http.StatusBadRequest, "expecting 'update_quota' to be present")
+		}
+		for _, qc := range c.UpdateQuota.QuotaConfigs {
+			g, l := map[string]float64{}, map[string]float64{}
+			for n, v := range qc.Guarantees {
+				g[n] = v.Value
+			}
+			for n, v := range qc.Limits {
+				l[n] = v.Value
+			}
+			if err := m.setQuota(qc.Role, g, l); err != nil {
+				return nil, true, err
+			}
+		}
+		return nil, true, nil
+	case master.Call_SET_QUOTA:
+		if c.SetQuota == nil {
+			return nil, true, errorf(http.StatusBadRequest, "expecting 'set_quota' to be present")
+		}
+		g, err := scalarMap(c.SetQuota.QuotaRequest.Guarantee)
+		if err != nil {
+			return nil, true, errorf(http.StatusBadRequest, "%v", err)
+		}
+		return nil, true, m.setQuota(c.SetQuota.QuotaRequest.GetRole(), g, g)
+	case master.Call_REMOVE_QUOTA:
+		if c.RemoveQuota == nil {
+			return nil, true, errorf(http.StatusBadRequest, "expecting 'remove_quota' to be present")
+		}
+		return nil, true, m.setQuota(c.RemoveQuota.Role, nil, nil)
+	}
+	return nil, false, nil
+}
+
+// readJSONBody decodes a bounded JSON request body.
+func readJSONBody(r *http.Request, v any) error {
+	b, err := io.ReadAll(io.LimitReader(r.Body, MaxRequestBody+1))
+	if err != nil {
+		return errorf(http.StatusBadRequest, "cannot read the request body: %v", err)
+	}
+	if len(b) > MaxRequestBody {
+		return errorf(http.StatusRequestEntityTooLarge, "request body exceeds %d bytes", MaxRequestBody)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return errorf(http.StatusBadRequest, "cannot parse the request body as %T: %v", v, err)
+	}
+	return nil
+}
