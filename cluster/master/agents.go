@@ -199,8 +199,12 @@ func (m *Master) registerAgent(reg *api.RegisterAgent, out *outbox, remote strin
 		}
 		return nil, errorf(http.StatusConflict, "refusing to re-register agent %s (%s): %s; register again without an ID", id, info.Hostname, why)
 	}
-	// Admitted before this master restarted: take it back.
+	// Admitted before this master restarted: take it back, with the
+	// reservations and volumes recorded for it if its resources still add up.
 	delete(m.admitted, id)
+	if rec.Info != nil && compatibleTotal(rec.Info.Resources, info.Resources) {
+		info.Resources = rec.Info.Resources
+	}
 	a := m.newAgent(&info, reg, out, pid, now)
 	m.counters.agentReregistrations++
 	if err := m.cfg.Registry.PutAgent(registry.AgentRecord{ID: id, State: registry.AgentAdmitted, Info: &info, Since: now}); err != nil {

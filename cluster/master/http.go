@@ -5,6 +5,8 @@ import (
 	"net/http/pprof"
 	"strings"
 
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
 	"github.com/agora-cluster/agora/cluster/api"
 )
 
@@ -29,6 +31,10 @@ func (m *Master) Handler(extra http.Handler) http.Handler {
 	both("/tasks", m.serveJSON(func(r *http.Request) any { return m.tasksDoc(r) }))
 	both("/flags", m.serveJSON(func(*http.Request) any { return doc{"flags": m.flagsDoc()} }))
 	both("/weights", http.HandlerFunc(m.serveWeights))
+	both("/reserve", m.serveReservation(mesos.Offer_Operation_RESERVE))
+	both("/unreserve", m.serveReservation(mesos.Offer_Operation_UNRESERVE))
+	both("/create-volumes", m.serveReservation(mesos.Offer_Operation_CREATE))
+	both("/destroy-volumes", m.serveReservation(mesos.Offer_Operation_DESTROY))
 	both("/explain", http.HandlerFunc(m.serveExplain))
 	both("/explain/", http.HandlerFunc(m.serveExplain))
 	both("/quota", http.HandlerFunc(m.serveQuota))

@@ -69,9 +69,18 @@ func (m *Master) accept(f *framework, acc *scheduler.Call_Accept) {
 			used := m.launchGroup(f, a, op.LaunchGroup, remaining, inCall, now) // executors.go
 			remaining.Subtract(used...)
 		default:
-			m.log.Warn("ignoring unsupported offer operation", "framework", f.id, "operation", op.GetType().String())
-			m.sendEvent(f, &scheduler.Event{Type: scheduler.Event_ERROR, Error: &scheduler.Event_Error{
-				Message: fmt.Sprintf("offer operation %s is not supported yet; its resources were returned", op.GetType())}})
+			if !isResourceOperation(op.GetType()) {
+				// Without operation feedback Mesos drops what it cannot do
+				// silently too; an ERROR event would end the subscription.
+				m.log.Warn("dropping unsupported offer operation; its resources are returned", "framework", f.id, "operation", op.GetType().String())
+				continue
+			}
+			converted, err := m.applyOfferOperation(f, a, remaining, op)
+			if err != nil {
+				m.log.Warn("dropping invalid offer operation", "framework", f.id, "agent", a.id, "operation", op.GetType().String(), "err", err)
+				continue
+			}
+			remaining = converted
 		}
 	}
 	if len(remaining) > 0 {

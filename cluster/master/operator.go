@@ -74,6 +74,9 @@ func (m *Master) operatorCall(c *master.Call) (*master.Response, error) {
 	if resp, ok, err := m.maintenanceCall(c); ok {
 		return resp, err
 	}
+	if resp, ok, err := m.reservationCall(c); ok {
+		return resp, err
+	}
 	switch c.Type {
 	case master.Call_GET_HEALTH:
 		return &master.Response{Type: master.Response_GET_HEALTH, GetHealth: &master.Response_GetHealth{Healthy: true}}, nil

@@ -1,0 +1,217 @@
+package master
+
+import (
+	"encoding/json"
+	"net/http"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/master"
+
+	"github.com/agora-cluster/agora/cluster/registry"
+)
+
+// Dynamic reservations and persistent volumes change an agent's total
+// resources. Frameworks make them with RESERVE/UNRESERVE/CREATE/DESTROY in
+// an ACCEPT; operators with the operator API or /reserve, /unreserve,
+// /create-volumes, /destroy-volumes. The converted total is kept in the
+// agent's registry record, so it survives master and agent restarts.
+
+// isResourceOperation reports whether op converts resources.
+func isResourceOperation(t mesos.Offer_Operation_Type) bool {
+	switch t {
+	case mesos.Offer_Operation_RESERVE, mesos.Offer_Operation_UNRESERVE,
+		mesos.Offer_Operation_CREATE, mesos.Offer_Operation_DESTROY:
+		return true
+	}
+	return false
+}
+
+// applyOfferOperation converts offered resources (remaining) for a
+// framework's RESERVE/UNRESERVE/CREATE/DESTROY. On error nothing changes.
+func (m *Master) applyOfferOperation(f *framework, a *agent, remaining mesos.Resources, op mesos.Offer_Operation) (mesos.Resources, error) {
+	if !f.multiRole {
+		// Operations name resources without allocation_info; they were
+		// offered in the framework's single role.
+		op = withOperationRole(op, f.roles()[0])
+	}
+	converted, err := m.alloc.UpdateAllocation(f.id, a.id, remaining, []mesos.Offer_Operation{op})
+	if err != nil {
+		return remaining, err
+	}
+	m.agentTotalChanged(a)
+	return converted, nil
+}
+
+// withOperationRole sets allocation_info on an operation's resources.
+func withOperationRole(op mesos.Offer_Operation, role string) mesos.Offer_Operation {
+	switch {
+	case op.Reserve != nil:
+		r := *op.Reserve
+		r.Resources = withAllocationInfo(r.Resources, role)
+		op.Reserve = &r
+	case op.Unreserve != nil:
+		u := *op.Unreserve
+		u.Resources = withAllocationInfo(u.Resources, role)
+		op.Unreserve = &u
+	case op.Create != nil:
+		c := *op.Create
+		c.Volumes = withAllocationInfo(c.Volumes, role)
+		op.Create = &c
+	case op.Destroy != nil:
+		d := *op.Destroy
+		d.Volumes = withAllocationInfo(d.Volumes, role)
+		op.Destroy = &d
+	}
+	return op
+}
+
+// agentTotalChanged records an agent's converted total resources.
+func (m *Master) agentTotalChanged(a *agent) {
+	total, _, ok := m.alloc.AgentResources(a.id)
+	if !ok {
+		return
+	}
+	a.info.Resources = stripAllocationInfo(total)
+	if err := m.cfg.Registry.PutAgent(registry.AgentRecord{ID: a.id, State: registry.AgentAdmitted, Info: &a.info, Since: m.now()}); err != nil {
+		m.log.Error("registry update failed; the agent's reservations may not survive a master restart", "agent", a.id, "err", err)
+	}
+}
+
+// operatorOperation applies an operator's operation to an agent's free
+// resources, rescinding the agent's offers once if they hold what is needed.
+func (m *Master) operatorOperation(agentID string, op mesos.Offer_Operation) error {
+	a := m.agents[agentID]
+	if a == nil || a.unreachable {
+		return errorf(http.StatusBadRequest, "agent %s is not registered", agentID)
+	}
+	err := m.alloc.UpdateAvailable(a.id, []mesos.Offer_Operation{op})
+	if err != nil && len(a.offers) > 0 {
+		for _, o := range a.offers {
+			m.rescindOffer(o, 0)
+		}
+		err = m.alloc.UpdateAvailable(a.id, []mesos.Offer_Operation{op})
+	}
+	if err != nil {
+		return errorf(http.StatusConflict, "%s on agent %s: %v", op.GetType(), a.id, err)
+	}
+	m.agentTotalChanged(a)
+	m.requestAllocation()
+	return nil
+}
+
+// reservationCall answers the operator API's reservation and volume calls.
+func (m *Master) reservationCall(c *master.Call) (resp *master.Response, handled bool, err error) {
+	op := mesos.Offer_Operation{}
+	var agentID string
+	switch c.Type {
+	case master.Call_RESERVE_RESOURCES:
+		if c.ReserveResources == nil {
+			return nil, true, errorf(http.StatusBadRequest, "expecting 'reserve_resources' to be present")
+		}
+		agentID = c.ReserveResources.AgentID.Value
+		op.Type = mesos.Offer_Operation_RESERVE
+		op.Reserve = &mesos.Offer_Operation_Reserve{Resources: c.ReserveResources.Resources}
+	case master.Call_UNRESERVE_RESOURCES:
+		if c.UnreserveResources == nil {
+			return nil, true, errorf(http.StatusBadRequest, "expecting 'unreserve_resources' to be present")
+		}
+		agentID = c.UnreserveResources.AgentID.Value
+		op.Type = mesos.Offer_Operation_UNRESERVE
+		op.Unreserve = &mesos.Offer_Operation_Unreserve{Resources: c.UnreserveResources.Resources}
+	case master.Call_CREATE_VOLUMES:
+		if c.CreateVolumes == nil {
+			return nil, true, errorf(http.StatusBadRequest, "expecting 'create_volumes' to be present")
+		}
+		agentID = c.CreateVolumes.AgentID.Value
+		op.Type = mesos.Offer_Operation_CREATE
+		op.Create = &mesos.Offer_Operation_Create{Volumes: c.CreateVolumes.Volumes}
+	case master.Call_DESTROY_VOLUMES:
+		if c.DestroyVolumes == nil {
+			return nil, true, errorf(http.StatusBadRequest, "expecting 'destroy_volumes' to be present")
+		}
+		agentID = c.DestroyVolumes.AgentID.Value
+		op.Type = mesos.Offer_Operation_DESTROY
+		op.Destroy = &mesos.Offer_Operation_Destroy{Volumes: c.DestroyVolumes.Volumes}
+	default:
+		return nil, false, nil
+	}
+	return nil, true, m.operatorOperation(agentID, op)
+}
+
+// serveReservation is Mesos's POST /reserve, /unreserve, /create-volumes
+// and /destroy-volumes: a form with slaveId and resources (or volumes) as
+// a JSON array of Resource.
+func (m *Master) serveReservation(t mesos.Offer_Operation_Type) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			writeError(w, errorf(http.StatusMethodNotAllowed, "expecting POST, got %s", r.Method))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBody)
+		if err := r.ParseForm(); err != nil {
+			writeError(w, errorf(http.StatusBadRequest, "cannot parse the form: %v", err))
+			return
+		}
+		agentID := r.PostForm.Get("slaveId")
+		field := "resources"
+		if t == mesos.Offer_Operation_CREATE || t == mesos.Offer_Operation_DESTROY {
+			field = "volumes"
+		}
+		text := r.PostForm.Get(field)
+		if agentID == "" || text == "" {
+			writeError(w, errorf(http.StatusBadRequest, "missing 'slaveId' or '%s' in the form", field))
+			return
+		}
+		var rs []mesos.Resource
+		if err := json.Unmarshal([]byte(text), &rs); err != nil {
+			writeError(w, errorf(http.StatusBadRequest, "'%s' is not a JSON array of Resource: %v", field, err))
+			return
+		}
+		op := mesos.Offer_Operation{Type: t}
+		switch t {
+		case mesos.Offer_Operation_RESERVE:
+			op.Reserve = &mesos.Offer_Operation_Reserve{Resources: rs}
+		case mesos.Offer_Operation_UNRESERVE:
+			op.Unreserve = &mesos.Offer_Operation_Unreserve{Resources: rs}
+		case mesos.Offer_Operation_CREATE:
+			op.Create = &mesos.Offer_Operation_Create{Volumes: rs}
+		case mesos.Offer_Operation_DESTROY:
+			op.Destroy = &mesos.Offer_Operation_Destroy{Volumes: rs}
+		}
+		var err error
+		if derr := m.do(r.Context(), func() { err = m.operatorOperation(agentID, op) }); derr != nil {
+			return
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}
+}
+
+// compatibleTotal reports whether a registry total (with reservations and
+// volumes) is the same amount of resources as what an agent now reports,
+// so that the checkpointed conversions can be kept.
+func compatibleTotal(recorded, reported []mesos.Resource) bool {
+	sum := func(rs []mesos.Resource) map[string]float64 {
+		out := map[string]float64{}
+		for _, r := range rs {
+			if r.GetType() == mesos.SCALAR {
+				out[r.Name] += r.GetScalar().GetValue()
+			}
+		}
+		return out
+	}
+	a, b := sum(recorded), sum(reported)
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if d := v - b[k]; d > 0.0005 || d < -0.0005 {
+			return false
+		}
+	}
+	return true
+}
