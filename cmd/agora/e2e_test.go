@@ -165,6 +165,25 @@ func TestRealProcessesRunKillAndRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitTasks(t, master, "TASK_RUNNING", 1)
+	// agora run suppresses offers once its task runs: agora explain says so.
+	fwOut, _, _ := runClient(t, master, "frameworks", "--json")
+	var fws []struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(fwOut), &fws); err != nil || len(fws) != 1 {
+		t.Fatalf("agora frameworks --json: %v %q", err, fwOut)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, errOut, code := runClient(t, master, "explain", fws[0].ID)
+		if code == 0 && strings.Contains(out, "suppressed") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agora explain %s: exit %d, %q %q", fws[0].ID, code, out, errOut)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if err := agent.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +211,7 @@ func TestRealProcessesRunKillAndRecover(t *testing.T) {
 	waitState(t, url, "agent re-registered", func(s *masterState) bool {
 		return len(s.Slaves) == 1 && s.Slaves[0].ID == agentID && s.UnreachableSlaves == 0
 	})
-	deadline := time.Now().Add(30 * time.Second)
+	deadline = time.Now().Add(30 * time.Second)
 	for sleepRunning() {
 		if time.Now().After(deadline) {
 			t.Fatal("the lost task's process still runs after its agent re-registered")
