@@ -5,3 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 go mod download
 sh scripts/install-chromium.sh >&2
+# busybox-static: the Docker tests build their image from /bin/busybox.
+[ -x /bin/busybox ] || { apt-get install -y busybox-static || { apt-get update && apt-get install -y busybox-static; }; } >&2

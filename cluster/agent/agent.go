@@ -1,7 +1,8 @@
 // Package agent is agora's agent: it registers with the master over the
 // internal protocol of cluster/api (agentwire.go), runs tasks with Mesos
-// command-executor semantics through a containerizer.Containerizer,
-// delivers their status updates reliably (per-task ordered queues retried
+// command-executor semantics through a containerizer.Containerizer (and
+// custom executors over the v1 executor API, task groups on a built-in
+// default executor: executor*.go), delivers their status updates reliably (per-task ordered queues retried
 // until acknowledged), checkpoints its identity, tasks and updates under
 // --work_dir so a restart resumes where it stopped, and serves Mesos's
 // agent endpoints (/state, /metrics/snapshot, /files/*).
@@ -28,6 +29,8 @@ import (
 
 	"github.com/agora-cluster/agora/cluster/api"
 	"github.com/agora-cluster/agora/cluster/containerizer"
+	"github.com/agora-cluster/agora/cluster/containerizer/docker"
+	"github.com/agora-cluster/agora/cluster/fetcher"
 )
 
 // Config configures one agent. MasterAddr and WorkDir are required; every
@@ -76,8 +79,29 @@ type Config struct {
 	// killed.
 	KeepTasksOnStop bool
 
+	// ExecutorRegistrationTimeout is how long a custom executor has to
+	// SUBSCRIBE before its container is destroyed and its tasks fail with
+	// REASON_EXECUTOR_REGISTRATION_TIMEOUT (default 1min, Mesos's
+	// --executor_registration_timeout).
+	ExecutorRegistrationTimeout time.Duration
+	// ExecutorShutdownGracePeriod is the time between SHUTDOWN and the
+	// destruction of an executor's container, unless its ExecutorInfo says
+	// otherwise (default 5s, --executor_shutdown_grace_period).
+	ExecutorShutdownGracePeriod time.Duration
+	// RecoveryTimeout and ExecutorReregistrationTimeout are handed to the
+	// executors of checkpointing frameworks as MESOS_RECOVERY_TIMEOUT
+	// (default 15min) and MESOS_SUBSCRIPTION_BACKOFF_MAX (default 2s).
+	RecoveryTimeout               time.Duration
+	ExecutorReregistrationTimeout time.Duration
+
 	// Containerizer launches tasks (default containerizer.Process{}).
 	Containerizer containerizer.Containerizer
+	// Docker, if set, runs the tasks whose ContainerInfo is DOCKER
+	// (Mesos's --containerizers=mesos,docker); without it they fail.
+	Docker *docker.Containerizer
+	// Fetcher fetches CommandInfo.uris into sandboxes before tasks start
+	// (default: Mesos's defaults, a 2 GB cache in WORK_DIR/fetcher-cache).
+	Fetcher *fetcher.Fetcher
 	// Logger receives the agent's logs (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -103,6 +127,18 @@ func (c *Config) setDefaults() {
 	}
 	if c.KillGracePeriod <= 0 {
 		c.KillGracePeriod = 3 * time.Second
+	}
+	if c.ExecutorRegistrationTimeout <= 0 {
+		c.ExecutorRegistrationTimeout = time.Minute
+	}
+	if c.ExecutorShutdownGracePeriod <= 0 {
+		c.ExecutorShutdownGracePeriod = 5 * time.Second
+	}
+	if c.RecoveryTimeout <= 0 {
+		c.RecoveryTimeout = 15 * time.Minute
+	}
+	if c.ExecutorReregistrationTimeout <= 0 {
+		c.ExecutorReregistrationTimeout = 2 * time.Second
 	}
 	if c.Containerizer == nil {
 		c.Containerizer = containerizer.Process{}
@@ -138,6 +174,9 @@ type Agent struct {
 	runners     sync.WaitGroup // task runner goroutines
 	runnerCtx   context.Context
 	stopRunners context.CancelFunc
+
+	// Custom and default executors (executor.go); guarded by mu.
+	executors map[execKey]*executor
 }
 
 // maxCompletedTasks bounds the completed tasks /state remembers.
@@ -196,9 +235,16 @@ func New(cfg Config) (*Agent, error) {
 		startTime:  time.Now(),
 		tasks:      map[taskKey]*task{},
 		counters:   map[string]float64{},
+		executors:  map[execKey]*executor{},
 	}
 	if w, ok := cfg.Containerizer.(interface{ Warnings() []string }); ok {
 		a.warnings = w.Warnings()
+	}
+	if a.cfg.Fetcher == nil {
+		if a.cfg.Fetcher, err = newDefaultFetcher(workDir, cfg.Logger); err != nil { // fetch.go
+			ln.Close()
+			return nil, err
+		}
 	}
 	a.runnerCtx, a.stopRunners = context.WithCancel(context.Background())
 	a.updates = newUpdateManager(cfg.StatusUpdateRetry, cfg.StatusUpdateRetryMax, a.sendUpdates, a.log)
@@ -273,6 +319,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.runners.Wait()
 		return err
 	}
+	a.cleanupOrphanContainers() // isolation.go
+	a.cleanupDockerOrphans(ctx) // docker.go
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

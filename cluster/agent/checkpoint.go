@@ -182,12 +182,12 @@ func (a *Agent) recoverTask(ctx context.Context, meta string) error {
 	}
 	var c containerizer.Container
 	if !isTerminal(t.state) && rec.Container != nil {
-		c, err = a.cfg.Containerizer.Recover(ctx, *rec.Container)
+		c, err = a.recoverContainer(ctx, rec.Task, *rec.Container) // docker.go
 		if err != nil && !errors.Is(err, containerizer.ErrGone) {
 			a.log.Warn("cannot adopt task container", "task_id", key.task, "err", err)
 		}
 		if c != nil {
-			t.done, t.pid = make(chan struct{}), c.Pid()
+			t.done, t.pid, t.container = make(chan struct{}), c.Pid(), c
 		}
 	}
 	a.mu.Lock()
@@ -213,6 +213,7 @@ func (a *Agent) recoverTask(ctx context.Context, meta string) error {
 	go func() {
 		defer a.runners.Done()
 		defer close(t.done)
+		defer a.watchHealth(a.runnerCtx, t, c)() // health.go
 		a.supervise(a.runnerCtx, t, c)
 	}()
 	return nil
@@ -226,6 +227,7 @@ func (a *Agent) resetIdentity(ctx context.Context) {
 	for _, t := range tasks {
 		t.requestKill(-1)
 	}
+	a.shutdownExecutors(ctx, "", mesos.TASK_KILLED, mesos.REASON_EXECUTOR_TERMINATED, "The agent registers anew") // executor.go
 	for _, t := range tasks {
 		select {
 		case <-t.done:

@@ -42,6 +42,10 @@ func (a *Agent) routes() http.Handler {
 	get("/files/browse.json", a.serveBrowse)
 	get("/files/read", a.serveRead)
 	get("/files/read.json", a.serveRead)
+	get("/monitor/statistics", a.serveStatistics) // monitor.go
+	get("/monitor/statistics.json", a.serveStatistics)
+	mux.HandleFunc(ExecutorAPIPath, a.serveExecutorAPI) // executor_api.go
+	mux.HandleFunc("/slave(1)"+ExecutorAPIPath, a.serveExecutorAPI)
 	return mux
 }
 
@@ -108,13 +112,8 @@ func (a *Agent) serveState(w http.ResponseWriter, r *http.Request) {
 	for _, id := range ids {
 		v := fws[id]
 		sortTasks(v.live)
-		var executors, completedExecutors []any
-		for _, t := range v.live {
-			executors = append(executors, a.executorJSON(t))
-		}
-		for _, t := range v.completed {
-			completedExecutors = append(completedExecutors, a.executorJSON(t))
-		}
+		executors := a.executorsJSON(v.live) // executor_state.go
+		completedExecutors := a.executorsJSON(v.completed)
 		fj := frameworkJSON(v.info)
 		fj["executors"] = nonNil(executors)
 		fj["completed_executors"] = nonNil(completedExecutors)

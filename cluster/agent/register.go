@@ -143,17 +143,13 @@ func (a *Agent) session(ctx context.Context) (registered bool, err error) {
 				go func() { defer calls.Done(); a.shutdownFramework(a.runnerCtx, fw) }()
 			}
 		case api.AgentShutdownExecutor:
-			// A command executor's ID is its task's ID.
 			if se := ev.ShutdownExecutor; se != nil {
-				a.killTask(&api.KillTask{FrameworkID: se.FrameworkID, TaskID: se.ExecutorID})
+				a.shutdownExecutor(se.FrameworkID, se.ExecutorID) // executor.go
 			}
 		case api.AgentReconcileTasks:
 			a.reconcile(ev.ReconcileTasks)
 		case api.AgentFrameworkMessage:
-			// Command executors take no messages (Mesos drops them too).
-			if fm := ev.FrameworkMessage; fm != nil {
-				a.log.Info("dropping framework message: command executors take none", "framework_id", fm.FrameworkID, "executor_id", fm.ExecutorID)
-			}
+			a.frameworkMessage(ev.FrameworkMessage) // executor.go
 		case api.AgentRegistered:
 			a.log.Warn("ignoring a second REGISTERED on the stream")
 		default:
@@ -201,7 +197,7 @@ func (a *Agent) registration() *api.RegisterAgent {
 	if id != "" {
 		info.ID = &mesos.AgentID{Value: id}
 	}
-	reg := &api.RegisterAgent{Info: info, Version: api.Version, Warnings: a.warnings}
+	reg := &api.RegisterAgent{Info: info, Version: api.Version, Warnings: a.warnings, Executors: a.executorInfos()}
 	seen := map[string]bool{}
 	for _, k := range keys {
 		mt, fw, ok := a.taskForMaster(k)
@@ -249,6 +245,9 @@ func (a *Agent) taskForMaster(k taskKey) (*mesos.Task, *mesos.FrameworkInfo, boo
 		Container:   t.info.Container,
 		HealthCheck: t.info.HealthCheck,
 		KillPolicy:  t.info.KillPolicy,
+	}
+	if t.exec != nil {
+		mt.ExecutorID = &mesos.ExecutorID{Value: t.exec.key.executor}
 	}
 	if u := t.info.Command.GetUser(); u != "" {
 		mt.User = &u

@@ -28,12 +28,12 @@ type statusOpts struct {
 	reason    *mesos.TaskStatus_Reason
 	message   string
 	container containerizer.Container
+	healthy   *bool // health check result (health.go)
 }
 
 // update records a new state of t and queues its status update for
-// reliable delivery. Calls for one task come from one goroutine at a time
-// (its runner, or the agent before the runner starts), which keeps them
-// in order.
+// reliable delivery (recordStatus, executor_status.go, which keeps them in
+// order).
 func (a *Agent) update(t *task, state mesos.TaskState, o statusOpts) {
 	source := mesos.SOURCE_EXECUTOR
 	if o.fromAgent {
@@ -59,20 +59,12 @@ func (a *Agent) update(t *task, state mesos.TaskState, o statusOpts) {
 			ExecutorPID: &pid,
 		}
 	}
-	a.mu.Lock()
-	status.AgentID = &mesos.AgentID{Value: a.agentID}
-	t.state = state
-	t.statuses = append(t.statuses, status)
-	a.counters["slave/valid_status_updates"]++
-	if isTerminal(state) {
-		a.counters[taskMetric(state)]++
+	status.Healthy = o.healthy
+	if status.Healthy == nil && t.healthKilled.Load() {
+		unhealthy := false // killed for failing its health check
+		status.Healthy = &unhealthy
 	}
-	a.mu.Unlock()
-	a.log.Info("task status", "framework_id", t.key.framework, "task_id", t.key.task, "state", state.String(), "message", o.message)
-	u := &api.StatusUpdate{FrameworkID: t.key.framework, Status: &status}
-	if err := a.updates.add(t.key, updatesFile(t.meta), t.framework.GetCheckpoint(), u); err != nil {
-		a.log.Error("checkpoint status update (it is still sent)", "task_id", t.key.task, "err", err)
-	}
+	a.recordStatus(t, status)
 }
 
 func taskMetric(s mesos.TaskState) string {

@@ -227,22 +227,30 @@ func TestCommandThatCannotStartFailsWithLaunchFailed(t *testing.T) {
 	}
 }
 
-func TestCustomExecutorsAndTaskGroupsAreRefused(t *testing.T) {
+// TestCustomExecutorsAndTaskGroupsRun: a custom executor that cannot run
+// fails its task (the executor terminated), and a task group runs on the
+// built-in default executor (executor_test.go has the full tests).
+func TestCustomExecutorsAndTaskGroupsRun(t *testing.T) {
 	fm := newFakeMaster(t)
 	startRegistered(t, fm, testConfig(t, fm, ""))
 	custom := shellTask("custom", "true")
-	custom.Task.Executor = &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "ex"}, Command: &mesos.CommandInfo{Value: proto("./executor")}}
+	custom.Task.Command = nil
+	custom.Task.Executor = &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "ex"}, Command: &mesos.CommandInfo{Value: proto("./no-such-executor")}}
 	run(fm, custom)
 	group := shellTask("ignored", "true")
 	group.Task = nil
 	group.Executor = &mesos.ExecutorInfo{Type: mesos.ExecutorInfo_DEFAULT, ExecutorID: mesos.ExecutorID{Value: "default"}}
 	group.Group = &mesos.TaskGroupInfo{Tasks: []mesos.TaskInfo{*shellTask("g1", "true").Task, *shellTask("g2", "true").Task}}
-	group.Task = &group.Group.Tasks[0]
 	run(fm, group)
-	for _, id := range []string{"custom", "g1", "g2"} {
-		s := fm.expectStates(t, id, mesos.TASK_FAILED)[0].Status
-		if s.GetReason() != mesos.REASON_CONTAINER_LAUNCH_FAILED || s.GetMessage() != "custom executors are not supported yet" {
-			t.Errorf("task %s: reason %s message %q", id, s.GetReason(), s.GetMessage())
+	s := fm.expectStates(t, "custom", mesos.TASK_FAILED)[0].Status
+	if s.GetReason() != mesos.REASON_EXECUTOR_TERMINATED || s.GetExecutorID().GetValue() != "ex" {
+		t.Errorf("task custom: reason %s executor %q message %q", s.GetReason(), s.GetExecutorID().GetValue(), s.GetMessage())
+	}
+	for _, id := range []string{"g1", "g2"} {
+		for _, u := range fm.expectStates(t, id, mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_FINISHED) {
+			if u.Status.GetExecutorID().GetValue() != "default" {
+				t.Errorf("task %s: update names executor %q", id, u.Status.GetExecutorID().GetValue())
+			}
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,11 +38,24 @@ type task struct {
 	pid      int
 	ended    time.Time
 
+	// container runs the task, for /monitor/statistics (monitor.go);
+	// guarded by Agent.mu.
+	container containerizer.Container
+
 	kill chan time.Duration // grace periods of kill requests, to the runner
 	done chan struct{}      // closed when the runner has ended (nil: no runner)
+
+	exec         *executor   // custom or default executor; nil: command executor
+	updMu        sync.Mutex  // orders the task's status updates (recordStatus)
+	healthKilled atomic.Bool // killed for failing its health check
 }
 
-func (t *task) executorID() string { return t.key.task }
+func (t *task) executorID() string {
+	if t.exec != nil {
+		return t.exec.key.executor
+	}
+	return t.key.task
+}
 
 // requestKill asks the task's runner to kill it; grace < 0 means the task's
 // own kill policy.
@@ -97,31 +112,20 @@ func validID(kind, id string) error {
 
 // runTask handles RUN_TASK.
 func (a *Agent) runTask(rt *api.RunTask) {
-	if rt == nil || rt.Task == nil || rt.Framework == nil || rt.Framework.GetID() == nil {
+	if rt == nil || (rt.Task == nil && rt.Group == nil) || rt.Framework == nil || rt.Framework.GetID() == nil {
 		a.log.Warn("ignoring RUN_TASK without task or framework ID")
 		return
 	}
-	if rt.Group != nil {
-		for i := range rt.Group.Tasks {
-			a.startTask(*rt.Framework, rt.Group.Tasks[i], errCustomExecutor)
-		}
+	if e := executorOf(rt); rt.Group != nil || (e != nil && e.GetType() != mesos.ExecutorInfo_DEFAULT) {
+		a.runOnExecutor(rt) // executor.go
 		return
 	}
 	var refuse error
-	executor := rt.Executor
-	if executor == nil {
-		executor = rt.Task.Executor
-	}
-	switch {
-	case executor != nil && executor.GetType() != mesos.ExecutorInfo_DEFAULT:
-		refuse = errCustomExecutor
-	case rt.Task.Command == nil:
+	if rt.Task.Command == nil {
 		refuse = errors.New("the task has no command")
 	}
 	a.startTask(*rt.Framework, *rt.Task, refuse)
 }
-
-var errCustomExecutor = errors.New("custom executors are not supported yet")
 
 // startTask registers a task and starts its runner; a task that cannot run
 // (refuse) fails at once with REASON_CONTAINER_LAUNCH_FAILED.
@@ -196,8 +200,16 @@ func (a *Agent) runCommand(ctx context.Context, t *task) {
 		fail(err)
 		return
 	}
-	spec, err := a.commandSpec(t)
+	launch, err := a.launcher(t) // docker.go: the Docker or the agent's containerizer
 	if err != nil {
+		fail(err)
+		return
+	}
+	if err := a.fetchURIs(ctx, t); err != nil { // fetch.go
+		fail(err)
+		return
+	}
+	if err := a.linkVolumes(t); err != nil { // volumes.go
 		fail(err)
 		return
 	}
@@ -211,7 +223,7 @@ func (a *Agent) runCommand(ctx context.Context, t *task) {
 	default:
 	}
 	a.update(t, mesos.TASK_STARTING, statusOpts{})
-	c, err := a.cfg.Containerizer.Launch(ctx, spec)
+	c, err := launch(ctx)
 	if err != nil && ctx.Err() != nil {
 		a.update(t, mesos.TASK_KILLED, statusOpts{fromAgent: true, reason: mesos.REASON_TASK_KILLED_DURING_LAUNCH.Enum(), message: "Agent shut down before the task was launched"})
 		return
@@ -221,13 +233,14 @@ func (a *Agent) runCommand(ctx context.Context, t *task) {
 		return
 	}
 	a.mu.Lock()
-	t.pid = c.Pid()
+	t.pid, t.container = c.Pid(), c
 	a.mu.Unlock()
 	st := c.State()
 	if err := a.checkpointTask(t, &st); err != nil {
 		a.log.Error("checkpoint task", "task_id", t.key.task, "err", err)
 	}
 	a.update(t, mesos.TASK_RUNNING, statusOpts{container: c})
+	defer a.watchHealth(ctx, t, c)() // health.go
 	a.supervise(ctx, t, c)
 }
 
@@ -302,6 +315,8 @@ func (a *Agent) finishTask(t *task, c containerizer.Container, exit containerize
 		state, opts.message = mesos.TASK_KILLED, "Agent shut down; command "+exit.String()
 	case killing:
 		state = mesos.TASK_KILLED
+	case exit.Limitation != nil: // isolation.go
+		opts.fromAgent, opts.reason, opts.message = true, limitationReason(exit.Limitation), exit.Limitation.Message
 	case exit.Unknown:
 		opts.fromAgent = true
 		opts.reason = mesos.REASON_EXECUTOR_TERMINATED.Enum()
@@ -329,6 +344,10 @@ func (a *Agent) killTask(kt *api.KillTask) {
 	a.mu.Lock()
 	t := a.tasks[taskKey{kt.FrameworkID, kt.TaskID}]
 	a.mu.Unlock()
+	if t != nil && t.exec != nil {
+		a.killExecutorTask(t, kt.KillPolicy) // executor.go
+		return
+	}
 	if t == nil || t.done == nil {
 		a.log.Info("ignoring KILL_TASK for a task the agent does not run", "framework_id", kt.FrameworkID, "task_id", kt.TaskID)
 		return
@@ -361,6 +380,7 @@ func (a *Agent) shutdownFramework(ctx context.Context, fw string) {
 	for _, t := range tasks {
 		t.requestKill(-1)
 	}
+	a.shutdownExecutors(ctx, fw, mesos.TASK_KILLED, mesos.REASON_FRAMEWORK_REMOVED, "Framework shut down") // executor.go
 	for _, t := range tasks {
 		select {
 		case <-t.done:
@@ -403,6 +423,9 @@ func (a *Agent) forget(t *task) {
 // retire moves a task to the completed list; a.mu is held.
 func (a *Agent) retire(t *task) {
 	delete(a.tasks, t.key)
+	if t.exec != nil {
+		t.exec.forgetTask(t.key.task) // executor.go
+	}
 	t.ended = time.Now()
 	a.completed = append(a.completed, t)
 	if n := len(a.completed) - maxCompletedTasks; n > 0 {
@@ -475,6 +498,7 @@ func (a *Agent) commandSpec(t *task) (containerizer.Spec, error) {
 		set(v.Name, v.GetValue())
 	}
 	spec.Env = dedupEnv(env)
+	spec.CPUs, spec.MemMB = api.ScalarSum(t.info.Resources, "cpus"), api.ScalarSum(t.info.Resources, "mem")
 	return spec, nil
 }
 

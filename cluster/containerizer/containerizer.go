@@ -35,6 +35,13 @@ type Spec struct {
 	// runs as; Dir and the output files are handed to it. Without root the
 	// container runs as the agent's user.
 	User string
+
+	// CPUs and MemMB are the container's resources (the task's cpus and
+	// mem). The native containerizer enforces them (cpu shares and a CFS
+	// quota, a memory limit); Process only reports them. Zero means
+	// unlimited.
+	CPUs  float64
+	MemMB float64
 }
 
 // State is what an agent checkpoints about a running container so that a
@@ -45,6 +52,12 @@ type State struct {
 	// StartTime is the process start time in clock ticks since boot
 	// (/proc/PID/stat field 22); it tells a reused PID from the original.
 	StartTime uint64 `json:"start_time"`
+	// Cgroup is the container's cgroup below the hierarchy's root
+	// ("agora/<id>"), for containers of the native containerizer.
+	Cgroup string `json:"cgroup,omitempty"`
+	// Docker is the Docker Engine's ID of the container, for containers
+	// of the Docker containerizer (cluster/containerizer/docker).
+	Docker string `json:"docker,omitempty"`
 }
 
 // Exit is how a container ended.
@@ -57,10 +70,25 @@ type Exit struct {
 	// was adopted after an agent restart and the process is not the agent's
 	// child.
 	Unknown bool
+	// Limitation is set when the container was killed because it exceeded
+	// a resource limit (the kernel's OOM killer, for memory).
+	Limitation *Limitation
+}
+
+// Limitation says which resource limit a container ran into, as Mesos's
+// ContainerLimitation does.
+type Limitation struct {
+	// Resource is the resource's name: "mem".
+	Resource string
+	// Message is for people: "Memory limit exceeded: Requested: 64MB
+	// Maximum Used: 64MB".
+	Message string
 }
 
 // Success reports a clean exit with status 0.
-func (e Exit) Success() bool { return !e.Unknown && e.Signal == 0 && e.Code == 0 }
+func (e Exit) Success() bool {
+	return !e.Unknown && e.Signal == 0 && e.Code == 0 && e.Limitation == nil
+}
 
 // String words the exit the way Mesos's command executor does:
 // "exited with status 3", "terminated with signal Killed".

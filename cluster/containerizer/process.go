@@ -20,17 +20,25 @@ import (
 // namespaces, no resource limits. Killing a container signals the whole
 // group, and when the main process ends whatever is left of its group is
 // killed, as Mesos destroys a container when its executor exits.
-type Process struct{}
+type Process struct {
+	// Reason says why the agent runs without isolation ("the agent is
+	// not running as root"); it is part of the warning.
+	Reason string
+}
 
 var _ Containerizer = Process{}
 
 // Warnings says loudly what this containerizer does not do.
-func (Process) Warnings() []string {
-	return []string{"isolation disabled: tasks run as plain processes without cgroups or namespaces, so resource limits are not enforced"}
+func (p Process) Warnings() []string {
+	w := "isolation disabled: tasks run as plain processes without cgroups or namespaces, so resource limits are not enforced"
+	if p.Reason != "" {
+		w += " (" + p.Reason + ")"
+	}
+	return []string{w}
 }
 
 // Launch starts spec's program in its own process group.
-func (Process) Launch(ctx context.Context, spec Spec) (Container, error) {
+func (p Process) Launch(ctx context.Context, spec Spec) (Container, error) {
 	if spec.ID == "" {
 		return nil, errors.New("containerizer: container ID is empty")
 	}

@@ -401,6 +401,14 @@ func (m *Master) agentUsed(a *agent) map[string]mesos.Resources {
 		r.Add(t.info.Resources...)
 		used[t.info.FrameworkID.Value] = r
 	}
+	for _, e := range a.executors {
+		if e.FrameworkID == nil {
+			continue
+		}
+		r := used[e.FrameworkID.Value]
+		r.Add(e.Resources...)
+		used[e.FrameworkID.Value] = r
+	}
 	return used
 }
 
@@ -497,7 +505,12 @@ func (m *Master) executorMessage(a *agent, msg *api.ExecutorMessage) {
 }
 
 func (m *Master) executorExited(a *agent, e *api.ExecutorExited) {
-	delete(a.executors, e.FrameworkID+"/"+e.ExecutorID)
+	key := e.FrameworkID + "/" + e.ExecutorID
+	if ex := a.executors[key]; ex != nil && len(ex.Resources) > 0 && !a.unreachable {
+		m.alloc.Recover(e.FrameworkID, a.id, mesos.Resources(ex.Resources), 0, m.now())
+		m.requestAllocation()
+	}
+	delete(a.executors, key)
 	f := m.frameworks[e.FrameworkID]
 	if f == nil {
 		return

@@ -101,14 +101,12 @@ func (m *Master) launchGroup(f *framework, a *agent, lg *mesos.Offer_Operation_L
 	group := &mesos.TaskGroupInfo{Tasks: make([]mesos.TaskInfo, len(tasks))}
 	for i := range tasks {
 		res := taskRes[i]
-		if i == 0 {
-			res = res.Plus(execRes...) // the first task carries the executor's resources
-		}
 		used = used.Plus(res...)
 		m.recordTask(f, a, &tasks[i], &lg.Executor.ExecutorID, res, role, now)
 		group.Tasks[i] = tasks[i]
 		group.Tasks[i].Resources = taskRes[i]
 	}
+	used = used.Plus(execRes...) // the executor's own, held until it exits
 	exec := m.registerExecutor(f, a, &lg.Executor, role)
 	fi := f.info
 	if a.out != nil {

@@ -211,16 +211,18 @@ func (m *Master) removeFramework(f *framework, why string) {
 		m.addCompleted(f, t)
 	}
 	f.tasks = map[string]*task{}
-	// Agents with executors but no tasks of this framework still need telling.
+	// Agents with executors but no tasks of this framework still need
+	// telling; the executors' resources go with the framework.
 	for _, a := range m.agents {
-		if notified[a] || a.out == nil {
-			continue
-		}
+		had := false
 		for key := range a.executors {
 			if strings.HasPrefix(key, f.id+"/") {
-				a.out.push(agentEvent(shutdownFrameworkEvent(f.id)))
-				break
+				delete(a.executors, key)
+				had = true
 			}
+		}
+		if had && !notified[a] && a.out != nil {
+			a.out.push(agentEvent(shutdownFrameworkEvent(f.id)))
 		}
 	}
 	m.alloc.RemoveFramework(f.id)

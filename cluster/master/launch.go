@@ -191,8 +191,12 @@ func uncontained(have, want mesos.Resources) string {
 }
 
 // launchTask records a validated task as STAGING and sends it to its agent.
+//
+// res is what the task takes from the offer, its executor's resources
+// included when the executor starts now; the task itself is charged only
+// its own resources, the executor's stay with the executor until it exits.
 func (m *Master) launchTask(f *framework, a *agent, ti *mesos.TaskInfo, res mesos.Resources, role string, now time.Time) {
-	m.recordTask(f, a, ti, nil, res, role, now)
+	m.recordTask(f, a, ti, nil, withAllocationInfo(ti.Resources, role), role, now)
 	fi := f.info
 	taskCopy := *ti
 	taskCopy.Resources = withAllocationInfo(ti.Resources, role)

@@ -121,6 +121,9 @@ func (m *Master) agentResources(a *agent) (used, offered mesos.Resources) {
 			used.Add(t.info.Resources...)
 		}
 	}
+	for _, e := range a.executors {
+		used.Add(e.Resources...)
+	}
 	for _, o := range a.offers {
 		offered.Add(o.resources...)
 	}

@@ -23,6 +23,9 @@ type agentFlags struct {
 	master, workDir, ip, hostname, resources, attributes string
 	port                                                 int
 	switchUser, keepTasks                                bool
+	iso                                                  isolationFlags   // isolation.go
+	dockerFetch                                          dockerFetchFlags // agent_docker.go
+	executors                                            executorFlags    // agent_executors.go
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -35,6 +38,9 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.attributes, "attributes", "", "attributes frameworks can match on, e.g. 'rack:r1;zone:us-east'")
 	fs.BoolVar(&f.switchUser, "switch_user", true, "when running as root, run each task as its framework's (or command's) user")
 	fs.BoolVar(&f.keepTasks, "keep_tasks_on_stop", false, "leave tasks running when the agent stops; the next agent on the same --work_dir adopts them")
+	f.iso.register(fs, "agora")
+	f.dockerFetch.register(fs)
+	f.executors.register(fs)
 }
 
 func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
@@ -44,7 +50,11 @@ func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
 	if f.port < 0 || f.port > 65535 {
 		return agent.Config{}, fmt.Errorf("--port=%d is not a TCP port", f.port)
 	}
-	return agent.Config{
+	ctr, err := f.iso.containerizer(f.iso.cgroupsRoot, logger)
+	if err != nil {
+		return agent.Config{}, err
+	}
+	cfg := agent.Config{
 		MasterAddr:      f.master,
 		WorkDir:         f.workDir,
 		Listen:          net.JoinHostPort(f.ip, strconv.Itoa(f.port)),
@@ -53,8 +63,11 @@ func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
 		Attributes:      f.attributes,
 		SwitchUser:      f.switchUser,
 		KeepTasksOnStop: f.keepTasks,
+		Containerizer:   ctr,
 		Logger:          logger,
-	}, nil
+	}
+	f.executors.apply(&cfg) // agent_executors.go
+	return cfg, nil
 }
 
 func runAgent(args []string) int {
@@ -85,6 +98,10 @@ func runAgent(args []string) int {
 		fmt.Fprintln(os.Stderr, "agora agent:", err)
 		return 2
 	}
+	if err := af.dockerFetch.apply(&cfg, af.iso.containerizers, af.iso.cgroupsEnableCFS, cfg.Logger); err != nil { // agent_docker.go
+		fmt.Fprintln(os.Stderr, "agora agent:", err)
+		return 1
+	}
 	a, err := agent.New(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agora agent:", err)
@@ -92,7 +109,11 @@ func runAgent(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg.Logger.Info("agent starting", "listen", a.Addr(), "master", cfg.MasterAddr, "work_dir", a.WorkDir())
+	cfg.Logger.Info("agent starting", "listen", a.Addr(), "master", cfg.MasterAddr, "work_dir", a.WorkDir(),
+		"isolation", describeIsolation(cfg.Containerizer))
+	for _, w := range a.Warnings() {
+		cfg.Logger.Warn(w)
+	}
 	if err := a.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "agora agent:", err)
 		return 1

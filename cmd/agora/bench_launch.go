@@ -20,12 +20,18 @@ func init() {
 func runBenchLaunch(args []string) int {
 	var o clientOptions
 	cfg := bench.LaunchConfig{}
-	fs := newClientFlags("bench launch", "[--tasks N] [--cpus C] [--mem M] [--cmd CMD] [--json]",
+	fs := newClientFlags("bench launch", "[--tasks N] [--max-in-flight N] [--cpus C] [--mem M] [--cmd CMD] [--json]",
 		"Subscribes a benchmark framework that launches N command tasks, packing as many into\n"+
 			"each offer as fit, and reports throughput and accept→running / accept→finished latency.\n"+
+			"By default every task an offer holds is launched at once: that measures saturated\n"+
+			"throughput, and the latencies then mostly measure queueing. --max-in-flight N keeps at\n"+
+			"most N tasks launched but not yet RUNNING, to measure latency at a stated load.\n"+
+			"The phase breakdown uses the agents' update timestamps: meaningful only when the\n"+
+			"agents' clocks agree with this machine's (agora dev).\n"+
 			"Progress goes to stderr; the exit status is non-zero if any task did not finish.",
-		"agora bench launch --tasks 1000 --cpus 0.01 --mem 32 --json", &o, true)
+		"agora bench launch --tasks 1000 --max-in-flight 8 --json", &o, true)
 	fs.IntVar(&cfg.Tasks, "tasks", 1000, "how many tasks to launch")
+	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", 0, "most tasks launched but not yet RUNNING at any moment (0: no limit, launch all an offer holds)")
 	fs.Float64Var(&cfg.CPUs, "cpus", 0.01, "CPUs per task")
 	fs.Float64Var(&cfg.Mem, "mem", 32, "memory per task, in MB")
 	fs.StringVar(&cfg.Command, "cmd", "true", "shell command each task runs")
@@ -33,6 +39,10 @@ func runBenchLaunch(args []string) int {
 	fs.BoolVar(&o.verbose, "verbose", false, "print per-offer diagnostics on stderr")
 	if code, done := parseClientFlags(fs, args); done {
 		return code
+	}
+	if cfg.MaxInFlight < 0 {
+		fmt.Fprintf(os.Stderr, "agora bench launch: --max-in-flight=%d: give a positive number, or 0 for no limit\n", cfg.MaxInFlight)
+		return 2
 	}
 	level := slog.LevelInfo
 	if o.verbose {
@@ -68,6 +78,12 @@ func printLaunchResult(r *bench.LaunchResult) {
 	w := newTable()
 	row := func(k string, v any) { fmt.Fprintf(w, "%s\t%v\n", k, v) }
 	row("tasks", r.Tasks)
+	inFlight := "no limit"
+	if r.MaxInFlight > 0 {
+		inFlight = fmt.Sprint(r.MaxInFlight)
+	}
+	row("max in flight", inFlight)
+	row("peak in flight", r.PeakInFlight)
 	row("finished", r.Finished)
 	row("failed", r.Failed)
 	var states []string
@@ -85,6 +101,13 @@ func printLaunchResult(r *bench.LaunchResult) {
 	row("accept→running p99 (ms)", r.AcceptToRunningP99)
 	row("accept→finished p50 (ms)", r.AcceptToFinishedP50)
 	row("accept→finished p99 (ms)", r.AcceptToFinishedP99)
+	if p := r.Phases; p != nil {
+		phase := func(k string, v bench.Percentiles) { row(k+" p50/p99 (ms)", fmt.Sprintf("%v / %v", v.P50, v.P99)) }
+		phase("  accept→agent STARTING", p.AcceptToStarting)
+		phase("  agent→framework STARTING", p.StartingDelivery)
+		phase("  framework STARTING→RUNNING", p.StartingToRunning)
+		phase("  (agent STARTING→RUNNING)", p.AgentStartingToRunning)
+	}
 	row("offers used", r.Offers)
 	row("agents", r.Agents)
 	w.Flush()

@@ -32,6 +32,10 @@ func runDev(args []string) int {
 	mf.register(fs)
 	agents := fs.Int("agents", 1, "number of agents; the machine's cpus, memory, disk and ports are split between them")
 	resources := fs.String("resources", "", "resources of the whole dev cluster in Mesos syntax (default: detected), split between the agents")
+	var iso isolationFlags // isolation.go
+	iso.register(fs, "agora-dev")
+	var hadoop devHadoop // hadoop_dev.go
+	hadoop.register(fs)
 	home, _ := os.UserHomeDir()
 	fs.Lookup("work_dir").DefValue = filepath.Join(home, ".agora", "dev")
 	fs.Usage = func() {
@@ -96,13 +100,22 @@ func runDev(args []string) int {
 	var warnings []string
 	for i := 0; i < *agents; i++ {
 		port := mf.port + 1 + i
+		ctr, err := iso.containerizer(fmt.Sprintf("%s/agent%d", iso.cgroupsRoot, i), logger)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "agora dev:", err)
+			return 2
+		}
+		if i == 0 {
+			logger.Info("task isolation", "isolation", describeIsolation(ctr))
+		}
 		acfg := agent.Config{
-			MasterAddr: masterAddr,
-			WorkDir:    filepath.Join(mf.workDir, fmt.Sprintf("agent%d", i)),
-			Listen:     net.JoinHostPort(mf.ip, strconv.Itoa(port)),
-			Hostname:   cfg.Hostname,
-			Resources:  api.FormatResources(shares[i]),
-			Logger:     logger.With("agent", i),
+			MasterAddr:    masterAddr,
+			WorkDir:       filepath.Join(mf.workDir, fmt.Sprintf("agent%d", i)),
+			Listen:        net.JoinHostPort(mf.ip, strconv.Itoa(port)),
+			Hostname:      cfg.Hostname,
+			Resources:     api.FormatResources(shares[i]),
+			Containerizer: ctr,
+			Logger:        logger.With("agent", i),
 		}
 		a, err := agent.New(acfg)
 		if err != nil {
@@ -112,7 +125,12 @@ func runDev(args []string) int {
 		warnings = append(warnings, a.Warnings()...)
 		go func() { errc <- a.Run(ctx) }()
 	}
-	printDevBanner(mf.ip, mf.port, *agents, shares, dedupe(warnings))
+	hadoopLine, err := hadoop.start(ctx, masterAddr, mf.ip, mf.workDir, logger)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora dev:", err)
+		return 1
+	}
+	printDevBanner(mf.ip, mf.port, *agents, shares, dedupe(warnings), hadoopLine)
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
@@ -185,7 +203,7 @@ func dedupe(xs []string) []string {
 	return out
 }
 
-func printDevBanner(ip string, port, agents int, shares []mesos.Resources, warnings []string) {
+func printDevBanner(ip string, port, agents int, shares []mesos.Resources, warnings []string, services ...string) {
 	var b strings.Builder
 	url := fmt.Sprintf("http://%s:%d", ip, port)
 	fmt.Fprintf(&b, "\nagora dev cluster is up\n\n")
@@ -194,6 +212,11 @@ func printDevBanner(ip string, port, agents int, shares []mesos.Resources, warni
 	fmt.Fprintf(&b, "  state       %s/master/state\n", url)
 	for i := 0; i < agents; i++ {
 		fmt.Fprintf(&b, "  agent %-5d http://%s:%d   %s\n", i, ip, port+1+i, shares[i].String())
+	}
+	for _, line := range services { // frameworks running in-process
+		if line != "" {
+			fmt.Fprintln(&b, line)
+		}
 	}
 	for _, w := range warnings {
 		fmt.Fprintf(&b, "\n  WARNING: %s\n", w)

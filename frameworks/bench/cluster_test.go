@@ -40,3 +40,36 @@ func TestClusterLaunchBenchmarkCountsFailures(t *testing.T) {
 		t.Errorf("result %+v, want 5 TASK_FAILED", res)
 	}
 }
+
+func TestClusterLaunchBenchmarkMaxInFlight(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Agents: 2, AgentResources: "cpus:1;mem:512;disk:100;ports:[31000-31010]"})
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	// Each offer could hold 16 tasks; the limit keeps 3 in flight.
+	res, err := Launch(ctx, LaunchConfig{Masters: []string{c.MasterAddr}, Tasks: 30, CPUs: 0.01, Mem: 32, MaxInFlight: 3})
+	if err != nil {
+		t.Fatalf("Launch: %v (result %+v)", err, res)
+	}
+	if res.Finished != 30 || res.Failed != 0 || res.Unfinished != 0 {
+		t.Errorf("result %+v, want 30 finished", res)
+	}
+	if res.MaxInFlight != 3 || res.PeakInFlight < 1 || res.PeakInFlight > 3 {
+		t.Errorf("max_in_flight %d, peak %d: want the limit 3 reported and never exceeded", res.MaxInFlight, res.PeakInFlight)
+	}
+	if res.Accepts < 10 {
+		t.Errorf("%d ACCEPTs for 30 tasks at most 3 at a time, want at least 10", res.Accepts)
+	}
+	p := res.Phases
+	if p == nil {
+		t.Fatalf("no phases in %+v", res)
+	}
+	if p.AcceptToStarting.P50 <= 0 || p.StartingToRunning.P50 <= 0 || p.AcceptToStarting.P99 < p.AcceptToStarting.P50 {
+		t.Errorf("phases %+v look wrong", *p)
+	}
+}
+
+func TestLaunchRejectsNegativeMaxInFlight(t *testing.T) {
+	if _, err := Launch(context.Background(), LaunchConfig{Masters: []string{"127.0.0.1:1"}, CPUs: 0.1, MaxInFlight: -1}); err == nil {
+		t.Error("Launch with MaxInFlight -1: no error")
+	}
+}

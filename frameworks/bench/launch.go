@@ -21,15 +21,20 @@ import (
 
 // LaunchConfig configures the launch benchmark.
 type LaunchConfig struct {
-	Masters            []string
-	Codec              api.Codec    // zero: protobuf
-	Logger             *slog.Logger // progress and diagnostics
-	Name               string       // framework name; default "agora-bench"
-	Role               string       // default "*"
-	Tasks              int          // how many tasks to launch; default 1000
-	CPUs, Mem          float64      // per task
-	Command            string       // shell command each task runs; default "true"
-	MaxConnectFailures int          // see scheduler.Config
+	Masters []string
+	Codec   api.Codec    // zero: protobuf
+	Logger  *slog.Logger // progress and diagnostics
+	Name    string       // framework name; default "agora-bench"
+	Role    string       // default "*"
+	Tasks   int          // how many tasks to launch; default 1000
+	// MaxInFlight bounds the tasks launched but not yet TASK_RUNNING (nor
+	// ended) at any moment; 0 means no bound: every task an offer can hold
+	// is launched at once, which measures saturated throughput, and the
+	// latencies then mostly measure queueing.
+	MaxInFlight        int
+	CPUs, Mem          float64 // per task
+	Command            string  // shell command each task runs; default "true"
+	MaxConnectFailures int     // see scheduler.Config
 	ProgressEvery      time.Duration
 }
 
@@ -37,9 +42,11 @@ type LaunchConfig struct {
 // SUBSCRIBED to the last terminal update (or to now, if tasks are left
 // unfinished); tasks_per_s is finished tasks per second. Latencies are from
 // the ACCEPT that launched a task to its first TASK_RUNNING and to its
-// TASK_FINISHED, in milliseconds.
+// TASK_FINISHED, in milliseconds, as the framework saw them.
 type LaunchResult struct {
 	Tasks               int            `json:"tasks"`
+	MaxInFlight         int            `json:"max_in_flight"` // 0: no limit
+	PeakInFlight        int            `json:"peak_in_flight"`
 	Launched            int            `json:"launched"`
 	Finished            int            `json:"finished"`
 	Failed              int            `json:"failed"`
@@ -54,10 +61,57 @@ type LaunchResult struct {
 	Offers              int            `json:"offers_used"`
 	Accepts             int            `json:"accepts"`
 	Agents              int            `json:"agents"`
+	// Phases splits accept→running, see LaunchPhases; nil when no task
+	// reported both TASK_STARTING and TASK_RUNNING.
+	Phases *LaunchPhases `json:"phases_ms,omitempty"`
+}
+
+// LaunchPhases splits each task's way from ACCEPT to TASK_RUNNING using the
+// timestamps the agent puts in its status updates, so they are meaningful
+// only when the agents' clocks agree with the framework's (agora dev, or
+// one machine). AcceptToStarting + StartingDelivery + StartingToRunning is
+// accept→running on the critical path; AgentStartingToRunning runs in
+// parallel with StartingDelivery.
+type LaunchPhases struct {
+	// ACCEPT → the agent stamps TASK_STARTING: the master validates and
+	// routes RUN_TASK, the agent prepares and checkpoints the sandbox.
+	AcceptToStarting Percentiles `json:"accept_to_agent_starting"`
+	// The agent stamps TASK_STARTING → the framework receives it: the
+	// agent's update queue, the master, the framework's event stream.
+	StartingDelivery Percentiles `json:"agent_starting_to_framework_starting"`
+	// The framework receives TASK_STARTING → receives TASK_RUNNING: its
+	// acknowledgement travels to the agent, which only then sends RUNNING.
+	StartingToRunning Percentiles `json:"framework_starting_to_framework_running"`
+	// The agent stamps TASK_STARTING → stamps TASK_RUNNING: fork/exec of
+	// the command and the container checkpoint.
+	AgentStartingToRunning Percentiles `json:"agent_starting_to_agent_running"`
+}
+
+// Percentiles are a p50 and a p99 in milliseconds.
+type Percentiles struct {
+	P50 float64 `json:"p50"`
+	P99 float64 `json:"p99"`
+}
+
+func percentiles(ds []time.Duration) Percentiles {
+	return Percentiles{P50: ms(Percentile(ds, 50)), P99: ms(Percentile(ds, 99))}
 }
 
 // maxAcceptErrors ends the benchmark after this many failed ACCEPTs in a row.
 const maxAcceptErrors = 10
+
+// launched is what the benchmark saw of one task: framework-clock times of
+// the ACCEPT and of the updates, and the agent's stamps.
+type launched struct {
+	accepted      time.Time
+	startingSeen  time.Time
+	startingStamp time.Time
+	runningSeen   time.Time
+	runningStamp  time.Time
+	finished      time.Time
+	inFlight      bool // accepted, not yet RUNNING nor ended
+	terminal      bool
+}
 
 // launchRun is one run's state; the driver's event goroutine changes it,
 // the progress reporter reads it.
@@ -68,29 +122,32 @@ type launchRun struct {
 	runID string
 	d     *scheduler.Driver
 
-	mu         sync.Mutex
-	start      time.Time
-	end        time.Time
-	pending    []int // task numbers not launched yet
-	accepted   map[string]time.Time
-	running    map[string]time.Time
-	finished   map[string]time.Time
-	terminal   map[string]bool
-	failed     map[string]int
-	agents     map[string]bool
-	offersUsed int
-	accepts    int
-	acceptErrs int
-	suppressed bool
+	mu           sync.Mutex
+	start        time.Time
+	end          time.Time
+	pending      []int         // task numbers not launched yet
+	held         []mesos.Offer // offers not used yet, oldest first
+	tasks        map[string]*launched
+	inFlight     int
+	peakInFlight int
+	terminals    int
+	finished     int
+	failed       map[string]int
+	agents       map[string]bool
+	offersUsed   int
+	accepts      int
+	acceptErrs   int
+	suppressed   bool
 
 	done  chan struct{}
 	fatal chan error
 }
 
 // Launch runs the launch benchmark: it launches cfg.Tasks command tasks as
-// fast as offers allow, packing as many into each offer as fit, and waits
-// for all of them to end. The result is returned even when err is not nil
-// (for example when ctx ends first), covering what was measured.
+// fast as offers (and cfg.MaxInFlight) allow, packing as many into each
+// offer as fit, and waits for all of them to end. The result is returned
+// even when err is not nil (for example when ctx ends first), covering what
+// was measured.
 func Launch(ctx context.Context, cfg LaunchConfig) (*LaunchResult, error) {
 	if cfg.Tasks <= 0 {
 		cfg.Tasks = 1000
@@ -110,12 +167,14 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*LaunchResult, error) {
 	if cfg.CPUs <= 0 && cfg.Mem <= 0 {
 		return nil, errors.New("bench launch: tasks ask for neither cpus nor mem")
 	}
+	if cfg.MaxInFlight < 0 {
+		return nil, fmt.Errorf("bench launch: max in flight %d is negative (0 means no limit)", cfg.MaxInFlight)
+	}
 	r := &launchRun{
 		cfg: cfg, log: cfg.Logger,
-		need:     offers.Need{CPUs: cfg.CPUs, Mem: cfg.Mem, Role: cfg.Role},
-		runID:    fmt.Sprintf("%06x", rand.Uint32()&0xffffff),
-		accepted: map[string]time.Time{}, running: map[string]time.Time{}, finished: map[string]time.Time{},
-		terminal: map[string]bool{}, failed: map[string]int{}, agents: map[string]bool{},
+		need:  offers.Need{CPUs: cfg.CPUs, Mem: cfg.Mem, Role: cfg.Role},
+		runID: fmt.Sprintf("%06x", rand.Uint32()&0xffffff),
+		tasks: map[string]*launched{}, failed: map[string]int{}, agents: map[string]bool{},
 		done: make(chan struct{}), fatal: make(chan error, 1),
 	}
 	if r.log == nil {
@@ -135,9 +194,11 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*LaunchResult, error) {
 		Logger:             r.log,
 		MaxConnectFailures: cfg.MaxConnectFailures,
 	}, scheduler.Funcs{
-		OnSubscribed: func(context.Context, *mscheduler.Event_Subscribed) { r.subscribed() },
-		OnOffers:     r.offers,
-		OnUpdate:     r.update,
+		OnSubscribed:   func(context.Context, *mscheduler.Event_Subscribed) { r.subscribed() },
+		OnOffers:       r.offers,
+		OnRescind:      r.rescind,
+		OnUpdate:       r.update,
+		OnDisconnected: func(context.Context, error) { r.disconnected() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bench launch: %w", err)
@@ -189,16 +250,72 @@ func (r *launchRun) subscribed() {
 	}
 }
 
-// offers packs pending tasks into each offer and declines what is left.
+// disconnected drops the held offers: they died with the subscription.
+func (r *launchRun) disconnected() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.held = nil
+}
+
+// offers holds new offers and launches what may be launched now.
 func (r *launchRun) offers(ctx context.Context, os []mesos.Offer) {
-	var decline []mesos.OfferID
-	for i := range os {
-		o := &os[i]
-		pool := offers.NewPool(o)
+	r.mu.Lock()
+	r.held = append(r.held, os...)
+	r.mu.Unlock()
+	r.fill(ctx)
+}
+
+func (r *launchRun) rescind(_ context.Context, id mesos.OfferID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range r.held {
+		if r.held[i].ID == id {
+			r.held = append(r.held[:i], r.held[i+1:]...)
+			return
+		}
+	}
+}
+
+// room is how many more tasks may be launched now; r.mu is held.
+func (r *launchRun) room() int {
+	if r.cfg.MaxInFlight == 0 {
+		return len(r.pending)
+	}
+	return min(len(r.pending), r.cfg.MaxInFlight-r.inFlight)
+}
+
+// fill launches pending tasks into held offers, oldest offer first, while
+// the in-flight limit leaves room. An offer is used whole: the tasks that
+// fit (up to the room left) go in one ACCEPT and the rest of the offer is
+// returned to the master, which offers it again. Offers that fit no task
+// are declined. Once every task is launched, offers are suppressed.
+func (r *launchRun) fill(ctx context.Context) {
+	for {
 		r.mu.Lock()
+		if len(r.pending) == 0 {
+			decline := r.takeHeld()
+			suppress := !r.suppressed
+			r.suppressed = true
+			r.mu.Unlock()
+			if suppress {
+				if err := r.d.Suppress(ctx); err != nil {
+					r.log.Warn("suppress offers", "err", err)
+				}
+			}
+			r.decline(ctx, decline, time.Hour)
+			return
+		}
+		room := r.room()
+		if room <= 0 || len(r.held) == 0 {
+			r.mu.Unlock()
+			return
+		}
+		o := r.held[0]
+		r.held = r.held[1:]
+		pool := offers.NewPool(&o)
 		var tasks []mesos.TaskInfo
 		var nums []int
-		for len(r.pending) > 0 {
+		for len(tasks) < room {
 			rs, ok := pool.Take(r.need)
 			if !ok {
 				break
@@ -208,49 +325,50 @@ func (r *launchRun) offers(ctx context.Context, os []mesos.Offer) {
 			nums = append(nums, n)
 			tasks = append(tasks, r.taskInfo(n, o.AgentID, rs))
 		}
+		now := time.Now()
+		for _, t := range tasks {
+			r.tasks[t.TaskID.Value] = &launched{accepted: now, inFlight: true}
+		}
+		r.inFlight += len(tasks)
+		r.peakInFlight = max(r.peakInFlight, r.inFlight)
 		r.mu.Unlock()
 		if len(tasks) == 0 {
-			decline = append(decline, o.ID)
+			r.decline(ctx, []mesos.OfferID{o.ID}, time.Second)
 			continue
 		}
-		r.launch(ctx, o, tasks, nums)
+		r.launch(ctx, &o, tasks, nums)
 	}
-	r.mu.Lock()
-	allLaunched := len(r.pending) == 0
-	suppress := allLaunched && !r.suppressed
-	r.suppressed = r.suppressed || suppress
-	r.mu.Unlock()
-	if suppress {
-		if err := r.d.Suppress(ctx); err != nil {
-			r.log.Warn("suppress offers", "err", err)
-		}
+}
+
+// takeHeld empties the held offers and returns their IDs; r.mu is held.
+func (r *launchRun) takeHeld() []mesos.OfferID {
+	ids := make([]mesos.OfferID, 0, len(r.held))
+	for _, o := range r.held {
+		ids = append(ids, o.ID)
 	}
-	if len(decline) > 0 {
-		refuse := time.Second
-		if allLaunched {
-			refuse = time.Hour
-		}
-		if err := r.d.Decline(ctx, decline, refuse); err != nil {
-			r.log.Warn("decline offers", "err", err)
-		}
+	r.held = nil
+	return ids
+}
+
+func (r *launchRun) decline(ctx context.Context, ids []mesos.OfferID, refuse time.Duration) {
+	if len(ids) == 0 {
+		return
+	}
+	if err := r.d.Decline(ctx, ids, refuse); err != nil {
+		r.log.Warn("decline offers", "err", err)
 	}
 }
 
 // launch sends one ACCEPT with tasks; on failure they go back to pending.
 func (r *launchRun) launch(ctx context.Context, o *mesos.Offer, tasks []mesos.TaskInfo, nums []int) {
-	now := time.Now()
-	r.mu.Lock()
-	for _, t := range tasks {
-		r.accepted[t.TaskID.Value] = now
-	}
-	r.mu.Unlock()
 	err := r.d.Launch(ctx, []mesos.OfferID{o.ID}, tasks, scheduler.RefuseFor(0))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err != nil {
 		for _, t := range tasks {
-			delete(r.accepted, t.TaskID.Value)
+			delete(r.tasks, t.TaskID.Value)
 		}
+		r.inFlight -= len(tasks)
 		r.pending = append(nums, r.pending...)
 		r.acceptErrs++
 		r.log.Warn("accept failed; tasks go back to pending", "offer", o.ID.Value, "tasks", len(tasks), "err", err)
@@ -280,32 +398,59 @@ func (r *launchRun) taskInfo(n int, agent mesos.AgentID, rs []mesos.Resource) me
 	}
 }
 
-// update records the times of TASK_RUNNING and of the terminal state.
-func (r *launchRun) update(_ context.Context, st mesos.TaskStatus) {
+// update records the times of a task's updates; a task that stops being in
+// flight makes room for the next launch.
+func (r *launchRun) update(ctx context.Context, st mesos.TaskStatus) {
 	id, state, now := st.TaskID.Value, st.GetState(), time.Now()
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ours := r.accepted[id]; !ours || r.terminal[id] {
+	t := r.tasks[id]
+	if t == nil || t.terminal {
+		r.mu.Unlock()
 		return
 	}
+	stamp := agentStamp(st)
 	switch {
+	case state == mesos.TASK_STARTING:
+		if t.startingSeen.IsZero() {
+			t.startingSeen, t.startingStamp = now, stamp
+		}
 	case state == mesos.TASK_RUNNING:
-		if _, seen := r.running[id]; !seen {
-			r.running[id] = now
+		if t.runningSeen.IsZero() {
+			t.runningSeen, t.runningStamp = now, stamp
 		}
 	case state == mesos.TASK_FINISHED:
-		r.finished[id] = now
+		t.finished = now
+		r.finished++
 	case scheduler.IsTerminal(state):
 		r.failed[state.String()]++
 		r.log.Warn("task failed", "task", id, "state", state.String(), "reason", st.GetReason().String(), "message", st.GetMessage())
 	}
+	freed := t.inFlight && (state == mesos.TASK_RUNNING || scheduler.IsTerminal(state))
+	if freed {
+		t.inFlight = false
+		r.inFlight--
+	}
 	if scheduler.IsTerminal(state) {
-		r.terminal[id] = true
+		t.terminal = true
+		r.terminals++
 		r.end = now
-		if len(r.terminal) == r.cfg.Tasks {
+		if r.terminals == r.cfg.Tasks {
 			close(r.done)
 		}
 	}
+	r.mu.Unlock()
+	if freed && r.cfg.MaxInFlight > 0 {
+		r.fill(ctx)
+	}
+}
+
+// agentStamp is when the agent created an update (zero if it did not say).
+func agentStamp(st mesos.TaskStatus) time.Time {
+	if st.Timestamp == nil || st.GetSource() == mesos.SOURCE_MASTER {
+		return time.Time{}
+	}
+	secs := st.GetTimestamp()
+	return time.Unix(0, int64(secs*1e9))
 }
 
 func (r *launchRun) progress() {
@@ -315,7 +460,7 @@ func (r *launchRun) progress() {
 	for _, n := range r.failed {
 		failed += n
 	}
-	r.log.Info("progress", "launched", len(r.accepted), "running", len(r.running)-len(r.finished), "finished", len(r.finished), "failed", failed, "of", r.cfg.Tasks)
+	r.log.Info("progress", "launched", len(r.tasks), "in_flight", r.inFlight, "finished", r.finished, "failed", failed, "of", r.cfg.Tasks)
 }
 
 // result summarises the run so far.
@@ -323,7 +468,8 @@ func (r *launchRun) result() *LaunchResult {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	res := &LaunchResult{
-		Tasks: r.cfg.Tasks, Launched: len(r.accepted), Finished: len(r.finished),
+		Tasks: r.cfg.Tasks, MaxInFlight: r.cfg.MaxInFlight, PeakInFlight: r.peakInFlight,
+		Launched: len(r.tasks), Finished: r.finished,
 		Offers: r.offersUsed, Accepts: r.accepts, Agents: len(r.agents),
 	}
 	for s, n := range r.failed {
@@ -334,17 +480,34 @@ func (r *launchRun) result() *LaunchResult {
 		res.FailedStates[s] = n
 	}
 	res.Unfinished = res.Tasks - res.Finished - res.Failed
-	var toRunning, toFinished []time.Duration
-	for id, t := range r.running {
-		toRunning = append(toRunning, t.Sub(r.accepted[id]))
-	}
-	for id, t := range r.finished {
-		toFinished = append(toFinished, t.Sub(r.accepted[id]))
+	var toRunning, toFinished, toStarting, startingDelivery, startingToRunning, agentStartingToRunning []time.Duration
+	for _, t := range r.tasks {
+		if !t.runningSeen.IsZero() {
+			toRunning = append(toRunning, t.runningSeen.Sub(t.accepted))
+		}
+		if !t.finished.IsZero() {
+			toFinished = append(toFinished, t.finished.Sub(t.accepted))
+		}
+		if t.startingSeen.IsZero() || t.runningSeen.IsZero() || t.startingStamp.IsZero() || t.runningStamp.IsZero() {
+			continue
+		}
+		toStarting = append(toStarting, t.startingStamp.Sub(t.accepted))
+		startingDelivery = append(startingDelivery, t.startingSeen.Sub(t.startingStamp))
+		startingToRunning = append(startingToRunning, t.runningSeen.Sub(t.startingSeen))
+		agentStartingToRunning = append(agentStartingToRunning, t.runningStamp.Sub(t.startingStamp))
 	}
 	res.AcceptToRunningP50 = ms(Percentile(toRunning, 50))
 	res.AcceptToRunningP99 = ms(Percentile(toRunning, 99))
 	res.AcceptToFinishedP50 = ms(Percentile(toFinished, 50))
 	res.AcceptToFinishedP99 = ms(Percentile(toFinished, 99))
+	if len(toStarting) > 0 {
+		res.Phases = &LaunchPhases{
+			AcceptToStarting:       percentiles(toStarting),
+			StartingDelivery:       percentiles(startingDelivery),
+			StartingToRunning:      percentiles(startingToRunning),
+			AgentStartingToRunning: percentiles(agentStartingToRunning),
+		}
+	}
 	end := r.end
 	if end.IsZero() || res.Unfinished > 0 {
 		end = time.Now()

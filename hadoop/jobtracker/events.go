@@ -219,20 +219,30 @@ func (j *Job) countKilled(t *Task) {
 // attempts are lost, and maps whose output lived there run again if any
 // reduce still needs it.
 func (j *Job) HostLost(now time.Time, hostName string) []Decision {
+	return j.AttemptsLost(now, func(a Attempt) bool { return a.Host == hostName }, "lost with host "+hostName)
+}
+
+// AttemptsLost records that the TaskTracker that ran the attempts lost
+// reports is gone (an executor that died, while other trackers on the same
+// host live on): its running attempts are killed (this does not count
+// toward maxattempts), and maps whose successful output lived there run
+// again if any reduce still needs it. HostLost is AttemptsLost for every
+// attempt on a host.
+func (j *Job) AttemptsLost(now time.Time, lost func(Attempt) bool, reason string) []Decision {
 	var ds []Decision
 	for _, ts := range [][]*Task{j.maps, j.reduces} {
 		for _, t := range ts {
 			for _, a := range t.running() {
-				if a.Host == hostName {
-					ds = append(ds, j.kill(now, t, a, "lost with host "+hostName)...)
+				if lost(*a) {
+					ds = append(ds, j.kill(now, t, a, reason)...)
 				}
 			}
 		}
 	}
 	if j.state == JobRunning && !j.MapOnly() && !j.reducesDone() {
 		for _, t := range j.maps {
-			if a := t.successful; t.State == TaskSucceeded && a != nil && a.Host == hostName {
-				a.State, a.Diagnostics = AttemptKilled, "output lost with host "+hostName
+			if a := t.successful; t.State == TaskSucceeded && a != nil && lost(*a) {
+				a.State, a.Diagnostics = AttemptKilled, "output "+reason
 				j.countKilled(t)
 				t.successful, t.State = nil, TaskPending
 				j.publish(MapCompletion{Map: t.ID.Index, Attempt: a.ID, Status: MapObsolete})

@@ -240,3 +240,19 @@ func (j *Job) Tasks() []Task {
 }
 
 func (j *Job) String() string { return fmt.Sprintf("%s (%s)", j.ID, j.state) }
+
+// Pending counts the maps and reduces waiting for a slot (reduces count
+// even before slow start lets them run, as mesos/hadoop's demand does).
+func (j *Job) Pending() (maps, reduces int) {
+	for _, t := range j.maps {
+		if t.State == TaskPending {
+			maps++
+		}
+	}
+	for _, t := range j.reduces {
+		if t.State == TaskPending {
+			reduces++
+		}
+	}
+	return maps, reduces
+}

@@ -83,6 +83,10 @@ type TaskTracker struct {
 	ReportInterval time.Duration
 	// Fetcher downloads map outputs; nil means a default Fetcher.
 	Fetcher *shuffle.Fetcher
+	// LogDir, if set, keeps each attempt's stderr as <LogDir>/<attempt>.stderr
+	// after the attempt ends (for `agora hadoop logs`); otherwise stderr
+	// lives and goes with the attempt's directory.
+	LogDir string
 
 	mu    sync.Mutex
 	files map[string]*localized
@@ -104,6 +108,11 @@ func (tt *TaskTracker) resolver(c conf.Conf) fs.Resolver {
 
 // JobDir is where a job's attempts keep their files.
 func (tt *TaskTracker) JobDir(id job.ID) string { return filepath.Join(tt.WorkDir, id.String()) }
+
+// LogPath is where an attempt's stderr is kept when LogDir is set.
+func (tt *TaskTracker) LogPath(a job.AttemptID) string {
+	return filepath.Join(tt.LogDir, a.String()+".stderr")
+}
 
 // RemoveJob deletes everything the job left here (map outputs included).
 func (tt *TaskTracker) RemoveJob(id job.ID) error {
@@ -177,6 +186,12 @@ func (tt *TaskTracker) prepare(a Assignment, resolve fs.Resolver) (attemptDirs, 
 	root := filepath.Join(tt.JobDir(a.Attempt.Task.Job), a.Attempt.String())
 	d := attemptDirs{root: root, work: filepath.Join(root, "work"), tmp: filepath.Join(root, "tmp"), stderr: filepath.Join(root, "stderr")}
 	os.RemoveAll(root) // a leftover of an earlier run of this tracker
+	if tt.LogDir != "" {
+		if err := os.MkdirAll(tt.LogDir, 0o755); err != nil {
+			return d, err
+		}
+		d.stderr = tt.LogPath(a.Attempt)
+	}
 	for _, dir := range []string{d.work, d.tmp} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return d, err

@@ -1,0 +1,787 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	executorpb "github.com/mesos/mesos-go/api/v1/lib/executor"
+
+	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/containerizer"
+)
+
+// Executors other than the built-in command executor.
+//
+// A custom executor (ExecutorInfo type CUSTOM) is a program the framework
+// brings: the agent launches it once per (framework, executor ID) in its
+// own sandbox (.../executors/<executor_id>/runs/<container_id>) through the
+// Containerizer, with the MESOS_* environment of a v1 executor, and talks
+// to it over the executor API (/api/v1/executor, executor_api.go). Tasks
+// that arrive before it subscribes are queued; later tasks for the same
+// executor are delivered to it as LAUNCH events.
+//
+// The default executor (type DEFAULT, used by LAUNCH_GROUP) is built into
+// the agent (executor_default.go): it runs each task of a group as its own
+// container and gives the group Mesos's all-or-nothing semantics.
+
+// execKey names an executor on the agent: executor IDs are unique per
+// framework.
+type execKey struct{ framework, executor string }
+
+type execKind int
+
+const (
+	customExecutor execKind = iota
+	defaultExecutor
+)
+
+// execState is an executor's lifecycle, as Mesos's Executor::State.
+type execState int
+
+const (
+	execRegistering execState = iota // launched, waiting for SUBSCRIBE
+	execRunning                      // subscribed (the stream may be down since)
+	execTerminating                  // SHUTDOWN sent or container being destroyed
+	execTerminated
+)
+
+func (s execState) String() string {
+	return [...]string{"REGISTERING", "RUNNING", "TERMINATING", "TERMINATED"}[s]
+}
+
+// executor is one custom or default executor. Fields after the first block
+// are guarded by Agent.mu.
+type executor struct {
+	key         execKey
+	kind        execKind
+	info        mesos.ExecutorInfo
+	framework   mesos.FrameworkInfo
+	containerID string
+	sandbox     string
+	meta        string // checkpoint directory of this run
+	launched    time.Time
+	shutdownReq chan struct{} // closed to ask for a graceful shutdown
+	shutdownMu  sync.Once
+	done        chan struct{} // closed once the executor has terminated
+
+	state     execState
+	tasks     map[string]*task          // by task ID: launched here and not yet forgotten
+	queued    []pendingLaunch           // custom: waiting for SUBSCRIBE
+	delivered map[string]*pendingLaunch // custom: by task ID, what was sent on some stream
+	kills     map[string]*mesos.KillPolicy
+	conn      *execConn // current subscription stream; nil when none
+	container containerizer.Container
+	groups    int // default: task groups not yet ended
+	ended     time.Time
+	// What happens to the tasks left when the executor terminates.
+	termState   mesos.TaskState
+	termReason  mesos.TaskStatus_Reason
+	termMessage string
+}
+
+// pendingLaunch is a task or a task group waiting for its executor.
+type pendingLaunch struct {
+	task  *mesos.TaskInfo
+	group *mesos.TaskGroupInfo
+}
+
+func (e *executor) requestShutdown() { e.shutdownMu.Do(func() { close(e.shutdownReq) }) }
+
+// setTermination records why the executor ends, unless a reason is set
+// already; a.mu is held.
+func (e *executor) setTermination(state mesos.TaskState, reason mesos.TaskStatus_Reason, msg string) {
+	if e.termMessage != "" {
+		return
+	}
+	e.termState, e.termReason, e.termMessage = state, reason, msg
+}
+
+// liveTasks lists the executor's tasks that have not reached a terminal
+// state; a.mu is held.
+func (e *executor) liveTasks() []*task {
+	var out []*task
+	for _, t := range e.tasks {
+		if !isTerminal(t.state) {
+			out = append(out, t)
+		}
+	}
+	sortTasks(out)
+	return out
+}
+
+// forgetTask drops a task the agent has forgotten (its terminal update
+// was acknowledged); a.mu is held.
+func (e *executor) forgetTask(id string) {
+	delete(e.tasks, id)
+	delete(e.delivered, id)
+	delete(e.kills, id)
+}
+
+// executorOf is the ExecutorInfo a RUN_TASK names, if any.
+func executorOf(rt *api.RunTask) *mesos.ExecutorInfo {
+	if rt.Executor != nil {
+		return rt.Executor
+	}
+	if rt.Task != nil {
+		return rt.Task.Executor
+	}
+	return nil
+}
+
+// runOnExecutor handles a RUN_TASK for a custom executor or a task group:
+// it finds or launches the executor and hands it the tasks.
+func (a *Agent) runOnExecutor(rt *api.RunTask) {
+	fw := *rt.Framework
+	var infos []mesos.TaskInfo
+	if rt.Group != nil {
+		infos = rt.Group.Tasks
+	} else {
+		infos = []mesos.TaskInfo{*rt.Task}
+	}
+	refuseAll := func(err error) {
+		for i := range infos {
+			a.startTask(fw, infos[i], err)
+		}
+	}
+	ei := executorOf(rt)
+	switch {
+	case ei == nil:
+		refuseAll(errors.New("a task group needs an executor (ExecutorInfo of type DEFAULT)"))
+		return
+	case len(infos) == 0:
+		a.log.Warn("ignoring RUN_TASK with an empty task group", "framework_id", fw.GetID().GetValue())
+		return
+	}
+	info := *ei
+	info.FrameworkID = fw.ID
+	key := execKey{fw.GetID().GetValue(), info.ExecutorID.Value}
+	if err := errors.Join(validID("framework ID", key.framework), validID("executor ID", key.executor)); err != nil {
+		refuseAll(err)
+		return
+	}
+	kind := customExecutor
+	if info.GetType() == mesos.ExecutorInfo_DEFAULT {
+		kind = defaultExecutor
+	}
+	if kind == customExecutor && info.Command == nil {
+		refuseAll(fmt.Errorf("executor %s has no command to run", key.executor))
+		return
+	}
+	for i := range infos {
+		if err := validID("task ID", infos[i].TaskID.Value); err != nil {
+			refuseAll(err)
+			return
+		}
+	}
+
+	a.mu.Lock()
+	agentID := a.agentID
+	e := a.executors[key]
+	if e != nil && (e.state >= execTerminating || e.kind != kind) {
+		state := e.state
+		a.mu.Unlock()
+		why := fmt.Sprintf("executor %s is %s", key.executor, state)
+		if e.kind != kind {
+			why = fmt.Sprintf("executor %s already runs with a different type", key.executor)
+		}
+		for i := range infos {
+			a.dropTask(fw, e, infos[i], why)
+		}
+		return
+	}
+	fresh := e == nil
+	if fresh {
+		e = a.newExecutor(agentID, key, kind, info, fw)
+	}
+	var tasks []*task
+	for i := range infos {
+		ti := infos[i]
+		k := taskKey{key.framework, ti.TaskID.Value}
+		if _, dup := a.tasks[k]; dup {
+			a.log.Warn("ignoring RUN_TASK for a task the agent already has", "framework_id", k.framework, "task_id", k.task)
+			continue
+		}
+		t := &task{
+			key:         k,
+			info:        ti,
+			framework:   fw,
+			containerID: e.containerID,
+			sandbox:     e.sandbox,
+			meta:        filepath.Join(e.meta, "tasks", k.task),
+			launched:    time.Now(),
+			state:       mesos.TASK_STAGING,
+			kill:        make(chan time.Duration, 8),
+			exec:        e,
+		}
+		if kind == defaultExecutor {
+			t.containerID = newUUID().String()
+			t.sandbox = filepath.Join(e.sandbox, "tasks", k.task)
+			t.done = make(chan struct{})
+		}
+		a.tasks[k] = t
+		e.tasks[k.task] = t
+		tasks = append(tasks, t)
+	}
+	if len(tasks) == 0 {
+		a.mu.Unlock()
+		return
+	}
+	if fresh {
+		a.executors[key] = e
+	}
+	switch kind {
+	case customExecutor:
+		launch := pendingLaunch{task: &tasks[0].info}
+		if rt.Group != nil {
+			g := mesos.TaskGroupInfo{}
+			for _, t := range tasks {
+				g.Tasks = append(g.Tasks, t.info)
+			}
+			launch = pendingLaunch{group: &g}
+		}
+		if e.conn != nil {
+			a.deliver(e, launch)
+		} else {
+			e.queued = append(e.queued, launch)
+		}
+		if fresh {
+			a.runners.Add(1)
+		}
+	case defaultExecutor:
+		e.groups++
+		a.runners.Add(1 + len(tasks))
+	}
+	a.mu.Unlock()
+
+	log := a.log.With("framework_id", key.framework, "executor_id", key.executor)
+	switch kind {
+	case customExecutor:
+		if fresh {
+			log.Info("launching executor", "container_id", e.containerID, "sandbox", e.sandbox)
+			go a.runExecutor(a.runnerCtx, e)
+		}
+		for _, t := range tasks {
+			log.Info("task queued for executor", "task_id", t.key.task)
+		}
+	case defaultExecutor:
+		log.Info("launching task group on the default executor", "tasks", len(tasks), "sandbox", e.sandbox)
+		go a.runGroup(a.runnerCtx, e, tasks)
+	}
+}
+
+// newExecutor creates (but does not register or start) an executor.
+func (a *Agent) newExecutor(agentID string, key execKey, kind execKind, info mesos.ExecutorInfo, fw mesos.FrameworkInfo) *executor {
+	e := &executor{
+		key:         key,
+		kind:        kind,
+		info:        info,
+		framework:   fw,
+		containerID: newUUID().String(),
+		launched:    time.Now(),
+		shutdownReq: make(chan struct{}),
+		done:        make(chan struct{}),
+		tasks:       map[string]*task{},
+		delivered:   map[string]*pendingLaunch{},
+		kills:       map[string]*mesos.KillPolicy{},
+		termState:   mesos.TASK_FAILED,
+		termReason:  mesos.REASON_EXECUTOR_TERMINATED,
+	}
+	e.sandbox = a.sandboxDir(agentID, taskKey{key.framework, key.executor}, e.containerID)
+	e.meta = a.metaRunDir(agentID, taskKey{key.framework, key.executor}, e.containerID)
+	return e
+}
+
+// dropTask answers a task that cannot go to its executor with TASK_DROPPED
+// (TASK_LOST for frameworks that are not partition-aware, which the master
+// translates).
+func (a *Agent) dropTask(fw mesos.FrameworkInfo, e *executor, info mesos.TaskInfo, why string) {
+	k := taskKey{fw.GetID().GetValue(), info.TaskID.Value}
+	a.mu.Lock()
+	if _, dup := a.tasks[k]; dup {
+		a.mu.Unlock()
+		return
+	}
+	t := &task{key: k, info: info, framework: fw, launched: time.Now(), state: mesos.TASK_STAGING, kill: make(chan time.Duration, 1), exec: e}
+	a.tasks[k] = t
+	a.mu.Unlock()
+	a.log.Warn("task dropped", "framework_id", k.framework, "task_id", k.task, "why", why)
+	a.update(t, mesos.TASK_DROPPED, statusOpts{fromAgent: true, reason: mesos.REASON_EXECUTOR_TERMINATED.Enum(), message: "Task dropped: " + why})
+}
+
+// deliver sends a task or task group to the subscribed executor; a.mu is
+// held.
+func (a *Agent) deliver(e *executor, l pendingLaunch) {
+	if l.task != nil {
+		e.delivered[l.task.TaskID.Value] = &l
+		e.conn.send(&executorpb.Event{Type: executorpb.Event_LAUNCH, Launch: &executorpb.Event_Launch{Task: *l.task}})
+		return
+	}
+	for _, t := range l.group.Tasks {
+		e.delivered[t.TaskID.Value] = &l
+	}
+	e.conn.send(&executorpb.Event{Type: executorpb.Event_LAUNCH_GROUP, LaunchGroup: &executorpb.Event_LaunchGroup{TaskGroup: *l.group}})
+}
+
+// runExecutor launches a custom executor and supervises it until it
+// terminates: the registration timeout, graceful shutdown and the agent's
+// own shutdown.
+func (a *Agent) runExecutor(ctx context.Context, e *executor) {
+	defer a.runners.Done()
+	defer close(e.done)
+	log := a.log.With("framework_id", e.key.framework, "executor_id", e.key.executor, "container_id", e.containerID)
+
+	c, err := a.launchExecutorContainer(ctx, e)
+	if err != nil {
+		log.Warn("executor launch failed", "err", err)
+		a.count("slave/container_launch_errors", 1)
+		a.mu.Lock()
+		if ctx.Err() != nil {
+			e.setTermination(mesos.TASK_KILLED, mesos.REASON_TASK_KILLED_DURING_LAUNCH, "Agent shut down before the executor was launched")
+		}
+		e.setTermination(mesos.TASK_FAILED, mesos.REASON_CONTAINER_LAUNCH_FAILED, "Failed to launch executor: "+err.Error())
+		a.mu.Unlock()
+		a.executorTerminated(e, nil, -1)
+		return
+	}
+	log.Info("executor launched", "pid", c.Pid())
+
+	regTimer := time.NewTimer(a.cfg.ExecutorRegistrationTimeout)
+	defer regTimer.Stop()
+	var (
+		graceC     <-chan time.Time
+		graceTimer *time.Timer
+		stopC      = ctx.Done()
+		shutdownC  = (<-chan struct{})(e.shutdownReq)
+	)
+	defer func() {
+		if graceTimer != nil {
+			graceTimer.Stop()
+		}
+	}()
+	destroy := func() {
+		if err := c.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, containerizer.ErrExited) {
+			log.Warn("destroying executor container failed", "err", err)
+		}
+	}
+	// shutdown sends SHUTDOWN and destroys the container after the grace
+	// period (at once if the executor never subscribed).
+	shutdown := func() {
+		shutdownC = nil
+		a.mu.Lock()
+		subscribed := e.state == execRunning && e.conn != nil
+		e.state = execTerminating
+		if subscribed {
+			e.conn.send(&executorpb.Event{Type: executorpb.Event_SHUTDOWN})
+		}
+		a.mu.Unlock()
+		if !subscribed {
+			destroy()
+			return
+		}
+		grace := a.executorGracePeriod(e)
+		log.Info("shutting executor down", "grace_period", grace)
+		graceTimer = time.NewTimer(grace)
+		graceC = graceTimer.C
+	}
+	for {
+		select {
+		case <-c.Done():
+			exit, _ := c.Wait(context.Background())
+			log.Info("executor terminated", "exit", exit.String())
+			a.executorTerminated(e, c, waitStatus(exit))
+			return
+		case <-regTimer.C:
+			a.mu.Lock()
+			registering := e.state == execRegistering
+			if registering {
+				e.state = execTerminating
+				e.setTermination(mesos.TASK_FAILED, mesos.REASON_EXECUTOR_REGISTRATION_TIMEOUT,
+					"Executor did not register within "+api.FormatDuration(a.cfg.ExecutorRegistrationTimeout))
+			}
+			a.mu.Unlock()
+			if registering {
+				log.Warn("executor did not subscribe in time; destroying it", "timeout", a.cfg.ExecutorRegistrationTimeout)
+				destroy()
+			}
+		case <-shutdownC:
+			shutdown()
+		case <-graceC:
+			graceC = nil
+			log.Warn("executor did not exit within its shutdown grace period; destroying it")
+			destroy()
+		case <-stopC:
+			stopC = nil
+			if a.cfg.KeepTasksOnStop {
+				a.mu.Lock()
+				conn := e.conn
+				e.conn = nil
+				a.mu.Unlock()
+				if conn != nil {
+					conn.close()
+				}
+				log.Info("leaving executor running", "pid", c.Pid())
+				return
+			}
+			a.mu.Lock()
+			e.setTermination(mesos.TASK_KILLED, mesos.REASON_EXECUTOR_TERMINATED, "Agent shut down")
+			a.mu.Unlock()
+			if shutdownC != nil {
+				shutdown()
+			}
+		}
+	}
+}
+
+// executorGracePeriod is how long an executor has between SHUTDOWN and the
+// destruction of its container.
+func (a *Agent) executorGracePeriod(e *executor) time.Duration {
+	if g := e.info.ShutdownGracePeriod; g != nil && g.Nanoseconds >= 0 {
+		return time.Duration(g.Nanoseconds)
+	}
+	return a.cfg.ExecutorShutdownGracePeriod
+}
+
+// waitStatus encodes an exit the way waitpid(2) does, which is what Mesos
+// reports in an executor's FAILURE event; -1 when it is unknown.
+func waitStatus(e containerizer.Exit) int32 {
+	switch {
+	case e.Unknown:
+		return -1
+	case e.Signal != 0:
+		return int32(e.Signal)
+	}
+	return int32(e.Code&0xff) << 8
+}
+
+// launchExecutorContainer prepares the sandbox and starts the executor.
+func (a *Agent) launchExecutorContainer(ctx context.Context, e *executor) (containerizer.Container, error) {
+	if err := os.MkdirAll(e.sandbox, 0o755); err != nil {
+		return nil, fmt.Errorf("create sandbox: %w", err)
+	}
+	latest := filepath.Join(filepath.Dir(e.sandbox), "latest")
+	_ = os.Remove(latest)
+	if err := os.Symlink(e.containerID, latest); err != nil {
+		a.log.Warn("create runs/latest link", "err", err)
+	}
+	spec, err := a.executorSpec(e)
+	if err != nil {
+		return nil, err
+	}
+	if uris := e.info.Command.GetURIs(); len(uris) > 0 {
+		if err := a.fetchInto(ctx, e.sandbox, spec.User, uris); err != nil { // fetch.go
+			return nil, fmt.Errorf("fetch: %w", err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c, err := a.cfg.Containerizer.Launch(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	e.container = c
+	a.mu.Unlock()
+	return c, nil
+}
+
+// executorSpec is the container spec of a custom executor: its command in
+// its sandbox with the environment a v1 executor needs.
+func (a *Agent) executorSpec(e *executor) (containerizer.Spec, error) {
+	if c := e.info.Container; c != nil && c.Type != nil && *c.Type == mesos.ContainerInfo_DOCKER {
+		return containerizer.Spec{}, errors.New("executors in Docker containers are not supported yet; run the executor without a DOCKER ContainerInfo")
+	}
+	cmd := e.info.Command
+	spec := containerizer.Spec{
+		ID:     e.containerID,
+		Dir:    e.sandbox,
+		Stdout: filepath.Join(e.sandbox, "stdout"),
+		Stderr: filepath.Join(e.sandbox, "stderr"),
+	}
+	if a.cfg.SwitchUser {
+		spec.User = cmd.GetUser()
+		if spec.User == "" {
+			spec.User = e.framework.User
+		}
+	}
+	if cmd.GetShell() {
+		if cmd.GetValue() == "" {
+			return spec, errors.New("executor's shell command is empty")
+		}
+		spec.Path, spec.Args = "/bin/sh", []string{"sh", "-c", cmd.GetValue()}
+	} else {
+		if cmd.GetValue() == "" {
+			return spec, errors.New("executor's command value (the program to run) is empty")
+		}
+		spec.Path, spec.Args = cmd.GetValue(), cmd.Arguments
+		if len(spec.Args) == 0 {
+			spec.Args = []string{cmd.GetValue()}
+		}
+	}
+	env := append(os.Environ(), a.executorEnv(e)...)
+	for _, v := range cmd.GetEnvironment().GetVariables() {
+		if v.GetType() == mesos.Environment_Variable_SECRET {
+			return spec, fmt.Errorf("environment variable %s: secrets are not supported", v.Name)
+		}
+		env = append(env, v.Name+"="+v.GetValue())
+	}
+	spec.Env = dedupEnv(env)
+	return spec, nil
+}
+
+// executorEnv is the MESOS_* environment of a v1 executor (Mesos's
+// slave.cpp executorEnvironment).
+func (a *Agent) executorEnv(e *executor) []string {
+	endpoint := a.executorEndpoint()
+	id := a.ID()
+	checkpoint := e.framework.GetCheckpoint()
+	env := []string{
+		"MESOS_FRAMEWORK_ID=" + e.key.framework,
+		"MESOS_EXECUTOR_ID=" + e.key.executor,
+		"MESOS_DIRECTORY=" + e.sandbox,
+		"MESOS_SANDBOX=" + e.sandbox,
+		"MESOS_AGENT_ENDPOINT=" + endpoint,
+		"MESOS_SLAVE_ID=" + id,
+		"MESOS_AGENT_ID=" + id,
+		"MESOS_SLAVE_PID=slave(1)@" + endpoint,
+		"MESOS_CHECKPOINT=" + map[bool]string{true: "1", false: "0"}[checkpoint],
+		"MESOS_HTTP_COMMAND_EXECUTOR=0",
+		"MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD=" + api.FormatDuration(a.executorGracePeriod(e)),
+	}
+	if checkpoint {
+		env = append(env,
+			"MESOS_RECOVERY_TIMEOUT="+api.FormatDuration(a.cfg.RecoveryTimeout),
+			"MESOS_SUBSCRIPTION_BACKOFF_MAX="+api.FormatDuration(a.cfg.ExecutorReregistrationTimeout))
+	}
+	return env
+}
+
+// executorEndpoint is the ip:port executors reach the agent's HTTP server
+// on: the listener's address, or loopback when it listens on every
+// interface (executors run on this machine).
+func (a *Agent) executorEndpoint() string {
+	tcp, ok := a.ln.Addr().(*net.TCPAddr)
+	if !ok {
+		return a.ln.Addr().String()
+	}
+	ip := tcp.IP
+	if ip == nil || ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	return net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
+}
+
+// executorTerminated ends an executor: its stream closes, its tasks that
+// are not terminal get the executor's termination state, and the master is
+// told (EXECUTOR_EXITED, which the scheduler sees as a FAILURE event).
+func (a *Agent) executorTerminated(e *executor, c containerizer.Container, status int32) {
+	a.mu.Lock()
+	e.state = execTerminated
+	e.ended = time.Now()
+	conn := e.conn
+	e.conn = nil
+	e.queued = nil
+	live := e.liveTasks()
+	state, reason, msg := e.termState, e.termReason, e.termMessage
+	if msg == "" {
+		msg = "Executor terminated"
+	}
+	if a.executors[e.key] == e {
+		delete(a.executors, e.key)
+	}
+	a.mu.Unlock()
+	if conn != nil {
+		conn.close()
+	}
+	for _, t := range live {
+		a.update(t, state, statusOpts{fromAgent: true, reason: reason.Enum(), message: msg, container: c})
+	}
+	a.count("slave/executors_terminated", 1)
+	go func() {
+		// Best effort: a master that misses it (the agent stops, or is
+		// disconnected) learns the agent's executors when it registers.
+		ctx, cancel := context.WithTimeout(a.runnerCtx, callTimeout)
+		defer cancel()
+		err := a.call(ctx, &api.AgentCall{Type: api.AgentExecutorExited, AgentID: a.ID(), ExecutorExited: &api.ExecutorExited{
+			FrameworkID: e.key.framework, ExecutorID: e.key.executor, Status: status}})
+		if err != nil {
+			a.log.Warn("EXECUTOR_EXITED not delivered", "executor_id", e.key.executor, "err", err)
+		}
+	}()
+}
+
+// killExecutorTask handles KILL_TASK for a task that runs on a custom or
+// the default executor.
+func (a *Agent) killExecutorTask(t *task, policy *mesos.KillPolicy) {
+	e := t.exec
+	if e.kind == defaultExecutor {
+		grace := time.Duration(-1)
+		if policy != nil && policy.GracePeriod != nil {
+			grace = a.gracePeriod(policy)
+		}
+		t.requestKill(grace)
+		return
+	}
+	a.mu.Lock()
+	if isTerminal(t.state) {
+		a.mu.Unlock()
+		return
+	}
+	if e.delivered[t.key.task] == nil {
+		// Not delivered yet: take it (and the rest of its group) out of
+		// the queue and kill it here.
+		var removed []*task
+		for _, id := range e.unqueue(t.key.task) {
+			if rt := e.tasks[id]; rt != nil {
+				removed = append(removed, rt)
+			}
+		}
+		idle := e.state == execRegistering && len(e.queued) == 0
+		a.mu.Unlock()
+		for _, rt := range removed {
+			a.update(rt, mesos.TASK_KILLED, statusOpts{fromAgent: true, reason: mesos.REASON_TASK_KILLED_DURING_LAUNCH.Enum(),
+				message: "Task killed before it was delivered to its executor"})
+		}
+		if idle {
+			// An executor with nothing left to run is not kept waiting
+			// for a registration (as Mesos).
+			e.requestShutdown()
+		}
+		return
+	}
+	e.kills[t.key.task] = policy
+	if e.conn != nil {
+		e.conn.send(killEvent(t.key.task, policy))
+	}
+	a.mu.Unlock()
+}
+
+func killEvent(taskID string, policy *mesos.KillPolicy) *executorpb.Event {
+	return &executorpb.Event{Type: executorpb.Event_KILL, Kill: &executorpb.Event_Kill{TaskID: mesos.TaskID{Value: taskID}, KillPolicy: policy}}
+}
+
+// unqueue removes a task, or the task group holding it, from the launch
+// queue and returns the IDs of the tasks removed; a.mu is held.
+func (e *executor) unqueue(taskID string) []string {
+	for i, l := range e.queued {
+		var ids []string
+		if l.task != nil {
+			ids = []string{l.task.TaskID.Value}
+		} else {
+			for _, gt := range l.group.Tasks {
+				ids = append(ids, gt.TaskID.Value)
+			}
+		}
+		for _, id := range ids {
+			if id == taskID {
+				e.queued = append(e.queued[:i:i], e.queued[i+1:]...)
+				return ids
+			}
+		}
+	}
+	return nil
+}
+
+// shutdownExecutor handles SHUTDOWN_EXECUTOR. A command executor's ID is
+// its task's ID, so an ID that names no executor kills that task.
+func (a *Agent) shutdownExecutor(frameworkID, executorID string) {
+	a.mu.Lock()
+	e := a.executors[execKey{frameworkID, executorID}]
+	a.mu.Unlock()
+	if e == nil {
+		a.killTask(&api.KillTask{FrameworkID: frameworkID, TaskID: executorID})
+		return
+	}
+	a.log.Info("shutting executor down", "framework_id", frameworkID, "executor_id", executorID)
+	a.stopExecutor(e)
+}
+
+// stopExecutor asks an executor to shut down gracefully.
+func (a *Agent) stopExecutor(e *executor) {
+	if e.kind == defaultExecutor {
+		a.mu.Lock()
+		live := e.liveTasks()
+		e.state = execTerminating
+		a.mu.Unlock()
+		for _, t := range live {
+			t.requestKill(-1)
+		}
+	}
+	e.requestShutdown()
+}
+
+// shutdownExecutors shuts down the executors of framework fw (all when fw
+// is "") and waits until they have terminated or ctx ends.
+func (a *Agent) shutdownExecutors(ctx context.Context, fw string, state mesos.TaskState, reason mesos.TaskStatus_Reason, msg string) {
+	a.mu.Lock()
+	var es []*executor
+	for k, e := range a.executors {
+		if fw == "" || k.framework == fw {
+			e.setTermination(state, reason, msg)
+			es = append(es, e)
+		}
+	}
+	a.mu.Unlock()
+	for _, e := range es {
+		a.stopExecutor(e)
+	}
+	for _, e := range es {
+		if e.kind == defaultExecutor {
+			continue // its tasks are waited for like command tasks
+		}
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// frameworkMessage handles FRAMEWORK_MESSAGE: data for a custom executor.
+func (a *Agent) frameworkMessage(fm *api.FrameworkMessage) {
+	if fm == nil {
+		return
+	}
+	a.mu.Lock()
+	e := a.executors[execKey{fm.FrameworkID, fm.ExecutorID}]
+	var conn *execConn
+	if e != nil && e.kind == customExecutor {
+		conn = e.conn
+	}
+	if conn != nil {
+		data := fm.Data
+		if data == nil {
+			data = []byte{}
+		}
+		conn.send(&executorpb.Event{Type: executorpb.Event_MESSAGE, Message: &executorpb.Event_Message{Data: data}})
+	}
+	a.mu.Unlock()
+	if conn == nil {
+		// Messages carry no delivery guarantee (as in Mesos).
+		a.log.Info("dropping framework message: no subscribed executor", "framework_id", fm.FrameworkID, "executor_id", fm.ExecutorID)
+	}
+}
+
+// executorInfos lists the executors the agent runs, for REGISTER.
+func (a *Agent) executorInfos() []*mesos.ExecutorInfo {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []*mesos.ExecutorInfo
+	for _, e := range a.executors {
+		if e.state == execTerminated {
+			continue
+		}
+		info := e.info
+		out = append(out, &info)
+	}
+	return out
+}

@@ -1,0 +1,50 @@
+package agent
+
+import (
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/api"
+)
+
+// recordStatus records status as t's newest state and queues it in the
+// status update manager (which checkpoints it before this returns). Every
+// task state change goes through here: the agent's own updates, the ones
+// executors send and health check results. t.updMu keeps a task's updates
+// in one order in its record and its queue even when they come from
+// several goroutines. Nothing follows a terminal update, and a health
+// update only applies to a running task; such updates are dropped and
+// recordStatus reports false.
+func (a *Agent) recordStatus(t *task, status mesos.TaskStatus) bool {
+	t.updMu.Lock()
+	defer t.updMu.Unlock()
+	state := status.GetState()
+	a.mu.Lock()
+	cur := t.state
+	if isTerminal(cur) || (status.GetReason() == mesos.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED && cur != mesos.TASK_RUNNING) {
+		a.mu.Unlock()
+		a.log.Info("dropping status update: the task has moved on", "framework_id", t.key.framework, "task_id", t.key.task,
+			"state", state.String(), "task_state", cur.String())
+		return false
+	}
+	status.AgentID = &mesos.AgentID{Value: a.agentID}
+	t.state = state
+	t.statuses = append(t.statuses, status)
+	a.counters["slave/valid_status_updates"]++
+	if isTerminal(state) {
+		a.counters[taskMetric(state)]++
+	}
+	a.mu.Unlock()
+	args := []any{"framework_id", t.key.framework, "task_id", t.key.task, "state", state.String(), "source", status.GetSource().String()}
+	if status.Message != nil {
+		args = append(args, "message", *status.Message)
+	}
+	if status.Healthy != nil {
+		args = append(args, "healthy", *status.Healthy)
+	}
+	a.log.Info("task status", args...)
+	u := &api.StatusUpdate{FrameworkID: t.key.framework, Status: &status}
+	if err := a.updates.add(t.key, updatesFile(t.meta), t.framework.GetCheckpoint(), u); err != nil {
+		a.log.Error("checkpoint status update (it is still sent)", "task_id", t.key.task, "err", err)
+	}
+	return true
+}

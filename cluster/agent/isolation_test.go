@@ -1,0 +1,311 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/containerizer"
+)
+
+var isolatedSeq atomic.Int64
+
+// isolatedConfig is testConfig with the native containerizer on a cgroup
+// root of the test's own. It skips without root or cgroups.
+func isolatedConfig(t *testing.T, fm *fakeMaster) (Config, *containerizer.Native) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the native containerizer needs root")
+	}
+	root := fmt.Sprintf("agora-test/agent-%d-%d", os.Getpid(), isolatedSeq.Add(1))
+	n, err := containerizer.NewNative(containerizer.NativeConfig{Root: root, Logger: testLogger(t)})
+	if err != nil {
+		t.Skipf("no cgroups here: %v", err)
+	}
+	t.Cleanup(func() {
+		for _, dir := range cgroupDirs(root, "") {
+			_ = os.Remove(dir)
+			_ = os.Remove(filepath.Dir(dir))
+		}
+	})
+	cfg := testConfig(t, fm, "")
+	cfg.Containerizer = n
+	return cfg, n
+}
+
+// cgroupDirs is where container id's cgroup is in each cgroup v1
+// controller (or the v2 hierarchy).
+func cgroupDirs(root, id string) []string {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return []string{filepath.Join("/sys/fs/cgroup", root, id)}
+	}
+	var out []string
+	for _, c := range []string{"cpu", "cpuacct", "memory", "pids"} {
+		out = append(out, filepath.Join("/sys/fs/cgroup", c, root, id))
+	}
+	return out
+}
+
+// isolatedTask is a shell task with cpus and mem.
+func isolatedTask(id, script string, cpus, mem float64) *api.RunTask {
+	rt := shellTask(id, script)
+	scalar := func(name string, v float64) mesos.Resource {
+		return mesos.Resource{Name: name, Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: v},
+			AllocationInfo: &mesos.Resource_AllocationInfo{Role: proto("analytics")}}
+	}
+	rt.Task.Resources = []mesos.Resource{scalar("cpus", cpus), scalar("mem", mem)}
+	return rt
+}
+
+// inNamespace lists the live processes that share pid namespace ns,
+// scanning /proc.
+func inNamespace(t *testing.T, ns string) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if l, _ := os.Readlink(filepath.Join("/proc", e.Name(), "ns", "pid")); l != ns {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
+			f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+			if len(f) > 0 && f[0] != "Z" && f[0] != "X" {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+// runningContainer waits for the task's TASK_RUNNING and returns its
+// container ID and pid namespace.
+func runningContainer(t *testing.T, fm *fakeMaster, taskID string) (string, string) {
+	t.Helper()
+	ups := fm.expectStates(t, taskID, mesos.TASK_STARTING, mesos.TASK_RUNNING)
+	cs := ups[1].Status.GetContainerStatus()
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", cs.GetExecutorPID()))
+	if err != nil {
+		t.Fatalf("task %s: pid namespace of %d: %v", taskID, cs.GetExecutorPID(), err)
+	}
+	self, _ := os.Readlink("/proc/self/ns/pid")
+	if ns == self {
+		t.Fatalf("task %s runs in the agent's pid namespace", taskID)
+	}
+	return cs.GetContainerID().GetValue(), ns
+}
+
+func expectNothingLeft(t *testing.T, root, containerID, ns string) {
+	t.Helper()
+	if left := inNamespace(t, ns); len(left) != 0 {
+		t.Errorf("processes of container %s left: %v", containerID, left)
+	}
+	for _, dir := range cgroupDirs(root, containerID) {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("cgroup %s is still there (%v)", dir, err)
+		}
+	}
+}
+
+func TestTaskBeyondItsMemoryFailsWithMemoryLimitation(t *testing.T) {
+	fm := newFakeMaster(t)
+	cfg, n := isolatedConfig(t, fm)
+	startRegistered(t, fm, cfg)
+	run(fm, isolatedTask("hog", `sleep 100 & python3 -c 'x = bytearray(200 << 20); print("allocated")'`, 0.5, 64))
+	cid, ns := runningContainer(t, fm, "hog")
+	u := fm.nextUpdate(t, "hog")
+	s := u.Status
+	if s.GetState() != mesos.TASK_FAILED || s.GetSource() != mesos.SOURCE_AGENT ||
+		s.GetReason() != mesos.REASON_CONTAINER_LIMITATION_MEMORY {
+		t.Fatalf("got %s source %s reason %s (%q), want TASK_FAILED from the agent with REASON_CONTAINER_LIMITATION_MEMORY",
+			s.GetState(), s.GetSource(), s.GetReason(), s.GetMessage())
+	}
+	if want := "Memory limit exceeded: Requested: 64MB Maximum Used: 64MB"; s.GetMessage() != want {
+		t.Errorf("message = %q, want %q", s.GetMessage(), want)
+	}
+	expectNothingLeft(t, n.Root(), cid, ns)
+}
+
+func TestKillAndAgentShutdownLeaveNoContainerBehind(t *testing.T) {
+	fm := newFakeMaster(t)
+	cfg, n := isolatedConfig(t, fm)
+	ta, _ := startRegistered(t, fm, cfg)
+	const script = `(setsid sh -c 'trap "" TERM; sleep 100' &); sleep 100 & sleep 100`
+
+	run(fm, isolatedTask("killed", script, 0.1, 32))
+	cid, ns := runningContainer(t, fm, "killed")
+	waitFor(t, "all processes of the task", func() bool { return len(inNamespace(t, ns)) >= 5 })
+	kill(fm, "killed", nil)
+	fm.expectStates(t, "killed", mesos.TASK_KILLED)
+	expectNothingLeft(t, n.Root(), cid, ns)
+
+	run(fm, isolatedTask("failed", `sleep 100 & (setsid sleep 100 &); sleep 0.2; exit 7`, 0.1, 32))
+	cid, ns = runningContainer(t, fm, "failed")
+	s := fm.nextUpdate(t, "failed").Status
+	if s.GetState() != mesos.TASK_FAILED || s.GetMessage() != "Command exited with status 7" {
+		t.Fatalf("got %s %q", s.GetState(), s.GetMessage())
+	}
+	expectNothingLeft(t, n.Root(), cid, ns)
+
+	run(fm, isolatedTask("stopped", script, 0.1, 32))
+	cid, ns = runningContainer(t, fm, "stopped")
+	waitFor(t, "all processes of the task", func() bool { return len(inNamespace(t, ns)) >= 5 })
+	ta.stop(t)
+	expectNothingLeft(t, n.Root(), cid, ns)
+}
+
+func TestRestartedAgentDestroysContainersItDoesNotKnow(t *testing.T) {
+	fm := newFakeMaster(t)
+	cfg, n := isolatedConfig(t, fm)
+	cfg.KeepTasksOnStop = true
+	ta, _ := startRegistered(t, fm, cfg)
+	run(fm, isolatedTask("kept", "sleep 100 & sleep 100", 0.1, 32))
+	keptID, keptNS := runningContainer(t, fm, "kept")
+
+	launch := func(id, sandbox string) (containerizer.Container, string) {
+		if err := os.MkdirAll(sandbox, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		c, err := n.Launch(context.Background(), containerizer.Spec{
+			ID: id, Path: "/bin/sh", Args: []string{"sh", "-c", "sleep 100 & sleep 100"},
+			Dir: sandbox, Env: []string{"PATH=/usr/bin:/bin"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Signal(syscall.SIGKILL); <-c.Done() })
+		ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", c.Pid()))
+		return c, ns
+	}
+	// A container of this agent that no checkpoint knows, as a crash right
+	// after a launch leaves; and one of another agent on the same root.
+	orphanID := "orphan-" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	orphan, orphanNS := launch(orphanID, filepath.Join(cfg.WorkDir, "slaves", ta.ID(), "frameworks", testFramework,
+		"executors", "orphan", "runs", orphanID))
+	foreign, foreignNS := launch("foreign-"+orphanID, t.TempDir())
+	waitFor(t, "all containers running", func() bool {
+		return len(inNamespace(t, keptNS)) >= 4 && len(inNamespace(t, orphanNS)) >= 4 && len(inNamespace(t, foreignNS)) >= 4
+	})
+	ta.stop(t)
+
+	startAgent(t, cfg)
+	fm.nextRegister(t)
+	fm.nextSession(t)
+	waitFor(t, "the orphan destroyed", func() bool { return len(inNamespace(t, orphanNS)) == 0 })
+	<-orphan.Done()
+	expectNothingLeft(t, n.Root(), orphan.ID(), orphanNS)
+	if len(inNamespace(t, keptNS)) < 4 {
+		t.Fatal("the restarted agent destroyed the container it adopted")
+	}
+	if len(inNamespace(t, foreignNS)) < 4 {
+		t.Fatal("the restarted agent destroyed another agent's container")
+	}
+	kill(fm, "kept", nil)
+	fm.expectAfterResends(t, "kept", mesos.TASK_KILLED)
+	expectNothingLeft(t, n.Root(), keptID, keptNS)
+	_ = foreign.Signal(syscall.SIGKILL)
+	<-foreign.Done()
+	expectNothingLeft(t, n.Root(), foreign.ID(), foreignNS)
+}
+
+// statistics fetches /monitor/statistics and returns the entry of task id.
+func statistics(t *testing.T, a *Agent, id string) (map[string]any, bool) {
+	t.Helper()
+	var all []map[string]any
+	getJSON(t, a, "/monitor/statistics", &all)
+	for _, e := range all {
+		if e["executor_id"] == id {
+			return e, true
+		}
+	}
+	return nil, false
+}
+
+func TestMonitorStatisticsReportsUsageFromCgroupsAndProc(t *testing.T) {
+	for _, isolated := range []bool{true, false} {
+		t.Run(map[bool]string{true: "cgroups", false: "posix"}[isolated], func(t *testing.T) {
+			fm := newFakeMaster(t)
+			cfg := testConfig(t, fm, "")
+			if isolated {
+				cfg, _ = isolatedConfig(t, fm)
+			}
+			ta, _ := startRegistered(t, fm, cfg)
+			run(fm, isolatedTask("busy", `python3 -c 'import itertools; x = b"x" * (20 << 20); any(itertools.repeat(0))'`, 0.5, 64))
+			fm.expectStates(t, "busy", mesos.TASK_STARTING, mesos.TASK_RUNNING)
+			var st map[string]any
+			waitFor(t, "CPU time and memory in /monitor/statistics", func() bool {
+				e, ok := statistics(t, ta.Agent, "busy")
+				if !ok {
+					return false
+				}
+				st, _ = e["statistics"].(map[string]any)
+				cpu, _ := st["cpus_user_time_secs"].(float64)
+				rss, _ := st["mem_rss_bytes"].(float64)
+				return cpu > 0.2 && rss >= 20<<20
+			})
+			t.Logf("statistics: %v", st)
+			e, _ := statistics(t, ta.Agent, "busy")
+			if e["framework_id"] != testFramework || e["source"] != "busy" ||
+				!strings.HasPrefix(e["executor_name"].(string), "Command Executor (Task: busy)") {
+				t.Errorf("entry = %v", e)
+			}
+			if st["cpus_limit"] != 0.5 || st["mem_limit_bytes"] != float64(64<<20) || st["timestamp"].(float64) <= 0 {
+				t.Errorf("statistics = %v", st)
+			}
+			for _, f := range []string{"cpus_system_time_secs", "cpus_nr_periods", "cpus_nr_throttled",
+				"cpus_throttled_time_secs", "mem_total_bytes", "processes", "threads"} {
+				if _, ok := st[f]; !ok {
+					t.Errorf("statistics lack %s: %v", f, st)
+				}
+			}
+			if isolated && st["cpus_nr_periods"].(float64) == 0 {
+				t.Errorf("no CFS periods counted: %v", st)
+			}
+			kill(fm, "busy", nil)
+			fm.expectStates(t, "busy", mesos.TASK_KILLED)
+			if _, ok := statistics(t, ta.Agent, "busy"); ok {
+				t.Error("a killed task is still in /monitor/statistics")
+			}
+		})
+	}
+}
+
+func TestPsInsideATaskSeesOnlyTheTask(t *testing.T) {
+	fm := newFakeMaster(t)
+	cfg, _ := isolatedConfig(t, fm)
+	ta, _ := startRegistered(t, fm, cfg)
+	run(fm, isolatedTask("ps", `sleep 100 & ps -e -o pid=,comm=`, 0.1, 32))
+	ups := fm.expectStates(t, "ps", mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_FINISHED)
+	out := readFile(t, filepath.Join(sandboxOf(ta.Agent, "ps", ups[1]), "stdout"))
+	var comms []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			t.Fatalf("ps output %q", out)
+		}
+		if pid, _ := strconv.Atoi(f[0]); pid > 100 {
+			t.Errorf("ps inside the task sees pid %s (%s)", f[0], f[1])
+		}
+		comms = append(comms, f[1])
+	}
+	if want := []string{"agora-init", "sh", "sleep", "ps"}; strings.Join(comms, " ") != strings.Join(want, " ") {
+		t.Errorf("ps inside the task sees %v, want %v", comms, want)
+	}
+}

@@ -1,0 +1,252 @@
+// Package containerinit is the init of the native containerizer's
+// containers: the agora binary re-executed as the first process of a
+// container's pid namespace ("agora __init <container-id>").
+//
+// Importing the package is enough to make a program able to serve as the
+// init: its package initializer recognizes an init invocation and runs the
+// init at once, before the rest of the program initializes (initializing
+// all of agora's packages would cost every container milliseconds). For
+// that the package imports only os, os/signal, syscall, io, strconv and
+// errors: Go initializes packages dependencies first and then in import
+// path order, so this one runs as soon as os/signal is ready.
+//
+// The agent talks to the init over two inherited pipes:
+//
+//	fd 3 (agent → init): the framed Config, later the byte Go.
+//	fd 4 (init → agent): lines, see Message: "ready" once the init has
+//	     set the container up, "pid N" once the task runs (or "error
+//	     ..." if either failed), then "status W" with the task's wait
+//	     status when it ends.
+//
+// Between "ready" and Go the agent moves the init into the container's
+// cgroup: the task, started after Go, cannot run a single instruction
+// outside it, while the init's own start (a Go runtime) is not charged to
+// the container, whose CPU quota may be a hundredth of a core.
+//
+// The init sets up the mount namespace (private mounts, a /proc of the new
+// pid namespace, /tmp from the sandbox, a fresh /dev/shm), starts the task,
+// forwards signals to every process of the container, reaps orphans, and
+// exits when the task does; the kernel then kills whatever is left in the
+// namespace.
+package containerinit
+
+import (
+	"errors"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+)
+
+// Command is the first argument that marks an init invocation.
+const Command = "__init"
+
+// The pipes the agent hands the init.
+const (
+	ConfigFD = 3
+	StatusFD = 4
+)
+
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == Command && pipesInherited() {
+		os.Exit(Run())
+	}
+}
+
+// pipesInherited reports whether fds 3 and 4 are pipes (the runtime's own
+// descriptors, which may take those numbers otherwise, are not).
+func pipesInherited() bool {
+	for _, fd := range []int{ConfigFD, StatusFD} {
+		var st syscall.Stat_t
+		if syscall.Fstat(fd, &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+			return false
+		}
+	}
+	return true
+}
+
+// forwarded are the signals the init passes on to the container.
+var forwarded = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT,
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH}
+
+// Run is the container init; it returns the status to exit with.
+func Run() int {
+	if !pipesInherited() {
+		os.Stderr.WriteString("agora " + Command + ": this is the container init; the agent starts it\n")
+		return 2
+	}
+	cfgFile, status := os.NewFile(ConfigFD, "init-config"), os.NewFile(StatusFD, "init-status")
+	// Neither pipe may leak into the task.
+	syscall.CloseOnExec(ConfigFD)
+	syscall.CloseOnExec(StatusFD)
+	raw, err := readFrame(cfgFile)
+	if err != nil {
+		// The agent gave up on the launch (it closes the pipe unwritten).
+		return 1
+	}
+	cfg, err := decodeConfig(raw)
+	report := func(m Message) { _, _ = status.Write(m.encode()) }
+	fail := func(err error) int {
+		report(Message{Error: err.Error()})
+		return 1
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if err := setupMounts(cfg); err != nil {
+		return fail(err)
+	}
+	// ps shows the init by its name rather than "exe" (/proc/self/exe).
+	_ = os.WriteFile("/proc/self/comm", []byte("agora-init"), 0)
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, forwarded...)
+	report(Message{Ready: true})
+	var goByte [1]byte
+	if n, _ := cfgFile.Read(goByte[:]); n != 1 || goByte[0] != Go {
+		return 1 // the agent gave up on the launch
+	}
+	cfgFile.Close()
+	attr := &syscall.SysProcAttr{Setsid: true}
+	if cfg.UID != nil {
+		attr.Credential = &syscall.Credential{Uid: *cfg.UID, Gid: cfg.GID, Groups: cfg.Groups}
+	}
+	task, err := os.StartProcess(cfg.Path, cfg.Args, &os.ProcAttr{
+		Env:   cfg.Env,
+		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Sys:   attr,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	report(Message{Pid: task.Pid})
+	go func() {
+		for s := range sigs {
+			// From pid 1, -1 means every other process of the namespace.
+			_ = syscall.Kill(-1, s.(syscall.Signal))
+		}
+	}()
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, 0, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return fail(errors.New("wait for the task: " + err.Error()))
+		}
+		if pid != task.Pid {
+			continue // an orphan re-parented to us
+		}
+		w := uint32(ws)
+		report(Message{Status: &w})
+		if ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ws.ExitStatus()
+	}
+}
+
+// readFrame reads a configuration written by Frame: its length, a
+// newline, and the bytes. It reads byte by byte up to the newline so as
+// not to consume the Go byte that follows the frame.
+func readFrame(f *os.File) ([]byte, error) {
+	var digits []byte
+	var b [1]byte
+	for {
+		n, err := f.Read(b[:])
+		if n == 0 || err != nil {
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		if b[0] == '\n' {
+			break
+		}
+		digits = append(digits, b[0])
+		if len(digits) > 10 {
+			return nil, errors.New("container init: bad configuration length")
+		}
+	}
+	size, err := strconv.Atoi(string(digits))
+	if err != nil || size <= 0 {
+		return nil, errors.New("container init: bad configuration length")
+	}
+	out := make([]byte, size)
+	if _, err := io.ReadFull(f, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// isolated checks that this process runs in a mount namespace other than
+// the agent's (agentMountNS) and as pid 1 of a pid namespace.
+func isolated(agentMountNS string) error {
+	if ns, err := os.Readlink("/proc/self/ns/mnt"); err != nil || agentMountNS == "" || ns == agentMountNS {
+		return errors.New("the container init is not in a mount namespace of its own; refusing to mount anything")
+	}
+	if os.Getpid() != 1 {
+		return errors.New("the container init is not pid 1 of a new pid namespace; refusing to mount anything")
+	}
+	return nil
+}
+
+const oPath = 0x200000 // O_PATH, which package syscall does not name
+
+// setupMounts prepares the container's mount namespace. It first makes
+// sure that it is one: mounting over /proc and /tmp of the machine itself
+// would break everything else on it.
+func setupMounts(cfg Config) error {
+	if err := isolated(cfg.AgentMountNS); err != nil {
+		return err
+	}
+	mount := func(src, target, fstype string, flags uintptr, data, what string) error {
+		if err := syscall.Mount(src, target, fstype, flags, data); err != nil {
+			return errors.New(what + ": " + err.Error())
+		}
+		return nil
+	}
+	// Nothing mounted here may propagate back to the host.
+	if err := mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, "", "make mounts private"); err != nil {
+		return err
+	}
+	// /proc of the new pid namespace: ps sees the container only.
+	if err := mount("proc", "/proc", "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "", "mount /proc"); err != nil {
+		return err
+	}
+	// A sandbox below /tmp would vanish under the new /tmp: keep a handle
+	// on it and mount it back at its path afterwards.
+	sandboxFD := -1
+	if cfg.SandboxInTmp {
+		fd, err := syscall.Open(cfg.Sandbox, oPath|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			return errors.New("open the sandbox: " + err.Error())
+		}
+		sandboxFD = fd
+		defer syscall.Close(fd)
+	}
+	if cfg.Tmp != "" {
+		if err := mount(cfg.Tmp, "/tmp", "", syscall.MS_BIND|syscall.MS_REC, "", "mount "+cfg.Tmp+" on /tmp"); err != nil {
+			return err
+		}
+	} else if err := mount("tmpfs", "/tmp", "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=1777", "mount a tmpfs on /tmp"); err != nil {
+		return err
+	}
+	if sandboxFD >= 0 {
+		if err := os.MkdirAll(cfg.Sandbox, 0o755); err != nil {
+			return errors.New("sandbox below /tmp: " + err.Error())
+		}
+		src := "/proc/self/fd/" + strconv.Itoa(sandboxFD)
+		if err := mount(src, cfg.Sandbox, "", syscall.MS_BIND|syscall.MS_REC, "", "sandbox below /tmp: mount it back"); err != nil {
+			return err
+		}
+	}
+	// POSIX shared memory lives in /dev/shm: give the IPC namespace its own.
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if err := mount("shm", "/dev/shm", "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "mode=1777,size=65536k", "mount /dev/shm"); err != nil {
+			return err
+		}
+	}
+	return nil
+}

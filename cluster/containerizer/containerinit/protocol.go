@@ -1,0 +1,182 @@
+package containerinit
+
+import (
+	"errors"
+	"strconv"
+)
+
+// Config is what the init needs to start the task.
+type Config struct {
+	Path string
+	Args []string
+	Env  []string
+	// UID, if set, is the identity the task runs as, with GID and Groups.
+	UID    *uint32
+	GID    uint32
+	Groups []uint32
+	// Sandbox is the task's working directory (the init starts in it).
+	Sandbox string
+	// SandboxInTmp says the sandbox lies below /tmp, so it must be mounted
+	// back at its path once /tmp is replaced.
+	SandboxInTmp bool
+	// Tmp is the directory bind-mounted on /tmp; "" mounts a tmpfs.
+	Tmp string
+	// AgentMountNS is the agent's mount namespace (/proc/self/ns/mnt):
+	// the init refuses to touch mounts in it.
+	AgentMountNS string
+}
+
+// Encode writes c as NUL-terminated fields, each a one-letter tag and a
+// value (no encoding/json here: see the package comment).
+func (c Config) Encode() []byte {
+	var b []byte
+	field := func(tag byte, v string) {
+		b = append(b, tag)
+		b = append(b, v...)
+		b = append(b, 0)
+	}
+	field('p', c.Path)
+	for _, a := range c.Args {
+		field('a', a)
+	}
+	for _, e := range c.Env {
+		field('e', e)
+	}
+	if c.UID != nil {
+		field('u', strconv.FormatUint(uint64(*c.UID), 10))
+		field('g', strconv.FormatUint(uint64(c.GID), 10))
+		for _, g := range c.Groups {
+			field('G', strconv.FormatUint(uint64(g), 10))
+		}
+	}
+	field('s', c.Sandbox)
+	if c.SandboxInTmp {
+		field('S', "")
+	}
+	field('t', c.Tmp)
+	field('m', c.AgentMountNS)
+	return b
+}
+
+func decodeConfig(b []byte) (Config, error) {
+	var c Config
+	id := func(v string) (uint32, error) {
+		n, err := strconv.ParseUint(v, 10, 32)
+		return uint32(n), err
+	}
+	for len(b) > 0 {
+		end := 0
+		for end < len(b) && b[end] != 0 {
+			end++
+		}
+		if end == len(b) || end == 0 {
+			return c, errors.New("container init: malformed configuration")
+		}
+		tag, v := b[0], string(b[1:end])
+		b = b[end+1:]
+		var err error
+		switch tag {
+		case 'p':
+			c.Path = v
+		case 'a':
+			c.Args = append(c.Args, v)
+		case 'e':
+			c.Env = append(c.Env, v)
+		case 'u':
+			var u uint32
+			u, err = id(v)
+			c.UID = &u
+		case 'g':
+			c.GID, err = id(v)
+		case 'G':
+			var g uint32
+			if g, err = id(v); err == nil {
+				c.Groups = append(c.Groups, g)
+			}
+		case 's':
+			c.Sandbox = v
+		case 'S':
+			c.SandboxInTmp = true
+		case 't':
+			c.Tmp = v
+		case 'm':
+			c.AgentMountNS = v
+		default:
+			return c, errors.New("container init: unknown configuration field " + strconv.Quote(string(tag)))
+		}
+		if err != nil {
+			return c, errors.New("container init: bad configuration field " + string(tag) + ": " + err.Error())
+		}
+	}
+	if c.Path == "" {
+		return c, errors.New("container init: no program to run")
+	}
+	return c, nil
+}
+
+// Message is one line the init writes to the agent: "ready", "pid N",
+// "error TEXT" or "status W".
+type Message struct {
+	Ready  bool
+	Pid    int
+	Error  string
+	Status *uint32 // a syscall.WaitStatus
+}
+
+// Go is the byte the agent sends (after the configuration) once the init
+// is in the container's cgroup.
+const Go = 'g'
+
+// Frame prefixes an encoded configuration with its length, so that the
+// agent can keep the pipe open for Go.
+func Frame(config []byte) []byte {
+	return append([]byte(strconv.Itoa(len(config))+"\n"), config...)
+}
+
+func (m Message) encode() []byte {
+	switch {
+	case m.Error != "":
+		msg := []byte(m.Error)
+		for i, c := range msg {
+			if c == '\n' {
+				msg[i] = ' '
+			}
+		}
+		return append(append([]byte("error "), msg...), '\n')
+	case m.Status != nil:
+		return []byte("status " + strconv.FormatUint(uint64(*m.Status), 10) + "\n")
+	case m.Ready:
+		return []byte("ready\n")
+	}
+	return []byte("pid " + strconv.Itoa(m.Pid) + "\n")
+}
+
+// ParseMessage reads one line the init wrote (without its newline).
+func ParseMessage(line string) (Message, error) {
+	if line == "ready" {
+		return Message{Ready: true}, nil
+	}
+	for i := 0; i < len(line); i++ {
+		if line[i] != ' ' {
+			continue
+		}
+		kind, v := line[:i], line[i+1:]
+		switch kind {
+		case "error":
+			return Message{Error: v}, nil
+		case "pid":
+			n, err := strconv.Atoi(v)
+			if err == nil && n > 0 {
+				return Message{Pid: n}, nil
+			}
+		case "status":
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err == nil {
+				w := uint32(n)
+				return Message{Status: &w}, nil
+			}
+		}
+		break
+	}
+	return Message{}, errors.New("container init: bad message " + strconv.Quote(line))
+}

@@ -1,0 +1,552 @@
+package containerizer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/agora-cluster/agora/cluster/containerizer/containerinit"
+)
+
+// NativeConfig configures the native containerizer. Zero values mean the
+// defaults.
+type NativeConfig struct {
+	// Hierarchy is where the cgroup file systems are mounted
+	// (--cgroups_hierarchy, default /sys/fs/cgroup).
+	Hierarchy string
+	// Root is the cgroup containers are created in, below each controller
+	// (--cgroups_root, default "agora": /sys/fs/cgroup/memory/agora/<id>
+	// on cgroup v1).
+	Root string
+	// DisableCFS turns off the CFS quota (--cgroups_enable_cfs=false), so
+	// cpus only weigh a container against others (cpu shares) instead of
+	// also capping it.
+	DisableCFS bool
+	// CFSPeriod is the CFS enforcement period (default 100ms).
+	CFSPeriod time.Duration
+	// PidsLimit caps the processes and threads of a container (default
+	// 4096; negative: no limit).
+	PidsLimit int64
+	// InitPath is the program started as each container's init with the
+	// arguments InitCommand and the container ID (default /proc/self/exe:
+	// this binary, which serves as the init because it links package
+	// containerinit).
+	InitPath string
+	// Logger receives cleanup problems (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *NativeConfig) setDefaults() {
+	if c.Hierarchy == "" {
+		c.Hierarchy = "/sys/fs/cgroup"
+	}
+	c.Root = strings.Trim(filepath.Clean("/"+c.Root), "/")
+	if c.Root == "" {
+		c.Root = "agora"
+	}
+	if c.CFSPeriod <= 0 {
+		c.CFSPeriod = 100 * time.Millisecond
+	}
+	if c.PidsLimit == 0 {
+		c.PidsLimit = 4096
+	}
+	if c.InitPath == "" {
+		c.InitPath = "/proc/self/exe"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Native isolates every container in its own cgroup (cpu shares and a CFS
+// quota from the container's cpus, a memory limit from its mem, a pids
+// limit) and its own pid, mount, IPC and UTS namespaces, with this binary
+// as the container's init. It needs root. A container that runs out of
+// memory is killed by the kernel and ends with Exit.Limitation set.
+type Native struct {
+	cfg     NativeConfig
+	h       hierarchy
+	mountNS string // the agent's mount namespace, which inits must not touch
+}
+
+var _ Containerizer = (*Native)(nil)
+
+// NewNative checks that the machine can isolate containers (root, cgroup
+// controllers mounted) and returns the containerizer.
+func NewNative(cfg NativeConfig) (*Native, error) {
+	cfg.setDefaults()
+	if os.Geteuid() != 0 {
+		return nil, errors.New("containerizer: cgroups and namespaces need root")
+	}
+	h, err := detectHierarchy(cfg.Hierarchy)
+	if err != nil {
+		return nil, fmt.Errorf("containerizer: %w", err)
+	}
+	mountNS, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		return nil, fmt.Errorf("containerizer: %w", err)
+	}
+	return &Native{cfg: cfg, h: h, mountNS: mountNS}, nil
+}
+
+// Describe says how containers are isolated, for logs and banners.
+func (n *Native) Describe() string {
+	cfs := "CFS quota on"
+	if n.cfg.DisableCFS {
+		cfs = "CFS quota off"
+	}
+	return fmt.Sprintf("cgroups v%d (cpu, memory, pids; %s) under %q; pid, mount, IPC and UTS namespaces",
+		n.h.version(), cfs, n.cfg.Root)
+}
+
+// Root is the cgroup containers are created in.
+func (n *Native) Root() string { return n.cfg.Root }
+
+func (n *Native) limits(spec Spec) limits {
+	var l limits
+	if spec.CPUs > 0 {
+		l.cpuShares = uint64(max(2, math.Round(spec.CPUs*1024)))
+		if !n.cfg.DisableCFS {
+			l.cfsPeriod = uint64(n.cfg.CFSPeriod.Microseconds())
+			l.cfsQuota = max(1000, int64(math.Round(spec.CPUs*float64(l.cfsPeriod))))
+		}
+	}
+	if spec.MemMB > 0 {
+		l.memBytes = int64(spec.MemMB * (1 << 20))
+	}
+	if n.cfg.PidsLimit > 0 {
+		l.pids = n.cfg.PidsLimit
+	}
+	return l
+}
+
+// Launch creates the container's cgroup, starts its init in new
+// namespaces, moves the init into the cgroup and only then lets it start
+// spec's program.
+func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error) {
+	if spec.ID == "" {
+		return nil, errors.New("containerizer: container ID is empty")
+	}
+	if err := validContainerID(spec.ID); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("container %s: %w", spec.ID, err)
+	}
+	wrap := func(err error) error { return fmt.Errorf("container %s: %w", spec.ID, err) }
+	path, err := lookPath(spec.Path, spec.Env)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	args := spec.Args
+	if len(args) == 0 {
+		args = []string{spec.Path}
+	}
+	cred, err := credential(spec.User)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	cfg := containerinit.Config{Path: path, Args: args, Env: spec.Env, Sandbox: spec.Dir,
+		SandboxInTmp: spec.Dir != "" && under(spec.Dir, "/tmp"), AgentMountNS: n.mountNS}
+	if cred != nil {
+		cfg.UID, cfg.GID, cfg.Groups = &cred.Uid, cred.Gid, cred.Groups
+	}
+	if spec.Dir != "" {
+		cfg.Tmp = filepath.Join(spec.Dir, "tmp")
+		if err := os.MkdirAll(cfg.Tmp, 0o755); err != nil {
+			return nil, wrap(fmt.Errorf("create the sandbox's tmp: %w", err))
+		}
+		if err := os.Chmod(cfg.Tmp, 0o777|os.ModeSticky); err != nil {
+			return nil, wrap(err)
+		}
+		if cred != nil {
+			if err := os.Chown(spec.Dir, int(cred.Uid), int(cred.Gid)); err != nil {
+				return nil, wrap(fmt.Errorf("hand sandbox to %s: %w", spec.User, err))
+			}
+		}
+	}
+	stdout, err := openOutput(spec.Stdout, cred)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer stdout.Close()
+	stderr, err := openOutput(spec.Stderr, cred)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer stderr.Close()
+
+	name := n.cfg.Root + "/" + spec.ID
+	cg, err := n.h.create(name, n.limits(spec))
+	if err != nil {
+		return nil, wrap(err)
+	}
+	c := &nativeContainer{
+		n: n, id: spec.ID, cgName: name, cg: cg, cpus: spec.CPUs, memMB: spec.MemMB,
+		done: make(chan struct{}),
+	}
+	var cmd *exec.Cmd
+	defer func() {
+		if err == nil {
+			return
+		}
+		if cmd != nil && cmd.Process != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		c.destroy()
+	}()
+
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer cfgW.Close()
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		cfgR.Close()
+		return nil, wrap(err)
+	}
+	cmd = &exec.Cmd{
+		Path:       n.cfg.InitPath,
+		Args:       []string{"agora", InitCommand, spec.ID},
+		Env:        []string{},
+		Dir:        spec.Dir,
+		Stdout:     stdout,
+		Stderr:     stderr,
+		ExtraFiles: []*os.File{cfgR, statusW},
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS,
+			Setpgid:    true,
+		},
+	}
+	err = cmd.Start()
+	cfgR.Close()
+	statusW.Close()
+	if err != nil {
+		statusR.Close()
+		cmd = nil
+		return nil, wrap(fmt.Errorf("start the container init %s: %w", n.cfg.InitPath, err))
+	}
+	c.cmd, c.pid, c.status = cmd, cmd.Process.Pid, bufio.NewReader(statusR)
+	c.statusFile = statusR
+	if st, err := readProcStat(c.pid); err == nil {
+		c.startTime = st.startTime
+	}
+	// The agent's shutdown (ctx) must not wait for an init that hangs.
+	stop := context.AfterFunc(ctx, func() { _ = statusR.SetReadDeadline(time.Now()) })
+	err = c.handshake(cfgW, cfg)
+	if !stop() {
+		err = errors.Join(err, ctx.Err())
+	}
+	if err != nil {
+		statusR.Close()
+		return nil, wrap(err)
+	}
+	c.watchOOM()
+	go c.supervise()
+	return c, nil
+}
+
+// handshake configures the init, moves it into the container's cgroup once
+// it is ready (its own start-up is not the container's to pay for), and
+// lets it start the task.
+func (c *nativeContainer) handshake(cfgW *os.File, cfg containerinit.Config) error {
+	if _, err := cfgW.Write(containerinit.Frame(cfg.Encode())); err != nil {
+		return fmt.Errorf("configure the container init: %w", err)
+	}
+	expect := func(ok func(containerinit.Message) bool) error {
+		msg, err := c.readMessage()
+		switch {
+		case err != nil:
+			return fmt.Errorf("%w: %v", errInitGone, err)
+		case msg.Error != "":
+			return errors.New(msg.Error)
+		case !ok(msg):
+			return fmt.Errorf("container init: unexpected message %+v", msg)
+		}
+		return nil
+	}
+	if err := expect(func(m containerinit.Message) bool { return m.Ready }); err != nil {
+		return err
+	}
+	if err := c.cg.add(c.pid); err != nil {
+		return err
+	}
+	if _, err := cfgW.Write([]byte{containerinit.Go}); err != nil {
+		return fmt.Errorf("start the container init: %w", err)
+	}
+	cfgW.Close()
+	return expect(func(m containerinit.Message) bool { return m.Pid > 0 })
+}
+
+// validContainerID keeps IDs usable as one cgroup path component.
+func validContainerID(id string) error {
+	if id == "." || id == ".." || strings.ContainsAny(id, "/\x00\n") {
+		return fmt.Errorf("containerizer: container ID %q cannot name a cgroup", id)
+	}
+	return nil
+}
+
+// Recover adopts a container an earlier agent process launched: it finds
+// the container's cgroup again and watches its init. Containers launched
+// by Process (no cgroup in st) are adopted as Process would.
+func (n *Native) Recover(ctx context.Context, st State) (Container, error) {
+	if st.Cgroup == "" {
+		return Process{}.Recover(ctx, st)
+	}
+	cg, err := n.h.load(st.Cgroup)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("container %s (cgroup %s): %w", st.ID, st.Cgroup, ErrGone)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", st.ID, err)
+	}
+	c := &nativeContainer{
+		n: n, id: st.ID, cgName: st.Cgroup, cg: cg, pid: st.Pid, startTime: st.StartTime,
+		done: make(chan struct{}), adopted: true,
+	}
+	if u, err := c.cgUsage(); err == nil && u.MemLimitBytes > 0 {
+		c.memMB = float64(u.MemLimitBytes) / (1 << 20)
+	}
+	if !st.alive() {
+		c.destroy()
+		return nil, fmt.Errorf("container %s (pid %d): %w", st.ID, st.Pid, ErrGone)
+	}
+	c.watchOOM()
+	go c.watchAdopted()
+	return c, nil
+}
+
+// CleanupOrphans destroys the containers in the root that keep does not
+// claim (those an earlier agent process left behind and does not recover)
+// and returns their IDs. Cgroups that hold cgroups of their own (other
+// agents' roots) are never touched.
+func (n *Native) CleanupOrphans(keep func(id string) bool) ([]string, error) {
+	ids, err := n.h.leaves(n.cfg.Root)
+	if err != nil {
+		return nil, fmt.Errorf("containerizer: list containers in %s: %w", n.cfg.Root, err)
+	}
+	var gone []string
+	var errs []error
+	for _, id := range ids {
+		if keep(id) {
+			continue
+		}
+		cg, err := n.h.load(n.cfg.Root + "/" + id)
+		if errors.Is(err, os.ErrNotExist) {
+			// Present in some controllers only: remove what is there.
+			cg, err = n.h.create(n.cfg.Root+"/"+id, limits{})
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := killCgroup(cg); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := removeCgroup(cg); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		gone = append(gone, id)
+	}
+	return gone, errors.Join(errs...)
+}
+
+// nativeContainer is a container in its own cgroup and namespaces, whose
+// main process (Pid) is the container's init.
+type nativeContainer struct {
+	n          *Native
+	id         string
+	cgName     string
+	cg         cgroup
+	pid        int
+	startTime  uint64
+	cpus       float64
+	memMB      float64
+	adopted    bool
+	cmd        *exec.Cmd     // nil when adopted
+	status     *bufio.Reader // the init's messages; nil when adopted
+	statusFile *os.File
+	oom        *os.File // readable on OOM events; nil if unavailable
+	done       chan struct{}
+
+	mu          sync.Mutex // held while signalling and while reaping
+	reaped      bool
+	oomKilled   bool
+	exit        Exit
+	destroyOnce sync.Once
+}
+
+func (c *nativeContainer) ID() string            { return c.id }
+func (c *nativeContainer) Pid() int              { return c.pid }
+func (c *nativeContainer) Done() <-chan struct{} { return c.done }
+func (c *nativeContainer) State() State {
+	return State{ID: c.id, Pid: c.pid, StartTime: c.startTime, Cgroup: c.cgName}
+}
+
+func (c *nativeContainer) Wait(ctx context.Context) (Exit, error) {
+	select {
+	case <-c.done:
+		return c.exit, nil
+	case <-ctx.Done():
+		return Exit{}, ctx.Err()
+	}
+}
+
+// Signal sends SIGKILL to the init, which makes the kernel kill every
+// process of the pid namespace; other signals go to the init, which passes
+// them on to every process of the container.
+func (c *nativeContainer) Signal(sig syscall.Signal) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reaped || (c.adopted && !c.state().alive()) {
+		return ErrExited
+	}
+	// Until the init is reaped (launched) or while its start time matches
+	// (adopted), its PID is this container's.
+	if err := syscall.Kill(c.pid, sig); err != nil && err != syscall.ESRCH {
+		return fmt.Errorf("container %s: signal %v: %w", c.id, sig, err)
+	}
+	return nil
+}
+
+func (c *nativeContainer) state() State { return State{ID: c.id, Pid: c.pid, StartTime: c.startTime} }
+
+func (c *nativeContainer) readMessage() (containerinit.Message, error) {
+	line, err := c.status.ReadString('\n')
+	if err != nil && (err != io.EOF || line == "") {
+		return containerinit.Message{}, err
+	}
+	return containerinit.ParseMessage(strings.TrimSuffix(line, "\n"))
+}
+
+// supervise waits for the init to end (its status pipe closes when it
+// exits), reaps it, and destroys the container.
+func (c *nativeContainer) supervise() {
+	var taskStatus *uint32
+	for {
+		m, err := c.readMessage()
+		if err != nil {
+			break
+		}
+		if m.Status != nil {
+			taskStatus = m.Status
+		}
+	}
+	c.statusFile.Close()
+	c.mu.Lock()
+	_ = c.cmd.Wait()
+	exit := exitOf(c.cmd.ProcessState)
+	if taskStatus != nil {
+		ws := syscall.WaitStatus(*taskStatus)
+		exit = Exit{Code: ws.ExitStatus()}
+		if ws.Signaled() {
+			exit = Exit{Signal: ws.Signal()}
+		}
+	}
+	c.reaped = true
+	c.mu.Unlock()
+	c.finish(exit)
+}
+
+// watchAdopted polls an adopted container's init, which is not the
+// agent's child and cannot be waited for.
+func (c *nativeContainer) watchAdopted() {
+	t := time.NewTicker(adoptPollInterval)
+	defer t.Stop()
+	for range t.C {
+		if !c.state().alive() {
+			c.mu.Lock()
+			c.reaped = true
+			c.mu.Unlock()
+			c.finish(Exit{Unknown: true})
+			return
+		}
+	}
+}
+
+// finish records how the container ended, tears it down and marks it done.
+func (c *nativeContainer) finish(exit Exit) {
+	oomKilled := c.cg.oomKills() > 0
+	peak := c.cg.peakMemory()
+	c.destroy()
+	c.mu.Lock()
+	oomKilled = oomKilled || c.oomKilled
+	c.mu.Unlock()
+	if oomKilled {
+		exit.Limitation = &Limitation{
+			Resource: "mem",
+			Message: fmt.Sprintf("Memory limit exceeded: Requested: %dMB Maximum Used: %dMB",
+				int64(math.Round(c.memMB)), int64(math.Round(float64(peak)/(1<<20)))),
+		}
+	}
+	c.exit = exit
+	close(c.done)
+}
+
+// destroy kills every process left in the cgroup and removes it.
+func (c *nativeContainer) destroy() {
+	c.destroyOnce.Do(func() {
+		if c.oom != nil {
+			c.oom.Close()
+		}
+		log := c.n.cfg.Logger
+		if err := killCgroup(c.cg); err != nil {
+			log.Error("cannot kill the processes of a container", "container_id", c.id, "cgroup", c.cgName, "err", err)
+			return
+		}
+		if err := removeCgroup(c.cg); err != nil {
+			log.Error("cannot remove a container's cgroup", "container_id", c.id, "cgroup", c.cgName, "err", err)
+		}
+	})
+}
+
+// watchOOM kills the whole container when the kernel's OOM killer acts in
+// it (on any of its processes, not just the main one), as Mesos does on a
+// memory limitation.
+func (c *nativeContainer) watchOOM() {
+	f, err := c.cg.oomEvents()
+	if err != nil {
+		c.n.cfg.Logger.Warn("no OOM notifications for a container; limits are still enforced", "container_id", c.id, "err", err)
+		return
+	}
+	c.oom = f
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			if _, err := f.Read(buf); err != nil {
+				return // closed by destroy
+			}
+			// The notification may come before the kill is counted.
+			killed := false
+			for i := 0; i < 20 && !killed; i++ {
+				if killed = c.cg.oomKills() > 0; !killed {
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+			if !killed {
+				continue
+			}
+			c.mu.Lock()
+			c.oomKilled = true
+			if !c.reaped {
+				_ = syscall.Kill(c.pid, syscall.SIGKILL)
+			}
+			c.mu.Unlock()
+		}
+	}()
+}

@@ -1,0 +1,320 @@
+package fetcher
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"compress/bzip2"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+)
+
+type archive int
+
+const (
+	notArchive archive = iota
+	archiveTar
+	archiveTarGz
+	archiveTarBz2
+	archiveZip
+	archiveGz // a single gzip-compressed file
+	archiveUnsupported
+)
+
+// archiveKind recognises an archive by its file name, as Mesos does.
+func archiveKind(name string) archive {
+	n := strings.ToLower(name)
+	switch {
+	case strings.HasSuffix(n, ".tar.gz"), strings.HasSuffix(n, ".tgz"):
+		return archiveTarGz
+	case strings.HasSuffix(n, ".tar.bz2"), strings.HasSuffix(n, ".tbz2"):
+		return archiveTarBz2
+	case strings.HasSuffix(n, ".tar"):
+		return archiveTar
+	case strings.HasSuffix(n, ".zip"):
+		return archiveZip
+	case strings.HasSuffix(n, ".tar.xz"), strings.HasSuffix(n, ".txz"), strings.HasSuffix(n, ".xz"):
+		return archiveUnsupported
+	case strings.HasSuffix(n, ".gz"):
+		return archiveGz
+	}
+	return notArchive
+}
+
+// errEscape marks an archive entry that would land outside the sandbox.
+var errEscape = errors.New("leads outside the sandbox")
+
+// extractArchive unpacks in (an archive of the given kind, fetched as
+// name) into dir, a
+// directory relative to root. It returns the paths it created. An entry
+// that would land outside root fails the whole extraction; what was
+// already written stays (the task does not start anyway).
+func extractArchive(in *os.File, name string, kind archive, root *os.Root, dir string, limit int64) ([]string, error) {
+	x := &extractor{root: root, dir: dir, budget: limit, limit: limit}
+	switch kind {
+	case archiveTar:
+		return x.created, x.tar(in)
+	case archiveTarGz:
+		zr, err := gzip.NewReader(in)
+		if err != nil {
+			return nil, fmt.Errorf("not a gzip file: %w", err)
+		}
+		defer zr.Close()
+		return x.created, x.tar(zr)
+	case archiveTarBz2:
+		return x.created, x.tar(bzip2.NewReader(in))
+	case archiveZip:
+		fi, err := in.Stat()
+		if err != nil {
+			return nil, err
+		}
+		return x.created, x.zip(in, fi.Size())
+	case archiveGz:
+		return x.created, x.gunzip(in, strings.TrimSuffix(path.Base(name), path.Ext(name)))
+	case archiveUnsupported:
+		return nil, errors.New("xz archives are not supported; set extract=false to fetch the file as is")
+	}
+	return nil, fmt.Errorf("not an archive")
+}
+
+type extractor struct {
+	root    *os.Root
+	dir     string
+	budget  int64 // bytes left under the limit
+	limit   int64
+	created []string
+}
+
+// target turns an entry name into a path relative to root, refusing any
+// that climbs out.
+func (x *extractor) target(name string) (string, error) {
+	if strings.ContainsRune(name, 0) {
+		return "", fmt.Errorf("entry %q: contains a NUL byte", name)
+	}
+	name = strings.ReplaceAll(name, "\\", "/")
+	if path.IsAbs(name) {
+		return "", fmt.Errorf("entry %q is an absolute path that %w", name, errEscape)
+	}
+	clean := path.Clean(name)
+	if clean == ".." || strings.HasPrefix(clean, "../") {
+		return "", fmt.Errorf("entry %q %w", name, errEscape)
+	}
+	return path.Join(x.dir, clean), nil
+}
+
+// symlinkOK refuses links at p that point outside the sandbox.
+func (x *extractor) symlinkOK(p, target string) error {
+	if path.IsAbs(target) {
+		return fmt.Errorf("symlink to the absolute path %q %w", target, errEscape)
+	}
+	resolved := path.Join(path.Dir(p), target)
+	if resolved == ".." || strings.HasPrefix(resolved, "../") {
+		return fmt.Errorf("symlink to %q %w", target, errEscape)
+	}
+	return nil
+}
+
+func (x *extractor) mkdirAll(p string) error {
+	if p == "." || p == "" {
+		return nil
+	}
+	if fi, err := x.root.Lstat(p); err == nil && fi.IsDir() {
+		return nil
+	}
+	missing := parentsToCreate(x.root, p+"/x")
+	if err := x.root.MkdirAll(p, 0o755); err != nil {
+		return err
+	}
+	x.created = append(x.created, missing...)
+	return nil
+}
+
+// clear removes whatever is at p, so a link can be created there.
+func (x *extractor) clear(p string) error {
+	if err := x.root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func (x *extractor) writeFile(p string, mode fs.FileMode, r io.Reader) error {
+	if err := x.mkdirAll(path.Dir(p)); err != nil {
+		return err
+	}
+	// A symlink left at p by an earlier entry must not redirect the write.
+	if fi, err := x.root.Lstat(p); err == nil && !fi.Mode().IsRegular() {
+		if err := x.clear(p); err != nil {
+			return err
+		}
+	}
+	f, err := x.root.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode.Perm())
+	if err != nil {
+		return err
+	}
+	n, err := copyCapped(context.Background(), f, r, x.budget)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	x.budget -= n
+	if err != nil {
+		if x.budget < 0 {
+			return fmt.Errorf("the extracted content exceeds the fetcher's limit of %d bytes", x.limit)
+		}
+		return err
+	}
+	x.created = append(x.created, p)
+	return nil
+}
+
+func (x *extractor) tar(r io.Reader) error {
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read tar: %w", err)
+		}
+		p, err := x.target(hdr.Name)
+		if err != nil {
+			return err
+		}
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			err = x.mkdirAll(p)
+		case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+			err = x.writeFile(p, hdr.FileInfo().Mode(), tr)
+		case tar.TypeSymlink:
+			if err = x.symlinkOK(p, hdr.Linkname); err == nil {
+				err = x.symlink(hdr.Linkname, p)
+			}
+		case tar.TypeLink:
+			var old string
+			if old, err = x.target(hdr.Linkname); err != nil {
+				err = fmt.Errorf("hard link to %q %w", hdr.Linkname, errEscape)
+			} else {
+				err = x.link(old, p)
+			}
+		default:
+			continue // devices, fifos, extended headers: nothing to write
+		}
+		if err != nil {
+			return fmt.Errorf("entry %q: %w", hdr.Name, err)
+		}
+	}
+}
+
+func (x *extractor) symlink(target, p string) error {
+	if err := x.mkdirAll(path.Dir(p)); err != nil {
+		return err
+	}
+	// symlinkOK judged the target from p's name; that holds only if no
+	// directory on the way to p is itself a symlink.
+	for d := path.Dir(p); d != "." && d != "/"; d = path.Dir(d) {
+		if fi, err := x.root.Lstat(d); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("symlink under the symlink %q %w", d, errEscape)
+		}
+	}
+	if err := x.clear(p); err != nil {
+		return err
+	}
+	if err := x.root.Symlink(target, p); err != nil {
+		return err
+	}
+	x.created = append(x.created, p)
+	return nil
+}
+
+func (x *extractor) link(old, p string) error {
+	if err := x.mkdirAll(path.Dir(p)); err != nil {
+		return err
+	}
+	if err := x.clear(p); err != nil {
+		return err
+	}
+	if err := x.root.Link(old, p); err != nil {
+		return err
+	}
+	x.created = append(x.created, p)
+	return nil
+}
+
+func (x *extractor) zip(in io.ReaderAt, size int64) error {
+	zr, err := zip.NewReader(in, size)
+	if err != nil {
+		return fmt.Errorf("read zip: %w", err)
+	}
+	for _, zf := range zr.File {
+		p, err := x.target(zf.Name)
+		if err != nil {
+			return err
+		}
+		mode := zf.Mode()
+		switch {
+		case mode.IsDir() || strings.HasSuffix(zf.Name, "/"):
+			err = x.mkdirAll(p)
+		case mode&fs.ModeSymlink != 0:
+			err = x.zipSymlink(zf, p)
+		case mode.IsRegular():
+			err = x.zipFile(zf, p, mode)
+		default:
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("entry %q: %w", zf.Name, err)
+		}
+	}
+	return nil
+}
+
+func (x *extractor) zipFile(zf *zip.File, p string, mode fs.FileMode) error {
+	if int64(zf.UncompressedSize64) > x.budget || zf.UncompressedSize64 > 1<<62 {
+		return fmt.Errorf("the extracted content exceeds the fetcher's limit of %d bytes", x.limit)
+	}
+	rc, err := zf.Open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if mode.Perm() == 0 {
+		mode |= 0o644 // zips written without Unix modes
+	}
+	return x.writeFile(p, mode, rc)
+}
+
+func (x *extractor) zipSymlink(zf *zip.File, p string) error {
+	rc, err := zf.Open()
+	if err != nil {
+		return err
+	}
+	b, err := io.ReadAll(io.LimitReader(rc, 4096))
+	rc.Close()
+	if err != nil {
+		return err
+	}
+	target := string(b)
+	if err := x.symlinkOK(p, target); err != nil {
+		return err
+	}
+	return x.symlink(target, p)
+}
+
+func (x *extractor) gunzip(in io.Reader, name string) error {
+	zr, err := gzip.NewReader(in)
+	if err != nil {
+		return fmt.Errorf("not a gzip file: %w", err)
+	}
+	defer zr.Close()
+	p, err := x.target(name)
+	if err != nil {
+		return err
+	}
+	return x.writeFile(p, 0o644, zr)
+}

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/agora-cluster/agora/hadoop/client"
+	"github.com/agora-cluster/agora/hadoop/job"
+)
+
+func init() {
+	hadoopCommands["jobs"] = command{name: "jobs", summary: "List Hadoop jobs, running and finished", run: runHadoopJobs}
+	hadoopCommands["status"] = command{name: "status", summary: "Show a job's progress, counters and failed attempts", run: runHadoopStatus}
+	hadoopCommands["kill"] = command{name: "kill", summary: "Kill a job", run: runHadoopKill}
+	hadoopCommands["logs"] = command{name: "logs", summary: "Print an attempt's stderr", run: runHadoopLogs}
+	hadoopCommands["trackers"] = command{name: "trackers", summary: "List the TaskTracker executors", run: runHadoopTrackers}
+}
+
+// hadoopClientFlags makes the flag set of a client command: --hadoop and,
+// with withJSON, --json.
+func hadoopClientFlags(name, usage, about, example string, addr *string, asJSON *bool) *flag.FlagSet {
+	fs := flag.NewFlagSet("agora hadoop "+name, flag.ContinueOnError)
+	fs.StringVar(addr, "hadoop", hadoopAddrDefault(), "the Hadoop framework, host:port (env AGORA_HADOOP)")
+	if asJSON != nil {
+		fs.BoolVar(asJSON, "json", false, "print JSON instead of a table")
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: agora hadoop %s %s\n\n%s\n\nExample:\n  %s\n\nFlags:\n", name, usage, about, example)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func hadoopFailure(cmd string, err error) int {
+	fmt.Fprintf(os.Stderr, "agora hadoop %s: %v\n", cmd, err)
+	return 1
+}
+
+func printJSON(v any) int {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return hadoopFailure("", err)
+	}
+	fmt.Println(string(b))
+	return 0
+}
+
+func pct(f float64) string { return fmt.Sprintf("%d%%", int(f*100)) }
+
+func since(d time.Duration) string {
+	if d < time.Minute {
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+func runHadoopJobs(args []string) int {
+	var addr string
+	var asJSON bool
+	fs := hadoopClientFlags("jobs", "[--json]", "Lists the jobs of the Hadoop framework: running ones first, then finished ones, newest first.",
+		"agora hadoop jobs", &addr, &asJSON)
+	if code, done := parseClientFlags(fs, args); done {
+		return code
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	jobs, err := client.New(addr).Jobs(ctx)
+	if err != nil {
+		return hadoopFailure("jobs", err)
+	}
+	if asJSON {
+		return printJSON(jobs)
+	}
+	w := newTable()
+	fmt.Fprintln(w, "JOB ID\tSTATE\tNAME\tMAPS\tREDUCES\tMAP\tREDUCE\tSUBMITTED\tELAPSED")
+	now := time.Now()
+	for _, j := range jobs {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%d/%d\t%s\t%s\t%s\t%s\n", j.ID, j.State, j.Name,
+			j.Maps.Succeeded, j.Maps.Total, j.Reduces.Succeeded, j.Reduces.Total,
+			pct(j.MapProgress), pct(j.ReduceProgress), j.Submitted.Local().Format("2006-01-02 15:04:05"), since(j.Elapsed(now)))
+	}
+	w.Flush()
+	return 0
+}
+
+func runHadoopStatus(args []string) int {
+	var addr string
+	var asJSON bool
+	fs := hadoopClientFlags("status", "JOB [--tasks] [--json]", "Shows a job: state, map and reduce progress, counters, and the attempts that failed.",
+		"agora hadoop status job_202601011200_0001 --tasks", &addr, &asJSON)
+	tasks := fs.Bool("tasks", false, "list every task and attempt")
+	id, rest := splitFirstArg(args)
+	if code, done := parseClientFlags(fs, rest); done {
+		return code
+	}
+	if id == "" && fs.NArg() > 0 {
+		id = fs.Arg(0)
+	}
+	if id == "" {
+		fs.Usage()
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := client.New(addr).Job(ctx, id, true)
+	if err != nil {
+		return hadoopFailure("status", err)
+	}
+	if asJSON {
+		if !*tasks {
+			d.Tasks = nil
+		}
+		return printJSON(d)
+	}
+	j := d.JobInfo
+	w := newTable()
+	fmt.Fprintf(w, "Job:\t%s (%s)\n", j.ID, j.Name)
+	fmt.Fprintf(w, "State:\t%s\n", j.State)
+	fmt.Fprintf(w, "Input:\t%s\n", strings.Join(j.Input, ","))
+	fmt.Fprintf(w, "Output:\t%s\n", j.Output)
+	fmt.Fprintf(w, "Mapper:\t%s\n", j.Mapper)
+	fmt.Fprintf(w, "Reducer:\t%s\n", j.Reducer)
+	if j.Combiner != "" {
+		fmt.Fprintf(w, "Combiner:\t%s\n", j.Combiner)
+	}
+	fmt.Fprintf(w, "Maps:\t%s  (%d total, %d pending, %d running, %d succeeded, %d failed, %d killed)\n",
+		pct(j.MapProgress), j.Maps.Total, j.Maps.Pending, j.Maps.Running, j.Maps.Succeeded, j.Maps.Failed, j.Maps.Killed)
+	fmt.Fprintf(w, "Reduces:\t%s  (%d total, %d pending, %d running, %d succeeded, %d failed, %d killed)\n",
+		pct(j.ReduceProgress), j.Reduces.Total, j.Reduces.Pending, j.Reduces.Running, j.Reduces.Succeeded, j.Reduces.Failed, j.Reduces.Killed)
+	fmt.Fprintf(w, "Submitted:\t%s\n", j.Submitted.Local().Format(time.RFC3339))
+	fmt.Fprintf(w, "Elapsed:\t%s\n", since(j.Elapsed(time.Now())))
+	if j.Restarts > 0 {
+		fmt.Fprintf(w, "Restarts:\t%d (run again from the start after scheduler restarts)\n", j.Restarts)
+	}
+	if len(j.Blacklisted) > 0 {
+		fmt.Fprintf(w, "Blacklisted:\t%s\n", strings.Join(j.Blacklisted, ", "))
+	}
+	w.Flush()
+	if j.Error != "" {
+		fmt.Printf("Error: %s\n", j.Error)
+	}
+	fmt.Println()
+	printCounters(os.Stdout, j.Counters)
+	var failed []string
+	for _, t := range d.Tasks {
+		for _, a := range t.Attempts {
+			if a.State == "FAILED" {
+				failed = append(failed, fmt.Sprintf("%s on %s: %s", a.ID, a.Host, firstLine(a.Diagnostics)))
+			}
+		}
+	}
+	if len(failed) > 0 {
+		fmt.Printf("\nFailed attempts (`agora hadoop logs ATTEMPT` prints one's stderr):\n")
+		for _, f := range failed {
+			fmt.Println("  " + f)
+		}
+	}
+	if *tasks {
+		fmt.Println()
+		w := newTable()
+		fmt.Fprintln(w, "ATTEMPT\tSTATE\tHOST\tPROGRESS\tLOCALITY\tSTATUS\tELAPSED")
+		for _, t := range d.Tasks {
+			if len(t.Attempts) == 0 {
+				fmt.Fprintf(w, "%s\t%s\t\t\t\t\t\n", t.ID, t.State)
+			}
+			for _, a := range t.Attempts {
+				end := a.Finish
+				if end.IsZero() {
+					end = time.Now()
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.State, a.Host, pct(a.Progress), a.Locality, a.Status, since(end.Sub(a.Start)))
+			}
+		}
+		w.Flush()
+	}
+	return 0
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " ..."
+	}
+	return s
+}
+
+// splitFirstArg takes a leading positional argument off args, so that
+// `status JOB --json` works as well as `status --json JOB`.
+func splitFirstArg(args []string) (string, []string) {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		return args[0], args[1:]
+	}
+	return "", args
+}
+
+func runHadoopKill(args []string) int {
+	var addr string
+	fs := hadoopClientFlags("kill", "JOB", "Kills a job: its running attempts are killed and its temporary output removed.",
+		"agora hadoop kill job_202601011200_0001", &addr, nil)
+	id, rest := splitFirstArg(args)
+	if code, done := parseClientFlags(fs, rest); done {
+		return code
+	}
+	if id == "" && fs.NArg() > 0 {
+		id = fs.Arg(0)
+	}
+	if id == "" {
+		fs.Usage()
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	j, err := client.New(addr).Kill(ctx, id)
+	if err != nil {
+		return hadoopFailure("kill", err)
+	}
+	fmt.Printf("%s %s\n", j.ID, j.State)
+	return 0
+}
+
+func runHadoopLogs(args []string) int {
+	var addr string
+	fs := hadoopClientFlags("logs", "ATTEMPT", "Prints an attempt's stderr (what its mapper, reducer or combiner wrote there).",
+		"agora hadoop logs attempt_202601011200_0001_m_000003_0", &addr, nil)
+	id, rest := splitFirstArg(args)
+	if code, done := parseClientFlags(fs, rest); done {
+		return code
+	}
+	if id == "" && fs.NArg() > 0 {
+		id = fs.Arg(0)
+	}
+	if id == "" {
+		fs.Usage()
+		return 2
+	}
+	if _, err := job.ParseAttemptID(id); err != nil {
+		return hadoopFailure("logs", fmt.Errorf("%v (attempt IDs look like attempt_202601011200_0001_m_000003_0; `agora hadoop status JOB --tasks` lists them)", err))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := client.New(addr).Log(ctx, id)
+	if err != nil {
+		return hadoopFailure("logs", err)
+	}
+	fmt.Print(s)
+	return 0
+}
+
+func runHadoopTrackers(args []string) int {
+	var addr string
+	var asJSON bool
+	fs := hadoopClientFlags("trackers", "[--json]", "Lists the TaskTracker executors the framework runs on agents, with their slots.",
+		"agora hadoop trackers", &addr, &asJSON)
+	if code, done := parseClientFlags(fs, args); done {
+		return code
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ts, err := client.New(addr).Trackers(ctx)
+	if err != nil {
+		return hadoopFailure("trackers", err)
+	}
+	if asJSON {
+		return printJSON(ts)
+	}
+	w := newTable()
+	fmt.Fprintln(w, "TRACKER\tSTATE\tHOST\tAGENT\tMAP SLOTS\tREDUCE SLOTS\tRUNNING\tURL")
+	for _, t := range ts {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", t.ID, t.State, t.Host, t.AgentID, t.MapSlots, t.ReduceSlots, t.RunningMaps+t.RunningReduces, t.URL)
+	}
+	w.Flush()
+	return 0
+}

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/agora-cluster/agora/hadoop/client"
+	"github.com/agora-cluster/agora/hadoop/counters"
+	"github.com/agora-cluster/agora/hadoop/job"
+	"github.com/agora-cluster/agora/hadoop/jobtracker"
+)
+
+func init() {
+	hadoopCommands["streaming"] = command{name: "streaming", summary: "Submit a Hadoop Streaming job and follow it to the end", run: runHadoopStreaming}
+}
+
+const streamingExtraUsage = `
+agora's own options (anywhere on the line):
+  --hadoop ADDR          the Hadoop framework, host:port (env AGORA_HADOOP; default ` + "%s" + `)
+  --detach               submit and exit without following the job
+
+The job is checked before anything runs. Progress goes to stderr; the exit status is 0
+when the job succeeds and 1 when it is refused or fails (the message names the failed
+task and shows the end of its stderr).`
+
+func runHadoopStreaming(args []string) int {
+	addr := hadoopAddrDefault()
+	detach := false
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--hadoop" || a == "-hadoop":
+			if i+1 >= len(args) {
+				fmt.Fprintln(os.Stderr, "agora hadoop streaming: --hadoop needs a value (host:port)")
+				return 2
+			}
+			addr = args[i+1]
+			i++
+		case strings.HasPrefix(a, "--hadoop=") || strings.HasPrefix(a, "-hadoop="):
+			addr = a[strings.IndexByte(a, '=')+1:]
+		case a == "--detach" || a == "-detach":
+			detach = true
+		default:
+			rest = append(rest, a)
+		}
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora hadoop streaming:", err)
+		return 1
+	}
+	spec, err := job.ParseStreaming(rest, cwd)
+	if errors.Is(err, job.ErrHelp) || len(rest) == 0 {
+		fmt.Fprintln(os.Stderr, job.StreamingUsage)
+		fmt.Fprintf(os.Stderr, streamingExtraUsage+"\n", defaultHadoopAddr)
+		if len(rest) == 0 {
+			return 2
+		}
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora hadoop streaming:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c := client.New(addr)
+	info, err := c.Submit(ctx, client.SubmitRequest{Spec: &spec})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora hadoop streaming:", err)
+		if errors.Is(err, job.ErrUsage) {
+			return 2
+		}
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "agora hadoop streaming: running job %s: %d maps, %d reduces, output %s\n",
+		info.ID, info.Maps.Total, info.Reduces.Total, info.Output)
+	if detach {
+		fmt.Println(info.ID)
+		return 0
+	}
+	fmt.Fprintf(os.Stderr, "agora hadoop streaming: `agora hadoop status %s` shows it, `agora hadoop kill %s` stops it\n", info.ID, info.ID)
+	last := ""
+	final, err := c.Wait(ctx, info.ID, 500*time.Millisecond, func(j client.JobInfo) {
+		line := fmt.Sprintf(" map %3d%% reduce %3d%%", int(j.MapProgress*100), int(j.ReduceProgress*100))
+		if line != last {
+			last = line
+			fmt.Fprintf(os.Stderr, "agora hadoop streaming: %s\n", line)
+		}
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintf(os.Stderr, "\nagora hadoop streaming: stopped following; job %s keeps running (`agora hadoop kill %s` stops it)\n", info.ID, info.ID)
+			return 130
+		}
+		fmt.Fprintln(os.Stderr, "agora hadoop streaming:", err)
+		return 1
+	}
+	if final.State != jobtracker.JobSucceeded {
+		fmt.Fprintf(os.Stderr, "agora hadoop streaming: job %s %s: %s\n", final.ID, strings.ToLower(string(final.State)), final.Error)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "agora hadoop streaming: job %s completed successfully in %s\n", final.ID, final.Elapsed(time.Now()).Round(time.Millisecond))
+	printCounters(os.Stderr, final.Counters)
+	fmt.Fprintf(os.Stderr, "agora hadoop streaming: output directory: %s\n", final.Output)
+	return 0
+}
+
+// printCounters prints counters as Hadoop's job client does.
+func printCounters(w *os.File, c counters.Counters) {
+	n := 0
+	var groups []string
+	for g, names := range c {
+		groups = append(groups, g)
+		n += len(names)
+	}
+	sort.Strings(groups)
+	fmt.Fprintf(w, "Counters: %d\n", n)
+	for _, g := range groups {
+		fmt.Fprintf(w, "\t%s\n", g)
+		var names []string
+		for name := range c[g] {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			fmt.Fprintf(w, "\t\t%s=%d\n", name, c[g][name])
+		}
+	}
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/agora-cluster/agora/cluster/containerizer"
+)
+
+// isolationFlags choose and configure the agent's containerizer (Mesos's
+// flag names), shared by `agora agent` and `agora dev`.
+type isolationFlags struct {
+	containerizers, isolation, cgroupsHierarchy, cgroupsRoot string
+	cgroupsEnableCFS                                         bool
+	cgroupsPidsLimit                                         int64
+}
+
+func (f *isolationFlags) register(fs *flag.FlagSet, defaultRoot string) {
+	fs.StringVar(&f.containerizers, "containerizers", "mesos", "containerizers to use, in order (mesos: agora's native containerizer;\ndocker: tasks with a DOCKER ContainerInfo, run through the Docker Engine)")
+	fs.StringVar(&f.isolation, "isolation", "", "cgroups: every container gets its own cgroup (cpu shares, CFS quota, memory and pids limits)\n"+
+		"and its own pid, mount, IPC and UTS namespaces (needs root); posix: plain processes, no limits.\n"+
+		"Default: cgroups when running as root, else posix (with a warning)")
+	fs.StringVar(&f.cgroupsHierarchy, "cgroups_hierarchy", "/sys/fs/cgroup", "where the cgroup file systems are mounted (cgroup v1 or v2)")
+	fs.StringVar(&f.cgroupsRoot, "cgroups_root", defaultRoot, "cgroup the containers are created in (/sys/fs/cgroup/<controller>/<root>/<container> on cgroup v1)")
+	fs.BoolVar(&f.cgroupsEnableCFS, "cgroups_enable_cfs", true, "cap each container's CPU time at its cpus with a CFS quota (else cpus only weigh containers\nagainst each other)")
+	fs.Int64Var(&f.cgroupsPidsLimit, "cgroups_pids_limit", 4096, "most processes and threads in one container (0: no limit)")
+}
+
+// containerizer builds the containerizer the flags ask for, with its
+// cgroups in root.
+func (f *isolationFlags) containerizer(root string, logger *slog.Logger) (containerizer.Containerizer, error) {
+	mesos := false
+	for _, c := range strings.Split(f.containerizers, ",") {
+		switch c = strings.TrimSpace(c); c {
+		case "mesos":
+			mesos = true
+		case "docker": // the Docker containerizer, set up in agent_docker.go
+		case "":
+		default:
+			return nil, fmt.Errorf("--containerizers: %q is not available (use mesos, or mesos,docker)", c)
+		}
+	}
+	if !mesos {
+		return nil, fmt.Errorf("--containerizers=%s: the mesos containerizer is required", f.containerizers)
+	}
+	pids := f.cgroupsPidsLimit
+	if pids <= 0 {
+		pids = -1
+	}
+	return containerizer.New(containerizer.Options{
+		Isolation: f.isolation,
+		Native: containerizer.NativeConfig{
+			Hierarchy:  f.cgroupsHierarchy,
+			Root:       root,
+			DisableCFS: !f.cgroupsEnableCFS,
+			PidsLimit:  pids,
+			Logger:     logger,
+		},
+	})
+}
+
+// describeIsolation says how the containerizer isolates, for the log.
+func describeIsolation(c containerizer.Containerizer) string {
+	if d, ok := c.(interface{ Describe() string }); ok {
+		return d.Describe()
+	}
+	return "none: plain processes"
+}

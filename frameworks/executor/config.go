@@ -1,0 +1,137 @@
+package executor
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agora-cluster/agora/cluster/api"
+)
+
+// Config configures a Driver. FromEnv fills it from the environment the
+// agent gives every executor; tests and embedders may build it by hand.
+type Config struct {
+	// FrameworkID and ExecutorID identify the executor (MESOS_FRAMEWORK_ID,
+	// MESOS_EXECUTOR_ID).
+	FrameworkID, ExecutorID string
+	// Directory is the sandbox on the host (MESOS_DIRECTORY); Sandbox is
+	// the sandbox as the executor sees it (MESOS_SANDBOX).
+	Directory, Sandbox string
+	// AgentEndpoint is the agent's host:port (MESOS_AGENT_ENDPOINT).
+	AgentEndpoint string
+	// Checkpoint is set when the framework checkpoints (MESOS_CHECKPOINT):
+	// the executor then survives an agent restart by re-subscribing for up
+	// to RecoveryTimeout. Without it the executor exits when its
+	// subscription breaks, as Mesos expects.
+	Checkpoint bool
+	// ShutdownGracePeriod is the time the agent allows between SHUTDOWN and
+	// destroying the executor (MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD).
+	ShutdownGracePeriod time.Duration
+	// RecoveryTimeout bounds re-subscribing after a disconnection
+	// (MESOS_RECOVERY_TIMEOUT, checkpointing only); the first subscription
+	// is retried for at least InitialTimeout.
+	RecoveryTimeout time.Duration
+	// SubscriptionBackoffMax caps the delay between subscription attempts
+	// (MESOS_SUBSCRIPTION_BACKOFF_MAX); 0 means 2s.
+	SubscriptionBackoffMax time.Duration
+	// InitialTimeout bounds the attempts of the first subscription; 0
+	// means 15s.
+	InitialTimeout time.Duration
+
+	// Codec is the wire encoding; the zero value means protobuf.
+	Codec api.Codec
+	// HTTPClient sends the calls other than SUBSCRIBE; nil means a default
+	// client with a 10s timeout.
+	HTTPClient *http.Client
+	// Logger receives the driver's diagnostics; nil discards them.
+	Logger *slog.Logger
+}
+
+// FromEnv reads the configuration from the MESOS_* environment variables
+// the agent sets (Mesos's executor environment).
+func FromEnv() (Config, error) {
+	var (
+		cfg  Config
+		errs []error
+	)
+	required := func(name string) string {
+		v := os.Getenv(name)
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s is not set", name))
+		}
+		return v
+	}
+	duration := func(name string, need bool) time.Duration {
+		v := os.Getenv(name)
+		if v == "" {
+			if need {
+				errs = append(errs, fmt.Errorf("%s is not set", name))
+			}
+			return 0
+		}
+		d, err := ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+		return d
+	}
+	cfg.FrameworkID = required("MESOS_FRAMEWORK_ID")
+	cfg.ExecutorID = required("MESOS_EXECUTOR_ID")
+	cfg.Directory = required("MESOS_DIRECTORY")
+	cfg.Sandbox = os.Getenv("MESOS_SANDBOX")
+	if cfg.Sandbox == "" {
+		cfg.Sandbox = cfg.Directory
+	}
+	cfg.AgentEndpoint = required("MESOS_AGENT_ENDPOINT")
+	if v := os.Getenv("MESOS_CHECKPOINT"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("MESOS_CHECKPOINT: %w", err))
+		}
+		cfg.Checkpoint = b
+	}
+	cfg.ShutdownGracePeriod = duration("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", false)
+	if cfg.Checkpoint {
+		cfg.RecoveryTimeout = duration("MESOS_RECOVERY_TIMEOUT", true)
+		cfg.SubscriptionBackoffMax = duration("MESOS_SUBSCRIPTION_BACKOFF_MAX", true)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, fmt.Errorf("executor: environment: %w", err)
+	}
+	return cfg, nil
+}
+
+// ParseDuration reads a duration written the way Mesos writes them:
+// a number and one of the units ns, us, ms, secs, mins, hrs, days, weeks
+// ("5secs", "15mins", "2.5secs"). Go's own units ("5s", "1m30s") are
+// accepted too.
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"weeks", 7 * 24 * time.Hour}, {"days", 24 * time.Hour}, {"hrs", time.Hour}, {"mins", time.Minute},
+		{"secs", time.Second}, {"ms", time.Millisecond}, {"us", time.Microsecond}, {"ns", time.Nanosecond},
+	}
+	for _, u := range units {
+		num, ok := strings.CutSuffix(s, u.name)
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(num, 64)
+		if err != nil || f < 0 {
+			break
+		}
+		return time.Duration(f * float64(u.d)), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return d, nil
+	}
+	return 0, fmt.Errorf("%q is not a duration (want a number and ns, us, ms, secs, mins, hrs, days or weeks)", s)
+}
