@@ -94,6 +94,13 @@ type Config struct {
 	RecoveryTimeout               time.Duration
 	ExecutorReregistrationTimeout time.Duration
 
+	// GCDelay is how long finished sandboxes are kept (--gc_delay, 1 week);
+	// less when the disk fills, keeping GCDiskHeadroom (--gc_disk_headroom,
+	// 0.1) free; checked every DiskWatchInterval (--disk_watch_interval, 1 min).
+	GCDelay           time.Duration
+	GCDiskHeadroom    float64
+	DiskWatchInterval time.Duration
+
 	// Containerizer launches tasks (default containerizer.Process{}).
 	Containerizer containerizer.Containerizer
 	// Docker, if set, runs the tasks whose ContainerInfo is DOCKER
@@ -109,6 +116,15 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.Listen == "" {
 		c.Listen = ":5051"
+	}
+	if c.GCDelay <= 0 {
+		c.GCDelay = 7 * 24 * time.Hour
+	}
+	if c.GCDiskHeadroom <= 0 || c.GCDiskHeadroom >= 1 {
+		c.GCDiskHeadroom = 0.1
+	}
+	if c.DiskWatchInterval <= 0 {
+		c.DiskWatchInterval = time.Minute
 	}
 	if c.PingTimeout <= 0 {
 		c.PingTimeout = 75 * time.Second
@@ -177,6 +193,9 @@ type Agent struct {
 
 	// Custom and default executors (executor.go); guarded by mu.
 	executors map[execKey]*executor
+	// diskUsage measures the used fraction of work_dir's file system (the
+	// garbage collector's input; tests pin it).
+	diskUsage func(dir string) float64
 }
 
 // maxCompletedTasks bounds the completed tasks /state remembers.
@@ -328,6 +347,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	loops.Add(2)
 	go func() { defer loops.Done(); a.updates.run(ctx) }()
 	go func() { defer loops.Done(); a.registrationLoop(ctx) }()
+	loops.Add(1)
+	go func() { defer loops.Done(); a.gcLoop(ctx) }()
 
 	var err error
 	select {

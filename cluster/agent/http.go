@@ -42,6 +42,10 @@ func (a *Agent) routes() http.Handler {
 	get("/files/browse.json", a.serveBrowse)
 	get("/files/read", a.serveRead)
 	get("/files/read.json", a.serveRead)
+	get("/files/download", a.serveDownload)
+	get("/files/download.json", a.serveDownload)
+	get("/files/debug", a.serveFilesDebug)
+	get("/files/debug.json", a.serveFilesDebug)
 	get("/monitor/statistics", a.serveStatistics) // monitor.go
 	get("/monitor/statistics.json", a.serveStatistics)
 	mux.HandleFunc(ExecutorAPIPath, a.serveExecutorAPI) // executor_api.go

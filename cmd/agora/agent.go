@@ -26,6 +26,7 @@ type agentFlags struct {
 	iso                                                  isolationFlags   // isolation.go
 	dockerFetch                                          dockerFetchFlags // agent_docker.go
 	executors                                            executorFlags    // agent_executors.go
+	gc                                                   gcFlags          // agent_gc.go
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -41,6 +42,7 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	f.iso.register(fs, "agora")
 	f.dockerFetch.register(fs)
 	f.executors.register(fs)
+	f.gc.register(fs)
 }
 
 func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
@@ -67,6 +69,7 @@ func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
 		Logger:          logger,
 	}
 	f.executors.apply(&cfg) // agent_executors.go
+	f.gc.apply(&cfg)        // agent_gc.go
 	return cfg, nil
 }
 
