@@ -6,7 +6,7 @@ PKGS    := ./...
 .PHONY: run test deps build bench vet fmt clean
 
 build:
-	$(GO) build -o $(BIN) ./cmd/agora
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/agora
 
 ## run: a dev cluster (master, agents, UI on http://127.0.0.1:5050) on its embedded defaults.
 run: deps build

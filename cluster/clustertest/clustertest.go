@@ -56,6 +56,7 @@ type Cluster struct {
 	masterDone   chan struct{}
 	srv          *http.Server
 	logger       *slog.Logger
+	base         string // parent of the agents' work directories
 }
 
 // RunningAgent is one agent of the cluster.
@@ -75,7 +76,10 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if opts.AgentResources == "" {
 		opts.AgentResources = "cpus:4;mem:4096;disk:10000;ports:[31000-32000]"
 	}
-	c := &Cluster{t: t, opts: opts}
+	// The agents' directories are made before Stop is registered, so they
+	// are removed only after the agents have stopped (cleanups run last
+	// first).
+	c := &Cluster{t: t, opts: opts, base: t.TempDir()}
 	c.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if opts.Verbose || os.Getenv("AGORA_TEST_LOG") != "" {
 		c.logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -127,7 +131,7 @@ func (c *Cluster) StartAgent(i int, workDir string) *RunningAgent {
 	} else {
 		cfg = agent.Config{
 			MasterAddr:          c.MasterAddr,
-			WorkDir:             filepath.Join(c.t.TempDir(), fmt.Sprintf("agent%d", i)),
+			WorkDir:             filepath.Join(c.base, fmt.Sprintf("agent%d", i)),
 			Hostname:            "localhost",
 			Resources:           c.opts.AgentResources,
 			RegistrationBackoff: 50 * time.Millisecond,

@@ -3,8 +3,13 @@
 // Containerizer and Container interfaces below, so isolation (cgroups,
 // namespaces, Docker) can be added behind them without touching the agent.
 //
+// Native (native.go) is the isolating implementation: each container gets
+// its own cgroup (cpu shares and CFS quota, memory and pids limits; cgroup
+// v1 or v2) and its own pid, mount, IPC and UTS namespaces, with the agora
+// binary re-executed as the container's init (package containerinit).
 // Process is the plain-process implementation: each container is a process
-// group in the agent's own namespaces with no resource limits.
+// group in the agent's own namespaces with no resource limits. New picks
+// one from Mesos's --isolation flag.
 package containerizer
 
 import (

@@ -1,0 +1,221 @@
+package containerizer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/containerd/cgroups/v3/cgroup1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// v1 is a cgroup v1 hierarchy: pids, cpu, cpuacct and memory, each
+// mounted at <mount>/<controller>. (No freezer: killing a container's init
+// makes the kernel kill the rest of its pid namespace, which forks cannot
+// outrun.)
+type v1 struct {
+	mount      string
+	subsystems []cgroup1.Subsystem
+}
+
+func newV1(mount string) (*v1, error) {
+	h := &v1{mount: mount}
+	required := map[cgroup1.Name]bool{cgroup1.Cpu: true, cgroup1.Cpuacct: true, cgroup1.Memory: true}
+	for _, s := range []cgroup1.Subsystem{
+		cgroup1.NewPids(mount),
+		cgroup1.NewCpu(mount), cgroup1.NewCpuacct(mount), cgroup1.NewMemory(mount),
+	} {
+		dir := filepath.Join(mount, string(s.Name()))
+		var st unix.Statfs_t
+		if err := unix.Statfs(dir, &st); err != nil || st.Type != unix.CGROUP_SUPER_MAGIC {
+			if required[s.Name()] {
+				return nil, fmt.Errorf("cgroups: the %s controller is not mounted at %s", s.Name(), dir)
+			}
+			continue
+		}
+		h.subsystems = append(h.subsystems, s)
+	}
+	return h, nil
+}
+
+func (h *v1) version() int { return 1 }
+
+func (h *v1) hier() ([]cgroup1.Subsystem, error) { return h.subsystems, nil }
+
+func (h *v1) create(name string, l limits) (cgroup, error) {
+	res := &specs.LinuxResources{CPU: &specs.LinuxCPU{}}
+	if l.cpuShares > 0 {
+		res.CPU.Shares = &l.cpuShares
+	}
+	if l.cfsPeriod > 0 {
+		res.CPU.Period, res.CPU.Quota = &l.cfsPeriod, &l.cfsQuota
+	}
+	if l.memBytes > 0 {
+		res.Memory = &specs.LinuxMemory{Limit: &l.memBytes}
+	}
+	if l.pids > 0 {
+		res.Pids = &specs.LinuxPids{Limit: &l.pids}
+	}
+	path := "/" + name
+	cg, err := cgroup1.New(cgroup1.StaticPath(path), res, cgroup1.WithHierarchy(h.hier))
+	if err != nil {
+		// Leave nothing half-made behind.
+		if old, lerr := cgroup1.Load(cgroup1.StaticPath(path), cgroup1.WithHierarchy(h.hier)); lerr == nil {
+			_ = old.Delete()
+		}
+		return nil, fmt.Errorf("cgroups: create %s: %w", name, err)
+	}
+	return &v1Group{h: h, name: path, cg: cg}, nil
+}
+
+func (h *v1) load(name string) (cgroup, error) {
+	path := "/" + name
+	if _, err := os.Stat(filepath.Join(h.mount, "memory", path)); err != nil {
+		return nil, fmt.Errorf("cgroups: %s: %w", name, err)
+	}
+	cg, err := cgroup1.Load(cgroup1.StaticPath(path), cgroup1.WithHierarchy(h.hier))
+	if errors.Is(err, cgroup1.ErrCgroupDeleted) {
+		return nil, fmt.Errorf("cgroups: %s: %w", name, os.ErrNotExist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cgroups: load %s: %w", name, err)
+	}
+	return &v1Group{h: h, name: path, cg: cg}, nil
+}
+
+// leaves looks at every controller: a crash may leave a container's
+// cgroup in some controllers only.
+func (h *v1) leaves(dir string) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range h.subsystems {
+		names, err := leafDirs(filepath.Join(h.mount, string(s.Name()), dir))
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	return out, nil
+}
+
+type v1Group struct {
+	h    *v1
+	name string // "/agora/<id>"
+	cg   cgroup1.Cgroup
+}
+
+func (g *v1Group) file(controller, name string) string {
+	return filepath.Join(g.h.mount, controller, g.name, name)
+}
+
+func (g *v1Group) add(pid int) error {
+	if err := g.cg.AddProc(uint64(pid)); err != nil {
+		return fmt.Errorf("cgroups: add pid %d to %s: %w", pid, g.name, err)
+	}
+	return nil
+}
+
+func (g *v1Group) procs() ([]int, error) {
+	seen := map[int]bool{}
+	var out []int
+	for _, s := range g.h.subsystems {
+		pids, err := readPidList(filepath.Join(g.h.mount, string(s.Name()), g.name, "cgroup.procs"))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return nil, err
+		}
+		for _, p := range pids {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (g *v1Group) oomKills() uint64 {
+	return readKV(g.file("memory", "memory.oom_control"))["oom_kill"]
+}
+
+func (g *v1Group) peakMemory() uint64 {
+	v, _ := readUintFile(g.file("memory", "memory.max_usage_in_bytes"))
+	return v
+}
+
+// oomEvents registers an eventfd for memory.oom_control through
+// cgroup.event_control. The eventfd is non-blocking so reads go through
+// the runtime's poller instead of holding a thread per container.
+func (g *v1Group) oomEvents() (*os.File, error) {
+	ctl, err := os.Open(g.file("memory", "memory.oom_control"))
+	if err != nil {
+		return nil, err
+	}
+	defer ctl.Close()
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	ev := os.NewFile(uintptr(efd), "oom-eventfd")
+	reg := fmt.Sprintf("%d %d", efd, ctl.Fd())
+	if err := os.WriteFile(g.file("memory", "cgroup.event_control"), []byte(reg), 0); err != nil {
+		ev.Close()
+		return nil, fmt.Errorf("register OOM notification: %w", err)
+	}
+	return ev, nil
+}
+
+func (g *v1Group) usage(u *Usage) error {
+	m, err := g.cg.Stat(cgroup1.IgnoreNotExist)
+	if err != nil {
+		return err
+	}
+	if c := m.CPU; c != nil {
+		if c.Usage != nil {
+			u.CPUsUserTimeSecs = float64(c.Usage.User) / 1e9
+			u.CPUsSystemTimeSecs = float64(c.Usage.Kernel) / 1e9
+		}
+		if t := c.Throttling; t != nil {
+			u.CPUsNrPeriods = uint32(t.Periods)
+			u.CPUsNrThrottled = uint32(t.ThrottledPeriods)
+			u.CPUsThrottledTimeSecs = float64(t.ThrottledTime) / 1e9
+		}
+	}
+	if mem := m.Memory; mem != nil {
+		// Mesos: rss is anonymous memory (total_rss), total is usage.
+		u.MemRSSBytes = mem.TotalRSS
+		u.MemCacheBytes = mem.TotalCache
+		u.MemAnonBytes = mem.TotalRSS
+		u.MemFileBytes = mem.TotalCache
+		u.MemMappedFileBytes = mem.TotalMappedFile
+		u.MemUnevictableBytes = mem.TotalUnevictable
+		if mem.Usage != nil {
+			u.MemTotalBytes = mem.Usage.Usage
+			if mem.Usage.Limit < 1<<62 {
+				u.MemLimitBytes = mem.Usage.Limit
+			}
+		}
+	}
+	if p := m.Pids; p != nil {
+		u.Processes = uint32(p.Current)
+	}
+	return nil
+}
+
+func (g *v1Group) remove() error {
+	if err := g.cg.Delete(); err != nil && !errors.Is(err, cgroup1.ErrCgroupDeleted) {
+		return fmt.Errorf("cgroups: remove %s: %w", g.name, err)
+	}
+	return nil
+}
+
+func (g *v1Group) kill() bool { return false }

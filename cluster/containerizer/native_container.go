@@ -1,0 +1,235 @@
+package containerizer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/agora-cluster/agora/cluster/containerizer/containerinit"
+)
+
+// handshake configures the init, moves it into the container's cgroup once
+// it is ready (its own start-up is not the container's to pay for), and
+// lets it start the task.
+func (c *nativeContainer) handshake(cfgW *os.File, cfg containerinit.Config) error {
+	if _, err := cfgW.Write(containerinit.Frame(cfg.Encode())); err != nil {
+		return fmt.Errorf("configure the container init: %w", err)
+	}
+	expect := func(ok func(containerinit.Message) bool) error {
+		msg, err := c.readMessage()
+		switch {
+		case err != nil:
+			return fmt.Errorf("%w: %v", errInitGone, err)
+		case msg.Error != "":
+			return errors.New(msg.Error)
+		case !ok(msg):
+			return fmt.Errorf("container init: unexpected message %+v", msg)
+		}
+		return nil
+	}
+	if err := expect(func(m containerinit.Message) bool { return m.Ready }); err != nil {
+		return err
+	}
+	if err := c.cg.add(c.pid); err != nil {
+		return err
+	}
+	if _, err := cfgW.Write([]byte{containerinit.Go}); err != nil {
+		return fmt.Errorf("start the container init: %w", err)
+	}
+	cfgW.Close()
+	return expect(func(m containerinit.Message) bool { return m.Pid > 0 })
+}
+
+// nativeContainer is a container in its own cgroup and namespaces, whose
+// main process (Pid) is the container's init.
+type nativeContainer struct {
+	n          *Native
+	id         string
+	cgName     string
+	cg         cgroup
+	pid        int
+	startTime  uint64
+	cpus       float64
+	memMB      float64
+	adopted    bool
+	cmd        *exec.Cmd     // nil when adopted
+	status     *bufio.Reader // the init's messages; nil when adopted
+	statusFile *os.File
+	oom        *os.File // readable on OOM events; nil if unavailable
+	done       chan struct{}
+
+	mu          sync.Mutex // held while signalling and while reaping
+	reaped      bool
+	oomKilled   bool
+	exit        Exit
+	destroyOnce sync.Once
+}
+
+func (c *nativeContainer) ID() string            { return c.id }
+func (c *nativeContainer) Pid() int              { return c.pid }
+func (c *nativeContainer) Done() <-chan struct{} { return c.done }
+func (c *nativeContainer) State() State {
+	return State{ID: c.id, Pid: c.pid, StartTime: c.startTime, Cgroup: c.cgName}
+}
+
+func (c *nativeContainer) Wait(ctx context.Context) (Exit, error) {
+	select {
+	case <-c.done:
+		return c.exit, nil
+	case <-ctx.Done():
+		return Exit{}, ctx.Err()
+	}
+}
+
+// Signal sends SIGKILL to the init, which makes the kernel kill every
+// process of the pid namespace; other signals go to the init, which passes
+// them on to every process of the container.
+func (c *nativeContainer) Signal(sig syscall.Signal) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reaped || (c.adopted && !c.state().alive()) {
+		return ErrExited
+	}
+	// Until the init is reaped (launched) or while its start time matches
+	// (adopted), its PID is this container's.
+	if err := syscall.Kill(c.pid, sig); err != nil && err != syscall.ESRCH {
+		return fmt.Errorf("container %s: signal %v: %w", c.id, sig, err)
+	}
+	return nil
+}
+
+func (c *nativeContainer) state() State { return State{ID: c.id, Pid: c.pid, StartTime: c.startTime} }
+
+func (c *nativeContainer) readMessage() (containerinit.Message, error) {
+	line, err := c.status.ReadString('\n')
+	if err != nil && (err != io.EOF || line == "") {
+		return containerinit.Message{}, err
+	}
+	return containerinit.ParseMessage(strings.TrimSuffix(line, "\n"))
+}
+
+// supervise waits for the init to end (its status pipe closes when it
+// exits), reaps it, and destroys the container.
+func (c *nativeContainer) supervise() {
+	var taskStatus *uint32
+	for {
+		m, err := c.readMessage()
+		if err != nil {
+			break
+		}
+		if m.Status != nil {
+			taskStatus = m.Status
+		}
+	}
+	c.statusFile.Close()
+	c.mu.Lock()
+	_ = c.cmd.Wait()
+	exit := exitOf(c.cmd.ProcessState)
+	if taskStatus != nil {
+		ws := syscall.WaitStatus(*taskStatus)
+		exit = Exit{Code: ws.ExitStatus()}
+		if ws.Signaled() {
+			exit = Exit{Signal: ws.Signal()}
+		}
+	}
+	c.reaped = true
+	c.mu.Unlock()
+	c.finish(exit)
+}
+
+// watchAdopted polls an adopted container's init, which is not the
+// agent's child and cannot be waited for.
+func (c *nativeContainer) watchAdopted() {
+	t := time.NewTicker(adoptPollInterval)
+	defer t.Stop()
+	for range t.C {
+		if !c.state().alive() {
+			c.mu.Lock()
+			c.reaped = true
+			c.mu.Unlock()
+			c.finish(Exit{Unknown: true})
+			return
+		}
+	}
+}
+
+// finish records how the container ended, tears it down and marks it done.
+func (c *nativeContainer) finish(exit Exit) {
+	oomKilled := c.cg.oomKills() > 0
+	peak := c.cg.peakMemory()
+	c.destroy()
+	c.mu.Lock()
+	oomKilled = oomKilled || c.oomKilled
+	c.mu.Unlock()
+	if oomKilled {
+		exit.Limitation = &Limitation{
+			Resource: "mem",
+			Message: fmt.Sprintf("Memory limit exceeded: Requested: %dMB Maximum Used: %dMB",
+				int64(math.Round(c.memMB)), int64(math.Round(float64(peak)/(1<<20)))),
+		}
+	}
+	c.exit = exit
+	close(c.done)
+}
+
+// destroy kills every process left in the cgroup and removes it.
+func (c *nativeContainer) destroy() {
+	c.destroyOnce.Do(func() {
+		if c.oom != nil {
+			c.oom.Close()
+		}
+		log := c.n.cfg.Logger
+		if err := killCgroup(c.cg); err != nil {
+			log.Error("cannot kill the processes of a container", "container_id", c.id, "cgroup", c.cgName, "err", err)
+			return
+		}
+		if err := removeCgroup(c.cg); err != nil {
+			log.Error("cannot remove a container's cgroup", "container_id", c.id, "cgroup", c.cgName, "err", err)
+		}
+	})
+}
+
+// watchOOM kills the whole container when the kernel's OOM killer acts in
+// it (on any of its processes, not just the main one), as Mesos does on a
+// memory limitation.
+func (c *nativeContainer) watchOOM() {
+	f, err := c.cg.oomEvents()
+	if err != nil {
+		c.n.cfg.Logger.Warn("no OOM notifications for a container; limits are still enforced", "container_id", c.id, "err", err)
+		return
+	}
+	c.oom = f
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			if _, err := f.Read(buf); err != nil {
+				return // closed by destroy
+			}
+			// The notification may come before the kill is counted.
+			killed := false
+			for i := 0; i < 20 && !killed; i++ {
+				if killed = c.cg.oomKills() > 0; !killed {
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+			if !killed {
+				continue
+			}
+			c.mu.Lock()
+			c.oomKilled = true
+			if !c.reaped {
+				_ = syscall.Kill(c.pid, syscall.SIGKILL)
+			}
+			c.mu.Unlock()
+		}
+	}()
+}
