@@ -23,7 +23,7 @@ test: deps
 
 ## bench: allocator and launch benchmarks (numbers, not pass/fail).
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./cluster/allocator/
+	$(BIN) bench allocator --scenario DeclineOffers --agents 1000,10000 --frameworks 100,1000
 	scripts/bench-launch.sh
 
 vet:

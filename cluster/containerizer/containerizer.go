@@ -63,6 +63,9 @@ type State struct {
 	// Docker is the Docker Engine's ID of the container, for containers
 	// of the Docker containerizer (cluster/containerizer/docker).
 	Docker string `json:"docker,omitempty"`
+	// ExitFile is where a native container's init leaves the task's wait
+	// status, for an agent that adopts the container after a restart.
+	ExitFile string `json:"exit_file,omitempty"`
 }
 
 // Exit is how a container ended.

@@ -157,6 +157,9 @@ func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error)
 	}
 	cfg := containerinit.Config{Path: path, Args: args, Env: spec.Env, Sandbox: spec.Dir,
 		SandboxInTmp: spec.Dir != "" && under(spec.Dir, "/tmp"), AgentMountNS: n.mountNS}
+	if spec.Dir != "" {
+		cfg.ExitFile = filepath.Join(spec.Dir, exitFileName)
+	}
 	if cred != nil {
 		cfg.UID, cfg.GID, cfg.Groups = &cred.Uid, cred.Gid, cred.Groups
 	}
@@ -192,7 +195,7 @@ func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error)
 	}
 	c := &nativeContainer{
 		n: n, id: spec.ID, cgName: name, cg: cg, cpus: spec.CPUs, memMB: spec.MemMB,
-		done: make(chan struct{}),
+		done: make(chan struct{}), exitFile: cfg.ExitFile,
 	}
 	var cmd *exec.Cmd
 	defer func() {
@@ -281,7 +284,7 @@ func (n *Native) Recover(ctx context.Context, st State) (Container, error) {
 	}
 	c := &nativeContainer{
 		n: n, id: st.ID, cgName: st.Cgroup, cg: cg, pid: st.Pid, startTime: st.StartTime,
-		done: make(chan struct{}), adopted: true,
+		done: make(chan struct{}), adopted: true, exitFile: st.ExitFile,
 	}
 	if u, err := c.cgUsage(); err == nil && u.MemLimitBytes > 0 {
 		c.memMB = float64(u.MemLimitBytes) / (1 << 20)

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -61,6 +62,7 @@ type nativeContainer struct {
 	cpus       float64
 	memMB      float64
 	adopted    bool
+	exitFile   string        // where the init leaves the task's wait status
 	cmd        *exec.Cmd     // nil when adopted
 	status     *bufio.Reader // the init's messages; nil when adopted
 	statusFile *os.File
@@ -78,7 +80,31 @@ func (c *nativeContainer) ID() string            { return c.id }
 func (c *nativeContainer) Pid() int              { return c.pid }
 func (c *nativeContainer) Done() <-chan struct{} { return c.done }
 func (c *nativeContainer) State() State {
-	return State{ID: c.id, Pid: c.pid, StartTime: c.startTime, Cgroup: c.cgName}
+	return State{ID: c.id, Pid: c.pid, StartTime: c.startTime, Cgroup: c.cgName, ExitFile: c.exitFile}
+}
+
+// exitFileName is the file in the sandbox where the init leaves the
+// task's wait status.
+const exitFileName = ".agora-exit-status"
+
+// exitFromFile reads the wait status the init left, or Unknown.
+func exitFromFile(path string) Exit {
+	if path == "" {
+		return Exit{Unknown: true}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Exit{Unknown: true}
+	}
+	w, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+	if err != nil {
+		return Exit{Unknown: true}
+	}
+	ws := syscall.WaitStatus(uint32(w))
+	if ws.Signaled() {
+		return Exit{Signal: ws.Signal()}
+	}
+	return Exit{Code: ws.ExitStatus()}
 }
 
 func (c *nativeContainer) Wait(ctx context.Context) (Exit, error) {
@@ -156,7 +182,7 @@ func (c *nativeContainer) watchAdopted() {
 			c.mu.Lock()
 			c.reaped = true
 			c.mu.Unlock()
-			c.finish(Exit{Unknown: true})
+			c.finish(exitFromFile(c.exitFile))
 			return
 		}
 	}

@@ -64,9 +64,9 @@ func TestClusterFailoverKeepsTasksUntilTimeout(t *testing.T) {
 	fid := d.FrameworkID()
 	launched := map[string]string{} // task ID → agent ID
 	for len(launched) < tasks {
-		os := recv(t, p.offers, "offers")
-		for i := range os {
-			o := &os[i]
+		batch := recv(t, p.offers, "offers")
+		for i := range batch {
+			o := &batch[i]
 			pool := offers.NewPool(o)
 			var ts []mesos.TaskInfo
 			// Two tasks per agent, so both agents run some.

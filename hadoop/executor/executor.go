@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -191,7 +192,7 @@ func (t *TaskTracker) run(ctx context.Context, id mesos.TaskID, a tasktracker.As
 	case err != nil:
 		t.dropOutput(res)
 		t.log.Info("attempt failed", "attempt", a.Attempt.String(), "err", err)
-		t.send(sctx, id, mesos.TASK_FAILED, err.Error())
+		t.send(sctx, id, mesos.TASK_FAILED, err.Error()+t.tmpHint(a, err))
 	default:
 		r := umbilical.Report{Progress: 1, Counters: res.Counters}
 		if res.MapOutput != "" {
@@ -205,6 +206,29 @@ func (t *TaskTracker) run(ctx context.Context, id mesos.TaskID, a tasktracker.As
 		t.log.Info("attempt succeeded", "attempt", a.Attempt.String(), "seconds", time.Since(start).Seconds())
 		t.sendReport(sctx, id, mesos.TASK_FINISHED, r)
 	}
+}
+
+// tmpHint explains a missing file under /tmp when this container has a
+// /tmp of its own (the agent's isolation mounts the sandbox's tmp there):
+// the job's data is not where the submitter saw it.
+func (t *TaskTracker) tmpHint(a tasktracker.Assignment, err error) string {
+	if !errors.Is(err, os.ErrNotExist) && !strings.Contains(err.Error(), "no such file") {
+		return ""
+	}
+	paths := append([]string{a.Spec.Output()}, a.Spec.Inputs()...)
+	if a.Split != nil {
+		paths = append(paths, a.Split.Path)
+	}
+	inTmp := false
+	for _, p := range paths {
+		inTmp = inTmp || strings.HasPrefix(p, "/tmp/")
+	}
+	root, err1 := os.Stat("/tmp")
+	own, err2 := os.Stat(filepath.Join(t.cfg.Executor.Sandbox, "tmp"))
+	if !inTmp || err1 != nil || err2 != nil || !os.SameFile(root, own) {
+		return ""
+	}
+	return "\n(this TaskTracker runs in a container with a /tmp of its own, so job data under /tmp is not visible to tasks: keep input and output elsewhere)"
 }
 
 func (t *TaskTracker) dropOutput(res tasktracker.Result) {

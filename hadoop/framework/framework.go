@@ -88,10 +88,10 @@ type Framework struct {
 	jobs       map[string]*jobRun // every job, by ID
 	active     []*jobRun          // running jobs, oldest first
 	trackers   map[string]*tracker
-	byAgent    map[string]*tracker // the live tracker of each agent
-	tasks      map[string]*taskRef // live Mesos tasks by task ID
-	shutdowns  map[string]bool     // executors we asked to shut down
-	agentFails map[string]int      // executors that died on each agent
+	byAgent    map[string]*tracker     // the live tracker of each agent
+	tasks      map[string]*taskRef     // live Mesos tasks by task ID
+	shutdowns  map[string]bool         // executors we asked to shut down
+	agentFails map[string]*agentHealth // trackers that died on each agent
 	suppressed bool
 	recon      *scheduler.Reconciler
 	nextExec   int
@@ -123,6 +123,11 @@ func New(cfg Config) (*Framework, error) {
 	if _, err := os.Stat(cfg.ExecutorBinary); err != nil {
 		return nil, fmt.Errorf("hadoop framework: the executor binary: %w", err)
 	}
+	if !cfg.ServeExecutor && underTmp(cfg.ExecutorBinary) && !underTmp(cfg.StateDir) {
+		if cfg.ExecutorBinary, err = stageExecutor(cfg.ExecutorBinary, cfg.StateDir); err != nil {
+			return nil, fmt.Errorf("hadoop framework: the executor binary: %w", err)
+		}
+	}
 	if cfg.Name == "" {
 		cfg.Name = "Hadoop"
 	}
@@ -144,7 +149,7 @@ func New(cfg Config) (*Framework, error) {
 		byAgent:    map[string]*tracker{},
 		tasks:      map[string]*taskRef{},
 		shutdowns:  map[string]bool{},
-		agentFails: map[string]int{},
+		agentFails: map[string]*agentHealth{},
 	}
 	if f.role == "" {
 		f.role = "*"

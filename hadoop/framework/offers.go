@@ -58,7 +58,7 @@ func (f *Framework) offers(ctx context.Context, offs []mesos.Offer) {
 		switch {
 		case len(running) == 0:
 			decline = append(decline, o.ID)
-		case f.agentFails[o.AgentID.Value] >= maxAgentFailures:
+		case f.badAgent(o.AgentID.Value, now):
 			bad = append(bad, o.ID)
 		case !f.useOffer(ctx, now, o, running, &needMaps, &needReduces):
 			decline = append(decline, o.ID)

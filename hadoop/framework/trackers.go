@@ -153,14 +153,7 @@ func (f *Framework) trackerLost(ctx context.Context, t *tracker, reason string) 
 	if t.state == trackerLost {
 		return
 	}
-	wasShutdown := t.state == trackerShutdown
-	t.state = trackerLost
-	if f.byAgent[t.agentID] == t {
-		delete(f.byAgent, t.agentID)
-	}
-	if !wasShutdown {
-		f.agentFails[t.agentID]++
-	}
+	f.trackerGone(t)
 	f.log.Warn("task tracker lost", "tracker", t.id, "agent", t.agentID, "host", t.host, "reason", reason)
 	now := time.Now()
 	for _, j := range f.active {
@@ -175,6 +168,48 @@ func (f *Framework) trackerLost(ctx context.Context, t *tracker, reason string) 
 		}
 	}
 	t.running = map[string]job.Kind{}
+}
+
+// trackerGone marks a tracker lost and counts it against its agent unless
+// it was being shut down.
+func (f *Framework) trackerGone(t *tracker) {
+	if t.state == trackerLost {
+		return
+	}
+	if t.state != trackerShutdown {
+		h := f.agentFails[t.agentID]
+		if h == nil {
+			h = &agentHealth{}
+			f.agentFails[t.agentID] = h
+		}
+		h.fails++
+		h.last = time.Now()
+	}
+	t.state = trackerLost
+	if f.byAgent[t.agentID] == t {
+		delete(f.byAgent, t.agentID)
+	}
+}
+
+// agentHealth counts the trackers that died on an agent.
+type agentHealth struct {
+	fails int
+	last  time.Time
+}
+
+// badAgent reports whether an agent lost maxAgentFailures trackers and
+// the last of them less than refuseBadAgent ago; after that it is tried
+// again.
+func (f *Framework) badAgent(agent string, now time.Time) bool {
+	h := f.agentFails[agent]
+	if h == nil || h.fails < maxAgentFailures {
+		return false
+	}
+	if now.Sub(h.last) >= refuseBadAgent {
+		h.fails = 0
+		return false
+	}
+	return true
 }
 
 // idleCheck shuts down trackers that ran nothing for IdleChecks checks in

@@ -82,8 +82,11 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 		case mesos.REASON_EXECUTOR_TERMINATED:
 			f.trackerLost(ctx, t, or(msg, "the executor terminated"))
 		case mesos.REASON_CONTAINER_LAUNCH_FAILED, mesos.REASON_EXECUTOR_REGISTRATION_TIMEOUT:
+			// Every attempt sent to the tracker fails the same way (each
+			// hears of it in its own update), and counts: a tracker that
+			// cannot start must not keep a job waiting forever.
+			f.trackerGone(t)
 			f.apply(ctx, j, j.core.Failed(now, a, fmt.Sprintf("task tracker %s on %s did not start: %s", t.id, t.host, msg)))
-			f.trackerLost(ctx, t, or(msg, "the executor did not start"))
 		default:
 			f.apply(ctx, j, j.core.Failed(now, a, or(msg, "failed")))
 		}

@@ -139,6 +139,14 @@ func Run() int {
 			continue // an orphan re-parented to us
 		}
 		w := uint32(ws)
+		if cfg.ExitFile != "" {
+			// Written before reporting: if the agent is gone, its successor
+			// reads the status from here.
+			tmp := cfg.ExitFile + ".tmp"
+			if os.WriteFile(tmp, []byte(strconv.FormatUint(uint64(w), 10)), 0o644) == nil {
+				_ = os.Rename(tmp, cfg.ExitFile)
+			}
+		}
 		report(Message{Status: &w})
 		if ws.Signaled() {
 			return 128 + int(ws.Signal())

@@ -24,6 +24,9 @@ type Config struct {
 	// AgentMountNS is the agent's mount namespace (/proc/self/ns/mnt):
 	// the init refuses to touch mounts in it.
 	AgentMountNS string
+	// ExitFile, if set, receives the task's wait status (decimal) when it
+	// ends, so an agent that restarted meanwhile can still learn it.
+	ExitFile string
 }
 
 // Encode writes c as NUL-terminated fields, each a one-letter tag and a
@@ -55,6 +58,9 @@ func (c Config) Encode() []byte {
 	}
 	field('t', c.Tmp)
 	field('m', c.AgentMountNS)
+	if c.ExitFile != "" {
+		field('x', c.ExitFile)
+	}
 	return b
 }
 
@@ -101,6 +107,8 @@ func decodeConfig(b []byte) (Config, error) {
 			c.Tmp = v
 		case 'm':
 			c.AgentMountNS = v
+		case 'x':
+			c.ExitFile = v
 		default:
 			return c, errors.New("container init: unknown configuration field " + strconv.Quote(string(tag)))
 		}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/frameworks/scheduler"
+)
+
+// TestAgentKill9KeepsCheckpointedTasks: 50 checkpointed `sleep` tasks run
+// on a real agent process; the agent is killed with SIGKILL and started
+// again on its work_dir: every task stays running, then finishes, and the
+// framework sees every task's TASK_FINISHED (no status update is lost).
+func TestAgentKill9KeepsCheckpointedTasks(t *testing.T) {
+	const n = 50
+	dir := t.TempDir()
+	mport, aport := freePort(t), freePort(t)
+	master := fmt.Sprintf("127.0.0.1:%d", mport)
+	start(t, "master", "--work_dir="+filepath.Join(dir, "master"), fmt.Sprintf("--port=%d", mport),
+		"--agent_ping_timeout=1s", "--max_agent_ping_timeouts=30", "--allocation_interval=100ms")
+	agentArgs := []string{"agent", "--master=" + master, "--work_dir=" + filepath.Join(dir, "agent"),
+		fmt.Sprintf("--port=%d", aport), "--resources=cpus:4;mem:4096;disk:1024", "--switch_user=false"}
+	agent := start(t, agentArgs...)
+	waitState(t, "http://"+master, "agent registered", func(s *masterState) bool { return len(s.Slaves) == 1 })
+
+	// The tasks outlive the agent's restart: they sleep until a marker
+	// file appears, then exit 0. (Not under /tmp: tasks get their own.)
+	markerDir, err := os.MkdirTemp("/var/tmp", "agora-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(markerDir)
+	marker := filepath.Join(markerDir, "go")
+	var (
+		mu       sync.Mutex
+		launched bool
+		running  = map[string]bool{}
+		finished = map[string]bool{}
+		others   []string
+	)
+	checkpoint := true
+	failover := 3600.0
+	var d *scheduler.Driver
+	d, err = scheduler.New(scheduler.Config{
+		Masters: []string{master}, Codec: api.JSON,
+		Framework: mesos.FrameworkInfo{User: "root", Name: "checkpointed", Checkpoint: &checkpoint, FailoverTimeout: &failover},
+	}, scheduler.Funcs{
+		OnOffers: func(ctx context.Context, offers []mesos.Offer) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, o := range offers {
+				if launched {
+					d.Decline(ctx, []mesos.OfferID{o.ID}, time.Hour)
+					continue
+				}
+				launched = true
+				var tasks []mesos.TaskInfo
+				for i := 0; i < n; i++ {
+					res, _ := api.ParseResources("cpus:0.01;mem:16")
+					tasks = append(tasks, mesos.TaskInfo{Name: "s", TaskID: mesos.TaskID{Value: fmt.Sprintf("sleep-%d", i)}, AgentID: o.AgentID,
+						Command:   &mesos.CommandInfo{Value: strp("while [ ! -e " + marker + " ]; do sleep 0.2; done")},
+						Resources: res})
+				}
+				d.Launch(ctx, []mesos.OfferID{o.ID}, tasks, scheduler.RefuseFor(time.Hour))
+			}
+		},
+		OnUpdate: func(ctx context.Context, st mesos.TaskStatus) {
+			mu.Lock()
+			defer mu.Unlock()
+			id := st.TaskID.Value
+			switch st.GetState() {
+			case mesos.TASK_RUNNING:
+				running[id] = true
+			case mesos.TASK_FINISHED:
+				finished[id] = true
+			case mesos.TASK_STARTING:
+			default:
+				others = append(others, id+" "+st.GetState().String()+" "+st.GetMessage())
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Run(ctx)
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(90 * time.Second)
+		for time.Now().Before(deadline) {
+			mu.Lock()
+			ok := cond()
+			mu.Unlock()
+			if ok {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("timed out waiting for %s: %d running, %d finished, others %v", what, len(running), len(finished), others)
+	}
+	waitFor("all tasks running", func() bool { return len(running) == n })
+
+	if err := agent.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	agent.cmd.Wait()
+	start(t, agentArgs...)
+	waitState(t, "http://"+master, "agent re-registered", func(s *masterState) bool { return len(s.Slaves) == 1 })
+	if err := writeFile(marker); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("every task finished", func() bool { return len(finished) == n })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(others) > 0 {
+		t.Fatalf("unexpected updates: %v", others)
+	}
+}
+
+func strp(s string) *string { return &s }
+
+func writeFile(path string) error { return os.WriteFile(path, []byte("go"), 0o644) }
