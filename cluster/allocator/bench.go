@@ -23,7 +23,7 @@ type DeclineOffersSetup struct {
 }
 
 // RunDeclineOffers reproduces Mesos's HierarchicalAllocator_BENCHMARK_Test
-// DeclineOffers scenario (perf-anchors §2.1(2)) and reports every round.
+// DeclineOffers scenario (Mesos's `HierarchicalAllocator_BENCHMARK_Test.DeclineOffers`) and reports every round.
 //
 // It adds frameworks in role "*", then agents of
 // cpus:24;mem:4096;disk:4096;ports:[31000-32000], agent i already holding

@@ -8,7 +8,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 )
 
-// The offer-cycle scenarios of perf-anchors §2.1 other than DeclineOffers.
+// The offer-cycle scenarios of Mesos's hierarchical_allocator_tests.cpp other than DeclineOffers.
 
 // offerLoop is the shape shared by DeclineOffers-like scenarios: frameworks
 // in one role, agents that already hold used resources for framework

@@ -7,7 +7,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 )
 
-// The scenarios of perf-anchors §2.2: many frameworks launching tasks, and
+// The scenarios of Mesos's hierarchical_allocator_benchmarks.cpp: many frameworks launching tasks, and
 // quota.
 
 // mfProfile is a framework profile of MultiFrameworkAllocations.

@@ -8,7 +8,7 @@ import (
 )
 
 // Benchmark scenarios reproducing Mesos's allocator benchmarks
-// (perf-anchors §2.1–2.3). Each is an exported function returning a
+// (Mesos's allocator and sorter benchmarks). Each is an exported function returning a
 // ScenarioResult; Scenarios lists them for `agora bench allocator` and the
 // Go benchmarks. Only the allocator's own work is timed, as in Mesos: the
 // frameworks' side (declining, launching) is not.
@@ -131,7 +131,7 @@ type Scenario struct {
 	Run                        func(ScenarioParams) ScenarioResult
 }
 
-// Scenarios lists every scenario, in the order of perf-anchors §2.
+// Scenarios lists every scenario, in the order of Mesos's allocator benchmarks.
 func Scenarios() []Scenario {
 	return []Scenario{
 		{"DeclineOffers", "every offer declined with an INT_MAX filter each round (§2.1.2)", 10000, 1000, 10, RunDeclineOffersScenario},

@@ -93,6 +93,7 @@ type Framework struct {
 	shutdowns  map[string]bool         // executors we asked to shut down
 	agentFails map[string]*agentHealth // trackers that died on each agent
 	suppressed bool
+	lastRevive time.Time
 	recon      *scheduler.Reconciler
 	nextExec   int
 }

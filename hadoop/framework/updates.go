@@ -62,6 +62,7 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 	}
 	delete(f.tasks, id)
 	delete(t.running, id)
+	defer f.offersAgain(ctx)
 	if j.core == nil {
 		return
 	}
@@ -128,4 +129,32 @@ func or(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// reviveEvery spaces the revives offersAgain makes.
+const reviveEvery = 100 * time.Millisecond
+
+// offersAgain asks for offers at once (REVIVE makes the master allocate
+// now rather than at its next allocation cycle) when an attempt ended
+// while a job has work waiting, so that the slot the attempt freed is
+// used without waiting out the allocation interval: Spark's schedulers
+// revive when tasks finish for the same reason.
+func (f *Framework) offersAgain(ctx context.Context) {
+	now := time.Now()
+	if now.Sub(f.lastRevive) < reviveEvery {
+		return
+	}
+	waiting := false
+	for _, j := range f.activeRunning() {
+		if m, r := j.core.Pending(); m+r > 0 {
+			waiting = true
+			break
+		}
+	}
+	if !waiting {
+		return
+	}
+	f.lastRevive = now
+	f.suppressed = true // so that revive asks
+	f.revive(ctx)
 }
