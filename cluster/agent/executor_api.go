@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -89,7 +88,7 @@ func writeHTTPError(w http.ResponseWriter, err *httpError) {
 
 // serveExecutorAPI is POST /api/v1/executor.
 func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
-	call, herr := readExecutorCall(r)
+	call, herr := readExecutorCall(w, r)
 	if herr != nil {
 		writeHTTPError(w, herr)
 		return
@@ -125,28 +124,10 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 }
 
 // readExecutorCall checks the method and media types and decodes the call.
-func readExecutorCall(r *http.Request) (*executorpb.Call, *httpError) {
-	if r.Method != http.MethodPost {
-		return nil, &httpError{http.StatusMethodNotAllowed, fmt.Sprintf("Expecting a 'POST' request, received '%s'", r.Method)}
-	}
-	codec, err := api.RequestCodec(r.Header.Get("Content-Type"))
-	if err != nil {
-		code := http.StatusUnsupportedMediaType
-		if errors.Is(err, api.ErrNoContentType) {
-			code = http.StatusBadRequest
-		}
-		return nil, &httpError{code, err.Error()}
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxExecutorCall+1))
-	if err != nil {
-		return nil, badRequest("Failed to read the request body: %v", err)
-	}
-	if len(body) > maxExecutorCall {
-		return nil, badRequest("Request body is larger than %d bytes", maxExecutorCall)
-	}
+func readExecutorCall(w http.ResponseWriter, r *http.Request) (*executorpb.Call, *httpError) {
 	var call executorpb.Call
-	if err := codec.Unmarshal(body, &call); err != nil {
-		return nil, badRequest("Failed to parse body into Call: %v", err)
+	if _, herr := api.ReadCall(w, r, &call, maxExecutorCall); herr != nil {
+		return nil, &httpError{herr.Code, herr.Message}
 	}
 	return &call, nil
 }

@@ -46,6 +46,8 @@ func (a *Agent) routes() http.Handler {
 	get("/files/download.json", a.serveDownload)
 	get("/files/debug", a.serveFilesDebug)
 	get("/files/debug.json", a.serveFilesDebug)
+	mux.HandleFunc("/api/v1", a.serveOperator) // operator.go
+	mux.HandleFunc("/slave(1)/api/v1", a.serveOperator)
 	get("/monitor/statistics", a.serveStatistics) // monitor.go
 	get("/monitor/statistics.json", a.serveStatistics)
 	mux.HandleFunc(ExecutorAPIPath, a.serveExecutorAPI) // executor_api.go
@@ -246,6 +248,11 @@ func (a *Agent) taskJSON(t *task) map[string]any {
 
 // serveMetrics is /metrics/snapshot with Mesos's agent metric names.
 func (a *Agent) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, r, a.metricsSnapshot())
+}
+
+// metricsSnapshot computes the Mesos-named agent metrics.
+func (a *Agent) metricsSnapshot() map[string]float64 {
 	a.mu.Lock()
 	m := map[string]float64{}
 	for k, v := range a.counters {
@@ -305,7 +312,7 @@ func (a *Agent) serveMetrics(w http.ResponseWriter, r *http.Request) {
 			m["system/load_"+name] = float64(si.Loads[i]) / 65536
 		}
 	}
-	writeJSON(w, r, m)
+	return m
 }
 
 func b2f(b bool) float64 {

@@ -40,26 +40,9 @@ func writeError(w http.ResponseWriter, err error) {
 // readCall checks method, content type and size, and decodes the body into
 // msg. It is shared by the scheduler and operator APIs.
 func readCall(w http.ResponseWriter, r *http.Request, msg api.Message) (api.Codec, error) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		return api.Codec{}, errorf(http.StatusMethodNotAllowed, "expecting a 'POST' request, received '%s'", r.Method)
-	}
-	codec, err := api.RequestCodec(r.Header.Get("Content-Type"))
-	if err != nil {
-		if errors.Is(err, api.ErrNoContentType) {
-			return api.Codec{}, errorf(http.StatusBadRequest, "%v", err)
-		}
-		return api.Codec{}, errorf(http.StatusUnsupportedMediaType, "%v", err)
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxRequestBody+1))
-	if err != nil {
-		return api.Codec{}, errorf(http.StatusBadRequest, "failed to read request body: %v", err)
-	}
-	if len(body) > MaxRequestBody {
-		return api.Codec{}, errorf(http.StatusRequestEntityTooLarge, "request body exceeds %d bytes", MaxRequestBody)
-	}
-	if err := codec.Unmarshal(body, msg); err != nil {
-		return api.Codec{}, errorf(http.StatusBadRequest, "failed to parse body into %T: %v", msg, err)
+	codec, herr := api.ReadCall(w, r, msg, MaxRequestBody)
+	if herr != nil {
+		return codec, &httpError{code: herr.Code, msg: herr.Message}
 	}
 	return codec, nil
 }
