@@ -37,6 +37,7 @@ func runBenchLaunch(args []string) int {
 	fs.StringVar(&cfg.Command, "cmd", "true", "shell command each task runs")
 	fs.StringVar(&cfg.Role, "role", "*", "role to take resources from")
 	fs.BoolVar(&o.verbose, "verbose", false, "print per-offer diagnostics on stderr")
+	isolation := fs.String("isolation", "", "compare isolation modes (e.g. posix,cgroups): the same run on a throw-away\nlocal cluster (one master, one agent) per mode, instead of on --master")
 	if code, done := parseClientFlags(fs, args); done {
 		return code
 	}
@@ -54,6 +55,25 @@ func runBenchLaunch(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *isolation != "" {
+		modes, err := parseIsolationModes(*isolation)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "agora bench launch:", err)
+			return 2
+		}
+		rs, err := benchIsolation(ctx, modes, cfg)
+		if o.json {
+			b, _ := json.Marshal(rs)
+			fmt.Println(string(b))
+		} else {
+			printIsolationResults(modes, rs)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "agora bench launch:", err)
+			return 1
+		}
+		return 0
+	}
 	res, err := bench.Launch(ctx, cfg)
 	if res == nil {
 		return masterFailure("bench launch", o.master, err)

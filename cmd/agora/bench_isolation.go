@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/agora-cluster/agora/cluster/agent"
+	"github.com/agora-cluster/agora/cluster/containerizer"
+	"github.com/agora-cluster/agora/cluster/master"
+	"github.com/agora-cluster/agora/frameworks/bench"
+)
+
+// benchIsolation runs the same launch benchmark once per isolation mode,
+// each on a throw-away in-process cluster (a master and one agent on
+// loopback, state in a temporary directory), so that plain processes and
+// cgroups+namespaces are compared in one run on one machine.
+func benchIsolation(ctx context.Context, modes []string, cfg bench.LaunchConfig) ([]*bench.LaunchResult, error) {
+	var out []*bench.LaunchResult
+	for _, mode := range modes {
+		fmt.Fprintf(os.Stderr, "bench launch: isolation %s\n", mode)
+		res, err := benchOnLocalCluster(ctx, mode, cfg)
+		if err != nil {
+			return out, fmt.Errorf("isolation %s: %w", mode, err)
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+func benchOnLocalCluster(ctx context.Context, mode string, cfg bench.LaunchConfig) (*bench.LaunchResult, error) {
+	dir, err := os.MkdirTemp("", "agora-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	m, err := master.New(master.Config{Hostname: "localhost", Port: port, Logger: quiet})
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: m.Handler(nil)}
+	go m.Run(ctx)
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	c, err := containerizer.New(containerizer.Options{Isolation: mode,
+		Native: containerizer.NativeConfig{Root: "agora-bench", Logger: quiet}})
+	if err != nil {
+		return nil, err
+	}
+	a, err := agent.New(agent.Config{MasterAddr: ln.Addr().String(), WorkDir: filepath.Join(dir, "agent"),
+		Listen: "127.0.0.1:0", Hostname: "localhost", Containerizer: c, Logger: quiet})
+	if err != nil {
+		return nil, err
+	}
+	agentDone := make(chan error, 1)
+	go func() { agentDone <- a.Run(ctx) }()
+	defer func() { cancel(); <-agentDone }()
+	for deadline := time.Now().Add(30 * time.Second); !a.Registered(); {
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("the agent did not register")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cfg.Masters = []string{ln.Addr().String()}
+	return bench.Launch(ctx, cfg)
+}
+
+func printIsolationResults(modes []string, rs []*bench.LaunchResult) {
+	w := newTable()
+	fmt.Fprintln(w, "ISOLATION\tTASKS\tFINISHED\tTASKS/S\tACCEPT→RUNNING P50 (MS)\tP99 (MS)\tACCEPT→FINISHED P99 (MS)")
+	for i, r := range rs {
+		fmt.Fprintf(w, "%s\t%d\t%d\t%v\t%v\t%v\t%v\n", modes[i], r.Tasks, r.Finished, r.TasksPerSecond,
+			r.AcceptToRunningP50, r.AcceptToRunningP99, r.AcceptToFinishedP99)
+	}
+	w.Flush()
+}
+
+func parseIsolationModes(s string) ([]string, error) {
+	var modes []string
+	for _, m := range strings.Split(s, ",") {
+		switch m = strings.TrimSpace(m); m {
+		case "posix", "cgroups":
+			modes = append(modes, m)
+		case "":
+		default:
+			return nil, fmt.Errorf("--isolation: %q is not a mode (posix, cgroups)", m)
+		}
+	}
+	return modes, nil
+}
