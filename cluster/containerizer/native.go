@@ -290,6 +290,13 @@ func (n *Native) Recover(ctx context.Context, st State) (Container, error) {
 		c.memMB = float64(u.MemLimitBytes) / (1 << 20)
 	}
 	if !st.alive() {
+		// The task may have ended while no agent was watching: its init
+		// left the wait status behind.
+		if exit := exitFromFile(st.ExitFile); !exit.Unknown {
+			c.reaped = true
+			c.finish(exit)
+			return c, nil
+		}
 		c.destroy()
 		return nil, fmt.Errorf("container %s (pid %d): %w", st.ID, st.Pid, ErrGone)
 	}

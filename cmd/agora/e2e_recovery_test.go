@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -18,8 +20,9 @@ import (
 
 // TestAgentKill9KeepsCheckpointedTasks: 50 checkpointed `sleep` tasks run
 // on a real agent process; the agent is killed with SIGKILL and started
-// again on its work_dir: every task stays running, then finishes, and the
-// framework sees every task's TASK_FINISHED (no status update is lost).
+// again on its work_dir: every task stays running, then finishes — half of
+// them while no agent runs — and the framework sees every task's
+// TASK_FINISHED (no status update is lost).
 func TestAgentKill9KeepsCheckpointedTasks(t *testing.T) {
 	const n = 50
 	dir := t.TempDir()
@@ -39,7 +42,9 @@ func TestAgentKill9KeepsCheckpointedTasks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(markerDir)
-	marker := filepath.Join(markerDir, "go")
+	// Half the tasks end while the agent is down (their marker is written
+	// then), half after it is back.
+	early, late := filepath.Join(markerDir, "early"), filepath.Join(markerDir, "late")
 	var (
 		mu       sync.Mutex
 		launched bool
@@ -66,6 +71,10 @@ func TestAgentKill9KeepsCheckpointedTasks(t *testing.T) {
 				var tasks []mesos.TaskInfo
 				for i := 0; i < n; i++ {
 					res, _ := api.ParseResources("cpus:0.01;mem:16")
+					marker := early
+					if i%2 == 1 {
+						marker = late
+					}
 					tasks = append(tasks, mesos.TaskInfo{Name: "s", TaskID: mesos.TaskID{Value: fmt.Sprintf("sleep-%d", i)}, AgentID: o.AgentID,
 						Command:   &mesos.CommandInfo{Value: strp("while [ ! -e " + marker + " ]; do sleep 0.2; done")},
 						Resources: res})
@@ -116,9 +125,30 @@ func TestAgentKill9KeepsCheckpointedTasks(t *testing.T) {
 		t.Fatal(err)
 	}
 	agent.cmd.Wait()
+	if err := writeFile(early); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the early half ends with no agent watching
 	start(t, agentArgs...)
-	waitState(t, "http://"+master, "agent re-registered", func(s *masterState) bool { return len(s.Slaves) == 1 })
-	if err := writeFile(marker); err != nil {
+	// The master still lists the killed agent; wait for the new process
+	// itself to say it has registered.
+	agentState := fmt.Sprintf("http://127.0.0.1:%d/state", aport)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var st struct {
+			Registered bool `json:"registered"`
+		}
+		if resp, err := http.Get(agentState); err == nil {
+			json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+		}
+		if st.Registered {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the restarted agent did not register")
+		}
+	}
+	if err := writeFile(late); err != nil {
 		t.Fatal(err)
 	}
 	waitFor("every task finished", func() bool { return len(finished) == n })
