@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -185,6 +186,17 @@ func (a *Agent) recoverTask(ctx context.Context, meta string) error {
 		c, err = a.recoverContainer(ctx, rec.Task, *rec.Container) // docker.go
 		if err != nil && !errors.Is(err, containerizer.ErrGone) {
 			a.log.Warn("cannot adopt task container", "task_id", key.task, "err", err)
+		}
+		if !rec.Framework.GetCheckpoint() {
+			// As in Mesos, only checkpointing frameworks' tasks survive an
+			// agent restart: the others' containers are destroyed, and the
+			// master reports their tasks lost when the agent re-registers.
+			if c != nil {
+				_ = c.Signal(syscall.SIGKILL)
+				<-c.Done()
+			}
+			a.log.Info("destroyed the container of a task whose framework does not checkpoint", "task_id", key.task)
+			return os.RemoveAll(meta)
 		}
 		if c != nil {
 			t.done, t.pid, t.container = make(chan struct{}), c.Pid(), c

@@ -398,7 +398,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 const testFramework = "fw-1"
 
 func frameworkInfo(caps ...mesos.FrameworkInfo_Capability_Type) *mesos.FrameworkInfo {
-	fi := &mesos.FrameworkInfo{ID: &mesos.FrameworkID{Value: testFramework}, Name: "test-fw", Role: proto("analytics")}
+	fi := &mesos.FrameworkInfo{ID: &mesos.FrameworkID{Value: testFramework}, Name: "test-fw", Role: proto("analytics"), Checkpoint: proto(true)}
 	for _, c := range caps {
 		fi.Capabilities = append(fi.Capabilities, mesos.FrameworkInfo_Capability{Type: c})
 	}

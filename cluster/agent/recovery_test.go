@@ -58,3 +58,27 @@ func TestTaskWhoseProcessVanishedWhileTheAgentWasDownFails(t *testing.T) {
 		t.Fatalf("reason %s source %s message %q", s.GetReason(), s.GetSource(), s.GetMessage())
 	}
 }
+
+// TestNonCheckpointedTasksDoNotSurviveARestart: without checkpointing, a
+// restarted agent destroys the task's container and does not report it
+// (the master then reports it lost).
+func TestNonCheckpointedTasksDoNotSurviveARestart(t *testing.T) {
+	fm := newFakeMaster(t)
+	cfg := testConfig(t, fm, "")
+	cfg.KeepTasksOnStop = true
+	ta, _ := startRegistered(t, fm, cfg)
+	rt := shellTask("transient", "sleep 100")
+	rt.Framework.Checkpoint = proto(false)
+	run(fm, rt)
+	pgid := runningPid(t, fm, "transient")
+	ta.stop(t)
+	if len(liveInGroup(t, pgid)) == 0 {
+		t.Fatal("the task did not outlive the agent it was kept by")
+	}
+	startAgent(t, cfg)
+	reg := fm.nextRegister(t)
+	if len(reg.Tasks) != 0 {
+		t.Fatalf("restarted agent reported tasks of a non-checkpointing framework: %+v", reg.Tasks)
+	}
+	waitFor(t, "the container destroyed", func() bool { return len(liveInGroup(t, pgid)) == 0 })
+}
