@@ -47,8 +47,10 @@ func TestUnreachableAgent(t *testing.T) {
 		},
 		Agent: func(_ int, cfg *agent.Config) { cfg.KeepTasksOnStop = true },
 	})
-	pa := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"pa","capabilities":[{"type":"PARTITION_AWARE"}]}`)
-	legacy := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"legacy"}`)
+	// Both checkpoint, so their tasks survive the agent's restart below
+	// (which stands in for a network partition).
+	pa := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"pa","checkpoint":true,"capabilities":[{"type":"PARTITION_AWARE"}]}`)
+	legacy := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"legacy","checkpoint":true}`)
 	runTask(t, pa, "pa-task")
 	runTask(t, legacy, "legacy-task")
 
@@ -65,10 +67,18 @@ func TestUnreachableAgent(t *testing.T) {
 	// legacy framework's task (already reported lost) is killed.
 	c.Agents[0].Config.KeepTasksOnStop = false
 	c.StartAgent(0, "")
-	if st := pa.update("pa-task"); st.GetState() != mesos.TASK_RUNNING || st.GetReason() != mesos.REASON_AGENT_REREGISTERED {
-		t.Fatalf("after re-registration: %v %v, want TASK_RUNNING REASON_AGENT_REREGISTERED", st.GetState(), st.GetReason())
+	// Updates are delivered at least once: a RUNNING the agent had not seen
+	// acknowledged before it stopped may come again first.
+	for {
+		st := pa.update("pa-task")
+		if st.GetState() != mesos.TASK_RUNNING {
+			t.Fatalf("after re-registration: %v %v, want TASK_RUNNING", st.GetState(), st.GetReason())
+		}
+		if st.GetReason() == mesos.REASON_AGENT_REREGISTERED {
+			break
+		}
 	}
-	if st := legacy.update("legacy-task"); st.GetState() != mesos.TASK_KILLED {
+	if st := finalState(t, legacy, "legacy-task"); st.GetState() != mesos.TASK_KILLED {
 		t.Fatalf("legacy task after re-registration: %v, want TASK_KILLED", st.GetState())
 	}
 }
