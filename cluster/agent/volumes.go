@@ -38,6 +38,18 @@ func (a *Agent) linkVolumes(t *task) error {
 			return fmt.Errorf("persistent volume %s: container_path %q must be a relative path inside the sandbox", id, cp)
 		}
 		dir := a.volumeDir(filepath.FromSlash(role), id)
+		// Volumes on PATH disks live under the disk's root, and a MOUNT
+		// disk is the volume itself, as in Mesos.
+		switch src := disk.GetSource(); src.GetType() {
+		case mesos.Resource_DiskInfo_Source_PATH:
+			if root := src.GetPath().GetRoot(); root != "" {
+				dir = filepath.Join(root, "volumes", "roles", filepath.FromSlash(role), id)
+			}
+		case mesos.Resource_DiskInfo_Source_MOUNT:
+			if root := src.GetMount().GetRoot(); root != "" {
+				dir = root
+			}
+		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("persistent volume %s: %w", id, err)
 		}

@@ -14,6 +14,7 @@ import (
 // accept handles ACCEPT: validates the offers, then each operation.
 func (m *Master) accept(f *framework, acc *scheduler.Call_Accept) {
 	now := m.now()
+	refineOperations(acc.Operations) // resformat.go
 	offers, err := m.validateOffers(f, acc.OfferIDs)
 	if err != nil {
 		// Recover whatever valid offers of this framework were named, and

@@ -153,6 +153,9 @@ func (m *Master) sendInverseOffers() {
 		if !f.multiRole {
 			res = stripAllocationInfo(res)
 		}
+		if !refines(f) {
+			res = toPreRefinement(res)
+		}
 		byFramework[f] = append(byFramework[f], mesos.InverseOffer{OfferID: mesos.OfferID{Value: id},
 			FrameworkID: mesos.FrameworkID{Value: f.id}, AgentID: &aid, Unavailability: un, Resources: res})
 	}

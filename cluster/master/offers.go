@@ -55,6 +55,9 @@ func (m *Master) offerMessage(o *offer) mesos.Offer {
 	if !o.fw.multiRole {
 		res = stripAllocationInfo(res)
 	}
+	if !refines(o.fw) {
+		res = toPreRefinement(res)
+	}
 	msg := mesos.Offer{
 		ID:          mesos.OfferID{Value: o.id},
 		FrameworkID: mesos.FrameworkID{Value: o.fw.id},

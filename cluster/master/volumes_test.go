@@ -1,6 +1,8 @@
 package master_test
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -93,5 +95,50 @@ func finalState(t *testing.T, s *rawScheduler, id string) mesos.TaskStatus {
 			continue
 		}
 		return st
+	}
+}
+
+// TestVolumeOnPathDisk: a persistent volume on a PATH disk lives under the
+// disk's root, as in Mesos.
+func TestVolumeOnPathDisk(t *testing.T) {
+	root := t.TempDir()
+	res := `[{"name":"cpus","type":"SCALAR","scalar":{"value":2}},{"name":"mem","type":"SCALAR","scalar":{"value":512}},` +
+		`{"name":"disk","type":"SCALAR","scalar":{"value":100},"reservations":[{"type":"STATIC","role":"vol"}],` +
+		`"disk":{"source":{"type":"PATH","path":{"root":"` + root + `"}}}}]`
+	c := clustertest.Start(t, clustertest.Options{AgentResources: res})
+	s := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"vol","role":"vol"}`)
+	offer := s.next(scheduler.Event_OFFERS).Offers.Offers[0]
+	var disk *mesos.Resource
+	for i := range offer.Resources {
+		if offer.Resources[i].Name == "disk" && offer.Resources[i].GetDisk().GetSource() != nil {
+			disk = &offer.Resources[i]
+		}
+	}
+	if disk == nil {
+		t.Fatalf("no PATH disk in the offer: %v", mesos.Resources(offer.Resources))
+	}
+	// The framework lacks RESERVATION_REFINEMENT: it sees the old format.
+	if disk.GetRole() != "vol" || len(disk.Reservations) != 0 {
+		t.Fatalf("reserved disk offered as role %q with reservations %v, want role vol in the pre-refinement format", disk.GetRole(), disk.Reservations)
+	}
+	volume := *disk
+	volume.Scalar = &mesos.Value_Scalar{Value: 10}
+	d := *disk.Disk
+	d.Persistence = &mesos.Resource_DiskInfo_Persistence{ID: "pathvol"}
+	d.Volume = &mesos.Volume{ContainerPath: "data", Mode: mesos.RW.Enum()}
+	volume.Disk = &d
+	writer := cmdTask("path-writer", offer.AgentID, "cpus:0.1;mem:16")
+	writer.Command = &mesos.CommandInfo{Value: strPtr("echo on-path > data/file")}
+	writer.Resources = append(writer.Resources, volume)
+	acc := launch([]mesos.OfferID{offer.ID}, writer)
+	acc.Accept.Operations = append([]mesos.Offer_Operation{{Type: mesos.Offer_Operation_CREATE,
+		Create: &mesos.Offer_Operation_Create{Volumes: []mesos.Resource{volume}}}}, acc.Accept.Operations...)
+	s.call(acc)
+	if st := finalState(t, s, "path-writer"); st.GetState() != mesos.TASK_FINISHED {
+		t.Fatalf("writer: %v %s", st.GetState(), st.GetMessage())
+	}
+	b, err := os.ReadFile(filepath.Join(root, "volumes", "roles", "vol", "pathvol", "file"))
+	if err != nil || string(b) != "on-path\n" {
+		t.Fatalf("volume data under the PATH disk's root: %q, %v", b, err)
 	}
 }
