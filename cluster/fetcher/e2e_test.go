@@ -4,8 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -29,136 +27,6 @@ import (
 // on loopback serving the tasks' URIs.
 
 // rawScheduler is a minimal JSON scheduler over real HTTP.
-type rawScheduler struct {
-	t       *testing.T
-	url     string
-	id      string
-	stream  string
-	events  chan *scheduler.Event
-	pending map[string][]mesos.TaskStatus // updates of other tasks, by task ID
-}
-
-func subscribe(t *testing.T, url, fi string) *rawScheduler {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url+"/api/v1/scheduler",
-		strings.NewReader(`{"type":"SUBSCRIBE","subscribe":{"framework_info":`+fi+`}}`))
-	req.Header.Set("Content-Type", api.MediaJSON)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("subscribe: %d %s", resp.StatusCode, b)
-	}
-	s := &rawScheduler{t: t, url: url, stream: resp.Header.Get("Mesos-Stream-Id"), events: make(chan *scheduler.Event, 1024), pending: map[string][]mesos.TaskStatus{}}
-	t.Cleanup(func() { resp.Body.Close() })
-	rr := api.NewRecordReader(resp.Body)
-	go func() {
-		defer close(s.events)
-		for {
-			b, err := rr.ReadRecord()
-			if err != nil {
-				return
-			}
-			var ev scheduler.Event
-			if json.Unmarshal(b, &ev) == nil {
-				s.events <- &ev
-			}
-		}
-	}()
-	s.id = s.next(scheduler.Event_SUBSCRIBED).Subscribed.FrameworkID.Value
-	return s
-}
-
-func (s *rawScheduler) next(typ scheduler.Event_Type) *scheduler.Event {
-	s.t.Helper()
-	timeout := time.After(time.Minute)
-	for {
-		select {
-		case ev, ok := <-s.events:
-			if !ok {
-				s.t.Fatalf("stream closed while waiting for %v", typ)
-			}
-			if ev.GetType() == typ {
-				return ev
-			}
-		case <-timeout:
-			s.t.Fatalf("no %v event", typ)
-		}
-	}
-}
-
-func (s *rawScheduler) call(c *scheduler.Call) {
-	s.t.Helper()
-	c.FrameworkID = &mesos.FrameworkID{Value: s.id}
-	b, err := json.Marshal(c)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	req, _ := http.NewRequest(http.MethodPost, s.url+"/api/v1/scheduler", bytes.NewReader(b))
-	req.Header.Set("Content-Type", api.MediaJSON)
-	req.Header.Set("Mesos-Stream-Id", s.stream)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 202 {
-		s.t.Fatalf("%v: %d %s", c.Type, resp.StatusCode, body)
-	}
-}
-
-// update waits for the next update of task id, acknowledging every update.
-func (s *rawScheduler) update(id string) mesos.TaskStatus {
-	s.t.Helper()
-	if q := s.pending[id]; len(q) > 0 {
-		s.pending[id] = q[1:]
-		return q[0]
-	}
-	for {
-		st := s.next(scheduler.Event_UPDATE).Update.Status
-		if len(st.UUID) > 0 {
-			s.call(&scheduler.Call{Type: scheduler.Call_ACKNOWLEDGE, Acknowledge: &scheduler.Call_Acknowledge{
-				AgentID: *st.AgentID, TaskID: st.TaskID, UUID: st.UUID}})
-		}
-		if st.TaskID.Value == id {
-			return st
-		}
-		s.pending[st.TaskID.Value] = append(s.pending[st.TaskID.Value], st)
-	}
-}
-
-// until waits for task id to reach state, failing on any other terminal state.
-func (s *rawScheduler) until(id string, want mesos.TaskState) mesos.TaskStatus {
-	s.t.Helper()
-	for {
-		st := s.update(id)
-		if st.GetState() == want {
-			return st
-		}
-		switch st.GetState() {
-		case mesos.TASK_STAGING, mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_KILLING:
-			continue
-		}
-		s.t.Fatalf("task %s: %v (%v) %q, want %v", id, st.GetState(), st.GetReason(), st.GetMessage(), want)
-	}
-}
-
-func (s *rawScheduler) launch(offer mesos.Offer, tasks ...mesos.TaskInfo) {
-	s.t.Helper()
-	s.call(&scheduler.Call{Type: scheduler.Call_ACCEPT, Accept: &scheduler.Call_Accept{
-		OfferIDs:   []mesos.OfferID{offer.ID},
-		Operations: []mesos.Offer_Operation{{Type: mesos.Offer_Operation_LAUNCH, Launch: &mesos.Offer_Operation_Launch{TaskInfos: tasks}}},
-		Filters:    &mesos.Filters{RefuseSeconds: ptr(0.0)},
-	}})
-}
-
-func (s *rawScheduler) offer() mesos.Offer {
-	s.t.Helper()
-	return s.next(scheduler.Event_OFFERS).Offers.Offers[0]
-}
 
 func ptr[T any](v T) *T { return &v }
 
@@ -240,7 +108,7 @@ func shellTask(t *testing.T, id string, offer mesos.Offer, script string, uris .
 		Command: &mesos.CommandInfo{Value: ptr(script), URIs: uris}}
 }
 
-func startCluster(t *testing.T) (*clustertest.Cluster, *rawScheduler) {
+func startCluster(t *testing.T) (*clustertest.Cluster, *clustertest.Scheduler) {
 	t.Helper()
 	c := clustertest.Start(t, clustertest.Options{
 		AgentResources: "cpus:2;mem:1024;disk:1000;ports:[31000-31010]",
@@ -252,12 +120,12 @@ func startCluster(t *testing.T) (*clustertest.Cluster, *rawScheduler) {
 			cfg.Fetcher = f
 		},
 	})
-	return c, subscribe(t, c.MasterURL, `{"user":"root","name":"fetch-e2e"}`)
+	return c, clustertest.SubscribeTo(t, c.MasterURL, `{"user":"root","name":"fetch-e2e"}`)
 }
 
-func sandboxOf(c *clustertest.Cluster, s *rawScheduler, taskID string) string {
+func sandboxOf(c *clustertest.Cluster, s *clustertest.Scheduler, taskID string) string {
 	a := c.Agents[0]
-	return filepath.Join(a.WorkDir(), "slaves", a.ID(), "frameworks", s.id, "executors", taskID, "runs", "latest")
+	return filepath.Join(a.WorkDir(), "slaves", a.ID(), "frameworks", s.ID, "executors", taskID, "runs", "latest")
 }
 
 func read(t *testing.T, p string) string {
@@ -275,17 +143,17 @@ func TestTasksGetTheirURIsBeforeTheyStart(t *testing.T) {
 	conf := srv.put("/conf", []byte("settings"))
 	tool := srv.put("/bin/tool", []byte("#!/bin/sh\necho tool ran\n"))
 	c, s := startCluster(t)
-	offer := s.offer()
+	offer := s.Offer()
 	uris := []mesos.CommandInfo_URI{
 		{Value: app, Cache: ptr(true)},
 		{Value: conf, OutputFile: ptr("conf/app.conf")},
 		{Value: tool, Executable: ptr(true), Cache: ptr(true)},
 	}
-	s.launch(offer,
+	s.Launch(offer,
 		shellTask(t, "first", offer, "./app/run.sh && ./tool", uris...),
 		shellTask(t, "second", offer, "./app/run.sh && ./tool", uris...))
 	for _, id := range []string{"first", "second"} {
-		s.until(id, mesos.TASK_FINISHED)
+		s.Until(id, mesos.TASK_FINISHED)
 		sb := sandboxOf(c, s, id)
 		if got := read(t, filepath.Join(sb, "stdout")); got != "app ran with settings\ntool ran\n" {
 			t.Errorf("%s: stdout = %q", id, got)
@@ -310,9 +178,9 @@ func TestAFailedFetchFailsTheTask(t *testing.T) {
 	srv := newURIServer(t)
 	missing := srv.URL + "/releases/app-9.9.tar.gz"
 	_, s := startCluster(t)
-	offer := s.offer()
-	s.launch(offer, shellTask(t, "nofile", offer, "echo must not run", mesos.CommandInfo_URI{Value: missing}))
-	st := s.until("nofile", mesos.TASK_FAILED)
+	offer := s.Offer()
+	s.Launch(offer, shellTask(t, "nofile", offer, "echo must not run", mesos.CommandInfo_URI{Value: missing}))
+	st := s.Until("nofile", mesos.TASK_FAILED)
 	if st.GetReason() != mesos.REASON_CONTAINER_LAUNCH_FAILED || st.GetSource() != mesos.SOURCE_AGENT ||
 		!strings.Contains(st.GetMessage(), "'"+missing+"'") || !strings.Contains(st.GetMessage(), "404 Not Found") {
 		t.Errorf("%v %v %q", st.GetReason(), st.GetSource(), st.GetMessage())
@@ -326,8 +194,8 @@ func TestKillDuringTheFetch(t *testing.T) {
 	srv.block["/slow.bin"] = true
 	srv.mu.Unlock()
 	_, s := startCluster(t)
-	offer := s.offer()
-	s.launch(offer, shellTask(t, "fetching", offer, "echo must not run", mesos.CommandInfo_URI{Value: slow}))
+	offer := s.Offer()
+	s.Launch(offer, shellTask(t, "fetching", offer, "echo must not run", mesos.CommandInfo_URI{Value: slow}))
 	deadline := time.Now().Add(time.Minute)
 	for srv.count("/slow.bin") == 0 {
 		if time.Now().After(deadline) {
@@ -335,8 +203,8 @@ func TestKillDuringTheFetch(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	s.call(&scheduler.Call{Type: scheduler.Call_KILL, Kill: &scheduler.Call_Kill{TaskID: mesos.TaskID{Value: "fetching"}, AgentID: &offer.AgentID}})
-	st := s.until("fetching", mesos.TASK_KILLED)
+	s.MustCall(&scheduler.Call{Type: scheduler.Call_KILL, Kill: &scheduler.Call_Kill{TaskID: mesos.TaskID{Value: "fetching"}, AgentID: &offer.AgentID}})
+	st := s.Until("fetching", mesos.TASK_KILLED)
 	if st.GetReason() != mesos.REASON_TASK_KILLED_DURING_LAUNCH {
 		t.Errorf("reason %v %q", st.GetReason(), st.GetMessage())
 	}

@@ -22,8 +22,8 @@ func launchGroup(offers []mesos.OfferID, exec mesos.ExecutorInfo, tasks ...mesos
 func TestLaunchGroupValidation(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{AgentResources: "cpus:2;mem:1024;disk:100;ports:[31000-31010]"})
 	t.Cleanup(c.Stop)
-	s := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"groups"}`)
-	offer := s.next(scheduler.Event_OFFERS).Offers.Offers[0]
+	s := clustertest.SubscribeTo(t, c.MasterURL, `{"user":"root","name":"groups"}`)
+	offer := s.Next(scheduler.Event_OFFERS).Offers.Offers[0]
 	agent := offer.AgentID
 	rs := func(text string) []mesos.Resource {
 		r, err := api.ParseResources(text)
@@ -50,7 +50,7 @@ func TestLaunchGroupValidation(t *testing.T) {
 		launchGroup(nil, def("e3"), cmdTask("huge-1", agent, "cpus:0.1;mem:32"), cmdTask("huge-2", agent, "cpus:5;mem:32")),
 		launchGroup(nil, def("good"), cmdTask("good-1", agent, "cpus:0.1;mem:32"), cmdTask("good-2", agent, "cpus:0.1;mem:32")),
 	}
-	if code := s.call(&scheduler.Call{Type: scheduler.Call_ACCEPT, Accept: &scheduler.Call_Accept{OfferIDs: []mesos.OfferID{offer.ID}, Operations: ops}}); code != 202 {
+	if code := s.Call(&scheduler.Call{Type: scheduler.Call_ACCEPT, Accept: &scheduler.Call_Accept{OfferIDs: []mesos.OfferID{offer.ID}, Operations: ops}}); code != 202 {
 		t.Fatalf("ACCEPT: %d", code)
 	}
 	want := map[string]string{
@@ -60,10 +60,10 @@ func TestLaunchGroupValidation(t *testing.T) {
 	finished := map[string]bool{}
 	errored := map[string]int{}
 	for len(finished) < 2 || len(errored) < len(want) {
-		st := s.next(scheduler.Event_UPDATE).Update.Status
+		st := s.Next(scheduler.Event_UPDATE).Update.Status
 		id := st.TaskID.Value
 		if len(st.UUID) > 0 {
-			s.call(&scheduler.Call{Type: scheduler.Call_ACKNOWLEDGE, Acknowledge: &scheduler.Call_Acknowledge{AgentID: *st.AgentID, TaskID: st.TaskID, UUID: st.UUID}})
+			s.Call(&scheduler.Call{Type: scheduler.Call_ACKNOWLEDGE, Acknowledge: &scheduler.Call_Acknowledge{AgentID: *st.AgentID, TaskID: st.TaskID, UUID: st.UUID}})
 		}
 		if strings.HasPrefix(id, "good-") {
 			if st.GetExecutorID().GetValue() != "good" {
@@ -93,7 +93,7 @@ func TestLaunchGroupValidation(t *testing.T) {
 	// Both tasks named "dup" were refused.
 	if errored["dup"] != 2 {
 		for errored["dup"] < 2 {
-			st := s.next(scheduler.Event_UPDATE).Update.Status
+			st := s.Next(scheduler.Event_UPDATE).Update.Status
 			if st.TaskID.Value == "dup" {
 				errored["dup"]++
 			}

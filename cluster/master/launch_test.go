@@ -1,13 +1,10 @@
 package master_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
@@ -15,106 +12,6 @@ import (
 	"github.com/agora-cluster/agora/cluster/api"
 	"github.com/agora-cluster/agora/cluster/clustertest"
 )
-
-// rawScheduler is a minimal JSON scheduler over real HTTP, for tests that
-// need to send exactly the calls they are about (including bad ones).
-type rawScheduler struct {
-	t      *testing.T
-	url    string
-	id     string
-	stream string
-	events chan *scheduler.Event
-	body   io.Closer
-}
-
-func newRawScheduler(t *testing.T, url string, fi string) *rawScheduler {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url+"/api/v1/scheduler",
-		strings.NewReader(`{"type":"SUBSCRIBE","subscribe":{"framework_info":`+fi+`}}`))
-	req.Header.Set("Content-Type", api.MediaJSON)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("subscribe: %d %s", resp.StatusCode, b)
-	}
-	s := &rawScheduler{t: t, url: url, stream: resp.Header.Get("Mesos-Stream-Id"), events: make(chan *scheduler.Event, 1024), body: resp.Body}
-	t.Cleanup(func() { resp.Body.Close() })
-	rr := api.NewRecordReader(resp.Body)
-	go func() {
-		defer close(s.events)
-		for {
-			b, err := rr.ReadRecord()
-			if err != nil {
-				return
-			}
-			var ev scheduler.Event
-			if json.Unmarshal(b, &ev) == nil {
-				s.events <- &ev
-			}
-		}
-	}()
-	ev := s.next(scheduler.Event_SUBSCRIBED)
-	s.id = ev.Subscribed.FrameworkID.Value
-	return s
-}
-
-// next returns the next event of type typ, skipping others.
-func (s *rawScheduler) next(typ scheduler.Event_Type) *scheduler.Event {
-	s.t.Helper()
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case ev, ok := <-s.events:
-			if !ok {
-				s.t.Fatalf("stream closed while waiting for %v", typ)
-			}
-			if ev.GetType() == typ {
-				return ev
-			}
-		case <-timeout:
-			s.t.Fatalf("no %v event", typ)
-		}
-	}
-}
-
-// call sends a call (JSON, with the framework ID filled in) and returns the status code.
-func (s *rawScheduler) call(c *scheduler.Call) int {
-	s.t.Helper()
-	c.FrameworkID = &mesos.FrameworkID{Value: s.id}
-	b, err := json.Marshal(c)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	req, _ := http.NewRequest(http.MethodPost, s.url+"/api/v1/scheduler", bytes.NewReader(b))
-	req.Header.Set("Content-Type", api.MediaJSON)
-	req.Header.Set("Mesos-Stream-Id", s.stream)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
-// update waits for the next UPDATE for task id and acknowledges it if it carries a uuid.
-func (s *rawScheduler) update(id string) mesos.TaskStatus {
-	s.t.Helper()
-	for {
-		ev := s.next(scheduler.Event_UPDATE)
-		st := ev.Update.Status
-		if len(st.UUID) > 0 {
-			s.call(&scheduler.Call{Type: scheduler.Call_ACKNOWLEDGE, Acknowledge: &scheduler.Call_Acknowledge{
-				AgentID: *st.AgentID, TaskID: st.TaskID, UUID: st.UUID}})
-		}
-		if st.TaskID.Value == id {
-			return st
-		}
-	}
-}
 
 func cmdTask(id string, agent mesos.AgentID, res string) mesos.TaskInfo {
 	rs, err := api.ParseResources(res)
@@ -132,8 +29,8 @@ func launch(offers []mesos.OfferID, tasks ...mesos.TaskInfo) *scheduler.Call {
 
 func TestLaunchValidation(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{AgentResources: "cpus:2;mem:1024;disk:100;ports:[31000-31010]"})
-	s := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"validation"}`)
-	offer := s.next(scheduler.Event_OFFERS).Offers.Offers[0]
+	s := clustertest.SubscribeTo(t, c.MasterURL, `{"user":"root","name":"validation"}`)
+	offer := s.Next(scheduler.Event_OFFERS).Offers.Offers[0]
 	agent := offer.AgentID
 
 	tooBig := cmdTask("too-big", agent, "cpus:3;mem:32")
@@ -145,7 +42,7 @@ func TestLaunchValidation(t *testing.T) {
 	slash := cmdTask("a/b", agent, "cpus:0.1")
 	both := cmdTask("two-kinds", agent, "cpus:0.1")
 	both.Executor = &mesos.ExecutorInfo{ExecutorID: mesos.ExecutorID{Value: "e"}, Command: &mesos.CommandInfo{Value: strPtr("x")}}
-	if code := s.call(launch([]mesos.OfferID{offer.ID}, tooBig, good, dup, noRes, badPorts, wrongAgent, slash, both)); code != 202 {
+	if code := s.Call(launch([]mesos.OfferID{offer.ID}, tooBig, good, dup, noRes, badPorts, wrongAgent, slash, both)); code != 202 {
 		t.Fatalf("ACCEPT: %d", code)
 	}
 	want := map[string]string{
@@ -154,7 +51,7 @@ func TestLaunchValidation(t *testing.T) {
 	}
 	gotGood := false
 	for len(want) > 0 || !gotGood {
-		st := s.next(scheduler.Event_UPDATE).Update.Status
+		st := s.Next(scheduler.Event_UPDATE).Update.Status
 		id := st.TaskID.Value
 		if id == "good" && st.GetState() == mesos.TASK_ERROR {
 			if !strings.Contains(st.GetMessage(), "more than once") {
@@ -164,7 +61,7 @@ func TestLaunchValidation(t *testing.T) {
 		}
 		if id == "good" {
 			if len(st.UUID) > 0 {
-				s.call(&scheduler.Call{Type: scheduler.Call_ACKNOWLEDGE, Acknowledge: &scheduler.Call_Acknowledge{AgentID: *st.AgentID, TaskID: st.TaskID, UUID: st.UUID}})
+				s.Call(&scheduler.Call{Type: scheduler.Call_ACKNOWLEDGE, Acknowledge: &scheduler.Call_Acknowledge{AgentID: *st.AgentID, TaskID: st.TaskID, UUID: st.UUID}})
 			}
 			if st.GetState() == mesos.TASK_FINISHED {
 				gotGood = true
@@ -187,17 +84,17 @@ func TestLaunchValidation(t *testing.T) {
 	// The used offer is gone: accepting it again drops the task with
 	// REASON_INVALID_OFFERS (TASK_LOST for a framework that is not
 	// partition-aware).
-	if code := s.call(launch([]mesos.OfferID{offer.ID}, cmdTask("late", agent, "cpus:0.1"))); code != 202 {
+	if code := s.Call(launch([]mesos.OfferID{offer.ID}, cmdTask("late", agent, "cpus:0.1"))); code != 202 {
 		t.Fatalf("ACCEPT of a used offer: %d", code)
 	}
-	st := s.update("late")
+	st := s.Update("late")
 	if st.GetState() != mesos.TASK_LOST || st.GetReason() != mesos.REASON_INVALID_OFFERS || !strings.Contains(st.GetMessage(), "no longer valid") {
 		t.Fatalf("late: %v %v %q", st.GetState(), st.GetReason(), st.GetMessage())
 	}
-	if code := s.call(launch([]mesos.OfferID{{Value: "no-such-offer"}}, cmdTask("unknown", agent, "cpus:0.1"))); code != 202 {
+	if code := s.Call(launch([]mesos.OfferID{{Value: "no-such-offer"}}, cmdTask("unknown", agent, "cpus:0.1"))); code != 202 {
 		t.Fatalf("ACCEPT of an unknown offer: %d", code)
 	}
-	if st := s.update("unknown"); st.GetState() != mesos.TASK_LOST || st.GetReason() != mesos.REASON_INVALID_OFFERS {
+	if st := s.Update("unknown"); st.GetState() != mesos.TASK_LOST || st.GetReason() != mesos.REASON_INVALID_OFFERS {
 		t.Fatalf("unknown offer: %v %v", st.GetState(), st.GetReason())
 	}
 }
@@ -206,10 +103,10 @@ func TestLaunchValidation(t *testing.T) {
 // invalid-offer drops.
 func TestPartitionAwareFrameworkGetsDropped(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{})
-	s := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"pa","capabilities":[{"type":"PARTITION_AWARE"}]}`)
-	offer := s.next(scheduler.Event_OFFERS).Offers.Offers[0]
-	s.call(launch([]mesos.OfferID{{Value: "gone"}}, cmdTask("t", offer.AgentID, "cpus:0.1")))
-	if st := s.update("t"); st.GetState() != mesos.TASK_DROPPED {
+	s := clustertest.SubscribeTo(t, c.MasterURL, `{"user":"root","name":"pa","capabilities":[{"type":"PARTITION_AWARE"}]}`)
+	offer := s.Next(scheduler.Event_OFFERS).Offers.Offers[0]
+	s.Call(launch([]mesos.OfferID{{Value: "gone"}}, cmdTask("t", offer.AgentID, "cpus:0.1")))
+	if st := s.Update("t"); st.GetState() != mesos.TASK_DROPPED {
 		t.Fatalf("state %v, want TASK_DROPPED", st.GetState())
 	}
 }
@@ -239,17 +136,17 @@ func TestStaleAgentIDIsRefused(t *testing.T) {
 
 func TestUpdateFramework(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{})
-	s := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"before"}`)
-	s.next(scheduler.Event_OFFERS)
+	s := clustertest.SubscribeTo(t, c.MasterURL, `{"user":"root","name":"before"}`)
+	s.Next(scheduler.Event_OFFERS)
 	upd := func(fi mesos.FrameworkInfo) int {
-		return s.call(&scheduler.Call{Type: scheduler.Call_UPDATE_FRAMEWORK, UpdateFramework: &scheduler.Call_UpdateFramework{FrameworkInfo: fi}})
+		return s.Call(&scheduler.Call{Type: scheduler.Call_UPDATE_FRAMEWORK, UpdateFramework: &scheduler.Call_UpdateFramework{FrameworkInfo: fi}})
 	}
-	fi := mesos.FrameworkInfo{ID: &mesos.FrameworkID{Value: s.id}, User: "root", Name: "after", Role: strPtr("analytics")}
+	fi := mesos.FrameworkInfo{ID: &mesos.FrameworkID{Value: s.ID}, User: "root", Name: "after", Role: strPtr("analytics")}
 	if code := upd(fi); code != 200 {
 		t.Fatalf("UPDATE_FRAMEWORK: %d", code)
 	}
 	// The old offer (role *) is rescinded; new offers come for the new role.
-	s.next(scheduler.Event_RESCIND)
+	s.Next(scheduler.Event_RESCIND)
 	c.WaitFor("renamed framework", func(st *clustertest.State) bool {
 		return len(st.Frameworks) == 1 && st.Frameworks[0].Name == "after"
 	})

@@ -89,12 +89,12 @@ func testOperatorAPI(t *testing.T, codec encoding.Codec) {
 	if n := len(sub.Subscribed.GetState.GetGetAgents().Agents); n != 2 {
 		t.Fatalf("SUBSCRIBED state has %d agents", n)
 	}
-	s := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"watched"}`)
+	s := clustertest.SubscribeTo(t, c.MasterURL, `{"user":"root","name":"watched"}`)
 	if e := next(master.Event_FRAMEWORK_ADDED); e.FrameworkAdded.Framework.FrameworkInfo.Name != "watched" {
 		t.Fatalf("FRAMEWORK_ADDED for %q", e.FrameworkAdded.Framework.FrameworkInfo.Name)
 	}
-	offer := s.next(scheduler.Event_OFFERS).Offers.Offers[0]
-	s.call(launch([]mesos.OfferID{offer.ID}, cmdTask("watched-1", offer.AgentID, "cpus:0.1;mem:16")))
+	offer := s.Next(scheduler.Event_OFFERS).Offers.Offers[0]
+	s.Call(launch([]mesos.OfferID{offer.ID}, cmdTask("watched-1", offer.AgentID, "cpus:0.1;mem:16")))
 	if e := next(master.Event_TASK_ADDED); e.TaskAdded.Task.TaskID.Value != "watched-1" {
 		t.Fatalf("TASK_ADDED for %s", e.TaskAdded.Task.TaskID.Value)
 	}

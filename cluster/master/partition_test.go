@@ -20,14 +20,14 @@ func sleepTask(id string, agentID mesos.AgentID) mesos.TaskInfo {
 
 // runTask launches a sleep task on the scheduler's next offer and waits
 // until it runs.
-func runTask(t *testing.T, s *rawScheduler, id string) mesos.AgentID {
+func runTask(t *testing.T, s *clustertest.Scheduler, id string) mesos.AgentID {
 	t.Helper()
-	offer := s.next(scheduler.Event_OFFERS).Offers.Offers[0]
-	if code := s.call(launch([]mesos.OfferID{offer.ID}, sleepTask(id, offer.AgentID))); code != 202 {
+	offer := s.Next(scheduler.Event_OFFERS).Offers.Offers[0]
+	if code := s.Call(launch([]mesos.OfferID{offer.ID}, sleepTask(id, offer.AgentID))); code != 202 {
 		t.Fatalf("ACCEPT: %d", code)
 	}
 	for {
-		st := s.update(id)
+		st := s.Update(id)
 		if st.GetState() == mesos.TASK_RUNNING {
 			return offer.AgentID
 		}
@@ -49,16 +49,16 @@ func TestUnreachableAgent(t *testing.T) {
 	})
 	// Both checkpoint, so their tasks survive the agent's restart below
 	// (which stands in for a network partition).
-	pa := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"pa","checkpoint":true,"capabilities":[{"type":"PARTITION_AWARE"}]}`)
-	legacy := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"legacy","checkpoint":true}`)
+	pa := clustertest.SubscribeTo(t, c.MasterURL, `{"user":"root","name":"pa","checkpoint":true,"capabilities":[{"type":"PARTITION_AWARE"}]}`)
+	legacy := clustertest.SubscribeTo(t, c.MasterURL, `{"user":"root","name":"legacy","checkpoint":true}`)
 	runTask(t, pa, "pa-task")
 	runTask(t, legacy, "legacy-task")
 
 	c.Agents[0].Stop()
-	if st := pa.update("pa-task"); st.GetState() != mesos.TASK_UNREACHABLE || st.GetReason() != mesos.REASON_AGENT_REMOVED {
+	if st := pa.Update("pa-task"); st.GetState() != mesos.TASK_UNREACHABLE || st.GetReason() != mesos.REASON_AGENT_REMOVED {
 		t.Fatalf("partition-aware framework got %v %v, want TASK_UNREACHABLE", st.GetState(), st.GetReason())
 	}
-	if st := legacy.update("legacy-task"); st.GetState() != mesos.TASK_LOST {
+	if st := legacy.Update("legacy-task"); st.GetState() != mesos.TASK_LOST {
 		t.Fatalf("legacy framework got %v, want TASK_LOST", st.GetState())
 	}
 	c.WaitFor("agent unreachable", func(s *clustertest.State) bool { return s.UnreachableSlaves == 1 })
@@ -70,7 +70,7 @@ func TestUnreachableAgent(t *testing.T) {
 	// Updates are delivered at least once: a RUNNING the agent had not seen
 	// acknowledged before it stopped may come again first.
 	for {
-		st := pa.update("pa-task")
+		st := pa.Update("pa-task")
 		if st.GetState() != mesos.TASK_RUNNING {
 			t.Fatalf("after re-registration: %v %v, want TASK_RUNNING", st.GetState(), st.GetReason())
 		}
@@ -87,21 +87,21 @@ func TestUnreachableAgent(t *testing.T) {
 // tasks across a re-subscription, and loses them when it stays away.
 func TestFrameworkFailover(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{})
-	s := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"fo","failover_timeout":1.5}`)
+	s := clustertest.SubscribeTo(t, c.MasterURL, `{"user":"root","name":"fo","failover_timeout":1.5}`)
 	runTask(t, s, "survivor")
-	id := s.id
-	s.body.Close()
+	id := s.ID
+	s.Close()
 	time.Sleep(200 * time.Millisecond) // the master notices the stream is gone
 
-	again := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"fo","failover_timeout":1.5,"id":{"value":"`+id+`"}}`)
-	if again.id != id {
-		t.Fatalf("re-subscribed as %s, want %s", again.id, id)
+	again := clustertest.SubscribeTo(t, c.MasterURL, `{"user":"root","name":"fo","failover_timeout":1.5,"id":{"value":"`+id+`"}}`)
+	if again.ID != id {
+		t.Fatalf("re-subscribed as %s, want %s", again.ID, id)
 	}
-	again.call(&scheduler.Call{Type: scheduler.Call_RECONCILE, Reconcile: &scheduler.Call_Reconcile{}})
-	if st := again.update("survivor"); st.GetState() != mesos.TASK_RUNNING || st.GetReason() != mesos.REASON_RECONCILIATION {
+	again.Call(&scheduler.Call{Type: scheduler.Call_RECONCILE, Reconcile: &scheduler.Call_Reconcile{}})
+	if st := again.Update("survivor"); st.GetState() != mesos.TASK_RUNNING || st.GetReason() != mesos.REASON_RECONCILIATION {
 		t.Fatalf("after failover: %v %v, want TASK_RUNNING from reconciliation", st.GetState(), st.GetReason())
 	}
-	again.body.Close()
+	again.Close()
 	s2 := c.WaitFor("framework removed after its failover timeout", func(s *clustertest.State) bool {
 		return len(s.Frameworks) == 0 && len(s.CompletedFrameworks) == 1
 	})

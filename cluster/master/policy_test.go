@@ -110,8 +110,8 @@ func TestQuotaLimitAndExplain(t *testing.T) {
 	if code, body := operator(t, c.MasterURL, call); code != 200 {
 		t.Fatalf("UPDATE_QUOTA: %d %s", code, body)
 	}
-	s := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"capped","role":"capped"}`)
-	offer := s.next(scheduler.Event_OFFERS).Offers.Offers[0]
+	s := clustertest.SubscribeTo(t, c.MasterURL, `{"user":"root","name":"capped","role":"capped"}`)
+	offer := s.Next(scheduler.Event_OFFERS).Offers.Offers[0]
 	if cpus := api.ScalarSum(mesos.Resources(offer.Resources), "cpus"); cpus > 1 {
 		t.Fatalf("offer of %v cpus exceeds the role's limit of 1", cpus)
 	}
@@ -121,15 +121,15 @@ func TestQuotaLimitAndExplain(t *testing.T) {
 	acc := launch([]mesos.OfferID{offer.ID}, hold)
 	zero := 0.0
 	acc.Accept.Filters = &mesos.Filters{RefuseSeconds: &zero}
-	s.call(acc)
+	s.Call(acc)
 	time.Sleep(300 * time.Millisecond) // a few allocation cycles
-	code, body := httpDo(t, http.MethodGet, c.MasterURL+"/explain?framework_id="+s.id, "")
+	code, body := httpDo(t, http.MethodGet, c.MasterURL+"/explain?framework_id="+s.ID, "")
 	if code != 200 || !strings.Contains(body, `"code":"quota_limit"`) {
 		t.Fatalf("explain: %d %s", code, body)
 	}
-	s.call(&scheduler.Call{Type: scheduler.Call_SUPPRESS, Suppress: &scheduler.Call_Suppress{}})
+	s.Call(&scheduler.Call{Type: scheduler.Call_SUPPRESS, Suppress: &scheduler.Call_Suppress{}})
 	time.Sleep(300 * time.Millisecond)
-	if _, body := httpDo(t, http.MethodGet, c.MasterURL+"/explain?framework_id="+s.id, ""); !strings.Contains(body, `"code":"suppressed"`) {
+	if _, body := httpDo(t, http.MethodGet, c.MasterURL+"/explain?framework_id="+s.ID, ""); !strings.Contains(body, `"code":"suppressed"`) {
 		t.Fatalf("explain after SUPPRESS: %s", body)
 	}
 	if code, _ := httpDo(t, http.MethodGet, c.MasterURL+"/explain?framework_id=nobody", ""); code != 404 {
@@ -142,7 +142,7 @@ func TestQuotaLimitAndExplain(t *testing.T) {
 // offers), DRAIN_AGENT (tasks killed, no offers) and REACTIVATE_AGENT.
 func TestMaintenanceAndDrain(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{})
-	s := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"maint","capabilities":[{"type":"PARTITION_AWARE"}]}`)
+	s := clustertest.SubscribeTo(t, c.MasterURL, `{"user":"root","name":"maint","capabilities":[{"type":"PARTITION_AWARE"}]}`)
 	agentID := runTask(t, s, "long")
 
 	start := time.Now().Add(time.Hour).UnixNano()
@@ -150,13 +150,13 @@ func TestMaintenanceAndDrain(t *testing.T) {
 	if code, body := httpDo(t, http.MethodPost, c.MasterURL+"/maintenance/schedule", sched); code != 200 {
 		t.Fatalf("POST /maintenance/schedule: %d %s", code, body)
 	}
-	io := s.next(scheduler.Event_INVERSE_OFFERS).InverseOffers.InverseOffers[0]
+	io := s.Next(scheduler.Event_INVERSE_OFFERS).InverseOffers.InverseOffers[0]
 	if io.AgentID.Value != agentID.Value || io.Unavailability.Start.Nanoseconds != start {
 		t.Fatalf("inverse offer %+v", io)
 	}
-	s.call(&scheduler.Call{Type: scheduler.Call_ACCEPT_INVERSE_OFFERS, AcceptInverseOffers: &scheduler.Call_AcceptInverseOffers{InverseOfferIDs: []mesos.OfferID{io.OfferID}}})
-	s.call(&scheduler.Call{Type: scheduler.Call_REVIVE, Revive: &scheduler.Call_Revive{}})
-	if o := s.next(scheduler.Event_OFFERS).Offers.Offers[0]; o.Unavailability == nil || o.Unavailability.Start.Nanoseconds != start {
+	s.Call(&scheduler.Call{Type: scheduler.Call_ACCEPT_INVERSE_OFFERS, AcceptInverseOffers: &scheduler.Call_AcceptInverseOffers{InverseOfferIDs: []mesos.OfferID{io.OfferID}}})
+	s.Call(&scheduler.Call{Type: scheduler.Call_REVIVE, Revive: &scheduler.Call_Revive{}})
+	if o := s.Next(scheduler.Event_OFFERS).Offers.Offers[0]; o.Unavailability == nil || o.Unavailability.Start.Nanoseconds != start {
 		t.Fatalf("offer from a draining machine lacks its unavailability: %+v", o.Unavailability)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -176,7 +176,7 @@ func TestMaintenanceAndDrain(t *testing.T) {
 		t.Fatalf("DRAIN_AGENT: %d %s", code, body)
 	}
 	for {
-		st := s.update("long")
+		st := s.Update("long")
 		if st.GetState() == mesos.TASK_KILLED {
 			if st.GetReason() != mesos.REASON_AGENT_DRAINING {
 				t.Fatalf("drained task: reason %v", st.GetReason())
@@ -190,16 +190,16 @@ func TestMaintenanceAndDrain(t *testing.T) {
 		t.Fatalf("state lacks drain_info DRAINED: %.600s", body)
 	}
 	// A drained agent gets no offers until it is reactivated.
-	s.call(&scheduler.Call{Type: scheduler.Call_REVIVE, Revive: &scheduler.Call_Revive{}})
+	s.Call(&scheduler.Call{Type: scheduler.Call_REVIVE, Revive: &scheduler.Call_Revive{}})
 	time.Sleep(300 * time.Millisecond)
-	code, body := httpDo(t, http.MethodGet, c.MasterURL+"/explain?framework_id="+s.id, "")
+	code, body := httpDo(t, http.MethodGet, c.MasterURL+"/explain?framework_id="+s.ID, "")
 	if code != 200 || !strings.Contains(body, "agent_deactivated") {
 		t.Fatalf("explain while drained: %d %s", code, body)
 	}
 	if code, body := operator(t, c.MasterURL, `{"type":"REACTIVATE_AGENT","reactivate_agent":{"agent_id":{"value":"`+agentID.Value+`"}}}`); code != 200 {
 		t.Fatalf("REACTIVATE_AGENT: %d %s", code, body)
 	}
-	s.next(scheduler.Event_OFFERS)
+	s.Next(scheduler.Event_OFFERS)
 
 	// Down: the machine's agent is removed and may not register while down.
 	if code, body := httpDo(t, http.MethodPost, c.MasterURL+"/machine/down", `[{"hostname":"localhost"}]`); code != 200 {

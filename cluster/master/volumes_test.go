@@ -26,8 +26,8 @@ func findVolume(o mesos.Offer, id string) *mesos.Resource {
 // another role, and survives an agent restart.
 func TestPersistentVolume(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{AgentResources: "cpus:2;mem:1024;disk:100;disk(vol):200"})
-	s := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"vol","role":"vol"}`)
-	offer := s.next(scheduler.Event_OFFERS).Offers.Offers[0]
+	s := clustertest.SubscribeTo(t, c.MasterURL, `{"user":"root","name":"vol","role":"vol"}`)
+	offer := s.Next(scheduler.Event_OFFERS).Offers.Offers[0]
 	role := "vol"
 	volume := mesos.Resource{Name: "disk", Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: 50},
 		Reservations: []mesos.Resource_ReservationInfo{{Type: mesos.Resource_ReservationInfo_STATIC.Enum(), Role: &role}},
@@ -41,7 +41,7 @@ func TestPersistentVolume(t *testing.T) {
 		Create: &mesos.Offer_Operation_Create{Volumes: []mesos.Resource{volume}}}}, acc.Accept.Operations...)
 	zero := 0.0
 	acc.Accept.Filters = &mesos.Filters{RefuseSeconds: &zero}
-	s.call(acc)
+	s.Call(acc)
 	if st := finalState(t, s, "writer"); st.GetState() != mesos.TASK_FINISHED {
 		t.Fatalf("writer: %v %s", st.GetState(), st.GetMessage())
 	}
@@ -50,35 +50,35 @@ func TestPersistentVolume(t *testing.T) {
 		t.Helper()
 		var o mesos.Offer
 		for {
-			o = s.next(scheduler.Event_OFFERS).Offers.Offers[0]
+			o = s.Next(scheduler.Event_OFFERS).Offers.Offers[0]
 			if findVolume(o, "data") != nil {
 				break
 			}
-			s.call(&scheduler.Call{Type: scheduler.Call_DECLINE, Decline: &scheduler.Call_Decline{OfferIDs: []mesos.OfferID{o.ID}, Filters: &mesos.Filters{RefuseSeconds: &zero}}})
+			s.Call(&scheduler.Call{Type: scheduler.Call_DECLINE, Decline: &scheduler.Call_Decline{OfferIDs: []mesos.OfferID{o.ID}, Filters: &mesos.Filters{RefuseSeconds: &zero}}})
 		}
 		reader := cmdTask(id, o.AgentID, "cpus:0.1;mem:16")
 		reader.Command = &mesos.CommandInfo{Value: strPtr(`test "$(cat data/file)" = hello`)}
 		reader.Resources = append(reader.Resources, *findVolume(o, "data"))
 		acc := launch([]mesos.OfferID{o.ID}, reader)
 		acc.Accept.Filters = &mesos.Filters{RefuseSeconds: &zero}
-		s.call(acc)
+		s.Call(acc)
 		if st := finalState(t, s, id); st.GetState() != mesos.TASK_FINISHED {
 			t.Fatalf("%s did not read what the writer left: %v %s", id, st.GetState(), st.GetMessage())
 		}
 	}
-	s.call(&scheduler.Call{Type: scheduler.Call_REVIVE, Revive: &scheduler.Call_Revive{}})
+	s.Call(&scheduler.Call{Type: scheduler.Call_REVIVE, Revive: &scheduler.Call_Revive{}})
 	readIt("reader-1")
 
 	c.Agents[0].Stop()
 	c.StartAgent(0, "")
-	s.call(&scheduler.Call{Type: scheduler.Call_REVIVE, Revive: &scheduler.Call_Revive{}})
+	s.Call(&scheduler.Call{Type: scheduler.Call_REVIVE, Revive: &scheduler.Call_Revive{}})
 	readIt("reader-after-restart")
 
 	// Another role never sees the volume, nor vol's reserved disk.
-	s.call(&scheduler.Call{Type: scheduler.Call_SUPPRESS, Suppress: &scheduler.Call_Suppress{}})
+	s.Call(&scheduler.Call{Type: scheduler.Call_SUPPRESS, Suppress: &scheduler.Call_Suppress{}})
 	// Another role never sees the volume.
-	other := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"other","role":"other"}`)
-	o := other.next(scheduler.Event_OFFERS).Offers.Offers[0]
+	other := clustertest.SubscribeTo(t, c.MasterURL, `{"user":"root","name":"other","role":"other"}`)
+	o := other.Next(scheduler.Event_OFFERS).Offers.Offers[0]
 	if findVolume(o, "data") != nil || api.ScalarSum(mesos.Resources(o.Resources), "disk") > 100 {
 		t.Fatalf("role other was offered the volume or vol's reserved disk: %v", mesos.Resources(o.Resources))
 	}
@@ -86,10 +86,10 @@ func TestPersistentVolume(t *testing.T) {
 }
 
 // finalState acknowledges a task's updates until a terminal one.
-func finalState(t *testing.T, s *rawScheduler, id string) mesos.TaskStatus {
+func finalState(t *testing.T, s *clustertest.Scheduler, id string) mesos.TaskStatus {
 	t.Helper()
 	for {
-		st := s.update(id)
+		st := s.Update(id)
 		switch st.GetState() {
 		case mesos.TASK_STAGING, mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_KILLING:
 			continue
@@ -106,8 +106,8 @@ func TestVolumeOnPathDisk(t *testing.T) {
 		`{"name":"disk","type":"SCALAR","scalar":{"value":100},"reservations":[{"type":"STATIC","role":"vol"}],` +
 		`"disk":{"source":{"type":"PATH","path":{"root":"` + root + `"}}}}]`
 	c := clustertest.Start(t, clustertest.Options{AgentResources: res})
-	s := newRawScheduler(t, c.MasterURL, `{"user":"root","name":"vol","role":"vol"}`)
-	offer := s.next(scheduler.Event_OFFERS).Offers.Offers[0]
+	s := clustertest.SubscribeTo(t, c.MasterURL, `{"user":"root","name":"vol","role":"vol"}`)
+	offer := s.Next(scheduler.Event_OFFERS).Offers.Offers[0]
 	var disk *mesos.Resource
 	for i := range offer.Resources {
 		if offer.Resources[i].Name == "disk" && offer.Resources[i].GetDisk().GetSource() != nil {
@@ -133,7 +133,7 @@ func TestVolumeOnPathDisk(t *testing.T) {
 	acc := launch([]mesos.OfferID{offer.ID}, writer)
 	acc.Accept.Operations = append([]mesos.Offer_Operation{{Type: mesos.Offer_Operation_CREATE,
 		Create: &mesos.Offer_Operation_Create{Volumes: []mesos.Resource{volume}}}}, acc.Accept.Operations...)
-	s.call(acc)
+	s.Call(acc)
 	if st := finalState(t, s, "path-writer"); st.GetState() != mesos.TASK_FINISHED {
 		t.Fatalf("writer: %v %s", st.GetState(), st.GetMessage())
 	}

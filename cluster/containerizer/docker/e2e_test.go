@@ -1,9 +1,7 @@
 package docker_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -29,136 +27,6 @@ import (
 // ContainerInfo run in the local Docker Engine.
 
 // rawScheduler is a minimal JSON scheduler over real HTTP.
-type rawScheduler struct {
-	t       *testing.T
-	url     string
-	id      string
-	stream  string
-	events  chan *scheduler.Event
-	pending map[string][]mesos.TaskStatus // updates of other tasks, by task ID
-}
-
-func subscribe(t *testing.T, url, fi string) *rawScheduler {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url+"/api/v1/scheduler",
-		strings.NewReader(`{"type":"SUBSCRIBE","subscribe":{"framework_info":`+fi+`}}`))
-	req.Header.Set("Content-Type", api.MediaJSON)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("subscribe: %d %s", resp.StatusCode, b)
-	}
-	s := &rawScheduler{t: t, url: url, stream: resp.Header.Get("Mesos-Stream-Id"), events: make(chan *scheduler.Event, 1024), pending: map[string][]mesos.TaskStatus{}}
-	t.Cleanup(func() { resp.Body.Close() })
-	rr := api.NewRecordReader(resp.Body)
-	go func() {
-		defer close(s.events)
-		for {
-			b, err := rr.ReadRecord()
-			if err != nil {
-				return
-			}
-			var ev scheduler.Event
-			if json.Unmarshal(b, &ev) == nil {
-				s.events <- &ev
-			}
-		}
-	}()
-	s.id = s.next(scheduler.Event_SUBSCRIBED).Subscribed.FrameworkID.Value
-	return s
-}
-
-func (s *rawScheduler) next(typ scheduler.Event_Type) *scheduler.Event {
-	s.t.Helper()
-	timeout := time.After(time.Minute)
-	for {
-		select {
-		case ev, ok := <-s.events:
-			if !ok {
-				s.t.Fatalf("stream closed while waiting for %v", typ)
-			}
-			if ev.GetType() == typ {
-				return ev
-			}
-		case <-timeout:
-			s.t.Fatalf("no %v event", typ)
-		}
-	}
-}
-
-func (s *rawScheduler) call(c *scheduler.Call) {
-	s.t.Helper()
-	c.FrameworkID = &mesos.FrameworkID{Value: s.id}
-	b, err := json.Marshal(c)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	req, _ := http.NewRequest(http.MethodPost, s.url+"/api/v1/scheduler", bytes.NewReader(b))
-	req.Header.Set("Content-Type", api.MediaJSON)
-	req.Header.Set("Mesos-Stream-Id", s.stream)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 202 {
-		s.t.Fatalf("%v: %d %s", c.Type, resp.StatusCode, body)
-	}
-}
-
-// update waits for the next update of task id, acknowledging every update.
-func (s *rawScheduler) update(id string) mesos.TaskStatus {
-	s.t.Helper()
-	if q := s.pending[id]; len(q) > 0 {
-		s.pending[id] = q[1:]
-		return q[0]
-	}
-	for {
-		st := s.next(scheduler.Event_UPDATE).Update.Status
-		if len(st.UUID) > 0 {
-			s.call(&scheduler.Call{Type: scheduler.Call_ACKNOWLEDGE, Acknowledge: &scheduler.Call_Acknowledge{
-				AgentID: *st.AgentID, TaskID: st.TaskID, UUID: st.UUID}})
-		}
-		if st.TaskID.Value == id {
-			return st
-		}
-		s.pending[st.TaskID.Value] = append(s.pending[st.TaskID.Value], st)
-	}
-}
-
-// until waits for task id to reach state, failing on any other terminal state.
-func (s *rawScheduler) until(id string, want mesos.TaskState) mesos.TaskStatus {
-	s.t.Helper()
-	for {
-		st := s.update(id)
-		if st.GetState() == want {
-			return st
-		}
-		switch st.GetState() {
-		case mesos.TASK_STAGING, mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_KILLING:
-			continue
-		}
-		s.t.Fatalf("task %s: %v (%v) %q, want %v", id, st.GetState(), st.GetReason(), st.GetMessage(), want)
-	}
-}
-
-func (s *rawScheduler) launch(offer mesos.Offer, tasks ...mesos.TaskInfo) {
-	s.t.Helper()
-	s.call(&scheduler.Call{Type: scheduler.Call_ACCEPT, Accept: &scheduler.Call_Accept{
-		OfferIDs:   []mesos.OfferID{offer.ID},
-		Operations: []mesos.Offer_Operation{{Type: mesos.Offer_Operation_LAUNCH, Launch: &mesos.Offer_Operation_Launch{TaskInfos: tasks}}},
-		Filters:    &mesos.Filters{RefuseSeconds: ptr(0.0)},
-	}})
-}
-
-func (s *rawScheduler) offer() mesos.Offer {
-	s.t.Helper()
-	return s.next(scheduler.Event_OFFERS).Offers.Offers[0]
-}
 
 // dockerTask is a task with a DOCKER container running script in image.
 func dockerTask(t *testing.T, id string, offer mesos.Offer, image, script, res string) mesos.TaskInfo {
@@ -179,7 +47,7 @@ type dockerCluster struct {
 	*clustertest.Cluster
 	d     *Containerizer
 	image string
-	sched *rawScheduler
+	sched *clustertest.Scheduler
 }
 
 func startDockerCluster(t *testing.T, ports string, withDocker bool, adjust ...func(*agent.Config)) *dockerCluster {
@@ -199,30 +67,30 @@ func startDockerCluster(t *testing.T, ports string, withDocker bool, adjust ...f
 			}
 		},
 	})
-	s := subscribe(t, c.MasterURL, `{"user":"root","name":"docker-e2e","checkpoint":true}`)
+	s := clustertest.SubscribeTo(t, c.MasterURL, `{"user":"root","name":"docker-e2e","checkpoint":true}`)
 	return &dockerCluster{Cluster: c, d: d, image: image, sched: s}
 }
 
 // sandbox is where the agent keeps the task's sandbox.
 func (dc *dockerCluster) sandbox(taskID string) string {
 	a := dc.Agents[0]
-	return filepath.Join(a.WorkDir(), "slaves", a.ID(), "frameworks", dc.sched.id, "executors", taskID, "runs", "latest")
+	return filepath.Join(a.WorkDir(), "slaves", a.ID(), "frameworks", dc.sched.ID, "executors", taskID, "runs", "latest")
 }
 
 func TestDockerTaskRunsToCompletion(t *testing.T) {
 	dc := startDockerCluster(t, "[31000-31010]", true)
 	s := dc.sched
-	offer := s.offer()
-	s.launch(offer,
+	offer := s.Offer()
+	s.Launch(offer,
 		dockerTask(t, "hello", offer, dc.image, `echo "hello from $MESOS_TASK_ID in $MESOS_SANDBOX"; echo warn >&2`, "cpus:0.1;mem:32"),
 		dockerTask(t, "exit3", offer, dc.image, "exit 3", "cpus:0.1;mem:32"),
 		dockerTask(t, "noimage", offer, "agora-test-never-built:1", "true", "cpus:0.1;mem:32"),
 	)
-	running := s.until("hello", mesos.TASK_RUNNING)
+	running := s.Until("hello", mesos.TASK_RUNNING)
 	if running.GetContainerStatus().GetContainerID().GetValue() == "" {
 		t.Error("TASK_RUNNING has no container ID")
 	}
-	if st := s.until("hello", mesos.TASK_FINISHED); st.GetMessage() != "Command exited with status 0" {
+	if st := s.Until("hello", mesos.TASK_FINISHED); st.GetMessage() != "Command exited with status 0" {
 		t.Errorf("TASK_FINISHED message %q", st.GetMessage())
 	}
 	if got := read(t, filepath.Join(dc.sandbox("hello"), "stdout")); got != "hello from hello in /mnt/mesos/sandbox\n" {
@@ -231,10 +99,10 @@ func TestDockerTaskRunsToCompletion(t *testing.T) {
 	if got := read(t, filepath.Join(dc.sandbox("hello"), "stderr")); got != "warn\n" {
 		t.Errorf("sandbox stderr = %q", got)
 	}
-	if st := s.until("exit3", mesos.TASK_FAILED); !strings.Contains(st.GetMessage(), "exited with status 3") {
+	if st := s.Until("exit3", mesos.TASK_FAILED); !strings.Contains(st.GetMessage(), "exited with status 3") {
 		t.Errorf("TASK_FAILED message %q", st.GetMessage())
 	}
-	st := s.until("noimage", mesos.TASK_FAILED)
+	st := s.Until("noimage", mesos.TASK_FAILED)
 	if st.GetReason() != mesos.REASON_CONTAINER_LAUNCH_FAILED || st.GetSource() != mesos.SOURCE_AGENT ||
 		!strings.Contains(st.GetMessage(), "image agora-test-never-built:1 not found locally; build or load it on the agent (no registry is configured)") {
 		t.Errorf("missing image: %v %v %q", st.GetReason(), st.GetSource(), st.GetMessage())
@@ -248,11 +116,11 @@ func TestDockerTaskSeesItsFetchedURIs(t *testing.T) {
 	defer srv.Close()
 	dc := startDockerCluster(t, "[31000-31010]", true)
 	s := dc.sched
-	offer := s.offer()
+	offer := s.Offer()
 	tk := dockerTask(t, "fetched", offer, dc.image, `"$MESOS_SANDBOX/greet.sh"`, "cpus:0.1;mem:32")
 	tk.Command.URIs = []mesos.CommandInfo_URI{{Value: srv.URL + "/scripts/greet.sh", Executable: ptr(true)}}
-	s.launch(offer, tk)
-	s.until("fetched", mesos.TASK_FINISHED)
+	s.Launch(offer, tk)
+	s.Until("fetched", mesos.TASK_FINISHED)
 	if got := read(t, filepath.Join(dc.sandbox("fetched"), "stdout")); got != "fetched script ran in /mnt/mesos/sandbox\n" {
 		t.Errorf("stdout = %q", got)
 	}
@@ -261,17 +129,17 @@ func TestDockerTaskSeesItsFetchedURIs(t *testing.T) {
 func TestKillingADockerTaskRemovesItsContainer(t *testing.T) {
 	dc := startDockerCluster(t, "[31000-31010]", true)
 	s := dc.sched
-	offer := s.offer()
+	offer := s.Offer()
 	tk := dockerTask(t, "sleeper", offer, dc.image, "sleep 600", "cpus:0.1;mem:32")
 	tk.KillPolicy = &mesos.KillPolicy{GracePeriod: &mesos.DurationInfo{Nanoseconds: int64(500 * time.Millisecond)}}
-	s.launch(offer, tk)
-	running := s.until("sleeper", mesos.TASK_RUNNING)
+	s.Launch(offer, tk)
+	running := s.Until("sleeper", mesos.TASK_RUNNING)
 	name := Name(running.GetContainerStatus().GetContainerID().GetValue())
 	if !exists(t, dc.d, name) {
 		t.Fatalf("container %s does not exist while the task runs", name)
 	}
-	s.call(&scheduler.Call{Type: scheduler.Call_KILL, Kill: &scheduler.Call_Kill{TaskID: mesos.TaskID{Value: "sleeper"}, AgentID: &offer.AgentID}})
-	s.until("sleeper", mesos.TASK_KILLED)
+	s.MustCall(&scheduler.Call{Type: scheduler.Call_KILL, Kill: &scheduler.Call_Kill{TaskID: mesos.TaskID{Value: "sleeper"}, AgentID: &offer.AgentID}})
+	s.Until("sleeper", mesos.TASK_KILLED)
 	if _, err := dc.d.Client().InspectContainer(context.Background(), name); !IsNotFound(err) {
 		t.Errorf("docker inspect %s after the kill: %v, want 404", name, err)
 	}
@@ -284,7 +152,7 @@ func TestDockerNetworksAndVolumes(t *testing.T) {
 	s := dc.sched
 	www := t.TempDir()
 	os.WriteFile(filepath.Join(www, "index.html"), []byte("from a volume"), 0o644)
-	offer := s.offer()
+	offer := s.Offer()
 
 	host := dockerTask(t, "host", offer, dc.image, "exec httpd -f -p 127.0.0.1:"+strconv.Itoa(hostPort)+" -h /www",
 		"cpus:0.1;mem:32;ports:["+strconv.Itoa(hostPort)+"-"+strconv.Itoa(hostPort)+"]")
@@ -296,10 +164,10 @@ func TestDockerNetworksAndVolumes(t *testing.T) {
 	bridge.Container.Docker.Network = mesos.ContainerInfo_DockerInfo_BRIDGE.Enum()
 	bridge.Container.Docker.PortMappings = []mesos.ContainerInfo_DockerInfo_PortMapping{{HostPort: uint32(bridgePort), ContainerPort: 8080}}
 	bridge.Container.Volumes = host.Container.Volumes
-	s.launch(offer, host, bridge)
+	s.Launch(offer, host, bridge)
 
 	for id, port := range map[string]int{"host": hostPort, "bridge": bridgePort} {
-		s.until(id, mesos.TASK_RUNNING)
+		s.Until(id, mesos.TASK_RUNNING)
 		var body string
 		eventually(t, id+" serving", func() bool {
 			resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/index.html")
@@ -314,26 +182,26 @@ func TestDockerNetworksAndVolumes(t *testing.T) {
 		if body != "from a volume" {
 			t.Errorf("%s network: body %q", id, body)
 		}
-		s.call(&scheduler.Call{Type: scheduler.Call_KILL, Kill: &scheduler.Call_Kill{TaskID: mesos.TaskID{Value: id}, AgentID: &offer.AgentID}})
-		s.until(id, mesos.TASK_KILLED)
+		s.MustCall(&scheduler.Call{Type: scheduler.Call_KILL, Kill: &scheduler.Call_Kill{TaskID: mesos.TaskID{Value: id}, AgentID: &offer.AgentID}})
+		s.Until(id, mesos.TASK_KILLED)
 	}
 }
 
 func TestBadDockerTasksFailClearly(t *testing.T) {
 	dc := startDockerCluster(t, "[31000-31010]", true)
 	s := dc.sched
-	offer := s.offer()
+	offer := s.Offer()
 	badParam := dockerTask(t, "badparam", offer, dc.image, "true", "cpus:0.1;mem:32")
 	badParam.Container.Docker.Parameters = []mesos.Parameter{{Key: "ipc", Value: "host"}}
 	badPort := dockerTask(t, "badport", offer, dc.image, "true", "cpus:0.1;mem:32;ports:[31000-31000]")
 	badPort.Container.Docker.Network = mesos.ContainerInfo_DockerInfo_BRIDGE.Enum()
 	badPort.Container.Docker.PortMappings = []mesos.ContainerInfo_DockerInfo_PortMapping{{HostPort: 31005, ContainerPort: 80}}
-	s.launch(offer, badParam, badPort)
+	s.Launch(offer, badParam, badPort)
 	for id, want := range map[string]string{
 		"badparam": `docker parameter "ipc" is not supported`,
 		"badport":  "host port 31005 is not among the task's ports resources [31000-31000]",
 	} {
-		st := s.until(id, mesos.TASK_FAILED)
+		st := s.Until(id, mesos.TASK_FAILED)
 		if st.GetReason() != mesos.REASON_CONTAINER_LAUNCH_FAILED || !strings.Contains(st.GetMessage(), want) {
 			t.Errorf("%s: %v %q, want %q", id, st.GetReason(), st.GetMessage(), want)
 		}
@@ -343,9 +211,9 @@ func TestBadDockerTasksFailClearly(t *testing.T) {
 func TestDockerTasksNeedTheDockerContainerizer(t *testing.T) {
 	dc := startDockerCluster(t, "[31000-31010]", false)
 	s := dc.sched
-	offer := s.offer()
-	s.launch(offer, dockerTask(t, "nodocker", offer, dc.image, "true", "cpus:0.1;mem:32"))
-	st := s.until("nodocker", mesos.TASK_FAILED)
+	offer := s.Offer()
+	s.Launch(offer, dockerTask(t, "nodocker", offer, dc.image, "true", "cpus:0.1;mem:32"))
+	st := s.Until("nodocker", mesos.TASK_FAILED)
 	if st.GetReason() != mesos.REASON_CONTAINER_LAUNCH_FAILED || !strings.Contains(st.GetMessage(), "--containerizers=mesos,docker") {
 		t.Errorf("%v %q", st.GetReason(), st.GetMessage())
 	}
@@ -354,10 +222,10 @@ func TestDockerTasksNeedTheDockerContainerizer(t *testing.T) {
 func TestRestartedAgentRecoversDockerTasksAndRemovesOrphans(t *testing.T) {
 	dc := startDockerCluster(t, "[31000-31010]", true, func(cfg *agent.Config) { cfg.KeepTasksOnStop = true })
 	s := dc.sched
-	offer := s.offer()
-	s.launch(offer, dockerTask(t, "survivor", offer, dc.image,
+	offer := s.Offer()
+	s.Launch(offer, dockerTask(t, "survivor", offer, dc.image,
 		`echo before; while [ ! -f "$MESOS_SANDBOX/go" ]; do sleep 0.05; done; echo after; exit 0`, "cpus:0.1;mem:32"))
-	running := s.until("survivor", mesos.TASK_RUNNING)
+	running := s.Until("survivor", mesos.TASK_RUNNING)
 	cid := running.GetContainerStatus().GetContainerID().GetValue()
 	sandbox := dc.sandbox("survivor")
 	eventually(t, "output before the restart", func() bool { return read(t, filepath.Join(sandbox, "stdout")) == "before\n" })
@@ -388,7 +256,7 @@ func TestRestartedAgentRecoversDockerTasksAndRemovesOrphans(t *testing.T) {
 		t.Fatal("the recovered task's container was removed")
 	}
 	os.WriteFile(filepath.Join(sandbox, "go"), nil, 0o644)
-	s.until("survivor", mesos.TASK_FINISHED)
+	s.Until("survivor", mesos.TASK_FINISHED)
 	if got := read(t, filepath.Join(sandbox, "stdout")); got != "before\nafter\n" {
 		t.Errorf("stdout = %q, want the output before and after the restart once each", got)
 	}

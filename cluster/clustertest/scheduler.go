@@ -1,0 +1,176 @@
+package clustertest
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/agora-cluster/agora/cluster/api"
+)
+
+// Scheduler is a minimal JSON scheduler over real HTTP for tests that need
+// to send exactly the calls they are about. It reads the event stream in
+// the background; the test consumes events with Next and Update.
+type Scheduler struct {
+	t       testing.TB
+	url     string
+	ID      string // the framework ID
+	stream  string
+	events  chan *scheduler.Event
+	pending map[string][]mesos.TaskStatus // updates of other tasks, by task ID
+	body    io.Closer
+}
+
+// Subscribe subscribes a framework whose FrameworkInfo is given as JSON.
+func (c *Cluster) Subscribe(fi string) *Scheduler {
+	c.t.Helper()
+	return SubscribeTo(c.t, c.MasterURL, fi)
+}
+
+// SubscribeTo subscribes to the master at url.
+func SubscribeTo(t testing.TB, url, fi string) *Scheduler {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url+"/api/v1/scheduler",
+		strings.NewReader(`{"type":"SUBSCRIBE","subscribe":{"framework_info":`+fi+`}}`))
+	req.Header.Set("Content-Type", api.MediaJSON)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("subscribe: %d %s", resp.StatusCode, b)
+	}
+	s := &Scheduler{t: t, url: url, stream: resp.Header.Get("Mesos-Stream-Id"), body: resp.Body,
+		events: make(chan *scheduler.Event, 4096), pending: map[string][]mesos.TaskStatus{}}
+	t.Cleanup(func() { resp.Body.Close() })
+	rr := api.NewRecordReader(resp.Body)
+	go func() {
+		defer close(s.events)
+		for {
+			b, err := rr.ReadRecord()
+			if err != nil {
+				return
+			}
+			var ev scheduler.Event
+			if json.Unmarshal(b, &ev) == nil {
+				s.events <- &ev
+			}
+		}
+	}()
+	s.ID = s.Next(scheduler.Event_SUBSCRIBED).Subscribed.FrameworkID.Value
+	return s
+}
+
+// Close ends the subscription (the framework disconnects).
+func (s *Scheduler) Close() { s.body.Close() }
+
+// Next returns the next event of type typ, skipping others.
+func (s *Scheduler) Next(typ scheduler.Event_Type) *scheduler.Event {
+	s.t.Helper()
+	timeout := time.After(time.Minute)
+	for {
+		select {
+		case ev, ok := <-s.events:
+			if !ok {
+				s.t.Fatalf("stream closed while waiting for %v", typ)
+			}
+			if ev.GetType() == typ {
+				return ev
+			}
+		case <-timeout:
+			s.t.Fatalf("no %v event", typ)
+		}
+	}
+}
+
+// Offer waits for the next offer.
+func (s *Scheduler) Offer() mesos.Offer {
+	s.t.Helper()
+	return s.Next(scheduler.Event_OFFERS).Offers.Offers[0]
+}
+
+// Call sends a call with the framework ID filled in and returns the HTTP
+// status code.
+func (s *Scheduler) Call(c *scheduler.Call) int {
+	s.t.Helper()
+	c.FrameworkID = &mesos.FrameworkID{Value: s.ID}
+	b, err := json.Marshal(c)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, s.url+"/api/v1/scheduler", bytes.NewReader(b))
+	req.Header.Set("Content-Type", api.MediaJSON)
+	req.Header.Set("Mesos-Stream-Id", s.stream)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// MustCall sends a call that must be accepted (202).
+func (s *Scheduler) MustCall(c *scheduler.Call) {
+	s.t.Helper()
+	if code := s.Call(c); code != http.StatusAccepted {
+		s.t.Fatalf("%v: %d", c.GetType(), code)
+	}
+}
+
+// Update waits for the next update of task id, acknowledging every update
+// (updates of other tasks are kept for later calls).
+func (s *Scheduler) Update(id string) mesos.TaskStatus {
+	s.t.Helper()
+	if q := s.pending[id]; len(q) > 0 {
+		s.pending[id] = q[1:]
+		return q[0]
+	}
+	for {
+		st := s.Next(scheduler.Event_UPDATE).Update.Status
+		if len(st.UUID) > 0 {
+			s.Call(&scheduler.Call{Type: scheduler.Call_ACKNOWLEDGE, Acknowledge: &scheduler.Call_Acknowledge{
+				AgentID: *st.AgentID, TaskID: st.TaskID, UUID: st.UUID}})
+		}
+		if st.TaskID.Value == id {
+			return st
+		}
+		s.pending[st.TaskID.Value] = append(s.pending[st.TaskID.Value], st)
+	}
+}
+
+// Until waits for task id to reach state, failing on another terminal state.
+func (s *Scheduler) Until(id string, want mesos.TaskState) mesos.TaskStatus {
+	s.t.Helper()
+	for {
+		st := s.Update(id)
+		if st.GetState() == want {
+			return st
+		}
+		switch st.GetState() {
+		case mesos.TASK_STAGING, mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_KILLING:
+			continue
+		}
+		s.t.Fatalf("task %s: %v (%v) %q, want %v", id, st.GetState(), st.GetReason(), st.GetMessage(), want)
+	}
+}
+
+// Launch accepts offer with one LAUNCH of tasks; the rest of the offer
+// comes back at once (no decline filter).
+func (s *Scheduler) Launch(offer mesos.Offer, tasks ...mesos.TaskInfo) {
+	s.t.Helper()
+	zero := 0.0
+	s.MustCall(&scheduler.Call{Type: scheduler.Call_ACCEPT, Accept: &scheduler.Call_Accept{
+		OfferIDs:   []mesos.OfferID{offer.ID},
+		Operations: []mesos.Offer_Operation{{Type: mesos.Offer_Operation_LAUNCH, Launch: &mesos.Offer_Operation_Launch{TaskInfos: tasks}}},
+		Filters:    &mesos.Filters{RefuseSeconds: &zero},
+	}})
+}
