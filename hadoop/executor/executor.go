@@ -20,8 +20,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,7 +47,11 @@ type Config struct {
 	ShufflePort int
 	// ReportInterval is how often running attempts report; 0 means 1s.
 	ReportInterval time.Duration
-	Logger         *slog.Logger
+	// MemoryMB, if set, is the memory the tracker and its slots hold: the
+	// Go runtime collects garbage harder as the process nears it (the sort
+	// buffers of concurrent maps are the bulk of it).
+	MemoryMB int
+	Logger   *slog.Logger
 }
 
 // FromEnv reads the configuration from MESOS_* and AGORA_HADOOP_*.
@@ -60,6 +66,13 @@ func FromEnv() (Config, error) {
 	}
 	if c.ShufflePort, err = strconv.Atoi(os.Getenv(umbilical.EnvShufflePort)); err != nil || c.ShufflePort <= 0 {
 		return c, fmt.Errorf("%s=%q: want the shuffle port", umbilical.EnvShufflePort, os.Getenv(umbilical.EnvShufflePort))
+	}
+	if v := os.Getenv(umbilical.EnvMemory); v != "" {
+		mb, err := strconv.Atoi(v)
+		if err != nil || mb < 0 {
+			return c, fmt.Errorf("%s=%q: want megabytes", umbilical.EnvMemory, v)
+		}
+		c.MemoryMB = mb
 	}
 	if v := os.Getenv("AGORA_HADOOP_REPORT_INTERVAL"); v != "" {
 		if c.ReportInterval, err = time.ParseDuration(v); err != nil {
@@ -93,6 +106,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if sandbox == "" {
 		sandbox = cfg.Executor.Directory
 	}
+	if cfg.MemoryMB > 0 {
+		debug.SetMemoryLimit(int64(cfg.MemoryMB) << 20)
+	}
 	interval := cfg.ReportInterval
 	if interval <= 0 {
 		interval = time.Second
@@ -115,6 +131,8 @@ func Run(ctx context.Context, cfg Config) error {
 	mux := http.NewServeMux()
 	mux.Handle(shuffle.Path, t.srv)
 	mux.HandleFunc("GET "+umbilical.LogPath+"{attempt}", t.serveLog)
+	mux.HandleFunc("/debug/pprof/", pprof.Index) // profiles of the TaskTracker, for operators
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go hs.Serve(ln)
 	defer hs.Close()

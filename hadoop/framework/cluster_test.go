@@ -40,7 +40,11 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	out, err := exec.Command(goTool, "build", "-o", agoraBin, "github.com/agora-cluster/agora/cmd/agora").CombinedOutput()
+	args := []string{"build", "-o", agoraBin}
+	if os.Getenv("AGORA_TEST_RACE_EXECUTOR") != "" { // the TaskTrackers under the race detector
+		args = append(args, "-race")
+	}
+	out, err := exec.Command(goTool, append(args, "github.com/agora-cluster/agora/cmd/agora")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build agora: %v\n%s", err, out)
 		os.Exit(1)

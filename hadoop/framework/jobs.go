@@ -190,6 +190,7 @@ func (f *Framework) recover(now time.Time) error {
 		}
 		if rec.Finished {
 			f.jobs[rec.Info.ID] = &jobRun{id: id, info: rec.Info, plan: rec.Plan, final: &rec, trackers: map[job.AttemptID]string{}}
+			f.trimHistory()
 			continue
 		}
 		if err := f.clearOutput(rec.Plan.Spec); err != nil {
@@ -295,13 +296,20 @@ func (f *Framework) finish(ctx context.Context, j *jobRun) {
 	}
 	j.final = &rec
 	j.closeWaiters()
+	j.core = nil // the record has what the API shows; late updates are dropped
 	f.active = slices.DeleteFunc(f.active, func(o *jobRun) bool { return o == j })
+	f.trimHistory()
 	msg, _ := json.Marshal(umbilical.Message{JobDone: j.id.String()})
 	for _, tr := range f.trackers {
 		if !tr.jobs[j.id.String()] {
 			continue
 		}
 		delete(tr.jobs, j.id.String())
+		for a := range tr.ran {
+			if a.Task.Job == j.id {
+				delete(tr.ran, a)
+			}
+		}
 		if tr.state == trackerLost {
 			continue
 		}
@@ -313,6 +321,28 @@ func (f *Framework) finish(ctx context.Context, j *jobRun) {
 		}()
 	}
 	f.log.Info("job ended", "job", j.id.String(), "state", info.State, "seconds", info.Elapsed(time.Now()).Seconds(), "error", info.Error)
+}
+
+// historyLimit is how many finished jobs the scheduler keeps in memory
+// (and loads on a restart); their records stay in the state directory.
+// Hadoop's JobTracker keeps 100 per user.
+const historyLimit = 200
+
+// trimHistory forgets the oldest finished jobs beyond historyLimit.
+func (f *Framework) trimHistory() {
+	var done []*jobRun
+	for _, j := range f.jobs {
+		if j.final != nil {
+			done = append(done, j)
+		}
+	}
+	if len(done) <= historyLimit {
+		return
+	}
+	slices.SortFunc(done, func(a, b *jobRun) int { return a.info.Submitted.Compare(b.info.Submitted) })
+	for _, j := range done[:len(done)-historyLimit] {
+		delete(f.jobs, j.id.String())
+	}
 }
 
 // jobInfo is a job's summary as the API shows it.

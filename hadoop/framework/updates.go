@@ -48,7 +48,7 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 		if state == mesos.TASK_RUNNING && t.state == trackerLaunching {
 			t.state = trackerRunning
 		}
-		if len(st.Data) > 0 {
+		if len(st.Data) > 0 && j.core != nil {
 			rep, err := umbilical.DecodeReport(st.Data)
 			if err != nil {
 				f.log.Warn("bad progress report", "attempt", a.String(), "err", err)

@@ -16,7 +16,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"hash/crc32"
 	"io"
 	"os"
@@ -74,18 +73,23 @@ func ReadIndex(path string) (Index, error) {
 
 // FileWriter writes a partitioned file: records must arrive in partition
 // order (and, within a partition, in key order for the file to be a valid
-// run).
+// run). Records are assembled in its own buffer and checksummed a buffer
+// at a time: map outputs are mostly small records, and a write and a CRC
+// update per field were a large part of writing them.
 type FileWriter struct {
 	f       *os.File
-	bw      *bufio.Writer
-	crc     hash.Hash32
+	buf     []byte
+	crcFrom int    // buf[crcFrom:] is not in crc yet
+	crc     uint32 // of the current partition's bytes so far
+	err     error
 	idx     Index
 	part    int
 	pos     int64
 	start   int64
 	records int64
-	varbuf  [2 * binary.MaxVarintLen64]byte
 }
+
+const fileBufSize = 256 << 10
 
 // CreateFile starts a partitioned file with the given number of partitions.
 func CreateFile(path string, partitions int) (*FileWriter, error) {
@@ -93,7 +97,7 @@ func CreateFile(path string, partitions int) (*FileWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &FileWriter{f: f, bw: bufio.NewWriterSize(f, 256<<10), crc: crc32.New(Castagnoli), idx: make(Index, partitions)}, nil
+	return &FileWriter{f: f, buf: make([]byte, 0, fileBufSize), idx: make(Index, partitions)}, nil
 }
 
 // Append adds a record to partition p, which must not be below the
@@ -108,23 +112,49 @@ func (w *FileWriter) Append(p int, key, value []byte) error {
 			w.endPartition()
 		}
 	}
-	n := binary.PutUvarint(w.varbuf[:], uint64(len(key)))
-	n += binary.PutUvarint(w.varbuf[n:], uint64(len(value)))
-	w.bw.Write(w.varbuf[:n])
-	w.crc.Write(w.varbuf[:n])
-	w.bw.Write(key)
-	w.crc.Write(key)
-	w.bw.Write(value)
-	w.crc.Write(value)
-	w.pos += int64(n + len(key) + len(value))
+	need := 2*binary.MaxVarintLen64 + len(key) + len(value)
+	if len(w.buf)+need > cap(w.buf) {
+		w.flush()
+	}
+	n0 := len(w.buf)
+	if need > cap(w.buf) { // a record larger than the buffer goes out on its own
+		var hdr [2 * binary.MaxVarintLen64]byte
+		h := binary.AppendUvarint(hdr[:0], uint64(len(key)))
+		h = binary.AppendUvarint(h, uint64(len(value)))
+		for _, b := range [][]byte{h, key, value} {
+			w.crc = crc32.Update(w.crc, Castagnoli, b)
+			w.write(b)
+		}
+		w.pos += int64(len(h) + len(key) + len(value))
+	} else {
+		w.buf = binary.AppendUvarint(w.buf, uint64(len(key)))
+		w.buf = binary.AppendUvarint(w.buf, uint64(len(value)))
+		w.buf = append(w.buf, key...)
+		w.buf = append(w.buf, value...)
+		w.pos += int64(len(w.buf) - n0)
+	}
 	w.records++
-	return nil
+	return w.err
+}
+
+// flush checksums and writes the buffer.
+func (w *FileWriter) flush() {
+	w.crc = crc32.Update(w.crc, Castagnoli, w.buf[w.crcFrom:])
+	w.write(w.buf)
+	w.buf, w.crcFrom = w.buf[:0], 0
+}
+
+func (w *FileWriter) write(b []byte) {
+	if w.err == nil && len(b) > 0 {
+		_, w.err = w.f.Write(b)
+	}
 }
 
 func (w *FileWriter) endPartition() {
-	w.idx[w.part] = IndexEntry{Offset: w.start, Length: w.pos - w.start, Records: w.records, CRC: w.crc.Sum32()}
-	w.start, w.records = w.pos, 0
-	w.crc.Reset()
+	w.crc = crc32.Update(w.crc, Castagnoli, w.buf[w.crcFrom:])
+	w.crcFrom = len(w.buf)
+	w.idx[w.part] = IndexEntry{Offset: w.start, Length: w.pos - w.start, Records: w.records, CRC: w.crc}
+	w.start, w.records, w.crc = w.pos, 0, 0
 }
 
 // Close finishes the remaining partitions and the file and returns the
@@ -133,9 +163,10 @@ func (w *FileWriter) Close() (Index, error) {
 	for ; w.part < len(w.idx); w.part++ {
 		w.endPartition()
 	}
-	if err := w.bw.Flush(); err != nil {
+	w.flush()
+	if w.err != nil {
 		w.f.Close()
-		return nil, err
+		return nil, w.err
 	}
 	if err := w.f.Close(); err != nil {
 		return nil, err

@@ -1,14 +1,12 @@
 package mapoutput
 
 import (
-	"bytes"
-	"cmp"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
+	"sync"
 )
 
 // Stats counts what the sorter did; the names follow Hadoop's task
@@ -58,6 +56,7 @@ type Sorter struct {
 	cfg   SortConfig
 	arena []byte
 	meta  []entry
+	tmp   []entry // the radix sort's second buffer
 	runs  []Run
 	st    Stats
 }
@@ -65,7 +64,36 @@ type Sorter struct {
 // NewSorter returns an empty sort buffer.
 func NewSorter(cfg SortConfig) *Sorter {
 	cfg.BufferBytes = max(cfg.BufferBytes, 1024)
-	return &Sorter{cfg: cfg, arena: make([]byte, 0, min(cfg.BufferBytes, 64<<20))}
+	s := &Sorter{cfg: cfg}
+	if b, ok := buffers.Get().(*sortBuffers); ok {
+		s.arena, s.meta, s.tmp = b.arena[:0], b.meta[:0], b.tmp
+	}
+	if cap(s.arena) < min(cfg.BufferBytes, 512<<20) {
+		// The whole buffer at once: growing it by appends copies it and
+		// touches fresh memory at every doubling.
+		s.arena = make([]byte, 0, min(cfg.BufferBytes, 512<<20))
+	}
+	return s
+}
+
+// sortBuffers are a finished sorter's buffers, kept for the next one: a
+// TaskTracker runs map after map, and fresh buffers of a hundred
+// megabytes cost page faults and zeroing every time.
+type sortBuffers struct {
+	arena []byte
+	meta  []entry
+	tmp   []entry
+}
+
+var buffers sync.Pool
+
+// release hands the buffers on; the sorter must not be used after.
+func (s *Sorter) release() {
+	if s.arena == nil {
+		return
+	}
+	buffers.Put(&sortBuffers{arena: s.arena, meta: s.meta, tmp: s.tmp})
+	s.arena, s.meta, s.tmp = nil, nil, nil
 }
 
 // Stats returns what the sorter has done so far.
@@ -108,20 +136,7 @@ func (s *Sorter) key(e *entry) []byte   { return s.arena[e.off : e.off+e.klen] }
 func (s *Sorter) value(e *entry) []byte { return s.arena[e.off+e.klen : e.off+e.klen+e.vlen] }
 
 // sortBuffer orders the records by partition, key, then arrival.
-func (s *Sorter) sortBuffer() {
-	slices.SortFunc(s.meta, func(a, b entry) int {
-		if a.part != b.part {
-			return cmp.Compare(a.part, b.part)
-		}
-		if a.prefix != b.prefix {
-			return cmp.Compare(a.prefix, b.prefix)
-		}
-		if c := bytes.Compare(s.key(&a), s.key(&b)); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.off, b.off)
-	})
-}
+func (s *Sorter) sortBuffer() { s.sortEntries() }
 
 // writeBuffer writes the sorted buffer to path as a run.
 func (s *Sorter) writeBuffer(path string, combine Combiner) (Run, error) {
@@ -167,6 +182,7 @@ func (s *Sorter) spill() error {
 // Finish sorts what is left and writes the map output file at path (with
 // its index at path+".index"), merging the spills if there were any.
 func (s *Sorter) Finish(path string) (Index, error) {
+	defer s.release()
 	if len(s.runs) == 0 {
 		run, err := s.writeBuffer(path, s.cfg.Combine)
 		if err != nil {

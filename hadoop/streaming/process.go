@@ -150,12 +150,27 @@ func (p *Process) Write(key, value []byte) error {
 	if p.writeErr != nil {
 		return p.writeErr
 	}
+	n := len(value) + 1
 	if !p.cfg.IgnoreKey {
-		p.in.Write(key)
-		p.in.Write(p.cfg.InputSep)
+		n += len(key) + len(p.cfg.InputSep)
 	}
-	p.in.Write(value)
-	if err := p.in.WriteByte('\n'); err != nil {
+	var err error
+	if buf := p.in.AvailableBuffer(); cap(buf) >= n {
+		// The whole line at once: one copy, one call.
+		if !p.cfg.IgnoreKey {
+			buf = append(append(buf, key...), p.cfg.InputSep...)
+		}
+		buf = append(append(buf, value...), '\n')
+		_, err = p.in.Write(buf)
+	} else {
+		if !p.cfg.IgnoreKey {
+			p.in.Write(key)
+			p.in.Write(p.cfg.InputSep)
+		}
+		p.in.Write(value)
+		err = p.in.WriteByte('\n')
+	}
+	if err != nil {
 		p.writeErr = err
 		return err
 	}

@@ -47,6 +47,7 @@ const (
 	EnvJobTracker  = "AGORA_HADOOP_JOBTRACKER"   // http://host:port of the scheduler
 	EnvShufflePort = "AGORA_HADOOP_SHUFFLE_PORT" // the port taken from the offer
 	EnvTracker     = "AGORA_HADOOP_TRACKER"      // the tracker's name (its executor ID)
+	EnvMemory      = "AGORA_HADOOP_MEMORY_MB"    // the most memory its slots and itself may hold
 )
 
 // Report is the data of an attempt's status updates: progress while it

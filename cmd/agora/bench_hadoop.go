@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/agora-cluster/agora/hadoop/bench"
+)
+
+func init() {
+	benchCommands["hadoop"] = command{name: "hadoop", summary: "Run Hadoop wordcount or TeraSort on the cluster against a local baseline", run: runBenchHadoop}
+}
+
+func runBenchHadoop(args []string) int {
+	which := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		which, args = args[0], args[1:]
+	}
+	fs := flag.NewFlagSet("agora bench hadoop", flag.ContinueOnError)
+	var cfg bench.Config
+	fs.StringVar(&cfg.Hadoop, "hadoop", hadoopAddrDefault(), "the Hadoop framework, host:port (env AGORA_HADOOP)")
+	size := fs.String("size", "", "input size: bytes, or with KB/MB/GB or KiB/MiB/GiB (default: 1GiB for wordcount, 1GB for terasort)")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	fs.StringVar(&cfg.Dir, "dir", "", "where to make the directory for the data and outputs; the agents must see it (default: ~/.agora/bench)")
+	fs.BoolVar(&cfg.Keep, "keep", false, "keep the data and outputs")
+	fs.IntVar(&cfg.Reduces, "reduces", 2, "reduce tasks")
+	props := propsFlag{c: map[string]string{}}
+	fs.Var(props, "D", "job property key=value (repeatable), e.g. -D mapreduce.input.fileinputformat.split.maxsize=134217728")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: agora bench hadoop wordcount|terasort [--size BYTES] [--json] [flags]\n\n"+
+			"Runs a job on the Hadoop framework (`agora dev` runs one) and, on the same machine with\n"+
+			"the same data, its baseline, and reports both:\n"+
+			"  wordcount  the example Streaming scripts over a generated corpus, against\n"+
+			"             cat | mapper.py | LC_ALL=C sort | reducer.py\n"+
+			"  terasort   TeraGen's records sorted by TeraSort, against LC_ALL=C sort --parallel=<cpus>\n"+
+			"             of the same rows in gensort's ASCII form\n"+
+			"Outputs are checked (the counts must agree; TeraValidate must pass).\n\n"+
+			"Example:\n  agora bench hadoop terasort --size 1GB --json\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if code, done := parseClientFlags(fs, args); done {
+		return code
+	}
+	if which != "wordcount" && which != "terasort" {
+		fs.Usage()
+		return 2
+	}
+	if *size == "" {
+		*size = map[string]string{"wordcount": "1GiB", "terasort": "1GB"}[which]
+	}
+	var err error
+	if cfg.Size, err = bench.ParseSize(*size); err != nil {
+		fmt.Fprintln(os.Stderr, "agora bench hadoop: --size:", err)
+		return 2
+	}
+	cfg.Props = props.c
+	cfg.Log = os.Stderr
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	run := bench.WordCount
+	if which == "terasort" {
+		run = bench.TeraSort
+	}
+	res, err := run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora bench hadoop:", err)
+		return 1
+	}
+	if *asJSON {
+		return printJSON(res)
+	}
+	w := newTable()
+	fmt.Fprintf(w, "job\t%s (%s)\n", res.Job, res.JobID)
+	fmt.Fprintf(w, "bytes\t%d\n", res.Bytes)
+	fmt.Fprintf(w, "maps/reduces\t%d/%d\n", res.Maps, res.Reduces)
+	fmt.Fprintf(w, "seconds\t%.2f\n", res.Seconds)
+	fmt.Fprintf(w, "mb_per_s\t%.1f\n", res.MBPerS)
+	fmt.Fprintf(w, "baseline_seconds\t%.2f\t(%s)\n", res.BaselineSeconds, res.Baseline)
+	fmt.Fprintf(w, "baseline_mb_per_s\t%.1f\n", res.BaselineMBPerS)
+	fmt.Fprintf(w, "speedup\t%.2fx\t(baseline_seconds / seconds)\n", res.Speedup)
+	fmt.Fprintf(w, "valid\t%v\n", res.Valid)
+	w.Flush()
+	return 0
+}
