@@ -219,3 +219,39 @@ func itoa(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+// TestOperatorReservations reserves and unreserves through the operator
+// API and sees the agent's reserved resources change in /master/state.
+func TestOperatorReservations(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{AgentResources: "cpus:4;mem:1024;disk:100"})
+	id := c.Agents[0].ID()
+	res := `[{"name":"cpus","type":"SCALAR","scalar":{"value":1},"reservations":[{"type":"DYNAMIC","role":"eng","principal":"ops"}]}]`
+	if code, body := operator(t, c.MasterURL, `{"type":"RESERVE_RESOURCES","reserve_resources":{"agent_id":{"value":"`+id+`"},"resources":`+res+`}}`); code != 200 {
+		t.Fatalf("RESERVE_RESOURCES: %d %s", code, body)
+	}
+	reserved := func() string {
+		_, body := httpDo(t, http.MethodGet, c.MasterURL+"/master/slaves", "")
+		var st struct {
+			Slaves []struct {
+				Reserved map[string]map[string]any `json:"reserved_resources"`
+			} `json:"slaves"`
+		}
+		if err := json.Unmarshal([]byte(body), &st); err != nil || len(st.Slaves) != 1 {
+			t.Fatalf("/master/slaves: %v %s", err, body)
+		}
+		b, _ := json.Marshal(st.Slaves[0].Reserved)
+		return string(b)
+	}
+	if got := reserved(); !strings.Contains(got, `"eng":{`) || !strings.Contains(got, `"cpus":1`) {
+		t.Fatalf("reserved resources after RESERVE: %s", got)
+	}
+	if code, body := operator(t, c.MasterURL, `{"type":"RESERVE_RESOURCES","reserve_resources":{"agent_id":{"value":"nope"},"resources":`+res+`}}`); code != 400 || !strings.Contains(body, "nope") {
+		t.Fatalf("reserving on an unknown agent: %d %s", code, body)
+	}
+	if code, body := operator(t, c.MasterURL, `{"type":"UNRESERVE_RESOURCES","unreserve_resources":{"agent_id":{"value":"`+id+`"},"resources":`+res+`}}`); code != 200 {
+		t.Fatalf("UNRESERVE_RESOURCES: %d %s", code, body)
+	}
+	if got := reserved(); strings.Contains(got, "eng") {
+		t.Fatalf("reserved resources after UNRESERVE: %s", got)
+	}
+}

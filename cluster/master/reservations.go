@@ -99,43 +99,50 @@ func (m *Master) operatorOperation(agentID string, op mesos.Offer_Operation) err
 	return nil
 }
 
+// resourceOperation builds a RESERVE, UNRESERVE, CREATE or DESTROY.
+func resourceOperation(t mesos.Offer_Operation_Type, rs []mesos.Resource) mesos.Offer_Operation {
+	op := mesos.Offer_Operation{Type: t}
+	switch t {
+	case mesos.Offer_Operation_RESERVE:
+		op.Reserve = &mesos.Offer_Operation_Reserve{Resources: rs}
+	case mesos.Offer_Operation_UNRESERVE:
+		op.Unreserve = &mesos.Offer_Operation_Unreserve{Resources: rs}
+	case mesos.Offer_Operation_CREATE:
+		op.Create = &mesos.Offer_Operation_Create{Volumes: rs}
+	case mesos.Offer_Operation_DESTROY:
+		op.Destroy = &mesos.Offer_Operation_Destroy{Volumes: rs}
+	}
+	return op
+}
+
 // reservationCall answers the operator API's reservation and volume calls.
 func (m *Master) reservationCall(c *master.Call) (resp *master.Response, handled bool, err error) {
-	op := mesos.Offer_Operation{}
-	var agentID string
+	missing := func(field string) (*master.Response, bool, error) {
+		return nil, true, errorf(http.StatusBadRequest, "expecting '%s' to be present", field)
+	}
 	switch c.Type {
 	case master.Call_RESERVE_RESOURCES:
 		if c.ReserveResources == nil {
-			return nil, true, errorf(http.StatusBadRequest, "expecting 'reserve_resources' to be present")
+			return missing("reserve_resources")
 		}
-		agentID = c.ReserveResources.AgentID.Value
-		op.Type = mesos.Offer_Operation_RESERVE
-		op.Reserve = &mesos.Offer_Operation_Reserve{Resources: c.ReserveResources.Resources}
+		return nil, true, m.operatorOperation(c.ReserveResources.AgentID.Value, resourceOperation(mesos.Offer_Operation_RESERVE, c.ReserveResources.Resources))
 	case master.Call_UNRESERVE_RESOURCES:
 		if c.UnreserveResources == nil {
-			return nil, true, errorf(http.StatusBadRequest, "expecting 'unreserve_resources' to be present")
+			return missing("unreserve_resources")
 		}
-		agentID = c.UnreserveResources.AgentID.Value
-		op.Type = mesos.Offer_Operation_UNRESERVE
-		op.Unreserve = &mesos.Offer_Operation_Unreserve{Resources: c.UnreserveResources.Resources}
+		return nil, true, m.operatorOperation(c.UnreserveResources.AgentID.Value, resourceOperation(mesos.Offer_Operation_UNRESERVE, c.UnreserveResources.Resources))
 	case master.Call_CREATE_VOLUMES:
 		if c.CreateVolumes == nil {
-			return nil, true, errorf(http.StatusBadRequest, "expecting 'create_volumes' to be present")
+			return missing("create_volumes")
 		}
-		agentID = c.CreateVolumes.AgentID.Value
-		op.Type = mesos.Offer_Operation_CREATE
-		op.Create = &mesos.Offer_Operation_Create{Volumes: c.CreateVolumes.Volumes}
+		return nil, true, m.operatorOperation(c.CreateVolumes.AgentID.Value, resourceOperation(mesos.Offer_Operation_CREATE, c.CreateVolumes.Volumes))
 	case master.Call_DESTROY_VOLUMES:
 		if c.DestroyVolumes == nil {
-			return nil, true, errorf(http.StatusBadRequest, "expecting 'destroy_volumes' to be present")
+			return missing("destroy_volumes")
 		}
-		agentID = c.DestroyVolumes.AgentID.Value
-		op.Type = mesos.Offer_Operation_DESTROY
-		op.Destroy = &mesos.Offer_Operation_Destroy{Volumes: c.DestroyVolumes.Volumes}
-	default:
-		return nil, false, nil
+		return nil, true, m.operatorOperation(c.DestroyVolumes.AgentID.Value, resourceOperation(mesos.Offer_Operation_DESTROY, c.DestroyVolumes.Volumes))
 	}
-	return nil, true, m.operatorOperation(agentID, op)
+	return nil, false, nil
 }
 
 // serveReservation is Mesos's POST /reserve, /unreserve, /create-volumes
@@ -168,17 +175,7 @@ func (m *Master) serveReservation(t mesos.Offer_Operation_Type) http.HandlerFunc
 			writeError(w, errorf(http.StatusBadRequest, "'%s' is not a JSON array of Resource: %v", field, err))
 			return
 		}
-		op := mesos.Offer_Operation{Type: t}
-		switch t {
-		case mesos.Offer_Operation_RESERVE:
-			op.Reserve = &mesos.Offer_Operation_Reserve{Resources: rs}
-		case mesos.Offer_Operation_UNRESERVE:
-			op.Unreserve = &mesos.Offer_Operation_Unreserve{Resources: rs}
-		case mesos.Offer_Operation_CREATE:
-			op.Create = &mesos.Offer_Operation_Create{Volumes: rs}
-		case mesos.Offer_Operation_DESTROY:
-			op.Destroy = &mesos.Offer_Operation_Destroy{Volumes: rs}
-		}
+		op := resourceOperation(t, rs)
 		var err error
 		if derr := m.do(r.Context(), func() { err = m.operatorOperation(agentID, op) }); derr != nil {
 			return
