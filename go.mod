@@ -7,9 +7,12 @@ require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/gogo/protobuf v1.3.2
 	github.com/mesos/mesos-go v0.0.11
+	github.com/pborman/uuid v1.2.1
 	github.com/prometheus/client_golang v1.25.0
 	go.etcd.io/bbolt v1.5.0
 )
+
+require github.com/google/uuid v1.6.0 // indirect
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect

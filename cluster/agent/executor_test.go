@@ -1,11 +1,16 @@
 package agent_test
 
 import (
+	// mesos-go's example-executor, built by TestMesosGoExampleExecutorBinary,
+	// needs this module; importing it keeps it in go.mod.
+	_ "github.com/pborman/uuid"
+
 	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -639,5 +644,26 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestMesosGoExampleExecutorBinary runs mesos-go's own example-executor
+// (api/v1/cmd/example-executor, v0.0.11), built unchanged from the module:
+// it subscribes over protobuf and runs tasks sent to it.
+func TestMesosGoExampleExecutorBinary(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "example-executor")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/mesos/mesos-go/api/v1/cmd/example-executor").CombinedOutput(); err != nil {
+		t.Fatalf("build mesos-go's example-executor: %v\n%s", err, out)
+	}
+	c := startCluster(t, clustertest.Options{})
+	s := subscribe(t, c.MasterURL, `{"user":"tester","name":"example","checkpoint":true}`)
+	offer := s.offer()
+	ex := &mesos.ExecutorInfo{Type: mesos.ExecutorInfo_CUSTOM, ExecutorID: mesos.ExecutorID{Value: "example"}, Name: strp("Test Executor"),
+		Command: &mesos.CommandInfo{Value: &bin, Shell: new(bool), Arguments: []string{bin}}, Resources: resources(t, "cpus:0.1;mem:64")}
+	s.launch(offer, execTask(t, "e1", offer.AgentID, ex, "cpus:0.1;mem:16"), execTask(t, "e2", offer.AgentID, ex, "cpus:0.1;mem:16"))
+	for _, id := range []string{"e1", "e2"} {
+		if st := s.waitTerminal(id); st.GetState() != mesos.TASK_FINISHED || st.GetSource() != mesos.SOURCE_EXECUTOR {
+			t.Fatalf("task %s on mesos-go's example-executor: %v %v %q", id, st.GetState(), st.GetSource(), st.GetMessage())
+		}
 	}
 }
