@@ -118,6 +118,20 @@ func Start(t testing.TB, opts Options) *Cluster {
 		c.StartAgent(i, "")
 	}
 	c.WaitFor("agents registered", func(s *State) bool { return len(s.Slaves) == opts.Agents })
+	// The master lists an agent before the agent has read its REGISTERED:
+	// wait until every agent knows its ID too.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		all := true
+		for _, a := range c.Agents {
+			all = all && a.ID() != ""
+		}
+		if all {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the agents to learn their IDs")
+		}
+	}
 	return c
 }
 

@@ -224,7 +224,11 @@ func itoa(n int64) string {
 // API and sees the agent's reserved resources change in /master/state.
 func TestOperatorReservations(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{AgentResources: "cpus:4;mem:1024;disk:100"})
-	id := c.Agents[0].ID()
+	st, err := c.State() // the master's view: the agent may not know its ID yet
+	if err != nil || len(st.Slaves) != 1 {
+		t.Fatalf("state: %v", err)
+	}
+	id := st.Slaves[0].ID
 	res := `[{"name":"cpus","type":"SCALAR","scalar":{"value":1},"reservations":[{"type":"DYNAMIC","role":"eng","principal":"ops"}]}]`
 	if code, body := operator(t, c.MasterURL, `{"type":"RESERVE_RESOURCES","reserve_resources":{"agent_id":{"value":"`+id+`"},"resources":`+res+`}}`); code != 200 {
 		t.Fatalf("RESERVE_RESOURCES: %d %s", code, body)
