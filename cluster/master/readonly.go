@@ -133,20 +133,18 @@ func (m *Master) agentResources(a *agent) (used, offered mesos.Resources) {
 func (m *Master) agentDoc(a *agent, summary bool) doc {
 	used, offered := m.agentResources(a)
 	total := mesos.Resources(a.info.Resources)
-	unreserved := mesos.Resources{}
-	reserved := doc{}
+	var unreserved mesos.Resources
+	reserved := map[string]mesos.Resources{}
 	for _, r := range total {
-		if len(r.Reservations) == 0 && r.GetRole() == "" || r.GetRole() == "*" && len(r.Reservations) == 0 {
+		if role := r.GetRole(); len(r.Reservations) == 0 && (role == "" || role == "*") {
 			unreserved = append(unreserved, r)
 			continue
 		}
-		role := r.ReservationRole()
-		prev, _ := reserved[role].(mesos.Resources)
-		reserved[role] = append(prev, r)
+		reserved[r.ReservationRole()] = append(reserved[r.ReservationRole()], r)
 	}
 	reservedFlat := doc{}
 	for role, rs := range reserved {
-		reservedFlat[role] = api.FlattenResources(rs.(mesos.Resources))
+		reservedFlat[role] = api.FlattenResources(rs)
 	}
 	d := doc{
 		"id":                   a.id,
