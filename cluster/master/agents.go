@@ -322,6 +322,9 @@ func (m *Master) reregisterAgent(a *agent, info *mesos.AgentInfo, reg *api.Regis
 		}
 		m.alloc.AddAgent(allocator.AgentSpec{ID: a.id, Hostname: a.info.Hostname, Total: a.info.Resources}, m.agentUsed(a))
 	}
+	if !a.deactivated && !a.draining {
+		m.alloc.ActivateAgent(a.id)
+	}
 	m.log.Info("agent re-registered", "agent", a.id, "hostname", a.info.Hostname, "was_unreachable", wasUnreachable)
 	if wasUnreachable {
 		m.publishAgentAdded(a)
@@ -435,6 +438,12 @@ func (m *Master) agentDisconnected(a *agent, out *outbox) {
 		return
 	}
 	a.out = nil
+	// Nothing can be launched there until it is back (Mesos rescinds a
+	// disconnected agent's offers too).
+	for _, o := range a.offers {
+		m.rescindOffer(o, 0)
+	}
+	m.alloc.DeactivateAgent(a.id)
 	m.log.Warn("agent disconnected", "agent", a.id, "hostname", a.info.Hostname)
 }
 

@@ -49,6 +49,7 @@ func TestPersistentVolume(t *testing.T) {
 	readIt := func(id string) {
 		t.Helper()
 		var o mesos.Offer
+	retry:
 		for {
 			o = s.Next(scheduler.Event_OFFERS).Offers.Offers[0]
 			if findVolume(o, "data") != nil {
@@ -62,7 +63,11 @@ func TestPersistentVolume(t *testing.T) {
 		acc := launch([]mesos.OfferID{o.ID}, reader)
 		acc.Accept.Filters = &mesos.Filters{RefuseSeconds: &zero}
 		s.Call(acc)
-		if st := finalState(t, s, id); st.GetState() != mesos.TASK_FINISHED {
+		st := finalState(t, s, id)
+		if st.GetReason() == mesos.REASON_INVALID_OFFERS {
+			goto retry // rescinded meanwhile: the agent was restarting
+		}
+		if st.GetState() != mesos.TASK_FINISHED {
 			t.Fatalf("%s did not read what the writer left: %v %s", id, st.GetState(), st.GetMessage())
 		}
 	}
