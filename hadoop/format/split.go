@@ -24,7 +24,11 @@ type Split struct {
 	Path   string   `json:"path"` // as the job names it: a local path or a URI
 	Start  int64    `json:"start"`
 	Length int64    `json:"length"`
-	Hosts  []string `json:"hosts,omitempty"` // where the data lives, for locality
+	// Hosts is where the data lives, for locality: the hosts holding most
+	// of the split's bytes, by name, then their IP addresses when the
+	// file system knows them, so a slot on an agent registered under
+	// either is data-local.
+	Hosts []string `json:"hosts,omitempty"`
 }
 
 func (s Split) String() string { return fmt.Sprintf("%s:%d+%d", s.Path, s.Start, s.Length) }
@@ -150,8 +154,9 @@ func listPath(fsys fs.FileSystem, p string, recursive bool) ([]InputFile, error)
 // where goalSize is the total input over mapreduce.job.maps. Files are cut
 // into splits of that size, the last one up to 10% larger; a compressed
 // file that cannot be split (.gz, .bz2, .deflate) is one split; an empty
-// file is one empty split. Each split carries the hosts of the block it
-// starts in. Splits are returned largest first, as Hadoop submits them.
+// file is one empty split. Each split carries the hosts holding most of
+// its bytes (SplitHosts). Splits are returned largest first, as Hadoop
+// submits them.
 func Splits(resolve fs.Resolver, c conf.Conf) ([]Split, error) {
 	files, err := ListInputs(resolve, c)
 	if err != nil {
@@ -197,23 +202,12 @@ func Splits(resolve fs.Resolver, c conf.Conf) ([]Split, error) {
 		if err != nil {
 			return nil, fmt.Errorf("blocks of %s: %w", f.Path, err)
 		}
-		hostsAt := func(off int64) []string {
-			for _, b := range blocks {
-				if off >= b.Offset && off < b.Offset+b.Length {
-					return b.Hosts
-				}
-			}
-			if len(blocks) > 0 {
-				return blocks[0].Hosts
-			}
-			return nil
-		}
 		if f.Size == 0 {
 			out = append(out, Split{Path: f.Path})
 			continue
 		}
 		if codec != "" {
-			out = append(out, Split{Path: f.Path, Length: f.Size, Hosts: hostsAt(0)})
+			out = append(out, Split{Path: f.Path, Length: f.Size, Hosts: SplitHosts(blocks, 0, f.Size)})
 			continue
 		}
 		blockSize := int64(32 << 20)
@@ -224,14 +218,77 @@ func Splits(resolve fs.Resolver, c conf.Conf) ([]Split, error) {
 		left := f.Size
 		for float64(left)/float64(size) > splitSlop {
 			off := f.Size - left
-			out = append(out, Split{Path: f.Path, Start: off, Length: size, Hosts: hostsAt(off)})
+			out = append(out, Split{Path: f.Path, Start: off, Length: size, Hosts: SplitHosts(blocks, off, size)})
 			left -= size
 		}
 		if left > 0 {
 			off := f.Size - left
-			out = append(out, Split{Path: f.Path, Start: off, Length: left, Hosts: hostsAt(off)})
+			out = append(out, Split{Path: f.Path, Start: off, Length: left, Hosts: SplitHosts(blocks, off, left)})
 		}
 	}
 	slices.SortStableFunc(out, func(a, b Split) int { return cmp.Compare(b.Length, a.Length) })
 	return out, nil
+}
+
+// SplitHosts picks the hosts of the split [start, start+length) of a file
+// with the given blocks, as Hadoop's FileInputFormat.getSplitHosts does
+// (without racks): every host is weighted by the bytes of the split in the
+// blocks it holds a replica of, and the heaviest hosts are returned, as
+// many as the block holding most of the split has replicas; ties go to the
+// host listed first. A split inside one block gets that block's hosts. The
+// hosts' IP addresses (Block.Addrs) follow their names.
+func SplitHosts(blocks []fs.Block, start, length int64) []string {
+	end := start + length
+	type weight struct {
+		host, addr string
+		bytes      int64
+		order      int
+	}
+	weights := map[string]*weight{}
+	replicas := -1
+	var most int64 = -1
+	for _, b := range blocks {
+		overlap := min(end, b.Offset+b.Length) - max(start, b.Offset)
+		if overlap <= 0 {
+			continue
+		}
+		if overlap > most {
+			most, replicas = overlap, len(b.Hosts)
+		}
+		for i, h := range b.Hosts {
+			w := weights[h]
+			if w == nil {
+				w = &weight{host: h, order: len(weights)}
+				weights[h] = w
+			}
+			if w.addr == "" && i < len(b.Addrs) {
+				w.addr = b.Addrs[i]
+			}
+			w.bytes += overlap
+		}
+	}
+	if len(weights) == 0 {
+		return nil
+	}
+	ranked := make([]*weight, 0, len(weights))
+	for _, w := range weights {
+		ranked = append(ranked, w)
+	}
+	slices.SortFunc(ranked, func(a, b *weight) int {
+		if c := cmp.Compare(b.bytes, a.bytes); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.order, b.order)
+	})
+	ranked = ranked[:min(len(ranked), max(replicas, 1))]
+	var out []string
+	for _, w := range ranked {
+		out = append(out, w.host)
+	}
+	for _, w := range ranked {
+		if w.addr != "" && !slices.Contains(out, w.addr) {
+			out = append(out, w.addr)
+		}
+	}
+	return out
 }

@@ -1,7 +1,7 @@
 // Package fs is the seam between the MapReduce engine and the storage its
 // jobs read and write: a small FileSystem interface with the local file
-// system (the default) and an in-memory one for tests. Other schemes, such
-// as hdfs:// through github.com/colinmarc/hdfs/v2, plug in with Register.
+// system (the default), HDFS (hdfs://, through github.com/colinmarc/hdfs/v2)
+// and an in-memory one for tests. Other schemes plug in with Register.
 package fs
 
 import (
@@ -24,7 +24,11 @@ type File interface {
 // Block is one block of a file and the hosts that hold a replica of it.
 type Block struct {
 	Offset, Length int64
-	Hosts          []string
+	// Hosts names the hosts holding a replica (HDFS: the datanodes'
+	// hostnames); Addrs, when the store knows them, holds their IP
+	// addresses in the same order.
+	Hosts []string
+	Addrs []string
 }
 
 // FileSystem is what the engine needs of a store. Names are slash-separated
@@ -77,6 +81,14 @@ type Resolver func(path string) (FileSystem, string, error)
 // Opener registered for scheme. blockSize is the block size the local file
 // system reports (Hadoop's fs.local.block.size); 0 means 32 MiB.
 func Lookup(path string, blockSize int64) (FileSystem, string, error) {
+	return lookup(path, blockSize, "")
+}
+
+// lookup is Lookup with a default file system URI (Hadoop's fs.defaultFS,
+// e.g. "hdfs://nn:8020"): a URI of the same scheme with an empty authority
+// ("hdfs:///a/b") takes the default's authority. Paths without a scheme
+// stay local whatever the default: shipped files (-file) are always local.
+func lookup(path string, blockSize int64, defaultFS string) (FileSystem, string, error) {
 	scheme, rest, ok := strings.Cut(path, "://")
 	if !ok || strings.Contains(scheme, "/") {
 		if after, isFile := strings.CutPrefix(path, "file:"); isFile {
@@ -86,16 +98,18 @@ func Lookup(path string, blockSize int64) (FileSystem, string, error) {
 	}
 	authority, p, _ := strings.Cut(rest, "/")
 	p = "/" + p
-	mu.Lock()
-	open, found := openers[scheme]
-	mu.Unlock()
 	if scheme == "file" {
 		return Local{BlockSize: blockSize}, p, nil
 	}
-	if !found {
-		if scheme == "hdfs" {
-			return nil, "", fmt.Errorf("path %s: %w: hdfs:// needs the HDFS client, which is not built in yet", path, ErrNoFileSystem)
+	if authority == "" {
+		if ds, da, ok := strings.Cut(defaultFS, "://"); ok && ds == scheme {
+			authority, _, _ = strings.Cut(da, "/")
 		}
+	}
+	mu.Lock()
+	open, found := openers[scheme]
+	mu.Unlock()
+	if !found {
 		return nil, "", fmt.Errorf("path %s: %w %q", path, ErrNoFileSystem, scheme)
 	}
 	fsys, err := open(authority)
@@ -150,4 +164,11 @@ func Exists(fsys FileSystem, name string) (bool, error) {
 // as its block size (0: 32 MiB).
 func ResolverFor(blockSize int64) Resolver {
 	return func(p string) (FileSystem, string, error) { return Lookup(p, blockSize) }
+}
+
+// ResolverWith returns a Resolver whose local file system reports
+// blockSize (0: 32 MiB) and where a URI with an empty authority
+// ("hdfs:///a/b") goes to defaultFS's authority (the job's fs.defaultFS).
+func ResolverWith(blockSize int64, defaultFS string) Resolver {
+	return func(p string) (FileSystem, string, error) { return lookup(p, blockSize, defaultFS) }
 }
