@@ -21,9 +21,9 @@ import (
 
 // Split is the part of one input file a map task reads.
 type Split struct {
-	Path   string   `json:"path"` // as the job names it: a local path or a URI
-	Start  int64    `json:"start"`
-	Length int64    `json:"length"`
+	Path   string `json:"path"` // as the job names it: a local path or a URI
+	Start  int64  `json:"start"`
+	Length int64  `json:"length"`
 	// Hosts is where the data lives, for locality: the hosts holding most
 	// of the split's bytes, by name, then their IP addresses when the
 	// file system knows them, so a slot on an agent registered under
