@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/agora-cluster/agora/hadoop/counters"
@@ -62,6 +63,40 @@ func (j *Job) allowedOn(t *Task, hostName string) bool {
 	return len(t.failedHosts) >= usable
 }
 
+// onHost reports whether a map whose split lives on hosts is data-local on
+// the agent named hostName. Split hosts carry the datanodes' hostnames and
+// IP addresses, and agents register under a hostname or an IP address, so
+// either matches; names compare without regard to case or a trailing dot,
+// and a short name matches a fully qualified one with that first label
+// ("dn1" and "dn1.example.com"), as one site's DNS often gives both.
+func onHost(hosts []string, hostName string) bool {
+	h := normalHost(hostName)
+	if h == "" {
+		return false
+	}
+	for _, s := range hosts {
+		s = normalHost(s)
+		if s == h {
+			return true
+		}
+		if net.ParseIP(s) != nil || net.ParseIP(h) != nil {
+			continue
+		}
+		short, long := s, h
+		if len(short) > len(long) {
+			short, long = long, short
+		}
+		if !strings.Contains(short, ".") && strings.HasPrefix(long, short+".") {
+			return true
+		}
+	}
+	return false
+}
+
+func normalHost(h string) string {
+	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), "."))
+}
+
 func (j *Job) assignMap(now time.Time, rng *rand.Rand, hostName string) (*Launch, string) {
 	var retry, local, anywhere, remote *Task
 	pending := 0
@@ -78,7 +113,7 @@ func (j *Job) assignMap(now time.Time, rng *rand.Rand, hostName string) (*Launch
 			if retry == nil {
 				retry = t
 			}
-		case slices.Contains(t.Hosts, hostName):
+		case onHost(t.Hosts, hostName):
 			if local == nil {
 				local = t
 			}
@@ -171,7 +206,7 @@ func (j *Job) launch(now time.Time, t *Task, hostName string, speculative bool) 
 		switch {
 		case len(t.Hosts) == 0:
 			a.Locality = NoPreference
-		case slices.Contains(t.Hosts, hostName):
+		case onHost(t.Hosts, hostName):
 			a.Locality = DataLocal
 			j.counters.Add(counters.JobGroup, counters.DataLocalMaps, 1)
 		default:
