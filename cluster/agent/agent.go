@@ -180,6 +180,8 @@ type Agent struct {
 	startTime  time.Time
 	updates    *updateManager
 	started    atomic.Bool
+	recovered  atomic.Bool   // checkpointed state is recovered; executors may call
+	recoveredC chan struct{} // closed when recovered is set
 
 	mu          sync.Mutex
 	agentID     string
@@ -255,6 +257,7 @@ func New(cfg Config) (*Agent, error) {
 		tasks:      map[taskKey]*task{},
 		counters:   map[string]float64{},
 		executors:  map[execKey]*executor{},
+		recoveredC: make(chan struct{}),
 	}
 	if w, ok := cfg.Containerizer.(interface{ Warnings() []string }); ok {
 		a.warnings = w.Warnings()
@@ -340,6 +343,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.cleanupOrphanContainers() // isolation.go
 	a.cleanupDockerOrphans(ctx) // docker.go
+	a.recovered.Store(true)
+	close(a.recoveredC)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

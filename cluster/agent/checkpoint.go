@@ -146,7 +146,8 @@ func (a *Agent) recover(ctx context.Context) error {
 		}
 		recovered++
 	}
-	a.log.Info("recovered agent state", "agent_id", id, "task_runs", recovered)
+	executors := a.recoverExecutors(ctx, id) // executor_recover.go
+	a.log.Info("recovered agent state", "agent_id", id, "task_runs", recovered, "executors", executors)
 	return nil
 }
 

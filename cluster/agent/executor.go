@@ -74,6 +74,7 @@ type executor struct {
 	done        chan struct{} // closed once the executor has terminated
 
 	state     execState
+	recovered bool                      // adopted by a restarted agent; waits for its re-subscription
 	tasks     map[string]*task          // by task ID: launched here and not yet forgotten
 	queued    []pendingLaunch           // custom: waiting for SUBSCRIBE
 	delivered map[string]*pendingLaunch // custom: by task ID, what was sent on some stream
@@ -240,6 +241,19 @@ func (a *Agent) runOnExecutor(rt *api.RunTask) {
 	}
 	switch kind {
 	case customExecutor:
+		// The executor and its tasks are checkpointed before a task can
+		// reach it, so a restarted agent knows every task the executor
+		// may run (executor_recover.go).
+		if fresh {
+			if err := a.checkpointExecutor(e, nil); err != nil {
+				a.log.Error("checkpoint executor", "executor_id", key.executor, "err", err)
+			}
+		}
+		for _, t := range tasks {
+			if err := a.checkpointTask(t, nil); err != nil {
+				a.log.Error("checkpoint task", "task_id", t.key.task, "err", err)
+			}
+		}
 		launch := pendingLaunch{task: &tasks[0].info}
 		if rt.Group != nil {
 			g := mesos.TaskGroupInfo{}
@@ -353,9 +367,45 @@ func (a *Agent) runExecutor(ctx context.Context, e *executor) {
 		return
 	}
 	log.Info("executor launched", "pid", c.Pid())
+	st := c.State()
+	if err := a.checkpointExecutor(e, &st); err != nil {
+		log.Error("checkpoint executor", "err", err)
+	}
+	a.superviseExecutor(ctx, e, c)
+}
 
-	regTimer := time.NewTimer(a.cfg.ExecutorRegistrationTimeout)
-	defer regTimer.Stop()
+// superviseExecutor watches a launched or adopted custom executor until it
+// terminates: its (re-)registration timeout, graceful shutdown and the
+// agent's own shutdown.
+func (a *Agent) superviseExecutor(ctx context.Context, e *executor, c containerizer.Container) {
+	log := a.log.With("framework_id", e.key.framework, "executor_id", e.key.executor, "container_id", e.containerID)
+	a.mu.Lock()
+	recovered := e.recovered
+	a.mu.Unlock()
+	regTimeout := a.cfg.ExecutorRegistrationTimeout
+	if recovered {
+		regTimeout = a.cfg.ExecutorReregistrationTimeout
+	}
+	// The timeout runs from the end of the agent's recovery (at once for
+	// an executor it launched).
+	var (
+		regTimer  *time.Timer
+		regC      <-chan time.Time
+		recoveryC = a.recoveredC
+	)
+	defer func() {
+		if regTimer != nil {
+			regTimer.Stop()
+		}
+	}()
+	startRegTimer := func() {
+		recoveryC = nil
+		regTimer = time.NewTimer(regTimeout)
+		regC = regTimer.C
+	}
+	if !recovered {
+		startRegTimer()
+	}
 	var (
 		graceC     <-chan time.Time
 		graceTimer *time.Timer
@@ -399,17 +449,27 @@ func (a *Agent) runExecutor(ctx context.Context, e *executor) {
 			log.Info("executor terminated", "exit", exit.String())
 			a.executorTerminated(e, c, waitStatus(exit))
 			return
-		case <-regTimer.C:
+		case <-recoveryC:
+			startRegTimer()
+		case <-regC:
 			a.mu.Lock()
 			registering := e.state == execRegistering
 			if registering {
 				e.state = execTerminating
-				e.setTermination(mesos.TASK_FAILED, mesos.REASON_EXECUTOR_REGISTRATION_TIMEOUT,
-					"Executor did not register within "+api.FormatDuration(a.cfg.ExecutorRegistrationTimeout))
+				if recovered {
+					// As Mesos: the tasks of an executor that did not come
+					// back are gone (TASK_LOST for frameworks that are not
+					// partition-aware, which the master translates).
+					e.setTermination(mesos.TASK_GONE, mesos.REASON_EXECUTOR_REREGISTRATION_TIMEOUT,
+						"Executor did not reregister within "+api.FormatDuration(regTimeout))
+				} else {
+					e.setTermination(mesos.TASK_FAILED, mesos.REASON_EXECUTOR_REGISTRATION_TIMEOUT,
+						"Executor did not register within "+api.FormatDuration(regTimeout))
+				}
 			}
 			a.mu.Unlock()
 			if registering {
-				log.Warn("executor did not subscribe in time; destroying it", "timeout", a.cfg.ExecutorRegistrationTimeout)
+				log.Warn("executor did not subscribe in time; destroying it", "timeout", regTimeout, "after_agent_restart", recovered)
 				destroy()
 			}
 		case <-shutdownC:
@@ -598,6 +658,7 @@ func (a *Agent) executorTerminated(e *executor, c containerizer.Container, statu
 	if a.executors[e.key] == e {
 		delete(a.executors, e.key)
 	}
+	a.removeExecutorCheckpointLocked(e) // executor_checkpoint.go
 	a.mu.Unlock()
 	if conn != nil {
 		conn.close()

@@ -88,6 +88,12 @@ func writeHTTPError(w http.ResponseWriter, err *httpError) {
 
 // serveExecutorAPI is POST /api/v1/executor.
 func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
+	if !a.recovered.Load() {
+		// Executors retry; the one being recovered re-subscribes once the
+		// agent knows it again.
+		writeHTTPError(w, &httpError{http.StatusServiceUnavailable, "Agent has not finished recovery"})
+		return
+	}
 	call, herr := readExecutorCall(w, r)
 	if herr != nil {
 		writeHTTPError(w, herr)
@@ -236,6 +242,9 @@ func (a *Agent) executorSubscribe(w http.ResponseWriter, r *http.Request, call *
 
 	a.mu.Lock()
 	old := e.conn
+	// The first subscription of an executor a restarted agent adopted
+	// (executor_recover.go) is a reconnection.
+	reconnect := e.recovered && e.state == execRegistering
 	if e.state >= execTerminating {
 		// A terminating executor is told to go away (as Mesos).
 		conn.send(&executorpb.Event{Type: executorpb.Event_SHUTDOWN})
@@ -253,7 +262,7 @@ func (a *Agent) executorSubscribe(w http.ResponseWriter, r *http.Request, call *
 		for _, l := range queued {
 			a.deliver(e, l)
 		}
-		if !resubscribe && len(queued) == 0 && len(e.liveTasks()) == 0 {
+		if !resubscribe && !reconnect && len(queued) == 0 && len(e.liveTasks()) == 0 {
 			// Every task was killed before the executor subscribed: it
 			// is shut down (SHUTDOWN, then the grace period).
 			e.requestShutdown()
@@ -264,7 +273,7 @@ func (a *Agent) executorSubscribe(w http.ResponseWriter, r *http.Request, call *
 		old.close()
 	}
 	log.Info("executor subscribed", "codec", codec.MediaType, "unacknowledged_tasks", len(unacked),
-		"unacknowledged_updates", len(call.Subscribe.UnacknowledgedUpdates))
+		"unacknowledged_updates", len(call.Subscribe.UnacknowledgedUpdates), "after_agent_restart", reconnect)
 	// Updates the executor could not get acknowledged on its last stream
 	// are handled as if they were sent now (duplicates are acknowledged
 	// and dropped).
@@ -275,6 +284,9 @@ func (a *Agent) executorSubscribe(w http.ResponseWriter, r *http.Request, call *
 			continue
 		}
 		a.acceptExecutorUpdate(e, st)
+	}
+	if reconnect {
+		a.dropUnknownTasks(e, unacked)
 	}
 
 	w.Header().Set("Content-Type", codec.MediaType)
@@ -457,4 +469,26 @@ func (a *Agent) forwardExecutorMessage(e *executor, data []byte) {
 			a.log.Warn("executor message not delivered", "executor_id", e.key.executor, "err", err)
 		}
 	}()
+}
+
+// dropUnknownTasks runs when an executor reconnects to a restarted agent,
+// after its unacknowledged updates: a task the agent still has in
+// TASK_STAGING that the executor does not list among its unacknowledged
+// tasks never reached it, and is dropped (TASK_LOST for frameworks that
+// are not partition-aware, which the master translates), as in Mesos.
+func (a *Agent) dropUnknownTasks(e *executor, unacked map[string]bool) {
+	a.mu.Lock()
+	var unknown []*task
+	for _, t := range e.liveTasks() {
+		if t.state == mesos.TASK_STAGING && !unacked[t.key.task] {
+			unknown = append(unknown, t)
+		}
+	}
+	a.mu.Unlock()
+	for _, t := range unknown {
+		a.log.Warn("dropping a task its reconnected executor does not know", "framework_id", t.key.framework,
+			"executor_id", e.key.executor, "task_id", t.key.task)
+		a.update(t, mesos.TASK_DROPPED, statusOpts{fromAgent: true, reason: mesos.REASON_AGENT_RESTARTED.Enum(),
+			message: "Task launched during agent restart"})
+	}
 }

@@ -30,6 +30,10 @@ func TestMain(m *testing.M) {
 		os.Exit(runMesosGoExecutor())
 	case "http-server":
 		os.Exit(runHTTPServer())
+	case "agent":
+		os.Exit(runAgentProcess()) // executor_recover_test.go
+	case "sdk-executor":
+		os.Exit(runSDKExecutor())
 	}
 	path, cleanup, err := copySelf()
 	if err != nil {

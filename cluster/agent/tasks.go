@@ -411,6 +411,9 @@ func (a *Agent) forget(t *task) {
 		return
 	}
 	a.retire(t)
+	if t.exec != nil {
+		a.removeExecutorCheckpointLocked(t.exec) // executor_checkpoint.go
+	}
 	a.mu.Unlock()
 	if t.meta != "" {
 		if err := os.RemoveAll(t.meta); err != nil {

@@ -1,0 +1,208 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/containerizer"
+)
+
+// Recovery of custom executors (Mesos's agent recovery with
+// --recover=reconnect). For each checkpointed executor run the agent
+// restores the executor's tasks and their unacknowledged status updates
+// (which the update manager resends in order once the agent is
+// registered) and adopts the executor's container. The executor is then
+// REGISTERING: it has ExecutorReregistrationTimeout to SUBSCRIBE again,
+// with the updates and tasks the agent has not acknowledged
+// (executorSubscribe), or it is destroyed and its tasks are gone. An
+// executor whose container ended while the agent was down fails its
+// tasks. Executors of frameworks that do not checkpoint are destroyed, as
+// their command tasks are.
+
+// recoverExecutors recovers every checkpointed executor run of agent id.
+func (a *Agent) recoverExecutors(ctx context.Context, id string) (recovered int) {
+	runs, err := filepath.Glob(filepath.Join(a.metaAgentDir(id), "frameworks", "*", "executors", "*", "runs", "*", executorRecordFile))
+	if err != nil {
+		a.log.Error("cannot list checkpointed executors", "err", err)
+		return 0
+	}
+	sort.Strings(runs)
+	for _, path := range runs {
+		if err := a.recoverExecutor(ctx, filepath.Dir(path)); err != nil {
+			a.count("slave/recovery_errors", 1)
+			a.log.Error("cannot recover executor; its checkpoint is left in place", "checkpoint", path, "err", err)
+			continue
+		}
+		recovered++
+	}
+	return recovered
+}
+
+func (a *Agent) recoverExecutor(ctx context.Context, meta string) error {
+	b, err := os.ReadFile(filepath.Join(meta, executorRecordFile))
+	if err != nil {
+		return err
+	}
+	var rec executorRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return fmt.Errorf("decode %s: %w", executorRecordFile, err)
+	}
+	if rec.Executor == nil || rec.Framework == nil || rec.Framework.ID == nil || rec.ContainerID == "" {
+		return fmt.Errorf("%s lacks the executor, its framework or its container", executorRecordFile)
+	}
+	key := execKey{rec.Framework.ID.Value, rec.Executor.ExecutorID.Value}
+	e := &executor{
+		key:         key,
+		kind:        customExecutor,
+		info:        *rec.Executor,
+		framework:   *rec.Framework,
+		containerID: rec.ContainerID,
+		sandbox:     rec.Sandbox,
+		meta:        meta,
+		launched:    time.Unix(0, int64(rec.Launched*1e9)),
+		shutdownReq: make(chan struct{}),
+		done:        make(chan struct{}),
+		tasks:       map[string]*task{},
+		delivered:   map[string]*pendingLaunch{},
+		kills:       map[string]*mesos.KillPolicy{},
+		termState:   mesos.TASK_FAILED,
+		termReason:  mesos.REASON_EXECUTOR_TERMINATED,
+		state:       execRegistering,
+		recovered:   true,
+	}
+	log := a.log.With("framework_id", key.framework, "executor_id", key.executor, "container_id", e.containerID)
+
+	var c containerizer.Container
+	if rec.Container != nil {
+		c, err = a.cfg.Containerizer.Recover(ctx, *rec.Container)
+		if err != nil && !errors.Is(err, containerizer.ErrGone) {
+			log.Warn("cannot adopt executor container", "err", err)
+		}
+	}
+	if !rec.Framework.GetCheckpoint() {
+		if c != nil {
+			_ = c.Signal(syscall.SIGKILL)
+			<-c.Done()
+		}
+		log.Info("destroyed an executor whose framework does not checkpoint")
+		return os.RemoveAll(meta)
+	}
+
+	tasks, restored, err := a.recoverExecutorTasks(e)
+	if err != nil {
+		return err
+	}
+	if c == nil {
+		e.state = execTerminated
+		e.ended = time.Now()
+	} else {
+		e.container = c
+	}
+	a.mu.Lock()
+	if old := a.executors[key]; old != nil && c != nil {
+		a.mu.Unlock()
+		return fmt.Errorf("executor %s of framework %s is checkpointed twice", key.executor, key.framework)
+	}
+	for _, t := range tasks {
+		if _, dup := a.tasks[t.key]; dup {
+			a.mu.Unlock()
+			return fmt.Errorf("task %s of framework %s is checkpointed twice", t.key.task, t.key.framework)
+		}
+	}
+	for _, t := range tasks {
+		a.tasks[t.key] = t
+		e.tasks[t.key.task] = t
+		if !isTerminal(t.state) {
+			// Whether the executor got it is unknown: it says so when it
+			// re-subscribes (executorSubscribe); kills go to it.
+			e.delivered[t.key.task] = &pendingLaunch{task: &t.info}
+		}
+	}
+	if c != nil {
+		a.executors[key] = e
+	}
+	a.removeExecutorCheckpointLocked(e)
+	a.mu.Unlock()
+	for _, t := range tasks {
+		a.updates.restore(t.key, updatesFile(t.meta), restored[t.key])
+	}
+
+	if c == nil {
+		for _, t := range tasks {
+			if !isTerminal(t.state) {
+				a.update(t, mesos.TASK_FAILED, statusOpts{fromAgent: true, reason: mesos.REASON_EXECUTOR_TERMINATED.Enum(),
+					message: "Executor is gone: it ended while the agent was down"})
+			}
+		}
+		log.Info("executor ended while the agent was down", "tasks", len(tasks))
+		return nil
+	}
+	log.Info("adopted running executor; waiting for it to re-subscribe", "pid", c.Pid(), "tasks", len(tasks),
+		"timeout", a.cfg.ExecutorReregistrationTimeout)
+	a.runners.Add(1)
+	go func() {
+		defer a.runners.Done()
+		defer close(e.done)
+		a.superviseExecutor(a.runnerCtx, e, c)
+	}()
+	return nil
+}
+
+// recoverExecutorTasks reads the checkpointed tasks of executor e: each
+// task with its statuses and its unacknowledged updates. Tasks whose
+// terminal update was acknowledged are dropped with their checkpoint.
+func (a *Agent) recoverExecutorTasks(e *executor) ([]*task, map[taskKey][]*api.StatusUpdate, error) {
+	paths, err := filepath.Glob(filepath.Join(e.meta, "tasks", "*", "task.json"))
+	if err != nil {
+		return nil, nil, err
+	}
+	sort.Strings(paths)
+	var tasks []*task
+	pending := map[taskKey][]*api.StatusUpdate{}
+	for _, path := range paths {
+		meta := filepath.Dir(path)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		var rec taskRecord
+		if err := json.Unmarshal(b, &rec); err != nil {
+			return nil, nil, fmt.Errorf("decode %s: %w", path, err)
+		}
+		if rec.Task == nil {
+			return nil, nil, fmt.Errorf("%s lacks the task", path)
+		}
+		all, unacked, err := replayUpdates(updatesFile(meta))
+		if err != nil {
+			return nil, nil, fmt.Errorf("replay %s: %w", updatesFile(meta), err)
+		}
+		t := &task{
+			key: taskKey{e.key.framework, rec.Task.TaskID.Value}, info: *rec.Task, framework: e.framework,
+			containerID: e.containerID, sandbox: e.sandbox, meta: meta, state: mesos.TASK_STAGING,
+			launched: time.Unix(0, int64(rec.Launched*1e9)), kill: make(chan time.Duration, 8), exec: e,
+		}
+		for _, u := range all {
+			t.statuses = append(t.statuses, *u.Status)
+			t.state = u.Status.GetState()
+		}
+		if isTerminal(t.state) && len(unacked) == 0 {
+			if err := os.RemoveAll(meta); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		tasks = append(tasks, t)
+		pending[t.key] = unacked
+	}
+	return tasks, pending, nil
+}

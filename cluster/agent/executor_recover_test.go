@@ -1,0 +1,362 @@
+package agent_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/agora-cluster/agora/cluster/agent"
+	"github.com/agora-cluster/agora/cluster/clustertest"
+	sdk "github.com/agora-cluster/agora/frameworks/executor"
+)
+
+// These tests kill a real agent process (this test binary in the "agent"
+// role) with SIGKILL and start it again on the same work directory and
+// port, while a custom executor built on frameworks/executor (this binary
+// in the "sdk-executor" role) keeps running its tasks.
+
+// agentProcessConfig is what the "agent" role reads from AGORA_TEST_AGENT.
+type agentProcessConfig struct {
+	Master, WorkDir, Listen, Hostname string
+	ReregistrationTimeout             time.Duration
+}
+
+// runAgentProcess is the "agent" role: one agent with the Process
+// containerizer until it is killed.
+func runAgentProcess() int {
+	var pc agentProcessConfig
+	if err := json.Unmarshal([]byte(os.Getenv("AGORA_TEST_AGENT")), &pc); err != nil {
+		fmt.Fprintln(os.Stderr, "AGORA_TEST_AGENT:", err)
+		return 2
+	}
+	a, err := agent.New(agent.Config{
+		MasterAddr: pc.Master, WorkDir: pc.WorkDir, Listen: pc.Listen, Hostname: pc.Hostname,
+		Resources:                     "cpus:4;mem:4096;disk:1000",
+		RegistrationBackoff:           50 * time.Millisecond,
+		StatusUpdateRetry:             500 * time.Millisecond,
+		ExecutorReregistrationTimeout: pc.ReregistrationTimeout,
+		Logger:                        slog.New(slog.NewTextHandler(os.Stderr, nil)),
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if err := a.Run(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// runSDKExecutor is the "sdk-executor" role: a task's data is the path of
+// a marker file; the task reports TASK_RUNNING, waits for the marker, then
+// reports TASK_FINISHED and leaves <AGORA_TEST_DONE_DIR>/<task ID> behind,
+// so a test knows the executor has sent (or tried to send) the update.
+func runSDKExecutor() int {
+	cfg, err := sdk.FromEnv()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	doneDir := os.Getenv("AGORA_TEST_DONE_DIR")
+	var d *sdk.Driver
+	d, err = sdk.New(cfg, sdk.Funcs{
+		OnLaunch: func(ctx context.Context, task mesos.TaskInfo) {
+			_ = d.SendStatus(ctx, task.TaskID, mesos.TASK_RUNNING, "")
+			go func() {
+				for {
+					if _, err := os.Stat(string(task.Data)); err == nil {
+						break
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				_ = d.SendStatus(context.Background(), task.TaskID, mesos.TASK_FINISHED, "marker found")
+				_ = os.WriteFile(filepath.Join(doneDir, task.TaskID.Value), nil, 0o644)
+			}()
+		},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if err := d.Run(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// agentProcess is a running "agent" role process.
+type agentProcess struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startAgentProcess(t *testing.T, pc agentProcessConfig, logName string) *agentProcess {
+	t.Helper()
+	b, _ := json.Marshal(pc)
+	logFile, err := os.Create(filepath.Join(pc.WorkDir+"-logs", logName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(testBinary(t))
+	cmd.Env = append(os.Environ(), "AGORA_TEST_ROLE=agent", "AGORA_TEST_AGENT="+string(b))
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &agentProcess{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(p.kill)
+	return p
+}
+
+// kill is kill -9, and waits for the process to be gone.
+func (p *agentProcess) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// offerFrom waits for an offer of the agent with the given hostname (the
+// cluster's own agent offers too; its offers are left alone).
+func (s *sched) offerFrom(hostname string) mesos.Offer {
+	s.t.Helper()
+	for {
+		for _, o := range s.next(scheduler.Event_OFFERS).Offers.Offers {
+			if o.Hostname == hostname {
+				return o
+			}
+		}
+	}
+}
+
+// recoveryFixture is a cluster whose master also serves an agent process
+// the test kills and restarts, and a checkpointing framework.
+type recoveryFixture struct {
+	c        *clustertest.Cluster
+	pc       agentProcessConfig
+	agent    *agentProcess
+	s        *sched
+	markers  string // the tasks' marker files (not under /tmp: executors may get their own)
+	doneDir  string
+	executor mesos.ExecutorInfo
+}
+
+func newRecoveryFixture(t *testing.T, framework string) *recoveryFixture {
+	t.Helper()
+	// The cluster's own agent is too small to be offered to anyone here.
+	c := clustertest.Start(t, clustertest.Options{AgentResources: "cpus:0.01;mem:1;disk:1"})
+	t.Cleanup(c.Stop)
+	dir := t.TempDir()
+	markers, err := os.MkdirTemp("/var/tmp", "agora-reattach-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(markers) })
+	f := &recoveryFixture{c: c, markers: markers, doneDir: filepath.Join(markers, "done")}
+	if err := os.MkdirAll(f.doneDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.pc = agentProcessConfig{Master: c.MasterAddr, WorkDir: filepath.Join(dir, "agent"), Listen: freeAddr(t),
+		Hostname: "reattach", ReregistrationTimeout: 10 * time.Second}
+	if err := os.MkdirAll(f.pc.WorkDir+"-logs", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() || os.Getenv("AGORA_TEST_LOGS") != "" {
+			logs, _ := filepath.Glob(filepath.Join(f.pc.WorkDir+"-logs", "*"))
+			sandboxes, _ := filepath.Glob(filepath.Join(f.pc.WorkDir, "slaves", "*", "frameworks", "*", "executors", "*", "runs", "*-*", "stderr"))
+			for _, l := range append(logs, sandboxes...) {
+				b, _ := os.ReadFile(l)
+				t.Logf("%s:\n%s", l, b)
+			}
+		}
+	})
+	f.agent = startAgentProcess(t, f.pc, "agent-1.log")
+	f.s = subscribe(t, c.MasterURL, framework)
+	self := testBinary(t)
+	f.executor = mesos.ExecutorInfo{Type: mesos.ExecutorInfo_CUSTOM, ExecutorID: mesos.ExecutorID{Value: "sdk"},
+		Command: &mesos.CommandInfo{Value: &self, Shell: new(bool), Arguments: []string{"sdk-executor"},
+			Environment: &mesos.Environment{Variables: []mesos.Environment_Variable{
+				{Name: "AGORA_TEST_ROLE", Value: strp("sdk-executor")},
+				{Name: "AGORA_TEST_DONE_DIR", Value: strp(f.doneDir)},
+			}}},
+		Resources: resources(t, "cpus:0.1;mem:32")}
+	return f
+}
+
+// launch starts tasks on the executor; task i waits for markers[i].
+func (f *recoveryFixture) launch(t *testing.T, ids, markers []string) {
+	t.Helper()
+	o := f.s.offerFrom(f.pc.Hostname)
+	var tasks []mesos.TaskInfo
+	for i, id := range ids {
+		ex := f.executor
+		tasks = append(tasks, mesos.TaskInfo{Name: id, TaskID: mesos.TaskID{Value: id}, AgentID: o.AgentID, Executor: &ex,
+			Data: []byte(markers[i]), Resources: resources(t, "cpus:0.01;mem:8")})
+	}
+	f.s.launch(o, tasks...)
+}
+
+// killExecutorAtCleanup kills the executor process (pid from a status
+// update) when the test ends: it would otherwise wait for its agent for
+// the whole recovery timeout.
+func killExecutorAtCleanup(t *testing.T, pid uint32) {
+	t.Cleanup(func() {
+		if pid > 0 {
+			_ = syscall.Kill(-int(pid), syscall.SIGKILL)
+			_ = syscall.Kill(int(pid), syscall.SIGKILL)
+		}
+	})
+}
+
+// TestCustomExecutorReattachesAfterAgentKill9: a checkpointing framework's
+// custom executor runs 10 tasks; the agent process is killed with SIGKILL;
+// half the tasks finish while no agent runs (the executor keeps their
+// TASK_FINISHED unacknowledged), the agent starts again on its work_dir
+// and port, the executor re-subscribes with those updates, and the
+// scheduler sees every task reach TASK_FINISHED, reported by the same
+// executor process, with no task failed or lost and no second, different
+// terminal update.
+func TestCustomExecutorReattachesAfterAgentKill9(t *testing.T) {
+	const n = 10
+	f := newRecoveryFixture(t, `{"user":"root","name":"reattach","checkpoint":true,"failover_timeout":3600}`)
+	early, late := filepath.Join(f.markers, "early"), filepath.Join(f.markers, "late")
+	var ids, markers []string
+	for i := 0; i < n; i++ {
+		ids = append(ids, fmt.Sprintf("task-%02d", i))
+		markers = append(markers, map[bool]string{true: early, false: late}[i%2 == 0])
+	}
+	f.launch(t, ids, markers)
+	var pid uint32
+	for _, id := range ids {
+		st := f.s.waitState(id, mesos.TASK_RUNNING)
+		pid = st.GetContainerStatus().GetExecutorPID()
+	}
+	killExecutorAtCleanup(t, pid)
+
+	f.agent.kill()
+	if err := os.WriteFile(early, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The early tasks finish while no agent runs.
+	deadline := time.Now().Add(wait)
+	for i := 0; i < n; i += 2 {
+		for {
+			if _, err := os.Stat(filepath.Join(f.doneDir, ids[i])); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("task %s did not finish while the agent was down", ids[i])
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if syscall.Kill(int(pid), 0) != nil {
+		t.Fatal("the executor did not outlive its agent")
+	}
+
+	f.agent = startAgentProcess(t, f.pc, "agent-2.log")
+	if err := os.WriteFile(late, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		f.s.waitTerminal(id)
+	}
+	for _, id := range ids {
+		var finished []byte
+		for _, st := range f.s.statuses(id) {
+			state := st.GetState()
+			if state != mesos.TASK_RUNNING && state != mesos.TASK_FINISHED {
+				t.Errorf("task %s: %v (%s) in %s", id, state, st.GetMessage(), describe(f.s.statuses(id)))
+				continue
+			}
+			if got := st.GetContainerStatus().GetExecutorPID(); got != pid {
+				t.Errorf("task %s: %v reported by executor pid %d, want %d", id, state, got, pid)
+			}
+			if state == mesos.TASK_FINISHED {
+				// At least once: a TASK_FINISHED may come again, but only
+				// as the same update (same UUID).
+				if finished != nil && string(finished) != string(st.UUID) {
+					t.Errorf("task %s: two different TASK_FINISHED updates: %s", id, describe(f.s.statuses(id)))
+				}
+				finished = st.UUID
+			} else if finished != nil {
+				t.Errorf("task %s: TASK_RUNNING after TASK_FINISHED: %s", id, describe(f.s.statuses(id)))
+			}
+		}
+		if finished == nil {
+			t.Errorf("task %s never reached TASK_FINISHED: %s", id, describe(f.s.statuses(id)))
+		}
+	}
+}
+
+// TestExecutorThatDoesNotReregisterIsDestroyed: an executor that does not
+// re-subscribe within --executor_reregistration_timeout of the agent's
+// restart (here: stopped with SIGSTOP) is destroyed, and its running task
+// is reported gone (TASK_LOST to a framework that is not partition-aware)
+// with REASON_EXECUTOR_REREGISTRATION_TIMEOUT.
+func TestExecutorThatDoesNotReregisterIsDestroyed(t *testing.T) {
+	f := newRecoveryFixture(t, `{"user":"root","name":"hung","checkpoint":true,"failover_timeout":3600}`)
+	f.launch(t, []string{"hung"}, []string{filepath.Join(f.markers, "never")})
+	running := f.s.waitState("hung", mesos.TASK_RUNNING)
+	pid := running.GetContainerStatus().GetExecutorPID()
+	killExecutorAtCleanup(t, pid)
+
+	f.agent.kill()
+	if err := syscall.Kill(int(pid), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	f.pc.ReregistrationTimeout = time.Second
+	f.agent = startAgentProcess(t, f.pc, "agent-2.log")
+	st := f.s.waitTerminal("hung")
+	if st.GetState() != mesos.TASK_LOST || st.GetReason() != mesos.REASON_EXECUTOR_REREGISTRATION_TIMEOUT || st.GetSource() != mesos.SOURCE_AGENT {
+		t.Fatalf("hung executor's task: %s", describe(f.s.statuses("hung")))
+	}
+	deadline := time.Now().Add(wait)
+	for !processGone(int(pid)) {
+		if time.Now().After(deadline) {
+			t.Fatal("the executor that did not re-subscribe still runs")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// processGone reports whether pid has ended (or is a zombie).
+func processGone(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == ')' {
+			return len(s) > i+2 && (s[i+2] == 'Z' || s[i+2] == 'X')
+		}
+	}
+	return false
+}
