@@ -360,3 +360,30 @@ func processGone(pid int) bool {
 	}
 	return false
 }
+
+// TestNonCheckpointingFrameworksExecutorIsDestroyedOnRestart: the executor
+// of a framework without checkpointing does not survive an agent restart;
+// here it cannot exit by itself (SIGSTOP), so the restarted agent destroys
+// it, and the master reports its task lost.
+func TestNonCheckpointingFrameworksExecutorIsDestroyedOnRestart(t *testing.T) {
+	f := newRecoveryFixture(t, `{"user":"root","name":"transient","checkpoint":false}`)
+	f.launch(t, []string{"transient"}, []string{filepath.Join(f.markers, "never")})
+	running := f.s.waitState("transient", mesos.TASK_RUNNING)
+	pid := running.GetContainerStatus().GetExecutorPID()
+	killExecutorAtCleanup(t, pid)
+	if err := syscall.Kill(int(pid), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	f.agent.kill()
+	f.agent = startAgentProcess(t, f.pc, "agent-2.log")
+	deadline := time.Now().Add(wait)
+	for !processGone(int(pid)) {
+		if time.Now().After(deadline) {
+			t.Fatal("the executor of a framework that does not checkpoint survived the agent's restart")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st := f.s.waitTerminal("transient"); st.GetState() != mesos.TASK_LOST {
+		t.Fatalf("task of the destroyed executor: %s", describe(f.s.statuses("transient")))
+	}
+}
