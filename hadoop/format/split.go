@@ -79,7 +79,7 @@ func ListInputs(resolve fs.Resolver, c conf.Conf) ([]InputFile, error) {
 			}
 		}
 		for _, m := range matches {
-			files, err := listPath(fsys, m, recursive)
+			files, err := listPath(fsys, prefix, m, recursive)
 			if err != nil {
 				problems = append(problems, err.Error())
 				continue
@@ -108,20 +108,22 @@ func InputPaths(c conf.Conf) []string {
 
 func hidden(name string) bool { return strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".") }
 
-func listPath(fsys fs.FileSystem, p string, recursive bool) ([]InputFile, error) {
+// listPath lists p on fsys; prefix (scheme://authority, or "") names the
+// file system in messages.
+func listPath(fsys fs.FileSystem, prefix, p string, recursive bool) ([]InputFile, error) {
 	fi, err := fsys.Stat(p)
 	if errors.Is(err, iofs.ErrNotExist) {
-		return nil, fmt.Errorf("input path does not exist: %s", p)
+		return nil, fmt.Errorf("input path does not exist: %s", prefix+p)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("input path %s: %w", p, err)
+		return nil, fmt.Errorf("input path %s: %w", prefix+p, err)
 	}
 	if !fi.IsDir() {
 		return []InputFile{{Path: p, Size: fi.Size()}}, nil
 	}
 	ents, err := fsys.ReadDir(p)
 	if err != nil {
-		return nil, fmt.Errorf("input directory %s: %w", p, err)
+		return nil, fmt.Errorf("input directory %s: %w", prefix+p, err)
 	}
 	var out []InputFile
 	for _, e := range ents {
@@ -131,9 +133,9 @@ func listPath(fsys fs.FileSystem, p string, recursive bool) ([]InputFile, error)
 		child := strings.TrimSuffix(p, "/") + "/" + e.Name()
 		if e.IsDir() {
 			if !recursive {
-				return nil, fmt.Errorf("not a file: %s (set %s=true to read subdirectories)", child, conf.InputRecursive)
+				return nil, fmt.Errorf("not a file: %s (set %s=true to read subdirectories)", prefix+child, conf.InputRecursive)
 			}
-			sub, err := listPath(fsys, child, true)
+			sub, err := listPath(fsys, prefix, child, true)
 			if err != nil {
 				return nil, err
 			}

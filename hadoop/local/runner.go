@@ -72,7 +72,7 @@ func Run(ctx context.Context, spec job.Spec, opt Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	resolve := fs.ResolverFor(bs)
+	resolve := fs.ResolverWith(bs, spec.Conf.Get("fs.defaultFS"))
 	if err := job.Validate(spec, resolve, nil); err != nil {
 		return Result{}, err
 	}
@@ -118,10 +118,9 @@ func Run(ctx context.Context, spec job.Spec, opt Options) (Result, error) {
 	go hs.Serve(ln)
 	defer hs.Close()
 
-	var hosts [][]string
-	for _, s := range plan.Splits {
-		hosts = append(hosts, s.Hosts)
-	}
+	// Every slot is in this process, so no map is more local to one than
+	// to another: split hosts (HDFS datanodes) must not make maps wait.
+	hosts := make([][]string, len(plan.Splits))
 	r := &runner{
 		ctx:       ctx,
 		log:       log.With("job", id.String()),
