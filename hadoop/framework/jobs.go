@@ -31,6 +31,7 @@ type jobRun struct {
 	waiters  []*waiter
 	final    *JobRecord // set once the job has ended
 	specJSON []byte     // the spec as attempts receive it, encoded once
+	progress Progress   // what its tasks did, kept in the store
 }
 
 // waiter is a reduce waiting for map completion events.
@@ -160,9 +161,10 @@ func (f *Framework) start(plan job.Plan, id job.ID, now time.Time, restarts int)
 }
 
 // recover loads the saved jobs: finished ones become history, and each
-// unfinished one runs again from the start with its saved plan and ID
-// (its output directory, which the job created, is emptied first). A job
-// that had committed its output (_SUCCESS exists) counts as succeeded.
+// unfinished one runs again with its saved plan and ID, keeping the work
+// it had done (recoverWork): what its uncommitted attempts left in the
+// output is removed, committed part files stay. A job that had committed
+// its output (_SUCCESS exists) counts as succeeded.
 func (f *Framework) recover(now time.Time) error {
 	recs, err := f.store.LoadJobs()
 	if err != nil {
@@ -186,6 +188,9 @@ func (f *Framework) recover(now time.Time) error {
 				if err := f.store.SaveJob(rec); err != nil {
 					return err
 				}
+				if err := f.store.RemoveProgress(rec.Info.ID); err != nil {
+					return err
+				}
 			}
 		}
 		if rec.Finished {
@@ -193,7 +198,11 @@ func (f *Framework) recover(now time.Time) error {
 			f.trimHistory()
 			continue
 		}
-		if err := f.clearOutput(rec.Plan.Spec); err != nil {
+		prog, err := f.store.LoadProgress(rec.Info.ID)
+		if err != nil {
+			return err
+		}
+		if err := clearTemporary(rec.Plan.Spec); err != nil {
 			return fmt.Errorf("hadoop state: job %s: %w", rec.Info.ID, err)
 		}
 		j, err := f.start(rec.Plan, id, now, rec.Info.Restarts+1)
@@ -204,9 +213,12 @@ func (f *Framework) recover(now time.Time) error {
 		if err := f.store.SaveJob(JobRecord{Plan: rec.Plan, Info: j.info}); err != nil {
 			return err
 		}
+		if err := f.recoverWork(j, prog, now); err != nil {
+			return fmt.Errorf("hadoop state: job %s: %w", rec.Info.ID, err)
+		}
 		f.jobs[rec.Info.ID] = j
 		f.active = append(f.active, j)
-		f.log.Info("job runs again after a scheduler restart", "job", rec.Info.ID, "restarts", j.info.Restarts)
+		f.log.Info("job runs on after a scheduler restart", "job", rec.Info.ID, "restarts", j.info.Restarts)
 	}
 	return f.store.SaveFramework(f.state)
 }
@@ -222,20 +234,6 @@ func (f *Framework) committedBefore(rec JobRecord) bool {
 	}
 	ok, _ := fs.Exists(fsys, path.Join(p, format.SuccessMarker))
 	return ok
-}
-
-// clearOutput removes what an interrupted run of a job left in its output
-// directory (the job created it: submissions need one that does not exist).
-func (f *Framework) clearOutput(spec job.Spec) error {
-	resolve, err := resolver(spec.Conf)
-	if err != nil {
-		return err
-	}
-	fsys, p, err := resolve(spec.Output())
-	if err != nil {
-		return err
-	}
-	return fsys.RemoveAll(p)
 }
 
 // activeRunning lists the jobs that may still launch attempts.
@@ -293,6 +291,8 @@ func (f *Framework) finish(ctx context.Context, j *jobRun) {
 	rec := JobRecord{Plan: j.plan, Info: info, Finished: true, Tasks: j.core.Tasks()}
 	if err := f.store.SaveJob(rec); err != nil {
 		f.log.Error("save finished job", "job", j.id.String(), "err", err)
+	} else if err := f.store.RemoveProgress(j.id.String()); err != nil {
+		f.log.Warn("remove job progress", "job", j.id.String(), "err", err)
 	}
 	j.final = &rec
 	j.closeWaiters()

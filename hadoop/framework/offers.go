@@ -55,6 +55,7 @@ func (f *Framework) offers(ctx context.Context, offs []mesos.Offer) {
 	for i := range offs {
 		o := &offs[i]
 		f.shutdownStrangers(ctx, o)
+		f.checkAdopted(ctx, o)
 		switch {
 		case len(running) == 0:
 			decline = append(decline, o.ID)
@@ -97,6 +98,25 @@ func (f *Framework) shutdownStrangers(ctx context.Context, o *mesos.Offer) {
 				f.log.Warn("shut down old task tracker", "tracker", exec, "err", err)
 			}
 		}()
+	}
+}
+
+// checkAdopted reconciles the trackers adopted from an earlier scheduler
+// with the master: an offer from an agent lists this framework's
+// executors running there, so an adopted tracker missing from it is gone
+// (it may have died while no scheduler was subscribed to hear of it).
+func (f *Framework) checkAdopted(ctx context.Context, o *mesos.Offer) {
+	for _, t := range f.trackers {
+		if !t.adopted || !t.live() || t.agentID != o.AgentID.Value {
+			continue
+		}
+		found := false
+		for _, e := range o.ExecutorIDs {
+			found = found || e.Value == t.id
+		}
+		if !found {
+			f.trackerLost(ctx, t, "the master no longer lists its executor on agent "+t.agentID)
+		}
 	}
 }
 
@@ -172,6 +192,7 @@ func (f *Framework) useOffer(ctx context.Context, now time.Time, o *mesos.Offer,
 		*needMaps, *needReduces = *needMaps-t.mapSlots, *needReduces-t.reduceSlots
 		f.log.Info("launching task tracker", "tracker", t.id, "agent", agent, "host", t.host, "port", t.port, "map_slots", t.mapSlots, "reduce_slots", t.reduceSlots)
 	}
+	f.recordLaunches(refs)
 	err := f.driver.Launch(ctx, []mesos.OfferID{o.ID}, tasks, scheduler.RefuseFor(refuseBusy))
 	if err != nil {
 		f.log.Warn("launch attempts", "agent", agent, "attempts", len(tasks), "err", err)

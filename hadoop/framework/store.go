@@ -141,3 +141,61 @@ func (s *Store) write(path string, v any) error {
 	}
 	return nil
 }
+
+// Progress is jobs/<id>.progress.json: what a running job's tasks have
+// done, kept so that a restarted scheduler keeps the work already
+// committed (and the map outputs still served) instead of running the job
+// from the start. It is written atomically before attempts launch (their
+// numbers are then never given out again) and when an attempt succeeds;
+// a kill -9 at any moment leaves either the old or the new file.
+type Progress struct {
+	// Launched counts the attempts launched of each task (by task ID).
+	Launched map[string]int `json:"launched,omitempty"`
+	// Done lists successful attempts in the order they succeeded; a later
+	// entry of a task replaces an earlier one (a map run again).
+	Done []TaskDone `json:"done,omitempty"`
+}
+
+// TaskDone is a successful attempt: a committed reduce or map-only map,
+// or a map whose output the tracker serves.
+type TaskDone struct {
+	Attempt jobtracker.Attempt `json:"attempt"`
+	Tracker string             `json:"tracker"`  // executor ID
+	AgentID string             `json:"agent_id"` // where the tracker runs
+	URL     string             `json:"url"`      // the tracker's shuffle and log server
+}
+
+func (s *Store) progressPath(id string) string {
+	return filepath.Join(s.dir, "jobs", id+".progress")
+}
+
+// SaveProgress writes a job's progress.
+func (s *Store) SaveProgress(id string, p Progress) error {
+	return s.write(s.progressPath(id), p)
+}
+
+// LoadProgress reads a job's progress; a job without one has done
+// nothing yet.
+func (s *Store) LoadProgress(id string) (Progress, error) {
+	var p Progress
+	b, err := os.ReadFile(s.progressPath(id))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return p, nil
+	case err != nil:
+		return p, fmt.Errorf("hadoop state: %w", err)
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("hadoop state %s: %w", s.progressPath(id), err)
+	}
+	return p, nil
+}
+
+// RemoveProgress drops the progress of a job that ended (its record holds
+// the final tasks).
+func (s *Store) RemoveProgress(id string) error {
+	if err := os.Remove(s.progressPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("hadoop state: %w", err)
+	}
+	return nil
+}

@@ -43,6 +43,9 @@ type tracker struct {
 	idle        int
 	pid         int
 	launched    time.Time
+	// adopted trackers were launched by an earlier scheduler and kept for
+	// the map outputs they serve; they get no slots.
+	adopted bool
 }
 
 // taskRef is a live Mesos task: an attempt on a tracker.

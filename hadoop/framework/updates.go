@@ -78,6 +78,7 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 			url = t.url
 		}
 		f.apply(ctx, j, j.core.Succeeded(now, a, jobtracker.Result{Counters: rep.Counters, ShuffleURL: url}))
+		f.recordDone(j, a, t)
 	case mesos.TASK_FAILED:
 		switch st.GetReason() {
 		case mesos.REASON_EXECUTOR_TERMINATED:
