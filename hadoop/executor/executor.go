@@ -35,7 +35,9 @@ import (
 	"github.com/agora-cluster/agora/hadoop/job"
 	"github.com/agora-cluster/agora/hadoop/jobtracker"
 	"github.com/agora-cluster/agora/hadoop/shuffle"
+	// The built-in programs jobs may name (agora:teragen, agora:teravalidate).
 	"github.com/agora-cluster/agora/hadoop/tasktracker"
+	_ "github.com/agora-cluster/agora/hadoop/terasort"
 	"github.com/agora-cluster/agora/hadoop/umbilical"
 )
 

@@ -30,7 +30,11 @@ const (
 	TeraRecordLen = 100
 )
 
-var inputNames = aliases(TextInput, KeyValueInput, TeraInput)
+var inputNames = func() map[string]string {
+	m := aliases(TextInput, KeyValueInput, TeraInput, RangeInput)
+	m["RangeInputFormat"] = RangeInput
+	return m
+}()
 var outputNames = aliases(TextOutput, TeraOutput)
 
 // aliases accepts a class by its full name, its new-API name
@@ -57,7 +61,7 @@ func InputFormatName(name string) (string, error) {
 	if c, ok := inputNames[name]; ok {
 		return c, nil
 	}
-	return "", fmt.Errorf("input format %s is not supported (supported: TextInputFormat, KeyValueTextInputFormat, TeraInputFormat)", name)
+	return "", fmt.Errorf("input format %s is not supported (supported: TextInputFormat, KeyValueTextInputFormat, TeraInputFormat, TeraGen$RangeInputFormat)", name)
 }
 
 // OutputFormatName is InputFormatName for output formats.
@@ -88,6 +92,9 @@ func Open(resolve fs.Resolver, s Split, c conf.Conf) (RecordReader, error) {
 	name, err := InputFormatName(c.Get(conf.InputFormat))
 	if err != nil {
 		return nil, err
+	}
+	if name == RangeInput {
+		return &rangeReader{s: s}, nil
 	}
 	fsys, p, err := resolve(s.Path)
 	if err != nil {

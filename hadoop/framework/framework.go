@@ -36,6 +36,8 @@ import (
 
 	"github.com/agora-cluster/agora/frameworks/scheduler"
 	"github.com/agora-cluster/agora/hadoop/conf"
+	// The built-in programs jobs may name (agora:teragen, agora:teravalidate).
+	_ "github.com/agora-cluster/agora/hadoop/terasort"
 )
 
 // Config configures a Framework.

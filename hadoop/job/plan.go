@@ -30,7 +30,13 @@ type Plan struct {
 // record's key, or for TextInputFormat the line up to the map output
 // separator (the key an identity mapper would emit).
 func NewPlan(s Spec, resolve fs.Resolver) (Plan, error) {
-	splits, err := format.Splits(resolve, s.Conf)
+	var splits []format.Split
+	var err error
+	if in, _ := s.InputFormat(); in == format.RangeInput {
+		splits, err = format.RangeSplits(s.Conf)
+	} else {
+		splits, err = format.Splits(resolve, s.Conf)
+	}
 	if err != nil {
 		return Plan{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/agora-cluster/agora/hadoop/conf"
 	"github.com/agora-cluster/agora/hadoop/format"
 	"github.com/agora-cluster/agora/hadoop/partition"
+	"github.com/agora-cluster/agora/hadoop/program"
 )
 
 // Built-in mapper and reducer classes that run inside the engine instead
@@ -117,8 +118,16 @@ func (s Spec) IgnoreMapInputKey() (bool, error) {
 	return s.Conf.Bool(conf.MapInputIgnoreKey, in == format.TextInput)
 }
 
-// Builtin reports whether cmd names a class the engine runs in-process.
-func Builtin(cmd string) bool { return cmd == IdentityMapper || cmd == IdentityReducer }
+// Builtin reports whether cmd names a class or program the engine runs
+// in-process: the identity classes, or a registered built-in program
+// (package program, `agora:NAME`).
+func Builtin(cmd string) bool {
+	if cmd == IdentityMapper || cmd == IdentityReducer {
+		return true
+	}
+	_, ok := program.Lookup(cmd)
+	return ok
+}
 
 // javaClass reports whether cmd looks like a Java class name
 // (org.example.Foo) rather than a program.

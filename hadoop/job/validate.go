@@ -11,6 +11,7 @@ import (
 	"github.com/agora-cluster/agora/hadoop/conf"
 	"github.com/agora-cluster/agora/hadoop/format"
 	"github.com/agora-cluster/agora/hadoop/fs"
+	"github.com/agora-cluster/agora/hadoop/program"
 	"github.com/agora-cluster/agora/hadoop/streaming"
 )
 
@@ -45,7 +46,11 @@ func Validate(s Spec, resolve fs.Resolver, lookPath func(string) (string, error)
 	var p []string
 	add := func(format string, a ...any) { p = append(p, fmt.Sprintf(format, a...)) }
 
-	if len(s.Inputs()) == 0 {
+	if in, _ := s.InputFormat(); in == format.RangeInput {
+		if _, err := format.RangeSplits(s.Conf); err != nil {
+			add("%v", err)
+		}
+	} else if len(s.Inputs()) == 0 {
 		add("required option -input is missing")
 	} else if _, err := format.Splits(resolve, s.Conf); err != nil {
 		add("%s", strings.TrimPrefix(err.Error(), format.ErrInput.Error()+": "))
@@ -90,9 +95,13 @@ func Validate(s Spec, resolve fs.Resolver, lookPath func(string) (string, error)
 		add("required option -mapper is missing")
 	} else if why := checkProgram(s.Mapper(), s.Conf.Get(conf.WorkingDir), shipped, lookPath); why != "" {
 		add("mapper %s", why)
+	} else if why := checkSide(s.Mapper(), true); why != "" {
+		add("mapper %s", why)
 	}
 	if r := s.Conf.Get(conf.ReduceCommand); r != "" && r != NoReducer {
 		if why := checkProgram(r, s.Conf.Get(conf.WorkingDir), shipped, lookPath); why != "" {
+			add("reducer %s", why)
+		} else if why := checkSide(r, false); why != "" {
 			add("reducer %s", why)
 		}
 	}
@@ -109,11 +118,29 @@ func Validate(s Spec, resolve fs.Resolver, lookPath func(string) (string, error)
 	return nil
 }
 
+// checkSide says what is wrong with a built-in program on the map or the
+// reduce side, or "".
+func checkSide(cmd string, mapSide bool) string {
+	p, ok := program.Lookup(cmd)
+	switch {
+	case !ok:
+		return ""
+	case mapSide && p.Map == nil:
+		return fmt.Sprintf("%q is a reduce program, not a map program", cmd)
+	case !mapSide && p.Reduce == nil:
+		return fmt.Sprintf("%q is a map program, not a reduce program", cmd)
+	}
+	return ""
+}
+
 // checkProgram says what is wrong with a mapper/reducer/combiner command,
 // or "" when it can run.
 func checkProgram(cmd, cwd string, shipped map[string]bool, lookPath func(string) (string, error)) string {
 	if Builtin(cmd) {
 		return ""
+	}
+	if strings.HasPrefix(cmd, program.Prefix) {
+		return fmt.Sprintf("%q: no such built-in program (built-ins: %s)", cmd, strings.Join(program.Names(), ", "))
 	}
 	if javaClass(cmd) {
 		return fmt.Sprintf("%q: Java classes cannot run here (built-ins: %s, %s); give an executable", cmd, IdentityMapper, IdentityReducer)

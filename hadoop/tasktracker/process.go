@@ -2,6 +2,7 @@ package tasktracker
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/agora-cluster/agora/hadoop/counters"
 	"github.com/agora-cluster/agora/hadoop/job"
 	"github.com/agora-cluster/agora/hadoop/jobtracker"
+	"github.com/agora-cluster/agora/hadoop/program"
 	"github.com/agora-cluster/agora/hadoop/streaming"
 )
 
@@ -72,6 +74,21 @@ func (s *attemptState) snapshot() (string, counters.Counters) {
 // startProcessor starts cmd (an executable or a built-in class) for the
 // given side of the attempt.
 func startProcessor(ctx context.Context, cmd string, c conf.Conf, sd side, ignoreKey bool, dir string, env []string, stderr io.Writer, st *attemptState, emit streaming.Emit) (processor, error) {
+	if p, ok := program.Lookup(cmd); ok {
+		start := p.Map
+		if sd != mapSide {
+			start = p.Reduce
+		}
+		if start == nil {
+			return nil, fmt.Errorf("built-in program %s has no %s side", cmd, map[bool]string{true: "map", false: "reduce"}[sd == mapSide])
+		}
+		return start(ctx, program.Task{
+			Conf:    c,
+			Emit:    emit,
+			Counter: func(g, n string, v int64) { st.mu.Lock(); st.user.Add(g, n, v); st.mu.Unlock() },
+			Status:  func(s string) { st.mu.Lock(); st.status = s; st.mu.Unlock() },
+		})
+	}
 	if job.Builtin(cmd) {
 		return identity{emit: emit}, nil
 	}

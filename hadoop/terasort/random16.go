@@ -91,3 +91,24 @@ func skipAhead(n Uint128) Uint128 {
 
 // next advances the generator one step (Random16.nextRand).
 func next(r Uint128) Uint128 { return lcgA.mul(r).Add(lcgC) }
+
+// ParseUint128 reads a number in String's form (hex, no leading zeros
+// needed).
+func ParseUint128(s string) (Uint128, error) {
+	if s == "" || len(s) > 32 {
+		return Uint128{}, fmt.Errorf("%q is not a 128-bit hex number", s)
+	}
+	var u Uint128
+	split := max(len(s)-16, 0)
+	lo, err := strconv.ParseUint(s[split:], 16, 64)
+	if err != nil {
+		return Uint128{}, fmt.Errorf("%q is not a 128-bit hex number", s)
+	}
+	u.Lo = lo
+	if split > 0 {
+		if u.Hi, err = strconv.ParseUint(s[:split], 16, 64); err != nil {
+			return Uint128{}, fmt.Errorf("%q is not a 128-bit hex number", s)
+		}
+	}
+	return u, nil
+}
