@@ -55,6 +55,8 @@ type cgroup interface {
 	oomEvents() (*os.File, error)
 	// usage fills u's cgroup-backed fields.
 	usage(u *Usage) error
+	// update replaces the cgroup's limits with l (zero fields: no limit).
+	update(l limits) error
 	// remove deletes the cgroup; it must hold no processes.
 	remove() error
 	// kill sends SIGKILL to every process in the cgroup, if the kernel

@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"syscall"
 
 	"github.com/containerd/cgroups/v3/cgroup1"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,30 +45,72 @@ func (h *v1) version() int { return 1 }
 
 func (h *v1) hier() ([]cgroup1.Subsystem, error) { return h.subsystems, nil }
 
+// create makes the cgroup in every controller with plain mkdir and writes
+// (the cgroup library's generic create costs several times as much: it
+// writes every field of every controller and walks the tree on delete,
+// and containers are created and removed at launch rates).
 func (h *v1) create(name string, l limits) (cgroup, error) {
-	res := &specs.LinuxResources{CPU: &specs.LinuxCPU{}}
-	if l.cpuShares > 0 {
-		res.CPU.Shares = &l.cpuShares
-	}
-	if l.cfsPeriod > 0 {
-		res.CPU.Period, res.CPU.Quota = &l.cfsPeriod, &l.cfsQuota
-	}
-	if l.memBytes > 0 {
-		res.Memory = &specs.LinuxMemory{Limit: &l.memBytes}
-	}
-	if l.pids > 0 {
-		res.Pids = &specs.LinuxPids{Limit: &l.pids}
-	}
-	path := "/" + name
-	cg, err := cgroup1.New(cgroup1.StaticPath(path), res, cgroup1.WithHierarchy(h.hier))
-	if err != nil {
-		// Leave nothing half-made behind.
-		if old, lerr := cgroup1.Load(cgroup1.StaticPath(path), cgroup1.WithHierarchy(h.hier)); lerr == nil {
-			_ = old.Delete()
+	g := &v1Group{h: h, name: "/" + name}
+	for _, s := range h.subsystems {
+		dir := filepath.Join(h.mount, string(s.Name()), g.name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			_ = g.remove()
+			return nil, fmt.Errorf("cgroups: create %s: %w", name, err)
 		}
+	}
+	if err := g.update(l); err != nil {
+		_ = g.remove()
 		return nil, fmt.Errorf("cgroups: create %s: %w", name, err)
 	}
-	return &v1Group{h: h, name: path, cg: cg}, nil
+	return g, nil
+}
+
+// update sets the limits in l; zero fields lift a limit.
+func (g *v1Group) update(l limits) error {
+	write := func(controller, file, v string) error {
+		if !g.h.has(controller) {
+			return nil
+		}
+		if err := os.WriteFile(g.file(controller, file), []byte(v), 0); err != nil {
+			return fmt.Errorf("cgroups: set %s of %s to %s: %w", file, g.name, v, err)
+		}
+		return nil
+	}
+	shares, quota, period := uint64(1024), int64(-1), uint64(100000)
+	if l.cpuShares > 0 {
+		shares = l.cpuShares
+	}
+	if l.cfsPeriod > 0 {
+		quota, period = l.cfsQuota, l.cfsPeriod
+	}
+	mem, pids := "-1", "max"
+	if l.memBytes > 0 {
+		mem = strconv.FormatInt(l.memBytes, 10)
+	}
+	if l.pids > 0 {
+		pids = strconv.FormatInt(l.pids, 10)
+	}
+	var errs []error
+	for _, w := range [][3]string{
+		{"cpu", "cpu.shares", strconv.FormatUint(shares, 10)},
+		{"cpu", "cpu.cfs_period_us", strconv.FormatUint(period, 10)},
+		{"cpu", "cpu.cfs_quota_us", strconv.FormatInt(quota, 10)},
+		{"memory", "memory.limit_in_bytes", mem},
+		{"pids", "pids.max", pids},
+	} {
+		errs = append(errs, write(w[0], w[1], w[2]))
+	}
+	return errors.Join(errs...)
+}
+
+// has reports whether the controller is in use.
+func (h *v1) has(controller string) bool {
+	for _, s := range h.subsystems {
+		if string(s.Name()) == controller {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *v1) load(name string) (cgroup, error) {
@@ -75,14 +118,7 @@ func (h *v1) load(name string) (cgroup, error) {
 	if _, err := os.Stat(filepath.Join(h.mount, "memory", path)); err != nil {
 		return nil, fmt.Errorf("cgroups: %s: %w", name, err)
 	}
-	cg, err := cgroup1.Load(cgroup1.StaticPath(path), cgroup1.WithHierarchy(h.hier))
-	if errors.Is(err, cgroup1.ErrCgroupDeleted) {
-		return nil, fmt.Errorf("cgroups: %s: %w", name, os.ErrNotExist)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("cgroups: load %s: %w", name, err)
-	}
-	return &v1Group{h: h, name: path, cg: cg}, nil
+	return &v1Group{h: h, name: path}, nil
 }
 
 // leaves looks at every controller: a crash may leave a container's
@@ -108,7 +144,6 @@ func (h *v1) leaves(dir string) ([]string, error) {
 type v1Group struct {
 	h    *v1
 	name string // "/agora/<id>"
-	cg   cgroup1.Cgroup
 }
 
 func (g *v1Group) file(controller, name string) string {
@@ -116,8 +151,11 @@ func (g *v1Group) file(controller, name string) string {
 }
 
 func (g *v1Group) add(pid int) error {
-	if err := g.cg.AddProc(uint64(pid)); err != nil {
-		return fmt.Errorf("cgroups: add pid %d to %s: %w", pid, g.name, err)
+	p := []byte(strconv.Itoa(pid))
+	for _, s := range g.h.subsystems {
+		if err := os.WriteFile(g.file(string(s.Name()), "cgroup.procs"), p, 0); err != nil {
+			return fmt.Errorf("cgroups: add pid %d to %s: %w", pid, g.name, err)
+		}
 	}
 	return nil
 }
@@ -175,7 +213,14 @@ func (g *v1Group) oomEvents() (*os.File, error) {
 }
 
 func (g *v1Group) usage(u *Usage) error {
-	m, err := g.cg.Stat(cgroup1.IgnoreNotExist)
+	cg, err := cgroup1.Load(cgroup1.StaticPath(g.name), cgroup1.WithHierarchy(g.h.hier))
+	if errors.Is(err, cgroup1.ErrCgroupDeleted) {
+		return fmt.Errorf("cgroups: %s: %w", g.name, os.ErrNotExist)
+	}
+	if err != nil {
+		return fmt.Errorf("cgroups: load %s: %w", g.name, err)
+	}
+	m, err := cg.Stat(cgroup1.IgnoreNotExist)
 	if err != nil {
 		return err
 	}
@@ -212,10 +257,14 @@ func (g *v1Group) usage(u *Usage) error {
 }
 
 func (g *v1Group) remove() error {
-	if err := g.cg.Delete(); err != nil && !errors.Is(err, cgroup1.ErrCgroupDeleted) {
-		return fmt.Errorf("cgroups: remove %s: %w", g.name, err)
+	var errs []error
+	for _, s := range g.h.subsystems {
+		err := syscall.Rmdir(filepath.Join(g.h.mount, string(s.Name()), g.name))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("cgroups: remove %s from %s: %w", g.name, s.Name(), err))
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (g *v1Group) kill() bool { return false }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/containerd/cgroups/v3/cgroup2"
@@ -153,6 +154,39 @@ func (g *v2Group) remove() error {
 		return fmt.Errorf("cgroups: remove %s: %w", g.dir, err)
 	}
 	return nil
+}
+
+// update sets the limits in l; zero fields lift a limit.
+func (g *v2Group) update(l limits) error {
+	weight, max, mem, pids := uint64(100), "max 100000", "max", "max"
+	if l.cpuShares > 0 {
+		weight = cgroup2.ConvertCPUSharesToCgroupV2Value(l.cpuShares)
+	}
+	if l.cfsPeriod > 0 {
+		max = fmt.Sprintf("%d %d", l.cfsQuota, l.cfsPeriod)
+	}
+	if l.memBytes > 0 {
+		mem = strconv.FormatInt(l.memBytes, 10)
+	}
+	if l.pids > 0 {
+		pids = strconv.FormatInt(l.pids, 10)
+	}
+	var errs []error
+	for _, w := range [][2]string{
+		{"cpu.weight", strconv.FormatUint(weight, 10)},
+		{"cpu.max", max},
+		{"memory.max", mem},
+		{"pids.max", pids},
+	} {
+		path := filepath.Join(g.dir, w[0])
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			continue // controller not enabled here
+		}
+		if err := os.WriteFile(path, []byte(w[1]), 0); err != nil {
+			errs = append(errs, fmt.Errorf("cgroups: set %s of %s to %s: %w", w[0], g.dir, w[1], err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (g *v2Group) kill() bool {

@@ -189,7 +189,13 @@ func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error)
 	defer stderr.Close()
 
 	name := n.cfg.Root + "/" + spec.ID
-	cg, err := n.h.create(name, n.limits(spec))
+	// The CFS quota is set once the task runs (see handshake): at a
+	// hundredth of a core, the init's fork and the task's exec would
+	// otherwise wait out whole CFS periods before the launch completes.
+	lim := n.limits(spec)
+	startLim := lim
+	startLim.cfsPeriod, startLim.cfsQuota = 0, 0
+	cg, err := n.h.create(name, startLim)
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -220,9 +226,12 @@ func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error)
 		return nil, wrap(err)
 	}
 	cmd = &exec.Cmd{
-		Path:       n.cfg.InitPath,
-		Args:       []string{"agora", InitCommand, spec.ID},
-		Env:        []string{},
+		Path: n.cfg.InitPath,
+		Args: []string{"agora", InitCommand, spec.ID},
+		// One P: the init needs no parallelism, and a runtime that starts
+		// fewer threads (and skips sizing itself from the cgroup) starts
+		// faster. The task gets spec.Env, not this.
+		Env:        []string{"GOMAXPROCS=1"},
 		Dir:        spec.Dir,
 		Stdout:     stdout,
 		Stderr:     stderr,
@@ -248,6 +257,9 @@ func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error)
 	// The agent's shutdown (ctx) must not wait for an init that hangs.
 	stop := context.AfterFunc(ctx, func() { _ = statusR.SetReadDeadline(time.Now()) })
 	err = c.handshake(cfgW, cfg)
+	if err == nil && lim != startLim {
+		err = cg.update(lim)
+	}
 	if !stop() {
 		err = errors.Join(err, ctx.Err())
 	}

@@ -117,8 +117,10 @@ func (c *nativeContainer) Wait(ctx context.Context) (Exit, error) {
 }
 
 // Signal sends SIGKILL to the init, which makes the kernel kill every
-// process of the pid namespace; other signals go to the init, which passes
-// them on to every process of the container.
+// process of the pid namespace; other signals go straight to every process
+// in the container's cgroup but the init (a pid namespace's init ignores
+// signals it has no handler for, and installing handlers would cost every
+// container's init threads of its own).
 func (c *nativeContainer) Signal(sig syscall.Signal) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -127,8 +129,23 @@ func (c *nativeContainer) Signal(sig syscall.Signal) error {
 	}
 	// Until the init is reaped (launched) or while its start time matches
 	// (adopted), its PID is this container's.
-	if err := syscall.Kill(c.pid, sig); err != nil && err != syscall.ESRCH {
+	if sig == syscall.SIGKILL {
+		if err := syscall.Kill(c.pid, sig); err != nil && err != syscall.ESRCH {
+			return fmt.Errorf("container %s: signal %v: %w", c.id, sig, err)
+		}
+		return nil
+	}
+	pids, err := c.cg.procs()
+	if err != nil {
 		return fmt.Errorf("container %s: signal %v: %w", c.id, sig, err)
+	}
+	for _, pid := range pids {
+		if pid == c.pid {
+			continue
+		}
+		if err := syscall.Kill(pid, sig); err != nil && err != syscall.ESRCH {
+			return fmt.Errorf("container %s: signal %v to pid %d: %w", c.id, sig, pid, err)
+		}
 	}
 	return nil
 }

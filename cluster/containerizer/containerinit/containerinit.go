@@ -6,9 +6,9 @@
 // init: its package initializer recognizes an init invocation and runs the
 // init at once, before the rest of the program initializes (initializing
 // all of agora's packages would cost every container milliseconds). For
-// that the package imports only os, os/signal, syscall, io, strconv and
-// errors: Go initializes packages dependencies first and then in import
-// path order, so this one runs as soon as os/signal is ready.
+// that the package imports only os, syscall, io, strconv and errors: Go
+// initializes packages dependencies first and then in import path order,
+// so this one runs as soon as os is ready.
 //
 // The agent talks to the init over two inherited pipes:
 //
@@ -25,16 +25,17 @@
 //
 // The init sets up the mount namespace (private mounts, a /proc of the new
 // pid namespace, /tmp from the sandbox, a fresh /dev/shm), starts the task,
-// forwards signals to every process of the container, reaps orphans, and
-// exits when the task does; the kernel then kills whatever is left in the
-// namespace.
+// reaps orphans, and exits when the task does; the kernel then kills
+// whatever is left in the namespace. It handles no signals: as a pid
+// namespace's init it ignores all but SIGKILL, and the agent signals the
+// container's processes through its cgroup. (Handling signals would start
+// threads of its own in every container's init.)
 package containerinit
 
 import (
 	"errors"
 	"io"
 	"os"
-	"os/signal"
 	"strconv"
 	"syscall"
 )
@@ -66,10 +67,6 @@ func pipesInherited() bool {
 	return true
 }
 
-// forwarded are the signals the init passes on to the container.
-var forwarded = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT,
-	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH}
-
 // Run is the container init; it returns the status to exit with.
 func Run() int {
 	if !pipesInherited() {
@@ -99,8 +96,6 @@ func Run() int {
 	}
 	// ps shows the init by its name rather than "exe" (/proc/self/exe).
 	_ = os.WriteFile("/proc/self/comm", []byte("agora-init"), 0)
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, forwarded...)
 	report(Message{Ready: true})
 	var goByte [1]byte
 	if n, _ := cfgFile.Read(goByte[:]); n != 1 || goByte[0] != Go {
@@ -120,12 +115,6 @@ func Run() int {
 		return fail(err)
 	}
 	report(Message{Pid: task.Pid})
-	go func() {
-		for s := range sigs {
-			// From pid 1, -1 means every other process of the namespace.
-			_ = syscall.Kill(-1, s.(syscall.Signal))
-		}
-	}()
 	for {
 		var ws syscall.WaitStatus
 		pid, err := syscall.Wait4(-1, &ws, 0, nil)
