@@ -74,15 +74,19 @@ type executor struct {
 	done        chan struct{} // closed once the executor has terminated
 
 	state     execState
-	recovered bool                      // adopted by a restarted agent; waits for its re-subscription
-	tasks     map[string]*task          // by task ID: launched here and not yet forgotten
-	queued    []pendingLaunch           // custom: waiting for SUBSCRIBE
-	delivered map[string]*pendingLaunch // custom: by task ID, what was sent on some stream
-	kills     map[string]*mesos.KillPolicy
-	conn      *execConn // current subscription stream; nil when none
-	container containerizer.Container
-	groups    int // default: task groups not yet ended
-	ended     time.Time
+	recovered bool // adopted by a restarted agent; waits for its re-subscription
+	// resMu orders the updates of the container's limits; the limits last
+	// set are guarded by it.
+	resMu               sync.Mutex
+	limitCPUs, limitMem float64
+	tasks               map[string]*task          // by task ID: launched here and not yet forgotten
+	queued              []pendingLaunch           // custom: waiting for SUBSCRIBE
+	delivered           map[string]*pendingLaunch // custom: by task ID, what was sent on some stream
+	kills               map[string]*mesos.KillPolicy
+	conn                *execConn // current subscription stream; nil when none
+	container           containerizer.Container
+	groups              int // default: task groups not yet ended
+	ended               time.Time
 	// What happens to the tasks left when the executor terminates.
 	termState   mesos.TaskState
 	termReason  mesos.TaskStatus_Reason
@@ -282,6 +286,8 @@ func (a *Agent) runOnExecutor(rt *api.RunTask) {
 		if fresh {
 			log.Info("launching executor", "container_id", e.containerID, "sandbox", e.sandbox)
 			go a.runExecutor(a.runnerCtx, e)
+		} else {
+			a.updateExecutorLimits(e)
 		}
 		for _, t := range tasks {
 			log.Info("task queued for executor", "task_id", t.key.task)
@@ -371,6 +377,7 @@ func (a *Agent) runExecutor(ctx context.Context, e *executor) {
 	if err := a.checkpointExecutor(e, &st); err != nil {
 		log.Error("checkpoint executor", "err", err)
 	}
+	a.updateExecutorLimits(e) // tasks may have come or gone during the launch
 	a.superviseExecutor(ctx, e, c)
 }
 
@@ -447,6 +454,11 @@ func (a *Agent) superviseExecutor(ctx context.Context, e *executor, c containeri
 		case <-c.Done():
 			exit, _ := c.Wait(context.Background())
 			log.Info("executor terminated", "exit", exit.String())
+			if l := exit.Limitation; l != nil { // isolation.go
+				a.mu.Lock()
+				e.setTermination(mesos.TASK_FAILED, *limitationReason(l), l.Message)
+				a.mu.Unlock()
+			}
 			a.executorTerminated(e, c, waitStatus(exit))
 			return
 		case <-recoveryC:
@@ -595,7 +607,57 @@ func (a *Agent) executorSpec(e *executor) (containerizer.Spec, error) {
 		env = append(env, v.Name+"="+v.GetValue())
 	}
 	spec.Env = dedupEnv(env)
+	a.mu.Lock()
+	spec.CPUs, spec.MemMB = e.limitsLocked()
+	a.mu.Unlock()
+	e.resMu.Lock()
+	e.limitCPUs, e.limitMem = spec.CPUs, spec.MemMB
+	e.resMu.Unlock()
 	return spec, nil
+}
+
+// limitsLocked is what a custom executor's container is given: the
+// executor's own resources and those of its tasks that have not ended
+// (Mesos's Executor::allocatedResources); a.mu is held.
+func (e *executor) limitsLocked() (cpus, memMB float64) {
+	rs := append([]mesos.Resource(nil), e.info.Resources...)
+	for _, t := range e.liveTasks() {
+		rs = append(rs, t.info.Resources...)
+	}
+	return api.ScalarSum(rs, "cpus"), api.ScalarSum(rs, "mem")
+}
+
+// containerUpdater is a container whose cpu and memory limits can change
+// while it runs (containerizer.Native's containers).
+type containerUpdater interface {
+	Update(cpus, memMB float64) error
+}
+
+// updateExecutorLimits gives a custom executor's container the resources
+// of the executor and its live tasks, as tasks start and end (Mesos's
+// containerizer update). Containers that cannot be updated, and
+// executors that are not running, are left alone.
+func (a *Agent) updateExecutorLimits(e *executor) {
+	if e.kind != customExecutor {
+		return
+	}
+	e.resMu.Lock()
+	defer e.resMu.Unlock()
+	a.mu.Lock()
+	c, state := e.container, e.state
+	cpus, mem := e.limitsLocked()
+	a.mu.Unlock()
+	u, ok := c.(containerUpdater)
+	if !ok || state >= execTerminated || (cpus == e.limitCPUs && mem == e.limitMem) {
+		return
+	}
+	if err := u.Update(cpus, mem); err != nil {
+		a.log.Warn("cannot update the executor container's limits", "framework_id", e.key.framework,
+			"executor_id", e.key.executor, "cpus", cpus, "mem", mem, "err", err)
+		return
+	}
+	e.limitCPUs, e.limitMem = cpus, mem
+	a.log.Debug("updated the executor container's limits", "executor_id", e.key.executor, "cpus", cpus, "mem", mem)
 }
 
 // executorEnv is the MESOS_* environment of a v1 executor (Mesos's

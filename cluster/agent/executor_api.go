@@ -287,6 +287,7 @@ func (a *Agent) executorSubscribe(w http.ResponseWriter, r *http.Request, call *
 	}
 	if reconnect {
 		a.dropUnknownTasks(e, unacked)
+		a.updateExecutorLimits(e) // executor.go: as Mesos does on re-subscription
 	}
 
 	w.Header().Set("Content-Type", codec.MediaType)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -76,6 +77,21 @@ func runSDKExecutor() int {
 	d, err = sdk.New(cfg, sdk.Funcs{
 		OnLaunch: func(ctx context.Context, task mesos.TaskInfo) {
 			_ = d.SendStatus(ctx, task.TaskID, mesos.TASK_RUNNING, "")
+			if mb, ok := strings.CutPrefix(string(task.Data), "alloc:"); ok {
+				// A task run inside the executor that takes (and touches)
+				// mb megabytes.
+				n, _ := strconv.Atoi(mb)
+				go func() {
+					for i := 0; i < n; i++ {
+						b := make([]byte, 1<<20)
+						for j := range b {
+							b[j] = byte(j)
+						}
+						hog = append(hog, b)
+					}
+				}()
+				return
+			}
 			go func() {
 				for {
 					if _, err := os.Stat(string(task.Data)); err == nil {
@@ -98,6 +114,9 @@ func runSDKExecutor() int {
 	}
 	return 0
 }
+
+// hog holds what "alloc:" tasks allocate.
+var hog [][]byte
 
 // agentProcess is a running "agent" role process.
 type agentProcess struct {

@@ -46,5 +46,8 @@ func (a *Agent) recordStatus(t *task, status mesos.TaskStatus) bool {
 	if err := a.updates.add(t.key, updatesFile(t.meta), t.framework.GetCheckpoint(), u); err != nil {
 		a.log.Error("checkpoint status update (it is still sent)", "task_id", t.key.task, "err", err)
 	}
+	if isTerminal(state) && t.exec != nil {
+		a.updateExecutorLimits(t.exec) // executor.go: the task's resources are freed
+	}
 	return true
 }
