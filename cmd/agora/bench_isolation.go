@@ -22,11 +22,11 @@ import (
 // each on a throw-away in-process cluster (a master and one agent on
 // loopback, state in a temporary directory), so that plain processes and
 // cgroups+namespaces are compared in one run on one machine.
-func benchIsolation(ctx context.Context, modes []string, cfg bench.LaunchConfig) ([]*bench.LaunchResult, error) {
+func benchIsolation(ctx context.Context, modes []string, workDir string, cfg bench.LaunchConfig) ([]*bench.LaunchResult, error) {
 	var out []*bench.LaunchResult
 	for _, mode := range modes {
 		fmt.Fprintf(os.Stderr, "bench launch: isolation %s\n", mode)
-		res, err := benchOnLocalCluster(ctx, mode, cfg)
+		res, err := benchOnLocalCluster(ctx, mode, workDir, cfg)
 		if err != nil {
 			return out, fmt.Errorf("isolation %s: %w", mode, err)
 		}
@@ -35,10 +35,10 @@ func benchIsolation(ctx context.Context, modes []string, cfg bench.LaunchConfig)
 	return out, nil
 }
 
-func benchOnLocalCluster(ctx context.Context, mode string, cfg bench.LaunchConfig) (*bench.LaunchResult, error) {
-	dir, err := os.MkdirTemp("", "agora-bench-")
+func benchOnLocalCluster(ctx context.Context, mode, workDir string, cfg bench.LaunchConfig) (*bench.LaunchResult, error) {
+	dir, err := os.MkdirTemp(workDir, "agora-bench-")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--work_dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))

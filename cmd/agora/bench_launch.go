@@ -38,6 +38,7 @@ func runBenchLaunch(args []string) int {
 	fs.StringVar(&cfg.Role, "role", "*", "role to take resources from")
 	fs.BoolVar(&o.verbose, "verbose", false, "print per-offer diagnostics on stderr")
 	isolation := fs.String("isolation", "", "compare isolation modes (e.g. posix,cgroups): the same run on a throw-away\nlocal cluster (one master, one agent) per mode, instead of on --master")
+	workDir := fs.String("work_dir", "/var/tmp", "with --isolation: where the throw-away cluster keeps its state and sandboxes\n(a fresh directory below this one, removed afterwards). Not below /tmp: tasks get\na private /tmp, and sandboxes under it cost every container extra mounts")
 	if code, done := parseClientFlags(fs, args); done {
 		return code
 	}
@@ -61,7 +62,7 @@ func runBenchLaunch(args []string) int {
 			fmt.Fprintln(os.Stderr, "agora bench launch:", err)
 			return 2
 		}
-		rs, err := benchIsolation(ctx, modes, cfg)
+		rs, err := benchIsolation(ctx, modes, *workDir, cfg)
 		if o.json {
 			b, _ := json.Marshal(rs)
 			fmt.Println(string(b))
