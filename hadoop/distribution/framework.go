@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -87,6 +88,14 @@ func New(cfg Config) (*Framework, error) {
 	s := cfg.Settings
 	if s.JobTracker == "" || (s.URI == "") == (s.Home == "") || s.Props == nil {
 		return nil, errors.New("hadoop tasktrackers: settings are incomplete; make them with SettingsFrom")
+	}
+	if s.Env == nil {
+		s.Env = map[string]string{}
+		for _, k := range passEnv {
+			if v := os.Getenv(k); v != "" {
+				s.Env[k] = v
+			}
+		}
 	}
 	if cfg.Name == "" {
 		cfg.Name = "Hadoop TaskTrackers (JobTracker " + s.JobTracker + ")"
@@ -305,7 +314,15 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 	}
 	f.log.Warn("task tracker ended; launching another", "task", id, "agent", t.AgentID, "host", t.Host,
 		"state", t.State, "reason", st.GetReason().String(), "message", st.GetMessage(), "relaunch_after", wait)
-	f.adjustOffers(ctx)
+	// Revive even when offers are not suppressed: it also clears the
+	// filters of earlier declines, so the freed agent is offered at once.
+	if err := f.driver.Revive(ctx); err != nil {
+		f.log.Debug("revive offers", "err", err)
+		return
+	}
+	f.mu.Lock()
+	f.suppressed = false
+	f.mu.Unlock()
 }
 
 // adjustOffers suppresses offers while no tracker is wanted and revives

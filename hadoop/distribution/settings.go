@@ -84,15 +84,17 @@ type Settings struct {
 	// to the trackers' mapred-site.xml, as mesos/hadoop sends the
 	// JobTracker's whole configuration.
 	Props map[string]string
-	// Env is added to the trackers' environment: JAVA_HOME and
-	// JAVA_LIBRARY_PATH, as mesos/hadoop passes on the JobTracker's.
+	// Env holds the variables passed on to the trackers: JAVA_HOME and
+	// JAVA_LIBRARY_PATH, as mesos/hadoop passes on the JobTracker's. Nil
+	// (as SettingsFrom leaves it) means New takes them from the
+	// framework's own environment.
 	Env map[string]string
 }
 
 // SettingsFrom reads and checks the properties. Bad input gets an error
 // that names the property.
 func SettingsFrom(props map[string]string) (Settings, error) {
-	s := Settings{Props: map[string]string{}, Env: map[string]string{}}
+	s := Settings{Props: map[string]string{}}
 	c := conf.New()
 	for k, v := range props {
 		s.Props[k] = v
