@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/agora-cluster/agora/hadoop/bench"
+	"github.com/agora-cluster/agora/hadoop/terasort"
 )
 
 func init() {
@@ -29,22 +30,29 @@ func runBenchHadoop(args []string) int {
 	fs.StringVar(&cfg.Dir, "dir", "", "where to make the directory for the data and outputs; the agents must see it (default: ~/.agora/bench)")
 	fs.BoolVar(&cfg.Keep, "keep", false, "keep the data and outputs")
 	fs.IntVar(&cfg.Reduces, "reduces", 2, "reduce tasks")
+	rowsFlag := fs.String("rows", "10m", "terachain: rows to generate (k, m, b, t suffixes)")
+	maps := fs.Int("maps", 0, "terachain: TeraGen's map tasks (default: one per CPU)")
 	props := propsFlag{c: map[string]string{}}
 	fs.Var(props, "D", "job property key=value (repeatable), e.g. -D mapreduce.input.fileinputformat.split.maxsize=134217728")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: agora bench hadoop wordcount|terasort [--size BYTES] [--json] [flags]\n\n"+
+		fmt.Fprint(fs.Output(), "Usage: agora bench hadoop wordcount|terasort [--size BYTES] [--json] [flags]\n"+
+			"       agora bench hadoop terachain [--rows N] [--maps N] [--json] [flags]\n\n"+
 			"Runs a job on the Hadoop framework (`agora dev` runs one) and, on the same machine with\n"+
 			"the same data, its baseline, and reports both:\n"+
 			"  wordcount  the example Streaming scripts over a generated corpus, against\n"+
 			"             cat | mapper.py | LC_ALL=C sort | reducer.py\n"+
-			"  terasort   TeraGen's records sorted by TeraSort, against LC_ALL=C sort --parallel=<cpus>\n"+
-			"             of the same rows in gensort's ASCII form\n"+
+			"  terasort   TeraGen's records (TeraGen on the cluster) sorted by TeraSort, against\n"+
+			"             LC_ALL=C sort --parallel=<cpus> of the same rows in gensort's ASCII form\n"+
+			"  terachain  TeraGen, TeraSort and TeraValidate on the cluster, each timed (no baseline)\n"+
 			"Outputs are checked (the counts must agree; TeraValidate must pass).\n\n"+
 			"Example:\n  agora bench hadoop terasort --size 1GB --json\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if code, done := parseClientFlags(fs, args); done {
 		return code
+	}
+	if which == "terachain" {
+		return runBenchTeraChain(cfg, props.c, *rowsFlag, *maps, *asJSON)
 	}
 	if which != "wordcount" && which != "terasort" {
 		fs.Usage()
@@ -83,6 +91,37 @@ func runBenchHadoop(args []string) int {
 	fmt.Fprintf(w, "baseline_seconds\t%.2f\t(%s)\n", res.BaselineSeconds, res.Baseline)
 	fmt.Fprintf(w, "baseline_mb_per_s\t%.1f\n", res.BaselineMBPerS)
 	fmt.Fprintf(w, "speedup\t%.2fx\t(baseline_seconds / seconds)\n", res.Speedup)
+	fmt.Fprintf(w, "valid\t%v\n", res.Valid)
+	w.Flush()
+	return 0
+}
+
+func runBenchTeraChain(cfg bench.Config, props map[string]string, rowsArg string, maps int, asJSON bool) int {
+	rows, err := terasort.ParseRows(rowsArg)
+	if err != nil || rows == 0 {
+		fmt.Fprintln(os.Stderr, "agora bench hadoop: --rows:", err)
+		return 2
+	}
+	cfg.Props = props
+	cfg.Log = os.Stderr
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.TeraChain(ctx, cfg, rows, maps)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora bench hadoop:", err)
+		return 1
+	}
+	if asJSON {
+		return printJSON(res)
+	}
+	w := newTable()
+	fmt.Fprintf(w, "rows\t%d\n", res.Rows)
+	fmt.Fprintf(w, "bytes\t%d\n", res.Bytes)
+	fmt.Fprintf(w, "teragen_seconds\t%.2f\t(%d maps)\n", res.GenSeconds, res.GenMaps)
+	fmt.Fprintf(w, "terasort_seconds\t%.2f\t(%d maps, %d reduces)\n", res.SortSeconds, res.SortMaps, res.Reduces)
+	fmt.Fprintf(w, "teravalidate_seconds\t%.2f\n", res.ValidateSeconds)
+	fmt.Fprintf(w, "total_seconds\t%.2f\n", res.TotalSeconds)
+	fmt.Fprintf(w, "checksum\t%s\n", res.Checksum)
 	fmt.Fprintf(w, "valid\t%v\n", res.Valid)
 	w.Flush()
 	return 0

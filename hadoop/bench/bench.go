@@ -6,11 +6,13 @@
 //     over a generated corpus, against the same scripts as one local
 //     pipeline, `cat | mapper.py | LC_ALL=C sort | reducer.py`; the two
 //     outputs must agree;
-//   - terasort: TeraGen's records sorted by TeraSort on the cluster,
-//     against GNU sort (`LC_ALL=C sort --parallel=<cpus>`) of the same rows
+//   - terasort: TeraGen's records (written by TeraGen on the cluster)
+//     sorted by TeraSort on the cluster, against GNU sort (`LC_ALL=C sort --parallel=<cpus>`) of the same rows
 //     in gensort's ASCII form (the only form sort(1) can read: one
-//     100-byte line per record, the key first); TeraValidate must find the
-//     output sorted with TeraGen's checksum.
+//     100-byte line per record, the key first); TeraValidate on the
+//     cluster must find the output sorted with TeraGen's checksum;
+//   - terachain: TeraGen, TeraSort and TeraValidate on the cluster, one
+//     after the other, each timed.
 package bench
 
 import (
@@ -324,7 +326,9 @@ func readCounts(files []string) (map[string]string, error) {
 	return out, nil
 }
 
-// TeraSort runs the TeraSort benchmark.
+// TeraSort runs the TeraSort benchmark: TeraGen on the cluster writes
+// the input, the baseline sorts the same rows (generated here in ASCII),
+// TeraSort is timed, and TeraValidate on the cluster checks its output.
 func TeraSort(ctx context.Context, c Config) (Result, error) {
 	dir, cleanup, err := c.setup("terasort")
 	if err != nil {
@@ -337,11 +341,13 @@ func TeraSort(ctx context.Context, c Config) (Result, error) {
 	}
 	files := runtime.NumCPU()
 	in, ascii, out := filepath.Join(dir, "in"), filepath.Join(dir, "ascii"), filepath.Join(dir, "out")
-	c.logf("teragen: %d rows (%d bytes) in %s, and the same rows in ASCII for sort(1)", rows, rows*terasort.RecordLen, dir)
-	sum, err := terasort.GenerateDir(ctx, in, rows, files, false)
+	c.logf("teragen on the cluster: %d rows (%d bytes) in %s", rows, rows*terasort.RecordLen, in)
+	gen, _, err := c.run(ctx, terasort.GenSpec(rows, files, in))
 	if err != nil {
 		return Result{}, err
 	}
+	sum := terasort.GenChecksum(gen.Counters)
+	c.logf("the same rows in ASCII for sort(1)")
 	if _, err := terasort.GenerateDir(ctx, ascii, rows, files, true); err != nil {
 		return Result{}, err
 	}
@@ -360,12 +366,82 @@ func TeraSort(ctx context.Context, c Config) (Result, error) {
 		return Result{}, err
 	}
 	r := result("terasort", info, int64(rows*terasort.RecordLen), took, base, baseline)
-	c.logf("teravalidate %s", out)
-	rep, err := terasort.Validate(ctx, out)
+	rep, _, err := c.validate(ctx, out, filepath.Join(dir, "report"), rows, sum)
 	if err != nil {
 		return r, err
 	}
 	r.Valid = rep.OK() && rep.Checksum == sum && rep.Records == rows
+	if !r.Valid {
+		return r, fmt.Errorf("teravalidate: %d records (want %d), checksum %v (want %v), errors %v", rep.Records, rows, rep.Checksum, sum, rep.Errors)
+	}
+	return r, nil
+}
+
+// validate runs TeraValidate on the cluster and reads its report.
+func (c *Config) validate(ctx context.Context, in, report string, rows uint64, sum terasort.Uint128) (terasort.Report, time.Duration, error) {
+	c.logf("teravalidate on the cluster: %s", in)
+	_, took, err := c.run(ctx, terasort.ValidateSpec(in, report, rows, sum))
+	if err != nil {
+		return terasort.Report{}, took, err
+	}
+	rep, err := terasort.ReadReport(report)
+	return rep, took, err
+}
+
+// ChainResult is the TeraGen → TeraSort → TeraValidate chain's numbers.
+type ChainResult struct {
+	Rows            uint64  `json:"rows"`
+	Bytes           int64   `json:"bytes"`
+	GenMaps         int     `json:"teragen_maps"`
+	SortMaps        int     `json:"terasort_maps"`
+	Reduces         int     `json:"terasort_reduces"`
+	GenSeconds      float64 `json:"teragen_seconds"`
+	SortSeconds     float64 `json:"terasort_seconds"`
+	ValidateSeconds float64 `json:"teravalidate_seconds"`
+	TotalSeconds    float64 `json:"total_seconds"`
+	Checksum        string  `json:"checksum"`
+	CPUs            int     `json:"cpus"`
+	Valid           bool    `json:"valid"`
+}
+
+// TeraChain runs TeraGen, TeraSort and TeraValidate one after the other
+// on the cluster, as Hadoop users run the benchmark, and times each; the
+// report must have no errors, the generated row count and TeraGen's
+// checksum. maps is TeraGen's map count (0: one per CPU).
+func TeraChain(ctx context.Context, c Config, rows uint64, maps int) (ChainResult, error) {
+	dir, cleanup, err := c.setup("terachain")
+	if err != nil {
+		return ChainResult{}, err
+	}
+	defer cleanup()
+	if maps <= 0 {
+		maps = runtime.NumCPU()
+	}
+	in, out, report := filepath.Join(dir, "in"), filepath.Join(dir, "out"), filepath.Join(dir, "report")
+	r := ChainResult{Rows: rows, Bytes: int64(rows * terasort.RecordLen), CPUs: runtime.NumCPU()}
+	start := time.Now()
+	c.logf("teragen on the cluster: %d rows (%d bytes) in %s", rows, r.Bytes, in)
+	gen, took, err := c.run(ctx, terasort.GenSpec(rows, maps, in))
+	if err != nil {
+		return r, err
+	}
+	sum := terasort.GenChecksum(gen.Counters)
+	r.GenMaps, r.GenSeconds, r.Checksum = gen.Maps.Total, took.Seconds(), sum.String()
+	c.logf("teragen took %.1fs; checksum %v", took.Seconds(), sum)
+	srt, took, err := c.run(ctx, terasort.SortSpec(in, out, c.reduces()))
+	if err != nil {
+		return r, err
+	}
+	r.SortMaps, r.Reduces, r.SortSeconds = srt.Maps.Total, srt.Reduces.Total, took.Seconds()
+	c.logf("terasort took %.1fs", took.Seconds())
+	rep, took, err := c.validate(ctx, out, report, rows, sum)
+	r.ValidateSeconds = took.Seconds()
+	r.TotalSeconds = time.Since(start).Seconds()
+	if err != nil {
+		return r, err
+	}
+	c.logf("teravalidate took %.1fs", took.Seconds())
+	r.Valid = rep.OK() && rep.Records == rows && rep.Checksum == sum
 	if !r.Valid {
 		return r, fmt.Errorf("teravalidate: %d records (want %d), checksum %v (want %v), errors %v", rep.Records, rows, rep.Checksum, sum, rep.Errors)
 	}

@@ -3,6 +3,7 @@ package framework_test
 import (
 	"context"
 	"io"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -52,6 +53,42 @@ func TestTeraChainOnCluster(t *testing.T) {
 		t.Errorf("local validation of the sorted output: %+v %v", local, err)
 	}
 	t.Logf("teragen %.1fs, terasort %.1fs, teravalidate %.1fs", g.Finish.Sub(g.Submitted).Seconds(), s.Finish.Sub(s.Submitted).Seconds(), v.Finish.Sub(v.Submitted).Seconds())
+}
+
+// TestTeraChain10M is the TeraSort benchmark at 1 GB on two agents:
+// TeraGen of 10,000,000 records, TeraSort, TeraValidate, each on the
+// cluster. The report must have no errors, 10,000,000 rows and TeraGen's
+// checksum (the one Hadoop's TeraGen gives 10M rows). It takes about half
+// a minute on two cores; `agora bench hadoop terachain` times it.
+func TestTeraChain10M(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1 GB of TeraSort: not in -short")
+	}
+	e := startEnv(t)
+	dir, err := os.MkdirTemp("/var/tmp", "agora-terachain-") // tasks may have a /tmp of their own
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	gen, out, report := filepath.Join(dir, "gen"), filepath.Join(dir, "out"), filepath.Join(dir, "report")
+	const rows = 10000000
+	want := terasort.Uint128{Lo: 0x4c49607ac53602}
+	g := e.submitSpec(terasort.GenSpec(rows, 2, gen))
+	if got := terasort.GenChecksum(g.Counters); got != want {
+		t.Errorf("teragen checksum %v, want %v", got, want)
+	}
+	s := e.submitSpec(terasort.SortSpec(gen, out, 2))
+	os.RemoveAll(gen)
+	v := e.submitSpec(terasort.ValidateSpec(out, report, rows, want))
+	rep, err := terasort.ReadReport(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.Records != rows || rep.Checksum != want {
+		t.Errorf("teravalidate: %d records, checksum %v (want %v), errors %v", rep.Records, rep.Checksum, want, rep.Errors)
+	}
+	t.Logf("teragen %.1fs (%d maps), terasort %.1fs (%d maps, %d reduces), teravalidate %.1fs",
+		g.Finish.Sub(g.Submitted).Seconds(), g.Maps.Total, s.Finish.Sub(s.Submitted).Seconds(), s.Maps.Total, s.Reduces.Total, v.Finish.Sub(v.Submitted).Seconds())
 }
 
 // submitSpec submits a job spec and waits for it to succeed.
