@@ -93,6 +93,11 @@ type Config struct {
 	// (default 15min) and MESOS_SUBSCRIPTION_BACKOFF_MAX (default 2s).
 	RecoveryTimeout               time.Duration
 	ExecutorReregistrationTimeout time.Duration
+	// Recover is Mesos's --recover: RecoverReconnect (the default) adopts
+	// the checkpointed tasks and executors of checkpointing frameworks;
+	// RecoverCleanup destroys them all, forgets the checkpoint (the next
+	// start registers as a new agent) and makes Run return.
+	Recover string
 
 	// GCDelay is how long finished sandboxes are kept (--gc_delay, 1 week);
 	// less when the disk fills, keeping GCDiskHeadroom (--gc_disk_headroom,
@@ -113,7 +118,16 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Values of Config.Recover.
+const (
+	RecoverReconnect = "reconnect"
+	RecoverCleanup   = "cleanup"
+)
+
 func (c *Config) setDefaults() {
+	if c.Recover == "" {
+		c.Recover = RecoverReconnect
+	}
 	if c.Listen == "" {
 		c.Listen = ":5051"
 	}
@@ -212,6 +226,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.WorkDir == "" {
 		return nil, errors.New("agent: a work directory is required (--work_dir)")
+	}
+	if cfg.Recover != RecoverReconnect && cfg.Recover != RecoverCleanup {
+		return nil, fmt.Errorf("agent: --recover=%s: want %s or %s", cfg.Recover, RecoverReconnect, RecoverCleanup)
 	}
 	workDir, err := filepath.Abs(cfg.WorkDir)
 	if err != nil {
@@ -340,6 +357,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.stopRunners()
 		a.runners.Wait()
 		return err
+	}
+	if a.cfg.Recover == RecoverCleanup {
+		a.stopRunners()
+		a.runners.Wait()
+		return a.forgetCheckpoint() // checkpoint.go
 	}
 	a.cleanupOrphanContainers() // isolation.go
 	a.cleanupDockerOrphans(ctx) // docker.go

@@ -188,10 +188,11 @@ func (a *Agent) recoverTask(ctx context.Context, meta string) error {
 		if err != nil && !errors.Is(err, containerizer.ErrGone) {
 			a.log.Warn("cannot adopt task container", "task_id", key.task, "err", err)
 		}
-		if !rec.Framework.GetCheckpoint() {
+		if !rec.Framework.GetCheckpoint() || a.cfg.Recover == RecoverCleanup {
 			// As in Mesos, only checkpointing frameworks' tasks survive an
-			// agent restart: the others' containers are destroyed, and the
-			// master reports their tasks lost when the agent re-registers.
+			// agent restart (and none with --recover=cleanup): the others'
+			// containers are destroyed, and the master reports their tasks
+			// lost when the agent re-registers.
 			if c != nil {
 				_ = c.Signal(syscall.SIGKILL)
 				<-c.Done()
@@ -265,4 +266,21 @@ func (a *Agent) resetIdentity(ctx context.Context) {
 		}
 	}
 	a.log.Warn("forgot the agent ID the master refused; registering as a new agent", "old_agent_id", old, "tasks_killed", len(tasks))
+}
+
+// forgetCheckpoint ends --recover=cleanup: with every old task and
+// executor destroyed, the checkpoint goes, so that the next start
+// registers as a new agent (Mesos removes its "latest" link).
+func (a *Agent) forgetCheckpoint() error {
+	id := a.ID()
+	if id != "" {
+		if err := os.RemoveAll(a.metaAgentDir(id)); err != nil {
+			return fmt.Errorf("agent: --recover=cleanup: %w", err)
+		}
+	}
+	if err := os.Remove(a.agentIDFile()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("agent: --recover=cleanup: %w", err)
+	}
+	a.log.Warn("--recover=cleanup: destroyed the tasks and executors of the previous agent and removed its checkpoint; exiting", "agent_id", id)
+	return nil
 }

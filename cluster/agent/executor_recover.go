@@ -27,7 +27,7 @@ import (
 // (executorSubscribe), or it is destroyed and its tasks are gone. An
 // executor whose container ended while the agent was down fails its
 // tasks. Executors of frameworks that do not checkpoint are destroyed, as
-// their command tasks are.
+// their command tasks are, and so is every executor with --recover=cleanup.
 
 // recoverExecutors recovers every checkpointed executor run of agent id.
 func (a *Agent) recoverExecutors(ctx context.Context, id string) (recovered int) {
@@ -89,12 +89,12 @@ func (a *Agent) recoverExecutor(ctx context.Context, meta string) error {
 			log.Warn("cannot adopt executor container", "err", err)
 		}
 	}
-	if !rec.Framework.GetCheckpoint() {
+	if !rec.Framework.GetCheckpoint() || a.cfg.Recover == RecoverCleanup {
 		if c != nil {
 			_ = c.Signal(syscall.SIGKILL)
 			<-c.Done()
 		}
-		log.Info("destroyed an executor whose framework does not checkpoint")
+		log.Info("destroyed an executor of the previous agent", "framework_checkpoints", rec.Framework.GetCheckpoint(), "recover", a.cfg.Recover)
 		return os.RemoveAll(meta)
 	}
 

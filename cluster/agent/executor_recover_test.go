@@ -32,6 +32,7 @@ import (
 type agentProcessConfig struct {
 	Master, WorkDir, Listen, Hostname string
 	ReregistrationTimeout             time.Duration
+	Recover                           string
 }
 
 // runAgentProcess is the "agent" role: one agent with the Process
@@ -48,6 +49,7 @@ func runAgentProcess() int {
 		RegistrationBackoff:           50 * time.Millisecond,
 		StatusUpdateRetry:             500 * time.Millisecond,
 		ExecutorReregistrationTimeout: pc.ReregistrationTimeout,
+		Recover:                       pc.Recover,
 		Logger:                        slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})
 	if err != nil {
@@ -404,5 +406,34 @@ func TestNonCheckpointingFrameworksExecutorIsDestroyedOnRestart(t *testing.T) {
 	}
 	if st := f.s.waitTerminal("transient"); st.GetState() != mesos.TASK_LOST {
 		t.Fatalf("task of the destroyed executor: %s", describe(f.s.statuses("transient")))
+	}
+}
+
+// TestRecoverCleanupDestroysExecutorsAndExits: an agent started with
+// --recover=cleanup destroys the live executors of the previous agent
+// (even a checkpointing framework's), removes its checkpoint and exits.
+func TestRecoverCleanupDestroysExecutorsAndExits(t *testing.T) {
+	f := newRecoveryFixture(t, `{"user":"root","name":"cleanup","checkpoint":true,"failover_timeout":3600}`)
+	f.launch(t, []string{"doomed"}, []string{filepath.Join(f.markers, "never")})
+	running := f.s.waitState("doomed", mesos.TASK_RUNNING)
+	pid := running.GetContainerStatus().GetExecutorPID()
+	killExecutorAtCleanup(t, pid)
+	f.agent.kill()
+
+	f.pc.Recover = agent.RecoverCleanup
+	p := startAgentProcess(t, f.pc, "agent-cleanup.log")
+	select {
+	case <-p.done:
+	case <-time.After(wait):
+		t.Fatal("the agent did not exit after --recover=cleanup")
+	}
+	if !p.cmd.ProcessState.Success() {
+		t.Fatalf("agent with --recover=cleanup: %v", p.cmd.ProcessState)
+	}
+	if !processGone(int(pid)) {
+		t.Error("the executor survived --recover=cleanup")
+	}
+	if _, err := os.Stat(filepath.Join(f.pc.WorkDir, "meta", "agent_id")); !os.IsNotExist(err) {
+		t.Errorf("checkpointed agent ID after --recover=cleanup: %v", err)
 	}
 }
