@@ -13,7 +13,8 @@
 // that lived there. Idle trackers are shut down after a number of idle
 // checks. Submissions and job states are kept in a state directory
 // (Store); a restarted scheduler re-subscribes with its framework ID and
-// runs unfinished jobs again from the start.
+// carries on with unfinished jobs, keeping their committed reduces and the
+// map outputs that surviving trackers still serve (recovery.go).
 //
 // One goroutine (the loop) owns every job, tracker and task; the SDK's
 // handler, the REST API and the umbilical (package umbilical) hand it

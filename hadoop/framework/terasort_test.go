@@ -104,4 +104,3 @@ func (e *env) submitSpec(spec job.Spec) client.JobInfo {
 	}
 	return j
 }
-
