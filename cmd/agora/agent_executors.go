@@ -13,6 +13,7 @@ import (
 // in Mesos's units, "1mins", or Go's, "1m").
 type executorFlags struct {
 	registrationTimeout, shutdownGracePeriod, recoveryTimeout, reregistrationTimeout mesosDuration
+	recover                                                                          string
 }
 
 func (f *executorFlags) register(fs *flag.FlagSet) {
@@ -27,7 +28,9 @@ func (f *executorFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.recoveryTimeout, "recovery_timeout",
 		"how long executors of checkpointing frameworks try to re-subscribe after losing the agent (MESOS_RECOVERY_TIMEOUT)")
 	fs.Var(&f.reregistrationTimeout, "executor_reregistration_timeout",
-		"the longest delay between an executor's re-subscription attempts (MESOS_SUBSCRIPTION_BACKOFF_MAX)")
+		"how long a restarted agent waits for the executors it recovered to re-subscribe, and the longest delay between an executor's re-subscription attempts (MESOS_SUBSCRIPTION_BACKOFF_MAX)")
+	fs.StringVar(&f.recover, "recover", agent.RecoverReconnect,
+		"reconnect: adopt the live tasks and executors of checkpointing frameworks after a restart; cleanup: destroy them all, forget the checkpoint and exit")
 }
 
 func (f *executorFlags) apply(cfg *agent.Config) {
@@ -35,6 +38,7 @@ func (f *executorFlags) apply(cfg *agent.Config) {
 	cfg.ExecutorShutdownGracePeriod = time.Duration(f.shutdownGracePeriod)
 	cfg.RecoveryTimeout = time.Duration(f.recoveryTimeout)
 	cfg.ExecutorReregistrationTimeout = time.Duration(f.reregistrationTimeout)
+	cfg.Recover = f.recover
 }
 
 // mesosDuration is a duration flag that reads Mesos's units ("5secs").
