@@ -50,7 +50,7 @@ func (a *Agent) watchHealth(ctx context.Context, t *task, c containerizer.Contai
 		return func() {}
 	}
 	log := a.log.With("framework_id", t.key.framework, "task_id", t.key.task)
-	check, err := a.healthProbe(t, hc)
+	check, err := a.healthProbe(t, c, hc)
 	if err != nil {
 		log.Warn("not health checking the task: its health check is invalid", "err", err)
 		return func() {}
@@ -135,7 +135,7 @@ func (a *Agent) checkHealth(ctx context.Context, t *task, c containerizer.Contai
 }
 
 // healthProbe builds the check a HealthCheck describes.
-func (a *Agent) healthProbe(t *task, hc *mesos.HealthCheck) (probe, error) {
+func (a *Agent) healthProbe(t *task, c containerizer.Container, hc *mesos.HealthCheck) (probe, error) {
 	typ := hc.GetType()
 	if typ == mesos.HealthCheck_UNKNOWN {
 		// Before Mesos 1.2 the type was implied by the field that was set.
@@ -153,7 +153,7 @@ func (a *Agent) healthProbe(t *task, hc *mesos.HealthCheck) (probe, error) {
 		if hc.Command == nil {
 			return nil, errors.New("COMMAND health check without 'command'")
 		}
-		return a.commandProbe(t, hc.Command)
+		return a.commandProbe(t, c, hc.Command)
 	case mesos.HealthCheck_HTTP:
 		if hc.HTTP == nil || hc.HTTP.Port == 0 || hc.HTTP.Port > 65535 {
 			return nil, errors.New("HTTP health check without a valid 'http.port'")
@@ -177,8 +177,11 @@ func (a *Agent) healthProbe(t *task, hc *mesos.HealthCheck) (probe, error) {
 }
 
 // commandProbe runs the check command like the task's own command: in its
-// sandbox, with its environment plus the check's.
-func (a *Agent) commandProbe(t *task, cmd *mesos.CommandInfo) (probe, error) {
+// sandbox, with its environment plus the check's, and, where the
+// containerizer can enter the task's container (native isolation), inside
+// it as Mesos does: in its namespaces, seeing its private /tmp, charged to
+// its cgroup.
+func (a *Agent) commandProbe(t *task, ctr containerizer.Container, cmd *mesos.CommandInfo) (probe, error) {
 	var path string
 	var args []string
 	if cmd.GetShell() {
@@ -217,6 +220,11 @@ func (a *Agent) commandProbe(t *task, cmd *mesos.CommandInfo) (probe, error) {
 		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
 		c.WaitDelay = time.Second
+		if e, ok := ctr.(containerizer.Enterer); ok {
+			if err := e.Enter(c, t.sandbox); err != nil {
+				return fmt.Errorf("command %q: %w", cmd.GetValue(), err)
+			}
+		}
 		if err := c.Run(); err != nil {
 			return fmt.Errorf("command %q: %w", cmd.GetValue(), err)
 		}

@@ -309,3 +309,33 @@ func TestPsInsideATaskSeesOnlyTheTask(t *testing.T) {
 		t.Errorf("ps inside the task sees %v, want %v", comms, want)
 	}
 }
+
+// TestCommandHealthCheckRunsInsideTheTasksContainer: under native
+// isolation a COMMAND check runs where the task does (as in Mesos): it
+// passes only if it sees the file the task wrote to its private /tmp and
+// the task's init as pid 1, which no process on the host does.
+func TestCommandHealthCheckRunsInsideTheTasksContainer(t *testing.T) {
+	fm := newFakeMaster(t)
+	cfg, _ := isolatedConfig(t, fm)
+	startRegistered(t, fm, cfg)
+	rt := isolatedTask("svc", `echo up > /tmp/svc-ready; exec sleep 100`, 0.1, 32)
+	check := `test "$(cat /tmp/svc-ready)" = up && test "$(cat /proc/1/comm)" = agora-init`
+	zero, interval, timeout, failures := 0.0, 0.1, 5.0, uint32(3)
+	rt.Task.HealthCheck = &mesos.HealthCheck{Type: mesos.HealthCheck_COMMAND,
+		Command:      &mesos.CommandInfo{Value: &check},
+		DelaySeconds: &zero, IntervalSeconds: &interval, TimeoutSeconds: &timeout,
+		ConsecutiveFailures: &failures, GracePeriodSeconds: &timeout}
+	run(fm, rt)
+	runningContainer(t, fm, "svc")
+	s := fm.nextUpdate(t, "svc").Status
+	if s.GetState() != mesos.TASK_RUNNING || s.GetReason() != mesos.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED ||
+		s.Healthy == nil || !*s.Healthy {
+		t.Fatalf("got %s reason %s healthy %v (%q), want TASK_RUNNING marked healthy by the check",
+			s.GetState(), s.GetReason(), s.Healthy, s.GetMessage())
+	}
+	if _, err := os.Stat("/tmp/svc-ready"); err == nil {
+		t.Error("the task's /tmp file is visible on the host: the check proves nothing")
+	}
+	kill(fm, "svc", nil)
+	fm.expectStates(t, "svc", mesos.TASK_KILLED)
+}

@@ -43,6 +43,9 @@ type hierarchy interface {
 type cgroup interface {
 	// add moves process pid (and its future children) into the cgroup.
 	add(pid int) error
+	// procsFiles are the cgroup.procs files a process writes its pid to
+	// in order to join the cgroup.
+	procsFiles() []string
 	// procs lists the processes in the cgroup.
 	procs() ([]int, error)
 	// oomKills counts the processes the kernel's OOM killer killed here.

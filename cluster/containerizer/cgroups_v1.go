@@ -160,6 +160,14 @@ func (g *v1Group) add(pid int) error {
 	return nil
 }
 
+func (g *v1Group) procsFiles() []string {
+	var out []string
+	for _, s := range g.h.subsystems {
+		out = append(out, g.file(string(s.Name()), "cgroup.procs"))
+	}
+	return out
+}
+
 func (g *v1Group) procs() ([]int, error) {
 	seen := map[int]bool{}
 	var out []int

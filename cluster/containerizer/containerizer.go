@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"strings"
 	"syscall"
 )
@@ -135,6 +136,14 @@ type Container interface {
 	Wait(ctx context.Context) (Exit, error)
 	// State is what to checkpoint so that Recover can adopt the container.
 	State() State
+}
+
+// Enterer is a Container that can run further commands inside itself: in
+// its namespaces, seeing its mounts, in its cgroup. Health checks use it.
+type Enterer interface {
+	// Enter rewrites cmd (Path and Args as exec.Command sets them) so that
+	// it runs inside the container, in dir, with cmd's environment.
+	Enter(cmd *exec.Cmd, dir string) error
 }
 
 // Containerizer launches containers.

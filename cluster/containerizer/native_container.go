@@ -150,6 +150,23 @@ func (c *nativeContainer) Signal(sig syscall.Signal) error {
 	return nil
 }
 
+// Enter runs cmd through the init's sibling, "agora __enter", which joins
+// the container's cgroup and namespaces before starting cmd's program.
+func (c *nativeContainer) Enter(cmd *exec.Cmd, dir string) error {
+	c.mu.Lock()
+	gone := c.reaped || (c.adopted && !c.state().alive())
+	c.mu.Unlock()
+	if gone {
+		return ErrExited
+	}
+	args := []string{"agora", containerinit.EnterCommand, strconv.Itoa(c.pid), dir}
+	args = append(args, c.cg.procsFiles()...)
+	args = append(args, "--", cmd.Path)
+	args = append(args, cmd.Args...)
+	cmd.Path, cmd.Args, cmd.Dir = c.n.cfg.InitPath, args, ""
+	return nil
+}
+
 func (c *nativeContainer) state() State { return State{ID: c.id, Pid: c.pid, StartTime: c.startTime} }
 
 func (c *nativeContainer) readMessage() (containerinit.Message, error) {

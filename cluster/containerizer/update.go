@@ -1,7 +1,6 @@
 package containerizer
 
 import (
-	"errors"
 	"fmt"
 	"math"
 )
@@ -13,16 +12,12 @@ import (
 // the kernel kill it, so, like Mesos's memory isolator, Update keeps a
 // higher limit in place. Zero means unlimited.
 func (c *nativeContainer) Update(cpus, memMB float64) error {
-	cg, ok := c.cg.(interface{ update(limits) error })
-	if !ok {
-		return fmt.Errorf("container %s: updating limits: %w", c.id, errors.ErrUnsupported)
-	}
 	if memMB > 0 {
 		if u, err := c.cgUsage(); err == nil && u.MemLimitBytes > 0 {
 			memMB = max(memMB, math.Ceil(float64(u.MemLimitBytes)/(1<<20)))
 		}
 	}
-	if err := cg.update(c.n.limits(Spec{CPUs: cpus, MemMB: memMB})); err != nil {
+	if err := c.cg.update(c.n.limits(Spec{CPUs: cpus, MemMB: memMB})); err != nil {
 		return fmt.Errorf("container %s: %w", c.id, err)
 	}
 	return nil

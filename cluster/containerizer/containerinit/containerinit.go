@@ -53,6 +53,9 @@ func init() {
 	if len(os.Args) > 1 && os.Args[1] == Command && pipesInherited() {
 		os.Exit(Run())
 	}
+	if len(os.Args) > 1 && os.Args[1] == EnterCommand {
+		os.Exit(enter(os.Args[2:]))
+	}
 }
 
 // pipesInherited reports whether fds 3 and 4 are pipes (the runtime's own
