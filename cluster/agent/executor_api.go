@@ -254,8 +254,16 @@ func (a *Agent) executorSubscribe(w http.ResponseWriter, r *http.Request, call *
 		e.state = execRunning
 		e.conn = conn
 		conn.send(&executorpb.Event{Type: executorpb.Event_SUBSCRIBED, Subscribed: a.subscribedEvent(e)})
-		if resubscribe {
+		switch {
+		case resubscribe:
 			a.redeliver(e, unacked)
+		case reconnect:
+			// Kills that came while the agent waited for it.
+			for id, policy := range e.kills {
+				if t := e.tasks[id]; t != nil && !isTerminal(t.state) {
+					conn.send(killEvent(id, policy))
+				}
+			}
 		}
 		queued := e.queued
 		e.queued = nil
