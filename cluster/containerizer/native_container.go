@@ -229,12 +229,13 @@ func (c *nativeContainer) finish(exit Exit) {
 	c.destroy()
 	c.mu.Lock()
 	oomKilled = oomKilled || c.oomKilled
+	memMB := c.memMB
 	c.mu.Unlock()
 	if oomKilled {
 		exit.Limitation = &Limitation{
 			Resource: "mem",
 			Message: fmt.Sprintf("Memory limit exceeded: Requested: %dMB Maximum Used: %dMB",
-				int64(math.Round(c.memMB)), int64(math.Round(float64(peak)/(1<<20)))),
+				int64(math.Round(memMB)), int64(math.Round(float64(peak)/(1<<20)))),
 		}
 	}
 	c.exit = exit

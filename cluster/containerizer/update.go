@@ -20,5 +20,8 @@ func (c *nativeContainer) Update(cpus, memMB float64) error {
 	if err := c.cg.update(c.n.limits(Spec{CPUs: cpus, MemMB: memMB})); err != nil {
 		return fmt.Errorf("container %s: %w", c.id, err)
 	}
+	c.mu.Lock()
+	c.memMB = memMB // what a memory limitation reports as requested
+	c.mu.Unlock()
 	return nil
 }
