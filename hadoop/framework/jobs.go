@@ -47,7 +47,7 @@ func resolver(c conf.Conf) (fs.Resolver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fs.ResolverFor(bs), nil
+	return fs.ResolverWith(bs, c.Get("fs.defaultFS")), nil
 }
 
 // Prepare parses (if needed), validates and plans a submission; it runs

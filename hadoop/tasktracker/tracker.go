@@ -103,7 +103,7 @@ func (tt *TaskTracker) resolver(c conf.Conf) fs.Resolver {
 		return tt.Resolve
 	}
 	bs, _ := c.Int(conf.LocalBlockSize, 32<<20)
-	return fs.ResolverFor(bs)
+	return fs.ResolverWith(bs, c.Get("fs.defaultFS"))
 }
 
 // JobDir is where a job's attempts keep their files.
