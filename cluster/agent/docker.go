@@ -104,7 +104,13 @@ func (a *Agent) dockerTask(t *task) (docker.Task, error) {
 // recoverContainer adopts a checkpointed container through the
 // containerizer that launched it.
 func (a *Agent) recoverContainer(ctx context.Context, info *mesos.TaskInfo, st containerizer.State) (containerizer.Container, error) {
-	if st.Docker == "" && !isDockerTask(info) {
+	return a.recoverContainerOf(ctx, isDockerTask(info), st)
+}
+
+// recoverContainerOf adopts a checkpointed container, through the Docker
+// containerizer if it was launched there (or isDocker says it would be).
+func (a *Agent) recoverContainerOf(ctx context.Context, isDocker bool, st containerizer.State) (containerizer.Container, error) {
+	if st.Docker == "" && !isDocker {
 		return a.cfg.Containerizer.Recover(ctx, st)
 	}
 	if a.cfg.Docker == nil {
@@ -124,6 +130,9 @@ func (a *Agent) cleanupDockerOrphans(ctx context.Context) {
 	known := map[string]bool{}
 	for _, t := range a.tasks {
 		known[t.containerID] = true
+	}
+	for _, e := range a.executors {
+		known[e.containerID] = true
 	}
 	a.mu.Unlock()
 	gone, err := a.cfg.Docker.RemoveOrphans(ctx, a.workDir, func(id string) bool { return known[id] })

@@ -544,19 +544,31 @@ func (a *Agent) launchExecutorContainer(ctx context.Context, e *executor) (conta
 	if err := os.Symlink(e.containerID, latest); err != nil {
 		a.log.Warn("create runs/latest link", "err", err)
 	}
-	spec, err := a.executorSpec(e)
-	if err != nil {
-		return nil, err
+	var launch func(context.Context) (containerizer.Container, error)
+	if isDockerExecutor(&e.info) {
+		l, err := a.dockerExecutorLauncher(e) // executor_docker.go
+		if err != nil {
+			return nil, err
+		}
+		launch = l
+	} else {
+		spec, err := a.executorSpec(e)
+		if err != nil {
+			return nil, err
+		}
+		launch = func(ctx context.Context) (containerizer.Container, error) {
+			return a.cfg.Containerizer.Launch(ctx, spec)
+		}
 	}
 	if uris := e.info.Command.GetURIs(); len(uris) > 0 {
-		if err := a.fetchInto(ctx, e.sandbox, spec.User, uris); err != nil { // fetch.go
+		if err := a.fetchInto(ctx, e.sandbox, a.executorUser(e), uris); err != nil { // fetch.go
 			return nil, fmt.Errorf("fetch: %w", err)
 		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	c, err := a.cfg.Containerizer.Launch(ctx, spec)
+	c, err := launch(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -566,24 +578,29 @@ func (a *Agent) launchExecutorContainer(ctx context.Context, e *executor) (conta
 	return c, nil
 }
 
-// executorSpec is the container spec of a custom executor: its command in
-// its sandbox with the environment a v1 executor needs.
-func (a *Agent) executorSpec(e *executor) (containerizer.Spec, error) {
-	if c := e.info.Container; c != nil && c.Type != nil && *c.Type == mesos.ContainerInfo_DOCKER {
-		return containerizer.Spec{}, errors.New("executors in Docker containers are not supported yet; run the executor without a DOCKER ContainerInfo")
+// executorUser is the user a custom executor runs (and its URIs are
+// fetched) as: with --switch_user its command's or its framework's user.
+func (a *Agent) executorUser(e *executor) string {
+	if !a.cfg.SwitchUser {
+		return ""
 	}
+	if u := e.info.Command.GetUser(); u != "" {
+		return u
+	}
+	return e.framework.User
+}
+
+// executorSpec is the container spec of a custom executor that runs
+// natively: its command in its sandbox with the environment a v1
+// executor needs. (Executors in Docker containers: executor_docker.go.)
+func (a *Agent) executorSpec(e *executor) (containerizer.Spec, error) {
 	cmd := e.info.Command
 	spec := containerizer.Spec{
 		ID:     e.containerID,
 		Dir:    e.sandbox,
 		Stdout: filepath.Join(e.sandbox, "stdout"),
 		Stderr: filepath.Join(e.sandbox, "stderr"),
-	}
-	if a.cfg.SwitchUser {
-		spec.User = cmd.GetUser()
-		if spec.User == "" {
-			spec.User = e.framework.User
-		}
+		User:   a.executorUser(e),
 	}
 	if cmd.GetShell() {
 		if cmd.GetValue() == "" {
@@ -620,11 +637,18 @@ func (a *Agent) executorSpec(e *executor) (containerizer.Spec, error) {
 // executor's own resources and those of its tasks that have not ended
 // (Mesos's Executor::allocatedResources); a.mu is held.
 func (e *executor) limitsLocked() (cpus, memMB float64) {
+	rs := e.allocatedLocked()
+	return api.ScalarSum(rs, "cpus"), api.ScalarSum(rs, "mem")
+}
+
+// allocatedLocked lists the resources of the executor and of its tasks
+// that have not ended; a.mu is held.
+func (e *executor) allocatedLocked() []mesos.Resource {
 	rs := append([]mesos.Resource(nil), e.info.Resources...)
 	for _, t := range e.liveTasks() {
 		rs = append(rs, t.info.Resources...)
 	}
-	return api.ScalarSum(rs, "cpus"), api.ScalarSum(rs, "mem")
+	return rs
 }
 
 // containerUpdater is a container whose cpu and memory limits can change
@@ -663,14 +687,20 @@ func (a *Agent) updateExecutorLimits(e *executor) {
 // executorEnv is the MESOS_* environment of a v1 executor (Mesos's
 // slave.cpp executorEnvironment).
 func (a *Agent) executorEnv(e *executor) []string {
-	endpoint := a.executorEndpoint()
+	return a.executorEnvAt(e, a.executorEndpoint(), e.sandbox)
+}
+
+// executorEnvAt is executorEnv for an executor that reaches the agent at
+// endpoint and sees its sandbox at sandbox (MESOS_SANDBOX; MESOS_DIRECTORY
+// is the sandbox on the agent's host).
+func (a *Agent) executorEnvAt(e *executor, endpoint, sandbox string) []string {
 	id := a.ID()
 	checkpoint := e.framework.GetCheckpoint()
 	env := []string{
 		"MESOS_FRAMEWORK_ID=" + e.key.framework,
 		"MESOS_EXECUTOR_ID=" + e.key.executor,
 		"MESOS_DIRECTORY=" + e.sandbox,
-		"MESOS_SANDBOX=" + e.sandbox,
+		"MESOS_SANDBOX=" + sandbox,
 		"MESOS_AGENT_ENDPOINT=" + endpoint,
 		"MESOS_SLAVE_ID=" + id,
 		"MESOS_AGENT_ID=" + id,

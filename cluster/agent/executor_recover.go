@@ -84,7 +84,7 @@ func (a *Agent) recoverExecutor(ctx context.Context, meta string) error {
 
 	var c containerizer.Container
 	if rec.Container != nil {
-		c, err = a.cfg.Containerizer.Recover(ctx, *rec.Container)
+		c, err = a.recoverContainerOf(ctx, isDockerExecutor(rec.Executor), *rec.Container) // docker.go
 		if err != nil && !errors.Is(err, containerizer.ErrGone) {
 			log.Warn("cannot adopt executor container", "err", err)
 		}

@@ -258,6 +258,10 @@ type containerJSON struct {
 	Config struct {
 		Labels map[string]string
 	}
+	HostConfig struct {
+		Memory     int64
+		MemorySwap int64
+	}
 	NetworkSettings struct {
 		IPAddress string
 		Networks  map[string]struct {

@@ -184,6 +184,12 @@ func setLimits(hc *hostConfig, rs mesos.Resources, cfsQuota bool) {
 			mem += r.GetScalar().GetValue()
 		}
 	}
+	setCPUMem(hc, cpus, mem, cfsQuota)
+}
+
+// setCPUMem sets the CPU shares (and CFS quota) of cpus and the memory
+// limit of mem MB; zero leaves a limit out.
+func setCPUMem(hc *hostConfig, cpus, mem float64, cfsQuota bool) {
 	if cpus > 0 {
 		hc.CPUShares = max(minCPUShares, int64(cpus*1024))
 		if cfsQuota {

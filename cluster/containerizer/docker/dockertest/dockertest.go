@@ -13,6 +13,8 @@ import (
 	"encoding/hex"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -161,4 +163,28 @@ func RemoveContainers(t testing.TB, c *docker.Client, owner string) {
 			t.Logf("removed %d leftover container(s) of %s", n, owner)
 		}
 	})
+}
+
+// StaticExecutor builds examples/executor (agora's example custom
+// executor) as a static binary (CGO_ENABLED=0), so it runs in the busybox
+// image, into a directory under /var/tmp removed when the test ends
+// (native tasks get a private /tmp). It returns the binary's path.
+func StaticExecutor(t testing.TB) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	dir, err := os.MkdirTemp("/var/tmp", "agora-docker-executor-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin := filepath.Join(dir, "example-executor")
+	cmd := exec.Command(goTool, "build", "-o", bin, "github.com/agora-cluster/agora/examples/executor")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build the static example executor: %v\n%s", err, out)
+	}
+	return bin
 }
