@@ -20,6 +20,7 @@ import (
 
 	"github.com/agora-cluster/agora/cluster/agent"
 	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/cluster/containerizer/docker"
 	sdk "github.com/agora-cluster/agora/frameworks/executor"
 )
 
@@ -33,6 +34,9 @@ type agentProcessConfig struct {
 	Master, WorkDir, Listen, Hostname string
 	ReregistrationTimeout             time.Duration
 	Recover                           string
+	// Docker gives the agent a Docker containerizer
+	// (executor_docker_test.go).
+	Docker bool
 }
 
 // runAgentProcess is the "agent" role: one agent with the Process
@@ -43,7 +47,7 @@ func runAgentProcess() int {
 		fmt.Fprintln(os.Stderr, "AGORA_TEST_AGENT:", err)
 		return 2
 	}
-	a, err := agent.New(agent.Config{
+	cfg := agent.Config{
 		MasterAddr: pc.Master, WorkDir: pc.WorkDir, Listen: pc.Listen, Hostname: pc.Hostname,
 		Resources:                     "cpus:4;mem:4096;disk:1000",
 		RegistrationBackoff:           50 * time.Millisecond,
@@ -51,7 +55,18 @@ func runAgentProcess() int {
 		ExecutorReregistrationTimeout: pc.ReregistrationTimeout,
 		Recover:                       pc.Recover,
 		Logger:                        slog.New(slog.NewTextHandler(os.Stderr, nil)),
-	})
+	}
+	if pc.Docker {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		d, err := docker.New(ctx, docker.Config{Logger: cfg.Logger})
+		cancel()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		cfg.Docker = d
+	}
+	a, err := agent.New(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -187,7 +202,7 @@ type recoveryFixture struct {
 	executor mesos.ExecutorInfo
 }
 
-func newRecoveryFixture(t *testing.T, framework string) *recoveryFixture {
+func newRecoveryFixture(t *testing.T, framework string, adjust ...func(*agentProcessConfig)) *recoveryFixture {
 	t.Helper()
 	// The cluster's own agent is too small to be offered to anyone here.
 	c := clustertest.Start(t, clustertest.Options{AgentResources: "cpus:0.01;mem:1;disk:1"})
@@ -217,6 +232,9 @@ func newRecoveryFixture(t *testing.T, framework string) *recoveryFixture {
 			}
 		}
 	})
+	for _, fn := range adjust {
+		fn(&f.pc)
+	}
 	f.agent = startAgentProcess(t, f.pc, "agent-1.log")
 	f.s = subscribe(t, c.MasterURL, framework)
 	self := testBinary(t)

@@ -1,0 +1,118 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/agora-cluster/agora/cluster/containerizer/docker"
+	"github.com/agora-cluster/agora/cluster/containerizer/docker/dockertest"
+)
+
+// TestDockerExecutorReattachesAfterAgentKill9: a checkpointing
+// framework's custom executor runs in a Docker container (the static
+// example executor on a busybox image, HOST network) with six tasks; the
+// agent process is killed with SIGKILL, half the tasks finish while no
+// agent runs, a new agent process on the same work_dir and port adopts the
+// container, the executor re-subscribes from inside it, and every task
+// reaches TASK_FINISHED with nothing failed or lost. Shutting the executor
+// down then removes its container.
+func TestDockerExecutorReattachesAfterAgentKill9(t *testing.T) {
+	client := dockertest.Engine(t)
+	image := dockertest.BusyboxImage(t, client)
+	bin := dockertest.StaticExecutor(t)
+	executable := true
+	f := newRecoveryFixture(t, `{"user":"root","name":"docker-reattach","checkpoint":true,"failover_timeout":3600}`,
+		func(pc *agentProcessConfig) {
+			pc.Docker = true
+			dockertest.RemoveContainers(t, client, pc.WorkDir)
+		})
+	f.executor = mesos.ExecutorInfo{Type: mesos.ExecutorInfo_CUSTOM, ExecutorID: mesos.ExecutorID{Value: "in-docker"},
+		Command: &mesos.CommandInfo{Value: strp(`exec "$MESOS_SANDBOX/` + filepath.Base(bin) + `"`),
+			URIs: []mesos.CommandInfo_URI{{Value: "file://" + bin, Executable: &executable}}},
+		Container: &mesos.ContainerInfo{Type: mesos.ContainerInfo_DOCKER.Enum(), Docker: &mesos.ContainerInfo_DockerInfo{
+			Image: image, Network: mesos.ContainerInfo_DockerInfo_HOST.Enum()}},
+		Resources: resources(t, "cpus:0.1;mem:64")}
+
+	// Task i waits, in the executor's sandbox, for the file early or late.
+	const n = 6
+	var ids, scripts []string
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("task-%d", i)
+		marker := map[bool]string{true: "early", false: "late"}[i%2 == 0]
+		ids = append(ids, id)
+		scripts = append(scripts, `while [ ! -f `+marker+` ]; do sleep 0.05; done; touch `+id+`.done`)
+	}
+	f.launch(t, ids, scripts)
+	for _, id := range ids {
+		f.s.waitState(id, mesos.TASK_RUNNING)
+	}
+	runs, _ := filepath.Glob(filepath.Join(f.pc.WorkDir, "slaves", "*", "frameworks", "*", "executors", "in-docker", "runs", "latest"))
+	if len(runs) != 1 {
+		t.Fatalf("executor sandboxes: %v", runs)
+	}
+	sandbox := runs[0]
+	cid, err := os.Readlink(sandbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := docker.Name(cid)
+	before, err := client.InspectContainer(context.Background(), name)
+	if err != nil || !before.Running {
+		t.Fatalf("the executor's container %s while it runs: %+v, %v", name, before, err)
+	}
+
+	f.agent.kill()
+	if err := os.WriteFile(filepath.Join(sandbox, "early"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(wait)
+	for i := 0; i < n; i += 2 {
+		for {
+			if _, err := os.Stat(filepath.Join(sandbox, ids[i]+".done")); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("task %s did not finish while the agent was down", ids[i])
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	f.agent = startAgentProcess(t, f.pc, "agent-2.log")
+	if err := os.WriteFile(filepath.Join(sandbox, "late"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if st := f.s.waitTerminal(id); st.GetState() != mesos.TASK_FINISHED {
+			t.Errorf("task %s: %s", id, describe(f.s.statuses(id)))
+		}
+	}
+	after, err := client.InspectContainer(context.Background(), name)
+	if err != nil || !after.Running || after.ID != before.ID || after.Pid != before.Pid {
+		t.Fatalf("the executor's container after the restart: %+v, %v; before: %+v", after, err, before)
+	}
+
+	f.s.mustCall(&scheduler.Call{Type: scheduler.Call_SHUTDOWN, Shutdown: &scheduler.Call_Shutdown{
+		ExecutorID: f.executor.ExecutorID, AgentID: *f.s.statuses(ids[0])[0].AgentID}})
+	deadline = time.Now().Add(wait)
+	for {
+		ok, err := client.ContainerExists(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the adopted executor's container was not removed after its shutdown")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
