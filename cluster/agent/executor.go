@@ -275,6 +275,22 @@ func (a *Agent) runOnExecutor(rt *api.RunTask) {
 			a.runners.Add(1)
 		}
 	case defaultExecutor:
+		// As for custom executors, the group is checkpointed before it
+		// starts, so that a restarted agent finds it
+		// (executor_default_recover.go).
+		if fresh {
+			if err := a.checkpointExecutor(e, nil); err != nil {
+				a.log.Error("checkpoint executor", "executor_id", key.executor, "err", err)
+			}
+		}
+		if err := a.checkpointGroup(e, tasks); err != nil {
+			a.log.Error("checkpoint task group", "executor_id", key.executor, "err", err)
+		}
+		for _, t := range tasks {
+			if err := a.checkpointTask(t, nil); err != nil {
+				a.log.Error("checkpoint task", "task_id", t.key.task, "err", err)
+			}
+		}
 		e.groups++
 		a.runners.Add(1 + len(tasks))
 	}

@@ -19,6 +19,14 @@ import (
 //	    tasks/<task>/task.updates    the task's status updates and acks
 //
 // A restarted agent reconnects with the executor from it (executor_recover.go).
+//
+// The built-in default executor has the same checkpoint, with each task's
+// own container in its task.json, and one file per task group:
+//
+//	    groups/<first task>.json     the IDs of the group's tasks
+//
+// from which a restarted agent supervises the group's containers again
+// (executor_default_recover.go).
 
 // executorRecord is an executor's executor.json.
 type executorRecord struct {
@@ -51,10 +59,27 @@ func (a *Agent) checkpointExecutor(e *executor, st *containerizer.State) error {
 // terminated and whose tasks are all forgotten; a.mu is held (the removal
 // itself does not need it, the decision does).
 func (a *Agent) removeExecutorCheckpointLocked(e *executor) {
-	if e.kind != customExecutor || e.state != execTerminated || len(e.tasks) > 0 || e.meta == "" {
+	if e.state != execTerminated || len(e.tasks) > 0 || e.meta == "" {
 		return
 	}
 	if err := os.RemoveAll(e.meta); err != nil {
 		a.log.Warn("remove executor checkpoint", "executor_id", e.key.executor, "err", err)
 	}
+}
+
+// groupsDir holds the task groups of a default executor's run.
+func groupsDir(e *executor) string { return filepath.Join(e.meta, "groups") }
+
+// checkpointGroup records which tasks form one group of the default
+// executor e.
+func (a *Agent) checkpointGroup(e *executor, tasks []*task) error {
+	ids := make([]string, len(tasks))
+	for i, t := range tasks {
+		ids[i] = t.key.task
+	}
+	b, err := json.Marshal(ids)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(groupsDir(e), ids[0]+".json"), b, e.framework.GetCheckpoint())
 }

@@ -93,19 +93,27 @@ func (a *Agent) runGroup(ctx context.Context, e *executor, tasks []*task) {
 	}
 	for i, t := range tasks {
 		a.mu.Lock()
-		t.pid = containers[i].Pid()
+		t.pid, t.container = containers[i].Pid(), containers[i]
 		a.mu.Unlock()
+		st := containers[i].State()
+		if err := a.checkpointTask(t, &st); err != nil {
+			log.Error("checkpoint task", "task_id", t.key.task, "err", err)
+		}
 		a.update(t, mesos.TASK_RUNNING, statusOpts{container: containers[i]})
 	}
 	for i, t := range tasks {
-		go func(t *task, c containerizer.Container) {
-			defer taskDone(t)
-			stopHealth := a.watchHealth(ctx, t, c)
-			a.supervise(ctx, t, c)
-			stopHealth()
-			a.groupTaskEnded(t, tasks)
-		}(t, containers[i])
+		go a.superviseGroupTask(ctx, t, containers[i], tasks, taskDone)
 	}
+}
+
+// superviseGroupTask supervises one running task of a group like a
+// command task, then applies the group's semantics and calls done.
+func (a *Agent) superviseGroupTask(ctx context.Context, t *task, c containerizer.Container, group []*task, done func(*task)) {
+	defer done(t)
+	stopHealth := a.watchHealth(ctx, t, c) // health.go
+	a.supervise(ctx, t, c)
+	stopHealth()
+	a.groupTaskEnded(t, group)
 }
 
 // groupLaunchers creates the tasks' sandboxes, fetches their URIs and

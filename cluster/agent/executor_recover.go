@@ -60,6 +60,9 @@ func (a *Agent) recoverExecutor(ctx context.Context, meta string) error {
 	if rec.Executor == nil || rec.Framework == nil || rec.Framework.ID == nil || rec.ContainerID == "" {
 		return fmt.Errorf("%s lacks the executor, its framework or its container", executorRecordFile)
 	}
+	if rec.Executor.GetType() == mesos.ExecutorInfo_DEFAULT {
+		return a.recoverDefaultExecutor(ctx, meta, &rec) // executor_default_recover.go
+	}
 	key := execKey{rec.Framework.ID.Value, rec.Executor.ExecutorID.Value}
 	e := &executor{
 		key:         key,
@@ -98,7 +101,7 @@ func (a *Agent) recoverExecutor(ctx context.Context, meta string) error {
 		return os.RemoveAll(meta)
 	}
 
-	tasks, restored, err := a.recoverExecutorTasks(e)
+	tasks, restored, _, err := a.recoverExecutorTasks(e)
 	if err != nil {
 		return err
 	}
@@ -159,37 +162,46 @@ func (a *Agent) recoverExecutor(ctx context.Context, meta string) error {
 }
 
 // recoverExecutorTasks reads the checkpointed tasks of executor e: each
-// task with its statuses and its unacknowledged updates. Tasks whose
-// terminal update was acknowledged are dropped with their checkpoint.
-func (a *Agent) recoverExecutorTasks(e *executor) ([]*task, map[taskKey][]*api.StatusUpdate, error) {
+// task with its statuses, its unacknowledged updates and (for the default
+// executor, whose tasks have containers of their own) its container.
+// Tasks whose terminal update was acknowledged are dropped with their
+// checkpoint.
+func (a *Agent) recoverExecutorTasks(e *executor) ([]*task, map[taskKey][]*api.StatusUpdate, map[taskKey]*containerizer.State, error) {
 	paths, err := filepath.Glob(filepath.Join(e.meta, "tasks", "*", "task.json"))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	sort.Strings(paths)
 	var tasks []*task
 	pending := map[taskKey][]*api.StatusUpdate{}
+	containers := map[taskKey]*containerizer.State{}
 	for _, path := range paths {
 		meta := filepath.Dir(path)
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		var rec taskRecord
 		if err := json.Unmarshal(b, &rec); err != nil {
-			return nil, nil, fmt.Errorf("decode %s: %w", path, err)
+			return nil, nil, nil, fmt.Errorf("decode %s: %w", path, err)
 		}
 		if rec.Task == nil {
-			return nil, nil, fmt.Errorf("%s lacks the task", path)
+			return nil, nil, nil, fmt.Errorf("%s lacks the task", path)
 		}
 		all, unacked, err := replayUpdates(updatesFile(meta))
 		if err != nil {
-			return nil, nil, fmt.Errorf("replay %s: %w", updatesFile(meta), err)
+			return nil, nil, nil, fmt.Errorf("replay %s: %w", updatesFile(meta), err)
 		}
 		t := &task{
 			key: taskKey{e.key.framework, rec.Task.TaskID.Value}, info: *rec.Task, framework: e.framework,
 			containerID: e.containerID, sandbox: e.sandbox, meta: meta, state: mesos.TASK_STAGING,
 			launched: time.Unix(0, int64(rec.Launched*1e9)), kill: make(chan time.Duration, 8), exec: e,
+		}
+		if e.kind == defaultExecutor {
+			if rec.ContainerID == "" || rec.Sandbox == "" {
+				return nil, nil, nil, fmt.Errorf("%s lacks the task's container ID or sandbox", path)
+			}
+			t.containerID, t.sandbox = rec.ContainerID, rec.Sandbox
 		}
 		for _, u := range all {
 			t.statuses = append(t.statuses, *u.Status)
@@ -197,12 +209,13 @@ func (a *Agent) recoverExecutorTasks(e *executor) ([]*task, map[taskKey][]*api.S
 		}
 		if isTerminal(t.state) && len(unacked) == 0 {
 			if err := os.RemoveAll(meta); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			continue
 		}
 		tasks = append(tasks, t)
 		pending[t.key] = unacked
+		containers[t.key] = rec.Container
 	}
-	return tasks, pending, nil
+	return tasks, pending, containers, nil
 }

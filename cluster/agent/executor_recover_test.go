@@ -20,6 +20,7 @@ import (
 
 	"github.com/agora-cluster/agora/cluster/agent"
 	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/cluster/containerizer"
 	"github.com/agora-cluster/agora/cluster/containerizer/docker"
 	sdk "github.com/agora-cluster/agora/frameworks/executor"
 )
@@ -37,6 +38,9 @@ type agentProcessConfig struct {
 	// Docker gives the agent a Docker containerizer
 	// (executor_docker_test.go).
 	Docker bool
+	// NativeRoot, if set, gives the agent the native containerizer on
+	// this cgroup root (executor_default_recover_test.go).
+	NativeRoot string
 }
 
 // runAgentProcess is the "agent" role: one agent with the Process
@@ -55,6 +59,14 @@ func runAgentProcess() int {
 		ExecutorReregistrationTimeout: pc.ReregistrationTimeout,
 		Recover:                       pc.Recover,
 		Logger:                        slog.New(slog.NewTextHandler(os.Stderr, nil)),
+	}
+	if pc.NativeRoot != "" {
+		n, err := containerizer.NewNative(containerizer.NativeConfig{Root: pc.NativeRoot, Logger: cfg.Logger})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		cfg.Containerizer = n
 	}
 	if pc.Docker {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
