@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -114,5 +115,47 @@ func TestDockerExecutorReattachesAfterAgentKill9(t *testing.T) {
 			t.Fatal("the adopted executor's container was not removed after its shutdown")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestDockerExecutorOnTheBridgeNetwork: an agent listening on an address
+// containers can reach (here the Docker bridge's gateway) runs a custom
+// executor in a container on the BRIDGE network; the executor reaches the
+// agent at that address and runs its tasks.
+func TestDockerExecutorOnTheBridgeNetwork(t *testing.T) {
+	client := dockertest.Engine(t)
+	ln, err := net.Listen("tcp", "172.17.0.1:0")
+	if err != nil {
+		t.Skipf("no Docker bridge gateway at 172.17.0.1 to listen on: %v", err)
+	}
+	listen := ln.Addr().String()
+	ln.Close()
+	image := dockertest.BusyboxImage(t, client)
+	bin := dockertest.StaticExecutor(t)
+	f := newRecoveryFixture(t, `{"user":"root","name":"docker-bridge","checkpoint":true}`,
+		func(pc *agentProcessConfig) {
+			pc.Docker, pc.Listen = true, listen
+			dockertest.RemoveContainers(t, client, pc.WorkDir)
+		})
+	executable := true
+	f.executor = mesos.ExecutorInfo{Type: mesos.ExecutorInfo_CUSTOM, ExecutorID: mesos.ExecutorID{Value: "on-bridge"},
+		Command: &mesos.CommandInfo{Value: strp(`exec "$MESOS_SANDBOX/` + filepath.Base(bin) + `"`),
+			URIs: []mesos.CommandInfo_URI{{Value: "file://" + bin, Executable: &executable}}},
+		Container: &mesos.ContainerInfo{Type: mesos.ContainerInfo_DOCKER.Enum(), Docker: &mesos.ContainerInfo_DockerInfo{
+			Image: image, Network: mesos.ContainerInfo_DockerInfo_BRIDGE.Enum()}},
+		Resources: resources(t, "cpus:0.1;mem:64")}
+	ids := []string{"b-1", "b-2"}
+	f.launch(t, ids, []string{`echo "$MESOS_AGENT_ENDPOINT" > endpoint`, "true"})
+	for _, id := range ids {
+		if st := f.s.waitTerminal(id); st.GetState() != mesos.TASK_FINISHED {
+			t.Errorf("task %s: %s", id, describe(f.s.statuses(id)))
+		}
+	}
+	runs, _ := filepath.Glob(filepath.Join(f.pc.WorkDir, "slaves", "*", "frameworks", "*", "executors", "on-bridge", "runs", "latest", "endpoint"))
+	if len(runs) != 1 {
+		t.Fatalf("endpoint files: %v", runs)
+	}
+	if b, _ := os.ReadFile(runs[0]); string(b) != listen+"\n" {
+		t.Errorf("the executor reached the agent at %q, want %s", b, listen)
 	}
 }
