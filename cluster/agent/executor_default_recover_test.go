@@ -172,3 +172,59 @@ func destroyCgroupRoot(root string) {
 		_ = os.Remove(dir)
 	}
 }
+
+// TestTaskGroupsOfTheFormerAgentAreDestroyed: a task group does not
+// survive an agent restart when its framework does not checkpoint, nor
+// with --recover=cleanup: its containers are destroyed (and, without
+// checkpointing, the master reports the tasks lost).
+func TestTaskGroupsOfTheFormerAgentAreDestroyed(t *testing.T) {
+	for _, c := range []struct {
+		name, framework, recover string
+	}{
+		{"no-checkpoint", `{"user":"root","name":"transient-group","checkpoint":false}`, ""},
+		{"recover-cleanup", `{"user":"root","name":"cleanup-group","checkpoint":true,"failover_timeout":3600}`, "cleanup"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newRecoveryFixture(t, c.framework)
+			o := f.s.offerFrom(f.pc.Hostname)
+			exec := mesos.ExecutorInfo{Type: mesos.ExecutorInfo_DEFAULT, ExecutorID: mesos.ExecutorID{Value: "pod"},
+				Resources: resources(t, "cpus:0.1;mem:32")}
+			ids := []string{"p-1", "p-2"}
+			f.s.launchGroup(o, exec,
+				shellTask(t, ids[0], o.AgentID, "exec sleep 600", "cpus:0.1;mem:16"),
+				shellTask(t, ids[1], o.AgentID, "exec sleep 600", "cpus:0.1;mem:16"))
+			var pids []int
+			for _, id := range ids {
+				st := f.s.waitState(id, mesos.TASK_RUNNING)
+				pid := st.GetContainerStatus().GetExecutorPID()
+				killExecutorAtCleanup(t, pid)
+				pids = append(pids, int(pid))
+			}
+			f.agent.kill()
+			f.pc.Recover = c.recover
+			p := startAgentProcess(t, f.pc, "agent-2.log")
+			deadline := time.Now().Add(wait)
+			for _, pid := range pids {
+				for !processGone(pid) {
+					if time.Now().After(deadline) {
+						t.Fatalf("task process %d of the former agent survived its restart (--recover=%s)", pid, c.recover)
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+			if c.recover == "cleanup" {
+				select {
+				case <-p.done:
+				case <-time.After(wait):
+					t.Fatal("the agent did not exit after --recover=cleanup")
+				}
+				return
+			}
+			for _, id := range ids {
+				if st := f.s.waitTerminal(id); st.GetState() != mesos.TASK_LOST {
+					t.Errorf("task %s of the destroyed group: %s", id, describe(f.s.statuses(id)))
+				}
+			}
+		})
+	}
+}
