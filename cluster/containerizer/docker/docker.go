@@ -1,7 +1,7 @@
-// Package docker is agora's Docker containerizer: it runs tasks whose
-// ContainerInfo is DOCKER through the Docker Engine API (spoken directly
-// over the Engine's unix socket, in JSON), the way Mesos's Docker
-// containerizer does:
+// Package docker is agora's Docker containerizer: it runs tasks (and the
+// custom executors) whose ContainerInfo is DOCKER through the Docker
+// Engine API (spoken directly over the Engine's unix socket, in JSON), the
+// way Mesos's Docker containerizer does:
 //
 //   - the container is named "mesos-<container ID>" and labelled with its
 //     container ID, sandbox and owning agent, so a restarted agent finds it;
@@ -9,7 +9,8 @@
 //     the container's stdout and stderr are streamed (`docker logs
 //     --follow`, as Mesos's Docker executor does) into the sandbox's
 //     stdout and stderr files;
-//   - cpus become CPU shares and a CFS quota, mem the memory limit; the
+//   - cpus become CPU shares and a CFS quota, mem the memory limit (an
+//     executor's container is updated as its tasks come and go); the
 //     network is HOST (the default), BRIDGE, NONE or a USER network, with
 //     port mappings from the task's ports resources; volumes and a set of
 //     `docker run` parameters are supported;
