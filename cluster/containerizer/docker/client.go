@@ -261,6 +261,7 @@ type containerJSON struct {
 	HostConfig struct {
 		Memory     int64
 		MemorySwap int64
+		CPUShares  int64 `json:"CpuShares"`
 	}
 	NetworkSettings struct {
 		IPAddress string
@@ -278,6 +279,8 @@ type ContainerStatus struct {
 	ExitCode  int
 	OOMKilled bool
 	Labels    map[string]string
+	// Memory (bytes) and CPUShares are the container's limits.
+	Memory, CPUShares int64
 }
 
 // InspectContainer describes the container with this name or ID; a
@@ -288,7 +291,7 @@ func (c *Client) InspectContainer(ctx context.Context, nameOrID string) (*Contai
 		return nil, err
 	}
 	return &ContainerStatus{ID: cj.ID, Running: cj.State.Running, Pid: cj.State.Pid, ExitCode: cj.State.ExitCode,
-		OOMKilled: cj.State.OOMKilled, Labels: cj.Config.Labels}, nil
+		OOMKilled: cj.State.OOMKilled, Labels: cj.Config.Labels, Memory: cj.HostConfig.Memory, CPUShares: cj.HostConfig.CPUShares}, nil
 }
 
 func (c *Client) inspect(ctx context.Context, nameOrID string) (*containerJSON, error) {
