@@ -15,7 +15,9 @@ func TestUpdateChangesTheLimitsOfARunningContainer(t *testing.T) {
 	e := newEnv(t)
 	c := e.launch(e.task("exec sleep 600"))
 	defer func() { _ = c.Signal(syscall.SIGKILL); wait(t, c) }()
-	u, ok := c.(interface{ Update(cpus, memMB float64) error })
+	u, ok := c.(interface {
+		Update(cpus, memMB float64) error
+	})
 	if !ok {
 		t.Fatal("docker containers cannot be updated")
 	}
