@@ -53,7 +53,12 @@ type Config struct {
 	// Go runtime collects garbage harder as the process nears it (the sort
 	// buffers of concurrent maps are the bulk of it).
 	MemoryMB int
-	Logger   *slog.Logger
+	// TrackerMemoryMB, if set, is the tracker's own memory. The agent
+	// holds the tracker's container to it plus the memory of the attempts
+	// running there, so the Go runtime's soft limit follows the same sum
+	// (less a share for the attempts' Streaming processes).
+	TrackerMemoryMB int
+	Logger          *slog.Logger
 }
 
 // FromEnv reads the configuration from MESOS_* and AGORA_HADOOP_*.
@@ -76,6 +81,13 @@ func FromEnv() (Config, error) {
 		}
 		c.MemoryMB = mb
 	}
+	if v := os.Getenv(umbilical.EnvTrackerMemory); v != "" {
+		mb, err := strconv.Atoi(v)
+		if err != nil || mb < 0 {
+			return c, fmt.Errorf("%s=%q: want megabytes", umbilical.EnvTrackerMemory, v)
+		}
+		c.TrackerMemoryMB = mb
+	}
 	if v := os.Getenv("AGORA_HADOOP_REPORT_INTERVAL"); v != "" {
 		if c.ReportInterval, err = time.ParseDuration(v); err != nil {
 			return c, fmt.Errorf("AGORA_HADOOP_REPORT_INTERVAL: %w", err)
@@ -94,6 +106,7 @@ type TaskTracker struct {
 
 	mu       sync.Mutex
 	attempts map[string]context.CancelFunc // by Mesos task ID
+	mem      map[string]float64            // running attempts' mem, by Mesos task ID
 	wg       sync.WaitGroup
 }
 
@@ -108,7 +121,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if sandbox == "" {
 		sandbox = cfg.Executor.Directory
 	}
-	if cfg.MemoryMB > 0 {
+	if cfg.MemoryMB > 0 && cfg.TrackerMemoryMB <= 0 {
 		debug.SetMemoryLimit(int64(cfg.MemoryMB) << 20)
 	}
 	interval := cfg.ReportInterval
@@ -125,7 +138,9 @@ func Run(ctx context.Context, cfg Config) error {
 		},
 		srv:      shuffle.NewServer(),
 		attempts: map[string]context.CancelFunc{},
+		mem:      map[string]float64{},
 	}
+	t.setMemoryLimit()
 	ln, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.ShufflePort))
 	if err != nil {
 		return fmt.Errorf("task tracker: the shuffle port: %w", err)
@@ -159,6 +174,30 @@ func Run(ctx context.Context, cfg Config) error {
 	return err
 }
 
+// goHeapShare is the part of the container's memory the Go runtime aims
+// to stay under; the rest is for the attempts' Streaming processes and
+// the kernel's buffers, which the container is charged for too.
+const goHeapShare = 0.7
+
+func (t *TaskTracker) setMemoryLimit() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.setMemoryLimitLocked()
+}
+
+// setMemoryLimitLocked sets the Go runtime's soft memory limit from the
+// tracker's memory and its running attempts' (t.mu held).
+func (t *TaskTracker) setMemoryLimitLocked() {
+	if t.cfg.TrackerMemoryMB <= 0 {
+		return
+	}
+	mb := float64(t.cfg.TrackerMemoryMB)
+	for _, m := range t.mem {
+		mb += m
+	}
+	debug.SetMemoryLimit(int64(goHeapShare * mb * (1 << 20)))
+}
+
 // launch starts an attempt in a goroutine of its own.
 func (t *TaskTracker) launch(ctx context.Context, task mesos.TaskInfo) {
 	id := task.TaskID
@@ -175,6 +214,12 @@ func (t *TaskTracker) launch(ctx context.Context, task mesos.TaskInfo) {
 		return
 	}
 	t.attempts[id.Value] = cancel
+	for _, r := range task.Resources {
+		if r.Name == "mem" && r.Scalar != nil {
+			t.mem[id.Value] += r.Scalar.Value
+		}
+	}
+	t.setMemoryLimitLocked()
 	t.mu.Unlock()
 	t.send(ctx, id, mesos.TASK_RUNNING, "")
 	t.wg.Add(1)
@@ -183,6 +228,8 @@ func (t *TaskTracker) launch(ctx context.Context, task mesos.TaskInfo) {
 		defer func() {
 			t.mu.Lock()
 			delete(t.attempts, id.Value)
+			delete(t.mem, id.Value)
+			t.setMemoryLimitLocked()
 			t.mu.Unlock()
 			cancel()
 		}()

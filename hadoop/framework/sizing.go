@@ -58,12 +58,15 @@ type Sizing struct {
 // per-tracker shares are smaller than mesos/hadoop's (1 CPU and 1024 MB per
 // slot, the same per TaskTracker) because nothing here runs a JVM: a
 // TaskTracker is a small Go process and a slot's processes are the user's
-// mapper or reducer, so a laptop split into two dev agents still gets
-// parallel slots. Set the mapred.mesos.* properties to reserve more.
+// mapper or reducer. The agent holds a tracker's container to the sum of
+// its own share and its running attempts' (cpus as a CFS quota), so a
+// one-CPU agent (a laptop split into two dev agents) gets a tracker with
+// two slots that together use the whole CPU. Set the mapred.mesos.*
+// properties to reserve more.
 func DefaultSizing() Sizing {
 	return Sizing{
-		SlotCPUs: 0.25, SlotMem: 256, SlotDisk: 0,
-		TrackerCPUs: 0.1, TrackerMem: 128, TrackerDisk: 0,
+		SlotCPUs: 0.4, SlotMem: 256, SlotDisk: 0,
+		TrackerCPUs: 0.2, TrackerMem: 128, TrackerDisk: 0,
 		MapMax: 2, ReduceMax: 2,
 		IdleInterval: 5 * time.Second, IdleChecks: 5,
 	}

@@ -105,6 +105,7 @@ func (f *Framework) newTracker(agentID, host string, res []mesos.Resource, now t
 		{Name: umbilical.EnvShufflePort, Value: ptr(strconv.FormatUint(port, 10))},
 		{Name: umbilical.EnvTracker, Value: ptr(id)},
 		{Name: umbilical.EnvMemory, Value: ptr(strconv.Itoa(int(f.sizing.TrackerMem + float64(f.sizing.MapMax+f.sizing.ReduceMax)*f.sizing.SlotMem)))},
+		{Name: umbilical.EnvTrackerMemory, Value: ptr(strconv.Itoa(int(f.sizing.TrackerMem)))},
 	}
 	keys := make([]string, 0, len(f.cfg.ExecutorEnv))
 	for k := range f.cfg.ExecutorEnv {

@@ -163,3 +163,40 @@ func TestCombinerSumsAndMustKeepOrder(t *testing.T) {
 		t.Fatal("an unsorted combiner output must fail the map")
 	}
 }
+
+// The sort buffer's memory (arena, entries and the radix sort's second
+// array) stays within BufferBytes whether records are tiny (a word count's
+// "word\t1") or large, and the output is still complete and sorted.
+func TestSortBufferMemoryStaysWithinItsBudget(t *testing.T) {
+	for _, size := range []int{6, 100, 3000} {
+		const budget = 1 << 20
+		s := NewSorter(SortConfig{Partitions: 3, BufferBytes: budget, Factor: 10, Dir: t.TempDir()})
+		worst := 0
+		n := 20 * budget / (size + 48)
+		for i := 0; i < n; i++ {
+			k := []byte(fmt.Sprintf("%0*d", size/2, (i*7919)%n))
+			if err := s.Add(i%3, k, k[:size-size/2]); err != nil {
+				t.Fatal(err)
+			}
+			worst = max(worst, cap(s.arena)+entrySize*(cap(s.meta)+cap(s.tmp)))
+		}
+		if worst > budget+budget/4 {
+			t.Errorf("records of %d bytes: the buffer held %d bytes, budget %d", size, worst, budget)
+		}
+		if s.Stats().Spills < 10 {
+			t.Errorf("records of %d bytes: %d spills of %d records, want the buffer used fully (about 20)", size, s.Stats().Spills, n)
+		}
+		out := filepath.Join(t.TempDir(), "file.out")
+		idx, err := s.Finish(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var total int64
+		for _, e := range idx {
+			total += e.Records
+		}
+		if total != int64(n) {
+			t.Errorf("records of %d bytes: %d records out, want %d", size, total, n)
+		}
+	}
+}

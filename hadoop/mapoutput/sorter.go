@@ -24,9 +24,9 @@ type Stats struct {
 // SortConfig configures a Sorter.
 type SortConfig struct {
 	Partitions int
-	// BufferBytes bounds the memory of collected records (keys, values and
-	// 24 bytes of metadata each): mapreduce.task.io.sort.mb times
-	// mapreduce.map.sort.spill.percent.
+	// BufferBytes bounds the sort buffer's memory: keys, values and 48
+	// bytes of metadata per record (an entry and the radix sort's copy of
+	// it); mapreduce.task.io.sort.mb times mapreduce.map.sort.spill.percent.
 	BufferBytes int
 	// Factor is mapreduce.task.io.sort.factor, the most runs merged at once.
 	Factor int
@@ -68,12 +68,36 @@ func NewSorter(cfg SortConfig) *Sorter {
 	if b, ok := buffers.Get().(*sortBuffers); ok {
 		s.arena, s.meta, s.tmp = b.arena[:0], b.meta[:0], b.tmp
 	}
-	if cap(s.arena) < min(cfg.BufferBytes, 512<<20) {
-		// The whole buffer at once: growing it by appends copies it and
-		// touches fresh memory at every doubling.
-		s.arena = make([]byte, 0, min(cfg.BufferBytes, 512<<20))
-	}
+	s.shape(initialRecordBytes)
 	return s
+}
+
+// initialRecordBytes is the record size (key and value) the buffer is
+// first shaped for, until a spill shows the real one.
+const initialRecordBytes = 100
+
+// shape splits the buffer's memory between the arena (keys and values)
+// and the metadata (an entry per record, twice: the radix sort needs a
+// second array) for records of avg bytes, so that together they hold
+// what fits in BufferBytes and no more: all three are allocated once, at
+// their full size (growing them by appends copies them and touches fresh
+// memory at every doubling), and a map slot's memory is what the buffer
+// says, whatever the size of its records. Buffers within a quarter of
+// the wanted size are kept.
+func (s *Sorter) shape(avg float64) {
+	b := float64(s.cfg.BufferBytes)
+	a := int(b * avg / (avg + 2*entrySize))
+	m := int((b - float64(a)) / (2 * entrySize))
+	a, m = max(a, 512), max(m, 16)
+	if cap(s.arena) < a || cap(s.arena) > a+a/4 {
+		s.arena = make([]byte, 0, a)
+	}
+	if cap(s.meta) < m || cap(s.meta) > m+m/4 {
+		s.meta = make([]entry, 0, m)
+	}
+	if cap(s.tmp) < m || cap(s.tmp) > m+m/4 {
+		s.tmp = make([]entry, m)
+	}
 }
 
 // sortBuffers are a finished sorter's buffers, kept for the next one: a
@@ -109,26 +133,28 @@ func prefixOf(k []byte) uint64 {
 }
 
 // Add collects one record for partition p, spilling first if the buffer is
-// full.
+// full. A record larger than the whole arena is collected alone.
 func (s *Sorter) Add(p int, key, value []byte) error {
 	if p < 0 || p >= s.cfg.Partitions {
 		return fmt.Errorf("mapoutput: partition %d out of range [0,%d)", p, s.cfg.Partitions)
 	}
-	need := len(key) + len(value) + entrySize
-	if len(s.meta) > 0 && len(s.arena)+len(s.meta)*entrySize+need > s.cfg.BufferBytes {
+	size := len(key) + len(value)
+	if len(s.meta) > 0 && (len(s.meta) == cap(s.meta) || len(s.arena)+size > cap(s.arena)) {
 		if err := s.spill(); err != nil {
 			return err
 		}
+		// Shape the buffer after the records seen so far.
+		s.shape(float64(s.st.Bytes) / float64(max(s.st.Records, 1)))
 	}
 	off := len(s.arena)
-	if off+len(key)+len(value) > 1<<32-1 {
+	if off+size > 1<<32-1 {
 		return fmt.Errorf("mapoutput: sort buffer over 4 GiB")
 	}
 	s.arena = append(s.arena, key...)
 	s.arena = append(s.arena, value...)
 	s.meta = append(s.meta, entry{prefix: prefixOf(key), off: uint32(off), klen: uint32(len(key)), vlen: uint32(len(value)), part: uint32(p)})
 	s.st.Records++
-	s.st.Bytes += int64(len(key) + len(value))
+	s.st.Bytes += int64(size)
 	return nil
 }
 

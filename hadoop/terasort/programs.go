@@ -158,13 +158,13 @@ func textify(b []byte) string {
 // split's first key must not be below the previous split's last key. It
 // writes Hadoop's report (checksum, then error lines) and the row count.
 type validateReducer struct {
-	t                   program.Task
-	sum                 Uint128
-	rows                uint64
-	checksumOut         bool
-	prevKey             []byte // the last file boundary key seen
-	lastKey, lastValue  []byte // the boundary compared against
-	haveSum             bool
+	t                  program.Task
+	sum                Uint128
+	rows               uint64
+	checksumOut        bool
+	prevKey            []byte // the last file boundary key seen
+	lastKey, lastValue []byte // the boundary compared against
+	haveSum            bool
 }
 
 func startValidateReduce(_ context.Context, t program.Task) (program.Processor, error) {

@@ -48,6 +48,9 @@ const (
 	EnvShufflePort = "AGORA_HADOOP_SHUFFLE_PORT" // the port taken from the offer
 	EnvTracker     = "AGORA_HADOOP_TRACKER"      // the tracker's name (its executor ID)
 	EnvMemory      = "AGORA_HADOOP_MEMORY_MB"    // the most memory its slots and itself may hold
+	// EnvTrackerMemory is the memory of the tracker itself (its
+	// ExecutorInfo's mem); each attempt brings its slot's on top.
+	EnvTrackerMemory = "AGORA_HADOOP_TRACKER_MEMORY_MB"
 )
 
 // Report is the data of an attempt's status updates: progress while it
