@@ -60,6 +60,8 @@ type cgroup interface {
 	usage(u *Usage) error
 	// update replaces the cgroup's limits with l (zero fields: no limit).
 	update(l limits) error
+	// setCFS applies l's CFS quota and period only (nothing if l has none).
+	setCFS(l limits) error
 	// remove deletes the cgroup; it must hold no processes.
 	remove() error
 	// kill sends SIGKILL to every process in the cgroup, if the kernel

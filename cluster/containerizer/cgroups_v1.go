@@ -58,7 +58,7 @@ func (h *v1) create(name string, l limits) (cgroup, error) {
 			return nil, fmt.Errorf("cgroups: create %s: %w", name, err)
 		}
 	}
-	if err := g.update(l); err != nil {
+	if err := g.set(l, true); err != nil {
 		_ = g.remove()
 		return nil, fmt.Errorf("cgroups: create %s: %w", name, err)
 	}
@@ -66,7 +66,27 @@ func (h *v1) create(name string, l limits) (cgroup, error) {
 }
 
 // update sets the limits in l; zero fields lift a limit.
-func (g *v1Group) update(l limits) error {
+func (g *v1Group) update(l limits) error { return g.set(l, false) }
+
+// setCFS sets the CFS quota alone.
+func (g *v1Group) setCFS(l limits) error {
+	if l.cfsPeriod == 0 || !g.h.has("cpu") {
+		return nil
+	}
+	for _, w := range [][2]string{
+		{"cpu.cfs_period_us", strconv.FormatUint(l.cfsPeriod, 10)},
+		{"cpu.cfs_quota_us", strconv.FormatInt(l.cfsQuota, 10)},
+	} {
+		if err := os.WriteFile(g.file("cpu", w[0]), []byte(w[1]), 0); err != nil {
+			return fmt.Errorf("cgroups: set %s of %s to %s: %w", w[0], g.name, w[1], err)
+		}
+	}
+	return nil
+}
+
+// set writes the limits in l; zero fields lift a limit. A new cgroup
+// (fresh) starts without limits, so only the limits l sets are written.
+func (g *v1Group) set(l limits, fresh bool) error {
 	write := func(controller, file, v string) error {
 		if !g.h.has(controller) {
 			return nil
@@ -91,14 +111,20 @@ func (g *v1Group) update(l limits) error {
 		pids = strconv.FormatInt(l.pids, 10)
 	}
 	var errs []error
-	for _, w := range [][3]string{
-		{"cpu", "cpu.shares", strconv.FormatUint(shares, 10)},
-		{"cpu", "cpu.cfs_period_us", strconv.FormatUint(period, 10)},
-		{"cpu", "cpu.cfs_quota_us", strconv.FormatInt(quota, 10)},
-		{"memory", "memory.limit_in_bytes", mem},
-		{"pids", "pids.max", pids},
+	for _, w := range []struct {
+		controller, file, value string
+		unset                   bool // what a new cgroup has already
+	}{
+		{"cpu", "cpu.shares", strconv.FormatUint(shares, 10), l.cpuShares == 0},
+		{"cpu", "cpu.cfs_period_us", strconv.FormatUint(period, 10), l.cfsPeriod == 0},
+		{"cpu", "cpu.cfs_quota_us", strconv.FormatInt(quota, 10), l.cfsPeriod == 0},
+		{"memory", "memory.limit_in_bytes", mem, l.memBytes == 0},
+		{"pids", "pids.max", pids, l.pids == 0},
 	} {
-		errs = append(errs, write(w[0], w[1], w[2]))
+		if fresh && w.unset {
+			continue
+		}
+		errs = append(errs, write(w.controller, w.file, w.value))
 	}
 	return errors.Join(errs...)
 }

@@ -191,6 +191,18 @@ func (g *v2Group) update(l limits) error {
 	return errors.Join(errs...)
 }
 
+// setCFS sets the CFS quota (cpu.max) alone.
+func (g *v2Group) setCFS(l limits) error {
+	if l.cfsPeriod == 0 {
+		return nil
+	}
+	v := fmt.Sprintf("%d %d", l.cfsQuota, l.cfsPeriod)
+	if err := os.WriteFile(filepath.Join(g.dir, "cpu.max"), []byte(v), 0); err != nil {
+		return fmt.Errorf("cgroups: set cpu.max of %s to %s: %w", g.dir, v, err)
+	}
+	return nil
+}
+
 func (g *v2Group) kill() bool {
 	return os.WriteFile(filepath.Join(g.dir, "cgroup.kill"), []byte("1"), 0) == nil
 }

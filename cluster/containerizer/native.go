@@ -258,7 +258,7 @@ func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error)
 	stop := context.AfterFunc(ctx, func() { _ = statusR.SetReadDeadline(time.Now()) })
 	err = c.handshake(cfgW, cfg)
 	if err == nil && lim != startLim {
-		err = cg.update(lim)
+		err = cg.setCFS(lim)
 	}
 	if !stop() {
 		err = errors.Join(err, ctx.Err())
