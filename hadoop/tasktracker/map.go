@@ -110,31 +110,15 @@ func (tt *TaskTracker) RunMap(ctx context.Context, a Assignment, r Reporter) (re
 	if err != nil {
 		return Result{}, fmt.Errorf("start mapper: %w", err)
 	}
-	var records int64
-	var feedErr error
-	for {
-		k, v, err := in.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			feedErr = fmt.Errorf("reading split %s: %w", a.Split, err)
-			break
-		}
-		if err := mapper.Write(k, v); err != nil {
-			break // the mapper stopped reading; Close says why
-		}
-		records++
-		if records&63 == 0 {
-			st.activity.Add(64)
-			st.setProgress(in.Progress() * mapPhase(a))
-		}
-	}
-	if cerr := mapper.Close(); cerr != nil {
+	records, cerr, rerr := feed(mapper, in.Next, func(int64) {
+		st.activity.Add(64)
+		st.setProgress(in.Progress() * mapPhase(a))
+	})
+	if cerr != nil {
 		return Result{}, cerr
 	}
-	if feedErr != nil {
-		return Result{}, feedErr
+	if rerr != nil {
+		return Result{}, fmt.Errorf("reading split %s: %w", a.Split, rerr)
 	}
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
@@ -221,24 +205,11 @@ func newSorter(ctx context.Context, tt *TaskTracker, a Assignment, c conf.Conf, 
 			if err != nil {
 				return fmt.Errorf("start combiner: %w", err)
 			}
-			var feedErr error
-			for {
-				k, v, err := in.Next()
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					feedErr = err
-					break
-				}
-				if proc.Write(k, v) != nil {
-					break
-				}
+			_, cerr, rerr := feed(proc, in.Next, nil)
+			if cerr != nil {
+				return fmt.Errorf("combiner: %w", cerr)
 			}
-			if err := proc.Close(); err != nil {
-				return fmt.Errorf("combiner: %w", err)
-			}
-			return feedErr
+			return rerr
 		}
 	}
 	return mapoutput.NewSorter(cfg), nil

@@ -173,3 +173,30 @@ func (tt *TaskTracker) report(r Reporter, st *attemptState) (stop func()) {
 	}()
 	return func() { close(done); wg.Wait() }
 }
+
+// feed writes the records next yields to proc until they run out or proc
+// stops reading (its Close then says why), calling tick after every 64
+// records, and closes proc. It returns how many records proc took, the
+// error Close gave and the error reading the input gave (io.EOF is the
+// end, not an error): a process that failed explains a broken feed, so
+// callers look at closeErr first.
+func feed(proc processor, next func() (k, v []byte, err error), tick func(n int64)) (n int64, closeErr, readErr error) {
+	for {
+		k, v, err := next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			readErr = err
+			break
+		}
+		if proc.Write(k, v) != nil {
+			break
+		}
+		n++
+		if tick != nil && n&63 == 0 {
+			tick(n)
+		}
+	}
+	return n, proc.Close(), readErr
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -104,31 +103,15 @@ func (tt *TaskTracker) RunReduce(ctx context.Context, a Assignment, r Reporter, 
 	if err != nil {
 		return Result{}, fmt.Errorf("start reducer: %w", err)
 	}
-	var fed int64
-	var feedErr error
-	for {
-		k, v, err := merged.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			feedErr = fmt.Errorf("reading merged map output: %w", err)
-			break
-		}
-		if err := reducer.Write(k, v); err != nil {
-			break
-		}
-		fed++
-		if fed&63 == 0 {
-			st.activity.Add(64)
-			st.setProgress(2.0/3 + float64(fed)/float64(max(total, 1))/3)
-		}
-	}
-	if cerr := reducer.Close(); cerr != nil {
+	fed, cerr, rerr := feed(reducer, merged.Next, func(fed int64) {
+		st.activity.Add(64)
+		st.setProgress(2.0/3 + float64(fed)/float64(max(total, 1))/3)
+	})
+	if cerr != nil {
 		return Result{}, cerr
 	}
-	if feedErr != nil {
-		return Result{}, feedErr
+	if rerr != nil {
+		return Result{}, fmt.Errorf("reading merged map output: %w", rerr)
 	}
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
