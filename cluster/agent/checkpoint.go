@@ -237,17 +237,9 @@ func (a *Agent) recoverTask(ctx context.Context, meta string) error {
 // task, forget them and the ID, so the agent registers as a new one. The
 // sandboxes stay.
 func (a *Agent) resetIdentity(ctx context.Context) {
-	tasks := a.frameworkTasks("")
-	for _, t := range tasks {
-		t.requestKill(-1)
-	}
-	a.shutdownExecutors(ctx, "", mesos.TASK_KILLED, mesos.REASON_EXECUTOR_TERMINATED, "The agent registers anew") // executor.go
-	for _, t := range tasks {
-		select {
-		case <-t.done:
-		case <-ctx.Done():
-			return
-		}
+	killed, ok := a.killAndWait(ctx, "", mesos.REASON_EXECUTOR_TERMINATED, "The agent registers anew") // tasks.go
+	if !ok {
+		return
 	}
 	a.mu.Lock()
 	old := a.agentID
@@ -265,7 +257,7 @@ func (a *Agent) resetIdentity(ctx context.Context) {
 			a.log.Error("remove checkpoint of the refused agent ID", "err", err)
 		}
 	}
-	a.log.Warn("forgot the agent ID the master refused; registering as a new agent", "old_agent_id", old, "tasks_killed", len(tasks))
+	a.log.Warn("forgot the agent ID the master refused; registering as a new agent", "old_agent_id", old, "tasks_killed", killed)
 }
 
 // forgetCheckpoint ends --recover=cleanup: with every old task and

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
@@ -21,13 +20,16 @@ const (
 
 var errNoDocker = errors.New("the task's container is of type DOCKER but this agent runs no Docker containerizer (start it with --containerizers=mesos,docker)")
 
-// isDockerTask reports whether info asks for the Docker containerizer.
-// (GetType alone would not do: DOCKER is the enum's default, so it is
-// what a task without a ContainerInfo reports.)
-func isDockerTask(info *mesos.TaskInfo) bool {
-	c := info.GetContainer()
+// isDockerContainer reports whether a task's or an executor's
+// ContainerInfo c asks for the Docker containerizer. (GetType alone would
+// not do: DOCKER is the enum's default, so it is what a task without a
+// ContainerInfo reports.)
+func isDockerContainer(c *mesos.ContainerInfo) bool {
 	return c != nil && c.Type != nil && *c.Type == mesos.ContainerInfo_DOCKER
 }
+
+// isDockerTask reports whether info asks for the Docker containerizer.
+func isDockerTask(info *mesos.TaskInfo) bool { return isDockerContainer(info.GetContainer()) }
 
 // launcher checks t's container against the containerizer it needs (the
 // Docker one for DOCKER containers, the agent's otherwise) and returns the
@@ -39,9 +41,7 @@ func (a *Agent) launcher(t *task) (func(context.Context) (containerizer.Containe
 		if err != nil {
 			return nil, err
 		}
-		return func(ctx context.Context) (containerizer.Container, error) {
-			return a.cfg.Containerizer.Launch(ctx, spec)
-		}, nil
+		return a.nativeLauncher(spec), nil
 	}
 	if a.cfg.Docker == nil {
 		return nil, errNoDocker
@@ -50,6 +50,19 @@ func (a *Agent) launcher(t *task) (func(context.Context) (containerizer.Containe
 	if err != nil {
 		return nil, err
 	}
+	return a.dockerLauncher(dt)
+}
+
+// nativeLauncher is the call that starts spec in the agent's containerizer.
+func (a *Agent) nativeLauncher(spec containerizer.Spec) func(context.Context) (containerizer.Container, error) {
+	return func(ctx context.Context) (containerizer.Container, error) {
+		return a.cfg.Containerizer.Launch(ctx, spec)
+	}
+}
+
+// dockerLauncher checks dt against the Docker containerizer (which the
+// caller has made sure there is) and returns the call that starts it.
+func (a *Agent) dockerLauncher(dt docker.Task) (func(context.Context) (containerizer.Container, error), error) {
 	if err := a.cfg.Docker.Validate(dt); err != nil {
 		return nil, err
 	}
@@ -76,11 +89,9 @@ func (a *Agent) dockerTask(t *task) (docker.Task, error) {
 		env = append(env, "MESOS_ALLOCATION_ROLE="+role)
 	}
 	cmd := t.info.GetCommand()
-	for _, v := range cmd.GetEnvironment().GetVariables() {
-		if v.GetType() == mesos.Environment_Variable_SECRET {
-			return docker.Task{}, fmt.Errorf("environment variable %s: secrets are not supported", v.Name)
-		}
-		env = append(env, v.Name+"="+v.GetValue())
+	env, err := appendCommandEnv(env, cmd) // tasks.go
+	if err != nil {
+		return docker.Task{}, err
 	}
 	dt := docker.Task{
 		ContainerID: t.containerID,

@@ -316,13 +316,22 @@ func (a *Agent) runOnExecutor(rt *api.RunTask) {
 
 // newExecutor creates (but does not register or start) an executor.
 func (a *Agent) newExecutor(agentID string, key execKey, kind execKind, info mesos.ExecutorInfo, fw mesos.FrameworkInfo) *executor {
-	e := &executor{
+	e := baseExecutor(key, kind, info, fw, newUUID().String(), time.Now())
+	e.sandbox = a.sandboxDir(agentID, taskKey{key.framework, key.executor}, e.containerID)
+	e.meta = a.metaRunDir(agentID, taskKey{key.framework, key.executor}, e.containerID)
+	return e
+}
+
+// baseExecutor is an executor with its identity and empty bookkeeping,
+// for newExecutor and for recovery (recoveredExecutor) to complete.
+func baseExecutor(key execKey, kind execKind, info mesos.ExecutorInfo, fw mesos.FrameworkInfo, containerID string, launched time.Time) *executor {
+	return &executor{
 		key:         key,
 		kind:        kind,
 		info:        info,
 		framework:   fw,
-		containerID: newUUID().String(),
-		launched:    time.Now(),
+		containerID: containerID,
+		launched:    launched,
 		shutdownReq: make(chan struct{}),
 		done:        make(chan struct{}),
 		tasks:       map[string]*task{},
@@ -331,9 +340,6 @@ func (a *Agent) newExecutor(agentID string, key execKey, kind execKind, info mes
 		termState:   mesos.TASK_FAILED,
 		termReason:  mesos.REASON_EXECUTOR_TERMINATED,
 	}
-	e.sandbox = a.sandboxDir(agentID, taskKey{key.framework, key.executor}, e.containerID)
-	e.meta = a.metaRunDir(agentID, taskKey{key.framework, key.executor}, e.containerID)
-	return e
 }
 
 // dropTask answers a task that cannot go to its executor with TASK_DROPPED
@@ -572,9 +578,7 @@ func (a *Agent) launchExecutorContainer(ctx context.Context, e *executor) (conta
 		if err != nil {
 			return nil, err
 		}
-		launch = func(ctx context.Context) (containerizer.Container, error) {
-			return a.cfg.Containerizer.Launch(ctx, spec)
-		}
+		launch = a.nativeLauncher(spec) // docker.go
 	}
 	if uris := e.info.Command.GetURIs(); len(uris) > 0 {
 		if err := a.fetchInto(ctx, e.sandbox, a.executorUser(e), uris); err != nil { // fetch.go
@@ -597,56 +601,35 @@ func (a *Agent) launchExecutorContainer(ctx context.Context, e *executor) (conta
 // executorUser is the user a custom executor runs (and its URIs are
 // fetched) as: with --switch_user its command's or its framework's user.
 func (a *Agent) executorUser(e *executor) string {
-	if !a.cfg.SwitchUser {
-		return ""
-	}
-	if u := e.info.Command.GetUser(); u != "" {
-		return u
-	}
-	return e.framework.User
+	return a.commandUser(e.info.Command, &e.framework) // tasks.go
 }
 
 // executorSpec is the container spec of a custom executor that runs
 // natively: its command in its sandbox with the environment a v1
 // executor needs. (Executors in Docker containers: executor_docker.go.)
 func (a *Agent) executorSpec(e *executor) (containerizer.Spec, error) {
-	cmd := e.info.Command
-	spec := containerizer.Spec{
-		ID:     e.containerID,
-		Dir:    e.sandbox,
-		Stdout: filepath.Join(e.sandbox, "stdout"),
-		Stderr: filepath.Join(e.sandbox, "stderr"),
-		User:   a.executorUser(e),
+	spec, err := sandboxSpec(e.containerID, e.sandbox, a.executorUser(e), e.info.Command, "executor's ",
+		append(os.Environ(), a.executorEnv(e)...)) // tasks.go
+	if err != nil {
+		return spec, err
 	}
-	if cmd.GetShell() {
-		if cmd.GetValue() == "" {
-			return spec, errors.New("executor's shell command is empty")
-		}
-		spec.Path, spec.Args = "/bin/sh", []string{"sh", "-c", cmd.GetValue()}
-	} else {
-		if cmd.GetValue() == "" {
-			return spec, errors.New("executor's command value (the program to run) is empty")
-		}
-		spec.Path, spec.Args = cmd.GetValue(), cmd.Arguments
-		if len(spec.Args) == 0 {
-			spec.Args = []string{cmd.GetValue()}
-		}
-	}
-	env := append(os.Environ(), a.executorEnv(e)...)
-	for _, v := range cmd.GetEnvironment().GetVariables() {
-		if v.GetType() == mesos.Environment_Variable_SECRET {
-			return spec, fmt.Errorf("environment variable %s: secrets are not supported", v.Name)
-		}
-		env = append(env, v.Name+"="+v.GetValue())
-	}
-	spec.Env = dedupEnv(env)
+	_, spec.CPUs, spec.MemMB = a.startingLimits(e)
+	return spec, nil
+}
+
+// startingLimits is what a custom executor's container starts with: the
+// resources of the executor and its live tasks (allocatedLocked), and
+// their cpus and memory, which it records as the container's limits
+// (updateExecutorLimits changes them from there).
+func (a *Agent) startingLimits(e *executor) (resources []mesos.Resource, cpus, memMB float64) {
 	a.mu.Lock()
-	spec.CPUs, spec.MemMB = e.limitsLocked()
+	resources = e.allocatedLocked()
+	cpus, memMB = e.limitsLocked()
 	a.mu.Unlock()
 	e.resMu.Lock()
-	e.limitCPUs, e.limitMem = spec.CPUs, spec.MemMB
+	e.limitCPUs, e.limitMem = cpus, memMB
 	e.resMu.Unlock()
-	return spec, nil
+	return resources, cpus, memMB
 }
 
 // limitsLocked is what a custom executor's container is given: the

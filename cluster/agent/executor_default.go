@@ -142,13 +142,7 @@ func (a *Agent) groupLaunchers(ctx context.Context, e *executor, tasks []*task) 
 			return nil, fmt.Errorf("task %s: %w", t.key.task, err)
 		}
 		if uris := t.info.Command.GetURIs(); len(uris) > 0 {
-			user := ""
-			if a.cfg.SwitchUser {
-				if user = t.info.Command.GetUser(); user == "" {
-					user = t.framework.User
-				}
-			}
-			if err := a.fetchInto(ctx, t.sandbox, user, uris); err != nil { // fetch.go
+			if err := a.fetchInto(ctx, t.sandbox, a.taskUser(t), uris); err != nil { // fetch.go
 				return nil, fmt.Errorf("task %s: fetch: %w", t.key.task, err)
 			}
 		}

@@ -30,26 +30,8 @@ import (
 // --recover=cleanup, are destroyed, as their command tasks are.
 
 func (a *Agent) recoverDefaultExecutor(ctx context.Context, meta string, rec *executorRecord) error {
-	key := execKey{rec.Framework.ID.Value, rec.Executor.ExecutorID.Value}
-	e := &executor{
-		key:         key,
-		kind:        defaultExecutor,
-		info:        *rec.Executor,
-		framework:   *rec.Framework,
-		containerID: rec.ContainerID,
-		sandbox:     rec.Sandbox,
-		meta:        meta,
-		launched:    time.Unix(0, int64(rec.Launched*1e9)),
-		shutdownReq: make(chan struct{}),
-		done:        make(chan struct{}),
-		tasks:       map[string]*task{},
-		delivered:   map[string]*pendingLaunch{},
-		kills:       map[string]*mesos.KillPolicy{},
-		termState:   mesos.TASK_FAILED,
-		termReason:  mesos.REASON_EXECUTOR_TERMINATED,
-		state:       execRunning,
-		recovered:   true,
-	}
+	e := recoveredExecutor(meta, rec, defaultExecutor, execRunning) // executor_recover.go
+	key := e.key
 	log := a.log.With("framework_id", key.framework, "executor_id", key.executor)
 	tasks, restored, states, err := a.recoverExecutorTasks(e) // executor_recover.go
 	if err != nil {
@@ -111,19 +93,9 @@ func (a *Agent) recoverDefaultExecutor(ctx context.Context, meta string, rec *ex
 		}
 	}
 	a.mu.Lock()
-	if old := a.executors[key]; old != nil && len(runs) > 0 {
+	if err := a.adoptTasksLocked(e, tasks, len(runs) > 0); err != nil { // executor_recover.go
 		a.mu.Unlock()
-		return fmt.Errorf("executor %s of framework %s is checkpointed twice", key.executor, key.framework)
-	}
-	for _, t := range tasks {
-		if _, dup := a.tasks[t.key]; dup {
-			a.mu.Unlock()
-			return fmt.Errorf("task %s of framework %s is checkpointed twice", t.key.task, t.key.framework)
-		}
-	}
-	for _, t := range tasks {
-		a.tasks[t.key] = t
-		e.tasks[t.key.task] = t
+		return err
 	}
 	e.groups = len(runs)
 	if len(runs) > 0 {

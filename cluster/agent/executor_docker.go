@@ -32,10 +32,7 @@ const labelExecutorID = "agora.executor_id"
 var errNoDockerExecutor = errors.New("the executor's container is of type DOCKER but this agent runs no Docker containerizer (start it with --containerizers=mesos,docker)")
 
 // isDockerExecutor reports whether an executor runs in a Docker container.
-func isDockerExecutor(info *mesos.ExecutorInfo) bool {
-	c := info.GetContainer()
-	return c != nil && c.Type != nil && *c.Type == mesos.ContainerInfo_DOCKER
-}
+func isDockerExecutor(info *mesos.ExecutorInfo) bool { return isDockerContainer(info.GetContainer()) }
 
 // dockerExecutorLauncher checks a Docker executor and returns the call
 // that starts its container; an executor that cannot run fails here,
@@ -48,12 +45,7 @@ func (a *Agent) dockerExecutorLauncher(e *executor) (func(context.Context) (cont
 	if err != nil {
 		return nil, err
 	}
-	if err := a.cfg.Docker.Validate(dt); err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context) (containerizer.Container, error) {
-		return a.cfg.Docker.Launch(ctx, dt)
-	}, nil
+	return a.dockerLauncher(dt) // docker.go
 }
 
 // dockerExecutorTask describes executor e to the Docker containerizer.
@@ -66,19 +58,11 @@ func (a *Agent) dockerExecutorTask(e *executor) (docker.Task, error) {
 	env := a.executorEnvAt(e, endpoint, docker.SandboxMount)
 	env = append(env, "MESOS_CONTAINER_NAME="+docker.Name(e.containerID))
 	cmd := e.info.Command
-	for _, v := range cmd.GetEnvironment().GetVariables() {
-		if v.GetType() == mesos.Environment_Variable_SECRET {
-			return docker.Task{}, fmt.Errorf("environment variable %s: secrets are not supported", v.Name)
-		}
-		env = append(env, v.Name+"="+v.GetValue())
+	env, err = appendCommandEnv(env, cmd) // tasks.go
+	if err != nil {
+		return docker.Task{}, err
 	}
-	a.mu.Lock()
-	resources := e.allocatedLocked()
-	cpus, mem := e.limitsLocked()
-	a.mu.Unlock()
-	e.resMu.Lock()
-	e.limitCPUs, e.limitMem = cpus, mem
-	e.resMu.Unlock()
+	resources, _, _ := a.startingLimits(e) // executor.go
 	dt := docker.Task{
 		ContainerID: e.containerID,
 		Sandbox:     e.sandbox,

@@ -63,26 +63,8 @@ func (a *Agent) recoverExecutor(ctx context.Context, meta string) error {
 	if rec.Executor.GetType() == mesos.ExecutorInfo_DEFAULT {
 		return a.recoverDefaultExecutor(ctx, meta, &rec) // executor_default_recover.go
 	}
-	key := execKey{rec.Framework.ID.Value, rec.Executor.ExecutorID.Value}
-	e := &executor{
-		key:         key,
-		kind:        customExecutor,
-		info:        *rec.Executor,
-		framework:   *rec.Framework,
-		containerID: rec.ContainerID,
-		sandbox:     rec.Sandbox,
-		meta:        meta,
-		launched:    time.Unix(0, int64(rec.Launched*1e9)),
-		shutdownReq: make(chan struct{}),
-		done:        make(chan struct{}),
-		tasks:       map[string]*task{},
-		delivered:   map[string]*pendingLaunch{},
-		kills:       map[string]*mesos.KillPolicy{},
-		termState:   mesos.TASK_FAILED,
-		termReason:  mesos.REASON_EXECUTOR_TERMINATED,
-		state:       execRegistering,
-		recovered:   true,
-	}
+	e := recoveredExecutor(meta, &rec, customExecutor, execRegistering)
+	key := e.key
 	log := a.log.With("framework_id", key.framework, "executor_id", key.executor, "container_id", e.containerID)
 
 	var c containerizer.Container
@@ -112,19 +94,11 @@ func (a *Agent) recoverExecutor(ctx context.Context, meta string) error {
 		e.container = c
 	}
 	a.mu.Lock()
-	if old := a.executors[key]; old != nil && c != nil {
+	if err := a.adoptTasksLocked(e, tasks, c != nil); err != nil {
 		a.mu.Unlock()
-		return fmt.Errorf("executor %s of framework %s is checkpointed twice", key.executor, key.framework)
+		return err
 	}
 	for _, t := range tasks {
-		if _, dup := a.tasks[t.key]; dup {
-			a.mu.Unlock()
-			return fmt.Errorf("task %s of framework %s is checkpointed twice", t.key.task, t.key.framework)
-		}
-	}
-	for _, t := range tasks {
-		a.tasks[t.key] = t
-		e.tasks[t.key.task] = t
 		if !isTerminal(t.state) {
 			// Whether the executor got it is unknown: it says so when it
 			// re-subscribes (executorSubscribe); kills go to it.
@@ -158,6 +132,38 @@ func (a *Agent) recoverExecutor(ctx context.Context, meta string) error {
 		defer close(e.done)
 		a.superviseExecutor(a.runnerCtx, e, c)
 	}()
+	return nil
+}
+
+// recoveredExecutor is the executor that checkpoint rec (in meta)
+// describes, as a restarted agent takes it back in state.
+func recoveredExecutor(meta string, rec *executorRecord, kind execKind, state execState) *executor {
+	key := execKey{rec.Framework.ID.Value, rec.Executor.ExecutorID.Value}
+	e := baseExecutor(key, kind, *rec.Executor, *rec.Framework, rec.ContainerID, time.Unix(0, int64(rec.Launched*1e9))) // executor.go
+	e.sandbox = rec.Sandbox
+	e.meta = meta
+	e.state = state
+	e.recovered = true
+	return e
+}
+
+// adoptTasksLocked makes the recovered tasks of executor e the agent's
+// and e's. An executor that will run (live) must not be registered
+// already, and no task may be: a checkpoint recovered twice is refused
+// and nothing is changed. a.mu is held.
+func (a *Agent) adoptTasksLocked(e *executor, tasks []*task, live bool) error {
+	if old := a.executors[e.key]; old != nil && live {
+		return fmt.Errorf("executor %s of framework %s is checkpointed twice", e.key.executor, e.key.framework)
+	}
+	for _, t := range tasks {
+		if _, dup := a.tasks[t.key]; dup {
+			return fmt.Errorf("task %s of framework %s is checkpointed twice", t.key.task, t.key.framework)
+		}
+	}
+	for _, t := range tasks {
+		a.tasks[t.key] = t
+		e.tasks[t.key.task] = t
+	}
 	return nil
 }
 

@@ -35,12 +35,7 @@ func (a *Agent) fetchURIs(ctx context.Context, t *task) error {
 	if len(uris) == 0 {
 		return nil
 	}
-	user := ""
-	if a.cfg.SwitchUser {
-		if user = t.info.GetCommand().GetUser(); user == "" {
-			user = t.framework.User
-		}
-	}
+	user := a.taskUser(t) // tasks.go
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)

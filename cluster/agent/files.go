@@ -43,69 +43,70 @@ func writeFilesErr(w http.ResponseWriter, err error) {
 // WORK_DIR/slaves (where the sandboxes live) are served: ".." components,
 // paths outside, and symlinks that lead outside are refused with 403; a
 // missing path is 404. The file is opened through an os.Root, so a symlink
-// swapped in after the checks cannot escape either.
-func (a *Agent) openSandboxPath(r *http.Request) (*os.File, string, error) {
+// swapped in after the checks cannot escape either. It returns the open
+// file, its clean path and what it is; the caller closes the file.
+func (a *Agent) openSandboxPath(r *http.Request) (*os.File, string, fs.FileInfo, error) {
 	p := r.URL.Query().Get("path")
 	if p == "" {
-		return nil, "", filesErr(http.StatusBadRequest, "Expecting 'path=value' in query (an executor's directory from /state)")
+		return nil, "", nil, filesErr(http.StatusBadRequest, "Expecting 'path=value' in query (an executor's directory from /state)")
 	}
 	if !filepath.IsAbs(p) {
-		return nil, "", filesErr(http.StatusBadRequest, "path %q must be absolute (an executor's directory from /state)", p)
+		return nil, "", nil, filesErr(http.StatusBadRequest, "path %q must be absolute (an executor's directory from /state)", p)
 	}
 	for _, el := range strings.Split(p, "/") {
 		if el == ".." {
-			return nil, "", filesErr(http.StatusForbidden, "path %q must not contain '..'", p)
+			return nil, "", nil, filesErr(http.StatusForbidden, "path %q must not contain '..'", p)
 		}
 	}
 	root := filepath.Join(a.workDir, "slaves")
 	clean := filepath.Clean(p)
 	rel, err := filepath.Rel(root, clean)
 	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return nil, "", filesErr(http.StatusForbidden, "path %q is outside this agent's sandboxes (%s)", p, root)
+		return nil, "", nil, filesErr(http.StatusForbidden, "path %q is outside this agent's sandboxes (%s)", p, root)
 	}
 	if _, err := os.Lstat(clean); err != nil {
-		return nil, "", filesErr(http.StatusNotFound, "path %q does not exist", p)
+		return nil, "", nil, filesErr(http.StatusNotFound, "path %q does not exist", p)
 	}
 	resolvedRoot, err := filepath.EvalSymlinks(root)
 	if err != nil {
-		return nil, "", filesErr(http.StatusNotFound, "path %q does not exist", p)
+		return nil, "", nil, filesErr(http.StatusNotFound, "path %q does not exist", p)
 	}
 	resolved, err := filepath.EvalSymlinks(clean)
 	if err != nil {
-		return nil, "", filesErr(http.StatusNotFound, "path %q is a dangling symlink", p)
+		return nil, "", nil, filesErr(http.StatusNotFound, "path %q is a dangling symlink", p)
 	}
 	if resolved != resolvedRoot && !strings.HasPrefix(resolved, resolvedRoot+"/") {
-		return nil, "", filesErr(http.StatusForbidden, "path %q leads outside this agent's sandboxes through a symlink", p)
+		return nil, "", nil, filesErr(http.StatusForbidden, "path %q leads outside this agent's sandboxes through a symlink", p)
 	}
 	sandboxes, err := os.OpenRoot(root)
 	if err != nil {
-		return nil, "", fmt.Errorf("open sandbox root: %w", err)
+		return nil, "", nil, fmt.Errorf("open sandbox root: %w", err)
 	}
 	defer sandboxes.Close()
 	f, err := sandboxes.Open(rel)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, "", filesErr(http.StatusNotFound, "path %q does not exist", p)
+		return nil, "", nil, filesErr(http.StatusNotFound, "path %q does not exist", p)
 	}
 	if err != nil {
-		return nil, "", filesErr(http.StatusForbidden, "path %q cannot be served: %v", p, err)
+		return nil, "", nil, filesErr(http.StatusForbidden, "path %q cannot be served: %v", p, err)
 	}
-	return f, clean, nil
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, "", nil, err
+	}
+	return f, clean, fi, nil
 }
 
 // serveBrowse is /files/browse?path=DIR: a JSON array describing DIR's
 // entries (or the one file, if path names a file).
 func (a *Agent) serveBrowse(w http.ResponseWriter, r *http.Request) {
-	f, path, err := a.openSandboxPath(r)
+	f, path, fi, err := a.openSandboxPath(r)
 	if err != nil {
 		writeFilesErr(w, err)
 		return
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		writeFilesErr(w, err)
-		return
-	}
 	names := newOwnerNames()
 	listing := []map[string]any{}
 	if !fi.IsDir() {
@@ -144,17 +145,12 @@ func (a *Agent) serveRead(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("length %q must be a number >= 0", q.Get("length")), http.StatusBadRequest)
 		return
 	}
-	f, path, err := a.openSandboxPath(r)
+	f, path, fi, err := a.openSandboxPath(r)
 	if err != nil {
 		writeFilesErr(w, err)
 		return
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		writeFilesErr(w, err)
-		return
-	}
 	if fi.IsDir() {
 		http.Error(w, fmt.Sprintf("cannot read %s: it is a directory", path), http.StatusBadRequest)
 		return

@@ -10,17 +10,12 @@ import (
 // serveDownload is /files/download?path=FILE: the file itself, as an
 // attachment, with Range support; the same confinement as /files/read.
 func (a *Agent) serveDownload(w http.ResponseWriter, r *http.Request) {
-	f, clean, err := a.openSandboxPath(r)
+	f, clean, info, err := a.openSandboxPath(r) // files.go
 	if err != nil {
 		writeFilesErr(w, err)
 		return
 	}
 	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		writeFilesErr(w, err)
-		return
-	}
 	if info.IsDir() {
 		writeFilesErr(w, filesErr(http.StatusBadRequest, "path %q is a directory; use /files/browse", r.URL.Query().Get("path")))
 		return

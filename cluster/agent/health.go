@@ -182,21 +182,9 @@ func (a *Agent) healthProbe(t *task, c containerizer.Container, hc *mesos.Health
 // it as Mesos does: in its namespaces, seeing its private /tmp, charged to
 // its cgroup.
 func (a *Agent) commandProbe(t *task, ctr containerizer.Container, cmd *mesos.CommandInfo) (probe, error) {
-	var path string
-	var args []string
-	if cmd.GetShell() {
-		if cmd.GetValue() == "" {
-			return nil, errors.New("health check's shell command is empty")
-		}
-		path, args = "/bin/sh", []string{"sh", "-c", cmd.GetValue()}
-	} else {
-		if cmd.GetValue() == "" {
-			return nil, errors.New("health check's command value is empty")
-		}
-		path, args = cmd.GetValue(), cmd.Arguments
-		if len(args) == 0 {
-			args = []string{path}
-		}
+	path, args, err := commandArgv(cmd, "health check's shell command is empty", "health check's command value is empty") // tasks.go
+	if err != nil {
+		return nil, err
 	}
 	spec, err := a.commandSpec(t)
 	if err != nil {

@@ -372,21 +372,32 @@ func (a *Agent) frameworkTasks(fw string) []*task {
 	return out
 }
 
-// shutdownFramework kills all of a framework's tasks (TASK_KILLED), then
-// forgets them: their updates are sent once more but not retried, since
-// the framework is gone and nobody will acknowledge them.
-func (a *Agent) shutdownFramework(ctx context.Context, fw string) {
+// killAndWait kills the tasks of framework fw ("" for every framework)
+// and shuts its executors down (their tasks TASK_KILLED with reason and
+// msg), then waits for the tasks the agent runs to end. It returns how
+// many tasks it killed, and false if ctx ended first.
+func (a *Agent) killAndWait(ctx context.Context, fw string, reason mesos.TaskStatus_Reason, msg string) (killed int, ok bool) {
 	tasks := a.frameworkTasks(fw)
 	for _, t := range tasks {
 		t.requestKill(-1)
 	}
-	a.shutdownExecutors(ctx, fw, mesos.TASK_KILLED, mesos.REASON_FRAMEWORK_REMOVED, "Framework shut down") // executor.go
+	a.shutdownExecutors(ctx, fw, mesos.TASK_KILLED, reason, msg) // executor.go
 	for _, t := range tasks {
 		select {
 		case <-t.done:
 		case <-ctx.Done():
-			return
+			return len(tasks), false
 		}
+	}
+	return len(tasks), true
+}
+
+// shutdownFramework kills all of a framework's tasks (TASK_KILLED), then
+// forgets them: their updates are sent once more but not retried, since
+// the framework is gone and nobody will acknowledge them.
+func (a *Agent) shutdownFramework(ctx context.Context, fw string) {
+	if _, ok := a.killAndWait(ctx, fw, mesos.REASON_FRAMEWORK_REMOVED, "Framework shut down"); !ok {
+		return
 	}
 	a.mu.Lock()
 	var gone []*task
@@ -455,33 +466,6 @@ func (a *Agent) prepareSandbox(t *task) error {
 
 // commandSpec turns the task's CommandInfo into a container spec.
 func (a *Agent) commandSpec(t *task) (containerizer.Spec, error) {
-	cmd := t.info.Command
-	spec := containerizer.Spec{
-		ID:     t.containerID,
-		Dir:    t.sandbox,
-		Stdout: filepath.Join(t.sandbox, "stdout"),
-		Stderr: filepath.Join(t.sandbox, "stderr"),
-	}
-	if a.cfg.SwitchUser {
-		spec.User = cmd.GetUser()
-		if spec.User == "" {
-			spec.User = t.framework.User
-		}
-	}
-	if cmd.GetShell() {
-		if cmd.GetValue() == "" {
-			return spec, errors.New("shell command is empty")
-		}
-		spec.Path, spec.Args = "/bin/sh", []string{"sh", "-c", cmd.GetValue()}
-	} else {
-		if cmd.GetValue() == "" {
-			return spec, errors.New("command value (the program to run) is empty")
-		}
-		spec.Path, spec.Args = cmd.GetValue(), cmd.Arguments
-		if len(spec.Args) == 0 {
-			spec.Args = []string{cmd.GetValue()}
-		}
-	}
 	env := os.Environ()
 	set := func(name, value string) { env = append(env, name+"="+value) }
 	set("MESOS_SANDBOX", t.sandbox)
@@ -494,15 +478,89 @@ func (a *Agent) commandSpec(t *task) (containerizer.Spec, error) {
 	if role := t.role(); role != "" {
 		set("MESOS_ALLOCATION_ROLE", role)
 	}
-	for _, v := range cmd.GetEnvironment().GetVariables() {
-		if v.GetType() == mesos.Environment_Variable_SECRET {
-			return spec, fmt.Errorf("environment variable %s: secrets are not supported", v.Name)
-		}
-		set(v.Name, v.GetValue())
+	spec, err := sandboxSpec(t.containerID, t.sandbox, a.taskUser(t), t.info.Command, "", env)
+	if err != nil {
+		return spec, err
 	}
-	spec.Env = dedupEnv(env)
 	spec.CPUs, spec.MemMB = api.ScalarSum(t.info.Resources, "cpus"), api.ScalarSum(t.info.Resources, "mem")
 	return spec, nil
+}
+
+// sandboxSpec is the spec of a container that runs cmd natively in
+// sandbox (its working directory, with its stdout and stderr files) as
+// user, with env followed by cmd's own environment; the caller sets the
+// limits. It serves command tasks (commandSpec) and custom executors
+// (executorSpec); what ("" or "executor's ") starts the errors about an
+// empty command.
+func sandboxSpec(id, sandbox, user string, cmd *mesos.CommandInfo, what string, env []string) (containerizer.Spec, error) {
+	spec := containerizer.Spec{
+		ID:     id,
+		Dir:    sandbox,
+		Stdout: filepath.Join(sandbox, "stdout"),
+		Stderr: filepath.Join(sandbox, "stderr"),
+		User:   user,
+	}
+	var err error
+	spec.Path, spec.Args, err = commandArgv(cmd, what+"shell command is empty", what+"command value (the program to run) is empty")
+	if err != nil {
+		return spec, err
+	}
+	if env, err = appendCommandEnv(env, cmd); err != nil {
+		return spec, err
+	}
+	spec.Env = dedupEnv(env)
+	return spec, nil
+}
+
+// commandArgv is the program and argv that run cmd: a shell command
+// through /bin/sh -c, otherwise cmd's value with its arguments (the value
+// alone when there are none). An empty command fails with emptyShell or
+// emptyValue.
+func commandArgv(cmd *mesos.CommandInfo, emptyShell, emptyValue string) (path string, args []string, err error) {
+	if cmd.GetShell() {
+		if cmd.GetValue() == "" {
+			return "", nil, errors.New(emptyShell)
+		}
+		return "/bin/sh", []string{"sh", "-c", cmd.GetValue()}, nil
+	}
+	if cmd.GetValue() == "" {
+		return "", nil, errors.New(emptyValue)
+	}
+	path, args = cmd.GetValue(), cmd.Arguments
+	if len(args) == 0 {
+		args = []string{path}
+	}
+	return path, args, nil
+}
+
+// appendCommandEnv appends cmd's environment variables to env; a secret
+// is refused, as the agent has no secret resolver.
+func appendCommandEnv(env []string, cmd *mesos.CommandInfo) ([]string, error) {
+	for _, v := range cmd.GetEnvironment().GetVariables() {
+		if v.GetType() == mesos.Environment_Variable_SECRET {
+			return env, fmt.Errorf("environment variable %s: secrets are not supported", v.Name)
+		}
+		env = append(env, v.Name+"="+v.GetValue())
+	}
+	return env, nil
+}
+
+// commandUser is the user cmd runs (and its URIs are fetched) as: with
+// --switch_user cmd's user or else its framework's; otherwise the agent's
+// own ("").
+func (a *Agent) commandUser(cmd *mesos.CommandInfo, fw *mesos.FrameworkInfo) string {
+	if !a.cfg.SwitchUser {
+		return ""
+	}
+	if u := cmd.GetUser(); u != "" {
+		return u
+	}
+	return fw.User
+}
+
+// taskUser is the user t's command runs (and its URIs are fetched) as.
+func (a *Agent) taskUser(t *task) string {
+	return a.commandUser(t.info.Command, &t.framework)
 }
 
 // dedupEnv keeps the last value of each variable, in first-seen order.
