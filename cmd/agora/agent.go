@@ -86,11 +86,8 @@ func runAgent(args []string) int {
 			"Then look at it: curl http://10.0.0.7:5051/state\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "agora agent: unexpected arguments %q (flags are written --name=value)\n", fs.Args())

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"sort"
 )
 
 func init() {
@@ -14,28 +13,11 @@ func init() {
 var benchCommands = map[string]command{}
 
 func runBench(args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		benchUsage()
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
-	c, ok := benchCommands[args[0]]
-	if !ok {
-		fmt.Fprintf(os.Stderr, "agora bench: unknown benchmark %q\n\n", args[0])
-		benchUsage()
-		return 2
-	}
-	return c.run(args[1:])
+	return dispatchTo("agora bench", "benchmark", benchCommands, benchUsage, args)
 }
 
 func benchUsage() {
-	var names []string
-	for n := range benchCommands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := commandNames(benchCommands)
 	fmt.Fprint(os.Stderr, "Usage: agora bench BENCHMARK [flags]\n\nBenchmarks:\n")
 	for _, n := range names {
 		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, benchCommands[n].summary)

@@ -43,11 +43,8 @@ func runBenchAllocator(args []string) int {
 		fs.PrintDefaults()
 		fmt.Fprint(os.Stderr, "\nExample:\n  agora bench allocator --scenario DeclineOffers --agents 10000,20000 --frameworks 1000,2000 --json\n")
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "agora bench allocator: unexpected argument %q\n", fs.Arg(0))

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/agora-cluster/agora/hadoop/bench"
@@ -18,13 +17,10 @@ func init() {
 }
 
 func runBenchHadoop(args []string) int {
-	which := ""
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		which, args = args[0], args[1:]
-	}
+	which, args := splitFirstArg(args)
 	fs := flag.NewFlagSet("agora bench hadoop", flag.ContinueOnError)
 	var cfg bench.Config
-	fs.StringVar(&cfg.Hadoop, "hadoop", hadoopAddrDefault(), "the Hadoop framework, host:port (env AGORA_HADOOP)")
+	hadoopAddrFlag(fs, &cfg.Hadoop)
 	size := fs.String("size", "", "input size: bytes, or with KB/MB/GB or KiB/MiB/GiB (default: 1GiB for wordcount, 1GB for terasort)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	fs.StringVar(&cfg.Dir, "dir", "", "where to make the directory for the data and outputs; the agents must see it (default: ~/.agora/bench)")
@@ -48,7 +44,7 @@ func runBenchHadoop(args []string) int {
 			"Example:\n  agora bench hadoop terasort --size 1GB --json\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if code, done := parseClientFlags(fs, args); done {
+	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	if which == "terachain" {

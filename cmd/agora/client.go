@@ -18,6 +18,15 @@ import (
 // neither --master nor AGORA_MASTER says otherwise.
 const defaultMasterAddr = "127.0.0.1:5050"
 
+// masterAddrDefault is the master's address from AGORA_MASTER or the
+// default, for a --master flag.
+func masterAddrDefault() string {
+	if m := os.Getenv("AGORA_MASTER"); m != "" {
+		return m
+	}
+	return defaultMasterAddr
+}
+
 // clientOptions are the flags client commands share.
 type clientOptions struct {
 	master  string
@@ -30,11 +39,7 @@ type clientOptions struct {
 // registers --master; withJSON adds --json.
 func newClientFlags(name, usage, about, example string, o *clientOptions, withJSON bool) *flag.FlagSet {
 	fs := flag.NewFlagSet("agora "+name, flag.ContinueOnError)
-	master := os.Getenv("AGORA_MASTER")
-	if master == "" {
-		master = defaultMasterAddr
-	}
-	fs.StringVar(&o.master, "master", master, "master to talk to, host:port or http://host:port (env AGORA_MASTER)")
+	fs.StringVar(&o.master, "master", masterAddrDefault(), "master to talk to, host:port or http://host:port (env AGORA_MASTER)")
 	if withJSON {
 		fs.BoolVar(&o.json, "json", false, "print JSON instead of a table")
 	}
@@ -46,9 +51,9 @@ func newClientFlags(name, usage, about, example string, o *clientOptions, withJS
 	return fs
 }
 
-// parseClientFlags parses args; done is true when the command should exit
-// with code (after --help or a bad flag).
-func parseClientFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
+// parseFlags parses a command's args; done is true when the command should
+// exit with code: 0 after --help, 2 after a bad flag.
+func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0, true

@@ -18,7 +18,6 @@ import (
 	"github.com/agora-cluster/agora/cluster/agent"
 	"github.com/agora-cluster/agora/cluster/api"
 	"github.com/agora-cluster/agora/cluster/master"
-	"github.com/agora-cluster/agora/cluster/registry"
 	"github.com/agora-cluster/agora/cluster/webui"
 )
 
@@ -45,11 +44,8 @@ func runDev(args []string) int {
 			"Example:\n  agora dev --agents 2\n  agora run -- echo hello   # in another terminal\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if mf.workDir == "" {
 		mf.workDir = fs.Lookup("work_dir").DefValue
@@ -63,17 +59,11 @@ func runDev(args []string) int {
 		fmt.Fprintln(os.Stderr, "agora dev:", err)
 		return 1
 	}
-	reg, err := registry.OpenBolt(filepath.Join(mf.workDir, "master", "registry.db"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "agora dev:", err)
-		return 1
+	cfg, reg, code := mf.openRegistry("agora dev", filepath.Join(mf.workDir, "master", "registry.db"), logger)
+	if code != 0 {
+		return code
 	}
 	defer reg.Close()
-	cfg, err := mf.config(logger, reg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "agora dev:", err)
-		return 2
-	}
 	total, err := agent.DetectResources(*resources, mf.workDir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agora dev: --resources:", err)

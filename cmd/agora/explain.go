@@ -35,7 +35,7 @@ func runExplain(args []string) int {
 			"above the minimum allocatable, agents under maintenance, fair share exceeded, ...\n"+
 			"with the numbers behind each reason.",
 		"agora explain analytics", &o, true)
-	if code, done := parseClientFlags(fs, args); done {
+	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	if fs.NArg() != 1 {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,30 +35,11 @@ var hadoopCommands = map[string]command{
 var defaultHadoopAddr = "127.0.0.1:" + strconv.Itoa(client.DefaultPort)
 
 func runHadoop(args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		hadoopUsage()
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
-	c, ok := hadoopCommands[args[0]]
-	if !ok {
-		fmt.Fprintf(os.Stderr, "agora hadoop: unknown command %q\n\n", args[0])
-		hadoopUsage()
-		return 2
-	}
-	return c.run(args[1:])
+	return dispatchTo("agora hadoop", "command", hadoopCommands, hadoopUsage, args)
 }
 
 func hadoopUsage() {
-	var names []string
-	for n, c := range hadoopCommands {
-		if !c.hidden {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
+	names := commandNames(hadoopCommands)
 	var b strings.Builder
 	b.WriteString("Usage: agora hadoop COMMAND [flags] [args]\n\nRuns Hadoop Streaming jobs (mappers and reducers in any language) on the cluster.\n\nCommands:\n")
 	for _, n := range names {
@@ -80,6 +60,11 @@ func hadoopAddrDefault() string {
 	return defaultHadoopAddr
 }
 
+// hadoopAddrFlag registers --hadoop, the framework's address, into addr.
+func hadoopAddrFlag(fs *flag.FlagSet, addr *string) {
+	fs.StringVar(addr, "hadoop", hadoopAddrDefault(), "the Hadoop framework, host:port (env AGORA_HADOOP)")
+}
+
 // propsFlag collects repeated -D key=value flags.
 type propsFlag struct{ c conf.Conf }
 
@@ -96,10 +81,7 @@ func (p propsFlag) Set(s string) error {
 
 func runHadoopScheduler(args []string) int {
 	fs := flag.NewFlagSet("agora hadoop scheduler", flag.ContinueOnError)
-	master := os.Getenv("AGORA_MASTER")
-	if master == "" {
-		master = defaultMasterAddr
-	}
+	master := masterAddrDefault()
 	home, _ := os.UserHomeDir()
 	props := propsFlag{c: conf.New()}
 	fs.StringVar(&master, "master", master, "master to subscribe with, host:port (env AGORA_MASTER)")
@@ -124,11 +106,8 @@ func runHadoopScheduler(args []string) int {
 			"unfinished jobs again.\n\nExample:\n  agora hadoop scheduler --master=10.0.0.1:5050 --advertise=10.0.0.2\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(*ip, strconv.Itoa(*port)))
 	if err != nil {

@@ -85,10 +85,7 @@ Flags:
 func hadoopTaskTrackers(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("agora hadoop tasktrackers", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	master := os.Getenv("AGORA_MASTER")
-	if master == "" {
-		master = defaultMasterAddr
-	}
+	master := masterAddrDefault()
 	props := rawProps{}
 	fs.StringVar(&master, "master", master, "master to subscribe with, host:port (env AGORA_MASTER)")
 	jobTracker := fs.String("jobtracker", "", "the JobTracker the trackers report to, host:port (mapred.job.tracker)")
@@ -101,11 +98,8 @@ func hadoopTaskTrackers(ctx context.Context, args []string, stderr io.Writer) in
 		fmt.Fprint(fs.Output(), hadoopTaskTrackersUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "agora hadoop tasktrackers: "+format+"\n", a...)

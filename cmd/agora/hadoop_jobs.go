@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/agora-cluster/agora/hadoop/client"
@@ -21,11 +22,15 @@ func init() {
 	hadoopCommands["trackers"] = command{name: "trackers", summary: "List the TaskTracker executors", run: runHadoopTrackers}
 }
 
+// hadoopRequestTimeout bounds one client command's request to the
+// framework.
+const hadoopRequestTimeout = 30 * time.Second
+
 // hadoopClientFlags makes the flag set of a client command: --hadoop and,
-// with withJSON, --json.
+// with asJSON, --json.
 func hadoopClientFlags(name, usage, about, example string, addr *string, asJSON *bool) *flag.FlagSet {
 	fs := flag.NewFlagSet("agora hadoop "+name, flag.ContinueOnError)
-	fs.StringVar(addr, "hadoop", hadoopAddrDefault(), "the Hadoop framework, host:port (env AGORA_HADOOP)")
+	hadoopAddrFlag(fs, addr)
 	if asJSON != nil {
 		fs.BoolVar(asJSON, "json", false, "print JSON instead of a table")
 	}
@@ -59,33 +64,43 @@ func since(d time.Duration) string {
 	return d.Round(time.Second).String()
 }
 
-func runHadoopJobs(args []string) int {
+// runHadoopList runs a listing command, `agora hadoop NAME [--json]`: one
+// request, list, to the framework, whose answer it prints as JSON with
+// --json and else through table.
+func runHadoopList[T any](name, about string, args []string,
+	list func(*client.Client, context.Context) ([]T, error), table func(*tabwriter.Writer, []T)) int {
 	var addr string
 	var asJSON bool
-	fs := hadoopClientFlags("jobs", "[--json]", "Lists the jobs of the Hadoop framework: running ones first, then finished ones, newest first.",
-		"agora hadoop jobs", &addr, &asJSON)
-	if code, done := parseClientFlags(fs, args); done {
+	fs := hadoopClientFlags(name, "[--json]", about, "agora hadoop "+name, &addr, &asJSON)
+	if code, done := parseFlags(fs, args); done {
 		return code
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hadoopRequestTimeout)
 	defer cancel()
-	jobs, err := client.New(addr).Jobs(ctx)
+	items, err := list(client.New(addr), ctx)
 	if err != nil {
-		return hadoopFailure("jobs", err)
+		return hadoopFailure(name, err)
 	}
 	if asJSON {
-		return printJSON(jobs)
+		return printJSON(items)
 	}
 	w := newTable()
-	fmt.Fprintln(w, "JOB ID\tSTATE\tNAME\tMAPS\tREDUCES\tMAP\tREDUCE\tSUBMITTED\tELAPSED")
-	now := time.Now()
-	for _, j := range jobs {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%d/%d\t%s\t%s\t%s\t%s\n", j.ID, j.State, j.Name,
-			j.Maps.Succeeded, j.Maps.Total, j.Reduces.Succeeded, j.Reduces.Total,
-			pct(j.MapProgress), pct(j.ReduceProgress), j.Submitted.Local().Format("2006-01-02 15:04:05"), since(j.Elapsed(now)))
-	}
+	table(w, items)
 	w.Flush()
 	return 0
+}
+
+func runHadoopJobs(args []string) int {
+	return runHadoopList("jobs", "Lists the jobs of the Hadoop framework: running ones first, then finished ones, newest first.",
+		args, (*client.Client).Jobs, func(w *tabwriter.Writer, jobs []client.JobInfo) {
+			fmt.Fprintln(w, "JOB ID\tSTATE\tNAME\tMAPS\tREDUCES\tMAP\tREDUCE\tSUBMITTED\tELAPSED")
+			now := time.Now()
+			for _, j := range jobs {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%d/%d\t%s\t%s\t%s\t%s\n", j.ID, j.State, j.Name,
+					j.Maps.Succeeded, j.Maps.Total, j.Reduces.Succeeded, j.Reduces.Total,
+					pct(j.MapProgress), pct(j.ReduceProgress), j.Submitted.Local().Format("2006-01-02 15:04:05"), since(j.Elapsed(now)))
+			}
+		})
 }
 
 func runHadoopStatus(args []string) int {
@@ -94,18 +109,11 @@ func runHadoopStatus(args []string) int {
 	fs := hadoopClientFlags("status", "JOB [--tasks] [--json]", "Shows a job: state, map and reduce progress, counters, and the attempts that failed.",
 		"agora hadoop status job_202601011200_0001 --tasks", &addr, &asJSON)
 	tasks := fs.Bool("tasks", false, "list every task and attempt")
-	id, rest := splitFirstArg(args)
-	if code, done := parseClientFlags(fs, rest); done {
+	id, code, done := parseWithID(fs, args)
+	if done {
 		return code
 	}
-	if id == "" && fs.NArg() > 0 {
-		id = fs.Arg(0)
-	}
-	if id == "" {
-		fs.Usage()
-		return 2
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hadoopRequestTimeout)
 	defer cancel()
 	d, err := client.New(addr).Job(ctx, id, true)
 	if err != nil {
@@ -189,6 +197,24 @@ func firstLine(s string) string {
 	return s
 }
 
+// parseWithID parses the flags of a command that names one job or
+// attempt, before or after them; without one it prints the usage and
+// exits 2.
+func parseWithID(fs *flag.FlagSet, args []string) (id string, code int, done bool) {
+	id, rest := splitFirstArg(args)
+	if code, done := parseFlags(fs, rest); done {
+		return "", code, true
+	}
+	if id == "" && fs.NArg() > 0 {
+		id = fs.Arg(0)
+	}
+	if id == "" {
+		fs.Usage()
+		return "", 2, true
+	}
+	return id, 0, false
+}
+
 // splitFirstArg takes a leading positional argument off args, so that
 // `status JOB --json` works as well as `status --json JOB`.
 func splitFirstArg(args []string) (string, []string) {
@@ -202,18 +228,11 @@ func runHadoopKill(args []string) int {
 	var addr string
 	fs := hadoopClientFlags("kill", "JOB", "Kills a job: its running attempts are killed and its temporary output removed.",
 		"agora hadoop kill job_202601011200_0001", &addr, nil)
-	id, rest := splitFirstArg(args)
-	if code, done := parseClientFlags(fs, rest); done {
+	id, code, done := parseWithID(fs, args)
+	if done {
 		return code
 	}
-	if id == "" && fs.NArg() > 0 {
-		id = fs.Arg(0)
-	}
-	if id == "" {
-		fs.Usage()
-		return 2
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hadoopRequestTimeout)
 	defer cancel()
 	j, err := client.New(addr).Kill(ctx, id)
 	if err != nil {
@@ -227,21 +246,14 @@ func runHadoopLogs(args []string) int {
 	var addr string
 	fs := hadoopClientFlags("logs", "ATTEMPT", "Prints an attempt's stderr (what its mapper, reducer or combiner wrote there).",
 		"agora hadoop logs attempt_202601011200_0001_m_000003_0", &addr, nil)
-	id, rest := splitFirstArg(args)
-	if code, done := parseClientFlags(fs, rest); done {
+	id, code, done := parseWithID(fs, args)
+	if done {
 		return code
-	}
-	if id == "" && fs.NArg() > 0 {
-		id = fs.Arg(0)
-	}
-	if id == "" {
-		fs.Usage()
-		return 2
 	}
 	if _, err := job.ParseAttemptID(id); err != nil {
 		return hadoopFailure("logs", fmt.Errorf("%v (attempt IDs look like attempt_202601011200_0001_m_000003_0; `agora hadoop status JOB --tasks` lists them)", err))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hadoopRequestTimeout)
 	defer cancel()
 	s, err := client.New(addr).Log(ctx, id)
 	if err != nil {
@@ -252,27 +264,11 @@ func runHadoopLogs(args []string) int {
 }
 
 func runHadoopTrackers(args []string) int {
-	var addr string
-	var asJSON bool
-	fs := hadoopClientFlags("trackers", "[--json]", "Lists the TaskTracker executors the framework runs on agents, with their slots.",
-		"agora hadoop trackers", &addr, &asJSON)
-	if code, done := parseClientFlags(fs, args); done {
-		return code
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ts, err := client.New(addr).Trackers(ctx)
-	if err != nil {
-		return hadoopFailure("trackers", err)
-	}
-	if asJSON {
-		return printJSON(ts)
-	}
-	w := newTable()
-	fmt.Fprintln(w, "TRACKER\tSTATE\tHOST\tAGENT\tMAP SLOTS\tREDUCE SLOTS\tRUNNING\tURL")
-	for _, t := range ts {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", t.ID, t.State, t.Host, t.AgentID, t.MapSlots, t.ReduceSlots, t.RunningMaps+t.RunningReduces, t.URL)
-	}
-	w.Flush()
-	return 0
+	return runHadoopList("trackers", "Lists the TaskTracker executors the framework runs on agents, with their slots.",
+		args, (*client.Client).Trackers, func(w *tabwriter.Writer, ts []client.TrackerInfo) {
+			fmt.Fprintln(w, "TRACKER\tSTATE\tHOST\tAGENT\tMAP SLOTS\tREDUCE SLOTS\tRUNNING\tURL")
+			for _, t := range ts {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", t.ID, t.State, t.Host, t.AgentID, t.MapSlots, t.ReduceSlots, t.RunningMaps+t.RunningReduces, t.URL)
+			}
+		})
 }

@@ -26,31 +26,32 @@ func init() {
 
 // teraFlags is the flag set of the tera commands: --hadoop and -D.
 func teraFlags(name, usage, about, example string, addr *string, props propsFlag) *flag.FlagSet {
-	fs := flag.NewFlagSet("agora hadoop "+name, flag.ContinueOnError)
-	fs.StringVar(addr, "hadoop", hadoopAddrDefault(), "the Hadoop framework, host:port (env AGORA_HADOOP)")
+	fs := hadoopClientFlags(name, usage, about+"\n\nPaths are on the agents' file system (relative ones are taken from here);\n"+
+		"agents that isolate tasks give them a /tmp of their own, so keep data elsewhere.", example, addr, nil)
 	fs.Var(props, "D", "job property key=value (repeatable)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: agora hadoop %s %s\n\n%s\n\nPaths are on the agents' file system (relative ones are taken from here);\n"+
-			"agents that isolate tasks give them a /tmp of their own, so keep data elsewhere.\n\nExample:\n  %s\n\nFlags:\n", name, usage, about, example)
-		fs.PrintDefaults()
-	}
 	return fs
 }
 
-// parseWithArgs parses flags that may come before, between or after the
-// positional arguments, and returns the positional arguments.
-func parseWithArgs(fs *flag.FlagSet, args []string) ([]string, int, bool) {
+// parseTwoArgs parses flags that may come before, between or after the two
+// positional arguments of a tera command, and returns those; with more or
+// fewer it prints the usage and exits 2.
+func parseTwoArgs(fs *flag.FlagSet, args []string) (first, second string, code int, done bool) {
 	var pos []string
 	for {
-		if code, done := parseClientFlags(fs, args); done {
-			return nil, code, true
+		if code, done := parseFlags(fs, args); done {
+			return "", "", code, true
 		}
 		if fs.NArg() == 0 {
-			return pos, 0, false
+			break
 		}
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+	if len(pos) != 2 {
+		fs.Usage()
+		return "", "", 2, true
+	}
+	return pos[0], pos[1], 0, false
 }
 
 func absPaths(ps ...*string) error {
@@ -110,20 +111,15 @@ func runHadoopTeraGen(args []string) int {
 			"(which must not exist). The data's checksum is printed (TeraValidate reports the same).",
 		"agora hadoop teragen 10m /var/tmp/tera-in --maps 4", &addr, props)
 	maps := fs.Int("maps", 2, "map tasks (mapreduce.job.maps)")
-	pos, code, done := parseWithArgs(fs, args)
+	rowsArg, out, code, done := parseTwoArgs(fs, args)
 	if done {
 		return code
 	}
-	if len(pos) != 2 {
-		fs.Usage()
-		return 2
-	}
-	rows, err := terasort.ParseRows(pos[0])
+	rows, err := terasort.ParseRows(rowsArg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agora hadoop teragen:", err)
 		return 2
 	}
-	out := pos[1]
 	if err := absPaths(&out); err != nil {
 		return hadoopFailure("teragen", err)
 	}
@@ -142,15 +138,10 @@ func runHadoopTeraSort(args []string) int {
 			"with a total-order partitioner sampled from the input.",
 		"agora hadoop terasort /var/tmp/tera-in /var/tmp/tera-out --reduces 2", &addr, props)
 	reduces := fs.Int("reduces", 2, "reduce tasks")
-	pos, code, done := parseWithArgs(fs, args)
+	in, out, code, done := parseTwoArgs(fs, args)
 	if done {
 		return code
 	}
-	if len(pos) != 2 {
-		fs.Usage()
-		return 2
-	}
-	in, out := pos[0], pos[1]
 	if err := absPaths(&in, &out); err != nil {
 		return hadoopFailure("terasort", err)
 	}
@@ -170,15 +161,10 @@ func runHadoopTeraValidate(args []string) int {
 		"agora hadoop teravalidate /var/tmp/tera-out /var/tmp/tera-report", &addr, props)
 	rows := fs.String("rows", "", "the row count to expect")
 	checksum := fs.String("checksum", "", "the checksum to expect (hex, as teragen prints it)")
-	pos, code, done := parseWithArgs(fs, args)
+	in, report, code, done := parseTwoArgs(fs, args)
 	if done {
 		return code
 	}
-	if len(pos) != 2 {
-		fs.Usage()
-		return 2
-	}
-	in, report := pos[0], pos[1]
 	if err := absPaths(&in, &report); err != nil {
 		return hadoopFailure("teravalidate", err)
 	}

@@ -84,7 +84,7 @@ func runAgents(args []string) int {
 	fs := newClientFlags("agents", "[--json]",
 		"Lists the agents registered with the master, with their total and used resources.",
 		"agora agents --master 10.0.0.5:5050", &o, true)
-	if code, done := parseClientFlags(fs, args); done {
+	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	st, raw, err := fetchState(o.master)
@@ -112,7 +112,7 @@ func runFrameworks(args []string) int {
 		"Lists the frameworks subscribed with the master, with their tasks and the resources they use.",
 		"agora frameworks --all", &o, true)
 	fs.BoolVar(&all, "all", false, "include completed (torn down) frameworks")
-	if code, done := parseClientFlags(fs, args); done {
+	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	st, raw, err := fetchState(o.master)
@@ -148,7 +148,7 @@ func runTasks(args []string) int {
 		"Lists the tasks of subscribed frameworks; --all adds completed tasks and those of removed frameworks.",
 		"agora tasks --all --json", &o, true)
 	fs.BoolVar(&all, "all", false, "include completed tasks")
-	if code, done := parseClientFlags(fs, args); done {
+	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	st, raw, err := fetchState(o.master)

@@ -27,6 +27,14 @@ func main() {
 }
 
 func dispatch(args []string) int {
+	return dispatchTo("agora", "command", commands, usage, args)
+}
+
+// dispatchTo runs the subcommand of prog that args names. With no
+// arguments it prints usage and exits 2; with -h, --help or help it prints
+// usage and exits 0; an unknown name is an error, whose message calls the
+// subcommands kind ("command", "benchmark"), and exits 2.
+func dispatchTo(prog, kind string, cmds map[string]command, usage func(), args []string) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage()
 		if len(args) == 0 {
@@ -34,23 +42,30 @@ func dispatch(args []string) int {
 		}
 		return 0
 	}
-	c, ok := commands[args[0]]
+	c, ok := cmds[args[0]]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "agora: unknown command %q\n\n", args[0])
+		fmt.Fprintf(os.Stderr, "%s: unknown %s %q\n\n", prog, kind, args[0])
 		usage()
 		return 2
 	}
 	return c.run(args[1:])
 }
 
-func usage() {
+// commandNames lists the names of cmds that are not hidden, sorted, for a
+// usage message.
+func commandNames(cmds map[string]command) []string {
 	var names []string
-	for n, c := range commands {
+	for n, c := range cmds {
 		if !c.hidden {
 			names = append(names, n)
 		}
 	}
 	sort.Strings(names)
+	return names
+}
+
+func usage() {
+	names := commandNames(commands)
 	var b strings.Builder
 	b.WriteString("agora — a datacenter kernel that speaks the Mesos v1 HTTP API.\n\n")
 	b.WriteString("Usage: agora COMMAND [flags] [args]\n\nCommands:\n")

@@ -69,6 +69,25 @@ func (f *masterFlags) config(logger *slog.Logger, reg registry.Registry) (master
 	}, nil
 }
 
+// openRegistry opens the master's bbolt registry at path and makes its
+// config from the flags. On failure it says why on stderr, prefixed with
+// cmd, and returns the exit code: 1 when the registry does not open, 2 for
+// a bad flag. On success the caller closes the registry.
+func (f *masterFlags) openRegistry(cmd, path string, logger *slog.Logger) (master.Config, *registry.Bolt, int) {
+	reg, err := registry.OpenBolt(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", cmd, err)
+		return master.Config{}, nil, 1
+	}
+	cfg, err := f.config(logger, reg)
+	if err != nil {
+		reg.Close()
+		fmt.Fprintf(os.Stderr, "%s: %v\n", cmd, err)
+		return master.Config{}, nil, 2
+	}
+	return cfg, reg, 0
+}
+
 func runMaster(args []string) int {
 	fs := flag.NewFlagSet("agora master", flag.ContinueOnError)
 	var mf masterFlags
@@ -86,18 +105,11 @@ func runMaster(args []string) int {
 		fmt.Fprintln(os.Stderr, "agora master: --work_dir is required (the master keeps its registry there)")
 		return 2
 	}
-	logger := newLogger()
-	reg, err := registry.OpenBolt(filepath.Join(mf.workDir, "registry.db"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "agora master:", err)
-		return 1
+	cfg, reg, code := mf.openRegistry("agora master", filepath.Join(mf.workDir, "registry.db"), newLogger())
+	if code != 0 {
+		return code
 	}
 	defer reg.Close()
-	cfg, err := mf.config(logger, reg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "agora master:", err)
-		return 2
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m, err := master.New(cfg)

@@ -40,7 +40,7 @@ func runRun(args []string) int {
 	fs.Var(envFlag(spec.Env), "env", "environment variable NAME=VALUE for the task (repeatable)")
 	fs.BoolVar(&spec.Shell, "shell", false, "run CMD ARGS as one string through /bin/sh -c")
 	fs.BoolVar(&o.verbose, "verbose", false, "print progress and diagnostics on stderr")
-	if code, done := parseClientFlags(fs, args); done {
+	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	spec.Command = fs.Args()
