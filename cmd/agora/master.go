@@ -98,8 +98,8 @@ func runMaster(args []string) int {
 			"Example:\n  agora master --work_dir=/var/lib/agora/master --ip=10.0.0.5 --port=5050\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if mf.workDir == "" {
 		fmt.Fprintln(os.Stderr, "agora master: --work_dir is required (the master keeps its registry there)")
