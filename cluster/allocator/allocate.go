@@ -184,26 +184,46 @@ func (a *Allocator) offer(ag *agent, c *client) Offer {
 			n += ag.pools[i].free.count()
 		}
 	}
-	b := &a.build
-	b.begin(n)
-	start := len(b.res)
-	ai := b.allocation(c.role)
+	start, ai := a.startOffer(n, c.role)
 	var d scalars
 	for i := range ag.pools {
 		p := &ag.pools[i]
 		if !ag.usable(i, c.role) || p.free.isZero() {
 			continue
 		}
-		b.appendVec(&p.free, &p.kind, ai)
-		e := a.allocationFor(ag, c.fw.id, c, c.role, i)
-		e.v.add(&p.free)
-		a.noteAlloc(ag, e, &p.free, +1)
-		d.add(&p.free.s)
+		a.grant(ag, c, i, &p.free, ai, &d)
 		p.free.reset()
 	}
+	return a.finishOffer(ag, c, start, &d)
+}
+
+// startOffer begins building an offer of n resources to role in a.build:
+// it returns where the offer's resources start and their allocation info.
+func (a *Allocator) startOffer(n int, role string) (int, *mesos.Resource_AllocationInfo) {
+	b := &a.build
+	b.begin(n)
+	return len(b.res), b.allocation(role)
+}
+
+// grant puts v of pool i of ag into the offer being built to c (with
+// allocation info ai) and into c's allocation on ag, accounts it to c's
+// role, and adds its scalars to d. Taking v out of the pool is the
+// caller's.
+func (a *Allocator) grant(ag *agent, c *client, i int, v *vec, ai *mesos.Resource_AllocationInfo, d *scalars) {
+	a.build.appendVec(v, &ag.pools[i].kind, ai)
+	e := a.allocationFor(ag, c.fw.id, c, c.role, i)
+	e.v.add(v)
+	a.noteAlloc(ag, e, v, +1)
+	d.add(&v.s)
+}
+
+// finishOffer charges d to c and returns the offer of ag to c whose
+// resources start at start in a.build.
+func (a *Allocator) finishOffer(ag *agent, c *client, start int, d *scalars) Offer {
 	ag.version++
-	a.charge(c, &d, +1)
+	a.charge(c, d, +1)
 	a.recordOffer(c, ag)
+	b := &a.build
 	return Offer{
 		FrameworkID:    c.fw.id,
 		AgentID:        ag.id,

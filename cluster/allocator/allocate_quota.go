@@ -81,22 +81,7 @@ func (a *Allocator) unreservedOnly(ag *agent) bool {
 // surplusFitsMin reports whether the surplus beyond the guarantees'
 // headroom holds one of the minimum allocatable alternatives.
 func (a *Allocator) surplusFitsMin() bool {
-next:
-	for i := range a.minAlloc {
-		m := &a.minAlloc[i]
-		for j := range m.s {
-			if m.s[j] > a.surplus(j) {
-				continue next
-			}
-		}
-		for _, e := range m.extra {
-			if e.v > a.surplusExtra(e.name) {
-				continue next
-			}
-		}
-		return true
-	}
-	return false
+	return a.fitsMinIn(a.surplus, a.surplusExtra)
 }
 
 // visitQ is visit under quota: stage 1 only enters subtrees with roles
@@ -207,16 +192,23 @@ func capInto(dst, src *vec, c *capVec, indivisible bool) {
 // fitsMin reports whether the scalars of v hold one of the minimum
 // allocatable alternatives.
 func (a *Allocator) fitsMin(v *vec) bool {
+	return a.fitsMinIn(func(j int) int64 { return v.s[j] }, v.extraValue)
+}
+
+// fitsMinIn reports whether one of the minimum allocatable alternatives
+// fits in a room of room(j) of main scalar j and roomExtra(name) of each
+// other scalar.
+func (a *Allocator) fitsMinIn(room func(j int) int64, roomExtra func(name string) int64) bool {
 next:
 	for i := range a.minAlloc {
 		m := &a.minAlloc[i]
 		for j := range m.s {
-			if m.s[j] > v.s[j] {
+			if m.s[j] > room(j) {
 				continue next
 			}
 		}
 		for _, e := range m.extra {
-			if e.v > v.extraValue(e.name) {
+			if e.v > roomExtra(e.name) {
 				continue next
 			}
 		}
@@ -231,35 +223,19 @@ func (a *Allocator) commitPlan(ag *agent, c *client) Offer {
 	for i := range ag.pools {
 		n += a.plan[i].count()
 	}
-	b := &a.build
-	b.begin(n)
-	start := len(b.res)
-	ai := b.allocation(c.role)
+	start, ai := a.startOffer(n, c.role)
 	var d scalars
 	for i := range ag.pools {
 		v := &a.plan[i]
 		if v.isZero() {
 			continue
 		}
+		a.grant(ag, c, i, v, ai, &d)
 		p := &ag.pools[i]
-		b.appendVec(v, &p.kind, ai)
-		e := a.allocationFor(ag, c.fw.id, c, c.role, i)
-		e.v.add(v)
 		p.free.sub(v)
-		a.noteAlloc(ag, e, v, +1)
 		if p.role == "" {
 			a.avail.addScalars(v, -1)
 		}
-		d.add(&v.s)
 	}
-	ag.version++
-	a.charge(c, &d, +1)
-	a.recordOffer(c, ag)
-	return Offer{
-		FrameworkID:    c.fw.id,
-		AgentID:        ag.id,
-		Role:           c.role,
-		Resources:      b.res[start:len(b.res):len(b.res)],
-		Unavailability: ag.unavail,
-	}
+	return a.finishOffer(ag, c, start, &d)
 }

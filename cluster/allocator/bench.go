@@ -47,13 +47,8 @@ func runDeclineOffers(cfg Config, p *ScenarioParams, agents, frameworks, rounds 
 	a := New(cfg)
 	var setup DeclineOffersSetup
 
-	ids := make([]string, frameworks)
-	setup.AddFrameworks = p.timed(func() {
-		for i := range ids {
-			ids[i] = fmt.Sprintf("framework%d", i+1)
-			a.AddFramework(FrameworkSpec{ID: ids[i], Roles: []string{"*"}}, nil, true)
-		}
-	})
+	var ids []string
+	ids, setup.AddFrameworks = p.addFrameworks(a, frameworks, "*")
 
 	total := declineOffersTotal()
 	used := declineOffersUsed()

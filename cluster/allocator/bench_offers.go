@@ -26,13 +26,7 @@ type offerLoop struct {
 func (l offerLoop) run(p ScenarioParams, rounds int) (ScenarioResult, *Allocator) {
 	r := ScenarioResult{Agents: p.Agents, Frameworks: p.Frameworks, Roles: 1}
 	a := p.newAllocator()
-	ids := make([]string, p.Frameworks)
-	d := p.timed(func() {
-		for i := range ids {
-			ids[i] = fmt.Sprintf("framework%d", i+1)
-			a.AddFramework(FrameworkSpec{ID: ids[i], Roles: []string{l.role}}, nil, true)
-		}
-	})
+	ids, d := p.addFrameworks(a, p.Frameworks, l.role)
 	r.step("add frameworks", d, p.Frameworks)
 	r.Setup += d
 	p.progress("added %d frameworks in %v", p.Frameworks, d)
@@ -66,8 +60,7 @@ func (l offerLoop) run(p ScenarioParams, rounds int) (ScenarioResult, *Allocator
 		}
 		now = now.Add(time.Second)
 		var took time.Duration
-		took = p.timed(func() { offers = a.Allocate(now) })
-		r.Rounds = append(r.Rounds, RoundResult{Allocate: took, Offers: len(offers)})
+		offers, took = r.allocateRound(p, a, now)
 		p.progress("round %d: %d offers in %v", round, len(offers), took)
 	}
 	return r, a
@@ -175,13 +168,7 @@ func RunAllocatorBacklog(p ScenarioParams) ScenarioResult {
 	total := declineOffersTotal()
 	r := ScenarioResult{Agents: p.Agents, Frameworks: p.Frameworks, Roles: 1}
 	a := p.newAllocator()
-	ids := make([]string, p.Frameworks)
-	d := p.timed(func() {
-		for i := range ids {
-			ids[i] = fmt.Sprintf("framework%d", i+1)
-			a.AddFramework(FrameworkSpec{ID: ids[i], Roles: []string{"*"}}, nil, true)
-		}
-	})
+	ids, d := p.addFrameworks(a, p.Frameworks, "*")
 	r.step("add frameworks", d, p.Frameworks)
 	r.Setup += d
 	d = p.timed(func() {

@@ -88,9 +88,7 @@ func runMultiFramework(p ScenarioParams, suppressDone bool) ScenarioResult {
 	var cpusUsed, memUsed float64
 	for round := 0; round < maxRounds && done < want; round++ {
 		now = now.Add(time.Second)
-		var offers []Offer
-		took := p.timed(func() { offers = a.Allocate(now) })
-		r.Rounds = append(r.Rounds, RoundResult{Allocate: took, Offers: len(offers)})
+		offers, took := r.allocateRound(p, a, now)
 		before := done
 		for _, o := range offers {
 			pr := byID[o.FrameworkID]
@@ -182,13 +180,7 @@ func RunLargeAndSmallQuota(p ScenarioParams) ScenarioResult {
 	r.step("set quota", d, small+large)
 	r.Setup += d
 	p.progress("%d agents, %d roles, %d frameworks set up in %v", agents, small+large, small+large, r.Setup)
-	for round, now := 0, benchEpoch; round < 2; round++ {
-		now = now.Add(time.Second)
-		var offers []Offer
-		took := p.timed(func() { offers = a.Allocate(now) })
-		r.Rounds = append(r.Rounds, RoundResult{Allocate: took, Offers: len(offers)})
-		p.progress("cycle %d: %d allocations in %v", round, len(offers), took)
-	}
+	r.allocateCycles(p, a, 2)
 	return r
 }
 
@@ -230,13 +222,7 @@ func runNonQuotaVsQuota(p ScenarioParams, quota bool) ScenarioResult {
 		r.step("set quota", d, roles)
 		r.Setup += d
 	}
-	for round, now := 0, benchEpoch; round < 2; round++ {
-		now = now.Add(time.Second)
-		var offers []Offer
-		took := p.timed(func() { offers = a.Allocate(now) })
-		r.Rounds = append(r.Rounds, RoundResult{Allocate: took, Offers: len(offers)})
-		p.progress("cycle %d: %d allocations in %v", round, len(offers), took)
-	}
+	r.allocateCycles(p, a, 2)
 	return r
 }
 

@@ -500,22 +500,7 @@ func ag0(ag *agent, i int, role string) bool {
 // fitsMinCap reports whether caps c hold one of the minimum allocatable
 // alternatives.
 func (a *Allocator) fitsMinCap(c *capVec) bool {
-next:
-	for i := range a.minAlloc {
-		m := &a.minAlloc[i]
-		for j := range m.s {
-			if m.s[j] > c.s[j] {
-				continue next
-			}
-		}
-		for _, e := range m.extra {
-			if e.v > c.extraCap(e.name) {
-				continue next
-			}
-		}
-		return true
-	}
-	return false
+	return a.fitsMinIn(func(j int) int64 { return c.s[j] }, c.extraCap)
 }
 
 func fmtScalars(m map[string]float64) string {

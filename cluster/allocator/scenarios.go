@@ -45,6 +45,19 @@ func (p *ScenarioParams) newAllocator() *Allocator {
 	return New(Config{Seed: 1, ExplainCycles: p.ExplainCycles})
 }
 
+// addFrameworks adds n frameworks, framework1 to frameworkN, of role to a
+// and returns their IDs and the time that took.
+func (p *ScenarioParams) addFrameworks(a *Allocator, n int, role string) ([]string, time.Duration) {
+	ids := make([]string, n)
+	d := p.timed(func() {
+		for i := range ids {
+			ids[i] = fmt.Sprintf("framework%d", i+1)
+			a.AddFramework(FrameworkSpec{ID: ids[i], Roles: []string{role}}, nil, true)
+		}
+	})
+	return ids, d
+}
+
 func (p *ScenarioParams) progress(format string, args ...any) {
 	if p.Progress != nil {
 		p.Progress(fmt.Sprintf(format, args...))
@@ -87,6 +100,23 @@ func (r *ScenarioResult) count(name string, n int) {
 		r.Counts = map[string]int{}
 	}
 	r.Counts[name] += n
+}
+
+// allocateRound runs one timed Allocate at now and records it as a round.
+func (r *ScenarioResult) allocateRound(p ScenarioParams, a *Allocator, now time.Time) ([]Offer, time.Duration) {
+	var offers []Offer
+	took := p.timed(func() { offers = a.Allocate(now) })
+	r.Rounds = append(r.Rounds, RoundResult{Allocate: took, Offers: len(offers)})
+	return offers, took
+}
+
+// allocateCycles runs n recorded allocation cycles a second apart.
+func (r *ScenarioResult) allocateCycles(p ScenarioParams, a *Allocator, n int) {
+	for round, now := 0, benchEpoch; round < n; round++ {
+		now = now.Add(time.Second)
+		offers, took := r.allocateRound(p, a, now)
+		p.progress("cycle %d: %d allocations in %v", round, len(offers), took)
+	}
 }
 
 // StepTime returns the time of the named step (0 if absent).

@@ -138,14 +138,7 @@ func (v *vec) extraAt(name string) *namedScalar {
 			return &v.extra[i]
 		}
 	}
-	v.extra = append(v.extra, namedScalar{name: name})
-	slices.SortFunc(v.extra, func(a, b namedScalar) int { return cmpString(a.name, b.name) })
-	for i := range v.extra {
-		if v.extra[i].name == name {
-			return &v.extra[i]
-		}
-	}
-	panic("unreachable")
+	return insertNamed(&v.extra, namedScalar{name: name}, func(e *namedScalar) string { return e.name })
 }
 
 func (v *vec) rangesAt(name string) *namedRanges {
@@ -154,14 +147,7 @@ func (v *vec) rangesAt(name string) *namedRanges {
 			return &v.ranges[i]
 		}
 	}
-	v.ranges = append(v.ranges, namedRanges{name: name})
-	slices.SortFunc(v.ranges, func(a, b namedRanges) int { return cmpString(a.name, b.name) })
-	for i := range v.ranges {
-		if v.ranges[i].name == name {
-			return &v.ranges[i]
-		}
-	}
-	panic("unreachable")
+	return insertNamed(&v.ranges, namedRanges{name: name}, func(e *namedRanges) string { return e.name })
 }
 
 func (v *vec) setAt(name string) *namedSet {
@@ -170,11 +156,19 @@ func (v *vec) setAt(name string) *namedSet {
 			return &v.sets[i]
 		}
 	}
-	v.sets = append(v.sets, namedSet{name: name})
-	slices.SortFunc(v.sets, func(a, b namedSet) int { return cmpString(a.name, b.name) })
-	for i := range v.sets {
-		if v.sets[i].name == name {
-			return &v.sets[i]
+	return insertNamed(&v.sets, namedSet{name: name}, func(e *namedSet) string { return e.name })
+}
+
+// insertNamed adds e to the name-sorted list *list, which has no entry of
+// its name, and returns the added entry. Only the first use of a name in a
+// vec comes here: entries are kept when they become empty.
+func insertNamed[T any](list *[]T, e T, name func(*T) string) *T {
+	n := name(&e)
+	*list = append(*list, e)
+	slices.SortFunc(*list, func(a, b T) int { return cmpString(name(&a), name(&b)) })
+	for i := range *list {
+		if name(&(*list)[i]) == n {
+			return &(*list)[i]
 		}
 	}
 	panic("unreachable")

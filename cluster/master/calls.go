@@ -77,7 +77,7 @@ func (m *Master) handleCall(c *scheduler.Call, streamID string) error {
 // under the old roles are rescinded.
 func (m *Master) updateFramework(f *framework, u *scheduler.Call_UpdateFramework) error {
 	if u == nil {
-		return errorf(http.StatusBadRequest, "expecting 'update_framework' to be present")
+		return missingField("update_framework")
 	}
 	fi := u.FrameworkInfo
 	if id := fi.GetID().GetValue(); id != f.id {

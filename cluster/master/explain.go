@@ -13,8 +13,7 @@ import (
 // operators: "my framework gets no offers".
 func (m *Master) serveExplain(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		writeError(w, errorf(http.StatusMethodNotAllowed, "expecting GET, got %s", r.Method))
+		methodNotAllowed(w, r, "GET", "GET")
 		return
 	}
 	q := r.URL.Query()

@@ -77,3 +77,25 @@ func stripSlash(h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// serveChange runs change on the master's loop and answers status, or the
+// error change returns. If the request ends or the master stops first,
+// nothing is written: the client has gone or the server is closing.
+func (m *Master) serveChange(w http.ResponseWriter, r *http.Request, status int, change func() error) {
+	var err error
+	if derr := m.do(r.Context(), func() { err = change() }); derr != nil {
+		return
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(status)
+}
+
+// methodNotAllowed answers 405 with the methods the endpoint takes: allow
+// for the Allow header, expecting in words for the message.
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow, expecting string) {
+	w.Header().Set("Allow", allow)
+	writeError(w, errorf(http.StatusMethodNotAllowed, "expecting %s, got %s", expecting, r.Method))
+}

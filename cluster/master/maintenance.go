@@ -415,22 +415,13 @@ func (m *Master) maintenanceStatus() mmaint.ClusterStatus {
 			}
 		}
 	}
-	for _, key := range sortedMachineKeys(draining) {
+	for _, key := range sortedKeys(draining) {
 		st.DrainingMachines = append(st.DrainingMachines, mmaint.ClusterStatus_DrainingMachine{ID: draining[key], Statuses: m.maint.responses[key]})
 	}
-	for _, key := range sortedMachineKeys(m.maint.down) {
+	for _, key := range sortedKeys(m.maint.down) {
 		st.DownMachines = append(st.DownMachines, m.maint.down[key])
 	}
 	return st
-}
-
-func sortedMachineKeys(m map[string]mesos.MachineID) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // maintenanceCall answers the operator API's maintenance calls.
@@ -442,22 +433,22 @@ func (m *Master) maintenanceCall(c *master.Call) (resp *master.Response, handled
 		return &master.Response{Type: master.Response_GET_MAINTENANCE_STATUS, GetMaintenanceStatus: &master.Response_GetMaintenanceStatus{Status: m.maintenanceStatus()}}, true, nil
 	case master.Call_UPDATE_MAINTENANCE_SCHEDULE:
 		if c.UpdateMaintenanceSchedule == nil {
-			return nil, true, errorf(http.StatusBadRequest, "expecting 'update_maintenance_schedule' to be present")
+			return nil, true, missingField("update_maintenance_schedule")
 		}
 		return nil, true, m.updateSchedule(c.UpdateMaintenanceSchedule.Schedule)
 	case master.Call_START_MAINTENANCE:
 		if c.StartMaintenance == nil {
-			return nil, true, errorf(http.StatusBadRequest, "expecting 'start_maintenance' to be present")
+			return nil, true, missingField("start_maintenance")
 		}
 		return nil, true, m.startMaintenance(c.StartMaintenance.Machines)
 	case master.Call_STOP_MAINTENANCE:
 		if c.StopMaintenance == nil {
-			return nil, true, errorf(http.StatusBadRequest, "expecting 'stop_maintenance' to be present")
+			return nil, true, missingField("stop_maintenance")
 		}
 		return nil, true, m.stopMaintenance(c.StopMaintenance.Machines)
 	case master.Call_DRAIN_AGENT:
 		if c.DrainAgent == nil {
-			return nil, true, errorf(http.StatusBadRequest, "expecting 'drain_agent' to be present")
+			return nil, true, missingField("drain_agent")
 		}
 		var grace *time.Duration
 		if g := c.DrainAgent.MaxGracePeriod; g != nil {
@@ -467,12 +458,12 @@ func (m *Master) maintenanceCall(c *master.Call) (resp *master.Response, handled
 		return nil, true, m.drainAgent(c.DrainAgent.AgentID.Value, grace, c.DrainAgent.GetMarkGone())
 	case master.Call_DEACTIVATE_AGENT:
 		if c.DeactivateAgent == nil {
-			return nil, true, errorf(http.StatusBadRequest, "expecting 'deactivate_agent' to be present")
+			return nil, true, missingField("deactivate_agent")
 		}
 		return nil, true, m.deactivateAgent(c.DeactivateAgent.AgentID.Value)
 	case master.Call_REACTIVATE_AGENT:
 		if c.ReactivateAgent == nil {
-			return nil, true, errorf(http.StatusBadRequest, "expecting 'reactivate_agent' to be present")
+			return nil, true, missingField("reactivate_agent")
 		}
 		return nil, true, m.reactivateAgent(c.ReactivateAgent.AgentID.Value)
 	}
@@ -492,18 +483,9 @@ func (m *Master) serveSchedule(w http.ResponseWriter, r *http.Request) {
 			writeError(w, err)
 			return
 		}
-		var err error
-		if derr := m.do(r.Context(), func() { err = m.updateSchedule(s) }); derr != nil {
-			return
-		}
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
+		m.serveChange(w, r, http.StatusOK, func() error { return m.updateSchedule(s) })
 	default:
-		w.Header().Set("Allow", "GET, POST")
-		writeError(w, errorf(http.StatusMethodNotAllowed, "expecting GET or POST, got %s", r.Method))
+		methodNotAllowed(w, r, "GET, POST", "GET or POST")
 	}
 }
 
@@ -512,8 +494,7 @@ func (m *Master) serveSchedule(w http.ResponseWriter, r *http.Request) {
 func (m *Master) serveMachines(down bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", "POST")
-			writeError(w, errorf(http.StatusMethodNotAllowed, "expecting POST, got %s", r.Method))
+			methodNotAllowed(w, r, "POST", "POST")
 			return
 		}
 		var ids []mesos.MachineID
@@ -521,20 +502,11 @@ func (m *Master) serveMachines(down bool) http.HandlerFunc {
 			writeError(w, err)
 			return
 		}
-		var err error
-		if derr := m.do(r.Context(), func() {
+		m.serveChange(w, r, http.StatusOK, func() error {
 			if down {
-				err = m.startMaintenance(ids)
-			} else {
-				err = m.stopMaintenance(ids)
+				return m.startMaintenance(ids)
 			}
-		}); derr != nil {
-			return
-		}
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
+			return m.stopMaintenance(ids)
+		})
 	}
 }

@@ -85,7 +85,7 @@ func (m *Master) operatorCall(c *master.Call) (*master.Response, error) {
 			VersionInfo: mesos.VersionInfo{Version: api.MesosVersion}}}, nil
 	case master.Call_GET_FLAGS:
 		var flags []mesos.Flag
-		for _, k := range sortedStrings(m.cfg.Flags) {
+		for _, k := range sortedKeys(m.cfg.Flags) {
 			v := m.cfg.Flags[k]
 			flags = append(flags, mesos.Flag{Name: k, Value: &v})
 		}
@@ -93,7 +93,7 @@ func (m *Master) operatorCall(c *master.Call) (*master.Response, error) {
 	case master.Call_GET_METRICS:
 		snap := m.snapshot()
 		var ms []mesos.Metric
-		for _, k := range sortedFloatKeys(snap) {
+		for _, k := range sortedKeys(snap) {
 			v := snap[k]
 			ms = append(ms, mesos.Metric{Name: k, Value: &v})
 		}
@@ -116,7 +116,7 @@ func (m *Master) operatorCall(c *master.Call) (*master.Response, error) {
 		return &master.Response{Type: master.Response_GET_ROLES, GetRoles: m.operatorRoles()}, nil
 	case master.Call_TEARDOWN:
 		if c.Teardown == nil {
-			return nil, errorf(http.StatusBadRequest, "expecting 'teardown' to be present")
+			return nil, missingField("teardown")
 		}
 		f := m.frameworks[c.Teardown.FrameworkID.Value]
 		if f == nil {
@@ -125,7 +125,7 @@ func (m *Master) operatorCall(c *master.Call) (*master.Response, error) {
 		m.removeFramework(f, "torn down by the operator")
 		return nil, nil
 	case master.Call_UNKNOWN:
-		return nil, errorf(http.StatusBadRequest, "expecting 'type' to be present")
+		return nil, missingField("type")
 	}
 	return nil, errorf(http.StatusNotImplemented, "operator call %s is not implemented yet", c.Type)
 }
@@ -295,7 +295,7 @@ func (m *Master) operatorFrameworks() *master.Response_GetFrameworks {
 func (m *Master) operatorTasks() *master.Response_GetTasks {
 	out := &master.Response_GetTasks{}
 	add := func(f *framework) {
-		for _, id := range sortedTaskIDs(f.tasks) {
+		for _, id := range sortedKeys(f.tasks) {
 			t := f.tasks[id]
 			switch t.state() {
 			case mesos.TASK_UNREACHABLE:
@@ -322,7 +322,7 @@ func (m *Master) operatorTasks() *master.Response_GetTasks {
 func (m *Master) operatorExecutors() *master.Response_GetExecutors {
 	out := &master.Response_GetExecutors{}
 	for _, a := range m.sortedAgents() {
-		for _, key := range sortedExecutorKeys(a.executors) {
+		for _, key := range sortedKeys(a.executors) {
 			out.Executors = append(out.Executors, master.Response_GetExecutors_Executor{
 				ExecutorInfo: *a.executors[key], AgentID: mesos.AgentID{Value: a.id}})
 		}
@@ -366,31 +366,4 @@ func (m *Master) operatorState() *master.Response_GetState {
 		GetTasks: m.operatorTasks(), GetExecutors: m.operatorExecutors(),
 		GetFrameworks: m.operatorFrameworks(), GetAgents: m.operatorAgents(),
 	}
-}
-
-func sortedStrings(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func sortedFloatKeys(m map[string]float64) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func sortedExecutorKeys(m map[string]*mesos.ExecutorInfo) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

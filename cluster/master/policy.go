@@ -181,24 +181,15 @@ func (m *Master) serveWeights(w http.ResponseWriter, r *http.Request) {
 			writeError(w, err)
 			return
 		}
-		var err error
-		if derr := m.do(r.Context(), func() { err = m.setWeights(ws) }); derr != nil {
-			return
-		}
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
+		m.serveChange(w, r, http.StatusOK, func() error { return m.setWeights(ws) })
 	default:
-		w.Header().Set("Allow", "GET, PUT")
-		writeError(w, errorf(http.StatusMethodNotAllowed, "expecting GET or PUT, got %s", r.Method))
+		methodNotAllowed(w, r, "GET, PUT", "GET or PUT")
 	}
 }
 
 func (m *Master) weightInfos() []mesos.WeightInfo {
 	out := []mesos.WeightInfo{}
-	for _, role := range sortedFloatKeys(m.policy.Weights) {
+	for _, role := range sortedKeys(m.policy.Weights) {
 		out = append(out, mesos.WeightInfo{Role: strPtr(role), Weight: m.policy.Weights[role]})
 	}
 	return out
@@ -222,38 +213,21 @@ func (m *Master) serveQuota(w http.ResponseWriter, r *http.Request) {
 			writeError(w, errorf(http.StatusBadRequest, "%v", err))
 			return
 		}
-		if derr := m.do(r.Context(), func() { err = m.setQuota(req.GetRole(), guarantee, guarantee) }); derr != nil {
-			return
-		}
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
+		m.serveChange(w, r, http.StatusOK, func() error { return m.setQuota(req.GetRole(), guarantee, guarantee) })
 	case http.MethodDelete:
 		role := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/master"), "/quota/")
 		if role == "" || role == r.URL.Path {
 			writeError(w, errorf(http.StatusBadRequest, "DELETE /quota/ROLE needs a role"))
 			return
 		}
-		var err error
-		if derr := m.do(r.Context(), func() {
+		m.serveChange(w, r, http.StatusOK, func() error {
 			if _, ok := m.policy.Quotas[role]; !ok {
-				err = errorf(http.StatusBadRequest, "role %s has no quota", role)
-				return
+				return errorf(http.StatusBadRequest, "role %s has no quota", role)
 			}
-			err = m.setQuota(role, nil, nil)
-		}); derr != nil {
-			return
-		}
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
+			return m.setQuota(role, nil, nil)
+		})
 	default:
-		w.Header().Set("Allow", "GET, POST, DELETE")
-		writeError(w, errorf(http.StatusMethodNotAllowed, "expecting GET, POST or DELETE, got %s", r.Method))
+		methodNotAllowed(w, r, "GET, POST, DELETE", "GET, POST or DELETE")
 	}
 }
 
@@ -265,14 +239,14 @@ func (m *Master) policyCall(c *master.Call) (resp *master.Response, handled bool
 		return &master.Response{Type: master.Response_GET_WEIGHTS, GetWeights: &master.Response_GetWeights{WeightInfos: m.weightInfos()}}, true, nil
 	case master.Call_UPDATE_WEIGHTS:
 		if c.UpdateWeights == nil {
-			return nil, true, errorf(http.StatusBadRequest, "expecting 'update_weights' to be present")
+			return nil, true, missingField("update_weights")
 		}
 		return nil, true, m.setWeights(c.UpdateWeights.WeightInfos)
 	case master.Call_GET_QUOTA:
 		return &master.Response{Type: master.Response_GET_QUOTA, GetQuota: &master.Response_GetQuota{Status: *m.quotaStatus()}}, true, nil
 	case master.Call_UPDATE_QUOTA:
 		if c.UpdateQuota == nil {
-			return nil, true, errorf(http.StatusBadRequest, "expecting 'update_quota' to be present")
+			return nil, true, missingField("update_quota")
 		}
 		for _, qc := range c.UpdateQuota.QuotaConfigs {
 			g, l := map[string]float64{}, map[string]float64{}
@@ -289,7 +263,7 @@ func (m *Master) policyCall(c *master.Call) (resp *master.Response, handled bool
 		return nil, true, nil
 	case master.Call_SET_QUOTA:
 		if c.SetQuota == nil {
-			return nil, true, errorf(http.StatusBadRequest, "expecting 'set_quota' to be present")
+			return nil, true, missingField("set_quota")
 		}
 		g, err := scalarMap(c.SetQuota.QuotaRequest.Guarantee)
 		if err != nil {
@@ -298,7 +272,7 @@ func (m *Master) policyCall(c *master.Call) (resp *master.Response, handled bool
 		return nil, true, m.setQuota(c.SetQuota.QuotaRequest.GetRole(), g, g)
 	case master.Call_REMOVE_QUOTA:
 		if c.RemoveQuota == nil {
-			return nil, true, errorf(http.StatusBadRequest, "expecting 'remove_quota' to be present")
+			return nil, true, missingField("remove_quota")
 		}
 		return nil, true, m.setQuota(c.RemoveQuota.Role, nil, nil)
 	}

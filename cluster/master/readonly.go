@@ -204,7 +204,9 @@ func stateCounts(tasks map[string]*task) doc {
 	return d
 }
 
-func sortedKeys(m map[string]bool) []string {
+// sortedKeys returns m's keys in order, an empty (not nil) slice for an
+// empty m.
+func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
@@ -216,7 +218,7 @@ func sortedKeys(m map[string]bool) []string {
 func (m *Master) frameworkDoc(f *framework, withTasks bool) doc {
 	var used, offered mesos.Resources
 	var tasks, unreachable, completed, offers []any
-	for _, id := range sortedTaskIDs(f.tasks) {
+	for _, id := range sortedKeys(f.tasks) {
 		t := f.tasks[id]
 		if !isTerminal(t.state()) {
 			used.Add(t.info.Resources...)
@@ -288,15 +290,6 @@ func (m *Master) frameworkDoc(f *framework, withTasks bool) doc {
 		d["slave_ids"] = sortedKeys(agents)
 	}
 	return d
-}
-
-func sortedTaskIDs(m map[string]*task) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func taskDoc(t *task) doc {
@@ -380,7 +373,7 @@ func (m *Master) slavesDoc(r *http.Request) doc {
 func (m *Master) tasksDoc(r *http.Request) doc {
 	var ts []any
 	for _, f := range m.sortedFrameworks() {
-		for _, id := range sortedTaskIDs(f.tasks) {
+		for _, id := range sortedKeys(f.tasks) {
 			ts = append(ts, taskDoc(f.tasks[id]))
 		}
 		for _, t := range f.completed {

@@ -117,28 +117,25 @@ func resourceOperation(t mesos.Offer_Operation_Type, rs []mesos.Resource) mesos.
 
 // reservationCall answers the operator API's reservation and volume calls.
 func (m *Master) reservationCall(c *master.Call) (resp *master.Response, handled bool, err error) {
-	missing := func(field string) (*master.Response, bool, error) {
-		return nil, true, errorf(http.StatusBadRequest, "expecting '%s' to be present", field)
-	}
 	switch c.Type {
 	case master.Call_RESERVE_RESOURCES:
 		if c.ReserveResources == nil {
-			return missing("reserve_resources")
+			return nil, true, missingField("reserve_resources")
 		}
 		return nil, true, m.operatorOperation(c.ReserveResources.AgentID.Value, resourceOperation(mesos.Offer_Operation_RESERVE, c.ReserveResources.Resources))
 	case master.Call_UNRESERVE_RESOURCES:
 		if c.UnreserveResources == nil {
-			return missing("unreserve_resources")
+			return nil, true, missingField("unreserve_resources")
 		}
 		return nil, true, m.operatorOperation(c.UnreserveResources.AgentID.Value, resourceOperation(mesos.Offer_Operation_UNRESERVE, c.UnreserveResources.Resources))
 	case master.Call_CREATE_VOLUMES:
 		if c.CreateVolumes == nil {
-			return missing("create_volumes")
+			return nil, true, missingField("create_volumes")
 		}
 		return nil, true, m.operatorOperation(c.CreateVolumes.AgentID.Value, resourceOperation(mesos.Offer_Operation_CREATE, c.CreateVolumes.Volumes))
 	case master.Call_DESTROY_VOLUMES:
 		if c.DestroyVolumes == nil {
-			return missing("destroy_volumes")
+			return nil, true, missingField("destroy_volumes")
 		}
 		return nil, true, m.operatorOperation(c.DestroyVolumes.AgentID.Value, resourceOperation(mesos.Offer_Operation_DESTROY, c.DestroyVolumes.Volumes))
 	}
@@ -151,8 +148,7 @@ func (m *Master) reservationCall(c *master.Call) (resp *master.Response, handled
 func (m *Master) serveReservation(t mesos.Offer_Operation_Type) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", "POST")
-			writeError(w, errorf(http.StatusMethodNotAllowed, "expecting POST, got %s", r.Method))
+			methodNotAllowed(w, r, "POST", "POST")
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBody)
@@ -176,15 +172,7 @@ func (m *Master) serveReservation(t mesos.Offer_Operation_Type) http.HandlerFunc
 			return
 		}
 		op := resourceOperation(t, rs)
-		var err error
-		if derr := m.do(r.Context(), func() { err = m.operatorOperation(agentID, op) }); derr != nil {
-			return
-		}
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		w.WriteHeader(http.StatusAccepted)
+		m.serveChange(w, r, http.StatusAccepted, func() error { return m.operatorOperation(agentID, op) })
 	}
 }
 

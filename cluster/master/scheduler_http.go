@@ -27,6 +27,11 @@ func errorf(code int, format string, args ...any) *httpError {
 	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
+// missingField is the 400 for a call without the field its type needs.
+func missingField(field string) *httpError {
+	return errorf(http.StatusBadRequest, "expecting '%s' to be present", field)
+}
+
 func writeError(w http.ResponseWriter, err error) {
 	var he *httpError
 	if !errors.As(err, &he) {
