@@ -272,6 +272,38 @@ func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error)
 	return c, nil
 }
 
+// abandonedAge is how long a cgroup in the root must have been there,
+// empty, before any agent may remove it: a container's cgroup is empty
+// only for the moments between its creation and its init joining it.
+var abandonedAge = time.Minute
+
+// removeAbandoned removes container id's cgroup if no process is in it and
+// it is older than abandonedAge: what an agent killed before it could
+// remove a cgroup leaves behind, which no agent would otherwise claim
+// (CleanupOrphans leaves other agents' containers alone).
+func (n *Native) removeAbandoned(id string) bool {
+	cg, err := n.h.load(n.cfg.Root + "/" + id)
+	if err != nil {
+		return false
+	}
+	if pids, err := cg.procs(); err != nil || len(pids) > 0 {
+		return false
+	}
+	files := cg.procsFiles()
+	if len(files) == 0 {
+		return false
+	}
+	fi, err := os.Stat(filepath.Dir(files[0]))
+	if err != nil || time.Since(fi.ModTime()) < abandonedAge {
+		return false
+	}
+	if err := cg.remove(); err != nil {
+		n.cfg.Logger.Warn("cannot remove an abandoned container cgroup", "cgroup", n.cfg.Root+"/"+id, "err", err)
+		return false
+	}
+	return true
+}
+
 // validContainerID keeps IDs usable as one cgroup path component.
 func validContainerID(id string) error {
 	if id == "." || id == ".." || strings.ContainsAny(id, "/\x00\n") {
@@ -330,6 +362,9 @@ func (n *Native) CleanupOrphans(keep func(id string) bool) ([]string, error) {
 	var errs []error
 	for _, id := range ids {
 		if keep(id) {
+			if n.removeAbandoned(id) {
+				gone = append(gone, id)
+			}
 			continue
 		}
 		cg, err := n.h.load(n.cfg.Root + "/" + id)

@@ -459,3 +459,34 @@ func TestCgroupV2Hierarchy(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An empty cgroup in the root that has been there longer than a launch
+// takes (an agent killed before it removed it) is removed by any agent's
+// orphan cleanup, even one that must leave other agents' containers alone;
+// a fresh empty one (a launch in progress) and a live container are not.
+func TestCleanupRemovesAbandonedEmptyCgroups(t *testing.T) {
+	n := testNative(t)
+	live := launchNative(t, n, shell("sleep 100"))
+	if _, err := n.h.create(n.Root()+"/abandoned", limits{memBytes: 32 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	theirs := func(string) bool { return true } // nothing here is this agent's
+	gone, err := n.CleanupOrphans(theirs)
+	if err != nil || len(gone) != 0 {
+		t.Fatalf("cleanup removed %v (%v); a fresh empty cgroup may be a launch in progress", gone, err)
+	}
+	defer func(age time.Duration) { abandonedAge = age }(abandonedAge)
+	abandonedAge = 0
+	gone, err = n.CleanupOrphans(theirs)
+	if err != nil || len(gone) != 1 || gone[0] != "abandoned" {
+		t.Fatalf("cleanup removed %v (%v), want only the abandoned cgroup", gone, err)
+	}
+	for _, dir := range cgroupDirs(n, "abandoned") {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is still there (%v)", dir, err)
+		}
+	}
+	if err := live.Signal(0); err != nil {
+		t.Errorf("the live container was hurt: %v", err)
+	}
+}
