@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/agora
 PKGS    := ./...
 
-.PHONY: run test deps build bench vet fmt clean
+.PHONY: run test deps test-deps build bench vet fmt clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/agora
@@ -12,14 +12,18 @@ build:
 run: deps build
 	$(BIN) dev
 
-## deps: install what the tests need on a fresh Debian machine (idempotent).
+## deps: install what `make run` needs (Go modules); test-deps: what the
+## tests need too (Chromium, a Docker Engine, a JDK, Maven and the upstream
+## engines from Maven Central). Both are idempotent.
 deps:
-	@scripts/deps.sh
+	@GO=$(GO) scripts/deps.sh
+
+test-deps:
+	@GO=$(GO) scripts/deps.sh test
 
 ## test: everything: vet, unit, in-process cluster and real-process tests.
-test: deps
-	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 20m $(PKGS)
+test: test-deps
+	GO=$(GO) scripts/test.sh $(PKGS)
 
 ## bench: allocator and launch benchmarks (numbers, not pass/fail).
 bench: build
