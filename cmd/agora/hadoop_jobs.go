@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -46,14 +45,7 @@ func hadoopFailure(cmd string, err error) int {
 	return 1
 }
 
-func printJSON(v any) int {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return hadoopFailure("", err)
-	}
-	fmt.Println(string(b))
-	return 0
-}
+func printJSON(v any) int { return writeJSON(os.Stdout, v) }
 
 func pct(f float64) string { return fmt.Sprintf("%d%%", int(f*100)) }
 

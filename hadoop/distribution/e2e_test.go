@@ -10,52 +10,56 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/agora-cluster/agora/dist/disttest"
 	"github.com/agora-cluster/agora/hadoop/distribution"
 	"github.com/agora-cluster/agora/hadoop/framework"
+	"github.com/agora-cluster/agora/hadoop/hadooptest"
 )
 
-// TestRealDistribution runs a real Hadoop 1.x distribution: a JobTracker
-// started by the test on loopback (local file system), and a TaskTracker
-// launched by the framework on an in-process agora cluster, from the
-// tarball or the home directory named by AGORA_HADOOP_DIST. It passes
-// when the JobTracker lists the TaskTracker as active, the tracker's web
-// UI answers on the port taken from the offer, and (if the distribution
-// has its examples jar) the pi example job completes on it.
-func TestRealDistribution(t *testing.T) {
-	dist := os.Getenv("AGORA_HADOOP_DIST")
-	if dist == "" {
-		t.Skip("AGORA_HADOOP_DIST is not set, so no real Hadoop runs: no Hadoop distribution can be installed on " +
-			"this machine (there is no network access beyond the Go module proxy and Debian packages, and Debian " +
-			"has no Hadoop package). Set it to a Hadoop 1.x tarball or HADOOP_HOME (with java on PATH or JAVA_HOME set) to run this test.")
-	}
+// realHadoop is a real Hadoop 1.x JobTracker on loopback (local file
+// system) and the means to run the distribution's commands against it.
+type realHadoop struct {
+	home       string // the distribution's home directory
+	props      map[string]string
+	work       string
+	jobTracker string
+	conf       string // the JobTracker's and clients' conf directory
+}
+
+// startJobTracker starts a real JobTracker from the distribution under
+// test: the home `agora dist install hadoop` assembles from Maven Central,
+// or the tarball or home directory AGORA_HADOOP_DIST names. props gets the
+// framework's properties that point the trackers at the same distribution.
+func startJobTracker(t *testing.T) *realHadoop {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts JVMs; not in -short")
+	}
+	r := &realHadoop{props: map[string]string{}}
+	var err error
+	if r.work, err = os.MkdirTemp("/var/tmp", "agora-hadoop-e2e-"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(r.work) })
+	dist := os.Getenv("AGORA_HADOOP_DIST")
+	if dist == "" {
+		dist = disttest.Home(t, "hadoop")
 	}
 	st, err := os.Stat(dist)
 	if err != nil {
 		t.Fatalf("AGORA_HADOOP_DIST: %v", err)
 	}
-	if _, err := exec.LookPath("java"); err != nil && os.Getenv("JAVA_HOME") == "" {
-		t.Fatal("AGORA_HADOOP_DIST is set but there is no java on PATH and no JAVA_HOME")
-	}
-	work, err := os.MkdirTemp("/var/tmp", "agora-hadoop-e2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(work) })
-
-	// The JobTracker runs from the home, or from the tarball unpacked here.
-	props := map[string]string{}
-	home := filepath.Clean(dist)
+	r.home = filepath.Clean(dist)
 	if st.IsDir() {
-		props[distribution.KeyExecutorDirectory] = home
+		r.props[distribution.KeyExecutorDirectory] = r.home
 	} else {
 		abs, _ := filepath.Abs(dist)
-		props[distribution.KeyExecutorURI] = abs
-		unpacked := filepath.Join(work, "dist")
+		r.props[distribution.KeyExecutorURI] = abs
+		unpacked := filepath.Join(r.work, "dist")
 		if err := os.MkdirAll(unpacked, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -66,46 +70,44 @@ func TestRealDistribution(t *testing.T) {
 		if len(found) == 0 {
 			t.Fatalf("%s holds no */bin/hadoop", abs)
 		}
-		home = filepath.Dir(filepath.Dir(found[0]))
+		r.home = filepath.Dir(filepath.Dir(found[0]))
 	}
 
-	jtPort, jtHTTP := freePort(t), freePort(t)
-	jobTracker := "127.0.0.1:" + strconv.Itoa(jtPort)
+	r.jobTracker = "127.0.0.1:" + strconv.Itoa(freePort(t))
 	shared := map[string]string{
 		"fs.default.name":                       "file:///",
-		"mapred.system.dir":                     filepath.Join(work, "mapred", "system"),
-		"mapreduce.jobtracker.staging.root.dir": filepath.Join(work, "mapred", "staging"),
-		distribution.KeyJobTracker:              jobTracker,
+		"mapred.system.dir":                     filepath.Join(r.work, "mapred", "system"),
+		"mapreduce.jobtracker.staging.root.dir": filepath.Join(r.work, "mapred", "staging"),
+		distribution.KeyJobTracker:              r.jobTracker,
 	}
-	jtConf := filepath.Join(work, "jobtracker-conf")
-	if out, err := exec.Command("cp", "-R", filepath.Join(home, "conf"), jtConf).CombinedOutput(); err != nil {
+	r.conf = filepath.Join(r.work, "jobtracker-conf")
+	if out, err := exec.Command("cp", "-R", filepath.Join(r.home, "conf"), r.conf).CombinedOutput(); err != nil {
 		t.Fatalf("copy conf: %v\n%s", err, out)
 	}
 	jtProps := map[string]string{
-		"mapred.job.tracker.http.address": "127.0.0.1:" + strconv.Itoa(jtHTTP),
-		"hadoop.tmp.dir":                  filepath.Join(work, "jobtracker-tmp"),
-		"mapred.local.dir":                filepath.Join(work, "jobtracker-local"),
+		"mapred.job.tracker.http.address": "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"hadoop.tmp.dir":                  filepath.Join(r.work, "jobtracker-tmp"),
+		"mapred.local.dir":                filepath.Join(r.work, "jobtracker-local"),
+		// A tracker killed mid-job is declared lost after 20 s, not 10 min.
+		"mapred.tasktracker.expiry.interval": "20000",
+		// The jobs' sort buffer fits the child heaps sized from slots.
+		"io.sort.mb": "32",
 	}
 	for k, v := range shared {
 		jtProps[k] = v
+		r.props[k] = v
 	}
-	if err := os.WriteFile(filepath.Join(jtConf, "mapred-site.xml"), distribution.SiteXML(jtProps), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(r.conf, "mapred-site.xml"), distribution.SiteXML(jtProps), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(jtConf, "core-site.xml"), distribution.SiteXML(map[string]string{"fs.default.name": "file:///"}), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(r.conf, "core-site.xml"), distribution.SiteXML(map[string]string{"fs.default.name": "file:///"}), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	hadoop := func(ctx context.Context, args ...string) *exec.Cmd {
-		cmd := exec.CommandContext(ctx, filepath.Join(home, "bin", "hadoop"), args...)
-		cmd.Dir = home
-		cmd.Env = append(os.Environ(), "HADOOP_CONF_DIR="+jtConf, "HADOOP_LOG_DIR="+filepath.Join(work, "jobtracker-logs"))
-		return cmd
-	}
-	jtLog, err := os.Create(filepath.Join(work, "jobtracker.out"))
+	jtLog, err := os.Create(filepath.Join(r.work, "jobtracker.out"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	jt := hadoop(context.Background(), "jobtracker")
+	jt := r.hadoop(context.Background(), "jobtracker")
 	jt.Stdout, jt.Stderr = jtLog, jtLog
 	if err := jt.Start(); err != nil {
 		t.Fatalf("start the JobTracker: %v", err)
@@ -118,57 +120,228 @@ func TestRealDistribution(t *testing.T) {
 			t.Logf("JobTracker output:\n%s", tail(out))
 		}
 	})
+	return r
+}
 
-	c := startCluster(t, []agentSpec{{"127.0.0.1", 35000, 35099}})
-	props[framework.KeyTrackerCPUs] = "0.5"
-	props[framework.KeyTrackerMem] = "512"
-	props[framework.KeySlotMem] = "512"
-	props[framework.KeySlotDisk] = "0"
-	props[framework.KeyTrackerDisk] = "0"
-	props["hadoop.tmp.dir"] = distribution.SandboxPlaceholder + "/tmp"
-	for k, v := range shared {
+// hadoop is the distribution's bin/hadoop with the JobTracker's
+// configuration.
+func (r *realHadoop) hadoop(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, filepath.Join(r.home, "bin", "hadoop"), args...)
+	cmd.Dir = r.work
+	cmd.Env = append(os.Environ(), "HADOOP_CONF_DIR="+r.conf, "HADOOP_LOG_DIR="+filepath.Join(r.work, "logs"))
+	cmd.WaitDelay = 10 * time.Second
+	return cmd
+}
+
+// activeTrackers is the JobTracker's list of active TaskTrackers.
+func (r *realHadoop) activeTrackers() []string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := r.hadoop(ctx, "job", "-list-active-trackers").Output()
+	if err != nil {
+		return nil
+	}
+	var trackers []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "tracker_") {
+			trackers = append(trackers, strings.TrimSpace(l))
+		}
+	}
+	return trackers
+}
+
+// settings are the framework's settings for trackers of this distribution:
+// between min and max trackers, small slots.
+func (r *realHadoop) settings(t *testing.T, min, max int) distribution.Settings {
+	t.Helper()
+	props := map[string]string{
+		framework.KeyTrackerCPUs:         "0.5",
+		framework.KeyTrackerMem:          "384",
+		framework.KeySlotCPUs:            "0.5",
+		framework.KeySlotMem:             "320",
+		framework.KeySlotDisk:            "0",
+		framework.KeyTrackerDisk:         "0",
+		framework.KeyMinExecutors:        strconv.Itoa(min),
+		framework.KeyMaxExecutors:        strconv.Itoa(max),
+		"hadoop.tmp.dir":                 distribution.SandboxPlaceholder + "/tmp",
+		"mapred.mesos.executor.jvm.opts": "-XX:+UseSerialGC",
+	}
+	for k, v := range r.props {
 		props[k] = v
 	}
 	s, err := distribution.SettingsFrom(props)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fw, _ := runFramework(t, c, s)
+	return s
+}
 
-	deadline := time.Now().Add(3 * time.Minute)
+// TestRealDistribution runs a real Hadoop 1.x: a JobTracker started by
+// the test on loopback, and a TaskTracker launched by the framework on an
+// in-process agora cluster. It passes when the JobTracker lists the
+// TaskTracker as active and the tracker's web UI serves its status page on
+// the port taken from the offer.
+func TestRealDistribution(t *testing.T) {
+	r := startJobTracker(t)
+	c := startCluster(t, []agentSpec{{"127.0.0.1", 35000, 35099}})
+	fw, _ := runFramework(t, c, r.settings(t, 1, 1))
+
 	var tr distribution.Tracker
-	for {
-		if trs := fw.Trackers(); len(trs) == 1 {
-			tr = trs[0]
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			out, err := hadoop(ctx, "job", "-list-active-trackers").Output()
-			cancel()
-			if err == nil && strings.Contains(string(out), "tracker_") {
-				t.Logf("the JobTracker lists: %s", strings.TrimSpace(string(out)))
-				break
-			}
+	waitForLong(t, 3*time.Minute, "the JobTracker to list the TaskTracker", func() bool {
+		trs := fw.Trackers()
+		if len(trs) != 1 || len(r.activeTrackers()) != 1 {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the JobTracker never listed the TaskTracker (trackers: %+v)", fw.Trackers())
-		}
-		time.Sleep(2 * time.Second)
-	}
-	resp, err := http.Get(fmt.Sprintf("http://%s:%d/", tr.Host, tr.HTTPPort))
+		tr = trs[0]
+		return true
+	})
+	resp, err := http.Get(fmt.Sprintf("http://%s:%d/tasktracker.jsp", tr.Host, tr.HTTPPort))
 	if err != nil {
 		t.Fatalf("the TaskTracker's web UI on the offered port %d: %v", tr.HTTPPort, err)
 	}
 	resp.Body.Close()
-
-	jars, _ := filepath.Glob(filepath.Join(home, "hadoop-examples*.jar"))
-	if len(jars) == 0 {
-		t.Logf("no hadoop-examples jar in %s: not running a job", home)
-		return
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the TaskTracker's status page: HTTP %d", resp.StatusCode)
 	}
+}
+
+// TestRealStreamingWordCount runs the example word count scripts with the
+// real hadoop-streaming jar on real TaskTrackers that agora launched on two
+// agents (two hosts: 127.0.0.1 and 127.0.0.2), and checks the counts
+// against tr | sort | uniq -c. Then it runs the job again with slower maps
+// and kills one TaskTracker with SIGKILL mid-job: Hadoop re-runs that
+// tracker's attempts, agora launches a new tracker on the agent's next
+// offer, and the output is the same.
+func TestRealStreamingWordCount(t *testing.T) {
+	hadooptest.NeedPython(t)
+	r := startJobTracker(t)
+	c := startCluster(t, []agentSpec{{"127.0.0.1", 35100, 35199}, {"127.0.0.2", 35200, 35299}})
+	fw, _ := runFramework(t, c, r.settings(t, 2, 2))
+	waitForLong(t, 3*time.Minute, "two TaskTrackers active at the JobTracker", func() bool {
+		return len(fw.Trackers()) == 2 && len(r.activeTrackers()) == 2
+	})
+
+	ex := hadooptest.Examples(t)
+	in := filepath.Join(r.work, "in")
+	for i := 0; i < 3; i++ {
+		hadooptest.WriteCorpus(t, filepath.Join(in, fmt.Sprintf("part-%d.txt", i)), 200<<10, uint64(i+1))
+	}
+	want := hadooptest.UnixCounts(t, in)
+	streaming := filepath.Join(r.home, "lib", "hadoop-streaming-1.2.1.jar")
+	if _, err := os.Stat(streaming); err != nil {
+		t.Fatalf("the distribution has no Streaming jar: %v", err)
+	}
+	job := func(ctx context.Context, out, mapper string, files ...string) *exec.Cmd {
+		return r.hadoop(ctx, "jar", streaming,
+			"-files", strings.Join(append([]string{filepath.Join(ex, "mapper.py"), filepath.Join(ex, "reducer.py")}, files...), ","),
+			"-D", "mapred.reduce.tasks=2", "-D", "mapred.min.split.size=0", "-D", "mapred.max.split.size=102400",
+			"-input", in, "-output", out,
+			"-mapper", mapper, "-reducer", "reducer.py", "-combiner", "reducer.py")
+	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	out, err := hadoop(ctx, "jar", jars[0], "pi", "2", "10").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "Estimated value of Pi is") {
-		t.Fatalf("the pi example on the agora-launched TaskTracker: %v\n%s", err, tail(out))
+	out1 := filepath.Join(r.work, "out1")
+	if b, err := job(ctx, out1, "mapper.py").CombinedOutput(); err != nil {
+		t.Fatalf("the Streaming job: %v\n%s", err, tail(b))
+	}
+	hadooptest.CompareCounts(t, hadooptest.ReadOutput(t, out1), want)
+	if t.Failed() {
+		return
+	}
+
+	// Again, with maps slow enough to be caught running, and one tracker
+	// killed while they run.
+	slow := filepath.Join(r.work, "slowmap.sh")
+	if err := os.WriteFile(slow, []byte("#!/bin/sh\nsleep 4\nexec python3 mapper.py\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var victim distribution.Tracker
+	for _, tr := range fw.Trackers() {
+		if tr.AgentID == c.Agents[1].ID() {
+			victim = tr
+		}
+	}
+	if victim.TaskID == "" {
+		t.Fatalf("no tracker on the second agent: %+v", fw.Trackers())
+	}
+	out2 := filepath.Join(r.work, "out2")
+	cmd := job(ctx, out2, "slowmap.sh", slow)
+	jobLog, _ := os.Create(filepath.Join(r.work, "job2.out"))
+	cmd.Stdout, cmd.Stderr = jobLog, jobLog
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+
+	sandbox := c.Agents[1].Config.WorkDir
+	waitForLong(t, 3*time.Minute, "a map attempt running under the second agent's tracker", func() bool {
+		return len(pidsOf(sandbox, "org.apache.hadoop.mapred.Child")) > 0
+	})
+	pids := pidsOf(sandbox, "-Dproc_tasktracker")
+	if len(pids) != 1 {
+		t.Fatalf("%d TaskTracker JVMs under %s, want 1", len(pids), sandbox)
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed TaskTracker %s (pid %d) with SIGKILL", victim.TaskID, pids[0])
+
+	select {
+	case err := <-done:
+		if err != nil {
+			b, _ := os.ReadFile(jobLog.Name())
+			t.Fatalf("the Streaming job with a tracker killed: %v\n%s", err, tail(b))
+		}
+	case <-ctx.Done():
+		t.Fatal("the Streaming job with a tracker killed did not end in 5 minutes")
+	}
+	hadooptest.CompareCounts(t, hadooptest.ReadOutput(t, out2), want)
+	waitForLong(t, 3*time.Minute, fmt.Sprintf("a new TaskTracker in place of the killed %s", victim.TaskID), func() bool {
+		trs := fw.Trackers()
+		if len(trs) != 2 {
+			return false
+		}
+		for _, tr := range trs {
+			if tr.TaskID == victim.TaskID {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// pidsOf lists the processes whose command line holds both dir and what.
+func pidsOf(dir, what string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		cmdline := string(b)
+		if strings.Contains(cmdline, dir) && strings.Contains(cmdline, what) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// waitForLong polls cond every second until it holds or d passes.
+func waitForLong(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(time.Second)
 	}
 }
 

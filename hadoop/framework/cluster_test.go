@@ -5,17 +5,16 @@ package framework_test
 // real executor processes (the agora binary, built in TestMain).
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/agora-cluster/agora/hadoop/hadooptest"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -159,108 +158,20 @@ func (e *env) wait(id string) client.JobInfo {
 	return j
 }
 
-func examples(t *testing.T) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "examples", "hadoop-wordcount")
-	if _, err := os.Stat(filepath.Join(dir, "mapper.py")); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+func examples(t *testing.T) string { return hadooptest.Examples(t) }
 
-func needPython(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 is not installed; the example scripts need it")
-	}
-}
+func needPython(t *testing.T) { hadooptest.NeedPython(t) }
 
-// writeCorpus writes about size bytes of words separated by single
-// spaces, in lines, Zipf-distributed over a vocabulary.
 func writeCorpus(t *testing.T, path string, size int, seed uint64) {
-	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, 8))
-	zipf := rand.NewZipf(rng, 1.2, 2, 20000)
-	var b strings.Builder
-	for b.Len() < size {
-		n := 1 + rng.IntN(14)
-		for i := 0; i < n; i++ {
-			if i > 0 {
-				b.WriteByte(' ')
-			}
-			w := zipf.Uint64()
-			b.WriteString(strconv.FormatUint(w*7919%99991, 36))
-			if w%5 == 0 {
-				b.WriteString("Ünï")
-			}
-		}
-		b.WriteByte('\n')
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	hadooptest.WriteCorpus(t, path, size, seed)
 }
 
-// unixCounts counts words with tr -s ' ' '\n' | sort | uniq -c.
-func unixCounts(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	cmd := exec.Command("sh", "-c", `cat "$0"/* | tr -s ' ' '\n' | LC_ALL=C sort | LC_ALL=C uniq -c`, dir)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{}
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 2 {
-			want[f[1]] = f[0]
-		}
-	}
-	return want
-}
+func unixCounts(t *testing.T, dir string) map[string]string { return hadooptest.UnixCounts(t, dir) }
 
-// readOutput reads every part file of an output directory into key →
-// value.
-func readOutput(t *testing.T, out string) map[string]string {
-	t.Helper()
-	parts, _ := filepath.Glob(filepath.Join(out, "part-*"))
-	if len(parts) == 0 {
-		t.Fatalf("no part files in %s", out)
-	}
-	got := map[string]string{}
-	for _, p := range parts {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
-			k, v, _ := strings.Cut(line, "\t")
-			if _, dup := got[k]; dup {
-				t.Fatalf("key %q in two places", k)
-			}
-			got[k] = v
-		}
-	}
-	return got
-}
+func readOutput(t *testing.T, out string) map[string]string { return hadooptest.ReadOutput(t, out) }
 
 func compareCounts(t *testing.T, got, want map[string]string) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Errorf("%d distinct words, want %d", len(got), len(want))
-	}
-	bad := 0
-	for w, n := range want {
-		if got[w] != n && bad < 10 {
-			bad++
-			t.Errorf("count of %q = %q, want %q", w, got[w], n)
-		}
-	}
+	hadooptest.CompareCounts(t, got, want)
 }
 
 // wordcount is the example job's command line.

@@ -191,6 +191,12 @@ type hdfsWriter struct {
 }
 
 func (w *hdfsWriter) Write(p []byte) (int, error) {
+	// An empty write must not reach the client library: it would allocate
+	// a block it never writes to, and the file could then never be closed
+	// (the namenode waits for a replica that will not come).
+	if len(p) == 0 {
+		return 0, nil
+	}
 	n, err := w.w.Write(p)
 	return n, w.h.wrap("write", w.name, err)
 }
