@@ -538,7 +538,7 @@ func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 }
 
 func TestHDFSErrorsAreClear(t *testing.T) {
-	// No HDFS runs here: only the error paths can be exercised.
+	// Error paths without a namenode (TestHDFSFetchFromARealNamenode has one).
 	t.Setenv("HADOOP_CONF_DIR", t.TempDir())
 	t.Setenv("HADOOP_HOME", "")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -46,10 +46,15 @@ func main() {
 		key := e.Package + "/" + e.Test
 		switch {
 		case e.Test == "" && e.Action == "output":
+			if e.Output == "PASS\n" {
+				continue // go test prints only the ok line for a passing package
+			}
 			fmt.Fprint(out, e.Output)
 			out.Flush()
 		case e.Test == "" && e.Action == "fail":
 			pkgFailed = true
+		case e.Test == "":
+			// A package's pass, or its skip for having no test files.
 		case e.Action == "output":
 			buffered[key] = append(buffered[key], e.Output)
 		case e.Action == "pass":
