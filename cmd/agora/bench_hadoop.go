@@ -1,9 +1,13 @@
 package main
 
 import (
+	"path/filepath"
+
 	"context"
 	"flag"
 	"fmt"
+	"github.com/agora-cluster/agora/dist"
+	"github.com/agora-cluster/agora/hadoop/hdfscluster"
 	"os"
 	"os/signal"
 	"syscall"
@@ -28,11 +32,13 @@ func runBenchHadoop(args []string) int {
 	fs.IntVar(&cfg.Reduces, "reduces", 2, "reduce tasks")
 	rowsFlag := fs.String("rows", "10m", "terachain: rows to generate (k, m, b, t suffixes)")
 	maps := fs.Int("maps", 0, "terachain: TeraGen's map tasks (default: one per CPU)")
+	startHDFS := fs.Bool("hdfs", false, "terachain: put the data on a real HDFS (a NameNode and a DataNode of `agora dist install hdfs`) started for the run")
+	fs.StringVar(&cfg.HDFS, "hdfs_dir", "", "terachain: put the data under this hdfs://NAMENODE:PORT/DIR instead of --dir")
 	props := propsFlag{c: map[string]string{}}
 	fs.Var(props, "D", "job property key=value (repeatable), e.g. -D mapreduce.input.fileinputformat.split.maxsize=134217728")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: agora bench hadoop wordcount|terasort [--size BYTES] [--json] [flags]\n"+
-			"       agora bench hadoop terachain [--rows N] [--maps N] [--json] [flags]\n\n"+
+			"       agora bench hadoop terachain [--rows N] [--maps N] [--hdfs | --hdfs_dir URI] [--json] [flags]\n\n"+
 			"Runs a job on the Hadoop framework (`agora dev` runs one) and, on the same machine with\n"+
 			"the same data, its baseline, and reports both:\n"+
 			"  wordcount  the example Streaming scripts over a generated corpus, against\n"+
@@ -48,6 +54,19 @@ func runBenchHadoop(args []string) int {
 		return code
 	}
 	if which == "terachain" {
+		if *startHDFS {
+			if cfg.HDFS != "" {
+				fmt.Fprintln(os.Stderr, "agora bench hadoop: give --hdfs (start one) or --hdfs_dir (use yours), not both")
+				return 2
+			}
+			c, stop, err := benchHDFS(cfg.Dir)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "agora bench hadoop:", err)
+				return 1
+			}
+			defer stop()
+			cfg.HDFS = c.URI("/bench")
+		}
 		return runBenchTeraChain(cfg, props.c, *rowsFlag, *maps, *asJSON)
 	}
 	if which != "wordcount" && which != "terasort" {
@@ -92,6 +111,40 @@ func runBenchHadoop(args []string) int {
 	return 0
 }
 
+// benchHDFS starts a NameNode and a DataNode of the installed HDFS
+// distribution (installing it if needed) with their storage under dir.
+func benchHDFS(dir string) (*hdfscluster.Cluster, func(), error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	d, _ := dist.Resolve("hdfs")
+	home, err := dist.Installer{Log: os.Stderr}.Install(ctx, d)
+	if err != nil {
+		return nil, nil, err
+	}
+	if dir == "" {
+		h, err := os.UserHomeDir()
+		if err != nil {
+			return nil, nil, err
+		}
+		dir = filepath.Join(h, ".agora", "bench")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	work, err := os.MkdirTemp(dir, "hdfs-")
+	if err != nil {
+		return nil, nil, err
+	}
+	fmt.Fprintf(os.Stderr, "bench hadoop: starting HDFS %s in %s\n", d, work)
+	c, err := hdfscluster.Start(ctx, hdfscluster.Config{Home: home, Dir: work, DataNodeHeapMB: 256, NameNodeHeapMB: 256})
+	if err != nil {
+		os.RemoveAll(work)
+		return nil, nil, err
+	}
+	fmt.Fprintf(os.Stderr, "bench hadoop: HDFS NameNode at %s\n", c.NameNode)
+	return c, func() { c.Stop(); os.RemoveAll(work) }, nil
+}
+
 func runBenchTeraChain(cfg bench.Config, props map[string]string, rowsArg string, maps int, asJSON bool) int {
 	rows, err := terasort.ParseRows(rowsArg)
 	if err != nil || rows == 0 {
@@ -119,6 +172,7 @@ func runBenchTeraChain(cfg bench.Config, props map[string]string, rowsArg string
 	fmt.Fprintf(w, "total_seconds\t%.2f\n", res.TotalSeconds)
 	fmt.Fprintf(w, "checksum\t%s\n", res.Checksum)
 	fmt.Fprintf(w, "valid\t%v\n", res.Valid)
+	fmt.Fprintf(w, "dir\t%s\n", res.Dir)
 	w.Flush()
 	return 0
 }

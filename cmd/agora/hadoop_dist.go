@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/agora-cluster/agora/hadoop/distribution"
 )
@@ -80,35 +81,63 @@ Example:
 Flags:
 `
 
+// daemonFlags are the flags `agora hadoop tasktrackers` and `agora hadoop
+// jobtracker` share: the master, the distribution, the framework's name
+// and user, and -D properties.
+type daemonFlags struct {
+	fs                    *flag.FlagSet
+	master                string
+	uri, home, name, user *string
+	props                 rawProps
+	cmd                   string
+	stderr                io.Writer
+}
+
+func newDaemonFlags(cmd, usage, what, nameDefault string, stderr io.Writer) *daemonFlags {
+	d := &daemonFlags{fs: flag.NewFlagSet("agora hadoop "+cmd, flag.ContinueOnError), master: masterAddrDefault(),
+		props: rawProps{}, cmd: cmd, stderr: stderr}
+	fs := d.fs
+	fs.SetOutput(stderr)
+	fs.StringVar(&d.master, "master", d.master, "master to subscribe with, host:port (env AGORA_MASTER)")
+	d.uri = fs.String("hadoop_uri", "", "Hadoop 1.x tarball the agents fetch and unpack (mapred.mesos.executor.uri)")
+	d.home = fs.String("hadoop_home", "", "Hadoop 1.x directory installed on every agent, e.g. from `agora dist install hadoop` (mapred.mesos.executor.directory)")
+	d.name = fs.String("name", "", "framework name (default \""+nameDefault+"\")")
+	d.user = fs.String("user", "", "user to run the "+what+" as (default: the current user)")
+	fs.Var(d.props, "D", "property key=value (repeatable): a sizing property or any Hadoop property for mapred-site.xml")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	return d
+}
+
+// parse parses args; done says the command is over with code (help, a bad
+// flag, or unexpected arguments).
+func (d *daemonFlags) parse(args []string) (code int, done bool) {
+	if code, done := parseFlags(d.fs, args); done {
+		return code, true
+	}
+	if d.fs.NArg() > 0 {
+		return d.fail("unexpected arguments %q", d.fs.Args()), true
+	}
+	return 0, false
+}
+
+func (d *daemonFlags) fail(format string, a ...any) int {
+	fmt.Fprintf(d.stderr, "agora hadoop "+d.cmd+": "+format+"\n", a...)
+	fmt.Fprintf(d.stderr, "Run `agora hadoop %s --help` for the flags.\n", d.cmd)
+	return 2
+}
+
 // hadoopTaskTrackers runs `agora hadoop tasktrackers` until ctx ends. Bad
 // input exits 2 with a message on stderr; a framework the master refuses, 1.
 func hadoopTaskTrackers(ctx context.Context, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("agora hadoop tasktrackers", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	master := masterAddrDefault()
-	props := rawProps{}
-	fs.StringVar(&master, "master", master, "master to subscribe with, host:port (env AGORA_MASTER)")
-	jobTracker := fs.String("jobtracker", "", "the JobTracker the trackers report to, host:port (mapred.job.tracker)")
-	uri := fs.String("hadoop_uri", "", "Hadoop 1.x tarball the agents fetch and unpack (mapred.mesos.executor.uri)")
-	home := fs.String("hadoop_home", "", "Hadoop 1.x directory installed on every agent (mapred.mesos.executor.directory)")
-	name := fs.String("name", "", "framework name (default \"Hadoop TaskTrackers (JobTracker HOST:PORT)\")")
-	user := fs.String("user", "", "user to run the trackers as (default: the current user)")
-	fs.Var(props, "D", "property key=value (repeatable): a sizing property or any Hadoop property for mapred-site.xml")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), hadoopTaskTrackersUsage)
-		fs.PrintDefaults()
-	}
-	if code, done := parseFlags(fs, args); done {
+	d := newDaemonFlags("tasktrackers", hadoopTaskTrackersUsage, "trackers", "Hadoop TaskTrackers (JobTracker HOST:PORT)", stderr)
+	jobTracker := d.fs.String("jobtracker", "", "the JobTracker the trackers report to, host:port (mapred.job.tracker)")
+	if code, done := d.parse(args); done {
 		return code
 	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "agora hadoop tasktrackers: "+format+"\n", a...)
-		fmt.Fprintln(stderr, "Run `agora hadoop tasktrackers --help` for the flags.")
-		return 2
-	}
-	if fs.NArg() > 0 {
-		return fail("unexpected arguments %q", fs.Args())
-	}
+	fail, props, uri, home, master, name, user := d.fail, d.props, d.uri, d.home, d.master, d.name, d.user
 	for _, f := range []struct{ flag, value, key string }{
 		{"--jobtracker", *jobTracker, distribution.KeyJobTracker},
 		{"--hadoop_uri", *uri, distribution.KeyExecutorURI},
@@ -158,4 +187,110 @@ func logLevel() slog.Level {
 		return slog.LevelDebug
 	}
 	return slog.LevelInfo
+}
+
+func init() {
+	hadoopCommands["jobtracker"] = command{
+		name:    "jobtracker",
+		summary: "Run a Hadoop 1.x distribution's JobTracker as a task on the cluster",
+		run: func(args []string) int {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return hadoopJobTracker(ctx, args, os.Stdout, os.Stderr)
+		},
+	}
+}
+
+const hadoopJobTrackerUsage = `Usage: agora hadoop jobtracker --master=HOST:5050 (--hadoop_uri=URI | --hadoop_home=DIR)
+           [-D key=value]...
+
+Runs the JobTracker of a real Hadoop 1.x (MRv1) distribution as a task on one of the
+cluster's agents, on two ports from its offer (RPC and web UI), with a generated
+mapred-site.xml holding those addresses and every -D property. When it runs, its
+address is printed on stdout as
+
+  jobtracker HOST:PORT http://HOST:PORT
+
+for the TaskTrackers (agora hadoop tasktrackers --jobtracker=HOST:PORT) and for
+clients (bin/hadoop jar ... -jt HOST:PORT). A JobTracker that ends is launched again,
+with new ports; interrupt the command to stop it.
+
+With the local file system (fs.default.name=file:///, the default) the JobTracker's
+system and staging directories must be seen by clients and TaskTrackers alike: they
+default to ` + distribution.DefaultSharedDir + `/{system,staging} (not /tmp, which isolated containers
+do not share). Across machines, use HDFS: -D fs.default.name=hdfs://NAMENODE:PORT.
+
+Properties:
+  agora.hadoop.jobtracker.{cpus,mem}   the JobTracker task's resources (1, 1024)
+  mapred.mesos.executor.jvm.opts       JVM options before the heap (mem / 1.25)
+  mapred.mesos.role                    the role to take offers for
+
+Example:
+  agora hadoop jobtracker --master=127.0.0.1:5050 --hadoop_home="$(agora dist install hadoop)"
+
+Flags:
+`
+
+// hadoopJobTracker runs `agora hadoop jobtracker` until ctx ends.
+func hadoopJobTracker(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	d := newDaemonFlags("jobtracker", hadoopJobTrackerUsage, "JobTracker", "Hadoop JobTracker", stderr)
+	if code, done := d.parse(args); done {
+		return code
+	}
+	fail, props, uri, home, master, name, user := d.fail, d.props, d.uri, d.home, d.master, d.name, d.user
+	if *uri == "" && *home == "" && props[distribution.KeyExecutorURI] == "" && props[distribution.KeyExecutorDirectory] == "" {
+		return fail("no Hadoop distribution: give --hadoop_home=DIR (e.g. \"$(agora dist install hadoop)\") or --hadoop_uri=URI")
+	}
+	if *uri != "" {
+		props[distribution.KeyExecutorURI] = *uri
+	}
+	if *home != "" {
+		props[distribution.KeyExecutorDirectory] = *home
+	}
+	if v, ok := props[distribution.KeyJobTracker]; ok {
+		return fail("-D %s=%s: the JobTracker's address comes from its offer", distribution.KeyJobTracker, v)
+	}
+	settings, err := distribution.JobTrackerSettingsFrom(props)
+	if err != nil {
+		return fail("%v", err)
+	}
+	fw, err := distribution.NewJobTracker(distribution.JobTrackerConfig{
+		Masters: []string{master}, Settings: settings, Name: *name, User: *user,
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()})),
+	})
+	if err != nil {
+		return fail("%v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- fw.Run(ctx) }()
+	// Print each JobTracker's address once it runs.
+	printed := ""
+	for {
+		running := fw.Running()
+		select {
+		case err := <-done:
+			if err != nil {
+				fmt.Fprintln(stderr, "agora hadoop jobtracker:", err)
+				return 1
+			}
+			return 0
+		case <-running:
+			if jt, ok := fw.Current(); ok && jt.TaskID != printed {
+				printed = jt.TaskID
+				fmt.Fprintf(stdout, "jobtracker %s http://%s\n", jt.Address, jt.HTTP)
+			}
+			// Wait for this one to end (Running changes) or the command to.
+			for fw.Running() == running {
+				select {
+				case err := <-done:
+					if err != nil {
+						fmt.Fprintln(stderr, "agora hadoop jobtracker:", err)
+						return 1
+					}
+					return 0
+				case <-time.After(time.Second):
+				}
+			}
+		}
+	}
 }

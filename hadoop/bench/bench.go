@@ -33,6 +33,7 @@ import (
 
 	wordcount "github.com/agora-cluster/agora/examples/hadoop-wordcount"
 	"github.com/agora-cluster/agora/hadoop/client"
+	"github.com/agora-cluster/agora/hadoop/fs"
 	"github.com/agora-cluster/agora/hadoop/job"
 	"github.com/agora-cluster/agora/hadoop/jobtracker"
 	"github.com/agora-cluster/agora/hadoop/terasort"
@@ -48,6 +49,9 @@ type Config struct {
 	Dir string
 	// Keep keeps Dir afterwards.
 	Keep bool
+	// HDFS, an hdfs:// directory URI, puts the Tera chain's directories on
+	// HDFS under it instead of under Dir.
+	HDFS string
 	// Size is the input size in bytes.
 	Size int64
 	// Reduces is the number of reduce tasks; 0 means 2.
@@ -81,6 +85,26 @@ func (c *Config) logf(format string, a ...any) {
 	if c.Log != nil {
 		fmt.Fprintf(c.Log, "bench hadoop: "+format+"\n", a...)
 	}
+}
+
+// setupHDFS makes a new directory under c.HDFS.
+func (c *Config) setupHDFS(name string) (string, func(), error) {
+	dir := strings.TrimSuffix(c.HDFS, "/") + fmt.Sprintf("/hadoop-%s-%s", name, time.Now().Format("20060102-150405.000"))
+	fsys, p, err := fs.Lookup(dir, 0)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := fsys.MkdirAll(p); err != nil {
+		return "", nil, err
+	}
+	cleanup := func() {
+		if c.Keep {
+			c.logf("kept %s", dir)
+			return
+		}
+		fsys.RemoveAll(p)
+	}
+	return dir, cleanup, nil
 }
 
 func (c *Config) setup(name string) (string, func(), error) {
@@ -402,6 +426,8 @@ type ChainResult struct {
 	Checksum        string  `json:"checksum"`
 	CPUs            int     `json:"cpus"`
 	Valid           bool    `json:"valid"`
+	// Dir is where the data was: a local directory or an hdfs:// URI.
+	Dir string `json:"dir"`
 }
 
 // TeraChain runs TeraGen, TeraSort and TeraValidate one after the other
@@ -414,11 +440,17 @@ func TeraChain(ctx context.Context, c Config, rows uint64, maps int) (ChainResul
 		return ChainResult{}, err
 	}
 	defer cleanup()
+	if c.HDFS != "" {
+		if dir, cleanup, err = c.setupHDFS("terachain"); err != nil {
+			return ChainResult{}, err
+		}
+		defer cleanup()
+	}
 	if maps <= 0 {
 		maps = runtime.NumCPU()
 	}
-	in, out, report := filepath.Join(dir, "in"), filepath.Join(dir, "out"), filepath.Join(dir, "report")
-	r := ChainResult{Rows: rows, Bytes: int64(rows * terasort.RecordLen), CPUs: runtime.NumCPU()}
+	in, out, report := fs.Join(dir, "in"), fs.Join(dir, "out"), fs.Join(dir, "report")
+	r := ChainResult{Rows: rows, Bytes: int64(rows * terasort.RecordLen), CPUs: runtime.NumCPU(), Dir: dir}
 	start := time.Now()
 	c.logf("teragen on the cluster: %d rows (%d bytes) in %s", rows, r.Bytes, in)
 	gen, took, err := c.run(ctx, terasort.GenSpec(rows, maps, in))

@@ -28,13 +28,15 @@ type realHadoop struct {
 	work       string
 	jobTracker string
 	conf       string // the JobTracker's and clients' conf directory
+	jtProps    map[string]string
 }
 
-// startJobTracker starts a real JobTracker from the distribution under
-// test: the home `agora dist install hadoop` assembles from Maven Central,
-// or the tarball or home directory AGORA_HADOOP_DIST names. props gets the
-// framework's properties that point the trackers at the same distribution.
-func startJobTracker(t *testing.T) *realHadoop {
+// setupHadoop prepares the distribution under test — the home `agora dist
+// install hadoop` assembles from Maven Central, or the tarball or home
+// directory AGORA_HADOOP_DIST names — and a JobTracker configuration on
+// loopback. props gets the framework's properties that point the trackers
+// at the same distribution and JobTracker.
+func setupHadoop(t *testing.T) *realHadoop {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts JVMs; not in -short")
@@ -103,6 +105,27 @@ func startJobTracker(t *testing.T) *realHadoop {
 	if err := os.WriteFile(filepath.Join(r.conf, "core-site.xml"), distribution.SiteXML(map[string]string{"fs.default.name": "file:///"}), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	r.jtProps = jtProps
+	return r
+}
+
+// useJobTracker points the clients' configuration and the trackers'
+// properties at the JobTracker at addr.
+func (r *realHadoop) useJobTracker(t *testing.T, addr string) {
+	t.Helper()
+	r.jobTracker = addr
+	r.jtProps[distribution.KeyJobTracker] = addr
+	r.props[distribution.KeyJobTracker] = addr
+	if err := os.WriteFile(filepath.Join(r.conf, "mapred-site.xml"), distribution.SiteXML(r.jtProps), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startJobTracker starts a real JobTracker of the distribution as a
+// process of the test.
+func startJobTracker(t *testing.T) *realHadoop {
+	t.Helper()
+	r := setupHadoop(t)
 	jtLog, err := os.Create(filepath.Join(r.work, "jobtracker.out"))
 	if err != nil {
 		t.Fatal(err)
@@ -155,16 +178,15 @@ func (r *realHadoop) activeTrackers() []string {
 func (r *realHadoop) settings(t *testing.T, min, max int) distribution.Settings {
 	t.Helper()
 	props := map[string]string{
-		framework.KeyTrackerCPUs:         "0.5",
-		framework.KeyTrackerMem:          "384",
-		framework.KeySlotCPUs:            "0.5",
-		framework.KeySlotMem:             "320",
-		framework.KeySlotDisk:            "0",
-		framework.KeyTrackerDisk:         "0",
-		framework.KeyMinExecutors:        strconv.Itoa(min),
-		framework.KeyMaxExecutors:        strconv.Itoa(max),
-		"hadoop.tmp.dir":                 distribution.SandboxPlaceholder + "/tmp",
-		"mapred.mesos.executor.jvm.opts": "-XX:+UseSerialGC",
+		framework.KeyTrackerCPUs:  "0.5",
+		framework.KeyTrackerMem:   "384",
+		framework.KeySlotCPUs:     "0.5",
+		framework.KeySlotMem:      "320",
+		framework.KeySlotDisk:     "0",
+		framework.KeyTrackerDisk:  "0",
+		framework.KeyMinExecutors: strconv.Itoa(min),
+		framework.KeyMaxExecutors: strconv.Itoa(max),
+		"hadoop.tmp.dir":          distribution.SandboxPlaceholder + "/tmp",
 	}
 	for k, v := range r.props {
 		props[k] = v
@@ -176,16 +198,59 @@ func (r *realHadoop) settings(t *testing.T, min, max int) distribution.Settings 
 	return s
 }
 
-// TestRealDistribution runs a real Hadoop 1.x: a JobTracker started by
-// the test on loopback, and a TaskTracker launched by the framework on an
-// in-process agora cluster. It passes when the JobTracker lists the
-// TaskTracker as active and the tracker's web UI serves its status page on
-// the port taken from the offer.
+// TestRealDistribution runs a real Hadoop 1.x with both daemons launched
+// by agora: the JobTracker as a task on ports from its offer
+// (`agora hadoop jobtracker`), then a TaskTracker pointed at the address
+// it got. It passes when the JobTracker lists the TaskTracker as active
+// and both daemons' web UIs serve their status pages on the offered ports.
 func TestRealDistribution(t *testing.T) {
-	r := startJobTracker(t)
+	r := setupHadoop(t)
 	c := startCluster(t, []agentSpec{{"127.0.0.1", 35000, 35099}})
-	fw, _ := runFramework(t, c, r.settings(t, 1, 1))
 
+	jtProps := map[string]string{
+		distribution.KeyJobTrackerCPUs: "0.5", distribution.KeyJobTrackerMem: "384",
+		"mapred.tasktracker.expiry.interval": "20000",
+	}
+	for k, v := range r.props {
+		if k != distribution.KeyJobTracker {
+			jtProps[k] = v
+		}
+	}
+	js, err := distribution.JobTrackerSettingsFrom(jtProps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jtf, err := distribution.NewJobTracker(distribution.JobTrackerConfig{Masters: []string{c.MasterAddr}, Settings: js})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- jtf.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("the JobTracker framework: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("the JobTracker framework did not stop")
+		}
+	})
+	select {
+	case <-jtf.Running():
+	case <-time.After(3 * time.Minute):
+		t.Fatal("the JobTracker task did not run within 3 minutes")
+	}
+	jt, ok := jtf.Current()
+	if !ok || !strings.HasPrefix(jt.Address, "127.0.0.1:350") || !strings.HasPrefix(jt.HTTP, "127.0.0.1:350") {
+		t.Fatalf("JobTracker %+v: want both addresses on the offered ports", jt)
+	}
+	// Clients and trackers go to the agora-launched JobTracker from now on.
+	r.useJobTracker(t, jt.Address)
+
+	fw, _ := runFramework(t, c, r.settings(t, 1, 1))
 	var tr distribution.Tracker
 	waitForLong(t, 3*time.Minute, "the JobTracker to list the TaskTracker", func() bool {
 		trs := fw.Trackers()
@@ -195,13 +260,18 @@ func TestRealDistribution(t *testing.T) {
 		tr = trs[0]
 		return true
 	})
-	resp, err := http.Get(fmt.Sprintf("http://%s:%d/tasktracker.jsp", tr.Host, tr.HTTPPort))
-	if err != nil {
-		t.Fatalf("the TaskTracker's web UI on the offered port %d: %v", tr.HTTPPort, err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("the TaskTracker's status page: HTTP %d", resp.StatusCode)
+	for _, page := range []string{
+		fmt.Sprintf("http://%s:%d/tasktracker.jsp", tr.Host, tr.HTTPPort),
+		"http://" + jt.HTTP + "/jobtracker.jsp",
+	} {
+		resp, err := http.Get(page)
+		if err != nil {
+			t.Fatalf("%s: %v", page, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: HTTP %d", page, resp.StatusCode)
+		}
 	}
 }
 

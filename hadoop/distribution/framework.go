@@ -142,22 +142,32 @@ func (f *Framework) Run(ctx context.Context) error {
 	f.driver = d
 	f.log.Info("hadoop tasktrackers starting", "jobtracker", f.s.JobTracker, "uri", f.s.URI, "home", f.s.Home,
 		"minimum", f.s.Sizing.MinExecutors, "maximum", f.s.Sizing.MaxExecutors)
+	return runDriver(ctx, d, f.log, "hadoop tasktrackers", func() {
+		f.mu.Lock()
+		f.stopping = true
+		f.mu.Unlock()
+	})
+}
+
+// runDriver runs d until ctx ends, then marks the framework stopping and
+// tears it down (the master then kills its tasks), waiting at most 10 s
+// for the master. It returns an error only if the driver stops by itself
+// (the master refused the framework).
+func runDriver(ctx context.Context, d *scheduler.Driver, log *slog.Logger, name string, stopping func()) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- d.Run(runCtx) }()
 	select {
 	case err := <-done:
-		return fmt.Errorf("hadoop tasktrackers: %w", err)
+		return fmt.Errorf("%s: %w", name, err)
 	case <-ctx.Done():
 	}
-	f.mu.Lock()
-	f.stopping = true
-	f.mu.Unlock()
+	stopping()
 	tctx, tcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer tcancel()
 	if err := d.Teardown(tctx); err != nil {
-		f.log.Warn("tear down (the master removes the framework and its trackers once it notices it is gone)", "err", err)
+		log.Warn("tear down (the master removes the framework and its tasks once it notices it is gone)", "err", err)
 		cancel()
 	}
 	select {

@@ -40,11 +40,13 @@ const SandboxPlaceholder = "@MESOS_SANDBOX@"
 // DefaultCommand starts the TaskTracker from the Hadoop directory.
 const DefaultCommand = "./bin/hadoop tasktracker"
 
-// DefaultJVMOpts are the TaskTracker JVM's options when
-// mapred.mesos.executor.jvm.opts is unset: the concurrent collector
-// started early, as mesos/hadoop's default does, and small thread stacks.
-// Hadoop 1 runs on Java 6 to 8, which all have CMS.
-const DefaultJVMOpts = "-XX:+UseConcMarkSweepGC -XX:CMSInitiatingOccupancyFraction=80 -XX:+UseCMSInitiatingOccupancyOnly -Xss512k"
+// DefaultJVMOpts are the daemon JVMs' options when
+// mapred.mesos.executor.jvm.opts is unset: the serial collector, which
+// suits a daemon's heap of a few hundred MB on a shared agent, and small
+// thread stacks. (mesos/hadoop's default, the concurrent collector, is gone
+// from the Java 17 that runs Hadoop 1.2.1 here: a JVM asked for it does not
+// start.)
+const DefaultJVMOpts = "-XX:+UseSerialGC -Xss512k"
 
 // jvmOverhead is mesos/hadoop's JVM_MEM_OVERHEAD_PERCENT_DEFAULT: a JVM
 // given M MB of memory gets a heap of M / (1 + 0.25).

@@ -1,7 +1,6 @@
 package local
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,25 +15,13 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/hadoop/counters"
+	"github.com/agora-cluster/agora/hadoop/hadooptest"
 	"github.com/agora-cluster/agora/hadoop/job"
 )
 
-func examples(t *testing.T) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "examples", "hadoop-wordcount")
-	if _, err := os.Stat(filepath.Join(dir, "mapper.py")); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
+func examples(t *testing.T) string { return hadooptest.Examples(t) }
 
-func needPython(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 is not installed; the example scripts need it")
-	}
-}
+func needPython(t *testing.T) { hadooptest.NeedPython(t) }
 
 func run(t *testing.T, dir string, args ...string) (Result, error) {
 	t.Helper()
@@ -48,57 +34,9 @@ func run(t *testing.T, dir string, args ...string) (Result, error) {
 	return Run(ctx, spec, Options{MapSlots: 3, ReduceSlots: 2, WorkDir: filepath.Join(dir, "tt"), TrackerID: "test"})
 }
 
-// writeCorpus writes about size bytes of words separated by single spaces,
-// in lines, Zipf-distributed over a vocabulary.
-func writeCorpus(t *testing.T, path string, size int) {
-	t.Helper()
-	rng := rand.New(rand.NewPCG(7, 8))
-	zipf := rand.NewZipf(rng, 1.2, 2, 20000)
-	var b strings.Builder
-	for b.Len() < size {
-		n := 1 + rng.IntN(14)
-		for i := 0; i < n; i++ {
-			if i > 0 {
-				b.WriteByte(' ')
-			}
-			w := zipf.Uint64()
-			b.WriteString(strconv.FormatUint(w*7919%99991, 36))
-			if w%5 == 0 {
-				b.WriteString("Ünï") // some UTF-8
-			}
-		}
-		b.WriteByte('\n')
-	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
+func writeCorpus(t *testing.T, path string, size int) { hadooptest.WriteCorpus(t, path, size, 7) }
 
-// readOutput reads every part file of an output directory into key → value.
-func readOutput(t *testing.T, out string) map[string]string {
-	t.Helper()
-	parts, _ := filepath.Glob(filepath.Join(out, "part-*"))
-	if len(parts) == 0 {
-		t.Fatal("no part files")
-	}
-	got := map[string]string{}
-	for _, p := range parts {
-		f, err := os.Open(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			k, v, _ := strings.Cut(sc.Text(), "\t")
-			if _, dup := got[k]; dup {
-				t.Fatalf("key %q in two places", k)
-			}
-			got[k] = v
-		}
-		f.Close()
-	}
-	return got
-}
+func readOutput(t *testing.T, out string) map[string]string { return hadooptest.ReadOutput(t, out) }
 
 func TestWordCountMatchesUnixPipeline(t *testing.T) {
 	needPython(t)
