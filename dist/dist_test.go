@@ -2,6 +2,7 @@ package dist
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 )
 
 func TestResolve(t *testing.T) {
@@ -66,11 +69,18 @@ func TestDescriptions(t *testing.T) {
 	}
 }
 
+// needMaven requires the jvm tier's Maven; these tests fetch from Maven
+// Central (or its local cache), so not in -short.
 func needMaven(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("mvn"); err != nil {
-		t.Fatalf("Maven is not installed (make deps installs it): %v", err)
+	if testing.Short() {
+		t.Skip("runs Maven; not in -short")
 	}
+	_, err := exec.LookPath("mvn")
+	if err != nil {
+		err = fmt.Errorf("Maven is not installed (make test-deps installs it): %w", err)
+	}
+	tier.Need(t, tier.JVM, err)
 }
 
 // A real install with Maven: the home holds the jars, bin/ and conf/ and a

@@ -87,6 +87,13 @@ func (in Installer) Install(ctx context.Context, d Dist) (string, error) {
 		return "", fmt.Errorf("install %s: %w", d, err)
 	}
 	defer unlock()
+	// Staging directories of installs that were killed midway (under the
+	// lock no other install is using them).
+	if old, _ := filepath.Glob(filepath.Join(dir, "."+d.Dir()+"-*")); len(old) > 0 {
+		for _, o := range old {
+			os.RemoveAll(o)
+		}
+	}
 
 	desc, err := d.description(in.descriptions)
 	if err != nil {

@@ -65,7 +65,8 @@ start=$(date +%s.%N)
 	{ tail -30 "$work/job.log" >&2; exit 1; }
 end=$(date +%s.%N)
 real_s=$(python3 -c "print(round($end - $start, 1))")
-real_maps=$(grep -o 'Launched map tasks=[0-9]*' "$work/job.log" | tail -1 | cut -d= -f2)
+job=$(grep -o 'job_[0-9]*_[0-9]*' "$work/job.log" | tail -n1 || true)
+real_maps=$("$home/bin/hadoop" job -jt "$jt" -status "$job" 2>/dev/null | sed -n 's/.*Launched map tasks=//p' || true)
 if LC_ALL=C sort "$dir"/out-real/part-* | cmp -s - <(LC_ALL=C sort "$dir/baseline.txt"); then valid=yes; else valid=NO; fi
 printf '%s\n' "size $size  maps: native $maps, real ${real_maps:-?}  reduces $reduces" \
 	"native framework  ${native_s} s" \

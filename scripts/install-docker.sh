@@ -11,8 +11,14 @@ sock=/var/run/docker.sock
 log=/var/log/agora-dockerd.log
 
 answers() {
-	# The engine's /_ping over its socket; curl is on every Debian image.
-	curl -fs --max-time 5 --unix-socket "$sock" http://docker/_ping >/dev/null 2>&1
+	# The engine's /_ping over its socket, with curl or else the docker CLI.
+	if command -v curl >/dev/null 2>&1; then
+		curl -fs --max-time 5 --unix-socket "$sock" http://docker/_ping >/dev/null 2>&1
+	elif command -v docker >/dev/null 2>&1; then
+		timeout 5 docker -H "unix://$sock" version >/dev/null 2>&1
+	else
+		return 1
+	fi
 }
 
 if answers; then
@@ -35,9 +41,13 @@ if ! command -v dockerd >/dev/null 2>&1; then
 	apt-get install -y -qq docker.io >/dev/null
 fi
 
-echo "install-docker: starting dockerd (log: $log)"
-# setsid: the engine outlives this script and the make that ran it.
-setsid dockerd >>"$log" 2>&1 </dev/null &
+if pgrep -x dockerd >/dev/null 2>&1; then
+	echo "install-docker: a dockerd runs but does not answer on $sock yet; waiting for it"
+else
+	echo "install-docker: starting dockerd (log: $log)"
+	# setsid: the engine outlives this script and the make that ran it.
+	setsid dockerd >>"$log" 2>&1 </dev/null &
+fi
 i=0
 while [ $i -lt 120 ]; do
 	if answers; then

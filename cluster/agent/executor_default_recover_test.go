@@ -13,6 +13,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
+	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	"github.com/agora-cluster/agora/cluster/containerizer"
 )
 
@@ -27,12 +28,10 @@ import (
 // TASK_KILLED, and a task that fails after the restart takes the rest of
 // its group with it. No task is reported failed or lost for the restart.
 func TestTaskGroupsSurviveAgentKill9(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the native containerizer, which keeps the exit status of a task that ends while the agent is down, needs root")
-	}
+	tier.Need(t, tier.Root, tier.RootErr())
 	root := fmt.Sprintf("agora-test/groups-%d-%d", os.Getpid(), time.Now().UnixNano())
 	if _, err := containerizer.NewNative(containerizer.NativeConfig{Root: root}); err != nil {
-		t.Skipf("no cgroups here: %v", err)
+		tier.Need(t, tier.Root, fmt.Errorf("no cgroups here: %w", err))
 	}
 	t.Cleanup(func() { destroyCgroupRoot(root) }) // after the agent process is killed
 	f := newRecoveryFixture(t, `{"user":"root","name":"groups","checkpoint":true,"failover_timeout":3600}`,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/agora-cluster/agora/cluster/agent"
 	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	"github.com/agora-cluster/agora/cluster/containerizer"
 )
 
@@ -51,13 +52,11 @@ func waitCgroup(t *testing.T, what string, read func() string, want string) {
 // REASON_CONTAINER_LIMITATION_MEMORY, with every other task of the
 // executor.
 func TestExecutorContainerLimitsFollowItsTasks(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the native containerizer needs root")
-	}
+	tier.Need(t, tier.Root, tier.RootErr())
 	root := fmt.Sprintf("agora-test/executor-limits-%d", os.Getpid())
 	n, err := containerizer.NewNative(containerizer.NativeConfig{Root: root})
 	if err != nil {
-		t.Skipf("no cgroups here: %v", err)
+		tier.Need(t, tier.Root, fmt.Errorf("no cgroups here: %w", err))
 	}
 	markers, err := os.MkdirTemp("/var/tmp", "agora-limits-")
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	"github.com/agora-cluster/agora/cluster/containerizer"
 )
 
@@ -25,13 +26,11 @@ var isolatedSeq atomic.Int64
 // root of the test's own. It skips without root or cgroups.
 func isolatedConfig(t *testing.T, fm *fakeMaster) (Config, *containerizer.Native) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("the native containerizer needs root")
-	}
+	tier.Need(t, tier.Root, tier.RootErr())
 	root := fmt.Sprintf("agora-test/agent-%d-%d", os.Getpid(), isolatedSeq.Add(1))
 	n, err := containerizer.NewNative(containerizer.NativeConfig{Root: root, Logger: testLogger(t)})
 	if err != nil {
-		t.Skipf("no cgroups here: %v", err)
+		tier.Need(t, tier.Root, fmt.Errorf("no cgroups here: %w", err))
 	}
 	t.Cleanup(func() {
 		for _, dir := range cgroupDirs(root, "") {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -390,10 +391,15 @@ func (m *updateManager) run(ctx context.Context) {
 const maxUpdateBatch = 512
 
 // replayUpdates reads a task.updates checkpoint: every update in order and
-// the ones not yet acknowledged. A torn last line (a crash mid-write) is
-// ignored.
+// the ones not yet acknowledged. A torn tail — the last record cut short by
+// a crash mid-write (no newline yet), or a last line that does not parse —
+// is cut off the file (and the cut fsynced), so the next append starts on
+// a record boundary instead of being glued to the fragment, which would
+// make a second replay lose it and everything after. A bad record with
+// good ones after it is not a torn write but damage: that is an error,
+// and the file is left as it is.
 func replayUpdates(file string) (all, pending []*api.StatusUpdate, err error) {
-	f, err := os.Open(file)
+	f, err := os.OpenFile(file, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil, nil
 	}
@@ -401,13 +407,32 @@ func replayUpdates(file string) (all, pending []*api.StatusUpdate, err error) {
 		return nil, nil, err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), api.MaxRecordSize)
-	for sc.Scan() {
-		var rec checkpointRecord
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			break // torn write
+	r := bufio.NewReaderSize(f, 64<<10)
+	var good int64   // end of the last whole, readable record
+	bad := int64(-1) // offset of an unreadable whole line, if any
+	for {
+		line, rerr := readLine(r, api.MaxRecordSize)
+		if rerr != nil && !errors.Is(rerr, io.EOF) {
+			return nil, nil, fmt.Errorf("replay %s: %w", file, rerr)
 		}
+		if len(line) == 0 {
+			break
+		}
+		if line[len(line)-1] != '\n' {
+			break // torn: the last write, cut short
+		}
+		var rec checkpointRecord
+		if json.Unmarshal(line, &rec) != nil {
+			if bad < 0 {
+				bad = good
+			}
+			good += int64(len(line))
+			continue
+		}
+		if bad >= 0 {
+			return nil, nil, fmt.Errorf("replay %s: the record at byte %d is unreadable and records follow it: the file is damaged", file, bad)
+		}
+		good += int64(len(line))
 		switch {
 		case rec.Update != nil && rec.Update.Status != nil:
 			all = append(all, rec.Update)
@@ -418,5 +443,41 @@ func replayUpdates(file string) (all, pending []*api.StatusUpdate, err error) {
 			}
 		}
 	}
-	return all, pending, sc.Err()
+	if bad >= 0 {
+		good = bad // the unreadable lines were the last: a torn tail too
+	}
+	if err := truncateTail(f, good); err != nil {
+		return nil, nil, fmt.Errorf("replay %s: cut the torn tail: %w", file, err)
+	}
+	return all, pending, nil
+}
+
+// readLine reads up to and including the next newline, or to the end of
+// the input. A line longer than max is an error (no record is that long),
+// and is never read whole into memory.
+func readLine(r *bufio.Reader, max int) ([]byte, error) {
+	var line []byte
+	for {
+		frag, err := r.ReadSlice('\n')
+		line = append(line, frag...)
+		if len(line) > max {
+			return nil, fmt.Errorf("a line longer than %d bytes: not a checkpoint record", max)
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		return line, err
+	}
+}
+
+// truncateTail cuts f at size if it is longer, and makes the cut durable.
+func truncateTail(f *os.File, size int64) error {
+	st, err := f.Stat()
+	if err != nil || st.Size() <= size {
+		return err
+	}
+	if err := f.Truncate(size); err != nil {
+		return err
+	}
+	return f.Sync()
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 )
 
 var testRootSeq atomic.Int64
@@ -20,13 +22,11 @@ var testRootSeq atomic.Int64
 // own, removed when the test ends. Tests skip without root or cgroups.
 func testNative(t *testing.T) *Native {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("the native containerizer needs root")
-	}
+	tier.Need(t, tier.Root, tier.RootErr())
 	root := fmt.Sprintf("agora-test/%d-%d", os.Getpid(), testRootSeq.Add(1))
 	n, err := NewNative(NativeConfig{Root: root})
 	if err != nil {
-		t.Skipf("no cgroups here: %v", err)
+		tier.Need(t, tier.Root, fmt.Errorf("no cgroups here: %w", err))
 	}
 	t.Cleanup(func() {
 		for _, dir := range cgroupDirs(n, "") {
@@ -426,9 +426,7 @@ func TestIsolationFlagChoosesTheContainerizer(t *testing.T) {
 // the cpu and memory controllers is refused with a clear error; with them,
 // a container cgroup is created with its limits and removed.
 func TestCgroupV2Hierarchy(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	tier.Need(t, tier.Root, tier.RootErr())
 	mount := "/sys/fs/cgroup"
 	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil && strings.Contains(string(b), " /sys/fs/cgroup/unified ") {
 		mount = "/sys/fs/cgroup/unified"

@@ -59,7 +59,7 @@ func runBenchHadoop(args []string) int {
 				fmt.Fprintln(os.Stderr, "agora bench hadoop: give --hdfs (start one) or --hdfs_dir (use yours), not both")
 				return 2
 			}
-			c, stop, err := benchHDFS(cfg.Dir)
+			c, stop, err := benchHDFS(cfg.Dir, cfg.Keep)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "agora bench hadoop:", err)
 				return 1
@@ -112,8 +112,9 @@ func runBenchHadoop(args []string) int {
 }
 
 // benchHDFS starts a NameNode and a DataNode of the installed HDFS
-// distribution (installing it if needed) with their storage under dir.
-func benchHDFS(dir string) (*hdfscluster.Cluster, func(), error) {
+// distribution (installing it if needed) with their storage under dir,
+// removed when stopped unless keep.
+func benchHDFS(dir string, keep bool) (*hdfscluster.Cluster, func(), error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	d, _ := dist.Resolve("hdfs")
@@ -142,7 +143,14 @@ func benchHDFS(dir string) (*hdfscluster.Cluster, func(), error) {
 		return nil, nil, err
 	}
 	fmt.Fprintf(os.Stderr, "bench hadoop: HDFS NameNode at %s\n", c.NameNode)
-	return c, func() { c.Stop(); os.RemoveAll(work) }, nil
+	return c, func() {
+		c.Stop()
+		if keep {
+			fmt.Fprintf(os.Stderr, "bench hadoop: kept the HDFS storage in %s (start a NameNode on it to read it)\n", work)
+			return
+		}
+		os.RemoveAll(work)
+	}, nil
 }
 
 func runBenchTeraChain(cfg bench.Config, props map[string]string, rowsArg string, maps int, asJSON bool) int {

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	"github.com/agora-cluster/agora/dist"
+	"github.com/agora-cluster/agora/dist/disttest"
 	"github.com/agora-cluster/agora/hadoop/fs"
 )
 
@@ -69,6 +71,8 @@ func TestHDFSUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts an HDFS NameNode and DataNodes (JVMs); not in -short")
 	}
+	tier.Need(t, tier.JVM, tier.JavaErr())
+	disttest.Home(t, "hdfs")
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	var errOut syncBuffer
@@ -93,12 +97,12 @@ func TestHDFSUp(t *testing.T) {
 	case code := <-done:
 		t.Fatalf("hdfs up exited %d before printing the NameNode:\n%s", code, errOut.String())
 	case <-time.After(3 * time.Minute):
-		cancel()
+		stopUp(t, cancel, done)
 		t.Fatalf("hdfs up printed nothing in 3 minutes:\n%s", errOut.String())
 	}
 	f := strings.Fields(line)
 	if len(f) != 5 || f[0] != "namenode" || f[3] != "conf" {
-		cancel()
+		stopUp(t, cancel, done)
 		t.Fatalf("hdfs up printed %q", line)
 	}
 	fsys, p, err := fs.Lookup("hdfs://"+f[1]+"/hello.txt", 0)
@@ -118,5 +122,16 @@ func TestHDFSUp(t *testing.T) {
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("hdfs up did not stop within a minute of the interrupt")
+	}
+}
+
+// stopUp interrupts `agora hdfs up` and waits (bounded) for it to stop
+// its daemons.
+func stopUp(t *testing.T, cancel func(), done <-chan int) {
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Error("hdfs up did not stop within a minute of the interrupt")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/agora-cluster/agora/dist"
 	"github.com/agora-cluster/agora/hadoop/hdfscluster"
@@ -21,7 +22,7 @@ func init() {
 
 var hdfsCommands = map[string]command{
 	"up": {name: "up", summary: "Start a NameNode and DataNodes here and keep them running", run: func(args []string) int {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 		defer stop()
 		return hdfsUp(ctx, args, os.Stdout, os.Stderr)
 	}},
@@ -46,7 +47,9 @@ on stdout: use hdfs://HOST:PORT/ paths in jobs and URIs, the web address for JMX
 WebHDFS, and DIR as HADOOP_CONF_DIR for Hadoop's own tools. Each DataNode registers
 under a host name of its own (--hosts; default: the address), so block locations
 name DataNodes apart and map tasks can be placed on agents with those host names.
-The file system is new each time, in --dir (removed on exit unless --keep).
+The file system is formatted anew each time, in --dir (kept) or in a new directory
+under /var/tmp (removed on exit unless --keep). A daemon that dies ends the command
+with status 1 and the end of its log.
 
 Example:
   agora hdfs up --datanodes 2 --hosts 127.0.0.1,127.0.0.2 &
@@ -62,7 +65,7 @@ func hdfsUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	hosts := fs.String("hosts", "", "comma-separated host names the DataNodes register under, one each (default: --addr)")
 	addr := fs.String("addr", "127.0.0.1", "address the daemons listen on")
 	dir := fs.String("dir", "", "directory for the file system and logs (default: a new one under /var/tmp)")
-	keep := fs.Bool("keep", false, "keep --dir when stopping")
+	keep := fs.Bool("keep", false, "keep the directory made for the file system when stopping (a --dir given is always kept)")
 	replication := fs.Int("replication", 1, "dfs.replication")
 	blockSize := fs.Int64("block_size", 0, "dfs.blocksize in bytes (default HDFS's 128 MiB)")
 	distDir := fs.String("dist_dir", dist.DefaultDir(), "the cache of distributions (env AGORA_DIST_DIR)")
@@ -101,11 +104,11 @@ func hdfsUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "agora hdfs up:", err)
 			return 1
 		}
+		if !*keep {
+			defer os.RemoveAll(*dir)
+		}
 	} else if *dir, err = filepath.Abs(*dir); err != nil {
 		return fail("--dir: %v", err)
-	}
-	if !*keep {
-		defer os.RemoveAll(*dir)
 	}
 	fmt.Fprintf(stderr, "agora hdfs up: starting %s in %s\n", d, *dir)
 	c, err := hdfscluster.Start(ctx, hdfscluster.Config{Home: home, Dir: *dir, Addr: *addr, DataNodes: *n,
@@ -117,7 +120,16 @@ func hdfsUp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer c.Stop()
 	fmt.Fprintf(stdout, "namenode %s http://%s conf %s\n", c.NameNode, c.HTTP, c.ConfDir())
 	fmt.Fprintf(stderr, "agora hdfs up: %d DataNode(s) live; interrupt to stop\n", len(c.DataNodes))
-	<-ctx.Done()
-	fmt.Fprintln(stderr, "agora hdfs up: stopping")
-	return 0
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(stderr, "agora hdfs up: stopping")
+			return 0
+		case <-time.After(time.Second):
+		}
+		if err := c.Exited(); err != nil {
+			fmt.Fprintln(stderr, "agora hdfs up:", err)
+			return 1
+		}
+	}
 }

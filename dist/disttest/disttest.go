@@ -5,11 +5,10 @@ package disttest
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	"github.com/agora-cluster/agora/dist"
 )
 
@@ -17,12 +16,10 @@ import (
 // NAME@VERSION) in the default cache, installing it if it is missing. A
 // machine that cannot install it (no Java, no Maven, no registry) fails
 // the test with the reason: the real engines are part of the suite, not an
-// option of it.
+// option of it. Without Java the jvm tier is skipped (failed in CI).
 func Home(t testing.TB, spec string) string {
 	t.Helper()
-	if _, err := exec.LookPath("java"); err != nil && os.Getenv("JAVA_HOME") == "" {
-		t.Fatalf("%s needs Java: no java on PATH and no JAVA_HOME (make test-deps installs openjdk-17)", spec)
-	}
+	tier.Need(t, tier.JVM, tier.JavaErr())
 	d, err := dist.Resolve(spec)
 	if err != nil {
 		t.Fatal(err)

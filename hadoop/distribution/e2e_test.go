@@ -153,6 +153,8 @@ func (r *realHadoop) hadoop(ctx context.Context, args ...string) *exec.Cmd {
 	cmd.Dir = r.work
 	cmd.Env = append(os.Environ(), "HADOOP_CONF_DIR="+r.conf, "HADOOP_LOG_DIR="+filepath.Join(r.work, "logs"))
 	cmd.WaitDelay = 10 * time.Second
+	// Its JVM dies with the test binary, even one killed by a timeout.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	return cmd
 }
 
@@ -264,7 +266,7 @@ func TestRealDistribution(t *testing.T) {
 		fmt.Sprintf("http://%s:%d/tasktracker.jsp", tr.Host, tr.HTTPPort),
 		"http://" + jt.HTTP + "/jobtracker.jsp",
 	} {
-		resp, err := http.Get(page)
+		resp, err := (&http.Client{Timeout: time.Minute}).Get(page)
 		if err != nil {
 			t.Fatalf("%s: %v", page, err)
 		}
@@ -337,7 +339,11 @@ func TestRealStreamingWordCount(t *testing.T) {
 	}
 	out2 := filepath.Join(r.work, "out2")
 	cmd := job(ctx, out2, "slowmap.sh", slow)
-	jobLog, _ := os.Create(filepath.Join(r.work, "job2.out"))
+	jobLog, err := os.Create(filepath.Join(r.work, "job2.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jobLog.Close()
 	cmd.Stdout, cmd.Stderr = jobLog, jobLog
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

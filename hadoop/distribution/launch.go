@@ -140,7 +140,7 @@ func (s Settings) Script() string {
 	line(`printf '%s' "$out$site" > "$HADOOP_CONF_DIR/mapred-site.xml"`)
 	line(`unset `, SiteEnv, ` site out`)
 	line(`cd "$hadoop"`)
-	if s.Command == DefaultCommand {
+	if s.Command == DefaultCommand || s.Command == JobTrackerCommand {
 		line("exec ", s.Command)
 	} else {
 		line(s.Command)

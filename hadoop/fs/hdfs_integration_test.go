@@ -7,7 +7,6 @@ import (
 	"io"
 	iofs "io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	wordcount "github.com/agora-cluster/agora/examples/hadoop-wordcount"
 	"github.com/agora-cluster/agora/hadoop/fs"
+	"github.com/agora-cluster/agora/hadoop/hadooptest"
 	"github.com/agora-cluster/agora/hadoop/hdfscluster"
 	"github.com/agora-cluster/agora/hadoop/job"
 	"github.com/agora-cluster/agora/hadoop/local"
@@ -127,9 +127,7 @@ func TestHDFSFileSystemAgainstANamenode(t *testing.T) {
 
 func TestWordCountOnHDFS(t *testing.T) {
 	nn := namenode(t)
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 is not installed; the word count scripts need it")
-	}
+	hadooptest.NeedPython(t)
 	fsys, dir, uri := scratch(t, nn)
 	fs.WriteFile(fsys, dir+"/in/one.txt", []byte("the quick brown fox\njumps over the lazy dog\n"))
 	fs.WriteFile(fsys, dir+"/in/two.txt", []byte("the dog barks\n"))

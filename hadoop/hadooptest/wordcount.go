@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 )
 
 // Examples is the directory of the word count example's Streaming scripts
@@ -27,13 +29,11 @@ func Examples(t testing.TB) string {
 	return dir
 }
 
-// NeedPython skips a test when python3, which the example scripts need,
-// is missing.
+// NeedPython requires the python tier: python3, which the example
+// scripts need (the test skips without it, or fails in CI).
 func NeedPython(t testing.TB) {
 	t.Helper()
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 is not installed; the example scripts need it")
-	}
+	tier.Need(t, tier.Python, tier.PythonErr())
 }
 
 // WriteCorpus writes about size bytes of words separated by single

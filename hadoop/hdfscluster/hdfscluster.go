@@ -131,7 +131,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := c.writeConf(); err != nil {
 		return nil, err
 	}
-	format := c.command(context.Background(), "namenode", cfg.NameNodeHeapMB, "-format", "-nonInteractive", "-force")
+	format := c.command(ctx, "namenode", cfg.NameNodeHeapMB, "-format", "-nonInteractive", "-force")
 	if out, err := format.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("hdfscluster: format the NameNode: %v\n%s", err, tail(out))
 	}
@@ -219,7 +219,9 @@ func (c *Cluster) command(ctx context.Context, what string, heapMB int, args ...
 		"HADOOP_LOG_DIR="+filepath.Join(c.cfg.Dir, "logs"),
 		fmt.Sprintf("HADOOP_OPTS=-Xms16m -Xmx%dm -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=32m -Xss512k", heapMB))
 	cmd.Dir = c.cfg.Dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a daemon dies with the process that started it, even
+	// when that one is killed before it can stop the cluster.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = 10 * time.Second
 	return cmd
 }
@@ -335,17 +337,40 @@ func (c *Cluster) Stop() {
 }
 
 func (d *daemon) stop(sig syscall.Signal) {
+	select {
+	case <-d.done: // reaped: its pid may be another process's now
+		return
+	default:
+	}
 	_ = syscall.Kill(-d.cmd.Process.Pid, sig)
 	select {
 	case <-d.done:
 		return
 	case <-time.After(10 * time.Second):
 	}
+	select {
+	case <-d.done:
+		return
+	default:
+	}
 	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
 	select {
 	case <-d.done:
 	case <-time.After(10 * time.Second):
 	}
+}
+
+// Exited says which daemon has exited since the cluster started, if any:
+// a cluster that keeps running needs every one.
+func (c *Cluster) Exited() error {
+	for _, d := range c.daemons() {
+		select {
+		case <-d.done:
+			return fmt.Errorf("the %s exited (%v); its log ends:\n%s", d.name, d.err, d.logTail())
+		default:
+		}
+	}
+	return nil
 }
 
 func (d *daemon) logTail() string {

@@ -5,8 +5,11 @@
 //
 //	N passed, N failed, N skipped
 //
-// followed by the list of skipped tests with their reasons. It exits 1
-// when a test or a package failed (a build failure included).
+// followed by how many tests of each tier of real components ran and were
+// skipped (the "tier NAME: ran|skipped" lines of package
+// cluster/clustertest/tier) and the list of skipped tests with their
+// reasons. It exits 1 when a test or a package failed (a build failure
+// included).
 package main
 
 import (
@@ -14,9 +17,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 )
+
+// tierLine is what package tier logs: "tier NAME: ran" or "tier NAME:
+// skipped: ...".
+var tierLine = regexp.MustCompile(`\btier (\S+): (ran|skipped|failed)\b`)
 
 type event struct {
 	Action  string
@@ -31,6 +39,27 @@ func main() {
 	buffered := map[string][]string{} // package/test → its output so far
 	var passed, failed, skipped int
 	var skips []string
+	type tally struct{ ran, skipped int }
+	tiers := map[string]*tally{}
+	countTiers := func(lines []string, skippedTest bool) {
+		last := map[string]string{} // each tier's last word in this test
+		for _, l := range lines {
+			if m := tierLine.FindStringSubmatch(l); m != nil {
+				last[m[1]] = m[2]
+			}
+		}
+		for name, word := range last {
+			if tiers[name] == nil {
+				tiers[name] = &tally{}
+			}
+			switch {
+			case skippedTest && word == "skipped":
+				tiers[name].skipped++
+			case !skippedTest && word == "ran":
+				tiers[name].ran++
+			}
+		}
+	}
 	pkgFailed := false
 	sc := bufio.NewScanner(os.Stdin)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
@@ -59,28 +88,42 @@ func main() {
 			buffered[key] = append(buffered[key], e.Output)
 		case e.Action == "pass":
 			passed++
+			countTiers(buffered[key], false)
 			delete(buffered, key)
 		case e.Action == "fail":
 			failed++
+			countTiers(buffered[key], false)
 			fmt.Fprint(out, strings.Join(buffered[key], ""))
 			out.Flush()
 			delete(buffered, key)
 		case e.Action == "skip":
 			skipped++
+			countTiers(buffered[key], true)
 			reason := skipReason(buffered[key])
 			skips = append(skips, fmt.Sprintf("%s %s: %s", e.Package, e.Test, reason))
 			fmt.Fprint(out, strings.Join(buffered[key], ""))
 			delete(buffered, key)
 		}
 	}
-	fmt.Fprintf(out, "\n%d passed, %d failed, %d skipped\n", passed, failed, skipped)
+	if len(tiers) > 0 {
+		fmt.Fprintln(out, "\ntiers of real components (tests ran / skipped):")
+		names := make([]string, 0, len(tiers))
+		for n := range tiers {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(out, "  %-14s %d / %d\n", n, tiers[n].ran, tiers[n].skipped)
+		}
+	}
 	if len(skips) > 0 {
 		sort.Strings(skips)
-		fmt.Fprintln(out, "skipped:")
+		fmt.Fprintln(out, "\nskipped:")
 		for _, s := range skips {
 			fmt.Fprintln(out, "  "+s)
 		}
 	}
+	fmt.Fprintf(out, "\n%d passed, %d failed, %d skipped\n", passed, failed, skipped)
 	if failed > 0 || pkgFailed {
 		out.Flush()
 		os.Exit(1)
@@ -93,7 +136,7 @@ func skipReason(lines []string) string {
 	var r []string
 	for _, l := range lines {
 		t := strings.TrimSpace(l)
-		if t == "" || strings.HasPrefix(t, "===") || strings.HasPrefix(t, "---") {
+		if t == "" || strings.HasPrefix(t, "===") || strings.HasPrefix(t, "---") || strings.HasSuffix(t, ": ran") {
 			continue
 		}
 		r = append(r, t)

@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,20 +20,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	"github.com/agora-cluster/agora/cluster/containerizer/docker"
 )
 
 // Busybox is where busybox-static installs the static busybox binary.
 const Busybox = "/bin/busybox"
 
-// Engine connects to the local Docker Engine, skipping the test when this
-// machine has none (no socket); an Engine that is there but does not
-// answer fails the test.
+// Engine connects to the local Docker Engine; without one (no socket) the
+// docker tier is skipped (failed in CI), and an Engine that is there but
+// does not answer fails the test.
 func Engine(t testing.TB) *docker.Client {
 	t.Helper()
-	if _, err := os.Stat(docker.DefaultSocket); err != nil {
-		t.Skipf("no Docker Engine on this machine (%v)", err)
+	_, err := os.Stat(docker.DefaultSocket)
+	if err != nil {
+		err = fmt.Errorf("no Docker Engine on this machine (%v); make test-deps installs and starts one", err)
 	}
+	tier.Need(t, tier.Docker, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := docker.NewClient(ctx, "")
