@@ -84,8 +84,39 @@ func runDev(args []string) int {
 		fmt.Fprintf(os.Stderr, "agora dev: cannot listen on %s: %v (is another agora running? try --port)\n", masterAddr, err)
 		return 1
 	}
-	errc := make(chan error, 1+*agents)
-	go func() { errc <- serveMaster(ctx, m, ln, webui.Handler()) }()
+	// Each part stops on its own context, in order: the framework first
+	// (its teardown kills its tasks), then the agents (which stop what
+	// runs), then the master; each is waited for.
+	masterCtx, stopMaster := context.WithCancel(context.Background())
+	defer stopMaster()
+	agentsCtx, stopAgents := context.WithCancel(context.Background())
+	defer stopAgents()
+	frameworkCtx, stopFrameworks := context.WithCancel(context.Background())
+	defer stopFrameworks()
+	masterDone := make(chan error, 1)
+	go func() { masterDone <- serveMaster(masterCtx, m, ln, webui.Handler()) }()
+	agentsDone := make(chan error, *agents)
+	started := 0
+	shutdown := func() {
+		stopFrameworks()
+		stopAgents()
+		deadline := time.After(30 * time.Second)
+	agents:
+		for ; started > 0; started-- {
+			select {
+			case <-agentsDone:
+			case <-deadline:
+				logger.Warn("agents did not stop within 30 s", "left", started)
+				break agents
+			}
+		}
+		stopMaster()
+		select {
+		case <-masterDone:
+		case <-time.After(30 * time.Second):
+			logger.Warn("the master did not stop within 30 s")
+		}
+	}
 
 	var warnings []string
 	for i := 0; i < *agents; i++ {
@@ -93,6 +124,7 @@ func runDev(args []string) int {
 		ctr, err := iso.containerizer(fmt.Sprintf("%s/agent%d", iso.cgroupsRoot, i), logger)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "agora dev:", err)
+			shutdown()
 			return 2
 		}
 		if i == 0 {
@@ -110,28 +142,40 @@ func runDev(args []string) int {
 		a, err := agent.New(acfg)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "agora dev: agent %d: %v\n", i, err)
+			shutdown()
 			return 1
 		}
 		warnings = append(warnings, a.Warnings()...)
-		go func() { errc <- a.Run(ctx) }()
+		started++
+		go func() { agentsDone <- a.Run(agentsCtx) }()
 	}
-	hadoopLine, err := hadoop.start(ctx, masterAddr, mf.ip, mf.workDir, logger)
+	hadoopLine, hadoopDone, err := hadoop.start(frameworkCtx, masterAddr, mf.ip, mf.workDir, logger)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agora dev:", err)
+		shutdown()
 		return 1
 	}
 	printDevBanner(mf.ip, mf.port, *agents, shares, dedupe(warnings), hadoopLine)
+	code = 0
 	select {
 	case <-ctx.Done():
-	case err := <-errc:
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "agora dev:", err)
-			return 1
-		}
+	case err := <-masterDone:
+		masterDone <- err // shutdown waits for it too
+		fmt.Fprintln(os.Stderr, "agora dev: the master stopped:", err)
+		code = 1
+	case err := <-agentsDone:
+		started--
+		fmt.Fprintln(os.Stderr, "agora dev: an agent stopped:", err)
+		code = 1
 	}
-	// Give agents a moment to stop their tasks.
-	time.Sleep(200 * time.Millisecond)
-	return 0
+	stopFrameworks()
+	select {
+	case <-hadoopDone:
+	case <-time.After(30 * time.Second):
+		logger.Warn("the Hadoop framework did not stop within 30 s")
+	}
+	shutdown()
+	return code
 }
 
 // splitResources divides scalars evenly and ranges into contiguous pieces.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -262,4 +263,61 @@ func sleepRunning() bool {
 		}
 	}
 	return false
+}
+
+// agora dev stops in order when interrupted: when the process has exited,
+// the tasks its agents ran are gone too, even one that outlives SIGTERM
+// (it used to sleep 200 ms and hope).
+func TestDevStopsItsTasksBeforeExiting(t *testing.T) {
+	port := freePort(t)
+	work, err := os.MkdirTemp("/var/tmp", "agora-dev-stop-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(work) })
+	dev := start(t, "dev", "--agents", "2", "--port", strconv.Itoa(port), "--hadoop_port", "0", "--work_dir", work)
+	master := "127.0.0.1:" + strconv.Itoa(port)
+	waitState(t, "http://"+master, "two agents", func(s *masterState) bool { return len(s.Slaves) == 2 })
+
+	marker := fmt.Sprintf("%d.%03d", 5000+os.Getpid()%1000, time.Now().Nanosecond()%1000)
+	// The task ignores SIGTERM (the disposition survives exec), so the
+	// agents must wait out the kill grace period and SIGKILL it.
+	run := exec.Command(agoraBin, "run", "--cpus", "0.1", "--mem", "32", "--", "sh", "-c", `trap "" TERM; exec sleep `+marker)
+	run.Env = append(os.Environ(), "AGORA_MASTER="+master)
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { run.Process.Kill(); run.Wait() })
+	sleeping := func() bool {
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+			if err == nil && string(b) == "sleep\x00"+marker+"\x00" {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(time.Minute)
+	for !sleeping() {
+		if time.Now().After(deadline) {
+			t.Fatal("the task never started")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	dev.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- dev.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("agora dev exited with %v", err)
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatal("agora dev did not exit within 90 s of SIGTERM")
+	}
+	if sleeping() {
+		t.Fatal("agora dev exited while its task still ran")
+	}
 }

@@ -24,14 +24,16 @@ func (d *devHadoop) register(fs *flag.FlagSet) {
 
 // start starts the framework and returns the banner line that says where
 // it is ("" when disabled).
-func (d *devHadoop) start(ctx context.Context, masterAddr, ip, workDir string, logger *slog.Logger) (string, error) {
+func (d *devHadoop) start(ctx context.Context, masterAddr, ip, workDir string, logger *slog.Logger) (string, <-chan struct{}, error) {
+	done := make(chan struct{})
 	if d.port == 0 {
-		return "", nil
+		close(done)
+		return "", done, nil
 	}
 	addr := net.JoinHostPort(ip, strconv.Itoa(d.port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", fmt.Errorf("hadoop framework: cannot listen on %s: %v (try --hadoop_port, or 0 to run none)", addr, err)
+		return "", nil, fmt.Errorf("hadoop framework: cannot listen on %s: %v (try --hadoop_port, or 0 to run none)", addr, err)
 	}
 	fw, err := framework.New(framework.Config{
 		Masters: []string{masterAddr}, Listener: ln,
@@ -40,12 +42,13 @@ func (d *devHadoop) start(ctx context.Context, masterAddr, ip, workDir string, l
 	})
 	if err != nil {
 		ln.Close()
-		return "", err
+		return "", nil, err
 	}
 	go func() {
+		defer close(done)
 		if err := fw.Run(ctx); err != nil {
 			logger.Error("hadoop framework stopped", "err", err)
 		}
 	}()
-	return fmt.Sprintf("  hadoop      %s   (agora hadoop streaming ...; AGORA_HADOOP=%s:%d)", fw.URL(), ip, d.port), nil
+	return fmt.Sprintf("  hadoop      %s   (agora hadoop streaming ...; AGORA_HADOOP=%s:%d)", fw.URL(), ip, d.port), done, nil
 }

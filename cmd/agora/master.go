@@ -129,27 +129,42 @@ func runMaster(args []string) int {
 	return 0
 }
 
-// serveMaster runs a master and its HTTP server until ctx ends.
+// serveMaster runs a master and its HTTP server until ctx ends (or the
+// server fails), then stops the server and waits for the master's loop to
+// end, so that the caller may close the registry under nothing.
 func serveMaster(ctx context.Context, m *master.Master, ln net.Listener, ui http.Handler) error {
 	srv := &http.Server{Handler: m.Handler(ui), ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 2)
-	go func() { errc <- m.Run(ctx) }()
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- err
-		}
-	}()
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runDone := make(chan error, 1)
+	go func() { runDone <- m.Run(runCtx) }()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	var err error
 	select {
 	case <-ctx.Done():
-	case err := <-errc:
-		if err != nil {
-			return err
+	case err = <-runDone:
+		runDone <- err
+	case err = <-serveErr:
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
 		}
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
+	shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancelShutdown()
 	srv.Shutdown(shutdownCtx)
-	return nil
+	cancel()
+	select {
+	case runErr := <-runDone:
+		if err == nil && runErr != nil && !errors.Is(runErr, context.Canceled) {
+			err = runErr
+		}
+	case <-time.After(30 * time.Second):
+		if err == nil {
+			err = errors.New("the master's loop did not stop within 30 s")
+		}
+	}
+	return err
 }
 
 func newLogger() *slog.Logger {
