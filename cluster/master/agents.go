@@ -200,16 +200,17 @@ func (m *Master) registerAgent(reg *api.RegisterAgent, out *outbox, remote strin
 		return nil, errorf(http.StatusConflict, "refusing to re-register agent %s (%s): %s; register again without an ID", id, info.Hostname, why)
 	}
 	// Admitted before this master restarted: take it back, with the
-	// reservations and volumes recorded for it if its resources still add up.
-	delete(m.admitted, id)
+	// reservations and volumes recorded for it if its resources still add up
+	// — once the registry has it admitted again (else the agent retries).
 	if rec.Info != nil && compatibleTotal(rec.Info.Resources, info.Resources) {
 		info.Resources = rec.Info.Resources
 	}
+	if err := m.cfg.Registry.PutAgent(registry.AgentRecord{ID: id, State: registry.AgentAdmitted, Info: &info, Since: now}); err != nil {
+		return nil, errorf(http.StatusServiceUnavailable, "cannot re-admit agent %s (%s): %v", id, info.Hostname, err)
+	}
+	delete(m.admitted, id)
 	a := m.newAgent(&info, reg, out, pid, now)
 	m.counters.agentReregistrations++
-	if err := m.cfg.Registry.PutAgent(registry.AgentRecord{ID: id, State: registry.AgentAdmitted, Info: &info, Since: now}); err != nil {
-		m.log.Error("registry update failed", "agent", id, "err", err)
-	}
 	m.adoptReportedTasks(a, reg)
 	m.alloc.AddAgent(allocator.AgentSpec{ID: id, Hostname: info.Hostname, Total: info.Resources}, m.agentUsed(a))
 	m.log.Info("agent re-registered after master restart", "agent", id, "hostname", info.Hostname, "tasks", len(a.tasks))
@@ -250,10 +251,17 @@ func (m *Master) sendRegistered(a *agent) {
 // reregisterAgent handles a known agent coming back (reconnect, or after
 // being unreachable): its reported tasks are reconciled with ours.
 func (m *Master) reregisterAgent(a *agent, info *mesos.AgentInfo, reg *api.RegisterAgent, out *outbox, pid string, now time.Time) (*agent, error) {
+	wasUnreachable := a.unreachable
+	if wasUnreachable {
+		// Reachable again only once the registry says so (else the agent
+		// retries and stays unreachable meanwhile).
+		if err := m.cfg.Registry.PutAgent(registry.AgentRecord{ID: a.id, State: registry.AgentAdmitted, Info: &a.info, Since: now}); err != nil {
+			return nil, errorf(http.StatusServiceUnavailable, "cannot re-admit unreachable agent %s (%s): %v", a.id, a.info.Hostname, err)
+		}
+	}
 	if a.out != nil && a.out != out {
 		a.out.close()
 	}
-	wasUnreachable := a.unreachable
 	a.out = out
 	a.pid = pid
 	a.version = reg.Version
@@ -282,9 +290,6 @@ func (m *Master) reregisterAgent(a *agent, info *mesos.AgentInfo, reg *api.Regis
 	if wasUnreachable {
 		a.unreachable = false
 		a.unreachableTime = time.Time{}
-		if err := m.cfg.Registry.PutAgent(registry.AgentRecord{ID: a.id, State: registry.AgentAdmitted, Info: &a.info, Since: now}); err != nil {
-			m.log.Error("registry update failed", "agent", a.id, "err", err)
-		}
 	}
 	// Tasks we know that the agent no longer runs are lost.
 	for key, t := range a.tasks {
@@ -471,8 +476,17 @@ func (m *Master) pingAgents() {
 
 // markUnreachable removes an agent from allocation and reports its tasks
 // TASK_UNREACHABLE (TASK_LOST to frameworks that are not partition-aware).
+//
+// The registry records the transition first: if it cannot, nothing
+// changes, and the next ping round tries again (the agent keeps missing
+// pings).
 func (m *Master) markUnreachable(a *agent) {
 	now := m.now()
+	if err := m.cfg.Registry.PutAgent(registry.AgentRecord{ID: a.id, State: registry.AgentUnreachable, Info: &a.info, Since: now}); err != nil {
+		m.log.Error("cannot record the agent as unreachable in the registry; it stays as it is until the write succeeds",
+			"agent", a.id, "hostname", a.info.Hostname, "err", err)
+		return
+	}
 	m.log.Warn("agent unreachable: missed pings", "agent", a.id, "hostname", a.info.Hostname, "missed", a.missedPings)
 	a.unreachable = true
 	a.unreachableTime = now
@@ -483,9 +497,6 @@ func (m *Master) markUnreachable(a *agent) {
 	}
 	for _, o := range a.offers {
 		m.rescindOffer(o, 0)
-	}
-	if err := m.cfg.Registry.PutAgent(registry.AgentRecord{ID: a.id, State: registry.AgentUnreachable, Info: &a.info, Since: now}); err != nil {
-		m.log.Error("registry update failed", "agent", a.id, "err", err)
 	}
 	m.alloc.RemoveAgent(a.id)
 	m.publishAgentRemoved(a)

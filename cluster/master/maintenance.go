@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -251,12 +252,19 @@ func (m *Master) startMaintenance(ids []mesos.MachineID) error {
 		}
 		return err
 	}
+	var failed []string
 	for _, a := range m.sortedAgents() {
 		for _, id := range ids {
 			if m.agentMatches(a, id) {
-				m.removeAgentForMaintenance(a)
+				if err := m.removeAgentForMaintenance(a); err != nil {
+					failed = append(failed, err.Error())
+				}
+				break
 			}
 		}
+	}
+	if len(failed) > 0 {
+		return errorf(http.StatusServiceUnavailable, "the machines are down, but the registry could not record these agents gone, so they stay (post /machine/down again to retry): %s", strings.Join(failed, "; "))
 	}
 	return nil
 }
@@ -292,8 +300,15 @@ func (m *Master) stopMaintenance(ids []mesos.MachineID) error {
 	return m.saveMaintenance()
 }
 
-// removeAgentForMaintenance removes an agent of a machine going down.
-func (m *Master) removeAgentForMaintenance(a *agent) {
+// removeAgentForMaintenance removes an agent of a machine going down,
+// once the registry records it gone; if the registry cannot, nothing
+// changes and the error says so.
+func (m *Master) removeAgentForMaintenance(a *agent) error {
+	rec := registry.AgentRecord{ID: a.id, State: registry.AgentGone, Info: &a.info, Since: m.now()}
+	if err := m.cfg.Registry.PutAgent(rec); err != nil {
+		m.log.Error("cannot record the agent as gone in the registry; it stays", "agent", a.id, "err", err)
+		return fmt.Errorf("agent %s (%s): %w", a.id, a.info.Hostname, err)
+	}
 	m.log.Info("agent removed: its machine is down for maintenance", "agent", a.id, "hostname", a.info.Hostname)
 	for _, o := range a.offers {
 		m.rescindOffer(o, 0)
@@ -317,13 +332,10 @@ func (m *Master) removeAgentForMaintenance(a *agent) {
 	m.alloc.RemoveAgent(a.id)
 	m.publishAgentRemoved(a)
 	delete(m.agents, a.id)
-	rec := registry.AgentRecord{ID: a.id, State: registry.AgentGone, Info: &a.info, Since: m.now()}
-	if err := m.cfg.Registry.PutAgent(rec); err != nil {
-		m.log.Error("registry update failed", "agent", a.id, "err", err)
-	}
 	m.admitted[a.id] = rec
 	m.counters.agentRemovals++
 	m.requestAllocation()
+	return nil
 }
 
 func (m *Master) frameworkIDsOn(a *agent) map[string]bool {
@@ -374,11 +386,13 @@ func (m *Master) checkDrained(a *agent) {
 			return
 		}
 	}
+	if a.drainMarkGone {
+		if err := m.removeAgentForMaintenance(a); err != nil {
+			return // drained but not yet gone: the next check tries again
+		}
+	}
 	a.drained = true
 	m.log.Info("agent drained", "agent", a.id)
-	if a.drainMarkGone {
-		m.removeAgentForMaintenance(a)
-	}
 }
 
 func (m *Master) reactivateAgent(agentID string) error {
