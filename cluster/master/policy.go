@@ -103,47 +103,97 @@ func (m *Master) setWeights(ws []mesos.WeightInfo) error {
 	return nil
 }
 
+// quotaChange is one role's new quota; both maps empty removes it.
+type quotaChange struct {
+	role             string
+	guarantee, limit map[string]float64
+}
+
 // setQuota applies and persists one role's quota (both empty removes it).
 func (m *Master) setQuota(role string, guarantee, limit map[string]float64) error {
-	if err := validateRole(role); err != nil {
-		return err
-	}
-	if role == "*" {
-		return errorf(http.StatusBadRequest, "role '*' cannot have a quota")
-	}
-	for name, g := range guarantee {
-		if l, ok := limit[name]; ok && l < g {
-			return errorf(http.StatusBadRequest, "quota of role %s: the %s guarantee %v exceeds its limit %v", role, name, g, l)
+	return m.setQuotas([]quotaChange{{role, guarantee, limit}})
+}
+
+// setQuotas applies and persists several roles' quotas all or nothing:
+// every change is checked first, then applied to the allocator and
+// written to the registry in one policy write; if the allocator refuses
+// one or the write fails, the changes already applied are undone and the
+// allocator and the policy are as before.
+func (m *Master) setQuotas(changes []quotaChange) error {
+	seen := map[string]bool{}
+	for _, c := range changes {
+		if err := validateRole(c.role); err != nil {
+			return err
+		}
+		if c.role == "*" {
+			return errorf(http.StatusBadRequest, "role '*' cannot have a quota")
+		}
+		if seen[c.role] {
+			return errorf(http.StatusBadRequest, "role %s is given two quotas in one call", c.role)
+		}
+		seen[c.role] = true
+		for name, g := range c.guarantee {
+			if l, ok := c.limit[name]; ok && l < g {
+				return errorf(http.StatusBadRequest, "quota of role %s: the %s guarantee %v exceeds its limit %v", c.role, name, g, l)
+			}
 		}
 	}
-	if err := m.alloc.SetQuota(role, scalarResources(guarantee), scalarResources(limit)); err != nil {
-		return errorf(http.StatusBadRequest, "quota of role %s: %v", role, err)
+	prevPolicy := map[string]registry.Quota{}
+	for r, q := range m.policy.Quotas {
+		prevPolicy[r] = q
 	}
-	if m.policy.Quotas == nil {
-		m.policy.Quotas = map[string]registry.Quota{}
+	applied := 0
+	undo := func() error {
+		m.policy.Quotas = prevPolicy
+		var errs []string
+		for _, c := range changes[:applied] {
+			prev := prevPolicy[c.role] // zero: no quota before
+			if err := m.alloc.SetQuota(c.role, scalarResources(prev.Guarantee), scalarResources(prev.Limit)); err != nil {
+				errs = append(errs, fmt.Sprintf("role %s: %v", c.role, err))
+			}
+		}
+		if len(errs) > 0 {
+			m.log.Error("restoring the allocator's quotas failed", "errors", errs)
+			return fmt.Errorf("and restoring the earlier quotas failed: %s", strings.Join(errs, "; "))
+		}
+		return nil
 	}
-	prev, had := m.policy.Quotas[role]
-	if len(guarantee) == 0 && len(limit) == 0 {
-		delete(m.policy.Quotas, role)
-	} else {
-		m.policy.Quotas[role] = registry.Quota{Guarantee: guarantee, Limit: limit}
+	for _, c := range changes {
+		if err := m.alloc.SetQuota(c.role, scalarResources(c.guarantee), scalarResources(c.limit)); err != nil {
+			if uerr := undo(); uerr != nil {
+				return errorf(http.StatusInternalServerError, "quota of role %s: %v (%v)", c.role, err, uerr)
+			}
+			return errorf(http.StatusBadRequest, "quota of role %s: %v; no quota was changed", c.role, err)
+		}
+		applied++
 	}
-	if err := m.savePolicy(); err != nil {
-		// Undo: the allocator must not run a policy the registry lacks.
-		if had {
-			m.policy.Quotas[role] = prev
-			m.alloc.SetQuota(role, scalarResources(prev.Guarantee), scalarResources(prev.Limit))
+	next := map[string]registry.Quota{}
+	for r, q := range prevPolicy {
+		next[r] = q
+	}
+	for _, c := range changes {
+		if len(c.guarantee) == 0 && len(c.limit) == 0 {
+			delete(next, c.role)
 		} else {
-			delete(m.policy.Quotas, role)
-			m.alloc.SetQuota(role, nil, nil)
+			next[c.role] = registry.Quota{Guarantee: c.guarantee, Limit: c.limit}
+		}
+	}
+	m.policy.Quotas = next
+	if err := m.savePolicy(); err != nil {
+		// The allocator must not run a policy the registry lacks.
+		if uerr := undo(); uerr != nil {
+			return errorf(http.StatusInternalServerError, "%v (%v)", err, uerr)
 		}
 		return err
 	}
-	// Offers made under the old quota may now exceed a lowered limit.
+	// Offers made under the old quotas may now exceed a lowered limit.
 	for _, f := range m.frameworks {
 		for _, o := range f.offers {
-			if o.role == role || strings.HasPrefix(o.role, role+"/") {
-				m.rescindOffer(o, 0)
+			for _, c := range changes {
+				if o.role == c.role || strings.HasPrefix(o.role, c.role+"/") {
+					m.rescindOffer(o, 0)
+					break
+				}
 			}
 		}
 	}
@@ -248,6 +298,8 @@ func (m *Master) policyCall(c *master.Call) (resp *master.Response, handled bool
 		if c.UpdateQuota == nil {
 			return nil, true, missingField("update_quota")
 		}
+		// All or nothing, as in Mesos: one bad config changes no quota.
+		var changes []quotaChange
 		for _, qc := range c.UpdateQuota.QuotaConfigs {
 			g, l := map[string]float64{}, map[string]float64{}
 			for n, v := range qc.Guarantees {
@@ -256,11 +308,9 @@ func (m *Master) policyCall(c *master.Call) (resp *master.Response, handled bool
 			for n, v := range qc.Limits {
 				l[n] = v.Value
 			}
-			if err := m.setQuota(qc.Role, g, l); err != nil {
-				return nil, true, err
-			}
+			changes = append(changes, quotaChange{qc.Role, g, l})
 		}
-		return nil, true, nil
+		return nil, true, m.setQuotas(changes)
 	case master.Call_SET_QUOTA:
 		if c.SetQuota == nil {
 			return nil, true, missingField("set_quota")

@@ -1,6 +1,8 @@
 package master_test
 
 import (
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,5 +83,50 @@ func TestAgentTransitionsWaitForTheRegistry(t *testing.T) {
 	})
 	if rec := agentRecord(t, reg); rec.State != registry.AgentAdmitted {
 		t.Fatalf("registry record %s, want admitted", rec.State)
+	}
+}
+
+// UPDATE_QUOTA with several configs is all or nothing: a bad config after
+// a good one, or a registry that refuses the write, changes no quota;
+// once the registry takes it, every config applies.
+func TestUpdateQuotaIsAllOrNothing(t *testing.T) {
+	reg := registry.NewFaulty(nil)
+	c := clustertest.Start(t, clustertest.Options{Registry: reg})
+	quotas := func() string {
+		_, body := httpDo(t, http.MethodGet, c.MasterURL+"/quota", "")
+		return body
+	}
+	two := `{"type":"UPDATE_QUOTA","update_quota":{"quota_configs":[` +
+		`{"role":"alpha","guarantees":{"cpus":{"value":1}}},` +
+		`{"role":"beta","limits":{"cpus":{"value":2}}}]}}`
+	badSecond := `{"type":"UPDATE_QUOTA","update_quota":{"quota_configs":[` +
+		`{"role":"alpha","guarantees":{"cpus":{"value":1}}},` +
+		`{"role":"beta","guarantees":{"cpus":{"value":5}},"limits":{"cpus":{"value":3}}}]}}`
+	empty := quotas()
+	if code, body := operator(t, c.MasterURL, badSecond); code != 400 || !strings.Contains(body, "role beta") {
+		t.Fatalf("a bad second config: %d %s", code, body)
+	}
+	if got := quotas(); got != empty {
+		t.Fatalf("a refused UPDATE_QUOTA changed the quotas: %s", got)
+	}
+	reg.FailWrites(true)
+	if code, body := operator(t, c.MasterURL, two); code != 503 {
+		t.Fatalf("UPDATE_QUOTA with the registry refusing: %d %s, want 503", code, body)
+	}
+	if got := quotas(); got != empty {
+		t.Fatalf("an UPDATE_QUOTA the registry refused changed the quotas: %s", got)
+	}
+	if p, err := reg.Policy(); err != nil || len(p.Quotas) != 0 {
+		t.Fatalf("registry policy %+v, %v", p, err)
+	}
+	reg.FailWrites(false)
+	if code, body := operator(t, c.MasterURL, two); code != 200 {
+		t.Fatalf("UPDATE_QUOTA: %d %s", code, body)
+	}
+	if got := quotas(); !strings.Contains(got, `"alpha"`) || !strings.Contains(got, `"beta"`) {
+		t.Fatalf("quotas after UPDATE_QUOTA: %s", got)
+	}
+	if p, err := reg.Policy(); err != nil || len(p.Quotas) != 2 {
+		t.Fatalf("registry policy %+v, %v; want both quotas", p, err)
 	}
 }
