@@ -130,3 +130,53 @@ func TestUpdateQuotaIsAllOrNothing(t *testing.T) {
 		t.Fatalf("registry policy %+v, %v; want both quotas", p, err)
 	}
 }
+
+// A reservation the registry cannot record is refused and undone: the
+// agent's resources are as before, and the next try, with a working
+// registry, reserves them.
+func TestReservationWaitsForTheRegistry(t *testing.T) {
+	reg := registry.NewFaulty(nil)
+	c := clustertest.Start(t, clustertest.Options{Registry: reg, AgentResources: "cpus:4;mem:1024;disk:100"})
+	st, err := c.State()
+	if err != nil || len(st.Slaves) != 1 {
+		t.Fatalf("state: %v", err)
+	}
+	id := st.Slaves[0].ID
+	slaves := func() string {
+		_, body := httpDo(t, http.MethodGet, c.MasterURL+"/master/slaves", "")
+		return body
+	}
+	before := slaves()
+	res := `[{"name":"cpus","type":"SCALAR","scalar":{"value":1},"reservations":[{"type":"DYNAMIC","role":"eng","principal":"ops"}]}]`
+	call := `{"type":"RESERVE_RESOURCES","reserve_resources":{"agent_id":{"value":"` + id + `"},"resources":` + res + `}}`
+	reg.FailWrites(true)
+	if code, body := operator(t, c.MasterURL, call); code != 503 || !strings.Contains(body, "registry") {
+		t.Fatalf("RESERVE_RESOURCES with the registry refusing: %d %s, want 503", code, body)
+	}
+	if after := slaves(); after != before {
+		t.Fatalf("a refused reservation changed the agent:\n%s\nwas\n%s", after, before)
+	}
+	if rec := agentRecord(t, reg); reservedFor(rec, "eng") {
+		t.Fatalf("the registry holds the refused reservation: %v", rec.Info)
+	}
+	reg.FailWrites(false)
+	if code, body := operator(t, c.MasterURL, call); code != 200 {
+		t.Fatalf("RESERVE_RESOURCES: %d %s", code, body)
+	}
+	if rec := agentRecord(t, reg); !reservedFor(rec, "eng") {
+		t.Fatalf("the registry lacks the reservation: %v", rec.Info)
+	}
+}
+
+// reservedFor reports whether the record's agent has resources reserved
+// for role.
+func reservedFor(rec registry.AgentRecord, role string) bool {
+	for _, r := range rec.Info.GetResources() {
+		for _, rv := range r.GetReservations() {
+			if rv.GetRole() == role {
+				return true
+			}
+		}
+	}
+	return false
+}

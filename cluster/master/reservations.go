@@ -38,7 +38,12 @@ func (m *Master) applyOfferOperation(f *framework, a *agent, remaining mesos.Res
 	if err != nil {
 		return remaining, err
 	}
-	m.agentTotalChanged(a)
+	if err := m.agentTotalChanged(a); err != nil {
+		if _, uerr := m.alloc.UpdateAllocation(f.id, a.id, converted, []mesos.Offer_Operation{inverseOperation(op)}); uerr != nil {
+			m.log.Error("undoing a resource operation the registry refused failed", "agent", a.id, "operation", op.GetType(), "err", uerr)
+		}
+		return remaining, err
+	}
 	return converted, nil
 }
 
@@ -65,16 +70,38 @@ func withOperationRole(op mesos.Offer_Operation, role string) mesos.Offer_Operat
 	return op
 }
 
-// agentTotalChanged records an agent's converted total resources.
-func (m *Master) agentTotalChanged(a *agent) {
+// agentTotalChanged records an agent's converted total resources in the
+// registry and then in the agent's info; if the registry cannot, the info
+// is left as it was and the error says so (the caller undoes the
+// conversion in the allocator).
+func (m *Master) agentTotalChanged(a *agent) error {
 	total, _, ok := m.alloc.AgentResources(a.id)
 	if !ok {
-		return
+		return nil
 	}
-	a.info.Resources = stripAllocationInfo(total)
-	if err := m.cfg.Registry.PutAgent(registry.AgentRecord{ID: a.id, State: registry.AgentAdmitted, Info: &a.info, Since: m.now()}); err != nil {
-		m.log.Error("registry update failed; the agent's reservations may not survive a master restart", "agent", a.id, "err", err)
+	info := a.info
+	info.Resources = stripAllocationInfo(total)
+	if err := m.cfg.Registry.PutAgent(registry.AgentRecord{ID: a.id, State: registry.AgentAdmitted, Info: &info, Since: m.now()}); err != nil {
+		return errorf(http.StatusServiceUnavailable, "cannot record the converted resources of agent %s in the registry: %v; nothing was changed", a.id, err)
 	}
+	a.info = info
+	return nil
+}
+
+// inverseOperation is the operation that undoes op: UNRESERVE for
+// RESERVE, DESTROY for CREATE, and back.
+func inverseOperation(op mesos.Offer_Operation) mesos.Offer_Operation {
+	switch {
+	case op.Reserve != nil:
+		return mesos.Offer_Operation{Type: mesos.Offer_Operation_UNRESERVE, Unreserve: &mesos.Offer_Operation_Unreserve{Resources: op.Reserve.Resources}}
+	case op.Unreserve != nil:
+		return mesos.Offer_Operation{Type: mesos.Offer_Operation_RESERVE, Reserve: &mesos.Offer_Operation_Reserve{Resources: op.Unreserve.Resources}}
+	case op.Create != nil:
+		return mesos.Offer_Operation{Type: mesos.Offer_Operation_DESTROY, Destroy: &mesos.Offer_Operation_Destroy{Volumes: op.Create.Volumes}}
+	case op.Destroy != nil:
+		return mesos.Offer_Operation{Type: mesos.Offer_Operation_CREATE, Create: &mesos.Offer_Operation_Create{Volumes: op.Destroy.Volumes}}
+	}
+	return op
 }
 
 // operatorOperation applies an operator's operation to an agent's free
@@ -94,7 +121,14 @@ func (m *Master) operatorOperation(agentID string, op mesos.Offer_Operation) err
 	if err != nil {
 		return errorf(http.StatusConflict, "%s on agent %s: %v", op.GetType(), a.id, err)
 	}
-	m.agentTotalChanged(a)
+	if err := m.agentTotalChanged(a); err != nil {
+		if uerr := m.alloc.UpdateAvailable(a.id, []mesos.Offer_Operation{inverseOperation(op)}); uerr != nil {
+			m.log.Error("undoing a resource operation the registry refused failed", "agent", a.id, "operation", op.GetType(), "err", uerr)
+			return errorf(http.StatusInternalServerError, "%v; undoing it in the allocator failed too: %v", err, uerr)
+		}
+		m.requestAllocation()
+		return err
+	}
 	m.requestAllocation()
 	return nil
 }
