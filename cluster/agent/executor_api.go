@@ -121,7 +121,11 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	switch call.Type {
 	case executorpb.Call_UPDATE:
-		a.acceptExecutorUpdate(e, call.Update.Status)
+		if err := a.acceptExecutorUpdate(e, call.Update.Status); err != nil {
+			// Not on disk, so not acknowledged: the executor retries.
+			writeHTTPError(w, &httpError{http.StatusServiceUnavailable, "the status update was not recorded: " + err.Error()})
+			return
+		}
 	case executorpb.Call_MESSAGE:
 		a.forwardExecutorMessage(e, call.Message.Data)
 	case executorpb.Call_HEARTBEAT:
@@ -414,8 +418,10 @@ func (a *Agent) executorDisconnected(e *executor, conn *execConn) {
 
 // acceptExecutorUpdate takes a status update from an executor: the agent
 // fills in what only it knows, queues the update for reliable delivery
-// (checkpointing it), and acknowledges it to the executor.
-func (a *Agent) acceptExecutorUpdate(e *executor, status mesos.TaskStatus) {
+// (checkpointing it), and acknowledges it to the executor. An update that
+// could not be checkpointed is neither queued nor acknowledged, and the
+// error says why.
+func (a *Agent) acceptExecutorUpdate(e *executor, status mesos.TaskStatus) error {
 	a.mu.Lock()
 	t := e.tasks[status.TaskID.Value]
 	dup := false
@@ -454,7 +460,11 @@ func (a *Agent) acceptExecutorUpdate(e *executor, status mesos.TaskStatus) {
 			}
 			status.ContainerStatus = cs
 		}
-		a.recordStatus(t, status)
+		if _, err := a.recordStatus(t, status); err != nil {
+			a.log.Error("status update refused: its checkpoint failed", "framework_id", e.key.framework,
+				"executor_id", e.key.executor, "task_id", status.TaskID.Value, "state", status.GetState().String(), "err", err)
+			return err
+		}
 	}
 	a.mu.Lock()
 	if e.conn != nil {
@@ -465,6 +475,7 @@ func (a *Agent) acceptExecutorUpdate(e *executor, status mesos.TaskStatus) {
 		delete(e.kills, t.key.task)
 	}
 	a.mu.Unlock()
+	return nil
 }
 
 // forwardExecutorMessage sends an executor's MESSAGE to its scheduler

@@ -6,15 +6,16 @@ import (
 	"github.com/agora-cluster/agora/cluster/api"
 )
 
-// recordStatus records status as t's newest state and queues it in the
-// status update manager (which checkpoints it before this returns). Every
-// task state change goes through here: the agent's own updates, the ones
-// executors send and health check results. t.updMu keeps a task's updates
-// in one order in its record and its queue even when they come from
-// several goroutines. Nothing follows a terminal update, and a health
-// update only applies to a running task; such updates are dropped and
-// recordStatus reports false.
-func (a *Agent) recordStatus(t *task, status mesos.TaskStatus) bool {
+// recordStatus checkpoints status and queues it in the status update
+// manager, then records it as t's newest state. Every task state change
+// goes through here: the agent's own updates, the ones executors send and
+// health check results. t.updMu keeps a task's updates in one order in
+// its record and its queue even when they come from several goroutines.
+// Nothing follows a terminal update, and a health update only applies to a
+// running task; such updates are dropped and recordStatus reports false.
+// An update whose checkpoint fails changes nothing: the error says so, and
+// it must not be acknowledged.
+func (a *Agent) recordStatus(t *task, status mesos.TaskStatus) (bool, error) {
 	t.updMu.Lock()
 	defer t.updMu.Unlock()
 	state := status.GetState()
@@ -24,9 +25,18 @@ func (a *Agent) recordStatus(t *task, status mesos.TaskStatus) bool {
 		a.mu.Unlock()
 		a.log.Info("dropping status update: the task has moved on", "framework_id", t.key.framework, "task_id", t.key.task,
 			"state", state.String(), "task_state", cur.String())
-		return false
+		return false, nil
 	}
 	status.AgentID = &mesos.AgentID{Value: a.agentID}
+	a.mu.Unlock()
+	u := &api.StatusUpdate{FrameworkID: t.key.framework, Status: &status}
+	if err := a.updates.add(t.key, updatesFile(t.meta), t.framework.GetCheckpoint(), u); err != nil {
+		a.mu.Lock()
+		a.counters["slave/invalid_status_updates"]++
+		a.mu.Unlock()
+		return false, err
+	}
+	a.mu.Lock()
 	t.state = state
 	t.statuses = append(t.statuses, status)
 	a.counters["slave/valid_status_updates"]++
@@ -42,12 +52,8 @@ func (a *Agent) recordStatus(t *task, status mesos.TaskStatus) bool {
 		args = append(args, "healthy", *status.Healthy)
 	}
 	a.log.Info("task status", args...)
-	u := &api.StatusUpdate{FrameworkID: t.key.framework, Status: &status}
-	if err := a.updates.add(t.key, updatesFile(t.meta), t.framework.GetCheckpoint(), u); err != nil {
-		a.log.Error("checkpoint status update (it is still sent)", "task_id", t.key.task, "err", err)
-	}
 	if isTerminal(state) && t.exec != nil {
 		a.updateExecutorLimits(t.exec) // executor.go: the task's resources are freed
 	}
-	return true
+	return true, nil
 }

@@ -65,7 +65,12 @@ func (a *Agent) update(t *task, state mesos.TaskState, o statusOpts) {
 		unhealthy := false // killed for failing its health check
 		status.Healthy = &unhealthy
 	}
-	a.recordStatus(t, status)
+	if _, err := a.recordStatus(t, status); err != nil {
+		// The agent's own update could not be made durable: it is not
+		// recorded, and the task's state stays where the disk has it.
+		a.log.Error("status update not recorded: its checkpoint failed", "framework_id", t.key.framework,
+			"task_id", t.key.task, "state", state.String(), "err", err)
+	}
 }
 
 func taskMetric(s mesos.TaskState) string {
@@ -184,9 +189,12 @@ func appendRecord(file string, rec checkpointRecord, durable bool) error {
 }
 
 // add queues u behind the task's earlier updates, checkpointing it first.
-// A checkpoint error is returned, but the update is queued anyway.
+// An update whose checkpoint fails is not queued: the error says so, and
+// the caller must not acknowledge it (its sender retries).
 func (m *updateManager) add(key taskKey, file string, durable bool, u *api.StatusUpdate) error {
-	err := appendRecord(file, checkpointRecord{Update: u}, durable)
+	if err := appendRecord(file, checkpointRecord{Update: u}, durable); err != nil {
+		return fmt.Errorf("checkpoint the status update of task %s: %w", key.task, err)
+	}
 	m.mu.Lock()
 	s := m.streams[key]
 	if s == nil {
@@ -196,9 +204,6 @@ func (m *updateManager) add(key taskKey, file string, durable bool, u *api.Statu
 	s.pending = append(s.pending, u)
 	m.mu.Unlock()
 	m.poke()
-	if err != nil {
-		return fmt.Errorf("status update of task %s: %w", key.task, err)
-	}
 	return nil
 }
 

@@ -1,0 +1,69 @@
+package agent_test
+
+import (
+	"bytes"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/executor"
+
+	"github.com/agora-cluster/agora/cluster/clustertest"
+)
+
+// An executor's status update that the agent cannot checkpoint is not
+// acknowledged (503, no ACKNOWLEDGED) and does not reach the scheduler;
+// the executor's retry, once the disk takes it, is. Here the task's
+// updates file is made a directory, so appending to it fails.
+func TestUpdateNotOnDiskIsNotAcknowledged(t *testing.T) {
+	c := startCluster(t, clustertest.Options{Agent: quickShutdown})
+	s := subscribe(t, c.MasterURL, `{"user":"tester","name":"checkpoint-faults","checkpoint":true}`)
+	offer := s.offer()
+	s.launch(offer, execTask(t, "t1", offer.AgentID, standIn(t, "raw", "sleep 600"), "cpus:0.1;mem:16"))
+	url := executorURL(c.Agents[0])
+	awaitExecutor(t, url, s.id, "raw")
+	x := subscribeRaw(t, url, s.id, "raw")
+	x.next(executor.Event_SUBSCRIBED)
+	x.next(executor.Event_LAUNCH)
+
+	var file string
+	waitFor(t, "the task's checkpoint directory", func() bool {
+		m, _ := filepath.Glob(filepath.Join(c.Agents[0].Config.WorkDir, "meta", "*", "*", "frameworks", s.id, "executors", "raw", "runs", "*", "tasks", "t1"))
+		if len(m) == 1 {
+			file = filepath.Join(m[0], "task.updates")
+			return true
+		}
+		return false
+	})
+	os.Remove(file)
+	if err := os.Mkdir(file, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	running := uuid16(9)
+	code, body := x.call(update("t1", mesos.TASK_RUNNING, running, mesos.SOURCE_EXECUTOR))
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "not recorded") {
+		t.Fatalf("UPDATE with its checkpoint failing: %d %q, want 503 saying it was not recorded", code, body)
+	}
+	for _, st := range s.statuses("t1") {
+		if st.GetState() == mesos.TASK_RUNNING {
+			t.Fatalf("the scheduler got an update the agent never checkpointed: %+v", st)
+		}
+	}
+
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := x.call(update("t1", mesos.TASK_RUNNING, running, mesos.SOURCE_EXECUTOR)); code != http.StatusAccepted {
+		t.Fatalf("the retried UPDATE: %d %q", code, body)
+	}
+	if ack := x.next(executor.Event_ACKNOWLEDGED).Acknowledged; !bytes.Equal(ack.UUID, running) {
+		t.Fatalf("ACKNOWLEDGED %x, want %x", ack.UUID, running)
+	}
+	s.waitState("t1", mesos.TASK_RUNNING)
+	if b, err := os.ReadFile(file); err != nil || !bytes.Contains(b, []byte("TASK_RUNNING")) {
+		t.Fatalf("the checkpoint after the retry: %q, %v", b, err)
+	}
+}
