@@ -350,11 +350,32 @@ func (d *Driver) Update(ctx context.Context, status mesos.TaskStatus) error {
 	d.mu.Unlock()
 	call := d.call(executor.Call_UPDATE)
 	call.Update = &u
-	if err := d.send(ctx, call); err != nil {
-		return fmt.Errorf("executor: update of task %s to %s: %w", status.TaskID.Value, status.GetState(), err)
+	// An agent that cannot record the update yet (503: its checkpoint
+	// failed) is asked again, with backoff, for up to updateRetryFor; the
+	// update also stays unacknowledged, so a new subscription resends it.
+	backoff := 100 * time.Millisecond
+	deadline := time.Now().Add(updateRetryFor)
+	for {
+		err := d.send(ctx, call)
+		if err == nil {
+			return nil
+		}
+		var ae *AgentError
+		if !errors.As(err, &ae) || ae.Code != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			return fmt.Errorf("executor: update of task %s to %s: %w", status.TaskID.Value, status.GetState(), err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("executor: update of task %s to %s: %w", status.TaskID.Value, status.GetState(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
 	}
-	return nil
 }
+
+// updateRetryFor bounds how long Update asks again an agent that answers
+// 503 (it could not record the update).
+const updateRetryFor = 30 * time.Second
 
 // SendStatus sends a status update with a state and an optional message.
 func (d *Driver) SendStatus(ctx context.Context, taskID mesos.TaskID, state mesos.TaskState, message string) error {

@@ -1,0 +1,108 @@
+package executor_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	executorpb "github.com/mesos/mesos-go/api/v1/lib/executor"
+
+	"github.com/agora-cluster/agora/cluster/agent"
+	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/frameworks/executor"
+	sched "github.com/agora-cluster/agora/frameworks/scheduler"
+)
+
+// An agent that cannot checkpoint an update answers 503; the driver's
+// Update asks again until the agent can (here: until the task's updates
+// file, made a directory, is a file again), and the scheduler then gets
+// the update once.
+func TestUpdateIsRetriedWhileTheAgentCannotRecordIt(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Agent: func(_ int, cfg *agent.Config) { cfg.ExecutorShutdownGracePeriod = time.Second }})
+	t.Cleanup(c.Stop)
+	ev := newEvents()
+	checkpoint := true
+	d, err := sched.New(sched.Config{Masters: []string{c.MasterAddr},
+		Framework: mesos.FrameworkInfo{User: "tester", Name: "update-retry", Checkpoint: &checkpoint}}, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = d.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	standIn := "sleep 600"
+	o := recv(t, ev.offers, "an offer")
+	exec := &mesos.ExecutorInfo{Type: mesos.ExecutorInfo_CUSTOM, ExecutorID: mesos.ExecutorID{Value: "disk"},
+		Command: &mesos.CommandInfo{Value: &standIn}, Resources: res(t, "cpus:0.1;mem:32")}
+	task := mesos.TaskInfo{Name: "a", TaskID: mesos.TaskID{Value: "a"}, AgentID: o.AgentID, Executor: exec, Resources: res(t, "cpus:0.1;mem:16")}
+	if err := d.Launch(ctx, []mesos.OfferID{o.ID}, []mesos.TaskInfo{task}, sched.RefuseFor(0)); err != nil {
+		t.Fatal(err)
+	}
+	launched := make(chan mesos.TaskInfo, 4)
+	x, err := executor.New(executor.Config{
+		FrameworkID: d.FrameworkID(), ExecutorID: "disk", AgentEndpoint: c.Agents[0].Addr(), Codec: api.JSON,
+		Checkpoint: true, RecoveryTimeout: wait, SubscriptionBackoffMax: 100 * time.Millisecond,
+	}, executor.Funcs{OnLaunch: func(_ context.Context, t mesos.TaskInfo) { launched <- t }, OnSubscribed: func(context.Context, *executorpb.Event_Subscribed) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	xctx, xcancel := context.WithCancel(context.Background())
+	xdone := make(chan error, 1)
+	go func() { xdone <- x.Run(xctx) }()
+	t.Cleanup(func() { xcancel(); <-xdone })
+	recv(t, launched, "LAUNCH")
+
+	m, _ := filepath.Glob(filepath.Join(c.Agents[0].Config.WorkDir, "meta", "*", "*", "frameworks", d.FrameworkID(), "executors", "disk", "runs", "*", "tasks", "a"))
+	if len(m) != 1 {
+		t.Fatalf("the task's checkpoint directory: %v", m)
+	}
+	file := filepath.Join(m[0], "task.updates")
+	os.Remove(file)
+	if err := os.Mkdir(file, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 1)
+	go func() { sent <- x.SendStatus(ctx, task.TaskID, mesos.TASK_RUNNING, "after a disk fault") }()
+	// Wait until the agent has refused it at least once.
+	deadline := time.Now().Add(wait)
+	for invalidUpdates(t, c.Agents[0].Addr()) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent never refused the update")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv(t, sent, "Update to return"); err != nil {
+		t.Fatalf("Update after the disk came back: %v", err)
+	}
+	for {
+		st := recv(t, ev.updates, "the update")
+		if st.TaskID.Value == "a" && st.GetState() == mesos.TASK_RUNNING {
+			break
+		}
+	}
+}
+
+// invalidUpdates is the agent's slave/invalid_status_updates.
+func invalidUpdates(t *testing.T, addr string) float64 {
+	resp, err := http.Get("http://" + addr + "/metrics/snapshot")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var m map[string]float64
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		return 0
+	}
+	return m["slave/invalid_status_updates"]
+}
