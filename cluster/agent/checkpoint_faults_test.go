@@ -2,11 +2,13 @@ package agent_test
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
@@ -65,5 +67,43 @@ func TestUpdateNotOnDiskIsNotAcknowledged(t *testing.T) {
 	s.waitState("t1", mesos.TASK_RUNNING)
 	if b, err := os.ReadFile(file); err != nil || !bytes.Contains(b, []byte("TASK_RUNNING")) {
 		t.Fatalf("the checkpoint after the retry: %q, %v", b, err)
+	}
+}
+
+// A command task whose checkpoint directory cannot be made fails its
+// launch with the reason, and never runs: a restarted agent could not have
+// found it. (The directory is blocked by a file. The later failure this
+// guards too — the checkpoint of a container already started, which is
+// then killed — has no way in from outside the agent.)
+func TestLaunchWithoutItsCheckpointDirectoryFails(t *testing.T) {
+	c := startCluster(t, clustertest.Options{})
+	s := subscribe(t, c.MasterURL, `{"user":"tester","name":"launch-checkpoint","checkpoint":true}`)
+	offer := s.offer()
+	block := filepath.Join(c.Agents[0].Config.WorkDir, "meta", "slaves", offer.AgentID.Value, "frameworks", s.id, "executors", "blocked")
+	if err := os.MkdirAll(filepath.Dir(block), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(block, []byte("not a directory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	marker := fmt.Sprintf("%d.%03d", 6000+os.Getpid()%1000, time.Now().Nanosecond()%1000)
+	cmd := "exec sleep " + marker
+	task := mesos.TaskInfo{Name: "blocked", TaskID: mesos.TaskID{Value: "blocked"}, AgentID: offer.AgentID,
+		Command: &mesos.CommandInfo{Value: &cmd}, Resources: resources(t, "cpus:0.1;mem:16")}
+	s.launch(offer, task)
+	st := s.waitUpdate("blocked", "TASK_FAILED", func(st mesos.TaskStatus) bool { return st.GetState() == mesos.TASK_FAILED })
+	if st.GetReason() != mesos.REASON_CONTAINER_LAUNCH_FAILED || !strings.Contains(st.GetMessage(), block) {
+		t.Fatalf("TASK_FAILED %v %q; want REASON_CONTAINER_LAUNCH_FAILED naming %s", st.GetReason(), st.GetMessage(), block)
+	}
+	for _, s := range s.statuses("blocked") {
+		if s.GetState() == mesos.TASK_RUNNING {
+			t.Fatalf("the task was reported running without its checkpoint: %v", describe([]mesos.TaskStatus{s}))
+		}
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && string(b) == "sleep\x00"+marker+"\x00" {
+			t.Fatalf("the task's process %s still runs", e.Name())
+		}
 	}
 }

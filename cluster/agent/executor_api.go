@@ -460,7 +460,7 @@ func (a *Agent) acceptExecutorUpdate(e *executor, status mesos.TaskStatus) error
 			}
 			status.ContainerStatus = cs
 		}
-		if _, err := a.recordStatus(t, status); err != nil {
+		if _, err := a.recordStatus(t, status, true); err != nil {
 			a.log.Error("status update refused: its checkpoint failed", "framework_id", e.key.framework,
 				"executor_id", e.key.executor, "task_id", status.TaskID.Value, "state", status.GetState().String(), "err", err)
 			return err

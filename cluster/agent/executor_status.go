@@ -13,9 +13,12 @@ import (
 // its record and its queue even when they come from several goroutines.
 // Nothing follows a terminal update, and a health update only applies to a
 // running task; such updates are dropped and recordStatus reports false.
-// An update whose checkpoint fails changes nothing: the error says so, and
-// it must not be acknowledged.
-func (a *Agent) recordStatus(t *task, status mesos.TaskStatus) (bool, error) {
+// With requireDisk (an executor's update, which its executor sends again)
+// an update whose checkpoint fails changes nothing: the error says so, and
+// it must not be acknowledged. Without it (the agent's own update) the
+// update is recorded and sent all the same, and the error is returned for
+// the log.
+func (a *Agent) recordStatus(t *task, status mesos.TaskStatus, requireDisk bool) (bool, error) {
 	t.updMu.Lock()
 	defer t.updMu.Unlock()
 	state := status.GetState()
@@ -30,11 +33,12 @@ func (a *Agent) recordStatus(t *task, status mesos.TaskStatus) (bool, error) {
 	status.AgentID = &mesos.AgentID{Value: a.agentID}
 	a.mu.Unlock()
 	u := &api.StatusUpdate{FrameworkID: t.key.framework, Status: &status}
-	if err := a.updates.add(t.key, updatesFile(t.meta), t.framework.GetCheckpoint(), u); err != nil {
+	ckptErr := a.updates.add(t.key, updatesFile(t.meta), t.framework.GetCheckpoint(), requireDisk, u)
+	if ckptErr != nil && requireDisk {
 		a.mu.Lock()
 		a.counters["slave/invalid_status_updates"]++
 		a.mu.Unlock()
-		return false, err
+		return false, ckptErr
 	}
 	a.mu.Lock()
 	t.state = state
@@ -55,5 +59,5 @@ func (a *Agent) recordStatus(t *task, status mesos.TaskStatus) (bool, error) {
 	if isTerminal(state) && t.exec != nil {
 		a.updateExecutorLimits(t.exec) // executor.go: the task's resources are freed
 	}
-	return true, nil
+	return true, ckptErr
 }

@@ -65,10 +65,10 @@ func (a *Agent) update(t *task, state mesos.TaskState, o statusOpts) {
 		unhealthy := false // killed for failing its health check
 		status.Healthy = &unhealthy
 	}
-	if _, err := a.recordStatus(t, status); err != nil {
-		// The agent's own update could not be made durable: it is not
-		// recorded, and the task's state stays where the disk has it.
-		a.log.Error("status update not recorded: its checkpoint failed", "framework_id", t.key.framework,
+	if _, err := a.recordStatus(t, status, false); err != nil {
+		// The agent's own update: sent all the same, but it would not
+		// survive a restart of the agent.
+		a.log.Error("status update sent without its checkpoint", "framework_id", t.key.framework,
 			"task_id", t.key.task, "state", state.String(), "err", err)
 	}
 }
@@ -189,11 +189,18 @@ func appendRecord(file string, rec checkpointRecord, durable bool) error {
 }
 
 // add queues u behind the task's earlier updates, checkpointing it first.
-// An update whose checkpoint fails is not queued: the error says so, and
-// the caller must not acknowledge it (its sender retries).
-func (m *updateManager) add(key taskKey, file string, durable bool, u *api.StatusUpdate) error {
+// When the checkpoint fails and required is set (an executor's update:
+// its sender retries) u is not queued and the error says so; otherwise
+// (the agent's own update, which nobody would send again) u is queued
+// anyway, to be sent without surviving a restart, and the error is
+// returned for the log.
+func (m *updateManager) add(key taskKey, file string, durable, required bool, u *api.StatusUpdate) error {
+	var ckptErr error
 	if err := appendRecord(file, checkpointRecord{Update: u}, durable); err != nil {
-		return fmt.Errorf("checkpoint the status update of task %s: %w", key.task, err)
+		ckptErr = fmt.Errorf("checkpoint the status update of task %s: %w", key.task, err)
+		if required {
+			return ckptErr
+		}
 	}
 	m.mu.Lock()
 	s := m.streams[key]
@@ -204,7 +211,7 @@ func (m *updateManager) add(key taskKey, file string, durable bool, u *api.Statu
 	s.pending = append(s.pending, u)
 	m.mu.Unlock()
 	m.poke()
-	return nil
+	return ckptErr
 }
 
 // restore installs a stream recovered from its checkpoint.

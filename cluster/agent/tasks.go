@@ -237,7 +237,16 @@ func (a *Agent) runCommand(ctx context.Context, t *task) {
 	a.mu.Unlock()
 	st := c.State()
 	if err := a.checkpointTask(t, &st); err != nil {
-		a.log.Error("checkpoint task", "task_id", t.key.task, "err", err)
+		// A container a restarted agent could not find again must not run:
+		// kill it and fail the launch, naming the disk's error.
+		if kerr := c.Signal(syscall.SIGKILL); kerr != nil && !errors.Is(kerr, containerizer.ErrExited) {
+			a.log.Warn("kill a container whose checkpoint failed", "task_id", t.key.task, "err", kerr)
+		}
+		wctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_, _ = c.Wait(wctx)
+		cancel()
+		fail(fmt.Errorf("cannot checkpoint the task, so a restarted agent could not recover it: %w", err))
+		return
 	}
 	a.update(t, mesos.TASK_RUNNING, statusOpts{container: c})
 	defer a.watchHealth(ctx, t, c)() // health.go
