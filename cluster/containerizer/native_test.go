@@ -253,18 +253,35 @@ func TestNativeCFSQuotaHoldsABusyLoopToItsCPUs(t *testing.T) {
 		}
 		return usage()
 	}
-	time.Sleep(300 * time.Millisecond) // let the loop start
+	// The kernel throttles the loop: wait (bounded) until it says so. How
+	// soon depends on how busy the machine is, so nothing is timed.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		u, err := uc.Usage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.CPUsNrThrottled > 0 && u.CPUsThrottledTimeSecs > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the busy loop was never throttled in 60 s: %+v", u)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The quota caps the loop at half a core over any window, however busy
+	// the machine is: an upper bound holds under load (a lower one would
+	// not, so none is asserted).
 	a0, u0, t0 := acct(), usage(), time.Now()
-	time.Sleep(3 * time.Second)
+	time.Sleep(time.Second) // the window measured, not a wait for a condition
 	a1, u1, t1 := acct(), usage(), time.Now()
 	ratio := (a1 - a0) / t1.Sub(t0).Seconds()
 	t.Logf("busy loop with cpus=0.5 used %.3f of a core (cpuacct); user+system %.3f", ratio, (u1-u0)/t1.Sub(t0).Seconds())
-	if ratio < 0.3 || ratio > 0.7 {
-		t.Fatalf("busy loop with cpus=0.5 used %.2f of a core, want about 0.5", ratio)
+	if ratio > 0.6 {
+		t.Fatalf("busy loop with cpus=0.5 used %.2f of a core, above its quota", ratio)
 	}
-	u, _ := uc.Usage()
-	if u.CPUsLimit != 0.5 || u.CPUsNrThrottled == 0 || u.CPUsThrottledTimeSecs <= 0 {
-		t.Errorf("usage = %+v, want cpus_limit 0.5 and throttling", u)
+	if u, _ := uc.Usage(); u.CPUsLimit != 0.5 {
+		t.Errorf("usage = %+v, want cpus_limit 0.5", u)
 	}
 }
 

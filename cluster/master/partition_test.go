@@ -91,7 +91,14 @@ func TestFrameworkFailover(t *testing.T) {
 	runTask(t, s, "survivor")
 	id := s.ID
 	s.Close()
-	time.Sleep(200 * time.Millisecond) // the master notices the stream is gone
+	c.WaitFor("the master to notice the stream is gone", func(st *clustertest.State) bool {
+		for _, f := range st.Frameworks {
+			if f.ID == id {
+				return !f.Active
+			}
+		}
+		return false
+	})
 
 	again := clustertest.SubscribeTo(t, c.MasterURL, `{"user":"root","name":"fo","failover_timeout":1.5,"id":{"value":"`+id+`"}}`)
 	if again.ID != id {
