@@ -39,7 +39,7 @@ func (a *Agent) metaRunDir(agentID string, k taskKey, containerID string) string
 // and the directory, so the content survives a machine crash too.
 func writeFileAtomic(path string, data []byte, durable bool) error {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := mkdirAllSynced(dir, durable); err != nil {
 		return err
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
@@ -64,6 +64,39 @@ func writeFileAtomic(path string, data []byte, durable bool) error {
 	if !durable {
 		return nil
 	}
+	return fsyncDir(dir)
+}
+
+// mkdirAllSynced makes dir and its missing parents. With durable, each
+// directory it made is fsynced into its parent, so that a file checkpointed
+// in it is not lost with its directory in a machine crash.
+func mkdirAllSynced(dir string, durable bool) error {
+	if !durable {
+		return os.MkdirAll(dir, 0o755)
+	}
+	var made []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		}
+		made = append(made, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, d := range made {
+		if err := fsyncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fsyncDir makes a directory's entries durable.
+func fsyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

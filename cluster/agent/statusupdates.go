@@ -168,7 +168,8 @@ func appendRecord(file string, rec checkpointRecord, durable bool) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+	_, statErr := os.Stat(file)
+	if err := mkdirAllSynced(filepath.Dir(file), durable); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
@@ -185,7 +186,13 @@ func appendRecord(file string, rec checkpointRecord, durable bool) error {
 			return err
 		}
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if durable && errors.Is(statErr, os.ErrNotExist) {
+		return fsyncDir(filepath.Dir(file)) // the new file's entry
+	}
+	return nil
 }
 
 // add queues u behind the task's earlier updates, checkpointing it first.

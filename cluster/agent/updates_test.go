@@ -262,3 +262,28 @@ func TestReplayRefusesADamagedMiddle(t *testing.T) {
 		t.Fatal("replay changed a damaged file")
 	}
 }
+
+// A durable checkpoint makes its missing directories (each fsynced into its
+// parent) and fails, naming the path, where a file stands in the way. (That
+// the fsyncs make the directories survive a machine crash cannot be seen
+// from a test; that they run and succeed can.)
+func TestDurableCheckpointMakesItsDirectories(t *testing.T) {
+	base := t.TempDir()
+	file := filepath.Join(base, "a", "b", "c", "task.updates")
+	u := &api.StatusUpdate{FrameworkID: "f", Status: &mesos.TaskStatus{TaskID: mesos.TaskID{Value: "t"}, State: mesos.TASK_RUNNING.Enum(), UUID: newUUID().bytes()}}
+	if err := appendRecord(file, checkpointRecord{Update: u}, true); err != nil {
+		t.Fatal(err)
+	}
+	if all, _, err := replayUpdates(file); err != nil || len(all) != 1 {
+		t.Fatalf("replay: %d updates, %v", len(all), err)
+	}
+	if err := writeFileAtomic(filepath.Join(base, "x", "y", "info"), []byte("z"), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(base, "blocked"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := appendRecord(filepath.Join(base, "blocked", "d", "task.updates"), checkpointRecord{Update: u}, true); err == nil || !strings.Contains(err.Error(), "blocked") {
+		t.Fatalf("a checkpoint under a file: %v, want an error naming the path", err)
+	}
+}
