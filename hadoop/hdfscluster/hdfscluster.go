@@ -192,6 +192,11 @@ func (c *Cluster) writeConf() error {
 		"dfs.namenode.safemode.extension":       "0",
 		"dfs.namenode.safemode.min.datanodes":   "0",
 		"dfs.namenode.fs-limits.min-block-size": "1024",
+		// A new block may be asked for while the one before it is
+		// committed but not yet reported by its DataNode (Hadoop's own
+		// client retries addBlock on NotReplicatedYetException; the Go
+		// client does not, and a busy machine delays the report).
+		"dfs.namenode.file.close.num-committed-allowed": "1",
 	}
 	if c.cfg.BlockSize > 0 {
 		site["dfs.blocksize"] = strconv.FormatInt(c.cfg.BlockSize, 10)
