@@ -97,36 +97,14 @@ func (p *proxy) up() {
 // and the unacknowledged task go out with SUBSCRIBE: the scheduler gets the
 // update, the agent acknowledges it.
 func TestResubscribeResendsUnacknowledgedUpdates(t *testing.T) {
-	c := clustertest.Start(t, clustertest.Options{Agent: func(_ int, cfg *agent.Config) { cfg.ExecutorShutdownGracePeriod = time.Second }})
-	t.Cleanup(c.Stop)
-	ev := newEvents()
-	checkpoint := true
-	d, err := sched.New(sched.Config{Masters: []string{c.MasterAddr},
-		Framework: mesos.FrameworkInfo{User: "tester", Name: "resubscribe", Checkpoint: &checkpoint}}, ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = d.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-
 	// The agent launches a stand-in process; this test's driver speaks for
 	// the executor, through the proxy.
-	standIn := "sleep 600"
-	o := recv(t, ev.offers, "an offer")
-	exec := &mesos.ExecutorInfo{Type: mesos.ExecutorInfo_CUSTOM, ExecutorID: mesos.ExecutorID{Value: "flaky"},
-		Command: &mesos.CommandInfo{Value: &standIn}, Resources: res(t, "cpus:0.1;mem:32")}
-	task := mesos.TaskInfo{Name: "a", TaskID: mesos.TaskID{Value: "a"}, AgentID: o.AgentID, Executor: exec, Resources: res(t, "cpus:0.1;mem:16")}
-	if err := d.Launch(ctx, []mesos.OfferID{o.ID}, []mesos.TaskInfo{task}, sched.RefuseFor(0)); err != nil {
-		t.Fatal(err)
-	}
+	c, d, ev, task, ctx := launchStandIn(t, "resubscribe", "flaky")
 
 	p := newProxy(t, c.Agents[0].Addr())
 	launched := make(chan mesos.TaskInfo, 4)
 	subscribed := make(chan struct{}, 8)
-	var x *executor.Driver
-	x, err = executor.New(executor.Config{
+	x, err := executor.New(executor.Config{
 		FrameworkID: d.FrameworkID(), ExecutorID: "flaky", AgentEndpoint: p.ln.Addr().String(), Codec: api.JSON,
 		Checkpoint: true, RecoveryTimeout: wait, SubscriptionBackoffMax: 100 * time.Millisecond,
 	}, executor.Funcs{
@@ -185,4 +163,34 @@ func TestResubscribeResendsUnacknowledgedUpdates(t *testing.T) {
 		t.Errorf("task %s launched again after re-subscribing", again.TaskID.Value)
 	default:
 	}
+}
+
+// launchStandIn runs a checkpointing framework on a one-agent cluster and
+// launches task "a" on a custom executor execID whose process is a stand-in
+// (sleep): the test's own executor driver then speaks for it. ctx lasts
+// until the test ends.
+func launchStandIn(t *testing.T, name, execID string) (*clustertest.Cluster, *sched.Driver, *events, mesos.TaskInfo, context.Context) {
+	t.Helper()
+	c := clustertest.Start(t, clustertest.Options{Agent: func(_ int, cfg *agent.Config) { cfg.ExecutorShutdownGracePeriod = time.Second }})
+	t.Cleanup(c.Stop)
+	ev := newEvents()
+	checkpoint := true
+	d, err := sched.New(sched.Config{Masters: []string{c.MasterAddr},
+		Framework: mesos.FrameworkInfo{User: "tester", Name: name, Checkpoint: &checkpoint}}, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = d.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	standIn := "sleep 600"
+	o := recv(t, ev.offers, "an offer")
+	exec := &mesos.ExecutorInfo{Type: mesos.ExecutorInfo_CUSTOM, ExecutorID: mesos.ExecutorID{Value: execID},
+		Command: &mesos.CommandInfo{Value: &standIn}, Resources: res(t, "cpus:0.1;mem:32")}
+	task := mesos.TaskInfo{Name: "a", TaskID: mesos.TaskID{Value: "a"}, AgentID: o.AgentID, Executor: exec, Resources: res(t, "cpus:0.1;mem:16")}
+	if err := d.Launch(ctx, []mesos.OfferID{o.ID}, []mesos.TaskInfo{task}, sched.RefuseFor(0)); err != nil {
+		t.Fatal(err)
+	}
+	return c, d, ev, task, ctx
 }

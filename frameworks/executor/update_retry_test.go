@@ -12,11 +12,8 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	executorpb "github.com/mesos/mesos-go/api/v1/lib/executor"
 
-	"github.com/agora-cluster/agora/cluster/agent"
 	"github.com/agora-cluster/agora/cluster/api"
-	"github.com/agora-cluster/agora/cluster/clustertest"
 	"github.com/agora-cluster/agora/frameworks/executor"
-	sched "github.com/agora-cluster/agora/frameworks/scheduler"
 )
 
 // An agent that cannot checkpoint an update answers 503; the driver's
@@ -24,28 +21,7 @@ import (
 // file, made a directory, is a file again), and the scheduler then gets
 // the update once.
 func TestUpdateIsRetriedWhileTheAgentCannotRecordIt(t *testing.T) {
-	c := clustertest.Start(t, clustertest.Options{Agent: func(_ int, cfg *agent.Config) { cfg.ExecutorShutdownGracePeriod = time.Second }})
-	t.Cleanup(c.Stop)
-	ev := newEvents()
-	checkpoint := true
-	d, err := sched.New(sched.Config{Masters: []string{c.MasterAddr},
-		Framework: mesos.FrameworkInfo{User: "tester", Name: "update-retry", Checkpoint: &checkpoint}}, ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = d.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-
-	standIn := "sleep 600"
-	o := recv(t, ev.offers, "an offer")
-	exec := &mesos.ExecutorInfo{Type: mesos.ExecutorInfo_CUSTOM, ExecutorID: mesos.ExecutorID{Value: "disk"},
-		Command: &mesos.CommandInfo{Value: &standIn}, Resources: res(t, "cpus:0.1;mem:32")}
-	task := mesos.TaskInfo{Name: "a", TaskID: mesos.TaskID{Value: "a"}, AgentID: o.AgentID, Executor: exec, Resources: res(t, "cpus:0.1;mem:16")}
-	if err := d.Launch(ctx, []mesos.OfferID{o.ID}, []mesos.TaskInfo{task}, sched.RefuseFor(0)); err != nil {
-		t.Fatal(err)
-	}
+	c, d, ev, task, ctx := launchStandIn(t, "update-retry", "disk")
 	launched := make(chan mesos.TaskInfo, 4)
 	x, err := executor.New(executor.Config{
 		FrameworkID: d.FrameworkID(), ExecutorID: "disk", AgentEndpoint: c.Agents[0].Addr(), Codec: api.JSON,

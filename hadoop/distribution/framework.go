@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -90,12 +89,7 @@ func New(cfg Config) (*Framework, error) {
 		return nil, errors.New("hadoop tasktrackers: settings are incomplete; make them with SettingsFrom")
 	}
 	if s.Env == nil {
-		s.Env = map[string]string{}
-		for _, k := range passEnv {
-			if v := os.Getenv(k); v != "" {
-				s.Env[k] = v
-			}
-		}
+		s.Env = passedEnv()
 	}
 	if cfg.Name == "" {
 		cfg.Name = "Hadoop TaskTrackers (JobTracker " + s.JobTracker + ")"

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -184,12 +183,7 @@ func NewJobTracker(cfg JobTrackerConfig) (*JobTrackerFramework, error) {
 		return nil, errors.New("hadoop jobtracker: settings are incomplete; make them with JobTrackerSettingsFrom")
 	}
 	if s.Env == nil {
-		s.Env = map[string]string{}
-		for _, k := range passEnv {
-			if v := os.Getenv(k); v != "" {
-				s.Env[k] = v
-			}
-		}
+		s.Env = passedEnv()
 	}
 	if cfg.Name == "" {
 		cfg.Name = "Hadoop JobTracker"

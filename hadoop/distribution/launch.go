@@ -2,6 +2,7 @@ package distribution
 
 import (
 	"net"
+	"os"
 	"strconv"
 	"strings"
 
@@ -15,6 +16,17 @@ const SiteEnv = "AGORA_HADOOP_MAPRED_SITE"
 // passEnv are the framework's environment variables a tracker inherits,
 // as mesos/hadoop passes on the JobTracker's.
 var passEnv = []string{"JAVA_HOME", "JAVA_LIBRARY_PATH"}
+
+// passedEnv is this process's values of passEnv.
+func passedEnv() map[string]string {
+	env := map[string]string{}
+	for _, k := range passEnv {
+		if v := os.Getenv(k); v != "" {
+			env[k] = v
+		}
+	}
+	return env
+}
 
 // Tracker is one TaskTracker: where it runs and what it was given.
 type Tracker struct {
