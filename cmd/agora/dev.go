@@ -159,6 +159,8 @@ func runDev(args []string) int {
 	code = 0
 	select {
 	case <-ctx.Done():
+		stop() // a second interrupt ends the process at once
+		fmt.Fprintln(os.Stderr, "agora dev: stopping the frameworks, the agents and their tasks, then the master (interrupt again to quit at once)")
 	case err := <-masterDone:
 		masterDone <- err // shutdown waits for it too
 		fmt.Fprintln(os.Stderr, "agora dev: the master stopped:", err)
