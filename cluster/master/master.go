@@ -35,10 +35,14 @@ type Config struct {
 	IP       string
 	Port     int
 
-	AllocationInterval            time.Duration // --allocation_interval (1secs)
-	AgentPingTimeout              time.Duration // --agent_ping_timeout (15secs)
-	MaxAgentPingTimeouts          int           // --max_agent_ping_timeouts (5)
-	HeartbeatInterval             time.Duration // scheduler HEARTBEAT events (15secs)
+	AllocationInterval   time.Duration // --allocation_interval (1secs)
+	AgentPingTimeout     time.Duration // --agent_ping_timeout (15secs)
+	MaxAgentPingTimeouts int           // --max_agent_ping_timeouts (5)
+	HeartbeatInterval    time.Duration // scheduler HEARTBEAT events (15secs)
+	// MaxSubscriberBacklog is how many events a scheduler or operator
+	// subscriber may fall behind before its stream is cut (it subscribes
+	// again and reconciles); default DefaultMaxSubscriberBacklog.
+	MaxSubscriberBacklog          int
 	OfferTimeout                  time.Duration // --offer_timeout (0: offers never time out)
 	MaxCompletedFrameworks        int           // --max_completed_frameworks (50)
 	MaxCompletedTasksPerFramework int           // --max_completed_tasks_per_framework (1000)
@@ -51,6 +55,10 @@ type Config struct {
 	// Now is the clock (tests may replace it); defaults to time.Now.
 	Now func() time.Time
 }
+
+// DefaultMaxSubscriberBacklog bounds the events queued for one subscriber
+// that does not read them.
+const DefaultMaxSubscriberBacklog = 50000
 
 func (c *Config) defaults() {
 	if c.Hostname == "" {
@@ -70,6 +78,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxAgentPingTimeouts <= 0 {
 		c.MaxAgentPingTimeouts = 5
+	}
+	if c.MaxSubscriberBacklog <= 0 {
+		c.MaxSubscriberBacklog = DefaultMaxSubscriberBacklog
 	}
 	if c.HeartbeatInterval <= 0 {
 		c.HeartbeatInterval = 15 * time.Second

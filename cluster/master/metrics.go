@@ -92,6 +92,9 @@ func (m *Master) snapshot() map[string]float64 {
 	}
 	c := m.counters
 	s["master/slave_registrations"] = float64(c.agentRegistrations)
+	// Not a Mesos metric: subscribers (schedulers, operator API) whose
+	// streams were cut for falling MaxSubscriberBacklog events behind.
+	s["master/slow_subscribers_disconnected"] = float64(c.slowSubscribersCut)
 	s["master/slave_reregistrations"] = float64(c.agentReregistrations)
 	s["master/slave_removals"] = float64(c.agentRemovals)
 	s["master/valid_status_updates"] = float64(c.validStatusUpdates)

@@ -131,7 +131,7 @@ func (m *Master) operatorCall(c *master.Call) (*master.Response, error) {
 }
 
 func (m *Master) serveOperatorSubscribe(w http.ResponseWriter, r *http.Request, codec api.Codec) {
-	sub := &operatorSub{codec: codec, out: newOutbox()}
+	sub := &operatorSub{codec: codec, out: m.subscriberOutbox("operator")}
 	var err error
 	if derr := m.do(r.Context(), func() {
 		if len(m.operatorSubs) >= maxOperatorSubscribers {
@@ -153,12 +153,34 @@ func (m *Master) serveOperatorSubscribe(w http.ResponseWriter, r *http.Request, 
 	w.Header().Set("Content-Type", codec.MediaType)
 	w.WriteHeader(http.StatusOK)
 	rw := api.NewRecordWriter(w)
-	m.pumpMessages(r.Context(), sub.out, codec, rw)
+	m.pumpMessages(r.Context(), w, sub.out, codec, rw)
 	m.async(func() { delete(m.operatorSubs, sub); sub.out.close() })
 }
 
-// pumpMessages writes an outbox of wire messages to a RecordIO stream.
-func (m *Master) pumpMessages(ctx context.Context, out *outbox, codec api.Codec, rw *api.RecordWriter) {
+// subscriberOutbox is the outbox of a scheduler's or an operator
+// subscriber's event stream, cut after Config.MaxSubscriberBacklog unread
+// events. The cut runs on the loop, like every push.
+func (m *Master) subscriberOutbox(kind string) *outbox {
+	return newBoundedOutbox(m.cfg.MaxSubscriberBacklog, func() {
+		m.counters.slowSubscribersCut++
+		m.log.Warn("a subscriber fell too far behind; its stream is cut (it subscribes again and reconciles)",
+			"kind", kind, "backlog", m.cfg.MaxSubscriberBacklog)
+	})
+}
+
+// pumpMessages writes an outbox of wire messages to a RecordIO stream. A
+// cut outbox (its reader fell too far behind) also ends a write blocked on
+// that reader, through w's write deadline.
+func (m *Master) pumpMessages(ctx context.Context, w http.ResponseWriter, out *outbox, codec api.Codec, rw *api.RecordWriter) {
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-out.cut:
+			_ = http.NewResponseController(w).SetWriteDeadline(time.Now())
+		case <-finished:
+		}
+	}()
 	for {
 		items, ok := out.take(ctx.Done())
 		if !ok {

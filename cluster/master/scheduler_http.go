@@ -94,7 +94,7 @@ func (m *Master) serveSubscribe(w http.ResponseWriter, r *http.Request, call *sc
 		writeError(w, errorf(http.StatusNotAcceptable, "%v", err))
 		return
 	}
-	conn := &schedConn{streamID: newUUID(), codec: codec, out: newOutbox()}
+	conn := &schedConn{streamID: newUUID(), codec: codec, out: m.subscriberOutbox("scheduler")}
 	var fw *framework
 	if derr := m.do(r.Context(), func() { fw, err = m.subscribe(call.Subscribe, conn) }); derr != nil {
 		return
@@ -108,7 +108,7 @@ func (m *Master) serveSubscribe(w http.ResponseWriter, r *http.Request, call *sc
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	rw := api.NewRecordWriter(w)
-	m.pumpMessages(r.Context(), conn.out, conn.codec, rw)
+	m.pumpMessages(r.Context(), w, conn.out, conn.codec, rw)
 	// The stream ended: the client went away or we closed it.
 	m.async(func() { m.disconnected(fw, conn) })
 }

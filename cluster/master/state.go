@@ -114,6 +114,7 @@ type counters struct {
 	allocationRuns                                              uint64
 	allocationNanos                                             uint64
 	lastAllocationNanos                                         uint64
+	slowSubscribersCut                                          uint64
 	terminal                                                    map[mesos.TaskState]uint64
 }
 
