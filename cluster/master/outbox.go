@@ -16,7 +16,7 @@ type outbox struct {
 	done       chan struct{}
 	cut        chan struct{} // closed when the limit is hit
 	limit      int           // 0: unbounded (agents, whose messages must not be dropped)
-	onOverflow func() // called once, on the loop, when the limit is hit
+	onOverflow func()        // called once, on the loop, when the limit is hit
 }
 
 func newOutbox() *outbox {

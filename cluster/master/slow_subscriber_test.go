@@ -27,7 +27,7 @@ func TestSchedulerThatStopsReadingIsCutOff(t *testing.T) {
 		ports = append(ports, fmt.Sprintf("%d-%d", p, p))
 	}
 	c := clustertest.Start(t, clustertest.Options{
-		Agents: 2,
+		Agents:         2,
 		AgentResources: "cpus:4;mem:4096;disk:100;ports:[" + strings.Join(ports, ",") + "]",
 		Master: func(cfg *master.Config) {
 			cfg.MaxSubscriberBacklog = 100
