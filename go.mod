@@ -12,7 +12,10 @@ require (
 	go.etcd.io/bbolt v1.5.0
 )
 
-require github.com/google/uuid v1.6.0 // indirect
+require (
+	github.com/go-zookeeper/zk v1.0.4 // indirect
+	github.com/google/uuid v1.6.0 // indirect
+)
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect

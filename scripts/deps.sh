@@ -3,7 +3,8 @@
 #   scripts/deps.sh        what `make run` needs: the Go modules.
 #   scripts/deps.sh test   what `make test` needs as well: Chromium (web UI
 #                          tests), a running Docker Engine, busybox-static
-#                          (the Docker tests' image), a JDK and Maven, and the
+#                          (the Docker tests' image), a JDK and Maven,
+#                          ZooKeeper (Debian's package), and the
 #                          upstream engines the real-engine tests run,
 #                          assembled from Maven Central by `agora dist install`
 #                          into its cache (~/.cache/agora/dist).
@@ -33,5 +34,8 @@ if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ] 2>/dev/null; 
 	apt_install openjdk-17-jdk-headless >&2 || apt_install default-jdk-headless >&2
 fi
 command -v mvn >/dev/null 2>&1 || apt_install maven >&2
+# ZooKeeper: the high-availability tests run real servers from Debian's
+# package (its jar; no service is started).
+[ -f /usr/share/java/zookeeper.jar ] || apt_install zookeeper >&2
 CGO_ENABLED=0 "$go" build -o bin/agora ./cmd/agora
 bin/agora dist install hadoop hdfs >/dev/null

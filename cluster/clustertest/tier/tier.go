@@ -69,3 +69,7 @@ func JavaErr() error {
 	}
 	return nil
 }
+
+// ZooKeeper is the tier of the high-availability tests: real ZooKeeper
+// servers (Debian's zookeeper package) on loopback.
+const ZooKeeper = "zookeeper"
