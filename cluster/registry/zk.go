@@ -1,0 +1,241 @@
+package registry
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+
+	gozk "github.com/go-zookeeper/zk"
+)
+
+// ZK keeps the registry in ZooKeeper, for masters that elect a leader
+// there: one znode per agent under ROOT/agents, and the policy as one
+// znode per part under ROOT/policy (weights, quotas, maintenance, down),
+// so no single znode grows with the cluster (ZooKeeper caps a znode at
+// 1 MB by default). ROOT's data names the format; a registry written in a
+// format this master does not know is refused, not misread.
+//
+// Every write is one ZooKeeper transaction that starts with the fence —
+// a check that the writer's election znode still exists — so a master
+// whose session expired can never write, however late it runs.
+type ZK struct {
+	conn  *gozk.Conn
+	root  string
+	fence func() (*gozk.CheckVersionRequest, error)
+}
+
+// ZKFormat is the format of the registry this code writes.
+const ZKFormat = "agora-registry/1"
+
+// MaxZNode is the largest znode the registry writes (ZooKeeper's default
+// jute.maxbuffer is 1 MB; the margin is for the request's framing).
+const MaxZNode = 1000 * 1024
+
+var policyParts = []string{"weights", "quotas", "maintenance", "down"}
+
+// OpenZK opens (creating when absent) the registry under root on conn.
+// fence gives the check that must lead every write; nil writes unfenced
+// (tools and tests that are the only writer).
+func OpenZK(conn *gozk.Conn, root string, fence func() (*gozk.CheckVersionRequest, error)) (*ZK, error) {
+	z := &ZK{conn: conn, root: path.Clean("/" + root), fence: fence}
+	acl := gozk.WorldACL(gozk.PermAll)
+	cur := ""
+	parts := strings.Split(strings.Trim(z.root, "/"), "/")
+	for i, seg := range parts {
+		cur += "/" + seg
+		var data []byte
+		if i == len(parts)-1 {
+			data = []byte(ZKFormat)
+		}
+		if _, err := conn.Create(cur, data, 0, acl); err != nil && !errors.Is(err, gozk.ErrNodeExists) {
+			return nil, fmt.Errorf("registry: create %s in ZooKeeper: %w", cur, err)
+		}
+	}
+	format, _, err := conn.Get(z.root)
+	if err != nil {
+		return nil, fmt.Errorf("registry: read %s: %w", z.root, err)
+	}
+	if string(format) != ZKFormat {
+		return nil, fmt.Errorf("registry: %s holds %q, not a registry in format %s: refusing to read or write it", z.root, format, ZKFormat)
+	}
+	for _, p := range []string{"agents", "policy"} {
+		if _, err := conn.Create(path.Join(z.root, p), nil, 0, acl); err != nil && !errors.Is(err, gozk.ErrNodeExists) {
+			return nil, fmt.Errorf("registry: create %s: %w", path.Join(z.root, p), err)
+		}
+	}
+	return z, nil
+}
+
+// write runs ops as one transaction behind the fence.
+func (z *ZK) write(what string, ops ...any) error {
+	if z.fence != nil {
+		f, err := z.fence()
+		if err != nil {
+			return fmt.Errorf("registry: %s: not written: %w", what, err)
+		}
+		ops = append([]any{f}, ops...)
+	}
+	if _, err := z.conn.Multi(ops...); err != nil {
+		return fmt.Errorf("registry: %s: %w", what, err)
+	}
+	return nil
+}
+
+// set is the op that makes p hold data, created or replaced.
+func (z *ZK) set(p string, data []byte) (any, error) {
+	if len(data) > MaxZNode {
+		return nil, fmt.Errorf("registry: %s would be %d bytes, over ZooKeeper's %d-byte znode limit", p, len(data), MaxZNode)
+	}
+	ok, _, err := z.conn.Exists(p)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %s: %w", p, err)
+	}
+	if ok {
+		return &gozk.SetDataRequest{Path: p, Data: data, Version: -1}, nil
+	}
+	return &gozk.CreateRequest{Path: p, Data: data, Acl: gozk.WorldACL(gozk.PermAll)}, nil
+}
+
+func (z *ZK) agentPath(id string) (string, error) {
+	if id == "" || strings.ContainsAny(id, "/\x00") || id == "." || id == ".." {
+		return "", fmt.Errorf("registry: agent ID %q cannot name a znode", id)
+	}
+	return path.Join(z.root, "agents", id), nil
+}
+
+func (z *ZK) PutAgent(rec AgentRecord) error {
+	p, err := z.agentPath(rec.ID)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("registry: encode agent %s: %w", rec.ID, err)
+	}
+	op, err := z.set(p, b)
+	if err != nil {
+		return err
+	}
+	return z.write("put agent "+rec.ID, op)
+}
+
+func (z *ZK) DeleteAgent(id string) error {
+	p, err := z.agentPath(id)
+	if err != nil {
+		return err
+	}
+	ok, _, err := z.conn.Exists(p)
+	if err != nil {
+		return fmt.Errorf("registry: delete agent %s: %w", id, err)
+	}
+	if !ok {
+		return nil
+	}
+	return z.write("delete agent "+id, &gozk.DeleteRequest{Path: p, Version: -1})
+}
+
+// Agents reads every agent's znode, many at a time (the connection
+// pipelines requests), so recovering tens of thousands of agents takes
+// round trips in parallel rather than in sequence.
+func (z *ZK) Agents() ([]AgentRecord, error) {
+	dir := path.Join(z.root, "agents")
+	ids, _, err := z.conn.Children(dir)
+	if err != nil {
+		return nil, fmt.Errorf("registry: list %s: %w", dir, err)
+	}
+	out := make([]AgentRecord, len(ids))
+	found := make([]bool, len(ids))
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	next := make(chan int)
+	for w := 0; w < 64 && w < len(ids); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				b, _, err := z.conn.Get(path.Join(dir, ids[i]))
+				if errors.Is(err, gozk.ErrNoNode) {
+					continue // deleted since the listing
+				}
+				if err == nil {
+					err = json.Unmarshal(b, &out[i])
+					if err != nil {
+						err = fmt.Errorf("registry: decode agent %s: %w", ids[i], err)
+					}
+				} else {
+					err = fmt.Errorf("registry: read agent %s: %w", ids[i], err)
+				}
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				found[i] = err == nil
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range ids {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	recs := out[:0]
+	for i, rec := range out {
+		if found[i] {
+			recs = append(recs, rec)
+		}
+	}
+	sort.Slice(recs, func(i, j int) bool { return recs[i].ID < recs[j].ID })
+	return recs, nil
+}
+
+func (z *ZK) PutPolicy(p Policy) error {
+	parts := map[string]any{"weights": p.Weights, "quotas": p.Quotas, "maintenance": p.Maintenance, "down": p.Down}
+	var ops []any
+	for _, name := range policyParts {
+		b, err := json.Marshal(parts[name])
+		if err != nil {
+			return fmt.Errorf("registry: encode policy %s: %w", name, err)
+		}
+		op, err := z.set(path.Join(z.root, "policy", name), b)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, op)
+	}
+	return z.write("put policy", ops...)
+}
+
+func (z *ZK) Policy() (Policy, error) {
+	var p Policy
+	targets := map[string]any{"weights": &p.Weights, "quotas": &p.Quotas, "maintenance": &p.Maintenance, "down": &p.Down}
+	for _, name := range policyParts {
+		b, _, err := z.conn.Get(path.Join(z.root, "policy", name))
+		if errors.Is(err, gozk.ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			return p, fmt.Errorf("registry: read policy %s: %w", name, err)
+		}
+		if len(b) == 0 || string(b) == "null" {
+			continue
+		}
+		if err := json.Unmarshal(b, targets[name]); err != nil {
+			return p, fmt.Errorf("registry: decode policy %s: %w", name, err)
+		}
+	}
+	return p, nil
+}
+
+// Close leaves the connection to its owner (the election group).
+func (z *ZK) Close() error { return nil }
