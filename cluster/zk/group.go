@@ -2,9 +2,11 @@ package zk
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path"
 	"sort"
 	"strconv"
@@ -451,4 +453,44 @@ type zkLogger struct{ log *slog.Logger }
 
 func (l zkLogger) Printf(format string, args ...any) {
 	l.log.Debug("zookeeper client: " + fmt.Sprintf(format, args...))
+}
+
+// Address is the leader's host:port for HTTP, from its MasterInfo JSON:
+// address.ip (or the packed ip) rather than the hostname, which other
+// hosts may not resolve, and address.port (or port).
+func (m Member) Address() (string, error) {
+	var mi struct {
+		IP       uint32 `json:"ip"`
+		Port     int    `json:"port"`
+		Hostname string `json:"hostname"`
+		Address  *struct {
+			IP       string `json:"ip"`
+			Hostname string `json:"hostname"`
+			Port     int    `json:"port"`
+		} `json:"address"`
+	}
+	if err := json.Unmarshal(m.Data, &mi); err != nil {
+		return "", fmt.Errorf("zk: leader %s holds no MasterInfo JSON: %w", m.Name, err)
+	}
+	host, port := "", mi.Port
+	if a := mi.Address; a != nil {
+		host = a.IP
+		if host == "" {
+			host = a.Hostname
+		}
+		if a.Port != 0 {
+			port = a.Port
+		}
+	}
+	if host == "" && mi.IP != 0 {
+		// Network byte order packed into a little-endian uint32.
+		host = fmt.Sprintf("%d.%d.%d.%d", mi.IP&0xff, mi.IP>>8&0xff, mi.IP>>16&0xff, mi.IP>>24)
+	}
+	if host == "" {
+		host = mi.Hostname
+	}
+	if host == "" || port <= 0 || port > 65535 {
+		return "", fmt.Errorf("zk: leader %s's MasterInfo names no address (host %q, port %d)", m.Name, host, port)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port)), nil
 }

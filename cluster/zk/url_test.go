@@ -50,3 +50,22 @@ func TestParseMembersKeepsMesosNamesOldestFirst(t *testing.T) {
 		t.Fatalf("parseMembers = %+v; want json.info_0000000003 then json.info_0000000012, the rest ignored", got)
 	}
 }
+
+func TestMemberAddress(t *testing.T) {
+	cases := map[string]string{
+		`{"ip":16777343,"port":5050,"hostname":"m1","address":{"hostname":"m1","ip":"10.0.0.5","port":5051}}`: "10.0.0.5:5051",
+		`{"ip":16777343,"port":5050,"hostname":"m1"}`:                                                         "127.0.0.1:5050",
+		`{"port":5050,"hostname":"m1"}`:                                                                       "m1:5050",
+	}
+	for data, want := range cases {
+		got, err := Member{Name: "json.info_0000000001", Data: []byte(data)}.Address()
+		if err != nil || got != want {
+			t.Errorf("Address of %s = %q, %v; want %q", data, got, err, want)
+		}
+	}
+	for _, data := range []string{`not json`, `{"hostname":"m1"}`, `{}`} {
+		if _, err := (Member{Name: "json.info_0000000001", Data: []byte(data)}).Address(); err == nil {
+			t.Errorf("Address of %s: no error", data)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/zk"
 )
 
 // Config configures a Driver. Only Masters and Framework.Name are required.
@@ -25,6 +26,9 @@ type Config struct {
 	// Masters are the masters to subscribe with, tried in turn:
 	// "host:port", "http://host:port" or the full scheduler API URL.
 	// A master that is not the leader redirects to the one that is.
+	// Or a single zk://host1:2181,host2:2181/path URL: the driver then
+	// follows the leader elected in ZooKeeper, and moves to a new leader
+	// as soon as ZooKeeper names one.
 	Masters []string
 	// Framework is the FrameworkInfo to subscribe with. Framework.ID, when
 	// set, re-subscribes an existing framework (failover). User defaults to
@@ -66,6 +70,7 @@ type Driver struct {
 	log     *slog.Logger
 	codec   api.Codec
 	masters []*url.URL
+	zk      *zk.Group // the masters' election group with a zk:// master
 	calls   *http.Client
 	stream  *http.Client
 
@@ -108,7 +113,20 @@ func New(cfg Config, h Handler) (*Driver, error) {
 		return nil, errors.New("scheduler: FrameworkInfo.name is required")
 	}
 	d := &Driver{cfg: cfg, h: h, log: cfg.Logger, codec: cfg.Codec, ackSlots: make(chan struct{}, maxInFlightAcks)}
+	if zk.IsURL(cfg.Masters[0]) {
+		if len(cfg.Masters) > 1 {
+			return nil, fmt.Errorf("scheduler: a zk:// master must be the only one given, not one of %d", len(cfg.Masters))
+		}
+		u, err := zk.ParseURL(cfg.Masters[0])
+		if err != nil {
+			return nil, fmt.Errorf("scheduler: %w", err)
+		}
+		d.zk = zk.NewGroup(u, zk.Options{Log: cfg.Logger})
+	}
 	for _, m := range cfg.Masters {
+		if d.zk != nil {
+			break
+		}
 		u, err := Endpoint(m)
 		if err != nil {
 			return nil, fmt.Errorf("scheduler: %w", err)
@@ -211,6 +229,12 @@ func (d *Driver) Run(ctx context.Context) error {
 		return errors.New("scheduler: Run called twice")
 	}
 	defer d.acks.Wait()
+	if d.zk != nil {
+		zctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); d.zk.Run(zctx) }()
+		defer func() { stop(); <-done }()
+	}
 	failures, attempt, master := 0, 0, 0
 	for {
 		subscribed, err := d.session(ctx, master)
@@ -232,15 +256,77 @@ func (d *Driver) Run(ctx context.Context) error {
 			if d.cfg.MaxConnectFailures > 0 && failures >= d.cfg.MaxConnectFailures {
 				return &ConnectError{Masters: d.cfg.Masters, Attempts: failures, Err: err}
 			}
-			master = (master + 1) % len(d.masters)
+			master = (master + 1) % max(len(d.masters), 1)
 		}
 		wait := d.cfg.Backoff.Delay(attempt, rand.Float64())
 		attempt++
-		d.log.Warn("re-subscribing", "err", err, "in", wait.Round(time.Millisecond), "master", d.masters[master].Host)
+		d.log.Warn("re-subscribing", "err", err, "in", wait.Round(time.Millisecond), "master", d.masterName(master))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(wait):
+		}
+	}
+}
+
+// masterName names master number m for diagnostics.
+func (d *Driver) masterName(m int) string {
+	if d.zk != nil {
+		return d.cfg.Masters[0]
+	}
+	return d.masters[m].Host
+}
+
+// errLeaderChanged ends a subscription whose master ZooKeeper no longer
+// names as the leader.
+var errLeaderChanged = errors.New("scheduler: ZooKeeper names a new leading master")
+
+// endpointFor is where to subscribe: master number m, or with a zk://
+// master the leader ZooKeeper names, waited for until ctx ends.
+func (d *Driver) endpointFor(ctx context.Context, m int) (*url.URL, error) {
+	if d.zk == nil {
+		return d.masters[m], nil
+	}
+	for {
+		changed := d.zk.Changed()
+		if l, ok := d.zk.Leader(); ok {
+			addr, err := l.Address()
+			if err != nil {
+				return nil, err
+			}
+			return Endpoint(addr)
+		}
+		select {
+		case <-ctx.Done():
+			why := "no leading master in ZooKeeper"
+			if err := d.zk.Err(); err != nil {
+				why += " (" + err.Error() + ")"
+			}
+			return nil, fmt.Errorf("%s: %s", d.cfg.Masters[0], why)
+		case <-changed:
+		}
+	}
+}
+
+// followLeader ends the subscription on ep (through cancel) when
+// ZooKeeper names another leader, until done is closed.
+func (d *Driver) followLeader(ep *url.URL, cancel context.CancelCauseFunc, done <-chan struct{}) {
+	if d.zk == nil {
+		return
+	}
+	for {
+		changed := d.zk.Changed()
+		if l, ok := d.zk.Leader(); ok {
+			if addr, err := l.Address(); err == nil && addr != ep.Host {
+				d.log.Info("ZooKeeper names a new leading master", "from", ep.Host, "to", addr)
+				cancel(errLeaderChanged)
+				return
+			}
+		}
+		select {
+		case <-done:
+			return
+		case <-changed:
 		}
 	}
 }

@@ -11,15 +11,15 @@ const Path = "/api/v1/scheduler"
 
 // Endpoint turns a master address into the URL of its scheduler API.
 // It accepts "host:port", "http://host:port", "https://host:port" and a full
-// URL that already ends in /api/v1/scheduler. ZooKeeper URLs are refused:
-// leader detection through ZooKeeper is not part of the HTTP API.
+// URL that already ends in /api/v1/scheduler. ZooKeeper URLs name no one
+// master: the Driver follows the leader they elect (Config.Masters).
 func Endpoint(master string) (*url.URL, error) {
 	m := strings.TrimSpace(master)
 	if m == "" {
 		return nil, fmt.Errorf("master address is empty")
 	}
 	if strings.HasPrefix(m, "zk://") {
-		return nil, fmt.Errorf("master %q: zk:// addresses are not supported by the scheduler SDK; give the master's host:port", master)
+		return nil, fmt.Errorf("master %q: a zk:// URL names no one master: give it as the Driver's only master, which follows the leader ZooKeeper elects", master)
 	}
 	if !strings.Contains(m, "://") {
 		m = "http://" + m

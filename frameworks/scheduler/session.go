@@ -36,11 +36,18 @@ func (d *Driver) session(ctx context.Context, m int) (subscribed bool, err error
 	})
 	defer watchdog.Stop()
 
-	resp, ep, err := d.subscribe(sctx, d.masters[m])
+	first, err := d.endpointFor(sctx, m)
+	if err != nil {
+		return false, err // it says why there is no master to subscribe with
+	}
+	resp, ep, err := d.subscribe(sctx, first)
 	if err != nil {
 		return false, streamErr(sctx, err)
 	}
 	defer resp.Body.Close()
+	following := make(chan struct{})
+	defer close(following)
+	go d.followLeader(ep, cancel, following)
 	streamID := resp.Header.Get("Mesos-Stream-Id")
 	if streamID == "" {
 		return false, fmt.Errorf("master %s answered SUBSCRIBE without a Mesos-Stream-Id header", ep.Host)

@@ -175,9 +175,10 @@ func TestCallWithoutSubscription(t *testing.T) {
 func TestNewValidatesConfig(t *testing.T) {
 	ok := Config{Masters: []string{"m:5050"}, Framework: mesos.FrameworkInfo{Name: "t"}}
 	bad := map[string]Config{
-		"no masters": {Framework: ok.Framework},
-		"no name":    {Masters: ok.Masters},
-		"zk master":  {Masters: []string{"zk://z:2181/mesos"}, Framework: ok.Framework},
+		"no masters":            {Framework: ok.Framework},
+		"no name":               {Masters: ok.Masters},
+		"zk and another master": {Masters: []string{"zk://z:2181/mesos", "m:5050"}, Framework: ok.Framework},
+		"bad zk URL":            {Masters: []string{"zk://z:2181"}, Framework: ok.Framework},
 	}
 	for name, cfg := range bad {
 		if _, err := New(cfg, Funcs{}); err == nil {
