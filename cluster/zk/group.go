@@ -494,3 +494,30 @@ func (m Member) Address() (string, error) {
 	}
 	return net.JoinHostPort(host, strconv.Itoa(port)), nil
 }
+
+// LeaderAddress asks the ensemble once for the leader's HTTP address
+// (host:port), waiting up to wait for one to be elected: what a client
+// command given --master=zk://... talks to.
+func LeaderAddress(ctx context.Context, u URL, wait time.Duration) (string, error) {
+	g := NewGroup(u, Options{})
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); g.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for {
+		changed := g.Changed()
+		if l, ok := g.Leader(); ok {
+			return l.Address()
+		}
+		select {
+		case <-ctx.Done():
+			why := "no master leads"
+			if err := g.Err(); err != nil {
+				why = err.Error()
+			}
+			return "", fmt.Errorf("%s: no leading master within %s: %s", u, wait, why)
+		case <-changed:
+		}
+	}
+}

@@ -39,7 +39,7 @@ type clientOptions struct {
 // registers --master; withJSON adds --json.
 func newClientFlags(name, usage, about, example string, o *clientOptions, withJSON bool) *flag.FlagSet {
 	fs := flag.NewFlagSet("agora "+name, flag.ContinueOnError)
-	fs.StringVar(&o.master, "master", masterAddrDefault(), "master to talk to, host:port or http://host:port (env AGORA_MASTER)")
+	fs.StringVar(&o.master, "master", masterAddrDefault(), "master to talk to: host:port, http://host:port, or zk://host1:2181,host2:2181/path for the leader ZooKeeper names (env AGORA_MASTER)")
 	if withJSON {
 		fs.BoolVar(&o.json, "json", false, "print JSON instead of a table")
 	}

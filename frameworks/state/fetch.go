@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/agora-cluster/agora/cluster/zk"
 )
 
 // UnreachableError means the master or agent at Addr could not be reached
@@ -85,9 +87,19 @@ func (c Client) AgentState(ctx context.Context, endpoint string) (*AgentState, e
 	return &s, nil
 }
 
-// Get fetches addr+path and decodes its JSON body into v. Connection
+// Get fetches addr+path and decodes its JSON body into v; a zk:// addr
+// means the master ZooKeeper names as the leader. Connection
 // failures are *UnreachableError; non-200 answers name the status.
 func (c Client) Get(ctx context.Context, addr, path string, v any) error {
+	if zk.IsURL(addr) {
+		u, err := zk.ParseURL(addr)
+		if err != nil {
+			return err
+		}
+		if addr, err = zk.LeaderAddress(ctx, u, 10*time.Second); err != nil {
+			return &UnreachableError{Addr: u.String(), Err: err}
+		}
+	}
 	base, err := BaseURL(addr)
 	if err != nil {
 		return err
