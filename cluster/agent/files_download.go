@@ -22,7 +22,6 @@ func (a *Agent) serveDownload(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", "attachment; filename="+strconv.Quote(filepath.Base(clean)))
-	w.Header().Set("Access-Control-Allow-Origin", "*")
 	http.ServeContent(w, r, filepath.Base(clean), info.ModTime(), f)
 }
 
