@@ -21,6 +21,8 @@ func (a *Agent) serveDownload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
+	// A task writes what it likes: no page may run it as a script.
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Disposition", "attachment; filename="+strconv.Quote(filepath.Base(clean)))
 	http.ServeContent(w, r, filepath.Base(clean), info.ModTime(), f)
 }
