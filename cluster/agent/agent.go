@@ -116,6 +116,9 @@ type Config struct {
 	Fetcher *fetcher.Fetcher
 	// Logger receives the agent's logs (default slog.Default()).
 	Logger *slog.Logger
+	// HTTP says which other origins' pages may read the agent's endpoints
+	// and whether /debug/pprof is served (default: neither).
+	HTTP api.HTTPOptions
 }
 
 // Values of Config.Recover.
@@ -287,7 +290,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a.runnerCtx, a.stopRunners = context.WithCancel(context.Background())
 	a.updates = newUpdateManager(cfg.StatusUpdateRetry, cfg.StatusUpdateRetryMax, a.sendUpdates, a.log)
-	a.handler = a.routes()
+	a.handler = cfg.HTTP.Wrap(a.routes())
 	return a, nil
 }
 

@@ -21,8 +21,9 @@ func (a *Agent) serveDownload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
+	// A task writes what it likes: no page may run it as a script.
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Disposition", "attachment; filename="+strconv.Quote(filepath.Base(clean)))
-	w.Header().Set("Access-Control-Allow-Origin", "*")
 	http.ServeContent(w, r, filepath.Base(clean), info.ModTime(), f)
 }
 

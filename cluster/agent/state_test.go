@@ -87,9 +87,10 @@ func TestStateAndMetricsDescribeTheAgentAndItsTasks(t *testing.T) {
 	if code, _ := get(t, ta.Agent, "/health"); code != http.StatusOK {
 		t.Errorf("/health: %d", code)
 	}
+	// JSONP lets any page read the answer: off unless origins are listed.
 	code, body := get(t, ta.Agent, "/state?jsonp=cb")
-	if code != http.StatusOK || !strings.HasPrefix(string(body), "cb({") {
-		t.Errorf("/state?jsonp=cb: %d %.40s", code, body)
+	if code != http.StatusForbidden || strings.Contains(string(body), "cb(") {
+		t.Errorf("/state?jsonp=cb: %d %.40s, want 403", code, body)
 	}
 	resp, err := http.Post("http://"+ta.Addr()+"/state", "application/json", nil)
 	if err != nil {

@@ -2,7 +2,6 @@ package master
 
 import (
 	"net/http"
-	"net/http/pprof"
 	"strings"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -12,13 +11,18 @@ import (
 
 // Handler returns the master's HTTP API. extra, if non-nil, serves every
 // path the master does not (the web UI).
+//
+// No page on another origin may change anything (see api.HTTPOptions): the
+// v1 APIs take only JSON or protobuf (api.ReadCall), the JSON endpoints
+// below are wrapped in jsonBody, and Mesos's form endpoints in formBody.
 func (m *Master) Handler(extra http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/scheduler", m.serveScheduler)
 	mux.HandleFunc("/master/api/v1/scheduler", m.serveScheduler)
 	mux.HandleFunc("/api/v1", m.serveOperator)
 	mux.HandleFunc("/master/api/v1", m.serveOperator)
-	mux.HandleFunc(api.AgentPath, m.serveAgent)
+	mux.Handle(api.AgentPath, jsonBody(http.HandlerFunc(m.serveAgent)))
+	mux.Handle(AgentProxyPrefix, AgentProxy(m.locateAgent)) // agentproxy.go
 	both := func(path string, h http.Handler) {
 		mux.Handle(path, h)
 		mux.Handle("/master"+path, h)
@@ -30,29 +34,26 @@ func (m *Master) Handler(extra http.Handler) http.Handler {
 	both("/slaves", m.serveJSON(func(r *http.Request) any { return m.slavesDoc(r) }))
 	both("/tasks", m.serveJSON(func(r *http.Request) any { return m.tasksDoc(r) }))
 	both("/flags", m.serveJSON(func(*http.Request) any { return doc{"flags": m.flagsDoc()} }))
-	both("/weights", http.HandlerFunc(m.serveWeights))
-	both("/reserve", m.serveReservation(mesos.Offer_Operation_RESERVE))
-	both("/unreserve", m.serveReservation(mesos.Offer_Operation_UNRESERVE))
-	both("/create-volumes", m.serveReservation(mesos.Offer_Operation_CREATE))
-	both("/destroy-volumes", m.serveReservation(mesos.Offer_Operation_DESTROY))
+	// Mesos documents /weights with curl -d, which sends a form's type.
+	both("/weights", formBody(http.HandlerFunc(m.serveWeights), api.MediaJSON))
+	both("/reserve", formBody(m.serveReservation(mesos.Offer_Operation_RESERVE)))
+	both("/unreserve", formBody(m.serveReservation(mesos.Offer_Operation_UNRESERVE)))
+	both("/create-volumes", formBody(m.serveReservation(mesos.Offer_Operation_CREATE)))
+	both("/destroy-volumes", formBody(m.serveReservation(mesos.Offer_Operation_DESTROY)))
 	both("/explain", http.HandlerFunc(m.serveExplain))
 	both("/explain/", http.HandlerFunc(m.serveExplain))
-	both("/quota", http.HandlerFunc(m.serveQuota))
-	both("/quota/", http.HandlerFunc(m.serveQuota))
-	both("/maintenance/schedule", http.HandlerFunc(m.serveSchedule))
+	both("/quota", jsonBody(http.HandlerFunc(m.serveQuota)))
+	both("/quota/", jsonBody(http.HandlerFunc(m.serveQuota)))
+	both("/maintenance/schedule", jsonBody(http.HandlerFunc(m.serveSchedule)))
 	both("/maintenance/status", m.serveJSON(func(*http.Request) any { st := m.maintenanceStatus(); return &st }))
-	both("/machine/down", m.serveMachines(true))
-	both("/machine/up", m.serveMachines(false))
+	both("/machine/down", jsonBody(m.serveMachines(true)))
+	both("/machine/up", jsonBody(m.serveMachines(false)))
 	both("/health", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
 	mux.Handle("/version", m.serveJSON(func(*http.Request) any {
 		return doc{"version": api.MesosVersion, "agora_version": api.Version, "build_date": "", "build_user": "", "build_time": 0}
 	}))
 	mux.Handle("/metrics/snapshot", m.serveJSON(func(*http.Request) any { return m.snapshot() }))
 	mux.Handle("/metrics", m.prometheusHandler())
-	// Go runtime profiles, for operators chasing a slow master.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	if extra != nil {
 		mux.Handle("/", extra)
 	} else {
@@ -65,7 +66,49 @@ func (m *Master) Handler(extra http.Handler) http.Handler {
 			w.Write([]byte("agora master " + api.Version + "\nSee /master/state, /metrics/snapshot and /api/v1/scheduler.\n"))
 		})
 	}
-	return stripSlash(mux)
+	// Go's profiles (/debug/pprof) only with Config.HTTP.EnablePprof.
+	return m.cfg.HTTP.Wrap(stripSlash(mux))
+}
+
+// jsonBody guards an endpoint whose changes come as a JSON body: a request
+// that carries one (POST, PUT, PATCH) must say so in its Content-Type, or
+// it is refused with 415 before it is read. A page on another origin can
+// post text/plain or a form without asking, but not JSON.
+func jsonBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hasBody(r) {
+			if herr := api.CheckContentType(r, api.MediaJSON); herr != nil {
+				writeError(w, errorf(herr.Code, "%s", herr.Message))
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// formBody guards one of the form endpoints Mesos documents (curl -d):
+// a change must come as a form (or one of also), and a browser may send
+// it only from a page of this server (api.SameOrigin): the CSRF guard.
+func formBody(h http.Handler, also ...string) http.Handler {
+	accepted := append([]string{"application/x-www-form-urlencoded"}, also...)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hasBody(r) {
+			herr := api.CheckContentType(r, accepted...)
+			if herr == nil {
+				herr = api.SameOrigin(r)
+			}
+			if herr != nil {
+				writeError(w, errorf(herr.Code, "%s", herr.Message))
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// hasBody reports whether r is a method that carries a change in its body.
+func hasBody(r *http.Request) bool {
+	return r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch
 }
 
 // stripSlash tolerates a trailing slash on endpoint paths (/master/state/).

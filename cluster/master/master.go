@@ -52,6 +52,9 @@ type Config struct {
 
 	Registry registry.Registry
 	Logger   *slog.Logger
+	// HTTP says which other origins' pages may read the master's
+	// endpoints and whether /debug/pprof is served (default: neither).
+	HTTP api.HTTPOptions
 	// Now is the clock (tests may replace it); defaults to time.Now.
 	Now func() time.Time
 }

@@ -34,10 +34,10 @@ var contentTypes = map[string]string{
 	".svg":  "image/svg+xml",
 }
 
-// csp keeps the page to its own origin. connect-src allows http(s) so the
-// task view can read sandboxes from agents on other host:ports.
+// csp keeps the page to its own origin: even sandboxes are read through the
+// master, which relays them from the agents (/agent/<id>/files/...).
 const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"connect-src 'self' http: https:; frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+	"connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
 
 // Handler returns the web UI. It serves the page at "/" (and "/index.html"),
 // its assets next to it, and the same files under "/ui/". Every other path

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/master"
 	"github.com/agora-cluster/agora/cluster/webui"
 	"github.com/agora-cluster/agora/cluster/webui/webuitest"
 )
@@ -46,15 +49,15 @@ type fixtureTask struct {
 	State string `json:"state"`
 }
 
-// master serves the UI and fixture JSON in place of a real master.
-type master struct {
+// fixtureMaster serves the UI and fixture JSON in place of a real master.
+type fixtureMaster struct {
 	srv     *httptest.Server
 	failing atomic.Bool
 }
 
 // newMaster serves testdata/state.json with agent pids replaced by pids
 // (agent id → host:port), so the sandbox view can reach fake agents.
-func newMaster(t *testing.T, pids map[string]string) *master {
+func newMaster(t *testing.T, pids map[string]string) *fixtureMaster {
 	t.Helper()
 	var state map[string]any
 	if err := json.Unmarshal(readFile(t, "testdata/state.json"), &state); err != nil {
@@ -72,7 +75,7 @@ func newMaster(t *testing.T, pids map[string]string) *master {
 	}
 	metricsJSON := readFile(t, "testdata/metrics.json")
 
-	m := &master{}
+	m := &fixtureMaster{}
 	mux := http.NewServeMux()
 	mux.Handle("/", webui.Handler())
 	serve := func(body []byte) http.HandlerFunc {
@@ -86,6 +89,13 @@ func newMaster(t *testing.T, pids map[string]string) *master {
 		}
 	}
 	mux.Handle("/master/state", serve(stateJSON))
+	// The master's relay to its agents, found by ID as the master does.
+	mux.Handle(master.AgentProxyPrefix, master.AgentProxy(func(_ context.Context, id string) (string, error) {
+		if addr, ok := pids[id]; ok {
+			return addr, nil
+		}
+		return "", &api.HTTPError{Code: http.StatusNotFound, Message: "agent " + id + " is not registered with this master"}
+	}))
 	mux.Handle("/metrics/snapshot", serve(metricsJSON))
 	m.srv = httptest.NewServer(mux)
 	t.Cleanup(m.srv.Close)
@@ -96,9 +106,8 @@ const sandboxDir = "/var/lib/agora/slaves/S0/frameworks/F1/executors/spark-exec-
 
 const stdoutText = "Registered executor on node-a.dc1.example.com\nStarting task spark-exec-1\nstage 3 finished in 1.2 s\n"
 
-// newAgent is a fake agent serving /state and /files/*, with CORS headers
-// when cors is true.
-func newAgent(t *testing.T, cors bool) *httptest.Server {
+// newAgent is a fake agent serving /state and /files/*.
+func newAgent(t *testing.T) *httptest.Server {
 	t.Helper()
 	files := map[string]string{
 		sandboxDir + "/stdout": stdoutText,
@@ -106,9 +115,6 @@ func newAgent(t *testing.T, cors bool) *httptest.Server {
 	}
 	mux := http.NewServeMux()
 	writeJSON := func(w http.ResponseWriter, v any) {
-		if cors {
-			w.Header().Set("Access-Control-Allow-Origin", "*")
-		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(v)
 	}
@@ -159,6 +165,27 @@ func newAgent(t *testing.T, cors bool) *httptest.Server {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// droppingAddr is the host:port of a server that drops every connection
+// at once, as a dying agent does.
+func droppingAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
 }
 
 func readFile(t *testing.T, name string) []byte {
@@ -238,12 +265,12 @@ func sorted(xs []string) []string {
 
 func TestUIInChromium(t *testing.T) {
 	fx := loadFixture(t)
-	corsAgent := newAgent(t, true)
-	closedAgent := newAgent(t, false)
+	liveAgent := newAgent(t)
+	downAgent := droppingAddr(t)
 	agentA, agentB := fx.Slaves[0].ID, fx.Slaves[1].ID
 	m := newMaster(t, map[string]string{
-		agentA: strings.TrimPrefix(corsAgent.URL, "http://"),
-		agentB: strings.TrimPrefix(closedAgent.URL, "http://"),
+		agentA: strings.TrimPrefix(liveAgent.URL, "http://"),
+		agentB: downAgent,
 	})
 	ctx := webuitest.NewBrowser(t)
 
@@ -415,12 +442,15 @@ func TestUIInChromium(t *testing.T) {
 		waitFor(t, ctx, "stdout", `document.getElementById('file-body').textContent.includes('stage 3 finished')`)
 		shot(t, ctx, "task")
 
-		// An agent that does not allow cross-origin reads: show its address.
-		addr := strings.TrimPrefix(closedAgent.URL, "http://")
+		// An agent the master cannot reach: say so, with its address.
+		addr := downAgent
 		run(t, ctx, "opening web-2", chromedp.Navigate(m.srv.URL+"/?refresh=0.5#/task/"+fx.Frameworks[0].ID+"/web.9c0b4e11-web-2"))
 		waitFor(t, ctx, "the sandbox error", `document.getElementById('sandbox-status').textContent.startsWith('Could not read')`)
 		if got := text(t, ctx, "#sandbox-status .agent-address"); got != addr {
 			t.Errorf("agent address = %q, want %q", got, addr)
+		}
+		if got := text(t, ctx, "#sandbox-status"); !strings.Contains(got, "HTTP 502") || !strings.Contains(got, agentB) {
+			t.Errorf("sandbox error %q does not give the relay's 502 naming agent %s", got, agentB)
 		}
 	})
 

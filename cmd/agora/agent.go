@@ -27,6 +27,7 @@ type agentFlags struct {
 	dockerFetch                                          dockerFetchFlags // agent_docker.go
 	executors                                            executorFlags    // agent_executors.go
 	gc                                                   gcFlags          // agent_gc.go
+	http                                                 httpFlags        // httpflags.go
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -43,6 +44,7 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	f.dockerFetch.register(fs)
 	f.executors.register(fs)
 	f.gc.register(fs)
+	f.http.register(fs)
 }
 
 func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
@@ -51,6 +53,10 @@ func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
 	}
 	if f.port < 0 || f.port > 65535 {
 		return agent.Config{}, fmt.Errorf("--port=%d is not a TCP port", f.port)
+	}
+	httpOpts, err := f.http.options()
+	if err != nil {
+		return agent.Config{}, err
 	}
 	ctr, err := f.iso.containerizer(f.iso.cgroupsRoot, logger)
 	if err != nil {
@@ -67,6 +73,7 @@ func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
 		KeepTasksOnStop: f.keepTasks,
 		Containerizer:   ctr,
 		Logger:          logger,
+		HTTP:            httpOpts,
 	}
 	f.executors.apply(&cfg) // agent_executors.go
 	f.gc.apply(&cfg)        // agent_gc.go

@@ -138,6 +138,7 @@ func runDev(args []string) int {
 			Resources:     api.FormatResources(shares[i]),
 			Containerizer: ctr,
 			Logger:        logger.With("agent", i),
+			HTTP:          cfg.HTTP, // --cors_allowed_origins, --enable_pprof: the agents' too
 		}
 		a, err := agent.New(acfg)
 		if err != nil {

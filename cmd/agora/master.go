@@ -33,6 +33,7 @@ type masterFlags struct {
 	port, maxAgentPingTimeouts            int
 	allocationInterval, agentPingTimeout  time.Duration
 	offerTimeout                          time.Duration
+	http                                  httpFlags // httpflags.go
 }
 
 func (f *masterFlags) register(fs *flag.FlagSet) {
@@ -45,6 +46,7 @@ func (f *masterFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxAgentPingTimeouts, "max_agent_ping_timeouts", 5, "consecutive ping timeouts after which an agent is unreachable")
 	fs.DurationVar(&f.offerTimeout, "offer_timeout", 0, "rescind offers not answered within this time (0: never)")
 	fs.StringVar(&f.minAllocatable, "min_allocatable_resources", "cpus:0.01|mem:32", "alternatives ('|'-separated) of which an offer must contain one")
+	f.http.register(fs)
 }
 
 func (f *masterFlags) config(logger *slog.Logger, reg registry.Registry) (master.Config, error) {
@@ -56,7 +58,11 @@ func (f *masterFlags) config(logger *slog.Logger, reg registry.Registry) (master
 		}
 		mins = append(mins, rs)
 	}
-	return master.Config{
+	httpOpts, err := f.http.options()
+	if err != nil {
+		return master.Config{}, err
+	}
+	cfg := master.Config{
 		Hostname: f.hostname, IP: f.ip, Port: f.port,
 		AllocationInterval: f.allocationInterval, AgentPingTimeout: f.agentPingTimeout,
 		MaxAgentPingTimeouts: f.maxAgentPingTimeouts, OfferTimeout: f.offerTimeout,
@@ -66,7 +72,10 @@ func (f *masterFlags) config(logger *slog.Logger, reg registry.Registry) (master
 			"allocation_interval": f.allocationInterval.String(), "agent_ping_timeout": f.agentPingTimeout.String(),
 			"max_agent_ping_timeouts": strconv.Itoa(f.maxAgentPingTimeouts), "min_allocatable_resources": f.minAllocatable,
 		},
-	}, nil
+		HTTP: httpOpts,
+	}
+	f.http.flags(cfg.Flags)
+	return cfg, nil
 }
 
 // openRegistry opens the master's bbolt registry at path and makes its

@@ -58,8 +58,16 @@ type Config struct {
 	// running there, so the Go runtime's soft limit follows the same sum
 	// (less a share for the attempts' Streaming processes).
 	TrackerMemoryMB int
-	Logger          *slog.Logger
+	// EnablePprof serves Go's profiles of the TaskTracker under
+	// /debug/pprof/ on the shuffle port (EnvEnablePprof); off by default,
+	// since anyone who reaches the port could read them.
+	EnablePprof bool
+	Logger      *slog.Logger
 }
+
+// EnvEnablePprof, set to true in the executors' environment (the Hadoop
+// framework's Config.ExecutorEnv), turns on Config.EnablePprof.
+const EnvEnablePprof = "AGORA_HADOOP_ENABLE_PPROF"
 
 // FromEnv reads the configuration from MESOS_* and AGORA_HADOOP_*.
 func FromEnv() (Config, error) {
@@ -88,12 +96,27 @@ func FromEnv() (Config, error) {
 		}
 		c.TrackerMemoryMB = mb
 	}
+	if c.EnablePprof, err = parsePprofEnv(); err != nil {
+		return c, err
+	}
 	if v := os.Getenv("AGORA_HADOOP_REPORT_INTERVAL"); v != "" {
 		if c.ReportInterval, err = time.ParseDuration(v); err != nil {
 			return c, fmt.Errorf("AGORA_HADOOP_REPORT_INTERVAL: %w", err)
 		}
 	}
 	return c, nil
+}
+
+func parsePprofEnv() (bool, error) {
+	v := os.Getenv(EnvEnablePprof)
+	if v == "" {
+		return false, nil
+	}
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s=%q: want true or false", EnvEnablePprof, v)
+	}
+	return on, nil
 }
 
 // TaskTracker is a running executor.
@@ -145,12 +168,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("task tracker: the shuffle port: %w", err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle(shuffle.Path, t.srv)
-	mux.HandleFunc("GET "+umbilical.LogPath+"{attempt}", t.serveLog)
-	mux.HandleFunc("/debug/pprof/", pprof.Index) // profiles of the TaskTracker, for operators
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: t.handler(), ReadHeaderTimeout: 10 * time.Second}
 	go hs.Serve(ln)
 	defer hs.Close()
 
@@ -354,6 +372,19 @@ func (t *TaskTracker) shutdown(ctx context.Context) {
 	case <-done:
 	case <-ctx.Done():
 	}
+}
+
+// handler serves the shuffle port: map outputs, attempts' logs and, with
+// Config.EnablePprof, Go's profiles of the TaskTracker for operators.
+func (t *TaskTracker) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(shuffle.Path, t.srv)
+	mux.HandleFunc("GET "+umbilical.LogPath+"{attempt}", t.serveLog)
+	if t.cfg.EnablePprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
+	return mux
 }
 
 // serveLog serves an attempt's stderr.

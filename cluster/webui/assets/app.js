@@ -637,11 +637,13 @@
     const key = `${t.framework_id}/${t.id}`;
     if (sandbox && sandbox.key === key) return;
     const addr = agentAddress(agent);
-    sandbox = { key, task: t, addr, base: addr ? `${location.protocol}//${addr}` : '', root: '', follow: null };
+    // The master relays the agent's /state and /files (same origin: agents
+    // answer no other origin's page).
+    sandbox = { key, task: t, addr, base: agent ? `/agent/${enc(agent.id)}` : '', root: '', follow: null };
     $('sandbox-files').hidden = true;
     $('file-viewer').hidden = true;
     $('sandbox-path').replaceChildren();
-    if (!addr) {
+    if (!agent) {
       sandboxStatus('The agent of this task is not registered, so its sandbox cannot be read.');
       return;
     }
@@ -650,7 +652,7 @@
 
   function agentUnreachable(sb, e) {
     sandboxStatus(`Could not read the sandbox from agent ${sb.addr}: ${e.message}. `,
-      'The agent may be unreachable from this browser, or it may not allow cross-origin requests. Agent address: ',
+      'The master relays sandboxes from the agent, which may be down or unreachable from the master. Agent address: ',
       h('code', { class: 'agent-address' }, sb.addr),
       sb.root ? [', sandbox directory: ', h('code', null, sb.root)] : null, '.');
   }

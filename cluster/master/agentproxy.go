@@ -1,0 +1,142 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/agora-cluster/agora/cluster/api"
+)
+
+// The master relays to its agents what the web UI reads from them — an
+// agent's /state and its sandbox files — so that the UI stays on the
+// master's origin: agents answer no page on another origin (see
+// api.HTTPOptions), and a browser may not reach them at all.
+//
+//	GET /agent/<agent-id>/state
+//	GET /agent/<agent-id>/files/browse?path=...
+//	GET /agent/<agent-id>/files/read?path=...&offset=...&length=...
+//	GET /agent/<agent-id>/files/download?path=...   (Range works)
+
+// AgentProxyPrefix is where the relay is mounted.
+const AgentProxyPrefix = "/agent/"
+
+// agentProxyPaths are the agent endpoints relayed: reads only.
+var agentProxyPaths = map[string]bool{"state": true, "files/browse": true, "files/read": true, "files/download": true}
+
+// Request and answer headers relayed: what ranges, caching and the
+// download need. Cookies and the page's Origin stay with the master.
+var (
+	proxyRequestHeaders  = []string{"Accept", "Range", "If-Range", "If-Modified-Since", "If-None-Match"}
+	proxyResponseHeaders = []string{"Content-Type", "Content-Length", "Content-Range", "Content-Disposition",
+		"Accept-Ranges", "Last-Modified", "ETag", "X-Content-Type-Options"}
+)
+
+// AgentLocator returns the host:port of the agent with the given ID, or an
+// *api.HTTPError saying why it cannot (404 unknown, 503 unreachable).
+type AgentLocator func(ctx context.Context, agentID string) (string, error)
+
+// AgentProxy serves AgentProxyPrefix by relaying GETs to the agent locate
+// finds, streaming the answer as it comes (a download is never held
+// whole). An agent that does not answer is a 502 naming it.
+func AgentProxy(locate AgentLocator) http.Handler {
+	client := &http.Client{
+		Transport: &http.Transport{
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			ResponseHeaderTimeout: 15 * time.Second,
+			MaxIdleConnsPerHost:   4,
+			IdleConnTimeout:       time.Minute,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rest := strings.TrimPrefix(r.URL.Path, "/master")
+		rest = strings.TrimPrefix(rest, AgentProxyPrefix)
+		id, endpoint, _ := strings.Cut(rest, "/")
+		if id == "" || !agentProxyPaths[endpoint] {
+			writeError(w, errorf(http.StatusNotFound, "%s is not relayed: the master relays %s<agent-id>/ state, files/browse, files/read and files/download", r.URL.Path, AgentProxyPrefix))
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			methodNotAllowed(w, r, "GET, HEAD", "GET or HEAD")
+			return
+		}
+		addr, err := locate(r.Context(), id)
+		if err != nil {
+			var he *api.HTTPError
+			if !errors.As(err, &he) {
+				he = &api.HTTPError{Code: http.StatusBadGateway, Message: err.Error()}
+			}
+			writeError(w, errorf(he.Code, "%s", he.Message))
+			return
+		}
+		target := url.URL{Scheme: "http", Host: addr, Path: "/" + endpoint, RawQuery: r.URL.RawQuery}
+		req, err := http.NewRequestWithContext(r.Context(), r.Method, target.String(), nil)
+		if err != nil {
+			writeError(w, errorf(http.StatusBadGateway, "agent %s at %s: %v", id, addr, err))
+			return
+		}
+		for _, h := range proxyRequestHeaders {
+			if v := r.Header.Get(h); v != "" {
+				req.Header.Set(h, v)
+			}
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			if r.Context().Err() != nil {
+				return // the browser left
+			}
+			writeError(w, errorf(http.StatusBadGateway, "cannot reach agent %s at %s: %v", id, addr, err))
+			return
+		}
+		defer resp.Body.Close()
+		for _, h := range proxyResponseHeaders {
+			if v := resp.Header.Get(h); v != "" {
+				w.Header().Set(h, v)
+			}
+		}
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	})
+}
+
+// locateAgent is the master's AgentLocator: the address in the agent's
+// pid, for an agent the master knows and has not lost.
+func (m *Master) locateAgent(ctx context.Context, id string) (string, error) {
+	var addr string
+	var herr *api.HTTPError
+	err := m.do(ctx, func() {
+		a := m.agents[id]
+		switch {
+		case a == nil:
+			herr = &api.HTTPError{Code: http.StatusNotFound, Message: fmt.Sprintf("agent %s is not registered with this master", id)}
+		case a.unreachable:
+			herr = &api.HTTPError{Code: http.StatusServiceUnavailable, Message: fmt.Sprintf(
+				"agent %s (%s) is unreachable since %s", id, a.info.Hostname, a.unreachableTime.UTC().Format(time.RFC3339))}
+		default:
+			addr = agentAddr(a)
+		}
+	})
+	if err != nil {
+		return "", &api.HTTPError{Code: http.StatusServiceUnavailable, Message: "the master is stopping"}
+	}
+	if herr != nil {
+		return "", herr
+	}
+	return addr, nil
+}
+
+// agentAddr is host:port of the agent's HTTP server, from its pid
+// ("slave(1)@10.0.0.7:5051").
+func agentAddr(a *agent) string {
+	if i := strings.LastIndex(a.pid, "@"); i >= 0 {
+		return a.pid[i+1:]
+	}
+	return net.JoinHostPort(a.info.Hostname, fmt.Sprint(a.info.GetPort()))
+}

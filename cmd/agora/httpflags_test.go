@@ -1,0 +1,61 @@
+package main
+
+import (
+	"flag"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/agora-cluster/agora/cluster/master"
+	"github.com/agora-cluster/agora/cluster/registry"
+)
+
+// TestMasterHTTPFlags: --enable_pprof and --cors_allowed_origins reach the
+// master's HTTP endpoints; without them, neither profiles nor CORS.
+func TestMasterHTTPFlags(t *testing.T) {
+	const dash = "https://dash.example.com"
+	for _, tc := range []struct {
+		args   []string
+		pprof  int
+		origin string
+	}{
+		{nil, http.StatusNotFound, ""},
+		{[]string{"--enable_pprof", "--cors_allowed_origins=" + dash}, http.StatusOK, dash},
+	} {
+		fs := flag.NewFlagSet("agora master", flag.ContinueOnError)
+		var mf masterFlags
+		mf.register(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := mf.config(slog.New(slog.DiscardHandler), registry.NewMemory())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := master.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(m.Handler(nil))
+		resp, err := http.Get(srv.URL + "/debug/pprof/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.pprof {
+			t.Errorf("%q: /debug/pprof/ = %d, want %d", tc.args, resp.StatusCode, tc.pprof)
+		}
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/health", nil)
+		req.Header.Set("Origin", dash)
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != tc.origin {
+			t.Errorf("%q: Access-Control-Allow-Origin %q, want %q", tc.args, got, tc.origin)
+		}
+		srv.Close()
+	}
+}
