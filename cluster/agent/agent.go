@@ -31,12 +31,15 @@ import (
 	"github.com/agora-cluster/agora/cluster/containerizer"
 	"github.com/agora-cluster/agora/cluster/containerizer/docker"
 	"github.com/agora-cluster/agora/cluster/fetcher"
+	"github.com/agora-cluster/agora/cluster/zk"
 )
 
 // Config configures one agent. MasterAddr and WorkDir are required; every
 // other field has a default.
 type Config struct {
-	// MasterAddr is the master's host:port.
+	// MasterAddr is the master's host:port, or zk://host1:2181,.../path:
+	// the agent then registers with the master ZooKeeper names as the
+	// leader and follows it when another is elected.
 	MasterAddr string
 	// WorkDir holds sandboxes (WorkDir/slaves/...) and checkpoints
 	// (WorkDir/meta/...). It is created if missing.
@@ -192,7 +195,9 @@ type Agent struct {
 	attributes []mesos.Attribute
 	warnings   []string
 	client     *http.Client
-	masterURL  string
+	masterURL  string    // with a host:port master
+	zk         *zk.Group // with a zk:// master: the masters' election
+	leaderURL  atomic.Pointer[string]
 	handler    http.Handler
 	startTime  time.Time
 	updates    *updateManager
@@ -291,6 +296,11 @@ func New(cfg Config) (*Agent, error) {
 	a.runnerCtx, a.stopRunners = context.WithCancel(context.Background())
 	a.updates = newUpdateManager(cfg.StatusUpdateRetry, cfg.StatusUpdateRetryMax, a.sendUpdates, a.log)
 	a.handler = cfg.HTTP.Wrap(a.routes())
+	if zk.IsURL(cfg.MasterAddr) {
+		u, _ := zk.ParseURL(cfg.MasterAddr) // checked above
+		a.zk = zk.NewGroup(u, zk.Options{Log: a.log})
+		a.masterURL = ""
+	}
 	return a, nil
 }
 
@@ -298,8 +308,13 @@ func checkMasterAddr(addr string) error {
 	switch {
 	case addr == "":
 		return errors.New("agent: the master's address is required (--master=HOST:5050)")
-	case strings.HasPrefix(addr, "zk://") || strings.HasPrefix(addr, "file://"):
-		return fmt.Errorf("agent: --master=%s: only host:port is supported so far", addr)
+	case zk.IsURL(addr):
+		if _, err := zk.ParseURL(addr); err != nil {
+			return fmt.Errorf("agent: --master: %w", err)
+		}
+		return nil
+	case strings.HasPrefix(addr, "file://"):
+		return fmt.Errorf("agent: --master=%s: give host:port or zk://host1:2181,host2:2181/path", addr)
 	}
 	if _, _, err := net.SplitHostPort(strings.TrimPrefix(addr, "http://")); err != nil {
 		return fmt.Errorf("agent: --master=%s is not host:port: %w", addr, err)
@@ -377,6 +392,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	loops.Add(2)
 	go func() { defer loops.Done(); a.updates.run(ctx) }()
 	go func() { defer loops.Done(); a.registrationLoop(ctx) }()
+	if a.zk != nil {
+		loops.Add(1)
+		go func() { defer loops.Done(); a.zk.Run(ctx) }()
+	}
 	loops.Add(1)
 	go func() { defer loops.Done(); a.gcLoop(ctx) }()
 

@@ -63,11 +63,18 @@ func (a *Agent) registrationLoop(ctx context.Context) {
 func (a *Agent) session(ctx context.Context) (registered bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if a.zk != nil {
+		leader, err := a.awaitLeader(ctx)
+		if err != nil {
+			return false, err
+		}
+		go a.followLeader(ctx, leader, cancel)
+	}
 	body, err := json.Marshal(&api.AgentCall{Type: api.AgentRegister, AgentID: a.ID(), Register: a.registration()})
 	if err != nil {
 		return false, fmt.Errorf("encode REGISTER: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.masterURL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint(), bytes.NewReader(body))
 	if err != nil {
 		return false, err
 	}
@@ -387,7 +394,7 @@ func (a *Agent) call(ctx context.Context, c *api.AgentCall) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", c.Type, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.masterURL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint(), bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -402,4 +409,59 @@ func (a *Agent) call(ctx context.Context, c *api.AgentCall) error {
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	return nil
+}
+
+// endpoint is the URL of the master's agent API: the configured master's,
+// or with a zk:// master the leader's it registered with last.
+func (a *Agent) endpoint() string {
+	if a.zk == nil {
+		return a.masterURL
+	}
+	if u := a.leaderURL.Load(); u != nil {
+		return *u
+	}
+	return "http://no-leading-master.invalid" + api.AgentPath
+}
+
+// awaitLeader waits for ZooKeeper to name a leading master and makes it
+// the one the agent talks to.
+func (a *Agent) awaitLeader(ctx context.Context) (string, error) {
+	for {
+		changed := a.zk.Changed()
+		if l, ok := a.zk.Leader(); ok {
+			addr, err := l.Address()
+			if err != nil {
+				return "", err
+			}
+			u := "http://" + addr + api.AgentPath
+			a.leaderURL.Store(&u)
+			return addr, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+// followLeader ends the session (cancel) as soon as ZooKeeper names a
+// leader other than addr, so the agent re-registers with it rather than
+// waiting for pings to stop.
+func (a *Agent) followLeader(ctx context.Context, addr string, cancel context.CancelFunc) {
+	for {
+		changed := a.zk.Changed()
+		if l, ok := a.zk.Leader(); ok {
+			if now, err := l.Address(); err == nil && now != addr {
+				a.log.Info("ZooKeeper names a new leading master", "from", addr, "to", now)
+				cancel()
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
 }

@@ -153,11 +153,12 @@ func TestAgentKeepsTryingUntilTheMasterAnswers(t *testing.T) {
 func TestNewRejectsBadConfiguration(t *testing.T) {
 	dir := t.TempDir()
 	for name, cfg := range map[string]Config{
-		"no master":      {WorkDir: dir, Listen: "127.0.0.1:0"},
-		"zk master":      {MasterAddr: "zk://h1:2181/mesos", WorkDir: dir, Listen: "127.0.0.1:0"},
-		"no work dir":    {MasterAddr: "127.0.0.1:5050", Listen: "127.0.0.1:0"},
-		"bad resources":  {MasterAddr: "127.0.0.1:5050", WorkDir: dir, Listen: "127.0.0.1:0", Resources: "cpus:lots"},
-		"bad attributes": {MasterAddr: "127.0.0.1:5050", WorkDir: dir, Listen: "127.0.0.1:0", Attributes: "rack"},
+		"no master":       {WorkDir: dir, Listen: "127.0.0.1:0"},
+		"zk without path": {MasterAddr: "zk://h1:2181", WorkDir: dir, Listen: "127.0.0.1:0"},
+		"file master":     {MasterAddr: "file:///etc/master", WorkDir: dir, Listen: "127.0.0.1:0"},
+		"no work dir":     {MasterAddr: "127.0.0.1:5050", Listen: "127.0.0.1:0"},
+		"bad resources":   {MasterAddr: "127.0.0.1:5050", WorkDir: dir, Listen: "127.0.0.1:0", Resources: "cpus:lots"},
+		"bad attributes":  {MasterAddr: "127.0.0.1:5050", WorkDir: dir, Listen: "127.0.0.1:0", Attributes: "rack"},
 	} {
 		if a, err := New(cfg); err == nil {
 			a.ln.Close()

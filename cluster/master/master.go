@@ -30,6 +30,10 @@ import (
 
 // Config holds the master's flags (Mesos names in comments).
 type Config struct {
+	// ID is the master's ID in MasterInfo; a fresh UUID when empty. A
+	// master that stands for election publishes its MasterInfo (Info)
+	// before it is created, so it picks the ID up front.
+	ID string
 	// Hostname and Port are advertised in MasterInfo and offers' URLs.
 	Hostname string
 	IP       string
@@ -57,6 +61,10 @@ type Config struct {
 	HTTP api.HTTPOptions
 	// Now is the clock (tests may replace it); defaults to time.Now.
 	Now func() time.Time
+	// Leading, when set, fences a master elected through ZooKeeper: while
+	// it returns false the master sends no offers (its HTTP API is
+	// swapped for the standby one by whoever runs it).
+	Leading func() bool
 }
 
 // DefaultMaxSubscriberBacklog bounds the events queued for one subscriber
@@ -141,7 +149,10 @@ type Master struct {
 // New creates a master; Run starts it.
 func New(cfg Config) (*Master, error) {
 	cfg.defaults()
-	id := newUUID()
+	id := cfg.ID
+	if id == "" {
+		id = newUUID()
+	}
 	m := &Master{
 		cfg:        cfg,
 		log:        cfg.Logger.With("component", "master"),
@@ -157,19 +168,7 @@ func New(cfg Config) (*Master, error) {
 
 		operatorSubs: map[*operatorSub]bool{},
 	}
-	m.info = mesos.MasterInfo{
-		ID:       id,
-		IP:       ipToUint32(cfg.IP),
-		Port:     uint32Ptr(uint32(cfg.Port)),
-		PID:      strPtr(fmt.Sprintf("master@%s:%d", cfg.IP, cfg.Port)),
-		Hostname: strPtr(cfg.Hostname),
-		Version:  strPtr(api.MesosVersion),
-		Address: &mesos.Address{
-			Hostname: strPtr(cfg.Hostname),
-			IP:       strPtr(cfg.IP),
-			Port:     int32(cfg.Port),
-		},
-	}
+	m.info = masterInfo(cfg, id)
 	recs, err := cfg.Registry.Agents()
 	if err != nil {
 		return nil, fmt.Errorf("master: recover registry: %w", err)
@@ -317,3 +316,29 @@ func ipToUint32(ip string) uint32 {
 	// Network byte order stored in a little-endian uint32, as Mesos does.
 	return uint32(p[0]) | uint32(p[1])<<8 | uint32(p[2])<<16 | uint32(p[3])<<24
 }
+
+// Info is the MasterInfo a master with cfg and id advertises: what it
+// puts in its election znode and answers in SUBSCRIBED and /state.
+func Info(cfg Config, id string) mesos.MasterInfo {
+	cfg.defaults()
+	return masterInfo(cfg, id)
+}
+
+func masterInfo(cfg Config, id string) mesos.MasterInfo {
+	return mesos.MasterInfo{
+		ID:       id,
+		IP:       ipToUint32(cfg.IP),
+		Port:     uint32Ptr(uint32(cfg.Port)),
+		PID:      strPtr(fmt.Sprintf("master@%s:%d", cfg.IP, cfg.Port)),
+		Hostname: strPtr(cfg.Hostname),
+		Version:  strPtr(api.MesosVersion),
+		Address: &mesos.Address{
+			Hostname: strPtr(cfg.Hostname),
+			IP:       strPtr(cfg.IP),
+			Port:     int32(cfg.Port),
+		},
+	}
+}
+
+// NewID is a fresh master ID.
+func NewID() string { return newUUID() }

@@ -10,6 +10,9 @@ import (
 
 // allocate runs one allocator cycle and sends the resulting offers.
 func (m *Master) allocate() {
+	if m.cfg.Leading != nil && !m.cfg.Leading() {
+		return // fenced: another master may lead by now
+	}
 	start := time.Now()
 	decisions := m.alloc.Allocate(m.now())
 	elapsed := time.Since(start)

@@ -74,6 +74,7 @@ type Group struct {
 	session   int64     // the session the state below belongs to
 	node      string    // our znode's name in that session, "" when none
 	leader    *Member   // the current leader, nil while there is none
+	members   int       // how many members the group had at the last read
 	elected   bool      // node is the oldest member
 	lastOK    time.Time // when the newest successful round trip began
 	changed   chan struct{}
@@ -100,6 +101,13 @@ func (g *Group) Leader() (Member, bool) {
 		return Member{}, false
 	}
 	return *g.leader, true
+}
+
+// Members is how many masters stood for election at the last read.
+func (g *Group) Members() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.members
 }
 
 // Leading reports whether this process leads now (see the lease above).
@@ -296,6 +304,7 @@ func (g *Group) step(conn *zk.Conn) (<-chan zk.Event, error) {
 		return nil, errors.New("zk: session changed while reading the group")
 	}
 	g.lastOK = began
+	g.members = len(members)
 	before := g.leadingLocked()
 	was := g.leader
 	g.leader = leader

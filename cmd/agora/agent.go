@@ -31,7 +31,7 @@ type agentFlags struct {
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.master, "master", "127.0.0.1:5050", "the master's host:port")
+	fs.StringVar(&f.master, "master", "127.0.0.1:5050", "the master: host:port, or zk://host1:2181,host2:2181/path to follow the leader ZooKeeper names")
 	fs.StringVar(&f.workDir, "work_dir", "", "directory for sandboxes (WORK_DIR/slaves) and checkpoints (WORK_DIR/meta); required.\nUse a directory that survives reboots, not /tmp")
 	fs.StringVar(&f.ip, "ip", "127.0.0.1", "IP address to listen on; use this host's address (or 0.0.0.0) in a multi-machine cluster")
 	fs.IntVar(&f.port, "port", 5051, "port to listen on")

@@ -21,6 +21,7 @@ import (
 	"github.com/agora-cluster/agora/cluster/api"
 	"github.com/agora-cluster/agora/cluster/master"
 	"github.com/agora-cluster/agora/cluster/registry"
+	"github.com/agora-cluster/agora/cluster/zk"
 )
 
 func init() {
@@ -101,17 +102,30 @@ func runMaster(args []string) int {
 	fs := flag.NewFlagSet("agora master", flag.ContinueOnError)
 	var mf masterFlags
 	mf.register(fs)
+	var zkURL string
+	var quorum int
+	var zkSession time.Duration
+	fs.StringVar(&zkURL, "zk", "", "ZooKeeper URL zk://[user:pass@]host1:2181,host2:2181/path: stand for election there and keep the registry there (high availability; --work_dir is then not needed)")
+	fs.IntVar(&quorum, "quorum", 1, "with --zk: how many masters must stand for election before the elected one acts (a majority of the masters you run)")
+	fs.DurationVar(&zkSession, "zk_session_timeout", zk.DefaultSessionTimeout, "with --zk: the ZooKeeper session timeout; a leader cut off from ZooKeeper stops acting within half of it")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: agora master --work_dir=DIR [flags]\n\n"+
-			"Runs a master: agents register with it, frameworks subscribe to /api/v1/scheduler.\n\n"+
-			"Example:\n  agora master --work_dir=/var/lib/agora/master --ip=10.0.0.5 --port=5050\n\nFlags:\n")
+		fmt.Fprint(fs.Output(), "Usage: agora master --work_dir=DIR [flags]\n"+
+			"       agora master --zk=zk://h1:2181,h2:2181,h3:2181/agora --quorum=2 [flags]\n\n"+
+			"Runs a master: agents register with it, frameworks subscribe to /api/v1/scheduler.\n"+
+			"With --zk, several masters elect a leader in ZooKeeper (Mesos's json.info_ znodes);\n"+
+			"the others redirect every call to it (307, or 503 while none leads).\n\n"+
+			"Examples:\n  agora master --work_dir=/var/lib/agora/master --ip=10.0.0.5 --port=5050\n"+
+			"  agora master --zk=zk://10.0.0.1:2181,10.0.0.2:2181,10.0.0.3:2181/agora --quorum=2 --ip=10.0.0.5\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
+	if zkURL != "" {
+		return runHAMaster(mf, zkURL, quorum, zkSession)
+	}
 	if mf.workDir == "" {
-		fmt.Fprintln(os.Stderr, "agora master: --work_dir is required (the master keeps its registry there)")
+		fmt.Fprintln(os.Stderr, "agora master: --work_dir is required (the master keeps its registry there), or --zk for masters that elect a leader")
 		return 2
 	}
 	cfg, reg, code := mf.openRegistry("agora master", filepath.Join(mf.workDir, "registry.db"), newLogger())
@@ -132,6 +146,39 @@ func runMaster(args []string) int {
 		return 1
 	}
 	if err := serveMaster(ctx, m, ln, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "agora master:", err)
+		return 1
+	}
+	return 0
+}
+
+// runHAMaster is `agora master --zk=...`.
+func runHAMaster(mf masterFlags, zkURL string, quorum int, session time.Duration) int {
+	u, err := zk.ParseURL(zkURL)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora master: --zk:", err)
+		return 2
+	}
+	logger := newLogger()
+	cfg, err := mf.config(logger, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora master:", err)
+		return 2
+	}
+	cfg.Flags["zk"], cfg.Flags["quorum"], cfg.Flags["zk_session_timeout"] = u.String(), strconv.Itoa(quorum), session.String()
+	h, err := newHAMaster(u, quorum, session, cfg, nil, logger)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora master:", err)
+		return 2
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(mf.ip, strconv.Itoa(mf.port)))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "agora master: cannot listen on %s:%d: %v\n", mf.ip, mf.port, err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := h.serve(ctx, ln); err != nil {
 		fmt.Fprintln(os.Stderr, "agora master:", err)
 		return 1
 	}
