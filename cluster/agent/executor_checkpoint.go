@@ -81,5 +81,16 @@ func (a *Agent) checkpointGroup(e *executor, tasks []*task) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(groupsDir(e), ids[0]+".json"), b, e.framework.GetCheckpoint())
+	return writeFileAtomic(groupFile(e, tasks), b, e.framework.GetCheckpoint())
 }
+
+// groupFile is the checkpoint of the task group tasks of executor e.
+func groupFile(e *executor, tasks []*task) string {
+	return filepath.Join(groupsDir(e), tasks[0].key.task+".json")
+}
+
+// runsParent is the directory that the checkpoints of all runs of one
+// executor (or command task) are in, .../executors: removing a refused
+// run's checkpoint may remove the run's empty parents up to it, which no
+// other launch writes into meanwhile.
+func runsParent(runMeta string) string { return filepath.Dir(filepath.Dir(filepath.Dir(runMeta))) }

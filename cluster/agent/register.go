@@ -224,14 +224,21 @@ func sortKeys(keys []taskKey) {
 
 // taskForMaster renders a task as the mesos.Task the master tracks.
 func (a *Agent) taskForMaster(k taskKey) (*mesos.Task, *mesos.FrameworkInfo, bool) {
-	head := a.updates.head(k)
+	head, held := a.updates.head(k)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	t := a.tasks[k]
 	if t == nil {
 		return nil, nil, false
 	}
-	state := t.state
+	// The master hears only of what is checkpointed (statusupdates.go).
+	state, statuses := t.state, t.statuses[:max(len(t.statuses)-held, 0)]
+	if held > 0 {
+		state = mesos.TASK_STAGING
+		if n := len(statuses); n > 0 {
+			state = statuses[n-1].GetState()
+		}
+	}
 	mt := &mesos.Task{
 		Name:        t.info.Name,
 		TaskID:      t.info.TaskID,
@@ -239,7 +246,7 @@ func (a *Agent) taskForMaster(k taskKey) (*mesos.Task, *mesos.FrameworkInfo, boo
 		AgentID:     mesos.AgentID{Value: a.agentID},
 		State:       &state,
 		Resources:   t.info.Resources,
-		Statuses:    append([]mesos.TaskStatus(nil), t.statuses...),
+		Statuses:    append([]mesos.TaskStatus(nil), statuses...),
 		Labels:      t.info.Labels,
 		Discovery:   t.info.Discovery,
 		Container:   t.info.Container,
@@ -314,7 +321,9 @@ func (a *Agent) acknowledge(ack *api.Acknowledge) {
 	key := taskKey{ack.FrameworkID, ack.TaskID}
 	matched, finished, err := a.updates.ack(key, ack.UUID)
 	if err != nil {
-		a.log.Error("checkpoint acknowledgement", "task_id", ack.TaskID, "err", err)
+		// Nothing changed: the update is sent again and acknowledged again.
+		a.log.Error("acknowledgement not checkpointed; the update stays pending", "task_id", ack.TaskID, "err", err)
+		return
 	}
 	if !matched {
 		a.log.Info("ignoring acknowledgement of an update that is not pending (a duplicate?)", "framework_id", ack.FrameworkID, "task_id", ack.TaskID)
