@@ -179,6 +179,45 @@ func (c *Config) setDefaults() {
 }
 
 // Agent is one agora agent. Create it with New and start it with Run.
+//
+// # Who owns what
+//
+// The agent's state has a few owners, each a lock or a goroutine, with
+// explicit hand-offs between them (the master instead has one event loop;
+// here the tasks, executors and their runner goroutines already hand work
+// to each other through small critical sections, so keeping those and
+// making them short was the smaller change that makes the rule below true,
+// where an event loop would have rewritten every runner):
+//
+//   - mu owns the agent's books: agentID, registered, tasks and completed,
+//     counters, executors, and the fields of task and executor marked
+//     "guarded by Agent.mu" (a task's state and statuses, an executor's
+//     state, queues, connection and container).
+//   - task.updMu (tasks.go) orders one task's status updates: the
+//     checkpoint append and the queueing happen under it, in order, while
+//     mu is taken only around the bookkeeping (executor_status.go).
+//   - executor.resMu (executor.go) orders the updates of a custom
+//     executor's container limits, and owns the limits last set.
+//   - updates.mu (statusupdates.go) owns the status update streams; the
+//     update manager's goroutine sends them, holding no lock.
+//   - execConn.mu (executor_api.go) owns one executor stream's queue of
+//     events; the stream's handler goroutine is the only writer to the
+//     executor's socket.
+//
+// Lock order: task.updMu, then executor.resMu, then mu; updates.mu and
+// execConn.mu are leaves (taken under mu or alone, never holding another).
+//
+// The rule: while mu is held there is no I/O to a client (HTTP handlers
+// copy what they need under mu into plain values, unlock, then marshal
+// and write), no disk I/O (no fsync, write, rename or RemoveAll: the
+// locked part decides what to write or remove and the caller does it
+// after unlocking, before anything is acknowledged that depends on it;
+// one exception is left: runOnExecutor, executor.go, still writes a new
+// custom or default executor's checkpoints under mu, so that no kill,
+// subscription or termination comes between registering its tasks and
+// queueing them),
+// and no blocking channel send (execConn.send and task.requestKill never
+// block).
 type Agent struct {
 	cfg        Config
 	log        *slog.Logger

@@ -231,6 +231,34 @@ func (a *Agent) taskForMaster(k taskKey) (*mesos.Task, *mesos.FrameworkInfo, boo
 	if t == nil {
 		return nil, nil, false
 	}
+	mt, fw := a.taskForMasterLocked(t, head)
+	return mt, fw, true
+}
+
+// updateHeads is the head update of every task's stream, for renderings
+// of many tasks. The update manager's lock is not taken under a.mu, so
+// the heads are read first; a task that comes meanwhile has none.
+func (a *Agent) updateHeads() map[taskKey]*mesos.TaskStatus {
+	a.mu.Lock()
+	keys := make([]taskKey, 0, len(a.tasks))
+	for k := range a.tasks {
+		keys = append(keys, k)
+	}
+	a.mu.Unlock()
+	heads := make(map[taskKey]*mesos.TaskStatus, len(keys))
+	for _, k := range keys {
+		if h := a.updates.head(k); h != nil {
+			heads[k] = h
+		}
+	}
+	return heads
+}
+
+// taskForMasterLocked renders t, whose oldest unacknowledged update is
+// head (nil: none); a.mu is held. The result shares only what never
+// changes after the task is created (its TaskInfo's parts).
+func (a *Agent) taskForMasterLocked(t *task, head *mesos.TaskStatus) (*mesos.Task, *mesos.FrameworkInfo) {
+	k := t.key
 	state := t.state
 	mt := &mesos.Task{
 		Name:        t.info.Name,
@@ -261,7 +289,7 @@ func (a *Agent) taskForMaster(k taskKey) (*mesos.Task, *mesos.FrameworkInfo, boo
 		mt.StatusUpdateUUID = head.UUID
 	}
 	fw := t.framework
-	return mt, &fw, true
+	return mt, &fw
 }
 
 // onRegistered records a (re-)registration and returns the ping timeout.
