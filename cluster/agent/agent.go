@@ -106,6 +106,13 @@ type Config struct {
 	GCDiskHeadroom    float64
 	DiskWatchInterval time.Duration
 
+	// MaxExecutorBacklog is how many events a subscribed executor may
+	// fall behind on its stream before the agent cuts the stream (the
+	// executor subscribes again, as the v1 executor API allows, and gets
+	// what it missed: see executor_api.go); default
+	// DefaultMaxExecutorBacklog.
+	MaxExecutorBacklog int
+
 	// Containerizer launches tasks (default containerizer.Process{}).
 	Containerizer containerizer.Containerizer
 	// Docker, if set, runs the tasks whose ContainerInfo is DOCKER
@@ -117,6 +124,12 @@ type Config struct {
 	// Logger receives the agent's logs (default slog.Default()).
 	Logger *slog.Logger
 }
+
+// DefaultMaxExecutorBacklog bounds the events queued for one executor
+// that does not read them. An executor gets a few events per task
+// (launch, kill, acknowledgements) and the framework's messages, so a
+// healthy one is never near it.
+const DefaultMaxExecutorBacklog = 10000
 
 // Values of Config.Recover.
 const (
@@ -139,6 +152,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DiskWatchInterval <= 0 {
 		c.DiskWatchInterval = time.Minute
+	}
+	if c.MaxExecutorBacklog <= 0 {
+		c.MaxExecutorBacklog = DefaultMaxExecutorBacklog
 	}
 	if c.PingTimeout <= 0 {
 		c.PingTimeout = 75 * time.Second
@@ -217,7 +233,8 @@ func (c *Config) setDefaults() {
 // subscription or termination comes between registering its tasks and
 // queueing them),
 // and no blocking channel send (execConn.send and task.requestKill never
-// block).
+// block; an executor that stops reading is cut off at
+// Config.MaxExecutorBacklog events instead of growing its queue).
 type Agent struct {
 	cfg        Config
 	log        *slog.Logger
@@ -378,7 +395,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return errors.New("agent: Run called twice")
 	}
 	defer a.client.CloseIdleConnections()
-	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(a.ln) }()
 	defer func() {
@@ -429,6 +446,25 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent stopped", "agent_id", a.ID())
 	return err
 }
+
+// The HTTP server's timeouts. A client gets readHeaderTimeout to send its
+// request's headers and readTimeout for the whole request with its body
+// (the largest, an executor's call, is maxExecutorCall: 16 MB, well within
+// a minute on any network an agent and its executors share), so a client
+// that trickles a request cannot hold a connection and its goroutine
+// forever. The long-lived executor event stream is not cut by it:
+// net/http clears the read deadline once a request's body has been read
+// whole (as a SUBSCRIBE call is, before its stream starts), and the
+// operator API has no streaming calls on the agent.
+// idleTimeout closes kept-alive connections nobody uses; it applies only
+// between requests. There is no write timeout: it would cut the event
+// streams; a stalled reader of one is cut off by its backlog instead
+// (execConn).
+var (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = time.Minute
+	idleTimeout       = 2 * time.Minute
+)
 
 func (a *Agent) count(name string, delta float64) {
 	a.mu.Lock()
