@@ -819,8 +819,9 @@ func (a *Agent) executorTerminated(e *executor, c containerizer.Container, statu
 	if a.executors[e.key] == e {
 		delete(a.executors, e.key)
 	}
-	a.removeExecutorCheckpointLocked(e) // executor_checkpoint.go
+	execMeta := a.executorCheckpointToRemoveLocked(e) // executor_checkpoint.go
 	a.mu.Unlock()
+	a.removeCheckpointDir(execMeta)
 	if conn != nil {
 		conn.close()
 	}

@@ -437,8 +437,9 @@ func (a *Agent) forget(t *task) {
 		return
 	}
 	a.retire(t)
+	var execMeta string
 	if t.exec != nil {
-		a.removeExecutorCheckpointLocked(t.exec) // executor_checkpoint.go
+		execMeta = a.executorCheckpointToRemoveLocked(t.exec) // executor_checkpoint.go
 	}
 	a.mu.Unlock()
 	if t.meta != "" {
@@ -446,6 +447,7 @@ func (a *Agent) forget(t *task) {
 			a.log.Warn("remove task checkpoint", "task_id", t.key.task, "err", err)
 		}
 	}
+	a.removeCheckpointDir(execMeta)
 	a.log.Info("task forgotten", "framework_id", t.key.framework, "task_id", t.key.task, "state", t.state.String())
 }
 
