@@ -128,7 +128,6 @@ func (m *Master) serveAgentRegister(w http.ResponseWriter, r *http.Request, call
 		writeError(w, err)
 		return
 	}
-	streamCallRead(w)
 	w.Header().Set("Content-Type", api.MediaJSON)
 	w.WriteHeader(http.StatusOK)
 	rw := api.NewRecordWriter(w)

@@ -163,7 +163,6 @@ func (m *Master) serveOperatorSubscribe(w http.ResponseWriter, r *http.Request, 
 		writeError(w, err)
 		return
 	}
-	streamCallRead(w)
 	w.Header().Set("Content-Type", codec.MediaType)
 	w.WriteHeader(http.StatusOK)
 	rw := api.NewRecordWriter(w)

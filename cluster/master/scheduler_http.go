@@ -105,7 +105,6 @@ func (m *Master) serveSubscribe(w http.ResponseWriter, r *http.Request, call *sc
 		writeError(w, err)
 		return
 	}
-	streamCallRead(w)
 	w.Header().Set("Content-Type", codec.MediaType)
 	w.Header().Set("Mesos-Stream-Id", conn.streamID)
 	w.Header().Set("Cache-Control", "no-cache")

@@ -14,10 +14,10 @@ import (
 //   - ReadTimeout bounds reading a whole request, body included (at most
 //     MaxRequestBody): generous for a large call on a slow link, short
 //     enough that a client cannot hold a handler by never finishing its
-//     body. net/http keeps that read deadline on the connection while the
-//     handler runs, and its background read would then cancel a stream's
-//     context, so the streaming handlers clear it once the call is read
-//     (streamCallRead): a stream lives as long as its peer.
+//     body. It does not cut streams: once a handler has read the body,
+//     net/http lifts the read deadline for its background read (which
+//     only watches for the peer closing), so a stream lives as long as
+//     its peer (TestSubscribeOutlivesTheReadTimeout).
 //   - IdleTimeout closes keep-alive connections idle between calls (a
 //     scheduler's call connection between calls); clients reconnect.
 //   - No WriteTimeout: it would cut every stream; a subscriber that does
@@ -37,12 +37,4 @@ func (m *Master) Server(ui http.Handler) *http.Server {
 		ReadTimeout:       ReadTimeout,
 		IdleTimeout:       IdleTimeout,
 	}
-}
-
-// streamCallRead lifts the read deadline of a call that has been read and
-// is answered with a stream (see ReadTimeout).
-func streamCallRead(w http.ResponseWriter) {
-	// An error means the connection is gone (the stream's first write
-	// finds out) or w is not a server's (a test's recorder).
-	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 }
