@@ -57,6 +57,10 @@ type benchRegistryPhase struct {
 	ProbeP50Ms float64 `json:"probe_p50_ms"`
 	ProbeP99Ms float64 `json:"probe_p99_ms"`
 	ProbeMaxMs float64 `json:"probe_max_ms"`
+	// Commits and Changes are the registry commits the master made in
+	// the phase and the changes they held (masters that report them).
+	Commits float64 `json:"registry_commits"`
+	Changes float64 `json:"registry_changes"`
 }
 
 func runBenchRegistry(args []string) int {
@@ -96,9 +100,9 @@ func runBenchRegistry(args []string) int {
 		}
 	} else {
 		w := newTable()
-		fmt.Fprintln(w, "phase\tops\tseconds\tops/s\tprobes\tprobe p50 (ms)\tprobe p99 (ms)\tprobe max (ms)")
+		fmt.Fprintln(w, "phase\tops\tseconds\tops/s\tprobes\tprobe p50 (ms)\tprobe p99 (ms)\tprobe max (ms)\tcommits\tchanges")
 		for _, p := range phases {
-			fmt.Fprintf(w, "%s\t%d\t%.2f\t%.0f\t%d\t%.2f\t%.2f\t%.1f\n", p.Phase, p.Ops, p.Seconds, p.OpsPerSec, p.ProbeCalls, p.ProbeP50Ms, p.ProbeP99Ms, p.ProbeMaxMs)
+			fmt.Fprintf(w, "%s\t%d\t%.2f\t%.0f\t%d\t%.2f\t%.2f\t%.1f\t%.0f\t%.0f\n", p.Phase, p.Ops, p.Seconds, p.OpsPerSec, p.ProbeCalls, p.ProbeP50Ms, p.ProbeP99Ms, p.ProbeMaxMs, p.Commits, p.Changes)
 		}
 		w.Flush()
 	}
@@ -183,12 +187,16 @@ func (b *registryBench) measure(ctx context.Context, name string, ops int, f fun
 	probeCtx, stopProbe := context.WithCancel(ctx)
 	lat := make(chan []time.Duration, 1)
 	go func() { lat <- b.probe(probeCtx) }()
+	before := b.snapshot()
 	start := time.Now()
 	err := f()
 	elapsed := time.Since(start)
 	stopProbe()
 	ls := <-lat
-	p := benchRegistryPhase{Phase: name, Ops: ops, Seconds: elapsed.Seconds(), ProbeCalls: len(ls)}
+	after := b.snapshot()
+	p := benchRegistryPhase{Phase: name, Ops: ops, Seconds: elapsed.Seconds(), ProbeCalls: len(ls),
+		Commits: after["master/registry_commits"] - before["master/registry_commits"],
+		Changes: after["master/registry_changes"] - before["master/registry_changes"]}
 	if ops > 0 {
 		p.OpsPerSec = float64(ops) / elapsed.Seconds()
 	}
@@ -341,6 +349,17 @@ func join(parts []string) string {
 		buf.WriteString(p)
 	}
 	return buf.String()
+}
+
+func (b *registryBench) snapshot() map[string]float64 {
+	var snap map[string]float64
+	resp, err := b.client.Get(b.url + "/metrics/snapshot")
+	if err != nil {
+		return snap
+	}
+	defer resp.Body.Close()
+	json.NewDecoder(resp.Body).Decode(&snap)
+	return snap
 }
 
 func (b *registryBench) waitMetric(name string, want float64, limit time.Duration) error {
