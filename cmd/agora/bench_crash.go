@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -35,14 +36,17 @@ type crashPoint struct {
 
 func (p crashPoint) String() string { return fmt.Sprintf("%s@%d", p.Kind, p.After) }
 
+// crashKinds are what a crash kills.
+var crashKinds = []string{"agent", "master", "both"}
+
 // crashSchedule picks k crash moments for a workload of n tasks from seed:
 // progress counts (not times, so that the schedule does not depend on the
 // machine's speed), spread over the 3 updates each task gets (STARTING,
-// RUNNING, its end) between 5% and 85% of the way, at distinct counts.
-func crashSchedule(seed uint64, n, k int) []crashPoint {
+// RUNNING, its end) between 5% and 85% of the way, at distinct counts, each
+// killing one of kinds.
+func crashSchedule(seed uint64, n, k int, kinds []string) []crashPoint {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	lo, hi := 3*n*5/100+1, 3*n*85/100
-	kinds := []string{"agent", "master", "both"}
 	used := map[int]bool{}
 	var ps []crashPoint
 	for len(ps) < k && len(used) < hi-lo+1 {
@@ -66,6 +70,7 @@ type crashRoundConfig struct {
 	Seed        uint64
 	Tasks       int
 	Crashes     int
+	Kinds       []string // what the crashes may kill; nil: crashKinds
 	MaxInFlight int
 	Timeout     time.Duration // bound on the whole workload
 	Stall       time.Duration // bound on a time with no new update
@@ -113,7 +118,11 @@ func crashMarker(dir string, i int) string { return filepath.Join(dir, fmt.Sprin
 // be run (or was cut short); broken promises are in the result.
 func runCrashRound(ctx context.Context, cfg crashRoundConfig) (*crashRoundResult, error) {
 	log := cfg.Logger
-	res := &crashRoundResult{Seed: cfg.Seed, Schedule: crashSchedule(cfg.Seed, cfg.Tasks, cfg.Crashes)}
+	kinds := cfg.Kinds
+	if len(kinds) == 0 {
+		kinds = crashKinds
+	}
+	res := &crashRoundResult{Seed: cfg.Seed, Schedule: crashSchedule(cfg.Seed, cfg.Tasks, cfg.Crashes, kinds)}
 	log.Info("crash round", "seed", cfg.Seed, "tasks", cfg.Tasks, "schedule", fmt.Sprint(res.Schedule))
 	cl, err := newCrashCluster(cfg.Bin, cfg.Dir)
 	if err != nil {
@@ -402,6 +411,7 @@ func runBenchCrash(args []string) int {
 	tasks := fs.Int("tasks", 200, "tasks per round")
 	crashes := fs.Int("crashes", 8, "crashes per round (kill -9 of the agent, the master or both)")
 	inFlight := fs.Int("max-in-flight", 8, "most tasks launched and not yet ended")
+	kindList := fs.String("kill", "agent,master,both", "what the crashes may kill: agent, master, both (comma-separated)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "bound on each round's workload")
 	stall := fs.Duration("stall", 30*time.Second, "end a round that has seen no new update for this long (a task is stuck)")
 	workDir := fs.String("work_dir", "/var/tmp", "where each round keeps its state (a fresh directory below this one,\nremoved afterwards unless the round found a violation)")
@@ -428,6 +438,14 @@ func runBenchCrash(args []string) int {
 		fmt.Fprintln(os.Stderr, "agora bench crash: --rounds, --tasks and --max-in-flight must be positive, --crashes not negative")
 		return 2
 	}
+	var kinds []string
+	for _, k := range strings.Split(*kindList, ",") {
+		if k = strings.TrimSpace(k); !slices.Contains(crashKinds, k) {
+			fmt.Fprintf(os.Stderr, "agora bench crash: --kill: %q is not agent, master or both\n", k)
+			return 2
+		}
+		kinds = append(kinds, k)
+	}
 	bin, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agora bench crash: cannot find this binary:", err)
@@ -447,7 +465,7 @@ func runBenchCrash(args []string) int {
 	}
 	for r := 0; r < *rounds && ctx.Err() == nil; r++ {
 		res, err := benchCrashRound(ctx, bin, *workDir, crashRoundConfig{Seed: *seed + uint64(r), Tasks: *tasks,
-			Crashes: *crashes, MaxInFlight: *inFlight, Timeout: *timeout, Stall: *stall}, *verbose)
+			Crashes: *crashes, Kinds: kinds, MaxInFlight: *inFlight, Timeout: *timeout, Stall: *stall}, *verbose)
 		if res == nil {
 			fmt.Fprintln(os.Stderr, "agora bench crash:", err)
 			return 1

@@ -80,11 +80,11 @@ func TestCrashKill9Workload(t *testing.T) {
 // The schedule depends on the seed only: the same seed gives the same
 // crashes, at distinct progress counts within the workload.
 func TestCrashScheduleIsReproducible(t *testing.T) {
-	a, b := crashSchedule(7, 200, 4), crashSchedule(7, 200, 4)
+	a, b := crashSchedule(7, 200, 4, crashKinds), crashSchedule(7, 200, 4, crashKinds)
 	if !reflect.DeepEqual(a, b) {
 		t.Fatalf("seed 7 gave %v, then %v", a, b)
 	}
-	if c := crashSchedule(8, 200, 4); reflect.DeepEqual(a, c) {
+	if c := crashSchedule(8, 200, 4, crashKinds); reflect.DeepEqual(a, c) {
 		t.Fatalf("seeds 7 and 8 both gave %v", a)
 	}
 	if len(a) != 4 {
