@@ -109,6 +109,13 @@ type Config struct {
 	GCDiskHeadroom    float64
 	DiskWatchInterval time.Duration
 
+	// MaxExecutorBacklog is how many events a subscribed executor may
+	// fall behind on its stream before the agent cuts the stream (the
+	// executor subscribes again, as the v1 executor API allows, and gets
+	// what it missed: see executor_api.go); default
+	// DefaultMaxExecutorBacklog.
+	MaxExecutorBacklog int
+
 	// Containerizer launches tasks (default containerizer.Process{}).
 	Containerizer containerizer.Containerizer
 	// Docker, if set, runs the tasks whose ContainerInfo is DOCKER
@@ -123,6 +130,12 @@ type Config struct {
 	// and whether /debug/pprof is served (default: neither).
 	HTTP api.HTTPOptions
 }
+
+// DefaultMaxExecutorBacklog bounds the events queued for one executor
+// that does not read them. An executor gets a few events per task
+// (launch, kill, acknowledgements) and the framework's messages, so a
+// healthy one is never near it.
+const DefaultMaxExecutorBacklog = 10000
 
 // Values of Config.Recover.
 const (
@@ -145,6 +158,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DiskWatchInterval <= 0 {
 		c.DiskWatchInterval = time.Minute
+	}
+	if c.MaxExecutorBacklog <= 0 {
+		c.MaxExecutorBacklog = DefaultMaxExecutorBacklog
 	}
 	if c.PingTimeout <= 0 {
 		c.PingTimeout = 75 * time.Second
@@ -185,6 +201,46 @@ func (c *Config) setDefaults() {
 }
 
 // Agent is one agora agent. Create it with New and start it with Run.
+//
+// # Who owns what
+//
+// The agent's state has a few owners, each a lock or a goroutine, with
+// explicit hand-offs between them (the master instead has one event loop;
+// here the tasks, executors and their runner goroutines already hand work
+// to each other through small critical sections, so keeping those and
+// making them short was the smaller change that makes the rule below true,
+// where an event loop would have rewritten every runner):
+//
+//   - mu owns the agent's books: agentID, registered, tasks and completed,
+//     counters, executors, and the fields of task and executor marked
+//     "guarded by Agent.mu" (a task's state and statuses, an executor's
+//     state, queues, connection and container).
+//   - task.updMu (tasks.go) orders one task's status updates: the
+//     checkpoint append and the queueing happen under it, in order, while
+//     mu is taken only around the bookkeeping (executor_status.go).
+//   - executor.resMu (executor.go) orders the updates of a custom
+//     executor's container limits, and owns the limits last set.
+//   - updates.mu (statusupdates.go) owns the status update streams; the
+//     update manager's goroutine sends them, holding no lock.
+//   - execConn.mu (executor_api.go) owns one executor stream's queue of
+//     events; the stream's handler goroutine is the only writer to the
+//     executor's socket.
+//
+// Lock order: task.updMu, then executor.resMu, then mu; updates.mu and
+// execConn.mu are leaves (taken under mu or alone, never holding another).
+//
+// The rule: while mu is held there is no I/O to a client (HTTP handlers
+// copy what they need under mu into plain values, unlock, then marshal
+// and write), no disk I/O (no fsync, write, rename or RemoveAll: the
+// locked part decides what to write or remove and the caller does it
+// after unlocking, before anything is acknowledged that depends on it;
+// one exception is left: runOnExecutor, executor.go, still writes a new
+// custom or default executor's checkpoints under mu, so that no kill,
+// subscription or termination comes between registering its tasks and
+// queueing them),
+// and no blocking channel send (execConn.send and task.requestKill never
+// block; an executor that stops reading is cut off at
+// Config.MaxExecutorBacklog events instead of growing its queue).
 type Agent struct {
 	cfg        Config
 	log        *slog.Logger
@@ -357,7 +413,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return errors.New("agent: Run called twice")
 	}
 	defer a.client.CloseIdleConnections()
-	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(a.ln) }()
 	defer func() {
@@ -412,6 +468,25 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("agent stopped", "agent_id", a.ID())
 	return err
 }
+
+// The HTTP server's timeouts. A client gets readHeaderTimeout to send its
+// request's headers and readTimeout for the whole request with its body
+// (the largest, an executor's call, is maxExecutorCall: 16 MB, well within
+// a minute on any network an agent and its executors share), so a client
+// that trickles a request cannot hold a connection and its goroutine
+// forever. The long-lived executor event stream is not cut by it:
+// net/http clears the read deadline once a request's body has been read
+// whole (as a SUBSCRIBE call is, before its stream starts), and the
+// operator API has no streaming calls on the agent.
+// idleTimeout closes kept-alive connections nobody uses; it applies only
+// between requests. There is no write timeout: it would cut the event
+// streams; a stalled reader of one is cut off by its backlog instead
+// (execConn).
+var (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = time.Minute
+	idleTimeout       = 2 * time.Minute
+)
 
 func (a *Agent) count(name string, delta float64) {
 	a.mu.Lock()

@@ -36,26 +36,31 @@ func (a *Agent) metaRunDir(agentID string, k taskKey, containerID string) string
 
 // writeFileAtomic writes data so that a crash leaves either the old or the
 // new content: temporary file, rename. With durable it also fsyncs the file
-// and the directory, so the content survives a machine crash too.
+// and the directory, so the content survives a machine crash too. A write
+// that fails leaves no temporary file behind, and a file it created is
+// removed again: a caller that refuses what the file would have recorded
+// leaves the disk as it found it (the old content of a file that existed
+// is either still there or replaced whole).
 func writeFileAtomic(path string, data []byte, durable bool) error {
 	dir := filepath.Dir(path)
 	if err := mkdirAllSynced(dir, durable); err != nil {
 		return err
 	}
+	_, statErr := os.Lstat(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
-	_, err = f.Write(data)
+	err = ckptWrite(f, path, data)
 	if err == nil && durable {
-		err = f.Sync()
+		err = ckptSync(f, path)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = ckptRename(tmp, path)
 	}
 	if err != nil {
 		os.Remove(tmp)
@@ -64,7 +69,13 @@ func writeFileAtomic(path string, data []byte, durable bool) error {
 	if !durable {
 		return nil
 	}
-	return fsyncDir(dir)
+	if err := fsyncDir(dir); err != nil {
+		if errors.Is(statErr, os.ErrNotExist) {
+			os.Remove(path)
+		}
+		return err
+	}
+	return nil
 }
 
 // mkdirAllSynced makes dir and its missing parents. With durable, each
@@ -72,7 +83,7 @@ func writeFileAtomic(path string, data []byte, durable bool) error {
 // in it is not lost with its directory in a machine crash.
 func mkdirAllSynced(dir string, durable bool) error {
 	if !durable {
-		return os.MkdirAll(dir, 0o755)
+		return ckptMkdirAll(dir)
 	}
 	var made []string
 	for d := dir; ; d = filepath.Dir(d) {
@@ -84,7 +95,7 @@ func mkdirAllSynced(dir string, durable bool) error {
 			break
 		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := ckptMkdirAll(dir); err != nil {
 		return err
 	}
 	for _, d := range made {
@@ -102,7 +113,30 @@ func fsyncDir(dir string) error {
 		return err
 	}
 	defer d.Close()
-	return d.Sync()
+	return ckptSync(d, dir)
+}
+
+// removeCheckpoint removes the checkpoint directory dir of a launch the
+// agent refused, and the directories above it, up to (not including)
+// stop, that are left empty: nothing of it remains for a restarted agent
+// to recover. The removal is made durable as far as the disk allows; a
+// checkpoint that cannot be removed is only ever recovered as a task
+// whose process is gone, which fails.
+func removeCheckpoint(dir, stop string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	for d := parent; d != stop && strings.HasPrefix(d, stop+string(filepath.Separator)); d = filepath.Dir(d) {
+		if os.Remove(d) != nil {
+			break // not empty: other runs live here
+		}
+		parent = filepath.Dir(d)
+	}
+	if err := fsyncDir(parent); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // readAgentID returns the checkpointed agent ID, or "" if there is none.

@@ -240,24 +240,27 @@ func (a *Agent) runOnExecutor(rt *api.RunTask) {
 		a.mu.Unlock()
 		return
 	}
+	// The executor and its tasks (and, on the default executor, the group)
+	// are checkpointed before a task can reach it or start, so that a
+	// restarted agent knows every task the executor may run
+	// (executor_recover.go, executor_default_recover.go). A launch whose
+	// checkpoint fails does not happen.
+	if err := a.checkpointLaunch(e, fresh, tasks); err != nil {
+		for _, t := range tasks {
+			delete(a.tasks, t.key)
+			delete(e.tasks, t.key.task)
+		}
+		a.mu.Unlock()
+		for _, t := range tasks {
+			a.refuseUnrecorded(fw, t.info, e, err)
+		}
+		return
+	}
 	if fresh {
 		a.executors[key] = e
 	}
 	switch kind {
 	case customExecutor:
-		// The executor and its tasks are checkpointed before a task can
-		// reach it, so a restarted agent knows every task the executor
-		// may run (executor_recover.go).
-		if fresh {
-			if err := a.checkpointExecutor(e, nil); err != nil {
-				a.log.Error("checkpoint executor", "executor_id", key.executor, "err", err)
-			}
-		}
-		for _, t := range tasks {
-			if err := a.checkpointTask(t, nil); err != nil {
-				a.log.Error("checkpoint task", "task_id", t.key.task, "err", err)
-			}
-		}
 		launch := pendingLaunch{task: &tasks[0].info}
 		if rt.Group != nil {
 			g := mesos.TaskGroupInfo{}
@@ -275,22 +278,6 @@ func (a *Agent) runOnExecutor(rt *api.RunTask) {
 			a.runners.Add(1)
 		}
 	case defaultExecutor:
-		// As for custom executors, the group is checkpointed before it
-		// starts, so that a restarted agent finds it
-		// (executor_default_recover.go).
-		if fresh {
-			if err := a.checkpointExecutor(e, nil); err != nil {
-				a.log.Error("checkpoint executor", "executor_id", key.executor, "err", err)
-			}
-		}
-		if err := a.checkpointGroup(e, tasks); err != nil {
-			a.log.Error("checkpoint task group", "executor_id", key.executor, "err", err)
-		}
-		for _, t := range tasks {
-			if err := a.checkpointTask(t, nil); err != nil {
-				a.log.Error("checkpoint task", "task_id", t.key.task, "err", err)
-			}
-		}
 		e.groups++
 		a.runners.Add(1 + len(tasks))
 	}
@@ -312,6 +299,75 @@ func (a *Agent) runOnExecutor(rt *api.RunTask) {
 		log.Info("launching task group on the default executor", "tasks", len(tasks), "sandbox", e.sandbox)
 		go a.runGroup(a.runnerCtx, e, tasks)
 	}
+}
+
+// checkpointLaunch checkpoints a launch on executor e: the executor when
+// it is new (fresh), the task group on the default executor, and each
+// task. When a write fails it removes what it wrote, so that nothing of
+// the launch is left for a restarted agent to recover, and returns the
+// error, which names what could not be checkpointed and why. a.mu is held.
+func (a *Agent) checkpointLaunch(e *executor, fresh bool, tasks []*task) error {
+	var err error
+	if fresh {
+		if err = a.checkpointExecutor(e, nil); err != nil {
+			err = fmt.Errorf("could not checkpoint executor %s: %w", e.key.executor, err)
+		}
+	}
+	if err == nil && e.kind == defaultExecutor {
+		if err = a.checkpointGroup(e, tasks); err != nil {
+			err = fmt.Errorf("could not checkpoint the task group of executor %s: %w", e.key.executor, err)
+		}
+	}
+	for _, t := range tasks {
+		if err != nil {
+			break
+		}
+		if err = a.checkpointTask(t, nil); err != nil {
+			err = fmt.Errorf("could not checkpoint task %s: %w", t.key.task, err)
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	var undo []error
+	for _, t := range tasks {
+		undo = append(undo, os.RemoveAll(t.meta))
+	}
+	if e.kind == defaultExecutor {
+		if rerr := os.Remove(groupFile(e, tasks)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			undo = append(undo, rerr)
+		}
+	}
+	if fresh {
+		undo = append(undo, removeCheckpoint(e.meta, runsParent(e.meta)))
+	}
+	if uerr := errors.Join(undo...); uerr != nil {
+		a.log.Error("cannot remove the checkpoint of a refused launch; a restarted agent fails its tasks",
+			"executor_id", e.key.executor, "err", uerr)
+	}
+	return err
+}
+
+// refuseUnrecorded fails a task whose launch was refused because its
+// checkpoint could not be written (why): TASK_FAILED with
+// REASON_CONTAINER_LAUNCH_FAILED, the message naming the disk's error.
+// Nothing of the task is on disk and nothing of it runs, so its update
+// lives in memory only (statusupdates.go): a restarted agent knows nothing
+// of the task, and the master, which does, settles it when the agent
+// registers again. e is the task's executor (nil: the command executor).
+func (a *Agent) refuseUnrecorded(fw mesos.FrameworkInfo, info mesos.TaskInfo, e *executor, why error) {
+	k := taskKey{fw.GetID().GetValue(), info.TaskID.Value}
+	a.mu.Lock()
+	if _, dup := a.tasks[k]; dup {
+		a.mu.Unlock()
+		return
+	}
+	t := &task{key: k, info: info, framework: fw, launched: time.Now(), state: mesos.TASK_STAGING, kill: make(chan time.Duration, 1), exec: e}
+	a.tasks[k] = t
+	a.mu.Unlock()
+	a.count("slave/container_launch_errors", 1)
+	a.log.Error("launch refused: its checkpoint could not be written", "framework_id", k.framework, "task_id", k.task, "err", why)
+	a.update(t, mesos.TASK_FAILED, statusOpts{fromAgent: true, reason: mesos.REASON_CONTAINER_LAUNCH_FAILED.Enum(), message: why.Error()})
 }
 
 // newExecutor creates (but does not register or start) an executor.
@@ -397,7 +453,21 @@ func (a *Agent) runExecutor(ctx context.Context, e *executor) {
 	log.Info("executor launched", "pid", c.Pid())
 	st := c.State()
 	if err := a.checkpointExecutor(e, &st); err != nil {
-		log.Error("checkpoint executor", "err", err)
+		// A restarted agent could not find this container again: it must
+		// not run. Its tasks fail, naming the disk's error.
+		log.Error("executor destroyed: its container could not be checkpointed", "err", err)
+		a.count("slave/container_launch_errors", 1)
+		a.mu.Lock()
+		e.state = execTerminating
+		e.setTermination(mesos.TASK_FAILED, mesos.REASON_CONTAINER_LAUNCH_FAILED,
+			fmt.Sprintf("could not checkpoint the container of executor %s: %v", e.key.executor, err))
+		a.mu.Unlock()
+		if kerr := c.Signal(syscall.SIGKILL); kerr != nil && !errors.Is(kerr, containerizer.ErrExited) {
+			log.Warn("kill an executor whose checkpoint failed", "err", kerr)
+		}
+		<-c.Done()
+		a.executorTerminated(e, c, -1)
+		return
 	}
 	a.updateExecutorLimits(e) // tasks may have come or gone during the launch
 	a.superviseExecutor(ctx, e, c)
@@ -749,8 +819,9 @@ func (a *Agent) executorTerminated(e *executor, c containerizer.Container, statu
 	if a.executors[e.key] == e {
 		delete(a.executors, e.key)
 	}
-	a.removeExecutorCheckpointLocked(e) // executor_checkpoint.go
+	execMeta := a.executorCheckpointToRemoveLocked(e) // executor_checkpoint.go
 	a.mu.Unlock()
+	a.removeCheckpointDir(execMeta)
 	if conn != nil {
 		conn.close()
 	}

@@ -31,23 +31,44 @@ var executorHeartbeat = 30 * time.Minute
 
 // execConn is one executor subscription stream: events queue here (in the
 // order they were sent, under Agent.mu) until the stream's handler writes
-// them.
+// them. The queue is bounded: an executor that falls limit events behind
+// (it stopped reading, so its socket buffers are full and the handler's
+// write is blocked) is cut off. Its queue is dropped and its stream ends;
+// the executor subscribes again, and the agent sends it again what it
+// must not miss (unacknowledged launches and kills, SHUTDOWN, and the
+// acknowledgements of the updates it resends), as on any re-subscription.
+// Framework messages carry no delivery guarantee, as in Mesos.
 type execConn struct {
-	codec  api.Codec
-	wake   chan struct{}
-	closed chan struct{}
-	once   sync.Once
+	codec   api.Codec
+	limit   int // 0: unbounded
+	wake    chan struct{}
+	closed  chan struct{}
+	cut     chan struct{} // closed when the limit is hit
+	once    sync.Once
+	cutOnce sync.Once
 
 	mu    sync.Mutex
 	queue []*executorpb.Event
+	dead  bool // cut: events are dropped
 }
 
-func newExecConn(codec api.Codec) *execConn {
-	return &execConn{codec: codec, wake: make(chan struct{}, 1), closed: make(chan struct{})}
+func newExecConn(codec api.Codec, limit int) *execConn {
+	return &execConn{codec: codec, limit: limit, wake: make(chan struct{}, 1), closed: make(chan struct{}), cut: make(chan struct{})}
 }
 
+// send queues ev; it never blocks.
 func (c *execConn) send(ev *executorpb.Event) {
 	c.mu.Lock()
+	if c.dead {
+		c.mu.Unlock()
+		return
+	}
+	if c.limit > 0 && len(c.queue) >= c.limit {
+		c.queue, c.dead = nil, true
+		c.mu.Unlock()
+		c.cutOnce.Do(func() { close(c.cut) })
+		return
+	}
 	c.queue = append(c.queue, ev)
 	c.mu.Unlock()
 	select {
@@ -66,6 +87,11 @@ func (c *execConn) take() []*executorpb.Event {
 	c.queue = nil
 	return q
 }
+
+// closeFlushTimeout bounds the last write of a stream that is closed (its
+// executor terminates, or subscribed again): an executor that does not
+// read it does not keep the handler.
+const closeFlushTimeout = 10 * time.Second
 
 // httpError is an answer other than success, with Mesos's status code.
 type httpError struct {
@@ -238,7 +264,7 @@ func (a *Agent) executorSubscribe(w http.ResponseWriter, r *http.Request, call *
 		return
 	}
 	log := a.log.With("framework_id", e.key.framework, "executor_id", e.key.executor)
-	conn := newExecConn(codec)
+	conn := newExecConn(codec, a.cfg.MaxExecutorBacklog)
 	unacked := map[string]bool{}
 	for _, ti := range call.Subscribe.UnacknowledgedTasks {
 		unacked[ti.TaskID.Value] = true
@@ -302,6 +328,7 @@ func (a *Agent) executorSubscribe(w http.ResponseWriter, r *http.Request, call *
 		a.updateExecutorLimits(e) // executor.go: as Mesos does on re-subscription
 	}
 
+	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", codec.MediaType)
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
@@ -309,6 +336,28 @@ func (a *Agent) executorSubscribe(w http.ResponseWriter, r *http.Request, call *
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}
+	// A cut ends a write blocked on the executor's full socket, and a
+	// close bounds the last one.
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-conn.cut:
+			_ = rc.SetWriteDeadline(time.Now())
+		case <-conn.closed:
+			_ = rc.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
+		case <-finished:
+		}
+	}()
+	defer func() {
+		select {
+		case <-conn.cut:
+			a.count("slave/slow_executors_disconnected", 1)
+			log.Warn("executor fell too far behind on its event stream; cut off (it subscribes again)",
+				"backlog", a.cfg.MaxExecutorBacklog)
+		default:
+		}
+	}()
 	heartbeat := time.NewTicker(executorHeartbeat)
 	defer heartbeat.Stop()
 	write := func(evs []*executorpb.Event) bool {
@@ -335,6 +384,8 @@ func (a *Agent) executorSubscribe(w http.ResponseWriter, r *http.Request, call *
 			if !write([]*executorpb.Event{{Type: executorpb.Event_HEARTBEAT}}) {
 				return
 			}
+		case <-conn.cut:
+			return
 		case <-conn.closed:
 			write(conn.take())
 			return

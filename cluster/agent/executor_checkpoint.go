@@ -55,15 +55,26 @@ func (a *Agent) checkpointExecutor(e *executor, st *containerizer.State) error {
 	return writeFileAtomic(filepath.Join(e.meta, executorRecordFile), b, e.framework.GetCheckpoint())
 }
 
-// removeExecutorCheckpoint drops the checkpoint of an executor that has
-// terminated and whose tasks are all forgotten; a.mu is held (the removal
-// itself does not need it, the decision does).
-func (a *Agent) removeExecutorCheckpointLocked(e *executor) {
+// executorCheckpointToRemoveLocked decides whether the checkpoint of an
+// executor goes: once it has terminated and its tasks are all forgotten.
+// It returns the directory to remove ("" for none); a.mu is held. The
+// caller removes it with removeCheckpointDir after releasing a.mu (no disk
+// I/O under a.mu), before it acknowledges anything that depends on it.
+func (a *Agent) executorCheckpointToRemoveLocked(e *executor) string {
 	if e.state != execTerminated || len(e.tasks) > 0 || e.meta == "" {
+		return ""
+	}
+	return e.meta
+}
+
+// removeCheckpointDir removes a checkpoint directory chosen under a.mu
+// ("": nothing); a.mu is not held.
+func (a *Agent) removeCheckpointDir(dir string) {
+	if dir == "" {
 		return
 	}
-	if err := os.RemoveAll(e.meta); err != nil {
-		a.log.Warn("remove executor checkpoint", "executor_id", e.key.executor, "err", err)
+	if err := os.RemoveAll(dir); err != nil {
+		a.log.Warn("remove checkpoint", "dir", dir, "err", err)
 	}
 }
 
@@ -81,5 +92,16 @@ func (a *Agent) checkpointGroup(e *executor, tasks []*task) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(groupsDir(e), ids[0]+".json"), b, e.framework.GetCheckpoint())
+	return writeFileAtomic(groupFile(e, tasks), b, e.framework.GetCheckpoint())
 }
+
+// groupFile is the checkpoint of the task group tasks of executor e.
+func groupFile(e *executor, tasks []*task) string {
+	return filepath.Join(groupsDir(e), tasks[0].key.task+".json")
+}
+
+// runsParent is the directory that the checkpoints of all runs of one
+// executor (or command task) are in, .../executors: removing a refused
+// run's checkpoint may remove the run's empty parents up to it, which no
+// other launch writes into meanwhile.
+func runsParent(runMeta string) string { return filepath.Dir(filepath.Dir(filepath.Dir(runMeta))) }

@@ -91,14 +91,29 @@ func (a *Agent) runGroup(ctx context.Context, e *executor, tasks []*task) {
 			fmt.Sprintf("Failed to launch task group: task %s: %v", tasks[i].key.task, err))
 		return
 	}
+	// Every container is checkpointed before any task is reported
+	// running: a container a restarted agent could not find again must
+	// not run, and then, the group being all or nothing, none runs.
 	for i, t := range tasks {
 		a.mu.Lock()
 		t.pid, t.container = containers[i].Pid(), containers[i]
 		a.mu.Unlock()
 		st := containers[i].State()
 		if err := a.checkpointTask(t, &st); err != nil {
-			log.Error("checkpoint task", "task_id", t.key.task, "err", err)
+			for _, c := range containers {
+				_ = c.Signal(syscall.SIGKILL)
+			}
+			for _, c := range containers {
+				<-c.Done()
+			}
+			a.count("slave/container_launch_errors", 1)
+			log.Error("task group destroyed: a container could not be checkpointed", "task_id", t.key.task, "err", err)
+			endAll(mesos.TASK_FAILED, mesos.REASON_CONTAINER_LAUNCH_FAILED,
+				fmt.Sprintf("Failed to launch task group: could not checkpoint the container of task %s: %v", t.key.task, err))
+			return
 		}
+	}
+	for i, t := range tasks {
 		a.update(t, mesos.TASK_RUNNING, statusOpts{container: containers[i]})
 	}
 	for i, t := range tasks {

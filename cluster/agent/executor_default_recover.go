@@ -98,15 +98,17 @@ func (a *Agent) recoverDefaultExecutor(ctx context.Context, meta string, rec *ex
 		return err
 	}
 	e.groups = len(runs)
+	var execMeta string
 	if len(runs) > 0 {
 		a.executors[key] = e
 		a.runners.Add(live) // one per live task, below
 	} else {
 		e.state = execTerminated
 		e.ended = time.Now()
-		a.removeExecutorCheckpointLocked(e) // executor_checkpoint.go
+		execMeta = a.executorCheckpointToRemoveLocked(e) // executor_checkpoint.go
 	}
 	a.mu.Unlock()
+	a.removeCheckpointDir(execMeta)
 	for _, t := range tasks {
 		a.updates.restore(t.key, updatesFile(t.meta), restored[t.key])
 	}

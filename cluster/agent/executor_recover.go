@@ -108,8 +108,9 @@ func (a *Agent) recoverExecutor(ctx context.Context, meta string) error {
 	if c != nil {
 		a.executors[key] = e
 	}
-	a.removeExecutorCheckpointLocked(e)
+	execMeta := a.executorCheckpointToRemoveLocked(e) // executor_checkpoint.go
 	a.mu.Unlock()
+	a.removeCheckpointDir(execMeta)
 	for _, t := range tasks {
 		a.updates.restore(t.key, updatesFile(t.meta), restored[t.key])
 	}

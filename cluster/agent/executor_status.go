@@ -16,8 +16,9 @@ import (
 // With requireDisk (an executor's update, which its executor sends again)
 // an update whose checkpoint fails changes nothing: the error says so, and
 // it must not be acknowledged. Without it (the agent's own update) the
-// update is recorded and sent all the same, and the error is returned for
-// the log.
+// update is recorded all the same, and the error is returned for the log:
+// the update manager holds it until its checkpoint is written, and sends
+// it only then (statusupdates.go says why).
 func (a *Agent) recordStatus(t *task, status mesos.TaskStatus, requireDisk bool) (bool, error) {
 	t.updMu.Lock()
 	defer t.updMu.Unlock()

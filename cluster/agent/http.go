@@ -60,7 +60,16 @@ func writeJSON(w http.ResponseWriter, r *http.Request, v any) { api.WriteJSON(w,
 func secs(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
 // serveState is /state: the agent, its frameworks, executors and tasks.
+// The answer is built under a.mu from plain values (maps, slices and
+// strings that share nothing with the agent's state), and marshalled and
+// written after a.mu is released, so a slow client holds up nobody.
 func (a *Agent) serveState(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, r, a.stateSnapshot())
+}
+
+// stateSnapshot is /state's answer, taken at one instant under a.mu: a
+// task appears once, live or completed.
+func (a *Agent) stateSnapshot() map[string]any {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	host, _, _ := strings.Cut(a.cfg.MasterAddr, ":")
@@ -131,7 +140,7 @@ func (a *Agent) serveState(w http.ResponseWriter, r *http.Request) {
 	}
 	state["frameworks"] = nonNil(frameworks)
 	state["completed_frameworks"] = nonNil(completedFrameworks)
-	writeJSON(w, r, state)
+	return state
 }
 
 func nonNil(xs []any) []any {
@@ -162,7 +171,7 @@ func frameworkJSON(fi mesos.FrameworkInfo) map[string]any {
 		"role":             fi.GetRole(),
 	}
 	if roles := fi.GetRoles(); len(roles) > 0 {
-		m["roles"] = roles
+		m["roles"] = append([]string(nil), roles...)
 	}
 	return m
 }
@@ -261,7 +270,7 @@ func (a *Agent) metricsSnapshot() map[string]float64 {
 	for _, name := range []string{"finished", "failed", "killed", "lost", "error", "dropped", "gone"} {
 		m["slave/tasks_"+name] += 0
 	}
-	for _, name := range []string{"valid_status_updates", "container_launch_errors", "recovery_errors", "executors_terminated", "registrations"} {
+	for _, name := range []string{"valid_status_updates", "container_launch_errors", "recovery_errors", "executors_terminated", "registrations", "slow_executors_disconnected"} {
 		m["slave/"+name] += 0
 	}
 	var used mesos.Resources

@@ -75,14 +75,13 @@ func (a *Agent) operatorCall(c *agentpb.Call) (*agentpb.Response, int, string) {
 		info := a.registration().Info
 		return &agentpb.Response{Type: agentpb.Response_GET_AGENT, GetAgent: &agentpb.Response_GetAgent{AgentInfo: info}}, 0, ""
 	case agentpb.Call_GET_TASKS:
-		return &agentpb.Response{Type: agentpb.Response_GET_TASKS, GetTasks: a.operatorTasks()}, 0, ""
+		return &agentpb.Response{Type: agentpb.Response_GET_TASKS, GetTasks: a.operatorState().GetTasks}, 0, ""
 	case agentpb.Call_GET_EXECUTORS:
-		return &agentpb.Response{Type: agentpb.Response_GET_EXECUTORS, GetExecutors: a.operatorExecutors()}, 0, ""
+		return &agentpb.Response{Type: agentpb.Response_GET_EXECUTORS, GetExecutors: a.operatorState().GetExecutors}, 0, ""
 	case agentpb.Call_GET_FRAMEWORKS:
-		return &agentpb.Response{Type: agentpb.Response_GET_FRAMEWORKS, GetFrameworks: a.operatorFrameworks()}, 0, ""
+		return &agentpb.Response{Type: agentpb.Response_GET_FRAMEWORKS, GetFrameworks: a.operatorState().GetFrameworks}, 0, ""
 	case agentpb.Call_GET_STATE:
-		return &agentpb.Response{Type: agentpb.Response_GET_STATE, GetState: &agentpb.Response_GetState{
-			GetTasks: a.operatorTasks(), GetExecutors: a.operatorExecutors(), GetFrameworks: a.operatorFrameworks()}}, 0, ""
+		return &agentpb.Response{Type: agentpb.Response_GET_STATE, GetState: a.operatorState()}, 0, ""
 	case agentpb.Call_GET_CONTAINERS:
 		return &agentpb.Response{Type: agentpb.Response_GET_CONTAINERS, GetContainers: a.operatorContainers()}, 0, ""
 	case agentpb.Call_UNKNOWN:
@@ -91,63 +90,66 @@ func (a *Agent) operatorCall(c *agentpb.Call) (*agentpb.Response, int, string) {
 	return nil, http.StatusNotImplemented, "agent call " + c.Type.String() + " is not implemented yet"
 }
 
-func (a *Agent) operatorTasks() *agentpb.Response_GetTasks {
-	out := &agentpb.Response_GetTasks{}
+// operatorState is GET_STATE's answer (and, in parts, GET_TASKS',
+// GET_EXECUTORS' and GET_FRAMEWORKS'), copied under a.mu at one instant,
+// so that a task is either launched or completed, never both; the caller
+// marshals and writes it after a.mu is released.
+func (a *Agent) operatorState() *agentpb.Response_GetState {
+	heads := a.updateHeads()
+	tasks := &agentpb.Response_GetTasks{}
+	executors := &agentpb.Response_GetExecutors{}
+	frameworks := &agentpb.Response_GetFrameworks{}
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	keys := make([]taskKey, 0, len(a.tasks))
 	for k := range a.tasks {
 		keys = append(keys, k)
 	}
-	completed := append([]*task(nil), a.completed...)
-	a.mu.Unlock()
 	sortKeys(keys)
-	for _, k := range keys {
-		if mt, _, ok := a.taskForMaster(k); ok {
-			if isTerminal(mt.GetState()) {
-				out.TerminatedTasks = append(out.TerminatedTasks, *mt)
-			} else {
-				out.LaunchedTasks = append(out.LaunchedTasks, *mt)
-			}
-		}
-	}
-	for _, t := range completed {
-		state := t.state
-		out.CompletedTasks = append(out.CompletedTasks, mesos.Task{Name: t.info.Name, TaskID: t.info.TaskID,
-			FrameworkID: mesos.FrameworkID{Value: t.key.framework}, AgentID: mesos.AgentID{Value: a.ID()},
-			State: &state, Resources: t.info.Resources, Statuses: t.statuses})
-	}
-	return out
-}
-
-func (a *Agent) operatorExecutors() *agentpb.Response_GetExecutors {
-	out := &agentpb.Response_GetExecutors{}
-	for _, e := range a.executorInfos() {
-		out.Executors = append(out.Executors, agentpb.Response_GetExecutors_Executor{ExecutorInfo: *e})
-	}
-	return out
-}
-
-func (a *Agent) operatorFrameworks() *agentpb.Response_GetFrameworks {
-	out := &agentpb.Response_GetFrameworks{}
 	seen := map[string]bool{}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	add := func(fw mesos.FrameworkInfo) {
+	addFramework := func(fw mesos.FrameworkInfo) {
 		if id := fw.GetID().GetValue(); id != "" && !seen[id] {
 			seen[id] = true
-			out.Frameworks = append(out.Frameworks, agentpb.Response_GetFrameworks_Framework{FrameworkInfo: fw})
+			frameworks.Frameworks = append(frameworks.Frameworks, agentpb.Response_GetFrameworks_Framework{FrameworkInfo: fw})
 		}
 	}
-	for _, t := range a.tasks {
-		add(t.framework)
+	for _, k := range keys {
+		t := a.tasks[k]
+		mt, _ := a.taskForMasterLocked(t, heads[k]) // register.go
+		if isTerminal(mt.GetState()) {
+			tasks.TerminatedTasks = append(tasks.TerminatedTasks, *mt)
+		} else {
+			tasks.LaunchedTasks = append(tasks.LaunchedTasks, *mt)
+		}
+		addFramework(t.framework)
 	}
-	for _, e := range a.executors {
-		add(e.framework)
+	for _, t := range a.completed {
+		state := t.state
+		tasks.CompletedTasks = append(tasks.CompletedTasks, mesos.Task{Name: t.info.Name, TaskID: t.info.TaskID,
+			FrameworkID: mesos.FrameworkID{Value: t.key.framework}, AgentID: mesos.AgentID{Value: a.agentID},
+			State: &state, Resources: t.info.Resources, Statuses: append([]mesos.TaskStatus(nil), t.statuses...)})
 	}
-	sort.Slice(out.Frameworks, func(i, j int) bool {
-		return out.Frameworks[i].FrameworkInfo.GetID().GetValue() < out.Frameworks[j].FrameworkInfo.GetID().GetValue()
+	execKeys := make([]execKey, 0, len(a.executors))
+	for k := range a.executors {
+		execKeys = append(execKeys, k)
+	}
+	sort.Slice(execKeys, func(i, j int) bool {
+		if execKeys[i].framework != execKeys[j].framework {
+			return execKeys[i].framework < execKeys[j].framework
+		}
+		return execKeys[i].executor < execKeys[j].executor
 	})
-	return out
+	for _, k := range execKeys {
+		e := a.executors[k]
+		addFramework(e.framework)
+		if e.state != execTerminated {
+			executors.Executors = append(executors.Executors, agentpb.Response_GetExecutors_Executor{ExecutorInfo: e.info})
+		}
+	}
+	sort.Slice(frameworks.Frameworks, func(i, j int) bool {
+		return frameworks.Frameworks[i].FrameworkInfo.GetID().GetValue() < frameworks.Frameworks[j].FrameworkInfo.GetID().GetValue()
+	})
+	return &agentpb.Response_GetState{GetTasks: tasks, GetExecutors: executors, GetFrameworks: frameworks}
 }
 
 // operatorContainers lists running containers with their usage.

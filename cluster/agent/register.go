@@ -231,14 +231,57 @@ func sortKeys(keys []taskKey) {
 
 // taskForMaster renders a task as the mesos.Task the master tracks.
 func (a *Agent) taskForMaster(k taskKey) (*mesos.Task, *mesos.FrameworkInfo, bool) {
-	head := a.updates.head(k)
+	head, held := a.updates.head(k)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	t := a.tasks[k]
 	if t == nil {
 		return nil, nil, false
 	}
-	state := t.state
+	mt, fw := a.taskForMasterLocked(t, updateHead{head, held})
+	return mt, fw, true
+}
+
+// updateHead is a task's oldest unacknowledged update (nil: none) and how
+// many of its newest updates are held in memory, not yet checkpointed
+// (statusupdates.go).
+type updateHead struct {
+	status *mesos.TaskStatus
+	held   int
+}
+
+// updateHeads is the head of every task's update stream, for renderings
+// of many tasks. The update manager's lock is not taken under a.mu, so
+// the heads are read first; a task that comes meanwhile has none.
+func (a *Agent) updateHeads() map[taskKey]updateHead {
+	a.mu.Lock()
+	keys := make([]taskKey, 0, len(a.tasks))
+	for k := range a.tasks {
+		keys = append(keys, k)
+	}
+	a.mu.Unlock()
+	heads := make(map[taskKey]updateHead, len(keys))
+	for _, k := range keys {
+		if h, held := a.updates.head(k); h != nil || held > 0 {
+			heads[k] = updateHead{h, held}
+		}
+	}
+	return heads
+}
+
+// taskForMasterLocked renders t with the head of its update stream; a.mu
+// is held. The master hears only of what is checkpointed: updates still
+// held in memory are left out. The result shares only what never changes
+// after the task is created (its TaskInfo's parts).
+func (a *Agent) taskForMasterLocked(t *task, uh updateHead) (*mesos.Task, *mesos.FrameworkInfo) {
+	k, head := t.key, uh.status
+	state, statuses := t.state, t.statuses[:max(len(t.statuses)-uh.held, 0)]
+	if uh.held > 0 {
+		state = mesos.TASK_STAGING
+		if n := len(statuses); n > 0 {
+			state = statuses[n-1].GetState()
+		}
+	}
 	mt := &mesos.Task{
 		Name:        t.info.Name,
 		TaskID:      t.info.TaskID,
@@ -246,7 +289,7 @@ func (a *Agent) taskForMaster(k taskKey) (*mesos.Task, *mesos.FrameworkInfo, boo
 		AgentID:     mesos.AgentID{Value: a.agentID},
 		State:       &state,
 		Resources:   t.info.Resources,
-		Statuses:    append([]mesos.TaskStatus(nil), t.statuses...),
+		Statuses:    append([]mesos.TaskStatus(nil), statuses...),
 		Labels:      t.info.Labels,
 		Discovery:   t.info.Discovery,
 		Container:   t.info.Container,
@@ -268,7 +311,7 @@ func (a *Agent) taskForMaster(k taskKey) (*mesos.Task, *mesos.FrameworkInfo, boo
 		mt.StatusUpdateUUID = head.UUID
 	}
 	fw := t.framework
-	return mt, &fw, true
+	return mt, &fw
 }
 
 // onRegistered records a (re-)registration and returns the ping timeout.
@@ -321,7 +364,9 @@ func (a *Agent) acknowledge(ack *api.Acknowledge) {
 	key := taskKey{ack.FrameworkID, ack.TaskID}
 	matched, finished, err := a.updates.ack(key, ack.UUID)
 	if err != nil {
-		a.log.Error("checkpoint acknowledgement", "task_id", ack.TaskID, "err", err)
+		// Nothing changed: the update is sent again and acknowledged again.
+		a.log.Error("acknowledgement not checkpointed; the update stays pending", "task_id", ack.TaskID, "err", err)
+		return
 	}
 	if !matched {
 		a.log.Info("ignoring acknowledgement of an update that is not pending (a duplicate?)", "framework_id", ack.FrameworkID, "task_id", ack.TaskID)

@@ -66,10 +66,13 @@ func (a *Agent) update(t *task, state mesos.TaskState, o statusOpts) {
 		status.Healthy = &unhealthy
 	}
 	if _, err := a.recordStatus(t, status, false); err != nil {
-		// The agent's own update: sent all the same, but it would not
-		// survive a restart of the agent.
-		a.log.Error("status update sent without its checkpoint", "framework_id", t.key.framework,
-			"task_id", t.key.task, "state", state.String(), "err", err)
+		// The agent's own update: nobody would send it again, so it is
+		// kept (see add).
+		what := "status update held in memory until its checkpoint is written; it is sent then"
+		if !t.framework.GetCheckpoint() {
+			what = "status update sent without its checkpoint (the framework does not checkpoint)"
+		}
+		a.log.Error(what, "framework_id", t.key.framework, "task_id", t.key.task, "state", state.String(), "err", err)
 	}
 }
 
@@ -133,6 +136,14 @@ type updateStream struct {
 	next      time.Time // when the head is due; zero: now
 	backoff   time.Duration
 	inflight  bool
+	// The last unrecorded updates of pending are the agent's own, held in
+	// memory until their checkpoint is written (see add); they are not
+	// sent. Their checkpoint is retried at recordNext.
+	unrecorded    int
+	recordNext    time.Time
+	recordBackoff time.Duration
+
+	wmu sync.Mutex // orders the stream's checkpoint writes; taken before mu, never under it
 }
 
 func newUpdateManager(retry, retryMax time.Duration, send func(context.Context, []*api.StatusUpdate) error, log *slog.Logger) *updateManager {
@@ -159,7 +170,9 @@ type checkpointRecord struct {
 // appendRecord appends rec to file. With durable, the file is fsynced (the
 // framework asked for checkpointing, so updates must survive a machine
 // crash); otherwise the write survives a crash of the agent process, which
-// is what the agent's own recovery needs.
+// is what the agent's own recovery needs. An append that fails is undone:
+// the file is cut back to its last whole record (or removed, if this
+// append created it), so the next append does not follow a fragment.
 func appendRecord(file string, rec checkpointRecord, durable bool) error {
 	if file == "" {
 		return nil
@@ -169,6 +182,7 @@ func appendRecord(file string, rec checkpointRecord, durable bool) error {
 		return err
 	}
 	_, statErr := os.Stat(file)
+	created := errors.Is(statErr, os.ErrNotExist)
 	if err := mkdirAllSynced(filepath.Dir(file), durable); err != nil {
 		return err
 	}
@@ -176,49 +190,180 @@ func appendRecord(file string, rec checkpointRecord, durable bool) error {
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(append(line, '\n')); err != nil {
-		f.Close()
-		return err
+	var size int64
+	if st, err := f.Stat(); err == nil {
+		size = st.Size()
 	}
-	if durable {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
+	err = ckptWrite(f, file, append(line, '\n'))
+	if err == nil && durable {
+		err = ckptSync(f, file)
+	}
+	if err == nil && durable && created {
+		err = fsyncDir(filepath.Dir(file)) // the new file's entry
+	}
+	if err != nil {
+		if uerr := undoAppend(f, file, size, created); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("undo the partial record: %w", uerr))
 		}
-	}
-	if err := f.Close(); err != nil {
 		return err
 	}
-	if durable && errors.Is(statErr, os.ErrNotExist) {
-		return fsyncDir(filepath.Dir(file)) // the new file's entry
-	}
-	return nil
+	return f.Close()
 }
 
-// add queues u behind the task's earlier updates, checkpointing it first.
-// When the checkpoint fails and required is set (an executor's update:
-// its sender retries) u is not queued and the error says so; otherwise
-// (the agent's own update, which nobody would send again) u is queued
-// anyway, to be sent without surviving a restart, and the error is
-// returned for the log.
-func (m *updateManager) add(key taskKey, file string, durable, required bool, u *api.StatusUpdate) error {
-	var ckptErr error
-	if err := appendRecord(file, checkpointRecord{Update: u}, durable); err != nil {
-		ckptErr = fmt.Errorf("checkpoint the status update of task %s: %w", key.task, err)
-		if required {
-			return ckptErr
+// undoAppend cuts file back to size after a failed append, or removes it
+// if the append created it, and closes f.
+func undoAppend(f *os.File, file string, size int64, created bool) error {
+	if created {
+		f.Close()
+		if err := os.Remove(file); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
 		}
+		return nil
 	}
+	err := f.Truncate(size)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// The agent's own updates and the disk.
+//
+// Mesos promises at-least-once delivery of status updates: an update the
+// master has seen is redelivered, across agent restarts, until it is
+// acknowledged. What a restarted agent redelivers is what its checkpoint
+// holds, so for a checkpointing framework the master must never see an
+// update the checkpoint does not: after a crash the agent would not know
+// it, and would tell a different story (a task reported FINISHED is
+// recovered from an older record as RUNNING, finds its process gone and
+// fails). An executor's update that cannot be checkpointed is refused
+// (503), and the executor sends it again. The agent's own updates
+// (TASK_FAILED when an executor exits, TASK_KILLED, ...) have no sender to
+// retry them, and dropping one would lose the task's end. So such an
+// update is kept in memory, behind the task's recorded updates, and is not
+// sent: the update manager retries its checkpoint (and anything that
+// appends to the task's file writes it first, keeping the order) and
+// forwards it once it is on disk. Should the agent crash before that, the
+// master has seen nothing the checkpoint lacks, and recovery derives the
+// task's end again from what is on disk. Frameworks that do not checkpoint
+// get no such promise (their tasks die with the agent): their updates are
+// sent whether or not the record was written.
+
+// Backoff of the checkpoint retries of updates held in memory.
+const (
+	recordRetry    = 500 * time.Millisecond
+	recordRetryMax = 10 * time.Second
+)
+
+// add queues u behind the task's earlier updates, checkpointing it first
+// (after any earlier update still waiting for the disk). When the
+// checkpoint fails and required is set (an executor's update: its sender
+// retries) u is not queued and the error says so. Otherwise (the agent's
+// own update, which nobody would send again) u is queued all the same and
+// the error is returned for the log: for a checkpointing framework it is
+// held until its checkpoint is written (see above), for others it is sent
+// without one.
+func (m *updateManager) add(key taskKey, file string, durable, required bool, u *api.StatusUpdate) error {
 	m.mu.Lock()
 	s := m.streams[key]
 	if s == nil {
 		s = &updateStream{file: file, durable: durable, backoff: m.retry}
 		m.streams[key] = s
 	}
+	m.mu.Unlock()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	err := m.flush(key, s)
+	if err == nil {
+		err = appendRecord(file, checkpointRecord{Update: u}, durable)
+	}
+	if err != nil {
+		err = fmt.Errorf("checkpoint the status update of task %s: %w", key.task, err)
+		if required {
+			return err
+		}
+	}
+	m.mu.Lock()
 	s.pending = append(s.pending, u)
+	if err != nil && durable && s.file != "" {
+		if s.unrecorded == 0 {
+			s.recordNext, s.recordBackoff = time.Now().Add(recordRetry), recordRetry
+		}
+		s.unrecorded++
+	}
 	m.mu.Unlock()
 	m.poke()
-	return ckptErr
+	return err
+}
+
+// flush checkpoints the updates of s that wait for the disk, oldest
+// first; s.wmu is held.
+func (m *updateManager) flush(key taskKey, s *updateStream) error {
+	for {
+		m.mu.Lock()
+		if s.unrecorded == 0 || s.file == "" {
+			s.unrecorded = 0
+			m.mu.Unlock()
+			return nil
+		}
+		u := s.pending[len(s.pending)-s.unrecorded]
+		file, durable := s.file, s.durable
+		m.mu.Unlock()
+		if err := appendRecord(file, checkpointRecord{Update: u}, durable); err != nil {
+			m.mu.Lock()
+			s.recordNext = time.Now().Add(s.recordBackoff)
+			s.recordBackoff = min(2*s.recordBackoff, recordRetryMax)
+			m.mu.Unlock()
+			return fmt.Errorf("an earlier update of task %s is not checkpointed yet: %w", key.task, err)
+		}
+		m.mu.Lock()
+		s.unrecorded--
+		s.recordBackoff = recordRetry
+		m.mu.Unlock()
+		m.log.Info("checkpointed a status update held in memory; it is sent now", "framework_id", key.framework,
+			"task_id", key.task, "state", u.Status.GetState().String())
+		m.poke()
+	}
+}
+
+// recordHeld retries the checkpoint of the updates held in memory whose
+// retry is due, and returns when the next one is.
+func (m *updateManager) recordHeld(now time.Time) (next time.Time) {
+	type held struct {
+		key taskKey
+		s   *updateStream
+	}
+	var due []held
+	m.mu.Lock()
+	for key, s := range m.streams {
+		if s.unrecorded == 0 {
+			continue
+		}
+		if s.recordNext.After(now) {
+			if next.IsZero() || s.recordNext.Before(next) {
+				next = s.recordNext
+			}
+			continue
+		}
+		due = append(due, held{key, s})
+	}
+	m.mu.Unlock()
+	for _, h := range due {
+		h.s.wmu.Lock()
+		if err := m.flush(h.key, h.s); err != nil {
+			m.log.Warn("status update still held in memory: its checkpoint fails", "task_id", h.key.task, "err", err)
+		}
+		h.s.wmu.Unlock()
+		m.mu.Lock()
+		if h.s.unrecorded > 0 && (next.IsZero() || h.s.recordNext.Before(next)) {
+			next = h.s.recordNext
+		}
+		m.mu.Unlock()
+	}
+	return next
 }
 
 // restore installs a stream recovered from its checkpoint.
@@ -234,38 +379,60 @@ func (m *updateManager) restore(key taskKey, file string, pending []*api.StatusU
 
 // ack handles an acknowledgement. It reports whether it matched the head
 // update and whether the task's stream is now finished (terminal update
-// acknowledged, nothing left).
+// acknowledged, nothing left). The acknowledgement is checkpointed before
+// it takes effect: when that fails nothing changes (the head stays
+// pending and is sent again, to be acknowledged again) and the error
+// says so.
 func (m *updateManager) ack(key taskKey, id []byte) (matched, finished bool, err error) {
 	m.mu.Lock()
 	s := m.streams[key]
-	if s == nil || len(s.pending) == 0 || !bytes.Equal(s.pending[0].Status.UUID, id) {
+	m.mu.Unlock()
+	if s == nil {
+		return false, false, nil
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	m.mu.Lock()
+	if m.streams[key] != s || len(s.pending) == s.unrecorded || !bytes.Equal(s.pending[0].Status.UUID, id) {
 		m.mu.Unlock()
 		return false, false, nil
 	}
 	head := s.pending[0]
+	finished = len(s.pending) == 1 && isTerminal(head.Status.GetState())
+	file, durable := s.file, s.durable
+	m.mu.Unlock()
+	if !finished {
+		// A finished stream needs no record: its checkpoint goes with
+		// the task (forget).
+		if err := appendRecord(file, checkpointRecord{Ack: id}, durable); err != nil {
+			return false, false, fmt.Errorf("checkpoint the acknowledgement of task %s: %w", key.task, err)
+		}
+	}
+	m.mu.Lock()
 	s.pending = s.pending[1:]
 	s.next, s.backoff = time.Time{}, m.retry
-	finished = len(s.pending) == 0 && isTerminal(head.Status.GetState())
 	if finished {
 		delete(m.streams, key)
 	}
-	file, durable := s.file, s.durable
 	m.mu.Unlock()
 	m.poke()
-	if !finished {
-		err = appendRecord(file, checkpointRecord{Ack: id}, durable)
-	}
-	return true, finished, err
+	return true, finished, nil
 }
 
-// head is the task's oldest unacknowledged update, if any.
-func (m *updateManager) head(key taskKey) *mesos.TaskStatus {
+// head is the task's oldest unacknowledged update, if any, and how many
+// of the task's newest updates are held in memory, not yet checkpointed
+// (which the master must not hear of yet; see add).
+func (m *updateManager) head(key taskKey) (head *mesos.TaskStatus, held int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if s := m.streams[key]; s != nil && len(s.pending) > 0 {
-		return s.pending[0].Status
+	s := m.streams[key]
+	if s == nil {
+		return nil, 0
 	}
-	return nil
+	if len(s.pending) > s.unrecorded {
+		head = s.pending[0].Status
+	}
+	return head, s.unrecorded
 }
 
 // setOnline starts (true: everything pending is due now) or pauses sending.
@@ -300,7 +467,8 @@ func (m *updateManager) resendNow(key taskKey) bool {
 func (m *updateManager) abandon(key taskKey) {
 	m.mu.Lock()
 	if s := m.streams[key]; s != nil {
-		s.abandoned, s.file = true, ""
+		// Nothing is recorded any more, so nothing waits for the disk.
+		s.abandoned, s.file, s.unrecorded = true, "", 0
 	}
 	m.mu.Unlock()
 	m.poke()
@@ -326,8 +494,8 @@ func (m *updateManager) due(now time.Time) (out []outgoing, next time.Time) {
 		return nil, time.Time{}
 	}
 	for key, s := range m.streams {
-		if len(s.pending) == 0 || s.inflight {
-			continue
+		if len(s.pending) == s.unrecorded || s.inflight {
+			continue // nothing recorded to send (see add)
 		}
 		if s.next.After(now) {
 			if next.IsZero() || s.next.Before(next) {
@@ -336,7 +504,7 @@ func (m *updateManager) due(now time.Time) (out []outgoing, next time.Time) {
 			continue
 		}
 		u := *s.pending[0]
-		latest := s.pending[len(s.pending)-1].Status.GetState()
+		latest := s.pending[len(s.pending)-1-s.unrecorded].Status.GetState()
 		u.LatestState = &latest
 		out = append(out, outgoing{key, u})
 		s.inflight = true
@@ -371,7 +539,11 @@ func (m *updateManager) run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		held := m.recordHeld(time.Now())
 		out, next := m.due(time.Now())
+		if !held.IsZero() && (next.IsZero() || held.Before(next)) {
+			next = held
+		}
 		sent := len(out) > 0
 		for len(out) > 0 {
 			batch := out[:min(len(out), maxUpdateBatch)]

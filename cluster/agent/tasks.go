@@ -168,10 +168,9 @@ func (a *Agent) startTask(fw mesos.FrameworkInfo, info mesos.TaskInfo, refuse er
 
 	if refuse != nil {
 		log.Warn("task refused", "err", refuse)
-		if t.meta != "" {
-			if err := a.checkpointTask(t, nil); err != nil {
-				log.Error("checkpoint task", "err", err)
-			}
+		if err := a.checkpointTask(t, nil); err != nil {
+			log.Error("checkpoint task", "err", err)
+			a.dropRefusedCheckpoint(t)
 		}
 		a.count("slave/container_launch_errors", 1)
 		a.update(t, mesos.TASK_FAILED, statusOpts{
@@ -198,6 +197,13 @@ func (a *Agent) runCommand(ctx context.Context, t *task) {
 	}
 	if err := a.prepareSandbox(t); err != nil {
 		fail(err)
+		return
+	}
+	// Checkpointed before anything runs, so that a restarted agent knows
+	// the task: a launch whose checkpoint fails does not happen.
+	if err := a.checkpointTask(t, nil); err != nil {
+		a.dropRefusedCheckpoint(t)
+		fail(fmt.Errorf("could not checkpoint task %s: %w", t.key.task, err))
 		return
 	}
 	launch, err := a.launcher(t) // docker.go: the Docker or the agent's containerizer
@@ -431,8 +437,9 @@ func (a *Agent) forget(t *task) {
 		return
 	}
 	a.retire(t)
+	var execMeta string
 	if t.exec != nil {
-		a.removeExecutorCheckpointLocked(t.exec) // executor_checkpoint.go
+		execMeta = a.executorCheckpointToRemoveLocked(t.exec) // executor_checkpoint.go
 	}
 	a.mu.Unlock()
 	if t.meta != "" {
@@ -440,6 +447,7 @@ func (a *Agent) forget(t *task) {
 			a.log.Warn("remove task checkpoint", "task_id", t.key.task, "err", err)
 		}
 	}
+	a.removeCheckpointDir(execMeta)
 	a.log.Info("task forgotten", "framework_id", t.key.framework, "task_id", t.key.task, "state", t.state.String())
 }
 
@@ -470,7 +478,25 @@ func (a *Agent) prepareSandbox(t *task) error {
 	if err := os.Symlink(t.containerID, latest); err != nil {
 		a.log.Warn("create runs/latest link", "err", err)
 	}
-	return a.checkpointTask(t, nil)
+	return nil
+}
+
+// dropRefusedCheckpoint removes what was written of the checkpoint of a
+// command task whose launch is refused for want of it: nothing of the
+// task is left for a restarted agent to recover, and its updates live in
+// memory only (statusupdates.go).
+func (a *Agent) dropRefusedCheckpoint(t *task) {
+	if t.meta == "" {
+		return
+	}
+	if err := removeCheckpoint(t.meta, runsParent(t.meta)); err != nil {
+		a.log.Error("cannot remove the checkpoint of a refused launch; a restarted agent fails the task", "task_id", t.key.task, "err", err)
+	}
+	t.updMu.Lock()
+	a.mu.Lock()
+	t.meta = ""
+	a.mu.Unlock()
+	t.updMu.Unlock()
 }
 
 // commandSpec turns the task's CommandInfo into a container spec.

@@ -110,7 +110,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.masterCancel = cancel
 	c.masterDone = make(chan struct{})
-	c.srv = &http.Server{Handler: m.Handler(opts.UI)}
+	c.srv = m.Server(opts.UI)
 	go func() { m.Run(ctx); close(c.masterDone) }()
 	go c.srv.Serve(ln)
 	t.Cleanup(c.Stop)

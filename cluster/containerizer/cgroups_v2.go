@@ -3,10 +3,12 @@ package containerizer
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/containerd/cgroups/v3/cgroup2"
 	"golang.org/x/sys/unix"
@@ -57,11 +59,43 @@ func (h *v2) create(name string, l limits) (cgroup, error) {
 	}
 	if l.memBytes > 0 {
 		// Without this a container at its limit swaps instead of being
-		// OOM-killed (where the kernel accounts swap at all).
-		_ = os.WriteFile(filepath.Join(dir, "memory.swap.max"), []byte("0"), 0)
+		// OOM-killed.
+		if err := limitSwap(dir, "0"); err != nil {
+			_ = m.Delete()
+			return nil, fmt.Errorf("cgroups: create %s: %w", name, err)
+		}
 	}
 	return &v2Group{dir: dir, m: m}, nil
 }
+
+// limitSwap sets the cgroup's memory.swap.max. A kernel that does not
+// account swap (built without it, or booted with swapaccount=0) has no
+// such file: there is no swap limit to set, and a container at its memory
+// limit may swap rather than be OOM-killed, which is all that kernel can
+// do. Any other failure is an error.
+func limitSwap(dir, value string) error {
+	path := filepath.Join(dir, "memory.swap.max")
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		swapUnaccounted.Do(func() {
+			slog.Warn("cgroups v2: this kernel does not account swap (no memory.swap.max); containers at their memory limit may swap instead of being OOM-killed")
+		})
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err == nil {
+		_, err = f.Write([]byte(value))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("set memory.swap.max of %s to %s: %w", dir, value, err)
+	}
+	return nil
+}
+
+// swapUnaccounted says once that the kernel does not account swap.
+var swapUnaccounted sync.Once
 
 func (h *v2) load(name string) (cgroup, error) {
 	dir := filepath.Join(h.mount, name)
@@ -178,6 +212,7 @@ func (g *v2Group) update(l limits) error {
 		{"cpu.weight", strconv.FormatUint(weight, 10)},
 		{"cpu.max", max},
 		{"memory.max", mem},
+		{"memory.swap.max", map[bool]string{true: "0", false: "max"}[l.memBytes > 0]},
 		{"pids.max", pids},
 	} {
 		path := filepath.Join(g.dir, w[0])

@@ -336,13 +336,14 @@ func (n *Native) Recover(ctx context.Context, st State) (Container, error) {
 	if !st.alive() {
 		// The task may have ended while no agent was watching: its init
 		// left the wait status behind.
-		if exit := exitFromFile(st.ExitFile); !exit.Unknown {
+		exit, err := exitFromFile(st.ExitFile)
+		if err == nil {
 			c.reaped = true
 			c.finish(exit)
 			return c, nil
 		}
 		c.destroy()
-		return nil, fmt.Errorf("container %s (pid %d): %w", st.ID, st.Pid, ErrGone)
+		return nil, fmt.Errorf("container %s (pid %d): %w: %v", st.ID, st.Pid, ErrGone, err)
 	}
 	c.watchOOM()
 	go c.watchAdopted()

@@ -87,24 +87,30 @@ func (c *nativeContainer) State() State {
 // task's wait status.
 const exitFileName = ".agora-exit-status"
 
-// exitFromFile reads the wait status the init left, or Unknown.
-func exitFromFile(path string) Exit {
+// exitFromFile reads the wait status the init left. A missing, torn or
+// unreadable file is an Unknown exit (never a clean one), with the error
+// saying which.
+func exitFromFile(path string) (Exit, error) {
 	if path == "" {
-		return Exit{Unknown: true}
+		return Exit{Unknown: true}, errors.New("the container has no exit-status file")
 	}
 	b, err := os.ReadFile(path)
-	if err != nil {
-		return Exit{Unknown: true}
+	if errors.Is(err, os.ErrNotExist) {
+		return Exit{Unknown: true}, fmt.Errorf("the container's init left no exit status (%s is missing)", path)
 	}
-	w, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
 	if err != nil {
-		return Exit{Unknown: true}
+		return Exit{Unknown: true}, fmt.Errorf("read the container's exit status: %w", err)
+	}
+	text, whole := strings.CutSuffix(string(b), "\n")
+	w, perr := strconv.ParseUint(text, 10, 32)
+	if !whole || perr != nil {
+		return Exit{Unknown: true}, fmt.Errorf("the container's exit-status file %s is torn or damaged (%q)", path, b)
 	}
 	ws := syscall.WaitStatus(uint32(w))
 	if ws.Signaled() {
-		return Exit{Signal: ws.Signal()}
+		return Exit{Signal: ws.Signal()}, nil
 	}
-	return Exit{Code: ws.ExitStatus()}
+	return Exit{Code: ws.ExitStatus()}, nil
 }
 
 func (c *nativeContainer) Wait(ctx context.Context) (Exit, error) {
@@ -216,7 +222,11 @@ func (c *nativeContainer) watchAdopted() {
 			c.mu.Lock()
 			c.reaped = true
 			c.mu.Unlock()
-			c.finish(exitFromFile(c.exitFile))
+			exit, err := exitFromFile(c.exitFile)
+			if err != nil {
+				c.n.cfg.Logger.Warn("the exit status of an adopted container is unknown", "container_id", c.id, "err", err)
+			}
+			c.finish(exit)
 			return
 		}
 	}

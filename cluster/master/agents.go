@@ -63,6 +63,7 @@ func (m *Master) serveAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	var herr error
 	if derr := m.do(r.Context(), func() { herr = m.handleAgentCall(&call) }); derr != nil {
+		answerLoopFailure(w, derr)
 		return
 	}
 	if herr != nil {
@@ -115,11 +116,12 @@ func (m *Master) serveAgentRegister(w http.ResponseWriter, r *http.Request, call
 		return
 	}
 	out := newOutbox()
-	var (
-		a   *agent
-		err error
-	)
-	if derr := m.do(r.Context(), func() { a, err = m.registerAgent(reg, out, r.RemoteAddr) }); derr != nil {
+	var a *agent
+	err, derr := m.await(r.Context(), func(reply func(error)) {
+		m.registerAgent(reg, out, r.RemoteAddr, func(got *agent, err error) { a = got; reply(err) })
+	})
+	if derr != nil {
+		answerLoopFailure(w, derr)
 		return
 	}
 	if err != nil {
@@ -152,29 +154,64 @@ func (m *Master) pumpAgent(ctx context.Context, out *outbox, rw *api.RecordWrite
 	}
 }
 
-// registerAgent admits a new agent or re-admits a known one. It runs on the loop.
-func (m *Master) registerAgent(reg *api.RegisterAgent, out *outbox, remote string) (*agent, error) {
-	now := m.now()
+// registerAgent admits a new agent or re-admits a known one, calling done
+// on the loop once the registry has the agent (or with why not). It runs
+// on the loop.
+func (m *Master) registerAgent(reg *api.RegisterAgent, out *outbox, remote string, done func(*agent, error)) {
 	info := *reg.Info
 	id := info.GetID().GetValue()
 	if len(info.Resources) == 0 {
-		return nil, errorf(http.StatusBadRequest, "agent %s offers no resources", info.Hostname)
+		done(nil, errorf(http.StatusBadRequest, "agent %s offers no resources", info.Hostname))
+		return
 	}
 	for i := range info.Resources {
 		if err := info.Resources[i].Validate(); err != nil {
-			return nil, errorf(http.StatusBadRequest, "agent %s: resource %q is malformed: %v", info.Hostname, info.Resources[i].Name, err)
+			done(nil, errorf(http.StatusBadRequest, "agent %s: resource %q is malformed: %v", info.Hostname, info.Resources[i].Name, err))
+			return
 		}
 	}
 	pid := fmt.Sprintf("slave(1)@%s:%d", hostOf(remote), info.GetPort())
-	if m.machineDown(info.Hostname, hostOf(remote)) {
-		return nil, errorf(http.StatusServiceUnavailable, "machine %s is down for maintenance; bring it up (/machine/up) before its agent registers", info.Hostname)
-	}
 	if id == "" {
-		id = m.newID("S")
-		info.ID = &mesos.AgentID{Value: id}
-		rec := registry.AgentRecord{ID: id, State: registry.AgentAdmitted, Info: &info, Since: now}
-		if err := m.cfg.Registry.PutAgent(rec); err != nil {
-			return nil, errorf(http.StatusServiceUnavailable, "cannot admit agent %s: %v", info.Hostname, err)
+		m.admitAgent(info, reg, out, pid, hostOf(remote), done)
+		return
+	}
+	// Whatever else is in flight for this agent is applied first, and
+	// what the agent is then decides.
+	m.inLane(agentLane(id), func() {
+		now := m.now()
+		if m.machineDown(info.Hostname, hostOf(remote)) {
+			done(nil, errorf(http.StatusServiceUnavailable, "machine %s is down for maintenance; bring it up (/machine/up) before its agent registers", info.Hostname))
+			return
+		}
+		if a, ok := m.agents[id]; ok {
+			m.reregisterAgent(a, &info, reg, out, pid, now, done)
+			return
+		}
+		m.readmitAgent(info, reg, out, pid, now, done)
+	})
+}
+
+// admitAgent admits an agent that has no ID yet, once the registry has it.
+func (m *Master) admitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out *outbox, pid, ip string, done func(*agent, error)) {
+	if m.machineDown(info.Hostname, ip) {
+		done(nil, errorf(http.StatusServiceUnavailable, "machine %s is down for maintenance; bring it up (/machine/up) before its agent registers", info.Hostname))
+		return
+	}
+	now := m.now()
+	id := m.newID("S")
+	info.ID = &mesos.AgentID{Value: id}
+	rec := registry.AgentRecord{ID: id, State: registry.AgentAdmitted, Info: &info, Since: now}
+	m.commit(agentLane(id), []registry.Change{{Agent: &rec}}, func(err error) {
+		if err != nil {
+			done(nil, errorf(http.StatusServiceUnavailable, "cannot admit agent %s: %v", info.Hostname, err))
+			return
+		}
+		if m.machineDown(info.Hostname, ip) {
+			// Taken down while the registry wrote: it stays admitted
+			// (as after a master restart) and registers once it is up.
+			m.admitted[id] = rec
+			done(nil, errorf(http.StatusServiceUnavailable, "machine %s went down for maintenance; bring it up (/machine/up) before its agent registers", info.Hostname))
+			return
 		}
 		a := m.newAgent(&info, reg, out, pid, now)
 		m.counters.agentRegistrations++
@@ -186,38 +223,45 @@ func (m *Master) registerAgent(reg *api.RegisterAgent, out *outbox, remote strin
 		m.publishAgentAdded(a)
 		m.sendRegistered(a)
 		m.requestAllocation()
-		return a, nil
-	}
-	if a, ok := m.agents[id]; ok {
-		return m.reregisterAgent(a, &info, reg, out, pid, now)
-	}
+		done(a, nil)
+	})
+}
+
+// readmitAgent takes back an agent admitted before this master restarted,
+// with the reservations and volumes recorded for it if its resources
+// still add up — once the registry has it admitted again (else the agent
+// retries).
+func (m *Master) readmitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out *outbox, pid string, now time.Time, done func(*agent, error)) {
+	id := info.GetID().GetValue()
 	rec, ok := m.admitted[id]
 	if !ok || rec.State == registry.AgentGone {
 		why := "it is unknown to this master"
 		if ok {
 			why = "it was marked gone"
 		}
-		return nil, errorf(http.StatusConflict, "refusing to re-register agent %s (%s): %s; register again without an ID", id, info.Hostname, why)
+		done(nil, errorf(http.StatusConflict, "refusing to re-register agent %s (%s): %s; register again without an ID", id, info.Hostname, why))
+		return
 	}
-	// Admitted before this master restarted: take it back, with the
-	// reservations and volumes recorded for it if its resources still add up
-	// — once the registry has it admitted again (else the agent retries).
 	if rec.Info != nil && compatibleTotal(rec.Info.Resources, info.Resources) {
 		info.Resources = rec.Info.Resources
 	}
-	if err := m.cfg.Registry.PutAgent(registry.AgentRecord{ID: id, State: registry.AgentAdmitted, Info: &info, Since: now}); err != nil {
-		return nil, errorf(http.StatusServiceUnavailable, "cannot re-admit agent %s (%s): %v", id, info.Hostname, err)
-	}
-	delete(m.admitted, id)
-	a := m.newAgent(&info, reg, out, pid, now)
-	m.counters.agentReregistrations++
-	m.adoptReportedTasks(a, reg)
-	m.alloc.AddAgent(allocator.AgentSpec{ID: id, Hostname: info.Hostname, Total: info.Resources}, m.agentUsed(a))
-	m.log.Info("agent re-registered after master restart", "agent", id, "hostname", info.Hostname, "tasks", len(a.tasks))
-	m.publishAgentAdded(a)
-	m.sendRegistered(a)
-	m.requestAllocation()
-	return a, nil
+	next := registry.AgentRecord{ID: id, State: registry.AgentAdmitted, Info: &info, Since: now}
+	m.commit(agentLane(id), []registry.Change{{Agent: &next}}, func(err error) {
+		if err != nil {
+			done(nil, errorf(http.StatusServiceUnavailable, "cannot re-admit agent %s (%s): %v", id, info.Hostname, err))
+			return
+		}
+		delete(m.admitted, id)
+		a := m.newAgent(&info, reg, out, pid, now)
+		m.counters.agentReregistrations++
+		m.adoptReportedTasks(a, reg)
+		m.alloc.AddAgent(allocator.AgentSpec{ID: id, Hostname: info.Hostname, Total: info.Resources}, m.agentUsed(a))
+		m.log.Info("agent re-registered after master restart", "agent", id, "hostname", info.Hostname, "tasks", len(a.tasks))
+		m.publishAgentAdded(a)
+		m.sendRegistered(a)
+		m.requestAllocation()
+		done(a, nil)
+	})
 }
 
 func hostOf(remote string) string {
@@ -249,16 +293,26 @@ func (m *Master) sendRegistered(a *agent) {
 }
 
 // reregisterAgent handles a known agent coming back (reconnect, or after
-// being unreachable): its reported tasks are reconciled with ours.
-func (m *Master) reregisterAgent(a *agent, info *mesos.AgentInfo, reg *api.RegisterAgent, out *outbox, pid string, now time.Time) (*agent, error) {
-	wasUnreachable := a.unreachable
-	if wasUnreachable {
-		// Reachable again only once the registry says so (else the agent
-		// retries and stays unreachable meanwhile).
-		if err := m.cfg.Registry.PutAgent(registry.AgentRecord{ID: a.id, State: registry.AgentAdmitted, Info: &a.info, Since: now}); err != nil {
-			return nil, errorf(http.StatusServiceUnavailable, "cannot re-admit unreachable agent %s (%s): %v", a.id, a.info.Hostname, err)
-		}
+// being unreachable): its reported tasks are reconciled with ours. An
+// unreachable agent is reachable again only once the registry says so
+// (else the agent retries and stays unreachable meanwhile).
+func (m *Master) reregisterAgent(a *agent, info *mesos.AgentInfo, reg *api.RegisterAgent, out *outbox, pid string, now time.Time, done func(*agent, error)) {
+	if !a.unreachable {
+		done(m.rejoin(a, reg, out, pid, now, false), nil)
+		return
 	}
+	rec := registry.AgentRecord{ID: a.id, State: registry.AgentAdmitted, Info: &a.info, Since: now}
+	m.commit(agentLane(a.id), []registry.Change{{Agent: &rec}}, func(err error) {
+		if err != nil {
+			done(nil, errorf(http.StatusServiceUnavailable, "cannot re-admit unreachable agent %s (%s): %v", a.id, a.info.Hostname, err))
+			return
+		}
+		done(m.rejoin(a, reg, out, pid, now, true), nil)
+	})
+}
+
+// rejoin reconnects a known agent, reachable again if wasUnreachable.
+func (m *Master) rejoin(a *agent, reg *api.RegisterAgent, out *outbox, pid string, now time.Time, wasUnreachable bool) *agent {
 	if a.out != nil && a.out != out {
 		a.out.close()
 	}
@@ -327,7 +381,7 @@ func (m *Master) reregisterAgent(a *agent, info *mesos.AgentInfo, reg *api.Regis
 		}
 		m.alloc.AddAgent(allocator.AgentSpec{ID: a.id, Hostname: a.info.Hostname, Total: a.info.Resources}, m.agentUsed(a))
 	}
-	if !a.deactivated && !a.draining {
+	if !a.deactivated && !a.draining && !a.converting {
 		m.alloc.ActivateAgent(a.id)
 	}
 	m.log.Info("agent re-registered", "agent", a.id, "hostname", a.info.Hostname, "was_unreachable", wasUnreachable)
@@ -339,7 +393,7 @@ func (m *Master) reregisterAgent(a *agent, info *mesos.AgentInfo, reg *api.Regis
 		a.out.push(ev)
 	}
 	m.requestAllocation()
-	return a, nil
+	return a
 }
 
 // adoptReportedTasks takes over tasks an agent reports after a master
@@ -479,14 +533,30 @@ func (m *Master) pingAgents() {
 //
 // The registry records the transition first: if it cannot, nothing
 // changes, and the next ping round tries again (the agent keeps missing
-// pings).
+// pings). Meanwhile the agent stays as it is; a ping round finds its
+// change in flight and leaves it be.
 func (m *Master) markUnreachable(a *agent) {
-	now := m.now()
-	if err := m.cfg.Registry.PutAgent(registry.AgentRecord{ID: a.id, State: registry.AgentUnreachable, Info: &a.info, Since: now}); err != nil {
-		m.log.Error("cannot record the agent as unreachable in the registry; it stays as it is until the write succeeds",
-			"agent", a.id, "hostname", a.info.Hostname, "err", err)
+	if m.laneBusy(agentLane(a.id)) {
 		return
 	}
+	now := m.now()
+	rec := registry.AgentRecord{ID: a.id, State: registry.AgentUnreachable, Info: &a.info, Since: now}
+	m.commit(agentLane(a.id), []registry.Change{{Agent: &rec}}, func(err error) {
+		if err != nil {
+			m.log.Error("cannot record the agent as unreachable in the registry; it stays as it is until the write succeeds",
+				"agent", a.id, "hostname", a.info.Hostname, "err", err)
+			return
+		}
+		if m.agents[a.id] != a || a.unreachable {
+			return
+		}
+		m.applyUnreachable(a, now)
+	})
+}
+
+// applyUnreachable takes an agent the registry has as unreachable out of
+// the cluster.
+func (m *Master) applyUnreachable(a *agent, now time.Time) {
 	m.log.Warn("agent unreachable: missed pings", "agent", a.id, "hostname", a.info.Hostname, "missed", a.missedPings)
 	a.unreachable = true
 	a.unreachableTime = now

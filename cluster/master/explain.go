@@ -33,6 +33,7 @@ func (m *Master) serveExplain(w http.ResponseWriter, r *http.Request) {
 	}
 	var out doc
 	if err := m.do(r.Context(), func() { out = explanationDoc(m.alloc.Explain(m.now(), subject)) }); err != nil {
+		answerLoopFailure(w, err)
 		return
 	}
 	if out["kind"] == "unknown" {

@@ -125,8 +125,15 @@ func stripSlash(h http.Handler) http.Handler {
 // error change returns. If the request ends or the master stops first,
 // nothing is written: the client has gone or the server is closing.
 func (m *Master) serveChange(w http.ResponseWriter, r *http.Request, status int, change func() error) {
-	var err error
-	if derr := m.do(r.Context(), func() { err = change() }); derr != nil {
+	m.serveCommit(w, r, status, func(done func(error)) { done(change()) })
+}
+
+// serveCommit is serveChange for a change that answers later, once the
+// registry has it: change calls done, on the loop, exactly once.
+func (m *Master) serveCommit(w http.ResponseWriter, r *http.Request, status int, change func(done func(error))) {
+	err, derr := m.await(r.Context(), change)
+	if derr != nil {
+		answerLoopFailure(w, derr)
 		return
 	}
 	if err != nil {

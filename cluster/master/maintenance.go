@@ -80,19 +80,44 @@ func (m *Master) restoreMaintenance() error {
 	return nil
 }
 
-func (m *Master) saveMaintenance() error {
-	b, err := json.Marshal(&m.maint.schedule)
+// maintenancePolicy is the policy with a maintenance schedule and set of
+// down machines, for the registry.
+func (m *Master) maintenancePolicy(schedule mmaint.Schedule, down map[string]mesos.MachineID) (registry.Policy, error) {
+	p := m.policy
+	b, err := json.Marshal(&schedule)
 	if err != nil {
-		return err
+		return p, errorf(http.StatusInternalServerError, "encode the maintenance schedule: %v", err)
 	}
-	m.policy.Maintenance = b
-	m.policy.Down = nil
-	for _, id := range m.maint.down {
+	p.Maintenance = b
+	p.Down = nil
+	for _, id := range down {
 		b, _ := json.Marshal(&id)
-		m.policy.Down = append(m.policy.Down, string(b))
+		p.Down = append(p.Down, string(b))
 	}
-	sort.Strings(m.policy.Down)
-	return m.savePolicy()
+	sort.Strings(p.Down)
+	return p, nil
+}
+
+// commitMaintenance records a new schedule and set of down machines,
+// then makes them the master's and calls done (on the loop); if the
+// registry refuses, nothing changes and done gets the error. The caller
+// is a start of the policy lane.
+func (m *Master) commitMaintenance(schedule mmaint.Schedule, down map[string]mesos.MachineID, done func(error)) {
+	p, err := m.maintenancePolicy(schedule, down)
+	if err != nil {
+		done(err)
+		return
+	}
+	m.commit(policyLane, []registry.Change{{Policy: &p}}, func(err error) {
+		if err != nil {
+			done(err)
+			return
+		}
+		m.policy = p
+		m.maint.schedule = schedule
+		m.maint.down = down
+		done(nil)
+	})
 }
 
 // windowFor returns the maintenance window covering an agent, if any.
@@ -191,8 +216,24 @@ func (m *Master) answerInverseOffers(f *framework, ids []mesos.OfferID, accept b
 	}
 }
 
-// updateSchedule replaces the schedule after validating it.
-func (m *Master) updateSchedule(s mmaint.Schedule) error {
+// updateSchedule replaces the schedule after validating it, once the
+// registry has it.
+func (m *Master) updateSchedule(s mmaint.Schedule, done func(error)) {
+	m.inLane(policyLane, func() {
+		if err := m.validateSchedule(s); err != nil {
+			done(err)
+			return
+		}
+		m.commitMaintenance(s, m.maint.down, func(err error) {
+			if err == nil {
+				m.applySchedule()
+			}
+			done(err)
+		})
+	})
+}
+
+func (m *Master) validateSchedule(s mmaint.Schedule) error {
 	seen := map[string]bool{}
 	for _, w := range s.Windows {
 		if len(w.MachineIDs) == 0 {
@@ -217,98 +258,152 @@ func (m *Master) updateSchedule(s mmaint.Schedule) error {
 			return errorf(http.StatusBadRequest, "machine %s is down; bring it up before removing it from the schedule", machineKey(id))
 		}
 	}
-	prev := m.maint.schedule
-	m.maint.schedule = s
-	if err := m.saveMaintenance(); err != nil {
-		m.maint.schedule = prev
-		return err
-	}
-	m.applySchedule()
 	return nil
 }
 
-// startMaintenance takes scheduled machines down: their agents are removed
-// and their tasks are gone.
-func (m *Master) startMaintenance(ids []mesos.MachineID) error {
-	for _, id := range ids {
-		scheduled := false
-		for _, w := range m.maint.schedule.Windows {
-			for _, mid := range w.MachineIDs {
-				if machineKey(mid) == machineKey(id) {
-					scheduled = true
+// startMaintenance takes scheduled machines down: once the registry has
+// them down, their agents are removed (each once the registry has it
+// gone) and their tasks are gone. done is called when all that is over.
+func (m *Master) startMaintenance(ids []mesos.MachineID, done func(error)) {
+	m.inLane(policyLane, func() {
+		for _, id := range ids {
+			scheduled := false
+			for _, w := range m.maint.schedule.Windows {
+				for _, mid := range w.MachineIDs {
+					if machineKey(mid) == machineKey(id) {
+						scheduled = true
+					}
 				}
 			}
+			if !scheduled {
+				done(errorf(http.StatusBadRequest, "machine %s is not in the maintenance schedule; schedule it first", machineKey(id)))
+				return
+			}
 		}
-		if !scheduled {
-			return errorf(http.StatusBadRequest, "machine %s is not in the maintenance schedule; schedule it first", machineKey(id))
+		down := map[string]mesos.MachineID{}
+		for k, id := range m.maint.down {
+			down[k] = id
 		}
-	}
-	for _, id := range ids {
-		m.maint.down[machineKey(id)] = id
-	}
-	if err := m.saveMaintenance(); err != nil {
 		for _, id := range ids {
-			delete(m.maint.down, machineKey(id))
+			down[machineKey(id)] = id
 		}
-		return err
-	}
-	var failed []string
+		m.commitMaintenance(m.maint.schedule, down, func(err error) {
+			if err != nil {
+				done(err)
+				return
+			}
+			m.removeMachinesAgents(ids, done)
+		})
+	})
+}
+
+// removeMachinesAgents removes the agents of machines now down, each
+// once the registry has it gone, and calls done with the failures.
+func (m *Master) removeMachinesAgents(ids []mesos.MachineID, done func(error)) {
+	var targets []*agent
 	for _, a := range m.sortedAgents() {
 		for _, id := range ids {
 			if m.agentMatches(a, id) {
-				if err := m.removeAgentForMaintenance(a); err != nil {
-					failed = append(failed, err.Error())
-				}
+				targets = append(targets, a)
 				break
 			}
 		}
 	}
-	if len(failed) > 0 {
-		return errorf(http.StatusServiceUnavailable, "the machines are down, but the registry could not record these agents gone, so they stay (post /machine/down again to retry): %s", strings.Join(failed, "; "))
+	left := len(targets)
+	var failed []string
+	finish := func() {
+		if len(failed) > 0 {
+			done(errorf(http.StatusServiceUnavailable, "the machines are down, but the registry could not record these agents gone, so they stay (post /machine/down again to retry): %s", strings.Join(failed, "; ")))
+			return
+		}
+		done(nil)
 	}
-	return nil
+	if left == 0 {
+		finish()
+		return
+	}
+	for _, a := range targets {
+		a := a
+		m.inLane(agentLane(a.id), func() {
+			m.removeAgentForMaintenance(a, func(err error) {
+				if err != nil {
+					failed = append(failed, err.Error())
+				}
+				if left--; left == 0 {
+					finish()
+				}
+			})
+		})
+	}
 }
 
 // stopMaintenance brings machines back up and out of the schedule.
-func (m *Master) stopMaintenance(ids []mesos.MachineID) error {
-	for _, id := range ids {
-		if _, ok := m.maint.down[machineKey(id)]; !ok {
-			return errorf(http.StatusBadRequest, "machine %s is not down", machineKey(id))
+func (m *Master) stopMaintenance(ids []mesos.MachineID, done func(error)) {
+	m.inLane(policyLane, func() {
+		for _, id := range ids {
+			if _, ok := m.maint.down[machineKey(id)]; !ok {
+				done(errorf(http.StatusBadRequest, "machine %s is not down", machineKey(id)))
+				return
+			}
 		}
-	}
-	for _, id := range ids {
-		delete(m.maint.down, machineKey(id))
-		delete(m.maint.responses, machineKey(id))
-		for wi := range m.maint.schedule.Windows {
-			w := &m.maint.schedule.Windows[wi]
-			kept := w.MachineIDs[:0]
+		down := map[string]mesos.MachineID{}
+		for k, id := range m.maint.down {
+			down[k] = id
+		}
+		gone := map[string]bool{}
+		for _, id := range ids {
+			delete(down, machineKey(id))
+			gone[machineKey(id)] = true
+		}
+		var schedule mmaint.Schedule
+		for _, w := range m.maint.schedule.Windows {
+			var kept []mesos.MachineID
 			for _, mid := range w.MachineIDs {
-				if machineKey(mid) != machineKey(id) {
+				if !gone[machineKey(mid)] {
 					kept = append(kept, mid)
 				}
 			}
-			w.MachineIDs = kept
+			if len(kept) > 0 {
+				w.MachineIDs = kept
+				schedule.Windows = append(schedule.Windows, w)
+			}
 		}
-	}
-	windows := m.maint.schedule.Windows[:0]
-	for _, w := range m.maint.schedule.Windows {
-		if len(w.MachineIDs) > 0 {
-			windows = append(windows, w)
-		}
-	}
-	m.maint.schedule.Windows = windows
-	return m.saveMaintenance()
+		m.commitMaintenance(schedule, down, func(err error) {
+			if err == nil {
+				for key := range gone {
+					delete(m.maint.responses, key)
+				}
+			}
+			done(err)
+		})
+	})
 }
 
 // removeAgentForMaintenance removes an agent of a machine going down,
 // once the registry records it gone; if the registry cannot, nothing
-// changes and the error says so.
-func (m *Master) removeAgentForMaintenance(a *agent) error {
-	rec := registry.AgentRecord{ID: a.id, State: registry.AgentGone, Info: &a.info, Since: m.now()}
-	if err := m.cfg.Registry.PutAgent(rec); err != nil {
-		m.log.Error("cannot record the agent as gone in the registry; it stays", "agent", a.id, "err", err)
-		return fmt.Errorf("agent %s (%s): %w", a.id, a.info.Hostname, err)
+// changes and done's error says so. The caller is a start of the agent's
+// lane.
+func (m *Master) removeAgentForMaintenance(a *agent, done func(error)) {
+	if m.agents[a.id] != a {
+		done(nil) // removed already
+		return
 	}
+	rec := registry.AgentRecord{ID: a.id, State: registry.AgentGone, Info: &a.info, Since: m.now()}
+	m.commit(agentLane(a.id), []registry.Change{{Agent: &rec}}, func(err error) {
+		if err != nil {
+			m.log.Error("cannot record the agent as gone in the registry; it stays", "agent", a.id, "err", err)
+			done(fmt.Errorf("agent %s (%s): %w", a.id, a.info.Hostname, err))
+			return
+		}
+		if m.agents[a.id] == a {
+			m.applyGone(a, rec)
+		}
+		done(nil)
+	})
+}
+
+// applyGone removes an agent the registry has as gone.
+func (m *Master) applyGone(a *agent, rec registry.AgentRecord) {
 	m.log.Info("agent removed: its machine is down for maintenance", "agent", a.id, "hostname", a.info.Hostname)
 	for _, o := range a.offers {
 		m.rescindOffer(o, 0)
@@ -335,7 +430,6 @@ func (m *Master) removeAgentForMaintenance(a *agent) error {
 	m.admitted[a.id] = rec
 	m.counters.agentRemovals++
 	m.requestAllocation()
-	return nil
 }
 
 func (m *Master) frameworkIDsOn(a *agent) map[string]bool {
@@ -386,13 +480,25 @@ func (m *Master) checkDrained(a *agent) {
 			return
 		}
 	}
-	if a.drainMarkGone {
-		if err := m.removeAgentForMaintenance(a); err != nil {
-			return // drained but not yet gone: the next check tries again
-		}
+	if !a.drainMarkGone {
+		a.drained = true
+		m.log.Info("agent drained", "agent", a.id)
+		return
 	}
-	a.drained = true
-	m.log.Info("agent drained", "agent", a.id)
+	if a.removing {
+		return
+	}
+	a.removing = true
+	m.inLane(agentLane(a.id), func() {
+		m.removeAgentForMaintenance(a, func(err error) {
+			a.removing = false
+			if err != nil {
+				return // drained but not yet gone: the next check tries again
+			}
+			a.drained = true
+			m.log.Info("agent drained", "agent", a.id)
+		})
+	})
 }
 
 func (m *Master) reactivateAgent(agentID string) error {
@@ -401,7 +507,9 @@ func (m *Master) reactivateAgent(agentID string) error {
 		return errorf(http.StatusBadRequest, "agent %s is not registered", agentID)
 	}
 	a.draining, a.drained, a.deactivated = false, false, false
-	m.alloc.ActivateAgent(a.id)
+	if !a.converting {
+		m.alloc.ActivateAgent(a.id)
+	}
 	m.requestAllocation()
 	return nil
 }
@@ -445,21 +553,6 @@ func (m *Master) maintenanceCall(c *master.Call) (resp *master.Response, handled
 		return &master.Response{Type: master.Response_GET_MAINTENANCE_SCHEDULE, GetMaintenanceSchedule: &master.Response_GetMaintenanceSchedule{Schedule: m.maint.schedule}}, true, nil
 	case master.Call_GET_MAINTENANCE_STATUS:
 		return &master.Response{Type: master.Response_GET_MAINTENANCE_STATUS, GetMaintenanceStatus: &master.Response_GetMaintenanceStatus{Status: m.maintenanceStatus()}}, true, nil
-	case master.Call_UPDATE_MAINTENANCE_SCHEDULE:
-		if c.UpdateMaintenanceSchedule == nil {
-			return nil, true, missingField("update_maintenance_schedule")
-		}
-		return nil, true, m.updateSchedule(c.UpdateMaintenanceSchedule.Schedule)
-	case master.Call_START_MAINTENANCE:
-		if c.StartMaintenance == nil {
-			return nil, true, missingField("start_maintenance")
-		}
-		return nil, true, m.startMaintenance(c.StartMaintenance.Machines)
-	case master.Call_STOP_MAINTENANCE:
-		if c.StopMaintenance == nil {
-			return nil, true, missingField("stop_maintenance")
-		}
-		return nil, true, m.stopMaintenance(c.StopMaintenance.Machines)
 	case master.Call_DRAIN_AGENT:
 		if c.DrainAgent == nil {
 			return nil, true, missingField("drain_agent")
@@ -484,6 +577,34 @@ func (m *Master) maintenanceCall(c *master.Call) (resp *master.Response, handled
 	return nil, false, nil
 }
 
+// maintenanceChange starts the operator API's maintenance changes, which
+// answer once the registry has them; handled is false for other calls.
+func (m *Master) maintenanceChange(c *master.Call, done func(error)) (handled bool) {
+	switch c.Type {
+	case master.Call_UPDATE_MAINTENANCE_SCHEDULE:
+		if c.UpdateMaintenanceSchedule == nil {
+			done(missingField("update_maintenance_schedule"))
+		} else {
+			m.updateSchedule(c.UpdateMaintenanceSchedule.Schedule, done)
+		}
+	case master.Call_START_MAINTENANCE:
+		if c.StartMaintenance == nil {
+			done(missingField("start_maintenance"))
+		} else {
+			m.startMaintenance(c.StartMaintenance.Machines, done)
+		}
+	case master.Call_STOP_MAINTENANCE:
+		if c.StopMaintenance == nil {
+			done(missingField("stop_maintenance"))
+		} else {
+			m.stopMaintenance(c.StopMaintenance.Machines, done)
+		}
+	default:
+		return false
+	}
+	return true
+}
+
 // serveSchedule is GET/POST /maintenance/schedule.
 func (m *Master) serveSchedule(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
@@ -497,7 +618,7 @@ func (m *Master) serveSchedule(w http.ResponseWriter, r *http.Request) {
 			writeError(w, err)
 			return
 		}
-		m.serveChange(w, r, http.StatusOK, func() error { return m.updateSchedule(s) })
+		m.serveCommit(w, r, http.StatusOK, func(done func(error)) { m.updateSchedule(s, done) })
 	default:
 		methodNotAllowed(w, r, "GET, POST", "GET or POST")
 	}
@@ -516,11 +637,12 @@ func (m *Master) serveMachines(down bool) http.HandlerFunc {
 			writeError(w, err)
 			return
 		}
-		m.serveChange(w, r, http.StatusOK, func() error {
+		m.serveCommit(w, r, http.StatusOK, func(done func(error)) {
 			if down {
-				return m.startMaintenance(ids)
+				m.startMaintenance(ids, done)
+			} else {
+				m.stopMaintenance(ids, done)
 			}
-			return m.stopMaintenance(ids)
 		})
 	}
 }

@@ -4,8 +4,9 @@
 // read-only JSON endpoints.
 //
 // One goroutine (the loop) owns all mutable state. HTTP handlers and timers
-// hand it closures through do/call; streams to frameworks and agents are fed
-// through unbounded outboxes so the loop never blocks on a slow peer.
+// hand it closures through do/await; streams to frameworks and agents are
+// fed through outboxes so the loop never blocks on a slow peer, and
+// registry writes through a registrar so it never waits for the disk.
 package master
 
 import (
@@ -16,7 +17,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -124,6 +127,12 @@ type Master struct {
 	ops     chan func()
 	stopped chan struct{} // closed when Run returns
 	alloc   *allocator.Allocator
+	// registrar commits registry changes in batches off the loop;
+	// committed brings their outcomes back to it.
+	registrar *registry.Registrar
+	committed *completions
+	// panicked is the value of a panic that stopped the loop.
+	panicked atomic.Value
 
 	// State below is owned by the loop goroutine.
 	frameworks          map[string]*framework
@@ -142,6 +151,8 @@ type Master struct {
 	policy   registry.Policy
 	maint    maintenanceState
 	counters counters
+	// lanes serialise registry changes per agent and for the policy.
+	lanes map[string]*lane
 
 	elected atomic.Bool
 }
@@ -165,6 +176,8 @@ func New(cfg Config) (*Master, error) {
 		agents:     map[string]*agent{},
 		offers:     map[string]*offer{},
 		admitted:   map[string]registry.AgentRecord{},
+		committed:  newCompletions(),
+		lanes:      map[string]*lane{},
 
 		operatorSubs: map[*operatorSub]bool{},
 	}
@@ -189,7 +202,8 @@ func New(cfg Config) (*Master, error) {
 // ID returns the master's ID.
 func (m *Master) ID() string { return m.id }
 
-// Run drives the master until ctx is done.
+// Run drives the master until ctx is done. It returns an error if a call
+// panicked (see step).
 func (m *Master) Run(ctx context.Context) error {
 	alloc := time.NewTicker(m.cfg.AllocationInterval)
 	defer alloc.Stop()
@@ -199,32 +213,89 @@ func (m *Master) Run(ctx context.Context) error {
 	defer heartbeat.Stop()
 	housekeeping := time.NewTicker(time.Second)
 	defer housekeeping.Stop()
+	m.registrar = registry.NewRegistrar(m.cfg.Registry)
 	m.log.Info("master started", "id", m.id, "address", net.JoinHostPort(m.cfg.IP, strconv.Itoa(m.cfg.Port)))
 	defer close(m.stopped)
+	// Commits in flight finish before Run returns, so that the caller
+	// may close the registry; their outcomes are not applied.
+	defer m.registrar.Close()
 	for {
+		var f func()
 		select {
 		case <-ctx.Done():
 			m.shutdown()
 			return nil
-		case f := <-m.ops:
-			f()
+		case f = <-m.ops:
+		case <-m.committed.notify:
+			f = func() {
+				for _, c := range m.committed.take() {
+					c()
+				}
+			}
 		case <-alloc.C:
-			m.allocate()
+			f = m.allocate
 		case <-ping.C:
-			m.pingAgents()
+			f = m.pingAgents
 		case <-heartbeat.C:
-			m.heartbeat()
+			f = m.heartbeat
 		case <-housekeeping.C:
-			m.expire()
+			f = m.expire
+		}
+		if err := m.step(f); err != nil {
+			m.shutdown()
+			return err
 		}
 	}
 }
 
-// do runs f on the loop and waits for it. It fails only if ctx ends first.
+// step runs one piece of the loop's work.
+//
+// Panic policy. Calls validate before they mutate, and registry changes
+// take effect only once durable, so a call refused for a reason leaves
+// nothing half-done. A panic is different: it is a bug, and it can strike
+// in the middle of a mutation that spans the allocator, the agents, the
+// frameworks and their streams, so the state it leaves cannot be trusted —
+// and proving every path panic-free between its first and last write is
+// not something the code can promise. So a panic is recovered here,
+// logged with its stack, counted (master/call_panics), the call that
+// caused it is answered 500, and the master stops: Run returns an error,
+// and `agora master` exits non-zero for its supervisor to restart it.
+// Nothing acknowledged is lost: everything durable is in the registry
+// (written before it took effect), agents re-register with their tasks,
+// and frameworks re-subscribe and reconcile — Mesos's own answer to a
+// master failure.
+func (m *Master) step(f func()) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			m.counters.callPanics++
+			m.panicked.Store(fmt.Sprint(p))
+			m.log.Error("a call panicked; the master stops so that a restart recovers a consistent state from the registry",
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = fmt.Errorf("master: a call panicked: %v", p)
+		}
+	}()
+	f()
+	return nil
+}
+
+// do runs f on the loop and waits for it. It fails if ctx ends or the
+// master stops first, or with errCallPanicked if f panicked.
 func (m *Master) do(ctx context.Context, f func()) error {
 	done := make(chan struct{})
+	var panicked atomic.Bool
+	op := func() {
+		defer func() {
+			if p := recover(); p != nil {
+				panicked.Store(true)
+				close(done)
+				panic(p) // for step, which stops the master
+			}
+		}()
+		f()
+		close(done)
+	}
 	select {
-	case m.ops <- func() { f(); close(done) }:
+	case m.ops <- op:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-m.stopped:
@@ -232,11 +303,25 @@ func (m *Master) do(ctx context.Context, f func()) error {
 	}
 	select {
 	case <-done:
+		if panicked.Load() {
+			return errCallPanicked
+		}
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-m.stopped:
 		return errStopped
+	}
+}
+
+var errCallPanicked = errors.New("master: the call panicked")
+
+// answerLoopFailure answers a call that do or await could not complete:
+// 500 if it panicked; nothing if the client left or the master is
+// stopping (the connection is closing anyway).
+func answerLoopFailure(w http.ResponseWriter, err error) {
+	if errors.Is(err, errCallPanicked) {
+		writeError(w, errorf(http.StatusInternalServerError, "the master failed while handling this call and is restarting; retry"))
 	}
 }
 

@@ -95,6 +95,16 @@ func (m *Master) snapshot() map[string]float64 {
 	// Not a Mesos metric: subscribers (schedulers, operator API) whose
 	// streams were cut for falling MaxSubscriberBacklog events behind.
 	s["master/slow_subscribers_disconnected"] = float64(c.slowSubscribersCut)
+	// Not Mesos metrics: calls that panicked (the master stops after
+	// one; see step), and the registry's batched writes.
+	s["master/call_panics"] = float64(c.callPanics)
+	s["master/registry_changes_pending"] = float64(c.registryPending)
+	if m.registrar != nil {
+		batches, changes, failed := m.registrar.Stats()
+		s["master/registry_commits"] = float64(batches)
+		s["master/registry_changes"] = float64(changes)
+		s["master/registry_commits_failed"] = float64(failed)
+	}
 	s["master/slave_reregistrations"] = float64(c.agentReregistrations)
 	s["master/slave_removals"] = float64(c.agentRemovals)
 	s["master/valid_status_updates"] = float64(c.validStatusUpdates)

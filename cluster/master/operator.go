@@ -41,11 +41,16 @@ func (m *Master) serveOperator(w http.ResponseWriter, r *http.Request) {
 		m.serveOperatorSubscribe(w, r, codec)
 		return
 	}
-	var (
-		resp *master.Response
-		herr error
-	)
-	if derr := m.do(r.Context(), func() { resp, herr = m.operatorCall(&call) }); derr != nil {
+	var resp *master.Response
+	herr, derr := m.await(r.Context(), func(reply func(error)) {
+		if !m.operatorChange(&call, reply) {
+			var err error
+			resp, err = m.operatorCall(&call)
+			reply(err)
+		}
+	})
+	if derr != nil {
+		answerLoopFailure(w, derr)
 		return
 	}
 	if herr != nil {
@@ -65,16 +70,23 @@ func (m *Master) serveOperator(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
+// operatorChange starts a call that changes the registry; it answers
+// (done, on the loop) once the change is durable and applied. handled is
+// false for other calls.
+func (m *Master) operatorChange(c *master.Call, done func(error)) (handled bool) {
+	return m.policyChange(c, done) || m.maintenanceChange(c, done) || m.reservationChange(c, done)
+}
+
 // operatorCall answers one call on the loop; a nil response means 200
 // without a body.
 func (m *Master) operatorCall(c *master.Call) (*master.Response, error) {
+	if testHookOperatorCall != nil {
+		testHookOperatorCall(c)
+	}
 	if resp, ok, err := m.policyCall(c); ok {
 		return resp, err
 	}
 	if resp, ok, err := m.maintenanceCall(c); ok {
-		return resp, err
-	}
-	if resp, ok, err := m.reservationCall(c); ok {
 		return resp, err
 	}
 	switch c.Type {
@@ -144,6 +156,7 @@ func (m *Master) serveOperatorSubscribe(w http.ResponseWriter, r *http.Request, 
 			GetState: m.operatorState(), HeartbeatIntervalSeconds: &hb}})
 		sub.out.push(&master.Event{Type: master.Event_HEARTBEAT})
 	}); derr != nil {
+		answerLoopFailure(w, derr)
 		return
 	}
 	if err != nil {
@@ -389,3 +402,7 @@ func (m *Master) operatorState() *master.Response_GetState {
 		GetFrameworks: m.operatorFrameworks(), GetAgents: m.operatorAgents(),
 	}
 }
+
+// testHookOperatorCall, set by tests only, runs at the start of every
+// operator query on the loop (to make one panic).
+var testHookOperatorCall func(*master.Call)

@@ -37,11 +37,10 @@ func (m *Master) restorePolicy() error {
 	return m.restoreMaintenance()
 }
 
-func (m *Master) savePolicy() error {
-	if err := m.cfg.Registry.PutPolicy(m.policy); err != nil {
-		return errorf(http.StatusServiceUnavailable, "cannot store the policy in the registry: %v", err)
-	}
-	return nil
+// savePolicyNow writes the policy as it is, waiting on the loop; the
+// caller is a start of the policy lane.
+func (m *Master) savePolicyNow(p registry.Policy) error {
+	return m.commitNow([]registry.Change{{Policy: &p}})
 }
 
 func scalarResources(s map[string]float64) mesos.Resources {
@@ -71,36 +70,44 @@ func scalarMap(rs []mesos.Resource) (map[string]float64, error) {
 	return out, nil
 }
 
-// setWeights applies and persists weights; it runs on the loop.
-func (m *Master) setWeights(ws []mesos.WeightInfo) error {
+// setWeights persists weights and then applies them, calling done on the
+// loop; it runs on the loop.
+func (m *Master) setWeights(ws []mesos.WeightInfo, done func(error)) {
 	for _, w := range ws {
 		if err := validateRole(w.GetRole()); err != nil {
-			return err
+			done(err)
+			return
 		}
 		if w.GetRole() == "*" {
-			return errorf(http.StatusBadRequest, "the weight of role '*' cannot be changed")
+			done(errorf(http.StatusBadRequest, "the weight of role '*' cannot be changed"))
+			return
 		}
 		if w.Weight <= 0 {
-			return errorf(http.StatusBadRequest, "weight of role %s must be positive, got %v", w.GetRole(), w.Weight)
+			done(errorf(http.StatusBadRequest, "weight of role %s must be positive, got %v", w.GetRole(), w.Weight))
+			return
 		}
 	}
-	next := map[string]float64{}
-	for r, w := range m.policy.Weights {
-		next[r] = w
-	}
-	for _, w := range ws {
-		next[w.GetRole()] = w.Weight
-	}
-	prev := m.policy.Weights
-	m.policy.Weights = next
-	if err := m.savePolicy(); err != nil {
-		m.policy.Weights = prev
-		return err
-	}
-	for _, w := range ws {
-		m.alloc.SetWeight(w.GetRole(), w.Weight)
-	}
-	return nil
+	m.inLane(policyLane, func() {
+		next := m.policy
+		next.Weights = map[string]float64{}
+		for r, w := range m.policy.Weights {
+			next.Weights[r] = w
+		}
+		for _, w := range ws {
+			next.Weights[w.GetRole()] = w.Weight
+		}
+		m.commit(policyLane, []registry.Change{{Policy: &next}}, func(err error) {
+			if err != nil {
+				done(err)
+				return
+			}
+			m.policy = next
+			for _, w := range ws {
+				m.alloc.SetWeight(w.GetRole(), w.Weight)
+			}
+			done(nil)
+		})
+	})
 }
 
 // quotaChange is one role's new quota; both maps empty removes it.
@@ -110,16 +117,23 @@ type quotaChange struct {
 }
 
 // setQuota applies and persists one role's quota (both empty removes it).
-func (m *Master) setQuota(role string, guarantee, limit map[string]float64) error {
-	return m.setQuotas([]quotaChange{{role, guarantee, limit}})
+func (m *Master) setQuota(role string, guarantee, limit map[string]float64, done func(error)) {
+	m.setQuotas([]quotaChange{{role, guarantee, limit}}, done)
 }
 
 // setQuotas applies and persists several roles' quotas all or nothing:
 // every change is checked first, then applied to the allocator and
 // written to the registry in one policy write; if the allocator refuses
 // one or the write fails, the changes already applied are undone and the
-// allocator and the policy are as before.
-func (m *Master) setQuotas(changes []quotaChange) error {
+// allocator and the policy are as before. The allocator is the judge of a
+// quota (against reservations, the hierarchy), so the write happens
+// between applying and keeping it, with the loop waiting for it; other
+// policy changes wait in the lane meanwhile.
+func (m *Master) setQuotas(changes []quotaChange, done func(error)) {
+	m.inLane(policyLane, func() { done(m.setQuotasNow(changes)) })
+}
+
+func (m *Master) setQuotasNow(changes []quotaChange) error {
 	seen := map[string]bool{}
 	for _, c := range changes {
 		if err := validateRole(c.role); err != nil {
@@ -179,7 +193,7 @@ func (m *Master) setQuotas(changes []quotaChange) error {
 		}
 	}
 	m.policy.Quotas = next
-	if err := m.savePolicy(); err != nil {
+	if err := m.savePolicyNow(m.policy); err != nil {
 		// The allocator must not run a policy the registry lacks.
 		if uerr := undo(); uerr != nil {
 			return errorf(http.StatusInternalServerError, "%v (%v)", err, uerr)
@@ -231,7 +245,7 @@ func (m *Master) serveWeights(w http.ResponseWriter, r *http.Request) {
 			writeError(w, err)
 			return
 		}
-		m.serveChange(w, r, http.StatusOK, func() error { return m.setWeights(ws) })
+		m.serveCommit(w, r, http.StatusOK, func(done func(error)) { m.setWeights(ws, done) })
 	default:
 		methodNotAllowed(w, r, "GET, PUT", "GET or PUT")
 	}
@@ -263,40 +277,53 @@ func (m *Master) serveQuota(w http.ResponseWriter, r *http.Request) {
 			writeError(w, errorf(http.StatusBadRequest, "%v", err))
 			return
 		}
-		m.serveChange(w, r, http.StatusOK, func() error { return m.setQuota(req.GetRole(), guarantee, guarantee) })
+		m.serveCommit(w, r, http.StatusOK, func(done func(error)) { m.setQuota(req.GetRole(), guarantee, guarantee, done) })
 	case http.MethodDelete:
 		role := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/master"), "/quota/")
 		if role == "" || role == r.URL.Path {
 			writeError(w, errorf(http.StatusBadRequest, "DELETE /quota/ROLE needs a role"))
 			return
 		}
-		m.serveChange(w, r, http.StatusOK, func() error {
-			if _, ok := m.policy.Quotas[role]; !ok {
-				return errorf(http.StatusBadRequest, "role %s has no quota", role)
-			}
-			return m.setQuota(role, nil, nil)
+		m.serveCommit(w, r, http.StatusOK, func(done func(error)) {
+			m.inLane(policyLane, func() {
+				if _, ok := m.policy.Quotas[role]; !ok {
+					done(errorf(http.StatusBadRequest, "role %s has no quota", role))
+					return
+				}
+				done(m.setQuotasNow([]quotaChange{{role: role}}))
+			})
 		})
 	default:
 		methodNotAllowed(w, r, "GET, POST, DELETE", "GET, POST or DELETE")
 	}
 }
 
-// policyCall answers the operator API's policy calls; handled is false for
-// other calls.
+// policyCall answers the operator API's policy queries; handled is false
+// for other calls.
 func (m *Master) policyCall(c *master.Call) (resp *master.Response, handled bool, err error) {
 	switch c.Type {
 	case master.Call_GET_WEIGHTS:
 		return &master.Response{Type: master.Response_GET_WEIGHTS, GetWeights: &master.Response_GetWeights{WeightInfos: m.weightInfos()}}, true, nil
-	case master.Call_UPDATE_WEIGHTS:
-		if c.UpdateWeights == nil {
-			return nil, true, missingField("update_weights")
-		}
-		return nil, true, m.setWeights(c.UpdateWeights.WeightInfos)
 	case master.Call_GET_QUOTA:
 		return &master.Response{Type: master.Response_GET_QUOTA, GetQuota: &master.Response_GetQuota{Status: *m.quotaStatus()}}, true, nil
+	}
+	return nil, false, nil
+}
+
+// policyChange starts the operator API's policy changes, which answer
+// once the registry has them; handled is false for other calls.
+func (m *Master) policyChange(c *master.Call, done func(error)) (handled bool) {
+	switch c.Type {
+	case master.Call_UPDATE_WEIGHTS:
+		if c.UpdateWeights == nil {
+			done(missingField("update_weights"))
+			return true
+		}
+		m.setWeights(c.UpdateWeights.WeightInfos, done)
 	case master.Call_UPDATE_QUOTA:
 		if c.UpdateQuota == nil {
-			return nil, true, missingField("update_quota")
+			done(missingField("update_quota"))
+			return true
 		}
 		// All or nothing, as in Mesos: one bad config changes no quota.
 		var changes []quotaChange
@@ -310,23 +337,28 @@ func (m *Master) policyCall(c *master.Call) (resp *master.Response, handled bool
 			}
 			changes = append(changes, quotaChange{qc.Role, g, l})
 		}
-		return nil, true, m.setQuotas(changes)
+		m.setQuotas(changes, done)
 	case master.Call_SET_QUOTA:
 		if c.SetQuota == nil {
-			return nil, true, missingField("set_quota")
+			done(missingField("set_quota"))
+			return true
 		}
 		g, err := scalarMap(c.SetQuota.QuotaRequest.Guarantee)
 		if err != nil {
-			return nil, true, errorf(http.StatusBadRequest, "%v", err)
+			done(errorf(http.StatusBadRequest, "%v", err))
+			return true
 		}
-		return nil, true, m.setQuota(c.SetQuota.QuotaRequest.GetRole(), g, g)
+		m.setQuota(c.SetQuota.QuotaRequest.GetRole(), g, g, done)
 	case master.Call_REMOVE_QUOTA:
 		if c.RemoveQuota == nil {
-			return nil, true, missingField("remove_quota")
+			done(missingField("remove_quota"))
+			return true
 		}
-		return nil, true, m.setQuota(c.RemoveQuota.Role, nil, nil)
+		m.setQuota(c.RemoveQuota.Role, nil, nil, done)
+	default:
+		return false
 	}
-	return nil, false, nil
+	return true
 }
 
 // readJSONBody decodes a bounded JSON request body.

@@ -25,6 +25,7 @@ func (m *Master) serveJSON(build func(r *http.Request) any) http.HandlerFunc {
 		}
 		var v any
 		if err := m.do(r.Context(), func() { v = build(r) }); err != nil {
+			answerLoopFailure(w, err)
 			return
 		}
 		writeJSON(w, r, v)

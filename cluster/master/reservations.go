@@ -2,6 +2,7 @@ package master
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -34,16 +35,25 @@ func (m *Master) applyOfferOperation(f *framework, a *agent, remaining mesos.Res
 		// offered in the framework's single role.
 		op = withOperationRole(op, f.roles()[0])
 	}
+	if m.laneBusy(agentLane(a.id)) {
+		// Its total is about to change: this operation would be
+		// computed on, and recorded over, a record in flight.
+		return remaining, fmt.Errorf("agent %s has a registry change in flight; offer the operation again", a.id)
+	}
 	converted, err := m.alloc.UpdateAllocation(f.id, a.id, remaining, []mesos.Offer_Operation{op})
 	if err != nil {
 		return remaining, err
 	}
-	if err := m.agentTotalChanged(a); err != nil {
+	// Inside an ACCEPT, which goes on with the converted resources: the
+	// loop waits for this one write.
+	info := m.convertedInfo(a)
+	if err := m.commitNow([]registry.Change{{Agent: &registry.AgentRecord{ID: a.id, State: registry.AgentAdmitted, Info: &info, Since: m.now()}}}); err != nil {
 		if _, uerr := m.alloc.UpdateAllocation(f.id, a.id, converted, []mesos.Offer_Operation{inverseOperation(op)}); uerr != nil {
 			m.log.Error("undoing a resource operation the registry refused failed", "agent", a.id, "operation", op.GetType(), "err", uerr)
 		}
 		return remaining, err
 	}
+	a.info = info
 	return converted, nil
 }
 
@@ -70,22 +80,14 @@ func withOperationRole(op mesos.Offer_Operation, role string) mesos.Offer_Operat
 	return op
 }
 
-// agentTotalChanged records an agent's converted total resources in the
-// registry and then in the agent's info; if the registry cannot, the info
-// is left as it was and the error says so (the caller undoes the
-// conversion in the allocator).
-func (m *Master) agentTotalChanged(a *agent) error {
-	total, _, ok := m.alloc.AgentResources(a.id)
-	if !ok {
-		return nil
-	}
+// convertedInfo is the agent's info with the allocator's (converted)
+// total resources.
+func (m *Master) convertedInfo(a *agent) mesos.AgentInfo {
 	info := a.info
-	info.Resources = stripAllocationInfo(total)
-	if err := m.cfg.Registry.PutAgent(registry.AgentRecord{ID: a.id, State: registry.AgentAdmitted, Info: &info, Since: m.now()}); err != nil {
-		return errorf(http.StatusServiceUnavailable, "cannot record the converted resources of agent %s in the registry: %v; nothing was changed", a.id, err)
+	if total, _, ok := m.alloc.AgentResources(a.id); ok {
+		info.Resources = stripAllocationInfo(total)
 	}
-	a.info = info
-	return nil
+	return info
 }
 
 // inverseOperation is the operation that undoes op: UNRESERVE for
@@ -105,32 +107,61 @@ func inverseOperation(op mesos.Offer_Operation) mesos.Offer_Operation {
 }
 
 // operatorOperation applies an operator's operation to an agent's free
-// resources, rescinding the agent's offers once if they hold what is needed.
-func (m *Master) operatorOperation(agentID string, op mesos.Offer_Operation) error {
-	a := m.agents[agentID]
-	if a == nil || a.unreachable {
-		return errorf(http.StatusBadRequest, "agent %s is not registered", agentID)
-	}
-	err := m.alloc.UpdateAvailable(a.id, []mesos.Offer_Operation{op})
-	if err != nil && len(a.offers) > 0 {
-		for _, o := range a.offers {
-			m.rescindOffer(o, 0)
+// resources, rescinding the agent's offers once if they hold what is
+// needed, and calls done once the registry has the converted total. Until
+// then the agent is out of allocation, so that nothing is offered from a
+// conversion that is not durable; if the registry refuses, the
+// conversion is undone and the agent is as before.
+func (m *Master) operatorOperation(agentID string, op mesos.Offer_Operation, done func(error)) {
+	m.inLane(agentLane(agentID), func() {
+		a := m.agents[agentID]
+		if a == nil || a.unreachable {
+			done(errorf(http.StatusBadRequest, "agent %s is not registered", agentID))
+			return
 		}
-		err = m.alloc.UpdateAvailable(a.id, []mesos.Offer_Operation{op})
-	}
-	if err != nil {
-		return errorf(http.StatusConflict, "%s on agent %s: %v", op.GetType(), a.id, err)
-	}
-	if err := m.agentTotalChanged(a); err != nil {
-		if uerr := m.alloc.UpdateAvailable(a.id, []mesos.Offer_Operation{inverseOperation(op)}); uerr != nil {
-			m.log.Error("undoing a resource operation the registry refused failed", "agent", a.id, "operation", op.GetType(), "err", uerr)
-			return errorf(http.StatusInternalServerError, "%v; undoing it in the allocator failed too: %v", err, uerr)
+		err := m.alloc.UpdateAvailable(a.id, []mesos.Offer_Operation{op})
+		if err != nil && len(a.offers) > 0 {
+			for _, o := range a.offers {
+				m.rescindOffer(o, 0)
+			}
+			err = m.alloc.UpdateAvailable(a.id, []mesos.Offer_Operation{op})
 		}
-		m.requestAllocation()
-		return err
-	}
-	m.requestAllocation()
-	return nil
+		if err != nil {
+			done(errorf(http.StatusConflict, "%s on agent %s: %v", op.GetType(), a.id, err))
+			return
+		}
+		info := m.convertedInfo(a)
+		a.converting = true
+		m.alloc.DeactivateAgent(a.id)
+		rec := registry.AgentRecord{ID: a.id, State: registry.AgentAdmitted, Info: &info, Since: m.now()}
+		m.commit(agentLane(a.id), []registry.Change{{Agent: &rec}}, func(err error) {
+			a.converting = false
+			if m.agents[a.id] != a || a.unreachable {
+				// Gone meanwhile (the lane makes this unlikely): the
+				// allocator no longer has it; nothing to undo.
+				if err == nil {
+					a.info = info
+				}
+				done(err)
+				return
+			}
+			if a.out != nil && !a.deactivated && !a.draining {
+				m.alloc.ActivateAgent(a.id)
+			}
+			m.requestAllocation()
+			if err != nil {
+				if uerr := m.alloc.UpdateAvailable(a.id, []mesos.Offer_Operation{inverseOperation(op)}); uerr != nil {
+					m.log.Error("undoing a resource operation the registry refused failed", "agent", a.id, "operation", op.GetType(), "err", uerr)
+					done(errorf(http.StatusInternalServerError, "%v; undoing it in the allocator failed too: %v", err, uerr))
+					return
+				}
+				done(err)
+				return
+			}
+			a.info = info
+			done(nil)
+		})
+	})
 }
 
 // resourceOperation builds a RESERVE, UNRESERVE, CREATE or DESTROY.
@@ -149,31 +180,46 @@ func resourceOperation(t mesos.Offer_Operation_Type, rs []mesos.Resource) mesos.
 	return op
 }
 
-// reservationCall answers the operator API's reservation and volume calls.
-func (m *Master) reservationCall(c *master.Call) (resp *master.Response, handled bool, err error) {
+// reservationChange starts the operator API's reservation and volume
+// calls, which answer once the registry has them; handled is false for
+// other calls.
+func (m *Master) reservationChange(c *master.Call, done func(error)) (handled bool) {
+	var (
+		agentID *mesos.AgentID
+		t       mesos.Offer_Operation_Type
+		rs      []mesos.Resource
+		field   string
+	)
 	switch c.Type {
 	case master.Call_RESERVE_RESOURCES:
-		if c.ReserveResources == nil {
-			return nil, true, missingField("reserve_resources")
+		if x := c.ReserveResources; x != nil {
+			agentID, t, rs = &x.AgentID, mesos.Offer_Operation_RESERVE, x.Resources
 		}
-		return nil, true, m.operatorOperation(c.ReserveResources.AgentID.Value, resourceOperation(mesos.Offer_Operation_RESERVE, c.ReserveResources.Resources))
+		field = "reserve_resources"
 	case master.Call_UNRESERVE_RESOURCES:
-		if c.UnreserveResources == nil {
-			return nil, true, missingField("unreserve_resources")
+		if x := c.UnreserveResources; x != nil {
+			agentID, t, rs = &x.AgentID, mesos.Offer_Operation_UNRESERVE, x.Resources
 		}
-		return nil, true, m.operatorOperation(c.UnreserveResources.AgentID.Value, resourceOperation(mesos.Offer_Operation_UNRESERVE, c.UnreserveResources.Resources))
+		field = "unreserve_resources"
 	case master.Call_CREATE_VOLUMES:
-		if c.CreateVolumes == nil {
-			return nil, true, missingField("create_volumes")
+		if x := c.CreateVolumes; x != nil {
+			agentID, t, rs = &x.AgentID, mesos.Offer_Operation_CREATE, x.Volumes
 		}
-		return nil, true, m.operatorOperation(c.CreateVolumes.AgentID.Value, resourceOperation(mesos.Offer_Operation_CREATE, c.CreateVolumes.Volumes))
+		field = "create_volumes"
 	case master.Call_DESTROY_VOLUMES:
-		if c.DestroyVolumes == nil {
-			return nil, true, missingField("destroy_volumes")
+		if x := c.DestroyVolumes; x != nil {
+			agentID, t, rs = &x.AgentID, mesos.Offer_Operation_DESTROY, x.Volumes
 		}
-		return nil, true, m.operatorOperation(c.DestroyVolumes.AgentID.Value, resourceOperation(mesos.Offer_Operation_DESTROY, c.DestroyVolumes.Volumes))
+		field = "destroy_volumes"
+	default:
+		return false
 	}
-	return nil, false, nil
+	if agentID == nil {
+		done(missingField(field))
+		return true
+	}
+	m.operatorOperation(agentID.Value, resourceOperation(t, rs), done)
+	return true
 }
 
 // serveReservation is Mesos's POST /reserve, /unreserve, /create-volumes
@@ -206,7 +252,7 @@ func (m *Master) serveReservation(t mesos.Offer_Operation_Type) http.HandlerFunc
 			return
 		}
 		op := resourceOperation(t, rs)
-		m.serveChange(w, r, http.StatusAccepted, func() error { return m.operatorOperation(agentID, op) })
+		m.serveCommit(w, r, http.StatusAccepted, func(done func(error)) { m.operatorOperation(agentID, op, done) })
 	}
 }
 

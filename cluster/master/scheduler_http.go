@@ -70,6 +70,7 @@ func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
 	streamID := r.Header.Get("Mesos-Stream-Id")
 	var err error
 	if derr := m.do(r.Context(), func() { err = m.handleCall(&call, streamID) }); derr != nil {
+		answerLoopFailure(w, derr)
 		return
 	}
 	if err != nil {
@@ -97,6 +98,7 @@ func (m *Master) serveSubscribe(w http.ResponseWriter, r *http.Request, call *sc
 	conn := &schedConn{streamID: newUUID(), codec: codec, out: m.subscriberOutbox("scheduler")}
 	var fw *framework
 	if derr := m.do(r.Context(), func() { fw, err = m.subscribe(call.Subscribe, conn) }); derr != nil {
+		answerLoopFailure(w, derr)
 		return
 	}
 	if err != nil {

@@ -74,8 +74,13 @@ type agent struct {
 	// Maintenance: deactivated agents get no offers; a draining agent has
 	// its tasks killed and is drained once none is left.
 	deactivated, draining, drained, drainMarkGone bool
-	lastPongSeq                                   uint64
-	missedPings                                   int
+	// removing: its removal (drained, mark gone) is in flight.
+	removing bool
+	// converting: an operator's reservation or volume change is in
+	// flight; the agent is kept out of allocation until it is durable.
+	converting  bool
+	lastPongSeq uint64
+	missedPings int
 }
 
 func (a *agent) connected() bool { return a.out != nil }
@@ -115,6 +120,8 @@ type counters struct {
 	allocationNanos                                             uint64
 	lastAllocationNanos                                         uint64
 	slowSubscribersCut                                          uint64
+	callPanics                                                  uint64
+	registryPending                                             int64
 	terminal                                                    map[mesos.TaskState]uint64
 }
 

@@ -111,4 +111,34 @@ func (b *Bolt) Policy() (Policy, error) {
 	return p, nil
 }
 
+// Apply stores every change in one bbolt transaction: one commit, one
+// fsync.
+func (b *Bolt) Apply(changes []Change) error {
+	enc, err := encode(changes)
+	if err != nil {
+		return err
+	}
+	if err := b.db.Update(func(tx *bolt.Tx) error {
+		agents, policy := tx.Bucket(agentsBucket), tx.Bucket(policyBucket)
+		for _, e := range enc {
+			var err error
+			switch {
+			case !e.agent:
+				err = policy.Put(policyKey, e.value)
+			case e.remove:
+				err = agents.Delete([]byte(e.key))
+			default:
+				err = agents.Put([]byte(e.key), e.value)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("registry: store %d changes: %w", len(changes), err)
+	}
+	return nil
+}
+
 func (b *Bolt) Close() error { return b.db.Close() }

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"errors"
+	"sync"
 	"sync/atomic"
 )
 
@@ -15,6 +16,8 @@ type Faulty struct {
 	Registry
 	failWrites atomic.Bool
 	refused    atomic.Int64
+	// gate, when set, holds every write until it is closed.
+	gate atomic.Pointer[chan struct{}]
 }
 
 // NewFaulty wraps r (a new Memory if nil).
@@ -31,7 +34,23 @@ func (f *Faulty) FailWrites(fail bool) { f.failWrites.Store(fail) }
 // Refused counts the writes refused so far.
 func (f *Faulty) Refused() int64 { return f.refused.Load() }
 
+// HoldWrites makes writes wait (a slow disk) until release is called.
+func (f *Faulty) HoldWrites() (release func()) {
+	ch := make(chan struct{})
+	f.gate.Store(&ch)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			f.gate.Store(nil)
+			close(ch)
+		})
+	}
+}
+
 func (f *Faulty) refuse() bool {
+	if g := f.gate.Load(); g != nil {
+		<-*g
+	}
 	if f.failWrites.Load() {
 		f.refused.Add(1)
 		return true
@@ -58,4 +77,11 @@ func (f *Faulty) PutPolicy(p Policy) error {
 		return ErrInjected
 	}
 	return f.Registry.PutPolicy(p)
+}
+
+func (f *Faulty) Apply(changes []Change) error {
+	if f.refuse() {
+		return ErrInjected
+	}
+	return f.Registry.Apply(changes)
 }

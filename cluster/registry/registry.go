@@ -58,7 +58,68 @@ type Registry interface {
 	Agents() ([]AgentRecord, error)
 	PutPolicy(p Policy) error
 	Policy() (Policy, error)
+	// Apply makes changes durable together, in order: all of them or,
+	// with an error, none. A Registrar batches the master's writes
+	// through it, so that many changes cost one commit (one fsync for
+	// bbolt, one multi-op for ZooKeeper).
+	Apply(changes []Change) error
 	Close() error
+}
+
+// Change is one write of a batch: exactly one of its fields is set.
+type Change struct {
+	// Agent stores an agent's record.
+	Agent *AgentRecord
+	// DeleteAgent removes an agent's record.
+	DeleteAgent string
+	// Policy stores the sharing policy.
+	Policy *Policy
+}
+
+// String names what the change writes, for errors.
+func (c Change) String() string {
+	switch {
+	case c.Agent != nil:
+		return fmt.Sprintf("agent %s (%s)", c.Agent.ID, c.Agent.State)
+	case c.DeleteAgent != "":
+		return "deletion of agent " + c.DeleteAgent
+	case c.Policy != nil:
+		return "policy"
+	}
+	return "empty change"
+}
+
+// encoded is a change ready to store: its key and value (nil deletes).
+type encoded struct {
+	agent  bool // else the policy
+	key    string
+	value  []byte
+	remove bool
+}
+
+func encode(changes []Change) ([]encoded, error) {
+	out := make([]encoded, 0, len(changes))
+	for _, c := range changes {
+		switch {
+		case c.Agent != nil:
+			b, err := json.Marshal(c.Agent)
+			if err != nil {
+				return nil, fmt.Errorf("registry: encode agent %s: %w", c.Agent.ID, err)
+			}
+			out = append(out, encoded{agent: true, key: c.Agent.ID, value: b})
+		case c.DeleteAgent != "":
+			out = append(out, encoded{agent: true, key: c.DeleteAgent, remove: true})
+		case c.Policy != nil:
+			b, err := json.Marshal(c.Policy)
+			if err != nil {
+				return nil, fmt.Errorf("registry: encode policy: %w", err)
+			}
+			out = append(out, encoded{value: b})
+		default:
+			return nil, fmt.Errorf("registry: a change sets none of agent, delete or policy")
+		}
+	}
+	return out, nil
 }
 
 // Memory is an in-memory Registry for tests and for masters run without a
@@ -127,6 +188,26 @@ func (m *Memory) Policy() (Policy, error) {
 		return p, fmt.Errorf("registry: decode policy: %w", err)
 	}
 	return p, nil
+}
+
+func (m *Memory) Apply(changes []Change) error {
+	enc, err := encode(changes)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, e := range enc {
+		switch {
+		case !e.agent:
+			m.policy = e.value
+		case e.remove:
+			delete(m.agents, e.key)
+		default:
+			m.agents[e.key] = e.value
+		}
+	}
+	return nil
 }
 
 func (m *Memory) Close() error { return nil }

@@ -189,7 +189,7 @@ func runHAMaster(mf masterFlags, zkURL string, quorum int, session time.Duration
 // server fails), then stops the server and waits for the master's loop to
 // end, so that the caller may close the registry under nothing.
 func serveMaster(ctx context.Context, m *master.Master, ln net.Listener, ui http.Handler) error {
-	srv := &http.Server{Handler: m.Handler(ui), ReadHeaderTimeout: 10 * time.Second}
+	srv := m.Server(ui) // with the timeouts explained at master.ReadTimeout
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	runDone := make(chan error, 1)

@@ -380,16 +380,9 @@ func TestConnectFailuresEndRun(t *testing.T) {
 	}
 }
 
-// closedAddr is a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+// closedAddr is a loopback address that refuses connections (its port
+// held until the test ends, so nothing else takes it).
+func closedAddr(t *testing.T) string { return clustertest.RefusedAddr(t) }
 
 // freezeProxy relays TCP to the master; frozen, it keeps connections open
 // but passes nothing from the master on, as a silent network partition.

@@ -16,7 +16,6 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -136,6 +135,13 @@ type agentSpec struct {
 	first, last uint64
 }
 
+// agentOn is a test agent on host offering 100 ports of a random range
+// (clustertest.PortRange).
+func agentOn(host string) agentSpec {
+	first, last := clustertest.PortRange(100)
+	return agentSpec{host, uint64(first), uint64(last)}
+}
+
 func startCluster(t *testing.T, agents []agentSpec) *clustertest.Cluster {
 	t.Helper()
 	c := clustertest.Start(t, clustertest.Options{
@@ -252,7 +258,8 @@ func readMarkers(t *testing.T, markers, taskID string) (props, env map[string]st
 // that dies is replaced; stopping the framework stops the trackers.
 func TestTrackersFromAnInstalledHome(t *testing.T) {
 	base, markers := fakeDist(t)
-	lo := uint64(20000 + rand.IntN(40)*1000)
+	first, _ := clustertest.PortRange(201)
+	lo := uint64(first)
 	agents := []agentSpec{{"127.0.0.1", lo, lo + 99}, {"127.0.0.2", lo + 100, lo + 199}, {"127.0.0.3", lo + 200, lo + 200}}
 	c := startCluster(t, agents)
 	props := map[string]string{
@@ -404,8 +411,7 @@ func TestTrackersFromAnInstalledHome(t *testing.T) {
 func TestTrackersFromATarball(t *testing.T) {
 	base, markers := fakeDist(t)
 	uri := tarball(t, base)
-	lo := uint64(20000 + rand.IntN(40)*1000)
-	c := startCluster(t, []agentSpec{{"127.0.0.1", lo + 500, lo + 599}})
+	c := startCluster(t, []agentSpec{agentOn("127.0.0.1")})
 	s, err := distribution.SettingsFrom(map[string]string{
 		distribution.KeyJobTracker:      "127.0.0.1:9001",
 		distribution.KeyExecutorURI:     uri,

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -75,7 +76,7 @@ func setupHadoop(t *testing.T) *realHadoop {
 		r.home = filepath.Dir(filepath.Dir(found[0]))
 	}
 
-	r.jobTracker = "127.0.0.1:" + strconv.Itoa(freePort(t))
+	r.jobTracker = "127.0.0.1:0" // startJobTracker learns the port it binds
 	shared := map[string]string{
 		"fs.default.name":                       "file:///",
 		"mapred.system.dir":                     filepath.Join(r.work, "mapred", "system"),
@@ -87,7 +88,7 @@ func setupHadoop(t *testing.T) *realHadoop {
 		t.Fatalf("copy conf: %v\n%s", err, out)
 	}
 	jtProps := map[string]string{
-		"mapred.job.tracker.http.address": "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"mapred.job.tracker.http.address": "127.0.0.1:0",
 		"hadoop.tmp.dir":                  filepath.Join(r.work, "jobtracker-tmp"),
 		"mapred.local.dir":                filepath.Join(r.work, "jobtracker-local"),
 		// A tracker killed mid-job is declared lost after 20 s, not 10 min.
@@ -135,15 +136,44 @@ func startJobTracker(t *testing.T) *realHadoop {
 	if err := jt.Start(); err != nil {
 		t.Fatalf("start the JobTracker: %v", err)
 	}
+	exited := make(chan struct{})
+	go func() { jt.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		jt.Process.Kill()
-		jt.Wait()
+		<-exited
 		if t.Failed() {
 			out, _ := os.ReadFile(jtLog.Name())
 			t.Logf("JobTracker output:\n%s", tail(out))
 		}
 	})
-	return r
+	// It binds port 0 for its RPC and web servers; clients and trackers
+	// are pointed at the port it logs.
+	deadline := time.After(3 * time.Minute)
+	for {
+		out, _ := os.ReadFile(jtLog.Name())
+		if m := jobTrackerUp.FindSubmatch(out); m != nil {
+			r.useJobTracker(t, "127.0.0.1:"+string(m[1]))
+			return r
+		}
+		select {
+		case <-exited:
+			t.Fatalf("the JobTracker exited before it was up; its output ends:\n%s", tail(out))
+		case <-deadline:
+			t.Fatalf("the JobTracker did not log its port within 3 minutes; its output ends:\n%s", tail(out))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// jobTrackerUp is the line Hadoop 1.x's JobTracker logs once its RPC
+// server is bound.
+var jobTrackerUp = regexp.MustCompile(`JobTracker up at: (\d+)`)
+
+// offers says whether addr's port is one a offers.
+func (a agentSpec) offers(addr string) bool {
+	_, p, err := net.SplitHostPort(addr)
+	port, perr := strconv.ParseUint(p, 10, 64)
+	return err == nil && perr == nil && port >= a.first && port <= a.last
 }
 
 // hadoop is the distribution's bin/hadoop with the JobTracker's
@@ -207,7 +237,8 @@ func (r *realHadoop) settings(t *testing.T, min, max int) distribution.Settings 
 // and both daemons' web UIs serve their status pages on the offered ports.
 func TestRealDistribution(t *testing.T) {
 	r := setupHadoop(t)
-	c := startCluster(t, []agentSpec{{"127.0.0.1", 35000, 35099}})
+	a := agentOn("127.0.0.1")
+	c := startCluster(t, []agentSpec{a})
 
 	jtProps := map[string]string{
 		distribution.KeyJobTrackerCPUs: "0.5", distribution.KeyJobTrackerMem: "384",
@@ -246,8 +277,8 @@ func TestRealDistribution(t *testing.T) {
 		t.Fatal("the JobTracker task did not run within 3 minutes")
 	}
 	jt, ok := jtf.Current()
-	if !ok || !strings.HasPrefix(jt.Address, "127.0.0.1:350") || !strings.HasPrefix(jt.HTTP, "127.0.0.1:350") {
-		t.Fatalf("JobTracker %+v: want both addresses on the offered ports", jt)
+	if !ok || !a.offers(jt.Address) || !a.offers(jt.HTTP) {
+		t.Fatalf("JobTracker %+v: want both addresses on the offered ports %d-%d", jt, a.first, a.last)
 	}
 	// Clients and trackers go to the agora-launched JobTracker from now on.
 	r.useJobTracker(t, jt.Address)
@@ -287,7 +318,7 @@ func TestRealDistribution(t *testing.T) {
 func TestRealStreamingWordCount(t *testing.T) {
 	hadooptest.NeedPython(t)
 	r := startJobTracker(t)
-	c := startCluster(t, []agentSpec{{"127.0.0.1", 35100, 35199}, {"127.0.0.2", 35200, 35299}})
+	c := startCluster(t, []agentSpec{agentOn("127.0.0.1"), agentOn("127.0.0.2")})
 	fw, _ := runFramework(t, c, r.settings(t, 2, 2))
 	waitForLong(t, 3*time.Minute, "two TaskTrackers active at the JobTracker", func() bool {
 		return len(fw.Trackers()) == 2 && len(r.activeTrackers()) == 2
@@ -419,16 +450,6 @@ func waitForLong(t *testing.T, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(time.Second)
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func tail(b []byte) string {

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/agora-cluster/agora/hadoop/hadooptest"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -72,7 +71,7 @@ var agentHosts = []string{"127.0.0.1", "127.0.0.2"}
 
 func startEnv(t *testing.T) *env {
 	t.Helper()
-	base := 20000 + rand.IntN(20)*1000
+	base, _ := clustertest.PortRange(1000)
 	c := clustertest.Start(t, clustertest.Options{
 		Agents: 2,
 		Agent: func(i int, cfg *agent.Config) {

@@ -29,9 +29,9 @@ type jobRun struct {
 	// lost trackers and logs).
 	trackers map[job.AttemptID]string
 	waiters  []*waiter
-	final    *JobRecord // set once the job has ended
-	specJSON []byte     // the spec as attempts receive it, encoded once
-	progress Progress   // what its tasks did, kept in the store
+	final    *JobRecord   // set once the job has ended
+	specJSON []byte       // the spec as attempts receive it, encoded once
+	progress *ProgressLog // what its tasks did, kept in the store
 }
 
 // waiter is a reduce waiting for map completion events.
@@ -107,6 +107,7 @@ func (f *Framework) submit(ctx context.Context, plan job.Plan, now time.Time) (c
 	if err != nil {
 		return client.JobInfo{}, err
 	}
+	j.progress = f.store.NewProgress(id.String())
 	rec := JobRecord{Plan: plan, Info: j.info}
 	if err := f.store.SaveJob(rec); err != nil {
 		j.committer.AbortJob()
@@ -198,7 +199,7 @@ func (f *Framework) recover(now time.Time) error {
 			f.trimHistory()
 			continue
 		}
-		prog, err := f.store.LoadProgress(rec.Info.ID)
+		prog, err := f.store.OpenProgress(rec.Info.ID)
 		if err != nil {
 			return err
 		}

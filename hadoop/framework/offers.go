@@ -192,19 +192,26 @@ func (f *Framework) useOffer(ctx context.Context, now time.Time, o *mesos.Offer,
 		*needMaps, *needReduces = *needMaps-t.mapSlots, *needReduces-t.reduceSlots
 		f.log.Info("launching task tracker", "tracker", t.id, "agent", agent, "host", t.host, "port", t.port, "map_slots", t.mapSlots, "reduce_slots", t.reduceSlots)
 	}
-	f.recordLaunches(refs)
-	err := f.driver.Launch(ctx, []mesos.OfferID{o.ID}, tasks, scheduler.RefuseFor(refuseBusy))
-	if err != nil {
-		f.log.Warn("launch attempts", "agent", agent, "attempts", len(tasks), "err", err)
+	unlaunch := func(why string) {
 		for i, ref := range refs {
 			delete(f.tasks, tasks[i].TaskID.Value)
 			delete(t.running, tasks[i].TaskID.Value)
-			f.apply(ctx, ref.job, ref.job.core.Killed(now, ref.attempt, "launch failed: "+err.Error()))
+			f.apply(ctx, ref.job, ref.job.core.Killed(now, ref.attempt, why))
 		}
 		if fresh {
 			delete(f.trackers, t.id)
 			delete(f.byAgent, agent)
 		}
+	}
+	if err := f.recordLaunches(refs); err != nil {
+		f.log.Error("attempts not launched: their launch could not be recorded", "agent", agent, "attempts", len(tasks), "err", err)
+		unlaunch("not launched: " + err.Error())
+		return false // declined
+	}
+	err := f.driver.Launch(ctx, []mesos.OfferID{o.ID}, tasks, scheduler.RefuseFor(refuseBusy))
+	if err != nil {
+		f.log.Warn("launch attempts", "agent", agent, "attempts", len(tasks), "err", err)
+		unlaunch("launch failed: " + err.Error())
 		return true // the offer is spent either way
 	}
 	for _, ref := range refs {

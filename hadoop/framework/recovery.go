@@ -18,9 +18,10 @@ import (
 
 // Recovery of a job's work after a scheduler restart.
 //
-// What a job's tasks did is kept in its Progress (written before attempts
-// launch and when one succeeds). A restarted scheduler decides, task by
-// task, what it can keep:
+// What a job's tasks did is kept in its progress file (a record before
+// attempts launch and one when an attempt succeeds, progress.go). A
+// restarted scheduler replays it and decides, task by task, what it can
+// keep:
 //
 //   - a reduce (or a map of a map-only job) whose part file is in the
 //     output directory was committed (FileOutputCommitter renames the
@@ -43,12 +44,14 @@ import (
 const probeTimeout = 3 * time.Second
 
 // recoverWork restores what an unfinished job did before the restart into
-// its new core.
-func (f *Framework) recoverWork(j *jobRun, prog Progress, now time.Time) error {
+// its new core; log is the job's replayed progress file, which it keeps
+// appending to.
+func (f *Framework) recoverWork(j *jobRun, log *ProgressLog, now time.Time) error {
 	fsys, out, err := outputDir(j.plan.Spec)
 	if err != nil {
 		return err
 	}
+	prog := log.Progress()
 	last := map[job.TaskID]TaskDone{}
 	for _, d := range prog.Done {
 		last[d.Attempt.ID.Task] = d
@@ -113,10 +116,7 @@ func (f *Framework) recoverWork(j *jobRun, prog Progress, now time.Time) error {
 	}
 	f.log.Info("job work recovered after a scheduler restart", "job", j.id.String(), "maps_kept", keptMaps, "reduces_kept", keptReduces,
 		"maps", len(j.plan.Splits), "reduces", j.plan.NumReduces)
-	j.progress = prog
-	if err := f.store.SaveProgress(j.id.String(), j.progress); err != nil {
-		return err
-	}
+	j.progress = log
 	f.apply(context.Background(), j, ds)
 	return nil
 }
@@ -192,35 +192,41 @@ func clearTemporary(spec job.Spec) error {
 }
 
 // recordLaunches notes, before they launch, the attempts about to start,
-// so that a restarted scheduler never gives their numbers out again.
-func (f *Framework) recordLaunches(refs []*taskRef) {
-	touched := map[*jobRun]bool{}
+// so that a restarted scheduler never gives their numbers out again. On
+// an error, the attempts must not launch (a restarted scheduler could
+// give their numbers out twice).
+func (f *Framework) recordLaunches(refs []*taskRef) error {
+	deltas := map[*jobRun]map[string]int{}
 	for _, ref := range refs {
 		j := ref.job
-		if j.progress.Launched == nil {
-			j.progress.Launched = map[string]int{}
-		}
 		k := ref.attempt.Task.String()
-		if n := ref.attempt.N + 1; n > j.progress.Launched[k] {
-			j.progress.Launched[k] = n
-			touched[j] = true
+		if n := ref.attempt.N + 1; n > j.progress.Launched(k) {
+			if deltas[j] == nil {
+				deltas[j] = map[string]int{}
+			}
+			deltas[j][k] = max(deltas[j][k], n)
 		}
 	}
-	for j := range touched {
-		if err := f.store.SaveProgress(j.id.String(), j.progress); err != nil {
-			f.log.Error("save job progress", "job", j.id.String(), "err", err)
+	for j, d := range deltas {
+		if err := j.progress.Append(Progress{Launched: d}); err != nil {
+			return fmt.Errorf("record the launch of attempts of job %s: %w", j.id, err)
 		}
 	}
+	return nil
 }
 
-// recordDone notes a successful attempt (after the core accepted it).
+// recordDone notes a successful attempt (after the core accepted it, and
+// before the scheduler acts on the success). A failure is logged: the
+// success stands, and a restarted scheduler without its record runs the
+// task again or finds its committed output.
 func (f *Framework) recordDone(j *jobRun, a job.AttemptID, t *tracker) {
 	at, ok := j.core.Attempt(a)
 	if !ok || at.State != jobtracker.AttemptSucceeded {
 		return
 	}
-	j.progress.Done = append(j.progress.Done, TaskDone{Attempt: at, Tracker: t.id, AgentID: t.agentID, URL: t.url})
-	if err := f.store.SaveProgress(j.id.String(), j.progress); err != nil {
-		f.log.Error("save job progress", "job", j.id.String(), "err", err)
+	d := TaskDone{Attempt: at, Tracker: t.id, AgentID: t.agentID, URL: t.url}
+	if err := j.progress.Append(Progress{Done: []TaskDone{d}}); err != nil {
+		f.log.Error("the success of an attempt is not recorded: a restarted scheduler would run its task again",
+			"job", j.id.String(), "attempt", a.String(), "err", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/agora-cluster/agora/hadoop/client"
 	"github.com/agora-cluster/agora/hadoop/counters"
+	"github.com/agora-cluster/agora/hadoop/framework"
 	"github.com/agora-cluster/agora/hadoop/jobtracker"
 )
 
@@ -118,6 +119,10 @@ func TestSchedulerRestartKeepsCommittedWork(t *testing.T) {
 		t.Fatalf("before the restart: %s, %d reduces done; want 2 of 4 done", before.State, before.Reduces.Succeeded)
 	}
 	e.stop()
+	checkRecorded(t, e.stateDir, before)
+	// The scheduler is then as if killed mid-append: a torn record ends
+	// the progress file. The restart cuts it off and keeps the work.
+	tornRecord(t, e.stateDir, info.ID)
 	e.startFramework()
 	j := e.wait(info.ID)
 	if j.State != jobtracker.JobSucceeded || j.Restarts != 1 {
@@ -199,4 +204,46 @@ func successful(t jobtracker.Task) *jobtracker.Attempt {
 		}
 	}
 	return nil
+}
+
+// checkRecorded checks a stopped scheduler's progress file against what
+// its API showed: every success shown is recorded, and every attempt
+// shown is counted as launched.
+func checkRecorded(t *testing.T, stateDir string, shown client.JobDetail) {
+	t.Helper()
+	s, err := framework.OpenStore(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.OpenProgress(shown.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := l.Progress()
+	done := map[string]bool{}
+	for _, d := range p.Done {
+		done[d.Attempt.ID.String()] = true
+	}
+	for _, task := range shown.Tasks {
+		if p.Launched[task.ID.String()] < len(task.Attempts) {
+			t.Errorf("%s: %d attempts shown, %d recorded as launched", task.ID, len(task.Attempts), p.Launched[task.ID.String()])
+		}
+		if a := successful(task); a != nil && !done[a.ID.String()] {
+			t.Errorf("%s: the success of %s was shown but not recorded", task.ID, a.ID)
+		}
+	}
+}
+
+// tornRecord appends the first bytes of a record to a job's progress
+// file, as a crash in the middle of an append leaves it.
+func tornRecord(t *testing.T, stateDir, id string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(stateDir, "jobs", id+".progress"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(`00000200 0badc0de {"done":[{"attempt":{"id":"attempt_`); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -18,9 +18,11 @@ import (
 // Store keeps the framework's state in a directory so that a restarted
 // scheduler carries on: framework.json (the framework ID to re-subscribe
 // with, the JobTracker identifier of job IDs, the next job number and the
-// incarnation count) and jobs/<job ID>.json (each submission with its plan
-// and, once it ends, its final status and tasks). Every file is written
-// atomically: a temporary file, fsync, rename, fsync of the directory.
+// incarnation count), jobs/<job ID>.json (each submission with its plan
+// and, once it ends, its final status and tasks) and, while a job runs,
+// jobs/<job ID>.progress (what its attempts did: an append-only file of
+// records, progress.go). The other files are written atomically: a
+// temporary file, fsync, rename, fsync of the directory.
 type Store struct {
 	dir string
 }
@@ -116,86 +118,51 @@ func (s *Store) write(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("hadoop state %s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("hadoop state: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
+	if err := replaceFile(path, b); err != nil {
 		return fmt.Errorf("hadoop state %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("hadoop state %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("hadoop state %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("hadoop state %s: %w", path, err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }
 
-// Progress is jobs/<id>.progress.json: what a running job's tasks have
-// done, kept so that a restarted scheduler keeps the work already
-// committed (and the map outputs still served) instead of running the job
-// from the start. It is written atomically before attempts launch (their
-// numbers are then never given out again) and when an attempt succeeds;
-// a kill -9 at any moment leaves either the old or the new file.
-type Progress struct {
-	// Launched counts the attempts launched of each task (by task ID).
-	Launched map[string]int `json:"launched,omitempty"`
-	// Done lists successful attempts in the order they succeeded; a later
-	// entry of a task replaces an earlier one (a map run again).
-	Done []TaskDone `json:"done,omitempty"`
-}
-
-// TaskDone is a successful attempt: a committed reduce or map-only map,
-// or a map whose output the tracker serves.
-type TaskDone struct {
-	Attempt jobtracker.Attempt `json:"attempt"`
-	Tracker string             `json:"tracker"`  // executor ID
-	AgentID string             `json:"agent_id"` // where the tracker runs
-	URL     string             `json:"url"`      // the tracker's shuffle and log server
-}
-
-func (s *Store) progressPath(id string) string {
-	return filepath.Join(s.dir, "jobs", id+".progress")
-}
-
-// SaveProgress writes a job's progress.
-func (s *Store) SaveProgress(id string, p Progress) error {
-	return s.write(s.progressPath(id), p)
-}
-
-// LoadProgress reads a job's progress; a job without one has done
-// nothing yet.
-func (s *Store) LoadProgress(id string) (Progress, error) {
-	var p Progress
-	b, err := os.ReadFile(s.progressPath(id))
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return p, nil
-	case err != nil:
-		return p, fmt.Errorf("hadoop state: %w", err)
+// replaceFile replaces path with b atomically and durably: a temporary
+// file, fsync, rename, fsync of the directory (without which the rename
+// itself may not survive a machine crash).
+func replaceFile(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
 	}
-	if err := json.Unmarshal(b, &p); err != nil {
-		return p, fmt.Errorf("hadoop state %s: %w", s.progressPath(id), err)
+	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
 	}
-	return p, nil
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
 }
 
-// RemoveProgress drops the progress of a job that ended (its record holds
-// the final tasks).
-func (s *Store) RemoveProgress(id string) error {
-	if err := os.Remove(s.progressPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("hadoop state: %w", err)
+// syncDir fsyncs a directory, making the entries created, renamed or
+// removed in it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
 	}
 	return nil
 }

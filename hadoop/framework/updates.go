@@ -77,8 +77,9 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 		if rep.MapOutput {
 			url = t.url
 		}
-		f.apply(ctx, j, j.core.Succeeded(now, a, jobtracker.Result{Counters: rep.Counters, ShuffleURL: url}))
+		ds := j.core.Succeeded(now, a, jobtracker.Result{Counters: rep.Counters, ShuffleURL: url})
 		f.recordDone(j, a, t)
+		f.apply(ctx, j, ds)
 	case mesos.TASK_FAILED:
 		switch st.GetReason() {
 		case mesos.REASON_EXECUTOR_TERMINATED:

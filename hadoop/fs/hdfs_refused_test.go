@@ -2,10 +2,10 @@ package fs_test
 
 import (
 	"errors"
-	"net"
 	"strings"
 	"testing"
 
+	"github.com/agora-cluster/agora/cluster/clustertest"
 	"github.com/agora-cluster/agora/hadoop/fs"
 	"github.com/agora-cluster/agora/hadoop/job"
 )
@@ -15,12 +15,7 @@ import (
 func TestJobOnUnreachableNamenodeIsRefused(t *testing.T) {
 	t.Setenv("HADOOP_CONF_DIR", "")
 	t.Setenv("HADOOP_HOME", "")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := clustertest.RefusedAddr(t)
 	spec, err := job.ParseStreaming([]string{
 		"-input", "hdfs://" + addr + "/user/agora/in",
 		"-output", "hdfs:///user/agora/out", // no namenode at all

@@ -13,6 +13,8 @@ import (
 	"github.com/colinmarc/hdfs/v2"
 	"github.com/colinmarc/hdfs/v2/hadoopconf"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/agora-cluster/agora/cluster/clustertest"
 )
 
 // noHadoopConf makes the tests independent of the machine's Hadoop setup.
@@ -22,17 +24,9 @@ func noHadoopConf(t *testing.T) {
 	t.Setenv("HADOOP_USER_NAME", "agora-test")
 }
 
-// closedAddr returns a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
+// closedAddr returns a loopback address that refuses connections (its
+// port held until the test ends, so nothing else takes it).
+func closedAddr(t *testing.T) string { return clustertest.RefusedAddr(t) }
 
 func TestHDFSNamenodeNotListeningNamesTheAddress(t *testing.T) {
 	noHadoopConf(t)

@@ -16,11 +16,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -121,13 +123,10 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
 	defer cancel()
 
-	c := &Cluster{cfg: cfg}
-	ports, err := freePorts(cfg.Addr, 2+3*cfg.DataNodes)
-	if err != nil {
-		return nil, fmt.Errorf("hdfscluster: %w", err)
-	}
-	c.NameNode = net.JoinHostPort(cfg.Addr, strconv.Itoa(ports[0]))
-	c.HTTP = net.JoinHostPort(cfg.Addr, strconv.Itoa(ports[1]))
+	// Every daemon binds port 0 and the cluster learns the ports they got
+	// (no port is chosen ahead and then taken by another process): the
+	// NameNode's from its log, the DataNodes' from the NameNode.
+	c := &Cluster{cfg: cfg, NameNode: net.JoinHostPort(cfg.Addr, "0"), HTTP: net.JoinHostPort(cfg.Addr, "0")}
 	if err := c.writeConf(); err != nil {
 		return nil, err
 	}
@@ -135,17 +134,26 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if out, err := format.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("hdfscluster: format the NameNode: %v\n%s", err, tail(out))
 	}
+	var err error
 	if c.nn, err = c.start("namenode", cfg.NameNodeHeapMB); err != nil {
 		return nil, err
 	}
+	if err := c.nameNodePorts(ctx); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	if err := c.writeConf(); err != nil { // for the DataNodes and clients
+		c.Stop()
+		return nil, err
+	}
+	port0 := net.JoinHostPort(cfg.Addr, "0")
 	for i, host := range cfg.DataNodeHosts {
-		p := ports[2+3*i:]
-		dn := &DataNode{Host: host, Addr: net.JoinHostPort(cfg.Addr, strconv.Itoa(p[0]))}
+		dn := &DataNode{Host: host}
 		dn.d, err = c.start(fmt.Sprintf("datanode%d", i), cfg.DataNodeHeapMB,
-			"-D", "dfs.datanode.data.dir=file://"+filepath.Join(cfg.Dir, fmt.Sprintf("data%d", i)),
-			"-D", "dfs.datanode.address="+dn.Addr,
-			"-D", "dfs.datanode.http.address="+net.JoinHostPort(cfg.Addr, strconv.Itoa(p[1])),
-			"-D", "dfs.datanode.ipc.address="+net.JoinHostPort(cfg.Addr, strconv.Itoa(p[2])),
+			"-D", "dfs.datanode.data.dir=file://"+c.dataDir(i),
+			"-D", "dfs.datanode.address="+port0,
+			"-D", "dfs.datanode.http.address="+port0,
+			"-D", "dfs.datanode.ipc.address="+port0,
 			"-D", "dfs.datanode.hostname="+host)
 		if err != nil {
 			c.Stop()
@@ -157,7 +165,85 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		c.Stop()
 		return nil, err
 	}
+	if err := c.dataNodeAddrs(ctx); err != nil {
+		c.Stop()
+		return nil, err
+	}
 	return c, nil
+}
+
+func (c *Cluster) dataDir(i int) string { return filepath.Join(c.cfg.Dir, fmt.Sprintf("data%d", i)) }
+
+// The NameNode's log lines that give the ports it bound (Hadoop's
+// HttpServer2 and NameNode log them at INFO, to the daemon's output).
+var (
+	httpBound = regexp.MustCompile(`Jetty bound to port (\d+)`)
+	rpcBound  = regexp.MustCompile(`NameNode RPC up at: \S*:(\d+)`)
+)
+
+// nameNodePorts waits for the NameNode to log the ports it bound and sets
+// NameNode and HTTP; the NameNode exiting first fails it with its log.
+func (c *Cluster) nameNodePorts(ctx context.Context) error {
+	for {
+		b, _ := os.ReadFile(c.nn.log)
+		h, r := httpBound.FindSubmatch(b), rpcBound.FindSubmatch(b)
+		if h != nil && r != nil {
+			c.HTTP = net.JoinHostPort(c.cfg.Addr, string(h[1]))
+			c.NameNode = net.JoinHostPort(c.cfg.Addr, string(r[1]))
+			return nil
+		}
+		select {
+		case <-c.nn.done:
+			return fmt.Errorf("hdfscluster: the namenode exited (%v) before it was up; its log ends:\n%s", c.nn.err, c.nn.logTail())
+		case <-ctx.Done():
+			return fmt.Errorf("hdfscluster: the NameNode did not log its RPC and HTTP ports in time; its log ends:\n%s", c.nn.logTail())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// dataNodeAddrs sets each DataNode's Addr to the data transfer address the
+// NameNode knows it by, matched on the DataNode's UUID (in its storage's
+// VERSION file).
+func (c *Cluster) dataNodeAddrs(ctx context.Context) error {
+	var info struct {
+		Beans []struct {
+			LiveNodes string `json:"LiveNodes"`
+		} `json:"beans"`
+	}
+	if err := c.jmx(ctx, "Hadoop:service=NameNode,name=NameNodeInfo", &info); err != nil {
+		return fmt.Errorf("hdfscluster: %w", err)
+	}
+	var live map[string]struct {
+		XferAddr string `json:"xferaddr"`
+		UUID     string `json:"uuid"`
+	}
+	if err := json.Unmarshal([]byte(info.Beans[0].LiveNodes), &live); err != nil {
+		return fmt.Errorf("hdfscluster: the NameNode's LiveNodes: %w", err)
+	}
+	for i, dn := range c.DataNodes {
+		b, err := os.ReadFile(filepath.Join(c.dataDir(i), "current", "VERSION"))
+		if err != nil {
+			return fmt.Errorf("hdfscluster: datanode%d: %w", i, err)
+		}
+		uuid := ""
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "datanodeUuid="); ok {
+				uuid = strings.TrimSpace(v)
+			}
+		}
+		for _, n := range live {
+			if n.UUID == uuid && uuid != "" {
+				if _, port, err := net.SplitHostPort(n.XferAddr); err == nil {
+					dn.Addr = net.JoinHostPort(c.cfg.Addr, port)
+				}
+			}
+		}
+		if dn.Addr == "" {
+			return fmt.Errorf("hdfscluster: datanode%d (UUID %q) is not among the NameNode's live nodes %s", i, uuid, info.Beans[0].LiveNodes)
+		}
+	}
+	return nil
 }
 
 // URI is the hdfs:// URI of path on this cluster.
@@ -279,41 +365,57 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 // Status asks the NameNode (over its HTTP JMX) how many DataNodes are
 // live and whether it is in safe mode.
 func (c *Cluster) Status(ctx context.Context) (live int, safeMode bool, err error) {
-	var st struct {
+	var state struct {
 		Beans []struct {
-			NumLiveDataNodes int    `json:"NumLiveDataNodes"`
-			Safemode         string `json:"Safemode"`
+			NumLiveDataNodes int `json:"NumLiveDataNodes"`
 		} `json:"beans"`
 	}
-	get := func(query string) error {
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.HTTP+"/jmx?qry="+query, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("NameNode JMX %s: HTTP %d", query, resp.StatusCode)
-		}
-		st.Beans = nil
-		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-			return err
-		}
-		if len(st.Beans) == 0 {
-			return fmt.Errorf("NameNode JMX %s: no such bean", query)
-		}
-		return nil
-	}
-	if err := get("Hadoop:service=NameNode,name=FSNamesystemState"); err != nil {
+	if err := c.jmx(ctx, "Hadoop:service=NameNode,name=FSNamesystemState", &state); err != nil {
 		return 0, true, err
 	}
-	live = st.Beans[0].NumLiveDataNodes
-	if err := get("Hadoop:service=NameNode,name=NameNodeInfo"); err != nil {
+	live = state.Beans[0].NumLiveDataNodes
+	var info struct {
+		Beans []struct {
+			Safemode string `json:"Safemode"`
+		} `json:"beans"`
+	}
+	if err := c.jmx(ctx, "Hadoop:service=NameNode,name=NameNodeInfo", &info); err != nil {
 		return live, true, err
 	}
-	return live, st.Beans[0].Safemode != "", nil
+	return live, info.Beans[0].Safemode != "", nil
+}
+
+// jmx reads one bean of the NameNode's JMX into v, a struct whose Beans
+// is a slice: an empty answer is an error.
+func (c *Cluster) jmx(ctx context.Context, query string, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.HTTP+"/jmx?qry="+query, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("NameNode JMX %s: HTTP %d", query, resp.StatusCode)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	var n struct {
+		Beans []json.RawMessage `json:"beans"`
+	}
+	if err := json.Unmarshal(b, &n); err != nil {
+		return fmt.Errorf("NameNode JMX %s: %w", query, err)
+	}
+	if len(n.Beans) == 0 {
+		return fmt.Errorf("NameNode JMX %s: no such bean", query)
+	}
+	return json.Unmarshal(b, v)
 }
 
 func (c *Cluster) daemons() []*daemon {
@@ -398,25 +500,4 @@ func tail(b []byte) string {
 		b = b[len(b)-n:]
 	}
 	return string(b)
-}
-
-// freePorts finds n free TCP ports on addr (held together while they are
-// chosen, so they differ).
-func freePorts(addr string, n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }

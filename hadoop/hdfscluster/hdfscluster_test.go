@@ -3,8 +3,10 @@ package hdfscluster_test
 import (
 	"bytes"
 	"context"
+	"net"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/agora-cluster/agora/hadoop/fs"
 	"github.com/agora-cluster/agora/hadoop/hdfscluster"
@@ -19,6 +21,19 @@ func TestClusterServesBlocksUnderDataNodeHosts(t *testing.T) {
 	live, safe, err := c.Status(context.Background())
 	if err != nil || live != 3 || safe {
 		t.Fatalf("status: %d live, safe mode %v, %v", live, safe, err)
+	}
+	// Every daemon bound port 0; the cluster knows the ports they got.
+	seen := map[string]bool{}
+	for _, addr := range []string{c.NameNode, c.HTTP, c.DataNodes[0].Addr, c.DataNodes[1].Addr, c.DataNodes[2].Addr} {
+		if _, port, _ := net.SplitHostPort(addr); port == "" || port == "0" || seen[addr] {
+			t.Fatalf("address %q: want a bound port of its own", addr)
+		}
+		seen[addr] = true
+		conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			t.Fatalf("nothing listens at %s: %v", addr, err)
+		}
+		conn.Close()
 	}
 	fsys, path, err := fs.Lookup(c.URI("/data/three-blocks.bin"), 0)
 	if err != nil {

@@ -133,10 +133,11 @@ func Run() int {
 		w := uint32(ws)
 		if cfg.ExitFile != "" {
 			// Written before reporting: if the agent is gone, its successor
-			// reads the status from here.
-			tmp := cfg.ExitFile + ".tmp"
-			if os.WriteFile(tmp, []byte(strconv.FormatUint(uint64(w), 10)), 0o644) == nil {
-				_ = os.Rename(tmp, cfg.ExitFile)
+			// reads the status from here. A file that could not be written
+			// is missing, which the agent tells from any exit status; the
+			// reason goes to the task's stderr.
+			if err := writeExitFile(cfg.ExitFile, w); err != nil {
+				os.Stderr.WriteString("agora-init: cannot record the task's exit status: " + err.Error() + "\n")
 			}
 		}
 		report(Message{Status: &w})
@@ -145,6 +146,53 @@ func Run() int {
 		}
 		return ws.ExitStatus()
 	}
+}
+
+// writeExitFile leaves the task's wait status w in path, durably: the
+// decimal status and a newline (ExitFileContent), written to a temporary
+// file that is fsynced and renamed over path, and the directory fsynced.
+// A reader that finds no newline has a torn file, not a status.
+func writeExitFile(path string, w uint32) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(ExitFileContent(w))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	dir := path
+	for len(dir) > 0 && dir[len(dir)-1] != '/' {
+		dir = dir[:len(dir)-1]
+	}
+	if dir == "" {
+		dir = "."
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// ExitFileContent is what the exit-status file holds for wait status w.
+func ExitFileContent(w uint32) []byte {
+	return []byte(strconv.FormatUint(uint64(w), 10) + "\n")
 }
 
 // readFrame reads a configuration written by Frame: its length, a

@@ -104,3 +104,22 @@ func TestFramedConfigurationsOfAnySizeAreRead(t *testing.T) {
 		r.Close()
 	}
 }
+
+// The exit-status file is written whole, with its newline, and no
+// temporary file is left; a directory it cannot write to is an error.
+func TestWriteExitFile(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/status"
+	if err := writeExitFile(path, 3<<8); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != "768\n" {
+		t.Fatalf("exit file = %q, %v", b, err)
+	}
+	if _, err := os.Stat(path + ".tmp"); !os.IsNotExist(err) {
+		t.Fatalf("temporary file left: %v", err)
+	}
+	if err := writeExitFile(dir+"/missing/status", 0); err == nil {
+		t.Fatal("writing into a missing directory succeeded")
+	}
+}

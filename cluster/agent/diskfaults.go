@@ -1,0 +1,170 @@
+package agent
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// DiskOp is one step of writing a checkpoint, at which DiskFaults can make
+// the write fail.
+type DiskOp string
+
+// The steps of a checkpoint write.
+const (
+	DiskMkdir  DiskOp = "mkdir"  // making a checkpoint directory
+	DiskWrite  DiskOp = "write"  // writing a file's bytes (a record, or a whole file)
+	DiskFsync  DiskOp = "fsync"  // fsyncing a file or a directory
+	DiskRename DiskOp = "rename" // renaming a new file over the old one
+)
+
+// ErrInjected is the error of a checkpoint step DiskFaults refused.
+var ErrInjected = errors.New("checkpoint write failed (injected fault)")
+
+// DiskFaults makes the agent's checkpoint writes below one directory fail
+// on command, as registry.Faulty does for the master's registry: tests
+// check with it that a refused write leaves the agent's state and its
+// disk as they were, and is refused or retried. A refused write step
+// writes half its bytes first, as a disk that fills up mid-write does.
+// Reads always go through.
+type DiskFaults struct {
+	dir string
+
+	mu      sync.Mutex
+	rules   []diskRule
+	refused int
+}
+
+type diskRule struct {
+	op    DiskOp
+	match string // a substring of the path; "" matches every path
+	times int    // how many more steps to refuse; < 0: until Heal
+}
+
+var (
+	faultsMu sync.Mutex
+	faults   []*DiskFaults
+	anyFault atomic.Bool // fast path: no DiskFaults installed
+)
+
+// InjectDiskFaults installs faults for the checkpoint writes below dir (an
+// agent's work directory) and returns them with the function that removes
+// them again.
+func InjectDiskFaults(dir string) (f *DiskFaults, remove func()) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = dir
+	}
+	f = &DiskFaults{dir: abs}
+	faultsMu.Lock()
+	faults = append(faults, f)
+	anyFault.Store(true)
+	faultsMu.Unlock()
+	return f, func() {
+		faultsMu.Lock()
+		defer faultsMu.Unlock()
+		for i, g := range faults {
+			if g == f {
+				faults = append(faults[:i:i], faults[i+1:]...)
+				break
+			}
+		}
+		anyFault.Store(len(faults) > 0)
+	}
+}
+
+// Fail refuses the next times steps op on a path containing match (every
+// such step until Heal when times < 0).
+func (f *DiskFaults) Fail(op DiskOp, match string, times int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rules = append(f.rules, diskRule{op: op, match: match, times: times})
+}
+
+// Heal lets every step through again.
+func (f *DiskFaults) Heal() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rules = nil
+}
+
+// Refused counts the steps refused so far.
+func (f *DiskFaults) Refused() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.refused
+}
+
+func (f *DiskFaults) refuse(op DiskOp, path string) bool {
+	if path != f.dir && !strings.HasPrefix(path, f.dir+string(filepath.Separator)) {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.rules {
+		r := &f.rules[i]
+		if r.op != op || r.times == 0 || !strings.Contains(path, r.match) {
+			continue
+		}
+		if r.times > 0 {
+			r.times--
+		}
+		f.refused++
+		return true
+	}
+	return false
+}
+
+// diskFault is the error an installed DiskFaults gives step op on path,
+// or nil.
+func diskFault(op DiskOp, path string) error {
+	if !anyFault.Load() {
+		return nil
+	}
+	faultsMu.Lock()
+	fs := append([]*DiskFaults(nil), faults...)
+	faultsMu.Unlock()
+	for _, f := range fs {
+		if f.refuse(op, path) {
+			return &os.PathError{Op: string(op), Path: path, Err: ErrInjected}
+		}
+	}
+	return nil
+}
+
+// The checkpoint's file system calls, each of which a DiskFaults can fail.
+
+func ckptMkdirAll(dir string) error {
+	if err := diskFault(DiskMkdir, dir); err != nil {
+		return err
+	}
+	return os.MkdirAll(dir, 0o755)
+}
+
+// ckptWrite writes b to f (the file at path); a refused write writes half
+// of b first.
+func ckptWrite(f *os.File, path string, b []byte) error {
+	if err := diskFault(DiskWrite, path); err != nil {
+		_, _ = f.Write(b[:len(b)/2])
+		return err
+	}
+	_, err := f.Write(b)
+	return err
+}
+
+func ckptSync(f *os.File, path string) error {
+	if err := diskFault(DiskFsync, path); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+func ckptRename(from, to string) error {
+	if err := diskFault(DiskRename, to); err != nil {
+		return err
+	}
+	return os.Rename(from, to)
+}
