@@ -85,21 +85,6 @@ func (z *ZK) write(what string, ops ...any) error {
 	return nil
 }
 
-// set is the op that makes p hold data, created or replaced.
-func (z *ZK) set(p string, data []byte) (any, error) {
-	if len(data) > MaxZNode {
-		return nil, fmt.Errorf("registry: %s would be %d bytes, over ZooKeeper's %d-byte znode limit", p, len(data), MaxZNode)
-	}
-	ok, _, err := z.conn.Exists(p)
-	if err != nil {
-		return nil, fmt.Errorf("registry: %s: %w", p, err)
-	}
-	if ok {
-		return &gozk.SetDataRequest{Path: p, Data: data, Version: -1}, nil
-	}
-	return &gozk.CreateRequest{Path: p, Data: data, Acl: gozk.WorldACL(gozk.PermAll)}, nil
-}
-
 func (z *ZK) agentPath(id string) (string, error) {
 	if id == "" || strings.ContainsAny(id, "/\x00") || id == "." || id == ".." {
 		return "", fmt.Errorf("registry: agent ID %q cannot name a znode", id)
@@ -107,35 +92,116 @@ func (z *ZK) agentPath(id string) (string, error) {
 	return path.Join(z.root, "agents", id), nil
 }
 
-func (z *ZK) PutAgent(rec AgentRecord) error {
-	p, err := z.agentPath(rec.ID)
-	if err != nil {
-		return err
-	}
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("registry: encode agent %s: %w", rec.ID, err)
-	}
-	op, err := z.set(p, b)
-	if err != nil {
-		return err
-	}
-	return z.write("put agent "+rec.ID, op)
-}
+func (z *ZK) PutAgent(rec AgentRecord) error { return z.Apply([]Change{{Agent: &rec}}) }
 
-func (z *ZK) DeleteAgent(id string) error {
-	p, err := z.agentPath(id)
-	if err != nil {
-		return err
+func (z *ZK) DeleteAgent(id string) error { return z.Apply([]Change{{DeleteAgent: id}}) }
+
+func (z *ZK) PutPolicy(p Policy) error { return z.Apply([]Change{{Policy: &p}}) }
+
+// maxMulti bounds the bytes of one ZooKeeper transaction (the server
+// refuses a request over jute.maxbuffer, 1 MB by default).
+const maxMulti = 900 * 1024
+
+// Apply writes changes in order, as one fenced ZooKeeper transaction when
+// they fit in one request and as several in order when they do not. In
+// that case a failure can leave the earlier transactions written though
+// the error is returned: the master acts on none of the batch, as if it
+// had crashed between writing and acting — what it acknowledged is still
+// durable, and the agents and operators whose changes it refused retry.
+func (z *ZK) Apply(changes []Change) error {
+	exists := map[string]bool{} // what the ops so far leave in place
+	present := func(p string) (bool, error) {
+		if e, ok := exists[p]; ok {
+			return e, nil
+		}
+		ok, _, err := z.conn.Exists(p)
+		if err != nil {
+			return false, fmt.Errorf("registry: %s: %w", p, err)
+		}
+		return ok, nil
 	}
-	ok, _, err := z.conn.Exists(p)
-	if err != nil {
-		return fmt.Errorf("registry: delete agent %s: %w", id, err)
+	put := func(p string, data []byte) (any, error) {
+		if len(data) > MaxZNode {
+			return nil, fmt.Errorf("registry: %s would be %d bytes, over ZooKeeper's %d-byte znode limit", p, len(data), MaxZNode)
+		}
+		ok, err := present(p)
+		if err != nil {
+			return nil, err
+		}
+		exists[p] = true
+		if ok {
+			return &gozk.SetDataRequest{Path: p, Data: data, Version: -1}, nil
+		}
+		return &gozk.CreateRequest{Path: p, Data: data, Acl: gozk.WorldACL(gozk.PermAll)}, nil
 	}
-	if !ok {
-		return nil
+	var (
+		batches [][]any
+		ops     []any
+		size    int
+	)
+	add := func(op any, n int) {
+		if size+n > maxMulti && len(ops) > 0 {
+			batches = append(batches, ops)
+			ops, size = nil, 0
+		}
+		ops, size = append(ops, op), size+n+128
 	}
-	return z.write("delete agent "+id, &gozk.DeleteRequest{Path: p, Version: -1})
+	for _, c := range changes {
+		switch {
+		case c.Agent != nil:
+			p, err := z.agentPath(c.Agent.ID)
+			if err != nil {
+				return err
+			}
+			b, err := json.Marshal(c.Agent)
+			if err != nil {
+				return fmt.Errorf("registry: encode agent %s: %w", c.Agent.ID, err)
+			}
+			op, err := put(p, b)
+			if err != nil {
+				return err
+			}
+			add(op, len(b))
+		case c.DeleteAgent != "":
+			p, err := z.agentPath(c.DeleteAgent)
+			if err != nil {
+				return err
+			}
+			ok, err := present(p)
+			if err != nil {
+				return err
+			}
+			if ok {
+				exists[p] = false
+				add(&gozk.DeleteRequest{Path: p, Version: -1}, 0)
+			}
+		case c.Policy != nil:
+			pol := c.Policy
+			parts := map[string]any{"weights": pol.Weights, "quotas": pol.Quotas, "maintenance": pol.Maintenance, "down": pol.Down}
+			for _, name := range policyParts {
+				b, err := json.Marshal(parts[name])
+				if err != nil {
+					return fmt.Errorf("registry: encode policy %s: %w", name, err)
+				}
+				op, err := put(path.Join(z.root, "policy", name), b)
+				if err != nil {
+					return err
+				}
+				add(op, len(b))
+			}
+		default:
+			return fmt.Errorf("registry: a change sets none of agent, delete or policy")
+		}
+	}
+	if len(ops) > 0 {
+		batches = append(batches, ops)
+	}
+	for i, b := range batches {
+		if err := z.write(fmt.Sprintf("store %d changes (transaction %d of %d)", len(changes), i+1, len(batches)), b...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Agents reads every agent's znode, many at a time (the connection
@@ -197,23 +263,6 @@ func (z *ZK) Agents() ([]AgentRecord, error) {
 	}
 	sort.Slice(recs, func(i, j int) bool { return recs[i].ID < recs[j].ID })
 	return recs, nil
-}
-
-func (z *ZK) PutPolicy(p Policy) error {
-	parts := map[string]any{"weights": p.Weights, "quotas": p.Quotas, "maintenance": p.Maintenance, "down": p.Down}
-	var ops []any
-	for _, name := range policyParts {
-		b, err := json.Marshal(parts[name])
-		if err != nil {
-			return fmt.Errorf("registry: encode policy %s: %w", name, err)
-		}
-		op, err := z.set(path.Join(z.root, "policy", name), b)
-		if err != nil {
-			return err
-		}
-		ops = append(ops, op)
-	}
-	return z.write("put policy", ops...)
 }
 
 func (z *ZK) Policy() (Policy, error) {

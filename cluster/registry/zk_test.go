@@ -9,6 +9,7 @@ import (
 	"time"
 
 	gozk "github.com/go-zookeeper/zk"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/agora-cluster/agora/cluster/zk"
 	"github.com/agora-cluster/agora/cluster/zk/zktest"
@@ -57,6 +58,22 @@ func TestZKRegistry(t *testing.T) {
 	recs, err = other.Agents()
 	if err != nil || len(recs) != 301 || recs[0].ID != "a1" || recs[300].ID != "b299" {
 		t.Fatalf("301 agents read back as %d (%v)", len(recs), err)
+	}
+
+	// A batch larger than one ZooKeeper request is written whole, in
+	// order (a delete after a put of the same agent wins).
+	var batch []Change
+	for i := 0; i < 1500; i++ {
+		batch = append(batch, Change{Agent: &AgentRecord{ID: fmt.Sprintf("c%04d", i), State: AgentAdmitted,
+			Info: &mesos.AgentInfo{Hostname: strings.Repeat("h", 1000)}}})
+	}
+	batch = append(batch, Change{DeleteAgent: "c0007"})
+	if err := r.Apply(batch); err != nil {
+		t.Fatalf("a 1.5 MB batch: %v", err)
+	}
+	recs, err = other.Agents()
+	if err != nil || len(recs) != 301+1499 {
+		t.Fatalf("after the big batch: %d agents (%v); want %d", len(recs), err, 301+1499)
 	}
 
 	// Bad input changes nothing.
