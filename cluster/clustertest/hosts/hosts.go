@@ -5,6 +5,10 @@
 // run processes on a host, and cut a host off (its link down), partition
 // two hosts from each other (packets dropped both ways), and heal.
 //
+// The machine itself is plugged into the switch too (Net.Local), so the
+// test process talks to every host directly, as a client on the same
+// network would.
+//
 // It needs root and the ip and iptables commands.
 package hosts
 
@@ -24,14 +28,17 @@ import (
 	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 )
 
-// Subnet is the hosts' /24: host i (from 1) has Subnet.i.
-const Subnet = "10.99.0"
-
 // Net is a switch and the hosts plugged into it.
 type Net struct {
 	prefix string
 	sw     string // the switch's namespace
 	Hosts  []*Host
+	// Subnet is the network's /24 ("10.X.Y"), picked at random so that
+	// nets of tests running at once do not clash: host i (from 1) has
+	// Subnet.i and the machine itself Local.
+	Subnet string
+	Local  string
+	local  string // the machine's veth end
 
 	mu         sync.Mutex
 	partitions map[[2]int]bool
@@ -64,15 +71,23 @@ func Err() error {
 func New(t testing.TB, n int) *Net {
 	t.Helper()
 	tier.Need(t, tier.Root, Err())
-	b := make([]byte, 3)
+	b := make([]byte, 5)
 	rand.Read(b)
-	nt := &Net{prefix: "ag" + hex.EncodeToString(b), partitions: map[[2]int]bool{}}
+	nt := &Net{prefix: "ag" + hex.EncodeToString(b[:3]), partitions: map[[2]int]bool{}}
+	nt.Subnet = fmt.Sprintf("10.%d.%d", 100+int(b[3])%100, b[4])
+	nt.Local = nt.Subnet + ".254"
 	nt.sw = nt.prefix + "sw"
+	nt.local = nt.prefix + "l"
 	t.Cleanup(nt.remove)
 	steps := [][]string{
 		{"netns", "add", nt.sw},
 		{"-n", nt.sw, "link", "add", "br0", "type", "bridge"},
 		{"-n", nt.sw, "link", "set", "br0", "up"},
+		{"link", "add", nt.local, "type", "veth", "peer", "name", nt.prefix + "lp", "netns", nt.sw},
+		{"-n", nt.sw, "link", "set", nt.prefix + "lp", "master", "br0"},
+		{"-n", nt.sw, "link", "set", nt.prefix + "lp", "up"},
+		{"addr", "add", nt.Local + "/24", "dev", nt.local},
+		{"link", "set", nt.local, "up"},
 	}
 	for _, s := range steps {
 		if err := ip(s...); err != nil {
@@ -80,7 +95,7 @@ func New(t testing.TB, n int) *Net {
 		}
 	}
 	for i := 1; i <= n; i++ {
-		h := &Host{Name: fmt.Sprintf("h%d", i), IP: fmt.Sprintf("%s.%d", Subnet, i), ns: fmt.Sprintf("%sh%d", nt.prefix, i), port: fmt.Sprintf("%sp%d", nt.prefix, i), net: nt, i: i}
+		h := &Host{Name: fmt.Sprintf("h%d", i), IP: fmt.Sprintf("%s.%d", nt.Subnet, i), ns: fmt.Sprintf("%sh%d", nt.prefix, i), port: fmt.Sprintf("%sp%d", nt.prefix, i), net: nt, i: i}
 		steps := [][]string{
 			{"netns", "add", h.ns},
 			{"link", "add", h.port, "type", "veth", "peer", "name", "eth0", "netns", h.ns},
@@ -114,6 +129,7 @@ func (nt *Net) remove() {
 	for _, h := range nt.Hosts {
 		ip("netns", "del", h.ns)
 	}
+	ip("link", "del", nt.local)
 	ip("netns", "del", nt.sw)
 }
 
