@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/clustertest/hosts"
 	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 )
 
@@ -59,6 +60,7 @@ type Server struct {
 	dir    string
 	cfg    string
 	cp     string
+	host   *hosts.Host // nil: the machine's loopback
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -90,11 +92,23 @@ func (e *Ensemble) URL(path string) string {
 // fail, and it is tried again with fresh ports.
 func Start(t testing.TB, n int) *Ensemble {
 	t.Helper()
+	return startEnsemble(t, n, nil)
+}
+
+// StartOn runs one server on each of hs (hosts of a hosts.Net), on
+// ZooKeeper's usual ports at each host's address.
+func StartOn(t testing.TB, hs []*hosts.Host) *Ensemble {
+	t.Helper()
+	return startEnsemble(t, len(hs), hs)
+}
+
+func startEnsemble(t testing.TB, n int, hs []*hosts.Host) *Ensemble {
+	t.Helper()
 	Need(t)
 	cp, _ := ClassPath()
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		e, err := start(t, cp, n)
+		e, err := start(t, cp, n, hs)
 		if err == nil {
 			t.Cleanup(func() {
 				for _, s := range e.Servers {
@@ -117,17 +131,27 @@ func Start(t testing.TB, n int) *Ensemble {
 
 var errPortTaken = errors.New("port taken")
 
-func start(t testing.TB, cp string, n int) (*Ensemble, error) {
-	ports, err := pickPorts(3 * n)
-	if err != nil {
-		return &Ensemble{}, err
+func start(t testing.TB, cp string, n int, hs []*hosts.Host) (*Ensemble, error) {
+	ip := func(int) string { return "127.0.0.1" }
+	var ports []int
+	if hs != nil {
+		// Each host is a network of its own: the usual ports are free.
+		ip = func(i int) string { return hs[i].IP }
+		for range n {
+			ports = append(ports, 2181, 2888, 3888)
+		}
+	} else {
+		var err error
+		if ports, err = pickPorts(3 * n); err != nil {
+			return &Ensemble{}, err
+		}
 	}
 	base := t.TempDir()
 	e := &Ensemble{}
 	var servers strings.Builder
 	if n > 1 {
 		for i := 0; i < n; i++ {
-			fmt.Fprintf(&servers, "server.%d=127.0.0.1:%d:%d\n", i+1, ports[3*i+1], ports[3*i+2])
+			fmt.Fprintf(&servers, "server.%d=%s:%d:%d\n", i+1, ip(i), ports[3*i+1], ports[3*i+2])
 		}
 	}
 	for i := 0; i < n; i++ {
@@ -138,13 +162,16 @@ func start(t testing.TB, cp string, n int) (*Ensemble, error) {
 		if err := os.WriteFile(filepath.Join(dir, "data", "myid"), []byte(fmt.Sprintf("%d\n", i+1)), 0o644); err != nil {
 			return e, err
 		}
-		cfg := fmt.Sprintf("tickTime=%d\ninitLimit=20\nsyncLimit=10\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=ruok,srvr,stat\nmaxClientCnxns=0\n%s",
-			TickTime.Milliseconds(), filepath.Join(dir, "data"), ports[3*i], servers.String())
+		cfg := fmt.Sprintf("tickTime=%d\ninitLimit=20\nsyncLimit=10\ndataDir=%s\nclientPort=%d\nclientPortAddress=%s\nadmin.enableServer=false\n4lw.commands.whitelist=ruok,srvr,stat\nmaxClientCnxns=0\n%s",
+			TickTime.Milliseconds(), filepath.Join(dir, "data"), ports[3*i], ip(i), servers.String())
 		cfgPath := filepath.Join(dir, "zoo.cfg")
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 			return e, err
 		}
-		s := &Server{ID: i + 1, Addr: fmt.Sprintf("127.0.0.1:%d", ports[3*i]), dir: dir, cfg: cfgPath, cp: cp, logf: filepath.Join(dir, "server.log")}
+		s := &Server{ID: i + 1, Addr: fmt.Sprintf("%s:%d", ip(i), ports[3*i]), dir: dir, cfg: cfgPath, cp: cp, logf: filepath.Join(dir, "server.log")}
+		if hs != nil {
+			s.host = hs[i]
+		}
 		e.Servers = append(e.Servers, s)
 		if err := s.Start(); err != nil {
 			return e, err
@@ -190,10 +217,15 @@ func (s *Server) Start() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("java", "-Xmx128m", "-XX:+UseSerialGC", "-Dzookeeper.jmx.log4j.disable=true",
-		"-cp", s.cp, "org.apache.zookeeper.server.quorum.QuorumPeerMain", s.cfg)
+	java := "java"
 	if jh := os.Getenv("JAVA_HOME"); jh != "" {
-		cmd.Path = filepath.Join(jh, "bin", "java")
+		java = filepath.Join(jh, "bin", "java")
+	}
+	args := []string{"-Xmx128m", "-XX:+UseSerialGC", "-Dzookeeper.jmx.log4j.disable=true",
+		"-cp", s.cp, "org.apache.zookeeper.server.quorum.QuorumPeerMain", s.cfg}
+	cmd := exec.Command(java, args...)
+	if s.host != nil {
+		cmd = s.host.Command(java, args...)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}

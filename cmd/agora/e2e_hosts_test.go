@@ -1,0 +1,327 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	schedcall "github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/clustertest/hosts"
+	"github.com/agora-cluster/agora/cluster/zk/zktest"
+	"github.com/agora-cluster/agora/frameworks/scheduler"
+)
+
+// startOn runs agora with args on host h until the test ends.
+func startOn(t *testing.T, h *hosts.Host, args ...string) *proc {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := h.Command(agoraBin, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, out: &out}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(15 * time.Second):
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				<-done
+			}
+		}
+		if t.Failed() {
+			t.Logf("output of agora %s on %s:\n%s", args[0], h.Name, lastBytes(out.String(), 6000))
+		}
+	})
+	return p
+}
+
+func lastBytes(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+// multiHost is a cluster on separate network-namespace hosts: ZooKeeper
+// and a master on each of h1..h3, an agent on each of h4..h6.
+type multiHost struct {
+	net     *hosts.Net
+	zkURL   string
+	masters map[string]*proc // by address
+	agents  []*hosts.Host
+}
+
+func startMultiHost(t *testing.T) *multiHost {
+	nt := hosts.New(t, 6)
+	zktest.StartOn(t, nt.Hosts[:3])
+	mh := &multiHost{net: nt, masters: map[string]*proc{}, agents: nt.Hosts[3:]}
+	var servers []string
+	for _, h := range nt.Hosts[:3] {
+		servers = append(servers, h.IP+":2181")
+	}
+	mh.zkURL = "zk://" + strings.Join(servers, ",") + "/agora"
+	for _, h := range nt.Hosts[:3] {
+		addr := h.IP + ":5050"
+		mh.masters[addr] = startOn(t, h, "master", "--zk="+mh.zkURL, "--quorum=2", "--ip="+h.IP, "--port=5050", "--hostname="+h.Name,
+			"--zk_session_timeout=4s", "--agent_ping_timeout=1s", "--max_agent_ping_timeouts=5", "--allocation_interval=100ms")
+	}
+	dir := t.TempDir()
+	for _, h := range mh.agents {
+		startOn(t, h, "agent", "--master="+mh.zkURL, "--ip="+h.IP, "--port=5051", "--hostname="+h.Name,
+			"--work_dir="+filepath.Join(dir, h.Name), "--cgroups_root=agora-test-"+h.Name+"-"+filepath.Base(dir),
+			"--resources=cpus:2;mem:2048;disk:1024", "--switch_user=false")
+	}
+	return mh
+}
+
+func (mh *multiHost) addrs() []string {
+	var out []string
+	for a := range mh.masters {
+		out = append(out, a)
+	}
+	return out
+}
+
+// runsOf counts how many times each task ran: every run appends a line
+// to its file in dir.
+func runsOf(t *testing.T, dir string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	files, _ := os.ReadDir(dir)
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[f.Name()] = bytes.Count(b, []byte("\n"))
+	}
+	return out
+}
+
+// Three ZooKeeper servers, three masters and three agents, each on a host
+// of its own: a 1,000-task workload runs through a kill -9 of the leading
+// master. Another master is elected; the workload completes; no task is
+// lost or run twice, and every task's updates arrive in order.
+func TestMultiHostFailoverUnderLoad(t *testing.T) {
+	mh := startMultiHost(t)
+	var leader string
+	waitUntil(t, "a leading master", 2*time.Minute, func() bool {
+		leader = leaderOf(mh.addrs())
+		return leader != ""
+	})
+	waitUntil(t, "three agents registered", 2*time.Minute, func() bool {
+		s, err := getState("http://" + leader)
+		return err == nil && len(s.Slaves) == 3
+	})
+
+	const n = 1000
+	runDir, err := os.MkdirTemp("/var/tmp", "agora-runs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(runDir)
+	w := newWorkload(n, runDir)
+	d, err := scheduler.New(scheduler.Config{
+		Masters: []string{mh.zkURL}, Codec: api.JSON,
+		Framework: mesos.FrameworkInfo{User: "root", Name: "multi-host", Checkpoint: ptr(true), FailoverTimeout: ptr(3600.0),
+			Capabilities: scheduler.Capabilities(mesos.FrameworkInfo_Capability_PARTITION_AWARE)},
+		Backoff: scheduler.Backoff{Min: 50 * time.Millisecond, Max: time.Second},
+	}, w.funcs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.d = d
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- d.Run(ctx) }()
+	go w.reconcile(ctx)
+	defer func() {
+		cancel()
+		select {
+		case <-runDone:
+		case <-time.After(30 * time.Second):
+		}
+	}()
+
+	waitUntil(t, "a third of the tasks finished", 5*time.Minute, func() bool { return w.finished() >= n/3 })
+	old := mh.masters[leader]
+	syscall.Kill(old.cmd.Process.Pid, syscall.SIGKILL)
+	old.cmd.Wait()
+	t.Logf("killed the leader %s after %d tasks finished", leader, w.finished())
+	waitUntil(t, "another master to lead", 2*time.Minute, func() bool {
+		l := leaderOf(mh.addrs())
+		return l != "" && l != leader
+	})
+	waitUntil(t, "every task finished", 10*time.Minute, func() bool { return w.finished() == n })
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, ss := range w.states {
+		if err := inOrder(ss); err != nil {
+			t.Errorf("task %s: %v (updates %v)", id, err, ss)
+		}
+	}
+	runs := runsOf(t, runDir)
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("t%04d", i)
+		if runs[id] != 1 {
+			t.Errorf("task %s ran %d times; want exactly once", id, runs[id])
+		}
+	}
+	if w.relaunched > 0 {
+		t.Logf("%d tasks were launched again after the master answered that they never reached an agent", w.relaunched)
+	}
+}
+
+// inOrder checks a task's states only move forward and end once.
+func inOrder(ss []mesos.TaskState) error {
+	rank := map[mesos.TaskState]int{mesos.TASK_STAGING: 0, mesos.TASK_STARTING: 1, mesos.TASK_RUNNING: 2, mesos.TASK_FINISHED: 3}
+	last := -1
+	for i, s := range ss {
+		r, ok := rank[s]
+		if !ok {
+			return fmt.Errorf("state %s", s)
+		}
+		if r < last {
+			return fmt.Errorf("%s after a later state", s)
+		}
+		if s == mesos.TASK_FINISHED && i != len(ss)-1 {
+			return fmt.Errorf("updates after FINISHED")
+		}
+		last = r
+	}
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// workload launches n tasks t0000..t(n-1), each appending a line to its
+// file in runDir and exiting 0, at most 16 per offer and 48 in flight, and
+// records every update. It reconciles the tasks it has launched and not
+// heard from for a while; a task the master then reports never reached an
+// agent (LOST, DROPPED, GONE, UNKNOWN) is launched again — runsOf tells
+// whether such a task had run after all.
+type workload struct {
+	d      *scheduler.Driver
+	n      int
+	runDir string
+
+	mu         sync.Mutex
+	next       int
+	pending    []int             // to launch again
+	active     map[string]string // task → agent
+	heard      map[string]time.Time
+	states     map[string][]mesos.TaskState
+	done       map[string]bool
+	relaunched int
+}
+
+func newWorkload(n int, runDir string) *workload {
+	return &workload{n: n, runDir: runDir, active: map[string]string{}, heard: map[string]time.Time{},
+		states: map[string][]mesos.TaskState{}, done: map[string]bool{}}
+}
+
+func (w *workload) finished() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.done)
+}
+
+func (w *workload) funcs() scheduler.Funcs {
+	return scheduler.Funcs{OnOffers: w.offers, OnUpdate: w.update}
+}
+
+func (w *workload) offers(ctx context.Context, offers []mesos.Offer) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, o := range offers {
+		var tasks []mesos.TaskInfo
+		for len(tasks) < 16 && len(w.active) < 48 {
+			i := -1
+			if len(w.pending) > 0 {
+				i, w.pending = w.pending[0], w.pending[1:]
+			} else if w.next < w.n {
+				i = w.next
+				w.next++
+			}
+			if i < 0 {
+				break
+			}
+			id := fmt.Sprintf("t%04d", i)
+			res, _ := api.ParseResources("cpus:0.01;mem:8")
+			tasks = append(tasks, mesos.TaskInfo{Name: id, TaskID: mesos.TaskID{Value: id}, AgentID: o.AgentID, Resources: res,
+				Command: &mesos.CommandInfo{Value: ptr("echo ran >> " + filepath.Join(w.runDir, id))}})
+			w.active[id] = o.AgentID.Value
+			w.heard[id] = time.Now()
+		}
+		if len(tasks) == 0 {
+			w.d.Decline(ctx, []mesos.OfferID{o.ID}, time.Second)
+			continue
+		}
+		w.d.Launch(ctx, []mesos.OfferID{o.ID}, tasks, scheduler.RefuseFor(100*time.Millisecond))
+	}
+}
+
+func (w *workload) update(ctx context.Context, st mesos.TaskStatus) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	id := st.TaskID.Value
+	w.heard[id] = time.Now()
+	s := st.GetState()
+	switch s {
+	case mesos.TASK_FINISHED:
+		if _, ok := w.active[id]; ok {
+			w.done[id] = true
+			delete(w.active, id)
+		}
+	case mesos.TASK_LOST, mesos.TASK_DROPPED, mesos.TASK_GONE, mesos.TASK_UNKNOWN, mesos.TASK_ERROR:
+		if _, ok := w.active[id]; ok && !w.done[id] {
+			delete(w.active, id)
+			var i int
+			fmt.Sscanf(id, "t%d", &i)
+			w.pending = append(w.pending, i)
+			w.relaunched++
+		}
+		return
+	}
+	w.states[id] = append(w.states[id], s)
+}
+
+// reconcile asks, every few seconds until ctx ends, for the tasks not
+// heard from in that time.
+func (w *workload) reconcile(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(3 * time.Second):
+		}
+		w.mu.Lock()
+		var tasks []schedcall.Call_Reconcile_Task
+		for id, agent := range w.active {
+			if time.Since(w.heard[id]) > 3*time.Second {
+				tasks = append(tasks, schedcall.Call_Reconcile_Task{TaskID: mesos.TaskID{Value: id}, AgentID: &mesos.AgentID{Value: agent}})
+			}
+		}
+		w.mu.Unlock()
+		if len(tasks) > 0 {
+			w.d.Reconcile(ctx, tasks)
+		}
+	}
+}
