@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -324,4 +325,154 @@ func (w *workload) reconcile(ctx context.Context) {
 			w.d.Reconcile(ctx, tasks)
 		}
 	}
+}
+
+// sleeper is a framework that launches one long task on the agent of
+// host, and records the task's states.
+type sleeper struct {
+	d     *scheduler.Driver
+	host  string
+	task  string
+	mu    sync.Mutex
+	sent  bool
+	seen  []mesos.TaskState
+	cause []string
+}
+
+func startSleeper(t *testing.T, zkURL, name, host string, partitionAware bool) *sleeper {
+	t.Helper()
+	s := &sleeper{host: host, task: name + "-task"}
+	fw := mesos.FrameworkInfo{User: "root", Name: name, Checkpoint: ptr(true), FailoverTimeout: ptr(3600.0)}
+	if partitionAware {
+		fw.Capabilities = scheduler.Capabilities(mesos.FrameworkInfo_Capability_PARTITION_AWARE)
+	}
+	d, err := scheduler.New(scheduler.Config{Masters: []string{zkURL}, Codec: api.JSON, Framework: fw,
+		Backoff: scheduler.Backoff{Min: 50 * time.Millisecond, Max: time.Second}}, scheduler.Funcs{
+		OnOffers: func(ctx context.Context, offers []mesos.Offer) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			for _, o := range offers {
+				if s.sent || o.GetHostname() != s.host {
+					s.d.Decline(ctx, []mesos.OfferID{o.ID}, time.Hour)
+					continue
+				}
+				s.sent = true
+				res, _ := api.ParseResources("cpus:0.1;mem:16")
+				s.d.Launch(ctx, []mesos.OfferID{o.ID}, []mesos.TaskInfo{{Name: s.task, TaskID: mesos.TaskID{Value: s.task}, AgentID: o.AgentID,
+					Resources: res, Command: &mesos.CommandInfo{Value: ptr("sleep 600")}}}, scheduler.RefuseFor(time.Hour))
+			}
+		},
+		OnUpdate: func(ctx context.Context, st mesos.TaskStatus) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.seen = append(s.seen, st.GetState())
+			s.cause = append(s.cause, st.GetState().String()+"/"+st.GetReason().String())
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.d = d
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+		}
+	})
+	return s
+}
+
+// last is the newest state the framework heard, and all of them.
+func (s *sleeper) last() (mesos.TaskState, []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.seen) == 0 {
+		return -1, nil
+	}
+	return s.seen[len(s.seen)-1], append([]string(nil), s.cause...)
+}
+
+func (s *sleeper) waitState(t *testing.T, want mesos.TaskState, what string) {
+	t.Helper()
+	waitUntil(t, what, 2*time.Minute, func() bool { st, _ := s.last(); return st == want })
+}
+
+// A partition cutting one agent's host off: its tasks go TASK_UNREACHABLE
+// for a partition-aware framework and TASK_LOST for another; when the
+// link heals the agent re-registers with its ID, the partition-aware
+// framework's task is RUNNING again, and the other framework's task,
+// reported lost, is killed (agora's rule for non-partition-aware tasks
+// that come back).
+func TestMultiHostPartitionedAgent(t *testing.T) {
+	mh := startMultiHost(t)
+	var leader string
+	waitUntil(t, "a leading master", 2*time.Minute, func() bool {
+		leader = leaderOf(mh.addrs())
+		return leader != ""
+	})
+	var agentID string
+	cut := mh.agents[0]
+	waitUntil(t, "three agents registered", 2*time.Minute, func() bool {
+		s, err := getState("http://" + leader)
+		return err == nil && len(s.Slaves) == 3
+	})
+	pa := startSleeper(t, mh.zkURL, "aware", cut.Name, true)
+	legacy := startSleeper(t, mh.zkURL, "legacy", cut.Name, false)
+	pa.waitState(t, mesos.TASK_RUNNING, "the partition-aware task running")
+	legacy.waitState(t, mesos.TASK_RUNNING, "the other task running")
+	var st struct {
+		Slaves []struct{ ID, Hostname string }
+	}
+	if err := fetchJSON("http://"+leader+"/master/state", &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st.Slaves {
+		if s.Hostname == cut.Name {
+			agentID = s.ID
+		}
+	}
+
+	if err := mh.net.Cut(cut); err != nil {
+		t.Fatal(err)
+	}
+	pa.waitState(t, mesos.TASK_UNREACHABLE, "TASK_UNREACHABLE for the partition-aware framework")
+	legacy.waitState(t, mesos.TASK_LOST, "TASK_LOST for the other framework")
+	if err := mh.net.Heal(cut); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the agent to re-register with its ID", 2*time.Minute, func() bool {
+		var st struct {
+			Slaves []struct{ ID, Hostname string }
+		}
+		if fetchJSON("http://"+leaderOf(mh.addrs())+"/master/state", &st) != nil {
+			return false
+		}
+		for _, s := range st.Slaves {
+			if s.Hostname == cut.Name {
+				return s.ID == agentID
+			}
+		}
+		return false
+	})
+	pa.waitState(t, mesos.TASK_RUNNING, "the partition-aware task RUNNING again")
+	legacy.waitState(t, mesos.TASK_KILLED, "the other framework's task killed")
+	if _, all := pa.last(); len(all) < 3 {
+		t.Fatalf("partition-aware updates %v", all)
+	}
+}
+
+func fetchJSON(url string, v any) error {
+	resp, err := noRedirect.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }
