@@ -248,6 +248,7 @@ func (m *Master) addCompleted(f *framework, t *task) {
 // offers when --offer_timeout is set.
 func (m *Master) expire() {
 	now := m.now()
+	m.expireRecoveredAgents(now) // reregister.go
 	for _, f := range m.frameworks {
 		if f.conn == nil && !f.failoverDeadline.IsZero() && now.After(f.failoverDeadline) {
 			m.log.Info("framework failover timeout expired", "framework", f.id)

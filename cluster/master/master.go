@@ -64,6 +64,13 @@ type Config struct {
 	HTTP api.HTTPOptions
 	// Now is the clock (tests may replace it); defaults to time.Now.
 	Now func() time.Time
+	// AgentReregisterTimeout is how long agents the registry admitted
+	// have to re-register after this master starts before they are marked
+	// unreachable (--agent_reregister_timeout, 10 minutes).
+	AgentReregisterTimeout time.Duration
+	// AgentRemovalRate bounds how fast they are (--agent_removal_rate_limit;
+	// zero: no bound).
+	AgentRemovalRate RemovalRate
 	// Leading, when set, fences a master elected through ZooKeeper: while
 	// it returns false the master sends no offers (its HTTP API is
 	// swapped for the standby one by whoever runs it).
@@ -98,6 +105,9 @@ func (c *Config) defaults() {
 	}
 	if c.HeartbeatInterval <= 0 {
 		c.HeartbeatInterval = 15 * time.Second
+	}
+	if c.AgentReregisterTimeout <= 0 {
+		c.AgentReregisterTimeout = 10 * time.Minute
 	}
 	if c.MaxCompletedFrameworks <= 0 {
 		c.MaxCompletedFrameworks = 50
@@ -141,10 +151,15 @@ type Master struct {
 	offers              map[string]*offer
 	// admitted holds registry records of agents not currently registered
 	// (admitted before a master restart, unreachable or gone).
-	admitted    map[string]registry.AgentRecord
-	nextID      uint64
-	pingSeq     uint64
-	allocQueued bool
+	admitted map[string]registry.AgentRecord
+	// awaiting are the admitted agents recovered from the registry that
+	// have not re-registered yet (reregister.go).
+	awaiting      map[string]bool
+	removalWindow time.Time
+	removalTokens int
+	nextID        uint64
+	pingSeq       uint64
+	allocQueued   bool
 	// operatorSubs are the operator API's SUBSCRIBE streams.
 	operatorSubs map[*operatorSub]bool
 	// policy is the durable sharing policy; maint the maintenance state.
@@ -186,8 +201,12 @@ func New(cfg Config) (*Master, error) {
 	if err != nil {
 		return nil, fmt.Errorf("master: recover registry: %w", err)
 	}
+	m.awaiting = map[string]bool{}
 	for _, r := range recs {
 		m.admitted[r.ID] = r
+		if r.State == registry.AgentAdmitted {
+			m.awaiting[r.ID] = true
+		}
 	}
 	if len(recs) > 0 {
 		m.log.Info("recovered registry", "agents", len(recs))

@@ -34,6 +34,8 @@ type masterFlags struct {
 	port, maxAgentPingTimeouts            int
 	allocationInterval, agentPingTimeout  time.Duration
 	offerTimeout                          time.Duration
+	reregisterTimeout                     mesosDuration
+	removalRate                           string
 	http                                  httpFlags // httpflags.go
 }
 
@@ -47,6 +49,9 @@ func (f *masterFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxAgentPingTimeouts, "max_agent_ping_timeouts", 5, "consecutive ping timeouts after which an agent is unreachable")
 	fs.DurationVar(&f.offerTimeout, "offer_timeout", 0, "rescind offers not answered within this time (0: never)")
 	fs.StringVar(&f.minAllocatable, "min_allocatable_resources", "cpus:0.01|mem:32", "alternatives ('|'-separated) of which an offer must contain one")
+	f.reregisterTimeout = mesosDuration(10 * time.Minute)
+	fs.Var(&f.reregisterTimeout, "agent_reregister_timeout", "after a restart or a failover, how long the agents in the registry have to re-register before they are marked unreachable")
+	fs.StringVar(&f.removalRate, "agent_removal_rate_limit", "", "at most this many agents marked unreachable for not re-registering per duration, N/DURATION (e.g. 1/20mins); empty: no limit")
 	f.http.register(fs)
 }
 
@@ -63,7 +68,12 @@ func (f *masterFlags) config(logger *slog.Logger, reg registry.Registry) (master
 	if err != nil {
 		return master.Config{}, err
 	}
+	rate, err := master.ParseRemovalRate(f.removalRate)
+	if err != nil {
+		return master.Config{}, fmt.Errorf("--agent_removal_rate_limit: %w", err)
+	}
 	cfg := master.Config{
+		AgentReregisterTimeout: time.Duration(f.reregisterTimeout), AgentRemovalRate: rate,
 		Hostname: f.hostname, IP: f.ip, Port: f.port,
 		AllocationInterval: f.allocationInterval, AgentPingTimeout: f.agentPingTimeout,
 		MaxAgentPingTimeouts: f.maxAgentPingTimeouts, OfferTimeout: f.offerTimeout,
@@ -72,6 +82,7 @@ func (f *masterFlags) config(logger *slog.Logger, reg registry.Registry) (master
 			"ip": f.ip, "port": strconv.Itoa(f.port), "work_dir": f.workDir,
 			"allocation_interval": f.allocationInterval.String(), "agent_ping_timeout": f.agentPingTimeout.String(),
 			"max_agent_ping_timeouts": strconv.Itoa(f.maxAgentPingTimeouts), "min_allocatable_resources": f.minAllocatable,
+			"agent_reregister_timeout": f.reregisterTimeout.String(), "agent_removal_rate_limit": f.removalRate,
 		},
 		HTTP: httpOpts,
 	}

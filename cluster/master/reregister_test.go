@@ -1,0 +1,63 @@
+package master_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/cluster/master"
+	"github.com/agora-cluster/agora/cluster/registry"
+)
+
+// Agents the registry admitted that do not re-register within
+// --agent_reregister_timeout of a (re)started master are marked
+// unreachable, no faster than --agent_removal_rate_limit; an agent that
+// registers is left alone.
+func TestRecoveredAgentsThatDoNotComeBackAreUnreachable(t *testing.T) {
+	reg := registry.NewMemory()
+	for i := 1; i <= 3; i++ {
+		id := fmt.Sprintf("old-S%d", i)
+		if err := reg.PutAgent(registry.AgentRecord{ID: id, State: registry.AgentAdmitted, Info: &mesos.AgentInfo{Hostname: id}, Since: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := clustertest.Start(t, clustertest.Options{Registry: reg, Master: func(mc *master.Config) {
+		mc.AgentReregisterTimeout = 300 * time.Millisecond
+		mc.AgentRemovalRate = master.RemovalRate{N: 2, Per: time.Hour}
+	}})
+	deadline := time.Now().Add(time.Minute)
+	for metric(t, c.MasterURL, "master/recovery_agent_removals") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the recovered agents were not marked unreachable after the re-registration timeout")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	recs, err := reg.Agents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[registry.AgentState]int{}
+	for _, r := range recs {
+		if r.ID == c.Agents[0].Agent.ID() {
+			if r.State != registry.AgentAdmitted {
+				t.Fatalf("the agent that registered is %s", r.State)
+			}
+			continue
+		}
+		states[r.State]++
+	}
+	if states[registry.AgentUnreachable] != 2 || states[registry.AgentAdmitted] != 1 {
+		t.Fatalf("recovered agents: %v; want 2 unreachable (the rate limit's 2 per hour) and 1 still admitted", states)
+	}
+	if _, err := master.ParseRemovalRate("1/20mins"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"x/1mins", "0/1mins", "1/", "1/abc", "5"} {
+		if _, err := master.ParseRemovalRate(bad); err == nil {
+			t.Errorf("ParseRemovalRate(%q) accepted", bad)
+		}
+	}
+}
