@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	schedcall "github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	"github.com/agora-cluster/agora/cluster/zk/zktest"
 	"github.com/agora-cluster/agora/frameworks/scheduler"
 )
@@ -110,6 +112,21 @@ func TestHAMastersFailOverThroughZooKeeper(t *testing.T) {
 		if code != http.StatusTemporaryRedirect || loc != "//"+first {
 			t.Fatalf("standby %s /master/redirect: %d %q", a, code, loc)
 		}
+	}
+
+	// What Mesos-aware tools read: ZooKeeper's own CLI prints the
+	// leader's MasterInfo JSON from the oldest json.info_ znode.
+	if _, err := os.Stat("/usr/share/zookeeper/bin/zkCli.sh"); err == nil {
+		server := strings.TrimSuffix(strings.TrimPrefix(zkURL, "zk://"), "/agora")
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, err := exec.CommandContext(ctx, "/usr/share/zookeeper/bin/zkCli.sh", "-server", server, "get", "/agora/json.info_0000000000").CombinedOutput()
+		cancel()
+		port := strings.TrimPrefix(first, "127.0.0.1:")
+		if err != nil || !strings.Contains(string(out), `"port":`+port) || !strings.Contains(string(out), `"address":{`) {
+			t.Fatalf("zkCli.sh get of the leader znode: %v\n%s\nwant MasterInfo JSON with port %s", err, out, port)
+		}
+	} else if tier.Required() {
+		t.Fatalf("zkCli.sh is missing (Debian's zookeeper package): %v", err)
 	}
 
 	agentPort := freePort(t)
