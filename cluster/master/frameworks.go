@@ -249,6 +249,7 @@ func (m *Master) addCompleted(f *framework, t *task) {
 func (m *Master) expire() {
 	now := m.now()
 	m.expireRecoveredAgents(now) // reregister.go
+	m.gcRegistry(now)            // registry_gc.go
 	for _, f := range m.frameworks {
 		if f.conn == nil && !f.failoverDeadline.IsZero() && now.After(f.failoverDeadline) {
 			m.log.Info("framework failover timeout expired", "framework", f.id)

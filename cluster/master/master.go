@@ -71,6 +71,13 @@ type Config struct {
 	// AgentRemovalRate bounds how fast they are (--agent_removal_rate_limit;
 	// zero: no bound).
 	AgentRemovalRate RemovalRate
+	// RegistryMaxAgentAge and RegistryMaxAgentCount bound the unreachable
+	// and gone agents the registry keeps (--registry_max_agent_age, two
+	// weeks; --registry_max_agent_count, 102,400); they are checked every
+	// RegistryGCInterval (a minute).
+	RegistryMaxAgentAge   time.Duration
+	RegistryMaxAgentCount int
+	RegistryGCInterval    time.Duration
 	// Leading, when set, fences a master elected through ZooKeeper: while
 	// it returns false the master sends no offers (its HTTP API is
 	// swapped for the standby one by whoever runs it).
@@ -105,6 +112,15 @@ func (c *Config) defaults() {
 	}
 	if c.HeartbeatInterval <= 0 {
 		c.HeartbeatInterval = 15 * time.Second
+	}
+	if c.RegistryMaxAgentAge <= 0 {
+		c.RegistryMaxAgentAge = 14 * 24 * time.Hour
+	}
+	if c.RegistryMaxAgentCount <= 0 {
+		c.RegistryMaxAgentCount = 100 * 1024
+	}
+	if c.RegistryGCInterval <= 0 {
+		c.RegistryGCInterval = time.Minute
 	}
 	if c.AgentReregisterTimeout <= 0 {
 		c.AgentReregisterTimeout = 10 * time.Minute
@@ -154,12 +170,13 @@ type Master struct {
 	admitted map[string]registry.AgentRecord
 	// awaiting are the admitted agents recovered from the registry that
 	// have not re-registered yet (reregister.go).
-	awaiting      map[string]bool
-	removalWindow time.Time
-	removalTokens int
-	nextID        uint64
-	pingSeq       uint64
-	allocQueued   bool
+	awaiting       map[string]bool
+	removalWindow  time.Time
+	lastRegistryGC time.Time
+	removalTokens  int
+	nextID         uint64
+	pingSeq        uint64
+	allocQueued    bool
 	// operatorSubs are the operator API's SUBSCRIBE streams.
 	operatorSubs map[*operatorSub]bool
 	// policy is the durable sharing policy; maint the maintenance state.

@@ -96,6 +96,7 @@ func (m *Master) snapshot() map[string]float64 {
 	// streams were cut for falling MaxSubscriberBacklog events behind.
 	s["master/slow_subscribers_disconnected"] = float64(c.slowSubscribersCut)
 	s["master/recovery_agent_removals"] = float64(c.recoveredAgentsUnreachable)
+	s["master/registry_agents_collected"] = float64(c.registryAgentsCollected)
 	// Not Mesos metrics: calls that panicked (the master stops after
 	// one; see step), and the registry's batched writes.
 	s["master/call_panics"] = float64(c.callPanics)

@@ -61,3 +61,52 @@ func TestRecoveredAgentsThatDoNotComeBackAreUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// The registry forgets unreachable and gone agents older than
+// --registry_max_agent_age, and the oldest beyond
+// --registry_max_agent_count; admitted agents are never collected.
+func TestRegistryForgetsOldUnreachableAndGoneAgents(t *testing.T) {
+	reg := registry.NewMemory()
+	now := time.Now()
+	put := func(id string, st registry.AgentState, age time.Duration) {
+		if err := reg.PutAgent(registry.AgentRecord{ID: id, State: st, Info: &mesos.AgentInfo{Hostname: id}, Since: now.Add(-age)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("ancient-gone", registry.AgentGone, 30*24*time.Hour)
+	put("ancient-unreachable", registry.AgentUnreachable, 20*24*time.Hour)
+	put("old-unreachable", registry.AgentUnreachable, 3*time.Hour)
+	put("newer-unreachable", registry.AgentUnreachable, 2*time.Hour)
+	put("new-gone", registry.AgentGone, time.Hour)
+	put("ancient-admitted", registry.AgentAdmitted, 30*24*time.Hour)
+	c := clustertest.Start(t, clustertest.Options{Registry: reg, Master: func(mc *master.Config) {
+		mc.RegistryMaxAgentAge = 14 * 24 * time.Hour
+		mc.RegistryMaxAgentCount = 2
+		mc.RegistryGCInterval = 100 * time.Millisecond
+	}})
+	deadline := time.Now().Add(time.Minute)
+	for metric(t, c.MasterURL, "master/registry_agents_collected") < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("the registry kept agents past its bounds")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	recs, err := reg.Agents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := map[string]bool{}
+	for _, r := range recs {
+		left[r.ID] = true
+	}
+	for _, id := range []string{"newer-unreachable", "new-gone", "ancient-admitted", c.Agents[0].Agent.ID()} {
+		if !left[id] {
+			t.Errorf("%s was collected; the registry now holds %v", id, left)
+		}
+	}
+	for _, id := range []string{"ancient-gone", "ancient-unreachable", "old-unreachable"} {
+		if left[id] {
+			t.Errorf("%s is still in the registry (past the age or the count)", id)
+		}
+	}
+}

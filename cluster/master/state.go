@@ -113,7 +113,7 @@ type offer struct {
 // counters are cumulative metrics.
 type counters struct {
 	agentRegistrations, agentReregistrations, agentRemovals     uint64
-	recoveredAgentsUnreachable                                  uint64
+	recoveredAgentsUnreachable, registryAgentsCollected         uint64
 	validStatusUpdates, invalidStatusUpdates, validAcks         uint64
 	offersSent, offersAccepted, offersDeclined, offersRescinded uint64
 	tasksLaunched, tasksErrored                                 uint64

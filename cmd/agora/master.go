@@ -36,6 +36,8 @@ type masterFlags struct {
 	offerTimeout                          time.Duration
 	reregisterTimeout                     mesosDuration
 	removalRate                           string
+	registryMaxAgentAge                   mesosDuration
+	registryMaxAgentCount                 int
 	http                                  httpFlags // httpflags.go
 }
 
@@ -52,6 +54,9 @@ func (f *masterFlags) register(fs *flag.FlagSet) {
 	f.reregisterTimeout = mesosDuration(10 * time.Minute)
 	fs.Var(&f.reregisterTimeout, "agent_reregister_timeout", "after a restart or a failover, how long the agents in the registry have to re-register before they are marked unreachable")
 	fs.StringVar(&f.removalRate, "agent_removal_rate_limit", "", "at most this many agents marked unreachable for not re-registering per duration, N/DURATION (e.g. 1/20mins); empty: no limit")
+	f.registryMaxAgentAge = mesosDuration(14 * 24 * time.Hour)
+	fs.Var(&f.registryMaxAgentAge, "registry_max_agent_age", "how long the registry remembers an unreachable or gone agent")
+	fs.IntVar(&f.registryMaxAgentCount, "registry_max_agent_count", 100*1024, "how many unreachable and gone agents the registry remembers at most (the oldest are forgotten)")
 	f.http.register(fs)
 }
 
@@ -74,6 +79,7 @@ func (f *masterFlags) config(logger *slog.Logger, reg registry.Registry) (master
 	}
 	cfg := master.Config{
 		AgentReregisterTimeout: time.Duration(f.reregisterTimeout), AgentRemovalRate: rate,
+		RegistryMaxAgentAge: time.Duration(f.registryMaxAgentAge), RegistryMaxAgentCount: f.registryMaxAgentCount,
 		Hostname: f.hostname, IP: f.ip, Port: f.port,
 		AllocationInterval: f.allocationInterval, AgentPingTimeout: f.agentPingTimeout,
 		MaxAgentPingTimeouts: f.maxAgentPingTimeouts, OfferTimeout: f.offerTimeout,
@@ -83,6 +89,7 @@ func (f *masterFlags) config(logger *slog.Logger, reg registry.Registry) (master
 			"allocation_interval": f.allocationInterval.String(), "agent_ping_timeout": f.agentPingTimeout.String(),
 			"max_agent_ping_timeouts": strconv.Itoa(f.maxAgentPingTimeouts), "min_allocatable_resources": f.minAllocatable,
 			"agent_reregister_timeout": f.reregisterTimeout.String(), "agent_removal_rate_limit": f.removalRate,
+			"registry_max_agent_age": f.registryMaxAgentAge.String(), "registry_max_agent_count": strconv.Itoa(f.registryMaxAgentCount),
 		},
 		HTTP: httpOpts,
 	}
