@@ -169,7 +169,8 @@ type taskRecord struct {
 	ContainerID string               `json:"container_id"`
 	Sandbox     string               `json:"sandbox,omitempty"`
 	Launched    float64              `json:"launched"`
-	// Container is set once the container runs, for Recover.
+	// Container is the task's container for Recover: its Plan (no pid)
+	// from before it starts, its State once it runs.
 	Container *containerizer.State `json:"container,omitempty"`
 }
 
@@ -250,10 +251,11 @@ func (a *Agent) recoverTask(ctx context.Context, meta string) error {
 		return os.RemoveAll(meta)
 	}
 	var c containerizer.Container
+	var adoptErr error
 	if !isTerminal(t.state) && rec.Container != nil {
-		c, err = a.recoverContainer(ctx, rec.Task, *rec.Container) // docker.go
-		if err != nil && !errors.Is(err, containerizer.ErrGone) {
-			a.log.Warn("cannot adopt task container", "task_id", key.task, "err", err)
+		c, adoptErr = a.recoverContainer(ctx, rec.Task, *rec.Container) // docker.go
+		if adoptErr != nil && !errors.Is(adoptErr, containerizer.ErrGone) {
+			a.log.Warn("cannot adopt task container", "task_id", key.task, "err", adoptErr)
 		}
 		if !rec.Framework.GetCheckpoint() || a.cfg.Recover == RecoverCleanup {
 			// As in Mesos, only checkpointing frameworks' tasks survive an
@@ -283,21 +285,52 @@ func (a *Agent) recoverTask(ctx context.Context, meta string) error {
 	case isTerminal(t.state):
 		return nil // waits for acknowledgements only
 	case c == nil:
-		a.update(t, mesos.TASK_FAILED, statusOpts{
-			fromAgent: true, reason: mesos.REASON_EXECUTOR_TERMINATED.Enum(),
-			message: "Task process is gone: it ended or was never started while the agent was down",
-		})
+		state, opts := goneState(adoptErr)
+		a.update(t, state, opts)
 		return nil
 	}
-	a.log.Info("adopted running task", "framework_id", key.framework, "task_id", key.task, "pid", c.Pid())
+	a.log.Info("adopted task container", "framework_id", key.framework, "task_id", key.task, "pid", c.Pid())
 	a.runners.Add(1)
 	go func() {
 		defer a.runners.Done()
 		defer close(t.done)
+		a.reportAdoptedRunning(t, c)
 		defer a.watchHealth(a.runnerCtx, t, c)() // health.go
 		a.supervise(a.runnerCtx, t, c)
 	}()
 	return nil
+}
+
+// goneState is the terminal update of a recovered task whose container
+// could not be adopted (err from Recover): dropped (TASK_LOST for
+// frameworks that are not partition-aware, which the master translates)
+// if it provably never started, as Mesos drops a task launched during an
+// agent restart; failed otherwise, its outcome being unknown.
+func goneState(err error) (mesos.TaskState, statusOpts) {
+	if errors.Is(err, containerizer.ErrNeverStarted) {
+		return mesos.TASK_DROPPED, statusOpts{fromAgent: true, reason: mesos.REASON_AGENT_RESTARTED.Enum(),
+			message: "Task never started: the agent stopped while launching its container"}
+	}
+	return mesos.TASK_FAILED, statusOpts{fromAgent: true, reason: mesos.REASON_EXECUTOR_TERMINATED.Enum(),
+		message: "Task process is gone: it ended or was never started while the agent was down"}
+}
+
+// reportAdoptedRunning sends TASK_RUNNING for an adopted task that runs
+// but was not reported running: the agent stopped between the start of
+// its container and that update.
+func (a *Agent) reportAdoptedRunning(t *task, c containerizer.Container) {
+	a.mu.Lock()
+	state := t.state
+	a.mu.Unlock()
+	if state != mesos.TASK_STAGING && state != mesos.TASK_STARTING {
+		return
+	}
+	select {
+	case <-c.Done():
+		return // it ended: its terminal update follows
+	default:
+	}
+	a.update(t, mesos.TASK_RUNNING, statusOpts{container: c})
 }
 
 // resetIdentity handles the master's refusal of the agent's ID: kill every

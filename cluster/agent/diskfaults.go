@@ -36,6 +36,7 @@ type DiskFaults struct {
 	mu      sync.Mutex
 	rules   []diskRule
 	refused int
+	crashes []crashRule
 }
 
 type diskRule struct {
@@ -89,6 +90,7 @@ func (f *DiskFaults) Heal() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.rules = nil
+	f.crashes = nil
 }
 
 // Refused counts the steps refused so far.
@@ -167,4 +169,71 @@ func ckptRename(from, to string) error {
 		return err
 	}
 	return os.Rename(from, to)
+}
+
+// CrashPoint names a moment of a launch at which DiskFaults can make the
+// agent die, as kill -9 would: between two steps that a real crash may
+// separate, where no checkpoint write fails that a test could hook.
+type CrashPoint string
+
+// The crash points of a launch.
+const (
+	// CrashBeforeContainerStart: the launch is checkpointed and
+	// TASK_STARTING sent; the container is not created yet.
+	CrashBeforeContainerStart CrashPoint = "before-container-start"
+	// CrashAfterContainerStart: the container runs (a custom executor's,
+	// or a command task's or a task group's); the agent has not yet
+	// checkpointed its pid.
+	CrashAfterContainerStart CrashPoint = "after-container-start"
+)
+
+type crashRule struct {
+	point CrashPoint
+	match string
+	crash func()
+}
+
+// CrashAt calls crash when the agent reaches point for a checkpoint
+// directory (of a task or an executor run) containing match, once. crash
+// is expected not to return (a test's agent process kills itself with
+// SIGKILL); if it does, the agent goes on.
+func (f *DiskFaults) CrashAt(point CrashPoint, match string, crash func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.crashes = append(f.crashes, crashRule{point: point, match: match, crash: crash})
+}
+
+// reached calls the crash of the first rule for point and dir, which it
+// removes.
+func (f *DiskFaults) reached(point CrashPoint, dir string) {
+	if dir != f.dir && !strings.HasPrefix(dir, f.dir+string(filepath.Separator)) {
+		return
+	}
+	f.mu.Lock()
+	var crash func()
+	for i, r := range f.crashes {
+		if r.point == point && strings.Contains(dir, r.match) {
+			crash = r.crash
+			f.crashes = append(f.crashes[:i:i], f.crashes[i+1:]...)
+			break
+		}
+	}
+	f.mu.Unlock()
+	if crash != nil {
+		crash()
+	}
+}
+
+// crashPoint lets an installed DiskFaults crash the agent at point of the
+// launch whose checkpoint directory is dir.
+func crashPoint(point CrashPoint, dir string) {
+	if !anyFault.Load() || dir == "" {
+		return
+	}
+	faultsMu.Lock()
+	fs := append([]*DiskFaults(nil), faults...)
+	faultsMu.Unlock()
+	for _, f := range fs {
+		f.reached(point, dir)
+	}
 }

@@ -112,6 +112,24 @@ func (a *Agent) dockerTask(t *task) (docker.Task, error) {
 	return dt, nil
 }
 
+// plannedContainer is what the agent checkpoints about container id, to
+// run in sandbox, before it starts (the containerizer's Plan): from it a
+// restarted agent finds the container whatever point of the launch the
+// agent was killed at. It is nil for a Docker container on an agent
+// without Docker, whose launch fails.
+func (a *Agent) plannedContainer(isDocker bool, id, sandbox string) *containerizer.State {
+	var st containerizer.State
+	switch {
+	case !isDocker:
+		st = a.cfg.Containerizer.Plan(containerizer.Spec{ID: id, Dir: sandbox})
+	case a.cfg.Docker != nil:
+		st = a.cfg.Docker.Plan(docker.Task{ContainerID: id, Sandbox: sandbox})
+	default:
+		return nil
+	}
+	return &st
+}
+
 // recoverContainer adopts a checkpointed container through the
 // containerizer that launched it.
 func (a *Agent) recoverContainer(ctx context.Context, info *mesos.TaskInfo, st containerizer.State) (containerizer.Container, error) {

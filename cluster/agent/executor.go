@@ -309,7 +309,13 @@ func (a *Agent) runOnExecutor(rt *api.RunTask) {
 func (a *Agent) checkpointLaunch(e *executor, fresh bool, tasks []*task) error {
 	var err error
 	if fresh {
-		if err = a.checkpointExecutor(e, nil); err != nil {
+		// A custom executor's with the container it will run in (see
+		// plannedContainer); the default executor has none of its own.
+		var planned *containerizer.State
+		if e.kind == customExecutor {
+			planned = a.plannedContainer(isDockerExecutor(&e.info), e.containerID, e.sandbox)
+		}
+		if err = a.checkpointExecutor(e, planned); err != nil {
 			err = fmt.Errorf("could not checkpoint executor %s: %w", e.key.executor, err)
 		}
 	}
@@ -322,7 +328,11 @@ func (a *Agent) checkpointLaunch(e *executor, fresh bool, tasks []*task) error {
 		if err != nil {
 			break
 		}
-		if err = a.checkpointTask(t, nil); err != nil {
+		var planned *containerizer.State // a custom executor's tasks run in its container
+		if e.kind == defaultExecutor {
+			planned = a.plannedContainer(isDockerTask(&t.info), t.containerID, t.sandbox)
+		}
+		if err = a.checkpointTask(t, planned); err != nil {
 			err = fmt.Errorf("could not checkpoint task %s: %w", t.key.task, err)
 		}
 	}
@@ -450,6 +460,7 @@ func (a *Agent) runExecutor(ctx context.Context, e *executor) {
 		a.executorTerminated(e, nil, -1)
 		return
 	}
+	crashPoint(CrashAfterContainerStart, e.meta) // diskfaults.go
 	log.Info("executor launched", "pid", c.Pid())
 	st := c.State()
 	if err := a.checkpointExecutor(e, &st); err != nil {
@@ -658,6 +669,7 @@ func (a *Agent) launchExecutorContainer(ctx context.Context, e *executor) (conta
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	crashPoint(CrashBeforeContainerStart, e.meta) // diskfaults.go
 	c, err := launch(ctx)
 	if err != nil {
 		return nil, err

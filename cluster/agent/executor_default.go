@@ -67,6 +67,7 @@ func (a *Agent) runGroup(ctx context.Context, e *executor, tasks []*task) {
 	for _, t := range tasks {
 		a.update(t, mesos.TASK_STARTING, statusOpts{})
 	}
+	crashPoint(CrashBeforeContainerStart, tasks[0].meta) // diskfaults.go
 	containers := make([]containerizer.Container, 0, len(tasks))
 	for i := range tasks {
 		c, err := launchers[i](ctx)
@@ -91,6 +92,7 @@ func (a *Agent) runGroup(ctx context.Context, e *executor, tasks []*task) {
 			fmt.Sprintf("Failed to launch task group: task %s: %v", tasks[i].key.task, err))
 		return
 	}
+	crashPoint(CrashAfterContainerStart, tasks[0].meta)
 	// Every container is checkpointed before any task is reported
 	// running: a container a restarted agent could not find again must
 	// not run, and then, the group being all or nothing, none runs.
@@ -190,12 +192,14 @@ func (a *Agent) groupKilledBeforeLaunch(ctx context.Context, e *executor, tasks 
 }
 
 // groupTaskEnded applies the group's semantics once one of its tasks has
-// ended: a failed or killed task takes the rest of its group with it.
+// ended: a failed or killed task takes the rest of its group with it, and
+// so does one that never started (the agent stopped while launching the
+// group), the group being all or nothing.
 func (a *Agent) groupTaskEnded(t *task, group []*task) {
 	a.mu.Lock()
 	state := t.state
 	a.mu.Unlock()
-	if state != mesos.TASK_FAILED && state != mesos.TASK_KILLED {
+	if state != mesos.TASK_FAILED && state != mesos.TASK_KILLED && state != mesos.TASK_DROPPED {
 		return
 	}
 	for _, other := range group {

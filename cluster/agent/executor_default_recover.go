@@ -38,6 +38,7 @@ func (a *Agent) recoverDefaultExecutor(ctx context.Context, meta string, rec *ex
 		return err
 	}
 	containers := map[taskKey]containerizer.Container{}
+	adoptErrs := map[taskKey]error{}
 	for _, t := range tasks {
 		st := states[t.key]
 		if isTerminal(t.state) || st == nil {
@@ -45,6 +46,7 @@ func (a *Agent) recoverDefaultExecutor(ctx context.Context, meta string, rec *ex
 		}
 		c, err := a.recoverContainerOf(ctx, isDockerTask(&t.info), *st) // docker.go
 		if err != nil {
+			adoptErrs[t.key] = err
 			if !errors.Is(err, containerizer.ErrGone) {
 				log.Warn("cannot adopt task container", "task_id", t.key.task, "err", err)
 			}
@@ -143,14 +145,17 @@ func (a *Agent) recoverDefaultExecutor(ctx context.Context, meta string, rec *ex
 			if c == nil {
 				go func(t *task, group []*task) {
 					defer taskDone(t)
-					a.update(t, mesos.TASK_FAILED, statusOpts{fromAgent: true, reason: mesos.REASON_EXECUTOR_TERMINATED.Enum(),
-						message: "Task process is gone: it ended or was never started while the agent was down"})
+					state, opts := goneState(adoptErrs[t.key]) // checkpoint.go
+					a.update(t, state, opts)
 					a.groupTaskEnded(t, group)
 				}(t, r.tasks)
 				continue
 			}
-			log.Info("adopted running task of a task group", "task_id", t.key.task, "pid", c.Pid())
-			go a.superviseGroupTask(a.runnerCtx, t, c, r.tasks, taskDone) // executor_default.go
+			log.Info("adopted task container of a task group", "task_id", t.key.task, "pid", c.Pid())
+			go func(t *task, c containerizer.Container, group []*task) {
+				a.reportAdoptedRunning(t, c)                             // checkpoint.go
+				a.superviseGroupTask(a.runnerCtx, t, c, group, taskDone) // executor_default.go
+			}(t, c, r.tasks)
 		}
 	}
 	return nil

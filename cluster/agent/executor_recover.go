@@ -68,10 +68,11 @@ func (a *Agent) recoverExecutor(ctx context.Context, meta string) error {
 	log := a.log.With("framework_id", key.framework, "executor_id", key.executor, "container_id", e.containerID)
 
 	var c containerizer.Container
+	var adoptErr error
 	if rec.Container != nil {
-		c, err = a.recoverContainerOf(ctx, isDockerExecutor(rec.Executor), *rec.Container) // docker.go
-		if err != nil && !errors.Is(err, containerizer.ErrGone) {
-			log.Warn("cannot adopt executor container", "err", err)
+		c, adoptErr = a.recoverContainerOf(ctx, isDockerExecutor(rec.Executor), *rec.Container) // docker.go
+		if adoptErr != nil && !errors.Is(adoptErr, containerizer.ErrGone) {
+			log.Warn("cannot adopt executor container", "err", adoptErr)
 		}
 	}
 	if !rec.Framework.GetCheckpoint() || a.cfg.Recover == RecoverCleanup {
@@ -116,13 +117,18 @@ func (a *Agent) recoverExecutor(ctx context.Context, meta string) error {
 	}
 
 	if c == nil {
+		state, opts := mesos.TASK_FAILED, statusOpts{fromAgent: true, reason: mesos.REASON_EXECUTOR_TERMINATED.Enum(),
+			message: "Executor is gone: it ended while the agent was down"}
+		if errors.Is(adoptErr, containerizer.ErrNeverStarted) {
+			state, opts = goneState(adoptErr) // checkpoint.go
+			opts.message = "Task never started: the agent stopped while launching its executor"
+		}
 		for _, t := range tasks {
 			if !isTerminal(t.state) {
-				a.update(t, mesos.TASK_FAILED, statusOpts{fromAgent: true, reason: mesos.REASON_EXECUTOR_TERMINATED.Enum(),
-					message: "Executor is gone: it ended while the agent was down"})
+				a.update(t, state, opts)
 			}
 		}
-		log.Info("executor ended while the agent was down", "tasks", len(tasks))
+		log.Info("executor ended while the agent was down", "tasks", len(tasks), "err", adoptErr)
 		return nil
 	}
 	log.Info("adopted running executor; waiting for it to re-subscribe", "pid", c.Pid(), "tasks", len(tasks),

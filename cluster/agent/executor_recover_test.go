@@ -41,6 +41,10 @@ type agentProcessConfig struct {
 	// NativeRoot, if set, gives the agent the native containerizer on
 	// this cgroup root (executor_default_recover_test.go).
 	NativeRoot string
+	// CrashAt, if set, makes the agent kill itself with SIGKILL at this
+	// agent.CrashPoint of the launch whose checkpoint directory contains
+	// CrashMatch (launch_crash_test.go).
+	CrashAt, CrashMatch string
 }
 
 // runAgentProcess is the "agent" role: one agent with the Process
@@ -77,6 +81,14 @@ func runAgentProcess() int {
 			return 2
 		}
 		cfg.Docker = d
+	}
+	if pc.CrashAt != "" {
+		f, _ := agent.InjectDiskFaults(pc.WorkDir)
+		f.CrashAt(agent.CrashPoint(pc.CrashAt), pc.CrashMatch, func() {
+			fmt.Fprintln(os.Stderr, "killing the agent at", pc.CrashAt, "of", pc.CrashMatch)
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {}
+		})
 	}
 	a, err := agent.New(cfg)
 	if err != nil {

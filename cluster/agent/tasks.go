@@ -200,8 +200,10 @@ func (a *Agent) runCommand(ctx context.Context, t *task) {
 		return
 	}
 	// Checkpointed before anything runs, so that a restarted agent knows
-	// the task: a launch whose checkpoint fails does not happen.
-	if err := a.checkpointTask(t, nil); err != nil {
+	// the task: a launch whose checkpoint fails does not happen. The
+	// checkpoint names the container the task will run in (its Plan), so
+	// that a restarted agent finds it however far the launch went.
+	if err := a.checkpointTask(t, a.plannedContainer(isDockerTask(&t.info), t.containerID, t.sandbox)); err != nil {
 		a.dropRefusedCheckpoint(t)
 		fail(fmt.Errorf("could not checkpoint task %s: %w", t.key.task, err))
 		return
@@ -229,6 +231,7 @@ func (a *Agent) runCommand(ctx context.Context, t *task) {
 	default:
 	}
 	a.update(t, mesos.TASK_STARTING, statusOpts{})
+	crashPoint(CrashBeforeContainerStart, t.meta) // diskfaults.go
 	c, err := launch(ctx)
 	if err != nil && ctx.Err() != nil {
 		a.update(t, mesos.TASK_KILLED, statusOpts{fromAgent: true, reason: mesos.REASON_TASK_KILLED_DURING_LAUNCH.Enum(), message: "Agent shut down before the task was launched"})
@@ -238,6 +241,7 @@ func (a *Agent) runCommand(ctx context.Context, t *task) {
 		fail(err)
 		return
 	}
+	crashPoint(CrashAfterContainerStart, t.meta)
 	a.mu.Lock()
 	t.pid, t.container = c.Pid(), c
 	a.mu.Unlock()

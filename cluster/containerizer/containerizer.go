@@ -53,8 +53,9 @@ type Spec struct {
 // State is what an agent checkpoints about a running container so that a
 // restarted agent can adopt it with Recover.
 type State struct {
-	ID  string `json:"id"`
-	Pid int    `json:"pid"`
+	ID string `json:"id"`
+	// Pid is the main process; 0 in a Plan, before the container runs.
+	Pid int `json:"pid"`
 	// StartTime is the process start time in clock ticks since boot
 	// (/proc/PID/stat field 22); it tells a reused PID from the original.
 	StartTime uint64 `json:"start_time"`
@@ -148,16 +149,30 @@ type Enterer interface {
 
 // Containerizer launches containers.
 type Containerizer interface {
+	// Plan is the State of the container Launch(spec) starts, as far as
+	// it is known before the container exists (Pid is 0): an agent
+	// checkpoints it before the launch, so that a restarted agent can find
+	// the container even if it was killed while launching it. Only spec's
+	// ID and Dir matter.
+	Plan(spec Spec) State
 	// Launch starts a container. An error means nothing was started.
 	Launch(ctx context.Context, spec Spec) (Container, error)
-	// Recover adopts a container that an earlier agent process launched. It
-	// returns ErrGone if the container is no longer running.
+	// Recover adopts a container that an earlier agent process launched,
+	// from its State after the launch or from its Plan. A container that
+	// ended while no agent watched it is returned already Done, with its
+	// exit status when the containerizer kept it. Recover returns ErrGone
+	// if the container is no longer running and its exit is unknown, and
+	// ErrNeverStarted (which is also ErrGone) if it provably never ran.
 	Recover(ctx context.Context, st State) (Container, error)
 }
 
 var (
 	// ErrGone is returned by Recover for a container that no longer runs.
 	ErrGone = errors.New("container is no longer running")
+	// ErrNeverStarted is returned by Recover, from a container's Plan,
+	// for a container whose program never started: the agent stopped
+	// before it did. errors.Is(ErrNeverStarted, ErrGone) holds.
+	ErrNeverStarted = fmt.Errorf("%w: it never started", ErrGone)
 	// ErrExited is returned by Signal once the container has ended.
 	ErrExited = errors.New("container has exited")
 )

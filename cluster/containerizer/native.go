@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -312,19 +313,48 @@ func validContainerID(id string) error {
 	return nil
 }
 
+// Plan is the State of the container Launch(spec) starts, before it
+// exists: its cgroup and exit-status file, which is all Recover needs to
+// find it.
+func (n *Native) Plan(spec Spec) State {
+	st := State{ID: spec.ID, Cgroup: n.cfg.Root + "/" + spec.ID}
+	if spec.Dir != "" {
+		st.ExitFile = filepath.Join(spec.Dir, exitFileName)
+	}
+	return st
+}
+
 // Recover adopts a container an earlier agent process launched: it finds
-// the container's cgroup again and watches its init. Containers launched
-// by Process (no cgroup in st) are adopted as Process would.
+// the container's cgroup again and watches its init. From a Plan (no pid)
+// it finds the init among the cgroup's processes. A container that ended
+// while no agent watched it is returned Done with the exit status its
+// init left; one with neither a process nor an exit status is ErrGone, or
+// ErrNeverStarted when the agent stopped before it could run. Containers
+// launched by Process (no cgroup in st) are adopted as Process would.
 func (n *Native) Recover(ctx context.Context, st State) (Container, error) {
 	if st.Cgroup == "" {
 		return Process{}.Recover(ctx, st)
 	}
+	planned := st.Pid == 0
 	cg, err := n.h.load(st.Cgroup)
 	if errors.Is(err, os.ErrNotExist) {
+		// The cgroup goes with the container once it has ended (the agent
+		// that destroyed it may have stopped before it reported the end),
+		// and it is not there yet before the launch.
+		if exit, ferr := exitFromFile(st.ExitFile); ferr == nil {
+			return endedContainer(st, exit), nil
+		}
+		if planned {
+			return nil, fmt.Errorf("container %s (cgroup %s): %w: the agent stopped before it created the container", st.ID, st.Cgroup, ErrNeverStarted)
+		}
 		return nil, fmt.Errorf("container %s (cgroup %s): %w", st.ID, st.Cgroup, ErrGone)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", st.ID, err)
+	}
+	members := 0
+	if planned {
+		st.Pid, st.StartTime, members = findInit(cg)
 	}
 	c := &nativeContainer{
 		n: n, id: st.ID, cgName: st.Cgroup, cg: cg, pid: st.Pid, startTime: st.StartTime,
@@ -343,11 +373,52 @@ func (n *Native) Recover(ctx context.Context, st State) (Container, error) {
 			return c, nil
 		}
 		c.destroy()
+		if planned && members == 0 {
+			// The init joins the cgroup before the task may start and
+			// writes the exit status before it leaves: an empty cgroup
+			// without one is a launch the agent gave up with its death.
+			return nil, fmt.Errorf("container %s (cgroup %s): %w: the agent stopped while it launched the container", st.ID, st.Cgroup, ErrNeverStarted)
+		}
 		return nil, fmt.Errorf("container %s (pid %d): %w: %v", st.ID, st.Pid, ErrGone, err)
 	}
 	c.watchOOM()
 	go c.watchAdopted()
 	return c, nil
+}
+
+// findInit finds the init of a container from its cgroup: the process
+// that is pid 1 of its own pid namespace. It returns the init's pid and
+// start time (0 if there is none) and how many processes the cgroup has.
+func findInit(cg cgroup) (pid int, startTime uint64, members int) {
+	pids, err := cg.procs()
+	if err != nil {
+		return 0, 0, 0
+	}
+	for _, p := range pids {
+		if !isNamespaceInit(p) {
+			continue
+		}
+		if ps, err := readProcStat(p); err == nil && !ps.zombie() {
+			return p, ps.startTime, len(pids)
+		}
+	}
+	return 0, 0, len(pids)
+}
+
+// isNamespaceInit reports whether pid is pid 1 of a pid namespace below
+// the agent's: the innermost of its NSpid entries is 1.
+func isNamespaceInit(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			f := strings.Fields(rest)
+			return len(f) > 1 && f[len(f)-1] == "1"
+		}
+	}
+	return false
 }
 
 // CleanupOrphans destroys the containers in the root that keep does not

@@ -15,10 +15,18 @@ import (
 // not the agent's child, so its exit cannot be waited for.
 const adoptPollInterval = 500 * time.Millisecond
 
+// Plan is the State of the container Launch(spec) starts, before it
+// exists: only its ID. A plain process cannot be found without its pid,
+// so Recover cannot adopt a container from its Plan.
+func (Process) Plan(spec Spec) State { return State{ID: spec.ID} }
+
 // Recover adopts a container left running by an earlier agent process. Its
 // exit status cannot be observed (it is not our child), so Wait reports
 // Exit{Unknown: true}.
 func (Process) Recover(ctx context.Context, st State) (Container, error) {
+	if st.Pid == 0 {
+		return nil, fmt.Errorf("container %s: %w, or never started: its pid was not checkpointed, and a plain process cannot be found without it", st.ID, ErrGone)
+	}
 	if !st.alive() {
 		return nil, fmt.Errorf("container %s (pid %d): %w", st.ID, st.Pid, ErrGone)
 	}
@@ -83,6 +91,27 @@ func (c *adopted) finish() {
 		close(c.done)
 	})
 }
+
+// ended is a container that ended while no agent watched it, and whose
+// cgroup is gone: only its exit status is left.
+type ended struct {
+	st   State
+	exit Exit
+	done chan struct{}
+}
+
+func endedContainer(st State, exit Exit) *ended {
+	c := &ended{st: st, exit: exit, done: make(chan struct{})}
+	close(c.done)
+	return c
+}
+
+func (c *ended) ID() string                         { return c.st.ID }
+func (c *ended) Pid() int                           { return c.st.Pid }
+func (c *ended) Done() <-chan struct{}              { return c.done }
+func (c *ended) State() State                       { return c.st }
+func (c *ended) Signal(syscall.Signal) error        { return ErrExited }
+func (c *ended) Wait(context.Context) (Exit, error) { return c.exit, nil }
 
 // alive reports whether st's main process still runs: same PID, same start
 // time, not a zombie.

@@ -248,6 +248,7 @@ type containerJSON struct {
 	ID    string `json:"Id"`
 	Name  string
 	State struct {
+		Status     string // "created" until it is started
 		Running    bool
 		Pid        int
 		ExitCode   int

@@ -199,9 +199,17 @@ func (d *Containerizer) untrack(c *container) {
 	d.mu.Unlock()
 }
 
-// Recover adopts the container of st, launched by an earlier agent
-// process (or still followed by this containerizer). It returns
-// containerizer.ErrGone if the container no longer exists. A container
+// Plan is the State of t's container before Launch creates it: its ID,
+// by which Recover finds the container's name.
+func (d *Containerizer) Plan(t Task) containerizer.State {
+	return containerizer.State{ID: t.ContainerID}
+}
+
+// Recover adopts the container of st (its State after the launch, or its
+// Plan), launched by an earlier agent process (or still followed by this
+// containerizer). It returns containerizer.ErrGone if the container no
+// longer exists, and containerizer.ErrNeverStarted, removing it, if it was
+// created but never started (the agent stopped in between). A container
 // that ended while the agent was down is returned already Done, with its
 // exit status.
 func (d *Containerizer) Recover(ctx context.Context, st containerizer.State) (containerizer.Container, error) {
@@ -227,6 +235,14 @@ func (d *Containerizer) Recover(ctx context.Context, st containerizer.State) (co
 	}
 	if cj.Config.Labels[LabelContainerID] != st.ID {
 		return nil, fmt.Errorf("docker container %s is not container %s: %w", ref, st.ID, containerizer.ErrGone)
+	}
+	if cj.State.Status == "created" {
+		// Waiting for it would report a clean exit for a program that never
+		// ran.
+		if err := d.client.remove(ctx, cj.ID); err != nil {
+			return nil, fmt.Errorf("remove docker container %s, created but never started: %w", ref, err)
+		}
+		return nil, fmt.Errorf("docker container %s: %w: the agent stopped before it started the container", ref, containerizer.ErrNeverStarted)
 	}
 	c = &container{d: d, id: st.ID, name: Name(st.ID), dockerID: cj.ID, pid: cj.State.Pid,
 		sandbox: cj.Config.Labels[LabelSandbox], done: make(chan struct{})}
