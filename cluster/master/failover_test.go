@@ -149,10 +149,11 @@ func TestTaskEndingWhileMasterIsDown(t *testing.T) {
 }
 
 // TestReconcileUnknownTasks: the master answers for a task it does not
-// know by what it knows of the task's agent. An agent recovered from the
-// registry that has not re-registered yet gets no answer (the task may be
-// there); a registered one TASK_GONE (TASK_LOST for a framework that is
-// not partition-aware); an agent nobody knows TASK_UNKNOWN.
+// know by what it knows of the task's agent. On an agent recovered from
+// the registry that has not re-registered yet, or with no agent named
+// while such an agent is left, there is no answer (the task may be
+// there); on a registered agent or one nobody knows the answer is
+// TASK_UNKNOWN (TASK_LOST for a framework that is not partition-aware).
 func TestReconcileUnknownTasks(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{})
 	id := mesos.AgentID{Value: c.Agents[0].ID()}
@@ -197,7 +198,7 @@ func TestReconcileUnknownTasks(t *testing.T) {
 	c.StartAgent(0, "")
 	c.WaitFor("the agent re-registered", func(st *clustertest.State) bool { return len(st.Slaves) == 1 })
 	reconcile(pa, "on-recovered", id)
-	answer(pa, "on-recovered", mesos.TASK_GONE)
+	answer(pa, "on-recovered", mesos.TASK_UNKNOWN)
 	reconcile(legacy, "on-recovered", id)
 	answer(legacy, "on-recovered", mesos.TASK_LOST)
 	reconcile(pa, "unnamed-agent", mesos.AgentID{})

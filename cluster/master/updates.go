@@ -235,10 +235,18 @@ func (m *Master) killTask(f *framework, taskID string, agentID *mesos.AgentID, p
 //     answered once the agent is back. Answering TASK_LOST would tell a
 //     framework that is not partition-aware that a task is gone which
 //     then comes back.
-//   - registered: TASK_GONE. A re-registering agent reports every task it
-//     has, including the ended ones whose updates are not acknowledged
-//     (adoptReportedTasks), so a task the master does not know on a
-//     registered agent is not there.
+//   - registered: TASK_UNKNOWN, where Mesos answers TASK_GONE. The task is
+//     not on the agent (a re-registering agent reports every task it has,
+//     the ended ones not acknowledged included: adoptReportedTasks), but
+//     after a master failover that covers two cases the master cannot
+//     tell apart: a task whose launch died with the old master, and a
+//     task that ended, was acknowledged and was forgotten before it (the
+//     agent does not report forgotten tasks, and completed tasks are not
+//     in the registry). TASK_GONE would contradict the outcome the
+//     framework acknowledged for the second; TASK_UNKNOWN ("this master
+//     has no knowledge of the task") is true of both and contradicts
+//     nothing. A framework still waiting on such a task sees its agent
+//     registered and the task unknown, and gives it up by its own policy.
 //   - unreachable: TASK_UNREACHABLE; marked gone: TASK_GONE_BY_OPERATOR;
 //     unknown: TASK_UNKNOWN.
 //
@@ -322,7 +330,7 @@ func (m *Master) unknownTaskState(id string) (mesos.TaskState, string, bool) {
 		if a.unreachable {
 			return mesos.TASK_UNREACHABLE, "Reconciliation: Task is unreachable", true
 		}
-		return mesos.TASK_GONE, "Reconciliation: Task is unknown to the agent", true
+		return mesos.TASK_UNKNOWN, "Reconciliation: Task is unknown to the master and the agent", true
 	}
 	rec, ok := m.admitted[id]
 	switch {
