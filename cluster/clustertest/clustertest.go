@@ -84,35 +84,17 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if opts.Verbose || os.Getenv("AGORA_TEST_LOG") != "" {
 		c.logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	if c.opts.Registry == nil {
+		// Kept across StopMaster and StartMaster, as a file would be.
+		c.opts.Registry = registry.NewMemory()
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	cfg := master.Config{
-		Hostname:           "localhost",
-		IP:                 "127.0.0.1",
-		Port:               port,
-		AllocationInterval: 100 * time.Millisecond,
-		Registry:           opts.Registry,
-		Logger:             c.logger,
-	}
-	if opts.Master != nil {
-		opts.Master(&cfg)
-	}
-	m, err := master.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Master = m
 	c.MasterAddr = ln.Addr().String()
 	c.MasterURL = "http://" + c.MasterAddr
-	ctx, cancel := context.WithCancel(context.Background())
-	c.masterCancel = cancel
-	c.masterDone = make(chan struct{})
-	c.srv = m.Server(opts.UI)
-	go func() { m.Run(ctx); close(c.masterDone) }()
-	go c.srv.Serve(ln)
+	c.runMaster(ln)
 	t.Cleanup(c.Stop)
 	for i := 0; i < opts.Agents; i++ {
 		c.StartAgent(i, "")
@@ -133,6 +115,73 @@ func Start(t testing.TB, opts Options) *Cluster {
 		}
 	}
 	return c
+}
+
+// runMaster starts a master on ln with the cluster's registry.
+func (c *Cluster) runMaster(ln net.Listener) {
+	c.t.Helper()
+	cfg := master.Config{
+		Hostname:           "localhost",
+		IP:                 "127.0.0.1",
+		Port:               ln.Addr().(*net.TCPAddr).Port,
+		AllocationInterval: 100 * time.Millisecond,
+		Registry:           c.opts.Registry,
+		Logger:             c.logger,
+	}
+	if c.opts.Master != nil {
+		c.opts.Master(&cfg)
+	}
+	m, err := master.New(cfg)
+	if err != nil {
+		ln.Close()
+		c.t.Fatal(err)
+	}
+	c.Master = m
+	ctx, cancel := context.WithCancel(context.Background())
+	c.masterCancel = cancel
+	c.masterDone = make(chan struct{})
+	c.srv = m.Server(c.opts.UI)
+	go func() { m.Run(ctx); close(c.masterDone) }()
+	go c.srv.Serve(ln)
+}
+
+// StopMaster stops the master as a crash would, as far as its peers can
+// tell: its connections break and its memory is lost; the registry stays.
+// The agents keep running and try to register again.
+func (c *Cluster) StopMaster() {
+	if c.masterCancel == nil {
+		return
+	}
+	c.srv.Close()
+	c.masterCancel()
+	<-c.masterDone
+	c.masterCancel = nil
+	// Kept-alive connections to it are dead: the next request to the
+	// master's address (a POST is not retried) must not pick one.
+	if tr, ok := http.DefaultTransport.(*http.Transport); ok {
+		tr.CloseIdleConnections()
+	}
+}
+
+// StartMaster starts a new master (a new master ID, nothing in memory) on
+// the stopped one's address and registry, as a restarted master process.
+func (c *Cluster) StartMaster() {
+	c.t.Helper()
+	if c.masterCancel != nil {
+		c.t.Fatal("clustertest: StartMaster while the master runs; StopMaster first")
+	}
+	var ln net.Listener
+	var err error
+	// The old listener is closed; its port is free again at once.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if ln, err = net.Listen("tcp", c.MasterAddr); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		c.t.Fatalf("clustertest: listen on the master's address %s again: %v", c.MasterAddr, err)
+	}
+	c.runMaster(ln)
 }
 
 // StartAgent starts agent i (a new one if i == len(Agents)); workDir ""
@@ -200,12 +249,7 @@ func (c *Cluster) Stop() {
 		go func(a *RunningAgent) { defer wg.Done(); a.Stop() }(a)
 	}
 	wg.Wait()
-	if c.masterCancel != nil {
-		c.srv.Close()
-		c.masterCancel()
-		<-c.masterDone
-		c.masterCancel = nil
-	}
+	c.StopMaster()
 }
 
 // State is /master/state as tools read it.

@@ -147,6 +147,12 @@ func (s *Scheduler) Update(id string) mesos.TaskStatus {
 	}
 }
 
+// Pending returns the updates of task id received (while waiting for
+// other tasks' updates) and not yet consumed by Update.
+func (s *Scheduler) Pending(id string) []mesos.TaskStatus {
+	return append([]mesos.TaskStatus(nil), s.pending[id]...)
+}
+
 // Until waits for task id to reach state, failing on another terminal state.
 func (s *Scheduler) Until(id string, want mesos.TaskState) mesos.TaskStatus {
 	s.t.Helper()

@@ -256,7 +256,14 @@ func (m *Master) readmitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out 
 		m.counters.agentReregistrations++
 		m.adoptReportedTasks(a, reg)
 		m.alloc.AddAgent(allocator.AgentSpec{ID: id, Hostname: info.Hostname, Total: info.Resources}, m.agentUsed(a))
-		m.log.Info("agent re-registered after master restart", "agent", id, "hostname", info.Hostname, "tasks", len(a.tasks))
+		ended := 0
+		for _, t := range a.tasks {
+			if isTerminal(t.state()) {
+				ended++
+			}
+		}
+		m.log.Info("agent re-registered after master restart", "agent", id, "hostname", info.Hostname, "tasks", len(a.tasks),
+			"ended_unacknowledged", ended)
 		m.publishAgentAdded(a)
 		m.sendRegistered(a)
 		m.requestAllocation()
@@ -397,11 +404,20 @@ func (m *Master) rejoin(a *agent, reg *api.RegisterAgent, out *outbox, pid strin
 }
 
 // adoptReportedTasks takes over tasks an agent reports after a master
-// restart, for frameworks that are known (others re-appear when they
-// re-subscribe and reconcile).
+// restart, for frameworks that are known or that the agent describes.
+//
+// A task that ended while no master was there is adopted too, as long as
+// its agent still waits for an acknowledgement (status_update_state and
+// status_update_uuid name the oldest update not acknowledged): the agent
+// retries that update until the framework acknowledges it, so the master
+// keeps the task, without its resources, until then (acknowledge moves it
+// to the completed ones). Dropping it would leave the master answering
+// for a task it does not know — and the framework would never hear how it
+// ended. A terminal task with nothing left to acknowledge is done on both
+// sides and is not adopted.
 func (m *Master) adoptReportedTasks(a *agent, reg *api.RegisterAgent) {
 	for _, rt := range reg.Tasks {
-		if rt == nil || isTerminal(rt.GetState()) {
+		if rt == nil || (isTerminal(rt.GetState()) && rt.StatusUpdateState == nil) {
 			continue
 		}
 		f := m.frameworks[rt.FrameworkID.Value]
@@ -417,7 +433,7 @@ func (m *Master) adoptReportedTasks(a *agent, reg *api.RegisterAgent) {
 			}
 			f = m.recoverFramework(fi)
 		}
-		t := &task{info: *rt, launched: m.now()}
+		t := &task{info: *rt, launched: m.now(), unacked: rt.StatusUpdateState != nil}
 		t.info.AgentID = mesos.AgentID{Value: a.id}
 		t.role = f.roles()[0]
 		if len(rt.Resources) > 0 && rt.Resources[0].AllocationInfo != nil {

@@ -3,6 +3,7 @@ package master
 import (
 	"net/http"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/agora-cluster/agora/cluster/allocator"
+	"github.com/agora-cluster/agora/cluster/api"
 )
 
 var roleRE = regexp.MustCompile(`^[^/\x00-\x20\x7f][^\x00-\x20\x7f]*$`)
@@ -135,8 +137,29 @@ func (m *Master) resubscribe(f *framework, fi *mesos.FrameworkInfo, sub *schedul
 	m.log.Info("framework re-subscribed", "framework", f.id, "name", info.Name)
 	m.publishFramework(f, false)
 	m.sendSubscribed(f)
+	m.resendUnacknowledged(f)
 	m.requestAllocation()
 	return f
+}
+
+// resendUnacknowledged asks the agents to send again, now, the updates of
+// f's tasks that f has not acknowledged. Those that came while f was away
+// (a master failover: its tasks ended while no master was up) went
+// nowhere, and the agents' own retries back off up to minutes.
+func (m *Master) resendUnacknowledged(f *framework) {
+	byAgent := map[*agent][]string{}
+	for id, t := range f.tasks {
+		if !t.unacked {
+			continue
+		}
+		if a := m.agents[t.info.AgentID.Value]; a != nil && a.out != nil && !a.unreachable {
+			byAgent[a] = append(byAgent[a], id)
+		}
+	}
+	for a, ids := range byAgent {
+		sort.Strings(ids)
+		a.out.push(agentEvent(api.AgentEvent{Type: api.AgentReconcileTasks, ReconcileTasks: &api.ReconcileTasks{FrameworkID: f.id, TaskIDs: ids}}))
+	}
 }
 
 func (m *Master) sendSubscribed(f *framework) {

@@ -89,8 +89,10 @@ func (a *agent) connected() bool { return a.out != nil }
 type task struct {
 	info mesos.Task
 	role string
-	// acked is false while the framework owes an acknowledgement for the
-	// update in info.StatusUpdateUUID.
+	// unacked is set while the framework owes an acknowledgement for the
+	// update in info.StatusUpdateUUID (the head of the agent's stream for
+	// the task): the agent keeps retrying it until then.
+	unacked  bool
 	launched time.Time
 }
 
