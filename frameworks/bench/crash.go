@@ -85,7 +85,16 @@ type CrashTask struct {
 	Want     mesos.TaskState `json:"want"`
 	Launched bool            `json:"launched"`
 	Updates  []CrashUpdate   `json:"updates,omitempty"`
+	// GaveUp is set when the workload gave the task up as never launched:
+	// it heard nothing of it from any agent, and the master answered its
+	// reconciliations TASK_UNKNOWN (its agent registered, the task not
+	// there) lostAfter times — its launch died with a master.
+	GaveUp bool `json:"gave_up,omitempty"`
 }
+
+// lostAfter is how many TASK_UNKNOWN answers make the workload give up a
+// task no agent ever reported.
+const lostAfter = 3
 
 // Outcome is the first terminal update the agents or the master sent the
 // task, else the first terminal answer to a reconciliation, if any.
@@ -105,7 +114,26 @@ func (t *CrashTask) Outcome() (CrashUpdate, bool) {
 	if answer != nil {
 		return *answer, true
 	}
+	if t.GaveUp {
+		return t.Updates[len(t.Updates)-1], true
+	}
 	return CrashUpdate{}, false
+}
+
+// launchLost reports whether t's updates say its launch never reached an
+// agent: no update from an agent or the master's own, and lostAfter
+// TASK_UNKNOWN answers to reconciliation.
+func (t *CrashTask) launchLost() bool {
+	unknown := 0
+	for _, u := range t.Updates {
+		if u.Reliable {
+			return false
+		}
+		if u.Reconciliation && u.State == mesos.TASK_UNKNOWN {
+			unknown++
+		}
+	}
+	return unknown >= lostAfter
 }
 
 // CrashWorkload runs the tasks of a CrashConfig; create it with
@@ -499,12 +527,16 @@ func (w *CrashWorkload) update(ctx context.Context, st mesos.TaskStatus) {
 	}
 	_, wasEnded := t.Outcome()
 	t.Updates = append(t.Updates, u)
+	if !wasEnded && t.launchLost() {
+		t.GaveUp = true
+		w.log.Info("giving the task up: its launch never reached an agent", "task", t.ID)
+	}
 	w.heard[t.ID] = time.Now()
 	if st.AgentID != nil && st.AgentID.Value != "" {
 		w.agentOf[t.ID] = st.AgentID.Value
 	}
 	freed := false
-	if !wasEnded && scheduler.IsTerminal(u.State) {
+	if !wasEnded && (scheduler.IsTerminal(u.State) || t.GaveUp) {
 		freed = true
 		w.inFlight--
 		w.ended++

@@ -114,7 +114,7 @@ func checkCrashTask(t *CrashTask, ranToEnd func(int) bool, v *CrashVerdict) {
 		if know && !ran {
 			add(ViolationNeverRan, "ended %s, but its command never reached its exit", out)
 		}
-	case out.State != mesos.TASK_FINISHED && crashReasons[out.Reason]:
+	case t.GaveUp || (out.State != mesos.TASK_FINISHED && crashReasons[out.Reason]):
 		if v.Unknowable == nil {
 			v.Unknowable = map[string]int{}
 		}

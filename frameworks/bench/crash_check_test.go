@@ -38,9 +38,13 @@ func TestCheckCrashTasks(t *testing.T) {
 		{"outcome lost", mesos.TASK_FINISHED, []CrashUpdate{starting, running, lost}, true, ViolationOutcomeLost, false},
 		{"never ran yet finished", mesos.TASK_FINISHED, []CrashUpdate{starting, running, finished}, false, ViolationNeverRan, true},
 		{"told lost, then alive", mesos.TASK_FINISHED, []CrashUpdate{starting, {State: mesos.TASK_LOST, Reason: "REASON_RECONCILIATION", Reconciliation: true}, running}, false, ViolationAfterTerminal, false},
+		{"launch lost with the master", mesos.TASK_FINISHED, []CrashUpdate{rec(mesos.TASK_UNKNOWN), rec(mesos.TASK_UNKNOWN), rec(mesos.TASK_UNKNOWN)}, false, "", false},
+		{"given up, yet it ran", mesos.TASK_FINISHED, []CrashUpdate{rec(mesos.TASK_UNKNOWN), rec(mesos.TASK_UNKNOWN), rec(mesos.TASK_UNKNOWN)}, true, ViolationOutcomeLost, false},
+		{"an agent spoke: not given up", mesos.TASK_FINISHED, []CrashUpdate{starting, rec(mesos.TASK_UNKNOWN), rec(mesos.TASK_UNKNOWN), rec(mesos.TASK_UNKNOWN)}, false, ViolationNoTerminal, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			task := CrashTask{ID: "t", Want: c.want, Launched: true, Updates: c.updates}
+			task.GaveUp = task.launchLost()
 			v := CheckCrashTasks([]CrashTask{task}, func(int) bool { return c.ran })
 			if c.kind == "" && len(v.Violations) > 0 {
 				t.Fatalf("violations %v, want none", v.Violations)
