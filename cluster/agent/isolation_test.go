@@ -113,7 +113,15 @@ func runningContainer(t *testing.T, fm *fakeMaster, taskID string) (string, stri
 
 func expectNothingLeft(t *testing.T, root, containerID, ns string) {
 	t.Helper()
-	if left := inNamespace(t, ns); len(left) != 0 {
+	// Killed processes still show in /proc while the kernel finishes their
+	// exit: give them a bounded moment.
+	deadline := time.Now().Add(10 * time.Second)
+	left := inNamespace(t, ns)
+	for len(left) != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		left = inNamespace(t, ns)
+	}
+	if len(left) != 0 {
 		t.Errorf("processes of container %s left: %v", containerID, left)
 	}
 	for _, dir := range cgroupDirs(root, containerID) {

@@ -113,8 +113,13 @@ func (e *env) startFramework() {
 		}
 		stopped = true
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("framework: %v", err)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("framework: %v", err)
+			}
+		case <-time.After(time.Minute):
+			t.Errorf("the framework did not stop within a minute of its context ending")
 		}
 	}
 	t.Cleanup(e.stop)
