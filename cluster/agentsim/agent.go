@@ -40,6 +40,7 @@ type agent struct {
 func (a *agent) run(ctx context.Context) {
 	f := a.fleet
 	backoff := f.cfg.Backoff
+	var last *leaderEpoch
 	for ctx.Err() == nil {
 		ep, changed := f.current()
 		if ep.addr == "" {
@@ -48,6 +49,11 @@ func (a *agent) run(ctx context.Context) {
 			case <-changed:
 			}
 			continue
+		}
+		if ep != last {
+			// A new leader: the backoff grown against the old one (or
+			// while none was named) does not apply to it.
+			last, backoff = ep, f.cfg.Backoff
 		}
 		registered, err := a.serve(ep)
 		if ctx.Err() != nil {

@@ -53,7 +53,8 @@ type Config struct {
 	// runs it until it is killed.
 	TaskDuration time.Duration
 	// Backoff is the first delay before registering again after a failed
-	// attempt (jittered, doubling up to BackoffMax); defaults 250 ms and 4 s.
+	// attempt (jittered, doubling up to BackoffMax, and back to Backoff
+	// for a new leader); defaults 250 ms and 2 s.
 	Backoff, BackoffMax time.Duration
 	// UpdateRetry is the first delay before a status update that was not
 	// acknowledged is sent again (doubling up to 10 minutes, as in
@@ -78,7 +79,7 @@ func (c Config) withDefaults() Config {
 		c.Backoff = 250 * time.Millisecond
 	}
 	if c.BackoffMax < c.Backoff {
-		c.BackoffMax = max(4*time.Second, c.Backoff)
+		c.BackoffMax = max(2*time.Second, c.Backoff)
 	}
 	if c.UpdateRetry <= 0 {
 		c.UpdateRetry = 10 * time.Second
