@@ -29,13 +29,16 @@ CFG
 java -cp "$cp" -Dzookeeper.log.dir="$work" org.apache.zookeeper.server.quorum.QuorumPeerMain "$work/zoo.cfg" >"$work/zookeeper.log" 2>&1 &
 zkpid=$!
 trap 'kill "$zkpid" 2>/dev/null; wait "$zkpid" 2>/dev/null; rm -rf "$work"' EXIT
+ruok() {
+  exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+  echo ruok >&3
+  local reply
+  reply=$(head -c 4 <&3 || true)
+  exec 3>&-
+  [[ $reply == imok ]]
+}
 for _ in $(seq 300); do
-  if exec 3<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
-    echo ruok >&3
-    reply=$(head -c 4 <&3 || true)
-    exec 3>&-
-    [[ $reply == imok ]] && break
-  fi
+  ruok 2>/dev/null && break
   kill -0 "$zkpid" 2>/dev/null || { cat "$work/zookeeper.log" >&2; exit 1; }
   sleep 0.1
 done

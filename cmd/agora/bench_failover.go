@@ -244,6 +244,7 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 		return nil, err
 	}
 	fw.d = driver
+	fw.launchers(runCtx, 32)
 	driverDone := make(chan error, 1)
 	go func() { driverDone <- driver.Run(runCtx) }()
 	defer func() { cancel(); <-driverDone }()
@@ -408,7 +409,7 @@ type failoverFramework struct {
 	d              *scheduler.Driver
 	agents, perAgt int
 	log            *slog.Logger
-	launches       chan struct{} // bounds the ACCEPT calls in flight
+	launches       chan failoverLaunch // to the workers that send the ACCEPTs
 
 	mu       sync.Mutex
 	launched map[string]bool // agent IDs
@@ -418,17 +419,42 @@ type failoverFramework struct {
 	resubbed bool
 	offered  map[string]bool // agents offered since the re-subscription
 	reconc   map[string]bool // tasks heard RUNNING since the re-subscription
+	asked    int             // tasks asked to reconcile
+	answers  int             // updates since the re-subscription
 	t        failoverTimes
 }
 
 type failoverTimes struct{ resubscribed, firstOffer, allOffered, reconciled time.Time }
 
 func newFailoverFramework(agents, perAgent int, log *slog.Logger) *failoverFramework {
-	f := &failoverFramework{agents: agents, perAgt: perAgent, log: log, launches: make(chan struct{}, 32),
+	f := &failoverFramework{agents: agents, perAgt: perAgent, log: log, launches: make(chan failoverLaunch, agents),
 		launched: map[string]bool{}, agentOf: map[string]string{}, running: map[string]bool{},
 		offered: map[string]bool{}, reconc: map[string]bool{}}
 	f.Funcs = scheduler.Funcs{OnSubscribed: f.subscribed, OnOffers: f.offers, OnUpdate: f.update}
 	return f
+}
+
+type failoverLaunch struct {
+	offer mesos.OfferID
+	tasks []mesos.TaskInfo
+}
+
+// launchers sends the queued ACCEPTs, n at a time, until ctx ends.
+func (f *failoverFramework) launchers(ctx context.Context, n int) {
+	for i := 0; i < n; i++ {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case l := <-f.launches:
+					if err := f.d.Launch(ctx, []mesos.OfferID{l.offer}, l.tasks, scheduler.RefuseFor(time.Hour)); err != nil && ctx.Err() == nil {
+						f.log.Warn("launch", "agent", l.tasks[0].AgentID.Value, "err", err)
+					}
+				}
+			}
+		}()
+	}
 }
 
 func (f *failoverFramework) markKill(at time.Time) {
@@ -481,12 +507,21 @@ func (f *failoverFramework) reconcileAll(ctx context.Context) {
 		if len(due) == 0 {
 			return
 		}
-		for len(due) > 0 {
-			chunk := due[:min(len(due), 10000)]
+		for len(due) > 0 && ctx.Err() == nil {
+			chunk := due[:min(len(due), 5000)]
 			due = due[len(chunk):]
 			if err := f.d.Reconcile(ctx, chunk); err != nil {
 				f.log.Warn("reconcile", "tasks", len(chunk), "err", err)
 			}
+			f.mu.Lock()
+			f.asked += len(chunk)
+			f.mu.Unlock()
+			// Ask no faster than the answers come (see failoverMaxInFlight).
+			waitCond(ctx, 5*time.Second, "reconciliation answers", func() (bool, string) {
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				return f.asked-f.answers < failoverMaxInFlight, ""
+			})
 		}
 		select {
 		case <-ctx.Done():
@@ -498,7 +533,7 @@ func (f *failoverFramework) reconcileAll(ctx context.Context) {
 func (f *failoverFramework) offers(ctx context.Context, offers []mesos.Offer) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var decline []mesos.OfferID
+	var decline, later []mesos.OfferID
 	for _, o := range offers {
 		aid := o.AgentID.Value
 		if f.resubbed {
@@ -515,6 +550,12 @@ func (f *failoverFramework) offers(ctx context.Context, offers []mesos.Offer) {
 			decline = append(decline, o.ID)
 			continue
 		}
+		// Launch at a pace the framework keeps up with: the master cuts
+		// a subscriber that falls too many events behind.
+		if len(f.agentOf)-len(f.running)+f.perAgt > failoverMaxInFlight {
+			later = append(later, o.ID)
+			continue
+		}
 		f.launched[aid] = true
 		tasks := make([]mesos.TaskInfo, f.perAgt)
 		for i := range tasks {
@@ -523,18 +564,18 @@ func (f *failoverFramework) offers(ctx context.Context, offers []mesos.Offer) {
 			tasks[i] = mesos.TaskInfo{Name: "long", TaskID: mesos.TaskID{Value: id}, AgentID: o.AgentID, Resources: failoverTaskResources,
 				Command: &mesos.CommandInfo{Value: failoverTaskCommand}}
 		}
-		f.launches <- struct{}{}
-		go func(id mesos.OfferID) {
-			defer func() { <-f.launches }()
-			if err := f.d.Launch(ctx, []mesos.OfferID{id}, tasks, scheduler.RefuseFor(time.Hour)); err != nil {
-				f.log.Warn("launch", "agent", aid, "err", err)
-			}
-		}(o.ID)
+		f.launches <- failoverLaunch{o.ID, tasks} // never blocks: room for every agent
 	}
 	if len(decline) > 0 {
 		go f.d.Decline(ctx, decline, time.Hour)
 	}
+	if len(later) > 0 {
+		go f.d.Decline(ctx, later, 0)
+	}
 }
+
+// failoverMaxInFlight bounds the tasks launched and not yet RUNNING.
+const failoverMaxInFlight = 10000
 
 // failoverTaskResources are each task's, as in Mesos's failover benchmark.
 var failoverTaskResources = func() []mesos.Resource {
@@ -546,11 +587,14 @@ var failoverTaskResources = func() []mesos.Resource {
 }()
 
 func (f *failoverFramework) update(_ context.Context, st mesos.TaskStatus) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.resubbed {
+		f.answers++
+	}
 	if st.GetState() != mesos.TASK_RUNNING {
 		return
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	id := st.TaskID.Value
 	if f.killed.IsZero() {
 		f.running[id] = true
