@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -229,10 +230,14 @@ func benchScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
+	// One connection pool for every framework's calls: 200 frameworks
+	// with a pool each would run this process out of file descriptors
+	// next to the agents' connections.
+	calls := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second}}
 	for i := 0; i < cfg.Frameworks; i++ {
 		fw := &scaleFramework{cfg: cfg, lat: lat, log: log, accepted: map[string]time.Time{},
 			rng: rand.New(rand.NewPCG(uint64(i), 7)), queue: make(chan failoverLaunch, 4096)}
-		d, err := scheduler.New(scheduler.Config{Masters: []string{agentsMaster}, Logger: log,
+		d, err := scheduler.New(scheduler.Config{Masters: []string{agentsMaster}, Logger: log, HTTPClient: calls,
 			Framework: mesos.FrameworkInfo{Name: fmt.Sprintf("bench-scale-%d", i), User: "root"},
 			Backoff:   scheduler.Backoff{Min: 100 * time.Millisecond, Max: 2 * time.Second}},
 			scheduler.Funcs{OnOffers: fw.offers, OnUpdate: fw.update})
