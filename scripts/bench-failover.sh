@@ -28,7 +28,7 @@ maxClientCnxns=0
 CFG
 java -cp "$cp" -Dzookeeper.log.dir="$work" org.apache.zookeeper.server.quorum.QuorumPeerMain "$work/zoo.cfg" >"$work/zookeeper.log" 2>&1 &
 zkpid=$!
-trap 'kill "$zkpid" 2>/dev/null; wait "$zkpid" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill "$zkpid" 2>/dev/null; wait "$zkpid" 2>/dev/null || true; rm -rf "$work"' EXIT
 ruok() {
   exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
   echo ruok >&3
