@@ -1,0 +1,289 @@
+package agentsim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/api"
+)
+
+// callTimeout bounds one agent→master call.
+const callTimeout = 15 * time.Second
+
+// agent is one simulated agent.
+type agent struct {
+	fleet    *Fleet
+	hostname string
+
+	mu       sync.Mutex
+	id       string
+	masterID string // the master it is registered with now, "" when none
+	online   bool   // registered: updates may be sent
+	session  context.Context
+	endpoint string
+	tasks    map[taskKey]*task
+	sending  bool        // a STATUS_UPDATE call is in flight
+	retry    *time.Timer // fires when the earliest unacknowledged update is due again
+}
+
+// run keeps the agent registered with the current master until ctx ends.
+func (a *agent) run(ctx context.Context) {
+	f := a.fleet
+	backoff := f.cfg.Backoff
+	var last *leaderEpoch
+	for ctx.Err() == nil {
+		ep, changed := f.current()
+		if ep.addr == "" {
+			select {
+			case <-ctx.Done():
+			case <-changed:
+			}
+			continue
+		}
+		if ep != last {
+			// A new leader: the backoff grown against the old one (or
+			// while none was named) does not apply to it.
+			last, backoff = ep, f.cfg.Backoff
+		}
+		registered, err := a.serve(ep)
+		if ctx.Err() != nil {
+			return
+		}
+		if registered {
+			backoff = f.cfg.Backoff
+		} else {
+			f.count(func(s *Stats) { s.FailedAttempts++ })
+		}
+		if err != nil {
+			f.noteError(err)
+		}
+		// A new leader ends the wait at once; otherwise jitter keeps the
+		// agents from coming back in lock step.
+		delay := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+		case <-changed:
+		case <-time.After(delay):
+		}
+		backoff = min(2*backoff, f.cfg.BackoffMax)
+	}
+}
+
+// serve registers with ep's master and handles its event stream until
+// the stream breaks, PINGs stop or the epoch ends. It reports whether
+// REGISTERED arrived.
+func (a *agent) serve(ep *leaderEpoch) (bool, error) {
+	f := a.fleet
+	ctx, cancel := context.WithCancel(ep.ctx)
+	defer cancel()
+	url := "http://" + ep.addr + api.AgentPath
+	body, err := json.Marshal(&api.AgentCall{Type: api.AgentRegister, AgentID: a.ID(), Register: a.registration()})
+	if err != nil {
+		return false, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Content-Type", api.MediaJSON)
+	req.Header.Set("Accept", api.MediaJSON)
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return false, nil // the master is not there (yet): retry
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusConflict:
+		// The master does not know our ID: forget it and what we run,
+		// and register afresh (as the real agent does).
+		f.count(func(s *Stats) { s.Refusals++ })
+		a.reset()
+		return false, nil
+	case http.StatusServiceUnavailable, http.StatusTemporaryRedirect:
+		return false, nil // not (yet) the acting leader
+	default:
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return false, &protocolError{fmt.Sprintf("%s: REGISTER: %s: %s", a.hostname, resp.Status, strings.TrimSpace(string(b)))}
+	}
+	events := api.NewRecordReader(resp.Body)
+	ev, err := readEvent(events)
+	if err != nil {
+		return false, nil
+	}
+	if ev.Type != api.AgentRegistered || ev.Registered == nil || ev.Registered.AgentID == "" {
+		return false, &protocolError{fmt.Sprintf("%s: first event is %s, want REGISTERED", a.hostname, ev.Type)}
+	}
+	r := ev.Registered
+	if err := a.registered(ctx, url, r); err != nil {
+		return false, err
+	}
+	defer a.disconnected(r.MasterID)
+
+	pingTimeout := time.Duration(r.PingIntervalNanos) * time.Duration(max(r.MaxPingTimeouts, 1))
+	if pingTimeout <= 0 {
+		pingTimeout = 75 * time.Second
+	}
+	watchdog := time.AfterFunc(pingTimeout, cancel)
+	defer watchdog.Stop()
+	for {
+		ev, err := readEvent(events)
+		if err != nil {
+			return true, nil
+		}
+		switch ev.Type {
+		case api.AgentPing:
+			watchdog.Reset(pingTimeout)
+			if ev.Ping != nil {
+				seq := ev.Ping.Seq
+				go a.call(ctx, &api.AgentCall{Type: api.AgentPong, AgentID: r.AgentID, Pong: &api.Pong{Seq: seq}})
+			}
+		case api.AgentRunTask:
+			a.runTask(ev.RunTask)
+		case api.AgentKillTask:
+			if k := ev.KillTask; k != nil {
+				a.kill(taskKey{k.FrameworkID, k.TaskID})
+			}
+		case api.AgentAcknowledge:
+			a.acknowledge(ev.Acknowledge)
+		case api.AgentShutdownFramework:
+			if s := ev.ShutdownFramework; s != nil {
+				a.shutdownFramework(s.FrameworkID)
+			}
+		case api.AgentReconcileTasks:
+			a.reconcile(ev.ReconcileTasks)
+		}
+	}
+}
+
+func readEvent(r *api.RecordReader) (*api.AgentEvent, error) {
+	b, err := r.ReadRecord()
+	if err != nil {
+		return nil, err
+	}
+	var ev api.AgentEvent
+	if err := json.Unmarshal(b, &ev); err != nil {
+		return nil, fmt.Errorf("decode event: %w", err)
+	}
+	return &ev, nil
+}
+
+// ID is the agent's ID, "" before its first registration.
+func (a *agent) ID() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.id
+}
+
+// registered records REGISTERED and makes every pending update due.
+func (a *agent) registered(ctx context.Context, url string, r *api.AgentRegisteredInfo) error {
+	f := a.fleet
+	a.mu.Lock()
+	old := a.id
+	if old != "" && old != r.AgentID {
+		a.mu.Unlock()
+		return &protocolError{fmt.Sprintf("%s: master registered agent %s as %s", a.hostname, old, r.AgentID)}
+	}
+	a.id, a.masterID, a.online, a.session, a.endpoint = r.AgentID, r.MasterID, true, ctx, url
+	for _, t := range a.tasks {
+		t.due, t.backoff = time.Time{}, 0
+	}
+	a.mu.Unlock()
+	f.noteRegistered(r.MasterID, 1)
+	f.count(func(s *Stats) {
+		if old == "" {
+			s.Registrations++
+		} else {
+			s.Reregistrations++
+		}
+	})
+	a.flush()
+	return nil
+}
+
+func (a *agent) disconnected(masterID string) {
+	a.mu.Lock()
+	a.online, a.masterID, a.session = false, "", nil
+	a.mu.Unlock()
+	a.fleet.noteRegistered(masterID, -1)
+}
+
+// reset forgets the agent's ID and tasks (the master refused the ID).
+func (a *agent) reset() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, t := range a.tasks {
+		t.stop()
+	}
+	a.id, a.tasks = "", map[taskKey]*task{}
+}
+
+// registration is the REGISTER payload: who the agent is and what it
+// runs, each task with its latest state and the head of its updates.
+func (a *agent) registration() *api.RegisterAgent {
+	f := a.fleet
+	port := int32(5051)
+	info := &mesos.AgentInfo{Hostname: a.hostname, Port: &port, Resources: f.resources}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.id != "" {
+		info.ID = &mesos.AgentID{Value: a.id}
+	}
+	reg := &api.RegisterAgent{Info: info, Version: api.Version}
+	seen := map[string]bool{}
+	for k, t := range a.tasks {
+		state := t.state
+		mt := &mesos.Task{
+			Name: t.name, TaskID: mesos.TaskID{Value: k.task}, FrameworkID: mesos.FrameworkID{Value: k.framework},
+			AgentID: mesos.AgentID{Value: a.id}, State: &state, Resources: t.resources, Statuses: []mesos.TaskStatus{*t.last},
+		}
+		if len(t.pending) > 0 {
+			hs := t.pending[0].Status.GetState()
+			mt.StatusUpdateState, mt.StatusUpdateUUID = &hs, t.pending[0].Status.UUID
+		}
+		reg.Tasks = append(reg.Tasks, mt)
+		if !seen[k.framework] && t.framework != nil {
+			seen[k.framework] = true
+			reg.Frameworks = append(reg.Frameworks, t.framework)
+		}
+	}
+	return reg
+}
+
+// call POSTs one agent→master message to the master of the session.
+func (a *agent) call(ctx context.Context, c *api.AgentCall) error {
+	a.mu.Lock()
+	url := a.endpoint
+	a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	body, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", api.MediaJSON)
+	resp, err := a.fleet.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s to %s: %s", c.Type, url, resp.Status)
+	}
+	return nil
+}

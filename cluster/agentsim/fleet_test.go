@@ -1,0 +1,220 @@
+package agentsim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/cluster/master"
+	"github.com/agora-cluster/agora/cluster/registry"
+)
+
+// testMaster is an in-process master on a fixed address whose registry
+// outlives it, so that it can be restarted as the same master would be.
+type testMaster struct {
+	t    *testing.T
+	addr string
+	reg  registry.Registry
+	stop func()
+}
+
+func newTestMaster(t *testing.T) *testMaster {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := &testMaster{t: t, addr: ln.Addr().String(), reg: registry.NewMemory()}
+	tm.start(ln)
+	t.Cleanup(func() { tm.stop() })
+	return tm
+}
+
+func (tm *testMaster) start(ln net.Listener) {
+	port := ln.Addr().(*net.TCPAddr).Port
+	m, err := master.New(master.Config{Hostname: "localhost", IP: "127.0.0.1", Port: port, AllocationInterval: 50 * time.Millisecond,
+		AgentPingTimeout: 500 * time.Millisecond, MaxAgentPingTimeouts: 20, Registry: tm.reg,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		tm.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	srv := m.Server(nil)
+	go func() { m.Run(ctx); close(done) }()
+	go srv.Serve(ln)
+	tm.stop = func() {
+		srv.Close()
+		cancel()
+		<-done
+		tm.stop = func() {}
+	}
+}
+
+// restart stops the master and starts a new one on the same address and
+// registry.
+func (tm *testMaster) restart() {
+	tm.stop()
+	var ln net.Listener
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if ln, err = net.Listen("tcp", tm.addr); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		tm.t.Fatal(err)
+	}
+	tm.start(ln)
+}
+
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+	}
+}
+
+func startFleet(t *testing.T, cfg Config) *Fleet {
+	ctx, cancel := context.WithCancel(context.Background())
+	f, err := Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); f.Wait() })
+	return f
+}
+
+func masterState(t *testing.T, addr string) *clustertest.State {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/master/state")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var s clustertest.State
+	if err := json.Unmarshal(mustRead(t, resp.Body), &s); err != nil {
+		return nil
+	}
+	return &s
+}
+
+func mustRead(t *testing.T, r io.Reader) []byte {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func simTask(id string, agent mesos.AgentID, duration string) mesos.TaskInfo {
+	rs, _ := api.ParseResources("cpus:0.1;mem:5")
+	ti := mesos.TaskInfo{Name: id, TaskID: mesos.TaskID{Value: id}, AgentID: agent, Resources: rs,
+		Command: &mesos.CommandInfo{Value: strPtr("true")}}
+	if duration != "" {
+		ti.Labels = &mesos.Labels{Labels: []mesos.Label{{Key: DurationLabel, Value: &duration}}}
+	}
+	return ti
+}
+
+func strPtr(s string) *string { return &s }
+
+// Simulated agents register with a master, run tasks as timers with
+// reliable status updates (STARTING, RUNNING, FINISHED, each acknowledged
+// and then forgotten), and after a restart of the master re-register with
+// their IDs and report the tasks they still run.
+func TestSimulatedAgentsRunTasksAndReregister(t *testing.T) {
+	tm := newTestMaster(t)
+	const n = 20
+	f := startFleet(t, Config{Master: tm.addr, Agents: n, Resources: "cpus:2;mem:1024", UpdateRetry: 200 * time.Millisecond})
+	waitFor(t, "every simulated agent to register", time.Minute, func() bool { return f.Registered() == n })
+	ids := f.IDs()
+	s := masterState(t, tm.addr)
+	if s == nil || len(s.Slaves) != n {
+		t.Fatalf("the master lists %v agents, want %d", s, n)
+	}
+
+	sched := clustertest.SubscribeTo(t, "http://"+tm.addr, `{"user":"root","name":"sim","checkpoint":true,"failover_timeout":3600}`)
+	// One short task and one long task on every agent.
+	launched := map[string]bool{}
+	for len(launched) < n {
+		for _, o := range sched.Next(scheduler.Event_OFFERS).Offers.Offers {
+			if launched[o.AgentID.Value] {
+				continue
+			}
+			launched[o.AgentID.Value] = true
+			sched.Launch(o, simTask("short-"+o.AgentID.Value, o.AgentID, "50ms"), simTask("long-"+o.AgentID.Value, o.AgentID, ""))
+		}
+	}
+	for id := range launched {
+		if st := sched.Until("short-"+id, mesos.TASK_FINISHED); st.GetSource() != mesos.SOURCE_EXECUTOR {
+			t.Errorf("short task on %s: FINISHED from %v, want the agent's executor", id, st.GetSource())
+		}
+		sched.Until("long-"+id, mesos.TASK_RUNNING)
+	}
+	waitFor(t, "the agents to forget the acknowledged finished tasks", time.Minute, func() bool { return f.Tasks() == n })
+	if got := f.Stats().TasksFinished; got != n {
+		t.Fatalf("%d tasks finished, want %d", got, n)
+	}
+
+	tm.restart()
+	waitFor(t, "every agent to re-register with the restarted master", time.Minute, func() bool {
+		s := masterState(t, tm.addr)
+		if s == nil || len(s.Slaves) != n {
+			return false
+		}
+		running := 0
+		for _, fw := range s.Frameworks {
+			for _, task := range fw.Tasks {
+				if task.State == "TASK_RUNNING" {
+					running++
+				}
+			}
+		}
+		return running == n
+	})
+	if got := f.IDs(); fmt.Sprint(sortedCopy(got)) != fmt.Sprint(sortedCopy(ids)) {
+		t.Fatalf("agent IDs changed across the restart: %v, then %v", ids, got)
+	}
+	if st := f.Stats(); st.Reregistrations < n || st.Refusals != 0 {
+		t.Fatalf("stats after the restart: %+v; want %d re-registrations, no refusal", st, n)
+	}
+	if err := f.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sortedCopy(ss []string) []string {
+	out := append([]string(nil), ss...)
+	sort.Strings(out)
+	return out
+}
+
+// Bad input gets a clear error and starts nothing.
+func TestStartRejectsBadConfig(t *testing.T) {
+	for _, c := range []Config{
+		{Master: "127.0.0.1:5050", Agents: 0},
+		{Master: "no-port", Agents: 1},
+		{Master: "zk://", Agents: 1},
+		{Master: "127.0.0.1:5050", Agents: 1, Resources: "cpus:x"},
+	} {
+		if _, err := Start(context.Background(), c); err == nil {
+			t.Errorf("Start(%+v) succeeded; want an error", c)
+		} else {
+			t.Logf("%+v: %v", c, err)
+		}
+	}
+}

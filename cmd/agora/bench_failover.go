@@ -1,0 +1,611 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	schedcall "github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/agora-cluster/agora/cluster/agentsim"
+	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/zk"
+	"github.com/agora-cluster/agora/frameworks/scheduler"
+)
+
+func init() {
+	benchCommands["failover"] = command{name: "failover", summary: "kill -9 the leading master under N simulated agents × T tasks; time the new leader's recovery", run: runBenchFailover}
+}
+
+// The failover benchmark runs 2 or 3 masters (child processes of this
+// binary) that elect a leader in ZooKeeper, N simulated agents
+// (cluster/agentsim) in this process that follow the leader, and a
+// framework that launches T long tasks on every agent. Once every task
+// is RUNNING it kills the leader with SIGKILL and measures, from the
+// kill: the election of another master, every agent re-registered with
+// it, its first offers (and offers from every agent), the framework
+// re-subscribed, and every task reconciled as RUNNING.
+
+type failoverConfig struct {
+	Bin            string
+	ZK             zk.URL
+	Masters        int
+	Agents         int
+	TasksPerAgent  int
+	Dir            string        // the masters' logs
+	SessionTimeout time.Duration // the masters' ZooKeeper session
+	MasterArgs     []string      // more flags for every master
+	Timeout        time.Duration // bound on each phase
+	Logger         *slog.Logger  // progress
+}
+
+// failoverResult is what a run measured; the times are seconds from the
+// kill (reregistered_after_election_s: from the election).
+type failoverResult struct {
+	Agents        int `json:"agents"`
+	TasksPerAgent int `json:"tasks_per_agent"`
+	Masters       int `json:"masters"`
+	// SetupSeconds is the time to register the agents and run every task.
+	SetupSeconds      float64        `json:"setup_s"`
+	ElectedSeconds    float64        `json:"elected_s"`
+	LeadingSeconds    float64        `json:"leading_s"` // the new leader answers as leader
+	Reregistered      float64        `json:"reregistered_s"`
+	ReregisteredAfter float64        `json:"reregistered_after_election_s"`
+	FirstOffer        float64        `json:"first_offer_s"`
+	AllOffered        float64        `json:"all_agents_offered_s"`
+	Resubscribed      float64        `json:"framework_resubscribed_s"`
+	Reconciled        float64        `json:"tasks_reconciled_s"`
+	OldLeaderPeakMB   float64        `json:"old_leader_peak_rss_mb"`
+	NewLeaderPeakMB   float64        `json:"new_leader_peak_rss_mb"`
+	AgentsProcessMB   float64        `json:"simulated_agents_process_peak_rss_mb"`
+	ZKSessionTimeout  float64        `json:"zk_session_timeout_s"`
+	AgentStats        agentsim.Stats `json:"agent_stats"`
+}
+
+func runBenchFailover(args []string) int {
+	fs := flag.NewFlagSet("agora bench failover", flag.ContinueOnError)
+	agents := fs.Int("agents", 1000, "simulated agents")
+	tasks := fs.Int("tasks-per-agent", 10, "long tasks launched on every agent")
+	zkFlag := fs.String("zk", "", "ZooKeeper URL zk://host:2181/path (required); the run uses a fresh znode below path and removes it afterwards")
+	masters := fs.Int("masters", 3, "masters to run (2 or 3); the quorum is a majority")
+	session := fs.Duration("zk_session_timeout", 4*time.Second, "the masters' ZooKeeper session timeout: the dead leader's znode goes after it")
+	timeout := fs.Duration("timeout", 10*time.Minute, "bound on each phase")
+	workDir := fs.String("work_dir", "/var/tmp", "where the masters' logs go (a fresh directory below this one, removed afterwards unless the run fails)")
+	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	verbose := fs.Bool("verbose", false, "log progress on stderr")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: agora bench failover --zk zk://127.0.0.1:2181/agora [--agents N] [--tasks-per-agent T] [--json]\n\n"+
+			"Runs --masters masters of this binary against the ZooKeeper at --zk, N simulated agents in\n"+
+			"this process (they speak the master's agent protocol and follow the leader through\n"+
+			"ZooKeeper; tasks are timers) and a framework that launches T long tasks on every agent.\n"+
+			"When every task runs it kills the leading master with SIGKILL and measures the time until\n"+
+			"another master is elected, every agent has re-registered with it, it offers again, and the\n"+
+			"framework has re-subscribed and reconciled every task as RUNNING; and the new leader's\n"+
+			"peak memory. scripts/bench-failover.sh starts a ZooKeeper server and runs it.\n\n"+
+			"Example:\n  agora bench failover --zk zk://127.0.0.1:2181/agora --agents 10000 --tasks-per-agent 10\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	u, err := zk.ParseURL(*zkFlag)
+	switch {
+	case *zkFlag == "":
+		fmt.Fprintln(os.Stderr, "agora bench failover: --zk is required (zk://host:2181/path; scripts/bench-failover.sh starts a server)")
+		return 2
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "agora bench failover: --zk:", err)
+		return 2
+	case *agents <= 0 || *tasks <= 0:
+		fmt.Fprintln(os.Stderr, "agora bench failover: --agents and --tasks-per-agent must be positive")
+		return 2
+	case *masters != 2 && *masters != 3:
+		fmt.Fprintf(os.Stderr, "agora bench failover: --masters=%d: run 2 or 3\n", *masters)
+		return 2
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora bench failover: cannot find this binary:", err)
+		return 1
+	}
+	dir, err := os.MkdirTemp(*workDir, "agora-failover-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora bench failover: --work_dir:", err)
+		return 1
+	}
+	var logOut io.Writer = io.Discard
+	if *verbose {
+		logOut = os.Stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := benchFailover(ctx, failoverConfig{Bin: bin, ZK: u, Masters: *masters, Agents: *agents, TasksPerAgent: *tasks,
+		Dir: dir, SessionTimeout: *session, Timeout: *timeout, Logger: slog.New(slog.NewTextHandler(logOut, nil))})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "agora bench failover: %v\n(masters' logs kept in %s)\n", err, dir)
+		return 1
+	}
+	os.RemoveAll(dir)
+	if *jsonOut {
+		b, _ := json.Marshal(res)
+		fmt.Println(string(b))
+		return 0
+	}
+	printFailoverResult(res)
+	return 0
+}
+
+func printFailoverResult(r *failoverResult) {
+	w := newTable()
+	row := func(k string, v any) { fmt.Fprintf(w, "%s\t%v\n", k, v) }
+	row("agents × tasks", fmt.Sprintf("%d × %d", r.Agents, r.TasksPerAgent))
+	row("masters", r.Masters)
+	row("setup (register, launch all) s", r.SetupSeconds)
+	row("ZooKeeper session timeout s", r.ZKSessionTimeout)
+	row("from kill -9 of the leader:", "")
+	row("  new leader elected s", r.ElectedSeconds)
+	row("  new leader acting s", r.LeadingSeconds)
+	row("  every agent re-registered s", r.Reregistered)
+	row("    (from the election) s", r.ReregisteredAfter)
+	row("  first offer s", r.FirstOffer)
+	row("  offers from every agent s", r.AllOffered)
+	row("  framework re-subscribed s", r.Resubscribed)
+	row("  every task reconciled RUNNING s", r.Reconciled)
+	row("old leader peak RSS MB", r.OldLeaderPeakMB)
+	row("new leader peak RSS MB", r.NewLeaderPeakMB)
+	row("simulated agents' process peak RSS MB", r.AgentsProcessMB)
+	w.Flush()
+}
+
+// benchFailover runs the benchmark once.
+func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, error) {
+	log := cfg.Logger
+	if err := raiseNoFile(uint64(3*cfg.Agents + 4096)); err != nil {
+		log.Warn("raising the open-file limit", "err", err)
+	}
+	root := fmt.Sprintf("%s/bench-failover-%d", cfg.ZK.Path, time.Now().UnixNano())
+	zkURL := zkURLAt(cfg.ZK, root)
+	defer func() {
+		if err := deleteZKTree(cfg.ZK, root); err != nil {
+			log.Warn("removing the benchmark's znodes", "root", root, "err", err)
+		}
+	}()
+	res := &failoverResult{Agents: cfg.Agents, TasksPerAgent: cfg.TasksPerAgent, Masters: cfg.Masters, ZKSessionTimeout: cfg.SessionTimeout.Seconds()}
+
+	// The masters.
+	masters := map[string]*simMaster{}
+	defer func() {
+		for _, m := range masters {
+			m.stop()
+		}
+	}()
+	for i := 0; i < cfg.Masters; i++ {
+		port, err := freeLoopbackPort()
+		if err != nil {
+			return nil, err
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		args := append([]string{"master", "--zk=" + zkURL, fmt.Sprintf("--quorum=%d", (cfg.Masters+1)/2),
+			"--zk_session_timeout=" + cfg.SessionTimeout.String(), "--ip=127.0.0.1", "--port=" + strconv.Itoa(port)}, cfg.MasterArgs...)
+		m, err := startSimMaster(cfg.Bin, filepath.Join(cfg.Dir, fmt.Sprintf("master-%d.log", i)), addr, args)
+		if err != nil {
+			return nil, err
+		}
+		masters[addr] = m
+	}
+	follower := zk.NewGroup(mustParseZK(zkURL), zk.Options{})
+	gctx, stopGroup := context.WithCancel(ctx)
+	groupDone := make(chan struct{})
+	go func() { defer close(groupDone); follower.Run(gctx) }()
+	defer func() { stopGroup(); <-groupDone }()
+	leader, _, err := awaitLeading(ctx, follower, masters, "", cfg.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("a master leads", "master", leader)
+
+	// The agents and the framework.
+	setup := time.Now()
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fleet, err := agentsim.Start(runCtx, agentsim.Config{Master: zkURL, Agents: cfg.Agents, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	defer fleet.Wait()
+	defer cancel()
+	if err := waitCond(ctx, cfg.Timeout, "every agent to register", func() (bool, string) {
+		n := fleet.Registered()
+		return n == cfg.Agents, fmt.Sprintf("%d of %d registered", n, cfg.Agents)
+	}); err != nil {
+		return nil, err
+	}
+	log.Info("every agent registered", "agents", cfg.Agents, "s", time.Since(setup).Seconds())
+	fw := newFailoverFramework(cfg.Agents, cfg.TasksPerAgent, log)
+	driver, err := scheduler.New(scheduler.Config{Masters: []string{zkURL}, Logger: log,
+		Framework: mesos.FrameworkInfo{Name: "bench-failover", User: "root", Checkpoint: boolPtr(true), FailoverTimeout: floatPtr(3600),
+			Capabilities: []mesos.FrameworkInfo_Capability{{Type: mesos.FrameworkInfo_Capability_PARTITION_AWARE}}},
+		Backoff: scheduler.Backoff{Min: 100 * time.Millisecond, Max: 2 * time.Second},
+	}, fw)
+	if err != nil {
+		return nil, err
+	}
+	fw.d = driver
+	fw.launchers(runCtx, 32)
+	driverDone := make(chan error, 1)
+	go func() { driverDone <- driver.Run(runCtx) }()
+	defer func() { cancel(); <-driverDone }()
+	total := cfg.Agents * cfg.TasksPerAgent
+	if err := waitCond(ctx, cfg.Timeout, "every task to run", func() (bool, string) {
+		n := fw.runningCount()
+		return n == total, fmt.Sprintf("%d of %d tasks RUNNING", n, total)
+	}); err != nil {
+		return nil, err
+	}
+	res.SetupSeconds = round3(time.Since(setup).Seconds())
+	log.Info("every task runs", "tasks", total, "s", res.SetupSeconds)
+
+	// kill -9 the leader.
+	old := masters[leader]
+	res.OldLeaderPeakMB = round3(procStatusMB(old.pid(), "VmHWM"))
+	killed := time.Now()
+	fw.markKill(killed)
+	if err := old.kill9(); err != nil {
+		return nil, err
+	}
+	delete(masters, leader)
+	since := func(t time.Time) float64 { return round3(t.Sub(killed).Seconds()) }
+
+	next, masterID, err := awaitElected(ctx, follower, leader, cfg.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	elected := time.Now()
+	res.ElectedSeconds = since(elected)
+	log.Info("another master is elected", "master", next, "s", res.ElectedSeconds)
+	var wg sync.WaitGroup
+	var leadingAt, reregAt time.Time
+	var leadErr, reregErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_, leadingAt, leadErr = awaitLeading(ctx, follower, masters, leader, cfg.Timeout)
+	}()
+	go func() {
+		defer wg.Done()
+		reregErr = waitCond(ctx, cfg.Timeout, "every agent to re-register with the new leader", func() (bool, string) {
+			n := fleet.RegisteredWith(masterID)
+			return n == cfg.Agents, fmt.Sprintf("%d of %d re-registered", n, cfg.Agents)
+		})
+		reregAt = time.Now()
+	}()
+	wg.Wait()
+	if err := errors.Join(leadErr, reregErr); err != nil {
+		return nil, err
+	}
+	res.LeadingSeconds, res.Reregistered = since(leadingAt), since(reregAt)
+	res.ReregisteredAfter = round3(reregAt.Sub(elected).Seconds())
+	log.Info("every agent re-registered", "s", res.Reregistered)
+	if err := waitCond(ctx, cfg.Timeout, "offers from every agent and every task reconciled", func() (bool, string) {
+		offered, reconciled, _ := fw.after()
+		return offered == cfg.Agents && reconciled == total,
+			fmt.Sprintf("offers from %d of %d agents, %d of %d tasks reconciled", offered, cfg.Agents, reconciled, total)
+	}); err != nil {
+		return nil, err
+	}
+	t := fw.times()
+	res.FirstOffer, res.AllOffered, res.Resubscribed, res.Reconciled = since(t.firstOffer), since(t.allOffered), since(t.resubscribed), since(t.reconciled)
+	if nm := masters[next]; nm != nil {
+		res.NewLeaderPeakMB = round3(procStatusMB(nm.pid(), "VmHWM"))
+	}
+	res.AgentsProcessMB = round3(procStatusMB(0, "VmHWM"))
+	res.AgentStats = fleet.Stats()
+	if err := fleet.Err(); err != nil {
+		log.Warn("the simulated agents met a protocol error", "err", err)
+	}
+	return res, nil
+}
+
+func mustParseZK(s string) zk.URL {
+	u, err := zk.ParseURL(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+func boolPtr(b bool) *bool        { return &b }
+func floatPtr(f float64) *float64 { return &f }
+
+// waitCond polls cond until it holds, ctx ends or limit passes; the error
+// names what was awaited and how far it got.
+func waitCond(ctx context.Context, limit time.Duration, what string, cond func() (bool, string)) error {
+	deadline := time.Now().Add(limit)
+	for {
+		ok, progress := cond()
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s waiting for %s: %s", limit, what, progress)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w (%s)", what, ctx.Err(), progress)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// awaitElected waits until ZooKeeper names a leader other than old, and
+// returns its address and master ID.
+func awaitElected(ctx context.Context, g *zk.Group, old string, limit time.Duration) (string, string, error) {
+	var addr, id string
+	err := waitCond(ctx, limit, "another master to be elected", func() (bool, string) {
+		l, ok := g.Leader()
+		if !ok {
+			return false, "no leader"
+		}
+		a, err := l.Address()
+		if err != nil || a == old {
+			return false, "the old leader still holds its znode"
+		}
+		var info struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(l.Data, &info); err != nil {
+			return false, err.Error()
+		}
+		addr, id = a, info.ID
+		return true, ""
+	})
+	return addr, id, err
+}
+
+// awaitLeading waits until one of masters other than skip answers as the
+// elected leader (master/elected in its own metrics).
+func awaitLeading(ctx context.Context, g *zk.Group, masters map[string]*simMaster, skip string, limit time.Duration) (string, time.Time, error) {
+	var leader string
+	err := waitCond(ctx, limit, "a master to lead", func() (bool, string) {
+		l, ok := g.Leader()
+		if !ok {
+			return false, "no master elected (is ZooKeeper up?)"
+		}
+		addr, err := l.Address()
+		if err != nil || masters[addr] == nil || addr == skip {
+			return false, fmt.Sprintf("leader %q is not one of ours", addr)
+		}
+		if masters[addr].exited() {
+			return false, "the elected master exited; see " + masters[addr].log
+		}
+		m, err := masterMetrics(addr)
+		if err != nil || m["master/elected"] != 1 {
+			return false, fmt.Sprintf("%s elected, not yet acting", addr)
+		}
+		leader = addr
+		return true, ""
+	})
+	return leader, time.Now(), err
+}
+
+// failoverFramework launches T tasks on every agent, then, once the
+// leader is killed, records when the new one offers and when every task
+// is reconciled as RUNNING.
+type failoverFramework struct {
+	scheduler.Funcs
+	d              *scheduler.Driver
+	agents, perAgt int
+	log            *slog.Logger
+	launches       chan failoverLaunch // to the workers that send the ACCEPTs
+
+	mu       sync.Mutex
+	launched map[string]bool // agent IDs
+	agentOf  map[string]string
+	running  map[string]bool
+	killed   time.Time
+	resubbed bool
+	offered  map[string]bool // agents offered since the re-subscription
+	reconc   map[string]bool // tasks heard RUNNING since the re-subscription
+	asked    int             // tasks asked to reconcile
+	answers  int             // updates since the re-subscription
+	t        failoverTimes
+}
+
+type failoverTimes struct{ resubscribed, firstOffer, allOffered, reconciled time.Time }
+
+func newFailoverFramework(agents, perAgent int, log *slog.Logger) *failoverFramework {
+	f := &failoverFramework{agents: agents, perAgt: perAgent, log: log, launches: make(chan failoverLaunch, agents),
+		launched: map[string]bool{}, agentOf: map[string]string{}, running: map[string]bool{},
+		offered: map[string]bool{}, reconc: map[string]bool{}}
+	f.Funcs = scheduler.Funcs{OnSubscribed: f.subscribed, OnOffers: f.offers, OnUpdate: f.update}
+	return f
+}
+
+type failoverLaunch struct {
+	offer mesos.OfferID
+	tasks []mesos.TaskInfo
+}
+
+// launchers sends the queued ACCEPTs, n at a time, until ctx ends.
+func (f *failoverFramework) launchers(ctx context.Context, n int) {
+	for i := 0; i < n; i++ {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case l := <-f.launches:
+					if err := f.d.Launch(ctx, []mesos.OfferID{l.offer}, l.tasks, scheduler.RefuseFor(time.Hour)); err != nil && ctx.Err() == nil {
+						f.log.Warn("launch", "agent", l.tasks[0].AgentID.Value, "err", err)
+					}
+				}
+			}
+		}()
+	}
+}
+
+func (f *failoverFramework) markKill(at time.Time) {
+	f.mu.Lock()
+	f.killed = at
+	f.mu.Unlock()
+}
+
+func (f *failoverFramework) runningCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.running)
+}
+
+func (f *failoverFramework) after() (offered, reconciled int, resubscribed bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.offered), len(f.reconc), f.resubbed
+}
+
+func (f *failoverFramework) times() failoverTimes {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.t
+}
+
+func (f *failoverFramework) subscribed(ctx context.Context, _ *schedcall.Event_Subscribed) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.killed.IsZero() || f.resubbed {
+		return
+	}
+	f.resubbed, f.t.resubscribed = true, time.Now()
+	go f.reconcileAll(ctx)
+}
+
+// reconcileAll asks the new leader for every task not yet heard RUNNING,
+// every second, until all are (tasks of agents that have not
+// re-registered yet are unknown to it at first).
+func (f *failoverFramework) reconcileAll(ctx context.Context) {
+	for ctx.Err() == nil {
+		f.mu.Lock()
+		var due []schedcall.Call_Reconcile_Task
+		for id, agent := range f.agentOf {
+			if !f.reconc[id] {
+				due = append(due, scheduler.ReconcileTask(id, agent))
+			}
+		}
+		f.mu.Unlock()
+		if len(due) == 0 {
+			return
+		}
+		for len(due) > 0 && ctx.Err() == nil {
+			chunk := due[:min(len(due), 5000)]
+			due = due[len(chunk):]
+			if err := f.d.Reconcile(ctx, chunk); err != nil {
+				f.log.Warn("reconcile", "tasks", len(chunk), "err", err)
+			}
+			f.mu.Lock()
+			f.asked += len(chunk)
+			f.mu.Unlock()
+			// Ask no faster than the answers come (see failoverMaxInFlight).
+			waitCond(ctx, 5*time.Second, "reconciliation answers", func() (bool, string) {
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				return f.asked-f.answers < failoverMaxInFlight, ""
+			})
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (f *failoverFramework) offers(ctx context.Context, offers []mesos.Offer) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var decline, later []mesos.OfferID
+	for _, o := range offers {
+		aid := o.AgentID.Value
+		if f.resubbed {
+			if f.t.firstOffer.IsZero() {
+				f.t.firstOffer = time.Now()
+			}
+			if !f.offered[aid] {
+				if f.offered[aid] = true; len(f.offered) == f.agents {
+					f.t.allOffered = time.Now()
+				}
+			}
+		}
+		if f.launched[aid] || !f.killed.IsZero() {
+			decline = append(decline, o.ID)
+			continue
+		}
+		// Launch at a pace the framework keeps up with: the master cuts
+		// a subscriber that falls too many events behind.
+		if len(f.agentOf)-len(f.running)+f.perAgt > failoverMaxInFlight {
+			later = append(later, o.ID)
+			continue
+		}
+		f.launched[aid] = true
+		tasks := make([]mesos.TaskInfo, f.perAgt)
+		for i := range tasks {
+			id := fmt.Sprintf("%s-%d", aid, i)
+			f.agentOf[id] = aid
+			tasks[i] = mesos.TaskInfo{Name: "long", TaskID: mesos.TaskID{Value: id}, AgentID: o.AgentID, Resources: failoverTaskResources,
+				Command: &mesos.CommandInfo{Value: failoverTaskCommand}}
+		}
+		f.launches <- failoverLaunch{o.ID, tasks} // never blocks: room for every agent
+	}
+	if len(decline) > 0 {
+		go f.d.Decline(ctx, decline, time.Hour)
+	}
+	if len(later) > 0 {
+		go f.d.Decline(ctx, later, 0)
+	}
+}
+
+// failoverMaxInFlight bounds the tasks launched and not yet RUNNING.
+const failoverMaxInFlight = 10000
+
+// failoverTaskResources are each task's, as in Mesos's failover benchmark.
+var failoverTaskResources = func() []mesos.Resource {
+	rs, err := api.ParseResources("cpus:0.1;mem:5")
+	if err != nil {
+		panic(err)
+	}
+	return rs
+}()
+
+func (f *failoverFramework) update(_ context.Context, st mesos.TaskStatus) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.resubbed {
+		f.answers++
+	}
+	if st.GetState() != mesos.TASK_RUNNING {
+		return
+	}
+	id := st.TaskID.Value
+	if f.killed.IsZero() {
+		f.running[id] = true
+		return
+	}
+	if f.resubbed && !f.reconc[id] {
+		if f.reconc[id] = true; len(f.reconc) == len(f.agentOf) {
+			f.t.reconciled = time.Now()
+		}
+	}
+}
+
+// failoverTaskCommand is what the tasks would run on a real agent.
+var failoverTaskCommand = func() *string { s := "sleep 1000000"; return &s }()

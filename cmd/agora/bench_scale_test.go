@@ -1,0 +1,36 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+)
+
+// A small `agora bench scale`: 50 simulated agents and 3 frameworks
+// launching short tasks on a master of this binary. Tasks are launched
+// and finish within the window, and the master's CPU, the allocator's
+// rounds and accept→RUNNING are measured.
+func TestBenchScaleSmall(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := benchScale(ctx, scaleConfig{Bin: agoraBin, Agents: 50, Frameworks: 3, TasksPerOffer: 1,
+		TaskMean: 200 * time.Millisecond, TaskSD: 50 * time.Millisecond, Warmup: time.Second, Window: 3 * time.Second,
+		Dir: t.TempDir(), Timeout: 2 * time.Minute, Logger: log,
+		MasterArgs: []string{"--allocation_interval=100ms"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", *res)
+	if res.Launched == 0 || res.Finished == 0 || res.TasksPerSec <= 0 {
+		t.Fatalf("no task launched and finished in the window: %+v", *res)
+	}
+	if res.CPUPerTaskMs <= 0 || res.AllocRuns == 0 || res.AcceptRunP50 <= 0 || res.MasterPeakMB <= 0 {
+		t.Fatalf("a measure is missing: %+v", *res)
+	}
+}

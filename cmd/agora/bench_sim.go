@@ -1,0 +1,242 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	gozk "github.com/go-zookeeper/zk"
+
+	"github.com/agora-cluster/agora/cluster/zk"
+)
+
+// Helpers of the benchmarks that run masters as child processes against
+// simulated agents (bench failover, bench scale).
+
+// simMaster is a master run as a child process, its output in a log file.
+type simMaster struct {
+	addr string
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  string
+}
+
+func startSimMaster(bin, logPath, addr string, args []string) (*simMaster, error) {
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "=== %s: agora %v\n", time.Now().Format(time.RFC3339Nano), args)
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start agora master: %w", err)
+	}
+	m := &simMaster{addr: addr, cmd: cmd, done: make(chan struct{}), log: logPath}
+	go func() { cmd.Wait(); close(m.done) }()
+	return m, nil
+}
+
+func (m *simMaster) pid() int { return m.cmd.Process.Pid }
+
+func (m *simMaster) exited() bool {
+	select {
+	case <-m.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// kill9 kills the master with SIGKILL and waits until it is gone.
+func (m *simMaster) kill9() error {
+	if err := m.cmd.Process.Signal(syscall.SIGKILL); err != nil && !m.exited() {
+		return err
+	}
+	select {
+	case <-m.done:
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("master pid %d still runs 10 s after SIGKILL", m.pid())
+	}
+}
+
+// stop ends the master: SIGTERM, and SIGKILL if it does not end in time.
+func (m *simMaster) stop() {
+	if m.exited() {
+		return
+	}
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.done:
+	case <-time.After(30 * time.Second):
+		syscall.Kill(-m.pid(), syscall.SIGKILL)
+		<-m.done
+	}
+}
+
+// raiseNoFile raises this process's open-file limit to at least n (soft
+// and hard; raising the hard limit needs root), for the connections of
+// many simulated agents. Child processes inherit it.
+func raiseNoFile(n uint64) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	if lim.Cur >= n {
+		return nil
+	}
+	want := syscall.Rlimit{Cur: n, Max: max(lim.Max, n)}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+		// Not root: go as far as the hard limit.
+		lim.Cur = lim.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+		return fmt.Errorf("open-file limit: %d wanted, %d allowed: %w", n, lim.Max, err)
+	}
+	return nil
+}
+
+// procStatusMB reads a memory field of /proc/<pid>/status (VmRSS, VmHWM)
+// in MB; pid 0 is this process.
+func procStatusMB(pid int, field string) float64 {
+	p := "/proc/self/status"
+	if pid > 0 {
+		p = fmt.Sprintf("/proc/%d/status", pid)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times (100 on
+// every Linux architecture agora runs on).
+const clockTicks = 100
+
+// procCPUSeconds is the CPU time (user + system) a process has used.
+func procCPUSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces; the fields after its
+	// closing parenthesis start with field 3.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	fields := strings.Fields(s[i+1:])
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	utime, err1 := strconv.ParseFloat(fields[11], 64)
+	stime, err2 := strconv.ParseFloat(fields[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	return (utime + stime) / clockTicks, nil
+}
+
+var benchHTTP = &http.Client{Timeout: 10 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// masterMetrics fetches a master's /metrics/snapshot (its own, not
+// following a redirect).
+func masterMetrics(addr string) (map[string]float64, error) {
+	resp, err := benchHTTP.Get("http://" + addr + "/metrics/snapshot")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s/metrics/snapshot: %s", addr, resp.Status)
+	}
+	var m map[string]float64
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		return nil, fmt.Errorf("GET %s/metrics/snapshot: %w", addr, err)
+	}
+	return m, nil
+}
+
+// zkURLAt is u with its path replaced (credentials kept).
+func zkURLAt(u zk.URL, p string) string {
+	auth := ""
+	if u.User != "" {
+		auth = url.PathEscape(u.User) + ":" + url.PathEscape(u.Password) + "@"
+	}
+	return "zk://" + auth + strings.Join(u.Servers, ",") + p
+}
+
+// deleteZKTree removes the znode root and everything below it (a
+// benchmark's election group and registry).
+func deleteZKTree(u zk.URL, root string) error {
+	conn, _, err := gozk.Connect(u.Servers, 10*time.Second, gozk.WithLogInfo(false), gozk.WithLogger(discardZKLog{}))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if u.User != "" {
+		if err := conn.AddAuth("digest", []byte(u.User+":"+u.Password)); err != nil {
+			return err
+		}
+	}
+	var walk func(p string) error
+	walk = func(p string) error {
+		children, _, err := conn.Children(p)
+		if err == gozk.ErrNoNode {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		sort.Strings(children)
+		for _, c := range children {
+			if err := walk(path.Join(p, c)); err != nil {
+				return err
+			}
+		}
+		if err := conn.Delete(p, -1); err != nil && err != gozk.ErrNoNode {
+			return err
+		}
+		return nil
+	}
+	return walk(root)
+}
+
+type discardZKLog struct{}
+
+func (discardZKLog) Printf(string, ...any) {}
+
+// percentile is the p-th percentile (0-100) of sorted xs, 0 for none.
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted)-1) * p / 100)
+	return sorted[i]
+}
+
+// round3 keeps three decimals, for tables and JSON.
+func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
