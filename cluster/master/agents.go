@@ -1,6 +1,7 @@
 package master
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -246,7 +247,7 @@ func (m *Master) readmitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out 
 		info.Resources = rec.Info.Resources
 	}
 	next := registry.AgentRecord{ID: id, State: registry.AgentAdmitted, Info: &info, Since: now}
-	m.commit(agentLane(id), []registry.Change{{Agent: &next}}, func(err error) {
+	readmit := func(err error) {
 		if err != nil {
 			done(nil, errorf(http.StatusServiceUnavailable, "cannot re-admit agent %s (%s): %v", id, info.Hostname, err))
 			return
@@ -268,7 +269,15 @@ func (m *Master) readmitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out 
 		m.sendRegistered(a)
 		m.requestAllocation()
 		done(a, nil)
-	})
+	}
+	if rec.State == registry.AgentAdmitted && sameAgentInfo(rec.Info, &info) {
+		// Already admitted as it is (a master failover or restart): the
+		// registry has nothing to learn, and thousands of agents coming
+		// back at once need not wait for thousands of writes.
+		readmit(nil)
+		return
+	}
+	m.commit(agentLane(id), []registry.Change{{Agent: &next}}, readmit)
 }
 
 func hostOf(remote string) string {
@@ -622,4 +631,14 @@ func (m *Master) executorExited(a *agent, e *api.ExecutorExited) {
 		return
 	}
 	m.sendEvent(f, schedFailureEvent(a.id, e.ExecutorID, e.Status))
+}
+
+// sameAgentInfo reports whether two AgentInfos are the same record.
+func sameAgentInfo(a, b *mesos.AgentInfo) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
