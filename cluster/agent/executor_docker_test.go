@@ -124,17 +124,18 @@ func TestDockerExecutorReattachesAfterAgentKill9(t *testing.T) {
 // agent at that address and runs its tasks.
 func TestDockerExecutorOnTheBridgeNetwork(t *testing.T) {
 	client := dockertest.Engine(t)
+	// Only whether the gateway address exists here: the agent binds a
+	// port of its own on it.
 	ln, err := net.Listen("tcp", "172.17.0.1:0")
 	if err != nil {
 		t.Skipf("no Docker bridge gateway at 172.17.0.1 to listen on: %v", err)
 	}
-	listen := ln.Addr().String()
 	ln.Close()
 	image := dockertest.BusyboxImage(t, client)
 	bin := dockertest.StaticExecutor(t)
 	f := newRecoveryFixture(t, `{"user":"root","name":"docker-bridge","checkpoint":true}`,
 		func(pc *agentProcessConfig) {
-			pc.Docker, pc.Listen = true, listen
+			pc.Docker, pc.Listen = true, "172.17.0.1:0"
 			dockertest.RemoveContainers(t, client, pc.WorkDir)
 		})
 	executable := true
@@ -155,6 +156,7 @@ func TestDockerExecutorOnTheBridgeNetwork(t *testing.T) {
 	if len(runs) != 1 {
 		t.Fatalf("endpoint files: %v", runs)
 	}
+	listen := f.pc.Listen // the address the agent bound
 	if b, _ := os.ReadFile(runs[0]); string(b) != listen+"\n" {
 		t.Errorf("the executor reached the agent at %q, want %s", b, listen)
 	}

@@ -1,14 +1,16 @@
 package agent_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -95,6 +97,8 @@ func runAgentProcess() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	// The line startAgentProcess waits for: Listen may give port 0.
+	fmt.Fprintln(os.Stderr, "agent listening on", a.Addr())
 	if err := a.Run(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -163,12 +167,40 @@ var hog [][]byte
 type agentProcess struct {
 	cmd  *exec.Cmd
 	done chan struct{}
+	addr string // the address it listens on
 }
 
+// errPortTaken is an agent process that could not bind its port.
+var errPortTaken = errors.New("port already in use")
+
+// startAgentProcess starts the "agent" role with pc and waits for the
+// address it bound: pc.Listen, or a free port when that gives port 0 (the
+// first start). A restart gives the port the first run bound, where its
+// executors reconnect; another process on this machine may have bound it
+// since the kill, usually for a moment, so a start refused with "address
+// already in use" is tried again, at most 5 times.
 func startAgentProcess(t *testing.T, pc agentProcessConfig, logName string) *agentProcess {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		p, err := tryAgentProcess(t, pc, logName)
+		switch {
+		case err == nil:
+			return p
+		case attempt == 5 || !errors.Is(err, errPortTaken):
+			t.Fatalf("agent process on %s (attempt %d): %v", pc.Listen, attempt, err)
+		}
+		t.Logf("agent process on %s (attempt %d): %v; trying again", pc.Listen, attempt, err)
+		time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
+	}
+}
+
+var agentListening = regexp.MustCompile(`(?m)^agent listening on (\S+)$`)
+
+func tryAgentProcess(t *testing.T, pc agentProcessConfig, logName string) (*agentProcess, error) {
+	t.Helper()
 	b, _ := json.Marshal(pc)
-	logFile, err := os.Create(filepath.Join(pc.WorkDir+"-logs", logName))
+	logPath := filepath.Join(pc.WorkDir+"-logs", logName)
+	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,23 +214,33 @@ func startAgentProcess(t *testing.T, pc agentProcessConfig, logName string) *age
 	p := &agentProcess{cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(p.done) }()
 	t.Cleanup(p.kill)
-	return p
+	for deadline := time.Now().Add(wait); ; time.Sleep(20 * time.Millisecond) {
+		exited := false
+		select {
+		case <-p.done:
+			exited = true // all its output is in the log now
+		default:
+		}
+		out, _ := os.ReadFile(logPath)
+		if m := agentListening.FindSubmatch(out); m != nil {
+			p.addr = string(m[1])
+			return p, nil
+		}
+		switch {
+		case exited && bytes.Contains(out, []byte("address already in use")):
+			return nil, fmt.Errorf("%w: %s", errPortTaken, bytes.TrimSpace(out))
+		case exited:
+			return nil, fmt.Errorf("exited (%v) before it listened: %s", cmd.ProcessState, bytes.TrimSpace(out))
+		case time.Now().After(deadline):
+			return nil, fmt.Errorf("not listening after %s", wait)
+		}
+	}
 }
 
 // kill is kill -9, and waits for the process to be gone.
 func (p *agentProcess) kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // offerFrom waits for an offer of the agent with the given hostname (the
@@ -241,7 +283,7 @@ func newRecoveryFixture(t *testing.T, framework string, adjust ...func(*agentPro
 	if err := os.MkdirAll(f.doneDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	f.pc = agentProcessConfig{Master: c.MasterAddr, WorkDir: filepath.Join(dir, "agent"), Listen: freeAddr(t),
+	f.pc = agentProcessConfig{Master: c.MasterAddr, WorkDir: filepath.Join(dir, "agent"), Listen: "127.0.0.1:0",
 		Hostname: "reattach", ReregistrationTimeout: 10 * time.Second}
 	if err := os.MkdirAll(f.pc.WorkDir+"-logs", 0o755); err != nil {
 		t.Fatal(err)
@@ -260,6 +302,7 @@ func newRecoveryFixture(t *testing.T, framework string, adjust ...func(*agentPro
 		fn(&f.pc)
 	}
 	f.agent = startAgentProcess(t, f.pc, "agent-1.log")
+	f.pc.Listen = f.agent.addr // restarts come back on the port it bound
 	f.s = subscribe(t, c.MasterURL, framework)
 	self := testBinary(t)
 	f.executor = mesos.ExecutorInfo{Type: mesos.ExecutorInfo_CUSTOM, ExecutorID: mesos.ExecutorID{Value: "sdk"},

@@ -14,9 +14,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -316,12 +318,7 @@ func TestArchiveEntriesThatEscapeAreRefused(t *testing.T) {
 
 func TestServerErrorsAndBadURIsNameTheURI(t *testing.T) {
 	srv := newFileServer(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := "http://" + ln.Addr().String() + "/gone.tgz"
-	ln.Close()
+	closed := "http://" + refusedAddr(t) + "/gone.tgz"
 	f := newTestFetcher(t, Config{})
 	for uri, want := range map[string]string{
 		srv.URL + "/missing.tar.gz":            "404 Not Found",
@@ -541,12 +538,7 @@ func TestHDFSErrorsAreClear(t *testing.T) {
 	// Error paths without a namenode (TestHDFSFetchFromARealNamenode has one).
 	t.Setenv("HADOOP_CONF_DIR", t.TempDir())
 	t.Setenv("HADOOP_HOME", "")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := refusedAddr(t)
 	f := newTestFetcher(t, Config{})
 	for uri, want := range map[string]string{
 		"hdfs:///user/data/job.jar":      "names no namenode and none is configured",
@@ -563,6 +555,28 @@ func TestHDFSErrorsAreClear(t *testing.T) {
 	if _, err := fetch(t, f, t.TempDir(), mesos.CommandInfo_URI{Value: "hdfs:///data/x.jar"}); err == nil || !strings.Contains(err.Error(), addr) {
 		t.Errorf("hdfs:/// with --hdfs_namenode: %v, want a connection error naming %s", err, addr)
 	}
+}
+
+// refusedAddr is a loopback address where connections are refused: its
+// port is bound (never listened on) until the test ends, so no other
+// process can take it meanwhile, as one could a port listened on and
+// closed. (clustertest.RefusedAddr, which this package's tests cannot
+// import: clustertest imports the fetcher.)
+func refusedAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
 }
 
 // waitUntil polls cond; the deadline only turns a hang into a failure.

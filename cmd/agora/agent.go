@@ -34,7 +34,7 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.master, "master", "127.0.0.1:5050", "the master: host:port, or zk://host1:2181,host2:2181/path to follow the leader ZooKeeper names")
 	fs.StringVar(&f.workDir, "work_dir", "", "directory for sandboxes (WORK_DIR/slaves) and checkpoints (WORK_DIR/meta); required.\nUse a directory that survives reboots, not /tmp")
 	fs.StringVar(&f.ip, "ip", "127.0.0.1", "IP address to listen on; use this host's address (or 0.0.0.0) in a multi-machine cluster")
-	fs.IntVar(&f.port, "port", 5051, "port to listen on")
+	fs.IntVar(&f.port, "port", 5051, "port to listen on; 0 picks a free one, and the agent advertises the port it bound")
 	fs.StringVar(&f.hostname, "hostname", "", "hostname to report to the master (default: the machine's hostname)")
 	fs.StringVar(&f.resources, "resources", "", "total resources, e.g. 'cpus:8;mem:16384;disk:100000;ports:[31000-32000]';\nresources not named are detected (cpus, mem, disk, ports)")
 	fs.StringVar(&f.attributes, "attributes", "", "attributes frameworks can match on, e.g. 'rack:r1;zone:us-east'")
@@ -88,6 +88,9 @@ func runAgent(args []string) int {
 		fmt.Fprint(fs.Output(), "Usage: agora agent --master=HOST:5050 --work_dir=DIR [flags]\n\n"+
 			"Runs an agent: it registers this machine's resources with the master and runs the\n"+
 			"tasks frameworks launch on them, each in a sandbox under --work_dir.\n\n"+
+			"Once bound, it prints the line 'agora agent: listening on HOST:PORT' on stderr;\n"+
+			"with --port=0 the system picks the port. Start an agent again on its --work_dir\n"+
+			"with the same port: the executors it left running reconnect to that port.\n\n"+
 			"Example:\n  agora agent --master=10.0.0.5:5050 --work_dir=/var/lib/agora/agent --ip=10.0.0.7 \\\n"+
 			"      --resources='cpus:8;mem:16384' --attributes='rack:r1'\n\n"+
 			"Then look at it: curl http://10.0.0.7:5051/state\n\nFlags:\n")
@@ -114,6 +117,9 @@ func runAgent(args []string) int {
 		fmt.Fprintln(os.Stderr, "agora agent:", err)
 		return 1
 	}
+	// New bound the port: the one the agent advertises, --port=0 too.
+	_, port, _ := net.SplitHostPort(a.Addr())
+	fmt.Fprintf(os.Stderr, "agora agent: listening on %s\n", net.JoinHostPort(af.ip, port))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg.Logger.Info("agent starting", "listen", a.Addr(), "master", cfg.MasterAddr, "work_dir", a.WorkDir(),

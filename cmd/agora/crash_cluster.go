@@ -4,13 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"regexp"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -24,77 +26,183 @@ type crashProc struct {
 
 // crashCluster is a master and an agent run as separate agora processes on
 // loopback, each killed with SIGKILL and started again on demand with the
-// same flags and work_dir.
+// same flags, work_dir and port.
 type crashCluster struct {
 	bin                   string
 	logDir                string
 	masterArgs, agentArgs []string
-	masterURL, agentURL   string
+	masterURL, agentURL   string // known once each has first started
 	master, agent         *crashProc
 }
 
 func newCrashCluster(bin, dir string) (*crashCluster, error) {
-	mport, err := freeLoopbackPort()
-	if err != nil {
-		return nil, err
-	}
-	aport, err := freeLoopbackPort()
-	if err != nil {
-		return nil, err
-	}
 	c := &crashCluster{
 		bin:    bin,
 		logDir: filepath.Join(dir, "logs"),
-		// Long ping timeouts: a restarted agent must come back as itself,
-		// not after the master gave it up as unreachable.
-		masterArgs: []string{"master", "--work_dir=" + filepath.Join(dir, "master"), "--port=" + strconv.Itoa(mport),
+		// Each binds a free port on its first start and keeps it when
+		// restarted (startMaster, startAgent). Long ping timeouts: a
+		// restarted agent must come back as itself, not after the master
+		// gave it up as unreachable.
+		masterArgs: []string{"master", "--work_dir=" + filepath.Join(dir, "master"), "--port=0",
 			"--agent_ping_timeout=1s", "--max_agent_ping_timeouts=60", "--allocation_interval=100ms"},
-		agentArgs: []string{"agent", "--master=127.0.0.1:" + strconv.Itoa(mport), "--work_dir=" + filepath.Join(dir, "agent"),
-			"--port=" + strconv.Itoa(aport), "--resources=cpus:2;mem:2048;disk:1024"},
-		masterURL: "http://127.0.0.1:" + strconv.Itoa(mport),
-		agentURL:  "http://127.0.0.1:" + strconv.Itoa(aport),
+		agentArgs: []string{"agent", "--work_dir=" + filepath.Join(dir, "agent"), "--port=0",
+			"--resources=cpus:2;mem:2048;disk:1024"},
 	}
 	return c, os.MkdirAll(c.logDir, 0o755)
 }
 
-// freeLoopbackPort returns a port that was free a moment ago.
-func freeLoopbackPort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// listeningLine is the line `agora master`, `agora agent` and `agora dev`
+// print on stderr once they have bound their port.
+var listeningLine = regexp.MustCompile(`(?m)^agora [a-z]+: listening on (\S+)$`)
+
+// listeningAddr returns the HOST:PORT of the first listening line in out.
+func listeningAddr(out string) (string, bool) {
+	m := listeningLine.FindStringSubmatch(out)
+	if m == nil {
+		return "", false
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return m[1], true
 }
 
-func (c *crashCluster) masterAddr() string { return c.masterURL[len("http://"):] }
+// withPort returns args with --port=port in place of any --port flag.
+func withPort(args []string, port string) []string {
+	out := make([]string, 0, len(args)+1)
+	for _, a := range args {
+		if !strings.HasPrefix(a, "--port=") {
+			out = append(out, a)
+		}
+	}
+	return append(out, "--port="+port)
+}
 
-func (c *crashCluster) start(args []string, name string) (*crashProc, error) {
+// errPortTaken is a start that failed because its port was bound by
+// another process.
+var errPortTaken = errors.New("port already in use")
+
+// startBound starts agora with args and waits for the address it bound.
+// A restart names the port of the first run (its peers and executors know
+// that one); another process on this machine may have bound it since the
+// kill, usually for a moment, so a start refused with "address already in
+// use" is tried again, at most 5 times.
+func (c *crashCluster) startBound(args []string, name string) (*crashProc, string, error) {
+	for attempt := 1; ; attempt++ {
+		p, from, err := c.start(args, name)
+		if err != nil {
+			return nil, "", err
+		}
+		addr, err := c.awaitListening(p, name, from, time.Minute)
+		if err == nil {
+			return p, addr, nil
+		}
+		kill9(p) // if it still runs, silent
+		if attempt == 5 || !errors.Is(err, errPortTaken) {
+			return nil, "", fmt.Errorf("agora %s (attempt %d): %w", name, attempt, err)
+		}
+		time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
+	}
+}
+
+// awaitListening waits, at most limit, for the listening line in name's
+// log past offset from, which p's run writes.
+func (c *crashCluster) awaitListening(p *crashProc, name string, from int64, limit time.Duration) (string, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		exited := false
+		select {
+		case <-p.done:
+			exited = true // its whole output is in the log now
+		default:
+		}
+		out := c.logSince(name, from)
+		if addr, ok := listeningAddr(out); ok {
+			return addr, nil
+		}
+		switch {
+		case exited && strings.Contains(out, "address already in use"):
+			return "", fmt.Errorf("%w: %s", errPortTaken, lastLine(out))
+		case exited:
+			return "", fmt.Errorf("exited (%v) before it listened: %s", p.cmd.ProcessState, lastLine(out))
+		case time.Now().After(deadline):
+			return "", fmt.Errorf("no %q line within %s", "listening on", limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (c *crashCluster) logSince(name string, from int64) string {
+	b, _ := os.ReadFile(filepath.Join(c.logDir, name+".log"))
+	if int64(len(b)) < from {
+		return ""
+	}
+	return string(b[from:])
+}
+
+func lastLine(s string) string {
+	s = strings.TrimRight(s, "\n")
+	return s[strings.LastIndexByte(s, '\n')+1:]
+}
+
+func (c *crashCluster) masterAddr() string { return strings.TrimPrefix(c.masterURL, "http://") }
+
+// start starts agora with args, its output appended to name's log, which
+// this run writes past the returned offset.
+func (c *crashCluster) start(args []string, name string) (*crashProc, int64, error) {
 	f, err := os.OpenFile(filepath.Join(c.logDir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer f.Close()
 	fmt.Fprintf(f, "=== %s: agora %v\n", time.Now().Format(time.RFC3339Nano), args)
+	st, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
 	cmd := exec.Command(c.bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start agora %s: %w", name, err)
+		return nil, 0, fmt.Errorf("start agora %s: %w", name, err)
 	}
 	p := &crashProc{cmd: cmd, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(p.done) }()
-	return p, nil
+	return p, st.Size(), nil
 }
 
-func (c *crashCluster) startMaster() (err error) {
-	c.master, err = c.start(c.masterArgs, "master")
-	return err
+// startMaster starts the master; the first start binds a free port, which
+// every restart keeps and the agent is pointed at.
+func (c *crashCluster) startMaster() error {
+	p, addr, err := c.startBound(c.masterArgs, "master")
+	if err != nil {
+		return err
+	}
+	c.master = p
+	if c.masterURL == "" {
+		_, port, _ := net.SplitHostPort(addr)
+		c.masterArgs = withPort(c.masterArgs, port)
+		c.agentArgs = append(c.agentArgs, "--master="+addr)
+		c.masterURL = "http://" + addr
+	}
+	return nil
 }
 
-func (c *crashCluster) startAgent() (err error) {
-	c.agent, err = c.start(c.agentArgs, "agent")
-	return err
+// startAgent starts the agent (after the master); the first start binds a
+// free port, which every restart keeps: the executors it left running
+// reconnect to it there.
+func (c *crashCluster) startAgent() error {
+	if c.masterURL == "" {
+		return errors.New("the agent starts after the master")
+	}
+	p, addr, err := c.startBound(c.agentArgs, "agent")
+	if err != nil {
+		return err
+	}
+	c.agent = p
+	if c.agentURL == "" {
+		_, port, _ := net.SplitHostPort(addr)
+		c.agentArgs = withPort(c.agentArgs, port)
+		c.agentURL = "http://" + addr
+	}
+	return nil
 }
 
 // kill9 kills the process itself (not its group: an agent's tasks outlive

@@ -40,7 +40,9 @@ func runDev(args []string) int {
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: agora dev [--agents N] [flags]\n\n"+
 			"Runs a master (with the web UI) and N agents in one process, on this machine's\n"+
-			"resources. State lives under --work_dir (default ~/.agora/dev).\n\n"+
+			"resources. State lives under --work_dir (default ~/.agora/dev).\n"+
+			"With --port=0 the master and the agents bind free ports; the master's address\n"+
+			"is printed on stderr as the line 'agora dev: listening on HOST:PORT'.\n\n"+
 			"Example:\n  agora dev --agents 2\n  agora run -- echo hello   # in another terminal\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
@@ -73,15 +75,16 @@ func runDev(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	m, err := master.New(cfg)
+	ln, err := mf.listen("agora dev", &cfg)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "agora dev:", err)
+		fmt.Fprintf(os.Stderr, "agora dev: %v (is another agora running? try --port, or --port=0 for any free one)\n", err)
 		return 1
 	}
-	masterAddr := net.JoinHostPort(mf.ip, strconv.Itoa(mf.port))
-	ln, err := net.Listen("tcp", masterAddr)
+	masterAddr := net.JoinHostPort(mf.ip, strconv.Itoa(cfg.Port))
+	m, err := master.New(cfg)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "agora dev: cannot listen on %s: %v (is another agora running? try --port)\n", masterAddr, err)
+		ln.Close()
+		fmt.Fprintln(os.Stderr, "agora dev:", err)
 		return 1
 	}
 	// Each part stops on its own context, in order: the framework first
@@ -119,8 +122,12 @@ func runDev(args []string) int {
 	}
 
 	var warnings []string
+	agentAddrs := make([]string, *agents)
 	for i := 0; i < *agents; i++ {
 		port := mf.port + 1 + i
+		if mf.port == 0 {
+			port = 0 // each agent binds a free port of its own too
+		}
 		ctr, err := iso.containerizer(fmt.Sprintf("%s/agent%d", iso.cgroupsRoot, i), logger)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "agora dev:", err)
@@ -146,6 +153,7 @@ func runDev(args []string) int {
 			shutdown()
 			return 1
 		}
+		agentAddrs[i] = a.Addr()
 		warnings = append(warnings, a.Warnings()...)
 		started++
 		go func() { agentsDone <- a.Run(agentsCtx) }()
@@ -156,7 +164,7 @@ func runDev(args []string) int {
 		shutdown()
 		return 1
 	}
-	printDevBanner(mf.ip, mf.port, *agents, shares, dedupe(warnings), hadoopLine)
+	printDevBanner(masterAddr, agentAddrs, shares, dedupe(warnings), hadoopLine)
 	code = 0
 	select {
 	case <-ctx.Done():
@@ -240,15 +248,15 @@ func dedupe(xs []string) []string {
 	return out
 }
 
-func printDevBanner(ip string, port, agents int, shares []mesos.Resources, warnings []string, services ...string) {
+func printDevBanner(masterAddr string, agentAddrs []string, shares []mesos.Resources, warnings []string, services ...string) {
 	var b strings.Builder
-	url := fmt.Sprintf("http://%s:%d", ip, port)
+	url := "http://" + masterAddr
 	fmt.Fprintf(&b, "\nagora dev cluster is up\n\n")
 	fmt.Fprintf(&b, "  web UI      %s\n", url)
 	fmt.Fprintf(&b, "  scheduler   %s/api/v1/scheduler   (Mesos v1 scheduler API)\n", url)
 	fmt.Fprintf(&b, "  state       %s/master/state\n", url)
-	for i := 0; i < agents; i++ {
-		fmt.Fprintf(&b, "  agent %-5d http://%s:%d   %s\n", i, ip, port+1+i, shares[i].String())
+	for i, addr := range agentAddrs {
+		fmt.Fprintf(&b, "  agent %-5d http://%s   %s\n", i, addr, shares[i].String())
 	}
 	for _, line := range services { // frameworks running in-process
 		if line != "" {

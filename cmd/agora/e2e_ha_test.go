@@ -39,10 +39,9 @@ func newHACluster(t *testing.T) *haCluster {
 
 // startMaster starts one more master (quorum 2, a 4 s ZooKeeper session).
 func (hc *haCluster) startMaster() string {
-	port := freePort(hc.t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	hc.procs[addr] = start(hc.t, "master", "--zk="+hc.zkURL, "--quorum=2", "--zk_session_timeout=4s", fmt.Sprintf("--port=%d", port),
+	p, addr := startBound(hc.t, "master", "--zk="+hc.zkURL, "--quorum=2", "--zk_session_timeout=4s", "--port=0",
 		"--agent_ping_timeout=1s", "--max_agent_ping_timeouts=30", "--allocation_interval=100ms")
+	hc.procs[addr] = p
 	hc.addrs = append(hc.addrs, addr)
 	return addr
 }
@@ -95,9 +94,13 @@ func TestHAMastersFailOverThroughZooKeeper(t *testing.T) {
 	// One master alone is elected but does not act without a quorum.
 	first := startMaster()
 	addrs, procs := hc.addrs, hc.procs
-	waitUntil(t, "the lone master to answer", time.Minute, func() bool {
+	// Elected, as it says, not merely answering: its standby API answers
+	// 503 before it has joined the election, and a master started later
+	// that joined first would be the oldest.
+	waitUntil(t, "the lone master to be elected and answer 503", time.Minute, func() bool {
 		code, _, err := probeMaster(first, "/master/state")
-		return err == nil && code == http.StatusServiceUnavailable
+		return err == nil && code == http.StatusServiceUnavailable &&
+			strings.Contains(procs[first].out.String(), "fewer masters than --quorum")
 	})
 	startMaster()
 	startMaster()
@@ -129,8 +132,7 @@ func TestHAMastersFailOverThroughZooKeeper(t *testing.T) {
 		t.Fatalf("zkCli.sh is missing (Debian's zookeeper package): %v", err)
 	}
 
-	agentPort := freePort(t)
-	start(t, "agent", "--master="+zkURL, "--work_dir="+filepath.Join(dir, "agent"), fmt.Sprintf("--port=%d", agentPort),
+	start(t, "agent", "--master="+zkURL, "--work_dir="+filepath.Join(dir, "agent"), "--port=0",
 		"--resources=cpus:4;mem:4096;disk:1024", "--switch_user=false")
 	var agentID string
 	waitUntil(t, "the agent to register with the leader", time.Minute, func() bool {
@@ -222,8 +224,7 @@ func TestHAMastersFailOverThroughZooKeeper(t *testing.T) {
 
 	// kill -9 the leader in the middle of the workload.
 	old := procs[first]
-	syscall.Kill(old.cmd.Process.Pid, syscall.SIGKILL)
-	old.cmd.Wait()
+	old.kill9(t)
 	var next string
 	waitUntil(t, "another master to lead", time.Minute, func() bool {
 		next = leaderOf(addrs[1:])
@@ -337,7 +338,7 @@ func TestPausedLeaderIsFencedWhenItResumes(t *testing.T) {
 		first = leaderOf(hc.addrs)
 		return first != ""
 	})
-	start(t, "agent", "--master="+hc.zkURL, "--work_dir="+filepath.Join(t.TempDir(), "agent"), fmt.Sprintf("--port=%d", freePort(t)),
+	start(t, "agent", "--master="+hc.zkURL, "--work_dir="+filepath.Join(t.TempDir(), "agent"), "--port=0",
 		"--resources=cpus:2;mem:1024;disk:1024", "--switch_user=false")
 
 	offersAfter, subscribed := watchOffers(t, first)

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,38 +24,7 @@ import (
 // startOn runs agora with args on host h until the test ends.
 func startOn(t *testing.T, h *hosts.Host, args ...string) *proc {
 	t.Helper()
-	var out bytes.Buffer
-	cmd := h.Command(agoraBin, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, out: &out}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(15 * time.Second):
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				<-done
-			}
-		}
-		if t.Failed() {
-			t.Logf("output of agora %s on %s:\n%s", args[0], h.Name, lastBytes(out.String(), 6000))
-		}
-	})
-	return p
-}
-
-func lastBytes(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
+	return startCmd(t, h.Command(agoraBin, args...), "agora "+args[0]+" on "+h.Name)
 }
 
 // multiHost is a cluster on separate network-namespace hosts: ZooKeeper
@@ -162,8 +130,7 @@ func TestMultiHostFailoverUnderLoad(t *testing.T) {
 
 	waitUntil(t, "a third of the tasks finished", 5*time.Minute, func() bool { return w.finished() >= n/3 })
 	old := mh.masters[leader]
-	syscall.Kill(old.cmd.Process.Pid, syscall.SIGKILL)
-	old.cmd.Wait()
+	old.kill9(t)
 	t.Logf("killed the leader %s after %d tasks finished", leader, w.finished())
 	waitUntil(t, "another master to lead", 2*time.Minute, func() bool {
 		l := leaderOf(mh.addrs())

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,13 +25,11 @@ import (
 func TestAgentKill9KeepsCheckpointedTasks(t *testing.T) {
 	const n = 50
 	dir := t.TempDir()
-	mport, aport := freePort(t), freePort(t)
-	master := fmt.Sprintf("127.0.0.1:%d", mport)
-	start(t, "master", "--work_dir="+filepath.Join(dir, "master"), fmt.Sprintf("--port=%d", mport),
+	_, master := startBound(t, "master", "--work_dir="+filepath.Join(dir, "master"), "--port=0",
 		"--agent_ping_timeout=1s", "--max_agent_ping_timeouts=30", "--allocation_interval=100ms")
 	agentArgs := []string{"agent", "--master=" + master, "--work_dir=" + filepath.Join(dir, "agent"),
-		fmt.Sprintf("--port=%d", aport), "--resources=cpus:4;mem:4096;disk:1024", "--switch_user=false"}
-	agent := start(t, agentArgs...)
+		"--port=0", "--resources=cpus:4;mem:4096;disk:1024", "--switch_user=false"}
+	agent, agentAddr := startBound(t, agentArgs...)
 	waitState(t, "http://"+master, "agent registered", func(s *masterState) bool { return len(s.Slaves) == 1 })
 
 	// The tasks outlive the agent's restart: they sleep until a marker
@@ -121,18 +118,16 @@ func TestAgentKill9KeepsCheckpointedTasks(t *testing.T) {
 	}
 	waitFor("all tasks running", func() bool { return len(running) == n })
 
-	if err := agent.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	agent.cmd.Wait()
+	agent.kill9(t)
 	if err := writeFile(early); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second) // the early half ends with no agent watching
-	start(t, agentArgs...)
+	// Its executors reconnect to the port they know: the same one.
+	restartOn(t, agentAddr, agentArgs...)
 	// The master still lists the killed agent; wait for the new process
 	// itself to say it has registered.
-	agentState := fmt.Sprintf("http://127.0.0.1:%d/state", aport)
+	agentState := "http://" + agentAddr + "/state"
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		var st struct {
 			Registered bool `json:"registered"`

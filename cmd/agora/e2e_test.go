@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -38,49 +39,143 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // proc is a background agora process whose output is kept for failures.
 type proc struct {
-	cmd *exec.Cmd
-	out *bytes.Buffer
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{} // closed once the process has exited
 }
 
+// start runs agora with args on this host until the test ends.
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
-	var out bytes.Buffer
-	cmd := exec.Command(agoraBin, args...)
-	cmd.Stdout, cmd.Stderr = &out, &out
+	return startCmd(t, exec.Command(agoraBin, args...), "agora "+strings.Join(args, " "))
+}
+
+// startCmd starts cmd (agora, on this host or another) in a process group
+// of its own, keeping its output. When the test ends a process still
+// running gets SIGTERM, then its group SIGKILL 15 s later; the output of
+// a failed test's processes is logged under name.
+func startCmd(t *testing.T, cmd *exec.Cmd, name string) *proc {
+	t.Helper()
+	p := &proc{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, out: &out}
+	go func() { cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
+		select {
+		case <-p.done:
+		default:
 			cmd.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
 			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
+			case <-p.done:
+			case <-time.After(15 * time.Second):
 				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				<-done
+				<-p.done
 			}
 		}
 		if t.Failed() {
-			t.Logf("output of agora %s:\n%s", strings.Join(args, " "), out.String())
+			t.Logf("output of %s:\n%s", name, lastBytes(p.out.String(), 20000))
 		}
 	})
 	return p
+}
+
+// kill9 kills the process itself (not its group: an agent's tasks outlive
+// it) and waits, at most a minute, until it is gone.
+func (p *proc) kill9(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(time.Minute):
+		t.Fatalf("pid %d still runs a minute after SIGKILL", p.cmd.Process.Pid)
+	}
+}
+
+// addr waits, at most a minute, for the address the process bound: the
+// line "agora CMD: listening on HOST:PORT" it prints once listening (see
+// listeningAddr). It fails the test if the process exits first.
+func (p *proc) addr(t *testing.T) string {
+	t.Helper()
+	addr, err := p.awaitAddr(time.Minute)
+	if err != nil {
+		t.Fatalf("agora %s: %v", strings.Join(p.cmd.Args[1:], " "), err)
+	}
+	return addr
+}
+
+func (p *proc) awaitAddr(limit time.Duration) (string, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		select {
+		case <-p.done:
+			if addr, ok := listeningAddr(p.out.String()); ok {
+				return addr, nil
+			}
+			if strings.Contains(p.out.String(), "address already in use") {
+				return "", fmt.Errorf("%w: %s", errPortTaken, lastLine(p.out.String()))
+			}
+			return "", fmt.Errorf("exited (%v) before it listened: %s", p.cmd.ProcessState, lastLine(p.out.String()))
+		default:
+		}
+		if addr, ok := listeningAddr(p.out.String()); ok {
+			return addr, nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no %q line within %s", "listening on", limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startBound starts agora with args (with --port=0, or none of its own)
+// and returns it with the address it bound.
+func startBound(t *testing.T, args ...string) (*proc, string) {
+	t.Helper()
+	p := start(t, args...)
+	return p, p.addr(t)
+}
+
+// restartOn starts agora with args again on the port of addr, which an
+// earlier run bound: a restarted master or agent must come back where its
+// agents, frameworks and executors know it. Another process on this busy
+// machine may have bound the port since the kill, usually for a moment, so
+// a start refused with "address already in use" is tried again, at most 5
+// times.
+func restartOn(t *testing.T, addr string, args ...string) *proc {
+	t.Helper()
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args = withPort(args, port)
+	for attempt := 1; ; attempt++ {
+		p := start(t, args...)
+		got, err := p.awaitAddr(time.Minute)
+		switch {
+		case err == nil && got != addr:
+			t.Fatalf("agora %s listens on %s, not %s", args[0], got, addr)
+		case err == nil:
+			return p
+		case attempt == 5 || !errors.Is(err, errPortTaken):
+			t.Fatalf("agora %s again on %s (attempt %d): %v", args[0], addr, attempt, err)
+		}
+		t.Logf("agora %s again on %s (attempt %d): %v; trying again", args[0], addr, attempt, err)
+		time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
+	}
+}
+
+func lastBytes(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
 }
 
 type masterState struct {
@@ -135,15 +230,13 @@ func runClient(t *testing.T, master string, args ...string) (string, string, int
 
 func TestRealProcessesRunKillAndRecover(t *testing.T) {
 	dir := t.TempDir()
-	mport, aport := freePort(t), freePort(t)
-	master := fmt.Sprintf("127.0.0.1:%d", mport)
-	url := "http://" + master
-	masterArgs := []string{"master", "--work_dir=" + filepath.Join(dir, "master"), fmt.Sprintf("--port=%d", mport),
+	masterArgs := []string{"master", "--work_dir=" + filepath.Join(dir, "master"), "--port=0",
 		"--agent_ping_timeout=200ms", "--max_agent_ping_timeouts=3", "--allocation_interval=100ms"}
-	masterProc := start(t, masterArgs...)
+	masterProc, master := startBound(t, masterArgs...)
+	url := "http://" + master
 	agentArgs := []string{"agent", "--master=" + master, "--work_dir=" + filepath.Join(dir, "agent"),
-		fmt.Sprintf("--port=%d", aport), "--resources=cpus:2;mem:1024;disk:1024", "--switch_user=false"}
-	agent := start(t, agentArgs...)
+		"--port=0", "--resources=cpus:2;mem:1024;disk:1024", "--switch_user=false"}
+	agent, agentAddr := startBound(t, agentArgs...)
 	s := waitState(t, url, "agent registered", func(s *masterState) bool { return len(s.Slaves) == 1 })
 	agentID := s.Slaves[0].ID
 
@@ -185,10 +278,7 @@ func TestRealProcessesRunKillAndRecover(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if err := agent.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	agent.cmd.Wait()
+	agent.kill9(t)
 	waitState(t, url, "agent unreachable", func(s *masterState) bool { return s.UnreachableSlaves == 1 })
 	done := make(chan error, 1)
 	go func() { done <- longRun.Wait() }()
@@ -206,9 +296,9 @@ func TestRealProcessesRunKillAndRecover(t *testing.T) {
 		t.Fatal("agora run did not notice its task was lost")
 	}
 
-	// Restarting the agent on the same work_dir re-registers the same ID,
-	// and the orphaned task of the removed framework is killed.
-	start(t, agentArgs...)
+	// Restarting the agent on the same work_dir (and port) re-registers
+	// the same ID, and the orphaned task of the removed framework is killed.
+	restartOn(t, agentAddr, agentArgs...)
 	waitState(t, url, "agent re-registered", func(s *masterState) bool {
 		return len(s.Slaves) == 1 && s.Slaves[0].ID == agentID && s.UnreachableSlaves == 0
 	})
@@ -222,11 +312,8 @@ func TestRealProcessesRunKillAndRecover(t *testing.T) {
 
 	// A master restart on the same work_dir: its registry remembers the
 	// agent, which re-registers under the same ID, and tasks run again.
-	if err := masterProc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	masterProc.cmd.Wait()
-	start(t, masterArgs...)
+	masterProc.kill9(t)
+	restartOn(t, master, masterArgs...)
 	waitState(t, url, "agent re-registered with the restarted master", func(s *masterState) bool {
 		return len(s.Slaves) == 1 && s.Slaves[0].ID == agentID
 	})
@@ -269,14 +356,12 @@ func sleepRunning() bool {
 // the tasks its agents ran are gone too, even one that outlives SIGTERM
 // (it used to sleep 200 ms and hope).
 func TestDevStopsItsTasksBeforeExiting(t *testing.T) {
-	port := freePort(t)
 	work, err := os.MkdirTemp("/var/tmp", "agora-dev-stop-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(work) })
-	dev := start(t, "dev", "--agents", "2", "--port", strconv.Itoa(port), "--hadoop_port", "0", "--work_dir", work)
-	master := "127.0.0.1:" + strconv.Itoa(port)
+	dev, master := startBound(t, "dev", "--agents", "2", "--port=0", "--hadoop_port", "0", "--work_dir", work)
 	waitState(t, "http://"+master, "two agents", func(s *masterState) bool { return len(s.Slaves) == 2 })
 
 	marker := fmt.Sprintf("%d.%03d", 5000+os.Getpid()%1000, time.Now().Nanosecond()%1000)
@@ -307,17 +392,61 @@ func TestDevStopsItsTasksBeforeExiting(t *testing.T) {
 	}
 
 	dev.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- dev.cmd.Wait() }()
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("agora dev exited with %v", err)
+	case <-dev.done:
+		if !dev.cmd.ProcessState.Success() {
+			t.Fatalf("agora dev exited with %v", dev.cmd.ProcessState)
 		}
 	case <-time.After(90 * time.Second):
 		t.Fatal("agora dev did not exit within 90 s of SIGTERM")
 	}
 	if sleeping() {
 		t.Fatal("agora dev exited while its task still ran")
+	}
+}
+
+// With --port=0 the master and the agent bind free ports, print them on
+// the listening line, and advertise those: the master in its MasterInfo
+// and flags, the agent in its registration (the master's view of it) and
+// its own /state.
+func TestPortZeroAdvertisesTheBoundPort(t *testing.T) {
+	dir := t.TempDir()
+	_, master := startBound(t, "master", "--work_dir="+filepath.Join(dir, "master"), "--port=0")
+	_, agentAddr := startBound(t, "agent", "--master="+master, "--work_dir="+filepath.Join(dir, "agent"), "--port=0",
+		"--resources=cpus:1;mem:256;disk:256", "--switch_user=false")
+	_, mport, _ := net.SplitHostPort(master)
+	_, aport, _ := net.SplitHostPort(agentAddr)
+	if mport == "0" || aport == "0" || mport == aport {
+		t.Fatalf("master on %s, agent on %s: want two distinct bound ports", master, agentAddr)
+	}
+	var ms struct {
+		LeaderInfo struct {
+			Port int    `json:"port"`
+			PID  string `json:"pid"`
+		} `json:"leader_info"`
+		Flags  map[string]string `json:"flags"`
+		Slaves []struct {
+			PID  string `json:"pid"`
+			Port int    `json:"port"`
+		} `json:"slaves"`
+	}
+	waitUntil(t, "the agent registered", time.Minute, func() bool {
+		return getJSON("http://"+master+"/master/state", &ms) == nil && len(ms.Slaves) == 1
+	})
+	if strconv.Itoa(ms.LeaderInfo.Port) != mport || ms.LeaderInfo.PID != "master@"+master || ms.Flags["port"] != mport {
+		t.Errorf("the master on %s advertises leader_info %+v, flags port %q", master, ms.LeaderInfo, ms.Flags["port"])
+	}
+	if strconv.Itoa(ms.Slaves[0].Port) != aport || !strings.HasSuffix(ms.Slaves[0].PID, ":"+aport) {
+		t.Errorf("the master lists the agent on %s as %+v", agentAddr, ms.Slaves[0])
+	}
+	var as struct {
+		Port  int               `json:"port"`
+		Flags map[string]string `json:"flags"`
+	}
+	if err := getJSON("http://"+agentAddr+"/state", &as); err != nil {
+		t.Fatal(err)
+	}
+	if strconv.Itoa(as.Port) != aport || as.Flags["port"] != aport {
+		t.Errorf("the agent on %s says port %d, flags port %q", agentAddr, as.Port, as.Flags["port"])
 	}
 }

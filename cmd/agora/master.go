@@ -43,7 +43,7 @@ type masterFlags struct {
 
 func (f *masterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.ip, "ip", "127.0.0.1", "IP address to listen on and advertise")
-	fs.IntVar(&f.port, "port", 5050, "port to listen on")
+	fs.IntVar(&f.port, "port", 5050, "port to listen on; 0 picks a free one, and the master advertises the port it bound")
 	fs.StringVar(&f.hostname, "hostname", "", "hostname to advertise (default: the machine's hostname)")
 	fs.StringVar(&f.workDir, "work_dir", "", "directory for the registry (required; the master's durable state)")
 	fs.DurationVar(&f.allocationInterval, "allocation_interval", time.Second, "time between batch allocation cycles")
@@ -132,6 +132,8 @@ func runMaster(args []string) int {
 			"Runs a master: agents register with it, frameworks subscribe to /api/v1/scheduler.\n"+
 			"With --zk, several masters elect a leader in ZooKeeper (Mesos's json.info_ znodes);\n"+
 			"the others redirect every call to it (307, or 503 while none leads).\n\n"+
+			"Once bound, it prints the line 'agora master: listening on HOST:PORT' on stderr;\n"+
+			"with --port=0 the system picks the port, and that is the one the master advertises.\n\n"+
 			"Examples:\n  agora master --work_dir=/var/lib/agora/master --ip=10.0.0.5 --port=5050\n"+
 			"  agora master --zk=zk://10.0.0.1:2181,10.0.0.2:2181,10.0.0.3:2181/agora --quorum=2 --ip=10.0.0.5\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -153,14 +155,15 @@ func runMaster(args []string) int {
 	defer reg.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	m, err := master.New(cfg)
+	ln, err := mf.listen("agora master", &cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agora master:", err)
 		return 1
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(mf.ip, strconv.Itoa(mf.port)))
+	m, err := master.New(cfg)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "agora master: cannot listen on %s:%d: %v\n", mf.ip, mf.port, err)
+		ln.Close()
+		fmt.Fprintln(os.Stderr, "agora master:", err)
 		return 1
 	}
 	if err := serveMaster(ctx, m, ln, nil); err != nil {
@@ -184,15 +187,22 @@ func runHAMaster(mf masterFlags, zkURL string, quorum int, session time.Duration
 		return 2
 	}
 	cfg.Flags["zk"], cfg.Flags["quorum"], cfg.Flags["zk_session_timeout"] = u.String(), strconv.Itoa(quorum), session.String()
-	h, err := newHAMaster(u, quorum, session, cfg, nil, logger)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "agora master:", err)
+	if quorum < 1 { // before binding: a bad flag is exit 2, whatever the port
+		fmt.Fprintf(os.Stderr, "agora master: --quorum must be at least 1, not %d\n", quorum)
 		return 2
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(mf.ip, strconv.Itoa(mf.port)))
+	// Bound before the MasterInfo is made: the one in ZooKeeper names
+	// the port actually bound (--port=0).
+	ln, err := mf.listen("agora master", &cfg)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "agora master: cannot listen on %s:%d: %v\n", mf.ip, mf.port, err)
+		fmt.Fprintln(os.Stderr, "agora master:", err)
 		return 1
+	}
+	h, err := newHAMaster(u, quorum, session, cfg, nil, logger)
+	if err != nil {
+		ln.Close()
+		fmt.Fprintln(os.Stderr, "agora master:", err)
+		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -201,6 +211,24 @@ func runHAMaster(mf masterFlags, zkURL string, quorum int, session time.Duration
 		return 1
 	}
 	return 0
+}
+
+// listen binds --ip and --port. With --port=0 the system picks a free
+// port, and cfg is updated to advertise the one bound (MasterInfo, its
+// pid, /master/state and /master/flags). Either way the address is printed
+// on stderr as the line "CMD: listening on HOST:PORT", the documented way
+// for scripts and tests to learn it; nothing is printed before it that
+// could be mistaken for it.
+func (f *masterFlags) listen(cmd string, cfg *master.Config) (net.Listener, error) {
+	addr := net.JoinHostPort(f.ip, strconv.Itoa(f.port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s: %w", addr, err)
+	}
+	cfg.Port = ln.Addr().(*net.TCPAddr).Port
+	cfg.Flags["port"] = strconv.Itoa(cfg.Port)
+	fmt.Fprintf(os.Stderr, "%s: listening on %s\n", cmd, net.JoinHostPort(f.ip, strconv.Itoa(cfg.Port)))
+	return ln, nil
 }
 
 // serveMaster runs a master and its HTTP server until ctx ends (or the

@@ -3,8 +3,8 @@ package docker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +17,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/clustertest"
 	"github.com/agora-cluster/agora/cluster/containerizer"
 	. "github.com/agora-cluster/agora/cluster/containerizer/docker"
 	"github.com/agora-cluster/agora/cluster/containerizer/docker/dockertest"
@@ -274,70 +275,101 @@ func TestSIGTERMLetsATaskExitCleanly(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
+// withPorts runs try with the first of n consecutive host ports that are
+// likely free (clustertest.PortRange: below the ephemeral range). Busybox
+// httpd on the host network and Docker's port mapping bind the port they
+// are given and cannot report one the system picked, so another process
+// may have taken one: try reports that as a port-taken error (see
+// portTaken) and runs again on other ports, at most 5 times.
+func withPorts(t *testing.T, n int, try func(first int) error) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for attempt := 1; ; attempt++ {
+		first, _ := clustertest.PortRange(n)
+		err := try(first)
+		switch {
+		case err == nil:
+			return
+		case attempt == 5 || !portTaken(err):
+			t.Fatalf("ports from %d (attempt %d): %v", first, attempt, err)
+		}
+		t.Logf("ports from %d (attempt %d): %v; trying others", first, attempt, err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// portTaken tells whether err says the port was bound by another process:
+// a host process (Docker's userland proxy, or httpd) or another
+// container's mapping.
+func portTaken(err error) bool {
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "address already in use") || strings.Contains(msg, "port is already allocated")
 }
 
 // getEventually GETs url until it answers 200 (the server in the
-// container takes a moment to listen) and returns the body.
-func getEventually(t *testing.T, c containerizer.Container, url string) string {
+// container takes a moment to listen) and returns the body. A container
+// that ends first is an error that carries its stderr.
+func getEventually(t *testing.T, c containerizer.Container, sandbox, url string) (string, error) {
 	t.Helper()
-	var body string
-	eventually(t, "GET "+url, func() bool {
+	deadline := time.Now().Add(time.Minute)
+	for {
 		select {
 		case <-c.Done():
-			t.Fatalf("the server's container ended: %v", wait(t, c))
+			return "", fmt.Errorf("the server's container ended (%v): stderr %q", wait(t, c), read(t, filepath.Join(sandbox, "stderr")))
 		default:
 		}
-		resp, err := http.Get(url)
-		if err != nil {
-			return false
+		if resp, err := http.Get(url); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return string(b), nil
+			}
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		body = string(b)
-		return resp.StatusCode == 200
-	})
-	return body
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("GET %s: no 200 within a minute", url)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func TestHostNetwork(t *testing.T) {
 	e := newEnv(t)
-	port := freePort(t)
-	tk := e.task("exec httpd -f -p 127.0.0.1:" + strconv.Itoa(port) + " -h " + SandboxMount)
-	tk.Container.Docker.Network = mesos.ContainerInfo_DockerInfo_HOST.Enum()
-	if err := os.WriteFile(filepath.Join(tk.Sandbox, "hello.txt"), []byte("served from the host network"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c := e.launch(tk)
-	if got := getEventually(t, c, "http://127.0.0.1:"+strconv.Itoa(port)+"/hello.txt"); got != "served from the host network" {
-		t.Errorf("body = %q", got)
-	}
-	c.Signal(syscall.SIGKILL)
-	wait(t, c)
+	withPorts(t, 1, func(port int) error {
+		tk := e.task("exec httpd -f -p 127.0.0.1:" + strconv.Itoa(port) + " -h " + SandboxMount)
+		tk.Container.Docker.Network = mesos.ContainerInfo_DockerInfo_HOST.Enum()
+		if err := os.WriteFile(filepath.Join(tk.Sandbox, "hello.txt"), []byte("served from the host network"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c := e.launch(tk)
+		defer func() { c.Signal(syscall.SIGKILL); wait(t, c) }()
+		got, err := getEventually(t, c, tk.Sandbox, "http://127.0.0.1:"+strconv.Itoa(port)+"/hello.txt")
+		if err == nil && got != "served from the host network" {
+			t.Errorf("body = %q", got)
+		}
+		return err
+	})
 }
 
 func TestBridgeNetworkWithAPortMapping(t *testing.T) {
 	e := newEnv(t)
-	port := freePort(t)
-	tk := e.task("exec httpd -f -p 80 -h " + SandboxMount)
-	rs, _ := api.ParseResources("cpus:0.1;mem:32;ports:[" + strconv.Itoa(port) + "-" + strconv.Itoa(port) + "]")
-	tk.Resources = rs
-	tk.Container.Docker.Network = mesos.ContainerInfo_DockerInfo_BRIDGE.Enum()
-	tk.Container.Docker.PortMappings = []mesos.ContainerInfo_DockerInfo_PortMapping{{HostPort: uint32(port), ContainerPort: 80, Protocol: ptr("tcp")}}
-	os.WriteFile(filepath.Join(tk.Sandbox, "index.html"), []byte("bridged"), 0o644)
-	c := e.launch(tk)
-	if got := getEventually(t, c, "http://127.0.0.1:"+strconv.Itoa(port)+"/index.html"); got != "bridged" {
-		t.Errorf("body = %q", got)
-	}
-	c.Signal(syscall.SIGKILL)
-	wait(t, c)
+	withPorts(t, 1, func(port int) error {
+		tk := e.task("exec httpd -f -p 80 -h " + SandboxMount)
+		rs, _ := api.ParseResources("cpus:0.1;mem:32;ports:[" + strconv.Itoa(port) + "-" + strconv.Itoa(port) + "]")
+		tk.Resources = rs
+		tk.Container.Docker.Network = mesos.ContainerInfo_DockerInfo_BRIDGE.Enum()
+		tk.Container.Docker.PortMappings = []mesos.ContainerInfo_DockerInfo_PortMapping{{HostPort: uint32(port), ContainerPort: 80, Protocol: ptr("tcp")}}
+		os.WriteFile(filepath.Join(tk.Sandbox, "index.html"), []byte("bridged"), 0o644)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		c, err := e.d.Launch(ctx, tk) // Docker binds the host port when it starts the container
+		if err != nil {
+			return fmt.Errorf("launch: %w", err)
+		}
+		defer func() { c.Signal(syscall.SIGKILL); wait(t, c) }()
+		got, err := getEventually(t, c, tk.Sandbox, "http://127.0.0.1:"+strconv.Itoa(port)+"/index.html")
+		if err == nil && got != "bridged" {
+			t.Errorf("body = %q", got)
+		}
+		return err
+	})
 }
 
 func TestPortMappingsMustUseTheTasksPorts(t *testing.T) {

@@ -2,6 +2,7 @@ package docker_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -146,44 +147,84 @@ func TestKillingADockerTaskRemovesItsContainer(t *testing.T) {
 }
 
 func TestDockerNetworksAndVolumes(t *testing.T) {
-	hostPort, bridgePort := freePort(t), freePort(t)
-	ports := "[" + strconv.Itoa(hostPort) + "-" + strconv.Itoa(hostPort) + "," + strconv.Itoa(bridgePort) + "-" + strconv.Itoa(bridgePort) + "]"
-	dc := startDockerCluster(t, ports, true)
-	s := dc.sched
 	www := t.TempDir()
 	os.WriteFile(filepath.Join(www, "index.html"), []byte("from a volume"), 0o644)
-	offer := s.Offer()
+	// The agent offers two host ports that are likely free; a round that
+	// loses one to another process runs again on a new cluster with other
+	// ports (withPorts).
+	withPorts(t, 2, func(hostPort int) error {
+		bridgePort := hostPort + 1
+		ports := "[" + strconv.Itoa(hostPort) + "-" + strconv.Itoa(hostPort) + "," + strconv.Itoa(bridgePort) + "-" + strconv.Itoa(bridgePort) + "]"
+		dc := startDockerCluster(t, ports, true)
+		s := dc.sched
+		offer := s.Offer()
 
-	host := dockerTask(t, "host", offer, dc.image, "exec httpd -f -p 127.0.0.1:"+strconv.Itoa(hostPort)+" -h /www",
-		"cpus:0.1;mem:32;ports:["+strconv.Itoa(hostPort)+"-"+strconv.Itoa(hostPort)+"]")
-	host.Container.Docker.Network = mesos.ContainerInfo_DockerInfo_HOST.Enum()
-	host.Container.Volumes = []mesos.Volume{{ContainerPath: "/www", HostPath: ptr(www), Mode: mesos.RO.Enum()}}
+		host := dockerTask(t, "host", offer, dc.image, "exec httpd -f -p 127.0.0.1:"+strconv.Itoa(hostPort)+" -h /www",
+			"cpus:0.1;mem:32;ports:["+strconv.Itoa(hostPort)+"-"+strconv.Itoa(hostPort)+"]")
+		host.Container.Docker.Network = mesos.ContainerInfo_DockerInfo_HOST.Enum()
+		host.Container.Volumes = []mesos.Volume{{ContainerPath: "/www", HostPath: ptr(www), Mode: mesos.RO.Enum()}}
 
-	bridge := dockerTask(t, "bridge", offer, dc.image, "exec httpd -f -p 8080 -h /www",
-		"cpus:0.1;mem:32;ports:["+strconv.Itoa(bridgePort)+"-"+strconv.Itoa(bridgePort)+"]")
-	bridge.Container.Docker.Network = mesos.ContainerInfo_DockerInfo_BRIDGE.Enum()
-	bridge.Container.Docker.PortMappings = []mesos.ContainerInfo_DockerInfo_PortMapping{{HostPort: uint32(bridgePort), ContainerPort: 8080}}
-	bridge.Container.Volumes = host.Container.Volumes
-	s.Launch(offer, host, bridge)
+		bridge := dockerTask(t, "bridge", offer, dc.image, "exec httpd -f -p 8080 -h /www",
+			"cpus:0.1;mem:32;ports:["+strconv.Itoa(bridgePort)+"-"+strconv.Itoa(bridgePort)+"]")
+		bridge.Container.Docker.Network = mesos.ContainerInfo_DockerInfo_BRIDGE.Enum()
+		bridge.Container.Docker.PortMappings = []mesos.ContainerInfo_DockerInfo_PortMapping{{HostPort: uint32(bridgePort), ContainerPort: 8080}}
+		bridge.Container.Volumes = host.Container.Volumes
+		s.Launch(offer, host, bridge)
 
-	for id, port := range map[string]int{"host": hostPort, "bridge": bridgePort} {
-		s.Until(id, mesos.TASK_RUNNING)
-		var body string
-		eventually(t, id+" serving", func() bool {
-			resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/index.html")
-			if err != nil {
-				return false
+		for _, id := range []string{"host", "bridge"} {
+			port := map[string]int{"host": hostPort, "bridge": bridgePort}[id]
+			if err := untilRunning(s, id); err != nil {
+				return err // Docker's port mapping failed to bind, say
 			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			body = string(b)
-			return resp.StatusCode == 200
-		})
-		if body != "from a volume" {
-			t.Errorf("%s network: body %q", id, body)
+			body, err := serving(filepath.Join(dc.sandbox(id), "stderr"), "http://127.0.0.1:"+strconv.Itoa(port)+"/index.html")
+			if err != nil {
+				return fmt.Errorf("%s network: %w", id, err)
+			}
+			if body != "from a volume" {
+				t.Errorf("%s network: body %q", id, body)
+			}
+			s.MustCall(&scheduler.Call{Type: scheduler.Call_KILL, Kill: &scheduler.Call_Kill{TaskID: mesos.TaskID{Value: id}, AgentID: &offer.AgentID}})
+			s.Until(id, mesos.TASK_KILLED)
 		}
-		s.MustCall(&scheduler.Call{Type: scheduler.Call_KILL, Kill: &scheduler.Call_Kill{TaskID: mesos.TaskID{Value: id}, AgentID: &offer.AgentID}})
-		s.Until(id, mesos.TASK_KILLED)
+		return nil
+	})
+}
+
+// untilRunning waits for task id to run; a task that ends first is an
+// error carrying its state and message.
+func untilRunning(s *clustertest.Scheduler, id string) error {
+	for {
+		st := s.Update(id)
+		switch st.GetState() {
+		case mesos.TASK_RUNNING:
+			return nil
+		case mesos.TASK_STAGING, mesos.TASK_STARTING:
+			continue
+		}
+		return fmt.Errorf("task %s: %v (%v) %q", id, st.GetState(), st.GetReason(), st.GetMessage())
+	}
+}
+
+// serving GETs url until it answers 200, at most a minute, and returns the
+// body; what the server wrote on stderr (which says when its port was
+// taken) ends the wait as an error.
+func serving(stderr, url string) (string, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if resp, err := http.Get(url); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return string(b), nil
+			}
+		}
+		if b, _ := os.ReadFile(stderr); strings.Contains(string(b), "httpd:") {
+			return "", fmt.Errorf("the server failed: %s", b)
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("GET %s: no 200 within a minute", url)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
