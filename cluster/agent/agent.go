@@ -225,6 +225,15 @@ func (c *Config) setDefaults() {
 //   - execConn.mu (executor_api.go) owns one executor stream's queue of
 //     events; the stream's handler goroutine is the only writer to the
 //     executor's socket.
+//   - A custom or default executor's launcher goroutine (runLaunches,
+//     executor.go) owns the checkpoint writes of the launches on it, one
+//     at a time and in order. A launch registers its tasks as launching
+//     under mu and hands them to the launcher, which writes their
+//     checkpoint holding no lock, then takes mu to settle the launch:
+//     queue or start it, or refuse it and undo what it wrote. Whatever
+//     came for a launching task meanwhile (a kill, the executor
+//     subscribing or terminating, the agent stopping) found it marked
+//     launching and is applied when the launch settles.
 //
 // Lock order: task.updMu, then executor.resMu, then mu; updates.mu and
 // execConn.mu are leaves (taken under mu or alone, never holding another).
@@ -233,11 +242,7 @@ func (c *Config) setDefaults() {
 // copy what they need under mu into plain values, unlock, then marshal
 // and write), no disk I/O (no fsync, write, rename or RemoveAll: the
 // locked part decides what to write or remove and the caller does it
-// after unlocking, before anything is acknowledged that depends on it;
-// one exception is left: runOnExecutor, executor.go, still writes a new
-// custom or default executor's checkpoints under mu, so that no kill,
-// subscription or termination comes between registering its tasks and
-// queueing them),
+// after unlocking, before anything is acknowledged that depends on it),
 // and no blocking channel send (execConn.send and task.requestKill never
 // block; an executor that stops reading is cut off at
 // Config.MaxExecutorBacklog events instead of growing its queue).

@@ -25,11 +25,12 @@ const (
 var ErrInjected = errors.New("checkpoint write failed (injected fault)")
 
 // DiskFaults makes the agent's checkpoint writes below one directory fail
-// on command, as registry.Faulty does for the master's registry: tests
-// check with it that a refused write leaves the agent's state and its
-// disk as they were, and is refused or retried. A refused write step
-// writes half its bytes first, as a disk that fills up mid-write does.
-// Reads always go through.
+// or hang on command, as registry.Faulty does for the master's registry:
+// tests check with it that a refused write leaves the agent's state and
+// its disk as they were, and is refused or retried, and that a slow disk
+// holds up nothing but what waits for it. A refused write step writes
+// half its bytes first, as a disk that fills up mid-write does. Reads
+// always go through.
 type DiskFaults struct {
 	dir string
 
@@ -41,9 +42,19 @@ type DiskFaults struct {
 
 type diskRule struct {
 	op    DiskOp
-	match string // a substring of the path; "" matches every path
-	times int    // how many more steps to refuse; < 0: until Heal
+	match string    // a substring of the path; "" matches every path
+	times int       // how many more steps to refuse; < 0: until Heal
+	hold  *diskHold // set: the step is held, not refused (Block)
 }
+
+// diskHold is a step Block holds until it is released.
+type diskHold struct {
+	held, released chan struct{}
+	heldOnce       sync.Once
+	releaseOnce    sync.Once
+}
+
+func (h *diskHold) release() { h.releaseOnce.Do(func() { close(h.released) }) }
 
 var (
 	faultsMu sync.Mutex
@@ -53,7 +64,7 @@ var (
 
 // InjectDiskFaults installs faults for the checkpoint writes below dir (an
 // agent's work directory) and returns them with the function that removes
-// them again.
+// them again (and releases the steps they hold).
 func InjectDiskFaults(dir string) (f *DiskFaults, remove func()) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -65,6 +76,7 @@ func InjectDiskFaults(dir string) (f *DiskFaults, remove func()) {
 	anyFault.Store(true)
 	faultsMu.Unlock()
 	return f, func() {
+		f.Heal() // no step stays held once the faults are gone
 		faultsMu.Lock()
 		defer faultsMu.Unlock()
 		for i, g := range faults {
@@ -85,10 +97,26 @@ func (f *DiskFaults) Fail(op DiskOp, match string, times int) {
 	f.rules = append(f.rules, diskRule{op: op, match: match, times: times})
 }
 
-// Heal lets every step through again.
+// Block holds the next step op on a path containing match until release
+// is called, as a hung disk or a slow fsync would; then the step goes
+// through. held is closed once a step is held.
+func (f *DiskFaults) Block(op DiskOp, match string) (held <-chan struct{}, release func()) {
+	h := &diskHold{held: make(chan struct{}), released: make(chan struct{})}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rules = append(f.rules, diskRule{op: op, match: match, times: 1, hold: h})
+	return h.held, h.release
+}
+
+// Heal lets every step through again, those held by Block too.
 func (f *DiskFaults) Heal() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for _, r := range f.rules {
+		if r.hold != nil {
+			r.hold.release()
+		}
+	}
 	f.rules = nil
 	f.crashes = nil
 }
@@ -100,9 +128,10 @@ func (f *DiskFaults) Refused() int {
 	return f.refused
 }
 
-func (f *DiskFaults) refuse(op DiskOp, path string) bool {
+// refuse says whether step op on path is refused, or else held (hold).
+func (f *DiskFaults) refuse(op DiskOp, path string) (refused bool, hold *diskHold) {
 	if path != f.dir && !strings.HasPrefix(path, f.dir+string(filepath.Separator)) {
-		return false
+		return false, nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -114,14 +143,17 @@ func (f *DiskFaults) refuse(op DiskOp, path string) bool {
 		if r.times > 0 {
 			r.times--
 		}
+		if r.hold != nil {
+			return false, r.hold
+		}
 		f.refused++
-		return true
+		return true, nil
 	}
-	return false
+	return false, nil
 }
 
 // diskFault is the error an installed DiskFaults gives step op on path,
-// or nil.
+// or nil; a held step waits here until it is released.
 func diskFault(op DiskOp, path string) error {
 	if !anyFault.Load() {
 		return nil
@@ -130,7 +162,12 @@ func diskFault(op DiskOp, path string) error {
 	fs := append([]*DiskFaults(nil), faults...)
 	faultsMu.Unlock()
 	for _, f := range fs {
-		if f.refuse(op, path) {
+		refused, hold := f.refuse(op, path)
+		if hold != nil {
+			hold.heldOnce.Do(func() { close(hold.held) })
+			<-hold.released
+		}
+		if refused {
 			return &os.PathError{Op: string(op), Path: path, Err: ErrInjected}
 		}
 	}

@@ -85,12 +85,28 @@ type executor struct {
 	kills               map[string]*mesos.KillPolicy
 	conn                *execConn // current subscription stream; nil when none
 	container           containerizer.Container
-	groups              int // default: task groups not yet ended
+	groups              int // default: task groups not yet ended, launching ones included
 	ended               time.Time
+	// launches are the launches registered on the executor whose
+	// checkpoint is not written yet, oldest first; launcher is set while a
+	// goroutine writes them (runLaunches); unrecorded is set on a new
+	// executor until a launch has written its executor.json, before which
+	// it does not run.
+	launches   []*launchStep
+	launcher   bool
+	unrecorded bool
 	// What happens to the tasks left when the executor terminates.
 	termState   mesos.TaskState
 	termReason  mesos.TaskStatus_Reason
 	termMessage string
+}
+
+// launchStep is one RUN_TASK (a task, or a task group) on a custom or the
+// default executor, from the moment its tasks are registered until its
+// checkpoint is written and it is handed to the executor, or refused.
+type launchStep struct {
+	tasks []*task
+	group bool
 }
 
 // pendingLaunch is a task or a task group waiting for its executor.
@@ -110,6 +126,16 @@ func (e *executor) setTermination(state mesos.TaskState, reason mesos.TaskStatus
 	e.termState, e.termReason, e.termMessage = state, reason, msg
 }
 
+// termination is the state, reason and message of the tasks left when e
+// terminates; a.mu is held.
+func (e *executor) termination() (mesos.TaskState, mesos.TaskStatus_Reason, string) {
+	msg := e.termMessage
+	if msg == "" {
+		msg = "Executor terminated"
+	}
+	return e.termState, e.termReason, msg
+}
+
 // liveTasks lists the executor's tasks that have not reached a terminal
 // state; a.mu is held.
 func (e *executor) liveTasks() []*task {
@@ -120,6 +146,18 @@ func (e *executor) liveTasks() []*task {
 		}
 	}
 	sortTasks(out)
+	return out
+}
+
+// launchedTasks is liveTasks without the tasks still launching (their
+// launch settles them: runLaunches); a.mu is held.
+func (e *executor) launchedTasks() []*task {
+	var out []*task
+	for _, t := range e.liveTasks() {
+		if !t.launching {
+			out = append(out, t)
+		}
+	}
 	return out
 }
 
@@ -226,6 +264,7 @@ func (a *Agent) runOnExecutor(rt *api.RunTask) {
 			state:       mesos.TASK_STAGING,
 			kill:        make(chan time.Duration, 8),
 			exec:        e,
+			launching:   true,
 		}
 		if kind == defaultExecutor {
 			t.containerID = newUUID().String()
@@ -240,31 +279,104 @@ func (a *Agent) runOnExecutor(rt *api.RunTask) {
 		a.mu.Unlock()
 		return
 	}
-	// The executor and its tasks (and, on the default executor, the group)
-	// are checkpointed before a task can reach it or start, so that a
-	// restarted agent knows every task the executor may run
-	// (executor_recover.go, executor_default_recover.go). A launch whose
-	// checkpoint fails does not happen.
-	if err := a.checkpointLaunch(e, fresh, tasks); err != nil {
-		for _, t := range tasks {
-			delete(a.tasks, t.key)
-			delete(e.tasks, t.key.task)
-		}
-		a.mu.Unlock()
-		for _, t := range tasks {
-			a.refuseUnrecorded(fw, t.info, e, err)
-		}
-		return
-	}
 	if fresh {
+		// Registered at once, so that the next launch for this executor ID
+		// joins it; it runs once a launch has written its checkpoint.
 		a.executors[key] = e
 	}
-	switch kind {
-	case customExecutor:
-		launch := pendingLaunch{task: &tasks[0].info}
-		if rt.Group != nil {
+	if kind == defaultExecutor {
+		e.groups++ // the executor is not done while a group is on its way
+	}
+	// The checkpoint is written by the executor's launcher, in the order
+	// the launches came, while the agent goes on (runLaunches).
+	e.launches = append(e.launches, &launchStep{tasks: tasks, group: rt.Group != nil})
+	start := !e.launcher
+	if start {
+		e.launcher = true
+		a.runners.Add(1)
+	}
+	a.mu.Unlock()
+	if start {
+		go a.runLaunches(e)
+	}
+}
+
+// runLaunches writes the checkpoints of the launches registered on e, one
+// at a time and in order, holding no lock, and settles each once its
+// checkpoint is written or has failed. The executor and its tasks (and,
+// on the default executor, the group) are checkpointed before a task can
+// reach it or start, so that a restarted agent knows every task the
+// executor may run (executor_recover.go, executor_default_recover.go); a
+// launch whose checkpoint fails does not happen.
+//
+// Meanwhile the agent goes on, and what comes for a launching task
+// waits for its launch to settle. A kill of a task on a custom executor
+// marks it (killExecutorTask) and the launch ends it TASK_KILLED instead
+// of queueing it; a kill on the default executor waits in the task's kill
+// channel, which runGroup reads before it starts anything. An executor
+// that subscribes gets the tasks once they are queued; one that
+// terminates leaves its launching tasks to the launch
+// (executorTerminated), which ends them as the executor's other tasks
+// ended. A stopping agent waits for the launcher (a.runners), whose
+// runners then see the agent stop before they start anything.
+func (a *Agent) runLaunches(e *executor) {
+	defer a.runners.Done()
+	for {
+		a.mu.Lock()
+		if len(e.launches) == 0 {
+			e.launcher = false
+			a.mu.Unlock()
+			return
+		}
+		l, fresh := e.launches[0], e.unrecorded
+		a.mu.Unlock()
+		if err := a.checkpointLaunch(e, fresh, l.tasks); err != nil {
+			a.refuseLaunch(e, l, err)
+			continue
+		}
+		a.settleLaunch(e, l, fresh)
+	}
+}
+
+// settleLaunch hands launch l, whose checkpoint is written, to executor
+// e: it queues or delivers its tasks (a custom executor) or starts the
+// group (the default executor), and starts the executor when l recorded
+// it (fresh). Tasks killed meanwhile, or left by an executor that
+// terminated meanwhile, end instead.
+func (a *Agent) settleLaunch(e *executor, l *launchStep, fresh bool) {
+	a.mu.Lock()
+	e.launches = e.launches[1:]
+	if fresh {
+		e.unrecorded = false
+	}
+	killed := false
+	for _, t := range l.tasks {
+		t.launching = false
+		killed = killed || t.launchKilled
+	}
+	var (
+		ended       bool // the tasks end (state, reason, msg) instead of running
+		state       mesos.TaskState
+		reason      mesos.TaskStatus_Reason
+		msg         string
+		startRunner = fresh && e.kind == customExecutor
+	)
+	switch {
+	case e.kind == defaultExecutor:
+		a.runners.Add(1 + len(l.tasks)) // runGroup, and each task's runner
+	case e.state == execTerminated:
+		ended = true
+		state, reason, msg = e.termination()
+	case killed:
+		// A task of the launch (of a group: the group) was killed before
+		// its executor got it (as Mesos).
+		ended = true
+		state, reason, msg = mesos.TASK_KILLED, mesos.REASON_TASK_KILLED_DURING_LAUNCH, "Task killed before it was delivered to its executor"
+	default:
+		launch := pendingLaunch{task: &l.tasks[0].info}
+		if l.group {
 			g := mesos.TaskGroupInfo{}
-			for _, t := range tasks {
+			for _, t := range l.tasks {
 				g.Tasks = append(g.Tasks, t.info)
 			}
 			launch = pendingLaunch{group: &g}
@@ -274,30 +386,101 @@ func (a *Agent) runOnExecutor(rt *api.RunTask) {
 		} else {
 			e.queued = append(e.queued, launch)
 		}
-		if fresh {
-			a.runners.Add(1)
-		}
-	case defaultExecutor:
-		e.groups++
-		a.runners.Add(1 + len(tasks))
+	}
+	// An executor with nothing left to run is not kept waiting for a
+	// registration (as killExecutorTask), and one that has not started is
+	// not started.
+	idle := killed && e.kind == customExecutor && e.state == execRegistering && len(e.queued) == 0 && len(e.launches) == 0
+	unstarted := idle && startRunner
+	if unstarted {
+		idle, startRunner = false, false
+		a.retireUnstartedLocked(e)
+	}
+	if startRunner {
+		a.runners.Add(1)
 	}
 	a.mu.Unlock()
 
-	log := a.log.With("framework_id", key.framework, "executor_id", key.executor)
-	switch kind {
-	case customExecutor:
-		if fresh {
-			log.Info("launching executor", "container_id", e.containerID, "sandbox", e.sandbox)
-			go a.runExecutor(a.runnerCtx, e)
-		} else {
-			a.updateExecutorLimits(e)
+	log := a.log.With("framework_id", e.key.framework, "executor_id", e.key.executor)
+	switch {
+	case ended:
+		for _, t := range l.tasks {
+			a.update(t, state, statusOpts{fromAgent: true, reason: reason.Enum(), message: msg})
 		}
-		for _, t := range tasks {
+	case e.kind == defaultExecutor:
+		log.Info("launching task group on the default executor", "tasks", len(l.tasks), "sandbox", e.sandbox)
+		go a.runGroup(a.runnerCtx, e, l.tasks)
+	default:
+		for _, t := range l.tasks {
 			log.Info("task queued for executor", "task_id", t.key.task)
 		}
-	case defaultExecutor:
-		log.Info("launching task group on the default executor", "tasks", len(tasks), "sandbox", e.sandbox)
-		go a.runGroup(a.runnerCtx, e, tasks)
+	}
+	switch {
+	case startRunner:
+		log.Info("launching executor", "container_id", e.containerID, "sandbox", e.sandbox)
+		go a.runExecutor(a.runnerCtx, e)
+	case e.kind == customExecutor && !ended:
+		a.updateExecutorLimits(e)
+	}
+	if idle {
+		e.requestShutdown()
+	}
+	if unstarted {
+		a.endUnstarted(e)
+	}
+}
+
+// retireUnstartedLocked unregisters custom executor e, which has not
+// started and is left with nothing to run nor launch; the caller ends it
+// with endUnstarted once a.mu is released. a.mu is held.
+func (a *Agent) retireUnstartedLocked(e *executor) {
+	e.state = execTerminated
+	if a.executors[e.key] == e {
+		delete(a.executors, e.key)
+	}
+}
+
+// endUnstarted ends an executor retireUnstartedLocked unregistered: the
+// master hears it exited, and whoever waits for it (shutdownExecutors)
+// goes on.
+func (a *Agent) endUnstarted(e *executor) {
+	a.executorTerminated(e, nil, -1)
+	close(e.done)
+}
+
+// refuseLaunch ends launch l on e, whose checkpoint could not be written
+// (why; checkpointLaunch removed what it had written): its tasks fail,
+// naming the disk's error, and never run. An executor the refusal leaves
+// with nothing to run and nothing on the way ends: a custom executor that
+// was never recorded (it never ran), or the default executor with no
+// group left.
+func (a *Agent) refuseLaunch(e *executor, l *launchStep, why error) {
+	a.mu.Lock()
+	e.launches = e.launches[1:]
+	refused := make([]*task, 0, len(l.tasks))
+	for _, t := range l.tasks {
+		// Replaced by a task with no checkpoint (unrunTaskLocked).
+		t.launching = false
+		delete(a.tasks, t.key)
+		delete(e.tasks, t.key.task)
+		if t.done != nil {
+			close(t.done) // no runner will; killAndWait may wait for it
+		}
+		refused = append(refused, a.unrunTaskLocked(t.framework, t.info, e))
+	}
+	gone := e.kind == customExecutor && e.unrecorded && len(e.launches) == 0
+	if gone {
+		a.retireUnstartedLocked(e)
+	}
+	a.mu.Unlock()
+	for _, t := range refused {
+		a.refuseUnrecorded(t, why)
+	}
+	switch {
+	case e.kind == defaultExecutor:
+		a.groupGone(e)
+	case gone:
+		a.endUnstarted(e)
 	}
 }
 
@@ -305,7 +488,8 @@ func (a *Agent) runOnExecutor(rt *api.RunTask) {
 // it is new (fresh), the task group on the default executor, and each
 // task. When a write fails it removes what it wrote, so that nothing of
 // the launch is left for a restarted agent to recover, and returns the
-// error, which names what could not be checkpointed and why. a.mu is held.
+// error, which names what could not be checkpointed and why. It runs on
+// the executor's launcher (runLaunches), with no lock held.
 func (a *Agent) checkpointLaunch(e *executor, fresh bool, tasks []*task) error {
 	var err error
 	if fresh {
@@ -358,25 +542,28 @@ func (a *Agent) checkpointLaunch(e *executor, fresh bool, tasks []*task) error {
 	return err
 }
 
-// refuseUnrecorded fails a task whose launch was refused because its
-// checkpoint could not be written (why): TASK_FAILED with
-// REASON_CONTAINER_LAUNCH_FAILED, the message naming the disk's error.
-// Nothing of the task is on disk and nothing of it runs, so its update
-// lives in memory only (statusupdates.go): a restarted agent knows nothing
-// of the task, and the master, which does, settles it when the agent
-// registers again. e is the task's executor (nil: the command executor).
-func (a *Agent) refuseUnrecorded(fw mesos.FrameworkInfo, info mesos.TaskInfo, e *executor, why error) {
+// unrunTaskLocked registers a task the agent will not run and has not
+// checkpointed, for the one update that ends it, which lives in memory
+// only (statusupdates.go): a restarted agent knows nothing of the task,
+// and the master, which does, settles it when the agent registers again.
+// e is the task's executor (nil: the command executor). It returns nil
+// when the agent has a task of that ID already; a.mu is held.
+func (a *Agent) unrunTaskLocked(fw mesos.FrameworkInfo, info mesos.TaskInfo, e *executor) *task {
 	k := taskKey{fw.GetID().GetValue(), info.TaskID.Value}
-	a.mu.Lock()
 	if _, dup := a.tasks[k]; dup {
-		a.mu.Unlock()
-		return
+		return nil
 	}
 	t := &task{key: k, info: info, framework: fw, launched: time.Now(), state: mesos.TASK_STAGING, kill: make(chan time.Duration, 1), exec: e}
 	a.tasks[k] = t
-	a.mu.Unlock()
+	return t
+}
+
+// refuseUnrecorded fails t (unrunTaskLocked), whose launch was refused
+// because its checkpoint could not be written (why): TASK_FAILED with
+// REASON_CONTAINER_LAUNCH_FAILED, the message naming the disk's error.
+func (a *Agent) refuseUnrecorded(t *task, why error) {
 	a.count("slave/container_launch_errors", 1)
-	a.log.Error("launch refused: its checkpoint could not be written", "framework_id", k.framework, "task_id", k.task, "err", why)
+	a.log.Error("launch refused: its checkpoint could not be written", "framework_id", t.key.framework, "task_id", t.key.task, "err", why)
 	a.update(t, mesos.TASK_FAILED, statusOpts{fromAgent: true, reason: mesos.REASON_CONTAINER_LAUNCH_FAILED.Enum(), message: why.Error()})
 }
 
@@ -385,6 +572,7 @@ func (a *Agent) newExecutor(agentID string, key execKey, kind execKind, info mes
 	e := baseExecutor(key, kind, info, fw, newUUID().String(), time.Now())
 	e.sandbox = a.sandboxDir(agentID, taskKey{key.framework, key.executor}, e.containerID)
 	e.meta = a.metaRunDir(agentID, taskKey{key.framework, key.executor}, e.containerID)
+	e.unrecorded = true
 	return e
 }
 
@@ -412,16 +600,13 @@ func baseExecutor(key execKey, kind execKind, info mesos.ExecutorInfo, fw mesos.
 // (TASK_LOST for frameworks that are not partition-aware, which the master
 // translates).
 func (a *Agent) dropTask(fw mesos.FrameworkInfo, e *executor, info mesos.TaskInfo, why string) {
-	k := taskKey{fw.GetID().GetValue(), info.TaskID.Value}
 	a.mu.Lock()
-	if _, dup := a.tasks[k]; dup {
-		a.mu.Unlock()
+	t := a.unrunTaskLocked(fw, info, e)
+	a.mu.Unlock()
+	if t == nil {
 		return
 	}
-	t := &task{key: k, info: info, framework: fw, launched: time.Now(), state: mesos.TASK_STAGING, kill: make(chan time.Duration, 1), exec: e}
-	a.tasks[k] = t
-	a.mu.Unlock()
-	a.log.Warn("task dropped", "framework_id", k.framework, "task_id", k.task, "why", why)
+	a.log.Warn("task dropped", "framework_id", t.key.framework, "task_id", t.key.task, "why", why)
 	a.update(t, mesos.TASK_DROPPED, statusOpts{fromAgent: true, reason: mesos.REASON_EXECUTOR_TERMINATED.Enum(), message: "Task dropped: " + why})
 }
 
@@ -823,11 +1008,8 @@ func (a *Agent) executorTerminated(e *executor, c containerizer.Container, statu
 	conn := e.conn
 	e.conn = nil
 	e.queued = nil
-	live := e.liveTasks()
-	state, reason, msg := e.termState, e.termReason, e.termMessage
-	if msg == "" {
-		msg = "Executor terminated"
-	}
+	live := e.launchedTasks() // a launching task ends when its launch settles
+	state, reason, msg := e.termination()
 	if a.executors[e.key] == e {
 		delete(a.executors, e.key)
 	}
@@ -871,6 +1053,13 @@ func (a *Agent) killExecutorTask(t *task, policy *mesos.KillPolicy) {
 		a.mu.Unlock()
 		return
 	}
+	if t.launching {
+		// Its checkpoint is being written: its launch ends it as killed
+		// when it settles (settleLaunch).
+		t.launchKilled = true
+		a.mu.Unlock()
+		return
+	}
 	if e.delivered[t.key.task] == nil {
 		// Not delivered yet: take it (and the rest of its group) out of
 		// the queue and kill it here.
@@ -880,7 +1069,7 @@ func (a *Agent) killExecutorTask(t *task, policy *mesos.KillPolicy) {
 				removed = append(removed, rt)
 			}
 		}
-		idle := e.state == execRegistering && len(e.queued) == 0
+		idle := e.state == execRegistering && len(e.queued) == 0 && len(e.launches) == 0
 		a.mu.Unlock()
 		for _, rt := range removed {
 			a.update(rt, mesos.TASK_KILLED, statusOpts{fromAgent: true, reason: mesos.REASON_TASK_KILLED_DURING_LAUNCH.Enum(),
@@ -1012,8 +1201,8 @@ func (a *Agent) executorInfos() []*mesos.ExecutorInfo {
 	defer a.mu.Unlock()
 	var out []*mesos.ExecutorInfo
 	for _, e := range a.executors {
-		if e.state == execTerminated {
-			continue
+		if e.state == execTerminated || e.unrecorded {
+			continue // an executor that is not recorded yet has not run
 		}
 		info := e.info
 		out = append(out, &info)

@@ -475,6 +475,9 @@ func (a *Agent) executorDisconnected(e *executor, conn *execConn) {
 func (a *Agent) acceptExecutorUpdate(e *executor, status mesos.TaskStatus) error {
 	a.mu.Lock()
 	t := e.tasks[status.TaskID.Value]
+	if t != nil && t.launching {
+		t = nil // not sent to the executor yet: it cannot know it
+	}
 	dup := false
 	var pid int
 	if e.container != nil {
@@ -550,7 +553,7 @@ func (a *Agent) forwardExecutorMessage(e *executor, data []byte) {
 func (a *Agent) dropUnknownTasks(e *executor, unacked map[string]bool) {
 	a.mu.Lock()
 	var unknown []*task
-	for _, t := range e.liveTasks() {
+	for _, t := range e.launchedTasks() { // a launching task was never sent
 		if t.state == mesos.TASK_STAGING && !unacked[t.key.task] {
 			unknown = append(unknown, t)
 		}

@@ -215,6 +215,13 @@ func (a *Agent) groupEnded(ctx context.Context, e *executor) {
 	if ctx.Err() != nil && a.cfg.KeepTasksOnStop {
 		return // the agent stops and leaves the tasks running
 	}
+	a.groupGone(e)
+}
+
+// groupGone counts one group of e as gone, ended or refused
+// (refuseLaunch); the executor is done when no group is left, launching
+// ones included.
+func (a *Agent) groupGone(e *executor) {
 	a.mu.Lock()
 	e.groups--
 	done := e.groups == 0

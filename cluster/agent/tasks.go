@@ -41,6 +41,12 @@ type task struct {
 	// container runs the task, for /monitor/statistics (monitor.go);
 	// guarded by Agent.mu.
 	container containerizer.Container
+	// A task on a custom or the default executor is launching from the
+	// moment it is registered until its launch's checkpoint is written and
+	// the launch settles (runLaunches, executor.go); a kill of a launching
+	// task on a custom executor is held in launchKilled until then.
+	// Guarded by Agent.mu.
+	launching, launchKilled bool
 
 	kill chan time.Duration // grace periods of kill requests, to the runner
 	done chan struct{}      // closed when the runner has ended (nil: no runner)
