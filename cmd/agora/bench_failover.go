@@ -8,11 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -193,18 +191,13 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 		}
 	}()
 	for i := 0; i < cfg.Masters; i++ {
-		port, err := freeLoopbackPort()
-		if err != nil {
-			return nil, err
-		}
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		args := append([]string{"master", "--zk=" + zkURL, fmt.Sprintf("--quorum=%d", (cfg.Masters+1)/2),
-			"--zk_session_timeout=" + cfg.SessionTimeout.String(), "--ip=127.0.0.1", "--port=" + strconv.Itoa(port)}, cfg.MasterArgs...)
-		m, err := startSimMaster(cfg.Bin, filepath.Join(cfg.Dir, fmt.Sprintf("master-%d.log", i)), addr, args)
+			"--zk_session_timeout=" + cfg.SessionTimeout.String(), "--ip=127.0.0.1"}, cfg.MasterArgs...)
+		m, err := startSimMaster(cfg.Bin, filepath.Join(cfg.Dir, fmt.Sprintf("master-%d.log", i)), args)
 		if err != nil {
 			return nil, err
 		}
-		masters[addr] = m
+		masters[m.addr] = m
 	}
 	follower := zk.NewGroup(mustParseZK(zkURL), zk.Options{})
 	gctx, stopGroup := context.WithCancel(ctx)

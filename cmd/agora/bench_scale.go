@@ -8,13 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -176,13 +174,8 @@ func benchScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 	if err := raiseNoFile(uint64(3*cfg.Agents + 4096)); err != nil {
 		log.Warn("raising the open-file limit", "err", err)
 	}
-	port, err := freeLoopbackPort()
-	if err != nil {
-		return nil, err
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	args := []string{"master", "--ip=127.0.0.1", "--port=" + strconv.Itoa(port)}
-	agentsMaster := addr
+	args := []string{"master", "--ip=127.0.0.1"}
+	agentsMaster := "" // the master's address once it listens
 	if cfg.ZK != nil {
 		root := fmt.Sprintf("%s/bench-scale-%d", cfg.ZK.Path, time.Now().UnixNano())
 		zkURL := zkURLAt(*cfg.ZK, root)
@@ -192,11 +185,15 @@ func benchScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 	} else {
 		args = append(args, "--work_dir="+filepath.Join(cfg.Dir, "master"))
 	}
-	m, err := startSimMaster(cfg.Bin, filepath.Join(cfg.Dir, "master.log"), addr, append(args, cfg.MasterArgs...))
+	m, err := startSimMaster(cfg.Bin, filepath.Join(cfg.Dir, "master.log"), append(args, cfg.MasterArgs...))
 	if err != nil {
 		return nil, err
 	}
 	defer m.stop()
+	addr := m.addr
+	if agentsMaster == "" {
+		agentsMaster = addr
+	}
 	if err := waitCond(ctx, time.Minute, "the master to lead", func() (bool, string) {
 		if m.exited() {
 			return false, "the master exited; see " + m.log

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"bufio"
 	"encoding/json"
 	"fmt"
@@ -31,22 +32,38 @@ type simMaster struct {
 	log  string
 }
 
-func startSimMaster(bin, logPath, addr string, args []string) (*simMaster, error) {
+func startSimMaster(bin, logPath string, args []string) (*simMaster, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	fmt.Fprintf(f, "=== %s: agora %v\n", time.Now().Format(time.RFC3339Nano), args)
-	cmd := exec.Command(bin, args...)
+	from, _ := f.Seek(0, io.SeekEnd)
+	cmd := exec.Command(bin, withPort(args, "0")...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start agora master: %w", err)
 	}
-	m := &simMaster{addr: addr, cmd: cmd, done: make(chan struct{}), log: logPath}
+	m := &simMaster{cmd: cmd, done: make(chan struct{}), log: logPath}
 	go func() { cmd.Wait(); close(m.done) }()
-	return m, nil
+	// It binds port 0 and says which port it got.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		b, _ := os.ReadFile(logPath)
+		if int64(len(b)) > from {
+			if addr, ok := listeningAddr(string(b[from:])); ok {
+				m.addr = addr
+				return m, nil
+			}
+		}
+		if m.exited() || time.Now().After(deadline) {
+			m.kill9()
+			return nil, fmt.Errorf("agora master did not say where it listens (see %s)", logPath)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (m *simMaster) pid() int { return m.cmd.Process.Pid }
