@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -263,6 +264,10 @@ type Agent struct {
 	startTime  time.Time
 	updates    *updateManager
 	started    atomic.Bool
+	// panics counts calls that panicked (slave/handler_panics); fatal
+	// carries the first one to Run, which stops the agent (guard).
+	panics     atomic.Int64
+	fatal      chan error
 	recovered  atomic.Bool   // checkpointed state is recovered; executors may call
 	recoveredC chan struct{} // closed when recovered is set
 
@@ -356,7 +361,8 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a.runnerCtx, a.stopRunners = context.WithCancel(context.Background())
 	a.updates = newUpdateManager(cfg.StatusUpdateRetry, cfg.StatusUpdateRetryMax, a.sendUpdates, a.log)
-	a.handler = cfg.HTTP.Wrap(a.routes())
+	a.fatal = make(chan error, 1)
+	a.handler = cfg.HTTP.Wrap(a.guard(a.routes()))
 	if zk.IsURL(cfg.MasterAddr) {
 		u, _ := zk.ParseURL(cfg.MasterAddr) // checked above
 		a.zk = zk.NewGroup(u, zk.Options{Log: a.log})
@@ -465,6 +471,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-served:
 		err = fmt.Errorf("agent: HTTP server: %w", err)
+	case err = <-a.fatal:
 	}
 	cancel()
 	a.stopRunners()
@@ -472,6 +479,41 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.runners.Wait() // tasks killed (or left running) and their updates checkpointed
 	a.log.Info("agent stopped", "agent_id", a.ID())
 	return err
+}
+
+// guard applies the agent's panic policy, the master's (cluster/master,
+// step): a call validates before it mutates, so one refused for a reason
+// leaves nothing half-done; a panic is a bug that may strike in the middle
+// of a change spanning tasks, executors and checkpoints, so the agent's
+// memory cannot be trusted after it. The panic is recovered, logged with
+// its stack, counted (slave/handler_panics), the call answered 500, and
+// the agent stops: Run returns the error, `agora agent` exits non-zero
+// for its supervisor to restart it, and the restarted agent recovers from
+// its checkpoint — which holds everything it acknowledged — and adopts the
+// tasks still running. (The panicking request's locks were released by
+// their deferred unlocks; the count is atomic so that one held without a
+// defer cannot block it.)
+func (a *Agent) guard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			if p == http.ErrAbortHandler {
+				panic(p) // net/http's own way to end a response
+			}
+			a.panics.Add(1)
+			a.log.Error("a call panicked; the agent stops so that a restart recovers a consistent state from its checkpoint",
+				"method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			http.Error(w, "internal error: the agent stops and recovers from its checkpoint", http.StatusInternalServerError)
+			select {
+			case a.fatal <- fmt.Errorf("agent: a call to %s panicked: %v", r.URL.Path, p):
+			default:
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
 }
 
 // The HTTP server's timeouts. A client gets readHeaderTimeout to send its

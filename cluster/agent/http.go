@@ -298,6 +298,7 @@ func (a *Agent) metricsSnapshot() map[string]float64 {
 		m[taskMetric(s)] = gauges[s]
 	}
 	m["slave/uptime_secs"] = time.Since(a.startTime).Seconds()
+	m["slave/handler_panics"] = float64(a.panics.Load())
 	m["slave/executors_running"] = running
 	m["slave/executors_terminating"] = killing
 	m["slave/executors_registering"] = 0
