@@ -380,3 +380,25 @@ func TestPausedLeaderIsFencedWhenItResumes(t *testing.T) {
 		t.Fatalf("after the old leader resumed, %q leads; want %s alone", leaderOf(hc.addrs), next)
 	}
 }
+
+// Bad --zk input is refused with exit 2 and a message naming what is
+// wrong, before anything starts.
+func TestHAMasterRefusesBadZooKeeperFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--zk=zk://h1:2181"}, "names no znode path"},
+		{[]string{"--zk=http://h1:2181/agora"}, "must start with zk://"},
+		{[]string{"--zk=zk://h1:99999/agora"}, "not a number in 1-65535"},
+		{[]string{"--zk=zk://h1:2181/agora", "--quorum=0"}, "--quorum must be at least 1"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, err := exec.CommandContext(ctx, agoraBin, append([]string{"master", "--port=0"}, c.args...)...).CombinedOutput()
+		cancel()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), c.want) {
+			t.Errorf("agora master %v: %v, %q; want exit 2 saying %q", c.args, err, out, c.want)
+		}
+	}
+}
