@@ -85,6 +85,56 @@ func (z *ZK) write(what string, ops ...any) error {
 	return nil
 }
 
+// existing reports, for the agents' znodes that changes touch, whether
+// each exists now.
+func (z *ZK) existing(changes []Change) (map[string]bool, error) {
+	var paths []string
+	seen := map[string]bool{}
+	for _, c := range changes {
+		id := c.DeleteAgent
+		if c.Agent != nil {
+			id = c.Agent.ID
+		}
+		if id == "" {
+			continue
+		}
+		p, err := z.agentPath(id)
+		if err != nil {
+			return nil, err
+		}
+		if !seen[p] {
+			seen[p] = true
+			paths = append(paths, p)
+		}
+	}
+	found := make([]bool, len(paths))
+	errs := make([]error, len(paths))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < 64 && w < len(paths); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				found[i], _, errs[i] = z.conn.Exists(paths[i])
+			}
+		}()
+	}
+	for i := range paths {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	out := make(map[string]bool, len(paths))
+	for i, p := range paths {
+		if errs[i] != nil {
+			return nil, fmt.Errorf("registry: %s: %w", p, errs[i])
+		}
+		out[p] = found[i]
+	}
+	return out, nil
+}
+
 func (z *ZK) agentPath(id string) (string, error) {
 	if id == "" || strings.ContainsAny(id, "/\x00") || id == "." || id == ".." {
 		return "", fmt.Errorf("registry: agent ID %q cannot name a znode", id)
@@ -109,7 +159,13 @@ const maxMulti = 900 * 1024
 // had crashed between writing and acting — what it acknowledged is still
 // durable, and the agents and operators whose changes it refused retry.
 func (z *ZK) Apply(changes []Change) error {
-	exists := map[string]bool{} // what the ops so far leave in place
+	// What the ops so far leave in place, starting from what is there:
+	// the agents' znodes are looked up all at once (the connection
+	// pipelines the requests) rather than one round trip per change.
+	exists, err := z.existing(changes)
+	if err != nil {
+		return err
+	}
 	present := func(p string) (bool, error) {
 		if e, ok := exists[p]; ok {
 			return e, nil
