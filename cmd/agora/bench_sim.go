@@ -1,10 +1,12 @@
 package main
 
 import (
-	"io"
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,11 +20,60 @@ import (
 
 	gozk "github.com/go-zookeeper/zk"
 
+	"github.com/agora-cluster/agora/cluster/agentsim"
 	"github.com/agora-cluster/agora/cluster/zk"
 )
 
 // Helpers of the benchmarks that run masters as child processes against
-// simulated agents (bench failover, bench scale).
+// simulated agents (bench failover, bench scale; bench crash logs as they
+// do).
+
+// benchLogger logs a benchmark's progress on stderr when verbose, else
+// nowhere.
+func benchLogger(verbose bool) *slog.Logger {
+	var out io.Writer = io.Discard
+	if verbose {
+		out = os.Stderr
+	}
+	return slog.New(slog.NewTextHandler(out, nil))
+}
+
+// startFleet starts simulated agents as cfg says and waits, at most limit,
+// until every one has registered. stop ends them and waits until they
+// have; the caller calls it whatever the error.
+func startFleet(ctx context.Context, cfg agentsim.Config, limit time.Duration) (fleet *agentsim.Fleet, stop func(), err error) {
+	fctx, cancel := context.WithCancel(ctx)
+	fleet, err = agentsim.Start(fctx, cfg)
+	if err != nil {
+		cancel()
+		return nil, func() {}, err
+	}
+	stop = func() { cancel(); fleet.Wait() }
+	err = waitCond(ctx, limit, "every agent to register", func() (bool, string) {
+		n := fleet.Registered()
+		return n == cfg.Agents, fmt.Sprintf("%d of %d registered", n, cfg.Agents)
+	})
+	return fleet, stop, err
+}
+
+// launchWorkers hands each queued launch to send from n goroutines until
+// ctx ends: a framework's ACCEPTs go out from them so that its event
+// stream is read on meanwhile (a framework that falls far behind is cut
+// off).
+func launchWorkers(ctx context.Context, n int, queue <-chan failoverLaunch, send func(failoverLaunch)) {
+	for i := 0; i < n; i++ {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case l := <-queue:
+					send(l)
+				}
+			}
+		}()
+	}
+}
 
 // simMaster is a master run as a child process, its output in a log file.
 type simMaster struct {
