@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path"
 	"sort"
 	"strconv"
@@ -77,28 +76,17 @@ func launchWorkers(ctx context.Context, n int, queue <-chan failoverLaunch, send
 
 // simMaster is a master run as a child process, its output in a log file.
 type simMaster struct {
+	*childProc
 	addr string
-	cmd  *exec.Cmd
-	done chan struct{}
 	log  string
 }
 
 func startSimMaster(bin, logPath string, args []string) (*simMaster, error) {
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	p, from, err := startChild(bin, logPath, withPort(args, "0"))
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	fmt.Fprintf(f, "=== %s: agora %v\n", time.Now().Format(time.RFC3339Nano), args)
-	from, _ := f.Seek(0, io.SeekEnd)
-	cmd := exec.Command(bin, withPort(args, "0")...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start agora master: %w", err)
-	}
-	m := &simMaster{cmd: cmd, done: make(chan struct{}), log: logPath}
-	go func() { cmd.Wait(); close(m.done) }()
+	m := &simMaster{childProc: p, log: logPath}
 	// It binds port 0 and says which port it got.
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -119,15 +107,6 @@ func startSimMaster(bin, logPath string, args []string) (*simMaster, error) {
 
 func (m *simMaster) pid() int { return m.cmd.Process.Pid }
 
-func (m *simMaster) exited() bool {
-	select {
-	case <-m.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // kill9 kills the master with SIGKILL and waits until it is gone.
 func (m *simMaster) kill9() error {
 	if err := m.cmd.Process.Signal(syscall.SIGKILL); err != nil && !m.exited() {
@@ -138,20 +117,6 @@ func (m *simMaster) kill9() error {
 		return nil
 	case <-time.After(10 * time.Second):
 		return fmt.Errorf("master pid %d still runs 10 s after SIGKILL", m.pid())
-	}
-}
-
-// stop ends the master: SIGTERM, and SIGKILL if it does not end in time.
-func (m *simMaster) stop() {
-	if m.exited() {
-		return
-	}
-	m.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-m.done:
-	case <-time.After(30 * time.Second):
-		syscall.Kill(-m.pid(), syscall.SIGKILL)
-		<-m.done
 	}
 }
 
