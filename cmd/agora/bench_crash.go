@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -511,16 +510,12 @@ func benchCrashRound(ctx context.Context, bin, workDir string, cfg crashRoundCon
 	if err != nil {
 		return nil, fmt.Errorf("--work_dir: %w", err)
 	}
-	var logOut io.Writer = io.Discard
-	if verbose {
-		logOut = os.Stderr
-	}
 	markers := filepath.Join(dir, "markers")
 	if err := os.Mkdir(markers, 0o777); err != nil {
 		return nil, err
 	}
 	cfg.Bin, cfg.Dir, cfg.MarkerDir = bin, dir, markers
-	cfg.Logger = slog.New(slog.NewTextHandler(logOut, nil))
+	cfg.Logger = benchLogger(verbose)
 	res, err := runCrashRound(ctx, cfg)
 	if res.Violations() == 0 && err == nil {
 		os.RemoveAll(dir)

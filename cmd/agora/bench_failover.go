@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -124,14 +123,10 @@ func runBenchFailover(args []string) int {
 		fmt.Fprintln(os.Stderr, "agora bench failover: --work_dir:", err)
 		return 1
 	}
-	var logOut io.Writer = io.Discard
-	if *verbose {
-		logOut = os.Stderr
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := benchFailover(ctx, failoverConfig{Bin: bin, ZK: u, Masters: *masters, Agents: *agents, TasksPerAgent: *tasks,
-		Dir: dir, SessionTimeout: *session, Timeout: *timeout, Logger: slog.New(slog.NewTextHandler(logOut, nil))})
+		Dir: dir, SessionTimeout: *session, Timeout: *timeout, Logger: benchLogger(*verbose)})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "agora bench failover: %v\n(masters' logs kept in %s)\n", err, dir)
 		return 1
@@ -212,18 +207,9 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 
 	// The agents and the framework.
 	setup := time.Now()
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	fleet, err := agentsim.Start(runCtx, agentsim.Config{Master: zkURL, Agents: cfg.Agents, Logger: log})
+	fleet, stopFleet, err := startFleet(ctx, agentsim.Config{Master: zkURL, Agents: cfg.Agents, Logger: log}, cfg.Timeout)
+	defer stopFleet()
 	if err != nil {
-		return nil, err
-	}
-	defer fleet.Wait()
-	defer cancel()
-	if err := waitCond(ctx, cfg.Timeout, "every agent to register", func() (bool, string) {
-		n := fleet.Registered()
-		return n == cfg.Agents, fmt.Sprintf("%d of %d registered", n, cfg.Agents)
-	}); err != nil {
 		return nil, err
 	}
 	log.Info("every agent registered", "agents", cfg.Agents, "s", time.Since(setup).Seconds())
@@ -237,6 +223,8 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 		return nil, err
 	}
 	fw.d = driver
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	fw.launchers(runCtx, 32)
 	driverDone := make(chan error, 1)
 	go func() { driverDone <- driver.Run(runCtx) }()
@@ -434,20 +422,11 @@ type failoverLaunch struct {
 
 // launchers sends the queued ACCEPTs, n at a time, until ctx ends.
 func (f *failoverFramework) launchers(ctx context.Context, n int) {
-	for i := 0; i < n; i++ {
-		go func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case l := <-f.launches:
-					if err := f.d.Launch(ctx, []mesos.OfferID{l.offer}, l.tasks, scheduler.RefuseFor(time.Hour)); err != nil && ctx.Err() == nil {
-						f.log.Warn("launch", "agent", l.tasks[0].AgentID.Value, "err", err)
-					}
-				}
-			}
-		}()
-	}
+	launchWorkers(ctx, n, f.launches, func(l failoverLaunch) {
+		if err := f.d.Launch(ctx, []mesos.OfferID{l.offer}, l.tasks, scheduler.RefuseFor(time.Hour)); err != nil && ctx.Err() == nil {
+			f.log.Warn("launch", "agent", l.tasks[0].AgentID.Value, "err", err)
+		}
+	})
 }
 
 func (f *failoverFramework) markKill(at time.Time) {

@@ -113,6 +113,26 @@ func runBenchRegistry(args []string) int {
 	return 0
 }
 
+// startLocalMaster runs a master in this process with cfg, on a free
+// loopback port and logging only its errors (on stderr), until stop is
+// called; addr is its host:port.
+func startLocalMaster(ctx context.Context, cfg master.Config) (m *master.Master, addr string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	cfg.Hostname, cfg.Port = "localhost", ln.Addr().(*net.TCPAddr).Port
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	if m, err = master.New(cfg); err != nil {
+		ln.Close()
+		return nil, "", nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- serveMaster(ctx, m, ln, nil) }()
+	return m, ln.Addr().String(), func() { cancel(); <-served }, nil
+}
+
 func benchRegistry(ctx context.Context, c benchRegistryConfig) ([]benchRegistryPhase, error) {
 	dir, err := os.MkdirTemp(c.workDir, "agora-bench-registry-")
 	if err != nil {
@@ -124,28 +144,19 @@ func benchRegistry(ctx context.Context, c benchRegistryConfig) ([]benchRegistryP
 		return nil, err
 	}
 	defer reg.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	m, err := master.New(master.Config{
-		Hostname: "localhost", IP: "127.0.0.1", Port: port, Registry: reg,
+	_, addr, stopMaster, err := startLocalMaster(ctx, master.Config{
+		IP: "127.0.0.1", Registry: reg,
 		// Pings often enough that the unreachable phase is short, and
 		// enough missed ones that a loaded master does not lose agents
 		// in the other phases.
 		AgentPingTimeout: time.Second, MaxAgentPingTimeouts: 3,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 	})
 	if err != nil {
 		return nil, err
 	}
-	srvCtx, stopSrv := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- serveMaster(srvCtx, m, ln, nil) }()
-	defer func() { stopSrv(); <-served }()
+	defer stopMaster()
 
-	b := &registryBench{url: fmt.Sprintf("http://127.0.0.1:%d", port), client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4 * c.concurrency}}, cfg: c}
+	b := &registryBench{url: "http://" + addr, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4 * c.concurrency}}, cfg: c}
 	defer b.stopAgents()
 	var phases []benchRegistryPhase
 	run := func(name string, ops int, f func() error) error {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -129,11 +128,7 @@ func runBenchScale(args []string) int {
 		return 1
 	}
 	cfg.Bin = bin
-	var logOut io.Writer = io.Discard
-	if *verbose {
-		logOut = os.Stderr
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(logOut, nil))
+	cfg.Logger = benchLogger(*verbose)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := benchScale(ctx, cfg)
@@ -205,25 +200,17 @@ func benchScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 	}
 
 	res := &scaleResult{Agents: cfg.Agents, Frameworks: cfg.Frameworks, TaskMeanS: cfg.TaskMean.Seconds(), WindowS: cfg.Window.Seconds()}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	start := time.Now()
-	fleet, err := agentsim.Start(runCtx, agentsim.Config{Master: agentsMaster, Agents: cfg.Agents, Logger: log})
+	fleet, stopFleet, err := startFleet(ctx, agentsim.Config{Master: agentsMaster, Agents: cfg.Agents, Logger: log}, cfg.Timeout)
+	defer stopFleet()
 	if err != nil {
-		return nil, err
-	}
-	defer fleet.Wait()
-	defer cancel()
-	if err := waitCond(ctx, cfg.Timeout, "every agent to register", func() (bool, string) {
-		n := fleet.Registered()
-		return n == cfg.Agents, fmt.Sprintf("%d of %d registered", n, cfg.Agents)
-	}); err != nil {
 		return nil, err
 	}
 	res.RegisterS = round3(time.Since(start).Seconds())
 	log.Info("every agent registered", "s", res.RegisterS)
 
 	lat := &scaleLatencies{}
+	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
@@ -393,26 +380,17 @@ func (f *scaleFramework) offers(ctx context.Context, offers []mesos.Offer) {
 // launchers answers the queued offers, n at a time, until ctx ends; the
 // rest of each offer is offered again in the next round.
 func (f *scaleFramework) launchers(ctx context.Context, n int) {
-	for i := 0; i < n; i++ {
-		go func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case l := <-f.queue:
-					f.mu.Lock()
-					now := time.Now()
-					for _, t := range l.tasks {
-						f.accepted[t.TaskID.Value] = now
-					}
-					f.mu.Unlock()
-					if err := f.d.Launch(ctx, []mesos.OfferID{l.offer}, l.tasks, scheduler.RefuseFor(0)); err != nil && ctx.Err() == nil {
-						f.log.Warn("launch", "err", err)
-					}
-				}
-			}
-		}()
-	}
+	launchWorkers(ctx, n, f.queue, func(l failoverLaunch) {
+		f.mu.Lock()
+		now := time.Now()
+		for _, t := range l.tasks {
+			f.accepted[t.TaskID.Value] = now
+		}
+		f.mu.Unlock()
+		if err := f.d.Launch(ctx, []mesos.OfferID{l.offer}, l.tasks, scheduler.RefuseFor(0)); err != nil && ctx.Err() == nil {
+			f.log.Warn("launch", "err", err)
+		}
+	})
 }
 
 func (f *scaleFramework) update(_ context.Context, st mesos.TaskStatus) {

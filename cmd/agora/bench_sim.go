@@ -1,14 +1,15 @@
 package main
 
 import (
-	"io"
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path"
 	"sort"
 	"strconv"
@@ -18,36 +19,74 @@ import (
 
 	gozk "github.com/go-zookeeper/zk"
 
+	"github.com/agora-cluster/agora/cluster/agentsim"
 	"github.com/agora-cluster/agora/cluster/zk"
 )
 
 // Helpers of the benchmarks that run masters as child processes against
-// simulated agents (bench failover, bench scale).
+// simulated agents (bench failover, bench scale; bench crash logs as they
+// do).
+
+// benchLogger logs a benchmark's progress on stderr when verbose, else
+// nowhere.
+func benchLogger(verbose bool) *slog.Logger {
+	var out io.Writer = io.Discard
+	if verbose {
+		out = os.Stderr
+	}
+	return slog.New(slog.NewTextHandler(out, nil))
+}
+
+// startFleet starts simulated agents as cfg says and waits, at most limit,
+// until every one has registered. stop ends them and waits until they
+// have; the caller calls it whatever the error.
+func startFleet(ctx context.Context, cfg agentsim.Config, limit time.Duration) (fleet *agentsim.Fleet, stop func(), err error) {
+	fctx, cancel := context.WithCancel(ctx)
+	fleet, err = agentsim.Start(fctx, cfg)
+	if err != nil {
+		cancel()
+		return nil, func() {}, err
+	}
+	stop = func() { cancel(); fleet.Wait() }
+	err = waitCond(ctx, limit, "every agent to register", func() (bool, string) {
+		n := fleet.Registered()
+		return n == cfg.Agents, fmt.Sprintf("%d of %d registered", n, cfg.Agents)
+	})
+	return fleet, stop, err
+}
+
+// launchWorkers hands each queued launch to send from n goroutines until
+// ctx ends: a framework's ACCEPTs go out from them so that its event
+// stream is read on meanwhile (a framework that falls far behind is cut
+// off).
+func launchWorkers(ctx context.Context, n int, queue <-chan failoverLaunch, send func(failoverLaunch)) {
+	for i := 0; i < n; i++ {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case l := <-queue:
+					send(l)
+				}
+			}
+		}()
+	}
+}
 
 // simMaster is a master run as a child process, its output in a log file.
 type simMaster struct {
+	*childProc
 	addr string
-	cmd  *exec.Cmd
-	done chan struct{}
 	log  string
 }
 
 func startSimMaster(bin, logPath string, args []string) (*simMaster, error) {
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	p, from, err := startChild(bin, logPath, withPort(args, "0"))
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	fmt.Fprintf(f, "=== %s: agora %v\n", time.Now().Format(time.RFC3339Nano), args)
-	from, _ := f.Seek(0, io.SeekEnd)
-	cmd := exec.Command(bin, withPort(args, "0")...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start agora master: %w", err)
-	}
-	m := &simMaster{cmd: cmd, done: make(chan struct{}), log: logPath}
-	go func() { cmd.Wait(); close(m.done) }()
+	m := &simMaster{childProc: p, log: logPath}
 	// It binds port 0 and says which port it got.
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -68,15 +107,6 @@ func startSimMaster(bin, logPath string, args []string) (*simMaster, error) {
 
 func (m *simMaster) pid() int { return m.cmd.Process.Pid }
 
-func (m *simMaster) exited() bool {
-	select {
-	case <-m.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // kill9 kills the master with SIGKILL and waits until it is gone.
 func (m *simMaster) kill9() error {
 	if err := m.cmd.Process.Signal(syscall.SIGKILL); err != nil && !m.exited() {
@@ -87,20 +117,6 @@ func (m *simMaster) kill9() error {
 		return nil
 	case <-time.After(10 * time.Second):
 		return fmt.Errorf("master pid %d still runs 10 s after SIGKILL", m.pid())
-	}
-}
-
-// stop ends the master: SIGTERM, and SIGKILL if it does not end in time.
-func (m *simMaster) stop() {
-	if m.exited() {
-		return
-	}
-	m.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-m.done:
-	case <-time.After(30 * time.Second):
-		syscall.Kill(-m.pid(), syscall.SIGKILL)
-		<-m.done
 	}
 }
 

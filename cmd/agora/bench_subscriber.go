@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -88,19 +87,12 @@ type heapSample struct {
 func slowSubscriberRun(ctx context.Context, stall bool, events, rounds, backlog, callers int) ([]heapSample, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	m, addr, stopMaster, err := startLocalMaster(ctx, master.Config{MaxSubscriberBacklog: backlog})
 	if err != nil {
 		return nil, err
 	}
-	m, err := master.New(master.Config{Hostname: "localhost", Port: ln.Addr().(*net.TCPAddr).Port, MaxSubscriberBacklog: backlog,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
-	if err != nil {
-		return nil, err
-	}
-	served := make(chan error, 1)
-	go func() { served <- serveMaster(ctx, m, ln, nil) }()
-	defer func() { cancel(); <-served }()
-	url := "http://" + ln.Addr().String()
+	defer func() { cancel(); stopMaster() }()
+	url := "http://" + addr
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2 * callers}}
 
 	// The subscriber that reads.
@@ -113,7 +105,7 @@ func slowSubscriberRun(ctx context.Context, stall bool, events, rounds, backlog,
 		}
 	}()
 	if stall {
-		conn, err := stalledOperatorSubscriber(ln.Addr().String())
+		conn, err := stalledOperatorSubscriber(addr)
 		if err != nil {
 			return nil, err
 		}

@@ -17,11 +17,61 @@ import (
 	"time"
 )
 
-// crashProc is one master or agent process of a crash round; its output
-// goes to a log file that every restart appends to.
-type crashProc struct {
+// childProc is an agora process this binary runs (a master or an agent of
+// a crash round, a benchmark's master); its output goes to a log file that
+// every restart appends to.
+type childProc struct {
 	cmd  *exec.Cmd
-	done chan struct{}
+	done chan struct{} // closed once it has exited
+}
+
+// startChild starts bin with args (agora's subcommand first) in a process
+// group of its own, its output appended to logPath after a line naming the
+// run; from is where this run's output starts in the log.
+func startChild(bin, logPath string, args []string) (p *childProc, from int64, err error) {
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "=== %s: agora %v\n", time.Now().Format(time.RFC3339Nano), args)
+	st, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, 0, fmt.Errorf("start agora %s: %w", args[0], err)
+	}
+	p = &childProc{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.done) }()
+	return p, st.Size(), nil
+}
+
+func (p *childProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop ends p: SIGTERM (an agent then kills its tasks), and SIGKILL of its
+// process group if it does not end in time.
+func (p *childProc) stop() {
+	if p.exited() {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
 }
 
 // crashCluster is a master and an agent run as separate agora processes on
@@ -32,7 +82,7 @@ type crashCluster struct {
 	logDir                string
 	masterArgs, agentArgs []string
 	masterURL, agentURL   string // known once each has first started
-	master, agent         *crashProc
+	master, agent         *childProc
 }
 
 func newCrashCluster(bin, dir string) (*crashCluster, error) {
@@ -84,7 +134,7 @@ var errPortTaken = errors.New("port already in use")
 // that one); another process on this machine may have bound it since the
 // kill, usually for a moment, so a start refused with "address already in
 // use" is tried again, at most 5 times.
-func (c *crashCluster) startBound(args []string, name string) (*crashProc, string, error) {
+func (c *crashCluster) startBound(args []string, name string) (*childProc, string, error) {
 	for attempt := 1; ; attempt++ {
 		p, from, err := c.start(args, name)
 		if err != nil {
@@ -104,7 +154,7 @@ func (c *crashCluster) startBound(args []string, name string) (*crashProc, strin
 
 // awaitListening waits, at most limit, for the listening line in name's
 // log past offset from, which p's run writes.
-func (c *crashCluster) awaitListening(p *crashProc, name string, from int64, limit time.Duration) (string, error) {
+func (c *crashCluster) awaitListening(p *childProc, name string, from int64, limit time.Duration) (string, error) {
 	deadline := time.Now().Add(limit)
 	for {
 		exited := false
@@ -146,26 +196,8 @@ func (c *crashCluster) masterAddr() string { return strings.TrimPrefix(c.masterU
 
 // start starts agora with args, its output appended to name's log, which
 // this run writes past the returned offset.
-func (c *crashCluster) start(args []string, name string) (*crashProc, int64, error) {
-	f, err := os.OpenFile(filepath.Join(c.logDir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer f.Close()
-	fmt.Fprintf(f, "=== %s: agora %v\n", time.Now().Format(time.RFC3339Nano), args)
-	st, err := f.Stat()
-	if err != nil {
-		return nil, 0, err
-	}
-	cmd := exec.Command(c.bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, 0, fmt.Errorf("start agora %s: %w", name, err)
-	}
-	p := &crashProc{cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(p.done) }()
-	return p, st.Size(), nil
+func (c *crashCluster) start(args []string, name string) (*childProc, int64, error) {
+	return startChild(c.bin, filepath.Join(c.logDir, name+".log"), args)
 }
 
 // startMaster starts the master; the first start binds a free port, which
@@ -207,7 +239,7 @@ func (c *crashCluster) startAgent() error {
 
 // kill9 kills the process itself (not its group: an agent's tasks outlive
 // it) and waits for it to be gone.
-func kill9(p *crashProc) error {
+func kill9(p *childProc) error {
 	if p == nil {
 		return nil
 	}
@@ -258,16 +290,9 @@ func (c *crashCluster) restart(kind string) error {
 // stop ends both processes: SIGTERM (the agent then kills its tasks), and
 // SIGKILL of the process group for one that does not end in time.
 func (c *crashCluster) stop() {
-	for _, p := range []*crashProc{c.agent, c.master} {
-		if p == nil {
-			continue
-		}
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(30 * time.Second):
-			syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
+	for _, p := range []*childProc{c.agent, c.master} {
+		if p != nil {
+			p.stop()
 		}
 	}
 }

@@ -145,16 +145,15 @@ type CrashWorkload struct {
 	d    *scheduler.Driver
 
 	mu         sync.Mutex
+	heldOffers // guarded by mu
 	tasks      []*CrashTask
 	byID       map[string]*CrashTask
 	heard      map[string]time.Time // last update or reconcile request, by task ID
 	agentOf    map[string]string
 	pending    []int
-	held       []mesos.Offer
 	inFlight   int
 	ended      int
 	seen       map[string]bool // task ID + "/" + state of reliable updates
-	suppressed bool
 	resubs     int
 
 	done chan struct{}
@@ -371,12 +370,12 @@ func (w *CrashWorkload) reconcileStale(ctx context.Context) {
 func (w *CrashWorkload) disconnected() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.held = nil
+	w.dropHeld()
 }
 
 func (w *CrashWorkload) offers(ctx context.Context, os []mesos.Offer) {
 	w.mu.Lock()
-	w.held = append(w.held, os...)
+	w.hold(os)
 	w.mu.Unlock()
 	w.fill(ctx)
 }
@@ -384,7 +383,7 @@ func (w *CrashWorkload) offers(ctx context.Context, os []mesos.Offer) {
 func (w *CrashWorkload) rescind(_ context.Context, id mesos.OfferID) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.held = slices.DeleteFunc(w.held, func(o mesos.Offer) bool { return o.ID == id })
+	w.rescindHeld(id)
 }
 
 // fill launches pending tasks into held offers while MaxInFlight allows,
@@ -394,20 +393,9 @@ func (w *CrashWorkload) fill(ctx context.Context) {
 	for {
 		w.mu.Lock()
 		if len(w.pending) == 0 {
-			ids := w.takeHeld()
-			suppress := !w.suppressed
-			w.suppressed = true
+			held, suppress := w.retireHeld()
 			w.mu.Unlock()
-			if suppress {
-				if err := w.d.Suppress(ctx); err != nil {
-					w.log.Warn("suppress offers", "err", err)
-				}
-			}
-			if len(ids) > 0 {
-				if err := w.d.Decline(ctx, ids, time.Hour); err != nil {
-					w.log.Warn("decline offers", "err", err)
-				}
-			}
+			retireOffers(ctx, w.d, w.log, held, suppress)
 			return
 		}
 		if w.suppressed {
@@ -425,29 +413,20 @@ func (w *CrashWorkload) fill(ctx context.Context) {
 		}
 		o := w.held[0]
 		w.held = w.held[1:]
-		pool := offers.NewPool(&o)
-		var infos []mesos.TaskInfo
 		var nums []int
-		for len(infos) < room {
-			rs, ok := pool.Take(w.need)
-			if !ok {
-				break
-			}
-			n := w.pending[0]
-			w.pending = w.pending[1:]
-			nums = append(nums, n)
-			infos = append(infos, w.taskInfo(n, o.AgentID, rs))
+		var infos []mesos.TaskInfo
+		nums, infos, w.pending = packOffer(&o, w.need, room, w.pending, w.taskInfo)
+		now := time.Now()
+		for _, n := range nums {
 			t := w.tasks[n]
 			t.Launched = true
-			w.heard[t.ID] = time.Now()
+			w.heard[t.ID] = now
 			w.agentOf[t.ID] = o.AgentID.Value
 		}
 		w.inFlight += len(infos)
 		w.mu.Unlock()
 		if len(infos) == 0 {
-			if err := w.d.Decline(ctx, []mesos.OfferID{o.ID}, time.Second); err != nil {
-				w.log.Warn("decline offer", "err", err)
-			}
+			declineOffers(ctx, w.d, w.log, []mesos.OfferID{o.ID}, time.Second)
 			continue
 		}
 		w.launch(ctx, o.ID, infos, nums)
@@ -478,15 +457,6 @@ func (w *CrashWorkload) launch(ctx context.Context, offer mesos.OfferID, infos [
 	}
 	w.inFlight -= len(nums)
 	w.pending = append(nums, w.pending...)
-}
-
-func (w *CrashWorkload) takeHeld() []mesos.OfferID {
-	ids := make([]mesos.OfferID, 0, len(w.held))
-	for _, o := range w.held {
-		ids = append(ids, o.ID)
-	}
-	w.held = nil
-	return ids
 }
 
 func (w *CrashWorkload) taskInfo(n int, agent mesos.AgentID, rs []mesos.Resource) mesos.TaskInfo {

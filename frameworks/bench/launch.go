@@ -123,10 +123,10 @@ type launchRun struct {
 	d     *scheduler.Driver
 
 	mu           sync.Mutex
+	heldOffers   // guarded by mu
 	start        time.Time
 	end          time.Time
-	pending      []int         // task numbers not launched yet
-	held         []mesos.Offer // offers not used yet, oldest first
+	pending      []int // task numbers not launched yet
 	tasks        map[string]*launched
 	inFlight     int
 	peakInFlight int
@@ -137,7 +137,6 @@ type launchRun struct {
 	offersUsed   int
 	accepts      int
 	acceptErrs   int
-	suppressed   bool
 
 	done  chan struct{}
 	fatal chan error
@@ -254,13 +253,13 @@ func (r *launchRun) subscribed() {
 func (r *launchRun) disconnected() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.held = nil
+	r.dropHeld()
 }
 
 // offers holds new offers and launches what may be launched now.
 func (r *launchRun) offers(ctx context.Context, os []mesos.Offer) {
 	r.mu.Lock()
-	r.held = append(r.held, os...)
+	r.hold(os)
 	r.mu.Unlock()
 	r.fill(ctx)
 }
@@ -268,12 +267,7 @@ func (r *launchRun) offers(ctx context.Context, os []mesos.Offer) {
 func (r *launchRun) rescind(_ context.Context, id mesos.OfferID) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for i := range r.held {
-		if r.held[i].ID == id {
-			r.held = append(r.held[:i], r.held[i+1:]...)
-			return
-		}
-	}
+	r.rescindHeld(id)
 }
 
 // room is how many more tasks may be launched now; r.mu is held.
@@ -293,16 +287,9 @@ func (r *launchRun) fill(ctx context.Context) {
 	for {
 		r.mu.Lock()
 		if len(r.pending) == 0 {
-			decline := r.takeHeld()
-			suppress := !r.suppressed
-			r.suppressed = true
+			held, suppress := r.retireHeld()
 			r.mu.Unlock()
-			if suppress {
-				if err := r.d.Suppress(ctx); err != nil {
-					r.log.Warn("suppress offers", "err", err)
-				}
-			}
-			r.decline(ctx, decline, time.Hour)
+			retireOffers(ctx, r.d, r.log, held, suppress)
 			return
 		}
 		room := r.room()
@@ -312,19 +299,9 @@ func (r *launchRun) fill(ctx context.Context) {
 		}
 		o := r.held[0]
 		r.held = r.held[1:]
-		pool := offers.NewPool(&o)
-		var tasks []mesos.TaskInfo
 		var nums []int
-		for len(tasks) < room {
-			rs, ok := pool.Take(r.need)
-			if !ok {
-				break
-			}
-			n := r.pending[0]
-			r.pending = r.pending[1:]
-			nums = append(nums, n)
-			tasks = append(tasks, r.taskInfo(n, o.AgentID, rs))
-		}
+		var tasks []mesos.TaskInfo
+		nums, tasks, r.pending = packOffer(&o, r.need, room, r.pending, r.taskInfo)
 		now := time.Now()
 		for _, t := range tasks {
 			r.tasks[t.TaskID.Value] = &launched{accepted: now, inFlight: true}
@@ -333,29 +310,10 @@ func (r *launchRun) fill(ctx context.Context) {
 		r.peakInFlight = max(r.peakInFlight, r.inFlight)
 		r.mu.Unlock()
 		if len(tasks) == 0 {
-			r.decline(ctx, []mesos.OfferID{o.ID}, time.Second)
+			declineOffers(ctx, r.d, r.log, []mesos.OfferID{o.ID}, time.Second)
 			continue
 		}
 		r.launch(ctx, &o, tasks, nums)
-	}
-}
-
-// takeHeld empties the held offers and returns their IDs; r.mu is held.
-func (r *launchRun) takeHeld() []mesos.OfferID {
-	ids := make([]mesos.OfferID, 0, len(r.held))
-	for _, o := range r.held {
-		ids = append(ids, o.ID)
-	}
-	r.held = nil
-	return ids
-}
-
-func (r *launchRun) decline(ctx context.Context, ids []mesos.OfferID, refuse time.Duration) {
-	if len(ids) == 0 {
-		return
-	}
-	if err := r.d.Decline(ctx, ids, refuse); err != nil {
-		r.log.Warn("decline offers", "err", err)
 	}
 }
 
