@@ -72,7 +72,7 @@ func (a *Agent) serveState(w http.ResponseWriter, r *http.Request) {
 func (a *Agent) stateSnapshot() map[string]any {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	host, _, _ := strings.Cut(a.cfg.MasterAddr, ":")
+	host, _, _ := strings.Cut(a.masterHost(), ":")
 	state := map[string]any{
 		"version":         api.MesosVersion,
 		"agora_version":   api.Version,
@@ -88,7 +88,7 @@ func (a *Agent) stateSnapshot() map[string]any {
 		"registered":      a.registered,
 		"warnings":        append([]string{}, a.warnings...),
 		"flags": map[string]string{
-			"master":     a.cfg.MasterAddr,
+			"master":     a.masterName(),
 			"work_dir":   a.workDir,
 			"hostname":   a.cfg.Hostname,
 			"port":       strconv.Itoa(int(a.port)),

@@ -52,7 +52,7 @@ func (a *Agent) operatorCall(c *agentpb.Call) (*agentpb.Response, int, string) {
 			VersionInfo: mesos.VersionInfo{Version: api.MesosVersion}}}, 0, ""
 	case agentpb.Call_GET_FLAGS:
 		var flags []mesos.Flag
-		for _, kv := range [][2]string{{"master", a.cfg.MasterAddr}, {"work_dir", a.workDir}, {"hostname", a.cfg.Hostname},
+		for _, kv := range [][2]string{{"master", a.masterName()}, {"work_dir", a.workDir}, {"hostname", a.cfg.Hostname},
 			{"resources", a.cfg.Resources}, {"attributes", a.cfg.Attributes}} {
 			v := kv[1]
 			flags = append(flags, mesos.Flag{Name: kv[0], Value: &v})

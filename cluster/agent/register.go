@@ -18,6 +18,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/zk"
 )
 
 // callTimeout bounds one agent→master call (not the registration stream).
@@ -48,7 +49,7 @@ func (a *Agent) registrationLoop(ctx context.Context) {
 		}
 		// Jitter keeps a rack of agents from re-registering in lock step.
 		delay := backoff/2 + rand.N(backoff/2+1)
-		a.log.Warn("disconnected from master; registering again", "master", a.cfg.MasterAddr, "in", delay.Round(time.Millisecond), "err", err)
+		a.log.Warn("disconnected from master; registering again", "master", a.masterName(), "in", delay.Round(time.Millisecond), "err", err)
 		select {
 		case <-ctx.Done():
 			return
@@ -82,7 +83,7 @@ func (a *Agent) session(ctx context.Context) (registered bool, err error) {
 	req.Header.Set("Accept", api.MediaJSON)
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return false, fmt.Errorf("register with %s: %w", a.cfg.MasterAddr, err)
+		return false, fmt.Errorf("register with %s: %w", a.masterName(), err)
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
@@ -90,7 +91,7 @@ func (a *Agent) session(ctx context.Context) (registered bool, err error) {
 	case http.StatusConflict:
 		return false, &refusedError{reason: readReason(resp.Body)}
 	default:
-		return false, fmt.Errorf("register with %s: %s: %s", a.cfg.MasterAddr, resp.Status, readReason(resp.Body))
+		return false, fmt.Errorf("register with %s: %s: %s", a.masterName(), resp.Status, readReason(resp.Body))
 	}
 
 	events := api.NewRecordReader(resp.Body)
@@ -344,7 +345,7 @@ func (a *Agent) onRegistered(r *api.AgentRegisteredInfo) (time.Duration, error) 
 	if old != "" {
 		verb = "re-registered"
 	}
-	a.log.Info("agent "+verb+" with master", "agent_id", r.AgentID, "master", a.cfg.MasterAddr, "master_id", r.MasterID, "ping_timeout", timeout)
+	a.log.Info("agent "+verb+" with master", "agent_id", r.AgentID, "master", a.masterName(), "master_id", r.MasterID, "ping_timeout", timeout)
 	return timeout, nil
 }
 
@@ -446,11 +447,11 @@ func (a *Agent) call(ctx context.Context, c *api.AgentCall) error {
 	req.Header.Set("Content-Type", api.MediaJSON)
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s to %s: %w", c.Type, a.cfg.MasterAddr, err)
+		return fmt.Errorf("%s to %s: %w", c.Type, a.masterName(), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s to %s: %s: %s", c.Type, a.cfg.MasterAddr, resp.Status, readReason(resp.Body))
+		return fmt.Errorf("%s to %s: %s: %s", c.Type, a.masterName(), resp.Status, readReason(resp.Body))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	return nil
@@ -509,4 +510,27 @@ func (a *Agent) followLeader(ctx context.Context, addr string, cancel context.Ca
 		case <-changed:
 		}
 	}
+}
+
+// masterName is the master as the agent names it in logs, errors and
+// /state: the configured address, or the zk:// URL without its password.
+func (a *Agent) masterName() string {
+	if a.zk != nil {
+		u, _ := zk.ParseURL(a.cfg.MasterAddr) // checked by New
+		return u.String()
+	}
+	return a.cfg.MasterAddr
+}
+
+// masterHost is host:port of the master the agent talks to: the
+// configured one, or with a zk:// master the leader it registered with
+// last ("" before that).
+func (a *Agent) masterHost() string {
+	if a.zk == nil {
+		return a.cfg.MasterAddr
+	}
+	if u := a.leaderURL.Load(); u != nil {
+		return strings.TrimSuffix(strings.TrimPrefix(*u, "http://"), api.AgentPath)
+	}
+	return ""
 }

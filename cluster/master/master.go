@@ -171,9 +171,8 @@ type Master struct {
 	// awaiting are the admitted agents recovered from the registry that
 	// have not re-registered yet (reregister.go).
 	awaiting       map[string]bool
-	removalWindow  time.Time
+	nextRemoval    time.Time // when the next agent may be marked unreachable (reregister.go)
 	lastRegistryGC time.Time
-	removalTokens  int
 	nextID         uint64
 	pingSeq        uint64
 	allocQueued    bool

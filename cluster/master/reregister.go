@@ -85,18 +85,15 @@ func (m *Master) expireRecoveredAgents(now time.Time) {
 }
 
 // takeRemovalToken reports whether one more agent may be marked now under
-// AgentRemovalRate (a token bucket of N tokens refilled every Per).
+// AgentRemovalRate: N per Per, spaced Per/N apart as Mesos spaces them.
 func (m *Master) takeRemovalToken(now time.Time) bool {
 	r := m.cfg.AgentRemovalRate
 	if r.N <= 0 {
 		return true
 	}
-	if m.removalWindow.IsZero() || now.Sub(m.removalWindow) >= r.Per {
-		m.removalWindow, m.removalTokens = now, r.N
-	}
-	if m.removalTokens <= 0 {
+	if now.Before(m.nextRemoval) {
 		return false
 	}
-	m.removalTokens--
+	m.nextRemoval = now.Add(r.Per / time.Duration(r.N))
 	return true
 }

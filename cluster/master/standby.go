@@ -40,7 +40,7 @@ func StandbyHandler(self mesos.MasterInfo, flags map[string]string, leader Leade
 			json.NewEncoder(w).Encode(doc)
 			return
 		}
-		path := r.URL.Path
+		path := r.URL.EscapedPath()
 		if strings.HasSuffix(path, "/redirect") {
 			path = ""
 		}

@@ -200,7 +200,7 @@ func (z *ZK) Apply(changes []Change) error {
 			batches = append(batches, ops)
 			ops, size = nil, 0
 		}
-		ops, size = append(ops, op), size+n+128
+		ops, size = append(ops, op), size+n+128 // 128: the op's framing and ACL
 	}
 	for _, c := range changes {
 		switch {
@@ -217,7 +217,7 @@ func (z *ZK) Apply(changes []Change) error {
 			if err != nil {
 				return err
 			}
-			add(op, len(b))
+			add(op, len(p)+len(b))
 		case c.DeleteAgent != "":
 			p, err := z.agentPath(c.DeleteAgent)
 			if err != nil {
@@ -229,7 +229,7 @@ func (z *ZK) Apply(changes []Change) error {
 			}
 			if ok {
 				exists[p] = false
-				add(&gozk.DeleteRequest{Path: p, Version: -1}, 0)
+				add(&gozk.DeleteRequest{Path: p, Version: -1}, len(p))
 			}
 		case c.Policy != nil:
 			pol := c.Policy
@@ -239,11 +239,12 @@ func (z *ZK) Apply(changes []Change) error {
 				if err != nil {
 					return fmt.Errorf("registry: encode policy %s: %w", name, err)
 				}
-				op, err := put(path.Join(z.root, "policy", name), b)
+				pp := path.Join(z.root, "policy", name)
+				op, err := put(pp, b)
 				if err != nil {
 					return err
 				}
-				add(op, len(b))
+				add(op, len(pp)+len(b))
 			}
 		default:
 			return fmt.Errorf("registry: a change sets none of agent, delete or policy")

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -81,6 +82,7 @@ type Group struct {
 	err       error // the last error, for status pages
 	wake      chan struct{}
 	connected bool
+	granted   atomic.Int64 // the session timeout the server granted, in ms (0: not known yet)
 }
 
 // NewGroup follows the group at u. Call Contend before Run to stand for
@@ -121,8 +123,17 @@ func (g *Group) leadingLocked() bool {
 	return g.elected && g.node != "" && !g.lastOK.IsZero() && time.Since(g.lastOK) < g.lease()
 }
 
-// lease is how long a round trip keeps leadership valid.
-func (g *Group) lease() time.Duration { return g.opts.SessionTimeout / 2 }
+// lease is how long a round trip keeps leadership valid: half the
+// session timeout, the shorter of the one asked for and the one the server
+// granted (ZooKeeper clamps it to its own bounds, and the server expires
+// the session after the granted one).
+func (g *Group) lease() time.Duration {
+	t := g.opts.SessionTimeout
+	if ms := g.granted.Load(); ms > 0 && time.Duration(ms)*time.Millisecond < t {
+		t = time.Duration(ms) * time.Millisecond
+	}
+	return t / 2
+}
 
 // Changed returns a channel closed at the next change of leader or of
 // this process's leadership. It never blocks the group.
@@ -167,24 +178,9 @@ func (g *Group) poke() {
 // error. On return the znode is deleted and the session closed, so
 // another member takes over at once.
 func (g *Group) Run(ctx context.Context) error {
-	conn, _, err := zk.Connect(g.url.Servers, g.opts.SessionTimeout,
-		zk.WithLogger(zkLogger{g.opts.Log}), zk.WithLogInfo(false),
-		zk.WithEventCallback(func(ev zk.Event) {
-			if ev.Type == zk.EventSession {
-				g.mu.Lock()
-				g.connected = ev.State == zk.StateHasSession
-				g.mu.Unlock()
-			}
-			g.poke()
-		}))
+	conn, err := g.connect(ctx)
 	if err != nil {
-		return fmt.Errorf("zk %s: %w", g.url, err)
-	}
-	if g.url.User != "" {
-		if err := conn.AddAuth("digest", []byte(g.url.User+":"+g.url.Password)); err != nil {
-			conn.Close()
-			return fmt.Errorf("zk %s: authenticate: %w", g.url, err)
-		}
+		return err // ctx ended
 	}
 	g.mu.Lock()
 	g.conn = conn
@@ -233,6 +229,45 @@ func (g *Group) Run(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// connect makes the group's connection, retrying with backoff until it
+// works or ctx ends: a server name that does not resolve yet, or an
+// ensemble that is down when credentials are to be sent, is a condition
+// to wait out, not a reason to stop following the group.
+func (g *Group) connect(ctx context.Context) (*zk.Conn, error) {
+	backoff := 100 * time.Millisecond
+	for {
+		conn, _, err := zk.Connect(g.url.Servers, g.opts.SessionTimeout,
+			zk.WithLogger(zkLogger{g.opts.Log, &g.granted}), zk.WithLogInfo(true),
+			zk.WithEventCallback(func(ev zk.Event) {
+				if ev.Type == zk.EventSession {
+					g.mu.Lock()
+					g.connected = ev.State == zk.StateHasSession
+					g.mu.Unlock()
+				}
+				g.poke()
+			}))
+		if err == nil && g.url.User != "" {
+			if err = conn.AddAuth("digest", []byte(g.url.User+":"+g.url.Password)); err != nil {
+				conn.Close()
+				err = fmt.Errorf("authenticate: %w", err)
+			}
+		}
+		if err == nil {
+			return conn, nil
+		}
+		g.mu.Lock()
+		g.err = fmt.Errorf("zk %s: %w", g.url, err)
+		g.mu.Unlock()
+		g.opts.Log.Warn("zk: cannot connect; retrying", "group", g.url.String(), "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
 // step brings the group's state up to date once: it makes sure this
 // process has its znode in the current session (when contending), reads
 // the members and the leader, and returns a watch on the members.
@@ -241,7 +276,9 @@ func (g *Group) step(conn *zk.Conn) (<-chan zk.Event, error) {
 	connected := g.connected
 	g.mu.Unlock()
 	if !connected {
-		g.lose("no ZooKeeper session")
+		// Not a loss yet: the session (and the znode) may well survive a
+		// reconnection. Leading turns false by itself when the lease
+		// runs out, before the session can expire.
 		return nil, errors.New("zk: waiting for a session")
 	}
 	session := conn.SessionID()
@@ -256,7 +293,12 @@ func (g *Group) step(conn *zk.Conn) (<-chan zk.Event, error) {
 	}
 	g.mu.Unlock()
 
+	// Sync first, so that what is read — and the lease it renews — comes
+	// from the quorum, not from a server cut off from it (see renew).
 	began := time.Now()
+	if _, err := conn.Sync(g.url.Path); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return nil, fmt.Errorf("zk: sync %s: %w", g.url.Path, err)
+	}
 	children, _, watch, err := conn.ChildrenW(g.url.Path)
 	if errors.Is(err, zk.ErrNoNode) {
 		if err := createPath(conn, g.url.Path); err != nil {
@@ -366,12 +408,22 @@ func (g *Group) renew(ctx context.Context, conn *zk.Conn) {
 		session, node, before := g.session, g.node, g.leadingLocked()
 		g.mu.Unlock()
 		if node != "" {
+			// Through the quorum: a ZooKeeper server cut off from its
+			// ensemble's leader keeps answering plain reads from its own
+			// copy while the leader expires our session; sync does not
+			// complete there.
 			began := time.Now()
-			ok, _, err := conn.Exists(path.Join(g.url.Path, node))
+			p := path.Join(g.url.Path, node)
+			_, err := conn.Sync(p)
+			ok := false
+			if err == nil {
+				ok, _, err = conn.Exists(p)
+			}
 			g.mu.Lock()
-			if err == nil && ok && conn.SessionID() == session && g.session == session {
+			current := g.session == session && g.node == node && conn.SessionID() == session
+			if err == nil && ok && current {
 				g.lastOK = began
-			} else if err == nil && !ok {
+			} else if err == nil && !ok && current {
 				// Our znode is gone: the session expired under us.
 				g.node, g.elected = "", false
 				g.poke()
@@ -384,16 +436,6 @@ func (g *Group) renew(ctx context.Context, conn *zk.Conn) {
 			g.notifyLocked()
 		}
 		g.mu.Unlock()
-	}
-}
-
-func (g *Group) lose(why string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.elected {
-		g.opts.Log.Warn("zk: not leading", "group", g.url.String(), "why", why)
-		g.elected = false
-		g.notifyLocked()
 	}
 }
 
@@ -458,9 +500,25 @@ func createPath(conn *zk.Conn, p string) error {
 	return nil
 }
 
-type zkLogger struct{ log *slog.Logger }
+// zkLogger sends the client's lines to the group's log, and learns from
+// them the session timeout the server granted (the client does not
+// expose it otherwise).
+type zkLogger struct {
+	log     *slog.Logger
+	granted *atomic.Int64
+}
 
 func (l zkLogger) Printf(format string, args ...any) {
+	if strings.HasPrefix(format, "authenticated: id=%d, timeout=%d") && len(args) == 2 && l.granted != nil {
+		switch v := args[1].(type) {
+		case int32:
+			l.granted.Store(int64(v))
+		case int64:
+			l.granted.Store(v)
+		case int:
+			l.granted.Store(int64(v))
+		}
+	}
 	l.log.Debug("zookeeper client: " + fmt.Sprintf(format, args...))
 }
 

@@ -276,3 +276,24 @@ func TestUnreachableZooKeeperIsRetried(t *testing.T) {
 		t.Fatal("Run did not return after its context ended")
 	}
 }
+
+// A ZooKeeper server restarted under a leader (a blip shorter than the
+// session) does not cost it the election: the session and its znode
+// survive, and once a round trip through the quorum renews the lease it
+// leads again with the same znode — a rolling restart of the ensemble is
+// not a failover of the masters.
+func TestLeaderKeepsItsZnodeAcrossAZooKeeperRestart(t *testing.T) {
+	e := zktest.Start(t, 1)
+	a := join(t, e.URL("/agora"), "m1", 5050)
+	waitFor(t, "m1 to lead", a.g.Leading)
+	node := a.g.Node()
+	s := e.Servers[0]
+	s.Stop()
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "m1 to lead again after the restart", func() bool { return a.g.Leading() && a.g.Node() != "" })
+	if got := a.g.Node(); got != node {
+		t.Fatalf("after a ZooKeeper restart m1's znode is %s, was %s: the blip cost it its session", got, node)
+	}
+}

@@ -27,6 +27,7 @@ import (
 // leader in it.
 type haCluster struct {
 	t     *testing.T
+	zk    *zktest.Ensemble
 	zkURL string
 	addrs []string
 	procs map[string]*proc
@@ -34,7 +35,7 @@ type haCluster struct {
 
 func newHACluster(t *testing.T) *haCluster {
 	e := zktest.Start(t, 1)
-	return &haCluster{t: t, zkURL: e.URL("/agora"), procs: map[string]*proc{}}
+	return &haCluster{t: t, zk: e, zkURL: e.URL("/agora"), procs: map[string]*proc{}}
 }
 
 // startMaster starts one more master (quorum 2, a 4 s ZooKeeper session).
@@ -400,5 +401,30 @@ func TestHAMasterRefusesBadZooKeeperFlags(t *testing.T) {
 		if !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), c.want) {
 			t.Errorf("agora master %v: %v, %q; want exit 2 saying %q", c.args, err, out, c.want)
 		}
+	}
+}
+
+// Restarting the ZooKeeper server under a leading master — a blip shorter
+// than its session, as in a rolling restart of an ensemble — fences it for
+// a moment at most but does not end its term: the same master object goes
+// on leading, with no second election and no recovery.
+func TestHALeaderSurvivesAZooKeeperRestart(t *testing.T) {
+	hc := newHACluster(t)
+	hc.startMaster()
+	hc.startMaster()
+	var leader string
+	waitUntil(t, "a master to lead", time.Minute, func() bool {
+		leader = leaderOf(hc.addrs)
+		return leader != ""
+	})
+	s := hc.zk.Servers[0]
+	s.Stop()
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the same master to lead again", time.Minute, func() bool { return leaderOf(hc.addrs) == leader })
+	out := hc.procs[leader].out.String()
+	if n := strings.Count(out, "elected leading master"); n != 1 {
+		t.Fatalf("the leader was elected %d times across a ZooKeeper restart; want its one term to go on:\n%s", n, out)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	gozk "github.com/go-zookeeper/zk"
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/agora-cluster/agora/cluster/api"
@@ -56,24 +57,33 @@ func newHAMaster(u zk.URL, quorum int, sessionTimeout time.Duration, cfg master.
 	return h, nil
 }
 
-// leader is who leads, as the standby API reports it: nobody while this
-// master is elected but not acting (too few masters for --quorum, or the
-// registry not yet recovered), so clients are told to retry rather than
-// sent in a circle.
+// leader is who leads, as the standby API reports it: nobody while the
+// leader is this master — elected but not acting (too few masters for
+// --quorum, the registry not yet recovered, its lease run out), or an
+// earlier run of it at the same address whose znode has not expired yet
+// — so clients are told to retry rather than sent in a circle.
 func (h *haMaster) leader() (string, *mesos.MasterInfo, bool) {
 	l, ok := h.group.Leader()
 	if !ok || l.Name == path.Base(h.group.Node()) {
 		return "", nil, false
 	}
 	addr, err := l.Address()
-	if err != nil {
+	if err != nil || addr == h.addr() {
 		return "", nil, false
 	}
 	var info mesos.MasterInfo
-	if err := api.JSON.Unmarshal(l.Data, &info); err != nil {
+	if err := api.JSON.Unmarshal(l.Data, &info); err != nil || info.GetID() == h.info.GetID() {
 		return "", nil, false
 	}
 	return addr, &info, true
+}
+
+// addr is this master's advertised HTTP address, as Member.Address reads
+// it from a znode.
+func (h *haMaster) addr() string {
+	data, _ := api.JSON.Marshal(&h.info)
+	a, _ := zk.Member{Data: data}.Address()
+	return a
 }
 
 func (h *haMaster) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -110,7 +120,7 @@ func (h *haMaster) alternate(ctx context.Context, serveErr <-chan error) error {
 	standby := h.current.Load()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	warned := false
+	warned, failures := false, 0
 	for {
 		// Standby: wait to be elected with a quorum of masters standing.
 		for !(h.group.Leading() && h.group.Members() >= h.quorum) {
@@ -129,9 +139,16 @@ func (h *haMaster) alternate(ctx context.Context, serveErr <-chan error) error {
 			}
 		}
 		warned = false
-		m, err := h.recover()
+		term := h.group.Node()
+		m, err := h.recover(term)
 		if err != nil {
-			h.log.Error("elected, but the registry could not be recovered; standing by", "err", err)
+			failures++
+			if failures >= maxRecoveryFailures {
+				// Holding the oldest znode without acting would keep every
+				// other master from leading: give the election up.
+				return fmt.Errorf("elected %d times in a row but could not recover the registry: %w", failures, err)
+			}
+			h.log.Error("elected, but the registry could not be recovered; trying again", "err", err, "attempt", failures)
 			select {
 			case <-ctx.Done():
 				return nil
@@ -139,6 +156,7 @@ func (h *haMaster) alternate(ctx context.Context, serveErr <-chan error) error {
 			}
 			continue
 		}
+		failures = 0
 		h.terms.Add(1)
 		mctx, stopMaster := context.WithCancel(context.Background())
 		runDone := make(chan error, 1)
@@ -155,18 +173,24 @@ func (h *haMaster) alternate(ctx context.Context, serveErr <-chan error) error {
 		h.current.Store(&fh)
 		h.log.Info("elected leading master", "id", h.info.GetID(), "term", h.terms.Load())
 
-		// Leading: until the lease runs out, the server fails or ctx ends.
+		// Leading, as long as this term's znode lives: a lease that runs
+		// out (ZooKeeper unreachable for a moment) only fences the master
+		// — no offers, the standby API — until it is renewed in the same
+		// session; a new znode (the session expired: another master may
+		// have led since) ends the term, and so do the server failing and
+		// ctx ending.
 		var stop error
 		stopped := false
-		for h.group.Leading() && !stopped {
+		for h.group.Node() == term && !stopped {
 			select {
 			case <-ctx.Done():
 				stopped = true
 			case stop = <-serveErr:
 				stopped = true
 			case err := <-runDone:
-				runDone <- err
-				h.log.Error("the master's loop ended while leading", "err", err)
+				// The panic policy (cluster/master, step): the process
+				// exits, and its supervisor restarts it from the registry.
+				stop = fmt.Errorf("the master's loop ended while leading: %w", err)
 				stopped = true
 			case <-h.group.Changed():
 			case <-tick.C:
@@ -185,17 +209,29 @@ func (h *haMaster) alternate(ctx context.Context, serveErr <-chan error) error {
 		if stop != nil {
 			return stop
 		}
-		h.log.Warn("no longer the leading master; standing for election again", "id", h.info.GetID())
+		h.log.Warn("no longer the leading master (its ZooKeeper session ended); standing for election again", "id", h.info.GetID())
 	}
 }
 
-// recover makes a master from the registry in ZooKeeper.
-func (h *haMaster) recover() (*master.Master, error) {
+// maxRecoveryFailures is how many elections in a row may fail to recover
+// the registry before the master gives the election up and exits.
+const maxRecoveryFailures = 3
+
+// recover makes a master for the term of znode term from the registry in
+// ZooKeeper. Its registry writes are fenced on that znode: a master of an
+// earlier term still stopping can never write under a later one.
+func (h *haMaster) recover(term string) (*master.Master, error) {
 	conn := h.group.Conn()
 	if conn == nil {
 		return nil, errors.New("no ZooKeeper connection")
 	}
-	reg, err := registry.OpenZK(conn, h.url.Path+"/registry", h.group.Fence)
+	fence := func() (*gozk.CheckVersionRequest, error) {
+		if h.group.Node() != term {
+			return nil, errors.New("this master's term has ended")
+		}
+		return h.group.Fence()
+	}
+	reg, err := registry.OpenZK(conn, h.url.Path+"/registry", fence)
 	if err != nil {
 		return nil, err
 	}

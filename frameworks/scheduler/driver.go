@@ -71,6 +71,7 @@ type Driver struct {
 	codec   api.Codec
 	masters []*url.URL
 	zk      *zk.Group // the masters' election group with a zk:// master
+	zkName  string    // its URL without the password, for messages
 	calls   *http.Client
 	stream  *http.Client
 
@@ -122,6 +123,7 @@ func New(cfg Config, h Handler) (*Driver, error) {
 			return nil, fmt.Errorf("scheduler: %w", err)
 		}
 		d.zk = zk.NewGroup(u, zk.Options{Log: cfg.Logger})
+		d.zkName = u.String() // without the password
 	}
 	for _, m := range cfg.Masters {
 		if d.zk != nil {
@@ -254,7 +256,7 @@ func (d *Driver) Run(ctx context.Context) error {
 		} else {
 			failures++
 			if d.cfg.MaxConnectFailures > 0 && failures >= d.cfg.MaxConnectFailures {
-				return &ConnectError{Masters: d.cfg.Masters, Attempts: failures, Err: err}
+				return &ConnectError{Masters: d.masterNames(), Attempts: failures, Err: err}
 			}
 			master = (master + 1) % max(len(d.masters), 1)
 		}
@@ -269,10 +271,18 @@ func (d *Driver) Run(ctx context.Context) error {
 	}
 }
 
+// masterNames are the masters as messages name them.
+func (d *Driver) masterNames() []string {
+	if d.zk != nil {
+		return []string{d.zkName}
+	}
+	return d.cfg.Masters
+}
+
 // masterName names master number m for diagnostics.
 func (d *Driver) masterName(m int) string {
 	if d.zk != nil {
-		return d.cfg.Masters[0]
+		return d.zkName
 	}
 	return d.masters[m].Host
 }
@@ -302,7 +312,7 @@ func (d *Driver) endpointFor(ctx context.Context, m int) (*url.URL, error) {
 			if err := d.zk.Err(); err != nil {
 				why += " (" + err.Error() + ")"
 			}
-			return nil, fmt.Errorf("%s: %s", d.cfg.Masters[0], why)
+			return nil, fmt.Errorf("%s: %s", d.zkName, why)
 		case <-changed:
 		}
 	}

@@ -106,12 +106,12 @@ func New(t testing.TB, n int) *Net {
 			{"-n", h.ns, "link", "set", "eth0", "up"},
 			{"-n", h.ns, "link", "set", "lo", "up"},
 		}
+		nt.Hosts = append(nt.Hosts, h) // before it is made, so cleanup removes a half-made one
 		for _, s := range steps {
 			if err := ip(s...); err != nil {
 				t.Fatalf("hosts: make %s: %v", h.Name, err)
 			}
 		}
-		nt.Hosts = append(nt.Hosts, h)
 	}
 	return nt
 }
@@ -140,7 +140,7 @@ func (h *Host) Command(name string, args ...string) *exec.Cmd {
 
 // Do runs f with the calling goroutine in the host's network namespace:
 // sockets f opens belong to the host and stay there after f returns.
-func (h *Host) Do(f func() error) error {
+func (h *Host) Do(f func() error) (err error) {
 	runtime.LockOSThread()
 	self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
 	if err != nil {
@@ -158,14 +158,19 @@ func (h *Host) Do(f func() error) error {
 		runtime.UnlockOSThread()
 		return fmt.Errorf("hosts: enter %s: %w", h.Name, err)
 	}
-	ferr := f()
-	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-		// The thread is stuck in the host's namespace: leave it locked
-		// so it dies with this goroutine instead of serving others.
-		return fmt.Errorf("hosts: leave %s: %w", h.Name, err)
-	}
-	runtime.UnlockOSThread()
-	return ferr
+	defer func() {
+		// Even if f panics: the thread goes back to the machine's
+		// namespace, or — stuck in the host's — stays locked so that it
+		// dies with this goroutine instead of serving others.
+		if serr := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); serr != nil {
+			if err == nil {
+				err = fmt.Errorf("hosts: leave %s: %w", h.Name, serr)
+			}
+			return
+		}
+		runtime.UnlockOSThread()
+	}()
+	return f()
 }
 
 // Cut takes the host's link down: it can reach no other host, and no

@@ -121,7 +121,14 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 				return
 			}
 		}
-		if err != nil { // EOF or a closed connection: close both ways
+		if err != nil {
+			// EOF or a closed connection: close both ways — but not while
+			// frozen, when a close must not get through either.
+			p.mu.Lock()
+			for p.frozen && !p.closed {
+				p.thawed.Wait()
+			}
+			p.mu.Unlock()
 			return
 		}
 	}
