@@ -91,6 +91,12 @@ func killCgroup(cg cgroup) error {
 	var last []int
 	for i := 0; i < 1000; i++ {
 		pids, err := cg.procs()
+		if cgroupGone(err) {
+			// Removed meanwhile (ENOENT), or being removed (ENODEV) —
+			// by the containerizer that watched it, say: its processes
+			// are gone with it.
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -106,6 +112,12 @@ func killCgroup(cg cgroup) error {
 		time.Sleep(time.Duration(min(i+1, 10)) * time.Millisecond)
 	}
 	return fmt.Errorf("cgroups: processes %v survive SIGKILL", last)
+}
+
+// cgroupGone reports whether err says a cgroup no longer exists or is
+// being torn down.
+func cgroupGone(err error) bool {
+	return errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENODEV)
 }
 
 // removeCgroup retries removal briefly: the kernel may still be tearing

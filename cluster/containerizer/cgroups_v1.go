@@ -200,8 +200,8 @@ func (g *v1Group) procs() ([]int, error) {
 	for _, s := range g.h.subsystems {
 		pids, err := readPidList(filepath.Join(g.h.mount, string(s.Name()), g.name, "cgroup.procs"))
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				continue
+			if cgroupGone(err) {
+				continue // not in this controller, or being removed from it: no processes there
 			}
 			return nil, err
 		}
