@@ -23,6 +23,7 @@ import (
 // a check that the writer's election znode still exists — so a master
 // whose session expired can never write, however late it runs.
 type ZK struct {
+	acl   []gozk.ACL
 	conn  *gozk.Conn
 	root  string
 	fence func() (*gozk.CheckVersionRequest, error)
@@ -39,10 +40,13 @@ var policyParts = []string{"weights", "quotas", "maintenance", "down"}
 
 // OpenZK opens (creating when absent) the registry under root on conn.
 // fence gives the check that must lead every write; nil writes unfenced
-// (tools and tests that are the only writer).
-func OpenZK(conn *gozk.Conn, root string, fence func() (*gozk.CheckVersionRequest, error)) (*ZK, error) {
-	z := &ZK{conn: conn, root: path.Clean("/" + root), fence: fence}
-	acl := gozk.WorldACL(gozk.PermAll)
+// (tools and tests that are the only writer). acl is what its znodes get
+// (default: all rights for everyone; see zk.URL.ACL).
+func OpenZK(conn *gozk.Conn, root string, fence func() (*gozk.CheckVersionRequest, error), acl ...gozk.ACL) (*ZK, error) {
+	if len(acl) == 0 {
+		acl = gozk.WorldACL(gozk.PermAll)
+	}
+	z := &ZK{conn: conn, root: path.Clean("/" + root), fence: fence, acl: acl}
 	cur := ""
 	parts := strings.Split(strings.Trim(z.root, "/"), "/")
 	for i, seg := range parts {
@@ -188,7 +192,7 @@ func (z *ZK) Apply(changes []Change) error {
 		if ok {
 			return &gozk.SetDataRequest{Path: p, Data: data, Version: -1}, nil
 		}
-		return &gozk.CreateRequest{Path: p, Data: data, Acl: gozk.WorldACL(gozk.PermAll)}, nil
+		return &gozk.CreateRequest{Path: p, Data: data, Acl: z.acl}, nil
 	}
 	var (
 		batches [][]any

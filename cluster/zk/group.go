@@ -301,7 +301,7 @@ func (g *Group) step(conn *zk.Conn) (<-chan zk.Event, error) {
 	}
 	children, _, watch, err := conn.ChildrenW(g.url.Path)
 	if errors.Is(err, zk.ErrNoNode) {
-		if err := createPath(conn, g.url.Path); err != nil {
+		if err := createPath(conn, g.url.Path, g.url.ACL()); err != nil {
 			return nil, fmt.Errorf("zk: create %s: %w", g.url.Path, err)
 		}
 		children, _, watch, err = conn.ChildrenW(g.url.Path)
@@ -380,7 +380,7 @@ func (g *Group) ensureNode(conn *zk.Conn, session int64, members []Member) (Memb
 			return m, nil
 		}
 	}
-	created, err := conn.Create(path.Join(g.url.Path, Label+"_"), g.data, zk.FlagEphemeral|zk.FlagSequence, zk.WorldACL(zk.PermAll))
+	created, err := conn.Create(path.Join(g.url.Path, Label+"_"), g.data, zk.FlagEphemeral|zk.FlagSequence, g.url.ACL())
 	if err != nil {
 		return Member{}, fmt.Errorf("zk: join %s: %w", g.url.Path, err)
 	}
@@ -487,12 +487,12 @@ func hasMember(ms []Member, name string) bool {
 	return false
 }
 
-// createPath makes p and its parents as persistent znodes.
-func createPath(conn *zk.Conn, p string) error {
+// createPath makes p and its parents as persistent znodes with acl.
+func createPath(conn *zk.Conn, p string, acl []zk.ACL) error {
 	cur := ""
 	for _, seg := range strings.Split(strings.Trim(p, "/"), "/") {
 		cur += "/" + seg
-		_, err := conn.Create(cur, nil, 0, zk.WorldACL(zk.PermAll))
+		_, err := conn.Create(cur, nil, 0, acl)
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return err
 		}

@@ -3,6 +3,7 @@ package zk_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -295,5 +296,28 @@ func TestLeaderKeepsItsZnodeAcrossAZooKeeperRestart(t *testing.T) {
 	waitFor(t, "m1 to lead again after the restart", func() bool { return a.g.Leading() && a.g.Node() != "" })
 	if got := a.g.Node(); got != node {
 		t.Fatalf("after a ZooKeeper restart m1's znode is %s, was %s: the blip cost it its session", got, node)
+	}
+}
+
+// With credentials in the URL, as Mesos does: the znodes are the creator's
+// to change and everyone's to read, so a tool without them still finds
+// the leader but cannot remove it.
+func TestCredentialsProtectTheElection(t *testing.T) {
+	e := zktest.Start(t, 1)
+	a := join(t, "zk://agora:secret@"+e.Addrs()[0]+"/agora", "m1", 5050)
+	waitFor(t, "m1 to lead", a.g.Leading)
+	conn, _, err := gozk.Connect(e.Addrs(), session, gozk.WithLogInfo(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, _, err := conn.Get(a.g.Node()); err != nil {
+		t.Fatalf("reading the leader's znode without credentials: %v", err)
+	}
+	if err := conn.Delete(a.g.Node(), -1); !errors.Is(err, gozk.ErrNoAuth) {
+		t.Fatalf("deleting the leader's znode without credentials: %v, want ErrNoAuth", err)
+	}
+	if _, err := conn.Create("/agora/json.info_", []byte("{}"), gozk.FlagEphemeral|gozk.FlagSequence, gozk.WorldACL(gozk.PermAll)); !errors.Is(err, gozk.ErrNoAuth) {
+		t.Fatalf("standing for election without credentials: %v, want ErrNoAuth", err)
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/go-zookeeper/zk"
 )
 
 // URL is a parsed zk://[user:password@]host1:port1,host2:port2/path.
@@ -86,6 +88,16 @@ func ParseURL(s string) (URL, error) {
 		}
 	}
 	return u, nil
+}
+
+// ACL is the ACL the znodes made through u get: with credentials, as
+// Mesos does, all rights for their creator and reading for everyone (so
+// tools find the leader without them); without, all rights for everyone.
+func (u URL) ACL() []zk.ACL {
+	if u.User == "" {
+		return zk.WorldACL(zk.PermAll)
+	}
+	return append(zk.AuthACL(zk.PermAll), zk.WorldACL(zk.PermRead)...)
 }
 
 // IsURL reports whether s is meant as a zk:// URL (a --master value may

@@ -231,7 +231,7 @@ func (h *haMaster) recover(term string) (*master.Master, error) {
 		}
 		return h.group.Fence()
 	}
-	reg, err := registry.OpenZK(conn, h.url.Path+"/registry", fence)
+	reg, err := registry.OpenZK(conn, h.url.Path+"/registry", fence, h.url.ACL()...)
 	if err != nil {
 		return nil, err
 	}
