@@ -78,7 +78,10 @@ func subscribe(t *testing.T, masterURL, fi string) *sched {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("SUBSCRIBE: %d %s", resp.StatusCode, b)
 	}
-	t.Cleanup(func() { resp.Body.Close() })
+	// The reader stops at cleanup even when the test no longer takes
+	// events and s.other is full.
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop); resp.Body.Close() })
 	s := &sched{t: t, url: masterURL, stream: resp.Header.Get("Mesos-Stream-Id"),
 		updates: map[string][]mesos.TaskStatus{}, notify: make(chan struct{}, 1), other: make(chan *scheduler.Event, 4096)}
 	subscribed := make(chan string, 1)
@@ -96,7 +99,10 @@ func subscribe(t *testing.T, masterURL, fi string) *sched {
 			}
 			switch ev.GetType() {
 			case scheduler.Event_SUBSCRIBED:
-				subscribed <- ev.Subscribed.FrameworkID.Value
+				select {
+				case subscribed <- ev.Subscribed.FrameworkID.Value:
+				default: // only the first SUBSCRIBED is waited for
+				}
 			case scheduler.Event_UPDATE:
 				st := ev.Update.Status
 				if len(st.UUID) > 0 {
@@ -112,7 +118,11 @@ func subscribe(t *testing.T, masterURL, fi string) *sched {
 				}
 			case scheduler.Event_HEARTBEAT:
 			default:
-				s.other <- &ev
+				select {
+				case s.other <- &ev:
+				case <-stop:
+					return
+				}
 			}
 		}
 	}()

@@ -92,7 +92,10 @@ func subscribeRaw(t *testing.T, url, fw, id string) *rawExecutor {
 	if resp.ContentLength != -1 {
 		t.Fatalf("executor SUBSCRIBE: not streamed (Content-Length %d)", resp.ContentLength)
 	}
-	t.Cleanup(func() { resp.Body.Close() })
+	// The reader stops at cleanup even when the test no longer takes
+	// events and x.events is full.
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop); resp.Body.Close() })
 	rr := api.NewRecordReader(resp.Body)
 	go func() {
 		defer close(x.events)
@@ -106,7 +109,11 @@ func subscribeRaw(t *testing.T, url, fw, id string) *rawExecutor {
 				t.Errorf("decode executor event %s: %v", b, err)
 				return
 			}
-			x.events <- &ev
+			select {
+			case x.events <- &ev:
+			case <-stop:
+				return
+			}
 		}
 	}()
 	return x

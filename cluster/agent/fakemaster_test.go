@@ -38,6 +38,10 @@ type fakeMaster struct {
 
 	registers chan *api.RegisterAgent
 	pongs     chan uint64
+	// stop closes at cleanup: the handlers' sends give up on it, since
+	// httptest.Server.Close waits for every handler to return and one
+	// stuck on a channel the test no longer reads would hang it.
+	stop chan struct{}
 
 	mu        sync.Mutex
 	updates   map[string]chan *api.StatusUpdate // by task ID, in arrival order
@@ -71,9 +75,11 @@ func newFakeMaster(t *testing.T) *fakeMaster {
 		refuse:    map[string]bool{},
 		autoAck:   true,
 		sendPings: true,
+		stop:      make(chan struct{}),
 	}
 	fm.srv = httptest.NewServer(http.HandlerFunc(fm.serve))
 	t.Cleanup(func() {
+		close(fm.stop)
 		fm.mu.Lock()
 		if fm.current != nil {
 			fm.current.close()
@@ -119,7 +125,9 @@ func (fm *fakeMaster) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		w.WriteHeader(http.StatusAccepted)
 		for _, u := range call.Updates {
-			fm.taskUpdates(u.Status.TaskID.Value) <- u
+			if !put(fm, fm.taskUpdates(u.Status.TaskID.Value), u) {
+				return
+			}
 			fm.mu.Lock()
 			ack := fm.autoAck
 			fm.mu.Unlock()
@@ -130,7 +138,7 @@ func (fm *fakeMaster) serve(w http.ResponseWriter, r *http.Request) {
 	case api.AgentPong:
 		w.WriteHeader(http.StatusAccepted)
 		if call.Pong != nil {
-			fm.pongs <- call.Pong.Seq
+			put(fm, fm.pongs, call.Pong.Seq)
 		}
 	default:
 		http.Error(w, "unexpected call "+string(call.Type), http.StatusBadRequest)
@@ -143,7 +151,10 @@ func (fm *fakeMaster) register(w http.ResponseWriter, r *http.Request, call *api
 		http.Error(w, "REGISTER without info", http.StatusBadRequest)
 		return
 	}
-	fm.registers <- reg
+	if !put(fm, fm.registers, reg) {
+		http.Error(w, "fake master stopped", http.StatusServiceUnavailable)
+		return
+	}
 	fm.mu.Lock()
 	id := reg.Info.GetID().GetValue()
 	if id != "" && fm.refuse[id] {
@@ -162,7 +173,9 @@ func (fm *fakeMaster) register(w http.ResponseWriter, r *http.Request, call *api
 	fm.current = s
 	pingNanos, maxPings, sendPings := fm.pingNanos, fm.maxPings, fm.sendPings
 	fm.mu.Unlock()
-	fm.sessions <- s
+	if !put(fm, fm.sessions, s) {
+		return
+	}
 
 	w.Header().Set("Content-Type", api.MediaJSON)
 	w.WriteHeader(http.StatusOK)
@@ -214,7 +227,7 @@ func (fm *fakeMaster) send(ev *api.AgentEvent) {
 	if s == nil {
 		fm.t.Fatalf("fake master: no agent registered to send %s to", ev.Type)
 	}
-	s.events <- ev
+	s.send(fm, ev)
 }
 
 // ack relays the framework's acknowledgement of u.
@@ -225,9 +238,31 @@ func (fm *fakeMaster) ack(u *api.StatusUpdate) {
 	if s == nil {
 		return
 	}
-	s.events <- &api.AgentEvent{Type: api.AgentAcknowledge, Acknowledge: &api.Acknowledge{
+	s.send(fm, &api.AgentEvent{Type: api.AgentAcknowledge, Acknowledge: &api.Acknowledge{
 		FrameworkID: u.FrameworkID, TaskID: u.Status.TaskID.Value, UUID: u.Status.UUID,
-	}}
+	}})
+}
+
+// put sends v on ch for the test to read unless the fake master is
+// stopping; it reports whether v was sent.
+func put[T any](fm *fakeMaster, ch chan T, v T) bool {
+	select {
+	case ch <- v:
+		return true
+	case <-fm.stop:
+		return false
+	}
+}
+
+// send queues ev on the session's stream; an event for a stream that has
+// ended, or sent while the fake master stops, is dropped as the stream
+// would drop it.
+func (s *fakeSession) send(fm *fakeMaster, ev *api.AgentEvent) {
+	select {
+	case s.events <- ev:
+	case <-s.closed:
+	case <-fm.stop:
+	}
 }
 
 // dropStream ends the current registration stream, as a master failover would.

@@ -57,7 +57,11 @@ func (tm *testMaster) start(ln net.Listener) {
 	tm.stop = func() {
 		srv.Close()
 		cancel()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			tm.t.Error("the master's loop did not stop within 30s of its cancel")
+		}
 		tm.stop = func() {}
 	}
 }

@@ -50,7 +50,10 @@ func SubscribeTo(t testing.TB, url, fi string) *Scheduler {
 	}
 	s := &Scheduler{t: t, url: url, stream: resp.Header.Get("Mesos-Stream-Id"), body: resp.Body,
 		events: make(chan *scheduler.Event, 4096), pending: map[string][]mesos.TaskStatus{}}
-	t.Cleanup(func() { resp.Body.Close() })
+	// The reader stops at cleanup even if the test stopped taking events
+	// and the buffer is full, rather than staying blocked on it.
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop); resp.Body.Close() })
 	rr := api.NewRecordReader(resp.Body)
 	go func() {
 		defer close(s.events)
@@ -61,7 +64,11 @@ func SubscribeTo(t testing.TB, url, fi string) *Scheduler {
 			}
 			var ev scheduler.Event
 			if json.Unmarshal(b, &ev) == nil {
-				s.events <- &ev
+				select {
+				case s.events <- &ev:
+				case <-stop:
+					return
+				}
 			}
 		}
 	}()

@@ -59,6 +59,8 @@ func testOperatorAPI(t *testing.T, codec encoding.Codec) {
 	}
 	defer resp.Close()
 	events := make(chan *master.Event, 100)
+	stop := make(chan struct{}) // ends the reader even when events is full
+	defer close(stop)
 	go func() {
 		defer close(events)
 		for {
@@ -66,7 +68,11 @@ func testOperatorAPI(t *testing.T, codec encoding.Codec) {
 			if err := resp.Decode(&e); err != nil {
 				return
 			}
-			events <- &e
+			select {
+			case events <- &e:
+			case <-stop:
+				return
+			}
 		}
 	}()
 	next := func(typ master.Event_Type) *master.Event {

@@ -39,26 +39,30 @@ func buildExampleExecutor(t *testing.T) string {
 	return out
 }
 
-// events collects what a scheduler receives.
+// events collects what a scheduler receives. Its handlers run on the
+// driver's event loop, so they put into unbounded queues and never block:
+// a test that stops reading (waiting for something else, or failing) must
+// not stop the loop, or Run cannot return at cleanup.
 type events struct {
 	sched.Funcs
-	offers   chan mesos.Offer
-	updates  chan mesos.TaskStatus
-	messages chan *scheduler.Event_Message
-	failures chan *scheduler.Event_Failure
+	offers   <-chan mesos.Offer
+	updates  <-chan mesos.TaskStatus
+	messages <-chan *scheduler.Event_Message
+	failures <-chan *scheduler.Event_Failure
 }
 
-func newEvents() *events {
-	e := &events{offers: make(chan mesos.Offer, 64), updates: make(chan mesos.TaskStatus, 4096),
-		messages: make(chan *scheduler.Event_Message, 16), failures: make(chan *scheduler.Event_Failure, 16)}
+func newEvents(t *testing.T) *events {
+	offers, updates := clustertest.NewQueue[mesos.Offer](t), clustertest.NewQueue[mesos.TaskStatus](t)
+	messages, failures := clustertest.NewQueue[*scheduler.Event_Message](t), clustertest.NewQueue[*scheduler.Event_Failure](t)
+	e := &events{offers: offers.C(), updates: updates.C(), messages: messages.C(), failures: failures.C()}
 	e.OnOffers = func(_ context.Context, os []mesos.Offer) {
 		for _, o := range os {
-			e.offers <- o
+			offers.Put(o)
 		}
 	}
-	e.OnUpdate = func(_ context.Context, s mesos.TaskStatus) { e.updates <- s }
-	e.OnMessage = func(_ context.Context, m *scheduler.Event_Message) { e.messages <- m }
-	e.OnFailure = func(_ context.Context, f *scheduler.Event_Failure) { e.failures <- f }
+	e.OnUpdate = func(_ context.Context, s mesos.TaskStatus) { updates.Put(s) }
+	e.OnMessage = func(_ context.Context, m *scheduler.Event_Message) { messages.Put(m) }
+	e.OnFailure = func(_ context.Context, f *scheduler.Event_Failure) { failures.Put(f) }
 	return e
 }
 
@@ -92,7 +96,7 @@ func TestExampleExecutorRuns100Tasks(t *testing.T) {
 	binary := buildExampleExecutor(t)
 	c := clustertest.Start(t, clustertest.Options{})
 	t.Cleanup(c.Stop) // before the agents' temporary directories go
-	ev := newEvents()
+	ev := newEvents(t)
 	d, err := sched.New(sched.Config{Masters: []string{c.MasterAddr},
 		Framework: mesos.FrameworkInfo{User: "tester", Name: "sdk-executor", Checkpoint: new(bool)}}, ev)
 	if err != nil {
@@ -101,7 +105,7 @@ func TestExampleExecutorRuns100Tasks(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = d.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); clustertest.AwaitStop(t, "the scheduler driver", done) })
 
 	// As mesos-go's example-scheduler does: the executor binary is served
 	// over HTTP and the agent fetches it into the sandbox.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,14 +103,14 @@ func TestResubscribeResendsUnacknowledgedUpdates(t *testing.T) {
 	c, d, ev, task, ctx := launchStandIn(t, "resubscribe", "flaky")
 
 	p := newProxy(t, c.Agents[0].Addr())
-	launched := make(chan mesos.TaskInfo, 4)
-	subscribed := make(chan struct{}, 8)
+	launched, subscribed := clustertest.NewQueue[mesos.TaskInfo](t), clustertest.NewQueue[struct{}](t)
+	var launches atomic.Int32 // counted as OnLaunch runs, to tell a second LAUNCH exactly
 	x, err := executor.New(executor.Config{
 		FrameworkID: d.FrameworkID(), ExecutorID: "flaky", AgentEndpoint: p.ln.Addr().String(), Codec: api.JSON,
 		Checkpoint: true, RecoveryTimeout: wait, SubscriptionBackoffMax: 100 * time.Millisecond,
 	}, executor.Funcs{
-		OnSubscribed: func(context.Context, *executorpb.Event_Subscribed) { subscribed <- struct{}{} },
-		OnLaunch:     func(_ context.Context, t mesos.TaskInfo) { launched <- t },
+		OnSubscribed: func(context.Context, *executorpb.Event_Subscribed) { subscribed.Put(struct{}{}) },
+		OnLaunch:     func(_ context.Context, t mesos.TaskInfo) { launches.Add(1); launched.Put(t) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -117,11 +118,11 @@ func TestResubscribeResendsUnacknowledgedUpdates(t *testing.T) {
 	xctx, xcancel := context.WithCancel(context.Background())
 	xdone := make(chan error, 1)
 	go func() { xdone <- x.Run(xctx) }()
-	t.Cleanup(func() { xcancel(); <-xdone })
+	t.Cleanup(func() { xcancel(); clustertest.AwaitStop(t, "the executor driver", xdone) })
 	// The executor is launched asynchronously; the driver retries until it
 	// can subscribe.
-	recv(t, subscribed, "SUBSCRIBED")
-	if got := recv(t, launched, "LAUNCH"); got.TaskID.Value != "a" {
+	recv(t, subscribed.C(), "SUBSCRIBED")
+	if got := recv(t, launched.C(), "LAUNCH"); got.TaskID.Value != "a" {
 		t.Fatalf("LAUNCH of %s", got.TaskID.Value)
 	}
 	if tasks, updates := x.Unacknowledged(); tasks != 1 || updates != 0 {
@@ -136,7 +137,7 @@ func TestResubscribeResendsUnacknowledgedUpdates(t *testing.T) {
 		t.Fatalf("unacknowledged during the fault: %d tasks, %d updates", tasks, updates)
 	}
 	p.up()
-	recv(t, subscribed, "SUBSCRIBED again")
+	recv(t, subscribed.C(), "SUBSCRIBED again")
 	for {
 		st := recv(t, ev.updates, "the update sent while disconnected")
 		if st.TaskID.Value == "a" && st.GetState() == mesos.TASK_RUNNING {
@@ -158,10 +159,8 @@ func TestResubscribeResendsUnacknowledgedUpdates(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// The task was not delivered twice: the driver reported it as known.
-	select {
-	case again := <-launched:
-		t.Errorf("task %s launched again after re-subscribing", again.TaskID.Value)
-	default:
+	if n := launches.Load(); n != 1 {
+		t.Errorf("task launched %d times, want once (not again after re-subscribing)", n)
 	}
 }
 
@@ -173,7 +172,7 @@ func launchStandIn(t *testing.T, name, execID string) (*clustertest.Cluster, *sc
 	t.Helper()
 	c := clustertest.Start(t, clustertest.Options{Agent: func(_ int, cfg *agent.Config) { cfg.ExecutorShutdownGracePeriod = time.Second }})
 	t.Cleanup(c.Stop)
-	ev := newEvents()
+	ev := newEvents(t)
 	checkpoint := true
 	d, err := sched.New(sched.Config{Masters: []string{c.MasterAddr},
 		Framework: mesos.FrameworkInfo{User: "tester", Name: name, Checkpoint: &checkpoint}}, ev)
@@ -183,7 +182,7 @@ func launchStandIn(t *testing.T, name, execID string) (*clustertest.Cluster, *sc
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = d.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); clustertest.AwaitStop(t, "the scheduler driver", done) })
 	standIn := "sleep 600"
 	o := recv(t, ev.offers, "an offer")
 	exec := &mesos.ExecutorInfo{Type: mesos.ExecutorInfo_CUSTOM, ExecutorID: mesos.ExecutorID{Value: execID},

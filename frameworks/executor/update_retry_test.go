@@ -13,6 +13,7 @@ import (
 	executorpb "github.com/mesos/mesos-go/api/v1/lib/executor"
 
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/clustertest"
 	"github.com/agora-cluster/agora/frameworks/executor"
 )
 
@@ -22,19 +23,19 @@ import (
 // the update once.
 func TestUpdateIsRetriedWhileTheAgentCannotRecordIt(t *testing.T) {
 	c, d, ev, task, ctx := launchStandIn(t, "update-retry", "disk")
-	launched := make(chan mesos.TaskInfo, 4)
+	launched := clustertest.NewQueue[mesos.TaskInfo](t)
 	x, err := executor.New(executor.Config{
 		FrameworkID: d.FrameworkID(), ExecutorID: "disk", AgentEndpoint: c.Agents[0].Addr(), Codec: api.JSON,
 		Checkpoint: true, RecoveryTimeout: wait, SubscriptionBackoffMax: 100 * time.Millisecond,
-	}, executor.Funcs{OnLaunch: func(_ context.Context, t mesos.TaskInfo) { launched <- t }, OnSubscribed: func(context.Context, *executorpb.Event_Subscribed) {}})
+	}, executor.Funcs{OnLaunch: func(_ context.Context, t mesos.TaskInfo) { launched.Put(t) }, OnSubscribed: func(context.Context, *executorpb.Event_Subscribed) {}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	xctx, xcancel := context.WithCancel(context.Background())
 	xdone := make(chan error, 1)
 	go func() { xdone <- x.Run(xctx) }()
-	t.Cleanup(func() { xcancel(); <-xdone })
-	recv(t, launched, "LAUNCH")
+	t.Cleanup(func() { xcancel(); clustertest.AwaitStop(t, "the executor driver", xdone) })
+	recv(t, launched.C(), "LAUNCH")
 
 	m, _ := filepath.Glob(filepath.Join(c.Agents[0].Config.WorkDir, "meta", "*", "*", "frameworks", d.FrameworkID(), "executors", "disk", "runs", "*", "tasks", "a"))
 	if len(m) != 1 {

@@ -93,7 +93,10 @@ func TestClusterKill(t *testing.T) {
 	j, err := New(Config{Masters: []string{c.MasterAddr}, Task: Spec{Command: []string{"sleep", "60"}, CPUs: 0.1, Mem: 32},
 		OnStatus: func(s mesos.TaskStatus) {
 			if s.GetState() == mesos.TASK_RUNNING {
-				running <- struct{}{}
+				select { // OnStatus runs on the framework's loop: never block it
+				case running <- struct{}{}:
+				default: // a signal is already pending; one says it ran
+				}
 			}
 		}})
 	if err != nil {

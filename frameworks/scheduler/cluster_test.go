@@ -24,36 +24,54 @@ import (
 // never assert on speed.
 const wait = 30 * time.Second
 
-// probe is a Handler that forwards events to channels for the test to read.
+// probe is a Handler that forwards events to channels for the test to
+// read. Its methods run on the driver's event loop, so they put into
+// unbounded queues and never block: a test that stops reading (waiting for
+// something else, or failing) must not stop the loop, or Run cannot return
+// at cleanup.
 type probe struct {
-	subscribed   chan *scheduler.Event_Subscribed
-	offers       chan []mesos.Offer
-	updates      chan mesos.TaskStatus
+	subscribed   <-chan *scheduler.Event_Subscribed
+	offers       <-chan []mesos.Offer
+	updates      <-chan mesos.TaskStatus
 	heartbeats   chan struct{}
-	disconnected chan error
-	errors       chan string
+	disconnected <-chan error
+	errors       <-chan string
+	in           probeQueues
 }
 
-func newProbe() *probe {
+// probeQueues are the handlers' ends of a probe's channels.
+type probeQueues struct {
+	subscribed   *clustertest.Queue[*scheduler.Event_Subscribed]
+	offers       *clustertest.Queue[[]mesos.Offer]
+	updates      *clustertest.Queue[mesos.TaskStatus]
+	disconnected *clustertest.Queue[error]
+	errors       *clustertest.Queue[string]
+}
+
+func newProbe(t *testing.T) *probe {
+	in := probeQueues{
+		subscribed: clustertest.NewQueue[*scheduler.Event_Subscribed](t), offers: clustertest.NewQueue[[]mesos.Offer](t),
+		updates: clustertest.NewQueue[mesos.TaskStatus](t), disconnected: clustertest.NewQueue[error](t),
+		errors: clustertest.NewQueue[string](t),
+	}
 	return &probe{
-		subscribed: make(chan *scheduler.Event_Subscribed, 16), offers: make(chan []mesos.Offer, 1024),
-		updates: make(chan mesos.TaskStatus, 1024), heartbeats: make(chan struct{}, 1024),
-		disconnected: make(chan error, 16), errors: make(chan string, 16),
+		subscribed: in.subscribed.C(), offers: in.offers.C(), updates: in.updates.C(),
+		heartbeats: make(chan struct{}, 1024), disconnected: in.disconnected.C(), errors: in.errors.C(), in: in,
 	}
 }
 
-func (p *probe) Subscribed(_ context.Context, s *scheduler.Event_Subscribed) { p.subscribed <- s }
-func (p *probe) Offers(_ context.Context, os []mesos.Offer)                  { p.offers <- os }
+func (p *probe) Subscribed(_ context.Context, s *scheduler.Event_Subscribed) { p.in.subscribed.Put(s) }
+func (p *probe) Offers(_ context.Context, os []mesos.Offer)                  { p.in.offers.Put(os) }
 func (p *probe) Rescind(context.Context, mesos.OfferID)                      {}
-func (p *probe) Update(_ context.Context, s mesos.TaskStatus)                { p.updates <- s }
+func (p *probe) Update(_ context.Context, s mesos.TaskStatus)                { p.in.updates.Put(s) }
 func (p *probe) Message(context.Context, *scheduler.Event_Message)           {}
 func (p *probe) Failure(context.Context, *scheduler.Event_Failure)           {}
-func (p *probe) Error(_ context.Context, m string)                           { p.errors <- m }
-func (p *probe) Disconnected(_ context.Context, err error)                   { p.disconnected <- err }
+func (p *probe) Error(_ context.Context, m string)                           { p.in.errors.Put(m) }
+func (p *probe) Disconnected(_ context.Context, err error)                   { p.in.disconnected.Put(err) }
 func (p *probe) Heartbeat(context.Context) {
 	select {
 	case p.heartbeats <- struct{}{}:
-	default:
+	default: // heartbeats only show the stream is alive: one dropped when the test is not counting them loses nothing
 	}
 }
 
@@ -88,7 +106,7 @@ func start(t *testing.T, cfg Config, p *probe) (*Driver, <-chan error) {
 	errc := make(chan error, 1)
 	done := make(chan struct{})
 	go func() { errc <- d.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); clustertest.AwaitStop(t, "the driver", done) })
 	return d, errc
 }
 
@@ -138,7 +156,7 @@ func TestClusterLaunchAndAutoAck(t *testing.T) {
 	for _, codec := range []api.Codec{api.Protobuf, api.JSON} {
 		t.Run(codec.MediaType, func(t *testing.T) {
 			c := clustertest.Start(t, clustertest.Options{})
-			p := newProbe()
+			p := newProbe(t)
 			d, _ := start(t, Config{Masters: []string{c.MasterURL}, Framework: framework("launch", 0), Codec: codec}, p)
 			sub := recv(t, p.subscribed, "SUBSCRIBED")
 			if sub.GetFrameworkID().GetValue() == "" || d.FrameworkID() != sub.GetFrameworkID().GetValue() {
@@ -182,7 +200,7 @@ func TestClusterLaunchAndAutoAck(t *testing.T) {
 
 func TestClusterPacksManyTasksIntoOneOffer(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{})
-	p := newProbe()
+	p := newProbe(t)
 	d, _ := start(t, Config{Masters: []string{c.MasterAddr}, Framework: framework("pack", 0)}, p)
 	recv(t, p.subscribed, "SUBSCRIBED")
 	os := recv(t, p.offers, "an offer")
@@ -212,7 +230,7 @@ func TestClusterPacksManyTasksIntoOneOffer(t *testing.T) {
 
 func TestClusterReconcileAndKill(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{})
-	p := newProbe()
+	p := newProbe(t)
 	d, _ := start(t, Config{Masters: []string{c.MasterAddr}, Framework: framework("reconcile", 0)}, p)
 	recv(t, p.subscribed, "SUBSCRIBED")
 	ctx := context.Background()
@@ -247,7 +265,7 @@ func TestClusterReconcileAndKill(t *testing.T) {
 
 func TestClusterManualAcks(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{})
-	p := newProbe()
+	p := newProbe(t)
 	d, _ := start(t, Config{Masters: []string{c.MasterAddr}, Framework: framework("manual", 0), ManualAcks: true}, p)
 	recv(t, p.subscribed, "SUBSCRIBED")
 	launchOne(t, d, p, "manual-1", "true")
@@ -286,7 +304,7 @@ func TestClusterManualAcks(t *testing.T) {
 
 func TestClusterTeardownEndsRun(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{})
-	p := newProbe()
+	p := newProbe(t)
 	d, errc := start(t, Config{Masters: []string{c.MasterAddr}, Framework: framework("teardown", 3600)}, p)
 	sub := recv(t, p.subscribed, "SUBSCRIBED")
 	if err := d.Teardown(context.Background()); err != nil {
@@ -307,7 +325,7 @@ func TestClusterTeardownEndsRun(t *testing.T) {
 	// Re-subscribing as the removed framework is refused for good.
 	info := framework("teardown", 3600)
 	info.ID = sub.GetFrameworkID()
-	_, errc = start(t, Config{Masters: []string{c.MasterAddr}, Framework: info, MaxConnectFailures: 3}, newProbe())
+	_, errc = start(t, Config{Masters: []string{c.MasterAddr}, Framework: info, MaxConnectFailures: 3}, newProbe(t))
 	err := recv(t, errc, "Run of the removed framework to return")
 	var me *MasterError
 	var ae *APIError
@@ -318,7 +336,7 @@ func TestClusterTeardownEndsRun(t *testing.T) {
 
 func TestClusterResubscribesWithItsFrameworkID(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{})
-	p := newProbe()
+	p := newProbe(t)
 	d, _ := start(t, Config{Masters: []string{c.MasterAddr}, Framework: framework("failover", 3600),
 		Backoff: Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}}, p)
 	first := recv(t, p.subscribed, "SUBSCRIBED")
@@ -342,7 +360,7 @@ func TestClusterResubscribesWithItsFrameworkID(t *testing.T) {
 func TestClusterHeartbeatWatchdog(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{Master: func(mc *master.Config) { mc.HeartbeatInterval = 50 * time.Millisecond }})
 	px := newFreezeProxy(t, c.MasterAddr)
-	p := newProbe()
+	p := newProbe(t)
 	start(t, Config{Masters: []string{px.addr}, Framework: framework("watchdog", 3600), MissedHeartbeats: 3,
 		ConnectTimeout: 2 * time.Second, Backoff: Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}}, p)
 	first := recv(t, p.subscribed, "SUBSCRIBED")
@@ -364,7 +382,7 @@ func TestClusterHeartbeatWatchdog(t *testing.T) {
 func TestClusterTriesTheNextMaster(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{})
 	dead := closedAddr(t)
-	p := newProbe()
+	p := newProbe(t)
 	start(t, Config{Masters: []string{dead, c.MasterAddr}, Framework: framework("next", 0),
 		Backoff: Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond}}, p)
 	recv(t, p.subscribed, "SUBSCRIBED through the second master")
@@ -372,7 +390,7 @@ func TestClusterTriesTheNextMaster(t *testing.T) {
 
 func TestConnectFailuresEndRun(t *testing.T) {
 	_, errc := start(t, Config{Masters: []string{closedAddr(t)}, Framework: framework("nobody", 0), MaxConnectFailures: 2,
-		Backoff: Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond}}, newProbe())
+		Backoff: Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond}}, newProbe(t))
 	err := recv(t, errc, "Run to give up")
 	var ce *ConnectError
 	if !errors.As(err, &ce) || ce.Attempts != 2 {

@@ -35,7 +35,12 @@ func runDriver(t *testing.T, cfg Config, h Handler) (d *Driver, stop func() erro
 		if !stopped {
 			stopped = true
 			cancel()
-			result = <-errc
+			select {
+			case result = <-errc:
+			case <-time.After(clustertest.StopTimeout):
+				result = fmt.Errorf("Run did not return within %v of its cancel", clustertest.StopTimeout)
+				t.Error(result)
+			}
 		}
 		return result
 	}
@@ -58,7 +63,7 @@ func TestClusterFailoverKeepsTasksUntilTimeout(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{Agents: 2})
 
 	// The first scheduler: launch the tasks, see them all RUNNING.
-	p := newProbe()
+	p := newProbe(t)
 	d, stop := runDriver(t, Config{Masters: []string{c.MasterAddr}, Framework: framework("failover-sdk", failover)}, p)
 	recv(t, p.subscribed, "SUBSCRIBED")
 	fid := d.FrameworkID()
@@ -120,7 +125,7 @@ func TestClusterFailoverKeepsTasksUntilTimeout(t *testing.T) {
 	// failover timeout: it reconciles and finds every task RUNNING.
 	info := framework("failover-sdk", failover)
 	info.ID = &mesos.FrameworkID{Value: fid}
-	p2 := newProbe()
+	p2 := newProbe(t)
 	d2, stop2 := runDriver(t, Config{Masters: []string{c.MasterAddr}, Framework: info}, p2)
 	sub := recv(t, p2.subscribed, "SUBSCRIBED after failover")
 	if got := sub.GetFrameworkID().GetValue(); got != fid || d2.FrameworkID() != fid {

@@ -161,16 +161,21 @@ func TestClusterScaleThousandTasks(t *testing.T) {
 	p.d = d
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- d.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-errc })
+	ran := make(chan struct{}) // closed when Run returns: errc may have been read by then
+	go func() { errc <- d.Run(ctx); close(ran) }()
+	t.Cleanup(func() { cancel(); clustertest.AwaitStop(t, "the driver", ran) })
 
 	select {
 	case <-p.done:
 	case err := <-errc:
 		t.Fatalf("Run ended before the tasks did: %v", err)
 	case <-time.After(3 * wait):
+		// The handlers take p.mu on the driver's loop: release it before
+		// failing, or the cleanup's wait for Run would wait forever.
 		p.mu.Lock()
-		t.Fatalf("timed out: %d launched, %d finished, %d failed, %d pending", len(p.launched), p.finished, len(p.failed), len(p.pending))
+		launched, finished, failed, pending := len(p.launched), p.finished, len(p.failed), len(p.pending)
+		p.mu.Unlock()
+		t.Fatalf("timed out: %d launched, %d finished, %d failed, %d pending", launched, finished, failed, pending)
 	}
 
 	p.mu.Lock()

@@ -61,7 +61,7 @@ func TestClusterFollowsTheLeaderZooKeeperNames(t *testing.T) {
 	leaveA := stand(t, url, a.MasterAddr)
 	stand(t, url, b.MasterAddr)
 
-	p := newProbe()
+	p := newProbe(t)
 	d, _ := start(t, Config{Masters: []string{url}, Framework: framework("follower", 3600),
 		Backoff: Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}}, p)
 	first := recv(t, p.subscribed, "SUBSCRIBED with the leader ZooKeeper names")
@@ -87,7 +87,7 @@ func TestClusterFollowsTheLeaderZooKeeperNames(t *testing.T) {
 // MaxConnectFailures still ends it.
 func TestZooKeeperWithoutALeader(t *testing.T) {
 	e := zktest.Start(t, 1)
-	p := newProbe()
+	p := newProbe(t)
 	_, errc := start(t, Config{Masters: []string{e.URL("/empty")}, Framework: framework("alone", 0),
 		ConnectTimeout: 500 * time.Millisecond, MaxConnectFailures: 2,
 		Backoff: Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond}}, p)
