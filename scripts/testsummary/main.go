@@ -105,6 +105,20 @@ func main() {
 			delete(buffered, key)
 		}
 	}
+	// Tests that never ended — their binary was killed (a -timeout panic,
+	// a crash, a signal) — count as failed, with what they printed, so
+	// that a hang is never a green line.
+	if len(buffered) > 0 {
+		keys := make([]string, 0, len(buffered))
+		for k := range buffered {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			failed++
+			fmt.Fprintf(out, "\n=== %s did not finish (its test binary was killed or timed out); its output:\n%s", k, strings.Join(buffered[k], ""))
+		}
+	}
 	if len(tiers) > 0 {
 		fmt.Fprintln(out, "\ntiers of real components (tests ran / skipped):")
 		names := make([]string, 0, len(tiers))
