@@ -122,10 +122,10 @@ func runMaster(args []string) int {
 	mf.register(fs)
 	var zkURL string
 	var quorum int
-	var zkSession time.Duration
+	zkSession := mesosDuration(zk.DefaultSessionTimeout)
 	fs.StringVar(&zkURL, "zk", "", "ZooKeeper URL zk://[user:pass@]host1:2181,host2:2181/path: stand for election there and keep the registry there (high availability; --work_dir is then not needed)")
 	fs.IntVar(&quorum, "quorum", 1, "with --zk: how many masters must stand for election before the elected one acts (a majority of the masters you run)")
-	fs.DurationVar(&zkSession, "zk_session_timeout", zk.DefaultSessionTimeout, "with --zk: the ZooKeeper session timeout; a leader cut off from ZooKeeper stops acting within half of it")
+	fs.Var(&zkSession, "zk_session_timeout", "with --zk: the ZooKeeper session timeout (Mesos's units, 10secs, or Go's, 10s); a leader cut off from ZooKeeper stops acting within half of it")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: agora master --work_dir=DIR [flags]\n"+
 			"       agora master --zk=zk://h1:2181,h2:2181,h3:2181/agora --quorum=2 [flags]\n\n"+
@@ -142,7 +142,7 @@ func runMaster(args []string) int {
 		return code
 	}
 	if zkURL != "" {
-		return runHAMaster(mf, zkURL, quorum, zkSession)
+		return runHAMaster(mf, zkURL, quorum, time.Duration(zkSession))
 	}
 	if mf.workDir == "" {
 		fmt.Fprintln(os.Stderr, "agora master: --work_dir is required (the master keeps its registry there), or --zk for masters that elect a leader")
