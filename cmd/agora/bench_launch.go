@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -23,9 +24,10 @@ func runBenchLaunch(args []string) int {
 	fs := newClientFlags("bench launch", "[--tasks N] [--max-in-flight N] [--cpus C] [--mem M] [--cmd CMD] [--json]",
 		"Subscribes a benchmark framework that launches N command tasks, packing as many into\n"+
 			"each offer as fit, and reports throughput and accept→running / accept→finished latency.\n"+
-			"By default every task an offer holds is launched at once: that measures saturated\n"+
-			"throughput, and the latencies then mostly measure queueing. --max-in-flight N keeps at\n"+
-			"most N tasks launched but not yet RUNNING, to measure latency at a stated load.\n"+
+			"Without --max-in-flight it runs twice and reports both: saturated (every task an offer\n"+
+			"holds launched at once: throughput, with latencies that mostly measure queueing), then\n"+
+			"with at most 8 tasks launched but not yet RUNNING (latency at a stated load).\n"+
+			"--max-in-flight N runs once with that window (0: saturated only).\n"+
 			"The phase breakdown uses the agents' update timestamps: meaningful only when the\n"+
 			"agents' clocks agree with this machine's (agora dev).\n"+
 			"Progress goes to stderr; the exit status is non-zero if any task did not finish.",
@@ -75,6 +77,11 @@ func runBenchLaunch(args []string) int {
 		}
 		return 0
 	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "max-in-flight" })
+	if !explicit {
+		return launchBoth(ctx, cfg, o)
+	}
 	res, err := bench.Launch(ctx, cfg)
 	if res == nil {
 		return masterFailure("bench launch", o.master, err)
@@ -85,6 +92,58 @@ func runBenchLaunch(args []string) int {
 	} else {
 		printLaunchResult(res)
 	}
+	return launchExit(o, res, err)
+}
+
+// defaultWindow is the in-flight window of the default run's second pass.
+const defaultWindow = 8
+
+// launchBoth is the default run: saturated, then with at most
+// defaultWindow tasks in flight, so a first run shows the throughput and
+// the latency at a stated load rather than only a queueing artefact.
+// --json prints both results as an array, in that order.
+func launchBoth(ctx context.Context, cfg bench.LaunchConfig, o clientOptions) int {
+	var results []*bench.LaunchResult
+	for i, window := range []int{0, defaultWindow} {
+		c := cfg
+		c.MaxInFlight = window
+		if i > 0 {
+			fmt.Fprintf(os.Stderr, "agora bench launch: again with at most %d tasks in flight\n", window)
+		}
+		res, err := bench.Launch(ctx, c)
+		if res == nil {
+			return masterFailure("bench launch", o.master, err)
+		}
+		results = append(results, res)
+		if !o.json {
+			if i > 0 {
+				fmt.Println()
+			}
+			if window == 0 {
+				fmt.Println("saturated (every task an offer holds launched at once):")
+			} else {
+				fmt.Printf("at most %d tasks in flight:\n", window)
+			}
+			printLaunchResult(res)
+		}
+		if code := launchExit(o, res, err); code != 0 {
+			if o.json {
+				b, _ := json.Marshal(results)
+				fmt.Println(string(b))
+			}
+			return code
+		}
+	}
+	if o.json {
+		b, _ := json.Marshal(results)
+		fmt.Println(string(b))
+	}
+	return 0
+}
+
+// launchExit is the exit status of a run: its error, or tasks that did
+// not finish.
+func launchExit(o clientOptions, res *bench.LaunchResult, err error) int {
 	if err != nil {
 		return masterFailure("bench launch", o.master, err)
 	}

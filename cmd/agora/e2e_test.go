@@ -450,3 +450,35 @@ func TestPortZeroAdvertisesTheBoundPort(t *testing.T) {
 		t.Errorf("the agent on %s says port %d, flags port %q", agentAddr, as.Port, as.Flags["port"])
 	}
 }
+
+// `agora bench launch` without --max-in-flight, as the README's tour runs
+// it, reports both the saturated run and one with at most 8 tasks in
+// flight; with --max-in-flight it runs once with that window.
+func TestBenchLaunchReportsBothByDefault(t *testing.T) {
+	work, err := os.MkdirTemp("/var/tmp", "agora-bench-launch-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(work) })
+	_, master := startBound(t, "dev", "--agents", "1", "--port=0", "--hadoop_port", "0", "--work_dir", work)
+	waitState(t, "http://"+master, "the agent", func(s *masterState) bool { return len(s.Slaves) == 1 })
+
+	type result struct {
+		Tasks       int `json:"tasks"`
+		MaxInFlight int `json:"max_in_flight"`
+		Finished    int `json:"finished"`
+	}
+	out, stderr, code := runClient(t, master, "bench", "launch", "--tasks", "30", "--mem", "16", "--json")
+	var both []result
+	if err := json.Unmarshal([]byte(out), &both); err != nil || code != 0 {
+		t.Fatalf("bench launch: exit %d, %v\n%s\n%s", code, err, out, stderr)
+	}
+	if len(both) != 2 || both[0].MaxInFlight != 0 || both[1].MaxInFlight != 8 || both[0].Finished != 30 || both[1].Finished != 30 {
+		t.Fatalf("default bench launch reported %+v; want a saturated run and one with 8 in flight, 30 tasks finished each", both)
+	}
+	out, stderr, code = runClient(t, master, "bench", "launch", "--tasks", "20", "--mem", "16", "--max-in-flight", "4", "--json")
+	var one result
+	if err := json.Unmarshal([]byte(out), &one); err != nil || code != 0 || one.MaxInFlight != 4 || one.Finished != 20 {
+		t.Fatalf("bench launch --max-in-flight 4: exit %d, %+v, %v\n%s", code, one, err, stderr)
+	}
+}
