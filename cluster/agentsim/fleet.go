@@ -65,7 +65,14 @@ type Config struct {
 	// reach one master. Default: with a loopback master, 127.0.0.2 to
 	// 127.0.0.17; otherwise none (the kernel picks).
 	SourceAddrs []string
-	Logger      *slog.Logger
+	// HTTP2 multiplexes the agents' streams and calls over cleartext
+	// HTTP/2 connections to the master (up to its streams-per-connection
+	// bound each) instead of one HTTP/1.1 connection per agent, as real
+	// agents hold. The master's work per agent is the same; what changes
+	// is the file descriptors and socket buffers on both sides, so runs
+	// with more agents than the open-file limit allows need it.
+	HTTP2  bool
+	Logger *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -218,6 +225,15 @@ func (f *Fleet) newClient() *http.Client {
 		// Small buffers: most of the fleet's memory is its connections.
 		ReadBufferSize:  4096,
 		WriteBufferSize: 4096,
+	}
+	if f.cfg.HTTP2 {
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
+		// Without a bound every agent that starts before the first
+		// connection is up dials one of its own. Half the master's
+		// streams per connection (master.MaxStreamsPerConn) leaves room
+		// for the calls beside the agents' streams.
+		tr.MaxConnsPerHost = f.cfg.Agents/500 + 2
 	}
 	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +29,10 @@ type testMaster struct {
 	addr string
 	reg  registry.Registry
 	stop func()
+	// agentConns counts the connections accepted from the agents'
+	// source addresses (127.0.0.2 and up; the test's own calls come
+	// from 127.0.0.1).
+	agentConns atomic.Int64
 }
 
 func newTestMaster(t *testing.T) *testMaster {
@@ -53,7 +58,7 @@ func (tm *testMaster) start(ln net.Listener) {
 	done := make(chan struct{})
 	srv := m.Server(nil)
 	go func() { m.Run(ctx); close(done) }()
-	go srv.Serve(ln)
+	go srv.Serve(countingListener{ln, &tm.agentConns})
 	tm.stop = func() {
 		srv.Close()
 		cancel()
@@ -81,6 +86,21 @@ func (tm *testMaster) restart() {
 		tm.t.Fatal(err)
 	}
 	tm.start(ln)
+}
+
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok && !a.IP.Equal(net.IPv4(127, 0, 0, 1)) {
+			l.n.Add(1)
+		}
+	}
+	return c, err
 }
 
 func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
@@ -139,11 +159,17 @@ func strPtr(s string) *string { return &s }
 // Simulated agents register with a master, run tasks as timers with
 // reliable status updates (STARTING, RUNNING, FINISHED, each acknowledged
 // and then forgotten), and after a restart of the master re-register with
-// their IDs and report the tasks they still run.
+// their IDs and report the tasks they still run. They do so over one
+// HTTP/1.1 connection each, as real agents, or multiplexed over HTTP/2.
 func TestSimulatedAgentsRunTasksAndReregister(t *testing.T) {
+	t.Run("http1", func(t *testing.T) { testSimulatedAgents(t, false) })
+	t.Run("http2", func(t *testing.T) { testSimulatedAgents(t, true) })
+}
+
+func testSimulatedAgents(t *testing.T, http2 bool) {
 	tm := newTestMaster(t)
 	const n = 20
-	f := startFleet(t, Config{Master: tm.addr, Agents: n, Resources: "cpus:2;mem:1024", UpdateRetry: 200 * time.Millisecond})
+	f := startFleet(t, Config{Master: tm.addr, Agents: n, Resources: "cpus:2;mem:1024", UpdateRetry: 200 * time.Millisecond, HTTP2: http2})
 	waitFor(t, "every simulated agent to register", time.Minute, func() bool { return f.Registered() == n })
 	ids := f.IDs()
 	s := masterState(t, tm.addr)
@@ -199,6 +225,17 @@ func TestSimulatedAgentsRunTasksAndReregister(t *testing.T) {
 	if err := f.Err(); err != nil {
 		t.Fatal(err)
 	}
+	// Each agent holds its own connection over HTTP/1.1 (one per
+	// registration, and its calls may open more); over HTTP/2 the whole
+	// fleet shares one connection per master, and one more per restart.
+	conns := tm.agentConns.Load()
+	switch {
+	case http2 && conns > 4:
+		t.Fatalf("%d agents over HTTP/2 opened %d connections to the master; want one per master (at most 4)", n, conns)
+	case !http2 && conns < 2*n:
+		t.Fatalf("%d agents over HTTP/1.1 opened %d connections to the master; want one per agent and registration (≥ %d)", n, conns, 2*n)
+	}
+	t.Logf("%d agents, http2=%v: %d connections", n, http2, conns)
 }
 
 func sortedCopy(ss []string) []string {

@@ -28,13 +28,34 @@ const (
 	IdleTimeout       = 2 * time.Minute
 )
 
-// Server returns the master's HTTP server (Handler(ui) with the timeouts
-// above); the caller serves it and shuts it down.
-func (m *Master) Server(ui http.Handler) *http.Server {
-	return &http.Server{
-		Handler:           m.Handler(ui),
+// MaxStreamsPerConn bounds the calls and streams one HTTP/2 connection
+// carries at once. Agents and schedulers speak HTTP/1.1 (one connection
+// per stream, as Mesos's do); a client that opens with HTTP/2's preface
+// (cleartext, prior knowledge) instead multiplexes many agents' or
+// frameworks' streams over few connections — a fleet of simulated agents
+// does, so that tens of thousands of them fit the open-file limit of one
+// process on each side. ReadTimeout applies per stream: it closes a
+// request body not read in time, never a response stream.
+const MaxStreamsPerConn = 1000
+
+// NewServer is the master's HTTP server for h: the timeouts above, and
+// HTTP/1.1 and cleartext HTTP/2 on the same port.
+func NewServer(h http.Handler) *http.Server {
+	srv := &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		ReadTimeout:       ReadTimeout,
 		IdleTimeout:       IdleTimeout,
+		Protocols:         new(http.Protocols),
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: MaxStreamsPerConn},
 	}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	return srv
+}
+
+// Server returns the master's HTTP server (Handler(ui), see NewServer);
+// the caller serves it and shuts it down.
+func (m *Master) Server(ui http.Handler) *http.Server {
+	return NewServer(m.Handler(ui))
 }

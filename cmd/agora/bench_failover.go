@@ -46,15 +46,17 @@ type failoverConfig struct {
 	SessionTimeout time.Duration // the masters' ZooKeeper session
 	MasterArgs     []string      // more flags for every master
 	Timeout        time.Duration // bound on each phase
+	HTTP2          bool          // the agents multiplex over HTTP/2 (agentsim.Config.HTTP2)
 	Logger         *slog.Logger  // progress
 }
 
 // failoverResult is what a run measured; the times are seconds from the
 // kill (reregistered_after_election_s: from the election).
 type failoverResult struct {
-	Agents        int `json:"agents"`
-	TasksPerAgent int `json:"tasks_per_agent"`
-	Masters       int `json:"masters"`
+	Agents        int  `json:"agents"`
+	TasksPerAgent int  `json:"tasks_per_agent"`
+	Masters       int  `json:"masters"`
+	AgentsHTTP2   bool `json:"agents_http2"`
 	// SetupSeconds is the time to register the agents and run every task.
 	SetupSeconds      float64        `json:"setup_s"`
 	ElectedSeconds    float64        `json:"elected_s"`
@@ -81,6 +83,7 @@ func runBenchFailover(args []string) int {
 	session := fs.Duration("zk_session_timeout", 4*time.Second, "the masters' ZooKeeper session timeout: the dead leader's znode goes after it")
 	timeout := fs.Duration("timeout", 10*time.Minute, "bound on each phase")
 	workDir := fs.String("work_dir", "/var/tmp", "where the masters' logs go (a fresh directory below this one, removed afterwards unless the run fails)")
+	http2 := fs.Bool("http2", false, "the simulated agents multiplex their streams over cleartext HTTP/2 connections (real agents hold one HTTP/1.1 connection each); needed for more agents than the open-file limit allows")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	verbose := fs.Bool("verbose", false, "log progress on stderr")
 	fs.Usage = func() {
@@ -126,7 +129,7 @@ func runBenchFailover(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := benchFailover(ctx, failoverConfig{Bin: bin, ZK: u, Masters: *masters, Agents: *agents, TasksPerAgent: *tasks,
-		Dir: dir, SessionTimeout: *session, Timeout: *timeout, Logger: benchLogger(*verbose)})
+		Dir: dir, SessionTimeout: *session, Timeout: *timeout, HTTP2: *http2, Logger: benchLogger(*verbose)})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "agora bench failover: %v\n(masters' logs kept in %s)\n", err, dir)
 		return 1
@@ -146,6 +149,7 @@ func printFailoverResult(r *failoverResult) {
 	row := func(k string, v any) { fmt.Fprintf(w, "%s\t%v\n", k, v) }
 	row("agents × tasks", fmt.Sprintf("%d × %d", r.Agents, r.TasksPerAgent))
 	row("masters", r.Masters)
+	row("agents over HTTP/2", r.AgentsHTTP2)
 	row("setup (register, launch all) s", r.SetupSeconds)
 	row("ZooKeeper session timeout s", r.ZKSessionTimeout)
 	row("from kill -9 of the leader:", "")
@@ -166,8 +170,8 @@ func printFailoverResult(r *failoverResult) {
 // benchFailover runs the benchmark once.
 func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, error) {
 	log := cfg.Logger
-	if err := raiseNoFile(uint64(3*cfg.Agents + 4096)); err != nil {
-		log.Warn("raising the open-file limit", "err", err)
+	if err := fleetFiles(cfg.Agents, cfg.HTTP2, log); err != nil {
+		return nil, err
 	}
 	root := fmt.Sprintf("%s/bench-failover-%d", cfg.ZK.Path, time.Now().UnixNano())
 	zkURL := zkURLAt(cfg.ZK, root)
@@ -176,7 +180,7 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 			log.Warn("removing the benchmark's znodes", "root", root, "err", err)
 		}
 	}()
-	res := &failoverResult{Agents: cfg.Agents, TasksPerAgent: cfg.TasksPerAgent, Masters: cfg.Masters, ZKSessionTimeout: cfg.SessionTimeout.Seconds()}
+	res := &failoverResult{Agents: cfg.Agents, TasksPerAgent: cfg.TasksPerAgent, Masters: cfg.Masters, AgentsHTTP2: cfg.HTTP2, ZKSessionTimeout: cfg.SessionTimeout.Seconds()}
 
 	// The masters.
 	masters := map[string]*simMaster{}
@@ -207,7 +211,7 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 
 	// The agents and the framework.
 	setup := time.Now()
-	fleet, stopFleet, err := startFleet(ctx, agentsim.Config{Master: zkURL, Agents: cfg.Agents, Logger: log}, cfg.Timeout)
+	fleet, stopFleet, err := startFleet(ctx, agentsim.Config{Master: zkURL, Agents: cfg.Agents, HTTP2: cfg.HTTP2, Logger: log}, cfg.Timeout)
 	defer stopFleet()
 	if err != nil {
 		return nil, err
@@ -392,17 +396,18 @@ type failoverFramework struct {
 	log            *slog.Logger
 	launches       chan failoverLaunch // to the workers that send the ACCEPTs
 
-	mu       sync.Mutex
-	launched map[string]bool // agent IDs
-	agentOf  map[string]string
-	running  map[string]bool
-	killed   time.Time
-	resubbed bool
-	offered  map[string]bool // agents offered since the re-subscription
-	reconc   map[string]bool // tasks heard RUNNING since the re-subscription
-	asked    int             // tasks asked to reconcile
-	answers  int             // updates since the re-subscription
-	t        failoverTimes
+	mu         sync.Mutex
+	launched   map[string]bool // agent IDs
+	agentOf    map[string]string
+	running    map[string]bool
+	killed     time.Time
+	resubbed   bool
+	offered    map[string]bool // agents offered since the re-subscription
+	reconc     map[string]bool // tasks heard RUNNING since the re-subscription
+	asked      int             // tasks asked to reconcile
+	lastAnswer time.Time       // when the last update after the re-subscription came
+	answers    int             // updates since the re-subscription
+	t          failoverTimes
 }
 
 type failoverTimes struct{ resubscribed, firstOffer, allOffered, reconciled time.Time }
@@ -489,10 +494,12 @@ func (f *failoverFramework) reconcileAll(ctx context.Context) {
 			f.asked += len(chunk)
 			f.mu.Unlock()
 			// Ask no faster than the answers come (see failoverMaxInFlight).
+			// Tasks of agents that have not re-registered get no answer, so
+			// answers that stop coming end the wait too.
 			waitCond(ctx, 5*time.Second, "reconciliation answers", func() (bool, string) {
 				f.mu.Lock()
 				defer f.mu.Unlock()
-				return f.asked-f.answers < failoverMaxInFlight, ""
+				return f.asked-f.answers < failoverMaxInFlight || time.Since(f.lastAnswer) > 200*time.Millisecond, ""
 			})
 		}
 		select {
@@ -563,6 +570,7 @@ func (f *failoverFramework) update(_ context.Context, st mesos.TaskStatus) {
 	defer f.mu.Unlock()
 	if f.resubbed {
 		f.answers++
+		f.lastAnswer = time.Now()
 	}
 	if st.GetState() != mesos.TASK_RUNNING {
 		return

@@ -49,12 +49,14 @@ type scaleConfig struct {
 	Dir            string
 	MasterArgs     []string
 	Timeout        time.Duration
+	HTTP2          bool // the agents multiplex over HTTP/2 (agentsim.Config.HTTP2)
 	Logger         *slog.Logger
 }
 
 type scaleResult struct {
 	Agents        int     `json:"agents"`
 	Frameworks    int     `json:"frameworks"`
+	AgentsHTTP2   bool    `json:"agents_http2"`
 	TaskMeanS     float64 `json:"task_mean_s"`
 	WindowS       float64 `json:"window_s"`
 	RegisterS     float64 `json:"register_all_s"`
@@ -91,6 +93,7 @@ func runBenchScale(args []string) int {
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "bound on the agents' registration")
 	zkFlag := fs.String("zk", "", "run the master with --zk here (a fresh znode below the path, removed afterwards) instead of with a registry on disk")
 	workDir := fs.String("work_dir", "/var/tmp", "where the master's registry and log go (a fresh directory below this one, removed afterwards unless the run fails)")
+	fs.BoolVar(&cfg.HTTP2, "http2", false, "the simulated agents multiplex their streams over cleartext HTTP/2 connections (real agents hold one HTTP/1.1 connection each); needed for more agents than the open-file limit allows")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	verbose := fs.Bool("verbose", false, "log progress on stderr")
 	fs.Usage = func() {
@@ -145,6 +148,7 @@ func runBenchScale(args []string) int {
 	w := newTable()
 	row := func(k string, v any) { fmt.Fprintf(w, "%s\t%v\n", k, v) }
 	row("agents × frameworks", fmt.Sprintf("%d × %d", res.Agents, res.Frameworks))
+	row("agents over HTTP/2", res.AgentsHTTP2)
 	row("task duration mean s", res.TaskMeanS)
 	row("all agents registered s", res.RegisterS)
 	row("window s", res.WindowS)
@@ -166,8 +170,8 @@ func runBenchScale(args []string) int {
 // benchScale runs the benchmark once.
 func benchScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 	log := cfg.Logger
-	if err := raiseNoFile(uint64(3*cfg.Agents + 4096)); err != nil {
-		log.Warn("raising the open-file limit", "err", err)
+	if err := fleetFiles(cfg.Agents, cfg.HTTP2, log); err != nil {
+		return nil, err
 	}
 	args := []string{"master", "--ip=127.0.0.1"}
 	agentsMaster := "" // the master's address once it listens
@@ -199,9 +203,9 @@ func benchScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 		return nil, err
 	}
 
-	res := &scaleResult{Agents: cfg.Agents, Frameworks: cfg.Frameworks, TaskMeanS: cfg.TaskMean.Seconds(), WindowS: cfg.Window.Seconds()}
+	res := &scaleResult{Agents: cfg.Agents, Frameworks: cfg.Frameworks, AgentsHTTP2: cfg.HTTP2, TaskMeanS: cfg.TaskMean.Seconds(), WindowS: cfg.Window.Seconds()}
 	start := time.Now()
-	fleet, stopFleet, err := startFleet(ctx, agentsim.Config{Master: agentsMaster, Agents: cfg.Agents, Logger: log}, cfg.Timeout)
+	fleet, stopFleet, err := startFleet(ctx, agentsim.Config{Master: agentsMaster, Agents: cfg.Agents, HTTP2: cfg.HTTP2, Logger: log}, cfg.Timeout)
 	defer stopFleet()
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 	gozk "github.com/go-zookeeper/zk"
 
 	"github.com/agora-cluster/agora/cluster/agentsim"
+	"github.com/agora-cluster/agora/cluster/master"
 	"github.com/agora-cluster/agora/cluster/zk"
 )
 
@@ -118,6 +119,27 @@ func (m *simMaster) kill9() error {
 	case <-time.After(10 * time.Second):
 		return fmt.Errorf("master pid %d still runs 10 s after SIGKILL", m.pid())
 	}
+}
+
+// fleetFiles raises the open-file limit for a fleet of n simulated agents
+// (this process holds a connection per agent, and so does the master, a
+// child that inherits the limit) and refuses a fleet that cannot fit
+// unless its agents multiplex their streams over HTTP/2.
+func fleetFiles(n int, http2 bool, log *slog.Logger) error {
+	want := uint64(n + 4096)
+	if http2 {
+		want = uint64(n/master.MaxStreamsPerConn*4 + 4096)
+	}
+	err := raiseNoFile(want)
+	if err == nil {
+		return nil
+	}
+	if http2 {
+		log.Warn("raising the open-file limit", "err", err)
+		return nil
+	}
+	return fmt.Errorf("%d agents need about %d open files in this process and in the master: %w; "+
+		"--http2 multiplexes the agents over a few connections", n, want, err)
 }
 
 // raiseNoFile raises this process's open-file limit to at least n (soft

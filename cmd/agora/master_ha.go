@@ -95,7 +95,7 @@ func (h *haMaster) serve(ctx context.Context, ln net.Listener) error {
 	gctx, stopGroup := context.WithCancel(context.Background())
 	groupDone := make(chan struct{})
 	go func() { defer close(groupDone); h.group.Run(gctx) }()
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: master.ReadHeaderTimeout, ReadTimeout: master.ReadTimeout, IdleTimeout: master.IdleTimeout}
+	srv := master.NewServer(h)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	h.log.Info("standing for election", "zk", h.url.String(), "quorum", h.quorum, "id", h.info.GetID())
