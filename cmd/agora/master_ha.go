@@ -35,6 +35,11 @@ type haMaster struct {
 	group   *zk.Group
 	info    mesos.MasterInfo
 	current atomic.Pointer[http.Handler]
+	// recovering, while set, is closed when this elected master has
+	// recovered the registry (or failed to): calls that arrive meanwhile
+	// wait for it (see ServeHTTP).
+	recovering atomic.Pointer[chan struct{}]
+	held       atomic.Int64 // calls waiting on recovering now
 	// terms counts the times this process was elected (for tests and logs).
 	terms atomic.Int64
 }
@@ -86,7 +91,28 @@ func (h *haMaster) addr() string {
 	return a
 }
 
+// holdWhileRecovering bounds how long a call waits for this master to
+// finish recovering the registry after its election.
+const holdWhileRecovering = 10 * time.Second
+
+// ServeHTTP serves r with the handler of the moment. A call that arrives
+// while this master, just elected, recovers the registry waits until it
+// acts (at most holdWhileRecovering) instead of being told to retry:
+// every agent and framework comes to it at once when ZooKeeper names it,
+// and with a 503 each would back off and come back up to its backoff
+// limit after the master is ready.
 func (h *haMaster) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if ch := h.recovering.Load(); ch != nil {
+		h.held.Add(1)
+		t := time.NewTimer(holdWhileRecovering)
+		select {
+		case <-*ch:
+		case <-t.C:
+		case <-r.Context().Done():
+		}
+		t.Stop()
+		h.held.Add(-1)
+	}
 	(*h.current.Load()).ServeHTTP(w, r)
 }
 
@@ -140,8 +166,12 @@ func (h *haMaster) alternate(ctx context.Context, serveErr <-chan error) error {
 		}
 		warned = false
 		term := h.group.Node()
+		ready := make(chan struct{})
+		h.recovering.Store(&ready)
 		m, err := h.recover(term)
 		if err != nil {
+			h.recovering.Store(nil)
+			close(ready)
 			failures++
 			if failures >= maxRecoveryFailures {
 				// Holding the oldest znode without acting would keep every
@@ -171,6 +201,8 @@ func (h *haMaster) alternate(ctx context.Context, serveErr <-chan error) error {
 		})
 		var fh http.Handler = fenced
 		h.current.Store(&fh)
+		h.recovering.Store(nil)
+		close(ready)
 		h.log.Info("elected leading master", "id", h.info.GetID(), "term", h.terms.Load())
 
 		// Leading, as long as this term's znode lives: a lease that runs
