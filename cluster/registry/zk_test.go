@@ -15,7 +15,7 @@ import (
 	"github.com/agora-cluster/agora/cluster/zk/zktest"
 )
 
-func zkConn(t *testing.T, e *zktest.Ensemble) *gozk.Conn {
+func zkConn(t testing.TB, e *zktest.Ensemble) *gozk.Conn {
 	t.Helper()
 	conn, _, err := gozk.Connect(e.Addrs(), 4*time.Second, gozk.WithLogInfo(false))
 	if err != nil {

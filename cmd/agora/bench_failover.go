@@ -6,10 +6,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -47,6 +50,8 @@ type failoverConfig struct {
 	MasterArgs     []string      // more flags for every master
 	Timeout        time.Duration // bound on each phase
 	HTTP2          bool          // the agents multiplex over HTTP/2 (agentsim.Config.HTTP2)
+	PprofDir       string        // CPU profiles of the surviving masters from the kill on, when set
+	PprofFor       time.Duration // their length
 	Logger         *slog.Logger  // progress
 }
 
@@ -84,6 +89,8 @@ func runBenchFailover(args []string) int {
 	timeout := fs.Duration("timeout", 10*time.Minute, "bound on each phase")
 	workDir := fs.String("work_dir", "/var/tmp", "where the masters' logs go (a fresh directory below this one, removed afterwards unless the run fails)")
 	http2 := fs.Bool("http2", false, "the simulated agents multiplex their streams over cleartext HTTP/2 connections (real agents hold one HTTP/1.1 connection each); needed for more agents than the open-file limit allows")
+	pprofDir := fs.String("pprof_dir", "", "write a CPU profile of every surviving master, from the kill on, into this directory (the masters run with --enable_pprof)")
+	pprofFor := fs.Duration("pprof_duration", 20*time.Second, "length of the --pprof_dir profiles")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	verbose := fs.Bool("verbose", false, "log progress on stderr")
 	fs.Usage = func() {
@@ -129,7 +136,7 @@ func runBenchFailover(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := benchFailover(ctx, failoverConfig{Bin: bin, ZK: u, Masters: *masters, Agents: *agents, TasksPerAgent: *tasks,
-		Dir: dir, SessionTimeout: *session, Timeout: *timeout, HTTP2: *http2, Logger: benchLogger(*verbose)})
+		Dir: dir, SessionTimeout: *session, Timeout: *timeout, HTTP2: *http2, PprofDir: *pprofDir, PprofFor: *pprofFor, Logger: benchLogger(*verbose)})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "agora bench failover: %v\n(masters' logs kept in %s)\n", err, dir)
 		return 1
@@ -142,6 +149,47 @@ func runBenchFailover(args []string) int {
 	}
 	printFailoverResult(res)
 	return 0
+}
+
+// profileMasters takes a CPU profile of each master for d into dir, in
+// the background; the function it returns waits for them.
+func profileMasters(ctx context.Context, masters map[string]*simMaster, dir string, d time.Duration, log *slog.Logger) func() {
+	var wg sync.WaitGroup
+	for addr := range masters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			file := filepath.Join(dir, "master-"+strings.ReplaceAll(addr, ":", "-")+".pprof")
+			if err := fetchProfile(ctx, "http://"+addr+"/debug/pprof/profile", d, file); err != nil {
+				log.Warn("profiling a master", "master", addr, "err", err)
+				return
+			}
+			log.Info("CPU profile written", "master", addr, "file", file)
+		}()
+	}
+	return wg.Wait
+}
+
+func fetchProfile(ctx context.Context, url string, d time.Duration, file string) error {
+	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s?seconds=%d", url, int(d.Seconds())), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, b, 0o644)
 }
 
 func printFailoverResult(r *failoverResult) {
@@ -183,6 +231,12 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 	res := &failoverResult{Agents: cfg.Agents, TasksPerAgent: cfg.TasksPerAgent, Masters: cfg.Masters, AgentsHTTP2: cfg.HTTP2, ZKSessionTimeout: cfg.SessionTimeout.Seconds()}
 
 	// The masters.
+	if cfg.PprofDir != "" {
+		if err := os.MkdirAll(cfg.PprofDir, 0o755); err != nil {
+			return nil, fmt.Errorf("--pprof_dir: %w", err)
+		}
+		cfg.MasterArgs = append(cfg.MasterArgs, "--enable_pprof")
+	}
 	masters := map[string]*simMaster{}
 	defer func() {
 		for _, m := range masters {
@@ -253,6 +307,10 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 	}
 	delete(masters, leader)
 	since := func(t time.Time) float64 { return round3(t.Sub(killed).Seconds()) }
+	if cfg.PprofDir != "" {
+		profiled := profileMasters(ctx, masters, cfg.PprofDir, cfg.PprofFor, log)
+		defer profiled()
+	}
 
 	next, masterID, err := awaitElected(ctx, follower, leader, cfg.Timeout)
 	if err != nil {
