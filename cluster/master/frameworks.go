@@ -66,7 +66,8 @@ func (m *Master) subscribe(sub *scheduler.Call_Subscribe, conn *schedConn, done 
 		info.ID = &mesos.FrameworkID{Value: id}
 		m.recordFramework(&info, now, func(err error) {
 			if err != nil {
-				done(nil, errorf(http.StatusServiceUnavailable, "framework %s (%s) not subscribed: the registry could not record it: %v", id, info.Name, err))
+				// err is the registrar's 503, saying nothing changed.
+				done(nil, errorf(http.StatusServiceUnavailable, "framework %s (%s) not subscribed, no ID handed out: %v", id, info.Name, err))
 				return
 			}
 			var f *framework
