@@ -1,6 +1,7 @@
 package master_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"path/filepath"
@@ -316,5 +317,55 @@ func TestRecordedFrameworkThatNeverReturnsIsRemoved(t *testing.T) {
 	})
 	if code, body := subscribeRaw(t, c.MasterURL, `{"user":"root","name":"away","id":{"value":"away"}}`); code != http.StatusForbidden {
 		t.Fatalf("SUBSCRIBE of the timed-out framework: %d %q, want 403", code, body)
+	}
+}
+
+// A subscriber that leaves while its framework is being recorded does not
+// leave a framework behind holding a stream nobody reads: once recorded it
+// is disconnected, and (with no failover timeout) torn down and recorded
+// so. (Whether the master sees the subscriber leave before or after the
+// write completes varies from run to run; the outcome must not.)
+func TestSubscriberLeavingWhileRecordedIsDisconnected(t *testing.T) {
+	reg := registry.NewFaulty(nil)
+	c := clustertest.Start(t, clustertest.Options{Registry: reg})
+	release := reg.HoldWrites()
+	t.Cleanup(release)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.MasterURL+"/api/v1/scheduler",
+		strings.NewReader(`{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"root","name":"leaves"}}}`))
+	req.Header.Set("Content-Type", api.MediaJSON)
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	for deadline := time.Now().Add(time.Minute); metric(t, c.MasterURL, "master/registry_changes_pending") < 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the master did not start recording the framework")
+		}
+	}
+	cancel()
+	select {
+	case <-answered:
+	case <-time.After(time.Minute):
+		t.Fatal("the cancelled SUBSCRIBE did not return")
+	}
+	release()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		recs := frameworkRecords(t, reg)
+		if len(recs) == 1 {
+			for _, r := range recs {
+				if r.State == registry.FrameworkCompleted && r.Info.GetName() == "leaves" {
+					c.WaitFor("no framework left active", func(st *clustertest.State) bool { return len(st.Frameworks) == 0 })
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("registry holds %+v; want the framework recorded and then torn down", recs)
+		}
 	}
 }
