@@ -255,7 +255,7 @@ func (m *Master) readmitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out 
 		delete(m.admitted, id)
 		a := m.newAgent(&info, reg, out, pid, now)
 		m.counters.agentReregistrations++
-		m.adoptReportedTasks(a, reg)
+		tornDown := m.adoptReportedTasks(a, reg)
 		m.alloc.AddAgent(allocator.AgentSpec{ID: id, Hostname: info.Hostname, Total: info.Resources}, m.agentUsed(a))
 		ended := 0
 		for _, t := range a.tasks {
@@ -267,6 +267,10 @@ func (m *Master) readmitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out 
 			"ended_unacknowledged", ended)
 		m.publishAgentAdded(a)
 		m.sendRegistered(a)
+		for _, fid := range tornDown {
+			m.log.Info("agent re-registered with tasks of a torn-down framework; shutting them down", "agent", id, "framework", fid)
+			a.out.push(agentEvent(shutdownFrameworkEvent(fid)))
+		}
 		m.requestAllocation()
 		done(a, nil)
 	}
@@ -424,9 +428,24 @@ func (m *Master) rejoin(a *agent, reg *api.RegisterAgent, out *outbox, pid strin
 // for a task it does not know — and the framework would never hear how it
 // ended. A terminal task with nothing left to acknowledge is done on both
 // sides and is not adopted.
-func (m *Master) adoptReportedTasks(a *agent, reg *api.RegisterAgent) {
+//
+// Tasks and executors of frameworks that were torn down (the registry has
+// them completed) are not adopted: tornDown lists those frameworks, which
+// the agent is told to shut down once it is registered.
+func (m *Master) adoptReportedTasks(a *agent, reg *api.RegisterAgent) (tornDown []string) {
+	gone := map[string]bool{}
+	isGone := func(fid string) bool {
+		if m.frameworks[fid] != nil || !m.tornDown(fid) {
+			return false
+		}
+		if !gone[fid] {
+			gone[fid] = true
+			tornDown = append(tornDown, fid)
+		}
+		return true
+	}
 	for _, rt := range reg.Tasks {
-		if rt == nil || (isTerminal(rt.GetState()) && rt.StatusUpdateState == nil) {
+		if rt == nil || isGone(rt.FrameworkID.Value) || (isTerminal(rt.GetState()) && rt.StatusUpdateState == nil) {
 			continue
 		}
 		f := m.frameworks[rt.FrameworkID.Value]
@@ -453,28 +472,19 @@ func (m *Master) adoptReportedTasks(a *agent, reg *api.RegisterAgent) {
 		a.tasks[taskKey(f.id, rt.TaskID.Value)] = t
 	}
 	for _, e := range reg.Executors {
-		if e != nil && e.FrameworkID != nil {
+		if e != nil && e.FrameworkID != nil && !isGone(e.FrameworkID.Value) {
 			a.executors[e.FrameworkID.Value+"/"+e.ExecutorID.Value] = e
 		}
 	}
+	return tornDown
 }
 
 // recoverFramework creates a disconnected framework known only from an
-// agent's report; it is removed if it does not re-subscribe in time.
+// agent's report (the registry never recorded it: issued before frameworks
+// were recorded, or its record was collected); it is removed if it does
+// not re-subscribe within its failover timeout from now.
 func (m *Master) recoverFramework(fi *mesos.FrameworkInfo) *framework {
-	now := m.now()
-	f := &framework{
-		id: fi.GetID().GetValue(), info: *fi,
-		multiRole:      hasCapability(fi, mesos.FrameworkInfo_Capability_MULTI_ROLE),
-		partitionAware: hasCapability(fi, mesos.FrameworkInfo_Capability_PARTITION_AWARE),
-		killingState:   hasCapability(fi, mesos.FrameworkInfo_Capability_TASK_KILLING_STATE),
-		tasks:          map[string]*task{}, offers: map[string]*offer{}, suppressed: map[string]bool{},
-		registeredTime: now, unregisteredTime: now,
-		failoverDeadline: now.Add(time.Duration(fi.GetFailoverTimeout() * float64(time.Second))),
-	}
-	m.frameworks[f.id] = f
-	m.alloc.AddFramework(allocator.FrameworkSpec{ID: f.id, Roles: f.roles()}, nil, false)
-	return f
+	return m.newRecoveredFramework(fi, m.now())
 }
 
 // agentUsed sums the resources of an agent's non-terminal tasks by framework.

@@ -9,22 +9,37 @@ import (
 	"github.com/agora-cluster/agora/cluster/allocator"
 )
 
-// handleCall runs a non-SUBSCRIBE scheduler call on the loop.
-func (m *Master) handleCall(c *scheduler.Call, streamID string) error {
+// handleCall runs a non-SUBSCRIBE scheduler call on the loop and answers
+// through reply: at once, or once the registry has what the call changes
+// (TEARDOWN, UPDATE_FRAMEWORK).
+func (m *Master) handleCall(c *scheduler.Call, streamID string, reply func(error)) {
 	id := c.FrameworkID.Value
 	f, ok := m.frameworks[id]
 	if !ok || f.conn == nil {
-		return errorf(http.StatusForbidden, "framework %s is not subscribed: SUBSCRIBE first", id)
+		reply(errorf(http.StatusForbidden, "framework %s is not subscribed: SUBSCRIBE first", id))
+		return
 	}
 	if streamID == "" {
-		return errorf(http.StatusBadRequest, "all non-subscribe calls should include the 'Mesos-Stream-Id' header")
+		reply(errorf(http.StatusBadRequest, "all non-subscribe calls should include the 'Mesos-Stream-Id' header"))
+		return
 	}
 	if streamID != f.conn.streamID {
-		return errorf(http.StatusBadRequest, "the stream ID '%s' included in this request didn't match the stream ID currently associated with framework ID %s", streamID, id)
+		reply(errorf(http.StatusBadRequest, "the stream ID '%s' included in this request didn't match the stream ID currently associated with framework ID %s", streamID, id))
+		return
 	}
 	switch c.GetType() {
 	case scheduler.Call_TEARDOWN:
-		m.removeFramework(f, "framework sent TEARDOWN")
+		m.teardownFramework(f, "framework sent TEARDOWN", reply)
+	case scheduler.Call_UPDATE_FRAMEWORK:
+		m.updateFramework(f, c.UpdateFramework, reply)
+	default:
+		reply(m.frameworkCall(f, c))
+	}
+}
+
+// frameworkCall runs the calls that change nothing durable.
+func (m *Master) frameworkCall(f *framework, c *scheduler.Call) error {
+	switch c.GetType() {
 	case scheduler.Call_ACCEPT:
 		m.accept(f, c.Accept)
 	case scheduler.Call_DECLINE:
@@ -64,8 +79,6 @@ func (m *Master) handleCall(c *scheduler.Call, streamID string) error {
 		if c.DeclineInverseOffers != nil {
 			m.answerInverseOffers(f, c.DeclineInverseOffers.InverseOfferIDs, false)
 		}
-	case scheduler.Call_UPDATE_FRAMEWORK:
-		return m.updateFramework(f, c.UpdateFramework)
 	default:
 		return errorf(http.StatusNotImplemented, "call type %s is not implemented", c.GetType())
 	}
@@ -73,9 +86,37 @@ func (m *Master) handleCall(c *scheduler.Call, streamID string) error {
 }
 
 // updateFramework handles UPDATE_FRAMEWORK: a new FrameworkInfo (principal,
-// user and checkpoint may not change) and suppressed roles. Offers made
-// under the old roles are rescinded.
-func (m *Master) updateFramework(f *framework, u *scheduler.Call_UpdateFramework) error {
+// user and checkpoint may not change) and suppressed roles, recorded in the
+// registry (when it differs) before it applies. Offers made under the old
+// roles are rescinded.
+func (m *Master) updateFramework(f *framework, u *scheduler.Call_UpdateFramework, done func(error)) {
+	if err := validateUpdate(f, u); err != nil {
+		done(err)
+		return
+	}
+	m.inLane(frameworkLane(f.id), func() {
+		if f.removed || m.frameworks[f.id] != f {
+			done(errorf(http.StatusForbidden, "framework %s is not subscribed: SUBSCRIBE first", f.id))
+			return
+		}
+		fi := u.FrameworkInfo
+		m.recordFramework(&fi, m.now(), func(err error) {
+			if err != nil {
+				done(err)
+				return
+			}
+			if f.removed {
+				done(errorf(http.StatusForbidden, "framework %s is not subscribed: SUBSCRIBE first", f.id))
+				return
+			}
+			m.applyUpdate(f, u)
+			done(nil)
+		})
+	})
+}
+
+// validateUpdate checks an UPDATE_FRAMEWORK against f.
+func validateUpdate(f *framework, u *scheduler.Call_UpdateFramework) error {
 	if u == nil {
 		return missingField("update_framework")
 	}
@@ -102,6 +143,12 @@ func (m *Master) updateFramework(f *framework, u *scheduler.Call_UpdateFramework
 			return err
 		}
 	}
+	return nil
+}
+
+func (m *Master) applyUpdate(f *framework, u *scheduler.Call_UpdateFramework) {
+	fi := u.FrameworkInfo
+	multiRole := hasCapability(&fi, mesos.FrameworkInfo_Capability_MULTI_ROLE)
 	m.rescindFrameworkOffers(f)
 	f.info = fi
 	f.multiRole = multiRole
@@ -114,7 +161,6 @@ func (m *Master) updateFramework(f *framework, u *scheduler.Call_UpdateFramework
 	m.alloc.UpdateFramework(allocator.FrameworkSpec{ID: f.id, Roles: f.roles(), SuppressedRoles: u.SuppressedRoles})
 	m.publishFramework(f, false)
 	m.requestAllocation()
-	return nil
 }
 
 func (m *Master) checkRoles(f *framework, roles []string) error {

@@ -42,8 +42,51 @@ func hasCapability(fi *mesos.FrameworkInfo, c mesos.FrameworkInfo_Capability_Typ
 }
 
 // subscribe registers a new framework or re-subscribes (fails over) an
-// existing one. It runs on the loop.
-func (m *Master) subscribe(sub *scheduler.Call_Subscribe, conn *schedConn) (*framework, error) {
+// existing one, and calls done on the loop: the framework's ID is in the
+// registry before SUBSCRIBED goes out. It runs on the loop.
+func (m *Master) subscribe(sub *scheduler.Call_Subscribe, conn *schedConn, done func(*framework, error)) {
+	fi, err := validateSubscribe(sub)
+	if err != nil {
+		done(nil, err)
+		return
+	}
+	id := fi.GetID().GetValue()
+	if id == "" {
+		id = m.newID("F")
+	}
+	m.inLane(frameworkLane(id), func() {
+		// An ID this master does not know and never recorded is a
+		// framework failing over to a new master, which Mesos accepts.
+		if m.tornDown(id) {
+			done(nil, errTornDown(id))
+			return
+		}
+		now := m.now()
+		info := *fi
+		info.ID = &mesos.FrameworkID{Value: id}
+		m.recordFramework(&info, now, func(err error) {
+			if err != nil {
+				// err is the registrar's 503, saying nothing changed.
+				done(nil, errorf(http.StatusServiceUnavailable, "framework %s (%s) not subscribed, no ID handed out: %v", id, info.Name, err))
+				return
+			}
+			var f *framework
+			if old, ok := m.frameworks[id]; ok {
+				f = m.resubscribe(old, &info, sub, conn, now)
+			} else {
+				f = m.addFramework(&info, sub, conn, now)
+			}
+			if conn.abandoned {
+				// The subscriber left while the registry wrote.
+				m.disconnected(f, conn)
+			}
+			done(f, nil)
+		})
+	})
+}
+
+// validateSubscribe checks a SUBSCRIBE's FrameworkInfo.
+func validateSubscribe(sub *scheduler.Call_Subscribe) (*mesos.FrameworkInfo, error) {
 	fi := sub.FrameworkInfo
 	if fi == nil {
 		return nil, errorf(http.StatusBadRequest, "failed to validate scheduler::Call: expecting 'subscribe.framework_info' to be present")
@@ -70,35 +113,25 @@ func (m *Master) subscribe(sub *scheduler.Call_Subscribe, conn *schedConn) (*fra
 	if ft := fi.GetFailoverTimeout(); ft < 0 {
 		return nil, errorf(http.StatusBadRequest, "'framework_info.failover_timeout' must not be negative, got %v", ft)
 	}
-	now := m.now()
-	if id := fi.GetID().GetValue(); id != "" {
-		for _, done := range m.completedFrameworks {
-			if done.id == id {
-				return nil, errorf(http.StatusForbidden, "framework %s has been removed (torn down or failed over past its failover_timeout); subscribe without an ID to start afresh", id)
-			}
-		}
-		if f, ok := m.frameworks[id]; ok {
-			return m.resubscribe(f, fi, sub, conn, now), nil
-		}
-		// An ID this master does not know: a framework failing over to a
-		// new master, which Mesos accepts.
-	}
-	info := *fi
-	if info.ID == nil || info.ID.Value == "" {
-		info.ID = &mesos.FrameworkID{Value: m.newID("F")}
-	}
+	return fi, nil
+}
+
+// addFramework adds a framework that subscribed to this master for the
+// first time and sends it SUBSCRIBED.
+func (m *Master) addFramework(info *mesos.FrameworkInfo, sub *scheduler.Call_Subscribe, conn *schedConn, now time.Time) *framework {
 	f := &framework{
 		id:             info.ID.Value,
-		info:           info,
-		multiRole:      multiRole,
-		partitionAware: hasCapability(fi, mesos.FrameworkInfo_Capability_PARTITION_AWARE),
-		killingState:   hasCapability(fi, mesos.FrameworkInfo_Capability_TASK_KILLING_STATE),
+		info:           *info,
+		multiRole:      hasCapability(info, mesos.FrameworkInfo_Capability_MULTI_ROLE),
+		partitionAware: hasCapability(info, mesos.FrameworkInfo_Capability_PARTITION_AWARE),
+		killingState:   hasCapability(info, mesos.FrameworkInfo_Capability_TASK_KILLING_STATE),
 		conn:           conn,
 		tasks:          map[string]*task{},
 		offers:         map[string]*offer{},
 		registeredTime: now,
 		suppressed:     map[string]bool{},
 	}
+	conn.fw = f
 	for _, r := range sub.SuppressedRoles {
 		f.suppressed[r] = true
 	}
@@ -108,7 +141,7 @@ func (m *Master) subscribe(sub *scheduler.Call_Subscribe, conn *schedConn) (*fra
 	m.publishFramework(f, true)
 	m.sendSubscribed(f)
 	m.requestAllocation()
-	return f, nil
+	return f
 }
 
 func (m *Master) resubscribe(f *framework, fi *mesos.FrameworkInfo, sub *scheduler.Call_Subscribe, conn *schedConn, now time.Time) *framework {
@@ -126,6 +159,8 @@ func (m *Master) resubscribe(f *framework, fi *mesos.FrameworkInfo, sub *schedul
 	f.partitionAware = hasCapability(fi, mesos.FrameworkInfo_Capability_PARTITION_AWARE)
 	f.killingState = hasCapability(fi, mesos.FrameworkInfo_Capability_TASK_KILLING_STATE)
 	f.conn = conn
+	conn.fw = f
+	f.recovered = false
 	f.failoverDeadline = time.Time{}
 	f.reregisteredTime = now
 	f.suppressed = map[string]bool{}
@@ -186,19 +221,21 @@ func (m *Master) disconnected(f *framework, conn *schedConn) {
 	now := m.now()
 	f.unregisteredTime = now
 	m.rescindFrameworkOffers(f)
-	timeout := time.Duration(f.info.GetFailoverTimeout() * float64(time.Second))
+	m.alloc.DeactivateFramework(f.id)
+	timeout := failoverTimeout(&f.info)
+	f.failoverDeadline = now.Add(timeout)
 	if timeout <= 0 {
 		m.log.Info("framework disconnected without failover timeout; removing it", "framework", f.id)
-		m.removeFramework(f, "framework disconnected and has no failover_timeout")
+		// If the registry refuses, the housekeeping pass tries again.
+		m.teardownFramework(f, "framework disconnected and has no failover_timeout", func(error) {})
 		return
 	}
-	m.alloc.DeactivateFramework(f.id)
-	f.failoverDeadline = now.Add(timeout)
 	m.log.Info("framework disconnected; waiting for it to fail over", "framework", f.id, "failover_timeout", timeout)
 }
 
 // removeFramework tears a framework down: its tasks are killed, its offers
-// rescinded and its executors shut down.
+// rescinded and its executors shut down. The registry has it completed
+// already (teardownFramework).
 func (m *Master) removeFramework(f *framework, why string) {
 	if f.removed {
 		return
@@ -274,9 +311,9 @@ func (m *Master) expire() {
 	m.expireRecoveredAgents(now) // reregister.go
 	m.gcRegistry(now)            // registry_gc.go
 	for _, f := range m.frameworks {
-		if f.conn == nil && !f.failoverDeadline.IsZero() && now.After(f.failoverDeadline) {
-			m.log.Info("framework failover timeout expired", "framework", f.id)
-			m.removeFramework(f, "framework failover timeout expired")
+		if f.conn == nil && !f.failoverDeadline.IsZero() && !now.Before(f.failoverDeadline) && !m.laneBusy(frameworkLane(f.id)) {
+			m.log.Info("framework failover timeout expired", "framework", f.id, "recovered", f.recovered)
+			m.teardownFramework(f, "framework failover timeout expired", func(error) {})
 		}
 	}
 	if m.cfg.OfferTimeout > 0 {

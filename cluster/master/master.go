@@ -77,7 +77,13 @@ type Config struct {
 	// RegistryGCInterval (a minute).
 	RegistryMaxAgentAge   time.Duration
 	RegistryMaxAgentCount int
-	RegistryGCInterval    time.Duration
+	// RegistryMaxFrameworkAge and RegistryMaxFrameworkCount bound the
+	// completed (torn-down) frameworks the registry keeps, so that their
+	// IDs are refused (--registry_max_framework_age, two weeks;
+	// --registry_max_framework_count, 10,240); collected with the agents.
+	RegistryMaxFrameworkAge   time.Duration
+	RegistryMaxFrameworkCount int
+	RegistryGCInterval        time.Duration
 	// Leading, when set, fences a master elected through ZooKeeper: while
 	// it returns false the master sends no offers (its HTTP API is
 	// swapped for the standby one by whoever runs it).
@@ -118,6 +124,12 @@ func (c *Config) defaults() {
 	}
 	if c.RegistryMaxAgentCount <= 0 {
 		c.RegistryMaxAgentCount = 100 * 1024
+	}
+	if c.RegistryMaxFrameworkAge <= 0 {
+		c.RegistryMaxFrameworkAge = 14 * 24 * time.Hour
+	}
+	if c.RegistryMaxFrameworkCount <= 0 {
+		c.RegistryMaxFrameworkCount = 10 * 1024
 	}
 	if c.RegistryGCInterval <= 0 {
 		c.RegistryGCInterval = time.Minute
@@ -168,6 +180,9 @@ type Master struct {
 	// admitted holds registry records of agents not currently registered
 	// (admitted before a master restart, unreachable or gone).
 	admitted map[string]registry.AgentRecord
+	// frameworkRecords are the registry's framework records, active and
+	// completed (framework_registry.go).
+	frameworkRecords map[string]registry.FrameworkRecord
 	// awaiting are the admitted agents recovered from the registry that
 	// have not re-registered yet (reregister.go).
 	awaiting       map[string]bool
@@ -208,7 +223,9 @@ func New(cfg Config) (*Master, error) {
 		offers:     map[string]*offer{},
 		admitted:   map[string]registry.AgentRecord{},
 		committed:  newCompletions(),
-		lanes:      map[string]*lane{},
+
+		frameworkRecords: map[string]registry.FrameworkRecord{},
+		lanes:            map[string]*lane{},
 
 		operatorSubs: map[*operatorSub]bool{},
 	}
@@ -230,6 +247,11 @@ func New(cfg Config) (*Master, error) {
 	if err := m.restorePolicy(); err != nil {
 		return nil, fmt.Errorf("master: recover policy from the registry: %w", err)
 	}
+	frecs, err := cfg.Registry.Frameworks()
+	if err != nil {
+		return nil, fmt.Errorf("master: recover frameworks from the registry: %w", err)
+	}
+	m.recoverFrameworks(frecs)
 	m.elected.Store(true)
 	return m, nil
 }

@@ -97,6 +97,11 @@ func (m *Master) snapshot() map[string]float64 {
 	s["master/slow_subscribers_disconnected"] = float64(c.slowSubscribersCut)
 	s["master/recovery_agent_removals"] = float64(c.recoveredAgentsUnreachable)
 	s["master/registry_agents_collected"] = float64(c.registryAgentsCollected)
+	// Not Mesos metrics: framework records written (subscriptions with
+	// new or changed FrameworkInfo, teardowns) and completed ones
+	// collected.
+	s["master/registry_framework_writes"] = float64(c.frameworkRecordWrites)
+	s["master/registry_frameworks_collected"] = float64(c.registryFrameworksCollected)
 	// Not Mesos metrics: calls that panicked (the master stops after
 	// one; see step), and the registry's batched writes.
 	s["master/call_panics"] = float64(c.callPanics)

@@ -74,7 +74,27 @@ func (m *Master) serveOperator(w http.ResponseWriter, r *http.Request) {
 // (done, on the loop) once the change is durable and applied. handled is
 // false for other calls.
 func (m *Master) operatorChange(c *master.Call, done func(error)) (handled bool) {
-	return m.policyChange(c, done) || m.maintenanceChange(c, done) || m.reservationChange(c, done)
+	return m.policyChange(c, done) || m.maintenanceChange(c, done) || m.reservationChange(c, done) || m.operatorTeardown(c, done)
+}
+
+// operatorTeardown is TEARDOWN: the framework is recorded completed, then
+// removed.
+func (m *Master) operatorTeardown(c *master.Call, done func(error)) bool {
+	if c.Type != master.Call_TEARDOWN {
+		return false
+	}
+	if c.Teardown == nil {
+		done(missingField("teardown"))
+		return true
+	}
+	id := c.Teardown.FrameworkID.Value
+	f := m.frameworks[id]
+	if f == nil {
+		done(errorf(http.StatusBadRequest, "framework %s is not registered", id))
+		return true
+	}
+	m.teardownFramework(f, "torn down by the operator", done)
+	return true
 }
 
 // operatorCall answers one call on the loop; a nil response means 200
@@ -126,16 +146,6 @@ func (m *Master) operatorCall(c *master.Call) (*master.Response, error) {
 			MasterInfo: &mi, StartTime: floatPtr(timeSecs(m.start)), ElectedTime: floatPtr(timeSecs(m.start))}}, nil
 	case master.Call_GET_ROLES:
 		return &master.Response{Type: master.Response_GET_ROLES, GetRoles: m.operatorRoles()}, nil
-	case master.Call_TEARDOWN:
-		if c.Teardown == nil {
-			return nil, missingField("teardown")
-		}
-		f := m.frameworks[c.Teardown.FrameworkID.Value]
-		if f == nil {
-			return nil, errorf(http.StatusBadRequest, "framework %s is not registered", c.Teardown.FrameworkID.Value)
-		}
-		m.removeFramework(f, "torn down by the operator")
-		return nil, nil
 	case master.Call_UNKNOWN:
 		return nil, missingField("type")
 	}
@@ -309,7 +319,7 @@ func (m *Master) operatorFramework(f *framework) master.Response_GetFrameworks_F
 		offers = append(offers, m.offerMessage(o))
 	}
 	return master.Response_GetFrameworks_Framework{
-		FrameworkInfo: f.info, Active: f.conn != nil && !f.removed, Connected: f.conn != nil,
+		FrameworkInfo: f.info, Active: f.conn != nil && !f.removed, Connected: f.conn != nil, Recovered: f.recovered,
 		RegisteredTime: timeInfo(f.registeredTime), ReregisteredTime: timeInfo(f.reregisteredTime),
 		UnregisteredTime: timeInfo(f.unregisteredTime), Offers: offers,
 		AllocatedResources: used, OfferedResources: offered,

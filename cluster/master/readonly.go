@@ -262,7 +262,7 @@ func (m *Master) frameworkDoc(f *framework, withTasks bool) doc {
 		"capabilities":      caps,
 		"active":            f.conn != nil && !f.removed,
 		"connected":         f.conn != nil,
-		"recovered":         false,
+		"recovered":         f.recovered,
 		"failover_timeout":  f.info.GetFailoverTimeout(),
 		"checkpoint":        f.info.GetCheckpoint(),
 		"registered_time":   timeSecs(f.registeredTime),

@@ -21,6 +21,7 @@ func (m *Master) gcRegistry(now time.Time) {
 		return
 	}
 	m.lastRegistryGC = now
+	m.gcFrameworkRecords(now) // framework_registry.go
 	type old struct {
 		id    string
 		since time.Time

@@ -68,8 +68,8 @@ func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	streamID := r.Header.Get("Mesos-Stream-Id")
-	var err error
-	if derr := m.do(r.Context(), func() { err = m.handleCall(&call, streamID) }); derr != nil {
+	err, derr := m.await(r.Context(), func(reply func(error)) { m.handleCall(&call, streamID, reply) })
+	if derr != nil {
 		answerLoopFailure(w, derr)
 		return
 	}
@@ -97,7 +97,23 @@ func (m *Master) serveSubscribe(w http.ResponseWriter, r *http.Request, call *sc
 	}
 	conn := &schedConn{streamID: newUUID(), codec: codec, out: m.subscriberOutbox("scheduler")}
 	var fw *framework
-	if derr := m.do(r.Context(), func() { fw, err = m.subscribe(call.Subscribe, conn) }); derr != nil {
+	err, derr := m.await(r.Context(), func(reply func(error)) {
+		m.subscribe(call.Subscribe, conn, func(f *framework, err error) {
+			fw = f
+			reply(err)
+		})
+	})
+	if derr != nil {
+		// Gone before the answer: if the framework took the stream
+		// meanwhile, it is disconnected as if the stream had ended.
+		m.async(func() {
+			conn.abandoned = true
+			if conn.fw != nil {
+				m.disconnected(conn.fw, conn)
+			} else {
+				conn.out.close()
+			}
+		})
 		answerLoopFailure(w, derr)
 		return
 	}

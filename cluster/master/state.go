@@ -28,6 +28,9 @@ type framework struct {
 	failoverDeadline time.Time
 	removed          bool
 	suppressed       map[string]bool
+	// recovered: known from the registry or an agent's report, and not
+	// re-subscribed to this master yet.
+	recovered bool
 }
 
 // roles returns the framework's roles (MULTI_ROLE roles, or its single role).
@@ -51,6 +54,11 @@ type schedConn struct {
 	streamID string
 	codec    api.Codec
 	out      *outbox
+	// fw is the framework the stream serves, once SUBSCRIBED went out;
+	// abandoned is set when the subscriber left before that (both are
+	// the loop's).
+	fw        *framework
+	abandoned bool
 }
 
 // agent is a registered (or unreachable) agent.
@@ -116,6 +124,7 @@ type offer struct {
 type counters struct {
 	agentRegistrations, agentReregistrations, agentRemovals     uint64
 	recoveredAgentsUnreachable, registryAgentsCollected         uint64
+	frameworkRecordWrites, registryFrameworksCollected          uint64
 	validStatusUpdates, invalidStatusUpdates, validAcks         uint64
 	offersSent, offersAccepted, offersDeclined, offersRescinded uint64
 	tasksLaunched, tasksErrored                                 uint64

@@ -247,6 +247,10 @@ func (m *Master) killTask(f *framework, taskID string, agentID *mesos.AgentID, p
 //     has no knowledge of the task") is true of both and contradicts
 //     nothing. A framework still waiting on such a task sees its agent
 //     registered and the task unknown, and gives it up by its own policy.
+//     Recording frameworks in the registry does not change this: what
+//     tells the two cases apart is whether the agent once ran the task,
+//     which only the agent could say (by reporting, when it re-registers,
+//     the tasks it ended and forgot after their acknowledgement).
 //   - unreachable: TASK_UNREACHABLE; marked gone: TASK_GONE_BY_OPERATOR;
 //     unknown: TASK_UNKNOWN.
 //

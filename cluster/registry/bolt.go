@@ -11,9 +11,10 @@ import (
 )
 
 var (
-	agentsBucket = []byte("agents")
-	policyBucket = []byte("policy")
-	policyKey    = []byte("policy")
+	agentsBucket     = []byte("agents")
+	frameworksBucket = []byte("frameworks")
+	policyBucket     = []byte("policy")
+	policyKey        = []byte("policy")
 )
 
 // Bolt is a Registry in an embedded bbolt file.
@@ -32,6 +33,9 @@ func OpenBolt(path string) (*Bolt, error) {
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(agentsBucket); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(frameworksBucket); err != nil {
 			return err
 		}
 		_, err := tx.CreateBucketIfNotExists(policyBucket)
@@ -83,6 +87,24 @@ func (b *Bolt) Agents() ([]AgentRecord, error) {
 	return out, nil
 }
 
+func (b *Bolt) Frameworks() ([]FrameworkRecord, error) {
+	var out []FrameworkRecord
+	err := b.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(frameworksBucket).ForEach(func(k, v []byte) error {
+			rec, err := decodeFramework(string(k), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, rec)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("registry: list frameworks: %w", err)
+	}
+	return out, nil
+}
+
 func (b *Bolt) PutPolicy(p Policy) error {
 	v, err := json.Marshal(p)
 	if err != nil {
@@ -120,15 +142,20 @@ func (b *Bolt) Apply(changes []Change) error {
 	}
 	if err := b.db.Update(func(tx *bolt.Tx) error {
 		agents, policy := tx.Bucket(agentsBucket), tx.Bucket(policyBucket)
+		frameworks := tx.Bucket(frameworksBucket)
 		for _, e := range enc {
 			var err error
+			bucket := agents
+			if e.kind == kindFramework {
+				bucket = frameworks
+			}
 			switch {
-			case !e.agent:
+			case e.kind == kindPolicy:
 				err = policy.Put(policyKey, e.value)
 			case e.remove:
-				err = agents.Delete([]byte(e.key))
+				err = bucket.Delete([]byte(e.key))
 			default:
-				err = agents.Put([]byte(e.key), e.value)
+				err = bucket.Put([]byte(e.key), e.value)
 			}
 			if err != nil {
 				return err

@@ -1,8 +1,11 @@
 // Package registry keeps the master's durable state: which agents were
 // admitted to the cluster and which are unreachable or gone, so that a
 // restarted master accepts the re-registration of agents it admitted and
-// refuses IDs it never knew. Backends: an embedded bbolt file (the default)
-// and memory (tests); ZooKeeper comes with HA.
+// refuses IDs it never knew; which frameworks it handed an ID to and which
+// of them were torn down, so that a torn-down framework stays torn down and
+// one that never comes back is removed after its failover timeout; and the
+// sharing policy. Backends: an embedded bbolt file (the default), ZooKeeper
+// (masters that elect a leader) and memory (tests).
 package registry
 
 import (
@@ -33,6 +36,29 @@ type AgentRecord struct {
 	Since time.Time `json:"since"`
 }
 
+// FrameworkState is a framework's standing in the registry.
+type FrameworkState string
+
+const (
+	// FrameworkActive: the master handed the framework its ID (or took
+	// it back at a re-subscription) and has not torn it down.
+	FrameworkActive FrameworkState = "active"
+	// FrameworkCompleted: torn down (TEARDOWN, or its failover timeout
+	// ran out); its ID is refused from then on.
+	FrameworkCompleted FrameworkState = "completed"
+)
+
+// FrameworkRecord is one framework's durable entry: its FrameworkInfo as
+// last subscribed or updated (name, roles, principal, checkpoint,
+// failover_timeout, capabilities, ...) and its state.
+type FrameworkRecord struct {
+	ID    string               `json:"id"`
+	State FrameworkState       `json:"state"`
+	Info  *mesos.FrameworkInfo `json:"info"`
+	// Since is when State was entered.
+	Since time.Time `json:"since"`
+}
+
 // Quota is a role's durable quota: scalar guarantees and limits by name.
 type Quota struct {
 	Guarantee map[string]float64 `json:"guarantee,omitempty"`
@@ -56,6 +82,8 @@ type Registry interface {
 	PutAgent(rec AgentRecord) error
 	DeleteAgent(id string) error
 	Agents() ([]AgentRecord, error)
+	// Frameworks lists the frameworks' records, active and completed.
+	Frameworks() ([]FrameworkRecord, error)
 	PutPolicy(p Policy) error
 	Policy() (Policy, error)
 	// Apply makes changes durable together, in order: all of them or,
@@ -74,6 +102,10 @@ type Change struct {
 	DeleteAgent string
 	// Policy stores the sharing policy.
 	Policy *Policy
+	// Framework stores a framework's record.
+	Framework *FrameworkRecord
+	// DeleteFramework removes a framework's record.
+	DeleteFramework string
 }
 
 // String names what the change writes, for errors.
@@ -85,13 +117,26 @@ func (c Change) String() string {
 		return "deletion of agent " + c.DeleteAgent
 	case c.Policy != nil:
 		return "policy"
+	case c.Framework != nil:
+		return fmt.Sprintf("framework %s (%s)", c.Framework.ID, c.Framework.State)
+	case c.DeleteFramework != "":
+		return "deletion of framework " + c.DeleteFramework
 	}
 	return "empty change"
 }
 
+// kind is what an encoded change stores.
+type kind int
+
+const (
+	kindPolicy kind = iota
+	kindAgent
+	kindFramework
+)
+
 // encoded is a change ready to store: its key and value (nil deletes).
 type encoded struct {
-	agent  bool // else the policy
+	kind   kind
 	key    string
 	value  []byte
 	remove bool
@@ -106,9 +151,20 @@ func encode(changes []Change) ([]encoded, error) {
 			if err != nil {
 				return nil, fmt.Errorf("registry: encode agent %s: %w", c.Agent.ID, err)
 			}
-			out = append(out, encoded{agent: true, key: c.Agent.ID, value: b})
+			out = append(out, encoded{kind: kindAgent, key: c.Agent.ID, value: b})
 		case c.DeleteAgent != "":
-			out = append(out, encoded{agent: true, key: c.DeleteAgent, remove: true})
+			out = append(out, encoded{kind: kindAgent, key: c.DeleteAgent, remove: true})
+		case c.Framework != nil:
+			if c.Framework.ID == "" {
+				return nil, fmt.Errorf("registry: a framework record without an ID")
+			}
+			b, err := json.Marshal(c.Framework)
+			if err != nil {
+				return nil, fmt.Errorf("registry: encode framework %s: %w", c.Framework.ID, err)
+			}
+			out = append(out, encoded{kind: kindFramework, key: c.Framework.ID, value: b})
+		case c.DeleteFramework != "":
+			out = append(out, encoded{kind: kindFramework, key: c.DeleteFramework, remove: true})
 		case c.Policy != nil:
 			b, err := json.Marshal(c.Policy)
 			if err != nil {
@@ -116,22 +172,33 @@ func encode(changes []Change) ([]encoded, error) {
 			}
 			out = append(out, encoded{value: b})
 		default:
-			return nil, fmt.Errorf("registry: a change sets none of agent, delete or policy")
+			return nil, fmt.Errorf("registry: a change sets none of agent, framework, delete or policy")
 		}
 	}
 	return out, nil
 }
 
+func decodeFramework(id string, b []byte) (FrameworkRecord, error) {
+	var rec FrameworkRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return rec, fmt.Errorf("registry: decode framework %s: %w", id, err)
+	}
+	return rec, nil
+}
+
 // Memory is an in-memory Registry for tests and for masters run without a
 // work directory.
 type Memory struct {
-	mu     sync.Mutex
-	agents map[string][]byte
-	policy []byte
+	mu         sync.Mutex
+	agents     map[string][]byte
+	frameworks map[string][]byte
+	policy     []byte
 }
 
 // NewMemory returns an empty in-memory registry.
-func NewMemory() *Memory { return &Memory{agents: map[string][]byte{}} }
+func NewMemory() *Memory {
+	return &Memory{agents: map[string][]byte{}, frameworks: map[string][]byte{}}
+}
 
 func (m *Memory) PutAgent(rec AgentRecord) error {
 	b, err := json.Marshal(rec)
@@ -159,6 +226,21 @@ func (m *Memory) Agents() ([]AgentRecord, error) {
 		var rec AgentRecord
 		if err := json.Unmarshal(b, &rec); err != nil {
 			return nil, fmt.Errorf("registry: decode agent %s: %w", id, err)
+		}
+		out = append(out, rec)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func (m *Memory) Frameworks() ([]FrameworkRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []FrameworkRecord
+	for id, b := range m.frameworks {
+		rec, err := decodeFramework(id, b)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, rec)
 	}
@@ -199,12 +281,16 @@ func (m *Memory) Apply(changes []Change) error {
 	defer m.mu.Unlock()
 	for _, e := range enc {
 		switch {
-		case !e.agent:
+		case e.kind == kindPolicy:
 			m.policy = e.value
-		case e.remove:
+		case e.remove && e.kind == kindAgent:
 			delete(m.agents, e.key)
-		default:
+		case e.kind == kindAgent:
 			m.agents[e.key] = e.value
+		case e.remove:
+			delete(m.frameworks, e.key)
+		default:
+			m.frameworks[e.key] = e.value
 		}
 	}
 	return nil

@@ -43,6 +43,41 @@ func exercise(t *testing.T, r Registry) {
 	if err != nil || p.Weights["eng"] != 2 || p.Quotas["eng"].Guarantee["cpus"] != 4 {
 		t.Fatalf("policy round trip: %+v, %v", p, err)
 	}
+	exerciseFrameworks(t, r)
+}
+
+// exerciseFrameworks stores two frameworks, tears one down and deletes
+// another in one batch, and reads back f1 completed with its info.
+func exerciseFrameworks(t *testing.T, r Registry) {
+	t.Helper()
+	ft, roles := 3600.0, []string{"eng"}
+	info := &mesos.FrameworkInfo{ID: &mesos.FrameworkID{Value: "f1"}, Name: "web", User: "root", Roles: roles, FailoverTimeout: &ft,
+		Capabilities: []mesos.FrameworkInfo_Capability{{Type: mesos.FrameworkInfo_Capability_MULTI_ROLE}}}
+	since := time.Unix(200, 0).UTC()
+	if err := r.Apply([]Change{
+		{Framework: &FrameworkRecord{ID: "f1", State: FrameworkActive, Info: info, Since: since}},
+		{Framework: &FrameworkRecord{ID: "f2", State: FrameworkActive, Since: since}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Apply([]Change{
+		{Framework: &FrameworkRecord{ID: "f1", State: FrameworkCompleted, Info: info, Since: since.Add(time.Minute)}},
+		{DeleteFramework: "f2"},
+		{DeleteFramework: "never-stored"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Frameworks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].ID != "f1" || got[0].State != FrameworkCompleted || !got[0].Since.Equal(since.Add(time.Minute)) ||
+		got[0].Info.GetFailoverTimeout() != ft || got[0].Info.Roles[0] != "eng" || len(got[0].Info.Capabilities) != 1 {
+		t.Fatalf("framework records: %+v", got)
+	}
+	if err := r.Apply([]Change{{Framework: &FrameworkRecord{State: FrameworkActive}}}); err == nil {
+		t.Fatal("a framework record without an ID was stored")
+	}
 }
 
 func TestMemory(t *testing.T) { exercise(t, NewMemory()) }
@@ -71,5 +106,8 @@ func TestBoltSurvivesReopen(t *testing.T) {
 	}
 	if p, err := b2.Policy(); err != nil || p.Weights["eng"] != 2 {
 		t.Fatalf("policy after reopen: %+v, %v", p, err)
+	}
+	if fs, err := b2.Frameworks(); err != nil || len(fs) != 1 || fs[0].State != FrameworkCompleted {
+		t.Fatalf("frameworks after reopen: %+v, %v", fs, err)
 	}
 }

@@ -13,7 +13,8 @@ import (
 )
 
 // ZK keeps the registry in ZooKeeper, for masters that elect a leader
-// there: one znode per agent under ROOT/agents, and the policy as one
+// there: one znode per agent under ROOT/agents, one per framework under
+// ROOT/frameworks, and the policy as one
 // znode per part under ROOT/policy (weights, quotas, maintenance, down),
 // so no single znode grows with the cluster (ZooKeeper caps a znode at
 // 1 MB by default). ROOT's data names the format; a registry written in a
@@ -66,7 +67,9 @@ func OpenZK(conn *gozk.Conn, root string, fence func() (*gozk.CheckVersionReques
 	if string(format) != ZKFormat {
 		return nil, fmt.Errorf("registry: %s holds %q, not a registry in format %s: refusing to read or write it", z.root, format, ZKFormat)
 	}
-	for _, p := range []string{"agents", "policy"} {
+	// A registry written before frameworks were recorded gains their
+	// directory: the format is unchanged (an older master ignores it).
+	for _, p := range []string{"agents", "frameworks", "policy"} {
 		if _, err := conn.Create(path.Join(z.root, p), nil, 0, acl); err != nil && !errors.Is(err, gozk.ErrNodeExists) {
 			return nil, fmt.Errorf("registry: create %s: %w", path.Join(z.root, p), err)
 		}
@@ -89,20 +92,28 @@ func (z *ZK) write(what string, ops ...any) error {
 	return nil
 }
 
-// existing reports, for the agents' znodes that changes touch, whether
-// each exists now.
+// existing reports, for the agents' and frameworks' znodes that changes
+// touch, whether each exists now.
 func (z *ZK) existing(changes []Change) (map[string]bool, error) {
 	var paths []string
 	seen := map[string]bool{}
 	for _, c := range changes {
-		id := c.DeleteAgent
-		if c.Agent != nil {
-			id = c.Agent.ID
-		}
-		if id == "" {
+		var (
+			p   string
+			err error
+		)
+		switch {
+		case c.Agent != nil:
+			p, err = z.agentPath(c.Agent.ID)
+		case c.DeleteAgent != "":
+			p, err = z.agentPath(c.DeleteAgent)
+		case c.Framework != nil:
+			p, err = z.frameworkPath(c.Framework.ID)
+		case c.DeleteFramework != "":
+			p, err = z.frameworkPath(c.DeleteFramework)
+		default:
 			continue
 		}
-		p, err := z.agentPath(id)
 		if err != nil {
 			return nil, err
 		}
@@ -139,11 +150,17 @@ func (z *ZK) existing(changes []Change) (map[string]bool, error) {
 	return out, nil
 }
 
-func (z *ZK) agentPath(id string) (string, error) {
+func (z *ZK) agentPath(id string) (string, error) { return z.keyPath("agents", "agent", id) }
+
+func (z *ZK) frameworkPath(id string) (string, error) {
+	return z.keyPath("frameworks", "framework", id)
+}
+
+func (z *ZK) keyPath(dir, what, id string) (string, error) {
 	if id == "" || strings.ContainsAny(id, "/\x00") || id == "." || id == ".." {
-		return "", fmt.Errorf("registry: agent ID %q cannot name a znode", id)
+		return "", fmt.Errorf("registry: %s ID %q cannot name a znode", what, id)
 	}
-	return path.Join(z.root, "agents", id), nil
+	return path.Join(z.root, dir, id), nil
 }
 
 func (z *ZK) PutAgent(rec AgentRecord) error { return z.Apply([]Change{{Agent: &rec}}) }
@@ -222,8 +239,16 @@ func (z *ZK) Apply(changes []Change) error {
 				return err
 			}
 			add(op, len(p)+len(b))
-		case c.DeleteAgent != "":
-			p, err := z.agentPath(c.DeleteAgent)
+		case c.DeleteAgent != "" || c.DeleteFramework != "":
+			var (
+				p   string
+				err error
+			)
+			if c.DeleteAgent != "" {
+				p, err = z.agentPath(c.DeleteAgent)
+			} else {
+				p, err = z.frameworkPath(c.DeleteFramework)
+			}
 			if err != nil {
 				return err
 			}
@@ -235,6 +260,20 @@ func (z *ZK) Apply(changes []Change) error {
 				exists[p] = false
 				add(&gozk.DeleteRequest{Path: p, Version: -1}, len(p))
 			}
+		case c.Framework != nil:
+			p, err := z.frameworkPath(c.Framework.ID)
+			if err != nil {
+				return err
+			}
+			b, err := json.Marshal(c.Framework)
+			if err != nil {
+				return fmt.Errorf("registry: encode framework %s: %w", c.Framework.ID, err)
+			}
+			op, err := put(p, b)
+			if err != nil {
+				return err
+			}
+			add(op, len(p)+len(b))
 		case c.Policy != nil:
 			pol := c.Policy
 			parts := map[string]any{"weights": pol.Weights, "quotas": pol.Quotas, "maintenance": pol.Maintenance, "down": pol.Down}
@@ -251,7 +290,7 @@ func (z *ZK) Apply(changes []Change) error {
 				add(op, len(pp)+len(b))
 			}
 		default:
-			return fmt.Errorf("registry: a change sets none of agent, delete or policy")
+			return fmt.Errorf("registry: a change sets none of agent, framework, delete or policy")
 		}
 	}
 	if len(ops) > 0 {
@@ -269,12 +308,26 @@ func (z *ZK) Apply(changes []Change) error {
 // pipelines requests), so recovering tens of thousands of agents takes
 // round trips in parallel rather than in sequence.
 func (z *ZK) Agents() ([]AgentRecord, error) {
-	dir := path.Join(z.root, "agents")
+	recs, err := readAll[AgentRecord](z, "agents", "agent")
+	sort.Slice(recs, func(i, j int) bool { return recs[i].ID < recs[j].ID })
+	return recs, err
+}
+
+// Frameworks reads every framework's znode, as Agents does.
+func (z *ZK) Frameworks() ([]FrameworkRecord, error) {
+	recs, err := readAll[FrameworkRecord](z, "frameworks", "framework")
+	sort.Slice(recs, func(i, j int) bool { return recs[i].ID < recs[j].ID })
+	return recs, err
+}
+
+// readAll decodes every znode under ROOT/dir, 64 reads in flight.
+func readAll[T any](z *ZK, dirName, what string) ([]T, error) {
+	dir := path.Join(z.root, dirName)
 	ids, _, err := z.conn.Children(dir)
 	if err != nil {
 		return nil, fmt.Errorf("registry: list %s: %w", dir, err)
 	}
-	out := make([]AgentRecord, len(ids))
+	out := make([]T, len(ids))
 	found := make([]bool, len(ids))
 	var (
 		wg       sync.WaitGroup
@@ -294,10 +347,10 @@ func (z *ZK) Agents() ([]AgentRecord, error) {
 				if err == nil {
 					err = json.Unmarshal(b, &out[i])
 					if err != nil {
-						err = fmt.Errorf("registry: decode agent %s: %w", ids[i], err)
+						err = fmt.Errorf("registry: decode %s %s: %w", what, ids[i], err)
 					}
 				} else {
-					err = fmt.Errorf("registry: read agent %s: %w", ids[i], err)
+					err = fmt.Errorf("registry: read %s %s: %w", what, ids[i], err)
 				}
 				mu.Lock()
 				if err != nil && firstErr == nil {
@@ -322,7 +375,6 @@ func (z *ZK) Agents() ([]AgentRecord, error) {
 			recs = append(recs, rec)
 		}
 	}
-	sort.Slice(recs, func(i, j int) bool { return recs[i].ID < recs[j].ID })
 	return recs, nil
 }
 

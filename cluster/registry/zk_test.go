@@ -40,6 +40,9 @@ func TestZKRegistry(t *testing.T) {
 	if err != nil || len(ids) != 1 || ids[0] != "a1" {
 		t.Fatalf("agents' znodes: %v, %v; want one per agent, [a1]", ids, err)
 	}
+	if ids, _, err := conn.Children("/agora/registry/frameworks"); err != nil || len(ids) != 1 || ids[0] != "f1" {
+		t.Fatalf("frameworks' znodes: %v, %v; want one per framework, [f1]", ids, err)
+	}
 	other, err := OpenZK(zkConn(t, e), "/agora/registry", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +50,9 @@ func TestZKRegistry(t *testing.T) {
 	recs, err := other.Agents()
 	if err != nil || len(recs) != 1 || recs[0].State != AgentUnreachable {
 		t.Fatalf("another master reads %+v, %v", recs, err)
+	}
+	if fs, err := other.Frameworks(); err != nil || len(fs) != 1 || fs[0].ID != "f1" || fs[0].State != FrameworkCompleted {
+		t.Fatalf("another master reads frameworks %+v, %v", fs, err)
 	}
 
 	// Many agents come back whole and in order.

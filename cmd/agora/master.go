@@ -38,6 +38,8 @@ type masterFlags struct {
 	removalRate                           string
 	registryMaxAgentAge                   mesosDuration
 	registryMaxAgentCount                 int
+	registryMaxFrameworkAge               mesosDuration
+	registryMaxFrameworkCount             int
 	http                                  httpFlags // httpflags.go
 }
 
@@ -57,6 +59,9 @@ func (f *masterFlags) register(fs *flag.FlagSet) {
 	f.registryMaxAgentAge = mesosDuration(14 * 24 * time.Hour)
 	fs.Var(&f.registryMaxAgentAge, "registry_max_agent_age", "how long the registry remembers an unreachable or gone agent")
 	fs.IntVar(&f.registryMaxAgentCount, "registry_max_agent_count", 100*1024, "how many unreachable and gone agents the registry remembers at most (the oldest are forgotten)")
+	f.registryMaxFrameworkAge = mesosDuration(14 * 24 * time.Hour)
+	fs.Var(&f.registryMaxFrameworkAge, "registry_max_framework_age", "how long the registry remembers a torn-down framework (so that its ID is refused); active frameworks are always kept")
+	fs.IntVar(&f.registryMaxFrameworkCount, "registry_max_framework_count", 10*1024, "how many torn-down frameworks the registry remembers at most (the oldest are forgotten, and their IDs accepted again)")
 	f.http.register(fs)
 }
 
@@ -77,9 +82,16 @@ func (f *masterFlags) config(logger *slog.Logger, reg registry.Registry) (master
 	if err != nil {
 		return master.Config{}, fmt.Errorf("--agent_removal_rate_limit: %w", err)
 	}
+	if f.registryMaxFrameworkAge <= 0 {
+		return master.Config{}, fmt.Errorf("--registry_max_framework_age: %v is not a positive duration", time.Duration(f.registryMaxFrameworkAge))
+	}
+	if f.registryMaxFrameworkCount <= 0 {
+		return master.Config{}, fmt.Errorf("--registry_max_framework_count: %d is not a positive count", f.registryMaxFrameworkCount)
+	}
 	cfg := master.Config{
 		AgentReregisterTimeout: time.Duration(f.reregisterTimeout), AgentRemovalRate: rate,
 		RegistryMaxAgentAge: time.Duration(f.registryMaxAgentAge), RegistryMaxAgentCount: f.registryMaxAgentCount,
+		RegistryMaxFrameworkAge: time.Duration(f.registryMaxFrameworkAge), RegistryMaxFrameworkCount: f.registryMaxFrameworkCount,
 		Hostname: f.hostname, IP: f.ip, Port: f.port,
 		AllocationInterval: f.allocationInterval, AgentPingTimeout: f.agentPingTimeout,
 		MaxAgentPingTimeouts: f.maxAgentPingTimeouts, OfferTimeout: f.offerTimeout,
@@ -90,6 +102,7 @@ func (f *masterFlags) config(logger *slog.Logger, reg registry.Registry) (master
 			"max_agent_ping_timeouts": strconv.Itoa(f.maxAgentPingTimeouts), "min_allocatable_resources": f.minAllocatable,
 			"agent_reregister_timeout": f.reregisterTimeout.String(), "agent_removal_rate_limit": f.removalRate,
 			"registry_max_agent_age": f.registryMaxAgentAge.String(), "registry_max_agent_count": strconv.Itoa(f.registryMaxAgentCount),
+			"registry_max_framework_age": f.registryMaxFrameworkAge.String(), "registry_max_framework_count": strconv.Itoa(f.registryMaxFrameworkCount),
 		},
 		HTTP: httpOpts,
 	}
