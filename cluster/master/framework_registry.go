@@ -23,10 +23,12 @@ import (
 // leader) therefore knows:
 //   - the active frameworks: each is kept, disconnected and marked
 //     recovered, until it re-subscribes, and is torn down once its
-//     failover_timeout has run out counted from the recovery (a
-//     framework that asked for no failover timeout is torn down at the
-//     first housekeeping pass unless it is back by then: it asked for its
-//     tasks to go with its connection);
+//     failover_timeout has run out counted from the recovery, and not
+//     before RecoveredFrameworkGrace: a master failing over is not the
+//     framework disconnecting, so one that asked for no failover timeout
+//     (its tasks go with its connection) still has the time to find the
+//     new leader and re-subscribe, as it would with Mesos, which does not
+//     remember frameworks across a failover at all;
 //   - the completed ones: a re-subscription with their ID is refused
 //     (403), and an agent that re-registers with their tasks is told to
 //     shut them down at once.
@@ -81,7 +83,8 @@ func (m *Master) recoverFrameworks(recs []registry.FrameworkRecord) {
 
 // newRecoveredFramework adds a framework this master knows only from the
 // registry or an agent's report: disconnected, inactive, removed once its
-// failover timeout counted from since runs out unless it re-subscribes.
+// failover timeout (at least RecoveredFrameworkGrace) counted from since
+// runs out unless it re-subscribes.
 func (m *Master) newRecoveredFramework(fi *mesos.FrameworkInfo, since time.Time) *framework {
 	f := &framework{
 		id: fi.GetID().GetValue(), info: *fi, recovered: true,
@@ -90,12 +93,16 @@ func (m *Master) newRecoveredFramework(fi *mesos.FrameworkInfo, since time.Time)
 		killingState:   hasCapability(fi, mesos.FrameworkInfo_Capability_TASK_KILLING_STATE),
 		tasks:          map[string]*task{}, offers: map[string]*offer{}, suppressed: map[string]bool{},
 		registeredTime: since, unregisteredTime: since,
-		failoverDeadline: since.Add(failoverTimeout(fi)),
+		failoverDeadline: since.Add(max(failoverTimeout(fi), RecoveredFrameworkGrace)),
 	}
 	m.frameworks[f.id] = f
 	m.alloc.AddFramework(allocator.FrameworkSpec{ID: f.id, Roles: f.roles()}, nil, false)
 	return f
 }
+
+// RecoveredFrameworkGrace is the least time a framework a master knows
+// only from the registry or an agent's report has to re-subscribe.
+const RecoveredFrameworkGrace = time.Minute
 
 func failoverTimeout(fi *mesos.FrameworkInfo) time.Duration {
 	return time.Duration(fi.GetFailoverTimeout() * float64(time.Second))

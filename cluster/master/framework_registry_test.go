@@ -252,8 +252,7 @@ func TestRecordedFrameworkThatNeverReturnsIsRemoved(t *testing.T) {
 	var offset atomic.Int64
 	clock := func() time.Time { return base.Add(time.Duration(offset.Load())) }
 	reg := registry.NewMemory()
-	ft := 60.0
-	put := func(id string, st registry.FrameworkState, age time.Duration) {
+	put := func(id string, st registry.FrameworkState, age time.Duration, ft float64) {
 		rec := registry.FrameworkRecord{ID: id, State: st, Since: base.Add(-age),
 			Info: &mesos.FrameworkInfo{ID: &mesos.FrameworkID{Value: id}, User: "root", Name: id, FailoverTimeout: &ft}}
 		if err := reg.Apply([]registry.Change{{Framework: &rec}}); err != nil {
@@ -261,11 +260,13 @@ func TestRecordedFrameworkThatNeverReturnsIsRemoved(t *testing.T) {
 		}
 	}
 	// Recorded an hour ago, longer than its failover timeout.
-	put("away", registry.FrameworkActive, time.Hour)
-	put("ancient", registry.FrameworkCompleted, 30*24*time.Hour)
-	put("old1", registry.FrameworkCompleted, 3*time.Hour)
-	put("old2", registry.FrameworkCompleted, 2*time.Hour)
-	put("old3", registry.FrameworkCompleted, time.Hour)
+	put("away", registry.FrameworkActive, time.Hour, 60)
+	// No failover timeout: it still has the grace to find the new leader.
+	put("quick", registry.FrameworkActive, time.Hour, 0)
+	put("ancient", registry.FrameworkCompleted, 30*24*time.Hour, 60)
+	put("old1", registry.FrameworkCompleted, 3*time.Hour, 60)
+	put("old2", registry.FrameworkCompleted, 2*time.Hour, 60)
+	put("old3", registry.FrameworkCompleted, time.Hour, 60)
 	c := clustertest.Start(t, clustertest.Options{Registry: reg, Master: func(mc *master.Config) {
 		mc.Now = clock
 		mc.RegistryMaxFrameworkAge = 14 * 24 * time.Hour
@@ -274,8 +275,13 @@ func TestRecordedFrameworkThatNeverReturnsIsRemoved(t *testing.T) {
 	}})
 
 	active, _ := masterFrameworks(t, c.MasterURL)
-	if len(active) != 1 || active[0].ID != "away" || active[0].Active || active[0].Connected || !active[0].Recovered {
-		t.Fatalf("recovered framework listed as %+v; want away, inactive, disconnected, recovered", active)
+	if len(active) != 2 {
+		t.Fatalf("recovered frameworks listed as %+v; want away and quick", active)
+	}
+	for _, f := range active {
+		if (f.ID != "away" && f.ID != "quick") || f.Active || f.Connected || !f.Recovered {
+			t.Fatalf("recovered framework listed as %+v; want away or quick, inactive, disconnected, recovered", f)
+		}
 	}
 	// The housekeeping pass that collects the registry also checks the
 	// failover timeouts: once it has collected, "away" has been checked
@@ -301,12 +307,17 @@ func TestRecordedFrameworkThatNeverReturnsIsRemoved(t *testing.T) {
 	if recs["away"].State != registry.FrameworkActive {
 		t.Fatalf("the recovered framework was torn down before its failover timeout from the recovery: %+v", recs["away"])
 	}
+	if recs["quick"].State != registry.FrameworkActive {
+		t.Fatalf("the recovered framework without a failover timeout was torn down before the grace ran out: %+v", recs["quick"])
+	}
 
-	// Past its failover timeout from the recovery: torn down, recorded.
+	// Past its failover timeout from the recovery (and the grace): torn
+	// down, recorded.
 	offset.Store(int64(61 * time.Second))
-	for deadline := time.Now().Add(time.Minute); frameworkRecords(t, reg)["away"].State != registry.FrameworkCompleted; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); frameworkRecords(t, reg)["away"].State != registry.FrameworkCompleted ||
+		frameworkRecords(t, reg)["quick"].State != registry.FrameworkCompleted; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("the recovered framework was not torn down after its failover timeout")
+			t.Fatal("the recovered frameworks were not torn down after their failover timeout and the grace")
 		}
 	}
 	if since := frameworkRecords(t, reg)["away"].Since; since.Before(base.Add(60 * time.Second)) {
