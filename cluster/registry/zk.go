@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -22,16 +24,32 @@ import (
 //
 // Every write is one ZooKeeper transaction that starts with the fence —
 // a check that the writer's election znode still exists — so a master
-// whose session expired can never write, however late it runs.
+// whose session expired can never write, however late it runs. The same
+// transaction appends an entry to the change log, ROOT/log: a sequential
+// znode naming the znodes it changed, so that standby masters keep a copy
+// of the registry current (ZKCache) and a new leader reads only what
+// changed since, not every agent (the newest LogKeep entries are kept).
 type ZK struct {
-	acl   []gozk.ACL
-	conn  *gozk.Conn
-	root  string
-	fence func() (*gozk.CheckVersionRequest, error)
+	acl    []gozk.ACL
+	conn   *gozk.Conn
+	root   string
+	fence  func() (*gozk.CheckVersionRequest, error)
+	cache  *ZKCache
+	writes int // transactions written, for the log's trimming
 }
 
-// ZKFormat is the format of the registry this code writes.
-const ZKFormat = "agora-registry/1"
+// ZKFormat is the format of the registry this code writes: 2 adds the
+// change log to 1. A registry in format 1 is read and upgraded in place;
+// a master that knows only format 1 refuses format 2, so no master that
+// writes without logging can lead once one that logs has opened it.
+const (
+	ZKFormat   = "agora-registry/2"
+	zkFormatV1 = "agora-registry/1"
+)
+
+// LogKeep is how many change-log entries the registry keeps: a standby
+// whose copy is further behind reads the registry whole again.
+const LogKeep = 1000
 
 // MaxZNode is the largest znode the registry writes (ZooKeeper's default
 // jute.maxbuffer is 1 MB; the margin is for the request's framing).
@@ -60,16 +78,27 @@ func OpenZK(conn *gozk.Conn, root string, fence func() (*gozk.CheckVersionReques
 			return nil, fmt.Errorf("registry: create %s in ZooKeeper: %w", cur, err)
 		}
 	}
+	// The server this session reads from may lag the ensemble's leader:
+	// a new leading master must see every write its predecessor made.
+	if _, err := conn.Sync(z.root); err != nil {
+		return nil, fmt.Errorf("registry: sync %s: %w", z.root, err)
+	}
 	format, _, err := conn.Get(z.root)
 	if err != nil {
 		return nil, fmt.Errorf("registry: read %s: %w", z.root, err)
 	}
-	if string(format) != ZKFormat {
+	switch string(format) {
+	case ZKFormat:
+	case zkFormatV1:
+		if _, err := conn.Set(z.root, []byte(ZKFormat), -1); err != nil {
+			return nil, fmt.Errorf("registry: upgrade %s to format %s: %w", z.root, ZKFormat, err)
+		}
+	default:
 		return nil, fmt.Errorf("registry: %s holds %q, not a registry in format %s: refusing to read or write it", z.root, format, ZKFormat)
 	}
 	// A registry written before frameworks were recorded gains their
-	// directory: the format is unchanged (an older master ignores it).
-	for _, p := range []string{"agents", "frameworks", "policy"} {
+	// directory (an older master ignores it), and the change log's.
+	for _, p := range []string{"agents", "frameworks", "policy", "log"} {
 		if _, err := conn.Create(path.Join(z.root, p), nil, 0, acl); err != nil && !errors.Is(err, gozk.ErrNodeExists) {
 			return nil, fmt.Errorf("registry: create %s: %w", path.Join(z.root, p), err)
 		}
@@ -77,8 +106,38 @@ func OpenZK(conn *gozk.Conn, root string, fence func() (*gozk.CheckVersionReques
 	return z, nil
 }
 
-// write runs ops as one transaction behind the fence.
+// write runs ops as one transaction behind the fence, with the change
+// log's entry for them.
 func (z *ZK) write(what string, ops ...any) error {
+	changed := make([]string, 0, len(ops))
+	for _, op := range ops {
+		var p string
+		switch op := op.(type) {
+		case *gozk.CreateRequest:
+			p = op.Path
+		case *gozk.SetDataRequest:
+			p = op.Path
+		case *gozk.DeleteRequest:
+			p = op.Path
+		}
+		changed = append(changed, strings.TrimPrefix(p, z.root+"/"))
+	}
+	entry, err := json.Marshal(changed)
+	if err != nil {
+		return fmt.Errorf("registry: %s: %w", what, err)
+	}
+	ops = append(ops, &gozk.CreateRequest{Path: path.Join(z.root, "log", logPrefix), Data: entry, Acl: z.acl, Flags: gozk.FlagSequence})
+	if err := z.multi(what, ops); err != nil {
+		return err
+	}
+	if z.writes++; z.writes%logTrimEvery == 0 {
+		z.trimLog()
+	}
+	return nil
+}
+
+// multi runs ops behind the fence.
+func (z *ZK) multi(what string, ops []any) error {
 	if z.fence != nil {
 		f, err := z.fence()
 		if err != nil {
@@ -90,6 +149,56 @@ func (z *ZK) write(what string, ops ...any) error {
 		return fmt.Errorf("registry: %s: %w", what, err)
 	}
 	return nil
+}
+
+// logPrefix names the change log's entries (ZooKeeper appends the
+// sequence number); logTrimEvery is how often, in transactions, the
+// writer deletes the entries beyond LogKeep.
+const (
+	logPrefix    = "c-"
+	logTrimEvery = 64
+)
+
+// trimLog deletes the oldest change-log entries beyond LogKeep. A failure
+// only leaves them for the next time.
+func (z *ZK) trimLog() {
+	names, _, err := z.conn.Children(path.Join(z.root, "log"))
+	if err != nil || len(names) <= LogKeep {
+		return
+	}
+	seqs := logSeqs(names)
+	var ops []any
+	for _, seq := range seqs[:len(seqs)-LogKeep] {
+		ops = append(ops, &gozk.DeleteRequest{Path: z.logEntry(seq), Version: -1})
+		if len(ops) == 500 {
+			if z.multi("trim the change log", ops) != nil {
+				return
+			}
+			ops = nil
+		}
+	}
+	if len(ops) > 0 {
+		z.multi("trim the change log", ops)
+	}
+}
+
+func (z *ZK) logEntry(seq int64) string {
+	return path.Join(z.root, "log", fmt.Sprintf("%s%010d", logPrefix, seq))
+}
+
+// logSeqs are the sequence numbers of the change log's entries, in order
+// (names that are not entries are left out).
+func logSeqs(names []string) []int64 {
+	seqs := make([]int64, 0, len(names))
+	for _, n := range names {
+		if rest, ok := strings.CutPrefix(n, logPrefix); ok {
+			if seq, err := strconv.ParseInt(rest, 10, 64); err == nil {
+				seqs = append(seqs, seq)
+			}
+		}
+	}
+	slices.Sort(seqs)
+	return seqs
 }
 
 // existing reports, for the agents' and frameworks' znodes that changes
@@ -221,7 +330,7 @@ func (z *ZK) Apply(changes []Change) error {
 			batches = append(batches, ops)
 			ops, size = nil, 0
 		}
-		ops, size = append(ops, op), size+n+128 // 128: the op's framing and ACL
+		ops, size = append(ops, op), size+n+192 // 192: the op's framing and ACL, and its path in the log entry
 	}
 	for _, c := range changes {
 		switch {
@@ -320,8 +429,27 @@ func (z *ZK) Frameworks() ([]FrameworkRecord, error) {
 	return recs, err
 }
 
-// readAll decodes every znode under ROOT/dir, 64 reads in flight.
+// UseCache makes the reads (Agents, Frameworks, Policy) come from c, a
+// standby's copy of this registry, after catching it up; when the copy
+// cannot be trusted they read ZooKeeper as without it.
+func (z *ZK) UseCache(c *ZKCache) { z.cache = c }
+
+// readAll decodes every znode under ROOT/dir, from the copy or with 64
+// reads in flight.
 func readAll[T any](z *ZK, dirName, what string) ([]T, error) {
+	if z.cache != nil {
+		if nodes, ok := z.cache.snapshot(dirName); ok {
+			out := make([]T, 0, len(nodes))
+			for name, b := range nodes {
+				var rec T
+				if err := json.Unmarshal(b, &rec); err != nil {
+					return nil, fmt.Errorf("registry: decode %s %s: %w", what, name, err)
+				}
+				out = append(out, rec)
+			}
+			return out, nil
+		}
+	}
 	dir := path.Join(z.root, dirName)
 	ids, _, err := z.conn.Children(dir)
 	if err != nil {
@@ -381,8 +509,25 @@ func readAll[T any](z *ZK, dirName, what string) ([]T, error) {
 func (z *ZK) Policy() (Policy, error) {
 	var p Policy
 	targets := map[string]any{"weights": &p.Weights, "quotas": &p.Quotas, "maintenance": &p.Maintenance, "down": &p.Down}
+	var cached map[string][]byte
+	if z.cache != nil {
+		if nodes, ok := z.cache.snapshot("policy"); ok {
+			cached = nodes
+		}
+	}
 	for _, name := range policyParts {
-		b, _, err := z.conn.Get(path.Join(z.root, "policy", name))
+		var (
+			b   []byte
+			err error
+		)
+		if cached != nil {
+			var ok bool
+			if b, ok = cached[name]; !ok {
+				err = gozk.ErrNoNode
+			}
+		} else {
+			b, _, err = z.conn.Get(path.Join(z.root, "policy", name))
+		}
 		if errors.Is(err, gozk.ErrNoNode) {
 			continue
 		}

@@ -33,6 +33,7 @@ type haMaster struct {
 	ui      http.Handler
 	log     *slog.Logger
 	group   *zk.Group
+	cache   *registry.ZKCache // the registry's copy, kept while standing by
 	info    mesos.MasterInfo
 	current atomic.Pointer[http.Handler]
 	// recovering, while set, is closed when this elected master has
@@ -57,6 +58,7 @@ func newHAMaster(u zk.URL, quorum int, sessionTimeout time.Duration, cfg master.
 	}
 	h.group = zk.NewGroup(u, zk.Options{SessionTimeout: sessionTimeout, Log: log})
 	h.group.Contend(data)
+	h.cache = registry.NewZKCache(h.group.Conn, u.Path+"/registry", log)
 	standby := master.StandbyHandler(h.info, cfg.Flags, h.leader, cfg.HTTP)
 	h.current.Store(&standby)
 	return h, nil
@@ -148,7 +150,9 @@ func (h *haMaster) alternate(ctx context.Context, serveErr <-chan error) error {
 	defer tick.Stop()
 	warned, failures := false, 0
 	for {
-		// Standby: wait to be elected with a quorum of masters standing.
+		// Standby: keep a copy of the registry current, and wait to be
+		// elected with a quorum of masters standing.
+		stopCache := h.followRegistry(ctx)
 		for !(h.group.Leading() && h.group.Members() >= h.quorum) {
 			if h.group.Leading() && !warned {
 				h.log.Warn("elected, but fewer masters than --quorum stand for election: not acting until they do",
@@ -157,8 +161,10 @@ func (h *haMaster) alternate(ctx context.Context, serveErr <-chan error) error {
 			}
 			select {
 			case <-ctx.Done():
+				stopCache()
 				return nil
 			case err := <-serveErr:
+				stopCache()
 				return err
 			case <-h.group.Changed():
 			case <-tick.C:
@@ -169,6 +175,7 @@ func (h *haMaster) alternate(ctx context.Context, serveErr <-chan error) error {
 		ready := make(chan struct{})
 		h.recovering.Store(&ready)
 		m, err := h.recover(term)
+		stopCache()
 		if err != nil {
 			h.recovering.Store(nil)
 			close(ready)
@@ -245,6 +252,22 @@ func (h *haMaster) alternate(ctx context.Context, serveErr <-chan error) error {
 	}
 }
 
+// followRegistry keeps h.cache current in the background until the
+// function it returns is called (which waits for it to stop).
+func (h *haMaster) followRegistry(ctx context.Context) (stop func()) {
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); h.cache.Run(cctx) }()
+	return func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			h.log.Error("the registry's copy did not stop within 30 s")
+		}
+	}
+}
+
 // maxRecoveryFailures is how many elections in a row may fail to recover
 // the registry before the master gives the election up and exits.
 const maxRecoveryFailures = 3
@@ -267,6 +290,9 @@ func (h *haMaster) recover(term string) (*master.Master, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Read back from the copy kept while standing by, caught up on what
+	// changed since; a copy that cannot be trusted is read past.
+	reg.UseCache(h.cache)
 	cfg := h.cfg
 	cfg.Registry = reg
 	cfg.Leading = h.group.Leading
