@@ -26,21 +26,35 @@ func NewRecordWriter(w io.Writer) *RecordWriter {
 	return &RecordWriter{w: w, flusher: f}
 }
 
-// WriteRecord writes one frame. Empty records are not allowed by RecordIO.
+// WriteRecord writes one frame and flushes it. Empty records are not
+// allowed by RecordIO.
 func (rw *RecordWriter) WriteRecord(b []byte) error {
+	if err := rw.Append(b); err != nil {
+		return err
+	}
+	rw.Flush()
+	return nil
+}
+
+// Append writes one frame without flushing it: a stream that has several
+// events ready writes them all and then flushes once (Flush), one write to
+// the connection for the lot instead of one per event.
+func (rw *RecordWriter) Append(b []byte) error {
 	if len(b) == 0 {
 		return errors.New("recordio: refusing to write an empty record")
 	}
 	rw.buf = strconv.AppendInt(rw.buf[:0], int64(len(b)), 10)
 	rw.buf = append(rw.buf, '\n')
 	rw.buf = append(rw.buf, b...)
-	if _, err := rw.w.Write(rw.buf); err != nil {
-		return err
-	}
+	_, err := rw.w.Write(rw.buf)
+	return err
+}
+
+// Flush sends what was appended.
+func (rw *RecordWriter) Flush() {
 	if rw.flusher != nil {
 		rw.flusher.Flush()
 	}
-	return nil
 }
 
 // RecordReader reads RecordIO frames.

@@ -40,3 +40,38 @@ func TestRecordIORejectsBadFrames(t *testing.T) {
 		}
 	}
 }
+
+// countingFlusher counts flushes and what was written before each.
+type countingFlusher struct {
+	bytes.Buffer
+	flushed []int
+}
+
+func (c *countingFlusher) Flush() { c.flushed = append(c.flushed, c.Len()) }
+
+// Appended records reach the peer with one flush; WriteRecord flushes each.
+func TestRecordIOAppendThenFlushOnce(t *testing.T) {
+	var c countingFlusher
+	w := NewRecordWriter(&c)
+	for _, rec := range []string{"one", "two", "three"} {
+		if err := w.Append([]byte(rec)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(c.flushed) != 0 {
+		t.Fatalf("Append flushed %d times", len(c.flushed))
+	}
+	w.Flush()
+	if err := w.WriteRecord([]byte("four")); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.flushed) != 2 || c.flushed[0] != len("3\none3\ntwo5\nthree") {
+		t.Fatalf("flushes after %v bytes; want one after the three appended records, one after the fourth", c.flushed)
+	}
+	r := NewRecordReader(&c)
+	for _, want := range []string{"one", "two", "three", "four"} {
+		if got, err := r.ReadRecord(); err != nil || string(got) != want {
+			t.Fatalf("read %q, %v; want %q", got, err, want)
+		}
+	}
+}

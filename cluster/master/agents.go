@@ -148,10 +148,11 @@ func (m *Master) pumpAgent(ctx context.Context, out *outbox, rw *api.RecordWrite
 				m.log.Error("encode agent event", "err", err)
 				continue
 			}
-			if err := rw.WriteRecord(b); err != nil {
+			if err := rw.Append(b); err != nil {
 				return
 			}
 		}
+		rw.Flush()
 	}
 }
 

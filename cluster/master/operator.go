@@ -215,10 +215,12 @@ func (m *Master) pumpMessages(ctx context.Context, w http.ResponseWriter, out *o
 				m.log.Error("encode operator event", "err", err)
 				continue
 			}
-			if err := rw.WriteRecord(b); err != nil {
+			if err := rw.Append(b); err != nil {
 				return
 			}
 		}
+		// One flush for every event this turn made ready.
+		rw.Flush()
 	}
 }
 
