@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"time"
 
@@ -112,15 +111,13 @@ func (c *Client) call(ctx context.Context, method, topology string, args func(w 
 	if err := c.connect(ctx); err != nil {
 		return err
 	}
-	deadline := time.Now().Add(c.opts.CallTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	c.conn.SetDeadline(deadline)
-	// A context cancelled mid-call ends it: closing the connection
-	// unblocks the read.
+	// The Thrift socket sets its own deadline before every read, so the
+	// call's bound is enforced by closing the connection when it passes
+	// (or when ctx is cancelled): that unblocks the read.
+	callCtx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
+	defer cancel()
 	conn := c.conn
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(callCtx, func() { conn.Close() })
 	defer stop()
 
 	var exc *NimbusError
@@ -140,10 +137,10 @@ func (c *Client) call(ctx context.Context, method, topology string, args func(w 
 	if args == nil {
 		argsMsg.write = nil
 	}
-	_, err := c.tc.Call(ctx, method, argsMsg, result)
+	_, err := c.tc.Call(callCtx, method, argsMsg, result)
 	if err != nil {
 		c.drop()
-		return c.callError(ctx, method, topology, err)
+		return c.callError(ctx, callCtx, method, topology, err)
 	}
 	if exc != nil {
 		return exc
@@ -153,7 +150,7 @@ func (c *Client) call(ctx context.Context, method, topology string, args func(w 
 
 // callError says why a call failed: Nimbus gone, too slow, or what it
 // answered.
-func (c *Client) callError(ctx context.Context, method, topology string, err error) error {
+func (c *Client) callError(ctx, callCtx context.Context, method, topology string, err error) error {
 	what := method
 	if topology != "" {
 		what += " " + topology
@@ -162,7 +159,7 @@ func (c *Client) callError(ctx context.Context, method, topology string, err err
 	switch {
 	case ctx.Err() != nil:
 		return fmt.Errorf("nimbus %s at %s: %w", what, c.addr, ctx.Err())
-	case errors.Is(err, os.ErrDeadlineExceeded):
+	case callCtx.Err() != nil:
 		return fmt.Errorf("nimbus %s at %s: no answer within %s", what, c.addr, c.opts.CallTimeout)
 	case errors.As(err, &appErr):
 		return fmt.Errorf("nimbus %s at %s failed: %s", what, c.addr, appErr.Error())
