@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -17,57 +16,6 @@ import (
 	"github.com/agora-cluster/agora/storm/client"
 	"github.com/agora-cluster/agora/storm/stormtest"
 )
-
-// multilangJar is a topology jar holding testdata/multilang under
-// resources/, where the supervisor extracts it and runs shell components.
-func multilangJar(t *testing.T) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	z := zip.NewWriter(&buf)
-	files, err := filepath.Glob("testdata/multilang/*.py")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no multilang scripts: %v", err)
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := z.Create("resources/" + filepath.Base(f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(b)
-	}
-	if err := z.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
-// wordTopology: a Python spout of sentences, a bolt splitting them into
-// words (shuffle grouping) and one recording each word (fields grouping).
-func wordTopology() client.Topology {
-	py := func(script string) client.ShellComponent {
-		return client.ShellComponent{Command: "python3", Script: script}
-	}
-	out := func(field string) map[string]client.StreamInfo {
-		return map[string]client.StreamInfo{client.DefaultStream: {OutputFields: []string{field}}}
-	}
-	return client.Topology{
-		Spouts: map[string]client.Component{
-			"sentences": {Shell: py("sentences.py"), Streams: out("sentence")},
-		},
-		Bolts: map[string]client.Component{
-			"split": {Shell: py("split.py"), Streams: out("word"), Parallelism: 2,
-				Inputs: []client.Input{{From: client.StreamID{ComponentID: "sentences", StreamID: client.DefaultStream},
-					Grouping: client.Grouping{Kind: client.Shuffle}}}},
-			"record": {Shell: py("record.py"), Streams: map[string]client.StreamInfo{},
-				Inputs: []client.Input{{From: client.StreamID{ComponentID: "split", StreamID: client.DefaultStream},
-					Grouping: client.Grouping{Kind: client.Fields, Fields: []string{"word"}}}}},
-		},
-	}
-}
 
 // A multilang topology submitted through the client runs on a real Storm:
 // Nimbus lists the supervisor and its slots, the jar uploads, the Python
@@ -98,7 +46,7 @@ func TestMultilangTopologyOnRealStorm(t *testing.T) {
 		t.Fatalf("getNimbusConf = %.200s, %v", conf, err)
 	}
 
-	jar, err := c.UploadJar(ctx, bytes.NewReader(multilangJar(t)))
+	jar, err := c.UploadJar(ctx, bytes.NewReader(stormtest.Jar(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +57,7 @@ func TestMultilangTopologyOnRealStorm(t *testing.T) {
 		"topology.workers": 1, "topology.stats.sample.rate": 1.0,
 		"topology.component.resources.onheap.memory.mb": 64,
 	})
-	if err := c.Submit(ctx, "words", jar, string(conf), wordTopology()); err != nil {
+	if err := c.Submit(ctx, "words", jar, string(conf), stormtest.WordTopology()); err != nil {
 		t.Fatal(err)
 	}
 	top, ok, err := c.TopologyByName(ctx, "words")
@@ -158,7 +106,7 @@ func TestMultilangTopologyOnRealStorm(t *testing.T) {
 	if err := c.Activate(ctx, "words"); err != nil {
 		t.Fatal(err)
 	}
-	err = c.Submit(ctx, "words", jar, string(conf), wordTopology())
+	err = c.Submit(ctx, "words", jar, string(conf), stormtest.WordTopology())
 	if !errors.Is(err, client.ErrAlreadyAlive) || !strings.Contains(err.Error(), "words") {
 		t.Fatalf("second submission of words = %v; want AlreadyAliveException naming it", err)
 	}
