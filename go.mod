@@ -3,6 +3,7 @@ module github.com/agora-cluster/agora
 go 1.26.8
 
 require (
+	github.com/apache/thrift v0.22.0
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/gogo/protobuf v1.3.2

@@ -48,6 +48,8 @@ var known = []Dist{
 		Extract: []Extract{{Jar: "lib/hadoop-core-1.2.1.jar", Prefix: "webapps/", Into: "share/web"}}},
 	{Name: "hdfs", Version: "3.5.0", Default: true,
 		Summary: "HDFS: NameNode, DataNode and the shell (bin/hdfs namenode|datanode|dfs|dfsadmin)"},
+	{Name: "storm", Version: "2.8.3", Default: true,
+		Summary: "Apache Storm: Nimbus, supervisor and its workers, multilang (bin/storm nimbus|supervisor)"},
 }
 
 // Known lists the distributions this binary can install, by name and

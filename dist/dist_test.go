@@ -21,7 +21,9 @@ func TestResolve(t *testing.T) {
 		{spec: "hadoop@1.2.1", want: "hadoop@1.2.1"},
 		{spec: " hdfs ", want: "hdfs@3.5.0"},
 		{spec: "hadoop@2.7.0", err: `unknown version "2.7.0" of hadoop (known: 1.2.1)`},
-		{spec: "hdoop", err: `unknown distribution "hdoop" (known: hadoop@1.2.1, hdfs@3.5.0`},
+		{spec: "storm", want: "storm@2.8.3"},
+		{spec: "storm@1.2.3", err: `unknown version "1.2.3" of storm (known: 2.8.3)`},
+		{spec: "hdoop", err: `unknown distribution "hdoop" (known: hadoop@1.2.1, hdfs@3.5.0, storm@2.8.3)`},
 		{spec: "", err: "no distribution named"},
 		{spec: "@1.2.1", err: "no distribution named"},
 	} {
@@ -166,5 +168,41 @@ func TestInstallNamesMissingArtifact(t *testing.T) {
 		if e.Name() != ".lock" {
 			t.Errorf("left behind in the cache: %s", e.Name())
 		}
+	}
+}
+
+// Storm's home runs Storm: bin/storm starts the JVM with lib/ and the
+// home's conf/ on the class path, the log4j2 configurations the daemons and
+// workers are started with are there, and -c options are checked.
+func TestStormHome(t *testing.T) {
+	needMaven(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	d, _ := Resolve("storm")
+	home, err := Installer{Dir: t.TempDir()}.Install(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"lib/storm-server-2.8.3.jar", "lib/storm-client-2.8.3.jar", "lib/storm-shaded-deps-2.8.3.jar",
+		"conf/storm.yaml", "log4j2/cluster.xml", "log4j2/worker.xml"} {
+		if _, err := os.Stat(filepath.Join(home, f)); err != nil {
+			t.Errorf("the home lacks %s: %v", f, err)
+		}
+	}
+	storm := filepath.Join(home, "bin/storm")
+	run := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, storm, args...)
+		cmd.WaitDelay = 10 * time.Second
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run("version"); err != nil || !strings.HasPrefix(out, "Storm 2.8.3") {
+		t.Errorf("bin/storm version = %q, %v; want Storm 2.8.3", out, err)
+	}
+	if out, err := run("classpath"); err != nil || strings.TrimSpace(out) != home+"/lib/*:"+home+"/conf" {
+		t.Errorf("bin/storm classpath = %q, %v", out, err)
+	}
+	if out, err := run("supervisor", "-c"); err == nil || !strings.Contains(out, "-c needs key=value") {
+		t.Errorf("bin/storm supervisor -c = %q, %v; want a refusal", out, err)
 	}
 }

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	stormclient "github.com/agora-cluster/agora/storm/client"
+)
+
+func init() {
+	register(command{name: "storm", summary: "Talk to a Storm Nimbus: storm list|info|kill", run: runStorm})
+}
+
+// stormCommands are the subcommands of `agora storm`.
+var stormCommands = map[string]command{
+	"list": {name: "list", summary: "List the supervisors, Nimbuses and topologies", run: func(args []string) int { return stormList(args, os.Stdout, os.Stderr) }},
+	"info": {name: "info", summary: "Show a topology's executors and their counts", run: func(args []string) int { return stormInfo(args, os.Stdout, os.Stderr) }},
+	"kill": {name: "kill", summary: "Kill a topology", run: func(args []string) int { return stormKill(args, os.Stdout, os.Stderr) }},
+}
+
+func runStorm(args []string) int {
+	return dispatchTo("agora storm", "command", stormCommands, stormUsage, args)
+}
+
+func stormUsage() {
+	var b strings.Builder
+	b.WriteString("Usage: agora storm COMMAND [flags] [args]\n\nTalks to a Storm Nimbus over its Thrift API.\n\nCommands:\n")
+	for _, n := range commandNames(stormCommands) {
+		fmt.Fprintf(&b, "  %-6s %s\n", n, stormCommands[n].summary)
+	}
+	b.WriteString("\nNimbus is found through --nimbus or AGORA_STORM_NIMBUS (default 127.0.0.1:6627).\n")
+	fmt.Fprint(os.Stderr, b.String())
+}
+
+// stormRequestTimeout bounds one command's calls to Nimbus.
+const stormRequestTimeout = 30 * time.Second
+
+func stormNimbusDefault() string {
+	if a := os.Getenv("AGORA_STORM_NIMBUS"); a != "" {
+		return a
+	}
+	return fmt.Sprintf("127.0.0.1:%d", stormclient.DefaultPort)
+}
+
+// stormFlags makes a command's flag set: --nimbus and, with asJSON, --json.
+func stormFlags(name, usage, about string, stderr io.Writer, nimbus *string, asJSON *bool) *flag.FlagSet {
+	fs := flag.NewFlagSet("agora storm "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(nimbus, "nimbus", stormNimbusDefault(), "Nimbus's Thrift address, HOST:PORT")
+	if asJSON != nil {
+		fs.BoolVar(asJSON, "json", false, "print JSON instead of a table")
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: agora storm %s %s\n\n%s\n\nFlags:\n", name, usage, about)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func stormFailure(stderr io.Writer, cmd string, err error) int {
+	fmt.Fprintf(stderr, "agora storm %s: %v\n", cmd, err)
+	return 1
+}
+
+func stormList(args []string, stdout, stderr io.Writer) int {
+	var nimbus string
+	var asJSON bool
+	fs := stormFlags("list", "[--json]", "Lists Nimbus's supervisors (with their slots), Nimbuses and topologies.", stderr, &nimbus, &asJSON)
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	c, err := stormclient.New(nimbus, stormclient.Options{CallTimeout: stormRequestTimeout})
+	if err != nil {
+		return stormFailure(stderr, "list", err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout)
+	defer cancel()
+	cs, err := c.ClusterInfo(ctx)
+	if err != nil {
+		return stormFailure(stderr, "list", err)
+	}
+	if asJSON {
+		return writeJSON(stdout, cs)
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "TOPOLOGY\tID\tSTATUS\tWORKERS\tEXECUTORS\tTASKS\tUPTIME")
+	for _, t := range cs.Topologies {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", t.Name, t.ID, t.Status, t.NumWorkers, t.NumExecutors, t.NumTasks, secs(t.UptimeSecs))
+	}
+	fmt.Fprintln(w, "\nSUPERVISOR\tHOST\tSLOTS\tUSED\tUPTIME")
+	for _, s := range cs.Supervisors {
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\n", s.ID, s.Host, s.NumWorkers, s.NumUsedWorkers, secs(s.UptimeSecs))
+	}
+	fmt.Fprintln(w, "\nNIMBUS\tLEADER\tVERSION\tUPTIME")
+	for _, n := range cs.Nimbuses {
+		fmt.Fprintf(w, "%s:%d\t%v\t%s\t%s\n", n.Host, n.Port, n.IsLeader, n.Version, secs(n.UptimeSecs))
+	}
+	w.Flush()
+	return 0
+}
+
+func stormInfo(args []string, stdout, stderr io.Writer) int {
+	var nimbus string
+	var asJSON bool
+	fs := stormFlags("info", "TOPOLOGY [--json]", "Shows a topology (by name or ID): its executors, where they run, and their all-time counts.", stderr, &nimbus, &asJSON)
+	name, code, done := parseWithID(fs, args)
+	if done {
+		return code
+	}
+	c, err := stormclient.New(nimbus, stormclient.Options{CallTimeout: stormRequestTimeout})
+	if err != nil {
+		return stormFailure(stderr, "info", err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout)
+	defer cancel()
+	id := name
+	if t, ok, err := c.TopologyByName(ctx, name); err != nil {
+		return stormFailure(stderr, "info", err)
+	} else if ok {
+		id = t.ID
+	}
+	info, err := c.TopologyInfo(ctx, id)
+	if err != nil {
+		return stormFailure(stderr, "info", err)
+	}
+	if asJSON {
+		return writeJSON(stdout, info)
+	}
+	sort.Slice(info.Executors, func(i, j int) bool { return info.Executors[i].TaskStart < info.Executors[j].TaskStart })
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "Topology:\t%s (%s)\nStatus:\t%s\nUptime:\t%s\n\n", info.Name, info.ID, info.Status, secs(info.UptimeSecs))
+	fmt.Fprintln(w, "COMPONENT\tTASKS\tHOST:PORT\tEMITTED\tEXECUTED\tACKED\tFAILED")
+	for _, e := range info.Executors {
+		var emitted, executed, acked, failed int64
+		if s := e.Stats; s != nil {
+			emitted = stormclient.Total(s.Emitted, stormclient.AllTime)
+			executed = stormclient.Total(s.Executed, stormclient.AllTime)
+			acked = stormclient.Total(s.Acked, stormclient.AllTime)
+			failed = stormclient.Total(s.Failed, stormclient.AllTime)
+		}
+		fmt.Fprintf(w, "%s\t%d-%d\t%s:%d\t%d\t%d\t%d\t%d\n", e.ComponentID, e.TaskStart, e.TaskEnd, e.Host, e.Port, emitted, executed, acked, failed)
+	}
+	for _, comp := range sortedErrorKeys(info.Errors) {
+		for _, e := range info.Errors[comp] {
+			fmt.Fprintf(w, "error\t%s\t%s\n", comp, firstLine(e.Error))
+		}
+	}
+	w.Flush()
+	return 0
+}
+
+func stormKill(args []string, stdout, stderr io.Writer) int {
+	var nimbus string
+	fs := stormFlags("kill", "TOPOLOGY [--wait SECONDS]", "Kills a topology by name: Nimbus deactivates it, waits, and removes it.", stderr, &nimbus, nil)
+	wait := fs.Int("wait", -1, "seconds Nimbus waits between deactivating and removing (default: topology.message.timeout.secs)")
+	name, code, done := parseWithID(fs, args)
+	if done {
+		return code
+	}
+	c, err := stormclient.New(nimbus, stormclient.Options{CallTimeout: stormRequestTimeout})
+	if err != nil {
+		return stormFailure(stderr, "kill", err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout)
+	defer cancel()
+	d := time.Duration(-1)
+	if *wait >= 0 {
+		d = time.Duration(*wait) * time.Second
+	}
+	if err := c.Kill(ctx, name, d); err != nil {
+		return stormFailure(stderr, "kill", err)
+	}
+	fmt.Fprintf(stdout, "killing %s\n", name)
+	return 0
+}
+
+func secs(s int32) string { return (time.Duration(s) * time.Second).String() }
+
+func sortedErrorKeys(m map[string][]stormclient.ErrorInfo) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
