@@ -67,6 +67,7 @@ type nativeContainer struct {
 	status     *bufio.Reader // the init's messages; nil when adopted
 	statusFile *os.File
 	oom        *os.File // readable on OOM events; nil if unavailable
+	cpuBase    *CPUStat // the cgroup's CFS counters before the container; nil: 0
 	done       chan struct{}
 
 	mu          sync.Mutex // held while signalling and while reaping
@@ -80,7 +81,7 @@ func (c *nativeContainer) ID() string            { return c.id }
 func (c *nativeContainer) Pid() int              { return c.pid }
 func (c *nativeContainer) Done() <-chan struct{} { return c.done }
 func (c *nativeContainer) State() State {
-	return State{ID: c.id, Pid: c.pid, StartTime: c.startTime, Cgroup: c.cgName, ExitFile: c.exitFile}
+	return State{ID: c.id, Pid: c.pid, StartTime: c.startTime, Cgroup: c.cgName, ExitFile: c.exitFile, CPUStatBase: c.cpuBase}
 }
 
 // exitFileName is the file in the sandbox where the init leaves the
@@ -235,7 +236,10 @@ func (c *nativeContainer) watchAdopted() {
 // finish records how the container ended, tears it down and marks it done.
 func (c *nativeContainer) finish(exit Exit) {
 	oomKilled := c.cg.oomKills() > 0
-	peak := c.cg.peakMemory()
+	var peak uint64
+	if oomKilled {
+		peak = c.cg.peakMemory() // before destroy resets it
+	}
 	c.destroy()
 	c.mu.Lock()
 	oomKilled = oomKilled || c.oomKilled
@@ -252,7 +256,8 @@ func (c *nativeContainer) finish(exit Exit) {
 	close(c.done)
 }
 
-// destroy kills every process left in the cgroup and removes it.
+// destroy kills every process left in the cgroup and hands the cgroup
+// back to the pool, or removes it.
 func (c *nativeContainer) destroy() {
 	c.destroyOnce.Do(func() {
 		if c.oom != nil {
@@ -261,6 +266,9 @@ func (c *nativeContainer) destroy() {
 		log := c.n.cfg.Logger
 		if err := killCgroup(c.cg); err != nil {
 			log.Error("cannot kill the processes of a container", "container_id", c.id, "cgroup", c.cgName, "err", err)
+			return
+		}
+		if g, ok := c.cg.(*v1Group); ok && c.n.pool != nil && c.n.pool.release(g) {
 			return
 		}
 		if err := removeCgroup(c.cg); err != nil {
