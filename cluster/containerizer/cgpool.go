@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -42,12 +43,12 @@ type cgPool struct {
 	h     *v1
 	root  string // the containerizer's root, "agora"
 	size  int    // most idle cgroups kept
+	low   int    // the filler tops the pool up to this once it has filled it
 	owner string // "<pid>-<start time>" of this process
 	log   *slog.Logger
 
 	mu     sync.Mutex
 	idle   []*v1Group
-	seq    uint64
 	closed bool
 
 	fill chan struct{} // wakes the filler
@@ -63,7 +64,7 @@ func newPool(h *v1, root string, size int, log *slog.Logger) (*cgPool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cgroup pool: %w", err)
 	}
-	p := &cgPool{h: h, root: root, size: size, owner: owner, log: log,
+	p := &cgPool{h: h, root: root, size: size, low: size / 2, owner: owner, log: log,
 		fill: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	p.adoptLeftovers()
 	if size == 0 {
@@ -111,10 +112,14 @@ func (p *cgPool) wake() {
 	}
 }
 
-// filler creates idle cgroups, off the launch path, whenever the pool has
-// fallen to half its size or less.
+// filler creates idle cgroups off the launch path: the whole pool at
+// first, later up to half of it whenever launches have taken more. It
+// leaves the rest of the room to the cgroups of containers that end:
+// were it to keep the pool full, those would find no room and be
+// removed, and every launch would cost a create and a remove again.
 func (p *cgPool) filler() {
 	defer close(p.done)
+	target := p.size
 	for {
 		select {
 		case <-p.stop:
@@ -123,7 +128,7 @@ func (p *cgPool) filler() {
 		}
 		for {
 			p.mu.Lock()
-			short := !p.closed && len(p.idle) < p.size
+			short := !p.closed && len(p.idle) < target
 			name := p.nextName()
 			p.mu.Unlock()
 			if !short {
@@ -139,13 +144,16 @@ func (p *cgPool) filler() {
 				break
 			}
 		}
+		target = p.low
 	}
 }
 
-// nextName is a fresh name for an idle cgroup; p.mu is held.
+// poolSeq numbers idle cgroups, across the containerizers of a process.
+var poolSeq atomic.Uint64
+
+// nextName is a fresh name for an idle cgroup.
 func (p *cgPool) nextName() string {
-	p.seq++
-	return p.root + "/" + poolPrefix + p.owner + "-" + strconv.FormatUint(p.seq, 10)
+	return p.root + "/" + poolPrefix + p.owner + "-" + strconv.FormatUint(poolSeq.Add(1), 10)
 }
 
 // put adds an idle cgroup to the pool unless it is closed or full.
@@ -168,7 +176,7 @@ func (p *cgPool) take(name string, l limits) (*v1Group, error) {
 	if n := len(p.idle); n > 0 {
 		g, p.idle = p.idle[n-1], p.idle[:n-1]
 	}
-	low := len(p.idle) <= p.size/2
+	low := len(p.idle) < p.low
 	p.mu.Unlock()
 	if low {
 		p.wake()

@@ -228,6 +228,15 @@ func (g *v1Group) rename(name string) error {
 	return nil
 }
 
+// v1ResetFiles are the counters reset (by writing 0) before a cgroup is
+// reused: CPU usage (cpuacct.stat's too), charged memory (page cache the
+// last container left) and the memory peak, in that order.
+var v1ResetFiles = []struct{ controller, file string }{
+	{"cpuacct", "cpuacct.usage"},
+	{"memory", "memory.force_empty"},
+	{"memory", "memory.max_usage_in_bytes"},
+}
+
 // reset readies a cgroup that holds no process for its next container:
 // the CFS quota lifted (other limits are kept: the next container writes
 // those that differ), the CPU usage and memory peak counters reset and
@@ -244,11 +253,7 @@ func (g *v1Group) reset() error {
 	if err := g.set(next); err != nil {
 		return err
 	}
-	for _, w := range [...]struct{ controller, file string }{
-		{"cpuacct", "cpuacct.usage"},
-		{"memory", "memory.force_empty"},
-		{"memory", "memory.max_usage_in_bytes"},
-	} {
+	for _, w := range v1ResetFiles {
 		if !g.h.has(w.controller) {
 			continue
 		}

@@ -45,6 +45,11 @@ func testNativeConfig(t *testing.T, cfg NativeConfig) *Native {
 			_ = os.Remove(filepath.Dir(dir)) // agora-test, if empty
 		}
 	})
+	if n.pool != nil {
+		// Launches take pooled cgroups, not new ones made while the
+		// pool fills.
+		waitFor(t, "the cgroup pool to fill", func() bool { return len(n.pool.idleNames()) == n.pool.size })
+	}
 	return n
 }
 
