@@ -123,3 +123,17 @@ func TestWriteExitFile(t *testing.T) {
 		t.Fatal("writing into a missing directory succeeded")
 	}
 }
+
+func TestFramesHaveAFixedWidthLength(t *testing.T) {
+	if got := string(Frame([]byte("abc"))); got != "0000000003\nabc" {
+		t.Fatalf("Frame(abc) = %q", got)
+	}
+	for _, bad := range []string{"3\nabc", "000000000x\nabc", "0000000003 abc", "0000000000\n"} {
+		r, w, _ := os.Pipe()
+		go func() { w.Write([]byte(bad)); w.Close() }()
+		if _, err := readFrame(r); err == nil {
+			t.Errorf("readFrame(%q) accepted", bad)
+		}
+		r.Close()
+	}
+}

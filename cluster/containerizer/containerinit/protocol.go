@@ -135,10 +135,21 @@ type Message struct {
 // is in the container's cgroup.
 const Go = 'g'
 
-// Frame prefixes an encoded configuration with its length, so that the
-// agent can keep the pipe open for Go.
+// frameDigits is the width of a frame's length: a fixed width lets the
+// init read the length in one read without reading past it.
+const frameDigits = 10
+
+// Frame prefixes an encoded configuration with its length (frameDigits
+// digits, zero-padded, and a newline), so that the agent can keep the pipe
+// open for Go.
 func Frame(config []byte) []byte {
-	return append([]byte(strconv.Itoa(len(config))+"\n"), config...)
+	n := strconv.Itoa(len(config))
+	b := make([]byte, 0, frameDigits+1+len(config))
+	for i := len(n); i < frameDigits; i++ {
+		b = append(b, '0')
+	}
+	b = append(append(b, n...), '\n')
+	return append(b, config...)
 }
 
 func (m Message) encode() []byte {
