@@ -205,12 +205,13 @@ func (p *cgPool) take(name string, l limits) (*v1Group, error) {
 // an idle name. It reports false, and leaves g as it was or partly reset,
 // if the pool is closed or full, the cgroup's OOM-kill counter (which
 // cannot be reset) is not 0, or a step fails: the caller then removes g.
-func (p *cgPool) release(g *v1Group) bool {
+// noOOM says the caller has just read that counter as 0.
+func (p *cgPool) release(g *v1Group, noOOM bool) bool {
 	p.mu.Lock()
 	full := p.closed || len(p.idle) >= p.size
 	name := p.nextName()
 	p.mu.Unlock()
-	if full || g.oomKills() > 0 {
+	if full || (!noOOM && g.oomKills() > 0) {
 		return false
 	}
 	if err := g.reset(); err != nil {

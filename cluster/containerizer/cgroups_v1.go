@@ -248,6 +248,8 @@ func (g *v1Group) reset() error {
 	if !g.heldKnown {
 		next = limits{}
 	}
+	// Without a CFS quota the CFS counters stand still.
+	counted := !g.heldKnown || g.held.cfsPeriod > 0
 	g.mu.Unlock()
 	next.cfsPeriod, next.cfsQuota = 0, 0
 	if err := g.set(next); err != nil {
@@ -261,7 +263,7 @@ func (g *v1Group) reset() error {
 			return fmt.Errorf("cgroups: reset %s of %s: %w", w.file, g.name, err)
 		}
 	}
-	if g.h.has("cpu") {
+	if g.h.has("cpu") && counted {
 		b, err := readCgroupFile(g.file("cpu", "cpu.stat"))
 		if err != nil {
 			return fmt.Errorf("cgroups: %s: %w", g.name, err)

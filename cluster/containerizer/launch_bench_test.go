@@ -12,7 +12,8 @@ import (
 )
 
 // BenchmarkLaunch launches and waits for `/bin/true` containers, one or 8
-// at a time, with plain processes and with full isolation, and reports the
+// at a time, with plain processes and with full isolation (new cgroups, or
+// cgroups from a pool of 16), and reports the
 // CPU each container cost the machine (this process and its children),
 // the time Launch took and the containers per second.
 //
@@ -20,22 +21,29 @@ import (
 func BenchmarkLaunch(b *testing.B) {
 	for _, par := range []int{1, 8} {
 		b.Run(fmt.Sprintf("posix/par=%d", par), func(b *testing.B) { benchLaunch(b, Process{}, par) })
-		b.Run(fmt.Sprintf("cgroups/par=%d", par), func(b *testing.B) {
-			if os.Geteuid() != 0 {
-				b.Skip("needs root")
+		for _, pool := range []int{0, 16} {
+			name := "cgroups"
+			if pool > 0 {
+				name = "cgroups-pooled"
 			}
-			n, err := NewNative(NativeConfig{Root: fmt.Sprintf("agora-test/bench-%d", os.Getpid())})
-			if err != nil {
-				b.Skip(err)
-			}
-			b.Cleanup(func() {
-				for _, dir := range cgroupDirs(n, "") {
-					_ = os.Remove(dir)
-					_ = os.Remove(filepath.Dir(dir))
+			b.Run(fmt.Sprintf("%s/par=%d", name, par), func(b *testing.B) {
+				if os.Geteuid() != 0 {
+					b.Skip("needs root")
 				}
+				n, err := NewNative(NativeConfig{Root: fmt.Sprintf("agora-test/bench-%d", os.Getpid()), CgroupPool: pool})
+				if err != nil {
+					b.Skip(err)
+				}
+				b.Cleanup(func() {
+					_ = n.Close()
+					for _, dir := range cgroupDirs(n, "") {
+						_ = os.Remove(dir)
+						_ = os.Remove(filepath.Dir(dir))
+					}
+				})
+				benchLaunch(b, n, par)
 			})
-			benchLaunch(b, n, par)
-		})
+		}
 	}
 }
 

@@ -73,6 +73,7 @@ type nativeContainer struct {
 	mu          sync.Mutex // held while signalling and while reaping
 	reaped      bool
 	oomKilled   bool
+	noOOM       bool // finish read the cgroup's OOM-kill counter as 0
 	exit        Exit
 	destroyOnce sync.Once
 }
@@ -240,6 +241,9 @@ func (c *nativeContainer) finish(exit Exit) {
 	if oomKilled {
 		peak = c.cg.peakMemory() // before destroy resets it
 	}
+	c.mu.Lock()
+	c.noOOM = !oomKilled
+	c.mu.Unlock()
 	c.destroy()
 	c.mu.Lock()
 	oomKilled = oomKilled || c.oomKilled
@@ -268,7 +272,10 @@ func (c *nativeContainer) destroy() {
 			log.Error("cannot kill the processes of a container", "container_id", c.id, "cgroup", c.cgName, "err", err)
 			return
 		}
-		if g, ok := c.cg.(*v1Group); ok && c.n.pool != nil && c.n.pool.release(g) {
+		c.mu.Lock()
+		noOOM := c.noOOM && !c.oomKilled
+		c.mu.Unlock()
+		if g, ok := c.cg.(*v1Group); ok && c.n.pool != nil && c.n.pool.release(g, noOOM) {
 			return
 		}
 		if err := removeCgroup(c.cg); err != nil {
