@@ -100,3 +100,68 @@ func benchLaunch(b *testing.B, cz Containerizer, par int) {
 	b.ReportMetric(float64(launch.Microseconds())/n/1000, "launch-ms/op")
 	b.ReportMetric(n/time.Since(t0).Seconds(), "containers/s")
 }
+
+// BenchmarkCgroupLifecycle is the cgroup part of a container alone, as a
+// launch and its end do it: a new cgroup (create with the start limits,
+// the CFS quota once the task runs, the emptiness check, remove) against
+// a pooled one (take, the CFS quota, the emptiness check, reset and
+// release). It reports the CPU each cycle cost this process; the kernel's
+// deferred work for removed cgroups (freeing them after an RCU grace
+// period, in kernel threads) is not in it.
+//
+//	go test -run xxx -bench CgroupLifecycle -benchtime 2000x ./cluster/containerizer/
+func BenchmarkCgroupLifecycle(b *testing.B) {
+	for _, pool := range []int{0, 4} {
+		name := "new"
+		if pool > 0 {
+			name = "pooled"
+		}
+		b.Run(name, func(b *testing.B) {
+			if os.Geteuid() != 0 {
+				b.Skip("needs root")
+			}
+			n, err := NewNative(NativeConfig{Root: fmt.Sprintf("agora-test/cgbench-%d", os.Getpid()), CgroupPool: pool})
+			if err != nil {
+				b.Skip(err)
+			}
+			if pool > 0 && n.pool == nil {
+				b.Skip("no cgroup pool on cgroup v2")
+			}
+			b.Cleanup(func() {
+				_ = n.Close()
+				for _, dir := range cgroupDirs(n, "") {
+					_ = os.Remove(dir)
+					_ = os.Remove(filepath.Dir(dir))
+				}
+			})
+			lim := n.limits(Spec{CPUs: 0.1, MemMB: 32})
+			start := lim
+			start.cfsPeriod, start.cfsQuota = 0, 0
+			for n.pool != nil && len(n.pool.idleNames()) < pool {
+				time.Sleep(time.Millisecond)
+			}
+			cpu0 := cpuTime()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				cg, _, err := n.newCgroup(n.Root()+"/c", start)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := cg.setCFS(lim); err != nil {
+					b.Fatal(err)
+				}
+				if err := killCgroup(cg); err != nil {
+					b.Fatal(err)
+				}
+				if g, ok := cg.(*v1Group); ok && n.pool != nil && n.pool.release(g, true) {
+					continue
+				}
+				if err := removeCgroup(cg); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+		})
+	}
+}
