@@ -107,6 +107,9 @@ func TestLaunchReusesAPooledCgroupAndItComesBackReset(t *testing.T) {
 	if v := cgUint(t, "memory", back, "memory.usage_in_bytes"); v >= 1<<20 {
 		t.Errorf("memory.usage_in_bytes = %d: the 8 MiB the task charged were not reclaimed", v)
 	}
+	if v := cgUint(t, "memory", back, "memory.usage_in_bytes"); v > reclaimAbove {
+		t.Errorf("memory.usage_in_bytes = %d, more than the %d a reused cgroup may keep", v, reclaimAbove)
+	}
 	if v := cgUint(t, "memory", back, "memory.max_usage_in_bytes"); v >= 1<<20 {
 		t.Errorf("memory.max_usage_in_bytes = %d, want it reset", v)
 	}
