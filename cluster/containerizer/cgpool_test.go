@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // pooledNative is a native containerizer with a pool of size idle cgroups,
@@ -373,5 +374,28 @@ func TestContainerIDsCannotTakePooledNames(t *testing.T) {
 	_, err := n.Launch(context.Background(), Spec{ID: poolPrefix + "1-2-3", Path: "/bin/true"})
 	if err == nil || !strings.Contains(err.Error(), "reserved") {
 		t.Fatalf("launch with a pooled name: %v", err)
+	}
+}
+
+// A pooled cgroup can have been idle for long; once a launch has taken
+// it, another agent's orphan cleanup must see a launch in progress, not an
+// abandoned cgroup, while the init has not joined it yet.
+func TestATakenPooledCgroupIsNotMistakenForAnAbandonedOne(t *testing.T) {
+	n := pooledNative(t, 1)
+	old := time.Now().Add(-time.Hour)
+	for _, name := range n.pool.idleNames() {
+		for _, s := range n.pool.h.subsystems {
+			if err := os.Chtimes(filepath.Join("/sys/fs/cgroup", string(s.Name()), name), old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cg, base, err := n.newCgroup(n.Root()+"/taken", limits{})
+	if err != nil || base == nil {
+		t.Fatalf("newCgroup = %v, base %v; want a pooled cgroup", err, base)
+	}
+	t.Cleanup(func() { _ = removeCgroup(cg) })
+	if n.removeAbandoned("taken") {
+		t.Fatal("orphan cleanup removed a cgroup a launch had just taken from the pool")
 	}
 }
