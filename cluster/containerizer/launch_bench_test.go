@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -162,6 +165,65 @@ func BenchmarkCgroupLifecycle(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+		})
+	}
+}
+
+// BenchmarkCgroupJoin is what joining a container's cgroup costs in wall
+// time, spaced as launches are (30 ms apart): this process moved whole
+// (its pid written to cgroup.procs, as the agent moved the init) against
+// the calling thread alone (0 written to tasks, as the init now joins).
+// Moving a process waits for an RCU grace period unless another move came
+// just before; a thread moving itself does not (cgroup v1 only).
+//
+//	go test -run xxx -bench CgroupJoin -benchtime 50x ./cluster/containerizer/
+func BenchmarkCgroupJoin(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	h, err := detectHierarchy("/sys/fs/cgroup")
+	if err != nil || h.version() != 1 {
+		b.Skip("needs cgroup v1")
+	}
+	own, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		b.Fatal(err)
+	}
+	name := fmt.Sprintf("agora-test/join-%d", os.Getpid())
+	cg, err := h.create(name, limits{})
+	if err != nil {
+		b.Skip(err)
+	}
+	b.Cleanup(func() { _ = removeCgroup(cg) })
+	g := cg.(*v1Group)
+	// back is where this process came from in the pids controller.
+	back := "/sys/fs/cgroup/pids"
+	for _, line := range strings.Split(string(own), "\n") {
+		if f := strings.SplitN(line, ":", 3); len(f) == 3 && f[1] == "pids" {
+			back = filepath.Join(back, f[2])
+		}
+	}
+	pid := strconv.Itoa(os.Getpid())
+	for _, c := range []struct{ name, in, out, value string }{
+		{"process", g.file("pids", "cgroup.procs"), filepath.Join(back, "cgroup.procs"), pid},
+		{"thread", g.file("pids", "tasks"), filepath.Join(back, "tasks"), "0"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			value := c.value
+			b.StopTimer()
+			for i := 0; i < b.N; i++ {
+				time.Sleep(30 * time.Millisecond)
+				b.StartTimer()
+				if err := writeCgroupFile(c.in, value); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if err := writeCgroupFile(c.out, value); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }
