@@ -1,7 +1,6 @@
 package containerizer
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -46,6 +45,11 @@ type cgroup interface {
 	// procsFiles are the cgroup.procs files a process writes its pid to
 	// in order to join the cgroup.
 	procsFiles() []string
+	// threadFiles are the files a thread writes 0 to in order to join
+	// the cgroup alone, which is much cheaper than moving a process (see
+	// containerinit's joinCgroup); nil where threads cannot join alone
+	// (cgroup v2 domain cgroups).
+	threadFiles() []string
 	// procs lists the processes in the cgroup.
 	procs() ([]int, error)
 	// oomKills counts the processes the kernel's OOM killer killed here.
@@ -163,7 +167,7 @@ outer:
 }
 
 func readPidList(path string) ([]int, error) {
-	b, err := os.ReadFile(path)
+	b, err := readCgroupFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -178,15 +182,18 @@ func readPidList(path string) ([]int, error) {
 
 // readKV reads a cgroup "key value" file; missing keys read as 0.
 func readKV(path string) map[string]uint64 {
-	out := map[string]uint64{}
-	f, err := os.Open(path)
+	b, err := readCgroupFile(path)
 	if err != nil {
-		return out
+		return map[string]uint64{}
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), " ")
+	return parseKV(b)
+}
+
+// parseKV parses the lines "key value" of a cgroup file.
+func parseKV(b []byte) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, " ")
 		if !ok {
 			continue
 		}
@@ -198,11 +205,65 @@ func readKV(path string) map[string]uint64 {
 }
 
 func readUintFile(path string) (uint64, error) {
-	b, err := os.ReadFile(path)
+	b, err := readCgroupFile(path)
 	if err != nil {
 		return 0, err
 	}
 	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+}
+
+// writeCgroupFile writes v to a cgroup control file with plain system
+// calls: open, write, close. (os.WriteFile also registers the file with
+// the runtime's poller and back, which more than doubles the system calls
+// of every limit and every cgroup.procs write.)
+func writeCgroupFile(path, v string) error {
+	fd, err := openRetry(path, unix.O_WRONLY|unix.O_CLOEXEC)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	for {
+		_, err = unix.Write(fd, []byte(v))
+		if err != unix.EINTR {
+			break
+		}
+	}
+	_ = unix.Close(fd)
+	if err != nil {
+		return &os.PathError{Op: "write", Path: path, Err: err}
+	}
+	return nil
+}
+
+// readCgroupFile reads a cgroup control file with plain system calls.
+func readCgroupFile(path string) ([]byte, error) {
+	fd, err := openRetry(path, unix.O_RDONLY|unix.O_CLOEXEC)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	var out []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Read(fd, buf)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		case n == 0:
+			return out, nil
+		}
+		out = append(out, buf[:n]...)
+	}
+}
+
+func openRetry(path string, flags int) (int, error) {
+	for {
+		fd, err := unix.Open(path, flags, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
 }
 
 func contains(xs []string, x string) bool {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -50,52 +51,65 @@ func (h *v1) hier() ([]cgroup1.Subsystem, error) { return h.subsystems, nil }
 // writes every field of every controller and walks the tree on delete,
 // and containers are created and removed at launch rates).
 func (h *v1) create(name string, l limits) (cgroup, error) {
-	g := &v1Group{h: h, name: "/" + name}
-	for _, s := range h.subsystems {
-		dir := filepath.Join(h.mount, string(s.Name()), g.name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			_ = g.remove()
-			return nil, fmt.Errorf("cgroups: create %s: %w", name, err)
-		}
+	g, err := h.mkdir(name)
+	if err != nil {
+		return nil, err
 	}
-	if err := g.set(l, true); err != nil {
+	if err := g.set(l); err != nil {
 		_ = g.remove()
 		return nil, fmt.Errorf("cgroups: create %s: %w", name, err)
 	}
 	return g, nil
 }
 
+// mkdir makes the cgroup name in every controller, without limits. A
+// plain mkdir is tried first: the parent exists but for the first cgroup.
+func (h *v1) mkdir(name string) (*v1Group, error) {
+	g := &v1Group{h: h, name: "/" + name, heldKnown: true}
+	for _, s := range h.subsystems {
+		dir := filepath.Join(h.mount, string(s.Name()), g.name)
+		err := unix.Mkdir(dir, 0o755)
+		switch err {
+		case unix.EEXIST: // left in some controllers by an earlier agent
+			err = nil
+		case unix.ENOENT:
+			err = os.MkdirAll(dir, 0o755)
+		}
+		if err != nil {
+			_ = g.remove()
+			return nil, fmt.Errorf("cgroups: create %s: %w", name, &os.PathError{Op: "mkdir", Path: dir, Err: err})
+		}
+	}
+	return g, nil
+}
+
 // update sets the limits in l; zero fields lift a limit.
-func (g *v1Group) update(l limits) error { return g.set(l, false) }
+func (g *v1Group) update(l limits) error { return g.set(l) }
 
 // setCFS sets the CFS quota alone.
 func (g *v1Group) setCFS(l limits) error {
 	if l.cfsPeriod == 0 || !g.h.has("cpu") {
 		return nil
 	}
-	for _, w := range [][2]string{
-		{"cpu.cfs_period_us", strconv.FormatUint(l.cfsPeriod, 10)},
-		{"cpu.cfs_quota_us", strconv.FormatInt(l.cfsQuota, 10)},
-	} {
-		if err := os.WriteFile(g.file("cpu", w[0]), []byte(w[1]), 0); err != nil {
-			return fmt.Errorf("cgroups: set %s of %s to %s: %w", w[0], g.name, w[1], err)
-		}
-	}
-	return nil
+	g.mu.Lock()
+	next := g.held
+	g.mu.Unlock()
+	next.cfsPeriod, next.cfsQuota = l.cfsPeriod, l.cfsQuota
+	return g.set(next)
 }
 
-// set writes the limits in l; zero fields lift a limit. A new cgroup
-// (fresh) starts without limits, so only the limits l sets are written.
-func (g *v1Group) set(l limits, fresh bool) error {
-	write := func(controller, file, v string) error {
-		if !g.h.has(controller) {
-			return nil
-		}
-		if err := os.WriteFile(g.file(controller, file), []byte(v), 0); err != nil {
-			return fmt.Errorf("cgroups: set %s of %s to %s: %w", file, g.name, v, err)
-		}
-		return nil
-	}
+// v1LimitFiles are the files that hold a cgroup's limits, in the order
+// they are written (the CFS period before its quota).
+var v1LimitFiles = [...]struct{ controller, file string }{
+	{"cpu", "cpu.shares"},
+	{"cpu", "cpu.cfs_period_us"},
+	{"cpu", "cpu.cfs_quota_us"},
+	{"memory", "memory.limit_in_bytes"},
+	{"pids", "pids.max"},
+}
+
+// v1LimitValues is what the files of v1LimitFiles hold under limits l.
+func v1LimitValues(l limits) [len(v1LimitFiles)]string {
 	shares, quota, period := uint64(1024), int64(-1), uint64(100000)
 	if l.cpuShares > 0 {
 		shares = l.cpuShares
@@ -110,23 +124,35 @@ func (g *v1Group) set(l limits, fresh bool) error {
 	if l.pids > 0 {
 		pids = strconv.FormatInt(l.pids, 10)
 	}
+	return [...]string{strconv.FormatUint(shares, 10), strconv.FormatUint(period, 10),
+		strconv.FormatInt(quota, 10), mem, pids}
+}
+
+// set makes the cgroup's limits l; zero fields lift a limit. Only the
+// files whose value differs from what the cgroup holds are written: a new
+// cgroup holds no limits, and a pooled one the limits of its last
+// container. Where that is not known (an adopted container), every file
+// is written.
+func (g *v1Group) set(l limits) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	want := v1LimitValues(l)
+	have := v1LimitValues(g.held)
 	var errs []error
-	for _, w := range []struct {
-		controller, file, value string
-		unset                   bool // what a new cgroup has already
-	}{
-		{"cpu", "cpu.shares", strconv.FormatUint(shares, 10), l.cpuShares == 0},
-		{"cpu", "cpu.cfs_period_us", strconv.FormatUint(period, 10), l.cfsPeriod == 0},
-		{"cpu", "cpu.cfs_quota_us", strconv.FormatInt(quota, 10), l.cfsPeriod == 0},
-		{"memory", "memory.limit_in_bytes", mem, l.memBytes == 0},
-		{"pids", "pids.max", pids, l.pids == 0},
-	} {
-		if fresh && w.unset {
+	for i, f := range v1LimitFiles {
+		if (g.heldKnown && want[i] == have[i]) || !g.h.has(f.controller) {
 			continue
 		}
-		errs = append(errs, write(w.controller, w.file, w.value))
+		if err := writeCgroupFile(g.file(f.controller, f.file), want[i]); err != nil {
+			errs = append(errs, fmt.Errorf("cgroups: set %s of %s to %s: %w", f.file, g.name, want[i], err))
+		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		g.heldKnown = false // some writes may have been made
+		return err
+	}
+	g.held, g.heldKnown = l, true
+	return nil
 }
 
 // has reports whether the controller is in use.
@@ -170,6 +196,110 @@ func (h *v1) leaves(dir string) ([]string, error) {
 type v1Group struct {
 	h    *v1
 	name string // "/agora/<id>"
+
+	mu        sync.Mutex
+	held      limits // the limits the cgroup's files hold, if heldKnown
+	heldKnown bool
+	// base is what the cgroup's cpu.stat counters, which cannot be reset,
+	// held when it was taken from the pool; usage subtracts it.
+	base CPUStat
+}
+
+func (g *v1Group) dir(s cgroup1.Subsystem) string {
+	return filepath.Join(g.h.mount, string(s.Name()), g.name)
+}
+
+// rename moves the cgroup to name in every controller. If a controller
+// refuses, the cgroup is left where it was in the others and the renamed
+// (empty) directories are removed, so name is not there: an error leaves
+// the cgroup partly gone and for the caller to remove.
+func (g *v1Group) rename(name string) error {
+	to := "/" + name
+	for i, s := range g.h.subsystems {
+		from := g.dir(s)
+		if err := unix.Rename(from, filepath.Join(g.h.mount, string(s.Name()), to)); err != nil {
+			for _, done := range g.h.subsystems[:i] {
+				_ = unix.Rmdir(filepath.Join(g.h.mount, string(done.Name()), to))
+			}
+			return fmt.Errorf("cgroups: rename %s to %s: %w", g.name, to, &os.PathError{Op: "rename", Path: from, Err: err})
+		}
+	}
+	g.name = to
+	return nil
+}
+
+// v1ResetFiles are the counters reset (by writing 0) before a cgroup is
+// reused: CPU usage (cpuacct.stat's too) and the memory peak (to what the
+// cgroup holds now).
+var v1ResetFiles = []struct{ controller, file string }{
+	{"cpuacct", "cpuacct.usage"},
+	{"memory", "memory.max_usage_in_bytes"},
+}
+
+// reclaimAbove is how much memory an empty cgroup may still be charged
+// for (page cache and kernel objects of its last container's files)
+// without being reclaimed before reuse: memory.force_empty drains every
+// CPU's page lists and reclaims, about half a millisecond even with
+// nothing to free, while the few pages a short task leaves are charged to
+// nobody's harm (and reclaimed under pressure like any cache).
+const reclaimAbove = 1 << 20
+
+// reset readies a cgroup that holds no process for its next container:
+// the CFS quota lifted (other limits are kept: the next container writes
+// those that differ), the CPU usage and memory peak counters reset and
+// the memory still charged to it (page cache) reclaimed if there is much. The CFS
+// counters, which cannot be reset, are recorded in base.
+func (g *v1Group) reset() error {
+	g.mu.Lock()
+	next := g.held
+	if !g.heldKnown {
+		next = limits{}
+	}
+	// Without a CFS quota the CFS counters stand still.
+	counted := !g.heldKnown || g.held.cfsPeriod > 0
+	g.mu.Unlock()
+	next.cfsPeriod, next.cfsQuota = 0, 0
+	if err := g.set(next); err != nil {
+		return err
+	}
+	for _, w := range v1ResetFiles {
+		if !g.h.has(w.controller) {
+			continue
+		}
+		if w.file == "memory.max_usage_in_bytes" {
+			// Reclaim first, so that the peak restarts from what is left.
+			used, err := readUintFile(g.file("memory", "memory.usage_in_bytes"))
+			if err != nil {
+				return fmt.Errorf("cgroups: %s: %w", g.name, err)
+			}
+			if used > reclaimAbove {
+				if err := writeCgroupFile(g.file("memory", "memory.force_empty"), "0"); err != nil {
+					return fmt.Errorf("cgroups: reclaim the memory of %s: %w", g.name, err)
+				}
+			}
+		}
+		if err := writeCgroupFile(g.file(w.controller, w.file), "0"); err != nil {
+			return fmt.Errorf("cgroups: reset %s of %s: %w", w.file, g.name, err)
+		}
+	}
+	if g.h.has("cpu") && counted {
+		b, err := readCgroupFile(g.file("cpu", "cpu.stat"))
+		if err != nil {
+			return fmt.Errorf("cgroups: %s: %w", g.name, err)
+		}
+		kv := parseKV(b)
+		g.mu.Lock()
+		g.base = CPUStat{NrPeriods: kv["nr_periods"], NrThrottled: kv["nr_throttled"], ThrottledTime: kv["throttled_time"]}
+		g.mu.Unlock()
+	}
+	return nil
+}
+
+// snapshot returns the limits the cgroup holds and its counters' base.
+func (g *v1Group) snapshot() (held limits, known bool, base CPUStat) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.held, g.heldKnown, g.base
 }
 
 func (g *v1Group) file(controller, name string) string {
@@ -177,9 +307,9 @@ func (g *v1Group) file(controller, name string) string {
 }
 
 func (g *v1Group) add(pid int) error {
-	p := []byte(strconv.Itoa(pid))
+	p := strconv.Itoa(pid)
 	for _, s := range g.h.subsystems {
-		if err := os.WriteFile(g.file(string(s.Name()), "cgroup.procs"), p, 0); err != nil {
+		if err := writeCgroupFile(g.file(string(s.Name()), "cgroup.procs"), p); err != nil {
 			return fmt.Errorf("cgroups: add pid %d to %s: %w", pid, g.name, err)
 		}
 	}
@@ -190,6 +320,14 @@ func (g *v1Group) procsFiles() []string {
 	var out []string
 	for _, s := range g.h.subsystems {
 		out = append(out, g.file(string(s.Name()), "cgroup.procs"))
+	}
+	return out
+}
+
+func (g *v1Group) threadFiles() []string {
+	var out []string
+	for _, s := range g.h.subsystems {
+		out = append(out, g.file(string(s.Name()), "tasks"))
 	}
 	return out
 }
@@ -239,7 +377,7 @@ func (g *v1Group) oomEvents() (*os.File, error) {
 	}
 	ev := os.NewFile(uintptr(efd), "oom-eventfd")
 	reg := fmt.Sprintf("%d %d", efd, ctl.Fd())
-	if err := os.WriteFile(g.file("memory", "cgroup.event_control"), []byte(reg), 0); err != nil {
+	if err := writeCgroupFile(g.file("memory", "cgroup.event_control"), reg); err != nil {
 		ev.Close()
 		return nil, fmt.Errorf("register OOM notification: %w", err)
 	}

@@ -68,6 +68,18 @@ type State struct {
 	// ExitFile is where a native container's init leaves the task's wait
 	// status, for an agent that adopts the container after a restart.
 	ExitFile string `json:"exit_file,omitempty"`
+	// CPUStatBase is what the counters of the container's cgroup held
+	// when the container took the cgroup from the native containerizer's
+	// pool: those counters cannot be reset, so usage reports what the
+	// container added to them. Absent for a new cgroup.
+	CPUStatBase *CPUStat `json:"cpu_stat_base,omitempty"`
+}
+
+// CPUStat holds a cgroup's CFS counters (cgroup v1's cpu.stat).
+type CPUStat struct {
+	NrPeriods     uint64 `json:"nr_periods"`
+	NrThrottled   uint64 `json:"nr_throttled"`
+	ThrottledTime uint64 `json:"throttled_time"` // nanoseconds
 }
 
 // Exit is how a container ended.

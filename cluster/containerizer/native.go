@@ -42,6 +42,11 @@ type NativeConfig struct {
 	// this binary, which serves as the init because it links package
 	// containerinit).
 	InitPath string
+	// CgroupPool is how many empty cgroups are kept ready for new
+	// containers, created off the launch path and reused (reset) after
+	// their containers end (cgroup v1 only). 0: none; every container's
+	// cgroup is created at its launch and removed at its end.
+	CgroupPool int
 	// Logger receives cleanup problems (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -76,7 +81,8 @@ func (c *NativeConfig) setDefaults() {
 type Native struct {
 	cfg     NativeConfig
 	h       hierarchy
-	mountNS string // the agent's mount namespace, which inits must not touch
+	mountNS string  // the agent's mount namespace, which inits must not touch
+	pool    *cgPool // nil: no pool
 }
 
 var _ Containerizer = (*Native)(nil)
@@ -96,7 +102,42 @@ func NewNative(cfg NativeConfig) (*Native, error) {
 	if err != nil {
 		return nil, fmt.Errorf("containerizer: %w", err)
 	}
-	return &Native{cfg: cfg, h: h, mountNS: mountNS}, nil
+	n := &Native{cfg: cfg, h: h, mountNS: mountNS}
+	if v1, ok := h.(*v1); ok {
+		// Idle pooled cgroups of agents that are gone are taken over or
+		// removed even without a pool of our own.
+		if n.pool, err = newPool(v1, cfg.Root, max(cfg.CgroupPool, 0), cfg.Logger); err != nil {
+			return nil, fmt.Errorf("containerizer: %w", err)
+		}
+	}
+	return n, nil
+}
+
+// Close removes the containerizer's idle pooled cgroups. Containers, and
+// their cgroups, are left alone: a later agent may adopt them.
+func (n *Native) Close() error {
+	if n.pool == nil {
+		return nil
+	}
+	return n.pool.close()
+}
+
+// newCgroup gives container name (<root>/<id>) its cgroup with limits l:
+// one from the pool if there is one, else a new one. It returns the CFS
+// counters the cgroup already holds (nil for a new one).
+func (n *Native) newCgroup(name string, l limits) (cgroup, *CPUStat, error) {
+	if n.pool != nil {
+		g, err := n.pool.take(name, l)
+		if err == nil {
+			_, _, base := g.snapshot()
+			return g, &base, nil
+		}
+		if !errors.Is(err, errPoolEmpty) {
+			n.cfg.Logger.Debug("cannot use a pooled cgroup; creating one", "cgroup", name, "err", err)
+		}
+	}
+	cg, err := n.h.create(name, l)
+	return cg, nil, err
 }
 
 // Describe says how containers are isolated, for logs and banners.
@@ -105,8 +146,12 @@ func (n *Native) Describe() string {
 	if n.cfg.DisableCFS {
 		cfs = "CFS quota off"
 	}
-	return fmt.Sprintf("cgroups v%d (cpu, memory, pids; %s) under %q; pid, mount, IPC and UTS namespaces",
-		n.h.version(), cfs, n.cfg.Root)
+	pool := ""
+	if n.pool != nil && n.pool.size > 0 {
+		pool = fmt.Sprintf("; %d pooled cgroups", n.pool.size)
+	}
+	return fmt.Sprintf("cgroups v%d (cpu, memory, pids; %s%s) under %q; pid, mount, IPC and UTS namespaces",
+		n.h.version(), cfs, pool, n.cfg.Root)
 }
 
 // Root is the cgroup containers are created in.
@@ -196,13 +241,13 @@ func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error)
 	lim := n.limits(spec)
 	startLim := lim
 	startLim.cfsPeriod, startLim.cfsQuota = 0, 0
-	cg, err := n.h.create(name, startLim)
+	cg, base, err := n.newCgroup(name, startLim)
 	if err != nil {
 		return nil, wrap(err)
 	}
 	c := &nativeContainer{
 		n: n, id: spec.ID, cgName: name, cg: cg, cpus: spec.CPUs, memMB: spec.MemMB,
-		done: make(chan struct{}), exitFile: cfg.ExitFile,
+		done: make(chan struct{}), exitFile: cfg.ExitFile, cpuBase: base,
 	}
 	var cmd *exec.Cmd
 	defer func() {
@@ -305,10 +350,14 @@ func (n *Native) removeAbandoned(id string) bool {
 	return true
 }
 
-// validContainerID keeps IDs usable as one cgroup path component.
+// validContainerID keeps IDs usable as one cgroup path component, and
+// apart from the names of idle pooled cgroups.
 func validContainerID(id string) error {
 	if id == "." || id == ".." || strings.ContainsAny(id, "/\x00\n") {
 		return fmt.Errorf("containerizer: container ID %q cannot name a cgroup", id)
+	}
+	if isPoolName(id) {
+		return fmt.Errorf("containerizer: container ID %q: IDs starting with %q are reserved for pooled cgroups", id, poolPrefix)
 	}
 	return nil
 }
@@ -358,7 +407,7 @@ func (n *Native) Recover(ctx context.Context, st State) (Container, error) {
 	}
 	c := &nativeContainer{
 		n: n, id: st.ID, cgName: st.Cgroup, cg: cg, pid: st.Pid, startTime: st.StartTime,
-		done: make(chan struct{}), adopted: true, exitFile: st.ExitFile,
+		done: make(chan struct{}), adopted: true, exitFile: st.ExitFile, cpuBase: st.CPUStatBase,
 	}
 	if u, err := c.cgUsage(); err == nil && u.MemLimitBytes > 0 {
 		c.memMB = float64(u.MemLimitBytes) / (1 << 20)
@@ -433,6 +482,9 @@ func (n *Native) CleanupOrphans(keep func(id string) bool) ([]string, error) {
 	var gone []string
 	var errs []error
 	for _, id := range ids {
+		if isPoolName(id) {
+			continue // idle pooled cgroups: see cgPool.adoptLeftovers
+		}
 		if keep(id) {
 			if n.removeAbandoned(id) {
 				gone = append(gone, id)

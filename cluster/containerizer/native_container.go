@@ -18,10 +18,13 @@ import (
 	"github.com/agora-cluster/agora/cluster/containerizer/containerinit"
 )
 
-// handshake configures the init, moves it into the container's cgroup once
-// it is ready (its own start-up is not the container's to pay for), and
-// lets it start the task.
+// handshake configures the init, lets it start the task once it is ready,
+// and learns the task's pid. The init's thread that starts the task joins
+// the container's cgroup first (its own start-up is not the container's
+// to pay for); where a thread cannot join alone (cgroup v2), the agent
+// moves the init into the cgroup before letting it go.
 func (c *nativeContainer) handshake(cfgW *os.File, cfg containerinit.Config) error {
+	cfg.Cgroup = c.cg.threadFiles()
 	if _, err := cfgW.Write(containerinit.Frame(cfg.Encode())); err != nil {
 		return fmt.Errorf("configure the container init: %w", err)
 	}
@@ -40,8 +43,10 @@ func (c *nativeContainer) handshake(cfgW *os.File, cfg containerinit.Config) err
 	if err := expect(func(m containerinit.Message) bool { return m.Ready }); err != nil {
 		return err
 	}
-	if err := c.cg.add(c.pid); err != nil {
-		return err
+	if len(cfg.Cgroup) == 0 {
+		if err := c.cg.add(c.pid); err != nil {
+			return err
+		}
 	}
 	if _, err := cfgW.Write([]byte{containerinit.Go}); err != nil {
 		return fmt.Errorf("start the container init: %w", err)
@@ -67,11 +72,13 @@ type nativeContainer struct {
 	status     *bufio.Reader // the init's messages; nil when adopted
 	statusFile *os.File
 	oom        *os.File // readable on OOM events; nil if unavailable
+	cpuBase    *CPUStat // the cgroup's CFS counters before the container; nil: 0
 	done       chan struct{}
 
 	mu          sync.Mutex // held while signalling and while reaping
 	reaped      bool
 	oomKilled   bool
+	noOOM       bool // finish read the cgroup's OOM-kill counter as 0
 	exit        Exit
 	destroyOnce sync.Once
 }
@@ -80,7 +87,7 @@ func (c *nativeContainer) ID() string            { return c.id }
 func (c *nativeContainer) Pid() int              { return c.pid }
 func (c *nativeContainer) Done() <-chan struct{} { return c.done }
 func (c *nativeContainer) State() State {
-	return State{ID: c.id, Pid: c.pid, StartTime: c.startTime, Cgroup: c.cgName, ExitFile: c.exitFile}
+	return State{ID: c.id, Pid: c.pid, StartTime: c.startTime, Cgroup: c.cgName, ExitFile: c.exitFile, CPUStatBase: c.cpuBase}
 }
 
 // exitFileName is the file in the sandbox where the init leaves the
@@ -235,7 +242,13 @@ func (c *nativeContainer) watchAdopted() {
 // finish records how the container ended, tears it down and marks it done.
 func (c *nativeContainer) finish(exit Exit) {
 	oomKilled := c.cg.oomKills() > 0
-	peak := c.cg.peakMemory()
+	var peak uint64
+	if oomKilled {
+		peak = c.cg.peakMemory() // before destroy resets it
+	}
+	c.mu.Lock()
+	c.noOOM = !oomKilled
+	c.mu.Unlock()
 	c.destroy()
 	c.mu.Lock()
 	oomKilled = oomKilled || c.oomKilled
@@ -252,7 +265,8 @@ func (c *nativeContainer) finish(exit Exit) {
 	close(c.done)
 }
 
-// destroy kills every process left in the cgroup and removes it.
+// destroy kills every process left in the cgroup and hands the cgroup
+// back to the pool, or removes it.
 func (c *nativeContainer) destroy() {
 	c.destroyOnce.Do(func() {
 		if c.oom != nil {
@@ -261,6 +275,12 @@ func (c *nativeContainer) destroy() {
 		log := c.n.cfg.Logger
 		if err := killCgroup(c.cg); err != nil {
 			log.Error("cannot kill the processes of a container", "container_id", c.id, "cgroup", c.cgName, "err", err)
+			return
+		}
+		c.mu.Lock()
+		noOOM := c.noOOM && !c.oomKilled
+		c.mu.Unlock()
+		if g, ok := c.cg.(*v1Group); ok && c.n.pool != nil && c.n.pool.release(g, noOOM) {
 			return
 		}
 		if err := removeCgroup(c.cg); err != nil {

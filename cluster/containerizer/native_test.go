@@ -20,20 +20,36 @@ var testRootSeq atomic.Int64
 
 // testNative returns a native containerizer with a cgroup root of its
 // own, removed when the test ends. Tests skip without root or cgroups.
+// Its containers reuse cgroups from a small pool (on cgroup v1), so every
+// test of a native container also covers pooled cgroups.
 func testNative(t *testing.T) *Native {
 	t.Helper()
+	return testNativeConfig(t, NativeConfig{CgroupPool: 2})
+}
+
+// testNativeConfig is testNative with cfg (its Root is set here).
+func testNativeConfig(t *testing.T, cfg NativeConfig) *Native {
+	t.Helper()
 	tier.Need(t, tier.Root, tier.RootErr())
-	root := fmt.Sprintf("agora-test/%d-%d", os.Getpid(), testRootSeq.Add(1))
-	n, err := NewNative(NativeConfig{Root: root})
+	cfg.Root = fmt.Sprintf("agora-test/%d-%d", os.Getpid(), testRootSeq.Add(1))
+	n, err := NewNative(cfg)
 	if err != nil {
 		tier.Need(t, tier.Root, fmt.Errorf("no cgroups here: %w", err))
 	}
 	t.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
 		for _, dir := range cgroupDirs(n, "") {
 			_ = os.Remove(dir)
 			_ = os.Remove(filepath.Dir(dir)) // agora-test, if empty
 		}
 	})
+	if n.pool != nil {
+		// Launches take pooled cgroups, not new ones made while the
+		// pool fills.
+		waitFor(t, "the cgroup pool to fill", func() bool { return len(n.pool.idleNames()) == n.pool.size })
+	}
 	return n
 }
 

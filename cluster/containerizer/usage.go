@@ -54,12 +54,26 @@ func (c *nativeContainer) cgUsage() (Usage, error) {
 	if err := c.cg.usage(&u); err != nil {
 		return Usage{}, err
 	}
+	if b := c.cpuBase; b != nil {
+		// A pooled cgroup's CFS counters count its earlier containers too.
+		u.CPUsNrPeriods = uint32(sub(uint64(u.CPUsNrPeriods), b.NrPeriods))
+		u.CPUsNrThrottled = uint32(sub(uint64(u.CPUsNrThrottled), b.NrThrottled))
+		u.CPUsThrottledTimeSecs = max(0, u.CPUsThrottledTimeSecs-float64(b.ThrottledTime)/1e9)
+	}
 	// The cgroup's pids counter counts threads; processes are listed.
 	u.Threads = u.Processes
 	if pids, err := c.cg.procs(); err == nil {
 		u.Processes = uint32(len(pids))
 	}
 	return u, nil
+}
+
+// sub is a-b, or 0 if b is larger.
+func sub(a, b uint64) uint64 {
+	if b > a {
+		return 0
+	}
+	return a - b
 }
 
 func (c *process) Usage() (Usage, error) {

@@ -120,6 +120,7 @@ func runAgent(args []string) int {
 	// New bound the port: the one the agent advertises, --port=0 too.
 	_, port, _ := net.SplitHostPort(a.Addr())
 	fmt.Fprintf(os.Stderr, "agora agent: listening on %s\n", net.JoinHostPort(af.ip, port))
+	defer closeContainerizer(cfg.Containerizer, cfg.Logger)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg.Logger.Info("agent starting", "listen", a.Addr(), "master", cfg.MasterAddr, "work_dir", a.WorkDir(),

@@ -60,10 +60,11 @@ func benchOnLocalCluster(ctx context.Context, mode, workDir string, cfg bench.La
 	defer srv.Close()
 
 	c, err := containerizer.New(containerizer.Options{Isolation: mode,
-		Native: containerizer.NativeConfig{Root: "agora-bench", Logger: quiet}})
+		Native: containerizer.NativeConfig{Root: "agora-bench", CgroupPool: 16, Logger: quiet}})
 	if err != nil {
 		return nil, err
 	}
+	defer closeContainerizer(c, quiet)
 	a, err := agent.New(agent.Config{MasterAddr: ln.Addr().String(), WorkDir: filepath.Join(dir, "agent"),
 		Listen: "127.0.0.1:0", Hostname: "localhost", Containerizer: c, Logger: quiet})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/agora-cluster/agora/cluster/agent"
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/containerizer"
 	"github.com/agora-cluster/agora/cluster/master"
 	"github.com/agora-cluster/agora/cluster/webui"
 )
@@ -100,6 +101,7 @@ func runDev(args []string) int {
 	go func() { masterDone <- serveMaster(masterCtx, m, ln, webui.Handler()) }()
 	agentsDone := make(chan error, *agents)
 	started := 0
+	var containerizers []containerizer.Containerizer
 	shutdown := func() {
 		stopFrameworks()
 		stopAgents()
@@ -112,6 +114,9 @@ func runDev(args []string) int {
 				logger.Warn("agents did not stop within 30 s", "left", started)
 				break agents
 			}
+		}
+		for _, c := range containerizers {
+			closeContainerizer(c, logger)
 		}
 		stopMaster()
 		select {
@@ -134,6 +139,7 @@ func runDev(args []string) int {
 			shutdown()
 			return 2
 		}
+		containerizers = append(containerizers, ctr)
 		if i == 0 {
 			logger.Info("task isolation", "isolation", describeIsolation(ctr))
 		}

@@ -15,6 +15,7 @@ type isolationFlags struct {
 	containerizers, isolation, cgroupsHierarchy, cgroupsRoot string
 	cgroupsEnableCFS                                         bool
 	cgroupsPidsLimit                                         int64
+	cgroupsPoolSize                                          int
 }
 
 func (f *isolationFlags) register(fs *flag.FlagSet, defaultRoot string) {
@@ -26,6 +27,7 @@ func (f *isolationFlags) register(fs *flag.FlagSet, defaultRoot string) {
 	fs.StringVar(&f.cgroupsRoot, "cgroups_root", defaultRoot, "cgroup the containers are created in (/sys/fs/cgroup/<controller>/<root>/<container> on cgroup v1)")
 	fs.BoolVar(&f.cgroupsEnableCFS, "cgroups_enable_cfs", true, "cap each container's CPU time at its cpus with a CFS quota (else cpus only weigh containers\nagainst each other)")
 	fs.Int64Var(&f.cgroupsPidsLimit, "cgroups_pids_limit", 4096, "most processes and threads in one container (0: no limit)")
+	fs.IntVar(&f.cgroupsPoolSize, "cgroups_pool_size", 16, "empty cgroups kept ready for new containers and reused after containers end\n(cgroup v1; 0: every container's cgroup is created at launch and removed at its end)")
 }
 
 // containerizer builds the containerizer the flags ask for, with its
@@ -56,9 +58,20 @@ func (f *isolationFlags) containerizer(root string, logger *slog.Logger) (contai
 			Root:       root,
 			DisableCFS: !f.cgroupsEnableCFS,
 			PidsLimit:  pids,
+			CgroupPool: max(f.cgroupsPoolSize, 0),
 			Logger:     logger,
 		},
 	})
+}
+
+// closeContainerizer removes what the containerizer keeps for launches to
+// come (the native one's idle pooled cgroups) once its agent has stopped.
+func closeContainerizer(c containerizer.Containerizer, logger *slog.Logger) {
+	if cl, ok := c.(interface{ Close() error }); ok {
+		if err := cl.Close(); err != nil {
+			logger.Warn("cannot remove the containerizer's idle cgroups", "err", err)
+		}
+	}
 }
 
 // describeIsolation says how the containerizer isolates, for the log.

@@ -6,9 +6,9 @@
 // init: its package initializer recognizes an init invocation and runs the
 // init at once, before the rest of the program initializes (initializing
 // all of agora's packages would cost every container milliseconds). For
-// that the package imports only os, syscall, io, strconv and errors: Go
-// initializes packages dependencies first and then in import path order,
-// so this one runs as soon as os is ready.
+// that the package imports only os, runtime, syscall, io, strconv, errors
+// and unsafe: Go initializes packages dependencies first and then in import
+// path order, so this one runs as soon as os is ready.
 //
 // The agent talks to the init over two inherited pipes:
 //
@@ -36,8 +36,10 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"syscall"
+	"unsafe"
 )
 
 // Command is the first argument that marks an init invocation.
@@ -51,7 +53,7 @@ const (
 
 func init() {
 	if len(os.Args) > 1 && os.Args[1] == Command && pipesInherited() {
-		os.Exit(Run())
+		os.Exit(run())
 	}
 	if len(os.Args) > 1 && os.Args[1] == EnterCommand {
 		os.Exit(enter(os.Args[2:]))
@@ -76,6 +78,17 @@ func Run() int {
 		os.Stderr.WriteString("agora " + Command + ": this is the container init; the agent starts it\n")
 		return 2
 	}
+	return run()
+}
+
+// run is the container init, once its pipes are known to be there.
+//
+// Every container pays for what it does before the task starts, so it
+// keeps to plain system calls: os.OpenFile and os.WriteFile would also
+// start the runtime's poller (an epoll instance, an eventfd) and register
+// every file with it, and os.StartProcess would first probe for pidfd
+// support by starting a process of its own.
+func run() int {
 	cfgFile, status := os.NewFile(ConfigFD, "init-config"), os.NewFile(StatusFD, "init-status")
 	// Neither pipe may leak into the task.
 	syscall.CloseOnExec(ConfigFD)
@@ -98,26 +111,29 @@ func Run() int {
 		return fail(err)
 	}
 	// ps shows the init by its name rather than "exe" (/proc/self/exe).
-	_ = os.WriteFile("/proc/self/comm", []byte("agora-init"), 0)
+	setName("agora-init")
 	report(Message{Ready: true})
 	var goByte [1]byte
 	if n, _ := cfgFile.Read(goByte[:]); n != 1 || goByte[0] != Go {
 		return 1 // the agent gave up on the launch
 	}
 	cfgFile.Close()
+	if err := joinCgroup(cfg.Cgroup); err != nil {
+		return fail(err)
+	}
 	attr := &syscall.SysProcAttr{Setsid: true}
 	if cfg.UID != nil {
 		attr.Credential = &syscall.Credential{Uid: *cfg.UID, Gid: cfg.GID, Groups: cfg.Groups}
 	}
-	task, err := os.StartProcess(cfg.Path, cfg.Args, &os.ProcAttr{
+	taskPid, err := syscall.ForkExec(cfg.Path, cfg.Args, &syscall.ProcAttr{
 		Env:   cfg.Env,
-		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Files: []uintptr{0, 1, 2},
 		Sys:   attr,
 	})
 	if err != nil {
-		return fail(err)
+		return fail(&os.PathError{Op: "fork/exec", Path: cfg.Path, Err: err})
 	}
-	report(Message{Pid: task.Pid})
+	report(Message{Pid: taskPid})
 	for {
 		var ws syscall.WaitStatus
 		pid, err := syscall.Wait4(-1, &ws, 0, nil)
@@ -127,7 +143,7 @@ func Run() int {
 		if err != nil {
 			return fail(errors.New("wait for the task: " + err.Error()))
 		}
-		if pid != task.Pid {
+		if pid != taskPid {
 			continue // an orphan re-parented to us
 		}
 		w := uint32(ws)
@@ -154,23 +170,27 @@ func Run() int {
 // A reader that finds no newline has a torn file, not a status.
 func writeExitFile(path string, w uint32) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	fd, err := syscall.Open(tmp, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_TRUNC|syscall.O_CLOEXEC, 0o644)
 	if err != nil {
-		return err
+		return &os.PathError{Op: "open", Path: tmp, Err: err}
 	}
-	_, err = f.Write(ExitFileContent(w))
+	content := ExitFileContent(w)
+	n, err := syscall.Write(fd, content)
+	if err == nil && n != len(content) {
+		err = io.ErrShortWrite
+	}
 	if err == nil {
-		err = f.Sync()
+		err = syscall.Fsync(fd)
 	}
-	if cerr := f.Close(); err == nil {
+	if cerr := syscall.Close(fd); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = syscall.Rename(tmp, path)
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
-		return err
+		_ = syscall.Unlink(tmp)
+		return &os.PathError{Op: "write", Path: path, Err: err}
 	}
 	dir := path
 	for len(dir) > 0 && dir[len(dir)-1] != '/' {
@@ -179,15 +199,48 @@ func writeExitFile(path string, w uint32) error {
 	if dir == "" {
 		dir = "."
 	}
-	d, err := os.Open(dir)
+	fd, err = syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
+	err = syscall.Fsync(fd)
+	if cerr := syscall.Close(fd); err == nil {
 		err = cerr
 	}
-	return err
+	if err != nil {
+		return &os.PathError{Op: "sync", Path: dir, Err: err}
+	}
+	return nil
+}
+
+// joinCgroup moves the calling thread, which starts the task, into the
+// container's cgroup: "0" written to a cgroup v1 tasks file moves the
+// writer's own thread only, which the kernel does without the global lock
+// that moving a whole process takes (its write side waits for an RCU grace
+// period: milliseconds for every launch). The init's other threads, the Go
+// runtime's, stay where they are and never run the task's code. A file it
+// cannot write fails the launch: the task must not start outside.
+func joinCgroup(tasksFiles []string) error {
+	runtime.LockOSThread() // the thread that joins is the one that forks
+	for _, path := range tasksFiles {
+		fd, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_CLOEXEC, 0)
+		if err == nil {
+			_, err = syscall.Write(fd, []byte("0"))
+			syscall.Close(fd)
+		}
+		if err != nil {
+			return errors.New("join the container's cgroup: " + path + ": " + err.Error())
+		}
+	}
+	return nil
+}
+
+// setName sets the name ps shows for the init (prctl PR_SET_NAME).
+func setName(name string) {
+	const prSetName = 15
+	if p, err := syscall.BytePtrFromString(name); err == nil {
+		_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, prSetName, uintptr(unsafe.Pointer(p)), 0)
+	}
 }
 
 // ExitFileContent is what the exit-status file holds for wait status w.
@@ -195,30 +248,16 @@ func ExitFileContent(w uint32) []byte {
 	return []byte(strconv.FormatUint(uint64(w), 10) + "\n")
 }
 
-// readFrame reads a configuration written by Frame: its length, a
-// newline, and the bytes. It reads byte by byte up to the newline so as
-// not to consume the Go byte that follows the frame.
+// readFrame reads a configuration written by Frame: its length in
+// frameDigits digits, a newline, and the bytes: two reads, and never a
+// byte past the frame (the Go byte that follows it).
 func readFrame(f *os.File) ([]byte, error) {
-	var digits []byte
-	var b [1]byte
-	for {
-		n, err := f.Read(b[:])
-		if n == 0 || err != nil {
-			if err == nil {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
-		if b[0] == '\n' {
-			break
-		}
-		digits = append(digits, b[0])
-		if len(digits) > 10 {
-			return nil, errors.New("container init: bad configuration length")
-		}
+	var header [frameDigits + 1]byte
+	if _, err := io.ReadFull(f, header[:]); err != nil {
+		return nil, err
 	}
-	size, err := strconv.Atoi(string(digits))
-	if err != nil || size <= 0 {
+	size, err := strconv.Atoi(string(header[:frameDigits]))
+	if err != nil || size <= 0 || header[frameDigits] != '\n' {
 		return nil, errors.New("container init: bad configuration length")
 	}
 	out := make([]byte, size)

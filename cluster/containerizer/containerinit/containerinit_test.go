@@ -13,6 +13,7 @@ func TestConfigRoundTrips(t *testing.T) {
 		{Path: "/bin/sh", Args: []string{"sh", "-c", "echo 'a b'\n"}, Env: []string{"A=1", "EMPTY="},
 			Sandbox: "/tmp/s", SandboxInTmp: true, Tmp: "/tmp/s/tmp", AgentMountNS: "mnt:[4026531841]"},
 		{Path: "/bin/true", UID: &uid, GID: 100, Groups: []uint32{100, 27}, Args: []string{""}},
+		{Path: "/bin/true", ExitFile: "/s/.x", Cgroup: []string{"/sys/fs/cgroup/cpu/agora/c/tasks", "/sys/fs/cgroup/memory/agora/c/tasks"}},
 	} {
 		got, err := decodeConfig(c.Encode())
 		if err != nil {
@@ -121,5 +122,26 @@ func TestWriteExitFile(t *testing.T) {
 	}
 	if err := writeExitFile(dir+"/missing/status", 0); err == nil {
 		t.Fatal("writing into a missing directory succeeded")
+	}
+}
+
+func TestFramesHaveAFixedWidthLength(t *testing.T) {
+	if got := string(Frame([]byte("abc"))); got != "0000000003\nabc" {
+		t.Fatalf("Frame(abc) = %q", got)
+	}
+	for _, bad := range []string{"3\nabc", "000000000x\nabc", "0000000003 abc", "0000000000\n"} {
+		r, w, _ := os.Pipe()
+		go func() { w.Write([]byte(bad)); w.Close() }()
+		if _, err := readFrame(r); err == nil {
+			t.Errorf("readFrame(%q) accepted", bad)
+		}
+		r.Close()
+	}
+}
+
+func TestJoinCgroupFailsOnAFileItCannotWrite(t *testing.T) {
+	err := joinCgroup([]string{t.TempDir() + "/missing/tasks"})
+	if err == nil || !strings.Contains(err.Error(), "join the container's cgroup") || !strings.Contains(err.Error(), "missing/tasks") {
+		t.Fatalf("joinCgroup(missing) = %v", err)
 	}
 }

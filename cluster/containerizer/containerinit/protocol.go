@@ -27,6 +27,11 @@ type Config struct {
 	// ExitFile, if set, receives the task's wait status (decimal) when it
 	// ends, so an agent that restarted meanwhile can still learn it.
 	ExitFile string
+	// Cgroup lists the cgroup v1 tasks files of the container's cgroup:
+	// the init moves its own thread into them (by writing 0) before it
+	// starts the task, which inherits them. Empty: the agent moves the
+	// init into the cgroup.
+	Cgroup []string
 }
 
 // Encode writes c as NUL-terminated fields, each a one-letter tag and a
@@ -60,6 +65,9 @@ func (c Config) Encode() []byte {
 	field('m', c.AgentMountNS)
 	if c.ExitFile != "" {
 		field('x', c.ExitFile)
+	}
+	for _, f := range c.Cgroup {
+		field('c', f)
 	}
 	return b
 }
@@ -109,6 +117,8 @@ func decodeConfig(b []byte) (Config, error) {
 			c.AgentMountNS = v
 		case 'x':
 			c.ExitFile = v
+		case 'c':
+			c.Cgroup = append(c.Cgroup, v)
 		default:
 			return c, errors.New("container init: unknown configuration field " + strconv.Quote(string(tag)))
 		}
@@ -135,10 +145,21 @@ type Message struct {
 // is in the container's cgroup.
 const Go = 'g'
 
-// Frame prefixes an encoded configuration with its length, so that the
-// agent can keep the pipe open for Go.
+// frameDigits is the width of a frame's length: a fixed width lets the
+// init read the length in one read without reading past it.
+const frameDigits = 10
+
+// Frame prefixes an encoded configuration with its length (frameDigits
+// digits, zero-padded, and a newline), so that the agent can keep the pipe
+// open for Go.
 func Frame(config []byte) []byte {
-	return append([]byte(strconv.Itoa(len(config))+"\n"), config...)
+	n := strconv.Itoa(len(config))
+	b := make([]byte, 0, frameDigits+1+len(config))
+	for i := len(n); i < frameDigits; i++ {
+		b = append(b, '0')
+	}
+	b = append(append(b, n...), '\n')
+	return append(b, config...)
 }
 
 func (m Message) encode() []byte {
