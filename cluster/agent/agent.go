@@ -263,6 +263,7 @@ type Agent struct {
 	handler    http.Handler
 	startTime  time.Time
 	updates    *updateManager
+	journal    *journal // the checkpoint (journal.go), open while Run runs
 	started    atomic.Bool
 	// panics counts calls that panicked (slave/handler_panics); fatal
 	// carries the first one to Run, which stops the agent (guard).
@@ -424,6 +425,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		return errors.New("agent: Run called twice")
 	}
 	defer a.client.CloseIdleConnections()
+	// The checkpoint journal closes last: after the HTTP server, whose
+	// handlers write to it, has stopped.
+	if err := a.openCheckpoint(); err != nil { // checkpoint.go
+		return err
+	}
+	defer a.journal.close()
 	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(a.ln) }()

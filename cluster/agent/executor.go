@@ -525,10 +525,10 @@ func (a *Agent) checkpointLaunch(e *executor, fresh bool, tasks []*task) error {
 	}
 	var undo []error
 	for _, t := range tasks {
-		undo = append(undo, os.RemoveAll(t.meta))
+		undo = append(undo, ckptRemoveAll(t.meta))
 	}
 	if e.kind == defaultExecutor {
-		if rerr := os.Remove(groupFile(e, tasks)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		if rerr := ckptRemove(groupFile(e, tasks)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			undo = append(undo, rerr)
 		}
 	}
