@@ -110,7 +110,7 @@ type journal struct {
 	stopped chan struct{}
 
 	// Counters for tests and metrics.
-	syncs, records, batches, compactions atomic.Int64
+	submitted, syncs, records, batches, compactions atomic.Int64
 }
 
 var (
@@ -327,6 +327,7 @@ func (j *journal) enqueue(r *jRecord) error {
 	}
 	j.queue = append(j.queue, r)
 	j.mu.Unlock()
+	j.submitted.Add(1)
 	select {
 	case j.wake <- struct{}{}:
 	default:
