@@ -27,6 +27,10 @@ import (
 //	slaves/<agent>/frameworks/<fw>/executors/<task>/runs/<container>/
 //	    task.json                                  taskRecord
 //	    task.updates                               status updates and acks, one JSON per line
+//
+// Everything below slaves/ is kept as records of the checkpoint journal,
+// WORK_DIR/meta/journal (journal.go), under these paths; the functions
+// here write the files themselves only for a path no open journal holds.
 
 func (a *Agent) agentIDFile() string { return filepath.Join(a.workDir, "meta", "agent_id") }
 
