@@ -178,15 +178,23 @@ func (a *Agent) openCheckpoint() error {
 // line of a task.updates file is cut, as its replay would.
 func importLegacy(j *journal, log *slog.Logger) error {
 	imported := j.root + ".imported"
+	_, err := os.Lstat(j.root)
+	legacy := !errors.Is(err, os.ErrNotExist)
 	if _, err := os.Lstat(imported); err == nil {
-		go os.RemoveAll(imported) // a finished import's leftovers
+		// A finished import's leftovers: removed in the background,
+		// unless another import needs the name now.
+		if !legacy {
+			go os.RemoveAll(imported)
+		} else if err := os.RemoveAll(imported); err != nil {
+			return err
+		}
 	}
-	if _, err := os.Lstat(j.root); errors.Is(err, os.ErrNotExist) {
+	if !legacy {
 		return nil
 	}
 	var waits []chan error
 	files := 0
-	err := filepath.WalkDir(j.root, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(j.root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

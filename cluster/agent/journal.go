@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -103,9 +104,10 @@ type journal struct {
 	base    int64 // size right after the last snapshot
 	compact bool  // a compaction runs
 
-	fileMu sync.Mutex // the file: held by a commit, and by a compaction's switch
-	f      *os.File
-	broken error // a failed cut-back: the file's tail is unknown, nothing more is written
+	fileMu     sync.Mutex // the file: held by a commit, and by a compaction's switch
+	f          *os.File
+	fileClosed bool
+	broken     error // a failed cut-back: the file's tail is unknown, nothing more is written
 
 	stopped chan struct{}
 
@@ -463,6 +465,9 @@ func (j *journal) compactOnce() error {
 	if j.broken != nil {
 		return fail(j.broken)
 	}
+	if j.fileClosed {
+		return fail(errors.New("the journal was closed")) // a restarted agent may own the file now
+	}
 	j.mu.Lock()
 	end := j.size
 	j.mu.Unlock()
@@ -528,6 +533,7 @@ func (j *journal) close() {
 		_ = fdatasync(j.f) // what nobody waited for (removals) too
 	}
 	j.f.Close()
+	j.fileClosed = true
 	j.fileMu.Unlock()
 }
 
