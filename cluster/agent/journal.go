@@ -362,10 +362,11 @@ func (j *journal) run() {
 // fdatasync, then applies it to j.files and answers its waiters.
 func (j *journal) commit(batch []*jRecord) {
 	var buf []byte
-	durable := false
+	durable, n := false, 0
 	for _, r := range batch {
 		if r.op != jBarrier {
 			buf = encodeRecord(buf, r)
+			n++
 		}
 		durable = durable || r.durable
 	}
@@ -398,7 +399,7 @@ func (j *journal) commit(batch []*jRecord) {
 		startCompact := !j.compact && j.size-j.base > compactBytes
 		j.compact = j.compact || startCompact
 		j.mu.Unlock()
-		j.records.Add(int64(len(batch)))
+		j.records.Add(int64(n))
 		j.batches.Add(1)
 		if startCompact {
 			go j.compactNow()

@@ -266,7 +266,7 @@ func TestUpgradeFromTheDirectoryLayoutAdoptsRunningTasks(t *testing.T) {
 		t.Fatalf("the directory layout: %d files, task.json %v", len(files), err)
 	}
 
-	startAgent(t, cfg)
+	ta2 := startAgent(t, cfg)
 	reg := fm.nextRegister(t)
 	if reg.Info.GetID().GetValue() != first.agentID || len(reg.Tasks) != 1 || reg.Tasks[0].GetState() != mesos.TASK_RUNNING {
 		t.Fatalf("upgraded agent registered as %q with tasks %+v", reg.Info.GetID().GetValue(), reg.Tasks)
@@ -282,6 +282,12 @@ func TestUpgradeFromTheDirectoryLayoutAdoptsRunningTasks(t *testing.T) {
 	}
 	kill(fm, "kept", nil)
 	fm.expectAfterResends(t, "kept", mesos.TASK_KILLED)
+	var m map[string]float64
+	getJSON(t, ta2.Agent, "/metrics/snapshot", &m)
+	if m["slave/checkpoint_journal_records"] < 2 || m["slave/checkpoint_journal_syncs"] < 1 ||
+		m["slave/checkpoint_journal_syncs"] > m["slave/checkpoint_journal_records"] || m["slave/checkpoint_journal_bytes"] == 0 {
+		t.Errorf("journal metrics after the import and a kill: %v", m)
+	}
 	if left := liveInGroup(t, pgid); len(left) != 0 {
 		t.Fatalf("adopted task survived its kill: %v", left)
 	}
