@@ -135,8 +135,7 @@ func fsyncDir(dir string) error {
 // whose process is gone, which fails.
 func removeCheckpoint(dir, stop string) error {
 	if j := journalFor(dir); j != nil {
-		j.removeAll(dir)
-		return nil
+		return j.submit(jRemoveAll, dir, nil, true, true) // durable, as below
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return err
