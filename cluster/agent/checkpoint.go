@@ -175,6 +175,9 @@ func (a *Agent) openCheckpoint() error {
 // is renamed aside in one step — so a restart never imports a file the
 // journal has since removed — and deleted in the background. A torn last
 // line of a task.updates file is cut, as its replay would.
+//
+// A rollback to a version without the journal would not see the tasks
+// the journal holds: downgrading needs a drained agent.
 func importLegacy(j *journal, log *slog.Logger) error {
 	imported := j.root + ".imported"
 	_, err := os.Lstat(j.root)
@@ -208,11 +211,11 @@ func importLegacy(j *journal, log *slog.Logger) error {
 			return err
 		}
 		if d.Name() == "task.updates" {
-			_, _, good, err := parseUpdates(bufio.NewReader(bytes.NewReader(b)))
-			if err != nil {
-				return fmt.Errorf("%s: %w", path, err)
+			// A damaged file is imported as it is: its task's recovery
+			// then fails as it did from the file, and the agent goes on.
+			if _, _, good, err := parseUpdates(bufio.NewReader(bytes.NewReader(b))); err == nil {
+				b = b[:good]
 			}
-			b = b[:good]
 		}
 		rel, err := j.rel(path)
 		if err != nil {

@@ -292,3 +292,52 @@ func TestUpgradeFromTheDirectoryLayoutAdoptsRunningTasks(t *testing.T) {
 		t.Fatalf("adopted task survived its kill: %v", left)
 	}
 }
+
+// Importing the directory layout cuts a torn last line of a task.updates
+// file (a crash mid-append under the old layout), keeps a damaged file as
+// it is for its task's recovery to refuse, and leaves temporary files of
+// unfinished writes behind.
+func TestImportCutsTornUpdatesAndSkipsTemporaryFiles(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "slaves")
+	run := filepath.Join(root, "a", "frameworks", "f", "executors", "t", "runs", "c")
+	whole := `{"update":{"framework_id":"f","status":{"task_id":{"value":"t"},"state":"TASK_RUNNING","uuid":"AQ=="}}}` + "\n"
+	damaged := "not json\n" + whole
+	for name, content := range map[string]string{
+		"task.updates":           whole + `{"update":{"frame`,
+		"task.json":              `{}`,
+		".task.json.tmp-1234":    `{"half`,
+		"../d/task.updates":      damaged,
+		"../d/task.json":         `{}`,
+		"../../x/runs/y/ignored": "",
+	} {
+		path := filepath.Join(run, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := openTestJournal(t, dir)
+	defer j.close()
+	if err := importLegacy(j, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	got := snapshotFiles(j)
+	rel := func(p string) string { r, _ := filepath.Rel(root, filepath.Join(run, p)); return r }
+	want := map[string]string{
+		rel("task.updates"): whole, rel("task.json"): `{}`,
+		rel("../d/task.updates"): damaged, rel("../d/task.json"): `{}`,
+		rel("../../x/runs/y/ignored"): "",
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("imported %v\nwant %v", got, want)
+	}
+	if _, _, err := replayUpdates(filepath.Join(run, "../d/task.updates")); err == nil {
+		t.Fatal("the damaged file replays without an error")
+	}
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Fatalf("the directory layout is still in place: %v", err)
+	}
+}
