@@ -264,6 +264,7 @@ type Agent struct {
 	startTime  time.Time
 	updates    *updateManager
 	journal    *journal // the checkpoint (journal.go), open while Run runs
+	sandboxes  *sandboxPool
 	started    atomic.Bool
 	// panics counts calls that panicked (slave/handler_panics); fatal
 	// carries the first one to Run, which stops the agent (guard).
@@ -360,6 +361,7 @@ func New(cfg Config) (*Agent, error) {
 			return nil, err
 		}
 	}
+	a.sandboxes = newSandboxPool(workDir, a.log) // sandboxpool.go
 	a.runnerCtx, a.stopRunners = context.WithCancel(context.Background())
 	a.updates = newUpdateManager(cfg.StatusUpdateRetry, cfg.StatusUpdateRetryMax, a.sendUpdates, a.log)
 	a.fatal = make(chan error, 1)
@@ -472,6 +474,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	loops.Add(1)
 	go func() { defer loops.Done(); a.gcLoop(ctx) }()
+	loops.Add(1)
+	go func() { defer loops.Done(); a.sandboxes.run(ctx) }() // sandboxpool.go
 
 	var err error
 	select {

@@ -152,11 +152,15 @@ func (a *Agent) startTask(fw mesos.FrameworkInfo, info mesos.TaskInfo, refuse er
 		return
 	}
 	agentID := a.agentID
+	containerID := newUUID().String()
+	if refuse == nil {
+		containerID = a.sandboxes.containerID() // sandboxpool.go
+	}
 	t := &task{
 		key:         key,
 		info:        info,
 		framework:   fw,
-		containerID: newUUID().String(),
+		containerID: containerID,
 		launched:    time.Now(),
 		state:       mesos.TASK_STAGING,
 		kill:        make(chan time.Duration, 8),
@@ -479,6 +483,9 @@ func (a *Agent) sandboxDir(agentID string, k taskKey, containerID string) string
 }
 
 func (a *Agent) prepareSandbox(t *task) error {
+	if a.sandboxes.place(t.containerID, t.sandbox) { // sandboxpool.go: one rename
+		return nil
+	}
 	if err := os.MkdirAll(t.sandbox, 0o755); err != nil {
 		return fmt.Errorf("create sandbox: %w", err)
 	}
