@@ -263,6 +263,8 @@ type Agent struct {
 	handler    http.Handler
 	startTime  time.Time
 	updates    *updateManager
+	journal    *journal // the checkpoint (journal.go), open while Run runs
+	sandboxes  *sandboxPool
 	started    atomic.Bool
 	// panics counts calls that panicked (slave/handler_panics); fatal
 	// carries the first one to Run, which stops the agent (guard).
@@ -359,6 +361,7 @@ func New(cfg Config) (*Agent, error) {
 			return nil, err
 		}
 	}
+	a.sandboxes = newSandboxPool(workDir, a.log) // sandboxpool.go
 	a.runnerCtx, a.stopRunners = context.WithCancel(context.Background())
 	a.updates = newUpdateManager(cfg.StatusUpdateRetry, cfg.StatusUpdateRetryMax, a.sendUpdates, a.log)
 	a.fatal = make(chan error, 1)
@@ -424,6 +427,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		return errors.New("agent: Run called twice")
 	}
 	defer a.client.CloseIdleConnections()
+	// The checkpoint journal closes last: after the HTTP server, whose
+	// handlers write to it, has stopped.
+	if err := a.openCheckpoint(); err != nil { // checkpoint.go
+		return err
+	}
+	defer a.journal.close()
 	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(a.ln) }()
@@ -465,6 +474,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	loops.Add(1)
 	go func() { defer loops.Done(); a.gcLoop(ctx) }()
+	loops.Add(1)
+	go func() { defer loops.Done(); a.sandboxes.run(ctx) }() // sandboxpool.go
 
 	var err error
 	select {

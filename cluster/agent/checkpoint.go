@@ -1,10 +1,14 @@
 package agent
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -23,6 +27,10 @@ import (
 //	slaves/<agent>/frameworks/<fw>/executors/<task>/runs/<container>/
 //	    task.json                                  taskRecord
 //	    task.updates                               status updates and acks, one JSON per line
+//
+// Everything below slaves/ is kept as records of the checkpoint journal,
+// WORK_DIR/meta/journal (journal.go), under these paths; the functions
+// here write the files themselves only for a path no open journal holds.
 
 func (a *Agent) agentIDFile() string { return filepath.Join(a.workDir, "meta", "agent_id") }
 
@@ -42,6 +50,9 @@ func (a *Agent) metaRunDir(agentID string, k taskKey, containerID string) string
 // leaves the disk as it found it (the old content of a file that existed
 // is either still there or replaced whole).
 func writeFileAtomic(path string, data []byte, durable bool) error {
+	if j := journalFor(path); j != nil {
+		return j.put(path, data, durable) // journal.go
+	}
 	dir := filepath.Dir(path)
 	if err := mkdirAllSynced(dir, durable); err != nil {
 		return err
@@ -123,6 +134,9 @@ func fsyncDir(dir string) error {
 // checkpoint that cannot be removed is only ever recovered as a task
 // whose process is gone, which fails.
 func removeCheckpoint(dir, stop string) error {
+	if j := journalFor(dir); j != nil {
+		return j.submit(jRemoveAll, dir, nil, true, true) // durable, as below
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
@@ -136,6 +150,98 @@ func removeCheckpoint(dir, stop string) error {
 	if err := fsyncDir(parent); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	return nil
+}
+
+// openCheckpoint opens the agent's checkpoint journal (journal.go) and
+// imports into it a checkpoint in the directory layout of earlier
+// versions, so that an agent upgraded in place recovers its tasks.
+func (a *Agent) openCheckpoint() error {
+	j, err := openJournal(journalPath(a.workDir), journalRoot(a.workDir), a.log)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	if err := importLegacy(j, a.log); err != nil {
+		j.close()
+		return fmt.Errorf("agent: import the checkpoint directory %s into the journal: %w", j.root, err)
+	}
+	a.journal = j
+	return nil
+}
+
+// importLegacy moves the checkpoint files below j.root on disk into j:
+// each file the journal does not have yet (a crash may have ended an
+// earlier import after its commit) is put, durably; then the directory
+// is renamed aside in one step — so a restart never imports a file the
+// journal has since removed — and deleted in the background. A torn last
+// line of a task.updates file is cut, as its replay would.
+//
+// A rollback to a version without the journal would not see the tasks
+// the journal holds: downgrading needs a drained agent.
+func importLegacy(j *journal, log *slog.Logger) error {
+	imported := j.root + ".imported"
+	_, err := os.Lstat(j.root)
+	legacy := !errors.Is(err, os.ErrNotExist)
+	if _, err := os.Lstat(imported); err == nil {
+		// A finished import's leftovers: removed in the background,
+		// unless another import needs the name now.
+		if !legacy {
+			go os.RemoveAll(imported)
+		} else if err := os.RemoveAll(imported); err != nil {
+			return err
+		}
+	}
+	if !legacy {
+		return nil
+	}
+	var waits []chan error
+	files := 0
+	err = filepath.WalkDir(j.root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() || strings.HasPrefix(d.Name(), ".") {
+			return nil // directories, and temporary files of unfinished writes
+		}
+		if _, err := j.readFile(path); err == nil {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if d.Name() == "task.updates" {
+			// A damaged file is imported as it is: its task's recovery
+			// then fails as it did from the file, and the agent goes on.
+			if _, _, good, err := parseUpdates(bufio.NewReader(bytes.NewReader(b))); err == nil {
+				b = b[:good]
+			}
+		}
+		rel, err := j.rel(path)
+		if err != nil {
+			return err
+		}
+		r := &jRecord{op: jPut, path: rel, data: b, durable: true, done: make(chan error, 1)}
+		waits = append(waits, r.done)
+		files++
+		return j.enqueue(r)
+	})
+	for _, w := range waits {
+		if werr := <-w; err == nil {
+			err = werr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(j.root, imported); err != nil {
+		return err
+	}
+	if err := fsyncDir(filepath.Dir(j.root)); err != nil {
+		return err
+	}
+	go os.RemoveAll(imported)
+	log.Info("imported the checkpoint directory into the checkpoint journal", "files", files)
 	return nil
 }
 
@@ -200,7 +306,7 @@ func (a *Agent) recover(ctx context.Context) error {
 	a.mu.Lock()
 	a.agentID = id
 	a.mu.Unlock()
-	runs, err := filepath.Glob(filepath.Join(a.metaAgentDir(id), "frameworks", "*", "executors", "*", "runs", "*", "task.json"))
+	runs, err := ckptGlob(filepath.Join(a.metaAgentDir(id), "frameworks", "*", "executors", "*", "runs", "*", "task.json"))
 	if err != nil {
 		return fmt.Errorf("agent: recover: %w", err)
 	}
@@ -220,7 +326,7 @@ func (a *Agent) recover(ctx context.Context) error {
 }
 
 func (a *Agent) recoverTask(ctx context.Context, meta string) error {
-	b, err := os.ReadFile(filepath.Join(meta, "task.json"))
+	b, err := ckptReadFile(filepath.Join(meta, "task.json"))
 	if err != nil {
 		return err
 	}
@@ -248,7 +354,7 @@ func (a *Agent) recoverTask(ctx context.Context, meta string) error {
 	}
 	if isTerminal(t.state) && len(pending) == 0 {
 		// Acknowledged before the agent stopped; only the checkpoint was left.
-		return os.RemoveAll(meta)
+		return ckptRemoveAll(meta)
 	}
 	var c containerizer.Container
 	var adoptErr error
@@ -267,7 +373,7 @@ func (a *Agent) recoverTask(ctx context.Context, meta string) error {
 				<-c.Done()
 			}
 			a.log.Info("destroyed the container of a task whose framework does not checkpoint", "task_id", key.task)
-			return os.RemoveAll(meta)
+			return ckptRemoveAll(meta)
 		}
 		if c != nil {
 			t.done, t.pid, t.container = make(chan struct{}), c.Pid(), c
@@ -353,7 +459,7 @@ func (a *Agent) resetIdentity(ctx context.Context) {
 		a.log.Error("remove checkpointed agent ID", "err", err)
 	}
 	if old != "" {
-		if err := os.RemoveAll(a.metaAgentDir(old)); err != nil {
+		if err := ckptRemoveAll(a.metaAgentDir(old)); err != nil {
 			a.log.Error("remove checkpoint of the refused agent ID", "err", err)
 		}
 	}
@@ -366,7 +472,7 @@ func (a *Agent) resetIdentity(ctx context.Context) {
 func (a *Agent) forgetCheckpoint() error {
 	id := a.ID()
 	if id != "" {
-		if err := os.RemoveAll(a.metaAgentDir(id)); err != nil {
+		if err := ckptRemoveAll(a.metaAgentDir(id)); err != nil {
 			return fmt.Errorf("agent: --recover=cleanup: %w", err)
 		}
 	}

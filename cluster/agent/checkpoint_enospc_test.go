@@ -54,6 +54,26 @@ func mountTmpfs(t *testing.T, size string) string {
 	return dir
 }
 
+// checkpointFile returns the content of the one file of the agent's
+// checkpoint (its journal) in workDir whose path matches pattern, or "".
+func checkpointFile(t *testing.T, workDir, pattern string) string {
+	t.Helper()
+	files, err := agent.ReadCheckpoint(workDir)
+	if err != nil {
+		return ""
+	}
+	var found []string
+	for path, b := range files {
+		if ok, _ := filepath.Match(pattern, path); ok {
+			found = append(found, string(b))
+		}
+	}
+	if len(found) != 1 {
+		return ""
+	}
+	return found[0]
+}
+
 // fill writes a file into dir until the file system is full.
 func fill(t *testing.T, dir string) string {
 	t.Helper()
@@ -110,21 +130,21 @@ func TestFullDiskRefusesLaunchesAndUpdatesUntilFreed(t *testing.T) {
 	}
 	s.waitState("t0", mesos.TASK_RUNNING)
 	updates0 := func() string {
-		m, _ := filepath.Glob(filepath.Join(work, "meta", "slaves", "*", "frameworks", s.id, "executors", "raw", "runs", "*", "tasks", "t0", "task.updates"))
-		if len(m) != 1 {
-			return ""
-		}
-		b, _ := os.ReadFile(m[0])
-		return string(b)
+		return checkpointFile(t, work, filepath.Join(work, "meta", "slaves", "*", "frameworks", s.id, "executors", "raw", "runs", "*", "tasks", "t0", "task.updates"))
 	}
 	waitFor(t, "t0's acknowledgement in its checkpoint", func() bool { return strings.Contains(updates0(), `"ack"`) })
 	before := updates0()
 
 	filler := fill(t, work)
 
-	// An executor's update: refused, not forwarded.
+	// An executor's update: refused, not forwarded. (Its data makes its
+	// record larger than a page, so it cannot fit in the free end of the
+	// last page of the checkpoint journal.)
 	running1 := uuid16(2)
-	code, body := x.call(update("t1", mesos.TASK_RUNNING, running1, mesos.SOURCE_EXECUTOR))
+	big := bytes.Repeat([]byte("d"), 64<<10)
+	running1Update := update("t1", mesos.TASK_RUNNING, running1, mesos.SOURCE_EXECUTOR)
+	running1Update.Update.Status.Data = big
+	code, body := x.call(running1Update)
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "no space left on device") {
 		t.Fatalf("UPDATE on a full disk: %d %q; want 503 naming the disk's error", code, body)
 	}
@@ -136,7 +156,7 @@ func TestFullDiskRefusesLaunchesAndUpdatesUntilFreed(t *testing.T) {
 	offer = s.offer()
 	cmd := "exec sleep 600"
 	s.launch(offer, mesos.TaskInfo{Name: "c", TaskID: mesos.TaskID{Value: "c"}, AgentID: offer.AgentID,
-		Command: &mesos.CommandInfo{Value: &cmd}, Resources: resources(t, "cpus:0.1;mem:16")})
+		Command: &mesos.CommandInfo{Value: &cmd}, Resources: resources(t, "cpus:0.1;mem:16"), Data: big})
 	st := s.waitTerminal("c")
 	if st.GetState() != mesos.TASK_FAILED || st.GetReason() != mesos.REASON_CONTAINER_LAUNCH_FAILED ||
 		!strings.Contains(st.GetMessage(), "could not checkpoint") || !strings.Contains(st.GetMessage(), "no space left on device") {
@@ -152,7 +172,7 @@ func TestFullDiskRefusesLaunchesAndUpdatesUntilFreed(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	if code, body := x.call(update("t1", mesos.TASK_RUNNING, running1, mesos.SOURCE_EXECUTOR)); code != http.StatusAccepted {
+	if code, body := x.call(running1Update); code != http.StatusAccepted {
 		t.Fatalf("the retried UPDATE: %d %q", code, body)
 	}
 	for {

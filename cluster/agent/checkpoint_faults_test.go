@@ -13,15 +13,19 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 
+	"github.com/agora-cluster/agora/cluster/agent"
 	"github.com/agora-cluster/agora/cluster/clustertest"
 )
 
 // An executor's status update that the agent cannot checkpoint is not
 // acknowledged (503, no ACKNOWLEDGED) and does not reach the scheduler;
-// the executor's retry, once the disk takes it, is. Here the task's
-// updates file is made a directory, so appending to it fails.
+// the executor's retry, once the disk takes it, is. Here the disk refuses
+// the writes of the task's updates (a real full disk:
+// TestFullDiskRefusesLaunchesAndUpdatesUntilFreed).
 func TestUpdateNotOnDiskIsNotAcknowledged(t *testing.T) {
 	c := startCluster(t, clustertest.Options{Agent: quickShutdown})
+	faults, remove := agent.InjectDiskFaults(c.Agents[0].Config.WorkDir)
+	defer remove()
 	s := subscribe(t, c.MasterURL, `{"user":"tester","name":"checkpoint-faults","checkpoint":true}`)
 	offer := s.offer()
 	s.launch(offer, execTask(t, "t1", offer.AgentID, standIn(t, "raw", "sleep 600"), "cpus:0.1;mem:16"))
@@ -31,19 +35,10 @@ func TestUpdateNotOnDiskIsNotAcknowledged(t *testing.T) {
 	x.next(executor.Event_SUBSCRIBED)
 	x.next(executor.Event_LAUNCH)
 
-	var file string
-	waitFor(t, "the task's checkpoint directory", func() bool {
-		m, _ := filepath.Glob(filepath.Join(c.Agents[0].Config.WorkDir, "meta", "*", "*", "frameworks", s.id, "executors", "raw", "runs", "*", "tasks", "t1"))
-		if len(m) == 1 {
-			file = filepath.Join(m[0], "task.updates")
-			return true
-		}
-		return false
-	})
-	os.Remove(file)
-	if err := os.Mkdir(file, 0o755); err != nil {
-		t.Fatal(err)
+	updates := func() string {
+		return checkpointFile(t, c.Agents[0].Config.WorkDir, filepath.Join(c.Agents[0].Config.WorkDir, "meta", "*", "*", "frameworks", s.id, "executors", "raw", "runs", "*", "tasks", "t1", "task.updates"))
 	}
+	faults.Fail(agent.DiskWrite, filepath.Join("tasks", "t1", "task.updates"), -1)
 	running := uuid16(9)
 	code, body := x.call(update("t1", mesos.TASK_RUNNING, running, mesos.SOURCE_EXECUTOR))
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "not recorded") {
@@ -54,10 +49,11 @@ func TestUpdateNotOnDiskIsNotAcknowledged(t *testing.T) {
 			t.Fatalf("the scheduler got an update the agent never checkpointed: %+v", st)
 		}
 	}
-
-	if err := os.Remove(file); err != nil {
-		t.Fatal(err)
+	if b := updates(); strings.Contains(b, "TASK_RUNNING") {
+		t.Fatalf("the refused update is in the checkpoint: %q", b)
 	}
+
+	faults.Heal()
 	if code, body := x.call(update("t1", mesos.TASK_RUNNING, running, mesos.SOURCE_EXECUTOR)); code != http.StatusAccepted {
 		t.Fatalf("the retried UPDATE: %d %q", code, body)
 	}
@@ -65,21 +61,21 @@ func TestUpdateNotOnDiskIsNotAcknowledged(t *testing.T) {
 		t.Fatalf("ACKNOWLEDGED %x, want %x", ack.UUID, running)
 	}
 	s.waitState("t1", mesos.TASK_RUNNING)
-	if b, err := os.ReadFile(file); err != nil || !bytes.Contains(b, []byte("TASK_RUNNING")) {
-		t.Fatalf("the checkpoint after the retry: %q, %v", b, err)
+	if b := updates(); !strings.Contains(b, "TASK_RUNNING") {
+		t.Fatalf("the checkpoint after the retry: %q", b)
 	}
 }
 
-// A command task whose checkpoint directory cannot be made fails its
-// launch with the reason, and never runs: a restarted agent could not have
-// found it. (The directory is blocked by a file. The later failure this
-// guards too — the checkpoint of a container already started, which is
-// then killed — has no way in from outside the agent.)
-func TestLaunchWithoutItsCheckpointDirectoryFails(t *testing.T) {
+// A command task whose sandbox directory cannot be made fails its launch
+// with the reason, and never runs. (The directory is blocked by a file.
+// Its checkpoint is a record in the agent's journal, whose refusal
+// TestLaunchRefusedWhenItsCheckpointFails and
+// TestFullDiskRefusesLaunchesAndUpdatesUntilFreed cover.)
+func TestLaunchWithoutItsSandboxDirectoryFails(t *testing.T) {
 	c := startCluster(t, clustertest.Options{})
-	s := subscribe(t, c.MasterURL, `{"user":"tester","name":"launch-checkpoint","checkpoint":true}`)
+	s := subscribe(t, c.MasterURL, `{"user":"tester","name":"launch-sandbox","checkpoint":true}`)
 	offer := s.offer()
-	block := filepath.Join(c.Agents[0].Config.WorkDir, "meta", "slaves", offer.AgentID.Value, "frameworks", s.id, "executors", "blocked")
+	block := filepath.Join(c.Agents[0].Config.WorkDir, "slaves", offer.AgentID.Value, "frameworks", s.id, "executors", "blocked")
 	if err := os.MkdirAll(filepath.Dir(block), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,9 @@ import (
 // disk refuses changes nothing, on disk or in the agent, and is refused
 // (a launch) or retried (an update, an acknowledgement).
 
-// metaFiles lists the regular files of the agent's checkpoint, relative
-// to its meta directory.
+// metaFiles lists the files of the agent's checkpoint, relative to its
+// meta directory: those on disk other than the journal, and those in the
+// journal (once everything queued is committed).
 func metaFiles(t *testing.T, workDir string) []string {
 	t.Helper()
 	meta := filepath.Join(workDir, "meta")
@@ -31,7 +32,7 @@ func metaFiles(t *testing.T, workDir string) []string {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() {
+		if !d.IsDir() && path != journalPath(workDir) {
 			rel, _ := filepath.Rel(meta, path)
 			out = append(out, rel)
 		}
@@ -39,6 +40,19 @@ func metaFiles(t *testing.T, workDir string) []string {
 	})
 	if err != nil {
 		t.Fatalf("walk %s: %v", meta, err)
+	}
+	if j := journalFor(journalRoot(workDir)); j != nil {
+		if err := j.barrier(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, err := ReadCheckpoint(workDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range files {
+		rel, _ := filepath.Rel(meta, p)
+		out = append(out, rel)
 	}
 	slices.Sort(out)
 	return out
@@ -140,7 +154,7 @@ func taskUpdatesFile(t *testing.T, workDir, taskID string) string {
 	t.Helper()
 	var file string
 	waitFor(t, "the checkpoint of task "+taskID, func() bool {
-		m, _ := filepath.Glob(filepath.Join(workDir, "meta", "slaves", "*", "frameworks", "*", "executors", taskID, "runs", "*", "task.updates"))
+		m, _ := ckptGlob(filepath.Join(workDir, "meta", "slaves", "*", "frameworks", "*", "executors", taskID, "runs", "*", "task.updates"))
 		if len(m) == 1 {
 			file = m[0]
 		}
@@ -166,7 +180,7 @@ func TestAgentUpdateHeldUntilCheckpointed(t *testing.T) {
 		_, pending, err := replayUpdates(file)
 		return err == nil && len(pending) == 0
 	})
-	onDisk, _ := os.ReadFile(file)
+	onDisk, _ := ckptReadFile(file)
 
 	faults.Fail(DiskFsync, "task.updates", -1)
 	kill(fm, "held", proto(time.Duration(0)))
@@ -181,7 +195,7 @@ func TestAgentUpdateHeldUntilCheckpointed(t *testing.T) {
 		t.Fatalf("the master got %s, which is not on disk", u.Status.GetState())
 	default:
 	}
-	if b, _ := os.ReadFile(file); !bytes.Equal(b, onDisk) {
+	if b, _ := ckptReadFile(file); !bytes.Equal(b, onDisk) {
 		t.Fatalf("a refused append changed the checkpoint:\n%s\nwas:\n%s", b, onDisk)
 	}
 	// Registering again, the agent reports the task as last recorded.
@@ -221,7 +235,7 @@ func TestAcknowledgementNotOnDiskIsNotApplied(t *testing.T) {
 	run(fm, shellTask("acked", "exec sleep 600"))
 	starting := fm.nextUpdate(t, "acked")
 	file := taskUpdatesFile(t, cfg.WorkDir, "acked")
-	onDisk, _ := os.ReadFile(file)
+	onDisk, _ := ckptReadFile(file)
 
 	faults.Fail(DiskWrite, "task.updates", 1) // half a record, then the error
 	fm.ack(starting)
@@ -232,7 +246,7 @@ func TestAcknowledgementNotOnDiskIsNotApplied(t *testing.T) {
 	}
 	// (TASK_RUNNING may have been appended meanwhile; no ack, whole or
 	// half, may have been.)
-	if b, _ := os.ReadFile(file); !bytes.HasPrefix(b, onDisk) || bytes.Contains(b, []byte(`"ack"`)) || !bytes.HasSuffix(b, []byte("\n")) {
+	if b, _ := ckptReadFile(file); !bytes.HasPrefix(b, onDisk) || bytes.Contains(b, []byte(`"ack"`)) || !bytes.HasSuffix(b, []byte("\n")) {
 		t.Fatalf("the refused acknowledgement is in the checkpoint:\n%q\nwas:\n%q", b, onDisk)
 	}
 	if _, pending, err := replayUpdates(file); err != nil || len(pending) == 0 || !bytes.Equal(pending[0].Status.UUID, starting.Status.UUID) {

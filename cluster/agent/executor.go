@@ -525,10 +525,10 @@ func (a *Agent) checkpointLaunch(e *executor, fresh bool, tasks []*task) error {
 	}
 	var undo []error
 	for _, t := range tasks {
-		undo = append(undo, os.RemoveAll(t.meta))
+		undo = append(undo, ckptRemoveAll(t.meta))
 	}
 	if e.kind == defaultExecutor {
-		if rerr := os.Remove(groupFile(e, tasks)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		if rerr := ckptRemove(groupFile(e, tasks)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			undo = append(undo, rerr)
 		}
 	}
@@ -828,8 +828,12 @@ func (a *Agent) launchExecutorContainer(ctx context.Context, e *executor) (conta
 		return nil, fmt.Errorf("create sandbox: %w", err)
 	}
 	latest := filepath.Join(filepath.Dir(e.sandbox), "latest")
-	_ = os.Remove(latest)
-	if err := os.Symlink(e.containerID, latest); err != nil {
+	err := os.Symlink(e.containerID, latest)
+	if errors.Is(err, os.ErrExist) { // an earlier run's
+		_ = os.Remove(latest)
+		err = os.Symlink(e.containerID, latest)
+	}
+	if err != nil {
 		a.log.Warn("create runs/latest link", "err", err)
 	}
 	var launch func(context.Context) (containerizer.Container, error)

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -73,7 +72,7 @@ func (a *Agent) removeCheckpointDir(dir string) {
 	if dir == "" {
 		return
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	if err := ckptRemoveAll(dir); err != nil {
 		a.log.Warn("remove checkpoint", "dir", dir, "err", err)
 	}
 }

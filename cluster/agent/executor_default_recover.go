@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"sync/atomic"
@@ -63,7 +62,7 @@ func (a *Agent) recoverDefaultExecutor(ctx context.Context, meta string, rec *ex
 		}
 		log.Info("destroyed a task group executor of the previous agent", "framework_checkpoints", rec.Framework.GetCheckpoint(),
 			"recover", a.cfg.Recover, "containers", len(containers))
-		return os.RemoveAll(meta)
+		return ckptRemoveAll(meta)
 	}
 	groups, err := readGroups(e, tasks)
 	if err != nil {
@@ -164,7 +163,7 @@ func (a *Agent) recoverDefaultExecutor(ctx context.Context, meta string, rec *ex
 // readGroups sorts the recovered tasks of default executor e into their
 // task groups; a task no group names is a group of its own.
 func readGroups(e *executor, tasks []*task) ([][]*task, error) {
-	paths, err := filepath.Glob(filepath.Join(groupsDir(e), "*.json"))
+	paths, err := ckptGlob(filepath.Join(groupsDir(e), "*.json"))
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +175,7 @@ func readGroups(e *executor, tasks []*task) ([][]*task, error) {
 	placed := map[string]bool{}
 	var groups [][]*task
 	for _, path := range paths {
-		b, err := os.ReadFile(path)
+		b, err := ckptReadFile(path)
 		if err != nil {
 			return nil, err
 		}

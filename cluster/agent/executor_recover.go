@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"syscall"
@@ -31,7 +30,7 @@ import (
 
 // recoverExecutors recovers every checkpointed executor run of agent id.
 func (a *Agent) recoverExecutors(ctx context.Context, id string) (recovered int) {
-	runs, err := filepath.Glob(filepath.Join(a.metaAgentDir(id), "frameworks", "*", "executors", "*", "runs", "*", executorRecordFile))
+	runs, err := ckptGlob(filepath.Join(a.metaAgentDir(id), "frameworks", "*", "executors", "*", "runs", "*", executorRecordFile))
 	if err != nil {
 		a.log.Error("cannot list checkpointed executors", "err", err)
 		return 0
@@ -49,7 +48,7 @@ func (a *Agent) recoverExecutors(ctx context.Context, id string) (recovered int)
 }
 
 func (a *Agent) recoverExecutor(ctx context.Context, meta string) error {
-	b, err := os.ReadFile(filepath.Join(meta, executorRecordFile))
+	b, err := ckptReadFile(filepath.Join(meta, executorRecordFile))
 	if err != nil {
 		return err
 	}
@@ -81,7 +80,7 @@ func (a *Agent) recoverExecutor(ctx context.Context, meta string) error {
 			<-c.Done()
 		}
 		log.Info("destroyed an executor of the previous agent", "framework_checkpoints", rec.Framework.GetCheckpoint(), "recover", a.cfg.Recover)
-		return os.RemoveAll(meta)
+		return ckptRemoveAll(meta)
 	}
 
 	tasks, restored, _, err := a.recoverExecutorTasks(e)
@@ -180,7 +179,7 @@ func (a *Agent) adoptTasksLocked(e *executor, tasks []*task, live bool) error {
 // Tasks whose terminal update was acknowledged are dropped with their
 // checkpoint.
 func (a *Agent) recoverExecutorTasks(e *executor) ([]*task, map[taskKey][]*api.StatusUpdate, map[taskKey]*containerizer.State, error) {
-	paths, err := filepath.Glob(filepath.Join(e.meta, "tasks", "*", "task.json"))
+	paths, err := ckptGlob(filepath.Join(e.meta, "tasks", "*", "task.json"))
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -190,7 +189,7 @@ func (a *Agent) recoverExecutorTasks(e *executor) ([]*task, map[taskKey][]*api.S
 	containers := map[taskKey]*containerizer.State{}
 	for _, path := range paths {
 		meta := filepath.Dir(path)
-		b, err := os.ReadFile(path)
+		b, err := ckptReadFile(path)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -221,7 +220,7 @@ func (a *Agent) recoverExecutorTasks(e *executor) ([]*task, map[taskKey][]*api.S
 			t.state = u.Status.GetState()
 		}
 		if isTerminal(t.state) && len(unacked) == 0 {
-			if err := os.RemoveAll(meta); err != nil {
+			if err := ckptRemoveAll(meta); err != nil {
 				return nil, nil, nil, err
 			}
 			continue

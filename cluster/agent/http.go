@@ -293,6 +293,16 @@ func (a *Agent) metricsSnapshot() map[string]float64 {
 	}
 	m["slave/registered"] = b2f(a.registered)
 	a.mu.Unlock()
+	if j := a.journal; j != nil {
+		// The checkpoint journal's (journal.go; Mesos has no such file):
+		// records per fdatasync is its group commit at work.
+		j.mu.Lock()
+		m["slave/checkpoint_journal_bytes"] = float64(j.size)
+		j.mu.Unlock()
+		m["slave/checkpoint_journal_records"] = float64(j.records.Load())
+		m["slave/checkpoint_journal_syncs"] = float64(j.syncs.Load())
+		m["slave/checkpoint_journal_compactions"] = float64(j.compactions.Load())
+	}
 
 	for _, s := range []mesos.TaskState{mesos.TASK_STAGING, mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_KILLING} {
 		m[taskMetric(s)] = gauges[s]

@@ -181,6 +181,9 @@ func appendRecord(file string, rec checkpointRecord, durable bool) error {
 	if err != nil {
 		return err
 	}
+	if j := journalFor(file); j != nil {
+		return j.append(file, append(line, '\n'), durable) // journal.go
+	}
 	_, statErr := os.Stat(file)
 	created := errors.Is(statErr, os.ErrNotExist)
 	if err := mkdirAllSynced(filepath.Dir(file), durable); err != nil {
@@ -590,6 +593,25 @@ const maxUpdateBatch = 512
 // good ones after it is not a torn write but damage: that is an error,
 // and the file is left as it is.
 func replayUpdates(file string) (all, pending []*api.StatusUpdate, err error) {
+	if j := journalFor(file); j != nil {
+		b, err := j.readFile(file)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		all, pending, good, err := parseUpdates(bufio.NewReader(bytes.NewReader(b)))
+		if err == nil && good != int64(len(b)) {
+			// The journal holds whole records only (each checksummed);
+			// what was imported from a file had its torn tail cut first.
+			err = errors.New("a partial record")
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("replay %s: %w", file, err)
+		}
+		return all, pending, nil
+	}
 	f, err := os.OpenFile(file, os.O_RDWR, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil, nil
@@ -598,13 +620,25 @@ func replayUpdates(file string) (all, pending []*api.StatusUpdate, err error) {
 		return nil, nil, err
 	}
 	defer f.Close()
-	r := bufio.NewReaderSize(f, 64<<10)
-	var good int64   // end of the last whole, readable record
+	all, pending, good, err := parseUpdates(bufio.NewReaderSize(f, 64<<10))
+	if err != nil {
+		return nil, nil, fmt.Errorf("replay %s: %w", file, err)
+	}
+	if err := truncateTail(f, good); err != nil {
+		return nil, nil, fmt.Errorf("replay %s: cut the torn tail: %w", file, err)
+	}
+	return all, pending, nil
+}
+
+// parseUpdates reads task.updates records: every update in order, the
+// ones not yet acknowledged, and the end of the last whole, readable
+// record (what follows it is a torn tail).
+func parseUpdates(r *bufio.Reader) (all, pending []*api.StatusUpdate, good int64, err error) {
 	bad := int64(-1) // offset of an unreadable whole line, if any
 	for {
 		line, rerr := readLine(r, api.MaxRecordSize)
 		if rerr != nil && !errors.Is(rerr, io.EOF) {
-			return nil, nil, fmt.Errorf("replay %s: %w", file, rerr)
+			return nil, nil, 0, rerr
 		}
 		if len(line) == 0 {
 			break
@@ -621,7 +655,7 @@ func replayUpdates(file string) (all, pending []*api.StatusUpdate, err error) {
 			continue
 		}
 		if bad >= 0 {
-			return nil, nil, fmt.Errorf("replay %s: the record at byte %d is unreadable and records follow it: the file is damaged", file, bad)
+			return nil, nil, 0, fmt.Errorf("the record at byte %d is unreadable and records follow it: the file is damaged", bad)
 		}
 		good += int64(len(line))
 		switch {
@@ -637,10 +671,7 @@ func replayUpdates(file string) (all, pending []*api.StatusUpdate, err error) {
 	if bad >= 0 {
 		good = bad // the unreadable lines were the last: a torn tail too
 	}
-	if err := truncateTail(f, good); err != nil {
-		return nil, nil, fmt.Errorf("replay %s: cut the torn tail: %w", file, err)
-	}
-	return all, pending, nil
+	return all, pending, good, nil
 }
 
 // readLine reads up to and including the next newline, or to the end of

@@ -152,11 +152,15 @@ func (a *Agent) startTask(fw mesos.FrameworkInfo, info mesos.TaskInfo, refuse er
 		return
 	}
 	agentID := a.agentID
+	containerID := newUUID().String()
+	if refuse == nil {
+		containerID = a.sandboxes.containerID() // sandboxpool.go
+	}
 	t := &task{
 		key:         key,
 		info:        info,
 		framework:   fw,
-		containerID: newUUID().String(),
+		containerID: containerID,
 		launched:    time.Now(),
 		state:       mesos.TASK_STAGING,
 		kill:        make(chan time.Duration, 8),
@@ -453,7 +457,7 @@ func (a *Agent) forget(t *task) {
 	}
 	a.mu.Unlock()
 	if t.meta != "" {
-		if err := os.RemoveAll(t.meta); err != nil {
+		if err := ckptRemoveAll(t.meta); err != nil {
 			a.log.Warn("remove task checkpoint", "task_id", t.key.task, "err", err)
 		}
 	}
@@ -479,13 +483,21 @@ func (a *Agent) sandboxDir(agentID string, k taskKey, containerID string) string
 }
 
 func (a *Agent) prepareSandbox(t *task) error {
+	if a.sandboxes.place(t.containerID, t.sandbox) { // sandboxpool.go: one rename
+		return nil
+	}
 	if err := os.MkdirAll(t.sandbox, 0o755); err != nil {
 		return fmt.Errorf("create sandbox: %w", err)
 	}
-	// runs/latest points at the newest run, as in Mesos.
+	// runs/latest points at the newest run, as in Mesos. The first run
+	// of a task (the common case) makes it with one call.
 	latest := filepath.Join(filepath.Dir(t.sandbox), "latest")
-	_ = os.Remove(latest)
-	if err := os.Symlink(t.containerID, latest); err != nil {
+	err := os.Symlink(t.containerID, latest)
+	if errors.Is(err, os.ErrExist) {
+		_ = os.Remove(latest)
+		err = os.Symlink(t.containerID, latest)
+	}
+	if err != nil {
 		a.log.Warn("create runs/latest link", "err", err)
 	}
 	return nil
