@@ -58,6 +58,16 @@ func TestExecutorContainerLimitsFollowItsTasks(t *testing.T) {
 	if err != nil {
 		tier.Need(t, tier.Root, fmt.Errorf("no cgroups here: %w", err))
 	}
+	// Registered first, so it runs after the cluster has stopped.
+	t.Cleanup(func() {
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/" + root)
+		if d := "/sys/fs/cgroup/" + root; fileExists(d) {
+			dirs = append(dirs, d) // the cgroup v2 hierarchy
+		}
+		for _, dir := range dirs {
+			_ = os.Remove(dir)
+		}
+	})
 	markers, err := os.MkdirTemp("/var/tmp", "agora-limits-")
 	if err != nil {
 		t.Fatal(err)
@@ -133,4 +143,9 @@ func TestExecutorContainerLimitsFollowItsTasks(t *testing.T) {
 			t.Errorf("task %s: %s", task, describe(s.statuses(task)))
 		}
 	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
