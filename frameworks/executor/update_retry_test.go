@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -12,14 +11,15 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	executorpb "github.com/mesos/mesos-go/api/v1/lib/executor"
 
+	"github.com/agora-cluster/agora/cluster/agent"
 	"github.com/agora-cluster/agora/cluster/api"
 	"github.com/agora-cluster/agora/cluster/clustertest"
 	"github.com/agora-cluster/agora/frameworks/executor"
 )
 
 // An agent that cannot checkpoint an update answers 503; the driver's
-// Update asks again until the agent can (here: until the task's updates
-// file, made a directory, is a file again), and the scheduler then gets
+// Update asks again until the agent can (here: until the disk faults
+// injected on the task's updates are healed), and the scheduler then gets
 // the update once.
 func TestUpdateIsRetriedWhileTheAgentCannotRecordIt(t *testing.T) {
 	c, d, ev, task, ctx := launchStandIn(t, "update-retry", "disk")
@@ -37,15 +37,10 @@ func TestUpdateIsRetriedWhileTheAgentCannotRecordIt(t *testing.T) {
 	t.Cleanup(func() { xcancel(); clustertest.AwaitStop(t, "the executor driver", xdone) })
 	recv(t, launched.C(), "LAUNCH")
 
-	m, _ := filepath.Glob(filepath.Join(c.Agents[0].Config.WorkDir, "meta", "*", "*", "frameworks", d.FrameworkID(), "executors", "disk", "runs", "*", "tasks", "a"))
-	if len(m) != 1 {
-		t.Fatalf("the task's checkpoint directory: %v", m)
-	}
-	file := filepath.Join(m[0], "task.updates")
-	os.Remove(file)
-	if err := os.Mkdir(file, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	// The agent's disk refuses the task's updates until healed.
+	faults, remove := agent.InjectDiskFaults(c.Agents[0].Config.WorkDir)
+	defer remove()
+	faults.Fail(agent.DiskWrite, filepath.Join("tasks", "a", "task.updates"), -1)
 	sent := make(chan error, 1)
 	go func() { sent <- x.SendStatus(ctx, task.TaskID, mesos.TASK_RUNNING, "after a disk fault") }()
 	// Wait until the agent has refused it at least once.
@@ -56,9 +51,7 @@ func TestUpdateIsRetriedWhileTheAgentCannotRecordIt(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if err := os.Remove(file); err != nil {
-		t.Fatal(err)
-	}
+	faults.Heal()
 	if err := recv(t, sent, "Update to return"); err != nil {
 		t.Fatalf("Update after the disk came back: %v", err)
 	}
