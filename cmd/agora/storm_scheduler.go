@@ -68,8 +68,8 @@ Any other key is Storm's own and is passed to every daemon.
 
 With --state_dir, the framework ID and the tasks are kept there: interrupting
 the command leaves the daemons running, and starting it again with the same
-directory (within the failover timeout) adopts them. Without it, interrupting
-the command stops them all.
+directory (within the failover timeout) adopts them. Without it (or with
+--teardown), interrupting the command stops them all.
 
 Example:
   agora storm scheduler --master=127.0.0.1:5050 --storm_zookeeper=127.0.0.1:2181 \
@@ -90,6 +90,7 @@ func stormScheduler(ctx context.Context, args []string, stdout, stderr io.Writer
 	conf := fs.String("conf", "", "a storm.yaml with mesos.* sizing keys and Storm keys")
 	constraints := fs.String("constraints", "", "agent attributes a supervisor needs, attr:value;... ("+plan.KeyConstraints+")")
 	stateDir := fs.String("state_dir", "", "keep the framework ID and tasks here, for restarts")
+	teardown := fs.Bool("teardown", false, "with --state_dir: stop the daemons when interrupted all the same")
 	props := rawProps{}
 	fs.Var(props, "c", "key=value (repeatable): a mesos.* key or a Storm key")
 	fs.Usage = func() {
@@ -136,7 +137,7 @@ func stormScheduler(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	fw, err := framework.New(framework.Config{
 		Masters: []string{*master}, Settings: settings, Home: *home, Nimbus: *nimbus, ZooKeeper: zks,
-		StateDir: *stateDir,
+		StateDir: *stateDir, Teardown: *teardown,
 		OnNimbus: func(addr string) { fmt.Fprintf(stdout, "nimbus %s\n", addr) },
 		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()})),
 	})

@@ -59,6 +59,9 @@ type Config struct {
 	// scheduler re-adopts its supervisors; "" keeps nothing, and the
 	// framework is torn down (its tasks killed) when Run ends.
 	StateDir string
+	// Teardown tears the framework down when Run ends even with a
+	// StateDir.
+	Teardown bool
 	// Watch is how often Nimbus is asked about its topologies (5 s).
 	Watch time.Duration
 	// OnNimbus is called with the address of each Nimbus the framework
@@ -164,11 +167,16 @@ func New(cfg Config) (*Framework, error) {
 		}
 		f.store = st
 		f.frameworkID = saved.FrameworkID
+		// Their states are unknown until the master answers the
+		// reconciliation.
+		unknown := mesos.TASK_UNKNOWN.String()
 		for _, t := range saved.Supervisors {
+			t.State = unknown
 			f.sups[t.TaskID] = &sup{Task: t, busy: time.Now()}
 		}
 		if saved.Nimbus != nil && cfg.Nimbus == "" {
 			n := *saved.Nimbus
+			n.State = unknown
 			f.nimbus = &n
 			f.nimbusAddr = net.JoinHostPort(n.Host, strconv.FormatUint(n.Port, 10))
 		}
@@ -249,7 +257,7 @@ func (f *Framework) Run(ctx context.Context) error {
 	f.mu.Lock()
 	f.stopping = true
 	f.mu.Unlock()
-	if f.store != nil {
+	if f.store != nil && !f.cfg.Teardown {
 		// Leave the tasks for the next scheduler: only the stream ends.
 		cancel()
 		<-done

@@ -49,13 +49,13 @@ var sizes = map[string]string{
 	"nimbus.task.timeout.secs": "20", "nimbus.supervisor.timeout.secs": "30",
 }
 
-func startStorm(t *testing.T) *stormCluster {
+// newAgora is a real agora cluster of one agent per host, each offering
+// 1.5 cpus, 3000 MB and 50 ports, with the Storm home for the framework.
+func newAgora(t *testing.T, hosts ...string) *stormCluster {
 	t.Helper()
 	tier.Need(t, tier.Python, tier.PythonErr())
 	zktest.Need(t)
 	sc := &stormCluster{home: disttest.Home(t, "storm")}
-	zk := zktest.Start(t, 1)
-	hosts := []string{"127.0.0.1", "127.0.0.2"}
 	for range hosts {
 		first, last := clustertest.PortRange(50)
 		sc.ports = append(sc.ports, [2]uint64{uint64(first), uint64(last)})
@@ -67,39 +67,51 @@ func startStorm(t *testing.T) *stormCluster {
 			cfg.Resources = fmt.Sprintf("cpus:1.5;mem:3000;disk:10000;ports:[%d-%d]", sc.ports[i][0], sc.ports[i][1])
 		},
 	})
+	// Last of the cleanups: show the logs of a failed test.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("daemon logs:\n%s", sc.logs(4000))
+		}
+	})
+	return sc
+}
+
+// run runs a framework of cfg (with the test's sizes) on the cluster until
+// the returned stop is called or the test ends. A framework that is torn
+// down has its tasks killed: stop waits for that, so that no Storm JVM
+// outlives the test.
+func (sc *stormCluster) run(t *testing.T, cfg framework.Config) (fw *framework.Framework, done <-chan error, stop func()) {
+	t.Helper()
 	settings, err := plan.From(sizes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nimbus := make(chan string, 4)
-	sc.fw, err = framework.New(framework.Config{
-		Masters: []string{sc.agora.MasterAddr}, Settings: settings, Home: sc.home,
-		ZooKeeper: zk.Addrs(), Watch: time.Second,
-		OnNimbus: func(addr string) {
-			select {
-			case nimbus <- addr:
-			default:
-			}
-		},
-	})
+	cfg.Masters, cfg.Settings, cfg.Home, cfg.Watch = []string{sc.agora.MasterAddr}, settings, sc.home, time.Second
+	fw, err = framework.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sc.fw.Run(ctx) }()
-	t.Cleanup(func() {
+	ended := make(chan error, 1)
+	go func() { ended <- fw.Run(ctx) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		select {
-		case err := <-done:
+		case err := <-ended:
 			if err != nil {
 				t.Errorf("framework: %v", err)
 			}
 		case <-time.After(time.Minute):
 			t.Error("the framework did not stop")
 		}
-		// The torn-down framework's daemons are killed by the agents;
-		// wait for that before the agents' directories go.
+		if cfg.StateDir != "" && !cfg.Teardown {
+			return // its tasks stay for the next life
+		}
 		sc.agora.WaitFor("the framework's tasks gone", func(s *clustertest.State) bool {
 			for _, f := range s.Frameworks {
 				if len(f.Tasks) > 0 {
@@ -108,9 +120,28 @@ func startStorm(t *testing.T) *stormCluster {
 			}
 			return true
 		})
-		if t.Failed() {
-			t.Logf("daemon logs:\n%s", sc.logs(4000))
-		}
+	}
+	t.Cleanup(stop)
+	return fw, ended, stop
+}
+
+// startStorm runs the framework on two agents (hosts 127.0.0.1 and
+// 127.0.0.2) with a real ZooKeeper, launching Nimbus itself, and waits
+// for Nimbus to answer.
+func startStorm(t *testing.T) *stormCluster {
+	t.Helper()
+	sc := newAgora(t, "127.0.0.1", "127.0.0.2")
+	zk := zktest.Start(t, 1)
+	nimbus := make(chan string, 4)
+	var done <-chan error
+	sc.fw, done, _ = sc.run(t, framework.Config{
+		ZooKeeper: zk.Addrs(),
+		OnNimbus: func(addr string) {
+			select {
+			case nimbus <- addr:
+			default:
+			}
+		},
 	})
 	var addr string
 	select {
@@ -118,8 +149,9 @@ func startStorm(t *testing.T) *stormCluster {
 	case err := <-done:
 		t.Fatalf("framework: %v", err)
 	case <-time.After(3 * time.Minute):
-		t.Fatalf("Nimbus did not answer within 3 minutes\n%s", sc.logs(4000))
+		t.Fatal("Nimbus did not answer within 3 minutes")
 	}
+	var err error
 	if sc.nimbus, err = client.New(addr, client.Options{}); err != nil {
 		t.Fatal(err)
 	}
@@ -323,6 +355,98 @@ func TestSupervisorsFromDemandOnRealStorm(t *testing.T) {
 	sc.agora.WaitFor("no supervisor task running", func(s *clustertest.State) bool {
 		return len(sc.supervisorTasks(s)) == 0
 	})
+}
+
+// Against the user's own Nimbus (stormtest's, with its ZooKeeper learned
+// from getNimbusConf) and with a state directory: a topology's supervisor
+// is launched; the scheduler stops, leaving it running; a new scheduler
+// with the same directory re-subscribes as the same framework and adopts
+// it (no second supervisor), and releases it once the topology is killed.
+func TestRestartedSchedulerAdoptsSupervisors(t *testing.T) {
+	sc := newAgora(t, "127.0.0.1")
+	storm := stormtest.Start(t, 0, 0)
+	nimbus, err := client.New(storm.Nimbus, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nimbus.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	fw1, _, stop1 := sc.run(t, framework.Config{Nimbus: storm.Nimbus, StateDir: dir})
+	waitFor(t, time.Minute, sc, "offers suppressed with no topology", func() (bool, string) {
+		return fw1.Suppressed(), ""
+	})
+
+	jar, err := nimbus.UploadJar(ctx, bytes.NewReader(stormtest.Jar(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	sentences := []string{"one sentence", "and another"}
+	conf, _ := json.Marshal(map[string]any{
+		"agora.test.dir": out, "agora.test.sentences": sentences, "topology.workers": 1,
+		"topology.component.resources.onheap.memory.mb": 64,
+	})
+	if err := nimbus.Submit(ctx, "words", jar, string(conf), stormtest.WordTopology()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 4*time.Minute, sc, "every sentence acked on the launched supervisor", func() (bool, string) {
+		acked := lines(filepath.Join(out, "acked-*.txt"))
+		return len(acked) >= len(sentences), fmt.Sprintf("%v %+v", acked, fw1.Supervisors())
+	})
+	before := fw1.Supervisors()
+	if len(before) != 1 {
+		t.Fatalf("supervisors %+v; want one", before)
+	}
+	stop1()
+	st, err := sc.agora.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sc.supervisorTasks(st); len(got) != 1 || got[0].ID != before[0].TaskID {
+		t.Fatalf("after the scheduler stopped the master lists %+v; want %s still running", got, before[0].TaskID)
+	}
+	frameworkID := frameworkOf(t, st, before[0].TaskID)
+
+	fw2, _, _ := sc.run(t, framework.Config{Nimbus: storm.Nimbus, StateDir: dir, Teardown: true})
+	waitFor(t, 2*time.Minute, sc, "the supervisor adopted and offers suppressed", func() (bool, string) {
+		now := fw2.Supervisors()
+		return len(now) == 1 && now[0].TaskID == before[0].TaskID && now[0].State == "TASK_RUNNING" && fw2.Suppressed(),
+			fmt.Sprintf("%+v suppressed=%v", now, fw2.Suppressed())
+	})
+	st = sc.agora.WaitFor("the framework active again", func(s *clustertest.State) bool {
+		for _, f := range s.Frameworks {
+			if f.ID == frameworkID && f.Active {
+				return true
+			}
+		}
+		return false
+	})
+	if n := len(sc.supervisorTasks(st)); n != 1 {
+		t.Fatalf("%d supervisor tasks after the restart, want the adopted one", n)
+	}
+
+	if err := nimbus.Kill(ctx, "words", 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Minute, sc, "the adopted supervisor released", func() (bool, string) {
+		return len(fw2.Supervisors()) == 0, fmt.Sprintf("%+v", fw2.Supervisors())
+	})
+}
+
+// frameworkOf is the ID of the framework running task.
+func frameworkOf(t *testing.T, s *clustertest.State, task string) string {
+	t.Helper()
+	for _, f := range s.Frameworks {
+		for _, x := range f.Tasks {
+			if x.ID == task {
+				return f.ID
+			}
+		}
+	}
+	t.Fatalf("no framework runs %s", task)
+	return ""
 }
 
 func (sc *stormCluster) agentIndex(t *testing.T, id string) int {
