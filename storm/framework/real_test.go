@@ -19,6 +19,7 @@ import (
 	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	"github.com/agora-cluster/agora/cluster/zk/zktest"
 	"github.com/agora-cluster/agora/dist/disttest"
+	"github.com/agora-cluster/agora/frameworks/offers"
 	"github.com/agora-cluster/agora/frameworks/state"
 	"github.com/agora-cluster/agora/storm/client"
 	"github.com/agora-cluster/agora/storm/framework"
@@ -362,6 +363,8 @@ func TestSupervisorsFromDemandOnRealStorm(t *testing.T) {
 // is launched; the scheduler stops, leaving it running; a new scheduler
 // with the same directory re-subscribes as the same framework and adopts
 // it (no second supervisor), and releases it once the topology is killed.
+// While the topology runs, another framework is offered what the
+// supervisor leaves of the agent.
 func TestRestartedSchedulerAdoptsSupervisors(t *testing.T) {
 	sc := newAgora(t, "127.0.0.1")
 	storm := stormtest.Start(t, 0, 0)
@@ -399,6 +402,13 @@ func TestRestartedSchedulerAdoptsSupervisors(t *testing.T) {
 	if len(before) != 1 {
 		t.Fatalf("supervisors %+v; want one", before)
 	}
+	// It holds no offer it does not use: another framework is offered
+	// all that is left of the agent (1.5 cpus less the supervisor's 1).
+	other := sc.agora.Subscribe(`{"user":"root","name":"another framework"}`)
+	if o := other.Offer(); offers.Sum(o.Resources, "")["cpus"] != 0.5 {
+		t.Errorf("another framework was offered %v; want the 0.5 cpus left", o.Resources)
+	}
+	other.Close()
 	stop1()
 	st, err := sc.agora.State()
 	if err != nil {
