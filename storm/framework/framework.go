@@ -94,6 +94,10 @@ type Framework struct {
 	driver *scheduler.Driver
 	store  *store
 
+	// offersMu orders the suppress and revive calls of the event loop
+	// and the watch, so the last one sent matches f.suppressed.
+	offersMu sync.Mutex
+
 	mu          sync.Mutex
 	sups        map[string]*sup
 	nimbus      *Task  // the launched Nimbus's task, or nil
@@ -314,10 +318,8 @@ func (f *Framework) subscribed(ctx context.Context, id string) {
 			f.log.Warn("reconcile", "err", err)
 		}
 	}
-	// The driver subscribes unsuppressed: start from there.
-	f.mu.Lock()
-	f.suppressed = false
-	f.mu.Unlock()
+	// The driver re-subscribes with the roles it suppressed, so
+	// f.suppressed still holds.
 	f.adjustOffers(ctx)
 }
 
@@ -499,6 +501,8 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 	}
 	f.log.Warn("daemon ended; launching another", "task", id, "host", t.Host, "nimbus", isNimbus,
 		"state", t.State, "reason", st.GetReason().String(), "message", st.GetMessage())
+	f.offersMu.Lock()
+	defer f.offersMu.Unlock()
 	if err := f.driver.Revive(ctx); err == nil {
 		f.mu.Lock()
 		f.suppressed = false
@@ -509,6 +513,8 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 // adjustOffers suppresses offers while nothing is wanted and revives them
 // when something is.
 func (f *Framework) adjustOffers(ctx context.Context) {
+	f.offersMu.Lock()
+	defer f.offersMu.Unlock()
 	f.mu.Lock()
 	want := !f.stopping && ((f.cfg.Nimbus == "" && f.nimbus == nil) || (f.short > 0 && f.nimbusAddr != ""))
 	change := want == f.suppressed
