@@ -61,6 +61,8 @@ func TestFromRefusesBadKeys(t *testing.T) {
 		{map[string]string{KeyLocalDir: "../up"}, "inside the sandbox"},
 		{map[string]string{KeySupervisorsPerAgent: "0"}, "at least 1"},
 		{map[string]string{"supervisor.slots.ports": "[6700]"}, "supervisor.slots.ports is set by the framework"},
+		{map[string]string{"mesos.executor.uri": "http://x/storm.tgz"}, "mesos.executor.uri is mesos/storm's and not supported here: the Storm home is installed"},
+		{map[string]string{"topology.mesos.worker.prefix": "x"}, "not supported here"},
 	} {
 		_, err := From(c.props)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -183,6 +183,9 @@ func (s *Settings) set(key, value string) error {
 		// The master comes from --master; the key is accepted so that a
 		// mesos/storm storm.yaml can be given unchanged.
 	default:
+		if why, ok := unsupported[k]; ok {
+			return fmt.Errorf("%s is mesos/storm's and not supported here: %s", key, why)
+		}
 		if strings.HasPrefix(k, "mesos.") || strings.HasPrefix(k, "agora.storm.") {
 			return fmt.Errorf("unknown key %s (the framework knows %s)", key, strings.Join(Known(), ", "))
 		}
@@ -210,6 +213,21 @@ func (s *Settings) check() error {
 		}
 	}
 	return nil
+}
+
+// unsupported are mesos/storm's keys the framework does not implement,
+// and why.
+var unsupported = map[string]string{
+	"mesos.executor.uri":              "the Storm home is installed on every agent (--storm_home)",
+	"mesos.container.docker.image":    "supervisors run as command tasks from --storm_home",
+	"mesos.local.file.server.port":    "no configuration file server: each daemon gets its keys as -c options",
+	"mesos.logviewer.sidecar.enabled": "the distribution has no logviewer",
+	"mesos.prefer.reserved.resources": "resources come from whichever role of the offer fits",
+	"mesos.framework.principal":       "authentication is not supported",
+	"mesos.framework.secret.file":     "authentication is not supported",
+	"mesos.worker.prefix":             "supervisors, not workers, are tasks here",
+	"mesos.worker.prefix.delimiter":   "supervisors, not workers, are tasks here",
+	"mesos.component.name.delimiter":  "supervisors, not workers, are tasks here",
 }
 
 // launcherKeys are Storm keys the framework sets per daemon.
