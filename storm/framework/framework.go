@@ -102,7 +102,8 @@ type Framework struct {
 	sups        map[string]*sup
 	nimbus      *Task  // the launched Nimbus's task, or nil
 	nimbusAddr  string // where Nimbus answers (the user's, or the task's once running)
-	nimbusUp    string // the address OnNimbus was last called with
+	nimbusUp    string // the address of the Nimbus that last answered
+	nimbusSeen  string // its task and address, to tell a new Nimbus on the same port
 	released    map[string]bool
 	recent      map[string]time.Time // host → when a supervisor there ended
 	agents      map[string]*agent
@@ -482,6 +483,7 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 	if isNimbus {
 		f.nimbus = nil
 		f.nimbusAddr = ""
+		f.nimbusUp = ""
 	} else {
 		delete(f.sups, id)
 		f.recent[t.Host] = now

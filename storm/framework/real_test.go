@@ -36,6 +36,9 @@ type stormCluster struct {
 	home   string
 	ports  [][2]uint64 // each agent's offered port range
 	nimbus *client.Client
+	// nimbusUp gets the address of each Nimbus the framework launched
+	// once it answers.
+	nimbusUp chan string
 }
 
 // The sizes: a supervisor's own 0.2 cpus and 300 MB, 0.8 cpus and 400 MB
@@ -133,20 +136,20 @@ func startStorm(t *testing.T) *stormCluster {
 	t.Helper()
 	sc := newAgora(t, "127.0.0.1", "127.0.0.2")
 	zk := zktest.Start(t, 1)
-	nimbus := make(chan string, 4)
+	sc.nimbusUp = make(chan string, 4)
 	var done <-chan error
 	sc.fw, done, _ = sc.run(t, framework.Config{
 		ZooKeeper: zk.Addrs(),
 		OnNimbus: func(addr string) {
 			select {
-			case nimbus <- addr:
+			case sc.nimbusUp <- addr:
 			default:
 			}
 		},
 	})
 	var addr string
 	select {
-	case addr = <-nimbus:
+	case addr = <-sc.nimbusUp:
 	case err := <-done:
 		t.Fatalf("framework: %v", err)
 	case <-time.After(3 * time.Minute):
@@ -203,7 +206,8 @@ func (sc *stormCluster) supervisorTasks(s *clustertest.State) []state.Task {
 // spout killed with SIGKILL is replaced on its agent and the topology
 // runs again there (the restarted spout's sentences all acked anew);
 // once the topology is killed, the idle supervisors are released after
-// the suicide timeout and offers are suppressed again.
+// the suicide timeout and offers are suppressed again; and Nimbus killed
+// with SIGKILL is launched again.
 func TestSupervisorsFromDemandOnRealStorm(t *testing.T) {
 	sc := startStorm(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
@@ -356,6 +360,33 @@ func TestSupervisorsFromDemandOnRealStorm(t *testing.T) {
 	sc.agora.WaitFor("no supervisor task running", func(s *clustertest.State) bool {
 		return len(sc.supervisorTasks(s)) == 0
 	})
+
+	// Nimbus killed with SIGKILL: the framework launches another, which
+	// answers.
+	var nimbusPids []int
+	for _, a := range sc.agora.Agents {
+		nimbusPids = append(nimbusPids, pidsOf(a.Config.WorkDir, "org.apache.storm.daemon.nimbus.Nimbus")...)
+	}
+	if len(nimbusPids) != 1 {
+		t.Fatalf("%d Nimbus JVMs under the agents' directories, want 1", len(nimbusPids))
+	}
+	if err := syscall.Kill(nimbusPids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var again string
+	select {
+	case again = <-sc.nimbusUp:
+	case <-time.After(3 * time.Minute):
+		t.Fatal("no new Nimbus answered within 3 minutes of the first one's SIGKILL")
+	}
+	c, err := client.New(again, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if cs, err := c.ClusterInfo(ctx); err != nil || len(cs.Nimbuses) == 0 {
+		t.Fatalf("the new Nimbus at %s: %+v, %v", again, cs, err)
+	}
 }
 
 // Against the user's own Nimbus (stormtest's, with its ZooKeeper learned

@@ -53,10 +53,12 @@ func (f *Framework) look(ctx context.Context, c *client.Client) {
 	}
 	now := time.Now()
 	f.mu.Lock()
-	first := f.nimbusUp != c.Addr()
-	if first {
-		f.nimbusUp = c.Addr()
+	seen := c.Addr()
+	if f.nimbus != nil {
+		seen = f.nimbus.TaskID + "@" + seen
 	}
+	first := f.nimbusSeen != seen
+	f.nimbusSeen, f.nimbusUp = seen, c.Addr()
 	if len(f.zk.hosts) == 0 {
 		f.mu.Unlock()
 		conf, err := c.NimbusConf(ctx)
