@@ -15,7 +15,7 @@ import (
 )
 
 func init() {
-	register(command{name: "storm", summary: "Talk to a Storm Nimbus: storm list|info|kill", run: runStorm})
+	register(command{name: "storm", summary: "Storm: list|info|kill over Nimbus, and the scheduler that runs it on the cluster", run: runStorm})
 }
 
 // stormCommands are the subcommands of `agora storm`.
@@ -31,9 +31,9 @@ func runStorm(args []string) int {
 
 func stormUsage() {
 	var b strings.Builder
-	b.WriteString("Usage: agora storm COMMAND [flags] [args]\n\nTalks to a Storm Nimbus over its Thrift API.\n\nCommands:\n")
+	b.WriteString("Usage: agora storm COMMAND [flags] [args]\n\nTalks to a Storm Nimbus over its Thrift API; `scheduler` runs Storm on the cluster.\n\nCommands:\n")
 	for _, n := range commandNames(stormCommands) {
-		fmt.Fprintf(&b, "  %-6s %s\n", n, stormCommands[n].summary)
+		fmt.Fprintf(&b, "  %-9s %s\n", n, stormCommands[n].summary)
 	}
 	b.WriteString("\nNimbus is found through --nimbus or AGORA_STORM_NIMBUS (default 127.0.0.1:6627).\n")
 	fmt.Fprint(os.Stderr, b.String())

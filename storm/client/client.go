@@ -206,6 +206,16 @@ func (c *Client) NimbusConf(ctx context.Context) (string, error) {
 	return s, err
 }
 
+// TopologyConf is getTopologyConf for a topology ID: the topology's
+// configuration as JSON (topology.workers is the workers it asks for).
+func (c *Client) TopologyConf(ctx context.Context, id string) (string, error) {
+	var s string
+	err := c.call(ctx, "getTopologyConf", id, func(w *wr) {
+		w.field("id", thrift.STRING, 1, func() { w.str(id) })
+	}, func(r *rd) { s = r.str() }, notAliveExcs)
+	return s, err
+}
+
 // BeginFileUpload starts a jar upload and returns where Nimbus keeps it.
 func (c *Client) BeginFileUpload(ctx context.Context) (string, error) {
 	var loc string
