@@ -89,14 +89,20 @@ func TestPingsAreAnsweredWithPongs(t *testing.T) {
 	fm := newFakeMaster(t)
 	fm.set(func(fm *fakeMaster) { fm.pingNanos, fm.maxPings = int64(10*time.Millisecond), 100 })
 	startRegistered(t, fm, testConfig(t, fm, ""))
-	for want := uint64(1); want <= 3; want++ {
+	// Each PING is answered with its own sequence number. The PONGs go
+	// out concurrently (one slow call holds up no other), so they may
+	// arrive out of order.
+	seen := map[uint64]bool{}
+	deadline := time.After(waitTimeout)
+	for !seen[1] || !seen[2] || !seen[3] {
 		select {
 		case seq := <-fm.pongs:
-			if seq != want {
-				t.Fatalf("PONG seq %d, want %d", seq, want)
+			if seq == 0 || seen[seq] {
+				t.Fatalf("PONG seq %d (seen %v); want each PING's own sequence number once", seq, seen)
 			}
-		case <-time.After(waitTimeout):
-			t.Fatalf("no PONG for PING %d", want)
+			seen[seq] = true
+		case <-deadline:
+			t.Fatalf("PONGs for PINGs 1-3 not all received: %v", seen)
 		}
 	}
 }
