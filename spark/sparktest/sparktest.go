@@ -7,7 +7,7 @@ package sparktest
 
 import (
 	"context"
-	_ "embed"
+	"embed"
 	"errors"
 	"fmt"
 	"os"
@@ -20,11 +20,15 @@ import (
 	"github.com/agora-cluster/agora/dist/disttest"
 )
 
-// PiClass is the main class of PiJar's application.
-const PiClass = "agora.examples.SparkPi"
+// The main classes of PiJar's jar: SparkPi prints "Pi is roughly X";
+// Sleep prints "started 3", sleeps its argument's seconds, prints "woke".
+const (
+	PiClass    = "agora.examples.SparkPi"
+	SleepClass = "agora.examples.Sleep"
+)
 
-//go:embed pi/SparkPi.java
-var piSource []byte
+//go:embed pi/*.java
+var sources embed.FS
 
 // Home is the installed Spark's home (installed on first use).
 func Home(t testing.TB) string {
@@ -53,24 +57,31 @@ func jdkTool(name string) string {
 	return name
 }
 
-// PiJar compiles the SparkPi application against home's jars into a jar in
-// a directory of the test and returns its path.
+// PiJar compiles the applications (SparkPi, Sleep) against home's jars
+// into a jar in a directory of the test and returns its path.
 func PiJar(t testing.TB, home string) string {
 	t.Helper()
 	dir := t.TempDir()
-	src := filepath.Join(dir, "src", "agora", "examples", "SparkPi.java")
-	if err := os.MkdirAll(filepath.Dir(src), 0o755); err != nil {
+	srcDir := filepath.Join(dir, "src", "agora", "examples")
+	if err := os.MkdirAll(srcDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(src, piSource, 0o644); err != nil {
-		t.Fatal(err)
+	ents, _ := sources.ReadDir("pi")
+	var srcs []string
+	for _, e := range ents {
+		b, _ := sources.ReadFile("pi/" + e.Name())
+		src := filepath.Join(srcDir, e.Name())
+		if err := os.WriteFile(src, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		srcs = append(srcs, src)
 	}
 	classes := filepath.Join(dir, "classes")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	jar := filepath.Join(dir, "spark-pi.jar")
 	for _, c := range [][]string{
-		{javac(), "-nowarn", "-cp", filepath.Join(home, "lib", "*"), "-d", classes, src},
+		append([]string{javac(), "-nowarn", "-cp", filepath.Join(home, "lib", "*"), "-d", classes}, srcs...),
 		{jdkTool("jar"), "cf", jar, "-C", classes, "."},
 	} {
 		cmd := exec.CommandContext(ctx, c[0], c[1:]...)
