@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -267,4 +268,59 @@ func TestKillAndRestart(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// A driver whose application fails ends FAILED with the task's status
+// (an unknown main class: spark-submit's own refusal in its stderr); with
+// --supervise it is launched again, as ID-retry-N, until it is killed.
+func TestFailingAndSupervisedDrivers(t *testing.T) {
+	e := newSparkEnv(t)
+	bad := e.create(nil, "agora.examples.NoSuchPi")
+	dr := e.waitState(bad, dispatcher.StateFailed, 2*time.Minute)
+	if dr.TaskState != "TASK_FAILED" || dr.Retries != 0 {
+		t.Errorf("an unknown main class: task %s, %d retries; want TASK_FAILED, none", dr.TaskState, dr.Retries)
+	}
+
+	// A missing application jar: the fetch fails, and the status says so.
+	out, err := e.submit("--deploy-mode", "cluster", "--class", sparktest.PiClass, "file:/nonexistent/spark-app.jar")
+	m := submissionID.FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("spark-submit of a missing jar: %v\n%s", err, out)
+	}
+	dr = e.waitState(m[1], dispatcher.StateFailed, time.Minute)
+	if !strings.Contains(dr.Message, "spark-app.jar") {
+		t.Errorf("a missing jar: the driver's message %q does not name it", dr.Message)
+	}
+
+	out, err = e.submit("--deploy-mode", "cluster", "--supervise", "--driver-memory", "512m",
+		"--class", sparktest.PiClass, "file:"+e.jar, "not-a-number")
+	m = submissionID.FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("spark-submit --supervise: %v\n%s", err, out)
+	}
+	sup := m[1]
+	e.poll("the supervised driver's second relaunch", 3*time.Minute, func() bool {
+		dr, _ = e.d.Get(sup)
+		return dr.Retries >= 2
+	})
+	if dr.TaskID != sup+"-retry-"+strconv.Itoa(dr.Retries) || dr.Supervise != true {
+		t.Errorf("the relaunched driver: %+v", dr)
+	}
+	out, err = e.submit("--kill", sup)
+	if err != nil || !regexp.MustCompile(`Killing running driver|Removed driver while it's being retried`).MatchString(out) {
+		t.Errorf("spark-submit --kill of a supervised driver: %v\n%s", err, out)
+	}
+	dr = e.waitState(sup, dispatcher.StateKilled, time.Minute)
+	retries := dr.Retries
+	e.c.WaitFor("no driver task left running", func(s *clustertest.State) bool {
+		for _, f := range s.Frameworks {
+			if len(f.Tasks) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if dr, _ := e.d.Get(sup); dr.Retries != retries || dr.State != dispatcher.StateKilled {
+		t.Errorf("the killed supervised driver went on: %+v", dr)
+	}
 }

@@ -21,7 +21,9 @@ func (d *Dispatcher) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/submissions/create", d.serveCreate)
 	mux.HandleFunc("/v1/submissions/create/", d.serveCreate)
+	mux.HandleFunc("/v1/submissions/status", d.serveStatus)
 	mux.HandleFunc("/v1/submissions/status/", d.serveStatus)
+	mux.HandleFunc("/v1/submissions/kill", d.serveKill)
 	mux.HandleFunc("/v1/submissions/kill/", d.serveKill)
 	mux.HandleFunc("GET /drivers", d.serveDrivers)
 	mux.HandleFunc("GET /drivers/{id}", d.serveDriver)
@@ -83,7 +85,7 @@ func (d *Dispatcher) serveStatus(w http.ResponseWriter, r *http.Request) {
 	if !methodOnly(w, r, http.MethodGet) {
 		return
 	}
-	id := submissionID(r, "/v1/submissions/status/")
+	id := submissionID(r, "/v1/submissions/status")
 	if id == "" {
 		send(w, http.StatusBadRequest, errorResponse("Submission ID is missing in status request."))
 		return
@@ -95,7 +97,7 @@ func (d *Dispatcher) serveKill(w http.ResponseWriter, r *http.Request) {
 	if !methodOnly(w, r, http.MethodPost) {
 		return
 	}
-	id := submissionID(r, "/v1/submissions/kill/")
+	id := submissionID(r, "/v1/submissions/kill")
 	if id == "" {
 		send(w, http.StatusBadRequest, errorResponse("Submission ID is missing in kill request."))
 		return
