@@ -205,6 +205,14 @@ func (d *Dispatcher) update(ctx context.Context, st mesos.TaskStatus) {
 		return
 	}
 	state := st.GetState()
+	if dr.TaskState == "" && st.GetReason() == mesos.REASON_RECONCILIATION &&
+		(state == mesos.TASK_UNKNOWN || state == mesos.TASK_LOST || state == mesos.TASK_DROPPED) {
+		// Recorded as launched, but the master never had it (the
+		// dispatcher stopped before the launch was sent): queue it again.
+		d.requeueLocked(dr, "not launched before the dispatcher stopped")
+		d.reviveLocked()
+		return
+	}
 	dr.TaskState = state.String()
 	dr.Message = statusMessage(st)
 	if a := st.GetAgentID(); a != nil && a.Value != "" {

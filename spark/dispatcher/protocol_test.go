@@ -376,3 +376,31 @@ func TestSuperviseBackoff(t *testing.T) {
 		t.Errorf("unsupervised failure: %s %q; want FAILED with the status", dr.State, dr.Message)
 	}
 }
+
+// A driver recorded as launched that the master never had (the dispatcher
+// stopped between recording and launching) is queued again when
+// reconciliation says so, not failed.
+func TestUnlaunchedDriverRequeued(t *testing.T) {
+	d := testDispatcher(t, t.TempDir())
+	req, _, _ := ParseCreate([]byte(createJSON))
+	dr, _ := d.newDriver(req)
+	d.drivers[dr.ID], d.order = dr, append(d.order, dr.ID)
+	d.mu.Lock()
+	d.taskLocked(dr, &mesos.Offer{AgentID: mesos.AgentID{Value: "a1"}, Hostname: "h1"}, nil)
+	d.mu.Unlock()
+	d.update(context.Background(), mesos.TaskStatus{TaskID: mesos.TaskID{Value: dr.TaskID}, State: mesos.TASK_LOST.Enum(),
+		Reason: mesos.REASON_RECONCILIATION.Enum()})
+	if dr.State != StateQueued || dr.TaskID != "" {
+		t.Errorf("a driver the master never had is %s (task %q); want QUEUED", dr.State, dr.TaskID)
+	}
+	// Once its task has run, a lost task is a failure.
+	d.mu.Lock()
+	d.taskLocked(dr, &mesos.Offer{AgentID: mesos.AgentID{Value: "a1"}, Hostname: "h1"}, nil)
+	d.mu.Unlock()
+	d.update(context.Background(), mesos.TaskStatus{TaskID: mesos.TaskID{Value: dr.TaskID}, State: mesos.TASK_RUNNING.Enum()})
+	d.update(context.Background(), mesos.TaskStatus{TaskID: mesos.TaskID{Value: dr.TaskID}, State: mesos.TASK_LOST.Enum(),
+		Reason: mesos.REASON_RECONCILIATION.Enum()})
+	if dr.State != StateFailed {
+		t.Errorf("a driver whose task ran and was lost is %s; want FAILED", dr.State)
+	}
+}
