@@ -18,12 +18,16 @@ import (
 )
 
 func init() {
-	register(command{name: "spark", summary: "Spark on agora: spark dispatcher", run: runSpark})
+	register(command{name: "spark", summary: "Spark on agora: spark dispatcher|drivers|status|kill|logs", run: runSpark})
 }
 
 // sparkCommands are the subcommands of `agora spark`.
 var sparkCommands = map[string]command{
 	"dispatcher": {name: "dispatcher", summary: "Run the cluster-mode dispatcher (Spark's REST submission protocol) against a master", run: runSparkDispatcher},
+	"drivers":    {name: "drivers", summary: "List the dispatcher's drivers", run: func(args []string) int { return sparkDrivers(args, os.Stdout, os.Stderr) }},
+	"status":     {name: "status", summary: "Show one driver", run: func(args []string) int { return sparkStatus(args, os.Stdout, os.Stderr) }},
+	"kill":       {name: "kill", summary: "Kill a driver (queued, relaunching or running)", run: func(args []string) int { return sparkKill(args, os.Stdout, os.Stderr) }},
+	"logs":       {name: "logs", summary: "Print a driver's stdout or stderr from its sandbox", run: func(args []string) int { return sparkLogs(args, os.Stdout, os.Stderr) }},
 }
 
 func runSpark(args []string) int {
@@ -36,6 +40,7 @@ func sparkUsage() {
 	for _, n := range commandNames(sparkCommands) {
 		fmt.Fprintf(&b, "  %-10s %s\n", n, sparkCommands[n].summary)
 	}
+	b.WriteString("\nThe client commands find the dispatcher through --dispatcher or AGORA_SPARK_DISPATCHER\n(default 127.0.0.1:7077).\n")
 	fmt.Fprint(os.Stderr, b.String())
 }
 

@@ -169,6 +169,7 @@ func (d *Dispatcher) taskLocked(dr *Driver, o *mesos.Offer, rs []mesos.Resource)
 		dr.TaskID = fmt.Sprintf("%s-retry-%d", dr.ID, dr.Retries)
 	}
 	dr.State, dr.AgentID, dr.Hostname, dr.TaskState = StateRunning, o.AgentID.Value, o.Hostname, ""
+	dr.FrameworkID = d.fw.FrameworkID
 	dr.Launched, dr.Message = d.cfg.Now().UTC(), "launched on "+o.Hostname
 	task, err := d.buildTask(dr, o.AgentID, rs)
 	if err == nil {

@@ -8,63 +8,35 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/agora-cluster/agora/spark/client"
 )
 
 // The REST submission protocol that spark-submit speaks in cluster mode
 // (Spark's deploy/rest package): JSON messages whose "action" is the
 // message's class name, under /v1/submissions. The field names are Spark's.
 
-// ProtocolVersion is the only version of the protocol.
-const ProtocolVersion = "v1"
+// The protocol's messages and constants are the client's (the wire
+// types); these names keep the dispatcher's code short.
+type (
+	CreateSubmissionRequest = client.CreateSubmissionRequest
+	Response                = client.Response
+)
 
-// SparkVersion is what responses give as serverSparkVersion: the Spark the
-// dispatcher launches drivers of.
-const SparkVersion = "3.5.9"
-
-// StatusUnknownProtocolVersion is the HTTP status of a request for another
-// protocol version (Spark's SC_UNKNOWN_PROTOCOL_VERSION).
-const StatusUnknownProtocolVersion = 468
-
-// CreateSubmissionRequest asks for a driver to be launched.
-type CreateSubmissionRequest struct {
-	Action               string            `json:"action"`
-	Message              string            `json:"message,omitempty"`
-	ClientSparkVersion   string            `json:"clientSparkVersion"`
-	AppResource          string            `json:"appResource"`
-	MainClass            string            `json:"mainClass"`
-	AppArgs              []string          `json:"appArgs"`
-	SparkProperties      map[string]string `json:"sparkProperties"`
-	EnvironmentVariables map[string]string `json:"environmentVariables"`
-}
+const (
+	ProtocolVersion              = client.ProtocolVersion
+	SparkVersion                 = client.SparkVersion
+	StatusUnknownProtocolVersion = client.StatusUnknownProtocolVersion
+	ActionCreateResponse         = client.ActionCreateResponse
+	ActionStatusResponse         = client.ActionStatusResponse
+	ActionKillResponse           = client.ActionKillResponse
+	ActionError                  = client.ActionError
+)
 
 // createRequestFields are the fields of CreateSubmissionRequest; others
 // are echoed back as unknownFields.
 var createRequestFields = map[string]bool{"action": true, "message": true, "clientSparkVersion": true,
 	"appResource": true, "mainClass": true, "appArgs": true, "sparkProperties": true, "environmentVariables": true}
-
-// Response is every response of the protocol: the fields a response type
-// does not have are left out.
-type Response struct {
-	Action             string `json:"action"`
-	ServerSparkVersion string `json:"serverSparkVersion"`
-	Success            bool   `json:"success"`
-	Message            string `json:"message,omitempty"`
-	SubmissionID       string `json:"submissionId,omitempty"`
-	// DriverState is a SubmissionStatusResponse's.
-	DriverState string `json:"driverState,omitempty"`
-	// HighestProtocolVersion is an ErrorResponse's to a request for an
-	// unknown protocol version.
-	HighestProtocolVersion string   `json:"highestProtocolVersion,omitempty"`
-	UnknownFields          []string `json:"unknownFields,omitempty"`
-}
-
-// The response actions.
-const (
-	ActionCreateResponse = "CreateSubmissionResponse"
-	ActionStatusResponse = "SubmissionStatusResponse"
-	ActionKillResponse   = "KillSubmissionResponse"
-	ActionError          = "ErrorResponse"
-)
 
 // errorResponse is an ErrorResponse with msg.
 func errorResponse(msg string) Response {
@@ -119,7 +91,7 @@ func ParseCreate(body []byte) (*CreateSubmissionRequest, []string, error) {
 		}
 	}
 	sort.Strings(unknown)
-	if err := req.validate(raw); err != nil {
+	if err := validate(&req, raw); err != nil {
 		return nil, unknown, err
 	}
 	return &req, unknown, nil
@@ -132,7 +104,7 @@ func (e *unexpectedType) Error() string {
 	return fmt.Sprintf("Received message of unexpected type %s.", e.action)
 }
 
-func (r *CreateSubmissionRequest) validate(raw map[string]json.RawMessage) error {
+func validate(r *CreateSubmissionRequest, raw map[string]json.RawMessage) error {
 	const m = "CreateSubmissionRequest"
 	switch {
 	case r.ClientSparkVersion == "":

@@ -4,67 +4,29 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agora-cluster/agora/spark/client"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 )
 
-// Driver states, as Spark's DriverState names them (QUEUED as the Mesos
-// dispatcher reports a driver waiting for an offer).
+// Driver and its states are the client's (what /drivers serves).
+type Driver = client.Driver
+
 const (
-	StateQueued      = "QUEUED"      // waiting for an offer that fits
-	StateRunning     = "RUNNING"     // launched as a task
-	StateRelaunching = "RELAUNCHING" // supervised, failed, waiting for its next launch
-	StateFinished    = "FINISHED"    // the task finished (the application exited 0)
-	StateFailed      = "FAILED"      // the task failed or was lost, not supervised
-	StateKilled      = "KILLED"      // killed on request
-	StateError       = "ERROR"       // the task could not be launched (TASK_ERROR)
-	StateNotFound    = "NOT_FOUND"   // no such submission
+	StateQueued      = client.StateQueued
+	StateRunning     = client.StateRunning
+	StateRelaunching = client.StateRelaunching
+	StateFinished    = client.StateFinished
+	StateFailed      = client.StateFailed
+	StateKilled      = client.StateKilled
+	StateError       = client.StateError
+	StateNotFound    = client.StateNotFound
 )
 
 // Terminal reports whether a driver in state s has ended for good.
-func Terminal(s string) bool {
-	switch s {
-	case StateFinished, StateFailed, StateKilled, StateError:
-		return true
-	}
-	return false
-}
-
-// Driver is one submission and what became of it: drivers/<id>.json in
-// the work directory, written before each change is acted on or
-// acknowledged.
-type Driver struct {
-	ID        string                  `json:"submissionId"`
-	Submitted time.Time               `json:"submitted"`
-	Request   CreateSubmissionRequest `json:"request"`
-	Name      string                  `json:"name"`      // spark.app.name
-	CPUs      float64                 `json:"cpus"`      // spark.driver.cores
-	MemMB     float64                 `json:"mem"`       // spark.driver.memory + overhead
-	HeapMB    float64                 `json:"heap"`      // spark.driver.memory
-	Supervise bool                    `json:"supervise"` // spark.driver.supervise
-
-	State   string `json:"state"`
-	Message string `json:"message,omitempty"` // the last task status, or why it ended
-	// Retries counts launches after the first; the task of retry N is
-	// ID-retry-N.
-	Retries   int       `json:"retries"`
-	TaskID    string    `json:"taskId,omitempty"`
-	AgentID   string    `json:"agentId,omitempty"`
-	Hostname  string    `json:"hostname,omitempty"`
-	TaskState string    `json:"taskState,omitempty"`
-	Launched  time.Time `json:"launched,omitzero"`
-	// RetryAt is when a RELAUNCHING driver may launch again; RetryWait
-	// the wait that led to it (doubled for the next, up to the maximum).
-	RetryAt   time.Time     `json:"retryAt,omitzero"`
-	RetryWait time.Duration `json:"retryWait,omitempty"`
-	// KillRequested is set by a kill of a running driver: its task is
-	// killed (again after a restart) and it ends KILLED.
-	KillRequested bool      `json:"killRequested,omitempty"`
-	Finished      time.Time `json:"finished,omitzero"`
-}
+func Terminal(s string) bool { return client.Terminal(s) }
 
 // store keeps the dispatcher's state in its work directory:
 // framework.json (the framework ID to re-subscribe with) and one
