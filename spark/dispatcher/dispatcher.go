@@ -281,36 +281,33 @@ func (d *Dispatcher) newDriver(req *CreateSubmissionRequest) (*Driver, error) {
 }
 
 // submit queues a driver: recorded in the work directory before it is
-// acknowledged.
-func (d *Dispatcher) submit(req *CreateSubmissionRequest) Response {
-	r := Response{Action: ActionCreateResponse, ServerSparkVersion: SparkVersion}
+// acknowledged. A submission the dispatcher cannot take now (not
+// subscribed, the queue full, the record not written) is an ErrorResponse
+// with HTTP 503: spark-submit prints an ErrorResponse's message, where it
+// says nothing of a CreateSubmissionResponse that did not succeed.
+func (d *Dispatcher) submit(req *CreateSubmissionRequest) (int, Response) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.subscribed {
-		r.Message = "Scheduler is not ready to take requests"
-		return r
+		return http.StatusServiceUnavailable, errorResponse("Scheduler is not ready to take requests")
 	}
 	if d.active() >= d.cfg.MaxDrivers {
-		r.Message = "Already reached maximum submission size"
-		return r
+		return http.StatusServiceUnavailable, errorResponse("Already reached maximum submission size")
 	}
 	dr, err := d.newDriver(req)
 	if err != nil {
-		r.Message = err.Error()
-		return r
+		return http.StatusBadRequest, errorResponse("Malformed request: " + err.Error())
 	}
 	if err := d.store.saveDriver(dr); err != nil {
 		d.seq--
-		r.Message = "Could not record the submission: " + err.Error()
-		return r
+		return http.StatusServiceUnavailable, errorResponse("Could not record the submission: " + err.Error())
 	}
 	d.drivers[dr.ID] = dr
 	d.order = append(d.order, dr.ID)
 	d.log.Info("driver queued", "submission", dr.ID, "app", dr.Name, "cpus", dr.CPUs, "mem", dr.MemMB)
 	d.reviveLocked()
-	r.Success, r.SubmissionID = true, dr.ID
-	r.Message = "Driver successfully submitted as " + dr.ID
-	return r
+	return http.StatusOK, Response{Action: ActionCreateResponse, ServerSparkVersion: SparkVersion, Success: true,
+		SubmissionID: dr.ID, Message: "Driver successfully submitted as " + dr.ID}
 }
 
 // active counts the drivers queued, running or waiting to relaunch.

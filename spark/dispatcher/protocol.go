@@ -141,6 +141,9 @@ func validate(r *CreateSubmissionRequest, raw map[string]json.RawMessage) error 
 	case raw["environmentVariables"] == nil || string(raw["environmentVariables"]) == "null":
 		return malformed("Environment variables are missing.")
 	}
+	if _, _, err := appResource(r.AppResource); err != nil {
+		return malformed("%v.", err)
+	}
 	if c := r.SparkProperties["spark.driver.cores"]; c != "" {
 		if f, _ := strconv.ParseFloat(c, 64); f <= 0 {
 			return malformed("Property 'spark.driver.cores' must be positive: actual was '%s'.", c)

@@ -87,6 +87,7 @@ func TestParseCreateRefusals(t *testing.T) {
 		{"no main class", drop("mainClass"), "Main class is missing."},
 		{"no arguments", drop("appArgs"), "Application arguments are missing."},
 		{"no environment", drop("environmentVariables"), "Environment variables are missing."},
+		{"unsupported jar", edit(func(m map[string]any) { m["appResource"] = "s3://b/app.jar" }), "appResource \"s3://b/app.jar\": the s3: scheme is not supported"},
 	} {
 		_, _, err := ParseCreate([]byte(tc.body))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -201,8 +202,8 @@ func TestSubmitStatusKill(t *testing.T) {
 	dir := t.TempDir()
 	d := testDispatcher(t, dir)
 	h := d.Handler()
-	if x := call(t, h, "POST", "/v1/submissions/create", createJSON); x.code != 200 || x.resp.Success ||
-		x.resp.Message != "Scheduler is not ready to take requests" {
+	if x := call(t, h, "POST", "/v1/submissions/create", createJSON); x.code != 503 || x.resp.Success ||
+		x.resp.Action != ActionError || x.resp.Message != "Scheduler is not ready to take requests" {
 		t.Errorf("a create before subscribing = %d %s; want not ready", x.code, x.raw)
 	}
 	d.subscribed = true // as after SUBSCRIBED; nothing is sent without a scheduler

@@ -281,6 +281,16 @@ func TestFailingAndSupervisedDrivers(t *testing.T) {
 		t.Errorf("an unknown main class: task %s, %d retries; want TASK_FAILED, none", dr.TaskState, dr.Retries)
 	}
 
+	// An application the dispatcher cannot fetch: Spark's ErrorResponse,
+	// which spark-submit prints, and nothing queued.
+	out, _ := e.submit("--deploy-mode", "cluster", "--class", sparktest.PiClass, "s3a://bucket/spark-app.jar")
+	if !strings.Contains(out, "Server responded with error") || !strings.Contains(out, "the s3a: scheme is not supported") {
+		t.Errorf("spark-submit of an s3a: jar:\n%s", out)
+	}
+	if n := len(e.d.Drivers()); n != 1 {
+		t.Errorf("%d drivers after a refused submission; want 1", n)
+	}
+
 	// A missing application jar: the fetch fails, and the status says so.
 	out, err := e.submit("--deploy-mode", "cluster", "--class", sparktest.PiClass, "file:/nonexistent/spark-app.jar")
 	m := submissionID.FindStringSubmatch(out)

@@ -70,9 +70,9 @@ func (d *Dispatcher) serveCreate(w http.ResponseWriter, r *http.Request) {
 		send(w, http.StatusBadRequest, e)
 		return
 	}
-	resp := d.submit(req)
+	code, resp := d.submit(req)
 	resp.UnknownFields = unknown
-	send(w, http.StatusOK, resp)
+	send(w, code, resp)
 }
 
 // submissionID is the path's segment after prefix ("" if none).
