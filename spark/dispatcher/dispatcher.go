@@ -77,9 +77,14 @@ type Dispatcher struct {
 	order      []string // submission IDs, oldest first
 	seq        int      // the last submission's number
 	subscribed bool
-	suppressed bool
+	gen        uint64     // moves with each driver that wants offers
+	callMu     sync.Mutex // orders revives after declines and suppresses
 	fw         frameworkState
 	timers     map[string]*time.Timer // retry wake-ups
+
+	// idleHook, if set (tests), runs when a round of offers found nothing
+	// to launch, before those offers are declined and offers suppressed.
+	idleHook func()
 }
 
 // New checks cfg and loads the work directory's state.

@@ -41,7 +41,6 @@ func (d *Dispatcher) handler() scheduler.Handler {
 func (d *Dispatcher) subscribedEvent(ctx context.Context, s *mscheduler.Event_Subscribed) {
 	d.mu.Lock()
 	d.subscribed = true
-	d.suppressed = false
 	if id := s.FrameworkID.GetValue(); id != d.fw.FrameworkID {
 		d.fw.FrameworkID = id
 		if err := d.store.saveFramework(d.fw); err != nil {
@@ -129,6 +128,7 @@ func (d *Dispatcher) offers(ctx context.Context, offered []mesos.Offer) {
 		launches = append(launches, l)
 	}
 	idle := len(ready) == 0 && len(launches) == 0 && !later
+	gen := d.gen
 	d.mu.Unlock()
 
 	for _, l := range launches {
@@ -143,6 +143,23 @@ func (d *Dispatcher) offers(ctx context.Context, offered []mesos.Offer) {
 		}
 		d.mu.Unlock()
 	}
+	if idle && d.idleHook != nil {
+		d.idleHook()
+	}
+	d.declineOrSuppress(ctx, decline, idle, gen)
+}
+
+// declineOrSuppress declines the offers no driver took: for an hour, and
+// offers suppressed, when nothing waits. A driver submitted since the
+// offers were looked at (the generation moved) makes it a short decline:
+// the revive it sent waits for this (callMu), so it reaches the master
+// after the decline and the suppress, and undoes them.
+func (d *Dispatcher) declineOrSuppress(ctx context.Context, decline []mesos.OfferID, idle bool, gen uint64) {
+	d.callMu.Lock()
+	defer d.callMu.Unlock()
+	d.mu.Lock()
+	idle = idle && d.gen == gen
+	d.mu.Unlock()
 	if len(decline) > 0 {
 		refuse := 2 * time.Second
 		if idle {
@@ -153,7 +170,9 @@ func (d *Dispatcher) offers(ctx context.Context, offered []mesos.Offer) {
 		}
 	}
 	if idle {
-		d.suppress(ctx)
+		if err := d.sched.Suppress(ctx); err != nil {
+			d.log.Warn("suppress offers", "err", err)
+		}
 	}
 }
 
@@ -275,33 +294,23 @@ func (d *Dispatcher) relaunchLocked(ctx context.Context, dr *Driver) {
 	})
 }
 
-// reviveLocked asks for offers again (a new or relaunching driver).
+// reviveLocked asks for offers again (a new or relaunching driver): the
+// generation moves, and the revive is sent after any decline or suppress
+// under way (callMu).
 func (d *Dispatcher) reviveLocked() {
+	d.gen++
 	if !d.subscribed || d.sched == nil {
 		return
 	}
-	d.suppressed = false
 	go func() {
+		d.callMu.Lock()
+		defer d.callMu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		if err := d.sched.Revive(ctx); err != nil {
 			d.log.Warn("revive offers", "err", err)
 		}
 	}()
-}
-
-// suppress stops offers while no driver waits.
-func (d *Dispatcher) suppress(ctx context.Context) {
-	d.mu.Lock()
-	if d.suppressed {
-		d.mu.Unlock()
-		return
-	}
-	d.suppressed = true
-	d.mu.Unlock()
-	if err := d.sched.Suppress(ctx); err != nil {
-		d.log.Warn("suppress offers", "err", err)
-	}
 }
 
 // statusMessage is a task status as a driver's message: its state, then
