@@ -405,3 +405,38 @@ func TestUnlaunchedDriverRequeued(t *testing.T) {
 		t.Errorf("a driver whose task ran and was lost is %s; want FAILED", dr.State)
 	}
 }
+
+// --max_drivers bounds the drivers not ended (503 beyond it);
+// --retained_drivers the ended ones kept, the oldest dropped with their
+// files.
+func TestDriverLimits(t *testing.T) {
+	dir := t.TempDir()
+	d := testDispatcher(t, dir)
+	d.cfg.MaxDrivers, d.cfg.RetainedDrivers = 2, 2
+	d.subscribed = true
+	h := d.Handler()
+	var ids []string
+	for i := 0; i < 2; i++ {
+		ids = append(ids, call(t, h, "POST", "/v1/submissions/create", createJSON).resp.SubmissionID)
+	}
+	if x := call(t, h, "POST", "/v1/submissions/create", createJSON); x.code != 503 || x.resp.Message != "Already reached maximum submission size" {
+		t.Errorf("a third driver = %d %s; want 503, maximum reached", x.code, x.raw)
+	}
+	for i := 0; i < 3; i++ {
+		if i == 2 {
+			ids = append(ids, call(t, h, "POST", "/v1/submissions/create", createJSON).resp.SubmissionID)
+		}
+		if x := call(t, h, "POST", "/v1/submissions/kill/"+ids[i], ""); !x.resp.Success {
+			t.Fatalf("kill %s: %s", ids[i], x.raw)
+		}
+	}
+	if _, ok := d.Get(ids[0]); ok {
+		t.Errorf("the oldest of 3 ended drivers is kept; want 2 kept")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "drivers", ids[0]+".json")); !os.IsNotExist(err) {
+		t.Errorf("the dropped driver's file: %v", err)
+	}
+	if n := len(d.Drivers()); n != 2 {
+		t.Errorf("%d drivers kept; want 2", n)
+	}
+}
