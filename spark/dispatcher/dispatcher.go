@@ -336,7 +336,14 @@ func (d *Dispatcher) status(id string) Response {
 		r.DriverState = StateNotFound
 		return r
 	}
-	r.Success, r.DriverState, r.Message = true, dr.State, dr.Message
+	r.Success, r.DriverState = true, dr.State
+	// spark-submit logs a status's message as an error (the exception of
+	// a failed driver), so only a failure carries one; /drivers has the
+	// last task status of every driver.
+	switch dr.State {
+	case StateFailed, StateError, StateRelaunching:
+		r.Message = dr.Message
+	}
 	return r
 }
 
