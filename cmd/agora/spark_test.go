@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/frameworks/state"
 	sparkclient "github.com/agora-cluster/agora/spark/client"
 	"github.com/agora-cluster/agora/spark/dispatcher"
 	"github.com/agora-cluster/agora/spark/sparktest"
@@ -130,5 +132,43 @@ func TestSparkCommandsAgainstDispatcher(t *testing.T) {
 	code, _, errOut = runStormCmd(sparkStatusCmd, "driver-x", "--dispatcher", addr)
 	if code != 1 || !strings.Contains(errOut, "Cannot find driver driver-x") {
 		t.Errorf("status of an unknown driver: exit %d, %q", code, errOut)
+	}
+}
+
+// agora dev --spark_port runs the dispatcher beside the cluster: its
+// framework subscribes with the dev master and it answers the protocol
+// and `agora spark drivers` on that port.
+func TestDevRunsSparkDispatcher(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the Spark distribution; not in -short")
+	}
+	sparktest.Home(t) // installed, as the dispatcher's drivers need
+	port, _ := clustertest.PortRange(1)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	_, master := startBound(t, "dev", "--agents", "1", "--port=0", "--hadoop_port", "0",
+		"--spark_port", strconv.Itoa(port), "--work_dir", t.TempDir())
+	waitState(t, "http://"+master, "the agent", func(s *masterState) bool { return len(s.Slaves) == 1 })
+	cl, _ := sparkclient.New("mesos://" + addr)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r, err := cl.Status(context.Background(), "driver-x")
+		if r.DriverState == sparkclient.StateNotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dev cluster's dispatcher at %s: %+v, %v", addr, r, err)
+		}
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		s, err := state.Client{}.Master(context.Background(), master)
+		if err == nil && len(s.Frameworks) == 1 && s.Frameworks[0].Name == "Spark Cluster" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Spark Cluster framework subscribed with the dev master: %+v, %v", s, err)
+		}
+	}
+	code, out, errOut := runStormCmd(sparkDriversCmd, "--dispatcher", addr)
+	if code != 0 || !strings.HasPrefix(out, "SUBMISSION") {
+		t.Errorf("drivers against the dev dispatcher: exit %d\n%s%s", code, out, errOut)
 	}
 }
