@@ -221,7 +221,18 @@ func (d *Dispatcher) update(ctx context.Context, st mesos.TaskStatus) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	dr := d.byTaskLocked(st.TaskID.Value)
-	if dr == nil || dr.State != StateRunning {
+	if dr == nil {
+		return
+	}
+	if dr.State != StateRunning {
+		if Terminal(dr.State) && !scheduler.IsTerminal(st.GetState()) {
+			// A task of a driver that has ended (killed between being
+			// recorded as launched and the launch reaching the master):
+			// it must not run on unowned.
+			if err := d.sched.Kill(ctx, st.TaskID.Value, st.GetAgentID().GetValue()); err != nil {
+				d.log.Warn("kill the task of an ended driver", "task", st.TaskID.Value, "err", err)
+			}
+		}
 		return
 	}
 	state := st.GetState()
