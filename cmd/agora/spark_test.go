@@ -18,6 +18,12 @@ import (
 	"github.com/agora-cluster/agora/spark/sparktest"
 )
 
+func runSparkCmd(f func(args []string, stdout, stderr *bytes.Buffer) int, args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := f(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
 var (
 	sparkDriversCmd = func(a []string, o, e *bytes.Buffer) int { return sparkDrivers(a, o, e) }
 	sparkStatusCmd  = func(a []string, o, e *bytes.Buffer) int { return sparkStatus(a, o, e) }
@@ -43,7 +49,7 @@ func TestSparkCommandsRefuseBadInput(t *testing.T) {
 		{"kill, nothing there", sparkKillCmd, []string{"driver-1", "--dispatcher", "mesos://" + refused}, 1, "is not reachable"},
 		{"unknown flag", sparkDriversCmd, []string{"--dispatchr", refused}, 2, "flag provided but not defined"},
 	} {
-		code, _, stderr := runStormCmd(tc.cmd, tc.args...)
+		code, _, stderr := runSparkCmd(tc.cmd, tc.args...)
 		if code != tc.code || !strings.Contains(stderr, tc.err) {
 			t.Errorf("%s: exit %d, stderr %q; want %d and %q", tc.name, code, stderr, tc.code, tc.err)
 		}
@@ -104,32 +110,32 @@ func TestSparkCommandsAgainstDispatcher(t *testing.T) {
 		}
 	}
 
-	code, out, errOut := runStormCmd(sparkDriversCmd, "--dispatcher", addr)
+	code, out, errOut := runSparkCmd(sparkDriversCmd, "--dispatcher", addr)
 	if code != 0 || !regexp.MustCompile(id+`\s+pi\s+FINISHED\s+1\s+896\s+0\s+localhost`).MatchString(out) {
 		t.Errorf("drivers: exit %d\n%s%s", code, out, errOut)
 	}
-	code, out, _ = runStormCmd(sparkDriversCmd, "--dispatcher", addr, "--json")
+	code, out, _ = runSparkCmd(sparkDriversCmd, "--dispatcher", addr, "--json")
 	var ds []sparkclient.Driver
 	if err := json.Unmarshal([]byte(out), &ds); code != 0 || err != nil || len(ds) != 1 || ds[0].ID != id || ds[0].TaskState != "TASK_FINISHED" {
 		t.Errorf("drivers --json: exit %d, %v\n%s", code, err, out)
 	}
-	code, out, _ = runStormCmd(sparkStatusCmd, id, "--dispatcher", addr)
+	code, out, _ = runSparkCmd(sparkStatusCmd, id, "--dispatcher", addr)
 	if code != 0 || !regexp.MustCompile(`State:\s+FINISHED`).MatchString(out) || !strings.Contains(out, "1 cpus, 896 MB (heap 512 MB)") {
 		t.Errorf("status: exit %d\n%s", code, out)
 	}
-	code, out, errOut = runStormCmd(sparkLogsCmd, id, "--dispatcher", addr, "--master", c.MasterAddr)
+	code, out, errOut = runSparkCmd(sparkLogsCmd, id, "--dispatcher", addr, "--master", c.MasterAddr)
 	if code != 0 || !strings.HasPrefix(out, "Pi is roughly 3.1") {
 		t.Errorf("logs: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	code, out, _ = runStormCmd(sparkLogsCmd, id, "--stderr", "--dispatcher", addr, "--master", c.MasterAddr)
+	code, out, _ = runSparkCmd(sparkLogsCmd, id, "--stderr", "--dispatcher", addr, "--master", c.MasterAddr)
 	if code != 0 || !strings.Contains(out, "Job 0 finished") {
 		t.Errorf("logs --stderr: exit %d\n%s", code, out)
 	}
-	code, _, errOut = runStormCmd(sparkKillCmd, id, "--dispatcher", addr)
+	code, _, errOut = runSparkCmd(sparkKillCmd, id, "--dispatcher", addr)
 	if code != 1 || !strings.Contains(errOut, "Driver already terminated") {
 		t.Errorf("kill of an ended driver: exit %d, %q", code, errOut)
 	}
-	code, _, errOut = runStormCmd(sparkStatusCmd, "driver-x", "--dispatcher", addr)
+	code, _, errOut = runSparkCmd(sparkStatusCmd, "driver-x", "--dispatcher", addr)
 	if code != 1 || !strings.Contains(errOut, "Cannot find driver driver-x") {
 		t.Errorf("status of an unknown driver: exit %d, %q", code, errOut)
 	}
@@ -167,7 +173,7 @@ func TestDevRunsSparkDispatcher(t *testing.T) {
 			t.Fatalf("no Spark Cluster framework subscribed with the dev master: %+v, %v", s, err)
 		}
 	}
-	code, out, errOut := runStormCmd(sparkDriversCmd, "--dispatcher", addr)
+	code, out, errOut := runSparkCmd(sparkDriversCmd, "--dispatcher", addr)
 	if code != 0 || !strings.HasPrefix(out, "SUBMISSION") {
 		t.Errorf("drivers against the dev dispatcher: exit %d\n%s%s", code, out, errOut)
 	}
