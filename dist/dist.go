@@ -50,6 +50,8 @@ var known = []Dist{
 		Summary: "HDFS: NameNode, DataNode and the shell (bin/hdfs namenode|datanode|dfs|dfsadmin)"},
 	{Name: "storm", Version: "2.8.3", Default: true,
 		Summary: "Apache Storm: Nimbus, supervisor and its workers, multilang (bin/storm nimbus|supervisor)"},
+	{Name: "spark", Version: "3.5.9", Default: true,
+		Summary: "Apache Spark 3.5 (Scala 2.13): spark-submit, drivers and executors, Spark SQL (bin/spark-submit|spark-class)"},
 }
 
 // Known lists the distributions this binary can install, by name and

@@ -36,6 +36,8 @@ func runDev(args []string) int {
 	iso.register(fs, "agora-dev")
 	var hadoop devHadoop // hadoop_dev.go
 	hadoop.register(fs)
+	var spark devSpark // spark_dev.go
+	spark.register(fs)
 	home, _ := os.UserHomeDir()
 	fs.Lookup("work_dir").DefValue = filepath.Join(home, ".agora", "dev")
 	fs.Usage = func() {
@@ -170,7 +172,18 @@ func runDev(args []string) int {
 		shutdown()
 		return 1
 	}
-	printDevBanner(masterAddr, agentAddrs, shares, dedupe(warnings), hadoopLine)
+	sparkLine, sparkDone, err := spark.start(frameworkCtx, masterAddr, mf.ip, mf.workDir, logger)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora dev:", err)
+		stopFrameworks()
+		select {
+		case <-hadoopDone:
+		case <-time.After(30 * time.Second):
+		}
+		shutdown()
+		return 1
+	}
+	printDevBanner(masterAddr, agentAddrs, shares, dedupe(warnings), hadoopLine, sparkLine)
 	code = 0
 	select {
 	case <-ctx.Done():
@@ -190,6 +203,11 @@ func runDev(args []string) int {
 	case <-hadoopDone:
 	case <-time.After(30 * time.Second):
 		logger.Warn("the Hadoop framework did not stop within 30 s")
+	}
+	select {
+	case <-sparkDone:
+	case <-time.After(30 * time.Second):
+		logger.Warn("the Spark dispatcher did not stop within 30 s")
 	}
 	shutdown()
 	return code

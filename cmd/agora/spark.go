@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/agora-cluster/agora/dist"
+	"github.com/agora-cluster/agora/spark/dispatcher"
+)
+
+func init() {
+	register(command{name: "spark", summary: "Spark on agora: spark dispatcher|drivers|status|kill|logs", run: runSpark})
+}
+
+// sparkCommands are the subcommands of `agora spark`.
+var sparkCommands = map[string]command{
+	"dispatcher": {name: "dispatcher", summary: "Run the cluster-mode dispatcher (Spark's REST submission protocol) against a master", run: runSparkDispatcher},
+	"drivers":    {name: "drivers", summary: "List the dispatcher's drivers", run: func(args []string) int { return sparkDrivers(args, os.Stdout, os.Stderr) }},
+	"status":     {name: "status", summary: "Show one driver", run: func(args []string) int { return sparkStatus(args, os.Stdout, os.Stderr) }},
+	"kill":       {name: "kill", summary: "Kill a driver (queued, relaunching or running)", run: func(args []string) int { return sparkKill(args, os.Stdout, os.Stderr) }},
+	"logs":       {name: "logs", summary: "Print a driver's stdout or stderr from its sandbox", run: func(args []string) int { return sparkLogs(args, os.Stdout, os.Stderr) }},
+}
+
+func runSpark(args []string) int {
+	return dispatchTo("agora spark", "command", sparkCommands, sparkUsage, args)
+}
+
+func sparkUsage() {
+	var b strings.Builder
+	b.WriteString("Usage: agora spark COMMAND [flags] [args]\n\nRuns Spark applications on agora.\n\nCommands:\n")
+	for _, n := range commandNames(sparkCommands) {
+		fmt.Fprintf(&b, "  %-10s %s\n", n, sparkCommands[n].summary)
+	}
+	b.WriteString("\nThe client commands find the dispatcher through --dispatcher or AGORA_SPARK_DISPATCHER\n(default 127.0.0.1:7077).\n")
+	fmt.Fprint(os.Stderr, b.String())
+}
+
+func runSparkDispatcher(args []string) int {
+	fs := flag.NewFlagSet("agora spark dispatcher", flag.ContinueOnError)
+	master := masterAddrDefault()
+	home, _ := os.UserHomeDir()
+	fs.StringVar(&master, "master", master, "master to subscribe with: host:port, mesos://host:port or zk://... (env AGORA_MASTER)")
+	host := fs.String("host", "0.0.0.0", "address to serve the REST submission protocol on")
+	port := fs.Int("port", 7077, "port to serve the REST submission protocol on")
+	workDir := fs.String("work_dir", filepath.Join(home, ".agora", "spark-dispatcher"), "directory keeping the submissions and the framework ID across restarts")
+	sparkHome := fs.String("spark_home", "", "the Spark home on the agents whose bin/spark-submit runs the drivers\n(default: the `agora dist install spark` home, installed if missing)")
+	name := fs.String("name", "Spark Cluster", "framework name")
+	role := fs.String("role", "*", "role to take the drivers' resources from")
+	user := fs.String("user", "", "user to run the drivers as (default: the current user)")
+	retryMax := fs.Duration("retry_wait_max", 60*time.Second, "longest wait before a supervised driver is launched again (spark.mesos.cluster.retry.wait.max)")
+	maxDrivers := fs.Int("max_drivers", 200, "drivers queued or running at most (spark.mesos.maxDrivers)")
+	retained := fs.Int("retained_drivers", 200, "ended drivers kept (spark.mesos.retainedDrivers)")
+	failover := fs.Duration("failover_timeout", 7*24*time.Hour, "how long the master keeps the drivers of a dispatcher that went away")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: agora spark dispatcher --master=HOST:5050 [--port 7077] [flags]\n\n"+
+			"Runs Spark's cluster-mode dispatcher: an unchanged spark-submit submits to it with\n"+
+			"--master mesos://HOST:7077 --deploy-mode cluster (and --status ID, --kill ID), and each\n"+
+			"driver runs as an agora task sized by spark.driver.cores and spark.driver.memory.\n"+
+			"Until agora launches Spark executors, each application runs in local[N] inside its\n"+
+			"driver's task. Restarted on the same --work_dir, it keeps its queue and takes its\n"+
+			"running drivers back.\n\nExample:\n  agora spark dispatcher --master=10.0.0.1:5050 --port 7077\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "agora spark dispatcher: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	master = strings.TrimPrefix(master, "mesos://")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *sparkHome == "" {
+		d, _ := dist.Resolve("spark")
+		h, err := dist.Installer{Log: os.Stderr}.Install(ctx, d)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "agora spark dispatcher: no --spark_home, and %v\n", err)
+			return 1
+		}
+		*sparkHome = h
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "agora spark dispatcher: cannot listen on %s:%d: %v (try --port)\n", *host, *port, err)
+		return 1
+	}
+	d, err := dispatcher.New(dispatcher.Config{
+		Masters: []string{master}, Listener: ln, WorkDir: *workDir, SparkHome: *sparkHome,
+		Name: *name, Role: *role, User: *user, FailoverTimeout: *failover, MaxRetryWait: *retryMax,
+		MaxDrivers: *maxDrivers, RetainedDrivers: *retained, Logger: newLogger(),
+	})
+	if err != nil {
+		ln.Close()
+		fmt.Fprintln(os.Stderr, "agora spark dispatcher:", err)
+		return 2
+	}
+	fmt.Fprintf(os.Stderr, "agora spark dispatcher: submit with spark-submit --master mesos://%s --deploy-mode cluster\n", d.Addr())
+	if err := d.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "agora spark dispatcher:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/frameworks/state"
+	sparkclient "github.com/agora-cluster/agora/spark/client"
+	"github.com/agora-cluster/agora/spark/dispatcher"
+	"github.com/agora-cluster/agora/spark/sparktest"
+)
+
+func runSparkCmd(f func(args []string, stdout, stderr *bytes.Buffer) int, args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := f(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+var (
+	sparkDriversCmd = func(a []string, o, e *bytes.Buffer) int { return sparkDrivers(a, o, e) }
+	sparkStatusCmd  = func(a []string, o, e *bytes.Buffer) int { return sparkStatus(a, o, e) }
+	sparkKillCmd    = func(a []string, o, e *bytes.Buffer) int { return sparkKill(a, o, e) }
+	sparkLogsCmd    = func(a []string, o, e *bytes.Buffer) int { return sparkLogs(a, o, e) }
+)
+
+// Missing arguments are usage errors (2); a dispatcher that is not there
+// is a failure (1) saying so.
+func TestSparkCommandsRefuseBadInput(t *testing.T) {
+	refused := clustertest.RefusedAddr(t)
+	for _, tc := range []struct {
+		name string
+		cmd  func(a []string, o, e *bytes.Buffer) int
+		args []string
+		code int
+		err  string
+	}{
+		{"status without a submission", sparkStatusCmd, []string{"--dispatcher", refused}, 2, "Usage: agora spark status"},
+		{"kill without a submission", sparkKillCmd, nil, 2, "Usage: agora spark kill"},
+		{"logs without a submission", sparkLogsCmd, nil, 2, "Usage: agora spark logs"},
+		{"drivers, nothing there", sparkDriversCmd, []string{"--dispatcher", refused}, 1, "agora spark drivers: spark dispatcher at http://" + refused + " is not reachable"},
+		{"kill, nothing there", sparkKillCmd, []string{"driver-1", "--dispatcher", "mesos://" + refused}, 1, "is not reachable"},
+		{"unknown flag", sparkDriversCmd, []string{"--dispatchr", refused}, 2, "flag provided but not defined"},
+	} {
+		code, _, stderr := runSparkCmd(tc.cmd, tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.err) {
+			t.Errorf("%s: exit %d, stderr %q; want %d and %q", tc.name, code, stderr, tc.code, tc.err)
+		}
+	}
+}
+
+// Against a dispatcher on a real cluster with the real Spark: a SparkPi
+// submitted through the client finishes; drivers lists it (table and
+// JSON), status shows it, logs prints π from its sandbox and the driver's
+// log, kill of an ended driver and status of an unknown one fail with the
+// dispatcher's words.
+func TestSparkCommandsAgainstDispatcher(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real Spark; not in -short")
+	}
+	home := sparktest.Home(t)
+	jar := sparktest.PiJar(t, home)
+	c := clustertest.Start(t, clustertest.Options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := dispatcher.New(dispatcher.Config{Masters: []string{c.MasterAddr}, Listener: ln, WorkDir: t.TempDir(), SparkHome: home})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("the dispatcher did not stop within 30s")
+		}
+	})
+	addr := d.Addr()
+	cl, _ := sparkclient.New(addr)
+	var id string
+	for deadline := time.Now().Add(time.Minute); id == ""; time.Sleep(50 * time.Millisecond) {
+		id, err = cl.Create(ctx, sparkclient.CreateSubmissionRequest{
+			AppResource: "file:" + jar, MainClass: sparktest.PiClass, AppArgs: []string{"4"},
+			SparkProperties:      map[string]string{"spark.app.name": "pi", "spark.driver.memory": "512m", "spark.ui.enabled": "false"},
+			EnvironmentVariables: map[string]string{"SPARK_LOCAL_IP": "127.0.0.1"},
+		})
+		if err != nil && (time.Now().After(deadline) || !strings.Contains(err.Error(), "not ready")) {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		r, err := cl.Status(ctx, id)
+		if err == nil && r.DriverState == sparkclient.StateFinished {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not finish: %+v %v", id, r, err)
+		}
+	}
+
+	code, out, errOut := runSparkCmd(sparkDriversCmd, "--dispatcher", addr)
+	if code != 0 || !regexp.MustCompile(id+`\s+pi\s+FINISHED\s+1\s+896\s+0\s+localhost`).MatchString(out) {
+		t.Errorf("drivers: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runSparkCmd(sparkDriversCmd, "--dispatcher", addr, "--json")
+	var ds []sparkclient.Driver
+	if err := json.Unmarshal([]byte(out), &ds); code != 0 || err != nil || len(ds) != 1 || ds[0].ID != id || ds[0].TaskState != "TASK_FINISHED" {
+		t.Errorf("drivers --json: exit %d, %v\n%s", code, err, out)
+	}
+	code, out, _ = runSparkCmd(sparkStatusCmd, id, "--dispatcher", addr)
+	if code != 0 || !regexp.MustCompile(`State:\s+FINISHED`).MatchString(out) || !strings.Contains(out, "1 cpus, 896 MB (heap 512 MB)") {
+		t.Errorf("status: exit %d\n%s", code, out)
+	}
+	code, out, errOut = runSparkCmd(sparkLogsCmd, id, "--dispatcher", addr, "--master", c.MasterAddr)
+	if code != 0 || !strings.HasPrefix(out, "Pi is roughly 3.1") {
+		t.Errorf("logs: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	code, out, _ = runSparkCmd(sparkLogsCmd, id, "--stderr", "--dispatcher", addr, "--master", c.MasterAddr)
+	if code != 0 || !strings.Contains(out, "Job 0 finished") {
+		t.Errorf("logs --stderr: exit %d\n%s", code, out)
+	}
+	code, _, errOut = runSparkCmd(sparkKillCmd, id, "--dispatcher", addr)
+	if code != 1 || !strings.Contains(errOut, "Driver already terminated") {
+		t.Errorf("kill of an ended driver: exit %d, %q", code, errOut)
+	}
+	code, _, errOut = runSparkCmd(sparkStatusCmd, "driver-x", "--dispatcher", addr)
+	if code != 1 || !strings.Contains(errOut, "Cannot find driver driver-x") {
+		t.Errorf("status of an unknown driver: exit %d, %q", code, errOut)
+	}
+}
+
+// agora dev --spark_port runs the dispatcher beside the cluster: its
+// framework subscribes with the dev master and it answers the protocol
+// and `agora spark drivers` on that port.
+func TestDevRunsSparkDispatcher(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the Spark distribution; not in -short")
+	}
+	sparktest.Home(t) // installed, as the dispatcher's drivers need
+	port, _ := clustertest.PortRange(1)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	_, master := startBound(t, "dev", "--agents", "1", "--port=0", "--hadoop_port", "0",
+		"--spark_port", strconv.Itoa(port), "--work_dir", t.TempDir())
+	waitState(t, "http://"+master, "the agent", func(s *masterState) bool { return len(s.Slaves) == 1 })
+	cl, _ := sparkclient.New("mesos://" + addr)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r, err := cl.Status(context.Background(), "driver-x")
+		if r.DriverState == sparkclient.StateNotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dev cluster's dispatcher at %s: %+v, %v", addr, r, err)
+		}
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		s, err := state.Client{}.Master(context.Background(), master)
+		if err == nil && len(s.Frameworks) == 1 && s.Frameworks[0].Name == "Spark Cluster" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Spark Cluster framework subscribed with the dev master: %+v, %v", s, err)
+		}
+	}
+	code, out, errOut := runSparkCmd(sparkDriversCmd, "--dispatcher", addr)
+	if code != 0 || !strings.HasPrefix(out, "SUBMISSION") {
+		t.Errorf("drivers against the dev dispatcher: exit %d\n%s%s", code, out, errOut)
+	}
+}

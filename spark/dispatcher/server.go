@@ -1,0 +1,153 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// maxRequest bounds a request body: a create request is a few kilobytes.
+const maxRequest = 1 << 20
+
+// Handler serves Spark's REST submission protocol under /v1/submissions/
+// (create, status, kill), Spark's ErrorResponse for every other path, and
+// the dispatcher's own listing at /drivers and /drivers/ID (JSON, for
+// `agora spark`).
+func (d *Dispatcher) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/submissions/create", d.serveCreate)
+	mux.HandleFunc("/v1/submissions/create/", d.serveCreate)
+	mux.HandleFunc("/v1/submissions/status", d.serveStatus)
+	mux.HandleFunc("/v1/submissions/status/", d.serveStatus)
+	mux.HandleFunc("/v1/submissions/kill", d.serveKill)
+	mux.HandleFunc("/v1/submissions/kill/", d.serveKill)
+	mux.HandleFunc("GET /drivers", d.serveDrivers)
+	mux.HandleFunc("GET /drivers/{id}", d.serveDriver)
+	mux.HandleFunc("/", serveError)
+	return mux
+}
+
+func send(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// methodOnly refuses another method than m as a servlet without it does.
+func methodOnly(w http.ResponseWriter, r *http.Request, m string) bool {
+	if r.Method == m {
+		return true
+	}
+	w.Header().Set("Allow", m)
+	send(w, http.StatusMethodNotAllowed, errorResponse("HTTP method "+r.Method+" is not supported by this URL"))
+	return false
+}
+
+func (d *Dispatcher) serveCreate(w http.ResponseWriter, r *http.Request) {
+	if !methodOnly(w, r, http.MethodPost) {
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequest))
+	if err != nil {
+		send(w, http.StatusBadRequest, errorResponse("Malformed request: could not read the request: "+err.Error()))
+		return
+	}
+	req, unknown, err := ParseCreate(body)
+	var ut *unexpectedType
+	switch {
+	case errors.As(err, &ut):
+		send(w, http.StatusBadRequest, errorResponse(ut.Error()))
+		return
+	case err != nil:
+		e := errorResponse("Malformed request: " + err.Error())
+		e.UnknownFields = unknown
+		send(w, http.StatusBadRequest, e)
+		return
+	}
+	code, resp := d.submit(req)
+	resp.UnknownFields = unknown
+	send(w, code, resp)
+}
+
+// submissionID is the path's segment after prefix ("" if none).
+func submissionID(r *http.Request, prefix string) string {
+	id, _, _ := strings.Cut(strings.Trim(strings.TrimPrefix(r.URL.Path, prefix), "/"), "/")
+	return id
+}
+
+func (d *Dispatcher) serveStatus(w http.ResponseWriter, r *http.Request) {
+	if !methodOnly(w, r, http.MethodGet) {
+		return
+	}
+	id := submissionID(r, "/v1/submissions/status")
+	if id == "" {
+		send(w, http.StatusBadRequest, errorResponse("Submission ID is missing in status request."))
+		return
+	}
+	send(w, http.StatusOK, d.status(id))
+}
+
+func (d *Dispatcher) serveKill(w http.ResponseWriter, r *http.Request) {
+	if !methodOnly(w, r, http.MethodPost) {
+		return
+	}
+	id := submissionID(r, "/v1/submissions/kill")
+	if id == "" {
+		send(w, http.StatusBadRequest, errorResponse("Submission ID is missing in kill request."))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
+	defer cancel()
+	send(w, http.StatusOK, d.kill(ctx, id))
+}
+
+// serveError answers every other path as Spark's ErrorServlet: what is
+// missing from the path, or, for another protocol version, 468 with the
+// version this server speaks.
+func serveError(w http.ResponseWriter, r *http.Request) {
+	var parts []string
+	for _, p := range strings.Split(r.URL.Path, "/") {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	code, mismatch := http.StatusBadRequest, false
+	var msg string
+	switch {
+	case len(parts) == 0:
+		msg = "Missing protocol version."
+	case parts[0] == ProtocolVersion && len(parts) == 1:
+		msg = "Missing the /submissions prefix."
+	case parts[0] == ProtocolVersion && parts[1] == "submissions":
+		msg = "Missing an action: please specify one of /create, /kill, or /status."
+	case parts[0] == ProtocolVersion:
+		msg = "Malformed path " + r.URL.Path + "."
+	default:
+		msg = "Unknown protocol version '" + parts[0] + "'."
+		code, mismatch = StatusUnknownProtocolVersion, true
+	}
+	e := errorResponse(msg + " Please submit requests through http://[host]:[port]/" + ProtocolVersion + "/submissions/...")
+	if mismatch {
+		e.HighestProtocolVersion = ProtocolVersion
+	}
+	send(w, code, e)
+}
+
+func (d *Dispatcher) serveDrivers(w http.ResponseWriter, _ *http.Request) {
+	send(w, http.StatusOK, d.Drivers())
+}
+
+func (d *Dispatcher) serveDriver(w http.ResponseWriter, r *http.Request) {
+	dr, ok := d.Get(r.PathValue("id"))
+	if !ok {
+		send(w, http.StatusNotFound, errorResponse("Cannot find driver "+r.PathValue("id")))
+		return
+	}
+	send(w, http.StatusOK, dr)
+}

@@ -1,0 +1,133 @@
+package dispatcher
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	mscheduler "github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/frameworks/scheduler"
+)
+
+// standIn runs a dispatcher on a real cluster whose Spark home is a
+// stand-in: its spark-submit runs script. hook, if set, is the idle hook.
+func standIn(t *testing.T, script string, hook func(*Dispatcher)) (*Dispatcher, *clustertest.Cluster) {
+	t.Helper()
+	home := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(home, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "bin", "spark-submit"), []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := clustertest.Start(t, clustertest.Options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Config{Masters: []string{c.MasterAddr}, Listener: ln, WorkDir: t.TempDir(), SparkHome: home})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hook != nil {
+		d.idleHook = func() { hook(d) }
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("the dispatcher did not stop within 30s")
+		}
+	})
+	return d, c
+}
+
+func standInRequest(t *testing.T) *CreateSubmissionRequest {
+	t.Helper()
+	req, _, err := ParseCreate([]byte(createJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.AppResource = "local:/opt/app.jar"
+	req.SparkProperties["spark.driver.memory"] = "64m"
+	return req
+}
+
+func waitDriver(t *testing.T, d *Dispatcher, id string, cond func(Driver) bool) Driver {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		dr, _ := d.Get(id)
+		if cond(dr) {
+			return dr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: %+v", id, dr)
+		}
+	}
+}
+
+// A driver submitted while a round of offers that found nothing to run is
+// being declined (for an hour, and offers suppressed) is launched all the
+// same: its revive reaches the master after that decline and suppress, or
+// the round declines briefly and does not suppress. The Spark home is a
+// stand-in whose spark-submit prints its arguments.
+func TestSubmitDuringIdleRound(t *testing.T) {
+	ids := clustertest.NewQueue[string](t)
+	var once sync.Once
+	req := standInRequest(t)
+	d, _ := standIn(t, `echo "spark-submit $*"`, func(d *Dispatcher) {
+		once.Do(func() {
+			_, r := d.submit(req)
+			ids.Put(r.SubmissionID)
+		})
+	})
+	var id string
+	select {
+	case id = <-ids.C():
+	case <-time.After(60 * time.Second):
+		t.Fatal("no idle round of offers within 60s")
+	}
+	waitDriver(t, d, id, func(dr Driver) bool { return dr.State == StateFinished })
+}
+
+// A task still running for a driver that has ended (killed while its
+// launch was on its way to the master) is killed when it is heard of.
+func TestTaskOfEndedDriverKilled(t *testing.T) {
+	d, c := standIn(t, "exec sleep 300", nil)
+	for deadline := time.Now().Add(60 * time.Second); !d.Subscribed(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the dispatcher did not subscribe")
+		}
+	}
+	_, r := d.submit(standInRequest(t))
+	dr := waitDriver(t, d, r.SubmissionID, func(dr Driver) bool { return dr.TaskState == "TASK_RUNNING" })
+	d.mu.Lock()
+	err := d.end(d.drivers[dr.ID], StateKilled, "killed before its launch arrived")
+	d.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.sched.Reconcile(context.Background(), []mscheduler.Call_Reconcile_Task{scheduler.ReconcileTask(dr.TaskID, dr.AgentID)}); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("the ended driver's task killed", func(s *clustertest.State) bool {
+		for _, f := range s.Frameworks {
+			for _, tk := range f.CompletedTasks {
+				if tk.ID == dr.TaskID && tk.State == "TASK_KILLED" {
+					return true
+				}
+			}
+		}
+		return false
+	})
+}
