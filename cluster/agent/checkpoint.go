@@ -170,11 +170,12 @@ func (a *Agent) openCheckpoint() error {
 }
 
 // importLegacy moves the checkpoint files below j.root on disk into j:
-// each file the journal does not have yet (a crash may have ended an
-// earlier import after its commit) is put, durably; then the directory
-// is renamed aside in one step — so a restart never imports a file the
-// journal has since removed — and deleted in the background. A torn last
-// line of a task.updates file is cut, as its replay would.
+// each file the journal does not hold with the same content yet (a crash
+// may have ended an earlier import after its commit, or in the middle of
+// a file) is put, durably; then the directory is renamed aside in one
+// step — so a restart never imports a file the journal has since removed
+// — and deleted in the background. A torn last line of a task.updates
+// file is cut, as its replay would.
 //
 // A rollback to a version without the journal would not see the tasks
 // the journal holds: downgrading needs a drained agent.
@@ -203,9 +204,6 @@ func importLegacy(j *journal, log *slog.Logger) error {
 		if !d.Type().IsRegular() || strings.HasPrefix(d.Name(), ".") {
 			return nil // directories, and temporary files of unfinished writes
 		}
-		if _, err := j.readFile(path); err == nil {
-			return nil
-		}
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return err
@@ -217,14 +215,25 @@ func importLegacy(j *journal, log *slog.Logger) error {
 				b = b[:good]
 			}
 		}
+		if have, err := j.readFile(path); err == nil && bytes.Equal(have, b) {
+			return nil // imported whole before a crash
+		}
 		rel, err := j.rel(path)
 		if err != nil {
 			return err
 		}
-		r := &jRecord{op: jPut, path: rel, data: b, durable: true, done: make(chan error, 1)}
-		waits = append(waits, r.done)
+		// A file larger than one record takes several, in one batch; a
+		// crash that tears it leaves the file partly imported, which the
+		// next import sees unequal and puts again.
+		recs := fileRecords(rel, b)
+		for _, r := range recs {
+			r.durable = true
+		}
+		last := recs[len(recs)-1]
+		last.done = make(chan error, 1)
+		waits = append(waits, last.done)
 		files++
-		return j.enqueue(r)
+		return j.enqueue(recs...)
 	})
 	for _, w := range waits {
 		if werr := <-w; err == nil {

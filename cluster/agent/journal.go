@@ -61,12 +61,11 @@ import (
 // (importLegacy): every file into the journal, durably, then the old tree
 // is renamed aside and removed in the background.
 
-const (
-	journalMagic = "AGORA-CKPT-JOURNAL-1\n"
-	// maxJournalRecord bounds one record; a length above it is a torn or
-	// damaged frame, not a record.
-	maxJournalRecord = 64 << 20
-)
+const journalMagic = "AGORA-CKPT-JOURNAL-1\n"
+
+// maxJournalRecord bounds one record's payload; a length above it is a
+// torn or damaged frame, not a record. (A variable for tests.)
+var maxJournalRecord = 64 << 20
 
 // Journal record operations.
 const (
@@ -246,6 +245,32 @@ func encodeRecord(b []byte, r *jRecord) []byte {
 	return b
 }
 
+// payloadLen is the length of r's payload in its frame.
+func payloadLen(r *jRecord) int {
+	var v [binary.MaxVarintLen64]byte
+	return 1 + binary.PutUvarint(v[:], uint64(len(r.path))) + len(r.path) + len(r.data)
+}
+
+// fileRecords are the records that make a file hold data: a put of its
+// first part and appends of the rest, each within maxJournalRecord, so
+// that a file larger than one record (a task.updates grown by many
+// appends) is written whole by a compaction or an import. They must be
+// committed in one batch: a crash may tear the batch, not reorder it.
+func fileRecords(rel string, data []byte) []*jRecord {
+	room := maxJournalRecord - payloadLen(&jRecord{path: rel})
+	if room < 1 {
+		room = 1 // a path too long for any record: the caller's write fails on replay's terms
+	}
+	first := min(len(data), room)
+	recs := []*jRecord{{op: jPut, path: rel, data: data[:first]}}
+	for rest := data[first:]; len(rest) > 0; {
+		n := min(len(rest), room)
+		recs = append(recs, &jRecord{op: jAppend, path: rel, data: rest[:n]})
+		rest = rest[n:]
+	}
+	return recs
+}
+
 // decodeRecord reads the frame at the start of b; ok is false for a short,
 // oversized or corrupt frame.
 func decodeRecord(b []byte) (r jRecord, size int, ok bool) {
@@ -253,7 +278,7 @@ func decodeRecord(b []byte) (r jRecord, size int, ok bool) {
 		return r, 0, false
 	}
 	n := binary.LittleEndian.Uint32(b)
-	if n < 2 || n > maxJournalRecord || int(n) > len(b)-8 {
+	if n < 2 || int64(n) > int64(maxJournalRecord) || int(n) > len(b)-8 {
 		return r, 0, false
 	}
 	payload := b[8 : 8+n]
@@ -311,6 +336,11 @@ func (j *journal) submit(op byte, path string, data []byte, durable, wait bool) 
 		return err
 	}
 	r := &jRecord{op: op, path: rel, data: data, durable: durable}
+	if n := payloadLen(r); n > maxJournalRecord {
+		// Replay would take it for a damaged frame and drop it with
+		// everything after it.
+		return fmt.Errorf("checkpoint journal: the record for %s is too large: %d bytes, at most %d", path, n, maxJournalRecord)
+	}
 	if wait {
 		r.done = make(chan error, 1)
 	}
@@ -320,16 +350,16 @@ func (j *journal) submit(op byte, path string, data []byte, durable, wait bool) 
 	return <-r.done
 }
 
-// enqueue queues r for the committer.
-func (j *journal) enqueue(r *jRecord) error {
+// enqueue queues rs for the committer, in one batch.
+func (j *journal) enqueue(rs ...*jRecord) error {
 	j.mu.Lock()
 	if j.closed {
 		j.mu.Unlock()
 		return fmt.Errorf("checkpoint journal %s is closed", j.path)
 	}
-	j.queue = append(j.queue, r)
+	j.queue = append(j.queue, rs...)
 	j.mu.Unlock()
-	j.submitted.Add(1)
+	j.submitted.Add(int64(len(rs)))
 	select {
 	case j.wake <- struct{}{}:
 	default:
@@ -442,7 +472,9 @@ func (j *journal) compactOnce() error {
 	sort.Strings(paths)
 	buf := []byte(journalMagic)
 	for _, p := range paths {
-		buf = encodeRecord(buf, &jRecord{op: jPut, path: p, data: snap[p]})
+		for _, r := range fileRecords(p, snap[p]) {
+			buf = encodeRecord(buf, r)
+		}
 	}
 	tmp := j.path + ".new"
 	nf, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)

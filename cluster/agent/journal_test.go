@@ -10,6 +10,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -339,5 +340,109 @@ func TestImportCutsTornUpdatesAndSkipsTemporaryFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(root); !os.IsNotExist(err) {
 		t.Fatalf("the directory layout is still in place: %v", err)
+	}
+}
+
+// withMaxJournalRecord lowers the largest record the journal replays, so
+// that files larger than one record need only a few KiB.
+func withMaxJournalRecord(t *testing.T, n int) {
+	old := maxJournalRecord
+	maxJournalRecord = n
+	t.Cleanup(func() { maxJournalRecord = old })
+}
+
+// A file that grew by appends past the largest record the journal replays
+// (a long-lived task's task.updates) survives a compaction whole, and so
+// does every record after it: the snapshot must not hold a record that
+// replay takes for a torn or damaged frame.
+func TestJournalCompactionKeepsAFileLargerThanOneRecord(t *testing.T) {
+	withMaxJournalRecord(t, 1<<10)
+	dir := t.TempDir()
+	j := openTestJournal(t, dir)
+	root := filepath.Join(dir, "slaves")
+	updates := filepath.Join(root, "t", "task.updates")
+	var want bytes.Buffer
+	for i := 0; i < 60; i++ {
+		line := fmt.Sprintf("{\"update\":%04d, \"pad\":\"%s\"}\n", i, bytes.Repeat([]byte("p"), 20))
+		want.WriteString(line)
+		if err := j.append(updates, []byte(line), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want.Len() <= maxJournalRecord {
+		t.Fatalf("the file is %d bytes: not larger than one record", want.Len())
+	}
+	if err := j.put(filepath.Join(root, "u", "task.json"), []byte("after"), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.compactOnce(); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.put(filepath.Join(root, "v", "task.json"), []byte("later"), true); err != nil {
+		t.Fatal(err)
+	}
+	j.close()
+
+	j = openTestJournal(t, dir)
+	defer j.close()
+	got := snapshotFiles(j)
+	if got["t/task.updates"] != want.String() || got["u/task.json"] != "after" || got["v/task.json"] != "later" {
+		t.Fatalf("after compaction the journal replays task.updates of %d bytes (want %d), u %q, v %q",
+			len(got["t/task.updates"]), want.Len(), got["u/task.json"], got["v/task.json"])
+	}
+}
+
+// A record larger than replay accepts is refused with an error naming it,
+// and nothing of it is written: acknowledged, it would be dropped on
+// replay as a torn frame, with every record after it.
+func TestJournalRefusesARecordLargerThanItReplays(t *testing.T) {
+	withMaxJournalRecord(t, 1<<10)
+	dir := t.TempDir()
+	j := openTestJournal(t, dir)
+	root := filepath.Join(dir, "slaves")
+	big := filepath.Join(root, "big", "task.json")
+	err := j.put(big, bytes.Repeat([]byte("x"), 2<<10), true)
+	if err == nil || !strings.Contains(err.Error(), "big/task.json") || !strings.Contains(err.Error(), "too large") {
+		t.Fatalf("put of a record larger than the journal replays = %v, want an error naming the file", err)
+	}
+	if _, err := j.readFile(big); !os.IsNotExist(err) {
+		t.Fatalf("the refused record is visible: %v", err)
+	}
+	if err := j.put(filepath.Join(root, "small", "task.json"), []byte("kept"), true); err != nil {
+		t.Fatal(err)
+	}
+	j.close()
+	j = openTestJournal(t, dir)
+	defer j.close()
+	if got := snapshotFiles(j); len(got) != 1 || got["small/task.json"] != "kept" {
+		t.Fatalf("replayed %v, want only small/task.json", got)
+	}
+}
+
+// Importing the directory layout keeps a file larger than one journal
+// record whole.
+func TestImportKeepsAFileLargerThanOneRecord(t *testing.T) {
+	withMaxJournalRecord(t, 1<<10)
+	dir := t.TempDir()
+	root := filepath.Join(dir, "slaves")
+	run := filepath.Join(root, "a", "frameworks", "f", "executors", "t", "runs", "c")
+	line := `{"update":{"framework_id":"f","status":{"task_id":{"value":"t"},"state":"TASK_RUNNING","uuid":"AQ=="}}}` + "\n"
+	content := strings.Repeat(line, 30)
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(run, "task.updates"), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	j := openTestJournal(t, dir)
+	if err := importLegacy(j, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	j.close()
+	j = openTestJournal(t, dir)
+	defer j.close()
+	rel, _ := filepath.Rel(root, filepath.Join(run, "task.updates"))
+	if got := snapshotFiles(j)[rel]; got != content {
+		t.Fatalf("imported task.updates replays %d bytes, want %d", len(got), len(content))
 	}
 }
