@@ -41,7 +41,7 @@ func metaFiles(t *testing.T, workDir string) []string {
 	if err != nil {
 		t.Fatalf("walk %s: %v", meta, err)
 	}
-	if j := journalFor(journalRoot(workDir)); j != nil {
+	if j := journalFor(journalRoot(workDir)); j != nil && !j.isClosed() {
 		if err := j.barrier(); err != nil {
 			t.Fatal(err)
 		}

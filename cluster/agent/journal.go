@@ -119,7 +119,11 @@ var (
 	journals   []*journal
 )
 
-// journalFor is the open journal holding path, or nil.
+// journalFor is the journal holding path, or nil. A closed journal stays
+// registered (until its root's journal is opened again) so that a late
+// write below its root fails instead of making a file of the directory
+// layout there, which the next start's import would skip for a path the
+// journal holds: a write reported durable would be lost.
 func journalFor(path string) *journal {
 	journalsMu.RLock()
 	defer journalsMu.RUnlock()
@@ -151,12 +155,17 @@ func openJournal(path, root string, log *slog.Logger) (*journal, error) {
 	}
 	j.base = j.size
 	journalsMu.Lock()
-	for _, o := range journals {
-		if o.root == j.root {
+	for i, o := range journals {
+		if o.root != j.root {
+			continue
+		}
+		if !o.isClosed() {
 			journalsMu.Unlock()
 			f.Close()
 			return nil, fmt.Errorf("checkpoint journal %s: already open", path)
 		}
+		journals = append(journals[:i:i], journals[i+1:]...)
+		break
 	}
 	journals = append(journals, j)
 	journalsMu.Unlock()
@@ -534,8 +543,14 @@ func (j *journal) compactOnce() error {
 	return nil
 }
 
+func (j *journal) isClosed() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.closed
+}
+
 // close stops the committer once everything queued is written, and closes
-// the file.
+// the file. The journal stays registered, refusing writes (journalFor).
 func (j *journal) close() {
 	j.mu.Lock()
 	if j.closed {
@@ -553,14 +568,6 @@ func (j *journal) close() {
 	case <-time.After(time.Minute):
 		j.log.Error("checkpoint journal: the committer did not stop within a minute")
 	}
-	journalsMu.Lock()
-	for i, o := range journals {
-		if o == j {
-			journals = append(journals[:i:i], journals[i+1:]...)
-			break
-		}
-	}
-	journalsMu.Unlock()
 	j.fileMu.Lock()
 	if j.broken == nil {
 		_ = fdatasync(j.f) // what nobody waited for (removals) too

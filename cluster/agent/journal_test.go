@@ -26,6 +26,24 @@ func openTestJournal(t *testing.T, dir string) *journal {
 	return j
 }
 
+// unregisterJournal forgets the closed journal of root, so that the
+// checkpoint's file writers write the directory layout there again, as
+// they did before the journal.
+func unregisterJournal(t *testing.T, root string) {
+	t.Helper()
+	journalsMu.Lock()
+	defer journalsMu.Unlock()
+	for i, j := range journals {
+		if j.root == root {
+			if !j.isClosed() {
+				t.Fatalf("the journal of %s is open", root)
+			}
+			journals = append(journals[:i:i], journals[i+1:]...)
+			return
+		}
+	}
+}
+
 // snapshotFiles copies a journal's files.
 func snapshotFiles(j *journal) map[string]string {
 	j.mu.Lock()
@@ -242,6 +260,7 @@ func TestUpgradeFromTheDirectoryLayoutAdoptsRunningTasks(t *testing.T) {
 	if err := os.Remove(journalPath(cfg.WorkDir)); err != nil {
 		t.Fatal(err)
 	}
+	unregisterJournal(t, journalRoot(cfg.WorkDir))
 	var taskJSON string
 	for path, b := range files {
 		if filepath.Base(path) != "task.updates" {
@@ -444,5 +463,34 @@ func TestImportKeepsAFileLargerThanOneRecord(t *testing.T) {
 	rel, _ := filepath.Rel(root, filepath.Join(run, "task.updates"))
 	if got := snapshotFiles(j)[rel]; got != content {
 		t.Fatalf("imported task.updates replays %d bytes, want %d", len(got), len(content))
+	}
+}
+
+// Once the journal is closed, a late write of a checkpoint file below its
+// root fails: were it written as a file of the directory layout instead,
+// the next start's import would skip it (the journal holds that path
+// already) and an update acknowledged as checkpointed would be lost.
+func TestJournalClosedRefusesCheckpointWrites(t *testing.T) {
+	dir := t.TempDir()
+	j := openTestJournal(t, dir)
+	root := filepath.Join(dir, "slaves")
+	file := filepath.Join(root, "a", "task.updates")
+	if err := j.append(file, []byte("{\"first\":1}\n"), true); err != nil {
+		t.Fatal(err)
+	}
+	j.close()
+	if err := writeFileAtomic(filepath.Join(root, "a", "task.json"), []byte("{}"), true); err == nil {
+		t.Error("writeFileAtomic below a closed journal's root succeeded")
+	}
+	if err := appendRecord(file, checkpointRecord{}, true); err == nil {
+		t.Error("appendRecord below a closed journal's root succeeded")
+	}
+	if _, err := os.Lstat(root); !os.IsNotExist(err) {
+		t.Fatalf("writes after close made the directory layout: %v", err)
+	}
+	j = openTestJournal(t, dir)
+	defer j.close()
+	if err := j.append(file, []byte("{\"second\":2}\n"), true); err != nil {
+		t.Fatalf("a journal reopened after close: %v", err)
 	}
 }
