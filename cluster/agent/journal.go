@@ -47,7 +47,8 @@ import (
 // and fdatasync ran in a single write and a single fdatasync. A caller
 // waits for the commit of its record and learns whether it is on disk; a
 // failed write or sync fails every record of its batch and cuts the file
-// back to where the batch began, so nothing of it is replayed.
+// back to where the batch began, so nothing of it is replayed. After a
+// failed fdatasync nothing more is written (see commit).
 //
 // Compaction: once the file has grown past compactBytes since the last
 // snapshot, a snapshot of the live files (one put record each) is written
@@ -106,7 +107,7 @@ type journal struct {
 	fileMu     sync.Mutex // the file: held by a commit, and by a compaction's switch
 	f          *os.File
 	fileClosed bool
-	broken     error // a failed cut-back: the file's tail is unknown, nothing more is written
+	broken     error // a failed cut-back or fdatasync: the file's tail is unknown, nothing more is written
 
 	stopped chan struct{}
 
@@ -415,9 +416,11 @@ func (j *journal) commit(batch []*jRecord) {
 	start := j.size
 	j.mu.Unlock()
 	if err == nil {
+		var syncErr error
 		_, err = j.f.WriteAt(buf, start)
 		if err == nil && durable {
-			err = fdatasync(j.f)
+			syncErr = journalSync(j.f)
+			err = syncErr
 			j.syncs.Add(1)
 		}
 		if err != nil {
@@ -427,6 +430,14 @@ func (j *journal) commit(batch []*jRecord) {
 			} else if durable {
 				_ = fdatasync(j.f)
 			}
+		}
+		if syncErr != nil && j.broken == nil {
+			// The kernel may have dropped written pages it failed to
+			// flush — records of earlier batches nobody waited on too —
+			// and reports that once: a later fdatasync would succeed
+			// over the gap, which replay stops at, losing what was
+			// acknowledged after it. A restart replays what is on disk.
+			j.broken = fmt.Errorf("checkpoint journal %s: fdatasync failed (%v), so what the kernel had not flushed may be lost; nothing more is written and the agent must restart to recover", j.path, syncErr)
 		}
 	}
 	if err == nil {
@@ -756,6 +767,9 @@ func ReadCheckpoint(workDir string) (map[string][]byte, error) {
 
 func journalPath(workDir string) string { return filepath.Join(workDir, "meta", "journal") }
 func journalRoot(workDir string) string { return filepath.Join(workDir, "meta", "slaves") }
+
+// journalSync is the journal's fdatasync (a variable for tests).
+var journalSync = fdatasync
 
 // fdatasync flushes f's data (and the metadata needed to read it back,
 // such as its size) to the disk.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -492,5 +493,34 @@ func TestJournalClosedRefusesCheckpointWrites(t *testing.T) {
 	defer j.close()
 	if err := j.append(file, []byte("{\"second\":2}\n"), true); err != nil {
 		t.Fatalf("a journal reopened after close: %v", err)
+	}
+}
+
+// After a failed fdatasync the journal acknowledges nothing more: the
+// kernel may have dropped earlier written pages it had not flushed yet
+// (records nobody waited on to be durable) and reports that only once, so
+// a later fdatasync succeeds over a gap, and replay, which stops at the
+// gap, would lose records acknowledged after it.
+func TestJournalFailedSyncRefusesLaterRecords(t *testing.T) {
+	dir := t.TempDir()
+	j := openTestJournal(t, dir)
+	defer j.close()
+	root := filepath.Join(dir, "slaves")
+	if err := j.put(filepath.Join(root, "a", "task.json"), []byte("not waited durable"), false); err != nil {
+		t.Fatal(err)
+	}
+	old := journalSync
+	journalSync = func(f *os.File) error { return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: syscall.EIO} }
+	err := j.put(filepath.Join(root, "b", "task.json"), []byte("b"), true)
+	journalSync = old
+	if err == nil {
+		t.Fatal("a record whose fdatasync failed was acknowledged")
+	}
+	err = j.put(filepath.Join(root, "c", "task.json"), []byte("c"), true)
+	if err == nil || !strings.Contains(err.Error(), "restart") {
+		t.Fatalf("a durable record after a failed fdatasync = %v, want refused until the agent restarts", err)
+	}
+	if _, err := j.readFile(filepath.Join(root, "c", "task.json")); !os.IsNotExist(err) {
+		t.Fatalf("the refused record is visible: %v", err)
 	}
 }
