@@ -109,7 +109,8 @@ type journal struct {
 	fileClosed bool
 	broken     error // a failed cut-back or fdatasync: the file's tail is unknown, nothing more is written
 
-	stopped chan struct{}
+	stopped    chan struct{}
+	compacting sync.WaitGroup // a compaction in the background
 
 	// Counters for tests and metrics.
 	submitted, syncs, records, batches, compactions atomic.Int64
@@ -452,7 +453,7 @@ func (j *journal) commit(batch []*jRecord) {
 		j.records.Add(int64(n))
 		j.batches.Add(1)
 		if startCompact {
-			go j.compactNow()
+			j.startCompaction()
 		}
 	}
 	j.fileMu.Unlock()
@@ -465,6 +466,21 @@ func (j *journal) commit(batch []*jRecord) {
 			r.done <- err
 		}
 	}
+}
+
+// startCompaction runs compactNow in the background; close waits for it.
+func (j *journal) startCompaction() {
+	j.compacting.Add(1)
+	go func() {
+		defer j.compacting.Done()
+		j.compactNow()
+	}()
+}
+
+func (j *journal) isCompacting() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.compact
 }
 
 // compactNow replaces the journal with a snapshot of its live files.
@@ -578,6 +594,16 @@ func (j *journal) close() {
 	case <-j.stopped:
 	case <-time.After(time.Minute):
 		j.log.Error("checkpoint journal: the committer did not stop within a minute")
+	}
+	// Only the committer starts compactions: wait for the last one, so
+	// that none outlives the journal (a restarted agent's journal uses
+	// the same journal.new).
+	compacted := make(chan struct{})
+	go func() { j.compacting.Wait(); close(compacted) }()
+	select {
+	case <-compacted:
+	case <-time.After(time.Minute):
+		j.log.Error("checkpoint journal: a compaction did not end within a minute")
 	}
 	j.fileMu.Lock()
 	if j.broken == nil {

@@ -10,12 +10,15 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"golang.org/x/sys/unix"
 )
 
 func openTestJournal(t *testing.T, dir string) *journal {
@@ -522,5 +525,66 @@ func TestJournalFailedSyncRefusesLaterRecords(t *testing.T) {
 	}
 	if _, err := j.readFile(filepath.Join(root, "c", "task.json")); !os.IsNotExist(err) {
 		t.Fatalf("the refused record is visible: %v", err)
+	}
+}
+
+// close returns only once a compaction under way has ended: one left
+// running would hold a file open past the agent's stop, and could
+// truncate or remove the journal.new of the journal a restarted agent
+// opens on the same file.
+func TestJournalCloseWaitsForItsCompaction(t *testing.T) {
+	dir := t.TempDir()
+	j := openTestJournal(t, dir)
+	root := filepath.Join(dir, "slaves")
+	for i := 0; i < 32; i++ { // 128 KiB of live files: more than a pipe holds
+		if err := j.put(filepath.Join(root, fmt.Sprint(i), "task.json"), bytes.Repeat([]byte("x"), 4<<10), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The compaction writes its snapshot into a pipe, which holds it up
+	// until the test reads.
+	fifo := j.path + ".new"
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := syscall.Open(fifo, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(rd)
+	j.mu.Lock()
+	j.compact = true
+	j.mu.Unlock()
+	j.startCompaction()
+	waitFor(t, "the compaction to fill the pipe", func() bool {
+		n, err := unix.IoctlGetInt(rd, unix.TIOCINQ)
+		return err == nil && n >= 64<<10
+	})
+	closed := make(chan bool, 1)
+	go func() {
+		j.close()
+		closed <- j.isCompacting()
+	}()
+	select {
+	case compacting := <-closed:
+		t.Fatalf("close returned while the compaction was held up (still compacting: %v)", compacting)
+	case <-time.After(500 * time.Millisecond):
+	}
+	buf := make([]byte, 64<<10)
+	deadline := time.After(time.Minute)
+	for {
+		select {
+		case compacting := <-closed:
+			if compacting {
+				t.Fatal("close returned before its compaction ended")
+			}
+			return
+		case <-deadline:
+			t.Fatal("close did not return within a minute of the compaction's release")
+		default:
+		}
+		if _, err := syscall.Read(rd, buf); err == syscall.EAGAIN {
+			runtime.Gosched()
+		}
 	}
 }
