@@ -22,7 +22,8 @@ import (
 // and later frees per-CPU state for it, while a rename only relinks a
 // directory. A pooled cgroup keeps the limits of its last container, so a
 // launch writes only the limits that differ; its counters are reset when
-// it comes back (the CFS counters, which cannot be, are remembered).
+// it comes back (the CFS counters and user and system CPU times, which
+// cannot be, are remembered).
 //
 // The container's cgroup keeps its name, <root>/<container-id>, so the
 // Plan an agent checkpoints before the launch names it, and recovery and

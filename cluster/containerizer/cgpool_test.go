@@ -399,3 +399,37 @@ func TestATakenPooledCgroupIsNotMistakenForAnAbandonedOne(t *testing.T) {
 		t.Fatal("orphan cleanup removed a cgroup a launch had just taken from the pool")
 	}
 }
+
+// A container in a reused cgroup reports its own CPU time, not that of
+// the containers before it: cpuacct.stat (user and system time), unlike
+// cpuacct.usage, is not reset by writing 0 to cpuacct.usage.
+func TestPooledCgroupReportsOnlyItsContainersCPUTime(t *testing.T) {
+	n := pooledNative(t, 1)
+	first := launchNative(t, n, shell(`while :; do :; done`))
+	rel := n.Root() + "/" + first.ID()
+	ino := inode(t, "memory", rel)
+	var used float64
+	waitFor(t, "the first container to use 0.3 s of CPU", func() bool {
+		u, err := first.(UsageReporter).Usage()
+		used = u.CPUsUserTimeSecs + u.CPUsSystemTimeSecs
+		return err == nil && used >= 0.3
+	})
+	if err := first.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, first)
+	waitFor(t, "the cgroup back in the pool", func() bool { _, ok := idleByInode(t, n)[ino]; return ok })
+
+	second := launchNative(t, n, shell(`exec sleep 100`))
+	defer func() { _ = second.Signal(syscall.SIGKILL); wait(t, second) }()
+	if got := inode(t, "memory", n.Root()+"/"+second.ID()); got != ino {
+		t.Fatalf("the second container did not get the pooled cgroup (inode %d, want %d)", got, ino)
+	}
+	u, err := second.(UsageReporter).Usage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := u.CPUsUserTimeSecs + u.CPUsSystemTimeSecs; got > used/2 {
+		t.Fatalf("a sleeping container reports %.2f s of CPU; the container before it in the cgroup used %.2f s", got, used)
+	}
+}

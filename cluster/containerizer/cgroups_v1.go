@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/containerd/cgroups/v3/cgroup1"
 	"golang.org/x/sys/unix"
@@ -229,8 +230,9 @@ func (g *v1Group) rename(name string) error {
 }
 
 // v1ResetFiles are the counters reset (by writing 0) before a cgroup is
-// reused: CPU usage (cpuacct.stat's too) and the memory peak (to what the
-// cgroup holds now).
+// reused: CPU usage (cpuacct.usage; cpuacct.stat's user and system times
+// are not reset with it, and are remembered in base) and the memory peak
+// (to what the cgroup holds now).
 var v1ResetFiles = []struct{ controller, file string }{
 	{"cpuacct", "cpuacct.usage"},
 	{"memory", "memory.max_usage_in_bytes"},
@@ -248,7 +250,8 @@ const reclaimAbove = 1 << 20
 // the CFS quota lifted (other limits are kept: the next container writes
 // those that differ), the CPU usage and memory peak counters reset and
 // the memory still charged to it (page cache) reclaimed if there is much. The CFS
-// counters, which cannot be reset, are recorded in base.
+// counters and cpuacct.stat's times, which cannot be reset, are recorded
+// in base.
 func (g *v1Group) reset() error {
 	g.mu.Lock()
 	next := g.held
@@ -289,11 +292,26 @@ func (g *v1Group) reset() error {
 		}
 		kv := parseKV(b)
 		g.mu.Lock()
-		g.base = CPUStat{NrPeriods: kv["nr_periods"], NrThrottled: kv["nr_throttled"], ThrottledTime: kv["throttled_time"]}
+		g.base.NrPeriods, g.base.NrThrottled, g.base.ThrottledTime = kv["nr_periods"], kv["nr_throttled"], kv["throttled_time"]
+		g.mu.Unlock()
+	}
+	if g.h.has("cpuacct") {
+		// cpuacct.stat counts on after cpuacct.usage is reset.
+		b, err := readCgroupFile(g.file("cpuacct", "cpuacct.stat"))
+		if err != nil {
+			return fmt.Errorf("cgroups: %s: %w", g.name, err)
+		}
+		kv := parseKV(b)
+		g.mu.Lock()
+		g.base.UserTime, g.base.SystemTime = kv["user"]*nsPerClockTick, kv["system"]*nsPerClockTick
 		g.mu.Unlock()
 	}
 	return nil
 }
+
+// nsPerClockTick converts cpuacct.stat's USER_HZ ticks (100 a second on
+// Linux) to nanoseconds, as the cgroup library's usage does.
+const nsPerClockTick = uint64(time.Second) / 100
 
 // snapshot returns the limits the cgroup holds and its counters' base.
 func (g *v1Group) snapshot() (held limits, known bool, base CPUStat) {

@@ -75,11 +75,15 @@ type State struct {
 	CPUStatBase *CPUStat `json:"cpu_stat_base,omitempty"`
 }
 
-// CPUStat holds a cgroup's CFS counters (cgroup v1's cpu.stat).
+// CPUStat holds a cgroup's CFS counters (cgroup v1's cpu.stat) and its
+// user and system CPU time (cpuacct.stat), which writing cpuacct.usage
+// does not reset.
 type CPUStat struct {
 	NrPeriods     uint64 `json:"nr_periods"`
 	NrThrottled   uint64 `json:"nr_throttled"`
-	ThrottledTime uint64 `json:"throttled_time"` // nanoseconds
+	ThrottledTime uint64 `json:"throttled_time"`        // nanoseconds
+	UserTime      uint64 `json:"user_time,omitempty"`   // nanoseconds
+	SystemTime    uint64 `json:"system_time,omitempty"` // nanoseconds
 }
 
 // Exit is how a container ended.

@@ -55,10 +55,13 @@ func (c *nativeContainer) cgUsage() (Usage, error) {
 		return Usage{}, err
 	}
 	if b := c.cpuBase; b != nil {
-		// A pooled cgroup's CFS counters count its earlier containers too.
+		// A pooled cgroup's CFS counters and CPU times count its earlier
+		// containers too.
 		u.CPUsNrPeriods = uint32(sub(uint64(u.CPUsNrPeriods), b.NrPeriods))
 		u.CPUsNrThrottled = uint32(sub(uint64(u.CPUsNrThrottled), b.NrThrottled))
 		u.CPUsThrottledTimeSecs = max(0, u.CPUsThrottledTimeSecs-float64(b.ThrottledTime)/1e9)
+		u.CPUsUserTimeSecs = max(0, u.CPUsUserTimeSecs-float64(b.UserTime)/1e9)
+		u.CPUsSystemTimeSecs = max(0, u.CPUsSystemTimeSecs-float64(b.SystemTime)/1e9)
 	}
 	// The cgroup's pids counter counts threads; processes are listed.
 	u.Threads = u.Processes
