@@ -536,7 +536,7 @@ func TestJournalCloseWaitsForItsCompaction(t *testing.T) {
 	dir := t.TempDir()
 	j := openTestJournal(t, dir)
 	root := filepath.Join(dir, "slaves")
-	for i := 0; i < 32; i++ { // 128 KiB of live files: more than a pipe holds
+	for i := 0; i < 32; i++ { // 128 KiB of live files: more than the pipe below holds
 		if err := j.put(filepath.Join(root, fmt.Sprint(i), "task.json"), bytes.Repeat([]byte("x"), 4<<10), false); err != nil {
 			t.Fatal(err)
 		}
@@ -552,13 +552,22 @@ func TestJournalCloseWaitsForItsCompaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer syscall.Close(rd)
+	// The smallest pipe the kernel allows (a page), well below the
+	// snapshot's size.
+	if _, err := unix.FcntlInt(uintptr(rd), unix.F_SETPIPE_SZ, 4096); err != nil {
+		t.Fatal(err)
+	}
+	capacity, err := unix.FcntlInt(uintptr(rd), unix.F_GETPIPE_SZ, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	j.mu.Lock()
 	j.compact = true
 	j.mu.Unlock()
 	j.startCompaction()
 	waitFor(t, "the compaction to fill the pipe", func() bool {
 		n, err := unix.IoctlGetInt(rd, unix.TIOCINQ)
-		return err == nil && n >= 64<<10
+		return err == nil && n >= capacity
 	})
 	closed := make(chan bool, 1)
 	go func() {
