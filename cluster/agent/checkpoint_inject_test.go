@@ -235,6 +235,13 @@ func TestAcknowledgementNotOnDiskIsNotApplied(t *testing.T) {
 	run(fm, shellTask("acked", "exec sleep 600"))
 	starting := fm.nextUpdate(t, "acked")
 	file := taskUpdatesFile(t, cfg.WorkDir, "acked")
+	// The executor's TASK_RUNNING is checkpointed (pending behind
+	// STARTING) before the fault is set, so the one write it refuses is
+	// the acknowledgement's, not that update's.
+	waitFor(t, "TASK_RUNNING checkpointed", func() bool {
+		b, _ := ckptReadFile(file)
+		return bytes.Contains(b, []byte("TASK_RUNNING"))
+	})
 	onDisk, _ := ckptReadFile(file)
 
 	faults.Fail(DiskWrite, "task.updates", 1) // half a record, then the error
@@ -244,8 +251,7 @@ func TestAcknowledgementNotOnDiskIsNotApplied(t *testing.T) {
 	if !bytes.Equal(again.Status.UUID, starting.Status.UUID) {
 		t.Fatalf("after a refused acknowledgement the agent sent %s, want TASK_STARTING again", again.Status.GetState())
 	}
-	// (TASK_RUNNING may have been appended meanwhile; no ack, whole or
-	// half, may have been.)
+	// No ack, whole or half, may have been appended.
 	if b, _ := ckptReadFile(file); !bytes.HasPrefix(b, onDisk) || bytes.Contains(b, []byte(`"ack"`)) || !bytes.HasSuffix(b, []byte("\n")) {
 		t.Fatalf("the refused acknowledgement is in the checkpoint:\n%q\nwas:\n%q", b, onDisk)
 	}
