@@ -13,6 +13,8 @@ import (
 
 	"github.com/agora-cluster/agora/hadoop/job"
 	"github.com/agora-cluster/agora/hadoop/jobtracker"
+
+	"github.com/agora-cluster/agora/frameworks/statefile"
 )
 
 // Progress is what a running job's tasks have done, kept so that a
@@ -290,7 +292,7 @@ func (l *ProgressLog) appendRecord(rec []byte) error {
 		return err
 	}
 	if !l.exists {
-		if err := syncDir(filepath.Dir(l.path)); err != nil {
+		if err := statefile.SyncDir(filepath.Dir(l.path)); err != nil {
 			return err
 		}
 		l.exists = true
@@ -304,7 +306,7 @@ func (l *ProgressLog) rewrite(p Progress) error {
 	if err != nil {
 		return fmt.Errorf("hadoop state %s: %w", l.path, err)
 	}
-	if err := replaceFile(l.path, rec); err != nil {
+	if err := statefile.WriteFile(l.path, rec); err != nil {
 		return fmt.Errorf("hadoop state %s: %w", l.path, err)
 	}
 	l.state, l.size, l.compacted, l.exists = p, int64(len(rec)), int64(len(rec)), true

@@ -13,6 +13,8 @@ import (
 	"github.com/agora-cluster/agora/hadoop/client"
 	"github.com/agora-cluster/agora/hadoop/job"
 	"github.com/agora-cluster/agora/hadoop/jobtracker"
+
+	"github.com/agora-cluster/agora/frameworks/statefile"
 )
 
 // Store keeps the framework's state in a directory so that a restarted
@@ -118,51 +120,8 @@ func (s *Store) write(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("hadoop state %s: %w", path, err)
 	}
-	if err := replaceFile(path, b); err != nil {
+	if err := statefile.WriteFile(path, b); err != nil {
 		return fmt.Errorf("hadoop state %s: %w", path, err)
-	}
-	return nil
-}
-
-// replaceFile replaces path with b atomically and durably: a temporary
-// file, fsync, rename, fsync of the directory (without which the rename
-// itself may not survive a machine crash).
-func replaceFile(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir fsyncs a directory, making the entries created, renamed or
-// removed in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
 	}
 	return nil
 }

@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/agora-cluster/agora/spark/client"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/agora-cluster/agora/spark/client"
+
+	"github.com/agora-cluster/agora/frameworks/statefile"
 )
 
 // Driver and its states are the client's (what /drivers serves).
@@ -115,37 +118,8 @@ func (s *store) write(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("spark dispatcher state %s: %w", path, err)
 	}
-	if err := replaceFile(path, b); err != nil {
+	if err := statefile.WriteFile(path, b); err != nil {
 		return fmt.Errorf("spark dispatcher state %s: %w", path, err)
 	}
 	return nil
-}
-
-// replaceFile replaces path with b atomically and durably.
-func replaceFile(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	dir, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/agora-cluster/agora/frameworks/statefile"
 )
 
 // saved is the state file: the framework ID and the daemons' tasks, so a
@@ -41,35 +43,13 @@ func openStore(dir string) (*store, saved, error) {
 	return &store{dir: dir}, s, nil
 }
 
-// save writes s: a temporary file, fsynced, renamed over the old one.
+// save writes s atomically and durably.
 func (st *store) save(s saved) error {
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(st.dir, stateFile+".*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(st.dir, stateFile))
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if d, err := os.Open(st.dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return statefile.WriteFile(filepath.Join(st.dir, stateFile), b)
 }
 
 // saveLocked writes the state, if kept. Call with f.mu held.
