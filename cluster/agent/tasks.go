@@ -445,6 +445,13 @@ func (a *Agent) shutdownFramework(ctx context.Context, fw string) {
 // forget removes a task whose terminal update was acknowledged (or whose
 // framework is gone); its sandbox stays, its checkpoint goes.
 func (a *Agent) forget(t *task) {
+	// The acknowledgement of a terminal update can arrive while the
+	// update's recordStatus is still settling: it makes the update
+	// durable and sent, and only then sets t.state. Forgetting the task
+	// waits for that, or the completed task would keep its previous
+	// state (updMu before mu: the lock order).
+	t.updMu.Lock()
+	defer t.updMu.Unlock()
 	a.mu.Lock()
 	if a.tasks[t.key] != t {
 		a.mu.Unlock()
