@@ -45,11 +45,6 @@ type cgroup interface {
 	// procsFiles are the cgroup.procs files a process writes its pid to
 	// in order to join the cgroup.
 	procsFiles() []string
-	// threadFiles are the files a thread writes 0 to in order to join
-	// the cgroup alone, which is much cheaper than moving a process (see
-	// containerinit's joinCgroup); nil where threads cannot join alone
-	// (cgroup v2 domain cgroups).
-	threadFiles() []string
 	// procs lists the processes in the cgroup.
 	procs() ([]int, error)
 	// oomKills counts the processes the kernel's OOM killer killed here.

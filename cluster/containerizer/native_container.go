@@ -18,13 +18,10 @@ import (
 	"github.com/agora-cluster/agora/cluster/containerizer/containerinit"
 )
 
-// handshake configures the init, lets it start the task once it is ready,
-// and learns the task's pid. The init's thread that starts the task joins
-// the container's cgroup first (its own start-up is not the container's
-// to pay for); where a thread cannot join alone (cgroup v2), the agent
-// moves the init into the cgroup before letting it go.
+// handshake configures the init, moves it into the container's cgroup once
+// it is ready (its own start-up is not the container's to pay for), and
+// lets it start the task.
 func (c *nativeContainer) handshake(cfgW *os.File, cfg containerinit.Config) error {
-	cfg.Cgroup = c.cg.threadFiles()
 	if _, err := cfgW.Write(containerinit.Frame(cfg.Encode())); err != nil {
 		return fmt.Errorf("configure the container init: %w", err)
 	}
@@ -43,10 +40,8 @@ func (c *nativeContainer) handshake(cfgW *os.File, cfg containerinit.Config) err
 	if err := expect(func(m containerinit.Message) bool { return m.Ready }); err != nil {
 		return err
 	}
-	if len(cfg.Cgroup) == 0 {
-		if err := c.cg.add(c.pid); err != nil {
-			return err
-		}
+	if err := c.cg.add(c.pid); err != nil {
+		return err
 	}
 	if _, err := cfgW.Write([]byte{containerinit.Go}); err != nil {
 		return fmt.Errorf("start the container init: %w", err)

@@ -6,8 +6,8 @@
 // init: its package initializer recognizes an init invocation and runs the
 // init at once, before the rest of the program initializes (initializing
 // all of agora's packages would cost every container milliseconds). For
-// that the package imports only os, runtime, syscall, io, strconv, errors
-// and unsafe: Go initializes packages dependencies first and then in import
+// that the package imports only os, syscall, io, strconv, errors and
+// unsafe: Go initializes packages dependencies first and then in import
 // path order, so this one runs as soon as os is ready.
 //
 // The agent talks to the init over two inherited pipes:
@@ -36,7 +36,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"runtime"
 	"strconv"
 	"syscall"
 	"unsafe"
@@ -118,9 +117,6 @@ func run() int {
 		return 1 // the agent gave up on the launch
 	}
 	cfgFile.Close()
-	if err := joinCgroup(cfg.Cgroup); err != nil {
-		return fail(err)
-	}
 	attr := &syscall.SysProcAttr{Setsid: true}
 	if cfg.UID != nil {
 		attr.Credential = &syscall.Credential{Uid: *cfg.UID, Gid: cfg.GID, Groups: cfg.Groups}
@@ -209,28 +205,6 @@ func writeExitFile(path string, w uint32) error {
 	}
 	if err != nil {
 		return &os.PathError{Op: "sync", Path: dir, Err: err}
-	}
-	return nil
-}
-
-// joinCgroup moves the calling thread, which starts the task, into the
-// container's cgroup: "0" written to a cgroup v1 tasks file moves the
-// writer's own thread only, which the kernel does without the global lock
-// that moving a whole process takes (its write side waits for an RCU grace
-// period: milliseconds for every launch). The init's other threads, the Go
-// runtime's, stay where they are and never run the task's code. A file it
-// cannot write fails the launch: the task must not start outside.
-func joinCgroup(tasksFiles []string) error {
-	runtime.LockOSThread() // the thread that joins is the one that forks
-	for _, path := range tasksFiles {
-		fd, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_CLOEXEC, 0)
-		if err == nil {
-			_, err = syscall.Write(fd, []byte("0"))
-			syscall.Close(fd)
-		}
-		if err != nil {
-			return errors.New("join the container's cgroup: " + path + ": " + err.Error())
-		}
 	}
 	return nil
 }

@@ -27,11 +27,6 @@ type Config struct {
 	// ExitFile, if set, receives the task's wait status (decimal) when it
 	// ends, so an agent that restarted meanwhile can still learn it.
 	ExitFile string
-	// Cgroup lists the cgroup v1 tasks files of the container's cgroup:
-	// the init moves its own thread into them (by writing 0) before it
-	// starts the task, which inherits them. Empty: the agent moves the
-	// init into the cgroup.
-	Cgroup []string
 }
 
 // Encode writes c as NUL-terminated fields, each a one-letter tag and a
@@ -65,9 +60,6 @@ func (c Config) Encode() []byte {
 	field('m', c.AgentMountNS)
 	if c.ExitFile != "" {
 		field('x', c.ExitFile)
-	}
-	for _, f := range c.Cgroup {
-		field('c', f)
 	}
 	return b
 }
@@ -117,8 +109,6 @@ func decodeConfig(b []byte) (Config, error) {
 			c.AgentMountNS = v
 		case 'x':
 			c.ExitFile = v
-		case 'c':
-			c.Cgroup = append(c.Cgroup, v)
 		default:
 			return c, errors.New("container init: unknown configuration field " + strconv.Quote(string(tag)))
 		}
