@@ -19,6 +19,8 @@ import (
 	"github.com/agora-cluster/agora/hadoop/distribution"
 	"github.com/agora-cluster/agora/hadoop/framework"
 	"github.com/agora-cluster/agora/hadoop/hadooptest"
+
+	"github.com/agora-cluster/agora/frameworks/statefile"
 )
 
 // realHadoop is a real Hadoop 1.x JobTracker on loopback (local file
@@ -117,7 +119,9 @@ func (r *realHadoop) useJobTracker(t *testing.T, addr string) {
 	r.jobTracker = addr
 	r.jtProps[distribution.KeyJobTracker] = addr
 	r.props[distribution.KeyJobTracker] = addr
-	if err := os.WriteFile(filepath.Join(r.conf, "mapred-site.xml"), distribution.SiteXML(r.jtProps), 0o644); err != nil {
+	// Replaced whole (rename), never rewritten in place: a running
+	// JobTracker rereads it (refreshHosts) and must not see it empty.
+	if err := statefile.WriteFile(filepath.Join(r.conf, "mapred-site.xml"), distribution.SiteXML(r.jtProps)); err != nil {
 		t.Fatal(err)
 	}
 }
