@@ -483,6 +483,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	case err = <-served:
 		err = fmt.Errorf("agent: HTTP server: %w", err)
 	case err = <-a.fatal:
+	case <-a.journal.brokenC:
+		// Nothing more can be acknowledged: stop, so that a restart
+		// replays what is on disk (Mesos's agent aborts on a failed
+		// checkpoint too).
+		err = fmt.Errorf("agent: %w", a.journal.brokenErr())
+		a.log.Error("the checkpoint journal cannot be written any more; the agent stops so that a restart recovers from what is on disk", "err", err)
 	}
 	cancel()
 	a.stopRunners()

@@ -107,7 +107,8 @@ type journal struct {
 	fileMu     sync.Mutex // the file: held by a commit, and by a compaction's switch
 	f          *os.File
 	fileClosed bool
-	broken     error // a failed cut-back or fdatasync: the file's tail is unknown, nothing more is written
+	broken     error         // a failed cut-back or fdatasync: the file's tail is unknown, nothing more is written
+	brokenC    chan struct{} // closed when broken is first set (the agent stops on it)
 
 	stopped    chan struct{}
 	compacting sync.WaitGroup // a compaction in the background
@@ -150,7 +151,7 @@ func openJournal(path, root string, log *slog.Logger) (*journal, error) {
 		return nil, fmt.Errorf("checkpoint journal: %w", err)
 	}
 	j := &journal{root: filepath.Clean(root), path: path, log: log, files: map[string][]byte{},
-		wake: make(chan struct{}, 1), f: f, stopped: make(chan struct{})}
+		wake: make(chan struct{}, 1), f: f, stopped: make(chan struct{}), brokenC: make(chan struct{})}
 	if err := j.replay(); err != nil {
 		f.Close()
 		return nil, err
@@ -427,7 +428,7 @@ func (j *journal) commit(batch []*jRecord) {
 		if err != nil {
 			// Nothing of a failed batch may be replayed: cut it off.
 			if terr := j.f.Truncate(start); terr != nil {
-				j.broken = fmt.Errorf("checkpoint journal %s: a failed write could not be undone (%v); the agent must restart to recover", j.path, terr)
+				j.setBroken(fmt.Errorf("checkpoint journal %s: a failed write could not be undone (%v); the agent must restart to recover", j.path, terr))
 			} else if durable {
 				_ = fdatasync(j.f)
 			}
@@ -438,7 +439,7 @@ func (j *journal) commit(batch []*jRecord) {
 			// and reports that once: a later fdatasync would succeed
 			// over the gap, which replay stops at, losing what was
 			// acknowledged after it. A restart replays what is on disk.
-			j.broken = fmt.Errorf("checkpoint journal %s: fdatasync failed (%v), so what the kernel had not flushed may be lost; nothing more is written and the agent must restart to recover", j.path, syncErr)
+			j.setBroken(fmt.Errorf("checkpoint journal %s: fdatasync failed (%v), so what the kernel had not flushed may be lost; nothing more is written and the agent must restart to recover", j.path, syncErr))
 		}
 	}
 	if err == nil {
@@ -466,6 +467,23 @@ func (j *journal) commit(batch []*jRecord) {
 			r.done <- err
 		}
 	}
+}
+
+// setBroken marks the journal broken (the first reason stays) and wakes
+// whoever watches brokenC; j.fileMu is held.
+func (j *journal) setBroken(err error) {
+	if j.broken != nil {
+		return
+	}
+	j.broken = err
+	close(j.brokenC)
+}
+
+// brokenErr is why the journal refuses writes, or nil.
+func (j *journal) brokenErr() error {
+	j.fileMu.Lock()
+	defer j.fileMu.Unlock()
+	return j.broken
 }
 
 // startCompaction runs compactNow in the background; close waits for it.

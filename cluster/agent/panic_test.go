@@ -3,7 +3,10 @@ package agent
 import (
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -48,5 +51,38 @@ func TestPanickingCallStopsTheAgent(t *testing.T) {
 	}
 	if n := a.metricsSnapshot()["slave/handler_panics"]; n != 1 {
 		t.Fatalf("slave/handler_panics = %v, want 1", n)
+	}
+}
+
+// A checkpoint journal that can no longer be written (its fdatasync
+// failed, so the kernel may have dropped pages it had not flushed) stops
+// the agent: it could acknowledge nothing more, and a restart replays what
+// is on disk.
+func TestBrokenJournalStopsTheAgent(t *testing.T) {
+	fm := newFakeMaster(t)
+	a, err := New(testConfig(t, fm, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	fm.nextRegister(t)
+
+	old := journalSync
+	journalSync = func(f *os.File) error { return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: syscall.EIO} }
+	werr := a.journal.put(filepath.Join(journalRoot(a.workDir), "probe", "task.json"), []byte("x"), true)
+	journalSync = old
+	if werr == nil {
+		t.Fatal("a record whose fdatasync failed was acknowledged")
+	}
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "fdatasync failed") {
+			t.Fatalf("Run returned %v; want the journal's failure", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the agent kept running with a checkpoint journal it cannot write")
 	}
 }
