@@ -119,6 +119,13 @@ func TestAgentStopsAfterHeldLaunchCheckpoint(t *testing.T) {
 		t.Run(kind.name, func(t *testing.T) {
 			_, ta, marker, release := holdLaunch(t, kind.rt)
 			ta.cancel()
+			// The stop reaches the runners asynchronously (Run's ctx
+			// ending cancels theirs): the write completes once it has.
+			select {
+			case <-ta.runnerCtx.Done():
+			case <-time.After(waitTimeout):
+				t.Fatal("the agent's runners were never told to stop")
+			}
 			release()
 			ta.stop(t) // bounded by waitTimeout
 			if _, err := os.Stat(marker); err == nil {
