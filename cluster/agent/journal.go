@@ -311,15 +311,17 @@ func decodeRecord(b []byte) (r jRecord, size int, ok bool) {
 }
 
 // apply makes r part of j.files; j.mu is held (or j is not shared yet).
-// Contents are never changed in place (an append copies), so a snapshot
-// may hold on to them.
+// The bytes a file holds are never changed: an append writes past the
+// end, into spare capacity or a grown copy (amortized, so a file grown by
+// many appends replays in linear time), so a snapshot or a reader may hold
+// on to a file's slice; readers get it capped, so their own appends copy.
 func (j *journal) apply(r jRecord) {
 	switch r.op {
 	case jPut:
 		j.files[r.path] = append([]byte(nil), r.data...)
 	case jAppend:
 		old := j.files[r.path]
-		j.files[r.path] = append(old[:len(old):len(old)], r.data...)
+		j.files[r.path] = append(old, r.data...)
 	case jRemove:
 		delete(j.files, r.path)
 	case jRemoveAll:
@@ -705,7 +707,7 @@ func (j *journal) readFile(path string) ([]byte, error) {
 	if !ok {
 		return nil, &os.PathError{Op: "open", Path: path, Err: os.ErrNotExist}
 	}
-	return b, nil
+	return b[:len(b):len(b)], nil
 }
 
 // glob lists the files and directories (a directory exists while a file
