@@ -1,0 +1,322 @@
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/frameworks/offers"
+)
+
+// basic is the first app of Marathon's "application basics" page.
+const basic = `{"id": "basic-0", "cmd": "while [ true ] ; do echo 'Hello Marathon' ; sleep 5 ; done", "cpus": 0.1, "mem": 10.0, "instances": 1}`
+
+func decode(t *testing.T, body string) App {
+	t.Helper()
+	a, err := Decode([]byte(body), Defaults())
+	if err != nil {
+		t.Fatalf("decode %s: %v", body, err)
+	}
+	a.Normalize()
+	return a
+}
+
+func TestDecodeDefaultsAndNormalize(t *testing.T) {
+	a := decode(t, basic)
+	if err := a.Validate(); err != nil {
+		t.Fatalf("the docs' basic app is refused: %v", err)
+	}
+	if a.ID != "/basic-0" || a.CPUs != 0.1 || a.Mem != 10 || a.Instances != 1 || a.BackoffFactor != 1.15 || a.KillSelection != YoungestFirst {
+		t.Fatalf("decoded %+v", a)
+	}
+	if len(a.PortDefinitions) != 1 || a.PortDefinitions[0].Port != 0 {
+		t.Fatalf("an app without ports gets one dynamic port, as Marathon's; got %+v", a.PortDefinitions)
+	}
+	b := decode(t, `{"id":"/g/a","cmd":"x","ports":[0,0]}`)
+	if len(b.PortDefinitions) != 2 || b.Ports != nil {
+		t.Fatalf("ports become portDefinitions: %+v %+v", b.PortDefinitions, b.Ports)
+	}
+	c := decode(t, `{"id":"/g/a","cmd":"x","portDefinitions":[]}`)
+	if c.PortCount() != 0 {
+		t.Fatalf("explicitly no ports: %+v", c.PortDefinitions)
+	}
+	// An update keeps what the body leaves out.
+	up, err := Decode([]byte(`{"instances": 5}`), a)
+	if err != nil || up.Instances != 5 || up.Mem != 10 || *up.Cmd != *a.Cmd {
+		t.Fatalf("update: %+v %v", up, err)
+	}
+	if a.Instances != 1 {
+		t.Fatal("decoding an update changed the base app")
+	}
+}
+
+func TestDecodeBadJSON(t *testing.T) {
+	for _, body := range []string{`{"id": 5}`, `{"id":"a",`, `[]`, `{"cpus":"lots"}`} {
+		_, err := Decode([]byte(body), Defaults())
+		var bad *BadJSON
+		if !errors.As(err, &bad) || bad.Message != "Invalid JSON" || len(bad.Details) == 0 {
+			t.Errorf("%s: got %v, want a BadJSON", body, err)
+		}
+	}
+	_, err := Decode([]byte(`{"cpus":"lots"}`), Defaults())
+	if !strings.Contains(err.Error(), "/cpus") {
+		t.Errorf("the path of a field of the wrong type is named: %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		body string
+		path string // "" means valid
+		want string
+	}{
+		{basic, "", ""},
+		{`{"id":"/prod/web.v2/api","args":["/bin/sleep","10"]}`, "", ""},
+		{`{"id":"/a","cmd":"x","constraints":[["hostname","UNIQUE"],["rack","GROUP_BY","3"],["rack","LIKE","r[12]"],["rack","UNLIKE","r3"],["hostname","MAX_PER","2"],["rack","IS","r1"],["rack","CLUSTER","r1"]]}`, "", ""},
+		{`{"id":"/a","cmd":"x","cpus":0}`, "/cpus", "0.001"},
+		{`{"id":"/a","cmd":"x","mem":-1}`, "/mem", "0.0 or more"},
+		{`{"id":"/a","cmd":"x","instances":-2}`, "/instances", "greater than or equal"},
+		{`{"id":"","cmd":"x"}`, "/id", "empty"},
+		{`{"id":"/Bad_Name","cmd":"x"}`, "/id", "invalid characters"},
+		{`{"id":"/a"}`, "/", "cmd"},
+		{`{"id":"/a","cmd":"x","args":["y"]}`, "/", "not both"},
+		{`{"id":"/a","cmd":"x","constraints":[["hostname","SOMETIMES"]]}`, "/constraints(0)", "must be one of"},
+		{`{"id":"/a","cmd":"x","constraints":[["hostname","UNIQUE"],["rack","LIKE"]]}`, "/constraints(1)", "regular expression"},
+		{`{"id":"/a","cmd":"x","constraints":[["rack","LIKE","("]]}`, "/constraints(0)", "not a regular expression"},
+		{`{"id":"/a","cmd":"x","constraints":[["rack","MAX_PER","two"]]}`, "/constraints(0)", "MAX_PER"},
+		{`{"id":"/a","cmd":"x","constraints":[["rack"]]}`, "/constraints(0)", "[field, operator]"},
+		{`{"id":"/a","cmd":"x","backoffFactor":0.5}`, "/backoffFactor", "1.0 or more"},
+		{`{"id":"/a","cmd":"x","killSelection":"RANDOM"}`, "/killSelection", "YOUNGEST_FIRST"},
+		{`{"id":"/a","cmd":"x","upgradeStrategy":{"minimumHealthCapacity":1.5,"maximumOverCapacity":0}}`, "/upgradeStrategy/minimumHealthCapacity", "between 0 and 1"},
+		{`{"id":"/a","cmd":"x","ports":[80],"portDefinitions":[{"port":0}]}`, "/", "both ports and port definitions"},
+		{`{"id":"/a","cmd":"x","portDefinitions":[{"port":0,"name":"http"},{"port":0,"name":"http"}]}`, "/portDefinitions(1)/name", "unique"},
+		{`{"id":"/a","cmd":"x","env":{"DB":{"secret":"db"}}}`, "/env/DB", "secrets"},
+		{`{"id":"/a","container":{"type":"DOCKER","docker":{"image":"nginx"}}}`, "/container", "not supported yet"},
+		{`{"id":"/a","cmd":"x","healthChecks":[{"protocol":"HTTP"}]}`, "/healthChecks", "not supported yet"},
+		{`{"id":"/a","cmd":"x","requirePorts":true,"portDefinitions":[{"port":8080}]}`, "/requirePorts", "not supported yet"},
+	}
+	for _, c := range cases {
+		a := decode(t, c.body)
+		err := a.Validate()
+		if c.path == "" {
+			if err != nil {
+				t.Errorf("%s: %v", c.body, err)
+			}
+			continue
+		}
+		var inv *Invalid
+		if !errors.As(err, &inv) || inv.Message != "Object is not valid" {
+			t.Errorf("%s: got %v, want 422 at %s", c.body, err, c.path)
+			continue
+		}
+		found := false
+		for _, d := range inv.Details {
+			if d.Path == c.path && strings.Contains(strings.Join(d.Errors, " "), c.want) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: details %+v, want path %s with %q", c.body, inv.Details, c.path, c.want)
+		}
+	}
+}
+
+func agentAt(host string, attrs map[string]string) Agent {
+	return Agent{ID: host, Host: host, Attrs: attrs}
+}
+
+func TestConstraints(t *testing.T) {
+	r1 := func(h string) Agent { return agentAt(h, map[string]string{"rack": "r1"}) }
+	r2 := func(h string) Agent { return agentAt(h, map[string]string{"rack": "r2"}) }
+	r3 := func(h string) Agent { return agentAt(h, map[string]string{"rack": "r3"}) }
+	bare := agentAt("h9", nil)
+	cases := []struct {
+		name   string
+		c      []string
+		agent  Agent
+		placed []Agent
+		ok     bool
+	}{
+		{"unique free host", []string{"hostname", "UNIQUE"}, r1("h1"), []Agent{r1("h2")}, true},
+		{"unique taken host", []string{"hostname", "UNIQUE"}, r1("h1"), []Agent{r1("h1")}, false},
+		{"unique @hostname", []string{"@hostname", "UNIQUE"}, r1("h1"), []Agent{r2("h1")}, false},
+		{"unique attribute", []string{"rack", "UNIQUE"}, r1("h1"), []Agent{r1("h2")}, false},
+		{"unique missing attribute", []string{"rack", "UNIQUE"}, bare, nil, false},
+		{"cluster value match", []string{"rack", "CLUSTER", "r1"}, r1("h1"), nil, true},
+		{"cluster value mismatch", []string{"rack", "CLUSTER", "r1"}, r2("h1"), nil, false},
+		{"cluster no value, first placement", []string{"rack", "CLUSTER"}, r2("h1"), nil, true},
+		{"cluster no value, follows first", []string{"rack", "CLUSTER"}, r2("h1"), []Agent{r1("h2")}, false},
+		{"cluster no value, same as first", []string{"rack", "CLUSTER"}, r1("h3"), []Agent{r1("h2")}, true},
+		{"group_by least loaded", []string{"rack", "GROUP_BY"}, r2("h1"), []Agent{r1("h2")}, true},
+		{"group_by more loaded", []string{"rack", "GROUP_BY"}, r1("h1"), []Agent{r1("h2"), r1("h3"), r2("h4")}, false},
+		{"group_by even", []string{"rack", "GROUP_BY"}, r1("h1"), []Agent{r1("h2"), r2("h4")}, true},
+		{"group_by waits for distinct values", []string{"rack", "GROUP_BY", "3"}, r1("h1"), []Agent{r1("h2"), r2("h4")}, false},
+		{"group_by new value while waiting", []string{"rack", "GROUP_BY", "3"}, r3("h1"), []Agent{r1("h2"), r2("h4")}, true},
+		{"like matches", []string{"rack", "LIKE", "r[12]"}, r2("h1"), nil, true},
+		{"like whole value only", []string{"rack", "LIKE", "r"}, r2("h1"), nil, false},
+		{"like missing attribute", []string{"rack", "LIKE", ".*"}, bare, nil, false},
+		{"unlike matches", []string{"rack", "UNLIKE", "r[12]"}, r1("h1"), nil, false},
+		{"unlike no match", []string{"rack", "UNLIKE", "r[12]"}, r3("h1"), nil, true},
+		{"unlike missing attribute", []string{"rack", "UNLIKE", "r1"}, bare, nil, true},
+		{"max_per under", []string{"rack", "MAX_PER", "2"}, r1("h1"), []Agent{r1("h2"), r2("h3")}, true},
+		{"max_per at limit", []string{"rack", "MAX_PER", "2"}, r1("h1"), []Agent{r1("h2"), r1("h3")}, false},
+		{"is text", []string{"rack", "IS", "r1"}, r1("h1"), nil, true},
+		{"is text mismatch", []string{"rack", "IS", "r1"}, r2("h1"), nil, false},
+		{"is scalar three decimals", []string{"gen", "IS", "2.0000"}, agentAt("h", map[string]string{"gen": "2"}), nil, true},
+		{"is scalar differs", []string{"gen", "IS", "2.001"}, agentAt("h", map[string]string{"gen": "2"}), nil, false},
+	}
+	for _, c := range cases {
+		k, err := ParseConstraint(c.c)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		ok, why := k.Allows(c.agent, c.placed)
+		if ok != c.ok {
+			t.Errorf("%s: Allows = %v (%s), want %v", c.name, ok, why, c.ok)
+		}
+		if !ok && !strings.Contains(why, c.c[0]) {
+			t.Errorf("%s: the reason %q does not name the field", c.name, why)
+		}
+	}
+}
+
+func offer(host string, res string, attrs ...mesos.Attribute) *mesos.Offer {
+	o := &mesos.Offer{ID: mesos.OfferID{Value: "o-" + host}, AgentID: mesos.AgentID{Value: "a-" + host}, Hostname: host, Attributes: attrs}
+	for _, part := range strings.Split(res, ";") {
+		name, v, _ := strings.Cut(part, ":")
+		if name == "ports" {
+			var b, e uint64
+			_, _ = fmt.Sscanf(v, "%d-%d", &b, &e)
+			o.Resources = append(o.Resources, mesos.Resource{Name: name, Type: mesos.RANGES.Enum(),
+				Ranges: &mesos.Value_Ranges{Range: []mesos.Value_Range{{Begin: b, End: e}}}})
+			continue
+		}
+		var f float64
+		_, _ = fmt.Sscan(v, &f)
+		o.Resources = append(o.Resources, mesos.Resource{Name: name, Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: f}})
+	}
+	return o
+}
+
+func TestMatch(t *testing.T) {
+	app := decode(t, `{"id":"/web","cmd":"x","cpus":1,"mem":256,"instances":3,"portDefinitions":[{"port":0,"name":"http"},{"port":0}],"constraints":[["hostname","UNIQUE"]]}`)
+	cons := app.ParsedConstraints()
+
+	pool := offers.NewPool(offer("h1", "cpus:4;mem:1024;disk:100;ports:31000-31009"))
+	fit, no := Match(&app, cons, pool, nil)
+	if no != nil {
+		t.Fatalf("a roomy offer is declined: %+v", no)
+	}
+	if len(fit.Ports) != 2 || fit.Ports[0] != 31000 || fit.Ports[1] != 31001 {
+		t.Fatalf("ports %v", fit.Ports)
+	}
+	// The same offer again: the host is taken (UNIQUE); the pool is unchanged by a decline.
+	before := pool.Sum("")["cpus"]
+	_, no = Match(&app, cons, pool, []Agent{AgentOf(pool.Offer())})
+	if no == nil || no.First() != UnfulfilledConstraint || !strings.Contains(strings.Join(no.Details, ";"), "hostname:UNIQUE") {
+		t.Fatalf("UNIQUE host not declined with its reason: %+v", no)
+	}
+	if pool.Sum("")["cpus"] != before {
+		t.Fatal("a declined match took resources")
+	}
+	// Short of everything: all reasons, in funnel order.
+	small := offers.NewPool(offer("h2", "cpus:0.5;mem:100;disk:0;ports:31000-31000"))
+	_, no = Match(&app, cons, small, []Agent{agentAt("h1", nil)})
+	want := []Reason{InsufficientCpus, InsufficientMemory, InsufficientPorts}
+	if no == nil || len(no.Reasons) != len(want) {
+		t.Fatalf("reasons %+v, want %v", no, want)
+	}
+	for i := range want {
+		if no.Reasons[i] != want[i] {
+			t.Fatalf("reasons %v, want %v", no.Reasons, want)
+		}
+	}
+	// A role the offer does not have.
+	roled := app
+	roled.AcceptedResourceRoles = []string{"prod"}
+	_, no = Match(&roled, nil, offers.NewPool(offer("h3", "cpus:4;mem:1024;ports:31000-31009")), nil)
+	if no == nil || no.First() != UnfulfilledRole {
+		t.Fatalf("role: %+v", no)
+	}
+	// Attributes are compared as text.
+	rack := mesos.Attribute{Name: "rack", Type: mesos.TEXT, Text: &mesos.Value_Text{Value: "r1"}}
+	app2 := decode(t, `{"id":"/w","cmd":"x","cpus":0.1,"mem":10,"constraints":[["rack","IS","r1"]]}`)
+	if _, no := Match(&app2, app2.ParsedConstraints(), offers.NewPool(offer("h4", "cpus:1;mem:100;ports:1-10", rack)), nil); no != nil {
+		t.Fatalf("rack IS r1: %+v", no)
+	}
+	if _, no := Match(&app2, app2.ParsedConstraints(), offers.NewPool(offer("h5", "cpus:1;mem:100;ports:1-10")), nil); no == nil {
+		t.Fatal("an agent without the attribute fits IS")
+	}
+}
+
+func TestKillOrder(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	insts := []Instance{{"a", t0}, {"b", t0.Add(time.Minute)}, {"c", t0.Add(2 * time.Minute)}}
+	if got := KillOrder(insts, YoungestFirst, 2); strings.Join(got, ",") != "c,b" {
+		t.Errorf("youngest first: %v", got)
+	}
+	if got := KillOrder(insts, OldestFirst, 2); strings.Join(got, ",") != "a,b" {
+		t.Errorf("oldest first: %v", got)
+	}
+	if got := KillOrder(insts, YoungestFirst, 9); len(got) != 3 {
+		t.Errorf("more than there are: %v", got)
+	}
+}
+
+func TestLaunchDelay(t *testing.T) {
+	a := Defaults()
+	a.BackoffSeconds, a.BackoffFactor, a.MaxLaunchDelaySeconds = 1, 2, 5
+	for failures, want := range map[int]time.Duration{0: 0, 1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 5 * time.Second, 50: 5 * time.Second} {
+		if got := LaunchDelay(&a, failures); got != want {
+			t.Errorf("after %d failures: %v, want %v", failures, got, want)
+		}
+	}
+}
+
+// TestRestart checks the worked examples of Marathon's deployment docs
+// (n = 10, every instance healthy, none replaced yet).
+func TestRestart(t *testing.T) {
+	cases := []struct {
+		mhc, moc    float64
+		kill, start int
+	}{
+		{1, 1, 0, 10},
+		{0.5, 0, 5, 5},
+		{1, 0, 0, 1},
+		{0, 0, 10, 10},
+	}
+	for _, c := range cases {
+		kill, start := Restart(10, UpgradeStrategy{c.mhc, c.moc}, 10, 10, 0)
+		if kill != c.kill || start != c.start {
+			t.Errorf("(%g, %g): kill %d start %d, want %d %d", c.mhc, c.moc, kill, start, c.kill, c.start)
+		}
+	}
+}
+
+func TestFunnel(t *testing.T) {
+	var s OfferStats
+	now := time.Unix(0, 0)
+	s.Used(now)
+	s.Declined(UnusedOffer{Reasons: []Reason{UnfulfilledConstraint, InsufficientCpus}, Timestamp: now})
+	s.Declined(UnusedOffer{Reasons: []Reason{InsufficientCpus}, Timestamp: now})
+	got := map[Reason]RejectSummary{}
+	for _, r := range s.SinceLaunchAttempt() {
+		got[r.Reason] = r
+	}
+	if c := got[UnfulfilledConstraint]; c.Processed != 3 || c.Declined != 1 {
+		t.Errorf("constraint step: %+v", c)
+	}
+	if c := got[InsufficientCpus]; c.Processed != 2 || c.Declined != 1 {
+		t.Errorf("cpus step: %+v", c)
+	}
+	if c := got[InsufficientMemory]; c.Processed != 1 || c.Declined != 0 {
+		t.Errorf("mem step: %+v", c)
+	}
+	if s.Processed != 3 || s.Unused != 2 || len(s.LastUnusedOffers()) != 2 {
+		t.Errorf("counts %+v", s)
+	}
+}
