@@ -45,6 +45,7 @@ type App struct {
 	URIs                  []string          `json:"uris,omitempty"`
 	TaskKillGracePeriod   *float64          `json:"taskKillGracePeriodSeconds,omitempty"`
 	Version               string            `json:"version,omitempty"`
+	VersionInfo           *VersionInfo      `json:"versionInfo,omitempty"`
 
 	// Not done yet: accepted in the JSON only to be refused by name.
 	Container       json.RawMessage `json:"container,omitempty"`
@@ -77,6 +78,25 @@ type Fetch struct {
 	Extract    bool   `json:"extract,omitempty"`
 	Cache      bool   `json:"cache,omitempty"`
 	DestPath   string `json:"destPath,omitempty"`
+}
+
+// VersionInfo says when an app last changed: its scale, and what its
+// instances run (a config change replaces them; a scale change does not).
+type VersionInfo struct {
+	LastScalingAt      string `json:"lastScalingAt"`
+	LastConfigChangeAt string `json:"lastConfigChangeAt"`
+}
+
+// SameConfig reports whether a and b differ in nothing but their
+// instance count and versions: a change from one to the other is only
+// a scale.
+func SameConfig(a, b App) bool {
+	strip := func(x App) string {
+		x.Instances, x.Version, x.VersionInfo = 0, "", nil
+		j, _ := json.Marshal(x)
+		return string(j)
+	}
+	return strip(a) == strip(b)
 }
 
 // Kill selections.
@@ -159,6 +179,10 @@ func (a App) clone() App {
 	if a.UpgradeStrategy != nil {
 		u := *a.UpgradeStrategy
 		a.UpgradeStrategy = &u
+	}
+	if a.VersionInfo != nil {
+		v := *a.VersionInfo
+		a.VersionInfo = &v
 	}
 	return a
 }

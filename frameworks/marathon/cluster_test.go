@@ -1,0 +1,517 @@
+package marathon
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agora-cluster/agora/cluster/agent"
+	"github.com/agora-cluster/agora/cluster/clustertest"
+)
+
+// These tests run the framework against a real in-process cluster of
+// three agents and drive it as Marathon's users do: plain HTTP with
+// Marathon's documented JSON (no Go client library for Marathon's API is
+// served by the module proxy here).
+
+// hosts are the agents' hostnames: distinct, so that hostname constraints
+// have something to tell apart, and all this machine.
+var hosts = []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+
+type env struct {
+	t       *testing.T
+	c       *clustertest.Cluster
+	workDir string
+	fw      *Framework
+	url     string
+	stop    func()
+}
+
+func startEnv(t *testing.T) *env {
+	t.Helper()
+	base, _ := clustertest.PortRange(300)
+	c := clustertest.Start(t, clustertest.Options{
+		Agents: len(hosts),
+		Agent: func(i int, cfg *agent.Config) {
+			cfg.Hostname = hosts[i]
+			cfg.Resources = fmt.Sprintf("cpus:2;mem:1024;disk:1000;ports:[%d-%d]", base+i*100, base+i*100+99)
+		},
+	})
+	t.Cleanup(c.Stop) // before the agents' directories go
+	e := &env{t: t, c: c, workDir: t.TempDir()}
+	e.startFramework()
+	return e
+}
+
+// startFramework runs a framework on the env's work directory, with its
+// API on a test server, until the test ends or stopFramework.
+func (e *env) startFramework() {
+	t := e.t
+	t.Helper()
+	fw, err := New(Config{Masters: []string{e.c.MasterAddr}, WorkDir: e.workDir, User: "root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(fw.Handler())
+	fw.SetHTTPAddress(srv.Listener.Addr().String())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = fw.Run(ctx) }()
+	stopped := false
+	e.fw, e.url = fw, srv.URL
+	e.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		clustertest.AwaitStop(t, "the framework", done)
+		srv.Close()
+	}
+	t.Cleanup(e.stop)
+	e.waitFor("the framework to subscribe", fw.Subscribed)
+}
+
+// call sends a request with a JSON body and returns the status, body and
+// headers.
+func (e *env) call(method, path, body string) (int, []byte, http.Header) {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.url+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, resp.Header
+}
+
+// must sends a request that must answer want, and decodes the answer
+// into out (if not nil).
+func (e *env) must(method, path, body string, want int, out any) http.Header {
+	e.t.Helper()
+	code, b, h := e.call(method, path, body)
+	if code != want {
+		e.t.Fatalf("%s %s: %d %s, want %d", method, path, code, b, want)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			e.t.Fatalf("%s %s: %v in %s", method, path, err, b)
+		}
+	}
+	return h
+}
+
+// waitFor polls cond with a generous bound (functional, not timing).
+func (e *env) waitFor(what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// tasks lists an app's tasks through the API.
+func (e *env) tasks(id string) []Task {
+	e.t.Helper()
+	var out struct{ Tasks []Task }
+	e.must("GET", "/v2/apps"+id+"/tasks", "", 200, &out)
+	return out.Tasks
+}
+
+// waitRunning waits until app id has exactly n instances, all running,
+// and no deployment in progress, and returns them.
+func (e *env) waitRunning(id string, n int) []Task {
+	e.t.Helper()
+	var ts []Task
+	e.waitFor(fmt.Sprintf("%s to run %d instances", id, n), func() bool {
+		ts = e.tasks(id)
+		if len(ts) != n {
+			return false
+		}
+		for _, t := range ts {
+			if t.State != "TASK_RUNNING" {
+				return false
+			}
+		}
+		var ds []Deployment
+		e.must("GET", "/v2/deployments", "", 200, &ds)
+		return len(ds) == 0
+	})
+	return ts
+}
+
+// masterRunning counts the framework's running tasks the master knows.
+func (e *env) masterRunning() int {
+	s, err := e.c.State()
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, f := range s.Frameworks {
+		if f.ID != e.fw.FrameworkID() {
+			continue
+		}
+		for _, t := range f.Tasks {
+			if t.State == "TASK_RUNNING" {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func ids(ts []Task) []string {
+	out := make([]string, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, t.ID)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// events reads /v2/events into a queue.
+func (e *env) events() *clustertest.Queue[map[string]any] {
+	e.t.Helper()
+	q := clustertest.NewQueue[map[string]any](e.t)
+	req, _ := http.NewRequest("GET", e.url+"/v2/events", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	ctx, cancel := context.WithCancel(context.Background())
+	e.t.Cleanup(cancel)
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		e.t.Fatalf("/v2/events Content-Type %q", ct)
+	}
+	attached := make(chan struct{})
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			var ev map[string]any
+			if json.Unmarshal([]byte(data), &ev) == nil {
+				if ev["eventType"] == "event_stream_attached" {
+					close(attached)
+					continue
+				}
+				q.Put(ev)
+			}
+		}
+	}()
+	select {
+	case <-attached:
+	case <-time.After(30 * time.Second):
+		e.t.Fatal("the event stream did not attach")
+	}
+	return q
+}
+
+// nextEvent waits for an event that match accepts.
+func nextEvent(t *testing.T, q *clustertest.Queue[map[string]any], what string, match func(map[string]any) bool) map[string]any {
+	t.Helper()
+	timeout := time.After(90 * time.Second)
+	for {
+		select {
+		case ev := <-q.C():
+			if match(ev) {
+				return ev
+			}
+		case <-timeout:
+			t.Fatalf("no %s event", what)
+		}
+	}
+}
+
+// basicApp is the first app of Marathon's "application basics" docs,
+// as they give it.
+const basicApp = `{
+    "id": "basic-0",
+    "cmd": "while [ true ] ; do echo 'Hello Marathon' ; sleep 5 ; done",
+    "cpus": 0.1,
+    "mem": 10.0,
+    "instances": 1
+}`
+
+// TestAppLifecycle posts the docs' app as-is, then scales it 1→3→5→1,
+// restarts it and deletes it, following the event stream.
+func TestAppLifecycle(t *testing.T) {
+	e := startEnv(t)
+	evs := e.events()
+
+	var created AppView
+	h := e.must("POST", "/v2/apps", basicApp, http.StatusCreated, &created)
+	if h.Get("Location") != "/v2/apps/basic-0" || h.Get("Marathon-Deployment-Id") == "" {
+		t.Fatalf("create headers: Location %q, Marathon-Deployment-Id %q", h.Get("Location"), h.Get("Marathon-Deployment-Id"))
+	}
+	if created.ID != "/basic-0" || created.Instances != 1 || len(created.Deployments) != 1 {
+		t.Fatalf("created %+v", created)
+	}
+	nextEvent(t, evs, "deployment_info", func(ev map[string]any) bool { return ev["eventType"] == "deployment_info" })
+	first := e.waitRunning("/basic-0", 1)
+	nextEvent(t, evs, "status_update_event TASK_RUNNING", func(ev map[string]any) bool {
+		return ev["eventType"] == "status_update_event" && ev["taskStatus"] == "TASK_RUNNING" &&
+			ev["appId"] == "/basic-0" && ev["taskId"] == first[0].ID
+	})
+	nextEvent(t, evs, "deployment_success", func(ev map[string]any) bool { return ev["eventType"] == "deployment_success" })
+	if first[0].Host == "" || len(first[0].Ports) != 1 {
+		t.Fatalf("the instance has no host or not its one port: %+v", first[0])
+	}
+
+	var dup struct{ Message string }
+	e.must("POST", "/v2/apps", basicApp, http.StatusConflict, &dup)
+	if !strings.Contains(dup.Message, "/basic-0") {
+		t.Fatalf("409 message %q does not name the app", dup.Message)
+	}
+
+	for _, n := range []int{3, 5} {
+		var c Change
+		h := e.must("PUT", "/v2/apps/basic-0", fmt.Sprintf(`{"instances": %d}`, n), http.StatusOK, &c)
+		if c.DeploymentID == "" || h.Get("Marathon-Deployment-Id") != c.DeploymentID {
+			t.Fatalf("scale answer %+v, header %q", c, h.Get("Marathon-Deployment-Id"))
+		}
+		e.waitRunning("/basic-0", n)
+	}
+	// A scale keeps the instances that run: the first one is still there.
+	five := e.waitRunning("/basic-0", 5)
+	if !slices.Contains(ids(five), first[0].ID) {
+		t.Fatalf("scaling up replaced the first instance: %v", ids(five))
+	}
+	e.must("PUT", "/v2/apps/basic-0", `{"instances": 1}`, http.StatusOK, nil)
+	one := e.waitRunning("/basic-0", 1)
+	if one[0].ID != first[0].ID {
+		t.Fatalf("scale down kept %s, want the oldest %s (YOUNGEST_FIRST)", one[0].ID, first[0].ID)
+	}
+	e.waitFor("the master to run one task", func() bool { return e.masterRunning() == 1 })
+
+	// Restart: every instance replaced.
+	e.must("PUT", "/v2/apps/basic-0", `{"instances": 2}`, http.StatusOK, nil)
+	before := ids(e.waitRunning("/basic-0", 2))
+	var c Change
+	e.must("POST", "/v2/apps/basic-0/restart", "", http.StatusOK, &c)
+	e.waitFor("every instance replaced", func() bool {
+		ts := e.tasks("/basic-0")
+		if len(ts) != 2 {
+			return false
+		}
+		for _, t := range ts {
+			if t.State != "TASK_RUNNING" || slices.Contains(before, t.ID) {
+				return false
+			}
+		}
+		return true
+	})
+	e.waitFor("the master to run the two new tasks only", func() bool { return e.masterRunning() == 2 })
+
+	// Delete: every instance killed, the app gone.
+	e.must("DELETE", "/v2/apps/basic-0", "", http.StatusOK, &c)
+	e.waitFor("the master to run no task", func() bool { return e.masterRunning() == 0 })
+	var nf struct{ Message string }
+	e.must("GET", "/v2/apps/basic-0", "", http.StatusNotFound, &nf)
+	if nf.Message != "App '/basic-0' does not exist" {
+		t.Fatalf("404 message %q", nf.Message)
+	}
+	nextEvent(t, evs, "app_terminated_event", func(ev map[string]any) bool {
+		return ev["eventType"] == "app_terminated_event" && ev["appId"] == "/basic-0"
+	})
+}
+
+// TestEnvironment checks the variables an instance gets, as the instance
+// sees them: it writes its environment to a file the test reads.
+func TestEnvironment(t *testing.T) {
+	e := startEnv(t)
+	out := t.TempDir()
+	cmd := `env > "$OUT/$MESOS_TASK_ID.tmp" && mv "$OUT/$MESOS_TASK_ID.tmp" "$OUT/$MESOS_TASK_ID.env" && exec sleep 300`
+	body, _ := json.Marshal(map[string]any{"id": "/prod/env", "cmd": cmd, "cpus": 0.1, "mem": 16, "instances": 1,
+		"portDefinitions": []map[string]any{{"port": 0, "name": "http"}, {"port": 0}},
+		"env": map[string]string{"OUT": out}, "labels": map[string]string{"team": "data"}})
+	e.must("POST", "/v2/apps", string(body), http.StatusCreated, nil)
+	task := e.waitRunning("/prod/env", 1)[0]
+	var b []byte
+	e.waitFor("the instance to write its environment", func() bool {
+		var err error
+		b, err = os.ReadFile(filepath.Join(out, task.ID+".env"))
+		return err == nil
+	})
+	got := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			got[k] = v
+		}
+	}
+	var app struct{ App AppView }
+	e.must("GET", "/v2/apps/prod/env", "", 200, &app)
+	if len(task.Ports) != 2 {
+		t.Fatalf("ports %v, want two", task.Ports)
+	}
+	p0, p1 := fmt.Sprint(task.Ports[0]), fmt.Sprint(task.Ports[1])
+	want := map[string]string{
+		"PORT0": p0, "PORT1": p1, "PORT": p0, "PORTS": p0 + "," + p1, "PORT_HTTP": p0,
+		"HOST": task.Host, "MARATHON_APP_ID": "/prod/env", "MARATHON_APP_VERSION": app.App.Version,
+		"MARATHON_APP_RESOURCE_CPUS": "0.1", "MARATHON_APP_RESOURCE_MEM": "16",
+		"MARATHON_APP_LABELS": "TEAM", "MARATHON_APP_LABEL_TEAM": "data", "MESOS_TASK_ID": task.ID, "OUT": out,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s=%q, want %q", k, got[k], v)
+		}
+	}
+}
+
+// TestUniqueHostnameAndQueue places one instance per agent with
+// hostname:UNIQUE; a fourth waits in /v2/queue, which says why.
+func TestUniqueHostnameAndQueue(t *testing.T) {
+	e := startEnv(t)
+	e.must("POST", "/v2/apps", `{"id":"/spread","cmd":"sleep 300","cpus":0.1,"mem":16,"instances":3,
+		"constraints":[["hostname","UNIQUE"]]}`, http.StatusCreated, nil)
+	ts := e.waitRunning("/spread", 3)
+	var hs []string
+	for _, t := range ts {
+		hs = append(hs, t.Host)
+	}
+	slices.Sort(hs)
+	if !slices.Equal(hs, hosts) {
+		t.Fatalf("instances on %v, want one on each of %v", hs, hosts)
+	}
+
+	e.must("PUT", "/v2/apps/spread", `{"instances": 4}`, http.StatusOK, nil)
+	type queue struct {
+		Queue []QueueEntry `json:"queue"`
+	}
+	var q queue
+	e.waitFor("the queue to show the fourth instance declined for its constraint", func() bool {
+		e.must("GET", "/v2/queue?embed=lastUnusedOffers", "", 200, &q)
+		if len(q.Queue) != 1 || q.Queue[0].Count != 1 || q.Queue[0].App.ID != "/spread" {
+			return false
+		}
+		for _, r := range q.Queue[0].ProcessedOffersSummary.RejectSummaryLaunchAttempt {
+			if r.Reason == "UnfulfilledConstraint" && r.Declined > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	s := q.Queue[0].ProcessedOffersSummary
+	if s.ProcessedOffersCount < 1 || s.UnusedOffersCount < 1 || s.LastUnusedOfferAt == "" {
+		t.Fatalf("summary %+v", s)
+	}
+	last := q.Queue[0].LastUnusedOffers
+	if len(last) == 0 || last[0].Reasons[0] != "UnfulfilledConstraint" || !strings.Contains(strings.Join(last[0].Details, " "), "hostname:UNIQUE") {
+		t.Fatalf("last unused offers %+v", last)
+	}
+	if n := len(e.tasks("/spread")); n != 3 {
+		t.Fatalf("%d instances; the fourth must wait", n)
+	}
+}
+
+// TestRestartedFrameworkAdopts stops the framework (its tasks keep
+// running) and starts another on the same work directory: it
+// re-subscribes as the same framework and adopts the instances.
+func TestRestartedFrameworkAdopts(t *testing.T) {
+	e := startEnv(t)
+	e.must("POST", "/v2/apps", `{"id":"/keep","cmd":"sleep 300","cpus":0.1,"mem":16,"instances":2}`, http.StatusCreated, nil)
+	before := ids(e.waitRunning("/keep", 2))
+	id := e.fw.FrameworkID()
+	e.stop()
+
+	e.startFramework()
+	if e.fw.FrameworkID() != id {
+		t.Fatalf("re-subscribed as %q, want %q", e.fw.FrameworkID(), id)
+	}
+	// Scaling up on the new framework keeps both instances: had it not
+	// adopted them, it would have launched two others and killed them.
+	e.must("PUT", "/v2/apps/keep", `{"instances": 3}`, http.StatusOK, nil)
+	after := ids(e.waitRunning("/keep", 3))
+	for _, b := range before {
+		if !slices.Contains(after, b) {
+			t.Fatalf("instance %s was not adopted; instances now %v", b, after)
+		}
+	}
+	e.waitFor("the master to run the three tasks", func() bool { return e.masterRunning() == 3 })
+}
+
+// TestBadInput checks that invalid definitions are refused with
+// Marathon's error shapes, naming the field, and change nothing.
+func TestBadInput(t *testing.T) {
+	fw, err := New(Config{Masters: []string{"127.0.0.1:1"}, WorkDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(fw.Handler())
+	defer srv.Close()
+	e := &env{t: t, fw: fw, url: srv.URL}
+
+	var inv struct {
+		Message string
+		Details []struct {
+			Path   string
+			Errors []string
+		}
+	}
+	e.must("POST", "/v2/apps", `{"id":"/bad","cmd":"sleep 1","cpus":0,"constraints":[["hostname","SOMETIMES"]]}`, 422, &inv)
+	paths := map[string]string{}
+	for _, d := range inv.Details {
+		paths[d.Path] = strings.Join(d.Errors, "; ")
+	}
+	if inv.Message != "Object is not valid" || paths["/cpus"] == "" || !strings.Contains(paths["/constraints(0)"], "UNIQUE, CLUSTER") {
+		t.Fatalf("422 body %+v", inv)
+	}
+	var bad struct{ Message string }
+	e.must("POST", "/v2/apps", `{"id": 3}`, 400, &bad)
+	if bad.Message != "Invalid JSON" {
+		t.Fatalf("400 body %+v", bad)
+	}
+	var apps struct{ Apps []AppView }
+	e.must("GET", "/v2/apps", "", 200, &apps)
+	if len(apps.Apps) != 0 {
+		t.Fatalf("a refused app was stored: %+v", apps.Apps)
+	}
+
+	e.must("POST", "/v2/apps", `{"id":"/good","cmd":"sleep 1","cpus":0.1,"mem":16,"instances":0}`, 201, nil)
+	e.must("PUT", "/v2/apps/good?force=true", `{"mem": -5}`, 422, nil)
+	var got struct{ App AppView }
+	e.must("GET", "/v2/apps/good", "", 200, &got)
+	if got.App.Mem != 16 {
+		t.Fatalf("a refused update changed the app: mem %g", got.App.Mem)
+	}
+	e.must("DELETE", "/v2/apps/nope", "", 404, nil)
+	e.must("POST", "/v2/apps/nope/restart", "", 404, nil)
+
+	// And the stored app survives a restart of the framework.
+	fw2, err := New(Config{Masters: []string{"127.0.0.1:1"}, WorkDir: fw.cfg.WorkDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := fw2.App("/good", false); err != nil || v.Mem != 16 {
+		t.Fatalf("the app was not kept: %+v %v", v, err)
+	}
+
+	code, b, _ := e.call("GET", "/ping", "")
+	if code != 200 || !bytes.HasPrefix(b, []byte("pong")) {
+		t.Fatalf("/ping: %d %s", code, b)
+	}
+	e.must("GET", "/v2/info", "", 200, nil)
+}

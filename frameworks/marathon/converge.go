@@ -1,0 +1,341 @@
+package marathon
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/frameworks/marathon/plan"
+	"github.com/agora-cluster/agora/frameworks/scheduler"
+)
+
+// Deployment is one change to an app, as /v2/deployments lists it: it
+// finishes when the app's instances match its definition (or, for a
+// delete, when none is left).
+type Deployment struct {
+	ID             string   `json:"id"`
+	Version        string   `json:"version"`
+	AffectedApps   []string `json:"affectedApps"`
+	AffectedPods   []string `json:"affectedPods"`
+	Steps          []Step   `json:"steps"`
+	CurrentActions []Action `json:"currentActions"`
+	CurrentStep    int      `json:"currentStep"`
+	TotalSteps     int      `json:"totalSteps"`
+
+	appID   string
+	started time.Time
+}
+
+// Step is one step of a deployment's plan.
+type Step struct {
+	Actions []Action `json:"actions"`
+}
+
+// Action is what a step does to one app.
+type Action struct {
+	Action                string `json:"action"`
+	App                   string `json:"app"`
+	ReadinessCheckResults []any  `json:"readinessCheckResults"`
+}
+
+// Deployment actions.
+const (
+	StartApplication   = "StartApplication"
+	StopApplication    = "StopApplication"
+	ScaleApplication   = "ScaleApplication"
+	RestartApplication = "RestartApplication"
+)
+
+// newDeployment starts a deployment of action on app id at version. Call
+// with f.mu held.
+func (f *Framework) newDeployment(action, id, version string, now time.Time) *Deployment {
+	act := Action{Action: action, App: id, ReadinessCheckResults: []any{}}
+	d := &Deployment{ID: newUUID(), Version: version, AffectedApps: []string{id}, AffectedPods: []string{},
+		Steps: []Step{{Actions: []Action{act}}}, CurrentActions: []Action{act}, CurrentStep: 1, TotalSteps: 1,
+		appID: id, started: now}
+	f.deployments[d.ID] = d
+	f.events.publish("deployment_info", map[string]any{"plan": d, "currentStep": d.Steps[0]})
+	return d
+}
+
+// lockedBy lists the deployments running on app id. Call with f.mu held.
+func (f *Framework) lockedBy(id string) []*Deployment {
+	var out []*Deployment
+	for _, d := range f.deployments {
+		if d.appID == id {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// cancelDeployments drops the deployments on app id, which a forced
+// change overrides. Call with f.mu held.
+func (f *Framework) cancelDeployments(id string) {
+	for _, d := range f.lockedBy(id) {
+		delete(f.deployments, d.ID)
+		f.events.publish("deployment_failed", map[string]any{"id": d.ID, "plan": d, "reason": "overridden by a forced change"})
+	}
+}
+
+// finishDeployments ends the deployments whose app has reached its
+// definition. Call with f.mu held.
+func (f *Framework) finishDeployments() {
+	for id, d := range f.deployments {
+		if !f.settled(d) {
+			continue
+		}
+		delete(f.deployments, id)
+		f.events.publish("deployment_step_success", map[string]any{"plan": d, "currentStep": d.Steps[0]})
+		f.events.publish("deployment_success", map[string]any{"id": d.ID, "plan": d})
+	}
+}
+
+// settled reports whether a deployment's app matches its definition.
+// Call with f.mu held.
+func (f *Framework) settled(d *Deployment) bool {
+	ts := f.tasksOf(d.appID)
+	a := f.apps[d.appID]
+	if d.Steps[0].Actions[0].Action == StopApplication {
+		return len(ts) == 0 && a == nil
+	}
+	if a == nil {
+		return true // deleted since: the delete's own deployment follows it
+	}
+	running := 0
+	for _, t := range ts {
+		if t.Goal != GoalRunning || t.ConfigVersion != a.configVersion() {
+			return false
+		}
+		if t.running() {
+			running++
+		}
+	}
+	return running == a.def.Instances && len(ts) == a.def.Instances
+}
+
+func (a *app) configVersion() string {
+	if a.def.VersionInfo == nil {
+		return a.def.Version
+	}
+	return a.def.VersionInfo.LastConfigChangeAt
+}
+
+// wake asks the event loop to converge soon, clearing decline filters.
+func (f *Framework) wake() {
+	f.mu.Lock()
+	f.reviveDue = true
+	f.mu.Unlock()
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// converge brings every app toward its definition: decides what to kill
+// and how many to launch, sends the kills, finishes deployments, and
+// suppresses or revives offers.
+func (f *Framework) converge(ctx context.Context) {
+	now := time.Now()
+	type kill struct{ task, agent string }
+	var kills []kill
+	f.mu.Lock()
+	for _, a := range f.sortedApps() {
+		f.planApp(a, now)
+	}
+	for _, t := range f.tasks {
+		if t.Goal == GoalDecommissioned && now.Sub(t.killSent) >= killAgain {
+			t.killSent = now
+			kills = append(kills, kill{t.ID, t.AgentID})
+		}
+	}
+	f.finishDeployments()
+	f.mu.Unlock()
+	for _, k := range kills {
+		if err := f.driver.Kill(ctx, k.task, k.agent); err != nil {
+			f.log.Debug("kill", "task", k.task, "err", err)
+		}
+	}
+	f.adjustOffers(ctx, now)
+}
+
+// planApp decides which of an app's instances to kill (they are marked
+// Decommissioned, durably) and how many to launch. Instances of an older
+// config are replaced by Marathon's rolling arithmetic (plan.Restart,
+// with running counted as healthy while the agent runs no health checks);
+// otherwise the app is scaled to its count, killing by its
+// killSelection. Call with f.mu held.
+func (f *Framework) planApp(a *app, now time.Time) {
+	var old, cur []*Task
+	for _, t := range f.tasksOf(a.def.ID) {
+		switch {
+		case t.Goal != GoalRunning:
+		case t.ConfigVersion == a.configVersion():
+			cur = append(cur, t)
+		default:
+			old = append(old, t)
+		}
+	}
+	n := a.def.Instances
+	var doomed []*Task
+	if len(old) > 0 {
+		healthy := 0
+		for _, t := range slices.Concat(old, cur) {
+			if t.running() {
+				healthy++
+			}
+		}
+		k, start := plan.Restart(n, a.def.Strategy(), healthy, len(old), len(cur))
+		// Those not running go first, then the oldest.
+		slices.SortStableFunc(old, func(x, y *Task) int {
+			if x.running() != y.running() {
+				if !x.running() {
+					return -1
+				}
+				return 1
+			}
+			return x.StagedAt.Compare(y.StagedAt)
+		})
+		doomed = old[:k]
+		a.want = start
+		if len(cur) > n {
+			doomed = append(doomed, youngest(cur, a.def.KillSelection, len(cur)-n)...)
+		}
+	} else {
+		if len(cur) > n {
+			doomed = youngest(cur, a.def.KillSelection, len(cur)-n)
+		}
+		a.want = max(0, n-len(cur))
+	}
+	for _, t := range doomed {
+		t.Goal = GoalDecommissioned
+		if err := f.store.saveTask(t); err != nil {
+			f.log.Error("save instance", "task", t.ID, "err", err)
+		}
+	}
+	switch {
+	case a.want > 0 && a.since.IsZero():
+		a.since, a.stats = now, plan.OfferStats{}
+	case a.want == 0:
+		a.since = time.Time{}
+	}
+}
+
+// youngest picks n of ts to kill by the app's killSelection.
+func youngest(ts []*Task, selection string, n int) []*Task {
+	insts := make([]plan.Instance, 0, len(ts))
+	byID := map[string]*Task{}
+	for _, t := range ts {
+		insts = append(insts, plan.Instance{ID: t.ID, Started: t.StagedAt})
+		byID[t.ID] = t
+	}
+	var out []*Task
+	for _, id := range plan.KillOrder(insts, selection, n) {
+		out = append(out, byID[id])
+	}
+	return out
+}
+
+// waiting lists the apps that want instances now (not in a launch delay),
+// longest waiting first. Call with f.mu held.
+func (f *Framework) waiting(now time.Time) []*app {
+	var out []*app
+	for _, a := range f.sortedApps() {
+		if a.want > 0 && !now.Before(a.delayUntil) {
+			out = append(out, a)
+		}
+	}
+	slices.SortStableFunc(out, func(x, y *app) int { return x.since.Compare(y.since) })
+	return out
+}
+
+// adjustOffers revives offers when instances wait (and something changed
+// since the last decline) and suppresses them when none does.
+func (f *Framework) adjustOffers(ctx context.Context, now time.Time) {
+	f.offersMu.Lock()
+	defer f.offersMu.Unlock()
+	f.mu.Lock()
+	want := !f.stopping && len(f.waiting(now)) > 0
+	revive := want && (f.suppressed || f.reviveDue)
+	suppress := !want && !f.suppressed
+	f.mu.Unlock()
+	var err error
+	switch {
+	case revive:
+		err = f.driver.Revive(ctx)
+	case suppress:
+		err = f.driver.Suppress(ctx)
+	default:
+		return
+	}
+	if err != nil {
+		f.log.Debug("revive or suppress offers", "revive", revive, "err", err)
+		return
+	}
+	f.mu.Lock()
+	f.suppressed = suppress
+	if revive {
+		f.reviveDue = false
+	}
+	f.mu.Unlock()
+}
+
+// update follows an instance's task. A task the framework does not know
+// is killed. An instance that ends while it should run is replaced, after
+// the app's launch delay if it failed or finished.
+func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
+	now := time.Now()
+	id, state := st.TaskID.Value, st.GetState()
+	f.mu.Lock()
+	if f.reconciler != nil {
+		f.reconciler.Observe(st)
+	}
+	t := f.tasks[id]
+	if t == nil {
+		f.mu.Unlock()
+		if !scheduler.IsTerminal(state) && state != mesos.TASK_UNKNOWN {
+			f.log.Info("killing a task it does not know", "task", id)
+			_ = f.driver.Kill(ctx, id, st.GetAgentID().GetValue())
+		}
+		return
+	}
+	t.State = state.String()
+	if state == mesos.TASK_RUNNING && t.StartedAt == nil {
+		at := now
+		t.StartedAt = &at
+	}
+	f.events.publish("status_update_event", map[string]any{"slaveId": t.AgentID, "taskId": t.ID,
+		"taskStatus": t.State, "message": st.GetMessage(), "appId": t.AppID, "host": t.Host,
+		"ports": t.Ports, "ipAddresses": []any{}, "version": t.Version})
+	if !scheduler.IsTerminal(state) {
+		if err := f.store.saveTask(t); err != nil {
+			f.log.Error("save instance", "task", id, "err", err)
+		}
+		f.mu.Unlock()
+		f.converge(ctx)
+		return
+	}
+	delete(f.tasks, id)
+	if err := f.store.removeTask(id); err != nil {
+		f.log.Error("remove instance", "task", id, "err", err)
+	}
+	if a := f.apps[t.AppID]; a != nil && t.Goal == GoalRunning {
+		switch state {
+		case mesos.TASK_FAILED, mesos.TASK_FINISHED, mesos.TASK_ERROR:
+			a.failures++
+			a.delayUntil = now.Add(plan.LaunchDelay(&a.def, a.failures))
+			a.lastFail = &TaskFailure{AppID: t.AppID, Host: t.Host, Message: st.GetMessage(), State: t.State,
+				TaskID: t.ID, Timestamp: now, Version: t.Version}
+		}
+		f.reviveDue = true
+		f.log.Info("instance ended; it will be replaced", "task", id, "app", t.AppID, "state", t.State,
+			"message", st.GetMessage(), "delay", a.delayUntil.Sub(now).Round(time.Millisecond))
+	}
+	if len(f.tasksOf(t.AppID)) == 0 && f.apps[t.AppID] == nil {
+		f.events.publish("app_terminated_event", map[string]any{"appId": t.AppID})
+	}
+	f.mu.Unlock()
+	f.converge(ctx)
+}

@@ -1,0 +1,364 @@
+// Package marathon is agora's long-running services framework: it speaks
+// Marathon's /v2 REST API (apps, tasks, the launch queue with placement
+// diagnostics, deployments, events as SSE) and keeps every app's
+// instances running on the cluster through the scheduler SDK only. Its
+// decisions (validation, constraints, matching, scaling arithmetic) live
+// in the pure package plan.
+package marathon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	schedpb "github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/agora-cluster/agora/frameworks/marathon/plan"
+	"github.com/agora-cluster/agora/frameworks/scheduler"
+)
+
+const (
+	// refuseIdle keeps offers away while nothing is wanted (offers are
+	// suppressed too; this covers offers already on their way).
+	refuseIdle = 2 * time.Minute
+	// refuseUnfit is for offers that no waiting instance fits; any
+	// change revives, which clears it.
+	refuseUnfit = 15 * time.Second
+	// refuseRest is for what is left of an offer that launched.
+	refuseRest = 5 * time.Second
+	// tick is how often kills are re-sent, delays expire and
+	// reconciliation is retried.
+	tick = time.Second
+	// killAgain is how long a kill may go unanswered before it is sent
+	// again.
+	killAgain = 10 * time.Second
+)
+
+// Config configures a Framework.
+type Config struct {
+	// Masters are the masters to subscribe with (host:port or zk://).
+	Masters []string
+	// WorkDir keeps the framework ID, the apps and the instances, so that
+	// a restarted framework adopts its running tasks. Required.
+	WorkDir string
+	// Name is the framework's name (default "marathon"); User the user
+	// tasks run as (default: the current user); Role its role ("*").
+	Name, User, Role string
+	// FailoverTimeout is how long the master keeps the tasks of a
+	// disconnected framework (default one week, as Marathon's).
+	FailoverTimeout time.Duration
+	// Logger receives the framework's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Task is one instance of an app as Marathon's API shows it, and as it is
+// kept in its file.
+type Task struct {
+	ID        string     `json:"id"`
+	AppID     string     `json:"appId"`
+	AgentID   string     `json:"slaveId"`
+	Host      string     `json:"host"`
+	Ports     []uint64   `json:"ports"`
+	State     string     `json:"state"`
+	StagedAt  time.Time  `json:"stagedAt"`
+	StartedAt *time.Time `json:"startedAt,omitempty"`
+	Version   string     `json:"version"`
+	// ConfigVersion is the app's lastConfigChangeAt at launch: instances
+	// of an older config are replaced.
+	ConfigVersion string `json:"configVersion"`
+	// Goal is Running, or Decommissioned once the framework has decided
+	// to kill it (scale down, restart, delete).
+	Goal string `json:"goal"`
+	// Agent is what constraints see of its agent.
+	Agent plan.Agent `json:"agent"`
+
+	killSent time.Time
+}
+
+// Goals of an instance.
+const (
+	GoalRunning        = "Running"
+	GoalDecommissioned = "Decommissioned"
+)
+
+func (t *Task) running() bool { return t.State == mesos.TASK_RUNNING.String() }
+
+// app is one app and what the framework tracks for it.
+type app struct {
+	def        plan.App
+	cons       []plan.Constraint
+	want       int       // new instances to launch now
+	since      time.Time // when it began waiting for offers
+	stats      plan.OfferStats
+	failures   int // failed or finished instances in a row
+	delayUntil time.Time
+	lastFail   *TaskFailure
+	scaledAt   time.Time
+	changedAt  time.Time
+}
+
+// TaskFailure is an app's lastTaskFailure.
+type TaskFailure struct {
+	AppID     string    `json:"appId"`
+	Host      string    `json:"host"`
+	Message   string    `json:"message"`
+	State     string    `json:"state"`
+	TaskID    string    `json:"taskId"`
+	Timestamp time.Time `json:"timestamp"`
+	Version   string    `json:"version"`
+}
+
+// Framework keeps Marathon apps running on agora. Create it with New,
+// run it with Run, and serve its API with Handler.
+type Framework struct {
+	cfg    Config
+	log    *slog.Logger
+	store  *store
+	driver *scheduler.Driver
+	events *bus
+
+	// offersMu orders suppress and revive calls so that the last one
+	// sent matches f.suppressed.
+	offersMu sync.Mutex
+
+	mu          sync.Mutex
+	apps        map[string]*app
+	tasks       map[string]*Task
+	deployments map[string]*Deployment
+	frameworkID string
+	suppressed  bool
+	reconciler  *scheduler.Reconciler
+	reviveDue   bool          // something new is wanted: clear the decline filters
+	kick        chan struct{} // converge now (capacity 1)
+	stopping    bool
+	httpAddr    string
+}
+
+// New checks cfg, reads the work directory and prepares the framework.
+func New(cfg Config) (*Framework, error) {
+	if len(cfg.Masters) == 0 {
+		return nil, errors.New("marathon: no master address")
+	}
+	if cfg.WorkDir == "" {
+		return nil, errors.New("marathon: no work directory (--work_dir)")
+	}
+	if cfg.Name == "" {
+		cfg.Name = "marathon"
+	}
+	if cfg.Role == "" {
+		cfg.Role = "*"
+	}
+	if cfg.FailoverTimeout <= 0 {
+		cfg.FailoverTimeout = 7 * 24 * time.Hour
+	}
+	f := &Framework{cfg: cfg, log: cfg.Logger, apps: map[string]*app{}, tasks: map[string]*Task{},
+		deployments: map[string]*Deployment{}, events: newBus(), kick: make(chan struct{}, 1)}
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
+	}
+	st, s, err := openStore(cfg.WorkDir)
+	if err != nil {
+		return nil, fmt.Errorf("marathon: %w", err)
+	}
+	f.store = st
+	f.frameworkID = s.FrameworkID
+	now := time.Now()
+	for _, d := range s.Apps {
+		f.apps[d.ID] = &app{def: d, cons: d.ParsedConstraints(), since: now}
+	}
+	for _, t := range s.Tasks {
+		f.tasks[t.ID] = t
+	}
+	return f, nil
+}
+
+// Run subscribes and keeps the apps' instances running until ctx ends.
+// The tasks keep running when it returns, for the next framework with the
+// same work directory to adopt (within the failover timeout). It returns
+// an error if the master refuses the framework.
+func (f *Framework) Run(ctx context.Context) error {
+	checkpoint := true
+	failover := f.cfg.FailoverTimeout.Seconds()
+	role := f.cfg.Role
+	info := mesos.FrameworkInfo{Name: f.cfg.Name, User: f.cfg.User, Role: &role, Checkpoint: &checkpoint,
+		FailoverTimeout: &failover}
+	f.mu.Lock()
+	if f.frameworkID != "" {
+		info.ID = &mesos.FrameworkID{Value: f.frameworkID}
+	}
+	if f.httpAddr != "" {
+		info.WebUiURL = &f.httpAddr
+	}
+	f.mu.Unlock()
+	d, err := scheduler.New(scheduler.Config{Masters: f.cfg.Masters, Framework: info,
+		Logger: f.log.With("component", "scheduler-driver")}, handler{f})
+	if err != nil {
+		return fmt.Errorf("marathon: %w", err)
+	}
+	f.driver = d
+	f.log.Info("marathon framework starting", "apps", len(f.apps), "instances", len(f.tasks), "framework_id", f.frameworkID)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(runCtx) }()
+	tickDone := make(chan struct{})
+	go func() { defer close(tickDone); f.ticker(runCtx) }()
+	defer func() { cancel(); <-tickDone }()
+	select {
+	case err := <-done:
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("marathon: %w", err)
+	case <-ctx.Done():
+	}
+	f.mu.Lock()
+	f.stopping = true
+	f.mu.Unlock()
+	cancel()
+	<-done
+	f.events.close()
+	return nil
+}
+
+// SetHTTPAddress records where the API answers (for /v2/info, /v2/leader
+// and the framework's webui_url); call it before Run.
+func (f *Framework) SetHTTPAddress(addr string) {
+	f.mu.Lock()
+	f.httpAddr = addr
+	f.mu.Unlock()
+}
+
+// FrameworkID is the ID the master gave, or "".
+func (f *Framework) FrameworkID() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.frameworkID
+}
+
+// Subscribed reports whether the framework is subscribed with a master.
+func (f *Framework) Subscribed() bool {
+	return f.driver != nil && f.driver.Subscribed()
+}
+
+// Suppressed says whether the framework has suppressed its offers.
+func (f *Framework) Suppressed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.suppressed
+}
+
+// handler hands the SDK's events to the framework.
+type handler struct{ f *Framework }
+
+var _ scheduler.Handler = handler{}
+
+func (h handler) Subscribed(ctx context.Context, s *schedpb.Event_Subscribed) {
+	h.f.subscribed(ctx, s.FrameworkID.Value)
+}
+func (h handler) Offers(ctx context.Context, os []mesos.Offer)    { h.f.offers(ctx, os) }
+func (h handler) Rescind(context.Context, mesos.OfferID)          {}
+func (h handler) Update(ctx context.Context, st mesos.TaskStatus) { h.f.update(ctx, st) }
+func (h handler) Message(context.Context, *schedpb.Event_Message) {}
+func (h handler) Failure(context.Context, *schedpb.Event_Failure) {} // updates follow
+func (h handler) Error(_ context.Context, msg string) {
+	h.f.log.Error("the master removed the framework", "message", msg)
+}
+func (h handler) Heartbeat(context.Context)           {}
+func (h handler) Disconnected(context.Context, error) {}
+
+// subscribed records the framework ID (durably, before anything is
+// launched under it) and reconciles: every task it knows explicitly, so
+// that those still running are adopted and those lost are replaced, and
+// then all the master knows of it, so that tasks it does not know are
+// killed.
+func (f *Framework) subscribed(ctx context.Context, id string) {
+	f.mu.Lock()
+	if f.frameworkID != id {
+		if err := f.store.saveFrameworkID(id); err != nil {
+			f.log.Error("save the framework ID", "err", err)
+		}
+		f.frameworkID = id
+	}
+	known := map[string]string{}
+	for _, t := range f.tasks {
+		known[t.ID] = t.AgentID
+	}
+	f.reconciler = scheduler.NewReconciler(known, time.Now(), scheduler.Backoff{Min: time.Second, Max: time.Minute})
+	f.mu.Unlock()
+	f.log.Info("subscribed", "framework_id", id, "instances", len(known))
+	f.reconcile(ctx)
+	if err := f.driver.Reconcile(ctx, nil); err != nil {
+		f.log.Warn("implicit reconciliation", "err", err)
+	}
+	f.converge(ctx)
+}
+
+// reconcile sends the explicit reconciliation that is due.
+func (f *Framework) reconcile(ctx context.Context) {
+	f.mu.Lock()
+	r := f.reconciler
+	var due []schedpb.Call_Reconcile_Task
+	if r != nil {
+		due, _ = r.Due(time.Now())
+	}
+	f.mu.Unlock()
+	if len(due) == 0 {
+		return
+	}
+	if err := f.driver.Reconcile(ctx, due); err != nil {
+		f.log.Warn("reconcile", "tasks", len(due), "err", err)
+	}
+}
+
+// ticker does what no event prompts: launch delays run out, kills are
+// sent again, reconciliation is retried.
+func (f *Framework) ticker(ctx context.Context) {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-f.kick:
+		}
+		if !f.Subscribed() {
+			continue
+		}
+		f.reconcile(ctx)
+		f.converge(ctx)
+	}
+}
+
+// sortedApps lists the apps by ID. Call with f.mu held.
+func (f *Framework) sortedApps() []*app {
+	out := make([]*app, 0, len(f.apps))
+	for _, a := range f.apps {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].def.ID < out[j].def.ID })
+	return out
+}
+
+// tasksOf lists an app's tasks, oldest first. Call with f.mu held.
+func (f *Framework) tasksOf(appID string) []*Task {
+	var out []*Task
+	for _, t := range f.tasks {
+		if t.AppID == appID {
+			out = append(out, t)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].StagedAt.Equal(out[j].StagedAt) {
+			return out[i].StagedAt.Before(out[j].StagedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}

@@ -1,0 +1,268 @@
+package marathon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/frameworks/marathon/plan"
+)
+
+// maxBody bounds a request body: an app definition is small.
+const maxBody = 1 << 20
+
+// Handler serves Marathon's REST API.
+func (f *Framework) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "pong\n")
+	})
+	mux.HandleFunc("GET /v2/info", f.serveInfo)
+	mux.HandleFunc("GET /v2/leader", f.serveLeader)
+	mux.HandleFunc("GET /v2/apps", f.serveApps)
+	mux.HandleFunc("POST /v2/apps", f.serveCreate)
+	mux.HandleFunc("/v2/apps/", f.serveApp)
+	mux.HandleFunc("GET /v2/tasks", func(w http.ResponseWriter, r *http.Request) {
+		ts, _ := f.Tasks("")
+		if st := r.URL.Query().Get("status"); st != "" {
+			ts = slices.DeleteFunc(ts, func(t Task) bool { return !strings.EqualFold(t.State, "TASK_"+st) })
+		}
+		reply(w, http.StatusOK, map[string]any{"tasks": ts})
+	})
+	mux.HandleFunc("GET /v2/queue", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, http.StatusOK, map[string]any{"queue": f.Queue(slices.Contains(r.URL.Query()["embed"], "lastUnusedOffers"))})
+	})
+	mux.HandleFunc("DELETE /v2/queue/{rest...}", func(w http.ResponseWriter, r *http.Request) {
+		id, ok := strings.CutSuffix(r.PathValue("rest"), "/delay")
+		if !ok {
+			fail(w, &APIError{Code: http.StatusNotFound, Body: message{"no such queue resource"}})
+			return
+		}
+		if err := f.ResetDelay(id); err != nil {
+			fail(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /v2/deployments", func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, http.StatusOK, f.Deployments())
+	})
+	mux.HandleFunc("GET /v2/events", f.serveEvents)
+	return mux
+}
+
+func reply(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func fail(w http.ResponseWriter, err error) {
+	var e *APIError
+	if errors.As(err, &e) {
+		reply(w, e.Code, e.Body)
+		return
+	}
+	reply(w, http.StatusInternalServerError, message{err.Error()})
+}
+
+func deployed(w http.ResponseWriter, code int, c Change) {
+	w.Header().Set("Marathon-Deployment-Id", c.DeploymentID)
+	reply(w, code, c)
+}
+
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		fail(w, &APIError{Code: http.StatusBadRequest, Body: message{"request body: " + err.Error()}})
+		return nil, false
+	}
+	return b, true
+}
+
+// flag reads a boolean query parameter (force, scale).
+func flag(r *http.Request, name string) bool {
+	v, err := strconv.ParseBool(r.URL.Query().Get(name))
+	return err == nil && v
+}
+
+func embeds(r *http.Request, what ...string) bool {
+	for _, e := range r.URL.Query()["embed"] {
+		if slices.Contains(what, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *Framework) serveInfo(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	addr := f.httpAddr
+	f.mu.Unlock()
+	reply(w, http.StatusOK, map[string]any{
+		"name": "marathon", "version": "1.4.0", "buildref": "agora " + api.Version,
+		"elected": true, "leader": addr, "frameworkId": f.FrameworkID(),
+		"marathon_config": map[string]any{
+			"master": strings.Join(f.cfg.Masters, ","), "framework_name": f.cfg.Name, "mesos_role": f.cfg.Role,
+			"failover_timeout": int(f.cfg.FailoverTimeout.Seconds()), "checkpoint": true,
+			"decline_offer_duration": refuseUnfit.Milliseconds(), "reconciliation_interval": tick.Milliseconds(),
+		},
+		"zookeeper_config": map[string]any{},
+		"http_config":      map[string]any{"http_port": portOf(addr)},
+	})
+}
+
+func portOf(addr string) int {
+	i := strings.LastIndex(addr, ":")
+	p, _ := strconv.Atoi(addr[i+1:])
+	return p
+}
+
+func (f *Framework) serveLeader(w http.ResponseWriter, _ *http.Request) {
+	f.mu.Lock()
+	addr := f.httpAddr
+	f.mu.Unlock()
+	if addr == "" {
+		reply(w, http.StatusNotFound, message{"There is no leader"})
+		return
+	}
+	reply(w, http.StatusOK, map[string]string{"leader": addr})
+}
+
+func (f *Framework) serveApps(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	apps := f.Apps(q.Get("id"), q.Get("cmd"), embeds(r, "apps.tasks", "app.tasks"))
+	reply(w, http.StatusOK, map[string]any{"apps": apps})
+}
+
+func (f *Framework) serveCreate(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	v, dep, err := f.CreateApp(body)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	v.Deployments = []DeploymentRef{{dep.ID}}
+	w.Header().Set("Location", "/v2/apps"+v.ID)
+	w.Header().Set("Marathon-Deployment-Id", dep.ID)
+	reply(w, http.StatusCreated, v)
+}
+
+// serveApp serves /v2/apps/{id}, whose id may hold slashes, and its
+// sub-resources /restart, /tasks and /tasks/{taskId}.
+func (f *Framework) serveApp(w http.ResponseWriter, r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.Path, "/v2/apps")
+	force := flag(r, "force")
+	switch {
+	case strings.HasSuffix(rest, "/restart") && r.Method == http.MethodPost:
+		c, err := f.RestartApp(strings.TrimSuffix(rest, "/restart"), force)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		deployed(w, http.StatusOK, c)
+	case strings.HasSuffix(rest, "/tasks") && r.Method == http.MethodGet:
+		ts, err := f.Tasks(strings.TrimSuffix(rest, "/tasks"))
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, http.StatusOK, map[string]any{"tasks": ts})
+	case strings.Contains(rest, "/tasks/") && r.Method == http.MethodDelete:
+		i := strings.LastIndex(rest, "/tasks/")
+		res, err := f.KillTask(rest[:i], rest[i+len("/tasks/"):], flag(r, "scale"), force)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		if c, ok := res.(Change); ok {
+			deployed(w, http.StatusOK, c)
+			return
+		}
+		reply(w, http.StatusOK, res)
+	case r.Method == http.MethodGet:
+		v, err := f.App(rest, embeds(r, "app.tasks", "apps.tasks"))
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, http.StatusOK, map[string]any{"app": v})
+	case r.Method == http.MethodPut:
+		body, ok := readBody(w, r)
+		if !ok {
+			return
+		}
+		c, created, err := f.PutApp(rest, body, force)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		code := http.StatusOK
+		if created {
+			code = http.StatusCreated
+			w.Header().Set("Location", "/v2/apps"+plan.CanonicalID(rest))
+		}
+		deployed(w, code, c)
+	case r.Method == http.MethodDelete:
+		c, err := f.DeleteApp(rest, force)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		deployed(w, http.StatusOK, c)
+	default:
+		w.Header().Set("Allow", "GET, PUT, DELETE")
+		reply(w, http.StatusMethodNotAllowed, message{fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path)})
+	}
+}
+
+// serveEvents streams the event bus as server-sent events, each with a
+// monotonic id; ?event_type= (repeatable) picks the types.
+func (f *Framework) serveEvents(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		reply(w, http.StatusInternalServerError, message{"streaming is not supported here"})
+		return
+	}
+	types := r.URL.Query()["event_type"]
+	ch, cancel := f.events.subscribe()
+	defer cancel()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	attached, _ := json.Marshal(map[string]any{"eventType": "event_stream_attached", "remoteAddress": r.RemoteAddr,
+		"timestamp": stamp(time.Now())})
+	fmt.Fprintf(w, "event: event_stream_attached\ndata: %s\n\n", attached)
+	fl.Flush()
+	keepalive := time.NewTicker(15 * time.Second)
+	defer keepalive.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-keepalive.C:
+			io.WriteString(w, ":\n\n")
+			fl.Flush()
+		case ev, ok := <-ch:
+			if !ok {
+				return
+			}
+			if len(types) > 0 && !slices.Contains(types, ev.Type) {
+				continue
+			}
+			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.ID, ev.Type, ev.Data)
+			fl.Flush()
+		}
+	}
+}
