@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -59,12 +60,17 @@ func startEnv(t *testing.T) *env {
 func (e *env) startFramework() {
 	t := e.t
 	t.Helper()
-	fw, err := New(Config{Masters: []string{e.c.MasterAddr}, WorkDir: e.workDir, User: "root"})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(fw.Handler())
-	fw.SetHTTPAddress(srv.Listener.Addr().String())
+	fw, err := New(Config{Masters: []string{e.c.MasterAddr}, WorkDir: e.workDir, User: "root", HTTPAddress: ln.Addr().String()})
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: fw.Handler()}}
+	srv.Start()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = fw.Run(ctx) }()
@@ -347,7 +353,7 @@ func TestEnvironment(t *testing.T) {
 	cmd := `env > "$OUT/$MESOS_TASK_ID.tmp" && mv "$OUT/$MESOS_TASK_ID.tmp" "$OUT/$MESOS_TASK_ID.env" && exec sleep 300`
 	body, _ := json.Marshal(map[string]any{"id": "/prod/env", "cmd": cmd, "cpus": 0.1, "mem": 16, "instances": 1,
 		"portDefinitions": []map[string]any{{"port": 0, "name": "http"}, {"port": 0}},
-		"env": map[string]string{"OUT": out}, "labels": map[string]string{"team": "data"}})
+		"env":             map[string]string{"OUT": out}, "labels": map[string]string{"team": "data"}})
 	e.must("POST", "/v2/apps", string(body), http.StatusCreated, nil)
 	task := e.waitRunning("/prod/env", 1)[0]
 	var b []byte

@@ -52,6 +52,9 @@ type Config struct {
 	// FailoverTimeout is how long the master keeps the tasks of a
 	// disconnected framework (default one week, as Marathon's).
 	FailoverTimeout time.Duration
+	// HTTPAddress is where the API answers, host:port, for /v2/info,
+	// /v2/leader and the framework's webui_url.
+	HTTPAddress string
 	// Logger receives the framework's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -136,7 +139,6 @@ type Framework struct {
 	reviveDue   bool          // something new is wanted: clear the decline filters
 	kick        chan struct{} // converge now (capacity 1)
 	stopping    bool
-	httpAddr    string
 }
 
 // New checks cfg, reads the work directory and prepares the framework.
@@ -174,6 +176,22 @@ func New(cfg Config) (*Framework, error) {
 	for _, t := range s.Tasks {
 		f.tasks[t.ID] = t
 	}
+	checkpoint := true
+	failover := cfg.FailoverTimeout.Seconds()
+	role := cfg.Role
+	info := mesos.FrameworkInfo{Name: cfg.Name, User: cfg.User, Role: &role, Checkpoint: &checkpoint,
+		FailoverTimeout: &failover}
+	if f.frameworkID != "" {
+		info.ID = &mesos.FrameworkID{Value: f.frameworkID}
+	}
+	if cfg.HTTPAddress != "" {
+		ui := "http://" + cfg.HTTPAddress
+		info.WebUiURL = &ui
+	}
+	if f.driver, err = scheduler.New(scheduler.Config{Masters: cfg.Masters, Framework: info,
+		Logger: f.log.With("component", "scheduler-driver")}, handler{f}); err != nil {
+		return nil, fmt.Errorf("marathon: %w", err)
+	}
 	return f, nil
 }
 
@@ -182,25 +200,7 @@ func New(cfg Config) (*Framework, error) {
 // same work directory to adopt (within the failover timeout). It returns
 // an error if the master refuses the framework.
 func (f *Framework) Run(ctx context.Context) error {
-	checkpoint := true
-	failover := f.cfg.FailoverTimeout.Seconds()
-	role := f.cfg.Role
-	info := mesos.FrameworkInfo{Name: f.cfg.Name, User: f.cfg.User, Role: &role, Checkpoint: &checkpoint,
-		FailoverTimeout: &failover}
-	f.mu.Lock()
-	if f.frameworkID != "" {
-		info.ID = &mesos.FrameworkID{Value: f.frameworkID}
-	}
-	if f.httpAddr != "" {
-		info.WebUiURL = &f.httpAddr
-	}
-	f.mu.Unlock()
-	d, err := scheduler.New(scheduler.Config{Masters: f.cfg.Masters, Framework: info,
-		Logger: f.log.With("component", "scheduler-driver")}, handler{f})
-	if err != nil {
-		return fmt.Errorf("marathon: %w", err)
-	}
-	f.driver = d
+	d := f.driver
 	f.log.Info("marathon framework starting", "apps", len(f.apps), "instances", len(f.tasks), "framework_id", f.frameworkID)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -226,14 +226,6 @@ func (f *Framework) Run(ctx context.Context) error {
 	return nil
 }
 
-// SetHTTPAddress records where the API answers (for /v2/info, /v2/leader
-// and the framework's webui_url); call it before Run.
-func (f *Framework) SetHTTPAddress(addr string) {
-	f.mu.Lock()
-	f.httpAddr = addr
-	f.mu.Unlock()
-}
-
 // FrameworkID is the ID the master gave, or "".
 func (f *Framework) FrameworkID() string {
 	f.mu.Lock()
@@ -243,7 +235,7 @@ func (f *Framework) FrameworkID() string {
 
 // Subscribed reports whether the framework is subscribed with a master.
 func (f *Framework) Subscribed() bool {
-	return f.driver != nil && f.driver.Subscribed()
+	return f.driver.Subscribed()
 }
 
 // Suppressed says whether the framework has suppressed its offers.

@@ -104,9 +104,7 @@ func embeds(r *http.Request, what ...string) bool {
 }
 
 func (f *Framework) serveInfo(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	addr := f.httpAddr
-	f.mu.Unlock()
+	addr := f.cfg.HTTPAddress
 	reply(w, http.StatusOK, map[string]any{
 		"name": "marathon", "version": "1.4.0", "buildref": "agora " + api.Version,
 		"elected": true, "leader": addr, "frameworkId": f.FrameworkID(),
@@ -127,9 +125,7 @@ func portOf(addr string) int {
 }
 
 func (f *Framework) serveLeader(w http.ResponseWriter, _ *http.Request) {
-	f.mu.Lock()
-	addr := f.httpAddr
-	f.mu.Unlock()
+	addr := f.cfg.HTTPAddress
 	if addr == "" {
 		reply(w, http.StatusNotFound, message{"There is no leader"})
 		return
