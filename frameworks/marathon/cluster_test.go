@@ -521,3 +521,14 @@ func TestBadInput(t *testing.T) {
 	}
 	e.must("GET", "/v2/info", "", 200, nil)
 }
+
+func TestTaskName(t *testing.T) {
+	for id, want := range map[string]string{"/basic-0": "basic-0", "/prod/web": "web.prod", "/a/b/c": "c.b.a"} {
+		if got := taskName(id); got != want {
+			t.Errorf("taskName(%s) = %s, want %s", id, got, want)
+		}
+	}
+	if got := envName("web-api.v2"); got != "WEB_API_V2" {
+		t.Errorf("envName: %s", got)
+	}
+}

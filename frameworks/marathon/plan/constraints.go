@@ -82,11 +82,11 @@ func ParseConstraint(c []string) (Constraint, error) {
 // attributes as text (scalars as numbers, ranges "[a-b]", sets "{a,b}"),
 // and its fault domain.
 type Agent struct {
-	ID     string
-	Host   string
-	Region string
-	Zone   string
-	Attrs  map[string]string
+	ID     string            `json:"id"`
+	Host   string            `json:"host"`
+	Region string            `json:"region,omitempty"`
+	Zone   string            `json:"zone,omitempty"`
+	Attrs  map[string]string `json:"attributes,omitempty"`
 }
 
 // value is the agent's value for field, and whether it has one.
