@@ -312,11 +312,45 @@ func TestAppLifecycle(t *testing.T) {
 		t.Fatalf("scale down kept %s, want the oldest %s (YOUNGEST_FIRST)", one[0].ID, first[0].ID)
 	}
 	e.waitFor("the master to run one task", func() bool { return e.masterRunning() == 1 })
+	var c Change
+
+	// Nothing waits: offers are suppressed.
+	e.waitFor("offers suppressed", e.fw.Suppressed)
+
+	// Killing one instance replaces it; with scale=true it is not.
+	e.must("PUT", "/v2/apps/basic-0", `{"instances": 2}`, http.StatusOK, nil)
+	two := ids(e.waitRunning("/basic-0", 2))
+	var killed struct{ Task Task }
+	e.must("DELETE", "/v2/apps/basic-0/tasks/"+two[0], "", http.StatusOK, &killed)
+	if killed.Task.ID != two[0] {
+		t.Fatalf("kill answered %+v", killed)
+	}
+	e.waitFor("the killed instance replaced", func() bool {
+		ts := e.waitRunning("/basic-0", 2)
+		return !slices.Contains(ids(ts), two[0])
+	})
+	before := ids(e.waitRunning("/basic-0", 2))
+	var all struct{ Tasks []Task }
+	e.must("GET", "/v2/tasks", "", 200, &all)
+	if !slices.Equal(ids(all.Tasks), before) {
+		t.Fatalf("/v2/tasks %v, want %v", ids(all.Tasks), before)
+	}
+	e.must("DELETE", "/v2/apps/basic-0/tasks/"+before[0]+"?scale=true", "", http.StatusOK, &c)
+	if c.DeploymentID == "" {
+		t.Fatalf("kill with scale answered %+v", c)
+	}
+	if left := ids(e.waitRunning("/basic-0", 1)); left[0] != before[1] {
+		t.Fatalf("after the kill with scale: %v", left)
+	}
+	var scaled struct{ App AppView }
+	e.must("GET", "/v2/apps/basic-0", "", 200, &scaled)
+	if scaled.App.Instances != 1 {
+		t.Fatalf("instances %d after a kill with scale, want 1", scaled.App.Instances)
+	}
 
 	// Restart: every instance replaced.
 	e.must("PUT", "/v2/apps/basic-0", `{"instances": 2}`, http.StatusOK, nil)
-	before := ids(e.waitRunning("/basic-0", 2))
-	var c Change
+	before = ids(e.waitRunning("/basic-0", 2))
 	e.must("POST", "/v2/apps/basic-0/restart", "", http.StatusOK, &c)
 	e.waitFor("every instance replaced", func() bool {
 		ts := e.tasks("/basic-0")
@@ -435,28 +469,49 @@ func TestUniqueHostnameAndQueue(t *testing.T) {
 
 // TestRestartedFrameworkAdopts stops the framework (its tasks keep
 // running) and starts another on the same work directory: it
-// re-subscribes as the same framework and adopts the instances.
+// re-subscribes as the same framework and adopts the instances it has
+// records of. One record is lost meanwhile: that task, which the master
+// still runs for the framework, is unknown to it and is killed (no
+// zombie), and the app gets a replacement.
 func TestRestartedFrameworkAdopts(t *testing.T) {
 	e := startEnv(t)
-	e.must("POST", "/v2/apps", `{"id":"/keep","cmd":"sleep 300","cpus":0.1,"mem":16,"instances":2}`, http.StatusCreated, nil)
-	before := ids(e.waitRunning("/keep", 2))
+	e.must("POST", "/v2/apps", `{"id":"/keep","cmd":"sleep 300","cpus":0.1,"mem":16,"instances":3}`, http.StatusCreated, nil)
+	before := ids(e.waitRunning("/keep", 3))
 	id := e.fw.FrameworkID()
 	e.stop()
+	lost := before[0]
+	if err := os.Remove(filepath.Join(e.workDir, "instances", lost+".json")); err != nil {
+		t.Fatal(err)
+	}
 
 	e.startFramework()
 	if e.fw.FrameworkID() != id {
 		t.Fatalf("re-subscribed as %q, want %q", e.fw.FrameworkID(), id)
 	}
-	// Scaling up on the new framework keeps both instances: had it not
-	// adopted them, it would have launched two others and killed them.
-	e.must("PUT", "/v2/apps/keep", `{"instances": 3}`, http.StatusOK, nil)
+	e.waitFor("the unknown task killed", func() bool {
+		s, err := e.c.State()
+		if err != nil {
+			return false
+		}
+		for _, f := range s.Frameworks {
+			for _, t := range append(f.Tasks, f.CompletedTasks...) {
+				if t.ID == lost && t.State == "TASK_KILLED" {
+					return true
+				}
+			}
+		}
+		return false
+	})
 	after := ids(e.waitRunning("/keep", 3))
-	for _, b := range before {
+	for _, b := range before[1:] {
 		if !slices.Contains(after, b) {
 			t.Fatalf("instance %s was not adopted; instances now %v", b, after)
 		}
 	}
-	e.waitFor("the master to run the three tasks", func() bool { return e.masterRunning() == 3 })
+	if slices.Contains(after, lost) {
+		t.Fatalf("the unknown task %s is counted as an instance: %v", lost, after)
+	}
+	e.waitFor("the master to run the three instances only", func() bool { return e.masterRunning() == 3 })
 }
 
 // TestBadInput checks that invalid definitions are refused with
@@ -531,4 +586,36 @@ func TestTaskName(t *testing.T) {
 	if got := envName("web-api.v2"); got != "WEB_API_V2" {
 		t.Errorf("envName: %s", got)
 	}
+}
+
+// TestCrashingAppBacksOff runs an app whose command fails: the failure is
+// reported as its lastTaskFailure and the instance waits in the queue
+// with a launch delay, rather than being relaunched at once.
+func TestCrashingAppBacksOff(t *testing.T) {
+	e := startEnv(t)
+	e.must("POST", "/v2/apps", `{"id":"/crash","cmd":"exit 3","cpus":0.1,"mem":16,"instances":1,
+		"backoffSeconds":60,"maxLaunchDelaySeconds":120}`, http.StatusCreated, nil)
+	var app struct{ App AppView }
+	e.waitFor("the failure reported", func() bool {
+		e.must("GET", "/v2/apps/crash", "", 200, &app)
+		return app.App.LastTaskFailure != nil
+	})
+	if f := app.App.LastTaskFailure; f.State != "TASK_FAILED" || f.AppID != "/crash" {
+		t.Fatalf("lastTaskFailure %+v", f)
+	}
+	var q struct{ Queue []QueueEntry }
+	e.must("GET", "/v2/queue", "", 200, &q)
+	if len(q.Queue) != 1 || q.Queue[0].Count != 1 || q.Queue[0].Delay.Overdue || q.Queue[0].Delay.TimeLeftSeconds <= 0 {
+		t.Fatalf("queue %+v, want the instance delayed", q.Queue)
+	}
+	if n := len(e.tasks("/crash")); n != 0 {
+		t.Fatalf("%d instances during the launch delay", n)
+	}
+	// Resetting the delay launches it again (and it fails again).
+	first := app.App.LastTaskFailure.TaskID
+	e.must("DELETE", "/v2/queue/crash/delay", "", http.StatusNoContent, nil)
+	e.waitFor("a relaunch after the reset", func() bool {
+		e.must("GET", "/v2/apps/crash", "", 200, &app)
+		return app.App.LastTaskFailure.TaskID != first
+	})
 }
