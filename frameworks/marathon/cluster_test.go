@@ -619,3 +619,48 @@ func TestCrashingAppBacksOff(t *testing.T) {
 		return app.App.LastTaskFailure.TaskID != first
 	})
 }
+
+// TestRollingRestartBounds restarts an app whose upgradeStrategy allows
+// no capacity below its count and none above but the one Marathon adds:
+// the event stream shows the running instances never below 3 nor above 4
+// while every instance is replaced, one at a time.
+func TestRollingRestartBounds(t *testing.T) {
+	e := startEnv(t)
+	e.must("POST", "/v2/apps", `{"id":"/roll","cmd":"sleep 300","cpus":0.1,"mem":16,"instances":3,
+		"upgradeStrategy":{"minimumHealthCapacity":1,"maximumOverCapacity":0}}`, http.StatusCreated, nil)
+	before := ids(e.waitRunning("/roll", 3))
+	evs := e.events()
+	running := map[string]bool{}
+	for _, id := range before {
+		running[id] = true
+	}
+	e.must("POST", "/v2/apps/roll/restart", "", http.StatusOK, nil)
+	most := 0
+	for replaced := 0; replaced < 3; {
+		ev := nextEvent(t, evs, "status_update_event", func(ev map[string]any) bool { return ev["eventType"] == "status_update_event" })
+		id, _ := ev["taskId"].(string)
+		switch ev["taskStatus"] {
+		case "TASK_RUNNING":
+			running[id] = true
+		case "TASK_KILLED", "TASK_FAILED", "TASK_FINISHED", "TASK_LOST":
+			if !slices.Contains(before, id) {
+				t.Fatalf("a new instance ended: %v", ev)
+			}
+			delete(running, id)
+			replaced++
+		}
+		most = max(most, len(running))
+		if len(running) < 3 || len(running) > 4 {
+			t.Fatalf("%d instances running during the restart, want 3 or 4: %v", len(running), running)
+		}
+	}
+	if most != 4 {
+		t.Fatalf("at most %d instances ran; a one-at-a-time replacement runs 4", most)
+	}
+	after := ids(e.waitRunning("/roll", 3))
+	for _, id := range after {
+		if slices.Contains(before, id) {
+			t.Fatalf("instance %s was not replaced", id)
+		}
+	}
+}
