@@ -143,6 +143,7 @@ func (f *Framework) PutApp(id string, body []byte, force bool) (Change, bool, er
 	f.mu.Lock()
 	prev := f.apps[id]
 	base := plan.Defaults()
+	base.ID = id // the URL names the app when the body does not
 	if prev != nil {
 		base = prev.def
 	}

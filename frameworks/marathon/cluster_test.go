@@ -558,6 +558,12 @@ func TestBadInput(t *testing.T) {
 	if got.App.Mem != 16 {
 		t.Fatalf("a refused update changed the app: mem %g", got.App.Mem)
 	}
+	var created Change
+	h := e.must("PUT", "/v2/apps/made/by-put", `{"cmd":"sleep 1","cpus":0.1,"mem":16,"instances":0}`, 201, &created)
+	if h.Get("Location") != "/v2/apps/made/by-put" || created.DeploymentID == "" {
+		t.Fatalf("PUT of a new app: Location %q, %+v", h.Get("Location"), created)
+	}
+	e.must("GET", "/v2/apps/made/by-put", "", 200, nil)
 	e.must("DELETE", "/v2/apps/nope", "", 404, nil)
 	e.must("POST", "/v2/apps/nope/restart", "", 404, nil)
 
