@@ -38,6 +38,8 @@ func runDev(args []string) int {
 	hadoop.register(fs)
 	var spark devSpark // spark_dev.go
 	spark.register(fs)
+	var services devMarathon // marathon_dev.go
+	services.register(fs)
 	home, _ := os.UserHomeDir()
 	fs.Lookup("work_dir").DefValue = filepath.Join(home, ".agora", "dev")
 	fs.Usage = func() {
@@ -183,7 +185,23 @@ func runDev(args []string) int {
 		shutdown()
 		return 1
 	}
-	printDevBanner(masterAddr, agentAddrs, shares, dedupe(warnings), hadoopLine, sparkLine)
+	marathonLine, marathonWarning, marathonDone, err := services.start(frameworkCtx, fs, masterAddr, mf.ip, mf.workDir, logger)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora dev:", err)
+		stopFrameworks()
+		for _, c := range []<-chan struct{}{hadoopDone, sparkDone} {
+			select {
+			case <-c:
+			case <-time.After(30 * time.Second):
+			}
+		}
+		shutdown()
+		return 1
+	}
+	if marathonWarning != "" {
+		warnings = append(warnings, marathonWarning)
+	}
+	printDevBanner(masterAddr, agentAddrs, shares, dedupe(warnings), hadoopLine, sparkLine, marathonLine)
 	code = 0
 	select {
 	case <-ctx.Done():
@@ -208,6 +226,11 @@ func runDev(args []string) int {
 	case <-sparkDone:
 	case <-time.After(30 * time.Second):
 		logger.Warn("the Spark dispatcher did not stop within 30 s")
+	}
+	select {
+	case <-marathonDone:
+	case <-time.After(30 * time.Second):
+		logger.Warn("the services framework (Marathon) did not stop within 30 s")
 	}
 	shutdown()
 	return code

@@ -361,10 +361,29 @@ func TestDevStopsItsTasksBeforeExiting(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(work) })
-	dev, master := startBound(t, "dev", "--agents", "2", "--port=0", "--hadoop_port", "0", "--work_dir", work)
+	// The services framework runs too (on a free port): an app it keeps
+	// running must be gone as well.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	marathonAddr := l.Addr().String()
+	l.Close()
+	_, marathonPort, _ := net.SplitHostPort(marathonAddr)
+	dev, master := startBound(t, "dev", "--agents", "2", "--port=0", "--hadoop_port", "0", "--marathon_port", marathonPort, "--work_dir", work)
 	waitState(t, "http://"+master, "two agents", func(s *masterState) bool { return len(s.Slaves) == 2 })
 
 	marker := fmt.Sprintf("%d.%03d", 5000+os.Getpid()%1000, time.Now().Nanosecond()%1000)
+	appMarker := fmt.Sprintf("%d.%03d", 6000+os.Getpid()%1000, time.Now().Nanosecond()%1000)
+	app := `{"id":"/stop-test","cmd":"sleep ` + appMarker + `","cpus":0.1,"mem":32,"instances":1}`
+	resp, err := http.Post("http://"+marathonAddr+"/v2/apps", "application/json", strings.NewReader(app))
+	if err != nil {
+		t.Fatalf("agora dev's services API on %s: %v", marathonAddr, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST /v2/apps to agora dev's services API: %s, want 201 Created", resp.Status)
+	}
 	// The task ignores SIGTERM (the disposition survives exec), so the
 	// agents must wait out the kill grace period and SIGKILL it.
 	run := exec.Command(agoraBin, "run", "--cpus", "0.1", "--mem", "32", "--", "sh", "-c", `trap "" TERM; exec sleep `+marker)
@@ -373,20 +392,21 @@ func TestDevStopsItsTasksBeforeExiting(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { run.Process.Kill(); run.Wait() })
-	sleeping := func() bool {
+	sleepingOn := func(m string) bool {
 		entries, _ := os.ReadDir("/proc")
 		for _, e := range entries {
 			b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-			if err == nil && string(b) == "sleep\x00"+marker+"\x00" {
+			if err == nil && (string(b) == "sleep\x00"+m+"\x00" || string(b) == "sh\x00-c\x00sleep "+m+"\x00") {
 				return true
 			}
 		}
 		return false
 	}
+	sleeping := func() bool { return sleepingOn(marker) || sleepingOn(appMarker) }
 	deadline := time.Now().Add(time.Minute)
-	for !sleeping() {
+	for !sleepingOn(marker) || !sleepingOn(appMarker) {
 		if time.Now().After(deadline) {
-			t.Fatal("the task never started")
+			t.Fatalf("the tasks never started (agora run's: %v, the app's: %v)", sleepingOn(marker), sleepingOn(appMarker))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -460,7 +480,7 @@ func TestBenchLaunchReportsBothByDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(work) })
-	_, master := startBound(t, "dev", "--agents", "1", "--port=0", "--hadoop_port", "0", "--work_dir", work)
+	_, master := startBound(t, "dev", "--agents", "1", "--port=0", "--hadoop_port", "0", "--marathon_port", "0", "--work_dir", work)
 	waitState(t, "http://"+master, "the agent", func(s *masterState) bool { return len(s.Slaves) == 1 })
 
 	type result struct {
