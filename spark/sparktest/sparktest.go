@@ -18,6 +18,7 @@ import (
 
 	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	"github.com/agora-cluster/agora/dist/disttest"
+	"github.com/agora-cluster/agora/spark/jvm"
 )
 
 // The main classes of PiJar's jar: SparkPi prints "Pi is roughly X";
@@ -92,6 +93,20 @@ func PiJar(t testing.TB, home string) string {
 			}
 			t.Fatalf("sparktest: build the SparkPi jar: %s: %v\n%s", c[0], err, out)
 		}
+	}
+	return jar
+}
+
+// ClusterManagerJar is agora's Spark cluster manager (spark/jvm), built
+// with Maven into the cache on first use.
+func ClusterManagerJar(t testing.TB) string {
+	t.Helper()
+	tier.Need(t, tier.JVM, javacErr())
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	jar, err := jvm.Jar(ctx, "", "")
+	if err != nil {
+		t.Fatalf("sparktest: %v", err)
 	}
 	return jar
 }

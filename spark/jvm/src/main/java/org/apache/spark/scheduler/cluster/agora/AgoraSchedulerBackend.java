@@ -1,14 +1,15 @@
 package org.apache.spark.scheduler.cluster.agora;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.apache.spark.SparkContext;
 import org.apache.spark.SparkException;
 import org.apache.spark.resource.ResourceProfile;
@@ -24,10 +25,11 @@ import scala.jdk.javaapi.CollectionConverters;
  * scheduler sizes and places executors by), passes on Spark's requests for
  * a total of executors and for kills, and says when the application ends.
  * Every decision (sizing, offers, placement, blocklisting) is the Go
- * scheduler's; this class only relays, as plain HTTP and JSON.
+ * scheduler's; this class only relays, as plain HTTP and JSON (written
+ * here: the Jackson of a Spark home need not match its own databind).
  */
 public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
-  private static final ObjectMapper JSON = new ObjectMapper();
+  private static final Pattern MESSAGE = Pattern.compile("\"message\"\\s*:\\s*\"((?:[^\"\\\\]|\\\\.)*)\"");
   private static final Duration TIMEOUT = Duration.ofSeconds(30);
 
   private final SparkContext sc;
@@ -45,17 +47,17 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
   public void start() {
     super.start();
     appId = applicationId();
-    ObjectNode req = JSON.createObjectNode();
-    req.put("appId", appId);
-    req.put("appName", sc.appName());
-    req.put("driverUrl", "spark://" + CoarseGrainedSchedulerBackend.ENDPOINT_NAME() + "@"
-        + sc.conf().get("spark.driver.host") + ":" + sc.conf().get("spark.driver.port"));
-    ObjectNode conf = req.putObject("conf");
+    List<String> conf = new ArrayList<>();
     for (Tuple2<String, String> kv : sc.conf().getAll()) {
       if (!kv._1().toLowerCase().matches(".*(secret|password|token).*")) {
-        conf.put(kv._1(), kv._2());
+        conf.add(quote(kv._1()) + ":" + quote(kv._2()));
       }
     }
+    String req = "{\"appId\":" + quote(appId)
+        + ",\"appName\":" + quote(sc.appName())
+        + ",\"driverUrl\":" + quote("spark://" + CoarseGrainedSchedulerBackend.ENDPOINT_NAME() + "@"
+            + sc.conf().get("spark.driver.host") + ":" + sc.conf().get("spark.driver.port"))
+        + ",\"conf\":{" + String.join(",", conf) + "}}";
     try {
       call("POST", base, req);
     } catch (SparkException e) {
@@ -84,22 +86,19 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
     for (Map.Entry<ResourceProfile, Object> e : CollectionConverters.asJava(totals).entrySet()) {
       total += (Integer) e.getValue();
     }
-    ObjectNode req = JSON.createObjectNode();
-    req.put("total", total);
-    return relay("POST", base + "/" + appId + "/executors", req);
+    return relay("POST", base + "/" + appId + "/executors", "{\"total\":" + total + "}");
   }
 
   @Override
   public Future<Object> doKillExecutors(scala.collection.immutable.Seq<String> executorIds) {
-    ObjectNode req = JSON.createObjectNode();
-    var ids = req.putArray("executorIds");
+    List<String> ids = new ArrayList<>();
     for (String id : CollectionConverters.asJava(executorIds)) {
-      ids.add(id);
+      ids.add(quote(id));
     }
-    return relay("POST", base + "/" + appId + "/kill", req);
+    return relay("POST", base + "/" + appId + "/kill", "{\"executorIds\":[" + String.join(",", ids) + "]}");
   }
 
-  private Future<Object> relay(String method, String url, JsonNode body) {
+  private Future<Object> relay(String method, String url, String body) {
     try {
       call(method, url, body);
       return Future.successful(Boolean.TRUE);
@@ -110,10 +109,10 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
   }
 
   /** call sends one request; anything but a 2xx is an error with the scheduler's message. */
-  private void call(String method, String url, JsonNode body) throws SparkException {
+  private void call(String method, String url, String body) throws SparkException {
     HttpRequest.BodyPublisher pub = body == null
         ? HttpRequest.BodyPublishers.noBody()
-        : HttpRequest.BodyPublishers.ofString(body.toString());
+        : HttpRequest.BodyPublishers.ofString(body);
     HttpRequest req = HttpRequest.newBuilder(URI.create(url)).timeout(TIMEOUT)
         .header("Content-Type", "application/json").method(method, pub).build();
     HttpResponse<String> resp;
@@ -124,15 +123,29 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
     }
     if (resp.statusCode() / 100 != 2) {
       String msg = resp.body();
-      try {
-        JsonNode n = JSON.readTree(msg);
-        if (n.hasNonNull("message")) {
-          msg = n.get("message").asText();
-        }
-      } catch (Exception ignored) {
-        // not JSON: the body as it is
+      Matcher m = MESSAGE.matcher(msg);
+      if (m.find()) {
+        msg = m.group(1).replaceAll("\\\\(.)", "$1");
       }
       throw new SparkException(method + " " + url + ": " + resp.statusCode() + ": " + msg.trim());
     }
+  }
+
+  /** quote is s as a JSON string. */
+  static String quote(String s) {
+    StringBuilder b = new StringBuilder("\"");
+    for (char c : s.toCharArray()) {
+      switch (c) {
+        case '"': b.append("\\\""); break;
+        case '\\': b.append("\\\\"); break;
+        default:
+          if (c < 0x20) {
+            b.append(String.format("\\u%04x", (int) c));
+          } else {
+            b.append(c);
+          }
+      }
+    }
+    return b.append('"').toString();
   }
 }
