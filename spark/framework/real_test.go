@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/frameworks/sandbox"
+	"github.com/agora-cluster/agora/frameworks/state"
+	"github.com/agora-cluster/agora/spark/dispatcher"
 	"github.com/agora-cluster/agora/spark/framework"
 	"github.com/agora-cluster/agora/spark/sparktest"
 )
@@ -230,5 +233,89 @@ func TestExecutorLargerThanAnyAgent(t *testing.T) {
 		if resp.StatusCode != http.StatusNotFound || !strings.Contains(body.Message, "no application app-nope") {
 			t.Errorf("%s %s = %d %q; want 404 naming the application", method, path, resp.StatusCode, body.Message)
 		}
+	}
+}
+
+// Cluster mode with executors: an unchanged spark-submit --deploy-mode
+// cluster to a dispatcher that serves the scheduler's API on its own port
+// (one mesos://HOST:PORT); the driver is an agora task whose application
+// gets its two executors as agora tasks of the scheduler, and π is right.
+func TestSparkPiClusterModeWithExecutors(t *testing.T) {
+	e := newSparkEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	d, err := dispatcher.New(dispatcher.Config{Masters: []string{e.c.MasterAddr}, Listener: ln, WorkDir: t.TempDir(),
+		SparkHome: e.home, ExecutorMaster: "mesos://" + addr, ClusterManagerJar: e.cm, Extra: e.s.Handler(),
+		Logger: slog.New(slog.NewTextHandler(testLog{t}, nil))})
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("the dispatcher did not stop within 30s")
+		}
+	}()
+	e.poll("the dispatcher to subscribe", time.Minute, d.Subscribed)
+
+	sctx, scancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer scancel()
+	cmd := exec.CommandContext(sctx, filepath.Join(e.home, "bin/spark-submit"), "--master", "mesos://"+addr,
+		"--deploy-mode", "cluster", "--driver-memory", "512m", "--conf", "spark.ui.enabled=false",
+		"--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=512m", "--conf", "spark.cores.max=2",
+		"--class", sparktest.PiClass, "file:"+e.jar, "10")
+	cmd.Env = append(os.Environ(), "SPARK_LOCAL_IP=127.0.0.1")
+	cmd.WaitDelay = 10 * time.Second
+	out, err := cmd.CombinedOutput()
+	m := regexp.MustCompile(`"submissionId" : "(driver-\d{14}-\d{4})"`).FindSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("spark-submit --deploy-mode cluster: %v\n%s", err, out)
+	}
+	id := string(m[1])
+	var dr dispatcher.Driver
+	e.poll("the driver to end", 3*time.Minute, func() bool {
+		dr, _ = d.Get(id)
+		return dispatcher.Terminal(dr.State)
+	})
+	if dr.State != dispatcher.StateFinished {
+		t.Fatalf("driver %s ended %s: %s", id, dr.State, dr.Message)
+	}
+	apps := e.s.Apps()
+	if len(apps) != 1 || apps[0].State != framework.AppEnded || len(apps[0].Executors) != 2 {
+		t.Fatalf("applications %+v; want one ENDED with 2 executors", apps)
+	}
+	e.poll("the executors' tasks to end", time.Minute, func() bool {
+		tasks := e.executorTasks(apps[0].ID)
+		for _, tk := range tasks {
+			if tk.State == "TASK_STAGING" || tk.State == "TASK_STARTING" || tk.State == "TASK_RUNNING" || tk.State == "TASK_KILLING" {
+				return false
+			}
+			if tk.Resources.CPUs != 1 || tk.Resources.Mem != 896 {
+				t.Fatalf("executor task %+v; want 1 cpu, 896 MB", tk)
+			}
+		}
+		return len(tasks) == 2
+	})
+	sc := state.Client{}
+	agent, err := sc.Agent(sctx, e.c.MasterAddr, dr.AgentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := sandbox.Locate(sctx, sc, agent.Endpoint(), d.FrameworkID(), dr.TaskID, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, _ := os.ReadFile(filepath.Join(dir, "stdout"))
+	if !regexp.MustCompile(`Pi is roughly 3\.1\d*`).Match(stdout) {
+		t.Errorf("the driver's stdout = %q; want Pi is roughly 3.1...", stdout)
 	}
 }
