@@ -87,7 +87,13 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.Name == "" {
 		cfg.Name = "Spark Executors"
 	}
-	if len(cfg.Roles) == 0 {
+	var roles []string
+	for _, r := range cfg.Roles {
+		if r != "" {
+			roles = append(roles, r)
+		}
+	}
+	if cfg.Roles = roles; len(roles) == 0 {
 		cfg.Roles = []string{"*"}
 	}
 	if cfg.MaxAgentFailures <= 0 {
