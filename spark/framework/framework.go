@@ -74,6 +74,8 @@ type Scheduler struct {
 	gen        uint64     // moves with every change that wants offers
 	callMu     sync.Mutex // orders revives after declines and suppresses
 	agents     func(ctx context.Context) ([]AgentCapacity, error)
+	// driverAlive checks a driver's endpoint (tests replace it).
+	driverAlive func(driverURL string) bool
 }
 
 // New checks cfg.
@@ -107,6 +109,7 @@ func New(cfg Config) (*Scheduler, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.agents = s.masterAgents
+	s.driverAlive = driverAlive
 	return s, nil
 }
 

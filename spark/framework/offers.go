@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"path"
 	"strconv"
@@ -317,16 +318,63 @@ func (s *Scheduler) update(ctx context.Context, st mesos.TaskStatus) {
 			s.log.Warn("agent blocklisted for the application", "app", a.ID, "agent", e.Hostname)
 		}
 	}
-	if want, _ := a.wants(); want && scheduler.IsTerminal(state) {
+	failed := a.State == AppRunning && scheduler.IsTerminal(state) && !e.Killed &&
+		state != mesos.TASK_FINISHED && state != mesos.TASK_KILLED
+	if want, _ := a.wants(); want && scheduler.IsTerminal(state) && !failed {
 		s.reviveLocked()
 	}
-	taskID, agentID := e.TaskID, e.AgentID
+	taskID, agentID, appID, driver := e.TaskID, e.AgentID, a.ID, a.DriverURL
 	s.mu.Unlock()
+	if failed {
+		// An executor also fails when its driver died without saying so:
+		// then the application has ended, and replacing executors would
+		// only fail again.
+		go s.afterFailure(appID, driver)
+	}
 	if killTask {
 		if err := s.sched.Kill(ctx, taskID, agentID); err != nil {
 			s.log.Warn("kill an unwanted executor", "task", taskID, "err", err)
 		}
 	}
+}
+
+// afterFailure ends an application whose driver no longer answers, and
+// otherwise asks for offers for a replacement.
+func (s *Scheduler) afterFailure(appID, driverURL string) {
+	if !s.driverAlive(driverURL) {
+		s.log.Warn("the driver is gone: ending its application", "app", appID, "driver", driverURL)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if _, err := s.end(ctx, appID); err != nil {
+			s.log.Warn("end the application of a gone driver", "app", appID, "err", err)
+		}
+		s.mu.Lock()
+		if a := s.apps[appID]; a != nil {
+			a.Message = "the driver at " + driverURL + " is gone"
+		}
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a := s.apps[appID]; a != nil {
+		if want, _ := a.wants(); want {
+			s.reviveLocked()
+		}
+	}
+}
+
+// driverAlive says whether the driver's RPC endpoint (spark://NAME@HOST:PORT)
+// accepts connections.
+func driverAlive(driverURL string) bool {
+	addr := driverURL[strings.LastIndexByte(driverURL, '@')+1:]
+	addr = strings.TrimPrefix(addr, "spark://")
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 // findLocked finds an executor by its task ID (APPID-N).

@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ func testScheduler(t *testing.T) *Scheduler {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.driverAlive = func(string) bool { return true }
 	return s
 }
 
@@ -165,4 +167,32 @@ func TestUpdateCountsFailures(t *testing.T) {
 	if l, _ := s.packLocked(offer("o2", "a1", 3, 8192)); len(l.tasks) != 0 {
 		t.Error("executors launched on a blocklisted agent")
 	}
+}
+
+// An executor that fails because its driver died without ending the
+// application ends the application: no replacements are launched.
+func TestDriverGoneEndsApplication(t *testing.T) {
+	s := testScheduler(t)
+	s.driverAlive = func(string) bool { return false }
+	a := addApp(t, s, "app-1", map[string]string{"spark.executor.cores": "1"})
+	l, _ := s.packLocked(offer("o1", "a1", 1, 8192))
+	s.update(t.Context(), mesos.TaskStatus{TaskID: mesos.TaskID{Value: l.execs[0].TaskID}, State: mesos.TASK_FAILED.Enum()})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, _ := s.App("app-1")
+		if st.State == AppEnded && strings.Contains(st.Message, "is gone") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("application %+v; want ENDED, its driver gone", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.mu.Lock()
+	l, _ = s.packLocked(offer("o2", "a2", 4, 8192))
+	s.mu.Unlock()
+	if len(l.tasks) != 0 {
+		t.Errorf("%d executors launched for an application whose driver is gone", len(l.tasks))
+	}
+	_ = a
 }
