@@ -11,7 +11,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -318,4 +321,98 @@ func TestSparkPiClusterModeWithExecutors(t *testing.T) {
 	if !regexp.MustCompile(`Pi is roughly 3\.1\d*`).Match(stdout) {
 		t.Errorf("the driver's stdout = %q; want Pi is roughly 3.1...", stdout)
 	}
+}
+
+// kill -9 of an executor in the middle of a job: Spark runs its tasks
+// again elsewhere, the scheduler launches a replacement (the agent is not
+// blocklisted after one failure), and the job's result is unchanged.
+func TestExecutorKilledMidJob(t *testing.T) {
+	e := newSparkEnv(t)
+	outPath := filepath.Join(t.TempDir(), "driver.log")
+	out, err := os.Create(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(e.home, "bin/spark-submit"), "--master", "mesos://"+e.s.Addr(),
+		"--jars", e.cm, "--driver-memory", "512m", "--conf", "spark.ui.enabled=false",
+		"--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=512m", "--conf", "spark.cores.max=2",
+		"--class", sparktest.SlowSumClass, e.jar, "24", "1500")
+	cmd.Env = append(os.Environ(), "SPARK_LOCAL_IP=127.0.0.1")
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	log := func() string { b, _ := os.ReadFile(outPath); return string(b) }
+
+	// Executor 0 is running a task: kill its JVM.
+	var app string
+	started := regexp.MustCompile(`Starting task \S+ in stage \S+ \(TID \d+\) \(\S+, executor 0,`)
+	e.poll("a task on executor 0", 2*time.Minute, func() bool {
+		if m := appIDRe.FindStringSubmatch(log()); m != nil {
+			app = m[1]
+		}
+		return app != "" && started.MatchString(log())
+	})
+	pid := executorPID(t, app, "0")
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 %d: %v", pid, err)
+	}
+	select {
+	case err := <-done:
+		if err != nil || !strings.Contains(log(), "sum is 300") {
+			t.Fatalf("spark-submit: %v; want sum is 300:\n%s", err, log())
+		}
+	case <-ctx.Done():
+		t.Fatalf("the job did not end:\n%s", log())
+	}
+	st, _ := e.s.App(app)
+	if len(st.Executors) < 3 || st.Executors[0].State != "TASK_FAILED" {
+		t.Errorf("executors %+v; want executor 0 TASK_FAILED and a replacement", st.Executors)
+	}
+	if len(st.Blocklisted) != 0 {
+		t.Errorf("blocklisted %v after one failure", st.Blocklisted)
+	}
+	if !regexp.MustCompile(`Lost executor 0|ExecutorLostFailure|executor 0.*lost`).MatchString(log()) {
+		t.Errorf("the driver did not see executor 0 lost:\n%s", log())
+	}
+}
+
+// executorPID finds the JVM of an application's executor by its command
+// line (spark-class execs java with CoarseGrainedExecutorBackend's
+// arguments).
+func executorPID(t *testing.T, app, id string) int {
+	t.Helper()
+	ents, _ := os.ReadDir("/proc")
+	for _, d := range ents {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if slices.Contains(args, "org.apache.spark.executor.CoarseGrainedExecutorBackend") &&
+			argAfter(args, "--app-id") == app && argAfter(args, "--executor-id") == id {
+			return pid
+		}
+	}
+	t.Fatalf("no process of executor %s of %s", id, app)
+	return 0
+}
+
+func argAfter(args []string, flag string) string {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == flag {
+			return args[i+1]
+		}
+	}
+	return ""
 }

@@ -18,8 +18,9 @@ import (
 
 // The main classes of PiJar's jar (see testapps).
 const (
-	PiClass    = testapps.PiClass
-	SleepClass = testapps.SleepClass
+	PiClass      = testapps.PiClass
+	SleepClass   = testapps.SleepClass
+	SlowSumClass = testapps.SlowSumClass
 )
 
 // Home is the installed Spark's home (installed on first use).

@@ -16,10 +16,13 @@ import (
 )
 
 // The main classes of the jar: SparkPi prints "Pi is roughly X"; Sleep
-// prints "started 3", sleeps its argument's seconds, prints "woke".
+// prints "started 3", sleeps its argument's seconds, prints "woke";
+// SlowSum sums 1..SLICES in tasks that sleep MILLIS each, printing "sum is
+// X".
 const (
-	PiClass    = "agora.examples.SparkPi"
-	SleepClass = "agora.examples.Sleep"
+	PiClass      = "agora.examples.SparkPi"
+	SleepClass   = "agora.examples.Sleep"
+	SlowSumClass = "agora.examples.SlowSum"
 )
 
 //go:embed src/*.java
