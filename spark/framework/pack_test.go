@@ -196,3 +196,33 @@ func TestDriverGoneEndsApplication(t *testing.T) {
 	}
 	_ = a
 }
+
+// spark.executor.uri fetches a Spark archive into the sandbox and runs
+// the executor from it; spark.mesos.executor.home replaces the home.
+func TestExecutorCommandFromURIAndHome(t *testing.T) {
+	s := testScheduler(t)
+	addApp(t, s, "app-1", map[string]string{"spark.executor.cores": "1", "spark.executor.uri": "http://h/spark-3.5.9.tgz",
+		"spark.mesos.uris": "http://h/a.txt", "spark.executorEnv.COLOR": "blue", "spark.executor.extraJavaOptions": "-Dx=1"})
+	addApp(t, s, "app-2", map[string]string{"spark.executor.cores": "1", "spark.mesos.executor.home": "/srv/spark"})
+	l, _ := s.packLocked(offer("o1", "a1", 2, 8192))
+	if len(l.tasks) != 2 {
+		t.Fatalf("%d executors", len(l.tasks))
+	}
+	c := l.tasks[0].Command
+	if !c.GetShell() || !strings.HasPrefix(c.GetValue(), "cd spark-*/ && exec ./bin/spark-class 'org.apache.spark.executor.CoarseGrainedExecutorBackend'") {
+		t.Errorf("command from the archive: %q", c.GetValue())
+	}
+	if len(c.URIs) != 2 || c.URIs[0].Value != "http://h/a.txt" || c.URIs[1].Value != "http://h/spark-3.5.9.tgz" || !c.URIs[1].GetExtract() {
+		t.Errorf("URIs %+v", c.URIs)
+	}
+	env := map[string]string{}
+	for _, v := range c.GetEnvironment().Variables {
+		env[v.Name] = v.GetValue()
+	}
+	if env["COLOR"] != "blue" || env["SPARK_EXECUTOR_OPTS"] != "-Dx=1" {
+		t.Errorf("environment %v", env)
+	}
+	if v := l.tasks[1].Command.GetValue(); v != "/srv/spark/bin/spark-class" {
+		t.Errorf("command with spark.mesos.executor.home: %q", v)
+	}
+}
