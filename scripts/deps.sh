@@ -7,7 +7,9 @@
 #                          ZooKeeper (Debian's package), and the
 #                          upstream engines the real-engine tests run,
 #                          assembled from Maven Central by `agora dist install`
-#                          into its cache (~/.cache/agora/dist).
+#                          into its cache (~/.cache/agora/dist), and Spark's
+#                          cluster manager for agora (spark/jvm, Maven) into
+#                          ~/.cache/agora/spark-jvm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 go=${GO:-go}
@@ -39,3 +41,5 @@ command -v mvn >/dev/null 2>&1 || apt_install maven >&2
 [ -f /usr/share/java/zookeeper.jar ] || apt_install zookeeper >&2
 CGO_ENABLED=0 "$go" build -o bin/agora ./cmd/agora
 bin/agora dist install hadoop hdfs storm spark >/dev/null
+# The only JVM code of agora: the jar Spark loads to get executors as agora tasks.
+bin/agora spark cluster-manager >/dev/null

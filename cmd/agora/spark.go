@@ -18,16 +18,17 @@ import (
 )
 
 func init() {
-	register(command{name: "spark", summary: "Spark on agora: spark dispatcher|drivers|status|kill|logs", run: runSpark})
+	register(command{name: "spark", summary: "Spark on agora: spark dispatcher|cluster-manager|drivers|status|kill|logs", run: runSpark})
 }
 
 // sparkCommands are the subcommands of `agora spark`.
 var sparkCommands = map[string]command{
-	"dispatcher": {name: "dispatcher", summary: "Run the cluster-mode dispatcher (Spark's REST submission protocol) against a master", run: runSparkDispatcher},
-	"drivers":    {name: "drivers", summary: "List the dispatcher's drivers", run: func(args []string) int { return sparkDrivers(args, os.Stdout, os.Stderr) }},
-	"status":     {name: "status", summary: "Show one driver", run: func(args []string) int { return sparkStatus(args, os.Stdout, os.Stderr) }},
-	"kill":       {name: "kill", summary: "Kill a driver (queued, relaunching or running)", run: func(args []string) int { return sparkKill(args, os.Stdout, os.Stderr) }},
-	"logs":       {name: "logs", summary: "Print a driver's stdout or stderr from its sandbox", run: func(args []string) int { return sparkLogs(args, os.Stdout, os.Stderr) }},
+	"dispatcher":      {name: "dispatcher", summary: "Run the cluster-mode dispatcher (Spark's REST submission protocol) and the executors' scheduler against a master", run: runSparkDispatcher},
+	"cluster-manager": {name: "cluster-manager", summary: "Build and print the path of the jar Spark needs for executors as agora tasks", run: runSparkClusterManager},
+	"drivers":         {name: "drivers", summary: "List the dispatcher's drivers", run: func(args []string) int { return sparkDrivers(args, os.Stdout, os.Stderr) }},
+	"status":          {name: "status", summary: "Show one driver", run: func(args []string) int { return sparkStatus(args, os.Stdout, os.Stderr) }},
+	"kill":            {name: "kill", summary: "Kill a driver (queued, relaunching or running)", run: func(args []string) int { return sparkKill(args, os.Stdout, os.Stderr) }},
+	"logs":            {name: "logs", summary: "Print a driver's stdout or stderr from its sandbox", run: func(args []string) int { return sparkLogs(args, os.Stdout, os.Stderr) }},
 }
 
 func runSpark(args []string) int {
@@ -38,7 +39,7 @@ func sparkUsage() {
 	var b strings.Builder
 	b.WriteString("Usage: agora spark COMMAND [flags] [args]\n\nRuns Spark applications on agora.\n\nCommands:\n")
 	for _, n := range commandNames(sparkCommands) {
-		fmt.Fprintf(&b, "  %-10s %s\n", n, sparkCommands[n].summary)
+		fmt.Fprintf(&b, "  %-16s %s\n", n, sparkCommands[n].summary)
 	}
 	b.WriteString("\nThe client commands find the dispatcher through --dispatcher or AGORA_SPARK_DISPATCHER\n(default 127.0.0.1:7077).\n")
 	fmt.Fprint(os.Stderr, b.String())
@@ -60,13 +61,14 @@ func runSparkDispatcher(args []string) int {
 	maxDrivers := fs.Int("max_drivers", 200, "drivers queued or running at most (spark.mesos.maxDrivers)")
 	retained := fs.Int("retained_drivers", 200, "ended drivers kept (spark.mesos.retainedDrivers)")
 	failover := fs.Duration("failover_timeout", 7*24*time.Hour, "how long the master keeps the drivers of a dispatcher that went away")
+	executors := fs.Bool("executors", true, "run agora's Spark scheduler too, its API on the same port: applications (drivers launched here,\nand client-mode spark-submit --master mesos://HOST:PORT) get executors as agora tasks; false runs\neach application in local[N] inside its driver")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: agora spark dispatcher --master=HOST:5050 [--port 7077] [flags]\n\n"+
 			"Runs Spark's cluster-mode dispatcher: an unchanged spark-submit submits to it with\n"+
 			"--master mesos://HOST:7077 --deploy-mode cluster (and --status ID, --kill ID), and each\n"+
 			"driver runs as an agora task sized by spark.driver.cores and spark.driver.memory.\n"+
-			"Until agora launches Spark executors, each application runs in local[N] inside its\n"+
-			"driver's task. Restarted on the same --work_dir, it keeps its queue and takes its\n"+
+			"The applications' executors are agora tasks too, launched by the Spark scheduler served\n"+
+			"on the same port (see --executors). Restarted on the same --work_dir, it keeps its queue and takes its\n"+
 			"running drivers back.\n\nExample:\n  agora spark dispatcher --master=10.0.0.1:5050 --port 7077\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
@@ -94,18 +96,30 @@ func runSparkDispatcher(args []string) int {
 		fmt.Fprintf(os.Stderr, "agora spark dispatcher: cannot listen on %s:%d: %v (try --port)\n", *host, *port, err)
 		return 1
 	}
-	d, err := dispatcher.New(dispatcher.Config{
+	logger := newLogger()
+	cfg := dispatcher.Config{
 		Masters: []string{master}, Listener: ln, WorkDir: *workDir, SparkHome: *sparkHome,
 		Name: *name, Role: *role, User: *user, FailoverTimeout: *failover, MaxRetryWait: *retryMax,
-		MaxDrivers: *maxDrivers, RetainedDrivers: *retained, Logger: newLogger(),
-	})
+		MaxDrivers: *maxDrivers, RetainedDrivers: *retained, Logger: logger,
+	}
+	var ex *sparkExecutors
+	if *executors {
+		ex = startSparkExecutors(ctx, &cfg, advertiseAddr(*host, ln), logger)
+	}
+	defer ex.wait()
+	d, err := dispatcher.New(cfg)
 	if err != nil {
 		ln.Close()
+		stop()
 		fmt.Fprintln(os.Stderr, "agora spark dispatcher:", err)
 		return 2
 	}
 	fmt.Fprintf(os.Stderr, "agora spark dispatcher: submit with spark-submit --master mesos://%s --deploy-mode cluster\n", d.Addr())
+	if ex != nil {
+		fmt.Fprintf(os.Stderr, "agora spark dispatcher: client mode: spark-submit --master %s --jars %s\n", cfg.ExecutorMaster, cfg.ClusterManagerJar)
+	}
 	if err := d.Run(ctx); err != nil {
+		stop()
 		fmt.Fprintln(os.Stderr, "agora spark dispatcher:", err)
 		return 1
 	}

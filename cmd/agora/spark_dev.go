@@ -42,11 +42,14 @@ func (d *devSpark) start(ctx context.Context, masterAddr, ip, workDir string, lo
 	if err != nil {
 		return "", nil, fmt.Errorf("spark dispatcher: cannot listen on %s: %v (try --spark_port, or 0 to run none)", addr, err)
 	}
-	disp, err := dispatcher.New(dispatcher.Config{
+	cfg := dispatcher.Config{
 		Masters: []string{masterAddr}, Listener: ln, SparkHome: home,
 		WorkDir: filepath.Join(workDir, "spark-dispatcher"),
 		Logger:  logger.With("framework", "spark-dispatcher"),
-	})
+	}
+	// The executors' scheduler beside it, on the same port.
+	ex := startSparkExecutors(ctx, &cfg, addr, logger)
+	disp, err := dispatcher.New(cfg)
 	if err != nil {
 		ln.Close()
 		return "", nil, err
@@ -56,6 +59,7 @@ func (d *devSpark) start(ctx context.Context, masterAddr, ip, workDir string, lo
 		if err := disp.Run(ctx); err != nil {
 			logger.Error("spark dispatcher stopped", "err", err)
 		}
+		ex.wait()
 	}()
 	return fmt.Sprintf("  spark       mesos://%s   (spark-submit --deploy-mode cluster ...; agora spark drivers)", disp.Addr()), done, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -166,12 +167,29 @@ func TestDevRunsSparkDispatcher(t *testing.T) {
 	}
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		s, err := state.Client{}.Master(context.Background(), master)
-		if err == nil && len(s.Frameworks) == 1 && s.Frameworks[0].Name == "Spark Cluster" {
+		names := map[string]bool{}
+		if err == nil {
+			for _, f := range s.Frameworks {
+				names[f.Name] = true
+			}
+		}
+		if len(names) == 2 && names["Spark Cluster"] && names["Spark Executors"] {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no Spark Cluster framework subscribed with the dev master: %+v, %v", s, err)
+			t.Fatalf("no Spark Cluster and Spark Executors frameworks subscribed with the dev master: %+v, %v", s, err)
 		}
+	}
+	// The executors' scheduler answers on the dispatcher's port.
+	resp, err := http.Get("http://" + addr + "/v1/applications")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var apps []json.RawMessage
+	err = json.NewDecoder(resp.Body).Decode(&apps)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || len(apps) != 0 {
+		t.Errorf("GET /v1/applications on the dispatcher's port: %s %v %s; want 200 []", resp.Status, err, apps)
 	}
 	code, out, errOut := runSparkCmd(sparkDriversCmd, "--dispatcher", addr)
 	if code != 0 || !strings.HasPrefix(out, "SUBMISSION") {

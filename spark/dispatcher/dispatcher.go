@@ -4,9 +4,11 @@
 // cluster`, `--status` and `--kill` send) and runs each submitted driver as
 // a task of its own framework on the SDK. A driver's task runs the Spark
 // home's bin/spark-submit in client mode on the agent, with the
-// application's jar fetched into the sandbox. Until agora launches Spark
-// executors, the application runs with spark.master=local[N] inside the
-// driver's task, N being the driver's cores.
+// application's jar fetched into the sandbox. With agora's Spark scheduler
+// beside it (Config.ExecutorMaster), the application's executors are agora
+// tasks of that scheduler; without it, the application runs with
+// spark.master=local[N] inside the driver's task, N being the driver's
+// cores.
 //
 // The queue survives a restart: each submission is a file in the work
 // directory, written before the submission is acknowledged and before each
@@ -60,7 +62,17 @@ type Config struct {
 	// (spark.mesos.maxDrivers, default 200); RetainedDrivers the ended
 	// ones kept (spark.mesos.retainedDrivers, default 200).
 	MaxDrivers, RetainedDrivers int
-	Logger                      *slog.Logger
+	// ExecutorMaster, if set, is the master URL the drivers' applications
+	// run with (mesos://HOST:PORT of agora's Spark scheduler, as the
+	// agents reach it), and ClusterManagerJar the jar on the agents that
+	// lets Spark reach that scheduler (spark/jvm). Without both, an
+	// application runs in local[N] inside its driver's task.
+	ExecutorMaster, ClusterManagerJar string
+	// Extra, if set, serves /v1/applications beside the REST protocol:
+	// the Spark scheduler's API on the dispatcher's port, so that one
+	// mesos://HOST:7077 serves cluster and client mode.
+	Extra  http.Handler
+	Logger *slog.Logger
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
 }
@@ -141,6 +153,12 @@ func New(cfg Config) (*Dispatcher, error) {
 	return d, nil
 }
 
+// executors reports whether drivers' applications get executors from
+// agora's Spark scheduler.
+func (d *Dispatcher) executors() bool {
+	return d.cfg.ExecutorMaster != "" && d.cfg.ClusterManagerJar != ""
+}
+
 // submissionSeq is the number at the end of driver-yyyyMMddHHmmss-NNNN.
 func submissionSeq(id string) int {
 	i := strings.LastIndexByte(id, '-')
@@ -177,6 +195,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer srv.Close()
 	defer d.stopTimers()
 	d.log.Info("spark dispatcher starting", "rest", "http://"+d.Addr(), "framework_id", d.fw.FrameworkID, "work_dir", d.cfg.WorkDir, "drivers", len(d.order))
+	if d.executors() {
+		d.log.Info("drivers' applications get their executors as agora tasks", "master", d.cfg.ExecutorMaster, "cluster_manager", d.cfg.ClusterManagerJar)
+	} else {
+		d.log.Warn("no Spark scheduler for executors: each application runs in local[N] inside its driver's task")
+	}
 	err = sd.Run(ctx)
 	d.mu.Lock()
 	d.subscribed = false

@@ -338,7 +338,8 @@ func statusMessage(st mesos.TaskStatus) string {
 }
 
 // buildTask is the driver's task: the Spark home's bin/spark-submit in
-// client mode, the application in local[N] (N: the driver's cores), with
+// client mode, the application's master agora's Spark scheduler (with the
+// cluster manager's jar) or else local[N] (N: the driver's cores), with
 // the submission's properties and environment, and the application's jar
 // fetched into the sandbox unless it is local: to the agent.
 func (d *Dispatcher) buildTask(dr *Driver, agent mesos.AgentID, rs []mesos.Resource) (mesos.TaskInfo, error) {
@@ -356,11 +357,17 @@ func (d *Dispatcher) buildTask(dr *Driver, agent mesos.AgentID, rs []mesos.Resou
 		uris = append(uris, mesos.CommandInfo_URI{Value: u})
 	}
 	submit := path.Join(home, "bin", "spark-submit")
-	args := []string{submit, "--name", dr.Name,
-		"--master", fmt.Sprintf("local[%d]", max(1, int(math.Ceil(dr.CPUs)))),
-		"--deploy-mode", "client",
+	master := fmt.Sprintf("local[%d]", max(1, int(math.Ceil(dr.CPUs))))
+	var extra []string
+	if d.executors() {
+		master = d.cfg.ExecutorMaster
+		extra = []string{"--jars", d.cfg.ClusterManagerJar}
+	}
+	args := []string{submit, "--name", dr.Name, "--master", master}
+	args = append(args, extra...)
+	args = append(args, "--deploy-mode", "client",
 		"--driver-memory", fmt.Sprintf("%dm", int(dr.HeapMB)),
-		"--class", req.MainClass}
+		"--class", req.MainClass)
 	for _, k := range sortedKeys(props) {
 		if skipProperty(k) || props[k] == "" {
 			continue

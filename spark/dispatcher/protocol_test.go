@@ -298,6 +298,17 @@ func TestDriverTask(t *testing.T) {
 	if len(task.Command.URIs) != 1 || task.Command.URIs[0].Value != "http://host/app.jar" {
 		t.Errorf("URIs %+v; want the app jar", task.Command.URIs)
 	}
+	// With agora's Spark scheduler, the application's master is that
+	// scheduler, reached through the cluster manager's jar.
+	d.cfg.ExecutorMaster, d.cfg.ClusterManagerJar = "mesos://10.0.0.1:7077", "/cache/agora-spark.jar"
+	withExec, err := d.buildTask(dr, mesos.AgentID{Value: "a1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantExec := strings.Replace(want, "--master local[2]", "--master mesos://10.0.0.1:7077 --jars /cache/agora-spark.jar", 1)
+	if got := strings.Join(withExec.Command.Arguments, " "); got != wantExec {
+		t.Errorf("command with executors\n %s\nwant\n %s", got, wantExec)
+	}
 	env := map[string]string{}
 	for _, v := range task.Command.Environment.Variables {
 		env[v.Name] = v.GetValue()

@@ -27,6 +27,10 @@ func (d *Dispatcher) Handler() http.Handler {
 	mux.HandleFunc("/v1/submissions/kill/", d.serveKill)
 	mux.HandleFunc("GET /drivers", d.serveDrivers)
 	mux.HandleFunc("GET /drivers/{id}", d.serveDriver)
+	if d.cfg.Extra != nil {
+		mux.Handle("/v1/applications", d.cfg.Extra)
+		mux.Handle("/v1/applications/", d.cfg.Extra)
+	}
 	mux.HandleFunc("/", serveError)
 	return mux
 }

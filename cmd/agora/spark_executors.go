@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/agora-cluster/agora/spark/dispatcher"
+	"github.com/agora-cluster/agora/spark/framework"
+	"github.com/agora-cluster/agora/spark/jvm"
+)
+
+// sparkExecutors is agora's Spark scheduler run beside a dispatcher, in
+// its process and on its port: drivers' applications (cluster mode) and
+// client-mode spark-submits with --master mesos://HOST:PORT get their
+// executors as agora tasks. It is one shared framework for every
+// application, so it lives as long as the dispatcher.
+type sparkExecutors struct {
+	s    *framework.Scheduler
+	done chan struct{}
+}
+
+// startSparkExecutors builds the cluster manager's jar (Maven, cached) and
+// starts the scheduler, and sets cfg so that the dispatcher serves its API
+// and gives drivers its master URL (advertise: how agents reach the
+// dispatcher's port). If the jar cannot be built, it says so and returns
+// nil: the drivers' applications then run in local[N].
+func startSparkExecutors(ctx context.Context, cfg *dispatcher.Config, advertise string, logger *slog.Logger) *sparkExecutors {
+	bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	jar, err := jvm.Jar(bctx, "", "")
+	cancel()
+	if err != nil {
+		logger.Warn("no executors as agora tasks: applications run in local[N] inside their drivers", "err", err)
+		return nil
+	}
+	s, err := framework.New(framework.Config{Masters: cfg.Masters, SparkHome: cfg.SparkHome,
+		Roles: []string{cfg.Role}, User: cfg.User, Logger: logger.With("framework", "spark-executors")})
+	if err != nil {
+		logger.Warn("no executors as agora tasks: applications run in local[N] inside their drivers", "err", err)
+		return nil
+	}
+	cfg.ExecutorMaster, cfg.ClusterManagerJar, cfg.Extra = "mesos://"+advertise, jar, s.Handler()
+	e := &sparkExecutors{s: s, done: make(chan struct{})}
+	go func() {
+		defer close(e.done)
+		if err := s.Run(ctx); err != nil {
+			logger.Error("spark scheduler stopped", "err", err)
+		}
+	}()
+	return e
+}
+
+// wait waits, bounded, for the scheduler to tear its framework down.
+func (e *sparkExecutors) wait() {
+	if e == nil {
+		return
+	}
+	select {
+	case <-e.done:
+	case <-time.After(30 * time.Second):
+	}
+}
+
+// advertiseAddr is how agents reach a listener bound to host: the host
+// itself, or this machine's name when it is a wildcard.
+func advertiseAddr(host string, ln net.Listener) string {
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// runSparkClusterManager builds the cluster manager's jar and prints its
+// path: spark-submit --jars "$(agora spark cluster-manager)".
+func runSparkClusterManager(args []string) int {
+	if len(args) > 0 {
+		fmt.Fprint(os.Stderr, "Usage: agora spark cluster-manager\n\n"+
+			"Builds (with Maven, once; cached) and prints the path of the jar that lets Spark run\n"+
+			"executors as agora tasks: give it to a client-mode spark-submit with\n"+
+			"  spark-submit --master mesos://DISPATCHER:7077 --jars \"$(agora spark cluster-manager)\" ...\n")
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	jar, err := jvm.Jar(ctx, "", "")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora spark cluster-manager:", err)
+		return 1
+	}
+	fmt.Println(jar)
+	return 0
+}

@@ -1,0 +1,191 @@
+// Package bench times a Spark job on agora, its executors agora tasks of
+// the Spark scheduler, against the same job in local[2] on this machine:
+// `agora bench spark`.
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agora-cluster/agora/spark/testapps"
+)
+
+// Config configures a run.
+type Config struct {
+	// Master is the Spark scheduler's address (host:port; the
+	// dispatcher's, which serves it).
+	Master string
+	// SparkHome runs spark-submit; ClusterManagerJar is spark/jvm's jar.
+	SparkHome, ClusterManagerJar string
+	// Executors of one core each (spark.cores.max); Slices of SparkPi.
+	Executors, Slices int
+	// ExecutorMemory is spark.executor.memory (default 512m).
+	ExecutorMemory string
+	// Log receives progress; nil discards it.
+	Log io.Writer
+}
+
+// Result is one run's numbers.
+type Result struct {
+	Job       string  `json:"job"`
+	Slices    int     `json:"slices"`
+	Executors int     `json:"executors"`
+	Seconds   float64 `json:"seconds"`
+	Pi        string  `json:"pi"`
+	// Executor launch latency: from the application's registration with
+	// the scheduler to each executor's registration with the driver, as
+	// the driver logs them.
+	Registered    int     `json:"executors_registered"`
+	LaunchP50     float64 `json:"launch_p50_seconds"`
+	LaunchP99     float64 `json:"launch_p99_seconds"`
+	LocalSeconds  float64 `json:"local2_seconds"`
+	LocalPi       string  `json:"local2_pi"`
+	LocalSpeedup  float64 `json:"agora_vs_local2"` // local2_seconds / seconds
+	SubmitCommand string  `json:"submit"`
+}
+
+var (
+	registeredApp = regexp.MustCompile(`registered (\S+) with agora's Spark scheduler`)
+	registeredExe = regexp.MustCompile(`Registered executor .* with ID (\w+)`)
+	piLine        = regexp.MustCompile(`Pi is roughly (\d\.\d+)`)
+)
+
+// Run builds SparkPi, runs it on agora, then in local[2], and reports.
+func Run(ctx context.Context, c Config) (Result, error) {
+	if c.Executors <= 0 {
+		c.Executors = 2
+	}
+	if c.Slices <= 0 {
+		c.Slices = 50
+	}
+	if c.ExecutorMemory == "" {
+		c.ExecutorMemory = "512m"
+	}
+	dir, err := os.MkdirTemp("", "agora-bench-spark-")
+	if err != nil {
+		return Result{}, err
+	}
+	defer os.RemoveAll(dir)
+	jar, err := testapps.Build(ctx, c.SparkHome, dir)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Job: "SparkPi", Slices: c.Slices, Executors: c.Executors}
+	args := []string{"--master", "mesos://" + c.Master, "--deploy-mode", "client", "--jars", c.ClusterManagerJar,
+		"--driver-memory", "1g", "--conf", "spark.ui.enabled=false",
+		"--conf", "spark.executor.cores=1", "--conf", "spark.cores.max=" + strconv.Itoa(c.Executors),
+		"--conf", "spark.executor.memory=" + c.ExecutorMemory,
+		"--class", testapps.PiClass, jar, strconv.Itoa(c.Slices)}
+	res.SubmitCommand = "spark-submit " + strings.Join(args, " ")
+	logf(c.Log, "agora: %s\n", res.SubmitCommand)
+	run, err := submit(ctx, c.SparkHome, args)
+	if err != nil {
+		return res, fmt.Errorf("on agora: %w", err)
+	}
+	res.Seconds, res.Pi = run.took.Seconds(), run.pi
+	if run.registered.IsZero() {
+		return res, errors.New("on agora: the driver did not register with agora's Spark scheduler (is --master the dispatcher with executors?)")
+	}
+	var lat []float64
+	for _, at := range run.executors {
+		lat = append(lat, at.Sub(run.registered).Seconds())
+	}
+	sort.Float64s(lat)
+	res.Registered = len(lat)
+	res.LaunchP50, res.LaunchP99 = quantile(lat, 0.50), quantile(lat, 0.99)
+
+	local := []string{"--master", "local[2]", "--driver-memory", "1g", "--conf", "spark.ui.enabled=false",
+		"--class", testapps.PiClass, jar, strconv.Itoa(c.Slices)}
+	logf(c.Log, "local[2]: spark-submit %s\n", strings.Join(local, " "))
+	lrun, err := submit(ctx, c.SparkHome, local)
+	if err != nil {
+		return res, fmt.Errorf("in local[2]: %w", err)
+	}
+	res.LocalSeconds, res.LocalPi = lrun.took.Seconds(), lrun.pi
+	if res.Seconds > 0 {
+		res.LocalSpeedup = res.LocalSeconds / res.Seconds
+	}
+	return res, nil
+}
+
+type submitRun struct {
+	took       time.Duration
+	pi         string
+	registered time.Time            // the application registered with the scheduler
+	executors  map[string]time.Time // executor ID → registered with the driver
+}
+
+// submit runs spark-submit, timing it and noting when the driver logs
+// the lines that matter (read as they come: the driver flushes each).
+func submit(ctx context.Context, home string, args []string) (submitRun, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(home, "bin", "spark-submit"), args...)
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	cmd.WaitDelay = 10 * time.Second
+	run := submitRun{executors: map[string]time.Time{}}
+	var errs []string // the driver's first error lines
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			now, l := time.Now(), sc.Text()
+			if m := registeredApp.FindStringSubmatch(l); m != nil {
+				run.registered = now
+			}
+			if m := registeredExe.FindStringSubmatch(l); m != nil {
+				if _, seen := run.executors[m[1]]; !seen {
+					run.executors[m[1]] = now
+				}
+			}
+			if m := piLine.FindStringSubmatch(l); m != nil {
+				run.pi = m[1]
+			}
+			if len(errs) < 10 && (strings.Contains(l, "ERROR") || strings.Contains(l, "Exception") || strings.HasPrefix(l, "Error")) {
+				errs = append(errs, l)
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	start := time.Now()
+	err := cmd.Run()
+	run.took = time.Since(start)
+	pw.Close()
+	<-scanned
+	if err == nil && run.pi == "" {
+		err = errors.New("no \"Pi is roughly\" in the output")
+	}
+	if err != nil {
+		return run, fmt.Errorf("spark-submit: %v\n%s", err, strings.Join(errs, "\n"))
+	}
+	return run, nil
+}
+
+// quantile of sorted values (nearest rank); 0 without values.
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.999999) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func logf(w io.Writer, format string, a ...any) {
+	if w != nil {
+		fmt.Fprintf(w, format, a...)
+	}
+}

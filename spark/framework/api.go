@@ -1,0 +1,111 @@
+package framework
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// The API the cluster manager in the driver calls (plain JSON):
+//
+//	POST   /v1/applications              register {appId, appName, driverUrl, conf}
+//	GET    /v1/applications              every application's status
+//	GET    /v1/applications/{id}         one application's status and executors
+//	POST   /v1/applications/{id}/executors  {total}: the executors Spark wants
+//	POST   /v1/applications/{id}/kill    {executorIds}: kill these executors
+//	DELETE /v1/applications/{id}         the application ended: kill its executors
+//
+// Errors are {"message": "..."} with 400 (bad input), 404 (no such
+// application or executor) or 409 (the application has ended).
+
+type registerRequest struct {
+	AppID     string            `json:"appId"`
+	AppName   string            `json:"appName"`
+	DriverURL string            `json:"driverUrl"`
+	Conf      map[string]string `json:"conf"`
+}
+
+// maxBody bounds a request's body.
+const maxBody = 1 << 20
+
+// Handler serves the API.
+func (s *Scheduler) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/applications", func(w http.ResponseWriter, r *http.Request) {
+		var req registerRequest
+		if !decode(w, r, &req) {
+			return
+		}
+		code, err := s.register(r.Context(), req)
+		reply(w, code, err, map[string]string{"appId": req.AppID})
+	})
+	mux.HandleFunc("GET /v1/applications", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, http.StatusOK, nil, s.Apps())
+	})
+	mux.HandleFunc("GET /v1/applications/{id}", func(w http.ResponseWriter, r *http.Request) {
+		st, ok := s.App(r.PathValue("id"))
+		if !ok {
+			reply(w, http.StatusNotFound, fmt.Errorf("no application %s", r.PathValue("id")), nil)
+			return
+		}
+		reply(w, http.StatusOK, nil, st)
+	})
+	mux.HandleFunc("DELETE /v1/applications/{id}", func(w http.ResponseWriter, r *http.Request) {
+		code, err := s.end(r.Context(), r.PathValue("id"))
+		reply(w, code, err, map[string]string{"appId": r.PathValue("id")})
+	})
+	mux.HandleFunc("POST /v1/applications/{id}/executors", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Total *int `json:"total"`
+		}
+		if !decode(w, r, &req) {
+			return
+		}
+		if req.Total == nil {
+			reply(w, http.StatusBadRequest, errors.New("total is required"), nil)
+			return
+		}
+		code, err := s.setLimit(r.PathValue("id"), *req.Total)
+		reply(w, code, err, map[string]int{"total": *req.Total})
+	})
+	mux.HandleFunc("POST /v1/applications/{id}/kill", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			ExecutorIDs []string `json:"executorIds"`
+		}
+		if !decode(w, r, &req) {
+			return
+		}
+		code, err := s.killExecutors(r.Context(), r.PathValue("id"), req.ExecutorIDs)
+		reply(w, code, err, map[string][]string{"executorIds": req.ExecutorIDs})
+	})
+	return mux
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err == nil && len(b) > maxBody {
+		err = fmt.Errorf("body larger than %d bytes", maxBody)
+	}
+	if err == nil {
+		err = json.Unmarshal(b, v)
+	}
+	if err != nil {
+		reply(w, http.StatusBadRequest, fmt.Errorf("malformed request: %v", err), nil)
+		return false
+	}
+	return true
+}
+
+func reply(w http.ResponseWriter, code int, err error, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		v = map[string]string{"message": err.Error()}
+	}
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // the cluster manager reads messages as they are
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,65 @@
+package framework
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func call(t *testing.T, h http.Handler, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+	var v map[string]any
+	_ = json.Unmarshal(rec.Body.Bytes(), &v)
+	return rec.Code, v
+}
+
+func TestAPI(t *testing.T) {
+	s := testScheduler(t)
+	s.agents = func(context.Context) ([]AgentCapacity, error) {
+		return []AgentCapacity{{Hostname: "a1", CPUs: 4, Mem: 4096}}, nil
+	}
+	h := s.Handler()
+	for _, tc := range []struct {
+		method, path, body string
+		code               int
+		msg                string
+	}{
+		{"GET", "/v1/applications/app-x", "", 404, "no application app-x"},
+		{"POST", "/v1/applications/app-x/executors", `{"total": 2}`, 404, "no application app-x"},
+		{"POST", "/v1/applications/app-x/kill", `{"executorIds": ["1"]}`, 404, "no application app-x"},
+		{"DELETE", "/v1/applications/app-x", "", 404, "no application app-x"},
+		{"POST", "/v1/applications", `{"appId": `, 400, "malformed request"},
+		{"POST", "/v1/applications", `{"appId": "a"}`, 400, "appId and driverUrl are required"},
+		{"POST", "/v1/applications", `{"appId": "a", "driverUrl": "x"}`, 400, "is not spark://"},
+		{"POST", "/v1/applications", `{"appId": "big", "driverUrl": "spark://CoarseGrainedScheduler@h:1", "conf": {"spark.executor.memory": "8g"}}`,
+			400, "more than any agent has (the largest: 4 cpus, 4096 MB mem on a1)"},
+		{"POST", "/v1/applications", `{"appId": "role", "driverUrl": "spark://CoarseGrainedScheduler@h:1", "conf": {"spark.mesos.role": "ops"}}`,
+			400, "spark.mesos.role=ops is not a role of this scheduler"},
+		{"POST", "/v1/applications", `{"appId": "ok", "driverUrl": "spark://CoarseGrainedScheduler@h:1", "conf": {"spark.executor.memory": "1g"}}`, 200, ""},
+		{"POST", "/v1/applications", `{"appId": "ok", "driverUrl": "spark://CoarseGrainedScheduler@h:1"}`, 409, "already registered"},
+		{"POST", "/v1/applications/ok/executors", `{}`, 400, "total is required"},
+		{"POST", "/v1/applications/ok/executors", `{"total": -1}`, 400, "must be >= 0"},
+		{"POST", "/v1/applications/ok/executors", `{"total": 3}`, 200, ""},
+		{"POST", "/v1/applications/ok/kill", `{"executorIds": ["7"]}`, 404, "has no executor 7"},
+		{"DELETE", "/v1/applications/ok", "", 200, ""},
+		{"POST", "/v1/applications/ok/executors", `{"total": 3}`, 409, "application ok is ended"},
+	} {
+		code, v := call(t, h, tc.method, tc.path, tc.body)
+		msg, _ := v["message"].(string)
+		if code != tc.code || !strings.Contains(msg, tc.msg) {
+			t.Errorf("%s %s %s = %d %q; want %d %q", tc.method, tc.path, tc.body, code, msg, tc.code, tc.msg)
+		}
+	}
+	code, v := call(t, h, "GET", "/v1/applications/big", "")
+	if code != 200 || v["state"] != AppRefused || !strings.Contains(v["message"].(string), "spark.executor.memory 8192 MB") {
+		t.Errorf("the refused application: %d %v", code, v)
+	}
+	if a, _ := s.App("ok"); a.Limit != 3 || a.State != AppEnded {
+		t.Errorf("application ok = %+v; want limit 3, ENDED", a)
+	}
+}

@@ -1,0 +1,228 @@
+package framework
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+)
+
+func scalar(name string, v float64) mesos.Resource {
+	return mesos.Resource{Name: name, Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: v}}
+}
+
+func offer(id, agent string, cpus, mem float64, attrs ...mesos.Attribute) *mesos.Offer {
+	return &mesos.Offer{ID: mesos.OfferID{Value: id}, AgentID: mesos.AgentID{Value: agent}, Hostname: agent + ".example",
+		Resources: []mesos.Resource{scalar("cpus", cpus), scalar("mem", mem)}, Attributes: attrs}
+}
+
+func testScheduler(t *testing.T) *Scheduler {
+	s, err := New(Config{Masters: []string{"127.0.0.1:1"}, SparkHome: "/opt/spark"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.driverAlive = func(string) bool { return true }
+	return s
+}
+
+func addApp(t *testing.T, s *Scheduler, id string, conf map[string]string) *App {
+	sz, err := SizingFrom(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &App{ID: id, Name: id, DriverURL: "spark://CoarseGrainedScheduler@driver:7078", State: AppRunning, Sizing: sz, Limit: sz.Instances,
+		executors: map[string]*Executor{}, failures: map[string]int{}, maxFail: 2}
+	s.apps[id] = a
+	s.order = append(s.order, id)
+	return a
+}
+
+func argsOf(task mesos.TaskInfo) map[string]string {
+	m := map[string]string{}
+	args := task.Command.Arguments
+	for i := 2; i+1 < len(args); i += 2 {
+		m[args[i]] = args[i+1]
+	}
+	return m
+}
+
+// spark.cores.max bounds the cores of all of an application's executors,
+// across offers; each executor is sized and commanded as asked.
+func TestPackHonoursCoresMax(t *testing.T) {
+	s := testScheduler(t)
+	a := addApp(t, s, "app-1", map[string]string{"spark.executor.cores": "2", "spark.cores.max": "5", "spark.executor.memory": "1g"})
+	l, _ := s.packLocked(offer("o1", "a1", 4, 8192))
+	if len(l.tasks) != 2 {
+		t.Fatalf("%d executors from an offer of 4 cpus; want 2", len(l.tasks))
+	}
+	for _, e := range l.execs {
+		e.State = "TASK_RUNNING"
+	}
+	l2, refuse := s.packLocked(offer("o2", "a2", 4, 8192))
+	if len(l2.tasks) != 0 {
+		t.Errorf("a fifth and sixth core launched past spark.cores.max 5: %d executors", len(l2.tasks))
+	}
+	if want, _ := a.wants(); want {
+		t.Error("the application still wants executors at 4 of 5 cores with 2 per executor")
+	}
+	if refuse != shortRefuse {
+		t.Errorf("refuse = %v", refuse)
+	}
+	task := l.tasks[1]
+	if got := argsOf(task); got["--executor-id"] != "1" || got["--cores"] != "2" || got["--app-id"] != "app-1" ||
+		got["--driver-url"] != "spark://CoarseGrainedScheduler@driver:7078" || got["--hostname"] != "a1.example" {
+		t.Errorf("executor command %v", task.Command.Arguments)
+	}
+	if task.Command.GetValue() != "/opt/spark/bin/spark-class" || task.Command.Arguments[1] != executorClass {
+		t.Errorf("executor command %q %v", task.Command.GetValue(), task.Command.Arguments)
+	}
+	var cpus, mem float64
+	for _, r := range task.Resources {
+		switch r.Name {
+		case "cpus":
+			cpus += r.GetScalar().GetValue()
+		case "mem":
+			mem += r.GetScalar().GetValue()
+		}
+	}
+	if cpus != 2 || mem != 1024+384 {
+		t.Errorf("executor resources %g cpus %g MB; want 2, 1408", cpus, mem)
+	}
+	env := map[string]string{}
+	for _, v := range task.Command.GetEnvironment().Variables {
+		env[v.Name] = v.GetValue()
+	}
+	if env["SPARK_EXECUTOR_MEMORY"] != "1024m" {
+		t.Errorf("environment %v; want SPARK_EXECUTOR_MEMORY=1024m", env)
+	}
+}
+
+// Without spark.executor.cores an executor takes what the offer has, up
+// to what spark.cores.max leaves; the requested total limits the count.
+func TestPackWholeOfferAndLimit(t *testing.T) {
+	s := testScheduler(t)
+	a := addApp(t, s, "app-1", map[string]string{"spark.cores.max": "3"})
+	l, _ := s.packLocked(offer("o1", "a1", 8, 8192))
+	if len(l.tasks) != 1 || l.execs[0].CPUs != 3 {
+		t.Fatalf("executors %+v; want one of 3 cpus", l.execs)
+	}
+	b := addApp(t, s, "app-2", map[string]string{"spark.executor.cores": "1"})
+	b.Limit = 2
+	l, _ = s.packLocked(offer("o2", "a2", 8, 8192))
+	if len(l.tasks) != 2 {
+		t.Errorf("%d executors for an application that asked for 2", len(l.tasks))
+	}
+	_ = a
+}
+
+// Constraints and the blocklist rule agents out, and their offers are
+// declined for spark.mesos.rejectOfferDuration; nothing wanted is idle.
+func TestPackConstraintsAndBlocklist(t *testing.T) {
+	s := testScheduler(t)
+	a := addApp(t, s, "app-1", map[string]string{"spark.executor.cores": "1", "spark.mesos.constraints": "zone:b",
+		"spark.mesos.rejectOfferDuration": "45s"})
+	l, refuse := s.packLocked(offer("o1", "a1", 4, 8192, text("zone", "a")))
+	if len(l.tasks) != 0 || refuse != 45*time.Second {
+		t.Errorf("an agent of zone a: %d executors, refused for %v; want none, 45s", len(l.tasks), refuse)
+	}
+	if a.Message == "" {
+		t.Error("no message says why the agent was ruled out")
+	}
+	a.failures["a2"] = 2
+	l, refuse = s.packLocked(offer("o2", "a2", 4, 8192, text("zone", "b")))
+	if len(l.tasks) != 0 || refuse != 45*time.Second {
+		t.Errorf("a blocklisted agent: %d executors, refused for %v", len(l.tasks), refuse)
+	}
+	a.Limit = 1
+	l, _ = s.packLocked(offer("o3", "a3", 4, 8192, text("zone", "b")))
+	if len(l.tasks) != 1 {
+		t.Errorf("a matching agent: %d executors; want 1", len(l.tasks))
+	}
+	if st := a.status(); len(st.Blocklisted) != 1 || st.Blocklisted[0] != "a2" {
+		t.Errorf("blocklisted %v; want [a2]", st.Blocklisted)
+	}
+}
+
+// A failed executor counts against its agent (twice blocklists it); one
+// killed on request or after the application ended does not.
+func TestUpdateCountsFailures(t *testing.T) {
+	s := testScheduler(t)
+	a := addApp(t, s, "app-1", map[string]string{"spark.executor.cores": "1"})
+	l, _ := s.packLocked(offer("o1", "a1", 3, 8192))
+	if len(l.execs) != 3 {
+		t.Fatalf("%d executors", len(l.execs))
+	}
+	l.execs[2].Killed = true
+	for _, e := range l.execs {
+		state := mesos.TASK_FAILED
+		if e.Killed {
+			state = mesos.TASK_KILLED
+		}
+		s.update(t.Context(), mesos.TaskStatus{TaskID: mesos.TaskID{Value: e.TaskID}, State: state.Enum(), AgentID: &mesos.AgentID{Value: "a1"}})
+	}
+	if a.failures["a1"] != 2 || !a.blocklisted("a1") {
+		t.Errorf("failures %v; want a1 blocklisted after 2", a.failures)
+	}
+	if l, _ := s.packLocked(offer("o2", "a1", 3, 8192)); len(l.tasks) != 0 {
+		t.Error("executors launched on a blocklisted agent")
+	}
+}
+
+// An executor that fails because its driver died without ending the
+// application ends the application: no replacements are launched.
+func TestDriverGoneEndsApplication(t *testing.T) {
+	s := testScheduler(t)
+	s.driverAlive = func(string) bool { return false }
+	a := addApp(t, s, "app-1", map[string]string{"spark.executor.cores": "1"})
+	l, _ := s.packLocked(offer("o1", "a1", 1, 8192))
+	s.update(t.Context(), mesos.TaskStatus{TaskID: mesos.TaskID{Value: l.execs[0].TaskID}, State: mesos.TASK_FAILED.Enum()})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, _ := s.App("app-1")
+		if st.State == AppEnded && strings.Contains(st.Message, "is gone") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("application %+v; want ENDED, its driver gone", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.mu.Lock()
+	l, _ = s.packLocked(offer("o2", "a2", 4, 8192))
+	s.mu.Unlock()
+	if len(l.tasks) != 0 {
+		t.Errorf("%d executors launched for an application whose driver is gone", len(l.tasks))
+	}
+	_ = a
+}
+
+// spark.executor.uri fetches a Spark archive into the sandbox and runs
+// the executor from it; spark.mesos.executor.home replaces the home.
+func TestExecutorCommandFromURIAndHome(t *testing.T) {
+	s := testScheduler(t)
+	addApp(t, s, "app-1", map[string]string{"spark.executor.cores": "1", "spark.executor.uri": "http://h/spark-3.5.9.tgz",
+		"spark.mesos.uris": "http://h/a.txt", "spark.executorEnv.COLOR": "blue", "spark.executor.extraJavaOptions": "-Dx=1"})
+	addApp(t, s, "app-2", map[string]string{"spark.executor.cores": "1", "spark.mesos.executor.home": "/srv/spark"})
+	l, _ := s.packLocked(offer("o1", "a1", 2, 8192))
+	if len(l.tasks) != 2 {
+		t.Fatalf("%d executors", len(l.tasks))
+	}
+	c := l.tasks[0].Command
+	if !c.GetShell() || !strings.HasPrefix(c.GetValue(), "cd spark-*/ && exec ./bin/spark-class 'org.apache.spark.executor.CoarseGrainedExecutorBackend'") {
+		t.Errorf("command from the archive: %q", c.GetValue())
+	}
+	if len(c.URIs) != 2 || c.URIs[0].Value != "http://h/a.txt" || c.URIs[1].Value != "http://h/spark-3.5.9.tgz" || !c.URIs[1].GetExtract() {
+		t.Errorf("URIs %+v", c.URIs)
+	}
+	env := map[string]string{}
+	for _, v := range c.GetEnvironment().Variables {
+		env[v.Name] = v.GetValue()
+	}
+	if env["COLOR"] != "blue" || env["SPARK_EXECUTOR_OPTS"] != "-Dx=1" {
+		t.Errorf("environment %v", env)
+	}
+	if v := l.tasks[1].Command.GetValue(); v != "/srv/spark/bin/spark-class" {
+		t.Errorf("command with spark.mesos.executor.home: %q", v)
+	}
+}

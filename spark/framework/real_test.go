@@ -1,0 +1,418 @@
+package framework_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/frameworks/sandbox"
+	"github.com/agora-cluster/agora/frameworks/state"
+	"github.com/agora-cluster/agora/spark/dispatcher"
+	"github.com/agora-cluster/agora/spark/framework"
+	"github.com/agora-cluster/agora/spark/sparktest"
+)
+
+// sparkEnv is a real agora cluster of two agents, the real Spark's home,
+// the test applications' jar, the cluster manager's jar and a running
+// Spark scheduler.
+type sparkEnv struct {
+	t    *testing.T
+	c    *clustertest.Cluster
+	home string
+	jar  string
+	cm   string
+	s    *framework.Scheduler
+}
+
+func newSparkEnv(t *testing.T) *sparkEnv {
+	if testing.Short() {
+		t.Skip("runs the real Spark; not in -short")
+	}
+	home := sparktest.Home(t)
+	e := &sparkEnv{t: t, home: home, jar: sparktest.PiJar(t, home), cm: sparktest.ClusterManagerJar(t),
+		c: clustertest.Start(t, clustertest.Options{Agents: 2, AgentResources: "cpus:2;mem:3072;disk:10000;ports:[31000-32000]"})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := framework.New(framework.Config{Masters: []string{e.c.MasterAddr}, Listener: ln, SparkHome: home,
+		Logger: slog.New(slog.NewTextHandler(testLog{t}, nil))})
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	e.s = s
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("scheduler: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("the scheduler did not stop within 30s")
+		}
+	})
+	e.poll("the scheduler to subscribe", time.Minute, s.Subscribed)
+	return e
+}
+
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func (e *sparkEnv) poll(what string, within time.Duration, cond func() bool) {
+	e.t.Helper()
+	for deadline := time.Now().Add(within); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out after %v waiting for %s; applications: %+v", within, what, e.s.Apps())
+		}
+	}
+}
+
+// submit runs an unchanged spark-submit in client mode against the
+// scheduler: mesos://HOST:PORT, the cluster manager's jar given with
+// --jars.
+func (e *sparkEnv) submit(conf []string, class string, args ...string) (string, error) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	a := []string{"--master", "mesos://" + e.s.Addr(), "--deploy-mode", "client", "--jars", e.cm,
+		"--driver-memory", "512m", "--conf", "spark.ui.enabled=false"}
+	for _, c := range conf {
+		a = append(a, "--conf", c)
+	}
+	a = append(append(a, "--class", class, e.jar), args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(e.home, "bin/spark-submit"), a...)
+	cmd.Env = append(os.Environ(), "SPARK_LOCAL_IP=127.0.0.1")
+	cmd.WaitDelay = 10 * time.Second
+	out, err := cmd.CombinedOutput()
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		e.t.Fatalf("spark-submit %v did not end within 3 minutes:\n%s", a, out)
+	}
+	return string(out), err
+}
+
+type masterTask struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	FrameworkID string `json:"framework_id"`
+	State       string `json:"state"`
+	Resources   struct {
+		CPUs float64 `json:"cpus"`
+		Mem  float64 `json:"mem"`
+	} `json:"resources"`
+}
+
+// executorTasks are the master's tasks (/master/tasks) of an application.
+func (e *sparkEnv) executorTasks(appID string) []masterTask {
+	e.t.Helper()
+	resp, err := http.Get(e.c.MasterURL + "/master/tasks")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Tasks []masterTask `json:"tasks"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		e.t.Fatal(err)
+	}
+	var out []masterTask
+	for _, tk := range doc.Tasks {
+		if strings.HasPrefix(tk.ID, appID+"-") {
+			out = append(out, tk)
+		}
+	}
+	return out
+}
+
+var appIDRe = regexp.MustCompile(`registered (\S+) with agora's Spark scheduler`)
+
+// An unchanged spark-submit in client mode runs SparkPi with executors
+// launched by the scheduler: two executors of one core and 512 MB + 384 MB
+// overhead (spark.cores.max 2 on agents of 2 cpus each), agora tasks seen
+// in the master's /master/tasks, the right result, and the executors'
+// tasks end when the application does.
+func TestSparkPiWithAgoraExecutors(t *testing.T) {
+	e := newSparkEnv(t)
+	out, err := e.submit([]string{"spark.executor.cores=1", "spark.executor.memory=512m", "spark.cores.max=2"},
+		sparktest.PiClass, "20")
+	if err != nil || !regexp.MustCompile(`Pi is roughly 3\.1\d*`).MatchString(out) {
+		t.Fatalf("spark-submit: %v; want Pi is roughly 3.1...:\n%s", err, out)
+	}
+	m := appIDRe.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("the driver did not register with the scheduler:\n%s", out)
+	}
+	app := m[1]
+	st, ok := e.s.App(app)
+	if !ok || st.State != framework.AppEnded {
+		t.Fatalf("application %s = %+v; want ENDED", app, st)
+	}
+	if len(st.Executors) != 2 {
+		t.Errorf("%d executors launched; want 2 (spark.cores.max 2, 1 core each): %+v", len(st.Executors), st.Executors)
+	}
+	var tasks []masterTask
+	e.poll("the executors' tasks to end", time.Minute, func() bool {
+		tasks = e.executorTasks(app)
+		for _, tk := range tasks {
+			if tk.State == "TASK_STAGING" || tk.State == "TASK_STARTING" || tk.State == "TASK_RUNNING" || tk.State == "TASK_KILLING" {
+				return false
+			}
+		}
+		return len(tasks) == len(st.Executors)
+	})
+	for _, tk := range tasks {
+		if tk.Resources.CPUs != 1 || tk.Resources.Mem != 512+384 || !strings.HasPrefix(tk.Name, "Spark executor ") {
+			t.Errorf("executor task %+v; want 1 cpu, 896 MB", tk)
+		}
+	}
+	// The executors ran the job: Spark saw them register.
+	if !strings.Contains(out, "Registered executor") && !strings.Contains(out, "executor 0") {
+		t.Logf("driver output does not mention executors:\n%s", out)
+	}
+}
+
+// An executor larger than any agent: the driver fails with the
+// scheduler's message, the scheduler's API shows the application refused
+// and no task was launched; an unknown application is a 404.
+func TestExecutorLargerThanAnyAgent(t *testing.T) {
+	e := newSparkEnv(t)
+	out, err := e.submit([]string{"spark.executor.memory=64g"}, sparktest.PiClass, "2")
+	if err == nil || !strings.Contains(out, "more than any agent has") {
+		t.Fatalf("spark-submit with 64g executors: %v; want it to fail naming the agents' memory:\n%s", err, out)
+	}
+	apps := e.s.Apps()
+	if len(apps) != 1 || apps[0].State != framework.AppRefused || !strings.Contains(apps[0].Message, "spark.executor.memory 65536 MB") {
+		t.Fatalf("applications = %+v; want one REFUSED naming spark.executor.memory", apps)
+	}
+	resp, err := http.Get("http://" + e.s.Addr() + "/v1/applications/" + apps[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got framework.AppStatus
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil || got.State != framework.AppRefused || got.Message != apps[0].Message {
+		t.Errorf("GET the application: %v %+v; want REFUSED with %q", err, got, apps[0].Message)
+	}
+	if tasks := e.executorTasks(apps[0].ID); len(tasks) != 0 {
+		t.Errorf("tasks launched for a refused application: %+v", tasks)
+	}
+	for _, path := range []string{"/v1/applications/app-nope", "/v1/applications/app-nope/executors"} {
+		method := http.MethodGet
+		if strings.HasSuffix(path, "/executors") {
+			method = http.MethodPost
+		}
+		req, _ := http.NewRequest(method, "http://"+e.s.Addr()+path, strings.NewReader(`{"total": 1}`))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct{ Message string }
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(body.Message, "no application app-nope") {
+			t.Errorf("%s %s = %d %q; want 404 naming the application", method, path, resp.StatusCode, body.Message)
+		}
+	}
+}
+
+// Cluster mode with executors: an unchanged spark-submit --deploy-mode
+// cluster to a dispatcher that serves the scheduler's API on its own port
+// (one mesos://HOST:PORT); the driver is an agora task whose application
+// gets its two executors as agora tasks of the scheduler, and π is right.
+func TestSparkPiClusterModeWithExecutors(t *testing.T) {
+	e := newSparkEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	d, err := dispatcher.New(dispatcher.Config{Masters: []string{e.c.MasterAddr}, Listener: ln, WorkDir: t.TempDir(),
+		SparkHome: e.home, ExecutorMaster: "mesos://" + addr, ClusterManagerJar: e.cm, Extra: e.s.Handler(),
+		Logger: slog.New(slog.NewTextHandler(testLog{t}, nil))})
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("the dispatcher did not stop within 30s")
+		}
+	}()
+	e.poll("the dispatcher to subscribe", time.Minute, d.Subscribed)
+
+	sctx, scancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer scancel()
+	cmd := exec.CommandContext(sctx, filepath.Join(e.home, "bin/spark-submit"), "--master", "mesos://"+addr,
+		"--deploy-mode", "cluster", "--driver-memory", "512m", "--conf", "spark.ui.enabled=false",
+		"--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=512m", "--conf", "spark.cores.max=2",
+		"--class", sparktest.PiClass, "file:"+e.jar, "10")
+	cmd.Env = append(os.Environ(), "SPARK_LOCAL_IP=127.0.0.1")
+	cmd.WaitDelay = 10 * time.Second
+	out, err := cmd.CombinedOutput()
+	m := regexp.MustCompile(`"submissionId" : "(driver-\d{14}-\d{4})"`).FindSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("spark-submit --deploy-mode cluster: %v\n%s", err, out)
+	}
+	id := string(m[1])
+	var dr dispatcher.Driver
+	e.poll("the driver to end", 3*time.Minute, func() bool {
+		dr, _ = d.Get(id)
+		return dispatcher.Terminal(dr.State)
+	})
+	if dr.State != dispatcher.StateFinished {
+		t.Fatalf("driver %s ended %s: %s", id, dr.State, dr.Message)
+	}
+	apps := e.s.Apps()
+	if len(apps) != 1 || apps[0].State != framework.AppEnded || len(apps[0].Executors) != 2 {
+		t.Fatalf("applications %+v; want one ENDED with 2 executors", apps)
+	}
+	e.poll("the executors' tasks to end", time.Minute, func() bool {
+		tasks := e.executorTasks(apps[0].ID)
+		for _, tk := range tasks {
+			if tk.State == "TASK_STAGING" || tk.State == "TASK_STARTING" || tk.State == "TASK_RUNNING" || tk.State == "TASK_KILLING" {
+				return false
+			}
+			if tk.Resources.CPUs != 1 || tk.Resources.Mem != 896 {
+				t.Fatalf("executor task %+v; want 1 cpu, 896 MB", tk)
+			}
+		}
+		return len(tasks) == 2
+	})
+	sc := state.Client{}
+	agent, err := sc.Agent(sctx, e.c.MasterAddr, dr.AgentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := sandbox.Locate(sctx, sc, agent.Endpoint(), d.FrameworkID(), dr.TaskID, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, _ := os.ReadFile(filepath.Join(dir, "stdout"))
+	if !regexp.MustCompile(`Pi is roughly 3\.1\d*`).Match(stdout) {
+		t.Errorf("the driver's stdout = %q; want Pi is roughly 3.1...", stdout)
+	}
+}
+
+// kill -9 of an executor in the middle of a job: Spark runs its tasks
+// again elsewhere, the scheduler launches a replacement (the agent is not
+// blocklisted after one failure), and the job's result is unchanged.
+func TestExecutorKilledMidJob(t *testing.T) {
+	e := newSparkEnv(t)
+	outPath := filepath.Join(t.TempDir(), "driver.log")
+	out, err := os.Create(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(e.home, "bin/spark-submit"), "--master", "mesos://"+e.s.Addr(),
+		"--jars", e.cm, "--driver-memory", "512m", "--conf", "spark.ui.enabled=false",
+		"--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=512m", "--conf", "spark.cores.max=2",
+		"--class", sparktest.SlowSumClass, e.jar, "24", "1500")
+	cmd.Env = append(os.Environ(), "SPARK_LOCAL_IP=127.0.0.1")
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	log := func() string { b, _ := os.ReadFile(outPath); return string(b) }
+
+	// Executor 0 is running a task: kill its JVM.
+	var app string
+	started := regexp.MustCompile(`Starting task \S+ in stage \S+ \(TID \d+\) \(\S+, executor 0,`)
+	e.poll("a task on executor 0", 2*time.Minute, func() bool {
+		if m := appIDRe.FindStringSubmatch(log()); m != nil {
+			app = m[1]
+		}
+		return app != "" && started.MatchString(log())
+	})
+	pid := executorPID(t, app, "0")
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 %d: %v", pid, err)
+	}
+	select {
+	case err := <-done:
+		if err != nil || !strings.Contains(log(), "sum is 300") {
+			t.Fatalf("spark-submit: %v; want sum is 300:\n%s", err, log())
+		}
+	case <-ctx.Done():
+		t.Fatalf("the job did not end:\n%s", log())
+	}
+	st, _ := e.s.App(app)
+	if len(st.Executors) < 3 || st.Executors[0].State != "TASK_FAILED" {
+		t.Errorf("executors %+v; want executor 0 TASK_FAILED and a replacement", st.Executors)
+	}
+	if len(st.Blocklisted) != 0 {
+		t.Errorf("blocklisted %v after one failure", st.Blocklisted)
+	}
+	if !regexp.MustCompile(`Lost executor 0|ExecutorLostFailure|executor 0.*lost`).MatchString(log()) {
+		t.Errorf("the driver did not see executor 0 lost:\n%s", log())
+	}
+}
+
+// executorPID finds the JVM of an application's executor by its command
+// line (spark-class execs java with CoarseGrainedExecutorBackend's
+// arguments).
+func executorPID(t *testing.T, app, id string) int {
+	t.Helper()
+	ents, _ := os.ReadDir("/proc")
+	for _, d := range ents {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if slices.Contains(args, "org.apache.spark.executor.CoarseGrainedExecutorBackend") &&
+			argAfter(args, "--app-id") == app && argAfter(args, "--executor-id") == id {
+			return pid
+		}
+	}
+	t.Fatalf("no process of executor %s of %s", id, app)
+	return 0
+}
+
+func argAfter(args []string, flag string) string {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == flag {
+			return args[i+1]
+		}
+	}
+	return ""
+}

@@ -1,0 +1,74 @@
+// Package testapps builds the Spark applications the tests and `agora
+// bench spark` submit. Spark's examples jar is not published on Maven
+// Central, so the SparkPi here is a Java version of it (src/SparkPi.java),
+// compiled with the JDK's javac against a Spark home's lib/.
+package testapps
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+)
+
+// The main classes of the jar: SparkPi prints "Pi is roughly X"; Sleep
+// prints "started 3", sleeps its argument's seconds, prints "woke";
+// SlowSum sums 1..SLICES in tasks that sleep MILLIS each, printing "sum is
+// X".
+const (
+	PiClass      = "agora.examples.SparkPi"
+	SleepClass   = "agora.examples.Sleep"
+	SlowSumClass = "agora.examples.SlowSum"
+)
+
+//go:embed src/*.java
+var sources embed.FS
+
+// JDKTool is a JDK command: under $JAVA_HOME/bin when that is set.
+func JDKTool(name string) string {
+	if h := os.Getenv("JAVA_HOME"); h != "" {
+		return filepath.Join(h, "bin", name)
+	}
+	return name
+}
+
+// Build compiles the applications against home's jars into dir and
+// returns the jar's path.
+func Build(ctx context.Context, home, dir string) (string, error) {
+	srcDir := filepath.Join(dir, "src", "agora", "examples")
+	if err := os.MkdirAll(srcDir, 0o755); err != nil {
+		return "", err
+	}
+	ents, _ := sources.ReadDir("src")
+	var srcs []string
+	for _, e := range ents {
+		b, _ := sources.ReadFile("src/" + e.Name())
+		src := filepath.Join(srcDir, e.Name())
+		if err := os.WriteFile(src, b, 0o644); err != nil {
+			return "", err
+		}
+		srcs = append(srcs, src)
+	}
+	classes := filepath.Join(dir, "classes")
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	jar := filepath.Join(dir, "spark-pi.jar")
+	for _, c := range [][]string{
+		append([]string{JDKTool("javac"), "-nowarn", "-cp", filepath.Join(home, "lib", "*"), "-d", classes}, srcs...),
+		{JDKTool("jar"), "cf", jar, "-C", classes, "."},
+	} {
+		cmd := exec.CommandContext(ctx, c[0], c[1:]...)
+		cmd.WaitDelay = 10 * time.Second
+		if out, err := cmd.CombinedOutput(); err != nil {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				err = ctx.Err()
+			}
+			return "", fmt.Errorf("build the SparkPi jar: %s: %v\n%s", c[0], err, out)
+		}
+	}
+	return jar, nil
+}
