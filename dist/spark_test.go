@@ -28,6 +28,14 @@ func TestSparkHome(t *testing.T) {
 			t.Errorf("the home lacks %s: %v", f, err)
 		}
 	}
+	// Jackson's core and databind must agree: a 2.14 core beside a 2.15
+	// databind makes ObjectMapper fail to load.
+	for _, dep := range []string{"jackson-core", "jackson-databind"} {
+		if _, err := os.Stat(filepath.Join(home, "lib", dep+"-2.15.2.jar")); err != nil {
+			got, _ := filepath.Glob(filepath.Join(home, "lib", dep+"-*.jar"))
+			t.Errorf("the home's %s is %v, want 2.15.2 (Spark 3.5's Jackson)", dep, got)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	run := func(args ...string) (stdout, stderr string, err error) {
