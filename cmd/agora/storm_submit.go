@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/agora-cluster/agora/frameworks/state"
 	stormclient "github.com/agora-cluster/agora/storm/client"
 	"github.com/agora-cluster/agora/storm/flux"
 	"github.com/agora-cluster/agora/storm/submit"
@@ -51,7 +53,7 @@ func (p stormConf) Set(s string) error {
 }
 
 func stormSubmit(args []string, stdout, stderr io.Writer) int {
-	var nimbus string
+	var nimbus stormTarget
 	var asJSON bool
 	fs := stormFlags("submit", "TOPOLOGY.yaml [--name NAME] [-c key=value]... [--resources DIR]",
 		"Submits a Flux topology whose spouts and bolts are multilang scripts (FluxShellSpout,\n"+
@@ -80,7 +82,7 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return stormFailure(stderr, "submit", err)
 	}
-	c, err := stormclient.New(nimbus, stormclient.Options{CallTimeout: stormRequestTimeout})
+	c, err := nimbus.client()
 	if err != nil {
 		return stormFailure(stderr, "submit", err)
 	}
@@ -114,7 +116,7 @@ func (e executorCounts) Set(s string) error {
 }
 
 func stormRebalance(args []string, stdout, stderr io.Writer) int {
-	var nimbus string
+	var nimbus stormTarget
 	fs := stormFlags("rebalance", "TOPOLOGY [-n WORKERS] [-e component=N]... [--wait SECONDS]",
 		"Has Nimbus spread a topology's executors again, with new worker and executor counts.", stderr, &nimbus, nil)
 	workers := fs.Int("n", 0, "the topology's new number of workers")
@@ -129,7 +131,7 @@ func stormRebalance(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "agora storm rebalance: -n %d: the number of workers must be at least 1\n", *workers)
 		return 2
 	}
-	c, err := stormclient.New(nimbus, stormclient.Options{CallTimeout: stormRequestTimeout})
+	c, err := nimbus.client()
 	if err != nil {
 		return stormFailure(stderr, "rebalance", err)
 	}
@@ -152,13 +154,13 @@ func stormActivation(activate bool, args []string, stdout, stderr io.Writer) int
 	if activate {
 		cmd, about = "activate", "Lets a deactivated topology's spouts emit again."
 	}
-	var nimbus string
+	var nimbus stormTarget
 	fs := stormFlags(cmd, "TOPOLOGY", about, stderr, &nimbus, nil)
 	name, code, done := parseWithID(fs, args)
 	if done {
 		return code
 	}
-	c, err := stormclient.New(nimbus, stormclient.Options{CallTimeout: stormRequestTimeout})
+	c, err := nimbus.client()
 	if err != nil {
 		return stormFailure(stderr, cmd, err)
 	}
@@ -174,4 +176,48 @@ func stormActivation(activate bool, args []string, stdout, stderr io.Writer) int
 	}
 	fmt.Fprintf(stdout, "%sd %s\n", cmd, name)
 	return 0
+}
+
+// nimbusFromMaster finds the Nimbus that `agora storm scheduler` runs as a
+// task ("NAME | nimbus") on the master's cluster: the agent's hostname and
+// the one port the task took. framework, if given, is the framework's name.
+func nimbusFromMaster(ctx context.Context, master, framework string) (string, error) {
+	m, err := state.Client{}.Master(ctx, master)
+	if err != nil {
+		return "", fmt.Errorf("find Nimbus through master %s: %w", master, err)
+	}
+	hosts := map[string]string{}
+	for _, a := range m.Slaves {
+		hosts[a.ID] = a.Hostname
+	}
+	var found []string
+	for _, f := range m.Frameworks {
+		if framework != "" && f.Name != framework {
+			continue
+		}
+		for _, t := range f.Tasks {
+			if t.Name != f.Name+" | nimbus" || t.State != "TASK_RUNNING" {
+				continue
+			}
+			port, _, _ := strings.Cut(strings.Trim(t.Resources.Ports, "[] "), "-")
+			if port == "" || hosts[t.SlaveID] == "" {
+				continue
+			}
+			found = append(found, net.JoinHostPort(hosts[t.SlaveID], port))
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("master %s runs no Nimbus task of a Storm framework%s (start `agora storm scheduler`, or give --nimbus)", master, frameworkNamed(framework))
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("master %s runs %d Nimbus tasks (%s): pick one with --framework_name or --nimbus", master, len(found), strings.Join(found, ", "))
+}
+
+func frameworkNamed(name string) string {
+	if name == "" {
+		return ""
+	}
+	return fmt.Sprintf(" named %q", name)
 }

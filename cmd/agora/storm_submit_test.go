@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -244,4 +246,41 @@ func waitStorm(t *testing.T, limit time.Duration, c *stormtest.Cluster, what str
 		time.Sleep(250 * time.Millisecond)
 	}
 	t.Fatalf("no %s within %s (last: %.3000s)\nworker logs:\n%s", what, limit, detail, c.WorkerLogs(6000))
+}
+
+// --master finds the Nimbus task of the Storm framework in the master's
+// /master/state: its agent's hostname and its port; none, or two without
+// --framework_name, are errors saying so.
+func TestNimbusFromMaster(t *testing.T) {
+	doc := `{"slaves":[{"id":"a1","hostname":"host1"},{"id":"a2","hostname":"host2"}],
+	  "frameworks":[
+	    {"name":"Storm!!!","tasks":[
+	      {"name":"Storm!!! | supervisor | host1","slave_id":"a1","state":"TASK_RUNNING","resources":{"ports":"[31001-31003]"}},
+	      {"name":"Storm!!! | nimbus","slave_id":"a2","state":"TASK_KILLED","resources":{"ports":"[31000-31000]"}},
+	      {"name":"Storm!!! | nimbus","slave_id":"a2","state":"TASK_RUNNING","resources":{"ports":"[31007-31007]"}}]},
+	    {"name":"other","tasks":[{"name":"other | nimbus","slave_id":"a1","state":"TASK_RUNNING","resources":{"ports":"[32000-32000]"}}]}]}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/master/state" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte(doc))
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if addr, err := nimbusFromMaster(ctx, srv.URL, "Storm!!!"); err != nil || addr != "host2:31007" {
+		t.Fatalf("nimbus of Storm!!! = %q, %v; want host2:31007", addr, err)
+	}
+	if _, err := nimbusFromMaster(ctx, srv.URL, ""); err == nil || !strings.Contains(err.Error(), "2 Nimbus tasks (host2:31007, host1:32000)") {
+		t.Fatalf("two frameworks: %v", err)
+	}
+	if _, err := nimbusFromMaster(ctx, srv.URL, "nosuch"); err == nil || !strings.Contains(err.Error(), `runs no Nimbus task of a Storm framework named "nosuch"`) {
+		t.Fatalf("no such framework: %v", err)
+	}
+	refused := clustertest.RefusedAddr(t)
+	code, _, stderr := runStormCmd(stormListCmd, "--master", refused)
+	if code != 1 || !strings.Contains(stderr, "find Nimbus through master "+refused) {
+		t.Fatalf("list --master, master not there: exit %d, %q", code, stderr)
+	}
 }
