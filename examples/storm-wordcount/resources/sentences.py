@@ -1,7 +1,8 @@
 """A finite spout: emits every line of sentences.txt once, with its line
 number as the message ID, and again whenever Storm fails it (a timeout, a
 worker that died). When wordcount.output.dir is set, every ack is appended
-to acked-TASK.txt there."""
+to acked-TASK.txt there and every fail to failed-TASK.txt;
+wordcount.emit.interval.secs spaces the emits out (default: none)."""
 import os
 import time
 
@@ -13,11 +14,13 @@ class SentenceSpout(storm.Spout):
         with open("sentences.txt") as f:
             self.sentences = [line.strip() for line in f if line.strip()]
         self.pending = list(range(len(self.sentences)))
-        self.acked = None
+        self.interval = float(conf.get("wordcount.emit.interval.secs") or 0)
+        self.acked = self.failed = None
         out = conf.get("wordcount.output.dir")
         if out:
-            name = "acked-%d.txt" % context["taskid"]
-            self.acked = open(os.path.join(out, name), "a")
+            task = context["taskid"]
+            self.acked = open(os.path.join(out, "acked-%d.txt" % task), "a")
+            self.failed = open(os.path.join(out, "failed-%d.txt" % task), "a")
 
     def nextTuple(self):
         if not self.pending:
@@ -25,6 +28,8 @@ class SentenceSpout(storm.Spout):
             return
         i = self.pending.pop(0)
         storm.emit([self.sentences[i]], id=str(i))
+        if self.interval:
+            time.sleep(self.interval)
 
     def ack(self, id):
         if self.acked:
@@ -32,6 +37,9 @@ class SentenceSpout(storm.Spout):
             self.acked.flush()
 
     def fail(self, id):
+        if self.failed:
+            self.failed.write("%s\n" % id)
+            self.failed.flush()
         self.pending.append(int(id))
 
 
