@@ -28,9 +28,9 @@ tuple at a time, no Storm in between). The spout emits its sentences
 --repeat times, each with its own message ID, and times each one from emit to
 ack (complete latency). Prints tuples per second (sentences and words the
 bolts took, first emit to last ack), complete latency p50/p99, Storm's own
-average complete latency (getTopologyInfo), tuples replayed, and whether the
-counts came out exact. The workers write into a local temporary directory:
-run it with supervisors on this machine.`
+average complete latency (getTopologyInfo, when Nimbus reports one), tuples
+replayed, and whether the counts came out exact. The workers write into a
+local temporary directory: run it with supervisors on this machine.`
 
 func benchStorm(args []string, stdout, stderr io.Writer) int {
 	var nimbus stormTarget
