@@ -57,6 +57,7 @@ func badSubmissions(t *testing.T) []struct{ name, path, err string } {
 		{"unknown grouping", badExample(t, "type: SHUFFLE", "type: SHUFLE"), `unknown grouping "SHUFLE"`},
 		{"fields grouping without fields", badExample(t, `args: ["word"]`, "args: []"), "FIELDS grouping needs the fields"},
 		{"script not found", badExample(t, `"split.py"`, `"splitter.py"`), `bolt "split": script "splitter.py" not found`},
+		{"script not executable", badExample(t, `["python3", "count.py"]`, `["./count.py"]`), `bolt "count": script "./count.py" is not executable`},
 		{"parallelism below 1", badExample(t, "parallelism: 2", "parallelism: 0"), `bolt "split": parallelism 0 is below 1`},
 		{"no such file", filepath.Join(t.TempDir(), "nothing.yaml"), "no such file"},
 	}
