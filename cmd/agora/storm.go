@@ -35,7 +35,7 @@ func stormUsage() {
 	for _, n := range commandNames(stormCommands) {
 		fmt.Fprintf(&b, "  %-9s %s\n", n, stormCommands[n].summary)
 	}
-	b.WriteString("\nNimbus is found through --nimbus or AGORA_STORM_NIMBUS (default 127.0.0.1:6627).\n")
+	b.WriteString("\nNimbus is found through --nimbus or AGORA_STORM_NIMBUS (default 127.0.0.1:6627), or with\n--master as the Nimbus task `agora storm scheduler` runs on that cluster.\n")
 	fmt.Fprint(os.Stderr, b.String())
 }
 
@@ -49,11 +49,35 @@ func stormNimbusDefault() string {
 	return fmt.Sprintf("127.0.0.1:%d", stormclient.DefaultPort)
 }
 
-// stormFlags makes a command's flag set: --nimbus and, with asJSON, --json.
-func stormFlags(name, usage, about string, stderr io.Writer, nimbus *string, asJSON *bool) *flag.FlagSet {
+// stormTarget is the Nimbus a command talks to: --nimbus, or the Nimbus
+// task the Storm framework runs on the cluster of --master.
+type stormTarget struct {
+	nimbus, master, framework string
+}
+
+// client connects to the target's Nimbus, finding it through the master
+// first when --master is given.
+func (s *stormTarget) client() (*stormclient.Client, error) {
+	addr := s.nimbus
+	if s.master != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout)
+		defer cancel()
+		var err error
+		if addr, err = nimbusFromMaster(ctx, s.master, s.framework); err != nil {
+			return nil, err
+		}
+	}
+	return stormclient.New(addr, stormclient.Options{CallTimeout: stormRequestTimeout})
+}
+
+// stormFlags makes a command's flag set: --nimbus, --master,
+// --framework_name and, with asJSON, --json.
+func stormFlags(name, usage, about string, stderr io.Writer, target *stormTarget, asJSON *bool) *flag.FlagSet {
 	fs := flag.NewFlagSet("agora storm "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(nimbus, "nimbus", stormNimbusDefault(), "Nimbus's Thrift address, HOST:PORT")
+	fs.StringVar(&target.nimbus, "nimbus", stormNimbusDefault(), "Nimbus's Thrift address, HOST:PORT")
+	fs.StringVar(&target.master, "master", "", "find Nimbus as the running Nimbus task of `agora storm scheduler` on this master (host:port or zk://...) instead of --nimbus")
+	fs.StringVar(&target.framework, "framework_name", "", "with --master: the Storm framework's name (mesos.framework.name; default: any)")
 	if asJSON != nil {
 		fs.BoolVar(asJSON, "json", false, "print JSON instead of a table")
 	}
@@ -70,13 +94,13 @@ func stormFailure(stderr io.Writer, cmd string, err error) int {
 }
 
 func stormList(args []string, stdout, stderr io.Writer) int {
-	var nimbus string
+	var nimbus stormTarget
 	var asJSON bool
 	fs := stormFlags("list", "[--json]", "Lists Nimbus's supervisors (with their slots), Nimbuses and topologies.", stderr, &nimbus, &asJSON)
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
-	c, err := stormclient.New(nimbus, stormclient.Options{CallTimeout: stormRequestTimeout})
+	c, err := nimbus.client()
 	if err != nil {
 		return stormFailure(stderr, "list", err)
 	}
@@ -108,14 +132,14 @@ func stormList(args []string, stdout, stderr io.Writer) int {
 }
 
 func stormInfo(args []string, stdout, stderr io.Writer) int {
-	var nimbus string
+	var nimbus stormTarget
 	var asJSON bool
 	fs := stormFlags("info", "TOPOLOGY [--json]", "Shows a topology (by name or ID): its executors, where they run, and their all-time counts.", stderr, &nimbus, &asJSON)
 	name, code, done := parseWithID(fs, args)
 	if done {
 		return code
 	}
-	c, err := stormclient.New(nimbus, stormclient.Options{CallTimeout: stormRequestTimeout})
+	c, err := nimbus.client()
 	if err != nil {
 		return stormFailure(stderr, "info", err)
 	}
@@ -159,14 +183,14 @@ func stormInfo(args []string, stdout, stderr io.Writer) int {
 }
 
 func stormKill(args []string, stdout, stderr io.Writer) int {
-	var nimbus string
+	var nimbus stormTarget
 	fs := stormFlags("kill", "TOPOLOGY [--wait SECONDS]", "Kills a topology by name: Nimbus deactivates it, waits, and removes it.", stderr, &nimbus, nil)
 	wait := fs.Int("wait", -1, "seconds Nimbus waits between deactivating and removing (default: topology.message.timeout.secs)")
 	name, code, done := parseWithID(fs, args)
 	if done {
 		return code
 	}
-	c, err := stormclient.New(nimbus, stormclient.Options{CallTimeout: stormRequestTimeout})
+	c, err := nimbus.client()
 	if err != nil {
 		return stormFailure(stderr, "kill", err)
 	}

@@ -304,6 +304,47 @@ func (c *Client) Kill(ctx context.Context, name string, wait time.Duration) erro
 	}, nil, notAliveExcs)
 }
 
+// Rebalance is what rebalance asks Nimbus to change: zero values keep
+// what the topology has.
+type Rebalance struct {
+	// Wait is how long Nimbus deactivates the topology before moving it
+	// (negative: topology.message.timeout.secs).
+	Wait time.Duration
+	// Workers is the new topology.workers.
+	Workers int32
+	// Executors are new executor counts by component ID.
+	Executors map[string]int32
+}
+
+// Rebalance is rebalance: Nimbus spreads the topology's executors again,
+// with new worker and executor counts.
+func (c *Client) Rebalance(ctx context.Context, name string, r Rebalance) error {
+	return c.call(ctx, "rebalance", name, func(w *wr) {
+		w.field("name", thrift.STRING, 1, func() { w.str(name) })
+		w.field("options", thrift.STRUCT, 2, func() {
+			w.strct("RebalanceOptions", func() {
+				if r.Wait >= 0 {
+					w.field("wait_secs", thrift.I32, 1, func() { w.i32(int32(r.Wait / time.Second)) })
+				}
+				if r.Workers > 0 {
+					w.field("num_workers", thrift.I32, 2, func() { w.i32(r.Workers) })
+				}
+				if len(r.Executors) > 0 {
+					w.field("num_executors", thrift.MAP, 3, func() {
+						ids := sortedKeys(r.Executors)
+						w.mapping(thrift.STRING, thrift.I32, len(ids), func() {
+							for _, id := range ids {
+								w.str(id)
+								w.i32(r.Executors[id])
+							}
+						})
+					})
+				}
+			})
+		})
+	}, nil, exceptions{1: ErrNotAlive, 2: ErrInvalidTopology, 3: ErrAuthorization})
+}
+
 // Activate is activate: the topology's spouts run again.
 func (c *Client) Activate(ctx context.Context, name string) error {
 	return c.nameCall(ctx, "activate", name)

@@ -84,7 +84,10 @@ type ExecutorStats struct {
 	// Acked and Failed: a bolt's by input stream, a spout's by stream.
 	Acked  map[string]map[string]int64 `json:"acked,omitempty"`
 	Failed map[string]map[string]int64 `json:"failed,omitempty"`
-	Rate   float64                     `json:"rate"`
+	// CompleteMsAvg is a spout's average complete latency (emit to the
+	// whole tuple tree acked) by window and stream.
+	CompleteMsAvg map[string]map[string]float64 `json:"complete_ms_avg,omitempty"`
+	Rate          float64                       `json:"rate"`
 }
 
 // ErrorInfo is one error a component reported.
@@ -245,6 +248,7 @@ func readExecutorStats(r *rd) *ExecutorStats {
 					r.strct(map[int16]field{
 						1: {thrift.MAP, func() { s.Acked = readWindowed(r, r.str) }},
 						2: {thrift.MAP, func() { s.Failed = readWindowed(r, r.str) }},
+						3: {thrift.MAP, func() { s.CompleteMsAvg = readWindowedAvg(r) }},
 					})
 				}},
 			})
@@ -262,6 +266,18 @@ func readWindowed(r *rd, key func() string) map[string]map[string]int64 {
 		window := r.str()
 		m := map[string]int64{}
 		r.mapping(func() { k := key(); m[k] = r.i64() })
+		out[window] = m
+	})
+	return out
+}
+
+// readWindowedAvg reads map<string, map<string, double>>.
+func readWindowedAvg(r *rd) map[string]map[string]float64 {
+	out := map[string]map[string]float64{}
+	r.mapping(func() {
+		window := r.str()
+		m := map[string]float64{}
+		r.mapping(func() { k := r.str(); m[k] = r.f64() })
 		out[window] = m
 	})
 	return out

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -223,4 +225,27 @@ func (c *Cluster) Stop() {
 		}
 	}
 	c.procs = nil
+}
+
+// WorkerPIDs are the worker JVMs running topology id on slot port (not
+// the LogWriter JVMs that start them), found by their command lines.
+func WorkerPIDs(id string, port int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if slices.Contains(args, "org.apache.storm.daemon.worker.Worker") && !slices.Contains(args, "org.apache.storm.LogWriter") &&
+			slices.Contains(args, id) && slices.Contains(args, strconv.Itoa(port)) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agora-cluster/agora/frameworks/state"
+	stormclient "github.com/agora-cluster/agora/storm/client"
+	"github.com/agora-cluster/agora/storm/flux"
+	"github.com/agora-cluster/agora/storm/submit"
+)
+
+func init() {
+	stormCommands["submit"] = command{name: "submit", summary: "Submit a Flux topology of multilang components",
+		run: func(args []string) int { return stormSubmit(args, os.Stdout, os.Stderr) }}
+	stormCommands["rebalance"] = command{name: "rebalance", summary: "Change a topology's workers and executors",
+		run: func(args []string) int { return stormRebalance(args, os.Stdout, os.Stderr) }}
+	stormCommands["activate"] = command{name: "activate", summary: "Let a topology's spouts emit again",
+		run: func(args []string) int { return stormActivation(true, args, os.Stdout, os.Stderr) }}
+	stormCommands["deactivate"] = command{name: "deactivate", summary: "Stop a topology's spouts emitting",
+		run: func(args []string) int { return stormActivation(false, args, os.Stdout, os.Stderr) }}
+}
+
+// stormSubmitTimeout bounds a submission: the jar upload and the calls
+// around it.
+const stormSubmitTimeout = 2 * time.Minute
+
+// stormConf are -c key=value options: a value that reads as JSON (a
+// number, true, a list) is taken as such, any other as a string, as
+// Storm's -c reads YAML values.
+type stormConf map[string]any
+
+func (p stormConf) String() string { return "" }
+
+func (p stormConf) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if k = strings.TrimSpace(k); !ok || k == "" {
+		return fmt.Errorf("%q is not of the form key=value", s)
+	}
+	var val any
+	if err := json.Unmarshal([]byte(v), &val); err != nil {
+		val = v
+	}
+	p[k] = val
+	return nil
+}
+
+func stormSubmit(args []string, stdout, stderr io.Writer) int {
+	var nimbus stormTarget
+	var asJSON bool
+	fs := stormFlags("submit", "TOPOLOGY.yaml [--name NAME] [-c key=value]... [--resources DIR]",
+		"Submits a Flux topology whose spouts and bolts are multilang scripts (FluxShellSpout,\n"+
+			"FluxShellBolt): the scripts of the resources directory (default: resources/ beside the\n"+
+			"file, else the file's directory) and Storm's storm.py go into the topology jar's\n"+
+			"resources/, the jar is uploaded to Nimbus, and the topology is submitted. The file is\n"+
+			"checked first: nothing is sent for a topology Storm could not run.", stderr, &nimbus, &asJSON)
+	name := fs.String("name", "", "the topology's name (default: the file's name:)")
+	resources := fs.String("resources", "", "the directory of the components' scripts")
+	home := fs.String("storm_home", defaultStormHome(), "a Storm home with storm.py (agora dist install storm)")
+	conf := stormConf{}
+	fs.Var(conf, "c", "key=value (repeatable): topology configuration over the file's config")
+	path, code, done := parseWithID(fs, args)
+	if done {
+		return code
+	}
+	if fs.NArg() > 1 || (fs.NArg() == 1 && fs.Arg(0) != path) {
+		fmt.Fprintf(stderr, "agora storm submit: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	t, err := flux.Load(path, *resources)
+	if err != nil {
+		return stormFailure(stderr, "submit", err)
+	}
+	p, err := submit.Prepare(t, submit.Options{Name: *name, Conf: conf, StormHome: *home})
+	if err != nil {
+		return stormFailure(stderr, "submit", err)
+	}
+	c, err := nimbus.client()
+	if err != nil {
+		return stormFailure(stderr, "submit", err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), stormSubmitTimeout)
+	defer cancel()
+	id, err := p.Submit(ctx, c)
+	if err != nil {
+		return stormFailure(stderr, "submit", err)
+	}
+	if asJSON {
+		return writeJSON(stdout, map[string]string{"name": p.Name, "id": id, "nimbus": c.Addr()})
+	}
+	fmt.Fprintf(stdout, "submitted %s (%s) to %s\n", p.Name, id, c.Addr())
+	return 0
+}
+
+// executorCounts are -e component=N options.
+type executorCounts map[string]int32
+
+func (e executorCounts) String() string { return "" }
+
+func (e executorCounts) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if k = strings.TrimSpace(k); !ok || k == "" || err != nil || n < 1 {
+		return fmt.Errorf("%q is not of the form component=N with N at least 1", s)
+	}
+	e[k] = int32(n)
+	return nil
+}
+
+func stormRebalance(args []string, stdout, stderr io.Writer) int {
+	var nimbus stormTarget
+	fs := stormFlags("rebalance", "TOPOLOGY [-n WORKERS] [-e component=N]... [--wait SECONDS]",
+		"Has Nimbus spread a topology's executors again, with new worker and executor counts.", stderr, &nimbus, nil)
+	workers := fs.Int("n", 0, "the topology's new number of workers")
+	execs := executorCounts{}
+	fs.Var(execs, "e", "component=N (repeatable): a component's new number of executors")
+	wait := fs.Int("wait", -1, "seconds Nimbus deactivates the topology first (default: topology.message.timeout.secs)")
+	name, code, done := parseWithID(fs, args)
+	if done {
+		return code
+	}
+	if *workers < 0 {
+		fmt.Fprintf(stderr, "agora storm rebalance: -n %d: the number of workers must be at least 1\n", *workers)
+		return 2
+	}
+	c, err := nimbus.client()
+	if err != nil {
+		return stormFailure(stderr, "rebalance", err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout)
+	defer cancel()
+	r := stormclient.Rebalance{Wait: -1, Workers: int32(*workers), Executors: execs}
+	if *wait >= 0 {
+		r.Wait = time.Duration(*wait) * time.Second
+	}
+	if err := c.Rebalance(ctx, name, r); err != nil {
+		return stormFailure(stderr, "rebalance", err)
+	}
+	fmt.Fprintf(stdout, "rebalancing %s\n", name)
+	return 0
+}
+
+func stormActivation(activate bool, args []string, stdout, stderr io.Writer) int {
+	cmd, about := "deactivate", "Stops a topology's spouts emitting (tuples in flight are still processed)."
+	if activate {
+		cmd, about = "activate", "Lets a deactivated topology's spouts emit again."
+	}
+	var nimbus stormTarget
+	fs := stormFlags(cmd, "TOPOLOGY", about, stderr, &nimbus, nil)
+	name, code, done := parseWithID(fs, args)
+	if done {
+		return code
+	}
+	c, err := nimbus.client()
+	if err != nil {
+		return stormFailure(stderr, cmd, err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout)
+	defer cancel()
+	call := c.Deactivate
+	if activate {
+		call = c.Activate
+	}
+	if err := call(ctx, name); err != nil {
+		return stormFailure(stderr, cmd, err)
+	}
+	fmt.Fprintf(stdout, "%sd %s\n", cmd, name)
+	return 0
+}
+
+// nimbusFromMaster finds the Nimbus that `agora storm scheduler` runs as a
+// task ("NAME | nimbus") on the master's cluster: the agent's hostname and
+// the one port the task took. framework, if given, is the framework's name.
+func nimbusFromMaster(ctx context.Context, master, framework string) (string, error) {
+	m, err := state.Client{}.Master(ctx, master)
+	if err != nil {
+		return "", fmt.Errorf("find Nimbus through master %s: %w", master, err)
+	}
+	hosts := map[string]string{}
+	for _, a := range m.Slaves {
+		hosts[a.ID] = a.Hostname
+	}
+	var found []string
+	for _, f := range m.Frameworks {
+		if framework != "" && f.Name != framework {
+			continue
+		}
+		for _, t := range f.Tasks {
+			if t.Name != f.Name+" | nimbus" || t.State != "TASK_RUNNING" {
+				continue
+			}
+			port, _, _ := strings.Cut(strings.Trim(t.Resources.Ports, "[] "), "-")
+			if port == "" || hosts[t.SlaveID] == "" {
+				continue
+			}
+			found = append(found, net.JoinHostPort(hosts[t.SlaveID], port))
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("master %s runs no Nimbus task of a Storm framework%s (start `agora storm scheduler`, or give --nimbus)", master, frameworkNamed(framework))
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("master %s runs %d Nimbus tasks (%s): pick one with --framework_name or --nimbus", master, len(found), strings.Join(found, ", "))
+}
+
+func frameworkNamed(name string) string {
+	if name == "" {
+		return ""
+	}
+	return fmt.Sprintf(" named %q", name)
+}
