@@ -261,3 +261,39 @@ func TestKilledAtLaunchRunsOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestRetriesMissedAndManual: a failed run is retried up to retries and
+// its children wait for a success; an instant passed by more than
+// epsilon is recorded as missed, not run late; a manual run runs now.
+func TestRetriesMissedAndManual(t *testing.T) {
+	e := startEnv(t)
+	flaky := fmt.Sprintf(`{"name":"flaky","command":"[ \"$CHRONOS_ATTEMPT\" != 0 ] && echo flaky >> %s","retries":2,"mem":16,"schedule":"R/2030-01-01T00:00:00Z/PT1H"}`, e.runs)
+	e.must("POST", "/v1/scheduler/iso8601", flaky, http.StatusNoContent)
+	e.must("POST", "/v1/scheduler/iso8601", `{"name":"broken","command":"exit 3","retries":1,"mem":16,"schedule":"R/2030-01-01T00:00:00Z/PT1H"}`, http.StatusNoContent)
+	e.must("POST", "/v1/scheduler/dependency", e.jobJSON("after", `"parents":["broken"]`), http.StatusNoContent)
+	e.waitSuccesses("flaky", 1)
+	e.waitFor("broken to fail", func() bool { return e.job("broken").ErrorCount == 1 })
+	if h, _ := e.fw.History("flaky"); len(h) != 2 || h[0].State != "TASK_FAILED" || h[1].State != "TASK_FINISHED" || h[1].Attempts != 2 {
+		t.Fatalf("flaky history %+v, want a failure then a success on the second attempt", h)
+	}
+	if h, _ := e.fw.History("broken"); len(h) != 2 || h[1].State != "TASK_FAILED" || h[1].Attempts != 2 {
+		t.Fatalf("broken history %+v, want two failed attempts (retries 1)", h)
+	}
+
+	// Three instants pass, the last two minutes ago: epsilon is a minute.
+	e.clock.Set(t0.Add(3*time.Hour + 2*time.Minute))
+	e.waitFor("flaky's missed instants", func() bool { return e.job("flaky").MissedCount == 3 })
+	j := e.job("flaky")
+	if j.Run != nil || j.NextRun != "2030-01-01T04:00:00.000Z" {
+		t.Fatalf("after missing: run %+v, next %s; want none and 04:00", j.Run, j.NextRun)
+	}
+
+	e.must("PUT", "/v1/scheduler/job/flaky", "", http.StatusNoContent)
+	e.waitSuccesses("flaky", 2)
+	if got := e.lines(); len(got) != 2 {
+		t.Fatalf("runs %v: want flaky's scheduled and manual runs only (after never runs: its parent never succeeded)", got)
+	}
+	if j := e.job("after"); j.SuccessCount+j.ErrorCount != 0 || j.Run != nil {
+		t.Fatalf("after ran although broken never succeeded: %+v", j)
+	}
+}
