@@ -145,6 +145,9 @@ func TestEmptyStartIsSpelledOut(t *testing.T) {
 	if want := "R3/2026-03-27T12:00:00Z/PT2S"; j.Schedule != want || j.NextRun != "2026-03-27T12:00:00.000Z" {
 		t.Fatalf("schedule %q next %q, want %q starting now", j.Schedule, j.NextRun, want)
 	}
+	if j.Epsilon != "PT1M" || *j.Retries != 2 || j.CPUs != 0.1 || j.Mem != 128 || j.Disk != 256 || !*j.Shell {
+		t.Fatalf("defaults not filled in: %+v", j.Job)
+	}
 	clock.Set(clock.Now().Add(time.Hour))
 	fw2, err := New(Config{Masters: []string{"127.0.0.1:1"}, WorkDir: dir, Now: clock.Now})
 	if err != nil {

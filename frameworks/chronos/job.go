@@ -112,6 +112,9 @@ func (j *Job) normalize(kind string, now time.Time, defEpsilon time.Duration) (s
 	if _, err := schedule.ParseEpsilon(j.Epsilon, defEpsilon); err != nil {
 		return nil, fmt.Errorf("job %q: %w", j.Name, err)
 	}
+	if j.Epsilon == "" {
+		j.Epsilon = schedule.Period{Clock: defEpsilon}.String()
+	}
 	for _, e := range j.EnvironmentVariables {
 		if e.Name == "" || strings.Contains(e.Name, "=") {
 			return nil, fmt.Errorf("job %q: environment variable name %q is not valid", j.Name, e.Name)
