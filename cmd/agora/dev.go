@@ -40,6 +40,8 @@ func runDev(args []string) int {
 	spark.register(fs)
 	var services devMarathon // marathon_dev.go
 	services.register(fs)
+	var jobs devChronos // chronos.go
+	jobs.register(fs)
 	home, _ := os.UserHomeDir()
 	fs.Lookup("work_dir").DefValue = filepath.Join(home, ".agora", "dev")
 	fs.Usage = func() {
@@ -201,7 +203,23 @@ func runDev(args []string) int {
 	if marathonWarning != "" {
 		warnings = append(warnings, marathonWarning)
 	}
-	printDevBanner(masterAddr, agentAddrs, shares, dedupe(warnings), hadoopLine, sparkLine, marathonLine)
+	chronosLine, chronosWarning, chronosDone, err := jobs.start(frameworkCtx, fs, masterAddr, mf.ip, mf.workDir, logger)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora dev:", err)
+		stopFrameworks()
+		for _, c := range []<-chan struct{}{hadoopDone, sparkDone, marathonDone} {
+			select {
+			case <-c:
+			case <-time.After(30 * time.Second):
+			}
+		}
+		shutdown()
+		return 1
+	}
+	if chronosWarning != "" {
+		warnings = append(warnings, chronosWarning)
+	}
+	printDevBanner(masterAddr, agentAddrs, shares, dedupe(warnings), hadoopLine, sparkLine, marathonLine, chronosLine)
 	code = 0
 	select {
 	case <-ctx.Done():
@@ -231,6 +249,11 @@ func runDev(args []string) int {
 	case <-marathonDone:
 	case <-time.After(30 * time.Second):
 		logger.Warn("the services framework (Marathon) did not stop within 30 s")
+	}
+	select {
+	case <-chronosDone:
+	case <-time.After(30 * time.Second):
+		logger.Warn("the scheduled-jobs framework (Chronos) did not stop within 30 s")
 	}
 	shutdown()
 	return code

@@ -363,15 +363,26 @@ func TestDevStopsItsTasksBeforeExiting(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(work) })
 	// The services framework runs too (on a free port): an app it keeps
 	// running must be gone as well.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// So does the scheduled-jobs framework.
+	freePort := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		_, port, _ := net.SplitHostPort(l.Addr().String())
+		return port
 	}
-	marathonAddr := l.Addr().String()
-	l.Close()
-	_, marathonPort, _ := net.SplitHostPort(marathonAddr)
-	dev, master := startBound(t, "dev", "--agents", "2", "--port=0", "--hadoop_port", "0", "--marathon_port", marathonPort, "--work_dir", work)
+	marathonPort, chronosPort := freePort(), freePort()
+	marathonAddr := "127.0.0.1:" + marathonPort
+	dev, master := startBound(t, "dev", "--agents", "2", "--port=0", "--hadoop_port", "0",
+		"--marathon_port", marathonPort, "--chronos_port", chronosPort, "--work_dir", work)
 	waitState(t, "http://"+master, "two agents", func(s *masterState) bool { return len(s.Slaves) == 2 })
+	if resp, err := http.Get("http://127.0.0.1:" + chronosPort + "/v1/scheduler/jobs"); err != nil {
+		t.Fatalf("agora dev's scheduled-jobs API: %v", err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/scheduler/jobs on agora dev: %s", resp.Status)
+	}
 
 	marker := fmt.Sprintf("%d.%03d", 5000+os.Getpid()%1000, time.Now().Nanosecond()%1000)
 	appMarker := fmt.Sprintf("%d.%03d", 6000+os.Getpid()%1000, time.Now().Nanosecond()%1000)
@@ -480,7 +491,7 @@ func TestBenchLaunchReportsBothByDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(work) })
-	_, master := startBound(t, "dev", "--agents", "1", "--port=0", "--hadoop_port", "0", "--marathon_port", "0", "--work_dir", work)
+	_, master := startBound(t, "dev", "--agents", "1", "--port=0", "--hadoop_port", "0", "--marathon_port", "0", "--chronos_port", "0", "--work_dir", work)
 	waitState(t, "http://"+master, "the agent", func(s *masterState) bool { return len(s.Slaves) == 1 })
 
 	type result struct {
