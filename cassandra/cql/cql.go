@@ -57,7 +57,7 @@ func QueryLocal(ctx context.Context, addr string, timeout time.Duration) (Local,
 func single(addr string, timeout time.Duration) (*gocql.ClusterConfig, error) {
 	h, p, err := net.SplitHostPort(addr)
 	port, perr := strconv.Atoi(p)
-	if err != nil || perr != nil {
+	if err != nil || perr != nil || h == "" {
 		return nil, fmt.Errorf("cql: %q is not HOST:PORT", addr)
 	}
 	c := gocql.NewCluster(h)
@@ -67,7 +67,6 @@ func single(addr string, timeout time.Duration) (*gocql.ClusterConfig, error) {
 	c.NumConns = 1
 	c.ProtoVersion = 4
 	c.Logger = nopLogger{}
-	c.HostFilter = gocql.WhiteListHostFilter(h)
 	return c, nil
 }
 

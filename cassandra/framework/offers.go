@@ -6,6 +6,7 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	schedpb "github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/agora-cluster/agora/cassandra/plan"
 	"github.com/agora-cluster/agora/frameworks/offers"
@@ -30,7 +31,7 @@ func (f *Framework) offers(ctx context.Context, offs []mesos.Offer) {
 		}
 		if err := f.driver.Accept(ctx, []mesos.OfferID{o.ID}, ops, scheduler.RefuseFor(refuseBusy)); err != nil {
 			f.log.Warn("accept", "agent", o.AgentID.Value, "err", err)
-			f.launchFailed(ops)
+			f.launchFailed(ctx, ops)
 		}
 	}
 	for refuse, ids := range declines {
@@ -270,11 +271,15 @@ func (f *Framework) taskLocked(n *Node, o *mesos.Offer, res []mesos.Resource) me
 	}
 }
 
-// launchFailed undoes the bookkeeping of an ACCEPT the master did not
-// take: its node is launched (or placed) again on a later offer.
-func (f *Framework) launchFailed(ops []mesos.Offer_Operation) {
+// launchFailed handles an ACCEPT call that failed: the master may have
+// taken it all the same (the call can fail after it arrived), so the
+// node keeps its placement and its task's state becomes unknown until a
+// reconciliation says. Were the placement forgotten instead, a task the
+// master did launch would hold a reservation the next placement would
+// duplicate.
+func (f *Framework) launchFailed(ctx context.Context, ops []mesos.Offer_Operation) {
+	var tasks []schedpb.Call_Reconcile_Task
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	for _, op := range ops {
 		if op.Launch == nil {
 			continue
@@ -282,15 +287,17 @@ func (f *Framework) launchFailed(ops []mesos.Offer_Operation) {
 		for _, t := range op.Launch.TaskInfos {
 			for _, n := range f.nodes {
 				if n.TaskID == t.TaskID.Value {
-					n.State = mesos.TASK_ERROR.String()
-					if !n.Reserved {
-						n.AgentID, n.Host, n.VolumeID = "", "", ""
-					}
+					n.State = mesos.TASK_UNKNOWN.String()
+					tasks = append(tasks, scheduler.ReconcileTask(n.TaskID, n.AgentID))
 				}
 			}
 		}
 	}
 	f.saveLocked()
+	f.mu.Unlock()
+	if err := f.driver.Reconcile(ctx, tasks); err != nil {
+		f.log.Debug("reconcile (the next subscription reconciles again)", "err", err)
+	}
 }
 
 // portsOf lists the ports of the ports resources in rs, in order.

@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -45,7 +48,7 @@ func newRing(t *testing.T) *ring {
 		first, last := clustertest.PortRange(20)
 		ranges = append(ranges, [2]int{first, last})
 	}
-	r.agora = clustertest.Start(t, clustertest.Options{
+	r.agora = clustertest.Start(t, clustertest.Options{Verbose: os.Getenv("CASSANDRA_TEST_VERBOSE") != "",
 		Agents: len(hosts),
 		Agent: func(i int, cfg *agent.Config) {
 			cfg.Hostname = hosts[i]
@@ -102,8 +105,12 @@ func testSpec(t *testing.T, extra string) plan.Spec {
 // test ends.
 func (r *ring) run(t *testing.T, spec plan.Spec, teardown bool) (*framework.Framework, <-chan error, func()) {
 	t.Helper()
+	var logger *slog.Logger
+	if os.Getenv("CASSANDRA_TEST_VERBOSE") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
 	fw, err := framework.New(framework.Config{Masters: []string{r.agora.MasterAddr}, Spec: spec, Home: r.home,
-		StateDir: r.state, Teardown: teardown, Probe: time.Second})
+		StateDir: r.state, Teardown: teardown, Probe: time.Second, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,6 +256,9 @@ func TestCassandraOnAgora(t *testing.T) {
 		if got := r.reservedMem(t, big.Role); len(got) != 0 {
 			t.Fatalf("reserved after a refused spec: %v", got)
 		}
+		if _, err := plan.Parse([]byte(`{"yaml":{"concurrent_readz":8}}`)); err == nil || !strings.Contains(err.Error(), `unknown cassandra.yaml key "concurrent_readz"`) {
+			t.Errorf("an unknown cassandra.yaml key: %v", err)
+		}
 		s := testSpec(t, "")
 		s.Heap = 2000
 		if _, err := framework.New(framework.Config{Masters: []string{r.agora.MasterAddr}, Spec: s, Home: r.home}); err == nil ||
@@ -261,9 +271,24 @@ func TestCassandraOnAgora(t *testing.T) {
 	}
 
 	spec := testSpec(t, "")
-	fw, ended, stop := r.run(t, spec, false)
+	top := t // the frameworks live across the subtests
+	fw, ended, stop := r.run(top, spec, false)
 	var ns []framework.Node
 	t.Run("three nodes come up and take QUORUM writes", func(t *testing.T) {
+		// Stop the scheduler while it adds node-1 (placed, not yet in the
+		// ring); the next one finishes the job on the same reservation.
+		deadline := time.Now().Add(3 * time.Minute)
+		for fw.Nodes()[1].AgentID == "" {
+			if time.Now().After(deadline) {
+				t.Fatalf("node-1 not placed within 3 minutes: %+v", fw.Nodes())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if fw.Nodes()[1].Up {
+			t.Fatalf("node-1 up before its placement was seen: %+v", fw.Nodes()[1])
+		}
+		stop()
+		fw, ended, stop = r.run(top, spec, false)
 		ns = waitUp(t, fw, ended, 4*time.Minute, "three nodes up", nil)
 		hosts := map[string]bool{}
 		for _, n := range ns {
@@ -297,6 +322,23 @@ func TestCassandraOnAgora(t *testing.T) {
 		if err != nil || local.Peers != 2 || local.ClusterName != "ring" {
 			t.Errorf("node-0's view: %+v, %v; want cluster ring with 2 peers", local, err)
 		}
+		srv := httptest.NewServer(fw.Handler())
+		defer srv.Close()
+		var e framework.Endpoints
+		if err := getJSON(srv.URL+"/v1/endpoints", &e); err != nil || len(e.Native) != 3 || e.Native[2] != ns[2].NativeAddr() {
+			t.Errorf("GET /v1/endpoints: %+v, %v; want the 3 nodes' native addresses", e, err)
+		}
+
+		// A second ring of the same name is refused, with nothing reserved.
+		dup, err := framework.New(framework.Config{Masters: []string{r.agora.MasterAddr}, Spec: spec, Home: r.home, StateDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := dup.Run(ctx); err == nil || !strings.Contains(err.Error(), `a cluster named "ring" is already running`) {
+			t.Errorf("a second ring named ring: %v", err)
+		}
 	})
 	if t.Failed() {
 		return
@@ -305,6 +347,7 @@ func TestCassandraOnAgora(t *testing.T) {
 	t.Run("kill -9 of a node: relaunched on its volume with its data", func(t *testing.T) {
 		victim := ns[1]
 		pid := cassandraPID(t, victim.JMXPort)
+		t.Logf("killing %s (task %s): pid %d", victim.Name, victim.TaskID, pid)
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -319,6 +362,14 @@ func TestCassandraOnAgora(t *testing.T) {
 			t.Errorf("reserved mem by host after the relaunch %v; want %v on each of 3", got, spec.Mem)
 		}
 		checkRows(t, session(t, after), 100)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, filepath.Join(r.home, "bin", "nodetool"), "-h", "127.0.0.1", "-p", strconv.FormatUint(after[0].JMXPort, 10), "status")
+		cmd.WaitDelay = 10 * time.Second
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.Count(string(out), "\nUN ") != 3 {
+			t.Errorf("nodetool status: %v; want 3 nodes UN:\n%s", err, out)
+		}
 	})
 	if t.Failed() {
 		return
@@ -371,4 +422,13 @@ func (r *ring) logs(n int) string {
 		})
 	}
 	return b.String()
+}
+
+func getJSON(url string, v any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
 }

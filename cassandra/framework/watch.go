@@ -30,7 +30,7 @@ func (f *Framework) probeAll(ctx context.Context) {
 	f.mu.Lock()
 	var ts []target
 	for _, n := range f.nodes {
-		if n.State == mesos.TASK_RUNNING.String() {
+		if n.State == mesos.TASK_RUNNING.String() && n.Host != "" {
 			ts = append(ts, target{n.Name, n.TaskID, n.NativeAddr()})
 		}
 	}
