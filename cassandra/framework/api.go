@@ -60,8 +60,9 @@ func (f *Framework) Endpoints() Endpoints {
 	return e
 }
 
-// Handler is the scheduler's REST API (read-only): GET /v1/status,
-// /v1/nodes, /v1/endpoints and /v1/config (the spec).
+// Handler is the scheduler's REST API: GET /v1/status, /v1/nodes,
+// /v1/endpoints and /v1/config (the spec), and POST /v1/nodes/add?count=N
+// to scale out.
 func (f *Framework) Handler() http.Handler {
 	mux := http.NewServeMux()
 	reply := func(w http.ResponseWriter, v any) {
@@ -73,5 +74,17 @@ func (f *Framework) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) { reply(w, f.Nodes()) })
 	mux.HandleFunc("GET /v1/endpoints", func(w http.ResponseWriter, r *http.Request) { reply(w, f.Endpoints()) })
 	mux.HandleFunc("GET /v1/config", func(w http.ResponseWriter, r *http.Request) { reply(w, f.Spec()) })
+	mux.HandleFunc("POST /v1/nodes/add", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(r.URL.Query().Get("count"))
+		if err != nil {
+			http.Error(w, "count: give the number of nodes to add (?count=N)", http.StatusBadRequest)
+			return
+		}
+		if err := f.AddNodes(r.Context(), n); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		reply(w, f.Nodes())
+	})
 	return mux
 }

@@ -181,7 +181,38 @@ func New(cfg Config) (*Framework, error) {
 	for i := len(f.nodes); i < spec.Nodes; i++ {
 		f.nodes = append(f.nodes, &Node{Name: "node-" + strconv.Itoa(i), Index: i, Seed: i < spec.Seeds})
 	}
+	// Nodes added since the spec was written (AddNodes) stay.
+	f.spec.Nodes = len(f.nodes)
 	return f, nil
+}
+
+// MaxNodes bounds a ring's size.
+const MaxNodes = 1000
+
+// AddNodes scales the ring out by n nodes (not seeds): each is placed, as
+// the first ones were, once every node before it has joined. The new
+// count is saved with the nodes.
+func (f *Framework) AddNodes(ctx context.Context, n int) error {
+	f.mu.Lock()
+	if n < 1 || len(f.nodes)+n > MaxNodes {
+		f.mu.Unlock()
+		return fmt.Errorf("add %d nodes to %d: give 1 to %d more", n, len(f.nodes), MaxNodes-len(f.nodes))
+	}
+	for range n {
+		i := len(f.nodes)
+		f.nodes = append(f.nodes, &Node{Name: "node-" + strconv.Itoa(i), Index: i})
+	}
+	f.spec.Nodes = len(f.nodes)
+	f.saveLocked()
+	d, total := f.driver, len(f.nodes)
+	f.mu.Unlock()
+	f.log.Info("scaling out", "added", n, "nodes", total)
+	if d != nil {
+		if err := d.Revive(ctx); err != nil {
+			f.log.Debug("revive", "err", err)
+		}
+	}
+	return nil
 }
 
 // Nodes is a copy of the nodes, in order.
@@ -195,8 +226,12 @@ func (f *Framework) Nodes() []Node {
 	return out
 }
 
-// Spec is the cluster's spec.
-func (f *Framework) Spec() plan.Spec { return f.spec }
+// Spec is the cluster's spec (Nodes counts the nodes added since).
+func (f *Framework) Spec() plan.Spec {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.spec
+}
 
 // FrameworkID is the framework's ID once subscribed.
 func (f *Framework) FrameworkID() string {
@@ -236,7 +271,7 @@ func (f *Framework) CheckFit(ctx context.Context) error {
 				return fmt.Errorf("cassandra spec: a cluster named %q is already running (framework %s)", f.spec.Name, fw.ID)
 			}
 		}
-		return f.spec.Fit(agents)
+		return f.Spec().Fit(agents)
 	}
 	return fmt.Errorf("cassandra framework: ask the master for its agents: %w", last)
 }

@@ -193,3 +193,26 @@ func TestStateAdoptedOnRestart(t *testing.T) {
 		t.Fatalf("another cluster's state directory: %v", err)
 	}
 }
+
+// Scaling out adds non-seed nodes after the others, placed in turn, and
+// the count survives a restart that reads the original spec.
+func TestAddNodes(t *testing.T) {
+	f := testFramework(t, 1)
+	if err := f.AddNodes(t.Context(), 0); err == nil {
+		t.Fatal("adding 0 nodes was accepted")
+	}
+	if err := f.AddNodes(t.Context(), 2); err != nil {
+		t.Fatal(err)
+	}
+	ns := f.Nodes()
+	if len(ns) != 3 || ns[2].Name != "node-2" || ns[1].Seed || f.Spec().Nodes != 3 {
+		t.Fatalf("after adding 2: %+v (spec nodes %d)", ns, f.Spec().Nodes)
+	}
+	g, err := New(Config{Masters: f.cfg.Masters, Spec: f.cfg.Spec, Home: f.cfg.Home, StateDir: f.store.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Nodes()) != 3 || g.Spec().Nodes != 3 {
+		t.Fatalf("after a restart with the 1-node spec: %d nodes", len(g.Nodes()))
+	}
+}

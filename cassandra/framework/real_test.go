@@ -31,8 +31,9 @@ import (
 // agentMem is each test agent's memory: room for one node, not two.
 const agentMem = 2000
 
-// ring is a real agora cluster of three agents (hosts 127.0.0.1-3) with
-// the Cassandra home for the framework.
+// ring is a real agora cluster of four agents (hosts 127.0.0.1-4) with
+// the Cassandra home for the framework: three for the ring, one to scale
+// out to.
 type ring struct {
 	agora *clustertest.Cluster
 	home  string
@@ -42,7 +43,7 @@ type ring struct {
 func newRing(t *testing.T) *ring {
 	t.Helper()
 	r := &ring{home: cassandratest.Home(t), state: t.TempDir()}
-	hosts := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+	hosts := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"}
 	var ranges [][2]int
 	for range hosts {
 		first, last := clustertest.PortRange(20)
@@ -231,8 +232,8 @@ func cassandraPID(t *testing.T, jmx uint64) int {
 // The framework brings a 3-node ring up on three agents from a spec, one
 // reservation and volume per node; the ring takes QUORUM writes with RF 3;
 // a node killed with SIGKILL comes back on its own volume (same host ID)
-// with the data; a restarted scheduler adopts the running nodes without
-// reserving again; a spec the cluster cannot hold is refused with nothing
+// with the data; the ring scales out to a fourth agent; a restarted
+// scheduler adopts the running nodes without reserving again; a spec the cluster cannot hold is refused with nothing
 // reserved.
 func TestCassandraOnAgora(t *testing.T) {
 	if testing.Short() {
@@ -375,6 +376,27 @@ func TestCassandraOnAgora(t *testing.T) {
 		return
 	}
 
+	t.Run("scale out by one node", func(t *testing.T) {
+		if err := fw.AddNodes(context.Background(), 1); err != nil {
+			t.Fatal(err)
+		}
+		after := waitUp(t, fw, ended, 3*time.Minute, "the fourth node up", func(ns []framework.Node) bool { return len(ns) == 4 })
+		if after[3].Seed || after[3].Host != "127.0.0.4" {
+			t.Errorf("the added node: %+v; want a non-seed on the fourth agent", after[3])
+		}
+		local, err := cql.QueryLocal(context.Background(), after[3].NativeAddr(), 10*time.Second)
+		if err != nil || local.Peers != 3 {
+			t.Errorf("the added node's view: %+v, %v; want 3 peers", local, err)
+		}
+		if got := r.reservedMem(t, spec.Role); len(got) != 4 {
+			t.Errorf("reserved mem by host %v; want 4 reservations", got)
+		}
+		checkRows(t, session(t, after), 100)
+	})
+	if t.Failed() {
+		return
+	}
+
 	t.Run("a restarted scheduler adopts the nodes", func(t *testing.T) {
 		before := fw.Nodes()
 		stop()
@@ -388,8 +410,11 @@ func TestCassandraOnAgora(t *testing.T) {
 		if fw2.FrameworkID() != fw.FrameworkID() {
 			t.Errorf("framework ID %q after the restart, %q before", fw2.FrameworkID(), fw.FrameworkID())
 		}
-		if got := r.reservedMem(t, spec.Role); len(got) != 3 || got["127.0.0.2"] != spec.Mem {
-			t.Errorf("reserved mem by host after the restart %v; want %v on each of 3 (no second reservation)", got, spec.Mem)
+		if len(after) != 4 {
+			t.Errorf("%d nodes after the restart with the 3-node spec; want the 4 of before", len(after))
+		}
+		if got := r.reservedMem(t, spec.Role); len(got) != 4 || got["127.0.0.2"] != spec.Mem {
+			t.Errorf("reserved mem by host after the restart %v; want %v on each of 4 (no second reservation)", got, spec.Mem)
 		}
 	})
 }

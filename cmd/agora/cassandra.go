@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -33,8 +34,13 @@ var cassandraCommands = map[string]command{
 		defer stop()
 		return cassandraScheduler(ctx, args, os.Stdout, os.Stderr)
 	}},
-	"status":    {name: "status", summary: "Show the ring's nodes wanted, placed, running and up", run: func(args []string) int { return cassandraGet("status", args, os.Stdout, os.Stderr) }},
-	"nodes":     {name: "nodes", summary: "List the nodes: agent, ports, volume, task, host ID", run: func(args []string) int { return cassandraGet("nodes", args, os.Stdout, os.Stderr) }},
+	"status": {name: "status", summary: "Show the ring's nodes wanted, placed, running and up", run: func(args []string) int { return cassandraGet("status", args, os.Stdout, os.Stderr) }},
+	"nodes": {name: "nodes", summary: "List the nodes (agent, ports, volume, task, host ID); `nodes add N` scales out", run: func(args []string) int {
+		if len(args) > 0 && args[0] == "add" {
+			return cassandraAddNodes(args[1:], os.Stdout, os.Stderr)
+		}
+		return cassandraGet("nodes", args, os.Stdout, os.Stderr)
+	}},
 	"endpoints": {name: "endpoints", summary: "Print the native-transport (CQL) addresses of the nodes that are up", run: func(args []string) int { return cassandraGet("endpoints", args, os.Stdout, os.Stderr) }},
 }
 
@@ -244,4 +250,47 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// cassandraAddNodes runs `agora cassandra nodes add N`: POST
+// /v1/nodes/add?count=N; the scheduler places them one at a time.
+func cassandraAddNodes(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agora cassandra nodes add", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	api := fs.String("api", cassandraAPI(), "the scheduler's REST API, HOST:PORT (env AGORA_CASSANDRA_API)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: agora cassandra nodes add [--api HOST:PORT] N\n\nAdds N nodes to the ring; each joins once the nodes before it have.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	n, err := strconv.Atoi(fs.Arg(0))
+	if fs.NArg() != 1 || err != nil || n < 1 {
+		fmt.Fprintf(stderr, "agora cassandra nodes add: give how many nodes to add, a number of at least 1 (got %q)\n", strings.Join(fs.Args(), " "))
+		return 2
+	}
+	base := *api
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	c := http.Client{Timeout: 20 * time.Second}
+	resp, err := c.Post(strings.TrimSuffix(base, "/")+"/v1/nodes/add?count="+strconv.Itoa(n), "", nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "agora cassandra nodes add: the scheduler's API at %s: %v\n", *api, err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "agora cassandra nodes add: %s: %s\n", resp.Status, strings.TrimSpace(string(body)))
+		return 1
+	}
+	var ns []framework.Node
+	if err := json.Unmarshal(body, &ns); err != nil {
+		fmt.Fprintf(stderr, "agora cassandra nodes add: the API's answer: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "ring of %d nodes; the new ones join one at a time (agora cassandra nodes)\n", len(ns))
+	return 0
 }

@@ -34,6 +34,12 @@ func TestCassandraGet(t *testing.T) {
 			w.Write([]byte(`{"cluster":"ring","framework_id":"fw-1","role":"cassandra","nodes":3,"placed":3,"running":3,"up":2,"heap_mb":640}`))
 		case "/v1/nodes":
 			w.Write([]byte(`[{"name":"node-0","seed":true,"host":"127.0.0.1","native_port":9042,"storage_port":7000,"jmx_port":7199,"state":"TASK_RUNNING","up":true,"host_id":"h0","volume_id":"v0"}]`))
+		case "/v1/nodes/add":
+			if r.Method != http.MethodPost || r.URL.Query().Get("count") != "2" {
+				http.Error(w, "bad add", http.StatusBadRequest)
+				return
+			}
+			w.Write([]byte(`[{"name":"node-0"},{"name":"node-1"},{"name":"node-2"}]`))
 		case "/v1/endpoints":
 			w.Write([]byte(`{"cluster":"ring","native":["127.0.0.1:9042","127.0.0.2:9043"],"jmx":[]}`))
 		default:
@@ -60,6 +66,13 @@ func TestCassandraGet(t *testing.T) {
 				t.Errorf("%s %v: output lacks %q:\n%s", c.what, c.args, w, out.String())
 			}
 		}
+	}
+	var added, addErr strings.Builder
+	if code := cassandraAddNodes([]string{"--api", srv.URL, "2"}, &added, &addErr); code != 0 || !strings.Contains(added.String(), "ring of 3 nodes") {
+		t.Errorf("nodes add 2: exit %d, %q, %q", code, added.String(), addErr.String())
+	}
+	if code := cassandraAddNodes([]string{"--api", srv.URL, "zero"}, &added, &addErr); code != 2 {
+		t.Errorf("nodes add zero: exit %d, want 2", code)
 	}
 	var out, errOut strings.Builder
 	if code := cassandraGet("status", []string{"--api", "127.0.0.1:1"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "the scheduler's API at 127.0.0.1:1") {
