@@ -61,8 +61,9 @@ func (f *Framework) Endpoints() Endpoints {
 }
 
 // Handler is the scheduler's REST API: GET /v1/status, /v1/nodes,
-// /v1/endpoints and /v1/config (the spec), and POST /v1/nodes/add?count=N
-// to scale out.
+// /v1/endpoints and /v1/config (the spec); POST /v1/nodes/add?count=N to
+// scale out; POST /v1/restart ({"yaml": {...}} or nothing) for a rolling
+// restart or configuration change, and GET /v1/restart for its progress.
 func (f *Framework) Handler() http.Handler {
 	mux := http.NewServeMux()
 	reply := func(w http.ResponseWriter, v any) {
@@ -74,6 +75,34 @@ func (f *Framework) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) { reply(w, f.Nodes()) })
 	mux.HandleFunc("GET /v1/endpoints", func(w http.ResponseWriter, r *http.Request) { reply(w, f.Endpoints()) })
 	mux.HandleFunc("GET /v1/config", func(w http.ResponseWriter, r *http.Request) { reply(w, f.Spec()) })
+	mux.HandleFunc("GET /v1/restart", func(w http.ResponseWriter, r *http.Request) {
+		st, ok := f.RollingStatus()
+		if !ok {
+			http.Error(w, "no rolling restart yet", http.StatusNotFound)
+			return
+		}
+		reply(w, st)
+	})
+	mux.HandleFunc("POST /v1/restart", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			YAML map[string]json.RawMessage `json:"yaml"`
+		}
+		if r.ContentLength != 0 {
+			d := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+			d.DisallowUnknownFields()
+			if err := d.Decode(&req); err != nil {
+				http.Error(w, "the body: "+err.Error()+` (want {"yaml": {"key": value, ...}})`, http.StatusBadRequest)
+				return
+			}
+		}
+		if err := f.RollingRestart(req.YAML); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		st, _ := f.RollingStatus()
+		w.WriteHeader(http.StatusAccepted)
+		reply(w, st)
+	})
 	mux.HandleFunc("POST /v1/nodes/add", func(w http.ResponseWriter, r *http.Request) {
 		n, err := strconv.Atoi(r.URL.Query().Get("count"))
 		if err != nil {

@@ -13,9 +13,11 @@ package framework
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -131,6 +133,13 @@ type Framework struct {
 	stopping    bool
 	notUntil    map[string]time.Time // node → no relaunch before
 	losses      map[string]int
+	// restarting are nodes killed on purpose (a rolling restart): they
+	// are launched again at once.
+	restarting map[string]bool
+	rolling    *Rolling
+	// overrides are cassandra.yaml keys changed through the API, saved
+	// with the nodes and applied over the spec's.
+	overrides map[string]json.RawMessage
 }
 
 // New checks cfg and prepares the framework, reading its state if kept.
@@ -154,7 +163,7 @@ func New(cfg Config) (*Framework, error) {
 	if cfg.Env == nil {
 		cfg.Env = passedEnv()
 	}
-	f := &Framework{cfg: cfg, spec: spec, log: cfg.Logger, notUntil: map[string]time.Time{}, losses: map[string]int{},
+	f := &Framework{cfg: cfg, spec: spec, log: cfg.Logger, notUntil: map[string]time.Time{}, losses: map[string]int{}, restarting: map[string]bool{},
 		incarnation: strconv.FormatInt(time.Now().UnixNano()/1e6, 36)}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
@@ -168,6 +177,14 @@ func New(cfg Config) (*Framework, error) {
 			return nil, fmt.Errorf("cassandra framework: the state directory %s holds cluster %q, not %q", cfg.StateDir, s.Cluster, spec.Name)
 		}
 		f.store, f.frameworkID = st, s.FrameworkID
+		if len(s.YAML) > 0 {
+			next := f.spec
+			next.YAML = maps.Clone(s.YAML)
+			if err := next.Validate(); err != nil {
+				return nil, fmt.Errorf("cassandra framework: the cassandra.yaml keys saved in %s: %w", cfg.StateDir, err)
+			}
+			f.spec, f.overrides = next, next.YAML
+		}
 		for i := range s.Nodes {
 			n := s.Nodes[i]
 			if n.TaskID != "" && !isTerminal(n.State) {
@@ -433,16 +450,24 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 		return
 	}
 	n.Up = false
-	f.losses[n.Name]++
-	f.notUntil[n.Name] = time.Now().Add(min(relaunchMin<<min(f.losses[n.Name]-1, 16), relaunchMax))
+	restarting := f.restarting[n.Name]
+	delete(f.restarting, n.Name)
+	if !restarting {
+		f.losses[n.Name]++
+		f.notUntil[n.Name] = time.Now().Add(min(relaunchMin<<min(f.losses[n.Name]-1, 16), relaunchMax))
+	}
 	f.saveLocked()
 	stopping := f.stopping
 	f.mu.Unlock()
 	if stopping {
 		return
 	}
-	f.log.Warn("node's task ended; launching it again on its volume", "node", n.Name, "task", id, "state", state.String(),
-		"reason", st.GetReason().String(), "message", st.GetMessage())
+	if restarting {
+		f.log.Info("node stopped for its restart; launching it again on its volume", "node", n.Name, "task", id)
+	} else {
+		f.log.Warn("node's task ended; launching it again on its volume", "node", n.Name, "task", id, "state", state.String(),
+			"reason", st.GetReason().String(), "message", st.GetMessage())
+	}
 	if err := f.driver.Revive(ctx); err != nil {
 		f.log.Debug("revive", "err", err)
 	}

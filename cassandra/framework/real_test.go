@@ -232,7 +232,8 @@ func cassandraPID(t *testing.T, jmx uint64) int {
 // The framework brings a 3-node ring up on three agents from a spec, one
 // reservation and volume per node; the ring takes QUORUM writes with RF 3;
 // a node killed with SIGKILL comes back on its own volume (same host ID)
-// with the data; the ring scales out to a fourth agent; a restarted
+// with the data; a rolling configuration change restarts one node at a
+// time; the ring scales out to a fourth agent; a restarted
 // scheduler adopts the running nodes without reserving again; a spec the cluster cannot hold is refused with nothing
 // reserved.
 func TestCassandraOnAgora(t *testing.T) {
@@ -376,13 +377,61 @@ func TestCassandraOnAgora(t *testing.T) {
 		return
 	}
 
+	t.Run("rolling configuration change, one node down at a time", func(t *testing.T) {
+		before := fw.Nodes()
+		if err := fw.RollingRestart(map[string]json.RawMessage{"concurrent_reads": json.RawMessage("16")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := fw.RollingRestart(nil); err == nil {
+			t.Error("a second rolling restart was accepted while one is under way")
+		}
+		deadline := time.Now().Add(3 * time.Minute)
+		for {
+			st, _ := fw.RollingStatus()
+			if st.Done() {
+				break
+			}
+			down := 0
+			for _, n := range fw.Nodes() {
+				if !n.Up {
+					down++
+				}
+			}
+			if down > 1 {
+				t.Fatalf("%d nodes down at once during the rolling restart: %+v", down, fw.Nodes())
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the rolling restart did not finish within 3 minutes: %+v", st)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		after := waitUp(t, fw, ended, time.Minute, "all up after the rolling restart", nil)
+		for i, n := range after {
+			if n.Launches != before[i].Launches+1 || n.HostID != before[i].HostID {
+				t.Errorf("%s: launches %d → %d, host ID %s → %s; want one restart on its volume", n.Name, before[i].Launches, n.Launches, before[i].HostID, n.HostID)
+			}
+			s := session(t, []framework.Node{n})
+			var v string
+			if err := s.Query(`SELECT value FROM system_views.settings WHERE name = 'concurrent_reads'`).
+				Consistency(gocql.One).Scan(&v); err != nil || v != "16" {
+				t.Errorf("%s: concurrent_reads %q, %v; want 16", n.Name, v, err)
+			}
+		}
+		checkRows(t, session(t, after), 100)
+	})
+	if t.Failed() {
+		return
+	}
+
 	t.Run("scale out by one node", func(t *testing.T) {
 		if err := fw.AddNodes(context.Background(), 1); err != nil {
 			t.Fatal(err)
 		}
 		after := waitUp(t, fw, ended, 3*time.Minute, "the fourth node up", func(ns []framework.Node) bool { return len(ns) == 4 })
-		if after[3].Seed || after[3].Host != "127.0.0.4" {
-			t.Errorf("the added node: %+v; want a non-seed on the fourth agent", after[3])
+		for _, n := range after[:3] {
+			if after[3].Seed || after[3].Host == n.Host {
+				t.Errorf("the added node: %+v; want a non-seed on the agent without a node", after[3])
+			}
 		}
 		local, err := cql.QueryLocal(context.Background(), after[3].NativeAddr(), 10*time.Second)
 		if err != nil || local.Peers != 3 {

@@ -16,6 +16,9 @@ type saved struct {
 	Cluster     string `json:"cluster"`
 	FrameworkID string `json:"framework_id"`
 	Nodes       []Node `json:"nodes"`
+	// YAML are cassandra.yaml keys changed through the API (a rolling
+	// configuration change), over the spec's.
+	YAML map[string]json.RawMessage `json:"yaml,omitempty"`
 }
 
 // store keeps saved in DIR/cassandra.json, written atomically.
@@ -47,7 +50,7 @@ func (f *Framework) saveLocked() {
 	if f.store == nil {
 		return
 	}
-	s := saved{Cluster: f.spec.Name, FrameworkID: f.frameworkID}
+	s := saved{Cluster: f.spec.Name, FrameworkID: f.frameworkID, YAML: f.overrides}
 	for _, n := range f.nodes {
 		s.Nodes = append(s.Nodes, *n)
 	}

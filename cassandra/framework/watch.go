@@ -22,6 +22,7 @@ func (f *Framework) watch(ctx context.Context) {
 		case <-t.C:
 		}
 		f.probeAll(ctx)
+		f.stepRolling(ctx)
 	}
 }
 
