@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -40,6 +41,12 @@ var cassandraCommands = map[string]command{
 			return cassandraAddNodes(args[1:], os.Stdout, os.Stderr)
 		}
 		return cassandraGet("nodes", args, os.Stdout, os.Stderr)
+	}},
+	"config": {name: "config", summary: "Print the ring's spec, with the cassandra.yaml keys changed since", run: func(args []string) int {
+		return cassandraGet("config", args, os.Stdout, os.Stderr)
+	}},
+	"restart": {name: "restart", summary: "Rolling restart, one node at a time; --set key=value changes cassandra.yaml", run: func(args []string) int {
+		return cassandraRestart(args, os.Stdout, os.Stderr)
 	}},
 	"endpoints": {name: "endpoints", summary: "Print the native-transport (CQL) addresses of the nodes that are up", run: func(args []string) int { return cassandraGet("endpoints", args, os.Stdout, os.Stderr) }},
 }
@@ -93,8 +100,11 @@ host IDs are kept there: interrupting the command leaves the nodes running, and
 starting it again adopts them. Without it (or with --teardown), interrupting
 stops them; reservations and volumes stay.
 
-The REST API (--api) serves GET /v1/status, /v1/nodes, /v1/endpoints and
-/v1/config; its address is printed on stdout as "api http://HOST:PORT".
+The REST API (--api) serves GET /v1/status, /v1/nodes, /v1/endpoints,
+/v1/config and /v1/restart, and POST /v1/nodes/add?count=N (scale out) and
+/v1/restart ({"yaml": {...}}: a rolling restart or configuration change, one
+node at a time); its address is printed on stdout as "api http://HOST:PORT".
+Keys changed by a rolling restart are kept in --state_dir over the spec's.
 
 Flags:
 `
@@ -233,6 +243,8 @@ func cassandraGet(what string, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(w, "%s\t%v\t%s\t%d\t%d\t%d\t%s\t%v\t%s\t%s\n", n.Name, n.Seed, dash(n.Host), n.NativePort, n.StoragePort, n.JMXPort,
 				dash(strings.TrimPrefix(n.State, "TASK_")), n.Up, dash(n.HostID), dash(n.VolumeID))
 		}
+	case "config":
+		w.Write(body) // the spec is JSON already
 	case "endpoints":
 		var e framework.Endpoints
 		if err := json.Unmarshal(body, &e); err != nil {
@@ -292,5 +304,76 @@ func cassandraAddNodes(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "ring of %d nodes; the new ones join one at a time (agora cassandra nodes)\n", len(ns))
+	return 0
+}
+
+// cassandraRestart runs `agora cassandra restart [--set key=value]...`:
+// POST /v1/restart, then (with --wait) polls GET /v1/restart until done.
+func cassandraRestart(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agora cassandra restart", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	api := fs.String("api", cassandraAPI(), "the scheduler's REST API, HOST:PORT (env AGORA_CASSANDRA_API)")
+	wait := fs.Duration("wait", 0, "wait this long for the restart to finish, printing its progress (0: do not wait)")
+	set := rawProps{}
+	fs.Var(set, "set", "key=value (repeatable): a cassandra.yaml key and its value (JSON or a bare word)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: agora cassandra restart [--set key=value]... [--wait 10m]\n\n"+
+			"Restarts the nodes one at a time, each while every node is up, the next once it is up\n"+
+			"again; with --set, each comes back with those cassandra.yaml keys changed.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "agora cassandra restart: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	yaml := map[string]json.RawMessage{}
+	for k, v := range set {
+		if !json.Valid([]byte(v)) {
+			b, _ := json.Marshal(v)
+			v = string(b)
+		}
+		yaml[k] = json.RawMessage(v)
+	}
+	body, _ := json.Marshal(map[string]any{"yaml": yaml})
+	base := *api
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	base = strings.TrimSuffix(base, "/")
+	c := http.Client{Timeout: 20 * time.Second}
+	resp, err := c.Post(base+"/v1/restart", "application/json", bytes.NewReader(body))
+	if err != nil {
+		fmt.Fprintf(stderr, "agora cassandra restart: the scheduler's API at %s: %v\n", *api, err)
+		return 1
+	}
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		fmt.Fprintf(stderr, "agora cassandra restart: %s: %s\n", resp.Status, strings.TrimSpace(string(answer)))
+		return 1
+	}
+	var st framework.Rolling
+	json.Unmarshal(answer, &st)
+	fmt.Fprintf(stdout, "rolling restart of %s\n", strings.Join(st.Pending, ", "))
+	for deadline := time.Now().Add(*wait); *wait > 0; {
+		if st.Done() {
+			fmt.Fprintf(stdout, "done: %s restarted\n", strings.Join(st.Restarted, ", "))
+			return 0
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(stderr, "agora cassandra restart: not done after %v (restarting %q, %d to go); it goes on\n", *wait, st.Current, len(st.Pending))
+			return 1
+		}
+		time.Sleep(2 * time.Second)
+		resp, err := c.Get(base + "/v1/restart")
+		if err != nil {
+			continue
+		}
+		json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+	}
 	return 0
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -40,6 +41,20 @@ func TestCassandraGet(t *testing.T) {
 				return
 			}
 			w.Write([]byte(`[{"name":"node-0"},{"name":"node-1"},{"name":"node-2"}]`))
+		case "/v1/restart":
+			if r.Method == http.MethodPost {
+				var req struct {
+					YAML map[string]json.RawMessage `json:"yaml"`
+				}
+				if json.NewDecoder(r.Body).Decode(&req) != nil || string(req.YAML["concurrent_reads"]) != "16" || string(req.YAML["disk_access_mode"]) != `"mmap"` {
+					http.Error(w, "bad restart", http.StatusBadRequest)
+					return
+				}
+				w.WriteHeader(http.StatusAccepted)
+				w.Write([]byte(`{"pending":["node-0","node-1"],"restarted":[],"started":"2026-12-04T00:00:00Z"}`))
+				return
+			}
+			w.Write([]byte(`{"pending":[],"restarted":["node-0","node-1"],"started":"2026-12-04T00:00:00Z","finished":"2026-12-04T00:01:00Z"}`))
 		case "/v1/endpoints":
 			w.Write([]byte(`{"cluster":"ring","native":["127.0.0.1:9042","127.0.0.2:9043"],"jmx":[]}`))
 		default:
@@ -73,6 +88,11 @@ func TestCassandraGet(t *testing.T) {
 	}
 	if code := cassandraAddNodes([]string{"--api", srv.URL, "zero"}, &added, &addErr); code != 2 {
 		t.Errorf("nodes add zero: exit %d, want 2", code)
+	}
+	var restarted, restartErr strings.Builder
+	if code := cassandraRestart([]string{"--api", srv.URL, "--set", "concurrent_reads=16", "--set", "disk_access_mode=mmap", "--wait", "30s"}, &restarted, &restartErr); code != 0 ||
+		!strings.Contains(restarted.String(), "rolling restart of node-0, node-1") || !strings.Contains(restarted.String(), "done: node-0, node-1 restarted") {
+		t.Errorf("restart: exit %d, %q, %q", code, restarted.String(), restartErr.String())
 	}
 	var out, errOut strings.Builder
 	if code := cassandraGet("status", []string{"--api", "127.0.0.1:1"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "the scheduler's API at 127.0.0.1:1") {
