@@ -263,8 +263,9 @@ func (f *Framework) placedLocked() bool {
 }
 
 // CheckFit asks the master for its agents and refuses a spec whose nodes
-// they cannot hold, before anything is reserved. A cluster already placed
-// is not checked again: its nodes hold their agents' resources.
+// they cannot hold, before anything is reserved; while the cluster has no
+// agent yet it asks again until ctx ends. A cluster already placed is not
+// checked again: its nodes hold their agents' resources.
 func (f *Framework) CheckFit(ctx context.Context) error {
 	f.mu.Lock()
 	placed := f.placedLocked()
@@ -272,6 +273,23 @@ func (f *Framework) CheckFit(ctx context.Context) error {
 	if placed {
 		return nil
 	}
+	for {
+		agents, err := f.checkFitOnce(ctx)
+		// A cluster that is starting has no agents yet: wait for one
+		// (as long as ctx allows) rather than refuse the spec.
+		if agents > 0 || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// checkFitOnce is one look at the agents: how many, and the verdict.
+func (f *Framework) checkFitOnce(ctx context.Context) (int, error) {
 	var last error
 	for _, m := range f.cfg.Masters {
 		st, err := (state.Client{}).Master(ctx, m)
@@ -285,12 +303,12 @@ func (f *Framework) CheckFit(ctx context.Context) error {
 		}
 		for _, fw := range st.Frameworks {
 			if fw.Name == frameworkName(f.spec) && fw.Active && fw.ID != f.frameworkID {
-				return fmt.Errorf("cassandra spec: a cluster named %q is already running (framework %s)", f.spec.Name, fw.ID)
+				return len(agents), fmt.Errorf("cassandra spec: a cluster named %q is already running (framework %s)", f.spec.Name, fw.ID)
 			}
 		}
-		return f.Spec().Fit(agents)
+		return len(agents), f.Spec().Fit(agents)
 	}
-	return fmt.Errorf("cassandra framework: ask the master for its agents: %w", last)
+	return 0, fmt.Errorf("cassandra framework: ask the master for its agents: %w", last)
 }
 
 func frameworkName(s plan.Spec) string { return "cassandra-" + s.Name }
