@@ -6,6 +6,7 @@ require (
 	github.com/apache/thrift v0.22.0
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
+	github.com/gocql/gocql v1.7.0
 	github.com/gogo/protobuf v1.3.2
 	github.com/mesos/mesos-go v0.0.11
 	github.com/pborman/uuid v1.2.1
@@ -16,7 +17,10 @@ require (
 
 require (
 	github.com/go-zookeeper/zk v1.0.4 // indirect
+	github.com/golang/snappy v0.0.3 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/hailocab/go-hostpool v0.0.0-20160125115350-e80d13ce29ed // indirect
+	gopkg.in/inf.v0 v0.9.1 // indirect
 )
 
 require (

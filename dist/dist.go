@@ -52,6 +52,8 @@ var known = []Dist{
 		Summary: "Apache Storm: Nimbus, supervisor and its workers, multilang (bin/storm nimbus|supervisor)"},
 	{Name: "spark", Version: "3.5.9", Default: true,
 		Summary: "Apache Spark 3.5 (Scala 2.13): spark-submit, drivers and executors, Spark SQL (bin/spark-submit|spark-class)"},
+	{Name: "cassandra", Version: "5.0.9", Default: true,
+		Summary: "Apache Cassandra 5.0 on Java 17: the daemon and nodetool (bin/cassandra|nodetool)"},
 }
 
 // Known lists the distributions this binary can install, by name and

@@ -1,0 +1,119 @@
+package framework
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+)
+
+// Status is GET /v1/status: the cluster at a glance.
+type Status struct {
+	Cluster     string `json:"cluster"`
+	FrameworkID string `json:"framework_id"`
+	Role        string `json:"role"`
+	Nodes       int    `json:"nodes"`
+	Placed      int    `json:"placed"`
+	Running     int    `json:"running"`
+	Up          int    `json:"up"`
+	HeapMB      int    `json:"heap_mb"`
+}
+
+// Endpoints is GET /v1/endpoints: where clients connect.
+type Endpoints struct {
+	Cluster string `json:"cluster"`
+	// Native are the native-transport (CQL) addresses of the nodes that
+	// are up, host:port, for gocql or `cqlsh HOST PORT`.
+	Native []string `json:"native"`
+	// JMX are the nodes' JMX addresses (bound on their agent's loopback),
+	// for nodetool there.
+	JMX []string `json:"jmx"`
+}
+
+// Status is the cluster at a glance.
+func (f *Framework) Status() Status {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := Status{Cluster: f.spec.Name, FrameworkID: f.frameworkID, Role: f.spec.Role, Nodes: len(f.nodes), HeapMB: f.spec.HeapMB()}
+	for _, n := range f.nodes {
+		if n.AgentID != "" {
+			s.Placed++
+		}
+		if n.State == "TASK_RUNNING" {
+			s.Running++
+		}
+		if n.Up {
+			s.Up++
+		}
+	}
+	return s
+}
+
+// Endpoints are the addresses of the nodes that are up.
+func (f *Framework) Endpoints() Endpoints {
+	e := Endpoints{Cluster: f.spec.Name, Native: []string{}, JMX: []string{}}
+	for _, n := range f.Nodes() {
+		if n.Up {
+			e.Native = append(e.Native, n.NativeAddr())
+			e.JMX = append(e.JMX, n.Host+":"+strconv.FormatUint(n.JMXPort, 10))
+		}
+	}
+	return e
+}
+
+// Handler is the scheduler's REST API: GET /v1/status, /v1/nodes,
+// /v1/endpoints and /v1/config (the spec); POST /v1/nodes/add?count=N to
+// scale out; POST /v1/restart ({"yaml": {...}} or nothing) for a rolling
+// restart or configuration change, and GET /v1/restart for its progress.
+func (f *Framework) Handler() http.Handler {
+	mux := http.NewServeMux()
+	reply := func(w http.ResponseWriter, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		b, _ := json.MarshalIndent(v, "", "  ")
+		w.Write(append(b, '\n'))
+	}
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { reply(w, f.Status()) })
+	mux.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) { reply(w, f.Nodes()) })
+	mux.HandleFunc("GET /v1/endpoints", func(w http.ResponseWriter, r *http.Request) { reply(w, f.Endpoints()) })
+	mux.HandleFunc("GET /v1/config", func(w http.ResponseWriter, r *http.Request) { reply(w, f.Spec()) })
+	mux.HandleFunc("GET /v1/restart", func(w http.ResponseWriter, r *http.Request) {
+		st, ok := f.RollingStatus()
+		if !ok {
+			http.Error(w, "no rolling restart yet", http.StatusNotFound)
+			return
+		}
+		reply(w, st)
+	})
+	mux.HandleFunc("POST /v1/restart", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			YAML map[string]json.RawMessage `json:"yaml"`
+		}
+		if r.ContentLength != 0 {
+			d := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+			d.DisallowUnknownFields()
+			if err := d.Decode(&req); err != nil {
+				http.Error(w, "the body: "+err.Error()+` (want {"yaml": {"key": value, ...}})`, http.StatusBadRequest)
+				return
+			}
+		}
+		if err := f.RollingRestart(req.YAML); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		st, _ := f.RollingStatus()
+		w.WriteHeader(http.StatusAccepted)
+		reply(w, st)
+	})
+	mux.HandleFunc("POST /v1/nodes/add", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(r.URL.Query().Get("count"))
+		if err != nil {
+			http.Error(w, "count: give the number of nodes to add (?count=N)", http.StatusBadRequest)
+			return
+		}
+		if err := f.AddNodes(r.Context(), n); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		reply(w, f.Nodes())
+	})
+	return mux
+}

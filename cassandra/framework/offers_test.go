@@ -1,0 +1,218 @@
+package framework
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cassandra/plan"
+)
+
+func testFramework(t *testing.T, nodes int) *Framework {
+	t.Helper()
+	spec, err := plan.Parse([]byte(`{"name":"ring","nodes":` + strconv.Itoa(nodes) + `,"seeds":1,"cpus":0.5,"mem":1000,"disk":300}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(Config{Masters: []string{"127.0.0.1:5050"}, Spec: spec, Home: "/opt/cassandra", StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func scalar(name string, v float64) mesos.Resource {
+	star := "*"
+	return mesos.Resource{Name: name, Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: v}, Role: &star}
+}
+
+func ports(first, last uint64) mesos.Resource {
+	star := "*"
+	return mesos.Resource{Name: "ports", Type: mesos.RANGES.Enum(), Ranges: &mesos.Value_Ranges{Range: []mesos.Value_Range{{Begin: first, End: last}}}, Role: &star}
+}
+
+func offer(agent, host string, rs ...mesos.Resource) *mesos.Offer {
+	return &mesos.Offer{ID: mesos.OfferID{Value: "o-" + agent}, AgentID: mesos.AgentID{Value: agent}, Hostname: host, Resources: rs}
+}
+
+// reservedAs turns the operations' reserved resources into what a later
+// offer of the agent holds: the volume in place of the reserved disk.
+func reservedAs(ops []mesos.Offer_Operation) []mesos.Resource {
+	var out []mesos.Resource
+	for _, op := range ops {
+		if op.Reserve != nil {
+			for _, r := range op.Reserve.Resources {
+				if r.Name != "disk" {
+					out = append(out, r)
+				}
+			}
+		}
+		if op.Create != nil {
+			out = append(out, op.Create.Volumes...)
+		}
+	}
+	return out
+}
+
+// A node is placed with RESERVE, CREATE and LAUNCH in one ACCEPT: its
+// cpus, mem, three ports and disk reserved for the role and labelled with
+// the node, a volume on the whole disk, the task on the volume. The next
+// node waits until the first is up; a second node never goes to an agent
+// that has one.
+func TestPlaceReservesCreatesLaunches(t *testing.T) {
+	f := testFramework(t, 2)
+	now := time.Now()
+	ops, _ := f.useOffer(now, offer("a1", "127.0.0.1", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(7000, 7010)))
+	if len(ops) != 3 || ops[0].Reserve == nil || ops[1].Create == nil || ops[2].Launch == nil {
+		t.Fatalf("operations %v; want RESERVE, CREATE, LAUNCH", ops)
+	}
+	var mem, disk float64
+	for _, r := range ops[0].Reserve.Resources {
+		if r.GetRole() != "cassandra" {
+			t.Errorf("reserved for role %q", r.GetRole())
+		}
+		if !f.ownedBy(&r, f.nodes[0]) {
+			t.Errorf("reserved resource %v is not labelled for node-0", r)
+		}
+		switch r.Name {
+		case "mem":
+			mem += r.GetScalar().GetValue()
+		case "disk":
+			disk += r.GetScalar().GetValue()
+		}
+	}
+	if mem != 1000 || disk != 300 {
+		t.Errorf("reserved mem %v disk %v; want the spec's 1000 and 300", mem, disk)
+	}
+	v := ops[1].Create.Volumes[0]
+	if v.GetDisk().GetPersistence().GetID() != f.nodes[0].VolumeID || v.GetDisk().GetVolume().GetContainerPath() != VolumePath {
+		t.Errorf("volume %v; want ID %s at %s", v.GetDisk(), f.nodes[0].VolumeID, VolumePath)
+	}
+	task := ops[2].Launch.TaskInfos[0]
+	script := task.GetCommand().GetValue()
+	for _, want := range []string{`storage_port: 7000`, `native_transport_port: 7001`, `"seeds": "127.0.0.1:7000"`, `"@AGORA_VOLUME@/commitlog"`, "exec '/opt/cassandra/bin/cassandra' -f"} {
+		if !strings.Contains(script, want) {
+			t.Errorf("the task's script lacks %q:\n%s", want, script)
+		}
+	}
+	n0 := f.nodes[0]
+	if n0.AgentID != "a1" || n0.JMXPort != 7002 || n0.TaskID != task.TaskID.Value {
+		t.Errorf("node-0 after placement: %+v", *n0)
+	}
+
+	// node-1 waits for node-0 to be up, and never joins it on a1.
+	if ops, _ := f.useOffer(now, offer("a2", "127.0.0.2", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(8000, 8010))); ops != nil {
+		t.Fatalf("node-1 placed before node-0 is up: %v", ops)
+	}
+	n0.State, n0.Joined, n0.Up = "TASK_RUNNING", true, true
+	if ops, _ := f.useOffer(now, offer("a1", "127.0.0.1", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(7011, 7020))); ops != nil {
+		t.Fatalf("node-1 placed on node-0's agent: %v", ops)
+	}
+	ops, _ = f.useOffer(now, offer("a2", "127.0.0.2", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(8000, 8010)))
+	if len(ops) != 3 || f.nodes[1].AgentID != "a2" {
+		t.Fatalf("node-1 once node-0 is up: %v", ops)
+	}
+	if !strings.Contains(ops[2].Launch.TaskInfos[0].GetCommand().GetValue(), `"seeds": "127.0.0.1:7000"`) {
+		t.Errorf("node-1 (not a seed) does not list node-0 as its seed")
+	}
+}
+
+// A node whose task ended is launched again on the reservation and volume
+// its agent's offer holds, with no new RESERVE; while its reservation is
+// not offered (still in use) nothing is reserved again; a reservation
+// whose volume was never created gets its CREATE.
+func TestRelaunchOnItsReservation(t *testing.T) {
+	f := testFramework(t, 1)
+	now := time.Now()
+	placed, _ := f.useOffer(now, offer("a1", "127.0.0.1", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(7000, 7010)))
+	n := f.nodes[0]
+	first := n.TaskID
+	n.State, n.Reserved = "TASK_FAILED", true
+
+	if ops, _ := f.useOffer(now.Add(time.Hour), offer("a1", "127.0.0.1", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(7011, 7020))); ops != nil {
+		t.Fatalf("reserved again while the node's reservation is not in the offer: %v", ops)
+	}
+	held := append(reservedAs(placed), scalar("cpus", 1), scalar("mem", 1000))
+	ops, _ := f.useOffer(now.Add(time.Hour), offer("a1", "127.0.0.1", held...))
+	if len(ops) != 1 || ops[0].Launch == nil {
+		t.Fatalf("relaunch: %v; want one LAUNCH", ops)
+	}
+	task := ops[0].Launch.TaskInfos[0]
+	if task.TaskID.Value == first || n.Launches != 2 {
+		t.Errorf("relaunch task %s (launches %d); want a new task", task.TaskID.Value, n.Launches)
+	}
+	var vol bool
+	for _, r := range task.Resources {
+		if r.GetRole() == "*" {
+			t.Errorf("the relaunch takes unreserved %v", r)
+		}
+		vol = vol || r.GetDisk().GetPersistence().GetID() == n.VolumeID
+	}
+	if !vol {
+		t.Errorf("the relaunched task is not on volume %s: %v", n.VolumeID, task.Resources)
+	}
+
+	// Reserved, but CREATE was lost: the relaunch creates the volume.
+	n.State = "TASK_ERROR"
+	var noVolume []mesos.Resource
+	for _, op := range placed {
+		if op.Reserve != nil {
+			noVolume = append(noVolume, op.Reserve.Resources...)
+		}
+	}
+	ops, _ = f.useOffer(now.Add(time.Hour), offer("a1", "127.0.0.1", noVolume...))
+	if len(ops) != 2 || ops[0].Create == nil || ops[1].Launch == nil {
+		t.Fatalf("relaunch without the volume: %v; want CREATE and LAUNCH", ops)
+	}
+}
+
+// A state directory makes a new framework adopt the nodes: the same
+// placement and volume, the task's state unknown until reconciled, and no
+// offer reserves anything meanwhile.
+func TestStateAdoptedOnRestart(t *testing.T) {
+	f := testFramework(t, 1)
+	f.useOffer(time.Now(), offer("a1", "127.0.0.1", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(7000, 7010)))
+	before := *f.nodes[0]
+	g, err := New(Config{Masters: f.cfg.Masters, Spec: f.spec, Home: f.cfg.Home, StateDir: f.store.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := g.nodes[0]
+	if after.AgentID != before.AgentID || after.VolumeID != before.VolumeID || after.TaskID != before.TaskID || after.State != "TASK_UNKNOWN" {
+		t.Fatalf("adopted node %+v; before %+v", *after, before)
+	}
+	if ops, _ := g.useOffer(time.Now(), offer("a1", "127.0.0.1", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(7011, 7020))); ops != nil {
+		t.Fatalf("an offer before the reconciliation answered: %v", ops)
+	}
+	other := plan.Spec{Name: "other"}.WithDefaults()
+	if _, err := New(Config{Masters: f.cfg.Masters, Spec: other, Home: f.cfg.Home, StateDir: f.store.dir}); err == nil ||
+		!strings.Contains(err.Error(), `holds cluster "ring", not "other"`) {
+		t.Fatalf("another cluster's state directory: %v", err)
+	}
+}
+
+// Scaling out adds non-seed nodes after the others, placed in turn, and
+// the count survives a restart that reads the original spec.
+func TestAddNodes(t *testing.T) {
+	f := testFramework(t, 1)
+	if err := f.AddNodes(t.Context(), 0); err == nil {
+		t.Fatal("adding 0 nodes was accepted")
+	}
+	if err := f.AddNodes(t.Context(), 2); err != nil {
+		t.Fatal(err)
+	}
+	ns := f.Nodes()
+	if len(ns) != 3 || ns[2].Name != "node-2" || ns[1].Seed || f.Spec().Nodes != 3 {
+		t.Fatalf("after adding 2: %+v (spec nodes %d)", ns, f.Spec().Nodes)
+	}
+	g, err := New(Config{Masters: f.cfg.Masters, Spec: f.cfg.Spec, Home: f.cfg.Home, StateDir: f.store.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Nodes()) != 3 || g.Spec().Nodes != 3 {
+		t.Fatalf("after a restart with the 1-node spec: %d nodes", len(g.Nodes()))
+	}
+}

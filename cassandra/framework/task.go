@@ -1,0 +1,105 @@
+package framework
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+)
+
+// passEnv are this process's environment variables the nodes inherit.
+var passEnv = []string{"JAVA_HOME"}
+
+func passedEnv() map[string]string {
+	env := map[string]string{}
+	for _, k := range passEnv {
+		if v := os.Getenv(k); v != "" {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// seedsLocked are the seed nodes placed so far, host:storage_port: a seed
+// lists itself, and the first node is the whole list.
+func (f *Framework) seedsLocked() []string {
+	var out []string
+	for _, n := range f.nodes {
+		if n.Seed && n.AgentID != "" {
+			out = append(out, n.Host+":"+strconv.FormatUint(n.StoragePort, 10))
+		}
+	}
+	return out
+}
+
+// volumeMark stands for the volume's path in the yaml until the task's
+// shell knows it.
+const volumeMark = "@AGORA_VOLUME@"
+
+// commandLocked is n's task command: write cassandra.yaml and
+// cassandra-rackdc.properties into the sandbox, with the data, commit log,
+// hints and saved caches on the persistent volume, then run bin/cassandra
+// of the home installed on the agent in the foreground.
+func (f *Framework) commandLocked(n *Node) mesos.CommandInfo {
+	yaml := f.spec.NodeYAML(planNode(n), f.seedsLocked(), volumeMark)
+	cassandra := shellQuote(f.cfg.Home + "/bin/cassandra")
+	var b strings.Builder
+	line := func(l ...string) {
+		for _, x := range l {
+			b.WriteString(x)
+		}
+		b.WriteByte('\n')
+	}
+	line("set -e")
+	line(`sandbox=${MESOS_SANDBOX:-$PWD}`)
+	line(`if [ ! -x `, cassandra, ` ]; then echo "agora: `, strings.Trim(cassandra, "'"), ` is missing or not executable on this agent (--cassandra_home; agora dist install cassandra)" >&2; exit 1; fi`)
+	line(`if [ ! -d "$sandbox/`, VolumePath, `" ]; then echo "agora: the persistent volume is not at $sandbox/`, VolumePath, `" >&2; exit 1; fi`)
+	line(`volume=$(cd "$sandbox/`, VolumePath, `" && pwd -P)`)
+	line(`case $volume in *'#'* | *'"'* | *'\'*) echo "agora: the volume path $volume holds # \" or \\, which the yaml cannot hold as written" >&2; exit 1 ;; esac`)
+	line(`mkdir -p "$sandbox/conf"`)
+	line(`cat > "$sandbox/conf/cassandra.yaml.in" <<'AGORA_YAML_END'`)
+	b.Write(yaml)
+	line("AGORA_YAML_END")
+	line(`sed "s#`, volumeMark, `#$volume#g" "$sandbox/conf/cassandra.yaml.in" > "$sandbox/conf/cassandra.yaml"`)
+	line(`printf 'dc=%s\nrack=%s\n' `, shellQuote(orDefault(n.DC, "dc1")), " ", shellQuote(orDefault(n.Rack, "rack1")), ` > "$sandbox/conf/cassandra-rackdc.properties"`)
+	line(`export CASSANDRA_CONF="$sandbox/conf" CASSANDRA_DATA="$volume"`)
+	line(`exec `, cassandra, ` -f`)
+	script := b.String()
+	env := map[string]string{
+		"MAX_HEAP_SIZE":  fmt.Sprintf("%dM", f.spec.HeapMB()),
+		"JMX_PORT":       strconv.FormatUint(n.JMXPort, 10),
+		"JVM_EXTRA_OPTS": strings.Join(f.spec.JVMOptions, " "),
+	}
+	for _, k := range passEnv {
+		if v, ok := f.cfg.Env[k]; ok && v != "" {
+			env[k] = v
+		}
+	}
+	shell := true
+	ci := mesos.CommandInfo{Shell: &shell, Value: &script, Environment: &mesos.Environment{}}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v := env[k]
+		ci.Environment.Variables = append(ci.Environment.Variables, mesos.Environment_Variable{Name: k, Value: &v})
+	}
+	return ci
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

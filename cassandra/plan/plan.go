@@ -1,0 +1,360 @@
+// Package plan is a Cassandra cluster's spec for agora — how many nodes,
+// each node's cpus, memory, persistent volume and heap, its seeds and its
+// cassandra.yaml overrides — with the checks that refuse a spec Cassandra
+// or the cluster could not run, the heap formula of cassandra-env.sh
+// applied to the task's memory, and each node's generated cassandra.yaml.
+package plan
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Spec is a Cassandra cluster as `agora cassandra scheduler --spec FILE`
+// reads it (JSON).
+type Spec struct {
+	// Name is the cluster_name, and names the framework.
+	Name string `json:"name"`
+	// Nodes is how many Cassandra nodes run.
+	Nodes int `json:"nodes"`
+	// CPUs, Mem (MB) and Disk (MB, the persistent volume) are each node's.
+	CPUs float64 `json:"cpus"`
+	Mem  float64 `json:"mem"`
+	Disk float64 `json:"disk"`
+	// Heap is the JVM heap in MB; 0 (or "auto") applies cassandra-env.sh's
+	// formula to Mem.
+	Heap Heap `json:"heap"`
+	// Seeds is how many of the nodes are seeds; they start first.
+	Seeds int `json:"seeds"`
+	// NumTokens is num_tokens (Cassandra 5.0's default, 16).
+	NumTokens int `json:"num_tokens"`
+	// Role is the role the framework reserves the nodes' resources for.
+	Role string `json:"role"`
+	// Principal is the framework's principal, which the reservations and
+	// volumes carry.
+	Principal string `json:"principal"`
+	// NodesPerAgent is how many nodes one agent may hold (1: a node's
+	// data and its replicas' never share a machine).
+	NodesPerAgent int `json:"nodes_per_agent"`
+	// YAML are cassandra.yaml keys and their values (JSON, which YAML
+	// reads as it is), over the framework's defaults.
+	YAML map[string]json.RawMessage `json:"yaml"`
+	// JVMOptions are more options for each node's JVM (-D...).
+	JVMOptions []string `json:"jvm_options"`
+}
+
+// Heap is a heap size in MB; 0 means "auto".
+type Heap int
+
+// UnmarshalJSON reads a number of MB or "auto".
+func (h *Heap) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		if s == "auto" || s == "" {
+			*h = 0
+			return nil
+		}
+		return fmt.Errorf("heap %q: give a number of MB or \"auto\"", s)
+	}
+	var n int
+	if err := json.Unmarshal(b, &n); err != nil || n < 0 {
+		return fmt.Errorf("heap %s: give a number of MB or \"auto\"", b)
+	}
+	*h = Heap(n)
+	return nil
+}
+
+// Defaults: a small node; Cassandra's own defaults elsewhere.
+const (
+	DefaultNodes     = 3
+	DefaultSeeds     = 2
+	DefaultCPUs      = 1.0
+	DefaultMem       = 2048.0
+	DefaultDisk      = 2048.0
+	DefaultNumTokens = 16
+	DefaultRole      = "cassandra"
+	// OffHeapMin is what a node needs beside its heap: metaspace, thread
+	// stacks, direct buffers, compression and bloom filters.
+	OffHeapMin = 256.0
+)
+
+// Parse reads a spec, fills in the defaults and checks it. Unknown fields
+// are refused, as a misspelt one would otherwise be ignored.
+func Parse(b []byte) (Spec, error) {
+	var s Spec
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&s); err != nil {
+		return Spec{}, fmt.Errorf("cassandra spec: %w", err)
+	}
+	s = s.WithDefaults()
+	if err := s.Validate(); err != nil {
+		return Spec{}, err
+	}
+	return s, nil
+}
+
+// WithDefaults fills in what s leaves out.
+func (s Spec) WithDefaults() Spec {
+	if s.Name == "" {
+		s.Name = "cassandra"
+	}
+	if s.Nodes == 0 {
+		s.Nodes = DefaultNodes
+	}
+	if s.Seeds == 0 {
+		s.Seeds = min(DefaultSeeds, s.Nodes)
+	}
+	if s.CPUs == 0 {
+		s.CPUs = DefaultCPUs
+	}
+	if s.Mem == 0 {
+		s.Mem = DefaultMem
+	}
+	if s.Disk == 0 {
+		s.Disk = DefaultDisk
+	}
+	if s.NumTokens == 0 {
+		s.NumTokens = DefaultNumTokens
+	}
+	if s.Role == "" {
+		s.Role = DefaultRole
+	}
+	if s.NodesPerAgent == 0 {
+		s.NodesPerAgent = 1
+	}
+	return s
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// frameworkKeys are the cassandra.yaml keys the framework sets for each
+// node from its offer and volume; a spec cannot override them.
+var frameworkKeys = map[string]string{
+	"cluster_name":           "the spec's name",
+	"num_tokens":             "the spec's num_tokens",
+	"seed_provider":          "the seed nodes",
+	"listen_address":         "the agent's address",
+	"rpc_address":            "the agent's address",
+	"broadcast_address":      "the agent's address",
+	"broadcast_rpc_address":  "the agent's address",
+	"storage_port":           "a port of the offer",
+	"native_transport_port":  "a port of the offer",
+	"data_file_directories":  "the persistent volume",
+	"commitlog_directory":    "the persistent volume",
+	"hints_directory":        "the persistent volume",
+	"saved_caches_directory": "the persistent volume",
+	"cdc_raw_directory":      "the persistent volume",
+}
+
+// Validate checks s (with its defaults filled in) on its own; Fit checks
+// it against the cluster's agents. All that is wrong is reported at once.
+func (s Spec) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if !nameRE.MatchString(s.Name) {
+		bad("name %q: use letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)", s.Name)
+	}
+	if s.Nodes < 1 {
+		bad("nodes %d: at least 1", s.Nodes)
+	}
+	if s.Seeds < 1 || s.Seeds > s.Nodes {
+		bad("seeds %d: between 1 and the %d nodes", s.Seeds, s.Nodes)
+	}
+	if s.CPUs <= 0 {
+		bad("cpus %v: more than 0", s.CPUs)
+	}
+	if s.Mem < OffHeapMin*2 {
+		bad("mem %v MB: at least %v", s.Mem, OffHeapMin*2)
+	}
+	if s.Disk <= 0 {
+		bad("disk %v MB: more than 0", s.Disk)
+	}
+	if s.Heap < 0 {
+		bad("heap %d MB: 0 (auto) or more", s.Heap)
+	} else if h := float64(s.Heap); h > 0 && h > s.Mem-OffHeapMin {
+		if h >= s.Mem {
+			bad("heap %d MB is larger than the task's memory (mem %v MB)", s.Heap, s.Mem)
+		} else {
+			bad("heap %d MB leaves less than %v MB of the task's %v MB for off-heap memory", s.Heap, OffHeapMin, s.Mem)
+		}
+	}
+	if s.NumTokens < 1 || s.NumTokens > 1536 {
+		bad("num_tokens %d: between 1 and 1536", s.NumTokens)
+	}
+	if s.Role == "*" || strings.ContainsAny(s.Role, "/ ") {
+		bad("role %q: a named role (resources are reserved for it), not '*'", s.Role)
+	}
+	if s.NodesPerAgent < 1 {
+		bad("nodes_per_agent %d: at least 1", s.NodesPerAgent)
+	}
+	keys := make([]string, 0, len(s.YAML))
+	for k := range s.YAML {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		switch by, owned := frameworkKeys[k]; {
+		case owned:
+			bad("cassandra.yaml key %q is set by the framework (from %s)", k, by)
+		case !configKeys[k] && !replacedKeys[k]:
+			bad("unknown cassandra.yaml key %q (Cassandra 5.0 has no such setting)", k)
+		case !json.Valid(s.YAML[k]):
+			bad("cassandra.yaml key %q: its value is not valid JSON", k)
+		}
+	}
+	for _, o := range s.JVMOptions {
+		switch {
+		case !strings.HasPrefix(o, "-"):
+			bad("jvm_options %q: not a JVM option", o)
+		case strings.HasPrefix(o, "-Xmx"), strings.HasPrefix(o, "-Xms"):
+			bad("jvm_options %q: set the heap with heap", o)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("cassandra spec: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// Agent is what Fit knows of an agent: its total resources.
+type Agent struct {
+	ID, Host        string
+	CPUs, Mem, Disk float64
+}
+
+// Fit checks that the cluster's agents can hold s: a node must fit the
+// largest agent, and with NodesPerAgent there must be agents enough.
+func (s Spec) Fit(agents []Agent) error {
+	var maxCPU, maxMem, maxDisk float64
+	fits := 0
+	for _, a := range agents {
+		maxCPU, maxMem, maxDisk = max(maxCPU, a.CPUs), max(maxMem, a.Mem), max(maxDisk, a.Disk)
+		if a.CPUs >= s.CPUs && a.Mem >= s.Mem && a.Disk >= s.Disk {
+			fits++
+		}
+	}
+	var errs []error
+	switch {
+	case len(agents) == 0:
+		errs = append(errs, errors.New("the cluster has no agents"))
+	case s.Mem > maxMem:
+		errs = append(errs, fmt.Errorf("a node needs mem %v MB, more memory than any agent has (the largest has %v MB)", s.Mem, maxMem))
+	}
+	if len(agents) > 0 && s.CPUs > maxCPU {
+		errs = append(errs, fmt.Errorf("a node needs cpus %v, more than any agent has (the largest has %v)", s.CPUs, maxCPU))
+	}
+	if len(agents) > 0 && s.Disk > maxDisk {
+		errs = append(errs, fmt.Errorf("a node needs disk %v MB, more than any agent has (the largest has %v MB)", s.Disk, maxDisk))
+	}
+	if len(errs) == 0 && fits*s.NodesPerAgent < s.Nodes {
+		errs = append(errs, fmt.Errorf("%d nodes at most %d per agent need %d agents that can each hold one; the cluster has %d",
+			s.Nodes, s.NodesPerAgent, (s.Nodes+s.NodesPerAgent-1)/s.NodesPerAgent, fits))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("cassandra spec: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// AutoHeap is cassandra-env.sh's MAX_HEAP_SIZE for memMB of memory:
+// max(min(½ mem, 1 GB), min(¼ mem, 8 GB)). Applied to the task's memory,
+// not the machine's, since the node gets only that.
+func AutoHeap(memMB float64) int {
+	half := int(memMB) / 2
+	quarter := half / 2
+	return max(min(half, 1024), min(quarter, 8192))
+}
+
+// HeapMB is the heap each node runs with.
+func (s Spec) HeapMB() int {
+	if s.Heap > 0 {
+		return int(s.Heap)
+	}
+	return AutoHeap(s.Mem)
+}
+
+// Node is one node's place: its agent's address and the ports of its
+// offer.
+type Node struct {
+	Host        string
+	StoragePort uint64
+	NativePort  uint64
+	JMXPort     uint64
+}
+
+// Ports is how many ports a node takes from its offer: storage (gossip
+// and streaming), native transport (CQL) and JMX.
+const Ports = 3
+
+// NodeYAML is node's cassandra.yaml: the framework's keys, then the spec's
+// overrides over its defaults. volume is the persistent volume's path on
+// the agent; seeds are the seed nodes' host:storage_port.
+//
+// Every node takes its storage_port from its own offer: Cassandra 4.0 and
+// later gossip each node's storage port (system.peers_v2.peer_port) and
+// accept host:port seeds, so agents need not offer one port in common, and
+// nodes sharing a host (nodes_per_agent > 1) do not collide.
+func (s Spec) NodeYAML(n Node, seeds []string, volume string) []byte {
+	type kv struct{ k, v string }
+	q := func(v string) string { b, _ := json.Marshal(v); return string(b) }
+	seedList := q(strings.Join(seeds, ","))
+	kvs := []kv{
+		{"cluster_name", q(s.Name)},
+		{"num_tokens", strconv.Itoa(s.NumTokens)},
+		{"allocate_tokens_for_local_replication_factor", "3"},
+		{"partitioner", "org.apache.cassandra.dht.Murmur3Partitioner"},
+		{"endpoint_snitch", "GossipingPropertyFileSnitch"},
+		{"commitlog_sync", "periodic"},
+		{"commitlog_sync_period", q("10000ms")},
+		{"seed_provider", `[{"class_name": "org.apache.cassandra.locator.SimpleSeedProvider", "parameters": [{"seeds": ` + seedList + `}]}]`},
+		{"listen_address", q(n.Host)},
+		{"rpc_address", q(n.Host)},
+		{"storage_port", strconv.FormatUint(n.StoragePort, 10)},
+		{"native_transport_port", strconv.FormatUint(n.NativePort, 10)},
+		{"start_native_transport", "true"},
+		{"data_file_directories", `[` + q(volume+"/data") + `]`},
+		{"commitlog_directory", q(volume + "/commitlog")},
+		{"hints_directory", q(volume + "/hints")},
+		{"saved_caches_directory", q(volume + "/saved_caches")},
+		{"cdc_raw_directory", q(volume + "/cdc_raw")},
+	}
+	var b strings.Builder
+	b.WriteString("# Generated by agora's Cassandra framework; the spec's yaml overrides follow its defaults.\n")
+	over := make([]string, 0, len(s.YAML))
+	for k := range s.YAML {
+		over = append(over, k)
+	}
+	slices.Sort(over)
+	for _, e := range kvs {
+		if _, ok := s.YAML[e.k]; ok {
+			continue
+		}
+		fmt.Fprintf(&b, "%s: %s\n", e.k, e.v)
+	}
+	for _, k := range over {
+		var c bytes.Buffer
+		if json.Compact(&c, s.YAML[k]) != nil {
+			continue // Validate refuses it
+		}
+		fmt.Fprintf(&b, "%s: %s\n", k, c.String())
+	}
+	return []byte(b.String())
+}
+
+// RackDC is cassandra-rackdc.properties for GossipingPropertyFileSnitch.
+func RackDC(dc, rack string) []byte {
+	if dc == "" {
+		dc = "dc1"
+	}
+	if rack == "" {
+		rack = "rack1"
+	}
+	return []byte("dc=" + dc + "\nrack=" + rack + "\n")
+}

@@ -1,0 +1,96 @@
+package plan
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseDefaults(t *testing.T) {
+	s, err := Parse([]byte(`{"name":"ring","heap":"auto"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Nodes != 3 || s.Seeds != 2 || s.Role != "cassandra" || s.NodesPerAgent != 1 || s.NumTokens != 16 || s.Mem != 2048 {
+		t.Fatalf("defaults: %+v", s)
+	}
+	if s.HeapMB() != 1024 {
+		t.Fatalf("auto heap of 2048 MB: %d, want 1024", s.HeapMB())
+	}
+	one, err := Parse([]byte(`{"nodes":1}`))
+	if err != nil || one.Seeds != 1 {
+		t.Fatalf("one node: seeds %d, %v; want 1", one.Seeds, err)
+	}
+}
+
+// cassandra-env.sh's formula: max(min(½, 1 GB), min(¼, 8 GB)).
+func TestAutoHeap(t *testing.T) {
+	for mem, want := range map[float64]int{512: 256, 1536: 768, 2048: 1024, 4096: 1024, 8192: 2048, 24576: 6144, 65536: 8192} {
+		if got := AutoHeap(mem); got != want {
+			t.Errorf("AutoHeap(%v) = %d, want %d", mem, got, want)
+		}
+	}
+}
+
+func TestValidateRefuses(t *testing.T) {
+	for _, c := range []struct{ spec, want string }{
+		{`{"heap":4096,"mem":2048}`, "heap 4096 MB is larger than the task's memory (mem 2048 MB)"},
+		{`{"heap":1900,"mem":2048}`, "leaves less than 256 MB"},
+		{`{"yaml":{"concurrent_readz":32}}`, `unknown cassandra.yaml key "concurrent_readz"`},
+		{`{"yaml":{"listen_address":"1.2.3.4"}}`, `"listen_address" is set by the framework`},
+		{`{"seeds":4,"nodes":3}`, "seeds 4"},
+		{`{"name":"bad name"}`, `name "bad name"`},
+		{`{"role":"*"}`, `role "*"`},
+		{`{"jvm_options":["-Xmx2g"]}`, "set the heap with heap"},
+		{`{"nodez":3}`, `unknown field "nodez"`},
+		{`{"heap":"lots"}`, `heap "lots"`},
+	} {
+		_, err := Parse([]byte(c.spec))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Parse(%s) = %v, want an error with %q", c.spec, err, c.want)
+		}
+	}
+	// Known keys, and older names Cassandra 5.0 still reads, pass.
+	if _, err := Parse([]byte(`{"yaml":{"concurrent_reads":16,"commitlog_sync_period_in_ms":5000,"read_request_timeout":"10s"}}`)); err != nil {
+		t.Errorf("known keys refused: %v", err)
+	}
+}
+
+func TestFit(t *testing.T) {
+	s := Spec{Mem: 3000, CPUs: 1, Disk: 100}.WithDefaults()
+	agents := []Agent{{ID: "a", CPUs: 2, Mem: 2000, Disk: 1000}, {ID: "b", CPUs: 2, Mem: 2500, Disk: 1000}}
+	err := s.Fit(agents)
+	if err == nil || !strings.Contains(err.Error(), "more memory than any agent has (the largest has 2500 MB)") {
+		t.Fatalf("Fit: %v", err)
+	}
+	s.Mem = 1000
+	if err := s.Fit(agents); err == nil || !strings.Contains(err.Error(), "need 3 agents") {
+		t.Fatalf("3 nodes, one per agent, 2 agents: %v", err)
+	}
+	s.NodesPerAgent = 2
+	if err := s.Fit(agents); err != nil {
+		t.Fatalf("two per agent: %v", err)
+	}
+}
+
+func TestYAML(t *testing.T) {
+	s, err := Parse([]byte(`{"name":"ring","yaml":{"concurrent_reads":8,"endpoint_snitch":"SimpleSnitch"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := string(s.NodeYAML(Node{Host: "127.0.0.2", StoragePort: 17000, NativePort: 19042, JMXPort: 17199},
+		[]string{"127.0.0.1:17100", "127.0.0.2:17000"}, "/vol"))
+	for _, want := range []string{
+		`cluster_name: "ring"`, "\nnum_tokens: 16\n", `listen_address: "127.0.0.2"`, `rpc_address: "127.0.0.2"`,
+		"\nstorage_port: 17000\n", "\nnative_transport_port: 19042\n",
+		`"seeds": "127.0.0.1:17100,127.0.0.2:17000"`, `data_file_directories: ["/vol/data"]`,
+		`commitlog_directory: "/vol/commitlog"`, `hints_directory: "/vol/hints"`, `saved_caches_directory: "/vol/saved_caches"`,
+		"\nconcurrent_reads: 8\n", `endpoint_snitch: "SimpleSnitch"`,
+	} {
+		if !strings.Contains(y, want) {
+			t.Errorf("the yaml lacks %q:\n%s", want, y)
+		}
+	}
+	if strings.Count(y, "endpoint_snitch:") != 1 {
+		t.Errorf("an override must replace the default, not repeat the key:\n%s", y)
+	}
+}

@@ -1,0 +1,379 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/agora-cluster/agora/cassandra/framework"
+	"github.com/agora-cluster/agora/cassandra/plan"
+	"github.com/agora-cluster/agora/dist"
+)
+
+func init() {
+	register(command{name: "cassandra", summary: "Cassandra: the scheduler that runs a ring on reserved resources, and status|nodes|endpoints", run: runCassandra})
+}
+
+// cassandraCommands are the subcommands of `agora cassandra`.
+var cassandraCommands = map[string]command{
+	"scheduler": {name: "scheduler", summary: "Run a Cassandra ring on the cluster from a spec", run: func(args []string) int {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return cassandraScheduler(ctx, args, os.Stdout, os.Stderr)
+	}},
+	"status": {name: "status", summary: "Show the ring's nodes wanted, placed, running and up", run: func(args []string) int { return cassandraGet("status", args, os.Stdout, os.Stderr) }},
+	"nodes": {name: "nodes", summary: "List the nodes (agent, ports, volume, task, host ID); `nodes add N` scales out", run: func(args []string) int {
+		if len(args) > 0 && args[0] == "add" {
+			return cassandraAddNodes(args[1:], os.Stdout, os.Stderr)
+		}
+		return cassandraGet("nodes", args, os.Stdout, os.Stderr)
+	}},
+	"config": {name: "config", summary: "Print the ring's spec, with the cassandra.yaml keys changed since", run: func(args []string) int {
+		return cassandraGet("config", args, os.Stdout, os.Stderr)
+	}},
+	"restart": {name: "restart", summary: "Rolling restart, one node at a time; --set key=value changes cassandra.yaml", run: func(args []string) int {
+		return cassandraRestart(args, os.Stdout, os.Stderr)
+	}},
+	"endpoints": {name: "endpoints", summary: "Print the native-transport (CQL) addresses of the nodes that are up", run: func(args []string) int { return cassandraGet("endpoints", args, os.Stdout, os.Stderr) }},
+}
+
+func runCassandra(args []string) int {
+	return dispatchTo("agora cassandra", "command", cassandraCommands, cassandraUsage, args)
+}
+
+func cassandraUsage() {
+	var b strings.Builder
+	b.WriteString("Usage: agora cassandra COMMAND [flags]\n\n`scheduler` runs a Cassandra ring on the cluster; the others ask its REST API.\n\nCommands:\n")
+	for _, n := range commandNames(cassandraCommands) {
+		fmt.Fprintf(&b, "  %-10s %s\n", n, cassandraCommands[n].summary)
+	}
+	b.WriteString("\nThe scheduler's API is found through --api or AGORA_CASSANDRA_API (default " + cassandraAPIDefault + ").\n")
+	fmt.Fprint(os.Stderr, b.String())
+}
+
+const cassandraAPIDefault = "127.0.0.1:7080"
+
+func cassandraAPI() string {
+	if a := os.Getenv("AGORA_CASSANDRA_API"); a != "" {
+		return a
+	}
+	return cassandraAPIDefault
+}
+
+const cassandraSchedulerUsage = `Usage: agora cassandra scheduler --master=HOST:5050|zk://... --spec=FILE
+           [--cassandra_home=DIR] [--state_dir=DIR] [--api=HOST:PORT] [--teardown]
+
+Runs a Cassandra ring on agora from a spec (JSON):
+
+  {"name": "ring", "nodes": 3, "seeds": 2, "cpus": 1, "mem": 2048, "disk": 2048,
+   "heap": "auto", "num_tokens": 16, "role": "cassandra", "nodes_per_agent": 1,
+   "yaml": {"concurrent_reads": 32}, "jvm_options": ["-Dcassandra.ring_delay_ms=5000"]}
+
+For each node it reserves the node's cpus, mem, disk and three ports (storage,
+native transport, JMX) for the role, creates a persistent volume on the disk and
+launches bin/cassandra of --cassandra_home (installed on every agent) with a
+generated cassandra.yaml: data, commit log, hints and saved caches on the volume.
+The heap is "heap" MB, or cassandra-env.sh's formula on mem. Seeds start first;
+each further node once every node before it has joined the ring. A node that
+dies is launched again on its own reservation and volume, with its data.
+
+The spec is refused, with nothing reserved, when a node needs more than any
+agent has, the heap does not fit the task, a cassandra.yaml key is unknown to
+Cassandra 5.0 or set by the framework, or a ring of that name already runs.
+
+With --state_dir the framework ID and the nodes' reservations, volumes and
+host IDs are kept there: interrupting the command leaves the nodes running, and
+starting it again adopts them. Without it (or with --teardown), interrupting
+stops them; reservations and volumes stay.
+
+The REST API (--api) serves GET /v1/status, /v1/nodes, /v1/endpoints,
+/v1/config and /v1/restart, and POST /v1/nodes/add?count=N (scale out) and
+/v1/restart ({"yaml": {...}}: a rolling restart or configuration change, one
+node at a time); its address is printed on stdout as "api http://HOST:PORT".
+Keys changed by a rolling restart are kept in --state_dir over the spec's.
+
+Flags:
+`
+
+// cassandraScheduler runs `agora cassandra scheduler` until ctx ends. Bad
+// input exits 2; a refused spec or framework, 1.
+func cassandraScheduler(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agora cassandra scheduler", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	master := fs.String("master", masterAddrDefault(), "master to subscribe with, host:port or zk://... (env AGORA_MASTER)")
+	specFile := fs.String("spec", "", "the ring's spec, a JSON file")
+	home := fs.String("cassandra_home", defaultCassandraHome(), "the Cassandra home installed on every agent (agora dist install cassandra)")
+	stateDir := fs.String("state_dir", "", "keep the framework ID and the nodes' placement here, for restarts")
+	teardown := fs.Bool("teardown", false, "with --state_dir: stop the nodes when interrupted all the same")
+	api := fs.String("api", cassandraAPI(), "serve the REST API here, HOST:PORT (\"\" for none)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), cassandraSchedulerUsage)
+		fs.PrintDefaults()
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "agora cassandra scheduler: "+format+"\n", a...)
+		return 2
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return fail("unexpected arguments %q", fs.Args())
+	}
+	if *specFile == "" {
+		return fail("no spec: give --spec=FILE (see --help)")
+	}
+	b, err := os.ReadFile(*specFile)
+	if err != nil {
+		return fail("--spec: %v", err)
+	}
+	spec, err := plan.Parse(b)
+	if err != nil {
+		return fail("--spec %s: %v", *specFile, err)
+	}
+	if *home == "" {
+		return fail("no Cassandra home: give --cassandra_home=DIR (installed on every agent; `agora dist install cassandra` makes one)")
+	}
+	fw, err := framework.New(framework.Config{Masters: []string{*master}, Spec: spec, Home: *home, StateDir: *stateDir, Teardown: *teardown,
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))})
+	if err != nil {
+		return fail("%v", err)
+	}
+	if *api != "" {
+		ln, err := net.Listen("tcp", *api)
+		if err != nil {
+			return fail("--api: %v", err)
+		}
+		srv := &http.Server{Handler: fw.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		fmt.Fprintf(stdout, "api http://%s\n", ln.Addr())
+	}
+	fmt.Fprintf(stderr, "agora cassandra scheduler: ring %q (%d nodes) from %s on %s; interrupt to stop\n", spec.Name, spec.Nodes, *home, *master)
+	if err := fw.Run(ctx); err != nil {
+		fmt.Fprintln(stderr, "agora cassandra scheduler:", err)
+		return 1
+	}
+	return 0
+}
+
+// defaultCassandraHome is the home `agora dist install cassandra` made on
+// this machine, if any.
+func defaultCassandraHome() string {
+	d, err := dist.Resolve("cassandra")
+	if err != nil {
+		return ""
+	}
+	home := filepath.Join(dist.DefaultDir(), d.Dir())
+	if _, err := os.Stat(filepath.Join(home, "bin", "cassandra")); err != nil {
+		return ""
+	}
+	return home
+}
+
+// cassandraGet runs status, nodes or endpoints: GET /v1/WHAT of the
+// scheduler's API, as a table or (--json) as it came.
+func cassandraGet(what string, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agora cassandra "+what, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	api := fs.String("api", cassandraAPI(), "the scheduler's REST API, HOST:PORT (env AGORA_CASSANDRA_API)")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "agora cassandra %s: unexpected arguments %q\n", what, fs.Args())
+		return 2
+	}
+	base := *api
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	c := http.Client{Timeout: 20 * time.Second}
+	resp, err := c.Get(strings.TrimSuffix(base, "/") + "/v1/" + what)
+	if err != nil {
+		fmt.Fprintf(stderr, "agora cassandra %s: the scheduler's API at %s: %v\n", what, *api, err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "agora cassandra %s: %s: %s %v\n", what, resp.Status, strings.TrimSpace(string(body)), err)
+		return 1
+	}
+	if *asJSON {
+		stdout.Write(body)
+		return 0
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	defer w.Flush()
+	bad := func(err error) int {
+		fmt.Fprintf(stderr, "agora cassandra %s: the API's answer: %v\n", what, err)
+		return 1
+	}
+	switch what {
+	case "status":
+		var s framework.Status
+		if err := json.Unmarshal(body, &s); err != nil {
+			return bad(err)
+		}
+		fmt.Fprintln(w, "CLUSTER\tFRAMEWORK\tROLE\tNODES\tPLACED\tRUNNING\tUP\tHEAP")
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%dM\n", s.Cluster, s.FrameworkID, s.Role, s.Nodes, s.Placed, s.Running, s.Up, s.HeapMB)
+	case "nodes":
+		var ns []framework.Node
+		if err := json.Unmarshal(body, &ns); err != nil {
+			return bad(err)
+		}
+		fmt.Fprintln(w, "NODE\tSEED\tHOST\tNATIVE\tSTORAGE\tJMX\tSTATE\tUP\tHOST ID\tVOLUME")
+		for _, n := range ns {
+			fmt.Fprintf(w, "%s\t%v\t%s\t%d\t%d\t%d\t%s\t%v\t%s\t%s\n", n.Name, n.Seed, dash(n.Host), n.NativePort, n.StoragePort, n.JMXPort,
+				dash(strings.TrimPrefix(n.State, "TASK_")), n.Up, dash(n.HostID), dash(n.VolumeID))
+		}
+	case "config":
+		w.Write(body) // the spec is JSON already
+	case "endpoints":
+		var e framework.Endpoints
+		if err := json.Unmarshal(body, &e); err != nil {
+			return bad(err)
+		}
+		for _, a := range e.Native {
+			fmt.Fprintln(w, a)
+		}
+	}
+	return 0
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// cassandraAddNodes runs `agora cassandra nodes add N`: POST
+// /v1/nodes/add?count=N; the scheduler places them one at a time.
+func cassandraAddNodes(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agora cassandra nodes add", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	api := fs.String("api", cassandraAPI(), "the scheduler's REST API, HOST:PORT (env AGORA_CASSANDRA_API)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: agora cassandra nodes add [--api HOST:PORT] N\n\nAdds N nodes to the ring; each joins once the nodes before it have.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	n, err := strconv.Atoi(fs.Arg(0))
+	if fs.NArg() != 1 || err != nil || n < 1 {
+		fmt.Fprintf(stderr, "agora cassandra nodes add: give how many nodes to add, a number of at least 1 (got %q)\n", strings.Join(fs.Args(), " "))
+		return 2
+	}
+	base := *api
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	c := http.Client{Timeout: 20 * time.Second}
+	resp, err := c.Post(strings.TrimSuffix(base, "/")+"/v1/nodes/add?count="+strconv.Itoa(n), "", nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "agora cassandra nodes add: the scheduler's API at %s: %v\n", *api, err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "agora cassandra nodes add: %s: %s\n", resp.Status, strings.TrimSpace(string(body)))
+		return 1
+	}
+	var ns []framework.Node
+	if err := json.Unmarshal(body, &ns); err != nil {
+		fmt.Fprintf(stderr, "agora cassandra nodes add: the API's answer: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "ring of %d nodes; the new ones join one at a time (agora cassandra nodes)\n", len(ns))
+	return 0
+}
+
+// cassandraRestart runs `agora cassandra restart [--set key=value]...`:
+// POST /v1/restart, then (with --wait) polls GET /v1/restart until done.
+func cassandraRestart(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agora cassandra restart", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	api := fs.String("api", cassandraAPI(), "the scheduler's REST API, HOST:PORT (env AGORA_CASSANDRA_API)")
+	wait := fs.Duration("wait", 0, "wait this long for the restart to finish, printing its progress (0: do not wait)")
+	set := rawProps{}
+	fs.Var(set, "set", "key=value (repeatable): a cassandra.yaml key and its value (JSON or a bare word)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: agora cassandra restart [--set key=value]... [--wait 10m]\n\n"+
+			"Restarts the nodes one at a time, each while every node is up, the next once it is up\n"+
+			"again; with --set, each comes back with those cassandra.yaml keys changed.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "agora cassandra restart: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	yaml := map[string]json.RawMessage{}
+	for k, v := range set {
+		if !json.Valid([]byte(v)) {
+			b, _ := json.Marshal(v)
+			v = string(b)
+		}
+		yaml[k] = json.RawMessage(v)
+	}
+	body, _ := json.Marshal(map[string]any{"yaml": yaml})
+	base := *api
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	base = strings.TrimSuffix(base, "/")
+	c := http.Client{Timeout: 20 * time.Second}
+	resp, err := c.Post(base+"/v1/restart", "application/json", bytes.NewReader(body))
+	if err != nil {
+		fmt.Fprintf(stderr, "agora cassandra restart: the scheduler's API at %s: %v\n", *api, err)
+		return 1
+	}
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		fmt.Fprintf(stderr, "agora cassandra restart: %s: %s\n", resp.Status, strings.TrimSpace(string(answer)))
+		return 1
+	}
+	var st framework.Rolling
+	json.Unmarshal(answer, &st)
+	fmt.Fprintf(stdout, "rolling restart of %s\n", strings.Join(st.Pending, ", "))
+	for deadline := time.Now().Add(*wait); *wait > 0; {
+		if st.Done() {
+			fmt.Fprintf(stdout, "done: %s restarted\n", strings.Join(st.Restarted, ", "))
+			return 0
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(stderr, "agora cassandra restart: not done after %v (restarting %q, %d to go); it goes on\n", *wait, st.Current, len(st.Pending))
+			return 1
+		}
+		time.Sleep(2 * time.Second)
+		resp, err := c.Get(base + "/v1/restart")
+		if err != nil {
+			continue
+		}
+		json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+	}
+	return 0
+}
