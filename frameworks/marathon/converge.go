@@ -104,16 +104,16 @@ func (f *Framework) settled(d *Deployment) bool {
 	if a == nil {
 		return true // deleted since: the delete's own deployment follows it
 	}
-	running := 0
+	healthy := 0
 	for _, t := range ts {
 		if t.Goal != GoalRunning || t.ConfigVersion != a.configVersion() {
 			return false
 		}
-		if t.running() {
-			running++
+		if t.healthy() {
+			healthy++
 		}
 	}
-	return running == a.def.Instances && len(ts) == a.def.Instances
+	return healthy == a.def.Instances && len(ts) == a.def.Instances
 }
 
 func (a *app) configVersion() string {
@@ -164,7 +164,8 @@ func (f *Framework) converge(ctx context.Context) {
 // planApp decides which of an app's instances to kill (they are marked
 // Decommissioned, durably) and how many to launch. Instances of an older
 // config are replaced by Marathon's rolling arithmetic (plan.Restart,
-// with running counted as healthy while the agent runs no health checks);
+// counting the instances the agent reports healthy, or running where the
+// instance has no health check);
 // otherwise the app is scaled to its count, killing by its
 // killSelection. Call with f.mu held.
 func (f *Framework) planApp(a *app, now time.Time) {
@@ -183,15 +184,15 @@ func (f *Framework) planApp(a *app, now time.Time) {
 	if len(old) > 0 {
 		healthy := 0
 		for _, t := range slices.Concat(old, cur) {
-			if t.running() {
+			if t.healthy() {
 				healthy++
 			}
 		}
 		k, start := plan.Restart(n, a.def.Strategy(), healthy, len(old), len(cur))
-		// Those not running go first, then the oldest.
+		// Those not healthy go first, then the oldest.
 		slices.SortStableFunc(old, func(x, y *Task) int {
-			if x.running() != y.running() {
-				if !x.running() {
+			if x.healthy() != y.healthy() {
+				if !x.healthy() {
 					return -1
 				}
 				return 1
@@ -309,6 +310,7 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 	f.events.publish("status_update_event", map[string]any{"slaveId": t.AgentID, "taskId": t.ID,
 		"taskStatus": t.State, "message": st.GetMessage(), "appId": t.AppID, "host": t.Host,
 		"ports": t.Ports, "ipAddresses": []any{}, "version": t.Version})
+	f.observeHealth(t, st, now)
 	if !scheduler.IsTerminal(state) {
 		if err := f.store.saveTask(t); err != nil {
 			f.log.Error("save instance", "task", id, "err", err)
@@ -338,4 +340,40 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 	}
 	f.mu.Unlock()
 	f.converge(ctx)
+}
+
+// observeHealth follows the health an update reports (the agent runs the
+// checks): a change is published as health_status_changed_event, a
+// failure as failed_health_check_event, and a kill for failing as
+// unhealthy_task_kill_event. Call with f.mu held.
+func (f *Framework) observeHealth(t *Task, st mesos.TaskStatus, now time.Time) {
+	if st.Healthy == nil || !t.HealthChecked {
+		return
+	}
+	healthy := *st.Healthy
+	ev := func() map[string]any {
+		return map[string]any{"appId": t.AppID, "taskId": t.ID, "instanceId": t.ID, "version": t.Version}
+	}
+	if scheduler.IsTerminal(st.GetState()) {
+		if !healthy {
+			e := ev()
+			e["reason"] = "failed its health check too often"
+			e["host"] = t.Host
+			f.events.publish("unhealthy_task_kill_event", e)
+		}
+		return
+	}
+	if t.observeHealth(healthy, st.GetMessage(), now) {
+		e := ev()
+		e["alive"] = healthy
+		f.events.publish("health_status_changed_event", e)
+	}
+	if !healthy {
+		e := ev()
+		e["host"] = t.Host
+		if a := f.apps[t.AppID]; a != nil && len(a.def.HealthChecks) > 0 {
+			e["healthCheck"] = a.def.HealthChecks[0]
+		}
+		f.events.publish("failed_health_check_event", e)
+	}
 }

@@ -79,6 +79,11 @@ type Task struct {
 	Goal string `json:"goal"`
 	// Agent is what constraints see of its agent.
 	Agent plan.Agent `json:"agent"`
+	// HealthChecked says its app had a health check when it was launched:
+	// it counts as healthy only once the agent reports it so.
+	HealthChecked bool `json:"healthChecked,omitempty"`
+	// HealthCheckResults is what the agent last reported of its health.
+	HealthCheckResults []HealthResult `json:"healthCheckResults,omitempty"`
 
 	killSent time.Time
 }
@@ -90,6 +95,55 @@ const (
 )
 
 func (t *Task) running() bool { return t.State == mesos.TASK_RUNNING.String() }
+
+// healthy reports whether the instance runs and, if it has a health
+// check, has passed it since its last failure.
+func (t *Task) healthy() bool {
+	if !t.running() {
+		return false
+	}
+	return !t.HealthChecked || (len(t.HealthCheckResults) > 0 && t.HealthCheckResults[0].Alive)
+}
+
+// unhealthy reports whether the instance's last health report failed.
+func (t *Task) unhealthy() bool {
+	return t.HealthChecked && len(t.HealthCheckResults) > 0 && !t.HealthCheckResults[0].Alive
+}
+
+// HealthResult is an instance's health as Marathon's healthCheckResults
+// show it, from the agent's health reports.
+type HealthResult struct {
+	Alive               bool       `json:"alive"`
+	ConsecutiveFailures int        `json:"consecutiveFailures"`
+	FirstSuccess        *time.Time `json:"firstSuccess"`
+	LastSuccess         *time.Time `json:"lastSuccess"`
+	LastFailure         *time.Time `json:"lastFailure"`
+	LastFailureCause    string     `json:"lastFailureCause,omitempty"`
+	TaskID              string     `json:"taskId"`
+	InstanceID          string     `json:"instanceId"`
+}
+
+// observeHealth records a health report; it says whether the instance's
+// health changed.
+func (t *Task) observeHealth(healthy bool, cause string, now time.Time) bool {
+	if len(t.HealthCheckResults) == 0 {
+		t.HealthCheckResults = []HealthResult{{TaskID: t.ID, InstanceID: t.ID}}
+	}
+	r := &t.HealthCheckResults[0]
+	was := r.Alive && r.LastSuccess != nil
+	at := now
+	if healthy {
+		r.Alive, r.ConsecutiveFailures, r.LastSuccess = true, 0, &at
+		if r.FirstSuccess == nil {
+			r.FirstSuccess = &at
+		}
+		return !was
+	}
+	r.Alive = false
+	r.ConsecutiveFailures++
+	r.LastFailure, r.LastFailureCause = &at, cause
+	return was || r.ConsecutiveFailures == 1
+}
 
 // app is one app and what the framework tracks for it.
 type app struct {

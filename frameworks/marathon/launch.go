@@ -116,7 +116,8 @@ func (f *Framework) placed(appID string) []plan.Agent {
 func (f *Framework) newTask(a *app, o *mesos.Offer, fit *plan.Fit, now time.Time) *Task {
 	return &Task{ID: taskIDFor(a.def.ID), AppID: a.def.ID, AgentID: o.AgentID.Value, Host: o.Hostname,
 		Ports: fit.Ports, State: mesos.TASK_STAGING.String(), StagedAt: now, Version: a.def.Version,
-		ConfigVersion: a.configVersion(), Goal: GoalRunning, Agent: plan.AgentOf(o)}
+		ConfigVersion: a.configVersion(), Goal: GoalRunning, Agent: plan.AgentOf(o),
+		HealthChecked: len(a.def.HealthChecks) > 0}
 }
 
 // taskInfo is the TaskInfo of instance t of app d.
@@ -143,7 +144,7 @@ func taskInfo(d *plan.App, t *Task, o *mesos.Offer, fit *plan.Fit) mesos.TaskInf
 		cmd.URIs = append(cmd.URIs, u)
 	}
 	info := mesos.TaskInfo{Name: taskName(d.ID), TaskID: mesos.TaskID{Value: t.ID}, AgentID: o.AgentID,
-		Resources: fit.Resources, Command: &cmd, Discovery: discovery(d, t)}
+		Resources: fit.Resources, Command: &cmd, Discovery: discovery(d, t), HealthCheck: d.MesosHealthCheck(t.Ports)}
 	if len(d.Labels) > 0 {
 		keys := slices.Sorted(maps.Keys(d.Labels))
 		var ls []mesos.Label

@@ -32,6 +32,12 @@ func (f *Framework) viewLocked(a *app, withTasks bool) AppView {
 		case t.State == "TASK_STAGING" || t.State == "TASK_STARTING":
 			v.TasksStaged++
 		}
+		switch {
+		case t.HealthChecked && t.healthy():
+			v.TasksHealthy++
+		case t.unhealthy():
+			v.TasksUnhealthy++
+		}
 		if withTasks {
 			v.Tasks = append(v.Tasks, *t)
 		}

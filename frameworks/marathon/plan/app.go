@@ -46,10 +46,10 @@ type App struct {
 	TaskKillGracePeriod   *float64          `json:"taskKillGracePeriodSeconds,omitempty"`
 	Version               string            `json:"version,omitempty"`
 	VersionInfo           *VersionInfo      `json:"versionInfo,omitempty"`
+	HealthChecks          []HealthCheck     `json:"healthChecks,omitempty"`
 
 	// Not done yet: accepted in the JSON only to be refused by name.
 	Container       json.RawMessage `json:"container,omitempty"`
-	HealthChecks    json.RawMessage `json:"healthChecks,omitempty"`
 	ReadinessChecks json.RawMessage `json:"readinessChecks,omitempty"`
 	Dependencies    json.RawMessage `json:"dependencies,omitempty"`
 	Executor        string          `json:"executor,omitempty"`
@@ -176,6 +176,7 @@ func (a App) clone() App {
 	a.AcceptedResourceRoles = slices.Clone(a.AcceptedResourceRoles)
 	a.Fetch = slices.Clone(a.Fetch)
 	a.URIs = slices.Clone(a.URIs)
+	a.HealthChecks = slices.Clone(a.HealthChecks)
 	if a.UpgradeStrategy != nil {
 		u := *a.UpgradeStrategy
 		a.UpgradeStrategy = &u
@@ -281,6 +282,12 @@ func (a *App) Validate() error {
 	if a.TaskKillGracePeriod != nil && *a.TaskKillGracePeriod < 0 {
 		bad("/taskKillGracePeriodSeconds", "got %g, expected 0 or more", *a.TaskKillGracePeriod)
 	}
+	for i := range a.HealthChecks {
+		a.HealthChecks[i].validate(i, a.PortCount(), bad)
+	}
+	if len(a.HealthChecks) > 1 {
+		bad("/healthChecks", "got %d health checks, expected at most 1 (the agent runs one check per task)", len(a.HealthChecks))
+	}
 	a.refuseUnsupported(bad)
 	if len(ds) == 0 {
 		return nil
@@ -336,9 +343,6 @@ func (a *App) validatePorts(bad func(path, format string, args ...any)) {
 func (a *App) refuseUnsupported(bad func(path, format string, args ...any)) {
 	if present(a.Container) {
 		bad("/container", "containers (DOCKER and MESOS) are not supported yet: give cmd or args")
-	}
-	if present(a.HealthChecks) {
-		bad("/healthChecks", "health checks are not supported yet")
 	}
 	if present(a.ReadinessChecks) {
 		bad("/readinessChecks", "readiness checks are not supported yet")
