@@ -16,17 +16,17 @@ import (
 // equivalents, so that no check runs from the scheduler (whose overload
 // and partitions killed healthy tasks in Marathon).
 type HealthCheck struct {
-	Protocol               string        `json:"protocol"`
-	Path                   string        `json:"path,omitempty"`
-	PortIndex              *int          `json:"portIndex,omitempty"`
-	Port                   *int          `json:"port,omitempty"`
-	Command                *HealthCmd    `json:"command,omitempty"`
-	GracePeriodSeconds     float64       `json:"gracePeriodSeconds"`
-	IntervalSeconds        float64       `json:"intervalSeconds"`
-	TimeoutSeconds         float64       `json:"timeoutSeconds"`
-	MaxConsecutiveFailures int           `json:"maxConsecutiveFailures"`
-	DelaySeconds           float64       `json:"delaySeconds"`
-	IgnoreHTTP1xx          bool          `json:"ignoreHttp1xx,omitempty"`
+	Protocol               string     `json:"protocol"`
+	Path                   string     `json:"path,omitempty"`
+	PortIndex              *int       `json:"portIndex,omitempty"`
+	Port                   *int       `json:"port,omitempty"`
+	Command                *HealthCmd `json:"command,omitempty"`
+	GracePeriodSeconds     float64    `json:"gracePeriodSeconds"`
+	IntervalSeconds        float64    `json:"intervalSeconds"`
+	TimeoutSeconds         float64    `json:"timeoutSeconds"`
+	MaxConsecutiveFailures int        `json:"maxConsecutiveFailures"`
+	DelaySeconds           float64    `json:"delaySeconds"`
+	IgnoreHTTP1xx          bool       `json:"ignoreHttp1xx,omitempty"`
 }
 
 // HealthCmd is a COMMAND check's command.
