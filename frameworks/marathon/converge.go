@@ -11,111 +11,6 @@ import (
 	"github.com/agora-cluster/agora/frameworks/scheduler"
 )
 
-// Deployment is one change to an app, as /v2/deployments lists it: it
-// finishes when the app's instances match its definition (or, for a
-// delete, when none is left).
-type Deployment struct {
-	ID             string   `json:"id"`
-	Version        string   `json:"version"`
-	AffectedApps   []string `json:"affectedApps"`
-	AffectedPods   []string `json:"affectedPods"`
-	Steps          []Step   `json:"steps"`
-	CurrentActions []Action `json:"currentActions"`
-	CurrentStep    int      `json:"currentStep"`
-	TotalSteps     int      `json:"totalSteps"`
-
-	appID   string
-	started time.Time
-}
-
-// Step is one step of a deployment's plan.
-type Step struct {
-	Actions []Action `json:"actions"`
-}
-
-// Action is what a step does to one app.
-type Action struct {
-	Action                string `json:"action"`
-	App                   string `json:"app"`
-	ReadinessCheckResults []any  `json:"readinessCheckResults"`
-}
-
-// Deployment actions.
-const (
-	StartApplication   = "StartApplication"
-	StopApplication    = "StopApplication"
-	ScaleApplication   = "ScaleApplication"
-	RestartApplication = "RestartApplication"
-)
-
-// newDeployment starts a deployment of action on app id at version. Call
-// with f.mu held.
-func (f *Framework) newDeployment(action, id, version string, now time.Time) *Deployment {
-	act := Action{Action: action, App: id, ReadinessCheckResults: []any{}}
-	d := &Deployment{ID: newUUID(), Version: version, AffectedApps: []string{id}, AffectedPods: []string{},
-		Steps: []Step{{Actions: []Action{act}}}, CurrentActions: []Action{act}, CurrentStep: 1, TotalSteps: 1,
-		appID: id, started: now}
-	f.deployments[d.ID] = d
-	f.events.publish("deployment_info", map[string]any{"plan": d, "currentStep": d.Steps[0]})
-	return d
-}
-
-// lockedBy lists the deployments running on app id. Call with f.mu held.
-func (f *Framework) lockedBy(id string) []*Deployment {
-	var out []*Deployment
-	for _, d := range f.deployments {
-		if d.appID == id {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
-// cancelDeployments drops the deployments on app id, which a forced
-// change overrides. Call with f.mu held.
-func (f *Framework) cancelDeployments(id string) {
-	for _, d := range f.lockedBy(id) {
-		delete(f.deployments, d.ID)
-		f.events.publish("deployment_failed", map[string]any{"id": d.ID, "plan": d, "reason": "overridden by a forced change"})
-	}
-}
-
-// finishDeployments ends the deployments whose app has reached its
-// definition. Call with f.mu held.
-func (f *Framework) finishDeployments() {
-	for id, d := range f.deployments {
-		if !f.settled(d) {
-			continue
-		}
-		delete(f.deployments, id)
-		f.events.publish("deployment_step_success", map[string]any{"plan": d, "currentStep": d.Steps[0]})
-		f.events.publish("deployment_success", map[string]any{"id": d.ID, "plan": d})
-	}
-}
-
-// settled reports whether a deployment's app matches its definition.
-// Call with f.mu held.
-func (f *Framework) settled(d *Deployment) bool {
-	ts := f.tasksOf(d.appID)
-	a := f.apps[d.appID]
-	if d.Steps[0].Actions[0].Action == StopApplication {
-		return len(ts) == 0 && a == nil
-	}
-	if a == nil {
-		return true // deleted since: the delete's own deployment follows it
-	}
-	healthy := 0
-	for _, t := range ts {
-		if t.Goal != GoalRunning || t.ConfigVersion != a.configVersion() {
-			return false
-		}
-		if t.healthy() {
-			healthy++
-		}
-	}
-	return healthy == a.def.Instances && len(ts) == a.def.Instances
-}
-
 func (a *app) configVersion() string {
 	if a.def.VersionInfo == nil {
 		return a.def.Version
@@ -151,7 +46,7 @@ func (f *Framework) converge(ctx context.Context) {
 			kills = append(kills, kill{t.ID, t.AgentID})
 		}
 	}
-	f.finishDeployments()
+	f.finishDeployments(now)
 	f.mu.Unlock()
 	for _, k := range kills {
 		if err := f.driver.Kill(ctx, k.task, k.agent); err != nil {
@@ -170,9 +65,11 @@ func (f *Framework) converge(ctx context.Context) {
 // killSelection. Call with f.mu held.
 func (f *Framework) planApp(a *app, now time.Time) {
 	var old, cur []*Task
+	dying := 0
 	for _, t := range f.tasksOf(a.def.ID) {
 		switch {
 		case t.Goal != GoalRunning:
+			dying++
 		case t.ConfigVersion == a.configVersion():
 			cur = append(cur, t)
 		default:
@@ -188,7 +85,8 @@ func (f *Framework) planApp(a *app, now time.Time) {
 				healthy++
 			}
 		}
-		k, start := plan.Restart(n, a.def.Strategy(), healthy, len(old), len(cur))
+		u := a.def.Strategy()
+		k, _ := plan.Restart(n, u, healthy, len(old), len(cur))
 		// Those not healthy go first, then the oldest.
 		slices.SortStableFunc(old, func(x, y *Task) int {
 			if x.healthy() != y.healthy() {
@@ -199,8 +97,19 @@ func (f *Framework) planApp(a *app, now time.Time) {
 			}
 			return x.StagedAt.Compare(y.StagedAt)
 		})
+		// Old instances that are not healthy hold no health capacity:
+		// killing them is always safe, and frees room (a rollback's
+		// failed instances go at once).
+		for k < len(old) && !old[k].healthy() {
+			k++
+		}
 		doomed = old[:k]
-		a.want = start
+		// Capacity counts every instance still alive, those being killed
+		// too (Marathon counts only those meant to run), so that the
+		// instances running never exceed maxCapacity: a replacement starts
+		// once the instance it replaces has ended.
+		_, maxCapacity := plan.Capacity(n, u, healthy)
+		a.want = max(0, min(n-len(cur), maxCapacity-len(old)-dying-len(cur)))
 		if len(cur) > n {
 			doomed = append(doomed, youngest(cur, a.def.KillSelection, len(cur)-n)...)
 		}

@@ -55,6 +55,17 @@ type Config struct {
 	// HTTPAddress is where the API answers, host:port, for /v2/info,
 	// /v2/leader and the framework's webui_url.
 	HTTPAddress string
+	// DeploymentTimeout is a deployment's progress deadline: one that makes
+	// no progress for this long fails (default 10 minutes; negative: no
+	// deadline). A request's ?deploymentTimeout= overrides it.
+	DeploymentTimeout time.Duration
+	// NoAutoRollback keeps a deployment that missed its deadline from
+	// rolling back to the app's previous definition (a request's
+	// ?autoRollback= overrides it).
+	NoAutoRollback bool
+	// MaxVersions is how many versions of each app are kept for
+	// /v2/apps/{id}/versions (default 50); older ones are pruned.
+	MaxVersions int
 	// Logger receives the framework's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -187,6 +198,7 @@ type Framework struct {
 	apps        map[string]*app
 	tasks       map[string]*Task
 	deployments map[string]*Deployment
+	history     []DeploymentRecord // ended deployments, oldest first
 	frameworkID string
 	suppressed  bool
 	reconciler  *scheduler.Reconciler
@@ -208,6 +220,12 @@ func New(cfg Config) (*Framework, error) {
 	}
 	if cfg.Role == "" {
 		cfg.Role = "*"
+	}
+	if cfg.DeploymentTimeout == 0 {
+		cfg.DeploymentTimeout = 10 * time.Minute
+	}
+	if cfg.MaxVersions <= 0 {
+		cfg.MaxVersions = 50
 	}
 	if cfg.FailoverTimeout <= 0 {
 		cfg.FailoverTimeout = 7 * 24 * time.Hour

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/agora-cluster/agora/frameworks/marathon/plan"
@@ -147,4 +148,65 @@ func newUUID() string {
 // the path with "/" as "_", a dot, a UUID.
 func taskIDFor(appID string) string {
 	return strings.ReplaceAll(strings.TrimPrefix(appID, "/"), "/", "_") + "." + newUUID()
+}
+
+// versionDir is where an app's versions are kept.
+func (st *store) versionDir(id string) string {
+	return filepath.Join(st.dir, "versions", strings.ReplaceAll(strings.TrimPrefix(id, "/"), "/", "_"))
+}
+
+// saveVersion keeps a as a version of its app and prunes all but the
+// newest keep versions.
+func (st *store) saveVersion(a *plan.App, keep int) error {
+	dir := st.versionDir(a.ID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("versions: %w", err)
+	}
+	if err := st.write(filepath.Join(dir, a.Version+".json"), a); err != nil {
+		return err
+	}
+	vs, err := st.versions(a.ID)
+	if err != nil {
+		return err
+	}
+	for _, v := range vs[min(keep, len(vs)):] {
+		if err := os.Remove(filepath.Join(dir, v+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("prune version %s: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// versions lists app id's kept versions, newest first (versions are
+// timestamps of one format, so their order is their text's).
+func (st *store) versions(id string) ([]string, error) {
+	es, err := os.ReadDir(st.versionDir(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("versions: %w", err)
+	}
+	var out []string
+	for _, e := range es {
+		if v, ok := strings.CutSuffix(e.Name(), ".json"); ok && !strings.HasPrefix(v, ".") {
+			out = append(out, v)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(out)))
+	return out, nil
+}
+
+// version reads one kept version of app id.
+func (st *store) version(id, v string) (plan.App, error) {
+	var a plan.App
+	if strings.ContainsAny(v, "/\\") || v == "" || strings.HasPrefix(v, ".") {
+		return a, os.ErrNotExist
+	}
+	err := readJSON(filepath.Join(st.versionDir(id), v+".json"), &a)
+	return a, err
+}
+
+func (st *store) removeVersions(id string) error {
+	return os.RemoveAll(st.versionDir(id))
 }

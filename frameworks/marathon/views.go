@@ -164,15 +164,3 @@ func (f *Framework) Queue(withOffers bool) []QueueEntry {
 	}
 	return out
 }
-
-// Deployments lists the deployments in progress.
-func (f *Framework) Deployments() []Deployment {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := []Deployment{}
-	for _, d := range f.deployments {
-		out = append(out, *d)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].started.Before(out[j].started) })
-	return out
-}
