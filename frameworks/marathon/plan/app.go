@@ -177,6 +177,19 @@ func (a App) clone() App {
 	a.Fetch = slices.Clone(a.Fetch)
 	a.URIs = slices.Clone(a.URIs)
 	a.HealthChecks = slices.Clone(a.HealthChecks)
+	// Decoding writes through pointers and into raw messages' arrays:
+	// they must not be shared with the original either.
+	if a.Cmd != nil {
+		c := *a.Cmd
+		a.Cmd = &c
+	}
+	if a.TaskKillGracePeriod != nil {
+		g := *a.TaskKillGracePeriod
+		a.TaskKillGracePeriod = &g
+	}
+	for _, r := range []*json.RawMessage{&a.Container, &a.ReadinessChecks, &a.Dependencies, &a.Secrets, &a.Networks} {
+		*r = slices.Clone(*r)
+	}
 	if a.UpgradeStrategy != nil {
 		u := *a.UpgradeStrategy
 		a.UpgradeStrategy = &u

@@ -360,3 +360,15 @@ func TestFunnel(t *testing.T) {
 		t.Errorf("counts %+v", s)
 	}
 }
+
+// TestDecodeLeavesBaseAlone decodes an update onto a definition: the
+// definition itself (kept as the previous version) must not change.
+func TestDecodeLeavesBaseAlone(t *testing.T) {
+	base := decode(t, `{"id":"/a","cmd":"sleep 1","taskKillGracePeriodSeconds":3,"dependencies":["/b"]}`)
+	if _, err := Decode([]byte(`{"cmd":"sleep 2","taskKillGracePeriodSeconds":4,"dependencies":["/c"]}`), base); err != nil {
+		t.Fatal(err)
+	}
+	if *base.Cmd != "sleep 1" || *base.TaskKillGracePeriod != 3 || string(base.Dependencies) != `["/b"]` {
+		t.Fatalf("the base changed: cmd %q, grace %g, dependencies %s", *base.Cmd, *base.TaskKillGracePeriod, base.Dependencies)
+	}
+}
