@@ -46,8 +46,18 @@ Apps and instances are kept in --work_dir, one file each: interrupting the
 command leaves the instances running, and starting it again with the same
 directory (within --failover_timeout) adopts them.
 
-Not yet: containers (DOCKER, MESOS), health and readiness checks, groups and
-dependencies; an app that asks for them is refused with a 422 naming the field.
+Health checks (healthChecks, every Marathon protocol) run on the agents. A
+change to an app rolls out by its upgradeStrategy, counting healthy instances;
+a deployment that makes no progress for --deployment_timeout (per request:
+?deploymentTimeout=90s) fails with its reason and rolls back to the previous
+version (unless --deployment_auto_rollback=false or ?autoRollback=false):
+
+  curl localhost:8080/v2/deployments?embed=history      # how deployments ended
+  curl -X DELETE localhost:8080/v2/deployments/ID       # roll back (?force=true: stop)
+  curl localhost:8080/v2/apps/basic-0/versions
+
+Not yet: containers (DOCKER, MESOS), readiness checks, groups and dependencies;
+an app that asks for them is refused with a 422 naming the field.
 
 Flags:
 `
@@ -65,6 +75,9 @@ func marathonCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	user := fs.String("mesos_user", "", "user the instances run as (default: the current user)")
 	role := fs.String("mesos_role", "*", "the framework's role")
 	failover := fs.Duration("failover_timeout", 7*24*time.Hour, "how long the master keeps the instances while the framework is away")
+	deployTimeout := fs.Duration("deployment_timeout", 10*time.Minute, "a deployment that makes no progress for this long fails (0: never)")
+	autoRollback := fs.Bool("deployment_auto_rollback", true, "roll a deployment that missed its deadline back to the app's previous version")
+	maxVersions := fs.Int("max_versions", 50, "versions kept per app for /v2/apps/{id}/versions")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), marathonUsage)
 		fs.PrintDefaults()
@@ -84,6 +97,13 @@ func marathonCommand(ctx context.Context, args []string, stderr io.Writer) int {
 		return fail("--work_dir is required: the apps and instances are kept there")
 	case *port < 0 || *port > 65535:
 		return fail("--http_port %d is not a port", *port)
+	case *deployTimeout < 0:
+		return fail("--deployment_timeout %s is negative (0 means no deadline)", *deployTimeout)
+	case *maxVersions < 1:
+		return fail("--max_versions %d: at least the current version is kept", *maxVersions)
+	}
+	if *deployTimeout == 0 {
+		*deployTimeout = -1 // no deadline
 	}
 	host := *hostname
 	if host == "" {
@@ -96,7 +116,8 @@ func marathonCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))
 	cfg := marathon.Config{Masters: []string{*master}, WorkDir: *workDir, Name: *name, User: *user, Role: *role,
-		FailoverTimeout: *failover, Logger: log,
+		FailoverTimeout: *failover, Logger: log, DeploymentTimeout: *deployTimeout,
+		NoAutoRollback: !*autoRollback, MaxVersions: *maxVersions,
 		HTTPAddress: net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))}
 	fmt.Fprintf(stderr, "agora marathon: REST API on http://%s, subscribing with %s; interrupt to stop\n", cfg.HTTPAddress, *master)
 	if err := serveMarathon(ctx, cfg, ln); err != nil {

@@ -214,3 +214,29 @@ func TestCancelDeployment(t *testing.T) {
 		t.Fatalf("after a forced cancel: cmd %q, %d instances", *app.App.Cmd, len(e.tasks("/api")))
 	}
 }
+
+// TestUnhealthyInstanceReplaced runs an instance whose health check
+// passes twice and then fails: the agent kills it after
+// maxConsecutiveFailures, the kill is published, and the framework
+// replaces it with a new instance.
+func TestUnhealthyInstanceReplaced(t *testing.T) {
+	e := startEnv(t)
+	evs := e.events()
+	check := `n=$(cat checks 2>/dev/null || echo 0); echo $((n+1)) > checks; [ "$n" -lt 2 ]`
+	e.must("POST", "/v2/apps", fmt.Sprintf(`{"id":"/flaky","cmd":"sleep 300","cpus":0.1,"mem":16,"instances":1,
+		"healthChecks":[{"protocol":"COMMAND","command":{"value":%q},"delaySeconds":0,"intervalSeconds":0.3,
+			"timeoutSeconds":5,"gracePeriodSeconds":0,"maxConsecutiveFailures":1}]}`, check), http.StatusCreated, nil)
+	alive := nextEvent(t, evs, "health_status_changed_event alive", func(ev map[string]any) bool {
+		return ev["eventType"] == "health_status_changed_event" && ev["alive"] == true
+	})
+	first, _ := alive["taskId"].(string)
+	nextEvent(t, evs, "health_status_changed_event not alive", func(ev map[string]any) bool {
+		return ev["eventType"] == "health_status_changed_event" && ev["alive"] == false && ev["taskId"] == first
+	})
+	nextEvent(t, evs, "unhealthy_task_kill_event", func(ev map[string]any) bool {
+		return ev["eventType"] == "unhealthy_task_kill_event" && ev["taskId"] == first
+	})
+	nextEvent(t, evs, "a replacement running", func(ev map[string]any) bool {
+		return ev["eventType"] == "status_update_event" && ev["taskStatus"] == "TASK_RUNNING" && ev["taskId"] != first
+	})
+}
