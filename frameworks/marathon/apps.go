@@ -101,6 +101,12 @@ func (f *Framework) CreateApp(body []byte, o DeployOptions) (AppView, *Deploymen
 		return AppView{}, nil, &APIError{Code: http.StatusConflict,
 			Body: message{fmt.Sprintf("An app with id [%s] already exists.", d.ID)}}
 	}
+	if err := f.checkPlace(d.ID, ""); err != nil {
+		return AppView{}, nil, err
+	}
+	if err := f.checkDependencies([]plan.App{d}, func(int) string { return "" }); err != nil {
+		return AppView{}, nil, err
+	}
 	dep, err := f.putLocked(nil, d, StartApplication, now, o, false)
 	if err != nil {
 		return AppView{}, nil, err
@@ -109,11 +115,21 @@ func (f *Framework) CreateApp(body []byte, o DeployOptions) (AppView, *Deploymen
 	return f.viewLocked(f.apps[d.ID], false), dep, nil
 }
 
-// putLocked stores d as the app's definition (durably first), keeps it
-// as a version, and starts a deployment. restore (a rollback) keeps d's
-// config version, so that the instances still running it are kept. Call
-// with f.mu held.
+// putLocked stores d as the app's definition and starts its deployment.
+// Call with f.mu held.
 func (f *Framework) putLocked(prev *app, d plan.App, action string, now time.Time, o DeployOptions, restore bool) (*Deployment, error) {
+	t, err := f.applyLocked(prev, d, action, now, restore)
+	if err != nil {
+		return nil, err
+	}
+	return f.newDeployment([]target{t}, f.apps[d.ID].def.Version, o, now), nil
+}
+
+// applyLocked stores d as the app's definition (durably first) and keeps
+// it as a version; it returns the change as a deployment's target.
+// restore (a rollback) keeps d's config version, so that the instances
+// still running it are kept. Call with f.mu held.
+func (f *Framework) applyLocked(prev *app, d plan.App, action string, now time.Time, restore bool) (target, error) {
 	var before *plan.App
 	if prev != nil {
 		b := prev.def
@@ -131,7 +147,7 @@ func (f *Framework) putLocked(prev *app, d plan.App, action string, now time.Tim
 	}
 	d.VersionInfo = &vi
 	if err := f.store.saveApp(&d); err != nil {
-		return nil, &APIError{Code: http.StatusServiceUnavailable, Body: message{"the app could not be stored: " + err.Error()}}
+		return target{}, &APIError{Code: http.StatusServiceUnavailable, Body: message{"the app could not be stored: " + err.Error()}}
 	}
 	if err := f.store.saveVersion(&d, f.cfg.MaxVersions); err != nil {
 		f.log.Warn("keep the app's version", "app", d.ID, "err", err)
@@ -145,9 +161,8 @@ func (f *Framework) putLocked(prev *app, d plan.App, action string, now time.Tim
 	if configChanged {
 		a.failures, a.delayUntil = 0, time.Time{}
 	}
-	dep := f.newDeployment(action, d.ID, d.Version, before, o, now)
 	go f.wake()
-	return dep, nil
+	return target{app: d.ID, action: action, prev: before}, nil
 }
 
 // PutApp replaces or updates app id (PUT /v2/apps/{id}): the body is
@@ -176,6 +191,14 @@ func (f *Framework) PutApp(id string, body []byte, o DeployOptions) (Change, boo
 	defer f.mu.Unlock()
 	if f.apps[id] != prev {
 		return Change{}, false, &APIError{Code: http.StatusConflict, Body: message{"the app changed meanwhile; try again"}}
+	}
+	if prev == nil {
+		if err := f.checkPlace(id, ""); err != nil {
+			return Change{}, false, err
+		}
+	}
+	if err := f.checkDependencies([]plan.App{d}, func(int) string { return "" }); err != nil {
+		return Change{}, false, err
 	}
 	action := StartApplication
 	if prev != nil {
@@ -245,29 +268,38 @@ func (f *Framework) DeleteApp(id string, force bool) (Change, error) {
 	return Change{DeploymentID: dep.ID, Version: dep.Version}, nil
 }
 
-// deleteLocked removes app a and starts killing its instances. Call with
-// f.mu held.
+// deleteLocked removes app a and starts killing its instances, as a
+// deployment. Call with f.mu held.
 func (f *Framework) deleteLocked(a *app, now time.Time) (*Deployment, error) {
+	t, err := f.removeLocked(a)
+	if err != nil {
+		return nil, err
+	}
+	return f.newDeployment([]target{t}, f.version(now), DeployOptions{}, now), nil
+}
+
+// removeLocked removes app a and decommissions its instances; it
+// returns the change as a deployment's target. Call with f.mu held.
+func (f *Framework) removeLocked(a *app) (target, error) {
 	id := a.def.ID
 	// Decommission first, then forget the app: a crash in between leaves
 	// the app with instances being killed, not instances nobody owns.
 	for _, t := range f.tasksOf(id) {
 		t.Goal = GoalDecommissioned
 		if err := f.store.saveTask(t); err != nil {
-			return nil, &APIError{Code: http.StatusServiceUnavailable, Body: message{"could not record the kill: " + err.Error()}}
+			return target{}, &APIError{Code: http.StatusServiceUnavailable, Body: message{"could not record the kill: " + err.Error()}}
 		}
 	}
 	if err := f.store.removeApp(id); err != nil {
-		return nil, &APIError{Code: http.StatusServiceUnavailable, Body: message{"could not remove the app: " + err.Error()}}
+		return target{}, &APIError{Code: http.StatusServiceUnavailable, Body: message{"could not remove the app: " + err.Error()}}
 	}
 	if err := f.store.removeVersions(id); err != nil {
 		f.log.Warn("remove the app's versions", "app", id, "err", err)
 	}
 	delete(f.apps, id)
 	before := a.def
-	dep := f.newDeployment(StopApplication, id, f.version(now), &before, DeployOptions{}, now)
 	go f.wake()
-	return dep, nil
+	return target{app: id, action: StopApplication, prev: &before}, nil
 }
 
 // KillTask kills one instance of app id (DELETE .../tasks/{taskId}); with

@@ -119,6 +119,11 @@ func (f *Framework) planApp(a *app, now time.Time) {
 		}
 		a.want = max(0, n-len(cur))
 	}
+	// A deployment launches an app's new instances once the apps it
+	// depends on run healthy (Marathon's order: dependencies first).
+	if a.want > 0 && len(a.def.Dependencies) > 0 && len(f.lockedBy(a.def.ID)) > 0 && len(f.waitingFor(a)) > 0 {
+		a.want = 0
+	}
 	for _, t := range doomed {
 		t.Goal = GoalDecommissioned
 		if err := f.store.saveTask(t); err != nil {

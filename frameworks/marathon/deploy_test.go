@@ -128,7 +128,7 @@ func TestDeadlineRollsBack(t *testing.T) {
 		return false
 	})
 	if failed.Status != DeploymentFailed || !strings.Contains(failed.Reason, "progress deadline") ||
-		!strings.Contains(failed.Reason, "rolled back to version "+v1.App.Version) || failed.RollbackDeploymentID == "" {
+		!strings.Contains(failed.Reason, "rolled back to the previous version (/svc: "+v1.App.Version+")") || failed.RollbackDeploymentID == "" {
 		t.Fatalf("failed deployment %+v", failed)
 	}
 	after := ids(e.waitHealthy("/svc", 2))

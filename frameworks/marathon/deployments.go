@@ -3,15 +3,19 @@ package marathon
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/agora-cluster/agora/frameworks/marathon/plan"
 )
 
-// Deployment is one change to an app, as /v2/deployments lists it: it
-// finishes when the app's instances match its definition and are healthy
-// (or, for a delete, when none is left). Unlike Marathon's, a deployment
+// Deployment is one change to one app or several (a group), as
+// /v2/deployments lists it: it finishes when every app's instances match
+// its definition and are healthy (or, for a delete, when none is left).
+// Its steps order the apps by their dependencies; an app's new instances
+// launch once the apps it depends on are healthy. Unlike Marathon's, a deployment
 // that makes no progress for its progress deadline fails with a reason
 // and, unless told otherwise, rolls back to the app's previous
 // definition.
@@ -30,13 +34,20 @@ type Deployment struct {
 	// RollbackOf names the deployment this one rolls back.
 	RollbackOf string `json:"rollbackOf,omitempty"`
 
-	appID        string
+	targets      []target
 	started      time.Time
-	prev         *plan.App // the definition before the change; nil for a create
 	timeout      time.Duration
 	autoRollback bool
 	best         int // the most progress seen
 	progressAt   time.Time
+}
+
+// target is what a deployment does to one app: action, from the
+// definition prev (nil for a create).
+type target struct {
+	app    string
+	action string
+	prev   *plan.App
 }
 
 // Step is one step of a deployment's plan.
@@ -61,6 +72,9 @@ type ActionProgress struct {
 	Started   int `json:"started"`
 	Healthy   int `json:"healthy"`
 	OldActive int `json:"oldActive"`
+	// WaitingFor lists the dependencies not yet healthy, which hold the
+	// app's new instances back.
+	WaitingFor []string `json:"waitingFor,omitempty"`
 }
 
 // Deployment actions.
@@ -105,32 +119,89 @@ const (
 	DeploymentCanceled = "canceled"
 )
 
-// newDeployment starts a deployment of action on app id at version;
-// prev is the definition before the change. Call with f.mu held.
-func (f *Framework) newDeployment(action, id, version string, prev *plan.App, o DeployOptions, now time.Time) *Deployment {
-	act := Action{Action: action, App: id, ReadinessCheckResults: []any{}}
-	d := &Deployment{ID: newUUID(), Version: version, AffectedApps: []string{id}, AffectedPods: []string{},
-		Steps: []Step{{Actions: []Action{act}}}, CurrentActions: []Action{act}, CurrentStep: 1, TotalSteps: 1,
-		appID: id, started: now, prev: prev, timeout: f.cfg.DeploymentTimeout,
+// newDeployment starts a deployment of targets at version. Call with
+// f.mu held.
+func (f *Framework) newDeployment(targets []target, version string, o DeployOptions, now time.Time) *Deployment {
+	d := &Deployment{ID: newUUID(), Version: version, AffectedApps: []string{}, AffectedPods: []string{},
+		targets: targets, started: now, timeout: f.cfg.DeploymentTimeout,
 		autoRollback: !f.cfg.NoAutoRollback, progressAt: now}
+	for _, t := range targets {
+		d.AffectedApps = append(d.AffectedApps, t.app)
+	}
+	d.Steps = f.steps(targets)
+	d.TotalSteps, d.CurrentStep = len(d.Steps), 1
+	d.CurrentActions = d.Steps[0].Actions
 	if o.Timeout != 0 {
 		d.timeout = o.Timeout
 	}
 	if o.AutoRollback != nil {
 		d.autoRollback = *o.AutoRollback
 	}
-	d.best = f.progress(d).score()
+	d.best = f.progressOf(d).score()
 	f.deployments[d.ID] = d
 	f.events.publish("deployment_info", map[string]any{"plan": d, "currentStep": d.Steps[0]})
 	return d
+}
+
+// steps orders targets by their dependencies among themselves: an app's
+// step comes after those of the apps it depends on (a stop's, before).
+// Call with f.mu held.
+func (f *Framework) steps(targets []target) []Step {
+	ids := make([]string, 0, len(targets))
+	for _, t := range targets {
+		ids = append(ids, t.app)
+	}
+	level := map[string]int{}
+	var levelOf func(id string, seen map[string]bool) int
+	levelOf = func(id string, seen map[string]bool) int {
+		if l, ok := level[id]; ok {
+			return l
+		}
+		if seen[id] { // a cycle: refused on the way in; never loop
+			return 0
+		}
+		seen[id] = true
+		l := 0
+		for _, dep := range f.dependenciesOf(id) {
+			for _, other := range plan.Under(dep, ids) {
+				l = max(l, levelOf(other, seen)+1)
+			}
+		}
+		level[id] = l
+		return l
+	}
+	var steps []Step
+	for _, t := range targets {
+		l := levelOf(t.app, map[string]bool{})
+		for len(steps) <= l {
+			steps = append(steps, Step{Actions: []Action{}})
+		}
+		steps[l].Actions = append(steps[l].Actions, Action{Action: t.action, App: t.app, ReadinessCheckResults: []any{}})
+	}
+	if len(targets) > 0 && targets[0].action == StopApplication {
+		slices.Reverse(steps)
+	}
+	return steps
+}
+
+// dependenciesOf is app id's dependencies, or, for an app being deleted,
+// none. Call with f.mu held.
+func (f *Framework) dependenciesOf(id string) []string {
+	if a := f.apps[id]; a != nil {
+		return a.def.Dependencies
+	}
+	return nil
 }
 
 // lockedBy lists the deployments running on app id. Call with f.mu held.
 func (f *Framework) lockedBy(id string) []*Deployment {
 	var out []*Deployment
 	for _, d := range f.deployments {
-		if d.appID == id {
-			out = append(out, d)
+		for _, t := range d.targets {
+			if t.app == id {
+				out = append(out, d)
+				break
+			}
 		}
 	}
 	return out
@@ -163,11 +234,11 @@ func (f *Framework) finishDeployments(now time.Time) {
 	for _, d := range f.sortedDeployments() {
 		if f.settled(d) {
 			f.endDeployment(d, DeploymentSuccess, "", "", now)
-			f.events.publish("deployment_step_success", map[string]any{"plan": d, "currentStep": d.Steps[0]})
+			f.events.publish("deployment_step_success", map[string]any{"plan": d, "currentStep": d.Steps[len(d.Steps)-1]})
 			f.events.publish("deployment_success", map[string]any{"id": d.ID, "plan": d})
 			continue
 		}
-		p := f.progress(d)
+		p := f.progressOf(d)
 		if s := p.score(); s > d.best {
 			d.best, d.progressAt = s, now
 		}
@@ -180,27 +251,29 @@ func (f *Framework) finishDeployments(now time.Time) {
 // missedDeadline fails a deployment that made no progress for its
 // deadline, and rolls it back if it should and can. Call with f.mu held.
 func (f *Framework) missedDeadline(d *Deployment, p ActionProgress, now time.Time) {
-	act := d.Steps[0].Actions[0].Action
 	reason := fmt.Sprintf("no progress for %s (the progress deadline): %d of %d instances of the new version healthy, %d started, %d old still active",
 		d.timeout, p.Healthy, p.Instances, p.Started, p.OldActive)
-	if act == StopApplication {
-		reason = fmt.Sprintf("no progress for %s (the progress deadline): %d instances still to be killed", d.timeout, p.OldActive)
+	if len(p.WaitingFor) > 0 {
+		reason += fmt.Sprintf(", waiting for dependencies %s", strings.Join(p.WaitingFor, ", "))
 	}
 	var back *Deployment
 	switch {
 	case !d.autoRollback:
 		reason += "; not rolled back (autoRollback is off)"
-	case d.prev == nil || act == StopApplication:
+	case !d.restorable():
 		reason += "; nothing to roll back to"
 	default:
 		var err error
 		if back, err = f.rollbackLocked(d, now); err != nil {
 			reason += "; the rollback failed: " + err.Error()
 		} else {
-			reason += "; rolled back to version " + d.prev.Version
+			reason += "; rolled back to the previous version"
+			for _, t := range d.targets {
+				reason += fmt.Sprintf(" (%s: %s)", t.app, t.prev.Version)
+			}
 		}
 	}
-	f.log.Warn("deployment failed", "deployment", d.ID, "app", d.appID, "reason", reason)
+	f.log.Warn("deployment failed", "deployment", d.ID, "apps", d.AffectedApps, "reason", reason)
 	rollback := ""
 	if back != nil {
 		rollback = back.ID
@@ -210,43 +283,59 @@ func (f *Framework) missedDeadline(d *Deployment, p ActionProgress, now time.Tim
 	f.events.publish("deployment_failed", map[string]any{"id": d.ID, "plan": d, "reason": reason})
 }
 
-// rollbackLocked starts the deployment that undoes d: the app's previous
-// definition, or, for a create, the app's removal. The previous
-// definition keeps its config version, so that its instances still
-// running count as current and are kept. Call with f.mu held, d still
-// listed or not.
+// restorable says whether a missed deadline can roll d back without
+// removing or recreating apps: every app had a previous definition and
+// is still there.
+func (d *Deployment) restorable() bool {
+	for _, t := range d.targets {
+		if t.prev == nil || t.action == StopApplication {
+			return false
+		}
+	}
+	return true
+}
+
+// rollbackLocked starts the deployment that undoes d: each app's
+// previous definition, or, for a create, the app's removal (for a
+// delete, its return). A previous definition keeps its config version,
+// so that its instances still running count as current and are kept.
+// Call with f.mu held, d still listed or not.
 func (f *Framework) rollbackLocked(d *Deployment, now time.Time) (*Deployment, error) {
-	act := d.Steps[0].Actions[0].Action
-	a := f.apps[d.appID]
-	o := DeployOptions{Timeout: d.timeout, AutoRollback: new(bool)} // a rollback does not roll back
-	var back *Deployment
-	var err error
-	switch {
-	case act == StopApplication:
-		if a != nil || d.prev == nil {
-			return nil, fmt.Errorf("app %s cannot be restored", d.appID)
+	for _, t := range d.targets {
+		a := f.apps[t.app]
+		switch {
+		case t.action == StopApplication && (a != nil || t.prev == nil):
+			return nil, fmt.Errorf("app %s cannot be restored: it exists again", t.app)
+		case t.action != StopApplication && a == nil:
+			return nil, fmt.Errorf("app %s is gone", t.app)
 		}
-		back, err = f.putLocked(nil, *d.prev, StartApplication, now, o, true)
-	case d.prev == nil:
-		if a == nil {
-			return nil, fmt.Errorf("app %s is gone", d.appID)
-		}
-		back, err = f.deleteLocked(a, now)
-	default:
-		if a == nil {
-			return nil, fmt.Errorf("app %s is gone", d.appID)
-		}
-		action := RestartApplication
-		if plan.SameConfig(a.def, *d.prev) {
-			action = ScaleApplication
-		}
-		back, err = f.putLocked(a, *d.prev, action, now, o, true)
 	}
-	if err != nil {
-		return nil, err
+	var back []target
+	for _, t := range d.targets {
+		a := f.apps[t.app]
+		var bt target
+		var err error
+		switch {
+		case t.action == StopApplication:
+			bt, err = f.applyLocked(nil, *t.prev, StartApplication, now, true)
+		case t.prev == nil:
+			bt, err = f.removeLocked(a)
+		default:
+			action := RestartApplication
+			if plan.SameConfig(a.def, *t.prev) {
+				action = ScaleApplication
+			}
+			bt, err = f.applyLocked(a, *t.prev, action, now, true)
+		}
+		if err != nil {
+			return nil, err
+		}
+		back = append(back, bt)
 	}
-	back.RollbackOf = d.ID
-	return back, nil
+	// A rollback does not roll back itself.
+	dep := f.newDeployment(back, f.version(now), DeployOptions{Timeout: d.timeout, AutoRollback: new(bool)}, now)
+	dep.RollbackOf = d.ID
+	return dep, nil
 }
 
 // CancelDeployment cancels deployment id (DELETE /v2/deployments/{id}):
@@ -278,12 +367,23 @@ func (f *Framework) CancelDeployment(id string, force bool) (*Change, error) {
 	return &Change{DeploymentID: back.ID, Version: back.Version}, nil
 }
 
-// settled reports whether a deployment's app matches its definition.
-// Call with f.mu held.
+// settled reports whether every app of a deployment matches its
+// definition. Call with f.mu held.
 func (f *Framework) settled(d *Deployment) bool {
-	ts := f.tasksOf(d.appID)
-	a := f.apps[d.appID]
-	if d.Steps[0].Actions[0].Action == StopApplication {
+	for _, t := range d.targets {
+		if !f.appSettled(t) {
+			return false
+		}
+	}
+	return true
+}
+
+// appSettled reports whether a target's app matches its definition,
+// every instance healthy. Call with f.mu held.
+func (f *Framework) appSettled(t target) bool {
+	ts := f.tasksOf(t.app)
+	a := f.apps[t.app]
+	if t.action == StopApplication {
 		return len(ts) == 0 && a == nil
 	}
 	if a == nil {
@@ -301,14 +401,29 @@ func (f *Framework) settled(d *Deployment) bool {
 	return healthy == a.def.Instances && len(ts) == a.def.Instances
 }
 
-// progress counts where a deployment's app stands. Call with f.mu held.
-func (f *Framework) progress(d *Deployment) ActionProgress {
-	a := f.apps[d.appID]
+// progressOf sums where a deployment's apps stand. Call with f.mu held.
+func (f *Framework) progressOf(d *Deployment) ActionProgress {
+	var sum ActionProgress
+	for _, t := range d.targets {
+		p := f.progress(t.app)
+		sum.Instances += p.Instances
+		sum.Started += p.Started
+		sum.Healthy += p.Healthy
+		sum.OldActive += p.OldActive
+		sum.WaitingFor = append(sum.WaitingFor, p.WaitingFor...)
+	}
+	return sum
+}
+
+// progress counts where app id stands. Call with f.mu held.
+func (f *Framework) progress(id string) ActionProgress {
+	a := f.apps[id]
 	var p ActionProgress
 	if a != nil {
 		p.Instances = a.def.Instances
+		p.WaitingFor = f.waitingFor(a)
 	}
-	for _, t := range f.tasksOf(d.appID) {
+	for _, t := range f.tasksOf(id) {
 		if a == nil || t.ConfigVersion != a.configVersion() || t.Goal != GoalRunning {
 			p.OldActive++
 			continue
@@ -319,6 +434,32 @@ func (f *Framework) progress(d *Deployment) ActionProgress {
 		}
 	}
 	return p
+}
+
+// waitingFor lists app a's dependencies (the apps they name) that are
+// missing or not yet running all their instances healthy. Call with f.mu
+// held.
+func (f *Framework) waitingFor(a *app) []string {
+	if len(a.def.Dependencies) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(f.apps))
+	for id := range f.apps {
+		ids = append(ids, id)
+	}
+	var out []string
+	for _, dep := range a.def.Dependencies {
+		under := plan.Under(dep, ids)
+		if len(under) == 0 {
+			out = append(out, dep+" (no such app or group)")
+		}
+		for _, id := range under {
+			if id != a.def.ID && !f.appSettled(target{app: id, action: StartApplication}) {
+				out = append(out, id)
+			}
+		}
+	}
+	return out
 }
 
 // score grows as a deployment progresses: new instances turn healthy,
@@ -336,15 +477,33 @@ func (f *Framework) sortedDeployments() []*Deployment {
 	return out
 }
 
-// deploymentView is d as the API shows it, with its progress. Call with
-// f.mu held.
+// deploymentView is d as the API shows it, with each action's progress
+// and the current step (the first with an app not yet settled). Call
+// with f.mu held.
 func (f *Framework) deploymentView(d *Deployment) Deployment {
 	v := *d
-	p := f.progress(d)
-	act := v.Steps[0].Actions[0]
-	act.Progress = &p
-	v.Steps = []Step{{Actions: []Action{act}}}
-	v.CurrentActions = []Action{act}
+	v.Steps = make([]Step, len(d.Steps))
+	v.CurrentStep = 0
+	for i, st := range d.Steps {
+		acts := make([]Action, len(st.Actions))
+		done := true
+		for j, act := range st.Actions {
+			p := f.progress(act.App)
+			act.Progress = &p
+			acts[j] = act
+			if !f.appSettled(target{app: act.App, action: act.Action}) {
+				done = false
+			}
+		}
+		v.Steps[i] = Step{Actions: acts}
+		if !done && v.CurrentStep == 0 {
+			v.CurrentStep = i + 1
+		}
+	}
+	if v.CurrentStep == 0 {
+		v.CurrentStep = len(v.Steps)
+	}
+	v.CurrentActions = v.Steps[v.CurrentStep-1].Actions
 	if d.timeout > 0 {
 		v.ProgressDeadline = stamp(d.progressAt.Add(d.timeout))
 	}
@@ -377,4 +536,74 @@ func (f *Framework) DeploymentHistory() []DeploymentRecord {
 		out = append(out, f.history[i])
 	}
 	return out
+}
+
+// checkDependencies refuses changes whose dependencies name no app or
+// group (among the apps and the changes), or close a cycle; path names a
+// change's place in the request ("" for a single app, "/apps(2)" in a
+// group). Call with f.mu held.
+func (f *Framework) checkDependencies(changes []plan.App, path func(i int) string) error {
+	defs := map[string]plan.App{}
+	for id, a := range f.apps {
+		defs[id] = a.def
+	}
+	for _, c := range changes {
+		defs[c.ID] = c
+	}
+	ids := make([]string, 0, len(defs))
+	for id := range defs {
+		ids = append(ids, id)
+	}
+	var ds []plan.Detail
+	for i, c := range changes {
+		var had []string
+		if a := f.apps[c.ID]; a != nil {
+			had = a.def.Dependencies // one whose app went since is waited for, not refused
+		}
+		for j, dep := range c.Dependencies {
+			if len(plan.Under(dep, ids)) == 0 && !slices.Contains(had, dep) {
+				ds = append(ds, plan.Detail{Path: fmt.Sprintf("%s/dependencies(%d)", path(i), j),
+					Errors: []string{fmt.Sprintf("no app or group %s", dep)}})
+			}
+		}
+	}
+	if len(ds) == 0 {
+		graph := map[string][]string{}
+		for id, d := range defs {
+			for _, dep := range d.Dependencies {
+				for _, other := range plan.Under(dep, ids) {
+					if other != id {
+						graph[id] = append(graph[id], other)
+					}
+				}
+			}
+		}
+		if c := plan.DependencyCycle(graph); c != nil {
+			ds = append(ds, plan.Detail{Path: path(0) + "/dependencies",
+				Errors: []string{"dependency cycle: " + strings.Join(c, " → ")}})
+		}
+	}
+	if len(ds) == 0 {
+		return nil
+	}
+	return &APIError{Code: http.StatusUnprocessableEntity, Body: &plan.Invalid{Message: "Object is not valid", Details: ds}}
+}
+
+// checkPlace refuses an app whose id is a group of other apps, or inside
+// another app. Call with f.mu held.
+func (f *Framework) checkPlace(id, path string) error {
+	for other := range f.apps {
+		msg := ""
+		switch {
+		case strings.HasPrefix(other, id+"/"):
+			msg = fmt.Sprintf("%s is a group (it holds the app %s), not an app", id, other)
+		case strings.HasPrefix(id, other+"/"):
+			msg = fmt.Sprintf("%s is an app: it cannot hold %s", other, id)
+		default:
+			continue
+		}
+		return &APIError{Code: http.StatusUnprocessableEntity, Body: &plan.Invalid{Message: "Object is not valid",
+			Details: []plan.Detail{{Path: path + "/id", Errors: []string{msg}}}}}
+	}
+	return nil
 }

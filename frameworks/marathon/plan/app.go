@@ -47,11 +47,11 @@ type App struct {
 	Version               string            `json:"version,omitempty"`
 	VersionInfo           *VersionInfo      `json:"versionInfo,omitempty"`
 	HealthChecks          []HealthCheck     `json:"healthChecks,omitempty"`
+	Dependencies          []string          `json:"dependencies,omitempty"`
 
 	// Not done yet: accepted in the JSON only to be refused by name.
 	Container       json.RawMessage `json:"container,omitempty"`
 	ReadinessChecks json.RawMessage `json:"readinessChecks,omitempty"`
-	Dependencies    json.RawMessage `json:"dependencies,omitempty"`
 	Executor        string          `json:"executor,omitempty"`
 	Secrets         json.RawMessage `json:"secrets,omitempty"`
 	Networks        json.RawMessage `json:"networks,omitempty"`
@@ -177,6 +177,7 @@ func (a App) clone() App {
 	a.Fetch = slices.Clone(a.Fetch)
 	a.URIs = slices.Clone(a.URIs)
 	a.HealthChecks = slices.Clone(a.HealthChecks)
+	a.Dependencies = slices.Clone(a.Dependencies)
 	// Decoding writes through pointers and into raw messages' arrays:
 	// they must not be shared with the original either.
 	if a.Cmd != nil {
@@ -187,7 +188,7 @@ func (a App) clone() App {
 		g := *a.TaskKillGracePeriod
 		a.TaskKillGracePeriod = &g
 	}
-	for _, r := range []*json.RawMessage{&a.Container, &a.ReadinessChecks, &a.Dependencies, &a.Secrets, &a.Networks} {
+	for _, r := range []*json.RawMessage{&a.Container, &a.ReadinessChecks, &a.Secrets, &a.Networks} {
 		*r = slices.Clone(*r)
 	}
 	if a.UpgradeStrategy != nil {
@@ -301,6 +302,7 @@ func (a *App) Validate() error {
 	if len(a.HealthChecks) > 1 {
 		bad("/healthChecks", "got %d health checks, expected at most 1 (the agent runs one check per task)", len(a.HealthChecks))
 	}
+	a.validateDependencies(bad)
 	a.refuseUnsupported(bad)
 	if len(ds) == 0 {
 		return nil
@@ -360,9 +362,6 @@ func (a *App) refuseUnsupported(bad func(path, format string, args ...any)) {
 	if present(a.ReadinessChecks) {
 		bad("/readinessChecks", "readiness checks are not supported yet")
 	}
-	if present(a.Dependencies) {
-		bad("/dependencies", "dependencies are not supported yet")
-	}
 	if present(a.Secrets) {
 		bad("/secrets", "secrets are not supported yet")
 	}
@@ -410,6 +409,7 @@ func (a *App) PortNames() []string {
 // deprecated ports as portDefinitions.
 func (a *App) Normalize() {
 	a.ID = CanonicalID(a.ID)
+	a.normalizeDependencies()
 	if a.Ports == nil && a.PortDefinitions == nil {
 		a.PortDefinitions = []PortDefinition{{Port: 0, Protocol: "tcp"}}
 	}

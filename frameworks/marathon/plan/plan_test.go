@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -368,7 +369,32 @@ func TestDecodeLeavesBaseAlone(t *testing.T) {
 	if _, err := Decode([]byte(`{"cmd":"sleep 2","taskKillGracePeriodSeconds":4,"dependencies":["/c"]}`), base); err != nil {
 		t.Fatal(err)
 	}
-	if *base.Cmd != "sleep 1" || *base.TaskKillGracePeriod != 3 || string(base.Dependencies) != `["/b"]` {
+	if *base.Cmd != "sleep 1" || *base.TaskKillGracePeriod != 3 || !slices.Equal(base.Dependencies, []string{"/b"}) {
 		t.Fatalf("the base changed: cmd %q, grace %g, dependencies %s", *base.Cmd, *base.TaskKillGracePeriod, base.Dependencies)
+	}
+}
+
+// TestDependencies resolves relative dependencies against the app's
+// group and finds cycles.
+func TestDependencies(t *testing.T) {
+	a := decode(t, `{"id":"/prod/web/frontend","cmd":"x","dependencies":["../db/pg","/cache","api"]}`)
+	if want := []string{"/prod/db/pg", "/cache", "/prod/web/api"}; !slices.Equal(a.Dependencies, want) {
+		t.Fatalf("dependencies %v, want %v", a.Dependencies, want)
+	}
+	self := decode(t, `{"id":"/a","cmd":"x","dependencies":["/a","/B"]}`)
+	err := self.Validate()
+	if err == nil || !strings.Contains(err.Error(), "/dependencies(0): an app cannot depend on itself") ||
+		!strings.Contains(err.Error(), "/dependencies(1)") {
+		t.Fatalf("Validate: %v", err)
+	}
+	if got := Under("/prod/db", []string{"/prod/db/pg", "/prod/dbx", "/prod/db", "/other"}); !slices.Equal(got, []string{"/prod/db", "/prod/db/pg"}) {
+		t.Fatalf("Under: %v", got)
+	}
+	if c := DependencyCycle(map[string][]string{"/a": {"/b"}, "/b": {"/c"}, "/c": nil}); c != nil {
+		t.Fatalf("cycle in a chain: %v", c)
+	}
+	c := DependencyCycle(map[string][]string{"/a": {"/b"}, "/b": {"/c"}, "/c": {"/a"}, "/d": {"/a"}})
+	if !slices.Equal(c, []string{"/a", "/b", "/c", "/a"}) {
+		t.Fatalf("cycle %v", c)
 	}
 }
