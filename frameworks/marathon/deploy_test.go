@@ -240,3 +240,75 @@ func TestUnhealthyInstanceReplaced(t *testing.T) {
 		return ev["eventType"] == "status_update_event" && ev["taskStatus"] == "TASK_RUNNING" && ev["taskId"] != first
 	})
 }
+
+// TestGroupDependencies posts a group whose web app depends on its db:
+// one deployment in two steps, web's instances launched only once db's
+// are healthy; a cycle is a 422 naming it and creates nothing; the group
+// scales and deletes as a whole.
+func TestGroupDependencies(t *testing.T) {
+	e := startEnv(t)
+	evs := e.events()
+	app := func(id, deps string) string {
+		return fmt.Sprintf(`{"id":%q,"cmd":"sleep 300","cpus":0.1,"mem":16,"instances":1,"dependencies":%s,
+			"healthChecks":[{"protocol":"COMMAND","command":{"value":"true"},"delaySeconds":1,"intervalSeconds":0.5,
+				"gracePeriodSeconds":60}]}`, id, deps)
+	}
+	var c Change
+	e.must("POST", "/v2/groups", `{"id":"/shop","apps":[`+app("web", `["db"]`)+`,`+app("db", `[]`)+`]}`, http.StatusCreated, &c)
+	var ds []Deployment
+	e.must("GET", "/v2/deployments", "", 200, &ds)
+	if len(ds) != 1 || ds[0].ID != c.DeploymentID || ds[0].TotalSteps != 2 ||
+		ds[0].Steps[0].Actions[0].App != "/shop/db" || ds[0].Steps[1].Actions[0].App != "/shop/web" {
+		t.Fatalf("deployments %+v", ds)
+	}
+	dbHealthy := false
+	for {
+		ev := nextEvent(t, evs, "the web app's instance", func(ev map[string]any) bool {
+			return ev["eventType"] == "status_update_event" || ev["eventType"] == "health_status_changed_event"
+		})
+		if ev["appId"] == "/shop/db" && ev["eventType"] == "health_status_changed_event" && ev["alive"] == true {
+			dbHealthy = true
+		}
+		if ev["appId"] == "/shop/web" {
+			if !dbHealthy {
+				t.Fatalf("web's instance reported before db was healthy: %v", ev)
+			}
+			break
+		}
+	}
+	e.waitHealthy("/shop/web", 1)
+	var g GroupView
+	e.must("GET", "/v2/groups", "", 200, &g)
+	if g.ID != "/" || len(g.Groups) != 1 || g.Groups[0].ID != "/shop" || len(g.Groups[0].Apps) != 2 {
+		t.Fatalf("root group %+v", g)
+	}
+
+	var inv struct {
+		Details []struct {
+			Path   string
+			Errors []string
+		}
+	}
+	e.must("POST", "/v2/groups", `{"id":"/cyc","apps":[`+app("a", `["b"]`)+`,`+app("b", `["../cyc/a"]`)+`]}`, 422, &inv)
+	if len(inv.Details) != 1 || !strings.Contains(inv.Details[0].Errors[0], "dependency cycle: /cyc/a → /cyc/b → /cyc/a") {
+		t.Fatalf("cycle 422 %+v", inv)
+	}
+	e.must("GET", "/v2/groups/cyc", "", 404, nil)
+	e.must("PUT", "/v2/apps/shop/db", `{"dependencies":["/shop/web"]}`, 422, &inv)
+	if !strings.Contains(inv.Details[0].Errors[0], "dependency cycle") {
+		t.Fatalf("cycle 422 %+v", inv)
+	}
+	e.must("PUT", "/v2/apps/shop/db", `{"dependencies":["/nowhere"]}`, 422, &inv)
+	if inv.Details[0].Path != "/dependencies(0)" || !strings.Contains(inv.Details[0].Errors[0], "no app or group /nowhere") {
+		t.Fatalf("unknown dependency 422 %+v", inv)
+	}
+
+	e.must("PUT", "/v2/groups/shop", `{"scaleBy":2}`, http.StatusOK, nil)
+	e.waitHealthy("/shop/db", 2)
+	e.waitHealthy("/shop/web", 2)
+	e.must("DELETE", "/v2/groups/shop", "", http.StatusOK, nil)
+	e.waitFor("the group to go", func() bool {
+		code, _, _ := e.call("GET", "/v2/groups/shop", "")
+		return code == 404 && e.masterRunning() == 0
+	})
+}

@@ -70,6 +70,20 @@ func (f *Framework) Handler() http.Handler {
 			deployed(w, http.StatusOK, *c)
 		}
 	})
+	mux.HandleFunc("GET /v2/groups", func(w http.ResponseWriter, r *http.Request) { f.serveGroup(w, r, "/") })
+	mux.HandleFunc("GET /v2/groups/{id...}", func(w http.ResponseWriter, r *http.Request) { f.serveGroup(w, r, r.PathValue("id")) })
+	mux.HandleFunc("POST /v2/groups", func(w http.ResponseWriter, r *http.Request) { f.serveDeployGroup(w, r, "", true) })
+	mux.HandleFunc("PUT /v2/groups/{id...}", func(w http.ResponseWriter, r *http.Request) {
+		f.serveDeployGroup(w, r, r.PathValue("id"), false)
+	})
+	mux.HandleFunc("DELETE /v2/groups/{id...}", func(w http.ResponseWriter, r *http.Request) {
+		c, err := f.DeleteGroup(r.PathValue("id"), flag(r, "force"))
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		deployed(w, http.StatusOK, c)
+	})
 	mux.HandleFunc("GET /v2/events", f.serveEvents)
 	return mux
 }
@@ -333,4 +347,35 @@ func (f *Framework) serveEvents(w http.ResponseWriter, r *http.Request) {
 			fl.Flush()
 		}
 	}
+}
+
+func (f *Framework) serveGroup(w http.ResponseWriter, _ *http.Request, id string) {
+	g, err := f.Group(id)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	reply(w, http.StatusOK, g)
+}
+
+func (f *Framework) serveDeployGroup(w http.ResponseWriter, r *http.Request, id string, create bool) {
+	o, err := deployOptions(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	c, err := f.DeployGroup(id, body, create, o)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	code := http.StatusOK
+	if create {
+		code = http.StatusCreated
+	}
+	deployed(w, code, c)
 }
