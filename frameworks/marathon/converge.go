@@ -18,6 +18,16 @@ func (a *app) configVersion() string {
 	return a.def.VersionInfo.LastConfigChangeAt
 }
 
+// soon asks the ticker to converge now: the status updates that arrive
+// meanwhile are then acted on together, rather than each paying for a
+// pass over every instance.
+func (f *Framework) soon() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
 // wake asks the event loop to converge soon, clearing decline filters.
 func (f *Framework) wake() {
 	f.mu.Lock()
@@ -226,14 +236,13 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 		"ports": t.Ports, "ipAddresses": []any{}, "version": t.Version})
 	f.observeHealth(t, st, now)
 	if !scheduler.IsTerminal(state) {
-		if err := f.store.saveTask(t); err != nil {
-			f.log.Error("save instance", "task", id, "err", err)
-		}
+		// Not written to disk: a restarted framework learns the state
+		// and health of its instances again by reconciliation.
 		f.mu.Unlock()
-		f.converge(ctx)
+		f.soon()
 		return
 	}
-	delete(f.tasks, id)
+	f.removeTask(t)
 	if err := f.store.removeTask(id); err != nil {
 		f.log.Error("remove instance", "task", id, "err", err)
 	}
@@ -253,7 +262,7 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 		f.events.publish("app_terminated_event", map[string]any{"appId": t.AppID})
 	}
 	f.mu.Unlock()
-	f.converge(ctx)
+	f.soon()
 }
 
 // observeHealth follows the health an update reports (the agent runs the

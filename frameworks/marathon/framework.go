@@ -197,6 +197,7 @@ type Framework struct {
 	mu          sync.Mutex
 	apps        map[string]*app
 	tasks       map[string]*Task
+	byApp       map[string]map[string]*Task // the tasks by app, for tasksOf
 	deployments map[string]*Deployment
 	history     []DeploymentRecord // ended deployments, oldest first
 	frameworkID string
@@ -231,6 +232,7 @@ func New(cfg Config) (*Framework, error) {
 		cfg.FailoverTimeout = 7 * 24 * time.Hour
 	}
 	f := &Framework{cfg: cfg, log: cfg.Logger, apps: map[string]*app{}, tasks: map[string]*Task{},
+		byApp:       map[string]map[string]*Task{},
 		deployments: map[string]*Deployment{}, events: newBus(), kick: make(chan struct{}, 1)}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
@@ -246,7 +248,7 @@ func New(cfg Config) (*Framework, error) {
 		f.apps[d.ID] = &app{def: d, cons: d.ParsedConstraints(), since: now}
 	}
 	for _, t := range s.Tasks {
-		f.tasks[t.ID] = t
+		f.addTask(t)
 	}
 	checkpoint := true
 	failover := cfg.FailoverTimeout.Seconds()
@@ -410,13 +412,29 @@ func (f *Framework) sortedApps() []*app {
 	return out
 }
 
+// addTask and removeTask keep f.tasks and its index by app. Call with
+// f.mu held.
+func (f *Framework) addTask(t *Task) {
+	f.tasks[t.ID] = t
+	if f.byApp[t.AppID] == nil {
+		f.byApp[t.AppID] = map[string]*Task{}
+	}
+	f.byApp[t.AppID][t.ID] = t
+}
+
+func (f *Framework) removeTask(t *Task) {
+	delete(f.tasks, t.ID)
+	delete(f.byApp[t.AppID], t.ID)
+	if len(f.byApp[t.AppID]) == 0 {
+		delete(f.byApp, t.AppID)
+	}
+}
+
 // tasksOf lists an app's tasks, oldest first. Call with f.mu held.
 func (f *Framework) tasksOf(appID string) []*Task {
-	var out []*Task
-	for _, t := range f.tasks {
-		if t.AppID == appID {
-			out = append(out, t)
-		}
+	out := make([]*Task, 0, len(f.byApp[appID]))
+	for _, t := range f.byApp[appID] {
+		out = append(out, t)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].StagedAt.Equal(out[j].StagedAt) {
