@@ -62,8 +62,11 @@ version (unless --deployment_auto_rollback=false or ?autoRollback=false):
   curl -X DELETE localhost:8080/v2/deployments/ID       # roll back (?force=true: stop)
   curl localhost:8080/v2/apps/basic-0/versions
 
-Not yet: containers (DOCKER, MESOS), readiness checks, groups and dependencies;
-an app that asks for them is refused with a 422 naming the field.
+Groups (/v2/groups) are the app tree; an app's dependencies (on apps or
+groups) launch first and must run healthy before it starts; a cycle is refused.
+
+Not yet: containers (DOCKER, MESOS) and readiness checks; an app that asks for
+them is refused with a 422 naming the field.
 
 Flags:
 `

@@ -1,9 +1,19 @@
 // Package marathon is agora's long-running services framework: it speaks
-// Marathon's /v2 REST API (apps, tasks, the launch queue with placement
-// diagnostics, deployments, events as SSE) and keeps every app's
-// instances running on the cluster through the scheduler SDK only. Its
-// decisions (validation, constraints, matching, scaling arithmetic) live
-// in the pure package plan.
+// Marathon's /v2 REST API (apps, groups, tasks, the launch queue with
+// placement diagnostics, deployments, app versions, events as SSE) and
+// keeps every app's instances running on the cluster through the
+// scheduler SDK only. Its decisions (validation, constraints, matching,
+// health checks, scaling and rolling arithmetic) live in the pure package
+// plan.
+//
+// Beyond Marathon: health checks all run on the agents; a deployment
+// that makes no progress for its deadline (Config.DeploymentTimeout,
+// ?deploymentTimeout=) fails with a reason and rolls back unless told
+// not to (?autoRollback=false); GET /v2/deployments?embed=history lists
+// the deployments that ended ([]DeploymentRecord: status success, failed
+// or canceled, reason, rollbackDeploymentId), and each action of a
+// deployment carries its progress (instances new, healthy, old, and the
+// dependencies waited for).
 package marathon
 
 import (
