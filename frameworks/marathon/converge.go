@@ -76,7 +76,12 @@ func (f *Framework) converge(ctx context.Context) {
 func (f *Framework) planApp(a *app, now time.Time) {
 	var old, cur []*Task
 	dying := 0
-	for _, t := range f.tasksOf(a.def.ID) {
+	ts := f.tasksOf(a.def.ID)
+	if slices.ContainsFunc(ts, func(t *Task) bool { return !t.confirmed }) {
+		a.want = 0 // wait for reconciliation to say what runs
+		return
+	}
+	for _, t := range ts {
 		switch {
 		case t.Goal != GoalRunning:
 			dying++
@@ -227,6 +232,7 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 		return
 	}
 	t.State = state.String()
+	t.confirmed = true
 	if state == mesos.TASK_RUNNING && t.StartedAt == nil {
 		at := now
 		t.StartedAt = &at

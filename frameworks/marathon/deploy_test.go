@@ -312,3 +312,40 @@ func TestGroupDependencies(t *testing.T) {
 		return code == 404 && e.masterRunning() == 0
 	})
 }
+
+// TestRestartKeepsDeployment restarts the framework in the middle of a
+// deployment that cannot finish: the deployment is still there after
+// the restart, the instances are adopted (the old version's not killed
+// while their health is re-learned), and cancelling it still rolls back.
+func TestRestartKeepsDeployment(t *testing.T) {
+	e := startEnv(t)
+	strategy := `{"minimumHealthCapacity":1,"maximumOverCapacity":0}`
+	e.must("POST", "/v2/apps", healthyApp("/kept", "sleep 300", "true", 2, strategy), http.StatusCreated, nil)
+	before := ids(e.waitHealthy("/kept", 2))
+	var c Change
+	e.must("PUT", "/v2/apps/kept", healthyApp("/kept", "sleep 301", "false", 2, strategy), http.StatusOK, &c)
+	e.waitFor("the new version's instance", func() bool {
+		ts := e.tasks("/kept")
+		return len(ts) == 3 && !slices.ContainsFunc(ts, func(tk Task) bool { return tk.State != "TASK_RUNNING" })
+	})
+	all := ids(e.tasks("/kept"))
+	e.stop()
+	e.startFramework()
+	var ds []Deployment
+	e.must("GET", "/v2/deployments", "", 200, &ds)
+	if len(ds) != 1 || ds[0].ID != c.DeploymentID {
+		t.Fatalf("deployments after a restart %+v, want %s", ds, c.DeploymentID)
+	}
+	e.waitFor("the instances' health re-learned", func() bool {
+		var app struct{ App AppView }
+		e.must("GET", "/v2/apps/kept", "", 200, &app)
+		return app.App.TasksHealthy == 2
+	})
+	if now := ids(e.tasks("/kept")); !slices.Equal(now, all) {
+		t.Fatalf("instances %v after the restart, want %v adopted", now, all)
+	}
+	e.must("DELETE", "/v2/deployments/"+c.DeploymentID, "", http.StatusOK, nil)
+	if after := ids(e.waitHealthy("/kept", 2)); !slices.Equal(before, after) {
+		t.Fatalf("instances %v after the rollback, want %v kept", after, before)
+	}
+}

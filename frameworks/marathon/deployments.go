@@ -2,6 +2,7 @@ package marathon
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"sort"
@@ -139,6 +140,9 @@ func (f *Framework) newDeployment(targets []target, version string, o DeployOpti
 	}
 	d.best = f.progressOf(d).score()
 	f.deployments[d.ID] = d
+	if err := f.store.saveDeployment(d.file()); err != nil {
+		f.log.Warn("keep the deployment; a restart would forget it", "deployment", d.ID, "err", err)
+	}
 	f.events.publish("deployment_info", map[string]any{"plan": d, "currentStep": d.Steps[0]})
 	return d
 }
@@ -220,6 +224,9 @@ func (f *Framework) cancelDeployments(id string, now time.Time) {
 // f.mu held.
 func (f *Framework) endDeployment(d *Deployment, status, reason, rollback string, now time.Time) {
 	delete(f.deployments, d.ID)
+	if err := f.store.removeDeployment(d.ID); err != nil {
+		f.log.Warn("remove the deployment's file", "deployment", d.ID, "err", err)
+	}
 	f.history = append(f.history, DeploymentRecord{Deployment: f.deploymentView(d), Status: status, Reason: reason,
 		StartedAt: stamp(d.started), FinishedAt: stamp(now), RollbackDeploymentID: rollback})
 	if n := len(f.history) - historyLimit; n > 0 {
@@ -606,4 +613,33 @@ func (f *Framework) checkPlace(id, path string) error {
 			Details: []plan.Detail{{Path: path + "/id", Errors: []string{msg}}}}}
 	}
 	return nil
+}
+
+// file is d as kept on disk.
+func (d *Deployment) file() deploymentFile {
+	df := deploymentFile{ID: d.ID, Version: d.Version, Started: d.started, Timeout: d.timeout,
+		AutoRollback: d.autoRollback, RollbackOf: d.RollbackOf}
+	for _, t := range d.targets {
+		df.Targets = append(df.Targets, targetFile{App: t.app, Action: t.action, Prev: t.prev})
+	}
+	return df
+}
+
+// restoreDeployment carries on a deployment a previous run of the
+// framework kept; its progress deadline starts again. Call with f.mu
+// held, the apps loaded.
+func (f *Framework) restoreDeployment(df deploymentFile, now time.Time) {
+	d := &Deployment{ID: df.ID, Version: df.Version, AffectedApps: []string{}, AffectedPods: []string{},
+		RollbackOf: df.RollbackOf, started: df.Started, timeout: df.Timeout, autoRollback: df.AutoRollback,
+		progressAt: now, best: math.MinInt}
+	for _, t := range df.Targets {
+		d.targets = append(d.targets, target{app: t.App, action: t.Action, prev: t.Prev})
+		d.AffectedApps = append(d.AffectedApps, t.App)
+	}
+	if len(d.targets) == 0 {
+		return
+	}
+	d.Steps = f.steps(d.targets)
+	d.TotalSteps, d.CurrentStep, d.CurrentActions = len(d.Steps), 1, d.Steps[0].Actions
+	f.deployments[d.ID] = d
 }

@@ -107,6 +107,12 @@ type Task struct {
 	HealthCheckResults []HealthResult `json:"healthCheckResults,omitempty"`
 
 	killSent time.Time
+	// confirmed is set by the first status update since this run of the
+	// framework launched or loaded the task: the state and health read
+	// from disk are not current (updates are not written), so an app
+	// with unconfirmed instances is not acted on until reconciliation
+	// has answered for them.
+	confirmed bool
 }
 
 // Goals of an instance.
@@ -259,6 +265,9 @@ func New(cfg Config) (*Framework, error) {
 	}
 	for _, t := range s.Tasks {
 		f.addTask(t)
+	}
+	for _, d := range s.Deployments {
+		f.restoreDeployment(d, now)
 	}
 	checkpoint := true
 	failover := cfg.FailoverTimeout.Seconds()

@@ -164,7 +164,7 @@ func (f *Framework) newTask(a *app, o *mesos.Offer, fit *plan.Fit, now time.Time
 	return &Task{ID: taskIDFor(a.def.ID), AppID: a.def.ID, AgentID: o.AgentID.Value, Host: o.Hostname,
 		Ports: fit.Ports, State: mesos.TASK_STAGING.String(), StagedAt: now, Version: a.def.Version,
 		ConfigVersion: a.configVersion(), Goal: GoalRunning, Agent: plan.AgentOf(o),
-		HealthChecked: len(a.def.HealthChecks) > 0}
+		HealthChecked: len(a.def.HealthChecks) > 0, confirmed: true}
 }
 
 // taskInfo is the TaskInfo of instance t of app d.
