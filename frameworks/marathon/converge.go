@@ -70,9 +70,8 @@ func (f *Framework) converge(ctx context.Context) {
 // Decommissioned, durably) and how many to launch. Instances of an older
 // config are replaced by Marathon's rolling arithmetic (plan.Restart,
 // counting the instances the agent reports healthy, or running where the
-// instance has no health check);
-// otherwise the app is scaled to its count, killing by its
-// killSelection. Call with f.mu held.
+// instance has no health check); otherwise the app is scaled to its
+// count, killing by its killSelection. Call with f.mu held.
 func (f *Framework) planApp(a *app, now time.Time) {
 	var old, cur []*Task
 	dying := 0
