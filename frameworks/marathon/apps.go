@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/agora-cluster/agora/frameworks/marathon/plan"
@@ -88,7 +89,7 @@ func mustParse(s string) time.Time {
 }
 
 // CreateApp adds an app (POST /v2/apps) and starts its deployment.
-func (f *Framework) CreateApp(body []byte) (AppView, *Deployment, error) {
+func (f *Framework) CreateApp(body []byte, o DeployOptions) (AppView, *Deployment, error) {
 	d, err := decodeApp(body, plan.Defaults())
 	if err != nil {
 		return AppView{}, nil, err
@@ -100,7 +101,13 @@ func (f *Framework) CreateApp(body []byte) (AppView, *Deployment, error) {
 		return AppView{}, nil, &APIError{Code: http.StatusConflict,
 			Body: message{fmt.Sprintf("An app with id [%s] already exists.", d.ID)}}
 	}
-	dep, err := f.putLocked(nil, d, StartApplication, now)
+	if err := f.checkPlace(d.ID, ""); err != nil {
+		return AppView{}, nil, err
+	}
+	if err := f.checkDependencies([]plan.App{d}, func(int) string { return "" }); err != nil {
+		return AppView{}, nil, err
+	}
+	dep, err := f.putLocked(nil, d, StartApplication, now, o, false)
 	if err != nil {
 		return AppView{}, nil, err
 	}
@@ -108,18 +115,42 @@ func (f *Framework) CreateApp(body []byte) (AppView, *Deployment, error) {
 	return f.viewLocked(f.apps[d.ID], false), dep, nil
 }
 
-// putLocked stores d as the app's definition (durably first) and starts a
-// deployment. Call with f.mu held.
-func (f *Framework) putLocked(prev *app, d plan.App, action string, now time.Time) (*Deployment, error) {
+// putLocked stores d as the app's definition and starts its deployment.
+// Call with f.mu held.
+func (f *Framework) putLocked(prev *app, d plan.App, action string, now time.Time, o DeployOptions, restore bool) (*Deployment, error) {
+	t, err := f.applyLocked(prev, d, action, now, restore)
+	if err != nil {
+		return nil, err
+	}
+	return f.newDeployment([]target{t}, f.apps[d.ID].def.Version, o, now), nil
+}
+
+// applyLocked stores d as the app's definition (durably first) and keeps
+// it as a version; it returns the change as a deployment's target.
+// restore (a rollback) keeps d's config version, so that the instances
+// still running it are kept. Call with f.mu held.
+func (f *Framework) applyLocked(prev *app, d plan.App, action string, now time.Time, restore bool) (target, error) {
+	var before *plan.App
+	if prev != nil {
+		b := prev.def
+		before = &b
+	}
+	restored := d.VersionInfo
 	d.Version = f.version(now)
 	configChanged := prev == nil || !plan.SameConfig(prev.def, d) || action == RestartApplication
 	vi := plan.VersionInfo{LastScalingAt: d.Version, LastConfigChangeAt: d.Version}
-	if !configChanged && prev.def.VersionInfo != nil {
+	switch {
+	case restore && restored != nil:
+		vi.LastConfigChangeAt = restored.LastConfigChangeAt
+	case !configChanged && prev.def.VersionInfo != nil:
 		vi.LastConfigChangeAt = prev.def.VersionInfo.LastConfigChangeAt
 	}
 	d.VersionInfo = &vi
 	if err := f.store.saveApp(&d); err != nil {
-		return nil, &APIError{Code: http.StatusServiceUnavailable, Body: message{"the app could not be stored: " + err.Error()}}
+		return target{}, &APIError{Code: http.StatusServiceUnavailable, Body: message{"the app could not be stored: " + err.Error()}}
+	}
+	if err := f.store.saveVersion(&d, f.cfg.MaxVersions); err != nil {
+		f.log.Warn("keep the app's version", "app", d.ID, "err", err)
 	}
 	a := prev
 	if a == nil {
@@ -130,15 +161,14 @@ func (f *Framework) putLocked(prev *app, d plan.App, action string, now time.Tim
 	if configChanged {
 		a.failures, a.delayUntil = 0, time.Time{}
 	}
-	dep := f.newDeployment(action, d.ID, d.Version, now)
 	go f.wake()
-	return dep, nil
+	return target{app: d.ID, action: action, prev: before}, nil
 }
 
 // PutApp replaces or updates app id (PUT /v2/apps/{id}): the body is
 // applied over the current definition, so {"instances": N} scales. An app
 // that does not exist is created.
-func (f *Framework) PutApp(id string, body []byte, force bool) (Change, bool, error) {
+func (f *Framework) PutApp(id string, body []byte, o DeployOptions) (Change, bool, error) {
 	id = plan.CanonicalID(id)
 	f.mu.Lock()
 	prev := f.apps[id]
@@ -162,20 +192,28 @@ func (f *Framework) PutApp(id string, body []byte, force bool) (Change, bool, er
 	if f.apps[id] != prev {
 		return Change{}, false, &APIError{Code: http.StatusConflict, Body: message{"the app changed meanwhile; try again"}}
 	}
+	if prev == nil {
+		if err := f.checkPlace(id, ""); err != nil {
+			return Change{}, false, err
+		}
+	}
+	if err := f.checkDependencies([]plan.App{d}, func(int) string { return "" }); err != nil {
+		return Change{}, false, err
+	}
 	action := StartApplication
 	if prev != nil {
 		if ds := f.lockedBy(id); len(ds) > 0 {
-			if !force {
+			if !o.Force {
 				return Change{}, false, locked(ds)
 			}
-			f.cancelDeployments(id)
+			f.cancelDeployments(id, now)
 		}
 		action = RestartApplication
 		if plan.SameConfig(prev.def, d) {
 			action = ScaleApplication
 		}
 	}
-	dep, err := f.putLocked(prev, d, action, now)
+	dep, err := f.putLocked(prev, d, action, now, o, false)
 	if err != nil {
 		return Change{}, false, err
 	}
@@ -184,7 +222,7 @@ func (f *Framework) PutApp(id string, body []byte, force bool) (Change, bool, er
 
 // RestartApp replaces every instance of app id (POST .../restart), by
 // the app's upgrade strategy.
-func (f *Framework) RestartApp(id string, force bool) (Change, error) {
+func (f *Framework) RestartApp(id string, o DeployOptions) (Change, error) {
 	id = plan.CanonicalID(id)
 	now := time.Now()
 	f.mu.Lock()
@@ -194,12 +232,12 @@ func (f *Framework) RestartApp(id string, force bool) (Change, error) {
 		return Change{}, notFound(id)
 	}
 	if ds := f.lockedBy(id); len(ds) > 0 {
-		if !force {
+		if !o.Force {
 			return Change{}, locked(ds)
 		}
-		f.cancelDeployments(id)
+		f.cancelDeployments(id, now)
 	}
-	dep, err := f.putLocked(a, a.def, RestartApplication, now)
+	dep, err := f.putLocked(a, a.def, RestartApplication, now, o, false)
 	if err != nil {
 		return Change{}, err
 	}
@@ -221,23 +259,47 @@ func (f *Framework) DeleteApp(id string, force bool) (Change, error) {
 		if !force {
 			return Change{}, locked(ds)
 		}
-		f.cancelDeployments(id)
+		f.cancelDeployments(id, now)
 	}
+	dep, err := f.deleteLocked(a, now)
+	if err != nil {
+		return Change{}, err
+	}
+	return Change{DeploymentID: dep.ID, Version: dep.Version}, nil
+}
+
+// deleteLocked removes app a and starts killing its instances, as a
+// deployment. Call with f.mu held.
+func (f *Framework) deleteLocked(a *app, now time.Time) (*Deployment, error) {
+	t, err := f.removeLocked(a)
+	if err != nil {
+		return nil, err
+	}
+	return f.newDeployment([]target{t}, f.version(now), DeployOptions{}, now), nil
+}
+
+// removeLocked removes app a and decommissions its instances; it
+// returns the change as a deployment's target. Call with f.mu held.
+func (f *Framework) removeLocked(a *app) (target, error) {
+	id := a.def.ID
 	// Decommission first, then forget the app: a crash in between leaves
 	// the app with instances being killed, not instances nobody owns.
 	for _, t := range f.tasksOf(id) {
 		t.Goal = GoalDecommissioned
 		if err := f.store.saveTask(t); err != nil {
-			return Change{}, &APIError{Code: http.StatusServiceUnavailable, Body: message{"could not record the kill: " + err.Error()}}
+			return target{}, &APIError{Code: http.StatusServiceUnavailable, Body: message{"could not record the kill: " + err.Error()}}
 		}
 	}
 	if err := f.store.removeApp(id); err != nil {
-		return Change{}, &APIError{Code: http.StatusServiceUnavailable, Body: message{"could not remove the app: " + err.Error()}}
+		return target{}, &APIError{Code: http.StatusServiceUnavailable, Body: message{"could not remove the app: " + err.Error()}}
+	}
+	if err := f.store.removeVersions(id); err != nil {
+		f.log.Warn("remove the app's versions", "app", id, "err", err)
 	}
 	delete(f.apps, id)
-	dep := f.newDeployment(StopApplication, id, f.version(now), now)
+	before := a.def
 	go f.wake()
-	return Change{DeploymentID: dep.ID, Version: dep.Version}, nil
+	return target{app: id, action: StopApplication, prev: &before}, nil
 }
 
 // KillTask kills one instance of app id (DELETE .../tasks/{taskId}); with
@@ -272,7 +334,7 @@ func (f *Framework) KillTask(id, taskID string, scale, force bool) (any, error) 
 		if !force {
 			return nil, locked(ds)
 		}
-		f.cancelDeployments(id)
+		f.cancelDeployments(id, now)
 	}
 	t.Goal = GoalDecommissioned
 	if err := f.store.saveTask(t); err != nil {
@@ -280,7 +342,7 @@ func (f *Framework) KillTask(id, taskID string, scale, force bool) (any, error) 
 	}
 	d := a.def
 	d.Instances = max(0, d.Instances-1)
-	dep, err := f.putLocked(a, d, ScaleApplication, now)
+	dep, err := f.putLocked(a, d, ScaleApplication, now, DeployOptions{}, false)
 	if err != nil {
 		return nil, err
 	}
@@ -299,4 +361,39 @@ func (f *Framework) ResetDelay(id string) error {
 	a.failures, a.delayUntil = 0, time.Time{}
 	go f.wake()
 	return nil
+}
+
+// Versions lists app id's kept versions, newest first
+// (GET /v2/apps/{id}/versions).
+func (f *Framework) Versions(id string) ([]string, error) {
+	id = plan.CanonicalID(id)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.apps[id] == nil {
+		return nil, notFound(id)
+	}
+	vs, err := f.store.versions(id)
+	if err != nil {
+		return nil, err
+	}
+	if vs == nil {
+		vs = []string{}
+	}
+	return vs, nil
+}
+
+// Version is app id's definition as it was at version v
+// (GET /v2/apps/{id}/versions/{v}).
+func (f *Framework) Version(id, v string) (plan.App, error) {
+	id = plan.CanonicalID(id)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.apps[id] == nil {
+		return plan.App{}, notFound(id)
+	}
+	a, err := f.store.version(id, v)
+	if errors.Is(err, os.ErrNotExist) {
+		return a, &APIError{Code: http.StatusNotFound, Body: message{fmt.Sprintf("App '%s' does not exist in version %s", id, v)}}
+	}
+	return a, err
 }

@@ -540,7 +540,20 @@ func TestBadInput(t *testing.T) {
 	if inv.Message != "Object is not valid" || paths["/cpus"] == "" || !strings.Contains(paths["/constraints(0)"], "UNIQUE, CLUSTER") {
 		t.Fatalf("422 body %+v", inv)
 	}
+	e.must("POST", "/v2/apps", `{"id":"/hc","cmd":"sleep 1","healthChecks":[{"protocol":"MESOS_HTTP","portIndex":4},
+		{"protocol":"COMMAND"}]}`, 422, &inv)
+	paths = map[string]string{}
+	for _, d := range inv.Details {
+		paths[d.Path] = strings.Join(d.Errors, "; ")
+	}
+	if !strings.Contains(paths["/healthChecks(0)/portIndex"], "has 1 port") || !strings.Contains(paths["/healthChecks(1)/command"], "command.value") {
+		t.Fatalf("422 body for bad health checks %+v", inv)
+	}
 	var bad struct{ Message string }
+	e.must("POST", "/v2/apps?deploymentTimeout=soon", `{"id":"/t","cmd":"sleep 1"}`, 400, &bad)
+	if !strings.Contains(bad.Message, "deploymentTimeout") {
+		t.Fatalf("400 body %+v", bad)
+	}
 	e.must("POST", "/v2/apps", `{"id": 3}`, 400, &bad)
 	if bad.Message != "Invalid JSON" {
 		t.Fatalf("400 body %+v", bad)

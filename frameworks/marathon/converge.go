@@ -11,116 +11,21 @@ import (
 	"github.com/agora-cluster/agora/frameworks/scheduler"
 )
 
-// Deployment is one change to an app, as /v2/deployments lists it: it
-// finishes when the app's instances match its definition (or, for a
-// delete, when none is left).
-type Deployment struct {
-	ID             string   `json:"id"`
-	Version        string   `json:"version"`
-	AffectedApps   []string `json:"affectedApps"`
-	AffectedPods   []string `json:"affectedPods"`
-	Steps          []Step   `json:"steps"`
-	CurrentActions []Action `json:"currentActions"`
-	CurrentStep    int      `json:"currentStep"`
-	TotalSteps     int      `json:"totalSteps"`
-
-	appID   string
-	started time.Time
-}
-
-// Step is one step of a deployment's plan.
-type Step struct {
-	Actions []Action `json:"actions"`
-}
-
-// Action is what a step does to one app.
-type Action struct {
-	Action                string `json:"action"`
-	App                   string `json:"app"`
-	ReadinessCheckResults []any  `json:"readinessCheckResults"`
-}
-
-// Deployment actions.
-const (
-	StartApplication   = "StartApplication"
-	StopApplication    = "StopApplication"
-	ScaleApplication   = "ScaleApplication"
-	RestartApplication = "RestartApplication"
-)
-
-// newDeployment starts a deployment of action on app id at version. Call
-// with f.mu held.
-func (f *Framework) newDeployment(action, id, version string, now time.Time) *Deployment {
-	act := Action{Action: action, App: id, ReadinessCheckResults: []any{}}
-	d := &Deployment{ID: newUUID(), Version: version, AffectedApps: []string{id}, AffectedPods: []string{},
-		Steps: []Step{{Actions: []Action{act}}}, CurrentActions: []Action{act}, CurrentStep: 1, TotalSteps: 1,
-		appID: id, started: now}
-	f.deployments[d.ID] = d
-	f.events.publish("deployment_info", map[string]any{"plan": d, "currentStep": d.Steps[0]})
-	return d
-}
-
-// lockedBy lists the deployments running on app id. Call with f.mu held.
-func (f *Framework) lockedBy(id string) []*Deployment {
-	var out []*Deployment
-	for _, d := range f.deployments {
-		if d.appID == id {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
-// cancelDeployments drops the deployments on app id, which a forced
-// change overrides. Call with f.mu held.
-func (f *Framework) cancelDeployments(id string) {
-	for _, d := range f.lockedBy(id) {
-		delete(f.deployments, d.ID)
-		f.events.publish("deployment_failed", map[string]any{"id": d.ID, "plan": d, "reason": "overridden by a forced change"})
-	}
-}
-
-// finishDeployments ends the deployments whose app has reached its
-// definition. Call with f.mu held.
-func (f *Framework) finishDeployments() {
-	for id, d := range f.deployments {
-		if !f.settled(d) {
-			continue
-		}
-		delete(f.deployments, id)
-		f.events.publish("deployment_step_success", map[string]any{"plan": d, "currentStep": d.Steps[0]})
-		f.events.publish("deployment_success", map[string]any{"id": d.ID, "plan": d})
-	}
-}
-
-// settled reports whether a deployment's app matches its definition.
-// Call with f.mu held.
-func (f *Framework) settled(d *Deployment) bool {
-	ts := f.tasksOf(d.appID)
-	a := f.apps[d.appID]
-	if d.Steps[0].Actions[0].Action == StopApplication {
-		return len(ts) == 0 && a == nil
-	}
-	if a == nil {
-		return true // deleted since: the delete's own deployment follows it
-	}
-	running := 0
-	for _, t := range ts {
-		if t.Goal != GoalRunning || t.ConfigVersion != a.configVersion() {
-			return false
-		}
-		if t.running() {
-			running++
-		}
-	}
-	return running == a.def.Instances && len(ts) == a.def.Instances
-}
-
 func (a *app) configVersion() string {
 	if a.def.VersionInfo == nil {
 		return a.def.Version
 	}
 	return a.def.VersionInfo.LastConfigChangeAt
+}
+
+// soon asks the ticker to converge now: the status updates that arrive
+// meanwhile are then acted on together, rather than each paying for a
+// pass over every instance.
+func (f *Framework) soon() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
 }
 
 // wake asks the event loop to converge soon, clearing decline filters.
@@ -151,7 +56,7 @@ func (f *Framework) converge(ctx context.Context) {
 			kills = append(kills, kill{t.ID, t.AgentID})
 		}
 	}
-	f.finishDeployments()
+	f.finishDeployments(now)
 	f.mu.Unlock()
 	for _, k := range kills {
 		if err := f.driver.Kill(ctx, k.task, k.agent); err != nil {
@@ -164,14 +69,21 @@ func (f *Framework) converge(ctx context.Context) {
 // planApp decides which of an app's instances to kill (they are marked
 // Decommissioned, durably) and how many to launch. Instances of an older
 // config are replaced by Marathon's rolling arithmetic (plan.Restart,
-// with running counted as healthy while the agent runs no health checks);
-// otherwise the app is scaled to its count, killing by its
-// killSelection. Call with f.mu held.
+// counting the instances the agent reports healthy, or running where the
+// instance has no health check); otherwise the app is scaled to its
+// count, killing by its killSelection. Call with f.mu held.
 func (f *Framework) planApp(a *app, now time.Time) {
 	var old, cur []*Task
-	for _, t := range f.tasksOf(a.def.ID) {
+	dying := 0
+	ts := f.tasksOf(a.def.ID)
+	if slices.ContainsFunc(ts, func(t *Task) bool { return !t.confirmed }) {
+		a.want = 0 // wait for reconciliation to say what runs
+		return
+	}
+	for _, t := range ts {
 		switch {
 		case t.Goal != GoalRunning:
+			dying++
 		case t.ConfigVersion == a.configVersion():
 			cur = append(cur, t)
 		default:
@@ -183,23 +95,35 @@ func (f *Framework) planApp(a *app, now time.Time) {
 	if len(old) > 0 {
 		healthy := 0
 		for _, t := range slices.Concat(old, cur) {
-			if t.running() {
+			if t.healthy() {
 				healthy++
 			}
 		}
-		k, start := plan.Restart(n, a.def.Strategy(), healthy, len(old), len(cur))
-		// Those not running go first, then the oldest.
+		u := a.def.Strategy()
+		k, _ := plan.Restart(n, u, healthy, len(old), len(cur))
+		// Those not healthy go first, then the oldest.
 		slices.SortStableFunc(old, func(x, y *Task) int {
-			if x.running() != y.running() {
-				if !x.running() {
+			if x.healthy() != y.healthy() {
+				if !x.healthy() {
 					return -1
 				}
 				return 1
 			}
 			return x.StagedAt.Compare(y.StagedAt)
 		})
+		// Old instances that are not healthy hold no health capacity:
+		// killing them is always safe, and frees room (a rollback's
+		// failed instances go at once).
+		for k < len(old) && !old[k].healthy() {
+			k++
+		}
 		doomed = old[:k]
-		a.want = start
+		// Capacity counts every instance still alive, those being killed
+		// too (Marathon counts only those meant to run), so that the
+		// instances running never exceed maxCapacity: a replacement starts
+		// once the instance it replaces has ended.
+		_, maxCapacity := plan.Capacity(n, u, healthy)
+		a.want = max(0, min(n-len(cur), maxCapacity-len(old)-dying-len(cur)))
 		if len(cur) > n {
 			doomed = append(doomed, youngest(cur, a.def.KillSelection, len(cur)-n)...)
 		}
@@ -208,6 +132,11 @@ func (f *Framework) planApp(a *app, now time.Time) {
 			doomed = youngest(cur, a.def.KillSelection, len(cur)-n)
 		}
 		a.want = max(0, n-len(cur))
+	}
+	// A deployment launches an app's new instances once the apps it
+	// depends on run healthy (Marathon's order: dependencies first).
+	if a.want > 0 && len(a.def.Dependencies) > 0 && len(f.lockedBy(a.def.ID)) > 0 && len(f.waitingFor(a)) > 0 {
+		a.want = 0
 	}
 	for _, t := range doomed {
 		t.Goal = GoalDecommissioned
@@ -302,6 +231,7 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 		return
 	}
 	t.State = state.String()
+	t.confirmed = true
 	if state == mesos.TASK_RUNNING && t.StartedAt == nil {
 		at := now
 		t.StartedAt = &at
@@ -309,15 +239,15 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 	f.events.publish("status_update_event", map[string]any{"slaveId": t.AgentID, "taskId": t.ID,
 		"taskStatus": t.State, "message": st.GetMessage(), "appId": t.AppID, "host": t.Host,
 		"ports": t.Ports, "ipAddresses": []any{}, "version": t.Version})
+	f.observeHealth(t, st, now)
 	if !scheduler.IsTerminal(state) {
-		if err := f.store.saveTask(t); err != nil {
-			f.log.Error("save instance", "task", id, "err", err)
-		}
+		// Not written to disk: a restarted framework learns the state
+		// and health of its instances again by reconciliation.
 		f.mu.Unlock()
-		f.converge(ctx)
+		f.soon()
 		return
 	}
-	delete(f.tasks, id)
+	f.removeTask(t)
 	if err := f.store.removeTask(id); err != nil {
 		f.log.Error("remove instance", "task", id, "err", err)
 	}
@@ -337,5 +267,41 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 		f.events.publish("app_terminated_event", map[string]any{"appId": t.AppID})
 	}
 	f.mu.Unlock()
-	f.converge(ctx)
+	f.soon()
+}
+
+// observeHealth follows the health an update reports (the agent runs the
+// checks): a change is published as health_status_changed_event, a
+// failure as failed_health_check_event, and a kill for failing as
+// unhealthy_task_kill_event. Call with f.mu held.
+func (f *Framework) observeHealth(t *Task, st mesos.TaskStatus, now time.Time) {
+	if st.Healthy == nil || !t.HealthChecked {
+		return
+	}
+	healthy := *st.Healthy
+	ev := func() map[string]any {
+		return map[string]any{"appId": t.AppID, "taskId": t.ID, "instanceId": t.ID, "version": t.Version}
+	}
+	if scheduler.IsTerminal(st.GetState()) {
+		if !healthy {
+			e := ev()
+			e["reason"] = "failed its health check too often"
+			e["host"] = t.Host
+			f.events.publish("unhealthy_task_kill_event", e)
+		}
+		return
+	}
+	if t.observeHealth(healthy, st.GetMessage(), now) {
+		e := ev()
+		e["alive"] = healthy
+		f.events.publish("health_status_changed_event", e)
+	}
+	if !healthy {
+		e := ev()
+		e["host"] = t.Host
+		if a := f.apps[t.AppID]; a != nil && len(a.def.HealthChecks) > 0 {
+			e["healthCheck"] = a.def.HealthChecks[0]
+		}
+		f.events.publish("failed_health_check_event", e)
+	}
 }

@@ -1,9 +1,19 @@
 // Package marathon is agora's long-running services framework: it speaks
-// Marathon's /v2 REST API (apps, tasks, the launch queue with placement
-// diagnostics, deployments, events as SSE) and keeps every app's
-// instances running on the cluster through the scheduler SDK only. Its
-// decisions (validation, constraints, matching, scaling arithmetic) live
-// in the pure package plan.
+// Marathon's /v2 REST API (apps, groups, tasks, the launch queue with
+// placement diagnostics, deployments, app versions, events as SSE) and
+// keeps every app's instances running on the cluster through the
+// scheduler SDK only. Its decisions (validation, constraints, matching,
+// health checks, scaling and rolling arithmetic) live in the pure package
+// plan.
+//
+// Beyond Marathon: health checks all run on the agents; a deployment
+// that makes no progress for its deadline (Config.DeploymentTimeout,
+// ?deploymentTimeout=) fails with a reason and rolls back unless told
+// not to (?autoRollback=false); GET /v2/deployments?embed=history lists
+// the deployments that ended ([]DeploymentRecord: status success, failed
+// or canceled, reason, rollbackDeploymentId), and each action of a
+// deployment carries its progress (instances new, healthy, old, and the
+// dependencies waited for).
 package marathon
 
 import (
@@ -55,6 +65,17 @@ type Config struct {
 	// HTTPAddress is where the API answers, host:port, for /v2/info,
 	// /v2/leader and the framework's webui_url.
 	HTTPAddress string
+	// DeploymentTimeout is a deployment's progress deadline: one that makes
+	// no progress for this long fails (default 10 minutes; negative: no
+	// deadline). A request's ?deploymentTimeout= overrides it.
+	DeploymentTimeout time.Duration
+	// NoAutoRollback keeps a deployment that missed its deadline from
+	// rolling back to the app's previous definition (a request's
+	// ?autoRollback= overrides it).
+	NoAutoRollback bool
+	// MaxVersions is how many versions of each app are kept for
+	// /v2/apps/{id}/versions (default 50); older ones are pruned.
+	MaxVersions int
 	// Logger receives the framework's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -79,8 +100,19 @@ type Task struct {
 	Goal string `json:"goal"`
 	// Agent is what constraints see of its agent.
 	Agent plan.Agent `json:"agent"`
+	// HealthChecked says its app had a health check when it was launched:
+	// it counts as healthy only once the agent reports it so.
+	HealthChecked bool `json:"healthChecked,omitempty"`
+	// HealthCheckResults is what the agent last reported of its health.
+	HealthCheckResults []HealthResult `json:"healthCheckResults,omitempty"`
 
 	killSent time.Time
+	// confirmed is set by the first status update since this run of the
+	// framework launched or loaded the task: the state and health read
+	// from disk are not current (updates are not written), so an app
+	// with unconfirmed instances is not acted on until reconciliation
+	// has answered for them.
+	confirmed bool
 }
 
 // Goals of an instance.
@@ -90,6 +122,55 @@ const (
 )
 
 func (t *Task) running() bool { return t.State == mesos.TASK_RUNNING.String() }
+
+// healthy reports whether the instance runs and, if it has a health
+// check, has passed it since its last failure.
+func (t *Task) healthy() bool {
+	if !t.running() {
+		return false
+	}
+	return !t.HealthChecked || (len(t.HealthCheckResults) > 0 && t.HealthCheckResults[0].Alive)
+}
+
+// unhealthy reports whether the instance's last health report failed.
+func (t *Task) unhealthy() bool {
+	return t.HealthChecked && len(t.HealthCheckResults) > 0 && !t.HealthCheckResults[0].Alive
+}
+
+// HealthResult is an instance's health as Marathon's healthCheckResults
+// show it, from the agent's health reports.
+type HealthResult struct {
+	Alive               bool       `json:"alive"`
+	ConsecutiveFailures int        `json:"consecutiveFailures"`
+	FirstSuccess        *time.Time `json:"firstSuccess"`
+	LastSuccess         *time.Time `json:"lastSuccess"`
+	LastFailure         *time.Time `json:"lastFailure"`
+	LastFailureCause    string     `json:"lastFailureCause,omitempty"`
+	TaskID              string     `json:"taskId"`
+	InstanceID          string     `json:"instanceId"`
+}
+
+// observeHealth records a health report; it says whether the instance's
+// health changed.
+func (t *Task) observeHealth(healthy bool, cause string, now time.Time) bool {
+	if len(t.HealthCheckResults) == 0 {
+		t.HealthCheckResults = []HealthResult{{TaskID: t.ID, InstanceID: t.ID}}
+	}
+	r := &t.HealthCheckResults[0]
+	was := r.Alive && r.LastSuccess != nil
+	at := now
+	if healthy {
+		r.Alive, r.ConsecutiveFailures, r.LastSuccess = true, 0, &at
+		if r.FirstSuccess == nil {
+			r.FirstSuccess = &at
+		}
+		return !was
+	}
+	r.Alive = false
+	r.ConsecutiveFailures++
+	r.LastFailure, r.LastFailureCause = &at, cause
+	return was || r.ConsecutiveFailures == 1
+}
 
 // app is one app and what the framework tracks for it.
 type app struct {
@@ -132,7 +213,9 @@ type Framework struct {
 	mu          sync.Mutex
 	apps        map[string]*app
 	tasks       map[string]*Task
+	byApp       map[string]map[string]*Task // the tasks by app, for tasksOf
 	deployments map[string]*Deployment
+	history     []DeploymentRecord // ended deployments, oldest first
 	frameworkID string
 	suppressed  bool
 	reconciler  *scheduler.Reconciler
@@ -155,10 +238,17 @@ func New(cfg Config) (*Framework, error) {
 	if cfg.Role == "" {
 		cfg.Role = "*"
 	}
+	if cfg.DeploymentTimeout == 0 {
+		cfg.DeploymentTimeout = 10 * time.Minute
+	}
+	if cfg.MaxVersions <= 0 {
+		cfg.MaxVersions = 50
+	}
 	if cfg.FailoverTimeout <= 0 {
 		cfg.FailoverTimeout = 7 * 24 * time.Hour
 	}
 	f := &Framework{cfg: cfg, log: cfg.Logger, apps: map[string]*app{}, tasks: map[string]*Task{},
+		byApp:       map[string]map[string]*Task{},
 		deployments: map[string]*Deployment{}, events: newBus(), kick: make(chan struct{}, 1)}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
@@ -174,7 +264,10 @@ func New(cfg Config) (*Framework, error) {
 		f.apps[d.ID] = &app{def: d, cons: d.ParsedConstraints(), since: now}
 	}
 	for _, t := range s.Tasks {
-		f.tasks[t.ID] = t
+		f.addTask(t)
+	}
+	for _, d := range s.Deployments {
+		f.restoreDeployment(d, now)
 	}
 	checkpoint := true
 	failover := cfg.FailoverTimeout.Seconds()
@@ -338,13 +431,29 @@ func (f *Framework) sortedApps() []*app {
 	return out
 }
 
+// addTask and removeTask keep f.tasks and its index by app. Call with
+// f.mu held.
+func (f *Framework) addTask(t *Task) {
+	f.tasks[t.ID] = t
+	if f.byApp[t.AppID] == nil {
+		f.byApp[t.AppID] = map[string]*Task{}
+	}
+	f.byApp[t.AppID][t.ID] = t
+}
+
+func (f *Framework) removeTask(t *Task) {
+	delete(f.tasks, t.ID)
+	delete(f.byApp[t.AppID], t.ID)
+	if len(f.byApp[t.AppID]) == 0 {
+		delete(f.byApp, t.AppID)
+	}
+}
+
 // tasksOf lists an app's tasks, oldest first. Call with f.mu held.
 func (f *Framework) tasksOf(appID string) []*Task {
-	var out []*Task
-	for _, t := range f.tasks {
-		if t.AppID == appID {
-			out = append(out, t)
-		}
+	out := make([]*Task, 0, len(f.byApp[appID]))
+	for _, t := range f.byApp[appID] {
+		out = append(out, t)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].StagedAt.Equal(out[j].StagedAt) {

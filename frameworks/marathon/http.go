@@ -52,8 +52,37 @@ func (f *Framework) Handler() http.Handler {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
-	mux.HandleFunc("GET /v2/deployments", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /v2/deployments", func(w http.ResponseWriter, r *http.Request) {
+		if embeds(r, "history") {
+			reply(w, http.StatusOK, f.DeploymentHistory())
+			return
+		}
 		reply(w, http.StatusOK, f.Deployments())
+	})
+	mux.HandleFunc("DELETE /v2/deployments/{id}", func(w http.ResponseWriter, r *http.Request) {
+		c, err := f.CancelDeployment(r.PathValue("id"), flag(r, "force"))
+		switch {
+		case err != nil:
+			fail(w, err)
+		case c == nil:
+			reply(w, http.StatusAccepted, message{"canceled; not rolled back"})
+		default:
+			deployed(w, http.StatusOK, *c)
+		}
+	})
+	mux.HandleFunc("GET /v2/groups", func(w http.ResponseWriter, r *http.Request) { f.serveGroup(w, r, "/") })
+	mux.HandleFunc("GET /v2/groups/{id...}", func(w http.ResponseWriter, r *http.Request) { f.serveGroup(w, r, r.PathValue("id")) })
+	mux.HandleFunc("POST /v2/groups", func(w http.ResponseWriter, r *http.Request) { f.serveDeployGroup(w, r, "", true) })
+	mux.HandleFunc("PUT /v2/groups/{id...}", func(w http.ResponseWriter, r *http.Request) {
+		f.serveDeployGroup(w, r, r.PathValue("id"), false)
+	})
+	mux.HandleFunc("DELETE /v2/groups/{id...}", func(w http.ResponseWriter, r *http.Request) {
+		c, err := f.DeleteGroup(r.PathValue("id"), flag(r, "force"))
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		deployed(w, http.StatusOK, c)
 	})
 	mux.HandleFunc("GET /v2/events", f.serveEvents)
 	return mux
@@ -92,6 +121,38 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 func flag(r *http.Request, name string) bool {
 	v, err := strconv.ParseBool(r.URL.Query().Get(name))
 	return err == nil && v
+}
+
+// deployOptions reads a deployable request's options: force,
+// deploymentTimeout (seconds, or a duration such as 90s; 0 or negative:
+// no deadline) and autoRollback.
+func deployOptions(r *http.Request) (DeployOptions, error) {
+	q := r.URL.Query()
+	o := DeployOptions{Force: flag(r, "force")}
+	if v := q.Get("deploymentTimeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			s, ferr := strconv.ParseFloat(v, 64)
+			if ferr != nil {
+				return o, &APIError{Code: http.StatusBadRequest, Body: message{fmt.Sprintf(
+					"query parameter deploymentTimeout: %q is neither seconds nor a duration such as 90s", v)}}
+			}
+			d = time.Duration(s * float64(time.Second))
+		}
+		if d <= 0 {
+			d = -1 // no deadline
+		}
+		o.Timeout = d
+	}
+	if v := q.Get("autoRollback"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return o, &APIError{Code: http.StatusBadRequest, Body: message{fmt.Sprintf(
+				"query parameter autoRollback: %q is not true or false", v)}}
+		}
+		o.AutoRollback = &b
+	}
+	return o, nil
 }
 
 func embeds(r *http.Request, what ...string) bool {
@@ -140,11 +201,16 @@ func (f *Framework) serveApps(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Framework) serveCreate(w http.ResponseWriter, r *http.Request) {
+	o, err := deployOptions(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
 	body, ok := readBody(w, r)
 	if !ok {
 		return
 	}
-	v, dep, err := f.CreateApp(body)
+	v, dep, err := f.CreateApp(body, o)
 	if err != nil {
 		fail(w, err)
 		return
@@ -160,9 +226,29 @@ func (f *Framework) serveCreate(w http.ResponseWriter, r *http.Request) {
 func (f *Framework) serveApp(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, "/v2/apps")
 	force := flag(r, "force")
+	o, err := deployOptions(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
 	switch {
+	case strings.HasSuffix(rest, "/versions") && r.Method == http.MethodGet:
+		vs, err := f.Versions(strings.TrimSuffix(rest, "/versions"))
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, http.StatusOK, map[string]any{"versions": vs})
+	case strings.Contains(rest, "/versions/") && r.Method == http.MethodGet:
+		i := strings.LastIndex(rest, "/versions/")
+		a, err := f.Version(rest[:i], rest[i+len("/versions/"):])
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, http.StatusOK, a)
 	case strings.HasSuffix(rest, "/restart") && r.Method == http.MethodPost:
-		c, err := f.RestartApp(strings.TrimSuffix(rest, "/restart"), force)
+		c, err := f.RestartApp(strings.TrimSuffix(rest, "/restart"), o)
 		if err != nil {
 			fail(w, err)
 			return
@@ -199,7 +285,7 @@ func (f *Framework) serveApp(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
-		c, created, err := f.PutApp(rest, body, force)
+		c, created, err := f.PutApp(rest, body, o)
 		if err != nil {
 			fail(w, err)
 			return
@@ -261,4 +347,35 @@ func (f *Framework) serveEvents(w http.ResponseWriter, r *http.Request) {
 			fl.Flush()
 		}
 	}
+}
+
+func (f *Framework) serveGroup(w http.ResponseWriter, _ *http.Request, id string) {
+	g, err := f.Group(id)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	reply(w, http.StatusOK, g)
+}
+
+func (f *Framework) serveDeployGroup(w http.ResponseWriter, r *http.Request, id string, create bool) {
+	o, err := deployOptions(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	c, err := f.DeployGroup(id, body, create, o)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	code := http.StatusOK
+	if create {
+		code = http.StatusCreated
+	}
+	deployed(w, code, c)
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -37,27 +38,36 @@ func (f *Framework) offers(ctx context.Context, offs []mesos.Offer) {
 		}
 		pool := offers.NewPool(o)
 		var l launch
+		var matched []made
 		for _, a := range apps {
+			placed := f.placed(a.def.ID)
 			for a.want > 0 {
-				fit, no := plan.Match(&a.def, a.cons, pool, f.placed(a.def.ID))
+				fit, no := plan.Match(&a.def, a.cons, pool, placed)
 				if no != nil {
 					a.stats.Declined(plan.UnusedOffer{OfferID: o.ID.Value, AgentID: o.AgentID.Value, Hostname: o.Hostname,
 						Reasons: no.Reasons, Details: no.Details, Timestamp: now})
 					break
 				}
 				t := f.newTask(a, o, fit, now)
-				if err := f.store.saveTask(t); err != nil {
-					// Not launched: a task that is not on disk could not be
-					// adopted after a restart.
-					f.log.Error("save instance; not launching it", "task", t.ID, "err", err)
-					break
-				}
 				a.stats.Used(now)
-				f.tasks[t.ID] = t
+				f.addTask(t)
+				placed = append(placed, t.Agent)
 				a.want--
-				l.infos = append(l.infos, taskInfo(&a.def, t, o, fit))
-				l.ids = append(l.ids, t.ID)
+				matched = append(matched, made{t: t, a: a, info: taskInfo(&a.def, t, o, fit)})
 			}
+		}
+		for i, err := range f.saveTasks(matched) {
+			m := matched[i]
+			if err != nil {
+				// Not launched: a task that is not on disk could not be
+				// adopted after a restart.
+				f.log.Error("save instance; not launching it", "task", m.t.ID, "err", err)
+				f.removeTask(m.t)
+				m.a.want++
+				continue
+			}
+			l.infos = append(l.infos, m.info)
+			l.ids = append(l.ids, m.t.ID)
 		}
 		if len(l.infos) == 0 {
 			unfit = append(unfit, o.ID)
@@ -68,7 +78,8 @@ func (f *Framework) offers(ctx context.Context, offs []mesos.Offer) {
 	}
 	f.mu.Unlock()
 	for _, l := range launches {
-		f.log.Info("launching", "offer", l.offer.Value, "tasks", l.ids)
+		f.log.Info("launching", "offer", l.offer.Value, "instances", len(l.ids))
+		f.log.Debug("launching", "offer", l.offer.Value, "tasks", l.ids)
 		if err := f.driver.Launch(ctx, []mesos.OfferID{l.offer}, l.infos, scheduler.RefuseFor(refuseRest)); err != nil {
 			f.log.Warn("launch; the instances will be launched again", "tasks", l.ids, "err", err)
 			f.forget(l.ids)
@@ -87,12 +98,48 @@ func (f *Framework) offers(ctx context.Context, offs []mesos.Offer) {
 	f.converge(ctx)
 }
 
+// made is an instance matched to an offer, to be saved and launched.
+type made struct {
+	t    *Task
+	a    *app
+	info mesos.TaskInfo
+}
+
+// saveWorkers bounds the instance files written at once: each write ends
+// with an fsync, and the file system commits concurrent ones together.
+const saveWorkers = 16
+
+// saveTasks writes the instances' files, several at once, and returns
+// each one's error. Call with f.mu held.
+func (f *Framework) saveTasks(ms []made) []error {
+	errs := make([]error, len(ms))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(saveWorkers, len(ms)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				errs[i] = f.store.saveTask(ms[i].t)
+			}
+		}()
+	}
+	for i := range ms {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return errs
+}
+
 // forget drops instances whose launch the master did not take.
 func (f *Framework) forget(ids []string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, id := range ids {
-		delete(f.tasks, id)
+		if t := f.tasks[id]; t != nil {
+			f.removeTask(t)
+		}
 		if err := f.store.removeTask(id); err != nil {
 			f.log.Error("remove instance", "task", id, "err", err)
 		}
@@ -116,7 +163,8 @@ func (f *Framework) placed(appID string) []plan.Agent {
 func (f *Framework) newTask(a *app, o *mesos.Offer, fit *plan.Fit, now time.Time) *Task {
 	return &Task{ID: taskIDFor(a.def.ID), AppID: a.def.ID, AgentID: o.AgentID.Value, Host: o.Hostname,
 		Ports: fit.Ports, State: mesos.TASK_STAGING.String(), StagedAt: now, Version: a.def.Version,
-		ConfigVersion: a.configVersion(), Goal: GoalRunning, Agent: plan.AgentOf(o)}
+		ConfigVersion: a.configVersion(), Goal: GoalRunning, Agent: plan.AgentOf(o),
+		HealthChecked: len(a.def.HealthChecks) > 0, confirmed: true}
 }
 
 // taskInfo is the TaskInfo of instance t of app d.
@@ -143,7 +191,7 @@ func taskInfo(d *plan.App, t *Task, o *mesos.Offer, fit *plan.Fit) mesos.TaskInf
 		cmd.URIs = append(cmd.URIs, u)
 	}
 	info := mesos.TaskInfo{Name: taskName(d.ID), TaskID: mesos.TaskID{Value: t.ID}, AgentID: o.AgentID,
-		Resources: fit.Resources, Command: &cmd, Discovery: discovery(d, t)}
+		Resources: fit.Resources, Command: &cmd, Discovery: discovery(d, t), HealthCheck: d.MesosHealthCheck(t.Ports)}
 	if len(d.Labels) > 0 {
 		keys := slices.Sorted(maps.Keys(d.Labels))
 		var ls []mesos.Label

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"time"
 
 	"github.com/agora-cluster/agora/frameworks/marathon/plan"
 	"github.com/agora-cluster/agora/frameworks/statefile"
@@ -16,8 +18,9 @@ import (
 // store keeps the framework's state one object per file, so that no
 // document grows with the number of apps (Marathon's ZooKeeper root group
 // outgrew its znode): DIR/framework.json holds the framework ID,
-// DIR/apps/<id>.json each app, DIR/instances/<task id>.json each instance.
-// Every write is atomic and durable, and done before the change it records
+// DIR/apps/<id>.json each app, DIR/instances/<task id>.json each instance,
+// DIR/versions/<id>/<version>.json each kept version of an app,
+// DIR/deployments/<id>.json each running deployment. Every write is atomic and durable, and done before the change it records
 // is acknowledged or acted on.
 type store struct {
 	dir string
@@ -28,6 +31,26 @@ type saved struct {
 	FrameworkID string
 	Apps        []plan.App
 	Tasks       []*Task
+	Deployments []deploymentFile
+}
+
+// deploymentFile is a running deployment as kept in
+// DIR/deployments/<id>.json, so that a restarted framework carries it on
+// (its deadline, its rollback) rather than forgetting it.
+type deploymentFile struct {
+	ID           string        `json:"id"`
+	Version      string        `json:"version"`
+	Targets      []targetFile  `json:"targets"`
+	Started      time.Time     `json:"started"`
+	Timeout      time.Duration `json:"timeout"`
+	AutoRollback bool          `json:"autoRollback"`
+	RollbackOf   string        `json:"rollbackOf,omitempty"`
+}
+
+type targetFile struct {
+	App    string    `json:"app"`
+	Action string    `json:"action"`
+	Prev   *plan.App `json:"prev,omitempty"`
 }
 
 type frameworkFile struct {
@@ -36,7 +59,7 @@ type frameworkFile struct {
 
 func openStore(dir string) (*store, saved, error) {
 	var s saved
-	for _, sub := range []string{"apps", "instances"} {
+	for _, sub := range []string{"apps", "instances", "deployments"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return nil, s, fmt.Errorf("work directory: %w", err)
 		}
@@ -63,6 +86,16 @@ func openStore(dir string) (*store, saved, error) {
 			return err
 		}
 		s.Tasks = append(s.Tasks, t)
+		return nil
+	}); err != nil {
+		return nil, s, err
+	}
+	if err := eachJSON(filepath.Join(dir, "deployments"), func(path string) error {
+		var d deploymentFile
+		if err := readJSON(path, &d); err != nil {
+			return err
+		}
+		s.Deployments = append(s.Deployments, d)
 		return nil
 	}); err != nil {
 		return nil, s, err
@@ -130,6 +163,15 @@ func (st *store) removeApp(id string) error  { return st.remove(st.appFile(id)) 
 func (st *store) saveTask(t *Task) error     { return st.write(st.taskFile(t.ID), t) }
 func (st *store) removeTask(id string) error { return st.remove(st.taskFile(id)) }
 
+func (st *store) saveDeployment(d deploymentFile) error {
+	return st.write(st.deploymentFile(d.ID), d)
+}
+func (st *store) removeDeployment(id string) error { return st.remove(st.deploymentFile(id)) }
+
+func (st *store) deploymentFile(id string) string {
+	return filepath.Join(st.dir, "deployments", id+".json")
+}
+
 func (st *store) taskFile(id string) string {
 	return filepath.Join(st.dir, "instances", id+".json")
 }
@@ -147,4 +189,65 @@ func newUUID() string {
 // the path with "/" as "_", a dot, a UUID.
 func taskIDFor(appID string) string {
 	return strings.ReplaceAll(strings.TrimPrefix(appID, "/"), "/", "_") + "." + newUUID()
+}
+
+// versionDir is where an app's versions are kept.
+func (st *store) versionDir(id string) string {
+	return filepath.Join(st.dir, "versions", strings.ReplaceAll(strings.TrimPrefix(id, "/"), "/", "_"))
+}
+
+// saveVersion keeps a as a version of its app and prunes all but the
+// newest keep versions.
+func (st *store) saveVersion(a *plan.App, keep int) error {
+	dir := st.versionDir(a.ID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("versions: %w", err)
+	}
+	if err := st.write(filepath.Join(dir, a.Version+".json"), a); err != nil {
+		return err
+	}
+	vs, err := st.versions(a.ID)
+	if err != nil {
+		return err
+	}
+	for _, v := range vs[min(keep, len(vs)):] {
+		if err := os.Remove(filepath.Join(dir, v+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("prune version %s: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// versions lists app id's kept versions, newest first (versions are
+// timestamps of one format, so their order is their text's).
+func (st *store) versions(id string) ([]string, error) {
+	es, err := os.ReadDir(st.versionDir(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("versions: %w", err)
+	}
+	var out []string
+	for _, e := range es {
+		if v, ok := strings.CutSuffix(e.Name(), ".json"); ok && !strings.HasPrefix(v, ".") {
+			out = append(out, v)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(out)))
+	return out, nil
+}
+
+// version reads one kept version of app id.
+func (st *store) version(id, v string) (plan.App, error) {
+	var a plan.App
+	if strings.ContainsAny(v, "/\\") || v == "" || strings.HasPrefix(v, ".") {
+		return a, os.ErrNotExist
+	}
+	err := readJSON(filepath.Join(st.versionDir(id), v+".json"), &a)
+	return a, err
+}
+
+func (st *store) removeVersions(id string) error {
+	return os.RemoveAll(st.versionDir(id))
 }

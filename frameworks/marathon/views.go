@@ -32,6 +32,12 @@ func (f *Framework) viewLocked(a *app, withTasks bool) AppView {
 		case t.State == "TASK_STAGING" || t.State == "TASK_STARTING":
 			v.TasksStaged++
 		}
+		switch {
+		case t.HealthChecked && t.healthy():
+			v.TasksHealthy++
+		case t.unhealthy():
+			v.TasksUnhealthy++
+		}
 		if withTasks {
 			v.Tasks = append(v.Tasks, *t)
 		}
@@ -156,17 +162,5 @@ func (f *Framework) Queue(withOffers bool) []QueueEntry {
 		}
 		out = append(out, e)
 	}
-	return out
-}
-
-// Deployments lists the deployments in progress.
-func (f *Framework) Deployments() []Deployment {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := []Deployment{}
-	for _, d := range f.deployments {
-		out = append(out, *d)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].started.Before(out[j].started) })
 	return out
 }

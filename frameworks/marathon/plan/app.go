@@ -46,12 +46,12 @@ type App struct {
 	TaskKillGracePeriod   *float64          `json:"taskKillGracePeriodSeconds,omitempty"`
 	Version               string            `json:"version,omitempty"`
 	VersionInfo           *VersionInfo      `json:"versionInfo,omitempty"`
+	HealthChecks          []HealthCheck     `json:"healthChecks,omitempty"`
+	Dependencies          []string          `json:"dependencies,omitempty"`
 
 	// Not done yet: accepted in the JSON only to be refused by name.
 	Container       json.RawMessage `json:"container,omitempty"`
-	HealthChecks    json.RawMessage `json:"healthChecks,omitempty"`
 	ReadinessChecks json.RawMessage `json:"readinessChecks,omitempty"`
-	Dependencies    json.RawMessage `json:"dependencies,omitempty"`
 	Executor        string          `json:"executor,omitempty"`
 	Secrets         json.RawMessage `json:"secrets,omitempty"`
 	Networks        json.RawMessage `json:"networks,omitempty"`
@@ -176,6 +176,21 @@ func (a App) clone() App {
 	a.AcceptedResourceRoles = slices.Clone(a.AcceptedResourceRoles)
 	a.Fetch = slices.Clone(a.Fetch)
 	a.URIs = slices.Clone(a.URIs)
+	a.HealthChecks = slices.Clone(a.HealthChecks)
+	a.Dependencies = slices.Clone(a.Dependencies)
+	// Decoding writes through pointers and into raw messages' arrays:
+	// they must not be shared with the original either.
+	if a.Cmd != nil {
+		c := *a.Cmd
+		a.Cmd = &c
+	}
+	if a.TaskKillGracePeriod != nil {
+		g := *a.TaskKillGracePeriod
+		a.TaskKillGracePeriod = &g
+	}
+	for _, r := range []*json.RawMessage{&a.Container, &a.ReadinessChecks, &a.Secrets, &a.Networks} {
+		*r = slices.Clone(*r)
+	}
 	if a.UpgradeStrategy != nil {
 		u := *a.UpgradeStrategy
 		a.UpgradeStrategy = &u
@@ -281,6 +296,13 @@ func (a *App) Validate() error {
 	if a.TaskKillGracePeriod != nil && *a.TaskKillGracePeriod < 0 {
 		bad("/taskKillGracePeriodSeconds", "got %g, expected 0 or more", *a.TaskKillGracePeriod)
 	}
+	for i := range a.HealthChecks {
+		a.HealthChecks[i].validate(i, a.PortCount(), bad)
+	}
+	if len(a.HealthChecks) > 1 {
+		bad("/healthChecks", "got %d health checks, expected at most 1 (the agent runs one check per task)", len(a.HealthChecks))
+	}
+	a.validateDependencies(bad)
 	a.refuseUnsupported(bad)
 	if len(ds) == 0 {
 		return nil
@@ -337,14 +359,8 @@ func (a *App) refuseUnsupported(bad func(path, format string, args ...any)) {
 	if present(a.Container) {
 		bad("/container", "containers (DOCKER and MESOS) are not supported yet: give cmd or args")
 	}
-	if present(a.HealthChecks) {
-		bad("/healthChecks", "health checks are not supported yet")
-	}
 	if present(a.ReadinessChecks) {
 		bad("/readinessChecks", "readiness checks are not supported yet")
-	}
-	if present(a.Dependencies) {
-		bad("/dependencies", "dependencies are not supported yet")
 	}
 	if present(a.Secrets) {
 		bad("/secrets", "secrets are not supported yet")
@@ -393,6 +409,7 @@ func (a *App) PortNames() []string {
 // deprecated ports as portDefinitions.
 func (a *App) Normalize() {
 	a.ID = CanonicalID(a.ID)
+	a.normalizeDependencies()
 	if a.Ports == nil && a.PortDefinitions == nil {
 		a.PortDefinitions = []PortDefinition{{Port: 0, Protocol: "tcp"}}
 	}

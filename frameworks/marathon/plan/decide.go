@@ -64,15 +64,24 @@ func LaunchDelay(a *App, failures int) time.Duration {
 // instances (old and new) considered healthy, oldActive the old ones not
 // yet killed, started the new ones launched so far.
 func Restart(n int, u UpgradeStrategy, healthy, oldActive, started int) (kill, start int) {
-	minHealthy := int(math.Ceil(float64(n) * u.MinimumHealthCapacity))
-	maxCapacity := int(math.Floor(float64(n) * (1 + u.MaximumOverCapacity)))
-	if minHealthy == maxCapacity && maxCapacity <= healthy {
-		maxCapacity++ // one over, so the replacement can go one at a time
-	}
+	minHealthy, maxCapacity := Capacity(n, u, healthy)
 	kill = min(max(0, healthy-minHealthy), oldActive)
 	left := max(0, maxCapacity-(oldActive-kill)-started)
 	start = max(0, min(n-started, left))
 	return kill, start
+}
+
+// Capacity is the bounds of a rolling replacement of n instances:
+// at least minHealthy healthy, at most maxCapacity instances, with
+// Marathon's one extra when the two meet and all are healthy (so that
+// the replacement can go one at a time).
+func Capacity(n int, u UpgradeStrategy, healthy int) (minHealthy, maxCapacity int) {
+	minHealthy = int(math.Ceil(float64(n) * u.MinimumHealthCapacity))
+	maxCapacity = int(math.Floor(float64(n) * (1 + u.MaximumOverCapacity)))
+	if minHealthy == maxCapacity && maxCapacity <= healthy {
+		maxCapacity++
+	}
+	return minHealthy, maxCapacity
 }
 
 // DefaultUpgradeStrategy is Marathon's: keep every instance, double up.

@@ -3,6 +3,8 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -68,6 +70,38 @@ func TestDecodeBadJSON(t *testing.T) {
 	}
 }
 
+// TestHealthCheckToMesos maps Marathon's checks to the agent-run ones,
+// with Marathon's defaults and the instance's host port.
+func TestHealthCheckToMesos(t *testing.T) {
+	a := decode(t, `{"id":"/a","cmd":"x","portDefinitions":[{"port":0},{"port":0}],
+		"healthChecks":[{"protocol":"HTTP","path":"/ok","portIndex":1,"maxConsecutiveFailures":0}]}`)
+	if err := a.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	h := a.MesosHealthCheck([]uint64{31000, 31001})
+	if h.GetType().String() != "HTTP" || h.HTTP.Port != 31001 || h.HTTP.GetPath() != "/ok" || h.HTTP.GetScheme() != "http" {
+		t.Fatalf("HTTP check %+v", h)
+	}
+	if h.GetGracePeriodSeconds() != 300 || h.GetIntervalSeconds() != 60 || h.GetTimeoutSeconds() != 20 || h.GetDelaySeconds() != 15 {
+		t.Fatalf("defaults %+v", h)
+	}
+	if h.GetConsecutiveFailures() != math.MaxUint32 {
+		t.Fatalf("a legacy check's maxConsecutiveFailures 0 must never kill: %d", h.GetConsecutiveFailures())
+	}
+	c := decode(t, `{"id":"/a","cmd":"x","healthChecks":[{"protocol":"COMMAND","command":{"value":"true"},"maxConsecutiveFailures":0}]}`)
+	h = c.MesosHealthCheck([]uint64{31000})
+	if h.GetType().String() != "COMMAND" || h.Command.GetValue() != "true" || !h.Command.GetShell() || h.GetConsecutiveFailures() != 0 {
+		t.Fatalf("COMMAND check %+v", h)
+	}
+	m := decode(t, `{"id":"/a","cmd":"x","healthChecks":[{"protocol":"MESOS_TCP","port":8123}]}`)
+	if h = m.MesosHealthCheck([]uint64{31000}); h.GetType().String() != "TCP" || h.TCP.Port != 8123 {
+		t.Fatalf("TCP check %+v", h)
+	}
+	if d := decode(t, `{"id":"/a","cmd":"x"}`); d.MesosHealthCheck(nil) != nil {
+		t.Fatal("a check for an app without one")
+	}
+}
+
 func TestValidate(t *testing.T) {
 	cases := []struct {
 		body string
@@ -96,7 +130,14 @@ func TestValidate(t *testing.T) {
 		{`{"id":"/a","cmd":"x","portDefinitions":[{"port":0,"name":"http"},{"port":0,"name":"http"}]}`, "/portDefinitions(1)/name", "unique"},
 		{`{"id":"/a","cmd":"x","env":{"DB":{"secret":"db"}}}`, "/env/DB", "secrets"},
 		{`{"id":"/a","container":{"type":"DOCKER","docker":{"image":"nginx"}}}`, "/container", "not supported yet"},
-		{`{"id":"/a","cmd":"x","healthChecks":[{"protocol":"HTTP"}]}`, "/healthChecks", "not supported yet"},
+		{`{"id":"/a","cmd":"x","healthChecks":[{"protocol":"HTTP"}]}`, "", ""},
+		{`{"id":"/a","cmd":"x","healthChecks":[{"protocol":"GOPHER"}]}`, "/healthChecks(0)/protocol", "MESOS_HTTP"},
+		{`{"id":"/a","cmd":"x","healthChecks":[{"protocol":"MESOS_HTTP","portIndex":2}]}`, "/healthChecks(0)/portIndex", "has 1 port"},
+		{`{"id":"/a","cmd":"x","healthChecks":[{"protocol":"COMMAND"}]}`, "/healthChecks(0)/command", "command.value"},
+		{`{"id":"/a","cmd":"x","healthChecks":[{"protocol":"MESOS_TCP","path":"/health"}]}`, "/healthChecks(0)/path", "only HTTP"},
+		{`{"id":"/a","cmd":"x","healthChecks":[{"path":"health"}]}`, "/healthChecks(0)/path", "absolute"},
+		{`{"id":"/a","cmd":"x","healthChecks":[{"intervalSeconds":0,"timeoutSeconds":-1}]}`, "/healthChecks(0)/timeoutSeconds", "more than 0"},
+		{`{"id":"/a","cmd":"x","healthChecks":[{"protocol":"TCP"},{"protocol":"TCP"}]}`, "/healthChecks", "at most 1"},
 		{`{"id":"/a","cmd":"x","requirePorts":true,"portDefinitions":[{"port":8080}]}`, "/requirePorts", "not supported yet"},
 	}
 	for _, c := range cases {
@@ -318,5 +359,42 @@ func TestFunnel(t *testing.T) {
 	}
 	if s.Processed != 3 || s.Unused != 2 || len(s.LastUnusedOffers()) != 2 {
 		t.Errorf("counts %+v", s)
+	}
+}
+
+// TestDecodeLeavesBaseAlone decodes an update onto a definition: the
+// definition itself (kept as the previous version) must not change.
+func TestDecodeLeavesBaseAlone(t *testing.T) {
+	base := decode(t, `{"id":"/a","cmd":"sleep 1","taskKillGracePeriodSeconds":3,"dependencies":["/b"]}`)
+	if _, err := Decode([]byte(`{"cmd":"sleep 2","taskKillGracePeriodSeconds":4,"dependencies":["/c"]}`), base); err != nil {
+		t.Fatal(err)
+	}
+	if *base.Cmd != "sleep 1" || *base.TaskKillGracePeriod != 3 || !slices.Equal(base.Dependencies, []string{"/b"}) {
+		t.Fatalf("the base changed: cmd %q, grace %g, dependencies %s", *base.Cmd, *base.TaskKillGracePeriod, base.Dependencies)
+	}
+}
+
+// TestDependencies resolves relative dependencies against the app's
+// group and finds cycles.
+func TestDependencies(t *testing.T) {
+	a := decode(t, `{"id":"/prod/web/frontend","cmd":"x","dependencies":["../db/pg","/cache","api"]}`)
+	if want := []string{"/prod/db/pg", "/cache", "/prod/web/api"}; !slices.Equal(a.Dependencies, want) {
+		t.Fatalf("dependencies %v, want %v", a.Dependencies, want)
+	}
+	self := decode(t, `{"id":"/a","cmd":"x","dependencies":["/a","/B"]}`)
+	err := self.Validate()
+	if err == nil || !strings.Contains(err.Error(), "/dependencies(0): an app cannot depend on itself") ||
+		!strings.Contains(err.Error(), "/dependencies(1)") {
+		t.Fatalf("Validate: %v", err)
+	}
+	if got := Under("/prod/db", []string{"/prod/db/pg", "/prod/dbx", "/prod/db", "/other"}); !slices.Equal(got, []string{"/prod/db", "/prod/db/pg"}) {
+		t.Fatalf("Under: %v", got)
+	}
+	if c := DependencyCycle(map[string][]string{"/a": {"/b"}, "/b": {"/c"}, "/c": nil}); c != nil {
+		t.Fatalf("cycle in a chain: %v", c)
+	}
+	c := DependencyCycle(map[string][]string{"/a": {"/b"}, "/b": {"/c"}, "/c": {"/a"}, "/d": {"/a"}})
+	if !slices.Equal(c, []string{"/a", "/b", "/c", "/a"}) {
+		t.Fatalf("cycle %v", c)
 	}
 }
