@@ -69,6 +69,8 @@ type Scheduler struct {
 
 	mu         sync.Mutex
 	apps       map[string]*App
+	shuffle    map[string]*ShuffleService // by agent ID
+	shuffleSeq int
 	order      []string // application IDs, oldest first
 	subscribed bool
 	gen        uint64     // moves with every change that wants offers
@@ -104,7 +106,7 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Scheduler{cfg: cfg, log: cfg.Logger, apps: map[string]*App{}}
+	s := &Scheduler{cfg: cfg, log: cfg.Logger, apps: map[string]*App{}, shuffle: map[string]*ShuffleService{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
