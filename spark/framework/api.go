@@ -16,7 +16,7 @@ import (
 //	POST   /v1/applications/{id}/executors  {total}: the executors Spark wants
 //	POST   /v1/applications/{id}/kill    {executorIds}: kill these executors
 //	DELETE /v1/applications/{id}         the application ended: kill its executors
-//	GET    /v1/shuffleservices           the external shuffle services, by agent
+//	GET    /v1/shuffleservices           the external shuffle services, by host
 //
 // Errors are {"message": "..."} with 400 (bad input), 404 (no such
 // application or executor) or 409 (the application has ended).

@@ -69,7 +69,7 @@ type Scheduler struct {
 
 	mu         sync.Mutex
 	apps       map[string]*App
-	shuffle    map[string]*ShuffleService // by agent ID
+	shuffle    map[string]*ShuffleService // by hostname
 	shuffleSeq int
 	order      []string // application IDs, oldest first
 	subscribed bool

@@ -114,8 +114,8 @@ func (s *Scheduler) offers(ctx context.Context, offered []mesos.Offer) {
 			e.State, e.Message = mesos.TASK_ERROR.String(), fmt.Sprintf("launch failed: %v", err)
 		}
 		for _, ss := range l.shuffle {
-			if s.shuffle[ss.AgentID] == ss {
-				delete(s.shuffle, ss.AgentID)
+			if s.shuffle[ss.Hostname] == ss {
+				delete(s.shuffle, ss.Hostname)
 			}
 		}
 		s.reviveLocked()

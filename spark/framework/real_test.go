@@ -416,3 +416,104 @@ func argAfter(args []string, flag string) string {
 	}
 	return ""
 }
+
+// Dynamic allocation with the external shuffle service: a job whose two
+// stages share a shuffle and are apart by an idle phase. Its executors
+// are released while it idles (finished agora tasks in /master/tasks), new
+// ones are launched for the second stage, and that stage reads the first's
+// shuffle files from the agents' shuffle services: the counts are right
+// and no map task ran twice. The shuffle services, agora tasks too, end
+// with the application.
+func TestDynamicAllocationWithShuffleService(t *testing.T) {
+	e := newSparkEnv(t)
+	out, err := e.submit([]string{"spark.executor.cores=1", "spark.executor.memory=512m",
+		"spark.dynamicAllocation.enabled=true", "spark.shuffle.service.enabled=true",
+		"spark.dynamicAllocation.minExecutors=0", "spark.dynamicAllocation.initialExecutors=2",
+		"spark.dynamicAllocation.maxExecutors=2", "spark.dynamicAllocation.executorIdleTimeout=3s",
+		"spark.dynamicAllocation.schedulerBacklogTimeout=1s"},
+		sparktest.IdleShuffleClass, "2000", "120")
+	if err != nil {
+		t.Fatalf("spark-submit: %v\n%s", err, out)
+	}
+	m := appIDRe.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("the driver did not register with the scheduler:\n%s", out)
+	}
+	app := m[1]
+	if !strings.Contains(out, "released\n") {
+		t.Errorf("the executors were not released in the idle phase:\n%s", out)
+	}
+	want := "counts 0=200,1=200,2=200,3=200,4=200,5=200,6=200,7=200,8=200,9=200"
+	if !strings.Contains(out, want) {
+		t.Errorf("want %q:\n%s", want, out)
+	}
+	if !strings.Contains(out, "map tasks 4\n") || strings.Contains(out, "FetchFailed") {
+		t.Errorf("the second stage did not read the first's shuffle files (map tasks run again or fetches failed):\n%s", out)
+	}
+	st, _ := e.s.App(app)
+	if len(st.Executors) < 2 {
+		t.Fatalf("executors %+v; want some", st.Executors)
+	}
+	// Released ones were killed on Spark's request while the application
+	// ran; later ones were launched after them.
+	var killed, later int
+	for _, x := range st.Executors {
+		if x.Killed {
+			killed++
+		}
+	}
+	idle := regexp.MustCompile(`(?m)Requesting to kill executor\(s\) (\S+)`).FindAllStringSubmatch(out, -1)
+	if len(idle) == 0 {
+		t.Errorf("the driver asked to kill no idle executor:\n%s", out)
+	}
+	later = len(st.Executors) - len(firstRound(st.Executors))
+	if later == 0 {
+		t.Errorf("no executor launched for the second stage: %+v", st.Executors)
+	}
+	var tasks []masterTask
+	e.poll("the executors' tasks to end", time.Minute, func() bool {
+		tasks = e.executorTasks(app)
+		return len(tasks) == len(st.Executors) && allEnded(tasks)
+	})
+	finished := 0
+	for _, tk := range tasks {
+		if tk.State == "TASK_KILLED" || tk.State == "TASK_FINISHED" {
+			finished++
+		}
+	}
+	if finished != len(tasks) {
+		t.Errorf("executor tasks %+v; want all killed or finished", tasks)
+	}
+	var ss []masterTask
+	e.poll("the shuffle services to end", time.Minute, func() bool {
+		ss = e.executorTasks("spark-shuffle-service")
+		return len(ss) > 0 && allEnded(ss)
+	})
+	for _, tk := range ss {
+		if tk.State != "TASK_KILLED" || tk.Resources.CPUs != 0.1 || tk.Resources.Mem != 384 {
+			t.Errorf("shuffle service task %+v; want 0.1 cpus, 384 MB, killed when the application ended", tk)
+		}
+	}
+	t.Logf("executors %d (%d killed on request); shuffle services %+v", len(st.Executors), killed, ss)
+}
+
+// firstRound are the executors launched before the first was released.
+func firstRound(xs []framework.Executor) []framework.Executor {
+	var out []framework.Executor
+	for _, x := range xs {
+		if x.ID == "0" || x.ID == "1" {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func allEnded(tasks []masterTask) bool {
+	for _, tk := range tasks {
+		switch tk.State {
+		case "TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING":
+			return false
+		}
+	}
+	return true
+}

@@ -14,8 +14,11 @@ import (
 )
 
 // The external shuffle service (spark.shuffle.service.enabled): one task
-// per agent that hosts executors of an application that asks for it,
-// launched before any such executor there. It serves the shuffle files an
+// per host that has executors of an application that asks for it,
+// launched before any such executor there. One per host, not per agent:
+// Spark takes a host to have one, and asks the service of one executor on
+// a host for the files of every executor there (host-local reads), so
+// agents that share a host share it. It serves the shuffle files an
 // executor wrote after the executor is gone, so dynamic allocation can
 // release idle executors without losing their map outputs. Its port comes
 // from the offer and is handed to the executors on that agent as
@@ -32,7 +35,7 @@ const (
 	shuffleReadyWithin = 2 * time.Minute
 )
 
-// ShuffleService is the external shuffle service's task on one agent.
+// ShuffleService is the external shuffle service's task on one host.
 type ShuffleService struct {
 	AgentID  string `json:"agentId"`
 	Hostname string `json:"hostname"`
@@ -50,7 +53,7 @@ func (ss *ShuffleService) active() bool {
 	return e.active()
 }
 
-// ShuffleServices are the shuffle services known, by agent (copies).
+// ShuffleServices are the shuffle services known, by host (copies).
 func (s *Scheduler) ShuffleServices() []ShuffleService {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -61,11 +64,11 @@ func (s *Scheduler) ShuffleServices() []ShuffleService {
 	return out
 }
 
-// shufflePortLocked is the port of the ready shuffle service on o's agent
+// shufflePortLocked is the port of the ready shuffle service on o's host
 // for a's executors. Without one it launches one from pool (added to l)
 // or waits for the one starting; ok is false then.
 func (s *Scheduler) shufflePortLocked(a *App, o *mesos.Offer, pool *offers.Pool, l *launch) (port uint64, ok bool) {
-	ss := s.shuffle[o.AgentID.Value]
+	ss := s.shuffle[o.Hostname]
 	switch {
 	case ss != nil && ss.Ready && !ss.Killed && ss.active():
 		return ss.Port, true
@@ -73,16 +76,17 @@ func (s *Scheduler) shufflePortLocked(a *App, o *mesos.Offer, pool *offers.Pool,
 		a.Message = fmt.Sprintf("waiting for the shuffle service on %s", o.Hostname)
 		return 0, false
 	}
-	rs, took := pool.Take(offers.Need{CPUs: shuffleCPUs, Mem: shuffleMemMB, Ports: 1, Role: a.Sizing.Role})
+	need := offers.Need{CPUs: shuffleCPUs, Mem: shuffleMemMB, Ports: 1, Role: a.Sizing.Role}
+	rs, took := pool.Take(need)
 	if !took {
-		a.Message = fmt.Sprintf("the shuffle service (%g cpus, %d MB, 1 port) does not fit the offer from %s", shuffleCPUs, shuffleMemMB, o.Hostname)
+		a.Message = fmt.Sprintf("the shuffle service (%g cpus, %d MB, 1 port) does not fit the offer from %s: %s", shuffleCPUs, shuffleMemMB, o.Hostname, pool.Shortfall(need))
 		return 0, false
 	}
 	s.shuffleSeq++
 	ss = &ShuffleService{AgentID: o.AgentID.Value, Hostname: o.Hostname, Port: firstPort(rs),
 		TaskID: "spark-shuffle-service-" + strconv.Itoa(s.shuffleSeq) + "-" + o.AgentID.Value,
 		State:  mesos.TASK_STAGING.String()}
-	s.shuffle[ss.AgentID] = ss
+	s.shuffle[ss.Hostname] = ss
 	l.tasks = append(l.tasks, s.shuffleTask(ss, rs, a))
 	l.shuffle = append(l.shuffle, ss)
 	a.Message = fmt.Sprintf("waiting for the shuffle service on %s", o.Hostname)
@@ -144,7 +148,7 @@ func (s *Scheduler) shuffleUpdateLocked(st mesos.TaskStatus) bool {
 	case st.GetState() == mesos.TASK_RUNNING && was != ss.State:
 		go s.probeShuffle(ss.TaskID, net.JoinHostPort(ss.Hostname, strconv.FormatUint(ss.Port, 10)))
 	case !ss.active():
-		delete(s.shuffle, ss.AgentID)
+		delete(s.shuffle, ss.Hostname)
 		if ss.Killed {
 			s.log.Info("shuffle service ended", "agent", ss.Hostname, "state", ss.State)
 		} else {
@@ -182,8 +186,8 @@ func (s *Scheduler) probeShuffle(taskID, addr string) {
 	}
 }
 
-// unneededShuffleLocked are the shuffle services no running application
-// that uses one has had executors beside: their tasks, to kill (marked
+// unneededShuffleLocked are the shuffle services on hosts where no running
+// application that uses one has had executors: their tasks, to kill (marked
 // killed here).
 func (s *Scheduler) unneededShuffleLocked() [][2]string {
 	needed := map[string]bool{}
@@ -193,13 +197,13 @@ func (s *Scheduler) unneededShuffleLocked() [][2]string {
 			continue
 		}
 		for _, e := range a.executors {
-			needed[e.AgentID] = true
+			needed[e.Hostname] = true
 		}
 	}
 	var tasks [][2]string
-	for _, agent := range sortedKeys(s.shuffle) {
-		ss := s.shuffle[agent]
-		if needed[agent] || ss.Killed || !ss.active() {
+	for _, host := range sortedKeys(s.shuffle) {
+		ss := s.shuffle[host]
+		if needed[host] || ss.Killed || !ss.active() {
 			continue
 		}
 		ss.Killed = true

@@ -90,6 +90,27 @@ func TestShuffleServiceBeforeExecutors(t *testing.T) {
 	}
 }
 
+// Agents on one host share its shuffle service, as Spark expects: the
+// second agent's executors wait for the first's service and use its port.
+func TestShuffleServiceSharedByAHost(t *testing.T) {
+	s := testScheduler(t)
+	addApp(t, s, "app-1", map[string]string{"spark.shuffle.service.enabled": "true", "spark.executor.cores": "1", "spark.cores.max": "2"})
+	o1 := withPorts(offer("o1", "a1", 4, 8192), 31000, 31010)
+	o2 := withPorts(offer("o2", "a2", 4, 8192), 31000, 31010)
+	o2.Hostname = o1.Hostname
+	l1, _ := s.packLocked(o1)
+	if l2, _ := s.packLocked(o2); len(l1.shuffle) != 1 || len(l2.tasks) != 0 {
+		t.Fatalf("launches %+v then %+v; want one shuffle service for the host, nothing while it starts", l1.tasks, l2.tasks)
+	}
+	l1.shuffle[0].State, l1.shuffle[0].Ready = "TASK_RUNNING", true
+	o3 := withPorts(offer("o3", "a2", 1, 8192), 31000, 31010)
+	o3.Hostname = o1.Hostname
+	l2, _ := s.packLocked(o3)
+	if len(l2.execs) != 1 || len(l2.shuffle) != 0 || envOf(l2.tasks[0])["SPARK_EXECUTOR_OPTS"] != "-Dspark.shuffle.service.port=31000" {
+		t.Fatalf("second agent: %+v; want an executor using the host's service on 31000", l2.tasks)
+	}
+}
+
 func TestShuffleServiceSetting(t *testing.T) {
 	if _, err := SizingFrom(map[string]string{"spark.shuffle.service.enabled": "yes please"}); err == nil ||
 		!strings.Contains(err.Error(), "spark.shuffle.service.enabled") {

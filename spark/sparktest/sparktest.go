@@ -18,9 +18,10 @@ import (
 
 // The main classes of PiJar's jar (see testapps).
 const (
-	PiClass      = testapps.PiClass
-	SleepClass   = testapps.SleepClass
-	SlowSumClass = testapps.SlowSumClass
+	PiClass          = testapps.PiClass
+	SleepClass       = testapps.SleepClass
+	SlowSumClass     = testapps.SlowSumClass
+	IdleShuffleClass = testapps.IdleShuffleClass
 )
 
 // Home is the installed Spark's home (installed on first use).
