@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/clustertest"
+	wordcount "github.com/agora-cluster/agora/examples/spark-wordcount"
 	"github.com/agora-cluster/agora/frameworks/sandbox"
 	"github.com/agora-cluster/agora/frameworks/state"
 	"github.com/agora-cluster/agora/spark/dispatcher"
@@ -245,30 +247,7 @@ func TestExecutorLargerThanAnyAgent(t *testing.T) {
 // gets its two executors as agora tasks of the scheduler, and π is right.
 func TestSparkPiClusterModeWithExecutors(t *testing.T) {
 	e := newSparkEnv(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	d, err := dispatcher.New(dispatcher.Config{Masters: []string{e.c.MasterAddr}, Listener: ln, WorkDir: t.TempDir(),
-		SparkHome: e.home, ExecutorMaster: "mesos://" + addr, ClusterManagerJar: e.cm, Extra: e.s.Handler(),
-		Logger: slog.New(slog.NewTextHandler(testLog{t}, nil))})
-	if err != nil {
-		ln.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("the dispatcher did not stop within 30s")
-		}
-	}()
-	e.poll("the dispatcher to subscribe", time.Minute, d.Subscribed)
+	d, addr := e.dispatcher()
 
 	sctx, scancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer scancel()
@@ -308,19 +287,58 @@ func TestSparkPiClusterModeWithExecutors(t *testing.T) {
 		}
 		return len(tasks) == 2
 	})
-	sc := state.Client{}
-	agent, err := sc.Agent(sctx, e.c.MasterAddr, dr.AgentID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := sandbox.Locate(sctx, sc, agent.Endpoint(), d.FrameworkID(), dr.TaskID, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, _ := os.ReadFile(filepath.Join(dir, "stdout"))
-	if !regexp.MustCompile(`Pi is roughly 3\.1\d*`).Match(stdout) {
+	stdout := e.driverStdout(sctx, d, dr)
+	if !regexp.MustCompile(`Pi is roughly 3\.1\d*`).MatchString(stdout) {
 		t.Errorf("the driver's stdout = %q; want Pi is roughly 3.1...", stdout)
 	}
+}
+
+// dispatcher starts a cluster-mode dispatcher that serves the scheduler's
+// API on its own port (one mesos://HOST:PORT), stopped at the test's end.
+func (e *sparkEnv) dispatcher() (*dispatcher.Dispatcher, string) {
+	t := e.t
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	d, err := dispatcher.New(dispatcher.Config{Masters: []string{e.c.MasterAddr}, Listener: ln, WorkDir: t.TempDir(),
+		SparkHome: e.home, ExecutorMaster: "mesos://" + addr, ClusterManagerJar: e.cm, Extra: e.s.Handler(),
+		Logger: slog.New(slog.NewTextHandler(testLog{t}, nil))})
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("the dispatcher did not stop within 30s")
+		}
+	})
+	e.poll("the dispatcher to subscribe", time.Minute, d.Subscribed)
+	return d, addr
+}
+
+// driverStdout is a cluster-mode driver's stdout from its sandbox.
+func (e *sparkEnv) driverStdout(ctx context.Context, d *dispatcher.Dispatcher, dr dispatcher.Driver) string {
+	e.t.Helper()
+	sc := state.Client{}
+	agent, err := sc.Agent(ctx, e.c.MasterAddr, dr.AgentID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	dir, err := sandbox.Locate(ctx, sc, agent.Endpoint(), d.FrameworkID(), dr.TaskID, 10*time.Second)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "stdout"))
+	return string(b)
 }
 
 // kill -9 of an executor in the middle of a job: Spark runs its tasks
@@ -516,4 +534,104 @@ func allEnded(tasks []masterTask) bool {
 		}
 	}
 	return true
+}
+
+// The PySpark word count (examples/spark-wordcount) run by an unchanged
+// spark-submit in client mode and in cluster mode through the dispatcher,
+// on one cluster: its executors are agora tasks, their Python workers run
+// the script's functions, and the counts are exactly those counted here.
+func TestPySparkWordCount(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real Spark; not in -short")
+	}
+	home := sparktest.PySparkHome(t)
+	e := newSparkEnv(t)
+	e.home = home
+	dir := t.TempDir()
+	script := filepath.Join(dir, "wordcount.py")
+	input := filepath.Join(dir, "input.txt")
+	text := string(wordcount.Input) + manyWords(20000)
+	if err := os.WriteFile(script, wordcount.Script, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(input, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := wordcount.Count(text)
+	check := func(t *testing.T, out string) {
+		t.Helper()
+		got, totalOK := wordcount.Parse(out)
+		if !totalOK || !maps.Equal(got, want) {
+			t.Fatalf("counts differ (total line right: %v): got %d words, want %d\n%s", totalOK, len(got), len(want), out)
+		}
+	}
+	conf := []string{"--conf", "spark.ui.enabled=false", "--conf", "spark.executor.cores=1",
+		"--conf", "spark.executor.memory=512m", "--conf", "spark.cores.max=2"}
+
+	t.Run("client", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		args := append([]string{"--master", "mesos://" + e.s.Addr(), "--deploy-mode", "client", "--jars", e.cm,
+			"--driver-memory", "512m"}, conf...)
+		cmd := exec.CommandContext(ctx, filepath.Join(home, "bin/spark-submit"), append(args, script, input, "--partitions", "4")...)
+		cmd.Env = append(os.Environ(), "SPARK_LOCAL_IP=127.0.0.1")
+		cmd.WaitDelay = 10 * time.Second
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("spark-submit %s: %v\n%s", script, err, stderr.String())
+		}
+		check(t, stdout.String())
+		m := appIDRe.FindStringSubmatch(stderr.String())
+		if m == nil {
+			t.Fatalf("the driver did not register with the scheduler:\n%s", stderr.String())
+		}
+		if st, _ := e.s.App(m[1]); len(st.Executors) == 0 {
+			t.Errorf("no executor launched for %s", m[1])
+		}
+	})
+
+	t.Run("cluster", func(t *testing.T) {
+		d, addr := e.dispatcher()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		args := append([]string{"--master", "mesos://" + addr, "--deploy-mode", "cluster", "--driver-memory", "512m",
+			"--conf", "spark.mesos.executor.home=" + home}, conf...)
+		cmd := exec.CommandContext(ctx, filepath.Join(home, "bin/spark-submit"), append(args, "file:"+script, input)...)
+		cmd.Env = append(os.Environ(), "SPARK_LOCAL_IP=127.0.0.1")
+		cmd.WaitDelay = 10 * time.Second
+		out, err := cmd.CombinedOutput()
+		m := regexp.MustCompile(`"submissionId" : "(driver-\d{14}-\d{4})"`).FindSubmatch(out)
+		if err != nil || m == nil {
+			t.Fatalf("spark-submit --deploy-mode cluster: %v\n%s", err, out)
+		}
+		var dr dispatcher.Driver
+		e.poll("the driver to end", 3*time.Minute, func() bool {
+			dr, _ = d.Get(string(m[1]))
+			return dispatcher.Terminal(dr.State)
+		})
+		if dr.State != dispatcher.StateFinished {
+			t.Fatalf("driver %s ended %s: %s", dr.ID, dr.State, dr.Message)
+		}
+		check(t, e.driverStdout(ctx, d, dr))
+	})
+}
+
+// manyWords is n lines of words drawn (deterministically) from a small
+// vocabulary, so that every word is counted many times across partitions.
+func manyWords(n int) string {
+	vocab := strings.Fields("agent master offer task executor driver stage shuffle spark agora frame work it's 42 zeta")
+	var b strings.Builder
+	x := uint32(7)
+	for i := 0; i < n; i++ {
+		for j := 0; j < 1+i%5; j++ {
+			x = x*1664525 + 1013904223
+			if j > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(vocab[int(x>>16)%len(vocab)])
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
