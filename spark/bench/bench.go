@@ -89,7 +89,13 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	if c.Lines <= 0 {
 		c.Lines = 200000
 	}
-	dir, err := os.MkdirTemp("", "agora-bench-spark-")
+	// Not under /tmp: the executors read the word count's input by its
+	// path, and a task's /tmp may be its own.
+	tmp := "/var/tmp"
+	if _, err := os.Stat(tmp); err != nil {
+		tmp = ""
+	}
+	dir, err := os.MkdirTemp(tmp, "agora-bench-spark-")
 	if err != nil {
 		return Result{}, err
 	}

@@ -193,10 +193,9 @@ func (s *Scheduler) packLocked(o *mesos.Offer) (launch, time.Duration) {
 				short = true
 				continue
 			}
-			var port uint64
+			var ss *ShuffleService
 			if a.Sizing.ShuffleService {
-				var ready bool
-				if port, ready = s.shufflePortLocked(a, o, pool, &l); !ready {
+				if ss = s.shuffleServiceLocked(a, o, pool, &l); ss == nil {
 					short = true
 					continue
 				}
@@ -210,7 +209,7 @@ func (s *Scheduler) packLocked(o *mesos.Offer) (launch, time.Duration) {
 				continue
 			}
 			e := a.newExecutor(o, cores, s.cfg.Now())
-			l.tasks = append(l.tasks, s.executorTask(a, e, o, rs, port))
+			l.tasks = append(l.tasks, s.executorTask(a, e, o, rs, ss))
 			l.execs = append(l.execs, e)
 			a.Message = ""
 			progress = true
@@ -245,7 +244,7 @@ func (a *App) newExecutor(o *mesos.Offer, cores float64, now time.Time) *Executo
 // executorTask is an executor's task: Spark's CoarseGrainedExecutorBackend
 // from the Spark home's bin/spark-class (or, with spark.executor.uri, from
 // the archive fetched into the sandbox), connecting to the driver.
-func (s *Scheduler) executorTask(a *App, e *Executor, o *mesos.Offer, rs []mesos.Resource, shufflePort uint64) mesos.TaskInfo {
+func (s *Scheduler) executorTask(a *App, e *Executor, o *mesos.Offer, rs []mesos.Resource, ss *ShuffleService) mesos.TaskInfo {
 	args := []string{executorClass,
 		"--driver-url", a.DriverURL,
 		"--executor-id", e.ID,
@@ -280,10 +279,13 @@ func (s *Scheduler) executorTask(a *App, e *Executor, o *mesos.Offer, rs []mesos
 	}
 	env["SPARK_EXECUTOR_MEMORY"] = fmt.Sprintf("%dm", int(a.Sizing.HeapMB))
 	opts := a.Sizing.JavaOpts
-	if shufflePort > 0 {
-		// The agent's shuffle service: a port setting, kept by the
-		// executor over the driver's.
-		opts = strings.TrimSpace(opts + " -Dspark.shuffle.service.port=" + strconv.FormatUint(shufflePort, 10))
+	if ss != nil {
+		// The host's shuffle service: a port setting, kept by the
+		// executor over the driver's; the shuffle files in the
+		// service's directory, outside the sandbox (and its private
+		// /tmp), where the service reads them after the executor ends.
+		opts = strings.TrimSpace(opts + " -Dspark.shuffle.service.port=" + strconv.FormatUint(ss.Port, 10))
+		env["SPARK_LOCAL_DIRS"] = ss.Dir
 	}
 	if opts != "" {
 		env["SPARK_EXECUTOR_OPTS"] = opts

@@ -23,8 +23,11 @@ import (
 // release idle executors without losing their map outputs. Its port comes
 // from the offer and is handed to the executors on that agent as
 // -Dspark.shuffle.service.port (a port setting, which an executor keeps
-// over the driver's); it ends when no running application has had
-// executors on its agent.
+// over the driver's). Executors write their shuffle files into the
+// service's directory (SPARK_LOCAL_DIRS, under Config.ShuffleDir): a
+// task's /tmp may be private to it. The service ends when no running
+// application has had executors on its host, and removes the directory
+// as it ends.
 const (
 	shuffleClass = "org.apache.spark.deploy.ExternalShuffleService"
 	shuffleCPUs  = 0.1
@@ -41,7 +44,9 @@ type ShuffleService struct {
 	Hostname string `json:"hostname"`
 	TaskID   string `json:"taskId"`
 	Port     uint64 `json:"port"`
-	State    string `json:"state"`
+	// Dir holds the shuffle files of the executors that use it.
+	Dir   string `json:"dir"`
+	State string `json:"state"`
 	// Ready: it accepts connections; executors wait for it.
 	Ready   bool   `json:"ready"`
 	Killed  bool   `json:"killed,omitempty"`
@@ -64,34 +69,35 @@ func (s *Scheduler) ShuffleServices() []ShuffleService {
 	return out
 }
 
-// shufflePortLocked is the port of the ready shuffle service on o's host
-// for a's executors. Without one it launches one from pool (added to l)
-// or waits for the one starting; ok is false then.
-func (s *Scheduler) shufflePortLocked(a *App, o *mesos.Offer, pool *offers.Pool, l *launch) (port uint64, ok bool) {
+// shuffleServiceLocked is the ready shuffle service on o's host for a's
+// executors. Without one it launches one from pool (added to l) or waits
+// for the one starting or ending: nil then.
+func (s *Scheduler) shuffleServiceLocked(a *App, o *mesos.Offer, pool *offers.Pool, l *launch) *ShuffleService {
 	ss := s.shuffle[o.Hostname]
 	switch {
 	case ss != nil && ss.Ready && !ss.Killed && ss.active():
-		return ss.Port, true
+		return ss
 	case ss != nil && ss.active():
 		a.Message = fmt.Sprintf("waiting for the shuffle service on %s", o.Hostname)
-		return 0, false
+		return nil
 	}
 	need := offers.Need{CPUs: shuffleCPUs, Mem: shuffleMemMB, Ports: 1, Role: a.Sizing.Role}
 	rs, took := pool.Take(need)
 	if !took {
 		a.Message = fmt.Sprintf("the shuffle service (%g cpus, %d MB, 1 port) does not fit the offer from %s: %s", shuffleCPUs, shuffleMemMB, o.Hostname, pool.Shortfall(need))
-		return 0, false
+		return nil
 	}
 	s.shuffleSeq++
 	ss = &ShuffleService{AgentID: o.AgentID.Value, Hostname: o.Hostname, Port: firstPort(rs),
 		TaskID: "spark-shuffle-service-" + strconv.Itoa(s.shuffleSeq) + "-" + o.AgentID.Value,
 		State:  mesos.TASK_STAGING.String()}
+	ss.Dir = path.Join(s.cfg.ShuffleDir, ss.TaskID)
 	s.shuffle[ss.Hostname] = ss
 	l.tasks = append(l.tasks, s.shuffleTask(ss, rs, a))
 	l.shuffle = append(l.shuffle, ss)
 	a.Message = fmt.Sprintf("waiting for the shuffle service on %s", o.Hostname)
-	s.log.Info("shuffle service launching", "agent", o.Hostname, "task", ss.TaskID, "port", ss.Port, "for", a.ID)
-	return 0, false
+	s.log.Info("shuffle service launching", "agent", o.Hostname, "task", ss.TaskID, "port", ss.Port, "dir", ss.Dir, "for", a.ID)
+	return nil
 }
 
 func firstPort(rs []mesos.Resource) uint64 {
@@ -103,14 +109,23 @@ func firstPort(rs []mesos.Resource) uint64 {
 	return 0
 }
 
-// shuffleTask runs the Spark home's ExternalShuffleService on ss.Port.
+// shuffleTask runs the Spark home's ExternalShuffleService on ss.Port, in
+// a shell that makes its directory first and removes it when the service
+// ends (killed or not).
 func (s *Scheduler) shuffleTask(ss *ShuffleService, rs []mesos.Resource, a *App) mesos.TaskInfo {
 	home := s.cfg.SparkHome
 	if a.Sizing.Home != "" {
 		home = a.Sizing.Home
 	}
-	v := path.Join(home, "bin", "spark-class")
-	shell := false
+	dir := shellJoin([]string{ss.Dir})
+	script := "mkdir -p " + dir + " || exit 1\n" +
+		shellJoin([]string{path.Join(home, "bin", "spark-class"), shuffleClass}) + " & pid=$!\n" +
+		"trap 'kill -TERM $pid 2>/dev/null' TERM INT\n" +
+		"wait $pid; st=$?\n" +
+		"wait $pid 2>/dev/null\n" +
+		"rm -rf " + dir + "\n" +
+		"exit $st\n"
+	shell := true
 	env := map[string]string{
 		"SPARK_DAEMON_MEMORY":    shuffleHeap,
 		"SPARK_DAEMON_JAVA_OPTS": "-Dspark.shuffle.service.port=" + strconv.FormatUint(ss.Port, 10),
@@ -118,7 +133,7 @@ func (s *Scheduler) shuffleTask(ss *ShuffleService, rs []mesos.Resource, a *App)
 	if j := s.javaHome(a); j != "" {
 		env["JAVA_HOME"] = j
 	}
-	cmd := &mesos.CommandInfo{Shell: &shell, Value: &v, Arguments: []string{v, shuffleClass}, Environment: environment(env)}
+	cmd := &mesos.CommandInfo{Shell: &shell, Value: &script, Environment: environment(env)}
 	return mesos.TaskInfo{
 		Name:      "Spark shuffle service on " + ss.Hostname,
 		TaskID:    mesos.TaskID{Value: ss.TaskID},

@@ -36,8 +36,12 @@ func TestShuffleServiceBeforeExecutors(t *testing.T) {
 	}
 	ss := l.shuffle[0]
 	task := l.tasks[0]
-	if task.Command.Arguments[1] != shuffleClass || envOf(task)["SPARK_DAEMON_JAVA_OPTS"] != "-Dspark.shuffle.service.port=31000" || ss.Port != 31000 {
-		t.Fatalf("shuffle service task %v env %v", task.Command.Arguments, envOf(task))
+	if !strings.Contains(task.Command.GetValue(), "'/opt/spark/bin/spark-class' '"+shuffleClass+"'") ||
+		envOf(task)["SPARK_DAEMON_JAVA_OPTS"] != "-Dspark.shuffle.service.port=31000" || ss.Port != 31000 {
+		t.Fatalf("shuffle service task %q env %v", task.Command.GetValue(), envOf(task))
+	}
+	if ss.Dir != "/var/tmp/agora-spark-shuffle/"+ss.TaskID || !strings.Contains(task.Command.GetValue(), "rm -rf '"+ss.Dir+"'") {
+		t.Errorf("shuffle service directory %q, command %q; want it made and removed", ss.Dir, task.Command.GetValue())
 	}
 	if refuse != shortRefuse || !strings.Contains(a.Message, "waiting for the shuffle service") {
 		t.Errorf("refuse %v, message %q", refuse, a.Message)
@@ -55,6 +59,9 @@ func TestShuffleServiceBeforeExecutors(t *testing.T) {
 	for _, tk := range l.tasks {
 		if got := envOf(tk)["SPARK_EXECUTOR_OPTS"]; got != "-Dspark.shuffle.service.port=31000" {
 			t.Errorf("executor SPARK_EXECUTOR_OPTS = %q; want the service's port", got)
+		}
+		if got := envOf(tk)["SPARK_LOCAL_DIRS"]; got != ss.Dir {
+			t.Errorf("executor SPARK_LOCAL_DIRS = %q; want the service's directory %q", got, ss.Dir)
 		}
 	}
 	// A second application that has no executors on a1 does not keep it.
