@@ -129,6 +129,9 @@ func (s *Scheduler) shuffleTask(ss *ShuffleService, rs []mesos.Resource, a *App)
 	env := map[string]string{
 		"SPARK_DAEMON_MEMORY":    shuffleHeap,
 		"SPARK_DAEMON_JAVA_OPTS": "-Dspark.shuffle.service.port=" + strconv.FormatUint(ss.Port, 10),
+		// The service serves files only under its own local
+		// directories.
+		"SPARK_LOCAL_DIRS": ss.Dir,
 	}
 	if j := s.javaHome(a); j != "" {
 		env["JAVA_HOME"] = j

@@ -40,7 +40,7 @@ func TestShuffleServiceBeforeExecutors(t *testing.T) {
 		envOf(task)["SPARK_DAEMON_JAVA_OPTS"] != "-Dspark.shuffle.service.port=31000" || ss.Port != 31000 {
 		t.Fatalf("shuffle service task %q env %v", task.Command.GetValue(), envOf(task))
 	}
-	if ss.Dir != "/var/tmp/agora-spark-shuffle/"+ss.TaskID || !strings.Contains(task.Command.GetValue(), "rm -rf '"+ss.Dir+"'") {
+	if ss.Dir != "/var/tmp/agora-spark-shuffle/"+ss.TaskID || envOf(task)["SPARK_LOCAL_DIRS"] != ss.Dir || !strings.Contains(task.Command.GetValue(), "rm -rf '"+ss.Dir+"'") {
 		t.Errorf("shuffle service directory %q, command %q; want it made and removed", ss.Dir, task.Command.GetValue())
 	}
 	if refuse != shortRefuse || !strings.Contains(a.Message, "waiting for the shuffle service") {
