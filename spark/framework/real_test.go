@@ -540,6 +540,9 @@ func allEnded(tasks []masterTask) bool {
 // spark-submit in client mode and in cluster mode through the dispatcher,
 // on one cluster: its executors are agora tasks, their Python workers run
 // the script's functions, and the counts are exactly those counted here.
+// Then bad input on the same cluster: an unknown main class and missing
+// application files, in both modes, are clear errors through spark-submit,
+// and nothing is left running.
 func TestPySparkWordCount(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the real Spark; not in -short")
@@ -591,8 +594,8 @@ func TestPySparkWordCount(t *testing.T) {
 		}
 	})
 
+	d, addr := e.dispatcher()
 	t.Run("cluster", func(t *testing.T) {
-		d, addr := e.dispatcher()
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		args := append([]string{"--master", "mesos://" + addr, "--deploy-mode", "cluster", "--driver-memory", "512m",
@@ -614,6 +617,68 @@ func TestPySparkWordCount(t *testing.T) {
 			t.Fatalf("driver %s ended %s: %s", dr.ID, dr.State, dr.Message)
 		}
 		check(t, e.driverStdout(ctx, d, dr))
+	})
+
+	t.Run("bad input", func(t *testing.T) {
+		before := len(e.s.Apps())
+		submit := func(args ...string) (string, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, filepath.Join(home, "bin/spark-submit"), args...)
+			cmd.Env = append(os.Environ(), "SPARK_LOCAL_IP=127.0.0.1")
+			cmd.WaitDelay = 10 * time.Second
+			out, err := cmd.CombinedOutput()
+			return string(out), err
+		}
+		// Client mode: spark-submit itself fails, naming what is wrong.
+		client := append([]string{"--master", "mesos://" + e.s.Addr(), "--deploy-mode", "client", "--jars", e.cm,
+			"--driver-memory", "512m"}, conf...)
+		out, err := submit(append(client, "--class", "agora.examples.NoSuchMain", e.jar)...)
+		if err == nil || !strings.Contains(out, "agora.examples.NoSuchMain") {
+			t.Errorf("client mode, unknown main class: %v; want a failure naming the class:\n%s", err, out)
+		}
+		out, err = submit(append(client, filepath.Join(dir, "no-such-app.py"), input)...)
+		if err == nil || !strings.Contains(out, "no-such-app.py") {
+			t.Errorf("client mode, missing script: %v; want a failure naming it:\n%s", err, out)
+		}
+		// Cluster mode: the driver fails, and --status says why.
+		cluster := append([]string{"--master", "mesos://" + addr, "--deploy-mode", "cluster", "--driver-memory", "512m"}, conf...)
+		for _, tc := range []struct {
+			name, want string
+			args       []string
+		}{
+			{"unknown main class", "TASK_FAILED", []string{"--class", "agora.examples.NoSuchMain", "file:" + e.jar}},
+			{"missing script", "no-such-app.py", []string{"file:" + filepath.Join(dir, "no-such-app.py"), input}},
+			{"missing jar", "no-such-app.jar", []string{"--class", sparktest.PiClass, "file:" + filepath.Join(dir, "no-such-app.jar")}},
+		} {
+			out, err := submit(append(cluster, tc.args...)...)
+			m := regexp.MustCompile(`"submissionId" : "(driver-\d{14}-\d{4})"`).FindStringSubmatch(out)
+			if err != nil || m == nil {
+				t.Fatalf("%s: spark-submit --deploy-mode cluster: %v\n%s", tc.name, err, out)
+			}
+			var dr dispatcher.Driver
+			e.poll("the driver to end", 3*time.Minute, func() bool {
+				dr, _ = d.Get(m[1])
+				return dispatcher.Terminal(dr.State)
+			})
+			status, _ := submit("--master", "mesos://"+addr, "--status", m[1])
+			if dr.State != dispatcher.StateFailed || !strings.Contains(dr.Message, tc.want) ||
+				!strings.Contains(status, `"driverState" : "FAILED"`) || !strings.Contains(status, tc.want) {
+				t.Errorf("%s: driver %s %s %q; want FAILED naming %q; --status:\n%s", tc.name, dr.ID, dr.State, dr.Message, tc.want, status)
+			}
+		}
+		// None of them got executors, and nothing is left running.
+		if apps := e.s.Apps(); len(apps) != before {
+			t.Errorf("applications registered by failed submissions: %+v", apps[before:])
+		}
+		e.c.WaitFor("no task left running", func(s *clustertest.State) bool {
+			for _, f := range s.Frameworks {
+				if len(f.Tasks) > 0 {
+					return false
+				}
+			}
+			return true
+		})
 	})
 }
 
