@@ -246,6 +246,11 @@ func (d *Dispatcher) update(ctx context.Context, st mesos.TaskStatus) {
 	}
 	dr.TaskState = state.String()
 	dr.Message = statusMessage(st)
+	if state == mesos.TASK_FAILED && strings.Contains(st.GetMessage(), "exited with status 101") {
+		// spark-submit's exit status for a main class it cannot load.
+		dr.Message += fmt.Sprintf(": main class %s not found (spark-submit's exit status 101; agora spark logs %s --stderr)",
+			dr.Request.MainClass, dr.ID)
+	}
 	if a := st.GetAgentID(); a != nil && a.Value != "" {
 		dr.AgentID = a.Value
 	}

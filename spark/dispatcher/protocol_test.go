@@ -418,9 +418,10 @@ func TestSuperviseBackoff(t *testing.T) {
 	dr.RetryAt = time.Time{}
 	d.taskLocked(dr, offer, nil)
 	d.mu.Unlock()
-	d.update(context.Background(), mesos.TaskStatus{TaskID: mesos.TaskID{Value: dr.TaskID}, State: mesos.TASK_FAILED.Enum(), Message: new("exit 1")})
-	if dr.State != StateFailed || !strings.Contains(dr.Message, "TASK_FAILED: exit 1") {
-		t.Errorf("unsupervised failure: %s %q; want FAILED with the status", dr.State, dr.Message)
+	// spark-submit's exit status 101: the main class was not found.
+	d.update(context.Background(), mesos.TaskStatus{TaskID: mesos.TaskID{Value: dr.TaskID}, State: mesos.TASK_FAILED.Enum(), Message: new("Command exited with status 101")})
+	if dr.State != StateFailed || !strings.Contains(dr.Message, "TASK_FAILED: Command exited with status 101: main class "+dr.Request.MainClass+" not found") {
+		t.Errorf("unsupervised failure: %s %q; want FAILED with the status naming the main class", dr.State, dr.Message)
 	}
 }
 

@@ -647,7 +647,7 @@ func TestPySparkWordCount(t *testing.T) {
 			name, want string
 			args       []string
 		}{
-			{"unknown main class", "TASK_FAILED", []string{"--class", "agora.examples.NoSuchMain", "file:" + e.jar}},
+			{"unknown main class", "main class agora.examples.NoSuchMain not found", []string{"--class", "agora.examples.NoSuchMain", "file:" + e.jar}},
 			{"missing script", "no-such-app.py", []string{"file:" + filepath.Join(dir, "no-such-app.py"), input}},
 			{"missing jar", "no-such-app.jar", []string{"--class", sparktest.PiClass, "file:" + filepath.Join(dir, "no-such-app.jar")}},
 		} {
