@@ -9,7 +9,8 @@
 #                          assembled from Maven Central by `agora dist install`
 #                          into its cache (~/.cache/agora/dist), and Spark's
 #                          cluster manager for agora (spark/jvm, Maven) into
-#                          ~/.cache/agora/spark-jvm.
+#                          ~/.cache/agora/spark-jvm, and PySpark (pip, from
+#                          PyPI) into the Spark home.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 go=${GO:-go}
@@ -43,3 +44,5 @@ CGO_ENABLED=0 "$go" build -o bin/agora ./cmd/agora
 bin/agora dist install hadoop hdfs storm spark cassandra >/dev/null
 # The only JVM code of agora: the jar Spark loads to get executors as agora tasks.
 bin/agora spark cluster-manager >/dev/null
+# PySpark's Python packages (pinned; pip downloads once into ~/.cache/agora/pip).
+bin/agora spark pyspark >/dev/null

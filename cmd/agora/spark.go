@@ -18,13 +18,14 @@ import (
 )
 
 func init() {
-	register(command{name: "spark", summary: "Spark on agora: spark dispatcher|cluster-manager|drivers|status|kill|logs", run: runSpark})
+	register(command{name: "spark", summary: "Spark on agora: spark dispatcher|cluster-manager|pyspark|drivers|status|kill|logs", run: runSpark})
 }
 
 // sparkCommands are the subcommands of `agora spark`.
 var sparkCommands = map[string]command{
 	"dispatcher":      {name: "dispatcher", summary: "Run the cluster-mode dispatcher (Spark's REST submission protocol) and the executors' scheduler against a master", run: runSparkDispatcher},
 	"cluster-manager": {name: "cluster-manager", summary: "Build and print the path of the jar Spark needs for executors as agora tasks", run: runSparkClusterManager},
+	"pyspark":         {name: "pyspark", summary: "Add PySpark to the Spark home (for .py applications) and print the home", run: runSparkPySpark},
 	"drivers":         {name: "drivers", summary: "List the dispatcher's drivers", run: func(args []string) int { return sparkDrivers(args, os.Stdout, os.Stderr) }},
 	"status":          {name: "status", summary: "Show one driver", run: func(args []string) int { return sparkStatus(args, os.Stdout, os.Stderr) }},
 	"kill":            {name: "kill", summary: "Kill a driver (queued, relaunching or running)", run: func(args []string) int { return sparkKill(args, os.Stdout, os.Stderr) }},

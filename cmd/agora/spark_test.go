@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -194,5 +195,20 @@ func TestDevRunsSparkDispatcher(t *testing.T) {
 	code, out, errOut := runSparkCmd(sparkDriversCmd, "--dispatcher", addr)
 	if code != 0 || !strings.HasPrefix(out, "SUBMISSION") {
 		t.Errorf("drivers against the dev dispatcher: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// agora spark pyspark: an argument is a usage error (2), a directory that
+// is not a Spark home a failure (1) that writes nothing into it.
+func TestSparkPySparkRefusesBadInput(t *testing.T) {
+	if code := runSparkPySpark([]string{"extra"}); code != 2 {
+		t.Errorf("agora spark pyspark extra: exit %d; want 2", code)
+	}
+	dir := t.TempDir()
+	if code := runSparkPySpark([]string{"--spark_home", dir}); code != 1 {
+		t.Errorf("agora spark pyspark --spark_home (not a home): exit %d; want 1", code)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("wrote %v into a directory that is not a Spark home", ents)
 	}
 }

@@ -1,6 +1,8 @@
 // Package bench times a Spark job on agora, its executors agora tasks of
 // the Spark scheduler, against the same job in local[2] on this machine:
-// `agora bench spark`.
+// `agora bench spark`. The job is the Java SparkPi or the PySpark word
+// count of examples/spark-wordcount (whose counts are checked against
+// ones counted here, in both runs).
 package bench
 
 import (
@@ -9,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +21,8 @@ import (
 	"strings"
 	"time"
 
+	wordcount "github.com/agora-cluster/agora/examples/spark-wordcount"
+	"github.com/agora-cluster/agora/spark/pyspark"
 	"github.com/agora-cluster/agora/spark/testapps"
 )
 
@@ -32,6 +37,11 @@ type Config struct {
 	Executors, Slices int
 	// ExecutorMemory is spark.executor.memory (default 512m).
 	ExecutorMemory string
+	// Job is "pi" (default) or "wordcount" (PySpark: SparkHome needs
+	// spark/pyspark); Lines is the word count's input size (default
+	// 200,000 lines), in Slices partitions.
+	Job   string
+	Lines int
 	// Log receives progress; nil discards it.
 	Log io.Writer
 }
@@ -42,7 +52,11 @@ type Result struct {
 	Slices    int     `json:"slices"`
 	Executors int     `json:"executors"`
 	Seconds   float64 `json:"seconds"`
-	Pi        string  `json:"pi"`
+	Pi        string  `json:"pi,omitempty"`
+	// Words and Total: the word count's distinct words and words, the
+	// same in both runs and as counted here (else Run fails).
+	Words int `json:"words,omitempty"`
+	Total int `json:"total_words,omitempty"`
 	// Executor launch latency: from the application's registration with
 	// the scheduler to each executor's registration with the driver, as
 	// the driver logs them.
@@ -50,7 +64,7 @@ type Result struct {
 	LaunchP50     float64 `json:"launch_p50_seconds"`
 	LaunchP99     float64 `json:"launch_p99_seconds"`
 	LocalSeconds  float64 `json:"local2_seconds"`
-	LocalPi       string  `json:"local2_pi"`
+	LocalPi       string  `json:"local2_pi,omitempty"`
 	LocalSpeedup  float64 `json:"agora_vs_local2"` // local2_seconds / seconds
 	SubmitCommand string  `json:"submit"`
 }
@@ -61,7 +75,7 @@ var (
 	piLine        = regexp.MustCompile(`Pi is roughly (\d\.\d+)`)
 )
 
-// Run builds SparkPi, runs it on agora, then in local[2], and reports.
+// Run builds the job, runs it on agora, then in local[2], and reports.
 func Run(ctx context.Context, c Config) (Result, error) {
 	if c.Executors <= 0 {
 		c.Executors = 2
@@ -72,28 +86,37 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	if c.ExecutorMemory == "" {
 		c.ExecutorMemory = "512m"
 	}
-	dir, err := os.MkdirTemp("", "agora-bench-spark-")
+	if c.Lines <= 0 {
+		c.Lines = 200000
+	}
+	// Not under /tmp: the executors read the word count's input by its
+	// path, and a task's /tmp may be its own.
+	tmp := "/var/tmp"
+	if _, err := os.Stat(tmp); err != nil {
+		tmp = ""
+	}
+	dir, err := os.MkdirTemp(tmp, "agora-bench-spark-")
 	if err != nil {
 		return Result{}, err
 	}
 	defer os.RemoveAll(dir)
-	jar, err := testapps.Build(ctx, c.SparkHome, dir)
+	j, err := prepare(ctx, c, dir)
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{Job: "SparkPi", Slices: c.Slices, Executors: c.Executors}
-	args := []string{"--master", "mesos://" + c.Master, "--deploy-mode", "client", "--jars", c.ClusterManagerJar,
+	res := Result{Job: j.name, Slices: c.Slices, Executors: c.Executors}
+	args := append([]string{"--master", "mesos://" + c.Master, "--deploy-mode", "client", "--jars", c.ClusterManagerJar,
 		"--driver-memory", "1g", "--conf", "spark.ui.enabled=false",
 		"--conf", "spark.executor.cores=1", "--conf", "spark.cores.max=" + strconv.Itoa(c.Executors),
-		"--conf", "spark.executor.memory=" + c.ExecutorMemory,
-		"--class", testapps.PiClass, jar, strconv.Itoa(c.Slices)}
+		"--conf", "spark.executor.memory=" + c.ExecutorMemory}, j.args...)
 	res.SubmitCommand = "spark-submit " + strings.Join(args, " ")
 	logf(c.Log, "agora: %s\n", res.SubmitCommand)
-	run, err := submit(ctx, c.SparkHome, args)
+	run, err := submit(ctx, c.SparkHome, args, j.check)
 	if err != nil {
 		return res, fmt.Errorf("on agora: %w", err)
 	}
 	res.Seconds, res.Pi = run.took.Seconds(), run.pi
+	res.Words, res.Total = run.words, run.total
 	if run.registered.IsZero() {
 		return res, errors.New("on agora: the driver did not register with agora's Spark scheduler (is --master the dispatcher with executors?)")
 	}
@@ -105,10 +128,9 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	res.Registered = len(lat)
 	res.LaunchP50, res.LaunchP99 = quantile(lat, 0.50), quantile(lat, 0.99)
 
-	local := []string{"--master", "local[2]", "--driver-memory", "1g", "--conf", "spark.ui.enabled=false",
-		"--class", testapps.PiClass, jar, strconv.Itoa(c.Slices)}
+	local := append([]string{"--master", "local[2]", "--driver-memory", "1g", "--conf", "spark.ui.enabled=false"}, j.args...)
 	logf(c.Log, "local[2]: spark-submit %s\n", strings.Join(local, " "))
-	lrun, err := submit(ctx, c.SparkHome, local)
+	lrun, err := submit(ctx, c.SparkHome, local, j.check)
 	if err != nil {
 		return res, fmt.Errorf("in local[2]: %w", err)
 	}
@@ -119,21 +141,96 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	return res, nil
 }
 
+// job is what spark-submit runs after its options, and how its stdout is
+// checked.
+type job struct {
+	name  string
+	args  []string
+	check func(stdout string, run *submitRun) error
+}
+
+// prepare builds or writes out the job in dir.
+func prepare(ctx context.Context, c Config, dir string) (job, error) {
+	switch c.Job {
+	case "", "pi":
+		jar, err := testapps.Build(ctx, c.SparkHome, dir)
+		if err != nil {
+			return job{}, err
+		}
+		return job{name: "SparkPi", args: []string{"--class", testapps.PiClass, jar, strconv.Itoa(c.Slices)},
+			check: func(stdout string, run *submitRun) error {
+				m := piLine.FindStringSubmatch(stdout)
+				if m == nil {
+					return errors.New("no \"Pi is roughly\" in the output")
+				}
+				run.pi = m[1]
+				return nil
+			}}, nil
+	case "wordcount":
+		if !pyspark.Installed(c.SparkHome) {
+			return job{}, fmt.Errorf("the word count needs PySpark in %s (agora spark pyspark)", c.SparkHome)
+		}
+		script, input := filepath.Join(dir, "wordcount.py"), filepath.Join(dir, "input.txt")
+		text := Text(c.Lines)
+		if err := os.WriteFile(script, wordcount.Script, 0o644); err != nil {
+			return job{}, err
+		}
+		if err := os.WriteFile(input, []byte(text), 0o644); err != nil {
+			return job{}, err
+		}
+		want := wordcount.Count(text)
+		return job{name: "PySpark word count", args: []string{script, input, "--partitions", strconv.Itoa(c.Slices)},
+			check: func(stdout string, run *submitRun) error {
+				got, totalOK := wordcount.Parse(stdout)
+				if !totalOK || !maps.Equal(got, want) {
+					return fmt.Errorf("the counts are wrong: %d words (total line right: %v), want %d", len(got), totalOK, len(want))
+				}
+				run.words = len(got)
+				for _, n := range got {
+					run.total += n
+				}
+				return nil
+			}}, nil
+	}
+	return job{}, fmt.Errorf("unknown job %q (pi, wordcount)", c.Job)
+}
+
+// Text is n lines of words drawn deterministically from a vocabulary of
+// a few hundred, one to eight a line.
+func Text(n int) string {
+	var b strings.Builder
+	x := uint32(1)
+	next := func() uint32 { x = x*1664525 + 1013904223; return x >> 8 }
+	for i := 0; i < n; i++ {
+		k := 1 + int(next()%8)
+		for j := 0; j < k; j++ {
+			if j > 0 {
+				b.WriteByte(' ')
+			}
+			fmt.Fprintf(&b, "w%d", next()%300)
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
 type submitRun struct {
-	took       time.Duration
-	pi         string
-	registered time.Time            // the application registered with the scheduler
-	executors  map[string]time.Time // executor ID → registered with the driver
+	took         time.Duration
+	pi           string
+	words, total int
+	registered   time.Time            // the application registered with the scheduler
+	executors    map[string]time.Time // executor ID → registered with the driver
 }
 
 // submit runs spark-submit, timing it and noting when the driver logs
 // the lines that matter (read as they come: the driver flushes each).
-func submit(ctx context.Context, home string, args []string) (submitRun, error) {
+func submit(ctx context.Context, home string, args []string, check func(string, *submitRun) error) (submitRun, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(home, "bin", "spark-submit"), args...)
 	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
+	var stdout strings.Builder
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(pw, &stdout), pw
 	cmd.WaitDelay = 10 * time.Second
 	run := submitRun{executors: map[string]time.Time{}}
 	var errs []string // the driver's first error lines
@@ -152,9 +249,6 @@ func submit(ctx context.Context, home string, args []string) (submitRun, error) 
 					run.executors[m[1]] = now
 				}
 			}
-			if m := piLine.FindStringSubmatch(l); m != nil {
-				run.pi = m[1]
-			}
 			if len(errs) < 10 && (strings.Contains(l, "ERROR") || strings.Contains(l, "Exception") || strings.HasPrefix(l, "Error")) {
 				errs = append(errs, l)
 			}
@@ -166,8 +260,8 @@ func submit(ctx context.Context, home string, args []string) (submitRun, error) 
 	run.took = time.Since(start)
 	pw.Close()
 	<-scanned
-	if err == nil && run.pi == "" {
-		err = errors.New("no \"Pi is roughly\" in the output")
+	if err == nil {
+		err = check(stdout.String(), &run)
 	}
 	if err != nil {
 		return run, fmt.Errorf("spark-submit: %v\n%s", err, strings.Join(errs, "\n"))

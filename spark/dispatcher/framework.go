@@ -246,6 +246,11 @@ func (d *Dispatcher) update(ctx context.Context, st mesos.TaskStatus) {
 	}
 	dr.TaskState = state.String()
 	dr.Message = statusMessage(st)
+	if state == mesos.TASK_FAILED && strings.Contains(st.GetMessage(), "exited with status 101") {
+		// spark-submit's exit status for a main class it cannot load.
+		dr.Message += fmt.Sprintf(": main class %s not found (spark-submit's exit status 101; agora spark logs %s --stderr)",
+			dr.Request.MainClass, dr.ID)
+	}
 	if a := st.GetAgentID(); a != nil && a.Value != "" {
 		dr.AgentID = a.Value
 	}
@@ -366,8 +371,10 @@ func (d *Dispatcher) buildTask(dr *Driver, agent mesos.AgentID, rs []mesos.Resou
 	args := []string{submit, "--name", dr.Name, "--master", master}
 	args = append(args, extra...)
 	args = append(args, "--deploy-mode", "client",
-		"--driver-memory", fmt.Sprintf("%dm", int(dr.HeapMB)),
-		"--class", req.MainClass)
+		"--driver-memory", fmt.Sprintf("%dm", int(dr.HeapMB)))
+	if !IsPython(req.AppResource) {
+		args = append(args, "--class", req.MainClass)
+	}
 	for _, k := range sortedKeys(props) {
 		if skipProperty(k) || props[k] == "" {
 			continue
@@ -438,6 +445,15 @@ func appResource(res string) (string, []mesos.CommandInfo_URI, error) {
 		return base, []mesos.CommandInfo_URI{{Value: res, Extract: &f}}, nil
 	}
 	return "", nil, fmt.Errorf("appResource %q: the %s: scheme is not supported (http, https, hdfs, file, local)", res, u.Scheme)
+}
+
+// IsPython says whether an application resource is a PySpark script,
+// which spark-submit runs without a main class.
+func IsPython(res string) bool {
+	if u, err := url.Parse(res); err == nil && u.Path != "" {
+		res = u.Path
+	}
+	return strings.HasSuffix(res, ".py")
 }
 
 func splitList(s string) []string {

@@ -134,7 +134,9 @@ func validate(r *CreateSubmissionRequest, raw map[string]json.RawMessage) error 
 	}
 	// What the Mesos dispatcher's servlet requires besides.
 	switch {
-	case r.MainClass == "":
+	case r.MainClass == "" && !IsPython(r.AppResource):
+		// spark-submit sends a Python application with an empty main
+		// class.
 		return malformed("Main class is missing.")
 	case raw["appArgs"] == nil || string(raw["appArgs"]) == "null":
 		return malformed("Application arguments are missing.")

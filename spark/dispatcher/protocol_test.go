@@ -336,6 +336,41 @@ func TestDriverTask(t *testing.T) {
 	}
 }
 
+// A PySpark application: spark-submit sends it with an empty main class,
+// which is taken, and the driver's spark-submit runs the script without
+// --class; a jar without a main class is still refused.
+func TestPythonDriverTask(t *testing.T) {
+	d := testDispatcher(t, t.TempDir())
+	var m map[string]any
+	if err := json.Unmarshal([]byte(createJSON), &m); err != nil {
+		t.Fatal(err)
+	}
+	m["mainClass"], m["appResource"] = "", "file:/work/wordcount.py"
+	b, _ := json.Marshal(m)
+	req, _, err := ParseCreate(b)
+	if err != nil {
+		t.Fatalf("a .py application with an empty main class: %v", err)
+	}
+	dr, _ := d.newDriver(req)
+	dr.TaskID = dr.ID
+	task, err := d.buildTask(dr, mesos.AgentID{Value: "a1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := strings.Join(task.Command.Arguments, " ")
+	if strings.Contains(args, "--class") || !strings.Contains(args, " wordcount.py 100") {
+		t.Errorf("command %s; want the script without --class", args)
+	}
+	if len(task.Command.URIs) != 1 || task.Command.URIs[0].Value != "file:/work/wordcount.py" {
+		t.Errorf("URIs %+v; want the script", task.Command.URIs)
+	}
+	m["appResource"] = "http://host/app.jar"
+	b, _ = json.Marshal(m)
+	if _, _, err := ParseCreate(b); err == nil || !strings.Contains(err.Error(), "Main class is missing.") {
+		t.Errorf("a jar with an empty main class: %v; want Main class is missing.", err)
+	}
+}
+
 // A supervised driver whose task fails waits 1 s, then twice as long each
 // time up to the maximum, and launches again as ID-retry-N; one not
 // supervised ends FAILED.
@@ -383,9 +418,10 @@ func TestSuperviseBackoff(t *testing.T) {
 	dr.RetryAt = time.Time{}
 	d.taskLocked(dr, offer, nil)
 	d.mu.Unlock()
-	d.update(context.Background(), mesos.TaskStatus{TaskID: mesos.TaskID{Value: dr.TaskID}, State: mesos.TASK_FAILED.Enum(), Message: new("exit 1")})
-	if dr.State != StateFailed || !strings.Contains(dr.Message, "TASK_FAILED: exit 1") {
-		t.Errorf("unsupervised failure: %s %q; want FAILED with the status", dr.State, dr.Message)
+	// spark-submit's exit status 101: the main class was not found.
+	d.update(context.Background(), mesos.TaskStatus{TaskID: mesos.TaskID{Value: dr.TaskID}, State: mesos.TASK_FAILED.Enum(), Message: new("Command exited with status 101")})
+	if dr.State != StateFailed || !strings.Contains(dr.Message, "TASK_FAILED: Command exited with status 101: main class "+dr.Request.MainClass+" not found") {
+		t.Errorf("unsupervised failure: %s %q; want FAILED with the status naming the main class", dr.State, dr.Message)
 	}
 }
 

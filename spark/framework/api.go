@@ -16,6 +16,7 @@ import (
 //	POST   /v1/applications/{id}/executors  {total}: the executors Spark wants
 //	POST   /v1/applications/{id}/kill    {executorIds}: kill these executors
 //	DELETE /v1/applications/{id}         the application ended: kill its executors
+//	GET    /v1/shuffleservices           the external shuffle services, by host
 //
 // Errors are {"message": "..."} with 400 (bad input), 404 (no such
 // application or executor) or 409 (the application has ended).
@@ -51,6 +52,9 @@ func (s *Scheduler) Handler() http.Handler {
 			return
 		}
 		reply(w, http.StatusOK, nil, st)
+	})
+	mux.HandleFunc("GET /v1/shuffleservices", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, http.StatusOK, nil, s.ShuffleServices())
 	})
 	mux.HandleFunc("DELETE /v1/applications/{id}", func(w http.ResponseWriter, r *http.Request) {
 		code, err := s.end(r.Context(), r.PathValue("id"))

@@ -286,6 +286,7 @@ func (s *Scheduler) end(ctx context.Context, id string) (int, error) {
 			}
 		}
 		s.log.Info("application ended", "app", id, "killing", len(tasks))
+		tasks = append(tasks, s.unneededShuffleLocked()...)
 	}
 	sd := s.sched
 	s.mu.Unlock()

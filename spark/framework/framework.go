@@ -53,6 +53,11 @@ type Config struct {
 	// on an agent before the agent is not used for it again (default 2,
 	// as Spark's Mesos backend).
 	MaxAgentFailures int
+	// ShuffleDir is where the external shuffle services and their
+	// executors keep shuffle files on the agents' hosts, a directory
+	// each service makes and removes (default /var/tmp/agora-spark-shuffle;
+	// not /tmp, which a task may have to itself).
+	ShuffleDir string
 	// JavaHome, if set, is JAVA_HOME for the executors (default: this
 	// process's JAVA_HOME).
 	JavaHome string
@@ -69,6 +74,8 @@ type Scheduler struct {
 
 	mu         sync.Mutex
 	apps       map[string]*App
+	shuffle    map[string]*ShuffleService // by hostname
+	shuffleSeq int
 	order      []string // application IDs, oldest first
 	subscribed bool
 	gen        uint64     // moves with every change that wants offers
@@ -101,10 +108,13 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.MaxAgentFailures <= 0 {
 		cfg.MaxAgentFailures = 2
 	}
+	if cfg.ShuffleDir == "" {
+		cfg.ShuffleDir = "/var/tmp/agora-spark-shuffle"
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Scheduler{cfg: cfg, log: cfg.Logger, apps: map[string]*App{}}
+	s := &Scheduler{cfg: cfg, log: cfg.Logger, apps: map[string]*App{}, shuffle: map[string]*ShuffleService{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

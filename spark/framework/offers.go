@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -56,6 +55,11 @@ func (s *Scheduler) subscribedEvent(ctx context.Context, sub *mscheduler.Event_S
 			}
 		}
 	}
+	for _, ss := range s.shuffle {
+		if ss.active() {
+			tasks = append(tasks, scheduler.ReconcileTask(ss.TaskID, ss.AgentID))
+		}
+	}
 	s.reviveLocked()
 	s.mu.Unlock()
 	s.log.Info("subscribed", "framework_id", sub.FrameworkID.GetValue(), "reconciling", len(tasks))
@@ -67,9 +71,10 @@ func (s *Scheduler) subscribedEvent(ctx context.Context, sub *mscheduler.Event_S
 }
 
 type launch struct {
-	offer mesos.OfferID
-	tasks []mesos.TaskInfo
-	execs []*Executor
+	offer   mesos.OfferID
+	tasks   []mesos.TaskInfo
+	execs   []*Executor
+	shuffle []*ShuffleService
 }
 
 // offers packs executors of the applications that want them into the
@@ -107,6 +112,11 @@ func (s *Scheduler) offers(ctx context.Context, offered []mesos.Offer) {
 		s.mu.Lock()
 		for _, e := range l.execs {
 			e.State, e.Message = mesos.TASK_ERROR.String(), fmt.Sprintf("launch failed: %v", err)
+		}
+		for _, ss := range l.shuffle {
+			if s.shuffle[ss.Hostname] == ss {
+				delete(s.shuffle, ss.Hostname)
+			}
 		}
 		s.reviveLocked()
 		s.mu.Unlock()
@@ -176,6 +186,20 @@ func (s *Scheduler) packLocked(o *mesos.Offer) (launch, time.Duration) {
 				}
 			}
 			need := offers.Need{CPUs: cores, Mem: a.Sizing.MemMB, Role: a.Sizing.Role}
+			if !pool.Fits(need) {
+				if pool.Tasks() == 0 {
+					a.Message = fmt.Sprintf("an executor (%g cpus, %g MB) does not fit the offer from %s: %s", cores, a.Sizing.MemMB, o.Hostname, pool.Shortfall(need))
+				}
+				short = true
+				continue
+			}
+			var ss *ShuffleService
+			if a.Sizing.ShuffleService {
+				if ss = s.shuffleServiceLocked(a, o, pool, &l); ss == nil {
+					short = true
+					continue
+				}
+			}
 			rs, ok := pool.Take(need)
 			if !ok {
 				if pool.Tasks() == 0 {
@@ -185,7 +209,7 @@ func (s *Scheduler) packLocked(o *mesos.Offer) (launch, time.Duration) {
 				continue
 			}
 			e := a.newExecutor(o, cores, s.cfg.Now())
-			l.tasks = append(l.tasks, s.executorTask(a, e, o, rs))
+			l.tasks = append(l.tasks, s.executorTask(a, e, o, rs, ss))
 			l.execs = append(l.execs, e)
 			a.Message = ""
 			progress = true
@@ -220,7 +244,7 @@ func (a *App) newExecutor(o *mesos.Offer, cores float64, now time.Time) *Executo
 // executorTask is an executor's task: Spark's CoarseGrainedExecutorBackend
 // from the Spark home's bin/spark-class (or, with spark.executor.uri, from
 // the archive fetched into the sandbox), connecting to the driver.
-func (s *Scheduler) executorTask(a *App, e *Executor, o *mesos.Offer, rs []mesos.Resource) mesos.TaskInfo {
+func (s *Scheduler) executorTask(a *App, e *Executor, o *mesos.Offer, rs []mesos.Resource, ss *ShuffleService) mesos.TaskInfo {
 	args := []string{executorClass,
 		"--driver-url", a.DriverURL,
 		"--executor-id", e.ID,
@@ -254,19 +278,22 @@ func (s *Scheduler) executorTask(a *App, e *Executor, o *mesos.Offer, rs []mesos
 		env[k] = v
 	}
 	env["SPARK_EXECUTOR_MEMORY"] = fmt.Sprintf("%dm", int(a.Sizing.HeapMB))
-	if a.Sizing.JavaOpts != "" {
-		env["SPARK_EXECUTOR_OPTS"] = a.Sizing.JavaOpts
+	opts := a.Sizing.JavaOpts
+	if ss != nil {
+		// The host's shuffle service: a port setting, kept by the
+		// executor over the driver's; the shuffle files in the
+		// service's directory, outside the sandbox (and its private
+		// /tmp), where the service reads them after the executor ends.
+		opts = strings.TrimSpace(opts + " -Dspark.shuffle.service.port=" + strconv.FormatUint(ss.Port, 10))
+		env["SPARK_LOCAL_DIRS"] = ss.Dir
 	}
-	if j := s.cfg.JavaHome; j != "" {
+	if opts != "" {
+		env["SPARK_EXECUTOR_OPTS"] = opts
+	}
+	if j := s.javaHome(a); j != "" {
 		env["JAVA_HOME"] = j
-	} else if j := os.Getenv("JAVA_HOME"); j != "" && env["JAVA_HOME"] == "" {
-		env["JAVA_HOME"] = j
 	}
-	cmd.Environment = &mesos.Environment{}
-	for _, k := range sortedKeys(env) {
-		v := env[k]
-		cmd.Environment.Variables = append(cmd.Environment.Variables, mesos.Environment_Variable{Name: k, Value: &v})
-	}
+	cmd.Environment = environment(env)
 	name := a.Name
 	if name == "" {
 		name = a.ID
@@ -294,6 +321,10 @@ func shellJoin(args []string) string {
 // an application short of executors asks for offers again.
 func (s *Scheduler) update(ctx context.Context, st mesos.TaskStatus) {
 	s.mu.Lock()
+	if s.shuffleUpdateLocked(st) {
+		s.mu.Unlock()
+		return
+	}
 	a, e := s.findLocked(st.TaskID.Value)
 	if e == nil {
 		s.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/clustertest"
+	wordcount "github.com/agora-cluster/agora/examples/spark-wordcount"
 	"github.com/agora-cluster/agora/frameworks/sandbox"
 	"github.com/agora-cluster/agora/frameworks/state"
 	"github.com/agora-cluster/agora/spark/dispatcher"
@@ -245,30 +247,7 @@ func TestExecutorLargerThanAnyAgent(t *testing.T) {
 // gets its two executors as agora tasks of the scheduler, and π is right.
 func TestSparkPiClusterModeWithExecutors(t *testing.T) {
 	e := newSparkEnv(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	d, err := dispatcher.New(dispatcher.Config{Masters: []string{e.c.MasterAddr}, Listener: ln, WorkDir: t.TempDir(),
-		SparkHome: e.home, ExecutorMaster: "mesos://" + addr, ClusterManagerJar: e.cm, Extra: e.s.Handler(),
-		Logger: slog.New(slog.NewTextHandler(testLog{t}, nil))})
-	if err != nil {
-		ln.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("the dispatcher did not stop within 30s")
-		}
-	}()
-	e.poll("the dispatcher to subscribe", time.Minute, d.Subscribed)
+	d, addr := e.dispatcher()
 
 	sctx, scancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer scancel()
@@ -308,19 +287,58 @@ func TestSparkPiClusterModeWithExecutors(t *testing.T) {
 		}
 		return len(tasks) == 2
 	})
-	sc := state.Client{}
-	agent, err := sc.Agent(sctx, e.c.MasterAddr, dr.AgentID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := sandbox.Locate(sctx, sc, agent.Endpoint(), d.FrameworkID(), dr.TaskID, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, _ := os.ReadFile(filepath.Join(dir, "stdout"))
-	if !regexp.MustCompile(`Pi is roughly 3\.1\d*`).Match(stdout) {
+	stdout := e.driverStdout(sctx, d, dr)
+	if !regexp.MustCompile(`Pi is roughly 3\.1\d*`).MatchString(stdout) {
 		t.Errorf("the driver's stdout = %q; want Pi is roughly 3.1...", stdout)
 	}
+}
+
+// dispatcher starts a cluster-mode dispatcher that serves the scheduler's
+// API on its own port (one mesos://HOST:PORT), stopped at the test's end.
+func (e *sparkEnv) dispatcher() (*dispatcher.Dispatcher, string) {
+	t := e.t
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	d, err := dispatcher.New(dispatcher.Config{Masters: []string{e.c.MasterAddr}, Listener: ln, WorkDir: t.TempDir(),
+		SparkHome: e.home, ExecutorMaster: "mesos://" + addr, ClusterManagerJar: e.cm, Extra: e.s.Handler(),
+		Logger: slog.New(slog.NewTextHandler(testLog{t}, nil))})
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("the dispatcher did not stop within 30s")
+		}
+	})
+	e.poll("the dispatcher to subscribe", time.Minute, d.Subscribed)
+	return d, addr
+}
+
+// driverStdout is a cluster-mode driver's stdout from its sandbox.
+func (e *sparkEnv) driverStdout(ctx context.Context, d *dispatcher.Dispatcher, dr dispatcher.Driver) string {
+	e.t.Helper()
+	sc := state.Client{}
+	agent, err := sc.Agent(ctx, e.c.MasterAddr, dr.AgentID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	dir, err := sandbox.Locate(ctx, sc, agent.Endpoint(), d.FrameworkID(), dr.TaskID, 10*time.Second)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "stdout"))
+	return string(b)
 }
 
 // kill -9 of an executor in the middle of a job: Spark runs its tasks
@@ -415,4 +433,270 @@ func argAfter(args []string, flag string) string {
 		}
 	}
 	return ""
+}
+
+// Dynamic allocation with the external shuffle service: a job whose two
+// stages share a shuffle and are apart by an idle phase. Its executors
+// are released while it idles (finished agora tasks in /master/tasks), new
+// ones are launched for the second stage, and that stage reads the first's
+// shuffle files from the agents' shuffle services: the counts are right
+// and no map task ran twice. The shuffle services, agora tasks too, end
+// with the application.
+func TestDynamicAllocationWithShuffleService(t *testing.T) {
+	e := newSparkEnv(t)
+	out, err := e.submit([]string{"spark.executor.cores=1", "spark.executor.memory=512m",
+		"spark.dynamicAllocation.enabled=true", "spark.shuffle.service.enabled=true",
+		"spark.dynamicAllocation.minExecutors=0", "spark.dynamicAllocation.initialExecutors=2",
+		"spark.dynamicAllocation.maxExecutors=2", "spark.dynamicAllocation.executorIdleTimeout=3s",
+		"spark.dynamicAllocation.schedulerBacklogTimeout=1s"},
+		sparktest.IdleShuffleClass, "2000", "120")
+	if err != nil {
+		t.Fatalf("spark-submit: %v\n%s", err, out)
+	}
+	m := appIDRe.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("the driver did not register with the scheduler:\n%s", out)
+	}
+	app := m[1]
+	if !strings.Contains(out, "released\n") {
+		t.Errorf("the executors were not released in the idle phase:\n%s", out)
+	}
+	want := "counts 0=200,1=200,2=200,3=200,4=200,5=200,6=200,7=200,8=200,9=200"
+	if !strings.Contains(out, want) {
+		t.Errorf("want %q:\n%s", want, out)
+	}
+	if !strings.Contains(out, "map tasks 4\n") || strings.Contains(out, "FetchFailed") {
+		t.Errorf("the second stage did not read the first's shuffle files (map tasks run again or fetches failed):\n%s", out)
+	}
+	st, _ := e.s.App(app)
+	if len(st.Executors) < 2 {
+		t.Fatalf("executors %+v; want some", st.Executors)
+	}
+	// Released ones were killed on Spark's request while the application
+	// ran; later ones were launched after them.
+	var killed, later int
+	for _, x := range st.Executors {
+		if x.Killed {
+			killed++
+		}
+	}
+	idle := regexp.MustCompile(`(?m)Requesting to kill executor\(s\) (\S+)`).FindAllStringSubmatch(out, -1)
+	if len(idle) == 0 {
+		t.Errorf("the driver asked to kill no idle executor:\n%s", out)
+	}
+	later = len(st.Executors) - len(firstRound(st.Executors))
+	if later == 0 {
+		t.Errorf("no executor launched for the second stage: %+v", st.Executors)
+	}
+	var tasks []masterTask
+	e.poll("the executors' tasks to end", time.Minute, func() bool {
+		tasks = e.executorTasks(app)
+		return len(tasks) == len(st.Executors) && allEnded(tasks)
+	})
+	finished := 0
+	for _, tk := range tasks {
+		if tk.State == "TASK_KILLED" || tk.State == "TASK_FINISHED" {
+			finished++
+		}
+	}
+	if finished != len(tasks) {
+		t.Errorf("executor tasks %+v; want all killed or finished", tasks)
+	}
+	var ss []masterTask
+	e.poll("the shuffle services to end", time.Minute, func() bool {
+		ss = e.executorTasks("spark-shuffle-service")
+		return len(ss) > 0 && allEnded(ss)
+	})
+	for _, tk := range ss {
+		if tk.State != "TASK_KILLED" || tk.Resources.CPUs != 0.1 || tk.Resources.Mem != 384 {
+			t.Errorf("shuffle service task %+v; want 0.1 cpus, 384 MB, killed when the application ended", tk)
+		}
+	}
+	t.Logf("executors %d (%d killed on request); shuffle services %+v", len(st.Executors), killed, ss)
+}
+
+// firstRound are the executors launched before the first was released.
+func firstRound(xs []framework.Executor) []framework.Executor {
+	var out []framework.Executor
+	for _, x := range xs {
+		if x.ID == "0" || x.ID == "1" {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func allEnded(tasks []masterTask) bool {
+	for _, tk := range tasks {
+		switch tk.State {
+		case "TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING":
+			return false
+		}
+	}
+	return true
+}
+
+// The PySpark word count (examples/spark-wordcount) run by an unchanged
+// spark-submit in client mode and in cluster mode through the dispatcher,
+// on one cluster: its executors are agora tasks, their Python workers run
+// the script's functions, and the counts are exactly those counted here.
+// Then bad input on the same cluster: an unknown main class and missing
+// application files, in both modes, are clear errors through spark-submit,
+// and nothing is left running.
+func TestPySparkWordCount(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real Spark; not in -short")
+	}
+	home := sparktest.PySparkHome(t)
+	e := newSparkEnv(t)
+	e.home = home
+	dir := t.TempDir()
+	script := filepath.Join(dir, "wordcount.py")
+	input := filepath.Join(dir, "input.txt")
+	text := string(wordcount.Input) + manyWords(20000)
+	if err := os.WriteFile(script, wordcount.Script, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(input, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := wordcount.Count(text)
+	check := func(t *testing.T, out string) {
+		t.Helper()
+		got, totalOK := wordcount.Parse(out)
+		if !totalOK || !maps.Equal(got, want) {
+			t.Fatalf("counts differ (total line right: %v): got %d words, want %d\n%s", totalOK, len(got), len(want), out)
+		}
+	}
+	conf := []string{"--conf", "spark.ui.enabled=false", "--conf", "spark.executor.cores=1",
+		"--conf", "spark.executor.memory=512m", "--conf", "spark.cores.max=2"}
+
+	t.Run("client", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		args := append([]string{"--master", "mesos://" + e.s.Addr(), "--deploy-mode", "client", "--jars", e.cm,
+			"--driver-memory", "512m"}, conf...)
+		cmd := exec.CommandContext(ctx, filepath.Join(home, "bin/spark-submit"), append(args, script, input, "--partitions", "4")...)
+		cmd.Env = append(os.Environ(), "SPARK_LOCAL_IP=127.0.0.1")
+		cmd.WaitDelay = 10 * time.Second
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("spark-submit %s: %v\n%s", script, err, stderr.String())
+		}
+		check(t, stdout.String())
+		m := appIDRe.FindStringSubmatch(stderr.String())
+		if m == nil {
+			t.Fatalf("the driver did not register with the scheduler:\n%s", stderr.String())
+		}
+		if st, _ := e.s.App(m[1]); len(st.Executors) == 0 {
+			t.Errorf("no executor launched for %s", m[1])
+		}
+	})
+
+	d, addr := e.dispatcher()
+	t.Run("cluster", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		args := append([]string{"--master", "mesos://" + addr, "--deploy-mode", "cluster", "--driver-memory", "512m",
+			"--conf", "spark.mesos.executor.home=" + home}, conf...)
+		cmd := exec.CommandContext(ctx, filepath.Join(home, "bin/spark-submit"), append(args, "file:"+script, input)...)
+		cmd.Env = append(os.Environ(), "SPARK_LOCAL_IP=127.0.0.1")
+		cmd.WaitDelay = 10 * time.Second
+		out, err := cmd.CombinedOutput()
+		m := regexp.MustCompile(`"submissionId" : "(driver-\d{14}-\d{4})"`).FindSubmatch(out)
+		if err != nil || m == nil {
+			t.Fatalf("spark-submit --deploy-mode cluster: %v\n%s", err, out)
+		}
+		var dr dispatcher.Driver
+		e.poll("the driver to end", 3*time.Minute, func() bool {
+			dr, _ = d.Get(string(m[1]))
+			return dispatcher.Terminal(dr.State)
+		})
+		if dr.State != dispatcher.StateFinished {
+			t.Fatalf("driver %s ended %s: %s", dr.ID, dr.State, dr.Message)
+		}
+		check(t, e.driverStdout(ctx, d, dr))
+	})
+
+	t.Run("bad input", func(t *testing.T) {
+		before := len(e.s.Apps())
+		submit := func(args ...string) (string, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, filepath.Join(home, "bin/spark-submit"), args...)
+			cmd.Env = append(os.Environ(), "SPARK_LOCAL_IP=127.0.0.1")
+			cmd.WaitDelay = 10 * time.Second
+			out, err := cmd.CombinedOutput()
+			return string(out), err
+		}
+		// Client mode: spark-submit itself fails, naming what is wrong.
+		client := append([]string{"--master", "mesos://" + e.s.Addr(), "--deploy-mode", "client", "--jars", e.cm,
+			"--driver-memory", "512m"}, conf...)
+		out, err := submit(append(client, "--class", "agora.examples.NoSuchMain", e.jar)...)
+		if err == nil || !strings.Contains(out, "agora.examples.NoSuchMain") {
+			t.Errorf("client mode, unknown main class: %v; want a failure naming the class:\n%s", err, out)
+		}
+		out, err = submit(append(client, filepath.Join(dir, "no-such-app.py"), input)...)
+		if err == nil || !strings.Contains(out, "no-such-app.py") {
+			t.Errorf("client mode, missing script: %v; want a failure naming it:\n%s", err, out)
+		}
+		// Cluster mode: the driver fails, and --status says why.
+		cluster := append([]string{"--master", "mesos://" + addr, "--deploy-mode", "cluster", "--driver-memory", "512m"}, conf...)
+		for _, tc := range []struct {
+			name, want string
+			args       []string
+		}{
+			{"unknown main class", "main class agora.examples.NoSuchMain not found", []string{"--class", "agora.examples.NoSuchMain", "file:" + e.jar}},
+			{"missing script", "no-such-app.py", []string{"file:" + filepath.Join(dir, "no-such-app.py"), input}},
+			{"missing jar", "no-such-app.jar", []string{"--class", sparktest.PiClass, "file:" + filepath.Join(dir, "no-such-app.jar")}},
+		} {
+			out, err := submit(append(cluster, tc.args...)...)
+			m := regexp.MustCompile(`"submissionId" : "(driver-\d{14}-\d{4})"`).FindStringSubmatch(out)
+			if err != nil || m == nil {
+				t.Fatalf("%s: spark-submit --deploy-mode cluster: %v\n%s", tc.name, err, out)
+			}
+			var dr dispatcher.Driver
+			e.poll("the driver to end", 3*time.Minute, func() bool {
+				dr, _ = d.Get(m[1])
+				return dispatcher.Terminal(dr.State)
+			})
+			status, _ := submit("--master", "mesos://"+addr, "--status", m[1])
+			if dr.State != dispatcher.StateFailed || !strings.Contains(dr.Message, tc.want) ||
+				!strings.Contains(status, `"driverState" : "FAILED"`) || !strings.Contains(status, tc.want) {
+				t.Errorf("%s: driver %s %s %q; want FAILED naming %q; --status:\n%s", tc.name, dr.ID, dr.State, dr.Message, tc.want, status)
+			}
+		}
+		// None of them got executors, and nothing is left running.
+		if apps := e.s.Apps(); len(apps) != before {
+			t.Errorf("applications registered by failed submissions: %+v", apps[before:])
+		}
+		e.c.WaitFor("no task left running", func(s *clustertest.State) bool {
+			for _, f := range s.Frameworks {
+				if len(f.Tasks) > 0 {
+					return false
+				}
+			}
+			return true
+		})
+	})
+}
+
+// manyWords is n lines of words drawn (deterministically) from a small
+// vocabulary, so that every word is counted many times across partitions.
+func manyWords(n int) string {
+	vocab := strings.Fields("agent master offer task executor driver stage shuffle spark agora frame work it's 42 zeta")
+	var b strings.Builder
+	x := uint32(7)
+	for i := 0; i < n; i++ {
+		for j := 0; j < 1+i%5; j++ {
+			x = x*1664525 + 1013904223
+			if j > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(vocab[int(x>>16)%len(vocab)])
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
 }

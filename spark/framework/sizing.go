@@ -45,6 +45,10 @@ type Sizing struct {
 	// spark.executorEnv.* variables.
 	JavaOpts string
 	Env      map[string]string
+	// ShuffleService is spark.shuffle.service.enabled: the executors use
+	// the external shuffle service of their agent, which the scheduler
+	// starts before them.
+	ShuffleService bool
 }
 
 // SizingFrom reads an application's settings; every malformed one is
@@ -105,6 +109,13 @@ func SizingFrom(conf map[string]string) (Sizing, error) {
 		posIntOrZero(conf, "spark.dynamicAllocation.initialExecutors", &s.Instances, bad)
 	case conf["spark.executor.instances"] != "":
 		posIntOrZero(conf, "spark.executor.instances", &s.Instances, bad)
+	}
+	if v := strings.TrimSpace(conf["spark.shuffle.service.enabled"]); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad("spark.shuffle.service.enabled", "not true or false")
+		}
+		s.ShuffleService = b
 	}
 	s.Role = strings.TrimSpace(conf["spark.mesos.role"])
 	var err error

@@ -13,14 +13,16 @@ import (
 	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	"github.com/agora-cluster/agora/dist/disttest"
 	"github.com/agora-cluster/agora/spark/jvm"
+	"github.com/agora-cluster/agora/spark/pyspark"
 	"github.com/agora-cluster/agora/spark/testapps"
 )
 
 // The main classes of PiJar's jar (see testapps).
 const (
-	PiClass      = testapps.PiClass
-	SleepClass   = testapps.SleepClass
-	SlowSumClass = testapps.SlowSumClass
+	PiClass          = testapps.PiClass
+	SleepClass       = testapps.SleepClass
+	SlowSumClass     = testapps.SlowSumClass
+	IdleShuffleClass = testapps.IdleShuffleClass
 )
 
 // Home is the installed Spark's home (installed on first use).
@@ -28,6 +30,22 @@ func Home(t testing.TB) string {
 	t.Helper()
 	tier.Need(t, tier.JVM, javacErr())
 	return disttest.Home(t, "spark")
+}
+
+// PySparkHome is Home with PySpark added (spark/pyspark: downloaded once
+// with pip, then cached).
+func PySparkHome(t testing.TB) string {
+	t.Helper()
+	home := Home(t)
+	if _, err := exec.LookPath("python3"); err != nil {
+		tier.Need(t, tier.JVM, fmt.Errorf("no python3 for PySpark: %w", err))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	if err := pyspark.Install(ctx, home, pyspark.Config{}); err != nil {
+		t.Fatalf("sparktest: %v", err)
+	}
+	return home
 }
 
 // javacErr says why no Java application can be compiled, or nil.

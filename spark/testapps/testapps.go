@@ -18,11 +18,13 @@ import (
 // The main classes of the jar: SparkPi prints "Pi is roughly X"; Sleep
 // prints "started 3", sleeps its argument's seconds, prints "woke";
 // SlowSum sums 1..SLICES in tasks that sleep MILLIS each, printing "sum is
-// X".
+// X"; IdleShuffle reads a shuffle's output again after waiting for its
+// executors to be released (dynamic allocation).
 const (
-	PiClass      = "agora.examples.SparkPi"
-	SleepClass   = "agora.examples.Sleep"
-	SlowSumClass = "agora.examples.SlowSum"
+	PiClass          = "agora.examples.SparkPi"
+	SleepClass       = "agora.examples.Sleep"
+	SlowSumClass     = "agora.examples.SlowSum"
+	IdleShuffleClass = "agora.examples.IdleShuffle"
 )
 
 //go:embed src/*.java
