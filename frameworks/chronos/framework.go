@@ -149,7 +149,7 @@ func New(cfg Config) (*Framework, error) {
 		info.WebUiURL = &ui
 	}
 	if f.driver, err = scheduler.New(scheduler.Config{Masters: cfg.Masters, Framework: info,
-		Logger: f.log.With("component", "scheduler-driver")}, handler{f}); err != nil {
+		Logger: f.log.With("component", "scheduler-driver")}, scheduler.Simple(f.log, f.subscribed, f.offers, f.update)); err != nil {
 		return nil, fmt.Errorf("chronos: %w", err)
 	}
 	return f, nil
@@ -207,25 +207,6 @@ func (f *Framework) poke() {
 	default:
 	}
 }
-
-// handler hands the SDK's events to the framework.
-type handler struct{ f *Framework }
-
-var _ scheduler.Handler = handler{}
-
-func (h handler) Subscribed(ctx context.Context, s *schedpb.Event_Subscribed) {
-	h.f.subscribed(ctx, s.FrameworkID.Value)
-}
-func (h handler) Offers(ctx context.Context, os []mesos.Offer)    { h.f.offers(ctx, os) }
-func (h handler) Rescind(context.Context, mesos.OfferID)          {}
-func (h handler) Update(ctx context.Context, st mesos.TaskStatus) { h.f.update(ctx, st) }
-func (h handler) Message(context.Context, *schedpb.Event_Message) {}
-func (h handler) Failure(context.Context, *schedpb.Event_Failure) {} // updates follow
-func (h handler) Error(_ context.Context, msg string) {
-	h.f.log.Error("the master removed the framework", "message", msg)
-}
-func (h handler) Heartbeat(context.Context)           {}
-func (h handler) Disconnected(context.Context, error) {}
 
 // subscribed records the framework ID (durably, before anything is
 // launched under it) and reconciles the runs whose task may exist: those

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"log/slog"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
@@ -113,5 +114,22 @@ func (f Funcs) Heartbeat(ctx context.Context) {
 func (f Funcs) Disconnected(ctx context.Context, err error) {
 	if f.OnDisconnected != nil {
 		f.OnDisconnected(ctx, err)
+	}
+}
+
+// Simple is the Handler of a framework that acts on three events: its
+// subscription (by framework ID: record it and reconcile), its offers, and
+// its tasks' updates. The master's ERROR is logged to log; the other
+// events are ignored (a FAILURE is followed by its tasks' updates, and the
+// driver re-subscribes after a disconnection).
+func Simple(log *slog.Logger, subscribed func(ctx context.Context, frameworkID string),
+	offers func(ctx context.Context, offers []mesos.Offer), update func(ctx context.Context, status mesos.TaskStatus)) Handler {
+	return Funcs{
+		OnSubscribed: func(ctx context.Context, s *scheduler.Event_Subscribed) { subscribed(ctx, s.FrameworkID.GetValue()) },
+		OnOffers:     offers,
+		OnUpdate:     update,
+		OnError: func(_ context.Context, msg string) {
+			log.Error("the master removed the framework", "message", msg)
+		},
 	}
 }

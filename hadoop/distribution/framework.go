@@ -129,7 +129,7 @@ func (f *Framework) Run(ctx context.Context) error {
 	d, err := scheduler.New(scheduler.Config{
 		Masters: f.cfg.Masters, Framework: info,
 		Logger: f.log.With("component", "scheduler-driver"),
-	}, handler{f})
+	}, scheduler.Simple(f.log, f.subscribed, f.offers, f.update))
 	if err != nil {
 		return fmt.Errorf("hadoop tasktrackers: %w", err)
 	}
@@ -172,26 +172,6 @@ func runDriver(ctx context.Context, d *scheduler.Driver, log *slog.Logger, name 
 	}
 	return nil
 }
-
-// handler hands the SDK's events to the framework; the driver calls it
-// from one goroutine.
-type handler struct{ f *Framework }
-
-var _ scheduler.Handler = handler{}
-
-func (h handler) Subscribed(ctx context.Context, s *schedpb.Event_Subscribed) {
-	h.f.subscribed(ctx, s.FrameworkID.Value)
-}
-func (h handler) Offers(ctx context.Context, os []mesos.Offer)    { h.f.offers(ctx, os) }
-func (h handler) Rescind(context.Context, mesos.OfferID)          {}
-func (h handler) Update(ctx context.Context, st mesos.TaskStatus) { h.f.update(ctx, st) }
-func (h handler) Message(context.Context, *schedpb.Event_Message) {}
-func (h handler) Failure(context.Context, *schedpb.Event_Failure) {} // updates follow
-func (h handler) Error(_ context.Context, msg string) {
-	h.f.log.Error("the master removed the framework", "message", msg)
-}
-func (h handler) Heartbeat(context.Context)           {}
-func (h handler) Disconnected(context.Context, error) {}
 
 // subscribed asks for the state of the trackers it knows (after a
 // re-subscription: those lost meanwhile come back as TASK_LOST or
