@@ -25,6 +25,9 @@ type builder struct {
 	cfg *Config
 	dom string // "agora."
 	r   *records
+	// seen dedups records in linear time (an app may have thousands of
+	// instances under one name).
+	seen map[string]struct{}
 }
 
 func (b *builder) addA(name string, ips ...net.IP) {
@@ -35,9 +38,12 @@ func (b *builder) addA(name string, ips ...net.IP) {
 		if ip4 := ip.To4(); ip4 != nil {
 			ip = ip4
 		}
-		if !containsIP(b.r.a[name], ip) {
-			b.r.a[name] = append(b.r.a[name], ip)
+		key := name + " A " + string(ip)
+		if _, dup := b.seen[key]; dup {
+			continue
 		}
+		b.seen[key] = struct{}{}
+		b.r.a[name] = append(b.r.a[name], ip)
 		b.name(name)
 	}
 }
@@ -46,13 +52,12 @@ func (b *builder) addSRV(name, target string, port uint32) {
 	if port == 0 || port > 65535 {
 		return
 	}
-	t := srvTarget{target: target, port: uint16(port)}
-	for _, have := range b.r.srv[name] {
-		if have == t {
-			return
-		}
+	key := name + " SRV " + target + ":" + strconv.Itoa(int(port))
+	if _, dup := b.seen[key]; dup {
+		return
 	}
-	b.r.srv[name] = append(b.r.srv[name], t)
+	b.seen[key] = struct{}{}
+	b.r.srv[name] = append(b.r.srv[name], srvTarget{target: target, port: uint16(port)})
 	b.name(name)
 }
 
@@ -71,21 +76,15 @@ func (b *builder) name(n string) {
 	}
 }
 
-func containsIP(ips []net.IP, ip net.IP) bool {
-	for _, x := range ips {
-		if x.Equal(ip) {
-			return true
-		}
-	}
-	return false
-}
-
 // build makes the records of a view: Mesos-DNS's names (naming.md).
 // masters are the configured masters' addresses; self is the DNS
 // server's own address (for the SOA's name server).
 func build(cfg *Config, v *view, masters []endpoint, self net.IP) *records {
-	b := &builder{cfg: cfg, dom: cfg.Domain + ".",
-		r: &records{a: map[string][]net.IP{}, srv: map[string][]srvTarget{}, names: map[string]bool{}}}
+	// Sized for what each task adds (4 A names, up to 4 SRV names per
+	// port): growing maps of this size is most of a build's cost.
+	n := len(v.tasks) + 16
+	b := &builder{cfg: cfg, dom: cfg.Domain + ".", seen: make(map[string]struct{}, 8*n),
+		r: &records{a: make(map[string][]net.IP, 4*n), srv: make(map[string][]srvTarget, 4*n), names: make(map[string]bool, 10*n)}}
 	b.name(b.dom)
 	b.addA(cfg.SOAMname, self)
 
