@@ -123,9 +123,12 @@ func TestUnhealthyTaskLeavesAnswer(t *testing.T) {
 	if got := r.query(t, "udp", "_api._tcp.marathon.agora", dns.TypeSRV); len(got.Answer) != 0 {
 		t.Errorf("a task with a health check that has not passed is answered:\n%v", got)
 	}
+	// The scheduler acknowledges the updates up to the healthy one: the
+	// agent sends a task's next update only once the last is acknowledged.
 	if err := os.WriteFile(marker, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	waitHealth(t, s, "api.1", true)
 	r.waitFor(t, "the healthy task", "_api._tcp.marathon.agora", dns.TypeSRV, func(m *dns.Msg) bool {
 		return reflect.DeepEqual(srvPorts(m), []int{31021})
 	})
@@ -141,6 +144,7 @@ func TestUnhealthyTaskLeavesAnswer(t *testing.T) {
 	if err := os.WriteFile(marker, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	waitHealth(t, s, "api.1", true)
 	r.waitFor(t, "the task healthy again", "_api._tcp.marathon.agora", dns.TypeSRV, func(m *dns.Msg) bool {
 		return reflect.DeepEqual(srvPorts(m), []int{31021})
 	})
