@@ -112,6 +112,13 @@ func (r *Resolver) sources() []string {
 	return append(out, r.cfg.Masters...)
 }
 
+// streamClient connects within bounds; the stream itself has no timeout
+// (the watchdog cuts a silent one).
+var streamClient = &http.Client{Transport: &http.Transport{
+	DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+	ResponseHeaderTimeout: 30 * time.Second,
+}}
+
 // stream subscribes to the leader's operator API and applies its events
 // until the stream ends or falls silent for three heartbeats.
 func (r *Resolver) stream(ctx context.Context, leader string) error {
@@ -124,7 +131,7 @@ func (r *Resolver) stream(ctx context.Context, leader string) error {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1", bytes.NewBufferString(`{"type":"SUBSCRIBE"}`))
 	req.Header.Set("Content-Type", api.MediaJSON)
 	req.Header.Set("Accept", api.MediaJSON)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := streamClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("SUBSCRIBE to %s: %w", leader, err)
 	}

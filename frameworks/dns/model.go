@@ -1,9 +1,12 @@
 package dns
 
 import (
+	"context"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/master"
@@ -356,7 +359,9 @@ func pidIP(pid string) net.IP {
 }
 
 // hostIP is the IP a host name stands for: itself when it is an address,
-// else its first address in the resolver (nil when it has none).
+// else its first address in the resolver (nil when it has none). Looked-up
+// names are cached for a while: the view is rebuilt with every resync, and
+// a slow lookup would hold up the event stream.
 func hostIP(host string) net.IP {
 	if host == "" {
 		return nil
@@ -364,14 +369,41 @@ func hostIP(host string) net.IP {
 	if ip := net.ParseIP(host); ip != nil {
 		return ip
 	}
-	ips, err := net.LookupIP(host)
-	if err != nil || len(ips) == 0 {
-		return nil
+	hostCache.Lock()
+	e, ok := hostCache.m[host]
+	hostCache.Unlock()
+	if ok && time.Since(e.at) < hostCacheTTL {
+		return e.ip
 	}
-	for _, ip := range ips {
-		if ip4 := ip.To4(); ip4 != nil {
-			return ip4
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var ip net.IP
+	if ips, err := net.DefaultResolver.LookupIP(ctx, "ip", host); err == nil && len(ips) > 0 {
+		ip = ips[0]
+		for _, x := range ips {
+			if x4 := x.To4(); x4 != nil {
+				ip = x4
+				break
+			}
 		}
 	}
-	return ips[0]
+	hostCache.Lock()
+	if len(hostCache.m) > 100000 {
+		hostCache.m = map[string]hostEntry{} // bounded: start over
+	}
+	hostCache.m[host] = hostEntry{ip: ip, at: time.Now()}
+	hostCache.Unlock()
+	return ip
 }
+
+const hostCacheTTL = 5 * time.Minute
+
+type hostEntry struct {
+	ip net.IP
+	at time.Time
+}
+
+var hostCache = struct {
+	sync.Mutex
+	m map[string]hostEntry
+}{m: map[string]hostEntry{}}
