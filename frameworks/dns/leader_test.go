@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -9,12 +10,16 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/master"
 	"github.com/miekg/dns"
 
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/cluster/zk"
+	"github.com/agora-cluster/agora/cluster/zk/zktest"
 )
 
 // standIn is a master that serves /master/state and, while it leads, the
@@ -110,5 +115,36 @@ func TestFollowsLeaderChange(t *testing.T) {
 	}
 	if got := r.query(t, "udp", "master1.agora", dns.TypeA); len(got.Answer) != 1 {
 		t.Errorf("master1.agora: want one A record for the second configured master:\n%v", got)
+	}
+}
+
+// TestFollowsZooKeeper: given only zk://, the resolver reads the master
+// ZooKeeper names as the leader.
+func TestFollowsZooKeeper(t *testing.T) {
+	e := zktest.Start(t, 1)
+	m := newStandIn(t, 31003)
+	m.setLeader(m.addr())
+	host, p, _ := net.SplitHostPort(m.addr())
+	port, _ := strconv.Atoi(p)
+	data, _ := json.Marshal(map[string]any{"id": "m1", "port": port, "address": map[string]any{"ip": host, "port": port}})
+	u, err := zk.ParseURL(e.URL("/agora"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := zk.NewGroup(u, zk.Options{SessionTimeout: 4 * time.Second})
+	g.Contend(data)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); g.Run(ctx) }()
+	t.Cleanup(func() { cancel(); clustertest.AwaitStop(t, "zk group", done) })
+
+	cfg := DefaultConfig()
+	cfg.ZK = e.URL("/agora")
+	r := serve(t, cfg)
+	r.waitFor(t, "web from the master ZooKeeper names", "_web._tcp.marathon.agora", dns.TypeSRV, func(m *dns.Msg) bool {
+		return reflect.DeepEqual(srvPorts(m), []int{31003})
+	})
+	if got := srvPorts(r.query(t, "udp", "_leader._tcp.agora", dns.TypeSRV)); len(got) != 1 || got[0] != port {
+		t.Errorf("_leader._tcp ports %v, want %d", got, port)
 	}
 }

@@ -278,3 +278,32 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("parsed config %+v", cfg)
 	}
 }
+
+// TestDiscoveryPorts: a task with DiscoveryInfo ports is answered with
+// those ports only, under their protocol, by task name and by port name,
+// the target being the task's own name (its container IP).
+func TestDiscoveryPorts(t *testing.T) {
+	r := serve(t, testConfig(deadMaster))
+	v := fakeView("web", 1)
+	tk := v.tasks[taskKey("f1", "web.0")]
+	tk.discovery = &mesos.DiscoveryInfo{Visibility: mesos.FRAMEWORK, Ports: &mesos.Ports{Ports: []mesos.Port{
+		{Number: 8080, Name: strp("http"), Protocol: strp("tcp")}, {Number: 5353, Protocol: strp("udp")}}}}
+	r.load(t, v)
+	canonical := "web-" + taskIDHash("web.0") + "-s0.marathon.agora."
+	for _, c := range []struct {
+		name  string
+		ports []int
+	}{
+		{"_web._tcp.marathon.agora", []int{8080}},
+		{"_http._web._tcp.marathon.agora", []int{8080}},
+		{"_web._udp.marathon.agora", []int{5353}},
+	} {
+		in := r.query(t, "udp", c.name, dns.TypeSRV)
+		if got := srvPorts(in); !reflect.DeepEqual(got, c.ports) || in.Answer[0].(*dns.SRV).Target != canonical {
+			t.Errorf("%s: %v, want ports %v to %s", c.name, in.Answer, c.ports, canonical)
+		}
+	}
+	if got := aIPs(r.query(t, "udp", canonical, dns.TypeA)); !reflect.DeepEqual(got, []string{"10.0.0.1"}) {
+		t.Errorf("%s A %v, want the container IP", canonical, got)
+	}
+}
