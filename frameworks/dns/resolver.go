@@ -157,13 +157,15 @@ func (r *Resolver) Run(ctx context.Context, ls Listeners) error {
 	errc := make(chan error, 3)
 	if ls.UDP != nil {
 		s := &dns.Server{PacketConn: ls.UDP, Net: "udp", Handler: r}
-		servers = append(servers, func() { s.Shutdown() })
+		// Closing the socket too ends a server that had not started yet
+		// (Shutdown alone refuses it).
+		servers = append(servers, func() { s.Shutdown(); ls.UDP.Close() })
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- s.ActivateAndServe() }()
 	}
 	if ls.TCP != nil {
 		s := &dns.Server{Listener: ls.TCP, Net: "tcp", Handler: r, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
-		servers = append(servers, func() { s.Shutdown() })
+		servers = append(servers, func() { s.Shutdown(); ls.TCP.Close() })
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- s.ActivateAndServe() }()
 	}

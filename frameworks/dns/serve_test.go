@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -11,6 +12,8 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/miekg/dns"
+
+	"github.com/agora-cluster/agora/cluster/clustertest"
 )
 
 // deadMaster is an address nothing listens on: the resolver keeps failing
@@ -305,5 +308,27 @@ func TestDiscoveryPorts(t *testing.T) {
 	}
 	if got := aIPs(r.query(t, "udp", canonical, dns.TypeA)); !reflect.DeepEqual(got, []string{"10.0.0.1"}) {
 		t.Errorf("%s A %v, want the container IP", canonical, got)
+	}
+}
+
+// TestRunStopsAtOnce: a resolver cancelled as soon as it runs stops
+// (its servers may not have started yet).
+func TestRunStopsAtOnce(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		cfg := testConfig(deadMaster)
+		cfg.Listener, cfg.Port, cfg.HTTPPort = "127.0.0.1", 0, 0
+		r, err := New(cfg, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := r.Listen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx, ls) }()
+		clustertest.AwaitStop(t, "a resolver cancelled at start", done)
 	}
 }
