@@ -9,6 +9,7 @@ require (
 	github.com/gocql/gocql v1.7.0
 	github.com/gogo/protobuf v1.3.2
 	github.com/mesos/mesos-go v0.0.11
+	github.com/miekg/dns v1.1.73
 	github.com/pborman/uuid v1.2.1
 	github.com/prometheus/client_golang v1.25.0
 	go.etcd.io/bbolt v1.5.0
