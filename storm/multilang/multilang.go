@@ -117,7 +117,7 @@ func Start(ctx context.Context, name, dir string, command []string, setup Setup,
 	raw, err := p.readRaw()
 	if err != nil {
 		p.Kill()
-		return nil, fmt.Errorf("%s: handshake: %w", name, err)
+		return nil, fmt.Errorf("%w, before the handshake's pid", err)
 	}
 	var hello struct{ PID int }
 	if err := json.Unmarshal(raw, &hello); err != nil || hello.PID == 0 {

@@ -63,7 +63,7 @@ func (s *subscriber) targets(values []any, direct *int) ([]int, error) {
 			h.Write(b)
 			h.Write([]byte{0})
 		}
-		return []int{s.tasks[h.Sum64()%uint64(len(s.tasks))]}, nil
+		return []int{s.tasks[mix(h.Sum64())%uint64(len(s.tasks))]}, nil
 	case flux.GroupLocalOrShuffle:
 		if s.local != nil {
 			var local []int
@@ -82,7 +82,7 @@ func (s *subscriber) targets(values []any, direct *int) ([]int, error) {
 	return []int{s.tasks[s.next.Add(1)%uint64(len(s.tasks))]}, nil
 }
 
-// directTarget reports whether task belongs to a DIRECT subscriber.
+// owns reports whether task is one of the subscriber's.
 func (s *subscriber) owns(task int) bool {
 	for _, t := range s.tasks {
 		if t == task {
@@ -90,6 +90,16 @@ func (s *subscriber) owns(task int) bool {
 		}
 	}
 	return false
+}
+
+// mix spreads a hash's bits (splitmix64's finalizer): FNV alone leaves
+// short keys that differ in one byte in the same residue.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
 }
 
 func indexOf(xs []string, x string) int {
