@@ -99,8 +99,8 @@ func Start(ctx context.Context, top *flux.Topology, opts Options) (*Runtime, err
 	for k, v := range opts.Conf {
 		r.conf[k] = v
 	}
-	if w := intConf(r.conf, KeyWorkers, 1); w != 1 {
-		return nil, fmt.Errorf("topology %q: %s is %d: the native runtime runs one worker", top.Name, KeyWorkers, w)
+	if err := CheckConf(top, opts.Conf); err != nil {
+		return nil, err
 	}
 	r.acker = NewAcker(time.Duration(intConf(r.conf, KeyMessageTimeout, 30))*time.Second, r.outcome)
 	if err := r.plan(); err != nil {
@@ -131,6 +131,22 @@ func Start(ctx context.Context, top *flux.Topology, opts Options) (*Runtime, err
 		close(r.done)
 	}()
 	return r, nil
+}
+
+// CheckConf refuses a configuration (the topology's, with overrides) the
+// native runtime cannot honour: more than one worker.
+func CheckConf(top *flux.Topology, overrides map[string]any) error {
+	conf := map[string]any{}
+	for k, v := range top.Config {
+		conf[k] = v
+	}
+	for k, v := range overrides {
+		conf[k] = v
+	}
+	if w := intConf(conf, KeyWorkers, 1); w != 1 {
+		return fmt.Errorf("topology %q: %s is %v: the native runtime runs a topology in one worker", top.Name, KeyWorkers, conf[KeyWorkers])
+	}
+	return nil
 }
 
 // plan gives the tasks their IDs and builds the routes.
