@@ -24,7 +24,7 @@ func init() {
 const benchStormAbout = `Runs the example word count (examples/storm-wordcount: Python spout, split
 and count bolts over the multilang protocol) on a real Storm (--runtime storm)
 or on agora's native runtime in this process (--runtime native: no JVM, no
-Nimbus), then, in the same run, its baseline: the same scripts chained as one local pipeline (the spout's
+Nimbus), or both one after the other (--runtime both), then, in the same run, its baseline: the same scripts chained as one local pipeline (the spout's
 next sentence to split, its words to count, the ack back to the spout, one
 tuple at a time, no Storm in between). The spout emits its sentences
 --repeat times, each with its own message ID, and times each one from emit to
@@ -39,12 +39,12 @@ Maven repository.`
 func benchStorm(args []string, stdout, stderr io.Writer) int {
 	var nimbus stormTarget
 	var asJSON bool
-	fs := stormFlags("bench", "[--runtime storm|native] [--repeat N] [--workers N] [--json]", benchStormAbout, stderr, &nimbus, &asJSON)
+	fs := stormFlags("bench", "[--runtime storm|native|both] [--repeat N] [--workers N] [--json]", benchStormAbout, stderr, &nimbus, &asJSON)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: agora bench storm [--runtime storm|native] [--nimbus HOST:PORT | --master ...] [--repeat N] [--json]\n\n%s\n\nFlags:\n", benchStormAbout)
+		fmt.Fprintf(fs.Output(), "Usage: agora bench storm [--runtime storm|native|both] [--nimbus HOST:PORT | --master ...] [--repeat N] [--json]\n\n%s\n\nFlags:\n", benchStormAbout)
 		fs.PrintDefaults()
 	}
-	runtime := fs.String("runtime", "storm", "where the topology runs: storm (a real Storm's Nimbus) or native (agora's multilang runtime, in this process)")
+	runtime := fs.String("runtime", "storm", "where the topology runs: storm (a real Storm's Nimbus), native (agora's multilang runtime, in this process) or both, one after the other")
 	repeat := fs.Int("repeat", 200, "times the spout emits its 10 sentences")
 	workers := fs.Int("workers", 1, "topology.workers")
 	home := fs.String("storm_home", defaultStormHome(), "a Storm home with storm.py (agora dist install storm)")
@@ -52,12 +52,12 @@ func benchStorm(args []string, stdout, stderr io.Writer) int {
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
-	if *runtime != "storm" && *runtime != "native" {
-		fmt.Fprintf(stderr, "agora bench storm: --runtime %q: want storm or native\n", *runtime)
+	if *runtime != "storm" && *runtime != "native" && *runtime != "both" {
+		fmt.Fprintf(stderr, "agora bench storm: --runtime %q: want storm, native or both\n", *runtime)
 		return 2
 	}
-	if *runtime == "native" && *workers != 1 {
-		fmt.Fprintln(stderr, "agora bench storm: --runtime native runs one worker: --workers must be 1")
+	if *runtime != "storm" && *workers != 1 {
+		fmt.Fprintln(stderr, "agora bench storm: the native runtime runs one worker: --workers must be 1")
 		return 2
 	}
 	if *repeat < 1 || *workers < 1 {
@@ -83,8 +83,8 @@ func benchStorm(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// benchStormRun runs the word count on Storm or the native runtime, then
-// the local pipeline.
+// benchStormRun runs the word count on Storm, the native runtime or both
+// (in that order), then the local pipeline.
 func benchStormRun(ctx context.Context, runtime string, nimbus stormTarget, home string, repeat, workers int) ([]bench.Result, error) {
 	dir, err := os.MkdirTemp("", "agora-bench-storm-")
 	if err != nil {
@@ -109,23 +109,33 @@ func benchStormRun(ctx context.Context, runtime string, nimbus stormTarget, home
 	}
 	sentences := len(wordcount.Sentences()) * repeat
 
-	stormOut, localOut := filepath.Join(dir, runtime+"-out"), filepath.Join(dir, "local-out")
-	for _, d := range []string{stormOut, localOut} {
-		if err := os.Mkdir(d, 0o777); err != nil {
-			return nil, err
-		}
-	}
 	top, err := flux.Load(path, "")
 	if err != nil {
 		return nil, err
 	}
-	var onStorm bench.Result
-	if runtime == "native" {
-		onStorm, err = bench.Native(ctx, top, map[string]any{bench.Repeat: repeat}, stormOut, sentences, want)
-	} else {
-		onStorm, err = benchOnStorm(ctx, top, nimbus, home, stormOut, repeat, workers, sentences, want)
+	runtimes := []string{runtime}
+	if runtime == "both" {
+		runtimes = []string{"storm", "native"}
 	}
-	if err != nil {
+	var results []bench.Result
+	for _, rt := range runtimes {
+		out := filepath.Join(dir, rt+"-out")
+		if err := os.Mkdir(out, 0o777); err != nil {
+			return nil, err
+		}
+		var r bench.Result
+		if rt == "native" {
+			r, err = bench.Native(ctx, top, map[string]any{bench.Repeat: repeat}, out, sentences, want)
+		} else {
+			r, err = benchOnStorm(ctx, top, nimbus, home, out, repeat, workers, sentences, want)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", rt, err)
+		}
+		results = append(results, r)
+	}
+	localOut := filepath.Join(dir, "local-out")
+	if err := os.Mkdir(localOut, 0o777); err != nil {
 		return nil, err
 	}
 	conf := map[string]any{}
@@ -137,7 +147,7 @@ func benchStormRun(ctx context.Context, runtime string, nimbus stormTarget, home
 	if err != nil {
 		return nil, fmt.Errorf("local pipeline: %w", err)
 	}
-	return []bench.Result{onStorm, local}, nil
+	return append(results, local), nil
 }
 
 // benchOnStorm submits the word count to a real Storm and measures it.

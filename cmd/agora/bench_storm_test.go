@@ -12,19 +12,19 @@ import (
 	"github.com/agora-cluster/agora/storm/stormtest"
 )
 
-// `agora bench storm` against a real Storm: the word count runs on Storm
-// and as the local pipeline, both with exact counts for every sentence
+// `agora bench storm --runtime both` against a real Storm: the word count
+// runs on Storm, on the native runtime and as the local pipeline, both with exact counts for every sentence
 // emitted --repeat times, and rates and latencies are reported.
 func TestBenchStormOnRealStorm(t *testing.T) {
 	tier.Need(t, tier.Python, tier.PythonErr())
 	cluster := stormtest.Start(t, 1, 2)
 	code, out, stderr := runStormCmd(func(a []string, o, e *bytes.Buffer) int { return benchStorm(a, o, e) },
-		"--nimbus", cluster.Nimbus, "--storm_home", cluster.Home, "--repeat", "5", "--json", "--timeout", "5m")
+		"--nimbus", cluster.Nimbus, "--storm_home", cluster.Home, "--runtime", "both", "--repeat", "5", "--json", "--timeout", "5m")
 	var results []stormbench.Result
-	if code != 0 || json.Unmarshal([]byte(out), &results) != nil || len(results) != 2 {
+	if code != 0 || json.Unmarshal([]byte(out), &results) != nil || len(results) != 3 {
 		t.Fatalf("bench storm: exit %d\n%s\n%s\nworker logs:\n%s", code, out, stderr, cluster.WorkerLogs(4000))
 	}
-	for i, runtime := range []string{"storm", "local"} {
+	for i, runtime := range []string{"storm", "native", "local"} {
 		r := results[i]
 		if r.Runtime != runtime || !r.Valid || r.Sentences != 50 || r.Words != 5*77 || r.TuplesPerSec <= 0 ||
 			r.LatencyP50ms <= 0 || r.LatencyP99ms < r.LatencyP50ms {
@@ -55,7 +55,7 @@ func TestBenchStormNative(t *testing.T) {
 			t.Errorf("%s result: %+v", runtime, r)
 		}
 	}
-	if code, _, stderr := bench("--runtime", "flink"); code != 2 || !strings.Contains(stderr, `--runtime "flink": want storm or native`) {
+	if code, _, stderr := bench("--runtime", "flink"); code != 2 || !strings.Contains(stderr, `--runtime "flink": want storm, native or both`) {
 		t.Errorf("--runtime flink: exit %d, %q", code, stderr)
 	}
 	if code, _, stderr := bench("--runtime", "native", "--workers", "2"); code != 2 || !strings.Contains(stderr, "runs one worker") {
