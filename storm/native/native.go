@@ -89,6 +89,9 @@ func Start(ctx context.Context, top *flux.Topology, opts Options) (*Runtime, err
 	if r.log == nil {
 		r.log = slog.Default()
 	}
+	if err := CheckConf(top, opts.Conf); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(filepath.Join(r.dir, multilang.StormPy)); err != nil {
 		return nil, fmt.Errorf("topology %q: %s is not in %s: the Python components import it (FindStormPy reads it from a Storm home or Maven's repository)", top.Name, multilang.StormPy, r.dir)
 	}
@@ -98,9 +101,6 @@ func Start(ctx context.Context, top *flux.Topology, opts Options) (*Runtime, err
 	}
 	for k, v := range opts.Conf {
 		r.conf[k] = v
-	}
-	if err := CheckConf(top, opts.Conf); err != nil {
-		return nil, err
 	}
 	r.acker = NewAcker(time.Duration(intConf(r.conf, KeyMessageTimeout, 30))*time.Second, r.outcome)
 	if err := r.plan(); err != nil {
