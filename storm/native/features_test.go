@@ -2,6 +2,7 @@ package native
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,7 +103,7 @@ streams:
 		t.Fatal(err)
 	}
 	defer r.Stop()
-	waitFor(t, r, time.Minute, func() string { return "spout tuples not all acked, or no tick" }, func() bool {
+	waitFor(t, r, time.Minute, func() string { return fmt.Sprintf("spout tuples not all acked, or no tick: %+v", r.Metrics()) }, func() bool {
 		_, tickErr := os.Stat(filepath.Join(out, "ticks"))
 		return r.Metrics().Component("three").Acked == 3 && tickErr == nil
 	})

@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -51,6 +52,12 @@ type Options struct {
 	// Stderr gets the components' stderr (nil: discarded).
 	Stderr io.Writer
 	Logger *slog.Logger
+	// Peers are the addresses of every worker of a topology of more than
+	// one (topology.workers of them), Worker this one's index and
+	// Listener its listener on Peers[Worker].
+	Peers    []string
+	Worker   int
+	Listener net.Listener
 }
 
 // Runtime is a running topology.
@@ -67,6 +74,9 @@ type Runtime struct {
 	byComp  map[string][]int
 	routes  map[string]map[string][]*subscriber // component → stream → subscribers
 	metrics map[string]*compMetrics
+	worker  int
+	owner   map[int]int // task → worker
+	peers   []*peer
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -89,18 +99,18 @@ func Start(ctx context.Context, top *flux.Topology, opts Options) (*Runtime, err
 	if r.log == nil {
 		r.log = slog.Default()
 	}
-	if err := CheckConf(top, opts.Conf); err != nil {
-		return nil, err
-	}
-	if _, err := os.Stat(filepath.Join(r.dir, multilang.StormPy)); err != nil {
-		return nil, fmt.Errorf("topology %q: %s is not in %s: the Python components import it (FindStormPy reads it from a Storm home or Maven's repository)", top.Name, multilang.StormPy, r.dir)
-	}
 	r.conf = map[string]any{"topology.name": top.Name}
 	for k, v := range top.Config {
 		r.conf[k] = v
 	}
 	for k, v := range opts.Conf {
 		r.conf[k] = v
+	}
+	if err := r.checkWorkers(); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(r.dir, multilang.StormPy)); err != nil {
+		return nil, fmt.Errorf("topology %q: %s is not in %s: the Python components import it (FindStormPy reads it from a Storm home or Maven's repository)", top.Name, multilang.StormPy, r.dir)
 	}
 	r.acker = NewAcker(time.Duration(intConf(r.conf, KeyMessageTimeout, 30))*time.Second, r.outcome)
 	if err := r.plan(); err != nil {
@@ -112,8 +122,15 @@ func Start(ctx context.Context, top *flux.Topology, opts Options) (*Runtime, err
 	}
 	r.pidDir = pidDir
 	r.ctx, r.cancel = context.WithCancel(ctx)
+	if opts.Listener != nil {
+		r.wg.Add(1)
+		go r.serve(opts.Listener)
+	}
 	for _, id := range r.order {
 		t := r.tasks[id]
+		if r.owner[id] != r.worker {
+			continue
+		}
 		p, err := r.startProc(t)
 		if err != nil {
 			r.fail(err)
@@ -131,6 +148,25 @@ func Start(ctx context.Context, top *flux.Topology, opts Options) (*Runtime, err
 		close(r.done)
 	}()
 	return r, nil
+}
+
+// checkWorkers matches topology.workers with the peers given.
+func (r *Runtime) checkWorkers() error {
+	w := intConf(r.conf, KeyWorkers, 1)
+	n := max(1, len(r.opts.Peers))
+	switch {
+	case w != n:
+		return fmt.Errorf("topology %q: %s is %v, and %d worker address(es) were given", r.top.Name, KeyWorkers, r.conf[KeyWorkers], len(r.opts.Peers))
+	case n > maxWorkers:
+		return fmt.Errorf("topology %q: %d workers: at most %d", r.top.Name, n, maxWorkers)
+	case n > 1 && (r.opts.Worker < 0 || r.opts.Worker >= n || r.opts.Listener == nil):
+		return fmt.Errorf("topology %q: worker %d of %d needs its index and listener", r.top.Name, r.opts.Worker, n)
+	}
+	r.worker = r.opts.Worker
+	for _, a := range r.opts.Peers {
+		r.peers = append(r.peers, &peer{tuples: &conn{addr: a}, control: &conn{addr: a}})
+	}
+	return nil
 }
 
 // CheckConf refuses a configuration (the topology's, with overrides) the
@@ -165,6 +201,8 @@ func (r *Runtime) plan() error {
 	}
 	id := 1
 	queue := intConf(r.conf, KeyExecutorQueue, 1024)
+	r.owner = map[int]int{}
+	workers := max(1, len(r.opts.Peers))
 	for _, c := range comps {
 		n := 1
 		if c.Parallelism != nil {
@@ -180,6 +218,7 @@ func (r *Runtime) plan() error {
 				t.inbox = make(chan delivery, queue)
 			}
 			r.tasks[id] = t
+			r.owner[id] = len(r.order) % workers
 			r.order = append(r.order, id)
 			r.byComp[c.ID] = append(r.byComp[c.ID], id)
 			id++
@@ -196,7 +235,7 @@ func (r *Runtime) plan() error {
 				out = c.Outputs[s.StreamID()]
 			}
 		}
-		sub, err := newSubscriber(s, r.byComp[s.To], out, func(int) bool { return true })
+		sub, err := newSubscriber(s, r.byComp[s.To], out, func(task int) bool { return r.owner[task] == r.worker })
 		if err != nil {
 			return fmt.Errorf("topology %q: %w", r.top.Name, err)
 		}
@@ -377,7 +416,7 @@ func (r *Runtime) failInflight(t *task) {
 	t.mu.Unlock()
 	for _, f := range pending {
 		for root := range f.edges {
-			r.acker.Fail(root)
+			r.failRoot(root)
 		}
 	}
 }
@@ -425,6 +464,11 @@ func (r *Runtime) route(from *task, stream string, values []any, direct *int, ro
 // (backpressure up to the emitter).
 func (r *Runtime) deliver(ds []delivery) error {
 	for _, d := range ds {
+		if w := r.owner[d.to]; w != r.worker {
+			tuple := d.tuple
+			r.sendOrDrop(w, wire{Kind: "tuple", To: d.to, Tuple: &tuple, Edges: d.edges})
+			continue
+		}
 		select {
 		case r.tasks[d.to].inbox <- d:
 		case <-r.ctx.Done():

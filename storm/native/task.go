@@ -143,7 +143,7 @@ func (r *Runtime) spoutEmit(t *task, p *multilang.Proc, m *multilang.Message) er
 	var roots []uint64
 	var root, val uint64
 	if m.ID != nil {
-		root = rand.Uint64()
+		root = r.newRoot(rand.Uint64())
 		roots = []uint64{root}
 	}
 	targets, ds, err := r.route(t, stream, m.Tuple, m.Task, roots, func(e uint64) { val ^= e })
@@ -221,12 +221,12 @@ func (r *Runtime) runBolt(t *task, p *multilang.Proc) error {
 				t.m.latency(time.Since(f.start))
 				now := time.Now()
 				for root, e := range f.edges {
-					r.acker.Ack(root, e^f.ackVal, now)
+					r.ackRoot(root, e^f.ackVal, now)
 				}
 			} else {
 				t.m.failed.Add(1)
 				for root := range f.edges {
-					r.acker.Fail(root)
+					r.failRoot(root)
 				}
 			}
 		default:
@@ -249,6 +249,12 @@ func (r *Runtime) feedBolt(t *task, p *multilang.Proc, slots chan struct{}, hear
 	}
 	silent := time.Duration(intConf(t.conf, KeySubprocessTimout, 30)) * time.Second
 	for {
+		// Take a tuple only while the bolt holds fewer than its maximum;
+		// heartbeats and ticks go regardless.
+		var in <-chan delivery
+		if len(slots) < cap(slots) {
+			in = t.inbox
+		}
 		select {
 		case <-stop:
 			return nil
@@ -268,15 +274,8 @@ func (r *Runtime) feedBolt(t *task, p *multilang.Proc, slots chan struct{}, hear
 			if err := p.Send(multilang.Tuple{ID: id, Comp: "__system", Stream: "__tick", Task: -1, Values: []any{intConf(t.conf, KeyTickFreq, 0)}}); err != nil {
 				return err
 			}
-		case slots <- struct{}{}:
-			var d delivery
-			select {
-			case d = <-t.inbox:
-			case <-stop:
-				return nil
-			case <-r.ctx.Done():
-				return nil
-			}
+		case d := <-in:
+			slots <- struct{}{} // never waits: only this goroutine takes slots
 			t.mu.Lock()
 			t.seq++
 			d.tuple.ID = strconv.Itoa(t.id) + ":" + strconv.FormatUint(t.seq, 10)
