@@ -8,22 +8,23 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
-	mesos "github.com/mesos/mesos-go/api/v1/lib"
-
-	"github.com/agora-cluster/agora/frameworks/oneshot"
 	"github.com/agora-cluster/agora/frameworks/scheduler"
 	"github.com/agora-cluster/agora/frameworks/state"
 	"github.com/agora-cluster/agora/storm/flux"
 	"github.com/agora-cluster/agora/storm/multilang"
 	"github.com/agora-cluster/agora/storm/native"
+	nativefw "github.com/agora-cluster/agora/storm/native/framework"
 )
 
 func init() {
@@ -34,15 +35,16 @@ func init() {
 // Native topologies run as one task each of a framework of this name,
 // the task named as the topology.
 const (
-	nativeFramework = "agora-storm-native"
+	nativeFramework = nativefw.Name
 	nativeBundleEnv = "AGORA_STORM_TOPOLOGY"
 	nativeMetrics   = "metrics.json"
 )
 
 // nativeSubmit runs the checked topology t (read from yamlPath) on the
-// cluster of master as one worker task, and waits: the submitting command
-// is the topology's framework, so the topology runs while it does (as
-// `agora run`); an interrupt or `agora storm kill --runtime native` ends it.
+// cluster of master as topology.workers worker tasks, and waits: the
+// submitting command is the topology's framework (storm/native/framework),
+// so the topology runs while it does (as `agora run`); an interrupt or
+// `agora storm kill --runtime native` ends it.
 func nativeSubmit(master, yamlPath, name string, t *flux.Topology, conf map[string]any, home string, cpus, mem float64, stdout, stderr io.Writer) int {
 	if master == "" {
 		fmt.Fprintln(stderr, "agora storm submit: --runtime native needs --master (the cluster the worker task runs on)")
@@ -54,7 +56,8 @@ func nativeSubmit(master, yamlPath, name string, t *flux.Topology, conf map[stri
 	if t.Name == "" {
 		t.Name = stormNameFromFile(yamlPath)
 	}
-	if err := native.CheckConf(t, conf); err != nil {
+	workers, err := native.CheckWorkers(t, conf)
+	if err != nil {
 		fmt.Fprintln(stderr, "agora storm submit:", err)
 		return 2
 	}
@@ -91,66 +94,38 @@ func nativeSubmit(master, yamlPath, name string, t *flux.Topology, conf map[stri
 	}
 	// The driver's own reports are quiet: what ends the run is returned.
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError + 4}))
-	spec := oneshot.Spec{Name: t.Name, Command: []string{exe, "storm", "worker"},
-		Env: map[string]string{nativeBundleEnv: bundle}, CPUs: cpus, Mem: mem}
-	for launch := 1; ; launch++ {
-		again, code := nativeRun(ctx, cancel, master, spec, log, stdout, stderr)
-		if !again {
-			return code
-		}
-		// The worker died of a signal or with its agent: run the topology
-		// again, and the spouts replay what was not acked.
-		fmt.Fprintf(stderr, "agora storm submit: topology %s: starting its worker again (launch %d)\n", t.Name, launch+1)
-		select {
-		case <-ctx.Done():
-			return 130
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-// nativeRun runs the worker task once; again says whether to start it
-// again (it was killed by a signal, or lost), else code is the exit code.
-func nativeRun(ctx context.Context, cancel context.CancelFunc, master string, spec oneshot.Spec, log *slog.Logger, stdout, stderr io.Writer) (again bool, code int) {
-	name := spec.Name
-	job, err := oneshot.New(oneshot.Config{
-		Masters: []string{master}, Logger: log, FrameworkName: nativeFramework, MaxConnectFailures: 3, Task: spec,
-		OnStatus: func(st mesos.TaskStatus) {
-			if st.GetState() == mesos.TASK_RUNNING {
-				fmt.Fprintf(stdout, "topology %s runs as task %s on agent %s; interrupt to kill it\n", name, st.TaskID.Value, st.GetAgentID().GetValue())
-			}
+	run, err := nativefw.New(nativefw.Config{
+		Masters: []string{master}, Topology: t.Name, Workers: workers, CPUs: cpus, Mem: mem, Logger: log,
+		Command: []string{exe, "storm", "worker"}, Env: map[string]string{nativeBundleEnv: bundle},
+		OnRunning: func(launch int, peers []string) {
+			fmt.Fprintf(stdout, "topology %s runs as %d worker task(s) at %s; interrupt to kill it\n", t.Name, len(peers), strings.Join(peers, ", "))
+		},
+		OnRelaunch: func(launch int, why string) {
+			fmt.Fprintf(stderr, "agora storm submit: topology %s: %s; starting its workers again (launch %d)\n", t.Name, why, launch)
 		},
 	})
 	if err != nil {
-		return false, stormFailure(stderr, "submit", err)
+		return stormFailure(stderr, "submit", err)
 	}
-	interruptCtx, stopWatching := context.WithCancel(ctx)
-	defer stopWatching()
-	interrupted := watchInterrupts(interruptCtx, job, cancel, log)
-	res, err := job.Run(ctx)
-	if interrupted.Load() {
-		return false, 130
-	}
+	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = run.Wait(sigCtx)
 	var removed *scheduler.MasterError
-	if err != nil && (scheduler.StatusCode(err) == http.StatusForbidden || errors.As(err, &removed)) {
+	switch {
+	case err == nil:
+		fmt.Fprintf(stdout, "topology %s killed\n", t.Name)
+		return 0
+	case sigCtx.Err() != nil && ctx.Err() == nil:
+		fmt.Fprintf(stderr, "agora storm submit: interrupted: topology %s killed\n", t.Name)
+		return 130
+	case scheduler.StatusCode(err) == http.StatusForbidden || errors.As(err, &removed):
 		// `agora storm kill --runtime native` tears the framework down.
-		fmt.Fprintf(stdout, "topology %s killed (its framework was torn down)\n", name)
-		return false, 0
+		fmt.Fprintf(stdout, "topology %s killed (its framework was torn down)\n", t.Name)
+		return 0
+	case errors.Is(err, nativefw.ErrStopped):
+		return stormFailure(stderr, "submit", fmt.Errorf("topology %s: %w", t.Name, err))
 	}
-	if err != nil {
-		return false, masterFailure("storm submit", master, err)
-	}
-	st := res.Status
-	switch exit, ok := oneshot.ExitCode(st); {
-	case st.GetState() == mesos.TASK_KILLED:
-		fmt.Fprintf(stdout, "topology %s killed\n", name)
-		return false, 0
-	case st.GetState() == mesos.TASK_LOST || st.GetState() == mesos.TASK_GONE || (ok && exit > 128):
-		fmt.Fprintf(stderr, "agora storm submit: topology %s: task %s ended %s: %s\n", name, res.TaskID, st.GetState(), st.GetMessage())
-		return true, 0
-	}
-	fmt.Fprintf(stderr, "agora storm submit: topology %s: task %s ended %s: %s\n", name, res.TaskID, st.GetState(), st.GetMessage())
-	return false, 1
+	return masterFailure("storm submit", master, err)
 }
 
 // stormNameFromFile is the topology name of a Flux file without one.
@@ -187,7 +162,21 @@ func stormWorker(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	r, err := native.Start(ctx, t, native.Options{Conf: conf, Stderr: stderr, Logger: log})
+	opts := native.Options{Conf: conf, Stderr: stderr, Logger: log}
+	if peers := os.Getenv(nativefw.EnvPeers); peers != "" {
+		opts.Peers = strings.Split(peers, ",")
+		if opts.Worker, err = strconv.Atoi(os.Getenv(nativefw.EnvWorker)); err != nil || opts.Worker < 0 || opts.Worker >= len(opts.Peers) {
+			return stormFailure(stderr, "worker", fmt.Errorf("$%s %q does not index $%s", nativefw.EnvWorker, os.Getenv(nativefw.EnvWorker), nativefw.EnvPeers))
+		}
+		_, port, err := net.SplitHostPort(opts.Peers[opts.Worker])
+		if err != nil {
+			return stormFailure(stderr, "worker", fmt.Errorf("$%s: %w", nativefw.EnvPeers, err))
+		}
+		if opts.Listener, err = net.Listen("tcp", ":"+port); err != nil {
+			return stormFailure(stderr, "worker", err)
+		}
+	}
+	r, err := native.Start(ctx, t, opts)
 	if err != nil {
 		return stormFailure(stderr, "worker", err)
 	}

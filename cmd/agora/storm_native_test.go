@@ -20,8 +20,8 @@ import (
 // submit --runtime native` on a real master and agent (processes, posix
 // isolation so that the test's binary and output directory are visible to
 // the task): exact counts, `list` and `kill`, a duplicate name and a bad
-// topology refused with nothing launched, and a worker killed with
-// SIGKILL mid-stream started again until every sentence is acked.
+// topology refused with nothing launched, and two workers, one killed
+// with SIGKILL mid-stream, launched again until every sentence is acked.
 func TestStormNativeOnAgora(t *testing.T) {
 	tier.Need(t, tier.Python, tier.PythonErr())
 	_, err := multilang.FindStormPy(t.TempDir(), defaultStormHome())
@@ -103,13 +103,16 @@ func TestStormNativeOnAgora(t *testing.T) {
 		t.Errorf("killing it again: exit %d, %q", code, errOut)
 	}
 
-	// SIGKILL of the worker mid-stream: it is started again and every
-	// sentence is acked.
+	// Two workers (tuples between them over TCP), then SIGKILL of one
+	// mid-stream: both are launched again and every sentence is acked.
 	out2 := filepath.Join(dir, "out2")
 	os.Mkdir(out2, 0o777)
 	const repeat = 10
-	sub = submit(out2, "--name", "wc2", "-c", "wordcount.repeat="+strconv.Itoa(repeat), "-c", "wordcount.emit.interval.secs=0.02")
+	sub = submit(out2, "--name", "wc2", "-c", "topology.workers=2", "-c", "wordcount.repeat="+strconv.Itoa(repeat), "-c", "wordcount.emit.interval.secs=0.02")
 	waitShowing(t, 2*time.Minute, func() string { return "no ack; submit: " + sub.out.String() }, func() bool { return ackedLines(out2) >= 5 })
+	if ts := list(); len(ts) != 2 || ts[0]["name"] != "wc2" || ts[1]["name"] != "wc2" {
+		t.Errorf("storm list --runtime native = %v, want wc2's two workers", ts)
+	}
 	pid := workerPID(t)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -117,7 +120,7 @@ func TestStormNativeOnAgora(t *testing.T) {
 	waitShowing(t, 3*time.Minute, func() string {
 		return "acked " + strconv.Itoa(ackedLines(out2)) + " of " + strconv.Itoa(n*repeat) + "; submit: " + sub.out.String()
 	}, func() bool { return ackedLines(out2) == n*repeat })
-	if !strings.Contains(sub.out.String(), "starting its worker again") {
+	if !strings.Contains(sub.out.String(), "starting its workers again") {
 		t.Errorf("submit did not start the worker again: %s", sub.out.String())
 	}
 	if p := workerPID(t); p == pid {

@@ -80,16 +80,21 @@ func TestBundleRefusals(t *testing.T) {
 	}
 }
 
-func TestCheckConfRefusesWorkers(t *testing.T) {
+func TestCheckWorkers(t *testing.T) {
 	top, _ := loadExample(t)
-	if err := CheckConf(top, nil); err != nil {
-		t.Fatalf("the example (1 worker): %v", err)
+	if n, err := CheckWorkers(top, nil); n != 1 || err != nil {
+		t.Fatalf("the example: %d workers, %v; want 1", n, err)
 	}
-	err := CheckConf(top, map[string]any{KeyWorkers: 2.0})
-	if err == nil || !strings.Contains(err.Error(), "topology.workers is 2") {
-		t.Errorf("2 workers: %v", err)
+	if n, err := CheckWorkers(top, map[string]any{KeyWorkers: 3.0}); n != 3 || err != nil {
+		t.Errorf("-c topology.workers=3: %d, %v", n, err)
 	}
+	for _, bad := range []any{0, 300} {
+		if _, err := CheckWorkers(top, map[string]any{KeyWorkers: bad}); err == nil || !strings.Contains(err.Error(), "topology.workers is") {
+			t.Errorf("topology.workers %v: %v", bad, err)
+		}
+	}
+	// Start needs as many worker addresses as workers.
 	if _, err := Start(t.Context(), top, Options{Conf: map[string]any{KeyWorkers: 3}}); err == nil || !strings.Contains(err.Error(), "topology.workers is 3") {
-		t.Errorf("Start with 3 workers: %v", err)
+		t.Errorf("Start with 3 workers and no addresses: %v", err)
 	}
 }

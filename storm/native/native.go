@@ -169,9 +169,9 @@ func (r *Runtime) checkWorkers() error {
 	return nil
 }
 
-// CheckConf refuses a configuration (the topology's, with overrides) the
-// native runtime cannot honour: more than one worker.
-func CheckConf(top *flux.Topology, overrides map[string]any) error {
+// CheckWorkers reads topology.workers from the topology's configuration
+// with overrides: a number from 1 to 256.
+func CheckWorkers(top *flux.Topology, overrides map[string]any) (int, error) {
 	conf := map[string]any{}
 	for k, v := range top.Config {
 		conf[k] = v
@@ -179,10 +179,11 @@ func CheckConf(top *flux.Topology, overrides map[string]any) error {
 	for k, v := range overrides {
 		conf[k] = v
 	}
-	if w := intConf(conf, KeyWorkers, 1); w != 1 {
-		return fmt.Errorf("topology %q: %s is %v: the native runtime runs a topology in one worker", top.Name, KeyWorkers, conf[KeyWorkers])
+	w := intConf(conf, KeyWorkers, 1)
+	if w < 1 || w > maxWorkers {
+		return 0, fmt.Errorf("topology %q: %s is %v: give 1 to %d", top.Name, KeyWorkers, conf[KeyWorkers], maxWorkers)
 	}
-	return nil
+	return w, nil
 }
 
 // plan gives the tasks their IDs and builds the routes.
