@@ -123,7 +123,7 @@ func nativeSubmit(master, yamlPath, name string, t *flux.Topology, conf map[stri
 		fmt.Fprintf(stdout, "topology %s killed (its framework was torn down)\n", t.Name)
 		return 0
 	case errors.Is(err, nativefw.ErrStopped):
-		return stormFailure(stderr, "submit", fmt.Errorf("topology %s: %w", t.Name, err))
+		return stormFailure(stderr, "submit", fmt.Errorf("topology %s: %w (the worker's stderr in its sandbox names the component)", t.Name, err))
 	}
 	return masterFailure("storm submit", master, err)
 }

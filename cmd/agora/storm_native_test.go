@@ -103,6 +103,19 @@ func TestStormNativeOnAgora(t *testing.T) {
 		t.Errorf("killing it again: exit %d, %q", code, errOut)
 	}
 
+	// A bolt that breaks the protocol stops the topology: the command
+	// fails and nothing is left running.
+	res := filepath.Join(filepath.Dir(path), "resources")
+	os.WriteFile(filepath.Join(res, "bad.py"), []byte("import json, os, sys\nsys.stdin.readline(); sys.stdin.readline()\n"+
+		"print(json.dumps({'pid': os.getpid()})); print('end'); sys.stdout.flush()\n"+
+		"print('not json'); print('end'); sys.stdout.flush(); sys.stdin.read()\n"), 0o644)
+	brokenPath := filepath.Join(filepath.Dir(path), "broken.yaml")
+	os.WriteFile(brokenPath, []byte(strings.Replace(mustRead(t, path), `["python3", "count.py"]`, `["python3", "bad.py"]`, 1)), 0o644)
+	if _, errOut, code := storm("submit", brokenPath, "--runtime", "native", "--master", master, "--name", "broken"); code != 1 || !strings.Contains(errOut, "the topology stopped") {
+		t.Errorf("a broken bolt: exit %d, %q", code, errOut)
+	}
+	waitShowing(t, time.Minute, func() string { return "the broken topology is still listed" }, func() bool { return len(list()) == 0 })
+
 	// Two workers (tuples between them over TCP), then SIGKILL of one
 	// mid-stream: both are launched again and every sentence is acked.
 	out2 := filepath.Join(dir, "out2")

@@ -277,8 +277,8 @@ func (r *Run) update(ctx context.Context, st mesos.TaskStatus) {
 	code, exited := oneshot.ExitCode(st)
 	if exited && code > 0 && code <= 128 {
 		// The worker failed on its own: the topology is broken.
-		r.Kill(ctx)
 		r.finish(fmt.Errorf("%w: worker task %s: %s", ErrStopped, id, st.GetMessage()))
+		r.Kill(ctx)
 		return
 	}
 	// Killed by a signal, lost, or killed by someone else: launch every
