@@ -97,8 +97,16 @@ func stormList(args []string, stdout, stderr io.Writer) int {
 	var nimbus stormTarget
 	var asJSON bool
 	fs := stormFlags("list", "[--json]", "Lists Nimbus's supervisors (with their slots), Nimbuses and topologies.", stderr, &nimbus, &asJSON)
+	runtime := fs.String("runtime", "storm", "storm (Nimbus's topologies) or native (the native topologies' tasks on --master's cluster)")
 	if code, done := parseFlags(fs, args); done {
 		return code
+	}
+	if *runtime == "native" {
+		if nimbus.master == "" {
+			fmt.Fprintln(stderr, "agora storm list: --runtime native needs --master")
+			return 2
+		}
+		return nativeList(nimbus.master, asJSON, stdout, stderr)
 	}
 	c, err := nimbus.client()
 	if err != nil {
@@ -186,9 +194,17 @@ func stormKill(args []string, stdout, stderr io.Writer) int {
 	var nimbus stormTarget
 	fs := stormFlags("kill", "TOPOLOGY [--wait SECONDS]", "Kills a topology by name: Nimbus deactivates it, waits, and removes it.", stderr, &nimbus, nil)
 	wait := fs.Int("wait", -1, "seconds Nimbus waits between deactivating and removing (default: topology.message.timeout.secs)")
+	runtime := fs.String("runtime", "storm", "storm (kill through Nimbus) or native (tear down the native topology's framework on --master's cluster)")
 	name, code, done := parseWithID(fs, args)
 	if done {
 		return code
+	}
+	if *runtime == "native" {
+		if nimbus.master == "" {
+			fmt.Fprintln(stderr, "agora storm kill: --runtime native needs --master")
+			return 2
+		}
+		return nativeKill(nimbus.master, name, stdout, stderr)
 	}
 	c, err := nimbus.client()
 	if err != nil {

@@ -66,6 +66,9 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 	home := fs.String("storm_home", defaultStormHome(), "a Storm home with storm.py (agora dist install storm)")
 	conf := stormConf{}
 	fs.Var(conf, "c", "key=value (repeatable): topology configuration over the file's config")
+	runtime := fs.String("runtime", "storm", "storm (submit to Nimbus) or native (agora runs the topology as a task of --master's cluster, no JVM; the command stays attached to it)")
+	cpus := fs.Float64("cpus", 1, "with --runtime native: the worker task's CPUs")
+	mem := fs.Float64("mem", 512, "with --runtime native: the worker task's memory, MB")
 	path, code, done := parseWithID(fs, args)
 	if done {
 		return code
@@ -74,9 +77,16 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "agora storm submit: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
+	if *runtime != "storm" && *runtime != "native" {
+		fmt.Fprintf(stderr, "agora storm submit: --runtime %q: want storm or native\n", *runtime)
+		return 2
+	}
 	t, err := flux.Load(path, *resources)
 	if err != nil {
 		return stormFailure(stderr, "submit", err)
+	}
+	if *runtime == "native" {
+		return nativeSubmit(nimbus.master, path, *name, t, conf, *home, *cpus, *mem, stdout, stderr)
 	}
 	p, err := submit.Prepare(t, submit.Options{Name: *name, Conf: conf, StormHome: *home})
 	if err != nil {

@@ -5,18 +5,17 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/agora-cluster/agora/storm/multilang"
 )
 
 // Result is one run's numbers.
@@ -38,99 +37,30 @@ type Result struct {
 	Valid              bool    `json:"valid"` // counts equal the expected ones
 }
 
-// proc is a multilang component run as a local process.
-type proc struct {
-	cmd *exec.Cmd
-	in  io.WriteCloser
-	out *bufio.Reader
-}
-
-func start(ctx context.Context, dir, pidDir, script string, task int, conf map[string]any) (*proc, error) {
-	cmd := exec.CommandContext(ctx, "python3", script)
-	cmd.Dir = dir
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", script, err)
-	}
-	p := &proc{cmd: cmd, in: in, out: bufio.NewReaderSize(out, 64<<10)}
-	setup := map[string]any{"conf": conf, "pidDir": pidDir, "context": map[string]any{
-		"taskid": task, "componentid": strings.TrimSuffix(script, ".py"),
-		"task->component": map[string]string{"1": "sentences", "2": "split", "3": "count"},
-	}}
-	if err := p.send(setup); err != nil {
-		return nil, err
-	}
-	var hello struct{ PID int }
-	if err := p.read(&hello); err != nil || hello.PID == 0 {
-		return nil, fmt.Errorf("%s: handshake: %v", script, err)
-	}
-	return p, nil
-}
-
-func (p *proc) send(v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = p.in.Write(append(b, "\nend\n"...))
-	return err
-}
-
-// read reads one message (JSON lines up to a line "end").
-func (p *proc) read(v any) error {
-	var msg []byte
-	for {
-		line, err := p.out.ReadBytes('\n')
-		if err != nil {
-			return fmt.Errorf("the component ended: %w", err)
-		}
-		if string(line) == "end\n" {
-			break
-		}
-		msg = append(msg, line...)
-	}
-	return json.Unmarshal(msg, v)
-}
-
-func (p *proc) stop() {
-	p.in.Close()
-	p.cmd.Process.Kill()
-	p.cmd.Wait()
-}
-
-// message is a component's command.
-type message struct {
-	Command string `json:"command"`
-	ID      any    `json:"id"`
-	Tuple   []any  `json:"tuple"`
-	Msg     string `json:"msg"`
+// start runs one of the example's scripts as a multilang component.
+func start(ctx context.Context, dir, pidDir, script string, task int, conf map[string]any) (*multilang.Proc, error) {
+	return multilang.Start(ctx, script, dir, []string{"python3", script}, multilang.Setup{Conf: conf, PIDDir: pidDir,
+		Context: multilang.Context{TaskID: task, ComponentID: strings.TrimSuffix(script, ".py"),
+			TaskToComponent: map[string]string{"1": "sentences", "2": "split", "3": "count"}}}, os.Stderr)
 }
 
 // runBolt gives a bolt one tuple and collects what it emits until it
 // acks the tuple. Each emit is answered with its target task, as Storm
 // does for storm.py (which asks for task IDs).
-func runBolt(p *proc, id string, values []any, target int) ([][]any, error) {
-	if err := p.send(map[string]any{"id": id, "comp": "up", "stream": "default", "task": 1, "tuple": values}); err != nil {
+func runBolt(p *multilang.Proc, id string, values []any, target int) ([][]any, error) {
+	if err := p.Send(multilang.Tuple{ID: id, Comp: "up", Stream: "default", Task: 1, Values: values}); err != nil {
 		return nil, err
 	}
 	var emitted [][]any
 	for {
-		var m message
-		if err := p.read(&m); err != nil {
+		m, err := p.Read()
+		if err != nil {
 			return nil, err
 		}
 		switch m.Command {
 		case "emit":
 			emitted = append(emitted, m.Tuple)
-			if err := p.send([]int{target}); err != nil {
+			if err := p.Send([]int{target}); err != nil {
 				return nil, err
 			}
 		case "ack":
@@ -158,17 +88,17 @@ func Local(ctx context.Context, resources string, conf map[string]any, want map[
 	if err != nil {
 		return Result{}, err
 	}
-	defer spout.stop()
+	defer spout.Kill()
 	split, err := start(ctx, resources, pidDir, "split.py", 2, conf)
 	if err != nil {
 		return Result{}, err
 	}
-	defer split.stop()
+	defer split.Kill()
 	count, err := start(ctx, resources, pidDir, "count.py", 3, conf)
 	if err != nil {
 		return Result{}, err
 	}
-	defer count.stop()
+	defer count.Kill()
 
 	res := Result{Runtime: "local"}
 	var latencies []float64
@@ -178,13 +108,13 @@ func Local(ctx context.Context, resources string, conf map[string]any, want map[
 		expected += n
 	}
 	for ctx.Err() == nil {
-		if err := spout.send(map[string]string{"command": "next"}); err != nil {
+		if err := spout.Send(map[string]string{"command": "next"}); err != nil {
 			return res, err
 		}
-		var emits []message
+		var emits []multilang.Message
 		for {
-			var m message
-			if err := spout.read(&m); err != nil {
+			m, err := spout.Read()
+			if err != nil {
 				return res, err
 			}
 			if m.Command == "sync" {
@@ -192,7 +122,7 @@ func Local(ctx context.Context, resources string, conf map[string]any, want map[
 			}
 			if m.Command == "emit" {
 				emits = append(emits, m)
-				if err := spout.send([]int{2}); err != nil {
+				if err := spout.Send([]int{2}); err != nil {
 					return res, err
 				}
 			}
@@ -214,12 +144,11 @@ func Local(ctx context.Context, resources string, conf map[string]any, want map[
 					return res, fmt.Errorf("count: %w", err)
 				}
 			}
-			if err := spout.send(map[string]any{"command": "ack", "id": e.ID}); err != nil {
+			if err := spout.Send(map[string]any{"command": "ack", "id": e.ID}); err != nil {
 				return res, err
 			}
-			var m message
-			for m.Command != "sync" {
-				if err := spout.read(&m); err != nil {
+			for m := (multilang.Message{}); m.Command != "sync"; {
+				if m, err = spout.Read(); err != nil {
 					return res, err
 				}
 			}

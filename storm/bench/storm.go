@@ -40,6 +40,22 @@ func Storm(ctx context.Context, c *client.Client, p *submit.Prepared, out string
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+	latencies := spoutRecords(out, &res)
+	res.Replayed = len(lineList(out, "failed-*.txt"))
+	for _, n := range want {
+		res.Words += n
+	}
+	res.finish(latencies)
+	got, err := ReadCounts(out)
+	res.Valid = err == nil && equal(got, want)
+	res.StormCompleteAvgMs = stormCompleteAvg(ctx, c, id)
+	return res, nil
+}
+
+// spoutRecords reads the spout's latency records ("ID EMIT_UNIX_MS
+// LATENCY_MS"): res.Seconds from the first emit to the last ack, and the
+// latencies.
+func spoutRecords(out string, res *Result) []float64 {
 	var latencies []float64
 	first, last := 0.0, 0.0
 	for _, l := range lineList(out, "latency-*.txt") {
@@ -61,15 +77,7 @@ func Storm(ctx context.Context, c *client.Client, p *submit.Prepared, out string
 		}
 	}
 	res.Seconds = (last - first) / 1000
-	res.Replayed = len(lineList(out, "failed-*.txt"))
-	for _, n := range want {
-		res.Words += n
-	}
-	res.finish(latencies)
-	got, err := ReadCounts(out)
-	res.Valid = err == nil && equal(got, want)
-	res.StormCompleteAvgMs = stormCompleteAvg(ctx, c, id)
-	return res, nil
+	return latencies
 }
 
 // stormCompleteAvg is the spout's all-time average complete latency as

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/agora-cluster/agora/frameworks/scheduler"
+	"github.com/agora-cluster/agora/frameworks/state"
+	"github.com/agora-cluster/agora/storm/flux"
+	"github.com/agora-cluster/agora/storm/multilang"
+	"github.com/agora-cluster/agora/storm/native"
+	nativefw "github.com/agora-cluster/agora/storm/native/framework"
+)
+
+func init() {
+	stormCommands["worker"] = command{name: "worker", summary: "Run a native topology (the task of `submit --runtime=native`)",
+		run: func(args []string) int { return stormWorker(args, os.Stderr) }}
+}
+
+// Native topologies run as one task each of a framework of this name,
+// the task named as the topology.
+const (
+	nativeFramework = nativefw.Name
+	nativeBundleEnv = "AGORA_STORM_TOPOLOGY"
+	nativeMetrics   = "metrics.json"
+)
+
+// nativeSubmit runs the checked topology t (read from yamlPath) on the
+// cluster of master as topology.workers worker tasks, and waits: the
+// submitting command is the topology's framework (storm/native/framework),
+// so the topology runs while it does (as `agora run`); an interrupt or
+// `agora storm kill --runtime native` ends it.
+func nativeSubmit(master, yamlPath, name string, t *flux.Topology, conf map[string]any, home string, cpus, mem float64, stdout, stderr io.Writer) int {
+	if master == "" {
+		fmt.Fprintln(stderr, "agora storm submit: --runtime native needs --master (the cluster the worker task runs on)")
+		return 2
+	}
+	if name != "" {
+		t.Name = name
+	}
+	if t.Name == "" {
+		t.Name = stormNameFromFile(yamlPath)
+	}
+	workers, err := native.CheckWorkers(t, conf)
+	if err != nil {
+		fmt.Fprintln(stderr, "agora storm submit:", err)
+		return 2
+	}
+	yaml, err := os.ReadFile(yamlPath)
+	if err != nil {
+		return stormFailure(stderr, "submit", err)
+	}
+	py, err := multilang.FindStormPy(t.Resources, home)
+	if err != nil {
+		return stormFailure(stderr, "submit", err)
+	}
+	c := map[string]any{"topology.name": t.Name}
+	for k, v := range conf {
+		c[k] = v
+	}
+	bundle, err := native.Bundle(yaml, t, c, py)
+	if err != nil {
+		return stormFailure(stderr, "submit", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if running, err := nativeTopologies(ctx, master); err != nil {
+		return stormFailure(stderr, "submit", err)
+	} else {
+		for _, r := range running {
+			if r.Name == t.Name {
+				return stormFailure(stderr, "submit", fmt.Errorf("topology %q already runs (task %s of framework %s): kill it first or give --name", t.Name, r.TaskID, r.FrameworkID))
+			}
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return stormFailure(stderr, "submit", err)
+	}
+	// The driver's own reports are quiet: what ends the run is returned.
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError + 4}))
+	run, err := nativefw.New(nativefw.Config{
+		Masters: []string{master}, Topology: t.Name, Workers: workers, CPUs: cpus, Mem: mem, Logger: log,
+		Command: []string{exe, "storm", "worker"}, Env: map[string]string{nativeBundleEnv: bundle},
+		OnRunning: func(launch int, peers []string) {
+			fmt.Fprintf(stdout, "topology %s runs as %d worker task(s) at %s; interrupt to kill it\n", t.Name, len(peers), strings.Join(peers, ", "))
+		},
+		OnRelaunch: func(launch int, why string) {
+			fmt.Fprintf(stderr, "agora storm submit: topology %s: %s; starting its workers again (launch %d)\n", t.Name, why, launch)
+		},
+	})
+	if err != nil {
+		return stormFailure(stderr, "submit", err)
+	}
+	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = run.Wait(sigCtx)
+	var removed *scheduler.MasterError
+	switch {
+	case err == nil:
+		fmt.Fprintf(stdout, "topology %s killed\n", t.Name)
+		return 0
+	case sigCtx.Err() != nil && ctx.Err() == nil:
+		fmt.Fprintf(stderr, "agora storm submit: interrupted: topology %s killed\n", t.Name)
+		return 130
+	case scheduler.StatusCode(err) == http.StatusForbidden || errors.As(err, &removed):
+		// `agora storm kill --runtime native` tears the framework down.
+		fmt.Fprintf(stdout, "topology %s killed (its framework was torn down)\n", t.Name)
+		return 0
+	case errors.Is(err, nativefw.ErrStopped):
+		return stormFailure(stderr, "submit", fmt.Errorf("topology %s: %w (the worker's stderr in its sandbox names the component)", t.Name, err))
+	}
+	return masterFailure("storm submit", master, err)
+}
+
+// stormNameFromFile is the topology name of a Flux file without one.
+func stormNameFromFile(p string) string {
+	b := filepath.Base(p)
+	return b[:len(b)-len(filepath.Ext(b))]
+}
+
+// stormWorker runs the topology of $AGORA_STORM_TOPOLOGY in the current
+// directory (the task's sandbox) until it is stopped, writing the metrics
+// to metrics.json there every 2 s. A topology that stops on its own (a
+// component broke the protocol) exits 1 with the reason.
+func stormWorker(args []string, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "agora storm worker: takes no arguments (the topology comes in $%s)\n", nativeBundleEnv)
+		return 2
+	}
+	bundle := os.Getenv(nativeBundleEnv)
+	if bundle == "" {
+		fmt.Fprintf(stderr, "agora storm worker: $%s is empty: this command is the task `agora storm submit --runtime=native` launches\n", nativeBundleEnv)
+		return 2
+	}
+	dir, err := filepath.Abs("topology")
+	if err != nil {
+		return stormFailure(stderr, "worker", err)
+	}
+	t, conf, err := native.Unbundle(bundle, dir)
+	if err != nil {
+		return stormFailure(stderr, "worker", err)
+	}
+	if n, ok := conf["topology.name"].(string); ok && n != "" {
+		t.Name = n
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	opts := native.Options{Conf: conf, Stderr: stderr, Logger: log}
+	if peers := os.Getenv(nativefw.EnvPeers); peers != "" {
+		opts.Peers = strings.Split(peers, ",")
+		if opts.Worker, err = strconv.Atoi(os.Getenv(nativefw.EnvWorker)); err != nil || opts.Worker < 0 || opts.Worker >= len(opts.Peers) {
+			return stormFailure(stderr, "worker", fmt.Errorf("$%s %q does not index $%s", nativefw.EnvWorker, os.Getenv(nativefw.EnvWorker), nativefw.EnvPeers))
+		}
+		_, port, err := net.SplitHostPort(opts.Peers[opts.Worker])
+		if err != nil {
+			return stormFailure(stderr, "worker", fmt.Errorf("$%s: %w", nativefw.EnvPeers, err))
+		}
+		if opts.Listener, err = net.Listen("tcp", ":"+port); err != nil {
+			return stormFailure(stderr, "worker", err)
+		}
+	}
+	r, err := native.Start(ctx, t, opts)
+	if err != nil {
+		return stormFailure(stderr, "worker", err)
+	}
+	defer r.Stop()
+	log.Info("native storm: topology running", "topology", t.Name, "metrics", nativeMetrics)
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		writeNativeMetrics(r)
+		select {
+		case <-tick.C:
+		case <-r.Done():
+			writeNativeMetrics(r)
+			if err := r.Err(); err != nil {
+				return stormFailure(stderr, "worker", err)
+			}
+			return 0
+		}
+	}
+}
+
+func writeNativeMetrics(r *native.Runtime) {
+	b, err := json.MarshalIndent(r.Metrics(), "", "  ")
+	if err != nil {
+		return
+	}
+	tmp := nativeMetrics + ".tmp"
+	if os.WriteFile(tmp, b, 0o644) == nil {
+		os.Rename(tmp, nativeMetrics)
+	}
+}
+
+// nativeTopology is a native topology's worker task as the master lists it.
+type nativeTopology struct {
+	Name        string `json:"name"`
+	TaskID      string `json:"task_id"`
+	State       string `json:"state"`
+	Agent       string `json:"agent"`
+	FrameworkID string `json:"framework_id"`
+}
+
+// nativeTopologies are the worker tasks of running native topologies.
+func nativeTopologies(ctx context.Context, master string) ([]nativeTopology, error) {
+	m, err := state.Client{}.Master(ctx, master)
+	if err != nil {
+		return nil, fmt.Errorf("list native topologies on master %s: %w", master, err)
+	}
+	hosts := map[string]string{}
+	for _, a := range m.Slaves {
+		hosts[a.ID] = a.Hostname
+	}
+	var out []nativeTopology
+	for _, f := range m.Frameworks {
+		if f.Name != nativeFramework {
+			continue
+		}
+		for _, t := range f.Tasks {
+			out = append(out, nativeTopology{Name: t.Name, TaskID: t.ID, State: t.State, Agent: hosts[t.SlaveID], FrameworkID: f.ID})
+		}
+	}
+	return out, nil
+}
+
+func nativeList(master string, asJSON bool, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout)
+	defer cancel()
+	ts, err := nativeTopologies(ctx, master)
+	if err != nil {
+		return stormFailure(stderr, "list", err)
+	}
+	if asJSON {
+		if ts == nil {
+			ts = []nativeTopology{}
+		}
+		return writeJSON(stdout, ts)
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "TOPOLOGY\tTASK\tSTATE\tAGENT\tFRAMEWORK")
+	for _, t := range ts {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.TaskID, t.State, t.Agent, t.FrameworkID)
+	}
+	w.Flush()
+	return 0
+}
+
+// nativeKill tears down the framework that runs the topology: its worker
+// task is killed and the submitting command returns.
+func nativeKill(master, name string, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout)
+	defer cancel()
+	ts, err := nativeTopologies(ctx, master)
+	if err != nil {
+		return stormFailure(stderr, "kill", err)
+	}
+	for _, t := range ts {
+		if t.Name != name {
+			continue
+		}
+		if err := teardownFramework(ctx, master, t.FrameworkID); err != nil {
+			return stormFailure(stderr, "kill", err)
+		}
+		fmt.Fprintf(stdout, "killing %s\n", name)
+		return 0
+	}
+	return stormFailure(stderr, "kill", fmt.Errorf("no native topology %q runs on master %s", name, master))
+}
+
+// teardownFramework sends the operator API's TEARDOWN for framework id.
+func teardownFramework(ctx context.Context, master, id string) error {
+	base, err := state.BaseURL(master)
+	if err != nil {
+		return err
+	}
+	call, _ := json.Marshal(map[string]any{"type": "TEARDOWN", "teardown": map[string]any{"framework_id": map[string]string{"value": id}}})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1", bytes.NewReader(call))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("teardown of framework %s at master %s: %w", id, master, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("teardown of framework %s at master %s: %s: %s", id, master, resp.Status, bytes.TrimSpace(b))
+	}
+	return nil
+}

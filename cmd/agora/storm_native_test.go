@@ -1,0 +1,193 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agora-cluster/agora/cluster/clustertest/tier"
+	wordcount "github.com/agora-cluster/agora/examples/storm-wordcount"
+	"github.com/agora-cluster/agora/storm/bench"
+	"github.com/agora-cluster/agora/storm/multilang"
+)
+
+// TestStormNativeOnAgora runs the example word count with `agora storm
+// submit --runtime native` on a real master and agent (processes, posix
+// isolation so that the test's binary and output directory are visible to
+// the task): exact counts, `list` and `kill`, a duplicate name and a bad
+// topology refused with nothing launched, and two workers, one killed
+// with SIGKILL mid-stream, launched again until every sentence is acked.
+func TestStormNativeOnAgora(t *testing.T) {
+	tier.Need(t, tier.Python, tier.PythonErr())
+	_, err := multilang.FindStormPy(t.TempDir(), defaultStormHome())
+	tier.Need(t, tier.Python, err)
+	dir := t.TempDir()
+	_, master := startBound(t, "master", "--work_dir="+filepath.Join(dir, "master"), "--port=0", "--allocation_interval=100ms")
+	startBound(t, "agent", "--master="+master, "--work_dir="+filepath.Join(dir, "agent"), "--port=0",
+		"--resources=cpus:2;mem:2048;disk:1024", "--switch_user=false", "--isolation=posix")
+	waitState(t, "http://"+master, "agent registered", func(s *masterState) bool { return len(s.Slaves) == 1 })
+	path, err := wordcount.WriteTo(filepath.Join(dir, "example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	storm := func(args ...string) (string, string, int) {
+		return runClient(t, master, append([]string{"storm"}, args...)...)
+	}
+	list := func() []map[string]string {
+		out, errOut, code := storm("list", "--runtime", "native", "--master", master, "--json")
+		var ts []map[string]string
+		if code != 0 || json.Unmarshal([]byte(out), &ts) != nil {
+			t.Fatalf("storm list --runtime native: exit %d %q %q", code, out, errOut)
+		}
+		return ts
+	}
+	submit := func(out string, extra ...string) *proc {
+		args := append([]string{"storm", "submit", path, "--runtime", "native", "--master", master, "--mem", "256", "--cpus", "0.5",
+			"-c", "wordcount.output.dir=" + out}, extra...)
+		return start(t, args...)
+	}
+
+	// Exact counts, as Go counts the sentences.
+	out1 := filepath.Join(dir, "out1")
+	os.Mkdir(out1, 0o777)
+	sub := submit(out1, "-c", "topology.message.timeout.secs=300")
+	n := len(wordcount.Sentences())
+	waitShowing(t, 2*time.Minute, func() string { return "acks: " + strconv.Itoa(ackedLines(out1)) + "; submit: " + sub.out.String() },
+		func() bool { return ackedLines(out1) == n })
+	got, err := bench.ReadCounts(out1)
+	if err != nil || len(got) != len(wordcount.Counts()) {
+		t.Fatalf("counts %v (%v), want %v", got, err, wordcount.Counts())
+	}
+	for w, c := range wordcount.Counts() {
+		if got[w] != c {
+			t.Errorf("count of %q = %d, want %d", w, got[w], c)
+		}
+	}
+	if ts := list(); len(ts) != 1 || ts[0]["name"] != "wordcount" || ts[0]["state"] != "TASK_RUNNING" {
+		t.Fatalf("storm list --runtime native = %v, want wordcount running", ts)
+	}
+
+	// Refused before anything runs: the same name again, a bad topology.
+	if _, errOut, code := storm("submit", path, "--runtime", "native", "--master", master); code != 1 || !strings.Contains(errOut, `topology "wordcount" already runs`) {
+		t.Errorf("second submission: exit %d, %q", code, errOut)
+	}
+	bad := strings.Replace(mustRead(t, path), "type: SHUFFLE", "type: ROUND_ROBIN", 1)
+	badPath := filepath.Join(filepath.Dir(path), "bad.yaml")
+	os.WriteFile(badPath, []byte(bad), 0o644)
+	if _, errOut, code := storm("submit", badPath, "--runtime", "native", "--master", master, "--name", "bad"); code != 1 || !strings.Contains(errOut, `unknown grouping "ROUND_ROBIN"`) {
+		t.Errorf("unknown grouping: exit %d, %q", code, errOut)
+	}
+	if ts := list(); len(ts) != 1 {
+		t.Errorf("after the refusals: %v, want only wordcount", ts)
+	}
+
+	// kill: the framework goes, the submitting command ends well.
+	if out, errOut, code := storm("kill", "wordcount", "--runtime", "native", "--master", master); code != 0 || !strings.Contains(out, "killing wordcount") {
+		t.Fatalf("storm kill --runtime native: exit %d %q %q", code, out, errOut)
+	}
+	select {
+	case <-sub.done:
+		if code := sub.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(sub.out.String(), "killed") {
+			t.Errorf("submit ended %d after the kill: %s", code, sub.out.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("submit still runs a minute after the kill: %s", sub.out.String())
+	}
+	waitShowing(t, time.Minute, func() string { return "native topologies still listed" }, func() bool { return len(list()) == 0 })
+	if _, errOut, code := storm("kill", "wordcount", "--runtime", "native", "--master", master); code != 1 || !strings.Contains(errOut, `no native topology "wordcount"`) {
+		t.Errorf("killing it again: exit %d, %q", code, errOut)
+	}
+
+	// A bolt that breaks the protocol stops the topology: the command
+	// fails and nothing is left running.
+	res := filepath.Join(filepath.Dir(path), "resources")
+	os.WriteFile(filepath.Join(res, "bad.py"), []byte("import json, os, sys\nsys.stdin.readline(); sys.stdin.readline()\n"+
+		"print(json.dumps({'pid': os.getpid()})); print('end'); sys.stdout.flush()\n"+
+		"print('not json'); print('end'); sys.stdout.flush(); sys.stdin.read()\n"), 0o644)
+	brokenPath := filepath.Join(filepath.Dir(path), "broken.yaml")
+	os.WriteFile(brokenPath, []byte(strings.Replace(mustRead(t, path), `["python3", "count.py"]`, `["python3", "bad.py"]`, 1)), 0o644)
+	if _, errOut, code := storm("submit", brokenPath, "--runtime", "native", "--master", master, "--name", "broken"); code != 1 || !strings.Contains(errOut, "the topology stopped") {
+		t.Errorf("a broken bolt: exit %d, %q", code, errOut)
+	}
+	waitShowing(t, time.Minute, func() string { return "the broken topology is still listed" }, func() bool { return len(list()) == 0 })
+
+	// Two workers (tuples between them over TCP), then SIGKILL of one
+	// mid-stream: both are launched again and every sentence is acked.
+	out2 := filepath.Join(dir, "out2")
+	os.Mkdir(out2, 0o777)
+	const repeat = 10
+	sub = submit(out2, "--name", "wc2", "-c", "topology.workers=2", "-c", "wordcount.repeat="+strconv.Itoa(repeat), "-c", "wordcount.emit.interval.secs=0.02")
+	waitShowing(t, 2*time.Minute, func() string { return "no ack; submit: " + sub.out.String() }, func() bool { return ackedLines(out2) >= 5 })
+	if ts := list(); len(ts) != 2 || ts[0]["name"] != "wc2" || ts[1]["name"] != "wc2" {
+		t.Errorf("storm list --runtime native = %v, want wc2's two workers", ts)
+	}
+	pid := workerPID(t)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitShowing(t, 3*time.Minute, func() string {
+		return "acked " + strconv.Itoa(ackedLines(out2)) + " of " + strconv.Itoa(n*repeat) + "; submit: " + sub.out.String()
+	}, func() bool { return ackedLines(out2) == n*repeat })
+	if !strings.Contains(sub.out.String(), "starting its workers again") {
+		t.Errorf("submit did not start the worker again: %s", sub.out.String())
+	}
+	if p := workerPID(t); p == pid {
+		t.Errorf("the killed worker %d still runs", pid)
+	}
+}
+
+func mustRead(t *testing.T, p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// ackedLines counts the distinct sentence IDs the spout saw acked.
+func ackedLines(out string) int {
+	files, _ := filepath.Glob(filepath.Join(out, "acked-*.txt"))
+	seen := map[string]bool{}
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, l := range strings.Fields(string(b)) {
+			seen[l] = true
+		}
+	}
+	return len(seen)
+}
+
+// workerPID is the running `agora storm worker` of this test's binary.
+func workerPID(t *testing.T) int {
+	t.Helper()
+	var pid int
+	waitShowing(t, time.Minute, func() string { return "no agora storm worker of " + agoraBin }, func() bool {
+		dirs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, d := range dirs {
+			b, err := os.ReadFile(filepath.Join(d, "cmdline"))
+			if err == nil && string(b) == agoraBin+"\x00storm\x00worker\x00" {
+				pid, _ = strconv.Atoi(filepath.Base(d))
+				return true
+			}
+		}
+		return false
+	})
+	return pid
+}
+
+// waitShowing polls cond until it holds, failing with what after limit.
+func waitShowing(t *testing.T, limit time.Duration, what func() string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", limit, what())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -1,0 +1,106 @@
+package native
+
+import (
+	"context"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	wordcount "github.com/agora-cluster/agora/examples/storm-wordcount"
+	"github.com/agora-cluster/agora/storm/flux"
+)
+
+// twoWorkers starts worker i of a two-worker run of top on addrs.
+func startWorker(t *testing.T, top *flux.Topology, addrs []string, i int, conf map[string]any) *Runtime {
+	t.Helper()
+	ln, err := net.Listen("tcp", addrs[i])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := map[string]any{KeyWorkers: 2}
+	for k, v := range conf {
+		c[k] = v
+	}
+	r, err := Start(context.Background(), top, Options{Conf: c, Peers: addrs, Worker: i, Listener: ln, Stderr: os.Stderr})
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	return r
+}
+
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	var addrs []string
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, ln.Addr().String())
+		ln.Close()
+	}
+	return addrs
+}
+
+// TestTwoWorkersExactCounts runs the word count on two workers: the tasks
+// are spread over both (the spout and a split on one, the other split on
+// the other, a count on each), so sentences, words and acks cross TCP.
+func TestTwoWorkersExactCounts(t *testing.T) {
+	top := example(t)
+	out := t.TempDir()
+	addrs := freeAddrs(t, 2)
+	const repeat = 5
+	conf := map[string]any{"wordcount.output.dir": out, "wordcount.repeat": repeat, KeyMessageTimeout: 300}
+	w0 := startWorker(t, top, addrs, 0, conf)
+	defer w0.Stop()
+	w1 := startWorker(t, top, addrs, 1, conf)
+	defer w1.Stop()
+	if len(w0.PIDs("split")) != 1 || len(w1.PIDs("split")) != 1 || len(w0.PIDs("count")) != 1 || len(w1.PIDs("count")) != 1 {
+		t.Fatalf("split tasks %v|%v, count tasks %v|%v: want one of each per worker", w0.PIDs("split"), w1.PIDs("split"), w0.PIDs("count"), w1.PIDs("count"))
+	}
+	sentences := len(wordcount.Sentences()) * repeat
+	waitFor(t, w0, 2*time.Minute, func() string { return "acked " + itoa(len(lines(out, "acked-*.txt"))) },
+		func() bool { return len(lines(out, "acked-*.txt")) == sentences })
+	got, err := readCounts(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for w, n := range wordcount.Counts() {
+		if got[w] != n*repeat {
+			t.Errorf("count of %q = %d, want %d", w, got[w], n*repeat)
+		}
+	}
+	if m := w1.Metrics(); m.Component("split").Acked == 0 || m.Component("count").Acked == 0 {
+		t.Errorf("worker 1 did no work: %+v", m)
+	}
+}
+
+// TestStoppedWorkerTuplesReplayed stops the worker without the spout
+// mid-stream (its processes killed, its tuples lost) and starts it again:
+// the lost trees time out at the spout, which replays them, and every
+// sentence is acked.
+func TestStoppedWorkerTuplesReplayed(t *testing.T) {
+	top := example(t)
+	out := t.TempDir()
+	addrs := freeAddrs(t, 2)
+	const repeat = 20
+	conf := map[string]any{"wordcount.output.dir": out, "wordcount.repeat": repeat,
+		"wordcount.emit.interval.secs": 0.005, KeyMessageTimeout: 3}
+	w0 := startWorker(t, top, addrs, 0, conf)
+	defer w0.Stop()
+	w1 := startWorker(t, top, addrs, 1, conf)
+	waitFor(t, w0, time.Minute, func() string { return "no sentence acked" },
+		func() bool { return len(lines(out, "acked-*.txt")) >= 5 })
+	w1.Stop()
+	w1 = startWorker(t, top, addrs, 1, conf)
+	defer w1.Stop()
+	sentences := len(wordcount.Sentences()) * repeat
+	waitFor(t, w0, 3*time.Minute, func() string {
+		return "acked " + itoa(len(lines(out, "acked-*.txt"))) + " of " + itoa(sentences)
+	}, func() bool { return len(lines(out, "acked-*.txt")) == sentences })
+	if len(lines(out, "failed-*.txt")) == 0 {
+		t.Error("no sentence failed at the spout: the stopped worker's tuples were not replayed")
+	}
+}
