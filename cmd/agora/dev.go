@@ -42,6 +42,8 @@ func runDev(args []string) int {
 	services.register(fs)
 	var jobs devChronos // chronos.go
 	jobs.register(fs)
+	var names devDNS // dns.go
+	names.register(fs)
 	home, _ := os.UserHomeDir()
 	fs.Lookup("work_dir").DefValue = filepath.Join(home, ".agora", "dev")
 	fs.Usage = func() {
@@ -219,7 +221,23 @@ func runDev(args []string) int {
 	if chronosWarning != "" {
 		warnings = append(warnings, chronosWarning)
 	}
-	printDevBanner(masterAddr, agentAddrs, shares, dedupe(warnings), hadoopLine, sparkLine, marathonLine, chronosLine)
+	dnsLine, dnsWarning, dnsDone, err := names.start(frameworkCtx, fs, masterAddr, mf.ip, mf.workDir, logger)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora dev:", err)
+		stopFrameworks()
+		for _, c := range []<-chan struct{}{hadoopDone, sparkDone, marathonDone, chronosDone} {
+			select {
+			case <-c:
+			case <-time.After(30 * time.Second):
+			}
+		}
+		shutdown()
+		return 1
+	}
+	if dnsWarning != "" {
+		warnings = append(warnings, dnsWarning)
+	}
+	printDevBanner(masterAddr, agentAddrs, shares, dedupe(warnings), hadoopLine, sparkLine, marathonLine, chronosLine, dnsLine)
 	code = 0
 	select {
 	case <-ctx.Done():
@@ -254,6 +272,11 @@ func runDev(args []string) int {
 	case <-chronosDone:
 	case <-time.After(30 * time.Second):
 		logger.Warn("the scheduled-jobs framework (Chronos) did not stop within 30 s")
+	}
+	select {
+	case <-dnsDone:
+	case <-time.After(30 * time.Second):
+		logger.Warn("the DNS resolver did not stop within 30 s")
 	}
 	shutdown()
 	return code

@@ -301,22 +301,23 @@ func nonNilRows[T any](xs []T) []T {
 }
 
 // devDNS runs the resolver inside `agora dev`: DNS on --dns_port (8053:
-// no privileges needed) and the HTTP API on 8123. When the default ports
+// no privileges needed) and the HTTP API on --dns_http_port (8123). When the default ports
 // are taken the cluster comes up without it and says so.
 type devDNS struct {
-	port     int
-	explicit bool // --dns_port was given: a port in use is an error
+	port, httpPort int
+	explicit       bool // --dns_port or --dns_http_port was given: a port in use is an error
 }
 
 func (d *devDNS) register(fs *flag.FlagSet) {
-	fs.IntVar(&d.port, "dns_port", 8053, "port of the Mesos-DNS-compatible DNS server (UDP and TCP; its HTTP API is on 8123);\n0 runs none")
+	fs.IntVar(&d.port, "dns_port", 8053, "port of the Mesos-DNS-compatible DNS server (UDP and TCP); 0 runs none")
+	fs.IntVar(&d.httpPort, "dns_http_port", 8123, "port of the DNS server's Mesos-DNS HTTP API (/v1/services/NAME, /v1/hosts/NAME)")
 }
 
 // start starts the resolver and returns the banner line that says where
 // it answers ("" when disabled), a warning ("" when none) and a channel
 // closed once it has stopped.
 func (d *devDNS) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
-	fs.Visit(func(f *flag.Flag) { d.explicit = d.explicit || f.Name == "dns_port" })
+	fs.Visit(func(f *flag.Flag) { d.explicit = d.explicit || f.Name == "dns_port" || f.Name == "dns_http_port" })
 	stopped := make(chan struct{})
 	if d.port == 0 {
 		close(stopped)
@@ -326,7 +327,7 @@ func (d *devDNS) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, wo
 	cfg.Masters = []string{masterAddr}
 	cfg.Listener = ip
 	cfg.Port = d.port
-	cfg.HTTPPort = 8123
+	cfg.HTTPPort = d.httpPort
 	r, err := agoradns.New(cfg, agoradns.Options{Logger: logger.With("component", "dns"), Version: api.Version})
 	if err == nil {
 		var ls agoradns.Listeners
@@ -339,7 +340,7 @@ func (d *devDNS) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, wo
 			}()
 			addr := net.JoinHostPort(ip, strconv.Itoa(d.port))
 			return fmt.Sprintf("  dns         %s   (Mesos-DNS names: dig @%s -p %d _app._tcp.marathon.agora SRV; API http://%s/v1/)",
-				addr, ip, d.port, net.JoinHostPort(ip, "8123")), "", stopped, nil
+				addr, ip, d.port, net.JoinHostPort(ip, strconv.Itoa(d.httpPort))), "", stopped, nil
 		}
 	}
 	close(stopped)

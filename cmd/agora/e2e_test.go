@@ -373,10 +373,12 @@ func TestDevStopsItsTasksBeforeExiting(t *testing.T) {
 		_, port, _ := net.SplitHostPort(l.Addr().String())
 		return port
 	}
-	marathonPort, chronosPort := freePort(), freePort()
+	// And the DNS server, which must come to name the app's instance.
+	marathonPort, chronosPort, dnsPort, dnsHTTPPort := freePort(), freePort(), freePort(), freePort()
 	marathonAddr := "127.0.0.1:" + marathonPort
 	dev, master := startBound(t, "dev", "--agents", "2", "--port=0", "--hadoop_port", "0",
-		"--marathon_port", marathonPort, "--chronos_port", chronosPort, "--work_dir", work)
+		"--marathon_port", marathonPort, "--chronos_port", chronosPort,
+		"--dns_port", dnsPort, "--dns_http_port", dnsHTTPPort, "--work_dir", work)
 	waitState(t, "http://"+master, "two agents", func(s *masterState) bool { return len(s.Slaves) == 2 })
 	if resp, err := http.Get("http://127.0.0.1:" + chronosPort + "/v1/scheduler/jobs"); err != nil {
 		t.Fatalf("agora dev's scheduled-jobs API: %v", err)
@@ -414,12 +416,32 @@ func TestDevStopsItsTasksBeforeExiting(t *testing.T) {
 		return false
 	}
 	sleeping := func() bool { return sleepingOn(marker) || sleepingOn(appMarker) }
+	named := func() string {
+		resp, err := http.Get("http://127.0.0.1:" + dnsHTTPPort + "/v1/services/_stop-test._tcp.marathon.agora")
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		var recs []struct{ Host, IP, Port string }
+		if err := json.NewDecoder(resp.Body).Decode(&recs); err != nil {
+			return err.Error()
+		}
+		if len(recs) == 1 && recs[0].Port != "" && recs[0].IP != "" {
+			return ""
+		}
+		return fmt.Sprintf("%+v", recs)
+	}
 	deadline := time.Now().Add(time.Minute)
 	for !sleepingOn(marker) || !sleepingOn(appMarker) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the tasks never started (agora run's: %v, the app's: %v)", sleepingOn(marker), sleepingOn(appMarker))
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(time.Minute); named() != ""; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("agora dev's DNS server never named the app's instance: %s", named())
+		}
 	}
 
 	dev.cmd.Process.Signal(syscall.SIGTERM)
@@ -491,7 +513,7 @@ func TestBenchLaunchReportsBothByDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(work) })
-	_, master := startBound(t, "dev", "--agents", "1", "--port=0", "--hadoop_port", "0", "--marathon_port", "0", "--chronos_port", "0", "--work_dir", work)
+	_, master := startBound(t, "dev", "--agents", "1", "--port=0", "--hadoop_port", "0", "--marathon_port", "0", "--chronos_port", "0", "--dns_port", "0", "--work_dir", work)
 	waitState(t, "http://"+master, "the agent", func(s *masterState) bool { return len(s.Slaves) == 1 })
 
 	type result struct {

@@ -153,7 +153,7 @@ func TestDevRunsSparkDispatcher(t *testing.T) {
 	sparktest.Home(t) // installed, as the dispatcher's drivers need
 	port, _ := clustertest.PortRange(1)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	_, master := startBound(t, "dev", "--agents", "1", "--port=0", "--hadoop_port", "0", "--marathon_port", "0", "--chronos_port", "0",
+	_, master := startBound(t, "dev", "--agents", "1", "--port=0", "--hadoop_port", "0", "--marathon_port", "0", "--chronos_port", "0", "--dns_port", "0",
 		"--spark_port", strconv.Itoa(port), "--work_dir", t.TempDir())
 	waitState(t, "http://"+master, "the agent", func(s *masterState) bool { return len(s.Slaves) == 1 })
 	cl, _ := sparkclient.New("mesos://" + addr)
