@@ -79,6 +79,49 @@ func (c Codec) UnmarshalAgent(b []byte, v AgentWire) error {
 	return json.Unmarshal(b, v)
 }
 
+// EncodeAgentCall encodes a call to send in codec c, and says in which
+// codec it did: a call protobuf cannot carry (see MarshalProto) goes as
+// JSON, which the master reads too.
+func EncodeAgentCall(c Codec, call *AgentCall) ([]byte, Codec, error) {
+	if c.MediaType == MediaProtobuf {
+		if b, err := call.MarshalProto(); err == nil {
+			return b, Protobuf, nil
+		}
+	}
+	b, err := json.Marshal(call)
+	return b, JSON, err
+}
+
+// EncodeAgentEvent encodes one record of an event stream in codec c. An
+// event protobuf cannot carry (a mesos-go message in it lacks a field
+// protobuf requires, which JSON does not check) goes as JSON in a
+// protobuf stream: DecodeAgentEvent tells the two apart by the first
+// byte, since '{' never starts a protobuf AgentEvent (it would be field
+// 15 as a group).
+func EncodeAgentEvent(c Codec, ev *AgentEvent) ([]byte, error) {
+	if c.MediaType == MediaProtobuf {
+		if b, err := ev.MarshalProto(); err == nil {
+			return b, nil
+		}
+	}
+	return json.Marshal(ev)
+}
+
+// DecodeAgentEvent decodes one record of an event stream in codec c.
+func DecodeAgentEvent(c Codec, b []byte) (*AgentEvent, error) {
+	ev := &AgentEvent{}
+	var err error
+	if c.MediaType == MediaProtobuf && (len(b) == 0 || b[0] != '{') {
+		err = ev.UnmarshalProto(b)
+	} else {
+		err = json.Unmarshal(b, ev)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
 // gogoMessage is what mesos-go's generated messages offer.
 type gogoMessage interface {
 	Size() int

@@ -289,3 +289,36 @@ func FuzzAgentEventProto(f *testing.F) {
 		sameProto(t, "re-encoded event", &ev2, again)
 	})
 }
+
+// An event protobuf cannot carry goes as JSON in a protobuf stream, and
+// reads back.
+func TestAgentEventStreamFallsBackToJSON(t *testing.T) {
+	ev := sampleEvents()[1]
+	ev.RunTask.Task.Container = &mesos.ContainerInfo{} // type is required in protobuf
+	if _, err := ev.MarshalProto(); err == nil {
+		t.Fatal("a ContainerInfo without its type encoded as protobuf")
+	}
+	b, err := api.EncodeAgentEvent(api.Protobuf, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != '{' {
+		t.Fatalf("fallback record starts with %q", b[0])
+	}
+	got, err := api.DecodeAgentEvent(api.Protobuf, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameJSON(t, "RUN_TASK", ev, got)
+	for _, ev := range sampleEvents() {
+		b, err := api.EncodeAgentEvent(api.Protobuf, ev)
+		if err != nil || b[0] == '{' {
+			t.Fatalf("%s: encoded as %.20q, %v", ev.Type, b, err)
+		}
+		got, err := api.DecodeAgentEvent(api.Protobuf, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameJSON(t, string(ev.Type), ev, got)
+	}
+}
