@@ -361,49 +361,49 @@ func (c *AgentCall) UnmarshalProto(b []byte) error {
 func (c *AgentCall) checkFinite() error {
 	if r := c.Register; r != nil {
 		if r.Info != nil {
-			if err := finiteResources("register.info", r.Info.Resources); err != nil {
-				return err
+			if i := nonFinite(r.Info.Resources); i >= 0 {
+				return notFinite("register.info", r.Info.Resources[i], i)
 			}
 		}
 		for i, t := range r.Tasks {
-			what := fmt.Sprintf("register.tasks[%d]", i)
-			if err := finiteResources(what, t.Resources); err != nil {
-				return err
+			if j := nonFinite(t.Resources); j >= 0 {
+				return notFinite(fmt.Sprintf("register.tasks[%d]", i), t.Resources[j], j)
 			}
 			for j := range t.Statuses {
-				if err := finiteTimestamp(fmt.Sprintf("%s.statuses[%d]", what, j), &t.Statuses[j]); err != nil {
-					return err
+				if ts := t.Statuses[j].Timestamp; ts != nil && !finite(*ts) {
+					return fmt.Errorf("agent call: register.tasks[%d].statuses[%d].timestamp %v is not a finite number", i, j, *ts)
 				}
 			}
 		}
 		for i, x := range r.Executors {
-			if err := finiteResources(fmt.Sprintf("register.executors[%d]", i), x.Resources); err != nil {
-				return err
+			if j := nonFinite(x.Resources); j >= 0 {
+				return notFinite(fmt.Sprintf("register.executors[%d]", i), x.Resources[j], j)
 			}
 		}
 	}
 	for i, u := range c.Updates {
-		if err := finiteTimestamp(fmt.Sprintf("updates[%d]", i), u.Status); err != nil {
-			return err
+		if u.Status != nil && u.Status.Timestamp != nil && !finite(*u.Status.Timestamp) {
+			return fmt.Errorf("agent call: updates[%d].timestamp %v is not a finite number", i, *u.Status.Timestamp)
 		}
 	}
 	return nil
 }
 
-func finiteResources(what string, rs []mesos.Resource) error {
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// nonFinite is the index of the first resource with a NaN or infinite
+// scalar, or -1.
+func nonFinite(rs []mesos.Resource) int {
 	for i := range rs {
-		if s := rs[i].Scalar; s != nil && (math.IsNaN(s.Value) || math.IsInf(s.Value, 0)) {
-			return fmt.Errorf("agent call: %s.resources[%d] (%s): scalar %v is not a finite number", what, i, rs[i].Name, s.Value)
+		if s := rs[i].Scalar; s != nil && !finite(s.Value) {
+			return i
 		}
 	}
-	return nil
+	return -1
 }
 
-func finiteTimestamp(what string, st *mesos.TaskStatus) error {
-	if st != nil && st.Timestamp != nil && (math.IsNaN(*st.Timestamp) || math.IsInf(*st.Timestamp, 0)) {
-		return fmt.Errorf("agent call: %s.timestamp %v is not a finite number", what, *st.Timestamp)
-	}
-	return nil
+func notFinite(what string, r mesos.Resource, i int) error {
+	return fmt.Errorf("agent call: %s.resources[%d] (%s): scalar %v is not a finite number", what, i, r.Name, r.Scalar.Value)
 }
 
 func (c *AgentCall) unmarshalProto(b []byte) error {
