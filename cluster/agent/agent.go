@@ -260,6 +260,7 @@ type Agent struct {
 	masterURL  string    // with a host:port master
 	zk         *zk.Group // with a zk:// master: the masters' election
 	leaderURL  atomic.Pointer[string]
+	jsonOnly   atomic.Bool // the master refused a protobuf call (415): speak JSON to it
 	handler    http.Handler
 	startTime  time.Time
 	updates    *updateManager

@@ -51,6 +51,8 @@ type fakeMaster struct {
 	pingNanos int64 // announced ping interval; 0 leaves the agent's default
 	maxPings  int
 	sendPings bool
+	jsonOnly  bool           // answer calls not in JSON with 415, as a master from before protobuf
+	codecs    map[string]int // calls received by Content-Type
 	current   *fakeSession
 	sessions  chan *fakeSession
 }
@@ -104,8 +106,30 @@ func (fm *fakeMaster) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	}
+	// Calls come in either codec; the stream is always JSON (as from a
+	// master that does not speak protobuf events), which the agent reads
+	// by the stream's Content-Type.
+	fm.mu.Lock()
+	jsonOnly := fm.jsonOnly
+	if fm.codecs == nil {
+		fm.codecs = map[string]int{}
+	}
+	fm.codecs[r.Header.Get("Content-Type")]++
+	fm.mu.Unlock()
+	codec, err := api.RequestCodec(r.Header.Get("Content-Type"))
+	if err == nil && jsonOnly && codec != api.JSON {
+		err = fmt.Errorf("expecting 'Content-Type' of %s", api.MediaJSON)
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusUnsupportedMediaType)
+		return
+	}
+	body, err := io.ReadAll(r.Body)
 	var call api.AgentCall
-	if err := json.NewDecoder(r.Body).Decode(&call); err != nil {
+	if err == nil {
+		err = codec.UnmarshalAgent(body, &call)
+	}
+	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}

@@ -3,11 +3,11 @@ package agent
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"mime"
 	"net/http"
 	"sort"
 	"strings"
@@ -71,17 +71,8 @@ func (a *Agent) session(ctx context.Context) (registered bool, err error) {
 		}
 		go a.followLeader(ctx, leader, cancel)
 	}
-	body, err := json.Marshal(&api.AgentCall{Type: api.AgentRegister, AgentID: a.ID(), Register: a.registration()})
-	if err != nil {
-		return false, fmt.Errorf("encode REGISTER: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint(), bytes.NewReader(body))
-	if err != nil {
-		return false, err
-	}
-	req.Header.Set("Content-Type", api.MediaJSON)
-	req.Header.Set("Accept", api.MediaJSON)
-	resp, err := a.client.Do(req)
+	call := &api.AgentCall{Type: api.AgentRegister, AgentID: a.ID(), Register: a.registration()}
+	resp, err := a.post(ctx, call, true)
 	if err != nil {
 		return false, fmt.Errorf("register with %s: %w", a.masterName(), err)
 	}
@@ -94,8 +85,13 @@ func (a *Agent) session(ctx context.Context) (registered bool, err error) {
 		return false, fmt.Errorf("register with %s: %s: %s", a.masterName(), resp.Status, readReason(resp.Body))
 	}
 
+	codec := api.JSON
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == api.MediaProtobuf {
+		codec = api.Protobuf
+	}
 	events := api.NewRecordReader(resp.Body)
-	ev, err := readEvent(events)
+	next := func() (*api.AgentEvent, error) { return readEvent(events, codec) }
+	ev, err := next()
 	if err != nil {
 		return false, fmt.Errorf("registration stream: %w", err)
 	}
@@ -116,7 +112,7 @@ func (a *Agent) session(ctx context.Context) (registered bool, err error) {
 	var calls sync.WaitGroup // PONGs and framework shutdowns in flight
 	defer calls.Wait()
 	for {
-		ev, err := readEvent(events)
+		ev, err := next()
 		if err != nil {
 			if timedOut.Load() {
 				return true, fmt.Errorf("no PING from the master for %s", pingTimeout)
@@ -166,16 +162,16 @@ func (a *Agent) session(ctx context.Context) (registered bool, err error) {
 	}
 }
 
-func readEvent(r *api.RecordReader) (*api.AgentEvent, error) {
+func readEvent(r *api.RecordReader, codec api.Codec) (*api.AgentEvent, error) {
 	b, err := r.ReadRecord()
 	if err != nil {
 		return nil, err
 	}
-	var ev api.AgentEvent
-	if err := json.Unmarshal(b, &ev); err != nil {
+	ev, err := api.DecodeAgentEvent(codec, b)
+	if err != nil {
 		return nil, fmt.Errorf("decode event: %w", err)
 	}
-	return &ev, nil
+	return ev, nil
 }
 
 func readReason(r io.Reader) string {
@@ -432,20 +428,43 @@ func (a *Agent) reconcile(rt *api.ReconcileTasks) {
 	}
 }
 
+// post POSTs one agent→master message in protobuf (in JSON if protobuf
+// cannot carry it, or if the master answered protobuf with 415: a master
+// from before protobuf). A stream asks for protobuf events.
+func (a *Agent) post(ctx context.Context, c *api.AgentCall, stream bool) (*http.Response, error) {
+	codec := api.Protobuf
+	if a.jsonOnly.Load() {
+		codec = api.JSON
+	}
+	for {
+		body, used, err := api.EncodeAgentCall(codec, c)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", c.Type, err)
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint(), bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", used.MediaType)
+		if stream {
+			req.Header.Set("Accept", codec.MediaType)
+		}
+		resp, err := a.client.Do(req)
+		if err != nil || resp.StatusCode != http.StatusUnsupportedMediaType || used != api.Protobuf {
+			return resp, err
+		}
+		resp.Body.Close()
+		a.log.Warn("the master does not take protobuf agent calls; sending JSON", "master", a.masterName())
+		a.jsonOnly.Store(true)
+		codec = api.JSON
+	}
+}
+
 // call POSTs one agent→master message and expects 202 Accepted.
 func (a *Agent) call(ctx context.Context, c *api.AgentCall) error {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	body, err := json.Marshal(c)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", c.Type, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint(), bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", api.MediaJSON)
-	resp, err := a.client.Do(req)
+	resp, err := a.post(ctx, c, false)
 	if err != nil {
 		return fmt.Errorf("%s to %s: %w", c.Type, a.masterName(), err)
 	}

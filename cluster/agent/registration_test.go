@@ -51,6 +51,39 @@ func TestAgentIDIsCheckpointedAndReusedOnRestart(t *testing.T) {
 	}
 }
 
+// Against a master that takes only JSON (415 to protobuf, as one from
+// before protobuf), the agent registers in JSON and stays with it.
+func TestAgentFallsBackToJSONForAMasterWithoutProtobuf(t *testing.T) {
+	fm := newFakeMaster(t)
+	fm.set(func(fm *fakeMaster) {
+		fm.jsonOnly = true
+		fm.sendPings = true
+		fm.pingNanos = int64(50 * time.Millisecond)
+	})
+	startRegistered(t, fm, testConfig(t, fm, t.TempDir()))
+	select {
+	case <-fm.pongs:
+	case <-time.After(waitTimeout):
+		t.Fatal("no PONG from the agent")
+	}
+	fm.mu.Lock()
+	defer fm.mu.Unlock()
+	if fm.codecs[api.MediaProtobuf] != 1 || fm.codecs[api.MediaJSON] < 2 {
+		t.Fatalf("calls by Content-Type: %v; want one protobuf REGISTER refused, then JSON", fm.codecs)
+	}
+}
+
+// The agent speaks protobuf to a master that takes it.
+func TestAgentSpeaksProtobuf(t *testing.T) {
+	fm := newFakeMaster(t)
+	startRegistered(t, fm, testConfig(t, fm, t.TempDir()))
+	fm.mu.Lock()
+	defer fm.mu.Unlock()
+	if fm.codecs[api.MediaProtobuf] == 0 || fm.codecs[api.MediaJSON] != 0 {
+		t.Fatalf("calls by Content-Type: %v; want protobuf only", fm.codecs)
+	}
+}
+
 func TestRefusedAgentIDMakesTheAgentRegisterAfresh(t *testing.T) {
 	fm := newFakeMaster(t)
 	workDir := t.TempDir()

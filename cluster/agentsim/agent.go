@@ -3,7 +3,6 @@ package agentsim
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -87,7 +86,7 @@ func (a *agent) serve(ep *leaderEpoch) (bool, error) {
 	ctx, cancel := context.WithCancel(ep.ctx)
 	defer cancel()
 	url := "http://" + ep.addr + api.AgentPath
-	body, err := json.Marshal(&api.AgentCall{Type: api.AgentRegister, AgentID: a.ID(), Register: a.registration()})
+	body, used, err := api.EncodeAgentCall(f.cfg.Codec, &api.AgentCall{Type: api.AgentRegister, AgentID: a.ID(), Register: a.registration()})
 	if err != nil {
 		return false, err
 	}
@@ -95,8 +94,8 @@ func (a *agent) serve(ep *leaderEpoch) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	req.Header.Set("Content-Type", api.MediaJSON)
-	req.Header.Set("Accept", api.MediaJSON)
+	req.Header.Set("Content-Type", used.MediaType)
+	req.Header.Set("Accept", f.cfg.Codec.MediaType)
 	resp, err := f.client.Do(req)
 	if err != nil {
 		return false, nil // the master is not there (yet): retry
@@ -116,8 +115,12 @@ func (a *agent) serve(ep *leaderEpoch) (bool, error) {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return false, &protocolError{fmt.Sprintf("%s: REGISTER: %s: %s", a.hostname, resp.Status, strings.TrimSpace(string(b)))}
 	}
+	codec := api.JSON
+	if resp.Header.Get("Content-Type") == api.MediaProtobuf {
+		codec = api.Protobuf
+	}
 	events := api.NewRecordReader(resp.Body)
-	ev, err := readEvent(events)
+	ev, err := readEvent(events, codec)
 	if err != nil {
 		return false, nil
 	}
@@ -137,7 +140,7 @@ func (a *agent) serve(ep *leaderEpoch) (bool, error) {
 	watchdog := time.AfterFunc(pingTimeout, cancel)
 	defer watchdog.Stop()
 	for {
-		ev, err := readEvent(events)
+		ev, err := readEvent(events, codec)
 		if err != nil {
 			return true, nil
 		}
@@ -166,16 +169,16 @@ func (a *agent) serve(ep *leaderEpoch) (bool, error) {
 	}
 }
 
-func readEvent(r *api.RecordReader) (*api.AgentEvent, error) {
+func readEvent(r *api.RecordReader, codec api.Codec) (*api.AgentEvent, error) {
 	b, err := r.ReadRecord()
 	if err != nil {
 		return nil, err
 	}
-	var ev api.AgentEvent
-	if err := json.Unmarshal(b, &ev); err != nil {
+	ev, err := api.DecodeAgentEvent(codec, b)
+	if err != nil {
 		return nil, fmt.Errorf("decode event: %w", err)
 	}
-	return &ev, nil
+	return ev, nil
 }
 
 // ID is the agent's ID, "" before its first registration.
@@ -267,7 +270,7 @@ func (a *agent) call(ctx context.Context, c *api.AgentCall) error {
 	a.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	body, err := json.Marshal(c)
+	body, used, err := api.EncodeAgentCall(a.fleet.cfg.Codec, c)
 	if err != nil {
 		return err
 	}
@@ -275,7 +278,7 @@ func (a *agent) call(ctx context.Context, c *api.AgentCall) error {
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", api.MediaJSON)
+	req.Header.Set("Content-Type", used.MediaType)
 	resp, err := a.fleet.client.Do(req)
 	if err != nil {
 		return err

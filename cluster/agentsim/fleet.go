@@ -71,7 +71,10 @@ type Config struct {
 	// agents hold. The master's work per agent is the same; what changes
 	// is the file descriptors and socket buffers on both sides, so runs
 	// with more agents than the open-file limit allows need it.
-	HTTP2  bool
+	HTTP2 bool
+	// Codec is what the agents speak to the master, calls and event
+	// streams: api.Protobuf (the default, as real agents) or api.JSON.
+	Codec  api.Codec
 	Logger *slog.Logger
 }
 
@@ -93,6 +96,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Codec.MediaType == "" {
+		c.Codec = api.Protobuf
 	}
 	return c
 }
@@ -147,6 +153,9 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	cfg = cfg.withDefaults()
 	if cfg.Agents <= 0 {
 		return nil, fmt.Errorf("agentsim: %d agents: give at least one", cfg.Agents)
+	}
+	if cfg.Codec != api.JSON && cfg.Codec != api.Protobuf {
+		return nil, fmt.Errorf("agentsim: codec %q: want %s or %s", cfg.Codec.MediaType, api.MediaProtobuf, api.MediaJSON)
 	}
 	rs, err := api.ParseResources(cfg.Resources)
 	if err != nil {

@@ -5,7 +5,9 @@ import (
 )
 
 // The master↔agent protocol is internal to agora (Mesos uses libprocess
-// messages there); frameworks never see it. It is JSON over HTTP:
+// messages there); frameworks never see it. It runs over HTTP, each
+// message in protobuf (agentwire_proto.go; what agents send) or in JSON
+// (curl, tests, agents from before protobuf), as the Content-Type says:
 //
 //   - An agent POSTs an AgentCall of type REGISTER to AgentPath on the master.
 //     The master answers 200 with a RecordIO stream of AgentEvents that starts
@@ -13,11 +15,14 @@ import (
 //     long as the agent stays registered. A refusal is answered with
 //     409 Conflict and a text body saying why (for instance an ID the master
 //     does not know); the agent then forgets its ID and registers afresh.
+//     The stream is protobuf when the agent's Accept names protobuf and
+//     not JSON, else JSON; its Content-Type says which.
 //   - Every other agent→master message is a separate POST of an AgentCall to
 //     AgentPath, answered 202 Accepted.
 //
 // The master sends PING every --agent_ping_timeout; the agent answers with a
-// PONG call. Embedded mesos-go types use their own (Mesos-dialect) JSON.
+// PONG call. Embedded mesos-go types use their own (Mesos-dialect) JSON,
+// and their own protobuf encoding.
 
 // AgentPath is the master endpoint of the internal agent protocol.
 const AgentPath = "/internal/v1/agent"

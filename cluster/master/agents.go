@@ -1,9 +1,7 @@
 package master
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -48,14 +46,23 @@ func (m *Master) serveAgent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusMethodNotAllowed, "expecting a 'POST' request, received '%s'", r.Method))
 		return
 	}
+	codec, err := api.RequestCodec(r.Header.Get("Content-Type")) // checked by typedBody
+	if err != nil {
+		writeError(w, errorf(http.StatusUnsupportedMediaType, "%v", err))
+		return
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxRequestBody+1))
-	if err != nil || len(body) > MaxRequestBody {
-		writeError(w, errorf(http.StatusBadRequest, "cannot read agent call (at most %d bytes): %v", MaxRequestBody, err))
+	if err != nil {
+		writeError(w, errorf(http.StatusBadRequest, "cannot read agent call: %v", err))
+		return
+	}
+	if len(body) > MaxRequestBody {
+		writeError(w, errorf(http.StatusBadRequest, "agent call exceeds %d bytes", MaxRequestBody))
 		return
 	}
 	var call api.AgentCall
-	if err := json.Unmarshal(body, &call); err != nil {
-		writeError(w, errorf(http.StatusBadRequest, "failed to parse agent call: %v", err))
+	if err := codec.UnmarshalAgent(body, &call); err != nil {
+		writeError(w, errorf(http.StatusBadRequest, "failed to parse agent call (%s): %v", codec.MediaType, err))
 		return
 	}
 	if call.Type == api.AgentRegister {
@@ -109,6 +116,15 @@ func (m *Master) handleAgentCall(c *api.AgentCall) error {
 	return nil
 }
 
+// agentStreamCodec is the codec of an agent's event stream: protobuf if
+// its Accept names protobuf and not JSON, else JSON.
+func agentStreamCodec(accept string) api.Codec {
+	if c, err := api.ResponseCodec(accept); err == nil {
+		return c
+	}
+	return api.JSON
+}
+
 // serveAgentRegister answers REGISTER with the agent's event stream.
 func (m *Master) serveAgentRegister(w http.ResponseWriter, r *http.Request, call *api.AgentCall) {
 	reg := call.Register
@@ -116,6 +132,7 @@ func (m *Master) serveAgentRegister(w http.ResponseWriter, r *http.Request, call
 		writeError(w, errorf(http.StatusBadRequest, "REGISTER requires 'register.info' with a hostname"))
 		return
 	}
+	codec := agentStreamCodec(r.Header.Get("Accept"))
 	out := newOutbox()
 	var a *agent
 	err, derr := m.await(r.Context(), func(reply func(error)) {
@@ -129,21 +146,26 @@ func (m *Master) serveAgentRegister(w http.ResponseWriter, r *http.Request, call
 		writeError(w, err)
 		return
 	}
-	w.Header().Set("Content-Type", api.MediaJSON)
+	w.Header().Set("Content-Type", codec.MediaType)
 	w.WriteHeader(http.StatusOK)
 	rw := api.NewRecordWriter(w)
-	m.pumpAgent(r.Context(), out, rw)
+	m.pumpAgent(r.Context(), out, rw, codec)
 	m.async(func() { m.agentDisconnected(a, out) })
 }
 
-func (m *Master) pumpAgent(ctx context.Context, out *outbox, rw *api.RecordWriter) {
+func (m *Master) pumpAgent(ctx context.Context, out *outbox, rw *api.RecordWriter, codec api.Codec) {
 	for {
 		items, ok := out.take(ctx.Done())
 		if !ok {
 			return
 		}
 		for _, it := range items {
-			b, err := json.Marshal(it)
+			ev, _ := it.(*api.AgentEvent)
+			if ev == nil {
+				m.log.Error("agent outbox holds something other than an agent event", "type", fmt.Sprintf("%T", it))
+				continue
+			}
+			b, err := api.EncodeAgentEvent(codec, ev)
 			if err != nil {
 				m.log.Error("encode agent event", "err", err)
 				continue
@@ -644,12 +666,12 @@ func (m *Master) executorExited(a *agent, e *api.ExecutorExited) {
 	m.sendEvent(f, schedFailureEvent(a.id, e.ExecutorID, e.Status))
 }
 
-// sameAgentInfo reports whether two AgentInfos are the same record.
+// sameAgentInfo reports whether two AgentInfos are the same record
+// (field by field: encoding both to compare was a tenth of the master's
+// work per re-registering agent).
 func sameAgentInfo(a, b *mesos.AgentInfo) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	ja, errA := json.Marshal(a)
-	jb, errB := json.Marshal(b)
-	return errA == nil && errB == nil && bytes.Equal(ja, jb)
+	return a.Equal(b)
 }

@@ -21,7 +21,7 @@ func (m *Master) Handler(extra http.Handler) http.Handler {
 	mux.HandleFunc("/master/api/v1/scheduler", m.serveScheduler)
 	mux.HandleFunc("/api/v1", m.serveOperator)
 	mux.HandleFunc("/master/api/v1", m.serveOperator)
-	mux.Handle(api.AgentPath, jsonBody(http.HandlerFunc(m.serveAgent)))
+	mux.Handle(api.AgentPath, typedBody(http.HandlerFunc(m.serveAgent), api.MediaJSON, api.MediaProtobuf))
 	mux.Handle(AgentProxyPrefix, AgentProxy(m.locateAgent)) // agentproxy.go
 	both := func(path string, h http.Handler) {
 		mux.Handle(path, h)
@@ -74,10 +74,14 @@ func (m *Master) Handler(extra http.Handler) http.Handler {
 // that carries one (POST, PUT, PATCH) must say so in its Content-Type, or
 // it is refused with 415 before it is read. A page on another origin can
 // post text/plain or a form without asking, but not JSON.
-func jsonBody(h http.Handler) http.Handler {
+func jsonBody(h http.Handler) http.Handler { return typedBody(h, api.MediaJSON) }
+
+// typedBody is jsonBody for an endpoint that takes any of accepted (none
+// of which a page may post cross-origin without a preflight).
+func typedBody(h http.Handler, accepted ...string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if hasBody(r) {
-			if herr := api.CheckContentType(r, api.MediaJSON); herr != nil {
+			if herr := api.CheckContentType(r, accepted...); herr != nil {
 				writeError(w, errorf(herr.Code, "%s", herr.Message))
 				return
 			}

@@ -50,6 +50,7 @@ type failoverConfig struct {
 	MasterArgs     []string      // more flags for every master
 	Timeout        time.Duration // bound on each phase
 	HTTP2          bool          // the agents multiplex over HTTP/2 (agentsim.Config.HTTP2)
+	AgentCodec     api.Codec     // what the agents speak (agentsim.Config.Codec; default protobuf)
 	PprofDir       string        // CPU profiles of the surviving masters from the kill on, when set
 	PprofFor       time.Duration // their length
 	Logger         *slog.Logger  // progress
@@ -58,10 +59,11 @@ type failoverConfig struct {
 // failoverResult is what a run measured; the times are seconds from the
 // kill (reregistered_after_election_s: from the election).
 type failoverResult struct {
-	Agents        int  `json:"agents"`
-	TasksPerAgent int  `json:"tasks_per_agent"`
-	Masters       int  `json:"masters"`
-	AgentsHTTP2   bool `json:"agents_http2"`
+	Agents        int    `json:"agents"`
+	TasksPerAgent int    `json:"tasks_per_agent"`
+	Masters       int    `json:"masters"`
+	AgentsHTTP2   bool   `json:"agents_http2"`
+	AgentCodec    string `json:"agent_codec"`
 	// SetupSeconds is the time to register the agents and run every task.
 	SetupSeconds      float64        `json:"setup_s"`
 	ElectedSeconds    float64        `json:"elected_s"`
@@ -89,6 +91,7 @@ func runBenchFailover(args []string) int {
 	timeout := fs.Duration("timeout", 10*time.Minute, "bound on each phase")
 	workDir := fs.String("work_dir", "/var/tmp", "where the masters' logs go (a fresh directory below this one, removed afterwards unless the run fails)")
 	http2 := fs.Bool("http2", false, "the simulated agents multiplex their streams over cleartext HTTP/2 connections (real agents hold one HTTP/1.1 connection each); needed for more agents than the open-file limit allows")
+	agentCodec := fs.String("agent_codec", "protobuf", "what the simulated agents speak to the masters: protobuf (as real agents) or json (as agents before protobuf)")
 	pprofDir := fs.String("pprof_dir", "", "write a CPU profile of every surviving master, from the kill on, into this directory (the masters run with --enable_pprof)")
 	pprofFor := fs.Duration("pprof_duration", 20*time.Second, "length of the --pprof_dir profiles")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
@@ -119,9 +122,16 @@ func runBenchFailover(args []string) int {
 	case *agents <= 0 || *tasks <= 0:
 		fmt.Fprintln(os.Stderr, "agora bench failover: --agents and --tasks-per-agent must be positive")
 		return 2
+	case *agentCodec != "protobuf" && *agentCodec != "json":
+		fmt.Fprintf(os.Stderr, "agora bench failover: --agent_codec=%q: want protobuf or json\n", *agentCodec)
+		return 2
 	case *masters != 2 && *masters != 3:
 		fmt.Fprintf(os.Stderr, "agora bench failover: --masters=%d: run 2 or 3\n", *masters)
 		return 2
+	}
+	codec := api.Protobuf
+	if *agentCodec == "json" {
+		codec = api.JSON
 	}
 	bin, err := os.Executable()
 	if err != nil {
@@ -136,7 +146,7 @@ func runBenchFailover(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := benchFailover(ctx, failoverConfig{Bin: bin, ZK: u, Masters: *masters, Agents: *agents, TasksPerAgent: *tasks,
-		Dir: dir, SessionTimeout: *session, Timeout: *timeout, HTTP2: *http2, PprofDir: *pprofDir, PprofFor: *pprofFor, Logger: benchLogger(*verbose)})
+		Dir: dir, SessionTimeout: *session, Timeout: *timeout, HTTP2: *http2, AgentCodec: codec, PprofDir: *pprofDir, PprofFor: *pprofFor, Logger: benchLogger(*verbose)})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "agora bench failover: %v\n(masters' logs kept in %s)\n", err, dir)
 		return 1
@@ -149,6 +159,14 @@ func runBenchFailover(args []string) int {
 	}
 	printFailoverResult(res)
 	return 0
+}
+
+// agentCodecName names the simulated agents' codec in results.
+func agentCodecName(c api.Codec) string {
+	if c == api.JSON {
+		return "json"
+	}
+	return "protobuf" // agentsim's default
 }
 
 // profileMasters takes a CPU profile of each master for d into dir, in
@@ -198,6 +216,7 @@ func printFailoverResult(r *failoverResult) {
 	row("agents × tasks", fmt.Sprintf("%d × %d", r.Agents, r.TasksPerAgent))
 	row("masters", r.Masters)
 	row("agents over HTTP/2", r.AgentsHTTP2)
+	row("agents' codec", r.AgentCodec)
 	row("setup (register, launch all) s", r.SetupSeconds)
 	row("ZooKeeper session timeout s", r.ZKSessionTimeout)
 	row("from kill -9 of the leader:", "")
@@ -228,7 +247,7 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 			log.Warn("removing the benchmark's znodes", "root", root, "err", err)
 		}
 	}()
-	res := &failoverResult{Agents: cfg.Agents, TasksPerAgent: cfg.TasksPerAgent, Masters: cfg.Masters, AgentsHTTP2: cfg.HTTP2, ZKSessionTimeout: cfg.SessionTimeout.Seconds()}
+	res := &failoverResult{Agents: cfg.Agents, TasksPerAgent: cfg.TasksPerAgent, Masters: cfg.Masters, AgentsHTTP2: cfg.HTTP2, AgentCodec: agentCodecName(cfg.AgentCodec), ZKSessionTimeout: cfg.SessionTimeout.Seconds()}
 
 	// The masters.
 	if cfg.PprofDir != "" {
@@ -265,7 +284,7 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 
 	// The agents and the framework.
 	setup := time.Now()
-	fleet, stopFleet, err := startFleet(ctx, agentsim.Config{Master: zkURL, Agents: cfg.Agents, HTTP2: cfg.HTTP2, Logger: log}, cfg.Timeout)
+	fleet, stopFleet, err := startFleet(ctx, agentsim.Config{Master: zkURL, Agents: cfg.Agents, HTTP2: cfg.HTTP2, Codec: cfg.AgentCodec, Logger: log}, cfg.Timeout)
 	defer stopFleet()
 	if err != nil {
 		return nil, err
