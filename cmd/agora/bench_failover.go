@@ -474,7 +474,6 @@ type failoverFramework struct {
 	launches       chan failoverLaunch // to the workers that send the ACCEPTs
 
 	mu         sync.Mutex
-	launched   map[string]bool // agent IDs
 	agentOf    map[string]string
 	running    map[string]bool
 	killed     time.Time
@@ -491,7 +490,7 @@ type failoverTimes struct{ resubscribed, firstOffer, allOffered, reconciled time
 
 func newFailoverFramework(agents, perAgent int, log *slog.Logger) *failoverFramework {
 	f := &failoverFramework{agents: agents, perAgt: perAgent, log: log, launches: make(chan failoverLaunch, agents),
-		launched: map[string]bool{}, agentOf: map[string]string{}, running: map[string]bool{},
+		agentOf: map[string]string{}, running: map[string]bool{},
 		offered: map[string]bool{}, reconc: map[string]bool{}}
 	f.Funcs = scheduler.Funcs{OnSubscribed: f.subscribed, OnOffers: f.offers, OnUpdate: f.update}
 	return f
@@ -506,9 +505,21 @@ type failoverLaunch struct {
 func (f *failoverFramework) launchers(ctx context.Context, n int) {
 	launchWorkers(ctx, n, f.launches, func(l failoverLaunch) {
 		if err := f.d.Launch(ctx, []mesos.OfferID{l.offer}, l.tasks, scheduler.RefuseFor(time.Hour)); err != nil && ctx.Err() == nil {
-			f.log.Warn("launch", "agent", l.tasks[0].AgentID.Value, "err", err)
+			f.log.Warn("launch failed; the agent's tasks are launched again on its next offer", "agent", l.tasks[0].AgentID.Value, "err", err)
+			f.relaunch(ctx, l.tasks...)
 		}
 	})
+}
+
+// relaunch forgets tasks whose ACCEPT failed, so that their agent's next
+// offer launches them, and revives the offers its declines filtered.
+func (f *failoverFramework) relaunch(ctx context.Context, tasks ...mesos.TaskInfo) {
+	f.mu.Lock()
+	for _, t := range tasks {
+		delete(f.agentOf, t.TaskID.Value)
+	}
+	f.mu.Unlock()
+	_ = f.d.Revive(ctx)
 }
 
 func (f *failoverFramework) markKill(at time.Time) {
@@ -602,25 +613,33 @@ func (f *failoverFramework) offers(ctx context.Context, offers []mesos.Offer) {
 				}
 			}
 		}
-		if f.launched[aid] || !f.killed.IsZero() {
+		// The agent's tasks not launched yet, or launched again after a
+		// failed ACCEPT or a task that ended before the kill.
+		var missing []string
+		if f.killed.IsZero() {
+			for i := 0; i < f.perAgt; i++ {
+				if id := fmt.Sprintf("%s-%d", aid, i); f.agentOf[id] == "" {
+					missing = append(missing, id)
+				}
+			}
+		}
+		if len(missing) == 0 {
 			decline = append(decline, o.ID)
 			continue
 		}
 		// Launch at a pace the framework keeps up with: the master cuts
 		// a subscriber that falls too many events behind.
-		if len(f.agentOf)-len(f.running)+f.perAgt > failoverMaxInFlight {
+		if len(f.agentOf)-len(f.running)+len(missing) > failoverMaxInFlight {
 			later = append(later, o.ID)
 			continue
 		}
-		f.launched[aid] = true
-		tasks := make([]mesos.TaskInfo, f.perAgt)
-		for i := range tasks {
-			id := fmt.Sprintf("%s-%d", aid, i)
+		tasks := make([]mesos.TaskInfo, len(missing))
+		for i, id := range missing {
 			f.agentOf[id] = aid
 			tasks[i] = mesos.TaskInfo{Name: "long", TaskID: mesos.TaskID{Value: id}, AgentID: o.AgentID, Resources: failoverTaskResources,
 				Command: &mesos.CommandInfo{Value: failoverTaskCommand}}
 		}
-		f.launches <- failoverLaunch{o.ID, tasks} // never blocks: room for every agent
+		f.launches <- failoverLaunch{o.ID, tasks} // never blocks: one launch per agent at a time
 	}
 	if len(decline) > 0 {
 		go f.d.Decline(ctx, decline, time.Hour)
@@ -642,17 +661,24 @@ var failoverTaskResources = func() []mesos.Resource {
 	return rs
 }()
 
-func (f *failoverFramework) update(_ context.Context, st mesos.TaskStatus) {
+func (f *failoverFramework) update(ctx context.Context, st mesos.TaskStatus) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.resubbed {
 		f.answers++
 		f.lastAnswer = time.Now()
 	}
+	id := st.TaskID.Value
 	if st.GetState() != mesos.TASK_RUNNING {
+		if f.killed.IsZero() && f.agentOf[id] != "" && scheduler.IsTerminal(st.GetState()) {
+			// Lost before the kill (an offer rescinded under the
+			// ACCEPT, an agent that dropped it): launched again.
+			delete(f.running, id)
+			delete(f.agentOf, id)
+			go f.d.Revive(context.WithoutCancel(ctx))
+		}
 		return
 	}
-	id := st.TaskID.Value
 	if f.killed.IsZero() {
 		f.running[id] = true
 		return
