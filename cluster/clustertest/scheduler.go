@@ -25,6 +25,7 @@ type Scheduler struct {
 	stream  string
 	events  chan *scheduler.Event
 	pending map[string][]mesos.TaskStatus // updates of other tasks, by task ID
+	skipped []mesos.OfferID               // offers Next passed over while waiting for another event
 	body    io.Closer
 }
 
@@ -79,7 +80,9 @@ func SubscribeTo(t testing.TB, url, fi string) *Scheduler {
 // Close ends the subscription (the framework disconnects).
 func (s *Scheduler) Close() { s.body.Close() }
 
-// Next returns the next event of type typ, skipping others.
+// Next returns the next event of type typ, skipping others. The IDs of
+// offers it skips are kept: the framework holds those offers (and their
+// resources) until DeclineSkipped returns them.
 func (s *Scheduler) Next(typ scheduler.Event_Type) *scheduler.Event {
 	s.t.Helper()
 	timeout := time.After(time.Minute)
@@ -92,10 +95,30 @@ func (s *Scheduler) Next(typ scheduler.Event_Type) *scheduler.Event {
 			if ev.GetType() == typ {
 				return ev
 			}
+			if ev.GetType() == scheduler.Event_OFFERS {
+				for _, o := range ev.GetOffers().Offers {
+					s.skipped = append(s.skipped, o.ID)
+				}
+			}
 		case <-timeout:
 			s.t.Fatalf("no %v event", typ)
 		}
 	}
+}
+
+// DeclineSkipped declines, with no filter, the offers Next passed over (an
+// offer made while a test waited for an update would otherwise hold its
+// agent's resources for good); offers rescinded meanwhile are ignored by
+// the master.
+func (s *Scheduler) DeclineSkipped() {
+	s.t.Helper()
+	if len(s.skipped) == 0 {
+		return
+	}
+	zero := 0.0
+	s.Call(&scheduler.Call{Type: scheduler.Call_DECLINE, Decline: &scheduler.Call_Decline{
+		OfferIDs: s.skipped, Filters: &mesos.Filters{RefuseSeconds: &zero}}})
+	s.skipped = nil
 }
 
 // Offer waits for the next offer.

@@ -51,6 +51,10 @@ func TestPersistentVolume(t *testing.T) {
 		var o mesos.Offer
 	retry:
 		for {
+			// An offer made while the test waited for the last task's
+			// updates (under load it can come before them) is held
+			// until declined, and with it the agent's resources.
+			s.DeclineSkipped()
 			o = s.Next(scheduler.Event_OFFERS).Offers.Offers[0]
 			if findVolume(o, "data") != nil {
 				break
