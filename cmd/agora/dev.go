@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -38,12 +39,17 @@ func runDev(args []string) int {
 	hadoop.register(fs)
 	var spark devSpark // spark_dev.go
 	spark.register(fs)
-	var services devMarathon // marathon_dev.go
-	services.register(fs)
-	var jobs devChronos // chronos.go
-	jobs.register(fs)
-	var names devDNS // dns.go
-	names.register(fs)
+	services := []struct {
+		name string
+		svc  devService
+	}{
+		{"the services framework (Marathon)", &devMarathon{}},     // marathon_dev.go
+		{"the scheduled-jobs framework (Chronos)", &devChronos{}}, // chronos.go
+		{"the DNS resolver", &devDNS{}},                           // dns.go
+	}
+	for _, s := range services {
+		s.svc.register(fs)
+	}
 	home, _ := os.UserHomeDir()
 	fs.Lookup("work_dir").DefValue = filepath.Join(home, ".agora", "dev")
 	fs.Usage = func() {
@@ -189,55 +195,34 @@ func runDev(args []string) int {
 		shutdown()
 		return 1
 	}
-	marathonLine, marathonWarning, marathonDone, err := services.start(frameworkCtx, fs, masterAddr, mf.ip, mf.workDir, logger)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "agora dev:", err)
-		stopFrameworks()
-		for _, c := range []<-chan struct{}{hadoopDone, sparkDone} {
+	// What runs beside the cluster, in the order it stops.
+	running := []devRunning{{"the Hadoop framework", hadoopDone}, {"the Spark dispatcher", sparkDone}}
+	waitStopped := func() {
+		for _, r := range running {
 			select {
-			case <-c:
+			case <-r.done:
 			case <-time.After(30 * time.Second):
+				logger.Warn(r.name + " did not stop within 30 s")
 			}
 		}
-		shutdown()
-		return 1
 	}
-	if marathonWarning != "" {
-		warnings = append(warnings, marathonWarning)
-	}
-	chronosLine, chronosWarning, chronosDone, err := jobs.start(frameworkCtx, fs, masterAddr, mf.ip, mf.workDir, logger)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "agora dev:", err)
-		stopFrameworks()
-		for _, c := range []<-chan struct{}{hadoopDone, sparkDone, marathonDone} {
-			select {
-			case <-c:
-			case <-time.After(30 * time.Second):
-			}
+	lines := []string{hadoopLine, sparkLine}
+	for _, s := range services {
+		line, warning, done, err := s.svc.start(frameworkCtx, fs, masterAddr, mf.ip, mf.workDir, logger)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "agora dev:", err)
+			stopFrameworks()
+			waitStopped()
+			shutdown()
+			return 1
 		}
-		shutdown()
-		return 1
-	}
-	if chronosWarning != "" {
-		warnings = append(warnings, chronosWarning)
-	}
-	dnsLine, dnsWarning, dnsDone, err := names.start(frameworkCtx, fs, masterAddr, mf.ip, mf.workDir, logger)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "agora dev:", err)
-		stopFrameworks()
-		for _, c := range []<-chan struct{}{hadoopDone, sparkDone, marathonDone, chronosDone} {
-			select {
-			case <-c:
-			case <-time.After(30 * time.Second):
-			}
+		running = append(running, devRunning{s.name, done})
+		lines = append(lines, line)
+		if warning != "" {
+			warnings = append(warnings, warning)
 		}
-		shutdown()
-		return 1
 	}
-	if dnsWarning != "" {
-		warnings = append(warnings, dnsWarning)
-	}
-	printDevBanner(masterAddr, agentAddrs, shares, dedupe(warnings), hadoopLine, sparkLine, marathonLine, chronosLine, dnsLine)
+	printDevBanner(masterAddr, agentAddrs, shares, dedupe(warnings), lines...)
 	code = 0
 	select {
 	case <-ctx.Done():
@@ -253,33 +238,25 @@ func runDev(args []string) int {
 		code = 1
 	}
 	stopFrameworks()
-	select {
-	case <-hadoopDone:
-	case <-time.After(30 * time.Second):
-		logger.Warn("the Hadoop framework did not stop within 30 s")
-	}
-	select {
-	case <-sparkDone:
-	case <-time.After(30 * time.Second):
-		logger.Warn("the Spark dispatcher did not stop within 30 s")
-	}
-	select {
-	case <-marathonDone:
-	case <-time.After(30 * time.Second):
-		logger.Warn("the services framework (Marathon) did not stop within 30 s")
-	}
-	select {
-	case <-chronosDone:
-	case <-time.After(30 * time.Second):
-		logger.Warn("the scheduled-jobs framework (Chronos) did not stop within 30 s")
-	}
-	select {
-	case <-dnsDone:
-	case <-time.After(30 * time.Second):
-		logger.Warn("the DNS resolver did not stop within 30 s")
-	}
+	waitStopped()
 	shutdown()
 	return code
+}
+
+// devService is a built-in service `agora dev` runs beside the cluster
+// when its port flag is not 0: start returns the banner line that says
+// where it answers ("" when disabled), a warning ("" when none) and a
+// channel closed once it has stopped.
+type devService interface {
+	register(fs *flag.FlagSet)
+	start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error)
+}
+
+// devRunning is something `agora dev` started beside the cluster, and the
+// channel closed once it has stopped.
+type devRunning struct {
+	name string
+	done <-chan struct{}
 }
 
 // splitResources divides scalars evenly and ranges into contiguous pieces.
