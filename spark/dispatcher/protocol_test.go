@@ -345,7 +345,7 @@ func TestPythonDriverTask(t *testing.T) {
 	if err := json.Unmarshal([]byte(createJSON), &m); err != nil {
 		t.Fatal(err)
 	}
-	m["mainClass"], m["appResource"] = "", "file:/work/wordcount.py"
+	m["mainClass"], m["appResource"] = "", "file:/srv/jobs/wordcount.py"
 	b, _ := json.Marshal(m)
 	req, _, err := ParseCreate(b)
 	if err != nil {
@@ -361,7 +361,7 @@ func TestPythonDriverTask(t *testing.T) {
 	if strings.Contains(args, "--class") || !strings.Contains(args, " wordcount.py 100") {
 		t.Errorf("command %s; want the script without --class", args)
 	}
-	if len(task.Command.URIs) != 1 || task.Command.URIs[0].Value != "file:/work/wordcount.py" {
+	if len(task.Command.URIs) != 1 || task.Command.URIs[0].Value != "file:/srv/jobs/wordcount.py" {
 		t.Errorf("URIs %+v; want the script", task.Command.URIs)
 	}
 	m["appResource"] = "http://host/app.jar"
