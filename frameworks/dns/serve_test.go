@@ -122,14 +122,23 @@ func TestForwarding(t *testing.T) {
 // startUpstream runs a DNS server answering every A query with 192.0.2.7.
 func startUpstream(t *testing.T) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tl, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		t.Skipf("the upstream's TCP port is taken: %v", err)
+	// A free UDP port whose TCP twin is free too: another port is
+	// tried when something else holds the TCP one.
+	var (
+		pc  net.PacketConn
+		tl  net.Listener
+		err error
+	)
+	for attempt := 1; tl == nil; attempt++ {
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if tl, err = net.Listen("tcp", pc.LocalAddr().String()); err != nil {
+			pc.Close()
+			if attempt == 20 {
+				t.Fatalf("no port free for both UDP and TCP in 20 tries: %v", err)
+			}
+		}
 	}
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		m := new(dns.Msg)
