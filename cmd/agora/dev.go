@@ -55,7 +55,9 @@ func runDev(args []string) int {
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: agora dev [--agents N] [flags]\n\n"+
 			"Runs a master (with the web UI) and N agents in one process, on this machine's\n"+
-			"resources. State lives under --work_dir (default ~/.agora/dev).\n"+
+			"resources, with the built-in Hadoop framework and services beside them: Marathon's\n"+
+			"API on :8080, Chronos's on :4400, Mesos-DNS names on :8053 (API :8123); each port\n"+
+			"flag set to 0 runs none. State lives under --work_dir (default ~/.agora/dev).\n"+
 			"With --port=0 the master and the agents bind free ports; the master's address\n"+
 			"is printed on stderr as the line 'agora dev: listening on HOST:PORT'.\n\n"+
 			"Example:\n  agora dev --agents 2\n  agora run -- echo hello   # in another terminal\n\nFlags:\n")
