@@ -234,19 +234,10 @@ func ackedIDs(dir string) map[string]bool {
 }
 
 // waitStorm polls cond until it holds or limit passes; on failure it
-// shows cond's last detail and the workers' logs.
+// shows cond's last detail and the daemons' and workers' logs.
 func waitStorm(t *testing.T, limit time.Duration, c *stormtest.Cluster, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	var detail string
-	for time.Now().Before(deadline) {
-		var ok bool
-		if ok, detail = cond(); ok {
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("no %s within %s (last: %.3000s)\nworker logs:\n%s", what, limit, detail, c.WorkerLogs(6000))
+	c.Await(t, limit, what, cond)
 }
 
 // --master finds the Nimbus task of the Storm framework in the master's
