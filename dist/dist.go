@@ -54,6 +54,8 @@ var known = []Dist{
 		Summary: "Apache Spark 3.5 (Scala 2.13): spark-submit, drivers and executors, Spark SQL (bin/spark-submit|spark-class)"},
 	{Name: "cassandra", Version: "5.0.9", Default: true,
 		Summary: "Apache Cassandra 5.0 on Java 17: the daemon and nodetool (bin/cassandra|nodetool)"},
+	{Name: "kafka", Version: "4.4.0", Default: true,
+		Summary: "Apache Kafka 4.4: a KRaft broker and controller, no ZooKeeper (bin/kafka server|format|storage)"},
 }
 
 // Known lists the distributions this binary can install, by name and

@@ -25,7 +25,7 @@ func TestResolve(t *testing.T) {
 		{spec: "storm@1.2.3", err: `unknown version "1.2.3" of storm (known: 2.8.3)`},
 		{spec: "spark", want: "spark@3.5.9"},
 		{spec: "spark@4.0.0", err: `unknown version "4.0.0" of spark (known: 3.5.9)`},
-		{spec: "hdoop", err: `unknown distribution "hdoop" (known: cassandra@5.0.9, hadoop@1.2.1, hdfs@3.5.0, spark@3.5.9, storm@2.8.3)`},
+		{spec: "hdoop", err: `unknown distribution "hdoop" (known: cassandra@5.0.9, hadoop@1.2.1, hdfs@3.5.0, kafka@4.4.0, spark@3.5.9, storm@2.8.3)`},
 		{spec: "", err: "no distribution named"},
 		{spec: "@1.2.1", err: "no distribution named"},
 	} {

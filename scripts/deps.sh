@@ -41,7 +41,7 @@ command -v mvn >/dev/null 2>&1 || apt_install maven >&2
 # package (its jar; no service is started).
 [ -f /usr/share/java/zookeeper.jar ] || apt_install zookeeper >&2
 CGO_ENABLED=0 "$go" build -o bin/agora ./cmd/agora
-bin/agora dist install hadoop hdfs storm spark cassandra >/dev/null
+bin/agora dist install hadoop hdfs storm spark cassandra kafka >/dev/null
 # The only JVM code of agora: the jar Spark loads to get executors as agora tasks.
 bin/agora spark cluster-manager >/dev/null
 # PySpark's Python packages (pinned; pip downloads once into ~/.cache/agora/pip).
