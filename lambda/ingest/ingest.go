@@ -106,7 +106,15 @@ func (in *Ingester) Run(ctx context.Context) error {
 // Poll fetches once and commits what came as one chunk per partition.
 func (in *Ingester) Poll(ctx context.Context) error {
 	fs := in.cl.PollRecords(ctx, in.cfg.MaxChunk)
-	if err := ctx.Err(); err != nil {
+	// What was fetched is committed even if ctx ended meanwhile: the
+	// client will not return those records again.
+	var err error
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if err == nil && len(p.Records) > 0 {
+			err = in.commit(context.WithoutCancel(ctx), p.Partition, p.Records)
+		}
+	})
+	if err != nil {
 		return err
 	}
 	for _, e := range fs.Errors() {
@@ -114,13 +122,7 @@ func (in *Ingester) Poll(ctx context.Context) error {
 			return fmt.Errorf("ingest: fetching %s[%d]: %w", e.Topic, e.Partition, e.Err)
 		}
 	}
-	var err error
-	fs.EachPartition(func(p kgo.FetchTopicPartition) {
-		if err == nil && len(p.Records) > 0 {
-			err = in.commit(ctx, p.Partition, p.Records)
-		}
-	})
-	return err
+	return ctx.Err()
 }
 
 // commit appends one partition's records as a chunk: dead letters first

@@ -1,0 +1,241 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/agora-cluster/agora/lambda/batch"
+	"github.com/agora-cluster/agora/lambda/ingest"
+	"github.com/agora-cluster/agora/lambda/plan"
+	"github.com/agora-cluster/agora/lambda/speed"
+	"github.com/agora-cluster/agora/lambda/view"
+)
+
+// The whole pipeline in one process on franz-go's in-process broker: the
+// page-view example fed a known stream answers every query exactly as the
+// offline computation over the same events does — with the speed layer
+// only, after a batch run, with events after the batch run (across the
+// boundary), and after the speed worker is replaced by a new one.
+func TestPipelineAnswersExactly(t *testing.T) {
+	data, err := os.ReadFile("../../examples/lambda-pageviews/pipeline.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := plan.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := kfake.NewCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := ingest.EnsureTopics(ctx, brokers, spec); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	in, err := ingest.New(ingest.Config{Spec: spec, Brokers: brokers, Dir: dir, MaxChunk: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	sp, err := speed.New(spec, brokers, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New(spec, sp)
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+
+	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	r := rand.New(rand.NewPCG(3, 4))
+	var all []plan.Event
+	next := map[int32]int64{}
+	produce := func(n int) {
+		var recs []*kgo.Record
+		for i := 0; i < n; i++ {
+			line := fmt.Sprintf(`{"ts":%d,"url":"/p%d","user":"u%d","bytes":%d}`,
+				time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC).UnixMilli()+r.Int64N(6*3600e3), r.IntN(4), r.IntN(50), r.IntN(5000))
+			ev, err := spec.ParseEvent([]byte(line))
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, ev)
+			recs = append(recs, &kgo.Record{Topic: spec.Input.Topic, Partition: int32(r.IntN(2)), Value: []byte(line)})
+		}
+		res := prod.ProduceSync(ctx, recs...)
+		if err := res.FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		for _, pr := range res {
+			next[pr.Record.Partition] = pr.Record.Offset + 1
+		}
+	}
+	// catchUp polls the ingester and the speed layer until both are past
+	// every produced offset.
+	catchUp := func() {
+		var last string
+		for ctx.Err() == nil {
+			committed, err := ingest.Recover(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sn := sp.Next()
+			last = fmt.Sprintf("produced up to %v, ingested %v, speed at %v", next, committed, sn)
+			done := true
+			for p, n := range next {
+				done = done && committed[p] >= n && sn[p] >= n
+			}
+			if done {
+				return
+			}
+			// Each waits at most a second for records of its own.
+			for _, poll := range []func(context.Context) error{in.Poll, sp.Poll} {
+				pctx, pcancel := context.WithTimeout(ctx, time.Second)
+				poll(pctx)
+				pcancel()
+			}
+		}
+		t.Fatalf("the pipeline did not catch up: %s", last)
+	}
+	check := func(stage string) {
+		t.Helper()
+		truth := view.Table{}
+		for _, ev := range all {
+			truth.Apply(spec, ev)
+		}
+		for _, v := range spec.Views {
+			keys := [][]string{{"/p0"}, {"/p2"}, {"/nosuch"}}
+			if len(v.Key) == 0 {
+				keys = [][]string{nil}
+			}
+			for _, k := range keys {
+				want := map[string]float64{}
+				for row, a := range truth {
+					if row.View == v.Name && row.Key == view.KeyOf(k...) {
+						want[time.Unix(row.Bucket, 0).UTC().Format(time.RFC3339)] = a.Value(v.Type)
+					}
+				}
+				q := url.Values{"view": {v.Name}, "key": k}
+				resp, err := http.Get(hs.URL + "/v1/query?" + q.Encode())
+				if err != nil {
+					t.Fatal(err)
+				}
+				var a Answer
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || json.Unmarshal(body, &a) != nil {
+					t.Fatalf("%s: query %v: %d %s", stage, q, resp.StatusCode, body)
+				}
+				got := map[string]float64{}
+				for _, p := range a.Points {
+					got[p.Bucket.UTC().Format(time.RFC3339)] = p.Value
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("%s: view %s key %v: got %v, want %v", stage, v.Name, k, got, want)
+				}
+			}
+		}
+	}
+	runBatch := func() {
+		wm, err := batch.Watermark(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := batch.Recompute(spec, dir, wm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.SetBatch(b)
+	}
+
+	produce(3000)
+	catchUp()
+	check("speed layer only")
+	runBatch()
+	if wm := srv.Batch().Watermark; wm[0] == 0 && wm[1] == 0 {
+		t.Fatalf("the batch run covered nothing: watermark %v", wm)
+	}
+	check("batch and speed")
+	produce(1500)
+	catchUp()
+	check("events after the batch run")
+	runBatch()
+	check("a second batch run")
+
+	// A new speed worker starts from the batch watermark and rebuilds.
+	sp.Close()
+	sp, err = speed.New(spec, brokers, srv.Batch().Watermark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	srv.speed = sp
+	produce(500)
+	catchUp()
+	check("after the speed worker was replaced")
+}
+
+// Bad queries get a clear error and the status that says so.
+func TestBadQueries(t *testing.T) {
+	data, _ := os.ReadFile("../../examples/lambda-pageviews/pipeline.yaml")
+	spec, err := plan.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := kfake.NewCluster(kfake.SeedTopics(2, spec.Input.Topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sp, err := speed.New(spec, c.ListenAddrs(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	hs := httptest.NewServer(New(spec, sp))
+	defer hs.Close()
+	for _, tc := range []struct {
+		path string
+		code int
+		want string
+	}{
+		{"/v1/query?view=nosuch&key=a", 404, `unknown view "nosuch" (views: views, visitors, bytes, total)`},
+		{"/v1/query?view=views", 400, "give 1 key value(s), got 0"},
+		{"/v1/query?key=a", 400, "view: missing"},
+		{"/v1/query?view=views&key=a&from=yesterday", 400, `from: "yesterday" is neither RFC 3339`},
+		{"/v2/query", 404, "no such endpoint"},
+	} {
+		resp, err := http.Get(hs.URL + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e struct{ Error string }
+		err = json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != tc.code || !strings.Contains(e.Error, tc.want) {
+			t.Errorf("%s: %d %q (%v); want %d and %q", tc.path, resp.StatusCode, e.Error, err, tc.code, tc.want)
+		}
+	}
+}
