@@ -97,6 +97,7 @@ func nativeSubmit(master, yamlPath, name string, t *flux.Topology, conf map[stri
 	run, err := nativefw.New(nativefw.Config{
 		Masters: []string{master}, Topology: t.Name, Workers: workers, CPUs: cpus, Mem: mem, Logger: log,
 		Command: []string{exe, "storm", "worker"}, Env: map[string]string{nativeBundleEnv: bundle},
+		Labels: executorLabels(native.Assign(t, workers)),
 		OnRunning: func(launch int, peers []string) {
 			fmt.Fprintf(stdout, "topology %s runs as %d worker task(s) at %s; interrupt to kill it\n", t.Name, len(peers), strings.Join(peers, ", "))
 		},
@@ -126,6 +127,18 @@ func nativeSubmit(master, yamlPath, name string, t *flux.Topology, conf map[stri
 		return stormFailure(stderr, "submit", fmt.Errorf("topology %s: %w (the worker's stderr in its sandbox names the component)", t.Name, err))
 	}
 	return masterFailure("storm submit", master, err)
+}
+
+// executorLabels label each worker task with the task IDs it runs, by
+// component (`agora storm workers --runtime native` reads them).
+func executorLabels(assign []map[string][]int) func(int) map[string]string {
+	return func(w int) map[string]string {
+		if w < 0 || w >= len(assign) {
+			return nil
+		}
+		b, _ := json.Marshal(assign[w])
+		return map[string]string{labelExecutors: string(b)}
+	}
 }
 
 // stormNameFromFile is the topology name of a Flux file without one.

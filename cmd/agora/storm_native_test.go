@@ -126,6 +126,24 @@ func TestStormNativeOnAgora(t *testing.T) {
 	if ts := list(); len(ts) != 2 || ts[0]["name"] != "wc2" || ts[1]["name"] != "wc2" {
 		t.Errorf("storm list --runtime native = %v, want wc2's two workers", ts)
 	}
+	// workers: both worker tasks, every executor in one of them.
+	wout, werr, code := storm("workers", "wc2", "--runtime", "native", "--master", master, "--json")
+	var ws []stormWorkerRow
+	if code != 0 || json.Unmarshal([]byte(wout), &ws) != nil || len(ws) != 2 {
+		t.Fatalf("storm workers wc2 --runtime native: exit %d %q %q; want two workers", code, wout, werr)
+	}
+	execs := map[string]int{}
+	for i, w := range ws {
+		if w.Topology != "wc2" || w.Worker == nil || *w.Worker != i || w.Host == "" || w.Port == 0 || w.TaskID == "" {
+			t.Errorf("worker %d: %+v", i, w)
+		}
+		for c, n := range w.Executors {
+			execs[c] += n
+		}
+	}
+	if execs["sentences"] != 1 || execs["split"] != 2 || execs["count"] != 2 || len(execs) != 3 {
+		t.Errorf("executors over the workers %v, want sentences×1 split×2 count×2", execs)
+	}
 	pid := workerPID(t)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)

@@ -188,14 +188,7 @@ func CheckWorkers(top *flux.Topology, overrides map[string]any) (int, error) {
 
 // plan gives the tasks their IDs and builds the routes.
 func (r *Runtime) plan() error {
-	var comps []*flux.Component
-	for i := range r.top.Spouts {
-		comps = append(comps, &r.top.Spouts[i])
-	}
-	for i := range r.top.Bolts {
-		comps = append(comps, &r.top.Bolts[i])
-	}
-	sort.Slice(comps, func(i, j int) bool { return comps[i].ID < comps[j].ID })
+	comps := sortedComponents(r.top)
 	spouts := map[string]bool{}
 	for _, s := range r.top.Spouts {
 		spouts[s.ID] = true
@@ -205,10 +198,7 @@ func (r *Runtime) plan() error {
 	r.owner = map[int]int{}
 	workers := max(1, len(r.opts.Peers))
 	for _, c := range comps {
-		n := 1
-		if c.Parallelism != nil {
-			n = *c.Parallelism
-		}
+		n := c.ParallelismOrDefault()
 		r.metrics[c.ID] = newCompMetrics(spouts[c.ID])
 		for i := 0; i < n; i++ {
 			t := &task{id: id, comp: c, spout: spouts[c.ID], index: i, m: r.metrics[c.ID],
@@ -219,7 +209,7 @@ func (r *Runtime) plan() error {
 				t.inbox = make(chan delivery, queue)
 			}
 			r.tasks[id] = t
-			r.owner[id] = len(r.order) % workers
+			r.owner[id] = ownerOf(id, workers)
 			r.order = append(r.order, id)
 			r.byComp[c.ID] = append(r.byComp[c.ID], id)
 			id++
@@ -246,6 +236,44 @@ func (r *Runtime) plan() error {
 		r.routes[s.From][s.StreamID()] = append(r.routes[s.From][s.StreamID()], sub)
 	}
 	return nil
+}
+
+// sortedComponents are the topology's spouts and bolts in ID order, the
+// order their tasks get IDs in.
+func sortedComponents(top *flux.Topology) []*flux.Component {
+	var comps []*flux.Component
+	for i := range top.Spouts {
+		comps = append(comps, &top.Spouts[i])
+	}
+	for i := range top.Bolts {
+		comps = append(comps, &top.Bolts[i])
+	}
+	sort.Slice(comps, func(i, j int) bool { return comps[i].ID < comps[j].ID })
+	return comps
+}
+
+// ownerOf is the worker that runs task id (IDs from 1) of a topology of
+// workers workers: tasks are dealt out in ID order, as Storm's even
+// scheduler spreads executors.
+func ownerOf(id, workers int) int { return (id - 1) % workers }
+
+// Assign is what each of workers workers of the topology runs: by
+// component, its task IDs (each task is one executor, one process).
+func Assign(top *flux.Topology, workers int) []map[string][]int {
+	workers = max(1, workers)
+	out := make([]map[string][]int, workers)
+	for i := range out {
+		out[i] = map[string][]int{}
+	}
+	id := 1
+	for _, c := range sortedComponents(top) {
+		for i := 0; i < c.ParallelismOrDefault(); i++ {
+			w := ownerOf(id, workers)
+			out[w][c.ID] = append(out[w][c.ID], id)
+			id++
+		}
+	}
+	return out
 }
 
 func (r *Runtime) componentConf(c *flux.Component) map[string]any {

@@ -37,6 +37,9 @@ const (
 	EnvWorker = "AGORA_STORM_WORKER" // this worker's index
 )
 
+// LabelWorker is the label of a worker task holding its index.
+const LabelWorker = "agora.storm.worker"
+
 // Config is one topology's run.
 type Config struct {
 	Masters   []string
@@ -45,7 +48,10 @@ type Config struct {
 	CPUs, Mem float64 // per worker
 	Command   []string
 	Env       map[string]string
-	Logger    *slog.Logger
+	// Labels, if given, are the labels of worker i's task (what it runs,
+	// for `agora storm workers`).
+	Labels func(worker int) map[string]string
+	Logger *slog.Logger
 	// OnRunning is called (on the driver's goroutine) each time every
 	// worker of a launch is running, with their addresses.
 	OnRunning func(launch int, peers []string)
@@ -220,7 +226,7 @@ func (r *Run) offers(ctx context.Context, os []mesos.Offer) {
 		}
 		id := fmt.Sprintf("%s-%d-w%d-%s", taskIDSafe(r.cfg.Topology), launch, i, strconv.FormatInt(time.Now().UnixNano()%1e9, 36))
 		o := os[p.offer]
-		byOffer[p.offer] = append(byOffer[p.offer], taskInfo(r.cfg, id, o.AgentID, p.rs, env))
+		byOffer[p.offer] = append(byOffer[p.offer], taskInfo(r.cfg, id, o.AgentID, p.rs, env, i))
 		tasks[id] = o.AgentID.Value
 	}
 	r.mu.Lock()
@@ -308,7 +314,7 @@ func firstPort(rs []mesos.Resource) uint64 {
 	return 0
 }
 
-func taskInfo(cfg Config, id string, agent mesos.AgentID, rs []mesos.Resource, env map[string]string) mesos.TaskInfo {
+func taskInfo(cfg Config, id string, agent mesos.AgentID, rs []mesos.Resource, env map[string]string, worker int) mesos.TaskInfo {
 	shell, value := false, cfg.Command[0]
 	cmd := &mesos.CommandInfo{Shell: &shell, Value: &value, Arguments: cfg.Command}
 	names := make([]string, 0, len(env))
@@ -322,7 +328,24 @@ func taskInfo(cfg Config, id string, agent mesos.AgentID, rs []mesos.Resource, e
 		e.Variables = append(e.Variables, mesos.Environment_Variable{Name: k, Value: &v})
 	}
 	cmd.Environment = e
-	return mesos.TaskInfo{Name: cfg.Topology, TaskID: mesos.TaskID{Value: id}, AgentID: agent, Resources: rs, Command: cmd}
+	ti := mesos.TaskInfo{Name: cfg.Topology, TaskID: mesos.TaskID{Value: id}, AgentID: agent, Resources: rs, Command: cmd}
+	labels := map[string]string{LabelWorker: strconv.Itoa(worker)}
+	if cfg.Labels != nil {
+		for k, v := range cfg.Labels(worker) {
+			labels[k] = v
+		}
+	}
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	ti.Labels = &mesos.Labels{}
+	for _, k := range keys {
+		v := labels[k]
+		ti.Labels.Labels = append(ti.Labels.Labels, mesos.Label{Key: k, Value: &v})
+	}
+	return ti
 }
 
 // taskIDSafe keeps the characters Mesos allows in IDs.
