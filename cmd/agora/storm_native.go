@@ -40,12 +40,13 @@ const (
 	nativeMetrics   = "metrics.json"
 )
 
-// nativeSubmit runs the checked topology t (read from yamlPath) on the
+// nativeSubmit runs the checked topology t (read from yamlPath, its text
+// with the filter applied being yaml) on the
 // cluster of master as topology.workers worker tasks, and waits: the
 // submitting command is the topology's framework (storm/native/framework),
 // so the topology runs while it does (as `agora run`); an interrupt or
 // `agora storm kill --runtime native` ends it.
-func nativeSubmit(master, yamlPath, name string, t *flux.Topology, conf map[string]any, home string, cpus, mem float64, stdout, stderr io.Writer) int {
+func nativeSubmit(master, yamlPath string, yaml []byte, name string, t *flux.Topology, conf map[string]any, home string, cpus, mem float64, stdout, stderr io.Writer) int {
 	if master == "" {
 		fmt.Fprintln(stderr, "agora storm submit: --runtime native needs --master (the cluster the worker task runs on)")
 		return 2
@@ -60,10 +61,6 @@ func nativeSubmit(master, yamlPath, name string, t *flux.Topology, conf map[stri
 	if err != nil {
 		fmt.Fprintln(stderr, "agora storm submit:", err)
 		return 2
-	}
-	yaml, err := os.ReadFile(yamlPath)
-	if err != nil {
-		return stormFailure(stderr, "submit", err)
 	}
 	py, err := multilang.FindStormPy(t.Resources, home)
 	if err != nil {
