@@ -98,8 +98,8 @@ func nativeSubmit(master, yamlPath string, yaml []byte, name string, t *flux.Top
 		OnRunning: func(launch int, peers []string) {
 			fmt.Fprintf(stdout, "topology %s runs as %d worker task(s) at %s; interrupt to kill it\n", t.Name, len(peers), strings.Join(peers, ", "))
 		},
-		OnRelaunch: func(launch int, why string) {
-			fmt.Fprintf(stderr, "agora storm submit: topology %s: %s; starting its workers again (launch %d)\n", t.Name, why, launch)
+		OnReplace: func(worker int, why string) {
+			fmt.Fprintf(stderr, "agora storm submit: topology %s: %s; starting worker %d again\n", t.Name, why, worker)
 		},
 	})
 	if err != nil {
@@ -181,6 +181,11 @@ func stormWorker(args []string, stderr io.Writer) int {
 		_, port, err := net.SplitHostPort(opts.Peers[opts.Worker])
 		if err != nil {
 			return stormFailure(stderr, "worker", fmt.Errorf("$%s: %w", nativefw.EnvPeers, err))
+		}
+		if l := os.Getenv(nativefw.EnvLaunch); l != "" {
+			if opts.Launch, err = strconv.Atoi(l); err != nil || opts.Launch < 1 {
+				return stormFailure(stderr, "worker", fmt.Errorf("$%s %q is not a launch number", nativefw.EnvLaunch, l))
+			}
 		}
 		if opts.Listener, err = net.Listen("tcp", ":"+port); err != nil {
 			return stormFailure(stderr, "worker", err)

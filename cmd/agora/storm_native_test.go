@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,14 +15,16 @@ import (
 	wordcount "github.com/agora-cluster/agora/examples/storm-wordcount"
 	"github.com/agora-cluster/agora/storm/bench"
 	"github.com/agora-cluster/agora/storm/multilang"
+	nativefw "github.com/agora-cluster/agora/storm/native/framework"
 )
 
 // TestStormNativeOnAgora runs the example word count with `agora storm
 // submit --runtime native` on a real master and agent (processes, posix
 // isolation so that the test's binary and output directory are visible to
 // the task): exact counts, `list` and `kill`, a duplicate name and a bad
-// topology refused with nothing launched, and two workers, one killed
-// with SIGKILL mid-stream, launched again until every sentence is acked.
+// topology refused with nothing launched, and two workers (`workers`
+// lists them), one killed with SIGKILL mid-stream and launched again
+// alone until every sentence is acked.
 func TestStormNativeOnAgora(t *testing.T) {
 	tier.Need(t, tier.Python, tier.PythonErr())
 	_, err := multilang.FindStormPy(t.TempDir(), defaultStormHome())
@@ -144,18 +147,30 @@ func TestStormNativeOnAgora(t *testing.T) {
 	if execs["sentences"] != 1 || execs["split"] != 2 || execs["count"] != 2 || len(execs) != 3 {
 		t.Errorf("executors over the workers %v, want sentences×1 split×2 count×2", execs)
 	}
-	pid := workerPID(t)
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+	// SIGKILL of worker 1 (the one without the spout): only it is
+	// launched again; worker 0 keeps its process and task, and the new
+	// worker 1 announces itself to it.
+	pids := workerPIDs(t, 2)
+	if err := syscall.Kill(pids[1], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	waitShowing(t, 3*time.Minute, func() string {
 		return "acked " + strconv.Itoa(ackedLines(out2)) + " of " + strconv.Itoa(n*repeat) + "; submit: " + sub.out.String()
 	}, func() bool { return ackedLines(out2) == n*repeat })
-	if !strings.Contains(sub.out.String(), "starting its workers again") {
-		t.Errorf("submit did not start the worker again: %s", sub.out.String())
+	if !strings.Contains(sub.out.String(), "starting worker 1 again") {
+		t.Errorf("submit did not start worker 1 again: %s", sub.out.String())
 	}
-	if p := workerPID(t); p == pid {
-		t.Errorf("the killed worker %d still runs", pid)
+	after := workerPIDs(t, 2)
+	if after[0] != pids[0] {
+		t.Errorf("worker 0 is process %d, was %d: it should have run on", after[0], pids[0])
+	}
+	if after[1] == pids[1] {
+		t.Errorf("the killed worker %d still runs", pids[1])
+	}
+	wout, _, _ = storm("workers", "wc2", "--runtime", "native", "--master", master, "--json")
+	var again []stormWorkerRow
+	if json.Unmarshal([]byte(wout), &again) != nil || len(again) != 2 || again[0].TaskID != ws[0].TaskID || again[1].TaskID == ws[1].TaskID {
+		t.Errorf("workers after the kill %s; want worker 0's task %s kept, worker 1's %s replaced", wout, ws[0].TaskID, ws[1].TaskID)
 	}
 }
 
@@ -180,22 +195,30 @@ func ackedLines(out string) int {
 	return len(seen)
 }
 
-// workerPID is the running `agora storm worker` of this test's binary.
-func workerPID(t *testing.T) int {
+// workerPIDs are the running `agora storm worker` processes of this
+// test's binary, by worker index ($AGORA_STORM_WORKER), once there are n.
+func workerPIDs(t *testing.T, n int) []int {
 	t.Helper()
-	var pid int
-	waitShowing(t, time.Minute, func() string { return "no agora storm worker of " + agoraBin }, func() bool {
+	pids := make([]int, n)
+	waitShowing(t, time.Minute, func() string { return fmt.Sprintf("not %d agora storm workers of %s: %v", n, agoraBin, pids) }, func() bool {
+		found := 0
 		dirs, _ := filepath.Glob("/proc/[0-9]*")
 		for _, d := range dirs {
 			b, err := os.ReadFile(filepath.Join(d, "cmdline"))
-			if err == nil && string(b) == agoraBin+"\x00storm\x00worker\x00" {
-				pid, _ = strconv.Atoi(filepath.Base(d))
-				return true
+			if err != nil || string(b) != agoraBin+"\x00storm\x00worker\x00" {
+				continue
+			}
+			env, _ := os.ReadFile(filepath.Join(d, "environ"))
+			for _, kv := range strings.Split(string(env), "\x00") {
+				if w, err := strconv.Atoi(strings.TrimPrefix(kv, nativefw.EnvWorker+"=")); err == nil && kv != strconv.Itoa(w) && w >= 0 && w < n {
+					pids[w], _ = strconv.Atoi(filepath.Base(d))
+					found++
+				}
 			}
 		}
-		return false
+		return found == n
 	})
-	return pid
+	return pids
 }
 
 // waitShowing polls cond until it holds, failing with what after limit.

@@ -58,6 +58,10 @@ type Options struct {
 	Peers    []string
 	Worker   int
 	Listener net.Listener
+	// Launch is the launch this worker is of (rising from 1). A worker
+	// of a launch after the first announces its address to the others,
+	// which take it in place of the one they had.
+	Launch int
 }
 
 // Runtime is a running topology.
@@ -125,6 +129,9 @@ func Start(ctx context.Context, top *flux.Topology, opts Options) (*Runtime, err
 	if opts.Listener != nil {
 		r.wg.Add(1)
 		go r.serve(opts.Listener)
+		if opts.Launch > 1 {
+			r.announce()
+		}
 	}
 	for _, id := range r.order {
 		t := r.tasks[id]
@@ -164,7 +171,7 @@ func (r *Runtime) checkWorkers() error {
 	}
 	r.worker = r.opts.Worker
 	for _, a := range r.opts.Peers {
-		r.peers = append(r.peers, &peer{tuples: &conn{addr: a}, control: &conn{addr: a}})
+		r.peers = append(r.peers, &peer{addr: a, tuples: &conn{}, control: &conn{}})
 	}
 	return nil
 }
