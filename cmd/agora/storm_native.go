@@ -89,9 +89,16 @@ func nativeSubmit(master, yamlPath string, yaml []byte, name string, t *flux.Top
 	if err != nil {
 		return stormFailure(stderr, "submit", err)
 	}
+	ln, err := net.Listen("tcp", ":0")
+	if err != nil {
+		return stormFailure(stderr, "submit", fmt.Errorf("the topology's control port: %w", err))
+	}
+	defer ln.Close()
+	control := &nativeControl{yaml: yaml, top: t, stormPy: py, conf: c}
 	// The driver's own reports are quiet: what ends the run is returned.
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError + 4}))
 	run, err := nativefw.New(nativefw.Config{
+		WebUI:   controlURL(master, ln),
 		Masters: []string{master}, Topology: t.Name, Workers: workers, CPUs: cpus, Mem: mem, Logger: log,
 		Command: []string{exe, "storm", "worker"}, Env: map[string]string{nativeBundleEnv: bundle},
 		Labels: executorLabels(native.Assign(t, workers)),
@@ -105,6 +112,8 @@ func nativeSubmit(master, yamlPath string, yaml []byte, name string, t *flux.Top
 	if err != nil {
 		return stormFailure(stderr, "submit", err)
 	}
+	control.run = run
+	go control.serve(ctx, ln)
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = run.Wait(sigCtx)
@@ -168,6 +177,14 @@ func stormWorker(args []string, stderr io.Writer) int {
 	}
 	if n, ok := conf["topology.name"].(string); ok && n != "" {
 		t.Name = n
+	}
+	// A rebalanced topology's executor counts.
+	executors, err := native.ParallelismOf(conf)
+	if err == nil {
+		t, err = native.WithParallelism(t, executors)
+	}
+	if err != nil {
+		return stormFailure(stderr, "worker", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -24,7 +24,7 @@ import (
 // the task): exact counts, `list` and `kill`, a duplicate name and a bad
 // topology refused with nothing launched, and two workers (`workers`
 // lists them), one killed with SIGKILL mid-stream and launched again
-// alone until every sentence is acked.
+// alone until every sentence is acked, then rebalanced to three workers.
 func TestStormNativeOnAgora(t *testing.T) {
 	tier.Need(t, tier.Python, tier.PythonErr())
 	_, err := multilang.FindStormPy(t.TempDir(), defaultStormHome())
@@ -172,6 +172,48 @@ func TestStormNativeOnAgora(t *testing.T) {
 	if json.Unmarshal([]byte(wout), &again) != nil || len(again) != 2 || again[0].TaskID != ws[0].TaskID || again[1].TaskID == ws[1].TaskID {
 		t.Errorf("workers after the kill %s; want worker 0's task %s kept, worker 1's %s replaced", wout, ws[0].TaskID, ws[1].TaskID)
 	}
+
+	// rebalance: three workers and three splits, launched anew (the spout
+	// starts over and its sentences are acked again); an unknown
+	// component or topology is refused with nothing changed.
+	if _, errOut, code := storm("rebalance", "wc2", "--runtime", "native", "--master", master, "-e", "nosuch=2"); code != 1 || !strings.Contains(errOut, `no component "nosuch"`) {
+		t.Errorf("rebalance -e nosuch=2: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := storm("rebalance", "nosuch", "--runtime", "native", "--master", master, "-n", "2"); code != 1 || !strings.Contains(errOut, `no native topology "nosuch"`) {
+		t.Errorf("rebalance nosuch: exit %d, %q", code, errOut)
+	}
+	before := totalAcks(out2)
+	if rout, errOut, code := storm("rebalance", "wc2", "--runtime", "native", "--master", master, "-n", "3", "-e", "split=3"); code != 0 || !strings.Contains(rout, "rebalancing wc2: 3 worker(s)") {
+		t.Fatalf("rebalance -n 3 -e split=3: exit %d, %q %q", code, rout, errOut)
+	}
+	waitShowing(t, 2*time.Minute, func() string { return "rebalanced workers: " + wout + "; submit: " + sub.out.String() }, func() bool {
+		wout, _, _ = storm("workers", "wc2", "--runtime", "native", "--master", master, "--json")
+		var rows []stormWorkerRow
+		if json.Unmarshal([]byte(wout), &rows) != nil || len(rows) != 3 {
+			return false
+		}
+		execs := map[string]int{}
+		for _, w := range rows {
+			for c, n := range w.Executors {
+				execs[c] += n
+			}
+		}
+		return execs["split"] == 3 && execs["count"] == 2 && execs["sentences"] == 1
+	})
+	waitShowing(t, 3*time.Minute, func() string {
+		return fmt.Sprintf("acks %d, want %d more than %d; submit: %s", totalAcks(out2), n*repeat, before, sub.out.String())
+	}, func() bool { return totalAcks(out2) >= before+n*repeat })
+}
+
+// totalAcks counts every ack the spout saw, replays of a sentence too.
+func totalAcks(out string) int {
+	files, _ := filepath.Glob(filepath.Join(out, "acked-*.txt"))
+	n := 0
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		n += len(strings.Fields(string(b)))
+	}
+	return n
 }
 
 func mustRead(t *testing.T, p string) string {

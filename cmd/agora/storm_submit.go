@@ -143,6 +143,7 @@ func stormRebalance(args []string, stdout, stderr io.Writer) int {
 	execs := executorCounts{}
 	fs.Var(execs, "e", "component=N (repeatable): a component's new number of executors")
 	wait := fs.Int("wait", -1, "seconds Nimbus deactivates the topology first (default: topology.message.timeout.secs)")
+	runtime := fs.String("runtime", "storm", "storm (rebalance through Nimbus) or native (the native topology on --master's cluster is launched again with the new counts)")
 	name, code, done := parseWithID(fs, args)
 	if done {
 		return code
@@ -150,6 +151,17 @@ func stormRebalance(args []string, stdout, stderr io.Writer) int {
 	if *workers < 0 {
 		fmt.Fprintf(stderr, "agora storm rebalance: -n %d: the number of workers must be at least 1\n", *workers)
 		return 2
+	}
+	if *runtime == "native" {
+		if nimbus.master == "" {
+			fmt.Fprintln(stderr, "agora storm rebalance: --runtime native needs --master")
+			return 2
+		}
+		req := nativeRebalance{Workers: *workers, Executors: map[string]int{}}
+		for k, v := range execs {
+			req.Executors[k] = int(v)
+		}
+		return nativeRebalanceCmd(nimbus.master, name, req, stdout, stderr)
 	}
 	c, err := nimbus.client()
 	if err != nil {

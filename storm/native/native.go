@@ -540,3 +540,63 @@ func intConf(conf map[string]any, key string, def int) int {
 	}
 	return def
 }
+
+// KeyParallelism is the configuration key of a rebalanced native
+// topology: by component, its number of executors (tasks, processes) in
+// place of the file's parallelism.
+const KeyParallelism = "agora.storm.parallelism"
+
+// WithParallelism is a copy of top whose components named in executors
+// have that many executors: an unknown component or a number below 1 is
+// an error naming it.
+func WithParallelism(top *flux.Topology, executors map[string]int) (*flux.Topology, error) {
+	c := *top
+	c.Spouts = append([]flux.Component(nil), top.Spouts...)
+	c.Bolts = append([]flux.Component(nil), top.Bolts...)
+	for comp, n := range executors {
+		if n < 1 {
+			return nil, fmt.Errorf("topology %q: component %q: %d executors: want at least 1", top.Name, comp, n)
+		}
+		found := false
+		for _, cs := range [][]flux.Component{c.Spouts, c.Bolts} {
+			for i := range cs {
+				if cs[i].ID == comp {
+					cs[i].Parallelism, found = &n, true
+				}
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("topology %q has no component %q (it has %s)", top.Name, comp, componentIDs(top))
+		}
+	}
+	return &c, nil
+}
+
+// ParallelismOf reads KeyParallelism from a configuration.
+func ParallelismOf(conf map[string]any) (map[string]int, error) {
+	v, ok := conf[KeyParallelism]
+	if !ok {
+		return nil, nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%s is %v: want a map of component to executors", KeyParallelism, v)
+	}
+	out := map[string]int{}
+	for comp, n := range m {
+		f, ok := n.(float64)
+		if !ok || f != float64(int(f)) {
+			return nil, fmt.Errorf("%s: component %q: %v is not a whole number", KeyParallelism, comp, n)
+		}
+		out[comp] = int(f)
+	}
+	return out, nil
+}
+
+func componentIDs(top *flux.Topology) string {
+	var ids []string
+	for _, c := range sortedComponents(top) {
+		ids = append(ids, c.ID)
+	}
+	return fmt.Sprint(ids)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,4 +147,44 @@ func TestMovedWorkerAnnouncesItself(t *testing.T) {
 	if m := w1.Metrics(); m.Component("split").Acked == 0 {
 		t.Errorf("the moved worker did no work: %+v", m)
 	}
+}
+
+// A rebalance's executor counts: applied to a copy, carried through the
+// configuration as JSON, and refused for an unknown component or a count
+// below 1; Assign deals the new tasks out.
+func TestWithParallelism(t *testing.T) {
+	top := example(t)
+	p, err := ParallelismOf(map[string]any{KeyParallelism: map[string]any{"split": 3.0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	re, err := WithParallelism(top, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := parallelismOf(re, "split"); got != 3 || parallelismOf(top, "split") != 2 {
+		t.Errorf("split ×%d in the copy, ×%d in the original; want 3 and 2", got, parallelismOf(top, "split"))
+	}
+	a := Assign(re, 2)
+	if n := len(a[0]["split"]) + len(a[1]["split"]); n != 3 {
+		t.Errorf("assigned %v: want three split tasks", a)
+	}
+	if _, err := WithParallelism(top, map[string]int{"nosuch": 1}); err == nil || !strings.Contains(err.Error(), `no component "nosuch"`) {
+		t.Errorf("unknown component: %v", err)
+	}
+	if _, err := WithParallelism(top, map[string]int{"split": 0}); err == nil || !strings.Contains(err.Error(), `"split": 0 executors`) {
+		t.Errorf("zero executors: %v", err)
+	}
+	if _, err := ParallelismOf(map[string]any{KeyParallelism: map[string]any{"split": 1.5}}); err == nil {
+		t.Error("1.5 executors taken")
+	}
+}
+
+func parallelismOf(top *flux.Topology, id string) int {
+	for _, c := range sortedComponents(top) {
+		if c.ID == id {
+			return c.ParallelismOrDefault()
+		}
+	}
+	return 0
 }

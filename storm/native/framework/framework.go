@@ -62,6 +62,9 @@ type Config struct {
 	OnRunning func(launch int, peers []string)
 	// OnReplace is called when a worker died and is to be launched again.
 	OnReplace func(worker int, why string)
+	// WebUI is the framework's webui_url: where the submitting command
+	// serves its topology's control (rebalance).
+	WebUI string
 }
 
 // ErrStopped is the error of Run when a worker failed on its own.
@@ -104,7 +107,7 @@ func New(cfg Config) (*Run, error) {
 	zero := 0.0
 	d, err := scheduler.New(scheduler.Config{
 		Masters: cfg.Masters, Logger: r.log, MaxConnectFailures: 3,
-		Framework: mesos.FrameworkInfo{Name: Name, Roles: []string{"*"}, FailoverTimeout: &zero,
+		Framework: mesos.FrameworkInfo{Name: Name, Roles: []string{"*"}, FailoverTimeout: &zero, WebUiURL: webUI(cfg.WebUI),
 			Capabilities: scheduler.Capabilities(mesos.FrameworkInfo_Capability_MULTI_ROLE)},
 	}, scheduler.Funcs{OnOffers: r.offers, OnUpdate: r.update})
 	if err != nil {
@@ -156,6 +159,41 @@ func (r *Run) Kill(ctx context.Context) {
 	for id, agent := range tasks {
 		r.d.Kill(ctx, id, agent)
 	}
+}
+
+func webUI(u string) *string {
+	if u == "" {
+		return nil
+	}
+	return &u
+}
+
+// Rebalance launches the topology again as workers workers with env and
+// labels in place of the Config's (a new configuration, new executor
+// counts): every worker is killed and all are placed again, from one
+// round of offers.
+func (r *Run) Rebalance(ctx context.Context, workers int, env map[string]string, labels func(int) map[string]string) error {
+	if workers < 1 {
+		return fmt.Errorf("native topology %q: %d workers: want at least 1", r.cfg.Topology, workers)
+	}
+	r.mu.Lock()
+	if r.stopping {
+		r.mu.Unlock()
+		return fmt.Errorf("native topology %q is being killed", r.cfg.Topology)
+	}
+	old := r.live()
+	r.cfg.Workers, r.cfg.Env, r.cfg.Labels = workers, env, labels
+	r.slots = make([]slot, workers)
+	for i := range r.slots {
+		r.slots[i].pending = true
+	}
+	r.placed, r.running = false, false
+	r.mu.Unlock()
+	for id, agent := range old {
+		r.d.Kill(ctx, id, agent)
+	}
+	r.log.Info("native topology: rebalancing", "topology", r.cfg.Topology, "workers", workers)
+	return r.d.Revive(ctx)
 }
 
 func (r *Run) finish(err error) {
