@@ -15,14 +15,16 @@ import (
 	wordcount "github.com/agora-cluster/agora/examples/storm-wordcount"
 	"github.com/agora-cluster/agora/storm/bench"
 	"github.com/agora-cluster/agora/storm/multilang"
+	"github.com/agora-cluster/agora/storm/native"
 	nativefw "github.com/agora-cluster/agora/storm/native/framework"
 )
 
 // TestStormNativeOnAgora runs the example word count with `agora storm
 // submit --runtime native` on a real master and agent (processes, posix
 // isolation so that the test's binary and output directory are visible to
-// the task): exact counts, `list` and `kill`, a duplicate name and a bad
-// topology refused with nothing launched, and two workers (`workers`
+// the task): exact counts, `info` (the worker's metrics), `list` and
+// `kill`, a duplicate name and a bad topology refused with nothing
+// launched, and two workers (`workers`
 // lists them), one killed with SIGKILL mid-stream and launched again
 // alone until every sentence is acked, then rebalanced to three workers.
 func TestStormNativeOnAgora(t *testing.T) {
@@ -70,6 +72,24 @@ func TestStormNativeOnAgora(t *testing.T) {
 		if got[w] != c {
 			t.Errorf("count of %q = %d, want %d", w, got[w], c)
 		}
+	}
+	// info: the worker's metrics, read from its sandbox through the agent.
+	words := 0
+	for _, c := range wordcount.Counts() {
+		words += c
+	}
+	var info nativeInfo
+	waitShowing(t, time.Minute, func() string { return fmt.Sprintf("storm info --runtime native: %+v", info) }, func() bool {
+		out, _, code := storm("info", "wordcount", "--runtime", "native", "--master", master, "--json")
+		info = nativeInfo{}
+		if code != 0 || json.Unmarshal([]byte(out), &info) != nil || len(info.Workers) != 1 {
+			return false
+		}
+		spout, count := componentOf(info, "sentences"), componentOf(info, "count")
+		return spout.Type == "spout" && spout.Acked >= int64(n) && count.Executed >= int64(words) && count.Tasks == 2
+	})
+	if out, _, code := storm("info", "wordcount", "--runtime", "native", "--master", master); code != 0 || !strings.Contains(out, "LATENCY") || !strings.Contains(out, "sentences") {
+		t.Errorf("storm info --runtime native: exit %d\n%s", code, out)
 	}
 	if ts := list(); len(ts) != 1 || ts[0]["name"] != "wordcount" || ts[0]["state"] != "TASK_RUNNING" {
 		t.Fatalf("storm list --runtime native = %v, want wordcount running", ts)
@@ -203,6 +223,15 @@ func TestStormNativeOnAgora(t *testing.T) {
 	waitShowing(t, 3*time.Minute, func() string {
 		return fmt.Sprintf("acks %d, want %d more than %d; submit: %s", totalAcks(out2), n*repeat, before, sub.out.String())
 	}, func() bool { return totalAcks(out2) >= before+n*repeat })
+}
+
+func componentOf(info nativeInfo, id string) native.ComponentMetrics {
+	for _, c := range info.Components {
+		if c.Component == id {
+			return c
+		}
+	}
+	return native.ComponentMetrics{}
 }
 
 // totalAcks counts every ack the spout saw, replays of a sentence too.

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/agora-cluster/agora/frameworks/state"
 	stormclient "github.com/agora-cluster/agora/storm/client"
+	"github.com/agora-cluster/agora/storm/native"
 	nativefw "github.com/agora-cluster/agora/storm/native/framework"
 )
 
@@ -263,4 +267,149 @@ func executorList(m map[string]int) string {
 		parts[i] = fmt.Sprintf("%s×%d", c, m[c])
 	}
 	return strings.Join(parts, " ")
+}
+
+// nativeInfo is `agora storm info --runtime native`: each worker's
+// metrics (metrics.json in its sandbox, read through its agent's /files
+// API) and their sums by component.
+type nativeInfo struct {
+	Topology   string                    `json:"topology"`
+	Workers    []nativeWorkerMetrics     `json:"workers"`
+	Components []native.ComponentMetrics `json:"components"`
+}
+
+type nativeWorkerMetrics struct {
+	stormWorkerRow
+	Metrics *native.Metrics `json:"metrics,omitempty"`
+	Error   string          `json:"error,omitempty"`
+}
+
+func nativeInfoOf(ctx context.Context, master, name string) (*nativeInfo, error) {
+	rows, err := nativeWorkerRows(ctx, master, name)
+	if err != nil {
+		return nil, err
+	}
+	m, err := state.Client{}.Master(ctx, master)
+	if err != nil {
+		return nil, err
+	}
+	agents := map[string]state.Agent{}
+	for _, a := range m.Slaves {
+		agents[a.ID] = a
+	}
+	tasks := map[string]string{} // task → agent
+	for _, f := range m.Frameworks {
+		for _, t := range f.Tasks {
+			tasks[t.ID] = t.SlaveID
+		}
+	}
+	info := &nativeInfo{Topology: name}
+	sums := map[string]*native.ComponentMetrics{}
+	for _, r := range rows {
+		wm := nativeWorkerMetrics{stormWorkerRow: r}
+		met, err := workerMetrics(ctx, agents[tasks[r.TaskID]], r.TaskID)
+		if err != nil {
+			wm.Error = err.Error()
+		} else {
+			wm.Metrics = met
+			addMetrics(sums, met)
+		}
+		info.Workers = append(info.Workers, wm)
+	}
+	for _, c := range sums {
+		info.Components = append(info.Components, *c)
+	}
+	sort.Slice(info.Components, func(i, j int) bool { return info.Components[i].Component < info.Components[j].Component })
+	return info, nil
+}
+
+// addMetrics adds a worker's counts to the sums; latencies are the
+// highest of the workers' (each worker's are over its own tasks).
+func addMetrics(sums map[string]*native.ComponentMetrics, m *native.Metrics) {
+	for _, c := range m.Components {
+		s := sums[c.Component]
+		if s == nil {
+			s = &native.ComponentMetrics{Component: c.Component, Type: c.Type, Tasks: c.Tasks}
+			sums[c.Component] = s
+		}
+		s.Emitted += c.Emitted
+		s.Acked += c.Acked
+		s.Failed += c.Failed
+		s.Executed += c.Executed
+		s.Errors += c.Errors
+		s.Restarts += c.Restarts
+		s.CompleteLatencyP50ms = max(s.CompleteLatencyP50ms, c.CompleteLatencyP50ms)
+		s.CompleteLatencyP99ms = max(s.CompleteLatencyP99ms, c.CompleteLatencyP99ms)
+		s.ProcessLatencyP50ms = max(s.ProcessLatencyP50ms, c.ProcessLatencyP50ms)
+		s.ProcessLatencyP99ms = max(s.ProcessLatencyP99ms, c.ProcessLatencyP99ms)
+	}
+}
+
+// workerMetrics reads a worker task's metrics.json from its sandbox.
+func workerMetrics(ctx context.Context, agent state.Agent, taskID string) (*native.Metrics, error) {
+	if agent.ID == "" {
+		return nil, fmt.Errorf("task %s: its agent is not registered", taskID)
+	}
+	as, err := state.Client{}.AgentState(ctx, agent.Endpoint())
+	if err != nil {
+		return nil, err
+	}
+	dir := ""
+	for _, f := range as.Frameworks {
+		for _, e := range f.Executors {
+			if e.ID == taskID {
+				dir = e.Directory
+			}
+		}
+	}
+	if dir == "" {
+		return nil, fmt.Errorf("task %s: agent %s lists no sandbox for it", taskID, agent.Hostname)
+	}
+	u := "http://" + agent.Endpoint() + "/files/download?path=" + url.QueryEscape(path.Join(dir, nativeMetrics))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("task %s: %w", taskID, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("task %s: %s from agent %s (no metrics yet?)", taskID, resp.Status, agent.Hostname)
+	}
+	var m native.Metrics
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&m); err != nil {
+		return nil, fmt.Errorf("task %s: %s: %w", taskID, nativeMetrics, err)
+	}
+	return &m, nil
+}
+
+func nativeInfoCmd(master, name string, asJSON bool, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout)
+	defer cancel()
+	info, err := nativeInfoOf(ctx, master, name)
+	if err != nil {
+		return stormFailure(stderr, "info", err)
+	}
+	if asJSON {
+		return writeJSON(stdout, info)
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "Topology:\t%s (native, %d worker(s))\n\n", name, len(info.Workers))
+	fmt.Fprintln(w, "COMPONENT\tTYPE\tTASKS\tEMITTED\tEXECUTED\tACKED\tFAILED\tRESTARTS\tLATENCY p50/p99 ms")
+	for _, c := range info.Components {
+		p50, p99 := c.ProcessLatencyP50ms, c.ProcessLatencyP99ms
+		if c.Type == "spout" {
+			p50, p99 = c.CompleteLatencyP50ms, c.CompleteLatencyP99ms
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f/%.1f\n", c.Component, c.Type, c.Tasks, c.Emitted, c.Executed, c.Acked, c.Failed, c.Restarts, p50, p99)
+	}
+	for _, wm := range info.Workers {
+		if wm.Error != "" {
+			fmt.Fprintf(w, "worker %d\t%s\n", *wm.Worker, wm.Error)
+		}
+	}
+	w.Flush()
+	return 0
 }
