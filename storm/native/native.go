@@ -140,9 +140,12 @@ func Start(ctx context.Context, top *flux.Topology, opts Options) (*Runtime, err
 		}
 		p, err := r.startProc(t)
 		if err != nil {
+			// The first error is the cause: a task started before this
+			// one may have broken the protocol and stopped the topology,
+			// which ended this one's handshake.
 			r.fail(err)
 			r.Stop()
-			return nil, err
+			return nil, r.err
 		}
 		r.wg.Add(1)
 		go r.runTask(t, p)
