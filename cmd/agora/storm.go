@@ -143,9 +143,17 @@ func stormInfo(args []string, stdout, stderr io.Writer) int {
 	var nimbus stormTarget
 	var asJSON bool
 	fs := stormFlags("info", "TOPOLOGY [--json]", "Shows a topology (by name or ID): its executors, where they run, and their all-time counts.", stderr, &nimbus, &asJSON)
+	runtime := fs.String("runtime", "storm", "storm (Nimbus's topology) or native (the native topology's workers' metrics on --master's cluster)")
 	name, code, done := parseWithID(fs, args)
 	if done {
 		return code
+	}
+	if *runtime == "native" {
+		if nimbus.master == "" {
+			fmt.Fprintln(stderr, "agora storm info: --runtime native needs --master")
+			return 2
+		}
+		return nativeInfoCmd(nimbus.master, name, asJSON, stdout, stderr)
 	}
 	c, err := nimbus.client()
 	if err != nil {

@@ -40,12 +40,13 @@ const (
 	nativeMetrics   = "metrics.json"
 )
 
-// nativeSubmit runs the checked topology t (read from yamlPath) on the
+// nativeSubmit runs the checked topology t (read from yamlPath, its text
+// with the filter applied being yaml) on the
 // cluster of master as topology.workers worker tasks, and waits: the
 // submitting command is the topology's framework (storm/native/framework),
 // so the topology runs while it does (as `agora run`); an interrupt or
 // `agora storm kill --runtime native` ends it.
-func nativeSubmit(master, yamlPath, name string, t *flux.Topology, conf map[string]any, home string, cpus, mem float64, stdout, stderr io.Writer) int {
+func nativeSubmit(master, yamlPath string, yaml []byte, name string, t *flux.Topology, conf map[string]any, home string, cpus, mem float64, stdout, stderr io.Writer) int {
 	if master == "" {
 		fmt.Fprintln(stderr, "agora storm submit: --runtime native needs --master (the cluster the worker task runs on)")
 		return 2
@@ -60,10 +61,6 @@ func nativeSubmit(master, yamlPath, name string, t *flux.Topology, conf map[stri
 	if err != nil {
 		fmt.Fprintln(stderr, "agora storm submit:", err)
 		return 2
-	}
-	yaml, err := os.ReadFile(yamlPath)
-	if err != nil {
-		return stormFailure(stderr, "submit", err)
 	}
 	py, err := multilang.FindStormPy(t.Resources, home)
 	if err != nil {
@@ -92,21 +89,31 @@ func nativeSubmit(master, yamlPath, name string, t *flux.Topology, conf map[stri
 	if err != nil {
 		return stormFailure(stderr, "submit", err)
 	}
+	ln, err := net.Listen("tcp", ":0")
+	if err != nil {
+		return stormFailure(stderr, "submit", fmt.Errorf("the topology's control port: %w", err))
+	}
+	defer ln.Close()
+	control := &nativeControl{yaml: yaml, top: t, stormPy: py, conf: c}
 	// The driver's own reports are quiet: what ends the run is returned.
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError + 4}))
 	run, err := nativefw.New(nativefw.Config{
+		WebUI:   controlURL(master, ln),
 		Masters: []string{master}, Topology: t.Name, Workers: workers, CPUs: cpus, Mem: mem, Logger: log,
 		Command: []string{exe, "storm", "worker"}, Env: map[string]string{nativeBundleEnv: bundle},
+		Labels: executorLabels(native.Assign(t, workers)),
 		OnRunning: func(launch int, peers []string) {
 			fmt.Fprintf(stdout, "topology %s runs as %d worker task(s) at %s; interrupt to kill it\n", t.Name, len(peers), strings.Join(peers, ", "))
 		},
-		OnRelaunch: func(launch int, why string) {
-			fmt.Fprintf(stderr, "agora storm submit: topology %s: %s; starting its workers again (launch %d)\n", t.Name, why, launch)
+		OnReplace: func(worker int, why string) {
+			fmt.Fprintf(stderr, "agora storm submit: topology %s: %s; starting worker %d again\n", t.Name, why, worker)
 		},
 	})
 	if err != nil {
 		return stormFailure(stderr, "submit", err)
 	}
+	control.run = run
+	go control.serve(ctx, ln)
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = run.Wait(sigCtx)
@@ -126,6 +133,18 @@ func nativeSubmit(master, yamlPath, name string, t *flux.Topology, conf map[stri
 		return stormFailure(stderr, "submit", fmt.Errorf("topology %s: %w (the worker's stderr in its sandbox names the component)", t.Name, err))
 	}
 	return masterFailure("storm submit", master, err)
+}
+
+// executorLabels label each worker task with the task IDs it runs, by
+// component (`agora storm workers --runtime native` reads them).
+func executorLabels(assign []map[string][]int) func(int) map[string]string {
+	return func(w int) map[string]string {
+		if w < 0 || w >= len(assign) {
+			return nil
+		}
+		b, _ := json.Marshal(assign[w])
+		return map[string]string{labelExecutors: string(b)}
+	}
 }
 
 // stormNameFromFile is the topology name of a Flux file without one.
@@ -159,6 +178,14 @@ func stormWorker(args []string, stderr io.Writer) int {
 	if n, ok := conf["topology.name"].(string); ok && n != "" {
 		t.Name = n
 	}
+	// A rebalanced topology's executor counts.
+	executors, err := native.ParallelismOf(conf)
+	if err == nil {
+		t, err = native.WithParallelism(t, executors)
+	}
+	if err != nil {
+		return stormFailure(stderr, "worker", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(stderr, nil))
@@ -171,6 +198,11 @@ func stormWorker(args []string, stderr io.Writer) int {
 		_, port, err := net.SplitHostPort(opts.Peers[opts.Worker])
 		if err != nil {
 			return stormFailure(stderr, "worker", fmt.Errorf("$%s: %w", nativefw.EnvPeers, err))
+		}
+		if l := os.Getenv(nativefw.EnvLaunch); l != "" {
+			if opts.Launch, err = strconv.Atoi(l); err != nil || opts.Launch < 1 {
+				return stormFailure(stderr, "worker", fmt.Errorf("$%s %q is not a launch number", nativefw.EnvLaunch, l))
+			}
 		}
 		if opts.Listener, err = net.Listen("tcp", ":"+port); err != nil {
 			return stormFailure(stderr, "worker", err)

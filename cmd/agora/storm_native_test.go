@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,14 +15,18 @@ import (
 	wordcount "github.com/agora-cluster/agora/examples/storm-wordcount"
 	"github.com/agora-cluster/agora/storm/bench"
 	"github.com/agora-cluster/agora/storm/multilang"
+	"github.com/agora-cluster/agora/storm/native"
+	nativefw "github.com/agora-cluster/agora/storm/native/framework"
 )
 
 // TestStormNativeOnAgora runs the example word count with `agora storm
 // submit --runtime native` on a real master and agent (processes, posix
 // isolation so that the test's binary and output directory are visible to
-// the task): exact counts, `list` and `kill`, a duplicate name and a bad
-// topology refused with nothing launched, and two workers, one killed
-// with SIGKILL mid-stream, launched again until every sentence is acked.
+// the task): exact counts, `info` (the worker's metrics), `list` and
+// `kill`, a duplicate name and a bad topology refused with nothing
+// launched, and two workers (`workers`
+// lists them), one killed with SIGKILL mid-stream and launched again
+// alone until every sentence is acked, then rebalanced to three workers.
 func TestStormNativeOnAgora(t *testing.T) {
 	tier.Need(t, tier.Python, tier.PythonErr())
 	_, err := multilang.FindStormPy(t.TempDir(), defaultStormHome())
@@ -67,6 +72,24 @@ func TestStormNativeOnAgora(t *testing.T) {
 		if got[w] != c {
 			t.Errorf("count of %q = %d, want %d", w, got[w], c)
 		}
+	}
+	// info: the worker's metrics, read from its sandbox through the agent.
+	words := 0
+	for _, c := range wordcount.Counts() {
+		words += c
+	}
+	var info nativeInfo
+	waitShowing(t, time.Minute, func() string { return fmt.Sprintf("storm info --runtime native: %+v", info) }, func() bool {
+		out, _, code := storm("info", "wordcount", "--runtime", "native", "--master", master, "--json")
+		info = nativeInfo{}
+		if code != 0 || json.Unmarshal([]byte(out), &info) != nil || len(info.Workers) != 1 {
+			return false
+		}
+		spout, count := componentOf(info, "sentences"), componentOf(info, "count")
+		return spout.Type == "spout" && spout.Acked >= int64(n) && count.Executed >= int64(words) && count.Tasks == 2
+	})
+	if out, _, code := storm("info", "wordcount", "--runtime", "native", "--master", master); code != 0 || !strings.Contains(out, "LATENCY") || !strings.Contains(out, "sentences") {
+		t.Errorf("storm info --runtime native: exit %d\n%s", code, out)
 	}
 	if ts := list(); len(ts) != 1 || ts[0]["name"] != "wordcount" || ts[0]["state"] != "TASK_RUNNING" {
 		t.Fatalf("storm list --runtime native = %v, want wordcount running", ts)
@@ -126,19 +149,100 @@ func TestStormNativeOnAgora(t *testing.T) {
 	if ts := list(); len(ts) != 2 || ts[0]["name"] != "wc2" || ts[1]["name"] != "wc2" {
 		t.Errorf("storm list --runtime native = %v, want wc2's two workers", ts)
 	}
-	pid := workerPID(t)
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+	// workers: both worker tasks, every executor in one of them.
+	wout, werr, code := storm("workers", "wc2", "--runtime", "native", "--master", master, "--json")
+	var ws []stormWorkerRow
+	if code != 0 || json.Unmarshal([]byte(wout), &ws) != nil || len(ws) != 2 {
+		t.Fatalf("storm workers wc2 --runtime native: exit %d %q %q; want two workers", code, wout, werr)
+	}
+	execs := map[string]int{}
+	for i, w := range ws {
+		if w.Topology != "wc2" || w.Worker == nil || *w.Worker != i || w.Host == "" || w.Port == 0 || w.TaskID == "" {
+			t.Errorf("worker %d: %+v", i, w)
+		}
+		for c, n := range w.Executors {
+			execs[c] += n
+		}
+	}
+	if execs["sentences"] != 1 || execs["split"] != 2 || execs["count"] != 2 || len(execs) != 3 {
+		t.Errorf("executors over the workers %v, want sentences×1 split×2 count×2", execs)
+	}
+	// SIGKILL of worker 1 (the one without the spout): only it is
+	// launched again; worker 0 keeps its process and task, and the new
+	// worker 1 announces itself to it.
+	pids := workerPIDs(t, 2)
+	if err := syscall.Kill(pids[1], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	waitShowing(t, 3*time.Minute, func() string {
 		return "acked " + strconv.Itoa(ackedLines(out2)) + " of " + strconv.Itoa(n*repeat) + "; submit: " + sub.out.String()
 	}, func() bool { return ackedLines(out2) == n*repeat })
-	if !strings.Contains(sub.out.String(), "starting its workers again") {
-		t.Errorf("submit did not start the worker again: %s", sub.out.String())
+	if !strings.Contains(sub.out.String(), "starting worker 1 again") {
+		t.Errorf("submit did not start worker 1 again: %s", sub.out.String())
 	}
-	if p := workerPID(t); p == pid {
-		t.Errorf("the killed worker %d still runs", pid)
+	after := workerPIDs(t, 2)
+	if after[0] != pids[0] {
+		t.Errorf("worker 0 is process %d, was %d: it should have run on", after[0], pids[0])
 	}
+	if after[1] == pids[1] {
+		t.Errorf("the killed worker %d still runs", pids[1])
+	}
+	wout, _, _ = storm("workers", "wc2", "--runtime", "native", "--master", master, "--json")
+	var again []stormWorkerRow
+	if json.Unmarshal([]byte(wout), &again) != nil || len(again) != 2 || again[0].TaskID != ws[0].TaskID || again[1].TaskID == ws[1].TaskID {
+		t.Errorf("workers after the kill %s; want worker 0's task %s kept, worker 1's %s replaced", wout, ws[0].TaskID, ws[1].TaskID)
+	}
+
+	// rebalance: three workers and three splits, launched anew (the spout
+	// starts over and its sentences are acked again); an unknown
+	// component or topology is refused with nothing changed.
+	if _, errOut, code := storm("rebalance", "wc2", "--runtime", "native", "--master", master, "-e", "nosuch=2"); code != 1 || !strings.Contains(errOut, `no component "nosuch"`) {
+		t.Errorf("rebalance -e nosuch=2: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := storm("rebalance", "nosuch", "--runtime", "native", "--master", master, "-n", "2"); code != 1 || !strings.Contains(errOut, `no native topology "nosuch"`) {
+		t.Errorf("rebalance nosuch: exit %d, %q", code, errOut)
+	}
+	before := totalAcks(out2)
+	if rout, errOut, code := storm("rebalance", "wc2", "--runtime", "native", "--master", master, "-n", "3", "-e", "split=3"); code != 0 || !strings.Contains(rout, "rebalancing wc2: 3 worker(s)") {
+		t.Fatalf("rebalance -n 3 -e split=3: exit %d, %q %q", code, rout, errOut)
+	}
+	waitShowing(t, 2*time.Minute, func() string { return "rebalanced workers: " + wout + "; submit: " + sub.out.String() }, func() bool {
+		wout, _, _ = storm("workers", "wc2", "--runtime", "native", "--master", master, "--json")
+		var rows []stormWorkerRow
+		if json.Unmarshal([]byte(wout), &rows) != nil || len(rows) != 3 {
+			return false
+		}
+		execs := map[string]int{}
+		for _, w := range rows {
+			for c, n := range w.Executors {
+				execs[c] += n
+			}
+		}
+		return execs["split"] == 3 && execs["count"] == 2 && execs["sentences"] == 1
+	})
+	waitShowing(t, 3*time.Minute, func() string {
+		return fmt.Sprintf("acks %d, want %d more than %d; submit: %s", totalAcks(out2), n*repeat, before, sub.out.String())
+	}, func() bool { return totalAcks(out2) >= before+n*repeat })
+}
+
+func componentOf(info nativeInfo, id string) native.ComponentMetrics {
+	for _, c := range info.Components {
+		if c.Component == id {
+			return c
+		}
+	}
+	return native.ComponentMetrics{}
+}
+
+// totalAcks counts every ack the spout saw, replays of a sentence too.
+func totalAcks(out string) int {
+	files, _ := filepath.Glob(filepath.Join(out, "acked-*.txt"))
+	n := 0
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		n += len(strings.Fields(string(b)))
+	}
+	return n
 }
 
 func mustRead(t *testing.T, p string) string {
@@ -162,22 +266,30 @@ func ackedLines(out string) int {
 	return len(seen)
 }
 
-// workerPID is the running `agora storm worker` of this test's binary.
-func workerPID(t *testing.T) int {
+// workerPIDs are the running `agora storm worker` processes of this
+// test's binary, by worker index ($AGORA_STORM_WORKER), once there are n.
+func workerPIDs(t *testing.T, n int) []int {
 	t.Helper()
-	var pid int
-	waitShowing(t, time.Minute, func() string { return "no agora storm worker of " + agoraBin }, func() bool {
+	pids := make([]int, n)
+	waitShowing(t, time.Minute, func() string { return fmt.Sprintf("not %d agora storm workers of %s: %v", n, agoraBin, pids) }, func() bool {
+		found := 0
 		dirs, _ := filepath.Glob("/proc/[0-9]*")
 		for _, d := range dirs {
 			b, err := os.ReadFile(filepath.Join(d, "cmdline"))
-			if err == nil && string(b) == agoraBin+"\x00storm\x00worker\x00" {
-				pid, _ = strconv.Atoi(filepath.Base(d))
-				return true
+			if err != nil || string(b) != agoraBin+"\x00storm\x00worker\x00" {
+				continue
+			}
+			env, _ := os.ReadFile(filepath.Join(d, "environ"))
+			for _, kv := range strings.Split(string(env), "\x00") {
+				if w, err := strconv.Atoi(strings.TrimPrefix(kv, nativefw.EnvWorker+"=")); err == nil && kv != strconv.Itoa(w) && w >= 0 && w < n {
+					pids[w], _ = strconv.Atoi(filepath.Base(d))
+					found++
+				}
 			}
 		}
-		return false
+		return found == n
 	})
-	return pid
+	return pids
 }
 
 // waitShowing polls cond until it holds, failing with what after limit.

@@ -69,6 +69,8 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 	runtime := fs.String("runtime", "storm", "storm (submit to Nimbus) or native (agora runs the topology as a task of --master's cluster, no JVM; the command stays attached to it)")
 	cpus := fs.Float64("cpus", 1, "with --runtime native: the worker task's CPUs")
 	mem := fs.Float64("mem", 512, "with --runtime native: the worker task's memory, MB")
+	filterFile := fs.String("filter", "", "a Java properties file: replace ${key} in the topology file with its values, as Flux's --filter")
+	envFilter := fs.Bool("env-filter", false, "replace ${ENV-NAME} in the topology file with the environment variable NAME, as Flux's --env-filter")
 	path, code, done := parseWithID(fs, args)
 	if done {
 		return code
@@ -81,12 +83,20 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "agora storm submit: --runtime %q: want storm or native\n", *runtime)
 		return 2
 	}
-	t, err := flux.Load(path, *resources)
+	filter := flux.Filter{Env: *envFilter}
+	if *filterFile != "" {
+		props, err := flux.ReadProperties(*filterFile)
+		if err != nil {
+			return stormFailure(stderr, "submit", err)
+		}
+		filter.Properties = props
+	}
+	t, yaml, err := flux.LoadFiltered(path, *resources, filter)
 	if err != nil {
 		return stormFailure(stderr, "submit", err)
 	}
 	if *runtime == "native" {
-		return nativeSubmit(nimbus.master, path, *name, t, conf, *home, *cpus, *mem, stdout, stderr)
+		return nativeSubmit(nimbus.master, path, yaml, *name, t, conf, *home, *cpus, *mem, stdout, stderr)
 	}
 	p, err := submit.Prepare(t, submit.Options{Name: *name, Conf: conf, StormHome: *home})
 	if err != nil {
@@ -133,6 +143,7 @@ func stormRebalance(args []string, stdout, stderr io.Writer) int {
 	execs := executorCounts{}
 	fs.Var(execs, "e", "component=N (repeatable): a component's new number of executors")
 	wait := fs.Int("wait", -1, "seconds Nimbus deactivates the topology first (default: topology.message.timeout.secs)")
+	runtime := fs.String("runtime", "storm", "storm (rebalance through Nimbus) or native (the native topology on --master's cluster is launched again with the new counts)")
 	name, code, done := parseWithID(fs, args)
 	if done {
 		return code
@@ -140,6 +151,17 @@ func stormRebalance(args []string, stdout, stderr io.Writer) int {
 	if *workers < 0 {
 		fmt.Fprintf(stderr, "agora storm rebalance: -n %d: the number of workers must be at least 1\n", *workers)
 		return 2
+	}
+	if *runtime == "native" {
+		if nimbus.master == "" {
+			fmt.Fprintln(stderr, "agora storm rebalance: --runtime native needs --master")
+			return 2
+		}
+		req := nativeRebalance{Workers: *workers, Executors: map[string]int{}}
+		for k, v := range execs {
+			req.Executors[k] = int(v)
+		}
+		return nativeRebalanceCmd(nimbus.master, name, req, stdout, stderr)
 	}
 	c, err := nimbus.client()
 	if err != nil {

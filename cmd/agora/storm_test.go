@@ -21,9 +21,10 @@ func runStormCmd(f func(args []string, stdout, stderr *bytes.Buffer) int, args .
 }
 
 var (
-	stormListCmd = func(a []string, o, e *bytes.Buffer) int { return stormList(a, o, e) }
-	stormInfoCmd = func(a []string, o, e *bytes.Buffer) int { return stormInfo(a, o, e) }
-	stormKillCmd = func(a []string, o, e *bytes.Buffer) int { return stormKill(a, o, e) }
+	stormListCmd    = func(a []string, o, e *bytes.Buffer) int { return stormList(a, o, e) }
+	stormInfoCmd    = func(a []string, o, e *bytes.Buffer) int { return stormInfo(a, o, e) }
+	stormKillCmd    = func(a []string, o, e *bytes.Buffer) int { return stormKill(a, o, e) }
+	stormWorkersCmd = func(a []string, o, e *bytes.Buffer) int { return stormWorkers(a, o, e) }
 )
 
 // Missing arguments are usage errors (2); a Nimbus that is not there is a
@@ -42,6 +43,9 @@ func TestStormCommandsRefuseBadInput(t *testing.T) {
 		{"list, nimbus not there", stormListCmd, []string{"--nimbus", refused}, 1, "agora storm list: nimbus at " + refused + " is not reachable"},
 		{"info, nimbus not there", stormInfoCmd, []string{"words", "--nimbus", refused}, 1, "is not reachable"},
 		{"kill, nimbus not there", stormKillCmd, []string{"words", "--nimbus", refused}, 1, "is not reachable"},
+		{"workers, nimbus not there", stormWorkersCmd, []string{"words", "--nimbus", refused}, 1, "agora storm workers: nimbus at " + refused + " is not reachable"},
+		{"workers, native without a master", stormWorkersCmd, []string{"--runtime", "native"}, 2, "--runtime native needs --master"},
+		{"workers, two topologies", stormWorkersCmd, []string{"a", "b", "--nimbus", refused}, 2, "unexpected arguments"},
 		{"unknown flag", stormListCmd, []string{"--nimbs", refused}, 2, "flag provided but not defined"},
 	} {
 		code, _, stderr := runStormCmd(tc.cmd, tc.args...)
@@ -92,6 +96,23 @@ func TestStormCommandsAgainstRealStorm(t *testing.T) {
 			t.Fatalf("storm info words: exit %d\n%s%s", code, out, stderr)
 		}
 		time.Sleep(250 * time.Millisecond)
+	}
+	// workers: the one worker, on the supervisor's slot, runs every
+	// component's executors (two of split).
+	code, out, stderr = runStormCmd(stormWorkersCmd, append([]string{"words", "--json"}, nimbus...)...)
+	var ws []stormWorkerRow
+	if code != 0 || json.Unmarshal([]byte(out), &ws) != nil || len(ws) != 1 {
+		t.Fatalf("storm workers words --json: exit %d, %s %s; want one worker", code, out, stderr)
+	}
+	if w := ws[0]; w.Topology != "words" || w.Host == "" || w.Port == 0 ||
+		w.Executors["sentences"] != 1 || w.Executors["split"] != 2 || w.Executors["record"] != 1 {
+		t.Errorf("storm workers words: %+v; want words' worker with sentences×1, split×2, record×1", w)
+	}
+	if code, out, _ := runStormCmd(stormWorkersCmd, nimbus...); code != 0 || !strings.Contains(out, "UPTIME") || !strings.Contains(out, "split×2") {
+		t.Errorf("storm workers: exit %d\n%s", code, out)
+	}
+	if code, _, stderr := runStormCmd(stormWorkersCmd, append([]string{"nosuch"}, nimbus...)...); code != 1 || !strings.Contains(stderr, "NotAliveException") {
+		t.Errorf("storm workers nosuch: exit %d, %q; want NotAliveException", code, stderr)
 	}
 	if code, out, stderr := runStormCmd(stormKillCmd, append([]string{"words", "--wait", "0"}, nimbus...)...); code != 0 || !strings.Contains(out, "killing words") {
 		t.Fatalf("storm kill words: exit %d, %s %s", code, out, stderr)

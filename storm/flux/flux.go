@@ -125,6 +125,12 @@ func Load(path, resources string) (*Topology, error) {
 	if err != nil {
 		return nil, fmt.Errorf("flux: %w", err)
 	}
+	return parseFile(path, data, resources)
+}
+
+// parseFile parses data, the text of the file at path; resources
+// defaults to resources/ beside it, else its directory.
+func parseFile(path string, data []byte, resources string) (*Topology, error) {
 	if resources == "" {
 		dir := filepath.Dir(path)
 		resources = dir

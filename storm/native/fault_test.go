@@ -110,17 +110,18 @@ func TestMalformedOutputStopsTopologyNamingScript(t *testing.T) {
 		{"unknown command", `{"command": "explode"}`, `unknown multilang command "explode"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// The bolt writes its reply unasked, so it may break the
+			// topology while later tasks still start: Start fails then.
 			r, err := Start(context.Background(), broken(t, tc.reply), Options{})
-			if err != nil {
-				t.Fatal(err)
+			if err == nil {
+				defer r.Stop()
+				select {
+				case <-r.Done():
+				case <-time.After(time.Minute):
+					t.Fatal("the topology still runs a minute after its bolt wrote " + tc.reply)
+				}
+				err = r.Err()
 			}
-			defer r.Stop()
-			select {
-			case <-r.Done():
-			case <-time.After(time.Minute):
-				t.Fatal("the topology still runs a minute after its bolt wrote " + tc.reply)
-			}
-			err = r.Err()
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "bad.py") || !strings.Contains(err.Error(), `bolt "bad"`) {
 				t.Fatalf("error = %v, want %q naming bolt \"bad\" and bad.py", err, tc.want)
 			}

@@ -58,6 +58,10 @@ type Options struct {
 	Peers    []string
 	Worker   int
 	Listener net.Listener
+	// Launch is the launch this worker is of (rising from 1). A worker
+	// of a launch after the first announces its address to the others,
+	// which take it in place of the one they had.
+	Launch int
 }
 
 // Runtime is a running topology.
@@ -125,6 +129,9 @@ func Start(ctx context.Context, top *flux.Topology, opts Options) (*Runtime, err
 	if opts.Listener != nil {
 		r.wg.Add(1)
 		go r.serve(opts.Listener)
+		if opts.Launch > 1 {
+			r.announce()
+		}
 	}
 	for _, id := range r.order {
 		t := r.tasks[id]
@@ -133,9 +140,12 @@ func Start(ctx context.Context, top *flux.Topology, opts Options) (*Runtime, err
 		}
 		p, err := r.startProc(t)
 		if err != nil {
+			// The first error is the cause: a task started before this
+			// one may have broken the protocol and stopped the topology,
+			// which ended this one's handshake.
 			r.fail(err)
 			r.Stop()
-			return nil, err
+			return nil, r.err
 		}
 		r.wg.Add(1)
 		go r.runTask(t, p)
@@ -164,7 +174,7 @@ func (r *Runtime) checkWorkers() error {
 	}
 	r.worker = r.opts.Worker
 	for _, a := range r.opts.Peers {
-		r.peers = append(r.peers, &peer{tuples: &conn{addr: a}, control: &conn{addr: a}})
+		r.peers = append(r.peers, &peer{addr: a, tuples: &conn{}, control: &conn{}})
 	}
 	return nil
 }
@@ -188,14 +198,7 @@ func CheckWorkers(top *flux.Topology, overrides map[string]any) (int, error) {
 
 // plan gives the tasks their IDs and builds the routes.
 func (r *Runtime) plan() error {
-	var comps []*flux.Component
-	for i := range r.top.Spouts {
-		comps = append(comps, &r.top.Spouts[i])
-	}
-	for i := range r.top.Bolts {
-		comps = append(comps, &r.top.Bolts[i])
-	}
-	sort.Slice(comps, func(i, j int) bool { return comps[i].ID < comps[j].ID })
+	comps := sortedComponents(r.top)
 	spouts := map[string]bool{}
 	for _, s := range r.top.Spouts {
 		spouts[s.ID] = true
@@ -205,10 +208,7 @@ func (r *Runtime) plan() error {
 	r.owner = map[int]int{}
 	workers := max(1, len(r.opts.Peers))
 	for _, c := range comps {
-		n := 1
-		if c.Parallelism != nil {
-			n = *c.Parallelism
-		}
+		n := c.ParallelismOrDefault()
 		r.metrics[c.ID] = newCompMetrics(spouts[c.ID])
 		for i := 0; i < n; i++ {
 			t := &task{id: id, comp: c, spout: spouts[c.ID], index: i, m: r.metrics[c.ID],
@@ -219,7 +219,7 @@ func (r *Runtime) plan() error {
 				t.inbox = make(chan delivery, queue)
 			}
 			r.tasks[id] = t
-			r.owner[id] = len(r.order) % workers
+			r.owner[id] = ownerOf(id, workers)
 			r.order = append(r.order, id)
 			r.byComp[c.ID] = append(r.byComp[c.ID], id)
 			id++
@@ -246,6 +246,44 @@ func (r *Runtime) plan() error {
 		r.routes[s.From][s.StreamID()] = append(r.routes[s.From][s.StreamID()], sub)
 	}
 	return nil
+}
+
+// sortedComponents are the topology's spouts and bolts in ID order, the
+// order their tasks get IDs in.
+func sortedComponents(top *flux.Topology) []*flux.Component {
+	var comps []*flux.Component
+	for i := range top.Spouts {
+		comps = append(comps, &top.Spouts[i])
+	}
+	for i := range top.Bolts {
+		comps = append(comps, &top.Bolts[i])
+	}
+	sort.Slice(comps, func(i, j int) bool { return comps[i].ID < comps[j].ID })
+	return comps
+}
+
+// ownerOf is the worker that runs task id (IDs from 1) of a topology of
+// workers workers: tasks are dealt out in ID order, as Storm's even
+// scheduler spreads executors.
+func ownerOf(id, workers int) int { return (id - 1) % workers }
+
+// Assign is what each of workers workers of the topology runs: by
+// component, its task IDs (each task is one executor, one process).
+func Assign(top *flux.Topology, workers int) []map[string][]int {
+	workers = max(1, workers)
+	out := make([]map[string][]int, workers)
+	for i := range out {
+		out[i] = map[string][]int{}
+	}
+	id := 1
+	for _, c := range sortedComponents(top) {
+		for i := 0; i < c.ParallelismOrDefault(); i++ {
+			w := ownerOf(id, workers)
+			out[w][c.ID] = append(out[w][c.ID], id)
+			id++
+		}
+	}
+	return out
 }
 
 func (r *Runtime) componentConf(c *flux.Component) map[string]any {
@@ -504,4 +542,64 @@ func intConf(conf map[string]any, key string, def int) int {
 		}
 	}
 	return def
+}
+
+// KeyParallelism is the configuration key of a rebalanced native
+// topology: by component, its number of executors (tasks, processes) in
+// place of the file's parallelism.
+const KeyParallelism = "agora.storm.parallelism"
+
+// WithParallelism is a copy of top whose components named in executors
+// have that many executors: an unknown component or a number below 1 is
+// an error naming it.
+func WithParallelism(top *flux.Topology, executors map[string]int) (*flux.Topology, error) {
+	c := *top
+	c.Spouts = append([]flux.Component(nil), top.Spouts...)
+	c.Bolts = append([]flux.Component(nil), top.Bolts...)
+	for comp, n := range executors {
+		if n < 1 {
+			return nil, fmt.Errorf("topology %q: component %q: %d executors: want at least 1", top.Name, comp, n)
+		}
+		found := false
+		for _, cs := range [][]flux.Component{c.Spouts, c.Bolts} {
+			for i := range cs {
+				if cs[i].ID == comp {
+					cs[i].Parallelism, found = &n, true
+				}
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("topology %q has no component %q (it has %s)", top.Name, comp, componentIDs(top))
+		}
+	}
+	return &c, nil
+}
+
+// ParallelismOf reads KeyParallelism from a configuration.
+func ParallelismOf(conf map[string]any) (map[string]int, error) {
+	v, ok := conf[KeyParallelism]
+	if !ok {
+		return nil, nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%s is %v: want a map of component to executors", KeyParallelism, v)
+	}
+	out := map[string]int{}
+	for comp, n := range m {
+		f, ok := n.(float64)
+		if !ok || f != float64(int(f)) {
+			return nil, fmt.Errorf("%s: component %q: %v is not a whole number", KeyParallelism, comp, n)
+		}
+		out[comp] = int(f)
+	}
+	return out, nil
+}
+
+func componentIDs(top *flux.Topology) string {
+	var ids []string
+	for _, c := range sortedComponents(top) {
+		ids = append(ids, c.ID)
+	}
+	return fmt.Sprint(ids)
 }

@@ -24,14 +24,24 @@ import (
 // peer that cannot be reached for peerRetry loses the message: the tree
 // times out at its spout and is replayed.
 
+// A worker launched again (maybe elsewhere, on another port) announces
+// its address to the others with a hello carrying its index and its
+// launch number; a peer's address is replaced by a hello of a later
+// launch than the one it has, and the next message to that worker dials
+// the new address.
+
 // wire is one message between workers.
 type wire struct {
-	Kind  string            `json:"k"` // tuple, ack or fail
+	Kind  string            `json:"k"` // tuple, ack, fail or hello
 	To    int               `json:"to,omitempty"`
 	Tuple *multilang.Tuple  `json:"t,omitempty"`
 	Edges map[uint64]uint64 `json:"e,omitempty"`
 	Root  uint64            `json:"r,omitempty"`
 	Val   uint64            `json:"v,omitempty"`
+	// Of a hello: the worker's index, address and launch.
+	Worker int    `json:"w,omitempty"`
+	Addr   string `json:"a,omitempty"`
+	Launch int    `json:"l,omitempty"`
 }
 
 // peerRetry bounds how long a message waits for its peer to answer.
@@ -40,14 +50,38 @@ const peerRetry = 5 * time.Second
 // maxWorkers is what the root ID's low byte can name.
 const maxWorkers = 256
 
-// peer is another worker: a connection for tuples, one for acks and fails.
-type peer struct{ tuples, control *conn }
+// peer is another worker: its address, the launch that address is of,
+// a connection for tuples and one for acks and fails.
+type peer struct {
+	mu              sync.Mutex
+	addr            string
+	launch          int
+	tuples, control *conn
+}
+
+// address is where the peer is now.
+func (p *peer) address() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.addr
+}
+
+// moved takes the address of a hello if it is of a later launch.
+func (p *peer) moved(addr string, launch int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if launch <= p.launch || addr == "" {
+		return false
+	}
+	p.addr, p.launch = addr, launch
+	return true
+}
 
 type conn struct {
-	addr string
-	mu   sync.Mutex
-	conn net.Conn
-	w    *bufio.Writer
+	mu     sync.Mutex
+	conn   net.Conn
+	w      *bufio.Writer
+	dialed string // the address conn is to
 }
 
 // send writes m to worker w, reconnecting as needed for up to peerRetry.
@@ -60,9 +94,14 @@ func (r *Runtime) send(w int, m wire) error {
 	defer p.mu.Unlock()
 	deadline := time.Now().Add(peerRetry)
 	var last error
+	addr := r.peers[w].address()
 	for r.ctx.Err() == nil && time.Now().Before(deadline) {
+		if addr = r.peers[w].address(); p.conn != nil && p.dialed != addr {
+			p.conn.Close() // the worker moved
+			p.conn = nil
+		}
 		if p.conn == nil {
-			c, err := net.DialTimeout("tcp", p.addr, time.Second)
+			c, err := net.DialTimeout("tcp", addr, time.Second)
 			if err != nil {
 				last = err
 				select {
@@ -71,7 +110,7 @@ func (r *Runtime) send(w int, m wire) error {
 				}
 				continue
 			}
-			p.conn, p.w = c, bufio.NewWriter(c)
+			p.conn, p.w, p.dialed = c, bufio.NewWriter(c), addr
 		}
 		b, _ := json.Marshal(m)
 		_, err := p.w.Write(append(b, '\n'))
@@ -88,7 +127,7 @@ func (r *Runtime) send(w int, m wire) error {
 	if last == nil {
 		last = r.ctx.Err()
 	}
-	return fmt.Errorf("worker %d at %s: %w", w, p.addr, last)
+	return fmt.Errorf("worker %d at %s: %w", w, addr, last)
 }
 
 // sendOrDrop sends and logs a loss (the tree's timeout replays it).
@@ -163,6 +202,10 @@ func (r *Runtime) receive(c net.Conn) {
 			r.acker.Ack(m.Root, m.Val, time.Now())
 		case "fail":
 			r.acker.Fail(m.Root)
+		case "hello":
+			if m.Worker >= 0 && m.Worker < len(r.peers) && m.Worker != r.worker && r.peers[m.Worker].moved(m.Addr, m.Launch) {
+				r.log.Info("native storm: a worker was launched again", "worker", m.Worker, "addr", m.Addr, "launch", m.Launch)
+			}
 		}
 	}
 }
@@ -188,4 +231,23 @@ func (r *Runtime) failRoot(root uint64) {
 // newRoot is a fresh root ID naming this worker.
 func (r *Runtime) newRoot(random uint64) uint64 {
 	return random&^(maxWorkers-1) | uint64(r.worker)
+}
+
+// announce tells every other worker where this one is, for a worker
+// launched again: each hello is retried for peerRetry (a peer that is
+// itself being replaced learns the address from its launch instead).
+func (r *Runtime) announce() {
+	for w := range r.peers {
+		if w == r.worker {
+			continue
+		}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			m := wire{Kind: "hello", Worker: r.worker, Addr: r.opts.Peers[r.worker], Launch: r.opts.Launch}
+			if err := r.send(w, m); err != nil && r.ctx.Err() == nil {
+				r.log.Warn("native storm: could not announce this worker to another", "worker", w, "err", err)
+			}
+		}()
+	}
 }

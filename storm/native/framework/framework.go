@@ -2,11 +2,14 @@
 // (scheduler SDK) that launches the topology's workers as tasks, one per
 // topology.workers, each with one port from its offer for the other
 // workers' tuples. The workers' addresses are known at launch: all are
-// placed from one round of offers, and each task gets every address
-// (AGORA_STORM_PEERS) and its own index (AGORA_STORM_WORKER). A worker
-// killed by a signal or lost with its agent has all workers launched again
-// (the spouts start over, replaying what was not acked); a worker that
-// fails on its own (the topology broke) ends the run with its message.
+// first placed from one round of offers, and each task gets every address
+// (AGORA_STORM_PEERS), its own index (AGORA_STORM_WORKER) and the number
+// of the launch it belongs to (AGORA_STORM_LAUNCH). A worker killed by a
+// signal or lost with its agent is launched again alone, maybe elsewhere:
+// the new task gets the others' addresses and announces its own to them
+// (the runtime's hello, whose launch number orders announcements); the
+// other workers run on. A worker that fails on its own (the topology
+// broke) ends the run with its message.
 package framework
 
 import (
@@ -35,7 +38,11 @@ const Name = "agora-storm-native"
 const (
 	EnvPeers  = "AGORA_STORM_PEERS"  // every worker's HOST:PORT, comma-separated, by index
 	EnvWorker = "AGORA_STORM_WORKER" // this worker's index
+	EnvLaunch = "AGORA_STORM_LAUNCH" // the launch this task is of, from 1, rising
 )
+
+// LabelWorker is the label of a worker task holding its index.
+const LabelWorker = "agora.storm.worker"
 
 // Config is one topology's run.
 type Config struct {
@@ -45,17 +52,30 @@ type Config struct {
 	CPUs, Mem float64 // per worker
 	Command   []string
 	Env       map[string]string
-	Logger    *slog.Logger
+	// Labels, if given, are the labels of worker i's task (what it runs,
+	// for `agora storm workers`).
+	Labels func(worker int) map[string]string
+	Logger *slog.Logger
 	// OnRunning is called (on the driver's goroutine) each time every
-	// worker of a launch is running, with their addresses.
+	// worker is running after a launch, with the launch's number and the
+	// workers' addresses.
 	OnRunning func(launch int, peers []string)
-	// OnRelaunch is called when a launch's worker died and all are
-	// launched again.
-	OnRelaunch func(launch int, why string)
+	// OnReplace is called when a worker died and is to be launched again.
+	OnReplace func(worker int, why string)
+	// WebUI is the framework's webui_url: where the submitting command
+	// serves its topology's control (rebalance).
+	WebUI string
 }
 
 // ErrStopped is the error of Run when a worker failed on its own.
 var ErrStopped = errors.New("the topology stopped")
+
+// slot is one worker: its current task, where it runs and its state.
+type slot struct {
+	task, agent, addr string
+	state             mesos.TaskState
+	pending           bool // to be launched (again)
+}
 
 // Run is a running topology framework.
 type Run struct {
@@ -64,12 +84,10 @@ type Run struct {
 	d   *scheduler.Driver
 
 	mu       sync.Mutex
-	launch   int               // launch number, from 1
-	tasks    map[string]string // task ID → agent ID, of the current launch
-	states   map[string]mesos.TaskState
-	peerList []string // the current launch's worker addresses
-	launched bool
-	running  bool // OnRunning was called for this launch
+	launch   int // the last launch's number
+	slots    []slot
+	placed   bool // the first launch placed every worker
+	running  bool // OnRunning was called since the last launch
 	stopping bool
 	done     chan error
 }
@@ -79,14 +97,17 @@ func New(cfg Config) (*Run, error) {
 	if cfg.Workers < 1 || len(cfg.Command) == 0 || cfg.Topology == "" {
 		return nil, fmt.Errorf("native topology %q: needs a name, a command and at least one worker", cfg.Topology)
 	}
-	r := &Run{cfg: cfg, log: cfg.Logger, done: make(chan error, 1), launch: 1}
+	r := &Run{cfg: cfg, log: cfg.Logger, done: make(chan error, 1), slots: make([]slot, cfg.Workers)}
+	for i := range r.slots {
+		r.slots[i].pending = true
+	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
 	zero := 0.0
 	d, err := scheduler.New(scheduler.Config{
 		Masters: cfg.Masters, Logger: r.log, MaxConnectFailures: 3,
-		Framework: mesos.FrameworkInfo{Name: Name, Roles: []string{"*"}, FailoverTimeout: &zero,
+		Framework: mesos.FrameworkInfo{Name: Name, Roles: []string{"*"}, FailoverTimeout: &zero, WebUiURL: webUI(cfg.WebUI),
 			Capabilities: scheduler.Capabilities(mesos.FrameworkInfo_Capability_MULTI_ROLE)},
 	}, scheduler.Funcs{OnOffers: r.offers, OnUpdate: r.update})
 	if err != nil {
@@ -140,6 +161,41 @@ func (r *Run) Kill(ctx context.Context) {
 	}
 }
 
+func webUI(u string) *string {
+	if u == "" {
+		return nil
+	}
+	return &u
+}
+
+// Rebalance launches the topology again as workers workers with env and
+// labels in place of the Config's (a new configuration, new executor
+// counts): every worker is killed and all are placed again, from one
+// round of offers.
+func (r *Run) Rebalance(ctx context.Context, workers int, env map[string]string, labels func(int) map[string]string) error {
+	if workers < 1 {
+		return fmt.Errorf("native topology %q: %d workers: want at least 1", r.cfg.Topology, workers)
+	}
+	r.mu.Lock()
+	if r.stopping {
+		r.mu.Unlock()
+		return fmt.Errorf("native topology %q is being killed", r.cfg.Topology)
+	}
+	old := r.live()
+	r.cfg.Workers, r.cfg.Env, r.cfg.Labels = workers, env, labels
+	r.slots = make([]slot, workers)
+	for i := range r.slots {
+		r.slots[i].pending = true
+	}
+	r.placed, r.running = false, false
+	r.mu.Unlock()
+	for id, agent := range old {
+		r.d.Kill(ctx, id, agent)
+	}
+	r.log.Info("native topology: rebalancing", "topology", r.cfg.Topology, "workers", workers)
+	return r.d.Revive(ctx)
+}
+
 func (r *Run) finish(err error) {
 	select {
 	case r.done <- err:
@@ -147,85 +203,71 @@ func (r *Run) finish(err error) {
 	}
 }
 
-// live are the current launch's tasks not known to have ended.
+// live are the workers' tasks not known to have ended.
 func (r *Run) live() map[string]string {
 	out := map[string]string{}
-	for id, agent := range r.tasks {
-		if !scheduler.IsTerminal(r.states[id]) {
-			out[id] = agent
+	for _, s := range r.slots {
+		if s.task != "" && !s.pending && !scheduler.IsTerminal(s.state) {
+			out[s.task] = s.agent
 		}
 	}
 	return out
 }
 
-// offers places every worker from this round of offers, or declines it.
+// placement is a worker placed on an offer.
+type placement struct {
+	worker, offer int
+	rs            []mesos.Resource
+	addr          string
+}
+
+// offers places the workers waiting for a launch: at first all of them
+// from one round of offers (or none), later each that fits.
 func (r *Run) offers(ctx context.Context, os []mesos.Offer) {
 	r.mu.Lock()
-	busy := r.launched || r.stopping
-	launch := r.launch
+	var waiting []int
+	for i, s := range r.slots {
+		if s.pending {
+			waiting = append(waiting, i)
+		}
+	}
+	all, stopping := !r.placed, r.stopping
 	r.mu.Unlock()
-	var decline []mesos.OfferID
-	if busy {
-		for _, o := range os {
-			decline = append(decline, o.ID)
-		}
-		r.d.Decline(ctx, decline, time.Hour)
+	if stopping || len(waiting) == 0 {
+		r.d.Decline(ctx, offerIDs(os), time.Hour)
+		r.d.Suppress(ctx)
 		return
 	}
-	need := offers.Need{CPUs: r.cfg.CPUs, Mem: r.cfg.Mem, Ports: 1}
-	pools := make([]*offers.Pool, len(os))
-	for i := range os {
-		pools[i] = offers.NewPool(&os[i])
-	}
-	type place struct {
-		offer int
-		rs    []mesos.Resource
-		addr  string
-	}
-	var places []place
-	for w := 0; w < r.cfg.Workers; w++ {
-		found := false
-		for i, p := range pools {
-			rs, ok := p.Take(need)
-			if !ok {
-				continue
-			}
-			port := firstPort(rs)
-			places = append(places, place{offer: i, rs: rs, addr: net.JoinHostPort(os[i].Hostname, strconv.FormatUint(port, 10))})
-			found = true
-			break
-		}
-		if !found {
-			break
-		}
-	}
-	if len(places) < r.cfg.Workers {
-		for _, o := range os {
-			decline = append(decline, o.ID)
-		}
-		r.log.Info("native topology: offers hold fewer workers than needed", "placed", len(places), "workers", r.cfg.Workers)
-		r.d.Decline(ctx, decline, time.Second)
+	places := r.place(os, waiting)
+	if len(places) == 0 || (all && len(places) < len(waiting)) {
+		r.log.Info("native topology: offers hold fewer workers than needed", "placed", len(places), "waiting", len(waiting))
+		r.d.Decline(ctx, offerIDs(os), time.Second)
 		return
 	}
-	peers := make([]string, len(places))
-	for i, p := range places {
-		peers[i] = p.addr
+	r.mu.Lock()
+	r.launch++
+	launch := r.launch
+	for _, p := range places {
+		r.slots[p.worker] = slot{addr: p.addr, agent: os[p.offer].AgentID.Value, state: mesos.TASK_STAGING}
+	}
+	peers := make([]string, len(r.slots))
+	for i, s := range r.slots {
+		peers[i] = s.addr
 	}
 	byOffer := map[int][]mesos.TaskInfo{}
-	tasks := map[string]string{}
-	for i, p := range places {
-		env := map[string]string{EnvPeers: strings.Join(peers, ","), EnvWorker: strconv.Itoa(i)}
+	for _, p := range places {
+		env := map[string]string{EnvPeers: strings.Join(peers, ","), EnvWorker: strconv.Itoa(p.worker), EnvLaunch: strconv.Itoa(launch)}
 		for k, v := range r.cfg.Env {
 			env[k] = v
 		}
-		id := fmt.Sprintf("%s-%d-w%d-%s", taskIDSafe(r.cfg.Topology), launch, i, strconv.FormatInt(time.Now().UnixNano()%1e9, 36))
-		o := os[p.offer]
-		byOffer[p.offer] = append(byOffer[p.offer], taskInfo(r.cfg, id, o.AgentID, p.rs, env))
-		tasks[id] = o.AgentID.Value
+		id := fmt.Sprintf("%s-%d-w%d-%s", taskIDSafe(r.cfg.Topology), launch, p.worker, strconv.FormatInt(time.Now().UnixNano()%1e9, 36))
+		r.slots[p.worker].task = id
+		byOffer[p.offer] = append(byOffer[p.offer], taskInfo(r.cfg, id, os[p.offer].AgentID, p.rs, env, p.worker))
 	}
-	r.mu.Lock()
-	r.tasks, r.states, r.launched, r.running, r.peerList = tasks, map[string]mesos.TaskState{}, true, false, peers
+	r.placed, r.running = true, false
+	left := len(waiting) - len(places)
 	r.mu.Unlock()
+	var decline []mesos.OfferID
 	for i, o := range os {
 		if ts, ok := byOffer[i]; ok {
 			if err := r.d.Launch(ctx, []mesos.OfferID{o.ID}, ts, scheduler.RefuseFor(time.Hour)); err != nil {
@@ -239,28 +281,67 @@ func (r *Run) offers(ctx context.Context, os []mesos.Offer) {
 	if len(decline) > 0 {
 		r.d.Decline(ctx, decline, time.Hour)
 	}
-	r.d.Suppress(ctx)
-	r.log.Info("native topology: workers launched", "topology", r.cfg.Topology, "launch", launch, "peers", peers)
+	if left == 0 {
+		r.d.Suppress(ctx)
+	}
+	r.log.Info("native topology: workers launched", "topology", r.cfg.Topology, "launch", launch, "peers", peers, "waiting", left)
+}
+
+// place fits the waiting workers into the offers, one port each.
+func (r *Run) place(os []mesos.Offer, waiting []int) []placement {
+	need := offers.Need{CPUs: r.cfg.CPUs, Mem: r.cfg.Mem, Ports: 1}
+	pools := make([]*offers.Pool, len(os))
+	for i := range os {
+		pools[i] = offers.NewPool(&os[i])
+	}
+	var places []placement
+	for _, w := range waiting {
+		for i, p := range pools {
+			rs, ok := p.Take(need)
+			if !ok {
+				continue
+			}
+			addr := net.JoinHostPort(os[i].Hostname, strconv.FormatUint(firstPort(rs), 10))
+			places = append(places, placement{worker: w, offer: i, rs: rs, addr: addr})
+			break
+		}
+	}
+	return places
+}
+
+func offerIDs(os []mesos.Offer) []mesos.OfferID {
+	ids := make([]mesos.OfferID, len(os))
+	for i, o := range os {
+		ids[i] = o.ID
+	}
+	return ids
 }
 
 func (r *Run) update(ctx context.Context, st mesos.TaskStatus) {
 	id := st.TaskID.Value
 	r.mu.Lock()
-	if _, ours := r.tasks[id]; !ours {
+	w := -1
+	for i, s := range r.slots {
+		if s.task == id && !s.pending {
+			w = i
+		}
+	}
+	if w < 0 {
 		r.mu.Unlock()
 		return
 	}
-	r.states[id] = st.GetState()
-	running, live, launch := 0, r.live(), r.launch
-	for _, s := range r.states {
-		if s == mesos.TASK_RUNNING {
+	r.slots[w].state = st.GetState()
+	running := 0
+	peers := make([]string, len(r.slots))
+	for i, s := range r.slots {
+		peers[i] = s.addr
+		if s.state == mesos.TASK_RUNNING && !s.pending {
 			running++
 		}
 	}
-	stopping := r.stopping
-	announce := running == r.cfg.Workers && !r.running
+	live, launch, stopping := r.live(), r.launch, r.stopping
+	announce := running == len(r.slots) && !r.running
 	r.running = r.running || announce
-	peers := r.peerList
 	r.mu.Unlock()
 	if !scheduler.IsTerminal(st.GetState()) {
 		if announce && r.cfg.OnRunning != nil {
@@ -281,20 +362,14 @@ func (r *Run) update(ctx context.Context, st mesos.TaskStatus) {
 		r.Kill(ctx)
 		return
 	}
-	// Killed by a signal, lost, or killed by someone else: launch every
-	// worker again (their addresses change).
+	// Killed by a signal, lost, or killed by someone else: launch this
+	// worker again; the others run on.
 	why := fmt.Sprintf("task %s ended %s: %s", id, st.GetState(), st.GetMessage())
-	for tid, agent := range live {
-		r.d.Kill(ctx, tid, agent)
-	}
 	r.mu.Lock()
-	r.launch++
-	r.launched = false
-	r.tasks = map[string]string{}
-	launch = r.launch
+	r.slots[w].pending = true
 	r.mu.Unlock()
-	if r.cfg.OnRelaunch != nil {
-		r.cfg.OnRelaunch(launch, why)
+	if r.cfg.OnReplace != nil {
+		r.cfg.OnReplace(w, why)
 	}
 	r.d.Revive(ctx)
 }
@@ -308,7 +383,7 @@ func firstPort(rs []mesos.Resource) uint64 {
 	return 0
 }
 
-func taskInfo(cfg Config, id string, agent mesos.AgentID, rs []mesos.Resource, env map[string]string) mesos.TaskInfo {
+func taskInfo(cfg Config, id string, agent mesos.AgentID, rs []mesos.Resource, env map[string]string, worker int) mesos.TaskInfo {
 	shell, value := false, cfg.Command[0]
 	cmd := &mesos.CommandInfo{Shell: &shell, Value: &value, Arguments: cfg.Command}
 	names := make([]string, 0, len(env))
@@ -322,7 +397,24 @@ func taskInfo(cfg Config, id string, agent mesos.AgentID, rs []mesos.Resource, e
 		e.Variables = append(e.Variables, mesos.Environment_Variable{Name: k, Value: &v})
 	}
 	cmd.Environment = e
-	return mesos.TaskInfo{Name: cfg.Topology, TaskID: mesos.TaskID{Value: id}, AgentID: agent, Resources: rs, Command: cmd}
+	ti := mesos.TaskInfo{Name: cfg.Topology, TaskID: mesos.TaskID{Value: id}, AgentID: agent, Resources: rs, Command: cmd}
+	labels := map[string]string{LabelWorker: strconv.Itoa(worker)}
+	if cfg.Labels != nil {
+		for k, v := range cfg.Labels(worker) {
+			labels[k] = v
+		}
+	}
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	ti.Labels = &mesos.Labels{}
+	for _, k := range keys {
+		v := labels[k]
+		ti.Labels.Labels = append(ti.Labels.Labels, mesos.Label{Key: k, Value: &v})
+	}
+	return ti
 }
 
 // taskIDSafe keeps the characters Mesos allows in IDs.
