@@ -38,9 +38,10 @@ type NativeConfig struct {
 	// 4096; negative: no limit).
 	PidsLimit int64
 	// InitPath is the program started as each container's init with the
-	// arguments InitCommand and the container ID (default /proc/self/exe:
-	// this binary, which serves as the init because it links package
-	// containerinit).
+	// arguments InitCommand and the container ID. Default: agora-init
+	// beside this program's binary when it is the one this binary was
+	// built with (see BundledInit), else /proc/self/exe: this binary, which
+	// serves as the init because it links package containerinit.
 	InitPath string
 	// CgroupPool is how many empty cgroups are kept ready for new
 	// containers, created off the launch path and reused (reset) after
@@ -65,11 +66,11 @@ func (c *NativeConfig) setDefaults() {
 	if c.PidsLimit == 0 {
 		c.PidsLimit = 4096
 	}
-	if c.InitPath == "" {
-		c.InitPath = "/proc/self/exe"
-	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.InitPath == "" {
+		c.InitPath = BundledInit(c.Logger)
 	}
 }
 
