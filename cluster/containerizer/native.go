@@ -204,7 +204,7 @@ func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error)
 	}
 	cfg := containerinit.Config{Path: path, Args: args, Env: spec.Env, Sandbox: spec.Dir,
 		SandboxInTmp: spec.Dir != "" && under(spec.Dir, "/tmp"), AgentMountNS: n.mountNS}
-	if spec.Dir != "" {
+	if spec.Dir != "" && !spec.NoExitFile {
 		cfg.ExitFile = filepath.Join(spec.Dir, exitFileName)
 	}
 	if cred != nil {
@@ -368,7 +368,7 @@ func validContainerID(id string) error {
 // find it.
 func (n *Native) Plan(spec Spec) State {
 	st := State{ID: spec.ID, Cgroup: n.cfg.Root + "/" + spec.ID}
-	if spec.Dir != "" {
+	if spec.Dir != "" && !spec.NoExitFile {
 		st.ExitFile = filepath.Join(spec.Dir, exitFileName)
 	}
 	return st
