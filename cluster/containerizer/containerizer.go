@@ -48,6 +48,13 @@ type Spec struct {
 	// unlimited.
 	CPUs  float64
 	MemMB float64
+
+	// NoExitFile: the native containerizer's init leaves no exit-status
+	// file in Dir (see State.ExitFile). For containers no restarted agent
+	// adopts, such as the tasks of frameworks that do not checkpoint
+	// (destroyed when the agent restarts, as in Mesos), the file and its
+	// two fsyncs would be written for no one.
+	NoExitFile bool
 }
 
 // State is what an agent checkpoints about a running container so that a

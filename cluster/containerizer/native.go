@@ -38,9 +38,10 @@ type NativeConfig struct {
 	// 4096; negative: no limit).
 	PidsLimit int64
 	// InitPath is the program started as each container's init with the
-	// arguments InitCommand and the container ID (default /proc/self/exe:
-	// this binary, which serves as the init because it links package
-	// containerinit).
+	// arguments InitCommand and the container ID. Default: agora-init
+	// beside this program's binary when it is the one this binary was
+	// built with (see BundledInit), else /proc/self/exe: this binary, which
+	// serves as the init because it links package containerinit.
 	InitPath string
 	// CgroupPool is how many empty cgroups are kept ready for new
 	// containers, created off the launch path and reused (reset) after
@@ -65,11 +66,11 @@ func (c *NativeConfig) setDefaults() {
 	if c.PidsLimit == 0 {
 		c.PidsLimit = 4096
 	}
-	if c.InitPath == "" {
-		c.InitPath = "/proc/self/exe"
-	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.InitPath == "" {
+		c.InitPath = BundledInit(c.Logger)
 	}
 }
 
@@ -203,7 +204,7 @@ func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error)
 	}
 	cfg := containerinit.Config{Path: path, Args: args, Env: spec.Env, Sandbox: spec.Dir,
 		SandboxInTmp: spec.Dir != "" && under(spec.Dir, "/tmp"), AgentMountNS: n.mountNS}
-	if spec.Dir != "" {
+	if spec.Dir != "" && !spec.NoExitFile {
 		cfg.ExitFile = filepath.Join(spec.Dir, exitFileName)
 	}
 	if cred != nil {
@@ -367,7 +368,7 @@ func validContainerID(id string) error {
 // find it.
 func (n *Native) Plan(spec Spec) State {
 	st := State{ID: spec.ID, Cgroup: n.cfg.Root + "/" + spec.ID}
-	if spec.Dir != "" {
+	if spec.Dir != "" && !spec.NoExitFile {
 		st.ExitFile = filepath.Join(spec.Dir, exitFileName)
 	}
 	return st

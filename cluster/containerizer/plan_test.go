@@ -141,3 +141,31 @@ func TestProcessCannotRecoverFromAPlan(t *testing.T) {
 		t.Fatalf("recover from a plan: %v, want ErrGone (not ErrNeverStarted: it may have run)", err)
 	}
 }
+
+// The init leaves the task's exit status in the sandbox unless the spec
+// says no restarted agent will look for it; either way Wait reports it.
+func TestNativeExitFileOnlyWhenWanted(t *testing.T) {
+	n := testNative(t)
+	for _, noFile := range []bool{false, true} {
+		spec := planSpec(t, `exit 3`)
+		spec.NoExitFile = noFile
+		plan := n.Plan(spec)
+		if got := plan.ExitFile != ""; got == noFile {
+			t.Fatalf("NoExitFile=%v: plan = %+v", noFile, plan)
+		}
+		c := launchNative(t, n, spec)
+		if e := wait(t, c); e.Code != 3 || e.Unknown {
+			t.Fatalf("NoExitFile=%v: exit = %+v, want status 3", noFile, e)
+		}
+		_, err := os.Stat(filepath.Join(spec.Dir, exitFileName))
+		if noFile && !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("NoExitFile: the init left an exit-status file (stat: %v)", err)
+		}
+		if !noFile && err != nil {
+			t.Errorf("the init left no exit-status file: %v", err)
+		}
+		if st := c.State(); (st.ExitFile == "") != noFile {
+			t.Errorf("NoExitFile=%v: state = %+v", noFile, st)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/agent"
@@ -26,9 +27,18 @@ func benchIsolation(ctx context.Context, modes []string, workDir string, cfg ben
 	var out []*bench.LaunchResult
 	for _, mode := range modes {
 		fmt.Fprintf(os.Stderr, "bench launch: isolation %s\n", mode)
+		before := cpuTime()
 		res, err := benchOnLocalCluster(ctx, mode, workDir, cfg)
 		if err != nil {
 			return out, fmt.Errorf("isolation %s: %w", mode, err)
+		}
+		if res.Tasks > 0 {
+			// Everything runs in this process and its children: the
+			// master, the agent, the framework, the containers' inits and
+			// the tasks (reaped, so counted), and the cluster's set-up and
+			// removal.
+			fmt.Fprintf(os.Stderr, "bench launch: isolation %s: %.2f ms of CPU per task (master, agent, framework, inits and tasks together)\n",
+				mode, float64(cpuTime()-before)/float64(time.Millisecond)/float64(res.Tasks))
 		}
 		out = append(out, res)
 	}
@@ -81,6 +91,19 @@ func benchOnLocalCluster(ctx context.Context, mode, workDir string, cfg bench.La
 	}
 	cfg.Masters = []string{ln.Addr().String()}
 	return bench.Launch(ctx, cfg)
+}
+
+// cpuTime is the CPU time, user and system, of this process and of its
+// children that have ended and been waited for.
+func cpuTime() time.Duration {
+	var self, children syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
+	var total time.Duration
+	for _, ru := range []syscall.Rusage{self, children} {
+		total += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return total
 }
 
 func printIsolationResults(modes []string, rs []*bench.LaunchResult) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"syscall"
 
@@ -41,8 +42,17 @@ func runBenchLaunch(args []string) int {
 	fs.BoolVar(&o.verbose, "verbose", false, "print per-offer diagnostics on stderr")
 	isolation := fs.String("isolation", "", "compare isolation modes (e.g. posix,cgroups): the same run on a throw-away\nlocal cluster (one master, one agent) per mode, instead of on --master")
 	workDir := fs.String("work_dir", "/var/tmp", "with --isolation: where the throw-away cluster keeps its state and sandboxes\n(a fresh directory below this one, removed afterwards). Not below /tmp: tasks get\na private /tmp, and sandboxes under it cost every container extra mounts")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to this file (with --isolation: the master,\nagent and framework, which all run in it)")
 	if code, done := parseFlags(fs, args); done {
 		return code
+	}
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "agora bench launch: --cpuprofile:", err)
+			return 2
+		}
+		defer stopProfile()
 	}
 	if cfg.MaxInFlight < 0 {
 		fmt.Fprintf(os.Stderr, "agora bench launch: --max-in-flight=%d: give a positive number, or 0 for no limit\n", cfg.MaxInFlight)
@@ -93,6 +103,25 @@ func runBenchLaunch(args []string) int {
 		printLaunchResult(res)
 	}
 	return launchExit(o, res, err)
+}
+
+// startCPUProfile profiles this process's CPU into path until the
+// returned function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "agora bench launch: --cpuprofile:", err)
+		}
+	}, nil
 }
 
 // defaultWindow is the in-flight window of the default run's second pass.

@@ -1,0 +1,86 @@
+package containerizer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// InitBinaryName is the stand-alone container init (cmd/agora-init) that
+// `make build` puts beside the agora binary.
+const InitBinaryName = "agora-init"
+
+// initSHA256 is the SHA-256 (hex) of the agora-init built with this
+// binary, set by the linker (`make build`: -X ...containerizer.initSHA256=).
+// Empty: this binary was built without one.
+var initSHA256 string
+
+var bundledInit struct {
+	once sync.Once
+	path string
+}
+
+// BundledInit is the program the native containerizer starts as each
+// container's init by default: agora-init beside this program's binary if
+// its content is exactly the agora-init this binary was built with, else
+// /proc/self/exe (this binary). A container's init costs every launch its
+// start-up, which for the small program is about 0.7 ms of CPU less than
+// for the whole agora binary; checking the content keeps an agora-init of
+// another build, whose protocol may differ, from ever being started. It is
+// decided once per process.
+func BundledInit(log *slog.Logger) string {
+	bundledInit.once.Do(func() {
+		bundledInit.path = "/proc/self/exe"
+		if initSHA256 == "" {
+			return
+		}
+		exe, err := os.Executable()
+		if err == nil {
+			var path string
+			if path, err = initBeside(exe, initSHA256); err == nil {
+				bundledInit.path = path
+				return
+			}
+		}
+		level := slog.LevelWarn
+		if errors.Is(err, os.ErrNotExist) {
+			level = slog.LevelDebug
+		}
+		log.Log(context.Background(), level, "no stand-alone container init; containers start this binary as their init", "err", err)
+	})
+	return bundledInit.path
+}
+
+// initBeside is the agora-init beside the binary exe if its SHA-256 is
+// want; otherwise the error says why not.
+func initBeside(exe, want string) (string, error) {
+	path := filepath.Join(filepath.Dir(exe), InitBinaryName)
+	sum, err := fileSHA256(path)
+	if err != nil {
+		return "", err
+	}
+	if sum != want {
+		return "", fmt.Errorf("%s is of another build (SHA-256 %s, this binary was built with %s)", path, sum, want)
+	}
+	return path, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
