@@ -106,6 +106,8 @@ func chronosCommand(ctx context.Context, args []string, stderr io.Writer) int {
 		Epsilon: *epsilon, FailoverTimeout: *failover, Logger: log,
 		HTTPAddress: net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))}
 	fmt.Fprintf(stderr, "agora chronos: REST API on http://%s/v1/scheduler, subscribing with %s; interrupt to stop\n", cfg.HTTPAddress, *master)
+	// The line scripts and tests wait for, as `agora master` prints it.
+	fmt.Fprintf(stderr, "agora chronos: listening on %s\n", cfg.HTTPAddress)
 	if err := serveChronos(ctx, cfg, ln); err != nil {
 		fmt.Fprintln(stderr, "agora chronos:", err)
 		return 1
