@@ -65,8 +65,12 @@ version (unless --deployment_auto_rollback=false or ?autoRollback=false):
 Groups (/v2/groups) are the app tree; an app's dependencies (on apps or
 groups) launch first and must run healthy before it starts; a cycle is refused.
 
-Not yet: containers (DOCKER, MESOS) and readiness checks; an app that asks for
-them is refused with a 422 naming the field.
+readinessChecks (HTTP, on a named port) are polled by the framework on each
+new instance until it answers ready; only then does it count towards a
+deployment, and /v2/deployments shows the results.
+
+Not yet: containers (DOCKER, MESOS); an app that asks for them is refused
+with a 422 naming the field.
 
 Flags:
 `
