@@ -38,8 +38,9 @@ func init() {
 
 const marathonUsage = `Usage: agora marathon --master=HOST:5050|zk://... --work_dir=DIR [--http_port=8080]
 
-Runs the services framework: Marathon's /v2 REST API on --http_port, and the
-apps' instances on the cluster. Existing Marathon clients and the app JSON of
+Runs the services framework: Marathon's /v2 REST API on --http_port (and a
+live page of the apps and deployments at /ui/), and the apps' instances on
+the cluster. Existing Marathon clients and the app JSON of
 Marathon's docs work unchanged, for example:
 
   curl -X POST -H 'Content-Type: application/json' localhost:8080/v2/apps -d '{

@@ -25,6 +25,8 @@ func (f *Framework) Handler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "pong\n")
 	})
+	mux.Handle("GET /ui/", uiHandler())
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("GET /v2/info", f.serveInfo)
 	mux.HandleFunc("GET /v2/leader", f.serveLeader)
 	mux.HandleFunc("GET /v2/apps", f.serveApps)
