@@ -134,6 +134,8 @@ func marathonCommand(ctx context.Context, args []string, stderr io.Writer) int {
 		NoAutoRollback: !*autoRollback, MaxVersions: *maxVersions,
 		HTTPAddress: net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))}
 	fmt.Fprintf(stderr, "agora marathon: REST API on http://%s, subscribing with %s; interrupt to stop\n", cfg.HTTPAddress, *master)
+	// The line scripts and tests wait for, as `agora master` prints it.
+	fmt.Fprintf(stderr, "agora marathon: listening on %s\n", cfg.HTTPAddress)
 	if err := serveMarathon(ctx, cfg, ln); err != nil {
 		fmt.Fprintln(stderr, "agora marathon:", err)
 		return 1

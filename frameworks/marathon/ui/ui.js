@@ -127,7 +127,7 @@ async function refresh() {
       fill('apps', apps.apps.map(appRow), 'apps-empty');
       document.getElementById('apps-count').textContent = apps.apps.length ? '(' + apps.apps.length + ')' : '';
       fill('deployments', deployments.map(deploymentRow), 'deployments-empty');
-      const ended = history.filter((h) => h.status !== 'running').reverse().slice(0, 20);
+      const ended = history.filter((h) => h.status !== 'running').slice(0, 20); // newest first
       fill('history', ended.map(historyRow), 'history-empty');
       document.getElementById('error-banner').hidden = true;
       document.getElementById('status').textContent = 'Updated ' + new Date().toLocaleTimeString();
