@@ -75,8 +75,12 @@ func uiRun[T any](t *testing.T, ctx context.Context, what string, a chromedp.Act
 // truthy.
 func uiWait(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
-	uiRun(t, ctx, "waiting for "+what, chromedp.Poll[chromedp.Void](expr,
-		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(55*time.Second)))
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(wctx, chromedp.Poll[chromedp.Void](expr,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(55*time.Second))); err != nil {
+		t.Fatalf("waiting for %s: %v; the page says:\n%s", what, err, uiText(t, ctx, "body"))
+	}
 }
 
 func uiText(t *testing.T, ctx context.Context, sel string) string {
