@@ -51,7 +51,8 @@ Serves DNS for what runs on the cluster, with Mesos-DNS's names:
   leader.agora  master.agora  agent.agora  slave.agora
 
 and Mesos-DNS's HTTP API on --http_port (/v1/version, /v1/config,
-/v1/hosts/{host}, /v1/services/{service}, /v1/enumerate). It follows the
+/v1/hosts/{host}, /v1/services/{service}, /v1/enumerate; a page of the
+records at /ui/). It follows the
 master's event stream, so answers change within a second of a task
 starting, ending or turning unhealthy (a task with a health check is
 answered only while healthy): each event changes the records of what it
@@ -340,7 +341,7 @@ func (d *devDNS) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, wo
 				}
 			}()
 			addr := net.JoinHostPort(ip, strconv.Itoa(d.port))
-			return fmt.Sprintf("  dns         %s   (Mesos-DNS names: dig @%s -p %d _app._tcp.marathon.agora SRV; API http://%s/v1/)",
+			return fmt.Sprintf("  dns         %s   (Mesos-DNS names: dig @%s -p %d _app._tcp.marathon.agora SRV; API http://%s/v1/, records at /ui/)",
 				addr, ip, d.port, net.JoinHostPort(ip, strconv.Itoa(d.httpPort))), "", stopped, nil
 		}
 	}
