@@ -22,6 +22,7 @@ type records struct {
 	srv   map[string][]srvTarget // lower-case FQDN → targets
 	names map[string]int         // every name that exists, records or not (for NOERROR vs NXDOMAIN): its records and child names
 	refs  map[string]int         // record key → owners holding it
+	pos   map[string]int         // record key → its index in its name's list
 	// owned are the records of the static part ("static"), the agents
 	// ("agent/ID") and the frameworks ("framework/ID"); tasks those of
 	// each published task, by taskKey.
@@ -60,7 +61,7 @@ type taskRecords struct {
 
 func newRecords(dom string, n int) *records {
 	rs := &records{dom: dom, a: make(map[string][]net.IP, 4*n), srv: make(map[string][]srvTarget, 4*n),
-		names: make(map[string]int, 10*n), refs: make(map[string]int, 8*n), owned: map[string][]rr{},
+		names: make(map[string]int, 10*n), refs: make(map[string]int, 8*n), pos: make(map[string]int, 8*n), owned: map[string][]rr{},
 		tasks: make(map[string]*taskRecords, n), frameworks: map[string]string{}}
 	rs.names[dom] = 1 // the apex always exists
 	return rs
@@ -73,45 +74,52 @@ func (rs *records) add(x rr) {
 		return
 	}
 	if x.ip != nil {
+		rs.pos[k] = len(rs.a[x.name])
 		rs.a[x.name] = append(rs.a[x.name], x.ip)
 	} else {
+		rs.pos[k] = len(rs.srv[x.name])
 		rs.srv[x.name] = append(rs.srv[x.name], srvTarget{target: x.target, port: x.port})
 	}
 	rs.walk(x.name, 1)
 }
 
-// drop releases one owner's hold on x; the record goes with the last.
-// The slices are copied, not changed in place: a reader may hold one.
-// Call with mu held.
+// drop releases one owner's hold on x; the record goes with the last,
+// its place in its name's list taken by the list's last record (the
+// order is shuffled per answer anyway), so that dropping one instance
+// of an app with thousands costs no more than dropping one of a few.
+// Readers hold mu for reading while they use a list. Call with mu held.
 func (rs *records) drop(x rr) {
 	k := x.key()
 	if rs.refs[k]--; rs.refs[k] > 0 {
 		return
 	}
 	delete(rs.refs, k)
+	i := rs.pos[k]
+	delete(rs.pos, k)
 	if x.ip != nil {
-		rs.a[x.name] = without(rs.a[x.name], func(ip net.IP) bool { return ip.Equal(x.ip) })
-		if len(rs.a[x.name]) == 0 {
+		l := rs.a[x.name]
+		if last := len(l) - 1; i != last {
+			l[i] = l[last]
+			rs.pos[rr{name: x.name, ip: l[i]}.key()] = i
+		}
+		if l = l[:len(l)-1]; len(l) == 0 {
 			delete(rs.a, x.name)
+		} else {
+			rs.a[x.name] = l
 		}
 	} else {
-		rs.srv[x.name] = without(rs.srv[x.name], func(s srvTarget) bool { return s.target == x.target && s.port == x.port })
-		if len(rs.srv[x.name]) == 0 {
+		l := rs.srv[x.name]
+		if last := len(l) - 1; i != last {
+			l[i] = l[last]
+			rs.pos[rr{name: x.name, target: l[i].target, port: l[i].port}.key()] = i
+		}
+		if l = l[:len(l)-1]; len(l) == 0 {
 			delete(rs.srv, x.name)
+		} else {
+			rs.srv[x.name] = l
 		}
 	}
 	rs.walk(x.name, -1)
-}
-
-func without[T any](xs []T, match func(T) bool) []T {
-	out := make([]T, 0, len(xs))
-	for i, x := range xs {
-		if match(x) {
-			return append(out, xs[i+1:]...)
-		}
-		out = append(out, x)
-	}
-	return out
 }
 
 // walk counts a record in (d = 1) or out (-1) of its name. A name

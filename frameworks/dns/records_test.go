@@ -35,6 +35,24 @@ func dump(rs *records) []string {
 	for k, tr := range rs.tasks {
 		out = append(out, fmt.Sprintf("task %s: %d records", k, len(tr.rrs)))
 	}
+	// Every record's index points at it.
+	for n, ips := range rs.a {
+		for i, ip := range ips {
+			if k := (rr{name: n, ip: ip}).key(); rs.pos[k] != i || rs.refs[k] < 1 {
+				out = append(out, fmt.Sprintf("BAD INDEX %s: at %d, indexed %d, held %d", k, i, rs.pos[k], rs.refs[k]))
+			}
+		}
+	}
+	for n, ts := range rs.srv {
+		for i, x := range ts {
+			if k := (rr{name: n, target: x.target, port: x.port}).key(); rs.pos[k] != i || rs.refs[k] < 1 {
+				out = append(out, fmt.Sprintf("BAD INDEX %s: at %d, indexed %d, held %d", k, i, rs.pos[k], rs.refs[k]))
+			}
+		}
+	}
+	if len(rs.pos) != len(rs.refs) {
+		out = append(out, fmt.Sprintf("BAD INDEX: %d indexed, %d held", len(rs.pos), len(rs.refs)))
+	}
 	sort.Strings(out)
 	return out
 }
