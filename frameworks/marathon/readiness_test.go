@@ -17,7 +17,7 @@ import (
 func readyApp(dir string, n int) string {
 	return fmt.Sprintf(`{"id":"/api","cmd":"exec busybox httpd -f -p $PORT0 -h %s","cpus":0.1,"mem":16,"instances":%d,
 		"portDefinitions":[{"port":0,"name":"http-api"}],
-		"readinessChecks":[{"path":"/ready","portName":"http-api","intervalSeconds":0.3,"timeoutSeconds":0.25,
+		"readinessChecks":[{"path":"/ready","portName":"http-api","intervalSeconds":1,"timeoutSeconds":0.9,
 			"httpStatusCodesForReady":[200,204],"preserveLastResponse":true}],
 		"upgradeStrategy":{"minimumHealthCapacity":1,"maximumOverCapacity":0.5}}`, dir, n)
 }
@@ -42,7 +42,7 @@ func TestReadinessGatesRollingRestart(t *testing.T) {
 	// Bad readiness checks are refused, naming the field.
 	for _, c := range []struct{ from, to, field string }{
 		{`"portName":"http-api"`, `"portName":"nosuch"`, "portName"},
-		{`"timeoutSeconds":0.25`, `"timeoutSeconds":1`, "timeoutSeconds"},
+		{`"timeoutSeconds":0.9`, `"timeoutSeconds":2`, "timeoutSeconds"},
 		{`"httpStatusCodesForReady":[200,204]`, `"httpStatusCodesForReady":[]`, "httpStatusCodesForReady"},
 	} {
 		code, b, _ := e.call("POST", "/v2/apps", strings.Replace(readyApp(dir, 2), c.from, c.to, 1))

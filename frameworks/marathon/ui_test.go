@@ -17,9 +17,10 @@ import (
 )
 
 // TestUIShowsAppsAndDeploymentsLive opens /ui/ in headless Chromium with
-// its poll all but off: the app, a deployment held up by a readiness
-// check (with the check's result) and the deployment's end in the history
-// all appear as the framework's event stream announces them.
+// its slow poll all but off: the app, a deployment held up by a readiness
+// check (with the check's result, which the page follows while a
+// deployment is in progress) and the deployment's end in the history all
+// appear without a reload.
 func TestUIShowsAppsAndDeploymentsLive(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/busybox"); err != nil {
 		t.Skip("needs busybox httpd for the instances' endpoint")

@@ -1,7 +1,8 @@
 // agora services UI: the apps and deployments of the Marathon-compatible
 // framework, from its own /v2 API. The page follows /v2/events (server-
 // sent events) and reloads what an event may have changed; a slow poll
-// covers a stream that drops.
+// covers a stream that drops, and a quick one follows a deployment in
+// progress (its readiness results come with no event).
 'use strict';
 
 const api = (path) => new URL(path, location.href.replace(/\/ui\/.*$/, '/')).toString();
@@ -12,6 +13,9 @@ const EVENTS = ['status_update_event', 'health_status_changed_event', 'deploymen
 
 // POLL_MS is the slow poll's period: ?poll=SECONDS changes it.
 const POLL_MS = (Number(new URLSearchParams(location.search).get('poll')) || 10) * 1000;
+
+// DEPLOYING_POLL_MS is the poll's period while a deployment is in progress.
+const DEPLOYING_POLL_MS = 1000;
 
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
@@ -131,6 +135,8 @@ async function refresh() {
       fill('history', ended.map(historyRow), 'history-empty');
       document.getElementById('error-banner').hidden = true;
       document.getElementById('status').textContent = 'Updated ' + new Date().toLocaleTimeString();
+      // Readiness results come with no event: follow a deployment closely.
+      if (deployments.length) setTimeout(soon, DEPLOYING_POLL_MS);
     } catch (err) {
       const b = document.getElementById('error-banner');
       b.textContent = 'Cannot read the API: ' + err.message;
