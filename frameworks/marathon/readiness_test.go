@@ -96,6 +96,16 @@ func TestReadinessGatesRollingRestart(t *testing.T) {
 	if result.Ready || result.Name != "readinessCheck" || result.LastResponse.Status != 404 || !strings.Contains(result.LastResponse.Body, "404") {
 		t.Fatalf("readiness result %+v (response %+v), want not ready with the 404 kept", result, result.LastResponse)
 	}
+	var embedded struct {
+		Apps []struct {
+			ID                    string            `json:"id"`
+			ReadinessCheckResults []ReadinessResult `json:"readinessCheckResults"`
+		} `json:"apps"`
+	}
+	e.must("GET", "/v2/apps?embed=apps.readiness", "", 200, &embedded)
+	if len(embedded.Apps) != 1 || len(embedded.Apps[0].ReadinessCheckResults) == 0 {
+		t.Fatalf("/v2/apps?embed=apps.readiness: %+v, want the readiness results", embedded.Apps)
+	}
 	// The framework has decided on what it saw: the old instances stay
 	// while the new one is not ready.
 	e.fw.converge(context.Background())
