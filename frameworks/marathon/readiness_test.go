@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -29,7 +30,7 @@ func readyApp(dir string, n int) string {
 // the last response. Once the endpoint answers 200 the restart goes on
 // and ends with every instance replaced and ready.
 func TestReadinessGatesRollingRestart(t *testing.T) {
-	if _, err := os.Stat("/usr/bin/busybox"); err != nil {
+	if _, err := exec.LookPath("busybox"); err != nil {
 		t.Skip("needs busybox httpd for the instances' endpoint")
 	}
 	e := startEnv(t)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,7 +23,7 @@ import (
 // deployment is in progress) and the deployment's end in the history all
 // appear without a reload.
 func TestUIShowsAppsAndDeploymentsLive(t *testing.T) {
-	if _, err := os.Stat("/usr/bin/busybox"); err != nil {
+	if _, err := exec.LookPath("busybox"); err != nil {
 		t.Skip("needs busybox httpd for the instances' endpoint")
 	}
 	e := startEnv(t)
