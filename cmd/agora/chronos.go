@@ -34,7 +34,8 @@ func init() {
 const chronosUsage = `Usage: agora chronos --master=HOST:5050|zk://... --work_dir=DIR [--http_port=4400]
 
 Runs the scheduled-jobs framework: Chronos's /v1/scheduler REST API on
---http_port, and each job run as a task on the cluster. Existing Chronos
+--http_port (and a page of the jobs, their next runs and recent runs at
+/ui/), and each job run as a task on the cluster. Existing Chronos
 job JSON works unchanged; a five-field "cron" may replace "schedule":
 
   curl -X POST -H 'Content-Type: application/json' localhost:4400/v1/scheduler/iso8601 -d '{
@@ -106,6 +107,8 @@ func chronosCommand(ctx context.Context, args []string, stderr io.Writer) int {
 		Epsilon: *epsilon, FailoverTimeout: *failover, Logger: log,
 		HTTPAddress: net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))}
 	fmt.Fprintf(stderr, "agora chronos: REST API on http://%s/v1/scheduler, subscribing with %s; interrupt to stop\n", cfg.HTTPAddress, *master)
+	// The line scripts and tests wait for, as `agora master` prints it.
+	fmt.Fprintf(stderr, "agora chronos: listening on %s\n", cfg.HTTPAddress)
 	if err := serveChronos(ctx, cfg, ln); err != nil {
 		fmt.Fprintln(stderr, "agora chronos:", err)
 		return 1
@@ -180,5 +183,5 @@ func (d *devChronos) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip
 			logger.Error("the scheduled-jobs framework (Chronos) stopped", "err", err)
 		}
 	}()
-	return fmt.Sprintf("  chronos     http://%s/v1/scheduler/jobs   (Chronos's REST API: curl -X POST -d @job.json .../iso8601)", cfg.HTTPAddress), "", stopped, nil
+	return fmt.Sprintf("  chronos     http://%s/v1/scheduler/jobs   (Chronos's REST API: curl -X POST -d @job.json .../iso8601; jobs at /ui/)", cfg.HTTPAddress), "", stopped, nil
 }

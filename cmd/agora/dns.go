@@ -51,11 +51,13 @@ Serves DNS for what runs on the cluster, with Mesos-DNS's names:
   leader.agora  master.agora  agent.agora  slave.agora
 
 and Mesos-DNS's HTTP API on --http_port (/v1/version, /v1/config,
-/v1/hosts/{host}, /v1/services/{service}). It follows the master's event
-stream, so answers change within a second of a task starting, ending or
-turning unhealthy (a task with a health check is answered only while
-healthy), and it keeps answering with the last known records while the
-master is away. Other names go to --resolvers, or are REFUSED.
+/v1/hosts/{host}, /v1/services/{service}, /v1/enumerate; a page of the
+records at /ui/). It follows the
+master's event stream, so answers change within a second of a task
+starting, ending or turning unhealthy (a task with a health check is
+answered only while healthy): each event changes the records of what it
+touched, and the records are built whole only when it (re)subscribes. It
+keeps answering with the last known records while the master is away. Other names go to --resolvers, or are REFUSED.
 
 A Mesos-DNS config.json is accepted (its fields that mean something here);
 flags given on the command line override it.
@@ -77,7 +79,7 @@ func dnsCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	domain := fs.String("domain", "agora", "the domain names are served under")
 	listener := fs.String("listener", "0.0.0.0", "address to listen on")
 	resolvers := fs.String("resolvers", "", "comma-separated IP[:port] of the servers other names are forwarded to")
-	refresh := fs.Int("refresh_seconds", 60, "how often /master/state is polled to resync (the event stream does the rest)")
+	refresh := fs.Int("refresh_seconds", 60, "accepted as Mesos-DNS's refreshSeconds; unused: the records follow the master's event stream, not a poll")
 	ttl := fs.Int("ttl", 60, "TTL of the records, in seconds")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), dnsUsage)
@@ -339,7 +341,7 @@ func (d *devDNS) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, wo
 				}
 			}()
 			addr := net.JoinHostPort(ip, strconv.Itoa(d.port))
-			return fmt.Sprintf("  dns         %s   (Mesos-DNS names: dig @%s -p %d _app._tcp.marathon.agora SRV; API http://%s/v1/)",
+			return fmt.Sprintf("  dns         %s   (Mesos-DNS names: dig @%s -p %d _app._tcp.marathon.agora SRV; API http://%s/v1/, records at /ui/)",
 				addr, ip, d.port, net.JoinHostPort(ip, strconv.Itoa(d.httpPort))), "", stopped, nil
 		}
 	}

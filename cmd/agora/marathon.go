@@ -38,8 +38,9 @@ func init() {
 
 const marathonUsage = `Usage: agora marathon --master=HOST:5050|zk://... --work_dir=DIR [--http_port=8080]
 
-Runs the services framework: Marathon's /v2 REST API on --http_port, and the
-apps' instances on the cluster. Existing Marathon clients and the app JSON of
+Runs the services framework: Marathon's /v2 REST API on --http_port (and a
+live page of the apps and deployments at /ui/), and the apps' instances on
+the cluster. Existing Marathon clients and the app JSON of
 Marathon's docs work unchanged, for example:
 
   curl -X POST -H 'Content-Type: application/json' localhost:8080/v2/apps -d '{
@@ -65,8 +66,12 @@ version (unless --deployment_auto_rollback=false or ?autoRollback=false):
 Groups (/v2/groups) are the app tree; an app's dependencies (on apps or
 groups) launch first and must run healthy before it starts; a cycle is refused.
 
-Not yet: containers (DOCKER, MESOS) and readiness checks; an app that asks for
-them is refused with a 422 naming the field.
+readinessChecks (HTTP, on a named port) are polled by the framework on each
+new instance until it answers ready; only then does it count towards a
+deployment, and /v2/deployments shows the results.
+
+Not yet: containers (DOCKER, MESOS); an app that asks for them is refused
+with a 422 naming the field.
 
 Flags:
 `
@@ -129,6 +134,8 @@ func marathonCommand(ctx context.Context, args []string, stderr io.Writer) int {
 		NoAutoRollback: !*autoRollback, MaxVersions: *maxVersions,
 		HTTPAddress: net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))}
 	fmt.Fprintf(stderr, "agora marathon: REST API on http://%s, subscribing with %s; interrupt to stop\n", cfg.HTTPAddress, *master)
+	// The line scripts and tests wait for, as `agora master` prints it.
+	fmt.Fprintf(stderr, "agora marathon: listening on %s\n", cfg.HTTPAddress)
 	if err := serveMarathon(ctx, cfg, ln); err != nil {
 		fmt.Fprintln(stderr, "agora marathon:", err)
 		return 1

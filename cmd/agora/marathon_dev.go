@@ -56,5 +56,5 @@ func (d *devMarathon) start(ctx context.Context, fs *flag.FlagSet, masterAddr, i
 			logger.Error("the services framework (Marathon) stopped", "err", err)
 		}
 	}()
-	return fmt.Sprintf("  marathon    http://%s/v2/apps   (Marathon's REST API: curl -X POST -d @app.json ...)", cfg.HTTPAddress), "", stopped, nil
+	return fmt.Sprintf("  marathon    http://%s/v2/apps   (Marathon's REST API: curl -X POST -d @app.json ...; apps and deployments at /ui/)", cfg.HTTPAddress), "", stopped, nil
 }

@@ -43,8 +43,8 @@ func startCluster(t *testing.T) (*clustertest.Cluster, *clustertest.Scheduler) {
 // two ports each are answered as A and SRV records over UDP and TCP, and
 // through the HTTP API; the special names are there; when one instance is
 // killed its ports leave the SRV answer, and when both are gone the name
-// is NXDOMAIN. The resolver polls once an hour, so the changes came from
-// the event stream.
+// is NXDOMAIN. Nothing polls the master: the changes came from the event
+// stream, applied to the records in place (no whole rebuild).
 func TestRunningTasksAnsweredFromEvents(t *testing.T) {
 	c, s := startCluster(t)
 	r := serve(t, testConfig(c.MasterAddr))
@@ -62,6 +62,7 @@ func TestRunningTasksAnsweredFromEvents(t *testing.T) {
 	if !in.Authoritative || len(in.Extra) == 0 {
 		t.Errorf("SRV answer not authoritative or without the targets' addresses:\n%v", in)
 	}
+	before := r.Stats()
 	for _, network := range []string{"udp", "tcp"} {
 		if got := srvPorts(r.query(t, network, "_web._udp.marathon.agora", dns.TypeSRV)); !reflect.DeepEqual(got, all) {
 			t.Errorf("%s: _web._udp SRV ports %v, want %v", network, got, all)
@@ -103,6 +104,7 @@ func TestRunningTasksAnsweredFromEvents(t *testing.T) {
 	if st := r.Stats(); st.Resyncs != 1 {
 		t.Errorf("resynced %d times, want once (at start): the changes should have come from events", st.Resyncs)
 	}
+	checkInPlace(t, r, before)
 }
 
 // TestUnhealthyTaskLeavesAnswer: a task with a health check is answered
@@ -132,6 +134,7 @@ func TestUnhealthyTaskLeavesAnswer(t *testing.T) {
 	r.waitFor(t, "the healthy task", "_api._tcp.marathon.agora", dns.TypeSRV, func(m *dns.Msg) bool {
 		return reflect.DeepEqual(srvPorts(m), []int{31021})
 	})
+	before := r.Stats()
 	if err := os.Remove(marker); err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +151,23 @@ func TestUnhealthyTaskLeavesAnswer(t *testing.T) {
 	r.waitFor(t, "the task healthy again", "_api._tcp.marathon.agora", dns.TypeSRV, func(m *dns.Msg) bool {
 		return reflect.DeepEqual(srvPorts(m), []int{31021})
 	})
+	checkInPlace(t, r, before)
+}
+
+// checkInPlace checks that the changes since before were applied to the
+// records in place, with no whole rebuild, unless the resolver had to
+// subscribe again meanwhile (a starved machine can cut the stream).
+func checkInPlace(t *testing.T, r *served, before Stats) {
+	t.Helper()
+	st := r.Stats()
+	switch {
+	case st.Subscriptions != before.Subscriptions:
+		t.Logf("the resolver subscribed again (%d times): not checking for rebuilds", st.Subscriptions-before.Subscriptions)
+	case st.Builds != before.Builds:
+		t.Errorf("the records were rebuilt whole %d times for events that touched a task each", st.Builds-before.Builds)
+	case st.Updates == before.Updates:
+		t.Errorf("no change applied in place, yet the answers changed")
+	}
 }
 
 // waitHealth waits for an update of task id saying healthy=want.

@@ -3,9 +3,12 @@
 // agents, and Mesos-DNS's HTTP API on its own port. It is not a framework
 // (it launches nothing): it follows the leading master through the
 // operator API's event stream, so a task that starts, ends or turns
-// unhealthy changes the answers within a second, and it resynchronises by
-// polling /master/state every refreshSeconds and on every reconnect. While
-// the master is away it keeps serving the last records it knew.
+// unhealthy changes the answers within a second: each event changes the
+// records of what it touched, in place. The records are built whole only
+// when it (re)subscribes, from /master/state and the stream's snapshot;
+// there is no periodic poll (refreshSeconds is accepted, for Mesos-DNS's
+// config files, and unused). While the master is away it keeps serving
+// the last records it knew.
 package dns
 
 import (

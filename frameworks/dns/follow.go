@@ -20,10 +20,10 @@ import (
 
 // follow keeps the view current: it finds the leading master, loads its
 // /master/state, then reads its operator API event stream until the
-// stream ends, and starts over (a new leader is found the same way).
-// Meanwhile /master/state is polled every refreshSeconds as a resync.
+// stream ends, and starts over (a new leader is found the same way). The
+// records are rebuilt whole on each (re)subscription only; in between,
+// each event changes the records it touches.
 func (r *Resolver) follow(ctx context.Context) {
-	go r.poll(ctx)
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		leader, err := r.resync(ctx)
@@ -41,22 +41,6 @@ func (r *Resolver) follow(ctx context.Context) {
 		}
 		if backoff *= 2; backoff > 2*time.Second {
 			backoff = 2 * time.Second
-		}
-	}
-}
-
-// poll resynchronises every refreshSeconds.
-func (r *Resolver) poll(ctx context.Context) {
-	t := time.NewTicker(time.Duration(r.cfg.RefreshSeconds) * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := r.resync(ctx); err != nil && ctx.Err() == nil {
-				r.log.Warn("resync with /master/state failed; keeping the last known records", "err", err)
-			}
 		}
 	}
 }
@@ -170,12 +154,9 @@ func (r *Resolver) stream(ctx context.Context, leader string) error {
 		if ev.GetType() == master.Event_SUBSCRIBED {
 			r.view.leader = r.leaderEndpoint(leader)
 		}
-		changed := r.view.applyEvent(&ev)
+		r.update(r.view.applyEvent(&ev))
 		r.seq++
 		r.mu.Unlock()
-		if changed {
-			r.changed()
-		}
 	}
 }
 

@@ -19,16 +19,12 @@ type served struct {
 	udp, tcp, http string // addresses
 }
 
-// serve runs a resolver with cfg (listener, ports and refresh filled in
-// for a test) until the test ends.
+// serve runs a resolver with cfg (listener and ports filled in for a
+// test) until the test ends.
 func serve(t *testing.T, cfg Config) *served {
 	t.Helper()
 	cfg.Listener = "127.0.0.1"
 	cfg.Port, cfg.HTTPPort = 0, 0
-	if cfg.RefreshSeconds == 0 {
-		// An hour: answers that change during a test came from the event stream.
-		cfg.RefreshSeconds = 3600
-	}
 	r, err := New(cfg, Options{Version: "test"})
 	if err != nil {
 		t.Fatal(err)

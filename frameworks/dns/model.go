@@ -183,21 +183,38 @@ func (v *view) resetFromOperator(s *master.Response_GetState) {
 	}
 }
 
-// applyEvent folds one operator API event into the view; it says whether
-// anything that records are made of may have changed.
-func (v *view) applyEvent(ev *master.Event) bool {
+// change is what an event touched, for the records to follow: full asks
+// for a whole rebuild (a new snapshot of the cluster).
+type change struct {
+	full, static              bool
+	tasks, agents, frameworks []string // task keys, agent and framework IDs
+}
+
+func (c change) empty() bool {
+	return !c.full && !c.static && len(c.tasks)+len(c.agents)+len(c.frameworks) == 0
+}
+
+// applyEvent folds one operator API event into the view and says what it
+// touched: the records of a task follow its framework (the name) and its
+// agent (the address), so an agent or framework change touches their
+// tasks too.
+func (v *view) applyEvent(ev *master.Event) change {
+	var ch change
 	switch ev.GetType() {
 	case master.Event_SUBSCRIBED:
 		v.resetFromOperator(ev.Subscribed.GetGetState())
+		ch.full = true
 	case master.Event_TASK_ADDED:
 		r := taskFromOperator(ev.TaskAdded.Task)
-		v.tasks[taskKey(r.frameworkID, r.id)] = r
+		key := taskKey(r.frameworkID, r.id)
+		v.tasks[key] = r
+		ch.tasks = []string{key}
 	case master.Event_TASK_UPDATED:
 		u := ev.TaskUpdated
 		key := taskKey(u.FrameworkID.Value, u.Status.TaskID.Value)
 		t := v.tasks[key]
 		if t == nil {
-			return false // its TASK_ADDED came before this stream
+			return ch // its TASK_ADDED came before this stream
 		}
 		t.applyStatus(u.Status)
 		if u.State != nil {
@@ -206,29 +223,47 @@ func (v *view) applyEvent(ev *master.Event) bool {
 		if isTerminal(t.state) {
 			delete(v.tasks, key)
 		}
+		ch.tasks = []string{key}
 	case master.Event_AGENT_ADDED:
 		r := agentFromOperator(ev.AgentAdded.Agent)
 		v.agents[r.id] = r
+		ch.agents = []string{r.id}
+		ch.tasks = v.tasksWhere(func(t *taskRec) bool { return t.agentID == r.id })
 	case master.Event_AGENT_REMOVED:
-		delete(v.agents, ev.AgentRemoved.AgentID.Value)
-	case master.Event_FRAMEWORK_ADDED:
-		id, r := frameworkFromOperator(ev.FrameworkAdded.Framework)
+		id := ev.AgentRemoved.AgentID.Value
+		delete(v.agents, id)
+		ch.agents = []string{id}
+		ch.tasks = v.tasksWhere(func(t *taskRec) bool { return t.agentID == id })
+	case master.Event_FRAMEWORK_ADDED, master.Event_FRAMEWORK_UPDATED:
+		fi := ev.GetFrameworkAdded().GetFramework()
+		if ev.GetType() == master.Event_FRAMEWORK_UPDATED {
+			fi = ev.GetFrameworkUpdated().GetFramework()
+		}
+		id, r := frameworkFromOperator(fi)
 		v.frameworks[id] = r
-	case master.Event_FRAMEWORK_UPDATED:
-		id, r := frameworkFromOperator(ev.FrameworkUpdated.Framework)
-		v.frameworks[id] = r
+		ch.frameworks = []string{id}
+		ch.tasks = v.tasksWhere(func(t *taskRec) bool { return t.frameworkID == id })
 	case master.Event_FRAMEWORK_REMOVED:
 		id := ev.FrameworkRemoved.FrameworkInfo.GetID().GetValue()
 		delete(v.frameworks, id)
-		for k, t := range v.tasks {
-			if t.frameworkID == id {
-				delete(v.tasks, k)
-			}
+		ch.frameworks = []string{id}
+		ch.tasks = v.tasksWhere(func(t *taskRec) bool { return t.frameworkID == id })
+		for _, k := range ch.tasks {
+			delete(v.tasks, k)
 		}
-	default:
-		return false
 	}
-	return true
+	return ch
+}
+
+// tasksWhere are the keys of the tasks that match.
+func (v *view) tasksWhere(match func(*taskRec) bool) []string {
+	var out []string
+	for k, t := range v.tasks {
+		if match(t) {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 func isTerminal(s mesos.TaskState) bool {

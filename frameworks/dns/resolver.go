@@ -31,8 +31,10 @@ type Resolver struct {
 	rebuild chan struct{}           // a change waits to be built (cap 1)
 	self    net.IP
 
-	// Counters for /metrics-style introspection and tests.
-	events, resyncs, subscriptions atomic.Uint64
+	// Counters for /metrics-style introspection and tests: builds are
+	// whole rebuilds of the records, updates the events applied to them
+	// in place.
+	events, resyncs, subscriptions, builds, updates atomic.Uint64
 }
 
 // Options are what New needs besides the config.
@@ -199,7 +201,7 @@ func (r *Resolver) Run(ctx context.Context, ls Listeners) error {
 	return err
 }
 
-// changed asks the builder for new records.
+// changed asks the builder for a whole rebuild of the records.
 func (r *Resolver) changed() {
 	select {
 	case r.rebuild <- struct{}{}:
@@ -207,8 +209,26 @@ func (r *Resolver) changed() {
 	}
 }
 
-// builder rebuilds the records after changes, at most one build at a time:
-// changes that arrive during a build are folded into the next one.
+// update brings the records up to date with a change of the view: in
+// place for what the change touched, or by a whole rebuild when it says
+// so or nothing was built yet. Call with r.mu held.
+func (r *Resolver) update(ch change) {
+	if ch.empty() {
+		return
+	}
+	recs := r.recs.Load()
+	if ch.full || recs == nil {
+		r.changed()
+		return
+	}
+	recs.apply(&r.cfg, r.view, ch, r.masters, r.self)
+	r.updates.Add(1)
+}
+
+// builder rebuilds the records whole when asked, at most one build at a
+// time: requests that arrive during a build are folded into the next one.
+// The new records are swapped in before the view is unlocked, so that no
+// event applied in place in between is lost.
 func (r *Resolver) builder(ctx context.Context) {
 	for {
 		select {
@@ -217,23 +237,29 @@ func (r *Resolver) builder(ctx context.Context) {
 		case <-r.rebuild:
 		}
 		r.mu.Lock()
-		recs := build(&r.cfg, r.view, r.masters, r.self)
+		r.recs.Store(build(&r.cfg, r.view, r.masters, r.self))
+		r.builds.Add(1)
 		r.mu.Unlock()
-		r.recs.Store(recs)
 	}
 }
 
 // Stats are counters for tests and benchmarks.
 type Stats struct {
 	Events, Resyncs, Subscriptions uint64
-	Tasks                          int
+	// Builds counts whole rebuilds of the records; Updates the changes
+	// applied to them in place.
+	Builds, Updates uint64
+	Tasks           int
 }
 
 // Stats returns the resolver's counters.
 func (r *Resolver) Stats() Stats {
-	s := Stats{Events: r.events.Load(), Resyncs: r.resyncs.Load(), Subscriptions: r.subscriptions.Load()}
+	s := Stats{Events: r.events.Load(), Resyncs: r.resyncs.Load(), Subscriptions: r.subscriptions.Load(),
+		Builds: r.builds.Load(), Updates: r.updates.Load()}
 	if recs := r.recs.Load(); recs != nil {
-		s.Tasks = recs.tasks
+		recs.mu.RLock()
+		s.Tasks = len(recs.tasks)
+		recs.mu.RUnlock()
 	}
 	return s
 }

@@ -43,9 +43,12 @@ func (r *Resolver) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		r.write(w, req, m)
 		return
 	}
+	recs.mu.RLock()
 	r.answer(m, recs, name, q.Qtype)
+	exists := recs.exists(name)
+	recs.mu.RUnlock()
 	if len(m.Answer) == 0 {
-		if !recs.names[name] {
+		if !exists {
 			m.Rcode = dns.RcodeNameError
 		}
 		m.Ns = []dns.RR{r.soa()}
@@ -65,6 +68,7 @@ func (r *Resolver) soa() dns.RR {
 }
 
 // answer fills m's answer (and additional) sections for name and type.
+// Call with recs read-locked.
 func (r *Resolver) answer(m *dns.Msg, recs *records, name string, qtype uint16) {
 	apex := name == r.cfg.Domain+"."
 	if qtype == dns.TypeA || qtype == dns.TypeAAAA || qtype == dns.TypeANY {

@@ -71,7 +71,8 @@ func (f *Framework) converge(ctx context.Context) {
 // config are replaced by Marathon's rolling arithmetic (plan.Restart,
 // counting the instances the agent reports healthy, or running where the
 // instance has no health check); otherwise the app is scaled to its
-// count, killing by its killSelection. Call with f.mu held.
+// count, killing by its killSelection. A new instance of an app with a
+// readiness check counts as healthy only once ready. Call with f.mu held.
 func (f *Framework) planApp(a *app, now time.Time) {
 	var old, cur []*Task
 	dying := 0
@@ -95,7 +96,7 @@ func (f *Framework) planApp(a *app, now time.Time) {
 	if len(old) > 0 {
 		healthy := 0
 		for _, t := range slices.Concat(old, cur) {
-			if t.healthy() {
+			if counts(a, t) {
 				healthy++
 			}
 		}

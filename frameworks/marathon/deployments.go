@@ -66,8 +66,8 @@ type Action struct {
 }
 
 // ActionProgress counts an app's instances during a deployment: those of
-// the new definition (launched, healthy) and those of older ones still
-// to be killed.
+// the new definition (launched, healthy and, with a readiness check,
+// ready) and those of older ones still to be killed.
 type ActionProgress struct {
 	Instances int `json:"instances"`
 	Started   int `json:"started"`
@@ -386,7 +386,7 @@ func (f *Framework) settled(d *Deployment) bool {
 }
 
 // appSettled reports whether a target's app matches its definition,
-// every instance healthy. Call with f.mu held.
+// every instance healthy (and ready). Call with f.mu held.
 func (f *Framework) appSettled(t target) bool {
 	ts := f.tasksOf(t.app)
 	a := f.apps[t.app]
@@ -401,7 +401,7 @@ func (f *Framework) appSettled(t target) bool {
 		if t.Goal != GoalRunning || t.ConfigVersion != a.configVersion() {
 			return false
 		}
-		if t.healthy() {
+		if counts(a, t) {
 			healthy++
 		}
 	}
@@ -436,7 +436,7 @@ func (f *Framework) progress(id string) ActionProgress {
 			continue
 		}
 		p.Started++
-		if t.healthy() {
+		if counts(a, t) {
 			p.Healthy++
 		}
 	}
@@ -497,6 +497,7 @@ func (f *Framework) deploymentView(d *Deployment) Deployment {
 		for j, act := range st.Actions {
 			p := f.progress(act.App)
 			act.Progress = &p
+			act.ReadinessCheckResults = f.readinessResults(act.App)
 			acts[j] = act
 			if !f.appSettled(target{app: act.App, action: act.Action}) {
 				done = false

@@ -105,6 +105,14 @@ type Task struct {
 	HealthChecked bool `json:"healthChecked,omitempty"`
 	// HealthCheckResults is what the agent last reported of its health.
 	HealthCheckResults []HealthResult `json:"healthCheckResults,omitempty"`
+	// Ready says its app's readiness check has answered ready (then it
+	// is not checked again).
+	Ready bool `json:"ready,omitempty"`
+
+	// The latest readiness check, and when the next is due.
+	readiness     *ReadinessResult
+	readyNext     time.Time
+	readyChecking bool
 
 	killSent time.Time
 	// confirmed is set by the first status update since this run of the
@@ -222,6 +230,8 @@ type Framework struct {
 	reviveDue   bool          // something new is wanted: clear the decline filters
 	kick        chan struct{} // converge now (capacity 1)
 	stopping    bool
+	probing     int            // readiness probes in flight
+	probes      sync.WaitGroup // the readiness probes' goroutines
 }
 
 // New checks cfg, reads the work directory and prepares the framework.
@@ -301,7 +311,9 @@ func (f *Framework) Run(ctx context.Context) error {
 	go func() { done <- d.Run(runCtx) }()
 	tickDone := make(chan struct{})
 	go func() { defer close(tickDone); f.ticker(runCtx) }()
-	defer func() { cancel(); <-tickDone }()
+	readyDone := make(chan struct{})
+	go func() { defer close(readyDone); f.readinessLoop(runCtx) }()
+	defer func() { cancel(); <-tickDone; <-readyDone }()
 	select {
 	case err := <-done:
 		if ctx.Err() != nil {

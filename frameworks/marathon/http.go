@@ -25,6 +25,8 @@ func (f *Framework) Handler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain")
 		io.WriteString(w, "pong\n")
 	})
+	mux.Handle("GET /ui/", uiHandler())
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("GET /v2/info", f.serveInfo)
 	mux.HandleFunc("GET /v2/leader", f.serveLeader)
 	mux.HandleFunc("GET /v2/apps", f.serveApps)
@@ -197,6 +199,9 @@ func (f *Framework) serveLeader(w http.ResponseWriter, _ *http.Request) {
 func (f *Framework) serveApps(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	apps := f.Apps(q.Get("id"), q.Get("cmd"), embeds(r, "apps.tasks", "app.tasks"))
+	if embeds(r, "apps.readiness", "app.readiness") {
+		f.WithReadiness(apps)
+	}
 	reply(w, http.StatusOK, map[string]any{"apps": apps})
 }
 
@@ -278,6 +283,11 @@ func (f *Framework) serveApp(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			fail(w, err)
 			return
+		}
+		if embeds(r, "app.readiness", "apps.readiness") {
+			vs := []AppView{v}
+			f.WithReadiness(vs)
+			v = vs[0]
 		}
 		reply(w, http.StatusOK, map[string]any{"app": v})
 	case r.Method == http.MethodPut:

@@ -19,6 +19,19 @@ type AppView struct {
 	Deployments     []DeploymentRef `json:"deployments"`
 	Tasks           []Task          `json:"tasks,omitempty"`
 	LastTaskFailure *TaskFailure    `json:"lastTaskFailure,omitempty"`
+	// ReadinessCheckResults are the latest readiness checks of the
+	// current config's instances (?embed=apps.readiness).
+	ReadinessCheckResults []any `json:"readinessCheckResults,omitempty"`
+}
+
+// WithReadiness adds the apps' readiness results to views (Marathon's
+// embed=apps.readiness).
+func (f *Framework) WithReadiness(vs []AppView) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range vs {
+		vs[i].ReadinessCheckResults = f.readinessResults(vs[i].ID)
+	}
 }
 
 // viewLocked is a's view, with its tasks when withTasks. Call with f.mu

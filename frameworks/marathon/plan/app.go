@@ -47,14 +47,14 @@ type App struct {
 	Version               string            `json:"version,omitempty"`
 	VersionInfo           *VersionInfo      `json:"versionInfo,omitempty"`
 	HealthChecks          []HealthCheck     `json:"healthChecks,omitempty"`
+	ReadinessChecks       []ReadinessCheck  `json:"readinessChecks,omitempty"`
 	Dependencies          []string          `json:"dependencies,omitempty"`
 
 	// Not done yet: accepted in the JSON only to be refused by name.
-	Container       json.RawMessage `json:"container,omitempty"`
-	ReadinessChecks json.RawMessage `json:"readinessChecks,omitempty"`
-	Executor        string          `json:"executor,omitempty"`
-	Secrets         json.RawMessage `json:"secrets,omitempty"`
-	Networks        json.RawMessage `json:"networks,omitempty"`
+	Container json.RawMessage `json:"container,omitempty"`
+	Executor  string          `json:"executor,omitempty"`
+	Secrets   json.RawMessage `json:"secrets,omitempty"`
+	Networks  json.RawMessage `json:"networks,omitempty"`
 }
 
 // PortDefinition is one port an instance is given from its offer.
@@ -177,6 +177,10 @@ func (a App) clone() App {
 	a.Fetch = slices.Clone(a.Fetch)
 	a.URIs = slices.Clone(a.URIs)
 	a.HealthChecks = slices.Clone(a.HealthChecks)
+	a.ReadinessChecks = slices.Clone(a.ReadinessChecks)
+	for i := range a.ReadinessChecks {
+		a.ReadinessChecks[i].HTTPStatusCodesForReady = slices.Clone(a.ReadinessChecks[i].HTTPStatusCodesForReady)
+	}
 	a.Dependencies = slices.Clone(a.Dependencies)
 	// Decoding writes through pointers and into raw messages' arrays:
 	// they must not be shared with the original either.
@@ -188,7 +192,7 @@ func (a App) clone() App {
 		g := *a.TaskKillGracePeriod
 		a.TaskKillGracePeriod = &g
 	}
-	for _, r := range []*json.RawMessage{&a.Container, &a.ReadinessChecks, &a.Secrets, &a.Networks} {
+	for _, r := range []*json.RawMessage{&a.Container, &a.Secrets, &a.Networks} {
 		*r = slices.Clone(*r)
 	}
 	if a.UpgradeStrategy != nil {
@@ -302,6 +306,12 @@ func (a *App) Validate() error {
 	if len(a.HealthChecks) > 1 {
 		bad("/healthChecks", "got %d health checks, expected at most 1 (the agent runs one check per task)", len(a.HealthChecks))
 	}
+	for i := range a.ReadinessChecks {
+		a.ReadinessChecks[i].validate(i, a, bad)
+	}
+	if len(a.ReadinessChecks) > 1 {
+		bad("/readinessChecks", "got %d readiness checks, expected at most 1 (Marathon's limit)", len(a.ReadinessChecks))
+	}
 	a.validateDependencies(bad)
 	a.refuseUnsupported(bad)
 	if len(ds) == 0 {
@@ -358,9 +368,6 @@ func (a *App) validatePorts(bad func(path, format string, args ...any)) {
 func (a *App) refuseUnsupported(bad func(path, format string, args ...any)) {
 	if present(a.Container) {
 		bad("/container", "containers (DOCKER and MESOS) are not supported yet: give cmd or args")
-	}
-	if present(a.ReadinessChecks) {
-		bad("/readinessChecks", "readiness checks are not supported yet")
 	}
 	if present(a.Secrets) {
 		bad("/secrets", "secrets are not supported yet")

@@ -1,0 +1,22 @@
+package chronos
+
+import (
+	"embed"
+	"io/fs"
+	"net/http"
+)
+
+// uiFiles are the web UI's page: the jobs with their next runs and the
+// recent runs, served at /ui/ from the /v1/scheduler API.
+//
+//go:embed ui
+var uiFiles embed.FS
+
+// uiHandler serves the UI under /ui/.
+func uiHandler() http.Handler {
+	sub, err := fs.Sub(uiFiles, "ui")
+	if err != nil {
+		panic(err) // the embedded directory is there at build time
+	}
+	return http.StripPrefix("/ui/", http.FileServer(http.FS(sub)))
+}

@@ -1,0 +1,107 @@
+// agora scheduled jobs UI: the jobs of the Chronos-compatible framework,
+// their next runs and their recent runs, from its /v1/scheduler API,
+// polled (?poll=SECONDS, default 2).
+'use strict';
+
+const api = (path) => new URL(path, location.href.replace(/\/ui\/.*$/, '/')).toString();
+const POLL_MS = (Number(new URLSearchParams(location.search).get('poll')) || 2) * 1000;
+const NEXT = 3;
+const RECENT = 30;
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === 'class') e.className = v;
+    else if (k.startsWith('data-')) e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  for (const c of children) {
+    if (c == null) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+function pill(text, kind) { return el('span', { class: 'pill ' + kind }, text); }
+
+function fill(table, rows, emptyId) {
+  document.querySelector('#' + table + ' tbody').replaceChildren(...rows);
+  document.getElementById(table).hidden = rows.length === 0;
+  document.getElementById(emptyId).hidden = rows.length !== 0;
+}
+
+async function getJSON(path) {
+  const r = await fetch(api(path), { headers: { Accept: 'application/json' } });
+  if (!r.ok) throw new Error(path + ': ' + r.status + ' ' + r.statusText);
+  return r.json();
+}
+
+function schedule(j) {
+  const tz = j.scheduleTimeZone ? ' (' + j.scheduleTimeZone + ')' : '';
+  if (j.parents && j.parents.length) return 'after ' + j.parents.join(', ');
+  if (j.cron) return 'cron ' + j.cron + tz;
+  return j.schedule + tz;
+}
+
+function state(j) {
+  if (j.disabled) return pill('disabled', 'warn');
+  if (j.currentRun) return pill(j.currentRun.state, 'info');
+  if (j.lastError && j.lastError > (j.lastSuccess || '')) return pill('failed', 'bad');
+  return pill(j.lastSuccess ? 'idle' : 'fresh', 'ok');
+}
+
+function jobRow(j, next) {
+  return el('tr', { 'data-job': j.name },
+    el('td', {}, el('code', {}, j.name)),
+    el('td', {}, schedule(j)),
+    el('td', {}, state(j)),
+    el('td', { class: 'num' }, j.successCount),
+    el('td', { class: 'num' }, j.errorCount),
+    el('td', { class: 'num' }, j.missedCount),
+    el('td', {}, next.length ? el('ul', { class: 'plain' }, ...next.map((t) => el('li', {}, t))) : '–'));
+}
+
+const RESULT_KIND = { TASK_FINISHED: 'ok', missed: 'warn' };
+
+function runRow(r) {
+  return el('tr', { 'data-job': r.job, 'data-instant': r.instant, 'data-state': r.taskState },
+    el('td', {}, el('code', {}, r.job)),
+    el('td', {}, r.instant + (r.manual ? ' (manual)' : '')),
+    el('td', {}, pill(r.taskState, RESULT_KIND[r.taskState] || 'bad')),
+    el('td', { class: 'num' }, r.attempts || '–'),
+    el('td', {}, r.host || '–'),
+    el('td', {}, r.endTime ? new Date(r.endTime).toLocaleString() : '–'),
+    el('td', {}, r.message || ''));
+}
+
+let loading = false;
+
+async function refresh() {
+  if (loading) return;
+  loading = true;
+  try {
+    const jobs = await getJSON('v1/scheduler/jobs');
+    const details = await Promise.all(jobs.map(async (j) => {
+      const enc = encodeURIComponent(j.name);
+      const [next, stat] = await Promise.all([getJSON('v1/scheduler/job/next/' + enc + '?n=' + NEXT),
+        getJSON('v1/scheduler/job/stat/' + enc)]);
+      return { next: next.nextRuns || [], runs: (stat.taskStatHistory || []).map((r) => Object.assign({ job: j.name }, r)) };
+    }));
+    fill('jobs', jobs.map((j, i) => jobRow(j, details[i].next)), 'jobs-empty');
+    document.getElementById('jobs-count').textContent = jobs.length ? '(' + jobs.length + ')' : '';
+    const runs = details.flatMap((d) => d.runs).sort((a, b) => (b.endTime || '').localeCompare(a.endTime || '')).slice(0, RECENT);
+    fill('runs', runs.map(runRow), 'runs-empty');
+    document.getElementById('error-banner').hidden = true;
+    document.getElementById('status').textContent = 'Updated ' + new Date().toLocaleTimeString();
+    document.body.dataset.loaded = 'true';
+  } catch (err) {
+    const b = document.getElementById('error-banner');
+    b.textContent = 'Cannot read the API: ' + err.message;
+    b.hidden = false;
+  } finally {
+    loading = false;
+  }
+}
+
+refresh();
+setInterval(refresh, POLL_MS);

@@ -1,0 +1,59 @@
+// agora DNS UI: every record the resolver serves for the tasks, from its
+// Mesos-DNS /v1/enumerate, polled (?poll=SECONDS, default 2).
+'use strict';
+
+const api = (path) => new URL(path, location.href.replace(/\/ui\/.*$/, '/')).toString();
+const POLL_MS = (Number(new URLSearchParams(location.search).get('poll')) || 2) * 1000;
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === 'class') e.className = v;
+    else if (k.startsWith('data-')) e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  for (const c of children) {
+    if (c == null) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+let rows = [];
+
+function render() {
+  const q = document.getElementById('filter').value.trim().toLowerCase();
+  const shown = rows.filter((r) => !q || [r.framework, r.task, r.name, r.host].some((s) => s.toLowerCase().includes(q)));
+  const trs = shown.map((r) => el('tr', { 'data-name': r.name, 'data-rtype': r.rtype, 'data-task': r.task },
+    el('td', {}, r.framework), el('td', {}, el('code', {}, r.task)), el('td', {}, el('code', {}, r.name)),
+    el('td', {}, r.rtype), el('td', {}, el('code', {}, r.host))));
+  document.querySelector('#records tbody').replaceChildren(...trs);
+  document.getElementById('records').hidden = trs.length === 0;
+  document.getElementById('records-empty').hidden = trs.length !== 0;
+  document.getElementById('records-count').textContent = '(' + shown.length + (shown.length !== rows.length ? ' of ' + rows.length : '') + ')';
+}
+
+async function refresh() {
+  try {
+    const r = await fetch(api('v1/enumerate'), { headers: { Accept: 'application/json' } });
+    if (!r.ok) throw new Error('/v1/enumerate: ' + r.status + ' ' + r.statusText);
+    const e = await r.json();
+    rows = [];
+    for (const f of e.frameworks) {
+      for (const t of f.tasks) {
+        for (const rec of t.records) rows.push({ framework: f.name, task: t.id, name: rec.name, rtype: rec.rtype, host: rec.host });
+      }
+    }
+    render();
+    document.getElementById('error-banner').hidden = true;
+    document.getElementById('status').textContent = 'Updated ' + new Date().toLocaleTimeString();
+  } catch (err) {
+    const b = document.getElementById('error-banner');
+    b.textContent = 'Cannot read the records: ' + err.message;
+    b.hidden = false;
+  }
+}
+
+document.getElementById('filter').addEventListener('input', render);
+refresh();
+setInterval(refresh, POLL_MS);
