@@ -66,7 +66,7 @@ func newTest(t *testing.T, cfg Config) *Scheduler {
 }
 
 func (s *Scheduler) addWorker(id string, port uint64, cores int) *Daemon {
-	w := &Daemon{TaskID: id, AgentID: "a-" + id, Hostname: "h", Port: port, Cores: cores, MemMB: 1024, State: "TASK_RUNNING"}
+	w := &Daemon{TaskID: id, AgentID: "a-" + id, Hostname: "h", Port: port, Cores: cores, MemMB: 1024, State: "TASK_RUNNING", Launched: time.Now()}
 	s.workers[id] = w
 	return w
 }
@@ -89,6 +89,11 @@ func TestRebalanceAddsWorkers(t *testing.T) {
 	s.addWorker("spark-worker-3", 31002, 2)
 	if s.rebalance(st, now); s.target != 2 || s.wantsLocked() {
 		t.Errorf("pending workers cover the wait: target %d, wants %v; want 2, false", s.target, s.wantsLocked())
+	}
+	// One that never registers stops counting: it is killed, to be
+	// replaced.
+	if kill := s.rebalance(st, now.Add(registerWithin+time.Second)); len(kill) != 2 || !s.wantsLocked() {
+		t.Errorf("workers not registered after %v: killed %v, wants offers %v; want both killed and offers wanted", registerWithin, kill, s.wantsLocked())
 	}
 	// An unlimited application: up to WorkersMax.
 	st.ActiveApps[0] = AppState{ID: "app-1", CoresLeft: unlimitedCores, CoresLeftKnown: true, CoresUnlimited: true}

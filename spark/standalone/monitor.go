@@ -50,6 +50,7 @@ func (s *Scheduler) rebalance(st *MasterState, now time.Time) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	pending := 0
+	var kill []string
 	for _, w := range s.workers {
 		if !w.active() || w.Killed {
 			continue
@@ -57,6 +58,12 @@ func (s *Scheduler) rebalance(st *MasterState, now time.Time) []string {
 		ws, ok := registered(st, w)
 		w.CoresUsed = ws.CoresUsed
 		switch {
+		case !ok && !w.Ready && now.Sub(w.Launched) > registerWithin:
+			// Its cores would count as coming for ever: killed, it
+			// ends, and another is launched.
+			w.Killed = true
+			kill = append(kill, w.TaskID)
+			s.log.Warn("a standalone Worker did not register: killing it", "task", w.TaskID, "launched", w.Launched)
 		case !ok:
 			if !w.Ready {
 				pending += w.Cores
@@ -70,6 +77,9 @@ func (s *Scheduler) rebalance(st *MasterState, now time.Time) []string {
 		case w.idleSince.IsZero():
 			w.idleSince = now
 		}
+	}
+	if len(kill) > 0 {
+		s.reviveLocked() // for their replacements
 	}
 	unmet := unmetCores(st, pending)
 	s.apps, s.unmet = st.ActiveApps, unmet
@@ -88,9 +98,8 @@ func (s *Scheduler) rebalance(st *MasterState, now time.Time) []string {
 			s.target = want
 			s.reviveLocked()
 		}
-		return nil
+		return kill
 	}
-	var kill []string
 	for _, w := range s.workers {
 		if active <= s.cfg.WorkersMin {
 			break

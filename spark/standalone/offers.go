@@ -25,8 +25,11 @@ import (
 const (
 	shortRefuse = 5 * time.Second
 	idleRefuse  = time.Hour
-	// readyWithin bounds the wait for a started Master to answer.
-	readyWithin = 2 * time.Minute
+	// readyWithin bounds the wait for a started Master to answer, and
+	// registerWithin for a launched Worker to register with it (JVMs
+	// start slowly on a busy host).
+	readyWithin    = 2 * time.Minute
+	registerWithin = 5 * time.Minute
 	// maxFailureWait is the longest an agent is passed over after workers
 	// failed on it.
 	maxFailureWait = time.Minute
@@ -220,7 +223,7 @@ func (s *Scheduler) packLocked(o *mesos.Offer) ([]mesos.TaskInfo, []*Daemon, tim
 	s.seq++
 	ports := portsOf(rs)
 	w := &Daemon{TaskID: "spark-worker-" + strconv.Itoa(s.seq), AgentID: o.AgentID.Value, Hostname: o.Hostname,
-		Port: ports[0], UIPort: ports[1], Cores: cores, MemMB: memMB, State: mesos.TASK_STAGING.String()}
+		Port: ports[0], UIPort: ports[1], Cores: cores, MemMB: memMB, State: mesos.TASK_STAGING.String(), Launched: time.Now()}
 	s.workers[w.TaskID] = w
 	s.lastCores = cores
 	s.log.Info("standalone Worker launching", "agent", o.Hostname, "task", w.TaskID, "cores", cores, "mem_mb", memMB, "port", w.Port)

@@ -94,9 +94,10 @@ type Daemon struct {
 	SparkID string `json:"sparkId,omitempty"`
 	// CoresUsed are a worker's cores its executors hold, as the Master
 	// last said.
-	CoresUsed int    `json:"coresUsed"`
-	Killed    bool   `json:"killed,omitempty"`
-	Message   string `json:"message,omitempty"`
+	CoresUsed int       `json:"coresUsed"`
+	Killed    bool      `json:"killed,omitempty"`
+	Message   string    `json:"message,omitempty"`
+	Launched  time.Time `json:"launched"`
 
 	idleSince time.Time
 }
