@@ -18,7 +18,7 @@ import (
 )
 
 func init() {
-	register(command{name: "spark", summary: "Spark on agora: spark dispatcher|cluster-manager|pyspark|drivers|status|kill|logs", run: runSpark})
+	register(command{name: "spark", summary: "Spark on agora: spark dispatcher|standalone|cluster-manager|pyspark|drivers|status|kill|logs", run: runSpark})
 }
 
 // sparkCommands are the subcommands of `agora spark`.

@@ -212,3 +212,24 @@ func TestSparkPySparkRefusesBadInput(t *testing.T) {
 		t.Errorf("wrote %v into a directory that is not a Spark home", ents)
 	}
 }
+
+// `agora spark standalone` refuses bad flags before it installs or runs
+// anything: usage errors (2) naming the flag.
+func TestSparkStandaloneRefusesBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"--worker-memory", "lots"}, "--worker-memory"},
+		{[]string{"--worker-memory", "100m"}, "too little for an executor"},
+		{[]string{"--workers-min", "3", "--workers-max", "2"}, "--workers-min 3 is more than --workers-max 2"},
+		{[]string{"--workers-max", "0"}, "--workers-max 0"},
+		{[]string{"--worker-cores", "-2"}, "negative worker size"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+	} {
+		var stderr bytes.Buffer
+		if code := runSparkStandalone(append([]string{"--master", "127.0.0.1:1"}, tc.args...), &stderr); code != 2 || !strings.Contains(stderr.String(), tc.err) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr.String(), tc.err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/clustertest"
+	sparkpi "github.com/agora-cluster/agora/examples/spark-pi"
 	wordcount "github.com/agora-cluster/agora/examples/spark-wordcount"
 	"github.com/agora-cluster/agora/frameworks/sandbox"
 	"github.com/agora-cluster/agora/frameworks/state"
@@ -242,11 +244,14 @@ func TestExecutorLargerThanAnyAgent(t *testing.T) {
 }
 
 // Cluster mode with executors: an unchanged spark-submit --deploy-mode
-// cluster to a dispatcher that serves the scheduler's API on its own port
-// (one mesos://HOST:PORT); the driver is an agora task whose application
-// gets its two executors as agora tasks of the scheduler, and π is right.
+// cluster of the Java SparkPi example (examples/spark-pi, built with Maven)
+// to a dispatcher that serves the scheduler's API on its own port (one
+// mesos://HOST:PORT); the driver is an agora task whose application gets
+// its two executors as agora tasks of the scheduler, and π is right to the
+// precision of its million darts.
 func TestSparkPiClusterModeWithExecutors(t *testing.T) {
 	e := newSparkEnv(t)
+	example := sparktest.PiExampleJar(t)
 	d, addr := e.dispatcher()
 
 	sctx, scancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -254,7 +259,7 @@ func TestSparkPiClusterModeWithExecutors(t *testing.T) {
 	cmd := exec.CommandContext(sctx, filepath.Join(e.home, "bin/spark-submit"), "--master", "mesos://"+addr,
 		"--deploy-mode", "cluster", "--driver-memory", "512m", "--conf", "spark.ui.enabled=false",
 		"--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=512m", "--conf", "spark.cores.max=2",
-		"--class", sparktest.PiClass, "file:"+e.jar, "10")
+		"--class", sparkpi.Class, "file:"+example, "10")
 	cmd.Env = append(os.Environ(), "SPARK_LOCAL_IP=127.0.0.1")
 	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.CombinedOutput()
@@ -288,8 +293,9 @@ func TestSparkPiClusterModeWithExecutors(t *testing.T) {
 		return len(tasks) == 2
 	})
 	stdout := e.driverStdout(sctx, d, dr)
-	if !regexp.MustCompile(`Pi is roughly 3\.1\d*`).MatchString(stdout) {
-		t.Errorf("the driver's stdout = %q; want Pi is roughly 3.1...", stdout)
+	pi, ok := sparkpi.Parse(stdout)
+	if tol := sparkpi.Tolerance(10); !ok || math.Abs(pi-math.Pi) > tol {
+		t.Errorf("the driver's stdout = %q; want Pi is roughly π ± %.4f", stdout, tol)
 	}
 }
 

@@ -42,10 +42,13 @@ func DefaultDir() string {
 
 // Version is a digest of the embedded sources: a jar is rebuilt only when
 // they change.
-func Version() string {
+func Version() string { return Digest(sources) }
+
+// Digest is a digest of the files of src, which names a build of them.
+func Digest(src fs.FS) string {
 	h := sha256.New()
 	var names []string
-	_ = fs.WalkDir(sources, ".", func(p string, d fs.DirEntry, err error) error {
+	_ = fs.WalkDir(src, ".", func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			names = append(names, p)
 		}
@@ -53,7 +56,7 @@ func Version() string {
 	})
 	sort.Strings(names)
 	for _, n := range names {
-		b, _ := sources.ReadFile(n)
+		b, _ := fs.ReadFile(src, n)
 		fmt.Fprintf(h, "%s %d\n", n, len(b))
 		h.Write(b)
 	}
@@ -68,42 +71,54 @@ func Jar(ctx context.Context, dir, mvn string) (string, error) {
 	if dir == "" {
 		dir = DefaultDir()
 	}
+	jar, err := Build(ctx, sources, JarName, dir, mvn)
+	if err != nil {
+		return "", fmt.Errorf("spark cluster manager: %w", err)
+	}
+	return jar, nil
+}
+
+// Build builds the Maven project src (a pom.xml whose package goal makes
+// target/JARNAME) into DIR/<digest of src>/JARNAME and returns that path;
+// a jar already there is returned as it is. mvn "" is mvn on PATH. Maven
+// runs offline first (its repository is a cache), and online only if that
+// fails; the jar is renamed into place, so no reader sees half of one.
+func Build(ctx context.Context, src fs.FS, jarName, dir, mvn string) (string, error) {
 	if mvn == "" {
 		mvn = "mvn"
 	}
-	out := filepath.Join(dir, Version(), JarName)
+	out := filepath.Join(dir, Digest(src), jarName)
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
 	}
 	if _, err := exec.LookPath(mvn); err != nil {
-		return "", fmt.Errorf("spark cluster manager: Maven (%s) is not installed: %w (Debian: apt-get install maven)", mvn, err)
+		return "", fmt.Errorf("Maven (%s) is not installed: %w (Debian: apt-get install maven)", mvn, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return "", fmt.Errorf("spark cluster manager: %w", err)
+		return "", err
 	}
-	src, err := os.MkdirTemp(filepath.Dir(out), "build-")
+	build, err := os.MkdirTemp(filepath.Dir(out), "build-")
 	if err != nil {
-		return "", fmt.Errorf("spark cluster manager: %w", err)
+		return "", err
 	}
-	defer os.RemoveAll(src)
-	if err := os.CopyFS(src, sources); err != nil {
-		return "", fmt.Errorf("spark cluster manager: copy the sources: %w", err)
+	defer os.RemoveAll(build)
+	if err := os.CopyFS(build, src); err != nil {
+		return "", fmt.Errorf("copy the sources: %w", err)
 	}
 	var log string
 	for _, offline := range []bool{true, false} {
-		if log, err = maven(ctx, mvn, src, offline); err == nil {
+		if log, err = maven(ctx, mvn, build, offline); err == nil {
 			break
 		}
 		if ctx.Err() != nil {
-			return "", fmt.Errorf("spark cluster manager: maven: %w", ctx.Err())
+			return "", fmt.Errorf("maven: %w", ctx.Err())
 		}
 	}
 	if err != nil {
-		return "", fmt.Errorf("spark cluster manager: maven failed (%v): %s", err, reason(log))
+		return "", fmt.Errorf("maven failed (%v): %s", err, reason(log))
 	}
-	// Rename, so that a concurrent build or a reader never sees half a jar.
-	if err := os.Rename(filepath.Join(src, "target", JarName), out); err != nil {
-		return "", fmt.Errorf("spark cluster manager: %w", err)
+	if err := os.Rename(filepath.Join(build, "target", jarName), out); err != nil {
+		return "", err
 	}
 	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	"github.com/agora-cluster/agora/dist/disttest"
+	sparkpi "github.com/agora-cluster/agora/examples/spark-pi"
 	"github.com/agora-cluster/agora/spark/jvm"
 	"github.com/agora-cluster/agora/spark/pyspark"
 	"github.com/agora-cluster/agora/spark/testapps"
@@ -82,6 +83,21 @@ func ClusterManagerJar(t testing.TB) string {
 	jar, err := jvm.Jar(ctx, "", "")
 	if err != nil {
 		t.Fatalf("sparktest: %v", err)
+	}
+	return jar
+}
+
+// PiExampleJar is the Java SparkPi example (examples/spark-pi) built with
+// Maven from its source into the cache on first use; its main class is
+// PiClass.
+func PiExampleJar(t testing.TB) string {
+	t.Helper()
+	tier.Need(t, tier.JVM, javacErr())
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	jar, err := sparkpi.Jar(ctx, "", "")
+	if err != nil {
+		t.Fatalf("sparktest: the SparkPi example: %v", err)
 	}
 	return jar
 }

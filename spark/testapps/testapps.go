@@ -1,7 +1,8 @@
 // Package testapps builds the Spark applications the tests and `agora
-// bench spark` submit. Spark's examples jar is not published on Maven
-// Central, so the SparkPi here is a Java version of it (src/SparkPi.java),
-// compiled with the JDK's javac against a Spark home's lib/.
+// bench spark` submit, compiled with the JDK's javac against a Spark
+// home's lib/ (quicker than Maven). Spark's examples jar is not published
+// on Maven Central: the SparkPi here is the Java example of
+// examples/spark-pi, whose own build is Maven's.
 package testapps
 
 import (
@@ -13,6 +14,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"time"
+
+	sparkpi "github.com/agora-cluster/agora/examples/spark-pi"
 )
 
 // The main classes of the jar: SparkPi prints "Pi is roughly X"; Sleep
@@ -21,7 +24,7 @@ import (
 // X"; IdleShuffle reads a shuffle's output again after waiting for its
 // executors to be released (dynamic allocation).
 const (
-	PiClass          = "agora.examples.SparkPi"
+	PiClass          = sparkpi.Class
 	SleepClass       = "agora.examples.Sleep"
 	SlowSumClass     = "agora.examples.SlowSum"
 	IdleShuffleClass = "agora.examples.IdleShuffle"
@@ -45,11 +48,14 @@ func Build(ctx context.Context, home, dir string) (string, error) {
 	if err := os.MkdirAll(srcDir, 0o755); err != nil {
 		return "", err
 	}
+	files := map[string][]byte{"SparkPi.java": sparkpi.Source}
 	ents, _ := sources.ReadDir("src")
-	var srcs []string
 	for _, e := range ents {
-		b, _ := sources.ReadFile("src/" + e.Name())
-		src := filepath.Join(srcDir, e.Name())
+		files[e.Name()], _ = sources.ReadFile("src/" + e.Name())
+	}
+	var srcs []string
+	for name, b := range files {
+		src := filepath.Join(srcDir, name)
 		if err := os.WriteFile(src, b, 0o644); err != nil {
 			return "", err
 		}
