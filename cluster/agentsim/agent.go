@@ -141,7 +141,10 @@ func (a *agent) serve(ep *leaderEpoch) (bool, error) {
 	if resp.Header.Get("Content-Type") == api.MediaProtobuf {
 		codec = api.Protobuf
 	}
-	events := api.NewRecordReader(resp.Body)
+	// Events are small (PING, RUN_TASK, ACKNOWLEDGE): a 64 KiB buffer per
+	// agent would be gigabytes for a large fleet, allocated anew by every
+	// agent at each change of leader.
+	events := api.NewRecordReaderSize(resp.Body, 4096)
 	ev, err := readEvent(events, codec)
 	if err != nil {
 		return false, nil
