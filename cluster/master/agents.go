@@ -332,7 +332,7 @@ func hostOf(remote string) string {
 func (m *Master) newAgent(info *mesos.AgentInfo, reg *api.RegisterAgent, out *outbox, pid string, now time.Time) *agent {
 	a := &agent{
 		id: info.ID.Value, info: *info, pid: pid, version: reg.Version, warnings: reg.Warnings,
-		out: out, tasks: map[string]*task{}, offers: map[string]*offer{},
+		out: out, tasks: make(map[string]*task, len(reg.Tasks)), offers: map[string]*offer{},
 		executors: map[string]*mesos.ExecutorInfo{}, registeredTime: now,
 	}
 	m.agents[a.id] = a
