@@ -235,6 +235,26 @@ func profileSelf(file string, d time.Duration, log *slog.Logger) func() {
 	return func() { t.Stop(); stop() }
 }
 
+// actingSince is when the master logging to logPath last began to act
+// as the leader, from its log's "elected leading master" line.
+func actingSince(logPath string) (time.Time, bool) {
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		return time.Time{}, false
+	}
+	i := strings.LastIndex(string(b), `msg="elected leading master"`)
+	if i < 0 {
+		return time.Time{}, false
+	}
+	line := string(b[strings.LastIndexByte(string(b[:i]), '\n')+1 : i])
+	ts, ok := strings.CutPrefix(strings.Fields(line + " x")[0], "time=")
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	return t, err == nil
+}
+
 // listenOverflows is the kernel's count of connections dropped because a
 // listen queue was full (TcpExtListenOverflows in /proc/net/netstat), or
 // 0 when it cannot be read.
@@ -436,6 +456,11 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 		return nil, err
 	}
 	res.ListenOverflows = listenOverflows() - overflows
+	if nm := masters[next]; nm != nil {
+		if at, ok := actingSince(nm.log); ok {
+			leadingAt = at // to the millisecond, from its own log
+		}
+	}
 	res.LeadingSeconds, res.Reregistered = since(leadingAt), since(reregAt)
 	res.ReregisteredAfter = round3(reregAt.Sub(elected).Seconds())
 	log.Info("every agent re-registered", "s", res.Reregistered)
