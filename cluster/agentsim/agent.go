@@ -53,6 +53,9 @@ func (a *agent) run(ctx context.Context) {
 			// A new leader: the backoff grown against the old one (or
 			// while none was named) does not apply to it.
 			last, backoff = ep, f.cfg.Backoff
+			if !a.spread(ctx, changed) {
+				continue // another leader meanwhile, or the end
+			}
 		}
 		registered, err := a.serve(ep)
 		if ctx.Err() != nil {
@@ -76,6 +79,25 @@ func (a *agent) run(ctx context.Context) {
 		}
 		backoff = min(2*backoff, f.cfg.BackoffMax)
 	}
+}
+
+// spread waits a random part of RegistrationBackoffFactor before the
+// first attempt with a new leader; false if changed fired (another
+// leader) or ctx ended first.
+func (a *agent) spread(ctx context.Context, changed <-chan struct{}) bool {
+	factor := a.fleet.cfg.RegistrationBackoffFactor
+	if factor <= 0 {
+		return true
+	}
+	t := time.NewTimer(rand.N(factor + 1))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-changed:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 // serve registers with ep's master and handles its event stream until
@@ -119,7 +141,10 @@ func (a *agent) serve(ep *leaderEpoch) (bool, error) {
 	if resp.Header.Get("Content-Type") == api.MediaProtobuf {
 		codec = api.Protobuf
 	}
-	events := api.NewRecordReader(resp.Body)
+	// Events are small (PING, RUN_TASK, ACKNOWLEDGE): a 64 KiB buffer per
+	// agent would be gigabytes for a large fleet, allocated anew by every
+	// agent at each change of leader.
+	events := api.NewRecordReaderSize(resp.Body, 4096)
 	ev, err := readEvent(events, codec)
 	if err != nil {
 		return false, nil

@@ -56,6 +56,14 @@ type Config struct {
 	// attempt (jittered, doubling up to BackoffMax, and back to Backoff
 	// for a new leader); defaults 250 ms and 2 s.
 	Backoff, BackoffMax time.Duration
+	// RegistrationBackoffFactor spreads the fleet's registrations with a
+	// new leader (Mesos's agent flag --registration_backoff_factor): an
+	// agent waits a random time in [0, factor] before its first attempt,
+	// instead of every agent connecting the moment ZooKeeper names the
+	// leader. A burst of thousands of connections overflows the master's
+	// listen queue, and the kernel drops the excess, each costing its
+	// agent a SYN retransmission (a second, then three). Zero: no wait.
+	RegistrationBackoffFactor time.Duration
 	// UpdateRetry is the first delay before a status update that was not
 	// acknowledged is sent again (doubling up to 10 minutes, as in
 	// Mesos); default 10 s.
@@ -156,6 +164,9 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	}
 	if cfg.Codec != api.JSON && cfg.Codec != api.Protobuf {
 		return nil, fmt.Errorf("agentsim: codec %q: want %s or %s", cfg.Codec.MediaType, api.MediaProtobuf, api.MediaJSON)
+	}
+	if cfg.RegistrationBackoffFactor < 0 {
+		return nil, fmt.Errorf("agentsim: registration backoff factor %s: want zero or more", cfg.RegistrationBackoffFactor)
 	}
 	rs, err := api.ParseResources(cfg.Resources)
 	if err != nil {

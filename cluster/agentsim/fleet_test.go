@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -251,11 +253,59 @@ func TestStartRejectsBadConfig(t *testing.T) {
 		{Master: "no-port", Agents: 1},
 		{Master: "zk://", Agents: 1},
 		{Master: "127.0.0.1:5050", Agents: 1, Resources: "cpus:x"},
+		{Master: "127.0.0.1:5050", Agents: 1, RegistrationBackoffFactor: -time.Second},
 	} {
 		if _, err := Start(context.Background(), c); err == nil {
 			t.Errorf("Start(%+v) succeeded; want an error", c)
 		} else {
 			t.Logf("%+v: %v", c, err)
 		}
+	}
+}
+
+// With a registration backoff factor the agents do not all come to a new
+// leader at once: each waits a random part of it first, so their first
+// attempts spread over the factor (Mesos's --registration_backoff_factor).
+func TestRegistrationBackoffFactorSpreadsFirstAttempts(t *testing.T) {
+	const agents, factor = 20, 600 * time.Millisecond
+	var mu sync.Mutex
+	first := map[string]time.Time{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var call api.AgentCall
+		if err := api.Protobuf.UnmarshalAgent(b, &call); err == nil && call.Register != nil && call.Register.Info != nil {
+			mu.Lock()
+			if _, ok := first[call.Register.Info.Hostname]; !ok {
+				first[call.Register.Info.Hostname] = time.Now()
+			}
+			mu.Unlock()
+		}
+		// Not the leader yet: the agents back off (10 s, beyond the test).
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	startFleet(t, Config{Master: srv.Listener.Addr().String(), Agents: agents, RegistrationBackoffFactor: factor,
+		Backoff: 10 * time.Second, BackoffMax: 10 * time.Second})
+	waitFor(t, "every agent's first REGISTER", 30*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(first) == agents
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	var lo, hi time.Time
+	for _, at := range first {
+		if lo.IsZero() || at.Before(lo) {
+			lo = at
+		}
+		if at.After(hi) {
+			hi = at
+		}
+	}
+	// 20 draws from [0, 600 ms] span less than 100 ms with a probability
+	// of about 1e-14; without the wait they all come within milliseconds.
+	if span := hi.Sub(lo); span < 100*time.Millisecond {
+		t.Errorf("the first REGISTERs of %d agents came within %s of each other; want them spread over the %s factor", agents, span, factor)
 	}
 }

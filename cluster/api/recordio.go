@@ -64,7 +64,16 @@ type RecordReader struct {
 
 // NewRecordReader wraps r.
 func NewRecordReader(r io.Reader) *RecordReader {
-	return &RecordReader{r: bufio.NewReaderSize(r, 64<<10)}
+	return NewRecordReaderSize(r, 64<<10)
+}
+
+// NewRecordReaderSize wraps r with a read buffer of size bytes. The
+// buffer needs to hold only a record's length line (records larger than
+// it are read past it), so a process holding tens of thousands of
+// streams of small records (a fleet of simulated agents) keeps it small;
+// the 64 KiB of NewRecordReader suit a few busy streams.
+func NewRecordReaderSize(r io.Reader, size int) *RecordReader {
+	return &RecordReader{r: bufio.NewReaderSize(r, size)}
 }
 
 // ReadRecord returns the next record, or io.EOF at a clean end of stream.

@@ -11,6 +11,15 @@ import (
 func durationOf(n int64) time.Duration { return time.Duration(n) }
 
 func TestRecordIORoundTrip(t *testing.T) {
+	for _, size := range []int{64 << 10, 16} {
+		testRecordIORoundTrip(t, func(r io.Reader) *RecordReader { return NewRecordReaderSize(r, size) })
+	}
+	testRecordIORoundTrip(t, NewRecordReader)
+}
+
+// testRecordIORoundTrip reads back records larger and smaller than the
+// reader's buffer.
+func testRecordIORoundTrip(t *testing.T, newReader func(io.Reader) *RecordReader) {
 	var buf bytes.Buffer
 	w := NewRecordWriter(&buf)
 	for _, rec := range []string{"a", "hello\nworld", strings.Repeat("x", 100000)} {
@@ -21,7 +30,7 @@ func TestRecordIORoundTrip(t *testing.T) {
 	if err := w.WriteRecord(nil); err == nil {
 		t.Fatal("empty record written")
 	}
-	r := NewRecordReader(&buf)
+	r := newReader(&buf)
 	for _, want := range []string{"a", "hello\nworld", strings.Repeat("x", 100000)} {
 		got, err := r.ReadRecord()
 		if err != nil || string(got) != want {

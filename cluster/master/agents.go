@@ -51,7 +51,7 @@ func (m *Master) serveAgent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusUnsupportedMediaType, "%v", err))
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxRequestBody+1))
+	body, err := readBody(r)
 	if err != nil {
 		writeError(w, errorf(http.StatusBadRequest, "cannot read agent call: %v", err))
 		return
@@ -176,6 +176,21 @@ func (m *Master) pumpAgent(ctx context.Context, out *outbox, rw *api.RecordWrite
 		}
 		rw.Flush()
 	}
+}
+
+// readBody reads r's body, at most MaxRequestBody+1 bytes. A body with a
+// Content-Length (the server holds it to that length) is read into one
+// buffer of its size: thousands of agents re-registering at once would
+// otherwise each grow one from 512 bytes.
+func readBody(r *http.Request) ([]byte, error) {
+	if n := r.ContentLength; n > 0 && n <= MaxRequestBody {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return io.ReadAll(io.LimitReader(r.Body, MaxRequestBody+1))
 }
 
 // registerAgent admits a new agent or re-admits a known one, calling done
@@ -317,7 +332,7 @@ func hostOf(remote string) string {
 func (m *Master) newAgent(info *mesos.AgentInfo, reg *api.RegisterAgent, out *outbox, pid string, now time.Time) *agent {
 	a := &agent{
 		id: info.ID.Value, info: *info, pid: pid, version: reg.Version, warnings: reg.Warnings,
-		out: out, tasks: map[string]*task{}, offers: map[string]*offer{},
+		out: out, tasks: make(map[string]*task, len(reg.Tasks)), offers: map[string]*offer{},
 		executors: map[string]*mesos.ExecutorInfo{}, registeredTime: now,
 	}
 	m.agents[a.id] = a

@@ -9,10 +9,14 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/agora-cluster/agora/cluster/api"
@@ -224,4 +228,91 @@ func startBareMaster(tb testing.TB, reg registry.Registry) string {
 		}
 	})
 	return "http://" + ln.Addr().String()
+}
+
+// BenchmarkMassReregistration is a failover in miniature: a master
+// recovers N agents with 10 tasks each from its registry and all of
+// them re-register at once over HTTP/2, as the simulated agents of
+// `agora bench failover --http2` do (AGORA_BENCH_AGENTS, default 2000).
+// It reports the time until every agent has its REGISTERED, per agent;
+// the client shares the process and its two cores with the master.
+func BenchmarkMassReregistration(b *testing.B) {
+	n := 2000
+	if s := os.Getenv("AGORA_BENCH_AGENTS"); s != "" {
+		if v, err := strconv.Atoi(s); err == nil && v > 0 {
+			n = v
+		}
+	}
+	bodies := make([][]byte, n)
+	infos := make([]*mesos.AgentInfo, n)
+	for i := range bodies {
+		call := clustertest.Reregistration(fmt.Sprintf("S-%d", i), fmt.Sprintf("sim-%d", i), 10)
+		body, err := api.Protobuf.MarshalAgent(call)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bodies[i], infos[i] = body, call.Register.Info
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for it := 0; it < b.N; it++ {
+		b.StopTimer()
+		reg := registry.NewMemory()
+		for _, info := range infos {
+			if err := reg.PutAgent(registry.AgentRecord{ID: info.ID.Value, State: registry.AgentAdmitted, Info: info, Since: time.Now()}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		url := startBareMaster(b, reg)
+		tr := &http.Transport{MaxConnsPerHost: n/500 + 2}
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
+		client := &http.Client{Transport: tr}
+		b.StartTimer()
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		bodiesOpen := make([]io.Closer, n)
+		for i := range bodies {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, _ := http.NewRequest(http.MethodPost, url+api.AgentPath, bytes.NewReader(bodies[i]))
+				req.Header.Set("Content-Type", api.MediaProtobuf)
+				req.Header.Set("Accept", api.MediaProtobuf)
+				resp, err := client.Do(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				bodiesOpen[i] = resp.Body
+				if resp.StatusCode != http.StatusOK {
+					msg, _ := io.ReadAll(resp.Body)
+					errs <- fmt.Errorf("agent %d: %s %s", i, resp.Status, msg)
+					return
+				}
+				rec, err := api.NewRecordReaderSize(resp.Body, 4096).ReadRecord()
+				if err != nil {
+					errs <- err
+					return
+				}
+				if ev, err := api.DecodeAgentEvent(api.Protobuf, rec); err != nil || ev.Type != api.AgentRegistered {
+					errs <- fmt.Errorf("agent %d: first event %v, %v", i, ev, err)
+				}
+			}()
+		}
+		wg.Wait()
+		b.StopTimer()
+		close(errs)
+		for err := range errs {
+			b.Fatal(err)
+		}
+		for _, c := range bodiesOpen {
+			if c != nil {
+				c.Close()
+			}
+		}
+		tr.CloseIdleConnections()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*n), "µs/agent")
 }

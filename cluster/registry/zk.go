@@ -438,9 +438,13 @@ func (z *ZK) UseCache(c *ZKCache) { z.cache = c }
 // reads in flight.
 func readAll[T any](z *ZK, dirName, what string) ([]T, error) {
 	if z.cache != nil {
-		if nodes, ok := z.cache.snapshot(dirName); ok {
+		if nodes, recs, ok := z.cache.take(dirName); ok {
 			out := make([]T, 0, len(nodes))
 			for name, b := range nodes {
+				if rec, ok := recs[name].(T); ok {
+					out = append(out, rec)
+					continue
+				}
 				var rec T
 				if err := json.Unmarshal(b, &rec); err != nil {
 					return nil, fmt.Errorf("registry: decode %s %s: %w", what, name, err)

@@ -32,9 +32,13 @@ type ZKCache struct {
 	syncMu sync.Mutex // one Sync at a time (Run's, a new leader's)
 	mu     sync.Mutex
 	nodes  map[string][]byte // "agents/ID", "frameworks/ID", "policy/NAME"
-	cursor int64             // the last log entry applied
-	valid  bool
-	reads  int // whole reads, for tests
+	// decoded holds the agents' and frameworks' records decoded from
+	// nodes as they arrive, so that a new leader need not decode tens of
+	// thousands of them while every agent waits (see take).
+	decoded map[string]any
+	cursor  int64 // the last log entry applied
+	valid   bool
+	reads   int // whole reads, for tests
 }
 
 // NewZKCache follows the registry under root through conn (the election's
@@ -168,8 +172,14 @@ func (c *ZKCache) readWhole(conn *gozk.Conn, seqs []int64) error {
 	if len(seqs) > 0 {
 		cursor = seqs[len(seqs)-1]
 	}
+	decoded := make(map[string]any, len(nodes))
+	for k, b := range nodes {
+		if v, ok := decodeRecord(k, b); ok {
+			decoded[k] = v
+		}
+	}
 	c.mu.Lock()
-	c.nodes, c.cursor, c.valid = nodes, cursor, true
+	c.nodes, c.decoded, c.cursor, c.valid = nodes, decoded, cursor, true
 	c.reads++
 	c.mu.Unlock()
 	return nil
@@ -210,13 +220,27 @@ func (c *ZKCache) apply(conn *gozk.Conn, seqs []int64) error {
 	}); err != nil {
 		return err
 	}
+	decoded := map[string]any{}
+	for k, r := range got {
+		if v, ok := decodeRecord(k, r.data); r.ok && ok {
+			decoded[k] = v
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.decoded == nil {
+		c.decoded = map[string]any{}
+	}
 	for k, r := range got {
 		if r.ok {
 			c.nodes[k] = r.data
 		} else {
 			delete(c.nodes, k)
+		}
+		if v, ok := decoded[k]; ok {
+			c.decoded[k] = v
+		} else {
+			delete(c.decoded, k)
 		}
 	}
 	c.cursor = seqs[len(seqs)-1]
@@ -264,8 +288,48 @@ func (c *ZKCache) getAll(conn *gozk.Conn, keys []string, put func(key string, da
 
 func (c *ZKCache) invalidate() {
 	c.mu.Lock()
-	c.valid, c.nodes = false, nil
+	c.valid, c.nodes, c.decoded = false, nil, nil
 	c.mu.Unlock()
+}
+
+// decodeRecord decodes the agent or framework record at key, the way
+// readAll would; ok is false for other keys and for data it cannot
+// decode (readAll then decodes it, and reports the error).
+func decodeRecord(key string, data []byte) (any, bool) {
+	switch {
+	case strings.HasPrefix(key, "agents/"):
+		var rec AgentRecord
+		if json.Unmarshal(data, &rec) == nil {
+			return rec, true
+		}
+	case strings.HasPrefix(key, "frameworks/"):
+		var rec FrameworkRecord
+		if json.Unmarshal(data, &rec) == nil {
+			return rec, true
+		}
+	}
+	return nil, false
+}
+
+// take is snapshot with the records of dir the copy has decoded, by
+// name. They become the caller's (a new leader's, which may change them):
+// the copy forgets them, and decodes again only what changes next.
+func (c *ZKCache) take(dir string) (map[string][]byte, map[string]any, bool) {
+	nodes, ok := c.snapshot(dir)
+	if !ok {
+		return nil, nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	recs := map[string]any{}
+	for name := range nodes {
+		key := dir + "/" + name
+		if v, ok := c.decoded[key]; ok {
+			recs[name] = v
+			delete(c.decoded, key)
+		}
+	}
+	return nodes, recs, true
 }
 
 // snapshot is the copy's znodes under dir ("agents", ...) by name, after

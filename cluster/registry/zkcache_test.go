@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +26,18 @@ func (c *ZKCache) wholeReads() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.reads
+}
+
+func (c *ZKCache) decodedAgents() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for k := range c.decoded {
+		if strings.HasPrefix(k, "agents/") {
+			n++
+		}
+	}
+	return n
 }
 
 // agentsVia reads the agents through a registry that uses the copy.
@@ -102,9 +115,35 @@ func TestZKCacheFollowsTheChangeLog(t *testing.T) {
 	if err != nil || len(want) != 79 {
 		t.Fatalf("the writer reads %d agents (%v), want 79", len(want), err)
 	}
+	// The copy decoded the agents as they came, and hands them over.
+	if n := c.decodedAgents(); n != 79 {
+		t.Fatalf("the copy holds %d decoded agents; want all 79", n)
+	}
 	got := agentsVia(t, zkConn(t, e), c)
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("through the copy: %d agents %v\nfrom ZooKeeper: %d agents %v", len(got), got, len(want), want)
+	}
+	if n := c.decodedAgents(); n != 0 {
+		t.Fatalf("the copy kept %d decoded agents it handed over; want none (the reader may change them)", n)
+	}
+	// Changed since: those are decoded again, the rest read from the
+	// copy's bytes; together they still agree with ZooKeeper.
+	putAgents(t, w, 30, 35, AgentUnreachable)
+	for deadline := time.Now().Add(30 * time.Second); c.decodedAgents() != 5; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the copy decoded %d of the 5 agents changed since; want 5", c.decodedAgents())
+		}
+	}
+	if want, err = w.Agents(); err != nil {
+		t.Fatal(err)
+	}
+	// The reader takes the decoded records, not the bytes: bytes that no
+	// longer decode behind a decoded record go unread.
+	c.mu.Lock()
+	c.nodes["agents/a00030"] = []byte("not a record")
+	c.mu.Unlock()
+	if got := agentsVia(t, zkConn(t, e), c); !reflect.DeepEqual(got, want) {
+		t.Fatalf("through the copy after more changes: %d agents %v\nfrom ZooKeeper: %d agents %v", len(got), got, len(want), want)
 	}
 	r, _ := OpenZK(zkConn(t, e), "/agora/registry", nil)
 	r.UseCache(c)

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -51,9 +53,12 @@ type failoverConfig struct {
 	Timeout        time.Duration // bound on each phase
 	HTTP2          bool          // the agents multiplex over HTTP/2 (agentsim.Config.HTTP2)
 	AgentCodec     api.Codec     // what the agents speak (agentsim.Config.Codec; default protobuf)
-	PprofDir       string        // CPU profiles of the surviving masters from the kill on, when set
-	PprofFor       time.Duration // their length
-	Logger         *slog.Logger  // progress
+	// AgentBackoffFactor spreads the agents' registrations with a new
+	// leader (agentsim.Config.RegistrationBackoffFactor).
+	AgentBackoffFactor time.Duration
+	PprofDir           string        // CPU profiles of the surviving masters from the kill on, when set
+	PprofFor           time.Duration // their length
+	Logger             *slog.Logger  // progress
 }
 
 // failoverResult is what a run measured; the times are seconds from the
@@ -64,21 +69,28 @@ type failoverResult struct {
 	Masters       int    `json:"masters"`
 	AgentsHTTP2   bool   `json:"agents_http2"`
 	AgentCodec    string `json:"agent_codec"`
+	// AgentBackoffFactor is the agents' registration backoff factor, s.
+	AgentBackoffFactor float64 `json:"agent_registration_backoff_factor_s"`
 	// SetupSeconds is the time to register the agents and run every task.
-	SetupSeconds      float64        `json:"setup_s"`
-	ElectedSeconds    float64        `json:"elected_s"`
-	LeadingSeconds    float64        `json:"leading_s"` // the new leader answers as leader
-	Reregistered      float64        `json:"reregistered_s"`
-	ReregisteredAfter float64        `json:"reregistered_after_election_s"`
-	FirstOffer        float64        `json:"first_offer_s"`
-	AllOffered        float64        `json:"all_agents_offered_s"`
-	Resubscribed      float64        `json:"framework_resubscribed_s"`
-	Reconciled        float64        `json:"tasks_reconciled_s"`
-	OldLeaderPeakMB   float64        `json:"old_leader_peak_rss_mb"`
-	NewLeaderPeakMB   float64        `json:"new_leader_peak_rss_mb"`
-	AgentsProcessMB   float64        `json:"simulated_agents_process_peak_rss_mb"`
-	ZKSessionTimeout  float64        `json:"zk_session_timeout_s"`
-	AgentStats        agentsim.Stats `json:"agent_stats"`
+	SetupSeconds      float64 `json:"setup_s"`
+	ElectedSeconds    float64 `json:"elected_s"`
+	LeadingSeconds    float64 `json:"leading_s"` // the new leader answers as leader
+	Reregistered      float64 `json:"reregistered_s"`
+	ReregisteredAfter float64 `json:"reregistered_after_election_s"`
+	FirstOffer        float64 `json:"first_offer_s"`
+	AllOffered        float64 `json:"all_agents_offered_s"`
+	Resubscribed      float64 `json:"framework_resubscribed_s"`
+	Reconciled        float64 `json:"tasks_reconciled_s"`
+	OldLeaderPeakMB   float64 `json:"old_leader_peak_rss_mb"`
+	NewLeaderPeakMB   float64 `json:"new_leader_peak_rss_mb"`
+	AgentsProcessMB   float64 `json:"simulated_agents_process_peak_rss_mb"`
+	// ListenOverflows counts the connections the kernel dropped from
+	// full listen queues (TcpExtListenOverflows, for the whole network
+	// namespace) from the kill until every agent re-registered: each
+	// costs its agent a SYN retransmission, a second or more.
+	ListenOverflows  int64          `json:"listen_overflows"`
+	ZKSessionTimeout float64        `json:"zk_session_timeout_s"`
+	AgentStats       agentsim.Stats `json:"agent_stats"`
 }
 
 func runBenchFailover(args []string) int {
@@ -91,9 +103,11 @@ func runBenchFailover(args []string) int {
 	timeout := fs.Duration("timeout", 10*time.Minute, "bound on each phase")
 	workDir := fs.String("work_dir", "/var/tmp", "where the masters' logs go (a fresh directory below this one, removed afterwards unless the run fails)")
 	http2 := fs.Bool("http2", false, "the simulated agents multiplex their streams over cleartext HTTP/2 connections (real agents hold one HTTP/1.1 connection each); needed for more agents than the open-file limit allows")
+	backoffFactor := fs.Duration("agent_registration_backoff_factor", 0, "each simulated agent waits a random time up to this before registering with a new leader (Mesos's agent flag --registration_backoff_factor, 1s there); 0: at once")
 	agentCodec := fs.String("agent_codec", "protobuf", "what the simulated agents speak to the masters: protobuf (as real agents) or json (as agents before protobuf)")
-	pprofDir := fs.String("pprof_dir", "", "write a CPU profile of every surviving master, from the kill on, into this directory (the masters run with --enable_pprof)")
+	pprofDir := fs.String("pprof_dir", "", "write a CPU profile of every surviving master and of this process (the simulated agents), from the kill on, into this directory (the masters run with --enable_pprof)")
 	pprofFor := fs.Duration("pprof_duration", 20*time.Second, "length of the --pprof_dir profiles")
+	keepLogs := fs.Bool("keep_logs", false, "keep the masters' logs (a directory below --work_dir, named on stderr) after a run that succeeds")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	verbose := fs.Bool("verbose", false, "log progress on stderr")
 	fs.Usage = func() {
@@ -122,6 +136,9 @@ func runBenchFailover(args []string) int {
 	case *agents <= 0 || *tasks <= 0:
 		fmt.Fprintln(os.Stderr, "agora bench failover: --agents and --tasks-per-agent must be positive")
 		return 2
+	case *backoffFactor < 0:
+		fmt.Fprintf(os.Stderr, "agora bench failover: --agent_registration_backoff_factor=%s: want zero or more\n", *backoffFactor)
+		return 2
 	case *agentCodec != "protobuf" && *agentCodec != "json":
 		fmt.Fprintf(os.Stderr, "agora bench failover: --agent_codec=%q: want protobuf or json\n", *agentCodec)
 		return 2
@@ -146,12 +163,16 @@ func runBenchFailover(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := benchFailover(ctx, failoverConfig{Bin: bin, ZK: u, Masters: *masters, Agents: *agents, TasksPerAgent: *tasks,
-		Dir: dir, SessionTimeout: *session, Timeout: *timeout, HTTP2: *http2, AgentCodec: codec, PprofDir: *pprofDir, PprofFor: *pprofFor, Logger: benchLogger(*verbose)})
+		Dir: dir, SessionTimeout: *session, Timeout: *timeout, HTTP2: *http2, AgentCodec: codec, AgentBackoffFactor: *backoffFactor, PprofDir: *pprofDir, PprofFor: *pprofFor, Logger: benchLogger(*verbose)})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "agora bench failover: %v\n(masters' logs kept in %s)\n", err, dir)
 		return 1
 	}
-	os.RemoveAll(dir)
+	if *keepLogs {
+		fmt.Fprintf(os.Stderr, "agora bench failover: masters' logs kept in %s\n", dir)
+	} else {
+		os.RemoveAll(dir)
+	}
 	if *jsonOut {
 		b, _ := json.Marshal(res)
 		fmt.Println(string(b))
@@ -188,6 +209,76 @@ func profileMasters(ctx context.Context, masters map[string]*simMaster, dir stri
 	return wg.Wait
 }
 
+// profileSelf writes a CPU profile of this process (the simulated agents
+// and the framework) to file for d, in the background; the function it
+// returns ends it early if need be and waits for the file.
+func profileSelf(file string, d time.Duration, log *slog.Logger) func() {
+	f, err := os.Create(file)
+	if err != nil {
+		log.Warn("profiling the agents' process", "err", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		log.Warn("profiling the agents' process", "err", err)
+		return func() {}
+	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			f.Close()
+			log.Info("CPU profile written", "process", "agents", "file", file)
+		})
+	}
+	t := time.AfterFunc(d, stop)
+	return func() { t.Stop(); stop() }
+}
+
+// actingSince is when the master logging to logPath last began to act
+// as the leader, from its log's "elected leading master" line.
+func actingSince(logPath string) (time.Time, bool) {
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		return time.Time{}, false
+	}
+	i := strings.LastIndex(string(b), `msg="elected leading master"`)
+	if i < 0 {
+		return time.Time{}, false
+	}
+	line := string(b[strings.LastIndexByte(string(b[:i]), '\n')+1 : i])
+	ts, ok := strings.CutPrefix(strings.Fields(line + " x")[0], "time=")
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	return t, err == nil
+}
+
+// listenOverflows is the kernel's count of connections dropped because a
+// listen queue was full (TcpExtListenOverflows in /proc/net/netstat), or
+// 0 when it cannot be read.
+func listenOverflows() int64 {
+	b, err := os.ReadFile("/proc/net/netstat")
+	if err != nil {
+		return 0
+	}
+	lines := strings.Split(string(b), "\n")
+	for i := 0; i+1 < len(lines); i += 2 {
+		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(names) == 0 || names[0] != "TcpExt:" || len(values) != len(names) {
+			continue
+		}
+		for j, n := range names {
+			if n == "ListenOverflows" {
+				v, _ := strconv.ParseInt(values[j], 10, 64)
+				return v
+			}
+		}
+	}
+	return 0
+}
+
 func fetchProfile(ctx context.Context, url string, d time.Duration, file string) error {
 	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer cancel()
@@ -217,6 +308,7 @@ func printFailoverResult(r *failoverResult) {
 	row("masters", r.Masters)
 	row("agents over HTTP/2", r.AgentsHTTP2)
 	row("agents' codec", r.AgentCodec)
+	row("agents' registration backoff factor s", r.AgentBackoffFactor)
 	row("setup (register, launch all) s", r.SetupSeconds)
 	row("ZooKeeper session timeout s", r.ZKSessionTimeout)
 	row("from kill -9 of the leader:", "")
@@ -231,6 +323,7 @@ func printFailoverResult(r *failoverResult) {
 	row("old leader peak RSS MB", r.OldLeaderPeakMB)
 	row("new leader peak RSS MB", r.NewLeaderPeakMB)
 	row("simulated agents' process peak RSS MB", r.AgentsProcessMB)
+	row("listen queue overflows (kill → re-registered)", r.ListenOverflows)
 	w.Flush()
 }
 
@@ -247,7 +340,7 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 			log.Warn("removing the benchmark's znodes", "root", root, "err", err)
 		}
 	}()
-	res := &failoverResult{Agents: cfg.Agents, TasksPerAgent: cfg.TasksPerAgent, Masters: cfg.Masters, AgentsHTTP2: cfg.HTTP2, AgentCodec: agentCodecName(cfg.AgentCodec), ZKSessionTimeout: cfg.SessionTimeout.Seconds()}
+	res := &failoverResult{Agents: cfg.Agents, TasksPerAgent: cfg.TasksPerAgent, Masters: cfg.Masters, AgentsHTTP2: cfg.HTTP2, AgentCodec: agentCodecName(cfg.AgentCodec), AgentBackoffFactor: cfg.AgentBackoffFactor.Seconds(), ZKSessionTimeout: cfg.SessionTimeout.Seconds()}
 
 	// The masters.
 	if cfg.PprofDir != "" {
@@ -284,7 +377,8 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 
 	// The agents and the framework.
 	setup := time.Now()
-	fleet, stopFleet, err := startFleet(ctx, agentsim.Config{Master: zkURL, Agents: cfg.Agents, HTTP2: cfg.HTTP2, Codec: cfg.AgentCodec, Logger: log}, cfg.Timeout)
+	fleet, stopFleet, err := startFleet(ctx, agentsim.Config{Master: zkURL, Agents: cfg.Agents, HTTP2: cfg.HTTP2, Codec: cfg.AgentCodec,
+		RegistrationBackoffFactor: cfg.AgentBackoffFactor, Logger: log}, cfg.Timeout)
 	defer stopFleet()
 	if err != nil {
 		return nil, err
@@ -319,6 +413,7 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 	// kill -9 the leader.
 	old := masters[leader]
 	res.OldLeaderPeakMB = round3(procStatusMB(old.pid(), "VmHWM"))
+	overflows := listenOverflows()
 	killed := time.Now()
 	fw.markKill(killed)
 	if err := old.kill9(); err != nil {
@@ -329,6 +424,8 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 	if cfg.PprofDir != "" {
 		profiled := profileMasters(ctx, masters, cfg.PprofDir, cfg.PprofFor, log)
 		defer profiled()
+		stopSelf := profileSelf(filepath.Join(cfg.PprofDir, "agents.pprof"), cfg.PprofFor, log)
+		defer stopSelf()
 	}
 
 	next, masterID, err := awaitElected(ctx, follower, leader, cfg.Timeout)
@@ -357,6 +454,12 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 	wg.Wait()
 	if err := errors.Join(leadErr, reregErr); err != nil {
 		return nil, err
+	}
+	res.ListenOverflows = listenOverflows() - overflows
+	if nm := masters[next]; nm != nil {
+		if at, ok := actingSince(nm.log); ok {
+			leadingAt = at // to the millisecond, from its own log
+		}
 	}
 	res.LeadingSeconds, res.Reregistered = since(leadingAt), since(reregAt)
 	res.ReregisteredAfter = round3(reregAt.Sub(elected).Seconds())
@@ -438,9 +541,11 @@ func awaitElected(ctx context.Context, g *zk.Group, old string, limit time.Durat
 }
 
 // awaitLeading waits until one of masters other than skip answers as the
-// elected leader (master/elected in its own metrics).
+// elected leader (master/elected in its own metrics), and returns it and
+// when it began to lead.
 func awaitLeading(ctx context.Context, g *zk.Group, masters map[string]*simMaster, skip string, limit time.Duration) (string, time.Time, error) {
 	var leader string
+	var at time.Time
 	err := waitCond(ctx, limit, "a master to lead", func() (bool, string) {
 		l, ok := g.Leader()
 		if !ok {
@@ -457,10 +562,15 @@ func awaitLeading(ctx context.Context, g *zk.Group, masters map[string]*simMaste
 		if err != nil || m["master/elected"] != 1 {
 			return false, fmt.Sprintf("%s elected, not yet acting", addr)
 		}
-		leader = addr
+		// The answer of a master busy with thousands of agents comes
+		// late; its uptime says when it began to act.
+		leader, at = addr, time.Now()
+		if up := m["master/uptime_secs"]; up > 0 {
+			at = at.Add(-time.Duration(up * float64(time.Second)))
+		}
 		return true, ""
 	})
-	return leader, time.Now(), err
+	return leader, at, err
 }
 
 // failoverFramework launches T tasks on every agent, then, once the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -43,6 +44,9 @@ func TestBenchFailoverSmall(t *testing.T) {
 	if res.Reregistered < res.ElectedSeconds || res.FirstOffer < res.ElectedSeconds || res.Reconciled < res.Resubscribed {
 		t.Fatalf("phases out of order: %+v", *res)
 	}
+	if res.LeadingSeconds <= 0 || res.LeadingSeconds > res.Reregistered {
+		t.Fatalf("the new leader acted %.3f s after the kill; want after it, and before every agent re-registered (%.3f s)", res.LeadingSeconds, res.Reregistered)
+	}
 	if res.NewLeaderPeakMB <= 0 {
 		t.Fatalf("no peak RSS read for the new leader: %+v", *res)
 	}
@@ -53,4 +57,29 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
 	return len(p), nil
+}
+
+// actingSince reads when a master last began to lead from its log.
+func TestActingSinceReadsTheLastTerm(t *testing.T) {
+	p := t.TempDir() + "/master.log"
+	log := `time=2026-12-05T01:26:40.100Z level=INFO msg="standing for election"
+time=2026-12-05T01:26:42.848Z level=INFO msg="elected leading master" id=a term=1
+time=2026-12-05T01:27:00.000Z level=WARN msg="no longer the leading master"
+time=2026-12-05T01:27:03.145Z level=INFO msg="elected leading master" id=a term=2 recovery=296ms
+time=2026-12-05T01:27:04.000Z level=INFO msg="agent re-registered after master restart"
+`
+	if err := os.WriteFile(p, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := actingSince(p)
+	want := time.Date(2026, 12, 5, 1, 27, 3, 145e6, time.UTC)
+	if !ok || !got.Equal(want) {
+		t.Fatalf("actingSince = %v, %v; want %v", got, ok, want)
+	}
+	if err := os.WriteFile(p, []byte("time=2026-12-05T01:26:40.100Z level=INFO msg=\"standing for election\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := actingSince(p); ok {
+		t.Fatalf("actingSince of a master that never led = %v; want none", got)
+	}
 }

@@ -174,6 +174,8 @@ func (h *haMaster) alternate(ctx context.Context, serveErr <-chan error) error {
 		term := h.group.Node()
 		ready := make(chan struct{})
 		h.recovering.Store(&ready)
+		h.log.Info("elected; recovering the registry", "id", h.info.GetID())
+		began := time.Now()
 		m, err := h.recover(term)
 		stopCache()
 		if err != nil {
@@ -210,7 +212,7 @@ func (h *haMaster) alternate(ctx context.Context, serveErr <-chan error) error {
 		h.current.Store(&fh)
 		h.recovering.Store(nil)
 		close(ready)
-		h.log.Info("elected leading master", "id", h.info.GetID(), "term", h.terms.Load())
+		h.log.Info("elected leading master", "id", h.info.GetID(), "term", h.terms.Load(), "recovery", time.Since(began))
 
 		// Leading, as long as this term's znode lives: a lease that runs
 		// out (ZooKeeper unreachable for a moment) only fences the master
