@@ -42,6 +42,8 @@ type Config struct {
 	FrameworkName      string // default "agora-run"
 	User               string // default: the current user
 	MaxConnectFailures int    // see scheduler.Config; 0 retries forever
+	// Principal and Secret authenticate the framework (see scheduler.Config).
+	Principal, Secret string
 	Task               Spec
 	// OnStatus, if set, sees every status update of the task, on the
 	// driver's event goroutine; it must not block.
@@ -126,6 +128,8 @@ func New(cfg Config) (*Job, error) {
 		Codec:              cfg.Codec,
 		Logger:             j.log,
 		MaxConnectFailures: cfg.MaxConnectFailures,
+		Principal:          cfg.Principal,
+		Secret:             cfg.Secret,
 	}, j.handler())
 	if err != nil {
 		return nil, fmt.Errorf("oneshot: %w", err)
