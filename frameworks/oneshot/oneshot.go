@@ -44,7 +44,7 @@ type Config struct {
 	MaxConnectFailures int    // see scheduler.Config; 0 retries forever
 	// Principal and Secret authenticate the framework (see scheduler.Config).
 	Principal, Secret string
-	Task               Spec
+	Task              Spec
 	// OnStatus, if set, sees every status update of the task, on the
 	// driver's event goroutine; it must not block.
 	OnStatus func(mesos.TaskStatus)
