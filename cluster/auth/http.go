@@ -81,6 +81,15 @@ func New(o Options) (*Authenticator, error) {
 	return a, nil
 }
 
+// Clone is an Authenticator with a's credentials and flags and counters of
+// its own, for another server (the agents beside a dev master).
+func (a *Authenticator) Clone() *Authenticator {
+	if a == nil {
+		return nil
+	}
+	return &Authenticator{creds: a.creds, required: a.required}
+}
+
 // Required reports whether requests of realm r need credentials.
 func (a *Authenticator) Required(r Realm) bool {
 	return a != nil && r > Open && r < realms && a.required[r]

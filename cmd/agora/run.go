@@ -180,8 +180,8 @@ func streamOutput(ctx context.Context, c state.Client, master string, job *onesh
 	}
 	log.Info("streaming output", "agent", endpoint, "sandbox", dir)
 	outs := []*sandbox.Follower{
-		{Agent: endpoint, Path: dir + "/stdout", W: os.Stdout},
-		{Agent: endpoint, Path: dir + "/stderr", W: os.Stderr},
+		{Agent: endpoint, Path: dir + "/stdout", W: os.Stdout, HTTP: c.HTTP},
+		{Agent: endpoint, Path: dir + "/stderr", W: os.Stderr, HTTP: c.HTTP},
 	}
 	poll := func() error {
 		for _, f := range outs {
