@@ -41,7 +41,7 @@ func runBenchLaunch(args []string) int {
 	fs.BoolVar(&o.verbose, "verbose", false, "print per-offer diagnostics on stderr")
 	isolation := fs.String("isolation", "", "compare isolation modes (e.g. posix,cgroups): the same run on a throw-away\nlocal cluster (one master, one agent) per mode, instead of on --master")
 	workDir := fs.String("work_dir", "/var/tmp", "with --isolation: where the throw-away cluster keeps its state and sandboxes\n(a fresh directory below this one, removed afterwards). Not below /tmp: tasks get\na private /tmp, and sandboxes under it cost every container extra mounts")
-	if code, done := parseFlags(fs, args); done {
+	if code, done := o.parse(fs, args); done {
 		return code
 	}
 	if cfg.MaxInFlight < 0 {
@@ -55,6 +55,7 @@ func runBenchLaunch(args []string) int {
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Masters = []string{o.master}
 	cfg.MaxConnectFailures = 3
+	cfg.Principal, cfg.Secret = o.cred.Principal, o.cred.Secret
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
