@@ -11,6 +11,11 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/encoding/codecs"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli"
+	"github.com/mesos/mesos-go/api/v1/lib/httpcli/httpsched"
+	sched "github.com/mesos/mesos-go/api/v1/lib/scheduler"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler/calls"
 
 	"github.com/agora-cluster/agora/cluster/agent"
 	"github.com/agora-cluster/agora/cluster/auth"
@@ -201,5 +206,48 @@ func TestClusterFrameworkAuthentication(t *testing.T) {
 	_, body := do(t, c, "GET", "/master/frameworks", "", "", operator)
 	if !strings.Contains(body, `"principal":"analytics"`) {
 		t.Errorf("/master/frameworks does not show the framework's principal (the SDK's default): %s", body)
+	}
+}
+
+// TestClusterMesosGoBasicAuth: mesos-go's httpsched client subscribes with
+// HTTP Basic credentials (httpcli.BasicAuth), and its HTTP client without
+// them is refused. (httpsched itself does not return on a refused
+// SUBSCRIBE before its context ends, so the refusal is checked one level
+// down.)
+func TestClusterMesosGoBasicAuth(t *testing.T) {
+	c := secureCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	client := func(opts ...httpcli.ConfigOpt) *httpcli.Client {
+		return httpcli.New(httpcli.Endpoint(c.MasterURL+"/api/v1/scheduler"),
+			httpcli.Codec(codecs.ByMediaType[codecs.MediaTypeProtobuf]), httpcli.Do(httpcli.With(opts...)))
+	}
+	principal := framework.Principal
+	info := &mesos.FrameworkInfo{User: "root", Name: "mesos-go", Principal: &principal}
+	subscribe := func(opts ...httpcli.ConfigOpt) (*sched.Event, error) {
+		callCtx, stop := context.WithCancel(ctx)
+		resp, err := httpsched.NewCaller(client(opts...)).Call(callCtx, calls.Subscribe(info))
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		// mesos-go's Close drains the stream: end it first.
+		defer func() { stop(); resp.Close() }()
+		var ev sched.Event
+		return &ev, resp.Decode(&ev)
+	}
+	// mesos-go maps a 401 to "call not authenticated".
+	if resp, err := client().Do(calls.Subscribe(info), httpcli.Context(ctx)); err == nil || !strings.Contains(err.Error(), "not authenticated") {
+		if resp != nil {
+			resp.Close()
+		}
+		t.Fatalf("mesos-go without credentials: %v, want 401 Unauthorized", err)
+	}
+	ev, err := subscribe(httpcli.BasicAuth(framework.Principal, framework.Secret))
+	if err != nil {
+		t.Fatalf("httpsched with Basic credentials: %v", err)
+	}
+	if ev.GetType() != sched.Event_SUBSCRIBED || ev.GetSubscribed().FrameworkID.GetValue() == "" {
+		t.Fatalf("first event %s, want SUBSCRIBED with a framework ID", ev.GetType())
 	}
 }
