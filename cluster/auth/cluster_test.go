@@ -52,6 +52,7 @@ func secureCluster(t *testing.T) *clustertest.Cluster {
 			if i == 0 {
 				c.Credential = agentCred
 			}
+			c.HTTP.Auth = authn.Clone() // the agent's own endpoints too
 		},
 		Credential: operator,
 	})
@@ -130,6 +131,54 @@ func TestClusterAuthenticatedEndpoints(t *testing.T) {
 	}
 	if _, body := do(t, c, "GET", "/weights", "", "", operator); strings.Contains(body, "eng") {
 		t.Errorf("a refused PUT /weights changed the weights: %s", body)
+	}
+}
+
+// TestClusterAgentEndpoints: an agent with --authenticate_http_readonly
+// answers 401 without credentials (counted in its own metrics) and 200
+// with them; the master's relay passes the caller's credentials on.
+func TestClusterAgentEndpoints(t *testing.T) {
+	c := secureCluster(t)
+	ag := c.Agents[0]
+	get := func(url string, cred auth.Credential) (int, string) {
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cred.Apply(req)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	agentURL := "http://" + ag.Addr()
+	for _, tc := range []struct {
+		url  string
+		cred auth.Credential
+		code int
+	}{
+		{agentURL + "/state", auth.Credential{}, 401},
+		{agentURL + "/files/debug", auth.Credential{}, 401},
+		{agentURL + "/health", auth.Credential{}, 200},
+		{agentURL + "/state", operator, 200},
+		{c.MasterURL + "/agent/" + ag.ID() + "/state", auth.Credential{}, 401},
+		{c.MasterURL + "/agent/" + ag.ID() + "/state", operator, 200},
+	} {
+		if code, body := get(tc.url, tc.cred); code != tc.code {
+			t.Errorf("GET %s as %q: %d %q, want %d", tc.url, tc.cred.Principal, code, body, tc.code)
+		}
+	}
+	_, body := get(agentURL+"/metrics/snapshot", operator)
+	var m map[string]float64
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		t.Fatalf("agent /metrics/snapshot: %v: %s", err, body)
+	}
+	if m["slave/http_authentication_failures"] != 2 || m["slave/http_authentication_successes"] < 3 {
+		t.Errorf("agent metrics: failures %v (want 2), successes %v (want at least 3)",
+			m["slave/http_authentication_failures"], m["slave/http_authentication_successes"])
 	}
 }
 
