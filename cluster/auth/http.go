@@ -208,3 +208,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.Credential.Apply(req)
 	return base.RoundTrip(req)
 }
+
+// CloseIdleConnections closes the base transport's idle connections, as
+// http.Client.CloseIdleConnections expects of a transport.
+func (t *Transport) CloseIdleConnections() {
+	base := t.Base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	if c, ok := base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
