@@ -29,6 +29,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/containerizer"
 	"github.com/agora-cluster/agora/cluster/containerizer/docker"
 	"github.com/agora-cluster/agora/cluster/fetcher"
@@ -127,9 +128,13 @@ type Config struct {
 	Fetcher *fetcher.Fetcher
 	// Logger receives the agent's logs (default slog.Default()).
 	Logger *slog.Logger
-	// HTTP says which other origins' pages may read the agent's endpoints
-	// and whether /debug/pprof is served (default: neither).
+	// HTTP says which other origins' pages may read the agent's endpoints,
+	// whether /debug/pprof is served (default: neither) and which requests
+	// need credentials.
 	HTTP api.HTTPOptions
+	// Credential, if set, is presented to the master on every call
+	// (--credential), for a master running with --authenticate_agents.
+	Credential auth.Credential
 }
 
 // DefaultMaxExecutorBacklog bounds the events queued for one executor
@@ -367,6 +372,9 @@ func New(cfg Config) (*Agent, error) {
 	a.updates = newUpdateManager(cfg.StatusUpdateRetry, cfg.StatusUpdateRetryMax, a.sendUpdates, a.log)
 	a.fatal = make(chan error, 1)
 	a.handler = cfg.HTTP.Wrap(a.guard(a.routes()))
+	if cfg.Credential.Principal != "" {
+		a.client.Transport = &auth.Transport{Base: a.client.Transport, Credential: cfg.Credential}
+	}
 	if zk.IsURL(cfg.MasterAddr) {
 		u, _ := zk.ParseURL(cfg.MasterAddr) // checked above
 		a.zk = zk.NewGroup(u, zk.Options{Log: a.log})

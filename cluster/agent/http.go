@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"maps"
 	"net/http"
 	"runtime"
 	"sort"
@@ -270,6 +271,8 @@ func (a *Agent) metricsSnapshot() map[string]float64 {
 	for _, name := range []string{"finished", "failed", "killed", "lost", "error", "dropped", "gone"} {
 		m["slave/tasks_"+name] += 0
 	}
+	// Not Mesos metrics: HTTP requests authenticated and refused (401).
+	maps.Copy(m, a.cfg.HTTP.Auth.Metrics("slave"))
 	for _, name := range []string{"valid_status_updates", "container_launch_errors", "recovery_errors", "executors_terminated", "registrations", "slow_executors_disconnected"} {
 		m["slave/"+name] += 0
 	}

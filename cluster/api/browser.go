@@ -8,6 +8,8 @@ import (
 	"net/http/pprof"
 	"net/url"
 	"strings"
+
+	"github.com/agora-cluster/agora/cluster/auth"
 )
 
 // What a web page may do with a master's or an agent's endpoints. Browsers
@@ -32,6 +34,9 @@ type HTTPOptions struct {
 	CORSAllowedOrigins []string
 	// EnablePprof serves Go's profiles under /debug/pprof/.
 	EnablePprof bool
+	// Auth, if set, asks for HTTP Basic credentials on the requests its
+	// flags cover (see AuthRealm); nil asks for none.
+	Auth *auth.Authenticator
 }
 
 // ParseOrigins parses a comma-separated list of origins, as given to
@@ -59,9 +64,10 @@ func ParseOrigins(s string) ([]string, error) {
 
 type jsonpKey struct{}
 
-// Wrap applies the options to h: the CORS answer for listed origins (with
-// Vary: Origin, since the answer depends on it), whether JSONP is served
-// (see WriteJSON) and /debug/pprof.
+// Wrap applies the options to h: authentication first (a refused request
+// reaches nothing, profiles included), then the CORS answer for listed
+// origins (with Vary: Origin, since the answer depends on it), whether
+// JSONP is served (see WriteJSON) and /debug/pprof.
 func (o HTTPOptions) Wrap(h http.Handler) http.Handler {
 	allowed := map[string]bool{}
 	for _, origin := range o.CORSAllowedOrigins {
@@ -78,6 +84,9 @@ func (o HTTPOptions) Wrap(h http.Handler) http.Handler {
 		profiles = mux
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r = o.Auth.Authenticate(w, r, AuthRealm(r)); r == nil {
+			return
+		}
 		if profiles != nil && strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
 			profiles.ServeHTTP(w, r)
 			return
@@ -94,6 +103,48 @@ func (o HTTPOptions) Wrap(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// The endpoints of the master and the agent that change something
+// whatever the method, as Mesos files them under
+// --authenticate_http_readwrite (with or without the /master or /slave(1)
+// prefix).
+var readWritePaths = map[string]bool{
+	"/api/v1": true, "/reserve": true, "/unreserve": true, "/create-volumes": true, "/destroy-volumes": true,
+	"/quota": true, "/weights": true, "/maintenance/schedule": true, "/machine/down": true, "/machine/up": true,
+	"/teardown": true,
+}
+
+// AuthRealm is the realm of a request to the master or an agent: which
+// --authenticate_* flag covers it. /health and /version stay open, as in
+// Mesos, and so does the executor API (its callers are the agent's own
+// executors, which hold no credentials yet). Every other request is
+// read-only if it is a GET or HEAD of a path not in readWritePaths, and
+// read-write otherwise: a route added later is covered without being
+// listed here.
+func AuthRealm(r *http.Request) auth.Realm {
+	path := strings.TrimSuffix(r.URL.Path, "/")
+	for _, prefix := range []string{"/master", "/slave(1)"} {
+		if rest, ok := strings.CutPrefix(path, prefix); ok && (rest == "" || rest[0] == '/') {
+			path = rest
+			break
+		}
+	}
+	switch {
+	case path == "/health" || path == "/version":
+		return auth.Open
+	case path == "/api/v1/executor":
+		return auth.Open
+	case path == "/api/v1/scheduler":
+		return auth.Frameworks
+	case path == AgentPath:
+		return auth.Agents
+	case readWritePaths[path] || strings.HasPrefix(path, "/quota/"):
+		return auth.ReadWrite
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
+		return auth.ReadOnly
+	}
+	return auth.ReadWrite
 }
 
 // pageOrigin is the origin of the page that sent r, from Origin or else

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/agent"
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/master"
 	"github.com/agora-cluster/agora/cluster/registry"
 	"github.com/agora-cluster/agora/frameworks/state"
@@ -40,6 +41,9 @@ type Options struct {
 	// UI, if set, is served by the master for paths it does not own (the
 	// web UI), as `agora dev` does.
 	UI http.Handler
+	// Credential, if set, is presented on the cluster's own reads of the
+	// master (State, WaitFor), for a master that asks for credentials.
+	Credential auth.Credential
 }
 
 // Cluster is a running test cluster.
@@ -257,11 +261,19 @@ type State = state.Master
 
 // State fetches /master/state.
 func (c *Cluster) State() (*State, error) {
-	resp, err := http.Get(c.MasterURL + "/master/state")
+	req, err := http.NewRequest(http.MethodGet, c.MasterURL+"/master/state", nil)
+	if err != nil {
+		return nil, err
+	}
+	c.opts.Credential.Apply(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/master/state: %s", resp.Status)
+	}
 	var s State
 	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
 		return nil, fmt.Errorf("decode /master/state: %w", err)

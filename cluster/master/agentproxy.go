@@ -31,9 +31,11 @@ const AgentProxyPrefix = "/agent/"
 var agentProxyPaths = map[string]bool{"state": true, "files/browse": true, "files/read": true, "files/download": true}
 
 // Request and answer headers relayed: what ranges, caching and the
-// download need. Cookies and the page's Origin stay with the master.
+// download need, and the caller's credentials for an agent that asks for
+// them (--authenticate_http_readonly). Cookies and the page's Origin stay
+// with the master.
 var (
-	proxyRequestHeaders  = []string{"Accept", "Range", "If-Range", "If-Modified-Since", "If-None-Match"}
+	proxyRequestHeaders  = []string{"Accept", "Range", "If-Range", "If-Modified-Since", "If-None-Match", "Authorization"}
 	proxyResponseHeaders = []string{"Content-Type", "Content-Length", "Content-Range", "Content-Disposition",
 		"Accept-Ranges", "Last-Modified", "ETag", "X-Content-Type-Options"}
 )

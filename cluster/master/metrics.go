@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"regexp"
 	"strings"
@@ -125,6 +126,8 @@ func (m *Master) snapshot() map[string]float64 {
 	s["master/event_queue_dispatches"] = float64(len(m.ops))
 	s["allocator/mesos/allocation_runs"] = float64(c.allocationRuns)
 	s["allocator/mesos/allocation_run_ms"] = float64(c.lastAllocationNanos) / 1e6
+	// Not Mesos metrics: HTTP requests authenticated and refused (401).
+	maps.Copy(s, m.cfg.HTTP.Auth.Metrics("master"))
 	return s
 }
 

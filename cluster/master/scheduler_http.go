@@ -63,6 +63,10 @@ func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	if err := checkPrincipal(r, &call); err != nil { // authn.go
+		writeError(w, err)
+		return
+	}
 	if call.GetType() == scheduler.Call_SUBSCRIBE {
 		m.serveSubscribe(w, r, &call)
 		return

@@ -28,6 +28,7 @@ type agentFlags struct {
 	executors                                            executorFlags    // agent_executors.go
 	gc                                                   gcFlags          // agent_gc.go
 	http                                                 httpFlags        // httpflags.go
+	credential                                           string
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -45,6 +46,8 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	f.executors.register(fs)
 	f.gc.register(fs)
 	f.http.register(fs)
+	f.http.registerAgent(fs)
+	fs.StringVar(&f.credential, "credential", "", "JSON file {\"principal\": ..., \"secret\": ...} this agent presents to the master (for --authenticate_agents)")
 }
 
 func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
@@ -55,6 +58,10 @@ func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
 		return agent.Config{}, fmt.Errorf("--port=%d is not a TCP port", f.port)
 	}
 	httpOpts, err := f.http.options()
+	if err != nil {
+		return agent.Config{}, err
+	}
+	credential, err := loadCredential(f.credential) // httpflags.go
 	if err != nil {
 		return agent.Config{}, err
 	}
@@ -74,6 +81,7 @@ func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
 		Containerizer:   ctr,
 		Logger:          logger,
 		HTTP:            httpOpts,
+		Credential:      credential,
 	}
 	f.executors.apply(&cfg) // agent_executors.go
 	f.gc.apply(&cfg)        // agent_gc.go

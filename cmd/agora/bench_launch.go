@@ -43,7 +43,7 @@ func runBenchLaunch(args []string) int {
 	isolation := fs.String("isolation", "", "compare isolation modes (e.g. posix,cgroups): the same run on a throw-away\nlocal cluster (one master, one agent) per mode, instead of on --master")
 	workDir := fs.String("work_dir", "/var/tmp", "with --isolation: where the throw-away cluster keeps its state and sandboxes\n(a fresh directory below this one, removed afterwards). Not below /tmp: tasks get\na private /tmp, and sandboxes under it cost every container extra mounts")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to this file (with --isolation: the master,\nagent and framework, which all run in it)")
-	if code, done := parseFlags(fs, args); done {
+	if code, done := o.parse(fs, args); done {
 		return code
 	}
 	if *cpuProfile != "" {
@@ -65,6 +65,7 @@ func runBenchLaunch(args []string) int {
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Masters = []string{o.master}
 	cfg.MaxConnectFailures = 3
+	cfg.Principal, cfg.Secret = o.cred.Principal, o.cred.Secret
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/frameworks/scheduler"
 	"github.com/agora-cluster/agora/frameworks/state"
 )
@@ -32,6 +35,10 @@ type clientOptions struct {
 	master  string
 	json    bool
 	verbose bool
+	// principal and secretFile are the credentials sent to a master that
+	// asks for them (--authenticate_*), from flags or the environment.
+	principal, secretFile string
+	cred                  auth.Credential // resolved by parse
 }
 
 // newClientFlags makes a flag set for a client command whose --help shows
@@ -40,6 +47,8 @@ type clientOptions struct {
 func newClientFlags(name, usage, about, example string, o *clientOptions, withJSON bool) *flag.FlagSet {
 	fs := flag.NewFlagSet("agora "+name, flag.ContinueOnError)
 	fs.StringVar(&o.master, "master", masterAddrDefault(), "master to talk to: host:port, http://host:port, or zk://host1:2181,host2:2181/path for the leader ZooKeeper names (env AGORA_MASTER)")
+	fs.StringVar(&o.principal, "principal", os.Getenv("AGORA_PRINCIPAL"), "principal to authenticate as, to a master with --authenticate_* on (env AGORA_PRINCIPAL)")
+	fs.StringVar(&o.secretFile, "secret_file", "", "file holding the principal's secret (or env AGORA_SECRET, the secret itself)")
 	if withJSON {
 		fs.BoolVar(&o.json, "json", false, "print JSON instead of a table")
 	}
@@ -49,6 +58,60 @@ func newClientFlags(name, usage, about, example string, o *clientOptions, withJS
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// credential is the principal and secret to present: --principal with
+// --secret_file, or AGORA_PRINCIPAL with AGORA_SECRET; none when no
+// principal is given. A principal without a secret (or the reverse) is
+// an error saying what is missing.
+func (o *clientOptions) credential() (auth.Credential, error) {
+	secret := os.Getenv("AGORA_SECRET")
+	if o.secretFile != "" {
+		b, err := os.ReadFile(o.secretFile)
+		if err != nil {
+			return auth.Credential{}, fmt.Errorf("--secret_file: %w", err)
+		}
+		if secret = strings.TrimRight(string(b), "\r\n"); secret == "" {
+			return auth.Credential{}, fmt.Errorf("--secret_file %s is empty", o.secretFile)
+		}
+	}
+	switch {
+	case o.principal == "" && o.secretFile != "":
+		return auth.Credential{}, errors.New("--secret_file needs --principal (or AGORA_PRINCIPAL)")
+	case o.principal == "":
+		return auth.Credential{}, nil
+	case secret == "":
+		return auth.Credential{}, fmt.Errorf("--principal=%s needs its secret: --secret_file=FILE or AGORA_SECRET", o.principal)
+	}
+	return auth.Credential{Principal: o.principal, Secret: secret}, nil
+}
+
+// parse parses a client command's args, then its credentials; done is
+// true when the command should exit with code (2 for a bad flag or
+// unusable credentials).
+func (o *clientOptions) parse(fs *flag.FlagSet, args []string) (code int, done bool) {
+	if code, done := parseFlags(fs, args); done {
+		return code, done
+	}
+	cred, err := o.credential()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", fs.Name(), err)
+		return 2, true
+	}
+	o.cred = cred
+	return 0, false
+}
+
+// state is the client for the master's and agents' endpoints.
+func (o *clientOptions) state() state.Client { return stateClient(o.cred) }
+
+// stateClient reads the master's (and agents') endpoints with cred. The
+// credentials go with every request, redirects to the leader included.
+func stateClient(cred auth.Credential) state.Client {
+	if cred.Principal == "" {
+		return state.Client{}
+	}
+	return state.Client{HTTP: &http.Client{Timeout: 10 * time.Second, Transport: &auth.Transport{Credential: cred}}}
 }
 
 // parseFlags parses a command's args; done is true when the command should
@@ -76,6 +139,11 @@ func clientLogger(verbose bool) *slog.Logger {
 // and returns exit code 1. Connection failures read
 // "cannot reach master at X: ...".
 func masterFailure(cmd, master string, err error) int {
+	if unauthorized(err) {
+		fmt.Fprintf(os.Stderr, "agora %s: %v\n\nThe master at %s asks for credentials: pass --principal=NAME --secret_file=FILE\n"+
+			"(or set AGORA_PRINCIPAL and AGORA_SECRET) with a principal from its --credentials file.\n", cmd, err, master)
+		return 1
+	}
 	if unreachable(err) {
 		fmt.Fprintf(os.Stderr, "agora %s: cannot reach master at %s: %v\n", cmd, master, rootCause(err))
 		return 1
@@ -98,6 +166,18 @@ func unreachable(err error) bool {
 		return errors.As(ce.Err, &ne) || errors.As(ce.Err, &oe) || errors.As(ce.Err, &urle)
 	}
 	return false
+}
+
+// unauthorized reports a 401: no credentials, or wrong ones.
+func unauthorized(err error) bool {
+	var se *state.StatusError
+	var ae *scheduler.APIError
+	var ce *scheduler.ConnectError
+	if errors.As(err, &ce) && ce.Err != nil {
+		err = ce.Err
+	}
+	return (errors.As(err, &se) && se.Code == http.StatusUnauthorized) ||
+		(errors.As(err, &ae) && ae.Code == http.StatusUnauthorized)
 }
 
 // rootCause strips wrappers that only repeat the address.

@@ -50,6 +50,8 @@ func runDev(args []string) int {
 	for _, s := range services {
 		s.svc.register(fs)
 	}
+	var secure devSecure // dev_secure.go
+	secure.register(fs)
 	home, _ := os.UserHomeDir()
 	fs.Lookup("work_dir").DefValue = filepath.Join(home, ".agora", "dev")
 	fs.Usage = func() {
@@ -77,6 +79,10 @@ func runDev(args []string) int {
 	if err := os.MkdirAll(mf.workDir, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, "agora dev:", err)
 		return 1
+	}
+	if err := secure.apply(fs, &mf); err != nil {
+		fmt.Fprintln(os.Stderr, "agora dev: --secure:", err)
+		return 2
 	}
 	cfg, reg, code := mf.openRegistry("agora dev", filepath.Join(mf.workDir, "master", "registry.db"), logger)
 	if code != 0 {
@@ -168,7 +174,9 @@ func runDev(args []string) int {
 			Containerizer: ctr,
 			Logger:        logger.With("agent", i),
 			HTTP:          cfg.HTTP, // --cors_allowed_origins, --enable_pprof: the agents' too
+			Credential:    secure.agent,
 		}
+		acfg.HTTP.Auth = cfg.HTTP.Auth.Clone() // the same flags, counters of its own
 		a, err := agent.New(acfg)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "agora dev: agent %d: %v\n", i, err)
@@ -208,7 +216,7 @@ func runDev(args []string) int {
 			}
 		}
 	}
-	lines := []string{hadoopLine, sparkLine}
+	lines := []string{hadoopLine, sparkLine, secure.lines(masterAddr)}
 	for _, s := range services {
 		line, warning, done, err := s.svc.start(frameworkCtx, fs, masterAddr, mf.ip, mf.workDir, logger)
 		if err != nil {

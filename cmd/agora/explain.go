@@ -8,8 +8,6 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"github.com/agora-cluster/agora/frameworks/state"
 )
 
 func init() {
@@ -35,7 +33,7 @@ func runExplain(args []string) int {
 			"above the minimum allocatable, agents under maintenance, fair share exceeded, ...\n"+
 			"with the numbers behind each reason.",
 		"agora explain analytics", &o, true)
-	if code, done := parseFlags(fs, args); done {
+	if code, done := o.parse(fs, args); done {
 		return code
 	}
 	if fs.NArg() != 1 {
@@ -45,7 +43,7 @@ func runExplain(args []string) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	var raw json.RawMessage
-	err := (state.Client{}).Get(ctx, o.master, "/explain?framework_id="+url.QueryEscape(fs.Arg(0)), &raw)
+	err := o.state().Get(ctx, o.master, "/explain?framework_id="+url.QueryEscape(fs.Arg(0)), &raw)
 	if err != nil && strings.Contains(err.Error(), "404") {
 		fmt.Fprintf(os.Stderr, "agora explain: %q is neither a framework ID nor a role known to the master\n", fs.Arg(0))
 		return 1

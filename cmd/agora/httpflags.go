@@ -6,19 +6,41 @@ import (
 	"strconv"
 
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/auth"
 )
 
-// httpFlags are the browser- and profiling-facing flags the master and the
-// agent share (api.HTTPOptions).
+// httpFlags are the browser-, profiling- and authentication-facing flags
+// the master and the agent share (api.HTTPOptions).
 type httpFlags struct {
 	corsOrigins string
 	pprof       bool
+	// Authentication (Mesos's names): the accepted credentials and which
+	// requests need them; frameworks and agents are the master's only.
+	credentials         string
+	readonly, readwrite bool
+	frameworks, agents  bool
 }
 
 func (f *httpFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.corsOrigins, "cors_allowed_origins", "", "comma-separated origins (e.g. https://dash.example.com) whose web pages may read\n"+
 		"the JSON endpoints and sandbox files cross-origin, by CORS or JSONP (default: none, same-origin only)")
 	fs.BoolVar(&f.pprof, "enable_pprof", false, "serve Go's runtime profiles under /debug/pprof/ (off by default: they expose the process)")
+	fs.StringVar(&f.credentials, "credentials", "", "JSON file of accepted principals and secrets, {\"credentials\":[{\"principal\":\"ops\",\"secret\":\"...\"}]};\n"+
+		"a secret may be \"sha256:HEX\" or a bcrypt hash, or come from \"secret_file\". Needed by the --authenticate_* flags")
+	fs.BoolVar(&f.readonly, "authenticate_http_readonly", false, "require HTTP Basic credentials for the endpoints that read (/state, /metrics/snapshot, /files/..., the web UI); /health and /version stay open")
+	fs.BoolVar(&f.readwrite, "authenticate_http_readwrite", false, "require HTTP Basic credentials for the operator API (/api/v1) and the endpoints that change something (/reserve, /quota, /weights, /maintenance/schedule, /teardown...)")
+}
+
+// registerMaster adds the master's own authentication flags.
+func (f *httpFlags) registerMaster(fs *flag.FlagSet) {
+	fs.BoolVar(&f.frameworks, "authenticate_frameworks", false, "require credentials of frameworks on the scheduler API (/api/v1/scheduler); a framework's FrameworkInfo.principal must be the one it authenticated as")
+	fs.BoolVar(&f.frameworks, "authenticate_http_frameworks", false, "the same as --authenticate_frameworks (Mesos's name for the HTTP scheduler API)")
+	fs.BoolVar(&f.agents, "authenticate_agents", false, "require credentials of agents registering (agents present theirs with --credential)")
+}
+
+// registerAgent adds the agent's name for --credentials.
+func (f *httpFlags) registerAgent(fs *flag.FlagSet) {
+	fs.StringVar(&f.credentials, "http_credentials", "", "the same as --credentials (Mesos's agent flag name)")
 }
 
 func (f *httpFlags) options() (api.HTTPOptions, error) {
@@ -26,11 +48,39 @@ func (f *httpFlags) options() (api.HTTPOptions, error) {
 	if err != nil {
 		return api.HTTPOptions{}, fmt.Errorf("--cors_allowed_origins: %w", err)
 	}
-	return api.HTTPOptions{CORSAllowedOrigins: origins, EnablePprof: f.pprof}, nil
+	opts := auth.Options{Frameworks: f.frameworks, Agents: f.agents, HTTPReadOnly: f.readonly, HTTPReadWrite: f.readwrite}
+	if f.credentials != "" {
+		if opts.Credentials, err = auth.LoadCredentials(f.credentials); err != nil {
+			return api.HTTPOptions{}, fmt.Errorf("--credentials: %w", err)
+		}
+	}
+	authn, err := auth.New(opts)
+	if err != nil {
+		return api.HTTPOptions{}, err
+	}
+	return api.HTTPOptions{CORSAllowedOrigins: origins, EnablePprof: f.pprof, Auth: authn}, nil
 }
 
 // flags are the values reported by /flags and /state.
 func (f *httpFlags) flags(m map[string]string) {
 	m["cors_allowed_origins"] = f.corsOrigins
 	m["enable_pprof"] = strconv.FormatBool(f.pprof)
+	m["credentials"] = f.credentials
+	m["authenticate_http_readonly"] = strconv.FormatBool(f.readonly)
+	m["authenticate_http_readwrite"] = strconv.FormatBool(f.readwrite)
+	m["authenticate_frameworks"] = strconv.FormatBool(f.frameworks)
+	m["authenticate_agents"] = strconv.FormatBool(f.agents)
+}
+
+// loadCredential reads --credential, the one credential an agent presents
+// to the master; "" presents none.
+func loadCredential(path string) (auth.Credential, error) {
+	if path == "" {
+		return auth.Credential{}, nil
+	}
+	c, err := auth.LoadCredential(path)
+	if err != nil {
+		return auth.Credential{}, fmt.Errorf("--credential: %w", err)
+	}
+	return c, nil
 }

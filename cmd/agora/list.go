@@ -44,11 +44,11 @@ func (f *rawFramework) UnmarshalJSON(b []byte) error {
 }
 
 // fetchState gets /master/state both typed and raw.
-func fetchState(master string) (*state.Master, *rawState, error) {
+func fetchState(c state.Client, master string) (*state.Master, *rawState, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	var body json.RawMessage
-	if err := (state.Client{}).Get(ctx, master, "/master/state", &body); err != nil {
+	if err := c.Get(ctx, master, "/master/state", &body); err != nil {
 		return nil, nil, err
 	}
 	var typed state.Master
@@ -84,10 +84,10 @@ func runAgents(args []string) int {
 	fs := newClientFlags("agents", "[--json]",
 		"Lists the agents registered with the master, with their total and used resources.",
 		"agora agents --master 10.0.0.5:5050", &o, true)
-	if code, done := parseFlags(fs, args); done {
+	if code, done := o.parse(fs, args); done {
 		return code
 	}
-	st, raw, err := fetchState(o.master)
+	st, raw, err := fetchState(o.state(), o.master)
 	if err != nil {
 		return masterFailure("agents", o.master, err)
 	}
@@ -112,10 +112,10 @@ func runFrameworks(args []string) int {
 		"Lists the frameworks subscribed with the master, with their tasks and the resources they use.",
 		"agora frameworks --all", &o, true)
 	fs.BoolVar(&all, "all", false, "include completed (torn down) frameworks")
-	if code, done := parseFlags(fs, args); done {
+	if code, done := o.parse(fs, args); done {
 		return code
 	}
-	st, raw, err := fetchState(o.master)
+	st, raw, err := fetchState(o.state(), o.master)
 	if err != nil {
 		return masterFailure("frameworks", o.master, err)
 	}
@@ -148,10 +148,10 @@ func runTasks(args []string) int {
 		"Lists the tasks of subscribed frameworks; --all adds completed tasks and those of removed frameworks.",
 		"agora tasks --all --json", &o, true)
 	fs.BoolVar(&all, "all", false, "include completed tasks")
-	if code, done := parseFlags(fs, args); done {
+	if code, done := o.parse(fs, args); done {
 		return code
 	}
-	st, raw, err := fetchState(o.master)
+	st, raw, err := fetchState(o.state(), o.master)
 	if err != nil {
 		return masterFailure("tasks", o.master, err)
 	}

@@ -63,6 +63,7 @@ func (f *masterFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.registryMaxFrameworkAge, "registry_max_framework_age", "how long the registry remembers a torn-down framework (so that its ID is refused); active frameworks are always kept")
 	fs.IntVar(&f.registryMaxFrameworkCount, "registry_max_framework_count", 10*1024, "how many torn-down frameworks the registry remembers at most (the oldest are forgotten, and their IDs accepted again)")
 	f.http.register(fs)
+	f.http.registerMaster(fs)
 }
 
 func (f *masterFlags) config(logger *slog.Logger, reg registry.Registry) (master.Config, error) {

@@ -40,7 +40,7 @@ func runRun(args []string) int {
 	fs.Var(envFlag(spec.Env), "env", "environment variable NAME=VALUE for the task (repeatable)")
 	fs.BoolVar(&spec.Shell, "shell", false, "run CMD ARGS as one string through /bin/sh -c")
 	fs.BoolVar(&o.verbose, "verbose", false, "print progress and diagnostics on stderr")
-	if code, done := parseFlags(fs, args); done {
+	if code, done := o.parse(fs, args); done {
 		return code
 	}
 	spec.Command = fs.Args()
@@ -56,6 +56,8 @@ func runRun(args []string) int {
 		Logger:             log,
 		FrameworkName:      spec.Name,
 		MaxConnectFailures: 3,
+		Principal:          o.cred.Principal,
+		Secret:             o.cred.Secret,
 		Task:               spec,
 		OnStatus: func(st mesos.TaskStatus) {
 			log.Info("task status", "state", st.GetState().String(), "message", st.GetMessage())
@@ -80,7 +82,7 @@ func runRun(args []string) int {
 	streamed := make(chan struct{})
 	go func() {
 		defer close(streamed)
-		streamOutput(ctx, o.master, job, started, finished, log)
+		streamOutput(ctx, o.state(), o.master, job, started, finished, log)
 	}()
 
 	res, err := job.Run(ctx)
@@ -154,7 +156,7 @@ func watchInterrupts(ctx context.Context, job *oneshot.Job, cancel context.Cance
 
 // streamOutput copies the task's stdout and stderr from its sandbox to ours
 // while it runs, and what is left once it has finished.
-func streamOutput(ctx context.Context, master string, job *oneshot.Job, started <-chan string, finished <-chan struct{}, log *slog.Logger) {
+func streamOutput(ctx context.Context, c state.Client, master string, job *oneshot.Job, started <-chan string, finished <-chan struct{}, log *slog.Logger) {
 	var agentID string
 	select {
 	case agentID = <-started:
@@ -165,7 +167,6 @@ func streamOutput(ctx context.Context, master string, job *oneshot.Job, started 
 			return
 		}
 	}
-	c := state.Client{}
 	agent, err := c.Agent(ctx, master, agentID)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agora run: cannot stream the task's output:", err)
@@ -179,8 +180,8 @@ func streamOutput(ctx context.Context, master string, job *oneshot.Job, started 
 	}
 	log.Info("streaming output", "agent", endpoint, "sandbox", dir)
 	outs := []*sandbox.Follower{
-		{Agent: endpoint, Path: dir + "/stdout", W: os.Stdout},
-		{Agent: endpoint, Path: dir + "/stderr", W: os.Stderr},
+		{Agent: endpoint, Path: dir + "/stdout", W: os.Stdout, HTTP: c.HTTP},
+		{Agent: endpoint, Path: dir + "/stderr", W: os.Stderr, HTTP: c.HTTP},
 	}
 	poll := func() error {
 		for _, f := range outs {

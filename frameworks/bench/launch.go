@@ -36,6 +36,7 @@ type LaunchConfig struct {
 	Command            string  // shell command each task runs; default "true"
 	MaxConnectFailures int     // see scheduler.Config
 	ProgressEvery      time.Duration
+	Principal, Secret  string // the framework's credentials (see scheduler.Config)
 }
 
 // LaunchResult is what the launch benchmark measured. Seconds runs from
@@ -192,6 +193,8 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*LaunchResult, error) {
 		Codec:              cfg.Codec,
 		Logger:             r.log,
 		MaxConnectFailures: cfg.MaxConnectFailures,
+		Principal:          cfg.Principal,
+		Secret:             cfg.Secret,
 	}, scheduler.Funcs{
 		OnSubscribed:   func(context.Context, *mscheduler.Event_Subscribed) { r.subscribed() },
 		OnOffers:       r.offers,

@@ -42,7 +42,9 @@ type Config struct {
 	FrameworkName      string // default "agora-run"
 	User               string // default: the current user
 	MaxConnectFailures int    // see scheduler.Config; 0 retries forever
-	Task               Spec
+	// Principal and Secret authenticate the framework (see scheduler.Config).
+	Principal, Secret string
+	Task              Spec
 	// OnStatus, if set, sees every status update of the task, on the
 	// driver's event goroutine; it must not block.
 	OnStatus func(mesos.TaskStatus)
@@ -126,6 +128,8 @@ func New(cfg Config) (*Job, error) {
 		Codec:              cfg.Codec,
 		Logger:             j.log,
 		MaxConnectFailures: cfg.MaxConnectFailures,
+		Principal:          cfg.Principal,
+		Secret:             cfg.Secret,
 	}, j.handler())
 	if err != nil {
 		return nil, fmt.Errorf("oneshot: %w", err)

@@ -47,6 +47,7 @@ func (d *Driver) Call(ctx context.Context, call *scheduler.Call) error {
 	req.Header.Set("Accept", d.codec.MediaType)
 	req.Header.Set("Mesos-Stream-Id", streamID)
 	req.Header.Set("User-Agent", "agora-scheduler/"+api.Version)
+	d.authorize(req)
 	resp, err := d.calls.Do(req)
 	if err != nil {
 		return fmt.Errorf("scheduler %s call to %s: %w", kind, ep.Host, err)

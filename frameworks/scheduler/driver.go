@@ -59,6 +59,10 @@ type Config struct {
 	// MaxConnectFailures makes Run give up with a *ConnectError after this
 	// many consecutive failed subscription attempts; 0 retries forever.
 	MaxConnectFailures int
+	// Principal and Secret, if set, are sent with every call (HTTP Basic),
+	// for a master running with --authenticate_frameworks; Principal is
+	// also FrameworkInfo.principal unless Framework sets one.
+	Principal, Secret string
 }
 
 // Driver is a framework's connection to the master: the subscription, its
@@ -154,9 +158,19 @@ func New(cfg Config, h Handler) (*Driver, error) {
 	if d.info.User == "" {
 		d.info.User = currentUser()
 	}
+	if d.info.Principal == nil && cfg.Principal != "" {
+		d.info.Principal = &cfg.Principal
+	}
 	d.suppressed = slices.Clone(cfg.SuppressedRoles)
 	d.calls, d.stream = httpClients(cfg.HTTPClient)
 	return d, nil
+}
+
+// authorize adds the configured credentials to a request to the master.
+func (d *Driver) authorize(req *http.Request) {
+	if d.cfg.Principal != "" {
+		req.SetBasicAuth(d.cfg.Principal, d.cfg.Secret)
+	}
 }
 
 func currentUser() string {

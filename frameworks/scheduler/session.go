@@ -156,6 +156,7 @@ func (d *Driver) subscribe(ctx context.Context, ep *url.URL) (*http.Response, *u
 		req.Header.Set("Content-Type", d.codec.MediaType)
 		req.Header.Set("Accept", d.codec.MediaType)
 		req.Header.Set("User-Agent", "agora-scheduler/"+api.Version)
+		d.authorize(req)
 		req.Close = true
 		resp, err := d.stream.Do(req)
 		if err != nil {

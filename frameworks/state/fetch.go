@@ -28,6 +28,19 @@ func (e *UnreachableError) Error() string {
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
+// StatusError is an answer other than 200 (401 when the master asks for
+// credentials, for one): the status and the start of its body.
+type StatusError struct {
+	URL     string
+	Code    int
+	Status  string
+	Message string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("GET %s: %s: %s", e.URL, e.Status, e.Message)
+}
+
 // Client fetches state documents. The zero value uses a client with a 10s
 // timeout. Redirects to the leading master are followed.
 type Client struct {
@@ -128,7 +141,7 @@ func (c Client) Get(ctx context.Context, addr, path string, v any) error {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("GET %s%s: %s: %s", base, path, resp.Status, strings.TrimSpace(string(b)))
+		return &StatusError{URL: base + path, Code: resp.StatusCode, Status: resp.Status, Message: strings.TrimSpace(string(b))}
 	}
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		return fmt.Errorf("GET %s%s: decode: %w", base, path, err)

@@ -1,0 +1,35 @@
+package master
+
+import (
+	"net/http"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/agora-cluster/agora/cluster/auth"
+)
+
+// checkPrincipal: with --authenticate_frameworks, a framework subscribes
+// (and updates its FrameworkInfo) only as the principal it authenticated
+// as (api.HTTPOptions put it in r's context), so that one team's
+// credentials cannot register a framework in another's name. As Mesos,
+// a mismatch (or no principal in FrameworkInfo) is a 400 naming both.
+func checkPrincipal(r *http.Request, c *scheduler.Call) error {
+	principal, ok := auth.Principal(r.Context())
+	if !ok {
+		return nil
+	}
+	var fi *mesos.FrameworkInfo
+	switch c.GetType() {
+	case scheduler.Call_SUBSCRIBE:
+		fi = c.GetSubscribe().FrameworkInfo
+	case scheduler.Call_UPDATE_FRAMEWORK:
+		if u := c.GetUpdateFramework(); u != nil {
+			fi = &u.FrameworkInfo
+		}
+	}
+	if fi == nil || fi.GetPrincipal() == principal {
+		return nil
+	}
+	return errorf(http.StatusBadRequest, "authenticated principal '%s' does not match principal '%s' set in `FrameworkInfo`", principal, fi.GetPrincipal())
+}
