@@ -288,19 +288,22 @@ func (m *Master) reconcile(f *framework, tasks []scheduler.Call_Reconcile_Task) 
 		}
 		return
 	}
+	// The completed tasks by ID, made on first need: a reconciliation of
+	// many tasks the master does not hold (after a failover, before their
+	// agents are back) would otherwise scan them once per task.
+	var completed map[string]*task
 	for _, rt := range tasks {
 		if t := f.tasks[rt.TaskID.Value]; t != nil {
 			send(t, true)
 			continue
 		}
-		var done *task
-		for i := len(f.completed) - 1; i >= 0; i-- {
-			if f.completed[i].info.TaskID.Value == rt.TaskID.Value {
-				done = f.completed[i]
-				break
+		if completed == nil {
+			completed = make(map[string]*task, len(f.completed))
+			for _, t := range f.completed { // the later of a reused ID wins
+				completed[t.info.TaskID.Value] = t
 			}
 		}
-		if done != nil {
+		if done := completed[rt.TaskID.Value]; done != nil {
 			send(done, false)
 			continue
 		}
