@@ -253,6 +253,12 @@ func (d *Driver) Run(ctx context.Context) error {
 	}
 	failures, attempt, master := 0, 0, 0
 	for {
+		// A change of ZooKeeper's leader ends the backoff below: the new
+		// leader is tried at once, not a backoff later.
+		var changed <-chan struct{}
+		if d.zk != nil {
+			changed = d.zk.Changed()
+		}
 		subscribed, err := d.session(ctx, master)
 		switch {
 		case d.tornDown.Load():
@@ -281,6 +287,7 @@ func (d *Driver) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(wait):
+		case <-changed:
 		}
 	}
 }
