@@ -23,7 +23,7 @@ func TestDistCommandsRefuseBadInput(t *testing.T) {
 		want string
 	}{
 		{"nothing", nil, 2, "name a distribution to install"},
-		{"unknown", []string{"hdoop"}, 2, `unknown distribution "hdoop" (known: cassandra@5.0.9, hadoop@1.2.1, hdfs@3.5.0, spark@3.5.9, storm@2.8.3)`},
+		{"unknown", []string{"hdoop"}, 2, `unknown distribution "hdoop" (known: cassandra@5.0.9, hadoop@1.2.1, hdfs@3.5.0, kafka@4.4.0, spark@3.5.9, storm@2.8.3)`},
 		{"unknown version", []string{"hadoop@0.20"}, 2, `unknown version "0.20" of hadoop (known: 1.2.1)`},
 	} {
 		var out, errOut syncBuffer
