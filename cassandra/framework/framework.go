@@ -112,6 +112,11 @@ type Node struct {
 	// answered.
 	Joined bool `json:"joined"`
 	Up     bool `json:"up"`
+	// ReplaceAddress is the storage address (host:port) of the node this
+	// one replaces, passed as replace_address_first_boot until it has
+	// joined; Replacements counts its replacements.
+	ReplaceAddress string `json:"replace_address,omitempty"`
+	Replacements   int    `json:"replacements,omitempty"`
 }
 
 // NativeAddr is where clients reach the node (host:native_port).
@@ -131,8 +136,11 @@ type Framework struct {
 	frameworkID string
 	incarnation string
 	stopping    bool
-	notUntil    map[string]time.Time // node → no relaunch before
-	losses      map[string]int
+	// destroying: Destroy was called; the nodes are killed and their
+	// reservations and volumes released.
+	destroying bool
+	notUntil   map[string]time.Time // node → no relaunch before
+	losses     map[string]int
 	// restarting are nodes killed on purpose (a rolling restart): they
 	// are launched again at once.
 	restarting map[string]bool
@@ -140,6 +148,12 @@ type Framework struct {
 	// overrides are cassandra.yaml keys changed through the API, saved
 	// with the nodes and applied over the spec's.
 	overrides map[string]json.RawMessage
+	// retired are placements the nodes left (a replaced node's), whose
+	// reservations and volumes are released when their agent offers them.
+	retired []Retired
+	// goneSince is when a node that is not running was first seen with
+	// its agent away from the master.
+	goneSince map[string]time.Time
 }
 
 // New checks cfg and prepares the framework, reading its state if kept.
@@ -164,7 +178,7 @@ func New(cfg Config) (*Framework, error) {
 		cfg.Env = passedEnv()
 	}
 	f := &Framework{cfg: cfg, spec: spec, log: cfg.Logger, notUntil: map[string]time.Time{}, losses: map[string]int{}, restarting: map[string]bool{},
-		incarnation: strconv.FormatInt(time.Now().UnixNano()/1e6, 36)}
+		goneSince: map[string]time.Time{}, incarnation: strconv.FormatInt(time.Now().UnixNano()/1e6, 36)}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -176,7 +190,7 @@ func New(cfg Config) (*Framework, error) {
 		if s.Cluster != "" && s.Cluster != spec.Name {
 			return nil, fmt.Errorf("cassandra framework: the state directory %s holds cluster %q, not %q", cfg.StateDir, s.Cluster, spec.Name)
 		}
-		f.store, f.frameworkID = st, s.FrameworkID
+		f.store, f.frameworkID, f.retired = st, s.FrameworkID, s.Retired
 		if len(s.YAML) > 0 {
 			next := f.spec
 			next.YAML = maps.Clone(s.YAML)

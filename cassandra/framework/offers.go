@@ -32,7 +32,9 @@ func (f *Framework) offers(ctx context.Context, offs []mesos.Offer) {
 		if err := f.driver.Accept(ctx, []mesos.OfferID{o.ID}, ops, scheduler.RefuseFor(refuseBusy)); err != nil {
 			f.log.Warn("accept", "agent", o.AgentID.Value, "err", err)
 			f.launchFailed(ctx, ops)
+			continue
 		}
+		f.released(o.AgentID.Value, ops)
 	}
 	for refuse, ids := range declines {
 		if err := f.driver.Decline(ctx, ids, refuse); err != nil {
@@ -48,6 +50,9 @@ func (f *Framework) useOffer(now time.Time, o *mesos.Offer) ([]mesos.Offer_Opera
 	defer f.mu.Unlock()
 	if f.stopping {
 		return nil, refuseIdle
+	}
+	if ops := f.releaseLocked(o); ops != nil {
+		return ops, 0
 	}
 	wanted := false
 	onAgent := 0
@@ -129,21 +134,7 @@ func (f *Framework) labels(n *Node) *mesos.Labels {
 }
 
 // ownedBy says whether r is reserved for node n of this cluster.
-func (f *Framework) ownedBy(r *mesos.Resource, n *Node) bool {
-	if r.GetRole() != f.spec.Role || r.Reservation == nil {
-		return false
-	}
-	var cl, nl string
-	for _, l := range r.Reservation.GetLabels().GetLabels() {
-		switch l.Key {
-		case LabelCluster:
-			cl = l.GetValue()
-		case LabelNode:
-			nl = l.GetValue()
-		}
-	}
-	return cl == f.spec.Name && nl == n.Name
-}
+func (f *Framework) ownedBy(r *mesos.Resource, n *Node) bool { return f.labelledFor(r, n.Name) }
 
 // placeLocked reserves n's resources on o's agent from its unreserved
 // resources, creates its volume and launches it: one ACCEPT, so that the
@@ -175,6 +166,10 @@ func (f *Framework) placeLocked(n *Node, o *mesos.Offer) ([]mesos.Offer_Operatio
 	n.AgentID, n.Host = o.AgentID.Value, o.Hostname
 	n.DC, n.Rack = attribute(o, "dc"), attribute(o, "rack")
 	n.VolumeID = fmt.Sprintf("%s-%s-%s", f.spec.Name, n.Name, f.incarnation)
+	if n.Replacements > 0 {
+		// Not the volume of the node it replaces.
+		n.VolumeID += fmt.Sprintf("-r%d", n.Replacements)
+	}
 	ports := portsOf(reserved)
 	n.StoragePort, n.NativePort, n.JMXPort = ports[0], ports[1], ports[2]
 	var volume mesos.Resource

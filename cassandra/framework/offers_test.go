@@ -1,8 +1,12 @@
 package framework
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -214,5 +218,113 @@ func TestAddNodes(t *testing.T) {
 	}
 	if len(g.Nodes()) != 3 || g.Spec().Nodes != 3 {
 		t.Fatalf("after a restart with the 1-node spec: %d nodes", len(g.Nodes()))
+	}
+}
+
+// A node that is down while its agent is away from the master is
+// replaced once replace_timeout has passed, not before: it is placed on
+// another agent (a new reservation and volume) with
+// replace_address_first_boot naming its old storage address, and, being a
+// seed, lists only the other nodes as its seeds. When the old agent comes
+// back, its reservation and volume are destroyed and unreserved.
+func TestReplaceNodeOfAgentAway(t *testing.T) {
+	active := `{"slaves":[{"id":"a1","active":true},{"id":"a2","active":true},{"id":"a3","active":true}]}`
+	var mu sync.Mutex
+	master := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		io.WriteString(w, active)
+	}))
+	defer master.Close()
+	spec, err := plan.Parse([]byte(`{"name":"ring","nodes":2,"seeds":1,"cpus":0.5,"mem":1000,"disk":300,"replace_timeout":"1s"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(Config{Masters: []string{strings.TrimPrefix(master.URL, "http://")}, Spec: spec, Home: "/opt/cassandra", StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	free := func(agent, host string, port uint64) *mesos.Offer {
+		return offer(agent, host, scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(port, port+10))
+	}
+	placed0, _ := f.useOffer(now, free("a1", "127.0.0.1", 7000))
+	n0, n1 := f.nodes[0], f.nodes[1]
+	n0.State, n0.Joined, n0.Up, n0.Reserved = "TASK_RUNNING", true, true, true
+	f.useOffer(now, free("a2", "127.0.0.2", 8000))
+	n1.State, n1.Joined, n1.Up, n1.Reserved = "TASK_RUNNING", true, true, true
+	oldVolume := n0.VolumeID
+
+	// Down, but its agent is active: relaunched there, never replaced.
+	n0.State, n0.Up = "TASK_FAILED", false
+	f.checkGone(t.Context())
+	f.checkGone(t.Context())
+	if len(f.goneSince) != 0 || n0.AgentID != "a1" {
+		t.Fatalf("a node down on an active agent counted as away: %v, %+v", f.goneSince, *n0)
+	}
+
+	// Lost with its agent: seen away, then replaced after the timeout.
+	n0.State = "TASK_LOST"
+	mu.Lock()
+	active = `{"slaves":[{"id":"a2","active":true},{"id":"a3","active":true}]}`
+	mu.Unlock()
+	f.checkGone(t.Context())
+	if n0.AgentID != "a1" || f.goneSince["node-0"].IsZero() {
+		t.Fatalf("replaced at once, or not seen away: %+v, %v", *n0, f.goneSince)
+	}
+	f.goneSince["node-0"] = time.Now().Add(-2 * time.Second)
+	f.checkGone(t.Context())
+	if n0.AgentID != "" || n0.ReplaceAddress != "127.0.0.1:7000" || n0.Replacements != 1 || n0.Joined || len(f.retired) != 1 || f.retired[0].AgentID != "a1" {
+		t.Fatalf("after the timeout: node %+v, retired %+v", *n0, f.retired)
+	}
+	if err := f.RollingRestart(nil); err == nil {
+		f.stepRolling(t.Context())
+		if r, _ := f.RollingStatus(); r.Current != "" {
+			t.Errorf("a rolling restart took node %s down while node-0 is being replaced", r.Current)
+		}
+		f.rolling = nil
+	}
+
+	// Placed again on a3: a new volume, replace_address_first_boot, and
+	// node-1 (not a seed, but joined) as its seed.
+	ops, _ := f.useOffer(now, free("a3", "127.0.0.3", 9000))
+	if len(ops) != 3 || ops[0].Reserve == nil || n0.AgentID != "a3" || n0.VolumeID == oldVolume {
+		t.Fatalf("the replacement's placement: %v; node %+v", ops, *n0)
+	}
+	cmd := ops[2].Launch.TaskInfos[0].GetCommand()
+	var jvm string
+	for _, v := range cmd.GetEnvironment().GetVariables() {
+		if v.Name == "JVM_EXTRA_OPTS" {
+			jvm = v.GetValue()
+		}
+	}
+	if !strings.Contains(jvm, "-Dcassandra.replace_address_first_boot=127.0.0.1:7000") {
+		t.Errorf("JVM_EXTRA_OPTS %q lacks replace_address_first_boot", jvm)
+	}
+	if !strings.Contains(cmd.GetValue(), `"seeds": "127.0.0.2:8000"`) {
+		t.Errorf("the replacing seed does not list (only) node-1 as its seed:\n%s", cmd.GetValue())
+	}
+
+	// The old agent returns with the old reservation and volume.
+	back := offer("a1", "127.0.0.1", append(reservedAs(placed0), scalar("cpus", 1))...)
+	ops, _ = f.useOffer(now, back)
+	if len(ops) != 2 || ops[0].Destroy == nil || ops[1].Unreserve == nil {
+		t.Fatalf("the old agent's offer: %v; want DESTROY and UNRESERVE", ops)
+	}
+	if v := ops[0].Destroy.Volumes; len(v) != 1 || v[0].GetDisk().GetPersistence().GetID() != oldVolume {
+		t.Errorf("DESTROY %v; want volume %s", v, oldVolume)
+	}
+	for _, r := range ops[1].Unreserve.Resources {
+		if r.Disk != nil || !f.labelledFor(&r, "node-0") {
+			t.Errorf("UNRESERVE %v: want node-0's reservation, without the volume", r)
+		}
+	}
+	f.released("a1", ops)
+	if len(f.retired) != 0 {
+		t.Errorf("retired after the release: %+v", f.retired)
+	}
+	g, err := New(Config{Masters: f.cfg.Masters, Spec: f.spec, Home: f.cfg.Home, StateDir: f.store.dir})
+	if err != nil || g.nodes[0].AgentID != "a3" || g.nodes[0].ReplaceAddress != "127.0.0.1:7000" || len(g.retired) != 0 {
+		t.Fatalf("state after the replacement: %+v, retired %v, %v", *g.nodes[0], g.retired, err)
 	}
 }

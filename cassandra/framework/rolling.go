@@ -100,9 +100,9 @@ func (f *Framework) stepRolling(ctx context.Context) {
 		r.Current, r.killed = "", ""
 	}
 	for _, n := range f.nodes {
-		if n.AgentID != "" && !n.Up {
+		if !n.Up {
 			f.mu.Unlock()
-			return // never take a second node down
+			return // never take a second node down (one joining or being replaced counts)
 		}
 	}
 	if len(r.Pending) == 0 {

@@ -19,6 +19,9 @@ type saved struct {
 	// YAML are cassandra.yaml keys changed through the API (a rolling
 	// configuration change), over the spec's.
 	YAML map[string]json.RawMessage `json:"yaml,omitempty"`
+	// Retired are placements left behind whose reservations and volumes
+	// are still to be released.
+	Retired []Retired `json:"retired,omitempty"`
 }
 
 // store keeps saved in DIR/cassandra.json, written atomically.
@@ -50,7 +53,7 @@ func (f *Framework) saveLocked() {
 	if f.store == nil {
 		return
 	}
-	s := saved{Cluster: f.spec.Name, FrameworkID: f.frameworkID, YAML: f.overrides}
+	s := saved{Cluster: f.spec.Name, FrameworkID: f.frameworkID, YAML: f.overrides, Retired: f.retired}
 	for _, n := range f.nodes {
 		s.Nodes = append(s.Nodes, *n)
 	}
