@@ -139,6 +139,7 @@ type Framework struct {
 	// destroying: Destroy was called; the nodes are killed and their
 	// reservations and volumes released.
 	destroying bool
+	destroyed  chan struct{}        // closed once the destruction has ended
 	notUntil   map[string]time.Time // node → no relaunch before
 	losses     map[string]int
 	// restarting are nodes killed on purpose (a rolling restart): they
@@ -178,7 +179,7 @@ func New(cfg Config) (*Framework, error) {
 		cfg.Env = passedEnv()
 	}
 	f := &Framework{cfg: cfg, spec: spec, log: cfg.Logger, notUntil: map[string]time.Time{}, losses: map[string]int{}, restarting: map[string]bool{},
-		goneSince: map[string]time.Time{}, incarnation: strconv.FormatInt(time.Now().UnixNano()/1e6, 36)}
+		goneSince: map[string]time.Time{}, destroyed: make(chan struct{}), incarnation: strconv.FormatInt(time.Now().UnixNano()/1e6, 36)}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -190,7 +191,7 @@ func New(cfg Config) (*Framework, error) {
 		if s.Cluster != "" && s.Cluster != spec.Name {
 			return nil, fmt.Errorf("cassandra framework: the state directory %s holds cluster %q, not %q", cfg.StateDir, s.Cluster, spec.Name)
 		}
-		f.store, f.frameworkID, f.retired = st, s.FrameworkID, s.Retired
+		f.store, f.frameworkID, f.retired, f.destroying = st, s.FrameworkID, s.Retired, s.Destroying
 		if len(s.YAML) > 0 {
 			next := f.spec
 			next.YAML = maps.Clone(s.YAML)
@@ -225,6 +226,10 @@ const MaxNodes = 1000
 // count is saved with the nodes.
 func (f *Framework) AddNodes(ctx context.Context, n int) error {
 	f.mu.Lock()
+	if f.destroying {
+		f.mu.Unlock()
+		return ErrDestroying
+	}
 	if n < 1 || len(f.nodes)+n > MaxNodes {
 		f.mu.Unlock()
 		return fmt.Errorf("add %d nodes to %d: give 1 to %d more", n, len(f.nodes), MaxNodes-len(f.nodes))
@@ -333,11 +338,16 @@ func frameworkName(s plan.Spec) string { return "cassandra-" + s.Name }
 // master kills the nodes; the reservations and volumes stay). It returns an
 // error if the spec does not fit or the master refuses the framework.
 func (f *Framework) Run(ctx context.Context) error {
-	cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
-	err := f.CheckFit(cctx)
-	ccancel()
-	if err != nil {
-		return err
+	f.mu.Lock()
+	destroying := f.destroying
+	f.mu.Unlock()
+	if !destroying {
+		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+		err := f.CheckFit(cctx)
+		ccancel()
+		if err != nil {
+			return err
+		}
 	}
 	checkpoint := true
 	role := f.spec.Role
@@ -371,15 +381,20 @@ func (f *Framework) Run(ctx context.Context) error {
 	watchDone := make(chan struct{})
 	go func() { defer close(watchDone); f.watch(runCtx) }()
 	defer func() { cancel(); <-watchDone }()
+	destroyed := false
 	select {
 	case err := <-done:
 		return fmt.Errorf("cassandra framework: %w", err)
 	case <-ctx.Done():
+	case <-f.destroyed:
+		destroyed = true
 	}
 	f.mu.Lock()
 	f.stopping = true
 	f.mu.Unlock()
-	if f.store != nil && !f.cfg.Teardown {
+	if destroyed {
+		f.forgetState()
+	} else if f.store != nil && !f.cfg.Teardown {
 		cancel()
 		<-done
 		return nil
@@ -472,6 +487,19 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 	stopping := f.stopping
 	f.mu.Unlock()
 	if stopping {
+		return
+	}
+	f.mu.Lock()
+	destroying := f.destroying
+	if destroying {
+		f.retireStoppedLocked()
+	}
+	f.mu.Unlock()
+	if destroying {
+		// Its agent's next offer releases its reservation and volume.
+		if err := f.driver.Revive(ctx); err != nil {
+			f.log.Debug("revive", "err", err)
+		}
 		return
 	}
 	if restarting {

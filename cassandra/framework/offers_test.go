@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -285,11 +286,31 @@ func TestReplaceNodeOfAgentAway(t *testing.T) {
 		f.rolling = nil
 	}
 
-	// Placed again on a3: a new volume, replace_address_first_boot, and
-	// node-1 (not a seed, but joined) as its seed.
-	ops, _ := f.useOffer(now, free("a3", "127.0.0.3", 9000))
+	// Placed again on a3, on the old node's storage port: a new volume,
+	// replace_address_first_boot, and node-1 (not a seed, but joined) as
+	// its seed. An agent without that port free is passed over.
+	if ops, _ := f.useOffer(now, free("a3", "127.0.0.3", 9000)); ops != nil || n0.AgentID != "" {
+		t.Fatalf("placed without the old node's storage port 7000: %v", ops)
+	}
+	withPort := free("a3", "127.0.0.3", 9000)
+	withPort.Resources = append(withPort.Resources, ports(6990, 7005))
+	ops, _ := f.useOffer(now, withPort)
 	if len(ops) != 3 || ops[0].Reserve == nil || n0.AgentID != "a3" || n0.VolumeID == oldVolume {
 		t.Fatalf("the replacement's placement: %v; node %+v", ops, *n0)
+	}
+	if n0.StoragePort != 7000 || n0.NativePort == 7000 || n0.JMXPort == 7000 || n0.NativePort == n0.JMXPort {
+		t.Errorf("the replacement's ports: storage %d, native %d, JMX %d; want storage 7000 and two others", n0.StoragePort, n0.NativePort, n0.JMXPort)
+	}
+	var reservedPorts []uint64
+	for _, r := range ops[0].Reserve.Resources {
+		for _, rg := range r.GetRanges().GetRange() {
+			for p := rg.Begin; p <= rg.End; p++ {
+				reservedPorts = append(reservedPorts, p)
+			}
+		}
+	}
+	if len(reservedPorts) != 3 || reservedPorts[0] != 7000 {
+		t.Errorf("reserved ports %v; want 7000 and two more", reservedPorts)
 	}
 	cmd := ops[2].Launch.TaskInfos[0].GetCommand()
 	var jvm string
@@ -327,4 +348,63 @@ func TestReplaceNodeOfAgentAway(t *testing.T) {
 	if err != nil || g.nodes[0].AgentID != "a3" || g.nodes[0].ReplaceAddress != "127.0.0.1:7000" || len(g.retired) != 0 {
 		t.Fatalf("state after the replacement: %+v, retired %v, %v", *g.nodes[0], g.retired, err)
 	}
+}
+
+// Destroy retires each node once its task has ended; its agent's next
+// offer destroys the volume and unreserves the resources, and nothing is
+// placed or relaunched meanwhile. With nothing left, the destruction ends
+// and a second Destroy changes nothing; scaling out and rolling restarts
+// are refused while it runs.
+func TestDestroyReleasesEverything(t *testing.T) {
+	master := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"slaves":[{"id":"a1","active":true}]}`)
+	}))
+	defer master.Close()
+	f := testFramework(t, 2)
+	f.cfg.Masters = []string{strings.TrimPrefix(master.URL, "http://")}
+	now := time.Now()
+	placed, _ := f.useOffer(now, offer("a1", "127.0.0.1", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(7000, 7010)))
+	n := f.nodes[0]
+	n.State, n.Reserved = "TASK_RUNNING", true
+	volume := n.VolumeID
+
+	f.Destroy(t.Context())
+	if n.AgentID != "a1" || len(f.retired) != 0 {
+		t.Fatalf("a running node retired before its task ended: %+v, %v", *n, f.retired)
+	}
+	if err := f.AddNodes(t.Context(), 1); !errors.Is(err, ErrDestroying) {
+		t.Errorf("scaling out while destroying: %v", err)
+	}
+	if err := f.RollingRestart(nil); !errors.Is(err, ErrDestroying) {
+		t.Errorf("a rolling restart while destroying: %v", err)
+	}
+	n.State = "TASK_KILLED"
+	f.stepDestroy(t.Context())
+	if n.AgentID != "" || len(f.retired) != 1 || f.retired[0].VolumeID != volume {
+		t.Fatalf("after its task ended: node %+v, retired %+v", *n, f.retired)
+	}
+	if ops, _ := f.useOffer(now.Add(time.Hour), offer("a2", "127.0.0.2", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(8000, 8010))); ops != nil {
+		t.Fatalf("placed a node while destroying: %v", ops)
+	}
+	ops, _ := f.useOffer(now.Add(time.Hour), offer("a1", "127.0.0.1", reservedAs(placed)...))
+	if len(ops) != 2 || ops[0].Destroy == nil || ops[1].Unreserve == nil || len(ops[1].Unreserve.Resources) != 4 {
+		t.Fatalf("the agent's offer while destroying: %v; want DESTROY and UNRESERVE of cpus, mem, ports, disk", ops)
+	}
+	f.stepDestroy(t.Context())
+	select {
+	case <-f.Destroyed():
+		t.Fatal("destroyed before the release was taken")
+	default:
+	}
+	f.released("a1", ops)
+	f.stepDestroy(t.Context())
+	select {
+	case <-f.Destroyed():
+	default:
+		t.Fatalf("not destroyed with nothing left: %+v", f.Status())
+	}
+	if st := f.Status(); !st.Destroyed || st.Placed != 0 || st.Retired != 0 {
+		t.Errorf("status after the destruction: %+v", st)
+	}
+	f.Destroy(t.Context())
 }

@@ -39,6 +39,9 @@ func (r Rolling) Done() bool { return !r.Finished.IsZero() }
 func (f *Framework) RollingRestart(yaml map[string]json.RawMessage) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.destroying {
+		return ErrDestroying
+	}
 	if f.rolling != nil && !f.rolling.Done() {
 		return errors.New("a rolling restart is already under way")
 	}

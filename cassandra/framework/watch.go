@@ -24,6 +24,7 @@ func (f *Framework) watch(ctx context.Context) {
 		f.probeAll(ctx)
 		f.checkGone(ctx)
 		f.stepRolling(ctx)
+		f.stepDestroy(ctx)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -47,6 +48,9 @@ var cassandraCommands = map[string]command{
 	}},
 	"restart": {name: "restart", summary: "Rolling restart, one node at a time; --set key=value changes cassandra.yaml", run: func(args []string) int {
 		return cassandraRestart(args, os.Stdout, os.Stderr)
+	}},
+	"destroy": {name: "destroy", summary: "Kill the nodes, destroy their volumes, unreserve their resources and end the scheduler", run: func(args []string) int {
+		return cassandraDestroy(args, os.Stdout, os.Stderr)
 	}},
 	"endpoints": {name: "endpoints", summary: "Print the native-transport (CQL) addresses of the nodes that are up", run: func(args []string) int { return cassandraGet("endpoints", args, os.Stdout, os.Stderr) }},
 }
@@ -100,10 +104,18 @@ host IDs are kept there: interrupting the command leaves the nodes running, and
 starting it again adopts them. Without it (or with --teardown), interrupting
 stops them; reservations and volumes stay.
 
+A node whose agent stays away from the master (not active) longer than the
+spec's "replace_timeout" (default 10m) while the node is down is replaced: it
+is placed on another agent with -Dcassandra.replace_address_first_boot naming
+the old node, and the old reservation and volume are released if that agent
+comes back.
+
 The REST API (--api) serves GET /v1/status, /v1/nodes, /v1/endpoints,
-/v1/config and /v1/restart, and POST /v1/nodes/add?count=N (scale out) and
+/v1/config and /v1/restart, and POST /v1/nodes/add?count=N (scale out),
 /v1/restart ({"yaml": {...}}: a rolling restart or configuration change, one
-node at a time); its address is printed on stdout as "api http://HOST:PORT".
+node at a time) and /v1/destroy?cluster=NAME (kill the nodes, destroy their
+volumes, unreserve their resources, then end); its address is printed on
+stdout as "api http://HOST:PORT".
 Keys changed by a rolling restart are kept in --state_dir over the spec's.
 
 Flags:
@@ -167,6 +179,11 @@ func cassandraScheduler(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err := fw.Run(ctx); err != nil {
 		fmt.Fprintln(stderr, "agora cassandra scheduler:", err)
 		return 1
+	}
+	select {
+	case <-fw.Destroyed():
+		fmt.Fprintf(stderr, "agora cassandra scheduler: ring %q destroyed: its volumes and reservations are gone, and so is its state\n", spec.Name)
+	default:
 	}
 	return 0
 }
@@ -374,6 +391,72 @@ func cassandraRestart(args []string, stdout, stderr io.Writer) int {
 		}
 		json.NewDecoder(resp.Body).Decode(&st)
 		resp.Body.Close()
+	}
+	return 0
+}
+
+// cassandraDestroy runs `agora cassandra destroy --cluster NAME`: POST
+// /v1/destroy, then (with --wait) polls GET /v1/status until the ring is
+// destroyed or the scheduler, done, stops answering.
+func cassandraDestroy(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agora cassandra destroy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	api := fs.String("api", cassandraAPI(), "the scheduler's REST API, HOST:PORT (env AGORA_CASSANDRA_API)")
+	cluster := fs.String("cluster", "", "the ring's name, to confirm which ring's data goes")
+	wait := fs.Duration("wait", 0, "wait this long for the destruction to end (0: do not wait)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: agora cassandra destroy --cluster NAME [--wait 5m]\n\n"+
+			"Kills the ring's nodes, destroys their persistent volumes (their data) and unreserves\n"+
+			"their resources; then the scheduler tears its framework down and forgets the ring.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "agora cassandra destroy: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if *cluster == "" {
+		fmt.Fprintln(stderr, "agora cassandra destroy: name the ring to destroy with --cluster NAME (its data goes with it)")
+		return 2
+	}
+	base := *api
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	base = strings.TrimSuffix(base, "/")
+	c := http.Client{Timeout: 20 * time.Second}
+	resp, err := c.Post(base+"/v1/destroy?cluster="+url.QueryEscape(*cluster), "", nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "agora cassandra destroy: the scheduler's API at %s: %v\n", *api, err)
+		return 1
+	}
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		fmt.Fprintf(stderr, "agora cassandra destroy: %s: %s\n", resp.Status, strings.TrimSpace(string(answer)))
+		return 1
+	}
+	fmt.Fprintf(stdout, "destroying ring %s\n", *cluster)
+	for deadline := time.Now().Add(*wait); *wait > 0; time.Sleep(2 * time.Second) {
+		var st framework.Status
+		resp, err := c.Get(base + "/v1/status")
+		if err != nil {
+			// The scheduler ends once the ring is destroyed.
+			fmt.Fprintln(stdout, "done: the scheduler has ended")
+			return 0
+		}
+		json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if st.Destroyed {
+			fmt.Fprintln(stdout, "done: destroyed")
+			return 0
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(stderr, "agora cassandra destroy: not done after %v (%d nodes placed, %d placements to release); it goes on\n", *wait, st.Placed, st.Retired)
+			return 1
+		}
 	}
 	return 0
 }
