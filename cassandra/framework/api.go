@@ -78,6 +78,8 @@ func (f *Framework) Endpoints() Endpoints {
 // /v1/endpoints and /v1/config (the spec); POST /v1/nodes/add?count=N to
 // scale out; POST /v1/restart ({"yaml": {...}} or nothing) for a rolling
 // restart or configuration change, and GET /v1/restart for its progress;
+// POST /v1/repair and /v1/cleanup (?keyspace=K) run nodetool repair -pr
+// or cleanup on each node in turn, and GET /v1/job follows the last;
 // POST /v1/destroy?cluster=NAME kills the nodes, destroys their volumes,
 // unreserves their resources and ends the framework (the name guards
 // against destroying another ring by mistake).
@@ -128,6 +130,27 @@ func (f *Framework) Handler() http.Handler {
 		f.Destroy(context.WithoutCancel(r.Context()))
 		w.WriteHeader(http.StatusAccepted)
 		reply(w, f.Status())
+	})
+	for _, kind := range []string{JobRepair, JobCleanup} {
+		mux.HandleFunc("POST /v1/"+kind, func(w http.ResponseWriter, r *http.Request) {
+			j, err := f.StartJob(kind, r.URL.Query().Get("keyspace"))
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusConflict)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusAccepted)
+			b, _ := json.MarshalIndent(j, "", "  ")
+			w.Write(append(b, '\n'))
+		})
+	}
+	mux.HandleFunc("GET /v1/job", func(w http.ResponseWriter, r *http.Request) {
+		j, ok := f.JobStatus()
+		if !ok {
+			http.Error(w, "no repair or cleanup yet", http.StatusNotFound)
+			return
+		}
+		reply(w, j)
 	})
 	mux.HandleFunc("POST /v1/nodes/add", func(w http.ResponseWriter, r *http.Request) {
 		n, err := strconv.Atoi(r.URL.Query().Get("count"))

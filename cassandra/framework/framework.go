@@ -155,6 +155,9 @@ type Framework struct {
 	// goneSince is when a node that is not running was first seen with
 	// its agent away from the master.
 	goneSince map[string]time.Time
+	// job is the last repair or cleanup; jobTasks counts their tasks.
+	job      *Job
+	jobTasks int
 }
 
 // New checks cfg and prepares the framework, reading its state if kept.
@@ -453,6 +456,14 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 	id := st.TaskID.Value
 	state := st.GetState()
 	f.mu.Lock()
+	if f.jobUpdateLocked(st) {
+		more := scheduler.IsTerminal(state) && !f.job.Ended()
+		f.mu.Unlock()
+		if more {
+			f.revive() // the next node's agent's offers were declined
+		}
+		return
+	}
 	var n *Node
 	for _, x := range f.nodes {
 		if x.TaskID == id {
@@ -508,6 +519,15 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 		f.log.Warn("node's task ended; launching it again on its volume", "node", n.Name, "task", id, "state", state.String(),
 			"reason", st.GetReason().String(), "message", st.GetMessage())
 	}
+	if err := f.driver.Revive(ctx); err != nil {
+		f.log.Debug("revive", "err", err)
+	}
+}
+
+// revive asks the master for offers again, declined ones included.
+func (f *Framework) revive() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	if err := f.driver.Revive(ctx); err != nil {
 		f.log.Debug("revive", "err", err)
 	}

@@ -60,7 +60,11 @@ func (f *Framework) useOffer(now time.Time, o *mesos.Offer) ([]mesos.Offer_Opera
 	if f.destroying {
 		return nil, refuseBusy
 	}
-	wanted := false
+	if ops := f.jobLocked(o); ops != nil {
+		return ops, 0
+	}
+	// A job waits for the offers of its nodes' agents.
+	wanted := f.job != nil && !f.job.Ended()
 	onAgent := 0
 	for _, n := range f.nodes {
 		if n.AgentID != o.AgentID.Value {

@@ -408,3 +408,68 @@ func TestDestroyReleasesEverything(t *testing.T) {
 	}
 	f.Destroy(t.Context())
 }
+
+// A repair runs nodetool against one node at a time, as a small task on
+// unreserved resources of the node's agent; the next node's task only
+// once the previous one finished; a failure stops the job. Bad kinds and
+// keyspaces, and a second job while one runs, are refused.
+func TestJobOneNodeAtATime(t *testing.T) {
+	f := testFramework(t, 2)
+	now := time.Now()
+	f.useOffer(now, offer("a1", "127.0.0.1", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(7000, 7010)))
+	f.nodes[0].State, f.nodes[0].Joined, f.nodes[0].Up = "TASK_RUNNING", true, true
+	f.useOffer(now, offer("a2", "127.0.0.2", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(8000, 8010)))
+	f.nodes[1].State, f.nodes[1].Joined, f.nodes[1].Up = "TASK_RUNNING", true, true
+
+	for _, c := range [][2]string{{"compact", ""}, {"repair", "kv; rm -rf /"}} {
+		if _, err := f.StartJob(c[0], c[1]); err == nil {
+			t.Errorf("StartJob(%q, %q) accepted", c[0], c[1])
+		}
+	}
+	if _, err := f.StartJob(JobRepair, "kv"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.StartJob(JobCleanup, ""); err == nil {
+		t.Error("a cleanup started while a repair runs")
+	}
+	spare := func(agent, host string) *mesos.Offer {
+		return offer(agent, host, scalar("cpus", 1), scalar("mem", 1000))
+	}
+	if ops, _ := f.useOffer(now, spare("a2", "127.0.0.2")); ops != nil {
+		t.Fatalf("node-1's repair before node-0's: %v", ops)
+	}
+	ops, _ := f.useOffer(now, spare("a1", "127.0.0.1"))
+	if len(ops) != 1 || ops[0].Launch == nil {
+		t.Fatalf("node-0's repair: %v", ops)
+	}
+	task := ops[0].Launch.TaskInfos[0]
+	if cmd := task.GetCommand().GetValue(); cmd != "exec '/opt/cassandra/bin/nodetool' -h 127.0.0.1 -p 7002 'repair' '-pr' 'kv'" {
+		t.Errorf("node-0's repair command: %s", cmd)
+	}
+	for _, r := range task.Resources {
+		if r.GetRole() != "*" || (r.Name == "mem" && r.GetScalar().GetValue() != 256) {
+			t.Errorf("the repair task takes %v; want 256 MB of unreserved memory and a little cpu", r)
+		}
+	}
+	if ops, _ := f.useOffer(now, spare("a2", "127.0.0.2")); ops != nil {
+		t.Fatalf("node-1's repair while node-0's runs: %v", ops)
+	}
+	finished, failed := mesos.TASK_FINISHED, mesos.TASK_FAILED
+	f.jobUpdateLocked(mesos.TaskStatus{TaskID: task.TaskID, State: &finished})
+	ops, _ = f.useOffer(now, spare("a2", "127.0.0.2"))
+	if len(ops) != 1 || !strings.Contains(ops[0].Launch.TaskInfos[0].GetCommand().GetValue(), "-p 8002 'repair'") {
+		t.Fatalf("node-1's repair after node-0's: %v", ops)
+	}
+	f.jobUpdateLocked(mesos.TaskStatus{TaskID: ops[0].Launch.TaskInfos[0].TaskID, State: &failed})
+	j, _ := f.JobStatus()
+	if !j.Ended() || !strings.HasPrefix(j.Failed, "node-1: TASK_FAILED") || len(j.Done) != 1 {
+		t.Fatalf("after node-1's repair failed: %+v", j)
+	}
+	if _, err := f.StartJob(JobCleanup, ""); err != nil {
+		t.Errorf("a cleanup after the repair ended: %v", err)
+	}
+	ops, _ = f.useOffer(now, spare("a1", "127.0.0.1"))
+	if len(ops) != 1 || !strings.HasSuffix(ops[0].Launch.TaskInfos[0].GetCommand().GetValue(), "-p 7002 'cleanup'") {
+		t.Fatalf("node-0's cleanup: %v", ops)
+	}
+}

@@ -664,6 +664,30 @@ func TestReplaceNodeOfGoneAgent(t *testing.T) {
 		t.Errorf("system.peers_v2: %v, %v; want no %s", peers, err, victim.Host)
 	}
 
+	// Repair, then cleanup, one node at a time, as nodetool tasks beside
+	// the nodes.
+	for _, kind := range []string{framework.JobRepair, framework.JobCleanup} {
+		if _, err := fw.StartJob(kind, "kv"); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+			j, _ := fw.JobStatus()
+			if j.Ended() {
+				if j.Failed != "" || len(j.Done) != 3 {
+					t.Fatalf("%s: %+v; want the 3 nodes done", kind, j)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not done within two minutes: %+v", kind, j)
+			}
+		}
+	}
+	var repairs int
+	if err := check.Query(`SELECT count(*) FROM system_distributed.parent_repair_history`).Consistency(gocql.One).Scan(&repairs); err != nil || repairs < 3 {
+		t.Errorf("parent_repair_history: %d repairs, %v; want one for each node", repairs, err)
+	}
+
 	// The old agent returns: the old node's reservation and volume go.
 	r.agora.StartAgent(agent, "")
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,6 +49,12 @@ var cassandraCommands = map[string]command{
 	}},
 	"restart": {name: "restart", summary: "Rolling restart, one node at a time; --set key=value changes cassandra.yaml", run: func(args []string) int {
 		return cassandraRestart(args, os.Stdout, os.Stderr)
+	}},
+	"repair": {name: "repair", summary: "nodetool repair -pr on each node in turn, as tasks on their agents", run: func(args []string) int {
+		return cassandraJob(framework.JobRepair, args, os.Stdout, os.Stderr)
+	}},
+	"cleanup": {name: "cleanup", summary: "nodetool cleanup on each node in turn (after a scale-out)", run: func(args []string) int {
+		return cassandraJob(framework.JobCleanup, args, os.Stdout, os.Stderr)
 	}},
 	"destroy": {name: "destroy", summary: "Kill the nodes, destroy their volumes, unreserve their resources and end the scheduler", run: func(args []string) int {
 		return cassandraDestroy(args, os.Stdout, os.Stderr)
@@ -113,7 +120,8 @@ comes back.
 The REST API (--api) serves GET /v1/status, /v1/nodes, /v1/endpoints,
 /v1/config and /v1/restart, and POST /v1/nodes/add?count=N (scale out),
 /v1/restart ({"yaml": {...}}: a rolling restart or configuration change, one
-node at a time) and /v1/destroy?cluster=NAME (kill the nodes, destroy their
+node at a time), /v1/repair and /v1/cleanup (?keyspace=K; nodetool on each
+node in turn, GET /v1/job follows it) and /v1/destroy?cluster=NAME (kill the nodes, destroy their
 volumes, unreserve their resources, then end); its address is printed on
 stdout as "api http://HOST:PORT".
 Keys changed by a rolling restart are kept in --state_dir over the spec's.
@@ -457,6 +465,75 @@ func cassandraDestroy(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "agora cassandra destroy: not done after %v (%d nodes placed, %d placements to release); it goes on\n", *wait, st.Placed, st.Retired)
 			return 1
 		}
+	}
+	return 0
+}
+
+// cassandraJob runs `agora cassandra repair|cleanup [--keyspace K]`: POST
+// /v1/KIND, then (with --wait) polls GET /v1/job until it ends.
+func cassandraJob(kind string, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agora cassandra "+kind, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	api := fs.String("api", cassandraAPI(), "the scheduler's REST API, HOST:PORT (env AGORA_CASSANDRA_API)")
+	keyspace := fs.String("keyspace", "", "only this keyspace (default: all)")
+	wait := fs.Duration("wait", 0, "wait this long for it to end, printing its progress (0: do not wait)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: agora cassandra %s [--keyspace K] [--wait 30m]\n\n"+
+			"Runs nodetool %s on each node in turn, as a task on the node's agent; the next node\n"+
+			"once the previous one has finished. A failure stops it.\n\nFlags:\n", kind, kind)
+		fs.PrintDefaults()
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "agora cassandra %s: unexpected arguments %q\n", kind, fs.Args())
+		return 2
+	}
+	base := *api
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	base = strings.TrimSuffix(base, "/")
+	c := http.Client{Timeout: 20 * time.Second}
+	resp, err := c.Post(base+"/v1/"+kind+"?keyspace="+url.QueryEscape(*keyspace), "", nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "agora cassandra %s: the scheduler's API at %s: %v\n", kind, *api, err)
+		return 1
+	}
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		fmt.Fprintf(stderr, "agora cassandra %s: %s: %s\n", kind, resp.Status, strings.TrimSpace(string(answer)))
+		return 1
+	}
+	var j framework.Job
+	json.Unmarshal(answer, &j)
+	nodes := slices.Clone(j.Pending)
+	if j.Current != "" {
+		nodes = append([]string{j.Current}, nodes...)
+	}
+	fmt.Fprintf(stdout, "%s of %s, one at a time\n", kind, strings.Join(nodes, ", "))
+	for deadline := time.Now().Add(*wait); *wait > 0; {
+		if j.Ended() {
+			if j.Failed != "" {
+				fmt.Fprintf(stderr, "agora cassandra %s: failed on %s (done: %s)\n", kind, j.Failed, strings.Join(j.Done, ", "))
+				return 1
+			}
+			fmt.Fprintf(stdout, "done: %s\n", strings.Join(j.Done, ", "))
+			return 0
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(stderr, "agora cassandra %s: not done after %v (on %q, %d to go); it goes on\n", kind, *wait, j.Current, len(j.Pending))
+			return 1
+		}
+		time.Sleep(2 * time.Second)
+		resp, err := c.Get(base + "/v1/job")
+		if err != nil {
+			continue
+		}
+		json.NewDecoder(resp.Body).Decode(&j)
+		resp.Body.Close()
 	}
 	return 0
 }

@@ -61,6 +61,17 @@ func TestCassandraGet(t *testing.T) {
 				return
 			}
 			w.Write([]byte(`{"pending":[],"restarted":["node-0","node-1"],"started":"2026-12-04T00:00:00Z","finished":"2026-12-04T00:01:00Z"}`))
+		case "/v1/repair":
+			if r.Method != http.MethodPost || r.URL.Query().Get("keyspace") != "kv" {
+				http.Error(w, "bad repair", http.StatusBadRequest)
+				return
+			}
+			w.WriteHeader(http.StatusAccepted)
+			w.Write([]byte(`{"kind":"repair","keyspace":"kv","pending":["node-1"],"current":"node-0","done":[]}`))
+		case "/v1/cleanup":
+			http.Error(w, "a repair is under way", http.StatusConflict)
+		case "/v1/job":
+			w.Write([]byte(`{"kind":"repair","pending":[],"done":["node-0","node-1"],"finished":"2026-12-04T00:01:00Z"}`))
 		case "/v1/destroy":
 			if r.Method != http.MethodPost || r.URL.Query().Get("cluster") != "ring" {
 				http.Error(w, "bad destroy", http.StatusBadRequest)
@@ -107,6 +118,14 @@ func TestCassandraGet(t *testing.T) {
 	if code := cassandraRestart([]string{"--api", srv.URL, "--set", "concurrent_reads=16", "--set", "disk_access_mode=mmap", "--wait", "30s"}, &restarted, &restartErr); code != 0 ||
 		!strings.Contains(restarted.String(), "rolling restart of node-0, node-1") || !strings.Contains(restarted.String(), "done: node-0, node-1 restarted") {
 		t.Errorf("restart: exit %d, %q, %q", code, restarted.String(), restartErr.String())
+	}
+	var repaired, repairErr strings.Builder
+	if code := cassandraJob("repair", []string{"--api", srv.URL, "--keyspace", "kv", "--wait", "30s"}, &repaired, &repairErr); code != 0 ||
+		!strings.Contains(repaired.String(), "repair of node-0, node-1, one at a time") || !strings.Contains(repaired.String(), "done: node-0, node-1") {
+		t.Errorf("repair: exit %d, %q, %q", code, repaired.String(), repairErr.String())
+	}
+	if code := cassandraJob("cleanup", []string{"--api", srv.URL}, &repaired, &repairErr); code != 1 || !strings.Contains(repairErr.String(), "a repair is under way") {
+		t.Errorf("cleanup during a repair: exit %d, %q", code, repairErr.String())
 	}
 	var destroyed, destroyErr strings.Builder
 	if code := cassandraDestroy([]string{"--api", srv.URL}, &destroyed, &destroyErr); code != 2 || !strings.Contains(destroyErr.String(), "--cluster NAME") {
