@@ -131,7 +131,7 @@ func (f *Framework) jobLocked(o *mesos.Offer) []mesos.Offer_Operation {
 	pool := offers.NewPool(&free)
 	res, ok := pool.Take(jobNeed)
 	if !ok {
-		f.log.Info("no room beside the node for its nodetool task yet", "job", j.Kind, "node", n.Name, "short", pool.Shortfall(jobNeed))
+		f.log.Debug("no room beside the node for its nodetool task yet", "job", j.Kind, "node", n.Name, "short", pool.Shortfall(jobNeed))
 		return nil
 	}
 	f.jobTasks++
