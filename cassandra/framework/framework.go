@@ -495,17 +495,14 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 		f.notUntil[n.Name] = time.Now().Add(min(relaunchMin<<min(f.losses[n.Name]-1, 16), relaunchMax))
 	}
 	f.saveLocked()
-	stopping := f.stopping
+	stopping, destroying := f.stopping, f.destroying
+	if destroying && !stopping {
+		f.retireStoppedLocked()
+	}
 	f.mu.Unlock()
 	if stopping {
 		return
 	}
-	f.mu.Lock()
-	destroying := f.destroying
-	if destroying {
-		f.retireStoppedLocked()
-	}
-	f.mu.Unlock()
 	if destroying {
 		// Its agent's next offer releases its reservation and volume.
 		if err := f.driver.Revive(ctx); err != nil {
