@@ -92,7 +92,8 @@ Runs a Cassandra ring on agora from a spec (JSON):
 
   {"name": "ring", "nodes": 3, "seeds": 2, "cpus": 1, "mem": 2048, "disk": 2048,
    "heap": "auto", "num_tokens": 16, "role": "cassandra", "nodes_per_agent": 1,
-   "yaml": {"concurrent_reads": 32}, "jvm_options": ["-Dcassandra.ring_delay_ms=5000"]}
+   "yaml": {"concurrent_reads": 32}, "jvm_options": ["-Dcassandra.ring_delay_ms=5000"],
+   "replace_timeout": "10m"}
 
 For each node it reserves the node's cpus, mem, disk and three ports (storage,
 native transport, JMX) for the role, creates a persistent volume on the disk and
