@@ -27,7 +27,7 @@ import (
 )
 
 func init() {
-	register(command{name: "cassandra", summary: "Cassandra: the scheduler that runs a ring on reserved resources, and status|nodes|endpoints", run: runCassandra})
+	register(command{name: "cassandra", summary: "Cassandra: the scheduler that runs a ring on reserved resources, and its status, restart, repair, cleanup and destroy", run: runCassandra})
 }
 
 // cassandraCommands are the subcommands of `agora cassandra`.
