@@ -30,6 +30,7 @@ import (
 	"github.com/agora-cluster/agora/cluster/agent"
 	"github.com/agora-cluster/agora/cluster/clustertest"
 	"github.com/agora-cluster/agora/cluster/master"
+	"github.com/agora-cluster/agora/frameworks/state"
 )
 
 // agentMem is each test agent's memory: room for one node, not two.
@@ -697,9 +698,12 @@ func TestReplaceNodeOfGoneAgent(t *testing.T) {
 
 	// The old agent returns: the old node's reservation and volume go.
 	r.agora.StartAgent(agent, "")
+	r.agora.WaitFor("the old agent back", func(s *clustertest.State) bool {
+		return slices.ContainsFunc(s.Slaves, func(a state.Agent) bool { return a.ID == victim.AgentID && a.Active })
+	})
 	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
 		got := r.reservedMem(t, spec.Role)
-		if _, left := got[victim.Host]; !left && len(got) == 3 {
+		if _, left := got[victim.Host]; !left && len(got) == 3 && fw.Status().Retired == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
