@@ -16,8 +16,10 @@ import (
 
 // FastStart are JVM options that let a test node start in seconds rather
 // than a minute: no 30 s ring delay, no wait for gossip to settle (a test
-// ring is small and on one machine).
-var FastStart = []string{"-Dcassandra.ring_delay_ms=1000", "-Dcassandra.skip_wait_for_gossip_to_settle=0"}
+// ring is small and on one machine), and a load broadcast every second,
+// which is also how long a replacement waits to be sure that the node it
+// replaces is silent (a minute by default).
+var FastStart = []string{"-Dcassandra.ring_delay_ms=1000", "-Dcassandra.skip_wait_for_gossip_to_settle=0", "-Dcassandra.broadcast_interval_ms=1000"}
 
 // Home is the installed Cassandra's home (installed on first use).
 func Home(t testing.TB) string {

@@ -1,7 +1,9 @@
 package framework
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 )
@@ -16,6 +18,14 @@ type Status struct {
 	Running     int    `json:"running"`
 	Up          int    `json:"up"`
 	HeapMB      int    `json:"heap_mb"`
+	// Replacing counts the nodes being placed in a lost node's stead;
+	// Retired, the placements left whose reservations and volumes are
+	// still to be released.
+	Replacing int `json:"replacing"`
+	Retired   int `json:"retired"`
+	// Destroying: a destroy is under way; Destroyed: it has ended.
+	Destroying bool `json:"destroying"`
+	Destroyed  bool `json:"destroyed"`
 }
 
 // Endpoints is GET /v1/endpoints: where clients connect.
@@ -33,8 +43,12 @@ type Endpoints struct {
 func (f *Framework) Status() Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := Status{Cluster: f.spec.Name, FrameworkID: f.frameworkID, Role: f.spec.Role, Nodes: len(f.nodes), HeapMB: f.spec.HeapMB()}
+	s := Status{Cluster: f.spec.Name, FrameworkID: f.frameworkID, Role: f.spec.Role, Nodes: len(f.nodes), HeapMB: f.spec.HeapMB(),
+		Retired: len(f.retired), Destroying: f.destroying, Destroyed: f.destroyedAt()}
 	for _, n := range f.nodes {
+		if n.ReplaceAddress != "" {
+			s.Replacing++
+		}
 		if n.AgentID != "" {
 			s.Placed++
 		}
@@ -63,7 +77,12 @@ func (f *Framework) Endpoints() Endpoints {
 // Handler is the scheduler's REST API: GET /v1/status, /v1/nodes,
 // /v1/endpoints and /v1/config (the spec); POST /v1/nodes/add?count=N to
 // scale out; POST /v1/restart ({"yaml": {...}} or nothing) for a rolling
-// restart or configuration change, and GET /v1/restart for its progress.
+// restart or configuration change, and GET /v1/restart for its progress;
+// POST /v1/repair and /v1/cleanup (?keyspace=K) run nodetool repair -pr
+// or cleanup on each node in turn, and GET /v1/job follows the last;
+// POST /v1/destroy?cluster=NAME kills the nodes, destroys their volumes,
+// unreserves their resources and ends the framework (the name guards
+// against destroying another ring by mistake).
 func (f *Framework) Handler() http.Handler {
 	mux := http.NewServeMux()
 	reply := func(w http.ResponseWriter, v any) {
@@ -102,6 +121,36 @@ func (f *Framework) Handler() http.Handler {
 		st, _ := f.RollingStatus()
 		w.WriteHeader(http.StatusAccepted)
 		reply(w, st)
+	})
+	mux.HandleFunc("POST /v1/destroy", func(w http.ResponseWriter, r *http.Request) {
+		if name := r.URL.Query().Get("cluster"); name != f.Spec().Name {
+			http.Error(w, fmt.Sprintf("cluster %q: this scheduler runs ring %q; name it (?cluster=NAME) to destroy it", name, f.Spec().Name), http.StatusBadRequest)
+			return
+		}
+		f.Destroy(context.WithoutCancel(r.Context()))
+		w.WriteHeader(http.StatusAccepted)
+		reply(w, f.Status())
+	})
+	for _, kind := range []string{JobRepair, JobCleanup} {
+		mux.HandleFunc("POST /v1/"+kind, func(w http.ResponseWriter, r *http.Request) {
+			j, err := f.StartJob(kind, r.URL.Query().Get("keyspace"))
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusConflict)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusAccepted)
+			b, _ := json.MarshalIndent(j, "", "  ")
+			w.Write(append(b, '\n'))
+		})
+	}
+	mux.HandleFunc("GET /v1/job", func(w http.ResponseWriter, r *http.Request) {
+		j, ok := f.JobStatus()
+		if !ok {
+			http.Error(w, "no repair or cleanup yet", http.StatusNotFound)
+			return
+		}
+		reply(w, j)
 	})
 	mux.HandleFunc("POST /v1/nodes/add", func(w http.ResponseWriter, r *http.Request) {
 		n, err := strconv.Atoi(r.URL.Query().Get("count"))

@@ -112,6 +112,11 @@ type Node struct {
 	// answered.
 	Joined bool `json:"joined"`
 	Up     bool `json:"up"`
+	// ReplaceAddress is the storage address (host:port) of the node this
+	// one replaces, passed as replace_address_first_boot until it has
+	// joined; Replacements counts its replacements.
+	ReplaceAddress string `json:"replace_address,omitempty"`
+	Replacements   int    `json:"replacements,omitempty"`
 }
 
 // NativeAddr is where clients reach the node (host:native_port).
@@ -131,8 +136,12 @@ type Framework struct {
 	frameworkID string
 	incarnation string
 	stopping    bool
-	notUntil    map[string]time.Time // node → no relaunch before
-	losses      map[string]int
+	// destroying: Destroy was called; the nodes are killed and their
+	// reservations and volumes released.
+	destroying bool
+	destroyed  chan struct{}        // closed once the destruction has ended
+	notUntil   map[string]time.Time // node → no relaunch before
+	losses     map[string]int
 	// restarting are nodes killed on purpose (a rolling restart): they
 	// are launched again at once.
 	restarting map[string]bool
@@ -140,6 +149,15 @@ type Framework struct {
 	// overrides are cassandra.yaml keys changed through the API, saved
 	// with the nodes and applied over the spec's.
 	overrides map[string]json.RawMessage
+	// retired are placements the nodes left (a replaced node's), whose
+	// reservations and volumes are released when their agent offers them.
+	retired []Retired
+	// goneSince is when a node that is not running was first seen with
+	// its agent away from the master.
+	goneSince map[string]time.Time
+	// job is the last repair or cleanup; jobTasks counts their tasks.
+	job      *Job
+	jobTasks int
 }
 
 // New checks cfg and prepares the framework, reading its state if kept.
@@ -164,7 +182,7 @@ func New(cfg Config) (*Framework, error) {
 		cfg.Env = passedEnv()
 	}
 	f := &Framework{cfg: cfg, spec: spec, log: cfg.Logger, notUntil: map[string]time.Time{}, losses: map[string]int{}, restarting: map[string]bool{},
-		incarnation: strconv.FormatInt(time.Now().UnixNano()/1e6, 36)}
+		goneSince: map[string]time.Time{}, destroyed: make(chan struct{}), incarnation: strconv.FormatInt(time.Now().UnixNano()/1e6, 36)}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -176,7 +194,7 @@ func New(cfg Config) (*Framework, error) {
 		if s.Cluster != "" && s.Cluster != spec.Name {
 			return nil, fmt.Errorf("cassandra framework: the state directory %s holds cluster %q, not %q", cfg.StateDir, s.Cluster, spec.Name)
 		}
-		f.store, f.frameworkID = st, s.FrameworkID
+		f.store, f.frameworkID, f.retired, f.destroying = st, s.FrameworkID, s.Retired, s.Destroying
 		if len(s.YAML) > 0 {
 			next := f.spec
 			next.YAML = maps.Clone(s.YAML)
@@ -211,6 +229,10 @@ const MaxNodes = 1000
 // count is saved with the nodes.
 func (f *Framework) AddNodes(ctx context.Context, n int) error {
 	f.mu.Lock()
+	if f.destroying {
+		f.mu.Unlock()
+		return ErrDestroying
+	}
 	if n < 1 || len(f.nodes)+n > MaxNodes {
 		f.mu.Unlock()
 		return fmt.Errorf("add %d nodes to %d: give 1 to %d more", n, len(f.nodes), MaxNodes-len(f.nodes))
@@ -319,11 +341,16 @@ func frameworkName(s plan.Spec) string { return "cassandra-" + s.Name }
 // master kills the nodes; the reservations and volumes stay). It returns an
 // error if the spec does not fit or the master refuses the framework.
 func (f *Framework) Run(ctx context.Context) error {
-	cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
-	err := f.CheckFit(cctx)
-	ccancel()
-	if err != nil {
-		return err
+	f.mu.Lock()
+	destroying := f.destroying
+	f.mu.Unlock()
+	if !destroying {
+		cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+		err := f.CheckFit(cctx)
+		ccancel()
+		if err != nil {
+			return err
+		}
 	}
 	checkpoint := true
 	role := f.spec.Role
@@ -357,15 +384,20 @@ func (f *Framework) Run(ctx context.Context) error {
 	watchDone := make(chan struct{})
 	go func() { defer close(watchDone); f.watch(runCtx) }()
 	defer func() { cancel(); <-watchDone }()
+	destroyed := false
 	select {
 	case err := <-done:
 		return fmt.Errorf("cassandra framework: %w", err)
 	case <-ctx.Done():
+	case <-f.destroyed:
+		destroyed = true
 	}
 	f.mu.Lock()
 	f.stopping = true
 	f.mu.Unlock()
-	if f.store != nil && !f.cfg.Teardown {
+	if destroyed {
+		f.forgetState()
+	} else if f.store != nil && !f.cfg.Teardown {
 		cancel()
 		<-done
 		return nil
@@ -424,6 +456,14 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 	id := st.TaskID.Value
 	state := st.GetState()
 	f.mu.Lock()
+	if f.jobUpdateLocked(st) {
+		more := scheduler.IsTerminal(state) && !f.job.Ended()
+		f.mu.Unlock()
+		if more {
+			f.revive() // the next node's agent's offers were declined
+		}
+		return
+	}
 	var n *Node
 	for _, x := range f.nodes {
 		if x.TaskID == id {
@@ -455,9 +495,19 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 		f.notUntil[n.Name] = time.Now().Add(min(relaunchMin<<min(f.losses[n.Name]-1, 16), relaunchMax))
 	}
 	f.saveLocked()
-	stopping := f.stopping
+	stopping, destroying := f.stopping, f.destroying
+	if destroying && !stopping {
+		f.retireStoppedLocked()
+	}
 	f.mu.Unlock()
 	if stopping {
+		return
+	}
+	if destroying {
+		// Its agent's next offer releases its reservation and volume.
+		if err := f.driver.Revive(ctx); err != nil {
+			f.log.Debug("revive", "err", err)
+		}
 		return
 	}
 	if restarting {
@@ -466,6 +516,15 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 		f.log.Warn("node's task ended; launching it again on its volume", "node", n.Name, "task", id, "state", state.String(),
 			"reason", st.GetReason().String(), "message", st.GetMessage())
 	}
+	if err := f.driver.Revive(ctx); err != nil {
+		f.log.Debug("revive", "err", err)
+	}
+}
+
+// revive asks the master for offers again, declined ones included.
+func (f *Framework) revive() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	if err := f.driver.Revive(ctx); err != nil {
 		f.log.Debug("revive", "err", err)
 	}

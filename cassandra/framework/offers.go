@@ -3,6 +3,9 @@ package framework
 import (
 	"context"
 	"fmt"
+	"net"
+	"slices"
+	"strconv"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -32,7 +35,9 @@ func (f *Framework) offers(ctx context.Context, offs []mesos.Offer) {
 		if err := f.driver.Accept(ctx, []mesos.OfferID{o.ID}, ops, scheduler.RefuseFor(refuseBusy)); err != nil {
 			f.log.Warn("accept", "agent", o.AgentID.Value, "err", err)
 			f.launchFailed(ctx, ops)
+			continue
 		}
+		f.released(o.AgentID.Value, ops)
 	}
 	for refuse, ids := range declines {
 		if err := f.driver.Decline(ctx, ids, refuse); err != nil {
@@ -49,7 +54,17 @@ func (f *Framework) useOffer(now time.Time, o *mesos.Offer) ([]mesos.Offer_Opera
 	if f.stopping {
 		return nil, refuseIdle
 	}
-	wanted := false
+	if ops := f.releaseLocked(o); ops != nil {
+		return ops, 0
+	}
+	if f.destroying {
+		return nil, refuseBusy
+	}
+	if ops := f.jobLocked(o); ops != nil {
+		return ops, 0
+	}
+	// A job waits for the offers of its nodes' agents.
+	wanted := f.job != nil && !f.job.Ended()
 	onAgent := 0
 	for _, n := range f.nodes {
 		if n.AgentID != o.AgentID.Value {
@@ -129,21 +144,7 @@ func (f *Framework) labels(n *Node) *mesos.Labels {
 }
 
 // ownedBy says whether r is reserved for node n of this cluster.
-func (f *Framework) ownedBy(r *mesos.Resource, n *Node) bool {
-	if r.GetRole() != f.spec.Role || r.Reservation == nil {
-		return false
-	}
-	var cl, nl string
-	for _, l := range r.Reservation.GetLabels().GetLabels() {
-		switch l.Key {
-		case LabelCluster:
-			cl = l.GetValue()
-		case LabelNode:
-			nl = l.GetValue()
-		}
-	}
-	return cl == f.spec.Name && nl == n.Name
-}
+func (f *Framework) ownedBy(r *mesos.Resource, n *Node) bool { return f.labelledFor(r, n.Name) }
 
 // placeLocked reserves n's resources on o's agent from its unreserved
 // resources, creates its volume and launches it: one ACCEPT, so that the
@@ -157,12 +158,27 @@ func (f *Framework) placeLocked(n *Node, o *mesos.Offer) ([]mesos.Offer_Operatio
 			free.Resources = append(free.Resources, r)
 		}
 	}
-	pool := offers.NewPool(&free)
 	need := offers.Need{CPUs: f.spec.CPUs, Mem: f.spec.Mem, Disk: f.spec.Disk, Ports: plan.Ports}
+	var storage []mesos.Resource
+	if port := replacedPort(n.ReplaceAddress); port != 0 {
+		// Cassandra 5.0 reads the address a replacement announces in
+		// gossip without its port and completes it with its own storage
+		// port: a replacement on another port fails at once ("already
+		// replacing ... but is trying to replace"). So it takes the
+		// replaced node's storage port.
+		rest, p, ok := takePort(free.Resources, port)
+		if !ok {
+			return nil, fmt.Sprintf("the replaced node's storage port %d is not free here (a replacement listens on the port of the node it replaces)", port)
+		}
+		free.Resources, storage = rest, []mesos.Resource{p}
+		need.Ports--
+	}
+	pool := offers.NewPool(&free)
 	taken, ok := pool.Take(need)
 	if !ok {
 		return nil, "unreserved resources: " + pool.Shortfall(need)
 	}
+	taken = append(storage, taken...) // the storage port first
 	var reserved []mesos.Resource
 	role := f.spec.Role
 	for _, r := range taken {
@@ -175,6 +191,10 @@ func (f *Framework) placeLocked(n *Node, o *mesos.Offer) ([]mesos.Offer_Operatio
 	n.AgentID, n.Host = o.AgentID.Value, o.Hostname
 	n.DC, n.Rack = attribute(o, "dc"), attribute(o, "rack")
 	n.VolumeID = fmt.Sprintf("%s-%s-%s", f.spec.Name, n.Name, f.incarnation)
+	if n.Replacements > 0 {
+		// Not the volume of the node it replaces.
+		n.VolumeID += fmt.Sprintf("-r%d", n.Replacements)
+	}
 	ports := portsOf(reserved)
 	n.StoragePort, n.NativePort, n.JMXPort = ports[0], ports[1], ports[2]
 	var volume mesos.Resource
@@ -324,4 +344,56 @@ func attribute(o *mesos.Offer, name string) string {
 		}
 	}
 	return ""
+}
+
+// replacedPort is the storage port of a replaced node's address
+// (host:port), or 0.
+func replacedPort(addr string) uint64 {
+	if addr == "" {
+		return 0
+	}
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	port, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return 0
+	}
+	return port
+}
+
+// takePort takes port out of the ports resources of rs: it returns rs
+// without it (copied; rs is unchanged) and a ports resource of port alone.
+func takePort(rs []mesos.Resource, port uint64) ([]mesos.Resource, mesos.Resource, bool) {
+	for i, r := range rs {
+		if r.Name != "ports" {
+			continue
+		}
+		ranges := r.GetRanges().GetRange()
+		for j, rg := range ranges {
+			if port < rg.Begin || port > rg.End {
+				continue
+			}
+			var left []mesos.Value_Range
+			left = append(left, ranges[:j]...)
+			if rg.Begin < port {
+				left = append(left, mesos.Value_Range{Begin: rg.Begin, End: port - 1})
+			}
+			if port < rg.End {
+				left = append(left, mesos.Value_Range{Begin: port + 1, End: rg.End})
+			}
+			left = append(left, ranges[j+1:]...)
+			one := r
+			one.Ranges = &mesos.Value_Ranges{Range: []mesos.Value_Range{{Begin: port, End: port}}}
+			out := slices.Clone(rs)
+			if len(left) == 0 {
+				out = slices.Delete(out, i, i+1)
+			} else {
+				out[i].Ranges = &mesos.Value_Ranges{Range: left}
+			}
+			return out, one, true
+		}
+	}
+	return rs, mesos.Resource{}, false
 }

@@ -1,8 +1,13 @@
 package framework
 
 import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -214,5 +219,257 @@ func TestAddNodes(t *testing.T) {
 	}
 	if len(g.Nodes()) != 3 || g.Spec().Nodes != 3 {
 		t.Fatalf("after a restart with the 1-node spec: %d nodes", len(g.Nodes()))
+	}
+}
+
+// A node that is down while its agent is away from the master is
+// replaced once replace_timeout has passed, not before: it is placed on
+// another agent (a new reservation and volume) with
+// replace_address_first_boot naming its old storage address, and, being a
+// seed, lists only the other nodes as its seeds. When the old agent comes
+// back, its reservation and volume are destroyed and unreserved.
+func TestReplaceNodeOfAgentAway(t *testing.T) {
+	active := `{"slaves":[{"id":"a1","active":true},{"id":"a2","active":true},{"id":"a3","active":true}]}`
+	var mu sync.Mutex
+	master := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		io.WriteString(w, active)
+	}))
+	defer master.Close()
+	spec, err := plan.Parse([]byte(`{"name":"ring","nodes":2,"seeds":1,"cpus":0.5,"mem":1000,"disk":300,"replace_timeout":"1s"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(Config{Masters: []string{strings.TrimPrefix(master.URL, "http://")}, Spec: spec, Home: "/opt/cassandra", StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	free := func(agent, host string, port uint64) *mesos.Offer {
+		return offer(agent, host, scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(port, port+10))
+	}
+	placed0, _ := f.useOffer(now, free("a1", "127.0.0.1", 7000))
+	n0, n1 := f.nodes[0], f.nodes[1]
+	n0.State, n0.Joined, n0.Up, n0.Reserved = "TASK_RUNNING", true, true, true
+	f.useOffer(now, free("a2", "127.0.0.2", 8000))
+	n1.State, n1.Joined, n1.Up, n1.Reserved = "TASK_RUNNING", true, true, true
+	oldVolume := n0.VolumeID
+
+	// Down, but its agent is active: relaunched there, never replaced.
+	n0.State, n0.Up = "TASK_FAILED", false
+	f.checkGone(t.Context())
+	f.checkGone(t.Context())
+	if len(f.goneSince) != 0 || n0.AgentID != "a1" {
+		t.Fatalf("a node down on an active agent counted as away: %v, %+v", f.goneSince, *n0)
+	}
+
+	// Lost with its agent: seen away, then replaced after the timeout.
+	n0.State = "TASK_LOST"
+	mu.Lock()
+	active = `{"slaves":[{"id":"a2","active":true},{"id":"a3","active":true}]}`
+	mu.Unlock()
+	f.checkGone(t.Context())
+	if n0.AgentID != "a1" || f.goneSince["node-0"].IsZero() {
+		t.Fatalf("replaced at once, or not seen away: %+v, %v", *n0, f.goneSince)
+	}
+	f.goneSince["node-0"] = time.Now().Add(-2 * time.Second)
+	f.checkGone(t.Context())
+	if n0.AgentID != "" || n0.ReplaceAddress != "127.0.0.1:7000" || n0.Replacements != 1 || n0.Joined || len(f.retired) != 1 || f.retired[0].AgentID != "a1" {
+		t.Fatalf("after the timeout: node %+v, retired %+v", *n0, f.retired)
+	}
+	if err := f.RollingRestart(nil); err == nil {
+		f.stepRolling(t.Context())
+		if r, _ := f.RollingStatus(); r.Current != "" {
+			t.Errorf("a rolling restart took node %s down while node-0 is being replaced", r.Current)
+		}
+		f.rolling = nil
+	}
+
+	// Placed again on a3, on the old node's storage port: a new volume,
+	// replace_address_first_boot, and node-1 (not a seed, but joined) as
+	// its seed. An agent without that port free is passed over.
+	if ops, _ := f.useOffer(now, free("a3", "127.0.0.3", 9000)); ops != nil || n0.AgentID != "" {
+		t.Fatalf("placed without the old node's storage port 7000: %v", ops)
+	}
+	withPort := free("a3", "127.0.0.3", 9000)
+	withPort.Resources = append(withPort.Resources, ports(6990, 7005))
+	ops, _ := f.useOffer(now, withPort)
+	if len(ops) != 3 || ops[0].Reserve == nil || n0.AgentID != "a3" || n0.VolumeID == oldVolume {
+		t.Fatalf("the replacement's placement: %v; node %+v", ops, *n0)
+	}
+	if n0.StoragePort != 7000 || n0.NativePort == 7000 || n0.JMXPort == 7000 || n0.NativePort == n0.JMXPort {
+		t.Errorf("the replacement's ports: storage %d, native %d, JMX %d; want storage 7000 and two others", n0.StoragePort, n0.NativePort, n0.JMXPort)
+	}
+	var reservedPorts []uint64
+	for _, r := range ops[0].Reserve.Resources {
+		for _, rg := range r.GetRanges().GetRange() {
+			for p := rg.Begin; p <= rg.End; p++ {
+				reservedPorts = append(reservedPorts, p)
+			}
+		}
+	}
+	if len(reservedPorts) != 3 || reservedPorts[0] != 7000 {
+		t.Errorf("reserved ports %v; want 7000 and two more", reservedPorts)
+	}
+	cmd := ops[2].Launch.TaskInfos[0].GetCommand()
+	var jvm string
+	for _, v := range cmd.GetEnvironment().GetVariables() {
+		if v.Name == "JVM_EXTRA_OPTS" {
+			jvm = v.GetValue()
+		}
+	}
+	if !strings.Contains(jvm, "-Dcassandra.replace_address_first_boot=127.0.0.1:7000") {
+		t.Errorf("JVM_EXTRA_OPTS %q lacks replace_address_first_boot", jvm)
+	}
+	if !strings.Contains(cmd.GetValue(), `"seeds": "127.0.0.2:8000"`) {
+		t.Errorf("the replacing seed does not list (only) node-1 as its seed:\n%s", cmd.GetValue())
+	}
+
+	// The old agent returns with the old reservation and volume.
+	back := offer("a1", "127.0.0.1", append(reservedAs(placed0), scalar("cpus", 1))...)
+	ops, _ = f.useOffer(now, back)
+	if len(ops) != 2 || ops[0].Destroy == nil || ops[1].Unreserve == nil {
+		t.Fatalf("the old agent's offer: %v; want DESTROY and UNRESERVE", ops)
+	}
+	if v := ops[0].Destroy.Volumes; len(v) != 1 || v[0].GetDisk().GetPersistence().GetID() != oldVolume {
+		t.Errorf("DESTROY %v; want volume %s", v, oldVolume)
+	}
+	for _, r := range ops[1].Unreserve.Resources {
+		if r.Disk != nil || !f.labelledFor(&r, "node-0") {
+			t.Errorf("UNRESERVE %v: want node-0's reservation, without the volume", r)
+		}
+	}
+	f.released("a1", ops)
+	if len(f.retired) != 0 {
+		t.Errorf("retired after the release: %+v", f.retired)
+	}
+	g, err := New(Config{Masters: f.cfg.Masters, Spec: f.spec, Home: f.cfg.Home, StateDir: f.store.dir})
+	if err != nil || g.nodes[0].AgentID != "a3" || g.nodes[0].ReplaceAddress != "127.0.0.1:7000" || len(g.retired) != 0 {
+		t.Fatalf("state after the replacement: %+v, retired %v, %v", *g.nodes[0], g.retired, err)
+	}
+}
+
+// Destroy retires each node once its task has ended; its agent's next
+// offer destroys the volume and unreserves the resources, and nothing is
+// placed or relaunched meanwhile. With nothing left, the destruction ends
+// and a second Destroy changes nothing; scaling out and rolling restarts
+// are refused while it runs.
+func TestDestroyReleasesEverything(t *testing.T) {
+	master := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"slaves":[{"id":"a1","active":true}]}`)
+	}))
+	defer master.Close()
+	f := testFramework(t, 2)
+	f.cfg.Masters = []string{strings.TrimPrefix(master.URL, "http://")}
+	now := time.Now()
+	placed, _ := f.useOffer(now, offer("a1", "127.0.0.1", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(7000, 7010)))
+	n := f.nodes[0]
+	n.State, n.Reserved = "TASK_RUNNING", true
+	volume := n.VolumeID
+
+	f.Destroy(t.Context())
+	if n.AgentID != "a1" || len(f.retired) != 0 {
+		t.Fatalf("a running node retired before its task ended: %+v, %v", *n, f.retired)
+	}
+	if err := f.AddNodes(t.Context(), 1); !errors.Is(err, ErrDestroying) {
+		t.Errorf("scaling out while destroying: %v", err)
+	}
+	if err := f.RollingRestart(nil); !errors.Is(err, ErrDestroying) {
+		t.Errorf("a rolling restart while destroying: %v", err)
+	}
+	n.State = "TASK_KILLED"
+	f.stepDestroy(t.Context())
+	if n.AgentID != "" || len(f.retired) != 1 || f.retired[0].VolumeID != volume {
+		t.Fatalf("after its task ended: node %+v, retired %+v", *n, f.retired)
+	}
+	if ops, _ := f.useOffer(now.Add(time.Hour), offer("a2", "127.0.0.2", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(8000, 8010))); ops != nil {
+		t.Fatalf("placed a node while destroying: %v", ops)
+	}
+	ops, _ := f.useOffer(now.Add(time.Hour), offer("a1", "127.0.0.1", reservedAs(placed)...))
+	if len(ops) != 2 || ops[0].Destroy == nil || ops[1].Unreserve == nil || len(ops[1].Unreserve.Resources) != 4 {
+		t.Fatalf("the agent's offer while destroying: %v; want DESTROY and UNRESERVE of cpus, mem, ports, disk", ops)
+	}
+	f.stepDestroy(t.Context())
+	select {
+	case <-f.Destroyed():
+		t.Fatal("destroyed before the release was taken")
+	default:
+	}
+	f.released("a1", ops)
+	f.stepDestroy(t.Context())
+	select {
+	case <-f.Destroyed():
+	default:
+		t.Fatalf("not destroyed with nothing left: %+v", f.Status())
+	}
+	if st := f.Status(); !st.Destroyed || st.Placed != 0 || st.Retired != 0 {
+		t.Errorf("status after the destruction: %+v", st)
+	}
+	f.Destroy(t.Context())
+}
+
+// A repair runs nodetool against one node at a time, as a small task on
+// unreserved resources of the node's agent; the next node's task only
+// once the previous one finished; a failure stops the job. Bad kinds and
+// keyspaces, and a second job while one runs, are refused.
+func TestJobOneNodeAtATime(t *testing.T) {
+	f := testFramework(t, 2)
+	now := time.Now()
+	f.useOffer(now, offer("a1", "127.0.0.1", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(7000, 7010)))
+	f.nodes[0].State, f.nodes[0].Joined, f.nodes[0].Up = "TASK_RUNNING", true, true
+	f.useOffer(now, offer("a2", "127.0.0.2", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(8000, 8010)))
+	f.nodes[1].State, f.nodes[1].Joined, f.nodes[1].Up = "TASK_RUNNING", true, true
+
+	for _, c := range [][2]string{{"compact", ""}, {"repair", "kv; rm -rf /"}} {
+		if _, err := f.StartJob(c[0], c[1]); err == nil {
+			t.Errorf("StartJob(%q, %q) accepted", c[0], c[1])
+		}
+	}
+	if _, err := f.StartJob(JobRepair, "kv"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.StartJob(JobCleanup, ""); err == nil {
+		t.Error("a cleanup started while a repair runs")
+	}
+	spare := func(agent, host string) *mesos.Offer {
+		return offer(agent, host, scalar("cpus", 1), scalar("mem", 1000))
+	}
+	if ops, _ := f.useOffer(now, spare("a2", "127.0.0.2")); ops != nil {
+		t.Fatalf("node-1's repair before node-0's: %v", ops)
+	}
+	ops, _ := f.useOffer(now, spare("a1", "127.0.0.1"))
+	if len(ops) != 1 || ops[0].Launch == nil {
+		t.Fatalf("node-0's repair: %v", ops)
+	}
+	task := ops[0].Launch.TaskInfos[0]
+	if cmd := task.GetCommand().GetValue(); cmd != "exec '/opt/cassandra/bin/nodetool' -h 127.0.0.1 -p 7002 'repair' '-pr' 'kv'" {
+		t.Errorf("node-0's repair command: %s", cmd)
+	}
+	for _, r := range task.Resources {
+		if r.GetRole() != "*" || (r.Name == "mem" && r.GetScalar().GetValue() != 256) {
+			t.Errorf("the repair task takes %v; want 256 MB of unreserved memory and a little cpu", r)
+		}
+	}
+	if ops, _ := f.useOffer(now, spare("a2", "127.0.0.2")); ops != nil {
+		t.Fatalf("node-1's repair while node-0's runs: %v", ops)
+	}
+	finished, failed := mesos.TASK_FINISHED, mesos.TASK_FAILED
+	f.jobUpdateLocked(mesos.TaskStatus{TaskID: task.TaskID, State: &finished})
+	ops, _ = f.useOffer(now, spare("a2", "127.0.0.2"))
+	if len(ops) != 1 || !strings.Contains(ops[0].Launch.TaskInfos[0].GetCommand().GetValue(), "-p 8002 'repair'") {
+		t.Fatalf("node-1's repair after node-0's: %v", ops)
+	}
+	f.jobUpdateLocked(mesos.TaskStatus{TaskID: ops[0].Launch.TaskInfos[0].TaskID, State: &failed})
+	j, _ := f.JobStatus()
+	if !j.Ended() || !strings.HasPrefix(j.Failed, "node-1: TASK_FAILED") || len(j.Done) != 1 {
+		t.Fatalf("after node-1's repair failed: %+v", j)
+	}
+	if _, err := f.StartJob(JobCleanup, ""); err != nil {
+		t.Errorf("a cleanup after the repair ended: %v", err)
+	}
+	ops, _ = f.useOffer(now, spare("a1", "127.0.0.1"))
+	if len(ops) != 1 || !strings.HasSuffix(ops[0].Launch.TaskInfos[0].GetCommand().GetValue(), "-p 7002 'cleanup'") {
+		t.Fatalf("node-0's cleanup: %v", ops)
 	}
 }

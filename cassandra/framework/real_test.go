@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,33 +29,34 @@ import (
 	"github.com/agora-cluster/agora/cassandra/plan"
 	"github.com/agora-cluster/agora/cluster/agent"
 	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/cluster/master"
+	"github.com/agora-cluster/agora/frameworks/state"
 )
 
 // agentMem is each test agent's memory: room for one node, not two.
 const agentMem = 2000
 
-// ring is a real agora cluster of three agents (hosts 127.0.0.1-3) with
+// ring is a real agora cluster of agents on hosts 127.0.0.1, .2, ... with
 // the Cassandra home for the framework.
 type ring struct {
 	agora *clustertest.Cluster
 	home  string
 	state string // the framework's state directory
+	// extraPorts are ports an agent added later (addAgent) offers beside
+	// its own range.
+	extraPorts string
 }
 
-func newRing(t *testing.T) *ring {
+func newRing(t *testing.T, agents int, masterCfg func(*master.Config)) *ring {
 	t.Helper()
 	r := &ring{home: cassandratest.Home(t), state: t.TempDir()}
-	hosts := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
-	var ranges [][2]int
-	for range hosts {
-		first, last := clustertest.PortRange(20)
-		ranges = append(ranges, [2]int{first, last})
-	}
 	r.agora = clustertest.Start(t, clustertest.Options{Verbose: os.Getenv("CASSANDRA_TEST_VERBOSE") != "",
-		Agents: len(hosts),
+		Agents: agents,
+		Master: masterCfg,
 		Agent: func(i int, cfg *agent.Config) {
-			cfg.Hostname = hosts[i]
-			cfg.Resources = fmt.Sprintf("cpus:1.5;mem:%d;disk:4000;ports:[%d-%d]", agentMem, ranges[i][0], ranges[i][1])
+			first, last := clustertest.PortRange(20)
+			cfg.Hostname = fmt.Sprintf("127.0.0.%d", i+1)
+			cfg.Resources = fmt.Sprintf("cpus:1.5;mem:%d;disk:4000;ports:[%d-%d%s]", agentMem, first, last, r.extraPorts)
 		},
 	})
 	t.Cleanup(func() {
@@ -115,8 +119,10 @@ func (r *ring) run(t *testing.T, spec plan.Spec, teardown bool) (*framework.Fram
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	// ended yields Run's error once, then (closed) nil to every later
+	// receive.
 	ended := make(chan error, 1)
-	go func() { ended <- fw.Run(ctx) }()
+	go func() { ended <- fw.Run(ctx); close(ended) }()
 	stopped := false
 	stop := func() {
 		if stopped {
@@ -254,7 +260,7 @@ func TestCassandraOnAgora(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs three Cassandra JVMs; not in -short")
 	}
-	r := newRing(t)
+	r := newRing(t, 3, nil)
 
 	t.Run("bad spec refused, nothing reserved", func(t *testing.T) {
 		big := testSpec(t, "")
@@ -487,4 +493,299 @@ func getJSON(url string, v any) error {
 	}
 	defer resp.Body.Close()
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// writer writes rows k = 0, 1, ... at QUORUM, paced, until stopped, and
+// records every write Cassandra acknowledged.
+type writer struct {
+	mu    sync.Mutex
+	acked []int
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func startWriter(s *gocql.Session) *writer {
+	w := &writer{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for k := 0; ; k++ {
+			select {
+			case <-w.stop:
+				return
+			case <-tick.C:
+			}
+			if s.Query(`INSERT INTO kv.t (k, v) VALUES (?, ?)`, k, fmt.Sprintf("v%d", k)).Consistency(gocql.Quorum).Exec() == nil {
+				w.mu.Lock()
+				w.acked = append(w.acked, k)
+				w.mu.Unlock()
+			}
+		}
+	}()
+	return w
+}
+
+// count is how many writes were acknowledged so far.
+func (w *writer) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.acked)
+}
+
+// end stops the writer and returns the acknowledged keys.
+func (w *writer) end(t *testing.T) []int {
+	t.Helper()
+	select {
+	case <-w.stop:
+	default:
+		close(w.stop)
+	}
+	clustertest.AwaitStop(t, "the writer", w.done)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.acked)
+}
+
+// waitWrites waits until the writer has n acknowledged writes.
+func (w *writer) waitWrites(t *testing.T, n int, limit time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); w.count() < n; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writes acknowledged within %v; want %d", w.count(), limit, n)
+		}
+	}
+}
+
+// ringStatus is `nodetool status` of the node whose JMX port is jmx: the
+// state (UN, DN, UJ...) of each address in the ring.
+func (r *ring) ringStatus(t *testing.T, jmx uint64) (map[string]string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(r.home, "bin", "nodetool"), "-h", "127.0.0.1", "-p", strconv.FormatUint(jmx, 10), "status")
+	cmd.WaitDelay = 10 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("nodetool status: %v\n%s", err, out)
+	}
+	st := map[string]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 2 && len(f[0]) == 2 && strings.ContainsAny(f[0][:1], "UD") && strings.ContainsAny(f[0][1:], "NLJM") {
+			st[f[1]] = f[0]
+		}
+	}
+	return st, string(out)
+}
+
+// The agent of a seed node goes away for good (stopped, its Cassandra
+// killed with it) while a client writes at QUORUM: the master finds the
+// agent unreachable, and after replace_timeout the framework places the
+// node on the spare agent with replace_address_first_boot. Every write
+// acknowledged before, during and after is read back at QUORUM, and the
+// ring is three UN nodes without the old address. When the old agent
+// comes back, the old node's reservation and volume are released.
+func TestReplaceNodeOfGoneAgent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs four Cassandra JVMs; not in -short")
+	}
+	// A stopped agent is found unreachable after five missed pings of a
+	// second: long enough for a busy machine, short for the test.
+	r := newRing(t, 3, func(c *master.Config) { c.AgentPingTimeout = time.Second; c.MaxAgentPingTimeouts = 5 })
+	spec := testSpec(t, `,"replace_timeout":"5s"`)
+	start := time.Now()
+	fw, ended, _ := r.run(t, spec, true)
+	ns := waitUp(t, fw, ended, 4*time.Minute, "three nodes up", nil)
+	t.Logf("three nodes up in %v", time.Since(start).Round(time.Second))
+	s := session(t, ns)
+	for _, q := range []string{
+		`CREATE KEYSPACE IF NOT EXISTS kv WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 3}`,
+		`CREATE TABLE IF NOT EXISTS kv.t (k int PRIMARY KEY, v text)`,
+	} {
+		if err := s.Query(q).Exec(); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	w := startWriter(s)
+	defer w.end(t)
+	w.waitWrites(t, 200, 2*time.Minute)
+
+	victim := ns[0]
+	if !victim.Seed {
+		t.Fatalf("node-0 is not a seed: %+v", victim)
+	}
+	agent := slices.IndexFunc(r.agora.Agents, func(a *clustertest.RunningAgent) bool { return a.Config.Hostname == victim.Host })
+	// The spare agent: room for one node, on the victim's storage port
+	// (a replacement takes it) and ports of its own. Agents that share a
+	// port range, as Mesos agents usually do, have it free.
+	r.extraPorts = fmt.Sprintf(",%d-%d", victim.StoragePort, victim.StoragePort)
+	r.agora.StartAgent(len(r.agora.Agents), "")
+	r.agora.WaitFor("the spare agent registered", func(s *clustertest.State) bool { return len(s.Slaves) == 4 })
+	pid := cassandraPID(t, victim.JMXPort)
+	t.Logf("stopping the agent of %s (%s) and killing its Cassandra (pid %d) after %d writes", victim.Name, victim.Host, pid, w.count())
+	stopped := time.Now()
+	r.agora.Agents[agent].Stop()
+	// The stopped agent kills its tasks; if it left the JVM, kill it.
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && err != syscall.ESRCH {
+		t.Fatal(err)
+	}
+	// Two minutes at a load average of 40; the bound is generous.
+	after := waitUp(t, fw, ended, 5*time.Minute, "node-0 replaced and up", func(ns []framework.Node) bool {
+		return ns[0].Replacements == 1 && ns[0].ReplaceAddress == ""
+	})
+	t.Logf("replacement up %v after the agent stopped (replace_timeout 5s, agent unreachable after 5 missed pings of 1s)", time.Since(stopped).Round(time.Second))
+	before := w.count()
+	w.waitWrites(t, before+100, time.Minute)
+	acked := w.end(t)
+	n := after[0]
+	if n.Host == victim.Host || n.VolumeID == victim.VolumeID || n.AgentID == victim.AgentID {
+		t.Errorf("the replacement %+v is on the old node's agent or volume (%+v)", n, victim)
+	}
+	t.Logf("%d writes acknowledged, %d of them after the replacement joined", len(acked), len(acked)-before)
+
+	check := session(t, after)
+	for _, k := range acked {
+		var v string
+		if err := check.Query(`SELECT v FROM kv.t WHERE k = ?`, k).Consistency(gocql.Quorum).Scan(&v); err != nil || v != fmt.Sprintf("v%d", k) {
+			t.Fatalf("acknowledged write %d read back at QUORUM: %q, %v", k, v, err)
+		}
+	}
+	want := map[string]string{}
+	for _, n := range after {
+		want[n.Host] = "UN"
+	}
+	for _, n := range after {
+		if st, out := r.ringStatus(t, n.JMXPort); !maps.Equal(st, want) {
+			t.Errorf("nodetool status on %s: %v; want %v\n%s", n.Name, st, want, out)
+		}
+	}
+	var peers []string
+	iter := check.Query(`SELECT peer FROM system.peers_v2`).Consistency(gocql.One).Iter()
+	var peer string
+	for iter.Scan(&peer) {
+		peers = append(peers, peer)
+	}
+	if err := iter.Close(); err != nil || slices.Contains(peers, victim.Host) {
+		t.Errorf("system.peers_v2: %v, %v; want no %s", peers, err, victim.Host)
+	}
+
+	// Repair, then cleanup, one node at a time, as nodetool tasks beside
+	// the nodes.
+	for _, kind := range []string{framework.JobRepair, framework.JobCleanup} {
+		began := time.Now()
+		if _, err := fw.StartJob(kind, "kv"); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+			j, _ := fw.JobStatus()
+			if j.Ended() {
+				if j.Failed != "" || len(j.Done) != 3 {
+					t.Fatalf("%s: %+v; want the 3 nodes done", kind, j)
+				}
+				t.Logf("%s of 3 nodes in %v", kind, time.Since(began).Round(time.Second))
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not done within two minutes: %+v", kind, j)
+			}
+		}
+	}
+	var repairs int
+	if err := check.Query(`SELECT count(*) FROM system_distributed.parent_repair_history`).Consistency(gocql.One).Scan(&repairs); err != nil || repairs < 3 {
+		t.Errorf("parent_repair_history: %d repairs, %v; want one for each node", repairs, err)
+	}
+
+	// The old agent returns: the old node's reservation and volume go.
+	r.agora.StartAgent(agent, "")
+	r.agora.WaitFor("the old agent back", func(s *clustertest.State) bool {
+		return slices.ContainsFunc(s.Slaves, func(a state.Agent) bool { return a.ID == victim.AgentID && a.Active })
+	})
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		got := r.reservedMem(t, spec.Role)
+		if _, left := got[victim.Host]; !left && len(got) == 3 && fw.Status().Retired == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reserved mem by host %v two minutes after the old agent came back; want none on %s", got, victim.Host)
+		}
+	}
+	r.checkReserved(t, spec, fw.Nodes())
+
+	// Destroy, through the API: the nodes are killed, the volumes
+	// destroyed, the resources unreserved, and the framework ends.
+	srv := httptest.NewServer(fw.Handler())
+	defer srv.Close()
+	if resp, err := http.Post(srv.URL+"/v1/destroy?cluster=other", "", nil); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("destroy naming another ring: %v, %v; want 400", resp.Status, err)
+	}
+	resp, err := http.Post(srv.URL+"/v1/destroy?cluster=ring", "", nil)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("destroy: %v, %v; want 202", resp.Status, err)
+	}
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatalf("the framework ended the destruction with %v", err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the framework did not end within two minutes of destroy: %+v", fw.Status())
+	}
+	st, err := r.agora.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := reservedOf(t, r, spec.Role); len(left) > 0 {
+		t.Errorf("reserved for %s after destroy: %v", spec.Role, left)
+	}
+	for _, f := range st.Frameworks {
+		if f.ID == fw.FrameworkID() {
+			t.Errorf("framework %s still registered (active %v) after destroy", f.ID, f.Active)
+		}
+	}
+	for _, a := range r.agora.Agents {
+		if pids := pidsWith(a.Config.WorkDir); len(pids) > 0 {
+			t.Errorf("Cassandra processes %v left under agent %s after destroy", pids, a.Config.Hostname)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(r.state, framework.StateFile)); !os.IsNotExist(err) {
+		t.Errorf("the destroyed ring's state file: %v; want it removed", err)
+	}
+}
+
+// reservedOf is every resource reserved for role, volumes included, by
+// agent host.
+func reservedOf(t *testing.T, r *ring, role string) map[string]map[string]any {
+	t.Helper()
+	resp, err := http.Get(r.agora.MasterURL + "/master/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Slaves []struct {
+			Hostname string                    `json:"hostname"`
+			Reserved map[string]map[string]any `json:"reserved_resources"`
+			Full     map[string][]any          `json:"reserved_resources_full"`
+		} `json:"slaves"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]any{}
+	for _, a := range st.Slaves {
+		got := map[string]any{}
+		for k, v := range a.Reserved[role] {
+			if x, ok := v.(float64); !ok || x > 0 {
+				got[k] = v
+			}
+		}
+		if len(a.Full[role]) > 0 {
+			got["full"] = a.Full[role]
+		}
+		if len(got) > 0 {
+			out[a.Hostname] = got
+		}
+	}
+	return out
 }

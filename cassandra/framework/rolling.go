@@ -39,6 +39,9 @@ func (r Rolling) Done() bool { return !r.Finished.IsZero() }
 func (f *Framework) RollingRestart(yaml map[string]json.RawMessage) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.destroying {
+		return ErrDestroying
+	}
 	if f.rolling != nil && !f.rolling.Done() {
 		return errors.New("a rolling restart is already under way")
 	}
@@ -100,9 +103,9 @@ func (f *Framework) stepRolling(ctx context.Context) {
 		r.Current, r.killed = "", ""
 	}
 	for _, n := range f.nodes {
-		if n.AgentID != "" && !n.Up {
+		if !n.Up {
 			f.mu.Unlock()
-			return // never take a second node down
+			return // never take a second node down (one joining or being replaced counts)
 		}
 	}
 	if len(r.Pending) == 0 {

@@ -19,6 +19,11 @@ type saved struct {
 	// YAML are cassandra.yaml keys changed through the API (a rolling
 	// configuration change), over the spec's.
 	YAML map[string]json.RawMessage `json:"yaml,omitempty"`
+	// Retired are placements left behind whose reservations and volumes
+	// are still to be released.
+	Retired []Retired `json:"retired,omitempty"`
+	// Destroying: the ring is being destroyed.
+	Destroying bool `json:"destroying,omitempty"`
 }
 
 // store keeps saved in DIR/cassandra.json, written atomically.
@@ -47,10 +52,10 @@ func openStore(dir string) (*store, saved, error) {
 
 // saveLocked writes the state, if kept. Call with f.mu held.
 func (f *Framework) saveLocked() {
-	if f.store == nil {
+	if f.store == nil || f.destroyedAt() {
 		return
 	}
-	s := saved{Cluster: f.spec.Name, FrameworkID: f.frameworkID, YAML: f.overrides}
+	s := saved{Cluster: f.spec.Name, FrameworkID: f.frameworkID, YAML: f.overrides, Retired: f.retired, Destroying: f.destroying}
 	for _, n := range f.nodes {
 		s.Nodes = append(s.Nodes, *n)
 	}

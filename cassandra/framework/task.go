@@ -23,14 +23,28 @@ func passedEnv() map[string]string {
 	return env
 }
 
-// seedsLocked are the seed nodes placed so far, host:storage_port: a seed
-// lists itself, and the first node is the whole list.
-func (f *Framework) seedsLocked() []string {
-	var out []string
+// seedsLocked are the seeds of self: the seed nodes placed so far,
+// host:storage_port. A seed lists itself, and the first node is the whole
+// list; but a node replacing another must bootstrap, which a node in its
+// own seed list does not, so a replacing seed lists only the others (or,
+// with no other seed, the nodes that have joined).
+func (f *Framework) seedsLocked(self *Node) []string {
+	replacing := self.ReplaceAddress != ""
+	var out, joined []string
 	for _, n := range f.nodes {
-		if n.Seed && n.AgentID != "" {
-			out = append(out, n.Host+":"+strconv.FormatUint(n.StoragePort, 10))
+		if n.AgentID == "" || (replacing && n == self) {
+			continue
 		}
+		addr := n.Host + ":" + strconv.FormatUint(n.StoragePort, 10)
+		if n.Seed {
+			out = append(out, addr)
+		}
+		if n.Joined {
+			joined = append(joined, addr)
+		}
+	}
+	if len(out) == 0 && replacing {
+		return joined
 	}
 	return out
 }
@@ -44,7 +58,7 @@ const volumeMark = "@AGORA_VOLUME@"
 // hints and saved caches on the persistent volume, then run bin/cassandra
 // of the home installed on the agent in the foreground.
 func (f *Framework) commandLocked(n *Node) mesos.CommandInfo {
-	yaml := f.spec.NodeYAML(planNode(n), f.seedsLocked(), volumeMark)
+	yaml := f.spec.NodeYAML(planNode(n), f.seedsLocked(n), volumeMark)
 	cassandra := shellQuote(f.cfg.Home + "/bin/cassandra")
 	var b strings.Builder
 	line := func(l ...string) {
@@ -68,10 +82,16 @@ func (f *Framework) commandLocked(n *Node) mesos.CommandInfo {
 	line(`export CASSANDRA_CONF="$sandbox/conf" CASSANDRA_DATA="$volume"`)
 	line(`exec `, cassandra, ` -f`)
 	script := b.String()
+	jvm := slices.Clone(f.spec.JVMOptions)
+	if n.ReplaceAddress != "" {
+		// Ignored by a node that has bootstrapped already (first boot),
+		// so a relaunch during the replacement resumes it.
+		jvm = append(jvm, "-Dcassandra.replace_address_first_boot="+n.ReplaceAddress)
+	}
 	env := map[string]string{
 		"MAX_HEAP_SIZE":  fmt.Sprintf("%dM", f.spec.HeapMB()),
 		"JMX_PORT":       strconv.FormatUint(n.JMXPort, 10),
-		"JVM_EXTRA_OPTS": strings.Join(f.spec.JVMOptions, " "),
+		"JVM_EXTRA_OPTS": strings.Join(jvm, " "),
 	}
 	for _, k := range passEnv {
 		if v, ok := f.cfg.Env[k]; ok && v != "" {

@@ -22,7 +22,9 @@ func (f *Framework) watch(ctx context.Context) {
 		case <-t.C:
 		}
 		f.probeAll(ctx)
+		f.checkGone(ctx)
 		f.stepRolling(ctx)
+		f.stepDestroy(ctx)
 	}
 }
 
@@ -53,6 +55,11 @@ func (f *Framework) probeAll(ctx context.Context) {
 				f.losses[n.Name] = 0
 			}
 			n.Up = up
+			if up && n.ReplaceAddress != "" {
+				f.log.Info("replacement node has joined the ring in the old node's place", "node", n.Name, "replaced", n.ReplaceAddress, "host_id", l.HostID)
+				n.ReplaceAddress = ""
+				f.saveLocked()
+			}
 			if up && (!n.Joined || n.HostID != l.HostID) {
 				n.Joined, n.HostID = true, l.HostID
 				f.saveLocked()

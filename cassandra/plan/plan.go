@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Spec is a Cassandra cluster as `agora cassandra scheduler --spec FILE`
@@ -47,7 +48,31 @@ type Spec struct {
 	YAML map[string]json.RawMessage `json:"yaml"`
 	// JVMOptions are more options for each node's JVM (-D...).
 	JVMOptions []string `json:"jvm_options"`
+	// ReplaceTimeout is how long a node's agent may be away (not active
+	// at the master) while the node is not running before the node is
+	// replaced on another agent with replace_address_first_boot.
+	ReplaceTimeout Duration `json:"replace_timeout"`
 }
+
+// Duration is a time.Duration written as Go does ("10m", "90s").
+type Duration time.Duration
+
+// UnmarshalJSON reads "10m", "90s" and the like.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration %s: give it as a string such as \"10m\" or \"90s\"", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: give it as a string such as \"10m\" or \"90s\"", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes the duration as UnmarshalJSON reads it.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
 
 // Heap is a heap size in MB; 0 means "auto".
 type Heap int
@@ -79,6 +104,13 @@ const (
 	DefaultDisk      = 2048.0
 	DefaultNumTokens = 16
 	DefaultRole      = "cassandra"
+	// DefaultReplaceTimeout outlasts the master's detection of a lost
+	// agent (75 s) and its wait for agents after a failover (10 min):
+	// replacing streams a node's whole data, so an agent that is only
+	// restarting is waited for.
+	DefaultReplaceTimeout = Duration(10 * time.Minute)
+	// MinReplaceTimeout keeps a slow probe from replacing a live node.
+	MinReplaceTimeout = Duration(time.Second)
 	// OffHeapMin is what a node needs beside its heap: metaspace, thread
 	// stacks, direct buffers, compression and bloom filters.
 	OffHeapMin = 256.0
@@ -128,6 +160,9 @@ func (s Spec) WithDefaults() Spec {
 	}
 	if s.NodesPerAgent == 0 {
 		s.NodesPerAgent = 1
+	}
+	if s.ReplaceTimeout == 0 {
+		s.ReplaceTimeout = DefaultReplaceTimeout
 	}
 	return s
 }
@@ -193,6 +228,9 @@ func (s Spec) Validate() error {
 	}
 	if s.NodesPerAgent < 1 {
 		bad("nodes_per_agent %d: at least 1", s.NodesPerAgent)
+	}
+	if s.ReplaceTimeout < MinReplaceTimeout {
+		bad("replace_timeout %v: at least %v", time.Duration(s.ReplaceTimeout), time.Duration(MinReplaceTimeout))
 	}
 	keys := make([]string, 0, len(s.YAML))
 	for k := range s.YAML {

@@ -3,6 +3,7 @@ package plan
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseDefaults(t *testing.T) {
@@ -12,6 +13,12 @@ func TestParseDefaults(t *testing.T) {
 	}
 	if s.Nodes != 3 || s.Seeds != 2 || s.Role != "cassandra" || s.NodesPerAgent != 1 || s.NumTokens != 16 || s.Mem != 2048 {
 		t.Fatalf("defaults: %+v", s)
+	}
+	if s.ReplaceTimeout != DefaultReplaceTimeout {
+		t.Fatalf("replace_timeout default %v", s.ReplaceTimeout)
+	}
+	if r, err := Parse([]byte(`{"replace_timeout":"90s"}`)); err != nil || time.Duration(r.ReplaceTimeout) != 90*time.Second {
+		t.Fatalf("replace_timeout 90s: %v, %v", r.ReplaceTimeout, err)
 	}
 	if s.HeapMB() != 1024 {
 		t.Fatalf("auto heap of 2048 MB: %d, want 1024", s.HeapMB())
@@ -43,6 +50,9 @@ func TestValidateRefuses(t *testing.T) {
 		{`{"jvm_options":["-Xmx2g"]}`, "set the heap with heap"},
 		{`{"nodez":3}`, `unknown field "nodez"`},
 		{`{"heap":"lots"}`, `heap "lots"`},
+		{`{"replace_timeout":"soon"}`, `duration "soon"`},
+		{`{"replace_timeout":600}`, `duration 600`},
+		{`{"replace_timeout":"10ms"}`, `replace_timeout 10ms: at least 1s`},
 	} {
 		_, err := Parse([]byte(c.spec))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

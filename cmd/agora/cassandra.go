@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,7 +27,7 @@ import (
 )
 
 func init() {
-	register(command{name: "cassandra", summary: "Cassandra: the scheduler that runs a ring on reserved resources, and status|nodes|endpoints", run: runCassandra})
+	register(command{name: "cassandra", summary: "Cassandra: the scheduler that runs a ring on reserved resources, and its status, restart, repair, cleanup and destroy", run: runCassandra})
 }
 
 // cassandraCommands are the subcommands of `agora cassandra`.
@@ -47,6 +49,15 @@ var cassandraCommands = map[string]command{
 	}},
 	"restart": {name: "restart", summary: "Rolling restart, one node at a time; --set key=value changes cassandra.yaml", run: func(args []string) int {
 		return cassandraRestart(args, os.Stdout, os.Stderr)
+	}},
+	"repair": {name: "repair", summary: "nodetool repair -pr on each node in turn, as tasks on their agents", run: func(args []string) int {
+		return cassandraJob(framework.JobRepair, args, os.Stdout, os.Stderr)
+	}},
+	"cleanup": {name: "cleanup", summary: "nodetool cleanup on each node in turn (after a scale-out)", run: func(args []string) int {
+		return cassandraJob(framework.JobCleanup, args, os.Stdout, os.Stderr)
+	}},
+	"destroy": {name: "destroy", summary: "Kill the nodes, destroy their volumes, unreserve their resources and end the scheduler", run: func(args []string) int {
+		return cassandraDestroy(args, os.Stdout, os.Stderr)
 	}},
 	"endpoints": {name: "endpoints", summary: "Print the native-transport (CQL) addresses of the nodes that are up", run: func(args []string) int { return cassandraGet("endpoints", args, os.Stdout, os.Stderr) }},
 }
@@ -81,7 +92,8 @@ Runs a Cassandra ring on agora from a spec (JSON):
 
   {"name": "ring", "nodes": 3, "seeds": 2, "cpus": 1, "mem": 2048, "disk": 2048,
    "heap": "auto", "num_tokens": 16, "role": "cassandra", "nodes_per_agent": 1,
-   "yaml": {"concurrent_reads": 32}, "jvm_options": ["-Dcassandra.ring_delay_ms=5000"]}
+   "yaml": {"concurrent_reads": 32}, "jvm_options": ["-Dcassandra.ring_delay_ms=5000"],
+   "replace_timeout": "10m"}
 
 For each node it reserves the node's cpus, mem, disk and three ports (storage,
 native transport, JMX) for the role, creates a persistent volume on the disk and
@@ -100,10 +112,19 @@ host IDs are kept there: interrupting the command leaves the nodes running, and
 starting it again adopts them. Without it (or with --teardown), interrupting
 stops them; reservations and volumes stay.
 
+A node whose agent stays away from the master (not active) longer than the
+spec's "replace_timeout" (default 10m) while the node is down is replaced: it
+is placed on another agent with -Dcassandra.replace_address_first_boot naming
+the old node, and the old reservation and volume are released if that agent
+comes back.
+
 The REST API (--api) serves GET /v1/status, /v1/nodes, /v1/endpoints,
-/v1/config and /v1/restart, and POST /v1/nodes/add?count=N (scale out) and
+/v1/config and /v1/restart, and POST /v1/nodes/add?count=N (scale out),
 /v1/restart ({"yaml": {...}}: a rolling restart or configuration change, one
-node at a time); its address is printed on stdout as "api http://HOST:PORT".
+node at a time), /v1/repair and /v1/cleanup (?keyspace=K; nodetool on each
+node in turn, GET /v1/job follows it) and /v1/destroy?cluster=NAME (kill the nodes, destroy their
+volumes, unreserve their resources, then end); its address is printed on
+stdout as "api http://HOST:PORT".
 Keys changed by a rolling restart are kept in --state_dir over the spec's.
 
 Flags:
@@ -167,6 +188,11 @@ func cassandraScheduler(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err := fw.Run(ctx); err != nil {
 		fmt.Fprintln(stderr, "agora cassandra scheduler:", err)
 		return 1
+	}
+	select {
+	case <-fw.Destroyed():
+		fmt.Fprintf(stderr, "agora cassandra scheduler: ring %q destroyed: its volumes and reservations are gone, and so is its state\n", spec.Name)
+	default:
 	}
 	return 0
 }
@@ -373,6 +399,141 @@ func cassandraRestart(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+	}
+	return 0
+}
+
+// cassandraDestroy runs `agora cassandra destroy --cluster NAME`: POST
+// /v1/destroy, then (with --wait) polls GET /v1/status until the ring is
+// destroyed or the scheduler, done, stops answering.
+func cassandraDestroy(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agora cassandra destroy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	api := fs.String("api", cassandraAPI(), "the scheduler's REST API, HOST:PORT (env AGORA_CASSANDRA_API)")
+	cluster := fs.String("cluster", "", "the ring's name, to confirm which ring's data goes")
+	wait := fs.Duration("wait", 0, "wait this long for the destruction to end (0: do not wait)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: agora cassandra destroy --cluster NAME [--wait 5m]\n\n"+
+			"Kills the ring's nodes, destroys their persistent volumes (their data) and unreserves\n"+
+			"their resources; then the scheduler tears its framework down and forgets the ring.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "agora cassandra destroy: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if *cluster == "" {
+		fmt.Fprintln(stderr, "agora cassandra destroy: name the ring to destroy with --cluster NAME (its data goes with it)")
+		return 2
+	}
+	base := *api
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	base = strings.TrimSuffix(base, "/")
+	c := http.Client{Timeout: 20 * time.Second}
+	resp, err := c.Post(base+"/v1/destroy?cluster="+url.QueryEscape(*cluster), "", nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "agora cassandra destroy: the scheduler's API at %s: %v\n", *api, err)
+		return 1
+	}
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		fmt.Fprintf(stderr, "agora cassandra destroy: %s: %s\n", resp.Status, strings.TrimSpace(string(answer)))
+		return 1
+	}
+	fmt.Fprintf(stdout, "destroying ring %s\n", *cluster)
+	for deadline := time.Now().Add(*wait); *wait > 0; time.Sleep(2 * time.Second) {
+		var st framework.Status
+		resp, err := c.Get(base + "/v1/status")
+		if err != nil {
+			// The scheduler ends once the ring is destroyed.
+			fmt.Fprintln(stdout, "done: the scheduler has ended")
+			return 0
+		}
+		json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if st.Destroyed {
+			fmt.Fprintln(stdout, "done: destroyed")
+			return 0
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(stderr, "agora cassandra destroy: not done after %v (%d nodes placed, %d placements to release); it goes on\n", *wait, st.Placed, st.Retired)
+			return 1
+		}
+	}
+	return 0
+}
+
+// cassandraJob runs `agora cassandra repair|cleanup [--keyspace K]`: POST
+// /v1/KIND, then (with --wait) polls GET /v1/job until it ends.
+func cassandraJob(kind string, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agora cassandra "+kind, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	api := fs.String("api", cassandraAPI(), "the scheduler's REST API, HOST:PORT (env AGORA_CASSANDRA_API)")
+	keyspace := fs.String("keyspace", "", "only this keyspace (default: all)")
+	wait := fs.Duration("wait", 0, "wait this long for it to end, printing its progress (0: do not wait)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: agora cassandra %s [--keyspace K] [--wait 30m]\n\n"+
+			"Runs nodetool %s on each node in turn, as a task on the node's agent; the next node\n"+
+			"once the previous one has finished. A failure stops it.\n\nFlags:\n", kind, kind)
+		fs.PrintDefaults()
+	}
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "agora cassandra %s: unexpected arguments %q\n", kind, fs.Args())
+		return 2
+	}
+	base := *api
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	base = strings.TrimSuffix(base, "/")
+	c := http.Client{Timeout: 20 * time.Second}
+	resp, err := c.Post(base+"/v1/"+kind+"?keyspace="+url.QueryEscape(*keyspace), "", nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "agora cassandra %s: the scheduler's API at %s: %v\n", kind, *api, err)
+		return 1
+	}
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		fmt.Fprintf(stderr, "agora cassandra %s: %s: %s\n", kind, resp.Status, strings.TrimSpace(string(answer)))
+		return 1
+	}
+	var j framework.Job
+	json.Unmarshal(answer, &j)
+	nodes := slices.Clone(j.Pending)
+	if j.Current != "" {
+		nodes = append([]string{j.Current}, nodes...)
+	}
+	fmt.Fprintf(stdout, "%s of %s, one at a time\n", kind, strings.Join(nodes, ", "))
+	for deadline := time.Now().Add(*wait); *wait > 0; {
+		if j.Ended() {
+			if j.Failed != "" {
+				fmt.Fprintf(stderr, "agora cassandra %s: failed on %s (done: %s)\n", kind, j.Failed, strings.Join(j.Done, ", "))
+				return 1
+			}
+			fmt.Fprintf(stdout, "done: %s\n", strings.Join(j.Done, ", "))
+			return 0
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(stderr, "agora cassandra %s: not done after %v (on %q, %d to go); it goes on\n", kind, *wait, j.Current, len(j.Pending))
+			return 1
+		}
+		time.Sleep(2 * time.Second)
+		resp, err := c.Get(base + "/v1/job")
+		if err != nil {
+			continue
+		}
+		json.NewDecoder(resp.Body).Decode(&j)
 		resp.Body.Close()
 	}
 	return 0

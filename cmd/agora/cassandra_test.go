@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -29,9 +30,14 @@ func TestCassandraSchedulerRefusesBadSpec(t *testing.T) {
 // status, nodes and endpoints print the scheduler API's answers as tables,
 // or as they came with --json.
 func TestCassandraGet(t *testing.T) {
+	var destroying atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/v1/status":
+			if destroying.Load() {
+				w.Write([]byte(`{"cluster":"ring","destroying":true,"destroyed":true}`))
+				return
+			}
 			w.Write([]byte(`{"cluster":"ring","framework_id":"fw-1","role":"cassandra","nodes":3,"placed":3,"running":3,"up":2,"heap_mb":640}`))
 		case "/v1/nodes":
 			w.Write([]byte(`[{"name":"node-0","seed":true,"host":"127.0.0.1","native_port":9042,"storage_port":7000,"jmx_port":7199,"state":"TASK_RUNNING","up":true,"host_id":"h0","volume_id":"v0"}]`))
@@ -55,6 +61,25 @@ func TestCassandraGet(t *testing.T) {
 				return
 			}
 			w.Write([]byte(`{"pending":[],"restarted":["node-0","node-1"],"started":"2026-12-04T00:00:00Z","finished":"2026-12-04T00:01:00Z"}`))
+		case "/v1/repair":
+			if r.Method != http.MethodPost || r.URL.Query().Get("keyspace") != "kv" {
+				http.Error(w, "bad repair", http.StatusBadRequest)
+				return
+			}
+			w.WriteHeader(http.StatusAccepted)
+			w.Write([]byte(`{"kind":"repair","keyspace":"kv","pending":["node-1"],"current":"node-0","done":[]}`))
+		case "/v1/cleanup":
+			http.Error(w, "a repair is under way", http.StatusConflict)
+		case "/v1/job":
+			w.Write([]byte(`{"kind":"repair","pending":[],"done":["node-0","node-1"],"finished":"2026-12-04T00:01:00Z"}`))
+		case "/v1/destroy":
+			if r.Method != http.MethodPost || r.URL.Query().Get("cluster") != "ring" {
+				http.Error(w, "bad destroy", http.StatusBadRequest)
+				return
+			}
+			destroying.Store(true)
+			w.WriteHeader(http.StatusAccepted)
+			w.Write([]byte(`{"cluster":"ring","destroying":true}`))
 		case "/v1/endpoints":
 			w.Write([]byte(`{"cluster":"ring","native":["127.0.0.1:9042","127.0.0.2:9043"],"jmx":[]}`))
 		default:
@@ -93,6 +118,25 @@ func TestCassandraGet(t *testing.T) {
 	if code := cassandraRestart([]string{"--api", srv.URL, "--set", "concurrent_reads=16", "--set", "disk_access_mode=mmap", "--wait", "30s"}, &restarted, &restartErr); code != 0 ||
 		!strings.Contains(restarted.String(), "rolling restart of node-0, node-1") || !strings.Contains(restarted.String(), "done: node-0, node-1 restarted") {
 		t.Errorf("restart: exit %d, %q, %q", code, restarted.String(), restartErr.String())
+	}
+	var repaired, repairErr strings.Builder
+	if code := cassandraJob("repair", []string{"--api", srv.URL, "--keyspace", "kv", "--wait", "30s"}, &repaired, &repairErr); code != 0 ||
+		!strings.Contains(repaired.String(), "repair of node-0, node-1, one at a time") || !strings.Contains(repaired.String(), "done: node-0, node-1") {
+		t.Errorf("repair: exit %d, %q, %q", code, repaired.String(), repairErr.String())
+	}
+	if code := cassandraJob("cleanup", []string{"--api", srv.URL}, &repaired, &repairErr); code != 1 || !strings.Contains(repairErr.String(), "a repair is under way") {
+		t.Errorf("cleanup during a repair: exit %d, %q", code, repairErr.String())
+	}
+	var destroyed, destroyErr strings.Builder
+	if code := cassandraDestroy([]string{"--api", srv.URL}, &destroyed, &destroyErr); code != 2 || !strings.Contains(destroyErr.String(), "--cluster NAME") {
+		t.Errorf("destroy without --cluster: exit %d, %q", code, destroyErr.String())
+	}
+	if code := cassandraDestroy([]string{"--api", srv.URL, "--cluster", "other"}, &destroyed, &destroyErr); code != 1 || destroying.Load() {
+		t.Errorf("destroy of another ring: exit %d (destroying %v), %q", code, destroying.Load(), destroyErr.String())
+	}
+	if code := cassandraDestroy([]string{"--api", srv.URL, "--cluster", "ring", "--wait", "30s"}, &destroyed, &destroyErr); code != 0 ||
+		!strings.Contains(destroyed.String(), "done: destroyed") {
+		t.Errorf("destroy: exit %d, %q, %q", code, destroyed.String(), destroyErr.String())
 	}
 	var out, errOut strings.Builder
 	if code := cassandraGet("status", []string{"--api", "127.0.0.1:1"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "the scheduler's API at 127.0.0.1:1") {
