@@ -298,7 +298,9 @@ func TestPsInsideATaskSeesOnlyTheTask(t *testing.T) {
 	fm := newFakeMaster(t)
 	cfg, _ := isolatedConfig(t, fm)
 	ta, _ := startRegistered(t, fm, cfg)
-	run(fm, isolatedTask("ps", `sleep 100 & ps -e -o pid=,comm=`, 0.1, 32))
+	// ps runs once the background child has become sleep: until it execs,
+	// it is a second sh (seen under load).
+	run(fm, isolatedTask("ps", `sleep 100 & until [ "$(cat /proc/$!/comm)" = sleep ]; do :; done; ps -e -o pid=,comm=`, 0.1, 32))
 	ups := fm.expectStates(t, "ps", mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_FINISHED)
 	out := readFile(t, filepath.Join(sandboxOf(ta.Agent, "ps", ups[1]), "stdout"))
 	var comms []string
