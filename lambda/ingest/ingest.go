@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -50,16 +51,21 @@ type Config struct {
 
 // Stats count what an ingester did.
 type Stats struct {
-	Appended   int64 // events appended to the dataset
-	DeadLetter int64 // events sent to the dead-letter topic
-	Chunks     int64 // chunks committed
+	Appended   int64 `json:"appended"`    // events appended to the dataset
+	DeadLetter int64 `json:"dead_letter"` // events sent to the dead-letter topic
+	Chunks     int64 `json:"chunks"`      // chunks committed
 }
 
 // Ingester appends one pipeline's input topic to its dataset.
 type Ingester struct {
-	cfg   Config
-	cl    *kgo.Client
-	Stats Stats
+	cfg                    Config
+	cl                     *kgo.Client
+	appended, dead, chunks atomic.Int64
+}
+
+// Stats are the ingester's counts so far (safe from any goroutine).
+func (in *Ingester) Stats() Stats {
+	return Stats{Appended: in.appended.Load(), DeadLetter: in.dead.Load(), Chunks: in.chunks.Load()}
 }
 
 // New recovers the dataset (dropping uncommitted chunks) and returns an
@@ -156,9 +162,9 @@ func (in *Ingester) commit(ctx context.Context, part int32, recs []*kgo.Record) 
 	if err := writeFile(filepath.Join(in.cfg.Dir, "_commits"), name, ""); err != nil {
 		return err
 	}
-	in.Stats.Appended += int64(len(recs) - len(dead))
-	in.Stats.DeadLetter += int64(len(dead))
-	in.Stats.Chunks++
+	in.appended.Add(int64(len(recs) - len(dead)))
+	in.dead.Add(int64(len(dead)))
+	in.chunks.Add(1)
 	return nil
 }
 

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agora-cluster/agora/lambda/pipeline"
+	"github.com/agora-cluster/agora/lambda/plan"
+	"github.com/agora-cluster/agora/lambda/serve"
+	"github.com/agora-cluster/agora/lambda/view"
+)
+
+const pageviewsSpec = "../../examples/lambda-pageviews/pipeline.yaml"
+
+// lambdaUpInBackground runs `agora lambda up` until the test ends and
+// returns the brokers and query API it printed.
+func lambdaUpInBackground(t *testing.T, dir string) (brokers, api string, stop func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	var stderr strings.Builder
+	go func() {
+		code := lambdaUp(ctx, []string{pageviewsSpec, "--work_dir", dir, "--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0", "--batch_period", "1h"}, pw, &stderr)
+		pw.Close()
+		done <- code
+	}()
+	sc := bufio.NewScanner(pr)
+	topicRE := regexp.MustCompile(`topic pageviews on (\S+)`)
+	queryRE := regexp.MustCompile(`query:\s+http://(\S+)/v1/query`)
+	for sc.Scan() && (brokers == "" || api == "") {
+		if m := topicRE.FindStringSubmatch(sc.Text()); m != nil {
+			brokers = m[1]
+		}
+		if m := queryRE.FindStringSubmatch(sc.Text()); m != nil {
+			api = m[1]
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if brokers == "" || api == "" {
+		cancel()
+		t.Fatalf("lambda up printed no addresses; exit %d: %s", <-done, stderr.String())
+	}
+	var stopped bool
+	stop = func() int {
+		if stopped {
+			return 0
+		}
+		stopped = true
+		cancel()
+		select {
+		case code := <-done:
+			return code
+		case <-time.After(time.Minute):
+			t.Fatal("lambda up did not stop within a minute of its interrupt")
+			return -1
+		}
+	}
+	t.Cleanup(func() { stop() })
+	return brokers, api, stop
+}
+
+// `agora lambda up` on the embedded broker: events sent with `agora
+// lambda send` are answered exactly by `agora lambda query` before and
+// after a batch run, bad events are counted as dead letters, and a
+// restart on the same work_dir keeps every answer.
+func TestLambdaUpSendQuery(t *testing.T) {
+	if code, _, stderr := runLambdaCmd(t, "up", "../../examples/lambda-pageviews/nosuch.yaml"); code != 2 || !strings.Contains(stderr, "no such file") {
+		t.Fatalf("up with a missing spec: exit %d, %q", code, stderr)
+	}
+	bad := t.TempDir() + "/bad.yaml"
+	os.WriteFile(bad, []byte("name: p\ninput: {topic: t, schema: {time: {field: ts}}}\nviews: [{name: c, type: median, bucket: 1h}]\n"), 0o644)
+	if code, _, stderr := runLambdaCmd(t, "up", bad); code != 2 || !strings.Contains(stderr, `unknown type "median"`) {
+		t.Fatalf("up with a bad spec: exit %d, %q", code, stderr)
+	}
+
+	data, _ := os.ReadFile(pageviewsSpec)
+	spec, err := plan.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	brokers, api, stop := lambdaUpInBackground(t, dir)
+
+	r := rand.New(rand.NewPCG(5, 6))
+	var lines []string
+	truth := view.Table{}
+	for i := 0; i < 2000; i++ {
+		line := fmt.Sprintf(`{"ts":%d,"url":"/p%d","user":"u%d","bytes":%d}`,
+			time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC).UnixMilli()+r.Int64N(5*3600e3), r.IntN(3), r.IntN(30), r.IntN(4000))
+		ev, _ := spec.ParseEvent([]byte(line))
+		truth.Apply(spec, ev)
+		lines = append(lines, line)
+	}
+	lines = append(lines, `{"ts":"soon","url":"/p0"}`, `not json`)
+	if code := lambdaSend([]string{"--brokers", brokers, "--topic", "pageviews"}, strings.NewReader(strings.Join(lines, "\n")), io.Discard, io.Discard); code != 0 {
+		t.Fatalf("lambda send: exit %d", code)
+	}
+
+	status := func() pipeline.Status {
+		code, out, stderr := runLambdaCmd(t, "status", "--api", api, "--json")
+		var st pipeline.Status
+		if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+			t.Fatalf("lambda status: exit %d, %s %s", code, out, stderr)
+		}
+		return st
+	}
+	waitFor := func(what string, cond func(pipeline.Status) bool) {
+		t.Helper()
+		var st pipeline.Status
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			if st = status(); cond(st) {
+				return
+			}
+		}
+		t.Fatalf("no %s within 2 minutes: %+v", what, st)
+	}
+	speedTotal := func(st pipeline.Status) int64 { return st.SpeedNext[0] + st.SpeedNext[1] }
+	waitFor("ingest and speed layer caught up", func(st pipeline.Status) bool {
+		return st.Ingest.Appended == 2000 && st.Ingest.DeadLetter == 2 && speedTotal(st) == 2002
+	})
+
+	check := func(stage string) {
+		t.Helper()
+		for _, v := range spec.Views {
+			keys := [][]string{{"/p0"}, {"/p2"}}
+			if len(v.Key) == 0 {
+				keys = [][]string{nil}
+			}
+			for _, k := range keys {
+				args := []string{"query", "--api", api, "--view", v.Name, "--json"}
+				for _, kv := range k {
+					args = append(args, "--key", kv)
+				}
+				code, out, stderr := runLambdaCmd(t, args...)
+				var a serve.Answer
+				if code != 0 || json.Unmarshal([]byte(out), &a) != nil {
+					t.Fatalf("%s: lambda %v: exit %d, %s %s", stage, args, code, out, stderr)
+				}
+				got := map[int64]float64{}
+				for _, p := range a.Points {
+					got[p.Bucket.Unix()] = p.Value
+				}
+				want := map[int64]float64{}
+				for row, agg := range truth {
+					if row.View == v.Name && row.Key == view.KeyOf(k...) {
+						want[row.Bucket] = agg.Value(v.Type)
+					}
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("%s: view %s key %v: got %v, want %v", stage, v.Name, k, got, want)
+				}
+			}
+		}
+	}
+	check("speed layer only")
+	if code, out, stderr := runLambdaCmd(t, "batch", "--api", api); code != 0 || !strings.Contains(out, "batch view recomputed") {
+		t.Fatalf("lambda batch: exit %d, %s %s", code, out, stderr)
+	}
+	if st := status(); st.BatchWatermark[0]+st.BatchWatermark[1] == 0 {
+		t.Fatalf("the batch run covered nothing: %+v", st)
+	}
+	check("batch and speed")
+	if code, _, stderr := runLambdaCmd(t, "query", "--api", api, "--view", "nosuch"); code != 1 || !strings.Contains(stderr, `unknown view "nosuch"`) {
+		t.Fatalf("query of an unknown view: exit %d, %q", code, stderr)
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("lambda up exited %d after its interrupt", code)
+	}
+
+	// Up again on the same work_dir: the dataset and the broker's log are
+	// kept, the batch view is recomputed at start, and the speed layer
+	// reads on from its watermark.
+	_, api, _ = lambdaUpInBackground(t, dir)
+	waitFor("the restarted speed layer caught up", func(st pipeline.Status) bool { return speedTotal(st) == 2002 })
+	check("after a restart")
+}
+
+func runLambdaCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb strings.Builder
+	var code int
+	switch args[0] {
+	case "up":
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		code = lambdaUp(ctx, args[1:], &out, &errb)
+	case "status":
+		code = lambdaStatus(args[1:], &out, &errb)
+	case "query":
+		code = lambdaQuery(args[1:], &out, &errb)
+	case "batch":
+		code = lambdaBatch(args[1:], &out, &errb)
+	default:
+		t.Fatalf("no lambda command %s", args[0])
+	}
+	return code, out.String(), errb.String()
+}

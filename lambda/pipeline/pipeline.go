@@ -1,0 +1,289 @@
+// Package pipeline runs a whole lambda pipeline in one process — what
+// `agora lambda up` starts: the broker (an in-process Kafka-compatible
+// one, franz-go's kfake, unless real brokers are given), the ingester that
+// appends the master dataset, the speed layer, the batch layer on its
+// period, and the query API, with /v1/status and POST /v1/batch beside
+// /v1/query.
+//
+// The layers run here as goroutines; running each as agora tasks (the
+// speed layer on the native Storm runtime, the batch layer on the Hadoop
+// framework) is the next step, and the pieces (lambda/ingest, speed,
+// batch, serve) do not change for it.
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/agora-cluster/agora/lambda/batch"
+	"github.com/agora-cluster/agora/lambda/ingest"
+	"github.com/agora-cluster/agora/lambda/plan"
+	"github.com/agora-cluster/agora/lambda/serve"
+	"github.com/agora-cluster/agora/lambda/speed"
+	"github.com/agora-cluster/agora/lambda/view"
+)
+
+// Config is one pipeline run.
+type Config struct {
+	Spec *plan.Spec
+	// Brokers are real Kafka brokers; none runs the embedded broker,
+	// listening on BrokerAddr (default 127.0.0.1:0), its log kept under
+	// Dir so that a restart keeps the events.
+	Brokers    []string
+	BrokerAddr string
+	// Dir holds the master dataset (and the embedded broker's log).
+	Dir string
+	// QueryAddr is the query API's address (default 127.0.0.1:0).
+	QueryAddr string
+	// BatchPeriod overrides the spec's batch period (0: the spec's).
+	BatchPeriod time.Duration
+	Log         *slog.Logger
+}
+
+// Pipeline is a running pipeline.
+type Pipeline struct {
+	cfg     Config
+	Brokers []string // where events are sent
+	Query   string   // the query API's address, HOST:PORT
+
+	fake   *kfake.Cluster
+	in     *ingest.Ingester
+	sp     *speed.Layer
+	srv    *serve.Server
+	ln     net.Listener
+	hs     *http.Server
+	batch  sync.Mutex // one batch run at a time
+	closed sync.Once
+	status struct {
+		sync.Mutex
+		lastBatch time.Time
+		lastTook  time.Duration
+		lastErr   string
+	}
+}
+
+// Start starts every part, each listening before Start returns.
+func Start(cfg Config) (*Pipeline, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if cfg.BatchPeriod == 0 {
+		cfg.BatchPeriod = time.Duration(cfg.Spec.Batch.Period)
+	}
+	if cfg.QueryAddr == "" {
+		cfg.QueryAddr = "127.0.0.1:0"
+	}
+	p := &Pipeline{cfg: cfg, Brokers: cfg.Brokers}
+	dataset := filepath.Join(cfg.Dir, "dataset")
+	if err := os.MkdirAll(dataset, 0o755); err != nil {
+		return nil, fmt.Errorf("lambda: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			p.Close()
+		}
+	}()
+	if len(p.Brokers) == 0 {
+		addr := cfg.BrokerAddr
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		// One broker (kfake's default is three), listening on addr.
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(filepath.Join(cfg.Dir, "broker")), kfake.SyncWrites(),
+			kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, addr) }),
+			kfake.AllowAutoTopicCreation())
+		if err != nil {
+			return nil, fmt.Errorf("lambda: the embedded broker on %s: %w", addr, err)
+		}
+		p.fake = c
+		p.Brokers = c.ListenAddrs()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := ingest.EnsureTopics(ctx, p.Brokers, cfg.Spec); err != nil {
+		return nil, err
+	}
+	var err error
+	if p.in, err = ingest.New(ingest.Config{Spec: cfg.Spec, Brokers: p.Brokers, Dir: dataset}); err != nil {
+		return nil, err
+	}
+	// The batch view is recomputed from the dataset at start, so that the
+	// speed layer starts at its watermark and not at the topic's start.
+	start := time.Now()
+	b, err := p.recompute()
+	if err != nil {
+		return nil, err
+	}
+	p.status.lastBatch, p.status.lastTook = start, time.Since(start)
+	if p.sp, err = speed.New(cfg.Spec, p.Brokers, b.Watermark); err != nil {
+		return nil, err
+	}
+	p.srv = serve.New(cfg.Spec, p.sp)
+	p.srv.SetBatch(b)
+	if p.ln, err = net.Listen("tcp", cfg.QueryAddr); err != nil {
+		return nil, fmt.Errorf("lambda: the query API on %s: %w", cfg.QueryAddr, err)
+	}
+	p.Query = p.ln.Addr().String()
+	mux := http.NewServeMux()
+	mux.Handle("/v1/query", p.srv)
+	mux.HandleFunc("/v1/status", p.serveStatus)
+	mux.HandleFunc("/v1/batch", p.serveBatch)
+	p.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ok = true
+	return p, nil
+}
+
+// Run serves until ctx ends, then stops every part.
+func (p *Pipeline) Run(ctx context.Context) error {
+	defer p.Close()
+	errc := make(chan error, 3)
+	go func() { errc <- p.in.Run(ctx) }()
+	go func() { errc <- p.sp.Run(ctx) }()
+	go func() {
+		if err := p.hs.Serve(p.ln); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	tick := time.NewTicker(p.cfg.BatchPeriod)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		case <-tick.C:
+			if _, err := p.Batch(); err != nil {
+				p.cfg.Log.Error("batch run failed; the previous batch view stays", "err", err)
+			}
+		}
+	}
+}
+
+// Batch runs the batch layer now and swaps its view in.
+func (p *Pipeline) Batch() (*view.Batch, error) {
+	p.batch.Lock()
+	defer p.batch.Unlock()
+	start := time.Now()
+	b, err := p.recompute()
+	p.status.Lock()
+	p.status.lastBatch, p.status.lastTook = start, time.Since(start)
+	p.status.lastErr = ""
+	if err != nil {
+		p.status.lastErr = err.Error()
+	}
+	p.status.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	p.srv.SetBatch(b)
+	p.cfg.Log.Info("batch view recomputed", "watermark", b.Watermark, "rows", len(b.Rows), "took", time.Since(start).Round(time.Millisecond))
+	return b, nil
+}
+
+func (p *Pipeline) recompute() (*view.Batch, error) {
+	dataset := filepath.Join(p.cfg.Dir, "dataset")
+	wm, err := batch.Watermark(dataset)
+	if err != nil {
+		return nil, err
+	}
+	return batch.Recompute(p.cfg.Spec, dataset, wm)
+}
+
+// Status is what /v1/status answers.
+type Status struct {
+	Pipeline       string          `json:"pipeline"`
+	Topic          string          `json:"topic"`
+	Brokers        []string        `json:"brokers"`
+	Embedded       bool            `json:"embedded_broker"`
+	Ingest         ingest.Stats    `json:"ingest"`
+	BatchWatermark map[int32]int64 `json:"batch_watermark"`
+	SpeedNext      map[int32]int64 `json:"speed_next"`
+	LastBatch      time.Time       `json:"last_batch"`
+	LastBatchMS    int64           `json:"last_batch_ms"`
+	LastBatchError string          `json:"last_batch_error,omitempty"`
+	BatchPeriodS   float64         `json:"batch_period_seconds"`
+	Views          []string        `json:"views"`
+}
+
+// Status reports the pipeline's progress.
+func (p *Pipeline) Status() Status {
+	st := Status{Pipeline: p.cfg.Spec.Name, Topic: p.cfg.Spec.Input.Topic, Brokers: p.Brokers, Embedded: p.fake != nil,
+		Ingest: p.in.Stats(), SpeedNext: p.sp.Next(), BatchPeriodS: p.cfg.BatchPeriod.Seconds()}
+	if b := p.srv.Batch(); b != nil {
+		st.BatchWatermark = b.Watermark
+	}
+	p.status.Lock()
+	st.LastBatch, st.LastBatchMS, st.LastBatchError = p.status.lastBatch, p.status.lastTook.Milliseconds(), p.status.lastErr
+	p.status.Unlock()
+	for _, v := range p.cfg.Spec.Views {
+		st.Views = append(st.Views, v.Name)
+	}
+	return st
+}
+
+func (p *Pipeline) serveStatus(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "GET the status"})
+		return
+	}
+	writeJSON(w, http.StatusOK, p.Status())
+}
+
+func (p *Pipeline) serveBatch(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "POST runs the batch layer now"})
+		return
+	}
+	b, err := p.Batch()
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"batch_watermark": b.Watermark, "rows": len(b.Rows)})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// Close stops every part (Run does it when its context ends).
+func (p *Pipeline) Close() { p.closed.Do(p.close) }
+
+func (p *Pipeline) close() {
+	if p.hs != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		p.hs.Shutdown(ctx)
+		cancel()
+	} else if p.ln != nil {
+		p.ln.Close()
+	}
+	if p.sp != nil {
+		p.sp.Close()
+	}
+	if p.in != nil {
+		p.in.Close()
+	}
+	if p.fake != nil {
+		p.fake.Close()
+	}
+}
