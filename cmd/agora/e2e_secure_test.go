@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -221,5 +224,38 @@ func TestSecureDevRunsMarathonChronosAndDNS(t *testing.T) {
 	if cfg.MesosAuthentication != "basic" || cfg.MesosCredentials.Principal != "framework" ||
 		strings.Contains(cfg.MesosCredentials.Secret, strings.TrimSpace(string(fwSecret))) {
 		t.Errorf("/v1/config: %+v; want basic, principal 'framework', the secret hidden", cfg)
+	}
+}
+
+// TestServicesRefuseIncompleteCredentials: `agora marathon`, `chronos`
+// and `dns` take --principal and --secret_file as the CLI does; a
+// principal without its secret, or an unreadable secret file, exits 2
+// naming the flag before anything starts.
+func TestServicesRefuseIncompleteCredentials(t *testing.T) {
+	t.Setenv("AGORA_PRINCIPAL", "")
+	t.Setenv("AGORA_SECRET", "")
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.secret")
+	commands := map[string]func(context.Context, []string, io.Writer) int{
+		"marathon": marathonCommand, "chronos": chronosCommand, "dns": dnsCommand,
+	}
+	for name, run := range commands {
+		base := []string{"--work_dir", filepath.Join(dir, name), "--http_port", "0"}
+		if name == "dns" {
+			base = []string{"--port", "0", "--http_port", "0"}
+		}
+		for _, c := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--principal", "framework"}, "--principal=framework needs its secret: --secret_file=FILE or AGORA_SECRET"},
+			{[]string{"--principal", "framework", "--secret_file", missing}, "--secret_file"},
+			{[]string{"--secret_file", missing}, "--secret_file"},
+		} {
+			var out bytes.Buffer
+			if code := run(context.Background(), append(base, c.args...), &out); code != 2 || !strings.Contains(out.String(), c.want) {
+				t.Errorf("agora %s %v: exit %d, %q; want 2 and %q", name, c.args, code, out.String(), c.want)
+			}
+		}
 	}
 }
