@@ -189,7 +189,7 @@ func runDev(args []string) int {
 		started++
 		go func() { agentsDone <- a.Run(agentsCtx) }()
 	}
-	hadoopLine, hadoopDone, err := hadoop.start(frameworkCtx, masterAddr, mf.ip, mf.workDir, logger)
+	hadoopLine, hadoopDone, err := hadoop.start(frameworkCtx, masterAddr, mf.ip, mf.workDir, secure.framework, logger)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agora dev:", err)
 		shutdown()

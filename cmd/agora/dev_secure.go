@@ -30,14 +30,16 @@ type devSecure struct {
 var devPrincipals = []string{"operator", "agent", "framework"}
 
 // devBuiltinPorts are the flags of the built-in services that cannot
-// present credentials yet: --secure runs none of them. Marathon, Chronos
-// and DNS run as the principal 'framework'.
-var devBuiltinPorts = []string{"hadoop_port", "spark_port"}
+// present credentials yet: --secure runs none of them. Hadoop, Marathon,
+// Chronos and DNS run as the principal 'framework'. (The Spark
+// dispatcher's drivers subscribe on their own, and would need the secret
+// handed to each driver task.)
+var devBuiltinPorts = []string{"spark_port"}
 
 func (d *devSecure) register(fs *flag.FlagSet) {
 	fs.BoolVar(&d.on, "secure", false, "require credentials on every endpoint (--authenticate_frameworks, _agents, _http_readonly, _http_readwrite):\n"+
 		"generates principals operator, agent and framework with random secrets in WORK_DIR/secure and prints how to use them.\n"+
-		"Marathon, Chronos and DNS run as principal framework; the Hadoop and Spark services do not run with it yet")
+		"Hadoop, Marathon, Chronos and DNS run as principal framework; the Spark dispatcher does not run with it yet")
 }
 
 // apply turns the master's authentication on and writes the credentials;
@@ -55,7 +57,7 @@ func (d *devSecure) apply(fs *flag.FlagSet, mf *masterFlags) error {
 		}
 	})
 	if len(explicit) > 0 {
-		return fmt.Errorf("%s: the Hadoop and Spark services cannot present credentials yet, so they do not run with --secure", strings.Join(explicit, ", "))
+		return fmt.Errorf("%s: the Spark dispatcher cannot present credentials yet, so it does not run with --secure", strings.Join(explicit, ", "))
 	}
 	for _, name := range devBuiltinPorts {
 		if err := fs.Set(name, "0"); err != nil {
@@ -111,7 +113,7 @@ func (d *devSecure) lines(masterAddr string) string {
 		"              or:         export AGORA_PRINCIPAL=operator AGORA_SECRET=$(cat %s)\n"+
 		"              curl:       curl -u operator:$(cat %s) http://%s/master/state\n"+
 		"              frameworks: principal 'framework', secret in %s\n"+
-		"              Marathon, Chronos and DNS run as 'framework' (their own APIs ask for no credentials);\n"+
-		"              the Hadoop and Spark services are off under --secure",
+		"              Hadoop, Marathon, Chronos and DNS run as 'framework' (their own APIs ask for no credentials);\n"+
+		"              the Spark dispatcher is off under --secure",
 		filepath.Join(d.dir, "credentials.json"), op, op, op, masterAddr, filepath.Join(d.dir, "framework.secret"))
 }
