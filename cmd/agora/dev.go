@@ -81,7 +81,7 @@ func runDev(args []string) int {
 		fmt.Fprintln(os.Stderr, "agora dev:", err)
 		return 1
 	}
-	if err := secure.apply(fs, &mf); err != nil {
+	if err := secure.apply(&mf); err != nil {
 		fmt.Fprintln(os.Stderr, "agora dev: --secure:", err)
 		return 2
 	}
@@ -195,7 +195,7 @@ func runDev(args []string) int {
 		shutdown()
 		return 1
 	}
-	sparkLine, sparkDone, err := spark.start(frameworkCtx, masterAddr, mf.ip, mf.workDir, logger)
+	sparkLine, sparkDone, err := spark.start(frameworkCtx, masterAddr, mf.ip, mf.workDir, secure.framework, logger)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agora dev:", err)
 		stopFrameworks()

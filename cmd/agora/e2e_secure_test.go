@@ -104,7 +104,7 @@ func TestMasterRefusesBadCredentials(t *testing.T) {
 // services present the generated 'framework' credential: Hadoop, Marathon
 // and Chronos subscribe as it, an app deployed over Marathon's API runs,
 // and the DNS server, reading the master with the same credential, names
-// its instance. The Spark dispatcher, which cannot yet, is refused by name.
+// its instance. (The Spark dispatcher's is TestDevRunsSparkDispatcher.)
 func TestSecureDevRunsServices(t *testing.T) {
 	work := t.TempDir()
 	freePort := func() string {
@@ -115,10 +115,6 @@ func TestSecureDevRunsServices(t *testing.T) {
 		defer l.Close()
 		_, port, _ := net.SplitHostPort(l.Addr().String())
 		return port
-	}
-	_, stderr, code := runClient(t, "127.0.0.1:1", "dev", "--secure", "--spark_port=7077", "--work_dir", work)
-	if code != 2 || !strings.Contains(stderr, "--spark_port: the Spark dispatcher cannot present credentials yet") {
-		t.Errorf("agora dev --secure --spark_port: exit %d, stderr %q; want 2 naming the flag", code, stderr)
 	}
 	hadoopPort, marathonPort, chronosPort, dnsPort, dnsHTTPPort := freePort(), freePort(), freePort(), freePort(), freePort()
 	_, master := startBound(t, "dev", "--secure", "--port=0", "--ip=127.0.0.1", "--work_dir", work, "--hadoop_port", hadoopPort,
