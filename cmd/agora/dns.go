@@ -136,10 +136,7 @@ func dnsCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	if cred.Principal != "" { // flags (or the environment) override the config's mesosCredentials
-		cfg.MesosAuthentication = "basic"
-		cfg.MesosCredentials = &agoradns.MesosCredentials{Principal: cred.Principal, Secret: cred.Secret}
-	}
+	cfg.SetCredential(cred.Principal, cred.Secret) // flags (or the environment) override the config's mesosCredentials
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))
 	r, err := agoradns.New(cfg, agoradns.Options{Logger: log, Version: api.Version})
 	if err != nil {
@@ -341,10 +338,7 @@ func (d *devDNS) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, wo
 	cfg.Listener = ip
 	cfg.Port = d.port
 	cfg.HTTPPort = d.httpPort
-	if cred.Principal != "" {
-		cfg.MesosAuthentication = "basic"
-		cfg.MesosCredentials = &agoradns.MesosCredentials{Principal: cred.Principal, Secret: cred.Secret}
-	}
+	cfg.SetCredential(cred.Principal, cred.Secret)
 	r, err := agoradns.New(cfg, agoradns.Options{Logger: logger.With("component", "dns"), Version: api.Version})
 	if err == nil {
 		var ls agoradns.Listeners

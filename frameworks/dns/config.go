@@ -74,6 +74,15 @@ type MesosCredentials struct {
 	Secret    string `json:"secret"`
 }
 
+// SetCredential has the master read with HTTP Basic as principal (a
+// principal "" leaves the config as it is).
+func (c *Config) SetCredential(principal, secret string) {
+	if principal != "" {
+		c.MesosAuthentication = "basic"
+		c.MesosCredentials = &MesosCredentials{Principal: principal, Secret: secret}
+	}
+}
+
 // redacted is c as /v1/config shows it: the API is unauthenticated, so
 // the secret is not in it.
 func (c Config) redacted() Config {
