@@ -300,3 +300,71 @@ func TestClusterMesosGoBasicAuth(t *testing.T) {
 		t.Fatalf("first event %s, want SUBSCRIBED with a framework ID", ev.GetType())
 	}
 }
+
+// TestClusterCallsNeedTheFrameworksPrincipal: with
+// --authenticate_frameworks, the calls after SUBSCRIBE must come from the
+// principal the framework subscribed as. Another valid principal holding
+// the framework's ID and stream ID is refused with a 403 naming both, and
+// nothing changes: the offer stays outstanding, the framework stays
+// active. The framework's own principal then makes the same calls.
+func TestClusterCallsNeedTheFrameworksPrincipal(t *testing.T) {
+	c := secureCluster(t)
+	s := clustertest.SubscribeWith(t, c.MasterURL, `{"user":"root","name":"team-a","principal":"analytics"}`, framework)
+	offer := s.Offer()
+
+	s.Credential = operator // valid credentials, but not the framework's principal
+	for _, call := range []*sched.Call{
+		{Type: sched.Call_DECLINE, Decline: &sched.Call_Decline{OfferIDs: []mesos.OfferID{offer.ID}}},
+		{Type: sched.Call_TEARDOWN},
+	} {
+		code, body := s.CallBody(call)
+		if code != http.StatusForbidden || !strings.Contains(body, "'operator' does not match principal 'analytics'") ||
+			!strings.Contains(body, call.GetType().String()) {
+			t.Errorf("%s as another principal: %d %q, want 403 naming both principals and the call", call.GetType(), code, body)
+		}
+	}
+	type frameworks struct {
+		Frameworks []struct {
+			ID     string `json:"id"`
+			Active bool   `json:"active"`
+			Offers []struct {
+				ID string `json:"id"`
+			} `json:"offers"`
+		} `json:"frameworks"`
+	}
+	look := func() (active bool, offers []string) {
+		_, body := do(t, c, "GET", "/master/frameworks", "", "", operator)
+		var fs frameworks
+		if err := json.Unmarshal([]byte(body), &fs); err != nil {
+			t.Fatalf("/master/frameworks: %v: %s", err, body)
+		}
+		for _, f := range fs.Frameworks {
+			if f.ID == s.ID {
+				for _, o := range f.Offers {
+					offers = append(offers, o.ID)
+				}
+				return f.Active, offers
+			}
+		}
+		return false, nil
+	}
+	if active, offers := look(); !active || len(offers) != 1 || offers[0] != offer.ID.Value {
+		t.Fatalf("after the refused calls: active %v, offers %v; want the framework active holding offer %s", active, offers, offer.ID.Value)
+	}
+
+	s.Credential = framework
+	if code, body := s.CallBody(&sched.Call{Type: sched.Call_DECLINE, Decline: &sched.Call_Decline{OfferIDs: []mesos.OfferID{offer.ID}}}); code != http.StatusAccepted {
+		t.Fatalf("DECLINE as the framework's principal: %d %s", code, body)
+	}
+	if code, body := s.CallBody(&sched.Call{Type: sched.Call_TEARDOWN}); code != http.StatusAccepted {
+		t.Fatalf("TEARDOWN as the framework's principal: %d %s", code, body)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if active, _ := look(); !active {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the framework is still active 30 s after its own TEARDOWN")
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/auth"
 )
 
 // Scheduler is a minimal JSON scheduler over real HTTP for tests that need
@@ -27,6 +28,9 @@ type Scheduler struct {
 	pending map[string][]mesos.TaskStatus // updates of other tasks, by task ID
 	skipped []mesos.OfferID               // offers Next passed over while waiting for another event
 	body    io.Closer
+	// Credential is presented on every call (HTTP Basic); set it to call
+	// as another principal than the one that subscribed.
+	Credential auth.Credential
 }
 
 // Subscribe subscribes a framework whose FrameworkInfo is given as JSON.
@@ -38,9 +42,17 @@ func (c *Cluster) Subscribe(fi string) *Scheduler {
 // SubscribeTo subscribes to the master at url.
 func SubscribeTo(t testing.TB, url, fi string) *Scheduler {
 	t.Helper()
+	return SubscribeWith(t, url, fi, auth.Credential{})
+}
+
+// SubscribeWith subscribes to the master at url presenting cred (for a
+// master with --authenticate_frameworks); the calls present it too.
+func SubscribeWith(t testing.TB, url, fi string, cred auth.Credential) *Scheduler {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url+"/api/v1/scheduler",
 		strings.NewReader(`{"type":"SUBSCRIBE","subscribe":{"framework_info":`+fi+`}}`))
 	req.Header.Set("Content-Type", api.MediaJSON)
+	cred.Apply(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +61,7 @@ func SubscribeTo(t testing.TB, url, fi string) *Scheduler {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("subscribe: %d %s", resp.StatusCode, b)
 	}
-	s := &Scheduler{t: t, url: url, stream: resp.Header.Get("Mesos-Stream-Id"), body: resp.Body,
+	s := &Scheduler{t: t, url: url, stream: resp.Header.Get("Mesos-Stream-Id"), body: resp.Body, Credential: cred,
 		events: make(chan *scheduler.Event, 4096), pending: map[string][]mesos.TaskStatus{}}
 	// The reader stops at cleanup even if the test stopped taking events
 	// and the buffer is full, rather than staying blocked on it.
@@ -131,6 +143,14 @@ func (s *Scheduler) Offer() mesos.Offer {
 // status code.
 func (s *Scheduler) Call(c *scheduler.Call) int {
 	s.t.Helper()
+	code, _ := s.CallBody(c)
+	return code
+}
+
+// CallBody is Call that also returns the answer's body (a refusal's
+// message).
+func (s *Scheduler) CallBody(c *scheduler.Call) (int, string) {
+	s.t.Helper()
 	c.FrameworkID = &mesos.FrameworkID{Value: s.ID}
 	b, err := json.Marshal(c)
 	if err != nil {
@@ -139,13 +159,14 @@ func (s *Scheduler) Call(c *scheduler.Call) int {
 	req, _ := http.NewRequest(http.MethodPost, s.url+"/api/v1/scheduler", bytes.NewReader(b))
 	req.Header.Set("Content-Type", api.MediaJSON)
 	req.Header.Set("Mesos-Stream-Id", s.stream)
+	s.Credential.Apply(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	io.Copy(io.Discard, resp.Body)
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	resp.Body.Close()
-	return resp.StatusCode
+	return resp.StatusCode, string(body)
 }
 
 // MustCall sends a call that must be accepted (202).

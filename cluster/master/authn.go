@@ -33,3 +33,23 @@ func checkPrincipal(r *http.Request, c *scheduler.Call) error {
 	}
 	return errorf(http.StatusBadRequest, "authenticated principal '%s' does not match principal '%s' set in `FrameworkInfo`", principal, fi.GetPrincipal())
 }
+
+// checkCallPrincipal: with --authenticate_frameworks, the calls after
+// SUBSCRIBE (ACCEPT, KILL, ACKNOWLEDGE, TEARDOWN...) are made only as the
+// principal the framework subscribed as, so that one team's credentials
+// and a stream ID it learned cannot act on another team's framework. A
+// mismatch is a 403 naming both; the call goes no further. It runs on the
+// master's loop (it reads m.frameworks); an unknown framework is left for
+// handleCall to refuse.
+func (m *Master) checkCallPrincipal(r *http.Request, c *scheduler.Call) error {
+	principal, ok := auth.Principal(r.Context())
+	if !ok {
+		return nil
+	}
+	f, known := m.frameworks[c.GetFrameworkID().GetValue()]
+	if !known || f.info.GetPrincipal() == principal {
+		return nil
+	}
+	return errorf(http.StatusForbidden, "authenticated principal '%s' does not match principal '%s' of framework %s (its `FrameworkInfo`): %s refused",
+		principal, f.info.GetPrincipal(), f.id, c.GetType())
+}

@@ -72,7 +72,13 @@ func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	streamID := r.Header.Get("Mesos-Stream-Id")
-	err, derr := m.await(r.Context(), func(reply func(error)) { m.handleCall(&call, streamID, reply) })
+	err, derr := m.await(r.Context(), func(reply func(error)) {
+		if err := m.checkCallPrincipal(r, &call); err != nil { // authn.go
+			reply(err)
+			return
+		}
+		m.handleCall(&call, streamID, reply)
+	})
 	if derr != nil {
 		answerLoopFailure(w, derr)
 		return

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/frameworks/chronos"
 )
 
@@ -71,6 +72,8 @@ func chronosCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	role := fs.String("mesos_role", "*", "the framework's role")
 	epsilon := fs.Duration("task_epsilon", time.Minute, "how late a run may start before it is skipped, for jobs that set no epsilon")
 	failover := fs.Duration("failover_timeout", 7*24*time.Hour, "how long the master keeps the tasks while the framework is away")
+	var creds clientOptions // --principal, --secret_file
+	creds.registerCredential(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), chronosUsage)
 		fs.PrintDefaults()
@@ -93,6 +96,10 @@ func chronosCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	case *epsilon <= 0:
 		return fail("--task_epsilon %v must be positive", *epsilon)
 	}
+	cred, err := creds.credential()
+	if err != nil {
+		return fail("%v", err)
+	}
 	host := *hostname
 	if host == "" {
 		host, _ = os.Hostname()
@@ -104,7 +111,7 @@ func chronosCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))
 	cfg := chronos.Config{Masters: []string{*master}, WorkDir: *workDir, Name: *name, User: *user, Role: *role,
-		Epsilon: *epsilon, FailoverTimeout: *failover, Logger: log,
+		Epsilon: *epsilon, FailoverTimeout: *failover, Logger: log, Principal: cred.Principal, Secret: cred.Secret,
 		HTTPAddress: net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))}
 	fmt.Fprintf(stderr, "agora chronos: REST API on http://%s/v1/scheduler, subscribing with %s; interrupt to stop\n", cfg.HTTPAddress, *master)
 	// The line scripts and tests wait for, as `agora master` prints it.
@@ -155,7 +162,7 @@ func (d *devChronos) register(fs *flag.FlagSet) {
 // start starts the framework and returns the banner line that says where
 // its API is ("" when disabled), a warning ("" when none) and a channel
 // closed once it has stopped.
-func (d *devChronos) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
+func (d *devChronos) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, cred auth.Credential, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
 	fs.Visit(func(f *flag.Flag) { d.explicit = d.explicit || f.Name == "chronos_port" })
 	stopped := make(chan struct{})
 	if d.port == 0 {
@@ -176,6 +183,8 @@ func (d *devChronos) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip
 		WorkDir:     filepath.Join(workDir, "chronos"),
 		HTTPAddress: ln.Addr().String(),
 		Logger:      logger.With("framework", "chronos"),
+		Principal:   cred.Principal,
+		Secret:      cred.Secret,
 	}
 	go func() {
 		defer close(stopped)

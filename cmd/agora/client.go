@@ -47,8 +47,7 @@ type clientOptions struct {
 func newClientFlags(name, usage, about, example string, o *clientOptions, withJSON bool) *flag.FlagSet {
 	fs := flag.NewFlagSet("agora "+name, flag.ContinueOnError)
 	fs.StringVar(&o.master, "master", masterAddrDefault(), "master to talk to: host:port, http://host:port, or zk://host1:2181,host2:2181/path for the leader ZooKeeper names (env AGORA_MASTER)")
-	fs.StringVar(&o.principal, "principal", os.Getenv("AGORA_PRINCIPAL"), "principal to authenticate as, to a master with --authenticate_* on (env AGORA_PRINCIPAL)")
-	fs.StringVar(&o.secretFile, "secret_file", "", "file holding the principal's secret (or env AGORA_SECRET, the secret itself)")
+	o.registerCredential(fs)
 	if withJSON {
 		fs.BoolVar(&o.json, "json", false, "print JSON instead of a table")
 	}
@@ -58,6 +57,14 @@ func newClientFlags(name, usage, about, example string, o *clientOptions, withJS
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// registerCredential adds --principal and --secret_file (defaults from
+// AGORA_PRINCIPAL and AGORA_SECRET), for the client commands and the
+// frameworks' commands alike; credential reads them.
+func (o *clientOptions) registerCredential(fs *flag.FlagSet) {
+	fs.StringVar(&o.principal, "principal", os.Getenv("AGORA_PRINCIPAL"), "principal to authenticate as, to a master with --authenticate_* on (env AGORA_PRINCIPAL)")
+	fs.StringVar(&o.secretFile, "secret_file", "", "file holding the principal's secret (or env AGORA_SECRET, the secret itself)")
 }
 
 // credential is the principal and secret to present: --principal with

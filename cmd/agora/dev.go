@@ -18,6 +18,7 @@ import (
 
 	"github.com/agora-cluster/agora/cluster/agent"
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/containerizer"
 	"github.com/agora-cluster/agora/cluster/master"
 	"github.com/agora-cluster/agora/cluster/webui"
@@ -80,7 +81,7 @@ func runDev(args []string) int {
 		fmt.Fprintln(os.Stderr, "agora dev:", err)
 		return 1
 	}
-	if err := secure.apply(fs, &mf); err != nil {
+	if err := secure.apply(&mf); err != nil {
 		fmt.Fprintln(os.Stderr, "agora dev: --secure:", err)
 		return 2
 	}
@@ -188,13 +189,13 @@ func runDev(args []string) int {
 		started++
 		go func() { agentsDone <- a.Run(agentsCtx) }()
 	}
-	hadoopLine, hadoopDone, err := hadoop.start(frameworkCtx, masterAddr, mf.ip, mf.workDir, logger)
+	hadoopLine, hadoopDone, err := hadoop.start(frameworkCtx, masterAddr, mf.ip, mf.workDir, secure.framework, logger)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agora dev:", err)
 		shutdown()
 		return 1
 	}
-	sparkLine, sparkDone, err := spark.start(frameworkCtx, masterAddr, mf.ip, mf.workDir, logger)
+	sparkLine, sparkDone, err := spark.start(frameworkCtx, masterAddr, mf.ip, mf.workDir, secure.framework, logger)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agora dev:", err)
 		stopFrameworks()
@@ -218,7 +219,7 @@ func runDev(args []string) int {
 	}
 	lines := []string{hadoopLine, sparkLine, secure.lines(masterAddr)}
 	for _, s := range services {
-		line, warning, done, err := s.svc.start(frameworkCtx, fs, masterAddr, mf.ip, mf.workDir, logger)
+		line, warning, done, err := s.svc.start(frameworkCtx, fs, masterAddr, mf.ip, mf.workDir, secure.framework, logger)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "agora dev:", err)
 			stopFrameworks()
@@ -254,12 +255,13 @@ func runDev(args []string) int {
 }
 
 // devService is a built-in service `agora dev` runs beside the cluster
-// when its port flag is not 0: start returns the banner line that says
+// when its port flag is not 0, presenting cred to the master (none unless
+// --secure): start returns the banner line that says
 // where it answers ("" when disabled), a warning ("" when none) and a
 // channel closed once it has stopped.
 type devService interface {
 	register(fs *flag.FlagSet)
-	start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error)
+	start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, cred auth.Credential, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error)
 }
 
 // devRunning is something `agora dev` started beside the cluster, and the

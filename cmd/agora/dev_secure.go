@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/agora-cluster/agora/cluster/auth"
 )
@@ -20,43 +19,26 @@ type devSecure struct {
 	on    bool
 	dir   string
 	agent auth.Credential // what the dev agents present to the master
+	// framework is what the built-in services present: to subscribe, and
+	// (DNS, Spark) to read the master's state and events.
+	framework auth.Credential
 }
 
 // devPrincipals are the principals --secure generates: one for people and
 // tools (the CLI, curl), one for the agents, one for frameworks.
 var devPrincipals = []string{"operator", "agent", "framework"}
 
-// devBuiltinPorts are the flags of the built-in services, which cannot
-// present credentials yet: --secure runs none of them.
-var devBuiltinPorts = []string{"hadoop_port", "spark_port", "marathon_port", "chronos_port", "dns_port"}
-
 func (d *devSecure) register(fs *flag.FlagSet) {
 	fs.BoolVar(&d.on, "secure", false, "require credentials on every endpoint (--authenticate_frameworks, _agents, _http_readonly, _http_readwrite):\n"+
 		"generates principals operator, agent and framework with random secrets in WORK_DIR/secure and prints how to use them.\n"+
-		"The built-in services (Hadoop, Spark, Marathon, Chronos, DNS) do not run with it yet")
+		"The built-in services (Hadoop, Spark, Marathon, Chronos, DNS) present principal framework; their own APIs ask for no credentials yet")
 }
 
 // apply turns the master's authentication on and writes the credentials;
 // without --secure it does nothing.
-func (d *devSecure) apply(fs *flag.FlagSet, mf *masterFlags) error {
+func (d *devSecure) apply(mf *masterFlags) error {
 	if !d.on {
 		return nil
-	}
-	var explicit []string
-	fs.Visit(func(f *flag.Flag) {
-		for _, name := range devBuiltinPorts {
-			if f.Name == name && f.Value.String() != "0" {
-				explicit = append(explicit, "--"+name)
-			}
-		}
-	})
-	if len(explicit) > 0 {
-		return fmt.Errorf("%s: the built-in services cannot present credentials yet, so they do not run with --secure", strings.Join(explicit, ", "))
-	}
-	for _, name := range devBuiltinPorts {
-		if err := fs.Set(name, "0"); err != nil {
-			return err
-		}
 	}
 	d.dir = filepath.Join(mf.workDir, "secure")
 	if err := os.MkdirAll(d.dir, 0o700); err != nil {
@@ -76,8 +58,11 @@ func (d *devSecure) apply(fs *flag.FlagSet, mf *masterFlags) error {
 		}
 		// The master's file holds only hashes; the secrets are in their own files.
 		file.Credentials = append(file.Credentials, auth.Credential{Principal: p, Secret: auth.HashSecret(secret)})
-		if p == "agent" {
+		switch p {
+		case "agent":
 			d.agent = auth.Credential{Principal: p, Secret: secret}
+		case "framework":
+			d.framework = auth.Credential{Principal: p, Secret: secret}
 		}
 	}
 	b, err := json.MarshalIndent(file, "", "  ")
@@ -104,6 +89,6 @@ func (d *devSecure) lines(masterAddr string) string {
 		"              or:         export AGORA_PRINCIPAL=operator AGORA_SECRET=$(cat %s)\n"+
 		"              curl:       curl -u operator:$(cat %s) http://%s/master/state\n"+
 		"              frameworks: principal 'framework', secret in %s\n"+
-		"              built-in services (Hadoop, Spark, Marathon, Chronos, DNS) are off under --secure",
+		"              built-in services run as 'framework' (their own APIs ask for no credentials yet)",
 		filepath.Join(d.dir, "credentials.json"), op, op, op, masterAddr, filepath.Join(d.dir, "framework.secret"))
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/zk"
 	agoradns "github.com/agora-cluster/agora/frameworks/dns"
 )
@@ -81,6 +82,8 @@ func dnsCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	resolvers := fs.String("resolvers", "", "comma-separated IP[:port] of the servers other names are forwarded to")
 	refresh := fs.Int("refresh_seconds", 60, "accepted as Mesos-DNS's refreshSeconds; unused: the records follow the master's event stream, not a poll")
 	ttl := fs.Int("ttl", 60, "TTL of the records, in seconds")
+	var creds clientOptions // --principal, --secret_file: the master is read with them
+	creds.registerCredential(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), dnsUsage)
 		fs.PrintDefaults()
@@ -129,6 +132,11 @@ func dnsCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	if set["ttl"] || *configFile == "" {
 		cfg.TTL = *ttl
 	}
+	cred, err := creds.credential()
+	if err != nil {
+		return fail("%v", err)
+	}
+	cfg.SetCredential(cred.Principal, cred.Secret) // flags (or the environment) override the config's mesosCredentials
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))
 	r, err := agoradns.New(cfg, agoradns.Options{Logger: log, Version: api.Version})
 	if err != nil {
@@ -318,7 +326,7 @@ func (d *devDNS) register(fs *flag.FlagSet) {
 // start starts the resolver and returns the banner line that says where
 // it answers ("" when disabled), a warning ("" when none) and a channel
 // closed once it has stopped.
-func (d *devDNS) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
+func (d *devDNS) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, cred auth.Credential, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
 	fs.Visit(func(f *flag.Flag) { d.explicit = d.explicit || f.Name == "dns_port" || f.Name == "dns_http_port" })
 	stopped := make(chan struct{})
 	if d.port == 0 {
@@ -330,6 +338,7 @@ func (d *devDNS) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, wo
 	cfg.Listener = ip
 	cfg.Port = d.port
 	cfg.HTTPPort = d.httpPort
+	cfg.SetCredential(cred.Principal, cred.Secret)
 	r, err := agoradns.New(cfg, agoradns.Options{Logger: logger.With("component", "dns"), Version: api.Version})
 	if err == nil {
 		var ls agoradns.Listeners

@@ -1,12 +1,22 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/agora-cluster/agora/cluster/auth"
 )
 
 // TestSecureDevAndClientCredentials: `agora dev --secure` asks for
@@ -14,7 +24,9 @@ import (
 // and with them (flags or environment) lists the agent and runs a task.
 func TestSecureDevAndClientCredentials(t *testing.T) {
 	work := t.TempDir()
-	_, master := startBound(t, "dev", "--secure", "--port=0", "--work_dir", work)
+	// The built-in services are TestSecureDevRunsServices's.
+	_, master := startBound(t, "dev", "--secure", "--port=0", "--work_dir", work,
+		"--hadoop_port=0", "--marathon_port=0", "--chronos_port=0", "--dns_port=0")
 	secretFile := filepath.Join(work, "secure", "operator.secret")
 	secret, err := os.ReadFile(secretFile)
 	if err != nil {
@@ -83,6 +95,168 @@ func TestMasterRefusesBadCredentials(t *testing.T) {
 		for _, s := range tc.says {
 			if !strings.Contains(stderr, s) {
 				t.Errorf("agora master %q: stderr %q does not say %q", tc.args, stderr, s)
+			}
+		}
+	}
+}
+
+// TestSecureDevRunsServices: under `agora dev --secure` the built-in
+// services present the generated 'framework' credential: Hadoop, Marathon
+// and Chronos subscribe as it, an app deployed over Marathon's API runs,
+// and the DNS server, reading the master with the same credential, names
+// its instance. (The Spark dispatcher's is TestDevRunsSparkDispatcher.)
+func TestSecureDevRunsServices(t *testing.T) {
+	work := t.TempDir()
+	freePort := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		_, port, _ := net.SplitHostPort(l.Addr().String())
+		return port
+	}
+	hadoopPort, marathonPort, chronosPort, dnsPort, dnsHTTPPort := freePort(), freePort(), freePort(), freePort(), freePort()
+	_, master := startBound(t, "dev", "--secure", "--port=0", "--ip=127.0.0.1", "--work_dir", work, "--hadoop_port", hadoopPort,
+		"--marathon_port", marathonPort, "--chronos_port", chronosPort, "--dns_port", dnsPort, "--dns_http_port", dnsHTTPPort)
+	secret, err := os.ReadFile(filepath.Join(work, "secure", "operator.secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	operator := auth.Credential{Principal: "operator", Secret: strings.TrimSpace(string(secret))}
+	get := func(url string, cred auth.Credential, v any) error {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		cred.Apply(req)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		return json.NewDecoder(resp.Body).Decode(v)
+	}
+	poll := func(what string, limit time.Duration, cond func() error) {
+		t.Helper()
+		deadline := time.Now().Add(limit)
+		for {
+			err := cond()
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s within %s: %v", what, limit, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	// The frameworks subscribed as 'framework' (the master checked it).
+	poll("Hadoop, marathon and chronos subscribed as principal 'framework'", 60*time.Second, func() error {
+		var fs struct {
+			Frameworks []struct {
+				Name, Principal string
+				Active          bool
+			}
+		}
+		if err := get("http://"+master+"/master/frameworks", operator, &fs); err != nil {
+			return err
+		}
+		active := map[string]bool{}
+		for _, f := range fs.Frameworks {
+			active[f.Name] = f.Active && f.Principal == "framework"
+		}
+		if !active["Hadoop"] || !active["marathon"] || !active["chronos"] {
+			return fmt.Errorf("frameworks %+v", fs.Frameworks)
+		}
+		return nil
+	})
+	// Their own APIs ask for no credentials in this slice.
+	var jobs []any
+	if err := get("http://127.0.0.1:"+chronosPort+"/v1/scheduler/jobs", auth.Credential{}, &jobs); err != nil {
+		t.Fatalf("Chronos's API under --secure: %v", err)
+	}
+
+	app := `{"id":"/secure-app","cmd":"sleep 600","cpus":0.1,"mem":32,"instances":1}`
+	resp, err := http.Post("http://127.0.0.1:"+marathonPort+"/v2/apps", "application/json", strings.NewReader(app))
+	if err != nil {
+		t.Fatalf("Marathon's API under --secure: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST /v2/apps: %s, want 201 Created", resp.Status)
+	}
+	poll("the app's instance RUNNING", 60*time.Second, func() error {
+		var ts struct {
+			Tasks []struct{ AppID, State string }
+		}
+		if err := get("http://127.0.0.1:"+marathonPort+"/v2/tasks", auth.Credential{}, &ts); err != nil {
+			return err
+		}
+		for _, task := range ts.Tasks {
+			if task.AppID == "/secure-app" && task.State == "TASK_RUNNING" {
+				return nil
+			}
+		}
+		return fmt.Errorf("tasks %+v", ts.Tasks)
+	})
+	poll("the DNS server names the app's instance", 60*time.Second, func() error {
+		q := new(dns.Msg)
+		q.SetQuestion("_secure-app._tcp.marathon.agora.", dns.TypeSRV)
+		c := &dns.Client{Timeout: 2 * time.Second}
+		r, _, err := c.Exchange(q, "127.0.0.1:"+dnsPort)
+		if err != nil {
+			return err
+		}
+		if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+			return fmt.Errorf("answer %s with %d records", dns.RcodeToString[r.Rcode], len(r.Answer))
+		}
+		return nil
+	})
+	// The DNS server's config does not show the secret it reads the master with.
+	var cfg struct {
+		MesosAuthentication string `json:"mesosAuthentication"`
+		MesosCredentials    struct{ Principal, Secret string }
+	}
+	if err := get("http://127.0.0.1:"+dnsHTTPPort+"/v1/config", auth.Credential{}, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	fwSecret, _ := os.ReadFile(filepath.Join(work, "secure", "framework.secret"))
+	if cfg.MesosAuthentication != "basic" || cfg.MesosCredentials.Principal != "framework" ||
+		strings.Contains(cfg.MesosCredentials.Secret, strings.TrimSpace(string(fwSecret))) {
+		t.Errorf("/v1/config: %+v; want basic, principal 'framework', the secret hidden", cfg)
+	}
+}
+
+// TestServicesRefuseIncompleteCredentials: `agora marathon`, `chronos`
+// and `dns` take --principal and --secret_file as the CLI does; a
+// principal without its secret, or an unreadable secret file, exits 2
+// naming the flag before anything starts.
+func TestServicesRefuseIncompleteCredentials(t *testing.T) {
+	t.Setenv("AGORA_PRINCIPAL", "")
+	t.Setenv("AGORA_SECRET", "")
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.secret")
+	commands := map[string]func(context.Context, []string, io.Writer) int{
+		"marathon": marathonCommand, "chronos": chronosCommand, "dns": dnsCommand,
+	}
+	for name, run := range commands {
+		base := []string{"--work_dir", filepath.Join(dir, name), "--http_port", "0"}
+		if name == "dns" {
+			base = []string{"--port", "0", "--http_port", "0"}
+		}
+		for _, c := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--principal", "framework"}, "--principal=framework needs its secret: --secret_file=FILE or AGORA_SECRET"},
+			{[]string{"--principal", "framework", "--secret_file", missing}, "--secret_file"},
+			{[]string{"--secret_file", missing}, "--secret_file"},
+		} {
+			var out bytes.Buffer
+			if code := run(context.Background(), append(base, c.args...), &out); code != 2 || !strings.Contains(out.String(), c.want) {
+				t.Errorf("agora %s %v: exit %d, %q; want 2 and %q", name, c.args, code, out.String(), c.want)
 			}
 		}
 	}

@@ -93,6 +93,8 @@ func runHadoopScheduler(args []string) int {
 	serve := fs.Bool("serve_executor", false, "serve the executor binary over HTTP and have agents fetch it (agents on other machines)")
 	name := fs.String("name", "Hadoop", "framework name")
 	user := fs.String("user", "", "user to run tasks as (default: the current user)")
+	var creds clientOptions // --principal, --secret_file
+	creds.registerCredential(fs)
 	fs.Var(props, "D", "scheduler property key=value (repeatable), e.g. -D mapred.mesos.slot.cpus=1:\n"+
 		"mapred.mesos.{slot,tasktracker}.{cpus,mem,disk}, mapred.tasktracker.{map,reduce}.tasks.maximum,\n"+
 		"mapred.mesos.total.{map,reduce}.slots.minimum, mapred.mesos.scheduler.policy.fixed,\n"+
@@ -109,6 +111,11 @@ func runHadoopScheduler(args []string) int {
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
+	cred, err := creds.credential()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora hadoop scheduler:", err)
+		return 2
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(*ip, strconv.Itoa(*port)))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "agora hadoop scheduler: cannot listen on %s:%d: %v (try --port)\n", *ip, *port, err)
@@ -124,6 +131,7 @@ func runHadoopScheduler(args []string) int {
 		Advertise: "http://" + net.JoinHostPort(adv, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)),
 		StateDir:  *stateDir, Conf: props.c, Name: *name, User: *user,
 		ExecutorBinary: *exe, ServeExecutor: *serve, Logger: logger,
+		Principal: cred.Principal, Secret: cred.Secret,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agora hadoop scheduler:", err)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/hadoop/client"
 	"github.com/agora-cluster/agora/hadoop/framework"
 )
@@ -22,9 +23,10 @@ func (d *devHadoop) register(fs *flag.FlagSet) {
 	fs.IntVar(&d.port, "hadoop_port", client.DefaultPort, "port of the Hadoop framework's API (`agora hadoop ...`); 0 runs no Hadoop framework")
 }
 
-// start starts the framework and returns the banner line that says where
-// it is ("" when disabled).
-func (d *devHadoop) start(ctx context.Context, masterAddr, ip, workDir string, logger *slog.Logger) (string, <-chan struct{}, error) {
+// start starts the framework, presenting cred to the master (none unless
+// --secure), and returns the banner line that says where it is ("" when
+// disabled).
+func (d *devHadoop) start(ctx context.Context, masterAddr, ip, workDir string, cred auth.Credential, logger *slog.Logger) (string, <-chan struct{}, error) {
 	done := make(chan struct{})
 	if d.port == 0 {
 		close(done)
@@ -37,8 +39,9 @@ func (d *devHadoop) start(ctx context.Context, masterAddr, ip, workDir string, l
 	}
 	fw, err := framework.New(framework.Config{
 		Masters: []string{masterAddr}, Listener: ln,
-		StateDir: filepath.Join(workDir, "hadoop"),
-		Logger:   logger.With("framework", "hadoop"),
+		StateDir:  filepath.Join(workDir, "hadoop"),
+		Logger:    logger.With("framework", "hadoop"),
+		Principal: cred.Principal, Secret: cred.Secret,
 	})
 	if err != nil {
 		ln.Close()

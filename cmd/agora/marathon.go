@@ -92,6 +92,8 @@ func marathonCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	deployTimeout := fs.Duration("deployment_timeout", 10*time.Minute, "a deployment that makes no progress for this long fails (0: never)")
 	autoRollback := fs.Bool("deployment_auto_rollback", true, "roll a deployment that missed its deadline back to the app's previous version")
 	maxVersions := fs.Int("max_versions", 50, "versions kept per app for /v2/apps/{id}/versions")
+	var creds clientOptions // --principal, --secret_file
+	creds.registerCredential(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), marathonUsage)
 		fs.PrintDefaults()
@@ -119,6 +121,10 @@ func marathonCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	if *deployTimeout == 0 {
 		*deployTimeout = -1 // no deadline
 	}
+	cred, err := creds.credential()
+	if err != nil {
+		return fail("%v", err)
+	}
 	host := *hostname
 	if host == "" {
 		host, _ = os.Hostname()
@@ -131,7 +137,7 @@ func marathonCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))
 	cfg := marathon.Config{Masters: []string{*master}, WorkDir: *workDir, Name: *name, User: *user, Role: *role,
 		FailoverTimeout: *failover, Logger: log, DeploymentTimeout: *deployTimeout,
-		NoAutoRollback: !*autoRollback, MaxVersions: *maxVersions,
+		NoAutoRollback: !*autoRollback, MaxVersions: *maxVersions, Principal: cred.Principal, Secret: cred.Secret,
 		HTTPAddress: net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))}
 	fmt.Fprintf(stderr, "agora marathon: REST API on http://%s, subscribing with %s; interrupt to stop\n", cfg.HTTPAddress, *master)
 	// The line scripts and tests wait for, as `agora master` prints it.

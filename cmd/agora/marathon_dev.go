@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/frameworks/marathon"
 )
 
@@ -28,7 +29,7 @@ func (d *devMarathon) register(fs *flag.FlagSet) {
 // start starts the framework and returns the banner line that says where
 // its API is ("" when disabled), a warning ("" when none) and a channel
 // closed once it has stopped.
-func (d *devMarathon) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
+func (d *devMarathon) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, cred auth.Credential, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
 	fs.Visit(func(f *flag.Flag) { d.explicit = d.explicit || f.Name == "marathon_port" })
 	stopped := make(chan struct{})
 	if d.port == 0 {
@@ -49,6 +50,8 @@ func (d *devMarathon) start(ctx context.Context, fs *flag.FlagSet, masterAddr, i
 		WorkDir:     filepath.Join(workDir, "marathon"),
 		HTTPAddress: ln.Addr().String(),
 		Logger:      logger.With("framework", "marathon"),
+		Principal:   cred.Principal,
+		Secret:      cred.Secret,
 	}
 	go func() {
 		defer close(stopped)

@@ -62,6 +62,8 @@ func runSparkDispatcher(args []string) int {
 	maxDrivers := fs.Int("max_drivers", 200, "drivers queued or running at most (spark.mesos.maxDrivers)")
 	retained := fs.Int("retained_drivers", 200, "ended drivers kept (spark.mesos.retainedDrivers)")
 	failover := fs.Duration("failover_timeout", 7*24*time.Hour, "how long the master keeps the drivers of a dispatcher that went away")
+	var creds clientOptions // --principal, --secret_file
+	creds.registerCredential(fs)
 	executors := fs.Bool("executors", true, "run agora's Spark scheduler too, its API on the same port: applications (drivers launched here,\nand client-mode spark-submit --master mesos://HOST:PORT) get executors as agora tasks; false runs\neach application in local[N] inside its driver")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: agora spark dispatcher --master=HOST:5050 [--port 7077] [flags]\n\n"+
@@ -78,6 +80,11 @@ func runSparkDispatcher(args []string) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "agora spark dispatcher: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	cred, err := creds.credential()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora spark dispatcher:", err)
 		return 2
 	}
 	master = strings.TrimPrefix(master, "mesos://")
@@ -102,6 +109,7 @@ func runSparkDispatcher(args []string) int {
 		Masters: []string{master}, Listener: ln, WorkDir: *workDir, SparkHome: *sparkHome,
 		Name: *name, Role: *role, User: *user, FailoverTimeout: *failover, MaxRetryWait: *retryMax,
 		MaxDrivers: *maxDrivers, RetainedDrivers: *retained, Logger: logger,
+		Principal: cred.Principal, Secret: cred.Secret,
 	}
 	var ex *sparkExecutors
 	if *executors {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/dist"
 	"github.com/agora-cluster/agora/spark/dispatcher"
 )
@@ -24,9 +25,10 @@ func (d *devSpark) register(fs *flag.FlagSet) {
 	fs.IntVar(&d.port, "spark_port", 0, "port of the Spark dispatcher (spark-submit --master mesos://HOST:PORT --deploy-mode cluster;\nSpark's is 7077); 0 runs none. Its drivers run `agora dist install spark`, installed if missing")
 }
 
-// start starts the dispatcher and returns the banner line that says where
-// it is ("" when disabled).
-func (d *devSpark) start(ctx context.Context, masterAddr, ip, workDir string, logger *slog.Logger) (string, <-chan struct{}, error) {
+// start starts the dispatcher, presenting cred to the master (none unless
+// --secure), and returns the banner line that says where it is ("" when
+// disabled).
+func (d *devSpark) start(ctx context.Context, masterAddr, ip, workDir string, cred auth.Credential, logger *slog.Logger) (string, <-chan struct{}, error) {
 	done := make(chan struct{})
 	if d.port == 0 {
 		close(done)
@@ -44,8 +46,9 @@ func (d *devSpark) start(ctx context.Context, masterAddr, ip, workDir string, lo
 	}
 	cfg := dispatcher.Config{
 		Masters: []string{masterAddr}, Listener: ln, SparkHome: home,
-		WorkDir: filepath.Join(workDir, "spark-dispatcher"),
-		Logger:  logger.With("framework", "spark-dispatcher"),
+		WorkDir:   filepath.Join(workDir, "spark-dispatcher"),
+		Logger:    logger.With("framework", "spark-dispatcher"),
+		Principal: cred.Principal, Secret: cred.Secret,
 	}
 	// The executors' scheduler beside it, on the same port.
 	ex := startSparkExecutors(ctx, &cfg, addr, logger)

@@ -37,7 +37,8 @@ func startSparkExecutors(ctx context.Context, cfg *dispatcher.Config, advertise 
 		return nil
 	}
 	s, err := framework.New(framework.Config{Masters: cfg.Masters, SparkHome: cfg.SparkHome,
-		Roles: []string{cfg.Role}, User: cfg.User, Logger: logger.With("framework", "spark-executors")})
+		Roles: []string{cfg.Role}, User: cfg.User, Logger: logger.With("framework", "spark-executors"),
+		Principal: cfg.Principal, Secret: cfg.Secret}) // the dispatcher's credentials
 	if err != nil {
 		logger.Warn("no executors as agora tasks: applications run in local[N] inside their drivers", "err", err)
 		return nil

@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/clustertest"
 	"github.com/agora-cluster/agora/frameworks/state"
 	sparkclient "github.com/agora-cluster/agora/spark/client"
@@ -145,17 +148,46 @@ func TestSparkCommandsAgainstDispatcher(t *testing.T) {
 
 // agora dev --spark_port runs the dispatcher beside the cluster: its
 // framework subscribes with the dev master and it answers the protocol
-// and `agora spark drivers` on that port.
+// and `agora spark drivers` on that port. With --secure, the dispatcher
+// and the executors' scheduler subscribe as principal 'framework'.
 func TestDevRunsSparkDispatcher(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the Spark distribution; not in -short")
 	}
 	sparktest.Home(t) // installed, as the dispatcher's drivers need
+	for _, secure := range []bool{false, true} {
+		t.Run(fmt.Sprintf("secure=%v", secure), func(t *testing.T) { devRunsSparkDispatcher(t, secure) })
+	}
+}
+
+func devRunsSparkDispatcher(t *testing.T, secure bool) {
 	port, _ := clustertest.PortRange(1)
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	_, master := startBound(t, "dev", "--agents", "1", "--port=0", "--hadoop_port", "0", "--marathon_port", "0", "--chronos_port", "0", "--dns_port", "0",
-		"--spark_port", strconv.Itoa(port), "--work_dir", t.TempDir())
-	waitState(t, "http://"+master, "the agent", func(s *masterState) bool { return len(s.Slaves) == 1 })
+	work := t.TempDir()
+	args := []string{"dev", "--agents", "1", "--port=0", "--hadoop_port", "0", "--marathon_port", "0", "--chronos_port", "0", "--dns_port", "0",
+		"--spark_port", strconv.Itoa(port), "--work_dir", work}
+	if secure {
+		args = append(args, "--secure")
+	}
+	_, master := startBound(t, args...)
+	stateClient := state.Client{}
+	if secure {
+		secret, err := os.ReadFile(filepath.Join(work, "secure", "operator.secret"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		op := auth.Credential{Principal: "operator", Secret: strings.TrimSpace(string(secret))}
+		stateClient.HTTP = &http.Client{Timeout: 10 * time.Second, Transport: &auth.Transport{Credential: op}}
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		s, err := stateClient.Master(context.Background(), master)
+		if err == nil && len(s.Slaves) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dev cluster's agent did not register within 60 s: %v", err)
+		}
+	}
 	cl, _ := sparkclient.New("mesos://" + addr)
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		r, err := cl.Status(context.Background(), "driver-x")
@@ -167,7 +199,7 @@ func TestDevRunsSparkDispatcher(t *testing.T) {
 		}
 	}
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		s, err := state.Client{}.Master(context.Background(), master)
+		s, err := stateClient.Master(context.Background(), master)
 		names := map[string]bool{}
 		if err == nil {
 			for _, f := range s.Frameworks {

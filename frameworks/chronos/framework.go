@@ -64,6 +64,9 @@ type Config struct {
 	// at that moment would: nothing more is written or sent. Tests use it
 	// to kill the framework at the moment a run starts.
 	LaunchHook func(stage, job, taskID string) bool
+	// Principal and Secret are the framework's credentials, for a master
+	// with --authenticate_frameworks (also its FrameworkInfo.principal).
+	Principal, Secret string
 	// Logger receives the framework's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -149,7 +152,7 @@ func New(cfg Config) (*Framework, error) {
 		info.WebUiURL = &ui
 	}
 	if f.driver, err = scheduler.New(scheduler.Config{Masters: cfg.Masters, Framework: info,
-		Logger: f.log.With("component", "scheduler-driver")}, scheduler.Simple(f.log, f.subscribed, f.offers, f.update)); err != nil {
+		Principal: cfg.Principal, Secret: cfg.Secret, Logger: f.log.With("component", "scheduler-driver")}, scheduler.Simple(f.log, f.subscribed, f.offers, f.update)); err != nil {
 		return nil, fmt.Errorf("chronos: %w", err)
 	}
 	return f, nil

@@ -25,6 +25,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/zk"
 )
 
@@ -58,9 +59,46 @@ type Config struct {
 	SRVRecordDefaultWeight uint16              `json:"srvRecordDefaultWeight"`
 	EnforceRFC952          bool                `json:"enforceRFC952"`
 	IPSources              []string            `json:"IPSources"`
-	// MesosAuthentication is accepted only empty: agora's operator API is
-	// read here without credentials.
-	MesosAuthentication string `json:"mesosAuthentication,omitempty"`
+	// MesosAuthentication is "" (the master is read without credentials)
+	// or "basic": /master/state and the operator API's event stream are
+	// read with MesosCredentials, for a master with
+	// --authenticate_http_readonly and --authenticate_http_readwrite.
+	MesosAuthentication string            `json:"mesosAuthentication,omitempty"`
+	MesosCredentials    *MesosCredentials `json:"mesosCredentials,omitempty"`
+}
+
+// MesosCredentials are the principal and secret Mesos-DNS presents to the
+// master (its config.json's mesosCredentials).
+type MesosCredentials struct {
+	Principal string `json:"principal"`
+	Secret    string `json:"secret"`
+}
+
+// SetCredential has the master read with HTTP Basic as principal (a
+// principal "" leaves the config as it is).
+func (c *Config) SetCredential(principal, secret string) {
+	if principal != "" {
+		c.MesosAuthentication = "basic"
+		c.MesosCredentials = &MesosCredentials{Principal: principal, Secret: secret}
+	}
+}
+
+// redacted is c as /v1/config shows it: the API is unauthenticated, so
+// the secret is not in it.
+func (c Config) redacted() Config {
+	if c.MesosCredentials != nil {
+		c.MesosCredentials = &MesosCredentials{Principal: c.MesosCredentials.Principal, Secret: "********"}
+	}
+	return c
+}
+
+// credential is what the master is read with: none unless
+// mesosAuthentication is "basic".
+func (c Config) credential() auth.Credential {
+	if c.MesosAuthentication != "basic" || c.MesosCredentials == nil {
+		return auth.Credential{}
+	}
+	return auth.Credential{Principal: c.MesosCredentials.Principal, Secret: c.MesosCredentials.Secret}
 }
 
 // DefaultConfig is Mesos-DNS's defaults with agora's domain.
@@ -198,8 +236,14 @@ func (c *Config) Validate() error {
 			bad("IPSources: unknown source %q (want netinfo, mesos, docker or host)", s)
 		}
 	}
-	if c.MesosAuthentication != "" {
-		bad("mesosAuthentication: %q is not supported (agora's operator API is read without credentials)", c.MesosAuthentication)
+	switch c.MesosAuthentication {
+	case "":
+	case "basic":
+		if c.MesosCredentials == nil || c.MesosCredentials.Principal == "" || c.MesosCredentials.Secret == "" {
+			bad("mesosAuthentication: \"basic\" needs mesosCredentials with a principal and a secret")
+		}
+	default:
+		bad("mesosAuthentication: %q is not supported (want \"basic\", or none)", c.MesosAuthentication)
 	}
 	if c.SOAMname == "" {
 		c.SOAMname = "ns1." + c.Domain

@@ -14,6 +14,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/master"
 
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/zk"
 	"github.com/agora-cluster/agora/frameworks/state"
 )
@@ -46,7 +47,8 @@ func (r *Resolver) follow(ctx context.Context) {
 }
 
 func (r *Resolver) stateClient() state.Client {
-	return state.Client{HTTP: &http.Client{Timeout: time.Duration(r.cfg.StateTimeout) * time.Second}}
+	return state.Client{HTTP: &http.Client{Timeout: time.Duration(r.cfg.StateTimeout) * time.Second,
+		Transport: &auth.Transport{Credential: r.cfg.credential()}}}
 }
 
 // resync loads /master/state from the leader and replaces the view with
@@ -115,6 +117,7 @@ func (r *Resolver) stream(ctx context.Context, leader string) error {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1", bytes.NewBufferString(`{"type":"SUBSCRIBE"}`))
 	req.Header.Set("Content-Type", api.MediaJSON)
 	req.Header.Set("Accept", api.MediaJSON)
+	r.cfg.credential().Apply(req)
 	resp, err := streamClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("SUBSCRIBE to %s: %w", leader, err)

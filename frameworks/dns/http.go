@@ -19,7 +19,7 @@ func (r *Resolver) HTTPHandler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"Service": "Mesos-DNS", "URL": "https://github.com/agora-cluster/agora", "Version": r.version})
 	})
 	mux.HandleFunc("GET /v1/config", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, r.cfg)
+		writeJSON(w, http.StatusOK, r.cfg.redacted())
 	})
 	mux.HandleFunc("GET /v1/hosts/{host}", r.serveHosts)
 	mux.HandleFunc("GET /v1/services/{service}", r.serveServices)

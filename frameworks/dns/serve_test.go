@@ -275,6 +275,8 @@ func TestConfigErrors(t *testing.T) {
 		{`{"masters":["m:5050"],"refreshSeconds":0}`, "refreshSeconds: 0"},
 		{`{"masters":["m:5050"],"zk":"http://x"}`, "zk:"},
 		{`{"masters":["m:5050"],"mesosAuthentication":"basic"}`, "mesosAuthentication"},
+		{`{"masters":["m:5050"],"mesosAuthentication":"basic","mesosCredentials":{"principal":"dns"}}`, "a principal and a secret"},
+		{`{"masters":["m:5050"],"mesosAuthentication":"kerberos"}`, `"kerberos" is not supported`},
 		{`{"masters":["m:5050"],"ttl":"sixty"}`, "ttl"},
 	} {
 		_, err := ParseConfig([]byte(c.json))

@@ -76,6 +76,9 @@ type Config struct {
 	// MaxVersions is how many versions of each app are kept for
 	// /v2/apps/{id}/versions (default 50); older ones are pruned.
 	MaxVersions int
+	// Principal and Secret are the framework's credentials, for a master
+	// with --authenticate_frameworks (also its FrameworkInfo.principal).
+	Principal, Secret string
 	// Logger receives the framework's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -292,7 +295,7 @@ func New(cfg Config) (*Framework, error) {
 		info.WebUiURL = &ui
 	}
 	if f.driver, err = scheduler.New(scheduler.Config{Masters: cfg.Masters, Framework: info,
-		Logger: f.log.With("component", "scheduler-driver")}, scheduler.Simple(f.log, f.subscribed, f.offers, f.update)); err != nil {
+		Principal: cfg.Principal, Secret: cfg.Secret, Logger: f.log.With("component", "scheduler-driver")}, scheduler.Simple(f.log, f.subscribed, f.offers, f.update)); err != nil {
 		return nil, fmt.Errorf("marathon: %w", err)
 	}
 	return f, nil

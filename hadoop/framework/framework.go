@@ -69,6 +69,9 @@ type Config struct {
 	ServeExecutor  bool
 	// ExecutorEnv is added to the executors' environment.
 	ExecutorEnv map[string]string
+	// Principal and Secret are the framework's credentials, for a master
+	// with --authenticate_frameworks (also its FrameworkInfo.principal).
+	Principal, Secret string
 	// Logger receives the framework's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -213,7 +216,8 @@ func (f *Framework) Run(ctx context.Context) error {
 	if st.FrameworkID != "" {
 		info.ID = &mesos.FrameworkID{Value: st.FrameworkID}
 	}
-	d, err := scheduler.New(scheduler.Config{Masters: f.cfg.Masters, Framework: info, Logger: f.log.With("component", "scheduler-driver")}, handler{f.events})
+	d, err := scheduler.New(scheduler.Config{Masters: f.cfg.Masters, Framework: info,
+		Principal: f.cfg.Principal, Secret: f.cfg.Secret, Logger: f.log.With("component", "scheduler-driver")}, handler{f.events})
 	if err != nil {
 		return fmt.Errorf("hadoop framework: %w", err)
 	}

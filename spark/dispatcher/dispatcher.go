@@ -71,8 +71,11 @@ type Config struct {
 	// Extra, if set, serves /v1/applications beside the REST protocol:
 	// the Spark scheduler's API on the dispatcher's port, so that one
 	// mesos://HOST:7077 serves cluster and client mode.
-	Extra  http.Handler
-	Logger *slog.Logger
+	Extra http.Handler
+	// Principal and Secret are the framework's credentials, for a master
+	// with --authenticate_frameworks (also its FrameworkInfo.principal).
+	Principal, Secret string
+	Logger            *slog.Logger
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
 }
@@ -185,7 +188,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	if d.fw.FrameworkID != "" {
 		info.ID = &mesos.FrameworkID{Value: d.fw.FrameworkID}
 	}
-	sd, err := scheduler.New(scheduler.Config{Masters: d.cfg.Masters, Framework: info, Logger: d.log.With("component", "scheduler-driver")}, d.handler())
+	sd, err := scheduler.New(scheduler.Config{Masters: d.cfg.Masters, Framework: info,
+		Principal: d.cfg.Principal, Secret: d.cfg.Secret, Logger: d.log.With("component", "scheduler-driver")}, d.handler())
 	if err != nil {
 		return fmt.Errorf("spark dispatcher: %w", err)
 	}

@@ -11,13 +11,22 @@ import (
 
 	mscheduler "github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/cluster/master"
 	"github.com/agora-cluster/agora/frameworks/scheduler"
 )
 
 // standIn runs a dispatcher on a real cluster whose Spark home is a
 // stand-in: its spark-submit runs script. hook, if set, is the idle hook.
 func standIn(t *testing.T, script string, hook func(*Dispatcher)) (*Dispatcher, *clustertest.Cluster) {
+	t.Helper()
+	return standInOn(t, clustertest.Options{}, auth.Credential{}, script, hook)
+}
+
+// standInOn is standIn on a cluster started with opts, the dispatcher
+// presenting cred.
+func standInOn(t *testing.T, opts clustertest.Options, cred auth.Credential, script string, hook func(*Dispatcher)) (*Dispatcher, *clustertest.Cluster) {
 	t.Helper()
 	home := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(home, "bin"), 0o755); err != nil {
@@ -26,12 +35,13 @@ func standIn(t *testing.T, script string, hook func(*Dispatcher)) (*Dispatcher, 
 	if err := os.WriteFile(filepath.Join(home, "bin", "spark-submit"), []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	c := clustertest.Start(t, clustertest.Options{})
+	c := clustertest.Start(t, opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(Config{Masters: []string{c.MasterAddr}, Listener: ln, WorkDir: t.TempDir(), SparkHome: home})
+	d, err := New(Config{Masters: []string{c.MasterAddr}, Listener: ln, WorkDir: t.TempDir(), SparkHome: home,
+		Principal: cred.Principal, Secret: cred.Secret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,4 +140,29 @@ func TestTaskOfEndedDriverKilled(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// On a master with --authenticate_frameworks the dispatcher subscribes,
+// and launches a driver, as the principal it is given (without
+// credentials its SUBSCRIBE would get a 401).
+func TestDriverOnSecureCluster(t *testing.T) {
+	cred := auth.Credential{Principal: "spark", Secret: "spark-secret"}
+	creds, err := auth.ParseCredentials([]byte(`{"credentials": [{"principal": "spark", "secret": "spark-secret"}]}`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	authn, err := auth.New(auth.Options{Credentials: creds, Frameworks: true, HTTPReadOnly: true, HTTPReadWrite: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := clustertest.Options{Master: func(c *master.Config) { c.HTTP.Auth = authn }, Credential: cred}
+	d, _ := standInOn(t, opts, cred, `echo "spark-submit $*"`, nil)
+	for deadline := time.Now().Add(60 * time.Second); !d.Subscribed(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the dispatcher did not subscribe with its credentials")
+		}
+	}
+	_, r := d.submit(standInRequest(t))
+	// Launched and finished: its ACCEPT passed the master's principal check.
+	waitDriver(t, d, r.SubmissionID, func(dr Driver) bool { return dr.State == StateFinished })
 }

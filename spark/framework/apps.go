@@ -363,6 +363,9 @@ func (s *Scheduler) masterAgents(ctx context.Context) ([]AgentCapacity, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.cfg.Principal != "" { // a master with --authenticate_http_readonly
+		req.SetBasicAuth(s.cfg.Principal, s.cfg.Secret)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err

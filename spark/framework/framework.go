@@ -61,7 +61,11 @@ type Config struct {
 	// JavaHome, if set, is JAVA_HOME for the executors (default: this
 	// process's JAVA_HOME).
 	JavaHome string
-	Logger   *slog.Logger
+	// Principal and Secret are the framework's credentials, for a master
+	// with --authenticate_frameworks (also its FrameworkInfo.principal),
+	// and sent on its reads of /master/slaves.
+	Principal, Secret string
+	Logger            *slog.Logger
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
 }
@@ -148,7 +152,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		Roles:        s.cfg.Roles,
 		Capabilities: scheduler.Capabilities(mesos.FrameworkInfo_Capability_MULTI_ROLE),
 	}
-	sd, err := scheduler.New(scheduler.Config{Masters: s.cfg.Masters, Framework: info, Logger: s.log.With("component", "scheduler-driver")}, s.handler())
+	sd, err := scheduler.New(scheduler.Config{Masters: s.cfg.Masters, Framework: info,
+		Principal: s.cfg.Principal, Secret: s.cfg.Secret, Logger: s.log.With("component", "scheduler-driver")}, s.handler())
 	if err != nil {
 		return fmt.Errorf("spark scheduler: %w", err)
 	}
