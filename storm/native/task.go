@@ -63,9 +63,9 @@ func (r *Runtime) runSpout(t *task, p *multilang.Proc) error {
 		}
 		for _, o := range t.outcomes.drain() {
 			t.spoutN.Add(-1)
-			cmd := "fail"
+			cmd := multilang.SpoutFail
 			if o.Acked {
-				cmd = "ack"
+				cmd = multilang.SpoutAck
 				t.m.acked.Add(1)
 				t.m.latency(o.Latency)
 			} else {
@@ -79,9 +79,9 @@ func (r *Runtime) runSpout(t *task, p *multilang.Proc) error {
 			}
 		}
 		if on := r.active.Load(); on != told {
-			cmd := "deactivate"
+			cmd := multilang.SpoutDeactivate
 			if on {
-				cmd = "activate"
+				cmd = multilang.SpoutActivate
 			}
 			if err := p.Send(map[string]string{"command": cmd, "id": ""}); err != nil {
 				return err
@@ -102,7 +102,7 @@ func (r *Runtime) runSpout(t *task, p *multilang.Proc) error {
 		}
 		emitted := 0
 		if (maxPending <= 0 || t.spoutN.Load() < maxPending) && r.roomBelow(t) {
-			if err := p.Send(map[string]string{"command": "next"}); err != nil {
+			if err := p.Send(map[string]string{"command": multilang.SpoutNext}); err != nil {
 				return err
 			}
 			n, err := r.spoutUntilSync(t, p)
