@@ -74,6 +74,9 @@ func TestStormNativeDeactivateActivate(t *testing.T) {
 	}
 	waitShowing(t, 2*time.Minute, showing("first acks"), func() bool { return ackedLines(out) >= 5 })
 
+	if _, e, code := storm("deactivate", "nosuch"); code != 1 || !strings.Contains(e, `no native topology "nosuch"`) {
+		t.Errorf("deactivate nosuch: exit %d %q, want the topology named as unknown", code, e)
+	}
 	if o, e, code := storm("deactivate", "wc"); code != 0 || !strings.Contains(o, "deactivated wc") {
 		t.Fatalf("storm deactivate --runtime native: exit %d %q %q", code, o, e)
 	}
