@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,5 +133,50 @@ func TestStatusGenerations(t *testing.T) {
 		if _, err := ParseStatus(bad); err == nil || !strings.Contains(err.Error(), "want ACTIVE/N or INACTIVE/N") {
 			t.Errorf("ParseStatus(%q): %v, want a clear error", bad, err)
 		}
+	}
+}
+
+// TestTellOverTheTopologyPort tells a worker its status over its
+// listener, as the submitting command does: each later generation is
+// taken (TestStatusGenerations has an older one ignored); an address
+// nobody listens on is an error naming it once the context ends.
+func TestTellOverTheTopologyPort(t *testing.T) {
+	top := example(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	r, err := Start(context.Background(), top, Options{Stderr: os.Stderr, Peers: []string{addr}, Listener: ln,
+		Conf: map[string]any{"wordcount.output.dir": t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := Tell(ctx, addr, Status{Active: false, Gen: 3}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, r, 30*time.Second, func() string { return fmt.Sprintf("status %v", r.Status()) }, func() bool {
+		return r.Status() == Status{Active: false, Gen: 3}
+	})
+	if err := Tell(ctx, addr, Status{Active: true, Gen: 4}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, r, 30*time.Second, func() string { return fmt.Sprintf("status %v", r.Status()) }, func() bool {
+		return r.Status() == Status{Active: true, Gen: 4}
+	})
+
+	gone, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody := gone.Addr().String()
+	gone.Close()
+	short, cancel2 := context.WithTimeout(context.Background(), time.Second)
+	defer cancel2()
+	if err := Tell(short, nobody, Status{Gen: 1}); err == nil || !strings.Contains(err.Error(), nobody) {
+		t.Errorf("Tell to %s, where nobody listens: %v, want an error naming it", nobody, err)
 	}
 }
