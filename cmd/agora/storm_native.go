@@ -94,7 +94,7 @@ func nativeSubmit(master, yamlPath string, yaml []byte, name string, t *flux.Top
 		return stormFailure(stderr, "submit", fmt.Errorf("the topology's control port: %w", err))
 	}
 	defer ln.Close()
-	control := &nativeControl{yaml: yaml, top: t, stormPy: py, conf: c}
+	control := &nativeControl{yaml: yaml, top: t, stormPy: py, conf: c, workers: workers, status: native.Status{Active: true}, ctx: ctx}
 	// The driver's own reports are quiet: what ends the run is returned.
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError + 4}))
 	run, err := nativefw.New(nativefw.Config{
@@ -190,6 +190,13 @@ func stormWorker(args []string, stderr io.Writer) int {
 	defer stop()
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	opts := native.Options{Conf: conf, Stderr: stderr, Logger: log}
+	if v := os.Getenv(nativeStatusEnv); v != "" {
+		st, err := native.ParseStatus(v)
+		if err != nil {
+			return stormFailure(stderr, "worker", fmt.Errorf("$%s: %w", nativeStatusEnv, err))
+		}
+		opts.Status = &st
+	}
 	if peers := os.Getenv(nativefw.EnvPeers); peers != "" {
 		opts.Peers = strings.Split(peers, ",")
 		if opts.Worker, err = strconv.Atoi(os.Getenv(nativefw.EnvWorker)); err != nil || opts.Worker < 0 || opts.Worker >= len(opts.Peers) {
@@ -248,6 +255,10 @@ type nativeTopology struct {
 	State       string `json:"state"`
 	Agent       string `json:"agent"`
 	FrameworkID string `json:"framework_id"`
+	// Status is the topology's ACTIVE, INACTIVE or REBALANCING, as its
+	// submitting command keeps it (list only; UNKNOWN when it does not
+	// answer).
+	Status string `json:"status,omitempty"`
 }
 
 // nativeTopologies are the worker tasks of running native topologies.
@@ -279,6 +290,20 @@ func nativeList(master string, asJSON bool, stdout, stderr io.Writer) int {
 	if err != nil {
 		return stormFailure(stderr, "list", err)
 	}
+	statuses := map[string]string{} // framework → status
+	for i, t := range ts {
+		st, ok := statuses[t.FrameworkID]
+		if !ok {
+			st = "UNKNOWN"
+			if base, err := nativeControlURL(ctx, master, t.Name); err == nil {
+				if s, err := nativeStatusOf(ctx, base); err == nil {
+					st = s
+				}
+			}
+			statuses[t.FrameworkID] = st
+		}
+		ts[i].Status = st
+	}
 	if asJSON {
 		if ts == nil {
 			ts = []nativeTopology{}
@@ -286,9 +311,9 @@ func nativeList(master string, asJSON bool, stdout, stderr io.Writer) int {
 		return writeJSON(stdout, ts)
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "TOPOLOGY\tTASK\tSTATE\tAGENT\tFRAMEWORK")
+	fmt.Fprintln(w, "TOPOLOGY\tSTATUS\tTASK\tSTATE\tAGENT\tFRAMEWORK")
 	for _, t := range ts {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.TaskID, t.State, t.Agent, t.FrameworkID)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Status, t.TaskID, t.State, t.Agent, t.FrameworkID)
 	}
 	w.Flush()
 	return 0

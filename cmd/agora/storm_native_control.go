@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -22,13 +23,36 @@ import (
 
 // A native topology's submitting command is its framework; it serves the
 // topology's control on an HTTP port of its own, given to the master as
-// the framework's webui_url, where `agora storm rebalance --runtime
-// native` finds it.
+// the framework's webui_url, where `agora storm rebalance|activate|
+// deactivate --runtime native` find it.
+//
+// The topology's status (ACTIVE, INACTIVE) is kept here: a change is told
+// to every running worker over its topology port (native.Tell) and set in
+// the environment of the workers launched from then on, so that a worker
+// launched again, or a rebalance, starts in it.
+
+// nativeStatusEnv carries the topology's status to a worker.
+const nativeStatusEnv = "AGORA_STORM_STATUS"
+
+// nativeTellTimeout bounds telling one worker a status change: a worker
+// just launched may not listen yet.
+const nativeTellTimeout = 20 * time.Second
 
 // nativeRebalance is the body of POST /rebalance.
 type nativeRebalance struct {
 	Workers   int            `json:"workers,omitempty"`
 	Executors map[string]int `json:"executors,omitempty"`
+	// WaitSecs, as Storm's rebalance wait: the topology is deactivated
+	// for this long before its workers are launched again (and then has
+	// its status of before).
+	WaitSecs int `json:"wait_secs,omitempty"`
+}
+
+// nativeStatusReply is the answer of GET /status, /activate and
+// /deactivate.
+type nativeStatusReply struct {
+	Status  string `json:"status"` // ACTIVE, INACTIVE or REBALANCING
+	Workers int    `json:"workers"`
 }
 
 // nativeControl rebuilds a topology's workers for a rebalance.
@@ -37,15 +61,19 @@ type nativeControl struct {
 	top     *flux.Topology
 	stormPy []byte
 
-	mu        sync.Mutex
-	conf      map[string]any // the bundle's configuration, as last launched
-	executors map[string]int
-	run       *nativefw.Run
+	mu          sync.Mutex
+	conf        map[string]any // the bundle's configuration, as last launched
+	executors   map[string]int
+	workers     int
+	status      native.Status // what the workers were last told
+	rebalancing bool          // a rebalance waits out its --wait
+	run         *nativefw.Run
+	ctx         context.Context // the submitting command's: ends a waiting rebalance
 }
 
 // launch is the workers' count, environment and labels of conf with
-// executors applied.
-func (c *nativeControl) launch(conf map[string]any, executors map[string]int) (int, map[string]string, func(int) map[string]string, error) {
+// executors applied, the workers starting in status.
+func (c *nativeControl) launch(conf map[string]any, executors map[string]int, status native.Status) (int, map[string]string, func(int) map[string]string, error) {
 	top, err := native.WithParallelism(c.top, executors)
 	if err != nil {
 		return 0, nil, nil, err
@@ -58,14 +86,29 @@ func (c *nativeControl) launch(conf map[string]any, executors map[string]int) (i
 	if err != nil {
 		return 0, nil, nil, err
 	}
-	return workers, map[string]string{nativeBundleEnv: bundle}, executorLabels(native.Assign(top, workers)), nil
+	env := map[string]string{nativeBundleEnv: bundle, nativeStatusEnv: status.Encode()}
+	return workers, env, executorLabels(native.Assign(top, workers)), nil
+}
+
+// errRebalancing refuses a change while a rebalance waits, as Nimbus
+// refuses one of a REBALANCING topology.
+func (c *nativeControl) errRebalancing() error {
+	return fmt.Errorf("topology %q is REBALANCING: wait for its rebalance's wait to end", c.top.Name)
 }
 
 // rebalance launches the topology again with new worker and executor
-// counts (0 and none: unchanged).
+// counts (0 and none: unchanged), at once or, with a wait, after
+// deactivating it for that long. The workers launched have the status
+// of before.
 func (c *nativeControl) rebalance(ctx context.Context, req nativeRebalance) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.rebalancing {
+		return 0, c.errRebalancing()
+	}
+	if req.WaitSecs < 0 {
+		return 0, fmt.Errorf("rebalance wait %d s: want 0 or more", req.WaitSecs)
+	}
 	conf := map[string]any{}
 	for k, v := range c.conf {
 		conf[k] = v
@@ -87,20 +130,132 @@ func (c *nativeControl) rebalance(ctx context.Context, req nativeRebalance) (int
 		}
 		conf[native.KeyParallelism] = p
 	}
-	workers, env, labels, err := c.launch(conf, executors)
+	before := c.status
+	workers, env, labels, err := c.launch(conf, executors, before)
 	if err != nil {
 		return 0, err
 	}
-	if err := c.run.Rebalance(ctx, workers, env, labels); err != nil {
-		return 0, err
+	if req.WaitSecs == 0 {
+		if err := c.run.Rebalance(ctx, workers, env, labels); err != nil {
+			return 0, err
+		}
+		c.conf, c.executors, c.workers = conf, executors, workers
+		return workers, nil
 	}
-	c.conf, c.executors = conf, executors
+	// Storm's rebalance wait: the spouts stop, the trees in flight
+	// complete, then the workers are launched anew.
+	if before.Active {
+		// A worker not told goes on emitting until its relaunch: the
+		// rebalance goes ahead all the same.
+		if err := c.tell(ctx, false); err != nil {
+			slog.Warn("native storm: rebalance wait", "topology", c.top.Name, "err", err)
+		}
+	}
+	c.rebalancing = true
+	go c.rebalanceAfter(time.Duration(req.WaitSecs)*time.Second, before, conf, executors, workers)
 	return workers, nil
 }
 
-// serve answers POST /rebalance until ctx ends.
+// rebalanceAfter launches the rebalanced workers once wait has passed,
+// in status before (the new launch's generation of it).
+func (c *nativeControl) rebalanceAfter(wait time.Duration, before native.Status, conf map[string]any, executors map[string]int, workers int) {
+	select {
+	case <-c.ctx.Done():
+		return
+	case <-time.After(wait):
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.rebalancing = false
+	st := native.Status{Active: before.Active, Gen: c.status.Gen + 1}
+	_, env, labels, err := c.launch(conf, executors, st)
+	if err == nil {
+		c.run.SetEnv(nativeStatusEnv, st.Encode())
+		err = c.run.Rebalance(c.ctx, workers, env, labels)
+	}
+	if err != nil {
+		slog.Error("native storm: rebalance after its wait", "topology", c.top.Name, "err", err)
+		return
+	}
+	c.conf, c.executors, c.workers, c.status = conf, executors, workers, st
+}
+
+// setActive activates or deactivates the topology.
+func (c *nativeControl) setActive(ctx context.Context, on bool) (nativeStatusReply, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rebalancing {
+		return nativeStatusReply{}, c.errRebalancing()
+	}
+	err := c.tell(ctx, on)
+	return nativeStatusReply{Status: c.status.String(), Workers: c.workers}, err
+}
+
+// tell sets the status (a new generation) for the workers launched from
+// now on and tells every running worker (c.mu held). A worker that could
+// not be told is named in the error; the status is kept all the same.
+func (c *nativeControl) tell(ctx context.Context, on bool) error {
+	st := native.Status{Active: on, Gen: c.status.Gen + 1}
+	c.status = st
+	c.run.SetEnv(nativeStatusEnv, st.Encode())
+	addrs := c.run.Addresses()
+	errs := make([]error, len(addrs))
+	var wg sync.WaitGroup
+	for i, a := range addrs {
+		if a == "" {
+			continue // waiting for its launch, which has the status
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tctx, cancel := context.WithTimeout(ctx, nativeTellTimeout)
+			defer cancel()
+			if err := native.Tell(tctx, a, st); err != nil {
+				errs[i] = fmt.Errorf("worker %d: %w", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("topology %q is now %s, but not every worker could be told (a worker launched from now on starts %s): %w", c.top.Name, st, st, err)
+	}
+	return nil
+}
+
+// reply is the topology's status now.
+func (c *nativeControl) reply() nativeStatusReply {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.status.String()
+	if c.rebalancing {
+		s = "REBALANCING"
+	}
+	return nativeStatusReply{Status: s, Workers: c.workers}
+}
+
+// serve answers POST /rebalance, /activate and /deactivate and GET
+// /status until ctx ends.
 func (c *nativeControl) serve(ctx context.Context, ln net.Listener) {
 	mux := http.NewServeMux()
+	reply := func(w http.ResponseWriter, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(v)
+	}
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) { reply(w, c.reply()) })
+	for path, on := range map[string]bool{"/activate": true, "/deactivate": false} {
+		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
+			st, err := c.setActive(r.Context(), on)
+			if err != nil {
+				code := http.StatusBadGateway
+				if st.Status == "" {
+					code = http.StatusConflict
+				}
+				http.Error(w, err.Error(), code)
+				return
+			}
+			reply(w, st)
+		})
+	}
 	mux.HandleFunc("POST /rebalance", func(w http.ResponseWriter, r *http.Request) {
 		var req nativeRebalance
 		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
@@ -114,8 +269,7 @@ func (c *nativeControl) serve(ctx context.Context, ln net.Listener) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]int{"workers": workers})
+		reply(w, map[string]int{"workers": workers})
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -171,32 +325,85 @@ func nativeControlURL(ctx context.Context, master, name string) (string, error) 
 	return "", fmt.Errorf("no native topology %q runs on master %s", name, master)
 }
 
+// nativePost posts body to path of the control of native topology name
+// and returns the answer's body; an answer other than 200 is an error
+// with its text.
+func nativePost(ctx context.Context, master, name, path string, body any) ([]byte, error) {
+	base, err := nativeControlURL(ctx, master, name)
+	if err != nil {
+		return nil, err
+	}
+	b, _ := json.Marshal(body)
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+path, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		return nil, fmt.Errorf("native topology %q: its submitting command at %s: %w", name, base, err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return nil, errors.New(strings.TrimSpace(string(out)))
+	}
+	return out, nil
+}
+
 // nativeRebalanceCmd asks the submitting command of native topology name
 // to launch it again with new counts.
 func nativeRebalanceCmd(master, name string, req nativeRebalance, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout)
 	defer cancel()
-	base, err := nativeControlURL(ctx, master, name)
+	b, err := nativePost(ctx, master, name, "/rebalance", req)
 	if err != nil {
 		return stormFailure(stderr, "rebalance", err)
-	}
-	body, _ := json.Marshal(req)
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/rebalance", bytes.NewReader(body))
-	if err != nil {
-		return stormFailure(stderr, "rebalance", err)
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(hr)
-	if err != nil {
-		return stormFailure(stderr, "rebalance", fmt.Errorf("native topology %q: its submitting command at %s: %w", name, base, err))
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != http.StatusOK {
-		return stormFailure(stderr, "rebalance", errors.New(strings.TrimSpace(string(b))))
 	}
 	var got map[string]int
 	json.Unmarshal(b, &got)
+	if req.WaitSecs > 0 {
+		fmt.Fprintf(stdout, "rebalancing %s: deactivated; %d worker(s) in %d s\n", name, got["workers"], req.WaitSecs)
+		return 0
+	}
 	fmt.Fprintf(stdout, "rebalancing %s: %d worker(s)\n", name, got["workers"])
 	return 0
+}
+
+// nativeActivationCmd activates or deactivates native topology name
+// through its submitting command, which tells every worker.
+func nativeActivationCmd(master, name string, activate bool, stdout, stderr io.Writer) int {
+	cmd := "deactivate"
+	if activate {
+		cmd = "activate"
+	}
+	// Telling a worker just launched may wait for it to listen.
+	ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout+nativeTellTimeout)
+	defer cancel()
+	if _, err := nativePost(ctx, master, name, "/"+cmd, struct{}{}); err != nil {
+		return stormFailure(stderr, cmd, err)
+	}
+	fmt.Fprintf(stdout, "%sd %s\n", cmd, name)
+	return 0
+}
+
+// nativeStatusOf asks the submitting command at control URL base for its
+// topology's status.
+func nativeStatusOf(ctx context.Context, base string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/status", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var st nativeStatusReply
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&st) != nil || st.Status == "" {
+		return "", fmt.Errorf("%s/status: %s", base, resp.Status)
+	}
+	return st.Status, nil
 }

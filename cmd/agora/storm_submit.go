@@ -142,7 +142,7 @@ func stormRebalance(args []string, stdout, stderr io.Writer) int {
 	workers := fs.Int("n", 0, "the topology's new number of workers")
 	execs := executorCounts{}
 	fs.Var(execs, "e", "component=N (repeatable): a component's new number of executors")
-	wait := fs.Int("wait", -1, "seconds Nimbus deactivates the topology first (default: topology.message.timeout.secs)")
+	wait := fs.Int("wait", -1, "seconds the topology is deactivated first (default: topology.message.timeout.secs; with --runtime native: 0)")
 	runtime := fs.String("runtime", "storm", "storm (rebalance through Nimbus) or native (the native topology on --master's cluster is launched again with the new counts)")
 	name, code, done := parseWithID(fs, args)
 	if done {
@@ -157,7 +157,7 @@ func stormRebalance(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "agora storm rebalance: --runtime native needs --master")
 			return 2
 		}
-		req := nativeRebalance{Workers: *workers, Executors: map[string]int{}}
+		req := nativeRebalance{Workers: *workers, Executors: map[string]int{}, WaitSecs: max(0, *wait)}
 		for k, v := range execs {
 			req.Executors[k] = int(v)
 		}
@@ -188,9 +188,17 @@ func stormActivation(activate bool, args []string, stdout, stderr io.Writer) int
 	}
 	var nimbus stormTarget
 	fs := stormFlags(cmd, "TOPOLOGY", about, stderr, &nimbus, nil)
+	runtime := fs.String("runtime", "storm", "storm (through Nimbus) or native (the native topology on --master's cluster, through its submitting command)")
 	name, code, done := parseWithID(fs, args)
 	if done {
 		return code
+	}
+	if *runtime == "native" {
+		if nimbus.master == "" {
+			fmt.Fprintf(stderr, "agora storm %s: --runtime native needs --master\n", cmd)
+			return 2
+		}
+		return nativeActivationCmd(nimbus.master, name, activate, stdout, stderr)
 	}
 	c, err := nimbus.client()
 	if err != nil {

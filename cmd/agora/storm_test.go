@@ -45,6 +45,9 @@ func TestStormCommandsRefuseBadInput(t *testing.T) {
 		{"kill, nimbus not there", stormKillCmd, []string{"words", "--nimbus", refused}, 1, "is not reachable"},
 		{"workers, nimbus not there", stormWorkersCmd, []string{"words", "--nimbus", refused}, 1, "agora storm workers: nimbus at " + refused + " is not reachable"},
 		{"workers, native without a master", stormWorkersCmd, []string{"--runtime", "native"}, 2, "--runtime native needs --master"},
+		{"deactivate, native without a master", stormDeactivateCmd, []string{"words", "--runtime", "native"}, 2, "agora storm deactivate: --runtime native needs --master"},
+		{"activate without a topology", stormActivateCmd, []string{"--runtime", "native", "--master", refused}, 2, "Usage: agora storm activate"},
+		{"activate, master not there", stormActivateCmd, []string{"words", "--runtime", "native", "--master", refused}, 1, "agora storm activate: find native topology \"words\" on master " + refused},
 		{"workers, two topologies", stormWorkersCmd, []string{"a", "b", "--nimbus", refused}, 2, "unexpected arguments"},
 		{"unknown flag", stormListCmd, []string{"--nimbs", refused}, 2, "flag provided but not defined"},
 	} {

@@ -273,7 +273,10 @@ func executorList(m map[string]int) string {
 // metrics (metrics.json in its sandbox, read through its agent's /files
 // API) and their sums by component.
 type nativeInfo struct {
-	Topology   string                    `json:"topology"`
+	Topology string `json:"topology"`
+	// Status is the workers' ACTIVE or INACTIVE, as their metrics say
+	// (MIXED while a change reaches them).
+	Status     string                    `json:"status"`
 	Workers    []nativeWorkerMetrics     `json:"workers"`
 	Components []native.ComponentMetrics `json:"components"`
 }
@@ -313,6 +316,12 @@ func nativeInfoOf(ctx context.Context, master, name string) (*nativeInfo, error)
 		} else {
 			wm.Metrics = met
 			addMetrics(sums, met)
+			switch {
+			case info.Status == "":
+				info.Status = met.Status
+			case info.Status != met.Status:
+				info.Status = "MIXED"
+			}
 		}
 		info.Workers = append(info.Workers, wm)
 	}
@@ -396,7 +405,7 @@ func nativeInfoCmd(master, name string, asJSON bool, stdout, stderr io.Writer) i
 		return writeJSON(stdout, info)
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "Topology:\t%s (native, %d worker(s))\n\n", name, len(info.Workers))
+	fmt.Fprintf(w, "Topology:\t%s (native, %d worker(s))\nStatus:\t%s\n\n", name, len(info.Workers), info.Status)
 	fmt.Fprintln(w, "COMPONENT\tTYPE\tTASKS\tEMITTED\tEXECUTED\tACKED\tFAILED\tRESTARTS\tLATENCY p50/p99 ms")
 	for _, c := range info.Components {
 		p50, p99 := c.ProcessLatencyP50ms, c.ProcessLatencyP99ms

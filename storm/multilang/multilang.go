@@ -48,6 +48,17 @@ func (m *Message) WantsTaskIDs() bool {
 // Commands is every command a component may send.
 var Commands = []string{"emit", "ack", "fail", "sync", "log", "error", "metrics"}
 
+// The commands a spout is sent, as Storm's ShellSpout sends them: next,
+// ack and fail of a message ID, and activate and deactivate when its
+// topology's status changes. The spout answers each with sync.
+const (
+	SpoutNext       = "next"
+	SpoutAck        = "ack"
+	SpoutFail       = "fail"
+	SpoutActivate   = "activate"
+	SpoutDeactivate = "deactivate"
+)
+
 // Tuple is a tuple as a bolt reads it.
 type Tuple struct {
 	ID     string `json:"id"`

@@ -69,13 +69,14 @@ type ComponentMetrics struct {
 // Metrics is a topology's metrics.
 type Metrics struct {
 	Topology   string             `json:"topology"`
+	Status     string             `json:"status"`  // ACTIVE or INACTIVE
 	Pending    int                `json:"pending"` // spout tuples in flight
 	Components []ComponentMetrics `json:"components"`
 }
 
 // Metrics reads the counts now.
 func (r *Runtime) Metrics() Metrics {
-	out := Metrics{Topology: r.top.Name, Pending: r.acker.Pending()}
+	out := Metrics{Topology: r.top.Name, Status: r.Status().String(), Pending: r.acker.Pending()}
 	for comp, m := range r.metrics {
 		c := ComponentMetrics{Component: comp, Type: "bolt", Tasks: len(r.byComp[comp]),
 			Emitted: m.emitted.Load(), Acked: m.acked.Load(), Failed: m.failed.Load(), Executed: m.executed.Load(),

@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agora-cluster/agora/storm/flux"
@@ -62,6 +63,9 @@ type Options struct {
 	// of a launch after the first announces its address to the others,
 	// which take it in place of the one they had.
 	Launch int
+	// Status is the topology's status to start in (nil: ACTIVE, of
+	// generation 0).
+	Status *Status
 }
 
 // Runtime is a running topology.
@@ -81,6 +85,10 @@ type Runtime struct {
 	worker  int
 	owner   map[int]int // task → worker
 	peers   []*peer
+
+	statusMu sync.Mutex
+	status   Status
+	active   atomic.Bool // status.Active, read by the spouts' loops
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -103,6 +111,11 @@ func Start(ctx context.Context, top *flux.Topology, opts Options) (*Runtime, err
 	if r.log == nil {
 		r.log = slog.Default()
 	}
+	r.status = Status{Active: true}
+	if opts.Status != nil {
+		r.status = *opts.Status
+	}
+	r.active.Store(r.status.Active)
 	r.conf = map[string]any{"topology.name": top.Name}
 	for k, v := range top.Config {
 		r.conf[k] = v
@@ -215,6 +228,7 @@ func (r *Runtime) plan() error {
 				conf: r.componentConf(c), pending: map[string]*inflight{}}
 			if t.spout {
 				t.outcomes = newQueue[Outcome]()
+				t.wake = make(chan struct{}, 1)
 			} else {
 				t.inbox = make(chan delivery, queue)
 			}

@@ -24,6 +24,7 @@ type task struct {
 
 	inbox    chan delivery   // bolts: tuples to execute
 	outcomes *queue[Outcome] // spouts: finished trees to ack or fail
+	wake     chan struct{}   // spouts: the topology's status changed
 
 	mu      sync.Mutex
 	pending map[string]*inflight // bolts: tuples given and not acked; spouts unused
@@ -47,21 +48,24 @@ type inflight struct {
 	start  time.Time
 }
 
-// runSpout drives a spout: ack and fail for finished trees, and next
-// while topology.max.spout.pending and the downstream queues allow.
+// runSpout drives a spout: ack and fail for finished trees, activate
+// and deactivate as the topology's status changes, and next while the
+// topology is active and topology.max.spout.pending and the downstream
+// queues allow.
 func (r *Runtime) runSpout(t *task, p *multilang.Proc) error {
 	maxPending := int64(intConf(t.conf, KeyMaxSpoutPending, 0))
 	idle := time.NewTimer(time.Millisecond)
 	defer idle.Stop()
+	told := false // what this process was last told: activated or not
 	for {
 		if r.ctx.Err() != nil {
 			return r.ctx.Err()
 		}
 		for _, o := range t.outcomes.drain() {
 			t.spoutN.Add(-1)
-			cmd := "fail"
+			cmd := multilang.SpoutFail
 			if o.Acked {
-				cmd = "ack"
+				cmd = multilang.SpoutAck
 				t.m.acked.Add(1)
 				t.m.latency(o.Latency)
 			} else {
@@ -74,9 +78,31 @@ func (r *Runtime) runSpout(t *task, p *multilang.Proc) error {
 				return err
 			}
 		}
+		if on := r.active.Load(); on != told {
+			cmd := multilang.SpoutDeactivate
+			if on {
+				cmd = multilang.SpoutActivate
+			}
+			if err := p.Send(map[string]string{"command": cmd, "id": ""}); err != nil {
+				return err
+			}
+			if _, err := r.spoutUntilSync(t, p); err != nil {
+				return err
+			}
+			told = on
+		}
+		if !told {
+			// Inactive: only outcomes and a status change wake it.
+			select {
+			case <-t.outcomes.signal:
+			case <-t.wake:
+			case <-r.ctx.Done():
+			}
+			continue
+		}
 		emitted := 0
 		if (maxPending <= 0 || t.spoutN.Load() < maxPending) && r.roomBelow(t) {
-			if err := p.Send(map[string]string{"command": "next"}); err != nil {
+			if err := p.Send(map[string]string{"command": multilang.SpoutNext}); err != nil {
 				return err
 			}
 			n, err := r.spoutUntilSync(t, p)

@@ -32,7 +32,7 @@ import (
 
 // wire is one message between workers.
 type wire struct {
-	Kind  string            `json:"k"` // tuple, ack, fail or hello
+	Kind  string            `json:"k"` // tuple, ack, fail, hello or status
 	To    int               `json:"to,omitempty"`
 	Tuple *multilang.Tuple  `json:"t,omitempty"`
 	Edges map[uint64]uint64 `json:"e,omitempty"`
@@ -42,6 +42,9 @@ type wire struct {
 	Worker int    `json:"w,omitempty"`
 	Addr   string `json:"a,omitempty"`
 	Launch int    `json:"l,omitempty"`
+	// Of a status: the topology's status and its generation.
+	Active bool  `json:"on,omitempty"`
+	Gen    int64 `json:"g,omitempty"`
 }
 
 // peerRetry bounds how long a message waits for its peer to answer.
@@ -202,6 +205,8 @@ func (r *Runtime) receive(c net.Conn) {
 			r.acker.Ack(m.Root, m.Val, time.Now())
 		case "fail":
 			r.acker.Fail(m.Root)
+		case "status":
+			r.SetStatus(Status{Active: m.Active, Gen: m.Gen})
 		case "hello":
 			if m.Worker >= 0 && m.Worker < len(r.peers) && m.Worker != r.worker && r.peers[m.Worker].moved(m.Addr, m.Launch) {
 				r.log.Info("native storm: a worker was launched again", "worker", m.Worker, "addr", m.Addr, "launch", m.Launch)

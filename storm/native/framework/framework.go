@@ -196,6 +196,33 @@ func (r *Run) Rebalance(ctx context.Context, workers int, env map[string]string,
 	return r.d.Revive(ctx)
 }
 
+// SetEnv sets a variable of the environment of every worker launched
+// from now on (a replaced worker's, or a rebalance's without it).
+func (r *Run) SetEnv(key, value string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	env := make(map[string]string, len(r.cfg.Env)+1)
+	for k, v := range r.cfg.Env {
+		env[k] = v
+	}
+	env[key] = value
+	r.cfg.Env = env
+}
+
+// Addresses are the workers' addresses by index: "" for a worker waiting
+// to be launched (again).
+func (r *Run) Addresses() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, len(r.slots))
+	for i, s := range r.slots {
+		if !s.pending && !scheduler.IsTerminal(s.state) {
+			out[i] = s.addr
+		}
+	}
+	return out
+}
+
 func (r *Run) finish(err error) {
 	select {
 	case r.done <- err:
