@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -206,7 +207,9 @@ func TestStormNativeOnAgora(t *testing.T) {
 	if rout, errOut, code := storm("rebalance", "wc2", "--runtime", "native", "--master", master, "-n", "3", "-e", "split=3"); code != 0 || !strings.Contains(rout, "rebalancing wc2: 3 worker(s)") {
 		t.Fatalf("rebalance -n 3 -e split=3: exit %d, %q %q", code, rout, errOut)
 	}
-	waitShowing(t, 2*time.Minute, func() string { return "rebalanced workers: " + wout + "; submit: " + sub.out.String() }, func() bool {
+	waitShowing(t, 2*time.Minute, func() string {
+		return "rebalanced workers: " + wout + "; submit: " + sub.out.String() + "\nworkers' stderr:\n" + sandboxStderrs(filepath.Join(dir, "agent"), 3000)
+	}, func() bool {
 		wout, _, _ = storm("workers", "wc2", "--runtime", "native", "--master", master, "--json")
 		var rows []stormWorkerRow
 		if json.Unmarshal([]byte(wout), &rows) != nil || len(rows) != 3 {
@@ -293,6 +296,27 @@ func workerPIDs(t *testing.T, n int) []int {
 }
 
 // waitShowing polls cond until it holds, failing with what after limit.
+// sandboxStderrs is the end of every non-empty stderr in the sandboxes
+// under an agent's work_dir, for failure messages.
+func sandboxStderrs(workDir string, n int) string {
+	var b strings.Builder
+	filepath.WalkDir(workDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() != "stderr" {
+			return nil
+		}
+		data, _ := os.ReadFile(p)
+		if len(data) == 0 {
+			return nil
+		}
+		if len(data) > n {
+			data = data[len(data)-n:]
+		}
+		fmt.Fprintf(&b, "== %s\n%s\n", p, data)
+		return nil
+	})
+	return b.String()
+}
+
 func waitShowing(t *testing.T, limit time.Duration, what func() string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
