@@ -4,6 +4,8 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+
+	"github.com/agora-cluster/agora/frameworks/servicepage"
 )
 
 // uiFiles are the web UI's page: every task record the resolver serves,
@@ -18,5 +20,5 @@ func uiHandler() http.Handler {
 	if err != nil {
 		panic(err) // the embedded directory is there at build time
 	}
-	return http.StripPrefix("/ui/", http.FileServer(http.FS(sub)))
+	return servicepage.Handler(sub)
 }
