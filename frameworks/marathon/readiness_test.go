@@ -31,7 +31,7 @@ func readyApp(dir string, n int) string {
 // and ends with every instance replaced and ready.
 func TestReadinessGatesRollingRestart(t *testing.T) {
 	if _, err := exec.LookPath("busybox"); err != nil {
-		t.Skip("needs busybox httpd for the instances' endpoint")
+		t.Fatal("needs busybox httpd for the instances' endpoint: make test-deps installs busybox-static")
 	}
 	e := startEnv(t)
 	dir := t.TempDir()

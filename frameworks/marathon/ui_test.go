@@ -24,7 +24,7 @@ import (
 // appear without a reload.
 func TestUIShowsAppsAndDeploymentsLive(t *testing.T) {
 	if _, err := exec.LookPath("busybox"); err != nil {
-		t.Skip("needs busybox httpd for the instances' endpoint")
+		t.Fatal("needs busybox httpd for the instances' endpoint: make test-deps installs busybox-static")
 	}
 	e := startEnv(t)
 	dir := t.TempDir()
