@@ -50,9 +50,7 @@ func runApp(args []string) int {
 	return dispatchTo("agora app", "command", appCommands, func() {
 		var b strings.Builder
 		b.WriteString("Usage: agora app COMMAND [flags]\n\nAsks the services framework's Marathon API (--marathon, or AGORA_MARATHON; default " + marathonAPIDefault + ").\n\nCommands:\n")
-		for _, n := range commandNames(appCommands) {
-			fmt.Fprintf(&b, "  %-9s %s\n", n, appCommands[n].summary)
-		}
+		writeCommandList(&b, appCommands)
 		b.WriteString("\nWith --watch, deploy, scale, restart and rollback follow the deployment until it ends:\nexit 0 when it succeeded, 1 when it failed or was canceled (the reason is printed).\n")
 		fmt.Fprint(os.Stderr, b.String())
 	}, args)

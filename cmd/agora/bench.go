@@ -17,10 +17,7 @@ func runBench(args []string) int {
 }
 
 func benchUsage() {
-	names := commandNames(benchCommands)
 	fmt.Fprint(os.Stderr, "Usage: agora bench BENCHMARK [flags]\n\nBenchmarks:\n")
-	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, benchCommands[n].summary)
-	}
+	writeCommandList(os.Stderr, benchCommands)
 	fmt.Fprint(os.Stderr, "\nExample:\n  agora bench launch --tasks 1000 --json\n")
 }

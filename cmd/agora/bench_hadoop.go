@@ -6,11 +6,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/agora-cluster/agora/dist"
-	"github.com/agora-cluster/agora/hadoop/hdfscluster"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/agora-cluster/agora/dist"
+	"github.com/agora-cluster/agora/hadoop/hdfscluster"
 
 	"github.com/agora-cluster/agora/hadoop/bench"
 	"github.com/agora-cluster/agora/hadoop/terasort"

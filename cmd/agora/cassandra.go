@@ -69,9 +69,7 @@ func runCassandra(args []string) int {
 func cassandraUsage() {
 	var b strings.Builder
 	b.WriteString("Usage: agora cassandra COMMAND [flags]\n\n`scheduler` runs a Cassandra ring on the cluster; the others ask its REST API.\n\nCommands:\n")
-	for _, n := range commandNames(cassandraCommands) {
-		fmt.Fprintf(&b, "  %-10s %s\n", n, cassandraCommands[n].summary)
-	}
+	writeCommandList(&b, cassandraCommands)
 	b.WriteString("\nThe scheduler's API is found through --api or AGORA_CASSANDRA_API (default " + cassandraAPIDefault + ").\n")
 	fmt.Fprint(os.Stderr, b.String())
 }

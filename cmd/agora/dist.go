@@ -40,9 +40,7 @@ func distUsage() {
 	b.WriteString("from their published jars on Maven Central, into a cache outside any repository\n")
 	b.WriteString("(" + dist.DefaultDir() + "; --dist_dir or AGORA_DIST_DIR to change it). The adapters\n")
 	b.WriteString("take such a home (--hadoop_home=DIR, ...) as they take an unpacked upstream tarball.\n\nCommands:\n")
-	for _, n := range commandNames(distCommands) {
-		fmt.Fprintf(&b, "  %-8s %s\n", n, distCommands[n].summary)
-	}
+	writeCommandList(&b, distCommands)
 	b.WriteString("\nExample:\n  export HADOOP_HOME=$(agora dist install hadoop)\n  agora dist list\n")
 	fmt.Fprint(os.Stderr, b.String())
 }

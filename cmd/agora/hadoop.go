@@ -39,12 +39,9 @@ func runHadoop(args []string) int {
 }
 
 func hadoopUsage() {
-	names := commandNames(hadoopCommands)
 	var b strings.Builder
 	b.WriteString("Usage: agora hadoop COMMAND [flags] [args]\n\nRuns Hadoop Streaming jobs (mappers and reducers in any language) on the cluster.\n\nCommands:\n")
-	for _, n := range names {
-		fmt.Fprintf(&b, "  %-12s %s\n", n, hadoopCommands[n].summary)
-	}
+	writeCommandList(&b, hadoopCommands)
 	b.WriteString("\n`agora dev` runs the framework; elsewhere start it with `agora hadoop scheduler --master=HOST:5050`.\n")
 	b.WriteString("Client commands find it through --hadoop or AGORA_HADOOP (default " + defaultHadoopAddr + ").\n\n")
 	b.WriteString("Example:\n  agora hadoop streaming -input in -output out -mapper mapper.py -reducer reducer.py \\\n      -file mapper.py -file reducer.py\n")

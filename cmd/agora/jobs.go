@@ -45,9 +45,7 @@ func runJobs(args []string) int {
 	return dispatchTo("agora jobs", "command", jobsCommands, func() {
 		var b strings.Builder
 		b.WriteString("Usage: agora jobs COMMAND [flags]\n\nAsks the scheduled-jobs framework's Chronos API (--chronos, or AGORA_CHRONOS; default " + chronosAPIDefault + ").\n\nCommands:\n")
-		for _, n := range commandNames(jobsCommands) {
-			fmt.Fprintf(&b, "  %-7s %s\n", n, jobsCommands[n].summary)
-		}
+		writeCommandList(&b, jobsCommands)
 		b.WriteString("\nSee also: agora cron next JOB [-n N]\n")
 		fmt.Fprint(os.Stderr, b.String())
 	}, args)

@@ -46,9 +46,7 @@ func runLambda(args []string) int {
 func lambdaUsage() {
 	var b strings.Builder
 	b.WriteString("Usage: agora lambda COMMAND [flags]\n\n`up` runs a pipeline (examples/lambda-pageviews/pipeline.yaml); the others talk to it.\n\nCommands:\n")
-	for _, n := range commandNames(lambdaCommands) {
-		fmt.Fprintf(&b, "  %-8s %s\n", n, lambdaCommands[n].summary)
-	}
+	writeCommandList(&b, lambdaCommands)
 	b.WriteString("\nThe query API is found through --api or AGORA_LAMBDA_API (default " + lambdaAPIDefault + ").\n")
 	fmt.Fprint(os.Stderr, b.String())
 }

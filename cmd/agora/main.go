@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -62,6 +63,20 @@ func commandNames(cmds map[string]command) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// writeCommandList writes one "  NAME  SUMMARY" line per visible command,
+// in name order, the summaries aligned after the longest name (a fixed
+// width goes out of line when a longer command is added).
+func writeCommandList(w io.Writer, cmds map[string]command) {
+	names := commandNames(cmds)
+	width := 0
+	for _, n := range names {
+		width = max(width, len(n))
+	}
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, n, cmds[n].summary)
+	}
 }
 
 func usage() {

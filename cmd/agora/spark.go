@@ -39,9 +39,7 @@ func runSpark(args []string) int {
 func sparkUsage() {
 	var b strings.Builder
 	b.WriteString("Usage: agora spark COMMAND [flags] [args]\n\nRuns Spark applications on agora.\n\nCommands:\n")
-	for _, n := range commandNames(sparkCommands) {
-		fmt.Fprintf(&b, "  %-16s %s\n", n, sparkCommands[n].summary)
-	}
+	writeCommandList(&b, sparkCommands)
 	b.WriteString("\nThe client commands find the dispatcher through --dispatcher or AGORA_SPARK_DISPATCHER\n(default 127.0.0.1:7077).\n")
 	fmt.Fprint(os.Stderr, b.String())
 }

@@ -32,9 +32,7 @@ func runStorm(args []string) int {
 func stormUsage() {
 	var b strings.Builder
 	b.WriteString("Usage: agora storm COMMAND [flags] [args]\n\nTalks to a Storm Nimbus over its Thrift API; `scheduler` runs Storm on the cluster.\n\nCommands:\n")
-	for _, n := range commandNames(stormCommands) {
-		fmt.Fprintf(&b, "  %-9s %s\n", n, stormCommands[n].summary)
-	}
+	writeCommandList(&b, stormCommands)
 	b.WriteString("\nNimbus is found through --nimbus or AGORA_STORM_NIMBUS (default 127.0.0.1:6627), or with\n--master as the Nimbus task `agora storm scheduler` runs on that cluster.\n")
 	fmt.Fprint(os.Stderr, b.String())
 }
