@@ -645,12 +645,6 @@ func TestReplaceNodeOfGoneAgent(t *testing.T) {
 	t.Logf("%d writes acknowledged, %d of them after the replacement joined", len(acked), len(acked)-before)
 
 	check := session(t, after)
-	for _, k := range acked {
-		var v string
-		if err := check.Query(`SELECT v FROM kv.t WHERE k = ?`, k).Consistency(gocql.Quorum).Scan(&v); err != nil || v != fmt.Sprintf("v%d", k) {
-			t.Fatalf("acknowledged write %d read back at QUORUM: %q, %v", k, v, err)
-		}
-	}
 	want := map[string]string{}
 	for _, n := range after {
 		want[n.Host] = "UN"
@@ -689,6 +683,19 @@ func TestReplaceNodeOfGoneAgent(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s not done within two minutes: %+v", kind, j)
 			}
+		}
+	}
+	// Every acknowledged write reads back at QUORUM once the ring is
+	// repaired. Not before: a replacement streams each range from one
+	// replica, and a write that reached the dead node and one other
+	// replica only (the third dropped it, its hint lost with the dead
+	// coordinator) can be missing from both replicas a QUORUM read asks
+	// (seen once in a full suite run); Cassandra's procedure is repair
+	// after replace.
+	for _, k := range acked {
+		var v string
+		if err := check.Query(`SELECT v FROM kv.t WHERE k = ?`, k).Consistency(gocql.Quorum).Scan(&v); err != nil || v != fmt.Sprintf("v%d", k) {
+			t.Fatalf("acknowledged write %d read back at QUORUM after the repair: %q, %v", k, v, err)
 		}
 	}
 	var repairs int
