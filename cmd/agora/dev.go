@@ -217,7 +217,7 @@ func runDev(args []string) int {
 			}
 		}
 	}
-	lines := []string{hadoopLine, sparkLine, secure.lines(masterAddr)}
+	lines := []string{hadoopLine, sparkLine, stormDevLine(), secure.lines(masterAddr)}
 	for _, s := range services {
 		line, warning, done, err := s.svc.start(frameworkCtx, fs, masterAddr, mf.ip, mf.workDir, secure.framework, logger)
 		if err != nil {

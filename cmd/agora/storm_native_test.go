@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -58,10 +59,15 @@ func TestStormNativeOnAgora(t *testing.T) {
 		return start(t, args...)
 	}
 
-	// Exact counts, as Go counts the sentences.
+	// Exact counts, as Go counts the sentences. Submitted as against
+	// `agora dev` with no Storm distribution installed: no --runtime, no
+	// --master (AGORA_MASTER), so the native runtime is the default.
 	out1 := filepath.Join(dir, "out1")
 	os.Mkdir(out1, 0o777)
-	sub := submit(out1, "-c", "topology.message.timeout.secs=300")
+	cmd := exec.Command(agoraBin, "storm", "submit", path, "--mem", "256", "--cpus", "0.5",
+		"-c", "wordcount.output.dir="+out1, "-c", "topology.message.timeout.secs=300")
+	cmd.Env = append(os.Environ(), "AGORA_MASTER="+master, "AGORA_DIST_DIR="+filepath.Join(dir, "no-dist"), "AGORA_STORM_NIMBUS=")
+	sub := startCmd(t, cmd, "agora storm submit (default runtime)")
 	n := len(wordcount.Sentences())
 	waitShowing(t, 2*time.Minute, func() string { return "acks: " + strconv.Itoa(ackedLines(out1)) + "; submit: " + sub.out.String() },
 		func() bool { return ackedLines(out1) == n })
@@ -91,6 +97,9 @@ func TestStormNativeOnAgora(t *testing.T) {
 	})
 	if out, _, code := storm("info", "wordcount", "--runtime", "native", "--master", master); code != 0 || !strings.Contains(out, "LATENCY") || !strings.Contains(out, "sentences") {
 		t.Errorf("storm info --runtime native: exit %d\n%s", code, out)
+	}
+	if !strings.Contains(sub.out.String(), "running the topology on agora's native runtime on the cluster of "+master) {
+		t.Errorf("submit without --runtime did not say it runs natively: %s", sub.out.String())
 	}
 	if ts := list(); len(ts) != 1 || ts[0]["name"] != "wordcount" || ts[0]["state"] != "TASK_RUNNING" {
 		t.Fatalf("storm list --runtime native = %v, want wordcount running", ts)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -66,7 +67,8 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 	home := fs.String("storm_home", defaultStormHome(), "a Storm home with storm.py (agora dist install storm)")
 	conf := stormConf{}
 	fs.Var(conf, "c", "key=value (repeatable): topology configuration over the file's config")
-	runtime := fs.String("runtime", "storm", "storm (submit to Nimbus) or native (agora runs the topology as a task of --master's cluster, no JVM; the command stays attached to it)")
+	runtime := fs.String("runtime", "", "storm (submit to Nimbus) or native (agora runs the topology as a task of --master's cluster, no JVM; the command stays attached to it);\n"+
+		"default: storm when --nimbus is given or a Storm distribution is installed (agora dist install storm, --storm_home), else native")
 	cpus := fs.Float64("cpus", 1, "with --runtime native: the worker task's CPUs")
 	mem := fs.Float64("mem", 512, "with --runtime native: the worker task's memory, MB")
 	filterFile := fs.String("filter", "", "a Java properties file: replace ${key} in the topology file with its values, as Flux's --filter")
@@ -78,6 +80,19 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 1 || (fs.NArg() == 1 && fs.Arg(0) != path) {
 		fmt.Fprintf(stderr, "agora storm submit: unexpected arguments %q\n", fs.Args())
 		return 2
+	}
+	if *runtime == "" {
+		named := os.Getenv("AGORA_STORM_NIMBUS") != ""
+		fs.Visit(func(f *flag.Flag) { named = named || f.Name == "nimbus" })
+		master := nimbus.master
+		if master == "" {
+			master = masterAddrDefault()
+		}
+		var why string
+		if *runtime, why = stormRuntimeDefault(named, *home, master); why != "" {
+			nimbus.master = master
+			fmt.Fprintln(stderr, "agora storm submit:", why)
+		}
 	}
 	if *runtime != "storm" && *runtime != "native" {
 		fmt.Fprintf(stderr, "agora storm submit: --runtime %q: want storm or native\n", *runtime)
