@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	stormCommands["submit"] = command{name: "submit", summary: "Submit a Flux topology of multilang components",
+	stormCommands["submit"] = command{name: "submit", summary: "Submit a Flux topology of multilang components, or a topology JAR",
 		run: func(args []string) int { return stormSubmit(args, os.Stdout, os.Stderr) }}
 	stormCommands["rebalance"] = command{name: "rebalance", summary: "Change a topology's workers and executors",
 		run: func(args []string) int { return stormRebalance(args, os.Stdout, os.Stderr) }}
@@ -56,12 +56,15 @@ func (p stormConf) Set(s string) error {
 func stormSubmit(args []string, stdout, stderr io.Writer) int {
 	var nimbus stormTarget
 	var asJSON bool
-	fs := stormFlags("submit", "TOPOLOGY.yaml [--name NAME] [-c key=value]... [--resources DIR]",
+	fs := stormFlags("submit", "TOPOLOGY.yaml [--name NAME] [-c key=value]... [--resources DIR]\n       agora storm submit TOPOLOGY.jar --class MAIN [-c key=value]... [ARGS...]",
 		"Submits a Flux topology whose spouts and bolts are multilang scripts (FluxShellSpout,\n"+
 			"FluxShellBolt): the scripts of the resources directory (default: resources/ beside the\n"+
 			"file, else the file's directory) and Storm's storm.py go into the topology jar's\n"+
 			"resources/, the jar is uploaded to Nimbus, and the topology is submitted. The file is\n"+
-			"checked first: nothing is sent for a topology Storm could not run.", stderr, &nimbus, &asJSON)
+			"checked first: nothing is sent for a topology Storm could not run.\n\n"+
+			"A JAR's main class is run as Storm's `storm jar` runs it: java with the Storm home's\n"+
+			"lib/ and the JAR on the class path, -Dstorm.jar=JAR and Nimbus's address in\n"+
+			"storm.options, so that its StormSubmitter uploads the JAR and submits the topology.", stderr, &nimbus, &asJSON)
 	name := fs.String("name", "", "the topology's name (default: the file's name:)")
 	resources := fs.String("resources", "", "the directory of the components' scripts")
 	home := fs.String("storm_home", defaultStormHome(), "a Storm home with storm.py (agora dist install storm)")
@@ -73,9 +76,29 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 	mem := fs.Float64("mem", 512, "with --runtime native: the worker task's memory, MB")
 	filterFile := fs.String("filter", "", "a Java properties file: replace ${key} in the topology file with its values, as Flux's --filter")
 	envFilter := fs.Bool("env-filter", false, "replace ${ENV-NAME} in the topology file with the environment variable NAME, as Flux's --env-filter")
+	class := fs.String("class", "", "with a JAR: its main class, which builds the topology and calls StormSubmitter (as `storm jar JAR CLASS`)")
 	path, code, done := parseWithID(fs, args)
 	if done {
 		return code
+	}
+	if strings.HasSuffix(strings.ToLower(path), ".jar") {
+		mainArgs := fs.Args()
+		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+			mainArgs = mainArgs[1:] // the JAR came after the flags
+		}
+		switch {
+		case *runtime == "native":
+			fmt.Fprintln(stderr, "agora storm submit: a JAR runs on Storm only (--runtime native runs a Flux topology file)")
+			return 2
+		case *name != "":
+			fmt.Fprintln(stderr, "agora storm submit: --name does not apply to a JAR: its main class names the topology")
+			return 2
+		}
+		return stormSubmitJarCmd(stormJar{jar: path, class: *class, args: mainArgs, home: *home, conf: conf}, nimbus, asJSON, stdout, stderr)
+	}
+	if *class != "" {
+		fmt.Fprintln(stderr, "agora storm submit: --class applies to a JAR only")
+		return 2
 	}
 	if fs.NArg() > 1 || (fs.NArg() == 1 && fs.Arg(0) != path) {
 		fmt.Fprintf(stderr, "agora storm submit: unexpected arguments %q\n", fs.Args())

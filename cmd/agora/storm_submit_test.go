@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -198,6 +199,49 @@ func TestStormSubmitWordCountOnRealStorm(t *testing.T) {
 		_, ok, err := c.TopologyByName(ctx, "wordcount")
 		return err == nil && !ok, fmt.Sprint(err)
 	})
+
+	// A topology JAR whose main class calls StormSubmitter, run as `storm
+	// jar` runs it: the topology it names is submitted with the -c keys in
+	// its configuration, and every number its spout emits is acked.
+	jar := stormtest.JarTopology(t)
+	jarOut := t.TempDir()
+	const numbers = 50
+	jarArgs := append([]string{jar, "--class", stormtest.JarTopologyClass, "--json", "-c", "agora.test.mark=jar"}, nimbus...)
+	code, stdout, stderr = runStormCmd(stormSubmitCmd, append(jarArgs, "numbers", jarOut, strconv.Itoa(numbers))...)
+	var jsub struct{ Topologies []string }
+	if code != 0 || json.Unmarshal([]byte(stdout), &jsub) != nil || !reflect.DeepEqual(jsub.Topologies, []string{"numbers"}) {
+		t.Fatalf("storm submit JAR: exit %d, %s %s", code, stdout, stderr)
+	}
+	waitStorm(t, 3*time.Minute, cluster, "every number acked at the JAR topology's spout", func() (bool, string) {
+		b, _ := os.ReadFile(filepath.Join(jarOut, "acked.txt"))
+		acked := map[string]bool{}
+		for _, l := range strings.Fields(string(b)) {
+			acked[l] = true
+		}
+		for i := 1; i <= numbers; i++ {
+			if !acked[strconv.Itoa(i)] {
+				return false, fmt.Sprintf("%d of %d acked; %d not yet", len(acked), numbers, i)
+			}
+		}
+		return true, ""
+	})
+	s, _, err := c.TopologyByName(ctx, "numbers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conf, err := c.TopologyConf(ctx, s.ID); err != nil || !strings.Contains(conf, `"agora.test.mark":"jar"`) {
+		t.Errorf("the JAR topology's configuration lacks -c agora.test.mark=jar: %v %s", err, conf)
+	}
+	// The same name again: StormSubmitter's refusal (it asks Nimbus
+	// first), repeated in the command's error, with a non-zero exit.
+	code, _, stderr = runStormCmd(stormSubmitCmd, append(jarArgs, "numbers", jarOut, "1")...)
+	if want := "agora storm submit: main class " + stormtest.JarTopologyClass; code != 1 || !strings.Contains(stderr, want) ||
+		!strings.Contains(stderr[strings.Index(stderr, want):], "Topology name numbers is either not allowed or it already exists") {
+		t.Errorf("second JAR submission: exit %d, stderr %q; want 1 and the name refused", code, stderr)
+	}
+	if code, _, stderr := runStormCmd(stormKillCmd, append([]string{"numbers", "--wait", "0"}, nimbus...)...); code != 0 {
+		t.Fatalf("kill numbers: exit %d, %s", code, stderr)
+	}
 }
 
 // readCounts adds up the count bolts' counts-TASK.json files.
