@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"testing"
 	"time"
@@ -14,13 +15,18 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/agora-cluster/agora/cluster/clustertest"
+	wordcount "github.com/agora-cluster/agora/examples/storm-wordcount"
 	"github.com/agora-cluster/agora/frameworks/offers"
+	"github.com/agora-cluster/agora/storm/bench"
 	"github.com/agora-cluster/agora/storm/client"
+	"github.com/agora-cluster/agora/storm/flux"
 	"github.com/agora-cluster/agora/storm/framework"
 	"github.com/agora-cluster/agora/storm/stormtest"
+	"github.com/agora-cluster/agora/storm/submit"
 )
 
-// Two topologies on the framework (the user's Nimbus) and a second,
+// Two topologies on the framework (the user's Nimbus; one of them the
+// example word count, whose counts come out exact) and a second,
 // ordinary framework on the same two agents: the Storm framework launches
 // a supervisor per agent for the two topologies' workers and then, with
 // nothing more wanted, suppresses its offers and holds none. The other
@@ -47,22 +53,41 @@ func TestTwoTopologiesLeaveOffersToAnotherFramework(t *testing.T) {
 		t.Fatal(err)
 	}
 	sentences := []string{"one sentence", "and another"}
-	outs := map[string]string{}
-	for _, name := range []string{"words1", "words2"} {
-		outs[name] = t.TempDir()
-		conf, _ := json.Marshal(map[string]any{
-			"agora.test.dir": outs[name], "agora.test.sentences": sentences, "topology.workers": 1,
-			"topology.component.resources.onheap.memory.mb": 64,
-		})
-		if err := nimbus.Submit(ctx, name, jar, string(conf), stormtest.WordTopology()); err != nil {
-			t.Fatal(err)
-		}
+	outs := map[string]string{"words1": t.TempDir(), "words2": t.TempDir()}
+	conf, _ := json.Marshal(map[string]any{
+		"agora.test.dir": outs["words1"], "agora.test.sentences": sentences, "topology.workers": 1,
+		"topology.component.resources.onheap.memory.mb": 64,
+	})
+	if err := nimbus.Submit(ctx, "words1", jar, string(conf), stormtest.WordTopology()); err != nil {
+		t.Fatal(err)
+	}
+	// words2 is the example word count (Flux file, Python scripts), whose
+	// counts on these supervisors must be exact.
+	path, err := wordcount.WriteTo(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := flux.Load(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := submit.Prepare(example, submit.Options{Name: "words2", StormHome: storm.Home,
+		Conf: map[string]any{"wordcount.output.dir": outs["words2"]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Submit(ctx, nimbus); err != nil {
+		t.Fatal(err)
 	}
 	acked := func(name string) int { return len(lines(filepath.Join(outs[name], "acked-*.txt"))) }
 	waitFor(t, 4*time.Minute, sc, "both topologies' sentences acked on two supervisors", func() (bool, string) {
 		sups := fw.Supervisors()
-		return len(sups) == 2 && acked("words1") >= len(sentences) && acked("words2") >= len(sentences),
+		return len(sups) == 2 && acked("words1") >= len(sentences) && acked("words2") >= len(wordcount.Sentences()),
 			fmt.Sprintf("acked %d and %d on %+v", acked("words1"), acked("words2"), sups)
+	})
+	waitFor(t, time.Minute, sc, "the example's exact word counts", func() (bool, string) {
+		got, err := bench.ReadCounts(outs["words2"])
+		return err == nil && reflect.DeepEqual(got, wordcount.Counts()), fmt.Sprintf("counts %v (%v), want %v", got, err, wordcount.Counts())
 	})
 	if sups := fw.Supervisors(); sups[0].AgentID == sups[1].AgentID {
 		t.Fatalf("both supervisors on agent %s", sups[0].AgentID)
