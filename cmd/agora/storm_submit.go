@@ -76,7 +76,7 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 	mem := fs.Float64("mem", 512, "with --runtime native: the worker task's memory, MB")
 	filterFile := fs.String("filter", "", "a Java properties file: replace ${key} in the topology file with its values, as Flux's --filter")
 	envFilter := fs.Bool("env-filter", false, "replace ${ENV-NAME} in the topology file with the environment variable NAME, as Flux's --env-filter")
-	class := fs.String("class", "", "with a JAR: its main class, which builds the topology and calls StormSubmitter (as `storm jar JAR CLASS`)")
+	class := fs.String("class", "", "with a JAR: its `MAIN` class, which builds the topology and calls StormSubmitter (as Storm's storm jar JAR MAIN)")
 	path, code, done := parseWithID(fs, args)
 	if done {
 		return code
