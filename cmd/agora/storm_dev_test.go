@@ -54,3 +54,21 @@ func TestStormSubmitDefaultRuntime(t *testing.T) {
 		})
 	}
 }
+
+// agora dev's banner names the runtime submit takes: native without a
+// distribution, real Storm with one.
+func TestStormDevLine(t *testing.T) {
+	t.Setenv("AGORA_DIST_DIR", t.TempDir())
+	if line := stormDevLine(); !strings.Contains(line, "native runtime: no Storm distribution installed") {
+		t.Errorf("without a distribution: %q", line)
+	}
+	installed := t.TempDir()
+	spec, _ := dist.Resolve("storm")
+	bin := filepath.Join(installed, spec.Dir(), "bin")
+	os.MkdirAll(bin, 0o755)
+	os.WriteFile(filepath.Join(bin, "storm"), []byte("#!/bin/sh\n"), 0o755)
+	t.Setenv("AGORA_DIST_DIR", installed)
+	if line := stormDevLine(); !strings.Contains(line, "real Storm from "+filepath.Join(installed, spec.Dir())) {
+		t.Errorf("with a distribution: %q", line)
+	}
+}
