@@ -167,6 +167,33 @@ func TestMetricsPrometheusParses(t *testing.T) {
 	if afams["process_open_fds"] == nil {
 		t.Error("the agent's /metrics lacks the process's metrics")
 	}
+
+	// Every agora metric the example Grafana dashboard queries exists.
+	b, err := os.ReadFile("../../examples/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil || len(dash.Panels) == 0 {
+		t.Fatalf("examples/grafana-dashboard.json: %v, %d panels", err, len(dash.Panels))
+	}
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, name := range regexp.MustCompile(`agora_[a-z0-9_]+`).FindAllString(tg.Expr, -1) {
+				fam := strings.TrimSuffix(name, "_bucket")
+				if fams[fam] == nil && afams[fam] == nil {
+					t.Errorf("dashboard panel %q queries %s, which neither /metrics has", p.Title, name)
+				}
+			}
+		}
+	}
 }
 
 // docRow is a row of docs/metrics.md's tables: | `name` | yes | or
