@@ -38,6 +38,7 @@ var eventStreamClient = &http.Client{Transport: &http.Transport{
 // eventStream is the master's operator event stream (a SUBSCRIBE call on
 // /api/v1), read record by record.
 type eventStream struct {
+	base     string // the master's base URL (the leader's, for zk://)
 	body     io.ReadCloser
 	rr       *api.RecordReader
 	watchdog *time.Timer
@@ -89,7 +90,9 @@ func subscribeEvents(ctx context.Context, o *clientOptions) (*eventStream, error
 		cancel()
 		return nil, &state.StatusError{URL: base + "/api/v1 (SUBSCRIBE)", Code: resp.StatusCode, Status: resp.Status, Message: strings.TrimSpace(string(b))}
 	}
-	s := &eventStream{body: closeFunc{resp.Body, cancel}, rr: api.NewRecordReader(resp.Body), silence: 30 * time.Second}
+	// A redirect to the leader changes where the stream comes from.
+	base = strings.TrimSuffix(strings.TrimSuffix(resp.Request.URL.String(), "/api/v1"), "/")
+	s := &eventStream{base: base, body: closeFunc{resp.Body, cancel}, rr: api.NewRecordReader(resp.Body), silence: 30 * time.Second}
 	// A silent stream is a dead one (a master gone without closing it):
 	// the watchdog cuts it, which ends next with an error.
 	s.watchdog = time.AfterFunc(s.silence, cancel)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/agora-cluster/agora/frameworks/oneshot"
 	"github.com/agora-cluster/agora/frameworks/sandbox"
+	"github.com/agora-cluster/agora/frameworks/state"
 )
 
 func init() {
@@ -27,7 +29,7 @@ const sandboxWait = 30 * time.Second
 
 func runLogs(args []string) int {
 	var o clientOptions
-	var follow, stderr bool
+	var follow, stderr, viaMaster bool
 	fs := newClientFlags("logs", "TASK [-f] [--stderr]",
 		"Prints the stdout (or with --stderr the stderr) of task TASK from its sandbox on\n"+
 			"its agent, read through the agent's /files/read. With -f it follows the file\n"+
@@ -38,6 +40,7 @@ func runLogs(args []string) int {
 	fs.BoolVar(&follow, "f", false, "follow the file until the task ends; exit with the task's exit code")
 	fs.BoolVar(&follow, "follow", false, "same as -f")
 	fs.BoolVar(&stderr, "stderr", false, "print the task's stderr instead of its stdout")
+	fs.BoolVar(&viaMaster, "via_master", false, "read the sandbox through the master's relay to the agent (/agent/ID/...), as the web UI does; without it that is only the fallback when the agent cannot be reached directly")
 	fs.BoolVar(&o.verbose, "verbose", false, "print progress and diagnostics on stderr")
 	// Flags may come after TASK (agora logs TASK -f): parse what follows
 	// the first argument that is not a flag too.
@@ -89,7 +92,21 @@ func runLogs(args []string) int {
 	if task.ExecutorID != nil {
 		executorID = task.ExecutorID.Value
 	}
-	dir, err := sandbox.Locate(ctx, c, agent.Endpoint(), task.FrameworkID.Value, executorID, sandboxWait)
+	// The agent directly, or through the master's relay (the agent's
+	// /state and /files/* under /agent/ID), when asked or when the agent
+	// does not answer here.
+	endpoint := agent.Endpoint()
+	relay := s.base + "/agent/" + url.PathEscape(task.AgentID.Value)
+	if viaMaster {
+		endpoint = relay
+	}
+	dir, err := sandbox.Locate(ctx, c, endpoint, task.FrameworkID.Value, executorID, sandboxWait)
+	var ue *state.UnreachableError
+	if err != nil && !viaMaster && errors.As(err, &ue) {
+		log.Info("the agent does not answer; reading through the master", "agent", endpoint, "err", err)
+		endpoint = relay
+		dir, err = sandbox.Locate(ctx, c, endpoint, task.FrameworkID.Value, executorID, sandboxWait)
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "agora logs: task %s: %v\n", taskID, err)
 		return 1
@@ -98,8 +115,8 @@ func runLogs(args []string) int {
 	if stderr {
 		file = "stderr"
 	}
-	log.Info("reading", "agent", agent.Endpoint(), "path", dir+"/"+file)
-	fl := &sandbox.Follower{Agent: agent.Endpoint(), Path: dir + "/" + file, W: os.Stdout, HTTP: c.HTTP}
+	log.Info("reading", "agent", endpoint, "path", dir+"/"+file)
+	fl := &sandbox.Follower{Agent: endpoint, Path: dir + "/" + file, W: os.Stdout, HTTP: c.HTTP}
 	poll := func() error {
 		if _, err := fl.Poll(ctx); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
 			return err

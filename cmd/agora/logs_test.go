@@ -95,6 +95,10 @@ func TestLogsFollowsATaskToItsExitCode(t *testing.T) {
 	if out != "oops\n" || code != 0 {
 		t.Errorf("agora logs --stderr %s: exit %d, stdout %q", id, code, out)
 	}
+	out, errOut, code = runClient(t, master, "logs", "--via_master", id)
+	if out != want || code != 0 {
+		t.Errorf("agora logs --via_master %s: exit %d, stdout %q; stderr %q", id, code, out, errOut)
+	}
 	out, _, code = runClient(t, master, "logs", "-f", id)
 	if out != want || code != 3 {
 		t.Errorf("agora logs -f of an ended task: exit %d (want 3), stdout %q", code, out)

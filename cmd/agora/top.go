@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -89,6 +91,9 @@ func runTop(args []string) int {
 		os.Stdout.Write(b.Bytes())
 		v.frames++
 	}
+	winch := make(chan os.Signal, 1) // the terminal was resized
+	signal.Notify(winch, syscall.SIGWINCH)
+	defer signal.Stop(winch)
 	tick := time.NewTicker(topRedraw)
 	defer tick.Stop()
 	subscribed, dirty := false, false
@@ -111,6 +116,8 @@ func runTop(args []string) int {
 			return masterFailure("top", o.master, err)
 		case <-ctx.Done():
 			return 0
+		case <-winch:
+			dirty = true
 		case <-tick.C:
 			if subscribed && dirty {
 				draw()
