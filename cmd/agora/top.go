@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -32,19 +33,23 @@ const topEnded = 10
 func runTop(args []string) int {
 	var o clientOptions
 	var once bool
-	fs := newClientFlags("top", "[--once]",
+	fs := newClientFlags("top", "[--once [--json]]",
 		"Shows the cluster's agents (resources used of total) and its tasks, live: the view\n"+
 			"is built from the master's event stream and redrawn as tasks, agents and frameworks\n"+
 			"change (no polling of the master's state). On a terminal it redraws in place;\n"+
 			"otherwise each change prints a new frame. Colour only on a terminal, never with\n"+
 			"NO_COLOR set. Ctrl-C quits.",
-		"agora top --master 10.0.0.5:5050", &o, false)
+		"agora top --master 10.0.0.5:5050", &o, true)
 	fs.BoolVar(&once, "once", false, "print one frame of the current state and exit")
 	if code, done := o.parse(fs, args); done {
 		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "agora top: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if o.json && !once {
+		fmt.Fprintln(os.Stderr, "agora top: --json prints one view: use it with --once (agora events --json streams)")
 		return 2
 	}
 	ctx, stop := interruptible(context.Background())
@@ -103,6 +108,9 @@ func runTop(args []string) int {
 			v.apply(ev)
 			if ev.GetType() == master.Event_SUBSCRIBED {
 				subscribed = true
+				if once && o.json {
+					return v.writeJSON(os.Stdout)
+				}
 				if once {
 					draw()
 					return 0
@@ -241,29 +249,13 @@ func newTopTask(t mesos.Task) *topTask {
 // render writes one frame; rows > 0 cuts the task list to fit a screen
 // of that many rows.
 func (v *topView) render(w io.Writer, rows int, now time.Time) {
-	used := map[string]map[string]float64{}
-	count := map[string]int{}
-	for _, t := range v.tasks {
-		u := used[t.agent]
-		if u == nil {
-			u = map[string]float64{}
-			used[t.agent] = u
-		}
-		for k, x := range t.resources {
-			u[k] += x
-		}
-		count[t.agent]++
-	}
+	used, count := v.usage()
 	fmt.Fprintf(w, "%s  master %s  %s\n", v.paint("agora top", "1"), v.master, now.Format("15:04:05"))
 	fmt.Fprintf(w, "agents=%d frameworks=%d tasks=%d\n\n", len(v.agents), len(v.frameworks), len(v.tasks))
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, v.paint("AGENT\tHOSTNAME\tCPUS\tMEM\tDISK\tTASKS", "7"))
-	agents := make([]*topAgent, 0, len(v.agents))
-	for _, a := range v.agents {
-		agents = append(agents, a)
-	}
-	sort.Slice(agents, func(i, j int) bool { return agents[i].hostname+agents[i].id < agents[j].hostname+agents[j].id })
+	agents := v.sortedAgents()
 	for _, a := range agents {
 		u := used[a.id]
 		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s/%s\t%s/%s\t%d\n", a.id, a.hostname,
@@ -271,17 +263,7 @@ func (v *topView) render(w io.Writer, rows int, now time.Time) {
 	}
 	tw.Flush()
 
-	tasks := make([]*topTask, 0, len(v.tasks))
-	for _, t := range v.tasks {
-		tasks = append(tasks, t)
-	}
-	sort.Slice(tasks, func(i, j int) bool {
-		if tasks[i].name != tasks[j].name {
-			return tasks[i].name < tasks[j].name
-		}
-		return tasks[i].id < tasks[j].id
-	})
-	list := append([]*topTask{}, tasks...)
+	list := v.sortedTasks()
 	for i := len(v.ended) - 1; i >= 0; i-- {
 		list = append(list, v.ended[i])
 	}
@@ -300,6 +282,103 @@ func (v *topView) render(w io.Writer, rows int, now time.Time) {
 			v.paint(t.state.String(), stateColour(t.state)), num(t.resources["cpus"]), num(t.resources["mem"]))
 	}
 	tw.Flush()
+}
+
+// usage sums the active tasks' resources and counts them, by agent.
+func (v *topView) usage() (used map[string]map[string]float64, count map[string]int) {
+	used, count = map[string]map[string]float64{}, map[string]int{}
+	for _, t := range v.tasks {
+		u := used[t.agent]
+		if u == nil {
+			u = map[string]float64{}
+			used[t.agent] = u
+		}
+		for k, x := range t.resources {
+			u[k] += x
+		}
+		count[t.agent]++
+	}
+	return used, count
+}
+
+// sortedAgents is the agents by hostname, then ID.
+func (v *topView) sortedAgents() []*topAgent {
+	agents := make([]*topAgent, 0, len(v.agents))
+	for _, a := range v.agents {
+		agents = append(agents, a)
+	}
+	sort.Slice(agents, func(i, j int) bool {
+		if agents[i].hostname != agents[j].hostname {
+			return agents[i].hostname < agents[j].hostname
+		}
+		return agents[i].id < agents[j].id
+	})
+	return agents
+}
+
+// sortedTasks is the active tasks by name, then ID.
+func (v *topView) sortedTasks() []*topTask {
+	tasks := make([]*topTask, 0, len(v.tasks))
+	for _, t := range v.tasks {
+		tasks = append(tasks, t)
+	}
+	sort.Slice(tasks, func(i, j int) bool {
+		if tasks[i].name != tasks[j].name {
+			return tasks[i].name < tasks[j].name
+		}
+		return tasks[i].id < tasks[j].id
+	})
+	return tasks
+}
+
+// writeJSON prints the view as one JSON object: agents with the
+// resources their tasks use, active tasks and recently ended ones.
+func (v *topView) writeJSON(w io.Writer) int {
+	type agentJSON struct {
+		ID       string             `json:"id"`
+		Hostname string             `json:"hostname"`
+		Total    map[string]float64 `json:"total"`
+		Used     map[string]float64 `json:"used"`
+		Tasks    int                `json:"tasks"`
+	}
+	type taskJSON struct {
+		ID          string             `json:"id"`
+		Name        string             `json:"name"`
+		FrameworkID string             `json:"framework_id"`
+		Framework   string             `json:"framework"`
+		AgentID     string             `json:"agent_id"`
+		State       string             `json:"state"`
+		Resources   map[string]float64 `json:"resources"`
+	}
+	out := struct {
+		Agents []agentJSON `json:"agents"`
+		Tasks  []taskJSON  `json:"tasks"`
+		Ended  []taskJSON  `json:"ended"`
+	}{Agents: []agentJSON{}, Tasks: []taskJSON{}, Ended: []taskJSON{}}
+	tj := func(t *topTask) taskJSON {
+		return taskJSON{t.id, t.name, t.framework, v.frameworks[t.framework], t.agent, t.state.String(), t.resources}
+	}
+	used, count := v.usage()
+	for _, a := range v.sortedAgents() {
+		u := used[a.id]
+		if u == nil {
+			u = map[string]float64{}
+		}
+		out.Agents = append(out.Agents, agentJSON{a.id, a.hostname, a.total, u, count[a.id]})
+	}
+	for _, t := range v.sortedTasks() {
+		out.Tasks = append(out.Tasks, tj(t))
+	}
+	for i := len(v.ended) - 1; i >= 0; i-- {
+		out.Ended = append(out.Ended, tj(v.ended[i]))
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora top:", err)
+		return 1
+	}
+	fmt.Fprintln(w, string(b))
+	return 0
 }
 
 // paint wraps s in the ANSI attribute sgr when colour is on.
