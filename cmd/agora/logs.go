@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -111,6 +112,9 @@ func runLogs(args []string) int {
 		fmt.Fprintf(os.Stderr, "agora logs: task %s: %v\n", taskID, err)
 		return 1
 	}
+	if task.ExecutorID != nil {
+		dir = taskSandbox(ctx, c, endpoint, dir, taskID)
+	}
 	file := "stdout"
 	if stderr {
 		file = "stderr"
@@ -156,6 +160,19 @@ func runLogs(args []string) int {
 			}
 		}
 	}
+}
+
+// taskSandbox is the sandbox of a task that runs under an executor:
+// the default executor gives each task of a group its own
+// (<executor sandbox>/tasks/<task id>); a custom executor's tasks share
+// the executor's.
+func taskSandbox(ctx context.Context, c state.Client, endpoint, executorDir, taskID string) string {
+	nested := executorDir + "/tasks/" + taskID
+	var listing []json.RawMessage
+	if err := c.Get(ctx, endpoint, "/files/browse?path="+url.QueryEscape(nested), &listing); err == nil {
+		return nested
+	}
+	return executorDir
 }
 
 // findTask looks a task up by ID among the master's tasks: a live one

@@ -8,6 +8,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/clustertest"
 )
 
 // startSmallCluster starts a master and one agent as real processes and
@@ -118,5 +124,34 @@ func TestLogsFollowExitsZeroForFinished(t *testing.T) {
 	out, errOut, code := runClient(t, master, "logs", "-f", id)
 	if out != "start\ndone\n" || code != 0 {
 		t.Fatalf("agora logs -f %s: exit %d, stdout %q, stderr %q", id, code, out, errOut)
+	}
+}
+
+// A task of a group, on the default executor, has a sandbox of its own
+// inside the executor's: agora logs reads that one, not its neighbour's.
+func TestLogsOfATaskGroupTask(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{AgentResources: "cpus:2;mem:1024;disk:100"})
+	s := clustertest.SubscribeTo(t, c.MasterURL, `{"user":"root","name":"grouped"}`)
+	offer := s.Offer()
+	res := func(text string) []mesos.Resource {
+		r, err := api.ParseResources(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	task := func(id, script string) mesos.TaskInfo {
+		return mesos.TaskInfo{Name: id, TaskID: mesos.TaskID{Value: id}, AgentID: offer.AgentID,
+			Command: &mesos.CommandInfo{Value: &script}, Resources: res("cpus:0.1;mem:32")}
+	}
+	exec := mesos.ExecutorInfo{Type: mesos.ExecutorInfo_DEFAULT, ExecutorID: mesos.ExecutorID{Value: "group-exec"}, Resources: res("cpus:0.1;mem:32")}
+	s.MustCall(&scheduler.Call{Type: scheduler.Call_ACCEPT, Accept: &scheduler.Call_Accept{OfferIDs: []mesos.OfferID{offer.ID},
+		Operations: []mesos.Offer_Operation{{Type: mesos.Offer_Operation_LAUNCH_GROUP, LaunchGroup: &mesos.Offer_Operation_LaunchGroup{
+			Executor: exec, TaskGroup: mesos.TaskGroupInfo{Tasks: []mesos.TaskInfo{
+				task("left", "echo from left; sleep 2"), task("right", "echo from right; sleep 2")}}}}}}})
+	s.Until("left", mesos.TASK_RUNNING)
+	out, errOut, code := runClient(t, c.MasterAddr, "logs", "-f", "right")
+	if out != "from right\n" || code != 0 {
+		t.Fatalf("agora logs -f right: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
