@@ -101,15 +101,25 @@ func runLogs(args []string) int {
 	if viaMaster {
 		endpoint = relay
 	}
-	dir, err := sandbox.Locate(ctx, c, endpoint, task.FrameworkID.Value, executorID, sandboxWait)
+	// A task that has ended has its sandbox already, or never had one
+	// (the master refused it, or the agent lost it): no waiting then.
+	last, ended := taskEnd(task)
+	wait := sandboxWait
+	if ended {
+		wait = 0
+	}
+	dir, err := sandbox.Locate(ctx, c, endpoint, task.FrameworkID.Value, executorID, wait)
 	var ue *state.UnreachableError
 	if err != nil && !viaMaster && errors.As(err, &ue) {
 		log.Info("the agent does not answer; reading through the master", "agent", endpoint, "err", err)
 		endpoint = relay
-		dir, err = sandbox.Locate(ctx, c, endpoint, task.FrameworkID.Value, executorID, sandboxWait)
+		dir, err = sandbox.Locate(ctx, c, endpoint, task.FrameworkID.Value, executorID, wait)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "agora logs: task %s: %v\n", taskID, err)
+		if ended && follow && errors.Is(err, sandbox.ErrNotFound) {
+			return finishLogs(taskID, last, nil) // it ended without a sandbox: say how
+		}
 		return 1
 	}
 	if task.ExecutorID != nil {
@@ -134,17 +144,17 @@ func runLogs(args []string) int {
 		}
 		return 0
 	}
-	if last, ended := taskEnd(task); ended {
+	if ended {
 		return finishLogs(taskID, last, poll())
 	}
-	ended := make(chan mesos.TaskStatus, 1)
+	end := make(chan mesos.TaskStatus, 1)
 	streamErr := make(chan error, 1)
-	go func() { streamErr <- watchTaskEnd(s, task.FrameworkID.Value, taskID, ended) }()
+	go func() { streamErr <- watchTaskEnd(s, task.FrameworkID.Value, taskID, end) }()
 	t := time.NewTicker(logsPoll)
 	defer t.Stop()
 	for {
 		select {
-		case st := <-ended:
+		case st := <-end:
 			return finishLogs(taskID, st, poll())
 		case err := <-streamErr:
 			if ctx.Err() != nil {
