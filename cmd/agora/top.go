@@ -65,20 +65,7 @@ func runTop(args []string) int {
 	v.colour = term && os.Getenv("NO_COLOR") == ""
 	events := make(chan *master.Event, 64)
 	streamErr := make(chan error, 1)
-	go func() {
-		for {
-			ev, _, err := s.next()
-			if err != nil {
-				streamErr <- err
-				return
-			}
-			select {
-			case events <- ev:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	go func() { streamErr <- pumpEvents(ctx, s, events) }()
 	if term && !once {
 		os.Stdout.WriteString("\x1b[?25l") // hide the cursor while drawing
 		defer os.Stdout.WriteString("\x1b[?25h\n")
@@ -121,7 +108,15 @@ func runTop(args []string) int {
 			if ctx.Err() != nil {
 				return 0
 			}
-			return masterFailure("top", o.master, err)
+			if once {
+				return masterFailure("top", o.master, err)
+			}
+			// A live view outlasts a master's failover or restart: it
+			// says what happened and subscribes again, rebuilding the
+			// view from the next SUBSCRIBED.
+			v.notice = fmt.Sprintf("lost the master's event stream (%v); reconnecting", rootCause(err))
+			draw()
+			go func() { streamErr <- resubscribe(ctx, &o, events) }()
 		case <-ctx.Done():
 			return 0
 		case <-winch:
@@ -131,6 +126,40 @@ func runTop(args []string) int {
 				draw()
 				dirty = false
 			}
+		}
+	}
+}
+
+// topRetry is how long top waits between attempts to subscribe again.
+const topRetry = time.Second
+
+// pumpEvents copies s's events to events until s fails or ctx ends.
+func pumpEvents(ctx context.Context, s *eventStream, events chan<- *master.Event) error {
+	for {
+		ev, _, err := s.next()
+		if err != nil {
+			return err
+		}
+		select {
+		case events <- ev:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// resubscribe subscribes again, every topRetry until it succeeds or ctx
+// ends, and pumps the new stream's events until it fails in turn.
+func resubscribe(ctx context.Context, o *clientOptions, events chan<- *master.Event) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(topRetry):
+		}
+		if s, err := subscribeEvents(ctx, o); err == nil {
+			defer s.Close()
+			return pumpEvents(ctx, s, events)
 		}
 	}
 }
@@ -153,6 +182,7 @@ func terminalSize(f *os.File) (cols, rows int) {
 // topView is the cluster as the event stream describes it.
 type topView struct {
 	master     string
+	notice     string // a problem to show above the view, until the next SUBSCRIBED
 	colour     bool
 	frames     int
 	agents     map[string]*topAgent
@@ -251,7 +281,11 @@ func newTopTask(t mesos.Task) *topTask {
 func (v *topView) render(w io.Writer, rows int, now time.Time) {
 	used, count := v.usage()
 	fmt.Fprintf(w, "%s  master %s  %s\n", v.paint("agora top", "1"), v.master, now.Format("15:04:05"))
-	fmt.Fprintf(w, "agents=%d frameworks=%d tasks=%d\n\n", len(v.agents), len(v.frameworks), len(v.tasks))
+	fmt.Fprintf(w, "agents=%d frameworks=%d tasks=%d\n", len(v.agents), len(v.frameworks), len(v.tasks))
+	if v.notice != "" {
+		fmt.Fprintln(w, v.paint(v.notice, "31"))
+	}
+	fmt.Fprintln(w)
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, v.paint("AGENT\tHOSTNAME\tCPUS\tMEM\tDISK\tTASKS", "7"))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -248,4 +249,23 @@ func TestCockpitCommandsRejectBadInput(t *testing.T) {
 			t.Errorf("agora %v: exit %d, stderr %q; want exit %d saying %q", c.args, code, errOut, c.code, c.says)
 		}
 	}
+}
+
+// agora top outlives a master restart: it says it lost the stream, and
+// once the master is back it subscribes again and shows the cluster.
+func TestTopReconnectsAfterAMasterRestart(t *testing.T) {
+	dir := t.TempDir()
+	masterArgs := []string{"master", "--work_dir=" + filepath.Join(dir, "master"), "--port=0", "--allocation_interval=100ms"}
+	masterProc, masterAddr := startBound(t, masterArgs...)
+	startBound(t, "agent", "--master="+masterAddr, "--work_dir="+filepath.Join(dir, "agent"), "--port=0",
+		"--resources=cpus:2;mem:1024;disk:1024", "--switch_user=false")
+	s := startTmux(t, []string{"AGORA_MASTER=" + masterAddr}, agoraBin, "top")
+	s.waitScreen("the agent", func(sc string) bool { return strings.Contains(sc, "agents=1 ") })
+
+	masterProc.kill9(t)
+	s.waitScreen("the lost stream", func(sc string) bool { return strings.Contains(sc, "reconnecting") })
+	restartOn(t, masterAddr, masterArgs...)
+	s.waitScreen("the agent again, from the restarted master", func(sc string) bool {
+		return strings.Contains(sc, "agents=1 ") && !strings.Contains(sc, "reconnecting")
+	})
 }
