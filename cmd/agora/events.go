@@ -20,6 +20,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/master"
 
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/zk"
 	"github.com/agora-cluster/agora/frameworks/state"
 )
@@ -28,12 +29,12 @@ func init() {
 	register(command{name: "events", summary: "Print the master's event stream (tasks, agents, frameworks) as it happens", run: runEvents})
 }
 
-// eventStreamClient connects within bounds; the stream itself has no
+// eventStreamTransport connects within bounds; the stream itself has no
 // timeout (a silent one is cut by the stream's watchdog instead).
-var eventStreamClient = &http.Client{Transport: &http.Transport{
+var eventStreamTransport = &http.Transport{
 	DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 	ResponseHeaderTimeout: 30 * time.Second,
-}}
+}
 
 // eventStream is the master's operator event stream (a SUBSCRIBE call on
 // /api/v1), read record by record.
@@ -74,8 +75,10 @@ func subscribeEvents(ctx context.Context, o *clientOptions) (*eventStream, error
 	}
 	req.Header.Set("Content-Type", api.MediaJSON)
 	req.Header.Set("Accept", api.MediaJSON)
-	o.cred.Apply(req)
-	resp, err := eventStreamClient.Do(req)
+	// The credentials go with every request, the redirect from a
+	// standby master to the leader included.
+	hc := &http.Client{Transport: &auth.Transport{Base: eventStreamTransport, Credential: o.cred}}
+	resp, err := hc.Do(req)
 	if err != nil {
 		cancel()
 		var ue *url.Error

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -111,5 +112,39 @@ func TestEventsShowsATaskLaunchedDuringTheStream(t *testing.T) {
 	out, errOut, code := runClient(t, master, "events", "--count=1", "--timeout=30s")
 	if code != 0 || !strings.HasPrefix(out, "SUBSCRIBED ") || strings.Count(out, "\n") != 1 {
 		t.Errorf("agora events --count=1: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// Against a master that asks for credentials, events, top and logs are
+// refused without them (exit 1, saying how to give them) and work with
+// them, the agent's sandbox reads included.
+func TestCockpitWithAuthentication(t *testing.T) {
+	work := t.TempDir()
+	_, master := startBound(t, "dev", "--secure", "--port=0", "--work_dir", work,
+		"--hadoop_port=0", "--marathon_port=0", "--chronos_port=0", "--dns_port=0")
+	secretFile := filepath.Join(work, "secure", "operator.secret")
+	for _, args := range [][]string{{"events", "--count=1"}, {"top", "--once"}, {"logs", "x"}} {
+		_, errOut, code := runClient(t, master, args...)
+		if code != 1 || !strings.Contains(errOut, "--principal=NAME --secret_file=FILE") {
+			t.Errorf("agora %v without credentials: exit %d, stderr %q", args, code, errOut)
+		}
+	}
+	cred := []string{"--principal=operator", "--secret_file=" + secretFile}
+	out, errOut, code := runClient(t, master, append([]string{"events", "--count=1", "--timeout=60s"}, cred...)...)
+	if code != 0 || !strings.HasPrefix(out, "SUBSCRIBED ") {
+		t.Fatalf("agora events with credentials: exit %d, %q %q", code, out, errOut)
+	}
+	secret, err := os.ReadFile(secretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AGORA_PRINCIPAL", "operator")
+	t.Setenv("AGORA_SECRET", strings.TrimSpace(string(secret)))
+	if out, errOut, code := runClient(t, master, "run", "--name=secured", "--", "echo", "guarded"); code != 0 || out != "guarded\n" {
+		t.Fatalf("agora run: exit %d, %q %q", code, out, errOut)
+	}
+	id := waitTaskID(t, master, "secured", "TASK_FINISHED")
+	if out, errOut, code := runClient(t, master, "logs", "-f", id); code != 0 || out != "guarded\n" {
+		t.Errorf("agora logs -f with credentials: exit %d, %q %q", code, out, errOut)
 	}
 }
