@@ -38,7 +38,8 @@ func runTop(args []string) int {
 			"is built from the master's event stream and redrawn as tasks, agents and frameworks\n"+
 			"change (no polling of the master's state). On a terminal it redraws in place;\n"+
 			"otherwise each change prints a new frame. Colour only on a terminal, never with\n"+
-			"NO_COLOR set. Ctrl-C quits.",
+			"NO_COLOR set. When the stream is lost (a failover, a restart) it says so and\n"+
+			"subscribes again. Ctrl-C quits.",
 		"agora top --master 10.0.0.5:5050", &o, true)
 	fs.BoolVar(&once, "once", false, "print one frame of the current state and exit")
 	if code, done := o.parse(fs, args); done {
