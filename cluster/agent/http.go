@@ -39,6 +39,7 @@ func (a *Agent) routes() http.Handler {
 	get("/slave(1)/state", a.serveState)
 	get("/slave(1)/state.json", a.serveState)
 	get("/metrics/snapshot", a.serveMetrics)
+	get("/metrics", a.prometheusHandler().ServeHTTP) // metrics.go
 	get("/files/browse", a.serveBrowse)
 	get("/files/browse.json", a.serveBrowse)
 	get("/files/read", a.serveRead)

@@ -193,6 +193,8 @@ type Master struct {
 	allocQueued    bool
 	// operatorSubs are the operator API's SUBSCRIBE streams.
 	operatorSubs map[*operatorSub]bool
+	// timers are the latency metrics (metrics.go).
+	timers masterTimers
 	// policy is the durable sharing policy; maint the maintenance state.
 	policy   registry.Policy
 	maint    maintenanceState

@@ -3,9 +3,14 @@ package master
 import (
 	"context"
 	"maps"
+	"math"
 	"net/http"
+	"net/url"
 	"regexp"
+	"runtime"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -128,7 +133,191 @@ func (m *Master) snapshot() map[string]float64 {
 	s["allocator/mesos/allocation_run_ms"] = float64(c.lastAllocationNanos) / 1e6
 	// Not Mesos metrics: HTTP requests authenticated and refused (401).
 	maps.Copy(s, m.cfg.HTTP.Auth.Metrics("master"))
+	s["master/operator_event_stream_subscribers"] = float64(len(m.operatorSubs))
+	m.timers.allocation.snapshot(s, "allocator/mesos/allocation_run_ms")
+	// Not a Mesos metric: from a task's launch to its TASK_RUNNING.
+	m.timers.launch.snapshot(s, "master/task_launch_to_running_ms")
+	for _, l := range m.labelled(totals.Total) {
+		s[l.mesosName] = l.value
+	}
+	systemMetrics(s)
 	return s
+}
+
+// labelledMetric is a per-framework or per-role metric: Mesos names it
+// with the framework or role in the path; Prometheus gets a label.
+type labelledMetric struct {
+	mesosName string
+	prom      string // the Prometheus family
+	labels    prometheus.Labels
+	value     float64
+}
+
+// labelled returns the per-framework and per-role metrics; it runs on
+// the loop.
+func (m *Master) labelled(total map[string]float64) []labelledMetric {
+	var out []labelledMetric
+	for _, f := range m.frameworks {
+		prefix := "master/frameworks/" + url.PathEscape(f.info.Name) + "/" + f.id + "/"
+		fl := func(extra ...string) prometheus.Labels {
+			l := prometheus.Labels{"framework_id": f.id, "framework_name": f.info.Name}
+			for i := 0; i+1 < len(extra); i += 2 {
+				l[extra[i]] = extra[i+1]
+			}
+			return l
+		}
+		subscribed := 0.0
+		if f.conn != nil {
+			subscribed = 1
+		}
+		out = append(out, labelledMetric{prefix + "subscribed", "agora_master_framework_subscribed", fl(), subscribed})
+		states := map[mesos.TaskState]float64{}
+		for _, t := range f.tasks {
+			if st := t.state(); !isTerminal(st) {
+				states[st]++
+			}
+		}
+		for _, st := range []mesos.TaskState{mesos.TASK_STAGING, mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_KILLING, mesos.TASK_UNREACHABLE} {
+			name := strings.ToLower(st.String())
+			out = append(out, labelledMetric{prefix + "tasks/active/" + name, "agora_master_framework_tasks_active", fl("state", name), states[st]})
+		}
+		for _, role := range f.roles() {
+			out = append(out, labelledMetric{prefix + "roles/" + role + "/suppressed", "agora_master_framework_role_suppressed", fl("role", role), b2f(f.suppressed[role])})
+		}
+	}
+	for _, r := range m.alloc.Roles() {
+		share := 0.0
+		for name, v := range r.Allocated {
+			if t := total[name]; t > 0 {
+				share = max(share, v/t)
+			}
+		}
+		out = append(out, labelledMetric{"allocator/mesos/roles/" + r.Role + "/shares/dominant", "agora_allocator_role_dominant_share", prometheus.Labels{"role": r.Role}, share})
+		if q := r.Quota; q != nil {
+			for name, g := range q.Guarantee {
+				l := prometheus.Labels{"role": r.Role, "resource": name}
+				base := "allocator/mesos/quota/roles/" + r.Role + "/resources/" + name + "/"
+				out = append(out, labelledMetric{base + "guarantee", "agora_allocator_quota_guarantee", l, g},
+					labelledMetric{base + "offered_or_allocated", "agora_allocator_quota_offered_or_allocated", l, q.Consumed[name]})
+			}
+		}
+	}
+	return out
+}
+
+func b2f(v bool) float64 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// systemMetrics adds Mesos's system/* metrics of this machine.
+func systemMetrics(s map[string]float64) {
+	s["system/cpus_total"] = float64(runtime.NumCPU())
+	var si syscall.Sysinfo_t
+	if syscall.Sysinfo(&si) == nil {
+		const load = 1 << 16 // SI_LOAD_SHIFT
+		s["system/load_1min"] = float64(si.Loads[0]) / load
+		s["system/load_5min"] = float64(si.Loads[1]) / load
+		s["system/load_15min"] = float64(si.Loads[2]) / load
+		unit := float64(si.Unit)
+		if unit == 0 {
+			unit = 1
+		}
+		s["system/mem_total_bytes"] = float64(si.Totalram) * unit
+		s["system/mem_free_bytes"] = float64(si.Freeram) * unit
+	}
+}
+
+// timerWindow is how many recent values a timer's percentiles cover, as
+// Mesos's timers keep a window of recent values.
+const timerWindow = 1000
+
+// timerBuckets are the Prometheus histogram's upper bounds, in seconds:
+// 0.1 ms to about 100 s.
+var timerBuckets = prometheus.ExponentialBuckets(0.0001, 4, 11)
+
+// timer is one of Mesos's timer metrics (the last value, and count, min,
+// max and percentiles over the last timerWindow values, in ms) and a
+// Prometheus histogram of every value. It is used on the loop only.
+type timer struct {
+	last    time.Duration
+	window  []time.Duration
+	next    int
+	count   uint64
+	sum     float64  // seconds
+	buckets []uint64 // per timerBuckets bound, not cumulative
+}
+
+func (t *timer) observe(d time.Duration) {
+	t.last = d
+	if len(t.window) < timerWindow {
+		t.window = append(t.window, d)
+	} else {
+		t.window[t.next] = d
+		t.next = (t.next + 1) % timerWindow
+	}
+	t.count++
+	t.sum += d.Seconds()
+	if t.buckets == nil {
+		t.buckets = make([]uint64, len(timerBuckets))
+	}
+	for i, b := range timerBuckets {
+		if d.Seconds() <= b {
+			t.buckets[i]++
+			break
+		}
+	}
+}
+
+// snapshot adds name (the last value) and name/count, /min, /max and
+// /p50 to /p9999, in ms, once there is a value, as Mesos does.
+func (t *timer) snapshot(s map[string]float64, name string) {
+	if len(t.window) == 0 {
+		return
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+	sorted := slices.Clone(t.window)
+	slices.Sort(sorted)
+	s[name] = ms(t.last)
+	s[name+"/count"] = float64(len(sorted))
+	s[name+"/min"] = ms(sorted[0])
+	s[name+"/max"] = ms(sorted[len(sorted)-1])
+	for _, p := range []struct {
+		suffix string
+		q      float64
+	}{{"p50", 0.5}, {"p90", 0.9}, {"p95", 0.95}, {"p99", 0.99}, {"p999", 0.999}, {"p9999", 0.9999}} {
+		i := int(math.Ceil(p.q*float64(len(sorted)))) - 1
+		s[name+"/"+p.suffix] = ms(sorted[max(i, 0)])
+	}
+}
+
+// histogram is t as a Prometheus histogram (in seconds).
+func (t *timer) histogram(desc *prometheus.Desc) prometheus.Metric {
+	cum := map[float64]uint64{}
+	var n uint64
+	for i, b := range timerBuckets {
+		if t.buckets != nil {
+			n += t.buckets[i]
+		}
+		cum[b] = n
+	}
+	return prometheus.MustNewConstHistogram(desc, t.count, t.sum, cum)
+}
+
+// masterTimers are the master's latency distributions.
+type masterTimers struct {
+	allocation timer // one allocator cycle
+	launch     timer // a task's launch to its TASK_RUNNING
+}
+
+// observeLaunch records how long t took from its launch to TASK_RUNNING,
+// when an update moves it there; it runs on the loop.
+func (m *Master) observeLaunch(t *task, prev, latest mesos.TaskState) {
+	if latest == mesos.TASK_RUNNING && prev != mesos.TASK_RUNNING && !t.launched.IsZero() {
+		m.timers.launch.observe(m.now().Sub(t.launched))
+	}
 }
 
 // Snapshot returns the current metrics (for tests and embedding).
@@ -140,8 +329,15 @@ func (m *Master) Snapshot(ctx context.Context) (map[string]float64, error) {
 
 var promName = regexp.MustCompile(`[^a-zA-Z0-9_]`)
 
-// collector exposes the snapshot to Prometheus as agora_* gauges.
+// collector exposes the snapshot to Prometheus as agora_* gauges, the
+// per-framework and per-role metrics as gauges with labels, and the
+// timers as histograms.
 type collector struct{ m *Master }
+
+var (
+	allocationRunDesc = prometheus.NewDesc("agora_allocator_allocation_run_seconds", "Time of one allocator cycle (Mesos allocator/mesos/allocation_run_ms)", nil, nil)
+	launchDesc        = prometheus.NewDesc("agora_master_task_launch_to_running_seconds", "Time from a task's launch to its TASK_RUNNING", nil, nil)
+)
 
 // Describe sends nothing: the metric set follows the master's state, so the
 // collector is unchecked (and registering it does not need a running loop).
@@ -150,14 +346,50 @@ func (c collector) Describe(chan<- *prometheus.Desc) {}
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := c.m.Snapshot(ctx)
+	var s map[string]float64
+	var labelled []labelledMetric
+	var hists []prometheus.Metric
+	err := c.m.do(ctx, func() {
+		s = c.m.snapshot()
+		labelled = c.m.labelled(c.m.alloc.Totals().Total)
+		hists = []prometheus.Metric{c.m.timers.allocation.histogram(allocationRunDesc), c.m.timers.launch.histogram(launchDesc)}
+	})
 	if err != nil {
 		return
+	}
+	for _, l := range labelled {
+		delete(s, l.mesosName) // named with a label instead
 	}
 	for name, v := range s {
 		desc := prometheus.NewDesc("agora_"+promName.ReplaceAllString(name, "_"), "Mesos metric "+name, nil, nil)
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v)
 	}
+	for _, l := range labelled {
+		desc := prometheus.NewDesc(l.prom, "Mesos metric "+promTemplate(l.prom), nil, l.labels)
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, l.value)
+	}
+	for _, h := range hists {
+		ch <- h
+	}
+}
+
+// promTemplate names the Mesos metric a labelled family stands for.
+func promTemplate(family string) string {
+	switch family {
+	case "agora_master_framework_subscribed":
+		return "master/frameworks/<name>/<id>/subscribed"
+	case "agora_master_framework_tasks_active":
+		return "master/frameworks/<name>/<id>/tasks/active/<state>"
+	case "agora_master_framework_role_suppressed":
+		return "master/frameworks/<name>/<id>/roles/<role>/suppressed"
+	case "agora_allocator_role_dominant_share":
+		return "allocator/mesos/roles/<role>/shares/dominant"
+	case "agora_allocator_quota_guarantee":
+		return "allocator/mesos/quota/roles/<role>/resources/<resource>/guarantee"
+	case "agora_allocator_quota_offered_or_allocated":
+		return "allocator/mesos/quota/roles/<role>/resources/<resource>/offered_or_allocated"
+	}
+	return family
 }
 
 func (m *Master) prometheusHandler() http.Handler {

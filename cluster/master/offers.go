@@ -19,6 +19,7 @@ func (m *Master) allocate() {
 	m.counters.allocationRuns++
 	m.counters.allocationNanos += uint64(elapsed)
 	m.counters.lastAllocationNanos = uint64(elapsed)
+	m.timers.allocation.observe(elapsed)
 	if len(decisions) == 0 {
 		return
 	}

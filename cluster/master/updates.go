@@ -83,6 +83,7 @@ func (m *Master) statusUpdate(a *agent, u *api.StatusUpdate) {
 		t.unacked = true
 		m.publishTaskUpdated(t, status)
 	}
+	m.observeLaunch(t, prev, latest)
 	if !wasTerminal && isTerminal(latest) {
 		m.recoverTaskResources(f, t)
 		m.countTerminal(latest)
