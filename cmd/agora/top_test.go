@@ -78,7 +78,7 @@ type tmuxSession struct {
 func startTmux(t *testing.T, env []string, command ...string) *tmuxSession {
 	t.Helper()
 	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Skip("tmux is not installed")
+		t.Fatal("tmux is not installed: `make test-deps` installs it (Debian package tmux)")
 	}
 	s := &tmuxSession{t: t, socket: fmt.Sprintf("agora-top-%d-%d", os.Getpid(), time.Now().UnixNano())}
 	args := []string{"-L", s.socket, "new-session", "-d", "-x", "200", "-y", "50"}
