@@ -226,3 +226,79 @@ func TestExecutorCommandFromURIAndHome(t *testing.T) {
 		t.Errorf("command with spark.mesos.executor.home: %q", v)
 	}
 }
+
+// With preferred hosts from Spark, an application passes over offers from
+// other hosts for spark.locality.wait (declining them no longer than the
+// wait has left), takes a preferred host without an executor before one
+// with, and after the wait, or once the hosts are gone, takes any offer.
+func TestPackLocality(t *testing.T) {
+	s := testScheduler(t)
+	now := time.Date(2026, 12, 5, 4, 0, 0, 0, time.UTC)
+	s.cfg.Now = func() time.Time { return now }
+	a := addApp(t, s, "app-1", map[string]string{"spark.executor.cores": "1", "spark.locality.wait": "4s"})
+	if code, err := s.setLimit("app-1", 3, map[string]int{"A1.example": 5, "a2.example": 2}); err != nil {
+		t.Fatal(code, err)
+	}
+	run := func(l launch) {
+		for _, e := range l.execs {
+			e.State = "TASK_RUNNING"
+		}
+	}
+
+	l, refuse := s.packLocked(offer("o1", "a3", 4, 8192))
+	if len(l.tasks) != 0 || refuse != 4*time.Second {
+		t.Fatalf("an offer from a host no task prefers: %d executors, declined for %v; want none, 4s", len(l.tasks), refuse)
+	}
+	if !strings.Contains(a.Message, "a1.example, a2.example") || !strings.Contains(a.Message, "spark.locality.wait") {
+		t.Errorf("message %q does not say the application waits for its hosts", a.Message)
+	}
+	l, _ = s.packLocked(offer("o2", "a1", 4, 8192))
+	if len(l.execs) != 1 || l.execs[0].Hostname != "a1.example" {
+		t.Fatalf("an offer from a preferred host: %+v; want one executor there (one per offer and application in turn, then covered)", l.execs)
+	}
+	run(l)
+
+	// a1 has an executor, a2 not yet: a2 comes first while the wait lasts.
+	now = now.Add(time.Second)
+	if l, refuse = s.packLocked(offer("o3", "a1", 4, 8192)); len(l.tasks) != 0 || refuse != 3*time.Second {
+		t.Errorf("a covered preferred host while another has no executor: %d executors, declined for %v; want none, 3s", len(l.tasks), refuse)
+	}
+	l, _ = s.packLocked(offer("o4", "a2", 4, 8192))
+	if len(l.execs) != 2 {
+		t.Fatalf("the preferred host without an executor: %d executors; want 2 (the first covers it, then every preferred host will do)", len(l.execs))
+	}
+	run(l)
+	s.setLimit("app-1", 4, map[string]int{"a1.example": 5, "a2.example": 2})
+	if l, _ = s.packLocked(offer("o5", "a3", 4, 8192)); len(l.tasks) != 0 {
+		t.Errorf("every preferred host covered, within the wait: %d executors on another host; want none", len(l.tasks))
+	}
+	if l, _ = s.packLocked(offer("o6", "a1", 4, 8192)); len(l.execs) != 1 {
+		t.Fatalf("every preferred host covered: %d executors on a preferred one; want 1", len(l.execs))
+	}
+	run(l)
+
+	// A new set of hosts starts the wait again; once it is over any host
+	// will do.
+	s.setLimit("app-1", 5, map[string]int{"a4.example": 1})
+	now = now.Add(3900 * time.Millisecond)
+	if l, refuse = s.packLocked(offer("o7", "a3", 4, 8192)); len(l.tasks) != 0 || refuse != minRefuse {
+		t.Errorf("new hosts, 0.1s into a new wait: %d executors, declined for %v; want none, %v", len(l.tasks), refuse, minRefuse)
+	}
+	now = now.Add(200 * time.Millisecond)
+	if l, _ = s.packLocked(offer("o8", "a3", 4, 8192)); len(l.execs) != 1 {
+		t.Errorf("after the wait: %d executors from another host; want 1", len(l.execs))
+	}
+	run(l)
+	s.setLimit("app-1", 6, nil)
+	if l, _ = s.packLocked(offer("o9", "a5", 4, 8192)); len(l.execs) != 1 {
+		t.Errorf("no preferred hosts: %d executors; want 1", len(l.execs))
+	}
+
+	// spark.locality.wait=0 never waits.
+	b := addApp(t, s, "app-2", map[string]string{"spark.executor.cores": "1", "spark.locality.wait": "0"})
+	s.setLimit("app-2", 1, map[string]int{"a1.example": 1})
+	if l, _ = s.packLocked(offer("o10", "a3", 4, 8192)); len(l.execs) == 0 || l.execs[len(l.execs)-1].TaskID != "app-2-0" {
+		t.Errorf("spark.locality.wait=0: %+v; want app-2's executor on a3", l.execs)
+	}
+	_ = b
+}
