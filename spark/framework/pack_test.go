@@ -1,11 +1,15 @@
 package framework
 
 import (
+	"context"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	mscheduler "github.com/mesos/mesos-go/api/v1/lib/scheduler"
 )
 
 func scalar(name string, v float64) mesos.Resource {
@@ -301,4 +305,77 @@ func TestPackLocality(t *testing.T) {
 		t.Errorf("spark.locality.wait=0: %+v; want app-2's executor on a3", l.execs)
 	}
 	_ = b
+}
+
+// recorder records the calls the scheduler makes to the master.
+type recorder struct {
+	mu         sync.Mutex
+	launched   []string // offer IDs
+	declined   map[string]time.Duration
+	suppressed int
+}
+
+func (r *recorder) Launch(_ context.Context, ids []mesos.OfferID, _ []mesos.TaskInfo, _ *mesos.Filters) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range ids {
+		r.launched = append(r.launched, id.Value)
+	}
+	return nil
+}
+
+func (r *recorder) Decline(_ context.Context, ids []mesos.OfferID, refuse time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range ids {
+		r.declined[id.Value] = refuse
+	}
+	return nil
+}
+
+func (r *recorder) Suppress(context.Context, ...string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.suppressed++
+	return nil
+}
+
+func (r *recorder) Revive(context.Context, ...string) error                           { return nil }
+func (r *recorder) Kill(context.Context, string, string) error                        { return nil }
+func (r *recorder) Reconcile(context.Context, []mscheduler.Call_Reconcile_Task) error { return nil }
+func (r *recorder) Master() *mesos.MasterInfo                                         { return nil }
+
+// A round of offers: what fits is launched; with an application still
+// wanting executors the rest is declined briefly (for want of room) or
+// for what is left of a locality wait, and offers are not suppressed;
+// with nothing wanted the rest is declined for an hour and offers are
+// suppressed.
+func TestOffersDeclineAndSuppress(t *testing.T) {
+	s := testScheduler(t)
+	now := time.Date(2026, 12, 5, 4, 0, 0, 0, time.UTC)
+	s.cfg.Now = func() time.Time { return now }
+	r := &recorder{declined: map[string]time.Duration{}}
+	s.sched = r
+	a := addApp(t, s, "app-1", map[string]string{"spark.executor.cores": "2", "spark.executor.memory": "1g"})
+	a.Limit = 2
+	ctx := context.Background()
+
+	s.offers(ctx, []mesos.Offer{*offer("o1", "a1", 2, 8192), *offer("o2", "a2", 1, 8192)})
+	if !slices.Equal(r.launched, []string{"o1"}) || r.declined["o2"] != shortRefuse || r.suppressed != 0 {
+		t.Errorf("an application short of an executor: launched %v, declined %v, suppressed %d; want o1, o2 for %v, none",
+			r.launched, r.declined, r.suppressed, shortRefuse)
+	}
+
+	s.setLimit("app-1", 2, map[string]int{"a9.example": 1})
+	s.offers(ctx, []mesos.Offer{*offer("o3", "a2", 4, 8192)})
+	if r.declined["o3"] != 3*time.Second || r.suppressed != 0 {
+		t.Errorf("an application waiting for its preferred host: declined %v, suppressed %d; want o3 for 3s, none", r.declined, r.suppressed)
+	}
+
+	s.setLimit("app-1", 1, nil)
+	s.offers(ctx, []mesos.Offer{*offer("o4", "a2", 4, 8192)})
+	if r.declined["o4"] != idleRefuse || r.suppressed != 1 || len(r.launched) != 1 {
+		t.Errorf("nothing wanted: launched %v, declined %v, suppressed %d; want nothing more launched, o4 for %v, suppressed once",
+			r.launched, r.declined, r.suppressed, idleRefuse)
+	}
 }
