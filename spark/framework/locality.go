@@ -19,16 +19,22 @@ import (
 // host that has no room or no agent delays executors by the wait at most.
 
 // setLocalityLocked records the preferred hosts (host → pending tasks
-// that prefer it) of a requested total; the wait starts again when the
-// set of hosts changes.
+// that prefer it) of a requested total. The wait starts again when a host
+// is new, not when hosts drop out as their tasks run: a stage's set only
+// shrinks, so the wait ends.
 func (a *App) setLocalityLocked(hosts map[string]int, now time.Time) {
 	next := map[string]int{}
+	restart := false
 	for h, n := range hosts {
 		if n > 0 {
-			next[strings.ToLower(h)] = n
+			h = strings.ToLower(h)
+			next[h] = n
+			if _, ok := a.hostTasks[h]; !ok {
+				restart = true
+			}
 		}
 	}
-	if !slices.Equal(sortedKeys(next), sortedKeys(a.hostTasks)) {
+	if restart {
 		a.localitySince = now
 	}
 	a.hostTasks = next

@@ -281,8 +281,14 @@ func TestPackLocality(t *testing.T) {
 	}
 	run(l)
 
-	// A new set of hosts starts the wait again; once it is over any host
-	// will do.
+	// Hosts dropping out do not start the wait again.
+	now = now.Add(3500 * time.Millisecond)
+	s.setLimit("app-1", 4, map[string]int{"a1.example": 1})
+	if ok, _ := a.localityAllows("a3.example", now); !ok {
+		t.Errorf("4.5s after the hosts were named (wait 4s), a host dropped out: another host still waits")
+	}
+
+	// A new host starts the wait again; once it is over any host will do.
 	s.setLimit("app-1", 5, map[string]int{"a4.example": 1})
 	now = now.Add(3900 * time.Millisecond)
 	if l, refuse = s.packLocked(offer("o7", "a3", 4, 8192)); len(l.tasks) != 0 || refuse != minRefuse {
