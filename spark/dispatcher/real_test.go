@@ -226,6 +226,7 @@ func TestKillAndRestart(t *testing.T) {
 		t.Fatalf("a driver asking for 16 cpus is %s; want QUEUED", dr.State)
 	}
 
+	before := dr
 	e.stop()
 	e.start()
 	if dr, ok := e.d.Get(queued); !ok || dr.State != dispatcher.StateQueued {
@@ -239,6 +240,11 @@ func TestKillAndRestart(t *testing.T) {
 		dr, _ = e.d.Get(running)
 		return dr.State == dispatcher.StateRunning && dr.TaskState == "TASK_RUNNING"
 	})
+	// Reconciled, not launched again: the same task, launched once.
+	if dr.TaskID != before.TaskID || dr.Retries != 0 || !dr.Launched.Equal(before.Launched) || dr.AgentID != before.AgentID {
+		t.Errorf("after a restart the running driver is %+v; want its task %s on %s, launched at %v, not relaunched",
+			dr, before.TaskID, before.AgentID, before.Launched)
+	}
 
 	out, err = e.submit("--kill", running)
 	if err != nil || !strings.Contains(out, "Killing running driver") {

@@ -13,7 +13,8 @@ import (
 //	POST   /v1/applications              register {appId, appName, driverUrl, conf}
 //	GET    /v1/applications              every application's status
 //	GET    /v1/applications/{id}         one application's status and executors
-//	POST   /v1/applications/{id}/executors  {total}: the executors Spark wants
+//	POST   /v1/applications/{id}/executors  {total, hostToLocalTaskCount}:
+//	                                     the executors Spark wants, and where its pending tasks' input is
 //	POST   /v1/applications/{id}/kill    {executorIds}: kill these executors
 //	DELETE /v1/applications/{id}         the application ended: kill its executors
 //	GET    /v1/shuffleservices           the external shuffle services, by host
@@ -63,6 +64,8 @@ func (s *Scheduler) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/applications/{id}/executors", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Total *int `json:"total"`
+			// The pending tasks' preferred hosts and how many prefer each.
+			HostToLocalTaskCount map[string]int `json:"hostToLocalTaskCount"`
 		}
 		if !decode(w, r, &req) {
 			return
@@ -71,7 +74,7 @@ func (s *Scheduler) Handler() http.Handler {
 			reply(w, http.StatusBadRequest, errors.New("total is required"), nil)
 			return
 		}
-		code, err := s.setLimit(r.PathValue("id"), *req.Total)
+		code, err := s.setLimit(r.PathValue("id"), *req.Total, req.HostToLocalTaskCount)
 		reply(w, code, err, map[string]int{"total": *req.Total})
 	})
 	mux.HandleFunc("POST /v1/applications/{id}/kill", func(w http.ResponseWriter, r *http.Request) {

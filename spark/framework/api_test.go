@@ -44,7 +44,9 @@ func TestAPI(t *testing.T) {
 		{"POST", "/v1/applications", `{"appId": "ok", "driverUrl": "spark://CoarseGrainedScheduler@h:1"}`, 409, "already registered"},
 		{"POST", "/v1/applications/ok/executors", `{}`, 400, "total is required"},
 		{"POST", "/v1/applications/ok/executors", `{"total": -1}`, 400, "must be >= 0"},
-		{"POST", "/v1/applications/ok/executors", `{"total": 3}`, 200, ""},
+		{"POST", "/v1/applications/ok/executors", `{"total": 2, "hostToLocalTaskCount": {"": 1}}`, 400, "want a host name"},
+		{"POST", "/v1/applications/ok/executors", `{"total": 2, "hostToLocalTaskCount": {"h1": -1}}`, 400, `"h1": -1`},
+		{"POST", "/v1/applications/ok/executors", `{"total": 3, "hostToLocalTaskCount": {"H1": 4, "h2": 0}}`, 200, ""},
 		{"POST", "/v1/applications/ok/kill", `{"executorIds": ["7"]}`, 404, "has no executor 7"},
 		{"DELETE", "/v1/applications/ok", "", 200, ""},
 		{"POST", "/v1/applications/ok/executors", `{"total": 3}`, 409, "application ok is ended"},
@@ -59,7 +61,7 @@ func TestAPI(t *testing.T) {
 	if code != 200 || v["state"] != AppRefused || !strings.Contains(v["message"].(string), "spark.executor.memory 8192 MB") {
 		t.Errorf("the refused application: %d %v", code, v)
 	}
-	if a, _ := s.App("ok"); a.Limit != 3 || a.State != AppEnded {
-		t.Errorf("application ok = %+v; want limit 3, ENDED", a)
+	if a, _ := s.App("ok"); a.Limit != 3 || a.State != AppEnded || len(a.PreferredHosts) != 1 || a.PreferredHosts["h1"] != 4 {
+		t.Errorf("application ok = %+v; want limit 3, ENDED, preferred hosts map[h1:4]", a)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -38,6 +39,11 @@ type App struct {
 	nextID    int
 	failures  map[string]int // agent ID → executors failed there
 	maxFail   int            // failures that blocklist an agent
+	// hostTasks are the preferred hosts of Spark's last requested total
+	// (lower case) and how many pending tasks prefer each;
+	// localitySince is when that set of hosts last changed.
+	hostTasks     map[string]int
+	localitySince time.Time
 }
 
 // Executor is one executor task.
@@ -66,23 +72,29 @@ func (e *Executor) active() bool {
 
 // AppStatus is what the API shows of an application.
 type AppStatus struct {
-	ID          string     `json:"appId"`
-	Name        string     `json:"appName"`
-	DriverURL   string     `json:"driverUrl"`
-	State       string     `json:"state"`
-	Message     string     `json:"message,omitempty"`
-	Limit       int        `json:"executorLimit"`
-	Cores       int        `json:"executorCores"`
-	MemMB       float64    `json:"executorMemMB"`
-	CoresMax    int        `json:"coresMax"`
-	Blocklisted []string   `json:"blocklistedAgents"`
-	Executors   []Executor `json:"executors"`
+	ID          string   `json:"appId"`
+	Name        string   `json:"appName"`
+	DriverURL   string   `json:"driverUrl"`
+	State       string   `json:"state"`
+	Message     string   `json:"message,omitempty"`
+	Limit       int      `json:"executorLimit"`
+	Cores       int      `json:"executorCores"`
+	MemMB       float64  `json:"executorMemMB"`
+	CoresMax    int      `json:"coresMax"`
+	Blocklisted []string `json:"blocklistedAgents"`
+	// PreferredHosts are the pending tasks' preferred hosts Spark sent
+	// with its last requested total (locality).
+	PreferredHosts map[string]int `json:"hostToLocalTaskCount,omitempty"`
+	Executors      []Executor     `json:"executors"`
 }
 
 func (a *App) status() AppStatus {
 	st := AppStatus{ID: a.ID, Name: a.Name, DriverURL: a.DriverURL, State: a.State, Message: a.Message,
 		Limit: a.Limit, Cores: a.Sizing.Cores, MemMB: a.Sizing.MemMB, CoresMax: a.Sizing.CoresMax,
 		Blocklisted: []string{}, Executors: []Executor{}}
+	if len(a.hostTasks) > 0 {
+		st.PreferredHosts = maps.Clone(a.hostTasks)
+	}
 	for _, id := range a.execOrder {
 		st.Executors = append(st.Executors, *a.executors[id])
 	}
@@ -211,10 +223,16 @@ func (s *Scheduler) checkFits(ctx context.Context, sz Sizing) error {
 		cores, sz.MemMB, sz.HeapMB, sz.MemMB-sz.HeapMB, big.CPUs, big.Mem, big.Hostname)
 }
 
-// setLimit is Spark's requested total of executors.
-func (s *Scheduler) setLimit(id string, total int) (int, error) {
+// setLimit is Spark's requested total of executors, with its pending
+// tasks' preferred hosts (nil: none).
+func (s *Scheduler) setLimit(id string, total int, hosts map[string]int) (int, error) {
 	if total < 0 {
 		return http.StatusBadRequest, fmt.Errorf("total %d: must be >= 0", total)
+	}
+	for h, n := range hosts {
+		if strings.TrimSpace(h) == "" || n < 0 {
+			return http.StatusBadRequest, fmt.Errorf("hostToLocalTaskCount: %q: %d: want a host name and a task count >= 0", h, n)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -224,7 +242,8 @@ func (s *Scheduler) setLimit(id string, total int) (int, error) {
 	}
 	old := a.Limit
 	a.Limit = total
-	s.log.Info("executors requested", "app", id, "total", total, "was", old)
+	a.setLocalityLocked(hosts, s.cfg.Now())
+	s.log.Info("executors requested", "app", id, "total", total, "was", old, "preferred_hosts", len(a.hostTasks))
 	if want, _ := a.wants(); want {
 		s.reviveLocked()
 	}

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	mscheduler "github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/agora-cluster/agora/frameworks/scheduler"
 )
@@ -70,11 +71,23 @@ type Config struct {
 	Now func() time.Time
 }
 
+// calls are the calls the Scheduler makes to the master: a
+// *scheduler.Driver once it runs (tests record them instead).
+type calls interface {
+	Launch(ctx context.Context, offerIDs []mesos.OfferID, tasks []mesos.TaskInfo, filters *mesos.Filters) error
+	Decline(ctx context.Context, offerIDs []mesos.OfferID, refuse time.Duration) error
+	Revive(ctx context.Context, roles ...string) error
+	Suppress(ctx context.Context, roles ...string) error
+	Kill(ctx context.Context, taskID, agentID string) error
+	Reconcile(ctx context.Context, tasks []mscheduler.Call_Reconcile_Task) error
+	Master() *mesos.MasterInfo
+}
+
 // Scheduler is a running Spark scheduler. Create it with New, then Run it.
 type Scheduler struct {
 	cfg   Config
 	log   *slog.Logger
-	sched *scheduler.Driver
+	sched calls
 
 	mu         sync.Mutex
 	apps       map[string]*App

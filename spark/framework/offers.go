@@ -23,6 +23,9 @@ import (
 const (
 	shortRefuse = 5 * time.Second
 	idleRefuse  = time.Hour
+	// minRefuse bounds how briefly an offer is declined (a locality wait
+	// about to end), so that it is not sent back at once, over and over.
+	minRefuse = time.Second
 )
 
 // executorClass is the class an executor task runs.
@@ -151,12 +154,15 @@ func (s *Scheduler) offers(ctx context.Context, offered []mesos.Offer) {
 // packLocked takes executors out of one offer; with none, refuse is how
 // long to decline it for: an application's spark.mesos.rejectOfferDuration
 // when constraints or the blocklist rule the agent out for every
-// application that wants executors, shortRefuse otherwise.
+// application that wants executors, shortRefuse otherwise, and no longer
+// than what is left of a locality wait that passed it over.
 func (s *Scheduler) packLocked(o *mesos.Offer) (launch, time.Duration) {
 	l := launch{offer: o.ID}
 	pool := offers.NewPool(o)
 	refuse := time.Duration(0)
 	short := false
+	now := s.cfg.Now()
+	localWait := time.Duration(0) // the shortest locality wait left that passed over o
 	for progress := true; progress; {
 		progress = false
 		for _, id := range s.order {
@@ -172,6 +178,13 @@ func (s *Scheduler) packLocked(o *mesos.Offer) (launch, time.Duration) {
 			if ok, why := a.Sizing.Constraints.Match(o.Attributes); !ok {
 				a.Message = fmt.Sprintf("spark.mesos.constraints rule out %s: %s", o.Hostname, why)
 				refuse = maxRefuse(refuse, a.Sizing.RejectFor)
+				continue
+			}
+			if ok, left := a.localityAllows(o.Hostname, now); !ok {
+				a.Message = a.localityMessage(o.Hostname, left)
+				if localWait == 0 || left < localWait {
+					localWait = left
+				}
 				continue
 			}
 			cores := float64(a.Sizing.Cores)
@@ -208,7 +221,7 @@ func (s *Scheduler) packLocked(o *mesos.Offer) (launch, time.Duration) {
 				short = true
 				continue
 			}
-			e := a.newExecutor(o, cores, s.cfg.Now())
+			e := a.newExecutor(o, cores, now)
 			l.tasks = append(l.tasks, s.executorTask(a, e, o, rs, ss))
 			l.execs = append(l.execs, e)
 			a.Message = ""
@@ -218,6 +231,10 @@ func (s *Scheduler) packLocked(o *mesos.Offer) (launch, time.Duration) {
 	}
 	if short || refuse == 0 {
 		refuse = shortRefuse
+	}
+	if localWait > 0 && localWait < refuse {
+		// Back when the wait is over, when any host will do.
+		refuse = max(localWait, minRefuse)
 	}
 	return l, refuse
 }

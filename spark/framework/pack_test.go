@@ -1,11 +1,15 @@
 package framework
 
 import (
+	"context"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	mscheduler "github.com/mesos/mesos-go/api/v1/lib/scheduler"
 )
 
 func scalar(name string, v float64) mesos.Resource {
@@ -224,5 +228,160 @@ func TestExecutorCommandFromURIAndHome(t *testing.T) {
 	}
 	if v := l.tasks[1].Command.GetValue(); v != "/srv/spark/bin/spark-class" {
 		t.Errorf("command with spark.mesos.executor.home: %q", v)
+	}
+}
+
+// With preferred hosts from Spark, an application passes over offers from
+// other hosts for spark.locality.wait (declining them no longer than the
+// wait has left), takes a preferred host without an executor before one
+// with, and after the wait, or once the hosts are gone, takes any offer.
+func TestPackLocality(t *testing.T) {
+	s := testScheduler(t)
+	now := time.Date(2026, 12, 5, 4, 0, 0, 0, time.UTC)
+	s.cfg.Now = func() time.Time { return now }
+	a := addApp(t, s, "app-1", map[string]string{"spark.executor.cores": "1", "spark.locality.wait": "4s"})
+	if code, err := s.setLimit("app-1", 3, map[string]int{"A1.example": 5, "a2.example": 2}); err != nil {
+		t.Fatal(code, err)
+	}
+	run := func(l launch) {
+		for _, e := range l.execs {
+			e.State = "TASK_RUNNING"
+		}
+	}
+
+	l, refuse := s.packLocked(offer("o1", "a3", 4, 8192))
+	if len(l.tasks) != 0 || refuse != 4*time.Second {
+		t.Fatalf("an offer from a host no task prefers: %d executors, declined for %v; want none, 4s", len(l.tasks), refuse)
+	}
+	if !strings.Contains(a.Message, "a1.example, a2.example") || !strings.Contains(a.Message, "spark.locality.wait") {
+		t.Errorf("message %q does not say the application waits for its hosts", a.Message)
+	}
+	l, _ = s.packLocked(offer("o2", "a1", 4, 8192))
+	if len(l.execs) != 1 || l.execs[0].Hostname != "a1.example" {
+		t.Fatalf("an offer from a preferred host: %+v; want one executor there (one per offer and application in turn, then covered)", l.execs)
+	}
+	run(l)
+
+	// a1 has an executor, a2 not yet: a2 comes first while the wait lasts.
+	now = now.Add(time.Second)
+	if l, refuse = s.packLocked(offer("o3", "a1", 4, 8192)); len(l.tasks) != 0 || refuse != 3*time.Second {
+		t.Errorf("a covered preferred host while another has no executor: %d executors, declined for %v; want none, 3s", len(l.tasks), refuse)
+	}
+	l, _ = s.packLocked(offer("o4", "a2", 4, 8192))
+	if len(l.execs) != 2 {
+		t.Fatalf("the preferred host without an executor: %d executors; want 2 (the first covers it, then every preferred host will do)", len(l.execs))
+	}
+	run(l)
+	s.setLimit("app-1", 4, map[string]int{"a1.example": 5, "a2.example": 2})
+	if l, _ = s.packLocked(offer("o5", "a3", 4, 8192)); len(l.tasks) != 0 {
+		t.Errorf("every preferred host covered, within the wait: %d executors on another host; want none", len(l.tasks))
+	}
+	if l, _ = s.packLocked(offer("o6", "a1", 4, 8192)); len(l.execs) != 1 {
+		t.Fatalf("every preferred host covered: %d executors on a preferred one; want 1", len(l.execs))
+	}
+	run(l)
+
+	// Hosts dropping out do not start the wait again.
+	now = now.Add(3500 * time.Millisecond)
+	s.setLimit("app-1", 4, map[string]int{"a1.example": 1})
+	if ok, _ := a.localityAllows("a3.example", now); !ok {
+		t.Errorf("4.5s after the hosts were named (wait 4s), a host dropped out: another host still waits")
+	}
+
+	// A new host starts the wait again; once it is over any host will do.
+	s.setLimit("app-1", 5, map[string]int{"a4.example": 1})
+	now = now.Add(3900 * time.Millisecond)
+	if l, refuse = s.packLocked(offer("o7", "a3", 4, 8192)); len(l.tasks) != 0 || refuse != minRefuse {
+		t.Errorf("new hosts, 0.1s into a new wait: %d executors, declined for %v; want none, %v", len(l.tasks), refuse, minRefuse)
+	}
+	now = now.Add(200 * time.Millisecond)
+	if l, _ = s.packLocked(offer("o8", "a3", 4, 8192)); len(l.execs) != 1 {
+		t.Errorf("after the wait: %d executors from another host; want 1", len(l.execs))
+	}
+	run(l)
+	s.setLimit("app-1", 6, nil)
+	if l, _ = s.packLocked(offer("o9", "a5", 4, 8192)); len(l.execs) != 1 {
+		t.Errorf("no preferred hosts: %d executors; want 1", len(l.execs))
+	}
+
+	// spark.locality.wait=0 never waits.
+	b := addApp(t, s, "app-2", map[string]string{"spark.executor.cores": "1", "spark.locality.wait": "0"})
+	s.setLimit("app-2", 1, map[string]int{"a1.example": 1})
+	if l, _ = s.packLocked(offer("o10", "a3", 4, 8192)); len(l.execs) == 0 || l.execs[len(l.execs)-1].TaskID != "app-2-0" {
+		t.Errorf("spark.locality.wait=0: %+v; want app-2's executor on a3", l.execs)
+	}
+	_ = b
+}
+
+// recorder records the calls the scheduler makes to the master.
+type recorder struct {
+	mu         sync.Mutex
+	launched   []string // offer IDs
+	declined   map[string]time.Duration
+	suppressed int
+}
+
+func (r *recorder) Launch(_ context.Context, ids []mesos.OfferID, _ []mesos.TaskInfo, _ *mesos.Filters) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range ids {
+		r.launched = append(r.launched, id.Value)
+	}
+	return nil
+}
+
+func (r *recorder) Decline(_ context.Context, ids []mesos.OfferID, refuse time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range ids {
+		r.declined[id.Value] = refuse
+	}
+	return nil
+}
+
+func (r *recorder) Suppress(context.Context, ...string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.suppressed++
+	return nil
+}
+
+func (r *recorder) Revive(context.Context, ...string) error                           { return nil }
+func (r *recorder) Kill(context.Context, string, string) error                        { return nil }
+func (r *recorder) Reconcile(context.Context, []mscheduler.Call_Reconcile_Task) error { return nil }
+func (r *recorder) Master() *mesos.MasterInfo                                         { return nil }
+
+// A round of offers: what fits is launched; with an application still
+// wanting executors the rest is declined briefly (for want of room) or
+// for what is left of a locality wait, and offers are not suppressed;
+// with nothing wanted the rest is declined for an hour and offers are
+// suppressed.
+func TestOffersDeclineAndSuppress(t *testing.T) {
+	s := testScheduler(t)
+	now := time.Date(2026, 12, 5, 4, 0, 0, 0, time.UTC)
+	s.cfg.Now = func() time.Time { return now }
+	r := &recorder{declined: map[string]time.Duration{}}
+	s.sched = r
+	a := addApp(t, s, "app-1", map[string]string{"spark.executor.cores": "2", "spark.executor.memory": "1g"})
+	a.Limit = 2
+	ctx := context.Background()
+
+	s.offers(ctx, []mesos.Offer{*offer("o1", "a1", 2, 8192), *offer("o2", "a2", 1, 8192)})
+	if !slices.Equal(r.launched, []string{"o1"}) || r.declined["o2"] != shortRefuse || r.suppressed != 0 {
+		t.Errorf("an application short of an executor: launched %v, declined %v, suppressed %d; want o1, o2 for %v, none",
+			r.launched, r.declined, r.suppressed, shortRefuse)
+	}
+
+	s.setLimit("app-1", 2, map[string]int{"a9.example": 1})
+	s.offers(ctx, []mesos.Offer{*offer("o3", "a2", 4, 8192)})
+	if r.declined["o3"] != 3*time.Second || r.suppressed != 0 {
+		t.Errorf("an application waiting for its preferred host: declined %v, suppressed %d; want o3 for 3s, none", r.declined, r.suppressed)
+	}
+
+	s.setLimit("app-1", 1, nil)
+	s.offers(ctx, []mesos.Offer{*offer("o4", "a2", 4, 8192)})
+	if r.declined["o4"] != idleRefuse || r.suppressed != 1 || len(r.launched) != 1 {
+		t.Errorf("nothing wanted: launched %v, declined %v, suppressed %d; want nothing more launched, o4 for %v, suppressed once",
+			r.launched, r.declined, r.suppressed, idleRefuse)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/agent"
 	"github.com/agora-cluster/agora/cluster/clustertest"
 	sparkpi "github.com/agora-cluster/agora/examples/spark-pi"
 	wordcount "github.com/agora-cluster/agora/examples/spark-wordcount"
@@ -43,12 +44,17 @@ type sparkEnv struct {
 }
 
 func newSparkEnv(t *testing.T) *sparkEnv {
+	return newSparkEnvOn(t, nil)
+}
+
+// newSparkEnvOn is newSparkEnv with agent adjusting the agents' configurations.
+func newSparkEnvOn(t *testing.T, agent func(i int, c *agent.Config)) *sparkEnv {
 	if testing.Short() {
 		t.Skip("runs the real Spark; not in -short")
 	}
 	home := sparktest.Home(t)
 	e := &sparkEnv{t: t, home: home, jar: sparktest.PiJar(t, home), cm: sparktest.ClusterManagerJar(t),
-		c: clustertest.Start(t, clustertest.Options{Agents: 2, AgentResources: "cpus:2;mem:3072;disk:10000;ports:[31000-32000]"})}
+		c: clustertest.Start(t, clustertest.Options{Agents: 2, AgentResources: "cpus:2;mem:3072;disk:10000;ports:[31000-32000]", Agent: agent})}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -519,6 +525,62 @@ func TestDynamicAllocationWithShuffleService(t *testing.T) {
 		}
 	}
 	t.Logf("executors %d (%d killed on request); shuffle services %+v", len(st.Executors), killed, ss)
+}
+
+// Locality: a job whose partitions prefer one agent's host gets its
+// executors there, though both agents offer room (Spark names the host
+// with its requested total, the scheduler passes over the other's offers
+// for spark.locality.wait); its executors released, a job preferring the
+// other host gets executors on that one. The agents are told apart by
+// their host names ("localhost" and "127.0.0.1", both this machine).
+func TestExecutorsWhereTheInputIs(t *testing.T) {
+	e := newSparkEnvOn(t, func(i int, c *agent.Config) {
+		if i == 1 {
+			c.Hostname = "127.0.0.1"
+		}
+	})
+	out, err := e.submit([]string{"spark.executor.cores=1", "spark.executor.memory=512m",
+		"spark.dynamicAllocation.enabled=true", "spark.dynamicAllocation.shuffleTracking.enabled=true",
+		"spark.dynamicAllocation.minExecutors=0", "spark.dynamicAllocation.initialExecutors=0",
+		"spark.dynamicAllocation.maxExecutors=2", "spark.dynamicAllocation.executorIdleTimeout=2s",
+		"spark.dynamicAllocation.schedulerBacklogTimeout=1s", "spark.locality.wait=60s"},
+		sparktest.PreferredClass, "127.0.0.1", "localhost")
+	if err != nil {
+		t.Fatalf("spark-submit: %v\n%s", err, out)
+	}
+	m := appIDRe.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("the driver did not register with the scheduler:\n%s", out)
+	}
+	for _, want := range []string{"job 1 on 127.0.0.1 ran on [127.0.0.1]\n", "job 2 on localhost ran on [localhost]\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %q:\n%s", want, out)
+		}
+	}
+	if n := len(regexp.MustCompile(`(?m)^released$`).FindAllString(out, -1)); n != 2 {
+		t.Errorf("the executors were released after %d of the 2 jobs:\n%s", n, out)
+	}
+	// The executors in launch order: those of job 1 on 127.0.0.1, then
+	// those of job 2 on localhost.
+	st, _ := e.s.App(m[1])
+	var seq []string
+	for _, x := range st.Executors {
+		if len(seq) == 0 || seq[len(seq)-1] != x.Hostname {
+			seq = append(seq, x.Hostname)
+		}
+	}
+	if !slices.Equal(seq, []string{"127.0.0.1", "localhost"}) {
+		t.Errorf("executors %+v; want the first ones on 127.0.0.1, the later ones on localhost", st.Executors)
+	}
+	hosts := map[string]int{}
+	for _, x := range st.Executors {
+		hosts[x.Hostname]++
+	}
+	e.poll("the executors' tasks to end", time.Minute, func() bool {
+		tasks := e.executorTasks(m[1])
+		return len(tasks) == len(st.Executors) && allEnded(tasks)
+	})
+	t.Logf("executors by host %v", hosts)
 }
 
 // firstRound are the executors launched before the first was released.

@@ -45,6 +45,10 @@ type Sizing struct {
 	// spark.executorEnv.* variables.
 	JavaOpts string
 	Env      map[string]string
+	// LocalityWait is spark.locality.wait (default 3s): how long offers
+	// from hosts the application's pending tasks do not prefer are passed
+	// over for it after Spark names preferred hosts.
+	LocalityWait time.Duration
 	// ShuffleService is spark.shuffle.service.enabled: the executors use
 	// the external shuffle service of their agent, which the scheduler
 	// starts before them.
@@ -54,7 +58,7 @@ type Sizing struct {
 // SizingFrom reads an application's settings; every malformed one is
 // named in the error.
 func SizingFrom(conf map[string]string) (Sizing, error) {
-	s := Sizing{Instances: -1, RejectFor: 120 * time.Second, Env: map[string]string{}}
+	s := Sizing{Instances: -1, RejectFor: 120 * time.Second, LocalityWait: 3 * time.Second, Env: map[string]string{}}
 	var errs []error
 	bad := func(k, why string) { errs = append(errs, fmt.Errorf("%s=%q: %s", k, conf[k], why)) }
 	posInt := func(k string, dst *int) {
@@ -128,6 +132,14 @@ func SizingFrom(conf map[string]string) (Sizing, error) {
 			bad("spark.mesos.rejectOfferDuration", "not a duration (e.g. 120s, 2m)")
 		} else {
 			s.RejectFor = d
+		}
+	}
+	if v := conf["spark.locality.wait"]; v != "" {
+		d, err := sparkDuration(v)
+		if err != nil || d < 0 {
+			bad("spark.locality.wait", "not a duration (e.g. 3s, 500ms)")
+		} else {
+			s.LocalityWait = d
 		}
 	}
 	s.Home = conf["spark.mesos.executor.home"]

@@ -49,6 +49,7 @@ func TestSizingFromRefuses(t *testing.T) {
 		"spark.mesos.constraints=:a":               `spark.mesos.constraints=":a"`,
 		"spark.executor.instances=-2":              `spark.executor.instances="-2"`,
 		"spark.executor.memoryOverheadFactor=-0.1": `spark.executor.memoryOverheadFactor`,
+		"spark.locality.wait=a while":              `spark.locality.wait="a while": not a duration`,
 	} {
 		k, v, _ := strings.Cut(conf, "=")
 		_, err := SizingFrom(map[string]string{k: v})
@@ -59,6 +60,15 @@ func TestSizingFromRefuses(t *testing.T) {
 	_, err := SizingFrom(map[string]string{"spark.executor.cores": "4", "spark.cores.max": "2"})
 	if err == nil || !strings.Contains(err.Error(), "no executor could be launched") {
 		t.Errorf("executor cores above spark.cores.max: %v", err)
+	}
+}
+
+func TestSizingLocalityWait(t *testing.T) {
+	for v, want := range map[string]time.Duration{"": 3 * time.Second, "0": 0, "500ms": 500 * time.Millisecond, "10s": 10 * time.Second} {
+		got, err := SizingFrom(map[string]string{"spark.locality.wait": v})
+		if err != nil || got.LocalityWait != want {
+			t.Errorf("spark.locality.wait=%q: %v, %v; want %v", v, got.LocalityWait, err, want)
+		}
 	}
 }
 

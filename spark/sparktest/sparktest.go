@@ -24,6 +24,7 @@ const (
 	SleepClass       = testapps.SleepClass
 	SlowSumClass     = testapps.SlowSumClass
 	IdleShuffleClass = testapps.IdleShuffleClass
+	PreferredClass   = testapps.PreferredClass
 )
 
 // Home is the installed Spark's home (installed on first use).

@@ -22,12 +22,15 @@ import (
 // prints "started 3", sleeps its argument's seconds, prints "woke";
 // SlowSum sums 1..SLICES in tasks that sleep MILLIS each, printing "sum is
 // X"; IdleShuffle reads a shuffle's output again after waiting for its
-// executors to be released (dynamic allocation).
+// executors to be released (dynamic allocation); Preferred runs a job on
+// partitions that prefer each host it is given and prints where its tasks
+// ran (locality).
 const (
 	PiClass          = sparkpi.Class
 	SleepClass       = "agora.examples.Sleep"
 	SlowSumClass     = "agora.examples.SlowSum"
 	IdleShuffleClass = "agora.examples.IdleShuffle"
+	PreferredClass   = "agora.examples.Preferred"
 )
 
 //go:embed src/*.java

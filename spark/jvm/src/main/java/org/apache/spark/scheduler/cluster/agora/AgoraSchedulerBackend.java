@@ -24,6 +24,8 @@ import scala.jdk.javaapi.CollectionConverters;
  * application (driver URL, application ID, the spark.* settings the
  * scheduler sizes and places executors by), passes on Spark's requests for
  * a total of executors and for kills, and says when the application ends.
+ * With the total go the pending tasks' preferred hosts (locality), as
+ * Spark's ExecutorAllocationManager counted them.
  * Every decision (sizing, offers, placement, blocklisting) is the Go
  * scheduler's; this class only relays, as plain HTTP and JSON (written
  * here: the Jackson of a Spark home need not match its own databind).
@@ -86,7 +88,24 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
     for (Map.Entry<ResourceProfile, Object> e : CollectionConverters.asJava(totals).entrySet()) {
       total += (Integer) e.getValue();
     }
-    return relay("POST", base + "/" + appId + "/executors", "{\"total\":" + total + "}");
+    return relay("POST", base + "/" + appId + "/executors", "{\"total\":" + total
+        + ",\"hostToLocalTaskCount\":" + hostToLocalTaskCount() + "}");
+  }
+
+  /** hostToLocalTaskCount is, as JSON, each preferred host's pending tasks over every resource profile. */
+  private String hostToLocalTaskCount() {
+    Map<String, Integer> hosts = new java.util.TreeMap<>();
+    for (scala.collection.immutable.Map<String, Object> m
+        : CollectionConverters.asJava(rpHostToLocalTaskCount()).values()) {
+      for (Map.Entry<String, Object> e : CollectionConverters.asJava(m).entrySet()) {
+        hosts.merge(e.getKey(), (Integer) e.getValue(), Integer::sum);
+      }
+    }
+    List<String> out = new ArrayList<>();
+    for (Map.Entry<String, Integer> e : hosts.entrySet()) {
+      out.add(quote(e.getKey()) + ":" + e.getValue());
+    }
+    return "{" + String.join(",", out) + "}";
   }
 
   @Override
