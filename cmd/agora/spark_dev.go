@@ -14,15 +14,38 @@ import (
 	"github.com/agora-cluster/agora/spark/dispatcher"
 )
 
-// devSpark runs the Spark dispatcher inside `agora dev` when --spark_port
-// is given: a goroutine that subscribes with the dev master like any
-// framework, its drivers running the installed Spark's spark-submit. It is
-// off by default: the drivers need the Spark distribution (and a JVM),
-// which `agora dev` does not.
+// devSpark runs the Spark dispatcher inside `agora dev`: a goroutine that
+// subscribes with the dev master like any framework, its drivers running
+// the installed Spark's spark-submit. By default it runs on Spark's port
+// (7077) when a Spark distribution is installed (`agora dist install
+// spark`), and not at all otherwise: the drivers need the distribution and
+// a JVM, which `agora dev` does not. --spark_port N runs it on N and
+// installs the distribution if it is missing; 0 runs none.
 type devSpark struct{ port int }
 
+// devSparkAuto is --spark_port's default: 7077 if Spark is installed.
+const (
+	devSparkAuto = -1
+	sparkPort    = 7077
+)
+
 func (d *devSpark) register(fs *flag.FlagSet) {
-	fs.IntVar(&d.port, "spark_port", 0, "port of the Spark dispatcher (spark-submit --master mesos://HOST:PORT --deploy-mode cluster;\nSpark's is 7077); 0 runs none. Its drivers run `agora dist install spark`, installed if missing")
+	fs.IntVar(&d.port, "spark_port", devSparkAuto, "port of the Spark dispatcher (spark-submit --master mesos://HOST:PORT --deploy-mode cluster);\n-1: Spark's 7077 when a Spark distribution is installed, else none; 0 runs none;\nanother port installs the distribution (`agora dist install spark`) if missing")
+}
+
+// installedSparkHome is the installed Spark distribution's home, or "".
+func installedSparkHome() string {
+	d, err := dist.Resolve("spark")
+	if err != nil {
+		return ""
+	}
+	home := filepath.Join(dist.DefaultDir(), d.Dir())
+	// An install writes its manifest last; checking every jar's hash
+	// (dist.Verify) would cost each `agora dev` start seconds.
+	if _, err := dist.ReadManifest(home); err != nil {
+		return ""
+	}
+	return home
 }
 
 // start starts the dispatcher, presenting cred to the master (none unless
@@ -30,17 +53,33 @@ func (d *devSpark) register(fs *flag.FlagSet) {
 // disabled).
 func (d *devSpark) start(ctx context.Context, masterAddr, ip, workDir string, cred auth.Credential, logger *slog.Logger) (string, <-chan struct{}, error) {
 	done := make(chan struct{})
-	if d.port == 0 {
+	port, home := d.port, ""
+	if port == devSparkAuto {
+		if home = installedSparkHome(); home == "" {
+			close(done)
+			return "", done, nil
+		}
+		port = sparkPort
+	}
+	if port == 0 {
 		close(done)
 		return "", done, nil
 	}
-	spec, _ := dist.Resolve("spark")
-	home, err := dist.Installer{Log: logWriter{logger}}.Install(ctx, spec)
-	if err != nil {
-		return "", nil, fmt.Errorf("spark dispatcher: %v (or --spark_port 0 to run none)", err)
+	if home == "" {
+		spec, _ := dist.Resolve("spark")
+		var err error
+		if home, err = (dist.Installer{Log: logWriter{logger}}).Install(ctx, spec); err != nil {
+			return "", nil, fmt.Errorf("spark dispatcher: %v (or --spark_port 0 to run none)", err)
+		}
 	}
-	addr := net.JoinHostPort(ip, strconv.Itoa(d.port))
+	addr := net.JoinHostPort(ip, strconv.Itoa(port))
 	ln, err := net.Listen("tcp", addr)
+	if err != nil && d.port == devSparkAuto {
+		// Spark's port is taken (by another dispatcher, say): the cluster
+		// comes up without one and says so.
+		close(done)
+		return fmt.Sprintf("  spark       not running: %v (pick a free port with --spark_port)", err), done, nil
+	}
 	if err != nil {
 		return "", nil, fmt.Errorf("spark dispatcher: cannot listen on %s: %v (try --spark_port, or 0 to run none)", addr, err)
 	}
