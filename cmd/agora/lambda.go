@@ -37,6 +37,10 @@ var lambdaCommands = map[string]command{
 	"query":  {name: "query", summary: "Ask a view for one key over a time range (batch and realtime merged)", run: func(args []string) int { return lambdaQuery(args, os.Stdout, os.Stderr) }},
 	"status": {name: "status", summary: "Show what was ingested, the batch watermark and the speed layer's offsets", run: func(args []string) int { return lambdaStatus(args, os.Stdout, os.Stderr) }},
 	"batch":  {name: "batch", summary: "Run the batch layer now and swap its view in", run: func(args []string) int { return lambdaBatch(args, os.Stdout, os.Stderr) }},
+	// The layers as tasks, which `up --master` launches.
+	"ingest":    {name: "ingest", summary: "Task of `up --master`: append the input topic to the master dataset", run: lambdaTask(lambdaIngestTask)},
+	"speed":     {name: "speed", summary: "Task of `up --master`: the speed layer and the query API over both views", run: lambdaTask(lambdaSpeedTask)},
+	"recompute": {name: "recompute", summary: "Task of `up --master`: one batch job, replacing the batch view", run: lambdaTask(lambdaRecomputeTask)},
 }
 
 func runLambda(args []string) int {
@@ -98,6 +102,8 @@ Flags:
 	api := fs.String("api", lambdaAPIDefault, "the query API's address (port 0: any)")
 	dir := fs.String("work_dir", "", "where the master dataset (and the embedded broker's log) is kept\n(default: ./lambda-NAME)")
 	period := fs.Duration("batch_period", 0, "the batch layer's period (default: the spec's batch.period)")
+	master := fs.String("master", "", "an agora master (HOST:PORT, or zk://...): run the ingester, the speed layer and\nthe batch jobs as its tasks; --work_dir must then be a directory every agent sees,\nand --broker_addr an address the agents reach")
+	batchPause := fs.Duration("batch_pause", 0, "with --master: each batch job holds its finished view this long before\nswapping it in (for fault tests: a window to kill an attempt in)")
 	pos, code, done := parseInterspersed(fs, args)
 	if done {
 		return code
@@ -117,6 +123,9 @@ Flags:
 	cfg := pipeline.Config{Spec: spec, Dir: *dir, QueryAddr: *api, BrokerAddr: *brokerAddr, BatchPeriod: *period}
 	if *kafka != "" {
 		cfg.Brokers = strings.Split(*kafka, ",")
+	}
+	if *master != "" {
+		return lambdaUpTasks(ctx, pos[0], *master, *batchPause, cfg, stdout, stderr)
 	}
 	p, err := pipeline.Start(cfg)
 	if err != nil {

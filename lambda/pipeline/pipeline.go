@@ -96,16 +96,9 @@ func Start(cfg Config) (*Pipeline, error) {
 		}
 	}()
 	if len(p.Brokers) == 0 {
-		addr := cfg.BrokerAddr
-		if addr == "" {
-			addr = "127.0.0.1:0"
-		}
-		// One broker (kfake's default is three), listening on addr.
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(filepath.Join(cfg.Dir, "broker")), kfake.SyncWrites(),
-			kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, addr) }),
-			kfake.AllowAutoTopicCreation())
+		c, err := StartBroker(cfg.Dir, cfg.BrokerAddr)
 		if err != nil {
-			return nil, fmt.Errorf("lambda: the embedded broker on %s: %w", addr, err)
+			return nil, err
 		}
 		p.fake = c
 		p.Brokers = c.ListenAddrs()
@@ -143,6 +136,22 @@ func Start(cfg Config) (*Pipeline, error) {
 	p.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	ok = true
 	return p, nil
+}
+
+// StartBroker runs the embedded broker, one kfake broker listening on
+// addr (default 127.0.0.1:0) with its log under dir/broker, so that a
+// restart keeps the events.
+func StartBroker(dir, addr string) (*kfake.Cluster, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(filepath.Join(dir, "broker")), kfake.SyncWrites(),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, addr) }),
+		kfake.AllowAutoTopicCreation())
+	if err != nil {
+		return nil, fmt.Errorf("lambda: the embedded broker on %s: %w", addr, err)
+	}
+	return c, nil
 }
 
 // Run serves until ctx ends, then stops every part.
