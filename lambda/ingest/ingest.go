@@ -88,6 +88,8 @@ func New(cfg Config) (*Ingester, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Spec.Input.Topic: offsets}),
 		kgo.FetchMaxWait(500*time.Millisecond),
+		// As in the speed layer: kfake answers only full fetches early.
+		kgo.DisableFetchSessions(),
 		// The dead-letter topic is made on first use.
 		kgo.AllowAutoTopicCreation())
 	if err != nil {
