@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -28,30 +29,34 @@ import (
 
 // Config is one run.
 type Config struct {
-	Dir     string // the pipeline's work directory (emptied by the caller)
-	Events  int    // page views sent for the ingest rate
-	Probes  int    // events sent one at a time for freshness
-	Queries int    // queries timed
+	Dir string // the pipeline's work directory (emptied by the caller)
+	// Brokers are real Kafka brokers (none: the embedded one). Each run
+	// uses a topic of its own there, TOPIC-<unix seconds>.
+	Brokers []string
+	Events  int // page views sent for the ingest rate
+	Probes  int // events sent one at a time for freshness
+	Queries int // queries timed
 	Log     io.Writer
 }
 
 // Result is what a run measured.
 type Result struct {
-	Events          int     `json:"events"`
-	Ingested        int64   `json:"ingested"`
-	IngestSeconds   float64 `json:"ingest_seconds"`
-	EventsPerSec    float64 `json:"events_per_s"`
-	Probes          int     `json:"freshness_probes"`
-	FreshnessP50ms  float64 `json:"freshness_p50_ms"`
-	FreshnessP99ms  float64 `json:"freshness_p99_ms"`
-	BatchEvents     int64   `json:"batch_events"`
-	BatchRows       int     `json:"batch_rows"`
-	BatchSeconds    float64 `json:"batch_recompute_seconds"`
-	Queries         int     `json:"queries"`
-	QueryP50ms      float64 `json:"query_p50_ms"`
-	QueryP99ms      float64 `json:"query_p99_ms"`
-	Exact           bool    `json:"exact"`
-	PipelineBrokers string  `json:"broker"`
+	Events         int     `json:"events"`
+	Ingested       int64   `json:"ingested"`
+	IngestSeconds  float64 `json:"ingest_seconds"`
+	EventsPerSec   float64 `json:"events_per_s"`
+	Probes         int     `json:"freshness_probes"`
+	FreshnessP50ms float64 `json:"freshness_p50_ms"`
+	FreshnessP99ms float64 `json:"freshness_p99_ms"`
+	BatchEvents    int64   `json:"batch_events"`
+	BatchRows      int     `json:"batch_rows"`
+	BatchSeconds   float64 `json:"batch_recompute_seconds"`
+	Queries        int     `json:"queries"`
+	QueryP50ms     float64 `json:"query_p50_ms"`
+	QueryP99ms     float64 `json:"query_p99_ms"`
+	Exact          bool    `json:"exact"`
+	Broker         string  `json:"broker"` // "embedded" or the Kafka brokers
+
 }
 
 // Run starts the example pipeline on the embedded broker in cfg.Dir and
@@ -69,7 +74,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := pipeline.Start(pipeline.Config{Spec: spec, Dir: cfg.Dir, BatchPeriod: 24 * time.Hour,
+	if len(cfg.Brokers) > 0 {
+		// A fresh topic: a real broker keeps the events of earlier runs.
+		spec.Input.Topic = fmt.Sprintf("%s-%d", spec.Input.Topic, time.Now().Unix())
+		spec.Input.DeadLetterTopic = spec.Input.Topic + "-dead"
+	}
+	p, err := pipeline.Start(pipeline.Config{Spec: spec, Dir: cfg.Dir, Brokers: cfg.Brokers, BatchPeriod: 24 * time.Hour,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return nil, err
@@ -84,7 +94,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer cl.Close()
-	res := &Result{Events: cfg.Events, Probes: cfg.Probes, Queries: cfg.Queries, PipelineBrokers: p.Brokers[0]}
+	res := &Result{Events: cfg.Events, Probes: cfg.Probes, Queries: cfg.Queries, Broker: "embedded"}
+	if len(cfg.Brokers) > 0 {
+		res.Broker = strings.Join(cfg.Brokers, ",")
+	}
 	truth := view.Table{}
 
 	// Ingest: every event sent at once, timed until the dataset and the
