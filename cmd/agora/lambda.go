@@ -18,6 +18,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/agora-cluster/agora/lambda/framework"
 	"github.com/agora-cluster/agora/lambda/pipeline"
 	"github.com/agora-cluster/agora/lambda/plan"
 	"github.com/agora-cluster/agora/lambda/serve"
@@ -88,8 +89,14 @@ ingester appending the master dataset exactly once per offset, the speed
 layer, the batch layer every batch.period, and the query API. Events that
 do not match the schema go to the dead-letter topic (TOPIC-dead).
 
+With --master, the ingester, the speed layer (which serves the queries)
+and each batch job run instead as tasks of a framework on that agora
+cluster, each launched again when it dies; this process keeps the broker,
+the batch timer and the query API, which forwards to the speed task.
+
 Example:
   agora lambda up examples/lambda-pageviews/pipeline.yaml
+  agora lambda up examples/lambda-pageviews/pipeline.yaml --master 127.0.0.1:5050 --work_dir /shared/pageviews
   agora lambda send --topic pageviews < events.jsonl
   agora lambda query --view views --key /index.html
 
@@ -294,13 +301,18 @@ func lambdaStatus(args []string, stdout, stderr io.Writer) int {
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
-	var st pipeline.Status
+	// framework.Status is pipeline.Status with the tasks of `up --master`.
+	var st framework.Status
 	if err := lambdaCall(http.MethodGet, *api, "/v1/status", &st); err != nil {
 		fmt.Fprintln(stderr, "agora lambda status:", err)
 		return 1
 	}
 	if *asJSON {
-		json.NewEncoder(stdout).Encode(st)
+		if st.Tasks == nil {
+			json.NewEncoder(stdout).Encode(st.Status)
+		} else {
+			json.NewEncoder(stdout).Encode(st)
+		}
 		return 0
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -308,6 +320,9 @@ func lambdaStatus(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(w, "PIPELINE\t%s\nTOPIC\t%s on %s\nINGESTED\t%d events, %d to the dead-letter topic\nBATCH WATERMARK\t%v\nSPEED AT\t%v\nLAST BATCH\t%s (%d ms) %s\nVIEWS\t%s\n",
 		st.Pipeline, st.Topic, strings.Join(st.Brokers, ","), st.Ingest.Appended, st.Ingest.DeadLetter,
 		st.BatchWatermark, st.SpeedNext, st.LastBatch.Format(time.RFC3339), st.LastBatchMS, st.LastBatchError, strings.Join(st.Views, ", "))
+	for _, ts := range st.Tasks {
+		fmt.Fprintf(w, "TASK %s\t%s %s (launches %d) %s\n", strings.ToUpper(ts.Layer), ts.State, ts.TaskID, ts.Launches, ts.Addr)
+	}
 	return 0
 }
 

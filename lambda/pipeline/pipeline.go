@@ -5,10 +5,8 @@
 // period, and the query API, with /v1/status and POST /v1/batch beside
 // /v1/query.
 //
-// The layers run here as goroutines; running each as agora tasks (the
-// speed layer on the native Storm runtime, the batch layer on the Hadoop
-// framework) is the next step, and the pieces (lambda/ingest, speed,
-// batch, serve) do not change for it.
+// The layers run here as goroutines. tasks.go runs each of them as a
+// process of its own, which lambda/framework launches as agora tasks.
 package pipeline
 
 import (
