@@ -71,7 +71,10 @@ func lambdaUpTasks(ctx context.Context, specPath, master string, batchPause time
 			framework.Speed:  common,
 			framework.Batch:  {specPath, "--work_dir", cfg.Dir, "--pause_before_swap", batchPause.String()},
 		},
-		Log: slog.New(slog.NewTextHandler(stderr, nil)),
+		// A master that cannot be reached for about half a minute ends
+		// `up` (and so the pipeline) with an error naming it.
+		MaxConnectFailures: 8,
+		Log:                slog.New(slog.NewTextHandler(stderr, nil)),
 	})
 	if err != nil {
 		return fail(err)

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -185,4 +187,32 @@ func killLayer(t *testing.T, layer string) {
 		t.Fatalf("kill -9 of agora lambda %s (pid %d): %v", layer, pid, err)
 	}
 	t.Logf("killed agora lambda %s, pid %d", layer, pid)
+}
+
+// A master that cannot be reached ends `up --master` with an error naming
+// it, and a layer task started without its flags says what it needs.
+func TestLambdaUpTasksBadInput(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	dir := t.TempDir()
+	up := start(t, "lambda", "up", pageviewsSpec, "--master", dead, "--work_dir", dir, "--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0")
+	select {
+	case <-up.done:
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("lambda up with an unreachable master still runs after 3 minutes: %s", up.out.String())
+	}
+	if code := up.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(up.out.String(), "cannot subscribe with master "+dead) {
+		t.Errorf("lambda up with an unreachable master: exit %d, %s", code, up.out.String())
+	}
+	for _, layer := range []string{"ingest", "speed", "recompute"} {
+		var stderr strings.Builder
+		run := map[string]func(context.Context, []string, io.Writer) int{"ingest": lambdaIngestTask, "speed": lambdaSpeedTask, "recompute": lambdaRecomputeTask}[layer]
+		if code := run(context.Background(), []string{pageviewsSpec}, &stderr); code != 2 || !strings.Contains(stderr.String(), "--work_dir") {
+			t.Errorf("lambda %s without --work_dir: exit %d, %q", layer, code, stderr.String())
+		}
+	}
 }

@@ -47,7 +47,10 @@ type Config struct {
 	CPUs, Mem float64
 	// Restart spaces the launches of one layer after a failure (default 1s).
 	Restart time.Duration
-	Log     *slog.Logger
+	// MaxConnectFailures ends Run after this many failed subscriptions in
+	// a row (0: it retries forever).
+	MaxConnectFailures int
+	Log                *slog.Logger
 }
 
 // TaskStatus is one layer's current task.
@@ -115,7 +118,8 @@ func New(cfg Config) (*Framework, error) {
 		// framework goes: the pipeline does not outlive `up`.
 		Framework: mesos.FrameworkInfo{Name: "lambda-" + cfg.Name, Roles: []string{"*"}, FailoverTimeout: &zero,
 			Capabilities: scheduler.Capabilities(mesos.FrameworkInfo_Capability_MULTI_ROLE)},
-		Logger: cfg.Log,
+		Logger:             cfg.Log,
+		MaxConnectFailures: cfg.MaxConnectFailures,
 	}, f.handler())
 	if err != nil {
 		return nil, fmt.Errorf("lambda framework: %w", err)
