@@ -166,7 +166,7 @@ func lambdaIngestTask(ctx context.Context, args []string, stderr io.Writer) int 
 	if !ok {
 		return code
 	}
-	if err := pipeline.RunIngest(ctx, spec, strings.Split(*t.brokers, ","), *t.dir); err != nil {
+	if err := pipeline.RunIngest(ctx, spec, strings.Split(*t.brokers, ","), *t.dir, slog.New(slog.NewTextHandler(stderr, nil))); err != nil {
 		fmt.Fprintln(stderr, "agora lambda ingest:", err)
 		return 1
 	}

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/agora-cluster/agora/lambda/batch"
@@ -34,7 +35,37 @@ func DatasetDir(dir string) string { return filepath.Join(dir, "dataset") }
 func ViewFile(dir string) string { return filepath.Join(dir, "views", "batch.json") }
 
 // RunIngest appends the input topic to dir's dataset until ctx ends.
-func RunIngest(ctx context.Context, spec *plan.Spec, brokers []string, dir string) error {
+//
+// It first takes the dataset's lock, waiting while another ingester holds
+// it: a task reported lost may still run on an agent cut off from the
+// master, and two ingesters would commit overlapping chunks (the kernel
+// frees the lock of a process that dies, however it dies).
+func RunIngest(ctx context.Context, spec *plan.Spec, brokers []string, dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(DatasetDir(dir), 0o755); err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "ingest.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	defer lock.Close()
+	for waited := false; ; waited = true {
+		err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("ingest: locking %s: %w", lock.Name(), err)
+		}
+		if !waited {
+			log.Warn("another ingester holds the dataset's lock; waiting for it to exit", "lock", lock.Name())
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 	in, err := ingest.New(ingest.Config{Spec: spec, Brokers: brokers, Dir: DatasetDir(dir)})
 	if err != nil {
 		return err
@@ -168,9 +199,7 @@ func (s *speedTask) loadView() (*view.Batch, error) {
 	return b, nil
 }
 
-// follow swaps in each new batch view until ctx ends. A view is never
-// older than the one served: batch jobs run one at a time over a dataset
-// that only grows.
+// follow swaps in each new batch view until ctx ends.
 func (s *speedTask) follow(ctx context.Context) error {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -185,10 +214,17 @@ func (s *speedTask) follow(ctx context.Context) error {
 			s.cfg.Log.Error("loading the batch view; the previous one stays", "err", err)
 			continue
 		}
-		if b != nil {
-			s.srv.SetBatch(b)
-			s.cfg.Log.Info("batch view swapped in", "watermark", b.Watermark, "rows", len(b.Rows))
+		if b == nil {
+			continue
 		}
+		// A view older than the one served (two batch jobs finishing out
+		// of order) would miss the realtime segments already expired.
+		if cur := s.srv.Batch(); cur != nil && !covers(b.Watermark, cur.Watermark) {
+			s.cfg.Log.Warn("a batch view older than the one served; kept the served one", "watermark", b.Watermark, "served", cur.Watermark)
+			continue
+		}
+		s.srv.SetBatch(b)
+		s.cfg.Log.Info("batch view swapped in", "watermark", b.Watermark, "rows", len(b.Rows))
 	}
 }
 
@@ -205,4 +241,14 @@ func (s *speedTask) status() (Status, error) {
 		st.Views = append(st.Views, v.Name)
 	}
 	return st, nil
+}
+
+// covers reports whether watermark a is at or past b on every partition.
+func covers(a, b map[int32]int64) bool {
+	for p, o := range b {
+		if a[p] < o {
+			return false
+		}
+	}
+	return true
 }
