@@ -42,6 +42,8 @@ var lambdaCommands = map[string]command{
 	"ingest":    {name: "ingest", summary: "Task of `up --master`: append the input topic to the master dataset", run: lambdaTask(lambdaIngestTask)},
 	"speed":     {name: "speed", summary: "Task of `up --master`: the speed layer and the query API over both views", run: lambdaTask(lambdaSpeedTask)},
 	"recompute": {name: "recompute", summary: "Task of `up --master`: one batch job, replacing the batch view", run: lambdaTask(lambdaRecomputeTask)},
+	"map":       {name: "map", summary: "Streaming mapper of the batch job on the Hadoop framework (`up --hadoop`)", run: func(args []string) int { return lambdaMap(args, os.Stdin, os.Stdout, os.Stderr) }},
+	"reduce":    {name: "reduce", summary: "Streaming reducer of the batch job on the Hadoop framework (`up --hadoop`)", run: func(args []string) int { return lambdaReduce(args, os.Stdin, os.Stdout, os.Stderr) }},
 }
 
 func runLambda(args []string) int {
@@ -110,6 +112,7 @@ Flags:
 	dir := fs.String("work_dir", "", "where the master dataset (and the embedded broker's log) is kept\n(default: ./lambda-NAME)")
 	period := fs.Duration("batch_period", 0, "the batch layer's period (default: the spec's batch.period)")
 	master := fs.String("master", "", "an agora master (HOST:PORT, or zk://...): run the ingester, the speed layer and\nthe batch jobs as its tasks; --work_dir must then be a directory every agent sees,\nand --broker_addr an address the agents reach")
+	hadoop := fs.String("hadoop", "", "with --master: run each batch job on agora's Hadoop framework at this HOST:PORT\n(a Streaming job of `agora lambda map` and `reduce`) instead of in the batch task")
 	batchPause := fs.Duration("batch_pause", 0, "with --master: each batch job holds its finished view this long before\nswapping it in (for fault tests: a window to kill an attempt in)")
 	pos, code, done := parseInterspersed(fs, args)
 	if done {
@@ -132,7 +135,7 @@ Flags:
 		cfg.Brokers = strings.Split(*kafka, ",")
 	}
 	if *master != "" {
-		return lambdaUpTasks(ctx, pos[0], *master, *batchPause, cfg, stdout, stderr)
+		return lambdaUpTasks(ctx, pos[0], *master, *hadoop, *batchPause, cfg, stdout, stderr)
 	}
 	p, err := pipeline.Start(cfg)
 	if err != nil {

@@ -16,16 +16,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agora-cluster/agora/lambda/batch"
 	"github.com/agora-cluster/agora/lambda/framework"
 	"github.com/agora-cluster/agora/lambda/ingest"
 	"github.com/agora-cluster/agora/lambda/pipeline"
 	"github.com/agora-cluster/agora/lambda/plan"
+	"github.com/agora-cluster/agora/lambda/view"
 )
 
 // lambdaUpTasks is `agora lambda up --master`: the broker (unless real
 // ones are given) and the query API stay in this process, the layers run
 // as tasks of a framework on the cluster.
-func lambdaUpTasks(ctx context.Context, specPath, master string, batchPause time.Duration, cfg pipeline.Config, stdout, stderr io.Writer) int {
+func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, batchPause time.Duration, cfg pipeline.Config, stdout, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "agora lambda up:", err)
 		return 1
@@ -64,12 +66,16 @@ func lambdaUpTasks(ctx context.Context, specPath, master string, batchPause time
 		period = time.Duration(cfg.Spec.Batch.Period)
 	}
 	common := []string{specPath, "--brokers", strings.Join(brokers, ","), "--work_dir", cfg.Dir}
+	batchArgs := []string{specPath, "--work_dir", cfg.Dir, "--pause_before_swap", batchPause.String()}
+	if hadoop != "" {
+		batchArgs = append(batchArgs, "--hadoop", hadoop)
+	}
 	f, err := framework.New(framework.Config{
 		Masters: []string{master}, Name: cfg.Spec.Name, Command: []string{exe, "lambda"},
 		Args: map[string][]string{
 			framework.Ingest: common,
 			framework.Speed:  common,
-			framework.Batch:  {specPath, "--work_dir", cfg.Dir, "--pause_before_swap", batchPause.String()},
+			framework.Batch:  batchArgs,
 		},
 		// A master that cannot be reached for about half a minute ends
 		// `up` (and so the pipeline) with an error naming it.
@@ -132,6 +138,7 @@ type lambdaTaskFlags struct {
 	brokers *string
 	dir     *string
 	stderr  io.Writer
+	spec    string // the spec's path, once parsed
 }
 
 func newLambdaTaskFlags(name string, stderr io.Writer) *lambdaTaskFlags {
@@ -157,6 +164,7 @@ func (t *lambdaTaskFlags) parse(args []string, needBrokers bool) (spec *plan.Spe
 		fmt.Fprintf(t.stderr, "agora lambda %s: %v\n", t.name, err)
 		return nil, 2, false
 	}
+	t.spec = pos[0]
 	return spec, 0, true
 }
 
@@ -192,16 +200,78 @@ func lambdaSpeedTask(ctx context.Context, args []string, stderr io.Writer) int {
 func lambdaRecomputeTask(ctx context.Context, args []string, stderr io.Writer) int {
 	t := newLambdaTaskFlags("recompute", stderr)
 	pause := t.fs.Duration("pause_before_swap", 0, "hold the finished view this long before writing it (for fault tests)")
+	hadoop := t.fs.String("hadoop", "", "run the job on agora's Hadoop framework at this HOST:PORT instead of in this process")
 	spec, code, ok := t.parse(args, false)
 	if !ok {
 		return code
 	}
 	start := time.Now()
-	b, err := pipeline.RunBatchJob(ctx, spec, *t.dir, *pause)
+	var b *view.Batch
+	var err error
+	if *hadoop != "" {
+		var exe, specPath, jobID string
+		if exe, err = os.Executable(); err == nil {
+			specPath, err = filepath.Abs(t.spec)
+		}
+		if err == nil {
+			b, jobID, err = pipeline.HadoopJob{Spec: spec, SpecPath: specPath, Dir: *t.dir, Hadoop: *hadoop, Exe: exe, Pause: *pause}.Run(ctx)
+		}
+		if jobID != "" {
+			fmt.Fprintf(stderr, "agora lambda recompute: Hadoop job %s\n", jobID)
+		}
+	} else {
+		b, err = pipeline.RunBatchJob(ctx, spec, *t.dir, *pause)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "agora lambda recompute:", err)
 		return 1
 	}
 	fmt.Fprintf(stderr, "agora lambda recompute: batch view of %d rows up to %v in %s\n", len(b.Rows), b.Watermark, time.Since(start).Round(time.Millisecond))
+	return 0
+}
+
+func lambdaMap(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agora lambda map", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	wmFlag := fs.String("watermark", "", "PARTITION=OFFSET,...: the events below it are mapped")
+	pos, code, done := parseInterspersed(fs, args)
+	if done {
+		return code
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "agora lambda map: give the pipeline spec (a Streaming mapper of `agora lambda recompute --hadoop`)")
+		return 2
+	}
+	spec, err := readSpec(pos[0])
+	if err != nil {
+		fmt.Fprintln(stderr, "agora lambda map:", err)
+		return 2
+	}
+	wm, err := batch.ParseWatermark(*wmFlag)
+	if err != nil {
+		fmt.Fprintln(stderr, "agora lambda map:", err)
+		return 2
+	}
+	// Streaming names the split's file in the task's environment.
+	file := os.Getenv("mapreduce_map_input_file")
+	if file == "" {
+		file = os.Getenv("map_input_file")
+	}
+	if err := batch.Map(spec, wm, file, stdin, stdout); err != nil {
+		fmt.Fprintln(stderr, "agora lambda map:", err)
+		return 1
+	}
+	return 0
+}
+
+func lambdaReduce(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintln(stderr, "agora lambda reduce: takes no arguments (a Streaming reducer of `agora lambda recompute --hadoop`)")
+		return 2
+	}
+	if err := batch.Reduce(stdin, stdout); err != nil {
+		fmt.Fprintln(stderr, "agora lambda reduce:", err)
+		return 1
+	}
 	return 0
 }

@@ -18,6 +18,8 @@ import (
 
 	"github.com/agora-cluster/agora/cluster/clustertest"
 	pageviews "github.com/agora-cluster/agora/examples/lambda-pageviews"
+	hconf "github.com/agora-cluster/agora/hadoop/conf"
+	hframework "github.com/agora-cluster/agora/hadoop/framework"
 	"github.com/agora-cluster/agora/lambda/framework"
 	"github.com/agora-cluster/agora/lambda/plan"
 	"github.com/agora-cluster/agora/lambda/view"
@@ -215,4 +217,88 @@ func TestLambdaUpTasksBadInput(t *testing.T) {
 			t.Errorf("lambda %s without --work_dir: exit %d, %q", layer, code, stderr.String())
 		}
 	}
+}
+
+// `agora lambda up --master --hadoop`: the batch job is a Streaming job
+// (`agora lambda map` and `reduce`) on agora's Hadoop framework, and the
+// merged answers are exact before and after it.
+func TestLambdaBatchOnHadoopFramework(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	props := hconf.New()
+	props.Set(hframework.KeyIdleInterval, "1")
+	fw, err := hframework.New(hframework.Config{Masters: []string{c.MasterAddr}, Listener: ln, StateDir: t.TempDir(), Conf: props,
+		ExecutorBinary: agoraBin, ExecutorEnv: map[string]string{"AGORA_HADOOP_REPORT_INTERVAL": "200ms"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	fwDone := make(chan error, 1)
+	go func() { fwDone <- fw.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-fwDone:
+		case <-time.After(time.Minute):
+			t.Error("the Hadoop framework did not stop within a minute")
+		}
+	})
+
+	spec, _ := plan.Parse(pageviews.Spec)
+	dir := t.TempDir()
+	specPath := filepath.Join(dir, "pipeline.yaml")
+	os.WriteFile(specPath, pageviews.Spec, 0o644)
+	up := start(t, "lambda", "up", specPath, "--master", c.MasterAddr, "--hadoop", fw.URL(), "--work_dir", filepath.Join(dir, "work"),
+		"--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0", "--batch_period", "1h")
+	var brokers, api string
+	topicRE := regexp.MustCompile(`topic pageviews on (\S+)`)
+	queryRE := regexp.MustCompile(`query:\s+http://(\S+)/v1/query`)
+	waitShowing(t, time.Minute, func() string { return "no addresses printed by lambda up: " + up.out.String() }, func() bool {
+		m1, m2 := topicRE.FindStringSubmatch(up.out.String()), queryRE.FindStringSubmatch(up.out.String())
+		if m1 == nil || m2 == nil {
+			return false
+		}
+		brokers, api = m1[1], m2[1]
+		return true
+	})
+	var st framework.Status
+	waitShowing(t, 2*time.Minute, func() string { return fmt.Sprintf("not caught up: %+v\n%s", st, up.out.String()) }, func() bool {
+		st = framework.Status{}
+		lambdaCall(http.MethodGet, api, "/v1/status", &st)
+		return st.Topic == "pageviews"
+	})
+
+	g := pageviews.Generator{R: rand.New(rand.NewPCG(9, 10)), Start: time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC), Span: 5 * time.Hour, Pages: 3, Users: 30}
+	truth := view.Table{}
+	lines := make([]string, 5000)
+	for i := range lines {
+		lines[i] = g.Event()
+		ev, _ := spec.ParseEvent([]byte(lines[i]))
+		truth.Apply(spec, ev)
+	}
+	if code := lambdaSend([]string{"--brokers", brokers, "--topic", "pageviews"}, strings.NewReader(strings.Join(lines, "\n")), io.Discard, io.Discard); code != 0 {
+		t.Fatalf("lambda send: exit %d", code)
+	}
+	waitShowing(t, 2*time.Minute, func() string { return fmt.Sprintf("not caught up: %+v\n%s", st, up.out.String()) }, func() bool {
+		st = framework.Status{}
+		lambdaCall(http.MethodGet, api, "/v1/status", &st)
+		return st.Ingest.Appended == 5000 && st.SpeedNext[0]+st.SpeedNext[1] == 5000
+	})
+	checkLambdaAnswers(t, api, spec, truth, "speed layer only")
+	var out, errb strings.Builder
+	if code := lambdaBatch([]string{"--api", api}, &out, &errb); code != 0 {
+		t.Fatalf("lambda batch: exit %d: %s %s\nup: %s\nsandboxes:\n%s", code, out.String(), errb.String(), up.out.String(), sandboxStderrs(c.Agents[0].Config.WorkDir, 3000))
+	}
+	if !strings.Contains(sandboxStderrs(c.Agents[0].Config.WorkDir, 100000), "Hadoop job") {
+		t.Errorf("the batch task did not run a Hadoop job:\n%s", sandboxStderrs(c.Agents[0].Config.WorkDir, 3000))
+	}
+	st = framework.Status{}
+	lambdaCall(http.MethodGet, api, "/v1/status", &st)
+	if st.BatchWatermark[0]+st.BatchWatermark[1] < 2048 {
+		t.Errorf("the batch view covers %v of 5000 events", st.BatchWatermark)
+	}
+	checkLambdaAnswers(t, api, spec, truth, "batch on Hadoop and speed")
 }

@@ -2,6 +2,7 @@ package batch
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -96,5 +97,57 @@ func TestSaveLoad(t *testing.T) {
 	os.WriteFile(path, []byte(`{"watermark":`), 0o644)
 	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("Load of a damaged view: %v", err)
+	}
+}
+
+// The Streaming mapper and reducer over a dataset's committed chunks give
+// the rows Recompute gives.
+func TestMapReduceIsRecompute(t *testing.T) {
+	spec, _ := plan.Parse(pageviews.Spec)
+	dir, _ := dataset(t, spec, 2100)
+	wm, _ := Watermark(dir)
+	want, err := Recompute(spec, dir, wm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := ingest.CommittedFiles(dir)
+	if err != nil || len(files) != 1 {
+		t.Fatalf("CommittedFiles = %v, %v; want the one committed chunk", files, err)
+	}
+	w, err := ParseWatermark(FormatWatermark(wm))
+	if err != nil || !reflect.DeepEqual(w, wm) {
+		t.Fatalf("watermark %v through the command line: %v, %v", wm, w, err)
+	}
+	var mapped, reduced strings.Builder
+	f, _ := os.Open(files[0])
+	defer f.Close()
+	if err := Map(spec, w, files[0], f, &mapped); err != nil {
+		t.Fatal(err)
+	}
+	// Two map outputs of the same rows, as two splits would give.
+	if err := Reduce(strings.NewReader(mapped.String()+mapped.String()), &reduced); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	os.WriteFile(filepath.Join(out, "part-00000"), []byte(reduced.String()), 0o644)
+	got, err := ReadOutput(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r, a := range want.Rows {
+
+		g := got[r]
+		if g == nil || g.Count != 2*a.Count || g.Sum != 2*a.Sum || g.Value("distinct") != a.Value("distinct") {
+			t.Fatalf("row %+v: got %+v, want twice %+v", r, g, a)
+		}
+	}
+	if len(got) != len(want.Rows) {
+		t.Errorf("%d rows, want %d", len(got), len(want.Rows))
+	}
+	if err := Map(spec, w, "part-0", strings.NewReader(""), io.Discard); err == nil || !strings.Contains(err.Error(), "not a dataset chunk") {
+		t.Errorf("Map of a file that is no chunk: %v", err)
+	}
+	if _, err := ParseWatermark("0=x"); err == nil {
+		t.Error("ParseWatermark(0=x) gave no error")
 	}
 }

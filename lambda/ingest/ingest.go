@@ -309,6 +309,29 @@ func DatasetStats(dir string) (Stats, error) {
 	return st, nil
 }
 
+// CommittedFiles are the files of dir's committed chunks (what Read reads).
+func CommittedFiles(dir string) ([]string, error) {
+	committed := map[string]bool{}
+	ents, err := os.ReadDir(filepath.Join(dir, "_commits"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	for _, e := range ents {
+		committed[e.Name()] = true
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "hour=*", "p*.jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, path := range files {
+		if base := filepath.Base(path); chunkRE.MatchString(base) && committed[strings.TrimSuffix(base, ".jsonl")] {
+			out = append(out, path)
+		}
+	}
+	return out, nil
+}
+
 // Line is one event of the dataset.
 type Line struct {
 	Partition int32
