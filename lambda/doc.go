@@ -14,7 +14,9 @@
 // As tasks, the ingester, the speed layer and each batch job are
 // `agora lambda ingest|speed|recompute` processes of the same binary,
 // sharing the work directory (the dataset, the batch view's file) and the
-// brokers. The serving store and the query API run inside the speed-layer
+// brokers; with a Hadoop framework given, the batch task submits a
+// Streaming job (`agora lambda map|reduce`) there instead of recomputing
+// in its own process. The serving store and the query API run inside the speed-layer
 // task, not in `up`: the realtime view is that task's memory, and a query
 // must read it under the same lock the speed layer applies events under —
 // served from elsewhere, every query would copy the realtime view across
