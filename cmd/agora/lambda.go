@@ -18,6 +18,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/agora-cluster/agora/lambda/framework"
 	"github.com/agora-cluster/agora/lambda/pipeline"
 	"github.com/agora-cluster/agora/lambda/plan"
 	"github.com/agora-cluster/agora/lambda/serve"
@@ -37,6 +38,12 @@ var lambdaCommands = map[string]command{
 	"query":  {name: "query", summary: "Ask a view for one key over a time range (batch and realtime merged)", run: func(args []string) int { return lambdaQuery(args, os.Stdout, os.Stderr) }},
 	"status": {name: "status", summary: "Show what was ingested, the batch watermark and the speed layer's offsets", run: func(args []string) int { return lambdaStatus(args, os.Stdout, os.Stderr) }},
 	"batch":  {name: "batch", summary: "Run the batch layer now and swap its view in", run: func(args []string) int { return lambdaBatch(args, os.Stdout, os.Stderr) }},
+	// The layers as tasks, which `up --master` launches.
+	"ingest":    {name: "ingest", summary: "Task of `up --master`: append the input topic to the master dataset", run: lambdaTask(lambdaIngestTask)},
+	"speed":     {name: "speed", summary: "Task of `up --master`: the speed layer and the query API over both views", run: lambdaTask(lambdaSpeedTask)},
+	"recompute": {name: "recompute", summary: "Task of `up --master`: one batch job, replacing the batch view", run: lambdaTask(lambdaRecomputeTask)},
+	"map":       {name: "map", summary: "Streaming mapper of the batch job on the Hadoop framework (`up --hadoop`)", run: func(args []string) int { return lambdaMap(args, os.Stdin, os.Stdout, os.Stderr) }},
+	"reduce":    {name: "reduce", summary: "Streaming reducer of the batch job on the Hadoop framework (`up --hadoop`)", run: func(args []string) int { return lambdaReduce(args, os.Stdin, os.Stdout, os.Stderr) }},
 }
 
 func runLambda(args []string) int {
@@ -84,8 +91,14 @@ ingester appending the master dataset exactly once per offset, the speed
 layer, the batch layer every batch.period, and the query API. Events that
 do not match the schema go to the dead-letter topic (TOPIC-dead).
 
+With --master, the ingester, the speed layer (which serves the queries)
+and each batch job run instead as tasks of a framework on that agora
+cluster, each launched again when it dies; this process keeps the broker,
+the batch timer and the query API, which forwards to the speed task.
+
 Example:
   agora lambda up examples/lambda-pageviews/pipeline.yaml
+  agora lambda up examples/lambda-pageviews/pipeline.yaml --master 127.0.0.1:5050 --work_dir /shared/pageviews
   agora lambda send --topic pageviews < events.jsonl
   agora lambda query --view views --key /index.html
 
@@ -98,6 +111,9 @@ Flags:
 	api := fs.String("api", lambdaAPIDefault, "the query API's address (port 0: any)")
 	dir := fs.String("work_dir", "", "where the master dataset (and the embedded broker's log) is kept\n(default: ./lambda-NAME)")
 	period := fs.Duration("batch_period", 0, "the batch layer's period (default: the spec's batch.period)")
+	master := fs.String("master", "", "an agora master (HOST:PORT, or zk://...): run the ingester, the speed layer and\nthe batch jobs as its tasks; --work_dir must then be a directory every agent sees,\nand --broker_addr an address the agents reach")
+	hadoop := fs.String("hadoop", "", "with --master: run each batch job on agora's Hadoop framework at this HOST:PORT\n(a Streaming job of `agora lambda map` and `reduce`) instead of in the batch task")
+	batchPause := fs.Duration("batch_pause", 0, "with --master: each batch job holds its finished view this long before\nswapping it in (for fault tests: a window to kill an attempt in)")
 	pos, code, done := parseInterspersed(fs, args)
 	if done {
 		return code
@@ -117,6 +133,9 @@ Flags:
 	cfg := pipeline.Config{Spec: spec, Dir: *dir, QueryAddr: *api, BrokerAddr: *brokerAddr, BatchPeriod: *period}
 	if *kafka != "" {
 		cfg.Brokers = strings.Split(*kafka, ",")
+	}
+	if *master != "" {
+		return lambdaUpTasks(ctx, pos[0], *master, *hadoop, *batchPause, cfg, stdout, stderr)
 	}
 	p, err := pipeline.Start(cfg)
 	if err != nil {
@@ -285,13 +304,18 @@ func lambdaStatus(args []string, stdout, stderr io.Writer) int {
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
-	var st pipeline.Status
+	// framework.Status is pipeline.Status with the tasks of `up --master`.
+	var st framework.Status
 	if err := lambdaCall(http.MethodGet, *api, "/v1/status", &st); err != nil {
 		fmt.Fprintln(stderr, "agora lambda status:", err)
 		return 1
 	}
 	if *asJSON {
-		json.NewEncoder(stdout).Encode(st)
+		if st.Tasks == nil {
+			json.NewEncoder(stdout).Encode(st.Status)
+		} else {
+			json.NewEncoder(stdout).Encode(st)
+		}
 		return 0
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -299,6 +323,9 @@ func lambdaStatus(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(w, "PIPELINE\t%s\nTOPIC\t%s on %s\nINGESTED\t%d events, %d to the dead-letter topic\nBATCH WATERMARK\t%v\nSPEED AT\t%v\nLAST BATCH\t%s (%d ms) %s\nVIEWS\t%s\n",
 		st.Pipeline, st.Topic, strings.Join(st.Brokers, ","), st.Ingest.Appended, st.Ingest.DeadLetter,
 		st.BatchWatermark, st.SpeedNext, st.LastBatch.Format(time.RFC3339), st.LastBatchMS, st.LastBatchError, strings.Join(st.Views, ", "))
+	for _, ts := range st.Tasks {
+		fmt.Fprintf(w, "TASK %s\t%s %s (launches %d) %s\n", strings.ToUpper(ts.Layer), ts.State, ts.TaskID, ts.Launches, ts.Addr)
+	}
 	return 0
 }
 

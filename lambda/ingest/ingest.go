@@ -88,6 +88,8 @@ func New(cfg Config) (*Ingester, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Spec.Input.Topic: offsets}),
 		kgo.FetchMaxWait(500*time.Millisecond),
+		// As in the speed layer: kfake answers only full fetches early.
+		kgo.DisableFetchSessions(),
 		// The dead-letter topic is made on first use.
 		kgo.AllowAutoTopicCreation())
 	if err != nil {
@@ -159,7 +161,9 @@ func (in *Ingester) commit(ctx context.Context, part int32, recs []*kgo.Record) 
 			return err
 		}
 	}
-	if err := writeFile(filepath.Join(in.cfg.Dir, "_commits"), name, ""); err != nil {
+	// The commit record holds the chunk's counts, so that the dataset
+	// alone says what was ingested (DatasetStats).
+	if err := writeFile(filepath.Join(in.cfg.Dir, "_commits"), name, fmt.Sprintf("appended=%d dead=%d\n", len(recs)-len(dead), len(dead))); err != nil {
 		return err
 	}
 	in.appended.Add(int64(len(recs) - len(dead)))
@@ -247,6 +251,85 @@ func Recover(dir string) (map[int32]int64, error) {
 		return nil, fmt.Errorf("ingest: recovering %s: %w", dir, err)
 	}
 	return next, nil
+}
+
+// Committed is each partition's next offset in dir, the end of its last
+// committed chunk, without changing anything: unlike Recover it is safe
+// while an ingester appends to dir (the batch layer and the status use it).
+func Committed(dir string) (map[int32]int64, error) {
+	next := map[int32]int64{}
+	ents, err := os.ReadDir(filepath.Join(dir, "_commits"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	for _, e := range ents {
+		m := chunkRE.FindStringSubmatch(e.Name())
+		if m == nil || m[4] != "" {
+			continue
+		}
+		p, _ := strconv.Atoi(m[1])
+		end, _ := strconv.ParseInt(m[3], 10, 64)
+		if end > next[int32(p)] {
+			next[int32(p)] = end
+		}
+	}
+	return next, nil
+}
+
+// DatasetStats counts what the committed chunks of dir hold, read from
+// their commit records alone. It changes nothing in dir.
+func DatasetStats(dir string) (Stats, error) {
+	var st Stats
+	ents, err := os.ReadDir(filepath.Join(dir, "_commits"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return st, fmt.Errorf("ingest: %w", err)
+	}
+	for _, e := range ents {
+		m := chunkRE.FindStringSubmatch(e.Name())
+		if m == nil || m[4] != "" {
+			continue
+		}
+		first, _ := strconv.ParseInt(m[2], 10, 64)
+		end, _ := strconv.ParseInt(m[3], 10, 64)
+		data, err := os.ReadFile(filepath.Join(dir, "_commits", e.Name()))
+		if err != nil {
+			return st, fmt.Errorf("ingest: %w", err)
+		}
+		// Records without counts (older ones) count every offset as appended.
+		appended, dead := end-first, int64(0)
+		if s := strings.TrimSpace(string(data)); s != "" {
+			if _, err := fmt.Sscanf(s, "appended=%d dead=%d", &appended, &dead); err != nil {
+				return st, fmt.Errorf("ingest: the commit record %s: %q is not \"appended=N dead=M\"", e.Name(), s)
+			}
+		}
+		st.Chunks++
+		st.Appended += appended
+		st.DeadLetter += dead
+	}
+	return st, nil
+}
+
+// CommittedFiles are the files of dir's committed chunks (what Read reads).
+func CommittedFiles(dir string) ([]string, error) {
+	committed := map[string]bool{}
+	ents, err := os.ReadDir(filepath.Join(dir, "_commits"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	for _, e := range ents {
+		committed[e.Name()] = true
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "hour=*", "p*.jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, path := range files {
+		if base := filepath.Base(path); chunkRE.MatchString(base) && committed[strings.TrimSuffix(base, ".jsonl")] {
+			out = append(out, path)
+		}
+	}
+	return out, nil
 }
 
 // Line is one event of the dataset.

@@ -5,10 +5,8 @@
 // period, and the query API, with /v1/status and POST /v1/batch beside
 // /v1/query.
 //
-// The layers run here as goroutines; running each as agora tasks (the
-// speed layer on the native Storm runtime, the batch layer on the Hadoop
-// framework) is the next step, and the pieces (lambda/ingest, speed,
-// batch, serve) do not change for it.
+// The layers run here as goroutines. tasks.go runs each of them as a
+// process of its own, which lambda/framework launches as agora tasks.
 package pipeline
 
 import (
@@ -96,16 +94,9 @@ func Start(cfg Config) (*Pipeline, error) {
 		}
 	}()
 	if len(p.Brokers) == 0 {
-		addr := cfg.BrokerAddr
-		if addr == "" {
-			addr = "127.0.0.1:0"
-		}
-		// One broker (kfake's default is three), listening on addr.
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(filepath.Join(cfg.Dir, "broker")), kfake.SyncWrites(),
-			kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, addr) }),
-			kfake.AllowAutoTopicCreation())
+		c, err := StartBroker(cfg.Dir, cfg.BrokerAddr)
 		if err != nil {
-			return nil, fmt.Errorf("lambda: the embedded broker on %s: %w", addr, err)
+			return nil, err
 		}
 		p.fake = c
 		p.Brokers = c.ListenAddrs()
@@ -143,6 +134,22 @@ func Start(cfg Config) (*Pipeline, error) {
 	p.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	ok = true
 	return p, nil
+}
+
+// StartBroker runs the embedded broker, one kfake broker listening on
+// addr (default 127.0.0.1:0) with its log under dir/broker, so that a
+// restart keeps the events.
+func StartBroker(dir, addr string) (*kfake.Cluster, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DataDir(filepath.Join(dir, "broker")), kfake.SyncWrites(),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, addr) }),
+		kfake.AllowAutoTopicCreation())
+	if err != nil {
+		return nil, fmt.Errorf("lambda: the embedded broker on %s: %w", addr, err)
+	}
+	return c, nil
 }
 
 // Run serves until ctx ends, then stops every part.

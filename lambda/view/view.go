@@ -151,10 +151,15 @@ type Batch struct {
 // Realtime is the speed layer's view, in segments per partition.
 type Realtime struct {
 	segs map[int32]map[int64]Table // partition → segment start → rows
+	// idx lists each segment's buckets per view and key, so that a query
+	// reads its own rows of every segment instead of walking them all.
+	idx map[int32]map[int64]map[string][]int64 // … → view Sep key → buckets
 }
 
 // NewRealtime returns an empty realtime view.
-func NewRealtime() *Realtime { return &Realtime{segs: map[int32]map[int64]Table{}} }
+func NewRealtime() *Realtime {
+	return &Realtime{segs: map[int32]map[int64]Table{}, idx: map[int32]map[int64]map[string][]int64{}}
+}
 
 // Apply adds the event at offset of partition.
 func (r *Realtime) Apply(spec *plan.Spec, partition int32, offset int64, ev plan.Event) {
@@ -162,12 +167,21 @@ func (r *Realtime) Apply(spec *plan.Spec, partition int32, offset int64, ev plan
 	if p == nil {
 		p = map[int64]Table{}
 		r.segs[partition] = p
+		r.idx[partition] = map[int64]map[string][]int64{}
 	}
 	s := Align(offset)
 	t := p[s]
 	if t == nil {
 		t = Table{}
 		p[s] = t
+		r.idx[partition][s] = map[string][]int64{}
+	}
+	idx := r.idx[partition][s]
+	for _, v := range spec.Views {
+		if row := RowOf(v, ev); t[row] == nil {
+			k := row.View + Sep + row.Key
+			idx[k] = append(idx[k], row.Bucket)
+		}
 	}
 	t.Apply(spec, ev)
 }
@@ -179,6 +193,7 @@ func (r *Realtime) Expire(watermark map[int32]int64) {
 		for s := range p {
 			if s+Segment <= watermark[part] {
 				delete(p, s)
+				delete(r.idx[part], s)
 			}
 		}
 	}
@@ -193,13 +208,25 @@ func (r *Realtime) Segments() int {
 	return n
 }
 
-// since merges the segments at or above each partition's watermark.
-func (r *Realtime) since(watermark map[int32]int64) Table {
+// pickSince merges view's rows for key from the segments at or above
+// each partition's watermark.
+func (r *Realtime) pickSince(watermark map[int32]int64, view, key string) Table {
 	out := Table{}
+	k := view + Sep + key
 	for part, p := range r.segs {
 		for s, t := range p {
-			if s >= watermark[part] {
-				out.Merge(t)
+			if s < watermark[part] {
+				continue
+			}
+			for _, b := range r.idx[part][s][k] {
+				row := Row{View: view, Key: key, Bucket: b}
+				if a := out[row]; a != nil {
+					a.merge(t[row])
+				} else {
+					c := &Agg{}
+					c.merge(t[row])
+					out[row] = c
+				}
 			}
 		}
 	}
@@ -223,7 +250,7 @@ func Query(v plan.View, key string, from, to time.Time, batch *Batch, rt *Realti
 		rows.Merge(pick(batch.Rows, v.Name, key))
 	}
 	if rt != nil {
-		rows.Merge(pick(rt.since(wm), v.Name, key))
+		rows.Merge(rt.pickSince(wm, v.Name, key))
 	}
 	var out []Point
 	buckets := make([]int64, 0, len(rows))

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/agora-cluster/agora/kafka/kafkatest"
+	"github.com/agora-cluster/agora/lambda/bench"
+)
+
+// `agora bench lambda --json` at a tiny size: every count matches what was
+// sent, every measure is there, and the answers came out exact.
+func TestBenchLambda(t *testing.T) {
+	var out, stderr strings.Builder
+	code := benchLambda(context.Background(), []string{"--events", "3000", "--probes", "5", "--queries", "20", "--json", "--work_dir", t.TempDir(), "--timeout", "4m"}, &out, &stderr)
+	var r bench.Result
+	if code != 0 || json.Unmarshal([]byte(out.String()), &r) != nil {
+		t.Fatalf("bench lambda: exit %d\n%s\n%s", code, out.String(), stderr.String())
+	}
+	if r.Events != 3000 || r.Ingested != 3000 || r.Probes != 5 || r.Queries != 20 || !r.Exact || r.BatchRows == 0 ||
+		r.EventsPerSec <= 0 || r.FreshnessP50ms <= 0 || r.FreshnessP99ms < r.FreshnessP50ms || r.QueryP99ms < r.QueryP50ms || r.BatchSeconds <= 0 {
+		t.Errorf("result: %+v", r)
+	}
+	// The batch run covers whole segments of what was ingested, no more.
+	if r.BatchEvents > 3005 || r.BatchEvents < 1024 {
+		t.Errorf("batch covered %d events of 3005", r.BatchEvents)
+	}
+	if r.Broker != "embedded" {
+		t.Errorf("broker %q, want embedded", r.Broker)
+	}
+	if code := benchLambda(context.Background(), []string{"--events", "0"}, &out, &stderr); code != 2 || !strings.Contains(stderr.String(), "at least 1") {
+		t.Errorf("--events 0: exit %d, %q", code, stderr.String())
+	}
+}
+
+// `agora bench lambda --kafka` on a real Kafka broker: the same checks,
+// the numbers logged for benchmarks/RESULTS.md.
+func TestBenchLambdaOnRealKafka(t *testing.T) {
+	b := kafkatest.Start(t)
+	var out, stderr strings.Builder
+	code := benchLambda(context.Background(), []string{"--kafka", b.Bootstrap, "--events", "20000", "--probes", "50", "--queries", "200", "--json", "--work_dir", t.TempDir(), "--timeout", "5m"}, &out, &stderr)
+	var r bench.Result
+	if code != 0 || json.Unmarshal([]byte(out.String()), &r) != nil {
+		t.Fatalf("bench lambda --kafka: exit %d\n%s\n%s", code, out.String(), stderr.String())
+	}
+	if r.Broker != b.Bootstrap || r.Ingested != 20000 || !r.Exact || r.FreshnessP99ms < r.FreshnessP50ms || r.FreshnessP50ms <= 0 {
+		t.Errorf("result: %+v", r)
+	}
+	t.Logf("real Kafka: %s", out.String())
+}

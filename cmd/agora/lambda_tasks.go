@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/agora-cluster/agora/lambda/batch"
+	"github.com/agora-cluster/agora/lambda/framework"
+	"github.com/agora-cluster/agora/lambda/ingest"
+	"github.com/agora-cluster/agora/lambda/pipeline"
+	"github.com/agora-cluster/agora/lambda/plan"
+	"github.com/agora-cluster/agora/lambda/view"
+)
+
+// lambdaUpTasks is `agora lambda up --master`: the broker (unless real
+// ones are given) and the query API stay in this process, the layers run
+// as tasks of a framework on the cluster.
+func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, batchPause time.Duration, cfg pipeline.Config, stdout, stderr io.Writer) int {
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "agora lambda up:", err)
+		return 1
+	}
+	specPath, err := filepath.Abs(specPath)
+	if err != nil {
+		return fail(err)
+	}
+	if cfg.Dir, err = filepath.Abs(cfg.Dir); err != nil {
+		return fail(err)
+	}
+	if err := os.MkdirAll(pipeline.DatasetDir(cfg.Dir), 0o755); err != nil {
+		return fail(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fail(err)
+	}
+	brokers := cfg.Brokers
+	if len(brokers) == 0 {
+		fake, err := pipeline.StartBroker(cfg.Dir, cfg.BrokerAddr)
+		if err != nil {
+			return fail(err)
+		}
+		defer fake.Close()
+		brokers = fake.ListenAddrs()
+	}
+	tctx, cancel := context.WithTimeout(ctx, time.Minute)
+	err = ingest.EnsureTopics(tctx, brokers, cfg.Spec)
+	cancel()
+	if err != nil {
+		return fail(err)
+	}
+	period := cfg.BatchPeriod
+	if period == 0 {
+		period = time.Duration(cfg.Spec.Batch.Period)
+	}
+	common := []string{specPath, "--brokers", strings.Join(brokers, ","), "--work_dir", cfg.Dir}
+	batchArgs := []string{specPath, "--work_dir", cfg.Dir, "--pause_before_swap", batchPause.String()}
+	if hadoop != "" {
+		batchArgs = append(batchArgs, "--hadoop", hadoop)
+	}
+	f, err := framework.New(framework.Config{
+		Masters: []string{master}, Name: cfg.Spec.Name, Command: []string{exe, "lambda"},
+		Args: map[string][]string{
+			framework.Ingest: common,
+			framework.Speed:  common,
+			framework.Batch:  batchArgs,
+		},
+		// A master that cannot be reached for about half a minute ends
+		// `up` (and so the pipeline) with an error naming it.
+		MaxConnectFailures: 8,
+		Log:                slog.New(slog.NewTextHandler(stderr, nil)),
+	})
+	if err != nil {
+		return fail(err)
+	}
+	api := &framework.API{F: f, Dir: cfg.Dir, Status: func(st *pipeline.Status) {
+		st.Brokers, st.Embedded, st.BatchPeriodS = brokers, len(cfg.Brokers) == 0, period.Seconds()
+	}}
+	ln, err := net.Listen("tcp", cfg.QueryAddr)
+	if err != nil {
+		return fail(fmt.Errorf("the query API on %s: %w", cfg.QueryAddr, err))
+	}
+	hs := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		hs.Shutdown(sctx)
+		cancel()
+	}()
+	spec := cfg.Spec
+	fmt.Fprintf(stdout, "pipeline %s is up, its layers as tasks of framework lambda-%s on %s\n  send events to:  topic %s on %s (agora lambda send --brokers %s --topic %s)\n  query:           http://%s/v1/query?view=%s&key=... (agora lambda query --api %s)\n  dataset:         %s\n",
+		spec.Name, spec.Name, master, spec.Input.Topic, strings.Join(brokers, ","), strings.Join(brokers, ","), spec.Input.Topic, ln.Addr(), spec.Views[0].Name, ln.Addr(), cfg.Dir)
+	go func() {
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if _, _, err := api.RunBatch(ctx); err != nil && ctx.Err() == nil {
+					fmt.Fprintln(stderr, "agora lambda up: batch run failed; the previous batch view stays:", err)
+				}
+			}
+		}
+	}()
+	if err := f.Run(ctx); err != nil {
+		return fail(err)
+	}
+	return 0
+}
+
+// lambdaTask runs a layer task's function until SIGTERM (the agent's kill).
+func lambdaTask(run func(context.Context, []string, io.Writer) int) func([]string) int {
+	return func(args []string) int {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return run(ctx, args, os.Stderr)
+	}
+}
+
+// lambdaTaskFlags are a layer task's flags; each task adds its own.
+type lambdaTaskFlags struct {
+	name    string
+	fs      *flag.FlagSet
+	brokers *string
+	dir     *string
+	stderr  io.Writer
+	spec    string // the spec's path, once parsed
+}
+
+func newLambdaTaskFlags(name string, stderr io.Writer) *lambdaTaskFlags {
+	fs := flag.NewFlagSet("agora lambda "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return &lambdaTaskFlags{name: name, fs: fs, stderr: stderr,
+		brokers: fs.String("brokers", "", "the Kafka bootstrap servers"),
+		dir:     fs.String("work_dir", "", "the pipeline's work directory, shared by its tasks (required)")}
+}
+
+// parse reads SPEC and the flags; code is the exit code when !ok.
+func (t *lambdaTaskFlags) parse(args []string, needBrokers bool) (spec *plan.Spec, code int, ok bool) {
+	pos, code, done := parseInterspersed(t.fs, args)
+	if done {
+		return nil, code, false
+	}
+	if len(pos) != 1 || *t.dir == "" || (needBrokers && *t.brokers == "") {
+		fmt.Fprintf(t.stderr, "agora lambda %s: give the pipeline spec, --work_dir and --brokers (`agora lambda up --master` launches this task)\n", t.name)
+		return nil, 2, false
+	}
+	spec, err := readSpec(pos[0])
+	if err != nil {
+		fmt.Fprintf(t.stderr, "agora lambda %s: %v\n", t.name, err)
+		return nil, 2, false
+	}
+	t.spec = pos[0]
+	return spec, 0, true
+}
+
+func lambdaIngestTask(ctx context.Context, args []string, stderr io.Writer) int {
+	t := newLambdaTaskFlags("ingest", stderr)
+	spec, code, ok := t.parse(args, true)
+	if !ok {
+		return code
+	}
+	if err := pipeline.RunIngest(ctx, spec, strings.Split(*t.brokers, ","), *t.dir, slog.New(slog.NewTextHandler(stderr, nil))); err != nil {
+		fmt.Fprintln(stderr, "agora lambda ingest:", err)
+		return 1
+	}
+	return 0
+}
+
+func lambdaSpeedTask(ctx context.Context, args []string, stderr io.Writer) int {
+	t := newLambdaTaskFlags("speed", stderr)
+	api := t.fs.String("api", "127.0.0.1:0", "the query API's address")
+	spec, code, ok := t.parse(args, true)
+	if !ok {
+		return code
+	}
+	err := pipeline.RunSpeed(ctx, pipeline.SpeedConfig{Spec: spec, Brokers: strings.Split(*t.brokers, ","), Dir: *t.dir, Addr: *api,
+		Log: slog.New(slog.NewTextHandler(stderr, nil))})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "agora lambda speed:", err)
+		return 1
+	}
+	return 0
+}
+
+func lambdaRecomputeTask(ctx context.Context, args []string, stderr io.Writer) int {
+	t := newLambdaTaskFlags("recompute", stderr)
+	pause := t.fs.Duration("pause_before_swap", 0, "hold the finished view this long before writing it (for fault tests)")
+	hadoop := t.fs.String("hadoop", "", "run the job on agora's Hadoop framework at this HOST:PORT instead of in this process")
+	spec, code, ok := t.parse(args, false)
+	if !ok {
+		return code
+	}
+	start := time.Now()
+	var b *view.Batch
+	var err error
+	if *hadoop != "" {
+		var exe, specPath, jobID string
+		if exe, err = os.Executable(); err == nil {
+			specPath, err = filepath.Abs(t.spec)
+		}
+		if err == nil {
+			b, jobID, err = pipeline.HadoopJob{Spec: spec, SpecPath: specPath, Dir: *t.dir, Hadoop: *hadoop, Exe: exe, Pause: *pause}.Run(ctx)
+		}
+		if jobID != "" {
+			fmt.Fprintf(stderr, "agora lambda recompute: Hadoop job %s\n", jobID)
+		}
+	} else {
+		b, err = pipeline.RunBatchJob(ctx, spec, *t.dir, *pause)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "agora lambda recompute:", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "agora lambda recompute: batch view of %d rows up to %v in %s\n", len(b.Rows), b.Watermark, time.Since(start).Round(time.Millisecond))
+	return 0
+}
+
+func lambdaMap(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agora lambda map", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	wmFlag := fs.String("watermark", "", "PARTITION=OFFSET,...: the events below it are mapped")
+	pos, code, done := parseInterspersed(fs, args)
+	if done {
+		return code
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "agora lambda map: give the pipeline spec (a Streaming mapper of `agora lambda recompute --hadoop`)")
+		return 2
+	}
+	spec, err := readSpec(pos[0])
+	if err != nil {
+		fmt.Fprintln(stderr, "agora lambda map:", err)
+		return 2
+	}
+	wm, err := batch.ParseWatermark(*wmFlag)
+	if err != nil {
+		fmt.Fprintln(stderr, "agora lambda map:", err)
+		return 2
+	}
+	// Streaming names the split's file in the task's environment.
+	file := os.Getenv("mapreduce_map_input_file")
+	if file == "" {
+		file = os.Getenv("map_input_file")
+	}
+	if err := batch.Map(spec, wm, file, stdin, stdout); err != nil {
+		fmt.Fprintln(stderr, "agora lambda map:", err)
+		return 1
+	}
+	return 0
+}
+
+func lambdaReduce(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		fmt.Fprintln(stderr, "agora lambda reduce: takes no arguments (a Streaming reducer of `agora lambda recompute --hadoop`)")
+		return 2
+	}
+	if err := batch.Reduce(stdin, stdout); err != nil {
+		fmt.Fprintln(stderr, "agora lambda reduce:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agora-cluster/agora/cluster/clustertest"
+	pageviews "github.com/agora-cluster/agora/examples/lambda-pageviews"
+	hconf "github.com/agora-cluster/agora/hadoop/conf"
+	hframework "github.com/agora-cluster/agora/hadoop/framework"
+	"github.com/agora-cluster/agora/lambda/framework"
+	"github.com/agora-cluster/agora/lambda/plan"
+	"github.com/agora-cluster/agora/lambda/view"
+)
+
+// `agora lambda up --master` runs the ingester, the speed layer and the
+// batch jobs as tasks on an agora cluster (real processes of the agora
+// binary). kill -9 of the speed-layer task, of the ingest task while
+// events stream in, and of a batch job's attempt: each is relaunched, and
+// once the pipeline has caught up every query answers exactly the counts
+// computed offline — before the first batch run, after it, and after a
+// batch run whose first attempt was killed.
+func TestLambdaLayersAsTasksSurviveKill9(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	spec, err := plan.Parse(pageviews.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	specPath := filepath.Join(dir, "pipeline.yaml")
+	if err := os.WriteFile(specPath, pageviews.Spec, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	up := start(t, "lambda", "up", specPath, "--master", c.MasterAddr, "--work_dir", filepath.Join(dir, "work"),
+		"--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0", "--batch_period", "1h", "--batch_pause", "5s")
+	var brokers, api string
+	topicRE := regexp.MustCompile(`topic pageviews on (\S+)`)
+	queryRE := regexp.MustCompile(`query:\s+http://(\S+)/v1/query`)
+	sandboxes := func() string { return sandboxStderrs(c.Agents[0].Config.WorkDir, 3000) }
+	waitShowing(t, time.Minute, func() string { return "no addresses printed by lambda up: " + up.out.String() }, func() bool {
+		m1, m2 := topicRE.FindStringSubmatch(up.out.String()), queryRE.FindStringSubmatch(up.out.String())
+		if m1 == nil || m2 == nil {
+			return false
+		}
+		brokers, api = m1[1], m2[1]
+		return true
+	})
+
+	var st framework.Status
+	status := func() framework.Status {
+		st = framework.Status{}
+		lambdaCall(http.MethodGet, api, "/v1/status", &st)
+		return st
+	}
+	task := func(st framework.Status, layer string) framework.TaskStatus {
+		for _, ts := range st.Tasks {
+			if ts.Layer == layer {
+				return ts
+			}
+		}
+		return framework.TaskStatus{}
+	}
+	wait := func(what string, cond func(framework.Status) bool) {
+		t.Helper()
+		waitShowing(t, 2*time.Minute, func() string {
+			return fmt.Sprintf("%s: %+v\nup: %s\nsandboxes:\n%s", what, st, up.out.String(), sandboxes())
+		},
+			func() bool { return cond(status()) })
+	}
+	caughtUp := func(n int64) func(framework.Status) bool {
+		return func(st framework.Status) bool {
+			return st.Ingest.Appended == n && st.SpeedNext[0]+st.SpeedNext[1] == n
+		}
+	}
+	wait("ingest and speed tasks running", func(st framework.Status) bool {
+		return task(st, framework.Ingest).State == "TASK_RUNNING" && task(st, framework.Speed).State == "TASK_RUNNING" && st.Topic == "pageviews"
+	})
+
+	g := pageviews.Generator{R: rand.New(rand.NewPCG(7, 8)), Start: time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC), Span: 5 * time.Hour, Pages: 3, Users: 30}
+	truth := view.Table{}
+	var sent int64
+	send := func(n int) {
+		t.Helper()
+		lines := make([]string, n)
+		for i := range lines {
+			lines[i] = g.Event()
+			ev, _ := spec.ParseEvent([]byte(lines[i]))
+			truth.Apply(spec, ev)
+		}
+		if code := lambdaSend([]string{"--brokers", brokers, "--topic", "pageviews"}, strings.NewReader(strings.Join(lines, "\n")), io.Discard, io.Discard); code != 0 {
+			t.Fatalf("lambda send: exit %d", code)
+		}
+		sent += int64(n)
+	}
+	check := func(stage string) { t.Helper(); checkLambdaAnswers(t, api, spec, truth, stage) }
+
+	send(3000)
+	wait("3000 events ingested and applied", caughtUp(3000))
+	check("speed layer only")
+
+	// The speed-layer task killed: its successor rebuilds the realtime
+	// view from the topic.
+	killLayer(t, "speed")
+	wait("a new speed task", func(st framework.Status) bool {
+		return task(st, framework.Speed).Launches == 2 && task(st, framework.Speed).State == "TASK_RUNNING"
+	})
+	wait("the new speed task caught up", caughtUp(sent))
+	check("after the speed task's kill -9")
+
+	// The ingest task killed while events stream in: its successor resumes
+	// after the last committed chunk.
+	streamed := make(chan struct{})
+	go func() {
+		defer close(streamed)
+		for i := 0; i < 20; i++ {
+			send(250)
+		}
+	}()
+	waitShowing(t, time.Minute, func() string { return "no chunk committed mid-stream" }, func() bool { return status().Ingest.Appended > 3000 })
+	killLayer(t, "ingest")
+	<-streamed
+	wait("a new ingest task caught up", func(st framework.Status) bool {
+		return task(st, framework.Ingest).Launches == 2 && caughtUp(sent)(st)
+	})
+	check("after the ingest task's kill -9")
+
+	// A batch job's attempt killed: the next attempt's view is swapped in.
+	batched := make(chan int, 1)
+	var batchOut, batchErr strings.Builder
+	go func() { batched <- lambdaBatch([]string{"--api", api}, &batchOut, &batchErr) }()
+	killLayer(t, "recompute")
+	select {
+	case code := <-batched:
+		if code != 0 {
+			t.Fatalf("lambda batch: exit %d: %s %s", code, batchOut.String(), batchErr.String())
+		}
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("lambda batch did not return within 3 minutes: %+v", status())
+	}
+	st = status()
+	if n := task(st, framework.Batch).Launches; n != 2 {
+		t.Errorf("the batch run took %d attempts, want 2 (the first killed)", n)
+	}
+	if st.BatchWatermark[0]+st.BatchWatermark[1] < 4096 {
+		t.Errorf("the batch view covers %v of %d events", st.BatchWatermark, sent)
+	}
+	check("batch and speed, after a batch attempt's kill -9")
+
+	// More events across the boundary, and the speed task killed once
+	// more: it starts again from the batch watermark.
+	send(777)
+	killLayer(t, "speed")
+	wait("a third speed task caught up", func(st framework.Status) bool {
+		return task(st, framework.Speed).Launches == 3 && caughtUp(sent)(st)
+	})
+	check("batch and speed, after the second kill of the speed task")
+}
+
+// killLayer sends SIGKILL to the running `agora lambda LAYER` task process
+// of this test's binary, waiting up to a minute for it to appear.
+func killLayer(t *testing.T, layer string) {
+	t.Helper()
+	prefix := agoraBin + "\x00lambda\x00" + layer + "\x00"
+	var pid int
+	waitShowing(t, time.Minute, func() string { return "no running agora lambda " + layer + " task" }, func() bool {
+		dirs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, d := range dirs {
+			b, err := os.ReadFile(filepath.Join(d, "cmdline"))
+			if err == nil && strings.HasPrefix(string(b), prefix) {
+				pid, _ = strconv.Atoi(filepath.Base(d))
+				return true
+			}
+		}
+		return false
+	})
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 of agora lambda %s (pid %d): %v", layer, pid, err)
+	}
+	t.Logf("killed agora lambda %s, pid %d", layer, pid)
+}
+
+// A master that cannot be reached ends `up --master` with an error naming
+// it, and a layer task started without its flags says what it needs.
+func TestLambdaUpTasksBadInput(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	dir := t.TempDir()
+	up := start(t, "lambda", "up", pageviewsSpec, "--master", dead, "--work_dir", dir, "--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0")
+	select {
+	case <-up.done:
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("lambda up with an unreachable master still runs after 3 minutes: %s", up.out.String())
+	}
+	if code := up.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(up.out.String(), "cannot subscribe with master "+dead) {
+		t.Errorf("lambda up with an unreachable master: exit %d, %s", code, up.out.String())
+	}
+	for _, layer := range []string{"ingest", "speed", "recompute"} {
+		var stderr strings.Builder
+		run := map[string]func(context.Context, []string, io.Writer) int{"ingest": lambdaIngestTask, "speed": lambdaSpeedTask, "recompute": lambdaRecomputeTask}[layer]
+		if code := run(context.Background(), []string{pageviewsSpec}, &stderr); code != 2 || !strings.Contains(stderr.String(), "--work_dir") {
+			t.Errorf("lambda %s without --work_dir: exit %d, %q", layer, code, stderr.String())
+		}
+	}
+}
+
+// `agora lambda up --master --hadoop`: the batch job is a Streaming job
+// (`agora lambda map` and `reduce`) on agora's Hadoop framework, and the
+// merged answers are exact before and after it.
+func TestLambdaBatchOnHadoopFramework(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	props := hconf.New()
+	props.Set(hframework.KeyIdleInterval, "1")
+	fw, err := hframework.New(hframework.Config{Masters: []string{c.MasterAddr}, Listener: ln, StateDir: t.TempDir(), Conf: props,
+		ExecutorBinary: agoraBin, ExecutorEnv: map[string]string{"AGORA_HADOOP_REPORT_INTERVAL": "200ms"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	fwDone := make(chan error, 1)
+	go func() { fwDone <- fw.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-fwDone:
+		case <-time.After(time.Minute):
+			t.Error("the Hadoop framework did not stop within a minute")
+		}
+	})
+
+	spec, _ := plan.Parse(pageviews.Spec)
+	dir := t.TempDir()
+	specPath := filepath.Join(dir, "pipeline.yaml")
+	os.WriteFile(specPath, pageviews.Spec, 0o644)
+	up := start(t, "lambda", "up", specPath, "--master", c.MasterAddr, "--hadoop", fw.URL(), "--work_dir", filepath.Join(dir, "work"),
+		"--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0", "--batch_period", "1h")
+	var brokers, api string
+	topicRE := regexp.MustCompile(`topic pageviews on (\S+)`)
+	queryRE := regexp.MustCompile(`query:\s+http://(\S+)/v1/query`)
+	waitShowing(t, time.Minute, func() string { return "no addresses printed by lambda up: " + up.out.String() }, func() bool {
+		m1, m2 := topicRE.FindStringSubmatch(up.out.String()), queryRE.FindStringSubmatch(up.out.String())
+		if m1 == nil || m2 == nil {
+			return false
+		}
+		brokers, api = m1[1], m2[1]
+		return true
+	})
+	var st framework.Status
+	waitShowing(t, 2*time.Minute, func() string { return fmt.Sprintf("not caught up: %+v\n%s", st, up.out.String()) }, func() bool {
+		st = framework.Status{}
+		lambdaCall(http.MethodGet, api, "/v1/status", &st)
+		return st.Topic == "pageviews"
+	})
+
+	g := pageviews.Generator{R: rand.New(rand.NewPCG(9, 10)), Start: time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC), Span: 5 * time.Hour, Pages: 3, Users: 30}
+	truth := view.Table{}
+	lines := make([]string, 5000)
+	for i := range lines {
+		lines[i] = g.Event()
+		ev, _ := spec.ParseEvent([]byte(lines[i]))
+		truth.Apply(spec, ev)
+	}
+	if code := lambdaSend([]string{"--brokers", brokers, "--topic", "pageviews"}, strings.NewReader(strings.Join(lines, "\n")), io.Discard, io.Discard); code != 0 {
+		t.Fatalf("lambda send: exit %d", code)
+	}
+	waitShowing(t, 2*time.Minute, func() string { return fmt.Sprintf("not caught up: %+v\n%s", st, up.out.String()) }, func() bool {
+		st = framework.Status{}
+		lambdaCall(http.MethodGet, api, "/v1/status", &st)
+		return st.Ingest.Appended == 5000 && st.SpeedNext[0]+st.SpeedNext[1] == 5000
+	})
+	checkLambdaAnswers(t, api, spec, truth, "speed layer only")
+	var out, errb strings.Builder
+	if code := lambdaBatch([]string{"--api", api}, &out, &errb); code != 0 {
+		t.Fatalf("lambda batch: exit %d: %s %s\nup: %s\nsandboxes:\n%s", code, out.String(), errb.String(), up.out.String(), sandboxStderrs(c.Agents[0].Config.WorkDir, 3000))
+	}
+	if !strings.Contains(sandboxStderrs(c.Agents[0].Config.WorkDir, 100000), "Hadoop job") {
+		t.Errorf("the batch task did not run a Hadoop job:\n%s", sandboxStderrs(c.Agents[0].Config.WorkDir, 3000))
+	}
+	st = framework.Status{}
+	lambdaCall(http.MethodGet, api, "/v1/status", &st)
+	if st.BatchWatermark[0]+st.BatchWatermark[1] < 2048 {
+		t.Errorf("the batch view covers %v of 5000 events", st.BatchWatermark)
+	}
+	checkLambdaAnswers(t, api, spec, truth, "batch on Hadoop and speed")
+}
