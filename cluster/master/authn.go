@@ -14,6 +14,22 @@ import (
 // as (api.HTTPOptions put it in r's context), so that one team's
 // credentials cannot register a framework in another's name. As Mesos,
 // a mismatch (or no principal in FrameworkInfo) is a 400 naming both.
+// Then a SUBSCRIBE counts against --rate_limits and is authorized
+// (register_frameworks, authz.go).
+func (m *Master) checkPrincipal(r *http.Request, c *scheduler.Call) error {
+	if err := checkPrincipal(r, c); err != nil {
+		return err
+	}
+	if c.GetType() != scheduler.Call_SUBSCRIBE {
+		return nil
+	}
+	fi := c.GetSubscribe().FrameworkInfo
+	if err := m.limitCall(fi.GetPrincipal()); err != nil { // ratelimit.go
+		return err
+	}
+	return m.authorizeSubscribe(r, c)
+}
+
 func checkPrincipal(r *http.Request, c *scheduler.Call) error {
 	principal, ok := auth.Principal(r.Context())
 	if !ok {
@@ -40,14 +56,25 @@ func checkPrincipal(r *http.Request, c *scheduler.Call) error {
 // and a stream ID it learned cannot act on another team's framework. A
 // mismatch is a 403 naming both; the call goes no further. It runs on the
 // master's loop (it reads m.frameworks); an unknown framework is left for
-// handleCall to refuse.
+// handleCall to refuse. Then the call counts against --rate_limits
+// (under the framework's principal) and is authorized (authz.go).
 func (m *Master) checkCallPrincipal(r *http.Request, c *scheduler.Call) error {
-	principal, ok := auth.Principal(r.Context())
-	if !ok {
+	f, known := m.frameworks[c.GetFrameworkID().GetValue()]
+	if !known {
 		return nil
 	}
-	f, known := m.frameworks[c.GetFrameworkID().GetValue()]
-	if !known || f.info.GetPrincipal() == principal {
+	if err := m.limitCall(f.info.GetPrincipal()); err != nil { // ratelimit.go
+		return err
+	}
+	principal, ok := auth.Principal(r.Context())
+	if !ok || f.info.GetPrincipal() == principal {
+		subject := frameworkPrincipal(r, &f.info)
+		switch c.GetType() {
+		case scheduler.Call_ACCEPT:
+			return m.authorizeAccept(subject, f, c.Accept)
+		case scheduler.Call_UPDATE_FRAMEWORK:
+			return m.authorizeSubscribe(r, c)
+		}
 		return nil
 	}
 	return errorf(http.StatusForbidden, "authenticated principal '%s' does not match principal '%s' of framework %s (its `FrameworkInfo`): %s refused",
