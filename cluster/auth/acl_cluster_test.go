@@ -27,6 +27,17 @@ var (
 // default).
 func aclCluster(t *testing.T, acls, resources string) *clustertest.Cluster {
 	t.Helper()
+	parsed, err := auth.ParseACLs([]byte(acls))
+	if err != nil {
+		t.Fatalf("acls: %v", err)
+	}
+	return teamsCluster(t, resources, func(c *master.Config) { c.ACLs = parsed })
+}
+
+// teamsCluster runs a master with authentication on everywhere for the
+// principals ops, team-a, team-b and agent, configured further by cfg.
+func teamsCluster(t *testing.T, resources string, cfg func(*master.Config)) *clustertest.Cluster {
+	t.Helper()
 	creds, err := auth.ParseCredentials([]byte(`{"credentials": [
 		{"principal": "ops", "secret": "ops-secret"}, {"principal": "agent", "secret": "agent-secret"},
 		{"principal": "team-a", "secret": "a-secret"}, {"principal": "team-b", "secret": "b-secret"}]}`), "")
@@ -37,13 +48,9 @@ func aclCluster(t *testing.T, acls, resources string) *clustertest.Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parsed, err := auth.ParseACLs([]byte(acls))
-	if err != nil {
-		t.Fatalf("acls: %v", err)
-	}
 	return clustertest.Start(t, clustertest.Options{
 		AgentResources: resources,
-		Master:         func(c *master.Config) { c.HTTP.Auth = authn; c.ACLs = parsed },
+		Master:         func(c *master.Config) { c.HTTP.Auth = authn; cfg(c) },
 		Agent: func(i int, c *agent.Config) {
 			c.Credential = agentCred
 			c.HTTP.Auth = authn.Clone()
