@@ -10,6 +10,7 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	sched "github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/agora-cluster/agora/cluster/api"
 	"github.com/agora-cluster/agora/cluster/auth"
@@ -50,11 +51,9 @@ const viewACLs = `{
 func TestClusterACLFilteredViews(t *testing.T) {
 	c := aclCluster(t, viewACLs, "")
 	a := clustertest.SubscribeWith(t, c.MasterURL, `{"user":"alice","name":"fa","principal":"team-a"}`, teamA)
-	offer := a.Offer()
-	a.Launch(offer, sleepTask("ta", offer))
+	launchAndStep(a, "ta")
 	b := clustertest.SubscribeWith(t, c.MasterURL, `{"user":"bob","name":"fb","principal":"team-b"}`, teamB)
-	offer = b.Offer()
-	b.Launch(offer, sleepTask("tb", offer))
+	launchAndStep(b, "tb")
 	waitTasks(t, c, 2)
 
 	type task struct {
@@ -174,6 +173,17 @@ func TestClusterACLFilteredViews(t *testing.T) {
 	if code, _ := do(t, c, http.MethodGet, "/agent/"+ag.ID()+"/state", "", "", ops); code != 200 {
 		t.Errorf("an agent's /state as ops: %d, want 200", code)
 	}
+}
+
+// launchAndStep launches one task on s's next offer and refuses the rest
+// of the agent for an hour, so that the other team's framework gets it.
+func launchAndStep(s *clustertest.Scheduler, id string) {
+	offer := s.Offer()
+	hour := 3600.0
+	s.MustCall(&sched.Call{Type: sched.Call_ACCEPT, Accept: &sched.Call_Accept{
+		OfferIDs: []mesos.OfferID{offer.ID}, Filters: &mesos.Filters{RefuseSeconds: &hour},
+		Operations: []mesos.Offer_Operation{{Type: mesos.Offer_Operation_LAUNCH,
+			Launch: &mesos.Offer_Operation_Launch{TaskInfos: []mesos.TaskInfo{sleepTask(id, offer)}}}}}})
 }
 
 func sleepTask(id string, offer mesos.Offer) mesos.TaskInfo {
