@@ -144,11 +144,7 @@ func LoadACLs(value string) (*ACLs, error) {
 			return nil, fmt.Errorf("acls file: %w", err)
 		}
 	}
-	a, err := ParseACLs(data)
-	if err != nil {
-		return nil, fmt.Errorf("acls: %w", err)
-	}
-	return a, nil
+	return ParseACLs(data)
 }
 
 // ParseACLs parses Mesos's ACL JSON. Every problem is an error naming the

@@ -223,6 +223,21 @@ func TestClusterACLPerAction(t *testing.T) {
 		}),
 		look: slaves,
 	}, {
+		action: "reserve_resources", allowed: teamA, denied: teamB, allowedCode: 202, rules: notTeamB("roles"),
+		prepare: func(t *testing.T, c *clustertest.Cluster, cred auth.Credential) func() (int, string) { // a framework's ACCEPT
+			s := clustertest.SubscribeWith(t, c.MasterURL, `{"user":"root","name":"fw","role":"eng","principal":"`+cred.Principal+`"}`, cred)
+			offer := s.Offer()
+			var rs []mesos.Resource
+			if err := json.Unmarshal([]byte(reservation("eng", cred.Principal)), &rs); err != nil {
+				t.Fatal(err)
+			}
+			return func() (int, string) {
+				return s.CallBody(&sched.Call{Type: sched.Call_ACCEPT, Accept: &sched.Call_Accept{OfferIDs: []mesos.OfferID{offer.ID},
+					Operations: []mesos.Offer_Operation{{Type: mesos.Offer_Operation_RESERVE, Reserve: &mesos.Offer_Operation_Reserve{Resources: rs}}}}})
+			}
+		},
+		look: func(t *testing.T, c *clustertest.Cluster) string { return slaves(t, c) + frameworksLook(t, c) },
+	}, {
 		action: "unreserve_resources", allowed: ops, denied: teamB, allowedCode: 200,
 		rules: `[{"principals": {"values": ["ops"]}, "reserver_principals": {"values": ["ops"]}},
 			{"principals": {"type": "NONE"}, "reserver_principals": {"values": ["ops"]}}]`,

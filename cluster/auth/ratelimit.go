@@ -83,11 +83,7 @@ func LoadRateLimits(value string) (*RateLimits, error) {
 			return nil, fmt.Errorf("rate_limits file: %w", err)
 		}
 	}
-	l, err := ParseRateLimits(data)
-	if err != nil {
-		return nil, fmt.Errorf("rate_limits: %w", err)
-	}
-	return l, nil
+	return ParseRateLimits(data)
 }
 
 // ParseRateLimits parses Mesos's rate limits JSON. Problems are errors
