@@ -23,8 +23,7 @@ func (m *Master) checkPrincipal(r *http.Request, c *scheduler.Call) error {
 	if c.GetType() != scheduler.Call_SUBSCRIBE {
 		return nil
 	}
-	fi := c.GetSubscribe().FrameworkInfo
-	if err := m.limitCall(fi.GetPrincipal()); err != nil { // ratelimit.go
+	if err := m.limitCall(frameworkPrincipal(r, c.GetSubscribe().FrameworkInfo)); err != nil { // ratelimit.go
 		return err
 	}
 	return m.authorizeSubscribe(r, c)
@@ -56,14 +55,16 @@ func checkPrincipal(r *http.Request, c *scheduler.Call) error {
 // and a stream ID it learned cannot act on another team's framework. A
 // mismatch is a 403 naming both; the call goes no further. It runs on the
 // master's loop (it reads m.frameworks); an unknown framework is left for
-// handleCall to refuse. Then the call counts against --rate_limits
-// (under the framework's principal) and is authorized (authz.go).
+// handleCall to refuse. The call counts against --rate_limits first
+// (ratelimit.go), and is authorized last (authz.go).
 func (m *Master) checkCallPrincipal(r *http.Request, c *scheduler.Call) error {
 	f, known := m.frameworks[c.GetFrameworkID().GetValue()]
 	if !known {
 		return nil
 	}
-	if err := m.limitCall(f.info.GetPrincipal()); err != nil { // ratelimit.go
+	// Counted under the caller's own principal when it authenticated, so
+	// that another principal's calls cannot spend this framework's limit.
+	if err := m.limitCall(frameworkPrincipal(r, &f.info)); err != nil { // ratelimit.go
 		return err
 	}
 	principal, ok := auth.Principal(r.Context())
