@@ -279,10 +279,6 @@ func TestClusterACLPerAction(t *testing.T) {
 		}),
 		look: func(t *testing.T, c *clustertest.Cluster) string { return get(t, c, "/quota") },
 	}, {
-		action: "get_quotas", allowed: ops, denied: teamB, allowedCode: 200, rules: notTeamB("roles"), unchangedByAllowed: true,
-		prepare: operatorAct(func(string, auth.Credential) string { return `{"type":"GET_QUOTA"}` }),
-		look:    func(t *testing.T, c *clustertest.Cluster) string { return get(t, c, "/quota") },
-	}, {
 		action: "update_weights", allowed: ops, denied: teamB, allowedCode: 200, rules: onlyOps("roles"),
 		prepare: operatorAct(func(string, auth.Credential) string {
 			return `{"type":"UPDATE_WEIGHTS","update_weights":{"weight_infos":[{"role":"eng","weight":2.5}]}}`

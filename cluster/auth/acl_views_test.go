@@ -243,3 +243,46 @@ func sorted(xs []string) []string {
 	}
 	return out
 }
+
+// TestClusterACLGetQuotas: GET_QUOTA and GET /quota show a principal the
+// quotas of the roles it may get (get_quotas), as Mesos does.
+func TestClusterACLGetQuotas(t *testing.T) {
+	c := aclCluster(t, `{"get_quotas": [
+		{"principals": {"values": ["team-b"]}, "roles": {"values": ["ml"]}},
+		{"principals": {"values": ["team-b"]}, "roles": {"type": "NONE"}}]}`, "")
+	if code, body := operatorCall(t, c, ops, `{"type":"UPDATE_QUOTA","update_quota":{"quota_configs":[`+
+		`{"role":"eng","guarantees":{"cpus":{"value":1}}},{"role":"ml","guarantees":{"cpus":{"value":1}}}]}}`); code != http.StatusOK {
+		t.Fatalf("UPDATE_QUOTA: %d %s", code, body)
+	}
+	roles := func(body string) string {
+		var st struct {
+			GetQuota struct {
+				Status struct {
+					Configs []struct{ Role string } `json:"configs"`
+				} `json:"status"`
+			} `json:"get_quota"`
+			Configs []struct{ Role string } `json:"configs"`
+		}
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			t.Fatalf("%v: %s", err, body)
+		}
+		var out []string
+		for _, c := range append(st.GetQuota.Status.Configs, st.Configs...) {
+			out = append(out, c.Role)
+		}
+		return strings.Join(sorted(out), ",")
+	}
+	for _, tc := range []struct {
+		cred auth.Credential
+		want string
+	}{{ops, "eng,ml"}, {teamB, "ml"}} {
+		code, body := operatorCall(t, c, tc.cred, `{"type":"GET_QUOTA"}`)
+		if got := roles(body); code != http.StatusOK || got != tc.want {
+			t.Errorf("GET_QUOTA as %s: %d, roles %q; want %q", tc.cred.Principal, code, got, tc.want)
+		}
+		code, body = do(t, c, http.MethodGet, "/quota", "", "", tc.cred)
+		if got := roles(body); code != http.StatusOK || got != tc.want {
+			t.Errorf("GET /quota as %s: %d, roles %q; want %q", tc.cred.Principal, code, got, tc.want)
+		}
+	}
+}

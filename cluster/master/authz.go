@@ -204,8 +204,6 @@ func (m *Master) authorizeOperator(r *http.Request, c *master.Call) error {
 		return m.check(auth.UpdateQuotas, p, setQuotaRole(c))
 	case master.Call_REMOVE_QUOTA:
 		return m.check(auth.UpdateQuotas, p, c.GetRemoveQuota().GetRole())
-	case master.Call_GET_QUOTA:
-		return m.check(auth.GetQuotas, p, "")
 	case master.Call_DRAIN_AGENT:
 		if c.GetDrainAgent().GetMarkGone() {
 			if err := m.check(auth.MarkAgentsGone, p, ""); err != nil {

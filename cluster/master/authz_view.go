@@ -5,6 +5,7 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/master"
+	mquota "github.com/mesos/mesos-go/api/v1/lib/quota"
 
 	"github.com/agora-cluster/agora/cluster/auth"
 )
@@ -148,8 +149,33 @@ func (m *Master) filterResponse(r *http.Request, resp *master.Response) *master.
 		v.filterExecutors(resp.GetExecutors)
 	case master.Response_GET_AGENTS:
 		v.filterAgents(resp.GetAgents)
+	case master.Response_GET_QUOTA:
+		v.filterQuota(&resp.GetQuota.Status)
 	}
 	return resp
+}
+
+// filterQuota keeps the quotas of the roles the principal may get
+// (get_quotas), as Mesos does.
+func (v *viewer) filterQuota(st *mquota.QuotaStatus) {
+	if v == nil || st == nil {
+		return
+	}
+	allowed := func(role string) bool { return v.m.cfg.ACLs.Allowed(auth.GetQuotas, v.principal, role) }
+	infos := st.Infos[:0]
+	for _, q := range st.Infos {
+		if allowed(q.GetRole()) {
+			infos = append(infos, q)
+		}
+	}
+	st.Infos = infos
+	configs := st.Configs[:0]
+	for _, q := range st.Configs {
+		if allowed(q.Role) {
+			configs = append(configs, q)
+		}
+	}
+	st.Configs = configs
 }
 
 func (v *viewer) filterState(s *master.Response_GetState) {

@@ -267,11 +267,8 @@ func (m *Master) weightInfos() []mesos.WeightInfo {
 func (m *Master) serveQuota(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet:
-		if !m.authorizeHTTP(w, r, auth.GetQuotas) { // authz.go
-			return
-		}
 		var st *mquota.QuotaStatus
-		m.do(r.Context(), func() { st = m.quotaStatus() })
+		m.do(r.Context(), func() { st = m.quotaStatus(); m.viewerOf(r).filterQuota(st) }) // authz_view.go
 		writeJSON(w, r, st)
 	case http.MethodPost:
 		var req mquota.QuotaRequest
