@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -89,5 +90,36 @@ func TestACLsParseErrors(t *testing.T) {
 	}
 	if _, err := LoadACLs("/nonexistent/acls.json"); err == nil || !strings.Contains(err.Error(), "acls file") {
 		t.Errorf("a missing file: %v", err)
+	}
+}
+
+// BenchmarkACLsAllowed: a decision that walks 100 rules before the one
+// that matches (the cost a call pays with a long --acls list).
+func BenchmarkACLsAllowed(b *testing.B) {
+	var rules []string
+	for i := 0; i < 100; i++ {
+		rules = append(rules, fmt.Sprintf(`{"principals": {"values": ["p%d"]}, "users": {"values": ["u%d"]}}`, i, i))
+	}
+	acls, err := ParseACLs([]byte(`{"permissive": false, "run_tasks": [` + strings.Join(rules, ",") + `]}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if !acls.Allowed(RunTasks, "p99", "u99") {
+			b.Fatal("p99 may run tasks as u99")
+		}
+	}
+}
+
+// BenchmarkRateLimitsAllow: one call counted against a principal's limit.
+func BenchmarkRateLimitsAllow(b *testing.B) {
+	l, err := ParseRateLimits([]byte(`{"limits": [{"principal": "a", "qps": 1e9, "capacity": 1e9}]}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		l.Allow("a")
 	}
 }
