@@ -265,12 +265,6 @@ func (a *ACLs) AllowedAll(action Action, principal string, objects []string) (re
 	return "", true
 }
 
-// Rules reports whether any rule names action, so that callers can skip
-// the work of filtering a view that no rule restricts.
-func (a *ACLs) Rules(action Action) bool {
-	return a != nil && (len(a.rules[action]) > 0 || !a.permissive)
-}
-
 func matches(value string, e Entity) bool {
 	switch e.kind() {
 	case anyKind, noneKind:

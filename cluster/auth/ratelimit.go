@@ -3,7 +3,6 @@ package auth
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -145,9 +144,6 @@ func (l *RateLimits) SetClock(now func() time.Time) {
 	defer l.mu.Unlock()
 	l.now = now
 }
-
-// ErrRateLimited is why a call was refused; RetryAfter says when to try again.
-var ErrRateLimited = errors.New("rate limit exceeded")
 
 // Allow counts one call of principal ("" for a framework without one)
 // and reports whether it is within its limit; when not, how long until
