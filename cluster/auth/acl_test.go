@@ -123,3 +123,24 @@ func BenchmarkRateLimitsAllow(b *testing.B) {
 		l.Allow("a")
 	}
 }
+
+// FuzzParseACLs: no --acls text crashes the parser, and whatever it
+// accepts answers every question.
+func FuzzParseACLs(f *testing.F) {
+	f.Add([]byte(`{"permissive": false, "run_tasks": [{"principals": {"values": ["a"]}, "users": {"type": "ANY"}}]}`), "a", "root")
+	f.Add([]byte(`{"register_frameworks": [{"principals": {"type": "NONE"}, "roles": {"values": ["x", ""]}}]}`), "", "x")
+	f.Add([]byte(`{"view_agents": [{"principals": {"type": "ANY"}, "agents": {"type": "NONE"}}], "permissive": true}`), "p", "")
+	f.Add([]byte(`{"run_tasks": [{}]}`), "a", "b")
+	f.Fuzz(func(t *testing.T, data []byte, principal, object string) {
+		acls, err := ParseACLs(data)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("an error without a message")
+			}
+			return
+		}
+		for action := range actionObjects {
+			acls.Allowed(action, principal, object)
+		}
+	})
+}

@@ -56,8 +56,16 @@ func (b *bucket) take(now time.Time) (time.Duration, bool) {
 		b.tokens--
 		return 0, true
 	}
-	return time.Duration((1 - b.tokens) / b.qps * float64(time.Second)), false
+	wait := (1 - b.tokens) / b.qps // seconds; huge for a tiny qps
+	if wait >= maxRetryAfter.Seconds() {
+		return maxRetryAfter, false
+	}
+	return time.Duration(wait * float64(time.Second)), false
 }
+
+// maxRetryAfter caps the wait a refusal names, so that a tiny qps cannot
+// overflow it (the caller is refused again if it comes back too early).
+const maxRetryAfter = 24 * time.Hour
 
 // RateLimit is one entry of "limits".
 type RateLimit struct {

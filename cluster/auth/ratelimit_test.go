@@ -72,3 +72,24 @@ func TestRateLimitsParseErrors(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseRateLimits: no --rate_limits text crashes the parser, and what
+// it accepts never asks a refused caller to wait a negative time.
+func FuzzParseRateLimits(f *testing.F) {
+	f.Add([]byte(`{"limits": [{"principal": "a", "qps": 2, "capacity": 3}, {"principal": "b"}], "aggregate_default_qps": 1}`), "a")
+	f.Add([]byte(`{"limits": [{"principal": "a", "qps": 1e-300}]}`), "a")
+	f.Add([]byte(`{"aggregate_default_qps": 1e308, "aggregate_default_capacity": 1e308}`), "x")
+	f.Fuzz(func(t *testing.T, data []byte, principal string) {
+		l, err := ParseRateLimits(data)
+		if err != nil {
+			return
+		}
+		now := time.Unix(0, 0)
+		l.SetClock(func() time.Time { return now })
+		for i := 0; i < 5; i++ {
+			if retry, ok := l.Allow(principal); !ok && retry < 0 {
+				t.Fatalf("refused with Retry-After %v", retry)
+			}
+		}
+	})
+}
