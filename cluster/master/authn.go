@@ -69,6 +69,9 @@ func (m *Master) checkCallPrincipal(r *http.Request, c *scheduler.Call) error {
 	}
 	principal, ok := auth.Principal(r.Context())
 	if !ok || f.info.GetPrincipal() == principal {
+		if f.conn == nil || r.Header.Get("Mesos-Stream-Id") != f.conn.streamID {
+			return nil // not its stream: handleCall refuses it (400/403) before anything
+		}
 		subject := frameworkPrincipal(r, &f.info)
 		switch c.GetType() {
 		case scheduler.Call_ACCEPT:
