@@ -19,6 +19,7 @@ func (m *Master) snapshot() map[string]float64 {
 		"master/elected":     1,
 		"master/uptime_secs": time.Since(m.start).Seconds(),
 	}
+	maps.Copy(s, m.cfg.RateLimits.Metrics()) // --rate_limits (ratelimit.go)
 	b := func(v bool) float64 {
 		if v {
 			return 1
@@ -128,7 +129,6 @@ func (m *Master) snapshot() map[string]float64 {
 	s["allocator/mesos/allocation_run_ms"] = float64(c.lastAllocationNanos) / 1e6
 	// Not Mesos metrics: HTTP requests authenticated and refused (401).
 	maps.Copy(s, m.cfg.HTTP.Auth.Metrics("master"))
-	maps.Copy(s, m.cfg.RateLimits.Metrics()) // --rate_limits (ratelimit.go)
 	return s
 }
 
