@@ -24,18 +24,14 @@ import (
 type RateLimits struct {
 	mu        sync.Mutex
 	now       func() time.Time
-	limits    map[string]*bucket // nil bucket: listed without qps, unlimited
-	aggregate *bucket            // nil: principals not listed are not limited
-	counts    map[string]*callCounts
+	limits    map[string]*bucket     // nil bucket: listed without qps, unlimited
+	aggregate *bucket                // nil: principals not listed are not limited
+	counts    map[string]*callCounts // the listed principals'
 	limited   uint64
 }
 
 // callCounts are one principal's calls, for /metrics/snapshot.
 type callCounts struct{ received, processed uint64 }
-
-// maxCountedPrincipals bounds the per-principal counters: without
-// authentication a principal is whatever a framework claims.
-const maxCountedPrincipals = 1024
 
 type bucket struct {
 	qps, capacity float64
@@ -118,6 +114,7 @@ func ParseRateLimits(data []byte) (*RateLimits, error) {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		l.limits[e.Principal] = b
+		l.counts[e.Principal] = &callCounts{}
 	}
 	b, err := newBucket(f.AggregateDefaultQPS, f.AggregateDefaultCapacity)
 	if err != nil {
@@ -170,12 +167,7 @@ func (l *RateLimits) Allow(principal string) (retryAfter time.Duration, ok bool)
 	if b != nil {
 		retryAfter, ok = b.take(l.now())
 	}
-	c := l.counts[principal]
-	if c == nil && principal != "" && len(l.counts) < maxCountedPrincipals {
-		c = &callCounts{}
-		l.counts[principal] = c
-	}
-	if c != nil {
+	if c := l.counts[principal]; c != nil {
 		c.received++
 		if ok {
 			c.processed++
@@ -189,8 +181,10 @@ func (l *RateLimits) Allow(principal string) (retryAfter time.Duration, ok bool)
 
 // Metrics are Mesos's per-principal counters,
 // frameworks/<principal>/messages_received and .../messages_processed
-// (the difference is what was refused), and master/rate_limited_calls,
-// every refusal.
+// (the difference is what was refused), for the principals listed in
+// "limits" (without authentication a principal is whatever a framework
+// claims, so the others are not named one by one), and
+// master/rate_limited_calls, every refusal.
 func (l *RateLimits) Metrics() map[string]float64 {
 	out := map[string]float64{}
 	if l == nil {
