@@ -14,6 +14,21 @@ import (
 // as (api.HTTPOptions put it in r's context), so that one team's
 // credentials cannot register a framework in another's name. As Mesos,
 // a mismatch (or no principal in FrameworkInfo) is a 400 naming both.
+// Then a SUBSCRIBE counts against --rate_limits and is authorized
+// (register_frameworks, authz.go).
+func (m *Master) checkPrincipal(r *http.Request, c *scheduler.Call) error {
+	if err := checkPrincipal(r, c); err != nil {
+		return err
+	}
+	if c.GetType() != scheduler.Call_SUBSCRIBE {
+		return nil
+	}
+	if err := m.limitCall(frameworkPrincipal(r, c.GetSubscribe().FrameworkInfo)); err != nil { // ratelimit.go
+		return err
+	}
+	return m.authorizeSubscribe(r, c)
+}
+
 func checkPrincipal(r *http.Request, c *scheduler.Call) error {
 	principal, ok := auth.Principal(r.Context())
 	if !ok {
@@ -40,14 +55,30 @@ func checkPrincipal(r *http.Request, c *scheduler.Call) error {
 // and a stream ID it learned cannot act on another team's framework. A
 // mismatch is a 403 naming both; the call goes no further. It runs on the
 // master's loop (it reads m.frameworks); an unknown framework is left for
-// handleCall to refuse.
+// handleCall to refuse. The call counts against --rate_limits first
+// (ratelimit.go), and is authorized last (authz.go).
 func (m *Master) checkCallPrincipal(r *http.Request, c *scheduler.Call) error {
-	principal, ok := auth.Principal(r.Context())
-	if !ok {
+	f, known := m.frameworks[c.GetFrameworkID().GetValue()]
+	if !known {
 		return nil
 	}
-	f, known := m.frameworks[c.GetFrameworkID().GetValue()]
-	if !known || f.info.GetPrincipal() == principal {
+	// Counted under the caller's own principal when it authenticated, so
+	// that another principal's calls cannot spend this framework's limit.
+	if err := m.limitCall(frameworkPrincipal(r, &f.info)); err != nil { // ratelimit.go
+		return err
+	}
+	principal, ok := auth.Principal(r.Context())
+	if !ok || f.info.GetPrincipal() == principal {
+		if f.conn == nil || r.Header.Get("Mesos-Stream-Id") != f.conn.streamID {
+			return nil // not its stream: handleCall refuses it (400/403) before anything
+		}
+		subject := frameworkPrincipal(r, &f.info)
+		switch c.GetType() {
+		case scheduler.Call_ACCEPT:
+			return m.authorizeAccept(subject, f, c.Accept)
+		case scheduler.Call_UPDATE_FRAMEWORK:
+			return m.authorizeSubscribe(r, c)
+		}
 		return nil
 	}
 	return errorf(http.StatusForbidden, "authenticated principal '%s' does not match principal '%s' of framework %s (its `FrameworkInfo`): %s refused",

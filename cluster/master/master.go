@@ -28,6 +28,7 @@ import (
 
 	"github.com/agora-cluster/agora/cluster/allocator"
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/registry"
 )
 
@@ -62,6 +63,10 @@ type Config struct {
 	// HTTP says which other origins' pages may read the master's
 	// endpoints and whether /debug/pprof is served (default: neither).
 	HTTP api.HTTPOptions
+	// ACLs (--acls) and RateLimits (--rate_limits): nil allows and
+	// limits nothing (authz.go, ratelimit.go).
+	ACLs       *auth.ACLs
+	RateLimits *auth.RateLimits
 	// Now is the clock (tests may replace it); defaults to time.Now.
 	Now func() time.Time
 	// AgentReregisterTimeout is how long agents the registry admitted

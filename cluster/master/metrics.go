@@ -24,6 +24,7 @@ func (m *Master) snapshot() map[string]float64 {
 		"master/elected":     1,
 		"master/uptime_secs": time.Since(m.start).Seconds(),
 	}
+	maps.Copy(s, m.cfg.RateLimits.Metrics()) // --rate_limits (ratelimit.go)
 	b := func(v bool) float64 {
 		if v {
 			return 1

@@ -24,6 +24,7 @@ const maxOperatorSubscribers = 1000
 type operatorSub struct {
 	codec api.Codec
 	out   *outbox
+	view  *viewer // what its principal may see (authz_view.go)
 }
 
 func (m *Master) serveOperator(w http.ResponseWriter, r *http.Request) {
@@ -43,9 +44,14 @@ func (m *Master) serveOperator(w http.ResponseWriter, r *http.Request) {
 	}
 	var resp *master.Response
 	herr, derr := m.await(r.Context(), func(reply func(error)) {
+		if err := m.authorizeOperator(r, &call); err != nil { // authz.go
+			reply(err)
+			return
+		}
 		if !m.operatorChange(&call, reply) {
 			var err error
 			resp, err = m.operatorCall(&call)
+			resp = m.filterResponse(r, resp) // authz_view.go
 			reply(err)
 		}
 	})
@@ -153,7 +159,7 @@ func (m *Master) operatorCall(c *master.Call) (*master.Response, error) {
 }
 
 func (m *Master) serveOperatorSubscribe(w http.ResponseWriter, r *http.Request, codec api.Codec) {
-	sub := &operatorSub{codec: codec, out: m.subscriberOutbox("operator")}
+	sub := &operatorSub{codec: codec, out: m.subscriberOutbox("operator"), view: m.viewerOf(r)}
 	var err error
 	if derr := m.do(r.Context(), func() {
 		if len(m.operatorSubs) >= maxOperatorSubscribers {
@@ -162,8 +168,10 @@ func (m *Master) serveOperatorSubscribe(w http.ResponseWriter, r *http.Request, 
 		}
 		m.operatorSubs[sub] = true
 		hb := m.cfg.HeartbeatInterval.Seconds()
+		st := m.operatorState()
+		sub.view.filterState(st)
 		sub.out.push(&master.Event{Type: master.Event_SUBSCRIBED, Subscribed: &master.Event_Subscribed{
-			GetState: m.operatorState(), HeartbeatIntervalSeconds: &hb}})
+			GetState: st, HeartbeatIntervalSeconds: &hb}})
 		sub.out.push(&master.Event{Type: master.Event_HEARTBEAT})
 	}); derr != nil {
 		answerLoopFailure(w, derr)
@@ -227,7 +235,9 @@ func (m *Master) pumpMessages(ctx context.Context, w http.ResponseWriter, out *o
 // publish sends an event to every operator subscriber.
 func (m *Master) publish(ev *master.Event) {
 	for sub := range m.operatorSubs {
-		sub.out.push(ev)
+		if ev := sub.view.viewEvent(ev); ev != nil { // authz_view.go
+			sub.out.push(ev)
+		}
 	}
 }
 

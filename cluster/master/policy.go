@@ -12,6 +12,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/master"
 	mquota "github.com/mesos/mesos-go/api/v1/lib/quota"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/registry"
 )
 
@@ -245,6 +246,9 @@ func (m *Master) serveWeights(w http.ResponseWriter, r *http.Request) {
 			writeError(w, err)
 			return
 		}
+		if !m.authorizeHTTP(w, r, auth.UpdateWeights, weightRoles(ws)...) { // authz.go
+			return
+		}
 		m.serveCommit(w, r, http.StatusOK, func(done func(error)) { m.setWeights(ws, done) })
 	default:
 		methodNotAllowed(w, r, "GET, PUT", "GET or PUT")
@@ -264,7 +268,7 @@ func (m *Master) serveQuota(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet:
 		var st *mquota.QuotaStatus
-		m.do(r.Context(), func() { st = m.quotaStatus() })
+		m.do(r.Context(), func() { st = m.quotaStatus(); m.viewerOf(r).filterQuota(st) }) // authz_view.go
 		writeJSON(w, r, st)
 	case http.MethodPost:
 		var req mquota.QuotaRequest
@@ -277,11 +281,17 @@ func (m *Master) serveQuota(w http.ResponseWriter, r *http.Request) {
 			writeError(w, errorf(http.StatusBadRequest, "%v", err))
 			return
 		}
+		if !m.authorizeHTTP(w, r, auth.UpdateQuotas, req.GetRole()) { // authz.go
+			return
+		}
 		m.serveCommit(w, r, http.StatusOK, func(done func(error)) { m.setQuota(req.GetRole(), guarantee, guarantee, done) })
 	case http.MethodDelete:
 		role := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/master"), "/quota/")
 		if role == "" || role == r.URL.Path {
 			writeError(w, errorf(http.StatusBadRequest, "DELETE /quota/ROLE needs a role"))
+			return
+		}
+		if !m.authorizeHTTP(w, r, auth.UpdateQuotas, role) { // authz.go
 			return
 		}
 		m.serveCommit(w, r, http.StatusOK, func(done func(error)) {

@@ -24,7 +24,7 @@ func (m *Master) serveJSON(build func(r *http.Request) any) http.HandlerFunc {
 			return
 		}
 		var v any
-		if err := m.do(r.Context(), func() { v = build(r) }); err != nil {
+		if err := m.do(r.Context(), func() { v = m.filterView(r, build(r)) }); err != nil { // authz_view.go
 			answerLoopFailure(w, err)
 			return
 		}

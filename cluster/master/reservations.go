@@ -252,6 +252,9 @@ func (m *Master) serveReservation(t mesos.Offer_Operation_Type) http.HandlerFunc
 			return
 		}
 		op := resourceOperation(t, rs)
+		if !m.authorizeHTTPOperation(w, r, op) { // authz.go
+			return
+		}
 		m.serveCommit(w, r, http.StatusAccepted, func(done func(error)) { m.operatorOperation(agentID, op, done) })
 	}
 }

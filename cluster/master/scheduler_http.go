@@ -17,8 +17,9 @@ const MaxRequestBody = 16 << 20
 
 // httpError is an answer other than success, with Mesos's status code.
 type httpError struct {
-	code int
-	msg  string
+	code       int
+	msg        string
+	retryAfter time.Duration // a 429's Retry-After
 }
 
 func (e *httpError) Error() string { return e.msg }
@@ -38,6 +39,7 @@ func writeError(w http.ResponseWriter, err error) {
 		he = &httpError{code: http.StatusInternalServerError, msg: err.Error()}
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	setRetryAfter(w, he.retryAfter) // ratelimit.go
 	w.WriteHeader(he.code)
 	io.WriteString(w, he.msg)
 }
@@ -63,7 +65,7 @@ func (m *Master) serveScheduler(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if err := checkPrincipal(r, &call); err != nil { // authn.go
+	if err := m.checkPrincipal(r, &call); err != nil { // authn.go
 		writeError(w, err)
 		return
 	}

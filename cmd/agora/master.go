@@ -19,6 +19,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/master"
 	"github.com/agora-cluster/agora/cluster/registry"
 	"github.com/agora-cluster/agora/cluster/zk"
@@ -41,6 +42,7 @@ type masterFlags struct {
 	registryMaxFrameworkAge               mesosDuration
 	registryMaxFrameworkCount             int
 	http                                  httpFlags // httpflags.go
+	acls, rateLimits                      string    // --acls, --rate_limits: JSON or a file of it
 }
 
 func (f *masterFlags) register(fs *flag.FlagSet) {
@@ -64,6 +66,8 @@ func (f *masterFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.registryMaxFrameworkCount, "registry_max_framework_count", 10*1024, "how many torn-down frameworks the registry remembers at most (the oldest are forgotten, and their IDs accepted again)")
 	f.http.register(fs)
 	f.http.registerMaster(fs)
+	fs.StringVar(&f.acls, "acls", "", "authorization: Mesos's ACL JSON, or a file of it ({\"permissive\": true, \"run_tasks\": [{\"principals\": ..., \"users\": ...}], ...}); empty: everything is allowed")
+	fs.StringVar(&f.rateLimits, "rate_limits", "", "framework rate limits: Mesos's JSON, or a file of it ({\"limits\": [{\"principal\": ..., \"qps\": ..., \"capacity\": ...}], \"aggregate_default_qps\": ...}); calls over the limit get 429")
 }
 
 func (f *masterFlags) config(logger *slog.Logger, reg registry.Registry) (master.Config, error) {
@@ -108,6 +112,17 @@ func (f *masterFlags) config(logger *slog.Logger, reg registry.Registry) (master
 		HTTP: httpOpts,
 	}
 	f.http.flags(cfg.Flags)
+	cfg.Flags["acls"], cfg.Flags["rate_limits"] = f.acls, f.rateLimits
+	if f.acls != "" {
+		if cfg.ACLs, err = auth.LoadACLs(f.acls); err != nil {
+			return master.Config{}, fmt.Errorf("--acls: %w", err)
+		}
+	}
+	if f.rateLimits != "" {
+		if cfg.RateLimits, err = auth.LoadRateLimits(f.rateLimits); err != nil {
+			return master.Config{}, fmt.Errorf("--rate_limits: %w", err)
+		}
+	}
 	return cfg, nil
 }
 

@@ -1,0 +1,268 @@
+package master
+
+import (
+	"net/http"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/master"
+	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
+
+	"github.com/agora-cluster/agora/cluster/auth"
+)
+
+// Authorization (--acls, Config.ACLs): each call that changes something is
+// checked against the action Mesos names for it before it does anything,
+// and refused with a 403 naming the action, the principal and the object;
+// the views (/master/state, GET_STATE...) show a principal only the
+// frameworks, tasks, executors and agents it may view. The subject is the
+// authenticated principal; without authentication a framework's calls are
+// judged as the principal its FrameworkInfo names (as Mesos did before
+// HTTP authentication) and an operator's as nobody ("any").
+
+// denied is the 403 for a refused action.
+func denied(action auth.Action, principal, object string) *httpError {
+	return errorf(http.StatusForbidden, "%v", auth.Denied(action, principal, object))
+}
+
+// check is one authorization: nil when allowed.
+func (m *Master) check(action auth.Action, principal, object string) error {
+	if m.cfg.ACLs.Allowed(action, principal, object) {
+		return nil
+	}
+	return denied(action, principal, object)
+}
+
+// checkAll checks action on every object.
+func (m *Master) checkAll(action auth.Action, principal string, objects []string) error {
+	if refused, ok := m.cfg.ACLs.AllowedAll(action, principal, objects); !ok {
+		return denied(action, principal, refused)
+	}
+	return nil
+}
+
+// requestPrincipal is the authenticated principal of r ("" if none).
+func requestPrincipal(r *http.Request) string {
+	p, _ := auth.Principal(r.Context())
+	return p
+}
+
+// frameworkPrincipal is the subject of a framework's calls.
+func frameworkPrincipal(r *http.Request, fi *mesos.FrameworkInfo) string {
+	if p := requestPrincipal(r); p != "" {
+		return p
+	}
+	return fi.GetPrincipal()
+}
+
+// frameworkRoles are the roles a FrameworkInfo asks for.
+func frameworkRoles(fi *mesos.FrameworkInfo) []string {
+	if hasCapability(fi, mesos.FrameworkInfo_Capability_MULTI_ROLE) {
+		return fi.Roles
+	}
+	return []string{fi.GetRole()}
+}
+
+// authorizeSubscribe is register_frameworks for a SUBSCRIBE (and the new
+// roles of an UPDATE_FRAMEWORK): every role the framework asks for.
+func (m *Master) authorizeSubscribe(r *http.Request, c *scheduler.Call) error {
+	var fi *mesos.FrameworkInfo
+	switch c.GetType() {
+	case scheduler.Call_SUBSCRIBE:
+		fi = c.GetSubscribe().FrameworkInfo
+	case scheduler.Call_UPDATE_FRAMEWORK:
+		if u := c.GetUpdateFramework(); u != nil {
+			fi = &u.FrameworkInfo
+		}
+	}
+	if fi == nil {
+		return nil
+	}
+	return m.checkAll(auth.RegisterFrameworks, frameworkPrincipal(r, fi), frameworkRoles(fi))
+}
+
+// authorizeAccept checks every operation of an ACCEPT before any runs:
+// run_tasks for each task's user, and the resource operations. One
+// refused operation refuses the call; the offers stay outstanding.
+func (m *Master) authorizeAccept(principal string, f *framework, acc *scheduler.Call_Accept) error {
+	if acc == nil {
+		return nil
+	}
+	for _, op := range acc.Operations {
+		if err := m.authorizeOperation(principal, op); err != nil {
+			return err
+		}
+		for _, t := range operationTasks(op) {
+			if err := m.check(auth.RunTasks, principal, taskUser(f, &t)); err != nil {
+				return err
+			}
+		}
+		if g := op.GetLaunchGroup(); g != nil {
+			if u := g.Executor.GetCommand().GetUser(); u != "" {
+				if err := m.check(auth.RunTasks, principal, u); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// taskUser is the user a task runs as: its command's, its executor's, or
+// the framework's.
+func taskUser(f *framework, t *mesos.TaskInfo) string {
+	if u := t.GetCommand().GetUser(); u != "" {
+		return u
+	}
+	if u := t.GetExecutor().GetCommand().GetUser(); u != "" {
+		return u
+	}
+	return f.info.User
+}
+
+// authorizeOperation checks a resource operation (from a framework's
+// ACCEPT or an operator): reserve_resources and create_volumes on the
+// role, unreserve_resources on the principal that reserved,
+// destroy_volumes on the principal that created the volume.
+func (m *Master) authorizeOperation(principal string, op mesos.Offer_Operation) error {
+	var (
+		action auth.Action
+		rs     []mesos.Resource
+		object func(mesos.Resource) string
+	)
+	switch op.GetType() {
+	case mesos.Offer_Operation_RESERVE:
+		action, rs, object = auth.ReserveResources, op.GetReserve().GetResources(), reservationRole
+	case mesos.Offer_Operation_UNRESERVE:
+		action, rs, object = auth.UnreserveResources, op.GetUnreserve().GetResources(), reserverPrincipal
+	case mesos.Offer_Operation_CREATE:
+		action, rs, object = auth.CreateVolumes, op.GetCreate().GetVolumes(), reservationRole
+	case mesos.Offer_Operation_DESTROY:
+		action, rs, object = auth.DestroyVolumes, op.GetDestroy().GetVolumes(), volumeCreator
+	default:
+		return nil
+	}
+	for _, r := range rs {
+		if err := m.check(action, principal, object(r)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reservationRole is the role a resource is (to be) reserved for, in the
+// refined format or the old one.
+func reservationRole(r mesos.Resource) string {
+	if n := len(r.Reservations); n > 0 {
+		return r.Reservations[n-1].GetRole()
+	}
+	return r.GetRole()
+}
+
+// reserverPrincipal is the principal of a resource's latest reservation.
+func reserverPrincipal(r mesos.Resource) string {
+	if n := len(r.Reservations); n > 0 {
+		return r.Reservations[n-1].GetPrincipal()
+	}
+	return r.GetReservation().GetPrincipal()
+}
+
+// volumeCreator is the principal that created a persistent volume.
+func volumeCreator(r mesos.Resource) string {
+	return r.GetDisk().GetPersistence().GetPrincipal()
+}
+
+// authorizeOperator checks an operator API call that changes something,
+// on the loop (TEARDOWN reads the framework's principal).
+func (m *Master) authorizeOperator(r *http.Request, c *master.Call) error {
+	p := requestPrincipal(r)
+	switch c.Type {
+	case master.Call_TEARDOWN:
+		if f := m.frameworks[teardownID(c)]; f != nil {
+			return m.check(auth.TeardownFrameworks, p, f.info.GetPrincipal())
+		}
+	case master.Call_RESERVE_RESOURCES:
+		return m.authorizeOperation(p, resourceOperation(mesos.Offer_Operation_RESERVE, c.GetReserveResources().GetResources()))
+	case master.Call_UNRESERVE_RESOURCES:
+		return m.authorizeOperation(p, resourceOperation(mesos.Offer_Operation_UNRESERVE, c.GetUnreserveResources().GetResources()))
+	case master.Call_CREATE_VOLUMES:
+		return m.authorizeOperation(p, resourceOperation(mesos.Offer_Operation_CREATE, c.GetCreateVolumes().GetVolumes()))
+	case master.Call_DESTROY_VOLUMES:
+		return m.authorizeOperation(p, resourceOperation(mesos.Offer_Operation_DESTROY, c.GetDestroyVolumes().GetVolumes()))
+	case master.Call_UPDATE_WEIGHTS:
+		var roles []string
+		for _, w := range c.GetUpdateWeights().GetWeightInfos() {
+			roles = append(roles, w.GetRole())
+		}
+		return m.checkAll(auth.UpdateWeights, p, roles)
+	case master.Call_UPDATE_QUOTA:
+		var roles []string
+		for _, q := range c.GetUpdateQuota().GetQuotaConfigs() {
+			roles = append(roles, q.Role)
+		}
+		return m.checkAll(auth.UpdateQuotas, p, roles)
+	case master.Call_SET_QUOTA:
+		return m.check(auth.UpdateQuotas, p, setQuotaRole(c))
+	case master.Call_REMOVE_QUOTA:
+		return m.check(auth.UpdateQuotas, p, c.GetRemoveQuota().GetRole())
+	case master.Call_DRAIN_AGENT:
+		if c.GetDrainAgent().GetMarkGone() {
+			if err := m.check(auth.MarkAgentsGone, p, ""); err != nil {
+				return err
+			}
+		}
+		return m.check(auth.DrainAgents, p, "")
+	case master.Call_MARK_AGENT_GONE:
+		return m.check(auth.MarkAgentsGone, p, "")
+	case master.Call_DEACTIVATE_AGENT:
+		return m.check(auth.DeactivateAgents, p, "")
+	case master.Call_REACTIVATE_AGENT:
+		return m.check(auth.ReactivateAgents, p, "")
+	}
+	return nil
+}
+
+// authorizeHTTP is the check of one of Mesos's older endpoints (/weights,
+// /quota, /reserve...): false when it has answered 403 and the request
+// goes no further.
+func (m *Master) authorizeHTTP(w http.ResponseWriter, r *http.Request, action auth.Action, objects ...string) bool {
+	if len(objects) == 0 {
+		objects = []string{""}
+	}
+	if err := m.checkAll(action, requestPrincipal(r), objects); err != nil {
+		writeError(w, err)
+		return false
+	}
+	return true
+}
+
+// authorizeHTTPOperation is authorizeHTTP for /reserve, /unreserve,
+// /create-volumes and /destroy-volumes.
+func (m *Master) authorizeHTTPOperation(w http.ResponseWriter, r *http.Request, op mesos.Offer_Operation) bool {
+	if err := m.authorizeOperation(requestPrincipal(r), op); err != nil {
+		writeError(w, err)
+		return false
+	}
+	return true
+}
+
+func teardownID(c *master.Call) string {
+	if t := c.GetTeardown(); t != nil {
+		return t.FrameworkID.Value
+	}
+	return ""
+}
+
+func setQuotaRole(c *master.Call) string {
+	if s := c.GetSetQuota(); s != nil {
+		return s.QuotaRequest.GetRole()
+	}
+	return ""
+}
+
+func weightRoles(ws []mesos.WeightInfo) []string {
+	roles := make([]string, 0, len(ws))
+	for _, w := range ws {
+		roles = append(roles, w.GetRole())
+	}
+	return roles
+}
