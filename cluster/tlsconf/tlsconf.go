@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -181,4 +182,26 @@ func Scheme(cfg *tls.Config) string {
 		return "https"
 	}
 	return "http"
+}
+
+// TrustProcessWide makes the process's default HTTP transport verify
+// servers against cfg's roots (and present its certificates), as
+// libprocess's LIBPROCESS_SSL_CA_FILE does for a whole process: every
+// client built on http.DefaultTransport, and the scheduler SDK's default
+// client, then call the cluster's HTTPS endpoints. It is meant for a
+// process's start, before any connection is made.
+func TrustProcessWide(cfg *tls.Config) {
+	if t, ok := http.DefaultTransport.(*http.Transport); ok && cfg != nil {
+		t.TLSClientConfig = cfg.Clone()
+	}
+}
+
+// ProcessClient is the client TLS configuration TrustProcessWide
+// installed (nil: the system's roots), for clients with transports of
+// their own.
+func ProcessClient() *tls.Config {
+	if t, ok := http.DefaultTransport.(*http.Transport); ok && t.TLSClientConfig != nil {
+		return t.TLSClientConfig.Clone()
+	}
+	return nil
 }
