@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // Flags are the TLS flags of a server (master, agent, a framework's API).
@@ -184,6 +185,9 @@ func Scheme(cfg *tls.Config) string {
 	return "http"
 }
 
+// processClient is what TrustProcessWide installed.
+var processClient atomic.Pointer[tls.Config]
+
 // TrustProcessWide makes the process's default HTTP transport verify
 // servers against cfg's roots (and present its certificates), as
 // libprocess's LIBPROCESS_SSL_CA_FILE does for a whole process: every
@@ -191,17 +195,22 @@ func Scheme(cfg *tls.Config) string {
 // client, then call the cluster's HTTPS endpoints. It is meant for a
 // process's start, before any connection is made.
 func TrustProcessWide(cfg *tls.Config) {
-	if t, ok := http.DefaultTransport.(*http.Transport); ok && cfg != nil {
+	if cfg == nil {
+		return
+	}
+	processClient.Store(cfg.Clone())
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
 		t.TLSClientConfig = cfg.Clone()
 	}
 }
 
-// ProcessClient is the client TLS configuration TrustProcessWide
-// installed (nil: the system's roots), for clients with transports of
-// their own.
+// ProcessClient is a copy of the client TLS configuration
+// TrustProcessWide installed (nil: the system's roots), for clients with
+// transports of their own. It offers no ALPN protocols of its own: a
+// transport adds h2 only when it speaks it.
 func ProcessClient() *tls.Config {
-	if t, ok := http.DefaultTransport.(*http.Transport); ok && t.TLSClientConfig != nil {
-		return t.TLSClientConfig.Clone()
+	if cfg := processClient.Load(); cfg != nil {
+		return cfg.Clone()
 	}
 	return nil
 }

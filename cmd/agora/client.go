@@ -137,7 +137,7 @@ func stateClient(cred auth.Credential, tlsConfig *tls.Config) state.Client {
 	var rt http.RoundTripper = http.DefaultTransport
 	if t, ok := rt.(*http.Transport); ok && tlsConfig != nil {
 		t = t.Clone()
-		t.TLSClientConfig = tlsConfig
+		t.TLSClientConfig = tlsConfig.Clone() // its HTTP/2 set-up adds h2 to it
 		rt = t
 	}
 	if cred.Principal != "" {

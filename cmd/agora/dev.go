@@ -104,7 +104,7 @@ func runDev(args []string) int {
 		fmt.Fprintf(os.Stderr, "agora dev: %v (is another agora running? try --port, or --port=0 for any free one)\n", err)
 		return 1
 	}
-	masterAddr := net.JoinHostPort(mf.ip, strconv.Itoa(cfg.Port))
+	masterAddr := secure.masterURL(net.JoinHostPort(mf.ip, strconv.Itoa(cfg.Port))) // https:// with --secure
 	m, err := master.New(cfg)
 	if err != nil {
 		ln.Close()
@@ -176,6 +176,11 @@ func runDev(args []string) int {
 			Logger:        logger.With("agent", i),
 			HTTP:          cfg.HTTP, // --cors_allowed_origins, --enable_pprof: the agents' too
 			Credential:    secure.agent,
+			TLS:           mf.http.serverTLS,
+			// Executors reach their agent at MESOS_AGENT_ENDPOINT over plain
+			// HTTP: the agents accept it beside TLS.
+			TLSDowngrade: mf.http.serverTLS != nil,
+			MasterTLS:    secure.client,
 		}
 		acfg.HTTP.Auth = cfg.HTTP.Auth.Clone() // the same flags, counters of its own
 		a, err := agent.New(acfg)
@@ -332,13 +337,17 @@ func dedupe(xs []string) []string {
 
 func printDevBanner(masterAddr string, agentAddrs []string, shares []mesos.Resources, warnings []string, services ...string) {
 	var b strings.Builder
-	url := "http://" + masterAddr
+	scheme := "http"
+	if strings.HasPrefix(masterAddr, "https://") {
+		scheme = "https"
+	}
+	url := scheme + "://" + strings.TrimPrefix(masterAddr, "https://")
 	fmt.Fprintf(&b, "\nagora dev cluster is up\n\n")
 	fmt.Fprintf(&b, "  web UI      %s\n", url)
 	fmt.Fprintf(&b, "  scheduler   %s/api/v1/scheduler   (Mesos v1 scheduler API)\n", url)
 	fmt.Fprintf(&b, "  state       %s/master/state\n", url)
 	for i, addr := range agentAddrs {
-		fmt.Fprintf(&b, "  agent %-5d http://%s   %s\n", i, addr, shares[i].String())
+		fmt.Fprintf(&b, "  agent %-5d %s://%s   %s\n", i, scheme, addr, shares[i].String())
 	}
 	for _, line := range services { // frameworks running in-process
 		if line != "" {

@@ -105,13 +105,12 @@ func (r *Resolver) sources() []string {
 
 // streamClient connects within bounds; the stream itself has no timeout
 // (the watchdog cuts a silent one). It is made per stream, so that it
-// trusts what the process trusts when it connects, and keeps no
-// connection after it.
+// trusts what the process trusts when it connects; stream closes its idle
+// connections when done.
 func streamClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 		ResponseHeaderTimeout: 30 * time.Second,
-		DisableKeepAlives:     true,
 		TLSClientConfig:       tlsconf.ProcessClient(),
 	}}
 }
@@ -129,7 +128,9 @@ func (r *Resolver) stream(ctx context.Context, leader string) error {
 	req.Header.Set("Content-Type", api.MediaJSON)
 	req.Header.Set("Accept", api.MediaJSON)
 	r.cfg.credential().Apply(req)
-	resp, err := streamClient().Do(req)
+	client := streamClient()
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("SUBSCRIBE to %s: %w", leader, err)
 	}

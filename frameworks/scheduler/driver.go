@@ -217,7 +217,7 @@ func httpClients(base *http.Client, tlsConfig *tls.Config) (calls, stream *http.
 			MaxIdleConns:        maxInFlightAcks * 2,
 			MaxIdleConnsPerHost: maxInFlightAcks * 2,
 			IdleConnTimeout:     90 * time.Second,
-			TLSClientConfig:     tlsConfig,
+			TLSClientConfig:     http1Only(tlsConfig),
 		}
 		base = &http.Client{Transport: t}
 	}
@@ -236,6 +236,19 @@ func httpClients(base *http.Client, tlsConfig *tls.Config) (calls, stream *http.
 		s.Transport = st
 	}
 	return &c, &s
+}
+
+// http1Only is a copy of cfg that offers HTTP/1.1 alone by ALPN: the
+// driver's transports speak HTTP/1.1 (one connection per stream, as
+// Mesos's schedulers do), and a config shared with an HTTP/2 transport
+// may carry "h2", which the master would then answer in.
+func http1Only(cfg *tls.Config) *tls.Config {
+	if cfg == nil {
+		return nil
+	}
+	cfg = cfg.Clone()
+	cfg.NextProtos = nil
+	return cfg
 }
 
 // FrameworkID is the ID the master assigned (or that Config gave), or "".
