@@ -300,3 +300,78 @@ func TestServicesRefuseIncompleteCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestMasterAndAgentMutualTLS: a master with --ssl_* and
+// --ssl_require_cert serves only clients presenting a certificate of its
+// CA; an agent configured by libprocess's LIBPROCESS_SSL_* environment
+// presents its own, verifies the master's and registers; bad TLS flags
+// stop the master at start with exit 2 naming the flag.
+func TestMasterAndAgentMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	files, err := tlsconf.GenerateCA(filepath.Join(dir, "tls"), []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--ssl_cert_file=" + files.Cert}, "--ssl_cert_file needs --ssl_key_file"},
+		{[]string{"--ssl_cert_file=" + files.Cert, "--ssl_key_file=" + filepath.Join(dir, "absent.pem")}, "--ssl_key_file: open"},
+		{[]string{"--ssl_cert_file=" + files.Cert, "--ssl_key_file=" + files.Key, "--ssl_require_cert"}, "need --ssl_ca_file"},
+	} {
+		_, stderr, code := runClient(t, "127.0.0.1:1", append([]string{"master", "--port=0", "--work_dir=" + filepath.Join(dir, "bad")}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.says) {
+			t.Errorf("agora master %q: exit %d, stderr %q; want 2 saying %q", tc.args, code, stderr, tc.says)
+		}
+	}
+
+	_, master := startBound(t, "master", "--port=0", "--work_dir="+filepath.Join(dir, "master"), "--ssl_cert_file="+files.Cert,
+		"--ssl_key_file="+files.Key, "--ssl_ca_file="+files.CA, "--ssl_require_cert")
+	t.Setenv(tlsconf.EnvCertFile, files.Cert)
+	t.Setenv(tlsconf.EnvKeyFile, files.Key)
+	t.Setenv(tlsconf.EnvCAFile, files.CA)
+	t.Setenv(tlsconf.EnvRequireCert, "true")
+	_, agentAddr := startBound(t, "agent", "--master="+master, "--port=0", "--work_dir="+filepath.Join(dir, "agent"),
+		"--resources=cpus:1;mem:256;disk:256", "--switch_user=false")
+
+	// A client with the CA but no certificate of its own is refused.
+	if resp, err := tlsClient(t, files.CA).Get("https://" + master + "/master/state"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("GET /master/state without a client certificate: %s, want the handshake refused", resp.Status)
+	}
+	withCert := tlsconf.Flags{CertFile: files.Cert, KeyFile: files.Key, CAFile: files.CA}
+	cfg, err := withCert.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var s masterState
+		resp, err := client.Get("https://" + master + "/master/state")
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&s)
+			resp.Body.Close()
+			if resp.ProtoMajor != 2 {
+				t.Fatalf("GET /master/state over TLS: %s, want HTTP/2 by ALPN", resp.Proto)
+			}
+		}
+		if err == nil && len(s.Slaves) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not register over mutual TLS within 60 s: %v, %+v", err, s)
+		}
+	}
+	// The agent serves TLS too.
+	resp, err := client.Get("https://" + agentAddr + "/state")
+	if err != nil {
+		t.Fatalf("GET the agent's /state over TLS: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET the agent's /state over TLS: %s", resp.Status)
+	}
+}
