@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/containerizer"
 	"github.com/agora-cluster/agora/cluster/master"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/cluster/webui"
 )
 
@@ -104,7 +106,19 @@ func runDev(args []string) int {
 		fmt.Fprintf(os.Stderr, "agora dev: %v (is another agora running? try --port, or --port=0 for any free one)\n", err)
 		return 1
 	}
-	masterAddr := secure.masterURL(net.JoinHostPort(mf.ip, strconv.Itoa(cfg.Port))) // https:// with --secure
+	masterAddr := net.JoinHostPort(mf.ip, strconv.Itoa(cfg.Port))
+	// With TLS (--secure, or --ssl_cert_file), the agents and the built-in
+	// services call the master over HTTPS, trusting --ssl_ca_file.
+	var masterTLS *tls.Config
+	if mf.http.serverTLS != nil {
+		if masterTLS, err = mf.http.tls.Client(); err != nil {
+			ln.Close()
+			fmt.Fprintln(os.Stderr, "agora dev:", err)
+			return 2
+		}
+		tlsconf.TrustProcessWide(masterTLS)
+		masterAddr = "https://" + masterAddr
+	}
 	m, err := master.New(cfg)
 	if err != nil {
 		ln.Close()
@@ -180,7 +194,7 @@ func runDev(args []string) int {
 			// Executors reach their agent at MESOS_AGENT_ENDPOINT over plain
 			// HTTP: the agents accept it beside TLS.
 			TLSDowngrade: mf.http.serverTLS != nil,
-			MasterTLS:    secure.client,
+			MasterTLS:    masterTLS,
 		}
 		acfg.HTTP.Auth = cfg.HTTP.Auth.Clone() // the same flags, counters of its own
 		a, err := agent.New(acfg)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"flag"
@@ -21,13 +20,10 @@ import (
 // speaks TLS, with a CA and a certificate it generates at each start in
 // WORK_DIR/secure/tls.
 type devSecure struct {
-	on  bool
-	dir string
-	tls tlsconf.Files
-	// client verifies the dev cluster's certificate; the whole process
-	// trusts it (the agents calling the master, the built-in services).
-	client *tls.Config
-	agent  auth.Credential // what the dev agents present to the master
+	on    bool
+	dir   string
+	tls   tlsconf.Files
+	agent auth.Credential // what the dev agents present to the master
 	// framework is what the built-in services present: to subscribe, and
 	// (DNS, Spark) to read the master's state and events.
 	framework auth.Credential
@@ -104,20 +100,7 @@ func (d *devSecure) applyTLS(mf *masterFlags) error {
 	}
 	d.tls = files
 	mf.http.tls = tlsconf.Flags{CertFile: files.Cert, KeyFile: files.Key, CAFile: files.CA}
-	if d.client, err = mf.http.tls.Client(); err != nil {
-		return err
-	}
-	tlsconf.TrustProcessWide(d.client)
 	return nil
-}
-
-// masterURL is how the dev cluster's clients call the master at
-// host:port: over HTTPS with --secure.
-func (d *devSecure) masterURL(hostPort string) string {
-	if d.on {
-		return "https://" + hostPort
-	}
-	return hostPort
 }
 
 // lines are the banner's lines on how to authenticate ("" without --secure).
