@@ -248,3 +248,20 @@ func (e envFlag) Set(s string) error {
 	e[k] = v
 	return nil
 }
+
+// libprocess's LIBPROCESS_SSL_CA_FILE makes every client in a Mesos
+// process (a framework, an agent) trust that CA; so it does in every
+// agora command: the services' --master may then be an https:// master
+// signed by it. An unusable file stops the command before it starts.
+func init() {
+	path := os.Getenv(tlsconf.EnvCAFile)
+	if path == "" {
+		return
+	}
+	cfg, err := tlsconf.ClientConfig(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "agora: %s: %v\n", tlsconf.EnvCAFile, err)
+		os.Exit(2)
+	}
+	tlsconf.TrustProcessWide(cfg)
+}
