@@ -12,6 +12,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,7 @@ import (
 	"github.com/agora-cluster/agora/cluster/containerizer"
 	"github.com/agora-cluster/agora/cluster/containerizer/docker"
 	"github.com/agora-cluster/agora/cluster/fetcher"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/cluster/zk"
 )
 
@@ -135,6 +137,16 @@ type Config struct {
 	// Credential, if set, is presented to the master on every call
 	// (--credential), for a master running with --authenticate_agents.
 	Credential auth.Credential
+	// TLS, if set, makes the agent's server speak HTTPS (--ssl_cert_file);
+	// TLSDowngrade also accepts plain HTTP on its port
+	// (LIBPROCESS_SSL_SUPPORT_DOWNGRADE).
+	TLS          *tls.Config
+	TLSDowngrade bool
+	// MasterTLS, if set, is how the agent calls its master: over HTTPS,
+	// verifying the master's certificate (and presenting the agent's to a
+	// master that requires one). An https:// MasterAddr calls it over
+	// HTTPS too, verified against the system's roots.
+	MasterTLS *tls.Config
 }
 
 // DefaultMaxExecutorBacklog bounds the events queued for one executor
@@ -342,6 +354,7 @@ func New(cfg Config) (*Agent, error) {
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok {
 		port = tcp.Port
 	}
+	ln = tlsconf.Listener(ln, cfg.TLS, cfg.TLSDowngrade)
 	a := &Agent{
 		cfg:        cfg,
 		log:        cfg.Logger.With("component", "agent"),
@@ -350,8 +363,8 @@ func New(cfg Config) (*Agent, error) {
 		workDir:    workDir,
 		resources:  resources,
 		attributes: attributes,
-		client:     &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 30 * time.Second, MaxIdleConnsPerHost: 4}},
-		masterURL:  "http://" + strings.TrimPrefix(cfg.MasterAddr, "http://") + api.AgentPath,
+		client:     &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 30 * time.Second, MaxIdleConnsPerHost: 4, TLSClientConfig: cfg.MasterTLS}},
+		masterURL:  masterScheme(cfg) + "://" + trimScheme(cfg.MasterAddr) + api.AgentPath,
 		startTime:  time.Now(),
 		tasks:      map[taskKey]*task{},
 		counters:   map[string]float64{},
@@ -395,10 +408,24 @@ func checkMasterAddr(addr string) error {
 	case strings.HasPrefix(addr, "file://"):
 		return fmt.Errorf("agent: --master=%s: give host:port or zk://host1:2181,host2:2181/path", addr)
 	}
-	if _, _, err := net.SplitHostPort(strings.TrimPrefix(addr, "http://")); err != nil {
+	if _, _, err := net.SplitHostPort(trimScheme(addr)); err != nil {
 		return fmt.Errorf("agent: --master=%s is not host:port: %w", addr, err)
 	}
 	return nil
+}
+
+// masterScheme is how the agent calls its master: https with MasterTLS or
+// an https:// address, http otherwise.
+func masterScheme(cfg Config) string {
+	if cfg.MasterTLS != nil || strings.HasPrefix(cfg.MasterAddr, "https://") {
+		return "https"
+	}
+	return "http"
+}
+
+// trimScheme is a master address without its http:// or https://.
+func trimScheme(addr string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(addr, "http://"), "https://")
 }
 
 // ID is the agent ID the master gave this agent ("" before registration).

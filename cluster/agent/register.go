@@ -498,7 +498,7 @@ func (a *Agent) awaitLeader(ctx context.Context) (string, error) {
 			if err != nil {
 				return "", err
 			}
-			u := "http://" + addr + api.AgentPath
+			u := masterScheme(a.cfg) + "://" + addr + api.AgentPath
 			a.leaderURL.Store(&u)
 			return addr, nil
 		}
@@ -546,10 +546,10 @@ func (a *Agent) masterName() string {
 // last ("" before that).
 func (a *Agent) masterHost() string {
 	if a.zk == nil {
-		return a.cfg.MasterAddr
+		return trimScheme(a.cfg.MasterAddr)
 	}
 	if u := a.leaderURL.Load(); u != nil {
-		return strings.TrimSuffix(strings.TrimPrefix(*u, "http://"), api.AgentPath)
+		return strings.TrimSuffix(trimScheme(*u), api.AgentPath)
 	}
 	return ""
 }

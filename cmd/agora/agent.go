@@ -65,6 +65,12 @@ func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
 	if err != nil {
 		return agent.Config{}, err
 	}
+	// With TLS on (or a CA to verify it with), the master is called over
+	// HTTPS too, as libprocess does once SSL is enabled.
+	masterTLS, err := f.http.tls.Client()
+	if err != nil {
+		return agent.Config{}, err
+	}
 	ctr, err := f.iso.containerizer(f.iso.cgroupsRoot, logger)
 	if err != nil {
 		return agent.Config{}, err
@@ -82,6 +88,9 @@ func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
 		Logger:          logger,
 		HTTP:            httpOpts,
 		Credential:      credential,
+		TLS:             f.http.serverTLS,
+		TLSDowngrade:    f.http.tls.Downgrade,
+		MasterTLS:       masterTLS,
 	}
 	f.executors.apply(&cfg) // agent_executors.go
 	f.gc.apply(&cfg)        // agent_gc.go

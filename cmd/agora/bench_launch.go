@@ -66,6 +66,7 @@ func runBenchLaunch(args []string) int {
 	cfg.Masters = []string{o.master}
 	cfg.MaxConnectFailures = 3
 	cfg.Principal, cfg.Secret = o.cred.Principal, o.cred.Secret
+	cfg.TLS = o.tls
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

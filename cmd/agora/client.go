@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/auth"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/frameworks/scheduler"
 	"github.com/agora-cluster/agora/frameworks/state"
 )
@@ -39,6 +41,11 @@ type clientOptions struct {
 	// asks for them (--authenticate_*), from flags or the environment.
 	principal, secretFile string
 	cred                  auth.Credential // resolved by parse
+	// caFile is the CA that signed the master's certificate (--ca_file,
+	// AGORA_CA_FILE); tls, resolved by parse, verifies the master with it,
+	// and with it "host:port" masters are called over HTTPS.
+	caFile string
+	tls    *tls.Config
 }
 
 // newClientFlags makes a flag set for a client command whose --help shows
@@ -48,6 +55,8 @@ func newClientFlags(name, usage, about, example string, o *clientOptions, withJS
 	fs := flag.NewFlagSet("agora "+name, flag.ContinueOnError)
 	fs.StringVar(&o.master, "master", masterAddrDefault(), "master to talk to: host:port, http://host:port, or zk://host1:2181,host2:2181/path for the leader ZooKeeper names (env AGORA_MASTER)")
 	o.registerCredential(fs)
+	fs.StringVar(&o.caFile, "ca_file", os.Getenv("AGORA_CA_FILE"), "PEM file of the CA that signed the master's certificate: call it over HTTPS and verify it (env AGORA_CA_FILE);\n"+
+		"an https:// --master without it is verified against the system's roots")
 	if withJSON {
 		fs.BoolVar(&o.json, "json", false, "print JSON instead of a table")
 	}
@@ -106,19 +115,35 @@ func (o *clientOptions) parse(fs *flag.FlagSet, args []string) (code int, done b
 		return 2, true
 	}
 	o.cred = cred
+	if o.caFile != "" {
+		if o.tls, err = tlsconf.ClientConfig(o.caFile); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: --ca_file: %v\n", fs.Name(), err)
+			return 2, true
+		}
+	}
 	return 0, false
 }
 
 // state is the client for the master's and agents' endpoints.
-func (o *clientOptions) state() state.Client { return stateClient(o.cred) }
+func (o *clientOptions) state() state.Client { return stateClient(o.cred, o.tls) }
 
-// stateClient reads the master's (and agents') endpoints with cred. The
-// credentials go with every request, redirects to the leader included.
-func stateClient(cred auth.Credential) state.Client {
-	if cred.Principal == "" {
+// stateClient reads the master's (and agents') endpoints with cred,
+// over HTTPS verified with tlsConfig when it is set. The credentials go
+// with every request, redirects to the leader included.
+func stateClient(cred auth.Credential, tlsConfig *tls.Config) state.Client {
+	if cred.Principal == "" && tlsConfig == nil {
 		return state.Client{}
 	}
-	return state.Client{HTTP: &http.Client{Timeout: 10 * time.Second, Transport: &auth.Transport{Credential: cred}}}
+	var rt http.RoundTripper = http.DefaultTransport
+	if t, ok := rt.(*http.Transport); ok && tlsConfig != nil {
+		t = t.Clone()
+		t.TLSClientConfig = tlsConfig.Clone() // its HTTP/2 set-up adds h2 to it
+		rt = t
+	}
+	if cred.Principal != "" {
+		rt = &auth.Transport{Base: rt, Credential: cred}
+	}
+	return state.Client{HTTP: &http.Client{Timeout: 10 * time.Second, Transport: rt}, HTTPS: tlsConfig != nil}
 }
 
 // parseFlags parses a command's args; done is true when the command should
@@ -146,6 +171,10 @@ func clientLogger(verbose bool) *slog.Logger {
 // and returns exit code 1. Connection failures read
 // "cannot reach master at X: ...".
 func masterFailure(cmd, master string, err error) int {
+	if verr := tlsconf.VerifyError(master, err); verr != nil {
+		fmt.Fprintf(os.Stderr, "agora %s: %v\n\nPass the CA that signed the master's certificate: --ca_file=FILE (or set AGORA_CA_FILE).\n", cmd, verr)
+		return 1
+	}
 	if unauthorized(err) {
 		fmt.Fprintf(os.Stderr, "agora %s: %v\n\nThe master at %s asks for credentials: pass --principal=NAME --secret_file=FILE\n"+
 			"(or set AGORA_PRINCIPAL and AGORA_SECRET) with a principal from its --credentials file.\n", cmd, err, master)
@@ -218,4 +247,21 @@ func (e envFlag) Set(s string) error {
 	}
 	e[k] = v
 	return nil
+}
+
+// libprocess's LIBPROCESS_SSL_CA_FILE makes every client in a Mesos
+// process (a framework, an agent) trust that CA; so it does in every
+// agora command: the services' --master may then be an https:// master
+// signed by it. An unusable file stops the command before it starts.
+func init() {
+	path := os.Getenv(tlsconf.EnvCAFile)
+	if path == "" {
+		return
+	}
+	cfg, err := tlsconf.ClientConfig(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "agora: %s: %v\n", tlsconf.EnvCAFile, err)
+		os.Exit(2)
+	}
+	tlsconf.TrustProcessWide(cfg)
 }

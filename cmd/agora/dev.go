@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/containerizer"
 	"github.com/agora-cluster/agora/cluster/master"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/cluster/webui"
 )
 
@@ -105,6 +107,18 @@ func runDev(args []string) int {
 		return 1
 	}
 	masterAddr := net.JoinHostPort(mf.ip, strconv.Itoa(cfg.Port))
+	// With TLS (--secure, or --ssl_cert_file), the agents and the built-in
+	// services call the master over HTTPS, trusting --ssl_ca_file.
+	var masterTLS *tls.Config
+	if mf.http.serverTLS != nil {
+		if masterTLS, err = mf.http.tls.Client(); err != nil {
+			ln.Close()
+			fmt.Fprintln(os.Stderr, "agora dev:", err)
+			return 2
+		}
+		tlsconf.TrustProcessWide(masterTLS)
+		masterAddr = "https://" + masterAddr
+	}
 	m, err := master.New(cfg)
 	if err != nil {
 		ln.Close()
@@ -176,6 +190,11 @@ func runDev(args []string) int {
 			Logger:        logger.With("agent", i),
 			HTTP:          cfg.HTTP, // --cors_allowed_origins, --enable_pprof: the agents' too
 			Credential:    secure.agent,
+			TLS:           mf.http.serverTLS,
+			// Executors reach their agent at MESOS_AGENT_ENDPOINT over plain
+			// HTTP: the agents accept it beside TLS.
+			TLSDowngrade: mf.http.serverTLS != nil,
+			MasterTLS:    masterTLS,
 		}
 		acfg.HTTP.Auth = cfg.HTTP.Auth.Clone() // the same flags, counters of its own
 		a, err := agent.New(acfg)
@@ -332,13 +351,17 @@ func dedupe(xs []string) []string {
 
 func printDevBanner(masterAddr string, agentAddrs []string, shares []mesos.Resources, warnings []string, services ...string) {
 	var b strings.Builder
-	url := "http://" + masterAddr
+	scheme := "http"
+	if strings.HasPrefix(masterAddr, "https://") {
+		scheme = "https"
+	}
+	url := scheme + "://" + strings.TrimPrefix(masterAddr, "https://")
 	fmt.Fprintf(&b, "\nagora dev cluster is up\n\n")
 	fmt.Fprintf(&b, "  web UI      %s\n", url)
 	fmt.Fprintf(&b, "  scheduler   %s/api/v1/scheduler   (Mesos v1 scheduler API)\n", url)
 	fmt.Fprintf(&b, "  state       %s/master/state\n", url)
 	for i, addr := range agentAddrs {
-		fmt.Fprintf(&b, "  agent %-5d http://%s   %s\n", i, addr, shares[i].String())
+		fmt.Fprintf(&b, "  agent %-5d %s://%s   %s\n", i, scheme, addr, shares[i].String())
 	}
 	for _, line := range services { // frameworks running in-process
 		if line != "" {

@@ -8,16 +8,21 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/agora-cluster/agora/cluster/auth"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 )
 
 // devSecure is `agora dev --secure`: the dev cluster asks for credentials
 // everywhere (all four --authenticate_* flags), with principals and
-// random secrets it generates at each start in WORK_DIR/secure.
+// random secrets it generates at each start in WORK_DIR/secure, and
+// speaks TLS, with a CA and a certificate it generates at each start in
+// WORK_DIR/secure/tls.
 type devSecure struct {
 	on    bool
 	dir   string
+	tls   tlsconf.Files
 	agent auth.Credential // what the dev agents present to the master
 	// framework is what the built-in services present: to subscribe, and
 	// (DNS, Spark) to read the master's state and events.
@@ -30,7 +35,8 @@ var devPrincipals = []string{"operator", "agent", "framework"}
 
 func (d *devSecure) register(fs *flag.FlagSet) {
 	fs.BoolVar(&d.on, "secure", false, "require credentials on every endpoint (--authenticate_frameworks, _agents, _http_readonly, _http_readwrite):\n"+
-		"generates principals operator, agent and framework with random secrets in WORK_DIR/secure and prints how to use them.\n"+
+		"generates principals operator, agent and framework with random secrets in WORK_DIR/secure and prints how to use them;\n"+
+		"the master and the agents speak HTTPS (--ssl_cert_file) with a certificate of a CA generated in WORK_DIR/secure/tls.\n"+
 		"The built-in services (Hadoop, Spark, Marathon, Chronos, DNS) present principal framework; their own APIs ask for no credentials yet")
 }
 
@@ -75,6 +81,25 @@ func (d *devSecure) apply(mf *masterFlags) error {
 	}
 	mf.http.credentials = path
 	mf.http.frameworks, mf.http.agents, mf.http.readonly, mf.http.readwrite = true, true, true, true
+	return d.applyTLS(mf)
+}
+
+// applyTLS generates the CA and the cluster's certificate, for the
+// addresses the dev cluster is reached at, and turns TLS on with them.
+func (d *devSecure) applyTLS(mf *masterFlags) error {
+	hosts := []string{mf.ip, "127.0.0.1", "localhost"}
+	if h, err := os.Hostname(); err == nil {
+		hosts = append(hosts, h)
+	}
+	if mf.hostname != "" {
+		hosts = append(hosts, mf.hostname)
+	}
+	files, err := tlsconf.GenerateCA(filepath.Join(d.dir, "tls"), hosts, 30*24*time.Hour)
+	if err != nil {
+		return fmt.Errorf("generating the TLS certificate: %w", err)
+	}
+	d.tls = files
+	mf.http.tls = tlsconf.Flags{CertFile: files.Cert, KeyFile: files.Key, CAFile: files.CA}
 	return nil
 }
 
@@ -85,10 +110,11 @@ func (d *devSecure) lines(masterAddr string) string {
 	}
 	op := filepath.Join(d.dir, "operator.secret")
 	return fmt.Sprintf("  secure      every endpoint asks for credentials (%s)\n"+
-		"              CLI:        agora agents --principal=operator --secret_file=%s\n"+
-		"              or:         export AGORA_PRINCIPAL=operator AGORA_SECRET=$(cat %s)\n"+
-		"              curl:       curl -u operator:$(cat %s) http://%s/master/state\n"+
+		"              and speaks TLS: the CA that signed the certificate is %s\n"+
+		"              CLI:        agora agents --principal=operator --secret_file=%s --ca_file=%s\n"+
+		"              or:         export AGORA_PRINCIPAL=operator AGORA_SECRET=$(cat %s) AGORA_CA_FILE=%s\n"+
+		"              curl:       curl --cacert %s -u operator:$(cat %s) %s/master/state\n"+
 		"              frameworks: principal 'framework', secret in %s\n"+
 		"              built-in services run as 'framework' (their own APIs ask for no credentials yet)",
-		filepath.Join(d.dir, "credentials.json"), op, op, op, masterAddr, filepath.Join(d.dir, "framework.secret"))
+		filepath.Join(d.dir, "credentials.json"), d.tls.CA, op, d.tls.CA, op, d.tls.CA, d.tls.CA, op, masterAddr, filepath.Join(d.dir, "framework.secret"))
 }

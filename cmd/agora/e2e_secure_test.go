@@ -17,11 +17,15 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/agora-cluster/agora/cluster/auth"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 )
 
 // TestSecureDevAndClientCredentials: `agora dev --secure` asks for
-// credentials; the CLI without them exits 1 telling which flags to pass,
-// and with them (flags or environment) lists the agent and runs a task.
+// credentials and speaks only TLS, with a certificate of a CA it
+// generated; the CLI without credentials exits 1 telling which flags to
+// pass, without the CA exits 1 naming the master and the verification
+// failure, and with both (flags or environment) lists the agent and runs
+// a task.
 func TestSecureDevAndClientCredentials(t *testing.T) {
 	work := t.TempDir()
 	// The built-in services are TestSecureDevRunsServices's.
@@ -32,12 +36,30 @@ func TestSecureDevAndClientCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp, err := http.Get("http://" + master + "/master/state"); err != nil {
-		t.Fatal(err)
-	} else if resp.Body.Close(); resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("GET /master/state without credentials: %s, want 401", resp.Status)
+	caFile := filepath.Join(work, "secure", "tls", "ca.pem")
+	if fi, err := os.Stat(filepath.Join(work, "secure", "tls", "key.pem")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the generated TLS key: %v, want mode 0600", err)
 	}
-	_, stderr, code := runClient(t, master, "agents")
+	client := tlsClient(t, caFile)
+	if resp, err := client.Get("https://" + master + "/master/state"); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusUnauthorized || resp.ProtoMajor != 2 {
+		t.Fatalf("GET /master/state over TLS without credentials: %s %s, want 401 over HTTP/2 (ALPN)", resp.Proto, resp.Status)
+	}
+	if resp, err := http.Get("http://" + master + "/master/state"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("GET /master/state in plain HTTP: %s, want the TLS server's 400", resp.Status)
+		}
+	}
+	// Without the CA, the CLI refuses the certificate, naming the master.
+	_, stderr, code := runClient(t, "https://"+master, "agents", "--principal=operator", "--secret_file="+secretFile)
+	if code != 1 || !strings.Contains(stderr, "https://"+master) || !strings.Contains(stderr, "certificate signed by unknown authority") ||
+		!strings.Contains(stderr, "--ca_file=FILE") {
+		t.Fatalf("agora agents without the CA: exit %d, stderr %q; want 1, the master, the verification failure and --ca_file", code, stderr)
+	}
+	t.Setenv("AGORA_CA_FILE", caFile)
+	_, stderr, code = runClient(t, master, "agents")
 	if code != 1 || !strings.Contains(stderr, "401") || !strings.Contains(stderr, "--principal=NAME --secret_file=FILE") {
 		t.Fatalf("agora agents without credentials: exit %d, stderr %q; want 1 and the flags to pass", code, stderr)
 	}
@@ -45,9 +67,13 @@ func TestSecureDevAndClientCredentials(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "--secret_file") {
 		t.Errorf("agora agents with a missing secret file: exit %d, stderr %q; want 2 naming --secret_file", code, stderr)
 	}
-	// The agent presented its generated credential: the master lists it.
+	_, stderr, code = runClient(t, master, "agents", "--ca_file="+secretFile)
+	if code != 2 || !strings.Contains(stderr, "--ca_file") || !strings.Contains(stderr, "holds no PEM certificate") {
+		t.Errorf("agora agents with a --ca_file that is no CA: exit %d, stderr %q; want 2 naming --ca_file", code, stderr)
+	}
+	// The agent presented its generated credential over TLS: the master lists it.
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		out, stderr, code := runClient(t, master, "agents", "--principal=operator", "--secret_file="+secretFile)
+		out, stderr, code := runClient(t, master, "agents", "--principal=operator", "--secret_file="+secretFile, "--ca_file="+caFile)
 		if code != 0 {
 			t.Fatalf("agora agents --principal --secret_file: exit %d: %s", code, stderr)
 		}
@@ -64,6 +90,18 @@ func TestSecureDevAndClientCredentials(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "authenticated-hello") {
 		t.Fatalf("agora run with AGORA_PRINCIPAL/AGORA_SECRET: exit %d, stdout %q, stderr %q", code, out, stderr)
 	}
+}
+
+// tlsClient verifies servers with the CA in caFile.
+func tlsClient(t *testing.T, caFile string) *http.Client {
+	t.Helper()
+	cfg, err := tlsconf.ClientConfig(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 20 * time.Second}
 }
 
 // TestMasterRefusesBadCredentials: a bad credentials file, or an
@@ -124,10 +162,11 @@ func TestSecureDevRunsServices(t *testing.T) {
 		t.Fatal(err)
 	}
 	operator := auth.Credential{Principal: "operator", Secret: strings.TrimSpace(string(secret))}
+	client := tlsClient(t, filepath.Join(work, "secure", "tls", "ca.pem")) // the master's TLS; the services' APIs are plain
 	get := func(url string, cred auth.Credential, v any) error {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
 		cred.Apply(req)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			return err
 		}
@@ -160,7 +199,7 @@ func TestSecureDevRunsServices(t *testing.T) {
 				Active          bool
 			}
 		}
-		if err := get("http://"+master+"/master/frameworks", operator, &fs); err != nil {
+		if err := get("https://"+master+"/master/frameworks", operator, &fs); err != nil {
 			return err
 		}
 		active := map[string]bool{}
@@ -259,5 +298,80 @@ func TestServicesRefuseIncompleteCredentials(t *testing.T) {
 				t.Errorf("agora %s %v: exit %d, %q; want 2 and %q", name, c.args, code, out.String(), c.want)
 			}
 		}
+	}
+}
+
+// TestMasterAndAgentMutualTLS: a master with --ssl_* and
+// --ssl_require_cert serves only clients presenting a certificate of its
+// CA; an agent configured by libprocess's LIBPROCESS_SSL_* environment
+// presents its own, verifies the master's and registers; bad TLS flags
+// stop the master at start with exit 2 naming the flag.
+func TestMasterAndAgentMutualTLS(t *testing.T) {
+	dir := t.TempDir()
+	files, err := tlsconf.GenerateCA(filepath.Join(dir, "tls"), []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--ssl_cert_file=" + files.Cert}, "--ssl_cert_file needs --ssl_key_file"},
+		{[]string{"--ssl_cert_file=" + files.Cert, "--ssl_key_file=" + filepath.Join(dir, "absent.pem")}, "--ssl_key_file: open"},
+		{[]string{"--ssl_cert_file=" + files.Cert, "--ssl_key_file=" + files.Key, "--ssl_require_cert"}, "need --ssl_ca_file"},
+	} {
+		_, stderr, code := runClient(t, "127.0.0.1:1", append([]string{"master", "--port=0", "--work_dir=" + filepath.Join(dir, "bad")}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.says) {
+			t.Errorf("agora master %q: exit %d, stderr %q; want 2 saying %q", tc.args, code, stderr, tc.says)
+		}
+	}
+
+	_, master := startBound(t, "master", "--port=0", "--work_dir="+filepath.Join(dir, "master"), "--ssl_cert_file="+files.Cert,
+		"--ssl_key_file="+files.Key, "--ssl_ca_file="+files.CA, "--ssl_require_cert")
+	t.Setenv(tlsconf.EnvCertFile, files.Cert)
+	t.Setenv(tlsconf.EnvKeyFile, files.Key)
+	t.Setenv(tlsconf.EnvCAFile, files.CA)
+	t.Setenv(tlsconf.EnvRequireCert, "true")
+	_, agentAddr := startBound(t, "agent", "--master="+master, "--port=0", "--work_dir="+filepath.Join(dir, "agent"),
+		"--resources=cpus:1;mem:256;disk:256", "--switch_user=false")
+
+	// A client with the CA but no certificate of its own is refused.
+	if resp, err := tlsClient(t, files.CA).Get("https://" + master + "/master/state"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("GET /master/state without a client certificate: %s, want the handshake refused", resp.Status)
+	}
+	withCert := tlsconf.Flags{CertFile: files.Cert, KeyFile: files.Key, CAFile: files.CA}
+	cfg, err := withCert.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var s masterState
+		resp, err := client.Get("https://" + master + "/master/state")
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&s)
+			resp.Body.Close()
+			if resp.ProtoMajor != 2 {
+				t.Fatalf("GET /master/state over TLS: %s, want HTTP/2 by ALPN", resp.Proto)
+			}
+		}
+		if err == nil && len(s.Slaves) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not register over mutual TLS within 60 s: %v, %+v", err, s)
+		}
+	}
+	// The agent serves TLS too.
+	resp, err := client.Get("https://" + agentAddr + "/state")
+	if err != nil {
+		t.Fatalf("GET the agent's /state over TLS: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET the agent's /state over TLS: %s", resp.Status)
 	}
 }

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"strconv"
 
 	"github.com/agora-cluster/agora/cluster/api"
 	"github.com/agora-cluster/agora/cluster/auth"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 )
 
 // httpFlags are the browser-, profiling- and authentication-facing flags
@@ -19,6 +21,10 @@ type httpFlags struct {
 	credentials         string
 	readonly, readwrite bool
 	frameworks, agents  bool
+	// tls is --ssl_* (and libprocess's LIBPROCESS_SSL_*): HTTPS on the
+	// server's port; serverTLS is what options made of it (nil: plain).
+	tls       tlsconf.Flags
+	serverTLS *tls.Config
 }
 
 func (f *httpFlags) register(fs *flag.FlagSet) {
@@ -28,6 +34,7 @@ func (f *httpFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.credentials, "credentials", "", "JSON file of accepted principals and secrets, {\"credentials\":[{\"principal\":\"ops\",\"secret\":\"...\"}]};\n"+
 		"a secret may be \"sha256:HEX\" or a bcrypt hash, or come from \"secret_file\". Needed by the --authenticate_* flags")
 	fs.BoolVar(&f.readonly, "authenticate_http_readonly", false, "require HTTP Basic credentials for the endpoints that read (/state, /metrics/snapshot, /files/..., the web UI); /health and /version stay open")
+	f.tls.Register(fs)
 	fs.BoolVar(&f.readwrite, "authenticate_http_readwrite", false, "require HTTP Basic credentials for the operator API (/api/v1) and the endpoints that change something (/reserve, /quota, /weights, /maintenance/schedule, /teardown...)")
 }
 
@@ -58,6 +65,9 @@ func (f *httpFlags) options() (api.HTTPOptions, error) {
 	if err != nil {
 		return api.HTTPOptions{}, err
 	}
+	if f.serverTLS, err = f.tls.Server(); err != nil {
+		return api.HTTPOptions{}, err
+	}
 	return api.HTTPOptions{CORSAllowedOrigins: origins, EnablePprof: f.pprof, Auth: authn}, nil
 }
 
@@ -70,6 +80,12 @@ func (f *httpFlags) flags(m map[string]string) {
 	m["authenticate_http_readwrite"] = strconv.FormatBool(f.readwrite)
 	m["authenticate_frameworks"] = strconv.FormatBool(f.frameworks)
 	m["authenticate_agents"] = strconv.FormatBool(f.agents)
+	m["ssl_cert_file"] = f.tls.CertFile
+	m["ssl_key_file"] = f.tls.KeyFile
+	m["ssl_ca_file"] = f.tls.CAFile
+	m["ssl_require_cert"] = strconv.FormatBool(f.tls.RequireCert)
+	m["ssl_verify_cert"] = strconv.FormatBool(f.tls.VerifyCert)
+	m["ssl_support_downgrade"] = strconv.FormatBool(f.tls.Downgrade)
 }
 
 // loadCredential reads --credential, the one credential an agent presents

@@ -22,6 +22,7 @@ import (
 	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/master"
 	"github.com/agora-cluster/agora/cluster/registry"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/cluster/zk"
 )
 
@@ -242,7 +243,7 @@ func runHAMaster(mf masterFlags, zkURL string, quorum int, session time.Duration
 	return 0
 }
 
-// listen binds --ip and --port. With --port=0 the system picks a free
+// listen binds --ip and --port, speaking TLS with --ssl_cert_file. With --port=0 the system picks a free
 // port, and cfg is updated to advertise the one bound (MasterInfo, its
 // pid, /master/state and /master/flags). Either way the address is printed
 // on stderr as the line "CMD: listening on HOST:PORT", the documented way
@@ -257,14 +258,15 @@ func (f *masterFlags) listen(cmd string, cfg *master.Config) (net.Listener, erro
 	cfg.Port = ln.Addr().(*net.TCPAddr).Port
 	cfg.Flags["port"] = strconv.Itoa(cfg.Port)
 	fmt.Fprintf(os.Stderr, "%s: listening on %s\n", cmd, net.JoinHostPort(f.ip, strconv.Itoa(cfg.Port)))
-	return ln, nil
+	return tlsconf.Listener(ln, f.http.serverTLS, f.http.tls.Downgrade), nil
 }
 
 // serveMaster runs a master and its HTTP server until ctx ends (or the
 // server fails), then stops the server and waits for the master's loop to
 // end, so that the caller may close the registry under nothing.
 func serveMaster(ctx context.Context, m *master.Master, ln net.Listener, ui http.Handler) error {
-	srv := m.Server(ui) // with the timeouts explained at master.ReadTimeout
+	srv := m.Server(ui)          // with the timeouts explained at master.ReadTimeout
+	srv.Protocols.SetHTTP2(true) // over TLS (ALPN h2) when listen wrapped ln in it
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	runDone := make(chan error, 1)

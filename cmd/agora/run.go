@@ -58,6 +58,7 @@ func runRun(args []string) int {
 		MaxConnectFailures: 3,
 		Principal:          o.cred.Principal,
 		Secret:             o.cred.Secret,
+		TLS:                o.tls,
 		Task:               spec,
 		OnStatus: func(st mesos.TaskStatus) {
 			log.Info("task status", "state", st.GetState().String(), "message", st.GetMessage())

@@ -4,6 +4,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,7 +37,8 @@ type LaunchConfig struct {
 	Command            string  // shell command each task runs; default "true"
 	MaxConnectFailures int     // see scheduler.Config
 	ProgressEvery      time.Duration
-	Principal, Secret  string // the framework's credentials (see scheduler.Config)
+	Principal, Secret  string      // the framework's credentials (see scheduler.Config)
+	TLS                *tls.Config // verifies the master's certificate (see scheduler.Config)
 }
 
 // LaunchResult is what the launch benchmark measured. Seconds runs from
@@ -195,6 +197,7 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*LaunchResult, error) {
 		MaxConnectFailures: cfg.MaxConnectFailures,
 		Principal:          cfg.Principal,
 		Secret:             cfg.Secret,
+		TLS:                cfg.TLS,
 	}, scheduler.Funcs{
 		OnSubscribed:   func(context.Context, *mscheduler.Event_Subscribed) { r.subscribed() },
 		OnOffers:       r.offers,

@@ -179,8 +179,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, m := range c.Masters {
-		if _, _, err := net.SplitHostPort(m); err != nil {
-			bad("masters: %q is not host:port", m)
+		if _, _, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(m, "https://"), "http://")); err != nil {
+			bad("masters: %q is not host:port (or https://host:port)", m)
 		}
 	}
 	if c.Port < 0 || c.Port > 65535 {

@@ -9,12 +9,14 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mesos/mesos-go/api/v1/lib/master"
 
 	"github.com/agora-cluster/agora/cluster/api"
 	"github.com/agora-cluster/agora/cluster/auth"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/cluster/zk"
 	"github.com/agora-cluster/agora/frameworks/state"
 )
@@ -68,6 +70,9 @@ func (r *Resolver) resync(ctx context.Context) (string, error) {
 		leader := src
 		if ip, port := pidHostPort(s.Leader); ip != nil {
 			leader = net.JoinHostPort(ip.String(), strconv.Itoa(port))
+			if strings.HasPrefix(src, "https://") { // the pid carries no scheme
+				leader = "https://" + leader
+			}
 		}
 		if zk.IsURL(src) || leader != src {
 			// Mesos-DNS's LoadMasterStateFailover: read the leader's own state.
@@ -99,11 +104,16 @@ func (r *Resolver) sources() []string {
 }
 
 // streamClient connects within bounds; the stream itself has no timeout
-// (the watchdog cuts a silent one).
-var streamClient = &http.Client{Transport: &http.Transport{
-	DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-	ResponseHeaderTimeout: 30 * time.Second,
-}}
+// (the watchdog cuts a silent one). It is made per stream, so that it
+// trusts what the process trusts when it connects; stream closes its idle
+// connections when done.
+func streamClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		ResponseHeaderTimeout: 30 * time.Second,
+		TLSClientConfig:       tlsconf.ProcessClient(),
+	}}
+}
 
 // stream subscribes to the leader's operator API and applies its events
 // until the stream ends or falls silent for three heartbeats.
@@ -118,7 +128,9 @@ func (r *Resolver) stream(ctx context.Context, leader string) error {
 	req.Header.Set("Content-Type", api.MediaJSON)
 	req.Header.Set("Accept", api.MediaJSON)
 	r.cfg.credential().Apply(req)
-	resp, err := streamClient.Do(req)
+	client := streamClient()
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("SUBSCRIBE to %s: %w", leader, err)
 	}

@@ -5,6 +5,7 @@ package oneshot
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,7 +45,9 @@ type Config struct {
 	MaxConnectFailures int    // see scheduler.Config; 0 retries forever
 	// Principal and Secret authenticate the framework (see scheduler.Config).
 	Principal, Secret string
-	Task              Spec
+	// TLS verifies the masters' certificates (see scheduler.Config).
+	TLS  *tls.Config
+	Task Spec
 	// OnStatus, if set, sees every status update of the task, on the
 	// driver's event goroutine; it must not block.
 	OnStatus func(mesos.TaskStatus)
@@ -130,6 +133,7 @@ func New(cfg Config) (*Job, error) {
 		MaxConnectFailures: cfg.MaxConnectFailures,
 		Principal:          cfg.Principal,
 		Secret:             cfg.Secret,
+		TLS:                cfg.TLS,
 	}, j.handler())
 	if err != nil {
 		return nil, fmt.Errorf("oneshot: %w", err)

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"os/user"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +20,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/cluster/zk"
 )
 
@@ -43,6 +46,12 @@ type Config struct {
 	// HTTPClient sends calls (and, with its Transport, the subscription).
 	// Nil means a client tuned for many small calls to one master.
 	HTTPClient *http.Client
+	// TLS, if set, is how masters given as "host:port" (and the leaders a
+	// zk:// URL elects, whose MasterInfo carries no scheme) are called:
+	// over HTTPS, their certificates verified with TLS.RootCAs (the
+	// system's roots when nil). It configures the default client; with
+	// HTTPClient, that client's Transport must trust the masters itself.
+	TLS *tls.Config
 	// ManualAcks turns off automatic acknowledgement of status updates;
 	// the framework must then call Acknowledge for every update with a uuid.
 	ManualAcks bool
@@ -133,7 +142,7 @@ func New(cfg Config, h Handler) (*Driver, error) {
 		if d.zk != nil {
 			break
 		}
-		u, err := Endpoint(m)
+		u, err := d.endpointOf(m)
 		if err != nil {
 			return nil, fmt.Errorf("scheduler: %w", err)
 		}
@@ -162,8 +171,18 @@ func New(cfg Config, h Handler) (*Driver, error) {
 		d.info.Principal = &cfg.Principal
 	}
 	d.suppressed = slices.Clone(cfg.SuppressedRoles)
-	d.calls, d.stream = httpClients(cfg.HTTPClient)
+	d.calls, d.stream = httpClients(cfg.HTTPClient, cfg.TLS)
 	return d, nil
+}
+
+// endpointOf is Endpoint(master), over HTTPS when Config.TLS is set and
+// master names no scheme of its own.
+func (d *Driver) endpointOf(master string) (*url.URL, error) {
+	u, err := Endpoint(master)
+	if err == nil && d.cfg.TLS != nil && !strings.Contains(master, "://") {
+		u.Scheme = "https"
+	}
+	return u, err
 }
 
 // authorize adds the configured credentials to a request to the master.
@@ -183,9 +202,14 @@ func currentUser() string {
 // httpClients derives the call client and the stream client. Neither
 // follows redirects: a 307 is the driver's to handle. The stream client has
 // no overall timeout and never reuses its connection.
-func httpClients(base *http.Client) (calls, stream *http.Client) {
+func httpClients(base *http.Client, tlsConfig *tls.Config) (calls, stream *http.Client) {
 	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if base == nil {
+		if tlsConfig == nil {
+			// A process that trusts a CA process-wide (tlsconf.TrustProcessWide)
+			// trusts it here too.
+			tlsConfig = tlsconf.ProcessClient()
+		}
 		dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 		t := &http.Transport{
 			Proxy:               http.ProxyFromEnvironment,
@@ -193,6 +217,7 @@ func httpClients(base *http.Client) (calls, stream *http.Client) {
 			MaxIdleConns:        maxInFlightAcks * 2,
 			MaxIdleConnsPerHost: maxInFlightAcks * 2,
 			IdleConnTimeout:     90 * time.Second,
+			TLSClientConfig:     http1Only(tlsConfig),
 		}
 		base = &http.Client{Transport: t}
 	}
@@ -211,6 +236,19 @@ func httpClients(base *http.Client) (calls, stream *http.Client) {
 		s.Transport = st
 	}
 	return &c, &s
+}
+
+// http1Only is a copy of cfg that offers HTTP/1.1 alone by ALPN: the
+// driver's transports speak HTTP/1.1 (one connection per stream, as
+// Mesos's schedulers do), and a config shared with an HTTP/2 transport
+// may carry "h2", which the master would then answer in.
+func http1Only(cfg *tls.Config) *tls.Config {
+	if cfg == nil {
+		return nil
+	}
+	cfg = cfg.Clone()
+	cfg.NextProtos = nil
+	return cfg
 }
 
 // FrameworkID is the ID the master assigned (or that Config gave), or "".
@@ -325,7 +363,7 @@ func (d *Driver) endpointFor(ctx context.Context, m int) (*url.URL, error) {
 			if err != nil {
 				return nil, err
 			}
-			return Endpoint(addr)
+			return d.endpointOf(addr)
 		}
 		select {
 		case <-ctx.Done():

@@ -1,8 +1,12 @@
 package scheduler
 
 import (
+	"crypto/tls"
+	"net/http"
 	"net/url"
 	"testing"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
 )
 
 func TestEndpointForms(t *testing.T) {
@@ -52,5 +56,35 @@ func TestRedirectLocationForms(t *testing.T) {
 	}
 	if _, err := Redirect(from, ""); err == nil {
 		t.Error("Redirect with no Location: want an error")
+	}
+}
+
+// TestTLSMastersAreCalledOverHTTPS: with Config.TLS, a master given as
+// host:port (and so a leader ZooKeeper names, whose MasterInfo carries no
+// scheme) is called over HTTPS; an explicit scheme is kept.
+func TestTLSMastersAreCalledOverHTTPS(t *testing.T) {
+	var h Funcs
+	for _, c := range []struct {
+		master string
+		tls    *tls.Config
+		want   string
+	}{
+		{"127.0.0.1:5050", &tls.Config{}, "https://127.0.0.1:5050/api/v1/scheduler"},
+		{"https://127.0.0.1:5050", nil, "https://127.0.0.1:5050/api/v1/scheduler"},
+		{"http://127.0.0.1:5050", &tls.Config{}, "http://127.0.0.1:5050/api/v1/scheduler"},
+		{"127.0.0.1:5050", nil, "http://127.0.0.1:5050/api/v1/scheduler"},
+	} {
+		d, err := New(Config{Masters: []string{c.master}, Framework: mesos.FrameworkInfo{Name: "t"}, TLS: c.tls}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.masters[0].String(); got != c.want {
+			t.Errorf("master %q with TLS %v: %s, want %s", c.master, c.tls != nil, got, c.want)
+		}
+		if c.tls != nil {
+			if tr, ok := d.calls.Transport.(*http.Transport); !ok || tr.TLSClientConfig == nil {
+				t.Errorf("master %q: the calls' transport does not use Config.TLS", c.master)
+			}
+		}
 	}
 }

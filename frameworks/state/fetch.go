@@ -45,6 +45,10 @@ func (e *StatusError) Error() string {
 // timeout. Redirects to the leading master are followed.
 type Client struct {
 	HTTP *http.Client
+	// HTTPS calls addresses given without a scheme ("host:port", and the
+	// leader a zk:// URL names) over HTTPS; HTTP's Transport then verifies
+	// their certificates.
+	HTTPS bool
 }
 
 var defaultHTTP = &http.Client{Timeout: 10 * time.Second}
@@ -112,6 +116,9 @@ func (c Client) Get(ctx context.Context, addr, path string, v any) error {
 		if addr, err = zk.LeaderAddress(ctx, u, 10*time.Second); err != nil {
 			return &UnreachableError{Addr: u.String(), Err: err}
 		}
+	}
+	if c.HTTPS && !strings.Contains(addr, "://") {
+		addr = "https://" + strings.TrimSpace(addr)
 	}
 	base, err := BaseURL(addr)
 	if err != nil {

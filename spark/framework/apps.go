@@ -434,8 +434,8 @@ func (s *Scheduler) masterURL() string {
 					host = a.GetHostname()
 				}
 			}
-			if host != "" && m.GetPort() != 0 {
-				return "http://" + host + ":" + strconv.Itoa(int(m.GetPort()))
+			if host != "" && m.GetPort() != 0 { // MasterInfo has no scheme: the configured master's
+				return masterScheme(s.cfg.Masters[0]) + "://" + host + ":" + strconv.Itoa(int(m.GetPort()))
 			}
 		}
 	}
@@ -443,6 +443,15 @@ func (s *Scheduler) masterURL() string {
 	if strings.HasPrefix(m, "zk://") {
 		return ""
 	}
-	m = strings.TrimPrefix(strings.TrimPrefix(m, "mesos://"), "http://")
-	return "http://" + strings.TrimSuffix(m, "/")
+	scheme := masterScheme(m)
+	m = strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(m, "mesos://"), "http://"), "https://")
+	return scheme + "://" + strings.TrimSuffix(m, "/")
+}
+
+// masterScheme is https for an https:// master, http otherwise.
+func masterScheme(master string) string {
+	if strings.HasPrefix(master, "https://") {
+		return "https"
+	}
+	return "http"
 }
