@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -40,7 +41,7 @@ func stormRuntimeDefault(nimbusNamed bool, home, master string) (runtime, why st
 // `agora storm submit` takes against the dev cluster.
 func stormDevLine() string {
 	if home := defaultStormHome(); home != "" {
-		return "  storm       agora storm submit TOPOLOGY.yaml|JAR   (real Storm from " + home + ": start `agora storm scheduler` first; --runtime native for no JVM)"
+		return "  storm       agora storm submit TOPOLOGY.yaml|JAR   (real Storm from " + home + ": `agora dev --storm` runs it, or start `agora storm scheduler`; --runtime native for no JVM)"
 	}
 	return "  storm       agora storm submit TOPOLOGY.yaml   (native runtime: no Storm distribution installed)"
 }
@@ -83,14 +84,22 @@ const devStormNimbusWait = 3 * time.Minute
 func (d *devStorm) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, cred auth.Credential, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
 	stopped := make(chan struct{})
 	if !d.on {
+		if d.zk != "" {
+			return "", "", nil, errors.New("storm: --storm_zookeeper needs --storm")
+		}
 		close(stopped)
 		return stormDevLine(), "", stopped, nil
 	}
 	if cred.Principal != "" {
 		return "", "", nil, errors.New("storm: --storm does not run with --secure (the Storm framework presents no credential)")
 	}
+	// ctx ends when agora dev stops, which it does only after its banner;
+	// an interrupt must end the waits below before that (agora dev's own
+	// handler sees it too, and stops once they have returned).
+	waitCtx, stopWaiting := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stopWaiting()
 	spec, _ := dist.Resolve("storm")
-	home, err := dist.Installer{Log: logWriter{logger}}.Install(ctx, spec)
+	home, err := dist.Installer{Log: logWriter{logger}}.Install(waitCtx, spec)
 	if err != nil {
 		return "", "", nil, fmt.Errorf("storm: %v (or run without --storm)", err)
 	}
@@ -101,7 +110,7 @@ func (d *devStorm) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, 
 	var zk *devZooKeeper
 	zks := d.zk
 	if zks == "" {
-		if zk, err = startDevZooKeeper(ctx, host, filepath.Join(workDir, "storm", "zookeeper")); err != nil {
+		if zk, err = startDevZooKeeper(waitCtx, host, filepath.Join(workDir, "storm", "zookeeper")); err != nil {
 			return "", "", nil, fmt.Errorf("storm: %v (or --storm_zookeeper HOST:PORT, or run without --storm)", err)
 		}
 		zks = zk.addr
@@ -141,7 +150,7 @@ func (d *devStorm) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, 
 	case addr = <-nimbus:
 	case <-ended:
 		warning = "the Storm framework stopped before Nimbus answered; see the log"
-	case <-ctx.Done():
+	case <-waitCtx.Done():
 	case <-time.After(devStormNimbusWait):
 		warning = fmt.Sprintf("Storm's Nimbus task did not answer within %s; `agora storm list --master %s` finds it once it does", devStormNimbusWait, masterAddr)
 	}

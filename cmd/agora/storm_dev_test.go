@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/clustertest"
 	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	"github.com/agora-cluster/agora/cluster/zk/zktest"
@@ -191,4 +194,31 @@ func processesIn(dir string) []string {
 		}
 	}
 	return out
+}
+
+// agora dev refuses a Storm it cannot run before starting anything:
+// --storm_zookeeper without --storm, and --storm with --secure (the
+// framework presents no credential).
+func TestDevStormRefusals(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		name string
+		d    devStorm
+		cred auth.Credential
+		want string
+	}{
+		{"--storm_zookeeper alone", devStorm{zk: "127.0.0.1:2181"}, auth.Credential{}, "--storm_zookeeper needs --storm"},
+		{"--storm --secure", devStorm{on: true}, auth.Credential{Principal: "agora", Secret: "s"}, "--storm does not run with --secure"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			work := t.TempDir()
+			_, _, done, err := tc.d.start(context.Background(), nil, "127.0.0.1:1", "127.0.0.1", work, tc.cred, logger)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || done != nil {
+				t.Fatalf("start: %v; want an error with %q", err, tc.want)
+			}
+			if entries, _ := os.ReadDir(work); len(entries) != 0 {
+				t.Errorf("the work directory has %d entries; want none", len(entries))
+			}
+		})
+	}
 }
