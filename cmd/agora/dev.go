@@ -49,6 +49,7 @@ func runDev(args []string) int {
 		{"the services framework (Marathon)", &devMarathon{}},     // marathon_dev.go
 		{"the scheduled-jobs framework (Chronos)", &devChronos{}}, // chronos.go
 		{"the DNS resolver", &devDNS{}},                           // dns.go
+		{"the Storm framework", &devStorm{}},                      // storm_dev.go
 	}
 	for _, s := range services {
 		s.svc.register(fs)
@@ -236,7 +237,7 @@ func runDev(args []string) int {
 			}
 		}
 	}
-	lines := []string{hadoopLine, sparkLine, stormDevLine(), secure.lines(masterAddr)}
+	lines := []string{hadoopLine, sparkLine, secure.lines(masterAddr)}
 	for _, s := range services {
 		line, warning, done, err := s.svc.start(frameworkCtx, fs, masterAddr, mf.ip, mf.workDir, secure.framework, logger)
 		if err != nil {

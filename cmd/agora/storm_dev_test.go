@@ -1,13 +1,27 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/cluster/clustertest/tier"
+	"github.com/agora-cluster/agora/cluster/zk/zktest"
 	"github.com/agora-cluster/agora/dist"
+	"github.com/agora-cluster/agora/dist/disttest"
+	wordcount "github.com/agora-cluster/agora/examples/storm-wordcount"
 )
 
 // Without --runtime, `agora storm submit` submits to real Storm when a
@@ -70,5 +84,141 @@ func TestStormDevLine(t *testing.T) {
 	t.Setenv("AGORA_DIST_DIR", installed)
 	if line := stormDevLine(); !strings.Contains(line, "real Storm from "+filepath.Join(installed, spec.Dir())) {
 		t.Errorf("with a distribution: %q", line)
+	}
+}
+
+// agora dev --storm runs real Storm on the dev cluster: its banner names
+// the Nimbus task, `agora storm submit --master` (no --nimbus) finds it
+// and the example word count's counts come out exact, every sentence
+// acked; interrupted, agora dev stops Storm's daemons, their workers and
+// its ZooKeeper: no process runs in its work directory after it exits.
+func TestDevStormRunsTheWordCount(t *testing.T) {
+	tier.Need(t, tier.Python, tier.PythonErr())
+	zktest.Need(t)
+	disttest.Home(t, "storm") // the one agora dev finds installed
+	work, err := os.MkdirTemp("/var/tmp", "agora-dev-storm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(work) })
+	dev, master := startBound(t, "dev", "--storm", "--port=0", "--hadoop_port", "0", "--marathon_port", "0",
+		"--chronos_port", "0", "--dns_port", "0", "--work_dir", work)
+	banner := awaitOutput(t, dev, "agora dev cluster is up", 4*time.Minute)
+	if !regexp.MustCompile(`storm +nimbus [^ (]+:\d+ `).MatchString(banner) {
+		t.Fatalf("agora dev --storm's banner names no Nimbus:\n%s", lastBytes(banner, 3000))
+	}
+
+	// Not under /tmp: a task's /tmp may be its own.
+	out := filepath.Join(work, "wordcount-out")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := runClient(t, master, "storm", "submit", wordcountYAML, "--master", master, "--json", "-c", "wordcount.output.dir="+out)
+	var sub struct{ Name, ID string }
+	if code != 0 || json.Unmarshal([]byte(stdout), &sub) != nil || sub.Name != "wordcount" {
+		t.Fatalf("agora storm submit against agora dev --storm: exit %d, %s %s", code, stdout, stderr)
+	}
+	want, sentences := wordcount.Counts(), len(wordcount.Sentences())
+	var last string
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(time.Second) {
+		got, acked := readCounts(t, out), ackedIDs(out)
+		if reflect.DeepEqual(got, want) && len(acked) == sentences {
+			break
+		}
+		last = fmt.Sprintf("counts %v; acked %d of %d", got, len(acked), sentences)
+		if time.Now().After(deadline) {
+			list, _, _ := runClient(t, master, "storm", "list", "--master", master)
+			t.Fatalf("the word count on agora dev --storm: %s\nagora storm list:\n%s", last, list)
+		}
+	}
+	list, stderr, code := runClient(t, master, "storm", "list", "--master", master)
+	if code != 0 || !regexp.MustCompile(`wordcount +`+regexp.QuoteMeta(sub.ID)+` +ACTIVE +1 `).MatchString(list) {
+		t.Errorf("agora storm list --master: exit %d, %s%s; want wordcount ACTIVE on one worker", code, list, stderr)
+	}
+
+	dev.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-dev.done:
+		if !dev.cmd.ProcessState.Success() {
+			t.Fatalf("agora dev exited with %v", dev.cmd.ProcessState)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("agora dev --storm did not exit within 2 minutes of SIGTERM")
+	}
+	// A killed process may take a moment to be reaped.
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		left := processesIn(work)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after agora dev exited, still running in its work directory:\n%s", strings.Join(left, "\n"))
+		}
+	}
+}
+
+// awaitOutput waits, at most limit, for text in p's output and returns
+// the output; it fails the test if p exits first.
+func awaitOutput(t *testing.T, p *proc, text string, limit time.Duration) string {
+	t.Helper()
+	for deadline := time.Now().Add(limit); ; time.Sleep(100 * time.Millisecond) {
+		if s := p.out.String(); strings.Contains(s, text) {
+			return s
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("agora %s exited (%v) before %q", strings.Join(p.cmd.Args[1:], " "), p.cmd.ProcessState, text)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q from agora %s within %s", text, strings.Join(p.cmd.Args[1:], " "), limit)
+		}
+	}
+}
+
+// processesIn lists the processes whose command line names dir or whose
+// working directory is under it: a task's (its sandbox), a Storm worker's
+// (its supervisor's storm.local.dir) or agora dev's ZooKeeper's (its
+// zoo.cfg).
+func processesIn(dir string) []string {
+	entries, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if strings.Contains(string(cmdline), dir) || strings.HasPrefix(cwd, dir) {
+			out = append(out, e.Name()+": "+lastBytes(strings.ReplaceAll(string(cmdline), "\x00", " "), 300))
+		}
+	}
+	return out
+}
+
+// agora dev refuses a Storm it cannot run before starting anything:
+// --storm_zookeeper without --storm, and --storm with --secure (the
+// framework presents no credential).
+func TestDevStormRefusals(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		name string
+		d    devStorm
+		cred auth.Credential
+		want string
+	}{
+		{"--storm_zookeeper alone", devStorm{zk: "127.0.0.1:2181"}, auth.Credential{}, "--storm_zookeeper needs --storm"},
+		{"--storm --secure", devStorm{on: true}, auth.Credential{Principal: "agora", Secret: "s"}, "--storm does not run with --secure"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			work := t.TempDir()
+			_, _, done, err := tc.d.start(context.Background(), nil, "127.0.0.1:1", "127.0.0.1", work, tc.cred, logger)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || done != nil {
+				t.Fatalf("start: %v; want an error with %q", err, tc.want)
+			}
+			if entries, _ := os.ReadDir(work); len(entries) != 0 {
+				t.Errorf("the work directory has %d entries; want none", len(entries))
+			}
+		})
 	}
 }
