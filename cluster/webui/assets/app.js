@@ -2,7 +2,9 @@
 //
 // The page polls the master's /master/state and /metrics/snapshot on the same
 // origin every REFRESH_MS and renders them. Routes live in the URL fragment:
-//   #/tasks?q=<filter>   #/frameworks   #/agents   #/task/<framework>/<task>
+//   #/tasks?q=<filter>   #/frameworks   #/agents   #/roles   #/task/<framework>/<task>
+// The agents and roles views also read /maintenance/status, /weights and
+// /quota, only while they are open.
 // Every value from the master is put into the page as text, never as HTML.
 'use strict';
 
@@ -14,11 +16,17 @@
   const TIMEOUT_MS = Math.max(5000, REFRESH_MS);
   const MAX_ROWS = 500; // rows per table; the filter narrows the rest
   const TAIL_BYTES = 64 * 1024;
+  // FOLLOW_MS is how often an open log is read for new lines: a log tail
+  // follows the task even when the state is polled rarely.
+  const FOLLOW_MS = 1000;
 
   const model = {
     state: null, metrics: null, index: null,
     updated: null, error: null, errorStatus: 0, errorSince: null,
     filter: '',
+    // extras: what the agents and roles views read besides the state; each
+    // is null until read, and a failed read is a note in the view.
+    extras: { maintenance: null, weights: null, quota: null, error: '' },
   };
 
   // ---- small helpers -------------------------------------------------------
@@ -221,12 +229,17 @@
   let timer = null;
   let inflight = false;
 
+  let again = false;
+
   async function refresh() {
-    if (inflight) return;
+    // A refresh asked for while one is under way runs after it: the view
+    // may have changed to one that reads more.
+    if (inflight) { again = true; return; }
     inflight = true;
+    again = false;
     clearTimeout(timer);
     try {
-      const [state, metrics] = await Promise.all([getJSON('/master/state'), getJSON('/metrics/snapshot')]);
+      const [state, metrics] = await Promise.all([getJSON('/master/state'), getJSON('/metrics/snapshot'), refreshExtras()]);
       model.state = state;
       model.metrics = metrics;
       model.index = buildIndex(state);
@@ -243,6 +256,22 @@
     render();
     followTick();
     schedule();
+    if (again) refresh();
+  }
+
+  // refreshExtras reads the policy documents the open view needs. Their
+  // failure does not stop the page: the view says what it could not read.
+  async function refreshExtras() {
+    const want = { agents: ['maintenance'], roles: ['weights', 'quota'] }[route.view] || [];
+    if (!want.length) return;
+    const urls = { maintenance: '/maintenance/status', weights: '/weights', quota: '/quota' };
+    const got = await Promise.allSettled(want.map((k) => getJSON(urls[k])));
+    const errors = [];
+    got.forEach((r, i) => {
+      if (r.status === 'fulfilled') model.extras[want[i]] = r.value;
+      else errors.push(r.reason.message);
+    });
+    model.extras.error = errors.join('; ');
   }
 
   function schedule() {
@@ -269,6 +298,7 @@
     switch (parts[0]) {
       case 'frameworks': return { view: 'frameworks' };
       case 'agents': return { view: 'agents' };
+      case 'roles': return { view: 'roles' };
       case 'task': return { view: 'task', frameworkID: parts[1] || '', taskID: parts.slice(2).join('/') };
       default: return { view: 'tasks', q: query.get('q') || '' };
     }
@@ -284,6 +314,9 @@
     }
     if (route.view !== 'task') closeSandbox();
     render();
+    // The agents and roles views read more than the state: read it now
+    // rather than at the next poll.
+    if (route.view === 'agents' || route.view === 'roles') refresh();
     const main = $('main');
     if (document.activeElement && document.activeElement.closest && document.activeElement.closest('nav.tabs')) return;
     if (route.view === 'task') main.focus({ preventScroll: true });
@@ -304,7 +337,7 @@
   function render() {
     renderHeader();
     renderBanners();
-    for (const v of ['tasks', 'frameworks', 'agents', 'task']) {
+    for (const v of ['tasks', 'frameworks', 'agents', 'roles', 'task']) {
       $(`view-${v}`).hidden = route.view !== v;
     }
     for (const a of document.querySelectorAll('nav.tabs a')) {
@@ -316,6 +349,7 @@
     switch (route.view) {
       case 'frameworks': renderFrameworks(); break;
       case 'agents': renderAgents(); break;
+      case 'roles': renderRoles(); break;
       case 'task': renderTask(); break;
       default: renderTasks();
     }
@@ -545,9 +579,11 @@
     const s = model.state;
     const body = $('agents-table').tBodies[0];
     if (!s) {
-      replaceRows(body, [emptyRow(10, model.error ? 'No data.' : 'Loading…')]);
+      replaceRows(body, [emptyRow(12, model.error ? 'No data.' : 'Loading…')]);
       return;
     }
+    const maint = maintenanceByHost(model.extras.maintenance);
+    setText('agents-note', model.extras.error ? `Maintenance state unknown: ${model.extras.error}` : '');
     const agents = s.slaves || [];
     replaceRows(body, agents.length ? agents.map((a) => h('tr', { 'data-agent-id': a.id, class: (a.warnings || []).length ? 'has-warning' : null },
       h('th', { scope: 'row' }, h('a', { href: `#/tasks?q=${enc(a.id)}`, title: `${a.id} — show this agent’s tasks`, class: 'agent-host nowrap' }, a.hostname || a.id)),
@@ -558,8 +594,114 @@
       h('td', null, usage(res(a.used_resources, 'mem'), res(a.resources, 'mem'), mem)),
       h('td', null, usage(res(a.used_resources, 'disk'), res(a.resources, 'disk'), mem)),
       h('td', null, h('code', { class: 'nowrap' }, (a.resources || {}).ports || '')),
-      h('td', null, Object.entries(a.attributes || {}).map(([k, v], i) => [i ? ', ' : '', h('span', { class: 'nowrap' }, `${k}=${v}`)])),
-      h('td', null, when(a.registered_time)))) : [emptyRow(10, 'No agents are registered.')]);
+      h('td', { class: 'attributes' }, Object.entries(a.attributes || {}).map(([k, v], i) => [i ? ', ' : '', h('span', { class: 'nowrap' }, `${k}=${v}`)])),
+      h('td', { class: 'reservations' }, Object.entries(a.reserved_resources || {}).sort(([x], [y]) => x.localeCompare(y)).map(([role, r], i) =>
+        [i ? h('br') : null, h('span', { 'data-role': role }, `${role}: ${resourceText(r)}`)])),
+      h('td', { class: 'maintenance' }, maintenanceState(a, maint)),
+      h('td', null, when(a.registered_time)))) : [emptyRow(12, 'No agents are registered.')]);
+  }
+
+  // resourceText is a flat resources object ({cpus, mem, disk, ...}) as text.
+  // Zero amounts are left out; cpus, mem, disk and gpus come first.
+  const RESOURCE_ORDER = ['cpus', 'mem', 'disk', 'gpus'];
+  function resourceText(r) {
+    const out = [];
+    const rank = (k) => { const i = RESOURCE_ORDER.indexOf(k); return i < 0 ? RESOURCE_ORDER.length : i; };
+    const entries = Object.entries(r || {}).sort(([x], [y]) => rank(x) - rank(y) || x.localeCompare(y));
+    for (const [k, v] of entries) {
+      if (typeof v === 'number' && !v) continue;
+      if (k === 'mem' || k === 'disk') out.push(`${mem(v)} ${k}`);
+      else if (typeof v === 'number') out.push(`${num(v)} ${k}`);
+      else if (typeof v === 'string' && v) out.push(`${k} ${v}`);
+    }
+    return out.length ? out.join(', ') : 'nothing';
+  }
+
+  // maintenanceByHost maps hostname (and IP) to "draining" or "down" from
+  // /maintenance/status.
+  function maintenanceByHost(st) {
+    const out = new Map();
+    if (!st) return out;
+    const put = (id, what) => {
+      if (!id) return;
+      if (id.hostname) out.set(id.hostname, what);
+      if (id.ip) out.set(id.ip, what);
+    };
+    for (const d of st.draining_machines || []) put(d.id, 'draining');
+    for (const id of st.down_machines || []) put(id, 'down');
+    return out;
+  }
+
+  function maintenanceState(a, maint) {
+    const out = [];
+    const m = maint.get(a.hostname);
+    if (m === 'down') out.push(badge('down', 'bad'));
+    else if (m === 'draining') out.push(h('span', { class: 'badge warn', title: 'In the maintenance schedule; not yet down' }, 'scheduled'));
+    if (a.drain_info && a.drain_info.state) out.push(out.length ? ' ' : null, badge(String(a.drain_info.state).toLowerCase(), 'warn'));
+    if (!out.length) out.push(h('span', { class: 'muted' }, '–'));
+    return out;
+  }
+
+  // ---- roles -----------------------------------------------------------------
+
+  // roleRows joins the weights, the quotas, the frameworks' roles, the active
+  // tasks' resources and the agents' reservations by role.
+  function roleRows() {
+    const s = model.state;
+    const roles = new Map();
+    const role = (name) => {
+      if (!roles.has(name)) {
+        roles.set(name, { name, weight: null, frameworks: new Set(), tasks: 0, allocated: {}, reserved: {}, guarantee: null, limit: null });
+      }
+      return roles.get(name);
+    };
+    const add = (into, r) => {
+      for (const [k, v] of Object.entries(r || {})) if (typeof v === 'number') into[k] = (into[k] || 0) + v;
+    };
+    for (const w of model.extras.weights || []) role(w.role || '*').weight = Number(w.weight);
+    const q = model.extras.quota || {};
+    const scalars = (m) => Object.fromEntries(Object.entries(m || {}).map(([k, v]) => [k, Number(v && v.value != null ? v.value : v)]));
+    for (const c of q.configs || []) {
+      const r = role(c.role);
+      r.guarantee = scalars(c.guarantees);
+      r.limit = scalars(c.limits);
+    }
+    for (const f of s.frameworks || []) {
+      for (const name of f.roles || (f.role ? [f.role] : [])) role(name).frameworks.add(f.id);
+    }
+    for (const row of model.index.active) {
+      const r = role(row.task.role || (row.framework && row.framework.role) || '*');
+      r.tasks++;
+      add(r.allocated, row.task.resources);
+    }
+    for (const a of s.slaves || []) {
+      for (const [name, r] of Object.entries(a.reserved_resources || {})) add(role(name).reserved, r);
+    }
+    return [...roles.values()].sort((x, y) => x.name.localeCompare(y.name));
+  }
+
+  function quotaText(q) {
+    if (!q || !Object.keys(q).length) return h('span', { class: 'muted' }, '–');
+    return resourceText(q);
+  }
+
+  function renderRoles() {
+    const body = $('roles-table').tBodies[0];
+    if (!model.state) {
+      replaceRows(body, [emptyRow(8, model.error ? 'No data.' : 'Loading…')]);
+      return;
+    }
+    setText('roles-note', model.extras.error ? `Weights or quotas unknown: ${model.extras.error}` : '');
+    const rows = roleRows();
+    replaceRows(body, rows.length ? rows.map((r) => h('tr', { 'data-role': r.name },
+      h('th', { scope: 'row' }, h('a', { href: `#/tasks?q=${enc(r.name)}`, title: 'Show tasks that mention this role', class: 'role-name' }, r.name)),
+      h('td', { class: 'num weight' }, r.weight == null ? '1' : num(r.weight)),
+      h('td', { class: 'num' }, String(r.frameworks.size)),
+      h('td', { class: 'num' }, String(r.tasks)),
+      h('td', { class: 'allocated' }, Object.keys(r.allocated).length ? resourceText(r.allocated) : h('span', { class: 'muted' }, '–')),
+      h('td', { class: 'reserved' }, Object.keys(r.reserved).length ? resourceText(r.reserved) : h('span', { class: 'muted' }, '–')),
+      h('td', { class: 'guarantee' }, quotaText(r.guarantee)),
+      h('td', { class: 'limit' }, quotaText(r.limit)))) : [emptyRow(8, 'No roles have weights, quotas, frameworks or reservations.')]);
   }
 
   // ---- task detail and sandbox ---------------------------------------------
@@ -735,6 +877,9 @@
       h('label', { class: 'follow' }, h('input', { type: 'checkbox', id: 'file-follow', checked: true,
         onchange: (e) => { if (sb.follow) sb.follow.on = e.target.checked; } }), ' follow'));
     viewer.hidden = false;
+    const dl = $('file-download');
+    dl.href = `${sb.base}/files/download?path=${enc(path)}`;
+    dl.setAttribute('download', name);
     pre.textContent = '';
     setText('file-note', 'Loading…');
     sb.follow = null;
@@ -748,13 +893,24 @@
       setText('file-note', start > 0 ? `Showing the last ${bytes(size - start)} of ${bytes(size)}.` : `${bytes(size)}.`);
       sb.follow = { path, offset: start + byteLength(chunk.data || ''), on: true, busy: false };
       pre.scrollTop = pre.scrollHeight;
+      followLoop(sb, sb.follow);
     } catch (e) {
       if (sandbox === sb) setText('file-note', `Could not read ${name}: ${e.message}`);
     }
   }
 
+  // followLoop reads the open file every FOLLOW_MS while it stays open, so
+  // the tail is live however rarely the state is polled.
+  function followLoop(sb, fl) {
+    setTimeout(async () => {
+      if (sandbox !== sb || sb.follow !== fl || route.view !== 'task') return;
+      if (!document.hidden) await followTick();
+      followLoop(sb, fl);
+    }, FOLLOW_MS);
+  }
+
   // followTick appends what was written to the open file since the last read,
-  // like tail -f. It runs after each refresh.
+  // like tail -f. It runs every FOLLOW_MS and after each refresh.
   async function followTick() {
     const sb = sandbox;
     if (!sb || !sb.follow || !sb.follow.on || sb.follow.busy || route.view !== 'task') return;
