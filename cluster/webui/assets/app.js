@@ -14,7 +14,10 @@
   // can slow the UI down so it does not load the master.
   const REFRESH_MS = Math.min(600000, Math.max(250, (Number(params.get('refresh')) || 2) * 1000));
   const TIMEOUT_MS = Math.max(5000, REFRESH_MS);
-  const MAX_ROWS = 500; // rows per table; the filter narrows the rest
+  // PAGE_ROWS is the rows per page of a list. Lists are filtered and
+  // paginated in the page, from the state it polls; only a page's rows are
+  // drawn, so a big cluster's lists draw as fast as a small one's.
+  const PAGE_ROWS = Math.min(1000, Math.max(10, Number(params.get('rows')) || 100));
   const TAIL_BYTES = 64 * 1024;
   // FOLLOW_MS is how often an open log is read for new lines: a log tail
   // follows the task even when the state is polled rarely.
@@ -23,7 +26,9 @@
   const model = {
     state: null, metrics: null, index: null,
     updated: null, error: null, errorStatus: 0, errorSince: null,
-    filter: '',
+    filter: '', agentFilter: '',
+    // The page shown of each list, from 0; a new filter goes back to 0.
+    pages: { active: 0, completed: 0, agents: 0 },
     // extras: what the agents and roles views read besides the state; each
     // is null until read, and a failed read is a note in the view.
     extras: { maintenance: null, weights: null, quota: null, error: '' },
@@ -326,11 +331,39 @@
 
   $('task-filter').addEventListener('input', (e) => {
     model.filter = e.target.value;
+    model.pages.active = 0;
+    model.pages.completed = 0;
     const hash = model.filter ? `#/tasks?q=${enc(model.filter)}` : '#/tasks';
     history.replaceState(null, '', hash);
     route = parseRoute();
     renderTasks();
   });
+
+  $('agent-filter').addEventListener('input', (e) => {
+    model.agentFilter = e.target.value;
+    model.pages.agents = 0;
+    renderAgents();
+  });
+
+  // page returns the rows of list on its current page and draws the
+  // pager's controls; redraw draws the list again after a page change.
+  function page(key, list, what, redraw) {
+    const pages = Math.max(1, Math.ceil(list.length / PAGE_ROWS));
+    const p = Math.min(model.pages[key], pages - 1);
+    model.pages[key] = p;
+    const nav = $(`pager-${key}`);
+    if (pages === 1) {
+      if (nav.childNodes.length) nav.replaceChildren();
+    } else {
+      const go = (to) => () => { model.pages[key] = to; redraw(); };
+      const next = h('div', null,
+        h('button', { type: 'button', class: 'prev', disabled: p === 0, onclick: go(p - 1) }, '← Previous'),
+        h('span', { class: 'range' }, `${what} ${p * PAGE_ROWS + 1}–${Math.min(list.length, (p + 1) * PAGE_ROWS)} of ${list.length}`),
+        h('button', { type: 'button', class: 'next', disabled: p === pages - 1, onclick: go(p + 1) }, 'Next →'));
+      if (next.innerHTML !== nav.innerHTML) nav.replaceChildren(...next.childNodes);
+    }
+    return list.slice(p * PAGE_ROWS, (p + 1) * PAGE_ROWS);
+  }
 
   // ---- rendering -----------------------------------------------------------
 
@@ -487,6 +520,8 @@
       h('td', null, when(doneCol ? r.last : (started ? started.timestamp : r.last))));
   }
 
+  let firstRender = false;
+
   function renderTasks() {
     const active = $('tasks-active').tBodies[0];
     const completed = $('tasks-completed').tBodies[0];
@@ -503,17 +538,20 @@
     const shown = a.length + c.length;
     setText('task-count', words.length ? `${shown} of ${total} tasks match` : `${total} tasks`);
     const rows = (list, done, what) => {
+      const shown = page(what, list, `${what[0].toUpperCase()}${what.slice(1)} tasks`, renderTasks);
       if (!list.length) {
         return [emptyRow(8, words.length ? `No ${what} tasks match “${model.filter.trim()}”.` : `No ${what} tasks.`)];
       }
-      const out = list.slice(0, MAX_ROWS).map((r) => taskRow(r, done));
-      if (list.length > MAX_ROWS) {
-        out.push(emptyRow(8, `${list.length - MAX_ROWS} more ${what} tasks are not shown; narrow the filter to see them.`));
-      }
-      return out;
+      return shown.map((r) => taskRow(r, done));
     };
     replaceRows(active, rows(a, false, 'active'));
     replaceRows(completed, rows(c, true, 'completed'));
+    // The first screen with data, for the browser's own timing
+    // (performance.getEntriesByName('agora-first-render')).
+    if (!firstRender) {
+      firstRender = true;
+      performance.mark('agora-first-render');
+    }
   }
 
   function frameworkStatus(f) {
@@ -584,7 +622,16 @@
     }
     const maint = maintenanceByHost(model.extras.maintenance);
     setText('agents-note', model.extras.error ? `Maintenance state unknown: ${model.extras.error}` : '');
-    const agents = s.slaves || [];
+    const all = s.slaves || [];
+    const words = model.agentFilter.toLowerCase().split(/\s+/).filter(Boolean);
+    const filtered = words.length ? all.filter((a) => {
+      const text = [a.id, a.hostname, agentAddress(a), ...Object.entries(a.attributes || {}).map(([k, v]) => `${k}=${v}`),
+        ...Object.keys(a.reserved_resources || {}), maint.get(a.hostname), a.drain_info && a.drain_info.state,
+        a.active === false ? 'inactive' : 'active', a.connected === false ? 'disconnected' : ''].filter(Boolean).join(' ').toLowerCase();
+      return words.every((w) => text.includes(w));
+    }) : all;
+    setText('agent-count', words.length ? `${filtered.length} of ${all.length} agents match` : `${all.length} agents`);
+    const agents = page('agents', filtered, 'Agents', renderAgents);
     replaceRows(body, agents.length ? agents.map((a) => h('tr', { 'data-agent-id': a.id, class: (a.warnings || []).length ? 'has-warning' : null },
       h('th', { scope: 'row' }, h('a', { href: `#/tasks?q=${enc(a.id)}`, title: `${a.id} — show this agent’s tasks`, class: 'agent-host nowrap' }, a.hostname || a.id)),
       h('td', null, h('code', { class: 'nowrap' }, agentAddress(a))),
@@ -598,7 +645,7 @@
       h('td', { class: 'reservations' }, Object.entries(a.reserved_resources || {}).sort(([x], [y]) => x.localeCompare(y)).map(([role, r], i) =>
         [i ? h('br') : null, h('span', { 'data-role': role }, `${role}: ${resourceText(r)}`)])),
       h('td', { class: 'maintenance' }, maintenanceState(a, maint)),
-      h('td', null, when(a.registered_time)))) : [emptyRow(12, 'No agents are registered.')]);
+      h('td', null, when(a.registered_time)))) : [emptyRow(12, words.length ? `No agents match “${model.agentFilter.trim()}”.` : 'No agents are registered.')]);
   }
 
   // resourceText is a flat resources object ({cpus, mem, disk, ...}) as text.
@@ -926,6 +973,7 @@
         if (text.length > 4 * TAIL_BYTES) text = text.slice(text.length - 4 * TAIL_BYTES);
         pre.textContent = text;
         fl.offset += byteLength(data);
+        setText('file-note', `${bytes(fl.offset)} read; following.`);
         if (atEnd) pre.scrollTop = pre.scrollHeight;
       }
     } catch (e) {
