@@ -546,7 +546,7 @@
     const c = model.index.completed.filter(match);
     const total = model.index.active.length + model.index.completed.length;
     const shown = a.length + c.length;
-    setText('task-count', words.length ? `${shown} of ${total} tasks match` : `${total} tasks`);
+    setText('task-count', words.length ? `${shown} of ${total} tasks match` : `${total} task${total === 1 ? '' : 's'}`);
     const rows = (list, done, what) => {
       const shown = page(what, list, `${what[0].toUpperCase()}${what.slice(1)} tasks`, renderTasks);
       if (!list.length) {
@@ -640,7 +640,7 @@
         a.active === false ? 'inactive' : 'active', a.connected === false ? 'disconnected' : ''].filter(Boolean).join(' ').toLowerCase();
       return words.every((w) => text.includes(w));
     }) : all;
-    setText('agent-count', words.length ? `${filtered.length} of ${all.length} agents match` : `${all.length} agents`);
+    setText('agent-count', words.length ? `${filtered.length} of ${all.length} agents match` : `${all.length} agent${all.length === 1 ? '' : 's'}`);
     const agents = page('agents', filtered, 'Agents', renderAgents);
     replaceRows(body, agents.length ? agents.map((a) => h('tr', { 'data-agent-id': a.id, class: (a.warnings || []).length ? 'has-warning' : null },
       h('th', { scope: 'row' }, h('a', { href: `#/tasks?q=${enc(a.id)}`, title: `${a.id} — show this agent’s tasks`, class: 'agent-host nowrap' }, a.hostname || a.id)),
