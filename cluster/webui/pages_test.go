@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,7 +59,7 @@ func rowText(t *testing.T, ctx context.Context, row, cell string) string {
 func TestLivePages(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{
 		UI:             webui.Handler(),
-		AgentResources: "cpus:3;mem:2048;disk:100;cpus(analytics):1;mem(analytics):256",
+		AgentResources: "cpus:3;mem:2048;disk:100;cpus(analytics):1;mem(analytics):256;disk(analytics):50",
 		Agent:          func(_ int, cfg *agent.Config) { cfg.Attributes = "rack:r7;zone:z1" },
 	})
 	send(t, http.MethodPut, c.MasterURL+"/weights", `[{"role":"analytics","weight":2.5}]`)
@@ -67,6 +68,12 @@ func TestLivePages(t *testing.T) {
 	if q := send(t, http.MethodGet, c.MasterURL+"/quota", ""); !strings.Contains(q, `"analytics"`) {
 		t.Fatalf("/quota lacks the analytics quota: %s", q)
 	}
+
+	// A persistent volume on the reserved disk.
+	agentID := c.WaitFor("the agent", func(s *clustertest.State) bool { return len(s.Slaves) == 1 }).Slaves[0].ID
+	send(t, http.MethodPost, c.MasterURL+"/api/v1", `{"type":"CREATE_VOLUMES","create_volumes":{"agent_id":{"value":"`+agentID+`"},`+
+		`"volumes":[{"name":"disk","type":"SCALAR","scalar":{"value":20},"reservations":[{"type":"STATIC","role":"analytics"}],`+
+		`"disk":{"persistence":{"id":"logs"},"volume":{"container_path":"logs","mode":"RW"}}}]}}`)
 
 	bctx := webuitest.NewBrowser(t)
 	row := `#roles-table tr[data-role="analytics"]`
@@ -77,7 +84,7 @@ func TestLivePages(t *testing.T) {
 			".weight":    "2.5",
 			".guarantee": "1 cpus",
 			".limit":     "2 cpus, 512 MB mem",
-			".reserved":  "1 cpus, 256 MB mem",
+			".reserved":  "1 cpus, 256 MB mem, 50 MB disk",
 			".allocated": "–",
 		} {
 			if got := rowText(t, bctx, row, cell); got != want {
@@ -141,8 +148,10 @@ func TestLivePages(t *testing.T) {
 		if got := rowText(t, bctx, agentRow, "td.attributes"); got != "rack=r7, zone=z1" {
 			t.Errorf("attributes = %q", got)
 		}
-		if got := rowText(t, bctx, agentRow, "td.reservations"); got != "analytics: 1 cpus, 256 MB mem" {
-			t.Errorf("reservations = %q", got)
+		waitFor(t, bctx, "the agent's volume", `!!document.querySelector('`+agentRow+` td.reservations .volume')`)
+		want := []string{"analytics: 1 cpus, 256 MB mem, 50 MB disk", "volume logs: 20 MB at logs (analytics)"}
+		if got := texts(t, bctx, agentRow+" td.reservations span"); !slices.Equal(got, want) {
+			t.Errorf("reservations and volumes = %q, want %q", got, want)
 		}
 		shot(t, bctx, "agents")
 	})

@@ -31,7 +31,7 @@
     pages: { active: 0, completed: 0, agents: 0 },
     // extras: what the agents and roles views read besides the state; each
     // is null until read, and a failed read is a note in the view.
-    extras: { maintenance: null, weights: null, quota: null, error: '' },
+    extras: { maintenance: null, weights: null, quota: null, volumes: null, error: '' },
   };
 
   // ---- small helpers -------------------------------------------------------
@@ -165,13 +165,15 @@
     return agent.hostname ? `${agent.hostname}:${agent.port || 5051}` : '';
   }
 
-  async function getJSON(url, timeoutMs) {
+  // getJSON reads a JSON document; init, if given, makes it another request
+  // (an operator API call).
+  async function getJSON(url, timeoutMs, init) {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), timeoutMs || TIMEOUT_MS);
     try {
       let r;
       try {
-        r = await fetch(url, { cache: 'no-store', headers: { Accept: 'application/json' }, signal: ctl.signal });
+        r = await fetch(url, { cache: 'no-store', headers: { Accept: 'application/json' }, signal: ctl.signal, ...init });
       } catch (e) {
         if (ctl.signal.aborted) throw new Error(`${url}: no answer within ${Math.round((timeoutMs || TIMEOUT_MS) / 1000)} s`);
         throw new Error(`${url}: cannot connect (${e.message})`);
@@ -277,10 +279,18 @@
   // refreshExtras reads the policy documents the open view needs. Their
   // failure does not stop the page: the view says what it could not read.
   async function refreshExtras() {
-    const want = { agents: ['maintenance'], roles: ['weights', 'quota'] }[route.view] || [];
+    const want = { agents: ['maintenance', 'volumes'], roles: ['weights', 'quota'] }[route.view] || [];
     if (!want.length) return;
-    const urls = { maintenance: '/maintenance/status', weights: '/weights', quota: '/quota' };
-    const got = await Promise.allSettled(want.map((k) => getJSON(urls[k])));
+    const read = {
+      maintenance: () => getJSON('/maintenance/status'),
+      weights: () => getJSON('/weights'),
+      quota: () => getJSON('/quota'),
+      // Persistent volumes are in the operator API's full resources only.
+      volumes: async () => volumesByAgent(await getJSON('/api/v1', 0, {
+        method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: JSON.stringify({ type: 'GET_AGENTS' }) })),
+    };
+    const got = await Promise.allSettled(want.map((k) => read[k]()));
     const errors = [];
     got.forEach((r, i) => {
       if (r.status === 'fulfilled') model.extras[want[i]] = r.value;
@@ -631,7 +641,7 @@
       return;
     }
     const maint = maintenanceByHost(model.extras.maintenance);
-    setText('agents-note', model.extras.error ? `Maintenance state unknown: ${model.extras.error}` : '');
+    setText('agents-note', model.extras.error ? `Maintenance state or volumes unknown: ${model.extras.error}` : '');
     const all = s.slaves || [];
     const words = model.agentFilter.toLowerCase().split(/\s+/).filter(Boolean);
     const filtered = words.length ? all.filter((a) => {
@@ -653,7 +663,9 @@
       h('td', null, h('code', { class: 'nowrap' }, (a.resources || {}).ports || '')),
       h('td', { class: 'attributes' }, Object.entries(a.attributes || {}).map(([k, v], i) => [i ? ', ' : '', h('span', { class: 'nowrap' }, `${k}=${v}`)])),
       h('td', { class: 'reservations' }, Object.entries(a.reserved_resources || {}).sort(([x], [y]) => x.localeCompare(y)).map(([role, r], i) =>
-        [i ? h('br') : null, h('span', { 'data-role': role }, `${role}: ${resourceText(r)}`)])),
+        [i ? h('br') : null, h('span', { 'data-role': role }, `${role}: ${resourceText(r)}`)]),
+        ((model.extras.volumes || new Map()).get(a.id) || []).map((v) => [h('br'),
+          h('span', { class: 'volume', 'data-volume': v.id }, `volume ${v.id}: ${mem(v.mb)} at ${v.path} (${v.role})`)])),
       h('td', { class: 'maintenance' }, maintenanceState(a, maint)),
       h('td', null, when(a.registered_time)))) : [emptyRow(12, words.length ? `No agents match “${model.agentFilter.trim()}”.` : 'No agents are registered.')]);
   }
@@ -672,6 +684,24 @@
       else if (typeof v === 'string' && v) out.push(`${k} ${v}`);
     }
     return out.length ? out.join(', ') : 'nothing';
+  }
+
+  // volumesByAgent maps agent ID to its persistent volumes, from GET_AGENTS.
+  function volumesByAgent(resp) {
+    const out = new Map();
+    for (const a of ((resp || {}).get_agents || {}).agents || []) {
+      const id = ((a.agent_info || {}).id || {}).value;
+      const vols = (a.total_resources || []).filter((r) => r.disk && r.disk.persistence).map((r) => {
+        const rs = r.reservations || [];
+        return {
+          id: r.disk.persistence.id, mb: Number((r.scalar || {}).value) || 0,
+          path: (r.disk.volume || {}).container_path || '',
+          role: rs.length ? rs[rs.length - 1].role : (r.role || '*'),
+        };
+      });
+      if (id && vols.length) out.set(id, vols);
+    }
+    return out;
   }
 
   // maintenanceByHost maps hostname (and IP) to "draining" or "down" from
