@@ -247,6 +247,8 @@
   let inflight = false;
 
   let again = false;
+  // lastCost is how long the last refresh took (read, parse, index, draw).
+  let lastCost = 0;
 
   async function refresh() {
     // A refresh asked for while one is under way runs after it: the view
@@ -254,6 +256,7 @@
     if (inflight) { again = true; return; }
     inflight = true;
     again = false;
+    const began = performance.now();
     clearTimeout(timer);
     try {
       const [state, metrics] = await Promise.all([getJSON('/master/state'), getJSON('/metrics/snapshot'), refreshExtras()]);
@@ -271,6 +274,7 @@
       inflight = false;
     }
     render();
+    lastCost = performance.now() - began;
     followTick();
     schedule();
     if (again) refresh();
@@ -1029,10 +1033,12 @@
   // JSON events) says when tasks, frameworks or agents change; each change
   // triggers a prompt, coalesced refresh, so the page is live without
   // polling the whole state often.
+  // The delay grows with the cost of a refresh, so that a big cluster's
+  // stream of events leaves the page at least two thirds of its time.
   let liveTimer = null;
   function changed() {
     if (liveTimer) return;
-    liveTimer = setTimeout(() => { liveTimer = null; refresh(); }, 150);
+    liveTimer = setTimeout(() => { liveTimer = null; refresh(); }, Math.max(150, 2 * lastCost));
   }
 
   async function watch() {
