@@ -426,7 +426,7 @@ func TestUIInChromium(t *testing.T) {
 			t.Errorf("title = %q", got)
 		}
 		fields := text(t, ctx, "#task-fields")
-		for _, want := range []string{"RUNNING", "spark-etl-nightly", fx.Slaves[0].Hostname, "2 CPUs · 4 GB memory"} {
+		for _, want := range []string{"RUNNING", "spark-etl-nightly", fx.Slaves[0].Hostname, "2 CPUs · 4 GB memory", "healthy"} {
 			if !strings.Contains(fields, want) {
 				t.Errorf("task fields %q lack %q", fields, want)
 			}

@@ -2,7 +2,9 @@
 //
 // The page polls the master's /master/state and /metrics/snapshot on the same
 // origin every REFRESH_MS and renders them. Routes live in the URL fragment:
-//   #/tasks?q=<filter>   #/frameworks   #/agents   #/task/<framework>/<task>
+//   #/tasks?q=<filter>   #/frameworks   #/agents   #/roles   #/task/<framework>/<task>
+// The agents and roles views also read /maintenance/status, /weights and
+// /quota, only while they are open.
 // Every value from the master is put into the page as text, never as HTML.
 'use strict';
 
@@ -12,13 +14,24 @@
   // can slow the UI down so it does not load the master.
   const REFRESH_MS = Math.min(600000, Math.max(250, (Number(params.get('refresh')) || 2) * 1000));
   const TIMEOUT_MS = Math.max(5000, REFRESH_MS);
-  const MAX_ROWS = 500; // rows per table; the filter narrows the rest
+  // PAGE_ROWS is the rows per page of a list. Lists are filtered and
+  // paginated in the page, from the state it polls; only a page's rows are
+  // drawn, so a big cluster's lists draw as fast as a small one's.
+  const PAGE_ROWS = Math.min(1000, Math.max(10, Number(params.get('rows')) || 100));
   const TAIL_BYTES = 64 * 1024;
+  // FOLLOW_MS is how often an open log is read for new lines: a log tail
+  // follows the task even when the state is polled rarely.
+  const FOLLOW_MS = 1000;
 
   const model = {
     state: null, metrics: null, index: null,
     updated: null, error: null, errorStatus: 0, errorSince: null,
-    filter: '',
+    filter: '', agentFilter: '',
+    // The page shown of each list, from 0; a new filter goes back to 0.
+    pages: { active: 0, completed: 0, agents: 0 },
+    // extras: what the agents and roles views read besides the state; each
+    // is null until read, and a failed read is a note in the view.
+    extras: { maintenance: null, weights: null, quota: null, volumes: null, error: '' },
   };
 
   // ---- small helpers -------------------------------------------------------
@@ -152,13 +165,15 @@
     return agent.hostname ? `${agent.hostname}:${agent.port || 5051}` : '';
   }
 
-  async function getJSON(url, timeoutMs) {
+  // getJSON reads a JSON document; init, if given, makes it another request
+  // (an operator API call).
+  async function getJSON(url, timeoutMs, init) {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), timeoutMs || TIMEOUT_MS);
     try {
       let r;
       try {
-        r = await fetch(url, { cache: 'no-store', headers: { Accept: 'application/json' }, signal: ctl.signal });
+        r = await fetch(url, { cache: 'no-store', headers: { Accept: 'application/json' }, signal: ctl.signal, ...init });
       } catch (e) {
         if (ctl.signal.aborted) throw new Error(`${url}: no answer within ${Math.round((timeoutMs || TIMEOUT_MS) / 1000)} s`);
         throw new Error(`${url}: cannot connect (${e.message})`);
@@ -182,6 +197,18 @@
 
   // ---- the model -----------------------------------------------------------
 
+  const collator = new Intl.Collator(undefined, { numeric: true });
+
+  // rowText is what the task filter searches, built on the first search.
+  function rowText(r) {
+    if (r.text == null) {
+      const t = r.task;
+      r.text = [t.id, t.name, t.state, shortState(t.state), t.framework_id, r.framework && r.framework.name,
+        t.slave_id, r.agent && r.agent.hostname, t.role, t.executor_id].filter(Boolean).join(' ').toLowerCase();
+    }
+    return r.text;
+  }
+
   // buildIndex joins tasks with their framework and agent once per refresh.
   function buildIndex(state) {
     const agents = new Map();
@@ -198,11 +225,7 @@
       const a = agents.get(t.slave_id);
       const statuses = t.statuses || [];
       const last = statuses.length ? statuses[statuses.length - 1].timestamp : 0;
-      const row = {
-        task: t, framework: f, agent: a, done, last,
-        text: [t.id, t.name, t.state, shortState(t.state), t.framework_id, f && f.name,
-          t.slave_id, a && a.hostname, t.role, t.executor_id].filter(Boolean).join(' ').toLowerCase(),
-      };
+      const row = { task: t, framework: f, agent: a, done, last, text: null };
       list.push(row);
       byKey.set(`${t.framework_id}/${t.id}`, row);
       if (!done) tasksPerAgent.set(t.slave_id, (tasksPerAgent.get(t.slave_id) || 0) + 1);
@@ -212,7 +235,9 @@
       for (const t of f.unreachable_tasks || []) add(active, t, false);
       for (const t of f.completed_tasks || []) add(completed, t, true);
     }
-    const cmp = (x, y) => x.localeCompare(y, undefined, { numeric: true });
+    // One collator: localeCompare with options builds one per call, which
+    // dominates sorting 100,000 tasks.
+    const cmp = collator.compare;
     active.sort((x, y) => cmp((x.framework && x.framework.name) || '', (y.framework && y.framework.name) || '') || cmp(x.task.id, y.task.id));
     completed.sort((x, y) => y.last - x.last || cmp(x.task.id, y.task.id));
     return { agents, frameworks, active, completed, byKey, tasksPerAgent };
@@ -221,12 +246,20 @@
   let timer = null;
   let inflight = false;
 
+  let again = false;
+  // lastCost is how long the last refresh took (read, parse, index, draw).
+  let lastCost = 0;
+
   async function refresh() {
-    if (inflight) return;
+    // A refresh asked for while one is under way runs after it: the view
+    // may have changed to one that reads more.
+    if (inflight) { again = true; return; }
     inflight = true;
+    again = false;
+    const began = performance.now();
     clearTimeout(timer);
     try {
-      const [state, metrics] = await Promise.all([getJSON('/master/state'), getJSON('/metrics/snapshot')]);
+      const [state, metrics] = await Promise.all([getJSON('/master/state'), getJSON('/metrics/snapshot'), refreshExtras()]);
       model.state = state;
       model.metrics = metrics;
       model.index = buildIndex(state);
@@ -241,8 +274,33 @@
       inflight = false;
     }
     render();
+    lastCost = performance.now() - began;
     followTick();
     schedule();
+    if (again) refresh();
+  }
+
+  // refreshExtras reads the policy documents the open view needs. Their
+  // failure does not stop the page: the view says what it could not read.
+  async function refreshExtras() {
+    const want = { agents: ['maintenance', 'volumes'], roles: ['weights', 'quota'] }[route.view] || [];
+    if (!want.length) return;
+    const read = {
+      maintenance: () => getJSON('/maintenance/status'),
+      weights: () => getJSON('/weights'),
+      quota: () => getJSON('/quota'),
+      // Persistent volumes are in the operator API's full resources only.
+      volumes: async () => volumesByAgent(await getJSON('/api/v1', 0, {
+        method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: JSON.stringify({ type: 'GET_AGENTS' }) })),
+    };
+    const got = await Promise.allSettled(want.map((k) => read[k]()));
+    const errors = [];
+    got.forEach((r, i) => {
+      if (r.status === 'fulfilled') model.extras[want[i]] = r.value;
+      else errors.push(r.reason.message);
+    });
+    model.extras.error = errors.join('; ');
   }
 
   function schedule() {
@@ -269,6 +327,7 @@
     switch (parts[0]) {
       case 'frameworks': return { view: 'frameworks' };
       case 'agents': return { view: 'agents' };
+      case 'roles': return { view: 'roles' };
       case 'task': return { view: 'task', frameworkID: parts[1] || '', taskID: parts.slice(2).join('/') };
       default: return { view: 'tasks', q: query.get('q') || '' };
     }
@@ -284,6 +343,9 @@
     }
     if (route.view !== 'task') closeSandbox();
     render();
+    // The agents and roles views read more than the state: read it now
+    // rather than at the next poll.
+    if (route.view === 'agents' || route.view === 'roles') refresh();
     const main = $('main');
     if (document.activeElement && document.activeElement.closest && document.activeElement.closest('nav.tabs')) return;
     if (route.view === 'task') main.focus({ preventScroll: true });
@@ -293,18 +355,46 @@
 
   $('task-filter').addEventListener('input', (e) => {
     model.filter = e.target.value;
+    model.pages.active = 0;
+    model.pages.completed = 0;
     const hash = model.filter ? `#/tasks?q=${enc(model.filter)}` : '#/tasks';
     history.replaceState(null, '', hash);
     route = parseRoute();
     renderTasks();
   });
 
+  $('agent-filter').addEventListener('input', (e) => {
+    model.agentFilter = e.target.value;
+    model.pages.agents = 0;
+    renderAgents();
+  });
+
+  // page returns the rows of list on its current page and draws the
+  // pager's controls; redraw draws the list again after a page change.
+  function page(key, list, what, redraw) {
+    const pages = Math.max(1, Math.ceil(list.length / PAGE_ROWS));
+    const p = Math.min(model.pages[key], pages - 1);
+    model.pages[key] = p;
+    const nav = $(`pager-${key}`);
+    if (pages === 1) {
+      if (nav.childNodes.length) nav.replaceChildren();
+    } else {
+      const go = (to) => () => { model.pages[key] = to; redraw(); };
+      const next = h('div', null,
+        h('button', { type: 'button', class: 'prev', disabled: p === 0, onclick: go(p - 1) }, '← Previous'),
+        h('span', { class: 'range' }, `${what} ${p * PAGE_ROWS + 1}–${Math.min(list.length, (p + 1) * PAGE_ROWS)} of ${list.length}`),
+        h('button', { type: 'button', class: 'next', disabled: p === pages - 1, onclick: go(p + 1) }, 'Next →'));
+      if (next.innerHTML !== nav.innerHTML) nav.replaceChildren(...next.childNodes);
+    }
+    return list.slice(p * PAGE_ROWS, (p + 1) * PAGE_ROWS);
+  }
+
   // ---- rendering -----------------------------------------------------------
 
   function render() {
     renderHeader();
     renderBanners();
-    for (const v of ['tasks', 'frameworks', 'agents', 'task']) {
+    for (const v of ['tasks', 'frameworks', 'agents', 'roles', 'task']) {
       $(`view-${v}`).hidden = route.view !== v;
     }
     for (const a of document.querySelectorAll('nav.tabs a')) {
@@ -316,6 +406,7 @@
     switch (route.view) {
       case 'frameworks': renderFrameworks(); break;
       case 'agents': renderAgents(); break;
+      case 'roles': renderRoles(); break;
       case 'task': renderTask(); break;
       default: renderTasks();
     }
@@ -453,6 +544,8 @@
       h('td', null, when(doneCol ? r.last : (started ? started.timestamp : r.last))));
   }
 
+  let firstRender = false;
+
   function renderTasks() {
     const active = $('tasks-active').tBodies[0];
     const completed = $('tasks-completed').tBodies[0];
@@ -462,24 +555,27 @@
       return;
     }
     const words = model.filter.toLowerCase().split(/\s+/).filter(Boolean);
-    const match = (r) => words.every((w) => r.text.includes(w));
+    const match = (r) => words.every((w) => rowText(r).includes(w));
     const a = model.index.active.filter(match);
     const c = model.index.completed.filter(match);
     const total = model.index.active.length + model.index.completed.length;
     const shown = a.length + c.length;
-    setText('task-count', words.length ? `${shown} of ${total} tasks match` : `${total} tasks`);
+    setText('task-count', words.length ? `${shown} of ${total} tasks match` : `${total} task${total === 1 ? '' : 's'}`);
     const rows = (list, done, what) => {
+      const shown = page(what, list, `${what[0].toUpperCase()}${what.slice(1)} tasks`, renderTasks);
       if (!list.length) {
         return [emptyRow(8, words.length ? `No ${what} tasks match “${model.filter.trim()}”.` : `No ${what} tasks.`)];
       }
-      const out = list.slice(0, MAX_ROWS).map((r) => taskRow(r, done));
-      if (list.length > MAX_ROWS) {
-        out.push(emptyRow(8, `${list.length - MAX_ROWS} more ${what} tasks are not shown; narrow the filter to see them.`));
-      }
-      return out;
+      return shown.map((r) => taskRow(r, done));
     };
     replaceRows(active, rows(a, false, 'active'));
     replaceRows(completed, rows(c, true, 'completed'));
+    // The first screen with data, for the browser's own timing
+    // (performance.getEntriesByName('agora-first-render')).
+    if (!firstRender) {
+      firstRender = true;
+      performance.mark('agora-first-render');
+    }
   }
 
   function frameworkStatus(f) {
@@ -545,10 +641,21 @@
     const s = model.state;
     const body = $('agents-table').tBodies[0];
     if (!s) {
-      replaceRows(body, [emptyRow(10, model.error ? 'No data.' : 'Loading…')]);
+      replaceRows(body, [emptyRow(12, model.error ? 'No data.' : 'Loading…')]);
       return;
     }
-    const agents = s.slaves || [];
+    const maint = maintenanceByHost(model.extras.maintenance);
+    setText('agents-note', model.extras.error ? `Maintenance state or volumes unknown: ${model.extras.error}` : '');
+    const all = s.slaves || [];
+    const words = model.agentFilter.toLowerCase().split(/\s+/).filter(Boolean);
+    const filtered = words.length ? all.filter((a) => {
+      const text = [a.id, a.hostname, agentAddress(a), ...Object.entries(a.attributes || {}).map(([k, v]) => `${k}=${v}`),
+        ...Object.keys(a.reserved_resources || {}), maint.get(a.hostname), a.drain_info && a.drain_info.state,
+        a.active === false ? 'inactive' : 'active', a.connected === false ? 'disconnected' : ''].filter(Boolean).join(' ').toLowerCase();
+      return words.every((w) => text.includes(w));
+    }) : all;
+    setText('agent-count', words.length ? `${filtered.length} of ${all.length} agents match` : `${all.length} agent${all.length === 1 ? '' : 's'}`);
+    const agents = page('agents', filtered, 'Agents', renderAgents);
     replaceRows(body, agents.length ? agents.map((a) => h('tr', { 'data-agent-id': a.id, class: (a.warnings || []).length ? 'has-warning' : null },
       h('th', { scope: 'row' }, h('a', { href: `#/tasks?q=${enc(a.id)}`, title: `${a.id} — show this agent’s tasks`, class: 'agent-host nowrap' }, a.hostname || a.id)),
       h('td', null, h('code', { class: 'nowrap' }, agentAddress(a))),
@@ -558,8 +665,134 @@
       h('td', null, usage(res(a.used_resources, 'mem'), res(a.resources, 'mem'), mem)),
       h('td', null, usage(res(a.used_resources, 'disk'), res(a.resources, 'disk'), mem)),
       h('td', null, h('code', { class: 'nowrap' }, (a.resources || {}).ports || '')),
-      h('td', null, Object.entries(a.attributes || {}).map(([k, v], i) => [i ? ', ' : '', h('span', { class: 'nowrap' }, `${k}=${v}`)])),
-      h('td', null, when(a.registered_time)))) : [emptyRow(10, 'No agents are registered.')]);
+      h('td', { class: 'attributes' }, Object.entries(a.attributes || {}).map(([k, v], i) => [i ? ', ' : '', h('span', { class: 'nowrap' }, `${k}=${v}`)])),
+      h('td', { class: 'reservations' }, Object.entries(a.reserved_resources || {}).sort(([x], [y]) => x.localeCompare(y)).map(([role, r], i) =>
+        [i ? h('br') : null, h('span', { 'data-role': role }, `${role}: ${resourceText(r)}`)]),
+        ((model.extras.volumes || new Map()).get(a.id) || []).map((v) => [h('br'),
+          h('span', { class: 'volume', 'data-volume': v.id }, `volume ${v.id}: ${mem(v.mb)} at ${v.path} (${v.role})`)])),
+      h('td', { class: 'maintenance' }, maintenanceState(a, maint)),
+      h('td', null, when(a.registered_time)))) : [emptyRow(12, words.length ? `No agents match “${model.agentFilter.trim()}”.` : 'No agents are registered.')]);
+  }
+
+  // resourceText is a flat resources object ({cpus, mem, disk, ...}) as text.
+  // Zero amounts are left out; cpus, mem, disk and gpus come first.
+  const RESOURCE_ORDER = ['cpus', 'mem', 'disk', 'gpus'];
+  function resourceText(r) {
+    const out = [];
+    const rank = (k) => { const i = RESOURCE_ORDER.indexOf(k); return i < 0 ? RESOURCE_ORDER.length : i; };
+    const entries = Object.entries(r || {}).sort(([x], [y]) => rank(x) - rank(y) || x.localeCompare(y));
+    for (const [k, v] of entries) {
+      if (typeof v === 'number' && !v) continue;
+      if (k === 'mem' || k === 'disk') out.push(`${mem(v)} ${k}`);
+      else if (typeof v === 'number') out.push(`${num(v)} ${k}`);
+      else if (typeof v === 'string' && v) out.push(`${k} ${v}`);
+    }
+    return out.length ? out.join(', ') : 'nothing';
+  }
+
+  // volumesByAgent maps agent ID to its persistent volumes, from GET_AGENTS.
+  function volumesByAgent(resp) {
+    const out = new Map();
+    for (const a of ((resp || {}).get_agents || {}).agents || []) {
+      const id = ((a.agent_info || {}).id || {}).value;
+      const vols = (a.total_resources || []).filter((r) => r.disk && r.disk.persistence).map((r) => {
+        const rs = r.reservations || [];
+        return {
+          id: r.disk.persistence.id, mb: Number((r.scalar || {}).value) || 0,
+          path: (r.disk.volume || {}).container_path || '',
+          role: rs.length ? rs[rs.length - 1].role : (r.role || '*'),
+        };
+      });
+      if (id && vols.length) out.set(id, vols);
+    }
+    return out;
+  }
+
+  // maintenanceByHost maps hostname (and IP) to "draining" or "down" from
+  // /maintenance/status.
+  function maintenanceByHost(st) {
+    const out = new Map();
+    if (!st) return out;
+    const put = (id, what) => {
+      if (!id) return;
+      if (id.hostname) out.set(id.hostname, what);
+      if (id.ip) out.set(id.ip, what);
+    };
+    for (const d of st.draining_machines || []) put(d.id, 'draining');
+    for (const id of st.down_machines || []) put(id, 'down');
+    return out;
+  }
+
+  function maintenanceState(a, maint) {
+    const out = [];
+    const m = maint.get(a.hostname);
+    if (m === 'down') out.push(badge('down', 'bad'));
+    else if (m === 'draining') out.push(h('span', { class: 'badge warn', title: 'In the maintenance schedule; not yet down' }, 'scheduled'));
+    if (a.drain_info && a.drain_info.state) out.push(out.length ? ' ' : null, badge(String(a.drain_info.state).toLowerCase(), 'warn'));
+    if (!out.length) out.push(h('span', { class: 'muted' }, '–'));
+    return out;
+  }
+
+  // ---- roles -----------------------------------------------------------------
+
+  // roleRows joins the weights, the quotas, the frameworks' roles, the active
+  // tasks' resources and the agents' reservations by role.
+  function roleRows() {
+    const s = model.state;
+    const roles = new Map();
+    const role = (name) => {
+      if (!roles.has(name)) {
+        roles.set(name, { name, weight: null, frameworks: new Set(), tasks: 0, allocated: {}, reserved: {}, guarantee: null, limit: null });
+      }
+      return roles.get(name);
+    };
+    const add = (into, r) => {
+      for (const [k, v] of Object.entries(r || {})) if (typeof v === 'number') into[k] = (into[k] || 0) + v;
+    };
+    for (const w of model.extras.weights || []) role(w.role || '*').weight = Number(w.weight);
+    const q = model.extras.quota || {};
+    const scalars = (m) => Object.fromEntries(Object.entries(m || {}).map(([k, v]) => [k, Number(v && v.value != null ? v.value : v)]));
+    for (const c of q.configs || []) {
+      const r = role(c.role);
+      r.guarantee = scalars(c.guarantees);
+      r.limit = scalars(c.limits);
+    }
+    for (const f of s.frameworks || []) {
+      for (const name of f.roles || (f.role ? [f.role] : [])) role(name).frameworks.add(f.id);
+    }
+    for (const row of model.index.active) {
+      const r = role(row.task.role || (row.framework && row.framework.role) || '*');
+      r.tasks++;
+      add(r.allocated, row.task.resources);
+    }
+    for (const a of s.slaves || []) {
+      for (const [name, r] of Object.entries(a.reserved_resources || {})) add(role(name).reserved, r);
+    }
+    return [...roles.values()].sort((x, y) => x.name.localeCompare(y.name));
+  }
+
+  function quotaText(q) {
+    if (!q || !Object.keys(q).length) return h('span', { class: 'muted' }, '–');
+    return resourceText(q);
+  }
+
+  function renderRoles() {
+    const body = $('roles-table').tBodies[0];
+    if (!model.state) {
+      replaceRows(body, [emptyRow(8, model.error ? 'No data.' : 'Loading…')]);
+      return;
+    }
+    setText('roles-note', model.extras.error ? `Weights or quotas unknown: ${model.extras.error}` : '');
+    const rows = roleRows();
+    replaceRows(body, rows.length ? rows.map((r) => h('tr', { 'data-role': r.name },
+      h('th', { scope: 'row' }, h('a', { href: `#/tasks?q=${enc(r.name)}`, title: 'Show tasks that mention this role', class: 'role-name' }, r.name)),
+      h('td', { class: 'num weight' }, r.weight == null ? '1' : num(r.weight)),
+      h('td', { class: 'num' }, String(r.frameworks.size)),
+      h('td', { class: 'num' }, String(r.tasks)),
+      h('td', { class: 'allocated' }, Object.keys(r.allocated).length ? resourceText(r.allocated) : h('span', { class: 'muted' }, '–')),
+      h('td', { class: 'reserved' }, Object.keys(r.reserved).length ? resourceText(r.reserved) : h('span', { class: 'muted' }, '–')),
+      h('td', { class: 'guarantee' }, quotaText(r.guarantee)),
+      h('td', { class: 'limit' }, quotaText(r.limit)))) : [emptyRow(8, 'No roles have weights, quotas, frameworks or reservations.')]);
   }
 
   // ---- task detail and sandbox ---------------------------------------------
@@ -735,6 +968,9 @@
       h('label', { class: 'follow' }, h('input', { type: 'checkbox', id: 'file-follow', checked: true,
         onchange: (e) => { if (sb.follow) sb.follow.on = e.target.checked; } }), ' follow'));
     viewer.hidden = false;
+    const dl = $('file-download');
+    dl.href = `${sb.base}/files/download?path=${enc(path)}`;
+    dl.setAttribute('download', name);
     pre.textContent = '';
     setText('file-note', 'Loading…');
     sb.follow = null;
@@ -748,13 +984,24 @@
       setText('file-note', start > 0 ? `Showing the last ${bytes(size - start)} of ${bytes(size)}.` : `${bytes(size)}.`);
       sb.follow = { path, offset: start + byteLength(chunk.data || ''), on: true, busy: false };
       pre.scrollTop = pre.scrollHeight;
+      followLoop(sb, sb.follow);
     } catch (e) {
       if (sandbox === sb) setText('file-note', `Could not read ${name}: ${e.message}`);
     }
   }
 
+  // followLoop reads the open file every FOLLOW_MS while it stays open, so
+  // the tail is live however rarely the state is polled.
+  function followLoop(sb, fl) {
+    setTimeout(async () => {
+      if (sandbox !== sb || sb.follow !== fl || route.view !== 'task') return;
+      if (!document.hidden) await followTick();
+      followLoop(sb, fl);
+    }, FOLLOW_MS);
+  }
+
   // followTick appends what was written to the open file since the last read,
-  // like tail -f. It runs after each refresh.
+  // like tail -f. It runs every FOLLOW_MS and after each refresh.
   async function followTick() {
     const sb = sandbox;
     if (!sb || !sb.follow || !sb.follow.on || sb.follow.busy || route.view !== 'task') return;
@@ -770,6 +1017,7 @@
         if (text.length > 4 * TAIL_BYTES) text = text.slice(text.length - 4 * TAIL_BYTES);
         pre.textContent = text;
         fl.offset += byteLength(data);
+        setText('file-note', `${bytes(fl.offset)} read; following.`);
         if (atEnd) pre.scrollTop = pre.scrollHeight;
       }
     } catch (e) {
@@ -785,10 +1033,12 @@
   // JSON events) says when tasks, frameworks or agents change; each change
   // triggers a prompt, coalesced refresh, so the page is live without
   // polling the whole state often.
+  // The delay grows with the cost of a refresh, so that a big cluster's
+  // stream of events leaves the page at least two thirds of its time.
   let liveTimer = null;
   function changed() {
     if (liveTimer) return;
-    liveTimer = setTimeout(() => { liveTimer = null; refresh(); }, 150);
+    liveTimer = setTimeout(() => { liveTimer = null; refresh(); }, Math.max(150, 2 * lastCost));
   }
 
   async function watch() {

@@ -1,0 +1,26 @@
+#!/bin/sh
+# Regenerates the web UI's screenshots in docs/screenshots/ (referenced from
+# the README) with headless Chromium: the UI tests save a PNG of each page
+# they check when $AGORA_WEBUI_SCREENSHOTS names a directory. The fixture
+# test runs first; the test against a real cluster then replaces its
+# agents and task pages with a live cluster's. Not part of the test suite.
+set -eu
+cd "$(dirname "$0")/.."
+out="$(pwd)/docs/screenshots"
+mkdir -p "$out"
+for t in TestUIInChromium TestLivePages; do
+	AGORA_WEBUI_SCREENSHOTS="$out" go test -count=1 -timeout 300s -run "^$t\$" ./cluster/webui/
+done
+# The error banner is a state of the tasks page, not a page: not in the docs.
+rm -f "$out/agora-webui-error.png"
+# Screenshots are kept small: the README links them, the repository keeps them.
+status=0
+for f in "$out"/*.png; do
+	size=$(wc -c <"$f")
+	if [ "$size" -gt 204800 ]; then
+		echo "$f is $size bytes, over 200 KB" >&2
+		status=1
+	fi
+done
+ls -l "$out"
+exit $status
