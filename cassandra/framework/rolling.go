@@ -103,7 +103,7 @@ func (f *Framework) stepRolling(ctx context.Context) {
 		r.Current, r.killed = "", ""
 	}
 	for _, n := range f.nodes {
-		if !n.Up {
+		if !n.Up || n.RepairPending {
 			f.mu.Unlock()
 			return // never take a second node down (one joining or being replaced counts)
 		}
