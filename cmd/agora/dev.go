@@ -47,6 +47,7 @@ func runDev(args []string) int {
 		{"the services framework (Marathon)", &devMarathon{}},     // marathon_dev.go
 		{"the scheduled-jobs framework (Chronos)", &devChronos{}}, // chronos.go
 		{"the DNS resolver", &devDNS{}},                           // dns.go
+		{"the Cassandra framework", &devCassandra{}},              // cassandra_dev.go
 	}
 	for _, s := range services {
 		s.svc.register(fs)
