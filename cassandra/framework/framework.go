@@ -210,9 +210,9 @@ func New(cfg Config) (*Framework, error) {
 			return nil, fmt.Errorf("cassandra framework: the state directory %s holds cluster %q, not %q", cfg.StateDir, s.Cluster, spec.Name)
 		}
 		f.store, f.frameworkID, f.retired, f.destroying = st, s.FrameworkID, s.Retired, s.Destroying
-		// A job under way goes on (its task is reconciled), and a node's
-		// agent keeps the time it has been away.
-		f.job, f.repairedAt = s.Job, s.RepairedAt
+		// A job or rolling restart under way goes on (the job's task is
+		// reconciled), and a node's agent keeps the time it has been away.
+		f.job, f.repairedAt, f.rolling = s.Job, s.RepairedAt, s.Rolling
 		for name, since := range s.GoneSince {
 			f.goneSince[name] = since
 		}
@@ -232,6 +232,14 @@ func New(cfg Config) (*Framework, error) {
 			}
 			n.Up = false
 			f.nodes = append(f.nodes, &n)
+		}
+	}
+	if r := f.rolling; r != nil && !r.Done() && r.Current != "" {
+		if n := f.node(r.Current); n == nil || n.TaskID == r.Killed {
+			// Whether its kill was sent is not known: it restarts again
+			// (still one node at a time).
+			r.Pending = append([]string{r.Current}, r.Pending...)
+			r.Current, r.Killed = "", ""
 		}
 	}
 	for i := len(f.nodes); i < spec.Nodes; i++ {

@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -693,5 +694,58 @@ func TestScheduledRepair(t *testing.T) {
 	g.stepJobs(j.Finished.Add(25 * time.Hour))
 	if j, _ := g.JobStatus(); j.Ended() || !j.Scheduled {
 		t.Errorf("the next scheduled repair: %+v", j)
+	}
+}
+
+// A rolling restart under way survives a restart of the scheduler: the
+// next scheduler goes on from where it was. A node whose kill may not
+// have been sent (its task is still the one to kill) restarts again; one
+// already relaunched is waited for.
+func TestRollingRestartSurvivesRestart(t *testing.T) {
+	f := testFramework(t, 3)
+	now := time.Now()
+	for i, a := range []string{"a1", "a2", "a3"} {
+		f.useOffer(now, offer(a, "127.0.0."+strconv.Itoa(i+1), scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(7000, 7010)))
+		f.nodes[i].State, f.nodes[i].Joined, f.nodes[i].Up = "TASK_RUNNING", true, true
+	}
+	if err := f.RollingRestart(map[string]json.RawMessage{"concurrent_reads": json.RawMessage("16")}); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.rolling.Restarted, f.rolling.Pending = []string{"node-0"}, []string{"node-2"}
+	f.rolling.Current, f.rolling.Killed = "node-1", f.nodes[1].TaskID
+	f.saveLocked()
+	f.mu.Unlock()
+	cfg := Config{Masters: f.cfg.Masters, Spec: f.cfg.Spec, Home: f.cfg.Home, StateDir: f.store.dir}
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ok := g.RollingStatus()
+	if !ok || r.Done() || r.Current != "" || !slices.Equal(r.Pending, []string{"node-1", "node-2"}) || !slices.Equal(r.Restarted, []string{"node-0"}) {
+		t.Fatalf("the rolling restart after a restart, node-1's kill unknown: %+v", r)
+	}
+	if string(g.Spec().YAML["concurrent_reads"]) != "16" {
+		t.Errorf("the changed key after the restart: %s", g.Spec().YAML["concurrent_reads"])
+	}
+
+	f.mu.Lock()
+	f.nodes[1].TaskID = "ring.node-1.later.3" // relaunched since the kill
+	f.saveLocked()
+	f.mu.Unlock()
+	g, err = New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := g.RollingStatus(); r.Current != "node-1" || !slices.Equal(r.Pending, []string{"node-2"}) {
+		t.Fatalf("the rolling restart after a restart, node-1 relaunched: %+v; want node-1 waited for", r)
+	}
+	for _, n := range g.nodes {
+		n.State, n.Up = "TASK_RUNNING", true
+	}
+	g.nodes[1].Up = false
+	g.stepRolling(t.Context())
+	if r, _ := g.RollingStatus(); r.Current != "node-1" {
+		t.Errorf("moved on before node-1 was up: %+v", r)
 	}
 }

@@ -29,6 +29,9 @@ type saved struct {
 	// restart); RepairedAt, the last full repair of the ring.
 	Job        *Job      `json:"job,omitempty"`
 	RepairedAt time.Time `json:"repaired_at,omitzero"`
+	// Rolling is the last rolling restart (one under way goes on after a
+	// restart).
+	Rolling *Rolling `json:"rolling,omitempty"`
 	// GoneSince is when each node that is down was first seen with its
 	// agent away, so that replace_timeout runs on across a restart.
 	GoneSince map[string]time.Time `json:"gone_since,omitempty"`
@@ -64,7 +67,7 @@ func (f *Framework) saveLocked() {
 		return
 	}
 	s := saved{Cluster: f.spec.Name, FrameworkID: f.frameworkID, YAML: f.overrides, Retired: f.retired, Destroying: f.destroying,
-		Job: f.job, RepairedAt: f.repairedAt, GoneSince: f.goneSince}
+		Job: f.job, RepairedAt: f.repairedAt, GoneSince: f.goneSince, Rolling: f.rolling}
 	for _, n := range f.nodes {
 		s.Nodes = append(s.Nodes, *n)
 	}
