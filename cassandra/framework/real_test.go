@@ -737,7 +737,7 @@ func TestReplaceNodeOfGoneAgent(t *testing.T) {
 	} else {
 		t.Logf("the replacement's full repair took %v", j.Finished.Sub(j.Started).Round(time.Second))
 	}
-	t.Logf("replacement up %v after the agent stopped (replace_timeout 5s, agent unreachable after 5 missed pings of 1s)", time.Since(stopped).Round(time.Second))
+	t.Logf("replacement joined and repaired %v after the agent stopped (replace_timeout 5s, agent unreachable after 5 missed pings of 1s)", time.Since(stopped).Round(time.Second))
 	before := w.count()
 	w.waitWrites(t, before+100, time.Minute)
 	acked := w.end(t)
@@ -745,7 +745,7 @@ func TestReplaceNodeOfGoneAgent(t *testing.T) {
 	if n.Host == victim.Host || n.VolumeID == victim.VolumeID || n.AgentID == victim.AgentID {
 		t.Errorf("the replacement %+v is on the old node's agent or volume (%+v)", n, victim)
 	}
-	t.Logf("%d writes acknowledged, %d of them after the replacement joined", len(acked), len(acked)-before)
+	t.Logf("%d writes acknowledged, %d of them after the replacement was done", len(acked), len(acked)-before)
 
 	check := session(t, after)
 	// Every acknowledged write reads back at QUORUM as soon as the
