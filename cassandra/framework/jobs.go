@@ -246,10 +246,10 @@ func lostTask(st mesos.TaskStatus) bool {
 func (f *Framework) finishJobLocked(failed string) {
 	j := f.job
 	j.Failed, j.Finished = failed, time.Now()
-	f.saveLocked()
 	if failed != "" {
 		// The framework's own repairs are tried again after a while.
 		f.jobRetryAt = j.Finished.Add(jobRetry)
+		f.saveLocked()
 		f.log.Warn(j.Kind+" failed; it stops here", "failed", failed, "done", j.Done)
 		return
 	}

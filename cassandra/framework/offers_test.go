@@ -749,3 +749,30 @@ func TestRollingRestartSurvivesRestart(t *testing.T) {
 		t.Errorf("moved on before node-1 was up: %+v", r)
 	}
 }
+
+// A node's data centre and rack come from its agent's attributes dc and
+// rack (dc1 and rack1 without them), written to the node's
+// cassandra-rackdc.properties for GossipingPropertyFileSnitch.
+func TestDCAndRackFromAgentAttributes(t *testing.T) {
+	f := testFramework(t, 2)
+	now := time.Now()
+	o := offer("a1", "127.0.0.1", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(7000, 7010))
+	o.Attributes = []mesos.Attribute{
+		{Name: "dc", Type: mesos.TEXT, Text: &mesos.Value_Text{Value: "east"}},
+		{Name: "rack", Type: mesos.TEXT, Text: &mesos.Value_Text{Value: "r7"}},
+	}
+	ops, _ := f.useOffer(now, o)
+	if len(ops) != 3 || f.nodes[0].DC != "east" || f.nodes[0].Rack != "r7" {
+		t.Fatalf("placed %v as %+v; want dc east, rack r7", ops, *f.nodes[0])
+	}
+	cmd := ops[2].Launch.TaskInfos[0].GetCommand().GetValue()
+	if !strings.Contains(cmd, `printf 'dc=%s\nrack=%s\n' 'east' 'r7' > "$sandbox/conf/cassandra-rackdc.properties"`) ||
+		!strings.Contains(cmd, "GossipingPropertyFileSnitch") {
+		t.Errorf("the launch does not write dc east, rack r7 for GossipingPropertyFileSnitch:\n%s", cmd)
+	}
+	f.nodes[0].State, f.nodes[0].Joined, f.nodes[0].Up = "TASK_RUNNING", true, true
+	ops, _ = f.useOffer(now, offer("a2", "127.0.0.2", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(8000, 8010)))
+	if len(ops) != 3 || !strings.Contains(ops[2].Launch.TaskInfos[0].GetCommand().GetValue(), `'dc1' 'rack1'`) {
+		t.Errorf("a node on an agent without attributes: %+v; want dc1, rack1", *f.nodes[1])
+	}
+}
