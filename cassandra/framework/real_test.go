@@ -287,8 +287,8 @@ func cassandraPID(t *testing.T, jmx uint64) int {
 // a node killed with SIGKILL comes back on its own volume (same host ID)
 // with the data; a rolling configuration change restarts one node at a
 // time; a restarted scheduler adopts the running nodes without reserving
-// again, also one restarted in the middle of placing a node or of adding
-// one (a scale-out); a spec the cluster cannot hold is refused with
+// again, also one restarted in the middle of placing a node, of adding
+// one (a scale-out) or of a cleanup, which it finishes; a spec the cluster cannot hold is refused with
 // nothing reserved.
 func TestCassandraOnAgora(t *testing.T) {
 	if testing.Short() {
@@ -506,8 +506,22 @@ func TestCassandraOnAgora(t *testing.T) {
 		return
 	}
 
-	t.Run("a restarted scheduler adopts the nodes", func(t *testing.T) {
+	t.Run("a restarted scheduler adopts the nodes and goes on with the job", func(t *testing.T) {
 		before := fw.Nodes()
+		// The scheduler stops in the middle of a cleanup, once node-0's
+		// nodetool task is under way; the next one finishes the job.
+		if _, err := fw.StartJob(framework.JobCleanup, "kv"); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+			if j, _ := fw.JobStatus(); j.TaskID != "" || len(j.Done) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				j, _ := fw.JobStatus()
+				t.Fatalf("the cleanup's first task not launched within a minute: %+v", j)
+			}
+		}
 		stop()
 		fw2, ended2, _ := r.run(t, spec, true)
 		after := waitUp(t, fw2, ended2, 2*time.Minute, "the nodes adopted", nil)
@@ -520,6 +534,19 @@ func TestCassandraOnAgora(t *testing.T) {
 			t.Errorf("framework ID %q after the restart, %q before", fw2.FrameworkID(), fw.FrameworkID())
 		}
 		r.checkReserved(t, spec, after)
+		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+			j, ok := fw2.JobStatus()
+			if ok && j.Ended() {
+				if j.Kind != framework.JobCleanup || j.Failed != "" || !slices.Equal(j.Done, []string{"node-0", "node-1", "node-2"}) {
+					t.Errorf("the cleanup after the restart: %+v; want the 3 nodes done", j)
+				}
+				t.Logf("cleanup done across the restart (%d tasks run again)", j.Reruns)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the cleanup not done within 2 minutes of the restart: %+v (known: %v)", j, ok)
+			}
+		}
 	})
 }
 
