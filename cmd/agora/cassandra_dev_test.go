@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -33,6 +34,10 @@ func TestDevRunsCassandra(t *testing.T) {
 	cassandratest.Home(t) // installed where agora dev looks for it
 	port, _ := clustertest.PortRange(1)
 	api := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	// Ports of the test's own for the node, not the machine's usual
+	// range, which another dev cluster on this machine may be using.
+	first, last := clustertest.PortRange(20)
+	resources := fmt.Sprintf("cpus:2;mem:6000;disk:10000;ports:[%d-%d]", first, last)
 	// The work directory is not below /tmp, as agora dev's default is
 	// not: its agent gives each task a /tmp of its own, where the
 	// persistent volume's link into WORK_DIR/volumes would lead nowhere.
@@ -41,13 +46,18 @@ func TestDevRunsCassandra(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(work) })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the node's stderr:\n%s", nodeStderr(work, 6000))
+		}
+	})
 	t.Cleanup(func() { // a failed test may leave the node behind
 		for _, pid := range cassandraPIDsUnder(work) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
 	dev, _ := startBound(t, "dev", "--agents", "1", "--port=0", "--hadoop_port", "0", "--marathon_port", "0", "--chronos_port", "0", "--dns_port", "0",
-		"--spark_port", "0", "--cassandra_nodes", "1", "--cassandra_port", strconv.Itoa(port), "--work_dir", work)
+		"--spark_port", "0", "--resources", resources, "--cassandra_nodes", "1", "--cassandra_port", strconv.Itoa(port), "--work_dir", work)
 
 	var st framework.Status
 	for deadline := time.Now().Add(4 * time.Minute); ; time.Sleep(time.Second) {
@@ -89,6 +99,24 @@ func TestDevRunsCassandra(t *testing.T) {
 	if pids := cassandraPIDsUnder(work); len(pids) > 0 {
 		t.Errorf("Cassandra processes %v left after agora dev stopped", pids)
 	}
+}
+
+// nodeStderr is the end (at most n bytes) of the stderr of each task
+// under the agents of work.
+func nodeStderr(work string, n int) string {
+	var b strings.Builder
+	files, _ := filepath.Glob(filepath.Join(work, "agent*", "slaves", "*", "frameworks", "*", "executors", "*", "runs", "*", "stderr"))
+	for _, f := range files {
+		if strings.HasSuffix(filepath.Dir(f), "latest") {
+			continue
+		}
+		out, _ := os.ReadFile(f)
+		if len(out) > n {
+			out = out[len(out)-n:]
+		}
+		fmt.Fprintf(&b, "== %s\n%s\n", f, out)
+	}
+	return b.String()
 }
 
 // cassandraPIDsUnder are the Cassandra JVMs whose command line names dir.
