@@ -18,7 +18,8 @@ type Status struct {
 	Running     int    `json:"running"`
 	Up          int    `json:"up"`
 	HeapMB      int    `json:"heap_mb"`
-	// Replacing counts the nodes being placed in a lost node's stead;
+	// Replacing counts the nodes being placed in a lost node's stead (or
+	// repaired after joining in its place);
 	// Retired, the placements left whose reservations and volumes are
 	// still to be released.
 	Replacing int `json:"replacing"`
@@ -46,7 +47,7 @@ func (f *Framework) Status() Status {
 	s := Status{Cluster: f.spec.Name, FrameworkID: f.frameworkID, Role: f.spec.Role, Nodes: len(f.nodes), HeapMB: f.spec.HeapMB(),
 		Retired: len(f.retired), Destroying: f.destroying, Destroyed: f.destroyedAt()}
 	for _, n := range f.nodes {
-		if n.ReplaceAddress != "" {
+		if n.ReplaceAddress != "" || n.RepairPending {
 			s.Replacing++
 		}
 		if n.AgentID != "" {

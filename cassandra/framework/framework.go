@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -28,6 +29,7 @@ import (
 	schedpb "github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/agora-cluster/agora/cassandra/plan"
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/frameworks/scheduler"
 	"github.com/agora-cluster/agora/frameworks/state"
 )
@@ -79,6 +81,10 @@ type Config struct {
 	Env map[string]string
 	// User runs the nodes (default: this process's user).
 	User string
+	// Secret, if set, is presented with the spec's principal (HTTP
+	// Basic) on every call to the master and when reading its state, for
+	// a master that authenticates frameworks and its read-only endpoints.
+	Secret string
 }
 
 // Node is one Cassandra node of the cluster as the framework keeps it.
@@ -117,6 +123,10 @@ type Node struct {
 	// joined; Replacements counts its replacements.
 	ReplaceAddress string `json:"replace_address,omitempty"`
 	Replacements   int    `json:"replacements,omitempty"`
+	// RepairPending: the node has joined in a replaced node's place and
+	// its ranges are still to be repaired (it streamed each from one
+	// replica); it counts as replaced once that repair is done.
+	RepairPending bool `json:"repair_pending,omitempty"`
 }
 
 // NativeAddr is where clients reach the node (host:native_port).
@@ -158,6 +168,11 @@ type Framework struct {
 	// job is the last repair or cleanup; jobTasks counts their tasks.
 	job      *Job
 	jobTasks int
+	// jobRetryAt: no repair of the framework's own starts before (a job
+	// failed); repairedAt: the last full repair of the ring, from which
+	// the spec's repair_interval counts.
+	jobRetryAt time.Time
+	repairedAt time.Time
 }
 
 // New checks cfg and prepares the framework, reading its state if kept.
@@ -195,6 +210,12 @@ func New(cfg Config) (*Framework, error) {
 			return nil, fmt.Errorf("cassandra framework: the state directory %s holds cluster %q, not %q", cfg.StateDir, s.Cluster, spec.Name)
 		}
 		f.store, f.frameworkID, f.retired, f.destroying = st, s.FrameworkID, s.Retired, s.Destroying
+		// A job or rolling restart under way goes on (the job's task is
+		// reconciled), and a node's agent keeps the time it has been away.
+		f.job, f.repairedAt, f.rolling = s.Job, s.RepairedAt, s.Rolling
+		for name, since := range s.GoneSince {
+			f.goneSince[name] = since
+		}
 		if len(s.YAML) > 0 {
 			next := f.spec
 			next.YAML = maps.Clone(s.YAML)
@@ -211,6 +232,14 @@ func New(cfg Config) (*Framework, error) {
 			}
 			n.Up = false
 			f.nodes = append(f.nodes, &n)
+		}
+	}
+	if r := f.rolling; r != nil && !r.Done() && r.Current != "" {
+		if n := f.node(r.Current); n == nil || n.TaskID == r.Killed {
+			// Whether its kill was sent is not known: it restarts again
+			// (still one node at a time).
+			r.Pending = append([]string{r.Current}, r.Pending...)
+			r.Current, r.Killed = "", ""
 		}
 	}
 	for i := len(f.nodes); i < spec.Nodes; i++ {
@@ -314,7 +343,7 @@ func (f *Framework) CheckFit(ctx context.Context) error {
 func (f *Framework) checkFitOnce(ctx context.Context) (int, error) {
 	var last error
 	for _, m := range f.cfg.Masters {
-		st, err := (state.Client{}).Master(ctx, m)
+		st, err := f.stateClient().Master(ctx, m)
 		if err != nil {
 			last = err
 			continue
@@ -335,6 +364,16 @@ func (f *Framework) checkFitOnce(ctx context.Context) (int, error) {
 
 func frameworkName(s plan.Spec) string { return "cassandra-" + s.Name }
 
+// stateClient reads the master's state, with the framework's credential
+// if it has a secret.
+func (f *Framework) stateClient() state.Client {
+	if f.cfg.Secret == "" {
+		return state.Client{}
+	}
+	return state.Client{HTTP: &http.Client{Timeout: 10 * time.Second,
+		Transport: &auth.Transport{Credential: auth.Credential{Principal: f.principal(), Secret: f.cfg.Secret}}}}
+}
+
 // Run checks the spec against the cluster's agents, subscribes and keeps
 // the nodes running until ctx ends. With a state directory the nodes stay
 // for the next scheduler; without one the framework is torn down (the
@@ -354,10 +393,7 @@ func (f *Framework) Run(ctx context.Context) error {
 	}
 	checkpoint := true
 	role := f.spec.Role
-	principal := f.spec.Principal
-	if principal == "" {
-		principal = frameworkName(f.spec)
-	}
+	principal := f.principal()
 	failover := f.cfg.FailoverTimeout.Seconds()
 	user := f.cfg.User
 	if user == "" {
@@ -370,7 +406,11 @@ func (f *Framework) Run(ctx context.Context) error {
 		info.ID = &mesos.FrameworkID{Value: f.frameworkID}
 	}
 	f.mu.Unlock()
-	d, err := scheduler.New(scheduler.Config{Masters: f.cfg.Masters, Framework: info,
+	var credPrincipal string // HTTP Basic only with a secret
+	if f.cfg.Secret != "" {
+		credPrincipal = principal
+	}
+	d, err := scheduler.New(scheduler.Config{Masters: f.cfg.Masters, Framework: info, Principal: credPrincipal, Secret: f.cfg.Secret,
 		Logger: f.log.With("component", "scheduler-driver")}, scheduler.Simple(f.log, f.subscribed, f.offers, f.update))
 	if err != nil {
 		return fmt.Errorf("cassandra framework: %w", err)
@@ -430,6 +470,13 @@ func (f *Framework) subscribed(ctx context.Context, id string) {
 		if n.TaskID != "" {
 			tasks = append(tasks, scheduler.ReconcileTask(n.TaskID, n.AgentID))
 		}
+	}
+	if j := f.job; j != nil && !j.Ended() && j.TaskID != "" {
+		agent := ""
+		if n := f.node(j.Current); n != nil {
+			agent = n.AgentID
+		}
+		tasks = append(tasks, scheduler.ReconcileTask(j.TaskID, agent))
 	}
 	f.saveLocked()
 	f.mu.Unlock()

@@ -44,7 +44,17 @@ type Job struct {
 	Done    []string `json:"done"`
 	// Failed says which node's nodetool failed, and how; the job stops
 	// there.
-	Failed   string    `json:"failed,omitempty"`
+	Failed string `json:"failed,omitempty"`
+	// Full repairs every range the node replicates, not only those it is
+	// primary for (`repair -full`); Replacement marks the repair the
+	// framework runs on a replacement node once it has joined, before it
+	// counts as replaced.
+	Full        bool `json:"full,omitempty"`
+	Replacement bool `json:"replacement,omitempty"`
+	// Scheduled marks a repair the spec's repair_interval started.
+	Scheduled bool `json:"scheduled,omitempty"`
+	// Reruns counts the tasks run again because the master lost them.
+	Reruns   int       `json:"reruns,omitempty"`
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished,omitzero"`
 }
@@ -71,7 +81,7 @@ func (f *Framework) StartJob(kind, keyspace string) (Job, error) {
 	if f.job != nil && !f.job.Ended() {
 		return Job{}, fmt.Errorf("a %s is under way (node %s, %d to go)", f.job.Kind, f.job.Current, len(f.job.Pending))
 	}
-	j := &Job{Kind: kind, Keyspace: keyspace, Started: time.Now(), Done: []string{}}
+	j := &Job{Kind: kind, Keyspace: keyspace}
 	for _, n := range f.nodes {
 		if n.AgentID != "" {
 			j.Pending = append(j.Pending, n.Name)
@@ -80,12 +90,20 @@ func (f *Framework) StartJob(kind, keyspace string) (Job, error) {
 	if len(j.Pending) == 0 {
 		return Job{}, errors.New("no node is placed yet")
 	}
+	f.startJobLocked(j)
+	return f.jobCopyLocked(), nil
+}
+
+// startJobLocked makes j the job, saved so that a restarted scheduler
+// goes on with it.
+func (f *Framework) startJobLocked(j *Job) {
+	j.Started, j.Done = time.Now(), []string{}
 	f.job = j
-	f.log.Info("starting "+kind, "keyspace", keyspace, "nodes", j.Pending)
+	f.saveLocked()
+	f.log.Info("starting "+j.Kind, "keyspace", j.Keyspace, "nodes", j.Pending, "full", j.Full, "replacement", j.Replacement, "scheduled", j.Scheduled)
 	if f.driver != nil {
 		go f.revive()
 	}
-	return f.jobCopyLocked(), nil
 }
 
 // JobStatus is the last job, if any.
@@ -137,6 +155,7 @@ func (f *Framework) jobLocked(o *mesos.Offer) []mesos.Offer_Operation {
 	f.jobTasks++
 	j.TaskID = fmt.Sprintf("%s.%s.%s.%s.%d", f.spec.Name, n.Name, j.Kind, f.incarnation, f.jobTasks)
 	ci := f.nodetoolLocked(n, j)
+	f.saveLocked()
 	f.log.Info(j.Kind+": running nodetool on the node's agent", "node", n.Name, "task", j.TaskID)
 	return []mesos.Offer_Operation{scheduler.LaunchOp(mesos.TaskInfo{
 		Name: fmt.Sprintf("%s | %s | %s", f.spec.Name, n.Name, j.Kind), TaskID: mesos.TaskID{Value: j.TaskID}, AgentID: o.AgentID,
@@ -147,7 +166,10 @@ func (f *Framework) jobLocked(o *mesos.Offer) []mesos.Offer_Operation {
 // nodetoolArgs are the nodetool arguments of job j.
 func nodetoolArgs(j *Job) []string {
 	args := []string{j.Kind}
-	if j.Kind == JobRepair {
+	switch {
+	case j.Kind == JobRepair && j.Full:
+		args = append(args, "-full")
+	case j.Kind == JobRepair:
 		args = append(args, "-pr")
 	}
 	if j.Keyspace != "" {
@@ -182,7 +204,17 @@ func (f *Framework) jobUpdateLocked(st mesos.TaskStatus) bool {
 	if !scheduler.IsTerminal(state) {
 		return true
 	}
+	defer f.saveLocked()
 	node := j.Current
+	if lostTask(st) && j.Reruns < maxJobReruns {
+		// The master does not know the task (launched by an ACCEPT that
+		// never arrived, or of an earlier scheduler and forgotten):
+		// nodetool repair and cleanup can run again on the node.
+		j.Reruns++
+		j.TaskID = ""
+		f.log.Info(j.Kind+": the node's task is lost; running it again", "node", node, "state", state.String(), "reason", st.GetReason().String())
+		return true
+	}
 	j.Current, j.TaskID = "", ""
 	if state != mesos.TASK_FINISHED {
 		f.finishJobLocked(fmt.Sprintf("%s: %s %s %s", node, state, st.GetReason(), st.GetMessage()))
@@ -196,12 +228,89 @@ func (f *Framework) jobUpdateLocked(st mesos.TaskStatus) bool {
 	return true
 }
 
+// maxJobReruns bounds how often a job runs a lost task again.
+const maxJobReruns = 3
+
+// lostTask says whether st tells of a task the master lost or does not
+// know, rather than one that ran and failed.
+func lostTask(st mesos.TaskStatus) bool {
+	switch st.GetState() {
+	case mesos.TASK_UNKNOWN, mesos.TASK_DROPPED, mesos.TASK_GONE:
+		return true
+	case mesos.TASK_LOST:
+		return st.GetReason() == mesos.REASON_RECONCILIATION
+	}
+	return false
+}
+
 func (f *Framework) finishJobLocked(failed string) {
 	j := f.job
 	j.Failed, j.Finished = failed, time.Now()
 	if failed != "" {
+		// The framework's own repairs are tried again after a while.
+		f.jobRetryAt = j.Finished.Add(jobRetry)
+		f.saveLocked()
 		f.log.Warn(j.Kind+" failed; it stops here", "failed", failed, "done", j.Done)
 		return
 	}
+	if j.Replacement {
+		for _, name := range j.Done {
+			if n := f.node(name); n != nil && n.RepairPending {
+				n.RepairPending = false
+				f.log.Info("replacement node repaired: the replacement is done", "node", name, "host_id", n.HostID)
+			}
+		}
+	}
+	if j.Kind == JobRepair && !j.Replacement && j.Keyspace == "" {
+		f.repairedAt = j.Finished
+	}
+	f.saveLocked()
 	f.log.Info(j.Kind+" done", "nodes", j.Done)
+}
+
+// jobRetry is how long after a failed job the framework starts its own
+// repairs again.
+const jobRetry = 30 * time.Second
+
+// stepJobs starts the repairs the framework runs on its own, when no job
+// runs: a replacement node's full repair once it has joined (it
+// streamed each range from one replica, so a write acknowledged at
+// QUORUM may be missing from it until then), and the spec's periodic
+// repair (repair_interval) of every node in turn, while every node is up.
+func (f *Framework) stepJobs(now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.destroying || f.stopping || (f.job != nil && !f.job.Ended()) || now.Before(f.jobRetryAt) {
+		return
+	}
+	for _, n := range f.nodes {
+		if n.RepairPending && n.Up {
+			f.startJobLocked(&Job{Kind: JobRepair, Full: true, Replacement: true, Pending: []string{n.Name}})
+			return
+		}
+	}
+	every := time.Duration(f.spec.RepairInterval)
+	if every <= 0 {
+		return
+	}
+	if f.repairedAt.IsZero() {
+		// The first scheduled repair comes one interval after the
+		// schedule was first seen, not at once on a new ring.
+		f.repairedAt = now
+		f.saveLocked()
+		return
+	}
+	if now.Sub(f.repairedAt) < every {
+		return
+	}
+	j := &Job{Kind: JobRepair, Scheduled: true}
+	for _, n := range f.nodes {
+		if !n.Up || n.RepairPending {
+			return // a repair with a node down fails; wait for the ring
+		}
+		j.Pending = append(j.Pending, n.Name)
+	}
+	if len(j.Pending) > 0 {
+		f.startJobLocked(j)
+	}
 }

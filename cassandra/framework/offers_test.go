@@ -1,10 +1,12 @@
 package framework
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -471,5 +473,306 @@ func TestJobOneNodeAtATime(t *testing.T) {
 	ops, _ = f.useOffer(now, spare("a1", "127.0.0.1"))
 	if len(ops) != 1 || !strings.HasSuffix(ops[0].Launch.TaskInfos[0].GetCommand().GetValue(), "-p 7002 'cleanup'") {
 		t.Fatalf("node-0's cleanup: %v", ops)
+	}
+}
+
+// A replacement that has joined is not done until the framework has run
+// a full repair on it (`nodetool repair -full`, every range it
+// replicates): the repair starts on its own, meanwhile the node counts as
+// being replaced and no rolling restart takes a node down; a failed
+// repair is tried again after a while; a done one ends the replacement.
+func TestReplacementRepairedBeforeDone(t *testing.T) {
+	f := testFramework(t, 2)
+	now := time.Now()
+	f.useOffer(now, offer("a1", "127.0.0.1", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(7000, 7010)))
+	f.nodes[0].State, f.nodes[0].Joined, f.nodes[0].Up = "TASK_RUNNING", true, true
+	f.useOffer(now, offer("a2", "127.0.0.2", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(8000, 8010)))
+	n1 := f.nodes[1]
+	n1.State, n1.Joined, n1.Up, n1.Replacements, n1.RepairPending = "TASK_RUNNING", true, true, 1, true
+	if st := f.Status(); st.Replacing != 1 {
+		t.Errorf("status while the replacement is repaired: %+v; want 1 replacing", st)
+	}
+	if err := f.RollingRestart(nil); err != nil {
+		t.Fatal(err)
+	}
+	f.stepRolling(t.Context())
+	if r, _ := f.RollingStatus(); r.Current != "" {
+		t.Errorf("a rolling restart took node %s down while node-1's repair is pending", r.Current)
+	}
+	f.rolling = nil
+
+	spare := func(agent, host string) *mesos.Offer {
+		return offer(agent, host, scalar("cpus", 1), scalar("mem", 1000))
+	}
+	failed, finished := mesos.TASK_FAILED, mesos.TASK_FINISHED
+	for attempt := range 2 {
+		f.stepJobs(now)
+		j, ok := f.JobStatus()
+		if !ok || j.Ended() || !j.Replacement || !j.Full || !slices.Equal(j.Pending, []string{"node-1"}) {
+			t.Fatalf("attempt %d: job %+v; want node-1's full repair", attempt, j)
+		}
+		if ops, _ := f.useOffer(now, spare("a1", "127.0.0.1")); ops != nil {
+			t.Fatalf("the replacement's repair ran on node-0: %v", ops)
+		}
+		ops, _ := f.useOffer(now, spare("a2", "127.0.0.2"))
+		if len(ops) != 1 || ops[0].Launch == nil {
+			t.Fatalf("the replacement's repair: %v", ops)
+		}
+		task := ops[0].Launch.TaskInfos[0]
+		if cmd := task.GetCommand().GetValue(); cmd != "exec '/opt/cassandra/bin/nodetool' -h 127.0.0.1 -p 8002 'repair' '-full'" {
+			t.Errorf("the replacement's repair command: %s", cmd)
+		}
+		if attempt == 0 {
+			f.jobUpdateLocked(mesos.TaskStatus{TaskID: task.TaskID, State: &failed})
+			if !n1.RepairPending {
+				t.Fatal("a failed repair ended the replacement")
+			}
+			f.stepJobs(now.Add(time.Second))
+			if j, _ := f.JobStatus(); !j.Ended() {
+				t.Fatalf("the failed repair tried again at once: %+v", j)
+			}
+			now = now.Add(jobRetry + time.Second)
+			continue
+		}
+		f.jobUpdateLocked(mesos.TaskStatus{TaskID: task.TaskID, State: &finished})
+	}
+	if n1.RepairPending || f.Status().Replacing != 0 {
+		t.Errorf("after the repair: node %+v, status %+v; want the replacement done", *n1, f.Status())
+	}
+	f.stepJobs(now.Add(time.Hour))
+	if j, _ := f.JobStatus(); !j.Ended() {
+		t.Errorf("a repair started with nothing to repair and no schedule: %+v", j)
+	}
+}
+
+// A job under way and a node's time away from the master survive a
+// restart of the scheduler: the new one reconciles the job's task and
+// goes on with it (a task the master answers lost runs again on the
+// node), and replaces the node when replace_timeout has passed since it
+// was first seen away, not since the restart.
+func TestJobAndAwayClockSurviveRestart(t *testing.T) {
+	master := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"slaves":[{"id":"a1","active":true}]}`)
+	}))
+	defer master.Close()
+	spec, err := plan.Parse([]byte(`{"name":"ring","nodes":3,"seeds":1,"cpus":0.5,"mem":1000,"disk":300,"replace_timeout":"1m"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Masters: []string{strings.TrimPrefix(master.URL, "http://")}, Spec: spec, Home: "/opt/cassandra", StateDir: t.TempDir()}
+	f, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for i, a := range []string{"a1", "a2", "a3"} {
+		f.useOffer(now, offer(a, "127.0.0."+strconv.Itoa(i+1), scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(7000, 7010)))
+		f.nodes[i].State, f.nodes[i].Joined, f.nodes[i].Up = "TASK_RUNNING", true, true
+	}
+	if _, err := f.StartJob(JobCleanup, "kv"); err != nil {
+		t.Fatal(err)
+	}
+	ops, _ := f.useOffer(now, offer("a1", "127.0.0.1", scalar("cpus", 1), scalar("mem", 1000)))
+	if len(ops) != 1 {
+		t.Fatalf("node-0's cleanup: %v", ops)
+	}
+	finished := mesos.TASK_FINISHED
+	f.jobUpdateLocked(mesos.TaskStatus{TaskID: ops[0].Launch.TaskInfos[0].TaskID, State: &finished})
+	ops, _ = f.useOffer(now, offer("a2", "127.0.0.2", scalar("cpus", 1), scalar("mem", 1000)))
+	if len(ops) != 1 {
+		t.Fatalf("node-1's cleanup: %v", ops)
+	}
+	running := ops[0].Launch.TaskInfos[0].TaskID
+	// node-2's agent (a3) is away: first seen so 50 s ago.
+	f.nodes[2].State, f.nodes[2].Up = "TASK_LOST", false
+	f.checkGone(t.Context())
+	f.mu.Lock()
+	f.goneSince["node-2"] = now.Add(-50 * time.Second)
+	f.saveLocked()
+	f.mu.Unlock()
+
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, ok := g.JobStatus()
+	if !ok || j.Ended() || j.Current != "node-1" || j.TaskID != running.Value || !slices.Equal(j.Done, []string{"node-0"}) || !slices.Equal(j.Pending, []string{"node-2"}) {
+		t.Fatalf("the job after the restart: %+v; want node-1's cleanup under way", j)
+	}
+	// The master forgot the task: it runs again on node-1.
+	lost, reason := mesos.TASK_LOST, mesos.REASON_RECONCILIATION
+	g.jobUpdateLocked(mesos.TaskStatus{TaskID: running, State: &lost, Reason: &reason})
+	g.nodes[1].State, g.nodes[1].Up = "TASK_RUNNING", true
+	ops, _ = g.useOffer(now, offer("a2", "127.0.0.2", scalar("cpus", 1), scalar("mem", 1000)))
+	if len(ops) != 1 || !strings.HasSuffix(ops[0].Launch.TaskInfos[0].GetCommand().GetValue(), "-p 7002 'cleanup' 'kv'") {
+		t.Fatalf("node-1's cleanup again after its task was lost: %v", ops)
+	}
+	if j, _ := g.JobStatus(); j.Reruns != 1 || j.Ended() {
+		t.Errorf("the job after its task was lost: %+v", j)
+	}
+	// 50 s away before the restart: not yet; 10 s more: replaced.
+	g.checkGone(t.Context())
+	if g.nodes[2].AgentID != "a3" {
+		t.Fatalf("node-2 replaced before replace_timeout: %+v", *g.nodes[2])
+	}
+	g.mu.Lock()
+	since := g.goneSince["node-2"]
+	g.goneSince["node-2"] = since.Add(-11 * time.Second)
+	g.mu.Unlock()
+	if !since.Equal(now.Add(-50 * time.Second)) {
+		t.Errorf("node-2 away since %v after the restart; want %v", since, now.Add(-50*time.Second))
+	}
+	g.checkGone(t.Context())
+	if g.nodes[2].AgentID != "" || g.nodes[2].Replacements != 1 {
+		t.Errorf("node-2 not replaced after replace_timeout counted across the restart: %+v", *g.nodes[2])
+	}
+}
+
+// With repair_interval, the ring is repaired (`repair -pr`, every node in
+// turn) one interval after the schedule was first seen and then one
+// interval after each full repair, only while every node is up; the time
+// of the last one survives a restart. An interval under a minute is
+// refused.
+func TestScheduledRepair(t *testing.T) {
+	if _, err := plan.Parse([]byte(`{"repair_interval":"30s"}`)); err == nil || !strings.Contains(err.Error(), "repair_interval 30s: at least 1m0s") {
+		t.Errorf("a repair_interval of 30s: %v", err)
+	}
+	spec, err := plan.Parse([]byte(`{"name":"ring","nodes":2,"seeds":1,"cpus":0.5,"mem":1000,"disk":300,"repair_interval":"24h"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Masters: []string{"127.0.0.1:5050"}, Spec: spec, Home: "/opt/cassandra", StateDir: t.TempDir()}
+	f, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for i, a := range []string{"a1", "a2"} {
+		f.useOffer(now, offer(a, "127.0.0."+strconv.Itoa(i+1), scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(7000, 7010)))
+		f.nodes[i].State, f.nodes[i].Joined, f.nodes[i].Up = "TASK_RUNNING", true, true
+	}
+	f.stepJobs(now)
+	if _, ok := f.JobStatus(); ok {
+		t.Fatal("a scheduled repair ran at once on a new ring")
+	}
+	f.stepJobs(now.Add(23 * time.Hour))
+	if _, ok := f.JobStatus(); ok {
+		t.Fatal("a scheduled repair before its interval")
+	}
+	f.nodes[1].Up = false
+	f.stepJobs(now.Add(25 * time.Hour))
+	if _, ok := f.JobStatus(); ok {
+		t.Fatal("a scheduled repair started with a node down")
+	}
+	f.nodes[1].Up = true
+	f.stepJobs(now.Add(25 * time.Hour))
+	j, ok := f.JobStatus()
+	if !ok || !j.Scheduled || j.Full || j.Kind != JobRepair || !slices.Equal(j.Pending, []string{"node-0", "node-1"}) {
+		t.Fatalf("the scheduled repair: %+v", j)
+	}
+	finished := mesos.TASK_FINISHED
+	for i, a := range []string{"a1", "a2"} {
+		ops, _ := f.useOffer(now, offer(a, "127.0.0."+strconv.Itoa(i+1), scalar("cpus", 1), scalar("mem", 1000)))
+		if len(ops) != 1 || !strings.HasSuffix(ops[0].Launch.TaskInfos[0].GetCommand().GetValue(), "'repair' '-pr'") {
+			t.Fatalf("node-%d's scheduled repair: %v", i, ops)
+		}
+		f.jobUpdateLocked(mesos.TaskStatus{TaskID: ops[0].Launch.TaskInfos[0].TaskID, State: &finished})
+	}
+	j, _ = f.JobStatus()
+	if !j.Ended() || j.Failed != "" {
+		t.Fatalf("the scheduled repair: %+v; want done", j)
+	}
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.nodes[0].Up, g.nodes[1].Up = true, true
+	g.stepJobs(j.Finished.Add(23 * time.Hour))
+	if j, _ := g.JobStatus(); !j.Ended() {
+		t.Fatalf("a second scheduled repair within the interval of the last, after a restart: %+v", j)
+	}
+	g.stepJobs(j.Finished.Add(25 * time.Hour))
+	if j, _ := g.JobStatus(); j.Ended() || !j.Scheduled {
+		t.Errorf("the next scheduled repair: %+v", j)
+	}
+}
+
+// A rolling restart under way survives a restart of the scheduler: the
+// next scheduler goes on from where it was. A node whose kill may not
+// have been sent (its task is still the one to kill) restarts again; one
+// already relaunched is waited for.
+func TestRollingRestartSurvivesRestart(t *testing.T) {
+	f := testFramework(t, 3)
+	now := time.Now()
+	for i, a := range []string{"a1", "a2", "a3"} {
+		f.useOffer(now, offer(a, "127.0.0."+strconv.Itoa(i+1), scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(7000, 7010)))
+		f.nodes[i].State, f.nodes[i].Joined, f.nodes[i].Up = "TASK_RUNNING", true, true
+	}
+	if err := f.RollingRestart(map[string]json.RawMessage{"concurrent_reads": json.RawMessage("16")}); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.rolling.Restarted, f.rolling.Pending = []string{"node-0"}, []string{"node-2"}
+	f.rolling.Current, f.rolling.Killed = "node-1", f.nodes[1].TaskID
+	f.saveLocked()
+	f.mu.Unlock()
+	cfg := Config{Masters: f.cfg.Masters, Spec: f.cfg.Spec, Home: f.cfg.Home, StateDir: f.store.dir}
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ok := g.RollingStatus()
+	if !ok || r.Done() || r.Current != "" || !slices.Equal(r.Pending, []string{"node-1", "node-2"}) || !slices.Equal(r.Restarted, []string{"node-0"}) {
+		t.Fatalf("the rolling restart after a restart, node-1's kill unknown: %+v", r)
+	}
+	if string(g.Spec().YAML["concurrent_reads"]) != "16" {
+		t.Errorf("the changed key after the restart: %s", g.Spec().YAML["concurrent_reads"])
+	}
+
+	f.mu.Lock()
+	f.nodes[1].TaskID = "ring.node-1.later.3" // relaunched since the kill
+	f.saveLocked()
+	f.mu.Unlock()
+	g, err = New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := g.RollingStatus(); r.Current != "node-1" || !slices.Equal(r.Pending, []string{"node-2"}) {
+		t.Fatalf("the rolling restart after a restart, node-1 relaunched: %+v; want node-1 waited for", r)
+	}
+	for _, n := range g.nodes {
+		n.State, n.Up = "TASK_RUNNING", true
+	}
+	g.nodes[1].Up = false
+	g.stepRolling(t.Context())
+	if r, _ := g.RollingStatus(); r.Current != "node-1" {
+		t.Errorf("moved on before node-1 was up: %+v", r)
+	}
+}
+
+// A node's data centre and rack come from its agent's attributes dc and
+// rack (dc1 and rack1 without them), written to the node's
+// cassandra-rackdc.properties for GossipingPropertyFileSnitch.
+func TestDCAndRackFromAgentAttributes(t *testing.T) {
+	f := testFramework(t, 2)
+	now := time.Now()
+	o := offer("a1", "127.0.0.1", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(7000, 7010))
+	o.Attributes = []mesos.Attribute{
+		{Name: "dc", Type: mesos.TEXT, Text: &mesos.Value_Text{Value: "east"}},
+		{Name: "rack", Type: mesos.TEXT, Text: &mesos.Value_Text{Value: "r7"}},
+	}
+	ops, _ := f.useOffer(now, o)
+	if len(ops) != 3 || f.nodes[0].DC != "east" || f.nodes[0].Rack != "r7" {
+		t.Fatalf("placed %v as %+v; want dc east, rack r7", ops, *f.nodes[0])
+	}
+	cmd := ops[2].Launch.TaskInfos[0].GetCommand().GetValue()
+	if !strings.Contains(cmd, `printf 'dc=%s\nrack=%s\n' 'east' 'r7' > "$sandbox/conf/cassandra-rackdc.properties"`) ||
+		!strings.Contains(cmd, "GossipingPropertyFileSnitch") {
+		t.Errorf("the launch does not write dc east, rack r7 for GossipingPropertyFileSnitch:\n%s", cmd)
+	}
+	f.nodes[0].State, f.nodes[0].Joined, f.nodes[0].Up = "TASK_RUNNING", true, true
+	ops, _ = f.useOffer(now, offer("a2", "127.0.0.2", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(8000, 8010)))
+	if len(ops) != 3 || !strings.Contains(ops[2].Launch.TaskInfos[0].GetCommand().GetValue(), `'dc1' 'rack1'`) {
+		t.Errorf("a node on an agent without attributes: %+v; want dc1, rack1", *f.nodes[1])
 	}
 }

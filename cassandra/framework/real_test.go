@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/gocql/gocql"
+	mastercalls "github.com/mesos/mesos-go/api/v1/lib/master"
 
 	"github.com/agora-cluster/agora/cassandra/cassandratest"
 	"github.com/agora-cluster/agora/cassandra/cql"
@@ -195,17 +196,50 @@ func (r *ring) reservedMem(t *testing.T, role string) map[string]float64 {
 }
 
 // checkReserved checks that exactly one node's memory is reserved on the
-// agent of each node, and nothing elsewhere: no second reservation.
+// agent of each node, and nothing elsewhere: no second reservation; and
+// that the only persistent volumes are the nodes' own: none orphaned.
 func (r *ring) checkReserved(t *testing.T, spec plan.Spec, ns []framework.Node) {
 	t.Helper()
 	got := r.reservedMem(t, spec.Role)
 	want := map[string]float64{}
+	volumes := map[string][]string{}
 	for _, n := range ns {
 		want[n.Host] += spec.Mem
+		volumes[n.Host] = append(volumes[n.Host], n.VolumeID)
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("reserved mem by host %v; want %v (one node's on each node's agent)", got, want)
 	}
+	if got := r.volumes(t); fmt.Sprint(got) != fmt.Sprint(volumes) {
+		t.Errorf("persistent volumes by host %v; want %v (each node's own, no other)", got, volumes)
+	}
+}
+
+// volumes are the persistent volumes on the registered agents, by host
+// (the master's GET_AGENTS).
+func (r *ring) volumes(t *testing.T) map[string][]string {
+	t.Helper()
+	resp, err := http.Post(r.agora.MasterURL+"/api/v1", "application/json", strings.NewReader(`{"type":"GET_AGENTS"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var res mastercalls.Response
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		t.Fatalf("GET_AGENTS: %v", err)
+	}
+	out := map[string][]string{}
+	for _, a := range res.GetGetAgents().GetAgents() {
+		for _, x := range a.TotalResources {
+			if id := x.GetDisk().GetPersistence().GetID(); id != "" {
+				out[a.AgentInfo.Hostname] = append(out[a.AgentInfo.Hostname], id)
+			}
+		}
+	}
+	for _, ids := range out {
+		slices.Sort(ids)
+	}
+	return out
 }
 
 // session is a gocql session on the ring, from its native addresses.
@@ -253,9 +287,9 @@ func cassandraPID(t *testing.T, jmx uint64) int {
 // a node killed with SIGKILL comes back on its own volume (same host ID)
 // with the data; a rolling configuration change restarts one node at a
 // time; a restarted scheduler adopts the running nodes without reserving
-// again; a spec the cluster cannot hold is refused with nothing reserved.
-// (Scaling out takes the same path as placing the first nodes; TestAddNodes
-// covers its bookkeeping without a fourth JVM.)
+// again, also one restarted in the middle of placing a node, of adding
+// one (a scale-out) or of a cleanup, which it finishes; a spec the cluster cannot hold is refused with
+// nothing reserved.
 func TestCassandraOnAgora(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs three Cassandra JVMs; not in -short")
@@ -292,26 +326,54 @@ func TestCassandraOnAgora(t *testing.T) {
 		return
 	}
 
+	// Two nodes from the spec, the third added through the API (a
+	// scale-out, `agora cassandra nodes add 1`).
 	spec := testSpec(t, "")
+	spec.Nodes = 2
 	top := t // the frameworks live across the subtests
 	fw, ended, stop := r.run(top, spec, false)
 	var ns []framework.Node
 	t.Run("three nodes come up and take QUORUM writes", func(t *testing.T) {
-		// Stop the scheduler while it adds node-1 (placed, not yet in the
-		// ring); the next one finishes the job on the same reservation.
-		deadline := time.Now().Add(3 * time.Minute)
-		for fw.Nodes()[1].AgentID == "" {
-			if time.Now().After(deadline) {
-				t.Fatalf("node-1 not placed within 3 minutes: %+v", fw.Nodes())
+		// Stop the scheduler while it places node-1 (placed, not yet in
+		// the ring), and again while it adds node-2 (its reservation,
+		// volume and task taken by the master, not yet in the ring): each
+		// time the next scheduler finishes the job on the same
+		// reservation and volume.
+		midway := func(i int) framework.Node {
+			t.Helper()
+			deadline := time.Now().Add(3 * time.Minute)
+			for {
+				ns := fw.Nodes()
+				if len(ns) > i && ns[i].AgentID != "" && ns[i].State != "" {
+					if ns[i].Up {
+						t.Fatalf("node-%d up before its placement was seen: %+v", i, ns[i])
+					}
+					return ns[i]
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("node-%d not placed within 3 minutes: %+v", i, ns)
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
-		if fw.Nodes()[1].Up {
-			t.Fatalf("node-1 up before its placement was seen: %+v", fw.Nodes()[1])
-		}
+		midway(1)
 		stop()
 		fw, ended, stop = r.run(top, spec, false)
+		waitUp(t, fw, ended, 4*time.Minute, "two nodes up", nil)
+		api := httptest.NewServer(fw.Handler())
+		resp, err := http.Post(api.URL+"/v1/nodes/add?count=1", "", nil)
+		api.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST /v1/nodes/add?count=1: %v, %v", resp.Status, err)
+		}
+		adding := midway(2)
+		stop()
+		// The spec still says two nodes: the state keeps the third.
+		fw, ended, stop = r.run(top, spec, false)
 		ns = waitUp(t, fw, ended, 4*time.Minute, "three nodes up", nil)
+		if len(ns) != 3 || ns[2].AgentID != adding.AgentID || ns[2].VolumeID != adding.VolumeID || ns[2].StoragePort != adding.StoragePort {
+			t.Fatalf("after the restart in the middle of adding node-2: %+v; want 3 nodes, node-2 where it was placed (%+v)", ns, adding)
+		}
 		hosts := map[string]bool{}
 		for _, n := range ns {
 			hosts[n.Host] = true
@@ -401,25 +463,30 @@ func TestCassandraOnAgora(t *testing.T) {
 		if err := fw.RollingRestart(nil); err == nil {
 			t.Error("a second rolling restart was accepted while one is under way")
 		}
+		// Asked of the ring itself, not of the framework: each node's
+		// own answer over CQL (system.local, joined). At most one node
+		// is down at any time, and every node is seen down once.
+		seenDown := map[string]bool{}
 		deadline := time.Now().Add(3 * time.Minute)
 		for {
 			st, _ := fw.RollingStatus()
 			if st.Done() {
 				break
 			}
-			down := 0
-			for _, n := range fw.Nodes() {
-				if !n.Up {
-					down++
-				}
+			down := ringDown(before)
+			for _, name := range down {
+				seenDown[name] = true
 			}
-			if down > 1 {
-				t.Fatalf("%d nodes down at once during the rolling restart: %+v", down, fw.Nodes())
+			if len(down) > 1 {
+				t.Fatalf("nodes %v down at once during the rolling restart, by their own answers; the framework's view: %+v", down, fw.Nodes())
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("the rolling restart did not finish within 3 minutes: %+v", st)
 			}
 			time.Sleep(100 * time.Millisecond)
+		}
+		if len(seenDown) != len(before) {
+			t.Errorf("nodes seen down during the rolling restart: %v; want each of the %d once", seenDown, len(before))
 		}
 		after := waitUp(t, fw, ended, time.Minute, "all up after the rolling restart", nil)
 		for i, n := range after {
@@ -439,8 +506,22 @@ func TestCassandraOnAgora(t *testing.T) {
 		return
 	}
 
-	t.Run("a restarted scheduler adopts the nodes", func(t *testing.T) {
+	t.Run("a restarted scheduler adopts the nodes and goes on with the job", func(t *testing.T) {
 		before := fw.Nodes()
+		// The scheduler stops in the middle of a cleanup, once node-0's
+		// nodetool task is under way; the next one finishes the job.
+		if _, err := fw.StartJob(framework.JobCleanup, "kv"); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+			if j, _ := fw.JobStatus(); j.TaskID != "" || len(j.Done) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				j, _ := fw.JobStatus()
+				t.Fatalf("the cleanup's first task not launched within a minute: %+v", j)
+			}
+		}
 		stop()
 		fw2, ended2, _ := r.run(t, spec, true)
 		after := waitUp(t, fw2, ended2, 2*time.Minute, "the nodes adopted", nil)
@@ -453,7 +534,45 @@ func TestCassandraOnAgora(t *testing.T) {
 			t.Errorf("framework ID %q after the restart, %q before", fw2.FrameworkID(), fw.FrameworkID())
 		}
 		r.checkReserved(t, spec, after)
+		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+			j, ok := fw2.JobStatus()
+			if ok && j.Ended() {
+				if j.Kind != framework.JobCleanup || j.Failed != "" || !slices.Equal(j.Done, []string{"node-0", "node-1", "node-2"}) {
+					t.Errorf("the cleanup after the restart: %+v; want the 3 nodes done", j)
+				}
+				t.Logf("cleanup done across the restart (%d tasks run again)", j.Reruns)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the cleanup not done within 2 minutes of the restart: %+v (known: %v)", j, ok)
+			}
+		}
 	})
+}
+
+// ringDown are the nodes of ns that do not answer over CQL, at once, as
+// joined members of the ring.
+func ringDown(ns []framework.Node) []string {
+	down := make([]bool, len(ns))
+	var wg sync.WaitGroup
+	for i, n := range ns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			l, err := cql.QueryLocal(ctx, n.NativeAddr(), 10*time.Second)
+			down[i] = err != nil || !l.Joined()
+		}()
+	}
+	wg.Wait()
+	var out []string
+	for i, d := range down {
+		if d {
+			out = append(out, ns[i].Name)
+		}
+	}
+	return out
 }
 
 // checkRows reads rows 0..n-1 back at QUORUM.
@@ -582,10 +701,11 @@ func (r *ring) ringStatus(t *testing.T, jmx uint64) (map[string]string, string) 
 // The agent of a seed node goes away for good (stopped, its Cassandra
 // killed with it) while a client writes at QUORUM: the master finds the
 // agent unreachable, and after replace_timeout the framework places the
-// node on the spare agent with replace_address_first_boot. Every write
-// acknowledged before, during and after is read back at QUORUM, and the
-// ring is three UN nodes without the old address. When the old agent
-// comes back, the old node's reservation and volume are released.
+// node on the spare agent with replace_address_first_boot, and repairs it
+// before calling it done. Every write acknowledged before, during and
+// after is read back at QUORUM right then, and the ring is three UN nodes
+// without the old address. When the old agent comes back, the old node's
+// reservation and volume are released.
 func TestReplaceNodeOfGoneAgent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs four Cassandra JVMs; not in -short")
@@ -631,10 +751,20 @@ func TestReplaceNodeOfGoneAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Two minutes at a load average of 40; the bound is generous.
-	after := waitUp(t, fw, ended, 5*time.Minute, "node-0 replaced and up", func(ns []framework.Node) bool {
-		return ns[0].Replacements == 1 && ns[0].ReplaceAddress == ""
+	// Done means joined and repaired: a replacement streams each range
+	// from one replica, and a write that reached the dead node and one
+	// other replica only (the third dropped it, its hint lost with the
+	// dead coordinator) can be missing from both replicas a QUORUM read
+	// asks until the framework's full repair of the replacement.
+	after := waitUp(t, fw, ended, 5*time.Minute, "node-0 replaced, up and repaired", func(ns []framework.Node) bool {
+		return ns[0].Replacements == 1 && ns[0].ReplaceAddress == "" && !ns[0].RepairPending
 	})
-	t.Logf("replacement up %v after the agent stopped (replace_timeout 5s, agent unreachable after 5 missed pings of 1s)", time.Since(stopped).Round(time.Second))
+	if j, ok := fw.JobStatus(); !ok || !j.Replacement || !j.Full || j.Failed != "" || !slices.Equal(j.Done, []string{"node-0"}) {
+		t.Errorf("the replacement's repair: %+v; want node-0's full repair done", j)
+	} else {
+		t.Logf("the replacement's full repair took %v", j.Finished.Sub(j.Started).Round(time.Second))
+	}
+	t.Logf("replacement joined and repaired %v after the agent stopped (replace_timeout 5s, agent unreachable after 5 missed pings of 1s)", time.Since(stopped).Round(time.Second))
 	before := w.count()
 	w.waitWrites(t, before+100, time.Minute)
 	acked := w.end(t)
@@ -642,9 +772,17 @@ func TestReplaceNodeOfGoneAgent(t *testing.T) {
 	if n.Host == victim.Host || n.VolumeID == victim.VolumeID || n.AgentID == victim.AgentID {
 		t.Errorf("the replacement %+v is on the old node's agent or volume (%+v)", n, victim)
 	}
-	t.Logf("%d writes acknowledged, %d of them after the replacement joined", len(acked), len(acked)-before)
+	t.Logf("%d writes acknowledged, %d of them after the replacement was done", len(acked), len(acked)-before)
 
 	check := session(t, after)
+	// Every acknowledged write reads back at QUORUM as soon as the
+	// replacement is done.
+	for _, k := range acked {
+		var v string
+		if err := check.Query(`SELECT v FROM kv.t WHERE k = ?`, k).Consistency(gocql.Quorum).Scan(&v); err != nil || v != fmt.Sprintf("v%d", k) {
+			t.Fatalf("acknowledged write %d read back at QUORUM once the replacement was done: %q, %v", k, v, err)
+		}
+	}
 	want := map[string]string{}
 	for _, n := range after {
 		want[n.Host] = "UN"
@@ -685,22 +823,9 @@ func TestReplaceNodeOfGoneAgent(t *testing.T) {
 			}
 		}
 	}
-	// Every acknowledged write reads back at QUORUM once the ring is
-	// repaired. Not before: a replacement streams each range from one
-	// replica, and a write that reached the dead node and one other
-	// replica only (the third dropped it, its hint lost with the dead
-	// coordinator) can be missing from both replicas a QUORUM read asks
-	// (seen once in a full suite run); Cassandra's procedure is repair
-	// after replace.
-	for _, k := range acked {
-		var v string
-		if err := check.Query(`SELECT v FROM kv.t WHERE k = ?`, k).Consistency(gocql.Quorum).Scan(&v); err != nil || v != fmt.Sprintf("v%d", k) {
-			t.Fatalf("acknowledged write %d read back at QUORUM after the repair: %q, %v", k, v, err)
-		}
-	}
 	var repairs int
-	if err := check.Query(`SELECT count(*) FROM system_distributed.parent_repair_history`).Consistency(gocql.One).Scan(&repairs); err != nil || repairs < 3 {
-		t.Errorf("parent_repair_history: %d repairs, %v; want one for each node", repairs, err)
+	if err := check.Query(`SELECT count(*) FROM system_distributed.parent_repair_history`).Consistency(gocql.One).Scan(&repairs); err != nil || repairs < 4 {
+		t.Errorf("parent_repair_history: %d repairs, %v; want the replacement's and one for each node", repairs, err)
 	}
 
 	// The old agent returns: the old node's reservation and volume go.

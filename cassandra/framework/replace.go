@@ -7,8 +7,6 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
-
-	"github.com/agora-cluster/agora/frameworks/state"
 )
 
 // A node whose agent is gone cannot come back on its volume. Once its
@@ -42,7 +40,7 @@ func runningLocked(n *Node) bool {
 func (f *Framework) activeAgents(ctx context.Context) (map[string]bool, error) {
 	var last error
 	for _, m := range f.cfg.Masters {
-		st, err := (state.Client{}).Master(ctx, m)
+		st, err := f.stateClient().Master(ctx, m)
 		if err != nil {
 			last = err
 			continue
@@ -67,8 +65,9 @@ func (f *Framework) checkGone(ctx context.Context) {
 	for _, n := range f.nodes {
 		down = down || (n.AgentID != "" && !runningLocked(n))
 	}
-	if !down {
+	if !down && len(f.goneSince) > 0 {
 		clear(f.goneSince)
+		f.saveLocked()
 	}
 	f.mu.Unlock()
 	if !down {
@@ -83,16 +82,20 @@ func (f *Framework) checkGone(ctx context.Context) {
 	}
 	now := time.Now()
 	timeout := time.Duration(f.Spec().ReplaceTimeout)
-	replaced := false
+	replaced, changed := false, false
 	f.mu.Lock()
 	for _, n := range f.nodes {
 		if n.AgentID == "" || runningLocked(n) || active[n.AgentID] {
-			delete(f.goneSince, n.Name)
+			if _, ok := f.goneSince[n.Name]; ok {
+				delete(f.goneSince, n.Name)
+				changed = true
+			}
 			continue
 		}
 		since, seen := f.goneSince[n.Name]
 		if !seen {
 			f.goneSince[n.Name] = now
+			changed = true
 			f.log.Warn("node is down and its agent is away from the master; it is replaced if the agent stays away",
 				"node", n.Name, "agent", n.AgentID, "host", n.Host, "replace_timeout", timeout)
 			continue
@@ -102,7 +105,7 @@ func (f *Framework) checkGone(ctx context.Context) {
 			replaced = true
 		}
 	}
-	if replaced {
+	if replaced || changed {
 		f.saveLocked()
 	}
 	f.mu.Unlock()

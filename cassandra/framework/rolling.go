@@ -24,8 +24,9 @@ type Rolling struct {
 	Finished  time.Time `json:"finished,omitzero"`
 	// YAML are the cassandra.yaml keys the restart changes.
 	YAML map[string]json.RawMessage `json:"yaml,omitempty"`
-
-	killed string // Current's task that was killed
+	// Killed is Current's task that was killed: Current is back once a
+	// later task of it is up.
+	Killed string `json:"killed_task,omitempty"`
 }
 
 // Done says whether every node has restarted.
@@ -94,22 +95,24 @@ func (f *Framework) stepRolling(ctx context.Context) {
 	}
 	if r.Current != "" {
 		n := f.node(r.Current)
-		if n == nil || n.TaskID == r.killed || !n.Up {
+		if n == nil || n.TaskID == r.Killed || !n.Up {
 			f.mu.Unlock()
 			return // still restarting
 		}
 		f.log.Info("rolling restart: node back up", "node", n.Name, "task", n.TaskID)
 		r.Restarted = append(r.Restarted, r.Current)
-		r.Current, r.killed = "", ""
+		r.Current, r.Killed = "", ""
+		f.saveLocked()
 	}
 	for _, n := range f.nodes {
-		if !n.Up {
+		if !n.Up || n.RepairPending {
 			f.mu.Unlock()
 			return // never take a second node down (one joining or being replaced counts)
 		}
 	}
 	if len(r.Pending) == 0 {
 		r.Finished = time.Now()
+		f.saveLocked()
 		f.mu.Unlock()
 		f.log.Info("rolling restart done", "nodes", r.Restarted)
 		return
@@ -120,9 +123,10 @@ func (f *Framework) stepRolling(ctx context.Context) {
 		f.mu.Unlock()
 		return
 	}
-	r.Current, r.killed = n.Name, n.TaskID
+	r.Current, r.Killed = n.Name, n.TaskID
 	f.restarting[n.Name] = true
 	task, agent := n.TaskID, n.AgentID
+	f.saveLocked()
 	f.mu.Unlock()
 	f.log.Info("rolling restart: restarting node", "node", n.Name, "task", task)
 	if err := f.driver.Kill(ctx, task, agent); err != nil {
@@ -130,8 +134,9 @@ func (f *Framework) stepRolling(ctx context.Context) {
 		f.mu.Lock()
 		// Try it again on the next step.
 		r.Pending = append([]string{r.Current}, r.Pending...)
-		r.Current, r.killed = "", ""
+		r.Current, r.Killed = "", ""
 		delete(f.restarting, n.Name)
+		f.saveLocked()
 		f.mu.Unlock()
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/agora-cluster/agora/cassandra/plan"
 	"github.com/agora-cluster/agora/frameworks/statefile"
@@ -24,6 +25,16 @@ type saved struct {
 	Retired []Retired `json:"retired,omitempty"`
 	// Destroying: the ring is being destroyed.
 	Destroying bool `json:"destroying,omitempty"`
+	// Job is the last repair or cleanup (one under way goes on after a
+	// restart); RepairedAt, the last full repair of the ring.
+	Job        *Job      `json:"job,omitempty"`
+	RepairedAt time.Time `json:"repaired_at,omitzero"`
+	// Rolling is the last rolling restart (one under way goes on after a
+	// restart).
+	Rolling *Rolling `json:"rolling,omitempty"`
+	// GoneSince is when each node that is down was first seen with its
+	// agent away, so that replace_timeout runs on across a restart.
+	GoneSince map[string]time.Time `json:"gone_since,omitempty"`
 }
 
 // store keeps saved in DIR/cassandra.json, written atomically.
@@ -55,7 +66,8 @@ func (f *Framework) saveLocked() {
 	if f.store == nil || f.destroyedAt() {
 		return
 	}
-	s := saved{Cluster: f.spec.Name, FrameworkID: f.frameworkID, YAML: f.overrides, Retired: f.retired, Destroying: f.destroying}
+	s := saved{Cluster: f.spec.Name, FrameworkID: f.frameworkID, YAML: f.overrides, Retired: f.retired, Destroying: f.destroying,
+		Job: f.job, RepairedAt: f.repairedAt, GoneSince: f.goneSince, Rolling: f.rolling}
 	for _, n := range f.nodes {
 		s.Nodes = append(s.Nodes, *n)
 	}

@@ -24,6 +24,7 @@ func (f *Framework) watch(ctx context.Context) {
 		f.probeAll(ctx)
 		f.checkGone(ctx)
 		f.stepRolling(ctx)
+		f.stepJobs(time.Now())
 		f.stepDestroy(ctx)
 	}
 }
@@ -56,8 +57,8 @@ func (f *Framework) probeAll(ctx context.Context) {
 			}
 			n.Up = up
 			if up && n.ReplaceAddress != "" {
-				f.log.Info("replacement node has joined the ring in the old node's place", "node", n.Name, "replaced", n.ReplaceAddress, "host_id", l.HostID)
-				n.ReplaceAddress = ""
+				f.log.Info("replacement node has joined the ring in the old node's place; repairing its ranges", "node", n.Name, "replaced", n.ReplaceAddress, "host_id", l.HostID)
+				n.ReplaceAddress, n.RepairPending = "", true
 				f.saveLocked()
 			}
 			if up && (!n.Joined || n.HostID != l.HostID) {

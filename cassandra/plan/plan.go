@@ -52,6 +52,10 @@ type Spec struct {
 	// at the master) while the node is not running before the node is
 	// replaced on another agent with replace_address_first_boot.
 	ReplaceTimeout Duration `json:"replace_timeout"`
+	// RepairInterval, if set, repairs the ring (`nodetool repair -pr`,
+	// one node at a time) this long after the last full repair, as the
+	// DC/OS service's scheduled repairs did; "" or "0s" runs none.
+	RepairInterval Duration `json:"repair_interval"`
 }
 
 // Duration is a time.Duration written as Go does ("10m", "90s").
@@ -111,6 +115,9 @@ const (
 	DefaultReplaceTimeout = Duration(10 * time.Minute)
 	// MinReplaceTimeout keeps a slow probe from replacing a live node.
 	MinReplaceTimeout = Duration(time.Second)
+	// MinRepairInterval keeps scheduled repairs from following each other
+	// back to back.
+	MinRepairInterval = Duration(time.Minute)
 	// OffHeapMin is what a node needs beside its heap: metaspace, thread
 	// stacks, direct buffers, compression and bloom filters.
 	OffHeapMin = 256.0
@@ -228,6 +235,9 @@ func (s Spec) Validate() error {
 	}
 	if s.NodesPerAgent < 1 {
 		bad("nodes_per_agent %d: at least 1", s.NodesPerAgent)
+	}
+	if s.RepairInterval != 0 && s.RepairInterval < MinRepairInterval {
+		bad("repair_interval %v: at least %v, or 0 for none", time.Duration(s.RepairInterval), time.Duration(MinRepairInterval))
 	}
 	if s.ReplaceTimeout < MinReplaceTimeout {
 		bad("replace_timeout %v: at least %v", time.Duration(s.ReplaceTimeout), time.Duration(MinReplaceTimeout))

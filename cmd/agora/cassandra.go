@@ -85,13 +85,14 @@ func cassandraAPI() string {
 
 const cassandraSchedulerUsage = `Usage: agora cassandra scheduler --master=HOST:5050|zk://... --spec=FILE
            [--cassandra_home=DIR] [--state_dir=DIR] [--api=HOST:PORT] [--teardown]
+           [--principal=NAME --secret_file=FILE]
 
 Runs a Cassandra ring on agora from a spec (JSON):
 
   {"name": "ring", "nodes": 3, "seeds": 2, "cpus": 1, "mem": 2048, "disk": 2048,
    "heap": "auto", "num_tokens": 16, "role": "cassandra", "nodes_per_agent": 1,
    "yaml": {"concurrent_reads": 32}, "jvm_options": ["-Dcassandra.ring_delay_ms=5000"],
-   "replace_timeout": "10m"}
+   "replace_timeout": "10m", "repair_interval": "168h"}
 
 For each node it reserves the node's cpus, mem, disk and three ports (storage,
 native transport, JMX) for the role, creates a persistent volume on the disk and
@@ -113,8 +114,13 @@ stops them; reservations and volumes stay.
 A node whose agent stays away from the master (not active) longer than the
 spec's "replace_timeout" (default 10m) while the node is down is replaced: it
 is placed on another agent with -Dcassandra.replace_address_first_boot naming
-the old node, and the old reservation and volume are released if that agent
-comes back.
+the old node; once it has joined, the framework repairs it (nodetool repair
+-full on it) before it counts as replaced. The old reservation and volume are
+released if that agent comes back. With "repair_interval" the ring is repaired
+(repair -pr, one node at a time) that long after its last full repair.
+
+--principal (over the spec's "principal") with --secret_file authenticates the
+framework to a master that asks for credentials.
 
 The REST API (--api) serves GET /v1/status, /v1/nodes, /v1/endpoints,
 /v1/config and /v1/restart, and POST /v1/nodes/add?count=N (scale out),
@@ -139,6 +145,8 @@ func cassandraScheduler(ctx context.Context, args []string, stdout, stderr io.Wr
 	stateDir := fs.String("state_dir", "", "keep the framework ID and the nodes' placement here, for restarts")
 	teardown := fs.Bool("teardown", false, "with --state_dir: stop the nodes when interrupted all the same")
 	api := fs.String("api", cassandraAPI(), "serve the REST API here, HOST:PORT (\"\" for none)")
+	var creds clientOptions // --principal (over the spec's), --secret_file
+	creds.registerCredential(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), cassandraSchedulerUsage)
 		fs.PrintDefaults()
@@ -164,11 +172,18 @@ func cassandraScheduler(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err != nil {
 		return fail("--spec %s: %v", *specFile, err)
 	}
+	cred, err := creds.credential()
+	if err != nil {
+		return fail("%v", err)
+	}
+	if cred.Principal != "" {
+		spec.Principal = cred.Principal
+	}
 	if *home == "" {
 		return fail("no Cassandra home: give --cassandra_home=DIR (installed on every agent; `agora dist install cassandra` makes one)")
 	}
 	fw, err := framework.New(framework.Config{Masters: []string{*master}, Spec: spec, Home: *home, StateDir: *stateDir, Teardown: *teardown,
-		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))})
+		Secret: cred.Secret, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))})
 	if err != nil {
 		return fail("%v", err)
 	}

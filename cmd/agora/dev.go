@@ -50,6 +50,7 @@ func runDev(args []string) int {
 		{"the scheduled-jobs framework (Chronos)", &devChronos{}}, // chronos.go
 		{"the DNS resolver", &devDNS{}},                           // dns.go
 		{"the Storm framework", &devStorm{}},                      // storm_dev.go
+		{"the Cassandra framework", &devCassandra{}},              // cassandra_dev.go
 	}
 	for _, s := range services {
 		s.svc.register(fs)

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agora-cluster/agora/cassandra/cassandratest"
+	"github.com/agora-cluster/agora/cassandra/cql"
+	"github.com/agora-cluster/agora/cassandra/framework"
+	"github.com/agora-cluster/agora/cluster/auth"
+	"github.com/agora-cluster/agora/cluster/clustertest"
+)
+
+// agora dev --cassandra_nodes 1 runs the Cassandra framework beside the
+// dev cluster: its node comes up on the dev agent on a reservation and
+// volume, `agora cassandra status` and `endpoints` answer on
+// --cassandra_port, and the node answers CQL as ring dev. Stopping agora
+// dev stops the node.
+func TestDevRunsCassandra(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a Cassandra JVM; not in -short")
+	}
+	cassandratest.Home(t) // installed where agora dev looks for it
+	port, _ := clustertest.PortRange(1)
+	api := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	// Ports of the test's own for the node, not the machine's usual
+	// range, which another dev cluster on this machine may be using.
+	first, last := clustertest.PortRange(20)
+	resources := fmt.Sprintf("cpus:2;mem:6000;disk:10000;ports:[%d-%d]", first, last)
+	// The work directory is not below /tmp, as agora dev's default is
+	// not: its agent gives each task a /tmp of its own, where the
+	// persistent volume's link into WORK_DIR/volumes would lead nowhere.
+	work, err := os.MkdirTemp("/var/tmp", "agora-dev-cassandra-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(work) })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the node's stderr:\n%s", nodeStderr(work, 6000))
+		}
+	})
+	t.Cleanup(func() { // a failed test may leave the node behind
+		for _, pid := range cassandraPIDsUnder(work) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	dev, _ := startBound(t, "dev", "--agents", "1", "--port=0", "--hadoop_port", "0", "--marathon_port", "0", "--chronos_port", "0", "--dns_port", "0",
+		"--spark_port", "0", "--resources", resources, "--cassandra_nodes", "1", "--cassandra_port", strconv.Itoa(port), "--work_dir", work)
+
+	var st framework.Status
+	for deadline := time.Now().Add(4 * time.Minute); ; time.Sleep(time.Second) {
+		var out, errOut strings.Builder
+		code := cassandraGet("status", []string{"--api", api, "--json"}, &out, &errOut)
+		if code == 0 && json.Unmarshal([]byte(out.String()), &st) == nil && st.Up == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the dev ring's node not up within 4 minutes: exit %d, %s%s", code, out.String(), errOut.String())
+		}
+	}
+	if st.Cluster != "dev" || st.Nodes != 1 || st.Placed != 1 {
+		t.Errorf("status %+v; want ring dev with its one node placed", st)
+	}
+	var out, errOut strings.Builder
+	var e framework.Endpoints
+	if code := cassandraGet("endpoints", []string{"--api", api, "--json"}, &out, &errOut); code != 0 || json.Unmarshal([]byte(out.String()), &e) != nil || len(e.Native) != 1 {
+		t.Fatalf("agora cassandra endpoints: exit %d, %s%s", code, out.String(), errOut.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	local, err := cql.QueryLocal(ctx, e.Native[0], 20*time.Second)
+	if err != nil || local.ClusterName != "dev" || !local.Joined() {
+		t.Errorf("the node at %s over CQL: %+v, %v; want ring dev, joined", e.Native[0], local, err)
+	}
+	if _, err := os.Stat(filepath.Join(work, "cassandra", framework.StateFile)); err != nil {
+		t.Errorf("the framework's state under the work directory: %v", err)
+	}
+
+	if err := dev.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-dev.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("agora dev did not stop within 2 minutes of SIGTERM")
+	}
+	if pids := cassandraPIDsUnder(work); len(pids) > 0 {
+		t.Errorf("Cassandra processes %v left after agora dev stopped", pids)
+	}
+}
+
+// nodeStderr is the end (at most n bytes) of the stderr of each task
+// under the agents of work.
+func nodeStderr(work string, n int) string {
+	var b strings.Builder
+	files, _ := filepath.Glob(filepath.Join(work, "agent*", "slaves", "*", "frameworks", "*", "executors", "*", "runs", "*", "stderr"))
+	for _, f := range files {
+		if strings.HasSuffix(filepath.Dir(f), "latest") {
+			continue
+		}
+		out, _ := os.ReadFile(f)
+		if len(out) > n {
+			out = out[len(out)-n:]
+		}
+		fmt.Fprintf(&b, "== %s\n%s\n", f, out)
+	}
+	return b.String()
+}
+
+// cassandraPIDsUnder are the Cassandra JVMs whose command line names dir.
+func cassandraPIDsUnder(dir string) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && bytes.Contains(b, []byte(dir)) && bytes.Contains(b, []byte("CassandraDaemon")) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// agora dev refuses a Cassandra ring it cannot run before starting it:
+// both --cassandra_nodes and --cassandra_spec, a node count out of range,
+// a spec file that is not a spec; without either it runs none.
+func TestDevCassandraRefusesBadFlags(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "ring.json")
+	if err := os.WriteFile(bad, []byte(`{"name":"ring","yaml":{"concurent_reads":8}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	for _, c := range []struct {
+		d    devCassandra
+		want string
+	}{
+		{devCassandra{nodes: 1, specFile: bad}, "not both"},
+		{devCassandra{nodes: 10}, "--cassandra_nodes 10: 1 to 9"},
+		{devCassandra{nodes: -1}, "--cassandra_nodes -1: 1 to 9"},
+		{devCassandra{specFile: bad}, `unknown cassandra.yaml key "concurent_reads"`},
+		{devCassandra{specFile: bad + ".missing"}, "--cassandra_spec"},
+	} {
+		_, _, _, err := c.d.start(t.Context(), nil, "127.0.0.1:1", "127.0.0.1", t.TempDir(), auth.Credential{}, logger)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v; want an error saying %q", c.d, err, c.want)
+		}
+	}
+	d := devCassandra{}
+	line, _, done, err := d.start(t.Context(), nil, "127.0.0.1:1", "127.0.0.1", t.TempDir(), auth.Credential{}, logger)
+	if err != nil || line != "" {
+		t.Fatalf("no ring asked for: %q, %v", line, err)
+	}
+	select {
+	case <-done:
+	default:
+		t.Error("no ring asked for, yet its done channel is open")
+	}
+	if s, err := devCassandraSpec(3); err != nil || s.Nodes != 3 || s.Seeds != 2 || s.NodesPerAgent != 3 {
+		t.Errorf("the dev spec of 3 nodes: %+v, %v", s, err)
+	}
+}
