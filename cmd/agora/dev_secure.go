@@ -37,7 +37,7 @@ func (d *devSecure) register(fs *flag.FlagSet) {
 	fs.BoolVar(&d.on, "secure", false, "require credentials on every endpoint (--authenticate_frameworks, _agents, _http_readonly, _http_readwrite):\n"+
 		"generates principals operator, agent and framework with random secrets in WORK_DIR/secure and prints how to use them;\n"+
 		"the master and the agents speak HTTPS (--ssl_cert_file) with a certificate of a CA generated in WORK_DIR/secure/tls.\n"+
-		"The built-in services (Hadoop, Spark, Marathon, Chronos, DNS) present principal framework; their own APIs ask for no credentials yet")
+		"The built-in services (Hadoop, Spark, Marathon, Chronos, DNS, Cassandra) present principal framework; their own APIs ask for no credentials yet")
 }
 
 // apply turns the master's authentication on and writes the credentials;
