@@ -22,6 +22,7 @@ const callTimeout = 15 * time.Second
 // agent is one simulated agent.
 type agent struct {
 	fleet    *Fleet
+	client   *http.Client // shared with other agents (Fleet.newClients)
 	hostname string
 
 	mu       sync.Mutex
@@ -118,7 +119,7 @@ func (a *agent) serve(ep *leaderEpoch) (bool, error) {
 	}
 	req.Header.Set("Content-Type", used.MediaType)
 	req.Header.Set("Accept", f.cfg.Codec.MediaType)
-	resp, err := f.client.Do(req)
+	resp, err := a.client.Do(req)
 	if err != nil {
 		return false, nil // the master is not there (yet): retry
 	}
@@ -304,7 +305,7 @@ func (a *agent) call(ctx context.Context, c *api.AgentCall) error {
 		return err
 	}
 	req.Header.Set("Content-Type", used.MediaType)
-	resp, err := a.fleet.client.Do(req)
+	resp, err := a.client.Do(req)
 	if err != nil {
 		return err
 	}
