@@ -22,6 +22,7 @@ const callTimeout = 15 * time.Second
 // agent is one simulated agent.
 type agent struct {
 	fleet    *Fleet
+	client   *http.Client // shared with other agents (Fleet.newClients)
 	hostname string
 
 	mu       sync.Mutex
@@ -33,6 +34,16 @@ type agent struct {
 	tasks    map[taskKey]*task
 	sending  bool        // a STATUS_UPDATE call is in flight
 	retry    *time.Timer // fires when the earliest unacknowledged update is due again
+
+	// The REGISTER body as last encoded, kept until what it reports
+	// changes (version counts the changes): an agent whose master is
+	// gone tries again every few seconds with the same body, and a whole
+	// fleet encoding its bodies the moment a new leader is named holds
+	// up every agent's registration on the cores the master needs.
+	version     uint64
+	body        []byte
+	bodyVersion uint64
+	bodyCodec   api.Codec
 }
 
 // run keeps the agent registered with the current master until ctx ends.
@@ -108,7 +119,7 @@ func (a *agent) serve(ep *leaderEpoch) (bool, error) {
 	ctx, cancel := context.WithCancel(ep.ctx)
 	defer cancel()
 	url := "http://" + ep.addr + api.AgentPath
-	body, used, err := api.EncodeAgentCall(f.cfg.Codec, &api.AgentCall{Type: api.AgentRegister, AgentID: a.ID(), Register: a.registration()})
+	body, used, err := a.registerBody()
 	if err != nil {
 		return false, err
 	}
@@ -118,7 +129,7 @@ func (a *agent) serve(ep *leaderEpoch) (bool, error) {
 	}
 	req.Header.Set("Content-Type", used.MediaType)
 	req.Header.Set("Accept", f.cfg.Codec.MediaType)
-	resp, err := f.client.Do(req)
+	resp, err := a.client.Do(req)
 	if err != nil {
 		return false, nil // the master is not there (yet): retry
 	}
@@ -222,6 +233,9 @@ func (a *agent) registered(ctx context.Context, url string, r *api.AgentRegister
 		a.mu.Unlock()
 		return &protocolError{fmt.Sprintf("%s: master registered agent %s as %s", a.hostname, old, r.AgentID)}
 	}
+	if old != r.AgentID {
+		a.changedLocked()
+	}
 	a.id, a.masterID, a.online, a.session, a.endpoint = r.AgentID, r.MasterID, true, ctx, url
 	for _, t := range a.tasks {
 		t.due, t.backoff = time.Time{}, 0
@@ -254,11 +268,43 @@ func (a *agent) reset() {
 		t.stop()
 	}
 	a.id, a.tasks = "", map[taskKey]*task{}
+	a.changedLocked()
+}
+
+// changedLocked notes a change to what REGISTER reports (the agent's ID,
+// its tasks, their states and pending updates); a.mu is held.
+func (a *agent) changedLocked() {
+	a.version++
+	a.body = nil
+}
+
+// registerBody is the encoded REGISTER call, encoded again only if what
+// it reports changed since the last time.
+func (a *agent) registerBody() ([]byte, api.Codec, error) {
+	a.mu.Lock()
+	if a.body != nil && a.bodyVersion == a.version {
+		body, used := a.body, a.bodyCodec
+		a.mu.Unlock()
+		return body, used, nil
+	}
+	a.mu.Unlock()
+	reg, id, version := a.registration()
+	body, used, err := api.EncodeAgentCall(a.fleet.cfg.Codec, &api.AgentCall{Type: api.AgentRegister, AgentID: id, Register: reg})
+	if err != nil {
+		return nil, api.Codec{}, err
+	}
+	a.mu.Lock()
+	if a.version == version { // nothing changed while it was encoded
+		a.body, a.bodyVersion, a.bodyCodec = body, version, used
+	}
+	a.mu.Unlock()
+	return body, used, nil
 }
 
 // registration is the REGISTER payload: who the agent is and what it
-// runs, each task with its latest state and the head of its updates.
-func (a *agent) registration() *api.RegisterAgent {
+// runs, each task with its latest state and the head of its updates;
+// with the agent's ID and the version of its state it describes.
+func (a *agent) registration() (*api.RegisterAgent, string, uint64) {
 	f := a.fleet
 	port := int32(5051)
 	info := &mesos.AgentInfo{Hostname: a.hostname, Port: &port, Resources: f.resources}
@@ -285,7 +331,7 @@ func (a *agent) registration() *api.RegisterAgent {
 			reg.Frameworks = append(reg.Frameworks, t.framework)
 		}
 	}
-	return reg
+	return reg, a.id, a.version
 }
 
 // call POSTs one agent→master message to the master of the session.
@@ -304,7 +350,7 @@ func (a *agent) call(ctx context.Context, c *api.AgentCall) error {
 		return err
 	}
 	req.Header.Set("Content-Type", used.MediaType)
-	resp, err := a.fleet.client.Do(req)
+	resp, err := a.client.Do(req)
 	if err != nil {
 		return err
 	}

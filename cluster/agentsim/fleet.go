@@ -12,8 +12,8 @@
 // killed).
 //
 // Each agent costs one goroutine (reading its stream) and one HTTP
-// connection; calls (PONG, STATUS_UPDATE) are short-lived goroutines on a
-// shared connection pool.
+// connection (over HTTP/2: a share of one); calls (PONG, STATUS_UPDATE)
+// are short-lived goroutines on the same client.
 package agentsim
 
 import (
@@ -124,8 +124,8 @@ type Fleet struct {
 	cfg       Config
 	log       *slog.Logger
 	resources []mesos.Resource
-	client    *http.Client
-	group     *zk.Group // with a zk:// master
+	clients   []*http.Client // the agents' clients; agent i uses clients[i%len]
+	group     *zk.Group      // with a zk:// master
 	epoch     atomic.Pointer[leaderEpoch]
 	epochWake chan struct{} // closed and replaced at each new epoch
 	epochMu   sync.Mutex
@@ -191,10 +191,10 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 			f.cfg.SourceAddrs = append(f.cfg.SourceAddrs, fmt.Sprintf("127.0.0.%d", i))
 		}
 	}
-	f.client = f.newClient()
+	f.clients = f.newClients()
 	f.agents = make([]*agent, cfg.Agents)
 	for i := range f.agents {
-		f.agents[i] = &agent{fleet: f, hostname: fmt.Sprintf("%s-%05d", cfg.Hostname, i), tasks: map[taskKey]*task{}}
+		f.agents[i] = &agent{fleet: f, client: f.clients[i%len(f.clients)], hostname: fmt.Sprintf("%s-%05d", cfg.Hostname, i), tasks: map[taskKey]*task{}}
 	}
 	if f.group == nil {
 		f.setEpoch(ctx, cfg.Master)
@@ -224,10 +224,23 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback() && ip.To4() != nil
 }
 
-// newClient is the agents' shared HTTP client: it never follows
-// redirects (a master that does not lead is not registered with), and it
-// spreads new connections over the source addresses.
-func (f *Fleet) newClient() *http.Client {
+// agentsPerConn is how many agents share one HTTP/2 connection: their
+// event streams stay open, so with a PONG and a STATUS_UPDATE call each
+// beside them they stay under the master's streams per connection
+// (master.MaxStreamsPerConn, 1,000).
+const agentsPerConn = 250
+
+// newClients are the agents' HTTP clients: they never follow redirects
+// (a master that does not lead is not registered with), and they spread
+// new connections over the source addresses. Over HTTP/1.1 the fleet
+// shares one client, and each agent's stream holds a connection of its
+// own. Over HTTP/2 every agentsPerConn agents share a client of one
+// connection, on which a call beyond the master's stream limit waits for
+// a stream rather than dialing: a single pool for the whole fleet, with a
+// bound on its connections, turns a change of leader into a scramble in
+// which thousands of registrations are refused by full connections,
+// dropped from the pool and dialed again.
+func (f *Fleet) newClients() []*http.Client {
 	var next atomic.Uint64
 	srcs := f.cfg.SourceAddrs
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -237,25 +250,30 @@ func (f *Fleet) newClient() *http.Client {
 		}
 		return d.DialContext(ctx, network, addr)
 	}
-	tr := &http.Transport{
-		DialContext:         dial,
-		MaxIdleConns:        1024,
-		MaxIdleConnsPerHost: 1024,
-		IdleConnTimeout:     90 * time.Second,
-		// Small buffers: most of the fleet's memory is its connections.
-		ReadBufferSize:  4096,
-		WriteBufferSize: 4096,
-	}
+	n := 1
 	if f.cfg.HTTP2 {
-		tr.Protocols = new(http.Protocols)
-		tr.Protocols.SetUnencryptedHTTP2(true)
-		// Without a bound every agent that starts before the first
-		// connection is up dials one of its own. Half the master's
-		// streams per connection (master.MaxStreamsPerConn) leaves room
-		// for the calls beside the agents' streams.
-		tr.MaxConnsPerHost = f.cfg.Agents/500 + 2
+		n = (f.cfg.Agents + agentsPerConn - 1) / agentsPerConn
 	}
-	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	clients := make([]*http.Client, n)
+	for i := range clients {
+		tr := &http.Transport{
+			DialContext:         dial,
+			MaxIdleConns:        1024,
+			MaxIdleConnsPerHost: 1024,
+			IdleConnTimeout:     90 * time.Second,
+			// Small buffers: most of the fleet's memory is its connections.
+			ReadBufferSize:  4096,
+			WriteBufferSize: 4096,
+		}
+		if f.cfg.HTTP2 {
+			tr.Protocols = new(http.Protocols)
+			tr.Protocols.SetUnencryptedHTTP2(true)
+			tr.MaxConnsPerHost = 1
+			tr.HTTP2 = &http.HTTP2Config{StrictMaxConcurrentRequests: true}
+		}
+		clients[i] = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	return clients
 }
 
 // setEpoch makes addr the master the agents talk to, ending the previous
@@ -309,7 +327,9 @@ func (f *Fleet) followLeader(ctx context.Context) {
 // Wait waits for every agent to stop (after ctx given to Start ends).
 func (f *Fleet) Wait() {
 	f.wg.Wait()
-	f.client.CloseIdleConnections()
+	for _, c := range f.clients {
+		c.CloseIdleConnections()
+	}
 }
 
 // Agents is how many agents the fleet runs.

@@ -309,3 +309,54 @@ func TestRegistrationBackoffFactorSpreadsFirstAttempts(t *testing.T) {
 		t.Errorf("the first REGISTERs of %d agents came within %s of each other; want them spread over the %s factor", agents, span, factor)
 	}
 }
+
+// An agent keeps its encoded REGISTER body while what it reports stays
+// the same (it retries a dead master with it), and encodes it again after
+// each change: a new task, a task's new state, an acknowledged update.
+func TestRegisterBodyFollowsTheAgentsState(t *testing.T) {
+	f := &Fleet{cfg: Config{}.withDefaults()}
+	a := &agent{fleet: f, hostname: "sim-00000", id: "S1", tasks: map[taskKey]*task{}}
+	decode := func() *api.RegisterAgent {
+		t.Helper()
+		b, used, err := a.registerBody()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c api.AgentCall
+		if err := used.UnmarshalAgent(b, &c); err != nil {
+			t.Fatal(err)
+		}
+		if c.Type != api.AgentRegister || c.AgentID != "S1" || c.Register == nil {
+			t.Fatalf("REGISTER body decodes to %+v", c)
+		}
+		return c.Register
+	}
+	if r := decode(); len(r.Tasks) != 0 {
+		t.Fatalf("an agent without tasks reports %d", len(r.Tasks))
+	}
+	first, _, _ := a.registerBody()
+	again, _, _ := a.registerBody()
+	if &first[0] != &again[0] {
+		t.Fatal("the body was encoded again although nothing changed")
+	}
+
+	fid := "F1"
+	a.runTask(&api.RunTask{Framework: &mesos.FrameworkInfo{ID: &mesos.FrameworkID{Value: fid}, Name: "fw", User: "root"},
+		Task: &mesos.TaskInfo{Name: "t", TaskID: mesos.TaskID{Value: "T1"}, AgentID: mesos.AgentID{Value: "S1"}}})
+	r := decode()
+	if len(r.Tasks) != 1 || r.Tasks[0].GetState() != mesos.TASK_RUNNING || r.Tasks[0].GetStatusUpdateState() != mesos.TASK_STARTING {
+		t.Fatalf("after RUN_TASK: tasks %+v; want T1 RUNNING with STARTING at the head of its updates", r.Tasks)
+	}
+	k := taskKey{fid, "T1"}
+	a.mu.Lock()
+	head := a.tasks[k].pending[0].Status.UUID
+	a.mu.Unlock()
+	a.acknowledge(&api.Acknowledge{FrameworkID: fid, TaskID: "T1", UUID: head})
+	if r := decode(); len(r.Tasks) != 1 || r.Tasks[0].GetStatusUpdateState() != mesos.TASK_RUNNING {
+		t.Fatalf("after STARTING was acknowledged: tasks %+v; want RUNNING at the head of its updates", r.Tasks)
+	}
+	a.kill(k)
+	if r := decode(); len(r.Tasks) != 1 || r.Tasks[0].GetState() != mesos.TASK_KILLED {
+		t.Fatalf("after KILL_TASK: tasks %+v; want T1 KILLED", r.Tasks)
+	}
+}

@@ -138,6 +138,9 @@ func (a *agent) shutdownFramework(fid string) {
 			n++
 		}
 	}
+	if n > 0 {
+		a.changedLocked()
+	}
 	a.mu.Unlock()
 	a.fleet.count(func(s *Stats) { s.TasksKilled += int64(n) })
 }
@@ -154,6 +157,7 @@ func (a *agent) updateLocked(k taskKey, t *task, state mesos.TaskState) {
 	}
 	t.state, t.last = state, st
 	t.pending = append(t.pending, &api.StatusUpdate{FrameworkID: k.framework, Status: st})
+	a.changedLocked()
 }
 
 // acknowledge handles ACKNOWLEDGE: the head update of the task is done,
@@ -172,6 +176,7 @@ func (a *agent) acknowledge(ack *api.Acknowledge) {
 	t.pending[0] = nil
 	t.pending = t.pending[1:]
 	t.due, t.backoff = time.Time{}, 0
+	a.changedLocked()
 	if len(t.pending) == 0 {
 		t.pending = nil
 		if terminal(t.state) {

@@ -590,7 +590,6 @@ type failoverFramework struct {
 	resubbed   bool
 	offered    map[string]bool // agents offered since the re-subscription
 	reconc     map[string]bool // tasks heard RUNNING since the re-subscription
-	asked      int             // tasks asked to reconcile
 	lastAnswer time.Time       // when the last update after the re-subscription came
 	answers    int             // updates since the re-subscription
 	t          failoverTimes
@@ -666,44 +665,80 @@ func (f *failoverFramework) subscribed(ctx context.Context, _ *schedcall.Event_S
 	go f.reconcileAll(ctx)
 }
 
-// reconcileAll asks the new leader for every task not yet heard RUNNING,
-// every second, until all are (tasks of agents that have not
-// re-registered yet are unknown to it at first).
+// reconcileAll asks the new leader, in rounds, for every task not yet
+// heard RUNNING, until all are. The master answers a task only once its
+// agent has re-registered (before that it does not know the task's
+// state), so a round asks first for the tasks of agents the new leader
+// has offered — each of those asks is answered, and the asks are paced
+// by the answers — and, at most once a second, for the others, whose
+// asks mostly go unanswered. Pacing every ask by its answer, as this
+// once did, made each unanswered chunk wait for answers that never came:
+// at 40,000 agents one round took longer than re-registration itself,
+// and the tasks of agents that came back meanwhile waited for the next.
 func (f *failoverFramework) reconcileAll(ctx context.Context) {
+	var lastAway time.Time
 	for ctx.Err() == nil {
-		f.mu.Lock()
-		var due []schedcall.Call_Reconcile_Task
-		for id, agent := range f.agentOf {
-			if !f.reconc[id] {
-				due = append(due, scheduler.ReconcileTask(id, agent))
-			}
-		}
-		f.mu.Unlock()
-		if len(due) == 0 {
+		back, away := f.dueReconciliation()
+		if len(back) == 0 && len(away) == 0 {
 			return
 		}
-		for len(due) > 0 && ctx.Err() == nil {
-			chunk := due[:min(len(due), 5000)]
-			due = due[len(chunk):]
-			if err := f.d.Reconcile(ctx, chunk); err != nil {
-				f.log.Warn("reconcile", "tasks", len(chunk), "err", err)
-			}
-			f.mu.Lock()
-			f.asked += len(chunk)
-			f.mu.Unlock()
-			// Ask no faster than the answers come (see failoverMaxInFlight).
-			// Tasks of agents that have not re-registered get no answer, so
-			// answers that stop coming end the wait too.
-			waitCond(ctx, 5*time.Second, "reconciliation answers", func() (bool, string) {
-				f.mu.Lock()
-				defer f.mu.Unlock()
-				return f.asked-f.answers < failoverMaxInFlight || time.Since(f.lastAnswer) > 200*time.Millisecond, ""
-			})
+		if time.Since(lastAway) < time.Second {
+			away = nil
+		} else if len(away) > 0 {
+			lastAway = time.Now()
 		}
+		f.askReconcile(ctx, back, true)
+		f.askReconcile(ctx, away, false)
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Second):
+		case <-time.After(failoverReconcileRound):
 		}
+	}
+}
+
+// failoverReconcileRound is the pause between reconciliation rounds.
+const failoverReconcileRound = 250 * time.Millisecond
+
+// dueReconciliation is the tasks not yet heard RUNNING since the
+// re-subscription: those of agents offered since, and the others.
+func (f *failoverFramework) dueReconciliation() (back, away []schedcall.Call_Reconcile_Task) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, agent := range f.agentOf {
+		switch {
+		case f.reconc[id]:
+		case f.offered[agent]:
+			back = append(back, scheduler.ReconcileTask(id, agent))
+		default:
+			away = append(away, scheduler.ReconcileTask(id, agent))
+		}
+	}
+	return back, away
+}
+
+// askReconcile asks for tasks in chunks. With paced, no more than
+// failoverMaxInFlight of them go unanswered at a time (see
+// failoverMaxInFlight); answers that stop coming end each wait too.
+func (f *failoverFramework) askReconcile(ctx context.Context, tasks []schedcall.Call_Reconcile_Task, paced bool) {
+	f.mu.Lock()
+	base := f.answers
+	f.mu.Unlock()
+	asked := 0
+	for len(tasks) > 0 && ctx.Err() == nil {
+		chunk := tasks[:min(len(tasks), 5000)]
+		tasks = tasks[len(chunk):]
+		if err := f.d.Reconcile(ctx, chunk); err != nil {
+			f.log.Warn("reconcile", "tasks", len(chunk), "err", err)
+		}
+		asked += len(chunk)
+		if !paced {
+			continue
+		}
+		waitCond(ctx, 5*time.Second, "reconciliation answers", func() (bool, string) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return asked-(f.answers-base) < failoverMaxInFlight || time.Since(f.lastAnswer) > 200*time.Millisecond, ""
+		})
 	}
 }
 
