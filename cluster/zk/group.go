@@ -431,8 +431,14 @@ func (g *Group) renew(ctx context.Context, conn *zk.Conn) {
 			g.mu.Unlock()
 		}
 		g.mu.Lock()
-		if before && !g.leadingLocked() {
+		switch now := g.leadingLocked(); {
+		case before && !now:
 			g.opts.Log.Warn("zk: leadership lease ran out; no longer acting as leader", "group", g.url.String())
+			g.notifyLocked()
+		case !before && now:
+			// Renewed in the same session: the znode never went, so no
+			// other master can have led meanwhile.
+			g.opts.Log.Info("zk: leadership lease renewed; acting as leader again", "group", g.url.String())
 			g.notifyLocked()
 		}
 		g.mu.Unlock()
