@@ -177,7 +177,10 @@ func devRunsSparkDispatcher(t *testing.T, secure bool) {
 			t.Fatal(err)
 		}
 		op := auth.Credential{Principal: "operator", Secret: strings.TrimSpace(string(secret))}
-		stateClient.HTTP = &http.Client{Timeout: 10 * time.Second, Transport: &auth.Transport{Credential: op}}
+		// --secure serves the master over TLS with the CA it generated.
+		tlsc := tlsClient(t, filepath.Join(work, "secure", "tls", "ca.pem"))
+		stateClient.HTTPS = true
+		stateClient.HTTP = &http.Client{Timeout: 10 * time.Second, Transport: &auth.Transport{Credential: op, Base: tlsc.Transport}}
 	}
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		s, err := stateClient.Master(context.Background(), master)
