@@ -254,6 +254,12 @@ func (a *ACLs) Allowed(action Action, principal, object string) bool {
 	return a.permissive
 }
 
+// Permissive is the "permissive" of the ACLs: whether what no rule covers
+// is allowed. A nil *ACLs is permissive.
+func (a *ACLs) Permissive() bool {
+	return a == nil || a.permissive
+}
+
 // AllowedAll is Allowed for every one of objects (a framework's roles): all
 // must be allowed; the first refused is returned.
 func (a *ACLs) AllowedAll(action Action, principal string, objects []string) (refused string, ok bool) {

@@ -364,3 +364,42 @@ func proto(s string) *string { return &s }
 func scalar(name string, v float64) mesos.Resource {
 	return mesos.Resource{Name: name, Type: mesos.SCALAR.Enum(), Scalar: &mesos.Value_Scalar{Value: v}}
 }
+
+// TestClusterACLUncoveredCalls: the calls that change something but that
+// no enforced ACL action covers (maintenance) are refused to every
+// principal when --acls is not permissive, and allowed when it is.
+func TestClusterACLUncoveredCalls(t *testing.T) {
+	calls := []struct {
+		name, method, path, body string
+	}{
+		{"UPDATE_MAINTENANCE_SCHEDULE", http.MethodPost, "/api/v1", `{"type":"UPDATE_MAINTENANCE_SCHEDULE","update_maintenance_schedule":{"schedule":{}}}`},
+		{"START_MAINTENANCE", http.MethodPost, "/api/v1", `{"type":"START_MAINTENANCE","start_maintenance":{"machines":[{"hostname":"h1"}]}}`},
+		{"STOP_MAINTENANCE", http.MethodPost, "/api/v1", `{"type":"STOP_MAINTENANCE","stop_maintenance":{"machines":[{"hostname":"h1"}]}}`},
+		{"/maintenance/schedule", http.MethodPost, "/maintenance/schedule", `{}`},
+		{"/machine/down", http.MethodPost, "/machine/down", `[{"hostname":"h1"}]`},
+		{"/machine/up", http.MethodPost, "/machine/up", `[{"hostname":"h1"}]`},
+	}
+	for _, permissive := range []bool{false, true} {
+		// view_agents for everyone: the cluster's start waits to see its agent.
+		c := aclCluster(t, `{"permissive": `+map[bool]string{false: "false", true: "true"}[permissive]+
+			`, "view_agents": [{"principals": {"type": "ANY"}, "agents": {"type": "ANY"}}]}`, "")
+		for _, call := range calls {
+			for _, cred := range []auth.Credential{ops, teamA} {
+				code, body := do(t, c, call.method, call.path, "application/json", call.body, cred)
+				if !permissive {
+					if code != http.StatusForbidden || !strings.Contains(body, call.name) || !strings.Contains(body, "no ACL action covers") {
+						t.Errorf("permissive false: %s as %s: want a 403 naming the call and that no ACL action covers it, got %d %s", call.name, cred.Principal, code, body)
+					}
+					continue
+				}
+				if code == http.StatusForbidden || code == http.StatusUnauthorized {
+					t.Errorf("permissive true: %s as %s: refused: %d %s", call.name, cred.Principal, code, body)
+				}
+			}
+		}
+		// The read-only counterpart stays open either way.
+		if code, body := do(t, c, http.MethodGet, "/maintenance/schedule", "", "", teamA); code != http.StatusOK {
+			t.Errorf("permissive %v: GET /maintenance/schedule: %d %s", permissive, code, body)
+		}
+	}
+}

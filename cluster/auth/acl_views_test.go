@@ -286,3 +286,29 @@ func TestClusterACLGetQuotas(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterACLExplain: /explain shows a framework's allocation only to
+// a principal that may view it (view_frameworks); to the others it is an
+// unknown subject, and a role's explanation leaves it out.
+func TestClusterACLExplain(t *testing.T) {
+	c := aclCluster(t, viewACLs, "")
+	a := clustertest.SubscribeWith(t, c.MasterURL, `{"user":"alice","name":"fa","principal":"team-a"}`, teamA)
+	b := clustertest.SubscribeWith(t, c.MasterURL, `{"user":"bob","name":"fb","principal":"team-b"}`, teamB)
+	for _, x := range []struct {
+		cred auth.Credential
+		id   string
+		want int
+	}{{teamA, a.ID, http.StatusOK}, {teamB, b.ID, http.StatusOK}, {ops, b.ID, http.StatusOK},
+		{teamA, b.ID, http.StatusNotFound}, {teamB, a.ID, http.StatusNotFound}} {
+		code, body := do(t, c, http.MethodGet, "/explain?framework_id="+x.id, "", "", x.cred)
+		if code != x.want {
+			t.Errorf("/explain?framework_id=%s as %s: want %d, got %d %s", x.id, x.cred.Principal, x.want, code, body)
+		}
+		if kind := map[bool]string{true: `"kind":"framework"`, false: `"kind":"unknown"`}[x.want == http.StatusOK]; !strings.Contains(body, kind) {
+			t.Errorf("/explain?framework_id=%s as %s: want %s in %s", x.id, x.cred.Principal, kind, body)
+		}
+	}
+	if code, body := do(t, c, http.MethodGet, "/explain?role=*", "", "", teamA); code != http.StatusOK || strings.Contains(body, b.ID) {
+		t.Errorf("/explain?role=* as team-a: want 200 without team-b's framework %s, got %d %s", b.ID, code, body)
+	}
+}

@@ -245,6 +245,32 @@ func (v *viewer) filterAgents(as *master.Response_GetAgents) {
 	}
 }
 
+// publishTaskEvent is publish for a task's event whose message does not
+// carry the task's user (TASK_UPDATED): each subscriber is shown it by
+// the task's own user, as TASK_ADDED and GET_TASKS are.
+func (m *Master) publishTaskEvent(ev *master.Event, taskUser string) {
+	for sub := range m.operatorSubs {
+		if ev := sub.view.viewTaskEvent(ev, taskUser); ev != nil {
+			sub.out.push(ev)
+		}
+	}
+}
+
+// viewTaskEvent is viewEvent for a task's event, judged by taskUser (the
+// task's own user; "": its framework's).
+func (v *viewer) viewTaskEvent(ev *master.Event, taskUser string) *master.Event {
+	if v == nil {
+		return ev
+	}
+	if ev.Type == master.Event_TASK_UPDATED {
+		if !v.task(ev.TaskUpdated.FrameworkID.Value, taskUser) {
+			return nil
+		}
+		return ev
+	}
+	return v.viewEvent(ev)
+}
+
 // viewEvent is what of ev an operator subscriber with viewer v may see;
 // nil: nothing.
 func (v *viewer) viewEvent(ev *master.Event) *master.Event {

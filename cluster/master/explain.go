@@ -1,6 +1,7 @@
 package master
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -32,7 +33,7 @@ func (m *Master) serveExplain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var out doc
-	if err := m.do(r.Context(), func() { out = explanationDoc(m.alloc.Explain(m.now(), subject)) }); err != nil {
+	if err := m.do(r.Context(), func() { out = explanationDoc(m.viewerOf(r).explanation(m.alloc.Explain(m.now(), subject))) }); err != nil {
 		answerLoopFailure(w, err)
 		return
 	}
@@ -41,6 +42,30 @@ func (m *Master) serveExplain(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotFound)
 	}
 	writeJSON(w, r, out)
+}
+
+// explanation is what of e the viewer may see (authz_view.go's rules):
+// a framework it may not view (view_frameworks) is explained as unknown,
+// as if it did not exist, and the reasons naming such a framework are
+// left out of a role's explanation.
+func (v *viewer) explanation(e allocator.Explanation) allocator.Explanation {
+	if v == nil {
+		return e
+	}
+	if e.Kind == "framework" && !v.framework(e.Subject) {
+		e.Kind, e.Offers = "unknown", 0
+		e.Reasons = []allocator.Reason{{Code: allocator.ReasonUnknown,
+			Message: fmt.Sprintf("no framework or role named %q is known to the allocator", e.Subject)}}
+		return e
+	}
+	reasons := make([]allocator.Reason, 0, len(e.Reasons))
+	for _, r := range e.Reasons {
+		if r.FrameworkID == "" || v.framework(r.FrameworkID) {
+			reasons = append(reasons, r)
+		}
+	}
+	e.Reasons = reasons
+	return e
 }
 
 func explanationDoc(e allocator.Explanation) doc {

@@ -613,6 +613,9 @@ func (m *Master) serveSchedule(w http.ResponseWriter, r *http.Request) {
 		m.do(r.Context(), func() { s = m.maint.schedule })
 		writeJSON(w, r, &s)
 	case http.MethodPost:
+		if !m.authorizeHTTPUncovered(w, r) { // authz.go
+			return
+		}
 		var s mmaint.Schedule
 		if err := readJSONBody(r, &s); err != nil {
 			writeError(w, err)
@@ -630,6 +633,9 @@ func (m *Master) serveMachines(down bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			methodNotAllowed(w, r, "POST", "POST")
+			return
+		}
+		if !m.authorizeHTTPUncovered(w, r) { // authz.go
 			return
 		}
 		var ids []mesos.MachineID

@@ -279,6 +279,7 @@ func (m *Master) Run(ctx context.Context) error {
 	defer housekeeping.Stop()
 	m.registrar = registry.NewRegistrar(m.cfg.Registry)
 	m.log.Info("master started", "id", m.id, "address", net.JoinHostPort(m.cfg.IP, strconv.Itoa(m.cfg.Port)))
+	m.warnClaimedPrincipals() // ratelimit.go
 	defer close(m.stopped)
 	// Commits in flight finish before Run returns, so that the caller
 	// may close the registry; their outcomes are not applied.

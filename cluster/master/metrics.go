@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -186,6 +187,14 @@ func (m *Master) labelled(total map[string]float64) []labelledMetric {
 			out = append(out, labelledMetric{prefix + "roles/" + role + "/suppressed", "agora_master_framework_role_suppressed", fl("role", role), b2f(f.suppressed[role])})
 		}
 	}
+	// --rate_limits' per-principal counters: a principal is free text, so
+	// it is a label (flattened into the name, "a-b" and "a_b" would be
+	// one Prometheus metric twice).
+	for name, v := range m.cfg.RateLimits.Metrics() {
+		if p, counter, ok := principalCounter(name); ok {
+			out = append(out, labelledMetric{name, "agora_framework_" + counter, prometheus.Labels{"principal": p}, v})
+		}
+	}
 	for _, r := range m.alloc.Roles() {
 		share := 0.0
 		for name, v := range r.Allocated {
@@ -204,6 +213,21 @@ func (m *Master) labelled(total map[string]float64) []labelledMetric {
 		}
 	}
 	return out
+}
+
+// principalCounter splits frameworks/<principal>/messages_received (or
+// messages_processed) into the principal and the counter's name.
+func principalCounter(name string) (principal, counter string, ok bool) {
+	rest, ok := strings.CutPrefix(name, "frameworks/")
+	if !ok {
+		return "", "", false
+	}
+	for _, c := range []string{"messages_received", "messages_processed"} {
+		if p, ok := strings.CutSuffix(rest, "/"+c); ok {
+			return p, c, true
+		}
+	}
+	return "", "", false
 }
 
 func b2f(v bool) float64 {
@@ -333,7 +357,11 @@ var promName = regexp.MustCompile(`[^a-zA-Z0-9_]`)
 // collector exposes the snapshot to Prometheus as agora_* gauges, the
 // per-framework and per-role metrics as gauges with labels, and the
 // timers as histograms.
-type collector struct{ m *Master }
+type collector struct {
+	m *Master
+	// warned are the Prometheus names already logged as duplicates.
+	warned *sync.Map
+}
 
 var (
 	allocationRunDesc = prometheus.NewDesc("agora_allocator_allocation_run_seconds", "Time of one allocator cycle (Mesos allocator/mesos/allocation_run_ms)", nil, nil)
@@ -361,9 +389,24 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for _, l := range labelled {
 		delete(s, l.mesosName) // named with a label instead
 	}
-	for name, v := range s {
-		desc := prometheus.NewDesc("agora_"+promName.ReplaceAllString(name, "_"), "Mesos metric "+name, nil, nil)
-		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v)
+	// Two Mesos names may flatten to one Prometheus name ("a-b", "a_b"),
+	// and a duplicate fails the whole scrape: the first name (in order)
+	// is exported, the others are skipped with a warning.
+	seen := map[string]string{}
+	for _, l := range labelled {
+		seen[l.prom] = promTemplate(l.prom)
+	}
+	for _, name := range slices.Sorted(maps.Keys(s)) {
+		prom := "agora_" + promName.ReplaceAllString(name, "_")
+		if first, dup := seen[prom]; dup {
+			if _, logged := c.warned.LoadOrStore(prom+"\x00"+name, true); !logged {
+				c.m.log.Warn("metric not exported to Prometheus: its name flattens to one already exported", "metric", name, "prometheus", prom, "exported", first)
+			}
+			continue
+		}
+		seen[prom] = name
+		desc := prometheus.NewDesc(prom, "Mesos metric "+name, nil, nil)
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, s[name])
 	}
 	for _, l := range labelled {
 		desc := prometheus.NewDesc(l.prom, "Mesos metric "+promTemplate(l.prom), nil, l.labels)
@@ -383,6 +426,10 @@ func promTemplate(family string) string {
 		return "master/frameworks/<name>/<id>/tasks/active/<state>"
 	case "agora_master_framework_role_suppressed":
 		return "master/frameworks/<name>/<id>/roles/<role>/suppressed"
+	case "agora_framework_messages_received":
+		return "frameworks/<principal>/messages_received"
+	case "agora_framework_messages_processed":
+		return "frameworks/<principal>/messages_processed"
 	case "agora_allocator_role_dominant_share":
 		return "allocator/mesos/roles/<role>/shares/dominant"
 	case "agora_allocator_quota_guarantee":
@@ -395,6 +442,6 @@ func promTemplate(family string) string {
 
 func (m *Master) prometheusHandler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collector{m}, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reg.MustRegister(collector{m: m, warned: &sync.Map{}}, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

@@ -14,7 +14,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/cluster/master"
 )
 
 func TestMetricsEndpoints(t *testing.T) {
@@ -246,5 +248,33 @@ func TestMetricsDocMatchesSnapshot(t *testing.T) {
 	}
 	if rows < 200 {
 		t.Errorf("docs/metrics.md: %d metric rows read; the tables' format changed?", rows)
+	}
+}
+
+// Per-principal rate-limit counters of principals whose names flatten to
+// one Prometheus name ("a-b", "a_b") are each exported, labelled by
+// principal, and the scrape does not fail.
+func TestMetricsRatePrincipalsDistinct(t *testing.T) {
+	limits, err := auth.ParseRateLimits([]byte(`{"limits": [{"principal": "a-b", "qps": 10}, {"principal": "a_b", "qps": 10}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := clustertest.Start(t, clustertest.Options{Master: func(c *master.Config) { c.RateLimits = limits }})
+	resp, err := http.Get(c.MasterURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", resp.StatusCode, body)
+	}
+	fams := parseProm(t, c.MasterURL)
+	for _, p := range []string{"a-b", "a_b"} {
+		for _, name := range []string{"agora_framework_messages_received", "agora_framework_messages_processed"} {
+			if got := value(t, fams, name, map[string]string{"principal": p}); got != 0 {
+				t.Errorf("%s{principal=%q} = %v, want 0", name, p, got)
+			}
+		}
 	}
 }

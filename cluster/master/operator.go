@@ -246,8 +246,8 @@ func (m *Master) publishTaskUpdated(t *task, st mesos.TaskStatus) {
 		return
 	}
 	state := t.state()
-	m.publish(&master.Event{Type: master.Event_TASK_UPDATED, TaskUpdated: &master.Event_TaskUpdated{
-		FrameworkID: t.info.FrameworkID, Status: st, State: &state}})
+	m.publishTaskEvent(&master.Event{Type: master.Event_TASK_UPDATED, TaskUpdated: &master.Event_TaskUpdated{
+		FrameworkID: t.info.FrameworkID, Status: st, State: &state}}, t.info.GetUser())
 }
 
 func (m *Master) publishTaskAdded(t *task) {

@@ -5,7 +5,19 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/agora-cluster/agora/cluster/auth"
 )
+
+// warnClaimedPrincipals warns, at start-up, that --rate_limits without
+// --authenticate_frameworks counts each framework under the principal its
+// FrameworkInfo claims, so a framework can escape its limit by claiming
+// another.
+func (m *Master) warnClaimedPrincipals() {
+	if m.cfg.RateLimits != nil && !m.cfg.HTTP.Auth.Required(auth.Frameworks) {
+		m.log.Warn("--rate_limits without --authenticate_frameworks: a framework's calls count under the principal its FrameworkInfo claims, unchecked, so a framework can escape its limit by claiming another principal")
+	}
+}
 
 // limitCall counts one scheduler call of a framework principal against
 // --rate_limits (Config.RateLimits): over its limit, the call is a 429
