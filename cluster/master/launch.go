@@ -236,7 +236,9 @@ func (m *Master) recordTask(f *framework, a *agent, ti *mesos.TaskInfo, executor
 		e := *executorID
 		t.info.ExecutorID = &e
 	}
-	if u := f.info.User; u != "" {
+	// The user the task runs as, as Mesos records it: the command's own,
+	// else the executor's, else the framework's.
+	if u := taskUser(f, ti); u != "" {
 		t.info.User = &u
 	}
 	f.tasks[ti.TaskID.Value] = t
