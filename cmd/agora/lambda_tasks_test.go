@@ -21,6 +21,7 @@ import (
 	hconf "github.com/agora-cluster/agora/hadoop/conf"
 	hframework "github.com/agora-cluster/agora/hadoop/framework"
 	"github.com/agora-cluster/agora/lambda/framework"
+	"github.com/agora-cluster/agora/lambda/pipeline"
 	"github.com/agora-cluster/agora/lambda/plan"
 	"github.com/agora-cluster/agora/lambda/view"
 )
@@ -137,10 +138,19 @@ func TestLambdaLayersAsTasksSurviveKill9(t *testing.T) {
 	check("after the ingest task's kill -9")
 
 	// A batch job's attempt killed: the next attempt's view is swapped in.
+	// Each attempt holds its finished view until the release file exists
+	// (the agent in this process hands its environment to the task), so
+	// the kill lands on a running attempt however quick it is; the file
+	// is created once that attempt is dead, for its successor to finish.
+	release := filepath.Join(dir, "release-batch")
+	t.Setenv(pipeline.HoldBatchEnv, release)
 	batched := make(chan int, 1)
 	var batchOut, batchErr strings.Builder
 	go func() { batched <- lambdaBatch([]string{"--api", api}, &batchOut, &batchErr) }()
 	killLayer(t, "recompute")
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case code := <-batched:
 		if code != 0 {
