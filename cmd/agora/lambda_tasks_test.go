@@ -112,10 +112,20 @@ func TestLambdaLayersAsTasksSurviveKill9(t *testing.T) {
 	check("speed layer only")
 
 	// The speed-layer task killed: its successor rebuilds the realtime
-	// view from the topic.
+	// view from the topic. (Counted from the kill: an attempt that could
+	// not bind its offered port on a shared machine is relaunched too.)
+	speedLaunches := func() int {
+		t.Helper()
+		n := task(status(), framework.Speed).Launches
+		if n == 0 {
+			t.Fatalf("no speed task launched before its kill: %+v", st)
+		}
+		return n
+	}
+	launches := speedLaunches()
 	killLayer(t, "speed")
 	wait("a new speed task", func(st framework.Status) bool {
-		return task(st, framework.Speed).Launches == 2 && task(st, framework.Speed).State == "TASK_RUNNING"
+		return task(st, framework.Speed).Launches > launches && task(st, framework.Speed).State == "TASK_RUNNING"
 	})
 	wait("the new speed task caught up", caughtUp(sent))
 	check("after the speed task's kill -9")
@@ -171,9 +181,10 @@ func TestLambdaLayersAsTasksSurviveKill9(t *testing.T) {
 	// More events across the boundary, and the speed task killed once
 	// more: it starts again from the batch watermark.
 	send(777)
+	launches = speedLaunches()
 	killLayer(t, "speed")
 	wait("a third speed task caught up", func(st framework.Status) bool {
-		return task(st, framework.Speed).Launches == 3 && caughtUp(sent)(st)
+		return task(st, framework.Speed).Launches > launches && caughtUp(sent)(st)
 	})
 	check("batch and speed, after the second kill of the speed task")
 }
