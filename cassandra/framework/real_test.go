@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -457,41 +459,52 @@ func TestCassandraOnAgora(t *testing.T) {
 
 	t.Run("rolling configuration change, one node down at a time", func(t *testing.T) {
 		before := fw.Nodes()
+		// Each node's Cassandra process before the restart: each is to be
+		// replaced (its task's launches count once more, below).
+		procs := make([]string, len(before))
+		for i, n := range before {
+			procs[i] = cassandraProc(t, n.JMXPort)
+		}
 		if err := fw.RollingRestart(map[string]json.RawMessage{"concurrent_reads": json.RawMessage("16")}); err != nil {
 			t.Fatal(err)
 		}
 		if err := fw.RollingRestart(nil); err == nil {
 			t.Error("a second rolling restart was accepted while one is under way")
 		}
-		// Asked of the ring itself, not of the framework: each node's
-		// own answer over CQL (system.local, joined). At most one node
-		// is down at any time, and every node is seen down once.
-		seenDown := map[string]bool{}
+		// Asked of the ring itself, not of the framework: at most one
+		// node is down at any time by the nodes' own evidence (a refused
+		// native port, or a node answering over CQL that it has not
+		// joined). A node slow to answer on a loaded machine is not
+		// counted; the next round asks it again.
+		seenDown := map[string]int{}
 		deadline := time.Now().Add(3 * time.Minute)
 		for {
 			st, _ := fw.RollingStatus()
 			if st.Done() {
 				break
 			}
-			down := ringDown(before)
+			down, why := ringDown(before)
 			for _, name := range down {
-				seenDown[name] = true
+				seenDown[name]++
 			}
 			if len(down) > 1 {
-				t.Fatalf("nodes %v down at once during the rolling restart, by their own answers; the framework's view: %+v", down, fw.Nodes())
+				t.Fatalf("nodes %v down at once during the rolling restart, by their own answers (%s); the framework's view: %+v", down, why, fw.Nodes())
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("the rolling restart did not finish within 3 minutes: %+v", st)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		if len(seenDown) != len(before) {
-			t.Errorf("nodes seen down during the rolling restart: %v; want each of the %d once", seenDown, len(before))
-		}
+		// A restart quicker than a round is not seen down; each node's
+		// replaced process (below) is the evidence of its restart.
+		t.Logf("rounds that saw each node down during the rolling restart: %v", seenDown)
 		after := waitUp(t, fw, ended, time.Minute, "all up after the rolling restart", nil)
 		for i, n := range after {
-			if n.Launches != before[i].Launches+1 || n.HostID != before[i].HostID {
-				t.Errorf("%s: launches %d → %d, host ID %s → %s; want one restart on its volume", n.Name, before[i].Launches, n.Launches, before[i].HostID, n.HostID)
+			if n.Launches != before[i].Launches+1 || n.TaskID == before[i].TaskID || n.HostID != before[i].HostID {
+				t.Errorf("%s: launches %d → %d, task %s → %s, host ID %s → %s; want one restart on its volume", n.Name, before[i].Launches, n.Launches, before[i].TaskID, n.TaskID, before[i].HostID, n.HostID)
+			}
+			if p := cassandraProc(t, n.JMXPort); p == procs[i] {
+				t.Errorf("%s: Cassandra process %s before and after the rolling restart; want it restarted", n.Name, p)
 			}
 			s := session(t, []framework.Node{n})
 			var v string
@@ -550,29 +563,60 @@ func TestCassandraOnAgora(t *testing.T) {
 	})
 }
 
-// ringDown are the nodes of ns that do not answer over CQL, at once, as
-// joined members of the ring.
-func ringDown(ns []framework.Node) []string {
-	down := make([]bool, len(ns))
+// ringDown are the nodes of ns that are down by evidence, asked all at
+// once: a node whose native port refuses connections, or that answers
+// over CQL that it has not joined the ring. A node that does not answer in
+// time (a loaded machine), or whose connection drops, is not counted: no
+// evidence either way. why says what each down node showed.
+func ringDown(ns []framework.Node) (down []string, why string) {
+	evidence := make([]string, len(ns))
 	var wg sync.WaitGroup
 	for i, n := range ns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			c, err := net.DialTimeout("tcp", n.NativeAddr(), 10*time.Second)
+			if err != nil {
+				if errors.Is(err, syscall.ECONNREFUSED) {
+					evidence[i] = "native port refused"
+				}
+				return
+			}
+			c.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
-			l, err := cql.QueryLocal(ctx, n.NativeAddr(), 10*time.Second)
-			down[i] = err != nil || !l.Joined()
+			if l, err := cql.QueryLocal(ctx, n.NativeAddr(), 10*time.Second); err == nil && !l.Joined() {
+				evidence[i] = fmt.Sprintf("not joined: bootstrapped %q, host ID %q", l.Bootstrapped, l.HostID)
+			}
 		}()
 	}
 	wg.Wait()
-	var out []string
-	for i, d := range down {
-		if d {
-			out = append(out, ns[i].Name)
+	var whys []string
+	for i, e := range evidence {
+		if e != "" {
+			down = append(down, ns[i].Name)
+			whys = append(whys, ns[i].Name+": "+e)
 		}
 	}
-	return out
+	return down, strings.Join(whys, "; ")
+}
+
+// cassandraProc names the Cassandra process with JMX port jmx by its pid
+// and start time (so a reused pid is a different process).
+func cassandraProc(t *testing.T, jmx uint64) string {
+	t.Helper()
+	pid := cassandraPID(t, jmx)
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatalf("the Cassandra process with JMX port %d: %v", jmx, err)
+	}
+	// The fields after the command (which may hold spaces) in its
+	// parentheses; the start time is field 22 of stat, 20th after it.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 20 {
+		t.Fatalf("/proc/%d/stat: %q", pid, b)
+	}
+	return fmt.Sprintf("pid %d started at tick %s", pid, f[19])
 }
 
 // checkRows reads rows 0..n-1 back at QUORUM.

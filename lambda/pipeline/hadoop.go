@@ -23,7 +23,8 @@ type HadoopJob struct {
 	Hadoop   string // the framework's API, HOST:PORT or URL
 	// Exe is the agora binary the map and reduce tasks run.
 	Exe string
-	// Pause holds the finished view before it is written (for fault tests).
+	// Pause holds the finished view before it is written (for fault
+	// tests), as does $AGORA_LAMBDA_HOLD_BATCH_UNTIL (HoldBatchEnv).
 	Pause time.Duration
 }
 
@@ -69,10 +70,8 @@ func (h HadoopJob) Run(ctx context.Context) (*view.Batch, string, error) {
 		}
 		defer os.RemoveAll(out)
 	}
-	select {
-	case <-ctx.Done():
-		return nil, jobID, ctx.Err()
-	case <-time.After(h.Pause):
+	if err := holdBeforeSwap(ctx, h.Pause); err != nil {
+		return nil, jobID, err
 	}
 	if err := os.MkdirAll(filepath.Dir(ViewFile(h.Dir)), 0o755); err != nil {
 		return nil, jobID, err

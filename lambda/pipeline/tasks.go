@@ -79,7 +79,7 @@ func RunIngest(ctx context.Context, spec *plan.Spec, brokers []string, dir strin
 
 // RunBatchJob recomputes every view from dir's dataset and replaces dir's
 // batch view with it; pause (for fault tests) holds the finished view
-// before it is written.
+// before it is written, as does $AGORA_LAMBDA_HOLD_BATCH_UNTIL (HoldBatchEnv).
 func RunBatchJob(ctx context.Context, spec *plan.Spec, dir string, pause time.Duration) (*view.Batch, error) {
 	wm, err := batch.Watermark(DatasetDir(dir))
 	if err != nil {
@@ -89,15 +89,44 @@ func RunBatchJob(ctx context.Context, spec *plan.Spec, dir string, pause time.Du
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-time.After(pause):
+	if err := holdBeforeSwap(ctx, pause); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(ViewFile(dir)), 0o755); err != nil {
 		return nil, fmt.Errorf("batch: %w", err)
 	}
 	return b, batch.Save(ViewFile(dir), b)
+}
+
+// HoldBatchEnv names an environment variable for fault tests: when it
+// names a file, a batch job holds its finished view (after the pause)
+// until that file exists, so a test can kill an attempt that is sure to
+// be still running and then let the next attempt finish.
+const HoldBatchEnv = "AGORA_LAMBDA_HOLD_BATCH_UNTIL"
+
+// holdBeforeSwap holds a batch job's finished view for pause, and then
+// until the file named by $AGORA_LAMBDA_HOLD_BATCH_UNTIL exists (when
+// set), or until ctx ends.
+func holdBeforeSwap(ctx context.Context, pause time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(pause):
+	}
+	file := os.Getenv(HoldBatchEnv)
+	if file == "" {
+		return nil
+	}
+	for {
+		if _, err := os.Stat(file); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // SpeedConfig is one speed-layer task.
