@@ -212,6 +212,12 @@ func stormWorker(args []string, stderr io.Writer) int {
 			}
 		}
 		if opts.Listener, err = net.Listen("tcp", ":"+port); err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				// Another process holds the offered port: the framework
+				// launches this worker again on its next offer.
+				fmt.Fprintf(stderr, "agora storm worker: %v: another process holds the offered port; exiting %d to be launched again\n", err, nativefw.ExitPortTaken)
+				return nativefw.ExitPortTaken
+			}
 			return stormFailure(stderr, "worker", err)
 		}
 	}

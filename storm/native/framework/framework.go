@@ -41,6 +41,12 @@ const (
 	EnvLaunch = "AGORA_STORM_LAUNCH" // the launch this task is of, from 1, rising
 )
 
+// ExitPortTaken is the exit status of a worker whose offered port another
+// process holds (an offer's ports are only promised, not reserved on the
+// machine): the worker is launched again on its next offer rather than the
+// topology being stopped as broken. 75 is sysexits' EX_TEMPFAIL.
+const ExitPortTaken = 75
+
 // LabelWorker is the label of a worker task holding its index.
 const LabelWorker = "agora.storm.worker"
 
@@ -383,14 +389,14 @@ func (r *Run) update(ctx context.Context, st mesos.TaskStatus) {
 		return
 	}
 	code, exited := oneshot.ExitCode(st)
-	if exited && code > 0 && code <= 128 {
+	if exited && code > 0 && code <= 128 && code != ExitPortTaken {
 		// The worker failed on its own: the topology is broken.
 		r.finish(fmt.Errorf("%w: worker task %s: %s", ErrStopped, id, st.GetMessage()))
 		r.Kill(ctx)
 		return
 	}
-	// Killed by a signal, lost, or killed by someone else: launch this
-	// worker again; the others run on.
+	// Killed by a signal, lost, killed by someone else, or its port was
+	// taken: launch this worker again; the others run on.
 	why := fmt.Sprintf("task %s ended %s: %s", id, st.GetState(), st.GetMessage())
 	r.mu.Lock()
 	r.slots[w].pending = true
