@@ -31,7 +31,7 @@ func TestStormNativeDeactivateActivate(t *testing.T) {
 	dir := t.TempDir()
 	_, master := startBound(t, "master", "--work_dir="+filepath.Join(dir, "master"), "--port=0", "--allocation_interval=100ms")
 	startBound(t, "agent", "--master="+master, "--work_dir="+filepath.Join(dir, "agent"), "--port=0",
-		"--resources=cpus:2;mem:2048;disk:1024", "--switch_user=false", "--isolation=posix")
+		"--resources="+nativeTestResources(), "--switch_user=false", "--isolation=posix")
 	waitState(t, "http://"+master, "agent registered", func(s *masterState) bool { return len(s.Slaves) == 1 })
 	path, err := wordcount.WriteTo(filepath.Join(dir, "example"))
 	if err != nil {

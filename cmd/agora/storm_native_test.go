@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/clustertest"
 	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	wordcount "github.com/agora-cluster/agora/examples/storm-wordcount"
 	"github.com/agora-cluster/agora/storm/bench"
@@ -36,7 +37,7 @@ func TestStormNativeOnAgora(t *testing.T) {
 	dir := t.TempDir()
 	_, master := startBound(t, "master", "--work_dir="+filepath.Join(dir, "master"), "--port=0", "--allocation_interval=100ms")
 	startBound(t, "agent", "--master="+master, "--work_dir="+filepath.Join(dir, "agent"), "--port=0",
-		"--resources=cpus:2;mem:2048;disk:1024", "--switch_user=false", "--isolation=posix")
+		"--resources="+nativeTestResources(), "--switch_user=false", "--isolation=posix")
 	waitState(t, "http://"+master, "agent registered", func(s *masterState) bool { return len(s.Slaves) == 1 })
 	path, err := wordcount.WriteTo(filepath.Join(dir, "example"))
 	if err != nil {
@@ -335,4 +336,13 @@ func waitShowing(t *testing.T, limit time.Duration, what func() string, cond fun
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// nativeTestResources are the resources of a native Storm test's agent:
+// its ports a random range of its own, not the default 31000-32000 that
+// every other test's agents offer too (a worker binds its offered port,
+// and a task of a test running beside it may hold the same one).
+func nativeTestResources() string {
+	first, last := clustertest.PortRange(100)
+	return fmt.Sprintf("cpus:2;mem:2048;disk:1024;ports:[%d-%d]", first, last)
 }
