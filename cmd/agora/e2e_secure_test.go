@@ -30,7 +30,7 @@ func TestSecureDevAndClientCredentials(t *testing.T) {
 	work := t.TempDir()
 	// The built-in services are TestSecureDevRunsServices's.
 	_, master := startBound(t, "dev", "--secure", "--port=0", "--work_dir", work,
-		"--hadoop_port=0", "--marathon_port=0", "--chronos_port=0", "--dns_port=0")
+		"--hadoop_port=0", "--marathon_port=0", "--chronos_port=0", "--dns_port=0", "--spark_port", "0")
 	secretFile := filepath.Join(work, "secure", "operator.secret")
 	secret, err := os.ReadFile(secretFile)
 	if err != nil {
@@ -156,7 +156,7 @@ func TestSecureDevRunsServices(t *testing.T) {
 	}
 	hadoopPort, marathonPort, chronosPort, dnsPort, dnsHTTPPort := freePort(), freePort(), freePort(), freePort(), freePort()
 	_, master := startBound(t, "dev", "--secure", "--port=0", "--ip=127.0.0.1", "--work_dir", work, "--hadoop_port", hadoopPort,
-		"--marathon_port", marathonPort, "--chronos_port", chronosPort, "--dns_port", dnsPort, "--dns_http_port", dnsHTTPPort)
+		"--marathon_port", marathonPort, "--chronos_port", chronosPort, "--dns_port", dnsPort, "--dns_http_port", dnsHTTPPort, "--spark_port", "0")
 	secret, err := os.ReadFile(filepath.Join(work, "secure", "operator.secret"))
 	if err != nil {
 		t.Fatal(err)

@@ -378,7 +378,7 @@ func TestDevStopsItsTasksBeforeExiting(t *testing.T) {
 	marathonAddr := "127.0.0.1:" + marathonPort
 	dev, master := startBound(t, "dev", "--agents", "2", "--port=0", "--hadoop_port", "0",
 		"--marathon_port", marathonPort, "--chronos_port", chronosPort,
-		"--dns_port", dnsPort, "--dns_http_port", dnsHTTPPort, "--work_dir", work)
+		"--dns_port", dnsPort, "--dns_http_port", dnsHTTPPort, "--spark_port", "0", "--work_dir", work)
 	waitState(t, "http://"+master, "two agents", func(s *masterState) bool { return len(s.Slaves) == 2 })
 	if resp, err := http.Get("http://127.0.0.1:" + chronosPort + "/v1/scheduler/jobs"); err != nil {
 		t.Fatalf("agora dev's scheduled-jobs API: %v", err)
@@ -513,7 +513,7 @@ func TestBenchLaunchReportsBothByDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(work) })
-	_, master := startBound(t, "dev", "--agents", "1", "--port=0", "--hadoop_port", "0", "--marathon_port", "0", "--chronos_port", "0", "--dns_port", "0", "--work_dir", work)
+	_, master := startBound(t, "dev", "--agents", "1", "--port=0", "--hadoop_port", "0", "--marathon_port", "0", "--chronos_port", "0", "--dns_port", "0", "--spark_port", "0", "--work_dir", work)
 	waitState(t, "http://"+master, "the agent", func(s *masterState) bool { return len(s.Slaves) == 1 })
 
 	type result struct {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/agora-cluster/agora/cluster/api"
 	"github.com/agora-cluster/agora/cluster/auth"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/cluster/zk"
 	"github.com/agora-cluster/agora/frameworks/state"
 )
@@ -34,6 +36,24 @@ func init() {
 var eventStreamTransport = &http.Transport{
 	DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 	ResponseHeaderTimeout: 30 * time.Second,
+}
+
+// eventTransport is eventStreamTransport verifying HTTPS masters with
+// tlsConfig (--ca_file), or else with the CA the process trusts
+// (LIBPROCESS_SSL_CA_FILE) or the system's roots. The stream is HTTP/1.1:
+// the configuration is a copy, so no "h2" an HTTP/2 transport added to
+// a shared one is offered.
+func eventTransport(tlsConfig *tls.Config) http.RoundTripper {
+	if tlsConfig == nil {
+		tlsConfig = tlsconf.ProcessClient()
+	}
+	if tlsConfig == nil {
+		return eventStreamTransport
+	}
+	t := eventStreamTransport.Clone()
+	t.TLSClientConfig = tlsConfig.Clone()
+	t.TLSClientConfig.NextProtos = nil
+	return t
 }
 
 // eventStream is the master's operator event stream (a SUBSCRIBE call on
@@ -62,6 +82,11 @@ func subscribeEvents(ctx context.Context, o *clientOptions) (*eventStream, error
 			return nil, &state.UnreachableError{Addr: u.String(), Err: err}
 		}
 	}
+	// With TLS configured, "host:port" (and the leader ZooKeeper names)
+	// is an HTTPS master, as for the client's other reads.
+	if o.tls != nil && !strings.Contains(addr, "://") {
+		addr = "https://" + strings.TrimSpace(addr)
+	}
 	base, err := state.BaseURL(addr)
 	if err != nil {
 		return nil, err
@@ -77,7 +102,7 @@ func subscribeEvents(ctx context.Context, o *clientOptions) (*eventStream, error
 	req.Header.Set("Accept", api.MediaJSON)
 	// The credentials go with every request, the redirect from a
 	// standby master to the leader included.
-	hc := &http.Client{Transport: &auth.Transport{Base: eventStreamTransport, Credential: o.cred}}
+	hc := &http.Client{Transport: &auth.Transport{Base: eventTransport(o.tls), Credential: o.cred}}
 	resp, err := hc.Do(req)
 	if err != nil {
 		cancel()

@@ -121,8 +121,9 @@ func TestEventsShowsATaskLaunchedDuringTheStream(t *testing.T) {
 func TestCockpitWithAuthentication(t *testing.T) {
 	work := t.TempDir()
 	_, master := startBound(t, "dev", "--secure", "--port=0", "--work_dir", work,
-		"--hadoop_port=0", "--marathon_port=0", "--chronos_port=0", "--dns_port=0")
+		"--hadoop_port=0", "--marathon_port=0", "--chronos_port=0", "--dns_port=0", "--spark_port", "0")
 	secretFile := filepath.Join(work, "secure", "operator.secret")
+	t.Setenv("AGORA_CA_FILE", filepath.Join(work, "secure", "tls", "ca.pem")) // the master speaks TLS
 	for _, args := range [][]string{{"events", "--count=1"}, {"top", "--once"}, {"logs", "x"}} {
 		_, errOut, code := runClient(t, master, args...)
 		if code != 1 || !strings.Contains(errOut, "--principal=NAME --secret_file=FILE") {

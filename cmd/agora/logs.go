@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -97,6 +98,9 @@ func runLogs(args []string) int {
 	// /state and /files/* under /agent/ID), when asked or when the agent
 	// does not answer here.
 	endpoint := agent.Endpoint()
+	if strings.HasPrefix(s.base, "https://") && !strings.Contains(endpoint, "://") {
+		endpoint = "https://" + endpoint // a cluster on HTTPS: its agents speak it too
+	}
 	relay := s.base + "/agent/" + url.PathEscape(task.AgentID.Value)
 	if viaMaster {
 		endpoint = relay

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -211,13 +212,26 @@ func startDevZooKeeper(ctx context.Context, host, dir string) (*devZooKeeper, er
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own group, so a terminal's Ctrl-C reaches agora dev only, which
 	// stops it after Storm; killed with agora dev should that die first.
+	// Pdeathsig fires when the OS thread that forked the child ends, not
+	// the process: the child is started from a goroutine locked to its
+	// thread, which stays until the child has exited.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	z := &devZooKeeper{addr: addr, cmd: cmd, exited: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine, after the child
+		defer close(z.exited)
+		defer logf.Close()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		cmd.Wait()
+	}()
+	if err := <-started; err != nil {
 		return nil, fmt.Errorf("start ZooKeeper: %w", err)
 	}
-	z := &devZooKeeper{addr: addr, cmd: cmd, exited: make(chan struct{})}
-	go func() { cmd.Wait(); logf.Close(); close(z.exited) }()
 	deadline := time.Now().Add(time.Minute)
 	for !zooKeeperServes(addr) {
 		select {

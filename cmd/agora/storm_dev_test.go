@@ -102,7 +102,7 @@ func TestDevStormRunsTheWordCount(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(work) })
 	dev, master := startBound(t, "dev", "--storm", "--port=0", "--hadoop_port", "0", "--marathon_port", "0",
-		"--chronos_port", "0", "--dns_port", "0", "--work_dir", work)
+		"--chronos_port", "0", "--dns_port", "0", "--spark_port", "0", "--work_dir", work)
 	banner := awaitOutput(t, dev, "agora dev cluster is up", 4*time.Minute)
 	if !regexp.MustCompile(`storm +nimbus [^ (]+:\d+ `).MatchString(banner) {
 		t.Fatalf("agora dev --storm's banner names no Nimbus:\n%s", lastBytes(banner, 3000))
