@@ -101,8 +101,12 @@ func TestDevStormRunsTheWordCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(work) })
+	// Ports of its own: Nimbus and the supervisor bind their offered ports,
+	// and other tests' agents offer the default 31000-32000 too.
+	lowPort, highPort := clustertest.PortRange(100)
+	resources := fmt.Sprintf("cpus:2;mem:8000;disk:10000;ports:[%d-%d]", lowPort, highPort)
 	dev, master := startBound(t, "dev", "--storm", "--port=0", "--hadoop_port", "0", "--marathon_port", "0",
-		"--chronos_port", "0", "--dns_port", "0", "--spark_port", "0", "--work_dir", work)
+		"--chronos_port", "0", "--dns_port", "0", "--spark_port", "0", "--resources", resources, "--work_dir", work)
 	banner := awaitOutput(t, dev, "agora dev cluster is up", 4*time.Minute)
 	if !regexp.MustCompile(`storm +nimbus [^ (]+:\d+ `).MatchString(banner) {
 		t.Fatalf("agora dev --storm's banner names no Nimbus:\n%s", lastBytes(banner, 3000))
