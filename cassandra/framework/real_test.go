@@ -29,6 +29,7 @@ import (
 	"github.com/agora-cluster/agora/cassandra/cassandratest"
 	"github.com/agora-cluster/agora/cassandra/cql"
 	"github.com/agora-cluster/agora/cassandra/framework"
+	"github.com/agora-cluster/agora/cassandra/local"
 	"github.com/agora-cluster/agora/cassandra/plan"
 	"github.com/agora-cluster/agora/cluster/agent"
 	"github.com/agora-cluster/agora/cluster/clustertest"
@@ -70,29 +71,12 @@ func newRing(t *testing.T, agents int, masterCfg func(*master.Config)) *ring {
 		// scheduler: end the JVMs it started (their sandboxes are under
 		// the agents' work directories).
 		for _, a := range r.agora.Agents {
-			for _, pid := range pidsWith(a.Config.WorkDir) {
+			for _, pid := range local.DaemonPIDs(a.Config.WorkDir) {
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
 	})
 	return r
-}
-
-// pidsWith are the Cassandra JVMs whose command line holds s.
-func pidsWith(s string) []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && bytes.Contains(b, []byte(s)) && bytes.Contains(b, []byte("CassandraDaemon")) {
-			out = append(out, pid)
-		}
-	}
-	return out
 }
 
 // spec is the test cluster: three nodes with 640 MB heaps (auto, from
@@ -920,7 +904,7 @@ func TestReplaceNodeOfGoneAgent(t *testing.T) {
 		}
 	}
 	for _, a := range r.agora.Agents {
-		if pids := pidsWith(a.Config.WorkDir); len(pids) > 0 {
+		if pids := local.DaemonPIDs(a.Config.WorkDir); len(pids) > 0 {
 			t.Errorf("Cassandra processes %v left under agent %s after destroy", pids, a.Config.Hostname)
 		}
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -262,7 +261,7 @@ func cassandraWorkload(ctx context.Context, addrs []string, rf, ops, conc int) (
 func killLeftovers(dir string, log *slog.Logger) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		pids := jvmsUnder(dir)
+		pids := local.DaemonPIDs(dir)
 		if len(pids) == 0 {
 			return
 		}
@@ -275,22 +274,6 @@ func killLeftovers(dir string, log *slog.Logger) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-func jvmsUnder(dir string) []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && bytes.Contains(b, []byte(dir)) && bytes.Contains(b, []byte("CassandraDaemon")) {
-			out = append(out, pid)
-		}
-	}
-	return out
 }
 
 func printCassandraBench(w io.Writer, r cassandraBenchResult) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/agora-cluster/agora/cassandra/cassandratest"
 	"github.com/agora-cluster/agora/cassandra/cql"
 	"github.com/agora-cluster/agora/cassandra/framework"
+	cassandralocal "github.com/agora-cluster/agora/cassandra/local"
 	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/clustertest"
 )
@@ -52,7 +52,7 @@ func TestDevRunsCassandra(t *testing.T) {
 		}
 	})
 	t.Cleanup(func() { // a failed test may leave the node behind
-		for _, pid := range cassandraPIDsUnder(work) {
+		for _, pid := range cassandralocal.DaemonPIDs(work) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
@@ -96,7 +96,7 @@ func TestDevRunsCassandra(t *testing.T) {
 	case <-time.After(2 * time.Minute):
 		t.Fatal("agora dev did not stop within 2 minutes of SIGTERM")
 	}
-	if pids := cassandraPIDsUnder(work); len(pids) > 0 {
+	if pids := cassandralocal.DaemonPIDs(work); len(pids) > 0 {
 		t.Errorf("Cassandra processes %v left after agora dev stopped", pids)
 	}
 }
@@ -117,23 +117,6 @@ func nodeStderr(work string, n int) string {
 		fmt.Fprintf(&b, "== %s\n%s\n", f, out)
 	}
 	return b.String()
-}
-
-// cassandraPIDsUnder are the Cassandra JVMs whose command line names dir.
-func cassandraPIDsUnder(dir string) []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && bytes.Contains(b, []byte(dir)) && bytes.Contains(b, []byte("CassandraDaemon")) {
-			out = append(out, pid)
-		}
-	}
-	return out
 }
 
 // agora dev refuses a Cassandra ring it cannot run before starting it:
