@@ -164,6 +164,10 @@ func (d *Driver) session(ctx context.Context) (connected bool, err error) {
 	defer cancel()
 	call := d.call(executor.Call_SUBSCRIBE)
 	call.Subscribe = d.unacknowledged()
+	included := make(map[string]bool, len(call.Subscribe.UnacknowledgedUpdates))
+	for _, u := range call.Subscribe.UnacknowledgedUpdates {
+		included[string(u.Status.UUID)] = true
+	}
 	body, err := d.codec.Marshal(call)
 	if err != nil {
 		return false, fmt.Errorf("executor: encode SUBSCRIBE: %w", err)
@@ -201,11 +205,39 @@ func (d *Driver) session(ctx context.Context) (connected bool, err error) {
 		if !connected && ev.GetType() != executor.Event_SUBSCRIBED && ev.GetType() != executor.Event_SHUTDOWN {
 			return false, fmt.Errorf("executor: first event is %s, want SUBSCRIBED", ev.GetType())
 		}
-		if ev.GetType() == executor.Event_SUBSCRIBED {
+		subscribed := ev.GetType() == executor.Event_SUBSCRIBED
+		if subscribed {
 			connected = true
 		}
 		if err := d.handle(ctx, &ev); err != nil {
 			return connected, err
+		}
+		if subscribed {
+			go d.resendMissed(ctx, included)
+		}
+	}
+}
+
+// resendMissed sends again the updates that are unacknowledged but were
+// not in the SUBSCRIBE call (included): updates made while the call was
+// in flight, which the agent refused as from an executor not subscribed
+// yet. Nothing else would resend them until the next subscription. The
+// agent acknowledges and drops a duplicate.
+func (d *Driver) resendMissed(ctx context.Context, included map[string]bool) {
+	d.mu.Lock()
+	var missed []executor.Call_Update
+	for _, id := range d.updateOrder {
+		if u, ok := d.unackedUpdates[id]; ok && !included[id] {
+			missed = append(missed, u)
+		}
+	}
+	d.mu.Unlock()
+	for i := range missed {
+		call := d.call(executor.Call_UPDATE)
+		call.Update = &missed[i]
+		if err := d.send(ctx, call); err != nil {
+			d.log.Warn("update made during the subscription not resent; the next subscription sends it", "task_id", missed[i].Status.TaskID.Value, "err", err)
+			return
 		}
 	}
 }
