@@ -171,10 +171,13 @@ func TestStormSubmitWordCountOnRealStorm(t *testing.T) {
 		s, _, err := c.TopologyByName(ctx, "wordcount")
 		return err == nil && s.Status == "ACTIVE", s.Status
 	})
-	if code, _, stderr := runStormCmd(stormRebalanceCmd, append([]string{"wordcount", "-e", "split=1", "--wait", "0"}, nimbus...)...); code != 0 {
-		t.Fatalf("rebalance: exit %d, %s", code, stderr)
+	rebalance := func() {
+		t.Helper()
+		if code, _, stderr := runStormCmd(stormRebalanceCmd, append([]string{"wordcount", "-e", "split=1", "--wait", "0"}, nimbus...)...); code != 0 {
+			t.Fatalf("rebalance: exit %d, %s", code, stderr)
+		}
 	}
-	waitStorm(t, 2*time.Minute, cluster, "split on one executor after rebalance", func() (bool, string) {
+	splitOnOne := func() (bool, string) {
 		info, err := c.TopologyInfo(ctx, sub.ID)
 		if err != nil {
 			return false, err.Error()
@@ -186,7 +189,27 @@ func TestStormSubmitWordCountOnRealStorm(t *testing.T) {
 			}
 		}
 		return n == 1 && info.Status == "ACTIVE", fmt.Sprintf("%d split executors, %s", n, info.Status)
-	})
+	}
+	rebalance()
+	// Nimbus (2.8) has been seen, in two full-suite runs, to log the
+	// rebalance with its new executor counts and then assign the old
+	// executors again: its cache of a topology's executors can be refilled
+	// from the old counts by an assignment round running beside the
+	// rebalance. A second rebalance after a minute is what an operator
+	// would do; the client's own call was right both times (Nimbus logged
+	// num_executors {split=1}).
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+		if ok, _ := splitOnOne(); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			_, last := splitOnOne()
+			t.Logf("split not on one executor a minute after the rebalance (%s): rebalancing again", last)
+			rebalance()
+			break
+		}
+	}
+	waitStorm(t, 2*time.Minute, cluster, "split on one executor after rebalance", splitOnOne)
 	code, _, stderr = runStormCmd(stormRebalanceCmd, append([]string{"nosuch", "-n", "1"}, nimbus...)...)
 	if code != 1 || !strings.Contains(stderr, "NotAliveException") {
 		t.Fatalf("rebalance of an unknown topology: exit %d, %q", code, stderr)
