@@ -210,23 +210,9 @@ var chunkRE = regexp.MustCompile(`^p(\d+)-(\d+)-(\d+)(\.jsonl)?$`)
 // files) and returns each partition's next offset: the end of its last
 // committed chunk.
 func Recover(dir string) (map[int32]int64, error) {
-	committed := map[string]bool{}
-	next := map[int32]int64{}
-	ents, err := os.ReadDir(filepath.Join(dir, "_commits"))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("ingest: %w", err)
-	}
-	for _, e := range ents {
-		m := chunkRE.FindStringSubmatch(e.Name())
-		if m == nil || m[4] != "" {
-			continue
-		}
-		committed[e.Name()] = true
-		p, _ := strconv.Atoi(m[1])
-		end, _ := strconv.ParseInt(m[3], 10, 64)
-		if end > next[int32(p)] {
-			next[int32(p)] = end
-		}
+	committed, next, err := commits(dir)
+	if err != nil {
+		return nil, err
 	}
 	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -257,23 +243,31 @@ func Recover(dir string) (map[int32]int64, error) {
 // committed chunk, without changing anything: unlike Recover it is safe
 // while an ingester appends to dir (the batch layer and the status use it).
 func Committed(dir string) (map[int32]int64, error) {
-	next := map[int32]int64{}
+	_, next, err := commits(dir)
+	return next, err
+}
+
+// commits reads dir's commit records: the names of the committed chunks,
+// and each partition's next offset (the end of its last committed chunk).
+func commits(dir string) (committed map[string]bool, next map[int32]int64, err error) {
+	committed, next = map[string]bool{}, map[int32]int64{}
 	ents, err := os.ReadDir(filepath.Join(dir, "_commits"))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("ingest: %w", err)
+		return nil, nil, fmt.Errorf("ingest: %w", err)
 	}
 	for _, e := range ents {
 		m := chunkRE.FindStringSubmatch(e.Name())
 		if m == nil || m[4] != "" {
 			continue
 		}
+		committed[e.Name()] = true
 		p, _ := strconv.Atoi(m[1])
 		end, _ := strconv.ParseInt(m[3], 10, 64)
 		if end > next[int32(p)] {
 			next[int32(p)] = end
 		}
 	}
-	return next, nil
+	return committed, next, nil
 }
 
 // DatasetStats counts what the committed chunks of dir hold, read from
