@@ -10,10 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	wordcount "github.com/agora-cluster/agora/examples/storm-wordcount"
 	"github.com/agora-cluster/agora/storm/bench"
-	"github.com/agora-cluster/agora/storm/multilang"
 )
 
 // TestStormNativeDeactivateActivate runs the example word count on two
@@ -25,18 +23,7 @@ import (
 // nothing) until activated; a rebalance with --wait is REBALANCING
 // (refusing activate) and comes back ACTIVE with the new workers.
 func TestStormNativeDeactivateActivate(t *testing.T) {
-	tier.Need(t, tier.Python, tier.PythonErr())
-	_, err := multilang.FindStormPy(t.TempDir(), defaultStormHome())
-	tier.Need(t, tier.Python, err)
-	dir := t.TempDir()
-	_, master := startBound(t, "master", "--work_dir="+filepath.Join(dir, "master"), "--port=0", "--allocation_interval=100ms")
-	startBound(t, "agent", "--master="+master, "--work_dir="+filepath.Join(dir, "agent"), "--port=0",
-		"--resources="+nativeTestResources(), "--switch_user=false", "--isolation=posix")
-	waitState(t, "http://"+master, "agent registered", func(s *masterState) bool { return len(s.Slaves) == 1 })
-	path, err := wordcount.WriteTo(filepath.Join(dir, "example"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, master, path := startNativeStormCluster(t)
 	storm := func(args ...string) (string, string, int) {
 		return runClient(t, master, append([]string{"storm"}, append(args, "--runtime", "native", "--master", master)...)...)
 	}

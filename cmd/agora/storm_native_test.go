@@ -31,18 +31,7 @@ import (
 // lists them), one killed with SIGKILL mid-stream and launched again
 // alone until every sentence is acked, then rebalanced to three workers.
 func TestStormNativeOnAgora(t *testing.T) {
-	tier.Need(t, tier.Python, tier.PythonErr())
-	_, err := multilang.FindStormPy(t.TempDir(), defaultStormHome())
-	tier.Need(t, tier.Python, err)
-	dir := t.TempDir()
-	_, master := startBound(t, "master", "--work_dir="+filepath.Join(dir, "master"), "--port=0", "--allocation_interval=100ms")
-	startBound(t, "agent", "--master="+master, "--work_dir="+filepath.Join(dir, "agent"), "--port=0",
-		"--resources="+nativeTestResources(), "--switch_user=false", "--isolation=posix")
-	waitState(t, "http://"+master, "agent registered", func(s *masterState) bool { return len(s.Slaves) == 1 })
-	path, err := wordcount.WriteTo(filepath.Join(dir, "example"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, master, path := startNativeStormCluster(t)
 	storm := func(args ...string) (string, string, int) {
 		return runClient(t, master, append([]string{"storm"}, args...)...)
 	}
@@ -338,11 +327,26 @@ func waitShowing(t *testing.T, limit time.Duration, what func() string, cond fun
 	}
 }
 
-// nativeTestResources are the resources of a native Storm test's agent:
-// its ports a random range of its own, not the default 31000-32000 that
-// every other test's agents offer too (a worker binds its offered port,
-// and a task of a test running beside it may hold the same one).
-func nativeTestResources() string {
+// startNativeStormCluster starts a master and one agent (plain
+// processes) for a native Storm test, and writes the example word count
+// under the test's directory dir; it returns dir, the master's address
+// and the topology file. The agent offers a random port range of its
+// own, not the default 31000-32000 that every other test's agents offer
+// too: a worker binds its offered port, and a task of a test running
+// beside it may hold the same one.
+func startNativeStormCluster(t *testing.T) (dir, master, path string) {
+	t.Helper()
+	tier.Need(t, tier.Python, tier.PythonErr())
+	_, err := multilang.FindStormPy(t.TempDir(), defaultStormHome())
+	tier.Need(t, tier.Python, err)
+	dir = t.TempDir()
+	_, master = startBound(t, "master", "--work_dir="+filepath.Join(dir, "master"), "--port=0", "--allocation_interval=100ms")
 	first, last := clustertest.PortRange(100)
-	return fmt.Sprintf("cpus:2;mem:2048;disk:1024;ports:[%d-%d]", first, last)
+	startBound(t, "agent", "--master="+master, "--work_dir="+filepath.Join(dir, "agent"), "--port=0",
+		fmt.Sprintf("--resources=cpus:2;mem:2048;disk:1024;ports:[%d-%d]", first, last), "--switch_user=false", "--isolation=posix")
+	waitState(t, "http://"+master, "agent registered", func(s *masterState) bool { return len(s.Slaves) == 1 })
+	if path, err = wordcount.WriteTo(filepath.Join(dir, "example")); err != nil {
+		t.Fatal(err)
+	}
+	return dir, master, path
 }
