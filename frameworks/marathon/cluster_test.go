@@ -149,6 +149,14 @@ func (e *env) waitRunning(id string, n int) []Task {
 	e.t.Helper()
 	var ts []Task
 	e.waitFor(fmt.Sprintf("%s to run %d instances", id, n), func() bool {
+		// Deployments first: the tasks read after them are at least as
+		// recent as the deployment's end (a deployment ends once its
+		// instances are ready; tasks read before could predate that).
+		var ds []Deployment
+		e.must("GET", "/v2/deployments", "", 200, &ds)
+		if len(ds) != 0 {
+			return false
+		}
 		ts = e.tasks(id)
 		if len(ts) != n {
 			return false
@@ -158,9 +166,7 @@ func (e *env) waitRunning(id string, n int) []Task {
 				return false
 			}
 		}
-		var ds []Deployment
-		e.must("GET", "/v2/deployments", "", 200, &ds)
-		return len(ds) == 0
+		return true
 	})
 	return ts
 }
