@@ -103,8 +103,8 @@ func (a *Agent) checkHealth(ctx context.Context, t *task, c containerizer.Contai
 			err = fmt.Errorf("timed out after %s", timeout)
 		}
 		cancel()
-		if ctx.Err() != nil {
-			return
+		if ctx.Err() != nil || t.killRequested.Load() {
+			return // stopped, or the task is being killed: its checks end
 		}
 		switch {
 		case err == nil:

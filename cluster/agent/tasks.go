@@ -54,6 +54,10 @@ type task struct {
 	exec         *executor   // custom or default executor; nil: command executor
 	updMu        sync.Mutex  // orders the task's status updates (recordStatus)
 	healthKilled atomic.Bool // killed for failing its health check
+	// killRequested is set by the first kill request: from then on the
+	// task's health checks stop (health.go), as Mesos's do, so a check
+	// failing against a dying container reports nothing.
+	killRequested atomic.Bool
 }
 
 func (t *task) executorID() string {
@@ -66,6 +70,7 @@ func (t *task) executorID() string {
 // requestKill asks the task's runner to kill it; grace < 0 means the task's
 // own kill policy.
 func (t *task) requestKill(grace time.Duration) {
+	t.killRequested.Store(true)
 	select {
 	case t.kill <- grace:
 	default: // a kill is already pending
