@@ -12,7 +12,9 @@ import (
 // Persistent volumes live under WORK_DIR/volumes/roles/<role>/<id>, outside
 // any sandbox, so their data outlives the tasks (and agent restarts). A
 // task whose resources include a volume sees it at the volume's
-// container_path inside its sandbox.
+// container_path inside its sandbox: a link to the volume's directory,
+// which the containerizer keeps reachable from the task's own /tmp
+// (containerizer.Spec.Volumes).
 
 func (a *Agent) volumeDir(role, id string) string {
 	return filepath.Join(a.workDir, "volumes", "roles", role, id)
