@@ -226,6 +226,11 @@ func New(cfg Config) (*Framework, error) {
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Agora != "" && underTmp(cfg.Agora) {
+		f.log.Warn("the agora binary for the nodes' health checks is below the temporary directory, and so is the state directory (or there is none): "+
+			"agents that give each task a /tmp of its own will not find it, fail the checks and kill the nodes after the grace period; install agora elsewhere",
+			"agora", cfg.Agora, "state_dir", cfg.StateDir)
+	}
 	if cfg.StateDir != "" {
 		st, s, err := openStore(cfg.StateDir)
 		if err != nil {

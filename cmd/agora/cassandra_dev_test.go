@@ -40,8 +40,9 @@ func TestDevRunsCassandra(t *testing.T) {
 	first, last := clustertest.PortRange(20)
 	resources := fmt.Sprintf("cpus:2;mem:6000;disk:10000;ports:[%d-%d]", first, last)
 	// The work directory is not below /tmp, as agora dev's default is
-	// not: its agent gives each task a /tmp of its own, where the
-	// persistent volume's link into WORK_DIR/volumes would lead nowhere.
+	// not: its agent gives each task a /tmp of its own, so the framework
+	// copies the test's agora binary (below /tmp) into its state
+	// directory there for the node's health check.
 	work, err := os.MkdirTemp("/var/tmp", "agora-dev-cassandra-")
 	if err != nil {
 		t.Fatal(err)
