@@ -102,3 +102,16 @@ type nopLogger struct{}
 func (nopLogger) Print(...any)          {}
 func (nopLogger) Printf(string, ...any) {}
 func (nopLogger) Println(...any)        {}
+
+// Probe is a node's health: it answers a query of system.local at addr
+// and says there that it has joined the ring. The error names addr.
+func Probe(ctx context.Context, addr string, timeout time.Duration) error {
+	l, err := QueryLocal(ctx, addr, timeout)
+	if err != nil {
+		return err
+	}
+	if !l.Joined() {
+		return fmt.Errorf("cql %s: the node has not joined the ring (system.local bootstrapped=%q)", addr, l.Bootstrapped)
+	}
+	return nil
+}

@@ -81,6 +81,16 @@ type Config struct {
 	Env map[string]string
 	// User runs the nodes (default: this process's user).
 	User string
+	// Agora is the agora binary, at this path on every agent, that runs
+	// each node's health check (`agora cassandra probe`); "" gives the
+	// nodes' tasks no health check (the framework's own probes still
+	// run). One below the temporary directory is copied into StateDir.
+	Agora string
+	// HealthGrace is how long after a node's launch its failed health
+	// checks are not counted, until one has passed (10m); HealthInterval
+	// is the time between checks (30s).
+	HealthGrace    time.Duration
+	HealthInterval time.Duration
 	// Secret, if set, is presented with the spec's principal (HTTP
 	// Basic) on every call to the master and when reading its state, for
 	// a master that authenticates frameworks and its read-only endpoints.
@@ -118,6 +128,9 @@ type Node struct {
 	// answered.
 	Joined bool `json:"joined"`
 	Up     bool `json:"up"`
+	// Healthy is its task's last health check result, as the agent
+	// reported it (absent until the first).
+	Healthy *bool `json:"healthy,omitempty"`
 	// ReplaceAddress is the storage address (host:port) of the node this
 	// one replaces, passed as replace_address_first_boot until it has
 	// joined; Replacements counts its replacements.
@@ -196,10 +209,27 @@ func New(cfg Config) (*Framework, error) {
 	if cfg.Env == nil {
 		cfg.Env = passedEnv()
 	}
+	if cfg.HealthGrace <= 0 {
+		cfg.HealthGrace = healthGraceDefault
+	}
+	if cfg.HealthInterval <= 0 {
+		cfg.HealthInterval = healthIntervalDefault
+	}
+	if cfg.Agora != "" && cfg.StateDir != "" && underTmp(cfg.Agora) && !underTmp(cfg.StateDir) {
+		var err error
+		if cfg.Agora, err = stageAgora(cfg.Agora, cfg.StateDir); err != nil {
+			return nil, fmt.Errorf("cassandra framework: the agora binary for the health checks: %w", err)
+		}
+	}
 	f := &Framework{cfg: cfg, spec: spec, log: cfg.Logger, notUntil: map[string]time.Time{}, losses: map[string]int{}, restarting: map[string]bool{},
 		goneSince: map[string]time.Time{}, destroyed: make(chan struct{}), incarnation: strconv.FormatInt(time.Now().UnixNano()/1e6, 36)}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Agora != "" && underTmp(cfg.Agora) {
+		f.log.Warn("the agora binary for the nodes' health checks is below the temporary directory, and so is the state directory (or there is none): "+
+			"agents that give each task a /tmp of its own will not find it, fail the checks and kill the nodes after the grace period; install agora elsewhere",
+			"agora", cfg.Agora, "state_dir", cfg.StateDir)
 	}
 	if cfg.StateDir != "" {
 		st, s, err := openStore(cfg.StateDir)
@@ -529,6 +559,10 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 	if state == mesos.TASK_RUNNING {
 		n.Reserved = true
 	}
+	if st.Healthy != nil {
+		healthy := *st.Healthy
+		n.Healthy = &healthy
+	}
 	if !scheduler.IsTerminal(state) {
 		f.saveLocked()
 		f.mu.Unlock()
@@ -560,7 +594,11 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 	if restarting {
 		f.log.Info("node stopped for its restart; launching it again on its volume", "node", n.Name, "task", id)
 	} else {
-		f.log.Warn("node's task ended; launching it again on its volume", "node", n.Name, "task", id, "state", state.String(),
+		what := "node's task ended; launching it again on its volume"
+		if st.Healthy != nil && !*st.Healthy {
+			what = "node's task was killed for failing its health check; launching it again on its volume"
+		}
+		f.log.Warn(what, "node", n.Name, "task", id, "state", state.String(),
 			"reason", st.GetReason().String(), "message", st.GetMessage())
 	}
 	if err := f.driver.Revive(ctx); err != nil {

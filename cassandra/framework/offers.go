@@ -283,11 +283,12 @@ func (f *Framework) taskLocked(n *Node, o *mesos.Offer, res []mesos.Resource) me
 	n.TaskID = fmt.Sprintf("%s.%s.%s.%d", f.spec.Name, n.Name, f.incarnation, n.Launches)
 	n.State = mesos.TASK_STAGING.String()
 	n.Up = false
+	n.Healthy = nil
 	ci := f.commandLocked(n)
 	return mesos.TaskInfo{
 		Name:   fmt.Sprintf("%s | %s | %s", f.spec.Name, n.Name, n.Host),
 		TaskID: mesos.TaskID{Value: n.TaskID}, AgentID: o.AgentID,
-		Resources: res, Command: &ci,
+		Resources: res, Command: &ci, HealthCheck: f.healthCheckLocked(n),
 	}
 }
 

@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -774,5 +775,44 @@ func TestDCAndRackFromAgentAttributes(t *testing.T) {
 	ops, _ = f.useOffer(now, offer("a2", "127.0.0.2", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(8000, 8010)))
 	if len(ops) != 3 || !strings.Contains(ops[2].Launch.TaskInfos[0].GetCommand().GetValue(), `'dc1' 'rack1'`) {
 		t.Errorf("a node on an agent without attributes: %+v; want dc1, rack1", *f.nodes[1])
+	}
+}
+
+// With an agora binary, a node's task carries a COMMAND health check that
+// runs `agora cassandra probe` on the node's own address and native port,
+// with a grace period for the JVM's start; without one, none. The
+// agent's healthy flag is kept on the node until its next launch.
+func TestNodeTaskHealthCheck(t *testing.T) {
+	f := testFramework(t, 1)
+	ops, _ := f.useOffer(time.Now(), offer("a1", "127.0.0.7", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(7000, 7010)))
+	if len(ops) != 3 || ops[2].Launch.TaskInfos[0].HealthCheck != nil {
+		t.Fatalf("without an agora binary: operations %v; want a launch with no health check", ops)
+	}
+
+	f = testFramework(t, 1)
+	f.cfg.Agora = "/usr/local/bin/agora"
+	ops, _ = f.useOffer(time.Now(), offer("a1", "127.0.0.7", scalar("cpus", 2), scalar("mem", 4000), scalar("disk", 1000), ports(7000, 7010)))
+	if len(ops) != 3 {
+		t.Fatalf("operations %v; want RESERVE, CREATE, LAUNCH", ops)
+	}
+	task := ops[2].Launch.TaskInfos[0]
+	hc := task.GetHealthCheck()
+	cmd := hc.GetCommand()
+	if hc.GetType() != mesos.HealthCheck_COMMAND || cmd.GetShell() || cmd.GetValue() != "/usr/local/bin/agora" {
+		t.Fatalf("health check %v; want a COMMAND check running /usr/local/bin/agora", hc)
+	}
+	args := strings.Join(cmd.GetArguments(), " ")
+	if want := "/usr/local/bin/agora cassandra probe --host 127.0.0.7 --port 7001"; !strings.HasPrefix(args, want) {
+		t.Errorf("health check command %q; want it to start %q", args, want)
+	}
+	if hc.GetGracePeriodSeconds() < 300 || hc.GetConsecutiveFailures() < 2 || hc.GetTimeoutSeconds() <= 0 || hc.GetIntervalSeconds() <= 0 {
+		t.Errorf("health check %v: want a grace period of minutes, a timeout, an interval and more than one failure before a kill", hc)
+	}
+
+	healthy := true
+	f.update(context.Background(), mesos.TaskStatus{TaskID: task.TaskID, State: mesos.TASK_RUNNING.Enum(), Healthy: &healthy,
+		Reason: mesos.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED.Enum()})
+	if n := f.Nodes()[0]; n.Healthy == nil || !*n.Healthy || n.State != "TASK_RUNNING" {
+		t.Errorf("node after a healthy update: state %s healthy %v; want TASK_RUNNING, healthy", n.State, n.Healthy)
 	}
 }

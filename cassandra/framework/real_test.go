@@ -49,6 +49,22 @@ type ring struct {
 	// extraPorts are ports an agent added later (addAgent) offers beside
 	// its own range.
 	extraPorts string
+	// agoraBin, if set, is the agora binary that runs the nodes' health
+	// checks (checked every 2 s).
+	agoraBin string
+}
+
+// agoraBinary builds the agora command, for the nodes' health checks
+// (`agora cassandra probe`).
+func agoraBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "agora")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/agora-cluster/agora/cmd/agora").CombinedOutput(); err != nil {
+		t.Fatalf("build agora: %v\n%s", err, out)
+	}
+	return bin
 }
 
 func newRing(t *testing.T, agents int, masterCfg func(*master.Config)) *ring {
@@ -101,7 +117,7 @@ func (r *ring) run(t *testing.T, spec plan.Spec, teardown bool) (*framework.Fram
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	fw, err := framework.New(framework.Config{Masters: []string{r.agora.MasterAddr}, Spec: spec, Home: r.home,
-		StateDir: r.state, Teardown: teardown, Probe: time.Second, Logger: logger})
+		StateDir: r.state, Teardown: teardown, Probe: time.Second, Logger: logger, Agora: r.agoraBin, HealthInterval: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,6 +195,36 @@ func (r *ring) reservedMem(t *testing.T, role string) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// taskHealth is a task's state at the master and whether any of its
+// statuses said it was unhealthy.
+func (r *ring) taskHealth(t *testing.T, id string) (state string, unhealthy bool) {
+	t.Helper()
+	var doc struct {
+		Tasks []struct {
+			ID       string `json:"id"`
+			State    string `json:"state"`
+			Statuses []struct {
+				Healthy *bool `json:"healthy"`
+			} `json:"statuses"`
+		} `json:"tasks"`
+	}
+	if err := getJSON(r.agora.MasterURL+"/master/tasks", &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range doc.Tasks {
+		if task.ID != id {
+			continue
+		}
+		for _, s := range task.Statuses {
+			if s.Healthy != nil && !*s.Healthy {
+				unhealthy = true
+			}
+		}
+		return task.State, unhealthy
+	}
+	return "", false
 }
 
 // checkReserved checks that exactly one node's memory is reserved on the
@@ -281,6 +327,7 @@ func TestCassandraOnAgora(t *testing.T) {
 		t.Skip("runs three Cassandra JVMs; not in -short")
 	}
 	r := newRing(t, 3, nil)
+	r.agoraBin = agoraBinary(t)
 
 	t.Run("bad spec refused, nothing reserved", func(t *testing.T) {
 		big := testSpec(t, "")
@@ -371,6 +418,16 @@ func TestCassandraOnAgora(t *testing.T) {
 			t.Errorf("nodes on hosts %v; want one per agent", hosts)
 		}
 		r.checkReserved(t, spec, ns)
+		// Each node's task is reported healthy by the health check its
+		// agent runs (agora cassandra probe on the node's address).
+		waitUp(t, fw, ended, 2*time.Minute, "every node's task reported healthy by its health check", func(ns []framework.Node) bool {
+			for _, n := range ns {
+				if n.Healthy == nil || !*n.Healthy {
+					return false
+				}
+			}
+			return true
+		})
 		s := session(t, ns)
 		for _, q := range []string{
 			`CREATE KEYSPACE IF NOT EXISTS kv WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 3}`,
@@ -436,6 +493,40 @@ func TestCassandraOnAgora(t *testing.T) {
 		if err != nil || strings.Count(string(out), "\nUN ") != 3 {
 			t.Errorf("nodetool status: %v; want 3 nodes UN:\n%s", err, out)
 		}
+	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("a node that stops answering is killed by its health check and relaunched", func(t *testing.T) {
+		victim := fw.Nodes()[2]
+		pid := cassandraPID(t, victim.JMXPort)
+		t.Logf("stopping %s (task %s): pid %d", victim.Name, victim.TaskID, pid)
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		// Its process stays, silent: only the health check can end it.
+		sawUnhealthy := false
+		after := waitUp(t, fw, ended, 5*time.Minute, "the silenced node killed and back", func(ns []framework.Node) bool {
+			if ns[2].TaskID == victim.TaskID && ns[2].Healthy != nil && !*ns[2].Healthy {
+				sawUnhealthy = true
+			}
+			return ns[2].TaskID != victim.TaskID
+		})
+		state, unhealthy := r.taskHealth(t, victim.TaskID)
+		if state != "TASK_KILLED" || !unhealthy {
+			t.Errorf("the silenced node's task %s ended %s, healthy=false reported %v (framework saw it: %v); want TASK_KILLED by its health check",
+				victim.TaskID, state, unhealthy, sawUnhealthy)
+		}
+		n := after[2]
+		if n.HostID != victim.HostID || n.VolumeID != victim.VolumeID || n.AgentID != victim.AgentID || n.NativePort != victim.NativePort {
+			t.Errorf("the node came back as %+v; want its host ID, volume, agent and ports of before (%+v)", n, victim)
+		}
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("the silenced Cassandra process %d is still there (%v)", pid, err)
+		}
+		r.checkReserved(t, spec, after)
+		checkRows(t, session(t, after), 100)
 	})
 	if t.Failed() {
 		return

@@ -348,3 +348,31 @@ func TestCommandHealthCheckRunsInsideTheTasksContainer(t *testing.T) {
 	kill(fm, "svc", nil)
 	fm.expectStates(t, "svc", mesos.TASK_KILLED)
 }
+
+// TestPersistentVolumeUnderTmpReachesIsolatedTask: with the work
+// directory below /tmp, an isolated task (which gets a /tmp of its own)
+// still writes through its sandbox's link into WORK_DIR/volumes, as the
+// containerizer mounts the volume back at its path.
+func TestPersistentVolumeUnderTmpReachesIsolatedTask(t *testing.T) {
+	fm := newFakeMaster(t)
+	cfg, _ := isolatedConfig(t, fm)
+	if !strings.HasPrefix(cfg.WorkDir, "/tmp/") {
+		t.Skipf("the test's work directory %s is not below /tmp", cfg.WorkDir)
+	}
+	ta, _ := startRegistered(t, fm, cfg)
+	rt := isolatedTask("writer", `echo kept > data/file`, 0.1, 32)
+	rt.Task.Resources = append(rt.Task.Resources, mesos.Resource{Name: "disk", Type: mesos.SCALAR.Enum(),
+		Scalar:         &mesos.Value_Scalar{Value: 16},
+		Reservations:   []mesos.Resource_ReservationInfo{{Type: mesos.Resource_ReservationInfo_DYNAMIC.Enum(), Role: proto("analytics")}},
+		AllocationInfo: &mesos.Resource_AllocationInfo{Role: proto("analytics")},
+		Disk: &mesos.Resource_DiskInfo{Persistence: &mesos.Resource_DiskInfo_Persistence{ID: "vol-1"},
+			Volume: &mesos.Volume{ContainerPath: "data", Mode: mesos.RW.Enum()}}})
+	run(fm, rt)
+	ups := fm.expectStates(t, "writer", mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_FINISHED)
+	if got := readFile(t, filepath.Join(cfg.WorkDir, "volumes", "roles", "analytics", "vol-1", "file")); got != "kept\n" {
+		t.Errorf("WORK_DIR/volumes/roles/analytics/vol-1/file holds %q, want what the task wrote", got)
+	}
+	if _, err := os.Lstat(filepath.Join(sandboxOf(ta.Agent, "writer", ups[1]), "tmp", strings.TrimPrefix(cfg.WorkDir, "/tmp/"), "volumes", "roles", "analytics", "vol-1", "file")); err == nil {
+		t.Error("the task's write landed in its own /tmp, not in the volume")
+	}
+}

@@ -552,6 +552,7 @@ func (a *Agent) commandSpec(t *task) (containerizer.Spec, error) {
 		return spec, err
 	}
 	spec.CPUs, spec.MemMB = api.ScalarSum(t.info.Resources, "cpus"), api.ScalarSum(t.info.Resources, "mem")
+	spec.Volumes = a.volumeDirs(t)
 	// A restarted agent destroys the tasks of a framework that does not
 	// checkpoint: no exit status need outlive this agent process.
 	spec.NoExitFile = !t.framework.GetCheckpoint()

@@ -12,14 +12,26 @@ import (
 // Persistent volumes live under WORK_DIR/volumes/roles/<role>/<id>, outside
 // any sandbox, so their data outlives the tasks (and agent restarts). A
 // task whose resources include a volume sees it at the volume's
-// container_path inside its sandbox.
+// container_path inside its sandbox: a link to the volume's directory,
+// which the containerizer keeps reachable from the task's own /tmp
+// (containerizer.Spec.Volumes).
 
 func (a *Agent) volumeDir(role, id string) string {
 	return filepath.Join(a.workDir, "volumes", "roles", role, id)
 }
 
-// linkVolumes makes the task's persistent volumes appear in its sandbox.
-func (a *Agent) linkVolumes(t *task) error {
+// taskVolume is one persistent volume of a task: where its data is on
+// the agent and where the task sees it (link, in its sandbox).
+type taskVolume struct {
+	id, dir, link string
+	path          string // container_path, as the task gave it
+	readOnly      bool
+}
+
+// volumes lists the task's persistent volumes, refusing any whose ID,
+// role or container path would lead outside its place.
+func (a *Agent) volumes(t *task) ([]taskVolume, error) {
+	var out []taskVolume
 	for _, r := range t.info.Resources {
 		disk := r.GetDisk()
 		if disk.GetPersistence() == nil || disk.GetVolume() == nil {
@@ -28,14 +40,14 @@ func (a *Agent) linkVolumes(t *task) error {
 		id := disk.Persistence.ID
 		role := r.ReservationRole()
 		if err := validID("persistent volume", id); err != nil {
-			return err
+			return nil, err
 		}
 		if role == "" || role == "*" || strings.Contains(role, "..") {
-			return fmt.Errorf("persistent volume %s is not reserved for a role", id)
+			return nil, fmt.Errorf("persistent volume %s is not reserved for a role", id)
 		}
 		cp := disk.Volume.ContainerPath
 		if cp == "" || filepath.IsAbs(cp) || strings.HasPrefix(filepath.Clean(cp), "..") {
-			return fmt.Errorf("persistent volume %s: container_path %q must be a relative path inside the sandbox", id, cp)
+			return nil, fmt.Errorf("persistent volume %s: container_path %q must be a relative path inside the sandbox", id, cp)
 		}
 		dir := a.volumeDir(filepath.FromSlash(role), id)
 		// Volumes on PATH disks live under the disk's root, and a MOUNT
@@ -50,20 +62,46 @@ func (a *Agent) linkVolumes(t *task) error {
 				dir = root
 			}
 		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("persistent volume %s: %w", id, err)
+		out = append(out, taskVolume{id: id, dir: dir, link: filepath.Join(t.sandbox, filepath.Clean(cp)), path: cp,
+			readOnly: disk.Volume.GetMode() == mesos.RO})
+	}
+	return out, nil
+}
+
+// volumeDirs are the directories of the task's persistent volumes, which
+// its container must reach (containerizer.Spec.Volumes).
+func (a *Agent) volumeDirs(t *task) []string {
+	vs, err := a.volumes(t)
+	if err != nil { // refused by linkVolumes before any launch
+		return nil
+	}
+	var dirs []string
+	for _, v := range vs {
+		dirs = append(dirs, v.dir)
+	}
+	return dirs
+}
+
+// linkVolumes makes the task's persistent volumes appear in its sandbox.
+func (a *Agent) linkVolumes(t *task) error {
+	vs, err := a.volumes(t)
+	if err != nil {
+		return err
+	}
+	for _, v := range vs {
+		if err := os.MkdirAll(v.dir, 0o755); err != nil {
+			return fmt.Errorf("persistent volume %s: %w", v.id, err)
 		}
-		link := filepath.Join(t.sandbox, filepath.Clean(cp))
-		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
-			return fmt.Errorf("persistent volume %s: %w", id, err)
+		if err := os.MkdirAll(filepath.Dir(v.link), 0o755); err != nil {
+			return fmt.Errorf("persistent volume %s: %w", v.id, err)
 		}
-		if err := os.Symlink(dir, link); err != nil && !os.IsExist(err) {
-			return fmt.Errorf("persistent volume %s at %s: %w", id, cp, err)
+		if err := os.Symlink(v.dir, v.link); err != nil && !os.IsExist(err) {
+			return fmt.Errorf("persistent volume %s at %s: %w", v.id, v.path, err)
 		}
-		if disk.Volume.GetMode() == mesos.RO {
+		if v.readOnly {
 			// Read-only is enforced by the containerizer where it mounts;
 			// with plain processes the volume stays writable, and says so.
-			a.log.Warn("read-only persistent volume is writable without mount isolation", "volume", id)
+			a.log.Warn("read-only persistent volume is writable without mount isolation", "volume", v.id)
 		}
 	}
 	return nil

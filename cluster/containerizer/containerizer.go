@@ -49,6 +49,12 @@ type Spec struct {
 	CPUs  float64
 	MemMB float64
 
+	// Volumes are directories outside Dir that the task reaches through
+	// links in Dir (its persistent volumes). The native containerizer
+	// gives the task a /tmp of its own, so it mounts those below /tmp back
+	// at their paths, as it does Dir.
+	Volumes []string
+
 	// NoExitFile: the native containerizer's init leaves no exit-status
 	// file in Dir (see State.ExitFile). For containers no restarted agent
 	// adopts, such as the tasks of frameworks that do not checkpoint

@@ -204,6 +204,11 @@ func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error)
 	}
 	cfg := containerinit.Config{Path: path, Args: args, Env: spec.Env, Sandbox: spec.Dir,
 		SandboxInTmp: spec.Dir != "" && under(spec.Dir, "/tmp"), AgentMountNS: n.mountNS}
+	for _, v := range spec.Volumes {
+		if under(v, "/tmp") && (spec.Dir == "" || !under(v, spec.Dir)) {
+			cfg.Keep = append(cfg.Keep, filepath.Clean(v))
+		}
+	}
 	if spec.Dir != "" && !spec.NoExitFile {
 		cfg.ExitFile = filepath.Join(spec.Dir, exitFileName)
 	}

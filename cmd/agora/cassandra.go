@@ -59,6 +59,9 @@ var cassandraCommands = map[string]command{
 	"destroy": {name: "destroy", summary: "Kill the nodes, destroy their volumes, unreserve their resources and end the scheduler", run: func(args []string) int {
 		return cassandraDestroy(args, os.Stdout, os.Stderr)
 	}},
+	"probe": {name: "probe", summary: "Check one node over CQL (system.local): exit 0 if it answers and has joined (the nodes' health check)", run: func(args []string) int {
+		return cassandraProbe(context.Background(), args, os.Stdout, os.Stderr)
+	}},
 	"endpoints": {name: "endpoints", summary: "Print the native-transport (CQL) addresses of the nodes that are up", run: func(args []string) int { return cassandraGet("endpoints", args, os.Stdout, os.Stderr) }},
 }
 
@@ -110,6 +113,13 @@ With --state_dir the framework ID and the nodes' reservations, volumes and
 host IDs are kept there: interrupting the command leaves the nodes running, and
 starting it again adopts them. Without it (or with --teardown), interrupting
 stops them; reservations and volumes stay.
+
+Each node's task carries a COMMAND health check that the agent runs where the
+node runs: this agora binary's "cassandra probe" (a CQL query of system.local
+on the node's address), every 30s after a 10m grace period; three failures in
+a row kill the node, which is then launched again on its volume like any node
+that failed. The binary must be at the same path on every agent (one below
+/tmp is copied into --state_dir first).
 
 A node whose agent stays away from the master (not active) longer than the
 spec's "replace_timeout" (default 10m) while the node is down is replaced: it
@@ -182,8 +192,12 @@ func cassandraScheduler(ctx context.Context, args []string, stdout, stderr io.Wr
 	if *home == "" {
 		return fail("no Cassandra home: give --cassandra_home=DIR (installed on every agent; `agora dist install cassandra` makes one)")
 	}
+	agora, err := os.Executable()
+	if err != nil {
+		return fail("the agora binary for the nodes' health checks: %v", err)
+	}
 	fw, err := framework.New(framework.Config{Masters: []string{*master}, Spec: spec, Home: *home, StateDir: *stateDir, Teardown: *teardown,
-		Secret: cred.Secret, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))})
+		Agora: agora, Secret: cred.Secret, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))})
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -277,10 +291,14 @@ func cassandraGet(what string, args []string, stdout, stderr io.Writer) int {
 		if err := json.Unmarshal(body, &ns); err != nil {
 			return bad(err)
 		}
-		fmt.Fprintln(w, "NODE\tSEED\tHOST\tNATIVE\tSTORAGE\tJMX\tSTATE\tUP\tHOST ID\tVOLUME")
+		fmt.Fprintln(w, "NODE\tSEED\tHOST\tNATIVE\tSTORAGE\tJMX\tSTATE\tUP\tHEALTHY\tHOST ID\tVOLUME")
 		for _, n := range ns {
-			fmt.Fprintf(w, "%s\t%v\t%s\t%d\t%d\t%d\t%s\t%v\t%s\t%s\n", n.Name, n.Seed, dash(n.Host), n.NativePort, n.StoragePort, n.JMXPort,
-				dash(strings.TrimPrefix(n.State, "TASK_")), n.Up, dash(n.HostID), dash(n.VolumeID))
+			healthy := "-" // no health check result yet
+			if n.Healthy != nil {
+				healthy = strconv.FormatBool(*n.Healthy)
+			}
+			fmt.Fprintf(w, "%s\t%v\t%s\t%d\t%d\t%d\t%s\t%v\t%s\t%s\t%s\n", n.Name, n.Seed, dash(n.Host), n.NativePort, n.StoragePort, n.JMXPort,
+				dash(strings.TrimPrefix(n.State, "TASK_")), n.Up, healthy, dash(n.HostID), dash(n.VolumeID))
 		}
 	case "config":
 		w.Write(body) // the spec is JSON already

@@ -25,8 +25,9 @@ import (
 // agora dev --cassandra_nodes 1 runs the Cassandra framework beside the
 // dev cluster: its node comes up on the dev agent on a reservation and
 // volume, `agora cassandra status` and `endpoints` answer on
-// --cassandra_port, and the node answers CQL as ring dev. Stopping agora
-// dev stops the node.
+// --cassandra_port, the node answers CQL as ring dev, and its task's
+// health check (run by the agent) reports it healthy. Stopping agora dev
+// stops the node.
 func TestDevRunsCassandra(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a Cassandra JVM; not in -short")
@@ -39,8 +40,9 @@ func TestDevRunsCassandra(t *testing.T) {
 	first, last := clustertest.PortRange(20)
 	resources := fmt.Sprintf("cpus:2;mem:6000;disk:10000;ports:[%d-%d]", first, last)
 	// The work directory is not below /tmp, as agora dev's default is
-	// not: its agent gives each task a /tmp of its own, where the
-	// persistent volume's link into WORK_DIR/volumes would lead nowhere.
+	// not: its agent gives each task a /tmp of its own, so the framework
+	// copies the test's agora binary (below /tmp) into its state
+	// directory there for the node's health check.
 	work, err := os.MkdirTemp("/var/tmp", "agora-dev-cassandra-")
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +85,26 @@ func TestDevRunsCassandra(t *testing.T) {
 	local, err := cql.QueryLocal(ctx, e.Native[0], 20*time.Second)
 	if err != nil || local.ClusterName != "dev" || !local.Joined() {
 		t.Errorf("the node at %s over CQL: %+v, %v; want ring dev, joined", e.Native[0], local, err)
+	}
+	// The agent runs the node's health check (agora cassandra probe, from
+	// the copy in the framework's state directory, inside the node's
+	// container) and reports it healthy; the probe by hand agrees.
+	var nodes []framework.Node
+	for deadline := time.Now().Add(4 * time.Minute); ; time.Sleep(2 * time.Second) {
+		out.Reset()
+		errOut.Reset()
+		code := cassandraGet("nodes", []string{"--api", api, "--json"}, &out, &errOut)
+		if code == 0 && json.Unmarshal([]byte(out.String()), &nodes) == nil && len(nodes) == 1 && nodes[0].Healthy != nil && *nodes[0].Healthy {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the node's task not reported healthy by its health check within 4 minutes: exit %d, %s%s", code, out.String(), errOut.String())
+		}
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := cassandraProbe(ctx, []string{"--host", nodes[0].Host, "--port", strconv.FormatUint(nodes[0].NativePort, 10), "--timeout", "30s"}, &out, &errOut); code != 0 {
+		t.Errorf("agora cassandra probe of %s: exit %d, %s%s", nodes[0].NativeAddr(), code, out.String(), errOut.String())
 	}
 	if _, err := os.Stat(filepath.Join(work, "cassandra", framework.StateFile)); err != nil {
 		t.Errorf("the framework's state under the work directory: %v", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -141,5 +142,30 @@ func TestCassandraGet(t *testing.T) {
 	var out, errOut strings.Builder
 	if code := cassandraGet("status", []string{"--api", "127.0.0.1:1"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "the scheduler's API at 127.0.0.1:1") {
 		t.Errorf("an API that is not there: exit %d, %q", code, errOut.String())
+	}
+}
+
+// agora cassandra probe, the nodes' health check: a port where nothing
+// answers CQL is unhealthy (exit 1, one line naming the address); bad
+// flags exit 2.
+func TestCassandraProbeUnhealthy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	_, port, _ := net.SplitHostPort(addr)
+	var out, errOut strings.Builder
+	code := cassandraProbe(context.Background(), []string{"--host", "127.0.0.1", "--port", port, "--timeout", "5s"}, &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "unhealthy") || !strings.Contains(errOut.String(), addr) ||
+		strings.Count(strings.TrimSpace(errOut.String()), "\n") != 0 {
+		t.Errorf("probe of %s where nothing listens: exit %d, stdout %q, stderr %q; want exit 1 and one line naming it", addr, code, out.String(), errOut.String())
+	}
+	for _, args := range [][]string{{"--port", port}, {"--host", "127.0.0.1", "--port", "0"}, {"--host", "127.0.0.1", "extra"}} {
+		errOut.Reset()
+		if code := cassandraProbe(context.Background(), args, &out, &errOut); code != 2 {
+			t.Errorf("probe %q: exit %d (%s); want 2", args, code, errOut.String())
+		}
 	}
 }

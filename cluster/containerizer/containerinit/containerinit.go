@@ -276,16 +276,35 @@ func setupMounts(cfg Config) error {
 	if err := mount("proc", "/proc", "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "", "mount /proc"); err != nil {
 		return err
 	}
-	// A sandbox below /tmp would vanish under the new /tmp: keep a handle
-	// on it and mount it back at its path afterwards.
-	sandboxFD := -1
-	if cfg.SandboxInTmp {
-		fd, err := syscall.Open(cfg.Sandbox, oPath|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	// A sandbox (or a volume) below /tmp would vanish under the new /tmp:
+	// keep a handle on each and mount it back at its path afterwards.
+	type back struct {
+		path, what string
+		fd         int
+	}
+	var backs []back
+	keep := func(path, what string) error {
+		fd, err := syscall.Open(path, oPath|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 		if err != nil {
-			return errors.New("open the sandbox: " + err.Error())
+			return errors.New("open " + what + " " + path + ": " + err.Error())
 		}
-		sandboxFD = fd
-		defer syscall.Close(fd)
+		backs = append(backs, back{path, what, fd})
+		return nil
+	}
+	defer func() {
+		for _, b := range backs {
+			syscall.Close(b.fd)
+		}
+	}()
+	if cfg.SandboxInTmp {
+		if err := keep(cfg.Sandbox, "the sandbox"); err != nil {
+			return err
+		}
+	}
+	for _, k := range cfg.Keep {
+		if err := keep(k, "the volume"); err != nil {
+			return err
+		}
 	}
 	if cfg.Tmp != "" {
 		if err := mount(cfg.Tmp, "/tmp", "", syscall.MS_BIND|syscall.MS_REC, "", "mount "+cfg.Tmp+" on /tmp"); err != nil {
@@ -294,12 +313,12 @@ func setupMounts(cfg Config) error {
 	} else if err := mount("tmpfs", "/tmp", "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=1777", "mount a tmpfs on /tmp"); err != nil {
 		return err
 	}
-	if sandboxFD >= 0 {
-		if err := os.MkdirAll(cfg.Sandbox, 0o755); err != nil {
-			return errors.New("sandbox below /tmp: " + err.Error())
+	for _, b := range backs {
+		if err := os.MkdirAll(b.path, 0o755); err != nil {
+			return errors.New(b.what + " below /tmp: " + err.Error())
 		}
-		src := "/proc/self/fd/" + strconv.Itoa(sandboxFD)
-		if err := mount(src, cfg.Sandbox, "", syscall.MS_BIND|syscall.MS_REC, "", "sandbox below /tmp: mount it back"); err != nil {
+		src := "/proc/self/fd/" + strconv.Itoa(b.fd)
+		if err := mount(src, b.path, "", syscall.MS_BIND|syscall.MS_REC, "", b.what+" below /tmp: mount "+b.path+" back"); err != nil {
 			return err
 		}
 	}

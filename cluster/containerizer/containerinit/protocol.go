@@ -21,6 +21,10 @@ type Config struct {
 	SandboxInTmp bool
 	// Tmp is the directory bind-mounted on /tmp; "" mounts a tmpfs.
 	Tmp string
+	// Keep are directories below /tmp besides the sandbox (the task's
+	// persistent volumes) mounted back at their paths once /tmp is
+	// replaced, so that the sandbox's links to them still lead there.
+	Keep []string
 	// AgentMountNS is the agent's mount namespace (/proc/self/ns/mnt):
 	// the init refuses to touch mounts in it.
 	AgentMountNS string
@@ -57,6 +61,9 @@ func (c Config) Encode() []byte {
 		field('S', "")
 	}
 	field('t', c.Tmp)
+	for _, k := range c.Keep {
+		field('k', k)
+	}
 	field('m', c.AgentMountNS)
 	if c.ExitFile != "" {
 		field('x', c.ExitFile)
@@ -105,6 +112,8 @@ func decodeConfig(b []byte) (Config, error) {
 			c.SandboxInTmp = true
 		case 't':
 			c.Tmp = v
+		case 'k':
+			c.Keep = append(c.Keep, v)
 		case 'm':
 			c.AgentMountNS = v
 		case 'x':
