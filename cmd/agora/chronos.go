@@ -52,6 +52,11 @@ Each scheduled instant runs at most once: a run's task is written to
 instead of launching it again. An instant missed by more than the job's
 epsilon (--task_epsilon by default) is recorded as missed, not run late.
 
+With --http_credentials=user:password (or --credentials=FILE, the master's
+format) every request needs HTTP Basic credentials (curl -u, agora jobs
+--principal/--secret_file); --ssl_cert_file and --ssl_key_file serve the
+API over HTTPS.
+
 Not yet: async jobs, containers, constraints (refused with a 400 naming
 the field).
 

@@ -70,6 +70,11 @@ readinessChecks (HTTP, on a named port) are polled by the framework on each
 new instance until it answers ready; only then does it count towards a
 deployment, and /v2/deployments shows the results.
 
+With --http_credentials=user:password (or --credentials=FILE, the master's
+format) every request but /ping needs HTTP Basic credentials (curl -u,
+agora apps --principal/--secret_file); --ssl_cert_file and --ssl_key_file
+serve the API over HTTPS.
+
 Not yet: containers (DOCKER, MESOS); an app that asks for them is refused
 with a 422 naming the field.
 
