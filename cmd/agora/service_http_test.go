@@ -8,10 +8,16 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/chromedp"
+
 	"github.com/agora-cluster/agora/cluster/tlsconf"
+	"github.com/agora-cluster/agora/cluster/webui/webuitest"
 )
 
 // TestMarathonHTTPCredentialsAndTLS: `agora marathon` with Marathon's
@@ -132,5 +138,88 @@ func TestServicesRefuseBadHTTPSecurity(t *testing.T) {
 				t.Errorf("agora %s %v: exit %d, %q; want 2 and %q", name, c.args, code, out.String(), c.want)
 			}
 		}
+	}
+}
+
+// TestMarathonUIBehindCredentials: with --http_credentials, Marathon's
+// /ui/ in headless Chromium is challenged once, and with the credentials
+// given at that prompt the page's own calls (/v2/apps, the /v2/events
+// stream) carry them: the app appears and the stream attaches.
+func TestMarathonUIBehindCredentials(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- marathonCommand(ctx, []string{"--master=127.0.0.1:1", "--work_dir", filepath.Join(dir, "work"), "--http_port=0",
+			"--hostname=127.0.0.1", "--http_credentials=ops:pw"}, &logs)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("agora marathon did not stop within 30 s")
+		}
+	})
+	listening := regexp.MustCompile(`listening on (127\.0\.0\.1:\d+)`)
+	var addr string
+	for deadline := time.Now().Add(30 * time.Second); addr == ""; time.Sleep(50 * time.Millisecond) {
+		if m := listening.FindStringSubmatch(logs.String()); m != nil {
+			addr = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("agora marathon did not listen within 30 s: %s", logs.String())
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v2/apps", strings.NewReader(`{"id":"/ui-app","cmd":"sleep 600","cpus":0.1,"mem":8,"instances":1}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth("ops", "pw")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST /v2/apps as ops: %s, want 201", resp.Status)
+	}
+
+	b := webuitest.NewBrowser(t)
+	var prompts atomic.Int32
+	// The browser's prompt: answered with the credentials, as a person would.
+	if err := chromedp.Listen(b, func(ev any) {
+		switch ev := ev.(type) {
+		case *fetch.EventAuthRequired:
+			prompts.Add(1)
+			go chromedp.Run(b, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				_, err := cdp.Call(ctx, tg, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: ev.RequestID,
+					AuthChallengeResponse: &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseProvideCredentials, Username: "ops", Password: "pw"}})
+				return err
+			}))
+		case *fetch.EventRequestPaused:
+			go chromedp.Run(b, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				_, err := cdp.Call(ctx, tg, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
+				return err
+			}))
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	handle := true
+	step, stop := context.WithTimeout(b, 60*time.Second)
+	defer stop()
+	if err := chromedp.Do(step,
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, fetch.Enable, fetch.EnableParams{HandleAuthRequests: &handle})
+			return err
+		}),
+		chromedp.Navigate("http://"+addr+"/ui/"),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#apps tr[data-app-id="/ui-app"]') !== null && document.body.dataset.live === 'true'`,
+			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(55*time.Second)),
+	); err != nil {
+		t.Fatalf("the UI behind credentials: %v (prompts answered: %d)", err, prompts.Load())
+	}
+	// Once: the page's own calls reuse what was given at the prompt.
+	if n := prompts.Load(); n != 1 {
+		t.Errorf("the browser asked for credentials %d times, want once (0: the UI is not behind them)", n)
 	}
 }
