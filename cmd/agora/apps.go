@@ -58,10 +58,10 @@ func runApp(args []string) int {
 
 // appFlags makes the flag set of an app command: --marathon and, with
 // asJSON, --json.
-func appFlags(prog, usage, about string, stderr io.Writer, api *string, asJSON *bool) *flag.FlagSet {
+func appFlags(prog, usage, about string, stderr io.Writer, api *serviceAPI, asJSON *bool) *flag.FlagSet {
 	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(api, "marathon", marathonAPI(), "the Marathon API, host:port or http://host:port (env AGORA_MARATHON)")
+	api.register(fs, "marathon", marathonAPI(), "the Marathon API, host:port or http(s)://host:port (env AGORA_MARATHON)")
 	if asJSON != nil {
 		fs.BoolVar(asJSON, "json", false, "print JSON instead of a table")
 	}
@@ -103,7 +103,11 @@ func (e *marathonError) Error() string {
 		} `json:"details"`
 	}
 	if json.Unmarshal(e.body, &m) != nil || m.Message == "" {
-		return fmt.Sprintf("%d %s", e.code, strings.TrimSpace(string(e.body)))
+		s := fmt.Sprintf("%d %s", e.code, strings.TrimSpace(string(e.body)))
+		if e.code == http.StatusUnauthorized {
+			s += unauthorizedHint
+		}
+		return s
 	}
 	s := m.Message
 	for _, d := range m.Details {
@@ -114,11 +118,8 @@ func (e *marathonError) Error() string {
 
 // marathonCall sends one request with an optional JSON body and decodes
 // the answer into out (nil: not read).
-func marathonCall(api, method, path string, body []byte, out any) error {
-	base := strings.TrimRight(api, "/")
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
+func marathonCall(api serviceAPI, method, path string, body []byte, out any) error {
+	base := api.base()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var rd io.Reader
@@ -130,7 +131,7 @@ func marathonCall(api, method, path string, body []byte, out any) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := api.do(req)
 	if err != nil {
 		return fmt.Errorf("the Marathon API at %s: %w (is `agora marathon` or `agora dev` running? --marathon says where)", api, err)
 	}
@@ -210,7 +211,7 @@ func appsFail(prog string, err error, stderr io.Writer) int {
 }
 
 func appsList(args []string, stdout, stderr io.Writer) int {
-	var api string
+	var api serviceAPI
 	var asJSON bool
 	fs := appFlags("agora apps", "[--json]", "Lists the apps: instances running and wanted, health, resources, deployments.", stderr, &api, &asJSON)
 	if code, done := parseFlags(fs, args); done {
@@ -243,7 +244,7 @@ func appsList(args []string, stdout, stderr io.Writer) int {
 }
 
 func appShow(args []string, stdout, stderr io.Writer) int {
-	var api string
+	var api serviceAPI
 	var asJSON bool
 	fs := appFlags("agora app show", "ID [--json]", "Shows an app: its definition's essentials, its instances and its deployments.", stderr, &api, &asJSON)
 	pos, code, done := parseInterspersed(fs, args)
@@ -327,7 +328,7 @@ func (d *deployFlags) query() string {
 }
 
 func appDeploy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	var api string
+	var api serviceAPI
 	var df deployFlags
 	fs := appFlags("agora app deploy", "FILE|- [--watch] [--force]",
 		"Creates or changes the app a JSON definition describes (Marathon's app JSON; its \"id\" names the app).", stderr, &api, nil)
@@ -367,7 +368,7 @@ func appDeploy(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // startDeployment sends the request that starts a deployment, says which,
 // and with --watch follows it.
-func startDeployment(prog, api, method, path string, body []byte, df deployFlags, stdout, stderr io.Writer) int {
+func startDeployment(prog string, api serviceAPI, method, path string, body []byte, df deployFlags, stdout, stderr io.Writer) int {
 	var c struct {
 		DeploymentID string `json:"deploymentId"`
 		Version      string `json:"version"`
@@ -437,7 +438,7 @@ func (d deploymentState) line() string {
 // watchDeployment prints a deployment's progress as it changes until it
 // ends: 0 when it succeeded, 1 when it failed, was canceled or the watch
 // timed out.
-func watchDeployment(prog, api, id string, limit time.Duration, stdout, stderr io.Writer) int {
+func watchDeployment(prog string, api serviceAPI, id string, limit time.Duration, stdout, stderr io.Writer) int {
 	deadline := time.Now().Add(limit)
 	last := ""
 	for {
@@ -478,7 +479,7 @@ func watchDeployment(prog, api, id string, limit time.Duration, stdout, stderr i
 // appChange is `agora app scale|restart|rollback|delete ID ...`.
 func appChange(verb string, args []string, stdout, stderr io.Writer) int {
 	prog := "agora app " + verb
-	var api string
+	var api serviceAPI
 	var df deployFlags
 	usage := map[string]string{"scale": "ID N [--watch]", "restart": "ID [--watch]", "rollback": "ID [--watch]", "delete": "ID [--watch]"}[verb]
 	about := map[string]string{
@@ -521,7 +522,7 @@ func appChange(verb string, args []string, stdout, stderr io.Writer) int {
 // appRollback rolls back the app's deployment in progress, or else
 // deploys the newest kept version whose config differs from the current
 // one, with every field as it was then.
-func appRollback(prog, api, id string, df deployFlags, stdout, stderr io.Writer) int {
+func appRollback(prog string, api serviceAPI, id string, df deployFlags, stdout, stderr io.Writer) int {
 	var cur struct {
 		App appView `json:"app"`
 	}

@@ -53,7 +53,7 @@ func devCassandraSpec(n int) (plan.Spec, error) {
 // --secure), and returns the banner line that says where its API is (""
 // when not asked for) and a channel closed once it has stopped. A spec
 // that cannot be read, or a missing distribution, is an error.
-func (d *devCassandra) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, cred auth.Credential, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
+func (d *devCassandra) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, cred auth.Credential, _ devServiceSecurity, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
 	stopped := make(chan struct{})
 	if d.nodes == 0 && d.specFile == "" {
 		close(stopped)

@@ -160,13 +160,13 @@ func TestDevCassandraRefusesBadFlags(t *testing.T) {
 		{devCassandra{specFile: bad}, `unknown cassandra.yaml key "concurent_reads"`},
 		{devCassandra{specFile: bad + ".missing"}, "--cassandra_spec"},
 	} {
-		_, _, _, err := c.d.start(t.Context(), nil, "127.0.0.1:1", "127.0.0.1", t.TempDir(), auth.Credential{}, logger)
+		_, _, _, err := c.d.start(t.Context(), nil, "127.0.0.1:1", "127.0.0.1", t.TempDir(), auth.Credential{}, devServiceSecurity{}, logger)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v; want an error saying %q", c.d, err, c.want)
 		}
 	}
 	d := devCassandra{}
-	line, _, done, err := d.start(t.Context(), nil, "127.0.0.1:1", "127.0.0.1", t.TempDir(), auth.Credential{}, logger)
+	line, _, done, err := d.start(t.Context(), nil, "127.0.0.1:1", "127.0.0.1", t.TempDir(), auth.Credential{}, devServiceSecurity{}, logger)
 	if err != nil || line != "" {
 		t.Fatalf("no ring asked for: %q, %v", line, err)
 	}

@@ -52,6 +52,11 @@ Each scheduled instant runs at most once: a run's task is written to
 instead of launching it again. An instant missed by more than the job's
 epsilon (--task_epsilon by default) is recorded as missed, not run late.
 
+With --http_credentials=user:password (or --credentials=FILE, the master's
+format) every request needs HTTP Basic credentials (curl -u, agora jobs
+--principal/--secret_file); --ssl_cert_file and --ssl_key_file serve the
+API over HTTPS.
+
 Not yet: async jobs, containers, constraints (refused with a 400 naming
 the field).
 
@@ -74,6 +79,8 @@ func chronosCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	failover := fs.Duration("failover_timeout", 7*24*time.Hour, "how long the master keeps the tasks while the framework is away")
 	var creds clientOptions // --principal, --secret_file
 	creds.registerCredential(fs)
+	var httpSec serviceHTTPFlags // --http_credentials, --credentials, --ssl_*
+	httpSec.register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), chronosUsage)
 		fs.PrintDefaults()
@@ -100,6 +107,10 @@ func chronosCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
+	sec, err := httpSec.security("chronos")
+	if err != nil {
+		return fail("%v", err)
+	}
 	host := *hostname
 	if host == "" {
 		host, _ = os.Hostname()
@@ -112,11 +123,11 @@ func chronosCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))
 	cfg := chronos.Config{Masters: []string{*master}, WorkDir: *workDir, Name: *name, User: *user, Role: *role,
 		Epsilon: *epsilon, FailoverTimeout: *failover, Logger: log, Principal: cred.Principal, Secret: cred.Secret,
-		HTTPAddress: net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))}
-	fmt.Fprintf(stderr, "agora chronos: REST API on http://%s/v1/scheduler, subscribing with %s; interrupt to stop\n", cfg.HTTPAddress, *master)
+		HTTPAddress: net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)), HTTPS: sec.tls != nil}
+	fmt.Fprintf(stderr, "agora chronos: REST API on %s://%s/v1/scheduler%s, subscribing with %s; interrupt to stop\n", sec.scheme(), cfg.HTTPAddress, sec.describe(), *master)
 	// The line scripts and tests wait for, as `agora master` prints it.
 	fmt.Fprintf(stderr, "agora chronos: listening on %s\n", cfg.HTTPAddress)
-	if err := serveChronos(ctx, cfg, ln); err != nil {
+	if err := serveChronos(ctx, cfg, ln, sec); err != nil {
 		fmt.Fprintln(stderr, "agora chronos:", err)
 		return 1
 	}
@@ -124,16 +135,17 @@ func chronosCommand(ctx context.Context, args []string, stderr io.Writer) int {
 }
 
 // serveChronos runs the scheduled-jobs framework with cfg and serves its
-// API on ln until ctx ends; `agora dev` runs it the same way.
-func serveChronos(ctx context.Context, cfg chronos.Config, ln net.Listener) error {
+// API on ln, secured by sec, until ctx ends; `agora dev` runs it the same
+// way.
+func serveChronos(ctx context.Context, cfg chronos.Config, ln net.Listener, sec serviceSecurity) error {
 	fw, err := chronos.New(cfg)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: fw.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: sec.handler(fw.Handler()), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(sec.listener(ln)) }()
 	runErr := fw.Run(ctx)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -162,12 +174,17 @@ func (d *devChronos) register(fs *flag.FlagSet) {
 // start starts the framework and returns the banner line that says where
 // its API is ("" when disabled), a warning ("" when none) and a channel
 // closed once it has stopped.
-func (d *devChronos) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, cred auth.Credential, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
+func (d *devChronos) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, cred auth.Credential, svc devServiceSecurity, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
 	fs.Visit(func(f *flag.Flag) { d.explicit = d.explicit || f.Name == "chronos_port" })
 	stopped := make(chan struct{})
 	if d.port == 0 {
 		close(stopped)
 		return "", "", stopped, nil
+	}
+	sec, err := svc.security("chronos")
+	if err != nil {
+		close(stopped)
+		return "", "", nil, fmt.Errorf("chronos: %w", err)
 	}
 	addr := net.JoinHostPort(ip, strconv.Itoa(d.port))
 	ln, err := net.Listen("tcp", addr)
@@ -185,12 +202,13 @@ func (d *devChronos) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip
 		Logger:      logger.With("framework", "chronos"),
 		Principal:   cred.Principal,
 		Secret:      cred.Secret,
+		HTTPS:       sec.tls != nil,
 	}
 	go func() {
 		defer close(stopped)
-		if err := serveChronos(ctx, cfg, ln); err != nil && ctx.Err() == nil {
+		if err := serveChronos(ctx, cfg, ln, sec); err != nil && ctx.Err() == nil {
 			logger.Error("the scheduled-jobs framework (Chronos) stopped", "err", err)
 		}
 	}()
-	return fmt.Sprintf("  chronos     http://%s/v1/scheduler/jobs   (Chronos's REST API: curl -X POST -d @job.json .../iso8601; jobs at /ui/)", cfg.HTTPAddress), "", stopped, nil
+	return fmt.Sprintf("  chronos     %s://%s/v1/scheduler/jobs   (Chronos's REST API: curl -X POST -d @job.json .../iso8601; jobs at /ui/)", sec.scheme(), cfg.HTTPAddress), "", stopped, nil
 }

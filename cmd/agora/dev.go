@@ -121,6 +121,14 @@ func runDev(args []string) int {
 		tlsconf.TrustProcessWide(masterTLS)
 		masterAddr = "https://" + masterAddr
 	}
+	// The built-in services' APIs follow the master's security: its
+	// credentials (--secure) and its certificate.
+	svcSec, err := newDevServiceSecurity(&mf.http)
+	if err != nil {
+		ln.Close()
+		fmt.Fprintln(os.Stderr, "agora dev:", err)
+		return 2
+	}
 	m, err := master.New(cfg)
 	if err != nil {
 		ln.Close()
@@ -210,7 +218,7 @@ func runDev(args []string) int {
 		started++
 		go func() { agentsDone <- a.Run(agentsCtx) }()
 	}
-	hadoopLine, hadoopDone, err := hadoop.start(frameworkCtx, masterAddr, mf.ip, mf.workDir, secure.framework, logger)
+	hadoopLine, hadoopDone, err := hadoop.start(frameworkCtx, masterAddr, mf.ip, mf.workDir, secure.framework, svcSec, logger)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agora dev:", err)
 		shutdown()
@@ -240,7 +248,7 @@ func runDev(args []string) int {
 	}
 	lines := []string{hadoopLine, sparkLine, secure.lines(masterAddr)}
 	for _, s := range services {
-		line, warning, done, err := s.svc.start(frameworkCtx, fs, masterAddr, mf.ip, mf.workDir, secure.framework, logger)
+		line, warning, done, err := s.svc.start(frameworkCtx, fs, masterAddr, mf.ip, mf.workDir, secure.framework, svcSec, logger)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "agora dev:", err)
 			stopFrameworks()
@@ -277,12 +285,13 @@ func runDev(args []string) int {
 
 // devService is a built-in service `agora dev` runs beside the cluster
 // when its port flag is not 0, presenting cred to the master (none unless
-// --secure): start returns the banner line that says
+// --secure) and securing its own API with svc: start returns the banner
+// line that says
 // where it answers ("" when disabled), a warning ("" when none) and a
 // channel closed once it has stopped.
 type devService interface {
 	register(fs *flag.FlagSet)
-	start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, cred auth.Credential, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error)
+	start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, cred auth.Credential, svc devServiceSecurity, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error)
 }
 
 // devRunning is something `agora dev` started beside the cluster, and the

@@ -37,7 +37,8 @@ func (d *devSecure) register(fs *flag.FlagSet) {
 	fs.BoolVar(&d.on, "secure", false, "require credentials on every endpoint (--authenticate_frameworks, _agents, _http_readonly, _http_readwrite):\n"+
 		"generates principals operator, agent and framework with random secrets in WORK_DIR/secure and prints how to use them;\n"+
 		"the master and the agents speak HTTPS (--ssl_cert_file) with a certificate of a CA generated in WORK_DIR/secure/tls.\n"+
-		"The built-in services (Hadoop, Spark, Marathon, Chronos, DNS, Cassandra) present principal framework; their own APIs ask for no credentials yet")
+		"The built-in services (Hadoop, Spark, Marathon, Chronos, DNS, Cassandra) present principal framework;\n"+
+		"the APIs of Marathon, Chronos, DNS and Hadoop ask for the same credentials and speak TLS with the same certificate")
 }
 
 // apply turns the master's authentication on and writes the credentials;
@@ -115,6 +116,7 @@ func (d *devSecure) lines(masterAddr string) string {
 		"              or:         export AGORA_PRINCIPAL=operator AGORA_SECRET=$(cat %s) AGORA_CA_FILE=%s\n"+
 		"              curl:       curl --cacert %s -u operator:$(cat %s) %s/master/state\n"+
 		"              frameworks: principal 'framework', secret in %s\n"+
-		"              built-in services run as 'framework' (their own APIs ask for no credentials yet)",
+		"              built-in services run as 'framework'; Marathon's, Chronos's, DNS's and Hadoop's APIs\n"+
+		"              ask for the same credentials over TLS (agora apps, jobs, hadoop take the flags above)",
 		filepath.Join(d.dir, "credentials.json"), d.tls.CA, op, d.tls.CA, op, d.tls.CA, d.tls.CA, op, masterAddr, filepath.Join(d.dir, "framework.secret"))
 }

@@ -84,6 +84,8 @@ func dnsCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	ttl := fs.Int("ttl", 60, "TTL of the records, in seconds")
 	var creds clientOptions // --principal, --secret_file: the master is read with them
 	creds.registerCredential(fs)
+	var httpSec serviceHTTPFlags // the HTTP API's --http_credentials, --credentials, --ssl_*
+	httpSec.register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), dnsUsage)
 		fs.PrintDefaults()
@@ -137,8 +139,12 @@ func dnsCommand(ctx context.Context, args []string, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	cfg.SetCredential(cred.Principal, cred.Secret) // flags (or the environment) override the config's mesosCredentials
+	sec, err := httpSec.security("dns", dnsOpenPaths...)
+	if err != nil {
+		return fail("%v", err)
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))
-	r, err := agoradns.New(cfg, agoradns.Options{Logger: log, Version: api.Version})
+	r, err := agoradns.New(cfg, agoradns.Options{Logger: log, Version: api.Version, WrapHTTP: sec.handler})
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -150,6 +156,9 @@ func dnsCommand(ctx context.Context, args []string, stderr io.Writer) int {
 		}
 		return 1
 	}
+	if ls.HTTP != nil {
+		ls.HTTP = sec.listener(ls.HTTP)
+	}
 	cfg = r.Config()
 	where := "off"
 	if ls.UDP != nil {
@@ -157,7 +166,7 @@ func dnsCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	httpWhere := "off"
 	if ls.HTTP != nil {
-		httpWhere = "http://" + ls.HTTP.Addr().String() + "/v1/"
+		httpWhere = sec.scheme() + "://" + ls.HTTP.Addr().String() + "/v1/" + sec.describe()
 	}
 	fmt.Fprintf(stderr, "agora dns: domain %s on %s, API %s, following %s; interrupt to stop\n", cfg.Domain, where, httpWhere, *master)
 	if err := r.Run(ctx, ls); err != nil {
@@ -166,6 +175,10 @@ func dnsCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// dnsOpenPaths are served without credentials: /v1/version is the
+// server's health check.
+var dnsOpenPaths = []string{"/v1/version"}
 
 // splitMasters reads --master: one zk:// URL, or host:port list.
 func splitMasters(s string) (zkURL string, masters []string) {
@@ -326,7 +339,7 @@ func (d *devDNS) register(fs *flag.FlagSet) {
 // start starts the resolver and returns the banner line that says where
 // it answers ("" when disabled), a warning ("" when none) and a channel
 // closed once it has stopped.
-func (d *devDNS) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, cred auth.Credential, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
+func (d *devDNS) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, cred auth.Credential, svc devServiceSecurity, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
 	fs.Visit(func(f *flag.Flag) { d.explicit = d.explicit || f.Name == "dns_port" || f.Name == "dns_http_port" })
 	stopped := make(chan struct{})
 	if d.port == 0 {
@@ -339,10 +352,18 @@ func (d *devDNS) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, wo
 	cfg.Port = d.port
 	cfg.HTTPPort = d.httpPort
 	cfg.SetCredential(cred.Principal, cred.Secret)
-	r, err := agoradns.New(cfg, agoradns.Options{Logger: logger.With("component", "dns"), Version: api.Version})
+	sec, err := svc.security("dns", dnsOpenPaths...)
+	if err != nil {
+		close(stopped)
+		return "", "", nil, fmt.Errorf("dns: %w", err)
+	}
+	r, err := agoradns.New(cfg, agoradns.Options{Logger: logger.With("component", "dns"), Version: api.Version, WrapHTTP: sec.handler})
 	if err == nil {
 		var ls agoradns.Listeners
 		if ls, err = r.Listen(); err == nil {
+			if ls.HTTP != nil {
+				ls.HTTP = sec.listener(ls.HTTP)
+			}
 			go func() {
 				defer close(stopped)
 				if err := r.Run(ctx, ls); err != nil && ctx.Err() == nil {
@@ -350,8 +371,8 @@ func (d *devDNS) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, wo
 				}
 			}()
 			addr := net.JoinHostPort(ip, strconv.Itoa(d.port))
-			return fmt.Sprintf("  dns         %s   (Mesos-DNS names: dig @%s -p %d _app._tcp.marathon.agora SRV; API http://%s/v1/, records at /ui/)",
-				addr, ip, d.port, net.JoinHostPort(ip, strconv.Itoa(d.httpPort))), "", stopped, nil
+			return fmt.Sprintf("  dns         %s   (Mesos-DNS names: dig @%s -p %d _app._tcp.marathon.agora SRV; API %s://%s/v1/, records at /ui/)",
+				addr, ip, d.port, sec.scheme(), net.JoinHostPort(ip, strconv.Itoa(d.httpPort))), "", stopped, nil
 		}
 	}
 	close(stopped)

@@ -142,9 +142,19 @@ func TestMasterRefusesBadCredentials(t *testing.T) {
 // services present the generated 'framework' credential: Hadoop, Marathon
 // and Chronos subscribe as it, an app deployed over Marathon's API runs,
 // and the DNS server, reading the master with the same credential, names
-// its instance. (The Spark dispatcher's is TestDevRunsSparkDispatcher.)
+// its instance. Their own APIs speak TLS with the cluster's certificate
+// and ask for its credentials: a refused request changes nothing, /ping
+// stays open, and the CLI's service commands work with --principal,
+// --secret_file and --ca_file. (The Spark dispatcher's is
+// TestDevRunsSparkDispatcher.)
 func TestSecureDevRunsServices(t *testing.T) {
-	work := t.TempDir()
+	// Out of /tmp, which isolated tasks have their own of: the Hadoop
+	// framework stages its TaskTracker binary here, and the job's data.
+	work, err := os.MkdirTemp("/var/tmp", "agora-secure-dev-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(work) })
 	freePort := func() string {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -162,7 +172,7 @@ func TestSecureDevRunsServices(t *testing.T) {
 		t.Fatal(err)
 	}
 	operator := auth.Credential{Principal: "operator", Secret: strings.TrimSpace(string(secret))}
-	client := tlsClient(t, filepath.Join(work, "secure", "tls", "ca.pem")) // the master's TLS; the services' APIs are plain
+	client := tlsClient(t, filepath.Join(work, "secure", "tls", "ca.pem")) // the master's and the services' TLS
 	get := func(url string, cred auth.Credential, v any) error {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
 		cred.Apply(req)
@@ -211,26 +221,61 @@ func TestSecureDevRunsServices(t *testing.T) {
 		}
 		return nil
 	})
-	// Their own APIs ask for no credentials in this slice.
+	// Their own APIs ask for the cluster's credentials, over TLS with its certificate.
+	chronosURL, marathonURL := "https://127.0.0.1:"+chronosPort, "https://127.0.0.1:"+marathonPort
 	var jobs []any
-	if err := get("http://127.0.0.1:"+chronosPort+"/v1/scheduler/jobs", auth.Credential{}, &jobs); err != nil {
-		t.Fatalf("Chronos's API under --secure: %v", err)
+	if err := get(chronosURL+"/v1/scheduler/jobs", operator, &jobs); err != nil {
+		t.Fatalf("Chronos's API under --secure with the operator's credentials: %v", err)
 	}
-
 	app := `{"id":"/secure-app","cmd":"sleep 600","cpus":0.1,"mem":32,"instances":1}`
-	resp, err := http.Post("http://127.0.0.1:"+marathonPort+"/v2/apps", "application/json", strings.NewReader(app))
-	if err != nil {
-		t.Fatalf("Marathon's API under --secure: %v", err)
+	post := func(cred auth.Credential) (int, string, http.Header) {
+		req, _ := http.NewRequest(http.MethodPost, marathonURL+"/v2/apps", strings.NewReader(app))
+		req.Header.Set("Content-Type", "application/json")
+		cred.Apply(req)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("POST /v2/apps: %v", err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), resp.Header
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("POST /v2/apps: %s, want 201 Created", resp.Status)
+	for _, c := range []struct {
+		name string
+		cred auth.Credential
+		want string
+	}{
+		{"without credentials", auth.Credential{}, "authentication required"},
+		{"with a wrong secret", auth.Credential{Principal: "operator", Secret: "guess"}, `invalid credentials for principal "operator"`},
+	} {
+		code, body, h := post(c.cred)
+		if code != http.StatusUnauthorized || !strings.Contains(body, c.want) || h.Get("WWW-Authenticate") != `Basic realm="marathon"` {
+			t.Fatalf("POST /v2/apps %s: %d %q (WWW-Authenticate %q); want 401 saying %q", c.name, code, body, h.Get("WWW-Authenticate"), c.want)
+		}
+	}
+	var apps struct{ Apps []struct{ ID string } }
+	if err := get(marathonURL+"/v2/apps", operator, &apps); err != nil || len(apps.Apps) != 0 {
+		t.Fatalf("apps after the refused POSTs: %+v, %v; want none", apps.Apps, err)
+	}
+	if resp, err := client.Get(marathonURL + "/ping"); err != nil {
+		t.Fatal(err)
+	} else if resp.Body.Close(); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /ping without credentials: %s, want 200 (open for load balancers)", resp.Status)
+	}
+	if resp, err := http.Get("http://127.0.0.1:" + marathonPort + "/ping"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("GET /ping in plain HTTP: %s, want the TLS server's 400", resp.Status)
+		}
+	}
+	if code, body, _ := post(operator); code != http.StatusCreated {
+		t.Fatalf("POST /v2/apps with the operator's credentials: %d %s, want 201 Created", code, body)
 	}
 	poll("the app's instance RUNNING", 60*time.Second, func() error {
 		var ts struct {
 			Tasks []struct{ AppID, State string }
 		}
-		if err := get("http://127.0.0.1:"+marathonPort+"/v2/tasks", auth.Credential{}, &ts); err != nil {
+		if err := get(marathonURL+"/v2/tasks", operator, &ts); err != nil {
 			return err
 		}
 		for _, task := range ts.Tasks {
@@ -240,6 +285,24 @@ func TestSecureDevRunsServices(t *testing.T) {
 		}
 		return fmt.Errorf("tasks %+v", ts.Tasks)
 	})
+	// The master's UI links to the services' pages over HTTPS.
+	var fws struct {
+		Frameworks []struct {
+			Name     string
+			WebuiURL string `json:"webui_url"`
+		}
+	}
+	if err := get("https://"+master+"/master/frameworks", operator, &fws); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fws.Frameworks {
+		if f.Name == "marathon" || f.Name == "chronos" || f.Name == "Hadoop" {
+			if !strings.HasPrefix(f.WebuiURL, "https://") {
+				t.Errorf("framework %s's webui_url %q, want https://", f.Name, f.WebuiURL)
+			}
+		}
+	}
+	testSecureServiceCLI(t, work, marathonPort, chronosPort, hadoopPort)
 	poll("the DNS server names the app's instance", 60*time.Second, func() error {
 		q := new(dns.Msg)
 		q.SetQuestion("_secure-app._tcp.marathon.agora.", dns.TypeSRV)
@@ -258,13 +321,62 @@ func TestSecureDevRunsServices(t *testing.T) {
 		MesosAuthentication string `json:"mesosAuthentication"`
 		MesosCredentials    struct{ Principal, Secret string }
 	}
-	if err := get("http://127.0.0.1:"+dnsHTTPPort+"/v1/config", auth.Credential{}, &cfg); err != nil {
+	if err := get("https://127.0.0.1:"+dnsHTTPPort+"/v1/config", auth.Credential{}, &cfg); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("the DNS API's /v1/config without credentials: %v, want 401", err)
+	}
+	if err := get("https://127.0.0.1:"+dnsHTTPPort+"/v1/config", operator, &cfg); err != nil {
 		t.Fatal(err)
+	}
+	var version map[string]string
+	if err := get("https://127.0.0.1:"+dnsHTTPPort+"/v1/version", auth.Credential{}, &version); err != nil {
+		t.Errorf("the DNS API's /v1/version, its health check, without credentials: %v", err)
 	}
 	fwSecret, _ := os.ReadFile(filepath.Join(work, "secure", "framework.secret"))
 	if cfg.MesosAuthentication != "basic" || cfg.MesosCredentials.Principal != "framework" ||
 		strings.Contains(cfg.MesosCredentials.Secret, strings.TrimSpace(string(fwSecret))) {
 		t.Errorf("/v1/config: %+v; want basic, principal 'framework', the secret hidden", cfg)
+	}
+}
+
+// testSecureServiceCLI: the CLI's service commands against the services
+// of a secure dev cluster in work: without the CA they name the
+// certificate failure and --ca_file, without credentials the flags to
+// pass, and with both they work.
+func testSecureServiceCLI(t *testing.T, work, marathonPort, chronosPort, hadoopPort string) {
+	t.Helper()
+	t.Setenv("AGORA_PRINCIPAL", "")
+	t.Setenv("AGORA_SECRET", "")
+	t.Setenv("AGORA_CA_FILE", "")
+	secretFile := filepath.Join(work, "secure", "operator.secret")
+	caFile := filepath.Join(work, "secure", "tls", "ca.pem")
+	marathon, chronos, hadoop := "--marathon=127.0.0.1:"+marathonPort, "--chronos=127.0.0.1:"+chronosPort, "--hadoop=127.0.0.1:"+hadoopPort
+	_, stderr, code := runClient(t, "", "apps", "--marathon=https://127.0.0.1:"+marathonPort, "--principal=operator", "--secret_file="+secretFile)
+	if code != 1 || !strings.Contains(stderr, "certificate signed by unknown authority") || !strings.Contains(stderr, "--ca_file=FILE") {
+		t.Errorf("agora apps without the CA: exit %d, %q; want 1 naming the certificate failure and --ca_file", code, stderr)
+	}
+	for _, args := range [][]string{{"apps", marathon}, {"jobs", "list", chronos}, {"hadoop", "jobs", hadoop}} {
+		_, stderr, code := runClient(t, "", append(args, "--ca_file="+caFile)...)
+		if code != 1 || !strings.Contains(stderr, "401") || !strings.Contains(stderr, "--principal=NAME --secret_file=FILE") {
+			t.Errorf("agora %v without credentials: exit %d, %q; want 1, the 401 and the flags to pass", args, code, stderr)
+		}
+	}
+	out, stderr, code := runClient(t, "", "apps", marathon, "--ca_file="+caFile, "--principal=operator", "--secret_file="+secretFile)
+	if code != 0 || !strings.Contains(out, "/secure-app") {
+		t.Errorf("agora apps with credentials and the CA: exit %d, stdout %q, stderr %q; want /secure-app listed", code, out, stderr)
+	}
+	t.Setenv("AGORA_PRINCIPAL", "operator")
+	secret, _ := os.ReadFile(secretFile)
+	t.Setenv("AGORA_SECRET", strings.TrimSpace(string(secret)))
+	t.Setenv("AGORA_CA_FILE", caFile)
+	for _, args := range [][]string{{"jobs", "list", chronos}, {"hadoop", "jobs", hadoop}, {"app", "show", "/secure-app", marathon}} {
+		if _, stderr, code := runClient(t, "", args...); code != 0 {
+			t.Errorf("agora %v with AGORA_PRINCIPAL, AGORA_SECRET and AGORA_CA_FILE: exit %d, %q", args, code, stderr)
+		}
+	}
+	// A Hadoop job runs: its TaskTracker calls the framework's umbilical
+	// over HTTPS, trusting the CA it was given.
+	if _, stderr, code := runClient(t, "", "hadoop", "teragen", "1000", filepath.Join(work, "tera-in"), "--maps", "1", hadoop); code != 0 {
+		t.Errorf("agora hadoop teragen on the secure framework: exit %d, %q", code, stderr)
 	}
 }
 

@@ -13,10 +13,12 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/hadoop/client"
 	"github.com/agora-cluster/agora/hadoop/conf"
 	"github.com/agora-cluster/agora/hadoop/executor"
 	"github.com/agora-cluster/agora/hadoop/framework"
+	"github.com/agora-cluster/agora/hadoop/umbilical"
 )
 
 func init() {
@@ -92,6 +94,8 @@ func runHadoopScheduler(args []string) int {
 	user := fs.String("user", "", "user to run tasks as (default: the current user)")
 	var creds clientOptions // --principal, --secret_file
 	creds.registerCredential(fs)
+	var httpSec serviceHTTPFlags // the API's --http_credentials, --credentials, --ssl_*
+	httpSec.register(fs)
 	fs.Var(props, "D", "scheduler property key=value (repeatable), e.g. -D mapred.mesos.slot.cpus=1:\n"+
 		"mapred.mesos.{slot,tasktracker}.{cpus,mem,disk}, mapred.tasktracker.{map,reduce}.tasks.maximum,\n"+
 		"mapred.mesos.total.{map,reduce}.slots.minimum, mapred.mesos.scheduler.policy.fixed,\n"+
@@ -113,6 +117,11 @@ func runHadoopScheduler(args []string) int {
 		fmt.Fprintln(os.Stderr, "agora hadoop scheduler:", err)
 		return 2
 	}
+	sec, err := httpSec.security("hadoop", hadoopOpenPaths...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora hadoop scheduler:", err)
+		return 2
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(*ip, strconv.Itoa(*port)))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "agora hadoop scheduler: cannot listen on %s:%d: %v (try --port)\n", *ip, *port, err)
@@ -125,10 +134,11 @@ func runHadoopScheduler(args []string) int {
 	logger := newLogger()
 	fw, err := framework.New(framework.Config{
 		Masters: []string{master}, Listener: ln,
-		Advertise: "http://" + net.JoinHostPort(adv, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)),
+		Advertise: sec.scheme() + "://" + net.JoinHostPort(adv, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)),
 		StateDir:  *stateDir, Conf: props.c, Name: *name, User: *user,
 		ExecutorBinary: *exe, ServeExecutor: *serve, Logger: logger,
 		Principal: cred.Principal, Secret: cred.Secret,
+		TLS: sec.tls, WrapHTTP: sec.handler, ExecutorEnv: hadoopExecutorEnv(sec, httpSec.tls.CAFile),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agora hadoop scheduler:", err)
@@ -136,12 +146,26 @@ func runHadoopScheduler(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Fprintf(os.Stderr, "agora hadoop scheduler: API at %s (export AGORA_HADOOP=%s)\n", fw.URL(), strings.TrimPrefix(fw.URL(), "http://"))
+	fmt.Fprintf(os.Stderr, "agora hadoop scheduler: API at %s%s (export AGORA_HADOOP=%s)\n", fw.URL(), sec.describe(), fw.URL())
 	if err := fw.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "agora hadoop scheduler:", err)
 		return 1
 	}
 	return 0
+}
+
+// hadoopOpenPaths are served without credentials: the TaskTrackers call
+// the umbilical, and agents fetch the executor binary, with none.
+var hadoopOpenPaths = []string{umbilical.CommitPath, umbilical.CompletionsPath, umbilical.FetchFailedPath, "/executor/"}
+
+// hadoopExecutorEnv makes the TaskTrackers trust caFile when the
+// framework speaks TLS: they call its umbilical over HTTPS (libprocess's
+// LIBPROCESS_SSL_CA_FILE, which every agora command reads).
+func hadoopExecutorEnv(sec serviceSecurity, caFile string) map[string]string {
+	if sec.tls == nil || caFile == "" {
+		return nil
+	}
+	return map[string]string{tlsconf.EnvCAFile: caFile}
 }
 
 // advertiseTowards picks the address executors reach the scheduler at: the

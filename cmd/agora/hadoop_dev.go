@@ -26,11 +26,15 @@ func (d *devHadoop) register(fs *flag.FlagSet) {
 // start starts the framework, presenting cred to the master (none unless
 // --secure), and returns the banner line that says where it is ("" when
 // disabled).
-func (d *devHadoop) start(ctx context.Context, masterAddr, ip, workDir string, cred auth.Credential, logger *slog.Logger) (string, <-chan struct{}, error) {
+func (d *devHadoop) start(ctx context.Context, masterAddr, ip, workDir string, cred auth.Credential, svc devServiceSecurity, logger *slog.Logger) (string, <-chan struct{}, error) {
 	done := make(chan struct{})
 	if d.port == 0 {
 		close(done)
 		return "", done, nil
+	}
+	sec, err := svc.security("hadoop", hadoopOpenPaths...)
+	if err != nil {
+		return "", nil, fmt.Errorf("hadoop framework: %w", err)
 	}
 	addr := net.JoinHostPort(ip, strconv.Itoa(d.port))
 	ln, err := net.Listen("tcp", addr)
@@ -42,6 +46,7 @@ func (d *devHadoop) start(ctx context.Context, masterAddr, ip, workDir string, c
 		StateDir:  filepath.Join(workDir, "hadoop"),
 		Logger:    logger.With("framework", "hadoop"),
 		Principal: cred.Principal, Secret: cred.Secret,
+		TLS: sec.tls, WrapHTTP: sec.handler, ExecutorEnv: hadoopExecutorEnv(sec, svc.caFile),
 	})
 	if err != nil {
 		ln.Close()
@@ -53,5 +58,5 @@ func (d *devHadoop) start(ctx context.Context, masterAddr, ip, workDir string, c
 			logger.Error("hadoop framework stopped", "err", err)
 		}
 	}()
-	return fmt.Sprintf("  hadoop      %s   (agora hadoop streaming ...; AGORA_HADOOP=%s:%d)", fw.URL(), ip, d.port), done, nil
+	return fmt.Sprintf("  hadoop      %s   (agora hadoop streaming ...; AGORA_HADOOP=%s)", fw.URL(), fw.URL()), done, nil
 }

@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/hadoop/client"
 	"github.com/agora-cluster/agora/hadoop/job"
 )
@@ -25,11 +28,11 @@ func init() {
 // framework.
 const hadoopRequestTimeout = 30 * time.Second
 
-// hadoopClientFlags makes the flag set of a client command: --hadoop and,
-// with asJSON, --json.
-func hadoopClientFlags(name, usage, about, example string, addr *string, asJSON *bool) *flag.FlagSet {
+// hadoopClientFlags makes the flag set of a client command: --hadoop, the
+// credentials and CA to call it with, and, with asJSON, --json.
+func hadoopClientFlags(name, usage, about, example string, api *serviceAPI, asJSON *bool) *flag.FlagSet {
 	fs := flag.NewFlagSet("agora hadoop "+name, flag.ContinueOnError)
-	hadoopAddrFlag(fs, addr)
+	api.register(fs, "hadoop", hadoopAddrDefault(), "the Hadoop framework, host:port or http(s)://host:port (env AGORA_HADOOP)")
 	if asJSON != nil {
 		fs.BoolVar(asJSON, "json", false, "print JSON instead of a table")
 	}
@@ -41,7 +44,16 @@ func hadoopClientFlags(name, usage, about, example string, addr *string, asJSON 
 }
 
 func hadoopFailure(cmd string, err error) int {
-	fmt.Fprintf(os.Stderr, "agora hadoop %s: %v\n", cmd, err)
+	var ae *client.APIError
+	hint := ""
+	if errors.As(err, &ae) && ae.Code == http.StatusUnauthorized {
+		hint = unauthorizedHint
+	}
+	if verr := tlsconf.VerifyError("the Hadoop framework", err); verr != nil {
+		err = verr
+		hint = "\n\nPass the CA that signed its certificate: --ca_file=FILE (or set AGORA_CA_FILE)."
+	}
+	fmt.Fprintf(os.Stderr, "agora hadoop %s: %v%s\n", cmd, err, hint)
 	return 1
 }
 
@@ -61,15 +73,19 @@ func since(d time.Duration) string {
 // --json and else through table.
 func runHadoopList[T any](name, about string, args []string,
 	list func(*client.Client, context.Context) ([]T, error), table func(*tabwriter.Writer, []T)) int {
-	var addr string
+	var api serviceAPI
 	var asJSON bool
-	fs := hadoopClientFlags(name, "[--json]", about, "agora hadoop "+name, &addr, &asJSON)
+	fs := hadoopClientFlags(name, "[--json]", about, "agora hadoop "+name, &api, &asJSON)
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hadoopRequestTimeout)
 	defer cancel()
-	items, err := list(client.New(addr), ctx)
+	c, err := hadoopClient(api)
+	if err != nil {
+		return hadoopFailure(name, err)
+	}
+	items, err := list(c, ctx)
 	if err != nil {
 		return hadoopFailure(name, err)
 	}
@@ -96,10 +112,10 @@ func runHadoopJobs(args []string) int {
 }
 
 func runHadoopStatus(args []string) int {
-	var addr string
+	var api serviceAPI
 	var asJSON bool
 	fs := hadoopClientFlags("status", "JOB [--tasks] [--json]", "Shows a job: state, map and reduce progress, counters, and the attempts that failed.",
-		"agora hadoop status job_202601011200_0001 --tasks", &addr, &asJSON)
+		"agora hadoop status job_202601011200_0001 --tasks", &api, &asJSON)
 	tasks := fs.Bool("tasks", false, "list every task and attempt")
 	id, code, done := parseWithID(fs, args)
 	if done {
@@ -107,7 +123,11 @@ func runHadoopStatus(args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hadoopRequestTimeout)
 	defer cancel()
-	d, err := client.New(addr).Job(ctx, id, true)
+	c, err := hadoopClient(api)
+	if err != nil {
+		return hadoopFailure("status", err)
+	}
+	d, err := c.Job(ctx, id, true)
 	if err != nil {
 		return hadoopFailure("status", err)
 	}
@@ -217,16 +237,20 @@ func splitFirstArg(args []string) (string, []string) {
 }
 
 func runHadoopKill(args []string) int {
-	var addr string
+	var api serviceAPI
 	fs := hadoopClientFlags("kill", "JOB", "Kills a job: its running attempts are killed and its temporary output removed.",
-		"agora hadoop kill job_202601011200_0001", &addr, nil)
+		"agora hadoop kill job_202601011200_0001", &api, nil)
 	id, code, done := parseWithID(fs, args)
 	if done {
 		return code
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hadoopRequestTimeout)
 	defer cancel()
-	j, err := client.New(addr).Kill(ctx, id)
+	c, err := hadoopClient(api)
+	if err != nil {
+		return hadoopFailure("kill", err)
+	}
+	j, err := c.Kill(ctx, id)
 	if err != nil {
 		return hadoopFailure("kill", err)
 	}
@@ -235,9 +259,9 @@ func runHadoopKill(args []string) int {
 }
 
 func runHadoopLogs(args []string) int {
-	var addr string
+	var api serviceAPI
 	fs := hadoopClientFlags("logs", "ATTEMPT", "Prints an attempt's stderr (what its mapper, reducer or combiner wrote there).",
-		"agora hadoop logs attempt_202601011200_0001_m_000003_0", &addr, nil)
+		"agora hadoop logs attempt_202601011200_0001_m_000003_0", &api, nil)
 	id, code, done := parseWithID(fs, args)
 	if done {
 		return code
@@ -247,7 +271,11 @@ func runHadoopLogs(args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hadoopRequestTimeout)
 	defer cancel()
-	s, err := client.New(addr).Log(ctx, id)
+	c, err := hadoopClient(api)
+	if err != nil {
+		return hadoopFailure("logs", err)
+	}
+	s, err := c.Log(ctx, id)
 	if err != nil {
 		return hadoopFailure("logs", err)
 	}

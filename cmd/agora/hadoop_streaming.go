@@ -24,6 +24,9 @@ func init() {
 const streamingExtraUsage = `
 agora's own options (anywhere on the line):
   --hadoop ADDR          the Hadoop framework, host:port (env AGORA_HADOOP; default ` + "%s" + `)
+  --principal NAME       principal to authenticate as, to a framework that asks (env AGORA_PRINCIPAL)
+  --secret_file FILE     file holding its secret (or env AGORA_SECRET, the secret itself)
+  --ca_file FILE         CA that signed the framework's certificate: call it over HTTPS (env AGORA_CA_FILE)
   --detach               submit and exit without following the job
 
 The job is checked before anything runs. Progress goes to stderr; the exit status is 0
@@ -31,21 +34,24 @@ when the job succeeds and 1 when it is refused or fails (the message names the f
 task and shows the end of its stderr).`
 
 func runHadoopStreaming(args []string) int {
-	addr := hadoopAddrDefault()
+	api := serviceAPI{addr: hadoopAddrDefault(), opts: clientOptions{principal: os.Getenv("AGORA_PRINCIPAL"), caFile: os.Getenv("AGORA_CA_FILE")}}
+	// agora's own options taking a value; the rest are Hadoop Streaming's.
+	own := map[string]*string{"hadoop": &api.addr, "principal": &api.opts.principal, "secret_file": &api.opts.secretFile, "ca_file": &api.opts.caFile}
 	detach := false
 	var rest []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		switch {
-		case a == "--hadoop" || a == "-hadoop":
+		name, value, hasValue := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		switch dst, ok := own[name]; {
+		case ok && strings.HasPrefix(a, "-") && hasValue:
+			*dst = value
+		case ok && strings.HasPrefix(a, "-"):
 			if i+1 >= len(args) {
-				fmt.Fprintln(os.Stderr, "agora hadoop streaming: --hadoop needs a value (host:port)")
+				fmt.Fprintf(os.Stderr, "agora hadoop streaming: --%s needs a value\n", name)
 				return 2
 			}
-			addr = args[i+1]
+			*dst = args[i+1]
 			i++
-		case strings.HasPrefix(a, "--hadoop=") || strings.HasPrefix(a, "-hadoop="):
-			addr = a[strings.IndexByte(a, '=')+1:]
 		case a == "--detach" || a == "-detach":
 			detach = true
 		default:
@@ -72,14 +78,18 @@ func runHadoopStreaming(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	c := client.New(addr)
-	info, err := c.Submit(ctx, client.SubmitRequest{Spec: &spec})
+	c, err := hadoopClient(api)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agora hadoop streaming:", err)
-		if errors.Is(err, job.ErrUsage) {
-			return 2
-		}
-		return 1
+		return 2
+	}
+	info, err := c.Submit(ctx, client.SubmitRequest{Spec: &spec})
+	if errors.Is(err, job.ErrUsage) {
+		fmt.Fprintln(os.Stderr, "agora hadoop streaming:", err)
+		return 2
+	}
+	if err != nil {
+		return hadoopFailure("streaming", err)
 	}
 	fmt.Fprintf(os.Stderr, "agora hadoop streaming: running job %s: %d maps, %d reduces, output %s\n",
 		info.ID, info.Maps.Total, info.Reduces.Total, info.Output)

@@ -25,9 +25,9 @@ func init() {
 }
 
 // teraFlags is the flag set of the tera commands: --hadoop and -D.
-func teraFlags(name, usage, about, example string, addr *string, props propsFlag) *flag.FlagSet {
+func teraFlags(name, usage, about, example string, api *serviceAPI, props propsFlag) *flag.FlagSet {
 	fs := hadoopClientFlags(name, usage, about+"\n\nPaths are on the agents' file system (relative ones are taken from here);\n"+
-		"agents that isolate tasks give them a /tmp of their own, so keep data elsewhere.", example, addr, nil)
+		"agents that isolate tasks give them a /tmp of their own, so keep data elsewhere.", example, api, nil)
 	fs.Var(props, "D", "job property key=value (repeatable)")
 	return fs
 }
@@ -66,13 +66,16 @@ func absPaths(ps ...*string) error {
 }
 
 // runTeraJob submits a job, follows it to the end and prints its counters.
-func runTeraJob(name, addr string, spec job.Spec, props conf.Conf) (client.JobInfo, int) {
+func runTeraJob(name string, api serviceAPI, spec job.Spec, props conf.Conf) (client.JobInfo, int) {
 	for k, v := range props {
 		spec.Conf.Set(k, v)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	c := client.New(addr)
+	c, err := hadoopClient(api)
+	if err != nil {
+		return client.JobInfo{}, hadoopFailure(name, err)
+	}
 	info, err := c.Submit(ctx, client.SubmitRequest{Spec: &spec})
 	if err != nil {
 		return info, hadoopFailure(name, err)
@@ -103,13 +106,13 @@ func runTeraJob(name, addr string, spec job.Spec, props conf.Conf) (client.JobIn
 }
 
 func runHadoopTeraGen(args []string) int {
-	var addr string
+	var api serviceAPI
 	props := propsFlag{c: conf.New()}
 	fs := teraFlags("teragen", "ROWS OUTPUT [--maps N]",
 		"Runs Hadoop's TeraGen as a map-only job: N maps each write Hadoop's exact 100-byte\n"+
 			"records for their share of the rows (ROWS takes k, m, b, t suffixes), into OUTPUT\n"+
 			"(which must not exist). The data's checksum is printed (TeraValidate reports the same).",
-		"agora hadoop teragen 10m /var/tmp/tera-in --maps 4", &addr, props)
+		"agora hadoop teragen 10m /var/tmp/tera-in --maps 4", &api, props)
 	maps := fs.Int("maps", 2, "map tasks (mapreduce.job.maps)")
 	rowsArg, out, code, done := parseTwoArgs(fs, args)
 	if done {
@@ -123,7 +126,7 @@ func runHadoopTeraGen(args []string) int {
 	if err := absPaths(&out); err != nil {
 		return hadoopFailure("teragen", err)
 	}
-	final, code := runTeraJob("teragen", addr, terasort.GenSpec(rows, *maps, out), props.c)
+	final, code := runTeraJob("teragen", api, terasort.GenSpec(rows, *maps, out), props.c)
 	if code == 0 {
 		fmt.Printf("%d rows in %s, checksum %v\n", rows, out, terasort.GenChecksum(final.Counters))
 	}
@@ -131,12 +134,12 @@ func runHadoopTeraGen(args []string) int {
 }
 
 func runHadoopTeraSort(args []string) int {
-	var addr string
+	var api serviceAPI
 	props := propsFlag{c: conf.New()}
 	fs := teraFlags("terasort", "INPUT OUTPUT [--reduces N]",
 		"Runs Hadoop's TeraSort: TeraGen's records in INPUT sorted into OUTPUT by N reduces\n"+
 			"with a total-order partitioner sampled from the input.",
-		"agora hadoop terasort /var/tmp/tera-in /var/tmp/tera-out --reduces 2", &addr, props)
+		"agora hadoop terasort /var/tmp/tera-in /var/tmp/tera-out --reduces 2", &api, props)
 	reduces := fs.Int("reduces", 2, "reduce tasks")
 	in, out, code, done := parseTwoArgs(fs, args)
 	if done {
@@ -145,12 +148,12 @@ func runHadoopTeraSort(args []string) int {
 	if err := absPaths(&in, &out); err != nil {
 		return hadoopFailure("terasort", err)
 	}
-	_, code = runTeraJob("terasort", addr, terasort.SortSpec(in, out, *reduces), props.c)
+	_, code = runTeraJob("terasort", api, terasort.SortSpec(in, out, *reduces), props.c)
 	return code
 }
 
 func runHadoopTeraValidate(args []string) int {
-	var addr string
+	var api serviceAPI
 	props := propsFlag{c: conf.New()}
 	fs := teraFlags("teravalidate", "INPUT REPORT [--rows N] [--checksum HEX]",
 		"Runs Hadoop's TeraValidate: a map per file of INPUT checks the order within it, one\n"+
@@ -158,7 +161,7 @@ func runHadoopTeraValidate(args []string) int {
 			"(checksum, error lines, rows) to REPORT/part-00000. With --rows and --checksum\n"+
 			"(TeraGen's), a different row count or checksum is an error too. The exit status\n"+
 			"is 0 only when the report has no errors.",
-		"agora hadoop teravalidate /var/tmp/tera-out /var/tmp/tera-report", &addr, props)
+		"agora hadoop teravalidate /var/tmp/tera-out /var/tmp/tera-report", &api, props)
 	rows := fs.String("rows", "", "the row count to expect")
 	checksum := fs.String("checksum", "", "the checksum to expect (hex, as teragen prints it)")
 	in, report, code, done := parseTwoArgs(fs, args)
@@ -183,7 +186,7 @@ func runHadoopTeraValidate(args []string) int {
 			return 2
 		}
 	}
-	if _, code := runTeraJob("teravalidate", addr, terasort.ValidateSpec(in, report, n, sum), props.c); code != 0 {
+	if _, code := runTeraJob("teravalidate", api, terasort.ValidateSpec(in, report, n, sum), props.c); code != 0 {
 		return code
 	}
 	rep, err := terasort.ReadReport(report)

@@ -60,10 +60,10 @@ func runCron(args []string) int {
 
 // jobsFlags makes the flag set of a client command: --chronos and, with
 // asJSON, --json.
-func jobsFlags(prog, usage, about string, stderr io.Writer, api *string, asJSON *bool) *flag.FlagSet {
+func jobsFlags(prog, usage, about string, stderr io.Writer, api *serviceAPI, asJSON *bool) *flag.FlagSet {
 	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(api, "chronos", chronosAPI(), "the Chronos API, host:port or http://host:port (env AGORA_CHRONOS)")
+	api.register(fs, "chronos", chronosAPI(), "the Chronos API, host:port or http(s)://host:port (env AGORA_CHRONOS)")
 	if asJSON != nil {
 		fs.BoolVar(asJSON, "json", false, "print JSON instead of a table")
 	}
@@ -103,26 +103,27 @@ type jobsError struct {
 }
 
 func (e *jobsError) Error() string {
-	if e.msg == "" {
-		return http.StatusText(e.code)
+	hint := ""
+	if e.code == http.StatusUnauthorized {
+		hint = unauthorizedHint
 	}
-	return fmt.Sprintf("%s (%d)", e.msg, e.code)
+	if e.msg == "" {
+		return http.StatusText(e.code) + hint
+	}
+	return fmt.Sprintf("%s (%d)%s", e.msg, e.code, hint)
 }
 
 // chronosCall sends one request and decodes a JSON answer into out (nil:
 // none expected).
-func chronosCall(api, method, path string, out any) error {
-	base := strings.TrimRight(api, "/")
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
+func chronosCall(api serviceAPI, method, path string, out any) error {
+	base := api.base()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, base+path, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := api.do(req)
 	if err != nil {
 		return fmt.Errorf("the Chronos API at %s: %w (is `agora chronos` or `agora dev` running? --chronos says where)", api, err)
 	}
@@ -201,7 +202,7 @@ func jobsFail(prog string, err error, stderr io.Writer) int {
 }
 
 func jobsList(args []string, stdout, stderr io.Writer) int {
-	var api string
+	var api serviceAPI
 	var asJSON bool
 	fs := jobsFlags("agora jobs list", "[--json]", "Lists the scheduled jobs.", stderr, &api, &asJSON)
 	if code, done := parseFlags(fs, args); done {
@@ -233,7 +234,7 @@ func jobsList(args []string, stdout, stderr io.Writer) int {
 
 // findJob reads the job named name from the list (Chronos has no GET of
 // one job).
-func findJob(api, name string) (json.RawMessage, jobView, error) {
+func findJob(api serviceAPI, name string) (json.RawMessage, jobView, error) {
 	var raw []json.RawMessage
 	if err := chronosCall(api, "GET", "/v1/scheduler/jobs", &raw); err != nil {
 		return nil, jobView{}, err
@@ -259,7 +260,7 @@ type runResult struct {
 }
 
 func jobsShow(args []string, stdout, stderr io.Writer) int {
-	var api string
+	var api serviceAPI
 	var asJSON bool
 	fs := jobsFlags("agora jobs show", "JOB [--json]", "Shows a job: its definition, counters, current run and latest runs.", stderr, &api, &asJSON)
 	name, code, done := parseJobArgs(fs, args, stderr)
@@ -313,7 +314,7 @@ func jobsShow(args []string, stdout, stderr io.Writer) int {
 // jobsChange is `agora jobs run|delete JOB`.
 func jobsChange(verb string, args []string, stdout, stderr io.Writer) int {
 	prog := "agora jobs " + verb
-	var api string
+	var api serviceAPI
 	about := map[string]string{"run": "Starts a run of the job now (Chronos's PUT /v1/scheduler/job/JOB).",
 		"delete": "Deletes the job; a run in flight is killed (DELETE /v1/scheduler/job/JOB)."}[verb]
 	fs := jobsFlags(prog, "JOB", about, stderr, &api, nil)
@@ -330,7 +331,7 @@ func jobsChange(verb string, args []string, stdout, stderr io.Writer) int {
 }
 
 func cronNext(args []string, stdout, stderr io.Writer) int {
-	var api string
+	var api serviceAPI
 	var asJSON bool
 	fs := jobsFlags("agora cron next", "JOB [-n N] [--json]", "Prints the next N run times of a scheduled job, in UTC and in the job's time zone.", stderr, &api, &asJSON)
 	n := fs.Int("n", 10, "how many run times (1 to 1000)")

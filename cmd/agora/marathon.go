@@ -70,6 +70,11 @@ readinessChecks (HTTP, on a named port) are polled by the framework on each
 new instance until it answers ready; only then does it count towards a
 deployment, and /v2/deployments shows the results.
 
+With --http_credentials=user:password (or --credentials=FILE, the master's
+format) every request but /ping needs HTTP Basic credentials (curl -u,
+agora apps --principal/--secret_file); --ssl_cert_file and --ssl_key_file
+serve the API over HTTPS.
+
 Not yet: containers (DOCKER, MESOS); an app that asks for them is refused
 with a 422 naming the field.
 
@@ -94,6 +99,8 @@ func marathonCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	maxVersions := fs.Int("max_versions", 50, "versions kept per app for /v2/apps/{id}/versions")
 	var creds clientOptions // --principal, --secret_file
 	creds.registerCredential(fs)
+	var httpSec serviceHTTPFlags // --http_credentials, --credentials, --ssl_*
+	httpSec.register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), marathonUsage)
 		fs.PrintDefaults()
@@ -125,6 +132,10 @@ func marathonCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
+	sec, err := httpSec.security("marathon")
+	if err != nil {
+		return fail("%v", err)
+	}
 	host := *hostname
 	if host == "" {
 		host, _ = os.Hostname()
@@ -138,11 +149,11 @@ func marathonCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	cfg := marathon.Config{Masters: []string{*master}, WorkDir: *workDir, Name: *name, User: *user, Role: *role,
 		FailoverTimeout: *failover, Logger: log, DeploymentTimeout: *deployTimeout,
 		NoAutoRollback: !*autoRollback, MaxVersions: *maxVersions, Principal: cred.Principal, Secret: cred.Secret,
-		HTTPAddress: net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))}
-	fmt.Fprintf(stderr, "agora marathon: REST API on http://%s, subscribing with %s; interrupt to stop\n", cfg.HTTPAddress, *master)
+		HTTPAddress: net.JoinHostPort(host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)), HTTPS: sec.tls != nil}
+	fmt.Fprintf(stderr, "agora marathon: REST API on %s://%s%s, subscribing with %s; interrupt to stop\n", sec.scheme(), cfg.HTTPAddress, sec.describe(), *master)
 	// The line scripts and tests wait for, as `agora master` prints it.
 	fmt.Fprintf(stderr, "agora marathon: listening on %s\n", cfg.HTTPAddress)
-	if err := serveMarathon(ctx, cfg, ln); err != nil {
+	if err := serveMarathon(ctx, cfg, ln, sec); err != nil {
 		fmt.Fprintln(stderr, "agora marathon:", err)
 		return 1
 	}
@@ -150,16 +161,16 @@ func marathonCommand(ctx context.Context, args []string, stderr io.Writer) int {
 }
 
 // serveMarathon runs the services framework with cfg and serves its API on
-// ln until ctx ends; `agora dev` runs it the same way.
-func serveMarathon(ctx context.Context, cfg marathon.Config, ln net.Listener) error {
+// ln, secured by sec, until ctx ends; `agora dev` runs it the same way.
+func serveMarathon(ctx context.Context, cfg marathon.Config, ln net.Listener, sec serviceSecurity) error {
 	fw, err := marathon.New(cfg)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: fw.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: sec.handler(fw.Handler()), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(sec.listener(ln)) }()
 	runErr := fw.Run(ctx)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -285,7 +296,7 @@ func benchMarathon(ctx context.Context, bin, dir string, agents int, ns []int, t
 		HTTPAddress: ln.Addr().String(), Logger: log}
 	fctx, cancel := context.WithCancel(ctx)
 	served := make(chan error, 1)
-	go func() { served <- serveMarathon(fctx, cfg, ln) }()
+	go func() { served <- serveMarathon(fctx, cfg, ln, serviceSecurity{}) }()
 	defer func() { cancel(); <-served }()
 	api := "http://" + cfg.HTTPAddress
 	if err := waitCond(ctx, time.Minute, "the framework to subscribe", func() (bool, string) {

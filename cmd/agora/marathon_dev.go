@@ -29,12 +29,17 @@ func (d *devMarathon) register(fs *flag.FlagSet) {
 // start starts the framework and returns the banner line that says where
 // its API is ("" when disabled), a warning ("" when none) and a channel
 // closed once it has stopped.
-func (d *devMarathon) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, cred auth.Credential, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
+func (d *devMarathon) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, cred auth.Credential, svc devServiceSecurity, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
 	fs.Visit(func(f *flag.Flag) { d.explicit = d.explicit || f.Name == "marathon_port" })
 	stopped := make(chan struct{})
 	if d.port == 0 {
 		close(stopped)
 		return "", "", stopped, nil
+	}
+	sec, err := svc.security("marathon")
+	if err != nil {
+		close(stopped)
+		return "", "", nil, fmt.Errorf("marathon: %w", err)
 	}
 	addr := net.JoinHostPort(ip, strconv.Itoa(d.port))
 	ln, err := net.Listen("tcp", addr)
@@ -52,12 +57,13 @@ func (d *devMarathon) start(ctx context.Context, fs *flag.FlagSet, masterAddr, i
 		Logger:      logger.With("framework", "marathon"),
 		Principal:   cred.Principal,
 		Secret:      cred.Secret,
+		HTTPS:       sec.tls != nil,
 	}
 	go func() {
 		defer close(stopped)
-		if err := serveMarathon(ctx, cfg, ln); err != nil && ctx.Err() == nil {
+		if err := serveMarathon(ctx, cfg, ln, sec); err != nil && ctx.Err() == nil {
 			logger.Error("the services framework (Marathon) stopped", "err", err)
 		}
 	}()
-	return fmt.Sprintf("  marathon    http://%s/v2/apps   (Marathon's REST API: curl -X POST -d @app.json ...; apps and deployments at /ui/)", cfg.HTTPAddress), "", stopped, nil
+	return fmt.Sprintf("  marathon    %s://%s/v2/apps   (Marathon's REST API: curl -X POST -d @app.json ...; apps and deployments at /ui/)", sec.scheme(), cfg.HTTPAddress), "", stopped, nil
 }

@@ -82,7 +82,7 @@ var devStormSizes = map[string]string{
 // the banner is printed.
 const devStormNimbusWait = 3 * time.Minute
 
-func (d *devStorm) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, cred auth.Credential, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
+func (d *devStorm) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, cred auth.Credential, _ devServiceSecurity, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
 	stopped := make(chan struct{})
 	if !d.on {
 		if d.zk != "" {

@@ -216,7 +216,7 @@ func TestDevStormRefusals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			work := t.TempDir()
-			_, _, done, err := tc.d.start(context.Background(), nil, "127.0.0.1:1", "127.0.0.1", work, tc.cred, logger)
+			_, _, done, err := tc.d.start(context.Background(), nil, "127.0.0.1:1", "127.0.0.1", work, tc.cred, devServiceSecurity{}, logger)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || done != nil {
 				t.Fatalf("start: %v; want an error with %q", err, tc.want)
 			}

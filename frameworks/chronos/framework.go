@@ -54,6 +54,8 @@ type Config struct {
 	// HTTPAddress is where the API answers, host:port (the webui_url and
 	// /leader).
 	HTTPAddress string
+	// HTTPS says the API is served over TLS: the webui_url is https://.
+	HTTPS bool
 	// Now is the clock (default time.Now); tests drive schedules with a
 	// fake one.
 	Now func() time.Time
@@ -149,6 +151,9 @@ func New(cfg Config) (*Framework, error) {
 	}
 	if cfg.HTTPAddress != "" {
 		ui := "http://" + cfg.HTTPAddress
+		if cfg.HTTPS {
+			ui = "https://" + cfg.HTTPAddress
+		}
 		info.WebUiURL = &ui
 	}
 	if f.driver, err = scheduler.New(scheduler.Config{Masters: cfg.Masters, Framework: info,

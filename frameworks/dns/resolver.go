@@ -18,9 +18,10 @@ import (
 // Resolver follows the master and answers DNS and HTTP queries from the
 // records it last built.
 type Resolver struct {
-	cfg     Config
-	log     *slog.Logger
-	version string
+	cfg      Config
+	log      *slog.Logger
+	version  string
+	wrapHTTP func(http.Handler) http.Handler
 
 	mu      sync.Mutex // guards view and seq
 	view    *view
@@ -41,6 +42,8 @@ type Resolver struct {
 type Options struct {
 	Logger  *slog.Logger
 	Version string // reported by /v1/version
+	// WrapHTTP, if set, wraps the HTTP API's handler (authentication).
+	WrapHTTP func(http.Handler) http.Handler
 }
 
 // New checks cfg and makes a resolver; Run starts it.
@@ -48,7 +51,7 @@ func New(cfg Config, opts Options) (*Resolver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Resolver{cfg: cfg, log: opts.Logger, version: opts.Version, view: newView(), rebuild: make(chan struct{}, 1)}
+	r := &Resolver{cfg: cfg, log: opts.Logger, version: opts.Version, wrapHTTP: opts.WrapHTTP, view: newView(), rebuild: make(chan struct{}, 1)}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -172,7 +175,11 @@ func (r *Resolver) Run(ctx context.Context, ls Listeners) error {
 		go func() { defer wg.Done(); errc <- s.ActivateAndServe() }()
 	}
 	if ls.HTTP != nil {
-		hs := &http.Server{Handler: r.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second}
+		h := r.HTTPHandler()
+		if r.wrapHTTP != nil {
+			h = r.wrapHTTP(h)
+		}
+		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 		servers = append(servers, func() { hs.Close() })
 		wg.Add(1)
 		go func() {

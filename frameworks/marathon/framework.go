@@ -65,6 +65,8 @@ type Config struct {
 	// HTTPAddress is where the API answers, host:port, for /v2/info,
 	// /v2/leader and the framework's webui_url.
 	HTTPAddress string
+	// HTTPS says the API is served over TLS: the webui_url is https://.
+	HTTPS bool
 	// DeploymentTimeout is a deployment's progress deadline: one that makes
 	// no progress for this long fails (default 10 minutes; negative: no
 	// deadline). A request's ?deploymentTimeout= overrides it.
@@ -292,6 +294,9 @@ func New(cfg Config) (*Framework, error) {
 	}
 	if cfg.HTTPAddress != "" {
 		ui := "http://" + cfg.HTTPAddress
+		if cfg.HTTPS {
+			ui = "https://" + cfg.HTTPAddress
+		}
 		info.WebUiURL = &ui
 	}
 	if f.driver, err = scheduler.New(scheduler.Config{Masters: cfg.Masters, Framework: info,

@@ -23,6 +23,7 @@ package framework
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -72,6 +73,11 @@ type Config struct {
 	// Principal and Secret are the framework's credentials, for a master
 	// with --authenticate_frameworks (also its FrameworkInfo.principal).
 	Principal, Secret string
+	// TLS, if set, serves the Listener over HTTPS (the advertised URL
+	// then starts with https://; the executors must trust its CA).
+	TLS *tls.Config
+	// WrapHTTP, if set, wraps the server's handler (authentication).
+	WrapHTTP func(http.Handler) http.Handler
 	// Logger receives the framework's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -171,7 +177,11 @@ func New(cfg Config) (*Framework, error) {
 		if ip == nil || ip.IsUnspecified() {
 			ip = net.IPv4(127, 0, 0, 1)
 		}
-		f.advertise = "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
+		scheme := "http://"
+		if cfg.TLS != nil {
+			scheme = "https://"
+		}
+		f.advertise = scheme + net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
 	}
 	return f, nil
 }
@@ -226,8 +236,16 @@ func (f *Framework) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv := &http.Server{Handler: f.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(f.cfg.Listener)
+	h := f.Handler()
+	if f.cfg.WrapHTTP != nil {
+		h = f.cfg.WrapHTTP(h)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	ln := f.cfg.Listener
+	if f.cfg.TLS != nil {
+		ln = tls.NewListener(ln, f.cfg.TLS)
+	}
+	go srv.Serve(ln)
 	defer srv.Close()
 	driverErr := make(chan error, 1)
 	go func() { driverErr <- d.Run(ctx) }()

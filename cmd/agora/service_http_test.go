@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/chromedp"
+
+	"github.com/agora-cluster/agora/cluster/tlsconf"
+	"github.com/agora-cluster/agora/cluster/webui/webuitest"
+)
+
+// TestMarathonHTTPCredentialsAndTLS: `agora marathon` with Marathon's
+// --http_credentials user:password and the --ssl_* flags serves its API
+// over TLS only to that user (/ping stays open), and `agora apps` calls
+// it with --principal, AGORA_SECRET and --ca_file.
+func TestMarathonHTTPCredentialsAndTLS(t *testing.T) {
+	dir := t.TempDir()
+	files, err := tlsconf.GenerateCA(filepath.Join(dir, "tls"), []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		// No master answers at port 1: the API serves while the framework
+		// keeps trying to subscribe.
+		done <- marathonCommand(ctx, []string{"--master=127.0.0.1:1", "--work_dir", filepath.Join(dir, "work"), "--http_port=0",
+			"--hostname=127.0.0.1", "--http_credentials=ops:pa:ss", "--ssl_cert_file", files.Cert, "--ssl_key_file", files.Key}, &logs)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("agora marathon did not stop within 30 s")
+		}
+	})
+	listening := regexp.MustCompile(`listening on (127\.0\.0\.1:\d+)`)
+	var addr string
+	for deadline := time.Now().Add(30 * time.Second); addr == ""; time.Sleep(50 * time.Millisecond) {
+		if m := listening.FindStringSubmatch(logs.String()); m != nil {
+			addr = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("agora marathon did not listen within 30 s: %s", logs.String())
+		}
+	}
+	if !strings.Contains(logs.String(), "REST API on https://"+addr+" (asks for credentials, speaks TLS)") {
+		t.Errorf("start-up line does not say the API is secured: %s", logs.String())
+	}
+	client := tlsClient(t, files.CA)
+	call := func(method, path, user, pass string) (int, string) {
+		req, _ := http.NewRequest(method, "https://"+addr+path, strings.NewReader(`{"id":"/x","cmd":"sleep 1","cpus":0.1,"mem":8}`))
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := call("GET", "/ping", "", ""); code != http.StatusOK {
+		t.Errorf("GET /ping without credentials: %d %s, want 200", code, body)
+	}
+	if code, body := call("POST", "/v2/apps", "", ""); code != http.StatusUnauthorized || !strings.Contains(body, "authentication required") {
+		t.Errorf("POST /v2/apps without credentials: %d %q, want 401", code, body)
+	}
+	if code, body := call("POST", "/v2/apps", "ops", "pa"); code != http.StatusUnauthorized || !strings.Contains(body, `invalid credentials for principal "ops"`) {
+		t.Errorf("POST /v2/apps with a wrong password: %d %q, want 401", code, body)
+	}
+	if code, body := call("GET", "/v2/apps", "ops", "pa:ss"); code != http.StatusOK || !strings.Contains(body, `"apps":[]`) {
+		t.Errorf("GET /v2/apps as ops: %d %q, want 200 and no apps (the refused POSTs created none)", code, body)
+	}
+
+	t.Setenv("AGORA_PRINCIPAL", "")
+	t.Setenv("AGORA_CA_FILE", "")
+	t.Setenv("AGORA_SECRET", "pa:ss")
+	var out, errOut bytes.Buffer
+	if code := appsList([]string{"--marathon", addr, "--principal", "ops"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "HTTPS server") {
+		t.Errorf("agora apps without --ca_file (plain HTTP to a TLS port): exit %d, %q; want 1", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := appsList([]string{"--marathon", "https://" + addr, "--principal", "ops"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "--ca_file=FILE") {
+		t.Errorf("agora apps over HTTPS without the CA: exit %d, %q; want 1 naming --ca_file", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := appsList([]string{"--marathon", addr, "--ca_file", files.CA}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "--principal=NAME --secret_file=FILE") {
+		t.Errorf("agora apps without a principal: exit %d, %q; want 1 and the flags to pass", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := appsList([]string{"--marathon", addr, "--ca_file", files.CA, "--principal", "ops", "--json"}, &out, &errOut); code != 0 {
+		t.Errorf("agora apps with credentials and the CA: exit %d, %q", code, errOut.String())
+	}
+}
+
+// TestServicesRefuseBadHTTPSecurity: a malformed --http_credentials, both
+// credential flags, an unreadable --credentials file or half of the TLS
+// flags stop `agora marathon`, `chronos` and `dns` at start with exit 2
+// naming the flag.
+func TestServicesRefuseBadHTTPSecurity(t *testing.T) {
+	t.Setenv("AGORA_PRINCIPAL", "")
+	t.Setenv("AGORA_SECRET", "")
+	dir := t.TempDir()
+	commands := map[string]func(context.Context, []string, io.Writer) int{
+		"marathon": marathonCommand, "chronos": chronosCommand, "dns": dnsCommand,
+	}
+	for name, run := range commands {
+		base := []string{"--work_dir", filepath.Join(dir, name), "--http_port", "0"}
+		if name == "dns" {
+			base = []string{"--port", "0", "--http_port", "0"}
+		}
+		for _, c := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--http_credentials", "ops"}, "--http_credentials: not of the form user:password"},
+			{[]string{"--http_credentials", "ops:"}, `--http_credentials: empty password for user "ops"`},
+			{[]string{"--http_credentials", "ops:pw", "--credentials", filepath.Join(dir, "creds.json")}, "give --credentials or --http_credentials, not both"},
+			{[]string{"--credentials", filepath.Join(dir, "missing.json")}, "--credentials: credentials file"},
+			{[]string{"--ssl_cert_file", filepath.Join(dir, "cert.pem")}, "--ssl_cert_file needs --ssl_key_file"},
+		} {
+			var out bytes.Buffer
+			if code := run(context.Background(), append(base, c.args...), &out); code != 2 || !strings.Contains(out.String(), c.want) {
+				t.Errorf("agora %s %v: exit %d, %q; want 2 and %q", name, c.args, code, out.String(), c.want)
+			}
+		}
+	}
+}
+
+// TestMarathonUIBehindCredentials: with --http_credentials, Marathon's
+// /ui/ in headless Chromium is challenged once, and with the credentials
+// given at that prompt the page's own calls (/v2/apps, the /v2/events
+// stream) carry them: the app appears and the stream attaches.
+func TestMarathonUIBehindCredentials(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- marathonCommand(ctx, []string{"--master=127.0.0.1:1", "--work_dir", filepath.Join(dir, "work"), "--http_port=0",
+			"--hostname=127.0.0.1", "--http_credentials=ops:pw"}, &logs)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("agora marathon did not stop within 30 s")
+		}
+	})
+	listening := regexp.MustCompile(`listening on (127\.0\.0\.1:\d+)`)
+	var addr string
+	for deadline := time.Now().Add(30 * time.Second); addr == ""; time.Sleep(50 * time.Millisecond) {
+		if m := listening.FindStringSubmatch(logs.String()); m != nil {
+			addr = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("agora marathon did not listen within 30 s: %s", logs.String())
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v2/apps", strings.NewReader(`{"id":"/ui-app","cmd":"sleep 600","cpus":0.1,"mem":8,"instances":1}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth("ops", "pw")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST /v2/apps as ops: %s, want 201", resp.Status)
+	}
+
+	b := webuitest.NewBrowser(t)
+	var prompts atomic.Int32
+	// The browser's prompt: answered with the credentials, as a person would.
+	if err := chromedp.Listen(b, func(ev any) {
+		switch ev := ev.(type) {
+		case *fetch.EventAuthRequired:
+			prompts.Add(1)
+			go chromedp.Run(b, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				_, err := cdp.Call(ctx, tg, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: ev.RequestID,
+					AuthChallengeResponse: &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseProvideCredentials, Username: "ops", Password: "pw"}})
+				return err
+			}))
+		case *fetch.EventRequestPaused:
+			go chromedp.Run(b, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				_, err := cdp.Call(ctx, tg, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
+				return err
+			}))
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	handle := true
+	step, stop := context.WithTimeout(b, 60*time.Second)
+	defer stop()
+	if err := chromedp.Do(step,
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, fetch.Enable, fetch.EnableParams{HandleAuthRequests: &handle})
+			return err
+		}),
+		chromedp.Navigate("http://"+addr+"/ui/"),
+		chromedp.Poll[chromedp.Void](`document.querySelector('#apps tr[data-app-id="/ui-app"]') !== null && document.body.dataset.live === 'true'`,
+			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(55*time.Second)),
+	); err != nil {
+		t.Fatalf("the UI behind credentials: %v (prompts answered: %d)", err, prompts.Load())
+	}
+	// Once: the page's own calls reuse what was given at the prompt.
+	if n := prompts.Load(); n != 1 {
+		t.Errorf("the browser asked for credentials %d times, want once (0: the UI is not behind them)", n)
+	}
+}
