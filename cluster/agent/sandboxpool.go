@@ -112,7 +112,11 @@ func (p *sandboxPool) place(containerID, sandbox string) bool {
 // run keeps the pool full until ctx ends. It starts by removing what an
 // earlier agent left in it.
 func (p *sandboxPool) run(ctx context.Context) {
-	if err := os.RemoveAll(p.dir); err != nil {
+	err := os.RemoveAll(p.dir)
+	if err == nil {
+		err = os.MkdirAll(p.dir, 0o755)
+	}
+	if err != nil {
 		p.log.Warn("cannot empty the sandbox pool; launches make their sandboxes in place", "dir", p.dir, "err", err)
 		p.off.Store(true)
 		return
@@ -140,17 +144,26 @@ func (p *sandboxPool) run(ctx context.Context) {
 	}
 }
 
+// makePooledSandbox makes one sandbox of the pool with plain system
+// calls: the pool's directory exists, so each directory is one mkdir (no
+// stat of its parents first), and the output files are created and closed
+// without an os.File (which would stat them and try to register them with
+// the runtime's poller).
 func makePooledSandbox(entry, id string) error {
-	run := filepath.Join(entry, "runs", id)
-	if err := os.MkdirAll(run, 0o755); err != nil {
-		return err
+	runs := filepath.Join(entry, "runs")
+	run := filepath.Join(runs, id)
+	for _, dir := range []string{entry, runs, run} {
+		if err := syscall.Mkdir(dir, 0o755); err != nil {
+			return &os.PathError{Op: "mkdir", Path: dir, Err: err}
+		}
 	}
 	for _, name := range []string{"stdout", "stderr"} {
-		f, err := os.OpenFile(filepath.Join(run, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		path := filepath.Join(run, name)
+		fd, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_CLOEXEC, 0o644)
 		if err != nil {
-			return err
+			return &os.PathError{Op: "open", Path: path, Err: err}
 		}
-		f.Close()
+		syscall.Close(fd)
 	}
-	return os.Symlink(id, filepath.Join(entry, "runs", "latest"))
+	return os.Symlink(id, filepath.Join(runs, "latest"))
 }

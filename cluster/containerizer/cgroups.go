@@ -229,7 +229,8 @@ func writeCgroupFile(path, v string) error {
 	return nil
 }
 
-// readCgroupFile reads a cgroup control file with plain system calls.
+// readCgroupFile reads a cgroup control file (or another small kernel
+// file, such as /proc/PID/stat) with plain system calls.
 func readCgroupFile(path string) ([]byte, error) {
 	fd, err := openRetry(path, unix.O_RDONLY|unix.O_CLOEXEC)
 	if err != nil {

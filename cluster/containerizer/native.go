@@ -217,7 +217,7 @@ func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error)
 	}
 	if spec.Dir != "" {
 		cfg.Tmp = filepath.Join(spec.Dir, "tmp")
-		if err := os.MkdirAll(cfg.Tmp, 0o755); err != nil {
+		if err := mkdirIn(cfg.Tmp); err != nil {
 			return nil, wrap(fmt.Errorf("create the sandbox's tmp: %w", err))
 		}
 		if err := os.Chmod(cfg.Tmp, 0o777|os.ModeSticky); err != nil {
@@ -322,6 +322,20 @@ func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error)
 	c.watchOOM()
 	go c.supervise()
 	return c, nil
+}
+
+// mkdirIn makes directory dir, whose parent (the sandbox) normally exists:
+// one mkdir, rather than os.MkdirAll's stats of dir and its parent first.
+// A dir that exists already (a launch into a used sandbox) is fine.
+func mkdirIn(dir string) error {
+	err := os.Mkdir(dir, 0o755)
+	switch {
+	case err == nil, errors.Is(err, os.ErrExist):
+		return nil
+	case errors.Is(err, os.ErrNotExist):
+		return os.MkdirAll(dir, 0o755)
+	}
+	return err
 }
 
 // abandonedAge is how long a cgroup in the root must have been there,

@@ -264,10 +264,14 @@ func openOutput(path string, cred *syscall.Credential) (*os.File, error) {
 	if path == "" {
 		return os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	// A plain open: os.OpenFile would also stat the file and try to
+	// register it with the runtime's poller, for a descriptor that is
+	// only handed to the child.
+	fd, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_APPEND|syscall.O_CLOEXEC, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("open output: %w", err)
+		return nil, fmt.Errorf("open output: %w", &os.PathError{Op: "open", Path: path, Err: err})
 	}
+	f := os.NewFile(uintptr(fd), path)
 	if cred != nil {
 		if err := f.Chown(int(cred.Uid), int(cred.Gid)); err != nil {
 			f.Close()

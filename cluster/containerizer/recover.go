@@ -129,8 +129,11 @@ type procStat struct {
 
 func (ps procStat) zombie() bool { return ps.state == 'Z' || ps.state == 'X' }
 
+// readProcStat reads /proc/PID/stat. Every launch reads its process's, so
+// it is read with plain system calls (os.ReadFile would also stat the file
+// and probe it for the runtime's poller).
 func readProcStat(pid int) (procStat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	b, err := readCgroupFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return procStat{}, err
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"syscall"
@@ -43,6 +44,7 @@ func runBenchLaunch(args []string) int {
 	isolation := fs.String("isolation", "", "compare isolation modes (e.g. posix,cgroups): the same run on a throw-away\nlocal cluster (one master, one agent) per mode, instead of on --master")
 	workDir := fs.String("work_dir", "/var/tmp", "with --isolation: where the throw-away cluster keeps its state and sandboxes\n(a fresh directory below this one, removed afterwards). Not below /tmp: tasks get\na private /tmp, and sandboxes under it cost every container extra mounts")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to this file (with --isolation: the master,\nagent and framework, which all run in it)")
+	memProfile := fs.String("memprofile", "", "write an allocation profile of this process to this file at the end (pprof's\nalloc_space and alloc_objects: what the run allocated, every allocation sampled)")
 	if code, done := o.parse(fs, args); done {
 		return code
 	}
@@ -53,6 +55,12 @@ func runBenchLaunch(args []string) int {
 			return 2
 		}
 		defer stopProfile()
+	}
+	if *memProfile != "" {
+		// Sample every allocation: the profile should say where a
+		// launch's garbage comes from, not guess it from a few samples.
+		runtime.MemProfileRate = 1
+		defer writeAllocProfile(*memProfile)
 	}
 	if cfg.MaxInFlight < 0 {
 		fmt.Fprintf(os.Stderr, "agora bench launch: --max-in-flight=%d: give a positive number, or 0 for no limit\n", cfg.MaxInFlight)
@@ -124,6 +132,20 @@ func startCPUProfile(path string) (func(), error) {
 			fmt.Fprintln(os.Stderr, "agora bench launch: --cpuprofile:", err)
 		}
 	}, nil
+}
+
+// writeAllocProfile writes the allocations made so far to path.
+func writeAllocProfile(path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora bench launch: --memprofile:", err)
+	}
 }
 
 // defaultWindow is the in-flight window of the default run's second pass.
