@@ -90,6 +90,9 @@ func (a *Agent) checkHealth(ctx context.Context, t *task, c containerizer.Contai
 		}
 	}
 	report := func(healthy bool) {
+		if t.killRequested.Load() {
+			return // a kill began while the check ran
+		}
 		a.update(t, mesos.TASK_RUNNING, statusOpts{container: c, healthy: &healthy,
 			reason: mesos.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED.Enum()})
 	}

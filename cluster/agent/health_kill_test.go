@@ -17,17 +17,21 @@ import (
 func TestHealthChecksStopWhenAKillBegins(t *testing.T) {
 	fm := newFakeMaster(t)
 	startRegistered(t, fm, testConfig(t, fm, ""))
-	marker := filepath.Join(t.TempDir(), "up")
+	dir := t.TempDir()
+	marker, probed := filepath.Join(dir, "up"), filepath.Join(dir, "probed")
 	if err := os.WriteFile(marker, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// On SIGTERM the task removes the marker, so every later check fails,
-	// and lingers for well over the checks' interval before it exits.
-	rt := shellTask("dying", `trap 'rm -f "$MARKER"; sleep 1; exit 0' TERM; while :; do sleep 0.05; done`)
-	rt.Task.Command.Environment = &mesos.Environment{Variables: []mesos.Environment_Variable{{Name: "MARKER", Value: &marker}}}
+	// and stays until a check has seen the marker gone (the "probed" file)
+	// or five seconds have passed: without the fix a check runs, fails and
+	// reports, whatever the machine's load; with it, none runs.
+	env := &mesos.Environment{Variables: []mesos.Environment_Variable{{Name: "MARKER", Value: &marker}, {Name: "PROBED", Value: &probed}}}
+	rt := shellTask("dying", `trap 'rm -f "$MARKER"; i=0; while [ ! -f "$PROBED" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; exit 0' TERM; while :; do sleep 0.05; done`)
+	rt.Task.Command.Environment = env
 	zero, interval, timeout, failures := 0.0, 0.05, 5.0, uint32(100)
 	rt.Task.HealthCheck = &mesos.HealthCheck{Type: mesos.HealthCheck_COMMAND,
-		Command:      &mesos.CommandInfo{Value: proto(`test -f "$MARKER"`), Environment: rt.Task.Command.Environment},
+		Command:      &mesos.CommandInfo{Value: proto(`test -f "$MARKER" || { touch "$PROBED"; exit 1; }`), Environment: env},
 		DelaySeconds: &zero, IntervalSeconds: &interval, TimeoutSeconds: &timeout,
 		ConsecutiveFailures: &failures, GracePeriodSeconds: &zero}
 	run(fm, rt)
