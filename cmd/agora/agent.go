@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/agora-cluster/agora/cluster/agent"
+	"github.com/agora-cluster/agora/cluster/auth"
 )
 
 func init() {
@@ -29,6 +30,10 @@ type agentFlags struct {
 	gc                                                   gcFlags          // agent_gc.go
 	http                                                 httpFlags        // httpflags.go
 	credential                                           string
+	// Executor authentication (Mesos's names): the key executors' tokens
+	// are signed with, and whether the executor API asks for them.
+	jwtSecretKey  string
+	authExecutors bool
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -48,6 +53,10 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	f.http.register(fs)
 	f.http.registerAgent(fs)
 	fs.StringVar(&f.credential, "credential", "", "JSON file {\"principal\": ..., \"secret\": ...} this agent presents to the master (for --authenticate_agents)")
+	fs.StringVar(&f.jwtSecretKey, "jwt_secret_key", "", "file of the key (at least 32 bytes, e.g. head -c 32 /dev/urandom) the agent signs each executor's token with;\n"+
+		"executors get theirs in MESOS_EXECUTOR_AUTHENTICATION_TOKEN and send it as 'Authorization: Bearer'")
+	fs.StringVar(&f.jwtSecretKey, "executor_secret_key", "", "the same as --jwt_secret_key")
+	fs.BoolVar(&f.authExecutors, "authenticate_http_executors", false, "refuse executor API calls (/api/v1/executor) without a valid token of the executor they are for (needs --jwt_secret_key)")
 }
 
 func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
@@ -71,6 +80,12 @@ func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
 	if err != nil {
 		return agent.Config{}, err
 	}
+	var secretKey []byte
+	if f.jwtSecretKey != "" {
+		if secretKey, err = auth.LoadSecretKey(f.jwtSecretKey); err != nil {
+			return agent.Config{}, fmt.Errorf("--jwt_secret_key: %w", err)
+		}
+	}
 	ctr, err := f.iso.containerizer(f.iso.cgroupsRoot, logger)
 	if err != nil {
 		return agent.Config{}, err
@@ -90,7 +105,11 @@ func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
 		Credential:      credential,
 		TLS:             f.http.serverTLS,
 		TLSDowngrade:    f.http.tls.Downgrade,
+		TLSCAFile:       f.http.tls.CAFile,
 		MasterTLS:       masterTLS,
+
+		ExecutorSecretKey:         secretKey,
+		AuthenticateHTTPExecutors: f.authExecutors,
 	}
 	f.executors.apply(&cfg) // agent_executors.go
 	f.gc.apply(&cfg)        // agent_gc.go

@@ -27,6 +27,9 @@ type devSecure struct {
 	// framework is what the built-in services present: to subscribe, and
 	// (DNS, Spark) to read the master's state and events.
 	framework auth.Credential
+	// executorKey signs the executors' tokens; the agents ask executors
+	// for them (--authenticate_http_executors).
+	executorKey []byte
 }
 
 // devPrincipals are the principals --secure generates: one for people and
@@ -77,6 +80,10 @@ func (d *devSecure) apply(mf *masterFlags) error {
 	}
 	path := filepath.Join(d.dir, "credentials.json")
 	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	d.executorKey = make([]byte, 32)
+	if _, err := rand.Read(d.executorKey); err != nil {
 		return err
 	}
 	mf.http.credentials = path
