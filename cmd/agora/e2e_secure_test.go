@@ -348,6 +348,7 @@ func TestMasterAndAgentMutualTLS(t *testing.T) {
 	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+	var agentID string
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		var s masterState
 		resp, err := client.Get("https://" + master + "/master/state")
@@ -359,6 +360,7 @@ func TestMasterAndAgentMutualTLS(t *testing.T) {
 			}
 		}
 		if err == nil && len(s.Slaves) == 1 {
+			agentID = s.Slaves[0].ID
 			break
 		}
 		if time.Now().After(deadline) {
@@ -373,5 +375,16 @@ func TestMasterAndAgentMutualTLS(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET the agent's /state over TLS: %s", resp.Status)
+	}
+	// The master relays it over TLS, presenting its certificate to the
+	// agent that requires one (no plain HTTP is accepted on either side).
+	resp, err = client.Get("https://" + master + "/agent/" + agentID + "/state")
+	if err != nil {
+		t.Fatalf("GET the agent's /state through the master: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), agentID) {
+		t.Fatalf("GET the agent's /state through the master: %s %.300q", resp.Status, body)
 	}
 }
