@@ -134,6 +134,10 @@ type Config struct {
 	// whether /debug/pprof is served (default: neither) and which requests
 	// need credentials.
 	HTTP api.HTTPOptions
+	// ACLs (--acls), if set, authorize the /files endpoints:
+	// access_sandboxes on the user of the framework whose sandbox is read
+	// (files_authz.go). Nil allows everything.
+	ACLs *auth.ACLs
 	// Credential, if set, is presented to the master on every call
 	// (--credential), for a master running with --authenticate_agents.
 	Credential auth.Credential

@@ -34,6 +34,7 @@ type agentFlags struct {
 	// are signed with, and whether the executor API asks for them.
 	jwtSecretKey  string
 	authExecutors bool
+	acls          string
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -56,6 +57,7 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.jwtSecretKey, "jwt_secret_key", "", "file of the key (at least 32 bytes, e.g. head -c 32 /dev/urandom) the agent signs each executor's token with;\n"+
 		"executors get theirs in MESOS_EXECUTOR_AUTHENTICATION_TOKEN and send it as 'Authorization: Bearer'")
 	fs.StringVar(&f.jwtSecretKey, "executor_secret_key", "", "the same as --jwt_secret_key")
+	fs.StringVar(&f.acls, "acls", "", "authorization of /files: Mesos's ACL JSON, or a file of it; access_sandboxes decides who reads which framework's sandbox (empty: everyone)")
 	fs.BoolVar(&f.authExecutors, "authenticate_http_executors", false, "refuse executor API calls (/api/v1/executor) without a valid token of the executor they are for (needs --jwt_secret_key)")
 }
 
@@ -86,6 +88,12 @@ func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
 			return agent.Config{}, fmt.Errorf("--jwt_secret_key: %w", err)
 		}
 	}
+	var acls *auth.ACLs
+	if f.acls != "" {
+		if acls, err = auth.LoadACLs(f.acls); err != nil {
+			return agent.Config{}, fmt.Errorf("--acls: %w", err)
+		}
+	}
 	ctr, err := f.iso.containerizer(f.iso.cgroupsRoot, logger)
 	if err != nil {
 		return agent.Config{}, err
@@ -108,6 +116,7 @@ func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
 		TLSCAFile:       f.http.tls.CAFile,
 		MasterTLS:       masterTLS,
 
+		ACLs:                      acls,
 		ExecutorSecretKey:         secretKey,
 		AuthenticateHTTPExecutors: f.authExecutors,
 	}

@@ -192,6 +192,7 @@ func runDev(args []string) int {
 			Logger:        logger.With("agent", i),
 			HTTP:          cfg.HTTP, // --cors_allowed_origins, --enable_pprof: the agents' too
 			Credential:    secure.agent,
+			ACLs:          cfg.ACLs, // the master's --acls: its agents' /files too
 			TLS:           mf.http.serverTLS,
 			// Executors get the CA and call their agent over TLS; plain
 			// HTTP stays accepted beside it for the executors that do
