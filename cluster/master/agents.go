@@ -132,6 +132,10 @@ func (m *Master) serveAgentRegister(w http.ResponseWriter, r *http.Request, call
 		writeError(w, errorf(http.StatusBadRequest, "REGISTER requires 'register.info' with a hostname"))
 		return
 	}
+	if err := m.authorizeAgentRegistration(r); err != nil { // authz.go
+		writeError(w, err)
+		return
+	}
 	codec := agentStreamCodec(r.Header.Get("Accept"))
 	out := newOutbox()
 	var a *agent

@@ -171,6 +171,14 @@ func volumeCreator(r mesos.Resource) string {
 	return r.GetDisk().GetPersistence().GetPrincipal()
 }
 
+// authorizeAgentRegistration is register_agents for an agent's REGISTER:
+// the subject is the principal the agent authenticated as
+// (--authenticate_agents), or nobody. The ACLs never change, so it runs
+// off the loop, before the registration touches anything.
+func (m *Master) authorizeAgentRegistration(r *http.Request) error {
+	return m.check(auth.RegisterAgents, requestPrincipal(r), "")
+}
+
 // authorizeOperator checks an operator API call that changes something,
 // on the loop (TEARDOWN reads the framework's principal).
 func (m *Master) authorizeOperator(r *http.Request, c *master.Call) error {
