@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -83,10 +84,16 @@ func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
 		return agent.Config{}, err
 	}
 	var secretKey []byte
-	if f.jwtSecretKey != "" {
+	switch {
+	case f.jwtSecretKey != "":
 		if secretKey, err = auth.LoadSecretKey(f.jwtSecretKey); err != nil {
 			return agent.Config{}, fmt.Errorf("--jwt_secret_key: %w", err)
 		}
+		if _, err := auth.NewTokenSigner(secretKey); err != nil {
+			return agent.Config{}, fmt.Errorf("--jwt_secret_key %s: %w", f.jwtSecretKey, err)
+		}
+	case f.authExecutors:
+		return agent.Config{}, errors.New("--authenticate_http_executors needs --jwt_secret_key=FILE, the key executors' tokens are signed with")
 	}
 	var acls *auth.ACLs
 	if f.acls != "" {
