@@ -114,3 +114,79 @@ func TestFilesDebugListsOnlyReadableSandboxes(t *testing.T) {
 		t.Errorf("/files/debug = %s, want alice's sandbox alone", b)
 	}
 }
+
+// TestAgentViewsFilteredByACLs: the agent's /state and the operator API's
+// GET_STATE show a principal only the frameworks, tasks and executors
+// view_frameworks, view_tasks and view_executors let it see.
+func TestAgentViewsFilteredByACLs(t *testing.T) {
+	creds, err := auth.ParseCredentials([]byte(`{"credentials": [{"principal": "ops-a", "secret": "sa"}, {"principal": "admin", "secret": "sx"}]}`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	authn, err := auth.New(auth.Options{Credentials: creds, HTTPReadOnly: true, HTTPReadWrite: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := func(action string) string {
+		return `"` + action + `": [{"principals": {"values": ["ops-a"]}, "users": {"values": ["alice"]}},
+			{"principals": {"values": ["admin"]}, "users": {"type": "ANY"}}]`
+	}
+	acls, err := auth.ParseACLs([]byte(`{"permissive": false, ` + rules("view_frameworks") + `, ` + rules("view_tasks") + `, ` + rules("view_executors") + `}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm := newFakeMaster(t)
+	cfg := testConfig(t, fm, "")
+	cfg.HTTP = api.HTTPOptions{Auth: authn}
+	cfg.ACLs = acls
+	ta, _ := startRegistered(t, fm, cfg)
+	for _, user := range []string{"alice", "bob"} {
+		rt := shellTask("task-"+user, "sleep 30")
+		rt.Framework.ID = &mesos.FrameworkID{Value: "fw-" + user}
+		rt.Framework.User = user
+		run(fm, rt)
+		fm.expectStates(t, "task-"+user, mesos.TASK_STARTING, mesos.TASK_RUNNING)
+	}
+	do := func(principal, secret, method, path, body string) string {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://"+ta.Addr()+path, strings.NewReader(body))
+		req.SetBasicAuth(principal, secret)
+		if body != "" {
+			req.Header.Set("Content-Type", api.MediaJSON)
+			req.Header.Set("Accept", api.MediaJSON)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s %s as %s: %d %s", method, path, principal, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	for _, tc := range []struct {
+		principal, secret string
+		sees, hidden      []string
+	}{
+		{"ops-a", "sa", []string{"fw-alice", "task-alice"}, []string{"fw-bob", "task-bob"}},
+		{"admin", "sx", []string{"fw-alice", "task-alice", "fw-bob", "task-bob"}, nil},
+	} {
+		for _, view := range []string{
+			do(tc.principal, tc.secret, http.MethodGet, "/state", ""),
+			do(tc.principal, tc.secret, http.MethodPost, "/api/v1", `{"type":"GET_STATE"}`),
+		} {
+			for _, s := range tc.sees {
+				if !strings.Contains(view, s) {
+					t.Errorf("%s does not see %s: %.400s", tc.principal, s, view)
+				}
+			}
+			for _, s := range tc.hidden {
+				if strings.Contains(view, s) {
+					t.Errorf("%s sees %s: %.400s", tc.principal, s, view)
+				}
+			}
+		}
+	}
+}
