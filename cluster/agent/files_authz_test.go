@@ -116,7 +116,7 @@ func TestFilesDebugListsOnlyReadableSandboxes(t *testing.T) {
 }
 
 // TestAgentViewsFilteredByACLs: the agent's /state, the operator API's
-// GET_STATE and /monitor/statistics show a principal only the frameworks, tasks and executors
+// GET_STATE and GET_CONTAINERS and /monitor/statistics show a principal only the frameworks, tasks and executors
 // view_frameworks, view_tasks and view_executors let it see.
 func TestAgentViewsFilteredByACLs(t *testing.T) {
 	creds, err := auth.ParseCredentials([]byte(`{"credentials": [{"principal": "ops-a", "secret": "sa"}, {"principal": "admin", "secret": "sx"}]}`), "")
@@ -177,6 +177,7 @@ func TestAgentViewsFilteredByACLs(t *testing.T) {
 			do(tc.principal, tc.secret, http.MethodGet, "/state", ""),
 			do(tc.principal, tc.secret, http.MethodPost, "/api/v1", `{"type":"GET_STATE"}`),
 			do(tc.principal, tc.secret, http.MethodGet, "/monitor/statistics", ""),
+			do(tc.principal, tc.secret, http.MethodPost, "/api/v1", `{"type":"GET_CONTAINERS"}`),
 		} {
 			for _, s := range tc.sees {
 				if !strings.Contains(view, s) {

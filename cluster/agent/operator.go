@@ -83,7 +83,7 @@ func (a *Agent) operatorCall(c *agentpb.Call, v viewer) (*agentpb.Response, int,
 	case agentpb.Call_GET_STATE:
 		return &agentpb.Response{Type: agentpb.Response_GET_STATE, GetState: a.operatorState(v)}, 0, ""
 	case agentpb.Call_GET_CONTAINERS:
-		return &agentpb.Response{Type: agentpb.Response_GET_CONTAINERS, GetContainers: a.operatorContainers()}, 0, ""
+		return &agentpb.Response{Type: agentpb.Response_GET_CONTAINERS, GetContainers: a.operatorContainers(v)}, 0, ""
 	case agentpb.Call_UNKNOWN:
 		return nil, http.StatusBadRequest, "expecting 'type' to be present"
 	}
@@ -161,8 +161,9 @@ func (a *Agent) operatorState(v viewer) *agentpb.Response_GetState {
 	return &agentpb.Response_GetState{GetTasks: tasks, GetExecutors: executors, GetFrameworks: frameworks}
 }
 
-// operatorContainers lists running containers with their usage.
-func (a *Agent) operatorContainers() *agentpb.Response_GetContainers {
+// operatorContainers lists the running containers v may view (those of
+// the executors it may view) with their usage.
+func (a *Agent) operatorContainers(v viewer) *agentpb.Response_GetContainers {
 	type entry struct {
 		c                  containerizer.Container
 		fw, exec, name, id string
@@ -170,12 +171,12 @@ func (a *Agent) operatorContainers() *agentpb.Response_GetContainers {
 	var entries []entry
 	a.mu.Lock()
 	for _, t := range a.tasks {
-		if t.container != nil && t.exec == nil && !isTerminal(t.state) {
+		if t.container != nil && t.exec == nil && !isTerminal(t.state) && v.task(t) {
 			entries = append(entries, entry{t.container, t.key.framework, t.executorID(), "Command Executor (Task: " + t.key.task + ")", t.containerID})
 		}
 	}
 	for _, e := range a.executors {
-		if e.container != nil {
+		if e.container != nil && v.executor(&e.framework, e.info.Command) {
 			entries = append(entries, entry{e.container, e.key.framework, e.key.executor, e.info.GetName(), e.containerID})
 		}
 	}
