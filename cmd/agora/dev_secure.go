@@ -39,7 +39,8 @@ var devPrincipals = []string{"operator", "agent", "framework"}
 func (d *devSecure) register(fs *flag.FlagSet) {
 	fs.BoolVar(&d.on, "secure", false, "require credentials on every endpoint (--authenticate_frameworks, _agents, _http_readonly, _http_readwrite):\n"+
 		"generates principals operator, agent and framework with random secrets in WORK_DIR/secure and prints how to use them;\n"+
-		"the master and the agents speak HTTPS (--ssl_cert_file) with a certificate of a CA generated in WORK_DIR/secure/tls.\n"+
+		"the master and the agents speak HTTPS (--ssl_cert_file) with a certificate of a CA generated in WORK_DIR/secure/tls,\n"+
+		"and each executor calls its agent with a token of its own (--authenticate_http_executors).\n"+
 		"The built-in services (Hadoop, Spark, Marathon, Chronos, DNS, Cassandra) present principal framework; their own APIs ask for no credentials yet")
 }
 
