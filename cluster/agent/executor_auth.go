@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -43,6 +44,12 @@ func (a *Agent) executorTLSEnv() []string {
 	env := []string{tlsconf.EnvEnabled + "=true"}
 	if a.cfg.TLSCAFile != "" {
 		env = append(env, tlsconf.EnvCAFile+"="+a.cfg.TLSCAFile)
+	}
+	if a.cfg.TLS.ClientAuth != tls.RequireAndVerifyClientCert && a.cfg.TLS.ClientAuth != tls.RequireAnyClientCert {
+		// The agent asks executors for no certificate: they do not get
+		// the paths of its own (inherited from a LIBPROCESS_SSL_*
+		// environment), whose key a task's user may not even read.
+		env = append(env, tlsconf.EnvCertFile+"=", tlsconf.EnvKeyFile+"=")
 	}
 	return env
 }
