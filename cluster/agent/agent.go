@@ -134,6 +134,10 @@ type Config struct {
 	// whether /debug/pprof is served (default: neither) and which requests
 	// need credentials.
 	HTTP api.HTTPOptions
+	// ACLs (--acls), if set, authorize the /files endpoints:
+	// access_sandboxes on the user of the framework whose sandbox is read
+	// (files_authz.go). Nil allows everything.
+	ACLs *auth.ACLs
 	// Credential, if set, is presented to the master on every call
 	// (--credential), for a master running with --authenticate_agents.
 	Credential auth.Credential
@@ -142,6 +146,19 @@ type Config struct {
 	// (LIBPROCESS_SSL_SUPPORT_DOWNGRADE).
 	TLS          *tls.Config
 	TLSDowngrade bool
+	// TLSCAFile is the CA bundle executors verify the agent's certificate
+	// with when TLS is set: their environment gets LIBPROCESS_SSL_ENABLED
+	// and LIBPROCESS_SSL_CA_FILE, as libprocess hands its own to the
+	// executors it starts ("": the system's roots).
+	TLSCAFile string
+	// ExecutorSecretKey, if set, signs a token for every executor the
+	// agent starts (MESOS_EXECUTOR_AUTHENTICATION_TOKEN; Mesos's
+	// --jwt_secret_key), at least auth.MinSecretKey bytes.
+	ExecutorSecretKey []byte
+	// AuthenticateHTTPExecutors refuses the executor API calls that do not
+	// carry a valid token of the executor they are made for
+	// (--authenticate_http_executors); it needs ExecutorSecretKey.
+	AuthenticateHTTPExecutors bool
 	// MasterTLS, if set, is how the agent calls its master: over HTTPS,
 	// verifying the master's certificate (and presenting the agent's to a
 	// master that requires one). An https:// MasterAddr calls it over
@@ -303,6 +320,9 @@ type Agent struct {
 
 	// Custom and default executors (executor.go); guarded by mu.
 	executors map[execKey]*executor
+	// tokens signs and checks executors' tokens (nil: no
+	// ExecutorSecretKey); executor_auth.go.
+	tokens *auth.TokenSigner
 	// diskUsage measures the used fraction of work_dir's file system (the
 	// garbage collector's input; tests pin it).
 	diskUsage func(dir string) float64
@@ -344,6 +364,10 @@ func New(cfg Config) (*Agent, error) {
 			return nil, fmt.Errorf("agent: hostname: %w (set --hostname)", err)
 		}
 	}
+	tokens, err := executorTokens(cfg) // executor_auth.go
+	if err != nil {
+		return nil, err
+	}
 	ln := cfg.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -370,6 +394,7 @@ func New(cfg Config) (*Agent, error) {
 		counters:   map[string]float64{},
 		executors:  map[execKey]*executor{},
 		recoveredC: make(chan struct{}),
+		tokens:     tokens,
 	}
 	if w, ok := cfg.Containerizer.(interface{ Warnings() []string }); ok {
 		a.warnings = w.Warnings()

@@ -957,7 +957,7 @@ func (a *Agent) updateExecutorLimits(e *executor) {
 // executorEnv is the MESOS_* environment of a v1 executor (Mesos's
 // slave.cpp executorEnvironment).
 func (a *Agent) executorEnv(e *executor) []string {
-	return a.executorEnvAt(e, a.executorEndpoint(), e.sandbox)
+	return append(a.executorEnvAt(e, a.executorEndpoint(), e.sandbox), a.executorTLSEnv()...) // executor_auth.go
 }
 
 // executorEnvAt is executorEnv for an executor that reaches the agent at
@@ -979,6 +979,7 @@ func (a *Agent) executorEnvAt(e *executor, endpoint, sandbox string) []string {
 		"MESOS_HTTP_COMMAND_EXECUTOR=0",
 		"MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD=" + api.FormatDuration(a.executorGracePeriod(e)),
 	}
+	env = append(env, a.executorTokenEnv(e)...) // executor_auth.go
 	if checkpoint {
 		env = append(env,
 			"MESOS_RECOVERY_TIMEOUT="+api.FormatDuration(a.cfg.RecoveryTimeout),

@@ -120,12 +120,20 @@ func (a *Agent) serveExecutorAPI(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, &httpError{http.StatusServiceUnavailable, "Agent has not finished recovery"})
 		return
 	}
+	claims, ok := a.authenticateExecutor(w, r) // executor_auth.go
+	if !ok {
+		return
+	}
 	call, herr := readExecutorCall(w, r)
 	if herr != nil {
 		writeHTTPError(w, herr)
 		return
 	}
 	if herr := validateExecutorCall(call); herr != nil {
+		writeHTTPError(w, herr)
+		return
+	}
+	if herr := a.authorizeExecutorCall(claims, call); herr != nil {
 		writeHTTPError(w, herr)
 		return
 	}

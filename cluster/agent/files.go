@@ -78,6 +78,9 @@ func (a *Agent) openSandboxPath(r *http.Request) (*os.File, string, fs.FileInfo,
 	if resolved != resolvedRoot && !strings.HasPrefix(resolved, resolvedRoot+"/") {
 		return nil, "", nil, filesErr(http.StatusForbidden, "path %q leads outside this agent's sandboxes through a symlink", p)
 	}
+	if err := a.authorizeSandbox(r, clean); err != nil { // files_authz.go
+		return nil, "", nil, err
+	}
 	sandboxes, err := os.OpenRoot(root)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("open sandbox root: %w", err)

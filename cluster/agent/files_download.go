@@ -44,5 +44,10 @@ func (a *Agent) serveFilesDebug(w http.ResponseWriter, r *http.Request) {
 			out[dir] = dir
 		}
 	}
+	for dir := range out {
+		if a.authorizeSandbox(r, dir) != nil { // files_authz.go: list only what may be read
+			delete(out, dir)
+		}
+	}
 	writeJSON(w, r, out)
 }

@@ -66,12 +66,12 @@ func secs(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 // strings that share nothing with the agent's state), and marshalled and
 // written after a.mu is released, so a slow client holds up nobody.
 func (a *Agent) serveState(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, r, a.stateSnapshot())
+	writeJSON(w, r, a.stateSnapshot(a.viewerOf(r))) // views_authz.go
 }
 
 // stateSnapshot is /state's answer, taken at one instant under a.mu: a
-// task appears once, live or completed.
-func (a *Agent) stateSnapshot() map[string]any {
+// task appears once, live or completed, if v may view it.
+func (a *Agent) stateSnapshot(v viewer) map[string]any {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	host, _, _ := strings.Cut(a.masterHost(), ":")
@@ -113,12 +113,16 @@ func (a *Agent) stateSnapshot() map[string]any {
 		return v
 	}
 	for _, t := range a.tasks {
-		v := view(t)
-		v.live = append(v.live, t)
+		if v.task(t) {
+			fv := view(t)
+			fv.live = append(fv.live, t)
+		}
 	}
 	for _, t := range a.completed {
-		v := view(t)
-		v.completed = append(v.completed, t)
+		if v.task(t) {
+			fv := view(t)
+			fv.completed = append(fv.completed, t)
+		}
 	}
 	var frameworks, completedFrameworks []any
 	ids := make([]string, 0, len(fws))
@@ -127,14 +131,14 @@ func (a *Agent) stateSnapshot() map[string]any {
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
-		v := fws[id]
-		sortTasks(v.live)
-		executors := a.executorsJSON(v.live) // executor_state.go
-		completedExecutors := a.executorsJSON(v.completed)
-		fj := frameworkJSON(v.info)
+		fv := fws[id]
+		sortTasks(fv.live)
+		executors := a.executorsJSON(fv.live) // executor_state.go
+		completedExecutors := a.executorsJSON(fv.completed)
+		fj := frameworkJSON(fv.info)
 		fj["executors"] = nonNil(executors)
 		fj["completed_executors"] = nonNil(completedExecutors)
-		if len(v.live) > 0 {
+		if len(fv.live) > 0 {
 			frameworks = append(frameworks, fj)
 		} else {
 			completedFrameworks = append(completedFrameworks, fj)

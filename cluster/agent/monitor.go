@@ -28,9 +28,10 @@ func (a *Agent) serveStatistics(w http.ResponseWriter, r *http.Request) {
 		mem   float64
 	}
 	var sources []source
+	v := a.viewerOf(r) // views_authz.go: the executors the principal may view
 	a.mu.Lock()
 	for _, t := range a.tasks {
-		if t.container == nil || t.exec != nil || isTerminal(t.state) {
+		if t.container == nil || t.exec != nil || isTerminal(t.state) || !v.task(t) {
 			continue
 		}
 		sources = append(sources, source{
@@ -46,7 +47,7 @@ func (a *Agent) serveStatistics(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	for _, e := range a.executors {
-		if e.container == nil {
+		if e.container == nil || !v.executor(&e.framework, e.info.Command) {
 			continue
 		}
 		sources = append(sources, source{

@@ -29,7 +29,7 @@ func (a *Agent) serveOperator(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusNotAcceptable)
 		return
 	}
-	resp, code, msg := a.operatorCall(&call)
+	resp, code, msg := a.operatorCall(&call, a.viewerOf(r)) // views_authz.go
 	if resp == nil {
 		http.Error(w, msg, code)
 		return
@@ -43,7 +43,7 @@ func (a *Agent) serveOperator(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
-func (a *Agent) operatorCall(c *agentpb.Call) (*agentpb.Response, int, string) {
+func (a *Agent) operatorCall(c *agentpb.Call, v viewer) (*agentpb.Response, int, string) {
 	switch c.Type {
 	case agentpb.Call_GET_HEALTH:
 		return &agentpb.Response{Type: agentpb.Response_GET_HEALTH, GetHealth: &agentpb.Response_GetHealth{Healthy: true}}, 0, ""
@@ -75,15 +75,15 @@ func (a *Agent) operatorCall(c *agentpb.Call) (*agentpb.Response, int, string) {
 		info := a.registration().Info
 		return &agentpb.Response{Type: agentpb.Response_GET_AGENT, GetAgent: &agentpb.Response_GetAgent{AgentInfo: info}}, 0, ""
 	case agentpb.Call_GET_TASKS:
-		return &agentpb.Response{Type: agentpb.Response_GET_TASKS, GetTasks: a.operatorState().GetTasks}, 0, ""
+		return &agentpb.Response{Type: agentpb.Response_GET_TASKS, GetTasks: a.operatorState(v).GetTasks}, 0, ""
 	case agentpb.Call_GET_EXECUTORS:
-		return &agentpb.Response{Type: agentpb.Response_GET_EXECUTORS, GetExecutors: a.operatorState().GetExecutors}, 0, ""
+		return &agentpb.Response{Type: agentpb.Response_GET_EXECUTORS, GetExecutors: a.operatorState(v).GetExecutors}, 0, ""
 	case agentpb.Call_GET_FRAMEWORKS:
-		return &agentpb.Response{Type: agentpb.Response_GET_FRAMEWORKS, GetFrameworks: a.operatorState().GetFrameworks}, 0, ""
+		return &agentpb.Response{Type: agentpb.Response_GET_FRAMEWORKS, GetFrameworks: a.operatorState(v).GetFrameworks}, 0, ""
 	case agentpb.Call_GET_STATE:
-		return &agentpb.Response{Type: agentpb.Response_GET_STATE, GetState: a.operatorState()}, 0, ""
+		return &agentpb.Response{Type: agentpb.Response_GET_STATE, GetState: a.operatorState(v)}, 0, ""
 	case agentpb.Call_GET_CONTAINERS:
-		return &agentpb.Response{Type: agentpb.Response_GET_CONTAINERS, GetContainers: a.operatorContainers()}, 0, ""
+		return &agentpb.Response{Type: agentpb.Response_GET_CONTAINERS, GetContainers: a.operatorContainers(v)}, 0, ""
 	case agentpb.Call_UNKNOWN:
 		return nil, http.StatusBadRequest, "expecting 'type' to be present"
 	}
@@ -94,7 +94,7 @@ func (a *Agent) operatorCall(c *agentpb.Call) (*agentpb.Response, int, string) {
 // GET_EXECUTORS' and GET_FRAMEWORKS'), copied under a.mu at one instant,
 // so that a task is either launched or completed, never both; the caller
 // marshals and writes it after a.mu is released.
-func (a *Agent) operatorState() *agentpb.Response_GetState {
+func (a *Agent) operatorState(v viewer) *agentpb.Response_GetState {
 	heads := a.updateHeads()
 	tasks := &agentpb.Response_GetTasks{}
 	executors := &agentpb.Response_GetExecutors{}
@@ -108,13 +108,16 @@ func (a *Agent) operatorState() *agentpb.Response_GetState {
 	sortKeys(keys)
 	seen := map[string]bool{}
 	addFramework := func(fw mesos.FrameworkInfo) {
-		if id := fw.GetID().GetValue(); id != "" && !seen[id] {
+		if id := fw.GetID().GetValue(); id != "" && !seen[id] && v.framework(&fw) {
 			seen[id] = true
 			frameworks.Frameworks = append(frameworks.Frameworks, agentpb.Response_GetFrameworks_Framework{FrameworkInfo: fw})
 		}
 	}
 	for _, k := range keys {
 		t := a.tasks[k]
+		if !v.task(t) {
+			continue
+		}
 		mt, _ := a.taskForMasterLocked(t, heads[k]) // register.go
 		if isTerminal(mt.GetState()) {
 			tasks.TerminatedTasks = append(tasks.TerminatedTasks, *mt)
@@ -124,6 +127,9 @@ func (a *Agent) operatorState() *agentpb.Response_GetState {
 		addFramework(t.framework)
 	}
 	for _, t := range a.completed {
+		if !v.task(t) {
+			continue
+		}
 		state := t.state
 		tasks.CompletedTasks = append(tasks.CompletedTasks, mesos.Task{Name: t.info.Name, TaskID: t.info.TaskID,
 			FrameworkID: mesos.FrameworkID{Value: t.key.framework}, AgentID: mesos.AgentID{Value: a.agentID},
@@ -141,6 +147,9 @@ func (a *Agent) operatorState() *agentpb.Response_GetState {
 	})
 	for _, k := range execKeys {
 		e := a.executors[k]
+		if !v.executor(&e.framework, e.info.Command) {
+			continue
+		}
 		addFramework(e.framework)
 		if e.state != execTerminated {
 			executors.Executors = append(executors.Executors, agentpb.Response_GetExecutors_Executor{ExecutorInfo: e.info})
@@ -152,8 +161,9 @@ func (a *Agent) operatorState() *agentpb.Response_GetState {
 	return &agentpb.Response_GetState{GetTasks: tasks, GetExecutors: executors, GetFrameworks: frameworks}
 }
 
-// operatorContainers lists running containers with their usage.
-func (a *Agent) operatorContainers() *agentpb.Response_GetContainers {
+// operatorContainers lists the running containers v may view (those of
+// the executors it may view) with their usage.
+func (a *Agent) operatorContainers(v viewer) *agentpb.Response_GetContainers {
 	type entry struct {
 		c                  containerizer.Container
 		fw, exec, name, id string
@@ -161,12 +171,12 @@ func (a *Agent) operatorContainers() *agentpb.Response_GetContainers {
 	var entries []entry
 	a.mu.Lock()
 	for _, t := range a.tasks {
-		if t.container != nil && t.exec == nil && !isTerminal(t.state) {
+		if t.container != nil && t.exec == nil && !isTerminal(t.state) && v.task(t) {
 			entries = append(entries, entry{t.container, t.key.framework, t.executorID(), "Command Executor (Task: " + t.key.task + ")", t.containerID})
 		}
 	}
 	for _, e := range a.executors {
-		if e.container != nil {
+		if e.container != nil && v.executor(&e.framework, e.info.Command) {
 			entries = append(entries, entry{e.container, e.key.framework, e.key.executor, e.info.GetName(), e.containerID})
 		}
 	}

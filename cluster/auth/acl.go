@@ -38,6 +38,7 @@ const (
 	DrainAgents        Action = "drain_agents"        // implicit
 	DeactivateAgents   Action = "deactivate_agents"   // implicit
 	ReactivateAgents   Action = "reactivate_agents"   // implicit
+	RegisterAgents     Action = "register_agents"     // implicit: the agent's principal registers
 )
 
 // actionObjects is each action's object field in the JSON.
@@ -61,12 +62,13 @@ var actionObjects = map[Action]string{
 	DrainAgents:        "agents",
 	DeactivateAgents:   "agents",
 	ReactivateAgents:   "agents",
+	RegisterAgents:     "agents",
 }
 
 // unenforced are Mesos's actions agora does not check (yet): an ACL file
 // naming one is refused rather than silently ignored.
 var unenforced = map[string]bool{
-	"register_agents": true, "get_endpoints": true, "view_roles": true, "view_flags": true,
+	"get_endpoints": true, "view_roles": true, "view_flags": true,
 	"access_mesos_logs": true, "resize_volume": true, "get_maintenance_schedules": true,
 	"update_maintenance_schedules": true, "start_maintenances": true, "stop_maintenances": true,
 	"get_maintenance_statuses": true, "launch_nested_containers": true, "view_resource_providers": true,

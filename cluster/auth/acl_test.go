@@ -71,7 +71,7 @@ func TestACLsMatching(t *testing.T) {
 func TestACLsParseErrors(t *testing.T) {
 	for _, tc := range []struct{ json, says string }{
 		{`{"launch_rockets": []}`, `unknown action "launch_rockets"`},
-		{`{"register_agents": []}`, `"register_agents" is not enforced`},
+		{`{"access_mesos_logs": []}`, `"access_mesos_logs" is not enforced`},
 		{`{"permissive": "yes"}`, "permissive"},
 		{`{"run_tasks": [{"principals": {"type": "ANY"}, "users": {"type": "ANY"}}, {"principals": {"type": "ANY"}}]}`, `run_tasks[1]: missing "users"`},
 		{`{"run_tasks": [{"principals": {"type": "ANY"}, "roles": {"type": "ANY"}}]}`, `run_tasks[0]: unknown field "roles"`},

@@ -199,3 +199,33 @@ func TestAuthenticate(t *testing.T) {
 		t.Errorf("a flag without credentials: %v", err)
 	}
 }
+
+// FuzzParseCredentials: no credentials file makes the parser panic; one
+// it accepts holds at least one principal and verifies no secret for a
+// principal it does not name.
+func FuzzParseCredentials(f *testing.F) {
+	for _, seed := range []string{
+		`{"credentials": [{"principal": "a", "secret": "s"}]}`,
+		`{"credentials": [{"principal": "a", "secret": "sha256:5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"}]}`,
+		`{"credentials": [{"principal": "a", "secret": "$2b$04$abcdefghijklmnopqrstuu"}]}`,
+		`{"credentials": [{"principal": "a", "secret_file": "missing"}]}`,
+		"a s\nb t\n",
+		`{"credentials": [{"principal": "a",, }]}`,
+		`{"credentials": null}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseCredentials(data, dir)
+		if err != nil {
+			return
+		}
+		if len(c.secrets) == 0 {
+			t.Fatalf("accepted %q with no principal", data)
+		}
+		if c.Verify("\x00not-a-principal\x00", "") {
+			t.Fatalf("%q: an unknown principal verified", data)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 )
 
 // The master relays to its agents what the web UI reads from them — an
@@ -47,14 +49,25 @@ type AgentLocator func(ctx context.Context, agentID string) (string, error)
 // AgentProxy serves AgentProxyPrefix by relaying GETs to the agent locate
 // finds, streaming the answer as it comes (a download is never held
 // whole). An agent that does not answer is a 502 naming it.
-func AgentProxy(locate AgentLocator) http.Handler {
+func AgentProxy(locate AgentLocator) http.Handler { return AgentProxyTLS(locate, nil, false) }
+
+// AgentProxyTLS is AgentProxy calling the agents over HTTPS with cfg
+// (verifying their certificates, and presenting the master's to agents
+// that require one), as a libprocess with SSL enabled calls every peer.
+// With downgrade (LIBPROCESS_SSL_SUPPORT_DOWNGRADE), an agent that
+// answers the handshake in plain HTTP is asked again in plain HTTP; a
+// certificate that does not verify is never downgraded. A nil cfg
+// calls them in plain HTTP.
+func AgentProxyTLS(locate AgentLocator, cfg *tls.Config, downgrade bool) http.Handler {
+	transport := &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		ResponseHeaderTimeout: 15 * time.Second,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       time.Minute,
+		TLSClientConfig:       cfg.Clone(),
+	}
 	client := &http.Client{
-		Transport: &http.Transport{
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-			ResponseHeaderTimeout: 15 * time.Second,
-			MaxIdleConnsPerHost:   4,
-			IdleConnTimeout:       time.Minute,
-		},
+		Transport:     transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -78,19 +91,28 @@ func AgentProxy(locate AgentLocator) http.Handler {
 			writeError(w, errorf(he.Code, "%s", he.Message))
 			return
 		}
-		target := url.URL{Scheme: "http", Host: addr, Path: "/" + endpoint, RawQuery: r.URL.RawQuery}
-		req, err := http.NewRequestWithContext(r.Context(), r.Method, target.String(), nil)
-		if err != nil {
-			writeError(w, errorf(http.StatusBadGateway, "agent %s at %s: %v", id, addr, err))
-			return
-		}
-		for _, h := range proxyRequestHeaders {
-			if v := r.Header.Get(h); v != "" {
-				req.Header.Set(h, v)
+		relay := func(scheme string) (*http.Response, error) {
+			target := url.URL{Scheme: scheme, Host: addr, Path: "/" + endpoint, RawQuery: r.URL.RawQuery}
+			req, err := http.NewRequestWithContext(r.Context(), r.Method, target.String(), nil)
+			if err != nil {
+				return nil, err
 			}
+			for _, h := range proxyRequestHeaders {
+				if v := r.Header.Get(h); v != "" {
+					req.Header.Set(h, v)
+				}
+			}
+			return client.Do(req)
 		}
-		resp, err := client.Do(req)
+		resp, err := relay(tlsconf.Scheme(cfg))
+		if err != nil && cfg != nil && downgrade && answeredPlainHTTP(err) {
+			resp, err = relay("http") // a GET: asking again is harmless
+		}
 		if err != nil {
+			if verr := tlsconf.VerifyError("agent "+id+" at "+addr, err); verr != nil {
+				writeError(w, errorf(http.StatusBadGateway, "%v", verr))
+				return
+			}
 			if r.Context().Err() != nil {
 				return // the browser left
 			}
@@ -106,6 +128,13 @@ func AgentProxy(locate AgentLocator) http.Handler {
 		w.WriteHeader(resp.StatusCode)
 		_, _ = io.Copy(w, resp.Body)
 	})
+}
+
+// answeredPlainHTTP reports a TLS handshake that a plain HTTP server
+// answered.
+func answeredPlainHTTP(err error) bool {
+	var rh tls.RecordHeaderError
+	return errors.As(err, &rh) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
 }
 
 // locateAgent is the master's AgentLocator: the address in the agent's

@@ -70,7 +70,15 @@ func (m *Master) serveAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var herr error
-	if derr := m.do(r.Context(), func() { herr = m.handleAgentCall(&call) }); derr != nil {
+	principal := requestPrincipal(r)
+	if derr := m.do(r.Context(), func() {
+		if a := m.agents[call.AgentID]; a != nil {
+			if herr = checkAgentPrincipal(a, principal, string(call.Type)); herr != nil { // authz.go
+				return
+			}
+		}
+		herr = m.handleAgentCall(&call)
+	}); derr != nil {
 		answerLoopFailure(w, derr)
 		return
 	}
@@ -132,11 +140,22 @@ func (m *Master) serveAgentRegister(w http.ResponseWriter, r *http.Request, call
 		writeError(w, errorf(http.StatusBadRequest, "REGISTER requires 'register.info' with a hostname"))
 		return
 	}
+	if err := m.authorizeAgentRegistration(r); err != nil { // authz.go
+		writeError(w, err)
+		return
+	}
 	codec := agentStreamCodec(r.Header.Get("Accept"))
 	out := newOutbox()
 	var a *agent
 	err, derr := m.await(r.Context(), func(reply func(error)) {
-		m.registerAgent(reg, out, r.RemoteAddr, func(got *agent, err error) { a = got; reply(err) })
+		principal := requestPrincipal(r)
+		m.registerAgent(reg, out, r.RemoteAddr, principal, func(got *agent, err error) {
+			if got != nil {
+				got.principal = principal
+			}
+			a = got
+			reply(err)
+		})
 	})
 	if derr != nil {
 		answerLoopFailure(w, derr)
@@ -196,7 +215,7 @@ func readBody(r *http.Request) ([]byte, error) {
 // registerAgent admits a new agent or re-admits a known one, calling done
 // on the loop once the registry has the agent (or with why not). It runs
 // on the loop.
-func (m *Master) registerAgent(reg *api.RegisterAgent, out *outbox, remote string, done func(*agent, error)) {
+func (m *Master) registerAgent(reg *api.RegisterAgent, out *outbox, remote, principal string, done func(*agent, error)) {
 	info := *reg.Info
 	id := info.GetID().GetValue()
 	if len(info.Resources) == 0 {
@@ -223,6 +242,10 @@ func (m *Master) registerAgent(reg *api.RegisterAgent, out *outbox, remote strin
 			return
 		}
 		if a, ok := m.agents[id]; ok {
+			if err := checkAgentPrincipal(a, principal, "REGISTER"); err != nil { // authz.go
+				done(nil, err)
+				return
+			}
 			m.reregisterAgent(a, &info, reg, out, pid, now, done)
 			return
 		}

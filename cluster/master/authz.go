@@ -171,6 +171,29 @@ func volumeCreator(r mesos.Resource) string {
 	return r.GetDisk().GetPersistence().GetPrincipal()
 }
 
+// authorizeAgentRegistration is register_agents for an agent's REGISTER:
+// the subject is the principal the agent authenticated as
+// (--authenticate_agents), or nobody. The ACLs never change, so it runs
+// off the loop, before the registration touches anything.
+func (m *Master) authorizeAgentRegistration(r *http.Request) error {
+	return m.check(auth.RegisterAgents, requestPrincipal(r), "")
+}
+
+// checkAgentPrincipal: with --authenticate_agents, an agent's calls
+// after REGISTER (status updates, pongs...) and its re-registrations
+// come only from the principal it registered as, so that one agent's
+// credentials cannot act for another agent. A mismatch is a 403 naming
+// both; the call changes nothing. An agent the master knows only from
+// its registry (after a failover) has no principal yet and takes the one
+// it re-registers as. It runs on the loop.
+func checkAgentPrincipal(a *agent, principal, call string) error {
+	if principal == "" || a.principal == "" || a.principal == principal {
+		return nil
+	}
+	return errorf(http.StatusForbidden, "authenticated principal '%s' does not match principal '%s' that agent %s registered as: %s refused",
+		principal, a.principal, a.id, call)
+}
+
 // authorizeOperator checks an operator API call that changes something,
 // on the loop (TEARDOWN reads the framework's principal).
 func (m *Master) authorizeOperator(r *http.Request, c *master.Call) error {

@@ -12,6 +12,7 @@ package master
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -67,6 +68,13 @@ type Config struct {
 	// limits nothing (authz.go, ratelimit.go).
 	ACLs       *auth.ACLs
 	RateLimits *auth.RateLimits
+	// AgentTLS, if set, is how the master calls its agents (the relay of
+	// their /state and sandbox files, agentproxy.go): over HTTPS,
+	// verifying their certificates. AgentTLSDowngrade asks an agent that
+	// answers in plain HTTP again in plain HTTP
+	// (--ssl_support_downgrade).
+	AgentTLS          *tls.Config
+	AgentTLSDowngrade bool
 	// Now is the clock (tests may replace it); defaults to time.Now.
 	Now func() time.Time
 	// AgentReregisterTimeout is how long agents the registry admitted

@@ -89,6 +89,10 @@ type agent struct {
 	converting  bool
 	lastPongSeq uint64
 	missedPings int
+	// principal is the one the agent registered as (--authenticate_agents;
+	// "" without): its later calls and re-registrations must come from it
+	// (authz.go).
+	principal string
 }
 
 func (a *agent) connected() bool { return a.out != nil }

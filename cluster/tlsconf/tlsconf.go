@@ -57,6 +57,21 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.Downgrade, "ssl_support_downgrade", envBool(EnvDowngrade), "also accept plain HTTP on the TLS port (env "+EnvDowngrade+")")
 }
 
+// FromEnv is the flags as libprocess's LIBPROCESS_SSL_* environment alone
+// sets them: what an executor the agent launched reads (the agent puts
+// LIBPROCESS_SSL_ENABLED and LIBPROCESS_SSL_CA_FILE in its environment when
+// it serves TLS).
+func FromEnv() Flags {
+	return Flags{
+		CertFile:    os.Getenv(EnvCertFile),
+		KeyFile:     os.Getenv(EnvKeyFile),
+		CAFile:      os.Getenv(EnvCAFile),
+		VerifyCert:  envBool(EnvVerifyCert),
+		RequireCert: envBool(EnvRequireCert),
+		Downgrade:   envBool(EnvDowngrade),
+	}
+}
+
 // envBool reads a libprocess boolean: "1", "true" (any case) or "yes".
 func envBool(name string) bool {
 	v := strings.ToLower(strings.TrimSpace(os.Getenv(name)))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/agora-cluster/agora/cluster/agent"
+	"github.com/agora-cluster/agora/cluster/auth"
 )
 
 func init() {
@@ -29,6 +31,11 @@ type agentFlags struct {
 	gc                                                   gcFlags          // agent_gc.go
 	http                                                 httpFlags        // httpflags.go
 	credential                                           string
+	// Executor authentication (Mesos's names): the key executors' tokens
+	// are signed with, and whether the executor API asks for them.
+	jwtSecretKey  string
+	authExecutors bool
+	acls          string
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -48,6 +55,11 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	f.http.register(fs)
 	f.http.registerAgent(fs)
 	fs.StringVar(&f.credential, "credential", "", "JSON file {\"principal\": ..., \"secret\": ...} this agent presents to the master (for --authenticate_agents)")
+	fs.StringVar(&f.jwtSecretKey, "jwt_secret_key", "", "file of the key (at least 32 bytes, e.g. head -c 32 /dev/urandom) the agent signs each executor's token with;\n"+
+		"executors get theirs in MESOS_EXECUTOR_AUTHENTICATION_TOKEN and send it as 'Authorization: Bearer'")
+	fs.StringVar(&f.jwtSecretKey, "executor_secret_key", "", "the same as --jwt_secret_key")
+	fs.StringVar(&f.acls, "acls", "", "authorization of /files: Mesos's ACL JSON, or a file of it; access_sandboxes decides who reads which framework's sandbox (empty: everyone)")
+	fs.BoolVar(&f.authExecutors, "authenticate_http_executors", false, "refuse executor API calls (/api/v1/executor) without a valid token of the executor they are for (needs --jwt_secret_key)")
 }
 
 func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
@@ -71,6 +83,24 @@ func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
 	if err != nil {
 		return agent.Config{}, err
 	}
+	var secretKey []byte
+	switch {
+	case f.jwtSecretKey != "":
+		if secretKey, err = auth.LoadSecretKey(f.jwtSecretKey); err != nil {
+			return agent.Config{}, fmt.Errorf("--jwt_secret_key: %w", err)
+		}
+		if _, err := auth.NewTokenSigner(secretKey); err != nil {
+			return agent.Config{}, fmt.Errorf("--jwt_secret_key %s: %w", f.jwtSecretKey, err)
+		}
+	case f.authExecutors:
+		return agent.Config{}, errors.New("--authenticate_http_executors needs --jwt_secret_key=FILE, the key executors' tokens are signed with")
+	}
+	var acls *auth.ACLs
+	if f.acls != "" {
+		if acls, err = auth.LoadACLs(f.acls); err != nil {
+			return agent.Config{}, fmt.Errorf("--acls: %w", err)
+		}
+	}
 	ctr, err := f.iso.containerizer(f.iso.cgroupsRoot, logger)
 	if err != nil {
 		return agent.Config{}, err
@@ -90,7 +120,12 @@ func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
 		Credential:      credential,
 		TLS:             f.http.serverTLS,
 		TLSDowngrade:    f.http.tls.Downgrade,
+		TLSCAFile:       f.http.tls.CAFile,
 		MasterTLS:       masterTLS,
+
+		ACLs:                      acls,
+		ExecutorSecretKey:         secretKey,
+		AuthenticateHTTPExecutors: f.authExecutors,
 	}
 	f.executors.apply(&cfg) // agent_executors.go
 	f.gc.apply(&cfg)        // agent_gc.go

@@ -200,11 +200,17 @@ func runDev(args []string) int {
 			Logger:        logger.With("agent", i),
 			HTTP:          cfg.HTTP, // --cors_allowed_origins, --enable_pprof: the agents' too
 			Credential:    secure.agent,
+			ACLs:          cfg.ACLs, // the master's --acls: its agents' /files too
 			TLS:           mf.http.serverTLS,
-			// Executors reach their agent at MESOS_AGENT_ENDPOINT over plain
-			// HTTP: the agents accept it beside TLS.
+			// Executors get the CA and call their agent over TLS; plain
+			// HTTP stays accepted beside it for the executors that do
+			// not read LIBPROCESS_SSL_* (mesos-go's, those in Docker).
 			TLSDowngrade: mf.http.serverTLS != nil,
+			TLSCAFile:    mf.http.tls.CAFile,
 			MasterTLS:    masterTLS,
+			// With --secure, each executor's calls carry its own token.
+			ExecutorSecretKey:         secure.executorKey,
+			AuthenticateHTTPExecutors: secure.executorKey != nil,
 		}
 		acfg.HTTP.Auth = cfg.HTTP.Auth.Clone() // the same flags, counters of its own
 		a, err := agent.New(acfg)

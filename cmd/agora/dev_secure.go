@@ -27,6 +27,9 @@ type devSecure struct {
 	// framework is what the built-in services present: to subscribe, and
 	// (DNS, Spark) to read the master's state and events.
 	framework auth.Credential
+	// executorKey signs the executors' tokens; the agents ask executors
+	// for them (--authenticate_http_executors).
+	executorKey []byte
 }
 
 // devPrincipals are the principals --secure generates: one for people and
@@ -36,7 +39,8 @@ var devPrincipals = []string{"operator", "agent", "framework"}
 func (d *devSecure) register(fs *flag.FlagSet) {
 	fs.BoolVar(&d.on, "secure", false, "require credentials on every endpoint (--authenticate_frameworks, _agents, _http_readonly, _http_readwrite):\n"+
 		"generates principals operator, agent and framework with random secrets in WORK_DIR/secure and prints how to use them;\n"+
-		"the master and the agents speak HTTPS (--ssl_cert_file) with a certificate of a CA generated in WORK_DIR/secure/tls.\n"+
+		"the master and the agents speak HTTPS (--ssl_cert_file) with a certificate of a CA generated in WORK_DIR/secure/tls,\n"+
+		"and each executor calls its agent with a token of its own (--authenticate_http_executors).\n"+
 		"The built-in services (Hadoop, Spark, Marathon, Chronos, DNS, Cassandra) present principal framework;\n"+
 		"the APIs of Marathon, Chronos, DNS and Hadoop ask for the same credentials and speak TLS with the same certificate")
 }
@@ -78,6 +82,10 @@ func (d *devSecure) apply(mf *masterFlags) error {
 	}
 	path := filepath.Join(d.dir, "credentials.json")
 	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	d.executorKey = make([]byte, 32)
+	if _, err := rand.Read(d.executorKey); err != nil {
 		return err
 	}
 	mf.http.credentials = path

@@ -460,6 +460,7 @@ func TestMasterAndAgentMutualTLS(t *testing.T) {
 	tr := &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+	var agentID string
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		var s masterState
 		resp, err := client.Get("https://" + master + "/master/state")
@@ -471,6 +472,7 @@ func TestMasterAndAgentMutualTLS(t *testing.T) {
 			}
 		}
 		if err == nil && len(s.Slaves) == 1 {
+			agentID = s.Slaves[0].ID
 			break
 		}
 		if time.Now().After(deadline) {
@@ -485,5 +487,41 @@ func TestMasterAndAgentMutualTLS(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET the agent's /state over TLS: %s", resp.Status)
+	}
+	// The master relays it over TLS, presenting its certificate to the
+	// agent that requires one (no plain HTTP is accepted on either side).
+	resp, err = client.Get("https://" + master + "/agent/" + agentID + "/state")
+	if err != nil {
+		t.Fatalf("GET the agent's /state through the master: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), agentID) {
+		t.Fatalf("GET the agent's /state through the master: %s %.300q", resp.Status, body)
+	}
+}
+
+// TestAgentRefusesBadSecurityFlags: executor authentication without a
+// key, a key too short, and malformed --acls stop the agent at start with
+// exit 2 and a message naming the flag.
+func TestAgentRefusesBadSecurityFlags(t *testing.T) {
+	dir := t.TempDir()
+	short := filepath.Join(dir, "short.key")
+	if err := os.WriteFile(short, []byte("0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--authenticate_http_executors"}, "--authenticate_http_executors needs --jwt_secret_key"},
+		{[]string{"--jwt_secret_key=" + short}, "has 10 bytes, want at least 32"},
+		{[]string{"--executor_secret_key=" + filepath.Join(dir, "absent.key")}, "--jwt_secret_key: open"},
+		{[]string{"--acls={\"access_sandboxes\": [{\"principals\": {\"type\": \"ANY\"}}]}"}, `--acls: access_sandboxes[0]: missing "users"`},
+	} {
+		_, stderr, code := runClient(t, "127.0.0.1:1", append([]string{"agent", "--port=0", "--master=127.0.0.1:1", "--work_dir=" + filepath.Join(dir, "agent")}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.says) {
+			t.Errorf("agora agent %q: exit %d, stderr %q; want 2 saying %q", tc.args, code, stderr, tc.says)
+		}
 	}
 }

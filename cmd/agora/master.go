@@ -113,6 +113,14 @@ func (f *masterFlags) config(logger *slog.Logger, reg registry.Registry) (master
 		HTTP: httpOpts,
 	}
 	f.http.flags(cfg.Flags)
+	if f.http.serverTLS != nil {
+		// As libprocess once SSL is on: the master calls its agents (the
+		// relay of their state and sandboxes) over TLS too.
+		if cfg.AgentTLS, err = f.http.tls.Client(); err != nil {
+			return master.Config{}, err
+		}
+		cfg.AgentTLSDowngrade = f.http.tls.Downgrade
+	}
 	cfg.Flags["acls"], cfg.Flags["rate_limits"] = f.acls, f.rateLimits
 	if f.acls != "" {
 		if cfg.ACLs, err = auth.LoadACLs(f.acls); err != nil {

@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 )
 
 // Config configures a Driver. FromEnv fills it from the environment the
@@ -43,6 +45,16 @@ type Config struct {
 	// means 15s.
 	InitialTimeout time.Duration
 
+	// TLS, if set, is how the agent's certificate is verified (and the
+	// executor's own presented, to an agent that requires one): the calls
+	// go over HTTPS. FromEnv sets it when the agent serves TLS
+	// (LIBPROCESS_SSL_ENABLED, LIBPROCESS_SSL_CA_FILE).
+	TLS *tls.Config
+	// AuthenticationToken is sent as "Authorization: Bearer" on every
+	// call (MESOS_EXECUTOR_AUTHENTICATION_TOKEN), for an agent running
+	// with --authenticate_http_executors.
+	AuthenticationToken string
+
 	// Codec is the wire encoding; the zero value means protobuf.
 	Codec api.Codec
 	// HTTPClient sends the calls other than SUBSCRIBE; nil means a default
@@ -53,7 +65,8 @@ type Config struct {
 }
 
 // FromEnv reads the configuration from the MESOS_* environment variables
-// the agent sets (Mesos's executor environment).
+// the agent sets (Mesos's executor environment), and libprocess's
+// LIBPROCESS_SSL_* for an agent that serves TLS.
 func FromEnv() (Config, error) {
 	var (
 		cfg  Config
@@ -99,6 +112,14 @@ func FromEnv() (Config, error) {
 	if cfg.Checkpoint {
 		cfg.RecoveryTimeout = duration("MESOS_RECOVERY_TIMEOUT", true)
 		cfg.SubscriptionBackoffMax = duration("MESOS_SUBSCRIPTION_BACKOFF_MAX", true)
+	}
+	cfg.AuthenticationToken = os.Getenv("MESOS_EXECUTOR_AUTHENTICATION_TOKEN")
+	if tf := tlsconf.FromEnv(); tf.Enabled() {
+		tc, err := tf.Client()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s (or %s, %s): %w", tlsconf.EnvCAFile, tlsconf.EnvCertFile, tlsconf.EnvKeyFile, err))
+		}
+		cfg.TLS = tc
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("executor: environment: %w", err)

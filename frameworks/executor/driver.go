@@ -20,6 +20,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/executor"
 
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 )
 
 // Driver is an executor's connection to its agent: the subscription, its
@@ -74,12 +75,17 @@ func New(cfg Config, h Handler) (*Driver, error) {
 	}
 	endpoint := strings.TrimSuffix(cfg.AgentEndpoint, "/")
 	if !strings.HasPrefix(endpoint, "http://") && !strings.HasPrefix(endpoint, "https://") {
-		endpoint = "http://" + endpoint
+		// MESOS_AGENT_ENDPOINT is ip:port, as in Mesos: the scheme is
+		// whether the agent serves TLS (LIBPROCESS_SSL_ENABLED).
+		endpoint = tlsconf.Scheme(cfg.TLS) + "://" + endpoint
 	}
 	d.url = endpoint + APIPath
 	d.calls = cfg.HTTPClient
 	if d.calls == nil {
 		d.calls = &http.Client{Timeout: 10 * time.Second}
+		if cfg.TLS != nil {
+			d.calls.Transport = &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: cfg.TLS.Clone()}
+		}
 	}
 	// The stream gets a connection of its own (the API wants calls on
 	// other connections) and a bound on the wait for its headers.
@@ -87,6 +93,7 @@ func New(cfg Config, h Handler) (*Driver, error) {
 		Proxy:                 http.ProxyFromEnvironment,
 		ResponseHeaderTimeout: 10 * time.Second,
 		DisableKeepAlives:     true,
+		TLSClientConfig:       cfg.TLS.Clone(),
 	}}
 	if d.cfg.SubscriptionBackoffMax <= 0 {
 		d.cfg.SubscriptionBackoffMax = 2 * time.Second
@@ -146,6 +153,16 @@ func (d *Driver) Run(ctx context.Context) error {
 	}
 }
 
+// setHeaders gives a call its content type and, when the agent gave the
+// executor a token, the token (Mesos's executor authentication).
+func (d *Driver) setHeaders(req *http.Request) {
+	req.Header.Set("Content-Type", d.codec.MediaType)
+	req.Header.Set("Accept", d.codec.MediaType)
+	if d.cfg.AuthenticationToken != "" {
+		req.Header.Set("Authorization", "Bearer "+d.cfg.AuthenticationToken)
+	}
+}
+
 // backoff is the delay before subscription attempt n (from 0): doubling
 // from 250ms up to SubscriptionBackoffMax, with jitter.
 func (d *Driver) backoff(n int) time.Duration {
@@ -176,8 +193,7 @@ func (d *Driver) session(ctx context.Context) (connected bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	req.Header.Set("Content-Type", d.codec.MediaType)
-	req.Header.Set("Accept", d.codec.MediaType)
+	d.setHeaders(req)
 	resp, err := d.stream.Do(req)
 	if err != nil {
 		return false, fmt.Errorf("executor: SUBSCRIBE: %w", err)
@@ -456,8 +472,7 @@ func (d *Driver) send(ctx context.Context, call *executor.Call) error {
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", d.codec.MediaType)
-	req.Header.Set("Accept", d.codec.MediaType)
+	d.setHeaders(req)
 	resp, err := d.calls.Do(req)
 	if err != nil {
 		return err
