@@ -54,6 +54,7 @@ func (m *Master) Handler(extra http.Handler) http.Handler {
 	}))
 	mux.Handle("/metrics/snapshot", m.serveJSON(func(*http.Request) any { return m.snapshot() }))
 	mux.Handle("/metrics", m.prometheusHandler())
+	mux.Handle("/metrics/history", m.serveJSON(m.historyDoc)) // history.go
 	if extra != nil {
 		mux.Handle("/", extra)
 	} else {
