@@ -2,9 +2,13 @@
 //
 // The page polls the master's /master/state and /metrics/snapshot on the same
 // origin every REFRESH_MS and renders them. Routes live in the URL fragment:
-//   #/tasks?q=<filter>   #/frameworks   #/agents   #/roles   #/task/<framework>/<task>
-// The agents and roles views also read /maintenance/status, /weights and
-// /quota, only while they are open.
+//   #/overview   #/tasks?q=<filter>   #/frameworks   #/framework/<id>   #/agents
+//   #/roles   #/offers   #/maintenance   #/explain?subject=<id or role>
+//   #/task/<framework>/<task>
+// Some views read more, only while they are open: the overview the
+// master's metrics history (/metrics/history), the agents and roles views
+// /maintenance/status, /weights and /quota, the maintenance view the
+// schedule, the explain and framework views /explain.
 // Every value from the master is put into the page as text, never as HTML.
 'use strict';
 
@@ -31,7 +35,7 @@
     pages: { active: 0, completed: 0, agents: 0 },
     // extras: what the agents and roles views read besides the state; each
     // is null until read, and a failed read is a note in the view.
-    extras: { maintenance: null, weights: null, quota: null, volumes: null, error: '' },
+    extras: { maintenance: null, weights: null, quota: null, volumes: null, history: null, schedule: null, explain: null, error: '' },
   };
 
   // ---- small helpers -------------------------------------------------------
@@ -283,12 +287,18 @@
   // refreshExtras reads the policy documents the open view needs. Their
   // failure does not stop the page: the view says what it could not read.
   async function refreshExtras() {
-    const want = { agents: ['maintenance', 'volumes'], roles: ['weights', 'quota'] }[route.view] || [];
+    const want = {
+      overview: ['history'], agents: ['maintenance', 'volumes'], roles: ['weights', 'quota'],
+      maintenance: ['maintenance', 'schedule'], explain: ['explain'], framework: ['explain'],
+    }[route.view] || [];
     if (!want.length) return;
     const read = {
       maintenance: () => getJSON('/maintenance/status'),
       weights: () => getJSON('/weights'),
       quota: () => getJSON('/quota'),
+      history: () => getJSON('/metrics/history'),
+      schedule: () => getJSON('/maintenance/schedule'),
+      explain: () => readExplain(route.view === 'framework' ? route.id : route.subject),
       // Persistent volumes are in the operator API's full resources only.
       volumes: async () => volumesByAgent(await getJSON('/api/v1', 0, {
         method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
@@ -298,9 +308,31 @@
     const errors = [];
     got.forEach((r, i) => {
       if (r.status === 'fulfilled') model.extras[want[i]] = r.value;
-      else errors.push(r.reason.message);
+      else errors.push(describe(r.reason));
     });
     model.extras.error = errors.join('; ');
+  }
+
+  // describe is an error as the page says it: a refusal (401, 403) names
+  // the principal's missing permission rather than a fault.
+  function describe(e) {
+    if (e && (e.status === 401 || e.status === 403)) {
+      return `${e.message.split(':')[0]}: not allowed for the principal you are signed in as (HTTP ${e.status})`;
+    }
+    return e ? e.message : '';
+  }
+
+  // readExplain asks the master why subject (a framework ID or a role)
+  // gets offers or not; an unknown subject is an answer (404), not a fault.
+  async function readExplain(subject) {
+    if (!subject) return null;
+    try {
+      const param = model.index && model.index.frameworks.has(subject) ? 'framework_id' : 'role';
+      return { subject, doc: await getJSON(`/explain?${param}=${enc(subject)}`) };
+    } catch (e) {
+      if (e.status === 404) return { subject, doc: null, unknown: e.message };
+      throw e;
+    }
   }
 
   function schedule() {
@@ -325,9 +357,14 @@
       try { return decodeURIComponent(p); } catch (e) { return p; }
     });
     switch (parts[0]) {
+      case 'overview': return { view: 'overview' };
       case 'frameworks': return { view: 'frameworks' };
+      case 'framework': return { view: 'framework', id: parts.slice(1).join('/') };
       case 'agents': return { view: 'agents' };
       case 'roles': return { view: 'roles' };
+      case 'offers': return { view: 'offers' };
+      case 'maintenance': return { view: 'maintenance' };
+      case 'explain': return { view: 'explain', subject: (query.get('subject') || '').trim() };
       case 'task': return { view: 'task', frameworkID: parts[1] || '', taskID: parts.slice(2).join('/') };
       default: return { view: 'tasks', q: query.get('q') || '' };
     }
@@ -342,10 +379,13 @@
       $('task-filter').value = route.q;
     }
     if (route.view !== 'task') closeSandbox();
+    if (route.view === 'explain' && $('explain-subject').value !== route.subject) $('explain-subject').value = route.subject;
+    // A view's extras read for another subject are not shown for this one.
+    model.extras.explain = null;
     render();
-    // The agents and roles views read more than the state: read it now
-    // rather than at the next poll.
-    if (route.view === 'agents' || route.view === 'roles') refresh();
+    // Views that read more than the state read it now rather than at the
+    // next poll.
+    if (['overview', 'agents', 'roles', 'maintenance', 'explain', 'framework'].includes(route.view)) refresh();
     const main = $('main');
     if (document.activeElement && document.activeElement.closest && document.activeElement.closest('nav.tabs')) return;
     if (route.view === 'task') main.focus({ preventScroll: true });
@@ -361,6 +401,12 @@
     history.replaceState(null, '', hash);
     route = parseRoute();
     renderTasks();
+  });
+
+  $('explain-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const subject = $('explain-subject').value.trim();
+    location.hash = subject ? `#/explain?subject=${enc(subject)}` : '#/explain';
   });
 
   $('agent-filter').addEventListener('input', (e) => {
@@ -394,19 +440,25 @@
   function render() {
     renderHeader();
     renderBanners();
-    for (const v of ['tasks', 'frameworks', 'agents', 'roles', 'task']) {
+    for (const v of ['overview', 'tasks', 'frameworks', 'framework', 'agents', 'roles', 'offers', 'maintenance', 'explain', 'task']) {
       $(`view-${v}`).hidden = route.view !== v;
     }
+    const tab = { task: 'tasks', framework: 'frameworks' }[route.view] || route.view;
     for (const a of document.querySelectorAll('nav.tabs a')) {
-      const current = a.dataset.view === route.view || (route.view === 'task' && a.dataset.view === 'tasks');
+      const current = a.dataset.view === tab;
       if (current) a.setAttribute('aria-current', 'page');
       else a.removeAttribute('aria-current');
     }
     document.body.classList.toggle('stale', !!model.error && !!model.state);
     switch (route.view) {
+      case 'overview': renderOverview(); break;
       case 'frameworks': renderFrameworks(); break;
+      case 'framework': renderFramework(); break;
       case 'agents': renderAgents(); break;
       case 'roles': renderRoles(); break;
+      case 'offers': renderOffers(); break;
+      case 'maintenance': renderMaintenance(); break;
+      case 'explain': renderExplain(); break;
       case 'task': renderTask(); break;
       default: renderTasks();
     }
@@ -476,9 +528,11 @@
         : 'No data has been loaded yet.';
       // Replace the text only when it changes: role=alert re-announces.
       const next = h('div', null,
-        h('strong', null, model.errorStatus
-          ? `The master answers with errors${since}.`
-          : `Cannot reach the master${since}.`), ' ',
+        h('strong', null, model.errorStatus === 401 || model.errorStatus === 403
+          ? `The master does not let the principal you are signed in as read the cluster's state${since}.`
+          : model.errorStatus
+            ? `The master answers with errors${since}.`
+            : `Cannot reach the master${since}.`), ' ',
         h('span', { class: 'detail' }, model.error), ' ',
         `${stale} Retrying every ${REFRESH_MS / 1000} s.`);
       if (next.innerHTML !== err.innerHTML) err.replaceChildren(...next.childNodes);
@@ -586,7 +640,7 @@
 
   function frameworkName(f) {
     const ui = f.webui_url ? safeURL(f.webui_url) : null;
-    return [h('a', { href: `#/tasks?q=${enc(f.id)}`, title: 'Show this framework’s tasks', class: 'fw-name' }, f.name || f.id),
+    return [h('a', { href: `#/framework/${enc(f.id)}`, title: 'Show this framework', class: 'fw-name' }, f.name || f.id),
       ui ? [' ', h('a', { href: ui, class: 'ext', rel: 'noopener noreferrer', target: '_blank' }, 'UI')] : null];
   }
 
@@ -785,7 +839,8 @@
     setText('roles-note', model.extras.error ? `Weights or quotas unknown: ${model.extras.error}` : '');
     const rows = roleRows();
     replaceRows(body, rows.length ? rows.map((r) => h('tr', { 'data-role': r.name },
-      h('th', { scope: 'row' }, h('a', { href: `#/tasks?q=${enc(r.name)}`, title: 'Show tasks that mention this role', class: 'role-name' }, r.name)),
+      h('th', { scope: 'row' }, h('a', { href: `#/tasks?q=${enc(r.name)}`, title: 'Show tasks that mention this role', class: 'role-name' }, r.name),
+        ' ', h('a', { href: `#/explain?subject=${enc(r.name)}`, class: 'explain-link', title: 'Why this role gets offers or not' }, 'why?')),
       h('td', { class: 'num weight' }, r.weight == null ? '1' : num(r.weight)),
       h('td', { class: 'num' }, String(r.frameworks.size)),
       h('td', { class: 'num' }, String(r.tasks)),
@@ -793,6 +848,211 @@
       h('td', { class: 'reserved' }, Object.keys(r.reserved).length ? resourceText(r.reserved) : h('span', { class: 'muted' }, '–')),
       h('td', { class: 'guarantee' }, quotaText(r.guarantee)),
       h('td', { class: 'limit' }, quotaText(r.limit)))) : [emptyRow(8, 'No roles have weights, quotas, frameworks or reservations.')]);
+  }
+
+  // ---- overview ---------------------------------------------------------------
+
+  // CHARTS are the overview's lines: a metric of /metrics/history and,
+  // dashed, the total it is a part of.
+  const CHARTS = [
+    { id: 'cpus', title: 'CPUs used', used: 'master/cpus_used', total: 'master/cpus_total', fmt: num },
+    { id: 'mem', title: 'Memory used', used: 'master/mem_used', total: 'master/mem_total', fmt: mem },
+    { id: 'disk', title: 'Disk used', used: 'master/disk_used', total: 'master/disk_total', fmt: mem },
+    { id: 'tasks', title: 'Running tasks', used: 'master/tasks_running', fmt: num },
+    { id: 'agents', title: 'Active agents', used: 'master/slaves_active', fmt: num },
+    { id: 'offers', title: 'Outstanding offers', used: 'master/outstanding_offers', fmt: num },
+  ];
+
+  // sparkline draws values (and the dashed total, if any) in a 100×40 box,
+  // an SVG cloned from the page's template (which gives its namespace).
+  function sparkline(values, total) {
+    const svg = $('sparkline').content.firstElementChild.cloneNode(true);
+    const top = Math.max(1, ...values, ...(total || []));
+    const line = (vs, cls) => {
+      const pl = document.createElementNS(svg.namespaceURI, 'polyline');
+      const step = vs.length > 1 ? 100 / (vs.length - 1) : 0;
+      pl.setAttribute('points', vs.map((v, i) => `${(i * step).toFixed(2)},${(40 - (v / top) * 38).toFixed(2)}`).join(' '));
+      if (cls) pl.setAttribute('class', cls);
+      svg.append(pl);
+    };
+    if (total) line(total, 'total');
+    line(values, 'used');
+    return svg;
+  }
+
+  function renderOverview() {
+    const charts = $('charts');
+    const hist = model.extras.history;
+    if (!hist) {
+      setText('history-note', model.extras.error ? `The master's metrics history is unknown: ${model.extras.error}` : 'Loading…');
+      return;
+    }
+    const times = hist.timestamps || [];
+    const series = hist.metrics || {};
+    const minutes = Math.round((Number(hist.interval_secs) || 0) * (Number(hist.capacity) || 0) / 60);
+    setText('history-note', times.length
+      ? `The last ${duration(times[times.length - 1] - times[0])} (${times.length} samples, one each ${num(hist.interval_secs)} s; the master keeps ${minutes} min).`
+      : `No samples yet: the master takes one each ${num(hist.interval_secs)} s.`);
+    const next = h('div', null, CHARTS.map((c) => {
+      const vs = (series[c.used] || []).map(Number);
+      const tot = c.total ? (series[c.total] || []).map(Number) : null;
+      const last = vs.length ? vs[vs.length - 1] : 0;
+      const lastTotal = tot && tot.length ? tot[tot.length - 1] : null;
+      return h('figure', { class: 'chart', id: `chart-${c.id}`, 'data-points': String(vs.length) },
+        h('h3', null, c.title),
+        h('div', { class: 'now' }, lastTotal != null ? `${c.fmt(last)} / ${c.fmt(lastTotal)}` : c.fmt(last)),
+        sparkline(vs, tot),
+        h('figcaption', { class: 'visually-hidden' }, `${c.title}: ${vs.map(c.fmt).join(', ')}`));
+    }));
+    if (next.innerHTML !== charts.innerHTML) charts.replaceChildren(...next.childNodes);
+  }
+
+  // ---- offers ------------------------------------------------------------------
+
+  function renderOffers() {
+    const s = model.state;
+    const body = $('offers-table').tBodies[0];
+    if (!s) {
+      replaceRows(body, [emptyRow(5, model.error ? 'No data.' : 'Loading…')]);
+      return;
+    }
+    const offers = [];
+    for (const f of s.frameworks || []) for (const o of f.offers || []) offers.push({ o, f });
+    offers.sort((x, y) => collator.compare(x.o.id, y.o.id));
+    setText('offer-count', `${offers.length} outstanding offer${offers.length === 1 ? '' : 's'}`);
+    replaceRows(body, offers.length ? offers.map(({ o, f }) => {
+      const a = model.index.agents.get(o.slave_id);
+      return h('tr', { 'data-offer-id': o.id },
+        h('th', { scope: 'row' }, h('code', null, o.id)),
+        h('td', null, h('a', { href: `#/framework/${enc(f.id)}`, class: 'fw-name' }, f.name || f.id)),
+        h('td', { class: 'role' }, (o.allocation_info || {}).role || '*'),
+        h('td', { title: o.slave_id, class: 'agent' }, a ? a.hostname : o.slave_id),
+        h('td', { class: 'resources' }, resourceText(o.resources)));
+    }) : [emptyRow(5, 'No offers are outstanding: every offer was accepted or declined.')]);
+  }
+
+  // ---- maintenance -------------------------------------------------------------
+
+  // nanos reads a protobuf TimeInfo or DurationInfo (nanoseconds, maybe a string).
+  const nanos = (x) => Number((x || {}).nanoseconds) || 0;
+
+  function machineName(id) {
+    id = id || {};
+    return [id.hostname, id.ip].filter(Boolean).join(' / ') || '(no name)';
+  }
+
+  function renderMaintenance() {
+    const body = $('schedule-table').tBodies[0];
+    const drains = $('drains-table').tBodies[0];
+    setText('maintenance-note', model.extras.error ? `Maintenance schedule or state unknown: ${model.extras.error}` : '');
+    const sched = model.extras.schedule;
+    const status = model.extras.maintenance || {};
+    if (!sched) {
+      replaceRows(body, [emptyRow(5, model.extras.error ? 'No data.' : 'Loading…')]);
+    } else {
+      const down = new Set((status.down_machines || []).map(machineName));
+      const answers = new Map((status.draining_machines || []).map((d) => [machineName(d.id), d.statuses || []]));
+      const rows = [];
+      for (const w of sched.windows || []) {
+        const u = w.unavailability || {};
+        for (const id of w.machine_ids || []) {
+          const name = machineName(id);
+          const start = nanos(u.start) / 1e9;
+          const dur = nanos(u.duration) / 1e9;
+          const ans = answers.get(name) || [];
+          rows.push(h('tr', { 'data-machine': name },
+            h('th', { scope: 'row' }, name),
+            h('td', { class: 'start' }, start ? h('time', { datetime: new Date(start * 1000).toISOString() }, new Date(start * 1000).toLocaleString()) : '–'),
+            h('td', { class: 'duration' }, dur ? duration(dur) : 'open-ended'),
+            h('td', { class: 'state' }, down.has(name) ? badge('down', 'bad') : badge('draining', 'warn')),
+            h('td', { class: 'answers' }, ans.length
+              ? ans.map((a, i) => [i ? ', ' : '', `${(a.framework_id || {}).value || a.framework_id || '?'}: ${String(a.status || '').toLowerCase()}`])
+              : h('span', { class: 'muted' }, 'none yet'))));
+        }
+      }
+      replaceRows(body, rows.length ? rows : [emptyRow(5, 'No machines are scheduled for maintenance.')]);
+    }
+    const s = model.state;
+    if (!s) return;
+    const draining = (s.slaves || []).filter((a) => a.drain_info && a.drain_info.state);
+    replaceRows(drains, draining.length ? draining.map((a) => h('tr', { 'data-agent-id': a.id },
+      h('th', { scope: 'row' }, a.hostname || a.id),
+      h('td', null, h('code', null, agentAddress(a))),
+      h('td', { class: 'drain' }, badge(String(a.drain_info.state).toLowerCase(), 'warn')),
+      h('td', { class: 'num' }, String(model.index.tasksPerAgent.get(a.id) || 0)))) : [emptyRow(4, 'No agents are draining.')]);
+  }
+
+  // ---- explain -------------------------------------------------------------------
+
+  // explainBlock shows the master's explanation of why a framework or role
+  // gets offers or not.
+  function explainBlock(ex) {
+    if (!ex) return h('p', { class: 'muted' }, model.extras.error ? `Could not ask the master: ${model.extras.error}` : 'Asking the master…');
+    if (!ex.doc) return h('p', { class: 'explain-unknown' }, `The allocator knows no framework or role named “${ex.subject}”.`);
+    const d = ex.doc;
+    const summary = Number(d.offers) > 0
+      ? `${d.kind === 'role' ? 'Role' : 'Framework'} ${d.subject} got ${num(d.offers)} offer${Number(d.offers) === 1 ? '' : 's'} in the last ${num(d.cycles)} allocation cycles.`
+      : `${d.kind === 'role' ? 'Role' : 'Framework'} ${d.subject} got no offers in the last ${num(d.cycles)} allocation cycles.`;
+    return h('div', { class: 'explain', 'data-kind': d.kind },
+      h('p', { class: 'summary' }, h('strong', null, summary)),
+      (d.reasons || []).length
+        ? h('ul', { class: 'reasons' }, d.reasons.map((r) => h('li', { 'data-code': r.code },
+          r.message, ' ', h('span', { class: 'code' }, `(${r.code}${r.agents ? `, ${r.agents} agent${r.agents === 1 ? '' : 's'}` : ''})`))))
+        : h('p', { class: 'muted' }, 'The allocator records no reason that holds it back.'),
+      h('details', null, h('summary', null, 'As the master says it'), h('pre', { class: 'explain-text' }, d.text || '')));
+  }
+
+  function renderExplain() {
+    const out = $('explain-result');
+    const next = h('div', null, route.subject
+      ? explainBlock(model.extras.explain && model.extras.explain.subject === route.subject ? model.extras.explain : null)
+      : h('p', { class: 'muted' }, 'Name a framework (its ID) or a role to see why the allocator offers it resources or not: ',
+        'filters it declined, quota limits, fair share, agents it cannot use.'));
+    if (next.innerHTML !== out.innerHTML) out.replaceChildren(...next.childNodes);
+  }
+
+  // ---- one framework ---------------------------------------------------------------
+
+  function renderFramework() {
+    const fieldsEl = $('framework-fields');
+    const missing = $('framework-missing');
+    setText('framework-title', `Framework ${route.id}`);
+    if (!model.index) return;
+    const f = model.index.frameworks.get(route.id);
+    if (!f) {
+      missing.textContent = `The master does not know framework ${route.id}.`;
+      missing.hidden = false;
+      fieldsEl.replaceChildren();
+      $('framework-ui').replaceChildren();
+      return;
+    }
+    missing.hidden = true;
+    setText('framework-title', `Framework ${f.name || f.id}`);
+    const ui = f.webui_url ? safeURL(f.webui_url) : null;
+    const link = h('span', null, ui
+      ? h('a', { href: ui, class: 'external', id: 'framework-webui', rel: 'noopener noreferrer', target: '_blank' }, `Open ${f.name || 'the framework'}’s own web UI ↗`)
+      : h('span', { class: 'muted' }, 'This framework publishes no web UI (webui_url).'));
+    if (link.innerHTML !== $('framework-ui').innerHTML) $('framework-ui').replaceChildren(...link.childNodes);
+    const active = (f.tasks || []).length + (f.unreachable_tasks || []).length;
+    const items = [];
+    field(items, 'Status', f.unregistered_time ? badge('completed', 'warn') : frameworkStatus(f));
+    field(items, 'ID', h('code', null, f.id));
+    field(items, 'Roles', (f.roles || (f.role ? [f.role] : [])).join(', ') || '*');
+    field(items, 'User', f.user || '–');
+    if (f.principal) field(items, 'Principal', f.principal);
+    if (f.hostname) field(items, 'Host', f.hostname);
+    field(items, 'Tasks', h('a', { href: `#/tasks?q=${enc(f.id)}`, class: 'fw-tasks' },
+      `${active} active, ${(f.completed_tasks || []).length} completed`));
+    field(items, 'Resources used', resourceText(f.used_resources));
+    field(items, 'Outstanding offers', h('a', { href: '#/offers', class: 'fw-offers' }, String((f.offers || []).length)));
+    if ((f.capabilities || []).length) field(items, 'Capabilities', f.capabilities.join(', '));
+    field(items, 'Registered', when(f.registered_time));
+    const next = h('dl', null, items);
+    if (next.innerHTML !== fieldsEl.innerHTML) fieldsEl.replaceChildren(...next.childNodes);
+    const ex = model.extras.explain && model.extras.explain.subject === f.id ? model.extras.explain : null;
+    const out = $('framework-explain');
+    const block = h('div', null, f.unregistered_time ? h('p', { class: 'muted' }, 'The framework has ended: it gets no offers.') : explainBlock(ex));
+    if (block.innerHTML !== out.innerHTML) out.replaceChildren(...block.childNodes);
   }
 
   // ---- task detail and sandbox ---------------------------------------------
@@ -872,11 +1132,15 @@
     const addr = agentAddress(agent);
     // The master relays the agent's /state and /files (same origin: agents
     // answer no other origin's page).
-    sandbox = { key, task: t, addr, base: agent ? `/agent/${enc(agent.id)}` : '', root: '', follow: null };
+    sandbox = { key, task: t, addr: addr || t.slave_id, base: `/agent/${enc(t.slave_id)}`, root: '', follow: null };
     $('sandbox-files').hidden = true;
     $('file-viewer').hidden = true;
     $('sandbox-path').replaceChildren();
-    if (!agent) {
+    // A principal that may not view agents gets a state without them
+    // (but with their count): the relay, by ID, still decides.
+    const s = model.state || {};
+    const agentsHidden = (s.slaves || []).length < Number(s.activated_slaves || 0);
+    if (!agent && !agentsHidden) {
       sandboxStatus('The agent of this task is not registered, so its sandbox cannot be read.');
       return;
     }
@@ -884,6 +1148,14 @@
   }
 
   function agentUnreachable(sb, e) {
+    if (e.status === 401 || e.status === 403) {
+      sandboxStatus(h('strong', { class: 'not-allowed' }, 'Not allowed: '),
+        'the principal you are signed in as may not read this sandbox through the master ',
+        '(it needs access_sandboxes on the framework’s user, and to list the agent’s executors ',
+        'view_frameworks, view_tasks and view_executors on every user). ',
+        h('span', { class: 'muted' }, `The master answered: ${e.message}`));
+      return;
+    }
     sandboxStatus(`Could not read the sandbox from agent ${sb.addr}: ${e.message}. `,
       'The master relays sandboxes from the agent, which may be down or unreachable from the master. Agent address: ',
       h('code', { class: 'agent-address' }, sb.addr),
