@@ -725,7 +725,10 @@
         ((model.extras.volumes || new Map()).get(a.id) || []).map((v) => [h('br'),
           h('span', { class: 'volume', 'data-volume': v.id }, `volume ${v.id}: ${mem(v.mb)} at ${v.path} (${v.role})`)])),
       h('td', { class: 'maintenance' }, maintenanceState(a, maint)),
-      h('td', null, when(a.registered_time)))) : [emptyRow(12, words.length ? `No agents match “${model.agentFilter.trim()}”.` : 'No agents are registered.')]);
+      h('td', null, when(a.registered_time)))) : [emptyRow(12, words.length ? `No agents match “${model.agentFilter.trim()}”.`
+      : all.length < Number(s.activated_slaves || 0)
+        ? `Not allowed: ${s.activated_slaves} agents are registered, but the principal you are signed in as may not view agents (view_agents).`
+        : 'No agents are registered.')]);
   }
 
   // resourceText is a flat resources object ({cpus, mem, disk, ...}) as text.
@@ -1088,7 +1091,8 @@
     field(items, 'State', stateBadge(t.state));
     field(items, 'Name', t.name || '–');
     field(items, 'Framework', f ? h('a', { href: `#/tasks?q=${enc(f.id)}` }, f.name) : '', ' ', h('code', null, t.framework_id));
-    field(items, 'Agent', a ? h('a', { href: `#/tasks?q=${enc(a.id)}` }, a.hostname) : 'unknown agent', ' ',
+    const hidden = (model.state.slaves || []).length < Number(model.state.activated_slaves || 0);
+    field(items, 'Agent', a ? h('a', { href: `#/tasks?q=${enc(a.id)}` }, a.hostname) : hidden ? 'not visible to you' : 'unknown agent', ' ',
       h('code', null, a ? agentAddress(a) : t.slave_id));
     if (t.executor_id) field(items, 'Executor', h('code', null, t.executor_id));
     if (t.role) field(items, 'Role', t.role);
