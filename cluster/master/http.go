@@ -31,8 +31,8 @@ func (m *Master) Handler(extra http.Handler) http.Handler {
 	both("/state.json", m.serveJSON(func(*http.Request) any { return m.stateDoc() }))
 	both("/state-summary", m.serveJSON(func(*http.Request) any { return m.stateSummaryDoc() }))
 	both("/frameworks", m.serveJSON(func(r *http.Request) any { return m.frameworksDoc(r) }))
-	both("/slaves", m.serveJSON(func(r *http.Request) any { return m.slavesDoc(r) }))
-	both("/tasks", m.serveJSON(func(r *http.Request) any { return m.tasksDoc(r) }))
+	both("/slaves", m.serveList(m.serveSlaves)) // lists.go: pages, filters
+	both("/tasks", m.serveList(m.serveTasks))
 	both("/flags", m.serveJSON(func(*http.Request) any { return doc{"flags": m.flagsDoc()} }))
 	// Mesos documents /weights with curl -d, which sends a form's type.
 	both("/weights", formBody(http.HandlerFunc(m.serveWeights), api.MediaJSON))

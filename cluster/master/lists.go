@@ -1,0 +1,286 @@
+package master
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/agora-cluster/agora/cluster/api"
+)
+
+// Pages of the big lists. /master/tasks and /master/slaves take Mesos's
+// paging parameters (limit, offset, order) and agora's filter, so that a
+// client (the web UI) reads one page of a cluster of 100,000 tasks rather
+// than the whole state:
+//
+//	/master/tasks?limit=100&offset=0&order=des&filter=WORDS&state=active|completed
+//	             &framework_id=ID&task_id=ID
+//	/master/slaves?limit=100&offset=0&filter=WORDS&slave_id=ID
+//
+// filter keeps the rows whose text has every word (any case): for a task
+// its ID, name, state, framework ID and name, agent ID and hostname, role
+// and executor ID; for an agent its ID, hostname, address, attributes
+// (name=value), reservations' roles, drain state and status (active,
+// inactive, disconnected). Tasks are in order of launch, newest first
+// (order=des, Mesos's default) or oldest first (asc); agents by hostname.
+// The answer's "total" counts the matching rows before the page is cut.
+// Without any of these parameters the endpoints answer as before: every
+// row (Mesos's default of 100 would cut short clients that read them all).
+
+// pageParams are a list request's paging parameters.
+type pageParams struct {
+	limit, offset int // limit < 0: no limit
+	asc           bool
+	words         []string
+}
+
+var pagingKeys = []string{"limit", "offset", "order", "filter", "state"}
+
+// paged reports whether q asks for a page rather than the whole list.
+func paged(q url.Values) bool {
+	for _, k := range pagingKeys {
+		if q.Has(k) {
+			return true
+		}
+	}
+	return false
+}
+
+func parsePage(q url.Values) (pageParams, error) {
+	p := pageParams{limit: -1}
+	for _, k := range []string{"limit", "offset"} {
+		if !q.Has(k) {
+			continue
+		}
+		n, err := strconv.Atoi(q.Get(k))
+		if err != nil || n < 0 {
+			return p, errorf(http.StatusBadRequest, "%s=%q: want a whole number, 0 or more", k, q.Get(k))
+		}
+		if k == "limit" {
+			p.limit = n
+		} else {
+			p.offset = n
+		}
+	}
+	switch q.Get("order") {
+	case "", "des":
+	case "asc":
+		p.asc = true
+	default:
+		return p, errorf(http.StatusBadRequest, "order=%q: want asc or des", q.Get("order"))
+	}
+	p.words = strings.Fields(strings.ToLower(q.Get("filter")))
+	return p, nil
+}
+
+// matches reports whether text (lower case) has every word.
+func (p pageParams) matches(text string) bool {
+	for _, w := range p.words {
+		if !strings.Contains(text, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// cut returns the [lo, hi) bounds of the page in n rows.
+func (p pageParams) cut(n int) (lo, hi int) {
+	lo = min(p.offset, n)
+	hi = n
+	if p.limit >= 0 && lo+p.limit < n {
+		hi = lo + p.limit
+	}
+	return lo, hi
+}
+
+// serveTasks is /master/tasks: a page of tasks, or every task (tasksDoc).
+func (m *Master) serveTasks(r *http.Request) (doc, error) {
+	q := r.URL.Query()
+	if !paged(q) {
+		return m.tasksDoc(r), nil
+	}
+	p, err := parsePage(q)
+	if err != nil {
+		return nil, err
+	}
+	want := q.Get("state")
+	if want != "" && want != "active" && want != "completed" {
+		return nil, errorf(http.StatusBadRequest, "state=%q: want active or completed", want)
+	}
+	fid, tid := q.Get("framework_id"), q.Get("task_id")
+	v := m.viewerOf(r)
+	type row struct {
+		t *task
+		f *framework
+	}
+	var rows []row
+	add := func(f *framework, t *task, done bool) {
+		if (want == "active" && done) || (want == "completed" && !done) || (tid != "" && t.info.TaskID.Value != tid) {
+			return
+		}
+		if !v.task(f.id, t.info.GetUser()) {
+			return
+		}
+		if len(p.words) > 0 && !p.matches(m.taskText(f, t)) {
+			return
+		}
+		rows = append(rows, row{t, f})
+	}
+	frameworks := append(m.sortedFrameworks(), m.completedFrameworks...)
+	for _, f := range frameworks {
+		if fid != "" && f.id != fid {
+			continue
+		}
+		for _, t := range f.tasks {
+			add(f, t, isTerminal(t.state()))
+		}
+		for _, t := range f.completed {
+			add(f, t, true)
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i].t, rows[j].t
+		if !a.launched.Equal(b.launched) {
+			return a.launched.Before(b.launched) == p.asc
+		}
+		if a.info.FrameworkID.Value != b.info.FrameworkID.Value {
+			return a.info.FrameworkID.Value < b.info.FrameworkID.Value
+		}
+		return a.info.TaskID.Value < b.info.TaskID.Value
+	})
+	lo, hi := p.cut(len(rows))
+	page := make([]any, 0, hi-lo)
+	for _, r := range rows[lo:hi] {
+		d := taskDoc(r.t)
+		d["framework_name"] = r.f.info.Name
+		if a := m.agents[r.t.info.AgentID.Value]; a != nil && v.agents() {
+			d["slave_hostname"] = a.info.Hostname
+		}
+		page = append(page, d)
+	}
+	return doc{"tasks": page, "total": len(rows), "offset": p.offset, "limit": p.limit}, nil
+}
+
+// taskText is what the filter searches in a task.
+func (m *Master) taskText(f *framework, t *task) string {
+	st := t.state().String()
+	parts := []string{t.info.TaskID.Value, t.info.Name, st, strings.TrimPrefix(st, "TASK_"), f.id, f.info.Name,
+		t.info.AgentID.Value, t.role, t.info.GetExecutorID().GetValue()}
+	if a := m.agents[t.info.AgentID.Value]; a != nil {
+		parts = append(parts, a.info.Hostname)
+	}
+	return strings.ToLower(strings.Join(parts, " "))
+}
+
+// serveSlaves is /master/slaves: a page of agents, or every agent
+// (slavesDoc).
+func (m *Master) serveSlaves(r *http.Request) (doc, error) {
+	q := r.URL.Query()
+	if !paged(q) {
+		return m.slavesDoc(r), nil
+	}
+	p, err := parsePage(q)
+	if err != nil {
+		return nil, err
+	}
+	if q.Has("state") {
+		return nil, errorf(http.StatusBadRequest, "state: /master/slaves takes limit, offset, filter and slave_id, not state")
+	}
+	want := q.Get("slave_id")
+	var rows []*agent
+	if m.viewerOf(r).agents() {
+		for _, a := range m.agents {
+			if a.unreachable || (want != "" && a.id != want) {
+				continue
+			}
+			if len(p.words) > 0 && !p.matches(agentText(a)) {
+				continue
+			}
+			rows = append(rows, a)
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].info.Hostname != rows[j].info.Hostname {
+			return rows[i].info.Hostname < rows[j].info.Hostname
+		}
+		return rows[i].id < rows[j].id
+	})
+	lo, hi := p.cut(len(rows))
+	page := make([]any, 0, hi-lo)
+	for _, a := range rows[lo:hi] {
+		d := m.agentDoc(a, false)
+		active := 0
+		for _, t := range a.tasks {
+			if !isTerminal(t.state()) {
+				active++
+			}
+		}
+		d["active_tasks"] = active
+		page = append(page, d)
+	}
+	return doc{"slaves": page, "recovered_slaves": []any{}, "total": len(rows), "offset": p.offset, "limit": p.limit}, nil
+}
+
+// agentText is what the filter searches in an agent.
+func agentText(a *agent) string {
+	parts := []string{a.id, a.info.Hostname, a.pid}
+	if at := strings.LastIndex(a.pid, "@"); at >= 0 {
+		parts = append(parts, a.pid[at+1:])
+	}
+	for name, v := range api.FlattenAttributes(a.info.Attributes) {
+		parts = append(parts, fmt.Sprintf("%s=%v", name, v))
+	}
+	for _, r := range a.info.Resources {
+		if len(r.Reservations) > 0 || (r.GetRole() != "" && r.GetRole() != "*") {
+			parts = append(parts, r.ReservationRole())
+		}
+	}
+	switch {
+	case a.unreachable:
+		parts = append(parts, "unreachable")
+	case a.out == nil:
+		parts = append(parts, "active", "disconnected")
+	default:
+		parts = append(parts, "active")
+	}
+	if a.deactivated {
+		parts = append(parts, "inactive")
+	}
+	if a.draining {
+		parts = append(parts, "draining")
+		if a.drained {
+			parts = append(parts, "drained")
+		}
+	}
+	return strings.ToLower(strings.Join(parts, " "))
+}
+
+// serveList serves a list endpoint whose parameters may be wrong: build
+// runs on the loop and answers a document or an error (400).
+func (m *Master) serveList(build func(r *http.Request) (doc, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, errorf(http.StatusMethodNotAllowed, "expecting a 'GET' request, received '%s'", r.Method))
+			return
+		}
+		var d doc
+		var err error
+		if derr := m.do(r.Context(), func() {
+			if d, err = build(r); err == nil {
+				m.filterView(r, d) // authz_view.go
+			}
+		}); derr != nil {
+			answerLoopFailure(w, derr)
+			return
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, r, d)
+	}
+}
