@@ -33,6 +33,7 @@ func (m *Master) Handler(extra http.Handler) http.Handler {
 	both("/frameworks", m.serveJSON(func(r *http.Request) any { return m.frameworksDoc(r) }))
 	both("/slaves", m.serveList(m.serveSlaves)) // lists.go: pages, filters
 	both("/tasks", m.serveList(m.serveTasks))
+	both("/summary", m.serveList(m.serveSummary))
 	both("/flags", m.serveJSON(func(*http.Request) any { return doc{"flags": m.flagsDoc()} }))
 	// Mesos documents /weights with curl -d, which sends a form's type.
 	both("/weights", formBody(http.HandlerFunc(m.serveWeights), api.MediaJSON))

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
 	"github.com/agora-cluster/agora/cluster/api"
 )
 
@@ -26,7 +28,8 @@ import (
 // (name=value), reservations' roles, drain state and status (active,
 // inactive, disconnected). Tasks are in order of launch, newest first
 // (order=des, Mesos's default) or oldest first (asc); agents by hostname.
-// The answer's "total" counts the matching rows before the page is cut.
+// The answer's "total" counts the matching rows before the page is cut,
+// "total_unfiltered" the rows before the filter.
 // Without any of these parameters the endpoints answer as before: every
 // row (Mesos's default of 100 would cut short clients that read them all).
 
@@ -117,6 +120,7 @@ func (m *Master) serveTasks(r *http.Request) (doc, error) {
 		f *framework
 	}
 	var rows []row
+	unfiltered := 0
 	add := func(f *framework, t *task, done bool) {
 		if (want == "active" && done) || (want == "completed" && !done) || (tid != "" && t.info.TaskID.Value != tid) {
 			return
@@ -124,6 +128,7 @@ func (m *Master) serveTasks(r *http.Request) (doc, error) {
 		if !v.task(f.id, t.info.GetUser()) {
 			return
 		}
+		unfiltered++
 		if len(p.words) > 0 && !p.matches(m.taskText(f, t)) {
 			return
 		}
@@ -161,7 +166,7 @@ func (m *Master) serveTasks(r *http.Request) (doc, error) {
 		}
 		page = append(page, d)
 	}
-	return doc{"tasks": page, "total": len(rows), "offset": p.offset, "limit": p.limit}, nil
+	return doc{"tasks": page, "total": len(rows), "total_unfiltered": unfiltered, "offset": p.offset, "limit": p.limit}, nil
 }
 
 // taskText is what the filter searches in a task.
@@ -191,11 +196,13 @@ func (m *Master) serveSlaves(r *http.Request) (doc, error) {
 	}
 	want := q.Get("slave_id")
 	var rows []*agent
+	unfiltered := 0
 	if m.viewerOf(r).agents() {
 		for _, a := range m.agents {
 			if a.unreachable || (want != "" && a.id != want) {
 				continue
 			}
+			unfiltered++
 			if len(p.words) > 0 && !p.matches(agentText(a)) {
 				continue
 			}
@@ -221,7 +228,8 @@ func (m *Master) serveSlaves(r *http.Request) (doc, error) {
 		d["active_tasks"] = active
 		page = append(page, d)
 	}
-	return doc{"slaves": page, "recovered_slaves": []any{}, "total": len(rows), "offset": p.offset, "limit": p.limit}, nil
+	return doc{"slaves": page, "recovered_slaves": []any{}, "total": len(rows), "total_unfiltered": unfiltered,
+		"offset": p.offset, "limit": p.limit}, nil
 }
 
 // agentText is what the filter searches in an agent.
@@ -283,4 +291,60 @@ func (m *Master) serveList(build func(r *http.Request) (doc, error)) http.Handle
 		}
 		writeJSON(w, r, d)
 	}
+}
+
+// maxSummaryNotes bounds the agents /master/summary lists by name.
+const maxSummaryNotes = 100
+
+// serveSummary is /master/summary: what the web UI's header and banners
+// show, without the lists (agora's; Mesos has no such endpoint): the
+// master's identity and leader, counts of agents and frameworks, the
+// resources on offer, and the agents that need attention (warnings,
+// disconnected), at most maxSummaryNotes of them.
+func (m *Master) serveSummary(r *http.Request) (doc, error) {
+	leader := m.info.GetPID()
+	d := doc{
+		"version": api.MesosVersion, "agora_version": api.Version, "start_time": timeSecs(m.start),
+		"id": m.id, "pid": leader, "hostname": m.cfg.Hostname, "leader": leader,
+		"leader_info": doc{"id": m.id, "pid": leader, "port": m.cfg.Port, "hostname": m.cfg.Hostname, "ip": m.info.IP},
+	}
+	var activated, unreachable, disconnected, notesTotal int
+	var offered mesos.Resources
+	notes := []any{}
+	for _, a := range m.sortedAgents() {
+		if a.unreachable {
+			unreachable++
+			continue
+		}
+		activated++
+		for _, o := range a.offers {
+			offered.Add(o.resources...)
+		}
+		if a.out == nil {
+			disconnected++
+		}
+		if len(a.warnings) == 0 && a.out != nil {
+			continue
+		}
+		notesTotal++
+		if len(notes) < maxSummaryNotes {
+			notes = append(notes, doc{"id": a.id, "hostname": a.info.Hostname, "connected": a.out != nil, "warnings": append([]string{}, a.warnings...)})
+		}
+	}
+	if !m.viewerOf(r).agents() {
+		notes, notesTotal = []any{}, 0
+	}
+	var active, inactive int
+	for _, f := range m.frameworks {
+		if f.conn != nil && !f.removed {
+			active++
+		} else {
+			inactive++
+		}
+	}
+	d["activated_slaves"], d["unreachable_slaves"], d["disconnected_slaves"] = activated, unreachable, disconnected
+	d["frameworks_active"], d["frameworks_inactive"] = active, inactive
+	d["offered_resources"] = api.FlattenResources(offered)
+	d["agent_notes"], d["agent_notes_total"] = notes, notesTotal
+	return d, nil
 }

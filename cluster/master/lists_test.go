@@ -102,6 +102,9 @@ func TestListPagesAndFilters(t *testing.T) {
 	if _, p, _ := getList(t, c, "/master/tasks?offset=3&limit=1"); *p.Total != 5 {
 		t.Errorf("total of a cut page = %d, want 5 (before the cut)", *p.Total)
 	}
+	if _, p, body := getList(t, c, "/master/tasks?filter=t1"); *p.Total != 1 || !strings.Contains(body, `"total_unfiltered":5`) {
+		t.Errorf("filter t1: total %d, want 1 of 5 unfiltered: %s", *p.Total, body)
+	}
 	if _, p, _ := getList(t, c, "/master/tasks"); len(p.Tasks) != 5 || p.Total != nil {
 		t.Errorf("without paging: %d tasks, total %v; want all 5 as before, no total", len(p.Tasks), p.Total)
 	}
@@ -115,15 +118,29 @@ func TestListPagesAndFilters(t *testing.T) {
 		t.Errorf("rack=r2: %+v", r2.Slaves)
 	}
 	_, both, _ := getList(t, c, "/master/slaves?limit=10")
-	sum := 0
+	active := 0
 	for _, a := range both.Slaves {
-		sum += *a.ActiveTasks
+		active += *a.ActiveTasks
 	}
-	if sum != 5 {
-		t.Errorf("the agents' active_tasks add up to %d, want 5", sum)
+	if active != 5 {
+		t.Errorf("the agents' active_tasks add up to %d, want 5", active)
 	}
 	if _, one, _ := getList(t, c, "/master/slaves?limit=10&slave_id="+both.Slaves[1].ID); len(one.Slaves) != 1 || one.Slaves[0].ID != both.Slaves[1].ID {
 		t.Errorf("slave_id: %+v", one.Slaves)
+	}
+
+	var sum struct {
+		Activated  int            `json:"activated_slaves"`
+		Frameworks int            `json:"frameworks_active"`
+		Offered    map[string]any `json:"offered_resources"`
+		Notes      []struct {
+			ID string `json:"id"`
+		} `json:"agent_notes"`
+		NotesTotal int `json:"agent_notes_total"`
+	}
+	if code, _, body := getList(t, c, "/master/summary"); code != http.StatusOK || json.Unmarshal([]byte(body), &sum) != nil ||
+		sum.Activated != 2 || sum.Frameworks != 1 || sum.Offered["cpus"] == nil || len(sum.Notes) != sum.NotesTotal {
+		t.Errorf("/master/summary: %d %s", code, body)
 	}
 
 	for path, want := range map[string]string{
