@@ -331,6 +331,9 @@ func (m *Master) serveSummary(r *http.Request) (doc, error) {
 			notes = append(notes, doc{"id": a.id, "hostname": a.info.Hostname, "connected": a.out != nil, "warnings": append([]string{}, a.warnings...)})
 		}
 	}
+	// agents_visible says whether the principal may view agents (ACLs):
+	// without, its lists of agents are empty however many there are.
+	d["agents_visible"] = m.viewerOf(r).agents()
 	if !m.viewerOf(r).agents() {
 		notes, notesTotal = []any{}, 0
 	}

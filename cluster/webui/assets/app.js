@@ -1,7 +1,12 @@
 // agora web UI: plain JavaScript, no framework, no build step.
 //
-// The page polls the master's /master/state and /metrics/snapshot on the same
-// origin every REFRESH_MS and renders them. Routes live in the URL fragment:
+// The page polls the master on the same origin every REFRESH_MS and renders
+// what it read: always /master/summary (the header) and /metrics/snapshot;
+// the tasks, agents and task views read only the page of rows they show
+// (/master/tasks and /master/slaves take limit, offset and a filter), so a
+// cluster of 100,000 tasks costs them what a small one does; the views that
+// join everything (frameworks, roles, offers, maintenance) read
+// /master/state while they are open. Routes live in the URL fragment:
 //   #/overview   #/tasks?q=<filter>   #/frameworks   #/framework/<id>   #/agents
 //   #/roles   #/offers   #/maintenance   #/explain?subject=<id or role>
 //   #/task/<framework>/<task>
@@ -18,9 +23,8 @@
   // can slow the UI down so it does not load the master.
   const REFRESH_MS = Math.min(600000, Math.max(250, (Number(params.get('refresh')) || 2) * 1000));
   const TIMEOUT_MS = Math.max(5000, REFRESH_MS);
-  // PAGE_ROWS is the rows per page of a list. Lists are filtered and
-  // paginated in the page, from the state it polls; only a page's rows are
-  // drawn, so a big cluster's lists draw as fast as a small one's.
+  // PAGE_ROWS is the rows per page of a list. The master filters and cuts
+  // the lists; the page reads and draws one page of rows.
   const PAGE_ROWS = Math.min(1000, Math.max(10, Number(params.get('rows')) || 100));
   const TAIL_BYTES = 64 * 1024;
   // FOLLOW_MS is how often an open log is read for new lines: a log tail
@@ -28,7 +32,11 @@
   const FOLLOW_MS = 1000;
 
   const model = {
-    state: null, metrics: null, index: null,
+    summary: null, state: null, metrics: null, index: null,
+    // lists: the pages of rows read for the open view (active, completed,
+    // agents: /master/tasks or /master/slaves answers; task: one task and
+    // its agent).
+    lists: { active: null, completed: null, agents: null, task: null },
     updated: null, error: null, errorStatus: 0, errorSince: null,
     filter: '', agentFilter: '',
     // The page shown of each list, from 0; a new filter goes back to 0.
@@ -203,17 +211,8 @@
 
   const collator = new Intl.Collator(undefined, { numeric: true });
 
-  // rowText is what the task filter searches, built on the first search.
-  function rowText(r) {
-    if (r.text == null) {
-      const t = r.task;
-      r.text = [t.id, t.name, t.state, shortState(t.state), t.framework_id, r.framework && r.framework.name,
-        t.slave_id, r.agent && r.agent.hostname, t.role, t.executor_id].filter(Boolean).join(' ').toLowerCase();
-    }
-    return r.text;
-  }
-
-  // buildIndex joins tasks with their framework and agent once per refresh.
+  // buildIndex joins tasks with their framework and agent once per refresh
+  // of the whole state (the views that read it).
   function buildIndex(state) {
     const agents = new Map();
     for (const a of state.slaves || []) agents.set(a.id, a);
@@ -221,31 +220,18 @@
     const allFrameworks = [...(state.frameworks || []), ...(state.completed_frameworks || [])];
     for (const f of allFrameworks) frameworks.set(f.id, f);
     const active = [];
-    const completed = [];
-    const byKey = new Map();
     const tasksPerAgent = new Map();
-    const add = (list, t, done) => {
-      const f = frameworks.get(t.framework_id);
-      const a = agents.get(t.slave_id);
-      const statuses = t.statuses || [];
-      const last = statuses.length ? statuses[statuses.length - 1].timestamp : 0;
-      const row = { task: t, framework: f, agent: a, done, last, text: null };
-      list.push(row);
-      byKey.set(`${t.framework_id}/${t.id}`, row);
-      if (!done) tasksPerAgent.set(t.slave_id, (tasksPerAgent.get(t.slave_id) || 0) + 1);
-    };
     for (const f of allFrameworks) {
-      for (const t of f.tasks || []) add(active, t, false);
-      for (const t of f.unreachable_tasks || []) add(active, t, false);
-      for (const t of f.completed_tasks || []) add(completed, t, true);
+      for (const t of [...(f.tasks || []), ...(f.unreachable_tasks || [])]) {
+        active.push({ task: t, framework: f });
+        tasksPerAgent.set(t.slave_id, (tasksPerAgent.get(t.slave_id) || 0) + 1);
+      }
     }
-    // One collator: localeCompare with options builds one per call, which
-    // dominates sorting 100,000 tasks.
-    const cmp = collator.compare;
-    active.sort((x, y) => cmp((x.framework && x.framework.name) || '', (y.framework && y.framework.name) || '') || cmp(x.task.id, y.task.id));
-    completed.sort((x, y) => y.last - x.last || cmp(x.task.id, y.task.id));
-    return { agents, frameworks, active, completed, byKey, tasksPerAgent };
+    return { agents, frameworks, active, tasksPerAgent };
   }
+
+  // STATE_VIEWS read the whole state while they are open.
+  const STATE_VIEWS = new Set(['frameworks', 'framework', 'roles', 'offers', 'maintenance']);
 
   let timer = null;
   let inflight = false;
@@ -263,10 +249,14 @@
     const began = performance.now();
     clearTimeout(timer);
     try {
-      const [state, metrics] = await Promise.all([getJSON('/master/state'), getJSON('/metrics/snapshot'), refreshExtras()]);
-      model.state = state;
+      const [summary, metrics, state] = await Promise.all([getJSON('/master/summary'), getJSON('/metrics/snapshot'),
+        STATE_VIEWS.has(route.view) ? getJSON('/master/state') : null, refreshExtras(), refreshLists()]);
+      model.summary = summary;
       model.metrics = metrics;
-      model.index = buildIndex(state);
+      if (state) {
+        model.state = state;
+        model.index = buildIndex(state);
+      }
       model.updated = new Date();
       model.error = null;
       model.errorSince = null;
@@ -279,9 +269,36 @@
     }
     render();
     lastCost = performance.now() - began;
+    // Each refresh's cost, for the browser's own timing (benchmarks).
+    performance.measure('agora-refresh', { start: began, duration: lastCost });
     followTick();
     schedule();
     if (again) refresh();
+  }
+
+  // refreshLists reads the page of rows the open view shows, with the
+  // filter it was read for (the filter may change while it is read).
+  async function refreshLists() {
+    const q = (params) => new URLSearchParams(params).toString();
+    if (route.view === 'tasks') {
+      const filter = model.filter;
+      const read = async (state) => ({ filter, ...await getJSON(`/master/tasks?${q({
+        state, limit: PAGE_ROWS, offset: model.pages[state] * PAGE_ROWS, filter })}`) });
+      [model.lists.active, model.lists.completed] = await Promise.all([read('active'), read('completed')]);
+    } else if (route.view === 'agents') {
+      const filter = model.agentFilter;
+      model.lists.agents = { filter, ...await getJSON(`/master/slaves?${q({ limit: PAGE_ROWS, offset: model.pages.agents * PAGE_ROWS, filter })}`) };
+    } else if (route.view === 'task') {
+      const key = `${route.frameworkID}/${route.taskID}`;
+      const got = await getJSON(`/master/tasks?${q({ framework_id: route.frameworkID, task_id: route.taskID, limit: 1 })}`);
+      const task = (got.tasks || [])[0] || null;
+      let agent = null;
+      if (task) {
+        const a = await getJSON(`/master/slaves?${q({ slave_id: task.slave_id, limit: 1 })}`);
+        agent = (a.slaves || [])[0] || null;
+      }
+      model.lists.task = { key, task, agent };
+    }
   }
 
   // refreshExtras reads the policy documents the open view needs. Their
@@ -376,6 +393,8 @@
     route = parseRoute();
     if (route.view === 'tasks' && route.q !== model.filter) {
       model.filter = route.q;
+      model.pages.active = 0;
+      model.pages.completed = 0;
       $('task-filter').value = route.q;
     }
     if (route.view !== 'task') closeSandbox();
@@ -383,9 +402,8 @@
     // A view's extras read for another subject are not shown for this one.
     model.extras.explain = null;
     render();
-    // Views that read more than the state read it now rather than at the
-    // next poll.
-    if (['overview', 'agents', 'roles', 'maintenance', 'explain', 'framework'].includes(route.view)) refresh();
+    // Each view reads what it shows: read it now, not at the next poll.
+    refresh();
     const main = $('main');
     if (document.activeElement && document.activeElement.closest && document.activeElement.closest('nav.tabs')) return;
     if (route.view === 'task') main.focus({ preventScroll: true });
@@ -401,6 +419,7 @@
     history.replaceState(null, '', hash);
     route = parseRoute();
     renderTasks();
+    refresh();
   });
 
   $('explain-form').addEventListener('submit', (e) => {
@@ -413,26 +432,32 @@
     model.agentFilter = e.target.value;
     model.pages.agents = 0;
     renderAgents();
+    refresh();
   });
 
-  // page returns the rows of list on its current page and draws the
-  // pager's controls; redraw draws the list again after a page change.
-  function page(key, list, what, redraw) {
-    const pages = Math.max(1, Math.ceil(list.length / PAGE_ROWS));
-    const p = Math.min(model.pages[key], pages - 1);
-    model.pages[key] = p;
+  // pager draws the controls of a list read a page at a time (list is the
+  // master's answer: total rows and the page's offset); a click reads the
+  // other page.
+  function pager(key, list, what) {
+    const total = Number(list.total) || 0;
+    const pages = Math.max(1, Math.ceil(total / PAGE_ROWS));
+    const p = Math.floor((Number(list.offset) || 0) / PAGE_ROWS);
     const nav = $(`pager-${key}`);
-    if (pages === 1) {
+    if (pages === 1 && p === 0) {
       if (nav.childNodes.length) nav.replaceChildren();
     } else {
-      const go = (to) => () => { model.pages[key] = to; redraw(); };
+      const go = (to) => () => { model.pages[key] = to; refresh(); };
       const next = h('div', null,
         h('button', { type: 'button', class: 'prev', disabled: p === 0, onclick: go(p - 1) }, '← Previous'),
-        h('span', { class: 'range' }, `${what} ${p * PAGE_ROWS + 1}–${Math.min(list.length, (p + 1) * PAGE_ROWS)} of ${list.length}`),
-        h('button', { type: 'button', class: 'next', disabled: p === pages - 1, onclick: go(p + 1) }, 'Next →'));
+        h('span', { class: 'range' }, `${what} ${Math.min(total, p * PAGE_ROWS + 1)}–${Math.min(total, (p + 1) * PAGE_ROWS)} of ${total}`),
+        h('button', { type: 'button', class: 'next', disabled: p >= pages - 1, onclick: go(p + 1) }, 'Next →'));
       if (next.innerHTML !== nav.innerHTML) nav.replaceChildren(...next.childNodes);
     }
-    return list.slice(p * PAGE_ROWS, (p + 1) * PAGE_ROWS);
+    // The list shrank under the page shown: show its last page.
+    if (p >= pages && model.pages[key] >= pages) {
+      model.pages[key] = pages - 1;
+      refresh();
+    }
   }
 
   // ---- rendering -----------------------------------------------------------
@@ -449,7 +474,7 @@
       if (current) a.setAttribute('aria-current', 'page');
       else a.removeAttribute('aria-current');
     }
-    document.body.classList.toggle('stale', !!model.error && !!model.state);
+    document.body.classList.toggle('stale', !!model.error && !!model.summary);
     switch (route.view) {
       case 'overview': renderOverview(); break;
       case 'frameworks': renderFrameworks(); break;
@@ -465,7 +490,7 @@
   }
 
   function renderHeader() {
-    const s = model.state;
+    const s = model.summary;
     const m = model.metrics || {};
     if (!s) return;
     const bits = [s.hostname || s.pid || 'master'];
@@ -477,24 +502,17 @@
     const t = model.updated;
     setText('updated', t ? `${model.error ? 'Last updated' : 'Updated'} ${t.toLocaleTimeString()}` : '');
 
-    const slaves = s.slaves || [];
-    const agents = s.activated_slaves != null ? Number(s.activated_slaves) : slaves.length;
-    setText('sum-agents', String(agents));
+    setText('sum-agents', String(Number(s.activated_slaves) || 0));
     const agentNotes = [];
     if (Number(s.unreachable_slaves) > 0) agentNotes.push(`${s.unreachable_slaves} unreachable`);
-    const disconnected = slaves.filter((a) => a.connected === false).length;
-    if (disconnected) agentNotes.push(`${disconnected} disconnected`);
+    if (Number(s.disconnected_slaves) > 0) agentNotes.push(`${s.disconnected_slaves} disconnected`);
     setText('sum-agents-note', agentNotes.join(' · '));
 
-    const fws = s.frameworks || [];
-    setText('sum-frameworks', String(fws.length));
-    const inactive = fws.filter((f) => f.active === false).length;
+    const inactive = Number(s.frameworks_inactive) || 0;
+    setText('sum-frameworks', String((Number(s.frameworks_active) || 0) + inactive));
     setText('sum-frameworks-note', inactive ? `${inactive} inactive` : '');
 
-    const idx = model.index;
-    const running = m['master/tasks_running'] != null ? m['master/tasks_running']
-      : idx.active.filter((r) => r.task.state === 'TASK_RUNNING').length;
-    setText('sum-tasks-running', num(running));
+    setText('sum-tasks-running', m['master/tasks_running'] != null ? num(m['master/tasks_running']) : '–');
     const taskNotes = [];
     for (const st of ['staging', 'starting', 'killing', 'unreachable']) {
       const n = Number(m[`master/tasks_${st}`]) || 0;
@@ -503,11 +521,10 @@
     setText('sum-tasks-note', taskNotes.join(' · '));
     setText('sum-offers', m['master/outstanding_offers'] != null ? num(m['master/outstanding_offers']) : '–');
 
-    const sum = (field, name) => slaves.reduce((acc, a) => acc + res(a[field], name), 0);
     for (const [name, fmt] of [['cpus', num], ['mem', mem]]) {
-      const total = m[`master/${name}_total`] != null ? Number(m[`master/${name}_total`]) : sum('resources', name);
-      const used = m[`master/${name}_used`] != null ? Number(m[`master/${name}_used`]) : sum('used_resources', name);
-      const offered = sum('offered_resources', name);
+      const total = Number(m[`master/${name}_total`]) || 0;
+      const used = Number(m[`master/${name}_used`]) || 0;
+      const offered = res(s.offered_resources, name);
       setText(`sum-${name}`, `${fmt(used)} / ${fmt(total)}`);
       const p = pct(used, total);
       setText(`sum-${name}-pct`, total > 0 ? `${Math.round(p)}% used${offered ? ` · ${fmt(offered)} offered` : ''}` : '');
@@ -542,7 +559,7 @@
       err.replaceChildren();
     }
 
-    const s = model.state;
+    const s = model.summary;
     const leader = $('leader-banner');
     if (s && 'leader' in s && s.pid && s.leader !== s.pid) {
       const li = s.leader_info || {};
@@ -563,7 +580,8 @@
         items.push(h('li', null, h('strong', null, `${n} agent${n === 1 ? ' is' : 's are'} unreachable.`),
           ' Their tasks are shown as UNREACHABLE until the agents come back or are removed.'));
       }
-      for (const a of s.slaves || []) {
+      const notes = s.agent_notes || [];
+      for (const a of notes) {
         for (const w of a.warnings || []) {
           items.push(h('li', { class: 'agent-warning' }, h('strong', null, a.hostname || a.id), ` (${a.id}): `, w));
         }
@@ -571,6 +589,8 @@
           items.push(h('li', null, h('strong', null, a.hostname || a.id), ` (${a.id}) is disconnected from the master.`));
         }
       }
+      const more = (Number(s.agent_notes_total) || 0) - notes.length;
+      if (more > 0) items.push(h('li', null, `and ${more} more agents with warnings or disconnected (filter the agents for them).`));
     }
     const list = $('warnings-list');
     const next = h('ul', null, items);
@@ -582,20 +602,21 @@
     return h('a', { href: `#/task/${enc(t.framework_id)}/${enc(t.id)}`, class: 'task-id' }, t.id);
   }
 
-  function taskRow(r, doneCol) {
-    const t = r.task;
-    const f = r.framework;
-    const a = r.agent;
-    const started = (t.statuses || []).find((s) => s.state === 'TASK_RUNNING');
+  // taskRow is a row of a task from a page of /master/tasks, which names
+  // the task's framework and agent.
+  function taskRow(t, doneCol) {
+    const statuses = t.statuses || [];
+    const last = statuses.length ? statuses[statuses.length - 1].timestamp : 0;
+    const started = statuses.find((s) => s.state === 'TASK_RUNNING');
     return h('tr', { 'data-task-id': t.id, 'data-state': t.state },
       h('th', { scope: 'row' }, taskLink(t)),
       h('td', null, t.name || ''),
       h('td', null, stateBadge(t.state)),
-      h('td', { title: t.framework_id }, f ? f.name : t.framework_id),
-      h('td', { title: t.slave_id }, a ? a.hostname : t.slave_id),
+      h('td', { title: t.framework_id }, t.framework_name || t.framework_id),
+      h('td', { title: t.slave_id }, t.slave_hostname || t.slave_id),
       h('td', { class: 'num' }, num(res(t.resources, 'cpus'))),
       h('td', { class: 'num' }, mem(res(t.resources, 'mem'))),
-      h('td', null, when(doneCol ? r.last : (started ? started.timestamp : r.last))));
+      h('td', null, when(doneCol ? last : (started ? started.timestamp : last))));
   }
 
   let firstRender = false;
@@ -603,27 +624,29 @@
   function renderTasks() {
     const active = $('tasks-active').tBodies[0];
     const completed = $('tasks-completed').tBodies[0];
-    if (!model.index) {
+    const la = model.lists.active;
+    const lc = model.lists.completed;
+    if (!la || !lc) {
       replaceRows(active, [emptyRow(8, model.error ? 'No data.' : 'Loading…')]);
       replaceRows(completed, [emptyRow(8, model.error ? 'No data.' : 'Loading…')]);
       return;
     }
     const words = model.filter.toLowerCase().split(/\s+/).filter(Boolean);
-    const match = (r) => words.every((w) => rowText(r).includes(w));
-    const a = model.index.active.filter(match);
-    const c = model.index.completed.filter(match);
-    const total = model.index.active.length + model.index.completed.length;
-    const shown = a.length + c.length;
-    setText('task-count', words.length ? `${shown} of ${total} tasks match` : `${total} task${total === 1 ? '' : 's'}`);
+    const all = (Number(la.total_unfiltered) || 0) + (Number(lc.total_unfiltered) || 0);
+    const shown = (Number(la.total) || 0) + (Number(lc.total) || 0);
+    // Until the lists for the filter typed arrive, their count is not said.
+    const current = la.filter === model.filter && lc.filter === model.filter;
+    setText('task-count', !current ? 'Filtering…' : words.length ? `${shown} of ${all} tasks match` : `${all} task${all === 1 ? '' : 's'}`);
     const rows = (list, done, what) => {
-      const shown = page(what, list, `${what[0].toUpperCase()}${what.slice(1)} tasks`, renderTasks);
-      if (!list.length) {
-        return [emptyRow(8, words.length ? `No ${what} tasks match “${model.filter.trim()}”.` : `No ${what} tasks.`)];
+      pager(what, list, `${what[0].toUpperCase()}${what.slice(1)} tasks`);
+      const tasks = list.tasks || [];
+      if (!tasks.length) {
+        return [emptyRow(8, list.filter.trim() ? `No ${what} tasks match “${list.filter.trim()}”.` : `No ${what} tasks.`)];
       }
-      return shown.map((r) => taskRow(r, done));
+      return tasks.map((t) => taskRow(t, done));
     };
-    replaceRows(active, rows(a, false, 'active'));
-    replaceRows(completed, rows(c, true, 'completed'));
+    replaceRows(active, rows(la, false, 'active'));
+    replaceRows(completed, rows(lc, true, 'completed'));
     // The first screen with data, for the browser's own timing
     // (performance.getEntriesByName('agora-first-render')).
     if (!firstRender) {
@@ -692,29 +715,27 @@
   }
 
   function renderAgents() {
-    const s = model.state;
+    const s = model.summary;
+    const list = model.lists.agents;
     const body = $('agents-table').tBodies[0];
-    if (!s) {
+    if (!s || !list) {
       replaceRows(body, [emptyRow(12, model.error ? 'No data.' : 'Loading…')]);
       return;
     }
     const maint = maintenanceByHost(model.extras.maintenance);
     setText('agents-note', model.extras.error ? `Maintenance state or volumes unknown: ${model.extras.error}` : '');
-    const all = s.slaves || [];
-    const words = model.agentFilter.toLowerCase().split(/\s+/).filter(Boolean);
-    const filtered = words.length ? all.filter((a) => {
-      const text = [a.id, a.hostname, agentAddress(a), ...Object.entries(a.attributes || {}).map(([k, v]) => `${k}=${v}`),
-        ...Object.keys(a.reserved_resources || {}), maint.get(a.hostname), a.drain_info && a.drain_info.state,
-        a.active === false ? 'inactive' : 'active', a.connected === false ? 'disconnected' : ''].filter(Boolean).join(' ').toLowerCase();
-      return words.every((w) => text.includes(w));
-    }) : all;
-    setText('agent-count', words.length ? `${filtered.length} of ${all.length} agents match` : `${all.length} agent${all.length === 1 ? '' : 's'}`);
-    const agents = page('agents', filtered, 'Agents', renderAgents);
+    const words = list.filter.toLowerCase().split(/\s+/).filter(Boolean);
+    const all = Number(list.total_unfiltered) || 0;
+    const total = Number(list.total) || 0;
+    setText('agent-count', list.filter !== model.agentFilter ? 'Filtering…'
+      : words.length ? `${total} of ${all} agents match` : `${all} agent${all === 1 ? '' : 's'}`);
+    pager('agents', list, 'Agents');
+    const agents = list.slaves || [];
     replaceRows(body, agents.length ? agents.map((a) => h('tr', { 'data-agent-id': a.id, class: (a.warnings || []).length ? 'has-warning' : null },
       h('th', { scope: 'row' }, h('a', { href: `#/tasks?q=${enc(a.id)}`, title: `${a.id} — show this agent’s tasks`, class: 'agent-host nowrap' }, a.hostname || a.id)),
       h('td', null, h('code', { class: 'nowrap' }, agentAddress(a))),
       h('td', null, agentStatus(a)),
-      h('td', { class: 'num' }, String(model.index.tasksPerAgent.get(a.id) || 0)),
+      h('td', { class: 'num' }, String(Number(a.active_tasks) || 0)),
       h('td', null, usage(res(a.used_resources, 'cpus'), res(a.resources, 'cpus'), num)),
       h('td', null, usage(res(a.used_resources, 'mem'), res(a.resources, 'mem'), mem)),
       h('td', null, usage(res(a.used_resources, 'disk'), res(a.resources, 'disk'), mem)),
@@ -725,8 +746,8 @@
         ((model.extras.volumes || new Map()).get(a.id) || []).map((v) => [h('br'),
           h('span', { class: 'volume', 'data-volume': v.id }, `volume ${v.id}: ${mem(v.mb)} at ${v.path} (${v.role})`)])),
       h('td', { class: 'maintenance' }, maintenanceState(a, maint)),
-      h('td', null, when(a.registered_time)))) : [emptyRow(12, words.length ? `No agents match “${model.agentFilter.trim()}”.`
-      : all.length < Number(s.activated_slaves || 0)
+      h('td', null, when(a.registered_time)))) : [emptyRow(12, words.length ? `No agents match “${list.filter.trim()}”.`
+      : s.agents_visible === false
         ? `Not allowed: ${s.activated_slaves} agents are registered, but the principal you are signed in as may not view agents (view_agents).`
         : 'No agents are registered.')]);
   }
@@ -1069,13 +1090,13 @@
     const missing = $('task-missing');
     const statusBody = $('task-statuses').tBodies[0];
     setText('task-title', `Task ${route.taskID}`);
-    if (!model.index) {
+    const r = model.lists.task;
+    if (!r || r.key !== `${route.frameworkID}/${route.taskID}`) {
       fieldsEl.replaceChildren();
-      replaceRows(statusBody, [emptyRow(3, 'Loading…')]);
+      replaceRows(statusBody, [emptyRow(3, model.error ? 'No data.' : 'Loading…')]);
       return;
     }
-    const r = model.index.byKey.get(`${route.frameworkID}/${route.taskID}`);
-    if (!r) {
+    if (!r.task) {
       missing.textContent = `The master does not know task ${route.taskID} of framework ${route.frameworkID}. ` +
         'It may have finished long ago and been dropped from the master’s history.';
       missing.hidden = false;
@@ -1085,13 +1106,12 @@
     }
     missing.hidden = true;
     const t = r.task;
-    const f = r.framework;
     const a = r.agent;
     const items = [];
     field(items, 'State', stateBadge(t.state));
     field(items, 'Name', t.name || '–');
-    field(items, 'Framework', f ? h('a', { href: `#/tasks?q=${enc(f.id)}` }, f.name) : '', ' ', h('code', null, t.framework_id));
-    const hidden = (model.state.slaves || []).length < Number(model.state.activated_slaves || 0);
+    field(items, 'Framework', h('a', { href: `#/framework/${enc(t.framework_id)}` }, t.framework_name || t.framework_id), ' ', h('code', null, t.framework_id));
+    const hidden = (model.summary || {}).agents_visible === false;
     field(items, 'Agent', a ? h('a', { href: `#/tasks?q=${enc(a.id)}` }, a.hostname) : hidden ? 'not visible to you' : 'unknown agent', ' ',
       h('code', null, a ? agentAddress(a) : t.slave_id));
     if (t.executor_id) field(items, 'Executor', h('code', null, t.executor_id));
@@ -1140,10 +1160,9 @@
     $('sandbox-files').hidden = true;
     $('file-viewer').hidden = true;
     $('sandbox-path').replaceChildren();
-    // A principal that may not view agents gets a state without them
-    // (but with their count): the relay, by ID, still decides.
-    const s = model.state || {};
-    const agentsHidden = (s.slaves || []).length < Number(s.activated_slaves || 0);
+    // A principal that may not view agents is not told of the task's
+    // agent: the relay, by ID, still decides what it may read there.
+    const agentsHidden = (model.summary || {}).agents_visible === false;
     if (!agent && !agentsHidden) {
       sandboxStatus('The agent of this task is not registered, so its sandbox cannot be read.');
       return;
