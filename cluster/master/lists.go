@@ -79,16 +79,6 @@ func parsePage(q url.Values) (pageParams, error) {
 	return p, nil
 }
 
-// matches reports whether text (lower case) has every word.
-func (p pageParams) matches(text string) bool {
-	for _, w := range p.words {
-		if !strings.Contains(text, w) {
-			return false
-		}
-	}
-	return true
-}
-
 // cut returns the [lo, hi) bounds of the page in n rows.
 func (p pageParams) cut(n int) (lo, hi int) {
 	lo = min(p.offset, n)
@@ -129,7 +119,7 @@ func (m *Master) serveTasks(r *http.Request) (doc, error) {
 			return
 		}
 		unfiltered++
-		if len(p.words) > 0 && !p.matches(m.taskText(f, t)) {
+		if len(p.words) > 0 && !p.matchesAll(m.taskFields(f, t)) {
 			return
 		}
 		rows = append(rows, row{t, f})
@@ -146,8 +136,8 @@ func (m *Master) serveTasks(r *http.Request) (doc, error) {
 			add(f, t, true)
 		}
 	}
-	sort.Slice(rows, func(i, j int) bool {
-		a, b := rows[i].t, rows[j].t
+	before := func(x, y row) bool {
+		a, b := x.t, y.t
 		if !a.launched.Equal(b.launched) {
 			return a.launched.Before(b.launched) == p.asc
 		}
@@ -155,10 +145,10 @@ func (m *Master) serveTasks(r *http.Request) (doc, error) {
 			return a.info.FrameworkID.Value < b.info.FrameworkID.Value
 		}
 		return a.info.TaskID.Value < b.info.TaskID.Value
-	})
+	}
 	lo, hi := p.cut(len(rows))
 	page := make([]any, 0, hi-lo)
-	for _, r := range rows[lo:hi] {
+	for _, r := range firstN(rows, hi, before)[lo:] {
 		d := taskDoc(r.t)
 		d["framework_name"] = r.f.info.Name
 		if a := m.agents[r.t.info.AgentID.Value]; a != nil && v.agents() {
@@ -169,15 +159,100 @@ func (m *Master) serveTasks(r *http.Request) (doc, error) {
 	return doc{"tasks": page, "total": len(rows), "total_unfiltered": unfiltered, "offset": p.offset, "limit": p.limit}, nil
 }
 
-// taskText is what the filter searches in a task.
-func (m *Master) taskText(f *framework, t *task) string {
-	st := t.state().String()
-	parts := []string{t.info.TaskID.Value, t.info.Name, st, strings.TrimPrefix(st, "TASK_"), f.id, f.info.Name,
-		t.info.AgentID.Value, t.role, t.info.GetExecutorID().GetValue()}
+// taskFields are what the filter searches in a task (its state names
+// TASK_RUNNING, so RUNNING matches too).
+func (m *Master) taskFields(f *framework, t *task) []string {
+	fields := []string{t.info.TaskID.Value, t.info.Name, t.state().String(), f.id, f.info.Name,
+		t.info.AgentID.Value, t.role, t.info.GetExecutorID().GetValue(), ""}
 	if a := m.agents[t.info.AgentID.Value]; a != nil {
-		parts = append(parts, a.info.Hostname)
+		fields[len(fields)-1] = a.info.Hostname
 	}
-	return strings.ToLower(strings.Join(parts, " "))
+	return fields
+}
+
+// matchesAll reports whether every word is in one of fields, in any case.
+// It allocates nothing for ASCII text, so a filter over 100,000 tasks
+// costs the loop little.
+func (p pageParams) matchesAll(fields []string) bool {
+	for _, w := range p.words {
+		found := false
+		for _, f := range fields {
+			if containsFold(f, w) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// containsFold reports whether s contains word (lower case), ignoring case.
+func containsFold(s, word string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return strings.Contains(strings.ToLower(s), word)
+		}
+	}
+	n := len(word)
+	for i := 0; i+n <= len(s); i++ {
+		j := 0
+		for ; j < n; j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != word[j] {
+				break
+			}
+		}
+		if j == n {
+			return true
+		}
+	}
+	return false
+}
+
+// firstN orders the first n of xs by less and returns them; the rest of
+// xs is left in no order. A page near the start of a long list (the common
+// case) costs a pass and a small heap rather than a sort of every row.
+func firstN[T any](xs []T, n int, less func(a, b T) bool) []T {
+	if n >= len(xs)/4 {
+		sort.SliceStable(xs, func(i, j int) bool { return less(xs[i], xs[j]) })
+		return xs[:n]
+	}
+	// xs[:n] is a max-heap (by less) of the n smallest seen so far.
+	h := xs[:0:0]
+	h = append(h, xs[:n]...)
+	down := func(i int) {
+		for {
+			l, big := 2*i+1, i
+			if l < len(h) && less(h[big], h[l]) {
+				big = l
+			}
+			if r := l + 1; r < len(h) && less(h[big], h[r]) {
+				big = r
+			}
+			if big == i {
+				return
+			}
+			h[i], h[big] = h[big], h[i]
+			i = big
+		}
+	}
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for _, x := range xs[n:] {
+		if len(h) > 0 && less(x, h[0]) {
+			h[0] = x
+			down(0)
+		}
+	}
+	sort.Slice(h, func(i, j int) bool { return less(h[i], h[j]) })
+	return h
 }
 
 // serveSlaves is /master/slaves: a page of agents, or every agent
@@ -203,7 +278,7 @@ func (m *Master) serveSlaves(r *http.Request) (doc, error) {
 				continue
 			}
 			unfiltered++
-			if len(p.words) > 0 && !p.matches(agentText(a)) {
+			if len(p.words) > 0 && !p.matchesAll(agentFields(a)) {
 				continue
 			}
 			rows = append(rows, a)
@@ -232,8 +307,8 @@ func (m *Master) serveSlaves(r *http.Request) (doc, error) {
 		"offset": p.offset, "limit": p.limit}, nil
 }
 
-// agentText is what the filter searches in an agent.
-func agentText(a *agent) string {
+// agentFields are what the filter searches in an agent.
+func agentFields(a *agent) []string {
 	parts := []string{a.id, a.info.Hostname, a.pid}
 	if at := strings.LastIndex(a.pid, "@"); at >= 0 {
 		parts = append(parts, a.pid[at+1:])
@@ -263,7 +338,7 @@ func agentText(a *agent) string {
 			parts = append(parts, "drained")
 		}
 	}
-	return strings.ToLower(strings.Join(parts, " "))
+	return parts
 }
 
 // serveList serves a list endpoint whose parameters may be wrong: build
