@@ -150,6 +150,30 @@ func TestCockpitPages(t *testing.T) {
 		if got := text(t, bctx, row+" .answers"); got != "none yet" {
 			t.Errorf("answers = %q", got)
 		}
+		if got := texts(t, bctx, "#drains-table tbody tr[data-agent-id]"); len(got) != 0 {
+			t.Errorf("draining agents before any drain: %v", got)
+		}
+
+		// The agent drained (it runs no task, so it drains at once). The
+		// operator event stream has no event for a drain (nor has Mesos's):
+		// the page shows it at its next poll.
+		agentID := c.Agents[0].ID()
+		send(t, http.MethodPost, c.MasterURL+"/api/v1", `{"type":"DRAIN_AGENT","drain_agent":{"agent_id":{"value":"`+agentID+`"}}}`)
+		run(t, bctx, "polling maintenance every second", chromedp.Navigate(c.MasterURL+"/?refresh=1#/maintenance"))
+		drain := `#drains-table tr[data-agent-id="` + agentID + `"] .drain`
+		waitFor(t, bctx, "the drained agent", `/^drain(ing|ed)$/.test((document.querySelector('`+drain+`') || {}).textContent)`)
+		var st struct {
+			Slaves []struct {
+				DrainInfo struct {
+					State string `json:"state"`
+				} `json:"drain_info"`
+			} `json:"slaves"`
+		}
+		if err := json.Unmarshal([]byte(send(t, http.MethodGet, c.MasterURL+"/master/slaves", "")), &st); err != nil || len(st.Slaves) != 1 {
+			t.Fatalf("/master/slaves: %v %+v", err, st)
+		}
+		waitFor(t, bctx, "the page's drain state to be the master's", `document.querySelector('`+drain+`').textContent === '`+
+			strings.ToLower(st.Slaves[0].DrainInfo.State)+`' || document.querySelector('`+drain+`').textContent === 'drained'`)
 		shot(t, bctx, "maintenance")
 	})
 }
