@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -278,7 +279,7 @@ func (m *Master) serveSlaves(r *http.Request) (doc, error) {
 				continue
 			}
 			unfiltered++
-			if len(p.words) > 0 && !p.matchesAll(agentFields(a)) {
+			if len(p.words) > 0 && !p.matchesAll(m.agentFields(a)) {
 				continue
 			}
 			rows = append(rows, a)
@@ -307,8 +308,9 @@ func (m *Master) serveSlaves(r *http.Request) (doc, error) {
 		"offset": p.offset, "limit": p.limit}, nil
 }
 
-// agentFields are what the filter searches in an agent.
-func agentFields(a *agent) []string {
+// agentFields are what the filter searches in an agent; its maintenance
+// state reads as the web UI shows it ("scheduled", "down").
+func (m *Master) agentFields(a *agent) []string {
 	parts := []string{a.id, a.info.Hostname, a.pid}
 	if at := strings.LastIndex(a.pid, "@"); at >= 0 {
 		parts = append(parts, a.pid[at+1:])
@@ -331,6 +333,18 @@ func agentFields(a *agent) []string {
 	}
 	if a.deactivated {
 		parts = append(parts, "inactive")
+	}
+	for _, id := range m.maint.down {
+		if m.agentMatches(a, id) {
+			parts = append(parts, "down")
+			break
+		}
+	}
+	for _, w := range m.maint.schedule.Windows {
+		if slices.ContainsFunc(w.MachineIDs, func(id mesos.MachineID) bool { return m.agentMatches(a, id) }) {
+			parts = append(parts, "scheduled")
+			break
+		}
 	}
 	if a.draining {
 		parts = append(parts, "draining")

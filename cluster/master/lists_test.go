@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
@@ -127,6 +128,20 @@ func TestListPagesAndFilters(t *testing.T) {
 	}
 	if _, one, _ := getList(t, c, "/master/slaves?limit=10&slave_id="+both.Slaves[1].ID); len(one.Slaves) != 1 || one.Slaves[0].ID != both.Slaves[1].ID {
 		t.Errorf("slave_id: %+v", one.Slaves)
+	}
+
+	if _, p, _ := getList(t, c, "/master/slaves?filter=scheduled"); *p.Total != 0 {
+		t.Errorf("agents scheduled for maintenance before any schedule: %d", *p.Total)
+	}
+	start := time.Now().Add(time.Hour).UnixNano()
+	resp, err := http.Post(c.MasterURL+"/maintenance/schedule", "application/json", strings.NewReader(
+		fmt.Sprintf(`{"windows":[{"machine_ids":[{"hostname":"localhost"}],"unavailability":{"start":{"nanoseconds":%d}}}]}`, start)))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scheduling maintenance: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	if _, p, _ := getList(t, c, "/master/slaves?filter=scheduled"); *p.Total != 2 {
+		t.Errorf("agents scheduled for maintenance: %d, want both", *p.Total)
 	}
 
 	var sum struct {
