@@ -30,8 +30,8 @@ func (m *Master) Handler(extra http.Handler) http.Handler {
 	both("/state", m.serveJSON(func(*http.Request) any { return m.stateDoc() }))
 	both("/state.json", m.serveJSON(func(*http.Request) any { return m.stateDoc() }))
 	both("/state-summary", m.serveJSON(func(*http.Request) any { return m.stateSummaryDoc() }))
-	both("/frameworks", m.serveJSON(func(r *http.Request) any { return m.frameworksDoc(r) }))
-	both("/slaves", m.serveList(m.serveSlaves)) // lists.go: pages, filters
+	both("/frameworks", m.serveList(m.serveFrameworks)) // lists.go: tasks=false
+	both("/slaves", m.serveList(m.serveSlaves))         // lists.go: pages, filters
 	both("/tasks", m.serveList(m.serveTasks))
 	both("/summary", m.serveList(m.serveSummary))
 	both("/flags", m.serveJSON(func(*http.Request) any { return doc{"flags": m.flagsDoc()} }))

@@ -440,3 +440,51 @@ func (m *Master) serveSummary(r *http.Request) (doc, error) {
 	d["agent_notes"], d["agent_notes_total"] = notes, notesTotal
 	return d, nil
 }
+
+// serveFrameworks is /master/frameworks. With tasks=false (agora's) each
+// framework comes without its tasks: their counts by state, the count of
+// its completed tasks, and its outstanding offers (with their agents'
+// hostnames), so that the web UI's frameworks and offers pages stay small
+// on a cluster of 100,000 tasks. Otherwise it is Mesos's document.
+func (m *Master) serveFrameworks(r *http.Request) (doc, error) {
+	q := r.URL.Query()
+	switch q.Get("tasks") {
+	case "":
+		return m.frameworksDoc(r), nil
+	case "false":
+	default:
+		return nil, errorf(http.StatusBadRequest, "tasks=%q: want false (leave it out for the tasks)", q.Get("tasks"))
+	}
+	want := q.Get("framework_id")
+	agents := m.viewerOf(r).agents()
+	light := func(f *framework) doc {
+		d := m.frameworkDoc(f, false)
+		delete(d, "slave_ids") // one per agent: as big as the cluster
+		d["task_count"] = len(f.tasks)
+		d["completed_task_count"] = len(f.completed)
+		offers := []any{}
+		for _, id := range sortedKeys(f.offers) {
+			o := f.offers[id]
+			od := doc{"id": o.id, "framework_id": f.id, "slave_id": o.agent.id,
+				"resources": api.FlattenResources(o.resources), "allocation_info": doc{"role": o.role}}
+			if agents {
+				od["slave_hostname"] = o.agent.info.Hostname
+			}
+			offers = append(offers, od)
+		}
+		d["offers"] = offers
+		return d
+	}
+	fs, done := []any{}, []any{}
+	for _, f := range m.sortedFrameworks() {
+		if want == "" || want == f.id {
+			fs = append(fs, light(f))
+		}
+	}
+	for _, f := range m.completedFrameworks {
+		if want == "" || want == f.id {
+			done = append(done, light(f))
+		}
+	}
+	return doc{"frameworks": fs, "completed_frameworks": done, "unregistered_frameworks": []any{}}, nil
+}

@@ -130,6 +130,25 @@ func TestListPagesAndFilters(t *testing.T) {
 		t.Errorf("slave_id: %+v", one.Slaves)
 	}
 
+	// Frameworks without their tasks: counts and offers instead.
+	var fws struct {
+		Frameworks []struct {
+			Name      string           `json:"name"`
+			Tasks     []any            `json:"tasks"`
+			TaskCount int              `json:"task_count"`
+			Running   int              `json:"TASK_RUNNING"`
+			Offers    []map[string]any `json:"offers"`
+		} `json:"frameworks"`
+	}
+	if code, _, body := getList(t, c, "/master/frameworks?tasks=false"); code != http.StatusOK || json.Unmarshal([]byte(body), &fws) != nil ||
+		len(fws.Frameworks) != 1 || fws.Frameworks[0].Tasks != nil || fws.Frameworks[0].TaskCount != 5 || fws.Frameworks[0].Running != 5 ||
+		len(fws.Frameworks[0].Offers) == 0 || fws.Frameworks[0].Offers[0]["slave_hostname"] != "localhost" {
+		t.Errorf("/master/frameworks?tasks=false: %d %s", code, body)
+	}
+	if code, _, body := getList(t, c, "/master/frameworks?tasks=no"); code != http.StatusBadRequest || !strings.Contains(body, `tasks="no": want false`) {
+		t.Errorf("tasks=no: %d %s", code, body)
+	}
+
 	if _, p, _ := getList(t, c, "/master/slaves?filter=scheduled"); *p.Total != 0 {
 		t.Errorf("agents scheduled for maintenance before any schedule: %d", *p.Total)
 	}
