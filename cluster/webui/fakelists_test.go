@@ -11,14 +11,16 @@ import (
 )
 
 // fakeLists serves, from a /master/state document, what a real master
-// serves the UI besides it: /master/summary and pages of /master/tasks and
-// /master/slaves (limit, offset, filter; tasks by state). It stands in for
+// serves the UI besides it: /master/summary, /master/frameworks?tasks=false
+// and pages of /master/tasks and /master/slaves (limit, offset, filter;
+// tasks by state). It stands in for
 // the master in the tests that draw a fixture or a simulated cluster; the
 // master's own lists are tested in cluster/master.
 type fakeLists struct {
-	summary []byte
-	tasks   []fakeTask
-	agents  []fakeAgent
+	summary    []byte
+	frameworks []byte // /master/frameworks?tasks=false
+	tasks      []fakeTask
+	agents     []fakeAgent
 }
 
 type fakeTask struct {
@@ -132,6 +134,30 @@ func newFakeLists(t testing.TB, stateJSON []byte) *fakeLists {
 		}
 	}
 	fl.summary, _ = json.Marshal(summary)
+	light := func(key string) []any {
+		out := []any{}
+		for _, f := range list(st[key]) {
+			d := map[string]any{}
+			for k, v := range f.(map[string]any) {
+				d[k] = v
+			}
+			d["task_count"] = len(list(d["tasks"])) + len(list(d["unreachable_tasks"]))
+			d["completed_task_count"] = len(list(d["completed_tasks"]))
+			delete(d, "tasks")
+			delete(d, "unreachable_tasks")
+			delete(d, "completed_tasks")
+			var offers []any
+			for _, o := range list(d["offers"]) {
+				o := o.(map[string]any)
+				o["slave_hostname"] = hosts[str(o["slave_id"])]
+				offers = append(offers, o)
+			}
+			d["offers"] = offers
+			out = append(out, d)
+		}
+		return out
+	}
+	fl.frameworks, _ = json.Marshal(map[string]any{"frameworks": light("frameworks"), "completed_frameworks": light("completed_frameworks")})
 	return fl
 }
 
@@ -206,6 +232,10 @@ func (fl *fakeLists) serveSlaves(w http.ResponseWriter, r *http.Request) {
 // handle mounts the fake's endpoints on mux, each through wrap.
 func (fl *fakeLists) handle(mux *http.ServeMux, wrap func(http.HandlerFunc) http.HandlerFunc) {
 	mux.Handle("/master/summary", wrap(fl.serveSummary))
+	mux.Handle("/master/frameworks", wrap(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(fl.frameworks)
+	}))
 	mux.Handle("/master/tasks", wrap(fl.serveTasks))
 	mux.Handle("/master/slaves", wrap(fl.serveSlaves))
 }

@@ -2,11 +2,12 @@
 //
 // The page polls the master on the same origin every REFRESH_MS and renders
 // what it read: always /master/summary (the header) and /metrics/snapshot;
-// the tasks, agents and task views read only the page of rows they show
-// (/master/tasks and /master/slaves take limit, offset and a filter), so a
-// cluster of 100,000 tasks costs them what a small one does; the views that
-// join everything (frameworks, roles, offers, maintenance) read
-// /master/state while they are open. Routes live in the URL fragment:
+// the tasks, agents, task and maintenance views read only the rows they
+// show (/master/tasks and /master/slaves take limit, offset and a filter),
+// the frameworks, framework and offers views the frameworks without their
+// tasks (/master/frameworks?tasks=false), so a cluster of 100,000 tasks
+// costs them what a small one does; only the roles view, which adds up
+// every task's resources by role, reads /master/state while it is open. Routes live in the URL fragment:
 //   #/overview   #/tasks?q=<filter>   #/frameworks   #/framework/<id>   #/agents
 //   #/roles   #/offers   #/maintenance   #/explain?subject=<id or role>
 //   #/task/<framework>/<task>
@@ -32,11 +33,11 @@
   const FOLLOW_MS = 1000;
 
   const model = {
-    summary: null, state: null, metrics: null, index: null,
+    summary: null, state: null, metrics: null, index: null, frameworks: null, frameworkByID: new Map(),
     // lists: the pages of rows read for the open view (active, completed,
     // agents: /master/tasks or /master/slaves answers; task: one task and
     // its agent).
-    lists: { active: null, completed: null, agents: null, task: null },
+    lists: { active: null, completed: null, agents: null, drains: null, task: null },
     updated: null, error: null, errorStatus: 0, errorSince: null,
     filter: '', agentFilter: '',
     // The page shown of each list, from 0; a new filter goes back to 0.
@@ -230,8 +231,10 @@
     return { agents, frameworks, active, tasksPerAgent };
   }
 
-  // STATE_VIEWS read the whole state while they are open.
-  const STATE_VIEWS = new Set(['frameworks', 'framework', 'roles', 'offers', 'maintenance']);
+  // STATE_VIEWS read the whole state while they are open; FRAMEWORK_VIEWS
+  // the frameworks without their tasks.
+  const STATE_VIEWS = new Set(['roles']);
+  const FRAMEWORK_VIEWS = new Set(['frameworks', 'framework', 'offers']);
 
   let timer = null;
   let inflight = false;
@@ -249,10 +252,16 @@
     const began = performance.now();
     clearTimeout(timer);
     try {
-      const [summary, metrics, state] = await Promise.all([getJSON('/master/summary'), getJSON('/metrics/snapshot'),
-        STATE_VIEWS.has(route.view) ? getJSON('/master/state') : null, refreshExtras(), refreshLists()]);
+      const [summary, metrics, state, frameworks] = await Promise.all([getJSON('/master/summary'), getJSON('/metrics/snapshot'),
+        STATE_VIEWS.has(route.view) ? getJSON('/master/state') : null,
+        FRAMEWORK_VIEWS.has(route.view) ? getJSON('/master/frameworks?tasks=false') : null,
+        refreshExtras(), refreshLists()]);
       model.summary = summary;
       model.metrics = metrics;
+      if (frameworks) {
+        model.frameworks = frameworks;
+        model.frameworkByID = new Map([...(frameworks.frameworks || []), ...(frameworks.completed_frameworks || [])].map((f) => [f.id, f]));
+      }
       if (state) {
         model.state = state;
         model.index = buildIndex(state);
@@ -288,6 +297,8 @@
     } else if (route.view === 'agents') {
       const filter = model.agentFilter;
       model.lists.agents = { filter, ...await getJSON(`/master/slaves?${q({ limit: PAGE_ROWS, offset: model.pages.agents * PAGE_ROWS, filter })}`) };
+    } else if (route.view === 'maintenance') {
+      model.lists.drains = await getJSON(`/master/slaves?${q({ limit: PAGE_ROWS, filter: 'draining' })}`);
     } else if (route.view === 'task') {
       const key = `${route.frameworkID}/${route.taskID}`;
       const got = await getJSON(`/master/tasks?${q({ framework_id: route.frameworkID, task_id: route.taskID, limit: 1 })}`);
@@ -344,7 +355,7 @@
   async function readExplain(subject) {
     if (!subject) return null;
     try {
-      const param = model.index && model.index.frameworks.has(subject) ? 'framework_id' : 'role';
+      const param = model.frameworkByID.has(subject) ? 'framework_id' : 'role';
       return { subject, doc: await getJSON(`/explain?${param}=${enc(subject)}`) };
     } catch (e) {
       if (e.status === 404) return { subject, doc: null, unknown: e.message };
@@ -668,7 +679,7 @@
   }
 
   function renderFrameworks() {
-    const s = model.state;
+    const s = model.frameworks;
     const body = $('frameworks-table').tBodies[0];
     const done = $('frameworks-completed').tBodies[0];
     if (!s) {
@@ -682,7 +693,7 @@
       h('td', null, h('code', null, f.id)),
       h('td', null, (f.roles || (f.role ? [f.role] : [])).join(', ')),
       h('td', null, frameworkStatus(f)),
-      h('td', { class: 'num' }, String((f.tasks || []).length + (f.unreachable_tasks || []).length)),
+      h('td', { class: 'num' }, String(Number(f.task_count) || 0)),
       h('td', { class: 'num' }, num(res(f.used_resources, 'cpus'))),
       h('td', { class: 'num' }, mem(res(f.used_resources, 'mem'))),
       h('td', { class: 'num' }, num(res(f.offered_resources, 'cpus'))),
@@ -692,7 +703,7 @@
       h('th', { scope: 'row' }, frameworkName(f)),
       h('td', null, h('code', null, f.id)),
       h('td', null, (f.roles || (f.role ? [f.role] : [])).join(', ')),
-      h('td', { class: 'num' }, String((f.completed_tasks || []).length)),
+      h('td', { class: 'num' }, String(Number(f.completed_task_count) || 0)),
       h('td', null, when(f.registered_time)),
       h('td', null, when(f.unregistered_time)))) : [emptyRow(6, 'No completed frameworks.')]);
   }
@@ -934,7 +945,7 @@
   // ---- offers ------------------------------------------------------------------
 
   function renderOffers() {
-    const s = model.state;
+    const s = model.frameworks;
     const body = $('offers-table').tBodies[0];
     if (!s) {
       replaceRows(body, [emptyRow(5, model.error ? 'No data.' : 'Loading…')]);
@@ -945,12 +956,11 @@
     offers.sort((x, y) => collator.compare(x.o.id, y.o.id));
     setText('offer-count', `${offers.length} outstanding offer${offers.length === 1 ? '' : 's'}`);
     replaceRows(body, offers.length ? offers.map(({ o, f }) => {
-      const a = model.index.agents.get(o.slave_id);
       return h('tr', { 'data-offer-id': o.id },
         h('th', { scope: 'row' }, h('code', null, o.id)),
         h('td', null, h('a', { href: `#/framework/${enc(f.id)}`, class: 'fw-name' }, f.name || f.id)),
         h('td', { class: 'role' }, (o.allocation_info || {}).role || '*'),
-        h('td', { title: o.slave_id, class: 'agent' }, a ? a.hostname : o.slave_id),
+        h('td', { title: o.slave_id, class: 'agent' }, o.slave_hostname || o.slave_id),
         h('td', { class: 'resources' }, resourceText(o.resources)));
     }) : [emptyRow(5, 'No offers are outstanding: every offer was accepted or declined.')]);
   }
@@ -996,14 +1006,17 @@
       }
       replaceRows(body, rows.length ? rows : [emptyRow(5, 'No machines are scheduled for maintenance.')]);
     }
-    const s = model.state;
-    if (!s) return;
-    const draining = (s.slaves || []).filter((a) => a.drain_info && a.drain_info.state);
-    replaceRows(drains, draining.length ? draining.map((a) => h('tr', { 'data-agent-id': a.id },
+    const list = model.lists.drains;
+    if (!list) return;
+    const draining = (list.slaves || []).filter((a) => a.drain_info && a.drain_info.state);
+    const more = (Number(list.total) || 0) - draining.length;
+    replaceRows(drains, draining.length ? [...draining.map((a) => h('tr', { 'data-agent-id': a.id },
       h('th', { scope: 'row' }, a.hostname || a.id),
       h('td', null, h('code', null, agentAddress(a))),
       h('td', { class: 'drain' }, badge(String(a.drain_info.state).toLowerCase(), 'warn')),
-      h('td', { class: 'num' }, String(model.index.tasksPerAgent.get(a.id) || 0)))) : [emptyRow(4, 'No agents are draining.')]);
+      h('td', { class: 'num' }, String(Number(a.active_tasks) || 0)))),
+    more > 0 ? emptyRow(4, `and ${more} more (filter the agents by “draining”).`) : null].filter(Boolean)
+      : [emptyRow(4, 'No agents are draining.')]);
   }
 
   // ---- explain -------------------------------------------------------------------
@@ -1041,8 +1054,8 @@
     const fieldsEl = $('framework-fields');
     const missing = $('framework-missing');
     setText('framework-title', `Framework ${route.id}`);
-    if (!model.index) return;
-    const f = model.index.frameworks.get(route.id);
+    if (!model.frameworks) return;
+    const f = model.frameworkByID.get(route.id);
     if (!f) {
       missing.textContent = `The master does not know framework ${route.id}.`;
       missing.hidden = false;
@@ -1057,7 +1070,7 @@
       ? h('a', { href: ui, class: 'external', id: 'framework-webui', rel: 'noopener noreferrer', target: '_blank' }, `Open ${f.name || 'the framework'}’s own web UI ↗`)
       : h('span', { class: 'muted' }, 'This framework publishes no web UI (webui_url).'));
     if (link.innerHTML !== $('framework-ui').innerHTML) $('framework-ui').replaceChildren(...link.childNodes);
-    const active = (f.tasks || []).length + (f.unreachable_tasks || []).length;
+    const active = Number(f.task_count) || 0;
     const items = [];
     field(items, 'Status', f.unregistered_time ? badge('completed', 'warn') : frameworkStatus(f));
     field(items, 'ID', h('code', null, f.id));
@@ -1066,7 +1079,7 @@
     if (f.principal) field(items, 'Principal', f.principal);
     if (f.hostname) field(items, 'Host', f.hostname);
     field(items, 'Tasks', h('a', { href: `#/tasks?q=${enc(f.id)}`, class: 'fw-tasks' },
-      `${active} active, ${(f.completed_tasks || []).length} completed`));
+      `${active} active, ${Number(f.completed_task_count) || 0} completed`));
     field(items, 'Resources used', resourceText(f.used_resources));
     field(items, 'Outstanding offers', h('a', { href: '#/offers', class: 'fw-offers' }, String((f.offers || []).length)));
     if ((f.capabilities || []).length) field(items, 'Capabilities', f.capabilities.join(', '));
