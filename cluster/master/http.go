@@ -34,6 +34,7 @@ func (m *Master) Handler(extra http.Handler) http.Handler {
 	both("/slaves", m.serveList(m.serveSlaves))         // lists.go: pages, filters
 	both("/tasks", m.serveList(m.serveTasks))
 	both("/summary", m.serveList(m.serveSummary))
+	both("/roles", m.serveList(m.serveRoles))
 	both("/flags", m.serveJSON(func(*http.Request) any { return doc{"flags": m.flagsDoc()} }))
 	// Mesos documents /weights with curl -d, which sends a form's type.
 	both("/weights", formBody(http.HandlerFunc(m.serveWeights), api.MediaJSON))

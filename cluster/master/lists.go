@@ -488,3 +488,75 @@ func (m *Master) serveFrameworks(r *http.Request) (doc, error) {
 	}
 	return doc{"frameworks": fs, "completed_frameworks": done, "unregistered_frameworks": []any{}}, nil
 }
+
+// serveRoles is /master/roles, as Mesos has it: every role that has a
+// weight, a quota, a framework, a task or a reservation, with its weight,
+// its frameworks and the resources allocated to it ("resources"). Agora
+// adds "tasks" (its active tasks), "allocated" (the same as resources) and
+// "reserved" (reserved for it on the agents), so that the web UI's roles
+// page need not read every task. What the principal may not view (ACLs)
+// is not counted.
+func (m *Master) serveRoles(r *http.Request) (doc, error) {
+	type role struct {
+		frameworks          []string
+		tasks               int
+		allocated, reserved mesos.Resources
+	}
+	roles := map[string]*role{}
+	get := func(name string) *role {
+		if name == "" {
+			name = "*"
+		}
+		if roles[name] == nil {
+			roles[name] = &role{frameworks: []string{}}
+		}
+		return roles[name]
+	}
+	for name := range m.policy.Weights {
+		get(name)
+	}
+	for name := range m.policy.Quotas {
+		get(name)
+	}
+	v := m.viewerOf(r)
+	for _, f := range m.sortedFrameworks() {
+		if !v.framework(f.id) {
+			continue
+		}
+		for _, name := range f.roles() {
+			get(name).frameworks = append(get(name).frameworks, f.id)
+		}
+		for _, t := range f.tasks {
+			if isTerminal(t.state()) || !v.task(f.id, t.info.GetUser()) {
+				continue
+			}
+			ro := get(t.role)
+			ro.tasks++
+			ro.allocated.Add(t.info.Resources...)
+		}
+	}
+	if v.agents() {
+		for _, a := range m.agents {
+			if a.unreachable {
+				continue
+			}
+			for _, res := range a.info.Resources {
+				if len(res.Reservations) > 0 || (res.GetRole() != "" && res.GetRole() != "*") {
+					get(res.ReservationRole()).reserved.Add(res)
+				}
+			}
+		}
+	}
+	out := []any{}
+	for _, name := range sortedKeys(roles) {
+		ro := roles[name]
+		weight := 1.0
+		if w, ok := m.policy.Weights[name]; ok {
+			weight = w
+		}
+		allocated := api.FlattenResources(ro.allocated)
+		out = append(out, doc{"name": name, "weight": weight, "frameworks": ro.frameworks, "tasks": ro.tasks,
+			"resources": allocated, "allocated": allocated, "reserved": api.FlattenResources(ro.reserved)})
+	}
+	return doc{"roles": out}, nil
+}

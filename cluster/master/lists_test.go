@@ -130,6 +130,22 @@ func TestListPagesAndFilters(t *testing.T) {
 		t.Errorf("slave_id: %+v", one.Slaves)
 	}
 
+	// Sums by role: the five tasks of 0.1 cpus run in role *.
+	var roles struct {
+		Roles []struct {
+			Name       string             `json:"name"`
+			Weight     float64            `json:"weight"`
+			Frameworks []string           `json:"frameworks"`
+			Tasks      int                `json:"tasks"`
+			Allocated  map[string]float64 `json:"allocated"`
+		} `json:"roles"`
+	}
+	if code, _, body := getList(t, c, "/master/roles"); code != http.StatusOK || json.Unmarshal([]byte(body), &roles) != nil ||
+		len(roles.Roles) != 1 || roles.Roles[0].Name != "*" || roles.Roles[0].Weight != 1 || roles.Roles[0].Tasks != 5 ||
+		!slices.Equal(roles.Roles[0].Frameworks, []string{s.ID}) || roles.Roles[0].Allocated["cpus"] != 0.5 {
+		t.Errorf("/master/roles: %d %s", code, body)
+	}
+
 	// Frameworks without their tasks: counts and offers instead.
 	var fws struct {
 		Frameworks []struct {

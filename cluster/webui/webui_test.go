@@ -557,7 +557,7 @@ func TestHandler(t *testing.T) {
 	}{
 		{"/", "text/html; charset=utf-8", `<script src="app.js" defer></script>`},
 		{"/index.html", "text/html; charset=utf-8", "<title>agora</title>"},
-		{"/app.js", "text/javascript; charset=utf-8", "/master/state"},
+		{"/app.js", "text/javascript; charset=utf-8", "/master/summary"},
 		{"/style.css", "text/css; charset=utf-8", "prefers-color-scheme"},
 		{"/favicon.svg", "image/svg+xml", "<svg"},
 		{"/ui/", "text/html; charset=utf-8", "<title>agora</title>"},

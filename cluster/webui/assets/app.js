@@ -6,8 +6,8 @@
 // show (/master/tasks and /master/slaves take limit, offset and a filter),
 // the frameworks, framework and offers views the frameworks without their
 // tasks (/master/frameworks?tasks=false), so a cluster of 100,000 tasks
-// costs them what a small one does; only the roles view, which adds up
-// every task's resources by role, reads /master/state while it is open. Routes live in the URL fragment:
+// costs them what a small one does; the roles view reads the master's sums
+// by role (/master/roles). No view reads the whole state. Routes live in the URL fragment:
 //   #/overview   #/tasks?q=<filter>   #/frameworks   #/framework/<id>   #/agents
 //   #/roles   #/offers   #/maintenance   #/explain?subject=<id or role>
 //   #/task/<framework>/<task>
@@ -33,7 +33,7 @@
   const FOLLOW_MS = 1000;
 
   const model = {
-    summary: null, state: null, metrics: null, index: null, frameworks: null, frameworkByID: new Map(),
+    summary: null, metrics: null, roles: null, frameworks: null, frameworkByID: new Map(),
     // lists: the pages of rows read for the open view (active, completed,
     // agents: /master/tasks or /master/slaves answers; task: one task and
     // its agent).
@@ -212,28 +212,7 @@
 
   const collator = new Intl.Collator(undefined, { numeric: true });
 
-  // buildIndex joins tasks with their framework and agent once per refresh
-  // of the whole state (the views that read it).
-  function buildIndex(state) {
-    const agents = new Map();
-    for (const a of state.slaves || []) agents.set(a.id, a);
-    const frameworks = new Map();
-    const allFrameworks = [...(state.frameworks || []), ...(state.completed_frameworks || [])];
-    for (const f of allFrameworks) frameworks.set(f.id, f);
-    const active = [];
-    const tasksPerAgent = new Map();
-    for (const f of allFrameworks) {
-      for (const t of [...(f.tasks || []), ...(f.unreachable_tasks || [])]) {
-        active.push({ task: t, framework: f });
-        tasksPerAgent.set(t.slave_id, (tasksPerAgent.get(t.slave_id) || 0) + 1);
-      }
-    }
-    return { agents, frameworks, active, tasksPerAgent };
-  }
-
-  // STATE_VIEWS read the whole state while they are open; FRAMEWORK_VIEWS
-  // the frameworks without their tasks.
-  const STATE_VIEWS = new Set(['roles']);
+  // FRAMEWORK_VIEWS read the frameworks without their tasks.
   const FRAMEWORK_VIEWS = new Set(['frameworks', 'framework', 'offers']);
 
   let timer = null;
@@ -252,19 +231,16 @@
     const began = performance.now();
     clearTimeout(timer);
     try {
-      const [summary, metrics, state, frameworks] = await Promise.all([getJSON('/master/summary'), getJSON('/metrics/snapshot'),
-        STATE_VIEWS.has(route.view) ? getJSON('/master/state') : null,
+      const [summary, metrics, roles, frameworks] = await Promise.all([getJSON('/master/summary'), getJSON('/metrics/snapshot'),
+        route.view === 'roles' ? getJSON('/master/roles') : null,
         FRAMEWORK_VIEWS.has(route.view) ? getJSON('/master/frameworks?tasks=false') : null,
         refreshExtras(), refreshLists()]);
       model.summary = summary;
       model.metrics = metrics;
+      if (roles) model.roles = roles;
       if (frameworks) {
         model.frameworks = frameworks;
         model.frameworkByID = new Map([...(frameworks.frameworks || []), ...(frameworks.completed_frameworks || [])].map((f) => [f.id, f]));
-      }
-      if (state) {
-        model.state = state;
-        model.index = buildIndex(state);
       }
       model.updated = new Date();
       model.error = null;
@@ -824,10 +800,9 @@
 
   // ---- roles -----------------------------------------------------------------
 
-  // roleRows joins the weights, the quotas, the frameworks' roles, the active
-  // tasks' resources and the agents' reservations by role.
+  // roleRows joins the master's roles (/master/roles: weights, frameworks,
+  // active tasks, allocated and reserved resources) with the quotas.
   function roleRows() {
-    const s = model.state;
     const roles = new Map();
     const role = (name) => {
       if (!roles.has(name)) {
@@ -835,27 +810,22 @@
       }
       return roles.get(name);
     };
-    const add = (into, r) => {
-      for (const [k, v] of Object.entries(r || {})) if (typeof v === 'number') into[k] = (into[k] || 0) + v;
-    };
-    for (const w of model.extras.weights || []) role(w.role || '*').weight = Number(w.weight);
+    // Scalars only: a range of ports adds up to nothing readable.
+    const scalarsOf = (r) => Object.fromEntries(Object.entries(r || {}).filter(([, v]) => typeof v === 'number' && v));
+    for (const ro of (model.roles || {}).roles || []) {
+      const r = role(ro.name);
+      r.weight = ro.weight == null ? null : Number(ro.weight);
+      for (const id of ro.frameworks || []) r.frameworks.add(id);
+      r.tasks = Number(ro.tasks) || 0;
+      r.allocated = scalarsOf(ro.allocated || ro.resources);
+      r.reserved = scalarsOf(ro.reserved);
+    }
     const q = model.extras.quota || {};
     const scalars = (m) => Object.fromEntries(Object.entries(m || {}).map(([k, v]) => [k, Number(v && v.value != null ? v.value : v)]));
     for (const c of q.configs || []) {
       const r = role(c.role);
       r.guarantee = scalars(c.guarantees);
       r.limit = scalars(c.limits);
-    }
-    for (const f of s.frameworks || []) {
-      for (const name of f.roles || (f.role ? [f.role] : [])) role(name).frameworks.add(f.id);
-    }
-    for (const row of model.index.active) {
-      const r = role(row.task.role || (row.framework && row.framework.role) || '*');
-      r.tasks++;
-      add(r.allocated, row.task.resources);
-    }
-    for (const a of s.slaves || []) {
-      for (const [name, r] of Object.entries(a.reserved_resources || {})) add(role(name).reserved, r);
     }
     return [...roles.values()].sort((x, y) => x.name.localeCompare(y.name));
   }
@@ -867,7 +837,7 @@
 
   function renderRoles() {
     const body = $('roles-table').tBodies[0];
-    if (!model.state) {
+    if (!model.roles) {
       replaceRows(body, [emptyRow(8, model.error ? 'No data.' : 'Loading…')]);
       return;
     }
