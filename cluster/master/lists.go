@@ -391,6 +391,7 @@ const maxSummaryNotes = 100
 // resources on offer, and the agents that need attention (warnings,
 // disconnected), at most maxSummaryNotes of them.
 func (m *Master) serveSummary(r *http.Request) (doc, error) {
+	v := m.viewerOf(r)
 	leader := m.info.GetPID()
 	d := doc{
 		"version": api.MesosVersion, "agora_version": api.Version, "start_time": timeSecs(m.start),
@@ -422,12 +423,15 @@ func (m *Master) serveSummary(r *http.Request) (doc, error) {
 	}
 	// agents_visible says whether the principal may view agents (ACLs):
 	// without, its lists of agents are empty however many there are.
-	d["agents_visible"] = m.viewerOf(r).agents()
-	if !m.viewerOf(r).agents() {
+	d["agents_visible"] = v.agents()
+	if !v.agents() {
 		notes, notesTotal = []any{}, 0
 	}
 	var active, inactive int
 	for _, f := range m.frameworks {
+		if !v.framework(f.id) {
+			continue // as /master/state leaves it out
+		}
 		if f.conn != nil && !f.removed {
 			active++
 		} else {
