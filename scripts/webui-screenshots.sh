@@ -2,13 +2,17 @@
 # Regenerates the web UI's screenshots in docs/screenshots/ (referenced from
 # the README) with headless Chromium: the UI tests save a PNG of each page
 # they check when $AGORA_WEBUI_SCREENSHOTS names a directory. The fixture
-# test runs first; the test against a real cluster then replaces its
-# agents and task pages with a live cluster's. Not part of the test suite.
+# test runs first; the tests against a real cluster then replace its
+# agents and task pages with a live cluster's and add the overview, offers,
+# framework, explain and maintenance pages. TestLivePages puts its agent's
+# work directory at /var/lib/agora/agent (and removes /var/lib/agora after)
+# so that the task page shows an installation's sandbox path. Not part of
+# the test suite.
 set -eu
 cd "$(dirname "$0")/.."
 out="$(pwd)/docs/screenshots"
 mkdir -p "$out"
-for t in TestUIInChromium TestLivePages; do
+for t in TestUIInChromium TestLivePages TestCockpitPages; do
 	AGORA_WEBUI_SCREENSHOTS="$out" go test -count=1 -timeout 300s -run "^$t\$" ./cluster/webui/
 done
 # The error banner is a state of the tasks page, not a page: not in the docs.

@@ -30,9 +30,11 @@ func (m *Master) Handler(extra http.Handler) http.Handler {
 	both("/state", m.serveJSON(func(*http.Request) any { return m.stateDoc() }))
 	both("/state.json", m.serveJSON(func(*http.Request) any { return m.stateDoc() }))
 	both("/state-summary", m.serveJSON(func(*http.Request) any { return m.stateSummaryDoc() }))
-	both("/frameworks", m.serveJSON(func(r *http.Request) any { return m.frameworksDoc(r) }))
-	both("/slaves", m.serveJSON(func(r *http.Request) any { return m.slavesDoc(r) }))
-	both("/tasks", m.serveJSON(func(r *http.Request) any { return m.tasksDoc(r) }))
+	both("/frameworks", m.serveList(m.serveFrameworks)) // lists.go: tasks=false
+	both("/slaves", m.serveList(m.serveSlaves))         // lists.go: pages, filters
+	both("/tasks", m.serveList(m.serveTasks))
+	both("/summary", m.serveList(m.serveSummary))
+	both("/roles", m.serveList(m.serveRoles))
 	both("/flags", m.serveJSON(func(*http.Request) any { return doc{"flags": m.flagsDoc()} }))
 	// Mesos documents /weights with curl -d, which sends a form's type.
 	both("/weights", formBody(http.HandlerFunc(m.serveWeights), api.MediaJSON))
@@ -54,6 +56,7 @@ func (m *Master) Handler(extra http.Handler) http.Handler {
 	}))
 	mux.Handle("/metrics/snapshot", m.serveJSON(func(*http.Request) any { return m.snapshot() }))
 	mux.Handle("/metrics", m.prometheusHandler())
+	mux.Handle("/metrics/history", m.serveJSON(m.historyDoc)) // history.go
 	if extra != nil {
 		mux.Handle("/", extra)
 	} else {

@@ -101,6 +101,11 @@ type Config struct {
 	// it returns false the master sends no offers (its HTTP API is
 	// swapped for the standby one by whoever runs it).
 	Leading func() bool
+	// MetricsHistoryInterval and MetricsHistoryLength size the ring of
+	// metrics samples the web UI's overview draws (/metrics/history;
+	// history.go): default one each 10 s, an hour's worth.
+	MetricsHistoryInterval time.Duration
+	MetricsHistoryLength   int
 }
 
 // DefaultMaxSubscriberBacklog bounds the events queued for one subscriber
@@ -165,6 +170,12 @@ func (c *Config) defaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.MetricsHistoryInterval <= 0 {
+		c.MetricsHistoryInterval = DefaultMetricsHistoryInterval
+	}
+	if c.MetricsHistoryLength <= 0 {
+		c.MetricsHistoryLength = DefaultMetricsHistoryLength
+	}
 }
 
 // Master is one agora master.
@@ -212,6 +223,7 @@ type Master struct {
 	policy   registry.Policy
 	maint    maintenanceState
 	counters counters
+	history  history // history.go
 	// lanes serialise registry changes per agent and for the policy.
 	lanes map[string]*lane
 
@@ -312,7 +324,7 @@ func (m *Master) Run(ctx context.Context) error {
 		case <-heartbeat.C:
 			f = m.heartbeat
 		case <-housekeeping.C:
-			f = m.expire
+			f = func() { m.expire(); m.sampleHistory() }
 		}
 		if err := m.step(f); err != nil {
 			m.shutdown()

@@ -61,6 +61,13 @@ func TestLiveCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, bctx, "the second task, pushed by the event stream", `document.body.innerText.includes(`+jsString(res2.TaskID)+`)`)
+
+	// The master filters: the framework's name finds its task only.
+	setFilter(t, bctx, "ui-live")
+	waitFor(t, bctx, "the filtered list", `document.getElementById('task-count').textContent === '1 of 2 tasks match'`)
+	if got := texts(t, bctx, "#tasks-completed tbody tr[data-task-id] th"); len(got) != 1 || got[0] != res2.TaskID {
+		t.Errorf("tasks matching ui-live = %v, want only %s", got, res2.TaskID)
+	}
 }
 
 func jsString(s string) string {

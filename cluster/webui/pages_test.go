@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -57,10 +59,16 @@ func rowText(t *testing.T, ctx context.Context, row, cell string) string {
 // is open (pushed by the event stream, not polled: refresh is 10 minutes),
 // and that the task's stdout is followed as the task prints a line a second.
 func TestLivePages(t *testing.T) {
+	workDir := screenshotWorkDir(t)
 	c := clustertest.Start(t, clustertest.Options{
 		UI:             webui.Handler(),
 		AgentResources: "cpus:3;mem:2048;disk:100;cpus(analytics):1;mem(analytics):256;disk(analytics):50",
-		Agent:          func(_ int, cfg *agent.Config) { cfg.Attributes = "rack:r7;zone:z1" },
+		Agent: func(_ int, cfg *agent.Config) {
+			cfg.Attributes = "rack:r7;zone:z1"
+			if workDir != "" {
+				cfg.WorkDir = workDir
+			}
+		},
 	})
 	send(t, http.MethodPut, c.MasterURL+"/weights", `[{"role":"analytics","weight":2.5}]`)
 	send(t, http.MethodPost, c.MasterURL+"/api/v1", `{"type":"UPDATE_QUOTA","update_quota":{"quota_configs":[`+
@@ -186,6 +194,30 @@ func TestLivePages(t *testing.T) {
 			t.Errorf("download of stdout starts %q, want tick 1", got[:min(len(got), 40)])
 		}
 	})
+}
+
+// neutralWorkDir is the agent's work directory while screenshots are
+// taken for the docs, so that the task page shows a sandbox path like an
+// installation's, not a test's temporary directory.
+const neutralWorkDir = "/var/lib/agora/agent"
+
+// screenshotWorkDir is neutralWorkDir when $AGORA_WEBUI_SCREENSHOTS is set
+// (made now, removed when the test ends), else "" (the test's own).
+func screenshotWorkDir(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("AGORA_WEBUI_SCREENSHOTS") == "" {
+		return ""
+	}
+	top := filepath.Dir(neutralWorkDir)
+	if _, err := os.Stat(top); err == nil {
+		t.Fatalf("%s exists; the screenshots put an agent's work directory there and remove it after, so move it away first", top)
+	}
+	if err := os.MkdirAll(neutralWorkDir, 0o755); err != nil {
+		t.Fatalf("screenshots need %s: %v", neutralWorkDir, err)
+	}
+	// Registered before the cluster's cleanup, so it runs after the agent stops.
+	t.Cleanup(func() { os.RemoveAll(top) })
+	return neutralWorkDir
 }
 
 var tickRE = regexp.MustCompile(`tick (\d+)\n`)

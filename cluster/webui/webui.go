@@ -1,6 +1,8 @@
 // Package webui serves agora's web UI: a single page of plain HTML, CSS and
 // JavaScript embedded in the binary. The page reads the master's JSON
-// endpoints (/master/state, /metrics/snapshot) on the same origin, so the
+// endpoints on the same origin (/master/summary, /metrics/snapshot and,
+// for the view open, a page of /master/tasks or /master/slaves,
+// /master/frameworks?tasks=false, /master/roles, /metrics/history), so the
 // master mounts Handler as the fallback for every path it does not serve.
 package webui
 

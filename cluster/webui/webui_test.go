@@ -89,6 +89,15 @@ func newMaster(t *testing.T, pids map[string]string) *fixtureMaster {
 		}
 	}
 	mux.Handle("/master/state", serve(stateJSON))
+	newFakeLists(t, stateJSON).handle(mux, func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if m.failing.Load() {
+				http.Error(w, "registry unavailable", http.StatusInternalServerError)
+				return
+			}
+			h(w, r)
+		}
+	})
 	// The master's relay to its agents, found by ID as the master does.
 	mux.Handle(master.AgentProxyPrefix, master.AgentProxy(func(_ context.Context, id string) (string, error) {
 		if addr, ok := pids[id]; ok {
@@ -386,6 +395,8 @@ func TestUIInChromium(t *testing.T) {
 	t.Run("frameworks", func(t *testing.T) {
 		run(t, ctx, "clicking Frameworks", chromedp.Click(chromedp.ID("tab-frameworks")))
 		waitFor(t, ctx, "the frameworks view", `!document.getElementById('view-frameworks').hidden`)
+		// The view reads the state when it opens.
+		waitFor(t, ctx, "the frameworks", `!!document.querySelector('#frameworks-completed tbody .fw-name')`)
 		var want []string
 		for _, f := range fx.Frameworks {
 			want = append(want, f.Name)
@@ -405,6 +416,7 @@ func TestUIInChromium(t *testing.T) {
 	t.Run("agents", func(t *testing.T) {
 		run(t, ctx, "clicking Agents", chromedp.Click(chromedp.ID("tab-agents")))
 		waitFor(t, ctx, "the agents view", `!document.getElementById('view-agents').hidden`)
+		waitFor(t, ctx, "the agents' page", `!!document.querySelector('#agents-table tbody .agent-host')`)
 		var want []string
 		for _, s := range fx.Slaves {
 			want = append(want, s.Hostname)
@@ -422,6 +434,7 @@ func TestUIInChromium(t *testing.T) {
 		run(t, ctx, "clicking Tasks", chromedp.Click(chromedp.ID("tab-tasks")))
 		run(t, ctx, "opening spark-exec-1", chromedp.Click(chromedp.CSS(`tr[data-task-id="spark-exec-1"] a.task-id`)))
 		waitFor(t, ctx, "the task view", `!document.getElementById('view-task').hidden`)
+		waitFor(t, ctx, "the task read", `document.getElementById('task-fields').textContent !== ''`)
 		if got := text(t, ctx, "#task-title"); got != "Task spark-exec-1" {
 			t.Errorf("title = %q", got)
 		}
@@ -544,7 +557,7 @@ func TestHandler(t *testing.T) {
 	}{
 		{"/", "text/html; charset=utf-8", `<script src="app.js" defer></script>`},
 		{"/index.html", "text/html; charset=utf-8", "<title>agora</title>"},
-		{"/app.js", "text/javascript; charset=utf-8", "/master/state"},
+		{"/app.js", "text/javascript; charset=utf-8", "/master/summary"},
 		{"/style.css", "text/css; charset=utf-8", "prefers-color-scheme"},
 		{"/favicon.svg", "image/svg+xml", "<svg"},
 		{"/ui/", "text/html; charset=utf-8", "<title>agora</title>"},

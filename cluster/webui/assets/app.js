@@ -1,10 +1,20 @@
 // agora web UI: plain JavaScript, no framework, no build step.
 //
-// The page polls the master's /master/state and /metrics/snapshot on the same
-// origin every REFRESH_MS and renders them. Routes live in the URL fragment:
-//   #/tasks?q=<filter>   #/frameworks   #/agents   #/roles   #/task/<framework>/<task>
-// The agents and roles views also read /maintenance/status, /weights and
-// /quota, only while they are open.
+// The page polls the master on the same origin every REFRESH_MS and renders
+// what it read: always /master/summary (the header) and /metrics/snapshot;
+// the tasks, agents, task and maintenance views read only the rows they
+// show (/master/tasks and /master/slaves take limit, offset and a filter),
+// the frameworks, framework and offers views the frameworks without their
+// tasks (/master/frameworks?tasks=false), so a cluster of 100,000 tasks
+// costs them what a small one does; the roles view reads the master's sums
+// by role (/master/roles). No view reads the whole state. Routes live in the URL fragment:
+//   #/overview   #/tasks?q=<filter>   #/frameworks   #/framework/<id>   #/agents
+//   #/roles   #/offers   #/maintenance   #/explain?subject=<id or role>
+//   #/task/<framework>/<task>
+// Some views read more, only while they are open: the overview the
+// master's metrics history (/metrics/history), the agents and roles views
+// /maintenance/status, /weights and /quota, the maintenance view the
+// schedule, the explain and framework views /explain.
 // Every value from the master is put into the page as text, never as HTML.
 'use strict';
 
@@ -14,9 +24,8 @@
   // can slow the UI down so it does not load the master.
   const REFRESH_MS = Math.min(600000, Math.max(250, (Number(params.get('refresh')) || 2) * 1000));
   const TIMEOUT_MS = Math.max(5000, REFRESH_MS);
-  // PAGE_ROWS is the rows per page of a list. Lists are filtered and
-  // paginated in the page, from the state it polls; only a page's rows are
-  // drawn, so a big cluster's lists draw as fast as a small one's.
+  // PAGE_ROWS is the rows per page of a list. The master filters and cuts
+  // the lists; the page reads and draws one page of rows.
   const PAGE_ROWS = Math.min(1000, Math.max(10, Number(params.get('rows')) || 100));
   const TAIL_BYTES = 64 * 1024;
   // FOLLOW_MS is how often an open log is read for new lines: a log tail
@@ -24,14 +33,18 @@
   const FOLLOW_MS = 1000;
 
   const model = {
-    state: null, metrics: null, index: null,
+    summary: null, metrics: null, roles: null, frameworks: null, frameworkByID: new Map(),
+    // lists: the pages of rows read for the open view (active, completed,
+    // agents: /master/tasks or /master/slaves answers; task: one task and
+    // its agent).
+    lists: { active: null, completed: null, agents: null, drains: null, task: null },
     updated: null, error: null, errorStatus: 0, errorSince: null,
     filter: '', agentFilter: '',
     // The page shown of each list, from 0; a new filter goes back to 0.
     pages: { active: 0, completed: 0, agents: 0 },
     // extras: what the agents and roles views read besides the state; each
     // is null until read, and a failed read is a note in the view.
-    extras: { maintenance: null, weights: null, quota: null, volumes: null, error: '' },
+    extras: { maintenance: null, weights: null, quota: null, volumes: null, history: null, schedule: null, explain: null, error: '' },
   };
 
   // ---- small helpers -------------------------------------------------------
@@ -199,49 +212,8 @@
 
   const collator = new Intl.Collator(undefined, { numeric: true });
 
-  // rowText is what the task filter searches, built on the first search.
-  function rowText(r) {
-    if (r.text == null) {
-      const t = r.task;
-      r.text = [t.id, t.name, t.state, shortState(t.state), t.framework_id, r.framework && r.framework.name,
-        t.slave_id, r.agent && r.agent.hostname, t.role, t.executor_id].filter(Boolean).join(' ').toLowerCase();
-    }
-    return r.text;
-  }
-
-  // buildIndex joins tasks with their framework and agent once per refresh.
-  function buildIndex(state) {
-    const agents = new Map();
-    for (const a of state.slaves || []) agents.set(a.id, a);
-    const frameworks = new Map();
-    const allFrameworks = [...(state.frameworks || []), ...(state.completed_frameworks || [])];
-    for (const f of allFrameworks) frameworks.set(f.id, f);
-    const active = [];
-    const completed = [];
-    const byKey = new Map();
-    const tasksPerAgent = new Map();
-    const add = (list, t, done) => {
-      const f = frameworks.get(t.framework_id);
-      const a = agents.get(t.slave_id);
-      const statuses = t.statuses || [];
-      const last = statuses.length ? statuses[statuses.length - 1].timestamp : 0;
-      const row = { task: t, framework: f, agent: a, done, last, text: null };
-      list.push(row);
-      byKey.set(`${t.framework_id}/${t.id}`, row);
-      if (!done) tasksPerAgent.set(t.slave_id, (tasksPerAgent.get(t.slave_id) || 0) + 1);
-    };
-    for (const f of allFrameworks) {
-      for (const t of f.tasks || []) add(active, t, false);
-      for (const t of f.unreachable_tasks || []) add(active, t, false);
-      for (const t of f.completed_tasks || []) add(completed, t, true);
-    }
-    // One collator: localeCompare with options builds one per call, which
-    // dominates sorting 100,000 tasks.
-    const cmp = collator.compare;
-    active.sort((x, y) => cmp((x.framework && x.framework.name) || '', (y.framework && y.framework.name) || '') || cmp(x.task.id, y.task.id));
-    completed.sort((x, y) => y.last - x.last || cmp(x.task.id, y.task.id));
-    return { agents, frameworks, active, completed, byKey, tasksPerAgent };
-  }
+  // FRAMEWORK_VIEWS read the frameworks without their tasks.
+  const FRAMEWORK_VIEWS = new Set(['frameworks', 'framework', 'offers']);
 
   let timer = null;
   let inflight = false;
@@ -259,10 +231,17 @@
     const began = performance.now();
     clearTimeout(timer);
     try {
-      const [state, metrics] = await Promise.all([getJSON('/master/state'), getJSON('/metrics/snapshot'), refreshExtras()]);
-      model.state = state;
+      const [summary, metrics, roles, frameworks] = await Promise.all([getJSON('/master/summary'), getJSON('/metrics/snapshot'),
+        route.view === 'roles' ? getJSON('/master/roles') : null,
+        FRAMEWORK_VIEWS.has(route.view) ? getJSON('/master/frameworks?tasks=false') : null,
+        refreshExtras(), refreshLists()]);
+      model.summary = summary;
       model.metrics = metrics;
-      model.index = buildIndex(state);
+      if (roles) model.roles = roles;
+      if (frameworks) {
+        model.frameworks = frameworks;
+        model.frameworkByID = new Map([...(frameworks.frameworks || []), ...(frameworks.completed_frameworks || [])].map((f) => [f.id, f]));
+      }
       model.updated = new Date();
       model.error = null;
       model.errorSince = null;
@@ -275,20 +254,55 @@
     }
     render();
     lastCost = performance.now() - began;
+    // Each refresh's cost, for the browser's own timing (benchmarks).
+    performance.measure('agora-refresh', { start: began, duration: lastCost });
     followTick();
     schedule();
     if (again) refresh();
   }
 
+  // refreshLists reads the page of rows the open view shows, with the
+  // filter it was read for (the filter may change while it is read).
+  async function refreshLists() {
+    const q = (params) => new URLSearchParams(params).toString();
+    if (route.view === 'tasks') {
+      const filter = model.filter;
+      const read = async (state) => ({ filter, ...await getJSON(`/master/tasks?${q({
+        state, limit: PAGE_ROWS, offset: model.pages[state] * PAGE_ROWS, filter })}`) });
+      [model.lists.active, model.lists.completed] = await Promise.all([read('active'), read('completed')]);
+    } else if (route.view === 'agents') {
+      const filter = model.agentFilter;
+      model.lists.agents = { filter, ...await getJSON(`/master/slaves?${q({ limit: PAGE_ROWS, offset: model.pages.agents * PAGE_ROWS, filter })}`) };
+    } else if (route.view === 'maintenance') {
+      model.lists.drains = await getJSON(`/master/slaves?${q({ limit: PAGE_ROWS, filter: 'draining' })}`);
+    } else if (route.view === 'task') {
+      const key = `${route.frameworkID}/${route.taskID}`;
+      const got = await getJSON(`/master/tasks?${q({ framework_id: route.frameworkID, task_id: route.taskID, limit: 1 })}`);
+      const task = (got.tasks || [])[0] || null;
+      let agent = null;
+      if (task) {
+        const a = await getJSON(`/master/slaves?${q({ slave_id: task.slave_id, limit: 1 })}`);
+        agent = (a.slaves || [])[0] || null;
+      }
+      model.lists.task = { key, task, agent };
+    }
+  }
+
   // refreshExtras reads the policy documents the open view needs. Their
   // failure does not stop the page: the view says what it could not read.
   async function refreshExtras() {
-    const want = { agents: ['maintenance', 'volumes'], roles: ['weights', 'quota'] }[route.view] || [];
+    const want = {
+      overview: ['history'], agents: ['maintenance', 'volumes'], roles: ['weights', 'quota'],
+      maintenance: ['maintenance', 'schedule'], explain: ['explain'], framework: ['explain'],
+    }[route.view] || [];
     if (!want.length) return;
     const read = {
       maintenance: () => getJSON('/maintenance/status'),
       weights: () => getJSON('/weights'),
       quota: () => getJSON('/quota'),
+      history: () => getJSON('/metrics/history'),
+      schedule: () => getJSON('/maintenance/schedule'),
+      explain: () => readExplain(route.view === 'framework' ? route.id : route.subject),
       // Persistent volumes are in the operator API's full resources only.
       volumes: async () => volumesByAgent(await getJSON('/api/v1', 0, {
         method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
@@ -298,9 +312,31 @@
     const errors = [];
     got.forEach((r, i) => {
       if (r.status === 'fulfilled') model.extras[want[i]] = r.value;
-      else errors.push(r.reason.message);
+      else errors.push(describe(r.reason));
     });
     model.extras.error = errors.join('; ');
+  }
+
+  // describe is an error as the page says it: a refusal (401, 403) names
+  // the principal's missing permission rather than a fault.
+  function describe(e) {
+    if (e && (e.status === 401 || e.status === 403)) {
+      return `${e.message.split(':')[0]}: not allowed for the principal you are signed in as (HTTP ${e.status})`;
+    }
+    return e ? e.message : '';
+  }
+
+  // readExplain asks the master why subject (a framework ID or a role)
+  // gets offers or not; an unknown subject is an answer (404), not a fault.
+  async function readExplain(subject) {
+    if (!subject) return null;
+    try {
+      const param = model.frameworkByID.has(subject) ? 'framework_id' : 'role';
+      return { subject, doc: await getJSON(`/explain?${param}=${enc(subject)}`) };
+    } catch (e) {
+      if (e.status === 404) return { subject, doc: null, unknown: e.message };
+      throw e;
+    }
   }
 
   function schedule() {
@@ -325,9 +361,14 @@
       try { return decodeURIComponent(p); } catch (e) { return p; }
     });
     switch (parts[0]) {
+      case 'overview': return { view: 'overview' };
       case 'frameworks': return { view: 'frameworks' };
+      case 'framework': return { view: 'framework', id: parts.slice(1).join('/') };
       case 'agents': return { view: 'agents' };
       case 'roles': return { view: 'roles' };
+      case 'offers': return { view: 'offers' };
+      case 'maintenance': return { view: 'maintenance' };
+      case 'explain': return { view: 'explain', subject: (query.get('subject') || '').trim() };
       case 'task': return { view: 'task', frameworkID: parts[1] || '', taskID: parts.slice(2).join('/') };
       default: return { view: 'tasks', q: query.get('q') || '' };
     }
@@ -339,13 +380,17 @@
     route = parseRoute();
     if (route.view === 'tasks' && route.q !== model.filter) {
       model.filter = route.q;
+      model.pages.active = 0;
+      model.pages.completed = 0;
       $('task-filter').value = route.q;
     }
     if (route.view !== 'task') closeSandbox();
+    if (route.view === 'explain' && $('explain-subject').value !== route.subject) $('explain-subject').value = route.subject;
+    // A view's extras read for another subject are not shown for this one.
+    model.extras.explain = null;
     render();
-    // The agents and roles views read more than the state: read it now
-    // rather than at the next poll.
-    if (route.view === 'agents' || route.view === 'roles') refresh();
+    // Each view reads what it shows: read it now, not at the next poll.
+    refresh();
     const main = $('main');
     if (document.activeElement && document.activeElement.closest && document.activeElement.closest('nav.tabs')) return;
     if (route.view === 'task') main.focus({ preventScroll: true });
@@ -361,32 +406,45 @@
     history.replaceState(null, '', hash);
     route = parseRoute();
     renderTasks();
+    refresh();
+  });
+
+  $('explain-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const subject = $('explain-subject').value.trim();
+    location.hash = subject ? `#/explain?subject=${enc(subject)}` : '#/explain';
   });
 
   $('agent-filter').addEventListener('input', (e) => {
     model.agentFilter = e.target.value;
     model.pages.agents = 0;
     renderAgents();
+    refresh();
   });
 
-  // page returns the rows of list on its current page and draws the
-  // pager's controls; redraw draws the list again after a page change.
-  function page(key, list, what, redraw) {
-    const pages = Math.max(1, Math.ceil(list.length / PAGE_ROWS));
-    const p = Math.min(model.pages[key], pages - 1);
-    model.pages[key] = p;
+  // pager draws the controls of a list read a page at a time (list is the
+  // master's answer: total rows and the page's offset); a click reads the
+  // other page.
+  function pager(key, list, what) {
+    const total = Number(list.total) || 0;
+    const pages = Math.max(1, Math.ceil(total / PAGE_ROWS));
+    const p = Math.floor((Number(list.offset) || 0) / PAGE_ROWS);
     const nav = $(`pager-${key}`);
-    if (pages === 1) {
+    if (pages === 1 && p === 0) {
       if (nav.childNodes.length) nav.replaceChildren();
     } else {
-      const go = (to) => () => { model.pages[key] = to; redraw(); };
+      const go = (to) => () => { model.pages[key] = to; refresh(); };
       const next = h('div', null,
         h('button', { type: 'button', class: 'prev', disabled: p === 0, onclick: go(p - 1) }, '← Previous'),
-        h('span', { class: 'range' }, `${what} ${p * PAGE_ROWS + 1}–${Math.min(list.length, (p + 1) * PAGE_ROWS)} of ${list.length}`),
-        h('button', { type: 'button', class: 'next', disabled: p === pages - 1, onclick: go(p + 1) }, 'Next →'));
+        h('span', { class: 'range' }, `${what} ${Math.min(total, p * PAGE_ROWS + 1)}–${Math.min(total, (p + 1) * PAGE_ROWS)} of ${total}`),
+        h('button', { type: 'button', class: 'next', disabled: p >= pages - 1, onclick: go(p + 1) }, 'Next →'));
       if (next.innerHTML !== nav.innerHTML) nav.replaceChildren(...next.childNodes);
     }
-    return list.slice(p * PAGE_ROWS, (p + 1) * PAGE_ROWS);
+    // The list shrank under the page shown: show its last page.
+    if (p >= pages && model.pages[key] >= pages) {
+      model.pages[key] = pages - 1;
+      refresh();
+    }
   }
 
   // ---- rendering -----------------------------------------------------------
@@ -394,26 +452,32 @@
   function render() {
     renderHeader();
     renderBanners();
-    for (const v of ['tasks', 'frameworks', 'agents', 'roles', 'task']) {
+    for (const v of ['overview', 'tasks', 'frameworks', 'framework', 'agents', 'roles', 'offers', 'maintenance', 'explain', 'task']) {
       $(`view-${v}`).hidden = route.view !== v;
     }
+    const tab = { task: 'tasks', framework: 'frameworks' }[route.view] || route.view;
     for (const a of document.querySelectorAll('nav.tabs a')) {
-      const current = a.dataset.view === route.view || (route.view === 'task' && a.dataset.view === 'tasks');
+      const current = a.dataset.view === tab;
       if (current) a.setAttribute('aria-current', 'page');
       else a.removeAttribute('aria-current');
     }
-    document.body.classList.toggle('stale', !!model.error && !!model.state);
+    document.body.classList.toggle('stale', !!model.error && !!model.summary);
     switch (route.view) {
+      case 'overview': renderOverview(); break;
       case 'frameworks': renderFrameworks(); break;
+      case 'framework': renderFramework(); break;
       case 'agents': renderAgents(); break;
       case 'roles': renderRoles(); break;
+      case 'offers': renderOffers(); break;
+      case 'maintenance': renderMaintenance(); break;
+      case 'explain': renderExplain(); break;
       case 'task': renderTask(); break;
       default: renderTasks();
     }
   }
 
   function renderHeader() {
-    const s = model.state;
+    const s = model.summary;
     const m = model.metrics || {};
     if (!s) return;
     const bits = [s.hostname || s.pid || 'master'];
@@ -425,24 +489,17 @@
     const t = model.updated;
     setText('updated', t ? `${model.error ? 'Last updated' : 'Updated'} ${t.toLocaleTimeString()}` : '');
 
-    const slaves = s.slaves || [];
-    const agents = s.activated_slaves != null ? Number(s.activated_slaves) : slaves.length;
-    setText('sum-agents', String(agents));
+    setText('sum-agents', String(Number(s.activated_slaves) || 0));
     const agentNotes = [];
     if (Number(s.unreachable_slaves) > 0) agentNotes.push(`${s.unreachable_slaves} unreachable`);
-    const disconnected = slaves.filter((a) => a.connected === false).length;
-    if (disconnected) agentNotes.push(`${disconnected} disconnected`);
+    if (Number(s.disconnected_slaves) > 0) agentNotes.push(`${s.disconnected_slaves} disconnected`);
     setText('sum-agents-note', agentNotes.join(' · '));
 
-    const fws = s.frameworks || [];
-    setText('sum-frameworks', String(fws.length));
-    const inactive = fws.filter((f) => f.active === false).length;
+    const inactive = Number(s.frameworks_inactive) || 0;
+    setText('sum-frameworks', String((Number(s.frameworks_active) || 0) + inactive));
     setText('sum-frameworks-note', inactive ? `${inactive} inactive` : '');
 
-    const idx = model.index;
-    const running = m['master/tasks_running'] != null ? m['master/tasks_running']
-      : idx.active.filter((r) => r.task.state === 'TASK_RUNNING').length;
-    setText('sum-tasks-running', num(running));
+    setText('sum-tasks-running', m['master/tasks_running'] != null ? num(m['master/tasks_running']) : '–');
     const taskNotes = [];
     for (const st of ['staging', 'starting', 'killing', 'unreachable']) {
       const n = Number(m[`master/tasks_${st}`]) || 0;
@@ -451,11 +508,10 @@
     setText('sum-tasks-note', taskNotes.join(' · '));
     setText('sum-offers', m['master/outstanding_offers'] != null ? num(m['master/outstanding_offers']) : '–');
 
-    const sum = (field, name) => slaves.reduce((acc, a) => acc + res(a[field], name), 0);
     for (const [name, fmt] of [['cpus', num], ['mem', mem]]) {
-      const total = m[`master/${name}_total`] != null ? Number(m[`master/${name}_total`]) : sum('resources', name);
-      const used = m[`master/${name}_used`] != null ? Number(m[`master/${name}_used`]) : sum('used_resources', name);
-      const offered = sum('offered_resources', name);
+      const total = Number(m[`master/${name}_total`]) || 0;
+      const used = Number(m[`master/${name}_used`]) || 0;
+      const offered = res(s.offered_resources, name);
       setText(`sum-${name}`, `${fmt(used)} / ${fmt(total)}`);
       const p = pct(used, total);
       setText(`sum-${name}-pct`, total > 0 ? `${Math.round(p)}% used${offered ? ` · ${fmt(offered)} offered` : ''}` : '');
@@ -476,9 +532,11 @@
         : 'No data has been loaded yet.';
       // Replace the text only when it changes: role=alert re-announces.
       const next = h('div', null,
-        h('strong', null, model.errorStatus
-          ? `The master answers with errors${since}.`
-          : `Cannot reach the master${since}.`), ' ',
+        h('strong', null, model.errorStatus === 401 || model.errorStatus === 403
+          ? `The master does not let the principal you are signed in as read the cluster's state${since}.`
+          : model.errorStatus
+            ? `The master answers with errors${since}.`
+            : `Cannot reach the master${since}.`), ' ',
         h('span', { class: 'detail' }, model.error), ' ',
         `${stale} Retrying every ${REFRESH_MS / 1000} s.`);
       if (next.innerHTML !== err.innerHTML) err.replaceChildren(...next.childNodes);
@@ -488,7 +546,7 @@
       err.replaceChildren();
     }
 
-    const s = model.state;
+    const s = model.summary;
     const leader = $('leader-banner');
     if (s && 'leader' in s && s.pid && s.leader !== s.pid) {
       const li = s.leader_info || {};
@@ -509,7 +567,8 @@
         items.push(h('li', null, h('strong', null, `${n} agent${n === 1 ? ' is' : 's are'} unreachable.`),
           ' Their tasks are shown as UNREACHABLE until the agents come back or are removed.'));
       }
-      for (const a of s.slaves || []) {
+      const notes = s.agent_notes || [];
+      for (const a of notes) {
         for (const w of a.warnings || []) {
           items.push(h('li', { class: 'agent-warning' }, h('strong', null, a.hostname || a.id), ` (${a.id}): `, w));
         }
@@ -517,6 +576,8 @@
           items.push(h('li', null, h('strong', null, a.hostname || a.id), ` (${a.id}) is disconnected from the master.`));
         }
       }
+      const more = (Number(s.agent_notes_total) || 0) - notes.length;
+      if (more > 0) items.push(h('li', null, `and ${more} more agents with warnings or disconnected (filter the agents for them).`));
     }
     const list = $('warnings-list');
     const next = h('ul', null, items);
@@ -528,20 +589,21 @@
     return h('a', { href: `#/task/${enc(t.framework_id)}/${enc(t.id)}`, class: 'task-id' }, t.id);
   }
 
-  function taskRow(r, doneCol) {
-    const t = r.task;
-    const f = r.framework;
-    const a = r.agent;
-    const started = (t.statuses || []).find((s) => s.state === 'TASK_RUNNING');
+  // taskRow is a row of a task from a page of /master/tasks, which names
+  // the task's framework and agent.
+  function taskRow(t, doneCol) {
+    const statuses = t.statuses || [];
+    const last = statuses.length ? statuses[statuses.length - 1].timestamp : 0;
+    const started = statuses.find((s) => s.state === 'TASK_RUNNING');
     return h('tr', { 'data-task-id': t.id, 'data-state': t.state },
       h('th', { scope: 'row' }, taskLink(t)),
       h('td', null, t.name || ''),
       h('td', null, stateBadge(t.state)),
-      h('td', { title: t.framework_id }, f ? f.name : t.framework_id),
-      h('td', { title: t.slave_id }, a ? a.hostname : t.slave_id),
+      h('td', { title: t.framework_id }, t.framework_name || t.framework_id),
+      h('td', { title: t.slave_id }, t.slave_hostname || t.slave_id),
       h('td', { class: 'num' }, num(res(t.resources, 'cpus'))),
       h('td', { class: 'num' }, mem(res(t.resources, 'mem'))),
-      h('td', null, when(doneCol ? r.last : (started ? started.timestamp : r.last))));
+      h('td', null, when(doneCol ? last : (started ? started.timestamp : last))));
   }
 
   let firstRender = false;
@@ -549,27 +611,29 @@
   function renderTasks() {
     const active = $('tasks-active').tBodies[0];
     const completed = $('tasks-completed').tBodies[0];
-    if (!model.index) {
+    const la = model.lists.active;
+    const lc = model.lists.completed;
+    if (!la || !lc) {
       replaceRows(active, [emptyRow(8, model.error ? 'No data.' : 'Loading…')]);
       replaceRows(completed, [emptyRow(8, model.error ? 'No data.' : 'Loading…')]);
       return;
     }
     const words = model.filter.toLowerCase().split(/\s+/).filter(Boolean);
-    const match = (r) => words.every((w) => rowText(r).includes(w));
-    const a = model.index.active.filter(match);
-    const c = model.index.completed.filter(match);
-    const total = model.index.active.length + model.index.completed.length;
-    const shown = a.length + c.length;
-    setText('task-count', words.length ? `${shown} of ${total} tasks match` : `${total} task${total === 1 ? '' : 's'}`);
+    const all = (Number(la.total_unfiltered) || 0) + (Number(lc.total_unfiltered) || 0);
+    const shown = (Number(la.total) || 0) + (Number(lc.total) || 0);
+    // Until the lists for the filter typed arrive, their count is not said.
+    const current = la.filter === model.filter && lc.filter === model.filter;
+    setText('task-count', !current ? 'Filtering…' : words.length ? `${shown} of ${all} tasks match` : `${all} task${all === 1 ? '' : 's'}`);
     const rows = (list, done, what) => {
-      const shown = page(what, list, `${what[0].toUpperCase()}${what.slice(1)} tasks`, renderTasks);
-      if (!list.length) {
-        return [emptyRow(8, words.length ? `No ${what} tasks match “${model.filter.trim()}”.` : `No ${what} tasks.`)];
+      pager(what, list, `${what[0].toUpperCase()}${what.slice(1)} tasks`);
+      const tasks = list.tasks || [];
+      if (!tasks.length) {
+        return [emptyRow(8, list.filter.trim() ? `No ${what} tasks match “${list.filter.trim()}”.` : `No ${what} tasks.`)];
       }
-      return shown.map((r) => taskRow(r, done));
+      return tasks.map((t) => taskRow(t, done));
     };
-    replaceRows(active, rows(a, false, 'active'));
-    replaceRows(completed, rows(c, true, 'completed'));
+    replaceRows(active, rows(la, false, 'active'));
+    replaceRows(completed, rows(lc, true, 'completed'));
     // The first screen with data, for the browser's own timing
     // (performance.getEntriesByName('agora-first-render')).
     if (!firstRender) {
@@ -586,12 +650,12 @@
 
   function frameworkName(f) {
     const ui = f.webui_url ? safeURL(f.webui_url) : null;
-    return [h('a', { href: `#/tasks?q=${enc(f.id)}`, title: 'Show this framework’s tasks', class: 'fw-name' }, f.name || f.id),
+    return [h('a', { href: `#/framework/${enc(f.id)}`, title: 'Show this framework', class: 'fw-name' }, f.name || f.id),
       ui ? [' ', h('a', { href: ui, class: 'ext', rel: 'noopener noreferrer', target: '_blank' }, 'UI')] : null];
   }
 
   function renderFrameworks() {
-    const s = model.state;
+    const s = model.frameworks;
     const body = $('frameworks-table').tBodies[0];
     const done = $('frameworks-completed').tBodies[0];
     if (!s) {
@@ -605,7 +669,7 @@
       h('td', null, h('code', null, f.id)),
       h('td', null, (f.roles || (f.role ? [f.role] : [])).join(', ')),
       h('td', null, frameworkStatus(f)),
-      h('td', { class: 'num' }, String((f.tasks || []).length + (f.unreachable_tasks || []).length)),
+      h('td', { class: 'num' }, String(Number(f.task_count) || 0)),
       h('td', { class: 'num' }, num(res(f.used_resources, 'cpus'))),
       h('td', { class: 'num' }, mem(res(f.used_resources, 'mem'))),
       h('td', { class: 'num' }, num(res(f.offered_resources, 'cpus'))),
@@ -615,7 +679,7 @@
       h('th', { scope: 'row' }, frameworkName(f)),
       h('td', null, h('code', null, f.id)),
       h('td', null, (f.roles || (f.role ? [f.role] : [])).join(', ')),
-      h('td', { class: 'num' }, String((f.completed_tasks || []).length)),
+      h('td', { class: 'num' }, String(Number(f.completed_task_count) || 0)),
       h('td', null, when(f.registered_time)),
       h('td', null, when(f.unregistered_time)))) : [emptyRow(6, 'No completed frameworks.')]);
   }
@@ -638,29 +702,27 @@
   }
 
   function renderAgents() {
-    const s = model.state;
+    const s = model.summary;
+    const list = model.lists.agents;
     const body = $('agents-table').tBodies[0];
-    if (!s) {
+    if (!s || !list) {
       replaceRows(body, [emptyRow(12, model.error ? 'No data.' : 'Loading…')]);
       return;
     }
     const maint = maintenanceByHost(model.extras.maintenance);
     setText('agents-note', model.extras.error ? `Maintenance state or volumes unknown: ${model.extras.error}` : '');
-    const all = s.slaves || [];
-    const words = model.agentFilter.toLowerCase().split(/\s+/).filter(Boolean);
-    const filtered = words.length ? all.filter((a) => {
-      const text = [a.id, a.hostname, agentAddress(a), ...Object.entries(a.attributes || {}).map(([k, v]) => `${k}=${v}`),
-        ...Object.keys(a.reserved_resources || {}), maint.get(a.hostname), a.drain_info && a.drain_info.state,
-        a.active === false ? 'inactive' : 'active', a.connected === false ? 'disconnected' : ''].filter(Boolean).join(' ').toLowerCase();
-      return words.every((w) => text.includes(w));
-    }) : all;
-    setText('agent-count', words.length ? `${filtered.length} of ${all.length} agents match` : `${all.length} agent${all.length === 1 ? '' : 's'}`);
-    const agents = page('agents', filtered, 'Agents', renderAgents);
+    const words = list.filter.toLowerCase().split(/\s+/).filter(Boolean);
+    const all = Number(list.total_unfiltered) || 0;
+    const total = Number(list.total) || 0;
+    setText('agent-count', list.filter !== model.agentFilter ? 'Filtering…'
+      : words.length ? `${total} of ${all} agents match` : `${all} agent${all === 1 ? '' : 's'}`);
+    pager('agents', list, 'Agents');
+    const agents = list.slaves || [];
     replaceRows(body, agents.length ? agents.map((a) => h('tr', { 'data-agent-id': a.id, class: (a.warnings || []).length ? 'has-warning' : null },
       h('th', { scope: 'row' }, h('a', { href: `#/tasks?q=${enc(a.id)}`, title: `${a.id} — show this agent’s tasks`, class: 'agent-host nowrap' }, a.hostname || a.id)),
       h('td', null, h('code', { class: 'nowrap' }, agentAddress(a))),
       h('td', null, agentStatus(a)),
-      h('td', { class: 'num' }, String(model.index.tasksPerAgent.get(a.id) || 0)),
+      h('td', { class: 'num' }, String(Number(a.active_tasks) || 0)),
       h('td', null, usage(res(a.used_resources, 'cpus'), res(a.resources, 'cpus'), num)),
       h('td', null, usage(res(a.used_resources, 'mem'), res(a.resources, 'mem'), mem)),
       h('td', null, usage(res(a.used_resources, 'disk'), res(a.resources, 'disk'), mem)),
@@ -671,7 +733,10 @@
         ((model.extras.volumes || new Map()).get(a.id) || []).map((v) => [h('br'),
           h('span', { class: 'volume', 'data-volume': v.id }, `volume ${v.id}: ${mem(v.mb)} at ${v.path} (${v.role})`)])),
       h('td', { class: 'maintenance' }, maintenanceState(a, maint)),
-      h('td', null, when(a.registered_time)))) : [emptyRow(12, words.length ? `No agents match “${model.agentFilter.trim()}”.` : 'No agents are registered.')]);
+      h('td', null, when(a.registered_time)))) : [emptyRow(12, words.length ? `No agents match “${list.filter.trim()}”.`
+      : s.agents_visible === false
+        ? `Not allowed: ${s.activated_slaves} agents are registered, but the principal you are signed in as may not view agents (view_agents).`
+        : 'No agents are registered.')]);
   }
 
   // resourceText is a flat resources object ({cpus, mem, disk, ...}) as text.
@@ -735,10 +800,9 @@
 
   // ---- roles -----------------------------------------------------------------
 
-  // roleRows joins the weights, the quotas, the frameworks' roles, the active
-  // tasks' resources and the agents' reservations by role.
+  // roleRows joins the master's roles (/master/roles: weights, frameworks,
+  // active tasks, allocated and reserved resources) with the quotas.
   function roleRows() {
-    const s = model.state;
     const roles = new Map();
     const role = (name) => {
       if (!roles.has(name)) {
@@ -746,27 +810,22 @@
       }
       return roles.get(name);
     };
-    const add = (into, r) => {
-      for (const [k, v] of Object.entries(r || {})) if (typeof v === 'number') into[k] = (into[k] || 0) + v;
-    };
-    for (const w of model.extras.weights || []) role(w.role || '*').weight = Number(w.weight);
+    // Scalars only: a range of ports adds up to nothing readable.
+    const scalarsOf = (r) => Object.fromEntries(Object.entries(r || {}).filter(([, v]) => typeof v === 'number' && v));
+    for (const ro of (model.roles || {}).roles || []) {
+      const r = role(ro.name);
+      r.weight = ro.weight == null ? null : Number(ro.weight);
+      for (const id of ro.frameworks || []) r.frameworks.add(id);
+      r.tasks = Number(ro.tasks) || 0;
+      r.allocated = scalarsOf(ro.allocated || ro.resources);
+      r.reserved = scalarsOf(ro.reserved);
+    }
     const q = model.extras.quota || {};
     const scalars = (m) => Object.fromEntries(Object.entries(m || {}).map(([k, v]) => [k, Number(v && v.value != null ? v.value : v)]));
     for (const c of q.configs || []) {
       const r = role(c.role);
       r.guarantee = scalars(c.guarantees);
       r.limit = scalars(c.limits);
-    }
-    for (const f of s.frameworks || []) {
-      for (const name of f.roles || (f.role ? [f.role] : [])) role(name).frameworks.add(f.id);
-    }
-    for (const row of model.index.active) {
-      const r = role(row.task.role || (row.framework && row.framework.role) || '*');
-      r.tasks++;
-      add(r.allocated, row.task.resources);
-    }
-    for (const a of s.slaves || []) {
-      for (const [name, r] of Object.entries(a.reserved_resources || {})) add(role(name).reserved, r);
     }
     return [...roles.values()].sort((x, y) => x.name.localeCompare(y.name));
   }
@@ -778,14 +837,15 @@
 
   function renderRoles() {
     const body = $('roles-table').tBodies[0];
-    if (!model.state) {
+    if (!model.roles) {
       replaceRows(body, [emptyRow(8, model.error ? 'No data.' : 'Loading…')]);
       return;
     }
     setText('roles-note', model.extras.error ? `Weights or quotas unknown: ${model.extras.error}` : '');
     const rows = roleRows();
     replaceRows(body, rows.length ? rows.map((r) => h('tr', { 'data-role': r.name },
-      h('th', { scope: 'row' }, h('a', { href: `#/tasks?q=${enc(r.name)}`, title: 'Show tasks that mention this role', class: 'role-name' }, r.name)),
+      h('th', { scope: 'row' }, h('a', { href: `#/tasks?q=${enc(r.name)}`, title: 'Show tasks that mention this role', class: 'role-name' }, r.name),
+        ' ', h('a', { href: `#/explain?subject=${enc(r.name)}`, class: 'explain-link', title: 'Why this role gets offers or not' }, 'why?')),
       h('td', { class: 'num weight' }, r.weight == null ? '1' : num(r.weight)),
       h('td', { class: 'num' }, String(r.frameworks.size)),
       h('td', { class: 'num' }, String(r.tasks)),
@@ -793,6 +853,213 @@
       h('td', { class: 'reserved' }, Object.keys(r.reserved).length ? resourceText(r.reserved) : h('span', { class: 'muted' }, '–')),
       h('td', { class: 'guarantee' }, quotaText(r.guarantee)),
       h('td', { class: 'limit' }, quotaText(r.limit)))) : [emptyRow(8, 'No roles have weights, quotas, frameworks or reservations.')]);
+  }
+
+  // ---- overview ---------------------------------------------------------------
+
+  // CHARTS are the overview's lines: a metric of /metrics/history and,
+  // dashed, the total it is a part of.
+  const CHARTS = [
+    { id: 'cpus', title: 'CPUs used', used: 'master/cpus_used', total: 'master/cpus_total', fmt: num },
+    { id: 'mem', title: 'Memory used', used: 'master/mem_used', total: 'master/mem_total', fmt: mem },
+    { id: 'disk', title: 'Disk used', used: 'master/disk_used', total: 'master/disk_total', fmt: mem },
+    { id: 'tasks', title: 'Running tasks', used: 'master/tasks_running', fmt: num },
+    { id: 'agents', title: 'Active agents', used: 'master/slaves_active', fmt: num },
+    { id: 'offers', title: 'Outstanding offers', used: 'master/outstanding_offers', fmt: num },
+  ];
+
+  // sparkline draws values (and the dashed total, if any) in a 100×40 box,
+  // an SVG cloned from the page's template (which gives its namespace).
+  function sparkline(values, total) {
+    const svg = $('sparkline').content.firstElementChild.cloneNode(true);
+    const top = Math.max(1, ...values, ...(total || []));
+    const line = (vs, cls) => {
+      const pl = document.createElementNS(svg.namespaceURI, 'polyline');
+      const step = vs.length > 1 ? 100 / (vs.length - 1) : 0;
+      pl.setAttribute('points', vs.map((v, i) => `${(i * step).toFixed(2)},${(40 - (v / top) * 38).toFixed(2)}`).join(' '));
+      if (cls) pl.setAttribute('class', cls);
+      svg.append(pl);
+    };
+    if (total) line(total, 'total');
+    line(values, 'used');
+    return svg;
+  }
+
+  function renderOverview() {
+    const charts = $('charts');
+    const hist = model.extras.history;
+    if (!hist) {
+      setText('history-note', model.extras.error ? `The master's metrics history is unknown: ${model.extras.error}` : 'Loading…');
+      return;
+    }
+    const times = hist.timestamps || [];
+    const series = hist.metrics || {};
+    const minutes = Math.round((Number(hist.interval_secs) || 0) * (Number(hist.capacity) || 0) / 60);
+    setText('history-note', times.length
+      ? `The last ${duration(times[times.length - 1] - times[0])} (${times.length} samples, one each ${num(hist.interval_secs)} s; the master keeps ${minutes} min).`
+      : `No samples yet: the master takes one each ${num(hist.interval_secs)} s.`);
+    const next = h('div', null, CHARTS.map((c) => {
+      const vs = (series[c.used] || []).map(Number);
+      const tot = c.total ? (series[c.total] || []).map(Number) : null;
+      const last = vs.length ? vs[vs.length - 1] : 0;
+      const lastTotal = tot && tot.length ? tot[tot.length - 1] : null;
+      return h('figure', { class: 'chart', id: `chart-${c.id}`, 'data-points': String(vs.length) },
+        h('h3', null, c.title),
+        h('div', { class: 'now' }, lastTotal != null ? `${c.fmt(last)} / ${c.fmt(lastTotal)}` : c.fmt(last)),
+        sparkline(vs, tot),
+        h('figcaption', { class: 'visually-hidden' }, `${c.title}: ${vs.map(c.fmt).join(', ')}`));
+    }));
+    if (next.innerHTML !== charts.innerHTML) charts.replaceChildren(...next.childNodes);
+  }
+
+  // ---- offers ------------------------------------------------------------------
+
+  function renderOffers() {
+    const s = model.frameworks;
+    const body = $('offers-table').tBodies[0];
+    if (!s) {
+      replaceRows(body, [emptyRow(5, model.error ? 'No data.' : 'Loading…')]);
+      return;
+    }
+    const offers = [];
+    for (const f of s.frameworks || []) for (const o of f.offers || []) offers.push({ o, f });
+    offers.sort((x, y) => collator.compare(x.o.id, y.o.id));
+    setText('offer-count', `${offers.length} outstanding offer${offers.length === 1 ? '' : 's'}`);
+    replaceRows(body, offers.length ? offers.map(({ o, f }) => {
+      return h('tr', { 'data-offer-id': o.id },
+        h('th', { scope: 'row' }, h('code', null, o.id)),
+        h('td', null, h('a', { href: `#/framework/${enc(f.id)}`, class: 'fw-name' }, f.name || f.id)),
+        h('td', { class: 'role' }, (o.allocation_info || {}).role || '*'),
+        h('td', { title: o.slave_id, class: 'agent' }, o.slave_hostname || o.slave_id),
+        h('td', { class: 'resources' }, resourceText(o.resources)));
+    }) : [emptyRow(5, 'No offers are outstanding: every offer was accepted or declined.')]);
+  }
+
+  // ---- maintenance -------------------------------------------------------------
+
+  // nanos reads a protobuf TimeInfo or DurationInfo (nanoseconds, maybe a string).
+  const nanos = (x) => Number((x || {}).nanoseconds) || 0;
+
+  function machineName(id) {
+    id = id || {};
+    return [id.hostname, id.ip].filter(Boolean).join(' / ') || '(no name)';
+  }
+
+  function renderMaintenance() {
+    const body = $('schedule-table').tBodies[0];
+    const drains = $('drains-table').tBodies[0];
+    setText('maintenance-note', model.extras.error ? `Maintenance schedule or state unknown: ${model.extras.error}` : '');
+    const sched = model.extras.schedule;
+    const status = model.extras.maintenance || {};
+    if (!sched) {
+      replaceRows(body, [emptyRow(5, model.extras.error ? 'No data.' : 'Loading…')]);
+    } else {
+      const down = new Set((status.down_machines || []).map(machineName));
+      const answers = new Map((status.draining_machines || []).map((d) => [machineName(d.id), d.statuses || []]));
+      const rows = [];
+      for (const w of sched.windows || []) {
+        const u = w.unavailability || {};
+        for (const id of w.machine_ids || []) {
+          const name = machineName(id);
+          const start = nanos(u.start) / 1e9;
+          const dur = nanos(u.duration) / 1e9;
+          const ans = answers.get(name) || [];
+          rows.push(h('tr', { 'data-machine': name },
+            h('th', { scope: 'row' }, name),
+            h('td', { class: 'start' }, start ? h('time', { datetime: new Date(start * 1000).toISOString() }, new Date(start * 1000).toLocaleString()) : '–'),
+            h('td', { class: 'duration' }, dur ? duration(dur) : 'open-ended'),
+            h('td', { class: 'state' }, down.has(name) ? badge('down', 'bad') : badge('draining', 'warn')),
+            h('td', { class: 'answers' }, ans.length
+              ? ans.map((a, i) => [i ? ', ' : '', `${(a.framework_id || {}).value || a.framework_id || '?'}: ${String(a.status || '').toLowerCase()}`])
+              : h('span', { class: 'muted' }, 'none yet'))));
+        }
+      }
+      replaceRows(body, rows.length ? rows : [emptyRow(5, 'No machines are scheduled for maintenance.')]);
+    }
+    const list = model.lists.drains;
+    if (!list) return;
+    const draining = (list.slaves || []).filter((a) => a.drain_info && a.drain_info.state);
+    const more = (Number(list.total) || 0) - draining.length;
+    replaceRows(drains, draining.length ? [...draining.map((a) => h('tr', { 'data-agent-id': a.id },
+      h('th', { scope: 'row' }, a.hostname || a.id),
+      h('td', null, h('code', null, agentAddress(a))),
+      h('td', { class: 'drain' }, badge(String(a.drain_info.state).toLowerCase(), 'warn')),
+      h('td', { class: 'num' }, String(Number(a.active_tasks) || 0)))),
+    more > 0 ? emptyRow(4, `and ${more} more (filter the agents by “draining”).`) : null].filter(Boolean)
+      : [emptyRow(4, 'No agents are draining.')]);
+  }
+
+  // ---- explain -------------------------------------------------------------------
+
+  // explainBlock shows the master's explanation of why a framework or role
+  // gets offers or not.
+  function explainBlock(ex) {
+    if (!ex) return h('p', { class: 'muted' }, model.extras.error ? `Could not ask the master: ${model.extras.error}` : 'Asking the master…');
+    if (!ex.doc) return h('p', { class: 'explain-unknown' }, `The allocator knows no framework or role named “${ex.subject}”.`);
+    const d = ex.doc;
+    const summary = Number(d.offers) > 0
+      ? `${d.kind === 'role' ? 'Role' : 'Framework'} ${d.subject} got ${num(d.offers)} offer${Number(d.offers) === 1 ? '' : 's'} in the last ${num(d.cycles)} allocation cycles.`
+      : `${d.kind === 'role' ? 'Role' : 'Framework'} ${d.subject} got no offers in the last ${num(d.cycles)} allocation cycles.`;
+    return h('div', { class: 'explain', 'data-kind': d.kind },
+      h('p', { class: 'summary' }, h('strong', null, summary)),
+      (d.reasons || []).length
+        ? h('ul', { class: 'reasons' }, d.reasons.map((r) => h('li', { 'data-code': r.code },
+          r.message, ' ', h('span', { class: 'code' }, `(${r.code}${r.agents ? `, ${r.agents} agent${r.agents === 1 ? '' : 's'}` : ''})`))))
+        : h('p', { class: 'muted' }, 'The allocator records no reason that holds it back.'),
+      h('details', null, h('summary', null, 'As the master says it'), h('pre', { class: 'explain-text' }, d.text || '')));
+  }
+
+  function renderExplain() {
+    const out = $('explain-result');
+    const next = h('div', null, route.subject
+      ? explainBlock(model.extras.explain && model.extras.explain.subject === route.subject ? model.extras.explain : null)
+      : h('p', { class: 'muted' }, 'Name a framework (its ID) or a role to see why the allocator offers it resources or not: ',
+        'filters it declined, quota limits, fair share, agents it cannot use.'));
+    if (next.innerHTML !== out.innerHTML) out.replaceChildren(...next.childNodes);
+  }
+
+  // ---- one framework ---------------------------------------------------------------
+
+  function renderFramework() {
+    const fieldsEl = $('framework-fields');
+    const missing = $('framework-missing');
+    setText('framework-title', `Framework ${route.id}`);
+    if (!model.frameworks) return;
+    const f = model.frameworkByID.get(route.id);
+    if (!f) {
+      missing.textContent = `The master does not know framework ${route.id}.`;
+      missing.hidden = false;
+      fieldsEl.replaceChildren();
+      $('framework-ui').replaceChildren();
+      return;
+    }
+    missing.hidden = true;
+    setText('framework-title', `Framework ${f.name || f.id}`);
+    const ui = f.webui_url ? safeURL(f.webui_url) : null;
+    const link = h('span', null, ui
+      ? h('a', { href: ui, class: 'external', id: 'framework-webui', rel: 'noopener noreferrer', target: '_blank' }, `Open ${f.name || 'the framework'}’s own web UI ↗`)
+      : h('span', { class: 'muted' }, 'This framework publishes no web UI (webui_url).'));
+    if (link.innerHTML !== $('framework-ui').innerHTML) $('framework-ui').replaceChildren(...link.childNodes);
+    const active = Number(f.task_count) || 0;
+    const items = [];
+    field(items, 'Status', f.unregistered_time ? badge('completed', 'warn') : frameworkStatus(f));
+    field(items, 'ID', h('code', null, f.id));
+    field(items, 'Roles', (f.roles || (f.role ? [f.role] : [])).join(', ') || '*');
+    field(items, 'User', f.user || '–');
+    if (f.principal) field(items, 'Principal', f.principal);
+    if (f.hostname) field(items, 'Host', f.hostname);
+    field(items, 'Tasks', h('a', { href: `#/tasks?q=${enc(f.id)}`, class: 'fw-tasks' },
+      `${active} active, ${Number(f.completed_task_count) || 0} completed`));
+    field(items, 'Resources used', resourceText(f.used_resources));
+    field(items, 'Outstanding offers', h('a', { href: '#/offers', class: 'fw-offers' }, String((f.offers || []).length)));
+    if ((f.capabilities || []).length) field(items, 'Capabilities', f.capabilities.join(', '));
+    field(items, 'Registered', when(f.registered_time));
+    const next = h('dl', null, items);
+    if (next.innerHTML !== fieldsEl.innerHTML) fieldsEl.replaceChildren(...next.childNodes);
+    const ex = model.extras.explain && model.extras.explain.subject === f.id ? model.extras.explain : null;
+    const out = $('framework-explain');
+    const block = h('div', null, f.unregistered_time ? h('p', { class: 'muted' }, 'The framework has ended: it gets no offers.') : explainBlock(ex));
+    if (block.innerHTML !== out.innerHTML) out.replaceChildren(...block.childNodes);
   }
 
   // ---- task detail and sandbox ---------------------------------------------
@@ -806,13 +1073,13 @@
     const missing = $('task-missing');
     const statusBody = $('task-statuses').tBodies[0];
     setText('task-title', `Task ${route.taskID}`);
-    if (!model.index) {
+    const r = model.lists.task;
+    if (!r || r.key !== `${route.frameworkID}/${route.taskID}`) {
       fieldsEl.replaceChildren();
-      replaceRows(statusBody, [emptyRow(3, 'Loading…')]);
+      replaceRows(statusBody, [emptyRow(3, model.error ? 'No data.' : 'Loading…')]);
       return;
     }
-    const r = model.index.byKey.get(`${route.frameworkID}/${route.taskID}`);
-    if (!r) {
+    if (!r.task) {
       missing.textContent = `The master does not know task ${route.taskID} of framework ${route.frameworkID}. ` +
         'It may have finished long ago and been dropped from the master’s history.';
       missing.hidden = false;
@@ -822,13 +1089,13 @@
     }
     missing.hidden = true;
     const t = r.task;
-    const f = r.framework;
     const a = r.agent;
     const items = [];
     field(items, 'State', stateBadge(t.state));
     field(items, 'Name', t.name || '–');
-    field(items, 'Framework', f ? h('a', { href: `#/tasks?q=${enc(f.id)}` }, f.name) : '', ' ', h('code', null, t.framework_id));
-    field(items, 'Agent', a ? h('a', { href: `#/tasks?q=${enc(a.id)}` }, a.hostname) : 'unknown agent', ' ',
+    field(items, 'Framework', h('a', { href: `#/framework/${enc(t.framework_id)}` }, t.framework_name || t.framework_id), ' ', h('code', null, t.framework_id));
+    const hidden = (model.summary || {}).agents_visible === false;
+    field(items, 'Agent', a ? h('a', { href: `#/tasks?q=${enc(a.id)}` }, a.hostname) : hidden ? 'not visible to you' : 'unknown agent', ' ',
       h('code', null, a ? agentAddress(a) : t.slave_id));
     if (t.executor_id) field(items, 'Executor', h('code', null, t.executor_id));
     if (t.role) field(items, 'Role', t.role);
@@ -872,11 +1139,14 @@
     const addr = agentAddress(agent);
     // The master relays the agent's /state and /files (same origin: agents
     // answer no other origin's page).
-    sandbox = { key, task: t, addr, base: agent ? `/agent/${enc(agent.id)}` : '', root: '', follow: null };
+    sandbox = { key, task: t, addr: addr || t.slave_id, base: `/agent/${enc(t.slave_id)}`, root: '', follow: null };
     $('sandbox-files').hidden = true;
     $('file-viewer').hidden = true;
     $('sandbox-path').replaceChildren();
-    if (!agent) {
+    // A principal that may not view agents is not told of the task's
+    // agent: the relay, by ID, still decides what it may read there.
+    const agentsHidden = (model.summary || {}).agents_visible === false;
+    if (!agent && !agentsHidden) {
       sandboxStatus('The agent of this task is not registered, so its sandbox cannot be read.');
       return;
     }
@@ -884,6 +1154,14 @@
   }
 
   function agentUnreachable(sb, e) {
+    if (e.status === 401 || e.status === 403) {
+      sandboxStatus(h('strong', { class: 'not-allowed' }, 'Not allowed: '),
+        'the principal you are signed in as may not read this sandbox through the master ',
+        '(it needs access_sandboxes on the framework’s user, and to list the agent’s executors ',
+        'view_frameworks, view_tasks and view_executors on every user). ',
+        h('span', { class: 'muted' }, `The master answered: ${e.message}`));
+      return;
+    }
     sandboxStatus(`Could not read the sandbox from agent ${sb.addr}: ${e.message}. `,
       'The master relays sandboxes from the agent, which may be down or unreachable from the master. Agent address: ',
       h('code', { class: 'agent-address' }, sb.addr),
