@@ -39,7 +39,9 @@ type env struct {
 	stop    func()
 }
 
-func startEnv(t *testing.T) *env {
+// startEnv starts the cluster (each agent's configuration adjusted by
+// adjust) and the framework.
+func startEnv(t *testing.T, adjust ...func(*agent.Config)) *env {
 	t.Helper()
 	base, _ := clustertest.PortRange(300)
 	c := clustertest.Start(t, clustertest.Options{
@@ -47,6 +49,9 @@ func startEnv(t *testing.T) *env {
 		Agent: func(i int, cfg *agent.Config) {
 			cfg.Hostname = hosts[i]
 			cfg.Resources = fmt.Sprintf("cpus:2;mem:1024;disk:1000;ports:[%d-%d]", base+i*100, base+i*100+99)
+			for _, f := range adjust {
+				f(cfg)
+			}
 		},
 	})
 	t.Cleanup(c.Stop) // before the agents' directories go

@@ -49,12 +49,12 @@ type App struct {
 	HealthChecks          []HealthCheck     `json:"healthChecks,omitempty"`
 	ReadinessChecks       []ReadinessCheck  `json:"readinessChecks,omitempty"`
 	Dependencies          []string          `json:"dependencies,omitempty"`
+	Container             *Container        `json:"container,omitempty"`
 
 	// Not done yet: accepted in the JSON only to be refused by name.
-	Container json.RawMessage `json:"container,omitempty"`
-	Executor  string          `json:"executor,omitempty"`
-	Secrets   json.RawMessage `json:"secrets,omitempty"`
-	Networks  json.RawMessage `json:"networks,omitempty"`
+	Executor string          `json:"executor,omitempty"`
+	Secrets  json.RawMessage `json:"secrets,omitempty"`
+	Networks json.RawMessage `json:"networks,omitempty"`
 }
 
 // PortDefinition is one port an instance is given from its offer.
@@ -192,7 +192,8 @@ func (a App) clone() App {
 		g := *a.TaskKillGracePeriod
 		a.TaskKillGracePeriod = &g
 	}
-	for _, r := range []*json.RawMessage{&a.Container, &a.Secrets, &a.Networks} {
+	a.Container = a.Container.clone()
+	for _, r := range []*json.RawMessage{&a.Secrets, &a.Networks} {
 		*r = slices.Clone(*r)
 	}
 	if a.UpgradeStrategy != nil {
@@ -238,8 +239,12 @@ func (a *App) Validate() error {
 	switch {
 	case a.Cmd != nil && len(a.Args) > 0:
 		bad("/", "AppDefinition must either contain one of 'cmd' or 'args', and/or a 'container'; not both cmd and args")
-	case (a.Cmd == nil || strings.TrimSpace(*a.Cmd) == "") && len(a.Args) == 0:
+	case (a.Cmd == nil || strings.TrimSpace(*a.Cmd) == "") && len(a.Args) == 0 && a.Image() == "":
+		// An image's own command (its CMD) may be what the app runs.
 		bad("/", "AppDefinition must either contain one of 'cmd' or 'args', and/or a 'container'")
+	}
+	if a.Container != nil {
+		a.Container.validate(a, bad)
 	}
 	if a.Instances < 0 {
 		bad("/instances", "must be greater than or equal to 0")
@@ -366,9 +371,6 @@ func (a *App) validatePorts(bad func(path, format string, args ...any)) {
 // refuseUnsupported names the fields the framework does not act on yet,
 // rather than accepting an app it would run other than asked.
 func (a *App) refuseUnsupported(bad func(path, format string, args ...any)) {
-	if present(a.Container) {
-		bad("/container", "containers (DOCKER and MESOS) are not supported yet: give cmd or args")
-	}
 	if present(a.Secrets) {
 		bad("/secrets", "secrets are not supported yet")
 	}
@@ -396,6 +398,9 @@ func present(raw json.RawMessage) bool {
 
 // PortCount is how many host ports an instance takes.
 func (a *App) PortCount() int {
+	if a.Container.bridged() {
+		return len(a.Container.Docker.PortMappings)
+	}
 	if len(a.PortDefinitions) > 0 {
 		return len(a.PortDefinitions)
 	}
@@ -405,8 +410,21 @@ func (a *App) PortCount() int {
 // PortNames are the names of the app's ports, "" where unnamed.
 func (a *App) PortNames() []string {
 	out := make([]string, a.PortCount())
-	for i, p := range a.PortDefinitions {
+	for i, p := range a.PortDefs() {
 		out[i] = p.Name
+	}
+	return out
+}
+
+// PortDefs describe the app's host ports: its portDefinitions, or in
+// BRIDGE networking its port mappings (the container port as the port).
+func (a *App) PortDefs() []PortDefinition {
+	if !a.Container.bridged() {
+		return a.PortDefinitions
+	}
+	out := make([]PortDefinition, 0, len(a.Container.Docker.PortMappings))
+	for _, m := range a.Container.Docker.PortMappings {
+		out = append(out, PortDefinition{Port: m.ContainerPort, Protocol: m.Protocol, Name: m.Name, Labels: m.Labels})
 	}
 	return out
 }
@@ -417,6 +435,10 @@ func (a *App) PortNames() []string {
 func (a *App) Normalize() {
 	a.ID = CanonicalID(a.ID)
 	a.normalizeDependencies()
+	a.Container.normalize()
+	if a.Container.bridged() {
+		return // the port mappings are the ports
+	}
 	if a.Ports == nil && a.PortDefinitions == nil {
 		a.PortDefinitions = []PortDefinition{{Port: 0, Protocol: "tcp"}}
 	}
