@@ -19,6 +19,7 @@ import (
 
 	"github.com/agora-cluster/agora/cluster/agent"
 	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/cluster/master"
 )
 
 // These tests run the framework against a real in-process cluster of
@@ -43,9 +44,17 @@ type env struct {
 // adjust) and the framework.
 func startEnv(t *testing.T, adjust ...func(*agent.Config)) *env {
 	t.Helper()
+	return startEnvWith(t, nil, adjust...)
+}
+
+// startEnvWith is startEnv with the master's configuration adjusted by
+// adjustMaster (if not nil).
+func startEnvWith(t *testing.T, adjustMaster func(*master.Config), adjust ...func(*agent.Config)) *env {
+	t.Helper()
 	base, _ := clustertest.PortRange(300)
 	c := clustertest.Start(t, clustertest.Options{
 		Agents: len(hosts),
+		Master: adjustMaster,
 		Agent: func(i int, cfg *agent.Config) {
 			cfg.Hostname = hosts[i]
 			cfg.Resources = fmt.Sprintf("cpus:2;mem:1024;disk:1000;ports:[%d-%d]", base+i*100, base+i*100+99)

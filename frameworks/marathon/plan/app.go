@@ -20,36 +20,37 @@ import (
 // the framework does not act on yet are kept so that Validate can refuse
 // them by name rather than ignore them.
 type App struct {
-	ID                    string            `json:"id"`
-	Cmd                   *string           `json:"cmd,omitempty"`
-	Args                  []string          `json:"args,omitempty"`
-	User                  string            `json:"user,omitempty"`
-	Instances             int               `json:"instances"`
-	CPUs                  float64           `json:"cpus"`
-	Mem                   float64           `json:"mem"`
-	Disk                  float64           `json:"disk"`
-	GPUs                  int               `json:"gpus"`
-	Ports                 []int             `json:"ports,omitempty"`
-	PortDefinitions       []PortDefinition  `json:"portDefinitions,omitempty"`
-	RequirePorts          bool              `json:"requirePorts"`
-	Env                   map[string]any    `json:"env,omitempty"`
-	Labels                map[string]string `json:"labels,omitempty"`
-	Constraints           [][]string        `json:"constraints,omitempty"`
-	AcceptedResourceRoles []string          `json:"acceptedResourceRoles,omitempty"`
-	BackoffSeconds        float64           `json:"backoffSeconds"`
-	BackoffFactor         float64           `json:"backoffFactor"`
-	MaxLaunchDelaySeconds float64           `json:"maxLaunchDelaySeconds"`
-	KillSelection         string            `json:"killSelection"`
-	UpgradeStrategy       *UpgradeStrategy  `json:"upgradeStrategy,omitempty"`
-	Fetch                 []Fetch           `json:"fetch,omitempty"`
-	URIs                  []string          `json:"uris,omitempty"`
-	TaskKillGracePeriod   *float64          `json:"taskKillGracePeriodSeconds,omitempty"`
-	Version               string            `json:"version,omitempty"`
-	VersionInfo           *VersionInfo      `json:"versionInfo,omitempty"`
-	HealthChecks          []HealthCheck     `json:"healthChecks,omitempty"`
-	ReadinessChecks       []ReadinessCheck  `json:"readinessChecks,omitempty"`
-	Dependencies          []string          `json:"dependencies,omitempty"`
-	Container             *Container        `json:"container,omitempty"`
+	ID                    string               `json:"id"`
+	Cmd                   *string              `json:"cmd,omitempty"`
+	Args                  []string             `json:"args,omitempty"`
+	User                  string               `json:"user,omitempty"`
+	Instances             int                  `json:"instances"`
+	CPUs                  float64              `json:"cpus"`
+	Mem                   float64              `json:"mem"`
+	Disk                  float64              `json:"disk"`
+	GPUs                  int                  `json:"gpus"`
+	Ports                 []int                `json:"ports,omitempty"`
+	PortDefinitions       []PortDefinition     `json:"portDefinitions,omitempty"`
+	RequirePorts          bool                 `json:"requirePorts"`
+	Env                   map[string]any       `json:"env,omitempty"`
+	Labels                map[string]string    `json:"labels,omitempty"`
+	Constraints           [][]string           `json:"constraints,omitempty"`
+	AcceptedResourceRoles []string             `json:"acceptedResourceRoles,omitempty"`
+	BackoffSeconds        float64              `json:"backoffSeconds"`
+	BackoffFactor         float64              `json:"backoffFactor"`
+	MaxLaunchDelaySeconds float64              `json:"maxLaunchDelaySeconds"`
+	KillSelection         string               `json:"killSelection"`
+	UnreachableStrategy   *UnreachableStrategy `json:"unreachableStrategy,omitempty"`
+	UpgradeStrategy       *UpgradeStrategy     `json:"upgradeStrategy,omitempty"`
+	Fetch                 []Fetch              `json:"fetch,omitempty"`
+	URIs                  []string             `json:"uris,omitempty"`
+	TaskKillGracePeriod   *float64             `json:"taskKillGracePeriodSeconds,omitempty"`
+	Version               string               `json:"version,omitempty"`
+	VersionInfo           *VersionInfo         `json:"versionInfo,omitempty"`
+	HealthChecks          []HealthCheck        `json:"healthChecks,omitempty"`
+	ReadinessChecks       []ReadinessCheck     `json:"readinessChecks,omitempty"`
+	Dependencies          []string             `json:"dependencies,omitempty"`
+	Container             *Container           `json:"container,omitempty"`
 
 	// Not done yet: accepted in the JSON only to be refused by name.
 	Executor string          `json:"executor,omitempty"`
@@ -200,6 +201,10 @@ func (a App) clone() App {
 		u := *a.UpgradeStrategy
 		a.UpgradeStrategy = &u
 	}
+	if a.UnreachableStrategy != nil {
+		u := *a.UnreachableStrategy
+		a.UnreachableStrategy = &u
+	}
 	if a.VersionInfo != nil {
 		v := *a.VersionInfo
 		a.VersionInfo = &v
@@ -296,6 +301,9 @@ func (a *App) Validate() error {
 		if u.MaximumOverCapacity < 0 || u.MaximumOverCapacity > 1 {
 			bad("/upgradeStrategy/maximumOverCapacity", "got %g, expected between 0 and 1", u.MaximumOverCapacity)
 		}
+	}
+	if a.UnreachableStrategy != nil {
+		a.UnreachableStrategy.validate(bad)
 	}
 	for i, f := range a.Fetch {
 		if strings.TrimSpace(f.URI) == "" {

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -130,6 +131,9 @@ func TestValidate(t *testing.T) {
 		{`{"id":"/a","cmd":"x","portDefinitions":[{"port":0,"name":"http"},{"port":0,"name":"http"}]}`, "/portDefinitions(1)/name", "unique"},
 		{`{"id":"/a","cmd":"x","env":{"DB":{"secret":"db"}}}`, "/env/DB", "secrets"},
 		{`{"id":"/a","container":{"type":"DOCKER","docker":{"image":"nginx"}}}`, "", ""},
+		{`{"id":"/a","cmd":"x","unreachableStrategy":"disabled"}`, "", ""},
+		{`{"id":"/a","cmd":"x","unreachableStrategy":{"inactiveAfterSeconds":60,"expungeAfterSeconds":30}}`, "/unreachableStrategy/expungeAfterSeconds", "at least inactiveAfterSeconds"},
+		{`{"id":"/a","cmd":"x","unreachableStrategy":{"inactiveAfterSeconds":-1}}`, "/unreachableStrategy/inactiveAfterSeconds", "0 or more"},
 		{`{"id":"/a","container":{"type":"DOCKER","docker":{"image":"nginx","network":"BRIDGE","portMappings":[{"containerPort":80,"hostPort":0}]}},"healthChecks":[{"protocol":"HTTP","portIndex":0}]}`, "", ""},
 		{`{"id":"/a","cmd":"x","container":{"type":"MESOS"}}`, "", ""},
 		{`{"id":"/a","container":{"type":"DOCKER","docker":{}}}`, "/container/docker/image", "needs docker.image"},
@@ -453,5 +457,35 @@ func TestMesosContainer(t *testing.T) {
 	}
 	if a.Container.Docker.Image != "nginx:1.25" || a.Container.Docker.PortMappings[0].ContainerPort != 80 || up.Container.Docker.Image != "nginx:1.26" {
 		t.Errorf("the update wrote through: base %+v, update %+v", a.Container.Docker, up.Container.Docker)
+	}
+}
+
+// TestUnreachable: what becomes of an instance away for a while, by the
+// app's unreachableStrategy; "disabled" round-trips; another string is
+// Marathon's 400.
+func TestUnreachable(t *testing.T) {
+	a := decode(t, `{"id":"/a","cmd":"x","unreachableStrategy":{"inactiveAfterSeconds":10,"expungeAfterSeconds":60}}`)
+	for _, c := range []struct {
+		away time.Duration
+		want Unreachable
+	}{{0, UnreachableWait}, {9 * time.Second, UnreachableWait}, {10 * time.Second, UnreachableInactive}, {60 * time.Second, UnreachableExpunge}} {
+		if got := a.Unreachable(c.away); got != c.want {
+			t.Errorf("away %v: %v, want %v", c.away, got, c.want)
+		}
+	}
+	if b := decode(t, basic); b.Unreachable(0) != UnreachableExpunge {
+		got := b.Unreachable(0)
+		t.Errorf("Marathon's default (0, 0): %v, want expunged at once", got)
+	}
+	d := decode(t, `{"id":"/a","cmd":"x","unreachableStrategy":"disabled"}`)
+	if got := d.Unreachable(1000 * time.Hour); got != UnreachableWait {
+		t.Errorf("disabled: %v, want waited for", got)
+	}
+	if j, _ := json.Marshal(d); !strings.Contains(string(j), `"unreachableStrategy":"disabled"`) {
+		t.Errorf("disabled encodes as %s", j)
+	}
+	var bj *BadJSON
+	if _, err := Decode([]byte(`{"id":"/a","cmd":"x","unreachableStrategy":"never"}`), Defaults()); !errors.As(err, &bj) {
+		t.Errorf("a strategy that is neither disabled nor an object: %v, want a 400", err)
 	}
 }
