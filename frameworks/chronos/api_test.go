@@ -90,7 +90,13 @@ func TestBadInput(t *testing.T) {
 			`{"name":"x","command":"true","schedule":"R//PT1H","cron":"* * * * *"}`, `not both`},
 		{"no command", "POST", "/v1/scheduler/iso8601", `{"name":"x","schedule":"R//PT1H"}`, `command is required`},
 		{"bad name", "POST", "/v1/scheduler/iso8601", `{"name":"a b","command":"true","schedule":"R//PT1H"}`, `name "a b"`},
-		{"async", "POST", "/v1/scheduler/iso8601", `{"name":"x","command":"true","schedule":"R//PT1H","async":true}`, `async`},
+		{"unknown constraint operator", "POST", "/v1/scheduler/iso8601",
+			`{"name":"x","command":"true","schedule":"R//PT1H","constraints":[["rack","GROUP_BY","2"]]}`, `unknown operator "GROUP_BY" (EQUALS, LIKE or UNLIKE)`},
+		{"constraint without a value", "POST", "/v1/scheduler/iso8601",
+			`{"name":"x","command":"true","schedule":"R//PT1H","constraints":[["hostname","EQUALS"]]}`, `[attribute, operator, value]`},
+		{"constraint regexp", "POST", "/v1/scheduler/iso8601",
+			`{"name":"x","command":"true","schedule":"R//PT1H","constraints":[["rack","LIKE","r[1"]]}`, `not a regular expression`},
+		{"report without a status code", "PUT", "/v1/scheduler/task/ct:1:0:a:1", `{"status":0}`, `{"statusCode": N}`},
 		{"bad epsilon", "POST", "/v1/scheduler/iso8601", `{"name":"x","command":"true","schedule":"R//PT1H","epsilon":"1 minute"}`, `epsilon`},
 		{"not JSON", "POST", "/v1/scheduler/iso8601", `{"name":`, `not valid JSON`},
 		{"delete a parent", "DELETE", "/v1/scheduler/job/a", ``, `job "a" is a parent of b`},
@@ -107,6 +113,9 @@ func TestBadInput(t *testing.T) {
 		if code, _ := do(t, srv, "GET", path, ""); code != http.StatusNotFound {
 			t.Errorf("GET %s: %d, want 404", path, code)
 		}
+	}
+	if code, body := do(t, srv, "PUT", "/v1/scheduler/task/ct:1:0:a:1", `{"statusCode":0}`); code != http.StatusNotFound || !strings.Contains(body, `no run in flight has task "ct:1:0:a:1"`) {
+		t.Errorf("a report for a task of no run: %d %q, want 404 naming the task", code, body)
 	}
 	if code, _ := do(t, srv, "DELETE", "/v1/scheduler/job/nope", ""); code != http.StatusNotFound {
 		t.Errorf("DELETE an unknown job: %d, want 404", code)
