@@ -166,3 +166,51 @@ func TestEmptyStartIsSpelledOut(t *testing.T) {
 		t.Fatalf("after a restart: %q %q, want %q %q", j2.Schedule, j2.NextRun, j.Schedule, j.NextRun)
 	}
 }
+
+// TestSearchAndGraph: /v1/scheduler/jobs/search finds jobs by name,
+// command or either, case-insensitively; graph/dot and graph/csv give
+// the dependencies.
+func TestSearchAndGraph(t *testing.T) {
+	_, _, _, srv := apiEnv(t)
+	for _, j := range []struct{ path, body string }{
+		{"/v1/scheduler/iso8601", `{"name":"nightly-etl","command":"run-etl --full","schedule":"R/2026-03-28T00:00:00Z/P1D"}`},
+		{"/v1/scheduler/dependency", `{"name":"report","command":"make-report","parents":["nightly-etl"]}`},
+		{"/v1/scheduler/iso8601", `{"name":"cleanup","command":"rm -rf /var/tmp/etl-scratch","schedule":"R/2026-03-28T00:00:00Z/PT6H"}`},
+	} {
+		if code, body := do(t, srv, "POST", j.path, j.body); code != http.StatusNoContent {
+			t.Fatalf("POST %s: %d %s", j.path, code, body)
+		}
+	}
+	names := func(query string) []string {
+		t.Helper()
+		code, body := do(t, srv, "GET", "/v1/scheduler/jobs/search?"+query, "")
+		var js []JobView
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &js) != nil {
+			t.Fatalf("search %s: %d %s", query, code, body)
+		}
+		var out []string
+		for _, j := range js {
+			out = append(out, j.Name)
+		}
+		return out
+	}
+	for _, c := range []struct{ query, want string }{
+		{"name=ETL", "nightly-etl"},
+		{"command=etl", "cleanup nightly-etl"},
+		{"any=report", "report"},
+		{"name=etl&command=full", "nightly-etl"},
+		{"name=nothing", ""},
+	} {
+		if got := strings.Join(names(c.query), " "); got != c.want {
+			t.Errorf("search %s: %q, want %q", c.query, got, c.want)
+		}
+	}
+	if code, dot := do(t, srv, "GET", "/v1/scheduler/graph/dot", ""); code != http.StatusOK ||
+		!strings.HasPrefix(dot, "digraph G {") || !strings.Contains(dot, `"nightly-etl" -> "report";`) || strings.Count(dot, "->") != 1 {
+		t.Errorf("graph/dot: %d\n%s", code, dot)
+	}
+	if code, csv := do(t, srv, "GET", "/v1/scheduler/graph/csv", ""); code != http.StatusOK ||
+		!strings.Contains(csv, "link,nightly-etl,report\n") || !strings.Contains(csv, "node,cleanup,fresh,idle\n") {
+		t.Errorf("graph/csv: %d\n%s", code, csv)
+	}
+}

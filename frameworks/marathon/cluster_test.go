@@ -404,10 +404,26 @@ func TestAppLifecycle(t *testing.T) {
 func TestEnvironment(t *testing.T) {
 	e := startEnv(t)
 	out := t.TempDir()
-	cmd := `env > "$OUT/$MESOS_TASK_ID.tmp" && mv "$OUT/$MESOS_TASK_ID.tmp" "$OUT/$MESOS_TASK_ID.env" && exec sleep 300`
+	// Its fetch and uris are in the sandbox (its working directory)
+	// before the command starts.
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/hello.sh":
+			io.WriteString(w, "#!/bin/sh\necho fetched script ran\n")
+		case "/data.txt":
+			io.WriteString(w, "fetched data\n")
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer files.Close()
+	cmd := `{ ./hello.sh && cat data.txt; } > "$OUT/$MESOS_TASK_ID.fetched" && ` +
+		`env > "$OUT/$MESOS_TASK_ID.tmp" && mv "$OUT/$MESOS_TASK_ID.tmp" "$OUT/$MESOS_TASK_ID.env" && exec sleep 300`
 	body, _ := json.Marshal(map[string]any{"id": "/prod/env", "cmd": cmd, "cpus": 0.1, "mem": 16, "instances": 1,
 		"portDefinitions": []map[string]any{{"port": 0, "name": "http"}, {"port": 0}},
-		"env":             map[string]string{"OUT": out}, "labels": map[string]string{"team": "data"}})
+		"env":             map[string]string{"OUT": out}, "labels": map[string]string{"team": "data"},
+		"fetch": []map[string]any{{"uri": files.URL + "/hello.sh", "executable": true}},
+		"uris":  []string{files.URL + "/data.txt"}})
 	e.must("POST", "/v2/apps", string(body), http.StatusCreated, nil)
 	task := e.waitRunning("/prod/env", 1)[0]
 	var b []byte
@@ -438,6 +454,13 @@ func TestEnvironment(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s=%q, want %q", k, got[k], v)
 		}
+	}
+	if f, err := os.ReadFile(filepath.Join(out, task.ID+".fetched")); err != nil || string(f) != "fetched script ran\nfetched data\n" {
+		t.Errorf("the fetched files gave %q (%v)", f, err)
+	}
+	var leader struct{ Leader string }
+	if e.must("GET", "/v2/leader", "", 200, &leader); "http://"+leader.Leader != e.url {
+		t.Fatalf("/v2/leader %q, want this framework's API (%s)", leader.Leader, e.url)
 	}
 }
 
