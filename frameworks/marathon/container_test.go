@@ -70,7 +70,8 @@ func (e *env) served(ts []Task) {
 // host port from the offer and health-checked over HTTP by the agent is
 // created, scaled, restarted and deleted; a HOST-network app with args
 // (handed to the image's command, not a shell) sees
-// MARATHON_APP_DOCKER_IMAGE and its PORT0.
+// MARATHON_APP_DOCKER_IMAGE and its PORT0; a MESOS container with an
+// image runs that image.
 func TestDockerApps(t *testing.T) {
 	e, image := startDockerEnv(t)
 	page := `mkdir -p /www && echo "task $MESOS_TASK_ID in $MESOS_SANDBOX" > /www/index.html && exec httpd -f -p 80 -h /www`
@@ -143,6 +144,14 @@ func TestDockerApps(t *testing.T) {
 	if got != want {
 		t.Fatalf("the instance's environment: %q, want %q", got, want)
 	}
+
+	// A MESOS container with a Docker image (Marathon's Universal
+	// Container Runtime form) runs the image on the host's network.
+	ucr := fmt.Sprintf(`{"id": "/ucr", "cmd": %q, "cpus": 0.1, "mem": 32,
+		"container": {"type": "MESOS", "docker": {"image": %q}}}`,
+		`mkdir -p /www && echo "task $MESOS_TASK_ID in $MESOS_SANDBOX" > /www/index.html && exec httpd -f -p $PORT0 -h /www`, image)
+	e.must("POST", "/v2/apps", ucr, http.StatusCreated, nil)
+	e.served(e.waitRunning("/ucr", 1))
 }
 
 // TestDockerAppRefusals: container definitions the agents cannot run as
@@ -151,7 +160,7 @@ func TestDockerAppRefusals(t *testing.T) {
 	e := startEnv(t)
 	for _, c := range []struct{ body, path, want string }{
 		{`{"id":"/a","container":{"type":"DOCKER","docker":{"network":"BRIDGE"}}}`, "/container/docker/image", "needs docker.image"},
-		{`{"id":"/a","cmd":"sleep 1","container":{"type":"MESOS","docker":{"image":"busybox"}}}`, "/container/docker/image", "type DOCKER"},
+		{`{"id":"/a","cmd":"sleep 1","container":{"type":"MESOS","docker":{"image":"busybox","portMappings":[{"containerPort":80}]}}}`, "/container/docker/portMappings", "use portDefinitions"},
 		{`{"id":"/a","container":{"type":"DOCKER","docker":{"image":"busybox","network":"HOST","portMappings":[{"containerPort":80}]}}}`, "/container/docker/portMappings", "BRIDGE"},
 		{`{"id":"/a","container":{"type":"DOCKER","docker":{"image":"busybox","parameters":[{"key":"pid","value":"host"}]}}}`, "/container/docker/parameters(0)/key", "not supported"},
 	} {

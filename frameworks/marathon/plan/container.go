@@ -118,12 +118,26 @@ func (c *Container) validate(a *App, bad func(path, format string, args ...any))
 			return
 		}
 	case ContainerMesos:
-		if c.Docker != nil && c.Docker.Image != "" {
-			bad("/container/docker/image", "the agents' Mesos containerizer provisions no images: run %q with type DOCKER (the agents' Docker containerizer)", c.Docker.Image)
+		if c.Docker == nil || c.Docker.Image == "" {
+			if len(c.Volumes) > 0 {
+				bad("/container/volumes", "the agents' Mesos containerizer mounts no volumes without an image: give docker.image, or use type DOCKER")
+			}
+			return
 		}
-		if len(c.Volumes) > 0 {
-			bad("/container/volumes", "the agents' Mesos containerizer mounts no volumes: use type DOCKER")
+		// The agents provision no images themselves: their Docker
+		// containerizer runs the image, on the host's network as the
+		// Mesos containerizer would. What only Docker has is refused.
+		d := c.Docker
+		if d.Network != NetworkHost {
+			bad("/container/docker/network", "a MESOS container uses the host's network; network is for type DOCKER")
 		}
+		if len(d.PortMappings) > 0 {
+			bad("/container/docker/portMappings", "a MESOS container has no port mappings (it uses the host's network): use portDefinitions")
+		}
+		if len(d.Parameters) > 0 || d.Privileged {
+			bad("/container/docker", "parameters and privileged are for type DOCKER")
+		}
+		c.validateVolumes(bad)
 		return
 	default:
 		bad("/container/type", "got %q, expected DOCKER or MESOS", c.Type)
@@ -167,6 +181,10 @@ func (c *Container) validate(a *App, bad func(path, format string, args ...any))
 			bad(fmt.Sprintf("/container/docker/parameters(%d)/key", i), "docker parameter %q is not supported (supported: %s)", pm.Key, strings.Join(docker.Parameters, ", "))
 		}
 	}
+	c.validateVolumes(bad)
+}
+
+func (c *Container) validateVolumes(bad func(path, format string, args ...any)) {
 	for i, v := range c.Volumes {
 		p := fmt.Sprintf("/container/volumes(%d)", i)
 		if v.ContainerPath == "" {
@@ -190,7 +208,7 @@ func (c *Container) validate(a *App, bad func(path, format string, args ...any))
 
 // Image is the Docker image the app's instances run in, or "".
 func (a *App) Image() string {
-	if a.Container == nil || a.Container.Type != ContainerDocker || a.Container.Docker == nil {
+	if a.Container == nil || a.Container.Docker == nil {
 		return ""
 	}
 	return a.Container.Docker.Image
@@ -198,7 +216,9 @@ func (a *App) Image() string {
 
 // MesosContainer is the ContainerInfo of an instance whose host ports
 // (in the order of the app's ports) are hostPorts, or nil when the app
-// runs its command on the agent itself.
+// runs its command on the agent itself. An image runs in the agents'
+// Docker containerizer whatever the container's type (a MESOS one on
+// the host's network).
 func (a *App) MesosContainer(hostPorts []uint64) *mesos.ContainerInfo {
 	if a.Image() == "" {
 		return nil

@@ -138,7 +138,10 @@ func TestValidate(t *testing.T) {
 		{`{"id":"/a","cmd":"x","container":{"type":"MESOS"}}`, "", ""},
 		{`{"id":"/a","container":{"type":"DOCKER","docker":{}}}`, "/container/docker/image", "needs docker.image"},
 		{`{"id":"/a","container":{"type":"RKT","docker":{"image":"nginx"}}}`, "/container/type", "DOCKER or MESOS"},
-		{`{"id":"/a","cmd":"x","container":{"type":"MESOS","docker":{"image":"nginx"}}}`, "/container/docker/image", "with type DOCKER"},
+		{`{"id":"/a","cmd":"x","container":{"type":"MESOS","docker":{"image":"nginx"},"volumes":[{"containerPath":"/d","hostPath":"/srv","mode":"RO"}]}}`, "", ""},
+		{`{"id":"/a","cmd":"x","container":{"type":"MESOS","volumes":[{"containerPath":"/d","hostPath":"/srv","mode":"RO"}]}}`, "/container/volumes", "give docker.image"},
+		{`{"id":"/a","container":{"type":"MESOS","docker":{"image":"nginx","network":"BRIDGE"}}}`, "/container/docker/network", "host's network"},
+		{`{"id":"/a","container":{"type":"MESOS","docker":{"image":"nginx","parameters":[{"key":"user","value":"1"}]}}}`, "/container/docker", "for type DOCKER"},
 		{`{"id":"/a","container":{"docker":{"image":"nginx","network":"HOST","portMappings":[{"containerPort":80}]}}}`, "/container/docker/portMappings", "BRIDGE"},
 		{`{"id":"/a","container":{"docker":{"image":"nginx","network":"BRIDGE","portMappings":[{"containerPort":80,"hostPort":8080}]}}}`, "/container/docker/portMappings(0)/hostPort", "fixed host ports"},
 		{`{"id":"/a","portDefinitions":[{"port":0}],"container":{"docker":{"image":"nginx","network":"BRIDGE"}}}`, "/portDefinitions", "portMappings"},
@@ -449,6 +452,14 @@ func TestMesosContainer(t *testing.T) {
 	}
 	if c := decode(t, `{"id":"/a","cmd":"x","container":{"type":"MESOS"}}`); c.MesosContainer(nil) != nil {
 		t.Error("a MESOS container without an image became a ContainerInfo")
+	}
+	m := decode(t, `{"id":"/a","container":{"type":"MESOS","docker":{"image":"busybox"}}}`)
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if ci := m.MesosContainer([]uint64{31000}); ci.GetType() != mesos.ContainerInfo_DOCKER || ci.Docker.Image != "busybox" ||
+		ci.Docker.GetNetwork() != mesos.ContainerInfo_DockerInfo_HOST || len(ci.Docker.PortMappings) != 0 {
+		t.Errorf("a MESOS container with an image: %+v, want the image on the host's network", ci)
 	}
 	// An update onto the app must not write through to it.
 	up, err := Decode([]byte(`{"container":{"type":"DOCKER","docker":{"image":"nginx:1.26","portMappings":[{"containerPort":8080}]}}}`), a)
