@@ -526,6 +526,18 @@ func TestRestartedFrameworkAdopts(t *testing.T) {
 	if err := os.Remove(filepath.Join(e.workDir, "instances", lost+".json")); err != nil {
 		t.Fatal(err)
 	}
+	// And an instance on disk whose task the master never saw (its launch
+	// did not reach the master): the master answers TASK_UNKNOWN to a
+	// partition-aware framework, and it must be replaced.
+	b, err := os.ReadFile(filepath.Join(e.workDir, "instances", before[1]+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	phantom := taskIDFor("/keep")
+	b = bytes.ReplaceAll(b, []byte(before[1]), []byte(phantom))
+	if err := os.WriteFile(filepath.Join(e.workDir, "instances", phantom+".json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	e.startFramework()
 	if e.fw.FrameworkID() != id {
@@ -551,8 +563,8 @@ func TestRestartedFrameworkAdopts(t *testing.T) {
 			t.Fatalf("instance %s was not adopted; instances now %v", b, after)
 		}
 	}
-	if slices.Contains(after, lost) {
-		t.Fatalf("the unknown task %s is counted as an instance: %v", lost, after)
+	if slices.Contains(after, lost) || slices.Contains(after, phantom) {
+		t.Fatalf("the unknown task %s or the never launched %s is counted as an instance: %v", lost, phantom, after)
 	}
 	e.waitFor("the master to run the three instances only", func() bool { return e.masterRunning() == 3 })
 }

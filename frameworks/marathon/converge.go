@@ -301,7 +301,10 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 		"taskStatus": t.State, "message": st.GetMessage(), "appId": t.AppID, "host": t.Host,
 		"ports": t.Ports, "ipAddresses": []any{}, "version": t.Version})
 	f.observeHealth(t, st, now)
-	if !scheduler.IsTerminal(state) {
+	// TASK_UNKNOWN is the master's answer, to a partition-aware
+	// framework, for a task it has no knowledge of (a launch that never
+	// reached it): the instance is gone, as Marathon takes it.
+	if !scheduler.IsTerminal(state) && state != mesos.TASK_UNKNOWN {
 		// Not written to disk: a restarted framework learns the state
 		// and health of its instances again by reconciliation.
 		f.mu.Unlock()
