@@ -130,9 +130,10 @@ func TestDockerApps(t *testing.T) {
 	script := `echo "$MARATHON_APP_DOCKER_IMAGE $PORT0 $PORT_ADMIN" > /tmp/env && exec httpd -f -p $PORT0 -h /tmp`
 	host := fmt.Sprintf(`{"id": "/tools/host", "args": ["sh", "-c", %q], "cpus": 0.1, "mem": 32,
 		"portDefinitions": [{"port": 0, "name": "admin"}],
+		"healthChecks": [{"protocol": "TCP", "portIndex": 0, "delaySeconds": 0, "intervalSeconds": 1, "gracePeriodSeconds": 60}],
 		"container": {"type": "DOCKER", "docker": {"image": %q}}}`, script, image)
 	e.must("POST", "/v2/apps", host, http.StatusCreated, nil)
-	ts := e.waitRunning("/tools/host", 1)
+	ts := e.waitHealthy("/tools/host", 1) // the agent's TCP check reaches the container's port
 	url := fmt.Sprintf("http://%s:%d/env", ts[0].Host, ts[0].Ports[0])
 	want := fmt.Sprintf("%s %d %d\n", image, ts[0].Ports[0], ts[0].Ports[0])
 	var got string
