@@ -163,12 +163,18 @@ func (f *Framework) Kill(ctx context.Context, name string) error {
 		f.mu.Unlock()
 		return nil
 	}
-	if run.TaskID == "" {
+	if run.TaskID == "" || run.TaskDone {
+		// No task to kill: not launched yet, or an async run whose task
+		// has finished and whose report will not come now.
+		msg := "killed before launch"
+		if run.TaskDone {
+			msg = "killed while waiting for the async job's report"
+		}
 		r.Run = nil
 		r.ErrorCount++
 		r.ErrorsSinceLastSuccess++
 		r.LastError = now
-		r.remember(RunResult{Instant: run.Instant, State: "TASK_KILLED", Message: "killed before launch", Attempts: run.Attempt + 1, Manual: run.Manual, Ended: now})
+		r.remember(RunResult{Instant: run.Instant, TaskID: run.TaskID, State: "TASK_KILLED", Message: msg, Attempts: run.Attempt + 1, Manual: run.Manual, Ended: now})
 		f.save(r)
 		f.mu.Unlock()
 		return nil

@@ -90,7 +90,13 @@ func TestBadInput(t *testing.T) {
 			`{"name":"x","command":"true","schedule":"R//PT1H","cron":"* * * * *"}`, `not both`},
 		{"no command", "POST", "/v1/scheduler/iso8601", `{"name":"x","schedule":"R//PT1H"}`, `command is required`},
 		{"bad name", "POST", "/v1/scheduler/iso8601", `{"name":"a b","command":"true","schedule":"R//PT1H"}`, `name "a b"`},
-		{"async", "POST", "/v1/scheduler/iso8601", `{"name":"x","command":"true","schedule":"R//PT1H","async":true}`, `async`},
+		{"unknown constraint operator", "POST", "/v1/scheduler/iso8601",
+			`{"name":"x","command":"true","schedule":"R//PT1H","constraints":[["rack","GROUP_BY","2"]]}`, `unknown operator "GROUP_BY" (EQUALS, LIKE or UNLIKE)`},
+		{"constraint without a value", "POST", "/v1/scheduler/iso8601",
+			`{"name":"x","command":"true","schedule":"R//PT1H","constraints":[["hostname","EQUALS"]]}`, `[attribute, operator, value]`},
+		{"constraint regexp", "POST", "/v1/scheduler/iso8601",
+			`{"name":"x","command":"true","schedule":"R//PT1H","constraints":[["rack","LIKE","r[1"]]}`, `not a regular expression`},
+		{"report without a status code", "PUT", "/v1/scheduler/task/ct:1:0:a:1", `{"status":0}`, `{"statusCode": N}`},
 		{"bad epsilon", "POST", "/v1/scheduler/iso8601", `{"name":"x","command":"true","schedule":"R//PT1H","epsilon":"1 minute"}`, `epsilon`},
 		{"not JSON", "POST", "/v1/scheduler/iso8601", `{"name":`, `not valid JSON`},
 		{"delete a parent", "DELETE", "/v1/scheduler/job/a", ``, `job "a" is a parent of b`},
@@ -107,6 +113,9 @@ func TestBadInput(t *testing.T) {
 		if code, _ := do(t, srv, "GET", path, ""); code != http.StatusNotFound {
 			t.Errorf("GET %s: %d, want 404", path, code)
 		}
+	}
+	if code, body := do(t, srv, "PUT", "/v1/scheduler/task/ct:1:0:a:1", `{"statusCode":0}`); code != http.StatusNotFound || !strings.Contains(body, `no run in flight has task "ct:1:0:a:1"`) {
+		t.Errorf("a report for a task of no run: %d %q, want 404 naming the task", code, body)
 	}
 	if code, _ := do(t, srv, "DELETE", "/v1/scheduler/job/nope", ""); code != http.StatusNotFound {
 		t.Errorf("DELETE an unknown job: %d, want 404", code)
@@ -155,5 +164,53 @@ func TestEmptyStartIsSpelledOut(t *testing.T) {
 	}
 	if j2, _ := fw2.JobByName("tick"); j2.Schedule != j.Schedule || j2.NextRun != j.NextRun {
 		t.Fatalf("after a restart: %q %q, want %q %q", j2.Schedule, j2.NextRun, j.Schedule, j.NextRun)
+	}
+}
+
+// TestSearchAndGraph: /v1/scheduler/jobs/search finds jobs by name,
+// command or either, case-insensitively; graph/dot and graph/csv give
+// the dependencies.
+func TestSearchAndGraph(t *testing.T) {
+	_, _, _, srv := apiEnv(t)
+	for _, j := range []struct{ path, body string }{
+		{"/v1/scheduler/iso8601", `{"name":"nightly-etl","command":"run-etl --full","schedule":"R/2026-03-28T00:00:00Z/P1D"}`},
+		{"/v1/scheduler/dependency", `{"name":"report","command":"make-report","parents":["nightly-etl"]}`},
+		{"/v1/scheduler/iso8601", `{"name":"cleanup","command":"rm -rf /var/tmp/etl-scratch","schedule":"R/2026-03-28T00:00:00Z/PT6H"}`},
+	} {
+		if code, body := do(t, srv, "POST", j.path, j.body); code != http.StatusNoContent {
+			t.Fatalf("POST %s: %d %s", j.path, code, body)
+		}
+	}
+	names := func(query string) []string {
+		t.Helper()
+		code, body := do(t, srv, "GET", "/v1/scheduler/jobs/search?"+query, "")
+		var js []JobView
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &js) != nil {
+			t.Fatalf("search %s: %d %s", query, code, body)
+		}
+		var out []string
+		for _, j := range js {
+			out = append(out, j.Name)
+		}
+		return out
+	}
+	for _, c := range []struct{ query, want string }{
+		{"name=ETL", "nightly-etl"},
+		{"command=etl", "cleanup nightly-etl"},
+		{"any=report", "report"},
+		{"name=etl&command=full", "nightly-etl"},
+		{"name=nothing", ""},
+	} {
+		if got := strings.Join(names(c.query), " "); got != c.want {
+			t.Errorf("search %s: %q, want %q", c.query, got, c.want)
+		}
+	}
+	if code, dot := do(t, srv, "GET", "/v1/scheduler/graph/dot", ""); code != http.StatusOK ||
+		!strings.HasPrefix(dot, "digraph G {") || !strings.Contains(dot, `"nightly-etl" -> "report";`) || strings.Count(dot, "->") != 1 {
+		t.Errorf("graph/dot: %d\n%s", code, dot)
+	}
+	if code, csv := do(t, srv, "GET", "/v1/scheduler/graph/csv", ""); code != http.StatusOK ||
+		!strings.Contains(csv, "link,nightly-etl,report\n") || !strings.Contains(csv, "node,cleanup,fresh,idle\n") {
+		t.Errorf("graph/csv: %d\n%s", code, csv)
 	}
 }

@@ -57,7 +57,13 @@ var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func startEnv(t *testing.T) *env {
 	t.Helper()
-	c := clustertest.Start(t, clustertest.Options{})
+	return startEnvWith(t, clustertest.Options{})
+}
+
+// startEnvWith is startEnv on a cluster started with opts.
+func startEnvWith(t *testing.T, opts clustertest.Options) *env {
+	t.Helper()
+	c := clustertest.Start(t, opts)
 	t.Cleanup(c.Stop)
 	dir := t.TempDir()
 	e := &env{t: t, c: c, clock: &fakeClock{now: t0}, workDir: filepath.Join(dir, "work"), runs: filepath.Join(dir, "runs")}

@@ -34,6 +34,7 @@ func (f *Framework) Handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/scheduler/task/kill/{name}", func(w http.ResponseWriter, r *http.Request) {
 		done(w, f.Kill(r.Context(), r.PathValue("name")))
 	})
+	mux.HandleFunc("PUT /v1/scheduler/task/{id}", f.serveReport)
 	mux.HandleFunc("GET /v1/scheduler/job/stat/{name}", func(w http.ResponseWriter, r *http.Request) {
 		h, err := f.History(r.PathValue("name"))
 		if err != nil {
@@ -118,6 +119,23 @@ func (f *Framework) servePut(kind string) http.HandlerFunc {
 		}
 		done(w, f.Put(kind, j))
 	}
+}
+
+// serveReport takes an async job's report of its run: {"statusCode": N}.
+func (f *Framework) serveReport(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		fail(w, badRequest("request body: %v", err))
+		return
+	}
+	var n struct {
+		StatusCode *int `json:"statusCode"`
+	}
+	if err := json.Unmarshal(b, &n); err != nil || n.StatusCode == nil {
+		fail(w, badRequest(`the report must be {"statusCode": N} (0 for success), not %q`, b))
+		return
+	}
+	done(w, f.Report(r.PathValue("id"), *n.StatusCode))
 }
 
 // serveSearch is Chronos's case-insensitive search by name, command or

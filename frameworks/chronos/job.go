@@ -8,38 +8,39 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/frameworks/chronos/schedule"
+	"github.com/agora-cluster/agora/frameworks/marathon/plan"
 )
 
 // Job is a Chronos job definition, in Chronos's JSON. A job has exactly
 // one of schedule (ISO 8601, R[n]/start/period), cron (five fields, an
 // agora addition) or parents (a dependent job).
 type Job struct {
-	Name                 string   `json:"name"`
-	Description          string   `json:"description"`
-	Command              string   `json:"command"`
-	Arguments            []string `json:"arguments"`
-	Shell                *bool    `json:"shell,omitempty"`
-	Schedule             string   `json:"schedule,omitempty"`
-	Cron                 string   `json:"cron,omitempty"`
-	ScheduleTimeZone     string   `json:"scheduleTimeZone,omitempty"`
-	Parents              []string `json:"parents,omitempty"`
-	Epsilon              string   `json:"epsilon"`
-	Retries              *int     `json:"retries,omitempty"`
-	Async                bool     `json:"async"`
-	Disabled             bool     `json:"disabled"`
-	Concurrent           bool     `json:"concurrent"`
-	CPUs                 float64  `json:"cpus"`
-	Mem                  float64  `json:"mem"`
-	Disk                 float64  `json:"disk"`
-	EnvironmentVariables []EnvVar `json:"environmentVariables"`
-	URIs                 []string `json:"uris"`
-	Fetch                []Fetch  `json:"fetch"`
-	Owner                string   `json:"owner"`
-	OwnerName            string   `json:"ownerName"`
-	RunAsUser            string   `json:"runAsUser"`
-	Container            anyValue `json:"container,omitempty"`
-	Constraints          anyValue `json:"constraints,omitempty"`
-	Executor             string   `json:"executor"`
+	Name                 string     `json:"name"`
+	Description          string     `json:"description"`
+	Command              string     `json:"command"`
+	Arguments            []string   `json:"arguments"`
+	Shell                *bool      `json:"shell,omitempty"`
+	Schedule             string     `json:"schedule,omitempty"`
+	Cron                 string     `json:"cron,omitempty"`
+	ScheduleTimeZone     string     `json:"scheduleTimeZone,omitempty"`
+	Parents              []string   `json:"parents,omitempty"`
+	Epsilon              string     `json:"epsilon"`
+	Retries              *int       `json:"retries,omitempty"`
+	Async                bool       `json:"async"`
+	Disabled             bool       `json:"disabled"`
+	Concurrent           bool       `json:"concurrent"`
+	CPUs                 float64    `json:"cpus"`
+	Mem                  float64    `json:"mem"`
+	Disk                 float64    `json:"disk"`
+	EnvironmentVariables []EnvVar   `json:"environmentVariables"`
+	URIs                 []string   `json:"uris"`
+	Fetch                []Fetch    `json:"fetch"`
+	Owner                string     `json:"owner"`
+	OwnerName            string     `json:"ownerName"`
+	RunAsUser            string     `json:"runAsUser"`
+	Container            anyValue   `json:"container,omitempty"`
+	Constraints          [][]string `json:"constraints,omitempty"`
+	Executor             string     `json:"executor"`
 }
 
 // anyValue is a field agora reads only to refuse it when it is set.
@@ -87,18 +88,17 @@ func (j *Job) normalize(kind string, now time.Time, defEpsilon time.Duration) (s
 		return nil, fmt.Errorf("name %q may have only letters, digits, '_', '.' and '-' (and may not begin with '.')", j.Name)
 	case strings.TrimSpace(j.Command) == "":
 		return nil, fmt.Errorf("job %q: command is required", j.Name)
-	case j.Async:
-		return nil, fmt.Errorf("job %q: async jobs are not supported (async must be false)", j.Name)
 	case len(j.Container) > 0 && string(j.Container) != "null":
 		return nil, fmt.Errorf("job %q: container is not supported yet; run the command on the agent", j.Name)
-	case len(j.Constraints) > 0 && string(j.Constraints) != "null" && string(j.Constraints) != "[]":
-		return nil, fmt.Errorf("job %q: constraints are not supported yet", j.Name)
 	case j.Executor != "":
 		return nil, fmt.Errorf("job %q: custom executors are not supported (executor must be empty)", j.Name)
 	case j.CPUs < 0 || j.Mem < 0 || j.Disk < 0:
 		return nil, fmt.Errorf("job %q: cpus, mem and disk may not be negative", j.Name)
 	case j.Retries != nil && *j.Retries < 0:
 		return nil, fmt.Errorf("job %q: retries %d may not be negative", j.Name, *j.Retries)
+	}
+	if _, err := j.placement(); err != nil {
+		return nil, err
 	}
 	if j.Shell == nil {
 		j.Shell = ptr(true)
@@ -182,3 +182,29 @@ func orDefault(v, def float64) float64 {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// Chronos's constraint operators. EQUALS is Marathon's IS; LIKE and
+// UNLIKE are Marathon's (a regular expression that must match the whole
+// value; an agent without the attribute passes only UNLIKE).
+var chronosOperators = map[string]string{"EQUALS": plan.Is, "LIKE": plan.Like, "UNLIKE": plan.Unlike}
+
+// placement parses the job's constraints, [attribute, EQUALS|LIKE|UNLIKE,
+// value], "hostname" being the agent's hostname.
+func (j *Job) placement() ([]plan.Constraint, error) {
+	var out []plan.Constraint
+	for i, c := range j.Constraints {
+		if len(c) != 3 {
+			return nil, fmt.Errorf("job %q: constraints[%d] %q: a constraint is [attribute, operator, value]", j.Name, i, c)
+		}
+		op, ok := chronosOperators[strings.ToUpper(c[1])]
+		if !ok {
+			return nil, fmt.Errorf("job %q: constraints[%d]: unknown operator %q (EQUALS, LIKE or UNLIKE)", j.Name, i, c[1])
+		}
+		k, err := plan.ParseConstraint([]string{c[0], op, c[2]})
+		if err != nil {
+			return nil, fmt.Errorf("job %q: constraints[%d]: %v", j.Name, i, err)
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}

@@ -3,6 +3,7 @@ package chronos
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	schedpb "github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/agora-cluster/agora/frameworks/chronos/schedule"
+	"github.com/agora-cluster/agora/frameworks/marathon/plan"
 	"github.com/agora-cluster/agora/frameworks/offers"
 	"github.com/agora-cluster/agora/frameworks/scheduler"
 )
@@ -40,9 +42,14 @@ func (f *Framework) offers(ctx context.Context, offs []mesos.Offer) {
 			continue
 		}
 		pool := offers.NewPool(o)
+		agent := plan.AgentOf(o)
 		var l launch
 		rest := waiting[:0:0]
 		for _, r := range waiting {
+			if !allows(r, agent) {
+				rest = append(rest, r)
+				continue
+			}
 			rs, ok := pool.Take(offers.Need{CPUs: r.Job.CPUs, Mem: r.Job.Mem, Disk: r.Job.Disk, Role: f.cfg.Role})
 			if !ok {
 				rest = append(rest, r)
@@ -96,6 +103,20 @@ func (f *Framework) offers(ctx context.Context, offs []mesos.Offer) {
 		}
 	}
 	f.adjustOffers(ctx)
+}
+
+// allows says whether r's job may run on agent by its constraints.
+func allows(r *record, agent plan.Agent) bool {
+	cons, err := r.Job.placement() // checked when the job was put
+	if err != nil {
+		return false
+	}
+	for _, k := range cons {
+		if ok, _ := k.Allows(agent, nil); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // hook calls Config.LaunchHook; false stops the framework dead.
@@ -243,30 +264,77 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 		f.save(r)
 		return
 	}
+	if run.TaskDone {
+		return // an async run: its outcome is the job's own report
+	}
 	name := r.Job.Name
 	res := RunResult{Instant: run.Instant, TaskID: id, AgentID: run.AgentID, Host: run.Host, State: state.String(),
 		Message: st.GetMessage(), Attempts: run.Attempt + 1, Manual: run.Manual, Started: run.StartedAt, Ended: now}
 	switch {
+	case state == mesos.TASK_FINISHED && r.Job.Async && !run.Killed:
+		run.State, run.TaskDone = state.String(), true
+		f.save(r)
+		f.log.Info("an async run's task finished; the run ends when the job reports", "job", name, "task", id)
 	case state == mesos.TASK_FINISHED:
 		f.succeeded(r, res, now)
 		f.log.Info("run succeeded", "job", name, "instant", res.Instant, "task", id)
 	case neverRan(run, st) && !run.Killed:
 		f.log.Info("the master never started the run's task; launching it again", "job", name, "task", id, "state", state)
 		f.requeue(r, run.Attempt, now)
-	case !run.Killed && run.Attempt < *r.Job.Retries:
-		f.log.Info("run failed; retrying", "job", name, "task", id, "state", state, "message", st.GetMessage(),
+	default:
+		f.failed(r, res, now)
+	}
+}
+
+// failed ends a try of r's run that failed: it is tried again while the
+// job has retries left and nobody killed it, else the run fails. Call
+// with f.mu held.
+func (f *Framework) failed(r *record, res RunResult, now time.Time) {
+	run, name := r.Run, r.Job.Name
+	if !run.Killed && run.Attempt < *r.Job.Retries {
+		f.log.Info("run failed; retrying", "job", name, "task", res.TaskID, "state", res.State, "message", res.Message,
 			"attempt", run.Attempt+1, "retries", *r.Job.Retries)
 		r.remember(res)
 		f.requeue(r, run.Attempt+1, now)
-	default:
-		r.Run = nil
-		r.ErrorCount++
-		r.ErrorsSinceLastSuccess++
-		r.LastError = now
-		r.remember(res)
-		f.save(r)
-		f.log.Warn("run failed", "job", name, "instant", res.Instant, "task", id, "state", state, "message", st.GetMessage())
+		return
 	}
+	r.Run = nil
+	r.ErrorCount++
+	r.ErrorsSinceLastSuccess++
+	r.LastError = now
+	r.remember(res)
+	f.save(r)
+	f.log.Warn("run failed", "job", name, "instant", res.Instant, "task", res.TaskID, "state", res.State, "message", res.Message)
+}
+
+// Report ends the run of an async job whose task is taskID, as the job
+// reports it (PUT /v1/scheduler/task/ID with {"statusCode": N}): 0 is a
+// success (its dependent jobs follow), anything else a failure (retried
+// as the job says). The task may still be running, or have finished.
+func (f *Framework) Report(taskID string, statusCode int) error {
+	now := f.now()
+	defer f.poke()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.jobOf(taskID)
+	if r == nil {
+		return &APIError{Code: http.StatusNotFound, Msg: fmt.Sprintf("no run in flight has task %q", taskID)}
+	}
+	if !r.Job.Async {
+		return badRequest("job %q is not async: its run ends with its task", r.Job.Name)
+	}
+	run := r.Run
+	res := RunResult{Instant: run.Instant, TaskID: taskID, AgentID: run.AgentID, Host: run.Host, State: mesos.TASK_FINISHED.String(),
+		Message: fmt.Sprintf("reported statusCode %d", statusCode), Attempts: run.Attempt + 1, Manual: run.Manual,
+		Started: run.StartedAt, Ended: now}
+	if statusCode == 0 {
+		f.succeeded(r, res, now)
+		f.log.Info("async run succeeded", "job", r.Job.Name, "instant", res.Instant, "task", taskID)
+		return nil
+	}
+	res.State = mesos.TASK_FAILED.String()
+	f.failed(r, res, now)
+	return nil
 }
 
 // neverRan says whether a terminal update means the task never started:

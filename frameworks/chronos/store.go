@@ -54,9 +54,12 @@ type Run struct {
 	AgentID  string `json:"agentId,omitempty"`
 	Host     string `json:"host,omitempty"`
 	// State is "queued" until a task is recorded, then the task's state.
-	State     string    `json:"state"`
-	Started   bool      `json:"started,omitempty"` // the task was seen starting or running
-	Killed    bool      `json:"killed,omitempty"`  // a user killed it: no retry
+	State   string `json:"state"`
+	Started bool   `json:"started,omitempty"` // the task was seen starting or running
+	Killed  bool   `json:"killed,omitempty"`  // a user killed it: no retry
+	// TaskDone says an async job's task has finished: the run ends when
+	// the job reports its outcome (PUT /v1/scheduler/task/ID).
+	TaskDone  bool      `json:"taskDone,omitempty"`
 	QueuedAt  time.Time `json:"queuedAt"`
 	StartedAt time.Time `json:"startedAt,omitempty"`
 }

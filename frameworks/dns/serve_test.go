@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -341,5 +342,25 @@ func TestRunStopsAtOnce(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- r.Run(ctx, ls) }()
 		clustertest.AwaitStop(t, "a resolver cancelled at start", done)
+	}
+}
+
+// TestVersionAndConfig: /v1/version says what answers, /v1/config gives
+// the config in effect with the master's secret masked.
+func TestVersionAndConfig(t *testing.T) {
+	cfg := testConfig("127.0.0.1:1")
+	cfg.Domain, cfg.TTL = "example-dc", 15
+	cfg.SetCredential("dns", "s3cret")
+	cfg.MesosAuthentication = "basic"
+	r := serve(t, cfg)
+	var v map[string]string
+	if code := getJSON(t, r.http+"/v1/version", &v); code != 200 || v["Service"] != "Mesos-DNS" || v["Version"] != "test" {
+		t.Errorf("/v1/version: %d %v", code, v)
+	}
+	var got Config
+	if code := getJSON(t, r.http+"/v1/config", &got); code != 200 || got.Domain != "example-dc" || got.TTL != 15 ||
+		!slices.Equal(got.Masters, []string{"127.0.0.1:1"}) || got.MesosCredentials == nil ||
+		got.MesosCredentials.Principal != "dns" || got.MesosCredentials.Secret != "********" {
+		t.Errorf("/v1/config: %d %+v (credentials %+v)", code, got, got.MesosCredentials)
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/agora-cluster/agora/cluster/agent"
 	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/cluster/master"
 )
 
 // These tests run the framework against a real in-process cluster of
@@ -39,14 +40,27 @@ type env struct {
 	stop    func()
 }
 
-func startEnv(t *testing.T) *env {
+// startEnv starts the cluster (each agent's configuration adjusted by
+// adjust) and the framework.
+func startEnv(t *testing.T, adjust ...func(*agent.Config)) *env {
+	t.Helper()
+	return startEnvWith(t, nil, adjust...)
+}
+
+// startEnvWith is startEnv with the master's configuration adjusted by
+// adjustMaster (if not nil).
+func startEnvWith(t *testing.T, adjustMaster func(*master.Config), adjust ...func(*agent.Config)) *env {
 	t.Helper()
 	base, _ := clustertest.PortRange(300)
 	c := clustertest.Start(t, clustertest.Options{
 		Agents: len(hosts),
+		Master: adjustMaster,
 		Agent: func(i int, cfg *agent.Config) {
 			cfg.Hostname = hosts[i]
 			cfg.Resources = fmt.Sprintf("cpus:2;mem:1024;disk:1000;ports:[%d-%d]", base+i*100, base+i*100+99)
+			for _, f := range adjust {
+				f(cfg)
+			}
 		},
 	})
 	t.Cleanup(c.Stop) // before the agents' directories go
@@ -390,10 +404,26 @@ func TestAppLifecycle(t *testing.T) {
 func TestEnvironment(t *testing.T) {
 	e := startEnv(t)
 	out := t.TempDir()
-	cmd := `env > "$OUT/$MESOS_TASK_ID.tmp" && mv "$OUT/$MESOS_TASK_ID.tmp" "$OUT/$MESOS_TASK_ID.env" && exec sleep 300`
+	// Its fetch and uris are in the sandbox (its working directory)
+	// before the command starts.
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/hello.sh":
+			io.WriteString(w, "#!/bin/sh\necho fetched script ran\n")
+		case "/data.txt":
+			io.WriteString(w, "fetched data\n")
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer files.Close()
+	cmd := `{ ./hello.sh && cat data.txt; } > "$OUT/$MESOS_TASK_ID.fetched" && ` +
+		`env > "$OUT/$MESOS_TASK_ID.tmp" && mv "$OUT/$MESOS_TASK_ID.tmp" "$OUT/$MESOS_TASK_ID.env" && exec sleep 300`
 	body, _ := json.Marshal(map[string]any{"id": "/prod/env", "cmd": cmd, "cpus": 0.1, "mem": 16, "instances": 1,
 		"portDefinitions": []map[string]any{{"port": 0, "name": "http"}, {"port": 0}},
-		"env":             map[string]string{"OUT": out}, "labels": map[string]string{"team": "data"}})
+		"env":             map[string]string{"OUT": out}, "labels": map[string]string{"team": "data"},
+		"fetch": []map[string]any{{"uri": files.URL + "/hello.sh", "executable": true}},
+		"uris":  []string{files.URL + "/data.txt"}})
 	e.must("POST", "/v2/apps", string(body), http.StatusCreated, nil)
 	task := e.waitRunning("/prod/env", 1)[0]
 	var b []byte
@@ -424,6 +454,13 @@ func TestEnvironment(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s=%q, want %q", k, got[k], v)
 		}
+	}
+	if f, err := os.ReadFile(filepath.Join(out, task.ID+".fetched")); err != nil || string(f) != "fetched script ran\nfetched data\n" {
+		t.Errorf("the fetched files gave %q (%v)", f, err)
+	}
+	var leader struct{ Leader string }
+	if e.must("GET", "/v2/leader", "", 200, &leader); "http://"+leader.Leader != e.url {
+		t.Fatalf("/v2/leader %q, want this framework's API (%s)", leader.Leader, e.url)
 	}
 }
 
@@ -489,6 +526,18 @@ func TestRestartedFrameworkAdopts(t *testing.T) {
 	if err := os.Remove(filepath.Join(e.workDir, "instances", lost+".json")); err != nil {
 		t.Fatal(err)
 	}
+	// And an instance on disk whose task the master never saw (its launch
+	// did not reach the master): the master answers TASK_UNKNOWN to a
+	// partition-aware framework, and it must be replaced.
+	b, err := os.ReadFile(filepath.Join(e.workDir, "instances", before[1]+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	phantom := taskIDFor("/keep")
+	b = bytes.ReplaceAll(b, []byte(before[1]), []byte(phantom))
+	if err := os.WriteFile(filepath.Join(e.workDir, "instances", phantom+".json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	e.startFramework()
 	if e.fw.FrameworkID() != id {
@@ -514,8 +563,8 @@ func TestRestartedFrameworkAdopts(t *testing.T) {
 			t.Fatalf("instance %s was not adopted; instances now %v", b, after)
 		}
 	}
-	if slices.Contains(after, lost) {
-		t.Fatalf("the unknown task %s is counted as an instance: %v", lost, after)
+	if slices.Contains(after, lost) || slices.Contains(after, phantom) {
+		t.Fatalf("the unknown task %s or the never launched %s is counted as an instance: %v", lost, phantom, after)
 	}
 	e.waitFor("the master to run the three instances only", func() bool { return e.masterRunning() == 3 })
 }

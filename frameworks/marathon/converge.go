@@ -81,8 +81,11 @@ func (f *Framework) planApp(a *app, now time.Time) {
 		a.want = 0 // wait for reconciliation to say what runs
 		return
 	}
+	ts, inactive := f.unreachable(a, ts, now)
 	for _, t := range ts {
 		switch {
+		case inactive[t]:
+			// Replaced: it counts again only if it comes back.
 		case t.Goal != GoalRunning:
 			dying++
 		case t.ConfigVersion == a.configVersion():
@@ -151,6 +154,60 @@ func (f *Framework) planApp(a *app, now time.Time) {
 	case a.want == 0:
 		a.since = time.Time{}
 	}
+}
+
+// noteReachability records when an instance became unreachable (the
+// master's time when it says), or that it is reachable again.
+func (t *Task) noteReachability(st mesos.TaskStatus, now time.Time) {
+	if st.GetState() != mesos.TASK_UNREACHABLE {
+		t.UnreachableSince, t.inactive = nil, false
+		return
+	}
+	if t.UnreachableSince != nil {
+		return
+	}
+	at := now
+	if ut := st.GetUnreachableTime(); ut != nil {
+		at = time.Unix(0, ut.Nanoseconds)
+	}
+	t.UnreachableSince = &at
+}
+
+// unreachable applies the app's unreachableStrategy to its unreachable
+// instances: those away past expungeAfterSeconds are forgotten (and left
+// out of the returned list), those away past inactiveAfterSeconds are
+// returned as inactive, to be replaced. Call with f.mu held.
+func (f *Framework) unreachable(a *app, ts []*Task, now time.Time) ([]*Task, map[*Task]bool) {
+	var inactive map[*Task]bool
+	kept := ts[:0:0]
+	for _, t := range ts {
+		if t.Goal != GoalRunning || t.UnreachableSince == nil {
+			kept = append(kept, t)
+			continue
+		}
+		switch a.def.Unreachable(now.Sub(*t.UnreachableSince)) {
+		case plan.UnreachableExpunge:
+			f.log.Info("expunging an unreachable instance; it is killed if it comes back", "task", t.ID, "app", t.AppID,
+				"away", now.Sub(*t.UnreachableSince).Round(time.Second))
+			f.removeTask(t)
+			if err := f.store.removeTask(t.ID); err != nil {
+				f.log.Error("remove instance", "task", t.ID, "err", err)
+			}
+			f.reviveDue = true
+			continue
+		case plan.UnreachableInactive:
+			if inactive == nil {
+				inactive = map[*Task]bool{}
+			}
+			inactive[t] = true
+			if !t.inactive {
+				// Offers declined before may be the replacement's.
+				t.inactive, f.reviveDue = true, true
+			}
+		}
+		kept = append(kept, t)
+	}
+	return kept, inactive
 }
 
 // youngest picks n of ts to kill by the app's killSelection.
@@ -225,7 +282,9 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 	t := f.tasks[id]
 	if t == nil {
 		f.mu.Unlock()
-		if !scheduler.IsTerminal(state) && state != mesos.TASK_UNKNOWN {
+		// (An unreachable one cannot be killed until its agent is back;
+		// it is killed then, when it reports again.)
+		if !scheduler.IsTerminal(state) && state != mesos.TASK_UNKNOWN && state != mesos.TASK_UNREACHABLE {
 			f.log.Info("killing a task it does not know", "task", id)
 			_ = f.driver.Kill(ctx, id, st.GetAgentID().GetValue())
 		}
@@ -233,6 +292,7 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 	}
 	t.State = state.String()
 	t.confirmed = true
+	t.noteReachability(st, now)
 	if state == mesos.TASK_RUNNING && t.StartedAt == nil {
 		at := now
 		t.StartedAt = &at
@@ -241,7 +301,10 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 		"taskStatus": t.State, "message": st.GetMessage(), "appId": t.AppID, "host": t.Host,
 		"ports": t.Ports, "ipAddresses": []any{}, "version": t.Version})
 	f.observeHealth(t, st, now)
-	if !scheduler.IsTerminal(state) {
+	// TASK_UNKNOWN is the master's answer, to a partition-aware
+	// framework, for a task it has no knowledge of (a launch that never
+	// reached it): the instance is gone, as Marathon takes it.
+	if !scheduler.IsTerminal(state) && state != mesos.TASK_UNKNOWN {
 		// Not written to disk: a restarted framework learns the state
 		// and health of its instances again by reconciliation.
 		f.mu.Unlock()

@@ -3,9 +3,12 @@ package marathon
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/agora-cluster/agora/frameworks/marathon/plan"
 )
 
 // healthyApp is an app of n instances with a COMMAND health check the
@@ -348,4 +351,33 @@ func TestRestartKeepsDeployment(t *testing.T) {
 	if after := ids(e.waitHealthy("/kept", 2)); !slices.Equal(before, after) {
 		t.Fatalf("instances %v after the rollback, want %v kept", after, before)
 	}
+}
+
+// TestVersionsPruned: an app keeps its newest MaxVersions versions; an
+// older one is gone from /v2/apps/ID/versions and answers 404.
+func TestVersionsPruned(t *testing.T) {
+	fw, err := New(Config{Masters: []string{"127.0.0.1:1"}, WorkDir: t.TempDir(), MaxVersions: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(fw.Handler())
+	defer srv.Close()
+	e := &env{t: t, fw: fw, url: srv.URL}
+	e.must("POST", "/v2/apps", `{"id":"/v","cmd":"sleep 1","cpus":0.1,"mem":16,"instances":0}`, http.StatusCreated, nil)
+	var first struct{ Versions []string }
+	e.must("GET", "/v2/apps/v/versions", "", http.StatusOK, &first)
+	for i := 2; i <= 5; i++ {
+		e.must("PUT", "/v2/apps/v?force=true", fmt.Sprintf(`{"cmd":"sleep %d"}`, i), http.StatusOK, nil)
+	}
+	var vs struct{ Versions []string }
+	e.must("GET", "/v2/apps/v/versions", "", http.StatusOK, &vs)
+	if len(first.Versions) != 1 || len(vs.Versions) != 3 || slices.Contains(vs.Versions, first.Versions[0]) {
+		t.Fatalf("versions %v after 5 definitions (first %v), want the newest 3", vs.Versions, first.Versions)
+	}
+	var newest plan.App
+	e.must("GET", "/v2/apps/v/versions/"+vs.Versions[0], "", http.StatusOK, &newest)
+	if newest.Cmd == nil || *newest.Cmd != "sleep 5" {
+		t.Fatalf("the first listed version runs %v, want the newest (sleep 5)", newest.Cmd)
+	}
+	e.must("GET", "/v2/apps/v/versions/"+first.Versions[0], "", http.StatusNotFound, nil)
 }

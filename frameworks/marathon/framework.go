@@ -108,6 +108,11 @@ type Task struct {
 	// HealthChecked says its app had a health check when it was launched:
 	// it counts as healthy only once the agent reports it so.
 	HealthChecked bool `json:"healthChecked,omitempty"`
+	// UnreachableSince is when the master lost the instance's agent
+	// (TASK_UNREACHABLE), nil while it is reachable. The app's
+	// unreachableStrategy says when it is replaced and forgotten.
+	UnreachableSince *time.Time `json:"unreachableSince,omitempty"`
+	inactive         bool       // unreachable long enough to be replaced
 	// HealthCheckResults is what the agent last reported of its health.
 	HealthCheckResults []HealthResult `json:"healthCheckResults,omitempty"`
 	// Ready says its app's readiness check has answered ready (then it
@@ -287,8 +292,11 @@ func New(cfg Config) (*Framework, error) {
 	checkpoint := true
 	failover := cfg.FailoverTimeout.Seconds()
 	role := cfg.Role
+	// Partition-aware: an instance whose agent is lost is
+	// TASK_UNREACHABLE (not TASK_LOST), so each app's unreachableStrategy
+	// decides when it is replaced and whether it may come back.
 	info := mesos.FrameworkInfo{Name: cfg.Name, User: cfg.User, Role: &role, Checkpoint: &checkpoint,
-		FailoverTimeout: &failover}
+		FailoverTimeout: &failover, Capabilities: scheduler.Capabilities(mesos.FrameworkInfo_Capability_PARTITION_AWARE)}
 	if f.frameworkID != "" {
 		info.ID = &mesos.FrameworkID{Value: f.frameworkID}
 	}

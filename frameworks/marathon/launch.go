@@ -170,10 +170,16 @@ func (f *Framework) newTask(a *app, o *mesos.Offer, fit *plan.Fit, now time.Time
 // taskInfo is the TaskInfo of instance t of app d.
 func taskInfo(d *plan.App, t *Task, o *mesos.Offer, fit *plan.Fit) mesos.TaskInfo {
 	cmd := mesos.CommandInfo{Environment: &mesos.Environment{Variables: envVars(d, t)}}
-	if d.Cmd != nil {
+	switch {
+	case d.Cmd != nil:
 		shell := true
 		cmd.Shell, cmd.Value = &shell, d.Cmd
-	} else {
+	case d.Image() != "":
+		// As Marathon: args go to the image's entrypoint, and neither
+		// cmd nor args runs the image's own command.
+		shell := false
+		cmd.Shell, cmd.Arguments = &shell, d.Args
+	default:
 		shell := false
 		cmd.Shell, cmd.Value, cmd.Arguments = &shell, &d.Args[0], d.Args
 	}
@@ -191,7 +197,8 @@ func taskInfo(d *plan.App, t *Task, o *mesos.Offer, fit *plan.Fit) mesos.TaskInf
 		cmd.URIs = append(cmd.URIs, u)
 	}
 	info := mesos.TaskInfo{Name: taskName(d.ID), TaskID: mesos.TaskID{Value: t.ID}, AgentID: o.AgentID,
-		Resources: fit.Resources, Command: &cmd, Discovery: discovery(d, t), HealthCheck: d.MesosHealthCheck(t.Ports)}
+		Resources: fit.Resources, Command: &cmd, Container: d.MesosContainer(t.Ports), Discovery: discovery(d, t),
+		HealthCheck: d.MesosHealthCheck(t.Ports)}
 	if len(d.Labels) > 0 {
 		keys := slices.Sorted(maps.Keys(d.Labels))
 		var ls []mesos.Label
@@ -220,10 +227,11 @@ func taskName(id string) string {
 func discovery(d *plan.App, t *Task) *mesos.DiscoveryInfo {
 	di := &mesos.DiscoveryInfo{Visibility: mesos.FRAMEWORK, Name: ptr(taskName(d.ID))}
 	var ps []mesos.Port
+	defs := d.PortDefs()
 	for i, p := range t.Ports {
 		port := mesos.Port{Number: uint32(p), Protocol: ptr("tcp")}
-		if i < len(d.PortDefinitions) {
-			pd := d.PortDefinitions[i]
+		if i < len(defs) {
+			pd := defs[i]
 			if pd.Name != "" {
 				port.Name = ptr(pd.Name)
 			}
@@ -252,15 +260,16 @@ func envVars(d *plan.App, t *Task) []mesos.Environment_Variable {
 	}
 	set := func(k, v string) { env[k] = v }
 	var ports []string
+	defs := d.PortDefs()
 	for i, p := range t.Ports {
 		ps := strconv.FormatUint(p, 10)
 		ports = append(ports, ps)
 		set("PORT"+strconv.Itoa(i), ps)
-		if i < len(d.PortDefinitions) && d.PortDefinitions[i].Name != "" {
-			set("PORT_"+envName(d.PortDefinitions[i].Name), ps)
+		if i < len(defs) && defs[i].Name != "" {
+			set("PORT_"+envName(defs[i].Name), ps)
 		}
-		if i < len(d.PortDefinitions) && d.PortDefinitions[i].Port != 0 {
-			set("PORT_"+strconv.Itoa(d.PortDefinitions[i].Port), ps)
+		if i < len(defs) && defs[i].Port != 0 {
+			set("PORT_"+strconv.Itoa(defs[i].Port), ps)
 		}
 	}
 	if len(ports) > 0 {
@@ -270,6 +279,9 @@ func envVars(d *plan.App, t *Task) []mesos.Environment_Variable {
 	set("HOST", t.Host)
 	set("MARATHON_APP_ID", d.ID)
 	set("MARATHON_APP_VERSION", d.Version)
+	if img := d.Image(); img != "" {
+		set("MARATHON_APP_DOCKER_IMAGE", img)
+	}
 	set("MARATHON_APP_RESOURCE_CPUS", strconv.FormatFloat(d.CPUs, 'f', -1, 64))
 	set("MARATHON_APP_RESOURCE_MEM", strconv.FormatFloat(d.Mem, 'f', -1, 64))
 	set("MARATHON_APP_RESOURCE_DISK", strconv.FormatFloat(d.Disk, 'f', -1, 64))

@@ -20,41 +20,42 @@ import (
 // the framework does not act on yet are kept so that Validate can refuse
 // them by name rather than ignore them.
 type App struct {
-	ID                    string            `json:"id"`
-	Cmd                   *string           `json:"cmd,omitempty"`
-	Args                  []string          `json:"args,omitempty"`
-	User                  string            `json:"user,omitempty"`
-	Instances             int               `json:"instances"`
-	CPUs                  float64           `json:"cpus"`
-	Mem                   float64           `json:"mem"`
-	Disk                  float64           `json:"disk"`
-	GPUs                  int               `json:"gpus"`
-	Ports                 []int             `json:"ports,omitempty"`
-	PortDefinitions       []PortDefinition  `json:"portDefinitions,omitempty"`
-	RequirePorts          bool              `json:"requirePorts"`
-	Env                   map[string]any    `json:"env,omitempty"`
-	Labels                map[string]string `json:"labels,omitempty"`
-	Constraints           [][]string        `json:"constraints,omitempty"`
-	AcceptedResourceRoles []string          `json:"acceptedResourceRoles,omitempty"`
-	BackoffSeconds        float64           `json:"backoffSeconds"`
-	BackoffFactor         float64           `json:"backoffFactor"`
-	MaxLaunchDelaySeconds float64           `json:"maxLaunchDelaySeconds"`
-	KillSelection         string            `json:"killSelection"`
-	UpgradeStrategy       *UpgradeStrategy  `json:"upgradeStrategy,omitempty"`
-	Fetch                 []Fetch           `json:"fetch,omitempty"`
-	URIs                  []string          `json:"uris,omitempty"`
-	TaskKillGracePeriod   *float64          `json:"taskKillGracePeriodSeconds,omitempty"`
-	Version               string            `json:"version,omitempty"`
-	VersionInfo           *VersionInfo      `json:"versionInfo,omitempty"`
-	HealthChecks          []HealthCheck     `json:"healthChecks,omitempty"`
-	ReadinessChecks       []ReadinessCheck  `json:"readinessChecks,omitempty"`
-	Dependencies          []string          `json:"dependencies,omitempty"`
+	ID                    string               `json:"id"`
+	Cmd                   *string              `json:"cmd,omitempty"`
+	Args                  []string             `json:"args,omitempty"`
+	User                  string               `json:"user,omitempty"`
+	Instances             int                  `json:"instances"`
+	CPUs                  float64              `json:"cpus"`
+	Mem                   float64              `json:"mem"`
+	Disk                  float64              `json:"disk"`
+	GPUs                  int                  `json:"gpus"`
+	Ports                 []int                `json:"ports,omitempty"`
+	PortDefinitions       []PortDefinition     `json:"portDefinitions,omitempty"`
+	RequirePorts          bool                 `json:"requirePorts"`
+	Env                   map[string]any       `json:"env,omitempty"`
+	Labels                map[string]string    `json:"labels,omitempty"`
+	Constraints           [][]string           `json:"constraints,omitempty"`
+	AcceptedResourceRoles []string             `json:"acceptedResourceRoles,omitempty"`
+	BackoffSeconds        float64              `json:"backoffSeconds"`
+	BackoffFactor         float64              `json:"backoffFactor"`
+	MaxLaunchDelaySeconds float64              `json:"maxLaunchDelaySeconds"`
+	KillSelection         string               `json:"killSelection"`
+	UnreachableStrategy   *UnreachableStrategy `json:"unreachableStrategy,omitempty"`
+	UpgradeStrategy       *UpgradeStrategy     `json:"upgradeStrategy,omitempty"`
+	Fetch                 []Fetch              `json:"fetch,omitempty"`
+	URIs                  []string             `json:"uris,omitempty"`
+	TaskKillGracePeriod   *float64             `json:"taskKillGracePeriodSeconds,omitempty"`
+	Version               string               `json:"version,omitempty"`
+	VersionInfo           *VersionInfo         `json:"versionInfo,omitempty"`
+	HealthChecks          []HealthCheck        `json:"healthChecks,omitempty"`
+	ReadinessChecks       []ReadinessCheck     `json:"readinessChecks,omitempty"`
+	Dependencies          []string             `json:"dependencies,omitempty"`
+	Container             *Container           `json:"container,omitempty"`
 
 	// Not done yet: accepted in the JSON only to be refused by name.
-	Container json.RawMessage `json:"container,omitempty"`
-	Executor  string          `json:"executor,omitempty"`
-	Secrets   json.RawMessage `json:"secrets,omitempty"`
-	Networks  json.RawMessage `json:"networks,omitempty"`
+	Executor string          `json:"executor,omitempty"`
+	Secrets  json.RawMessage `json:"secrets,omitempty"`
+	Networks json.RawMessage `json:"networks,omitempty"`
 }
 
 // PortDefinition is one port an instance is given from its offer.
@@ -192,12 +193,17 @@ func (a App) clone() App {
 		g := *a.TaskKillGracePeriod
 		a.TaskKillGracePeriod = &g
 	}
-	for _, r := range []*json.RawMessage{&a.Container, &a.Secrets, &a.Networks} {
+	a.Container = a.Container.clone()
+	for _, r := range []*json.RawMessage{&a.Secrets, &a.Networks} {
 		*r = slices.Clone(*r)
 	}
 	if a.UpgradeStrategy != nil {
 		u := *a.UpgradeStrategy
 		a.UpgradeStrategy = &u
+	}
+	if a.UnreachableStrategy != nil {
+		u := *a.UnreachableStrategy
+		a.UnreachableStrategy = &u
 	}
 	if a.VersionInfo != nil {
 		v := *a.VersionInfo
@@ -238,8 +244,12 @@ func (a *App) Validate() error {
 	switch {
 	case a.Cmd != nil && len(a.Args) > 0:
 		bad("/", "AppDefinition must either contain one of 'cmd' or 'args', and/or a 'container'; not both cmd and args")
-	case (a.Cmd == nil || strings.TrimSpace(*a.Cmd) == "") && len(a.Args) == 0:
+	case (a.Cmd == nil || strings.TrimSpace(*a.Cmd) == "") && len(a.Args) == 0 && a.Image() == "":
+		// An image's own command (its CMD) may be what the app runs.
 		bad("/", "AppDefinition must either contain one of 'cmd' or 'args', and/or a 'container'")
+	}
+	if a.Container != nil {
+		a.Container.validate(a, bad)
 	}
 	if a.Instances < 0 {
 		bad("/instances", "must be greater than or equal to 0")
@@ -291,6 +301,9 @@ func (a *App) Validate() error {
 		if u.MaximumOverCapacity < 0 || u.MaximumOverCapacity > 1 {
 			bad("/upgradeStrategy/maximumOverCapacity", "got %g, expected between 0 and 1", u.MaximumOverCapacity)
 		}
+	}
+	if a.UnreachableStrategy != nil {
+		a.UnreachableStrategy.validate(bad)
 	}
 	for i, f := range a.Fetch {
 		if strings.TrimSpace(f.URI) == "" {
@@ -366,9 +379,6 @@ func (a *App) validatePorts(bad func(path, format string, args ...any)) {
 // refuseUnsupported names the fields the framework does not act on yet,
 // rather than accepting an app it would run other than asked.
 func (a *App) refuseUnsupported(bad func(path, format string, args ...any)) {
-	if present(a.Container) {
-		bad("/container", "containers (DOCKER and MESOS) are not supported yet: give cmd or args")
-	}
 	if present(a.Secrets) {
 		bad("/secrets", "secrets are not supported yet")
 	}
@@ -396,6 +406,9 @@ func present(raw json.RawMessage) bool {
 
 // PortCount is how many host ports an instance takes.
 func (a *App) PortCount() int {
+	if a.Container.bridged() {
+		return len(a.Container.Docker.PortMappings)
+	}
 	if len(a.PortDefinitions) > 0 {
 		return len(a.PortDefinitions)
 	}
@@ -405,8 +418,21 @@ func (a *App) PortCount() int {
 // PortNames are the names of the app's ports, "" where unnamed.
 func (a *App) PortNames() []string {
 	out := make([]string, a.PortCount())
-	for i, p := range a.PortDefinitions {
+	for i, p := range a.PortDefs() {
 		out[i] = p.Name
+	}
+	return out
+}
+
+// PortDefs describe the app's host ports: its portDefinitions, or in
+// BRIDGE networking its port mappings (the container port as the port).
+func (a *App) PortDefs() []PortDefinition {
+	if !a.Container.bridged() {
+		return a.PortDefinitions
+	}
+	out := make([]PortDefinition, 0, len(a.Container.Docker.PortMappings))
+	for _, m := range a.Container.Docker.PortMappings {
+		out = append(out, PortDefinition{Port: m.ContainerPort, Protocol: m.Protocol, Name: m.Name, Labels: m.Labels})
 	}
 	return out
 }
@@ -417,6 +443,10 @@ func (a *App) PortNames() []string {
 func (a *App) Normalize() {
 	a.ID = CanonicalID(a.ID)
 	a.normalizeDependencies()
+	a.Container.normalize()
+	if a.Container.bridged() {
+		return // the port mappings are the ports
+	}
 	if a.Ports == nil && a.PortDefinitions == nil {
 		a.PortDefinitions = []PortDefinition{{Port: 0, Protocol: "tcp"}}
 	}

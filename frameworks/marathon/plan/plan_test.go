@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -129,7 +130,26 @@ func TestValidate(t *testing.T) {
 		{`{"id":"/a","cmd":"x","ports":[80],"portDefinitions":[{"port":0}]}`, "/", "both ports and port definitions"},
 		{`{"id":"/a","cmd":"x","portDefinitions":[{"port":0,"name":"http"},{"port":0,"name":"http"}]}`, "/portDefinitions(1)/name", "unique"},
 		{`{"id":"/a","cmd":"x","env":{"DB":{"secret":"db"}}}`, "/env/DB", "secrets"},
-		{`{"id":"/a","container":{"type":"DOCKER","docker":{"image":"nginx"}}}`, "/container", "not supported yet"},
+		{`{"id":"/a","container":{"type":"DOCKER","docker":{"image":"nginx"}}}`, "", ""},
+		{`{"id":"/a","cmd":"x","unreachableStrategy":"disabled"}`, "", ""},
+		{`{"id":"/a","cmd":"x","unreachableStrategy":{"inactiveAfterSeconds":60,"expungeAfterSeconds":30}}`, "/unreachableStrategy/expungeAfterSeconds", "at least inactiveAfterSeconds"},
+		{`{"id":"/a","cmd":"x","unreachableStrategy":{"inactiveAfterSeconds":-1}}`, "/unreachableStrategy/inactiveAfterSeconds", "0 or more"},
+		{`{"id":"/a","container":{"type":"DOCKER","docker":{"image":"nginx","network":"BRIDGE","portMappings":[{"containerPort":80,"hostPort":0}]}},"healthChecks":[{"protocol":"HTTP","portIndex":0}]}`, "", ""},
+		{`{"id":"/a","cmd":"x","container":{"type":"MESOS"}}`, "", ""},
+		{`{"id":"/a","container":{"type":"DOCKER","docker":{}}}`, "/container/docker/image", "needs docker.image"},
+		{`{"id":"/a","container":{"type":"RKT","docker":{"image":"nginx"}}}`, "/container/type", "DOCKER or MESOS"},
+		{`{"id":"/a","cmd":"x","container":{"type":"MESOS","docker":{"image":"nginx"},"volumes":[{"containerPath":"/d","hostPath":"/srv","mode":"RO"}]}}`, "", ""},
+		{`{"id":"/a","cmd":"x","container":{"type":"MESOS","volumes":[{"containerPath":"/d","hostPath":"/srv","mode":"RO"}]}}`, "/container/volumes", "give docker.image"},
+		{`{"id":"/a","container":{"type":"MESOS","docker":{"image":"nginx","network":"BRIDGE"}}}`, "/container/docker/network", "host's network"},
+		{`{"id":"/a","container":{"type":"MESOS","docker":{"image":"nginx","parameters":[{"key":"user","value":"1"}]}}}`, "/container/docker", "for type DOCKER"},
+		{`{"id":"/a","container":{"docker":{"image":"nginx","network":"HOST","portMappings":[{"containerPort":80}]}}}`, "/container/docker/portMappings", "BRIDGE"},
+		{`{"id":"/a","container":{"docker":{"image":"nginx","network":"BRIDGE","portMappings":[{"containerPort":80,"hostPort":8080}]}}}`, "/container/docker/portMappings(0)/hostPort", "fixed host ports"},
+		{`{"id":"/a","portDefinitions":[{"port":0}],"container":{"docker":{"image":"nginx","network":"BRIDGE"}}}`, "/portDefinitions", "portMappings"},
+		{`{"id":"/a","container":{"docker":{"image":"nginx","network":"OVERLAY"}}}`, "/container/docker/network", "HOST or BRIDGE"},
+		{`{"id":"/a","container":{"docker":{"image":"nginx","parameters":[{"key":"pid","value":"host"}]}}}`, "/container/docker/parameters(0)/key", "not supported"},
+		{`{"id":"/a","container":{"docker":{"image":"nginx"},"volumes":[{"containerPath":"/data","hostPath":"/srv","mode":"RX"}]}}`, "/container/volumes(0)/mode", "RW or RO"},
+		{`{"id":"/a","container":{"docker":{"image":"nginx"},"volumes":[{"containerPath":"/data","mode":"RO"}]}}`, "/container/volumes(0)/hostPath", "must not be empty"},
+		{`{"id":"/a","container":{"docker":{"image":"nginx","network":"BRIDGE","portMappings":[{"containerPort":80}]}},"healthChecks":[{"protocol":"HTTP","portIndex":1}]}`, "/healthChecks(0)/portIndex", "has 1 port"},
 		{`{"id":"/a","cmd":"x","healthChecks":[{"protocol":"HTTP"}]}`, "", ""},
 		{`{"id":"/a","cmd":"x","healthChecks":[{"protocol":"GOPHER"}]}`, "/healthChecks(0)/protocol", "MESOS_HTTP"},
 		{`{"id":"/a","cmd":"x","healthChecks":[{"protocol":"MESOS_HTTP","portIndex":2}]}`, "/healthChecks(0)/portIndex", "has 1 port"},
@@ -396,5 +416,87 @@ func TestDependencies(t *testing.T) {
 	c := DependencyCycle(map[string][]string{"/a": {"/b"}, "/b": {"/c"}, "/c": {"/a"}, "/d": {"/a"}})
 	if !slices.Equal(c, []string{"/a", "/b", "/c", "/a"}) {
 		t.Fatalf("cycle %v", c)
+	}
+}
+
+// TestMesosContainer turns a BRIDGE app from Marathon's Docker docs into
+// the ContainerInfo the agent's Docker containerizer runs: each port
+// mapping gets its instance's host port, "udp,tcp" one mapping per
+// protocol; an app without an image has no ContainerInfo.
+func TestMesosContainer(t *testing.T) {
+	a := decode(t, `{"id":"/web","container":{"type":"DOCKER","docker":{"image":"nginx:1.25","network":"BRIDGE",
+		"portMappings":[{"containerPort":80,"name":"http"},{"containerPort":53,"protocol":"udp,tcp"}],
+		"parameters":[{"key":"hostname","value":"web"}]},"volumes":[{"containerPath":"/data","hostPath":"/srv/data","mode":"RO"}]}}`)
+	if err := a.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if a.PortCount() != 2 || !slices.Equal(a.PortNames(), []string{"http", ""}) {
+		t.Fatalf("ports %d %q, want the two mappings", a.PortCount(), a.PortNames())
+	}
+	ci := a.MesosContainer([]uint64{31001, 31002})
+	if ci.GetType() != mesos.ContainerInfo_DOCKER || ci.Docker.Image != "nginx:1.25" || ci.Docker.GetNetwork() != mesos.ContainerInfo_DockerInfo_BRIDGE {
+		t.Fatalf("container %+v", ci)
+	}
+	var maps []string
+	for _, m := range ci.Docker.PortMappings {
+		maps = append(maps, fmt.Sprintf("%d->%d/%s", m.HostPort, m.ContainerPort, m.GetProtocol()))
+	}
+	if want := []string{"31001->80/tcp", "31002->53/udp", "31002->53/tcp"}; !slices.Equal(maps, want) {
+		t.Errorf("port mappings %q, want %q", maps, want)
+	}
+	if len(ci.Volumes) != 1 || ci.Volumes[0].GetHostPath() != "/srv/data" || ci.Volumes[0].GetMode() != mesos.RO {
+		t.Errorf("volumes %+v", ci.Volumes)
+	}
+	if len(ci.Docker.Parameters) != 1 || ci.Docker.Parameters[0].Key != "hostname" {
+		t.Errorf("parameters %+v", ci.Docker.Parameters)
+	}
+	if c := decode(t, `{"id":"/a","cmd":"x","container":{"type":"MESOS"}}`); c.MesosContainer(nil) != nil {
+		t.Error("a MESOS container without an image became a ContainerInfo")
+	}
+	m := decode(t, `{"id":"/a","container":{"type":"MESOS","docker":{"image":"busybox"}}}`)
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if ci := m.MesosContainer([]uint64{31000}); ci.GetType() != mesos.ContainerInfo_DOCKER || ci.Docker.Image != "busybox" ||
+		ci.Docker.GetNetwork() != mesos.ContainerInfo_DockerInfo_HOST || len(ci.Docker.PortMappings) != 0 {
+		t.Errorf("a MESOS container with an image: %+v, want the image on the host's network", ci)
+	}
+	// An update onto the app must not write through to it.
+	up, err := Decode([]byte(`{"container":{"type":"DOCKER","docker":{"image":"nginx:1.26","portMappings":[{"containerPort":8080}]}}}`), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Container.Docker.Image != "nginx:1.25" || a.Container.Docker.PortMappings[0].ContainerPort != 80 || up.Container.Docker.Image != "nginx:1.26" {
+		t.Errorf("the update wrote through: base %+v, update %+v", a.Container.Docker, up.Container.Docker)
+	}
+}
+
+// TestUnreachable: what becomes of an instance away for a while, by the
+// app's unreachableStrategy; "disabled" round-trips; another string is
+// Marathon's 400.
+func TestUnreachable(t *testing.T) {
+	a := decode(t, `{"id":"/a","cmd":"x","unreachableStrategy":{"inactiveAfterSeconds":10,"expungeAfterSeconds":60}}`)
+	for _, c := range []struct {
+		away time.Duration
+		want Unreachable
+	}{{0, UnreachableWait}, {9 * time.Second, UnreachableWait}, {10 * time.Second, UnreachableInactive}, {60 * time.Second, UnreachableExpunge}} {
+		if got := a.Unreachable(c.away); got != c.want {
+			t.Errorf("away %v: %v, want %v", c.away, got, c.want)
+		}
+	}
+	if b := decode(t, basic); b.Unreachable(0) != UnreachableExpunge {
+		got := b.Unreachable(0)
+		t.Errorf("Marathon's default (0, 0): %v, want expunged at once", got)
+	}
+	d := decode(t, `{"id":"/a","cmd":"x","unreachableStrategy":"disabled"}`)
+	if got := d.Unreachable(1000 * time.Hour); got != UnreachableWait {
+		t.Errorf("disabled: %v, want waited for", got)
+	}
+	if j, _ := json.Marshal(d); !strings.Contains(string(j), `"unreachableStrategy":"disabled"`) {
+		t.Errorf("disabled encodes as %s", j)
+	}
+	var bj *BadJSON
+	if _, err := Decode([]byte(`{"id":"/a","cmd":"x","unreachableStrategy":"never"}`), Defaults()); !errors.As(err, &bj) {
+		t.Errorf("a strategy that is neither disabled nor an object: %v, want a 400", err)
 	}
 }
