@@ -376,3 +376,31 @@ func TestPersistentVolumeUnderTmpReachesIsolatedTask(t *testing.T) {
 		t.Error("the task's write landed in its own /tmp, not in the volume")
 	}
 }
+
+// TestReadOnlyPersistentVolumeIsReadOnlyInIsolatedTask: an isolated task
+// reads its read-only (RO) persistent volume through its sandbox's link
+// and cannot write to it, wherever the work directory is.
+func TestReadOnlyPersistentVolumeIsReadOnlyInIsolatedTask(t *testing.T) {
+	fm := newFakeMaster(t)
+	cfg, _ := isolatedConfig(t, fm)
+	_, _ = startRegistered(t, fm, cfg)
+	vol := filepath.Join(cfg.WorkDir, "volumes", "roles", "analytics", "vol-ro")
+	if err := os.MkdirAll(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(vol, "seed"), []byte("seed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rt := isolatedTask("reader", `[ "$(cat data/seed)" = seed ] || exit 1; if echo x > data/new; then exit 2; fi`, 0.1, 32)
+	rt.Task.Resources = append(rt.Task.Resources, mesos.Resource{Name: "disk", Type: mesos.SCALAR.Enum(),
+		Scalar:         &mesos.Value_Scalar{Value: 16},
+		Reservations:   []mesos.Resource_ReservationInfo{{Type: mesos.Resource_ReservationInfo_DYNAMIC.Enum(), Role: proto("analytics")}},
+		AllocationInfo: &mesos.Resource_AllocationInfo{Role: proto("analytics")},
+		Disk: &mesos.Resource_DiskInfo{Persistence: &mesos.Resource_DiskInfo_Persistence{ID: "vol-ro"},
+			Volume: &mesos.Volume{ContainerPath: "data", Mode: mesos.RO.Enum()}}})
+	run(fm, rt)
+	fm.expectStates(t, "reader", mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_FINISHED)
+	if _, err := os.Lstat(filepath.Join(vol, "new")); err == nil {
+		t.Error("the task wrote into its read-only volume")
+	}
+}
