@@ -328,8 +328,8 @@ func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error)
 // volumeMounts adds spec's volumes to the init's mounts: those below /tmp
 // are mounted back at their paths (Config.Keep), the read-only ones
 // read-only. A volume that is /tmp itself would put the host's /tmp over
-// the container's, and one inside the sandbox would outlive nothing: both
-// are refused.
+// the container's, "/" would be the whole file system, and one inside the
+// sandbox would outlive nothing: all are refused.
 func volumeMounts(cfg *containerinit.Config, spec Spec) error {
 	for _, v := range spec.Volumes {
 		dir := filepath.Clean(v.Dir)
@@ -338,6 +338,8 @@ func volumeMounts(cfg *containerinit.Config, spec Spec) error {
 			return fmt.Errorf("volume %q is not an absolute path", v.Dir)
 		case dir == "/tmp":
 			return fmt.Errorf("volume %s is /tmp itself, which the container replaces with its own", v.Dir)
+		case dir == "/":
+			return fmt.Errorf("volume %s is the whole file system", v.Dir)
 		case spec.Dir != "" && under(dir, spec.Dir):
 			return fmt.Errorf("volume %s lies inside the sandbox %s", v.Dir, spec.Dir)
 		}

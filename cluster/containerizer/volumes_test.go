@@ -85,12 +85,13 @@ func TestNativeRefusesLinksOnTheMountBackPaths(t *testing.T) {
 }
 
 // TestNativeRefusesAVolumeThatIsTmp: a volume (a MOUNT disk's root) that
-// is /tmp itself would put the host's /tmp back over the container's.
+// is /tmp itself would put the host's /tmp back over the container's; "/",
+// a relative path or one inside the sandbox are refused too.
 func TestNativeRefusesAVolumeThatIsTmp(t *testing.T) {
 	n := testNative(t)
 	spec := shell(`true`)
 	spec.ID, spec.Dir = "tmpvol", t.TempDir()
-	for _, v := range []string{"/tmp", "/tmp/", "relative/dir", filepath.Join(spec.Dir, "in-sandbox")} {
+	for _, v := range []string{"/tmp", "/tmp/", "/", "relative/dir", filepath.Join(spec.Dir, "in-sandbox")} {
 		spec.Volumes = []Volume{{Dir: v}}
 		c, err := n.Launch(context.Background(), spec)
 		if err == nil {

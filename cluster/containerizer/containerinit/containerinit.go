@@ -24,7 +24,9 @@
 // the container, whose CPU quota may be a hundredth of a core.
 //
 // The init sets up the mount namespace (private mounts, a /proc of the new
-// pid namespace, /tmp from the sandbox, a fresh /dev/shm), starts the task,
+// pid namespace, /tmp from the sandbox with the sandbox and volumes below
+// /tmp mounted back at their paths, following no link, read-only volumes
+// read-only, a fresh /dev/shm), starts the task,
 // reaps orphans, and exits when the task does; the kernel then kills
 // whatever is left in the namespace. It handles no signals: as a pid
 // namespace's init it ignores all but SIGKILL, and the agent signals the
