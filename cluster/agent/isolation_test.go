@@ -1,10 +1,13 @@
 package agent
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -349,6 +352,17 @@ func TestCommandHealthCheckRunsInsideTheTasksContainer(t *testing.T) {
 	fm.expectStates(t, "svc", mesos.TASK_KILLED)
 }
 
+// volumeResource is 16 MB of disk reserved for the role "analytics" with
+// persistent volume id on it, at container path "data".
+func volumeResource(id string, mode mesos.Volume_Mode) mesos.Resource {
+	return mesos.Resource{Name: "disk", Type: mesos.SCALAR.Enum(),
+		Scalar:         &mesos.Value_Scalar{Value: 16},
+		Reservations:   []mesos.Resource_ReservationInfo{{Type: mesos.Resource_ReservationInfo_DYNAMIC.Enum(), Role: proto("analytics")}},
+		AllocationInfo: &mesos.Resource_AllocationInfo{Role: proto("analytics")},
+		Disk: &mesos.Resource_DiskInfo{Persistence: &mesos.Resource_DiskInfo_Persistence{ID: id},
+			Volume: &mesos.Volume{ContainerPath: "data", Mode: mode.Enum()}}}
+}
+
 // TestPersistentVolumeUnderTmpReachesIsolatedTask: with the work
 // directory below /tmp, an isolated task (which gets a /tmp of its own)
 // still writes through its sandbox's link into WORK_DIR/volumes, as the
@@ -361,12 +375,7 @@ func TestPersistentVolumeUnderTmpReachesIsolatedTask(t *testing.T) {
 	}
 	ta, _ := startRegistered(t, fm, cfg)
 	rt := isolatedTask("writer", `echo kept > data/file`, 0.1, 32)
-	rt.Task.Resources = append(rt.Task.Resources, mesos.Resource{Name: "disk", Type: mesos.SCALAR.Enum(),
-		Scalar:         &mesos.Value_Scalar{Value: 16},
-		Reservations:   []mesos.Resource_ReservationInfo{{Type: mesos.Resource_ReservationInfo_DYNAMIC.Enum(), Role: proto("analytics")}},
-		AllocationInfo: &mesos.Resource_AllocationInfo{Role: proto("analytics")},
-		Disk: &mesos.Resource_DiskInfo{Persistence: &mesos.Resource_DiskInfo_Persistence{ID: "vol-1"},
-			Volume: &mesos.Volume{ContainerPath: "data", Mode: mesos.RW.Enum()}}})
+	rt.Task.Resources = append(rt.Task.Resources, volumeResource("vol-1", mesos.RW))
 	run(fm, rt)
 	ups := fm.expectStates(t, "writer", mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_FINISHED)
 	if got := readFile(t, filepath.Join(cfg.WorkDir, "volumes", "roles", "analytics", "vol-1", "file")); got != "kept\n" {
@@ -374,5 +383,76 @@ func TestPersistentVolumeUnderTmpReachesIsolatedTask(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(sandboxOf(ta.Agent, "writer", ups[1]), "tmp", strings.TrimPrefix(cfg.WorkDir, "/tmp/"), "volumes", "roles", "analytics", "vol-1", "file")); err == nil {
 		t.Error("the task's write landed in its own /tmp, not in the volume")
+	}
+}
+
+// TestReadOnlyPersistentVolumeIsReadOnlyInIsolatedTask: an isolated task
+// reads its read-only (RO) persistent volume through its sandbox's link
+// and cannot write to it, wherever the work directory is.
+func TestReadOnlyPersistentVolumeIsReadOnlyInIsolatedTask(t *testing.T) {
+	fm := newFakeMaster(t)
+	cfg, _ := isolatedConfig(t, fm)
+	_, _ = startRegistered(t, fm, cfg)
+	vol := filepath.Join(cfg.WorkDir, "volumes", "roles", "analytics", "vol-ro")
+	if err := os.MkdirAll(vol, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(vol, "seed"), []byte("seed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rt := isolatedTask("reader", `[ "$(cat data/seed)" = seed ] || exit 1; if echo x > data/new; then exit 2; fi`, 0.1, 32)
+	rt.Task.Resources = append(rt.Task.Resources, volumeResource("vol-ro", mesos.RO))
+	run(fm, rt)
+	fm.expectStates(t, "reader", mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_FINISHED)
+	if _, err := os.Lstat(filepath.Join(vol, "new")); err == nil {
+		t.Error("the task wrote into its read-only volume")
+	}
+}
+
+// TestFetchedLinkOnAVolumesPathFailsTheLaunch: a fetched archive may hold
+// a link that stays inside the sandbox on the host but, seen from the
+// task's /tmp (the sandbox's tmp), leads out of it. One on the path where
+// the volume is mounted back fails the launch, naming the link, and the
+// directory it leads to is left untouched.
+func TestFetchedLinkOnAVolumesPathFailsTheLaunch(t *testing.T) {
+	fm := newFakeMaster(t)
+	cfg, _ := isolatedConfig(t, fm)
+	if !strings.HasPrefix(cfg.WorkDir, "/tmp/") {
+		t.Skipf("the test's work directory %s is not below /tmp", cfg.WorkDir)
+	}
+	_, _ = startRegistered(t, fm, cfg)
+	victim, err := os.MkdirTemp("/var/tmp", "agora-victim-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(victim) })
+	// tmp/<work dir below /tmp>/volumes/roles/analytics, up to the
+	// sandbox (the container's root), then down to the victim.
+	rel := strings.TrimPrefix(cfg.WorkDir, "/tmp/")
+	name := path.Join("tmp", rel, "volumes", "roles", "analytics")
+	target := strings.Repeat("../", strings.Count(name, "/")) + strings.TrimPrefix(victim, "/")
+	archive := filepath.Join(t.TempDir(), "links.tar")
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(archive, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rt := isolatedTask("linked", `echo escaped > data/file`, 0.1, 32)
+	rt.Task.Command.URIs = []mesos.CommandInfo_URI{{Value: archive}}
+	rt.Task.Resources = append(rt.Task.Resources, volumeResource("vol-1", mesos.RW))
+	run(fm, rt)
+	ups := fm.expectStates(t, "linked", mesos.TASK_STARTING, mesos.TASK_FAILED)
+	link := path.Join("/tmp", rel, "volumes", "roles", "analytics")
+	if msg := ups[1].Status.GetMessage(); !strings.Contains(msg, link+" is a symbolic link") {
+		t.Errorf("TASK_FAILED says %q, want it to name the link %s", msg, link)
+	}
+	if ents, err := os.ReadDir(victim); err != nil || len(ents) != 0 {
+		t.Errorf("the link's target %s holds %v (%v), want it untouched", victim, ents, err)
 	}
 }

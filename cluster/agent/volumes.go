@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/containerizer"
 )
 
 // Persistent volumes live under WORK_DIR/volumes/roles/<role>/<id>, outside
@@ -70,16 +72,25 @@ func (a *Agent) volumes(t *task) ([]taskVolume, error) {
 
 // volumeDirs are the directories of the task's persistent volumes, which
 // its container must reach (containerizer.Spec.Volumes).
-func (a *Agent) volumeDirs(t *task) []string {
+func (a *Agent) volumeDirs(t *task) []containerizer.Volume {
 	vs, err := a.volumes(t)
 	if err != nil { // refused by linkVolumes before any launch
 		return nil
 	}
-	var dirs []string
+	var dirs []containerizer.Volume
 	for _, v := range vs {
-		dirs = append(dirs, v.dir)
+		dirs = append(dirs, containerizer.Volume{Dir: v.dir, ReadOnly: v.readOnly})
 	}
 	return dirs
+}
+
+// mountsReadOnly reports whether t's container mounts its read-only
+// volumes read-only: the native containerizer does; plain processes, and
+// Docker containers (which reach the volume through the sandbox's link,
+// if at all), do not.
+func (a *Agent) mountsReadOnly(t *task) bool {
+	_, native := a.cfg.Containerizer.(*containerizer.Native)
+	return native && !isDockerTask(&t.info)
 }
 
 // linkVolumes makes the task's persistent volumes appear in its sandbox.
@@ -98,9 +109,10 @@ func (a *Agent) linkVolumes(t *task) error {
 		if err := os.Symlink(v.dir, v.link); err != nil && !os.IsExist(err) {
 			return fmt.Errorf("persistent volume %s at %s: %w", v.id, v.path, err)
 		}
-		if v.readOnly {
-			// Read-only is enforced by the containerizer where it mounts;
-			// with plain processes the volume stays writable, and says so.
+		if v.readOnly && !a.mountsReadOnly(t) {
+			// The native containerizer mounts the volume read-only in the
+			// task's mount namespace; without it the volume stays
+			// writable, and says so.
 			a.log.Warn("read-only persistent volume is writable without mount isolation", "volume", v.id)
 		}
 	}

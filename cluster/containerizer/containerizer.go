@@ -52,8 +52,9 @@ type Spec struct {
 	// Volumes are directories outside Dir that the task reaches through
 	// links in Dir (its persistent volumes). The native containerizer
 	// gives the task a /tmp of its own, so it mounts those below /tmp back
-	// at their paths, as it does Dir.
-	Volumes []string
+	// at their paths, as it does Dir, and mounts the read-only ones
+	// read-only; Process cannot.
+	Volumes []Volume
 
 	// NoExitFile: the native containerizer's init leaves no exit-status
 	// file in Dir (see State.ExitFile). For containers no restarted agent
@@ -61,6 +62,12 @@ type Spec struct {
 	// (destroyed when the agent restarts, as in Mesos), the file and its
 	// two fsyncs would be written for no one.
 	NoExitFile bool
+}
+
+// Volume is one of Spec.Volumes: an absolute directory on the agent.
+type Volume struct {
+	Dir      string
+	ReadOnly bool
 }
 
 // State is what an agent checkpoints about a running container so that a

@@ -204,10 +204,11 @@ func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error)
 	}
 	cfg := containerinit.Config{Path: path, Args: args, Env: spec.Env, Sandbox: spec.Dir,
 		SandboxInTmp: spec.Dir != "" && under(spec.Dir, "/tmp"), AgentMountNS: n.mountNS}
-	for _, v := range spec.Volumes {
-		if under(v, "/tmp") && (spec.Dir == "" || !under(v, spec.Dir)) {
-			cfg.Keep = append(cfg.Keep, filepath.Clean(v))
-		}
+	if cfg.SandboxInTmp && filepath.Clean(spec.Dir) == "/tmp" {
+		return nil, wrap(errors.New("the sandbox is /tmp itself, which the container replaces with its own"))
+	}
+	if err := volumeMounts(&cfg, spec); err != nil {
+		return nil, wrap(err)
 	}
 	if spec.Dir != "" && !spec.NoExitFile {
 		cfg.ExitFile = filepath.Join(spec.Dir, exitFileName)
@@ -322,6 +323,34 @@ func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error)
 	c.watchOOM()
 	go c.supervise()
 	return c, nil
+}
+
+// volumeMounts adds spec's volumes to the init's mounts: those below /tmp
+// are mounted back at their paths (Config.Keep), the read-only ones
+// read-only. A volume that is /tmp itself would put the host's /tmp over
+// the container's, "/" would be the whole file system, and one inside the
+// sandbox would outlive nothing: all are refused.
+func volumeMounts(cfg *containerinit.Config, spec Spec) error {
+	for _, v := range spec.Volumes {
+		dir := filepath.Clean(v.Dir)
+		switch {
+		case !filepath.IsAbs(dir):
+			return fmt.Errorf("volume %q is not an absolute path", v.Dir)
+		case dir == "/tmp":
+			return fmt.Errorf("volume %s is /tmp itself, which the container replaces with its own", v.Dir)
+		case dir == "/":
+			return fmt.Errorf("volume %s is the whole file system", v.Dir)
+		case spec.Dir != "" && under(dir, spec.Dir):
+			return fmt.Errorf("volume %s lies inside the sandbox %s", v.Dir, spec.Dir)
+		}
+		if under(dir, "/tmp") {
+			cfg.Keep = append(cfg.Keep, dir)
+		}
+		if v.ReadOnly {
+			cfg.ReadOnly = append(cfg.ReadOnly, dir)
+		}
+	}
+	return nil
 }
 
 // mkdirIn makes directory dir, whose parent (the sandbox) normally exists:

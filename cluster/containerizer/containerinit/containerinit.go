@@ -24,7 +24,9 @@
 // the container, whose CPU quota may be a hundredth of a core.
 //
 // The init sets up the mount namespace (private mounts, a /proc of the new
-// pid namespace, /tmp from the sandbox, a fresh /dev/shm), starts the task,
+// pid namespace, /tmp from the sandbox with the sandbox and volumes below
+// /tmp mounted back at their paths, following no link, read-only volumes
+// read-only, a fresh /dev/shm), starts the task,
 // reaps orphans, and exits when the task does; the kernel then kills
 // whatever is left in the namespace. It handles no signals: as a pid
 // namespace's init it ignores all but SIGKILL, and the agent signals the
@@ -255,6 +257,11 @@ func isolated(agentMountNS string) error {
 
 const oPath = 0x200000 // O_PATH, which package syscall does not name
 
+// inTmp reports whether absolute, clean path is /tmp or below it.
+func inTmp(path string) bool {
+	return path == "/tmp" || len(path) > 5 && path[:5] == "/tmp/"
+}
+
 // setupMounts prepares the container's mount namespace. It first makes
 // sure that it is one: mounting over /proc and /tmp of the machine itself
 // would break everything else on it.
@@ -276,6 +283,25 @@ func setupMounts(cfg Config) error {
 	if err := mount("proc", "/proc", "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "", "mount /proc"); err != nil {
 		return err
 	}
+	// Read-only volumes outside /tmp are bound read-only over themselves
+	// while the paths still lead where the agent chose them.
+	kept := make(map[string]bool, len(cfg.Keep))
+	for _, k := range cfg.Keep {
+		kept[k] = true
+	}
+	readOnly := make(map[string]bool, len(cfg.ReadOnly))
+	for _, r := range cfg.ReadOnly {
+		readOnly[r] = true
+		if kept[r] {
+			continue
+		}
+		if inTmp(r) {
+			return errors.New("read-only volume " + r + " is below /tmp but not mounted back")
+		}
+		if err := bindReadOnly(r); err != nil {
+			return errors.New("read-only volume " + r + ": " + err.Error())
+		}
+	}
 	// A sandbox (or a volume) below /tmp would vanish under the new /tmp:
 	// keep a handle on each and mount it back at its path afterwards.
 	type back struct {
@@ -284,6 +310,9 @@ func setupMounts(cfg Config) error {
 	}
 	var backs []back
 	keep := func(path, what string) error {
+		if !inTmp(path) || path == "/tmp" {
+			return errors.New(what + " " + path + " is not a directory below /tmp; refusing to mount it back over /tmp")
+		}
 		fd, err := syscall.Open(path, oPath|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 		if err != nil {
 			return errors.New("open " + what + " " + path + ": " + err.Error())
@@ -313,13 +342,11 @@ func setupMounts(cfg Config) error {
 	} else if err := mount("tmpfs", "/tmp", "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=1777", "mount a tmpfs on /tmp"); err != nil {
 		return err
 	}
+	// What lies below the new /tmp is the sandbox's: no link in it is
+	// followed (beneath.go).
 	for _, b := range backs {
-		if err := os.MkdirAll(b.path, 0o755); err != nil {
+		if err := mountBack(b.fd, b.path, readOnly[b.path]); err != nil {
 			return errors.New(b.what + " below /tmp: " + err.Error())
-		}
-		src := "/proc/self/fd/" + strconv.Itoa(b.fd)
-		if err := mount(src, b.path, "", syscall.MS_BIND|syscall.MS_REC, "", b.what+" below /tmp: mount "+b.path+" back"); err != nil {
-			return err
 		}
 	}
 	// POSIX shared memory lives in /dev/shm: give the IPC namespace its own.

@@ -11,7 +11,8 @@ func TestConfigRoundTrips(t *testing.T) {
 	uid := uint32(1000)
 	for _, c := range []Config{
 		{Path: "/bin/sh", Args: []string{"sh", "-c", "echo 'a b'\n"}, Env: []string{"A=1", "EMPTY="},
-			Sandbox: "/tmp/s", SandboxInTmp: true, Tmp: "/tmp/s/tmp", AgentMountNS: "mnt:[4026531841]"},
+			Sandbox: "/tmp/s", SandboxInTmp: true, Tmp: "/tmp/s/tmp", AgentMountNS: "mnt:[4026531841]",
+			Keep: []string{"/tmp/w/volumes/roles/r/a", "/tmp/w/volumes/roles/r/b"}, ReadOnly: []string{"/tmp/w/volumes/roles/r/b", "/srv/v"}},
 		{Path: "/bin/true", UID: &uid, GID: 100, Groups: []uint32{100, 27}, Args: []string{""}},
 	} {
 		got, err := decodeConfig(c.Encode())

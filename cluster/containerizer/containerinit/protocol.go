@@ -25,6 +25,11 @@ type Config struct {
 	// persistent volumes) mounted back at their paths once /tmp is
 	// replaced, so that the sandbox's links to them still lead there.
 	Keep []string
+	// ReadOnly are directories (the task's read-only persistent volumes)
+	// the task may only read: mounted read-only in its mount namespace,
+	// those in Keep where they are mounted back, the others over
+	// themselves.
+	ReadOnly []string
 	// AgentMountNS is the agent's mount namespace (/proc/self/ns/mnt):
 	// the init refuses to touch mounts in it.
 	AgentMountNS string
@@ -63,6 +68,9 @@ func (c Config) Encode() []byte {
 	field('t', c.Tmp)
 	for _, k := range c.Keep {
 		field('k', k)
+	}
+	for _, r := range c.ReadOnly {
+		field('r', r)
 	}
 	field('m', c.AgentMountNS)
 	if c.ExitFile != "" {
@@ -114,6 +122,8 @@ func decodeConfig(b []byte) (Config, error) {
 			c.Tmp = v
 		case 'k':
 			c.Keep = append(c.Keep, v)
+		case 'r':
+			c.ReadOnly = append(c.ReadOnly, v)
 		case 'm':
 			c.AgentMountNS = v
 		case 'x':
