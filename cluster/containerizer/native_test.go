@@ -134,7 +134,15 @@ func liveInNamespace(t *testing.T, ns string) []int {
 // its cgroup is gone from every controller.
 func expectGone(t *testing.T, n *Native, id, ns string) {
 	t.Helper()
-	if left := liveInNamespace(t, ns); len(left) != 0 {
+	// The kernel kills a namespace's processes when its init exits, but a
+	// process can still be on its way out when Wait returns: poll, bounded.
+	deadline := time.Now().Add(10 * time.Second)
+	left := liveInNamespace(t, ns)
+	for len(left) != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		left = liveInNamespace(t, ns)
+	}
+	if len(left) != 0 {
 		t.Errorf("processes of container %s left: %v", id, left)
 	}
 	for _, dir := range cgroupDirs(n, id) {
