@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -88,14 +89,15 @@ func cassandraAPI() string {
 
 const cassandraSchedulerUsage = `Usage: agora cassandra scheduler --master=HOST:5050|zk://... --spec=FILE
            [--cassandra_home=DIR] [--state_dir=DIR] [--api=HOST:PORT] [--teardown]
-           [--principal=NAME --secret_file=FILE]
+           [--health_check_agora=PATH] [--principal=NAME --secret_file=FILE]
 
 Runs a Cassandra ring on agora from a spec (JSON):
 
   {"name": "ring", "nodes": 3, "seeds": 2, "cpus": 1, "mem": 2048, "disk": 2048,
    "heap": "auto", "num_tokens": 16, "role": "cassandra", "nodes_per_agent": 1,
    "yaml": {"concurrent_reads": 32}, "jvm_options": ["-Dcassandra.ring_delay_ms=5000"],
-   "replace_timeout": "10m", "repair_interval": "168h"}
+   "replace_timeout": "10m", "repair_interval": "168h",
+   "health_check": {"grace": "48h", "interval": "30s", "consecutive_failures": 3}}
 
 For each node it reserves the node's cpus, mem, disk and three ports (storage,
 native transport, JMX) for the role, creates a persistent volume on the disk and
@@ -115,11 +117,18 @@ starting it again adopts them. Without it (or with --teardown), interrupting
 stops them; reservations and volumes stay.
 
 Each node's task carries a COMMAND health check that the agent runs where the
-node runs: this agora binary's "cassandra probe" (a CQL query of system.local
-on the node's address), every 30s after a 10m grace period; three failures in
-a row kill the node, which is then launched again on its volume like any node
-that failed. The binary must be at the same path on every agent (one below
-/tmp is copied into --state_dir first).
+node runs: "cassandra probe" of the agora binary --health_check_agora names (a
+CQL query of system.local on the node's address), as the spec's "health_check"
+says (the defaults above); once the grace period is over, or a check has
+passed, that many failures in a row kill the node, which is then launched again
+on its volume like any node that failed. The grace period is long because a
+node opens CQL only once it has streamed its data in, which can take hours when
+it joins or replaces another; a node that never comes up is replaced after
+"replace_timeout". {"health_check": {"disabled": true}} or
+--health_check_agora="" gives the nodes no health check. The binary should be
+at the same path on every agent (one below /tmp is copied into --state_dir
+first); where it is missing or cannot run, the check passes and says on stderr
+that the node's health was not checked.
 
 A node whose agent stays away from the master (not active) longer than the
 spec's "replace_timeout" (default 10m) while the node is down is replaced: it
@@ -155,6 +164,7 @@ func cassandraScheduler(ctx context.Context, args []string, stdout, stderr io.Wr
 	stateDir := fs.String("state_dir", "", "keep the framework ID and the nodes' placement here, for restarts")
 	teardown := fs.Bool("teardown", false, "with --state_dir: stop the nodes when interrupted all the same")
 	api := fs.String("api", cassandraAPI(), "serve the REST API here, HOST:PORT (\"\" for none)")
+	agora := fs.String("health_check_agora", agoraPath(), "the agora binary, at this path on every agent, that runs the nodes' health checks (\"\": none)")
 	var creds clientOptions // --principal (over the spec's), --secret_file
 	creds.registerCredential(fs)
 	fs.Usage = func() {
@@ -192,12 +202,11 @@ func cassandraScheduler(ctx context.Context, args []string, stdout, stderr io.Wr
 	if *home == "" {
 		return fail("no Cassandra home: give --cassandra_home=DIR (installed on every agent; `agora dist install cassandra` makes one)")
 	}
-	agora, err := os.Executable()
-	if err != nil {
-		return fail("the agora binary for the nodes' health checks: %v", err)
+	if *agora != "" && !filepath.IsAbs(*agora) {
+		return fail("--health_check_agora %q: give an absolute path (the agents run it from the nodes' sandboxes)", *agora)
 	}
 	fw, err := framework.New(framework.Config{Masters: []string{*master}, Spec: spec, Home: *home, StateDir: *stateDir, Teardown: *teardown,
-		Agora: agora, Secret: cred.Secret, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))})
+		Agora: *agora, Secret: cred.Secret, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))})
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -222,6 +231,20 @@ func cassandraScheduler(ctx context.Context, args []string, stdout, stderr io.Wr
 	default:
 	}
 	return 0
+}
+
+// agoraPath is this agora binary as it was invoked (found on $PATH, made
+// absolute), not os.Executable's resolved path: symlinks are kept, so a
+// /usr/local/bin/agora that an upgrade repoints still names the binary,
+// where the versioned file behind it may be gone.
+func agoraPath() string {
+	if p, err := exec.LookPath(os.Args[0]); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs
+		}
+	}
+	p, _ := os.Executable()
+	return p
 }
 
 // defaultCassandraHome is the home `agora dist install cassandra` made on

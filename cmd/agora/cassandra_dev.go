@@ -85,11 +85,7 @@ func (d *devCassandra) start(ctx context.Context, fs *flag.FlagSet, masterAddr, 
 	if cred.Principal != "" {
 		spec.Principal = cred.Principal
 	}
-	agora, err := os.Executable()
-	if err != nil {
-		return "", "", nil, fmt.Errorf("cassandra: the agora binary for the nodes' health checks: %w", err)
-	}
-	fw, err := framework.New(framework.Config{Masters: []string{masterAddr}, Spec: spec, Home: home, Agora: agora,
+	fw, err := framework.New(framework.Config{Masters: []string{masterAddr}, Spec: spec, Home: home, Agora: agoraPath(),
 		StateDir: filepath.Join(workDir, "cassandra"), Secret: cred.Secret, Logger: logger.With("framework", "cassandra")})
 	if err != nil {
 		return "", "", nil, fmt.Errorf("cassandra: %w", err)
