@@ -46,16 +46,20 @@ func (f *Framework) healthCheckLocked(n *Node) *mesos.HealthCheck {
 // cannot run on an agent (a different install path, an upgrade that
 // swapped it, a sandbox cleaned up), or a probe that refuses its
 // arguments (exit 2, from an older or newer agora), would otherwise fail
-// every node's check at once and kill the whole ring: those pass, with a
-// message on stderr saying the health was not checked.
+// every node's check at once and kill the whole ring: those pass, saying
+// that the health was not checked on the check's stderr and, once, in
+// the node's own stderr in its sandbox (an agent may keep a check's
+// output nowhere).
 func healthCommand(agora, host string, port uint64, timeout time.Duration) string {
 	const tag = "agora cassandra health check"
 	return fmt.Sprintf(`A=%s; `+
-		`[ -x "$A" ] || { echo "%s: $A not found or not executable on this agent: health not checked" >&2; exit 0; }; `+
+		`unchecked() { echo "%s: $1: health not checked" >&2; S="${MESOS_SANDBOX:-.}"; `+
+		`[ -e "$S/.agora-health-unchecked" ] || { echo "%s: $1: health not checked" >>"$S/stderr" && : >"$S/.agora-health-unchecked"; } 2>/dev/null; exit 0; }; `+
+		`[ -x "$A" ] || unchecked "$A not found or not executable on this agent"; `+
 		`"$A" cassandra probe --host %s --port %d --timeout %s; rc=$?; `+
-		`case $rc in 2|126|127) echo "%s: $A cassandra probe could not run (exit $rc): health not checked" >&2; exit 0;; esac; `+
+		`case $rc in 2|126|127) unchecked "$A cassandra probe could not run (exit $rc)";; esac; `+
 		`exit $rc`,
-		shellQuote(agora), tag, shellQuote(host), port, timeout, tag)
+		shellQuote(agora), tag, tag, shellQuote(host), port, timeout)
 }
 
 // underTmp says whether path is below /tmp, which the containerizer
