@@ -82,15 +82,11 @@ type Config struct {
 	// User runs the nodes (default: this process's user).
 	User string
 	// Agora is the agora binary, at this path on every agent, that runs
-	// each node's health check (`agora cassandra probe`); "" gives the
-	// nodes' tasks no health check (the framework's own probes still
-	// run). One below the temporary directory is copied into StateDir.
+	// each node's health check (`agora cassandra probe`, as the spec's
+	// health_check says); "" gives the nodes' tasks no health check (the
+	// framework's own probes still run). One below /tmp is copied into
+	// StateDir. Where it is missing the check passes, saying so.
 	Agora string
-	// HealthGrace is how long after a node's launch its failed health
-	// checks are not counted, until one has passed (10m); HealthInterval
-	// is the time between checks (30s).
-	HealthGrace    time.Duration
-	HealthInterval time.Duration
 	// Secret, if set, is presented with the spec's principal (HTTP
 	// Basic) on every call to the master and when reading its state, for
 	// a master that authenticates frameworks and its read-only endpoints.
@@ -209,12 +205,6 @@ func New(cfg Config) (*Framework, error) {
 	if cfg.Env == nil {
 		cfg.Env = passedEnv()
 	}
-	if cfg.HealthGrace <= 0 {
-		cfg.HealthGrace = healthGraceDefault
-	}
-	if cfg.HealthInterval <= 0 {
-		cfg.HealthInterval = healthIntervalDefault
-	}
 	if cfg.Agora != "" && cfg.StateDir != "" && underTmp(cfg.Agora) && !underTmp(cfg.StateDir) {
 		var err error
 		if cfg.Agora, err = stageAgora(cfg.Agora, cfg.StateDir); err != nil {
@@ -227,8 +217,8 @@ func New(cfg Config) (*Framework, error) {
 		f.log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Agora != "" && underTmp(cfg.Agora) {
-		f.log.Warn("the agora binary for the nodes' health checks is below the temporary directory, and so is the state directory (or there is none): "+
-			"agents that give each task a /tmp of its own will not find it, fail the checks and kill the nodes after the grace period; install agora elsewhere",
+		f.log.Warn("the agora binary for the nodes' health checks is below /tmp, and so is the state directory (or there is none): "+
+			"agents that give each task a /tmp of its own will not find it, and the nodes' health will not be checked; install agora elsewhere",
 			"agora", cfg.Agora, "state_dir", cfg.StateDir)
 	}
 	if cfg.StateDir != "" {

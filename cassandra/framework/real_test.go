@@ -116,8 +116,9 @@ func (r *ring) run(t *testing.T, spec plan.Spec, teardown bool) (*framework.Fram
 	if os.Getenv("CASSANDRA_TEST_VERBOSE") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
+	spec.HealthCheck.Interval = plan.Duration(2 * time.Second)
 	fw, err := framework.New(framework.Config{Masters: []string{r.agora.MasterAddr}, Spec: spec, Home: r.home,
-		StateDir: r.state, Teardown: teardown, Probe: time.Second, Logger: logger, Agora: r.agoraBin, HealthInterval: 2 * time.Second})
+		StateDir: r.state, Teardown: teardown, Probe: time.Second, Logger: logger, Agora: r.agoraBin})
 	if err != nil {
 		t.Fatal(err)
 	}

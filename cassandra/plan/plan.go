@@ -56,6 +56,27 @@ type Spec struct {
 	// one node at a time) this long after the last full repair, as the
 	// DC/OS service's scheduled repairs did; "" or "0s" runs none.
 	RepairInterval Duration `json:"repair_interval"`
+	// HealthCheck is the health check each node's task carries.
+	HealthCheck HealthCheck `json:"health_check"`
+}
+
+// HealthCheck is the COMMAND health check the agent runs beside each node
+// (`agora cassandra probe`, a CQL query of the node's system.local).
+type HealthCheck struct {
+	// Disabled gives the nodes' tasks no health check; the framework's
+	// own probes still run.
+	Disabled bool `json:"disabled,omitempty"`
+	// Grace is how long after a node's launch failed checks are not
+	// counted. It also ends at the first check that passes, so a long one
+	// costs nothing once a node is up, and a node that is still streaming
+	// data to join or replace (CQL opens only after that, which can take
+	// hours) is not killed for it; a node that never comes up is the
+	// replace timeout's business.
+	Grace Duration `json:"grace"`
+	// Interval is the time between checks.
+	Interval Duration `json:"interval"`
+	// ConsecutiveFailures is how many failed checks in a row kill a node.
+	ConsecutiveFailures int `json:"consecutive_failures"`
 }
 
 // Duration is a time.Duration written as Go does ("10m", "90s").
@@ -113,6 +134,16 @@ const (
 	// replacing streams a node's whole data, so an agent that is only
 	// restarting is waited for.
 	DefaultReplaceTimeout = Duration(10 * time.Minute)
+	// DefaultHealthGrace outlasts a join or replacement that streams a
+	// large node's data.
+	DefaultHealthGrace = Duration(48 * time.Hour)
+	// DefaultHealthInterval and DefaultHealthFailures: a node silent for
+	// three checks in a row, 30 s apart, is killed.
+	DefaultHealthInterval = Duration(30 * time.Second)
+	DefaultHealthFailures = 3
+	// MinHealthInterval keeps checks (each a process and a CQL
+	// connection) from following each other back to back.
+	MinHealthInterval = Duration(time.Second)
 	// MinReplaceTimeout keeps a slow probe from replacing a live node.
 	MinReplaceTimeout = Duration(time.Second)
 	// MinRepairInterval keeps scheduled repairs from following each other
@@ -170,6 +201,15 @@ func (s Spec) WithDefaults() Spec {
 	}
 	if s.ReplaceTimeout == 0 {
 		s.ReplaceTimeout = DefaultReplaceTimeout
+	}
+	if s.HealthCheck.Grace == 0 {
+		s.HealthCheck.Grace = DefaultHealthGrace
+	}
+	if s.HealthCheck.Interval == 0 {
+		s.HealthCheck.Interval = DefaultHealthInterval
+	}
+	if s.HealthCheck.ConsecutiveFailures == 0 {
+		s.HealthCheck.ConsecutiveFailures = DefaultHealthFailures
 	}
 	return s
 }
@@ -241,6 +281,17 @@ func (s Spec) Validate() error {
 	}
 	if s.ReplaceTimeout < MinReplaceTimeout {
 		bad("replace_timeout %v: at least %v", time.Duration(s.ReplaceTimeout), time.Duration(MinReplaceTimeout))
+	}
+	if hc := s.HealthCheck; !hc.Disabled {
+		if hc.Grace < 0 {
+			bad("health_check grace %v: not negative", time.Duration(hc.Grace))
+		}
+		if hc.Interval < MinHealthInterval {
+			bad("health_check interval %v: at least %v", time.Duration(hc.Interval), time.Duration(MinHealthInterval))
+		}
+		if hc.ConsecutiveFailures < 1 {
+			bad("health_check consecutive_failures %d: at least 1", hc.ConsecutiveFailures)
+		}
 	}
 	keys := make([]string, 0, len(s.YAML))
 	for k := range s.YAML {

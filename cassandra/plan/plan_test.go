@@ -30,6 +30,27 @@ func TestParseDefaults(t *testing.T) {
 }
 
 // cassandra-env.sh's formula: max(min(½, 1 GB), min(¼, 8 GB)).
+// The health_check block: defaults that outlast a node's join, values
+// given, and disabled.
+func TestParseHealthCheck(t *testing.T) {
+	s, err := Parse([]byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := HealthCheck{Grace: DefaultHealthGrace, Interval: DefaultHealthInterval, ConsecutiveFailures: DefaultHealthFailures}
+	if s.HealthCheck != want || time.Duration(s.HealthCheck.Grace) < 24*time.Hour {
+		t.Errorf("health_check defaults %+v, want %+v (a grace of a day or more)", s.HealthCheck, want)
+	}
+	s, err = Parse([]byte(`{"health_check":{"grace":"6h","interval":"10s","consecutive_failures":5}}`))
+	want = HealthCheck{Grace: Duration(6 * time.Hour), Interval: Duration(10 * time.Second), ConsecutiveFailures: 5}
+	if err != nil || s.HealthCheck != want {
+		t.Errorf("health_check given: %+v, %v; want %+v", s.HealthCheck, err, want)
+	}
+	if s, err = Parse([]byte(`{"health_check":{"disabled":true}}`)); err != nil || !s.HealthCheck.Disabled {
+		t.Errorf("health_check disabled: %+v, %v", s.HealthCheck, err)
+	}
+}
+
 func TestAutoHeap(t *testing.T) {
 	for mem, want := range map[float64]int{512: 256, 1536: 768, 2048: 1024, 4096: 1024, 8192: 2048, 24576: 6144, 65536: 8192} {
 		if got := AutoHeap(mem); got != want {
@@ -53,6 +74,11 @@ func TestValidateRefuses(t *testing.T) {
 		{`{"replace_timeout":"soon"}`, `duration "soon"`},
 		{`{"replace_timeout":600}`, `duration 600`},
 		{`{"replace_timeout":"10ms"}`, `replace_timeout 10ms: at least 1s`},
+		{`{"health_check":{"grace":"-1h"}}`, `health_check grace -1h0m0s: not negative`},
+		{`{"health_check":{"interval":"100ms"}}`, `health_check interval 100ms: at least 1s`},
+		{`{"health_check":{"consecutive_failures":-1}}`, `health_check consecutive_failures -1: at least 1`},
+		{`{"health_check":{"grace":48}}`, `duration 48`},
+		{`{"health_check":{"timeout":"5s"}}`, `unknown field "timeout"`},
 	} {
 		_, err := Parse([]byte(c.spec))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

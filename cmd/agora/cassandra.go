@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -88,14 +90,15 @@ func cassandraAPI() string {
 
 const cassandraSchedulerUsage = `Usage: agora cassandra scheduler --master=HOST:5050|zk://... --spec=FILE
            [--cassandra_home=DIR] [--state_dir=DIR] [--api=HOST:PORT] [--teardown]
-           [--principal=NAME --secret_file=FILE]
+           [--health_check_agora=PATH] [--principal=NAME --secret_file=FILE]
 
 Runs a Cassandra ring on agora from a spec (JSON):
 
   {"name": "ring", "nodes": 3, "seeds": 2, "cpus": 1, "mem": 2048, "disk": 2048,
    "heap": "auto", "num_tokens": 16, "role": "cassandra", "nodes_per_agent": 1,
    "yaml": {"concurrent_reads": 32}, "jvm_options": ["-Dcassandra.ring_delay_ms=5000"],
-   "replace_timeout": "10m", "repair_interval": "168h"}
+   "replace_timeout": "10m", "repair_interval": "168h",
+   "health_check": {"grace": "48h", "interval": "30s", "consecutive_failures": 3}}
 
 For each node it reserves the node's cpus, mem, disk and three ports (storage,
 native transport, JMX) for the role, creates a persistent volume on the disk and
@@ -115,11 +118,18 @@ starting it again adopts them. Without it (or with --teardown), interrupting
 stops them; reservations and volumes stay.
 
 Each node's task carries a COMMAND health check that the agent runs where the
-node runs: this agora binary's "cassandra probe" (a CQL query of system.local
-on the node's address), every 30s after a 10m grace period; three failures in
-a row kill the node, which is then launched again on its volume like any node
-that failed. The binary must be at the same path on every agent (one below
-/tmp is copied into --state_dir first).
+node runs: "cassandra probe" of the agora binary --health_check_agora names (a
+CQL query of system.local on the node's address), as the spec's "health_check"
+says (the defaults above); once the grace period is over, or a check has
+passed, that many failures in a row kill the node, which is then launched again
+on its volume like any node that failed. The grace period is long because a
+node opens CQL only once it has streamed its data in, which can take hours when
+it joins or replaces another; a node that never comes up is replaced after
+"replace_timeout". {"health_check": {"disabled": true}} or
+--health_check_agora="" gives the nodes no health check. The binary should be
+at the same path on every agent (one below /tmp is copied into --state_dir
+first); where it is missing or cannot run, the check passes and says on stderr
+that the node's health was not checked.
 
 A node whose agent stays away from the master (not active) longer than the
 spec's "replace_timeout" (default 10m) while the node is down is replaced: it
@@ -130,7 +140,11 @@ released if that agent comes back. With "repair_interval" the ring is repaired
 (repair -pr, one node at a time) that long after its last full repair.
 
 --principal (over the spec's "principal") with --secret_file authenticates the
-framework to a master that asks for credentials.
+framework to a master that asks for credentials. --credentials (a Mesos
+credentials file) or --http_credentials user:password makes the REST API ask
+every caller for HTTP Basic credentials (the client commands' --principal and
+--secret_file); --ssl_cert_file and --ssl_key_file serve it over TLS (the
+client commands' --ca_file).
 
 The REST API (--api) serves GET /v1/status, /v1/nodes, /v1/endpoints,
 /v1/config and /v1/restart, and POST /v1/nodes/add?count=N (scale out),
@@ -138,7 +152,7 @@ The REST API (--api) serves GET /v1/status, /v1/nodes, /v1/endpoints,
 node at a time), /v1/repair and /v1/cleanup (?keyspace=K; nodetool on each
 node in turn, GET /v1/job follows it) and /v1/destroy?cluster=NAME (kill the nodes, destroy their
 volumes, unreserve their resources, then end); its address is printed on
-stdout as "api http://HOST:PORT".
+stdout as "api http://HOST:PORT" (https with TLS).
 Keys changed by a rolling restart are kept in --state_dir over the spec's.
 
 Flags:
@@ -155,8 +169,11 @@ func cassandraScheduler(ctx context.Context, args []string, stdout, stderr io.Wr
 	stateDir := fs.String("state_dir", "", "keep the framework ID and the nodes' placement here, for restarts")
 	teardown := fs.Bool("teardown", false, "with --state_dir: stop the nodes when interrupted all the same")
 	api := fs.String("api", cassandraAPI(), "serve the REST API here, HOST:PORT (\"\" for none)")
+	agora := fs.String("health_check_agora", agoraPath(), "the agora binary, at this path on every agent, that runs the nodes' health checks (\"\": none)")
 	var creds clientOptions // --principal (over the spec's), --secret_file
 	creds.registerCredential(fs)
+	var httpSec serviceHTTPFlags // the API's --http_credentials, --credentials, --ssl_*
+	httpSec.register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), cassandraSchedulerUsage)
 		fs.PrintDefaults()
@@ -192,12 +209,15 @@ func cassandraScheduler(ctx context.Context, args []string, stdout, stderr io.Wr
 	if *home == "" {
 		return fail("no Cassandra home: give --cassandra_home=DIR (installed on every agent; `agora dist install cassandra` makes one)")
 	}
-	agora, err := os.Executable()
+	sec, err := httpSec.security("cassandra")
 	if err != nil {
-		return fail("the agora binary for the nodes' health checks: %v", err)
+		return fail("%v", err)
+	}
+	if *agora != "" && !filepath.IsAbs(*agora) {
+		return fail("--health_check_agora %q: give an absolute path (the agents run it from the nodes' sandboxes)", *agora)
 	}
 	fw, err := framework.New(framework.Config{Masters: []string{*master}, Spec: spec, Home: *home, StateDir: *stateDir, Teardown: *teardown,
-		Agora: agora, Secret: cred.Secret, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))})
+		Agora: *agora, Secret: cred.Secret, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))})
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -206,10 +226,9 @@ func cassandraScheduler(ctx context.Context, args []string, stdout, stderr io.Wr
 		if err != nil {
 			return fail("--api: %v", err)
 		}
-		srv := &http.Server{Handler: fw.Handler(), ReadHeaderTimeout: 10 * time.Second}
-		go srv.Serve(ln)
-		defer srv.Close()
-		fmt.Fprintf(stdout, "api http://%s\n", ln.Addr())
+		defer serveCassandraAPI(fw.Handler(), ln, sec).Close()
+		fmt.Fprintf(stdout, "api %s://%s\n", sec.scheme(), ln.Addr())
+		fmt.Fprintf(stderr, "agora cassandra scheduler: REST API on %s://%s%s\n", sec.scheme(), ln.Addr(), sec.describe())
 	}
 	fmt.Fprintf(stderr, "agora cassandra scheduler: ring %q (%d nodes) from %s on %s; interrupt to stop\n", spec.Name, spec.Nodes, *home, *master)
 	if err := fw.Run(ctx); err != nil {
@@ -222,6 +241,28 @@ func cassandraScheduler(ctx context.Context, args []string, stdout, stderr io.Wr
 	default:
 	}
 	return 0
+}
+
+// serveCassandraAPI serves h, the framework's REST API, on ln behind sec's
+// guard and over its TLS; `agora dev` serves it the same way.
+func serveCassandraAPI(h http.Handler, ln net.Listener, sec serviceSecurity) *http.Server {
+	srv := &http.Server{Handler: sec.handler(h), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(sec.listener(ln))
+	return srv
+}
+
+// agoraPath is this agora binary as it was invoked (found on $PATH, made
+// absolute), not os.Executable's resolved path: symlinks are kept, so a
+// /usr/local/bin/agora that an upgrade repoints still names the binary,
+// where the versioned file behind it may be gone.
+func agoraPath() string {
+	if p, err := exec.LookPath(os.Args[0]); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs
+		}
+	}
+	p, _ := os.Executable()
+	return p
 }
 
 // defaultCassandraHome is the home `agora dist install cassandra` made on
@@ -243,7 +284,8 @@ func defaultCassandraHome() string {
 func cassandraGet(what string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("agora cassandra "+what, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	api := fs.String("api", cassandraAPI(), "the scheduler's REST API, HOST:PORT (env AGORA_CASSANDRA_API)")
+	var api serviceAPI
+	cassandraAPIFlag(fs, &api)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	if code, done := parseFlags(fs, args); done {
 		return code
@@ -252,20 +294,9 @@ func cassandraGet(what string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "agora cassandra %s: unexpected arguments %q\n", what, fs.Args())
 		return 2
 	}
-	base := *api
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	c := http.Client{Timeout: 20 * time.Second}
-	resp, err := c.Get(strings.TrimSuffix(base, "/") + "/v1/" + what)
+	body, err := cassandraCall(api, http.MethodGet, "/v1/"+what, nil, http.StatusOK)
 	if err != nil {
-		fmt.Fprintf(stderr, "agora cassandra %s: the scheduler's API at %s: %v\n", what, *api, err)
-		return 1
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil || resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "agora cassandra %s: %s: %s %v\n", what, resp.Status, strings.TrimSpace(string(body)), err)
+		fmt.Fprintf(stderr, "agora cassandra %s: %v\n", what, err)
 		return 1
 	}
 	if *asJSON {
@@ -314,6 +345,61 @@ func cassandraGet(what string, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// cassandraAPIFlag adds --api, with the credentials and CA flags the API
+// may ask for, to a client command's flags.
+func cassandraAPIFlag(fs *flag.FlagSet, api *serviceAPI) {
+	api.register(fs, "api", cassandraAPI(), "the scheduler's REST API, HOST:PORT or http(s)://HOST:PORT (env AGORA_CASSANDRA_API)")
+}
+
+// apiUnreachable is a request that got no answer from the API.
+type apiUnreachable struct {
+	api serviceAPI
+	err error
+}
+
+func (e *apiUnreachable) Error() string {
+	return fmt.Sprintf("the scheduler's API at %s: %v", e.api, e.err)
+}
+
+func (e *apiUnreachable) Unwrap() error { return e.err }
+
+// cassandraCall sends one request (a JSON body, or none) to the
+// scheduler's API, presenting the command's credentials, and returns the
+// answer's body when its status is want; another status is an error with
+// the API's message (and, for a 401, how to give credentials).
+func cassandraCall(api serviceAPI, method, path string, body []byte, want int) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, api.base()+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := api.do(req)
+	if err != nil {
+		return nil, &apiUnreachable{api: api, err: err}
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("the scheduler's API at %s: %s: %v", api, resp.Status, err)
+	}
+	if resp.StatusCode != want {
+		msg := fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(answer)))
+		if resp.StatusCode == http.StatusUnauthorized {
+			msg += unauthorizedHint
+		}
+		return nil, errors.New(msg)
+	}
+	return answer, nil
+}
+
 func dash(s string) string {
 	if s == "" {
 		return "-"
@@ -326,7 +412,8 @@ func dash(s string) string {
 func cassandraAddNodes(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("agora cassandra nodes add", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	api := fs.String("api", cassandraAPI(), "the scheduler's REST API, HOST:PORT (env AGORA_CASSANDRA_API)")
+	var api serviceAPI
+	cassandraAPIFlag(fs, &api)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: agora cassandra nodes add [--api HOST:PORT] N\n\nAdds N nodes to the ring; each joins once the nodes before it have.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -339,20 +426,9 @@ func cassandraAddNodes(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "agora cassandra nodes add: give how many nodes to add, a number of at least 1 (got %q)\n", strings.Join(fs.Args(), " "))
 		return 2
 	}
-	base := *api
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	c := http.Client{Timeout: 20 * time.Second}
-	resp, err := c.Post(strings.TrimSuffix(base, "/")+"/v1/nodes/add?count="+strconv.Itoa(n), "", nil)
+	body, err := cassandraCall(api, http.MethodPost, "/v1/nodes/add?count="+strconv.Itoa(n), nil, http.StatusOK)
 	if err != nil {
-		fmt.Fprintf(stderr, "agora cassandra nodes add: the scheduler's API at %s: %v\n", *api, err)
-		return 1
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "agora cassandra nodes add: %s: %s\n", resp.Status, strings.TrimSpace(string(body)))
+		fmt.Fprintf(stderr, "agora cassandra nodes add: %v\n", err)
 		return 1
 	}
 	var ns []framework.Node
@@ -369,7 +445,8 @@ func cassandraAddNodes(args []string, stdout, stderr io.Writer) int {
 func cassandraRestart(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("agora cassandra restart", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	api := fs.String("api", cassandraAPI(), "the scheduler's REST API, HOST:PORT (env AGORA_CASSANDRA_API)")
+	var api serviceAPI
+	cassandraAPIFlag(fs, &api)
 	wait := fs.Duration("wait", 0, "wait this long for the restart to finish, printing its progress (0: do not wait)")
 	set := rawProps{}
 	fs.Var(set, "set", "key=value (repeatable): a cassandra.yaml key and its value (JSON or a bare word)")
@@ -395,21 +472,9 @@ func cassandraRestart(args []string, stdout, stderr io.Writer) int {
 		yaml[k] = json.RawMessage(v)
 	}
 	body, _ := json.Marshal(map[string]any{"yaml": yaml})
-	base := *api
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	base = strings.TrimSuffix(base, "/")
-	c := http.Client{Timeout: 20 * time.Second}
-	resp, err := c.Post(base+"/v1/restart", "application/json", bytes.NewReader(body))
+	answer, err := cassandraCall(api, http.MethodPost, "/v1/restart", body, http.StatusAccepted)
 	if err != nil {
-		fmt.Fprintf(stderr, "agora cassandra restart: the scheduler's API at %s: %v\n", *api, err)
-		return 1
-	}
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		fmt.Fprintf(stderr, "agora cassandra restart: %s: %s\n", resp.Status, strings.TrimSpace(string(answer)))
+		fmt.Fprintf(stderr, "agora cassandra restart: %v\n", err)
 		return 1
 	}
 	var st framework.Rolling
@@ -425,12 +490,9 @@ func cassandraRestart(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		time.Sleep(2 * time.Second)
-		resp, err := c.Get(base + "/v1/restart")
-		if err != nil {
-			continue
+		if b, err := cassandraCall(api, http.MethodGet, "/v1/restart", nil, http.StatusOK); err == nil {
+			json.Unmarshal(b, &st)
 		}
-		json.NewDecoder(resp.Body).Decode(&st)
-		resp.Body.Close()
 	}
 	return 0
 }
@@ -441,7 +503,8 @@ func cassandraRestart(args []string, stdout, stderr io.Writer) int {
 func cassandraDestroy(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("agora cassandra destroy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	api := fs.String("api", cassandraAPI(), "the scheduler's REST API, HOST:PORT (env AGORA_CASSANDRA_API)")
+	var api serviceAPI
+	cassandraAPIFlag(fs, &api)
 	cluster := fs.String("cluster", "", "the ring's name, to confirm which ring's data goes")
 	wait := fs.Duration("wait", 0, "wait this long for the destruction to end (0: do not wait)")
 	fs.Usage = func() {
@@ -461,34 +524,21 @@ func cassandraDestroy(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "agora cassandra destroy: name the ring to destroy with --cluster NAME (its data goes with it)")
 		return 2
 	}
-	base := *api
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	base = strings.TrimSuffix(base, "/")
-	c := http.Client{Timeout: 20 * time.Second}
-	resp, err := c.Post(base+"/v1/destroy?cluster="+url.QueryEscape(*cluster), "", nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "agora cassandra destroy: the scheduler's API at %s: %v\n", *api, err)
-		return 1
-	}
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		fmt.Fprintf(stderr, "agora cassandra destroy: %s: %s\n", resp.Status, strings.TrimSpace(string(answer)))
+	if _, err := cassandraCall(api, http.MethodPost, "/v1/destroy?cluster="+url.QueryEscape(*cluster), nil, http.StatusAccepted); err != nil {
+		fmt.Fprintf(stderr, "agora cassandra destroy: %v\n", err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "destroying ring %s\n", *cluster)
 	for deadline := time.Now().Add(*wait); *wait > 0; time.Sleep(2 * time.Second) {
 		var st framework.Status
-		resp, err := c.Get(base + "/v1/status")
-		if err != nil {
+		b, err := cassandraCall(api, http.MethodGet, "/v1/status", nil, http.StatusOK)
+		var unreachable *apiUnreachable
+		if errors.As(err, &unreachable) {
 			// The scheduler ends once the ring is destroyed.
 			fmt.Fprintln(stdout, "done: the scheduler has ended")
 			return 0
 		}
-		json.NewDecoder(resp.Body).Decode(&st)
-		resp.Body.Close()
+		json.Unmarshal(b, &st)
 		if st.Destroyed {
 			fmt.Fprintln(stdout, "done: destroyed")
 			return 0
@@ -506,7 +556,8 @@ func cassandraDestroy(args []string, stdout, stderr io.Writer) int {
 func cassandraJob(kind string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("agora cassandra "+kind, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	api := fs.String("api", cassandraAPI(), "the scheduler's REST API, HOST:PORT (env AGORA_CASSANDRA_API)")
+	var api serviceAPI
+	cassandraAPIFlag(fs, &api)
 	keyspace := fs.String("keyspace", "", "only this keyspace (default: all)")
 	wait := fs.Duration("wait", 0, "wait this long for it to end, printing its progress (0: do not wait)")
 	fs.Usage = func() {
@@ -522,21 +573,9 @@ func cassandraJob(kind string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "agora cassandra %s: unexpected arguments %q\n", kind, fs.Args())
 		return 2
 	}
-	base := *api
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	base = strings.TrimSuffix(base, "/")
-	c := http.Client{Timeout: 20 * time.Second}
-	resp, err := c.Post(base+"/v1/"+kind+"?keyspace="+url.QueryEscape(*keyspace), "", nil)
+	answer, err := cassandraCall(api, http.MethodPost, "/v1/"+kind+"?keyspace="+url.QueryEscape(*keyspace), nil, http.StatusAccepted)
 	if err != nil {
-		fmt.Fprintf(stderr, "agora cassandra %s: the scheduler's API at %s: %v\n", kind, *api, err)
-		return 1
-	}
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		fmt.Fprintf(stderr, "agora cassandra %s: %s: %s\n", kind, resp.Status, strings.TrimSpace(string(answer)))
+		fmt.Fprintf(stderr, "agora cassandra %s: %v\n", kind, err)
 		return 1
 	}
 	var j framework.Job
@@ -560,12 +599,9 @@ func cassandraJob(kind string, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		time.Sleep(2 * time.Second)
-		resp, err := c.Get(base + "/v1/job")
-		if err != nil {
-			continue
+		if b, err := cassandraCall(api, http.MethodGet, "/v1/job", nil, http.StatusOK); err == nil {
+			json.Unmarshal(b, &j)
 		}
-		json.NewDecoder(resp.Body).Decode(&j)
-		resp.Body.Close()
 	}
 	return 0
 }

@@ -8,11 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/agora-cluster/agora/cassandra/framework"
 	"github.com/agora-cluster/agora/cassandra/plan"
@@ -53,7 +51,7 @@ func devCassandraSpec(n int) (plan.Spec, error) {
 // --secure), and returns the banner line that says where its API is (""
 // when not asked for) and a channel closed once it has stopped. A spec
 // that cannot be read, or a missing distribution, is an error.
-func (d *devCassandra) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, cred auth.Credential, _ devServiceSecurity, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
+func (d *devCassandra) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, cred auth.Credential, svc devServiceSecurity, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
 	stopped := make(chan struct{})
 	if d.nodes == 0 && d.specFile == "" {
 		close(stopped)
@@ -85,11 +83,13 @@ func (d *devCassandra) start(ctx context.Context, fs *flag.FlagSet, masterAddr, 
 	if cred.Principal != "" {
 		spec.Principal = cred.Principal
 	}
-	agora, err := os.Executable()
+	// Under --secure the API asks for the master's credentials and speaks
+	// its TLS, as the other services' do: it destroys rings.
+	sec, err := svc.security("cassandra")
 	if err != nil {
-		return "", "", nil, fmt.Errorf("cassandra: the agora binary for the nodes' health checks: %w", err)
+		return "", "", nil, fmt.Errorf("cassandra: %w", err)
 	}
-	fw, err := framework.New(framework.Config{Masters: []string{masterAddr}, Spec: spec, Home: home, Agora: agora,
+	fw, err := framework.New(framework.Config{Masters: []string{masterAddr}, Spec: spec, Home: home, Agora: agoraPath(),
 		StateDir: filepath.Join(workDir, "cassandra"), Secret: cred.Secret, Logger: logger.With("framework", "cassandra")})
 	if err != nil {
 		return "", "", nil, fmt.Errorf("cassandra: %w", err)
@@ -99,8 +99,7 @@ func (d *devCassandra) start(ctx context.Context, fs *flag.FlagSet, masterAddr, 
 	if err != nil {
 		return "", "", nil, fmt.Errorf("cassandra: cannot listen on %s: %v (try another --cassandra_port)", addr, err)
 	}
-	srv := &http.Server{Handler: fw.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	srv := serveCassandraAPI(fw.Handler(), ln, sec)
 	go func() {
 		defer close(stopped)
 		defer srv.Close()
@@ -109,6 +108,10 @@ func (d *devCassandra) start(ctx context.Context, fs *flag.FlagSet, masterAddr, 
 		}
 	}()
 	api := ln.Addr().String()
-	return fmt.Sprintf("  cassandra   http://%s/v1/status   (ring %s, %d nodes: agora cassandra status|endpoints; AGORA_CASSANDRA_API=%s)",
-		api, spec.Name, spec.Nodes, api), "", stopped, nil
+	env := api // the client commands call a host:port over HTTPS only with --ca_file
+	if sec.tls != nil {
+		env = "https://" + api
+	}
+	return fmt.Sprintf("  cassandra   %s://%s/v1/status   (ring %s, %d nodes: agora cassandra status|endpoints; AGORA_CASSANDRA_API=%s)",
+		sec.scheme(), api, spec.Name, spec.Nodes, env), "", stopped, nil
 }

@@ -20,6 +20,7 @@ import (
 	cassandralocal "github.com/agora-cluster/agora/cassandra/local"
 	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 )
 
 // agora dev --cassandra_nodes 1 runs the Cassandra framework beside the
@@ -177,5 +178,78 @@ func TestDevCassandraRefusesBadFlags(t *testing.T) {
 	}
 	if s, err := devCassandraSpec(3); err != nil || s.Nodes != 3 || s.Seeds != 2 || s.NodesPerAgent != 3 {
 		t.Errorf("the dev spec of 3 nodes: %+v, %v", s, err)
+	}
+}
+
+// Under --secure the dev Cassandra API is guarded and served as the other
+// services' are: a call without the master's credentials is refused with
+// 401 and changes nothing (no destroy, no nodes added), the client
+// commands present --principal/--secret_file over TLS with --ca_file, and
+// one without the CA is told to pass it.
+func TestDevCassandraAPISecured(t *testing.T) {
+	dir := t.TempDir()
+	files, err := tlsconf.GenerateCA(filepath.Join(dir, "tls"), []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvTLS, err := (&tlsconf.Flags{CertFile: files.Cert, KeyFile: files.Key}).Server()
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := auth.ParseUserPassword("ops:s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := devServiceSecurity{creds: creds, tls: srvTLS, caFile: files.CA}.security("cassandra")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := devCassandraSpec(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not run: the API answers from the framework's state alone.
+	fw, err := framework.New(framework.Config{Masters: []string{"127.0.0.1:1"}, Spec: spec, Home: dir, StateDir: filepath.Join(dir, "state")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serveCassandraAPI(fw.Handler(), ln, sec)
+	t.Cleanup(func() { srv.Close() })
+	api := ln.Addr().String()
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("s3cret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AGORA_PRINCIPAL", "")
+	t.Setenv("AGORA_SECRET", "")
+	t.Setenv("AGORA_CA_FILE", "")
+
+	var out, errOut strings.Builder
+	if code := cassandraDestroy([]string{"--api", api, "--ca_file", files.CA, "--cluster", "dev"}, &out, &errOut); code != 1 ||
+		!strings.Contains(errOut.String(), "401") || !strings.Contains(errOut.String(), "--principal=NAME --secret_file=FILE") {
+		t.Errorf("agora cassandra destroy without credentials: exit %d, %q; want 1, a 401 and the flags to pass", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := cassandraAddNodes([]string{"--api", api, "--ca_file", files.CA, "2"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "401") {
+		t.Errorf("agora cassandra nodes add without credentials: exit %d, %q; want 1 and a 401", code, errOut.String())
+	}
+	if st := fw.Status(); st.Destroying || st.Destroyed || st.Nodes != 1 {
+		t.Errorf("after the refused calls: %+v; want ring dev of 1 node, not destroying", st)
+	}
+	errOut.Reset()
+	if code := cassandraGet("status", []string{"--api", "https://" + api, "--principal", "ops", "--secret_file", secret}, &out, &errOut); code != 1 ||
+		!strings.Contains(errOut.String(), "--ca_file=FILE") {
+		t.Errorf("agora cassandra status without the CA: exit %d, %q; want 1 naming --ca_file", code, errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	var st framework.Status
+	if code := cassandraGet("status", []string{"--api", api, "--ca_file", files.CA, "--principal", "ops", "--secret_file", secret, "--json"}, &out, &errOut); code != 0 ||
+		json.Unmarshal([]byte(out.String()), &st) != nil || st.Cluster != "dev" {
+		t.Errorf("agora cassandra status with credentials and the CA: exit %d, %s%s; want ring dev", code, out.String(), errOut.String())
 	}
 }

@@ -28,6 +28,24 @@ func TestCassandraSchedulerRefusesBadSpec(t *testing.T) {
 	}
 }
 
+// --health_check_agora must be absolute (the agents run it from the
+// nodes' sandboxes), and its default, the binary as invoked, is.
+func TestCassandraSchedulerHealthCheckAgora(t *testing.T) {
+	spec := filepath.Join(t.TempDir(), "spec.json")
+	if err := os.WriteFile(spec, []byte(`{"name":"ring"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut strings.Builder
+	code := cassandraScheduler(context.Background(), []string{"--master", "127.0.0.1:1", "--spec", spec, "--cassandra_home", t.TempDir(), "--api", "",
+		"--health_check_agora", "bin/agora"}, &out, &errOut)
+	if code != 2 || !strings.Contains(errOut.String(), `--health_check_agora "bin/agora": give an absolute path`) {
+		t.Errorf("relative --health_check_agora: exit %d, stderr:\n%s", code, errOut.String())
+	}
+	if p := agoraPath(); !filepath.IsAbs(p) {
+		t.Errorf("the default agora path %q is not absolute", p)
+	}
+}
+
 // status, nodes and endpoints print the scheduler API's answers as tables,
 // or as they came with --json.
 func TestCassandraGet(t *testing.T) {
