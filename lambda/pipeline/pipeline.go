@@ -29,6 +29,7 @@ import (
 	"github.com/agora-cluster/agora/lambda/plan"
 	"github.com/agora-cluster/agora/lambda/serve"
 	"github.com/agora-cluster/agora/lambda/speed"
+	"github.com/agora-cluster/agora/lambda/store"
 	"github.com/agora-cluster/agora/lambda/view"
 )
 
@@ -46,6 +47,12 @@ type Config struct {
 	QueryAddr string
 	// BatchPeriod overrides the spec's batch period (0: the spec's).
 	BatchPeriod time.Duration
+	// Cassandra are native-transport addresses (HOST:PORT) of a Cassandra
+	// ring that keeps the batch views (layers.serving: cassandra); none
+	// keeps them in memory. CassandraRF is their replication factor
+	// (default 1).
+	Cassandra   []string
+	CassandraRF int
 	Log         *slog.Logger
 }
 
@@ -59,6 +66,7 @@ type Pipeline struct {
 	in     *ingest.Ingester
 	sp     *speed.Layer
 	srv    *serve.Server
+	store  *store.Cassandra
 	ln     net.Listener
 	hs     *http.Server
 	batch  sync.Mutex // one batch run at a time
@@ -121,8 +129,21 @@ func Start(cfg Config) (*Pipeline, error) {
 	if p.sp, err = speed.New(cfg.Spec, p.Brokers, b.Watermark); err != nil {
 		return nil, err
 	}
-	p.srv = serve.New(cfg.Spec, p.sp)
-	p.srv.SetBatch(b)
+	if len(cfg.Cassandra) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		st, err := store.Open(ctx, cfg.Cassandra, cfg.Spec.Name, max(cfg.CassandraRF, 1))
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		p.store = st
+		p.srv = serve.NewStored(cfg.Spec, p.sp, st)
+	} else {
+		p.srv = serve.New(cfg.Spec, p.sp)
+	}
+	if err := p.srv.SetBatch(b); err != nil {
+		return nil, err
+	}
 	if p.ln, err = net.Listen("tcp", cfg.QueryAddr); err != nil {
 		return nil, fmt.Errorf("lambda: the query API on %s: %w", cfg.QueryAddr, err)
 	}
@@ -198,7 +219,12 @@ func (p *Pipeline) Batch() (*view.Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.srv.SetBatch(b)
+	if err := p.srv.SetBatch(b); err != nil {
+		p.status.Lock()
+		p.status.lastErr = err.Error()
+		p.status.Unlock()
+		return nil, err
+	}
 	p.cfg.Log.Info("batch view recomputed", "watermark", b.Watermark, "rows", len(b.Rows), "took", time.Since(start).Round(time.Millisecond))
 	return b, nil
 }
@@ -292,5 +318,8 @@ func (p *Pipeline) close() {
 	}
 	if p.fake != nil {
 		p.fake.Close()
+	}
+	if p.store != nil {
+		p.store.Close()
 	}
 }

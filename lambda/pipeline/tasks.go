@@ -161,7 +161,9 @@ func RunSpeed(ctx context.Context, cfg SpeedConfig) error {
 	defer sp.Close()
 	s.sp, s.srv = sp, serve.New(cfg.Spec, sp)
 	if b != nil {
-		s.srv.SetBatch(b)
+		if err := s.srv.SetBatch(b); err != nil {
+			return err
+		}
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -252,7 +254,10 @@ func (s *speedTask) follow(ctx context.Context) error {
 			s.cfg.Log.Warn("a batch view older than the one served; kept the served one", "watermark", b.Watermark, "served", cur.Watermark)
 			continue
 		}
-		s.srv.SetBatch(b)
+		if err := s.srv.SetBatch(b); err != nil {
+			s.cfg.Log.Error("swapping in the batch view; the previous one stays", "err", err)
+			continue
+		}
 		s.cfg.Log.Info("batch view swapped in", "watermark", b.Watermark, "rows", len(b.Rows))
 	}
 }

@@ -18,10 +18,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/agora-cluster/agora/cassandra/cassandratest"
 	"github.com/agora-cluster/agora/lambda/batch"
 	"github.com/agora-cluster/agora/lambda/ingest"
 	"github.com/agora-cluster/agora/lambda/plan"
 	"github.com/agora-cluster/agora/lambda/speed"
+	"github.com/agora-cluster/agora/lambda/store"
 	"github.com/agora-cluster/agora/lambda/view"
 )
 
@@ -31,6 +33,43 @@ import (
 // only, after a batch run, with events after the batch run (across the
 // boundary), and after the speed worker is replaced by a new one.
 func TestPipelineAnswersExactly(t *testing.T) {
+	answersExactly(t, func(spec *plan.Spec, sp *speed.Layer) *Server { return New(spec, sp) })
+}
+
+// The same with the batch views in a real Cassandra node
+// (layers.serving: cassandra): every answer exact at every stage, the
+// server holding no batch row in memory (each query reads them from
+// Cassandra), and each swap leaving one generation of the view there.
+func TestPipelineAnswersExactlyOnCassandra(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Cassandra's JVM; not in -short")
+	}
+	n := cassandratest.StartNode(t, cassandratest.Home(t), "127.0.0.17", 512)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := store.Open(ctx, []string{n.Addr}, "pageviews", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	srv := answersExactly(t, func(spec *plan.Spec, sp *speed.Layer) *Server { return NewStored(spec, sp, st) })
+	if b := srv.Batch(); b == nil || b.Rows != nil {
+		t.Errorf("with a store the server holds batch rows in memory: %+v", b)
+	}
+	gens, err := st.Generations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, wm, ok, err := st.Current(ctx)
+	if err != nil || !ok || !reflect.DeepEqual(wm, srv.Batch().Watermark) || !reflect.DeepEqual(gens, []int64{cur}) {
+		t.Errorf("Cassandra keeps generations %v, current %d (%v, %v) with watermark %v; want only the current one, watermark %v",
+			gens, cur, ok, err, wm, srv.Batch().Watermark)
+	}
+}
+
+// answersExactly runs the pipeline on a server newServer makes and
+// returns that server.
+func answersExactly(t *testing.T, newServer func(*plan.Spec, *speed.Layer) *Server) *Server {
 	data, err := os.ReadFile("../../examples/lambda-pageviews/pipeline.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +99,7 @@ func TestPipelineAnswersExactly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(spec, sp)
+	srv := newServer(spec, sp)
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
 
@@ -167,7 +206,9 @@ func TestPipelineAnswersExactly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv.SetBatch(b)
+		if err := srv.SetBatch(b); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	produce(3000)
@@ -195,6 +236,7 @@ func TestPipelineAnswersExactly(t *testing.T) {
 	produce(500)
 	catchUp()
 	check("after the speed worker was replaced")
+	return srv
 }
 
 // Bad queries get a clear error and the status that says so.
