@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -66,6 +68,10 @@ func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, batchPa
 		period = time.Duration(cfg.Spec.Batch.Period)
 	}
 	common := []string{specPath, "--brokers", strings.Join(brokers, ","), "--work_dir", cfg.Dir}
+	speedArgs := common
+	if len(cfg.Cassandra) > 0 {
+		speedArgs = append(slices.Clip(common), "--cassandra", strings.Join(cfg.Cassandra, ","), "--cassandra_rf", strconv.Itoa(cfg.CassandraRF))
+	}
 	batchArgs := []string{specPath, "--work_dir", cfg.Dir, "--pause_before_swap", batchPause.String()}
 	if hadoop != "" {
 		batchArgs = append(batchArgs, "--hadoop", hadoop)
@@ -74,7 +80,7 @@ func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, batchPa
 		Masters: []string{master}, Name: cfg.Spec.Name, Command: []string{exe, "lambda"},
 		Args: map[string][]string{
 			framework.Ingest: common,
-			framework.Speed:  common,
+			framework.Speed:  speedArgs,
 			framework.Batch:  batchArgs,
 		},
 		// A master that cannot be reached for about half a minute ends
@@ -85,7 +91,10 @@ func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, batchPa
 	if err != nil {
 		return fail(err)
 	}
-	api := &framework.API{F: f, Dir: cfg.Dir, Status: func(st *pipeline.Status) {
+	// `agora lambda down` ends ctx as an interrupt would.
+	ctx, down := context.WithCancel(ctx)
+	defer down()
+	api := &framework.API{F: f, Dir: cfg.Dir, Down: down, Status: func(st *pipeline.Status) {
 		st.Brokers, st.Embedded, st.BatchPeriodS = brokers, len(cfg.Brokers) == 0, period.Seconds()
 	}}
 	ln, err := net.Listen("tcp", cfg.QueryAddr)
@@ -184,12 +193,18 @@ func lambdaIngestTask(ctx context.Context, args []string, stderr io.Writer) int 
 func lambdaSpeedTask(ctx context.Context, args []string, stderr io.Writer) int {
 	t := newLambdaTaskFlags("speed", stderr)
 	api := t.fs.String("api", "127.0.0.1:0", "the query API's address")
+	cassandra := t.fs.String("cassandra", "", "Cassandra addresses (HOST:9042,...) that keep the batch views; none keeps them in memory")
+	cassandraRF := t.fs.Int("cassandra_rf", 1, "the replication factor of the batch views' keyspace")
 	spec, code, ok := t.parse(args, true)
 	if !ok {
 		return code
 	}
-	err := pipeline.RunSpeed(ctx, pipeline.SpeedConfig{Spec: spec, Brokers: strings.Split(*t.brokers, ","), Dir: *t.dir, Addr: *api,
-		Log: slog.New(slog.NewTextHandler(stderr, nil))})
+	cfg := pipeline.SpeedConfig{Spec: spec, Brokers: strings.Split(*t.brokers, ","), Dir: *t.dir, Addr: *api,
+		CassandraRF: *cassandraRF, Log: slog.New(slog.NewTextHandler(stderr, nil))}
+	if *cassandra != "" {
+		cfg.Cassandra = strings.Split(*cassandra, ",")
+	}
+	err := pipeline.RunSpeed(ctx, cfg)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(stderr, "agora lambda speed:", err)
 		return 1

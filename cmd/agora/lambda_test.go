@@ -8,12 +8,14 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/agora-cluster/agora/lambda/ingest"
 	"github.com/agora-cluster/agora/lambda/pipeline"
 	"github.com/agora-cluster/agora/lambda/plan"
 	"github.com/agora-cluster/agora/lambda/serve"
@@ -23,8 +25,9 @@ import (
 const pageviewsSpec = "../../examples/lambda-pageviews/pipeline.yaml"
 
 // lambdaUpInBackground runs `agora lambda up` until the test ends and
-// returns the brokers and query API it printed.
-func lambdaUpInBackground(t *testing.T, dir string) (brokers, api string, stop func() int) {
+// returns the brokers and query API it printed, a stop that interrupts it
+// and returns its exit code, and its exit code when it ends by itself.
+func lambdaUpInBackground(t *testing.T, dir string) (brokers, api string, stop func() int, exited <-chan int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -52,6 +55,8 @@ func lambdaUpInBackground(t *testing.T, dir string) (brokers, api string, stop f
 		t.Fatalf("lambda up printed no addresses; exit %d: %s", <-done, stderr.String())
 	}
 	var stopped bool
+	exitc := make(chan int, 1)
+	go func() { code := <-done; exitc <- code; close(exitc) }()
 	stop = func() int {
 		if stopped {
 			return 0
@@ -59,7 +64,7 @@ func lambdaUpInBackground(t *testing.T, dir string) (brokers, api string, stop f
 		stopped = true
 		cancel()
 		select {
-		case code := <-done:
+		case code := <-exitc:
 			return code
 		case <-time.After(time.Minute):
 			t.Fatal("lambda up did not stop within a minute of its interrupt")
@@ -67,7 +72,7 @@ func lambdaUpInBackground(t *testing.T, dir string) (brokers, api string, stop f
 		}
 	}
 	t.Cleanup(func() { stop() })
-	return brokers, api, stop
+	return brokers, api, stop, exitc
 }
 
 // `agora lambda up` on the embedded broker: events sent with `agora
@@ -90,7 +95,7 @@ func TestLambdaUpSendQuery(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	brokers, api, stop := lambdaUpInBackground(t, dir)
+	brokers, api, stop, _ := lambdaUpInBackground(t, dir)
 
 	r := rand.New(rand.NewPCG(5, 6))
 	var lines []string
@@ -149,9 +154,30 @@ func TestLambdaUpSendQuery(t *testing.T) {
 	// Up again on the same work_dir: the dataset and the broker's log are
 	// kept, the batch view is recomputed at start, and the speed layer
 	// reads on from its watermark.
-	_, api, _ = lambdaUpInBackground(t, dir)
+	_, api, _, exited := lambdaUpInBackground(t, dir)
 	waitFor("the restarted speed layer caught up", func(st pipeline.Status) bool { return speedTotal(st) == 2002 })
 	check("after a restart")
+
+	// `agora lambda down` ends up (exit 0) and keeps the data; a second
+	// down finds nothing to stop.
+	code, out, stderr := runLambdaCmd(t, "down", "--api", api)
+	if code != 0 || !strings.Contains(out, "pipeline pageviews is down; its data stays in "+dir) {
+		t.Fatalf("lambda down: exit %d, %s %s", code, out, stderr)
+	}
+	select {
+	case code := <-exited:
+		if code != 0 {
+			t.Fatalf("lambda up exited %d after lambda down", code)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("lambda up still runs a minute after lambda down")
+	}
+	if ds, err := ingest.DatasetStats(filepath.Join(dir, "dataset")); err != nil || ds.Appended != 2000 {
+		t.Errorf("after lambda down the dataset holds %+v (%v); want the 2000 events", ds, err)
+	}
+	if code, _, stderr := runLambdaCmd(t, "down", "--api", api); code != 1 || !strings.Contains(stderr, "no pipeline is running with its query API at "+api+": nothing to stop") {
+		t.Errorf("lambda down with nothing running: exit %d, %q", code, stderr)
+	}
 }
 
 // checkLambdaAnswers asks every view of spec for two pages (the keyless
@@ -206,6 +232,8 @@ func runLambdaCmd(t *testing.T, args ...string) (int, string, string) {
 		code = lambdaQuery(args[1:], &out, &errb)
 	case "batch":
 		code = lambdaBatch(args[1:], &out, &errb)
+	case "down":
+		code = lambdaDown(args[1:], &out, &errb)
 	default:
 		t.Fatalf("no lambda command %s", args[0])
 	}

@@ -18,13 +18,17 @@ import (
 // API is the pipeline's query API in front of its tasks: /v1/query goes
 // to the speed task (which holds both views), /v1/status is the speed
 // task's with the tasks and the batch runs added, and POST /v1/batch runs
-// a batch job and answers once the speed task serves its view.
+// a batch job and answers once the speed task serves its view. POST
+// /v1/down ends `up`.
 type API struct {
 	F *Framework
 	// Dir is the work directory (the batch view's file is read from it).
 	Dir string
 	// Status fills in what only `up` knows (brokers, the batch period).
 	Status func(*pipeline.Status)
+	// Down ends `up`, which tears the framework down and so kills the
+	// layers' tasks (POST /v1/down).
+	Down func()
 
 	client http.Client
 	mu     sync.Mutex
@@ -42,6 +46,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("/v1/query", a.query)
 	mux.HandleFunc("/v1/status", a.status)
 	mux.HandleFunc("/v1/batch", a.batch)
+	mux.Handle("/v1/down", pipeline.DownHandler(a.F.cfg.Name, a.Dir, a.Down))
 	return mux
 }
 

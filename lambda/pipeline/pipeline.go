@@ -2,8 +2,8 @@
 // `agora lambda up` starts: the broker (an in-process Kafka-compatible
 // one, franz-go's kfake, unless real brokers are given), the ingester that
 // appends the master dataset, the speed layer, the batch layer on its
-// period, and the query API, with /v1/status and POST /v1/batch beside
-// /v1/query.
+// period, and the query API, with /v1/status, POST /v1/batch and POST
+// /v1/down (which ends Run, keeping the data) beside /v1/query.
 //
 // The layers run here as goroutines. tasks.go runs each of them as a
 // process of its own, which lambda/framework launches as agora tasks.
@@ -71,6 +71,8 @@ type Pipeline struct {
 	hs     *http.Server
 	batch  sync.Mutex // one batch run at a time
 	closed sync.Once
+	down   chan struct{} // closed by POST /v1/down
+	downed sync.Once
 	status struct {
 		sync.Mutex
 		lastBatch time.Time
@@ -90,7 +92,7 @@ func Start(cfg Config) (*Pipeline, error) {
 	if cfg.QueryAddr == "" {
 		cfg.QueryAddr = "127.0.0.1:0"
 	}
-	p := &Pipeline{cfg: cfg, Brokers: cfg.Brokers}
+	p := &Pipeline{cfg: cfg, Brokers: cfg.Brokers, down: make(chan struct{})}
 	dataset := filepath.Join(cfg.Dir, "dataset")
 	if err := os.MkdirAll(dataset, 0o755); err != nil {
 		return nil, fmt.Errorf("lambda: %w", err)
@@ -152,6 +154,7 @@ func Start(cfg Config) (*Pipeline, error) {
 	mux.Handle("/v1/query", p.srv)
 	mux.HandleFunc("/v1/status", p.serveStatus)
 	mux.HandleFunc("/v1/batch", p.serveBatch)
+	mux.Handle("/v1/down", DownHandler(cfg.Spec.Name, cfg.Dir, func() { p.downed.Do(func() { close(p.down) }) }))
 	p.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	ok = true
 	return p, nil
@@ -173,7 +176,7 @@ func StartBroker(dir, addr string) (*kfake.Cluster, error) {
 	return c, nil
 }
 
-// Run serves until ctx ends, then stops every part.
+// Run serves until ctx ends or POST /v1/down, then stops every part.
 func (p *Pipeline) Run(ctx context.Context) error {
 	defer p.Close()
 	errc := make(chan error, 3)
@@ -189,6 +192,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-p.down:
+			p.cfg.Log.Info("pipeline down on request; its data stays", "work_dir", p.cfg.Dir)
 			return nil
 		case err := <-errc:
 			if ctx.Err() != nil {
@@ -291,6 +297,33 @@ func (p *Pipeline) serveBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"batch_watermark": b.Watermark, "rows": len(b.Rows)})
+}
+
+// Down is what POST /v1/down answers: the pipeline that is stopping
+// and where its data stays.
+type Down struct {
+	Pipeline string `json:"pipeline"`
+	WorkDir  string `json:"work_dir"`
+}
+
+// DownHandler answers POST /v1/down with Down and then calls stop, which
+// ends `up` (and with it the layers, tasks included).
+func DownHandler(pipeline, dir string, stop func()) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "POST stops the pipeline"})
+			return
+		}
+		if abs, err := filepath.Abs(dir); err == nil {
+			dir = abs
+		}
+		writeJSON(w, http.StatusOK, Down{Pipeline: pipeline, WorkDir: dir})
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		stop()
+	})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
