@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agora-cluster/agora/cassandra/cassandratest"
+	"github.com/agora-cluster/agora/kafka/kafkatest"
 	"github.com/agora-cluster/agora/lambda/ingest"
 	"github.com/agora-cluster/agora/lambda/pipeline"
 	"github.com/agora-cluster/agora/lambda/plan"
@@ -27,14 +29,15 @@ const pageviewsSpec = "../../examples/lambda-pageviews/pipeline.yaml"
 // lambdaUpInBackground runs `agora lambda up` until the test ends and
 // returns the brokers and query API it printed, a stop that interrupts it
 // and returns its exit code, and its exit code when it ends by itself.
-func lambdaUpInBackground(t *testing.T, dir string) (brokers, api string, stop func() int, exited <-chan int) {
+func lambdaUpInBackground(t *testing.T, dir string, extra ...string) (brokers, api string, stop func() int, exited <-chan int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	var stderr strings.Builder
 	go func() {
-		code := lambdaUp(ctx, []string{pageviewsSpec, "--work_dir", dir, "--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0", "--batch_period", "1h"}, pw, &stderr)
+		args := append([]string{pageviewsSpec, "--work_dir", dir, "--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0", "--batch_period", "1h"}, extra...)
+		code := lambdaUp(ctx, args, pw, &stderr)
 		pw.Close()
 		done <- code
 	}()
@@ -177,6 +180,93 @@ func TestLambdaUpSendQuery(t *testing.T) {
 	}
 	if code, _, stderr := runLambdaCmd(t, "down", "--api", api); code != 1 || !strings.Contains(stderr, "no pipeline is running with its query API at "+api+": nothing to stop") {
 		t.Errorf("lambda down with nothing running: exit %d, %q", code, stderr)
+	}
+}
+
+// The same page-view file on the real engines: `agora lambda up --kafka
+// --cassandra` against a real Kafka broker and a real Cassandra node
+// answers every query exactly before the first batch run, after it (the
+// batch view read from Cassandra), and across the boundary; `down` ends
+// it. A spec whose serving layer is cassandra needs --cassandra.
+func TestLambdaUpOnKafkaAndCassandra(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Kafka's and Cassandra's JVMs; not in -short")
+	}
+	cspec := filepath.Join(t.TempDir(), "pipeline.yaml")
+	data, _ := os.ReadFile(pageviewsSpec)
+	os.WriteFile(cspec, []byte(strings.Replace(string(data), "serving: embedded", "serving: cassandra", 1)), 0o644)
+	if code, _, stderr := runLambdaCmd(t, "up", cspec); code != 2 || !strings.Contains(stderr, "layers.serving is cassandra: give the ring's addresses with --cassandra") {
+		t.Fatalf("up of a cassandra-served spec without --cassandra: exit %d, %q", code, stderr)
+	}
+
+	kb := kafkatest.Start(t)
+	cn := cassandratest.StartNode(t, cassandratest.Home(t), "127.0.0.18", 512)
+	spec, err := plan.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	brokers, api, _, exited := lambdaUpInBackground(t, dir, "--kafka", kb.Bootstrap, "--cassandra", cn.Addr)
+	if brokers != kb.Bootstrap {
+		t.Fatalf("up sends events to %s, not to the Kafka broker %s", brokers, kb.Bootstrap)
+	}
+	r := rand.New(rand.NewPCG(9, 10))
+	truth := view.Table{}
+	send := func(n int) {
+		t.Helper()
+		lines := make([]string, n)
+		for i := range lines {
+			lines[i] = fmt.Sprintf(`{"ts":%d,"url":"/p%d","user":"u%d","bytes":%d}`,
+				time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC).UnixMilli()+r.Int64N(5*3600e3), r.IntN(3), r.IntN(30), r.IntN(4000))
+			ev, _ := spec.ParseEvent([]byte(lines[i]))
+			truth.Apply(spec, ev)
+		}
+		if code := lambdaSend([]string{"--brokers", brokers, "--topic", "pageviews"}, strings.NewReader(strings.Join(lines, "\n")), io.Discard, io.Discard); code != 0 {
+			t.Fatalf("lambda send: exit %d", code)
+		}
+	}
+	caughtUp := func(n int64) {
+		t.Helper()
+		var st pipeline.Status
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			code, out, _ := runLambdaCmd(t, "status", "--api", api, "--json")
+			st = pipeline.Status{}
+			if code == 0 && json.Unmarshal([]byte(out), &st) == nil && st.Ingest.Appended == n && st.SpeedNext[0]+st.SpeedNext[1] == n {
+				return
+			}
+		}
+		t.Fatalf("the pipeline did not catch up with %d events in 2 minutes: %+v", n, st)
+	}
+	check := func(stage string) { t.Helper(); checkLambdaAnswers(t, api, spec, truth, stage) }
+
+	send(2500)
+	caughtUp(2500)
+	check("speed layer only")
+	if code, out, stderr := runLambdaCmd(t, "batch", "--api", api); code != 0 || !strings.Contains(out, "batch view recomputed") {
+		t.Fatalf("lambda batch: exit %d, %s %s", code, out, stderr)
+	}
+	var st pipeline.Status
+	if code, out, _ := runLambdaCmd(t, "status", "--api", api, "--json"); code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.BatchWatermark[0]+st.BatchWatermark[1] < 1024 {
+		t.Fatalf("the batch run covered too little: %s", out)
+	}
+	check("batch view from Cassandra and speed")
+	send(1200)
+	caughtUp(3700)
+	check("across the boundary")
+	if code, out, stderr := runLambdaCmd(t, "batch", "--api", api); code != 0 || !strings.Contains(out, "batch view recomputed") {
+		t.Fatalf("second lambda batch: exit %d, %s %s", code, out, stderr)
+	}
+	check("a second batch view from Cassandra")
+	if code, out, stderr := runLambdaCmd(t, "down", "--api", api); code != 0 || !strings.Contains(out, "pipeline pageviews is down") {
+		t.Fatalf("lambda down: exit %d, %s %s", code, out, stderr)
+	}
+	select {
+	case code := <-exited:
+		if code != 0 {
+			t.Fatalf("lambda up exited %d after lambda down", code)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("lambda up still runs a minute after lambda down")
 	}
 }
 
