@@ -17,6 +17,7 @@ import (
 
 	"github.com/agora-cluster/agora/cassandra/cassandratest"
 	"github.com/agora-cluster/agora/kafka/kafkatest"
+	"github.com/agora-cluster/agora/lambda/bench"
 	"github.com/agora-cluster/agora/lambda/ingest"
 	"github.com/agora-cluster/agora/lambda/pipeline"
 	"github.com/agora-cluster/agora/lambda/plan"
@@ -187,7 +188,8 @@ func TestLambdaUpSendQuery(t *testing.T) {
 // --cassandra` against a real Kafka broker and a real Cassandra node
 // answers every query exactly before the first batch run, after it (the
 // batch view read from Cassandra), and across the boundary; `down` ends
-// it. A spec whose serving layer is cassandra needs --cassandra.
+// it. A spec whose serving layer is cassandra needs --cassandra. Then
+// `agora bench lambda` measures the same engines.
 func TestLambdaUpOnKafkaAndCassandra(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Kafka's and Cassandra's JVMs; not in -short")
@@ -268,6 +270,21 @@ func TestLambdaUpOnKafkaAndCassandra(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("lambda up still runs a minute after lambda down")
 	}
+
+	// `agora bench lambda` on the same Kafka broker and Cassandra node
+	// (one ring for the test binary): exact, its numbers logged for
+	// benchmarks/RESULTS.md.
+	var out, berr strings.Builder
+	code := benchLambda(context.Background(), []string{"--kafka", kb.Bootstrap, "--cassandra", cn.Addr, "--events", "20000", "--probes", "50", "--queries", "200",
+		"--json", "--work_dir", t.TempDir(), "--timeout", "5m"}, &out, &berr)
+	var res bench.Result
+	if code != 0 || json.Unmarshal([]byte(out.String()), &res) != nil {
+		t.Fatalf("bench lambda --kafka --cassandra: exit %d\n%s\n%s", code, out.String(), berr.String())
+	}
+	if res.Broker != kb.Bootstrap || res.Serving != cn.Addr || res.Ingested != 20000 || !res.Exact || res.BatchRows == 0 {
+		t.Errorf("bench result: %+v", res)
+	}
+	t.Logf("real Kafka and Cassandra: %s", out.String())
 }
 
 // checkLambdaAnswers asks every view of spec for two pages (the keyless

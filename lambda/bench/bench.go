@@ -33,10 +33,13 @@ type Config struct {
 	// Brokers are real Kafka brokers (none: the embedded one). Each run
 	// uses a topic of its own there, TOPIC-<unix seconds>.
 	Brokers []string
-	Events  int // page views sent for the ingest rate
-	Probes  int // events sent one at a time for freshness
-	Queries int // queries timed
-	Log     io.Writer
+	// Cassandra are the native-transport addresses of a Cassandra ring to
+	// keep the batch views in (none: in memory).
+	Cassandra []string
+	Events    int // page views sent for the ingest rate
+	Probes    int // events sent one at a time for freshness
+	Queries   int // queries timed
+	Log       io.Writer
 }
 
 // Result is what a run measured.
@@ -55,7 +58,8 @@ type Result struct {
 	QueryP50ms     float64 `json:"query_p50_ms"`
 	QueryP99ms     float64 `json:"query_p99_ms"`
 	Exact          bool    `json:"exact"`
-	Broker         string  `json:"broker"` // "embedded" or the Kafka brokers
+	Broker         string  `json:"broker"`  // "embedded" or the Kafka brokers
+	Serving        string  `json:"serving"` // "embedded" or the Cassandra nodes
 
 }
 
@@ -80,7 +84,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		spec.Input.DeadLetterTopic = spec.Input.Topic + "-dead"
 	}
 	p, err := pipeline.Start(pipeline.Config{Spec: spec, Dir: cfg.Dir, Brokers: cfg.Brokers, BatchPeriod: 24 * time.Hour,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Cassandra: cfg.Cassandra, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return nil, err
 	}
@@ -94,9 +98,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer cl.Close()
-	res := &Result{Events: cfg.Events, Probes: cfg.Probes, Queries: cfg.Queries, Broker: "embedded"}
+	res := &Result{Events: cfg.Events, Probes: cfg.Probes, Queries: cfg.Queries, Broker: "embedded", Serving: "embedded"}
 	if len(cfg.Brokers) > 0 {
 		res.Broker = strings.Join(cfg.Brokers, ",")
+	}
+	if len(cfg.Cassandra) > 0 {
+		res.Serving = strings.Join(cfg.Cassandra, ",")
 	}
 	truth := view.Table{}
 
