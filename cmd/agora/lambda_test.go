@@ -93,6 +93,12 @@ func TestLambdaUpSendQuery(t *testing.T) {
 		t.Fatalf("up with a bad spec: exit %d, %q", code, stderr)
 	}
 
+	// A Cassandra that does not answer ends up with an error naming it.
+	code, _, stderr := runLambdaCmd(t, "up", pageviewsSpec, "--work_dir", t.TempDir(), "--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0", "--cassandra", "127.0.0.1:1")
+	if code != 1 || !strings.Contains(stderr, "Cassandra at [127.0.0.1:1]") {
+		t.Fatalf("up with an unreachable Cassandra: exit %d, %q", code, stderr)
+	}
+
 	data, _ := os.ReadFile(pageviewsSpec)
 	spec, err := plan.Parse(data)
 	if err != nil {

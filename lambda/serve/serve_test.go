@@ -281,3 +281,124 @@ func TestBadQueries(t *testing.T) {
 		}
 	}
 }
+
+// fakeStore keeps generations in memory; Put fails while failPut is set.
+type fakeStore struct {
+	gens    map[int64]*view.Batch
+	next    int64
+	failPut bool
+}
+
+func (f *fakeStore) Put(_ context.Context, b *view.Batch) (int64, error) {
+	if f.failPut {
+		return 0, fmt.Errorf("store: writing view views key %q: no node reachable", "/p0")
+	}
+	f.next++
+	f.gens[f.next] = b
+	return f.next, nil
+}
+
+func (f *fakeStore) Swap(context.Context, int64, map[int32]int64) error { return nil }
+
+func (f *fakeStore) DropOthers(_ context.Context, gen int64) error {
+	for g := range f.gens {
+		if g != gen {
+			delete(f.gens, g)
+		}
+	}
+	return nil
+}
+
+func (f *fakeStore) Rows(_ context.Context, gen int64, v, key string) (view.Table, error) {
+	out := view.Table{}
+	for r, a := range f.gens[gen].Rows {
+		if r.View == v && r.Key == key {
+			out[r] = a
+		}
+	}
+	return out, nil
+}
+
+// A batch view the store fails to write is refused with the store's
+// error, and nothing changes: the previous view is still the one served,
+// and the speed layer keeps the segments the new view would have
+// absorbed, so the answers stay exact.
+func TestStoreFailureKeepsThePreviousView(t *testing.T) {
+	data, _ := os.ReadFile("../../examples/lambda-pageviews/pipeline.yaml")
+	spec, err := plan.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := kfake.NewCluster(kfake.SeedTopics(2, spec.Input.Topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sp, err := speed.New(spec, c.ListenAddrs(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	st := &fakeStore{gens: map[int64]*view.Batch{}}
+	srv := NewStored(spec, sp, st)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(spec.Input.Topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	var recs []*kgo.Record
+	for i := 0; i < 2*view.Segment; i++ {
+		recs = append(recs, &kgo.Record{Value: []byte(fmt.Sprintf(`{"ts":%d,"url":"/p0","user":"u%d","bytes":1}`, int64(1796536800000)+int64(i), i%7))})
+	}
+	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for sp.Next()[0] < 2*view.Segment && ctx.Err() == nil {
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		sp.Poll(pctx)
+		pcancel()
+	}
+	views := func() float64 {
+		t.Helper()
+		a, err := srv.Query("views", []string{"/p0"}, time.Unix(0, 0), time.Unix(1<<40, 0))
+		if err != nil || len(a.Points) != 1 {
+			t.Fatalf("query: %+v, %v", a, err)
+		}
+		return a.Points[0].Value
+	}
+	if v := views(); v != 2*view.Segment {
+		t.Fatalf("before any batch view: %v views, want %d", v, 2*view.Segment)
+	}
+	// A first view of the first segment, then a second of both that the
+	// store fails to take.
+	first := &view.Batch{Watermark: map[int32]int64{0: view.Segment}, Rows: view.Table{}}
+	second := &view.Batch{Watermark: map[int32]int64{0: 2 * view.Segment}, Rows: view.Table{}}
+	for i, r := range recs {
+		ev, err := spec.ParseEvent(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i < view.Segment {
+			first.Rows.Apply(spec, ev)
+		}
+		second.Rows.Apply(spec, ev)
+	}
+	if err := srv.SetBatch(first); err != nil {
+		t.Fatal(err)
+	}
+	st.failPut = true
+	if err := srv.SetBatch(second); err == nil || !strings.Contains(err.Error(), "no node reachable") {
+		t.Fatalf("SetBatch with a failing store: %v; want the store's error", err)
+	}
+	if wm := srv.Batch().Watermark; wm[0] != view.Segment {
+		t.Errorf("after the failed swap the served watermark is %v, want the first view's", wm)
+	}
+	if v := views(); v != 2*view.Segment {
+		t.Errorf("after the failed swap: %v views, want %d", v, 2*view.Segment)
+	}
+	if len(st.gens) != 1 {
+		t.Errorf("the store keeps %d generations, want the first view's only", len(st.gens))
+	}
+}
