@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,8 +17,10 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/cassandra/cassandratest"
+	"github.com/agora-cluster/agora/cluster/clustertest"
 	"github.com/agora-cluster/agora/kafka/kafkatest"
 	"github.com/agora-cluster/agora/lambda/bench"
+	"github.com/agora-cluster/agora/lambda/framework"
 	"github.com/agora-cluster/agora/lambda/ingest"
 	"github.com/agora-cluster/agora/lambda/pipeline"
 	"github.com/agora-cluster/agora/lambda/plan"
@@ -195,7 +198,8 @@ func TestLambdaUpSendQuery(t *testing.T) {
 // answers every query exactly before the first batch run, after it (the
 // batch view read from Cassandra), and across the boundary; `down` ends
 // it. A spec whose serving layer is cassandra needs --cassandra. Then
-// `agora bench lambda` measures the same engines.
+// `agora bench lambda` measures the same engines, and `up --master` runs
+// the layers as tasks of an agora cluster on them, exact as well.
 func TestLambdaUpOnKafkaAndCassandra(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs Kafka's and Cassandra's JVMs; not in -short")
@@ -291,6 +295,39 @@ func TestLambdaUpOnKafkaAndCassandra(t *testing.T) {
 		t.Errorf("bench result: %+v", res)
 	}
 	t.Logf("real Kafka and Cassandra: %s", out.String())
+
+	// The layers as tasks of an agora cluster on the same engines: the
+	// speed task keeps the batch views in Cassandra and answers from it.
+	c := clustertest.Start(t, clustertest.Options{})
+	work := filepath.Join(t.TempDir(), "work")
+	up := start(t, "lambda", "up", pageviewsSpec, "--master", c.MasterAddr, "--work_dir", work, "--kafka", kb.Bootstrap,
+		"--cassandra", cn.Addr, "--api", "127.0.0.1:0", "--batch_period", "1h")
+	queryRE := regexp.MustCompile(`query:\s+http://(\S+)/v1/query`)
+	waitShowing(t, time.Minute, func() string { return "no query address printed by lambda up --master: " + up.out.String() }, func() bool {
+		m := queryRE.FindStringSubmatch(up.out.String())
+		if m != nil {
+			api = m[1]
+		}
+		return m != nil
+	})
+	// The topic holds the 3,700 events sent above: the tasks start from
+	// an empty dataset and catch up with all of them.
+	var fst framework.Status
+	waitShowing(t, 2*time.Minute, func() string {
+		return fmt.Sprintf("tasks not caught up with 3700 events: %+v\n%s", fst, up.out.String())
+	}, func() bool {
+		fst = framework.Status{}
+		lambdaCall(http.MethodGet, api, "/v1/status", &fst)
+		return fst.Ingest.Appended == 3700 && fst.SpeedNext[0]+fst.SpeedNext[1] == 3700
+	})
+	check("tasks, speed layer only")
+	if code, out, stderr := runLambdaCmd(t, "batch", "--api", api); code != 0 || !strings.Contains(out, "batch view recomputed") {
+		t.Fatalf("lambda batch on tasks: exit %d, %s %s", code, out, stderr)
+	}
+	check("tasks, batch view from Cassandra and speed")
+	if code, out, stderr := runLambdaCmd(t, "down", "--api", api); code != 0 || !strings.Contains(out, "pipeline pageviews is down") {
+		t.Fatalf("lambda down of the tasks: exit %d, %s %s", code, out, stderr)
+	}
 }
 
 // checkLambdaAnswers asks every view of spec for two pages (the keyless
