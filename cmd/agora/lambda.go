@@ -41,11 +41,14 @@ var lambdaCommands = map[string]command{
 	"down":   {name: "down", summary: "Stop the pipeline `up` runs (its layers and tasks); its data stays", run: func(args []string) int { return lambdaDown(args, os.Stdout, os.Stderr) }},
 	"batch":  {name: "batch", summary: "Run the batch layer now and swap its view in", run: func(args []string) int { return lambdaBatch(args, os.Stdout, os.Stderr) }},
 	// The layers as tasks, which `up --master` launches.
-	"ingest":    {name: "ingest", summary: "Task of `up --master`: append the input topic to the master dataset", run: lambdaTask(lambdaIngestTask)},
-	"speed":     {name: "speed", summary: "Task of `up --master`: the speed layer and the query API over both views", run: lambdaTask(lambdaSpeedTask)},
-	"recompute": {name: "recompute", summary: "Task of `up --master`: one batch job, replacing the batch view", run: lambdaTask(lambdaRecomputeTask)},
-	"map":       {name: "map", summary: "Streaming mapper of the batch job on the Hadoop framework (`up --hadoop`)", run: func(args []string) int { return lambdaMap(args, os.Stdin, os.Stdout, os.Stderr) }},
-	"reduce":    {name: "reduce", summary: "Streaming reducer of the batch job on the Hadoop framework (`up --hadoop`)", run: func(args []string) int { return lambdaReduce(args, os.Stdin, os.Stdout, os.Stderr) }},
+	"ingest":      {name: "ingest", summary: "Task of `up --master`: append the input topic to the master dataset", run: lambdaTask(lambdaIngestTask)},
+	"speed":       {name: "speed", summary: "Task of `up --master`: the speed layer and the query API over both views", run: lambdaTask(lambdaSpeedTask)},
+	"recompute":   {name: "recompute", summary: "Task of `up --master`: one batch job, replacing the batch view", run: lambdaTask(lambdaRecomputeTask)},
+	"storm-speed": {name: "storm-speed", summary: "The speed layer as a Storm topology on the native runtime (Kafka spout, counting bolt)", run: lambdaTask(lambdaStormSpeed)},
+	"storm-spout": {name: "storm-spout", summary: "Multilang Kafka spout of `storm-speed`", run: func(args []string) int { return lambdaStormComponent("storm-spout", args) }},
+	"storm-bolt":  {name: "storm-bolt", summary: "Multilang counting bolt of `storm-speed`, serving the query API", run: func(args []string) int { return lambdaStormComponent("storm-bolt", args) }},
+	"map":         {name: "map", summary: "Streaming mapper of the batch job on the Hadoop framework (`up --hadoop`)", run: func(args []string) int { return lambdaMap(args, os.Stdin, os.Stdout, os.Stderr) }},
+	"reduce":      {name: "reduce", summary: "Streaming reducer of the batch job on the Hadoop framework (`up --hadoop`)", run: func(args []string) int { return lambdaReduce(args, os.Stdin, os.Stdout, os.Stderr) }},
 }
 
 func runLambda(args []string) int {

@@ -23,6 +23,7 @@ import (
 	"github.com/agora-cluster/agora/lambda/ingest"
 	"github.com/agora-cluster/agora/lambda/pipeline"
 	"github.com/agora-cluster/agora/lambda/plan"
+	"github.com/agora-cluster/agora/lambda/stormspeed"
 	"github.com/agora-cluster/agora/lambda/view"
 )
 
@@ -286,6 +287,52 @@ func lambdaReduce(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 	}
 	if err := batch.Reduce(stdin, stdout); err != nil {
 		fmt.Fprintln(stderr, "agora lambda reduce:", err)
+		return 1
+	}
+	return 0
+}
+
+// lambdaStormSpeed runs the speed layer as a topology on the native Storm
+// runtime, its components this binary's storm-spout and storm-bolt.
+func lambdaStormSpeed(ctx context.Context, args []string, stderr io.Writer) int {
+	t := newLambdaTaskFlags("storm-speed", stderr)
+	spec, code, ok := t.parse(args, true)
+	if !ok {
+		return code
+	}
+	exe, err := os.Executable()
+	if err == nil {
+		t.spec, err = filepath.Abs(t.spec)
+	}
+	if err == nil {
+		err = stormspeed.Run(ctx, stormspeed.Config{Spec: spec, SpecPath: t.spec, Brokers: strings.Split(*t.brokers, ","), WorkDir: *t.dir,
+			Exe: exe, Stderr: stderr, Log: slog.New(slog.NewTextHandler(stderr, nil))})
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "agora lambda storm-speed:", err)
+		return 1
+	}
+	return 0
+}
+
+// lambdaStormComponent runs the spout or the bolt of storm-speed: stdin
+// and stdout are its multilang protocol, stderr its log.
+func lambdaStormComponent(name string, args []string) int {
+	t := newLambdaTaskFlags(name, os.Stderr)
+	api := t.fs.String("api", "127.0.0.1:0", "the bolt's query API address")
+	spec, code, ok := t.parse(args, name == "storm-spout")
+	if !ok {
+		return code
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	var err error
+	if name == "storm-spout" {
+		err = stormspeed.RunSpout(stormspeed.SpoutConfig{Spec: spec, Brokers: strings.Split(*t.brokers, ","), WorkDir: *t.dir, Log: log}, os.Stdin, os.Stdout)
+	} else {
+		err = stormspeed.RunBolt(stormspeed.BoltConfig{Spec: spec, WorkDir: *t.dir, Addr: *api, Log: log}, os.Stdin, os.Stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "agora lambda %s: %v\n", name, err)
 		return 1
 	}
 	return 0

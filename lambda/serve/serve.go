@@ -38,10 +38,23 @@ type Store interface {
 	Rows(ctx context.Context, gen int64, view, key string) (view.Table, error)
 }
 
+// Speed is the speed layer's realtime view as the server reads it: a
+// speed.Layer, or the counting bolt of the speed layer on Storm.
+type Speed interface {
+	// Next is the next offset the view will apply, per partition.
+	Next() map[int32]int64
+	// Expire drops what a batch view with that watermark holds.
+	Expire(watermark map[int32]int64)
+	// Query answers a view for one key merged with batch.
+	Query(v plan.View, key string, from, to time.Time, batch *view.Batch) []view.Point
+}
+
+var _ Speed = (*speed.Layer)(nil)
+
 // Server answers one pipeline's queries.
 type Server struct {
 	spec  *plan.Spec
-	speed *speed.Layer
+	speed Speed
 	store Store
 
 	// A query holds mu shared from reading the batch view to reading the
@@ -55,10 +68,10 @@ type Server struct {
 
 // New serves spec's views from the speed layer sp and, once SetBatch has
 // been called, the batch view, kept in memory.
-func New(spec *plan.Spec, sp *speed.Layer) *Server { return &Server{spec: spec, speed: sp} }
+func New(spec *plan.Spec, sp Speed) *Server { return &Server{spec: spec, speed: sp} }
 
 // NewStored is New with the batch views kept in st.
-func NewStored(spec *plan.Spec, sp *speed.Layer, st Store) *Server {
+func NewStored(spec *plan.Spec, sp Speed, st Store) *Server {
 	return &Server{spec: spec, speed: sp, store: st}
 }
 

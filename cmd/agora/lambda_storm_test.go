@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	pageviews "github.com/agora-cluster/agora/examples/lambda-pageviews"
+	"github.com/agora-cluster/agora/lambda/ingest"
+	"github.com/agora-cluster/agora/lambda/pipeline"
+	"github.com/agora-cluster/agora/lambda/plan"
+	"github.com/agora-cluster/agora/lambda/stormspeed"
+	"github.com/agora-cluster/agora/lambda/view"
+)
+
+// The speed layer as a Storm topology on the native runtime (`agora
+// lambda storm-speed`: a Kafka spout and a counting bolt, processes of
+// the agora binary speaking multilang): every query answers exactly the
+// counts computed offline before the first batch run, after it, across
+// the boundary, after kill -9 of the bolt (its successor has the spout
+// read again from the batch watermark) and after kill -9 of the spout.
+func TestLambdaSpeedOnNativeStorm(t *testing.T) {
+	spec, err := plan.Parse(pageviews.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	specPath := filepath.Join(dir, "pipeline.yaml")
+	if err := os.WriteFile(specPath, pageviews.Spec, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fake, err := pipeline.StartBroker(dir, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	brokers := fake.ListenAddrs()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := ingest.EnsureTopics(ctx, brokers, spec); err != nil {
+		t.Fatal(err)
+	}
+	ictx, stopIngest := context.WithCancel(ctx)
+	ingested := make(chan error, 1)
+	go func() {
+		ingested <- pipeline.RunIngest(ictx, spec, brokers, dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
+	defer func() { stopIngest(); <-ingested }()
+
+	top := start(t, "lambda", "storm-speed", specPath, "--brokers", strings.Join(brokers, ","), "--work_dir", dir)
+	api := func() string { b, _ := os.ReadFile(stormspeed.AddrFile(dir)); return string(b) }
+	var st pipeline.Status
+	status := func() pipeline.Status {
+		st = pipeline.Status{}
+		lambdaCall(http.MethodGet, api(), "/v1/status", &st)
+		return st
+	}
+	g := pageviews.Generator{R: rand.New(rand.NewPCG(11, 12)), Start: time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC), Span: 5 * time.Hour, Pages: 3, Users: 30}
+	truth := view.Table{}
+	var sent int64
+	send := func(n int) {
+		t.Helper()
+		lines := make([]string, n)
+		for i := range lines {
+			lines[i] = g.Event()
+			ev, _ := spec.ParseEvent([]byte(lines[i]))
+			truth.Apply(spec, ev)
+		}
+		if code := lambdaSend([]string{"--brokers", strings.Join(brokers, ","), "--topic", "pageviews"}, strings.NewReader(strings.Join(lines, "\n")), io.Discard, io.Discard); code != 0 {
+			t.Fatalf("lambda send: exit %d", code)
+		}
+		sent += int64(n)
+	}
+	caughtUp := func(what string) {
+		t.Helper()
+		waitShowing(t, 2*time.Minute, func() string {
+			return fmt.Sprintf("%s: not caught up with %d events: %+v\ntopology:\n%s", what, sent, st, lastBytes(top.out.String(), 5000))
+		}, func() bool {
+			st := status()
+			return st.Ingest.Appended == sent && st.SpeedNext[0]+st.SpeedNext[1] == sent
+		})
+	}
+	check := func(stage string) { t.Helper(); checkLambdaAnswers(t, api(), spec, truth, stage) }
+
+	send(3000)
+	caughtUp("speed layer only")
+	check("storm speed layer only")
+
+	b, err := pipeline.RunBatchJob(ctx, spec, dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Watermark[0]+b.Watermark[1] < 1024 {
+		t.Fatalf("the batch run covered too little: %v", b.Watermark)
+	}
+	waitShowing(t, time.Minute, func() string { return fmt.Sprintf("the bolt did not swap in the batch view %v: %+v", b.Watermark, st) }, func() bool {
+		return fmt.Sprint(status().BatchWatermark) == fmt.Sprint(b.Watermark)
+	})
+	check("storm: batch and speed")
+	send(1500)
+	caughtUp("across the boundary")
+	check("storm: across the boundary")
+
+	// The bolt killed: the runtime starts another, which has the spout
+	// read the topic again from the batch watermark.
+	before := api()
+	killLayer(t, "storm-bolt")
+	waitShowing(t, time.Minute, func() string { return "no new bolt serving after the kill" }, func() bool { return api() != before && api() != "" })
+	send(500)
+	caughtUp("after the bolt's kill -9")
+	check("storm: after the bolt's kill -9")
+
+	// The spout killed: the runtime starts another, reading from the
+	// batch watermark; the bolt applies each offset once.
+	killLayer(t, "storm-spout")
+	send(700)
+	caughtUp("after the spout's kill -9")
+	check("storm: after the spout's kill -9")
+}
