@@ -134,6 +134,10 @@ Flags:
 		fmt.Fprintln(stderr, "agora lambda up:", err)
 		return 2
 	}
+	if spec.Layers.Speed == "storm" && *master == "" {
+		fmt.Fprintf(stderr, "agora lambda up: %s: layers.speed is storm: the topology runs as the speed task of --master HOST:PORT\n", pos[0])
+		return 2
+	}
 	if spec.Layers.Serving == "cassandra" && *cassandra == "" {
 		fmt.Fprintf(stderr, "agora lambda up: %s: layers.serving is cassandra: give the ring's addresses with --cassandra HOST:9042\n", pos[0])
 		return 2

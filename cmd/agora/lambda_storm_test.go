@@ -9,11 +9,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/clustertest"
 	pageviews "github.com/agora-cluster/agora/examples/lambda-pageviews"
+	"github.com/agora-cluster/agora/lambda/framework"
 	"github.com/agora-cluster/agora/lambda/ingest"
 	"github.com/agora-cluster/agora/lambda/pipeline"
 	"github.com/agora-cluster/agora/lambda/plan"
@@ -124,4 +127,89 @@ func TestLambdaSpeedOnNativeStorm(t *testing.T) {
 	send(700)
 	caughtUp("after the spout's kill -9")
 	check("storm: after the spout's kill -9")
+}
+
+// `agora lambda up --master` of a spec with layers.speed: storm runs the
+// speed task as the topology (`agora lambda storm-speed`): answers exact
+// before and after a batch run and after kill -9 of the counting bolt,
+// and `agora lambda down` leaves none of its processes. Without --master
+// such a spec is refused, saying why.
+func TestLambdaUpStormSpeedAsTask(t *testing.T) {
+	dir := t.TempDir()
+	specPath := filepath.Join(dir, "pipeline.yaml")
+	stormSpec := strings.Replace(string(pageviews.Spec), "speed: native", "speed: storm", 1)
+	if err := os.WriteFile(specPath, []byte(stormSpec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := plan.Parse([]byte(stormSpec))
+	if err != nil || spec.Layers.Speed != "storm" {
+		t.Fatalf("the storm spec: %v, %+v", err, spec)
+	}
+	if code, _, stderr := runLambdaCmd(t, "up", specPath, "--work_dir", t.TempDir(), "--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0"); code != 2 || !strings.Contains(stderr, "layers.speed is storm: the topology runs as the speed task of --master") {
+		t.Fatalf("up of a storm spec without --master: exit %d, %q", code, stderr)
+	}
+
+	c := clustertest.Start(t, clustertest.Options{})
+	up := start(t, "lambda", "up", specPath, "--master", c.MasterAddr, "--work_dir", filepath.Join(dir, "work"),
+		"--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0", "--batch_period", "1h")
+	var brokers, api string
+	topicRE := regexp.MustCompile(`topic pageviews on (\S+)`)
+	queryRE := regexp.MustCompile(`query:\s+http://(\S+)/v1/query`)
+	waitShowing(t, time.Minute, func() string { return "no addresses printed by lambda up: " + up.out.String() }, func() bool {
+		m1, m2 := topicRE.FindStringSubmatch(up.out.String()), queryRE.FindStringSubmatch(up.out.String())
+		if m1 == nil || m2 == nil {
+			return false
+		}
+		brokers, api = m1[1], m2[1]
+		return true
+	})
+	var st framework.Status
+	status := func() framework.Status {
+		st = framework.Status{}
+		lambdaCall(http.MethodGet, api, "/v1/status", &st)
+		return st
+	}
+	g := pageviews.Generator{R: rand.New(rand.NewPCG(13, 14)), Start: time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC), Span: 5 * time.Hour, Pages: 3, Users: 30}
+	truth := view.Table{}
+	var sent int64
+	send := func(n int) {
+		t.Helper()
+		lines := make([]string, n)
+		for i := range lines {
+			lines[i] = g.Event()
+			ev, _ := spec.ParseEvent([]byte(lines[i]))
+			truth.Apply(spec, ev)
+		}
+		if code := lambdaSend([]string{"--brokers", brokers, "--topic", "pageviews"}, strings.NewReader(strings.Join(lines, "\n")), io.Discard, io.Discard); code != 0 {
+			t.Fatalf("lambda send: exit %d", code)
+		}
+		sent += int64(n)
+	}
+	caughtUp := func(what string) {
+		t.Helper()
+		waitShowing(t, 2*time.Minute, func() string {
+			return fmt.Sprintf("%s: not caught up with %d events: %+v\nup: %s\nsandboxes:\n%s", what, sent, st, lastBytes(up.out.String(), 3000), sandboxStderrs(c.Agents[0].Config.WorkDir, 3000))
+		}, func() bool {
+			st := status()
+			return st.Ingest.Appended == sent && st.SpeedNext[0]+st.SpeedNext[1] == sent
+		})
+	}
+	check := func(stage string) { t.Helper(); checkLambdaAnswers(t, api, spec, truth, stage) }
+
+	send(2500)
+	caughtUp("speed topology only")
+	check("storm task: speed layer only")
+	if code, out, stderr := runLambdaCmd(t, "batch", "--api", api); code != 0 || !strings.Contains(out, "batch view recomputed") {
+		t.Fatalf("lambda batch: exit %d, %s %s", code, out, stderr)
+	}
+	check("storm task: batch and speed")
+	killLayer(t, "storm-bolt")
+	send(600)
+	caughtUp("after the bolt's kill -9")
+	check("storm task: after the bolt's kill -9")
+
+	if code, out, stderr := runLambdaCmd(t, "down", "--api", api); code != 0 || !strings.Contains(out, "pipeline pageviews is down") {
+		t.Fatalf("lambda down: exit %d, %s %s", code, out, stderr)
+	}
+	waitShowing(t, time.Minute, func() string { return "lambda processes still running after lambda down: " + layerProcs() }, func() bool { return layerProcs() == "" })
 }

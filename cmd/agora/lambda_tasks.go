@@ -78,7 +78,7 @@ func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, batchPa
 		batchArgs = append(batchArgs, "--hadoop", hadoop)
 	}
 	f, err := framework.New(framework.Config{
-		Masters: []string{master}, Name: cfg.Spec.Name, Command: []string{exe, "lambda"},
+		Masters: []string{master}, Name: cfg.Spec.Name, Command: []string{exe, "lambda"}, Verbs: speedVerb(cfg.Spec),
 		Args: map[string][]string{
 			framework.Ingest: common,
 			framework.Speed:  speedArgs,
@@ -296,6 +296,9 @@ func lambdaReduce(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 // runtime, its components this binary's storm-spout and storm-bolt.
 func lambdaStormSpeed(ctx context.Context, args []string, stderr io.Writer) int {
 	t := newLambdaTaskFlags("storm-speed", stderr)
+	api := t.fs.String("api", "127.0.0.1:0", "the counting bolt's query API address")
+	cassandra := t.fs.String("cassandra", "", "Cassandra addresses (HOST:9042,...) that keep the batch views; none keeps them in memory")
+	cassandraRF := t.fs.Int("cassandra_rf", 1, "the replication factor of the batch views' keyspace")
 	spec, code, ok := t.parse(args, true)
 	if !ok {
 		return code
@@ -305,8 +308,8 @@ func lambdaStormSpeed(ctx context.Context, args []string, stderr io.Writer) int 
 		t.spec, err = filepath.Abs(t.spec)
 	}
 	if err == nil {
-		err = stormspeed.Run(ctx, stormspeed.Config{Spec: spec, SpecPath: t.spec, Brokers: strings.Split(*t.brokers, ","), WorkDir: *t.dir,
-			Exe: exe, Stderr: stderr, Log: slog.New(slog.NewTextHandler(stderr, nil))})
+		err = stormspeed.Run(ctx, stormspeed.Config{Spec: spec, SpecPath: t.spec, Brokers: strings.Split(*t.brokers, ","), WorkDir: *t.dir, Addr: *api,
+			Cassandra: splitList(*cassandra), CassandraRF: *cassandraRF, Exe: exe, Stderr: stderr, Log: slog.New(slog.NewTextHandler(stderr, nil))})
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "agora lambda storm-speed:", err)
@@ -320,6 +323,8 @@ func lambdaStormSpeed(ctx context.Context, args []string, stderr io.Writer) int 
 func lambdaStormComponent(name string, args []string) int {
 	t := newLambdaTaskFlags(name, os.Stderr)
 	api := t.fs.String("api", "127.0.0.1:0", "the bolt's query API address")
+	cassandra := t.fs.String("cassandra", "", "the bolt's Cassandra addresses (HOST:9042,...) for the batch views")
+	cassandraRF := t.fs.Int("cassandra_rf", 1, "the replication factor of the batch views' keyspace")
 	spec, code, ok := t.parse(args, name == "storm-spout")
 	if !ok {
 		return code
@@ -329,11 +334,21 @@ func lambdaStormComponent(name string, args []string) int {
 	if name == "storm-spout" {
 		err = stormspeed.RunSpout(stormspeed.SpoutConfig{Spec: spec, Brokers: strings.Split(*t.brokers, ","), WorkDir: *t.dir, Log: log}, os.Stdin, os.Stdout)
 	} else {
-		err = stormspeed.RunBolt(stormspeed.BoltConfig{Spec: spec, WorkDir: *t.dir, Addr: *api, Log: log}, os.Stdin, os.Stdout)
+		err = stormspeed.RunBolt(stormspeed.BoltConfig{Spec: spec, WorkDir: *t.dir, Addr: *api,
+			Cassandra: splitList(*cassandra), CassandraRF: *cassandraRF, Log: log}, os.Stdin, os.Stdout)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "agora lambda %s: %v\n", name, err)
 		return 1
 	}
 	return 0
+}
+
+// speedVerb runs the speed-layer task as the Storm topology when the spec
+// says layers.speed: storm.
+func speedVerb(spec *plan.Spec) map[string]string {
+	if spec.Layers.Speed == "storm" {
+		return map[string]string{framework.Speed: "storm-speed"}
+	}
+	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/agora-cluster/agora/lambda/pipeline"
 	"github.com/agora-cluster/agora/lambda/plan"
 	"github.com/agora-cluster/agora/lambda/serve"
+	"github.com/agora-cluster/agora/lambda/store"
 	"github.com/agora-cluster/agora/lambda/view"
 	"github.com/agora-cluster/agora/storm/multilang"
 )
@@ -27,7 +28,11 @@ type BoltConfig struct {
 	Spec    *plan.Spec
 	WorkDir string
 	Addr    string // the query API's address
-	Log     *slog.Logger
+	// Cassandra and CassandraRF keep the batch views in Cassandra (as in
+	// pipeline.Config); none keeps them in memory.
+	Cassandra   []string
+	CassandraRF int
+	Log         *slog.Logger
 }
 
 // RunBolt is the bolt: in and out are its multilang streams. It serves
@@ -56,8 +61,20 @@ func RunBolt(cfg BoltConfig, in io.Reader, out io.Writer) error {
 	}
 	rt := NewRealtime(cfg.Spec, from)
 	srv := serve.New(cfg.Spec, rt)
+	if len(cfg.Cassandra) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		st, err := store.Open(ctx, cfg.Cassandra, cfg.Spec.Name, max(cfg.CassandraRF, 1))
+		cancel()
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		srv = serve.NewStored(cfg.Spec, rt, st)
+	}
 	if b != nil {
-		srv.SetBatch(b)
+		if err := srv.SetBatch(b); err != nil {
+			return err
+		}
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

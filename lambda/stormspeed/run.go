@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/agora-cluster/agora/lambda/plan"
@@ -21,6 +22,13 @@ type Config struct {
 	SpecPath string // the spec's file, which the components read
 	Brokers  []string
 	WorkDir  string
+	// Addr is the bolt's query API address (default 127.0.0.1:0); a bolt
+	// started again after a death takes it again.
+	Addr string
+	// Cassandra and CassandraRF keep the batch views in Cassandra (as in
+	// pipeline.Config).
+	Cassandra   []string
+	CassandraRF int
 	// Exe is the agora binary the components run.
 	Exe    string
 	Stderr io.Writer // the components' stderr
@@ -63,10 +71,18 @@ func Resources(cfg Config) (*flux.Topology, error) {
 		return nil, fmt.Errorf("storm speed: %w", err)
 	}
 	quote := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+	addr := cfg.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
 	common := quote(cfg.SpecPath) + " --work_dir " + quote(cfg.WorkDir)
+	bolt := common + " --api " + quote(addr)
+	if len(cfg.Cassandra) > 0 {
+		bolt += " --cassandra " + quote(strings.Join(cfg.Cassandra, ",")) + " --cassandra_rf " + strconv.Itoa(max(cfg.CassandraRF, 1))
+	}
 	files := map[string]string{
 		"spout": "#!/bin/sh\nexec " + quote(cfg.Exe) + " lambda storm-spout " + common + " --brokers " + quote(strings.Join(cfg.Brokers, ",")) + "\n",
-		"bolt":  "#!/bin/sh\nexec " + quote(cfg.Exe) + " lambda storm-bolt " + common + "\n",
+		"bolt":  "#!/bin/sh\nexec " + quote(cfg.Exe) + " lambda storm-bolt " + bolt + "\n",
 		// The runtime looks for Storm's Python module beside the
 		// components; these are agora's own and do not import it.
 		multilang.StormPy: "# the components of this topology are agora's own and do not import storm.py\n",
