@@ -118,6 +118,7 @@ Flags:
 	period := fs.Duration("batch_period", 0, "the batch layer's period (default: the spec's batch.period)")
 	master := fs.String("master", "", "an agora master (HOST:PORT, or zk://...): run the ingester, the speed layer and\nthe batch jobs as its tasks; --work_dir must then be a directory every agent sees,\nand --broker_addr an address the agents reach")
 	hadoop := fs.String("hadoop", "", "with --master: run each batch job on agora's Hadoop framework at this HOST:PORT\n(a Streaming job of `agora lambda map` and `reduce`) instead of in the batch task")
+	stormFramework := fs.Bool("storm_framework", false, "with --master and layers.speed: storm: submit the speed layer's topology to agora's\nStorm framework (its worker a task of agora-storm-native, launched again when it dies)\ninstead of running it inside the speed task")
 	batchPause := fs.Duration("batch_pause", 0, "with --master: each batch job holds its finished view this long before\nswapping it in (for fault tests: a window to kill an attempt in)")
 	cassandra := fs.String("cassandra", "", "comma-separated Cassandra native-transport addresses (HOST:9042): keep the batch\nviews there and answer queries from it (layers.serving: cassandra needs it)")
 	cassandraRF := fs.Int("cassandra_rf", 1, "the replication factor of the batch views' keyspace in Cassandra")
@@ -157,7 +158,7 @@ Flags:
 		cfg.Cassandra = strings.Split(*cassandra, ",")
 	}
 	if *master != "" {
-		return lambdaUpTasks(ctx, pos[0], *master, *hadoop, *batchPause, cfg, stdout, stderr)
+		return lambdaUpTasks(ctx, pos[0], *master, *hadoop, *stormFramework, *batchPause, cfg, stdout, stderr)
 	}
 	p, err := pipeline.Start(cfg)
 	if err != nil {

@@ -10,7 +10,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -135,6 +137,41 @@ func TestLambdaSpeedOnNativeStorm(t *testing.T) {
 // and `agora lambda down` leaves none of its processes. Without --master
 // such a spec is refused, saying why.
 func TestLambdaUpStormSpeedAsTask(t *testing.T) {
+	stormSpeedTask(t, nil, func() { killLayer(t, "storm-bolt") }, "the bolt's kill -9")
+}
+
+// The same with --storm_framework: the speed task submits the topology to
+// agora's Storm framework, whose worker task (`agora storm worker`, the
+// native runtime with the spout and the bolt) is killed -9 and launched
+// again by that framework; the answers stay exact.
+func TestLambdaUpStormSpeedOnStormFramework(t *testing.T) {
+	stormSpeedTask(t, []string{"--storm_framework"}, func() { killStormWorker(t) }, "the Storm worker task's kill -9")
+}
+
+// killStormWorker sends SIGKILL to the running `agora storm worker`
+// process of this test's binary, waiting up to a minute for it.
+func killStormWorker(t *testing.T) {
+	t.Helper()
+	prefix := agoraBin + "\x00storm\x00worker"
+	var pid int
+	waitShowing(t, time.Minute, func() string { return "no running agora storm worker" }, func() bool {
+		dirs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, d := range dirs {
+			b, err := os.ReadFile(filepath.Join(d, "cmdline"))
+			if err == nil && strings.HasPrefix(string(b), prefix) {
+				pid, _ = strconv.Atoi(filepath.Base(d))
+				return true
+			}
+		}
+		return false
+	})
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 of agora storm worker (pid %d): %v", pid, err)
+	}
+	t.Logf("killed agora storm worker, pid %d", pid)
+}
+
+func stormSpeedTask(t *testing.T, upArgs []string, kill func(), killed string) {
 	dir := t.TempDir()
 	specPath := filepath.Join(dir, "pipeline.yaml")
 	stormSpec := strings.Replace(string(pageviews.Spec), "speed: native", "speed: storm", 1)
@@ -150,8 +187,8 @@ func TestLambdaUpStormSpeedAsTask(t *testing.T) {
 	}
 
 	c := clustertest.Start(t, clustertest.Options{})
-	up := start(t, "lambda", "up", specPath, "--master", c.MasterAddr, "--work_dir", filepath.Join(dir, "work"),
-		"--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0", "--batch_period", "1h")
+	up := start(t, append([]string{"lambda", "up", specPath, "--master", c.MasterAddr, "--work_dir", filepath.Join(dir, "work"),
+		"--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0", "--batch_period", "1h"}, upArgs...)...)
 	var brokers, api string
 	topicRE := regexp.MustCompile(`topic pageviews on (\S+)`)
 	queryRE := regexp.MustCompile(`query:\s+http://(\S+)/v1/query`)
@@ -203,13 +240,22 @@ func TestLambdaUpStormSpeedAsTask(t *testing.T) {
 		t.Fatalf("lambda batch: exit %d, %s %s", code, out, stderr)
 	}
 	check("storm task: batch and speed")
-	killLayer(t, "storm-bolt")
+	kill()
 	send(600)
-	caughtUp("after the bolt's kill -9")
-	check("storm task: after the bolt's kill -9")
+	caughtUp("after " + killed)
+	check("storm task: after " + killed)
 
 	if code, out, stderr := runLambdaCmd(t, "down", "--api", api); code != 0 || !strings.Contains(out, "pipeline pageviews is down") {
 		t.Fatalf("lambda down: exit %d, %s %s", code, out, stderr)
 	}
 	waitShowing(t, time.Minute, func() string { return "lambda processes still running after lambda down: " + layerProcs() }, func() bool { return layerProcs() == "" })
+	waitShowing(t, time.Minute, func() string { return "a Storm worker still runs after lambda down" }, func() bool {
+		dirs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, d := range dirs {
+			if b, err := os.ReadFile(filepath.Join(d, "cmdline")); err == nil && strings.HasPrefix(string(b), agoraBin+"\x00storm\x00worker") {
+				return false
+			}
+		}
+		return true
+	})
 }

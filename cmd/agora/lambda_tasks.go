@@ -30,7 +30,7 @@ import (
 // lambdaUpTasks is `agora lambda up --master`: the broker (unless real
 // ones are given) and the query API stay in this process, the layers run
 // as tasks of a framework on the cluster.
-func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, batchPause time.Duration, cfg pipeline.Config, stdout, stderr io.Writer) int {
+func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, stormFramework bool, batchPause time.Duration, cfg pipeline.Config, stdout, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "agora lambda up:", err)
 		return 1
@@ -71,7 +71,10 @@ func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, batchPa
 	common := []string{specPath, "--brokers", strings.Join(brokers, ","), "--work_dir", cfg.Dir}
 	speedArgs := common
 	if len(cfg.Cassandra) > 0 {
-		speedArgs = append(slices.Clip(common), "--cassandra", strings.Join(cfg.Cassandra, ","), "--cassandra_rf", strconv.Itoa(cfg.CassandraRF))
+		speedArgs = append(slices.Clip(speedArgs), "--cassandra", strings.Join(cfg.Cassandra, ","), "--cassandra_rf", strconv.Itoa(cfg.CassandraRF))
+	}
+	if stormFramework {
+		speedArgs = append(slices.Clip(speedArgs), "--storm_master", master)
 	}
 	batchArgs := []string{specPath, "--work_dir", cfg.Dir, "--pause_before_swap", batchPause.String()}
 	if hadoop != "" {
@@ -95,7 +98,7 @@ func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, batchPa
 	// `agora lambda down` ends ctx as an interrupt would.
 	ctx, down := context.WithCancel(ctx)
 	defer down()
-	api := &framework.API{F: f, Dir: cfg.Dir, Down: down, Status: func(st *pipeline.Status) {
+	api := &framework.API{F: f, Dir: cfg.Dir, Down: down, SpeedAddr: boltAddr(stormFramework, cfg.Dir), Status: func(st *pipeline.Status) {
 		st.Brokers, st.Embedded, st.BatchPeriodS = brokers, len(cfg.Brokers) == 0, period.Seconds()
 	}}
 	ln, err := net.Listen("tcp", cfg.QueryAddr)
@@ -299,6 +302,8 @@ func lambdaStormSpeed(ctx context.Context, args []string, stderr io.Writer) int 
 	api := t.fs.String("api", "127.0.0.1:0", "the counting bolt's query API address")
 	cassandra := t.fs.String("cassandra", "", "Cassandra addresses (HOST:9042,...) that keep the batch views; none keeps them in memory")
 	cassandraRF := t.fs.Int("cassandra_rf", 1, "the replication factor of the batch views' keyspace")
+	stormMaster := t.fs.String("storm_master", "", "submit the topology to agora's Storm framework on this master (its worker a task\nof agora-storm-native) instead of running it in this process; the bolt then\nlistens on --bolt_api and writes its address to the work directory")
+	boltAPI := t.fs.String("bolt_api", "127.0.0.1:0", "with --storm_master: the bolt's query API address")
 	spec, code, ok := t.parse(args, true)
 	if !ok {
 		return code
@@ -307,9 +312,21 @@ func lambdaStormSpeed(ctx context.Context, args []string, stderr io.Writer) int 
 	if err == nil {
 		t.spec, err = filepath.Abs(t.spec)
 	}
+	cfg := stormspeed.Config{Spec: spec, SpecPath: t.spec, Brokers: strings.Split(*t.brokers, ","), WorkDir: *t.dir, Addr: *api,
+		Cassandra: splitList(*cassandra), CassandraRF: *cassandraRF, Exe: exe, Stderr: stderr, Log: slog.New(slog.NewTextHandler(stderr, nil))}
+	if err == nil && *stormMaster != "" {
+		cfg.Addr = *boltAPI
+		top, path, yaml, err := stormspeed.Resources(cfg)
+		if err != nil {
+			fmt.Fprintln(stderr, "agora lambda storm-speed:", err)
+			return 1
+		}
+		// Blocks while the topology runs; SIGTERM (this task's kill)
+		// kills the topology.
+		return nativeSubmit(*stormMaster, path, yaml, "", top, nil, "", 0.5, 256, stderr, stderr)
+	}
 	if err == nil {
-		err = stormspeed.Run(ctx, stormspeed.Config{Spec: spec, SpecPath: t.spec, Brokers: strings.Split(*t.brokers, ","), WorkDir: *t.dir, Addr: *api,
-			Cassandra: splitList(*cassandra), CassandraRF: *cassandraRF, Exe: exe, Stderr: stderr, Log: slog.New(slog.NewTextHandler(stderr, nil))})
+		err = stormspeed.Run(ctx, cfg)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "agora lambda storm-speed:", err)
@@ -351,4 +368,17 @@ func speedVerb(spec *plan.Spec) map[string]string {
 		return map[string]string{framework.Speed: "storm-speed"}
 	}
 	return nil
+}
+
+// boltAddr is where queries go when the speed layer's topology runs on
+// agora's Storm framework: its bolt's address, which the bolt writes to
+// the work directory (nil otherwise: the speed task's).
+func boltAddr(stormFramework bool, dir string) func() string {
+	if !stormFramework {
+		return nil
+	}
+	return func() string {
+		b, _ := os.ReadFile(stormspeed.AddrFile(dir))
+		return strings.TrimSpace(string(b))
+	}
 }

@@ -29,6 +29,9 @@ type API struct {
 	// Down ends `up`, which tears the framework down and so kills the
 	// layers' tasks (POST /v1/down).
 	Down func()
+	// SpeedAddr, when set, is where the query API runs instead of the
+	// speed task (the bolt of a topology on agora's Storm framework).
+	SpeedAddr func() string
 
 	client http.Client
 	mu     sync.Mutex
@@ -50,8 +53,17 @@ func (a *API) Handler() http.Handler {
 	return mux
 }
 
+// speedAddr is where the query API over both views runs ("" while
+// nothing serves it).
+func (a *API) speedAddr() string {
+	if a.SpeedAddr != nil {
+		return a.SpeedAddr()
+	}
+	return a.F.SpeedAddr()
+}
+
 func (a *API) speed(w http.ResponseWriter) (string, bool) {
-	addr := a.F.SpeedAddr()
+	addr := a.speedAddr()
 	if addr == "" {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the speed-layer task is not running yet (see /v1/status); try again"})
 		return "", false
@@ -102,7 +114,7 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := Status{Tasks: a.F.Tasks()}
-	if addr := a.F.SpeedAddr(); addr != "" {
+	if addr := a.speedAddr(); addr != "" {
 		s, err := a.speedStatus(r.Context(), addr)
 		if err != nil {
 			writeJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
@@ -153,7 +165,7 @@ func (a *API) awaitServed(ctx context.Context) (*batchView, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	for {
-		if addr := a.F.SpeedAddr(); addr != "" {
+		if addr := a.speedAddr(); addr != "" {
 			if st, err := a.speedStatus(ctx, addr); err == nil && covers(st.BatchWatermark, b.Watermark) {
 				return &batchView{b.Watermark, len(b.Rows)}, nil
 			}

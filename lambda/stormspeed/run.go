@@ -64,11 +64,12 @@ streams:
 `
 
 // Resources writes the topology's resources directory (the components'
-// scripts) and returns the topology.
-func Resources(cfg Config) (*flux.Topology, error) {
+// scripts) and its Flux file, and returns the topology and the file's
+// path and text.
+func Resources(cfg Config) (top *flux.Topology, path string, yaml []byte, err error) {
 	res := filepath.Join(Dir(cfg.WorkDir), "resources")
 	if err := os.MkdirAll(res, 0o755); err != nil {
-		return nil, fmt.Errorf("storm speed: %w", err)
+		return nil, "", nil, fmt.Errorf("storm speed: %w", err)
 	}
 	quote := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 	addr := cfg.Addr
@@ -89,14 +90,18 @@ func Resources(cfg Config) (*flux.Topology, error) {
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(res, name), []byte(body), 0o755); err != nil {
-			return nil, fmt.Errorf("storm speed: %w", err)
+			return nil, "", nil, fmt.Errorf("storm speed: %w", err)
 		}
 	}
-	top, err := flux.Parse([]byte(fmt.Sprintf(topology, "lambda-"+cfg.Spec.Name+"-speed")), res)
-	if err != nil {
-		return nil, fmt.Errorf("storm speed: the topology: %w", err)
+	yaml = []byte(fmt.Sprintf(topology, "lambda-"+cfg.Spec.Name+"-speed"))
+	path = filepath.Join(Dir(cfg.WorkDir), "topology.yaml")
+	if err := os.WriteFile(path, yaml, 0o644); err != nil {
+		return nil, "", nil, fmt.Errorf("storm speed: %w", err)
 	}
-	return top, nil
+	if top, err = flux.Parse(yaml, res); err != nil {
+		return nil, "", nil, fmt.Errorf("storm speed: the topology: %w", err)
+	}
+	return top, path, yaml, nil
 }
 
 // Run runs the speed layer's topology on the native Storm runtime until
@@ -105,7 +110,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	top, err := Resources(cfg)
+	top, _, _, err := Resources(cfg)
 	if err != nil {
 		return err
 	}
