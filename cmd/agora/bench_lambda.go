@@ -47,6 +47,7 @@ Flags:
 	fs.IntVar(&cfg.Queries, "queries", 2000, "queries timed")
 	kafka := fs.String("kafka", "", "comma-separated Kafka bootstrap servers to run against (a topic of the run's own)\ninstead of the embedded broker")
 	cassandra := fs.String("cassandra", "", "comma-separated Cassandra native-transport addresses to keep the batch views in\n(queries read them there) instead of memory")
+	storm := fs.Bool("storm", false, "run the speed layer as a Storm topology on the native runtime (a Kafka spout and a\ncounting bolt, processes of this binary) and measure it")
 	dir := fs.String("work_dir", "", "where the pipeline's dataset and broker log go (default: a temporary directory, removed)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	timeout := fs.Duration("timeout", 10*time.Minute, "bound on the whole run")
@@ -63,6 +64,14 @@ Flags:
 	}
 	if *cassandra != "" {
 		cfg.Cassandra = splitList(*cassandra)
+	}
+	if *storm {
+		exe, err := os.Executable()
+		if err != nil {
+			fmt.Fprintln(stderr, "agora bench lambda:", err)
+			return 1
+		}
+		cfg.StormExe = exe
 	}
 	if cfg.Dir == "" {
 		d, err := os.MkdirTemp("", "agora-bench-lambda-")
@@ -89,6 +98,7 @@ Flags:
 		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(w, "broker\t%s\n", res.Broker)
 		fmt.Fprintf(w, "serving\t%s\n", res.Serving)
+		fmt.Fprintf(w, "speed\t%s\n", res.Speed)
 		fmt.Fprintf(w, "events\t%d\t(ingested %d)\n", res.Events, res.Ingested)
 		fmt.Fprintf(w, "events_per_s\t%.0f\t(%.2f s)\n", res.EventsPerSec, res.IngestSeconds)
 		fmt.Fprintf(w, "freshness_ms\tp50 %.1f\tp99 %.1f\t(%d probes)\n", res.FreshnessP50ms, res.FreshnessP99ms, res.Probes)
