@@ -7,7 +7,10 @@
 // (input, event schema, views, batch period, where each layer runs) with
 // its checks, and view the exact aggregation and the merge of batch and
 // realtime views with no event counted twice at the boundary. ingest,
-// batch, speed and serve are the layers; pipeline runs them all in one
+// batch, speed and serve are the layers, store the serving store in
+// Cassandra (batch views written as generations and swapped in),
+// stormspeed the speed layer as a Storm topology (a Kafka spout and a
+// counting bolt on agora's native Storm runtime, layers.speed: storm); pipeline runs them all in one
 // process (`agora lambda up`), framework runs them as agora tasks
 // (`agora lambda up --master`), and bench measures a pipeline.
 //

@@ -27,11 +27,11 @@ func benchLambda(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs := flag.NewFlagSet("agora bench lambda", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: agora bench lambda [--events N] [--probes N] [--queries N] [--kafka HOST:PORT] [--json]
+		fmt.Fprint(stderr, `Usage: agora bench lambda [--events N] [--probes N] [--queries N] [--kafka HOST:PORT] [--cassandra HOST:PORT] [--json]
 
 Runs examples/lambda-pageviews in this process on the embedded default (the
 in-process broker, the ingester, the speed layer, the batch layer and the
-query API), or on real Kafka brokers with --kafka, and measures: events/s ingested (--events page views sent at
+query API), or on real Kafka brokers with --kafka (and the batch views in Cassandra with --cassandra), and measures: events/s ingested (--events page views sent at
 once, until the dataset and the speed layer hold all of them), freshness
 (--probes events sent one at a time, each timed until a query counts it),
 one batch recompute over the whole dataset, and --queries queries over
@@ -46,6 +46,8 @@ Flags:
 	fs.IntVar(&cfg.Probes, "probes", 200, "events sent one at a time for freshness")
 	fs.IntVar(&cfg.Queries, "queries", 2000, "queries timed")
 	kafka := fs.String("kafka", "", "comma-separated Kafka bootstrap servers to run against (a topic of the run's own)\ninstead of the embedded broker")
+	cassandra := fs.String("cassandra", "", "comma-separated Cassandra native-transport addresses to keep the batch views in\n(queries read them there) instead of memory")
+	storm := fs.Bool("storm", false, "run the speed layer as a Storm topology on the native runtime (a Kafka spout and a\ncounting bolt, processes of this binary) and measure it")
 	dir := fs.String("work_dir", "", "where the pipeline's dataset and broker log go (default: a temporary directory, removed)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	timeout := fs.Duration("timeout", 10*time.Minute, "bound on the whole run")
@@ -59,6 +61,17 @@ Flags:
 	cfg.Dir = *dir
 	if *kafka != "" {
 		cfg.Brokers = splitList(*kafka)
+	}
+	if *cassandra != "" {
+		cfg.Cassandra = splitList(*cassandra)
+	}
+	if *storm {
+		exe, err := os.Executable()
+		if err != nil {
+			fmt.Fprintln(stderr, "agora bench lambda:", err)
+			return 1
+		}
+		cfg.StormExe = exe
 	}
 	if cfg.Dir == "" {
 		d, err := os.MkdirTemp("", "agora-bench-lambda-")
@@ -84,6 +97,8 @@ Flags:
 	} else {
 		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(w, "broker\t%s\n", res.Broker)
+		fmt.Fprintf(w, "serving\t%s\n", res.Serving)
+		fmt.Fprintf(w, "speed\t%s\n", res.Speed)
 		fmt.Fprintf(w, "events\t%d\t(ingested %d)\n", res.Events, res.Ingested)
 		fmt.Fprintf(w, "events_per_s\t%.0f\t(%.2f s)\n", res.EventsPerSec, res.IngestSeconds)
 		fmt.Fprintf(w, "freshness_ms\tp50 %.1f\tp99 %.1f\t(%d probes)\n", res.FreshnessP50ms, res.FreshnessP99ms, res.Probes)

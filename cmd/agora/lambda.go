@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -37,13 +38,17 @@ var lambdaCommands = map[string]command{
 	"send":   {name: "send", summary: "Send JSON-lines events from stdin (or files) to a pipeline's topic", run: func(args []string) int { return lambdaSend(args, os.Stdin, os.Stdout, os.Stderr) }},
 	"query":  {name: "query", summary: "Ask a view for one key over a time range (batch and realtime merged)", run: func(args []string) int { return lambdaQuery(args, os.Stdout, os.Stderr) }},
 	"status": {name: "status", summary: "Show what was ingested, the batch watermark and the speed layer's offsets", run: func(args []string) int { return lambdaStatus(args, os.Stdout, os.Stderr) }},
+	"down":   {name: "down", summary: "Stop the pipeline `up` runs (its layers and tasks); its data stays", run: func(args []string) int { return lambdaDown(args, os.Stdout, os.Stderr) }},
 	"batch":  {name: "batch", summary: "Run the batch layer now and swap its view in", run: func(args []string) int { return lambdaBatch(args, os.Stdout, os.Stderr) }},
 	// The layers as tasks, which `up --master` launches.
-	"ingest":    {name: "ingest", summary: "Task of `up --master`: append the input topic to the master dataset", run: lambdaTask(lambdaIngestTask)},
-	"speed":     {name: "speed", summary: "Task of `up --master`: the speed layer and the query API over both views", run: lambdaTask(lambdaSpeedTask)},
-	"recompute": {name: "recompute", summary: "Task of `up --master`: one batch job, replacing the batch view", run: lambdaTask(lambdaRecomputeTask)},
-	"map":       {name: "map", summary: "Streaming mapper of the batch job on the Hadoop framework (`up --hadoop`)", run: func(args []string) int { return lambdaMap(args, os.Stdin, os.Stdout, os.Stderr) }},
-	"reduce":    {name: "reduce", summary: "Streaming reducer of the batch job on the Hadoop framework (`up --hadoop`)", run: func(args []string) int { return lambdaReduce(args, os.Stdin, os.Stdout, os.Stderr) }},
+	"ingest":      {name: "ingest", summary: "Task of `up --master`: append the input topic to the master dataset", run: lambdaTask(lambdaIngestTask)},
+	"speed":       {name: "speed", summary: "Task of `up --master`: the speed layer and the query API over both views", run: lambdaTask(lambdaSpeedTask)},
+	"recompute":   {name: "recompute", summary: "Task of `up --master`: one batch job, replacing the batch view", run: lambdaTask(lambdaRecomputeTask)},
+	"storm-speed": {name: "storm-speed", summary: "The speed layer as a Storm topology on the native runtime (Kafka spout, counting bolt)", run: lambdaTask(lambdaStormSpeed)},
+	"storm-spout": {name: "storm-spout", summary: "Multilang Kafka spout of `storm-speed`", run: func(args []string) int { return lambdaStormComponent("storm-spout", args) }},
+	"storm-bolt":  {name: "storm-bolt", summary: "Multilang counting bolt of `storm-speed`, serving the query API", run: func(args []string) int { return lambdaStormComponent("storm-bolt", args) }},
+	"map":         {name: "map", summary: "Streaming mapper of the batch job on the Hadoop framework (`up --hadoop`)", run: func(args []string) int { return lambdaMap(args, os.Stdin, os.Stdout, os.Stderr) }},
+	"reduce":      {name: "reduce", summary: "Streaming reducer of the batch job on the Hadoop framework (`up --hadoop`)", run: func(args []string) int { return lambdaReduce(args, os.Stdin, os.Stdout, os.Stderr) }},
 }
 
 func runLambda(args []string) int {
@@ -113,7 +118,10 @@ Flags:
 	period := fs.Duration("batch_period", 0, "the batch layer's period (default: the spec's batch.period)")
 	master := fs.String("master", "", "an agora master (HOST:PORT, or zk://...): run the ingester, the speed layer and\nthe batch jobs as its tasks; --work_dir must then be a directory every agent sees,\nand --broker_addr an address the agents reach")
 	hadoop := fs.String("hadoop", "", "with --master: run each batch job on agora's Hadoop framework at this HOST:PORT\n(a Streaming job of `agora lambda map` and `reduce`) instead of in the batch task")
+	stormFramework := fs.Bool("storm_framework", false, "with --master and layers.speed: storm: submit the speed layer's topology to agora's\nStorm framework (its worker a task of agora-storm-native, launched again when it dies)\ninstead of running it inside the speed task")
 	batchPause := fs.Duration("batch_pause", 0, "with --master: each batch job holds its finished view this long before\nswapping it in (for fault tests: a window to kill an attempt in)")
+	cassandra := fs.String("cassandra", "", "comma-separated Cassandra native-transport addresses (HOST:9042): keep the batch\nviews there and answer queries from it (layers.serving: cassandra needs it)")
+	cassandraRF := fs.Int("cassandra_rf", 1, "the replication factor of the batch views' keyspace in Cassandra")
 	pos, code, done := parseInterspersed(fs, args)
 	if done {
 		return code
@@ -127,15 +135,30 @@ Flags:
 		fmt.Fprintln(stderr, "agora lambda up:", err)
 		return 2
 	}
+	if spec.Layers.Speed == "storm" && *master == "" {
+		fmt.Fprintf(stderr, "agora lambda up: %s: layers.speed is storm: the topology runs as the speed task of --master HOST:PORT\n", pos[0])
+		return 2
+	}
+	if spec.Layers.Serving == "cassandra" && *cassandra == "" {
+		fmt.Fprintf(stderr, "agora lambda up: %s: layers.serving is cassandra: give the ring's addresses with --cassandra HOST:9042\n", pos[0])
+		return 2
+	}
+	if *cassandraRF < 1 {
+		fmt.Fprintf(stderr, "agora lambda up: --cassandra_rf %d: at least 1\n", *cassandraRF)
+		return 2
+	}
 	if *dir == "" {
 		*dir = "lambda-" + spec.Name
 	}
-	cfg := pipeline.Config{Spec: spec, Dir: *dir, QueryAddr: *api, BrokerAddr: *brokerAddr, BatchPeriod: *period}
+	cfg := pipeline.Config{Spec: spec, Dir: *dir, QueryAddr: *api, BrokerAddr: *brokerAddr, BatchPeriod: *period, CassandraRF: *cassandraRF}
 	if *kafka != "" {
 		cfg.Brokers = strings.Split(*kafka, ",")
 	}
+	if *cassandra != "" {
+		cfg.Cassandra = strings.Split(*cassandra, ",")
+	}
 	if *master != "" {
-		return lambdaUpTasks(ctx, pos[0], *master, *hadoop, *batchPause, cfg, stdout, stderr)
+		return lambdaUpTasks(ctx, pos[0], *master, *hadoop, *stormFramework, *batchPause, cfg, stdout, stderr)
 	}
 	p, err := pipeline.Start(cfg)
 	if err != nil {
@@ -227,13 +250,17 @@ func lambdaSend(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// lambdaURL is the query API's base URL.
+func lambdaURL(api string) string {
+	if !strings.Contains(api, "://") {
+		api = "http://" + api
+	}
+	return strings.TrimSuffix(api, "/")
+}
+
 // lambdaCall sends one request to the query API and decodes the answer.
 func lambdaCall(method, api, path string, out any) error {
-	base := api
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	req, err := http.NewRequest(method, strings.TrimSuffix(base, "/")+path, nil)
+	req, err := http.NewRequest(method, lambdaURL(api)+path, nil)
 	if err != nil {
 		return err
 	}
@@ -345,6 +372,43 @@ func lambdaBatch(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "batch view recomputed: watermark %v, %d rows\n", out.BatchWatermark, out.Rows)
+	return 0
+}
+
+// lambdaDown asks `up` to stop, through its query API, and waits until
+// that API is gone: `up` answers, then stops its layers (the framework's
+// tasks with --master), keeping the dataset, the broker's log and the
+// batch views.
+func lambdaDown(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agora lambda down", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	api := fs.String("api", lambdaAPI(), "the pipeline's query API, HOST:PORT (env AGORA_LAMBDA_API)")
+	wait := fs.Duration("timeout", time.Minute, "how long to wait for the pipeline to stop")
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	var d pipeline.Down
+	if err := lambdaCall(http.MethodPost, *api, "/v1/down", &d); err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			fmt.Fprintf(stderr, "agora lambda down: no pipeline is running with its query API at %s: nothing to stop\n", *api)
+		} else {
+			fmt.Fprintln(stderr, "agora lambda down:", err)
+		}
+		return 1
+	}
+	c := http.Client{Timeout: 2 * time.Second}
+	for deadline := time.Now().Add(*wait); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := c.Get(lambdaURL(*api) + "/v1/status")
+		if err != nil {
+			break
+		}
+		resp.Body.Close()
+		if time.Now().After(deadline) {
+			fmt.Fprintf(stderr, "agora lambda down: pipeline %s still answers at %s after %s\n", d.Pipeline, *api, *wait)
+			return 1
+		}
+	}
+	fmt.Fprintf(stdout, "pipeline %s is down; its data stays in %s (`agora lambda up` on it again keeps every answer)\n", d.Pipeline, d.WorkDir)
 	return 0
 }
 

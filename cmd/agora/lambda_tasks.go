@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -21,13 +23,14 @@ import (
 	"github.com/agora-cluster/agora/lambda/ingest"
 	"github.com/agora-cluster/agora/lambda/pipeline"
 	"github.com/agora-cluster/agora/lambda/plan"
+	"github.com/agora-cluster/agora/lambda/stormspeed"
 	"github.com/agora-cluster/agora/lambda/view"
 )
 
 // lambdaUpTasks is `agora lambda up --master`: the broker (unless real
 // ones are given) and the query API stay in this process, the layers run
 // as tasks of a framework on the cluster.
-func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, batchPause time.Duration, cfg pipeline.Config, stdout, stderr io.Writer) int {
+func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, stormFramework bool, batchPause time.Duration, cfg pipeline.Config, stdout, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "agora lambda up:", err)
 		return 1
@@ -66,15 +69,22 @@ func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, batchPa
 		period = time.Duration(cfg.Spec.Batch.Period)
 	}
 	common := []string{specPath, "--brokers", strings.Join(brokers, ","), "--work_dir", cfg.Dir}
+	speedArgs := common
+	if len(cfg.Cassandra) > 0 {
+		speedArgs = append(slices.Clip(speedArgs), "--cassandra", strings.Join(cfg.Cassandra, ","), "--cassandra_rf", strconv.Itoa(cfg.CassandraRF))
+	}
+	if stormFramework {
+		speedArgs = append(slices.Clip(speedArgs), "--storm_master", master)
+	}
 	batchArgs := []string{specPath, "--work_dir", cfg.Dir, "--pause_before_swap", batchPause.String()}
 	if hadoop != "" {
 		batchArgs = append(batchArgs, "--hadoop", hadoop)
 	}
 	f, err := framework.New(framework.Config{
-		Masters: []string{master}, Name: cfg.Spec.Name, Command: []string{exe, "lambda"},
+		Masters: []string{master}, Name: cfg.Spec.Name, Command: []string{exe, "lambda"}, Verbs: speedVerb(cfg.Spec),
 		Args: map[string][]string{
 			framework.Ingest: common,
-			framework.Speed:  common,
+			framework.Speed:  speedArgs,
 			framework.Batch:  batchArgs,
 		},
 		// A master that cannot be reached for about half a minute ends
@@ -85,7 +95,10 @@ func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, batchPa
 	if err != nil {
 		return fail(err)
 	}
-	api := &framework.API{F: f, Dir: cfg.Dir, Status: func(st *pipeline.Status) {
+	// `agora lambda down` ends ctx as an interrupt would.
+	ctx, down := context.WithCancel(ctx)
+	defer down()
+	api := &framework.API{F: f, Dir: cfg.Dir, Down: down, SpeedAddr: boltAddr(stormFramework, cfg.Dir), Status: func(st *pipeline.Status) {
 		st.Brokers, st.Embedded, st.BatchPeriodS = brokers, len(cfg.Brokers) == 0, period.Seconds()
 	}}
 	ln, err := net.Listen("tcp", cfg.QueryAddr)
@@ -184,12 +197,18 @@ func lambdaIngestTask(ctx context.Context, args []string, stderr io.Writer) int 
 func lambdaSpeedTask(ctx context.Context, args []string, stderr io.Writer) int {
 	t := newLambdaTaskFlags("speed", stderr)
 	api := t.fs.String("api", "127.0.0.1:0", "the query API's address")
+	cassandra := t.fs.String("cassandra", "", "Cassandra addresses (HOST:9042,...) that keep the batch views; none keeps them in memory")
+	cassandraRF := t.fs.Int("cassandra_rf", 1, "the replication factor of the batch views' keyspace")
 	spec, code, ok := t.parse(args, true)
 	if !ok {
 		return code
 	}
-	err := pipeline.RunSpeed(ctx, pipeline.SpeedConfig{Spec: spec, Brokers: strings.Split(*t.brokers, ","), Dir: *t.dir, Addr: *api,
-		Log: slog.New(slog.NewTextHandler(stderr, nil))})
+	cfg := pipeline.SpeedConfig{Spec: spec, Brokers: strings.Split(*t.brokers, ","), Dir: *t.dir, Addr: *api,
+		CassandraRF: *cassandraRF, Log: slog.New(slog.NewTextHandler(stderr, nil))}
+	if *cassandra != "" {
+		cfg.Cassandra = strings.Split(*cassandra, ",")
+	}
+	err := pipeline.RunSpeed(ctx, cfg)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(stderr, "agora lambda speed:", err)
 		return 1
@@ -274,4 +293,92 @@ func lambdaReduce(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		return 1
 	}
 	return 0
+}
+
+// lambdaStormSpeed runs the speed layer as a topology on the native Storm
+// runtime, its components this binary's storm-spout and storm-bolt.
+func lambdaStormSpeed(ctx context.Context, args []string, stderr io.Writer) int {
+	t := newLambdaTaskFlags("storm-speed", stderr)
+	api := t.fs.String("api", "127.0.0.1:0", "the counting bolt's query API address")
+	cassandra := t.fs.String("cassandra", "", "Cassandra addresses (HOST:9042,...) that keep the batch views; none keeps them in memory")
+	cassandraRF := t.fs.Int("cassandra_rf", 1, "the replication factor of the batch views' keyspace")
+	stormMaster := t.fs.String("storm_master", "", "submit the topology to agora's Storm framework on this master (its worker a task\nof agora-storm-native) instead of running it in this process; the bolt then\nlistens on --bolt_api and writes its address to the work directory")
+	boltAPI := t.fs.String("bolt_api", "127.0.0.1:0", "with --storm_master: the bolt's query API address")
+	spec, code, ok := t.parse(args, true)
+	if !ok {
+		return code
+	}
+	exe, err := os.Executable()
+	if err == nil {
+		t.spec, err = filepath.Abs(t.spec)
+	}
+	cfg := stormspeed.Config{Spec: spec, SpecPath: t.spec, Brokers: strings.Split(*t.brokers, ","), WorkDir: *t.dir, Addr: *api,
+		Cassandra: splitList(*cassandra), CassandraRF: *cassandraRF, Exe: exe, Stderr: stderr, Log: slog.New(slog.NewTextHandler(stderr, nil))}
+	if err == nil && *stormMaster != "" {
+		cfg.Addr = *boltAPI
+		top, path, yaml, err := stormspeed.Resources(cfg)
+		if err != nil {
+			fmt.Fprintln(stderr, "agora lambda storm-speed:", err)
+			return 1
+		}
+		// Blocks while the topology runs; SIGTERM (this task's kill)
+		// kills the topology.
+		return nativeSubmit(*stormMaster, path, yaml, "", top, nil, "", 0.5, 256, stderr, stderr)
+	}
+	if err == nil {
+		err = stormspeed.Run(ctx, cfg)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "agora lambda storm-speed:", err)
+		return 1
+	}
+	return 0
+}
+
+// lambdaStormComponent runs the spout or the bolt of storm-speed: stdin
+// and stdout are its multilang protocol, stderr its log.
+func lambdaStormComponent(name string, args []string) int {
+	t := newLambdaTaskFlags(name, os.Stderr)
+	api := t.fs.String("api", "127.0.0.1:0", "the bolt's query API address")
+	cassandra := t.fs.String("cassandra", "", "the bolt's Cassandra addresses (HOST:9042,...) for the batch views")
+	cassandraRF := t.fs.Int("cassandra_rf", 1, "the replication factor of the batch views' keyspace")
+	spec, code, ok := t.parse(args, name == "storm-spout")
+	if !ok {
+		return code
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	var err error
+	if name == "storm-spout" {
+		err = stormspeed.RunSpout(stormspeed.SpoutConfig{Spec: spec, Brokers: strings.Split(*t.brokers, ","), WorkDir: *t.dir, Log: log}, os.Stdin, os.Stdout)
+	} else {
+		err = stormspeed.RunBolt(stormspeed.BoltConfig{Spec: spec, WorkDir: *t.dir, Addr: *api,
+			Cassandra: splitList(*cassandra), CassandraRF: *cassandraRF, Log: log}, os.Stdin, os.Stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "agora lambda %s: %v\n", name, err)
+		return 1
+	}
+	return 0
+}
+
+// speedVerb runs the speed-layer task as the Storm topology when the spec
+// says layers.speed: storm.
+func speedVerb(spec *plan.Spec) map[string]string {
+	if spec.Layers.Speed == "storm" {
+		return map[string]string{framework.Speed: "storm-speed"}
+	}
+	return nil
+}
+
+// boltAddr is where queries go when the speed layer's topology runs on
+// agora's Storm framework: its bolt's address, which the bolt writes to
+// the work directory (nil otherwise: the speed task's).
+func boltAddr(stormFramework bool, dir string) func() string {
+	if !stormFramework {
+		return nil
+	}
+	return func() string {
+		b, _ := os.ReadFile(stormspeed.AddrFile(dir))
+		return strings.TrimSpace(string(b))
+	}
 }

@@ -21,6 +21,7 @@ import (
 	hconf "github.com/agora-cluster/agora/hadoop/conf"
 	hframework "github.com/agora-cluster/agora/hadoop/framework"
 	"github.com/agora-cluster/agora/lambda/framework"
+	"github.com/agora-cluster/agora/lambda/ingest"
 	"github.com/agora-cluster/agora/lambda/pipeline"
 	"github.com/agora-cluster/agora/lambda/plan"
 	"github.com/agora-cluster/agora/lambda/view"
@@ -187,6 +188,47 @@ func TestLambdaLayersAsTasksSurviveKill9(t *testing.T) {
 		return task(st, framework.Speed).Launches > launches && caughtUp(sent)(st)
 	})
 	check("batch and speed, after the second kill of the speed task")
+
+	// `agora lambda down`: up ends, the framework is torn down and its
+	// tasks are killed; the dataset stays, and a second down finds nothing.
+	var downOut, downErr strings.Builder
+	if code := lambdaDown([]string{"--api", api}, &downOut, &downErr); code != 0 || !strings.Contains(downOut.String(), "pipeline pageviews is down") {
+		t.Fatalf("lambda down: exit %d, %s %s", code, downOut.String(), downErr.String())
+	}
+	select {
+	case <-up.done:
+		if code := up.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("lambda up exited %d after lambda down: %s", code, up.out.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("lambda up still runs a minute after lambda down: %s", up.out.String())
+	}
+	waitShowing(t, time.Minute, func() string { return "layer tasks still running after lambda down: " + layerProcs() }, func() bool { return layerProcs() == "" })
+	if ds, err := ingest.DatasetStats(pipeline.DatasetDir(filepath.Join(dir, "work"))); err != nil || ds.Appended != sent {
+		t.Errorf("after lambda down the dataset holds %+v (%v); want the %d events sent", ds, err, sent)
+	}
+	downOut.Reset()
+	downErr.Reset()
+	if code := lambdaDown([]string{"--api", api}, &downOut, &downErr); code != 1 || !strings.Contains(downErr.String(), "nothing to stop") {
+		t.Errorf("lambda down with nothing running: exit %d, %q; want 1 and nothing to stop", code, downErr.String())
+	}
+}
+
+// layerProcs lists the running `agora lambda` task processes of this
+// test's binary ("" when none).
+func layerProcs() string {
+	var found []string
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "cmdline"))
+		if err != nil || !strings.HasPrefix(string(b), agoraBin+"\x00lambda\x00") {
+			continue
+		}
+		if args := strings.Split(string(b), "\x00"); len(args) > 2 && args[2] != "up" {
+			found = append(found, filepath.Base(d)+" "+args[2])
+		}
+	}
+	return strings.Join(found, ", ")
 }
 
 // killLayer sends SIGKILL to the running `agora lambda LAYER` task process

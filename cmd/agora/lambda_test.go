@@ -7,13 +7,21 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/agora-cluster/agora/cassandra/cassandratest"
+	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/kafka/kafkatest"
+	"github.com/agora-cluster/agora/lambda/bench"
+	"github.com/agora-cluster/agora/lambda/framework"
+	"github.com/agora-cluster/agora/lambda/ingest"
 	"github.com/agora-cluster/agora/lambda/pipeline"
 	"github.com/agora-cluster/agora/lambda/plan"
 	"github.com/agora-cluster/agora/lambda/serve"
@@ -23,15 +31,17 @@ import (
 const pageviewsSpec = "../../examples/lambda-pageviews/pipeline.yaml"
 
 // lambdaUpInBackground runs `agora lambda up` until the test ends and
-// returns the brokers and query API it printed.
-func lambdaUpInBackground(t *testing.T, dir string) (brokers, api string, stop func() int) {
+// returns the brokers and query API it printed, a stop that interrupts it
+// and returns its exit code, and its exit code when it ends by itself.
+func lambdaUpInBackground(t *testing.T, dir string, extra ...string) (brokers, api string, stop func() int, exited <-chan int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	var stderr strings.Builder
 	go func() {
-		code := lambdaUp(ctx, []string{pageviewsSpec, "--work_dir", dir, "--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0", "--batch_period", "1h"}, pw, &stderr)
+		args := append([]string{pageviewsSpec, "--work_dir", dir, "--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0", "--batch_period", "1h"}, extra...)
+		code := lambdaUp(ctx, args, pw, &stderr)
 		pw.Close()
 		done <- code
 	}()
@@ -52,6 +62,8 @@ func lambdaUpInBackground(t *testing.T, dir string) (brokers, api string, stop f
 		t.Fatalf("lambda up printed no addresses; exit %d: %s", <-done, stderr.String())
 	}
 	var stopped bool
+	exitc := make(chan int, 1)
+	go func() { code := <-done; exitc <- code; close(exitc) }()
 	stop = func() int {
 		if stopped {
 			return 0
@@ -59,7 +71,7 @@ func lambdaUpInBackground(t *testing.T, dir string) (brokers, api string, stop f
 		stopped = true
 		cancel()
 		select {
-		case code := <-done:
+		case code := <-exitc:
 			return code
 		case <-time.After(time.Minute):
 			t.Fatal("lambda up did not stop within a minute of its interrupt")
@@ -67,7 +79,7 @@ func lambdaUpInBackground(t *testing.T, dir string) (brokers, api string, stop f
 		}
 	}
 	t.Cleanup(func() { stop() })
-	return brokers, api, stop
+	return brokers, api, stop, exitc
 }
 
 // `agora lambda up` on the embedded broker: events sent with `agora
@@ -84,13 +96,19 @@ func TestLambdaUpSendQuery(t *testing.T) {
 		t.Fatalf("up with a bad spec: exit %d, %q", code, stderr)
 	}
 
+	// A Cassandra that does not answer ends up with an error naming it.
+	code, _, stderr := runLambdaCmd(t, "up", pageviewsSpec, "--work_dir", t.TempDir(), "--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0", "--cassandra", "127.0.0.1:1")
+	if code != 1 || !strings.Contains(stderr, "Cassandra at [127.0.0.1:1]") {
+		t.Fatalf("up with an unreachable Cassandra: exit %d, %q", code, stderr)
+	}
+
 	data, _ := os.ReadFile(pageviewsSpec)
 	spec, err := plan.Parse(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	brokers, api, stop := lambdaUpInBackground(t, dir)
+	brokers, api, stop, _ := lambdaUpInBackground(t, dir)
 
 	r := rand.New(rand.NewPCG(5, 6))
 	var lines []string
@@ -149,9 +167,167 @@ func TestLambdaUpSendQuery(t *testing.T) {
 	// Up again on the same work_dir: the dataset and the broker's log are
 	// kept, the batch view is recomputed at start, and the speed layer
 	// reads on from its watermark.
-	_, api, _ = lambdaUpInBackground(t, dir)
+	_, api, _, exited := lambdaUpInBackground(t, dir)
 	waitFor("the restarted speed layer caught up", func(st pipeline.Status) bool { return speedTotal(st) == 2002 })
 	check("after a restart")
+
+	// `agora lambda down` ends up (exit 0) and keeps the data; a second
+	// down finds nothing to stop.
+	code, out, stderr := runLambdaCmd(t, "down", "--api", api)
+	if code != 0 || !strings.Contains(out, "pipeline pageviews is down; its data stays in "+dir) {
+		t.Fatalf("lambda down: exit %d, %s %s", code, out, stderr)
+	}
+	select {
+	case code := <-exited:
+		if code != 0 {
+			t.Fatalf("lambda up exited %d after lambda down", code)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("lambda up still runs a minute after lambda down")
+	}
+	if ds, err := ingest.DatasetStats(filepath.Join(dir, "dataset")); err != nil || ds.Appended != 2000 {
+		t.Errorf("after lambda down the dataset holds %+v (%v); want the 2000 events", ds, err)
+	}
+	if code, _, stderr := runLambdaCmd(t, "down", "--api", api); code != 1 || !strings.Contains(stderr, "no pipeline is running with its query API at "+api+": nothing to stop") {
+		t.Errorf("lambda down with nothing running: exit %d, %q", code, stderr)
+	}
+}
+
+// The same page-view file on the real engines: `agora lambda up --kafka
+// --cassandra` against a real Kafka broker and a real Cassandra node
+// answers every query exactly before the first batch run, after it (the
+// batch view read from Cassandra), and across the boundary; `down` ends
+// it. A spec whose serving layer is cassandra needs --cassandra. Then
+// `agora bench lambda` measures the same engines, and `up --master` runs
+// the layers as tasks of an agora cluster on them, exact as well.
+func TestLambdaUpOnKafkaAndCassandra(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Kafka's and Cassandra's JVMs; not in -short")
+	}
+	cspec := filepath.Join(t.TempDir(), "pipeline.yaml")
+	data, _ := os.ReadFile(pageviewsSpec)
+	os.WriteFile(cspec, []byte(strings.Replace(string(data), "serving: embedded", "serving: cassandra", 1)), 0o644)
+	if code, _, stderr := runLambdaCmd(t, "up", cspec); code != 2 || !strings.Contains(stderr, "layers.serving is cassandra: give the ring's addresses with --cassandra") {
+		t.Fatalf("up of a cassandra-served spec without --cassandra: exit %d, %q", code, stderr)
+	}
+
+	kb := kafkatest.Start(t)
+	cn := cassandratest.StartNode(t, cassandratest.Home(t), "127.0.0.18", 512)
+	spec, err := plan.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	brokers, api, _, exited := lambdaUpInBackground(t, dir, "--kafka", kb.Bootstrap, "--cassandra", cn.Addr)
+	if brokers != kb.Bootstrap {
+		t.Fatalf("up sends events to %s, not to the Kafka broker %s", brokers, kb.Bootstrap)
+	}
+	r := rand.New(rand.NewPCG(9, 10))
+	truth := view.Table{}
+	send := func(n int) {
+		t.Helper()
+		lines := make([]string, n)
+		for i := range lines {
+			lines[i] = fmt.Sprintf(`{"ts":%d,"url":"/p%d","user":"u%d","bytes":%d}`,
+				time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC).UnixMilli()+r.Int64N(5*3600e3), r.IntN(3), r.IntN(30), r.IntN(4000))
+			ev, _ := spec.ParseEvent([]byte(lines[i]))
+			truth.Apply(spec, ev)
+		}
+		if code := lambdaSend([]string{"--brokers", brokers, "--topic", "pageviews"}, strings.NewReader(strings.Join(lines, "\n")), io.Discard, io.Discard); code != 0 {
+			t.Fatalf("lambda send: exit %d", code)
+		}
+	}
+	caughtUp := func(n int64) {
+		t.Helper()
+		var st pipeline.Status
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			code, out, _ := runLambdaCmd(t, "status", "--api", api, "--json")
+			st = pipeline.Status{}
+			if code == 0 && json.Unmarshal([]byte(out), &st) == nil && st.Ingest.Appended == n && st.SpeedNext[0]+st.SpeedNext[1] == n {
+				return
+			}
+		}
+		t.Fatalf("the pipeline did not catch up with %d events in 2 minutes: %+v", n, st)
+	}
+	check := func(stage string) { t.Helper(); checkLambdaAnswers(t, api, spec, truth, stage) }
+
+	send(2500)
+	caughtUp(2500)
+	check("speed layer only")
+	if code, out, stderr := runLambdaCmd(t, "batch", "--api", api); code != 0 || !strings.Contains(out, "batch view recomputed") {
+		t.Fatalf("lambda batch: exit %d, %s %s", code, out, stderr)
+	}
+	var st pipeline.Status
+	if code, out, _ := runLambdaCmd(t, "status", "--api", api, "--json"); code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.BatchWatermark[0]+st.BatchWatermark[1] < 1024 {
+		t.Fatalf("the batch run covered too little: %s", out)
+	}
+	check("batch view from Cassandra and speed")
+	send(1200)
+	caughtUp(3700)
+	check("across the boundary")
+	if code, out, stderr := runLambdaCmd(t, "batch", "--api", api); code != 0 || !strings.Contains(out, "batch view recomputed") {
+		t.Fatalf("second lambda batch: exit %d, %s %s", code, out, stderr)
+	}
+	check("a second batch view from Cassandra")
+	if code, out, stderr := runLambdaCmd(t, "down", "--api", api); code != 0 || !strings.Contains(out, "pipeline pageviews is down") {
+		t.Fatalf("lambda down: exit %d, %s %s", code, out, stderr)
+	}
+	select {
+	case code := <-exited:
+		if code != 0 {
+			t.Fatalf("lambda up exited %d after lambda down", code)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("lambda up still runs a minute after lambda down")
+	}
+
+	// `agora bench lambda` on the same Kafka broker and Cassandra node
+	// (one ring for the test binary): exact, its numbers logged for
+	// benchmarks/RESULTS.md.
+	var out, berr strings.Builder
+	code := benchLambda(context.Background(), []string{"--kafka", kb.Bootstrap, "--cassandra", cn.Addr, "--events", "20000", "--probes", "50", "--queries", "200",
+		"--json", "--work_dir", t.TempDir(), "--timeout", "5m"}, &out, &berr)
+	var res bench.Result
+	if code != 0 || json.Unmarshal([]byte(out.String()), &res) != nil {
+		t.Fatalf("bench lambda --kafka --cassandra: exit %d\n%s\n%s", code, out.String(), berr.String())
+	}
+	if res.Broker != kb.Bootstrap || res.Serving != cn.Addr || res.Ingested != 20000 || !res.Exact || res.BatchRows == 0 {
+		t.Errorf("bench result: %+v", res)
+	}
+	t.Logf("real Kafka and Cassandra: %s", out.String())
+
+	// The layers as tasks of an agora cluster on the same engines: the
+	// speed task keeps the batch views in Cassandra and answers from it.
+	c := clustertest.Start(t, clustertest.Options{})
+	work := filepath.Join(t.TempDir(), "work")
+	up := start(t, "lambda", "up", pageviewsSpec, "--master", c.MasterAddr, "--work_dir", work, "--kafka", kb.Bootstrap,
+		"--cassandra", cn.Addr, "--api", "127.0.0.1:0", "--batch_period", "1h")
+	queryRE := regexp.MustCompile(`query:\s+http://(\S+)/v1/query`)
+	waitShowing(t, time.Minute, func() string { return "no query address printed by lambda up --master: " + up.out.String() }, func() bool {
+		m := queryRE.FindStringSubmatch(up.out.String())
+		if m != nil {
+			api = m[1]
+		}
+		return m != nil
+	})
+	// The topic holds the 3,700 events sent above: the tasks start from
+	// an empty dataset and catch up with all of them.
+	var fst framework.Status
+	waitShowing(t, 2*time.Minute, func() string {
+		return fmt.Sprintf("tasks not caught up with 3700 events: %+v\n%s", fst, up.out.String())
+	}, func() bool {
+		fst = framework.Status{}
+		lambdaCall(http.MethodGet, api, "/v1/status", &fst)
+		return fst.Ingest.Appended == 3700 && fst.SpeedNext[0]+fst.SpeedNext[1] == 3700
+	})
+	check("tasks, speed layer only")
+	if code, out, stderr := runLambdaCmd(t, "batch", "--api", api); code != 0 || !strings.Contains(out, "batch view recomputed") {
+		t.Fatalf("lambda batch on tasks: exit %d, %s %s", code, out, stderr)
+	}
+	check("tasks, batch view from Cassandra and speed")
+	if code, out, stderr := runLambdaCmd(t, "down", "--api", api); code != 0 || !strings.Contains(out, "pipeline pageviews is down") {
+		t.Fatalf("lambda down of the tasks: exit %d, %s %s", code, out, stderr)
+	}
 }
 
 // checkLambdaAnswers asks every view of spec for two pages (the keyless
@@ -206,6 +382,8 @@ func runLambdaCmd(t *testing.T, args ...string) (int, string, string) {
 		code = lambdaQuery(args[1:], &out, &errb)
 	case "batch":
 		code = lambdaBatch(args[1:], &out, &errb)
+	case "down":
+		code = lambdaDown(args[1:], &out, &errb)
 	default:
 		t.Fatalf("no lambda command %s", args[0])
 	}

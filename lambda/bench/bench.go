@@ -14,6 +14,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -24,6 +26,7 @@ import (
 	"github.com/agora-cluster/agora/lambda/pipeline"
 	"github.com/agora-cluster/agora/lambda/plan"
 	"github.com/agora-cluster/agora/lambda/serve"
+	"github.com/agora-cluster/agora/lambda/stormspeed"
 	"github.com/agora-cluster/agora/lambda/view"
 )
 
@@ -33,10 +36,18 @@ type Config struct {
 	// Brokers are real Kafka brokers (none: the embedded one). Each run
 	// uses a topic of its own there, TOPIC-<unix seconds>.
 	Brokers []string
-	Events  int // page views sent for the ingest rate
-	Probes  int // events sent one at a time for freshness
-	Queries int // queries timed
-	Log     io.Writer
+	// Cassandra are the native-transport addresses of a Cassandra ring to
+	// keep the batch views in (none: in memory).
+	Cassandra []string
+	// StormExe, when set, is the agora binary that runs the speed layer
+	// as a Storm topology on the native runtime (lambda/stormspeed)
+	// beside the pipeline: events/s, freshness, the queries and the
+	// exactness are then the topology's (its bolt's, from offset 0).
+	StormExe string
+	Events   int // page views sent for the ingest rate
+	Probes   int // events sent one at a time for freshness
+	Queries  int // queries timed
+	Log      io.Writer
 }
 
 // Result is what a run measured.
@@ -55,7 +66,9 @@ type Result struct {
 	QueryP50ms     float64 `json:"query_p50_ms"`
 	QueryP99ms     float64 `json:"query_p99_ms"`
 	Exact          bool    `json:"exact"`
-	Broker         string  `json:"broker"` // "embedded" or the Kafka brokers
+	Broker         string  `json:"broker"`  // "embedded" or the Kafka brokers
+	Serving        string  `json:"serving"` // "embedded" or the Cassandra nodes
+	Speed          string  `json:"speed"`   // "native" or "storm"
 
 }
 
@@ -80,7 +93,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		spec.Input.DeadLetterTopic = spec.Input.Topic + "-dead"
 	}
 	p, err := pipeline.Start(pipeline.Config{Spec: spec, Dir: cfg.Dir, Brokers: cfg.Brokers, BatchPeriod: 24 * time.Hour,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Cassandra: cfg.Cassandra, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return nil, err
 	}
@@ -88,15 +101,51 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	done := make(chan error, 1)
 	go func() { done <- p.Run(runCtx) }()
 	defer func() { stop(); <-done }()
+	// Where queries go, and how far the speed layer is.
+	api := func() string { return p.Query }
+	speedAt := func() int64 { return total(p.Status().SpeedNext) }
+	if cfg.StormExe != "" {
+		sdir := filepath.Join(cfg.Dir, "storm")
+		specPath := filepath.Join(cfg.Dir, "storm-pipeline.yaml")
+		text := strings.Replace(string(pageviews.Spec), "topic: pageviews", "topic: "+spec.Input.Topic, 1)
+		if err := os.WriteFile(specPath, []byte(text), 0o644); err != nil {
+			return nil, err
+		}
+		// The topology's and its components' logs go with the bench's.
+		stormLog := io.Discard
+		if cfg.Log != nil {
+			stormLog = cfg.Log
+		}
+		serr := make(chan error, 1)
+		go func() {
+			serr <- stormspeed.Run(runCtx, stormspeed.Config{Spec: spec, SpecPath: specPath, Brokers: p.Brokers, WorkDir: sdir, Exe: cfg.StormExe,
+				Stderr: stormLog, Log: slog.New(slog.NewTextHandler(stormLog, nil))})
+		}()
+		defer func() { stop(); <-serr }()
+		api = func() string { b, _ := os.ReadFile(stormspeed.AddrFile(sdir)); return string(b) }
+		speedAt = func() int64 {
+			var st pipeline.Status
+			if a := api(); a != "" {
+				getJSON(ctx, a, "/v1/status", &st)
+			}
+			return total(st.SpeedNext)
+		}
+	}
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(p.Brokers...), kgo.DefaultProduceTopic(spec.Input.Topic), kgo.ProducerLinger(time.Millisecond))
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
-	res := &Result{Events: cfg.Events, Probes: cfg.Probes, Queries: cfg.Queries, Broker: "embedded"}
+	res := &Result{Events: cfg.Events, Probes: cfg.Probes, Queries: cfg.Queries, Broker: "embedded", Serving: "embedded", Speed: "native"}
+	if cfg.StormExe != "" {
+		res.Speed = "storm"
+	}
 	if len(cfg.Brokers) > 0 {
 		res.Broker = strings.Join(cfg.Brokers, ",")
+	}
+	if len(cfg.Cassandra) > 0 {
+		res.Serving = strings.Join(cfg.Cassandra, ",")
 	}
 	truth := view.Table{}
 
@@ -118,7 +167,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return nil, fmt.Errorf("bench: sending: %w", err)
 	}
-	if err := waitFor(ctx, func() bool { return caughtUp(p.Status(), int64(cfg.Events)) }); err != nil {
+	if err := waitFor(ctx, func() bool { return caughtUp(p.Status(), int64(cfg.Events)) && speedAt() >= int64(cfg.Events) }); err != nil {
 		return nil, fmt.Errorf("bench: ingest of %d events: %w (status %+v)", cfg.Events, err, p.Status())
 	}
 	took := time.Since(start)
@@ -139,7 +188,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, fmt.Errorf("bench: sending probe %d: %w", i, err)
 		}
 		err := waitFor(ctx, func() bool {
-			a, err := query(ctx, p.Query, "views", page)
+			a, err := query(ctx, api(), "views", page)
 			return err == nil && sum(a) == 1
 		})
 		if err != nil {
@@ -166,7 +215,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var qs []time.Duration
 	for i := 0; i < cfg.Queries; i++ {
 		start := time.Now()
-		if _, err := query(ctx, p.Query, "views", fmt.Sprintf("/p%d", i%g.Pages)); err != nil {
+		if _, err := query(ctx, api(), "views", fmt.Sprintf("/p%d", i%g.Pages)); err != nil {
 			return nil, fmt.Errorf("bench: query %d: %w", i, err)
 		}
 		qs = append(qs, time.Since(start))
@@ -178,7 +227,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// events sent.
 	res.Exact = true
 	for _, k := range []struct{ view, key string }{{"total", ""}, {"views", "/p0"}, {"views", "/p7"}, {"visitors", "/p3"}, {"bytes", "/p5"}} {
-		a, err := query(ctx, p.Query, k.view, k.key)
+		a, err := query(ctx, api(), k.view, k.key)
 		if err != nil {
 			return nil, err
 		}
@@ -220,6 +269,28 @@ func waitFor(ctx context.Context, cond func() bool) error {
 }
 
 var client = &http.Client{Timeout: 30 * time.Second}
+
+func total(m map[int32]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// getJSON decodes GET http://api+path into out.
+func getJSON(ctx context.Context, api, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+api+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(out)
+}
 
 func query(ctx context.Context, api, viewName, key string) (*serve.Answer, error) {
 	q := url.Values{"view": {viewName}}

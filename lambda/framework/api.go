@@ -18,13 +18,20 @@ import (
 // API is the pipeline's query API in front of its tasks: /v1/query goes
 // to the speed task (which holds both views), /v1/status is the speed
 // task's with the tasks and the batch runs added, and POST /v1/batch runs
-// a batch job and answers once the speed task serves its view.
+// a batch job and answers once the speed task serves its view. POST
+// /v1/down ends `up`.
 type API struct {
 	F *Framework
 	// Dir is the work directory (the batch view's file is read from it).
 	Dir string
 	// Status fills in what only `up` knows (brokers, the batch period).
 	Status func(*pipeline.Status)
+	// Down ends `up`, which tears the framework down and so kills the
+	// layers' tasks (POST /v1/down).
+	Down func()
+	// SpeedAddr, when set, is where the query API runs instead of the
+	// speed task (the bolt of a topology on agora's Storm framework).
+	SpeedAddr func() string
 
 	client http.Client
 	mu     sync.Mutex
@@ -42,11 +49,21 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("/v1/query", a.query)
 	mux.HandleFunc("/v1/status", a.status)
 	mux.HandleFunc("/v1/batch", a.batch)
+	mux.Handle("/v1/down", pipeline.DownHandler(a.F.cfg.Name, a.Dir, a.Down))
 	return mux
 }
 
+// speedAddr is where the query API over both views runs ("" while
+// nothing serves it).
+func (a *API) speedAddr() string {
+	if a.SpeedAddr != nil {
+		return a.SpeedAddr()
+	}
+	return a.F.SpeedAddr()
+}
+
 func (a *API) speed(w http.ResponseWriter) (string, bool) {
-	addr := a.F.SpeedAddr()
+	addr := a.speedAddr()
 	if addr == "" {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the speed-layer task is not running yet (see /v1/status); try again"})
 		return "", false
@@ -97,7 +114,7 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := Status{Tasks: a.F.Tasks()}
-	if addr := a.F.SpeedAddr(); addr != "" {
+	if addr := a.speedAddr(); addr != "" {
 		s, err := a.speedStatus(r.Context(), addr)
 		if err != nil {
 			writeJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
@@ -148,7 +165,7 @@ func (a *API) awaitServed(ctx context.Context) (*batchView, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	for {
-		if addr := a.F.SpeedAddr(); addr != "" {
+		if addr := a.speedAddr(); addr != "" {
 			if st, err := a.speedStatus(ctx, addr); err == nil && covers(st.BatchWatermark, b.Watermark) {
 				return &batchView{b.Watermark, len(b.Rows)}, nil
 			}

@@ -42,7 +42,10 @@ type Config struct {
 	Name string
 	// Command runs a layer: Command + [layer] + Args[layer].
 	Command []string
-	Args    map[string][]string
+	// Verbs replace a layer's name in its command (the speed layer as a
+	// Storm topology is `storm-speed`).
+	Verbs map[string]string
+	Args  map[string][]string
 	// CPUs and Mem are each task's resources (default 0.5 and 256 MB).
 	CPUs, Mem float64
 	// Restart spaces the launches of one layer after a failure (default 1s).
@@ -316,7 +319,11 @@ func (f *Framework) offers(ctx context.Context, os []mesos.Offer) {
 			s.launches++
 			s.taskID = fmt.Sprintf("%s-%s-%d-%d", f.cfg.Name, l, now.UnixMilli(), s.launches)
 			s.agentID, s.live, s.running, s.state = o.AgentID.Value, true, false, mesos.TASK_STAGING
-			args := append([]string{l}, f.cfg.Args[l]...)
+			verb := l
+			if v := f.cfg.Verbs[l]; v != "" {
+				verb = v
+			}
+			args := append([]string{verb}, f.cfg.Args[l]...)
 			if l == Speed {
 				port := firstPort(rs)
 				s.addr = net.JoinHostPort(o.Hostname, strconv.Itoa(int(port)))

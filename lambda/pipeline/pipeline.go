@@ -2,8 +2,8 @@
 // `agora lambda up` starts: the broker (an in-process Kafka-compatible
 // one, franz-go's kfake, unless real brokers are given), the ingester that
 // appends the master dataset, the speed layer, the batch layer on its
-// period, and the query API, with /v1/status and POST /v1/batch beside
-// /v1/query.
+// period, and the query API, with /v1/status, POST /v1/batch and POST
+// /v1/down (which ends Run, keeping the data) beside /v1/query.
 //
 // The layers run here as goroutines. tasks.go runs each of them as a
 // process of its own, which lambda/framework launches as agora tasks.
@@ -29,6 +29,7 @@ import (
 	"github.com/agora-cluster/agora/lambda/plan"
 	"github.com/agora-cluster/agora/lambda/serve"
 	"github.com/agora-cluster/agora/lambda/speed"
+	"github.com/agora-cluster/agora/lambda/store"
 	"github.com/agora-cluster/agora/lambda/view"
 )
 
@@ -46,6 +47,12 @@ type Config struct {
 	QueryAddr string
 	// BatchPeriod overrides the spec's batch period (0: the spec's).
 	BatchPeriod time.Duration
+	// Cassandra are native-transport addresses (HOST:PORT) of a Cassandra
+	// ring that keeps the batch views (layers.serving: cassandra); none
+	// keeps them in memory. CassandraRF is their replication factor
+	// (default 1).
+	Cassandra   []string
+	CassandraRF int
 	Log         *slog.Logger
 }
 
@@ -59,10 +66,13 @@ type Pipeline struct {
 	in     *ingest.Ingester
 	sp     *speed.Layer
 	srv    *serve.Server
+	store  *store.Cassandra
 	ln     net.Listener
 	hs     *http.Server
 	batch  sync.Mutex // one batch run at a time
 	closed sync.Once
+	down   chan struct{} // closed by POST /v1/down
+	downed sync.Once
 	status struct {
 		sync.Mutex
 		lastBatch time.Time
@@ -82,7 +92,7 @@ func Start(cfg Config) (*Pipeline, error) {
 	if cfg.QueryAddr == "" {
 		cfg.QueryAddr = "127.0.0.1:0"
 	}
-	p := &Pipeline{cfg: cfg, Brokers: cfg.Brokers}
+	p := &Pipeline{cfg: cfg, Brokers: cfg.Brokers, down: make(chan struct{})}
 	dataset := filepath.Join(cfg.Dir, "dataset")
 	if err := os.MkdirAll(dataset, 0o755); err != nil {
 		return nil, fmt.Errorf("lambda: %w", err)
@@ -121,8 +131,21 @@ func Start(cfg Config) (*Pipeline, error) {
 	if p.sp, err = speed.New(cfg.Spec, p.Brokers, b.Watermark); err != nil {
 		return nil, err
 	}
-	p.srv = serve.New(cfg.Spec, p.sp)
-	p.srv.SetBatch(b)
+	if len(cfg.Cassandra) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		st, err := store.Open(ctx, cfg.Cassandra, cfg.Spec.Name, max(cfg.CassandraRF, 1))
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		p.store = st
+		p.srv = serve.NewStored(cfg.Spec, p.sp, st)
+	} else {
+		p.srv = serve.New(cfg.Spec, p.sp)
+	}
+	if err := p.srv.SetBatch(b); err != nil {
+		return nil, err
+	}
 	if p.ln, err = net.Listen("tcp", cfg.QueryAddr); err != nil {
 		return nil, fmt.Errorf("lambda: the query API on %s: %w", cfg.QueryAddr, err)
 	}
@@ -131,6 +154,7 @@ func Start(cfg Config) (*Pipeline, error) {
 	mux.Handle("/v1/query", p.srv)
 	mux.HandleFunc("/v1/status", p.serveStatus)
 	mux.HandleFunc("/v1/batch", p.serveBatch)
+	mux.Handle("/v1/down", DownHandler(cfg.Spec.Name, cfg.Dir, func() { p.downed.Do(func() { close(p.down) }) }))
 	p.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	ok = true
 	return p, nil
@@ -152,7 +176,7 @@ func StartBroker(dir, addr string) (*kfake.Cluster, error) {
 	return c, nil
 }
 
-// Run serves until ctx ends, then stops every part.
+// Run serves until ctx ends or POST /v1/down, then stops every part.
 func (p *Pipeline) Run(ctx context.Context) error {
 	defer p.Close()
 	errc := make(chan error, 3)
@@ -168,6 +192,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-p.down:
+			p.cfg.Log.Info("pipeline down on request; its data stays", "work_dir", p.cfg.Dir)
 			return nil
 		case err := <-errc:
 			if ctx.Err() != nil {
@@ -198,7 +225,12 @@ func (p *Pipeline) Batch() (*view.Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.srv.SetBatch(b)
+	if err := p.srv.SetBatch(b); err != nil {
+		p.status.Lock()
+		p.status.lastErr = err.Error()
+		p.status.Unlock()
+		return nil, err
+	}
 	p.cfg.Log.Info("batch view recomputed", "watermark", b.Watermark, "rows", len(b.Rows), "took", time.Since(start).Round(time.Millisecond))
 	return b, nil
 }
@@ -267,6 +299,33 @@ func (p *Pipeline) serveBatch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"batch_watermark": b.Watermark, "rows": len(b.Rows)})
 }
 
+// Down is what POST /v1/down answers: the pipeline that is stopping
+// and where its data stays.
+type Down struct {
+	Pipeline string `json:"pipeline"`
+	WorkDir  string `json:"work_dir"`
+}
+
+// DownHandler answers POST /v1/down with Down and then calls stop, which
+// ends `up` (and with it the layers, tasks included).
+func DownHandler(pipeline, dir string, stop func()) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "POST stops the pipeline"})
+			return
+		}
+		if abs, err := filepath.Abs(dir); err == nil {
+			dir = abs
+		}
+		writeJSON(w, http.StatusOK, Down{Pipeline: pipeline, WorkDir: dir})
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		stop()
+	})
+}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -292,5 +351,8 @@ func (p *Pipeline) close() {
 	}
 	if p.fake != nil {
 		p.fake.Close()
+	}
+	if p.store != nil {
+		p.store.Close()
 	}
 }

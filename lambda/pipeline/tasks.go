@@ -25,6 +25,7 @@ import (
 	"github.com/agora-cluster/agora/lambda/plan"
 	"github.com/agora-cluster/agora/lambda/serve"
 	"github.com/agora-cluster/agora/lambda/speed"
+	"github.com/agora-cluster/agora/lambda/store"
 	"github.com/agora-cluster/agora/lambda/view"
 )
 
@@ -135,7 +136,11 @@ type SpeedConfig struct {
 	Brokers []string
 	Dir     string // the work directory
 	Addr    string // the query API's address
-	Log     *slog.Logger
+	// Cassandra and CassandraRF are as in Config: where the batch views
+	// are kept and served from, if not in memory.
+	Cassandra   []string
+	CassandraRF int
+	Log         *slog.Logger
 }
 
 // RunSpeed runs the speed layer and the query API (/v1/query, /v1/status)
@@ -160,8 +165,20 @@ func RunSpeed(ctx context.Context, cfg SpeedConfig) error {
 	}
 	defer sp.Close()
 	s.sp, s.srv = sp, serve.New(cfg.Spec, sp)
+	if len(cfg.Cassandra) > 0 {
+		octx, cancel := context.WithTimeout(ctx, time.Minute)
+		st, err := store.Open(octx, cfg.Cassandra, cfg.Spec.Name, max(cfg.CassandraRF, 1))
+		cancel()
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		s.srv = serve.NewStored(cfg.Spec, sp, st)
+	}
 	if b != nil {
-		s.srv.SetBatch(b)
+		if err := s.srv.SetBatch(b); err != nil {
+			return err
+		}
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -252,7 +269,10 @@ func (s *speedTask) follow(ctx context.Context) error {
 			s.cfg.Log.Warn("a batch view older than the one served; kept the served one", "watermark", b.Watermark, "served", cur.Watermark)
 			continue
 		}
-		s.srv.SetBatch(b)
+		if err := s.srv.SetBatch(b); err != nil {
+			s.cfg.Log.Error("swapping in the batch view; the previous one stays", "err", err)
+			continue
+		}
 		s.cfg.Log.Info("batch view swapped in", "watermark", b.Watermark, "rows", len(b.Rows))
 	}
 }

@@ -84,7 +84,9 @@ type Batch struct {
 type Layers struct {
 	// Ingest: embedded (an in-process Kafka-compatible broker) or kafka.
 	Ingest string `yaml:"ingest"`
-	// Speed: native (agora's Storm runtime) or storm.
+	// Speed: native (agora's own speed layer, a Kafka consumer) or storm
+	// (a Storm topology, a Kafka spout and a counting bolt, on agora's
+	// native Storm runtime).
 	Speed string `yaml:"speed"`
 	// Batch: native (agora's Hadoop framework), hadoop or spark.
 	Batch string `yaml:"batch"`

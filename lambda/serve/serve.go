@@ -2,16 +2,22 @@
 // current batch view (swapped whole when a batch run ends) beside the
 // speed layer's realtime view, and answers queries over HTTP by merging
 // the two (GET /v1/query?view=V&key=K&from=T&to=T).
+//
+// The batch view is kept in memory (the embedded store) or, given a
+// Store, in Cassandra (lambda/store): each new view is written there as a
+// generation of its own, and queries read their rows from it.
 package serve
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/agora-cluster/agora/lambda/plan"
@@ -19,28 +25,99 @@ import (
 	"github.com/agora-cluster/agora/lambda/view"
 )
 
+// Store keeps batch views outside the process: Cassandra (lambda/store).
+type Store interface {
+	// Put writes a batch view as a new generation, which Rows reads but
+	// no query asks for until Swap.
+	Put(ctx context.Context, b *view.Batch) (gen int64, err error)
+	// Swap makes gen the current generation.
+	Swap(ctx context.Context, gen int64, watermark map[int32]int64) error
+	// DropOthers deletes every generation but gen.
+	DropOthers(ctx context.Context, gen int64) error
+	// Rows are generation gen's rows of a view for one key.
+	Rows(ctx context.Context, gen int64, view, key string) (view.Table, error)
+}
+
+// Speed is the speed layer's realtime view as the server reads it: a
+// speed.Layer, or the counting bolt of the speed layer on Storm.
+type Speed interface {
+	// Next is the next offset the view will apply, per partition.
+	Next() map[int32]int64
+	// Expire drops what a batch view with that watermark holds.
+	Expire(watermark map[int32]int64)
+	// Query answers a view for one key merged with batch.
+	Query(v plan.View, key string, from, to time.Time, batch *view.Batch) []view.Point
+}
+
+var _ Speed = (*speed.Layer)(nil)
+
 // Server answers one pipeline's queries.
 type Server struct {
 	spec  *plan.Spec
-	speed *speed.Layer
-	batch atomic.Pointer[view.Batch]
+	speed Speed
+	store Store
+
+	// A query holds mu shared from reading the batch view to reading the
+	// speed layer's, and a swap holds it alone from the new view to the
+	// speed layer's expiry: a query that read the old view never meets
+	// realtime segments expired for the new one.
+	mu    sync.RWMutex
+	batch *view.Batch // with a store, the watermark only
+	gen   int64       // the store's generation of batch
 }
 
 // New serves spec's views from the speed layer sp and, once SetBatch has
-// been called, the batch view.
-func New(spec *plan.Spec, sp *speed.Layer) *Server { return &Server{spec: spec, speed: sp} }
+// been called, the batch view, kept in memory.
+func New(spec *plan.Spec, sp Speed) *Server { return &Server{spec: spec, speed: sp} }
 
-// SetBatch swaps in a new batch view and has the speed layer drop what it
-// holds. Between the two a query merges the new batch view with realtime
-// segments at or above its watermark only, so the swap is atomic for
-// queries.
-func (s *Server) SetBatch(b *view.Batch) {
-	s.batch.Store(b)
-	s.speed.Expire(b.Watermark)
+// NewStored is New with the batch views kept in st.
+func NewStored(spec *plan.Spec, sp Speed, st Store) *Server {
+	return &Server{spec: spec, speed: sp, store: st}
 }
 
-// Batch is the current batch view (nil before the first run).
-func (s *Server) Batch() *view.Batch { return s.batch.Load() }
+// storeTimeout bounds a store's write of a whole batch view and a query's
+// read of its rows.
+const storeTimeout = 2 * time.Minute
+
+// SetBatch swaps in a new batch view and has the speed layer drop what it
+// holds, atomically for queries. With a store, the view is written to it
+// first; if that fails the previous view stays and nothing changes.
+func (s *Server) SetBatch(b *view.Batch) error {
+	if s.store == nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.batch = b
+		s.speed.Expire(b.Watermark)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	gen, err := s.store.Put(ctx, b)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if err := s.store.Swap(ctx, gen, b.Watermark); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	s.batch, s.gen = &view.Batch{Watermark: b.Watermark}, gen
+	s.speed.Expire(b.Watermark)
+	s.mu.Unlock()
+	// No query reads the older generations any more.
+	if err := s.store.DropOthers(ctx, gen); err != nil {
+		slog.Warn("dropping older batch views from the serving store; the next swap tries again", "err", err)
+	}
+	return nil
+}
+
+// Batch is the current batch view (nil before the first run); with a
+// store, its watermark only.
+func (s *Server) Batch() *view.Batch {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.batch
+}
 
 // Answer is a query's result.
 type Answer struct {
@@ -68,10 +145,21 @@ func (s *Server) Query(name string, key []string, from, to time.Time) (*Answer, 
 	if len(key) != len(v.Key) {
 		return nil, &Error{http.StatusBadRequest, fmt.Sprintf("view %q is keyed by [%s]: give %d key value(s), got %d", name, strings.Join(v.Key, ", "), len(v.Key), len(key))}
 	}
-	b := s.batch.Load()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	b := s.batch
 	a := &Answer{View: v.Name, Type: v.Type, Key: key, SpeedNext: s.speed.Next(), Points: []view.Point{}}
 	if b != nil {
 		a.BatchWatermark = b.Watermark
+	}
+	if b != nil && s.store != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		rows, err := s.store.Rows(ctx, s.gen, v.Name, view.KeyOf(key...))
+		if err != nil {
+			return nil, &Error{http.StatusBadGateway, "the serving store: " + err.Error()}
+		}
+		b = &view.Batch{Watermark: b.Watermark, Rows: rows}
 	}
 	if ps := s.speed.Query(v, view.KeyOf(key...), from, to, b); ps != nil {
 		a.Points = ps

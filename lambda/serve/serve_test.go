@@ -18,10 +18,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/agora-cluster/agora/cassandra/cassandratest"
 	"github.com/agora-cluster/agora/lambda/batch"
 	"github.com/agora-cluster/agora/lambda/ingest"
 	"github.com/agora-cluster/agora/lambda/plan"
 	"github.com/agora-cluster/agora/lambda/speed"
+	"github.com/agora-cluster/agora/lambda/store"
 	"github.com/agora-cluster/agora/lambda/view"
 )
 
@@ -31,6 +33,43 @@ import (
 // only, after a batch run, with events after the batch run (across the
 // boundary), and after the speed worker is replaced by a new one.
 func TestPipelineAnswersExactly(t *testing.T) {
+	answersExactly(t, func(spec *plan.Spec, sp *speed.Layer) *Server { return New(spec, sp) })
+}
+
+// The same with the batch views in a real Cassandra node
+// (layers.serving: cassandra): every answer exact at every stage, the
+// server holding no batch row in memory (each query reads them from
+// Cassandra), and each swap leaving one generation of the view there.
+func TestPipelineAnswersExactlyOnCassandra(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Cassandra's JVM; not in -short")
+	}
+	n := cassandratest.StartNode(t, cassandratest.Home(t), "127.0.0.17", 512)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := store.Open(ctx, []string{n.Addr}, "pageviews", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	srv := answersExactly(t, func(spec *plan.Spec, sp *speed.Layer) *Server { return NewStored(spec, sp, st) })
+	if b := srv.Batch(); b == nil || b.Rows != nil {
+		t.Errorf("with a store the server holds batch rows in memory: %+v", b)
+	}
+	gens, err := st.Generations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, wm, ok, err := st.Current(ctx)
+	if err != nil || !ok || !reflect.DeepEqual(wm, srv.Batch().Watermark) || !reflect.DeepEqual(gens, []int64{cur}) {
+		t.Errorf("Cassandra keeps generations %v, current %d (%v, %v) with watermark %v; want only the current one, watermark %v",
+			gens, cur, ok, err, wm, srv.Batch().Watermark)
+	}
+}
+
+// answersExactly runs the pipeline on a server newServer makes and
+// returns that server.
+func answersExactly(t *testing.T, newServer func(*plan.Spec, *speed.Layer) *Server) *Server {
 	data, err := os.ReadFile("../../examples/lambda-pageviews/pipeline.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +99,7 @@ func TestPipelineAnswersExactly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(spec, sp)
+	srv := newServer(spec, sp)
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
 
@@ -167,7 +206,9 @@ func TestPipelineAnswersExactly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv.SetBatch(b)
+		if err := srv.SetBatch(b); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	produce(3000)
@@ -195,6 +236,7 @@ func TestPipelineAnswersExactly(t *testing.T) {
 	produce(500)
 	catchUp()
 	check("after the speed worker was replaced")
+	return srv
 }
 
 // Bad queries get a clear error and the status that says so.
@@ -237,5 +279,126 @@ func TestBadQueries(t *testing.T) {
 		if err != nil || resp.StatusCode != tc.code || !strings.Contains(e.Error, tc.want) {
 			t.Errorf("%s: %d %q (%v); want %d and %q", tc.path, resp.StatusCode, e.Error, err, tc.code, tc.want)
 		}
+	}
+}
+
+// fakeStore keeps generations in memory; Put fails while failPut is set.
+type fakeStore struct {
+	gens    map[int64]*view.Batch
+	next    int64
+	failPut bool
+}
+
+func (f *fakeStore) Put(_ context.Context, b *view.Batch) (int64, error) {
+	if f.failPut {
+		return 0, fmt.Errorf("store: writing view views key %q: no node reachable", "/p0")
+	}
+	f.next++
+	f.gens[f.next] = b
+	return f.next, nil
+}
+
+func (f *fakeStore) Swap(context.Context, int64, map[int32]int64) error { return nil }
+
+func (f *fakeStore) DropOthers(_ context.Context, gen int64) error {
+	for g := range f.gens {
+		if g != gen {
+			delete(f.gens, g)
+		}
+	}
+	return nil
+}
+
+func (f *fakeStore) Rows(_ context.Context, gen int64, v, key string) (view.Table, error) {
+	out := view.Table{}
+	for r, a := range f.gens[gen].Rows {
+		if r.View == v && r.Key == key {
+			out[r] = a
+		}
+	}
+	return out, nil
+}
+
+// A batch view the store fails to write is refused with the store's
+// error, and nothing changes: the previous view is still the one served,
+// and the speed layer keeps the segments the new view would have
+// absorbed, so the answers stay exact.
+func TestStoreFailureKeepsThePreviousView(t *testing.T) {
+	data, _ := os.ReadFile("../../examples/lambda-pageviews/pipeline.yaml")
+	spec, err := plan.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := kfake.NewCluster(kfake.SeedTopics(2, spec.Input.Topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sp, err := speed.New(spec, c.ListenAddrs(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	st := &fakeStore{gens: map[int64]*view.Batch{}}
+	srv := NewStored(spec, sp, st)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(spec.Input.Topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	var recs []*kgo.Record
+	for i := 0; i < 2*view.Segment; i++ {
+		recs = append(recs, &kgo.Record{Value: []byte(fmt.Sprintf(`{"ts":%d,"url":"/p0","user":"u%d","bytes":1}`, int64(1796536800000)+int64(i), i%7))})
+	}
+	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for sp.Next()[0] < 2*view.Segment && ctx.Err() == nil {
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		sp.Poll(pctx)
+		pcancel()
+	}
+	views := func() float64 {
+		t.Helper()
+		a, err := srv.Query("views", []string{"/p0"}, time.Unix(0, 0), time.Unix(1<<40, 0))
+		if err != nil || len(a.Points) != 1 {
+			t.Fatalf("query: %+v, %v", a, err)
+		}
+		return a.Points[0].Value
+	}
+	if v := views(); v != 2*view.Segment {
+		t.Fatalf("before any batch view: %v views, want %d", v, 2*view.Segment)
+	}
+	// A first view of the first segment, then a second of both that the
+	// store fails to take.
+	first := &view.Batch{Watermark: map[int32]int64{0: view.Segment}, Rows: view.Table{}}
+	second := &view.Batch{Watermark: map[int32]int64{0: 2 * view.Segment}, Rows: view.Table{}}
+	for i, r := range recs {
+		ev, err := spec.ParseEvent(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i < view.Segment {
+			first.Rows.Apply(spec, ev)
+		}
+		second.Rows.Apply(spec, ev)
+	}
+	if err := srv.SetBatch(first); err != nil {
+		t.Fatal(err)
+	}
+	st.failPut = true
+	if err := srv.SetBatch(second); err == nil || !strings.Contains(err.Error(), "no node reachable") {
+		t.Fatalf("SetBatch with a failing store: %v; want the store's error", err)
+	}
+	if wm := srv.Batch().Watermark; wm[0] != view.Segment {
+		t.Errorf("after the failed swap the served watermark is %v, want the first view's", wm)
+	}
+	if v := views(); v != 2*view.Segment {
+		t.Errorf("after the failed swap: %v views, want %d", v, 2*view.Segment)
+	}
+	if len(st.gens) != 1 {
+		t.Errorf("the store keeps %d generations, want the first view's only", len(st.gens))
 	}
 }

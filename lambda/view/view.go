@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agora-cluster/agora/lambda/plan"
@@ -143,9 +144,33 @@ func fieldString(x any) string {
 }
 
 // Batch is a batch view: every event below Watermark (per partition).
+// It is not changed once queries read it.
 type Batch struct {
 	Watermark map[int32]int64
 	Rows      Table
+
+	// idx lists the buckets of each view and key (view Sep key), built
+	// by the first query, so that a query reads its own rows instead of
+	// walking the whole view.
+	idxOnce sync.Once
+	idx     map[string][]int64
+}
+
+// pick is the batch view's rows of view for key.
+func (b *Batch) pick(view, key string) Table {
+	b.idxOnce.Do(func() {
+		b.idx = make(map[string][]int64)
+		for r := range b.Rows {
+			k := r.View + Sep + r.Key
+			b.idx[k] = append(b.idx[k], r.Bucket)
+		}
+	})
+	out := Table{}
+	for _, bucket := range b.idx[view+Sep+key] {
+		r := Row{View: view, Key: key, Bucket: bucket}
+		out[r] = b.Rows[r]
+	}
+	return out
 }
 
 // Realtime is the speed layer's view, in segments per partition.
@@ -247,7 +272,7 @@ func Query(v plan.View, key string, from, to time.Time, batch *Batch, rt *Realti
 	rows := Table{}
 	if batch != nil {
 		wm = batch.Watermark
-		rows.Merge(pick(batch.Rows, v.Name, key))
+		rows.Merge(batch.pick(v.Name, key))
 	}
 	if rt != nil {
 		rows.Merge(rt.pickSince(wm, v.Name, key))
@@ -265,16 +290,6 @@ func Query(v plan.View, key string, from, to time.Time, batch *Batch, rt *Realti
 		}
 		a := rows[Row{View: v.Name, Key: key, Bucket: b}]
 		out = append(out, Point{Bucket: t, Value: a.Value(v.Type)})
-	}
-	return out
-}
-
-func pick(t Table, view, key string) Table {
-	out := Table{}
-	for r, a := range t {
-		if r.View == view && r.Key == key {
-			out[r] = a
-		}
 	}
 	return out
 }

@@ -153,3 +153,37 @@ func TestRowBuckets(t *testing.T) {
 		t.Fatalf("Align: %d %d %d", Align(2047), Align(1024), Align(5))
 	}
 }
+
+// A query of a large batch view (20,000 pages over 48 hours) reads its
+// own rows through the view's index, not the whole view.
+func BenchmarkQueryLargeBatch(b *testing.B) {
+	data, err := os.ReadFile("../../examples/lambda-pageviews/pipeline.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	spec, err := plan.Parse(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	start := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC).UnixMilli()
+	batch := &Batch{Watermark: map[int32]int64{0: 1 << 20}, Rows: Table{}}
+	for i := 0; i < 200000; i++ {
+		ev, err := spec.ParseEvent([]byte(fmt.Sprintf(`{"ts":%d,"url":"/p%d","user":"u%d","bytes":%d}`,
+			start+r.Int64N(48*3600e3), r.IntN(20000), r.IntN(100), r.IntN(2000))))
+		if err != nil {
+			b.Fatal(err)
+		}
+		batch.Rows.Apply(spec, ev)
+	}
+	v, _ := spec.View("views")
+	rt := NewRealtime()
+	from, to := time.Unix(0, 0), time.Unix(1<<40, 0)
+	Query(v, KeyOf("/p0"), from, to, batch, rt) // builds the index
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if ps := Query(v, KeyOf(fmt.Sprintf("/p%d", i%20000)), from, to, batch, rt); len(ps) == 0 {
+			b.Fatal("no rows for a page that has some")
+		}
+	}
+}

@@ -1,0 +1,252 @@
+// Package store keeps a lambda pipeline's batch views in Cassandra, the
+// serving store of the real-engine path (layers.serving: cassandra).
+//
+// Each batch view is written whole as a new generation, which queries do
+// not read until it is made current; the one before is then deleted.
+// Rows are partitioned by pipeline, generation, view and key, so that a
+// query reads one partition, its buckets in order. A generation's keys
+// are listed in a table of their own, so that dropping it deletes whole
+// partitions rather than scanning the view.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gocql/gocql"
+
+	"github.com/agora-cluster/agora/cassandra/cql"
+	"github.com/agora-cluster/agora/lambda/view"
+)
+
+// Keyspace holds every pipeline's tables.
+const Keyspace = "agora_lambda"
+
+// Cassandra is one pipeline's batch views in a Cassandra ring.
+type Cassandra struct {
+	s        *gocql.Session
+	pipeline string
+}
+
+// Open connects to the ring at addrs (HOST:PORT of native transport
+// each) and makes the keyspace (replication factor rf) and its tables if
+// they are missing.
+func Open(ctx context.Context, addrs []string, pipeline string, rf int) (*Cassandra, error) {
+	if rf < 1 {
+		return nil, fmt.Errorf("store: replication factor %d: at least 1", rf)
+	}
+	c, err := cql.Cluster(addrs, 20*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	c.Consistency = gocql.Quorum
+	s, err := c.CreateSession()
+	if err != nil {
+		return nil, fmt.Errorf("store: Cassandra at %v: %w", addrs, err)
+	}
+	for _, q := range []string{
+		fmt.Sprintf(`CREATE KEYSPACE IF NOT EXISTS %s WITH replication = {'class': 'SimpleStrategy', 'replication_factor': %d}`, Keyspace, rf),
+		`CREATE TABLE IF NOT EXISTS ` + Keyspace + `.batch_rows (pipeline text, generation bigint, view_name text, key text, bucket bigint,
+			count bigint, sum double, distinct_values set<text>, PRIMARY KEY ((pipeline, generation, view_name, key), bucket))`,
+		`CREATE TABLE IF NOT EXISTS ` + Keyspace + `.batch_keys (pipeline text, generation bigint, view_name text, key text,
+			PRIMARY KEY ((pipeline, generation), view_name, key))`,
+		`CREATE TABLE IF NOT EXISTS ` + Keyspace + `.batch_current (pipeline text PRIMARY KEY, generation bigint, watermark map<int, bigint>)`,
+	} {
+		if err := s.Query(q).WithContext(ctx).Exec(); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("store: %s: %w", q, err)
+		}
+	}
+	return &Cassandra{s: s, pipeline: pipeline}, nil
+}
+
+// Close ends the session.
+func (c *Cassandra) Close() { c.s.Close() }
+
+// Put writes b as a new generation, not read by queries until Swap.
+func (c *Cassandra) Put(ctx context.Context, b *view.Batch) (int64, error) {
+	gen := time.Now().UnixNano()
+	type part struct{ view, key string }
+	parts := map[part][]view.Row{}
+	for r := range b.Rows {
+		p := part{r.View, r.Key}
+		parts[p] = append(parts[p], r)
+	}
+	work := make(chan part)
+	errc := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				if err := c.putPartition(ctx, gen, p.view, p.key, parts[p], b.Rows); err != nil {
+					select {
+					case errc <- err:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	for p := range parts {
+		work <- p
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		c.drop(ctx, gen)
+		return 0, err
+	default:
+	}
+	return gen, nil
+}
+
+// putPartition writes one view's rows for one key, and lists the key.
+func (c *Cassandra) putPartition(ctx context.Context, gen int64, v, key string, rows []view.Row, t view.Table) error {
+	if err := c.s.Query(`INSERT INTO `+Keyspace+`.batch_keys (pipeline, generation, view_name, key) VALUES (?, ?, ?, ?)`,
+		c.pipeline, gen, v, key).WithContext(ctx).Exec(); err != nil {
+		return fmt.Errorf("store: listing view %s key %q: %w", v, key, err)
+	}
+	// One partition: an unlogged batch costs one round trip and one
+	// mutation on its replicas.
+	bt := c.s.NewBatch(gocql.UnloggedBatch).WithContext(ctx)
+	for _, r := range rows {
+		a := t[r]
+		var distinct []string
+		for d := range a.Distinct {
+			distinct = append(distinct, d)
+		}
+		bt.Query(`INSERT INTO `+Keyspace+`.batch_rows (pipeline, generation, view_name, key, bucket, count, sum, distinct_values) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.pipeline, gen, v, key, r.Bucket, a.Count, a.Sum, distinct)
+	}
+	if err := c.s.ExecuteBatch(bt); err != nil {
+		return fmt.Errorf("store: writing view %s key %q: %w", v, key, err)
+	}
+	return nil
+}
+
+// Swap makes gen, with its watermark, the current generation.
+func (c *Cassandra) Swap(ctx context.Context, gen int64, watermark map[int32]int64) error {
+	wm := make(map[int]int64, len(watermark))
+	for p, o := range watermark {
+		wm[int(p)] = o
+	}
+	if err := c.s.Query(`INSERT INTO `+Keyspace+`.batch_current (pipeline, generation, watermark) VALUES (?, ?, ?)`,
+		c.pipeline, gen, wm).WithContext(ctx).Exec(); err != nil {
+		return fmt.Errorf("store: making generation %d current: %w", gen, err)
+	}
+	return nil
+}
+
+// DropOthers deletes every generation but gen.
+func (c *Cassandra) DropOthers(ctx context.Context, gen int64) error {
+	olds, err := c.generations(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, old := range olds {
+		if old != gen {
+			errs = append(errs, c.drop(ctx, old))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Generations lists the generations kept, oldest first: the current one,
+// and one being written or not yet dropped.
+func (c *Cassandra) Generations(ctx context.Context) ([]int64, error) {
+	g, err := c.generations(ctx)
+	slices.Sort(g)
+	return g, err
+}
+
+// generations lists the generations that have keys written.
+func (c *Cassandra) generations(ctx context.Context) ([]int64, error) {
+	// batch_keys is small (a row per view and key of each generation
+	// kept), so a scan with a filter on the partition key's first column
+	// is cheap; PER PARTITION LIMIT 1 reads one row of each.
+	it := c.s.Query(`SELECT pipeline, generation FROM ` + Keyspace + `.batch_keys PER PARTITION LIMIT 1`).WithContext(ctx).Iter()
+	var gens []int64
+	var p string
+	var g int64
+	for it.Scan(&p, &g) {
+		if p == c.pipeline {
+			gens = append(gens, g)
+		}
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("store: listing generations: %w", err)
+	}
+	return gens, nil
+}
+
+// drop deletes generation gen's rows, then its key list.
+func (c *Cassandra) drop(ctx context.Context, gen int64) error {
+	it := c.s.Query(`SELECT view_name, key FROM `+Keyspace+`.batch_keys WHERE pipeline = ? AND generation = ?`, c.pipeline, gen).WithContext(ctx).Iter()
+	var v, k string
+	var errs []error
+	for it.Scan(&v, &k) {
+		if err := c.s.Query(`DELETE FROM `+Keyspace+`.batch_rows WHERE pipeline = ? AND generation = ? AND view_name = ? AND key = ?`,
+			c.pipeline, gen, v, k).WithContext(ctx).Exec(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, it.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("store: dropping generation %d: %w", gen, err)
+	}
+	if err := c.s.Query(`DELETE FROM `+Keyspace+`.batch_keys WHERE pipeline = ? AND generation = ?`, c.pipeline, gen).WithContext(ctx).Exec(); err != nil {
+		return fmt.Errorf("store: dropping generation %d: %w", gen, err)
+	}
+	return nil
+}
+
+// Current is the current generation and its watermark (ok false before
+// the first Swap).
+func (c *Cassandra) Current(ctx context.Context) (gen int64, watermark map[int32]int64, ok bool, err error) {
+	var wm map[int]int64
+	err = c.s.Query(`SELECT generation, watermark FROM `+Keyspace+`.batch_current WHERE pipeline = ?`, c.pipeline).WithContext(ctx).Scan(&gen, &wm)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return 0, nil, false, nil
+	}
+	if err != nil {
+		return 0, nil, false, fmt.Errorf("store: the current generation: %w", err)
+	}
+	watermark = make(map[int32]int64, len(wm))
+	for p, o := range wm {
+		watermark[int32(p)] = o
+	}
+	return gen, watermark, true, nil
+}
+
+// Rows reads generation gen's rows of view v for key.
+func (c *Cassandra) Rows(ctx context.Context, gen int64, v, key string) (view.Table, error) {
+	it := c.s.Query(`SELECT bucket, count, sum, distinct_values FROM `+Keyspace+`.batch_rows WHERE pipeline = ? AND generation = ? AND view_name = ? AND key = ?`,
+		c.pipeline, gen, v, key).WithContext(ctx).Iter()
+	t := view.Table{}
+	var bucket, count int64
+	var sum float64
+	var distinct []string
+	for it.Scan(&bucket, &count, &sum, &distinct) {
+		a := &view.Agg{Count: count, Sum: sum}
+		if len(distinct) > 0 {
+			a.Distinct = make(map[string]struct{}, len(distinct))
+			for _, d := range distinct {
+				a.Distinct[d] = struct{}{}
+			}
+		}
+		t[view.Row{View: v, Key: key, Bucket: bucket}] = a
+		distinct = nil
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("store: reading view %s key %q: %w", v, key, err)
+	}
+	return t, nil
+}
