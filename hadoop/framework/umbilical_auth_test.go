@@ -6,14 +6,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/hadoop/client"
+	"github.com/agora-cluster/agora/hadoop/framework"
 	"github.com/agora-cluster/agora/hadoop/job"
 	"github.com/agora-cluster/agora/hadoop/jobtracker"
 	"github.com/agora-cluster/agora/hadoop/umbilical"
@@ -146,4 +150,66 @@ func trackerToken(t *testing.T, pid int) string {
 		}
 	}
 	return ""
+}
+
+// TestAPIServesPlainHTTPWithDowngrade: with TLS and TLSDowngrade
+// (--ssl_support_downgrade) the framework's port answers both HTTPS and
+// plain HTTP, as the other services' do.
+func TestAPIServesPlainHTTPWithDowngrade(t *testing.T) {
+	files, err := tlsconf.GenerateCA(t.TempDir(), []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := tlsconf.Flags{CertFile: files.Cert, KeyFile: files.Key}
+	serverTLS, err := flags.Server()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientTLS, err := tlsconf.ClientConfig(files.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No master answers at port 1: the API serves while the framework
+	// keeps trying to subscribe.
+	fw, err := framework.New(framework.Config{Masters: []string{"127.0.0.1:1"}, Listener: ln, StateDir: t.TempDir(),
+		TLS: serverTLS, TLSDowngrade: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- fw.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Error("the framework did not stop within a minute of its context ending")
+		}
+	})
+	addr := ln.Addr().String()
+	httpsClient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: clientTLS}}
+	plainClient := &http.Client{Timeout: 10 * time.Second}
+	for _, c := range []struct {
+		url    string
+		client *http.Client
+	}{{"https://" + addr + "/api/v1/info", httpsClient}, {"http://" + addr + "/api/v1/info", plainClient}} {
+		var code int
+		waitFor(t, "GET "+c.url, func() bool {
+			resp, err := c.client.Get(c.url)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			code = resp.StatusCode
+			return true
+		})
+		if code != http.StatusOK {
+			t.Errorf("GET %s: %d, want 200", c.url, code)
+		}
+	}
 }
