@@ -379,7 +379,7 @@ func testSecureServiceCLI(t *testing.T, work, marathonPort, chronosPort, hadoopP
 	}
 	// A Hadoop job runs: its TaskTracker calls the framework's umbilical
 	// over HTTPS, trusting the CA it was given.
-	if _, stderr, code := runClient(t, "", "hadoop", "teragen", "1000", filepath.Join(work, "tera-in"), "--maps", "1", hadoop); code != 0 {
+	if _, stderr, code := runClient(t, "", "hadoop", "teragen", "1000", filepath.Join(work, "tera-in"), "--maps", "1", httpsHadoop); code != 0 {
 		t.Errorf("agora hadoop teragen on the secure framework: exit %d, %q", code, stderr)
 	}
 }
