@@ -22,6 +22,12 @@ import (
 // executorPath serves the executor binary (ServeExecutor).
 const executorPath = "/executor/"
 
+// executorURI is where the agents fetch the executor binary from, with
+// the framework's fetch token (the fetcher sends no credentials).
+func (f *Framework) executorURI() string {
+	return f.advertise + executorPath + filepath.Base(f.cfg.ExecutorBinary) + "?token=" + f.fetchToken
+}
+
 // Handler serves the REST API (package client), the umbilical (package
 // umbilical) and, with ServeExecutor, the executor binary.
 func (f *Framework) Handler() http.Handler {
@@ -39,7 +45,14 @@ func (f *Framework) Handler() http.Handler {
 	if f.cfg.ServeExecutor {
 		bin := f.cfg.ExecutorBinary
 		mux.HandleFunc("GET "+executorPath+filepath.Base(bin), func(w http.ResponseWriter, r *http.Request) {
-			http.ServeFile(w, r, bin)
+			switch token := r.URL.Query().Get("token"); {
+			case token == "":
+				http.Error(w, "the executor binary is for this framework's agents: its URI carries a token (?token=), this request none", http.StatusUnauthorized)
+			case subtle.ConstantTimeCompare([]byte(token), []byte(f.fetchToken)) != 1:
+				http.Error(w, "the executor binary is for this framework's agents: the token is not the framework's", http.StatusForbidden)
+			default:
+				http.ServeFile(w, r, bin)
+			}
 		})
 	}
 	return mux

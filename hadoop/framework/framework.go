@@ -94,11 +94,14 @@ type Framework struct {
 	sizing    Sizing
 	store     *Store
 	advertise string
-	role      string
-	events    chan any
-	rng       *rand.Rand
-	driver    *scheduler.Driver
-	state     FrameworkState
+	// fetchToken is in the executor binary's URI (ServeExecutor): the
+	// agents that were given the URI may fetch it, nobody else.
+	fetchToken string
+	role       string
+	events     chan any
+	rng        *rand.Rand
+	driver     *scheduler.Driver
+	state      FrameworkState
 
 	// Owned by the loop goroutine.
 	jobs       map[string]*jobRun // every job, by ID
@@ -170,6 +173,11 @@ func New(cfg Config) (*Framework, error) {
 	}
 	if f.role == "" {
 		f.role = "*"
+	}
+	if cfg.ServeExecutor {
+		if f.fetchToken, err = newToken(); err != nil {
+			return nil, err
+		}
 	}
 	f.advertise = cfg.Advertise
 	if f.advertise == "" {

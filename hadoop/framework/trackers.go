@@ -130,7 +130,7 @@ func (f *Framework) newTracker(agentID, host string, res []mesos.Resource, now t
 	cmd := mesos.CommandInfo{Shell: &shell, Environment: &mesos.Environment{Variables: env}}
 	if f.cfg.ServeExecutor {
 		exe, cache := true, true
-		cmd.URIs = []mesos.CommandInfo_URI{{Value: f.advertise + executorPath + filepath.Base(bin), Executable: &exe, Cache: &cache}}
+		cmd.URIs = []mesos.CommandInfo_URI{{Value: f.executorURI(), Executable: &exe, Cache: &cache}}
 		bin = "./" + filepath.Base(bin)
 	}
 	cmd.Value = &bin
