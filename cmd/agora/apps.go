@@ -92,6 +92,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) (pos []string, code int,
 type marathonError struct {
 	code int
 	body []byte
+	hint string // what to pass after a 401
 }
 
 func (e *marathonError) Error() string {
@@ -105,7 +106,7 @@ func (e *marathonError) Error() string {
 	if json.Unmarshal(e.body, &m) != nil || m.Message == "" {
 		s := fmt.Sprintf("%d %s", e.code, strings.TrimSpace(string(e.body)))
 		if e.code == http.StatusUnauthorized {
-			s += unauthorizedHint
+			s += e.hint
 		}
 		return s
 	}
@@ -141,7 +142,11 @@ func marathonCall(api serviceAPI, method, path string, body []byte, out any) err
 		return err
 	}
 	if resp.StatusCode/100 != 2 {
-		return &marathonError{code: resp.StatusCode, body: b}
+		me := &marathonError{code: resp.StatusCode, body: b}
+		if me.code == http.StatusUnauthorized {
+			me.hint = api.unauthorizedHint()
+		}
+		return me
 	}
 	if out == nil {
 		return nil

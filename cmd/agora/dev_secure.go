@@ -125,6 +125,7 @@ func (d *devSecure) lines(masterAddr string) string {
 		"              curl:       curl --cacert %s -u operator:$(cat %s) %s/master/state\n"+
 		"              frameworks: principal 'framework', secret in %s\n"+
 		"              built-in services run as 'framework'; Marathon's, Chronos's, DNS's and Hadoop's APIs\n"+
-		"              ask for the same credentials over TLS (agora apps, jobs, hadoop take the flags above)",
+		"              ask for the same credentials over TLS: agora apps, jobs, hadoop take the flags above,\n"+
+		"              or the environment with their https:// addresses as listed (--marathon, AGORA_MARATHON ...)",
 		filepath.Join(d.dir, "credentials.json"), d.tls.CA, op, d.tls.CA, op, d.tls.CA, d.tls.CA, op, masterAddr, filepath.Join(d.dir, "framework.secret"))
 }

@@ -368,14 +368,18 @@ func testSecureServiceCLI(t *testing.T, work, marathonPort, chronosPort, hadoopP
 	secret, _ := os.ReadFile(secretFile)
 	t.Setenv("AGORA_SECRET", strings.TrimSpace(string(secret)))
 	t.Setenv("AGORA_CA_FILE", caFile)
-	for _, args := range [][]string{{"jobs", "list", chronos}, {"hadoop", "jobs", hadoop}, {"app", "show", "/secure-app", marathon}} {
+	// The environment the banner gives, with the https:// addresses it
+	// lists: AGORA_CA_FILE verifies them, it does not make a host:port
+	// HTTPS.
+	httpsMarathon, httpsChronos, httpsHadoop := "--marathon=https://127.0.0.1:"+marathonPort, "--chronos=https://127.0.0.1:"+chronosPort, "--hadoop=https://127.0.0.1:"+hadoopPort
+	for _, args := range [][]string{{"jobs", "list", httpsChronos}, {"hadoop", "jobs", httpsHadoop}, {"app", "show", "/secure-app", httpsMarathon}} {
 		if _, stderr, code := runClient(t, "", args...); code != 0 {
 			t.Errorf("agora %v with AGORA_PRINCIPAL, AGORA_SECRET and AGORA_CA_FILE: exit %d, %q", args, code, stderr)
 		}
 	}
 	// A Hadoop job runs: its TaskTracker calls the framework's umbilical
 	// over HTTPS, trusting the CA it was given.
-	if _, stderr, code := runClient(t, "", "hadoop", "teragen", "1000", filepath.Join(work, "tera-in"), "--maps", "1", hadoop); code != 0 {
+	if _, stderr, code := runClient(t, "", "hadoop", "teragen", "1000", filepath.Join(work, "tera-in"), "--maps", "1", httpsHadoop); code != 0 {
 		t.Errorf("agora hadoop teragen on the secure framework: exit %d, %q", code, stderr)
 	}
 }

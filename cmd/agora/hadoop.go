@@ -138,7 +138,7 @@ func runHadoopScheduler(args []string) int {
 		StateDir:  *stateDir, Conf: props.c, Name: *name, User: *user,
 		ExecutorBinary: *exe, ServeExecutor: *serve, Logger: logger,
 		Principal: cred.Principal, Secret: cred.Secret,
-		TLS: sec.tls, WrapHTTP: sec.handler, ExecutorEnv: hadoopExecutorEnv(sec, httpSec.tls.CAFile),
+		TLS: sec.tls, TLSDowngrade: sec.downgrade, WrapHTTP: sec.handler, ExecutorEnv: hadoopExecutorEnv(sec, httpSec.tls.CAFile),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agora hadoop scheduler:", err)
@@ -154,8 +154,9 @@ func runHadoopScheduler(args []string) int {
 	return 0
 }
 
-// hadoopOpenPaths are served without credentials: the TaskTrackers call
-// the umbilical, and agents fetch the executor binary, with none.
+// hadoopOpenPaths are served without the API's credentials: the
+// TaskTrackers call the umbilical with their own token instead (the
+// framework checks it), and agents fetch the executor binary with none.
 var hadoopOpenPaths = []string{umbilical.CommitPath, umbilical.CompletionsPath, umbilical.FetchFailedPath, "/executor/"}
 
 // hadoopExecutorEnv makes the TaskTrackers trust caFile when the

@@ -46,7 +46,7 @@ func (d *devHadoop) start(ctx context.Context, masterAddr, ip, workDir string, c
 		StateDir:  filepath.Join(workDir, "hadoop"),
 		Logger:    logger.With("framework", "hadoop"),
 		Principal: cred.Principal, Secret: cred.Secret,
-		TLS: sec.tls, WrapHTTP: sec.handler, ExecutorEnv: hadoopExecutorEnv(sec, svc.caFile),
+		TLS: sec.tls, TLSDowngrade: sec.downgrade, WrapHTTP: sec.handler, ExecutorEnv: hadoopExecutorEnv(sec, svc.caFile),
 	})
 	if err != nil {
 		ln.Close()

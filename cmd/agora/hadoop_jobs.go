@@ -43,11 +43,11 @@ func hadoopClientFlags(name, usage, about, example string, api *serviceAPI, asJS
 	return fs
 }
 
-func hadoopFailure(cmd string, err error) int {
+func hadoopFailure(api serviceAPI, cmd string, err error) int {
 	var ae *client.APIError
 	hint := ""
 	if errors.As(err, &ae) && ae.Code == http.StatusUnauthorized {
-		hint = unauthorizedHint
+		hint = api.unauthorizedHint()
 	}
 	if verr := tlsconf.VerifyError("the Hadoop framework", err); verr != nil {
 		err = verr
@@ -83,11 +83,11 @@ func runHadoopList[T any](name, about string, args []string,
 	defer cancel()
 	c, err := hadoopClient(api)
 	if err != nil {
-		return hadoopFailure(name, err)
+		return hadoopFailure(api, name, err)
 	}
 	items, err := list(c, ctx)
 	if err != nil {
-		return hadoopFailure(name, err)
+		return hadoopFailure(api, name, err)
 	}
 	if asJSON {
 		return printJSON(items)
@@ -125,11 +125,11 @@ func runHadoopStatus(args []string) int {
 	defer cancel()
 	c, err := hadoopClient(api)
 	if err != nil {
-		return hadoopFailure("status", err)
+		return hadoopFailure(api, "status", err)
 	}
 	d, err := c.Job(ctx, id, true)
 	if err != nil {
-		return hadoopFailure("status", err)
+		return hadoopFailure(api, "status", err)
 	}
 	if asJSON {
 		if !*tasks {
@@ -248,11 +248,11 @@ func runHadoopKill(args []string) int {
 	defer cancel()
 	c, err := hadoopClient(api)
 	if err != nil {
-		return hadoopFailure("kill", err)
+		return hadoopFailure(api, "kill", err)
 	}
 	j, err := c.Kill(ctx, id)
 	if err != nil {
-		return hadoopFailure("kill", err)
+		return hadoopFailure(api, "kill", err)
 	}
 	fmt.Printf("%s %s\n", j.ID, j.State)
 	return 0
@@ -267,17 +267,17 @@ func runHadoopLogs(args []string) int {
 		return code
 	}
 	if _, err := job.ParseAttemptID(id); err != nil {
-		return hadoopFailure("logs", fmt.Errorf("%v (attempt IDs look like attempt_202601011200_0001_m_000003_0; `agora hadoop status JOB --tasks` lists them)", err))
+		return hadoopFailure(api, "logs", fmt.Errorf("%v (attempt IDs look like attempt_202601011200_0001_m_000003_0; `agora hadoop status JOB --tasks` lists them)", err))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hadoopRequestTimeout)
 	defer cancel()
 	c, err := hadoopClient(api)
 	if err != nil {
-		return hadoopFailure("logs", err)
+		return hadoopFailure(api, "logs", err)
 	}
 	s, err := c.Log(ctx, id)
 	if err != nil {
-		return hadoopFailure("logs", err)
+		return hadoopFailure(api, "logs", err)
 	}
 	fmt.Print(s)
 	return 0

@@ -26,7 +26,8 @@ agora's own options (anywhere on the line):
   --hadoop ADDR          the Hadoop framework, host:port (env AGORA_HADOOP; default ` + "%s" + `)
   --principal NAME       principal to authenticate as, to a framework that asks (env AGORA_PRINCIPAL)
   --secret_file FILE     file holding its secret (or env AGORA_SECRET, the secret itself)
-  --ca_file FILE         CA that signed the framework's certificate: call it over HTTPS (env AGORA_CA_FILE)
+  --ca_file FILE         CA that signed the framework's certificate: call a host:port over HTTPS
+                         (an https:// --hadoop without it is verified against AGORA_CA_FILE)
   --detach               submit and exit without following the job
 
 The job is checked before anything runs. Progress goes to stderr; the exit status is 0
@@ -34,7 +35,7 @@ when the job succeeds and 1 when it is refused or fails (the message names the f
 task and shows the end of its stderr).`
 
 func runHadoopStreaming(args []string) int {
-	api := serviceAPI{addr: hadoopAddrDefault(), opts: clientOptions{principal: os.Getenv("AGORA_PRINCIPAL"), caFile: os.Getenv("AGORA_CA_FILE")}}
+	api := serviceAPI{addr: hadoopAddrDefault(), opts: clientOptions{principal: os.Getenv("AGORA_PRINCIPAL")}, set: map[string]bool{}, conn: &serviceConn{}}
 	// agora's own options taking a value; the rest are Hadoop Streaming's.
 	own := map[string]*string{"hadoop": &api.addr, "principal": &api.opts.principal, "secret_file": &api.opts.secretFile, "ca_file": &api.opts.caFile}
 	detach := false
@@ -45,12 +46,14 @@ func runHadoopStreaming(args []string) int {
 		switch dst, ok := own[name]; {
 		case ok && strings.HasPrefix(a, "-") && hasValue:
 			*dst = value
+			api.set[name] = true
 		case ok && strings.HasPrefix(a, "-"):
 			if i+1 >= len(args) {
 				fmt.Fprintf(os.Stderr, "agora hadoop streaming: --%s needs a value\n", name)
 				return 2
 			}
 			*dst = args[i+1]
+			api.set[name] = true
 			i++
 		case a == "--detach" || a == "-detach":
 			detach = true
@@ -89,7 +92,7 @@ func runHadoopStreaming(args []string) int {
 		return 2
 	}
 	if err != nil {
-		return hadoopFailure("streaming", err)
+		return hadoopFailure(api, "streaming", err)
 	}
 	fmt.Fprintf(os.Stderr, "agora hadoop streaming: running job %s: %d maps, %d reduces, output %s\n",
 		info.ID, info.Maps.Total, info.Reduces.Total, info.Output)

@@ -74,11 +74,11 @@ func runTeraJob(name string, api serviceAPI, spec job.Spec, props conf.Conf) (cl
 	defer stop()
 	c, err := hadoopClient(api)
 	if err != nil {
-		return client.JobInfo{}, hadoopFailure(name, err)
+		return client.JobInfo{}, hadoopFailure(api, name, err)
 	}
 	info, err := c.Submit(ctx, client.SubmitRequest{Spec: &spec})
 	if err != nil {
-		return info, hadoopFailure(name, err)
+		return info, hadoopFailure(api, name, err)
 	}
 	fmt.Fprintf(os.Stderr, "agora hadoop %s: running job %s: %d maps, %d reduces, output %s\n", name, info.ID, info.Maps.Total, info.Reduces.Total, info.Output)
 	last := ""
@@ -94,7 +94,7 @@ func runTeraJob(name string, api serviceAPI, spec job.Spec, props conf.Conf) (cl
 			fmt.Fprintf(os.Stderr, "\nagora hadoop %s: stopped following; job %s keeps running (`agora hadoop kill %s` stops it)\n", name, info.ID, info.ID)
 			return final, 130
 		}
-		return final, hadoopFailure(name, err)
+		return final, hadoopFailure(api, name, err)
 	}
 	if final.State != jobtracker.JobSucceeded {
 		fmt.Fprintf(os.Stderr, "agora hadoop %s: job %s %s: %s\n", name, final.ID, strings.ToLower(string(final.State)), final.Error)
@@ -124,7 +124,7 @@ func runHadoopTeraGen(args []string) int {
 		return 2
 	}
 	if err := absPaths(&out); err != nil {
-		return hadoopFailure("teragen", err)
+		return hadoopFailure(api, "teragen", err)
 	}
 	final, code := runTeraJob("teragen", api, terasort.GenSpec(rows, *maps, out), props.c)
 	if code == 0 {
@@ -146,7 +146,7 @@ func runHadoopTeraSort(args []string) int {
 		return code
 	}
 	if err := absPaths(&in, &out); err != nil {
-		return hadoopFailure("terasort", err)
+		return hadoopFailure(api, "terasort", err)
 	}
 	_, code = runTeraJob("terasort", api, terasort.SortSpec(in, out, *reduces), props.c)
 	return code
@@ -169,7 +169,7 @@ func runHadoopTeraValidate(args []string) int {
 		return code
 	}
 	if err := absPaths(&in, &report); err != nil {
-		return hadoopFailure("teravalidate", err)
+		return hadoopFailure(api, "teravalidate", err)
 	}
 	var n uint64
 	var sum terasort.Uint128
@@ -191,7 +191,7 @@ func runHadoopTeraValidate(args []string) int {
 	}
 	rep, err := terasort.ReadReport(report)
 	if err != nil {
-		return hadoopFailure("teravalidate", err)
+		return hadoopFailure(api, "teravalidate", err)
 	}
 	fmt.Printf("rows %d, checksum %v, %d errors\n", rep.Records, rep.Checksum, len(rep.Errors))
 	for _, e := range rep.Errors {

@@ -100,13 +100,11 @@ func parseJobArgs(fs *flag.FlagSet, args []string, stderr io.Writer) (job string
 type jobsError struct {
 	code int
 	msg  string
+	hint string // what to pass after a 401
 }
 
 func (e *jobsError) Error() string {
-	hint := ""
-	if e.code == http.StatusUnauthorized {
-		hint = unauthorizedHint
-	}
+	hint := e.hint
 	if e.msg == "" {
 		return http.StatusText(e.code) + hint
 	}
@@ -133,7 +131,11 @@ func chronosCall(api serviceAPI, method, path string, out any) error {
 		return err
 	}
 	if resp.StatusCode/100 != 2 {
-		return &jobsError{code: resp.StatusCode, msg: strings.TrimSpace(string(b))}
+		je := &jobsError{code: resp.StatusCode, msg: strings.TrimSpace(string(b))}
+		if je.code == http.StatusUnauthorized {
+			je.hint = api.unauthorizedHint()
+		}
+		return je
 	}
 	if out == nil {
 		return nil

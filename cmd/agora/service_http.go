@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/auth"
@@ -120,10 +122,30 @@ func (s serviceSecurity) describe() string {
 
 // serviceAPI is a built-in service's API as a client command calls it
 // (agora apps, jobs, hadoop ...): its address, and the credentials and CA
-// the command presents and trusts, as it does for the master.
+// the command presents and trusts. Unlike the master's, the address alone
+// decides the scheme: https:// or --ca_file given on the command line;
+// AGORA_CA_FILE (the master's CA) only verifies an https:// address, so
+// exporting it for a TLS master leaves a plain service reachable.
 type serviceAPI struct {
 	addr string
 	opts clientOptions
+	// set are the flags given on the command line (not defaulted from
+	// the environment).
+	set map[string]bool
+	fs  *flag.FlagSet
+	// conn is the client, made once for the command and shared by the
+	// copies of the value; nil in a serviceAPI made without register.
+	conn *serviceConn
+}
+
+// serviceConn is a command's one client of a service's API: the same
+// transport (its TLS sessions and idle connections) serves every request.
+type serviceConn struct {
+	once sync.Once
+	c    *http.Client
+	// hint explains a 401: credentials that were not sent, and why.
+	hint string
+	err  error
 }
 
 // register adds the address flag name and --principal, --secret_file
@@ -131,14 +153,29 @@ type serviceAPI struct {
 func (a *serviceAPI) register(fs *flag.FlagSet, name, value, usage string) {
 	fs.StringVar(&a.addr, name, value, usage)
 	a.opts.registerCredential(fs)
-	fs.StringVar(&a.opts.caFile, "ca_file", os.Getenv("AGORA_CA_FILE"), "PEM file of the CA that signed the API's certificate: call it over HTTPS and verify it (env AGORA_CA_FILE)")
+	fs.StringVar(&a.opts.caFile, "ca_file", "", "PEM file of the CA that signed the API's certificate: call a host:port over HTTPS and verify it;\n"+
+		"an https:// address without it is verified against AGORA_CA_FILE, else the system's roots")
+	a.fs = fs
+	a.conn = &serviceConn{}
 }
 
 // String is the address, for messages.
 func (a serviceAPI) String() string { return a.addr }
 
-// base is the API's URL: a host:port is called over HTTPS when a CA is
-// given, as the master is.
+// given reports whether flag name was on the command line.
+func (a serviceAPI) given(name string) bool {
+	if a.set[name] {
+		return true
+	}
+	found := false
+	if a.fs != nil {
+		a.fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	}
+	return found
+}
+
+// base is the API's URL: a host:port is called over HTTPS only when
+// --ca_file is given.
 func (a serviceAPI) base() string {
 	b := strings.TrimRight(a.addr, "/")
 	if strings.Contains(b, "://") {
@@ -150,32 +187,78 @@ func (a serviceAPI) base() string {
 	return "http://" + b
 }
 
-// client is the HTTP client that presents the credentials and verifies
-// the API's certificate; bad credential or CA flags are an error naming
-// the flag.
-func (a serviceAPI) client(timeout time.Duration) (*http.Client, error) {
+// client is the command's HTTP client of the API, made on first use.
+func (a serviceAPI) client() (*http.Client, string, error) {
+	if a.conn == nil {
+		c := &serviceConn{}
+		c.c, c.hint, c.err = a.newClient()
+		return c.c, c.hint, c.err
+	}
+	a.conn.once.Do(func() { a.conn.c, a.conn.hint, a.conn.err = a.newClient() })
+	return a.conn.c, a.conn.hint, a.conn.err
+}
+
+// newClient makes the HTTP client that presents the credentials and
+// verifies the API's certificate; bad credential or CA flags are an
+// error naming the flag. Credentials from the environment are meant for
+// the cluster the user set up: they go only where they cannot be read on
+// the way, and one missing half is no error until the API asks (hint
+// then says what to pass). Credentials given as flags to a plain http://
+// address off this host are refused.
+func (a serviceAPI) newClient() (*http.Client, string, error) {
+	base := a.base()
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" {
+		return nil, "", fmt.Errorf("%q is not an address: want host:port or http(s)://host:port", a.addr)
+	}
+	fromFlags := a.given("principal") || a.given("secret_file")
 	cred, err := a.opts.credential()
-	if err != nil {
-		return nil, err
+	hint := ""
+	switch {
+	case err != nil && fromFlags:
+		return nil, "", err
+	case err != nil:
+		cred, hint = auth.Credential{}, fmt.Sprintf("\n\nAGORA_PRINCIPAL=%s is set without its secret (AGORA_SECRET or --secret_file), so no credentials were sent.", a.opts.principal)
+	case cred.Principal != "" && u.Scheme == "http" && !loopbackHost(u.Hostname()):
+		if fromFlags {
+			return nil, "", fmt.Errorf("refusing to send the credentials of %s over plain HTTP to %s: call it at https://%s (with --ca_file if its certificate is not signed by a known CA)", cred.Principal, base, u.Host)
+		}
+		cred, hint = auth.Credential{}, fmt.Sprintf("\n\nThe credentials of AGORA_PRINCIPAL=%s were not sent: %s is plain HTTP off this host; call it at https://%s.", cred.Principal, base, u.Host)
+	}
+	caFile := a.opts.caFile
+	if caFile == "" && u.Scheme == "https" {
+		caFile = os.Getenv("AGORA_CA_FILE")
 	}
 	var cfg *tls.Config
-	if a.opts.caFile != "" {
-		if cfg, err = tlsconf.ClientConfig(a.opts.caFile); err != nil {
-			return nil, fmt.Errorf("--ca_file: %w", err)
+	if caFile != "" && u.Scheme == "https" {
+		if cfg, err = tlsconf.ClientConfig(caFile); err != nil {
+			if a.opts.caFile == "" {
+				return nil, "", fmt.Errorf("AGORA_CA_FILE: %w", err)
+			}
+			return nil, "", fmt.Errorf("--ca_file: %w", err)
 		}
 	}
 	c := stateClient(cred, cfg).HTTP
 	if c == nil {
 		c = &http.Client{}
 	}
-	c.Timeout = timeout
-	return c, nil
+	c.Timeout = 0 // the caller's context bounds each request
+	return c, hint, nil
+}
+
+// loopbackHost reports whether host names this machine's loopback.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // do sends req (its URL under base) and explains a certificate that does
 // not verify.
 func (a serviceAPI) do(req *http.Request) (*http.Response, error) {
-	c, err := a.client(0) // the caller's context bounds the request
+	c, _, err := a.client()
 	if err != nil {
 		return nil, err
 	}
@@ -186,17 +269,23 @@ func (a serviceAPI) do(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// unauthorizedHint is added to a 401's message.
-const unauthorizedHint = "\n\nThe API asks for credentials: pass --principal=NAME --secret_file=FILE (or set AGORA_PRINCIPAL and AGORA_SECRET)."
+// unauthorizedHint is added to a 401's message: what to pass, and why
+// credentials from the environment were not sent.
+func (a serviceAPI) unauthorizedHint() string {
+	_, hint, _ := a.client()
+	return hint + "\n\nThe API asks for credentials: pass --principal=NAME --secret_file=FILE (or set AGORA_PRINCIPAL and AGORA_SECRET)."
+}
 
 // hadoopClient is the Hadoop framework's client for api; each request is
 // bounded as the client's default one is.
 func hadoopClient(api serviceAPI) (*client.Client, error) {
-	h, err := api.client(30 * time.Second)
+	h, _, err := api.client()
 	if err != nil {
 		return nil, err
 	}
-	return &client.Client{Base: api.base(), HTTP: h}, nil
+	bounded := *h
+	bounded.Timeout = 30 * time.Second
+	return &client.Client{Base: api.base(), HTTP: &bounded}, nil
 }
 
 // devServiceSecurity is what `agora dev` secures its built-in services'

@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -221,5 +225,86 @@ func TestMarathonUIBehindCredentials(t *testing.T) {
 	// Once: the page's own calls reuse what was given at the prompt.
 	if n := prompts.Load(); n != 1 {
 		t.Errorf("the browser asked for credentials %d times, want once (0: the UI is not behind them)", n)
+	}
+}
+
+// TestServiceClientsKeepToTheirAddress: the master's environment
+// (AGORA_CA_FILE, AGORA_PRINCIPAL without AGORA_SECRET) neither turns a
+// plain service's host:port into HTTPS nor fails the command; a principal
+// with no secret is mentioned only when the API asks for credentials;
+// credentials given as flags are not sent over plain HTTP off this host;
+// and --watch polls over the one connection the command opened.
+func TestServiceClientsKeepToTheirAddress(t *testing.T) {
+	files, err := tlsconf.GenerateCA(filepath.Join(t.TempDir(), "tls"), []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns, polls atomic.Int32
+	var sawAuth atomic.Bool
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "" {
+			sawAuth.Store(true)
+		}
+		switch {
+		case r.URL.Path == "/v2/apps" && r.Method == "GET":
+			io.WriteString(w, `{"apps":[]}`)
+		case r.URL.Path == "/v2/apps/locked":
+			http.Error(w, "authentication required", http.StatusUnauthorized)
+		case r.URL.Path == "/v2/apps/web" && r.Method == "PUT":
+			io.WriteString(w, `{"deploymentId":"d1","version":"v1"}`)
+		case r.URL.Path == "/v2/deployments":
+			status := "running"
+			if polls.Add(1) >= 3 {
+				status = "success"
+			}
+			io.WriteString(w, `[{"id":"d1","status":"`+status+`","currentStep":1,"totalSteps":1}]`)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	tlsSrv := httptest.NewUnstartedServer(h)
+	tlsSrv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	tlsSrv.StartTLS()
+	t.Cleanup(tlsSrv.Close)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(srv.URL, "http://")
+
+	t.Setenv("AGORA_CA_FILE", files.CA) // exported for a TLS master
+	t.Setenv("AGORA_PRINCIPAL", "ops")  // without AGORA_SECRET
+	t.Setenv("AGORA_SECRET", "")
+	var out, errOut bytes.Buffer
+	if code := appsList([]string{"--marathon", addr}, &out, &errOut); code != 0 || sawAuth.Load() {
+		t.Errorf("agora apps against a plain Marathon with the master's environment: exit %d, %q (credentials sent: %v); want 0, none sent", code, errOut.String(), sawAuth.Load())
+	}
+	errOut.Reset()
+	if code := appShow([]string{"--marathon", addr, "/locked"}, &out, &errOut); code != 1 ||
+		!strings.Contains(errOut.String(), "AGORA_PRINCIPAL=ops is set without its secret") || !strings.Contains(errOut.String(), "--principal=NAME --secret_file=FILE") {
+		t.Errorf("agora app show on an API that asks for credentials: exit %d, %q; want 1 naming the missing secret and the flags", code, errOut.String())
+	}
+
+	// Flags: refused before anything is sent, naming the address.
+	t.Setenv("AGORA_SECRET", "pa:ss")
+	errOut.Reset()
+	if code := appsList([]string{"--marathon", "http://192.0.2.1:8080", "--principal", "ops"}, &out, &errOut); code != 1 ||
+		!strings.Contains(errOut.String(), "over plain HTTP to http://192.0.2.1:8080") {
+		t.Errorf("agora apps --principal to a plain remote address: exit %d, %q; want 1 refusing it by address", code, errOut.String())
+	}
+
+	out.Reset()
+	errOut.Reset()
+	if code := appChange("scale", []string{"--marathon", tlsSrv.URL, "--ca_file", caFile, "--principal", "ops", "web", "2", "--watch"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "deployment d1 succeeded") {
+		t.Fatalf("agora app scale --watch over TLS with credentials: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("agora app scale --watch opened %d connections for %d requests; want 1", n, polls.Load()+1)
 	}
 }

@@ -44,8 +44,10 @@ import (
 // Config configures a TaskTracker executor; FromEnv fills it from the
 // environment the agent and the scheduler give it.
 type Config struct {
-	Executor    sdk.Config
-	JobTracker  string // http://host:port of the scheduler
+	Executor   sdk.Config
+	JobTracker string // http://host:port of the scheduler
+	// Token is the tracker's secret for the umbilical (EnvToken).
+	Token       string
 	ShufflePort int
 	// ReportInterval is how often running attempts report; 0 means 1s.
 	ReportInterval time.Duration
@@ -79,6 +81,13 @@ func FromEnv() (Config, error) {
 	if c.JobTracker == "" {
 		return c, fmt.Errorf("%s is not set (this command is started by the Hadoop framework)", umbilical.EnvJobTracker)
 	}
+	// The token is read once and taken out of the environment, so the
+	// attempts' processes (Streaming's mappers and reducers) do not
+	// inherit it.
+	if c.Token = os.Getenv(umbilical.EnvToken); c.Token == "" {
+		return c, fmt.Errorf("%s is not set (the Hadoop framework gives each TaskTracker its token)", umbilical.EnvToken)
+	}
+	os.Unsetenv(umbilical.EnvToken)
 	if c.ShufflePort, err = strconv.Atoi(os.Getenv(umbilical.EnvShufflePort)); err != nil || c.ShufflePort <= 0 {
 		return c, fmt.Errorf("%s=%q: want the shuffle port", umbilical.EnvShufflePort, os.Getenv(umbilical.EnvShufflePort))
 	}
@@ -256,7 +265,7 @@ func (t *TaskTracker) launch(ctx context.Context, task mesos.TaskInfo) {
 }
 
 func (t *TaskTracker) run(ctx context.Context, id mesos.TaskID, a tasktracker.Assignment) {
-	uc := &umbilical.Client{JobTracker: t.cfg.JobTracker, Task: id.Value}
+	uc := &umbilical.Client{JobTracker: t.cfg.JobTracker, Task: id.Value, Token: t.cfg.Token}
 	rep := &reporter{t: t, id: id, Client: uc}
 	start := time.Now()
 	var res tasktracker.Result

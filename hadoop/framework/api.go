@@ -2,6 +2,7 @@ package framework
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,12 @@ import (
 // executorPath serves the executor binary (ServeExecutor).
 const executorPath = "/executor/"
 
+// executorURI is where the agents fetch the executor binary from, with
+// the framework's fetch token (the fetcher sends no credentials).
+func (f *Framework) executorURI() string {
+	return f.advertise + executorPath + filepath.Base(f.cfg.ExecutorBinary) + "?token=" + f.fetchToken
+}
+
 // Handler serves the REST API (package client), the umbilical (package
 // umbilical) and, with ServeExecutor, the executor binary.
 func (f *Framework) Handler() http.Handler {
@@ -38,7 +45,14 @@ func (f *Framework) Handler() http.Handler {
 	if f.cfg.ServeExecutor {
 		bin := f.cfg.ExecutorBinary
 		mux.HandleFunc("GET "+executorPath+filepath.Base(bin), func(w http.ResponseWriter, r *http.Request) {
-			http.ServeFile(w, r, bin)
+			switch token := r.URL.Query().Get("token"); {
+			case token == "":
+				http.Error(w, "the executor binary is for this framework's agents: its URI carries a token (?token=), this request none", http.StatusUnauthorized)
+			case subtle.ConstantTimeCompare([]byte(token), []byte(f.fetchToken)) != 1:
+				http.Error(w, "the executor binary is for this framework's agents: the token is not the framework's", http.StatusForbidden)
+			default:
+				http.ServeFile(w, r, bin)
+			}
 		})
 	}
 	return mux
@@ -273,47 +287,82 @@ func (f *Framework) handleInfo(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, info)
 }
 
+// umbilicalToken is the tracker token an umbilical request carries; a
+// request without one is answered 401 and goes no further.
+func umbilicalToken(w http.ResponseWriter, r *http.Request) (string, bool) {
+	token := umbilical.RequestToken(r)
+	if token == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="hadoop umbilical"`)
+		http.Error(w, "the umbilical is for the framework's TaskTrackers: send the tracker's token (Authorization: Bearer $"+umbilical.EnvToken+")", http.StatusUnauthorized)
+		return "", false
+	}
+	return token, true
+}
+
 // liveAttempt finds the job and attempt of an umbilical request's task,
-// if the attempt is still running under this scheduler.
-func (f *Framework) liveAttempt(task string) (*jobRun, job.AttemptID, bool) {
+// if the attempt is still running under this scheduler (else code is
+// 410 Gone) and the caller holds the token of the tracker running it
+// (else 403 Forbidden).
+func (f *Framework) liveAttempt(task, token string) (j *jobRun, a job.AttemptID, code int) {
 	a, inc, err := umbilical.ParseTaskID(task)
 	if err != nil || inc != f.state.Incarnation {
-		return nil, a, false
+		return nil, a, http.StatusGone
 	}
 	ref := f.tasks[task]
 	if ref == nil || ref.job.core == nil || ref.job.final != nil {
-		return nil, a, false
+		return nil, a, http.StatusGone
 	}
-	return ref.job, a, true
+	if ref.tracker == nil || subtle.ConstantTimeCompare([]byte(token), []byte(ref.tracker.token)) != 1 {
+		return nil, a, http.StatusForbidden
+	}
+	return ref.job, a, 0
+}
+
+// refuseAttempt answers an umbilical request liveAttempt refused.
+func refuseAttempt(w http.ResponseWriter, task string, code int) {
+	if code == http.StatusForbidden {
+		http.Error(w, "the token is not that of the TaskTracker running "+task, code)
+		return
+	}
+	http.Error(w, "attempt "+task+" is not running", code)
 }
 
 func (f *Framework) handleCommit(w http.ResponseWriter, r *http.Request) {
+	token, ok := umbilicalToken(w, r)
+	if !ok {
+		return
+	}
 	var req umbilical.CommitRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	var ok, live bool
+	var commit bool
+	refused := 0
 	if !f.onLoop(w, r, func(context.Context) {
 		var j *jobRun
 		var a job.AttemptID
-		if j, a, live = f.liveAttempt(req.Task); live {
-			ok = j.core.RequestCommit(time.Now(), a)
+		if j, a, refused = f.liveAttempt(req.Task, token); refused == 0 {
+			commit = j.core.RequestCommit(time.Now(), a)
 		}
 	}) {
 		return
 	}
-	if !live {
-		http.Error(w, "attempt "+req.Task+" is not running", http.StatusGone)
+	if refused != 0 {
+		refuseAttempt(w, req.Task, refused)
 		return
 	}
-	writeJSON(w, http.StatusOK, umbilical.CommitReply{Commit: ok})
+	writeJSON(w, http.StatusOK, umbilical.CommitReply{Commit: commit})
 }
 
 // completionWait bounds one long poll for map completion events.
 const completionWait = 20 * time.Second
 
 func (f *Framework) handleCompletions(w http.ResponseWriter, r *http.Request) {
+	token, ok := umbilicalToken(w, r)
+	if !ok {
+		return
+	}
 	task := r.URL.Query().Get("task")
 	from, err := strconv.Atoi(r.URL.Query().Get("from"))
 	if err != nil || from < 0 {
@@ -323,15 +372,15 @@ func (f *Framework) handleCompletions(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), completionWait)
 	defer cancel()
 	reply := make(chan []jobtracker.MapCompletion, 1)
-	live := false
+	refused := 0
 	if !f.onLoop(w, r, func(context.Context) {
 		var j *jobRun
 		var a job.AttemptID
-		if j, a, live = f.liveAttempt(task); !live {
+		if j, a, refused = f.liveAttempt(task, token); refused != 0 {
 			return
 		}
 		if at, ok := j.core.Attempt(a); !ok || at.State != jobtracker.AttemptRunning && at.State != jobtracker.AttemptCommitPending {
-			live = false
+			refused = http.StatusGone
 			return
 		}
 		j.waiters = append(j.waiters, &waiter{ctx: ctx, from: from, reply: reply})
@@ -339,8 +388,8 @@ func (f *Framework) handleCompletions(w http.ResponseWriter, r *http.Request) {
 	}) {
 		return
 	}
-	if !live {
-		http.Error(w, "attempt "+task+" is not running", http.StatusGone)
+	if refused != 0 {
+		refuseAttempt(w, task, refused)
 		return
 	}
 	select {
@@ -356,24 +405,28 @@ func (f *Framework) handleCompletions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *Framework) handleFetchFailed(w http.ResponseWriter, r *http.Request) {
+	token, ok := umbilicalToken(w, r)
+	if !ok {
+		return
+	}
 	var req umbilical.FetchFailure
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	live := false
+	refused := 0
 	if !f.onLoop(w, r, func(ctx context.Context) {
 		var j *jobRun
 		var a job.AttemptID
-		if j, a, live = f.liveAttempt(req.Task); live {
+		if j, a, refused = f.liveAttempt(req.Task, token); refused == 0 {
 			f.log.Info("fetch failure", "reduce", a.String(), "map", req.Map)
 			f.apply(ctx, j, j.core.FetchFailed(time.Now(), a, req.Map))
 		}
 	}) {
 		return
 	}
-	if !live {
-		http.Error(w, "attempt "+req.Task+" is not running", http.StatusGone)
+	if refused != 0 {
+		refuseAttempt(w, req.Task, refused)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

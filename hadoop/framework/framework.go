@@ -36,6 +36,7 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/frameworks/scheduler"
 	"github.com/agora-cluster/agora/hadoop/conf"
 	// The built-in programs jobs may name (agora:teragen, agora:teravalidate).
@@ -76,6 +77,9 @@ type Config struct {
 	// TLS, if set, serves the Listener over HTTPS (the advertised URL
 	// then starts with https://; the executors must trust its CA).
 	TLS *tls.Config
+	// TLSDowngrade also serves plain HTTP on the TLS port
+	// (--ssl_support_downgrade), as the other services do.
+	TLSDowngrade bool
 	// WrapHTTP, if set, wraps the server's handler (authentication).
 	WrapHTTP func(http.Handler) http.Handler
 	// Logger receives the framework's logs; nil discards them.
@@ -90,11 +94,14 @@ type Framework struct {
 	sizing    Sizing
 	store     *Store
 	advertise string
-	role      string
-	events    chan any
-	rng       *rand.Rand
-	driver    *scheduler.Driver
-	state     FrameworkState
+	// fetchToken is in the executor binary's URI (ServeExecutor): the
+	// agents that were given the URI may fetch it, nobody else.
+	fetchToken string
+	role       string
+	events     chan any
+	rng        *rand.Rand
+	driver     *scheduler.Driver
+	state      FrameworkState
 
 	// Owned by the loop goroutine.
 	jobs       map[string]*jobRun // every job, by ID
@@ -166,6 +173,11 @@ func New(cfg Config) (*Framework, error) {
 	}
 	if f.role == "" {
 		f.role = "*"
+	}
+	if cfg.ServeExecutor {
+		if f.fetchToken, err = newToken(); err != nil {
+			return nil, err
+		}
 	}
 	f.advertise = cfg.Advertise
 	if f.advertise == "" {
@@ -241,11 +253,7 @@ func (f *Framework) Run(ctx context.Context) error {
 		h = f.cfg.WrapHTTP(h)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	ln := f.cfg.Listener
-	if f.cfg.TLS != nil {
-		ln = tls.NewListener(ln, f.cfg.TLS)
-	}
-	go srv.Serve(ln)
+	go srv.Serve(tlsconf.Listener(f.cfg.Listener, f.cfg.TLS, f.cfg.TLSDowngrade))
 	defer srv.Close()
 	driverErr := make(chan error, 1)
 	go func() { driverErr <- d.Run(ctx) }()

@@ -2,6 +2,8 @@ package framework
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -28,11 +30,14 @@ const (
 // tracker is one TaskTracker: a custom executor on one agent with map and
 // reduce slots, each slot running one attempt (a Mesos task) at a time.
 type tracker struct {
-	id          string // executor ID
-	agentID     string
-	host        string
-	port        uint64 // shuffle and logs
-	url         string
+	id      string // executor ID
+	agentID string
+	host    string
+	port    uint64 // shuffle and logs
+	url     string
+	// token is the tracker's secret for the umbilical (in its
+	// environment, umbilical.EnvToken); never logged.
+	token       string
 	info        mesos.ExecutorInfo
 	mapSlots    int
 	reduceSlots int
@@ -100,7 +105,12 @@ func (f *Framework) newTracker(agentID, host string, res []mesos.Resource, now t
 	}
 	f.nextExec++
 	id := fmt.Sprintf("tasktracker-%d-%d", f.state.Incarnation, f.nextExec)
+	token, err := newToken()
+	if err != nil {
+		return nil, err
+	}
 	env := []mesos.Environment_Variable{
+		{Name: umbilical.EnvToken, Value: &token},
 		{Name: umbilical.EnvJobTracker, Value: &f.advertise},
 		{Name: umbilical.EnvShufflePort, Value: ptr(strconv.FormatUint(port, 10))},
 		{Name: umbilical.EnvTracker, Value: ptr(id)},
@@ -120,7 +130,7 @@ func (f *Framework) newTracker(agentID, host string, res []mesos.Resource, now t
 	cmd := mesos.CommandInfo{Shell: &shell, Environment: &mesos.Environment{Variables: env}}
 	if f.cfg.ServeExecutor {
 		exe, cache := true, true
-		cmd.URIs = []mesos.CommandInfo_URI{{Value: f.advertise + executorPath + filepath.Base(bin), Executable: &exe, Cache: &cache}}
+		cmd.URIs = []mesos.CommandInfo_URI{{Value: f.executorURI(), Executable: &exe, Cache: &cache}}
 		bin = "./" + filepath.Base(bin)
 	}
 	cmd.Value = &bin
@@ -136,6 +146,7 @@ func (f *Framework) newTracker(agentID, host string, res []mesos.Resource, now t
 			Command:    &cmd,
 			Resources:  res,
 		},
+		token:    token,
 		running:  map[string]job.Kind{},
 		jobs:     map[string]bool{},
 		ran:      map[job.AttemptID]bool{},
@@ -272,4 +283,13 @@ func (f *Framework) shutdownTracker(ctx context.Context, t *tracker) {
 			f.log.Warn("shut down task tracker", "tracker", exec, "err", err)
 		}
 	}()
+}
+
+// newToken makes a tracker's umbilical token: 32 random bytes, in hex.
+func newToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("making a TaskTracker's token: %w", err)
+	}
+	return hex.EncodeToString(b), nil
 }

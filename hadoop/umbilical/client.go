@@ -27,7 +27,9 @@ var ErrAttemptGone = errors.New("the scheduler no longer runs this attempt")
 type Client struct {
 	JobTracker string
 	Task       string
-	HTTP       *http.Client // nil: a client without an overall timeout
+	// Token is the tracker's (EnvToken), sent with every request.
+	Token string
+	HTTP  *http.Client // nil: a client without an overall timeout
 }
 
 func (c *Client) http() *http.Client {
@@ -84,6 +86,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		SetToken(req, c.Token)
 	}
 	resp, err := c.http().Do(req)
 	if err != nil {

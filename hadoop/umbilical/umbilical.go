@@ -14,7 +14,8 @@
 //     CompletionsPath (a long poll), POST FetchFailedPath. Requests name the
 //     attempt by its Mesos task ID, which carries the scheduler's
 //     incarnation, so an attempt left over from before a scheduler restart
-//     can never be taken for the new run's attempt of the same number;
+//     can never be taken for the new run's attempt of the same number, and
+//     carry the tracker's token (EnvToken), so nobody else can;
 //   - the scheduler tells executors that a job is over with a framework
 //     message (Message), so they drop its map outputs and files.
 package umbilical
@@ -22,6 +23,7 @@ package umbilical
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -51,7 +53,24 @@ const (
 	// EnvTrackerMemory is the memory of the tracker itself (its
 	// ExecutorInfo's mem); each attempt brings its slot's on top.
 	EnvTrackerMemory = "AGORA_HADOOP_TRACKER_MEMORY_MB"
+	// EnvToken is the tracker's secret for the umbilical: a random token
+	// the scheduler made for this executor alone. Every umbilical request
+	// carries it (Authorization: Bearer), so only the tracker running an
+	// attempt can speak for it. It is never logged.
+	EnvToken = "AGORA_HADOOP_TOKEN"
 )
+
+// SetToken puts a tracker's token on an umbilical request.
+func SetToken(req *http.Request, token string) { req.Header.Set("Authorization", "Bearer "+token) }
+
+// RequestToken is the token an umbilical request carries, "" for none.
+func RequestToken(r *http.Request) string {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
 
 // Report is the data of an attempt's status updates: progress while it
 // runs, final counters when it ends.
