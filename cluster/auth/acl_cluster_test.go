@@ -380,9 +380,11 @@ func TestClusterACLUncoveredCalls(t *testing.T) {
 		{"/machine/up", http.MethodPost, "/machine/up", `[{"hostname":"h1"}]`},
 	}
 	for _, permissive := range []bool{false, true} {
-		// view_agents for everyone: the cluster's start waits to see its agent.
+		// view_agents for everyone: the cluster's start waits to see its
+		// agent, which register_agents lets in.
 		c := aclCluster(t, `{"permissive": `+map[bool]string{false: "false", true: "true"}[permissive]+
-			`, "view_agents": [{"principals": {"type": "ANY"}, "agents": {"type": "ANY"}}]}`, "")
+			`, "view_agents": [{"principals": {"type": "ANY"}, "agents": {"type": "ANY"}}]`+
+			`, "register_agents": [{"principals": {"type": "ANY"}, "agents": {"type": "ANY"}}]}`, "")
 		for _, call := range calls {
 			for _, cred := range []auth.Credential{ops, teamA} {
 				code, body := do(t, c, call.method, call.path, "application/json", call.body, cred)

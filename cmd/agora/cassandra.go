@@ -393,7 +393,7 @@ func cassandraCall(api serviceAPI, method, path string, body []byte, want int) (
 	if resp.StatusCode != want {
 		msg := fmt.Sprintf("%s: %s", resp.Status, strings.TrimSpace(string(answer)))
 		if resp.StatusCode == http.StatusUnauthorized {
-			msg += unauthorizedHint
+			msg += api.unauthorizedHint()
 		}
 		return nil, errors.New(msg)
 	}
