@@ -227,6 +227,26 @@ func TestCommandThatCannotStartFailsWithLaunchFailed(t *testing.T) {
 	}
 }
 
+// A MESOS container with an image fails (the agent provisions no images)
+// rather than running its command on the host, without the image.
+func TestMesosContainerWithAnImageIsRefused(t *testing.T) {
+	fm := newFakeMaster(t)
+	startRegistered(t, fm, testConfig(t, fm, ""))
+	marker := filepath.Join(t.TempDir(), "ran")
+	rt := shellTask("imaged", "touch "+marker)
+	rt.Task.Container = &mesos.ContainerInfo{Type: mesos.ContainerInfo_MESOS.Enum(), Mesos: &mesos.ContainerInfo_MesosInfo{
+		Image: &mesos.Image{Type: mesos.Image_DOCKER.Enum(), Docker: &mesos.Image_Docker{Name: "library/busybox:1.36"}}}}
+	run(fm, rt)
+	s := fm.expectStates(t, "imaged", mesos.TASK_FAILED)[0].Status
+	if s.GetReason() != mesos.REASON_CONTAINER_LAUNCH_FAILED || s.GetSource() != mesos.SOURCE_AGENT ||
+		!strings.Contains(s.GetMessage(), `image "library/busybox:1.36" (DOCKER), but this agent provisions no images; run the image in a container of type DOCKER`) {
+		t.Errorf("TASK_FAILED reason %s source %s message %q", s.GetReason(), s.GetSource(), s.GetMessage())
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the command ran on the host without its image")
+	}
+}
+
 // TestCustomExecutorsAndTaskGroupsRun: a custom executor that cannot run
 // fails its task (the executor terminated), and a task group runs on the
 // built-in default executor (executor_test.go has the full tests).

@@ -533,8 +533,14 @@ func (a *Agent) dropRefusedCheckpoint(t *task) {
 	t.updMu.Unlock()
 }
 
-// commandSpec turns the task's CommandInfo into a container spec.
+// commandSpec turns the task's CommandInfo into a container spec. A
+// MESOS container with an image is refused: Mesos would provision the
+// image, this agent provisions none, and running the command on the host
+// instead would run it without the filesystem it asked for.
 func (a *Agent) commandSpec(t *task) (containerizer.Spec, error) {
+	if img := t.info.GetContainer().GetMesos().GetImage(); img != nil {
+		return containerizer.Spec{}, fmt.Errorf("the task's MESOS container asks for image %s, but this agent provisions no images; run the image in a container of type DOCKER", imageName(img))
+	}
 	env := os.Environ()
 	set := func(name, value string) { env = append(env, name+"="+value) }
 	set("MESOS_SANDBOX", t.sandbox)
@@ -557,6 +563,18 @@ func (a *Agent) commandSpec(t *task) (containerizer.Spec, error) {
 	// checkpoint: no exit status need outlive this agent process.
 	spec.NoExitFile = !t.framework.GetCheckpoint()
 	return spec, nil
+}
+
+// imageName names img by its name and type.
+func imageName(img *mesos.Image) string {
+	name := img.GetDocker().GetName()
+	if img.GetType() == mesos.Image_APPC {
+		name = img.GetAppc().GetName()
+	}
+	if name == "" {
+		name = "(unnamed)"
+	}
+	return fmt.Sprintf("%q (%s)", name, img.GetType())
 }
 
 // sandboxSpec is the spec of a container that runs cmd natively in

@@ -65,6 +65,30 @@ func (f *dockerFetchFlags) apply(cfg *agent.Config, containerizers string, cfs b
 	return nil
 }
 
+// devDocker is the Docker containerizer `agora dev` gives its agents, as
+// `agora agent --containerizers=mesos,docker` has, when an Engine answers
+// at socket: DOCKER tasks (Marathon's Docker apps) then run in dev as in a
+// cluster. It is nil when none answers (or socket is ""), which is no
+// error: dev runs without Docker, refusing DOCKER tasks.
+func devDocker(socket string, cfs bool, logger *slog.Logger) *docker.Containerizer {
+	if socket == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d, err := docker.New(ctx, docker.Config{Socket: socket, DisableCFSQuota: !cfs, Logger: logger})
+	if err != nil {
+		logger.Info("no Docker Engine answers: the agents run no DOCKER tasks", "docker_socket", socket, "err", err)
+		return nil
+	}
+	return d
+}
+
+// devDockerLine is the banner line saying where DOCKER tasks run.
+func devDockerLine(socket string) string {
+	return fmt.Sprintf("  docker      unix://%s   (tasks and apps of container type DOCKER run in this Docker Engine)", socket)
+}
+
 func listed(list, name string) bool {
 	for _, s := range strings.Split(list, ",") {
 		if strings.TrimSpace(s) == name {

@@ -21,6 +21,7 @@ import (
 	"github.com/agora-cluster/agora/cluster/api"
 	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/containerizer"
+	"github.com/agora-cluster/agora/cluster/containerizer/docker"
 	"github.com/agora-cluster/agora/cluster/master"
 	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/cluster/webui"
@@ -57,6 +58,7 @@ func runDev(args []string) int {
 	}
 	var secure devSecure // dev_secure.go
 	secure.register(fs)
+	dockerSocket := fs.String("docker_socket", docker.DefaultSocket, "the Docker Engine's socket: when an Engine answers there, the agents run tasks of container type DOCKER in it; \"\" runs none")
 	home, _ := os.UserHomeDir()
 	fs.Lookup("work_dir").DefValue = filepath.Join(home, ".agora", "dev")
 	fs.Usage = func() {
@@ -64,7 +66,9 @@ func runDev(args []string) int {
 			"Runs a master (with the web UI) and N agents in one process, on this machine's\n"+
 			"resources, with the built-in Hadoop framework and services beside them: Marathon's\n"+
 			"API on :8080, Chronos's on :4400, Mesos-DNS names on :8053 (API :8123); each port\n"+
-			"flag set to 0 runs none. State lives under --work_dir (default ~/.agora/dev).\n"+
+			"flag set to 0 runs none. When a Docker Engine answers on --docker_socket, tasks and\n"+
+			"apps of container type DOCKER run in it. State lives under --work_dir (default\n"+
+			"~/.agora/dev).\n"+
 			"With --port=0 the master and the agents bind free ports; the master's address\n"+
 			"is printed on stderr as the line 'agora dev: listening on HOST:PORT'.\n\n"+
 			"Example:\n  agora dev --agents 2\n  agora run -- echo hello   # in another terminal\n\nFlags:\n")
@@ -149,6 +153,7 @@ func runDev(args []string) int {
 	agentsDone := make(chan error, *agents)
 	started := 0
 	var containerizers []containerizer.Containerizer
+	dockerC := devDocker(*dockerSocket, iso.cgroupsEnableCFS, logger) // agent_docker.go
 	shutdown := func() {
 		stopFrameworks()
 		stopAgents()
@@ -164,6 +169,9 @@ func runDev(args []string) int {
 		}
 		for _, c := range containerizers {
 			closeContainerizer(c, logger)
+		}
+		if dockerC != nil {
+			dockerC.Close()
 		}
 		stopMaster()
 		select {
@@ -197,6 +205,7 @@ func runDev(args []string) int {
 			Hostname:      cfg.Hostname,
 			Resources:     api.FormatResources(shares[i]),
 			Containerizer: ctr,
+			Docker:        dockerC,
 			Logger:        logger.With("agent", i),
 			HTTP:          cfg.HTTP, // --cors_allowed_origins, --enable_pprof: the agents' too
 			Credential:    secure.agent,
@@ -253,6 +262,9 @@ func runDev(args []string) int {
 		}
 	}
 	lines := []string{hadoopLine, sparkLine, secure.lines(masterAddr)}
+	if dockerC != nil {
+		lines = append(lines, devDockerLine(*dockerSocket))
+	}
 	for _, s := range services {
 		line, warning, done, err := s.svc.start(frameworkCtx, fs, masterAddr, mf.ip, mf.workDir, secure.framework, svcSec, logger)
 		if err != nil {

@@ -15,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/agent"
 	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/cluster/containerizer/docker"
+	"github.com/agora-cluster/agora/cluster/containerizer/docker/dockertest"
 )
 
 // These tests run the framework against a real in-process cluster and
@@ -301,5 +304,36 @@ func TestRetriesMissedAndManual(t *testing.T) {
 	}
 	if j := e.job("after"); j.SuccessCount+j.ErrorCount != 0 || j.Run != nil {
 		t.Fatalf("after ran although broken never succeeded: %+v", j)
+	}
+}
+
+// TestJobRunsInItsContainer: a job with a DOCKER container runs its
+// command in the image, with its volume; its task ID (ct:...:...) puts a
+// ':' in the sandbox path, which the Docker containerizer mounts as is.
+func TestJobRunsInItsContainer(t *testing.T) {
+	client := dockertest.Engine(t) // the docker tier
+	image := dockertest.BusyboxImage(t, client)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := docker.New(ctx, docker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	e := startEnvWith(t, clustertest.Options{Agent: func(_ int, cfg *agent.Config) {
+		cfg.Docker = d
+		dockertest.RemoveContainers(t, client, cfg.WorkDir)
+	}})
+	job := fmt.Sprintf(`{"name":"boxed","command":"echo \"$CHRONOS_JOB_NAME $MESOS_SANDBOX\" >> /runs/%s","mem":32,
+		"schedule":"R/2030-01-01T00:00:00Z/PT1H","container":{"type":"DOCKER","image":%q,
+		"volumes":[{"containerPath":"/runs","hostPath":%q,"mode":"RW"}]}}`, filepath.Base(e.runs), image, filepath.Dir(e.runs))
+	e.must("POST", "/v1/scheduler/iso8601", job, http.StatusNoContent)
+	e.waitSuccesses("boxed", 1)
+	if got := e.lines(); len(got) != 1 || got[0] != "boxed@"+docker.SandboxMount {
+		t.Fatalf("runs %v, want the job's line from inside its container", got)
+	}
+	h, _ := e.fw.History("boxed")
+	if len(h) != 1 || !strings.Contains(h[0].TaskID, ":") {
+		t.Fatalf("history %+v, want one run whose task ID has ':'", h)
 	}
 }

@@ -38,7 +38,7 @@ type Job struct {
 	Owner                string     `json:"owner"`
 	OwnerName            string     `json:"ownerName"`
 	RunAsUser            string     `json:"runAsUser"`
-	Container            anyValue   `json:"container,omitempty"`
+	Container            *Container `json:"container,omitempty"`
 	Constraints          [][]string `json:"constraints,omitempty"`
 	Executor             string     `json:"executor"`
 }
@@ -88,8 +88,6 @@ func (j *Job) normalize(kind string, now time.Time, defEpsilon time.Duration) (s
 		return nil, fmt.Errorf("name %q may have only letters, digits, '_', '.' and '-' (and may not begin with '.')", j.Name)
 	case strings.TrimSpace(j.Command) == "":
 		return nil, fmt.Errorf("job %q: command is required", j.Name)
-	case len(j.Container) > 0 && string(j.Container) != "null":
-		return nil, fmt.Errorf("job %q: container is not supported yet; run the command on the agent", j.Name)
 	case j.Executor != "":
 		return nil, fmt.Errorf("job %q: custom executors are not supported (executor must be empty)", j.Name)
 	case j.CPUs < 0 || j.Mem < 0 || j.Disk < 0:
@@ -99,6 +97,11 @@ func (j *Job) normalize(kind string, now time.Time, defEpsilon time.Duration) (s
 	}
 	if _, err := j.placement(); err != nil {
 		return nil, err
+	}
+	if j.Container != nil {
+		if err := j.Container.normalize(j.Name); err != nil {
+			return nil, err
+		}
 	}
 	if j.Shell == nil {
 		j.Shell = ptr(true)

@@ -210,8 +210,12 @@ func taskInfo(j *Job, run *Run, o *mesos.Offer, rs []mesos.Resource) mesos.TaskI
 		cmd.URIs = append(cmd.URIs, mesos.CommandInfo_URI{Value: fe.URI, Cache: ptr(fe.Cache),
 			Extract: ptr(fe.Extract), Executable: ptr(fe.Executable)})
 	}
-	return mesos.TaskInfo{Name: "ChronosTask:" + j.Name, TaskID: mesos.TaskID{Value: run.TaskID},
+	info := mesos.TaskInfo{Name: "ChronosTask:" + j.Name, TaskID: mesos.TaskID{Value: run.TaskID},
 		AgentID: o.AgentID, Resources: rs, Command: &cmd}
+	if j.Container != nil {
+		info.Container = j.Container.info()
+	}
+	return info
 }
 
 // jobOf finds the job whose run is task id. Call with f.mu held.

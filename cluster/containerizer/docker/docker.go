@@ -137,6 +137,9 @@ func (d *Containerizer) Launch(ctx context.Context, t Task) (containerizer.Conta
 	if t.Container.GetDocker().GetForcePullImage() {
 		note(t.Sandbox, "agora: force_pull_image is set, but images are never pulled (no registry is configured); using the local image "+body.Image)
 	}
+	if err := makeBindSources(body.HostConfig.Mounts); err != nil {
+		return nil, err
+	}
 	c := &container{d: d, id: t.ContainerID, name: name, sandbox: t.Sandbox, done: make(chan struct{})}
 	var created struct {
 		ID string `json:"Id"`
@@ -166,6 +169,23 @@ func (d *Containerizer) Launch(ctx context.Context, t Task) (containerizer.Conta
 	}
 	d.follow(c, time.Time{})
 	return c, nil
+}
+
+// makeBindSources creates the missing host directories of bind mounts, as
+// `docker run -v` (and so Mesos's Docker containerizer) does: a bind
+// mount of the Engine API refuses a source that does not exist.
+func makeBindSources(ms []mount) error {
+	for _, m := range ms {
+		if m.Type != "bind" {
+			continue
+		}
+		if _, err := os.Stat(m.Source); errors.Is(err, os.ErrNotExist) {
+			if err := os.MkdirAll(m.Source, 0o755); err != nil {
+				return fmt.Errorf("create the host directory of volume %s: %w", m.Target, err)
+			}
+		}
+	}
+	return nil
 }
 
 // follow starts following c: its output from since on into the sandbox,

@@ -398,12 +398,14 @@ func TestVolumes(t *testing.T) {
 	scratch := t.TempDir()
 	tk := e.task(`cat /data/in.txt > "$MESOS_SANDBOX/copy.txt" &&
 		if touch /data/new 2>/dev/null; then echo read-only volume was writable; exit 1; fi &&
-		echo written > /scratch/out.txt && echo inside > cache/x.txt`)
+		echo written > /scratch/out.txt && echo inside > cache/x.txt && echo new > /fresh/n.txt`)
 	tk.Container.Volumes = []mesos.Volume{
 		{ContainerPath: "/data", HostPath: ptr(data), Mode: mesos.RO.Enum()},
 		{ContainerPath: "/scratch", HostPath: ptr(scratch), Mode: mesos.RW.Enum()},
 		// Relative: host path in the sandbox, container path in the mount.
 		{ContainerPath: "cache", HostPath: ptr("cachedir"), Mode: mesos.RW.Enum()},
+		// A missing host directory is created, as `docker run -v` does.
+		{ContainerPath: "/fresh", HostPath: ptr(filepath.Join(scratch, "not", "yet")), Mode: mesos.RW.Enum()},
 	}
 	os.Mkdir(filepath.Join(tk.Sandbox, "cachedir"), 0o755)
 	if exit := wait(t, e.launch(tk)); !exit.Success() {
@@ -413,6 +415,7 @@ func TestVolumes(t *testing.T) {
 		filepath.Join(tk.Sandbox, "copy.txt"):          "from the host",
 		filepath.Join(scratch, "out.txt"):              "written\n",
 		filepath.Join(tk.Sandbox, "cachedir", "x.txt"): "inside\n",
+		filepath.Join(scratch, "not", "yet", "n.txt"):  "new\n",
 	} {
 		if got := read(t, p); got != want {
 			t.Errorf("%s = %q, want %q", p, got, want)

@@ -110,6 +110,31 @@ func TestDockerTaskRunsToCompletion(t *testing.T) {
 	}
 }
 
+// A task ID with ':' (Chronos's ct:<time>:<attempt>:<job>) is in the
+// sandbox path; the sandbox (and a volume inside it) is still mounted.
+func TestDockerTaskWithColonsInItsIDWritesToItsSandbox(t *testing.T) {
+	dc := startDockerCluster(t, "[31000-31010]", true)
+	s := dc.sched
+	offer := s.Offer()
+	id := "ct:1700000000000:0:nightly"
+	tk := dockerTask(t, id, offer, dc.image, `echo "$MESOS_TASK_ID" > "$MESOS_SANDBOX/out.txt" && echo kept > cache/x.txt`, "cpus:0.1;mem:32")
+	tk.Container.Volumes = []mesos.Volume{{ContainerPath: "cache", HostPath: ptr("cache:dir"), Mode: mesos.RW.Enum()}}
+	s.Launch(offer, tk)
+	if st := s.Until(id, mesos.TASK_FINISHED); st.GetMessage() != "Command exited with status 0" {
+		t.Errorf("TASK_FINISHED message %q", st.GetMessage())
+	}
+	sandbox := dc.sandbox(id)
+	if !strings.Contains(sandbox, id) {
+		t.Fatalf("sandbox %s does not name the task", sandbox)
+	}
+	if got := read(t, filepath.Join(sandbox, "out.txt")); got != id+"\n" {
+		t.Errorf("out.txt = %q", got)
+	}
+	if got := read(t, filepath.Join(sandbox, "cache:dir", "x.txt")); got != "kept\n" {
+		t.Errorf("cache:dir/x.txt = %q", got)
+	}
+}
+
 func TestDockerTaskSeesItsFetchedURIs(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "#!/bin/sh\necho fetched script ran in $(pwd)\n")

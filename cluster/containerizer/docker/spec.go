@@ -84,7 +84,11 @@ type createBody struct {
 }
 
 type hostConfig struct {
+	// Binds only carries the `volume` parameter, given in `docker run
+	// -v` syntax; paths agora builds go in Mounts, which takes a path
+	// with ':' in it (every sandbox of a task ID with ':') as it is.
 	Binds          []string                 `json:",omitempty"`
+	Mounts         []mount                  `json:",omitempty"`
 	NetworkMode    string                   `json:",omitempty"`
 	PortBindings   map[string][]portBinding `json:",omitempty"`
 	Privileged     bool                     `json:",omitempty"`
@@ -99,6 +103,15 @@ type hostConfig struct {
 	ExtraHosts     []string                 `json:",omitempty"`
 	ReadonlyRootfs bool                     `json:",omitempty"`
 	ShmSize        int64                    `json:",omitempty"`
+}
+
+// mount is one of HostConfig.Mounts: a bind of a host path or a named
+// Docker volume.
+type mount struct {
+	Type     string // "bind" or "volume"
+	Source   string
+	Target   string
+	ReadOnly bool `json:",omitempty"`
 }
 
 type portBinding struct {
@@ -127,7 +140,7 @@ func createConfig(t Task, cfsQuota bool) (*createBody, error) {
 		AttachStderr: true,
 		Labels:       map[string]string{},
 		HostConfig: hostConfig{
-			Binds:      []string{t.Sandbox + ":" + SandboxMount + ":rw"},
+			Mounts:     []mount{{Type: "bind", Source: t.Sandbox, Target: SandboxMount}},
 			Privileged: di.GetPrivileged(),
 		},
 	}
@@ -302,14 +315,10 @@ func setVolumes(hc *hostConfig, vols []mesos.Volume, sandbox string) error {
 		if !path.IsAbs(cpath) {
 			cpath = path.Join(SandboxMount, cpath)
 		}
-		mode := "rw"
-		if v.GetMode() == mesos.RO {
-			mode = "ro"
-		}
-		var source string
+		m := mount{Type: "bind", Target: cpath, ReadOnly: v.GetMode() == mesos.RO}
 		switch {
 		case v.GetHostPath() != "":
-			source = v.GetHostPath()
+			source := v.GetHostPath()
 			if !path.IsAbs(source) {
 				clean := path.Clean(source)
 				if clean == ".." || strings.HasPrefix(clean, "../") {
@@ -317,6 +326,7 @@ func setVolumes(hc *hostConfig, vols []mesos.Volume, sandbox string) error {
 				}
 				source = path.Join(sandbox, clean)
 			}
+			m.Source = source
 		case v.Source != nil && v.Source.GetType() == mesos.Volume_Source_DOCKER_VOLUME:
 			dv := v.Source.GetDockerVolume()
 			if dv == nil || dv.Name == "" {
@@ -325,14 +335,14 @@ func setVolumes(hc *hostConfig, vols []mesos.Volume, sandbox string) error {
 			if d := dv.GetDriver(); (d != "" && d != "local") || len(dv.GetDriverOptions().GetParameter()) > 0 {
 				return fmt.Errorf("volume %s: only local Docker volumes without driver options are supported", v.ContainerPath)
 			}
-			source = dv.Name
+			m.Type, m.Source = "volume", dv.Name
 		default:
 			return fmt.Errorf("volume %s: a host_path or a DOCKER_VOLUME source is required", v.ContainerPath)
 		}
-		if strings.ContainsAny(source+cpath, ":\x00") {
-			return fmt.Errorf("volume %s: paths may not contain ':'", v.ContainerPath)
+		if strings.ContainsRune(m.Source+cpath, 0) {
+			return fmt.Errorf("volume %s: paths may not contain a NUL byte", v.ContainerPath)
 		}
-		hc.Binds = append(hc.Binds, source+":"+cpath+":"+mode)
+		hc.Mounts = append(hc.Mounts, m)
 	}
 	return nil
 }
