@@ -312,3 +312,36 @@ func TestClusterACLExplain(t *testing.T) {
 		t.Errorf("/explain?role=* as team-a: want 200 without team-b's framework %s, got %d %s", b.ID, code, body)
 	}
 }
+
+// TestClusterACLPagedListFilters: a page's filter searches only what the
+// principal may view, so team-a (no view_agents) cannot find its task by
+// the agent's hostname, which ops can; a huge limit is not an overflow.
+func TestClusterACLPagedListFilters(t *testing.T) {
+	c := aclCluster(t, viewACLs, "")
+	a := clustertest.SubscribeWith(t, c.MasterURL, `{"user":"alice","name":"fa","principal":"team-a"}`, teamA)
+	launchAndStep(a, "ta")
+	waitTasks(t, c, 1)
+	total := func(path string, cred auth.Credential) int {
+		t.Helper()
+		code, body := do(t, c, http.MethodGet, path, "", "", cred)
+		var p struct {
+			Total int `json:"total"`
+		}
+		if err := json.Unmarshal([]byte(body), &p); code != http.StatusOK || err != nil {
+			t.Fatalf("GET %s as %s: %d %s (%v)", path, cred.Principal, code, body, err)
+		}
+		return p.Total
+	}
+	if n := total("/master/tasks?filter=localhost", ops); n != 1 {
+		t.Errorf("ops filtering by the agent's hostname: %d tasks, want 1", n)
+	}
+	if n := total("/master/tasks?filter=localhost", teamA); n != 0 {
+		t.Errorf("team-a, who may not view agents, found %d tasks by the agent's hostname, want 0", n)
+	}
+	if n := total("/master/tasks?filter=fa", teamA); n != 1 {
+		t.Errorf("team-a filtering by its framework's name: %d tasks, want 1", n)
+	}
+	if n := total("/master/tasks?limit=9223372036854775807&offset=1", ops); n != 1 {
+		t.Errorf("a limit near MaxInt: total %d, want 1", n)
+	}
+}

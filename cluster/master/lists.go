@@ -2,6 +2,7 @@ package master
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -84,7 +85,7 @@ func parsePage(q url.Values) (pageParams, error) {
 func (p pageParams) cut(n int) (lo, hi int) {
 	lo = min(p.offset, n)
 	hi = n
-	if p.limit >= 0 && lo+p.limit < n {
+	if p.limit >= 0 && p.limit < n-lo { // not lo+limit < n: limit may be near MaxInt
 		hi = lo + p.limit
 	}
 	return lo, hi
@@ -120,7 +121,7 @@ func (m *Master) serveTasks(r *http.Request) (doc, error) {
 			return
 		}
 		unfiltered++
-		if len(p.words) > 0 && !p.matchesAll(m.taskFields(f, t)) {
+		if len(p.words) > 0 && !p.matchesAll(m.taskFields(v, f, t)) {
 			return
 		}
 		rows = append(rows, row{t, f})
@@ -151,7 +152,9 @@ func (m *Master) serveTasks(r *http.Request) (doc, error) {
 	page := make([]any, 0, hi-lo)
 	for _, r := range firstN(rows, hi, before)[lo:] {
 		d := taskDoc(r.t)
-		d["framework_name"] = r.f.info.Name
+		if v.framework(r.f.id) {
+			d["framework_name"] = r.f.info.Name
+		}
 		if a := m.agents[r.t.info.AgentID.Value]; a != nil && v.agents() {
 			d["slave_hostname"] = a.info.Hostname
 		}
@@ -161,11 +164,15 @@ func (m *Master) serveTasks(r *http.Request) (doc, error) {
 }
 
 // taskFields are what the filter searches in a task (its state names
-// TASK_RUNNING, so RUNNING matches too).
-func (m *Master) taskFields(f *framework, t *task) []string {
-	fields := []string{t.info.TaskID.Value, t.info.Name, t.state().String(), f.id, f.info.Name,
+// TASK_RUNNING, so RUNNING matches too): only what v may view, so that a
+// filter cannot probe a hidden framework's name or an agent's hostname.
+func (m *Master) taskFields(v *viewer, f *framework, t *task) []string {
+	fields := []string{t.info.TaskID.Value, t.info.Name, t.state().String(), f.id, "",
 		t.info.AgentID.Value, t.role, t.info.GetExecutorID().GetValue(), ""}
-	if a := m.agents[t.info.AgentID.Value]; a != nil {
+	if v.framework(f.id) {
+		fields[4] = f.info.Name
+	}
+	if a := m.agents[t.info.AgentID.Value]; a != nil && v.agents() {
 		fields[len(fields)-1] = a.info.Hostname
 	}
 	return fields
@@ -408,7 +415,9 @@ func (m *Master) serveSummary(r *http.Request) (doc, error) {
 		}
 		activated++
 		for _, o := range a.offers {
-			offered.Add(o.resources...)
+			if v.framework(o.fw.id) {
+				offered.Add(o.resources...)
+			}
 		}
 		if a.out == nil {
 			disconnected++
@@ -460,12 +469,26 @@ func (m *Master) serveFrameworks(r *http.Request) (doc, error) {
 		return nil, errorf(http.StatusBadRequest, "tasks=%q: want false (leave it out for the tasks)", q.Get("tasks"))
 	}
 	want := q.Get("framework_id")
-	agents := m.viewerOf(r).agents()
+	v := m.viewerOf(r)
+	agents := v.agents()
+	// visible counts the tasks the principal may view (all without ACLs).
+	visible := func(f *framework, ts []*task) int {
+		n := 0
+		for _, t := range ts {
+			if v.task(f.id, t.info.GetUser()) {
+				n++
+			}
+		}
+		return n
+	}
 	light := func(f *framework) doc {
 		d := m.frameworkDoc(f, false)
 		delete(d, "slave_ids") // one per agent: as big as the cluster
-		d["task_count"] = len(f.tasks)
-		d["completed_task_count"] = len(f.completed)
+		d["task_count"], d["completed_task_count"] = len(f.tasks), len(f.completed)
+		if v != nil {
+			d["task_count"] = visible(f, slices.Collect(maps.Values(f.tasks)))
+			d["completed_task_count"] = visible(f, f.completed)
+		}
 		offers := []any{}
 		for _, id := range sortedKeys(f.offers) {
 			o := f.offers[id]

@@ -85,15 +85,16 @@ func TestListPagesAndFilters(t *testing.T) {
 		t.Errorf("a task's page row lacks its framework's name or agent's hostname: %+v", des.Tasks[0])
 	}
 	for path, want := range map[string][]string{
-		"/master/tasks?order=asc&limit=2":            {"t0", "t1"},
-		"/master/tasks?offset=4&limit=2":             {"t0"},
-		"/master/tasks?offset=9":                     nil,
-		"/master/tasks?filter=JOB-3":                 {"t3"},
-		"/master/tasks?filter=pager+running+t1":      {"t1"},
-		"/master/tasks?filter=nothing-like-it":       nil,
-		"/master/tasks?state=active&task_id=t2":      {"t2"},
-		"/master/tasks?state=completed":              nil,
-		"/master/tasks?limit=5&framework_id=" + s.ID: {"t4", "t3", "t2", "t1", "t0"},
+		"/master/tasks?order=asc&limit=2":                  {"t0", "t1"},
+		"/master/tasks?offset=4&limit=2":                   {"t0"},
+		"/master/tasks?offset=9":                           nil,
+		"/master/tasks?limit=9223372036854775807&offset=1": {"t3", "t2", "t1", "t0"},
+		"/master/tasks?filter=JOB-3":                       {"t3"},
+		"/master/tasks?filter=pager+running+t1":            {"t1"},
+		"/master/tasks?filter=nothing-like-it":             nil,
+		"/master/tasks?state=active&task_id=t2":            {"t2"},
+		"/master/tasks?state=completed":                    nil,
+		"/master/tasks?limit=5&framework_id=" + s.ID:       {"t4", "t3", "t2", "t1", "t0"},
 	} {
 		code, p, body := getList(t, c, path)
 		if code != http.StatusOK || !slices.Equal(ids(p), want) {
