@@ -149,6 +149,7 @@ func (a *agent) serve(ep *leaderEpoch) (bool, failure, error) {
 	ep.note(&ep.sent)
 	resp, err := a.client.Do(req)
 	if err != nil {
+		ep.noteFailure(err)
 		return false, failedUnreachable, nil // the master is not there (yet): retry
 	}
 	ep.note(&ep.answered)

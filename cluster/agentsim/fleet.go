@@ -21,10 +21,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,6 +125,33 @@ type leaderEpoch struct {
 
 	mu                         sync.Mutex
 	sent, answered, registered []time.Duration // since began, one per attempt
+	failures                   map[string]int  // why attempts on this master got no answer
+}
+
+// noteFailure counts an attempt on this epoch's master that got no
+// answer, by the kind of error (Timeline.Failures).
+func (ep *leaderEpoch) noteFailure(err error) {
+	kind := "other"
+	var op *net.OpError
+	switch {
+	case ep.ctx.Err() != nil:
+		kind = "canceled: another master named meanwhile"
+	case errors.Is(err, context.DeadlineExceeded):
+		kind = "timed out"
+	case errors.As(err, &op):
+		kind = op.Op + ": " + op.Err.Error()
+	default:
+		kind = err.Error()
+		if i := strings.LastIndex(kind, ": "); i >= 0 {
+			kind = kind[i+2:] // the cause, without the URL
+		}
+	}
+	ep.mu.Lock()
+	if ep.failures == nil {
+		ep.failures = map[string]int{}
+	}
+	ep.failures[kind]++
+	ep.mu.Unlock()
 }
 
 // note records that one agent reached a step of registering with this
@@ -143,6 +172,9 @@ type Timeline struct {
 	Sent       Quantiles `json:"sent"`       // REGISTER handed to the HTTP client
 	Answered   Quantiles `json:"answered"`   // its response headers arrived
 	Registered Quantiles `json:"registered"` // REGISTERED read from the stream
+	// Failures counts the attempts on this master that got no answer, by
+	// the kind of error.
+	Failures map[string]int `json:"failures,omitempty"`
 }
 
 // Quantiles of a set of durations, in seconds.
@@ -171,7 +203,8 @@ func (f *Fleet) Timeline() Timeline {
 	ep := f.epoch.Load()
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
-	return Timeline{Began: ep.began, Sent: quantiles(ep.sent), Answered: quantiles(ep.answered), Registered: quantiles(ep.registered)}
+	return Timeline{Began: ep.began, Sent: quantiles(ep.sent), Answered: quantiles(ep.answered), Registered: quantiles(ep.registered),
+		Failures: maps.Clone(ep.failures)}
 }
 
 // Fleet is a running set of simulated agents.
