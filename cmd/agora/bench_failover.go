@@ -58,7 +58,7 @@ type failoverConfig struct {
 	// AgentBackoffFactor spreads the agents' registrations with a new
 	// leader (agentsim.Config.RegistrationBackoffFactor).
 	AgentBackoffFactor time.Duration
-	PprofDir           string        // CPU profiles of the surviving masters from the kill on, when set
+	PprofDir           string        // CPU profiles of the surviving masters from the kill (or the election) on, when set
 	PprofFor           time.Duration // their length
 	PprofFromElection  bool          // the profiles begin at the election, not at the kill
 	// AgentsGOGC is this process's GOGC from the kill until every agent
@@ -66,7 +66,7 @@ type failoverConfig struct {
 	// machines of their own, but here they share two cores with the
 	// masters: a collection of their heap in the middle of the failover
 	// (hundreds of megabytes to gigabytes, tens of thousands of
-	// goroutine stacks) takes seconds of CPU from the new leader.
+	// goroutine stacks) can take seconds of CPU from the new leader.
 	AgentsGOGC int
 	Logger     *slog.Logger // progress
 }
@@ -128,7 +128,7 @@ func runBenchFailover(args []string) int {
 	http2 := fs.Bool("http2", false, "the simulated agents multiplex their streams over cleartext HTTP/2 connections (real agents hold one HTTP/1.1 connection each); needed for more agents than the open-file limit allows")
 	backoffFactor := fs.Duration("agent_registration_backoff_factor", 0, "each simulated agent waits a random time up to this before registering with a new leader (Mesos's agent flag --registration_backoff_factor, 1s there); 0: at once")
 	agentCodec := fs.String("agent_codec", "protobuf", "what the simulated agents speak to the masters: protobuf (as real agents) or json (as agents before protobuf)")
-	pprofDir := fs.String("pprof_dir", "", "write a CPU profile of every surviving master and of this process (the simulated agents), from the kill on, into this directory (the masters run with --enable_pprof)")
+	pprofDir := fs.String("pprof_dir", "", "write a CPU profile of every surviving master and of this process (the simulated agents), from the kill on (or the election: --pprof_from), into this directory (the masters run with --enable_pprof)")
 	pprofFor := fs.Duration("pprof_duration", 20*time.Second, "length of the --pprof_dir profiles")
 	agentsGOGC := fs.Int("agents_gogc", 400, "GOGC of this process (the simulated agents) from the kill until every agent re-registered, after a collection just before the kill: the simulated agents stand for machines of their own, and their garbage collection should not take the new leader's CPU; 0 leaves Go's default (100)")
 	pprofFrom := fs.String("pprof_from", "kill", "when the --pprof_dir profiles begin: kill (the leader's kill: the election window, the agents' attempts against the dead leader, and what follows) or election (once ZooKeeper names the new leader: re-registration alone)")
