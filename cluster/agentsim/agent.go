@@ -68,14 +68,22 @@ func (a *agent) run(ctx context.Context) {
 				continue // another leader meanwhile, or the end
 			}
 		}
-		registered, err := a.serve(ep)
+		registered, why, err := a.serve(ep)
 		if ctx.Err() != nil {
 			return
 		}
 		if registered {
 			backoff = f.cfg.Backoff
 		} else {
-			f.count(func(s *Stats) { s.FailedAttempts++ })
+			f.count(func(s *Stats) {
+				s.FailedAttempts++
+				switch why {
+				case failedUnreachable:
+					s.FailedUnreachable++
+				case failedNotLeading:
+					s.FailedNotLeading++
+				}
+			})
 		}
 		if err != nil {
 			f.noteError(err)
@@ -111,28 +119,40 @@ func (a *agent) spread(ctx context.Context, changed <-chan struct{}) bool {
 	return false
 }
 
+// Why an attempt to register failed, for the fleet's counters.
+type failure int
+
+const (
+	failedOther       failure = iota
+	failedUnreachable         // no answer: refused, reset, timed out
+	failedNotLeading          // 503 or 307: the master does not act as leader
+)
+
 // serve registers with ep's master and handles its event stream until
 // the stream breaks, PINGs stop or the epoch ends. It reports whether
-// REGISTERED arrived.
-func (a *agent) serve(ep *leaderEpoch) (bool, error) {
+// REGISTERED arrived, and if not, why.
+func (a *agent) serve(ep *leaderEpoch) (bool, failure, error) {
 	f := a.fleet
 	ctx, cancel := context.WithCancel(ep.ctx)
 	defer cancel()
 	url := "http://" + ep.addr + api.AgentPath
 	body, used, err := a.registerBody()
 	if err != nil {
-		return false, err
+		return false, failedOther, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return false, err
+		return false, failedOther, err
 	}
 	req.Header.Set("Content-Type", used.MediaType)
 	req.Header.Set("Accept", f.cfg.Codec.MediaType)
+	ep.note(&ep.sent)
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return false, nil // the master is not there (yet): retry
+		ep.noteFailure(err)
+		return false, failedUnreachable, nil // the master is not there (yet): retry
 	}
+	ep.note(&ep.answered)
 	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
@@ -141,31 +161,34 @@ func (a *agent) serve(ep *leaderEpoch) (bool, error) {
 		// and register afresh (as the real agent does).
 		f.count(func(s *Stats) { s.Refusals++ })
 		a.reset()
-		return false, nil
+		return false, failedOther, nil
 	case http.StatusServiceUnavailable, http.StatusTemporaryRedirect:
-		return false, nil // not (yet) the acting leader
+		return false, failedNotLeading, nil // not (yet) the acting leader
 	default:
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return false, &protocolError{fmt.Sprintf("%s: REGISTER: %s: %s", a.hostname, resp.Status, strings.TrimSpace(string(b)))}
+		return false, failedOther, &protocolError{fmt.Sprintf("%s: REGISTER: %s: %s", a.hostname, resp.Status, strings.TrimSpace(string(b)))}
 	}
 	codec := api.JSON
 	if resp.Header.Get("Content-Type") == api.MediaProtobuf {
 		codec = api.Protobuf
 	}
-	// Events are small (PING, RUN_TASK, ACKNOWLEDGE): a 64 KiB buffer per
-	// agent would be gigabytes for a large fleet, allocated anew by every
-	// agent at each change of leader.
-	events := api.NewRecordReaderSize(resp.Body, 4096)
+	// The buffer holds only a record's length line (a record is read past
+	// it): a 64 KiB buffer per agent would be gigabytes for a large fleet,
+	// and even 4 KiB, allocated anew by every agent at each change of
+	// leader, is 160 MB of garbage at 40,000 agents, collected on the
+	// cores the new leader needs.
+	events := api.NewRecordReaderSize(resp.Body, 512)
 	ev, err := readEvent(events, codec)
 	if err != nil {
-		return false, nil
+		return false, failedOther, nil
 	}
 	if ev.Type != api.AgentRegistered || ev.Registered == nil || ev.Registered.AgentID == "" {
-		return false, &protocolError{fmt.Sprintf("%s: first event is %s, want REGISTERED", a.hostname, ev.Type)}
+		return false, failedOther, &protocolError{fmt.Sprintf("%s: first event is %s, want REGISTERED", a.hostname, ev.Type)}
 	}
 	r := ev.Registered
+	ep.note(&ep.registered)
 	if err := a.registered(ctx, url, r); err != nil {
-		return false, err
+		return false, failedOther, err
 	}
 	defer a.disconnected(r.MasterID)
 
@@ -178,7 +201,7 @@ func (a *agent) serve(ep *leaderEpoch) (bool, error) {
 	for {
 		ev, err := readEvent(events, codec)
 		if err != nil {
-			return true, nil
+			return true, failedOther, nil
 		}
 		switch ev.Type {
 		case api.AgentPing:

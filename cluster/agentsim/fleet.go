@@ -21,8 +21,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"math"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,6 +121,90 @@ type leaderEpoch struct {
 	addr   string // host:port, "" while no master leads
 	ctx    context.Context
 	cancel context.CancelFunc
+	began  time.Time
+
+	mu                         sync.Mutex
+	sent, answered, registered []time.Duration // since began, one per attempt
+	failures                   map[string]int  // why attempts on this master got no answer
+}
+
+// noteFailure counts an attempt on this epoch's master that got no
+// answer, by the kind of error (Timeline.Failures).
+func (ep *leaderEpoch) noteFailure(err error) {
+	kind := "other"
+	var op *net.OpError
+	switch {
+	case ep.ctx.Err() != nil:
+		kind = "canceled: another master named meanwhile"
+	case errors.Is(err, context.DeadlineExceeded):
+		kind = "timed out"
+	case errors.As(err, &op):
+		kind = op.Op + ": " + op.Err.Error()
+	default:
+		kind = err.Error()
+		if i := strings.LastIndex(kind, ": "); i >= 0 {
+			kind = kind[i+2:] // the cause, without the URL
+		}
+	}
+	ep.mu.Lock()
+	if ep.failures == nil {
+		ep.failures = map[string]int{}
+	}
+	ep.failures[kind]++
+	ep.mu.Unlock()
+}
+
+// note records that one agent reached a step of registering with this
+// epoch's master, for EpochTimeline.
+func (ep *leaderEpoch) note(step *[]time.Duration) {
+	d := time.Since(ep.began)
+	ep.mu.Lock()
+	*step = append(*step, d)
+	ep.mu.Unlock()
+}
+
+// Timeline is how long after the fleet learned of its current master its
+// agents reached each step of registering with it: quantiles over the
+// agents' attempts, in seconds.
+type Timeline struct {
+	// Began is when the fleet learned of the master (ZooKeeper named it).
+	Began      time.Time `json:"-"`
+	Sent       Quantiles `json:"sent"`       // REGISTER handed to the HTTP client
+	Answered   Quantiles `json:"answered"`   // its response headers arrived
+	Registered Quantiles `json:"registered"` // REGISTERED read from the stream
+	// Failures counts the attempts on this master that got no answer, by
+	// the kind of error.
+	Failures map[string]int `json:"failures,omitempty"`
+}
+
+// Quantiles of a set of durations, in seconds.
+type Quantiles struct {
+	N   int     `json:"n"`
+	P10 float64 `json:"p10"`
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	Max float64 `json:"max"`
+}
+
+func quantiles(ds []time.Duration) Quantiles {
+	if len(ds) == 0 {
+		return Quantiles{}
+	}
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	at := func(q float64) float64 {
+		return math.Round(ds[int(q*float64(len(ds)-1))].Seconds()*1000) / 1000
+	}
+	return Quantiles{N: len(ds), P10: at(0.1), P50: at(0.5), P90: at(0.9), Max: at(1)}
+}
+
+// Timeline is the registration timeline of the current master's epoch.
+func (f *Fleet) Timeline() Timeline {
+	ep := f.epoch.Load()
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	return Timeline{Began: ep.began, Sent: quantiles(ep.sent), Answered: quantiles(ep.answered), Registered: quantiles(ep.registered),
+		Failures: maps.Clone(ep.failures)}
 }
 
 // Fleet is a running set of simulated agents.
@@ -144,16 +232,33 @@ type Fleet struct {
 
 // Stats are the fleet's counters since it started.
 type Stats struct {
-	Registrations   int64 `json:"registrations"`    // REGISTERED, first time
-	Reregistrations int64 `json:"reregistrations"`  // REGISTERED again, with the agent's ID
-	Refusals        int64 `json:"refusals"`         // 409s: the agent registered afresh
-	FailedAttempts  int64 `json:"failed_attempts"`  // attempts that did not get REGISTERED
-	TasksLaunched   int64 `json:"tasks_launched"`   // RUN_TASKs
-	TasksFinished   int64 `json:"tasks_finished"`   // tasks that ran their duration
-	TasksKilled     int64 `json:"tasks_killed"`     // KILL_TASK or framework shutdown
-	UpdateCalls     int64 `json:"update_calls"`     // STATUS_UPDATE calls made
-	UpdateFailures  int64 `json:"update_failures"`  // of which failed (retried)
-	Acknowledgments int64 `json:"acknowledgements"` // ACKNOWLEDGEs that matched
+	Registrations   int64 `json:"registrations"`   // REGISTERED, first time
+	Reregistrations int64 `json:"reregistrations"` // REGISTERED again, with the agent's ID
+	Refusals        int64 `json:"refusals"`        // 409s: the agent registered afresh
+	FailedAttempts  int64 `json:"failed_attempts"` // attempts that did not get REGISTERED
+	// Of which: no answer (connection refused or broken: the master is
+	// down), and 503/307 (it does not act as the leader).
+	FailedUnreachable int64 `json:"failed_unreachable"`
+	FailedNotLeading  int64 `json:"failed_not_leading"`
+	TasksLaunched     int64 `json:"tasks_launched"`   // RUN_TASKs
+	TasksFinished     int64 `json:"tasks_finished"`   // tasks that ran their duration
+	TasksKilled       int64 `json:"tasks_killed"`     // KILL_TASK or framework shutdown
+	UpdateCalls       int64 `json:"update_calls"`     // STATUS_UPDATE calls made
+	UpdateFailures    int64 `json:"update_failures"`  // of which failed (retried)
+	Acknowledgments   int64 `json:"acknowledgements"` // ACKNOWLEDGEs that matched
+}
+
+// Sub is s minus an earlier reading of the same counters: what happened
+// between the two.
+func (s Stats) Sub(before Stats) Stats {
+	return Stats{
+		Registrations: s.Registrations - before.Registrations, Reregistrations: s.Reregistrations - before.Reregistrations,
+		Refusals: s.Refusals - before.Refusals, FailedAttempts: s.FailedAttempts - before.FailedAttempts,
+		FailedUnreachable: s.FailedUnreachable - before.FailedUnreachable, FailedNotLeading: s.FailedNotLeading - before.FailedNotLeading,
+		TasksLaunched: s.TasksLaunched - before.TasksLaunched, TasksFinished: s.TasksFinished - before.TasksFinished,
+		TasksKilled: s.TasksKilled - before.TasksKilled, UpdateCalls: s.UpdateCalls - before.UpdateCalls,
+		UpdateFailures: s.UpdateFailures - before.UpdateFailures, Acknowledgments: s.Acknowledgments - before.Acknowledgments,
+	}
 }
 
 // Start runs cfg.Agents agents until ctx ends; Wait waits for them.
@@ -285,7 +390,7 @@ func (f *Fleet) setEpoch(parent context.Context, addr string) {
 		return
 	}
 	ctx, cancel := context.WithCancel(parent)
-	if prev := f.epoch.Swap(&leaderEpoch{addr: addr, ctx: ctx, cancel: cancel}); prev != nil {
+	if prev := f.epoch.Swap(&leaderEpoch{addr: addr, ctx: ctx, cancel: cancel, began: time.Now()}); prev != nil {
 		prev.cancel()
 	}
 	close(f.epochWake)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -358,5 +359,68 @@ func TestRegisterBodyFollowsTheAgentsState(t *testing.T) {
 	a.kill(k)
 	if r := decode(); len(r.Tasks) != 1 || r.Tasks[0].GetState() != mesos.TASK_KILLED {
 		t.Fatalf("after KILL_TASK: tasks %+v; want T1 KILLED", r.Tasks)
+	}
+}
+
+// Attempts are counted by why they failed — a master that is not there,
+// one that does not act as leader — and the timeline of the master's
+// epoch counts every attempt sent and answered, and the kinds of error.
+func TestFailuresAreCountedByCause(t *testing.T) {
+	const agents = 5
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	f := startFleet(t, Config{Master: srv.Listener.Addr().String(), Agents: agents, Backoff: 20 * time.Millisecond, BackoffMax: 40 * time.Millisecond})
+	waitFor(t, "attempts refused by a master that does not lead", 30*time.Second, func() bool {
+		return f.Stats().FailedNotLeading >= 2*agents
+	})
+	st, tl := f.Stats(), f.Timeline()
+	if st.FailedUnreachable != 0 || st.FailedAttempts < st.FailedNotLeading {
+		t.Fatalf("stats %+v: want every failure counted as not leading", st)
+	}
+	if tl.Sent.N < agents || tl.Answered.N < agents || tl.Registered.N != 0 || len(tl.Failures) != 0 {
+		t.Fatalf("timeline %+v: want every agent's attempts sent and answered (with 503), none registered, no error", tl)
+	}
+
+	// A master that is not there: refused connections, by kind.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	g := startFleet(t, Config{Master: addr, Agents: agents, Backoff: 20 * time.Millisecond, BackoffMax: 40 * time.Millisecond})
+	waitFor(t, "attempts on a master that is not there", 30*time.Second, func() bool {
+		return g.Stats().FailedUnreachable >= 2*agents
+	})
+	tl = g.Timeline()
+	n := 0
+	for kind, c := range tl.Failures {
+		if !strings.Contains(kind, "refused") {
+			t.Errorf("failure kind %q (%d): want connection refused", kind, c)
+		}
+		n += c
+	}
+	if n < 2*agents || tl.Answered.N != 0 {
+		t.Fatalf("timeline %+v: want at least %d refused attempts, none answered", tl, 2*agents)
+	}
+}
+
+func TestQuantiles(t *testing.T) {
+	var ds []time.Duration
+	for i := 10; i >= 1; i-- {
+		ds = append(ds, time.Duration(i)*100*time.Millisecond)
+	}
+	q := quantiles(ds)
+	if q.N != 10 || q.P10 != 0.1 || q.P50 != 0.5 || q.P90 != 0.9 || q.Max != 1 {
+		t.Fatalf("quantiles of 0.1 s … 1 s: %+v", q)
+	}
+	if ds[0] != time.Second {
+		t.Fatal("quantiles sorted its argument in place")
+	}
+	if q := quantiles(nil); q != (Quantiles{}) {
+		t.Fatalf("quantiles of nothing: %+v", q)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -56,9 +58,17 @@ type failoverConfig struct {
 	// AgentBackoffFactor spreads the agents' registrations with a new
 	// leader (agentsim.Config.RegistrationBackoffFactor).
 	AgentBackoffFactor time.Duration
-	PprofDir           string        // CPU profiles of the surviving masters from the kill on, when set
+	PprofDir           string        // CPU profiles of the surviving masters from the kill (or the election) on, when set
 	PprofFor           time.Duration // their length
-	Logger             *slog.Logger  // progress
+	PprofFromElection  bool          // the profiles begin at the election, not at the kill
+	// AgentsGOGC is this process's GOGC from the kill until every agent
+	// re-registered (0: left as it is). The simulated agents stand for
+	// machines of their own, but here they share two cores with the
+	// masters: a collection of their heap in the middle of the failover
+	// (hundreds of megabytes to gigabytes, tens of thousands of
+	// goroutine stacks) can take seconds of CPU from the new leader.
+	AgentsGOGC int
+	Logger     *slog.Logger // progress
 }
 
 // failoverResult is what a run measured; the times are seconds from the
@@ -91,6 +101,19 @@ type failoverResult struct {
 	ListenOverflows  int64          `json:"listen_overflows"`
 	ZKSessionTimeout float64        `json:"zk_session_timeout_s"`
 	AgentStats       agentsim.Stats `json:"agent_stats"`
+	// The agents' counters from the election to every agent re-registered:
+	// attempts that failed after the new leader was named.
+	AgentStatsAfterElection agentsim.Stats `json:"agent_stats_after_election"`
+	// AgentsLearned is when the agents learned of the new leader (from the
+	// kill), and AgentsTimeline how long after that they reached each step
+	// of re-registering.
+	AgentsLearned  float64           `json:"agents_learned_of_new_leader_s"`
+	AgentsTimeline agentsim.Timeline `json:"agents_reregistration_timeline"`
+	// CPU seconds used from the election until every agent re-registered:
+	// by the new leader, and by this process (the simulated agents and
+	// the framework), which shares the machine's cores with it.
+	NewLeaderCPU float64 `json:"new_leader_cpu_s"`
+	AgentsCPU    float64 `json:"simulated_agents_process_cpu_s"`
 }
 
 func runBenchFailover(args []string) int {
@@ -105,8 +128,10 @@ func runBenchFailover(args []string) int {
 	http2 := fs.Bool("http2", false, "the simulated agents multiplex their streams over cleartext HTTP/2 connections (real agents hold one HTTP/1.1 connection each); needed for more agents than the open-file limit allows")
 	backoffFactor := fs.Duration("agent_registration_backoff_factor", 0, "each simulated agent waits a random time up to this before registering with a new leader (Mesos's agent flag --registration_backoff_factor, 1s there); 0: at once")
 	agentCodec := fs.String("agent_codec", "protobuf", "what the simulated agents speak to the masters: protobuf (as real agents) or json (as agents before protobuf)")
-	pprofDir := fs.String("pprof_dir", "", "write a CPU profile of every surviving master and of this process (the simulated agents), from the kill on, into this directory (the masters run with --enable_pprof)")
+	pprofDir := fs.String("pprof_dir", "", "write a CPU profile of every surviving master and of this process (the simulated agents), from the kill on (or the election: --pprof_from), into this directory (the masters run with --enable_pprof)")
 	pprofFor := fs.Duration("pprof_duration", 20*time.Second, "length of the --pprof_dir profiles")
+	agentsGOGC := fs.Int("agents_gogc", 400, "GOGC of this process (the simulated agents) from the kill until every agent re-registered, after a collection just before the kill: the simulated agents stand for machines of their own, and their garbage collection should not take the new leader's CPU; 0 leaves Go's default (100)")
+	pprofFrom := fs.String("pprof_from", "kill", "when the --pprof_dir profiles begin: kill (the leader's kill: the election window, the agents' attempts against the dead leader, and what follows) or election (once ZooKeeper names the new leader: re-registration alone)")
 	keepLogs := fs.Bool("keep_logs", false, "keep the masters' logs (a directory below --work_dir, named on stderr) after a run that succeeds")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	verbose := fs.Bool("verbose", false, "log progress on stderr")
@@ -142,6 +167,12 @@ func runBenchFailover(args []string) int {
 	case *agentCodec != "protobuf" && *agentCodec != "json":
 		fmt.Fprintf(os.Stderr, "agora bench failover: --agent_codec=%q: want protobuf or json\n", *agentCodec)
 		return 2
+	case *agentsGOGC < 0:
+		fmt.Fprintf(os.Stderr, "agora bench failover: --agents_gogc=%d: want 0 (Go's default) or a percentage\n", *agentsGOGC)
+		return 2
+	case *pprofFrom != "kill" && *pprofFrom != "election":
+		fmt.Fprintf(os.Stderr, "agora bench failover: --pprof_from=%q: want kill or election\n", *pprofFrom)
+		return 2
 	case *masters != 2 && *masters != 3:
 		fmt.Fprintf(os.Stderr, "agora bench failover: --masters=%d: run 2 or 3\n", *masters)
 		return 2
@@ -163,7 +194,7 @@ func runBenchFailover(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := benchFailover(ctx, failoverConfig{Bin: bin, ZK: u, Masters: *masters, Agents: *agents, TasksPerAgent: *tasks,
-		Dir: dir, SessionTimeout: *session, Timeout: *timeout, HTTP2: *http2, AgentCodec: codec, AgentBackoffFactor: *backoffFactor, PprofDir: *pprofDir, PprofFor: *pprofFor, Logger: benchLogger(*verbose)})
+		Dir: dir, SessionTimeout: *session, Timeout: *timeout, HTTP2: *http2, AgentCodec: codec, AgentBackoffFactor: *backoffFactor, PprofDir: *pprofDir, PprofFor: *pprofFor, PprofFromElection: *pprofFrom == "election", AgentsGOGC: *agentsGOGC, Logger: benchLogger(*verbose)})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "agora bench failover: %v\n(masters' logs kept in %s)\n", err, dir)
 		return 1
@@ -324,6 +355,9 @@ func printFailoverResult(r *failoverResult) {
 	row("new leader peak RSS MB", r.NewLeaderPeakMB)
 	row("simulated agents' process peak RSS MB", r.AgentsProcessMB)
 	row("listen queue overflows (kill → re-registered)", r.ListenOverflows)
+	row("election → re-registered: new leader CPU s", r.NewLeaderCPU)
+	row("election → re-registered: agents' process CPU s", r.AgentsCPU)
+	row("agents' attempts failed (after the election)", fmt.Sprintf("%d (%d)", r.AgentStats.FailedAttempts, r.AgentStatsAfterElection.FailedAttempts))
 	w.Flush()
 }
 
@@ -414,6 +448,16 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 	old := masters[leader]
 	res.OldLeaderPeakMB = round3(procStatusMB(old.pid(), "VmHWM"))
 	overflows := listenOverflows()
+	restoreGC := func() {}
+	if cfg.AgentsGOGC > 0 {
+		// Collect now, so that the agents' next collection is a whole
+		// heap's growth away, and make that growth longer for the
+		// failover's duration.
+		runtime.GC()
+		prev := debug.SetGCPercent(cfg.AgentsGOGC)
+		restoreGC = sync.OnceFunc(func() { debug.SetGCPercent(prev) })
+		defer restoreGC()
+	}
 	killed := time.Now()
 	fw.markKill(killed)
 	if err := old.kill9(); err != nil {
@@ -421,11 +465,15 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 	}
 	delete(masters, leader)
 	since := func(t time.Time) float64 { return round3(t.Sub(killed).Seconds()) }
-	if cfg.PprofDir != "" {
+	stopProfiles := func() {}
+	profile := func() {
 		profiled := profileMasters(ctx, masters, cfg.PprofDir, cfg.PprofFor, log)
-		defer profiled()
 		stopSelf := profileSelf(filepath.Join(cfg.PprofDir, "agents.pprof"), cfg.PprofFor, log)
-		defer stopSelf()
+		stopProfiles = func() { stopSelf(); profiled() }
+	}
+	defer func() { stopProfiles() }()
+	if cfg.PprofDir != "" && !cfg.PprofFromElection {
+		profile()
 	}
 
 	next, masterID, err := awaitElected(ctx, follower, leader, cfg.Timeout)
@@ -433,6 +481,16 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 		return nil, err
 	}
 	elected := time.Now()
+	atElection := fleet.Stats()
+	var newPid int
+	if nm := masters[next]; nm != nil {
+		newPid = nm.pid()
+	}
+	leaderCPU, _ := procCPUSeconds(newPid)
+	agentsCPU, _ := procCPUSeconds(os.Getpid())
+	if cfg.PprofDir != "" && cfg.PprofFromElection {
+		profile()
+	}
 	res.ElectedSeconds = since(elected)
 	log.Info("another master is elected", "master", next, "s", res.ElectedSeconds)
 	var wg sync.WaitGroup
@@ -456,6 +514,16 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 		return nil, err
 	}
 	res.ListenOverflows = listenOverflows() - overflows
+	res.AgentStatsAfterElection = fleet.Stats().Sub(atElection)
+	if c, err := procCPUSeconds(newPid); err == nil && newPid > 0 {
+		res.NewLeaderCPU = round3(c - leaderCPU)
+	}
+	if c, err := procCPUSeconds(os.Getpid()); err == nil {
+		res.AgentsCPU = round3(c - agentsCPU)
+	}
+	restoreGC()
+	res.AgentsTimeline = fleet.Timeline()
+	res.AgentsLearned = since(res.AgentsTimeline.Began)
 	if nm := masters[next]; nm != nil {
 		if at, ok := actingSince(nm.log); ok {
 			leadingAt = at // to the millisecond, from its own log

@@ -47,6 +47,22 @@ func TestBenchFailoverSmall(t *testing.T) {
 	if res.LeadingSeconds <= 0 || res.LeadingSeconds > res.Reregistered {
 		t.Fatalf("the new leader acted %.3f s after the kill; want after it, and before every agent re-registered (%.3f s)", res.LeadingSeconds, res.Reregistered)
 	}
+	// Every agent's re-registration is on the timeline, each step after
+	// the one before it; attempts that failed are counted by cause.
+	tl := res.AgentsTimeline
+	if tl.Registered.N < agents || tl.Sent.N < tl.Registered.N || tl.Answered.N < tl.Registered.N {
+		t.Fatalf("timeline %+v: want every one of %d agents sent, answered and registered", tl, agents)
+	}
+	if tl.Sent.P50 > tl.Answered.P50 || tl.Answered.P50 > tl.Registered.P50 || tl.Registered.Max > res.Reregistered {
+		t.Fatalf("timeline %+v out of order (every agent re-registered %.3f s after the kill)", tl, res.Reregistered)
+	}
+	if res.AgentsLearned < res.ElectedSeconds-1 || res.AgentsLearned > res.Reregistered {
+		t.Fatalf("the agents learned of the new leader %.3f s after the kill; want about its election (%.3f s), before they re-registered (%.3f s)",
+			res.AgentsLearned, res.ElectedSeconds, res.Reregistered)
+	}
+	if st := res.AgentStats; st.FailedUnreachable+st.FailedNotLeading > st.FailedAttempts {
+		t.Fatalf("agent stats %+v: more failures by cause than failures", st)
+	}
 	if res.NewLeaderPeakMB <= 0 {
 		t.Fatalf("no peak RSS read for the new leader: %+v", *res)
 	}
