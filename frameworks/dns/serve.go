@@ -76,6 +76,9 @@ func (r *Resolver) answer(m *dns.Msg, recs *records, name string, qtype uint16) 
 	}
 	if qtype == dns.TypeSRV || qtype == dns.TypeANY {
 		srvs := shuffled(recs.srv[name])
+		if len(srvs) == 0 && qtype == dns.TypeSRV {
+			srvs = shuffled(recs.srv[bareSRV(name)])
+		}
 		seen := map[string]bool{}
 		for _, s := range srvs {
 			m.Answer = append(m.Answer, &dns.SRV{Hdr: r.hdr(name, dns.TypeSRV), Priority: 0,
@@ -93,6 +96,19 @@ func (r *Resolver) answer(m *dns.Msg, recs *records, name string, qtype uint16) 
 		m.Answer = append(m.Answer, &dns.NS{Hdr: r.hdr(name, dns.TypeNS), Ns: r.cfg.SOAMname})
 		m.Extra = append(m.Extra, r.addrs(recs, r.cfg.SOAMname, dns.TypeANY)...)
 	}
+}
+
+// bareSRV is the SRV name Mesos-DNS keeps for a task's bare name:
+// _task._tcp.framework.domain. for task.framework.domain., so that an SRV
+// query for the name a user knows (app.marathon.agora) answers the
+// instances' ports as the _app._tcp name does; "" for names that already
+// start with an underscore label.
+func bareSRV(name string) string {
+	label, rest, ok := strings.Cut(name, ".")
+	if !ok || label == "" || strings.HasPrefix(label, "_") || rest == "" {
+		return ""
+	}
+	return "_" + label + "._tcp." + rest
 }
 
 // addrs are the A (and AAAA) records of name, shuffled: several tasks of

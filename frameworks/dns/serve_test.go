@@ -312,6 +312,7 @@ func TestDiscoveryPorts(t *testing.T) {
 		{"_web._tcp.marathon.agora", []int{8080}},
 		{"_http._web._tcp.marathon.agora", []int{8080}},
 		{"_web._udp.marathon.agora", []int{5353}},
+		{"web.marathon.agora", []int{8080}}, // the bare name: its _tcp records
 	} {
 		in := r.query(t, "udp", c.name, dns.TypeSRV)
 		if got := srvPorts(in); !reflect.DeepEqual(got, c.ports) || in.Answer[0].(*dns.SRV).Target != canonical {
