@@ -3,8 +3,8 @@
 #   scripts/deps.sh        what `make run` needs: the Go modules.
 #   scripts/deps.sh test   what `make test` needs as well: Chromium (web UI
 #                          tests), a running Docker Engine, busybox-static
-#                          (the Docker tests' image), tmux and zsh (the
-#                          terminal and completion tests), a JDK and Maven,
+#                          (the Docker tests' image), tmux, zsh and dig (the
+#                          terminal, completion and DNS tests), a JDK and Maven,
 #                          ZooKeeper (Debian's package), and the
 #                          upstream engines the real-engine tests run,
 #                          assembled from Maven Central by `agora dist install`
@@ -36,6 +36,8 @@ fi
 # script is checked by zsh itself.
 command -v tmux >/dev/null 2>&1 || apt_install tmux >&2
 command -v zsh >/dev/null 2>&1 || apt_install zsh >&2
+# dig: the DNS test asks agora's Mesos-DNS names with dig itself.
+command -v dig >/dev/null 2>&1 || apt_install dnsutils >&2
 # The engines run on Java 17 or later; Maven assembles them.
 java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1; }
 if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ] 2>/dev/null; then

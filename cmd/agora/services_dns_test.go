@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +65,11 @@ func TestMarathonAppInDNS(t *testing.T) {
 	if a := query(t, server, "web.marathon.agora.", dns.TypeA); len(a.Answer) != 1 || a.Answer[0].(*dns.A).A.String() != "127.0.0.1" {
 		t.Fatalf("web.marathon.agora A: %v, want 127.0.0.1", a.Answer)
 	}
+	// The query of the issue, with dig itself: the bare name's SRV answer
+	// gives the instances' ports.
+	if dig := digSRVPorts(t, server, "web.marathon.agora"); !slices.Equal(dig, ports) {
+		t.Fatalf("dig web.marathon.agora SRV: ports %v, want %v", dig, ports)
+	}
 	out, errOut, code := runClient(t, master, "dns", "lookup", "_web._tcp.marathon.agora", "--server", server, "--json")
 	for _, p := range ports {
 		if code != 0 || !strings.Contains(out, fmt.Sprintf(`"port": %d`, p)) {
@@ -83,6 +92,36 @@ func TestMarathonAppInDNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the instance to come back to the SRV answer", 90*time.Second, func() bool { return slices.Equal(srv(), ports) })
+}
+
+// digSRVPorts runs `dig +short @HOST -p PORT name SRV` and returns the
+// answer's ports, sorted.
+func digSRVPorts(t *testing.T, server, name string) []int {
+	t.Helper()
+	if _, err := exec.LookPath("dig"); err != nil {
+		t.Fatal("dig is not installed: `make test-deps` installs it (Debian package dnsutils)")
+	}
+	host, port, _ := net.SplitHostPort(server)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "dig", "+short", "+tries=3", "@"+host, "-p", port, name, "SRV").CombinedOutput()
+	if err != nil {
+		t.Fatalf("dig: %v: %s", err, out)
+	}
+	var ports []int
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line) // priority weight port target
+		if len(f) != 4 {
+			t.Fatalf("dig printed %q, want SRV lines", out)
+		}
+		p, err := strconv.Atoi(f[2])
+		if err != nil {
+			t.Fatalf("dig printed %q: %v", out, err)
+		}
+		ports = append(ports, p)
+	}
+	slices.Sort(ports)
+	return ports
 }
 
 // dnsAddr is the UDP address `agora dns` says it serves on.
