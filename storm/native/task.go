@@ -212,9 +212,13 @@ func (r *Runtime) runBolt(t *task, p *multilang.Proc) error {
 	heard := atomic.Int64{}
 	heard.Store(time.Now().UnixNano())
 	slots := make(chan struct{}, intConf(t.conf, KeyShellBoltPending, 100))
+	// freed wakes the feeder when an ack or fail frees a slot: a feeder
+	// that found every slot taken waits for it, not for the next
+	// heartbeat.
+	freed := make(chan struct{}, 1)
 	stop := make(chan struct{})
 	writeErr := make(chan error, 1)
-	go func() { writeErr <- r.feedBolt(t, p, slots, &heard, stop) }()
+	go func() { writeErr <- r.feedBolt(t, p, slots, freed, &heard, stop) }()
 	defer func() {
 		close(stop)
 		p.Kill()
@@ -242,6 +246,10 @@ func (r *Runtime) runBolt(t *task, p *multilang.Proc) error {
 				continue // a tick tuple, or a tuple failed when its tree timed out
 			}
 			<-slots
+			select {
+			case freed <- struct{}{}:
+			default:
+			}
 			if m.Command == "ack" {
 				t.m.acked.Add(1)
 				t.m.latency(time.Since(f.start))
@@ -261,11 +269,17 @@ func (r *Runtime) runBolt(t *task, p *multilang.Proc) error {
 	}
 }
 
+// heartbeatEvery is how often a bolt is sent a heartbeat tuple (Storm's
+// ShellBolt: every second); a variable so that a test can show that
+// tuples never wait for one.
+var heartbeatEvery = time.Second
+
 // feedBolt writes tuples (at most topology.shellbolt.max.pending not yet
 // acked), a heartbeat every second and tick tuples. A bolt silent for
-// topology.subprocess.timeout.secs is killed (and started again).
-func (r *Runtime) feedBolt(t *task, p *multilang.Proc, slots chan struct{}, heard *atomic.Int64, stop chan struct{}) error {
-	hb := time.NewTicker(time.Second)
+// topology.subprocess.timeout.secs is killed (and started again). freed
+// is signalled each time a slot is given back.
+func (r *Runtime) feedBolt(t *task, p *multilang.Proc, slots, freed chan struct{}, heard *atomic.Int64, stop chan struct{}) error {
+	hb := time.NewTicker(heartbeatEvery)
 	defer hb.Stop()
 	var tick <-chan time.Time
 	if secs := intConf(t.conf, KeyTickFreq, 0); secs > 0 {
@@ -286,6 +300,8 @@ func (r *Runtime) feedBolt(t *task, p *multilang.Proc, slots chan struct{}, hear
 			return nil
 		case <-r.ctx.Done():
 			return nil
+		case <-freed:
+			// A slot was given back: look at the inbox again.
 		case now := <-hb.C:
 			if now.Sub(time.Unix(0, heard.Load())) > silent {
 				r.log.Warn("native storm: bolt did not answer heartbeats; killing it", "component", t.comp.ID, "task", t.id, "silent", silent)
