@@ -41,7 +41,7 @@ func (d *devSecure) register(fs *flag.FlagSet) {
 		"generates principals operator, agent and framework with random secrets in WORK_DIR/secure and prints how to use them;\n"+
 		"the master and the agents speak HTTPS (--ssl_cert_file) with a certificate of a CA generated in WORK_DIR/secure/tls,\n"+
 		"and each executor calls its agent with a token of its own (--authenticate_http_executors).\n"+
-		"The built-in services (Hadoop, Spark, Marathon, Chronos, DNS, Cassandra) present principal framework;\n"+
+		"The built-in services (Hadoop, Spark, Storm, Marathon, Chronos, DNS, Cassandra) present principal framework;\n"+
 		"the APIs of Marathon, Chronos, DNS and Hadoop ask for the same credentials and speak TLS with the same certificate")
 }
 

@@ -91,9 +91,6 @@ func (d *devStorm) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, 
 		close(stopped)
 		return stormDevLine(), "", stopped, nil
 	}
-	if cred.Principal != "" {
-		return "", "", nil, errors.New("storm: --storm does not run with --secure (the Storm framework presents no credential)")
-	}
 	// ctx ends when agora dev stops, which it does only after its banner;
 	// an interrupt must end the waits below before that (agora dev's own
 	// handler sees it too, and stops once they have returned).
@@ -130,7 +127,8 @@ func (d *devStorm) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, 
 			default:
 			}
 		},
-		Logger: logger.With("framework", "storm"),
+		Logger:    logger.With("framework", "storm"),
+		Principal: cred.Principal, Secret: cred.Secret,
 	})
 	if err != nil {
 		zk.stop()

@@ -201,8 +201,7 @@ func processesIn(dir string) []string {
 }
 
 // agora dev refuses a Storm it cannot run before starting anything:
-// --storm_zookeeper without --storm, and --storm with --secure (the
-// framework presents no credential).
+// --storm_zookeeper without --storm.
 func TestDevStormRefusals(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
 	for _, tc := range []struct {
@@ -212,7 +211,6 @@ func TestDevStormRefusals(t *testing.T) {
 		want string
 	}{
 		{"--storm_zookeeper alone", devStorm{zk: "127.0.0.1:2181"}, auth.Credential{}, "--storm_zookeeper needs --storm"},
-		{"--storm --secure", devStorm{on: true}, auth.Credential{Principal: "agora", Secret: "s"}, "--storm does not run with --secure"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			work := t.TempDir()

@@ -66,6 +66,10 @@ are read too):
   agora.storm.nimbus.cpu, agora.storm.nimbus.mem.mb   a launched Nimbus (1, 1024)
 Any other key is Storm's own and is passed to every daemon.
 
+With --principal and --secret_file (or AGORA_PRINCIPAL and AGORA_SECRET) the
+framework registers with that credential, for masters that authenticate
+frameworks (--authenticate_frameworks).
+
 With --state_dir, the framework ID and the tasks are kept there: interrupting
 the command leaves the daemons running, and starting it again with the same
 directory (within the failover timeout) adopts them. Without it (or with
@@ -93,6 +97,8 @@ func stormScheduler(ctx context.Context, args []string, stdout, stderr io.Writer
 	teardown := fs.Bool("teardown", false, "with --state_dir: stop the daemons when interrupted all the same")
 	props := rawProps{}
 	fs.Var(props, "c", "key=value (repeatable): a mesos.* key or a Storm key")
+	var creds clientOptions // --principal, --secret_file: the framework's credential
+	creds.registerCredential(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), stormSchedulerUsage)
 		fs.PrintDefaults()
@@ -131,13 +137,17 @@ func stormScheduler(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *home == "" {
 		return fail("no Storm home: give --storm_home=DIR (installed on every agent; `agora dist install storm` makes one)")
 	}
+	cred, err := creds.credential()
+	if err != nil {
+		return fail("%v", err)
+	}
 	var zks []string
 	if *zk != "" {
 		zks = strings.Split(*zk, ",")
 	}
 	fw, err := framework.New(framework.Config{
 		Masters: []string{*master}, Settings: settings, Home: *home, Nimbus: *nimbus, ZooKeeper: zks,
-		StateDir: *stateDir, Teardown: *teardown,
+		StateDir: *stateDir, Teardown: *teardown, Principal: cred.Principal, Secret: cred.Secret,
 		OnNimbus: func(addr string) { fmt.Fprintf(stdout, "nimbus %s\n", addr) },
 		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()})),
 	})

@@ -72,6 +72,10 @@ type Config struct {
 	// Env are the variables passed to the daemons (JAVA_HOME); nil means
 	// this process's.
 	Env map[string]string
+	// Principal and Secret, if set, are the credential the framework
+	// registers with (FrameworkInfo.principal, HTTP Basic on its calls),
+	// for masters that authenticate frameworks.
+	Principal, Secret string
 }
 
 // Task is one daemon of the framework.
@@ -234,11 +238,14 @@ func (f *Framework) Run(ctx context.Context) error {
 	role := f.s.Role
 	failover := f.s.FailoverTimeout.Seconds()
 	info := mesos.FrameworkInfo{Name: f.s.Name, User: f.s.User, Checkpoint: &checkpoint, Role: &role, FailoverTimeout: &failover}
+	if f.cfg.Principal != "" {
+		info.Principal = &f.cfg.Principal
+	}
 	if f.frameworkID != "" {
 		info.ID = &mesos.FrameworkID{Value: f.frameworkID}
 	}
 	d, err := scheduler.New(scheduler.Config{
-		Masters: f.cfg.Masters, Framework: info,
+		Masters: f.cfg.Masters, Framework: info, Principal: f.cfg.Principal, Secret: f.cfg.Secret,
 		Logger: f.log.With("component", "scheduler-driver"),
 	}, scheduler.Simple(f.log, f.subscribed, f.offers, f.update))
 	if err != nil {
