@@ -12,6 +12,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -518,5 +519,112 @@ func TestStoreFailureKeepsThePreviousView(t *testing.T) {
 	}
 	if len(st.gens) != 1 {
 		t.Errorf("the store keeps %d generations, want the first view's only", len(st.gens))
+	}
+}
+
+// gatedStore keeps generations in memory; its first Rows waits for gate.
+type gatedStore struct {
+	mu      sync.Mutex
+	gens    map[int64]*view.Batch
+	reads   int
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g *gatedStore) Put(_ context.Context, b *view.Batch) (int64, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	gen := int64(len(g.gens) + 1)
+	g.gens[gen] = b
+	return gen, nil
+}
+
+func (g *gatedStore) Swap(context.Context, int64, map[int32]int64) error { return nil }
+func (g *gatedStore) DropOthers(context.Context, int64) error            { return nil }
+
+func (g *gatedStore) Rows(ctx context.Context, gen int64, v, key string) (view.Table, error) {
+	g.mu.Lock()
+	g.reads++
+	first := g.reads == 1
+	b := g.gens[gen]
+	g.mu.Unlock()
+	if first {
+		close(g.entered)
+		select {
+		case <-g.gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	out := view.Table{}
+	for r, a := range b.Rows {
+		if r.View == v && r.Key == key {
+			out[r] = a
+		}
+	}
+	return out, nil
+}
+
+// A query waiting on a slow store does not hold up a swap, and once its
+// read ends it answers from the view swapped in meanwhile, exactly: it
+// never merges the old view's rows with a speed layer expired for the
+// new one.
+func TestSlowStoreReadDoesNotBlockSwap(t *testing.T) {
+	data, err := os.ReadFile("../../examples/lambda-pageviews/pipeline.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := plan.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := &memSpeed{rt: view.NewRealtime(), next: map[int32]int64{0: 2 * view.Segment}}
+	first := &view.Batch{Watermark: map[int32]int64{0: view.Segment}, Rows: view.Table{}}
+	second := &view.Batch{Watermark: map[int32]int64{0: 2 * view.Segment}, Rows: view.Table{}}
+	for o := int64(0); o < 2*view.Segment; o++ {
+		ev, err := spec.ParseEvent([]byte(fmt.Sprintf(`{"ts":1796536800000,"url":"/p0","user":"u%d","bytes":1}`, o%7)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sp.rt.Apply(spec, 0, o, ev)
+		if o < view.Segment {
+			first.Rows.Apply(spec, ev)
+		}
+		second.Rows.Apply(spec, ev)
+	}
+	st := &gatedStore{gens: map[int64]*view.Batch{}, entered: make(chan struct{}), gate: make(chan struct{})}
+	srv := NewStored(spec, sp, st)
+	if err := srv.SetBatch(first); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		a   *Answer
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		a, err := srv.Query("views", []string{"/p0"}, time.Unix(0, 0), time.Unix(1<<40, 0))
+		res <- result{a, err}
+	}()
+	defer close(st.gate)
+	select {
+	case <-st.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the query never read the store")
+	}
+	swapped := make(chan error, 1)
+	go func() { swapped <- srv.SetBatch(second) }()
+	select {
+	case err := <-swapped:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("SetBatch waited for a query's store read")
+	}
+	st.gate <- struct{}{}
+	r := <-res
+	if r.err != nil || len(r.a.Points) != 1 || r.a.Points[0].Value != 2*view.Segment || r.a.BatchWatermark[0] != 2*view.Segment {
+		t.Fatalf("the query across the swap: %+v, %v; want %d views from the batch view with watermark %d", r.a, r.err, 2*view.Segment, 2*view.Segment)
 	}
 }
