@@ -168,6 +168,10 @@ func twoServersOfOnePipeline(t *testing.T, addr string) {
 		t.Fatal(err)
 	}
 	check("the newer server, after the older one swapped", newer)
+	if cur, wm, ok, err := newer.store.(*store.Cassandra).Current(ctx); err != nil || !ok || !reflect.DeepEqual(wm, batches[1].Watermark) || cur != newer.gen {
+		t.Errorf("after the older server's swap the store's current generation is %d with watermark %v (%v, %v); want the newer server's, %d with %v",
+			cur, wm, ok, err, newer.gen, batches[1].Watermark)
+	}
 	check("the older server, after its swap", older)
 
 	// The newer server's next swap deletes the older generation: the

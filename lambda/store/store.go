@@ -154,8 +154,17 @@ func (c *Cassandra) putPartition(ctx context.Context, gen int64, v, key string, 
 	return nil
 }
 
-// Swap makes gen, with its watermark, the current generation.
+// Swap makes gen, with its watermark, the current generation, unless
+// the current one is newer (another server of the pipeline swapped in a
+// later batch view).
 func (c *Cassandra) Swap(ctx context.Context, gen int64, watermark map[int32]int64) error {
+	cur, cwm, ok, err := c.Current(ctx)
+	if err != nil {
+		return err
+	}
+	if ok && cur != gen && before(wireWatermark(watermark), gen, wireWatermark(cwm), cur) {
+		return nil
+	}
 	if err := c.s.Query(`INSERT INTO `+Keyspace+`.batch_current (pipeline, generation, watermark) VALUES (?, ?, ?)`,
 		c.pipeline, gen, wireWatermark(watermark)).WithContext(ctx).Exec(); err != nil {
 		return fmt.Errorf("store: making generation %d current: %w", gen, err)
