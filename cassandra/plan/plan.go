@@ -292,6 +292,12 @@ func (s Spec) Validate() error {
 		if hc.ConsecutiveFailures < 1 {
 			bad("health_check consecutive_failures %d: at least 1", hc.ConsecutiveFailures)
 		}
+		// The probe logs in with no credentials: with logins required
+		// every node would fail its checks at once after the grace and
+		// the whole ring would be killed.
+		if a, ok := s.YAML["authenticator"]; ok && !allowsAll(a) {
+			bad("cassandra.yaml authenticator %s with health_check on: the health probe connects without credentials, so every node would fail it; use AllowAllAuthenticator or set health_check disabled", a)
+		}
 	}
 	keys := make([]string, 0, len(s.YAML))
 	for k := range s.YAML {
@@ -456,4 +462,21 @@ func RackDC(dc, rack string) []byte {
 		rack = "rack1"
 	}
 	return []byte("dc=" + dc + "\nrack=" + rack + "\n")
+}
+
+// allowsAll reports whether a cassandra.yaml authenticator value (a class
+// name, or Cassandra 5.0's {class_name: ...}) lets clients in without
+// credentials.
+func allowsAll(v json.RawMessage) bool {
+	var name string
+	if json.Unmarshal(v, &name) != nil {
+		var m struct {
+			ClassName string `json:"class_name"`
+		}
+		if json.Unmarshal(v, &m) != nil {
+			return false
+		}
+		name = m.ClassName
+	}
+	return name == "AllowAllAuthenticator" || name == "org.apache.cassandra.auth.AllowAllAuthenticator"
 }

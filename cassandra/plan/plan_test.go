@@ -79,6 +79,8 @@ func TestValidateRefuses(t *testing.T) {
 		{`{"health_check":{"consecutive_failures":-1}}`, `health_check consecutive_failures -1: at least 1`},
 		{`{"health_check":{"grace":48}}`, `duration 48`},
 		{`{"health_check":{"timeout":"5s"}}`, `unknown field "timeout"`},
+		{`{"yaml":{"authenticator":"PasswordAuthenticator"}}`, `authenticator "PasswordAuthenticator" with health_check on`},
+		{`{"yaml":{"authenticator":{"class_name":"org.apache.cassandra.auth.PasswordAuthenticator"}}}`, `the health probe connects without credentials`},
 	} {
 		_, err := Parse([]byte(c.spec))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -88,6 +90,17 @@ func TestValidateRefuses(t *testing.T) {
 	// Known keys, and older names Cassandra 5.0 still reads, pass.
 	if _, err := Parse([]byte(`{"yaml":{"concurrent_reads":16,"commitlog_sync_period_in_ms":5000,"read_request_timeout":"10s"}}`)); err != nil {
 		t.Errorf("known keys refused: %v", err)
+	}
+	// Logins required are fine once the probe is off, and allowing all
+	// is fine with it on.
+	for _, spec := range []string{
+		`{"yaml":{"authenticator":"PasswordAuthenticator"},"health_check":{"disabled":true}}`,
+		`{"yaml":{"authenticator":"AllowAllAuthenticator"}}`,
+		`{"yaml":{"authenticator":{"class_name":"org.apache.cassandra.auth.AllowAllAuthenticator"}}}`,
+	} {
+		if _, err := Parse([]byte(spec)); err != nil {
+			t.Errorf("Parse(%s): %v", spec, err)
+		}
 	}
 }
 

@@ -32,9 +32,11 @@ type Store interface {
 	Put(ctx context.Context, b *view.Batch) (gen int64, err error)
 	// Swap makes gen the current generation.
 	Swap(ctx context.Context, gen int64, watermark map[int32]int64) error
-	// DropOthers deletes every generation but gen.
+	// DropOthers deletes the generations older than gen, keeping newer
+	// ones another server of the pipeline may serve or be writing.
 	DropOthers(ctx context.Context, gen int64) error
-	// Rows are generation gen's rows of a view for one key.
+	// Rows are generation gen's rows of a view for one key, or an error
+	// if gen is gone.
 	Rows(ctx context.Context, gen int64, view, key string) (view.Table, error)
 }
 
@@ -57,13 +59,20 @@ type Server struct {
 	speed Speed
 	store Store
 
-	// A query holds mu shared from reading the batch view to reading the
-	// speed layer's, and a swap holds it alone from the new view to the
-	// speed layer's expiry: a query that read the old view never meets
-	// realtime segments expired for the new one.
+	// A query merges the speed layer's view with the batch view it read
+	// only while that view is still the one served, holding mu shared; a
+	// swap holds mu alone from setting the new view to the speed layer's
+	// expiry. So a query that read the old view never meets realtime
+	// segments expired for the new one. Neither holds mu across the
+	// store's work: a query reads its rows first and reads them again if
+	// a swap came in between.
 	mu    sync.RWMutex
 	batch *view.Batch // with a store, the watermark only
 	gen   int64       // the store's generation of batch
+
+	// setMu orders SetBatch calls, so that the views are swapped in in
+	// the order they were given.
+	setMu sync.Mutex
 }
 
 // New serves spec's views from the speed layer sp and, once SetBatch has
@@ -83,6 +92,8 @@ const storeTimeout = 2 * time.Minute
 // holds, atomically for queries. With a store, the view is written to it
 // first; if that fails the previous view stays and nothing changes.
 func (s *Server) SetBatch(b *view.Batch) error {
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
 	if s.store == nil {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -96,11 +107,12 @@ func (s *Server) SetBatch(b *view.Batch) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
+	// This server's queries read s.gen, not the store's current
+	// generation, so the store's swap needs no lock.
 	if err := s.store.Swap(ctx, gen, b.Watermark); err != nil {
-		s.mu.Unlock()
 		return err
 	}
+	s.mu.Lock()
 	s.batch, s.gen = &view.Batch{Watermark: b.Watermark}, gen
 	s.speed.Expire(b.Watermark)
 	s.mu.Unlock()
@@ -145,20 +157,45 @@ func (s *Server) Query(name string, key []string, from, to time.Time) (*Answer, 
 	if len(key) != len(v.Key) {
 		return nil, &Error{http.StatusBadRequest, fmt.Sprintf("view %q is keyed by [%s]: give %d key value(s), got %d", name, strings.Join(v.Key, ", "), len(v.Key), len(key))}
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	b := s.batch
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	for {
+		s.mu.RLock()
+		b, gen := s.batch, s.gen
+		s.mu.RUnlock()
+		var rows view.Table
+		var err error
+		if b != nil && s.store != nil {
+			rows, err = s.store.Rows(ctx, gen, v.Name, view.KeyOf(key...))
+		}
+		s.mu.RLock()
+		if s.batch != b {
+			// A swap came in while the rows were read (and may have
+			// deleted them): read the new view's.
+			s.mu.RUnlock()
+			if ctx.Err() != nil {
+				return nil, &Error{http.StatusBadGateway, "the serving store: batch views were swapped in faster than a query could read one"}
+			}
+			continue
+		}
+		a, err := s.merge(v, key, from, to, b, rows, err)
+		s.mu.RUnlock()
+		return a, err
+	}
+}
+
+// merge answers v from the speed layer and batch view b (with a store,
+// its rows read with error err); the caller holds mu shared, b being the
+// view served.
+func (s *Server) merge(v plan.View, key []string, from, to time.Time, b *view.Batch, rows view.Table, err error) (*Answer, error) {
+	if err != nil {
+		return nil, &Error{http.StatusBadGateway, "the serving store: " + err.Error()}
+	}
 	a := &Answer{View: v.Name, Type: v.Type, Key: key, SpeedNext: s.speed.Next(), Points: []view.Point{}}
 	if b != nil {
 		a.BatchWatermark = b.Watermark
 	}
 	if b != nil && s.store != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-		defer cancel()
-		rows, err := s.store.Rows(ctx, s.gen, v.Name, view.KeyOf(key...))
-		if err != nil {
-			return nil, &Error{http.StatusBadGateway, "the serving store: " + err.Error()}
-		}
 		b = &view.Batch{Watermark: b.Watermark, Rows: rows}
 	}
 	if ps := s.speed.Query(v, view.KeyOf(key...), from, to, b); ps != nil {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,6 +66,128 @@ func TestPipelineAnswersExactlyOnCassandra(t *testing.T) {
 		t.Errorf("Cassandra keeps generations %v, current %d (%v, %v) with watermark %v; want only the current one, watermark %v",
 			gens, cur, ok, err, wm, srv.Batch().Watermark)
 	}
+	twoServersOfOnePipeline(t, n.Addr)
+}
+
+// memSpeed is a speed layer over a realtime view filled by the test.
+type memSpeed struct {
+	rt   *view.Realtime
+	next map[int32]int64
+}
+
+func (m *memSpeed) Next() map[int32]int64            { return m.next }
+func (m *memSpeed) Expire(watermark map[int32]int64) { m.rt.Expire(watermark) }
+func (m *memSpeed) Query(v plan.View, key string, from, to time.Time, b *view.Batch) []view.Point {
+	return view.Query(v, key, from, to, b, m.rt)
+}
+
+// Two servers of one pipeline on one Cassandra ring (a relaunched speed
+// task beside the old one, two runs of `up`): the one with the older
+// batch view swaps it in after the newer one has written and swapped its
+// own, and both keep answering exactly, each from its own generation.
+// A later swap that deletes the older generation leaves its server with
+// a clear error, never silently empty batch rows, until it swaps in a
+// newer view itself.
+func twoServersOfOnePipeline(t *testing.T, addr string) {
+	data, err := os.ReadFile("../../examples/lambda-pageviews/pipeline.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := plan.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r := rand.New(rand.NewPCG(5, 6))
+	truth := view.Table{}
+	newSpeed := func() *memSpeed { return &memSpeed{rt: view.NewRealtime(), next: map[int32]int64{0: 3 * view.Segment}} }
+	speeds := []*memSpeed{newSpeed(), newSpeed()}
+	batches := []*view.Batch{ // up to the first, second and third segment
+		{Watermark: map[int32]int64{0: view.Segment}, Rows: view.Table{}},
+		{Watermark: map[int32]int64{0: 2 * view.Segment}, Rows: view.Table{}},
+		{Watermark: map[int32]int64{0: 3 * view.Segment}, Rows: view.Table{}},
+	}
+	for o := int64(0); o < 3*view.Segment; o++ {
+		ev, err := spec.ParseEvent([]byte(fmt.Sprintf(`{"ts":%d,"url":"/p%d","user":"u%d","bytes":%d}`,
+			time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC).UnixMilli()+r.Int64N(3*3600e3), r.IntN(3), r.IntN(40), r.IntN(5000))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		truth.Apply(spec, ev)
+		for _, sp := range speeds {
+			sp.rt.Apply(spec, 0, o, ev)
+		}
+		for _, b := range batches {
+			if o < b.Watermark[0] {
+				b.Rows.Apply(spec, ev)
+			}
+		}
+	}
+	var servers []*Server
+	for _, sp := range speeds {
+		st, err := store.Open(ctx, []string{addr}, "twoservers", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		servers = append(servers, NewStored(spec, sp, st))
+	}
+	older, newer := servers[0], servers[1]
+	check := func(stage string, srv *Server) {
+		t.Helper()
+		for _, v := range spec.Views {
+			keys := [][]string{{"/p0"}, {"/p2"}}
+			if len(v.Key) == 0 {
+				keys = [][]string{nil}
+			}
+			for _, k := range keys {
+				a, err := srv.Query(v.Name, k, time.Unix(0, 0), time.Unix(1<<40, 0))
+				if err != nil {
+					t.Fatalf("%s: view %s key %v: %v", stage, v.Name, k, err)
+				}
+				got, want := map[int64]float64{}, map[int64]float64{}
+				for _, p := range a.Points {
+					got[p.Bucket.Unix()] = p.Value
+				}
+				for row, agg := range truth {
+					if row.View == v.Name && row.Key == view.KeyOf(k...) {
+						want[row.Bucket] = agg.Value(v.Type)
+					}
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("%s: view %s key %v: got %v, want %v", stage, v.Name, k, got, want)
+				}
+			}
+		}
+	}
+	if err := newer.SetBatch(batches[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := older.SetBatch(batches[0]); err != nil {
+		t.Fatal(err)
+	}
+	check("the newer server, after the older one swapped", newer)
+	if cur, wm, ok, err := newer.store.(*store.Cassandra).Current(ctx); err != nil || !ok || !reflect.DeepEqual(wm, batches[1].Watermark) || cur != newer.gen {
+		t.Errorf("after the older server's swap the store's current generation is %d with watermark %v (%v, %v); want the newer server's, %d with %v",
+			cur, wm, ok, err, newer.gen, batches[1].Watermark)
+	}
+	check("the older server, after its swap", older)
+
+	// The newer server's next swap deletes the older generation: the
+	// older server says so instead of answering without its batch rows.
+	if err := newer.SetBatch(batches[2]); err != nil {
+		t.Fatal(err)
+	}
+	check("the newer server after its second swap", newer)
+	_, err = older.Query("views", []string{"/p0"}, time.Unix(0, 0), time.Unix(1<<40, 0))
+	if err == nil || !strings.Contains(err.Error(), "swap deleted it") {
+		t.Fatalf("the older server's query after its generation was deleted: %v; want the store's error saying so", err)
+	}
+	if err := older.SetBatch(batches[2]); err != nil {
+		t.Fatal(err)
+	}
+	check("the older server after swapping in the newest view", older)
 }
 
 // answersExactly runs the pipeline on a server newServer makes and
@@ -400,5 +523,112 @@ func TestStoreFailureKeepsThePreviousView(t *testing.T) {
 	}
 	if len(st.gens) != 1 {
 		t.Errorf("the store keeps %d generations, want the first view's only", len(st.gens))
+	}
+}
+
+// gatedStore keeps generations in memory; its first Rows waits for gate.
+type gatedStore struct {
+	mu      sync.Mutex
+	gens    map[int64]*view.Batch
+	reads   int
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g *gatedStore) Put(_ context.Context, b *view.Batch) (int64, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	gen := int64(len(g.gens) + 1)
+	g.gens[gen] = b
+	return gen, nil
+}
+
+func (g *gatedStore) Swap(context.Context, int64, map[int32]int64) error { return nil }
+func (g *gatedStore) DropOthers(context.Context, int64) error            { return nil }
+
+func (g *gatedStore) Rows(ctx context.Context, gen int64, v, key string) (view.Table, error) {
+	g.mu.Lock()
+	g.reads++
+	first := g.reads == 1
+	b := g.gens[gen]
+	g.mu.Unlock()
+	if first {
+		close(g.entered)
+		select {
+		case <-g.gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	out := view.Table{}
+	for r, a := range b.Rows {
+		if r.View == v && r.Key == key {
+			out[r] = a
+		}
+	}
+	return out, nil
+}
+
+// A query waiting on a slow store does not hold up a swap, and once its
+// read ends it answers from the view swapped in meanwhile, exactly: it
+// never merges the old view's rows with a speed layer expired for the
+// new one.
+func TestSlowStoreReadDoesNotBlockSwap(t *testing.T) {
+	data, err := os.ReadFile("../../examples/lambda-pageviews/pipeline.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := plan.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := &memSpeed{rt: view.NewRealtime(), next: map[int32]int64{0: 2 * view.Segment}}
+	first := &view.Batch{Watermark: map[int32]int64{0: view.Segment}, Rows: view.Table{}}
+	second := &view.Batch{Watermark: map[int32]int64{0: 2 * view.Segment}, Rows: view.Table{}}
+	for o := int64(0); o < 2*view.Segment; o++ {
+		ev, err := spec.ParseEvent([]byte(fmt.Sprintf(`{"ts":1796536800000,"url":"/p0","user":"u%d","bytes":1}`, o%7)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sp.rt.Apply(spec, 0, o, ev)
+		if o < view.Segment {
+			first.Rows.Apply(spec, ev)
+		}
+		second.Rows.Apply(spec, ev)
+	}
+	st := &gatedStore{gens: map[int64]*view.Batch{}, entered: make(chan struct{}), gate: make(chan struct{})}
+	srv := NewStored(spec, sp, st)
+	if err := srv.SetBatch(first); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		a   *Answer
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		a, err := srv.Query("views", []string{"/p0"}, time.Unix(0, 0), time.Unix(1<<40, 0))
+		res <- result{a, err}
+	}()
+	defer close(st.gate)
+	select {
+	case <-st.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the query never read the store")
+	}
+	swapped := make(chan error, 1)
+	go func() { swapped <- srv.SetBatch(second) }()
+	select {
+	case err := <-swapped:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("SetBatch waited for a query's store read")
+	}
+	st.gate <- struct{}{}
+	r := <-res
+	if r.err != nil || len(r.a.Points) != 1 || r.a.Points[0].Value != 2*view.Segment || r.a.BatchWatermark[0] != 2*view.Segment {
+		t.Fatalf("the query across the swap: %+v, %v; want %d views from the batch view with watermark %d", r.a, r.err, 2*view.Segment, 2*view.Segment)
 	}
 }

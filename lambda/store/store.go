@@ -2,7 +2,14 @@
 // serving store of the real-engine path (layers.serving: cassandra).
 //
 // Each batch view is written whole as a new generation, which queries do
-// not read until it is made current; the one before is then deleted.
+// not read until it is made current. A generation is complete once all
+// its rows are written; it is then listed, with its batch watermark, in
+// batch_generations, and only a listed generation is read. Generations
+// are ordered by their watermarks, so that a swap deletes only complete
+// generations older than its own: another server of the same pipeline
+// (a relaunched speed task, two runs of `up`) serving or still writing a
+// newer or equal one keeps it. A server whose generation a newer swap
+// has deleted gets a clear error from Rows, never empty rows.
 // Rows are partitioned by pipeline, generation, view and key, so that a
 // query reads one partition, its buckets in order. A generation's keys
 // are listed in a table of their own, so that dropping it deletes whole
@@ -54,6 +61,8 @@ func Open(ctx context.Context, addrs []string, pipeline string, rf int) (*Cassan
 			count bigint, sum double, distinct_values set<text>, PRIMARY KEY ((pipeline, generation, view_name, key), bucket))`,
 		`CREATE TABLE IF NOT EXISTS ` + Keyspace + `.batch_keys (pipeline text, generation bigint, view_name text, key text,
 			PRIMARY KEY ((pipeline, generation), view_name, key))`,
+		`CREATE TABLE IF NOT EXISTS ` + Keyspace + `.batch_generations (pipeline text, generation bigint, watermark map<int, bigint>,
+			PRIMARY KEY (pipeline, generation))`,
 		`CREATE TABLE IF NOT EXISTS ` + Keyspace + `.batch_current (pipeline text PRIMARY KEY, generation bigint, watermark map<int, bigint>)`,
 	} {
 		if err := s.Query(q).WithContext(ctx).Exec(); err != nil {
@@ -67,7 +76,8 @@ func Open(ctx context.Context, addrs []string, pipeline string, rf int) (*Cassan
 // Close ends the session.
 func (c *Cassandra) Close() { c.s.Close() }
 
-// Put writes b as a new generation, not read by queries until Swap.
+// Put writes b as a new generation, not read by queries until Swap, and
+// lists it as complete once all its rows are written.
 func (c *Cassandra) Put(ctx context.Context, b *view.Batch) (int64, error) {
 	gen := time.Now().UnixNano()
 	type part struct{ view, key string }
@@ -104,7 +114,20 @@ func (c *Cassandra) Put(ctx context.Context, b *view.Batch) (int64, error) {
 		return 0, err
 	default:
 	}
+	if err := c.s.Query(`INSERT INTO `+Keyspace+`.batch_generations (pipeline, generation, watermark) VALUES (?, ?, ?)`,
+		c.pipeline, gen, wireWatermark(b.Watermark)).WithContext(ctx).Exec(); err != nil {
+		c.drop(ctx, gen)
+		return 0, fmt.Errorf("store: completing generation %d: %w", gen, err)
+	}
 	return gen, nil
+}
+
+func wireWatermark(watermark map[int32]int64) map[int]int64 {
+	wm := make(map[int]int64, len(watermark))
+	for p, o := range watermark {
+		wm[int(p)] = o
+	}
+	return wm
 }
 
 // putPartition writes one view's rows for one key, and lists the key.
@@ -131,32 +154,92 @@ func (c *Cassandra) putPartition(ctx context.Context, gen int64, v, key string, 
 	return nil
 }
 
-// Swap makes gen, with its watermark, the current generation.
+// Swap makes gen, with its watermark, the current generation, unless
+// the current one is newer (another server of the pipeline swapped in a
+// later batch view).
 func (c *Cassandra) Swap(ctx context.Context, gen int64, watermark map[int32]int64) error {
-	wm := make(map[int]int64, len(watermark))
-	for p, o := range watermark {
-		wm[int(p)] = o
+	cur, cwm, ok, err := c.Current(ctx)
+	if err != nil {
+		return err
+	}
+	if ok && cur != gen && before(wireWatermark(watermark), gen, wireWatermark(cwm), cur) {
+		return nil
 	}
 	if err := c.s.Query(`INSERT INTO `+Keyspace+`.batch_current (pipeline, generation, watermark) VALUES (?, ?, ?)`,
-		c.pipeline, gen, wm).WithContext(ctx).Exec(); err != nil {
+		c.pipeline, gen, wireWatermark(watermark)).WithContext(ctx).Exec(); err != nil {
 		return fmt.Errorf("store: making generation %d current: %w", gen, err)
 	}
 	return nil
 }
 
-// DropOthers deletes every generation but gen.
+// staleAfter is how old a generation never completed must be before a
+// swap deletes it: far longer than a Put may take, so that one still
+// being written is never deleted.
+const staleAfter = time.Hour
+
+// DropOthers deletes the complete generations older than gen (by their
+// watermarks; equal watermarks by when they were begun), and those begun
+// more than staleAfter ago and never completed. gen must be complete.
+// Generations newer than gen, or still being written, are kept.
 func (c *Cassandra) DropOthers(ctx context.Context, gen int64) error {
-	olds, err := c.generations(ctx)
+	done, err := c.complete(ctx)
 	if err != nil {
 		return err
 	}
+	wm, ok := done[gen]
+	if !ok {
+		return fmt.Errorf("store: dropping generations older than %d: it is not a complete generation", gen)
+	}
+	all, err := c.generations(ctx)
+	if err != nil {
+		return err
+	}
+	for g := range done {
+		if !slices.Contains(all, g) {
+			all = append(all, g) // a generation with no rows
+		}
+	}
 	var errs []error
-	for _, old := range olds {
-		if old != gen {
-			errs = append(errs, c.drop(ctx, old))
+	for _, g := range all {
+		if g == gen {
+			continue
+		}
+		if gwm, ok := done[g]; ok && before(gwm, g, wm, gen) ||
+			!ok && time.Since(time.Unix(0, g)) > staleAfter {
+			errs = append(errs, c.drop(ctx, g))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// before reports whether generation a (watermark awm) is older than b.
+// The watermarks of one pipeline's batch runs only grow, so their sums
+// order them.
+func before(awm map[int]int64, a int64, bwm map[int]int64, b int64) bool {
+	var as, bs int64
+	for _, o := range awm {
+		as += o
+	}
+	for _, o := range bwm {
+		bs += o
+	}
+	return as < bs || as == bs && a < b
+}
+
+// complete is the complete generations and their watermarks.
+func (c *Cassandra) complete(ctx context.Context) (map[int64]map[int]int64, error) {
+	it := c.s.Query(`SELECT generation, watermark FROM `+Keyspace+`.batch_generations WHERE pipeline = ?`, c.pipeline).WithContext(ctx).Iter()
+	done := map[int64]map[int]int64{}
+	var g int64
+	var wm map[int]int64
+	for it.Scan(&g, &wm) {
+		done[g] = wm
+		wm = nil
+	}
+	if err := it.Close(); err != nil {
+		return nil, fmt.Errorf("store: listing complete generations: %w", err)
+	}
+	return done, nil
 }
 
 // Generations lists the generations kept, oldest first: the current one,
@@ -187,8 +270,13 @@ func (c *Cassandra) generations(ctx context.Context) ([]int64, error) {
 	return gens, nil
 }
 
-// drop deletes generation gen's rows, then its key list.
+// drop unlists generation gen as complete, then deletes its rows, then
+// its key list. Unlisting first lets Rows, which checks the listing after
+// reading, tell rows read whole from rows read while being deleted.
 func (c *Cassandra) drop(ctx context.Context, gen int64) error {
+	if err := c.s.Query(`DELETE FROM `+Keyspace+`.batch_generations WHERE pipeline = ? AND generation = ?`, c.pipeline, gen).WithContext(ctx).Exec(); err != nil {
+		return fmt.Errorf("store: dropping generation %d: %w", gen, err)
+	}
 	it := c.s.Query(`SELECT view_name, key FROM `+Keyspace+`.batch_keys WHERE pipeline = ? AND generation = ?`, c.pipeline, gen).WithContext(ctx).Iter()
 	var v, k string
 	var errs []error
@@ -226,7 +314,12 @@ func (c *Cassandra) Current(ctx context.Context) (gen int64, watermark map[int32
 	return gen, watermark, true, nil
 }
 
-// Rows reads generation gen's rows of view v for key.
+// ErrGone is Rows' error for a generation that is not complete: deleted
+// by a newer one's swap, or never completed.
+var ErrGone = errors.New("not a complete generation of the batch views (a newer batch view's swap deleted it, or it was never completed)")
+
+// Rows reads generation gen's rows of view v for key; gen must still be
+// listed as complete once they are read.
 func (c *Cassandra) Rows(ctx context.Context, gen int64, v, key string) (view.Table, error) {
 	it := c.s.Query(`SELECT bucket, count, sum, distinct_values FROM `+Keyspace+`.batch_rows WHERE pipeline = ? AND generation = ? AND view_name = ? AND key = ?`,
 		c.pipeline, gen, v, key).WithContext(ctx).Iter()
@@ -247,6 +340,14 @@ func (c *Cassandra) Rows(ctx context.Context, gen int64, v, key string) (view.Ta
 	}
 	if err := it.Close(); err != nil {
 		return nil, fmt.Errorf("store: reading view %s key %q: %w", v, key, err)
+	}
+	var g int64
+	err := c.s.Query(`SELECT generation FROM `+Keyspace+`.batch_generations WHERE pipeline = ? AND generation = ?`, c.pipeline, gen).WithContext(ctx).Scan(&g)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return nil, fmt.Errorf("store: reading view %s key %q of generation %d: %w", v, key, gen, ErrGone)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: reading view %s key %q: the generation's listing: %w", v, key, err)
 	}
 	return t, nil
 }

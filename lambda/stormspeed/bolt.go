@@ -75,6 +75,7 @@ func RunBolt(cfg BoltConfig, in io.Reader, out io.Writer) error {
 		if err := srv.SetBatch(b); err != nil {
 			return err
 		}
+		f.swapped()
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -134,12 +135,14 @@ func RunBolt(cfg BoltConfig, in io.Reader, out io.Writer) error {
 
 // follower swaps in each new batch view the batch layer writes.
 type follower struct {
-	path string
-	seen os.FileInfo
+	path    string
+	seen    os.FileInfo // the view file last swapped in
+	pending os.FileInfo // the view file load last read
 }
 
-// load reads the view file if it changed since the last load (nil, nil
-// when it did not or there is none).
+// load reads the view file if it changed since the last one swapped in
+// (nil, nil when it did not or there is none). A view that fails to swap
+// in is read again on the next load.
 func (f *follower) load() (*view.Batch, error) {
 	fi, err := os.Stat(f.path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -155,9 +158,13 @@ func (f *follower) load() (*view.Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	f.seen = fi
+	f.pending = fi
 	return b, nil
 }
+
+// swapped records the view file load last read as swapped in (or as
+// skipped for good), so that it is not read again until it changes.
+func (f *follower) swapped() { f.seen = f.pending }
 
 func (f *follower) follow(ctx context.Context, srv *serve.Server, log *slog.Logger) {
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -178,12 +185,14 @@ func (f *follower) follow(ctx context.Context, srv *serve.Server, log *slog.Logg
 		}
 		if cur := srv.Batch(); cur != nil && !covers(b.Watermark, cur.Watermark) {
 			log.Warn("a batch view older than the one served; kept the served one", "watermark", b.Watermark)
+			f.swapped()
 			continue
 		}
 		if err := srv.SetBatch(b); err != nil {
-			log.Error("swapping in the batch view; the previous one stays", "err", err)
+			log.Error("swapping in the batch view; the previous one stays and it is tried again", "err", err)
 			continue
 		}
+		f.swapped()
 		log.Info("batch view swapped in", "watermark", b.Watermark, "rows", len(b.Rows))
 	}
 }
