@@ -30,7 +30,8 @@ type Docker struct {
 }
 
 // PortMapping maps a container port to a host port (0: one from the
-// offer) in BRIDGE networking.
+// offer) in BRIDGE networking. Container port 0 is, as in Marathon, the
+// same as the host port.
 type PortMapping struct {
 	ContainerPort int               `json:"containerPort"`
 	HostPort      int               `json:"hostPort"`
@@ -234,10 +235,14 @@ func (a *App) MesosContainer(hostPorts []uint64) *mesos.ContainerInfo {
 		if i >= len(hostPorts) {
 			break
 		}
+		cp := uint32(m.ContainerPort)
+		if cp == 0 {
+			cp = uint32(hostPorts[i])
+		}
 		// Docker publishes one protocol per binding: "udp,tcp" maps both.
 		for _, proto := range strings.Split(m.Protocol, ",") {
 			di.PortMappings = append(di.PortMappings, mesos.ContainerInfo_DockerInfo_PortMapping{
-				HostPort: uint32(hostPorts[i]), ContainerPort: uint32(m.ContainerPort), Protocol: ptr(proto)})
+				HostPort: uint32(hostPorts[i]), ContainerPort: cp, Protocol: ptr(proto)})
 		}
 	}
 	for _, p := range d.Parameters {
