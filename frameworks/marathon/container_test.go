@@ -156,11 +156,14 @@ func TestDockerApps(t *testing.T) {
 	e.served(e.waitRunning("/ucr", 1))
 
 	// BRIDGE with container port 0: the container listens on the host
-	// port it is given (PORT0), mapped to the same port.
+	// port it is given (PORT0), mapped to the same port. It serves its
+	// page from a volume whose paths have a ':' (bound as a mount, not a
+	// `-v` string).
 	same := fmt.Sprintf(`{"id": "/same", "cmd": %q, "cpus": 0.1, "mem": 32,
 		"container": {"type": "DOCKER", "docker": {"image": %q, "network": "BRIDGE",
-			"portMappings": [{"containerPort": 0, "hostPort": 0}]}}}`,
-		`mkdir -p /www && echo "task $MESOS_TASK_ID in $MESOS_SANDBOX" > /www/index.html && exec httpd -f -p $PORT0 -h /www`, image)
+			"portMappings": [{"containerPort": 0, "hostPort": 0}]},
+			"volumes": [{"containerPath": "/www:1", "hostPath": "www:1", "mode": "RW"}]}}`,
+		`echo "task $MESOS_TASK_ID in $MESOS_SANDBOX" > /www:1/index.html && exec httpd -f -p $PORT0 -h /www:1`, image)
 	e.must("POST", "/v2/apps", same, http.StatusCreated, nil)
 	e.served(e.waitRunning("/same", 1))
 }

@@ -185,25 +185,42 @@ func (c *Container) validate(a *App, bad func(path, format string, args ...any))
 	c.validateVolumes(bad)
 }
 
+// validateVolumes checks what the agents' Docker containerizer needs of
+// a host volume. It binds paths as mounts, not `-v` strings, so any
+// character but NUL may be in them; a relative path is in the sandbox
+// (the container's sandbox mount for containerPath) and may not lead
+// out of it.
 func (c *Container) validateVolumes(bad func(path, format string, args ...any)) {
 	for i, v := range c.Volumes {
 		p := fmt.Sprintf("/container/volumes(%d)", i)
 		if v.ContainerPath == "" {
 			bad(p+"/containerPath", "must not be empty")
+		} else {
+			checkVolumePath(p+"/containerPath", v.ContainerPath, bad)
 		}
 		if v.HostPath == "" {
 			bad(p+"/hostPath", "must not be empty (persistent and external volumes are not supported yet)")
-		} else if !path.IsAbs(v.HostPath) {
-			if c := path.Clean(v.HostPath); c == ".." || strings.HasPrefix(c, "../") {
-				bad(p+"/hostPath", "%q leads outside the sandbox", v.HostPath)
-			}
+		} else {
+			checkVolumePath(p+"/hostPath", v.HostPath, bad)
 		}
 		if v.Mode != "RW" && v.Mode != "RO" {
 			bad(p+"/mode", "got %q, expected RW or RO", v.Mode)
 		}
-		if strings.ContainsAny(v.ContainerPath+v.HostPath, ":\x00") {
-			bad(p, "paths may not contain ':'")
-		}
+	}
+}
+
+// checkVolumePath refuses a NUL byte, and a relative path that leads
+// outside the sandbox.
+func checkVolumePath(field, p string, bad func(path, format string, args ...any)) {
+	if strings.ContainsRune(p, 0) {
+		bad(field, "%q contains a NUL byte", p)
+		return
+	}
+	if path.IsAbs(p) {
+		return
+	}
+	if c := path.Clean(p); c == ".." || strings.HasPrefix(c, "../") {
+		bad(field, "%q leads outside the sandbox", p)
 	}
 }
 
