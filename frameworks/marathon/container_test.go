@@ -71,7 +71,8 @@ func (e *env) served(ts []Task) {
 // created, scaled, restarted and deleted; a HOST-network app with args
 // (handed to the image's command, not a shell) sees
 // MARATHON_APP_DOCKER_IMAGE and its PORT0; a MESOS container with an
-// image runs that image.
+// image runs that image; a BRIDGE app with container port 0 serves on
+// its host port.
 func TestDockerApps(t *testing.T) {
 	e, image := startDockerEnv(t)
 	page := `mkdir -p /www && echo "task $MESOS_TASK_ID in $MESOS_SANDBOX" > /www/index.html && exec httpd -f -p 80 -h /www`
@@ -153,6 +154,18 @@ func TestDockerApps(t *testing.T) {
 		`mkdir -p /www && echo "task $MESOS_TASK_ID in $MESOS_SANDBOX" > /www/index.html && exec httpd -f -p $PORT0 -h /www`, image)
 	e.must("POST", "/v2/apps", ucr, http.StatusCreated, nil)
 	e.served(e.waitRunning("/ucr", 1))
+
+	// BRIDGE with container port 0: the container listens on the host
+	// port it is given (PORT0), mapped to the same port. It serves its
+	// page from a volume whose paths have a ':' (bound as a mount, not a
+	// `-v` string).
+	same := fmt.Sprintf(`{"id": "/same", "cmd": %q, "cpus": 0.1, "mem": 32,
+		"container": {"type": "DOCKER", "docker": {"image": %q, "network": "BRIDGE",
+			"portMappings": [{"containerPort": 0, "hostPort": 0}]},
+			"volumes": [{"containerPath": "/www:1", "hostPath": "www:1", "mode": "RW"}]}}`,
+		`echo "task $MESOS_TASK_ID in $MESOS_SANDBOX" > /www:1/index.html && exec httpd -f -p $PORT0 -h /www:1`, image)
+	e.must("POST", "/v2/apps", same, http.StatusCreated, nil)
+	e.served(e.waitRunning("/same", 1))
 }
 
 // TestDockerAppRefusals: container definitions the agents cannot run as

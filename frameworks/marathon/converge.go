@@ -50,7 +50,16 @@ func (f *Framework) converge(ctx context.Context) {
 	for _, a := range f.sortedApps() {
 		f.planApp(a, now)
 	}
+	expunged := false
 	for _, t := range f.tasks {
+		if t.Goal == GoalDecommissioned && t.UnreachableSince != nil && t.confirmed {
+			// The master drops kills for tasks on an agent it has lost:
+			// an unreachable instance being killed is forgotten at once,
+			// as Marathon does, and killed if its agent comes back.
+			f.expunge(t, "expunging an unreachable instance being killed; it is killed if it comes back", now)
+			expunged = true
+			continue
+		}
 		if t.Goal == GoalDecommissioned && now.Sub(t.killSent) >= killAgain {
 			t.killSent = now
 			kills = append(kills, kill{t.ID, t.AgentID})
@@ -62,6 +71,9 @@ func (f *Framework) converge(ctx context.Context) {
 		if err := f.driver.Kill(ctx, k.task, k.agent); err != nil {
 			f.log.Debug("kill", "task", k.task, "err", err)
 		}
+	}
+	if expunged {
+		f.soon() // plan again without them: a killed instance is replaced
 	}
 	f.adjustOffers(ctx, now)
 }
@@ -176,7 +188,8 @@ func (t *Task) noteReachability(st mesos.TaskStatus, now time.Time) {
 // unreachable applies the app's unreachableStrategy to its unreachable
 // instances: those away past expungeAfterSeconds are forgotten (and left
 // out of the returned list), those away past inactiveAfterSeconds are
-// returned as inactive, to be replaced. Call with f.mu held.
+// returned as inactive, to be replaced. (Those being killed are
+// expunged by converge at once.) Call with f.mu held.
 func (f *Framework) unreachable(a *app, ts []*Task, now time.Time) ([]*Task, map[*Task]bool) {
 	var inactive map[*Task]bool
 	kept := ts[:0:0]
@@ -187,13 +200,7 @@ func (f *Framework) unreachable(a *app, ts []*Task, now time.Time) ([]*Task, map
 		}
 		switch a.def.Unreachable(now.Sub(*t.UnreachableSince)) {
 		case plan.UnreachableExpunge:
-			f.log.Info("expunging an unreachable instance; it is killed if it comes back", "task", t.ID, "app", t.AppID,
-				"away", now.Sub(*t.UnreachableSince).Round(time.Second))
-			f.removeTask(t)
-			if err := f.store.removeTask(t.ID); err != nil {
-				f.log.Error("remove instance", "task", t.ID, "err", err)
-			}
-			f.reviveDue = true
+			f.expunge(t, "expunging an unreachable instance; it is killed if it comes back", now)
 			continue
 		case plan.UnreachableInactive:
 			if inactive == nil {
@@ -208,6 +215,27 @@ func (f *Framework) unreachable(a *app, ts []*Task, now time.Time) ([]*Task, map
 		kept = append(kept, t)
 	}
 	return kept, inactive
+}
+
+// expunge forgets unreachable instance t: should its agent come back,
+// the task is one the framework does not know, and is killed. Call with
+// f.mu held.
+func (f *Framework) expunge(t *Task, why string, now time.Time) {
+	f.log.Info(why, "task", t.ID, "app", t.AppID, "away", now.Sub(*t.UnreachableSince).Round(time.Second))
+	f.removeTask(t)
+	if err := f.store.removeTask(t.ID); err != nil {
+		f.log.Error("remove instance", "task", t.ID, "err", err)
+	}
+	f.reviveDue = true
+	f.terminated(t.AppID)
+}
+
+// terminated publishes app_terminated_event once a deleted app's last
+// instance is gone. Call with f.mu held.
+func (f *Framework) terminated(appID string) {
+	if len(f.tasksOf(appID)) == 0 && f.apps[appID] == nil {
+		f.events.publish("app_terminated_event", map[string]any{"appId": appID})
+	}
 }
 
 // youngest picks n of ts to kill by the app's killSelection.
@@ -327,9 +355,7 @@ func (f *Framework) update(ctx context.Context, st mesos.TaskStatus) {
 		f.log.Info("instance ended; it will be replaced", "task", id, "app", t.AppID, "state", t.State,
 			"message", st.GetMessage(), "delay", a.delayUntil.Sub(now).Round(time.Millisecond))
 	}
-	if len(f.tasksOf(t.AppID)) == 0 && f.apps[t.AppID] == nil {
-		f.events.publish("app_terminated_event", map[string]any{"appId": t.AppID})
-	}
+	f.terminated(t.AppID)
 	f.mu.Unlock()
 	f.soon()
 }

@@ -386,9 +386,11 @@ func (f *Framework) settled(d *Deployment) bool {
 }
 
 // appSettled reports whether a target's app matches its definition,
-// every instance healthy (and ready). Call with f.mu held.
+// every instance healthy (and ready). Inactive instances (unreachable
+// long enough to be replaced) are not waited for: they count again only
+// if they come back. Call with f.mu held.
 func (f *Framework) appSettled(t target) bool {
-	ts := f.tasksOf(t.app)
+	ts := slices.DeleteFunc(f.tasksOf(t.app), func(t *Task) bool { return t.inactive })
 	a := f.apps[t.app]
 	if t.action == StopApplication {
 		return len(ts) == 0 && a == nil
@@ -431,6 +433,9 @@ func (f *Framework) progress(id string) ActionProgress {
 		p.WaitingFor = f.waitingFor(a)
 	}
 	for _, t := range f.tasksOf(id) {
+		if t.inactive {
+			continue // replaced; not waited for
+		}
 		if a == nil || t.ConfigVersion != a.configVersion() || t.Goal != GoalRunning {
 			p.OldActive++
 			continue

@@ -79,6 +79,81 @@ func TestUnreachableStrategy(t *testing.T) {
 	e.waitFor("the master to run the three instances only", func() bool { return e.masterRunning() == 3 })
 }
 
+// TestUnreachableDeleteAndScaleDown changes apps whose instances' agents
+// are lost (the master drops kills for their tasks): each change's
+// deployment ends, and the instances are killed when the agents are back.
+//   - /shrinks (still waited for) is scaled to 0: its unreachable instance
+//     is expunged at once;
+//   - /idle (inactive after 1 s, already replaced) is scaled to 0: the
+//     replacement is killed and the inactive instance holds nothing up;
+//   - /gone (inactive after 1 s) is deleted.
+func TestUnreachableDeleteAndScaleDown(t *testing.T) {
+	e := startEnvWith(t, func(cfg *master.Config) {
+		cfg.AgentPingTimeout = 50 * time.Millisecond
+		cfg.MaxAgentPingTimeouts = 3
+	}, func(cfg *agent.Config) { cfg.KeepTasksOnStop = true })
+	app := func(id, strategy, constraints string) string {
+		return fmt.Sprintf(`{"id":%q,"cmd":"sleep 600","cpus":0.1,"mem":16,"instances":1,"unreachableStrategy":%s,"constraints":%s}`,
+			id, strategy, constraints)
+	}
+	replaced := `{"inactiveAfterSeconds":1,"expungeAfterSeconds":3600}`
+	e.must("POST", "/v2/apps", app("/gone", replaced, "[]"), http.StatusCreated, nil)
+	gone := e.waitRunning("/gone", 1)[0]
+	e.must("POST", "/v2/apps", app("/idle", replaced, fmt.Sprintf(`[["hostname","UNLIKE",%q]]`, gone.Host)), http.StatusCreated, nil)
+	e.must("POST", "/v2/apps", app("/shrinks", `{"inactiveAfterSeconds":3600,"expungeAfterSeconds":3600}`,
+		fmt.Sprintf(`[["hostname","IS",%q]]`, gone.Host)), http.StatusCreated, nil)
+	idle := e.waitRunning("/idle", 1)[0]
+	e.waitRunning("/shrinks", 1)
+
+	var lost []int
+	for i, a := range e.c.Agents {
+		if a.ID() == gone.AgentID || a.ID() == idle.AgentID {
+			lost = append(lost, i)
+			a.Stop()
+		}
+	}
+	e.waitFor("/gone and /idle replaced, /shrinks unreachable", func() bool {
+		g, i, s := e.tasks("/gone"), e.tasks("/idle"), e.tasks("/shrinks")
+		return len(g) == 2 && running(g, gone.ID) == 1 && len(i) == 2 && running(i, idle.ID) == 1 &&
+			len(s) == 1 && s[0].State == "TASK_UNREACHABLE"
+	})
+
+	// settled waits for a change's deployment to succeed.
+	settled := func(what string, c Change) {
+		t.Helper()
+		e.waitFor(what+"'s deployment to succeed", func() bool {
+			for _, r := range e.history() {
+				if r.ID == c.DeploymentID {
+					return r.Status == DeploymentSuccess
+				}
+			}
+			return false
+		})
+	}
+	var c Change
+	e.must("PUT", "/v2/apps/shrinks", `{"instances":0}`, http.StatusOK, &c)
+	settled("scaling /shrinks to 0", c)
+	if ts := e.tasks("/shrinks"); len(ts) != 0 {
+		t.Fatalf("/shrinks scaled to 0 has instances %+v, want its unreachable one expunged", ts)
+	}
+	e.must("PUT", "/v2/apps/idle", `{"instances":0}`, http.StatusOK, &c)
+	settled("scaling /idle to 0", c)
+	if ts := e.tasks("/idle"); len(ts) != 1 || ts[0].ID != idle.ID {
+		t.Fatalf("/idle scaled to 0 has instances %+v, want only its inactive one", ts)
+	}
+	e.must("DELETE", "/v2/apps/gone", "", http.StatusOK, &c)
+	settled("deleting /gone", c)
+	e.must("GET", "/v2/apps/gone", "", http.StatusNotFound, nil)
+
+	for _, i := range lost {
+		e.c.Agents[i].Config.KeepTasksOnStop = false
+		e.c.StartAgent(i, "")
+	}
+	e.waitFor("the instances that came back killed", func() bool {
+		return e.masterRunning() == 0 && len(e.tasks("/idle")) == 0
+	})
+}
+
 // running counts the instances of ts that run, other than except.
 func running(ts []Task, except string) int {
 	n := 0

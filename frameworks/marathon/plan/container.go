@@ -30,7 +30,8 @@ type Docker struct {
 }
 
 // PortMapping maps a container port to a host port (0: one from the
-// offer) in BRIDGE networking.
+// offer) in BRIDGE networking. Container port 0 is, as in Marathon, the
+// same as the host port.
 type PortMapping struct {
 	ContainerPort int               `json:"containerPort"`
 	HostPort      int               `json:"hostPort"`
@@ -184,25 +185,42 @@ func (c *Container) validate(a *App, bad func(path, format string, args ...any))
 	c.validateVolumes(bad)
 }
 
+// validateVolumes checks what the agents' Docker containerizer needs of
+// a host volume. It binds paths as mounts, not `-v` strings, so any
+// character but NUL may be in them; a relative path is in the sandbox
+// (the container's sandbox mount for containerPath) and may not lead
+// out of it.
 func (c *Container) validateVolumes(bad func(path, format string, args ...any)) {
 	for i, v := range c.Volumes {
 		p := fmt.Sprintf("/container/volumes(%d)", i)
 		if v.ContainerPath == "" {
 			bad(p+"/containerPath", "must not be empty")
+		} else {
+			checkVolumePath(p+"/containerPath", v.ContainerPath, bad)
 		}
 		if v.HostPath == "" {
 			bad(p+"/hostPath", "must not be empty (persistent and external volumes are not supported yet)")
-		} else if !path.IsAbs(v.HostPath) {
-			if c := path.Clean(v.HostPath); c == ".." || strings.HasPrefix(c, "../") {
-				bad(p+"/hostPath", "%q leads outside the sandbox", v.HostPath)
-			}
+		} else {
+			checkVolumePath(p+"/hostPath", v.HostPath, bad)
 		}
 		if v.Mode != "RW" && v.Mode != "RO" {
 			bad(p+"/mode", "got %q, expected RW or RO", v.Mode)
 		}
-		if strings.ContainsAny(v.ContainerPath+v.HostPath, ":\x00") {
-			bad(p, "paths may not contain ':'")
-		}
+	}
+}
+
+// checkVolumePath refuses a NUL byte, and a relative path that leads
+// outside the sandbox.
+func checkVolumePath(field, p string, bad func(path, format string, args ...any)) {
+	if strings.ContainsRune(p, 0) {
+		bad(field, "%q contains a NUL byte", p)
+		return
+	}
+	if path.IsAbs(p) {
+		return
+	}
+	if c := path.Clean(p); c == ".." || strings.HasPrefix(c, "../") {
+		bad(field, "%q leads outside the sandbox", p)
 	}
 }
 
@@ -234,10 +252,14 @@ func (a *App) MesosContainer(hostPorts []uint64) *mesos.ContainerInfo {
 		if i >= len(hostPorts) {
 			break
 		}
+		cp := uint32(m.ContainerPort)
+		if cp == 0 {
+			cp = uint32(hostPorts[i])
+		}
 		// Docker publishes one protocol per binding: "udp,tcp" maps both.
 		for _, proto := range strings.Split(m.Protocol, ",") {
 			di.PortMappings = append(di.PortMappings, mesos.ContainerInfo_DockerInfo_PortMapping{
-				HostPort: uint32(hostPorts[i]), ContainerPort: uint32(m.ContainerPort), Protocol: ptr(proto)})
+				HostPort: uint32(hostPorts[i]), ContainerPort: cp, Protocol: ptr(proto)})
 		}
 	}
 	for _, p := range d.Parameters {

@@ -149,6 +149,11 @@ func TestValidate(t *testing.T) {
 		{`{"id":"/a","container":{"docker":{"image":"nginx","parameters":[{"key":"pid","value":"host"}]}}}`, "/container/docker/parameters(0)/key", "not supported"},
 		{`{"id":"/a","container":{"docker":{"image":"nginx"},"volumes":[{"containerPath":"/data","hostPath":"/srv","mode":"RX"}]}}`, "/container/volumes(0)/mode", "RW or RO"},
 		{`{"id":"/a","container":{"docker":{"image":"nginx"},"volumes":[{"containerPath":"/data","mode":"RO"}]}}`, "/container/volumes(0)/hostPath", "must not be empty"},
+		{`{"id":"/a","container":{"docker":{"image":"nginx"},"volumes":[{"containerPath":"/data:1","hostPath":"/srv/a:b","mode":"RO"},{"containerPath":"cache","hostPath":"c:d","mode":"RW"}]}}`, "", ""},
+		{`{"id":"/a","container":{"docker":{"image":"nginx"},"volumes":[{"containerPath":"../../etc","hostPath":"/srv","mode":"RO"}]}}`, "/container/volumes(0)/containerPath", "leads outside the sandbox"},
+		{`{"id":"/a","container":{"docker":{"image":"nginx"},"volumes":[{"containerPath":"/data","hostPath":"x/../../y","mode":"RO"}]}}`, "/container/volumes(0)/hostPath", "leads outside the sandbox"},
+		{`{"id":"/a","container":{"docker":{"image":"nginx"},"volumes":[{"containerPath":"/da\u0000ta","hostPath":"/srv","mode":"RO"}]}}`, "/container/volumes(0)/containerPath", "NUL byte"},
+		{`{"id":"/a","container":{"type":"MESOS","docker":{"image":"nginx"},"volumes":[{"containerPath":"/data","hostPath":"/s\u0000rv","mode":"RO"}]}}`, "/container/volumes(0)/hostPath", "NUL byte"},
 		{`{"id":"/a","container":{"docker":{"image":"nginx","network":"BRIDGE","portMappings":[{"containerPort":80}]}},"healthChecks":[{"protocol":"HTTP","portIndex":1}]}`, "/healthChecks(0)/portIndex", "has 1 port"},
 		{`{"id":"/a","cmd":"x","healthChecks":[{"protocol":"HTTP"}]}`, "", ""},
 		{`{"id":"/a","cmd":"x","healthChecks":[{"protocol":"GOPHER"}]}`, "/healthChecks(0)/protocol", "MESOS_HTTP"},
@@ -422,18 +427,19 @@ func TestDependencies(t *testing.T) {
 // TestMesosContainer turns a BRIDGE app from Marathon's Docker docs into
 // the ContainerInfo the agent's Docker containerizer runs: each port
 // mapping gets its instance's host port, "udp,tcp" one mapping per
-// protocol; an app without an image has no ContainerInfo.
+// protocol, container port 0 the host port; an app without an image has
+// no ContainerInfo.
 func TestMesosContainer(t *testing.T) {
 	a := decode(t, `{"id":"/web","container":{"type":"DOCKER","docker":{"image":"nginx:1.25","network":"BRIDGE",
-		"portMappings":[{"containerPort":80,"name":"http"},{"containerPort":53,"protocol":"udp,tcp"}],
+		"portMappings":[{"containerPort":80,"name":"http"},{"containerPort":53,"protocol":"udp,tcp"},{"containerPort":0}],
 		"parameters":[{"key":"hostname","value":"web"}]},"volumes":[{"containerPath":"/data","hostPath":"/srv/data","mode":"RO"}]}}`)
 	if err := a.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if a.PortCount() != 2 || !slices.Equal(a.PortNames(), []string{"http", ""}) {
-		t.Fatalf("ports %d %q, want the two mappings", a.PortCount(), a.PortNames())
+	if a.PortCount() != 3 || !slices.Equal(a.PortNames(), []string{"http", "", ""}) {
+		t.Fatalf("ports %d %q, want the three mappings", a.PortCount(), a.PortNames())
 	}
-	ci := a.MesosContainer([]uint64{31001, 31002})
+	ci := a.MesosContainer([]uint64{31001, 31002, 31003})
 	if ci.GetType() != mesos.ContainerInfo_DOCKER || ci.Docker.Image != "nginx:1.25" || ci.Docker.GetNetwork() != mesos.ContainerInfo_DockerInfo_BRIDGE {
 		t.Fatalf("container %+v", ci)
 	}
@@ -441,7 +447,7 @@ func TestMesosContainer(t *testing.T) {
 	for _, m := range ci.Docker.PortMappings {
 		maps = append(maps, fmt.Sprintf("%d->%d/%s", m.HostPort, m.ContainerPort, m.GetProtocol()))
 	}
-	if want := []string{"31001->80/tcp", "31002->53/udp", "31002->53/tcp"}; !slices.Equal(maps, want) {
+	if want := []string{"31001->80/tcp", "31002->53/udp", "31002->53/tcp", "31003->31003/tcp"}; !slices.Equal(maps, want) {
 		t.Errorf("port mappings %q, want %q", maps, want)
 	}
 	if len(ci.Volumes) != 1 || ci.Volumes[0].GetHostPath() != "/srv/data" || ci.Volumes[0].GetMode() != mesos.RO {
