@@ -28,8 +28,9 @@ func (f *Framework) executorURI() string {
 	return f.advertise + executorPath + filepath.Base(f.cfg.ExecutorBinary) + "?token=" + f.fetchToken
 }
 
-// Handler serves the REST API (package client), the umbilical (package
-// umbilical) and, with ServeExecutor, the executor binary.
+// Handler serves the REST API (package client), the web page at /ui/ (the
+// webui_url, /, leads there), the umbilical (package umbilical) and, with
+// ServeExecutor, the executor binary.
 func (f *Framework) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v1/jobs", f.handleSubmit)
@@ -39,6 +40,8 @@ func (f *Framework) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/attempts/{id}/log", f.handleLog)
 	mux.HandleFunc("GET /api/v1/trackers", f.handleTrackers)
 	mux.HandleFunc("GET /api/v1/info", f.handleInfo)
+	mux.Handle("GET /ui/", uiHandler())
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("POST "+umbilical.CommitPath, f.handleCommit)
 	mux.HandleFunc("GET "+umbilical.CompletionsPath, f.handleCompletions)
 	mux.HandleFunc("POST "+umbilical.FetchFailedPath, f.handleFetchFailed)

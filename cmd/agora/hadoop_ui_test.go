@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/chromedp"
+
+	"github.com/agora-cluster/agora/cluster/webui/webuitest"
+	hframework "github.com/agora-cluster/agora/hadoop/framework"
+)
+
+// TestHadoopUIBehindCredentials: with --http_credentials the Hadoop
+// framework's page is behind the same guard as its API (`agora hadoop
+// scheduler` wraps the whole handler), and it works there: the browser
+// asks once, and the page's own calls to the API reuse the answer.
+func TestHadoopUIBehindCredentials(t *testing.T) {
+	flags := serviceHTTPFlags{userPassword: "ops:pw"}
+	sec, err := flags.security("hadoop", hadoopOpenPaths...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No master answers: the API and the page do without one.
+	fw, err := hframework.New(hframework.Config{Masters: []string{"127.0.0.1:1"}, Listener: ln, StateDir: t.TempDir(),
+		ExecutorBinary: agoraBin, WrapHTTP: sec.handler})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	fwDone := make(chan error, 1)
+	go func() { fwDone <- fw.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-fwDone:
+		case <-time.After(time.Minute):
+			t.Error("the Hadoop framework did not stop within a minute")
+		}
+	})
+
+	resp, err := http.Get(fw.URL() + "/ui/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("GET /ui/ without credentials: %s, want 401", resp.Status)
+	}
+
+	b := webuitest.NewBrowser(t)
+	var prompts atomic.Int32
+	// The browser's prompt: answered with the credentials, as a person would.
+	if err := chromedp.Listen(b, func(ev any) {
+		switch ev := ev.(type) {
+		case *fetch.EventAuthRequired:
+			prompts.Add(1)
+			go chromedp.Run(b, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				_, err := cdp.Call(ctx, tg, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: ev.RequestID,
+					AuthChallengeResponse: &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseProvideCredentials, Username: "ops", Password: "pw"}})
+				return err
+			}))
+		case *fetch.EventRequestPaused:
+			go chromedp.Run(b, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				_, err := cdp.Call(ctx, tg, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
+				return err
+			}))
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	handle := true
+	step, stop := context.WithTimeout(b, 60*time.Second)
+	defer stop()
+	// Loaded: the page read the jobs and the trackers (an API error would
+	// show the error banner instead).
+	if err := chromedp.Do(step,
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, fetch.Enable, fetch.EnableParams{HandleAuthRequests: &handle})
+			return err
+		}),
+		chromedp.Navigate(fw.URL()+"/ui/?poll=0.2"),
+		chromedp.Poll[chromedp.Void](`document.body.dataset.loaded === 'list' && !document.getElementById('jobs-empty').hidden
+			&& document.getElementById('error-banner').hidden`,
+			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(55*time.Second)),
+	); err != nil {
+		t.Fatalf("the Hadoop page behind credentials: %v (prompts answered: %d)", err, prompts.Load())
+	}
+	if n := prompts.Load(); n != 1 {
+		t.Errorf("the browser asked for credentials %d times, want once (0: the page is not behind them)", n)
+	}
+}
