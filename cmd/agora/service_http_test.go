@@ -388,7 +388,7 @@ func TestClientsKeepCredentialsOffRedirects(t *testing.T) {
 		t.Errorf("the API saw %q; want %q", got, want)
 	}
 
-	masters := stateClient(auth.Credential{Principal: "ops", Secret: "pa:ss"}, nil, auth.LeaderRedirect)
+	masters := (&clientOptions{cred: auth.Credential{Principal: "ops", Secret: "pa:ss"}}).state()
 	var doc map[string]any
 	err = masters.Get(context.Background(), api.URL, "/master/state", &doc)
 	if err == nil || !strings.Contains(err.Error(), "refusing to send the credentials of ops") || !strings.Contains(err.Error(), "plain HTTP off this host") {
