@@ -193,6 +193,10 @@ func (c Credential) Apply(req *http.Request) {
 type Transport struct {
 	Base       http.RoundTripper // nil: http.DefaultTransport
 	Credential Credential
+	// Redirect, if set, is asked before the credentials go with a
+	// redirected request; a hop it refuses is not sent, and the client
+	// gets its reason as the error. Nil sends them on every hop.
+	Redirect RedirectPolicy
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -201,7 +205,19 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	if t.Credential.Principal == "" || req.Header.Get("Authorization") != "" {
+	if t.Credential.Principal == "" {
+		return base.RoundTrip(req)
+	}
+	// Checked before a caller's own Authorization is let through: the
+	// client copies that header onto redirects to the same host name,
+	// whatever the scheme and port.
+	if err := t.checkRedirect(req); err != nil { // redirect.go
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
+	if req.Header.Get("Authorization") != "" {
 		return base.RoundTrip(req)
 	}
 	req = req.Clone(req.Context())

@@ -125,12 +125,15 @@ func (o *clientOptions) parse(fs *flag.FlagSet, args []string) (code int, done b
 }
 
 // state is the client for the master's and agents' endpoints.
-func (o *clientOptions) state() state.Client { return stateClient(o.cred, o.tls) }
+func (o *clientOptions) state() state.Client { return stateClient(o.cred, o.tls, auth.LeaderRedirect) }
 
 // stateClient reads the master's (and agents') endpoints with cred,
 // over HTTPS verified with tlsConfig when it is set. The credentials go
-// with every request, redirects to the leader included.
-func stateClient(cred auth.Credential, tlsConfig *tls.Config) state.Client {
+// with every request, and with the redirects redirect allows: for the
+// master, auth.LeaderRedirect lets them follow a standby's redirect to
+// the leader over HTTPS or on this host, never over plain HTTP to
+// another host.
+func stateClient(cred auth.Credential, tlsConfig *tls.Config, redirect auth.RedirectPolicy) state.Client {
 	if cred.Principal == "" && tlsConfig == nil {
 		return state.Client{}
 	}
@@ -141,7 +144,7 @@ func stateClient(cred auth.Credential, tlsConfig *tls.Config) state.Client {
 		rt = t
 	}
 	if cred.Principal != "" {
-		rt = &auth.Transport{Base: rt, Credential: cred}
+		rt = &auth.Transport{Base: rt, Credential: cred, Redirect: redirect}
 	}
 	return state.Client{HTTP: &http.Client{Timeout: 10 * time.Second, Transport: rt}, HTTPS: tlsConfig != nil}
 }

@@ -101,8 +101,9 @@ func subscribeEvents(ctx context.Context, o *clientOptions) (*eventStream, error
 	req.Header.Set("Content-Type", api.MediaJSON)
 	req.Header.Set("Accept", api.MediaJSON)
 	// The credentials go with every request, the redirect from a
-	// standby master to the leader included.
-	hc := &http.Client{Transport: &auth.Transport{Base: eventTransport(o.tls), Credential: o.cred}}
+	// standby master to the leader included (over HTTPS or on this host:
+	// never over plain HTTP to another host).
+	hc := &http.Client{Transport: &auth.Transport{Base: eventTransport(o.tls), Credential: o.cred, Redirect: auth.LeaderRedirect}}
 	resp, err := hc.Do(req)
 	if err != nil {
 		cancel()

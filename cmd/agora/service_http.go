@@ -204,7 +204,11 @@ func (a serviceAPI) client() (*http.Client, string, error) {
 // the cluster the user set up: they go only where they cannot be read on
 // the way, and one missing half is no error until the API asks (hint
 // then says what to pass). Credentials given as flags to a plain http://
-// address off this host are refused.
+// address off this host are refused. The same rule holds for the
+// redirects the client follows, and more (auth.SameOrigin): a redirect
+// that leaves the address (another host or port, or HTTP for HTTPS) and
+// this host's loopback is refused with the reason rather than sent with
+// the credentials.
 func (a serviceAPI) newClient() (*http.Client, string, error) {
 	base := a.base()
 	u, err := url.Parse(base)
@@ -238,7 +242,7 @@ func (a serviceAPI) newClient() (*http.Client, string, error) {
 			return nil, "", fmt.Errorf("--ca_file: %w", err)
 		}
 	}
-	c := stateClient(cred, cfg).HTTP
+	c := stateClient(cred, cfg, auth.SameOrigin).HTTP
 	if c == nil {
 		c = &http.Client{}
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/cluster/webui/webuitest"
 )
@@ -307,4 +309,116 @@ func TestServiceClientsKeepToTheirAddress(t *testing.T) {
 	if n := conns.Load(); n != 1 {
 		t.Errorf("agora app scale --watch opened %d connections for %d requests; want 1", n, polls.Load()+1)
 	}
+}
+
+// TestClientsKeepCredentialsOffRedirects: with two servers, a service's
+// API on this host that redirects to plain HTTP on another address of
+// this machine gets the command's credentials on its own address, and
+// the command refuses the redirect, naming why, before anything reaches
+// the other server; a redirect within the API's address keeps them. The
+// master's client refuses the same hop, and follows a redirect to
+// another master on this host with the credentials (as a standby's to
+// the leader of `agora dev`'s masters).
+func TestClientsKeepCredentialsOffRedirects(t *testing.T) {
+	ip := nonLoopbackIP(t)
+	var mu sync.Mutex
+	var apiSaw, otherSaw []string
+	note := func(to *[]string, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		*to = append(*to, r.URL.Path+" "+r.Header.Get("Authorization"))
+	}
+	saw := func(from *[]string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		s := strings.Join(*from, "|")
+		*from = nil
+		return s
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Skipf("cannot listen on %s: %v", ip, err)
+	}
+	other := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		note(&otherSaw, r)
+		io.WriteString(w, `{"app":{"id":"/moved"}}`)
+	}))
+	other.Listener.Close()
+	other.Listener = ln
+	other.Start()
+	t.Cleanup(other.Close)
+	var api *httptest.Server
+	api = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		note(&apiSaw, r)
+		switch r.URL.Path {
+		case "/v2/apps/moved", "/master/state":
+			http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+		case "/v2/apps/renamed":
+			http.Redirect(w, r, "/v2/apps/web", http.StatusTemporaryRedirect)
+		case "/standby/master/state":
+			http.Redirect(w, r, "http://localhost:"+api.URL[strings.LastIndexByte(api.URL, ':')+1:]+"/leader/master/state", http.StatusTemporaryRedirect)
+		case "/v2/apps/web":
+			io.WriteString(w, `{"app":{"id":"/web"}}`)
+		default:
+			io.WriteString(w, `{}`)
+		}
+	}))
+	t.Cleanup(api.Close)
+	t.Setenv("AGORA_PRINCIPAL", "")
+	t.Setenv("AGORA_SECRET", "pa:ss")
+	basic := "Basic b3BzOnBhOnNz" // ops:pa:ss
+
+	var out, errOut bytes.Buffer
+	if code := appShow([]string{"--marathon", api.URL, "--principal", "ops", "--json", "moved"}, &out, &errOut); code != 1 ||
+		!strings.Contains(errOut.String(), "refusing to send the credentials of ops on the redirect") ||
+		!strings.Contains(errOut.String(), "plain HTTP off this host") {
+		t.Errorf("agora app show, redirected to plain HTTP at %s: exit %d, %q; want 1 refusing the redirect", ip, code, errOut.String())
+	}
+	if got, want := saw(&apiSaw), "/v2/apps/moved "+basic; got != want {
+		t.Errorf("the API saw %q; want %q", got, want)
+	}
+	if got := saw(&otherSaw); got != "" {
+		t.Errorf("the server the API redirected to saw %q; want nothing", got)
+	}
+	errOut.Reset()
+	if code := appShow([]string{"--marathon", api.URL, "--principal", "ops", "--json", "renamed"}, &out, &errOut); code != 0 {
+		t.Errorf("agora app show, redirected within the API: exit %d, %q; want 0", code, errOut.String())
+	}
+	if got, want := saw(&apiSaw), "/v2/apps/renamed "+basic+"|/v2/apps/web "+basic; got != want {
+		t.Errorf("the API saw %q; want %q", got, want)
+	}
+
+	masters := (&clientOptions{cred: auth.Credential{Principal: "ops", Secret: "pa:ss"}}).state()
+	var doc map[string]any
+	err = masters.Get(context.Background(), api.URL, "/master/state", &doc)
+	if err == nil || !strings.Contains(err.Error(), "refusing to send the credentials of ops") || !strings.Contains(err.Error(), "plain HTTP off this host") {
+		t.Errorf("the master's client, redirected to plain HTTP at %s: %v; want the redirect refused", ip, err)
+	}
+	if got := saw(&otherSaw); got != "" {
+		t.Errorf("the server the master redirected to saw %q; want nothing", got)
+	}
+	saw(&apiSaw)
+	if err := masters.Get(context.Background(), api.URL, "/standby/master/state", &doc); err != nil {
+		t.Errorf("the master's client, redirected to another master on this host: %v", err)
+	}
+	if got, want := saw(&apiSaw), "/standby/master/state "+basic+"|/leader/master/state "+basic; got != want {
+		t.Errorf("the masters saw %q; want %q", got, want)
+	}
+}
+
+// nonLoopbackIP is an IPv4 address of this machine off its loopback: a
+// server there stands for another host that plain HTTP would cross a
+// network to reach.
+func nonLoopbackIP(t *testing.T) string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Skipf("this machine's addresses: %v", err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			return n.IP.String()
+		}
+	}
+	t.Skip("this machine has no address off its loopback")
+	return ""
 }

@@ -1,7 +1,8 @@
 // Package executor is the Hadoop framework's TaskTracker: the custom Mesos
 // executor (`agora hadoop tasktracker`, built on frameworks/executor) that
 // runs map and reduce attempts. Each attempt arrives as a Mesos task whose
-// data is a tasktracker.Assignment; the executor runs it with
+// data is a tasktracker.Assignment with the tracker's umbilical token
+// (umbilical.TaskToken); the executor runs it with
 // tasktracker.RunMap or RunReduce under its sandbox (mapred.local.dir is
 // $MESOS_SANDBOX/mapred, as in mesos/hadoop's MesosExecutor), reports
 // progress and counters as TASK_RUNNING updates and ends the task with
@@ -44,10 +45,8 @@ import (
 // Config configures a TaskTracker executor; FromEnv fills it from the
 // environment the agent and the scheduler give it.
 type Config struct {
-	Executor   sdk.Config
-	JobTracker string // http://host:port of the scheduler
-	// Token is the tracker's secret for the umbilical (EnvToken).
-	Token       string
+	Executor    sdk.Config
+	JobTracker  string // http://host:port of the scheduler
 	ShufflePort int
 	// ReportInterval is how often running attempts report; 0 means 1s.
 	ReportInterval time.Duration
@@ -81,13 +80,6 @@ func FromEnv() (Config, error) {
 	if c.JobTracker == "" {
 		return c, fmt.Errorf("%s is not set (this command is started by the Hadoop framework)", umbilical.EnvJobTracker)
 	}
-	// The token is read once and taken out of the environment, so the
-	// attempts' processes (Streaming's mappers and reducers) do not
-	// inherit it.
-	if c.Token = os.Getenv(umbilical.EnvToken); c.Token == "" {
-		return c, fmt.Errorf("%s is not set (the Hadoop framework gives each TaskTracker its token)", umbilical.EnvToken)
-	}
-	os.Unsetenv(umbilical.EnvToken)
 	if c.ShufflePort, err = strconv.Atoi(os.Getenv(umbilical.EnvShufflePort)); err != nil || c.ShufflePort <= 0 {
 		return c, fmt.Errorf("%s=%q: want the shuffle port", umbilical.EnvShufflePort, os.Getenv(umbilical.EnvShufflePort))
 	}
@@ -225,12 +217,23 @@ func (t *TaskTracker) setMemoryLimitLocked() {
 	debug.SetMemoryLimit(int64(goHeapShare * mb * (1 << 20)))
 }
 
+// launchData is an attempt's TaskInfo.data: the assignment and the
+// tracker's umbilical token.
+type launchData struct {
+	tasktracker.Assignment
+	umbilical.TaskToken
+}
+
 // launch starts an attempt in a goroutine of its own.
 func (t *TaskTracker) launch(ctx context.Context, task mesos.TaskInfo) {
 	id := task.TaskID
-	var a tasktracker.Assignment
-	if err := json.Unmarshal(task.Data, &a); err != nil {
+	var d launchData
+	if err := json.Unmarshal(task.Data, &d); err != nil {
 		t.send(ctx, id, mesos.TASK_FAILED, fmt.Sprintf("bad assignment in the task's data: %v", err))
+		return
+	}
+	if d.Token == "" {
+		t.send(ctx, id, mesos.TASK_FAILED, "the task's data carries no umbilical token (umbilical_token): the attempt could not talk to the JobTracker")
 		return
 	}
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -260,12 +263,15 @@ func (t *TaskTracker) launch(ctx context.Context, task mesos.TaskInfo) {
 			t.mu.Unlock()
 			cancel()
 		}()
-		t.run(actx, id, a)
+		t.run(actx, id, d.Assignment, d.Token)
 	}()
 }
 
-func (t *TaskTracker) run(ctx context.Context, id mesos.TaskID, a tasktracker.Assignment) {
-	uc := &umbilical.Client{JobTracker: t.cfg.JobTracker, Task: id.Value, Token: t.cfg.Token}
+// run runs an attempt; token is its tracker's for the umbilical. It lives
+// only in this process's memory, so the attempts' processes (Streaming's
+// mappers and reducers) never see it.
+func (t *TaskTracker) run(ctx context.Context, id mesos.TaskID, a tasktracker.Assignment, token string) {
+	uc := &umbilical.Client{JobTracker: t.cfg.JobTracker, Task: id.Value, Token: token}
 	rep := &reporter{t: t, id: id, Client: uc}
 	start := time.Now()
 	var res tasktracker.Result

@@ -24,6 +24,14 @@ const executorPath = "/executor/"
 
 // executorURI is where the agents fetch the executor binary from, with
 // the framework's fetch token (the fetcher sends no credentials).
+//
+// The token is not a secret: it is in the TaskTrackers' CommandInfo, which
+// the master's and agents' state show to whoever may view this framework's
+// executors. Nothing secret depends on it either: the binary is the public
+// agora binary. It only keeps the download (tens of megabytes a request)
+// to those who may view the executors, rather than to anyone who reaches
+// the port; the umbilical's tokens, which are secret, travel elsewhere
+// (umbilical.TaskToken).
 func (f *Framework) executorURI() string {
 	return f.advertise + executorPath + filepath.Base(f.cfg.ExecutorBinary) + "?token=" + f.fetchToken
 }
@@ -296,7 +304,7 @@ func umbilicalToken(w http.ResponseWriter, r *http.Request) (string, bool) {
 	token := umbilical.RequestToken(r)
 	if token == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="hadoop umbilical"`)
-		http.Error(w, "the umbilical is for the framework's TaskTrackers: send the tracker's token (Authorization: Bearer $"+umbilical.EnvToken+")", http.StatusUnauthorized)
+		http.Error(w, "the umbilical is for the framework's TaskTrackers: send the tracker's token (Authorization: Bearer, the umbilical_token of the attempt's task data)", http.StatusUnauthorized)
 		return "", false
 	}
 	return token, true

@@ -8,7 +8,7 @@
 // package hadoop/executor) sized from offers by mesos/hadoop's formulas
 // (Sizing), one per agent, with map and reduce slots. Each attempt is a
 // Mesos task launched on its tracker's executor with the
-// tasktracker.Assignment as data; its status updates carry progress and
+// tasktracker.Assignment and the tracker's umbilical token as data; its status updates carry progress and
 // counters; a lost executor or agent loses the attempts and map outputs
 // that lived there. Idle trackers are shut down after a number of idle
 // checks. Submissions and job states are kept in a state directory
@@ -94,8 +94,9 @@ type Framework struct {
 	sizing    Sizing
 	store     *Store
 	advertise string
-	// fetchToken is in the executor binary's URI (ServeExecutor): the
-	// agents that were given the URI may fetch it, nobody else.
+	// fetchToken is in the executor binary's URI (ServeExecutor): whoever
+	// was given or may view the URI may fetch it, nobody else. Not a
+	// secret (see executorURI).
 	fetchToken string
 	role       string
 	events     chan any

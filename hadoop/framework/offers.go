@@ -245,22 +245,26 @@ func (f *Framework) assign(now time.Time, running []*jobRun, host string, kind j
 	return nil, nil
 }
 
-// assignment is tasktracker.Assignment with the job's spec encoded once.
+// assignment is tasktracker.Assignment with the job's spec encoded once,
+// and the tracker's umbilical token.
 type assignment struct {
 	Spec       json.RawMessage `json:"spec"`
 	Attempt    job.AttemptID   `json:"attempt"`
 	Split      *format.Split   `json:"split,omitempty"`
 	NumMaps    int             `json:"num_maps"`
 	NumReduces int             `json:"num_reduces"`
+	umbilical.TaskToken
 }
 
 // taskInfo is the Mesos task of an attempt on tracker t: the slot's
-// resources, the tracker's executor, the assignment as data.
+// resources, the tracker's executor, the assignment and the tracker's
+// token as data (see umbilical.TaskToken for why there).
 func (f *Framework) taskInfo(j *jobRun, a job.AttemptID, t *tracker, res []mesos.Resource, agent mesos.AgentID) mesos.TaskInfo {
 	if j.specJSON == nil {
 		j.specJSON, _ = json.Marshal(j.plan.Spec) // plain data: cannot fail
 	}
-	as := assignment{Spec: j.specJSON, Attempt: a, NumMaps: len(j.plan.Splits), NumReduces: j.plan.NumReduces}
+	as := assignment{Spec: j.specJSON, Attempt: a, NumMaps: len(j.plan.Splits), NumReduces: j.plan.NumReduces,
+		TaskToken: umbilical.TaskToken{Token: t.token}}
 	if a.Task.Kind == job.Map {
 		s := j.plan.Splits[a.Task.Index]
 		as.Split = &s

@@ -35,8 +35,9 @@ type tracker struct {
 	host    string
 	port    uint64 // shuffle and logs
 	url     string
-	// token is the tracker's secret for the umbilical (in its
-	// environment, umbilical.EnvToken); never logged.
+	// token is the tracker's secret for the umbilical, sent in each of
+	// its attempts' task data (umbilical.TaskToken), never in its
+	// ExecutorInfo, which state views show; never logged.
 	token       string
 	info        mesos.ExecutorInfo
 	mapSlots    int
@@ -110,7 +111,6 @@ func (f *Framework) newTracker(agentID, host string, res []mesos.Resource, now t
 		return nil, err
 	}
 	env := []mesos.Environment_Variable{
-		{Name: umbilical.EnvToken, Value: &token},
 		{Name: umbilical.EnvJobTracker, Value: &f.advertise},
 		{Name: umbilical.EnvShufflePort, Value: ptr(strconv.FormatUint(port, 10))},
 		{Name: umbilical.EnvTracker, Value: ptr(id)},

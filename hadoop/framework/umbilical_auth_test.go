@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,10 +23,13 @@ import (
 )
 
 // TestUmbilicalRefusesCallsWithoutTheTrackersToken: while a job runs,
-// umbilical calls for one of its live attempts are refused without a
-// token (401), with a wrong one (403) and with the token of another
-// TaskTracker (403), and change nothing: the job succeeds with one
-// attempt per task, its real TaskTrackers calling with their tokens.
+// the TaskTrackers' umbilical tokens show in none of the master's and
+// agents' state views (which do show the trackers' executors and their
+// environment), and umbilical calls for one of the job's live attempts
+// are refused without a token (401), with a wrong one (403) and with the
+// token of another TaskTracker (403), and change nothing: the job
+// succeeds with one attempt per task, its real TaskTrackers calling with
+// their tokens.
 func TestUmbilicalRefusesCallsWithoutTheTrackersToken(t *testing.T) {
 	needPython(t)
 	e := startEnv(t)
@@ -51,6 +53,7 @@ func TestUmbilicalRefusesCallsWithoutTheTrackersToken(t *testing.T) {
 	// A running attempt, and the token of a tracker on the other agent.
 	var victim job.AttemptID
 	var otherToken string
+	var tokens map[string]string
 	waitFor(t, "a running map and TaskTrackers on both agents", func() bool {
 		d, err := e.cl.Job(context.Background(), info.ID, true)
 		if err != nil || d.Done() {
@@ -60,23 +63,25 @@ func TestUmbilicalRefusesCallsWithoutTheTrackersToken(t *testing.T) {
 		if err != nil {
 			return false
 		}
+		if tokens, err = framework.TrackerTokens(context.Background(), e.fw); err != nil {
+			return false
+		}
 		for _, task := range d.Tasks {
 			for _, a := range task.Attempts {
 				if a.State != jobtracker.AttemptRunning {
 					continue
 				}
 				for _, tr := range ts {
-					if tr.State == "RUNNING" && tr.PID > 0 && tr.Host != a.Host {
-						if otherToken = trackerToken(t, tr.PID); otherToken != "" {
-							victim = a.ID
-							return true
-						}
+					if tr.State == "RUNNING" && tr.Host != a.Host && tokens[tr.ID] != "" {
+						victim, otherToken = a.ID, tokens[tr.ID]
+						return true
 					}
 				}
 			}
 		}
 		return false
 	})
+	tokensInNoStateView(t, e, tokens)
 	task := umbilical.TaskID(victim, fi.Incarnation)
 	base := e.fw.URL()
 	call := func(method, path string, body any, token string) (int, string) {
@@ -104,7 +109,7 @@ func TestUmbilicalRefusesCallsWithoutTheTrackersToken(t *testing.T) {
 		code        int
 		want        string
 	}{
-		{"without a token", "", http.StatusUnauthorized, umbilical.EnvToken},
+		{"without a token", "", http.StatusUnauthorized, "Authorization: Bearer"},
 		{"with a wrong token", strings.Repeat("0", 64), http.StatusForbidden, "not that of the TaskTracker running " + task},
 		{"with another tracker's token", otherToken, http.StatusForbidden, "not that of the TaskTracker running " + task},
 	} {
@@ -137,19 +142,51 @@ func TestUmbilicalRefusesCallsWithoutTheTrackersToken(t *testing.T) {
 	compareCounts(t, readOutput(t, filepath.Join(dir, "out")), unixCounts(t, filepath.Join(dir, "in")))
 }
 
-// trackerToken reads a TaskTracker's token from its process's initial
-// environment ("" if it cannot be read).
-func trackerToken(t *testing.T, pid int) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-	if err != nil {
-		return ""
+// tokensInNoStateView reads the master's and every agent's state, as
+// JSON and as the v1 operator API's GET_STATE, and fails the test if a
+// tracker's token appears in any of them. Each view must list the
+// trackers (and the v1 views their environment), or the check would
+// prove nothing.
+func tokensInNoStateView(t *testing.T, e *env, tokens map[string]string) {
+	t.Helper()
+	type view struct{ name, method, url, body, mustShow string }
+	views := []view{
+		{"the master's /master/state", http.MethodGet, e.c.MasterURL + "/master/state", "", "tasktracker-"},
+		{"the master's GET_STATE", http.MethodPost, e.c.MasterURL + "/api/v1", `{"type":"GET_STATE"}`, umbilical.EnvJobTracker},
 	}
-	for _, kv := range bytes.Split(b, []byte{0}) {
-		if v, ok := bytes.CutPrefix(kv, []byte(umbilical.EnvToken+"=")); ok {
-			return string(v)
+	for i, a := range e.c.Agents {
+		base := "http://" + a.Addr()
+		views = append(views,
+			view{fmt.Sprintf("agent %d's /state", i), http.MethodGet, base + "/state", "", "tasktracker-"},
+			view{fmt.Sprintf("agent %d's GET_STATE", i), http.MethodPost, base + "/api/v1", `{"type":"GET_STATE"}`, umbilical.EnvJobTracker})
+	}
+	for _, v := range views {
+		req, err := http.NewRequest(v.method, v.url, strings.NewReader(v.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.body != "" {
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", v.name, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %v %.200s", v.name, resp.StatusCode, err, b)
+		}
+		if !bytes.Contains(b, []byte(v.mustShow)) {
+			t.Errorf("%s does not show %q: the check that no token shows there proves nothing", v.name, v.mustShow)
+		}
+		for id, token := range tokens {
+			if bytes.Contains(b, []byte(token)) {
+				t.Errorf("%s shows the umbilical token of %s", v.name, id)
+			}
 		}
 	}
-	return ""
 }
 
 // TestAPIServesPlainHTTPWithDowngrade: with TLS and TLSDowngrade

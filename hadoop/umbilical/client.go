@@ -27,7 +27,7 @@ var ErrAttemptGone = errors.New("the scheduler no longer runs this attempt")
 type Client struct {
 	JobTracker string
 	Task       string
-	// Token is the tracker's (EnvToken), sent with every request.
+	// Token is the tracker's (TaskToken), sent with every request.
 	Token string
 	HTTP  *http.Client // nil: a client without an overall timeout
 }

@@ -3,7 +3,8 @@
 // TaskUmbilicalProtocol carried over Mesos and HTTP:
 //
 //   - an attempt is a Mesos task launched on the TaskTracker's custom
-//     executor; its TaskInfo.data is the tasktracker.Assignment as JSON;
+//     executor; its TaskInfo.data is the tasktracker.Assignment as JSON,
+//     with the tracker's umbilical token beside it (TaskToken);
 //   - the executor reports progress with TASK_RUNNING updates and the
 //     outcome with TASK_FINISHED (counters) or TASK_FAILED (the
 //     diagnostics, with the tail of the process's stderr, in the message);
@@ -15,7 +16,7 @@
 //     attempt by its Mesos task ID, which carries the scheduler's
 //     incarnation, so an attempt left over from before a scheduler restart
 //     can never be taken for the new run's attempt of the same number, and
-//     carry the tracker's token (EnvToken), so nobody else can;
+//     carry the tracker's token (TaskToken), so nobody else can;
 //   - the scheduler tells executors that a job is over with a framework
 //     message (Message), so they drop its map outputs and files.
 package umbilical
@@ -53,12 +54,23 @@ const (
 	// EnvTrackerMemory is the memory of the tracker itself (its
 	// ExecutorInfo's mem); each attempt brings its slot's on top.
 	EnvTrackerMemory = "AGORA_HADOOP_TRACKER_MEMORY_MB"
-	// EnvToken is the tracker's secret for the umbilical: a random token
-	// the scheduler made for this executor alone. Every umbilical request
-	// carries it (Authorization: Bearer), so only the tracker running an
-	// attempt can speak for it. It is never logged.
-	EnvToken = "AGORA_HADOOP_TOKEN"
 )
+
+// TaskToken is the part of an attempt's TaskInfo.data that carries the
+// tracker's secret for the umbilical: a random token the scheduler made
+// for that executor alone. Every umbilical request carries it
+// (Authorization: Bearer), so only the tracker running an attempt can
+// speak for it. It is never logged.
+//
+// It travels in the task's data and not in the executor's environment:
+// the ExecutorInfo (its CommandInfo, environment included) is shown by
+// the agent's and the master's state (GET_STATE, GET_EXECUTORS) to anyone
+// who may view executors, while a task's data is shown by no state view
+// (Mesos's Task, which state lists, has no data; the agent keeps it in its
+// meta directory, outside the sandboxes /files serves).
+type TaskToken struct {
+	Token string `json:"umbilical_token"`
+}
 
 // SetToken puts a tracker's token on an umbilical request.
 func SetToken(req *http.Request, token string) { req.Header.Set("Authorization", "Bearer "+token) }
