@@ -30,6 +30,7 @@ import (
 
 	"github.com/agora-cluster/agora/cassandra/plan"
 	"github.com/agora-cluster/agora/cluster/auth"
+	"github.com/agora-cluster/agora/frameworks/binstage"
 	"github.com/agora-cluster/agora/frameworks/scheduler"
 	"github.com/agora-cluster/agora/frameworks/state"
 )
@@ -205,9 +206,9 @@ func New(cfg Config) (*Framework, error) {
 	if cfg.Env == nil {
 		cfg.Env = passedEnv()
 	}
-	if cfg.Agora != "" && cfg.StateDir != "" && underTmp(cfg.Agora) && !underTmp(cfg.StateDir) {
+	if cfg.Agora != "" && cfg.StateDir != "" && binstage.UnderTmp(cfg.Agora) && !binstage.UnderTmp(cfg.StateDir) {
 		var err error
-		if cfg.Agora, err = stageAgora(cfg.Agora, cfg.StateDir); err != nil {
+		if cfg.Agora, err = binstage.Copy(cfg.Agora, cfg.StateDir); err != nil {
 			return nil, fmt.Errorf("cassandra framework: the agora binary for the health checks: %w", err)
 		}
 	}
@@ -216,7 +217,7 @@ func New(cfg Config) (*Framework, error) {
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Agora != "" && underTmp(cfg.Agora) {
+	if cfg.Agora != "" && binstage.UnderTmp(cfg.Agora) {
 		f.log.Warn("the agora binary for the nodes' health checks is below /tmp, and so is the state directory (or there is none): "+
 			"agents that give each task a /tmp of its own will not find it, and the nodes' health will not be checked; install agora elsewhere",
 			"agora", cfg.Agora, "state_dir", cfg.StateDir)

@@ -2,10 +2,6 @@ package framework
 
 import (
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -60,50 +56,4 @@ func healthCommand(agora, host string, port uint64, timeout time.Duration) strin
 		`case $rc in 2|126|127) unchecked "$A cassandra probe could not run (exit $rc)";; esac; `+
 		`exit $rc`,
 		shellQuote(agora), tag, tag, shellQuote(host), port, timeout)
-}
-
-// underTmp says whether path is below /tmp, which the containerizer
-// gives each task a private copy of (it means /tmp itself, not $TMPDIR).
-func underTmp(path string) bool {
-	return strings.HasPrefix(filepath.Clean(path), "/tmp/")
-}
-
-// stageAgora copies an agora binary that lives under /tmp (a test's or
-// `go run`'s) into the state directory: agents that isolate tasks give
-// each a /tmp of its own, where the health check would not find it. The
-// copy is refreshed when the binary changes.
-func stageAgora(bin, stateDir string) (string, error) {
-	src, err := os.Stat(bin)
-	if err != nil {
-		return "", err
-	}
-	dst := filepath.Join(stateDir, "bin", filepath.Base(bin))
-	if cur, err := os.Stat(dst); err == nil && cur.Size() == src.Size() && !cur.ModTime().Before(src.ModTime()) {
-		return dst, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return "", err
-	}
-	in, err := os.Open(bin)
-	if err != nil {
-		return "", err
-	}
-	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".agora-*")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("copy %s: %w", bin, err)
-	}
-	if err := tmp.Chmod(0o755); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
-	return dst, os.Rename(tmp.Name(), dst)
 }

@@ -121,13 +121,3 @@ func TestHealthCheckOfSpec(t *testing.T) {
 		t.Errorf("health_check disabled: health check %+v, want none", hc)
 	}
 }
-
-// underTmp means /tmp, as the containerizer does, whatever TMPDIR says.
-func TestUnderTmp(t *testing.T) {
-	t.Setenv("TMPDIR", "/var/tmp")
-	for path, want := range map[string]bool{"/tmp/go-build1/agora": true, "/tmp": false, "/var/tmp/agora": false, "/tmpx/agora": false} {
-		if got := underTmp(path); got != want {
-			t.Errorf("underTmp(%q) = %v, want %v", path, got, want)
-		}
-	}
-}

@@ -37,8 +37,10 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/agora-cluster/agora/cluster/tlsconf"
+	"github.com/agora-cluster/agora/frameworks/binstage"
 	"github.com/agora-cluster/agora/frameworks/scheduler"
 	"github.com/agora-cluster/agora/hadoop/conf"
+
 	// The built-in programs jobs may name (agora:teragen, agora:teravalidate).
 	_ "github.com/agora-cluster/agora/hadoop/terasort"
 )
@@ -144,8 +146,8 @@ func New(cfg Config) (*Framework, error) {
 	if _, err := os.Stat(cfg.ExecutorBinary); err != nil {
 		return nil, fmt.Errorf("hadoop framework: the executor binary: %w", err)
 	}
-	if !cfg.ServeExecutor && underTmp(cfg.ExecutorBinary) && !underTmp(cfg.StateDir) {
-		if cfg.ExecutorBinary, err = stageExecutor(cfg.ExecutorBinary, cfg.StateDir); err != nil {
+	if !cfg.ServeExecutor && binstage.UnderTmp(cfg.ExecutorBinary) && !binstage.UnderTmp(cfg.StateDir) {
+		if cfg.ExecutorBinary, err = binstage.Copy(cfg.ExecutorBinary, cfg.StateDir); err != nil {
 			return nil, fmt.Errorf("hadoop framework: the executor binary: %w", err)
 		}
 	}
