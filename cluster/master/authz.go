@@ -186,12 +186,31 @@ func (m *Master) authorizeAgentRegistration(r *http.Request, info *mesos.AgentIn
 		if key == "" {
 			key = "host " + info.GetHostname()
 		}
-		if _, logged := m.refusedAgents.LoadOrStore(key, true); !logged {
+		if m.firstRefusal(key) {
 			m.log.Warn("agent registration refused by --acls (register_agents); it retries and is refused each time",
 				"agent", info.GetID().GetValue(), "hostname", info.GetHostname(), "principal", principal, "from", r.RemoteAddr, "error", err)
 		}
 	}
 	return err
+}
+
+// maxRefusedAgentsLogged bounds the agents whose refusal is remembered;
+// beyond it, refusals of new agents are not logged.
+const maxRefusedAgentsLogged = 1024
+
+// firstRefusal reports whether the agent key names has not been refused
+// before (and remembers it), false once the bound is reached.
+func (m *Master) firstRefusal(key string) bool {
+	m.refusedMu.Lock()
+	defer m.refusedMu.Unlock()
+	if m.refusedAgents == nil {
+		m.refusedAgents = map[string]bool{}
+	}
+	if m.refusedAgents[key] || len(m.refusedAgents) >= maxRefusedAgentsLogged {
+		return false
+	}
+	m.refusedAgents[key] = true
+	return true
 }
 
 // warnACLs warns at start-up of ACLs that refuse every agent: with

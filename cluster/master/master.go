@@ -197,8 +197,10 @@ type Master struct {
 	// panicked is the value of a panic that stopped the loop.
 	panicked atomic.Value
 	// refusedAgents holds the agents whose refused registration is
-	// logged already (authz.go), so a retrying agent logs once.
-	refusedAgents sync.Map
+	// logged already (authz.go), so a retrying agent logs once; it is
+	// bounded (maxRefusedAgentsLogged), as anyone may send a REGISTER.
+	refusedMu     sync.Mutex
+	refusedAgents map[string]bool
 
 	// State below is owned by the loop goroutine.
 	frameworks          map[string]*framework
