@@ -151,6 +151,12 @@ type Config struct {
 	// and LIBPROCESS_SSL_CA_FILE, as libprocess hands its own to the
 	// executors it starts ("": the system's roots).
 	TLSCAFile string
+	// TLSCertFile and TLSKeyFile are the files of the agent's certificate
+	// (--ssl_cert_file, --ssl_key_file): under --ssl_require_cert native
+	// executors present it to the agent (LIBPROCESS_SSL_CERT_FILE and
+	// LIBPROCESS_SSL_KEY_FILE), as they would inherit it from libprocess's
+	// environment.
+	TLSCertFile, TLSKeyFile string
 	// ExecutorSecretKey, if set, signs a token for every executor the
 	// agent starts (MESOS_EXECUTOR_AUTHENTICATION_TOKEN; Mesos's
 	// --jwt_secret_key), at least auth.MinSecretKey bytes.

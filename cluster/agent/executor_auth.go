@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 
 	executorpb "github.com/mesos/mesos-go/api/v1/lib/executor"
@@ -38,20 +39,53 @@ func executorTokens(cfg Config) (*auth.TokenSigner, error) {
 // agent over TLS, verifying it with the agent's CA; none when the agent
 // serves plain HTTP.
 func (a *Agent) executorTLSEnv() []string {
+	return a.executorTLSEnvAt(a.executorEndpoint(), a.cfg.TLSCAFile, true)
+}
+
+// executorTLSEnvAt is executorTLSEnv for an executor that dials the agent
+// at endpoint and sees the agent's CA bundle at caFile; certOK says
+// whether it may be given the agent's own certificate and key to present
+// (an executor in a Docker container is not: they are not in its view).
+//
+// Executors verify the agent's certificate, unlike libprocess's, which
+// verify nothing unless LIBPROCESS_SSL_VERIFY_CERT is set: they send
+// their token on every call, and the agent gives them all that
+// verification needs, the CA and (EnvServerName) the name its certificate
+// holds when it does not name the address they dial.
+func (a *Agent) executorTLSEnvAt(endpoint, caFile string, certOK bool) []string {
 	if a.cfg.TLS == nil {
 		return nil
 	}
 	env := []string{tlsconf.EnvEnabled + "=true"}
-	if a.cfg.TLSCAFile != "" {
-		env = append(env, tlsconf.EnvCAFile+"="+a.cfg.TLSCAFile)
+	if caFile != "" {
+		env = append(env, tlsconf.EnvCAFile+"="+caFile)
 	}
-	if a.cfg.TLS.ClientAuth != tls.RequireAndVerifyClientCert && a.cfg.TLS.ClientAuth != tls.RequireAnyClientCert {
+	host, _, err := net.SplitHostPort(endpoint)
+	if err != nil {
+		host = endpoint
+	}
+	if name := tlsconf.ServerNameFor(a.cfg.TLS, host, a.cfg.Hostname); name != "" {
+		env = append(env, tlsconf.EnvServerName+"="+name)
+	}
+	switch {
+	case !a.requiresClientCert() || !certOK:
 		// The agent asks executors for no certificate: they do not get
 		// the paths of its own (inherited from a LIBPROCESS_SSL_*
 		// environment), whose key a task's user may not even read.
 		env = append(env, tlsconf.EnvCertFile+"=", tlsconf.EnvKeyFile+"=")
+	case a.cfg.TLSCertFile != "" && a.cfg.TLSKeyFile != "":
+		// --ssl_require_cert with the certificate given as flags: the
+		// executor presents the agent's, as it would have inherited it
+		// from a LIBPROCESS_SSL_* environment.
+		env = append(env, tlsconf.EnvCertFile+"="+a.cfg.TLSCertFile, tlsconf.EnvKeyFile+"="+a.cfg.TLSKeyFile)
 	}
 	return env
+}
+
+// requiresClientCert reports whether the agent serves TLS and asks every
+// client for a certificate (--ssl_require_cert).
+func (a *Agent) requiresClientCert() bool {
+	return a.cfg.TLS != nil && (a.cfg.TLS.ClientAuth == tls.RequireAndVerifyClientCert || a.cfg.TLS.ClientAuth == tls.RequireAnyClientCert)
 }
 
 // executorTokenEnv is MESOS_EXECUTOR_AUTHENTICATION_TOKEN for e: a token

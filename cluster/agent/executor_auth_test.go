@@ -144,6 +144,47 @@ func TestExecutorOverTLSWithToken(t *testing.T) {
 	}
 }
 
+// TestExecutorOverTLSWithDNSNameCertificate: an agent whose certificate
+// names only a DNS name (not the 127.0.0.1 its executors dial), and which
+// requires client certificates with its own given as files, still runs an
+// SDK executor's task: the executor verifies the certificate against the
+// name the agent passes it and presents the agent's certificate.
+func TestExecutorOverTLSWithDNSNameCertificate(t *testing.T) {
+	files, err := tlsconf.GenerateCA(filepath.Join(t.TempDir(), "tls"), []string{"agent.example"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverTLS, err := (&tlsconf.Flags{CertFile: files.Cert, KeyFile: files.Key, CAFile: files.CA, RequireCert: true}).Server()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := clustertest.Start(t, clustertest.Options{Agent: func(_ int, cfg *agent.Config) {
+		cfg.TLS, cfg.TLSCAFile = serverTLS, files.CA
+		cfg.TLSCertFile, cfg.TLSKeyFile = files.Cert, files.Key
+	}})
+	markers := t.TempDir()
+	s := subscribe(t, c.MasterURL, `{"user":"root","name":"dns-name-agent"}`)
+	self := testBinary(t)
+	exec := mesos.ExecutorInfo{Type: mesos.ExecutorInfo_CUSTOM, ExecutorID: mesos.ExecutorID{Value: "named"},
+		Command: &mesos.CommandInfo{Value: &self, Shell: new(bool), Arguments: []string{"sdk-executor"},
+			Environment: &mesos.Environment{Variables: []mesos.Environment_Variable{
+				{Name: "AGORA_TEST_ROLE", Value: strp("sdk-executor")},
+				{Name: "AGORA_TEST_DONE_DIR", Value: strp(markers)},
+			}}},
+		Resources: resources(t, "cpus:0.1;mem:32")}
+	o := s.offer()
+	marker := filepath.Join(markers, "go")
+	s.launch(o, mesos.TaskInfo{Name: "sdk", TaskID: mesos.TaskID{Value: "sdk"}, AgentID: o.AgentID, Executor: &exec,
+		Data: []byte(marker), Resources: resources(t, "cpus:0.1;mem:32")})
+	s.waitState("sdk", mesos.TASK_RUNNING)
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.waitTerminal("sdk"); st.GetState() != mesos.TASK_FINISHED {
+		t.Fatalf("the SDK executor's task: %s", describe(s.statuses("sdk")))
+	}
+}
+
 // TestExecutorAuthenticationNeedsKey: --authenticate_http_executors
 // without a key, or with a short one, stops the agent at New, naming the
 // flag.

@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/containerizer"
 	"github.com/agora-cluster/agora/cluster/containerizer/docker"
 )
@@ -56,6 +60,13 @@ func (a *Agent) dockerExecutorTask(e *executor) (docker.Task, error) {
 		return docker.Task{}, err
 	}
 	env := a.executorEnvAt(e, endpoint, docker.SandboxMount)
+	if a.requiresClientCert() { // executor_auth.go
+		env = withoutToken(env)
+	} else if tlsEnv, err := a.dockerExecutorTLSEnv(e, endpoint); err != nil {
+		return docker.Task{}, err
+	} else {
+		env = append(env, tlsEnv...)
+	}
 	env = append(env, "MESOS_CONTAINER_NAME="+docker.Name(e.containerID))
 	cmd := e.info.Command
 	env, err = appendCommandEnv(env, cmd) // tasks.go
@@ -80,6 +91,50 @@ func (a *Agent) dockerExecutorTask(e *executor) (docker.Task, error) {
 		dt.Command = *cmd
 	}
 	return dt, nil
+}
+
+// dockerCAFile is where, in a Docker executor's sandbox, the agent puts
+// a copy of its CA bundle: the container sees its sandbox, not the
+// agent's files.
+const dockerCAFile = ".agent-ca.pem"
+
+// dockerExecutorTLSEnv is the TLS environment of a Docker executor on a
+// TLS agent, as a native executor gets it (so that its token does not
+// travel in cleartext), with the CA bundle copied into its sandbox. An
+// executor that does not read LIBPROCESS_SSL_* still calls in plain
+// HTTP, which the agent accepts only with downgrade.
+//
+// Under --ssl_require_cert a Docker executor gets neither TLS nor a
+// token: the agent's key stays out of containers, so it could not
+// complete the handshake, and its calls (plain HTTP, with downgrade)
+// must not carry a token in cleartext.
+func (a *Agent) dockerExecutorTLSEnv(e *executor, endpoint string) ([]string, error) {
+	if a.cfg.TLS == nil {
+		return nil, nil
+	}
+	caFile := ""
+	if a.cfg.TLSCAFile != "" {
+		ca, err := os.ReadFile(a.cfg.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("the executor needs the agent's CA bundle in its container: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(e.sandbox, dockerCAFile), ca, 0o644); err != nil {
+			return nil, fmt.Errorf("copy the agent's CA bundle into the executor's sandbox: %w", err)
+		}
+		caFile = docker.SandboxMount + "/" + dockerCAFile
+	}
+	return a.executorTLSEnvAt(endpoint, caFile, false), nil // executor_auth.go
+}
+
+// withoutToken is env without the executor's token.
+func withoutToken(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, auth.EnvExecutorToken+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // dockerExecutorEndpoint is the agent's address as an executor in a

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/agora-cluster/agora/cluster/containerizer/docker"
 	"github.com/agora-cluster/agora/cluster/containerizer/docker/dockertest"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 )
 
 // TestDockerExecutorReattachesAfterAgentKill9: a checkpointing
@@ -115,6 +117,42 @@ func TestDockerExecutorReattachesAfterAgentKill9(t *testing.T) {
 			t.Fatal("the adopted executor's container was not removed after its shutdown")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestDockerExecutorOverTLS: an agent that serves only TLS, with a
+// certificate that names only a DNS name, and requires executors' tokens,
+// runs a custom executor in a Docker container: the executor reaches the
+// agent over TLS with the CA bundle copied into its sandbox and the name
+// the agent passes, its token never in cleartext, and runs its tasks.
+func TestDockerExecutorOverTLS(t *testing.T) {
+	client := dockertest.Engine(t)
+	image := dockertest.BusyboxImage(t, client)
+	bin := dockertest.StaticExecutor(t)
+	files, err := tlsconf.GenerateCA(filepath.Join(t.TempDir(), "tls"), []string{"agent.example"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newRecoveryFixture(t, `{"user":"root","name":"docker-tls"}`,
+		func(pc *agentProcessConfig) {
+			pc.Docker = true
+			pc.TLSCert, pc.TLSKey, pc.TLSCA = files.Cert, files.Key, files.CA
+			pc.ExecutorKey = []byte(strings.Repeat("k", 32))
+			dockertest.RemoveContainers(t, client, pc.WorkDir)
+		})
+	executable := true
+	f.executor = mesos.ExecutorInfo{Type: mesos.ExecutorInfo_CUSTOM, ExecutorID: mesos.ExecutorID{Value: "tls-docker"},
+		Command: &mesos.CommandInfo{Value: strp(`exec "$MESOS_SANDBOX/` + filepath.Base(bin) + `"`),
+			URIs: []mesos.CommandInfo_URI{{Value: "file://" + bin, Executable: &executable}}},
+		Container: &mesos.ContainerInfo{Type: mesos.ContainerInfo_DOCKER.Enum(), Docker: &mesos.ContainerInfo_DockerInfo{
+			Image: image, Network: mesos.ContainerInfo_DockerInfo_HOST.Enum()}},
+		Resources: resources(t, "cpus:0.1;mem:64")}
+	ids := []string{"t-1", "t-2"}
+	f.launch(t, ids, []string{"true", "true"})
+	for _, id := range ids {
+		if st := f.s.waitTerminal(id); st.GetState() != mesos.TASK_FINISHED {
+			t.Errorf("task %s: %s", id, describe(f.s.statuses(id)))
+		}
 	}
 }
 

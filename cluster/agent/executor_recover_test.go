@@ -24,6 +24,7 @@ import (
 	"github.com/agora-cluster/agora/cluster/clustertest"
 	"github.com/agora-cluster/agora/cluster/containerizer"
 	"github.com/agora-cluster/agora/cluster/containerizer/docker"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 	sdk "github.com/agora-cluster/agora/frameworks/executor"
 )
 
@@ -47,6 +48,11 @@ type agentProcessConfig struct {
 	// agent.CrashPoint of the launch whose checkpoint directory contains
 	// CrashMatch (launch_crash_test.go).
 	CrashAt, CrashMatch string
+	// TLSCert, TLSKey and TLSCA, if set, make the agent serve only TLS
+	// with them; ExecutorKey signs its executors' tokens, which it then
+	// requires (executor_docker_test.go).
+	TLSCert, TLSKey, TLSCA string
+	ExecutorKey            []byte
 }
 
 // runAgentProcess is the "agent" role: one agent with the Process
@@ -83,6 +89,17 @@ func runAgentProcess() int {
 			return 2
 		}
 		cfg.Docker = d
+	}
+	if pc.TLSCert != "" {
+		serverTLS, err := (&tlsconf.Flags{CertFile: pc.TLSCert, KeyFile: pc.TLSKey}).Server()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		cfg.TLS, cfg.TLSCAFile = serverTLS, pc.TLSCA
+	}
+	if len(pc.ExecutorKey) > 0 {
+		cfg.ExecutorSecretKey, cfg.AuthenticateHTTPExecutors = pc.ExecutorKey, true
 	}
 	if pc.CrashAt != "" {
 		f, _ := agent.InjectDiskFaults(pc.WorkDir)

@@ -93,12 +93,36 @@ func (a *Agent) openSandboxPath(r *http.Request) (*os.File, string, fs.FileInfo,
 	if err != nil {
 		return nil, "", nil, filesErr(http.StatusForbidden, "path %q cannot be served: %v", p, err)
 	}
+	// The check above was on the path asked for; the file served is where
+	// its symlinks lead, maybe another framework's sandbox. Check that too,
+	// on the path of the file actually open, so a link swapped meanwhile
+	// cannot slip past either.
+	if err := a.authorizeSandbox(r, a.servedSandboxPath(f, root, resolvedRoot, resolved)); err != nil {
+		f.Close()
+		return nil, "", nil, err
+	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
 		return nil, "", nil, err
 	}
 	return f, clean, fi, nil
+}
+
+// servedSandboxPath is the path, spelled under root, of the file f that
+// was opened under root (whose symlinks resolve to resolvedRoot): from
+// the kernel's name for the open file where it has one, else resolved
+// (the path's symlinks as they were before opening).
+func (a *Agent) servedSandboxPath(f *os.File, root, resolvedRoot, resolved string) string {
+	real := resolved
+	if p, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd())); err == nil && filepath.IsAbs(p) {
+		real = p
+	}
+	rel, err := filepath.Rel(resolvedRoot, real)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return root // above every sandbox: needs access to all of them
+	}
+	return filepath.Join(root, rel)
 }
 
 // serveBrowse is /files/browse?path=DIR: a JSON array describing DIR's

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -81,6 +82,92 @@ func TestFilesEndpointsCheckAccessSandboxes(t *testing.T) {
 		{"ops-a", "sa", "/files/browse?path=" + q(filepath.Join(ta.WorkDir(), "slaves")), 403, "access_sandboxes"},
 		{"admin", "sx", "/files/read?offset=0&path=" + q(sandbox["bob"]+"/stdout"), 200, "hello-bob"},
 		{"admin", "sx", "/files/browse?path=" + q(filepath.Join(ta.WorkDir(), "slaves")), 200, ta.ID()},
+	} {
+		code, body := do(tc.principal, tc.secret, tc.path)
+		if code != tc.code || !strings.Contains(body, tc.says) {
+			t.Errorf("%s GET %s: %d %q, want %d saying %q", tc.principal, tc.path, code, body, tc.code, tc.says)
+		}
+	}
+}
+
+// TestFilesSymlinkToAnotherSandboxIsChecked: a symlink in alice's sandbox
+// that leads into bob's (a file link and a directory link, both relative,
+// so they stay under the sandboxes) does not let a principal allowed only
+// alice's sandboxes read bob's files: the check runs on where the link
+// leads as well as on the path asked for. A link inside alice's own
+// sandbox still serves, and a principal allowed both reads through it.
+func TestFilesSymlinkToAnotherSandboxIsChecked(t *testing.T) {
+	creds, err := auth.ParseCredentials([]byte(`{"credentials": [{"principal": "ops-a", "secret": "sa"}, {"principal": "admin", "secret": "sx"}]}`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	authn, err := auth.New(auth.Options{Credentials: creds, HTTPReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acls, err := auth.ParseACLs([]byte(`{"permissive": false, "access_sandboxes": [
+		{"principals": {"values": ["ops-a"]}, "users": {"values": ["alice"]}},
+		{"principals": {"values": ["admin"]}, "users": {"type": "ANY"}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm := newFakeMaster(t)
+	cfg := testConfig(t, fm, "")
+	cfg.HTTP = api.HTTPOptions{Auth: authn}
+	cfg.ACLs = acls
+	ta, _ := startRegistered(t, fm, cfg)
+
+	sandbox := map[string]string{}
+	for _, user := range []string{"alice", "bob"} {
+		rt := shellTask(user, "echo hello-"+user)
+		rt.Framework.ID = &mesos.FrameworkID{Value: "fw-" + user}
+		rt.Framework.User = user
+		run(fm, rt)
+		ups := fm.expectStates(t, user, mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_FINISHED)
+		cid := ups[1].Status.GetContainerStatus().GetContainerID().GetValue()
+		sandbox[user] = filepath.Join(ta.WorkDir(), "slaves", ta.ID(), "frameworks", "fw-"+user, "executors", user, "runs", cid)
+	}
+	toBob, err := filepath.Rel(sandbox["alice"], sandbox["bob"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{
+		"peek":    filepath.Join(toBob, "stdout"), // file link
+		"peekdir": toBob,                          // directory link
+		"self":    "stdout",                       // alice's own file
+	} {
+		if err := os.Symlink(target, filepath.Join(sandbox["alice"], name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	do := func(principal, secret, path string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, "http://"+ta.Addr()+path, nil)
+		req.SetBasicAuth(principal, secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	q := url.QueryEscape
+	alice := sandbox["alice"]
+	for _, tc := range []struct {
+		principal, secret, path string
+		code                    int
+		says                    string
+	}{
+		{"ops-a", "sa", "/files/read?offset=0&path=" + q(alice+"/peek"), 403, "may not access_sandboxes on users 'bob'"},
+		{"ops-a", "sa", "/files/download?path=" + q(alice+"/peek"), 403, "access_sandboxes"},
+		{"ops-a", "sa", "/files/browse?path=" + q(alice+"/peek"), 403, "access_sandboxes"},
+		{"ops-a", "sa", "/files/browse?path=" + q(alice+"/peekdir"), 403, "access_sandboxes"},
+		{"ops-a", "sa", "/files/read?offset=0&path=" + q(alice+"/peekdir/stdout"), 403, "access_sandboxes"},
+		{"ops-a", "sa", "/files/download?path=" + q(alice+"/peekdir/stdout"), 403, "access_sandboxes"},
+		{"ops-a", "sa", "/files/read?offset=0&path=" + q(alice+"/self"), 200, "hello-alice"},
+		{"admin", "sx", "/files/read?offset=0&path=" + q(alice+"/peek"), 200, "hello-bob"},
+		{"admin", "sx", "/files/read?offset=0&path=" + q(alice+"/peekdir/stdout"), 200, "hello-bob"},
 	} {
 		code, body := do(tc.principal, tc.secret, tc.path)
 		if code != tc.code || !strings.Contains(body, tc.says) {

@@ -262,6 +262,12 @@ func (a *ACLs) Permissive() bool {
 	return a == nil || a.permissive
 }
 
+// HasRules reports whether the ACLs have any rule for action (when they
+// have none, permissive alone decides it). A nil *ACLs has none.
+func (a *ACLs) HasRules(action Action) bool {
+	return a != nil && len(a.rules[action]) > 0
+}
+
 // AllowedAll is Allowed for every one of objects (a framework's roles): all
 // must be allowed; the first refused is returned.
 func (a *ACLs) AllowedAll(action Action, principal string, objects []string) (refused string, ok bool) {

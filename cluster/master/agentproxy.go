@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/api"
@@ -49,16 +51,25 @@ type AgentLocator func(ctx context.Context, agentID string) (string, error)
 // AgentProxy serves AgentProxyPrefix by relaying GETs to the agent locate
 // finds, streaming the answer as it comes (a download is never held
 // whole). An agent that does not answer is a 502 naming it.
-func AgentProxy(locate AgentLocator) http.Handler { return AgentProxyTLS(locate, nil, false) }
+func AgentProxy(locate AgentLocator) http.Handler { return AgentProxyTLS(locate, nil, false, nil) }
 
 // AgentProxyTLS is AgentProxy calling the agents over HTTPS with cfg
 // (verifying their certificates, and presenting the master's to agents
 // that require one), as a libprocess with SSL enabled calls every peer.
 // With downgrade (LIBPROCESS_SSL_SUPPORT_DOWNGRADE), an agent that
 // answers the handshake in plain HTTP is asked again in plain HTTP; a
-// certificate that does not verify is never downgraded. A nil cfg
-// calls them in plain HTTP.
-func AgentProxyTLS(locate AgentLocator, cfg *tls.Config, downgrade bool) http.Handler {
+// certificate that does not verify is never downgraded. The plain-HTTP
+// retry does not carry the caller's Authorization header: a network
+// attacker can force the downgrade, and must not get the credentials for
+// it (the master holds none of its own for agents, so an agent that
+// requires authentication answers such a retry 401). Each agent's first
+// fallback is logged on log. A nil cfg calls them in plain HTTP, with
+// the header: the operator chose no TLS at all.
+func AgentProxyTLS(locate AgentLocator, cfg *tls.Config, downgrade bool, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	var downgraded sync.Map // agent address → true once its fallback is logged
 	transport := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 		ResponseHeaderTimeout: 15 * time.Second,
@@ -91,22 +102,29 @@ func AgentProxyTLS(locate AgentLocator, cfg *tls.Config, downgrade bool) http.Ha
 			writeError(w, errorf(he.Code, "%s", he.Message))
 			return
 		}
-		relay := func(scheme string) (*http.Response, error) {
+		relay := func(scheme string, withAuth bool) (*http.Response, error) {
 			target := url.URL{Scheme: scheme, Host: addr, Path: "/" + endpoint, RawQuery: r.URL.RawQuery}
 			req, err := http.NewRequestWithContext(r.Context(), r.Method, target.String(), nil)
 			if err != nil {
 				return nil, err
 			}
 			for _, h := range proxyRequestHeaders {
+				if h == "Authorization" && !withAuth {
+					continue
+				}
 				if v := r.Header.Get(h); v != "" {
 					req.Header.Set(h, v)
 				}
 			}
 			return client.Do(req)
 		}
-		resp, err := relay(tlsconf.Scheme(cfg))
+		resp, err := relay(tlsconf.Scheme(cfg), true)
 		if err != nil && cfg != nil && downgrade && answeredPlainHTTP(err) {
-			resp, err = relay("http") // a GET: asking again is harmless
+			if _, logged := downgraded.LoadOrStore(addr, true); !logged {
+				log.Warn("agent answered the relay in plain HTTP; relaying to it without TLS and without the caller's Authorization header (LIBPROCESS_SSL_SUPPORT_DOWNGRADE)",
+					"agent", id, "address", addr)
+			}
+			resp, err = relay("http", false) // a GET: asking again is harmless
 		}
 		if err != nil {
 			if verr := tlsconf.VerifyError("agent "+id+" at "+addr, err); verr != nil {

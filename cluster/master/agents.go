@@ -140,7 +140,7 @@ func (m *Master) serveAgentRegister(w http.ResponseWriter, r *http.Request, call
 		writeError(w, errorf(http.StatusBadRequest, "REGISTER requires 'register.info' with a hostname"))
 		return
 	}
-	if err := m.authorizeAgentRegistration(r); err != nil { // authz.go
+	if err := m.authorizeAgentRegistration(r, reg.Info); err != nil { // authz.go
 		writeError(w, err)
 		return
 	}

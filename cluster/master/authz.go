@@ -175,8 +175,55 @@ func volumeCreator(r mesos.Resource) string {
 // the subject is the principal the agent authenticated as
 // (--authenticate_agents), or nobody. The ACLs never change, so it runs
 // off the loop, before the registration touches anything.
-func (m *Master) authorizeAgentRegistration(r *http.Request) error {
-	return m.check(auth.RegisterAgents, requestPrincipal(r), "")
+// A refusal is logged once per agent (by its ID, or its hostname on a
+// first registration): after an upgrade, an ACL file without a
+// register_agents rule refuses every agent, and the operator must see why.
+func (m *Master) authorizeAgentRegistration(r *http.Request, info *mesos.AgentInfo) error {
+	principal := requestPrincipal(r)
+	err := m.check(auth.RegisterAgents, principal, "")
+	if err != nil {
+		key := info.GetID().GetValue()
+		if key == "" {
+			key = "host " + info.GetHostname()
+		}
+		if m.firstRefusal(key) {
+			m.log.Warn("agent registration refused by --acls (register_agents); it retries and is refused each time",
+				"agent", info.GetID().GetValue(), "hostname", info.GetHostname(), "principal", principal, "from", r.RemoteAddr, "error", err)
+		}
+	}
+	return err
+}
+
+// maxRefusedAgentsLogged bounds the agents whose refusal is remembered;
+// beyond it, refusals of new agents are not logged.
+const maxRefusedAgentsLogged = 1024
+
+// firstRefusal reports whether the agent key names has not been refused
+// before (and remembers it), false once the bound is reached.
+func (m *Master) firstRefusal(key string) bool {
+	m.refusedMu.Lock()
+	defer m.refusedMu.Unlock()
+	if m.refusedAgents == nil {
+		m.refusedAgents = map[string]bool{}
+	}
+	if m.refusedAgents[key] || len(m.refusedAgents) >= maxRefusedAgentsLogged {
+		return false
+	}
+	m.refusedAgents[key] = true
+	return true
+}
+
+// warnACLs warns at start-up of ACLs that refuse every agent: with
+// "permissive": false and no register_agents rule (an ACL file written
+// before register_agents was enforced), no agent can register or
+// re-register.
+func (m *Master) warnACLs() {
+	acls := m.cfg.ACLs
+	if acls == nil || acls.Permissive() || acls.HasRules(auth.RegisterAgents) {
+		return
+	}
+	m.log.Warn(`--acls has "permissive": false and no register_agents rule: agents will be refused (403) when they register or re-register; ` +
+		`add "register_agents": [{"principals": {"type": "ANY"}, "agents": {"type": "ANY"}}] (or name the agents' principals) to let them in`)
 }
 
 // checkAgentPrincipal: with --authenticate_agents, an agent's calls

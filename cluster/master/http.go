@@ -22,7 +22,7 @@ func (m *Master) Handler(extra http.Handler) http.Handler {
 	mux.HandleFunc("/api/v1", m.serveOperator)
 	mux.HandleFunc("/master/api/v1", m.serveOperator)
 	mux.Handle(api.AgentPath, typedBody(http.HandlerFunc(m.serveAgent), api.MediaJSON, api.MediaProtobuf))
-	mux.Handle(AgentProxyPrefix, m.guardAgentProxy(AgentProxyTLS(m.locateAgent, m.cfg.AgentTLS, m.cfg.AgentTLSDowngrade))) // agentproxy.go, authz_sandbox.go
+	mux.Handle(AgentProxyPrefix, m.guardAgentProxy(AgentProxyTLS(m.locateAgent, m.cfg.AgentTLS, m.cfg.AgentTLSDowngrade, m.log))) // agentproxy.go, authz_sandbox.go
 	both := func(path string, h http.Handler) {
 		mux.Handle(path, h)
 		mux.Handle("/master"+path, h)

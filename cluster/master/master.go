@@ -22,6 +22,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -195,6 +196,11 @@ type Master struct {
 	committed *completions
 	// panicked is the value of a panic that stopped the loop.
 	panicked atomic.Value
+	// refusedAgents holds the agents whose refused registration is
+	// logged already (authz.go), so a retrying agent logs once; it is
+	// bounded (maxRefusedAgentsLogged), as anyone may send a REGISTER.
+	refusedMu     sync.Mutex
+	refusedAgents map[string]bool
 
 	// State below is owned by the loop goroutine.
 	frameworks          map[string]*framework
@@ -257,6 +263,7 @@ func New(cfg Config) (*Master, error) {
 		operatorSubs: map[*operatorSub]bool{},
 	}
 	m.info = masterInfo(cfg, id)
+	m.warnACLs() // authz.go
 	recs, err := cfg.Registry.Agents()
 	if err != nil {
 		return nil, fmt.Errorf("master: recover registry: %w", err)

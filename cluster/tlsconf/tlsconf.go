@@ -33,6 +33,13 @@ type Flags struct {
 	// (LIBPROCESS_SSL_SUPPORT_DOWNGRADE), for clients not yet configured
 	// for TLS during a migration.
 	Downgrade bool
+	// ServerName, for a client, is the name the server's certificate is
+	// verified against when the address dialed is not one it names (an
+	// executor dials its agent at 127.0.0.1, and the agent's certificate
+	// may name only its DNS name); "" verifies the host dialed. Only the
+	// environment sets it (EnvServerName), as an agent does for its
+	// executors.
+	ServerName string
 }
 
 // Environment names libprocess reads; they are the flags' defaults.
@@ -44,6 +51,10 @@ const (
 	EnvVerifyCert  = "LIBPROCESS_SSL_VERIFY_CERT"
 	EnvRequireCert = "LIBPROCESS_SSL_REQUIRE_CERT"
 	EnvDowngrade   = "LIBPROCESS_SSL_SUPPORT_DOWNGRADE"
+	// EnvServerName is agora's, not libprocess's (whose executors do not
+	// verify the agent by default): the name an executor verifies its
+	// agent's certificate against (Flags.ServerName).
+	EnvServerName = "AGORA_SSL_SERVER_NAME"
 )
 
 // Register adds --ssl_cert_file, --ssl_key_file, --ssl_ca_file,
@@ -69,6 +80,7 @@ func FromEnv() Flags {
 		VerifyCert:  envBool(EnvVerifyCert),
 		RequireCert: envBool(EnvRequireCert),
 		Downgrade:   envBool(EnvDowngrade),
+		ServerName:  os.Getenv(EnvServerName),
 	}
 }
 
@@ -145,6 +157,7 @@ func (f *Flags) Client() (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--ssl_ca_file: %w", err)
 	}
+	cfg.ServerName = f.ServerName
 	if f.CertFile != "" && f.KeyFile != "" {
 		cert, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
 		if err != nil {
@@ -168,6 +181,37 @@ func ClientConfig(caFile string) (*tls.Config, error) {
 	}
 	cfg.RootCAs = pool
 	return cfg, nil
+}
+
+// ServerNameFor is the name a client dialing host must verify the
+// certificate of server configuration cfg against: "" when the
+// certificate names host itself, else preferred when it names that, else
+// the certificate's first DNS name that is not a wildcard; "" when there
+// is no certificate to read or it names nothing usable (the client then
+// verifies host, and fails saying so).
+func ServerNameFor(cfg *tls.Config, host, preferred string) string {
+	if cfg == nil || len(cfg.Certificates) == 0 || len(cfg.Certificates[0].Certificate) == 0 {
+		return ""
+	}
+	leaf := cfg.Certificates[0].Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(cfg.Certificates[0].Certificate[0]); err != nil {
+			return ""
+		}
+	}
+	if leaf.VerifyHostname(host) == nil {
+		return ""
+	}
+	if preferred != "" && leaf.VerifyHostname(preferred) == nil {
+		return preferred
+	}
+	for _, name := range leaf.DNSNames {
+		if !strings.HasPrefix(name, "*") {
+			return name
+		}
+	}
+	return ""
 }
 
 // LoadCA reads a PEM bundle of CA certificates; a file holding none is an

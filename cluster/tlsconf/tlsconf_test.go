@@ -149,3 +149,41 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// TestServerNameFor: a client dialing an address the certificate names
+// needs no server name; otherwise it verifies the preferred name when the
+// certificate holds it, else the certificate's first DNS name; a client
+// built from the environment verifies AGORA_SSL_SERVER_NAME.
+func TestServerNameFor(t *testing.T) {
+	files, err := GenerateCA(filepath.Join(t.TempDir(), "tls"), []string{"10.0.0.7", "*.wild.example", "agent.example", "alias.example"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := (&Flags{CertFile: files.Cert, KeyFile: files.Key}).Server()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ host, preferred, want string }{
+		{"10.0.0.7", "alias.example", ""},
+		{"127.0.0.1", "alias.example", "alias.example"},
+		{"127.0.0.1", "other.example", "agent.example"},
+		{"127.0.0.1", "", "agent.example"},
+	} {
+		if got := ServerNameFor(cfg, tc.host, tc.preferred); got != tc.want {
+			t.Errorf("ServerNameFor(%s, %q) = %q, want %q", tc.host, tc.preferred, got, tc.want)
+		}
+	}
+	if got := ServerNameFor(nil, "127.0.0.1", "x"); got != "" {
+		t.Errorf("ServerNameFor(nil) = %q, want none", got)
+	}
+	t.Setenv(EnvServerName, "agent.example")
+	t.Setenv(EnvCAFile, files.CA)
+	f := FromEnv()
+	client, err := f.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if client.ServerName != "agent.example" {
+		t.Errorf("client from the environment verifies %q, want agent.example", client.ServerName)
+	}
+}

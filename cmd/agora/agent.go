@@ -121,6 +121,8 @@ func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
 		TLS:             f.http.serverTLS,
 		TLSDowngrade:    f.http.tls.Downgrade,
 		TLSCAFile:       f.http.tls.CAFile,
+		TLSCertFile:     f.http.tls.CertFile,
+		TLSKeyFile:      f.http.tls.KeyFile,
 		MasterTLS:       masterTLS,
 
 		ACLs:                      acls,
