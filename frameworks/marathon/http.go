@@ -277,6 +277,12 @@ func (f *Framework) serveApp(w http.ResponseWriter, r *http.Request) {
 			deployed(w, http.StatusOK, c)
 			return
 		}
+		if k, ok := res.(struct {
+			Task Task `json:"task"`
+		}); ok && marathonOnly(r) {
+			reply(w, http.StatusOK, map[string]any{"task": toMarathonTask(k.Task)})
+			return
+		}
 		reply(w, http.StatusOK, res)
 	case r.Method == http.MethodGet:
 		v, err := f.App(rest, embeds(r, "app.tasks", "apps.tasks"))

@@ -72,7 +72,7 @@ func TestPythonClientPins(t *testing.T) {
 
 // TestPythonClientLifecycle drives agora's Marathon with Marathon's Python
 // client library as it is published: create an app, scale it to three,
-// restart it and delete it, each step awaited through the client; what
+// kill an instance, restart it and delete it, each step awaited through the client; what
 // the client saw is checked against agora's own API and the master.
 func TestPythonClientLifecycle(t *testing.T) {
 	path := pyClientPath(t)
@@ -87,11 +87,15 @@ func TestPythonClientLifecycle(t *testing.T) {
 		Created struct {
 			ID, Cmd   string
 			Instances int
+			Killed    string
+			Replaced  []string
 		}
 		First     []string
 		Scale     map[string]any
 		Scaled    []string
 		Instances int
+		Killed    string
+		Replaced  []string
 		Restart   map[string]any
 		Restarted []string
 		Delete    map[string]any
@@ -107,15 +111,18 @@ func TestPythonClientLifecycle(t *testing.T) {
 		t.Errorf("create_app returned %+v", seen.Created)
 	}
 	if len(seen.First) != 1 || len(seen.Scaled) != 3 || !slices.Contains(seen.Scaled, seen.First[0]) || seen.Instances != 3 {
-		t.Errorf("scale 1→3: first %v, then %v, instances %d; want the first kept among three", seen.First, seen.Scaled, seen.Instances)
+		t.Fatalf("scale 1→3: first %v, then %v, instances %d; want the first kept among three", seen.First, seen.Scaled, seen.Instances)
 	}
 	for what, c := range map[string]map[string]any{"scale_app": seen.Scale, "restart_app": seen.Restart, "delete_app": seen.Delete} {
 		if id, _ := c["deploymentId"].(string); id == "" || c["version"] == nil {
 			t.Errorf("%s returned %v; want deploymentId and version", what, c)
 		}
 	}
-	if len(seen.Restarted) != 3 || slices.ContainsFunc(seen.Restarted, func(id string) bool { return slices.Contains(seen.Scaled, id) }) {
-		t.Errorf("restart: %v after %v; want three new instances", seen.Restarted, seen.Scaled)
+	if seen.Killed != seen.Scaled[0] || len(seen.Replaced) != 3 || slices.Contains(seen.Replaced, seen.Killed) {
+		t.Errorf("kill_task of %s returned %s; then %v; want it replaced", seen.Scaled[0], seen.Killed, seen.Replaced)
+	}
+	if len(seen.Restarted) != 3 || slices.ContainsFunc(seen.Restarted, func(id string) bool { return slices.Contains(seen.Replaced, id) }) {
+		t.Errorf("restart: %v after %v; want three new instances", seen.Restarted, seen.Replaced)
 	}
 	if !seen.Gone || slices.Contains(seen.Apps, "/pyapp") {
 		t.Errorf("after delete_app the client lists %v", seen.Apps)

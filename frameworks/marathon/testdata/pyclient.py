@@ -1,5 +1,5 @@
 """Drives a Marathon API with the marathon client library (PyPI's
-`marathon`, unchanged): create, scale, restart and delete an app, waiting
+`marathon`, unchanged): create, scale, kill an instance, restart and delete an app, waiting
 for each step through the client. Prints what it saw as one JSON object;
 a step that fails prints what was seen so far and the error, and exits 1.
 
@@ -50,8 +50,14 @@ def main():
         seen["scaled"] = wait_for("3 instances", lambda: running(client, app_id, 3))
         seen["instances"] = client.get_app(app_id).instances
 
+        killed = client.kill_task(app_id, seen["scaled"][0])
+        seen["killed"] = killed.id
+        seen["replaced"] = wait_for(
+            "the killed instance replaced",
+            lambda: (lambda ids: ids if ids and killed.id not in ids else None)(running(client, app_id, 3)))
+
         seen["restart"] = client.restart_app(app_id)
-        old = set(seen["scaled"])
+        old = set(seen["replaced"])
         seen["restarted"] = wait_for(
             "3 new instances",
             lambda: (lambda ids: ids if ids and not old & set(ids) else None)(running(client, app_id, 3)))
