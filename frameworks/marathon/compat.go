@@ -90,10 +90,18 @@ func tasksFor(r *http.Request, ts []Task) any {
 	return out
 }
 
-// marathonApp is an app view whose tasks have Marathon's fields only.
+// marathonApp is an app view whose tasks have Marathon's fields only,
+// and its times Marathon's format.
 type marathonApp struct {
 	AppView
-	Tasks []marathonTask `json:"tasks,omitempty"`
+	Tasks           []marathonTask       `json:"tasks,omitempty"`
+	LastTaskFailure *marathonTaskFailure `json:"lastTaskFailure,omitempty"`
+}
+
+// marathonTaskFailure is a task failure with Marathon's time.
+type marathonTaskFailure struct {
+	TaskFailure
+	Timestamp string `json:"timestamp"`
 }
 
 // appFor is v as r asks for it.
@@ -102,6 +110,9 @@ func appFor(r *http.Request, v AppView) any {
 		return v
 	}
 	m := marathonApp{AppView: v}
+	if f := v.LastTaskFailure; f != nil {
+		m.LastTaskFailure = &marathonTaskFailure{TaskFailure: *f, Timestamp: stamp(f.Timestamp)}
+	}
 	for _, t := range v.Tasks {
 		m.Tasks = append(m.Tasks, toMarathonTask(t))
 	}

@@ -36,13 +36,14 @@ func TestMarathonOnlyViews(t *testing.T) {
 
 	strict := httptest.NewRequest("GET", "/v2/tasks", nil)
 	strict.Header.Set("Accept", "application/json")
-	b, _ := json.Marshal(map[string]any{"tasks": tasksFor(strict, ts), "apps": appsFor(strict, []AppView{{Tasks: ts}}), "deployments": deploymentsFor(strict, ds)})
+	b, _ := json.Marshal(map[string]any{"tasks": tasksFor(strict, ts), "apps": appsFor(strict, []AppView{{Tasks: ts, LastTaskFailure: &TaskFailure{TaskID: "a.0", Timestamp: staged}}}), "deployments": deploymentsFor(strict, ds)})
 	for _, field := range []string{"goal", "configVersion", "agent", "progress", "progressDeadline", ".123456789"} {
 		if strings.Contains(string(b), field) {
 			t.Errorf("Marathon's view has %q: %s", field, b)
 		}
 	}
-	if !strings.Contains(string(b), `"stagedAt":"2026-01-02T03:04:05.123Z"`) || !strings.Contains(string(b), `"firstSuccess":"2026-01-02T03:04:05.123Z"`) {
+	if !strings.Contains(string(b), `"stagedAt":"2026-01-02T03:04:05.123Z"`) ||
+		!strings.Contains(string(b), `"firstSuccess":"2026-01-02T03:04:05.123Z"`) || !strings.Contains(string(b), `"timestamp":"2026-01-02T03:04:05.123Z"`) {
 		t.Errorf("Marathon's view does not give its times to the millisecond: %s", b)
 	}
 	if ds[0].CurrentActions[0].Progress == nil || ds[0].Steps[0].Actions[0].Progress == nil || ds[0].ProgressDeadline == "" {
