@@ -64,6 +64,7 @@ def main():
 
         seen["delete"] = client.delete_app(app_id)
         wait_for("the app gone", lambda: all(a.id != app_id for a in client.list_apps()))
+        wait_for("the deletion to end", lambda: not client.list_deployments())
         seen["gone"] = True
         seen["apps"] = [a.id for a in client.list_apps()]
     except Exception as e:
