@@ -87,6 +87,9 @@ func TestPythonClientLifecycle(t *testing.T) {
 		Created struct {
 			ID, Cmd   string
 			Instances int
+			Info      string
+			Queue     int
+			Embedded  int
 			Killed    string
 			Replaced  []string
 		}
@@ -94,6 +97,9 @@ func TestPythonClientLifecycle(t *testing.T) {
 		Scale     map[string]any
 		Scaled    []string
 		Instances int
+		Info      string
+		Queue     int
+		Embedded  int
 		Killed    string
 		Replaced  []string
 		Restart   map[string]any
@@ -117,6 +123,9 @@ func TestPythonClientLifecycle(t *testing.T) {
 		if id, _ := c["deploymentId"].(string); id == "" || c["version"] == nil {
 			t.Errorf("%s returned %v; want deploymentId and version", what, c)
 		}
+	}
+	if seen.Info != "marathon" || seen.Queue != 0 || seen.Embedded != 3 {
+		t.Errorf("get_info name %q, list_queue %d entries, get_app(embed_tasks) %d tasks; want marathon, 0, 3", seen.Info, seen.Queue, seen.Embedded)
 	}
 	if seen.Killed != seen.Scaled[0] || len(seen.Replaced) != 3 || slices.Contains(seen.Replaced, seen.Killed) {
 		t.Errorf("kill_task of %s returned %s; then %v; want it replaced", seen.Scaled[0], seen.Killed, seen.Replaced)

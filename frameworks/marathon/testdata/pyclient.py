@@ -49,6 +49,12 @@ def main():
         seen["scale"] = client.scale_app(app_id, instances=3)
         seen["scaled"] = wait_for("3 instances", lambda: running(client, app_id, 3))
         seen["instances"] = client.get_app(app_id).instances
+        # The client's other reads parse agora's answers too.
+        seen["info"] = client.get_info().name
+        seen["queue"] = len(client.list_queue(embed_last_unused_offers=True))
+        seen["groups"] = [g.id for g in client.list_groups()]
+        seen["embedded"] = len(client.get_app(app_id, embed_tasks=True, embed_counts=True, embed_deployments=True,
+                                              embed_last_task_failure=True).tasks)
 
         killed = client.kill_task(app_id, seen["scaled"][0])
         seen["killed"] = killed.id
