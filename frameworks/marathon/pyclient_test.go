@@ -72,8 +72,9 @@ func TestPythonClientPins(t *testing.T) {
 
 // TestPythonClientLifecycle drives agora's Marathon with Marathon's Python
 // client library as it is published: create an app, scale it to three,
-// kill an instance, restart it and delete it, each step awaited through the client; what
-// the client saw is checked against agora's own API and the master.
+// kill an instance, restart it and delete it, each step awaited through
+// the client; what the client saw is checked against agora's own API and
+// the master.
 func TestPythonClientLifecycle(t *testing.T) {
 	path := pyClientPath(t)
 	e := startEnv(t)
@@ -87,11 +88,6 @@ func TestPythonClientLifecycle(t *testing.T) {
 		Created struct {
 			ID, Cmd   string
 			Instances int
-			Info      string
-			Queue     int
-			Embedded  int
-			Killed    string
-			Replaced  []string
 		}
 		First     []string
 		Scale     map[string]any
