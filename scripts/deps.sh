@@ -10,8 +10,9 @@
 #                          assembled from Maven Central by `agora dist install`
 #                          into its cache (~/.cache/agora/dist), and Spark's
 #                          cluster manager for agora (spark/jvm, Maven) into
-#                          ~/.cache/agora/spark-jvm, and PySpark (pip, from
-#                          PyPI) into the Spark home.
+#                          ~/.cache/agora/spark-jvm, PySpark (pip, from
+#                          PyPI) into the Spark home, and Marathon's Python
+#                          client library into ~/.cache/agora/pip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 go=${GO:-go}
@@ -53,3 +54,6 @@ bin/agora dist install hadoop hdfs storm spark cassandra kafka >/dev/null
 bin/agora spark cluster-manager >/dev/null
 # PySpark's Python packages (pinned; pip downloads once into ~/.cache/agora/pip).
 bin/agora spark pyspark >/dev/null
+# Marathon's Python client and what it imports (pinned wheels, into the same
+# cache): the test that checks they load downloads them.
+"$go" test -count=1 -timeout 900s -run '^TestPythonClientPins$' ./frameworks/marathon/ >/dev/null

@@ -37,7 +37,7 @@ func (f *Framework) Handler() http.Handler {
 		if st := r.URL.Query().Get("status"); st != "" {
 			ts = slices.DeleteFunc(ts, func(t Task) bool { return !strings.EqualFold(t.State, "TASK_"+st) })
 		}
-		reply(w, http.StatusOK, map[string]any{"tasks": ts})
+		reply(w, http.StatusOK, map[string]any{"tasks": tasksFor(r, ts)})
 	})
 	mux.HandleFunc("GET /v2/queue", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusOK, map[string]any{"queue": f.Queue(slices.Contains(r.URL.Query()["embed"], "lastUnusedOffers"))})
@@ -59,7 +59,7 @@ func (f *Framework) Handler() http.Handler {
 			reply(w, http.StatusOK, f.DeploymentHistory())
 			return
 		}
-		reply(w, http.StatusOK, f.Deployments())
+		reply(w, http.StatusOK, deploymentsFor(r, f.Deployments()))
 	})
 	mux.HandleFunc("DELETE /v2/deployments/{id}", func(w http.ResponseWriter, r *http.Request) {
 		c, err := f.CancelDeployment(r.PathValue("id"), flag(r, "force"))
@@ -202,7 +202,7 @@ func (f *Framework) serveApps(w http.ResponseWriter, r *http.Request) {
 	if embeds(r, "apps.readiness", "app.readiness") {
 		f.WithReadiness(apps)
 	}
-	reply(w, http.StatusOK, map[string]any{"apps": apps})
+	reply(w, http.StatusOK, map[string]any{"apps": appsFor(r, apps)})
 }
 
 func (f *Framework) serveCreate(w http.ResponseWriter, r *http.Request) {
@@ -265,7 +265,7 @@ func (f *Framework) serveApp(w http.ResponseWriter, r *http.Request) {
 			fail(w, err)
 			return
 		}
-		reply(w, http.StatusOK, map[string]any{"tasks": ts})
+		reply(w, http.StatusOK, map[string]any{"tasks": tasksFor(r, ts)})
 	case strings.Contains(rest, "/tasks/") && r.Method == http.MethodDelete:
 		i := strings.LastIndex(rest, "/tasks/")
 		res, err := f.KillTask(rest[:i], rest[i+len("/tasks/"):], flag(r, "scale"), force)
@@ -275,6 +275,12 @@ func (f *Framework) serveApp(w http.ResponseWriter, r *http.Request) {
 		}
 		if c, ok := res.(Change); ok {
 			deployed(w, http.StatusOK, c)
+			return
+		}
+		if k, ok := res.(struct {
+			Task Task `json:"task"`
+		}); ok && marathonOnly(r) {
+			reply(w, http.StatusOK, map[string]any{"task": toMarathonTask(k.Task)})
 			return
 		}
 		reply(w, http.StatusOK, res)
@@ -289,7 +295,7 @@ func (f *Framework) serveApp(w http.ResponseWriter, r *http.Request) {
 			f.WithReadiness(vs)
 			v = vs[0]
 		}
-		reply(w, http.StatusOK, map[string]any{"app": v})
+		reply(w, http.StatusOK, map[string]any{"app": appFor(r, v)})
 	case r.Method == http.MethodPut:
 		body, ok := readBody(w, r)
 		if !ok {

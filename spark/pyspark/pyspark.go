@@ -16,42 +16,31 @@ import (
 	"archive/zip"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
+
+	"github.com/agora-cluster/agora/dist/pip"
 )
 
 // The pinned downloads: pyspark matching the distribution's Spark, py4j
 // matching its lib/py4j jar.
 const (
-	Version      = "3.5.9"
-	Py4JVersion  = "0.10.9.7"
-	pysparkFile  = "pyspark-" + Version + ".tar.gz"
-	pysparkSHA   = "ea27adc39ddac9413b8951e45aa748cbed6c785971b81386efc41938f6243d93"
-	py4jFile     = "py4j-" + Py4JVersion + "-py2.py3-none-any.whl"
-	py4jSHA      = "85defdfd2b2376eb3abf5ca6474b51ab7e0de341c75a02f46dc9b5976f5a5c1b"
-	PysparkZip   = "pyspark.zip"
-	Py4JZip      = "py4j-" + Py4JVersion + "-src.zip"
-	downloadWait = 20 * time.Minute
+	Version     = "3.5.9"
+	Py4JVersion = "0.10.9.7"
+	pysparkFile = "pyspark-" + Version + ".tar.gz"
+	pysparkSHA  = "ea27adc39ddac9413b8951e45aa748cbed6c785971b81386efc41938f6243d93"
+	py4jFile    = "py4j-" + Py4JVersion + "-py2.py3-none-any.whl"
+	py4jSHA     = "85defdfd2b2376eb3abf5ca6474b51ab7e0de341c75a02f46dc9b5976f5a5c1b"
+	PysparkZip  = "pyspark.zip"
+	Py4JZip     = "py4j-" + Py4JVersion + "-src.zip"
 )
 
 // Config says where to download to and what runs pip.
-type Config struct {
-	// Cache holds the downloads (default ~/.cache/agora/pip,
-	// AGORA_PIP_CACHE).
-	Cache string
-	// Python runs pip (default python3).
-	Python string
-	// Log receives progress; nil discards it.
-	Log io.Writer
-}
+type Config = pip.Config
 
 // LibDir is where a home's Python libraries are.
 func LibDir(home string) string { return filepath.Join(home, "python", "lib") }
@@ -75,30 +64,13 @@ func Install(ctx context.Context, home string, c Config) error {
 	if Installed(home) {
 		return nil
 	}
-	if c.Cache == "" {
-		c.Cache = os.Getenv("AGORA_PIP_CACHE")
-	}
-	if c.Cache == "" {
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			return fmt.Errorf("pyspark: no cache directory: %w", err)
-		}
-		c.Cache = filepath.Join(dir, "agora", "pip")
-	}
-	if c.Python == "" {
-		c.Python = "python3"
-	}
-	if c.Log == nil {
-		c.Log = io.Discard
-	}
-	sdist, err := download(ctx, c, "pyspark=="+Version, pysparkFile, pysparkSHA, "--no-binary", ":all:")
+	files, err := pip.Download(ctx, c,
+		pip.Pin{Req: "pyspark==" + Version, File: pysparkFile, SHA256: pysparkSHA, Args: []string{"--no-binary", ":all:"}},
+		pip.Pin{Req: "py4j==" + Py4JVersion, File: py4jFile, SHA256: py4jSHA})
 	if err != nil {
-		return err
+		return fmt.Errorf("pyspark: %w", err)
 	}
-	wheel, err := download(ctx, c, "py4j=="+Py4JVersion, py4jFile, py4jSHA)
-	if err != nil {
-		return err
-	}
+	sdist, wheel := files[0], files[1]
 	// Built beside the home's python/ and renamed into place, so a home
 	// has both zips or neither, whoever installs at the same time.
 	tmp, err := os.MkdirTemp(home, ".python-")
@@ -122,62 +94,10 @@ func Install(ctx context.Context, home string, c Config) error {
 		}
 		return fmt.Errorf("pyspark: %w", err)
 	}
-	fmt.Fprintf(c.Log, "pyspark %s and py4j %s added to %s\n", Version, Py4JVersion, LibDir(home))
+	if c.Log != nil {
+		fmt.Fprintf(c.Log, "pyspark %s and py4j %s added to %s\n", Version, Py4JVersion, LibDir(home))
+	}
 	return nil
-}
-
-// download fetches one pinned file with pip into the cache, unless it is
-// there with the right checksum, and checks it.
-func download(ctx context.Context, c Config, req, file, sum string, pipArgs ...string) (string, error) {
-	p := filepath.Join(c.Cache, file)
-	if got, err := fileSHA256(p); err == nil && got == sum {
-		return p, nil
-	}
-	if err := os.MkdirAll(c.Cache, 0o755); err != nil {
-		return "", fmt.Errorf("pyspark: %w", err)
-	}
-	fmt.Fprintf(c.Log, "pip download %s into %s\n", req, c.Cache)
-	ctx, cancel := context.WithTimeout(ctx, downloadWait)
-	defer cancel()
-	args := append([]string{"-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d", c.Cache}, pipArgs...)
-	cmd := exec.CommandContext(ctx, c.Python, append(args, req)...)
-	cmd.WaitDelay = 10 * time.Second
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			err = fmt.Errorf("not done within %v", downloadWait)
-		}
-		return "", fmt.Errorf("pyspark: pip download %s: %v\n%s", req, err, tail(out))
-	}
-	got, err := fileSHA256(p)
-	if err != nil {
-		return "", fmt.Errorf("pyspark: pip download %s did not give %s: %w", req, file, err)
-	}
-	if got != sum {
-		return "", fmt.Errorf("pyspark: %s has SHA-256 %s, want %s", p, got, sum)
-	}
-	return p, nil
-}
-
-func tail(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 2000 {
-		s = s[len(s)-2000:]
-	}
-	return s
-}
-
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // zipFromTar zips the regular files of a .tar.gz under strip+keep as

@@ -46,8 +46,10 @@ function fill(table, rows, emptyId) {
   document.getElementById(emptyId).hidden = rows.length !== 0;
 }
 
+// Any type accepted (fetch's default): the API then adds agora's fields,
+// such as a deployment's deadline, to Marathon's.
 async function getJSON(path) {
-  const r = await fetch(api(path), { headers: { Accept: 'application/json' } });
+  const r = await fetch(api(path));
   if (!r.ok) throw new Error(path + ': ' + r.status + ' ' + r.statusText);
   return r.json();
 }
