@@ -14,6 +14,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/agora-cluster/agora/frameworks/marathon"
 )
 
 // `agora apps` and `agora app ...` are clients of the services
@@ -132,6 +134,7 @@ func marathonCall(api serviceAPI, method, path string, body []byte, out any) err
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(marathon.AgoraFieldsHeader, "true") // goal, progress: agora's fields
 	resp, err := api.do(req)
 	if err != nil {
 		return fmt.Errorf("the Marathon API at %s: %w (is `agora marathon` or `agora dev` running? --marathon says where)", api, err)

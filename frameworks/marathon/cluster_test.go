@@ -112,6 +112,7 @@ func (e *env) call(method, path, body string) (int, []byte, http.Header) {
 		e.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(AgoraFieldsHeader, "true") // the tests read agora's fields too
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)

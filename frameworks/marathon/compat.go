@@ -1,36 +1,27 @@
 package marathon
 
 import (
-	"mime"
 	"net/http"
-	"strings"
 	"time"
 )
 
 // Marathon's client libraries build their models from every field of an
 // answer and refuse one they do not know (marathon-python raises on an
 // unknown key), and they parse times as Marathon writes them, to the
-// millisecond. Such clients ask for application/json and nothing else; a
-// request that does gets Marathon's fields alone, its times in Marathon's
-// format. agora's additions (a task's goal, agent and config version, a
-// deployment's progress and deadline) go to the clients that accept any
-// type, as curl, agora's CLI and its web UI do.
+// millisecond. So the API answers Marathon's fields alone, its times in
+// Marathon's format, unless a request asks for agora's additions (a
+// task's goal, agent and config version, a deployment's progress and
+// deadline) with the header AgoraFieldsHeader, as agora's CLI and web UI
+// do.
 
-// marathonOnly says whether r accepts application/json and nothing else.
+// AgoraFieldsHeader, set to "true" on a request, asks for agora's fields
+// besides Marathon's.
+const AgoraFieldsHeader = "X-Agora-Fields"
+
+// marathonOnly says whether r gets Marathon's fields alone: unless it
+// asks for agora's.
 func marathonOnly(r *http.Request) bool {
-	accept := r.Header.Values("Accept")
-	if len(accept) == 0 {
-		return false
-	}
-	for _, h := range accept {
-		for _, part := range strings.Split(h, ",") {
-			t, _, err := mime.ParseMediaType(strings.TrimSpace(part))
-			if err != nil || t != "application/json" {
-				return false
-			}
-		}
-	}
-	return true
+	return r.Header.Get(AgoraFieldsHeader) != "true"
 }
 
 // marathonTask is a task with Marathon's fields only.

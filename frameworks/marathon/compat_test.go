@@ -8,24 +8,16 @@ import (
 	"time"
 )
 
-// A request that accepts application/json alone gets Marathon's fields
-// only, its times to the millisecond; any other gets agora's as well, and
-// the views are copies.
+// A request gets Marathon's fields only, its times to the millisecond,
+// unless it asks for agora's with AgoraFieldsHeader; the views are copies.
 func TestMarathonOnlyViews(t *testing.T) {
-	for accept, want := range map[string]bool{
-		"":                                false,
-		"*/*":                             false,
-		"application/json":                true,
-		"application/json; charset=utf-8": true,
-		"application/json, */*":           false,
-		"text/html":                       false,
-	} {
+	for header, want := range map[string]bool{"": true, "true": false, "false": true, "1": true} {
 		r := httptest.NewRequest("GET", "/v2/tasks", nil)
-		if accept != "" {
-			r.Header.Set("Accept", accept)
+		if header != "" {
+			r.Header.Set(AgoraFieldsHeader, header)
 		}
 		if got := marathonOnly(r); got != want {
-			t.Errorf("Accept %q: marathonOnly %v, want %v", accept, got, want)
+			t.Errorf("%s: %q: marathonOnly %v, want %v", AgoraFieldsHeader, header, got, want)
 		}
 	}
 	staged := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
@@ -35,7 +27,6 @@ func TestMarathonOnlyViews(t *testing.T) {
 		Steps: []Step{{Actions: []Action{{Action: "ScaleApplication", App: "/a", Progress: &ActionProgress{Instances: 1}}}}}}}
 
 	strict := httptest.NewRequest("GET", "/v2/tasks", nil)
-	strict.Header.Set("Accept", "application/json")
 	b, _ := json.Marshal(map[string]any{"tasks": tasksFor(strict, ts), "apps": appsFor(strict, []AppView{{Tasks: ts, LastTaskFailure: &TaskFailure{TaskID: "a.0", Timestamp: staged}}}), "deployments": deploymentsFor(strict, ds)})
 	for _, field := range []string{"goal", "configVersion", "agent", "progress", "progressDeadline", ".123456789"} {
 		if strings.Contains(string(b), field) {
@@ -50,7 +41,9 @@ func TestMarathonOnlyViews(t *testing.T) {
 		t.Errorf("the view changed the deployment it was made from: %+v", ds[0])
 	}
 
-	b, _ = json.Marshal(map[string]any{"tasks": tasksFor(httptest.NewRequest("GET", "/v2/tasks", nil), ts), "deployments": deploymentsFor(httptest.NewRequest("GET", "/", nil), ds)})
+	agora := httptest.NewRequest("GET", "/v2/tasks", nil)
+	agora.Header.Set(AgoraFieldsHeader, "true")
+	b, _ = json.Marshal(map[string]any{"tasks": tasksFor(agora, ts), "deployments": deploymentsFor(agora, ds)})
 	for _, field := range []string{`"goal"`, `"configVersion"`, `"progress"`, `"progressDeadline"`} {
 		if !strings.Contains(string(b), field) {
 			t.Errorf("agora's view lacks %s: %s", field, b)

@@ -46,10 +46,10 @@ function fill(table, rows, emptyId) {
   document.getElementById(emptyId).hidden = rows.length !== 0;
 }
 
-// Any type accepted (fetch's default): the API then adds agora's fields,
-// such as a deployment's deadline, to Marathon's.
+// The page asks for agora's fields, such as a deployment's deadline,
+// besides Marathon's (X-Agora-Fields).
 async function getJSON(path) {
-  const r = await fetch(api(path));
+  const r = await fetch(api(path), {headers: {'X-Agora-Fields': 'true'}});
   if (!r.ok) throw new Error(path + ': ' + r.status + ' ' + r.statusText);
   return r.json();
 }
