@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/cassandra/cassandratest"
+	"github.com/agora-cluster/agora/cluster/clustertest"
 	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	pageviews "github.com/agora-cluster/agora/examples/lambda-pageviews"
 	"github.com/agora-cluster/agora/kafka/kafkatest"
@@ -47,6 +48,24 @@ func TestLambdaSpeedOnRealStorm(t *testing.T) {
 	if err := os.WriteFile(specPath, pageviews.Spec, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A Nimbus that is not there fails the submission naming it; both
+	// targets at once are refused.
+	refused := clustertest.RefusedAddr(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"--nimbus", refused}, 1, "submitting lambda-pageviews-speed to Nimbus " + refused},
+		{[]string{"--nimbus", refused, "--storm_master", refused}, 2, "give --storm_master or --nimbus, not both"},
+	} {
+		var stderr strings.Builder
+		args := append([]string{specPath, "--brokers", "127.0.0.1:1", "--work_dir", t.TempDir()}, tc.args...)
+		if code := lambdaStormSpeed(context.Background(), args, &stderr); code != tc.code || !strings.Contains(stderr.String(), tc.err) {
+			t.Fatalf("storm-speed %v: exit %d, %q; want %d and %q", tc.args, code, stderr.String(), tc.code, tc.err)
+		}
+	}
+
 	cluster := stormtest.Start(t, 1, 1)
 	kb := kafkatest.Start(t)
 	cn := cassandratest.StartNode(t, cassandratest.Home(t), "127.0.0.19", 512)
