@@ -10,7 +10,8 @@
 // batch, speed and serve are the layers, store the serving store in
 // Cassandra (batch views written as generations and swapped in),
 // stormspeed the speed layer as a Storm topology (a Kafka spout and a
-// counting bolt on agora's native Storm runtime, layers.speed: storm); pipeline runs them all in one
+// counting bolt, layers.speed: storm, on agora's native Storm runtime or
+// submitted to a real Nimbus); pipeline runs them all in one
 // process (`agora lambda up`), framework runs them as agora tasks
 // (`agora lambda up --master`), and bench measures a pipeline.
 //

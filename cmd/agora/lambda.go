@@ -44,7 +44,7 @@ var lambdaCommands = map[string]command{
 	"ingest":      {name: "ingest", summary: "Task of `up --master`: append the input topic to the master dataset", run: lambdaTask(lambdaIngestTask)},
 	"speed":       {name: "speed", summary: "Task of `up --master`: the speed layer and the query API over both views", run: lambdaTask(lambdaSpeedTask)},
 	"recompute":   {name: "recompute", summary: "Task of `up --master`: one batch job, replacing the batch view", run: lambdaTask(lambdaRecomputeTask)},
-	"storm-speed": {name: "storm-speed", summary: "The speed layer as a Storm topology on the native runtime (Kafka spout, counting bolt)", run: lambdaTask(lambdaStormSpeed)},
+	"storm-speed": {name: "storm-speed", summary: "The speed layer as a Storm topology (Kafka spout, counting bolt) on the native runtime or a real Nimbus", run: lambdaTask(lambdaStormSpeed)},
 	"storm-spout": {name: "storm-spout", summary: "Multilang Kafka spout of `storm-speed`", run: func(args []string) int { return lambdaStormComponent("storm-spout", args) }},
 	"storm-bolt":  {name: "storm-bolt", summary: "Multilang counting bolt of `storm-speed`, serving the query API", run: func(args []string) int { return lambdaStormComponent("storm-bolt", args) }},
 	"map":         {name: "map", summary: "Streaming mapper of the batch job on the Hadoop framework (`up --hadoop`)", run: func(args []string) int { return lambdaMap(args, os.Stdin, os.Stdout, os.Stderr) }},

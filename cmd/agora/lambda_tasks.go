@@ -296,14 +296,17 @@ func lambdaReduce(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 }
 
 // lambdaStormSpeed runs the speed layer as a topology on the native Storm
-// runtime, its components this binary's storm-spout and storm-bolt.
+// runtime (in this process, or on agora's Storm framework), or on a real
+// Storm's Nimbus; its components are this binary's storm-spout and
+// storm-bolt.
 func lambdaStormSpeed(ctx context.Context, args []string, stderr io.Writer) int {
 	t := newLambdaTaskFlags("storm-speed", stderr)
 	api := t.fs.String("api", "127.0.0.1:0", "the counting bolt's query API address")
 	cassandra := t.fs.String("cassandra", "", "Cassandra addresses (HOST:9042,...) that keep the batch views; none keeps them in memory")
 	cassandraRF := t.fs.Int("cassandra_rf", 1, "the replication factor of the batch views' keyspace")
 	stormMaster := t.fs.String("storm_master", "", "submit the topology to agora's Storm framework on this master (its worker a task\nof agora-storm-native) instead of running it in this process; the bolt then\nlistens on --bolt_api and writes its address to the work directory")
-	boltAPI := t.fs.String("bolt_api", "127.0.0.1:0", "with --storm_master: the bolt's query API address")
+	nimbus := t.fs.String("nimbus", "", "submit the topology to the real Storm whose Nimbus is at HOST:PORT and kill it\nthere when this process ends; its workers run this binary, the spec and\n--work_dir at the same paths, and the bolt listens on --bolt_api and writes its\naddress to the work directory")
+	boltAPI := t.fs.String("bolt_api", "127.0.0.1:0", "with --storm_master or --nimbus: the bolt's query API address")
 	spec, code, ok := t.parse(args, true)
 	if !ok {
 		return code
@@ -311,6 +314,14 @@ func lambdaStormSpeed(ctx context.Context, args []string, stderr io.Writer) int 
 	exe, err := os.Executable()
 	if err == nil {
 		t.spec, err = filepath.Abs(t.spec)
+	}
+	if err == nil {
+		// The components run in the topology's resources directory.
+		*t.dir, err = filepath.Abs(*t.dir)
+	}
+	if err == nil && *stormMaster != "" && *nimbus != "" {
+		fmt.Fprintln(stderr, "agora lambda storm-speed: give --storm_master or --nimbus, not both")
+		return 2
 	}
 	cfg := stormspeed.Config{Spec: spec, SpecPath: t.spec, Brokers: strings.Split(*t.brokers, ","), WorkDir: *t.dir, Addr: *api,
 		Cassandra: splitList(*cassandra), CassandraRF: *cassandraRF, Exe: exe, Stderr: stderr, Log: slog.New(slog.NewTextHandler(stderr, nil))}
@@ -325,7 +336,11 @@ func lambdaStormSpeed(ctx context.Context, args []string, stderr io.Writer) int 
 		// kills the topology.
 		return nativeSubmit(*stormMaster, path, yaml, "", top, nil, "", 0.5, 256, stderr, stderr)
 	}
-	if err == nil {
+	switch {
+	case err == nil && *nimbus != "":
+		cfg.Addr = *boltAPI
+		err = stormspeed.RunOnNimbus(ctx, cfg, *nimbus)
+	case err == nil:
 		err = stormspeed.Run(ctx, cfg)
 	}
 	if err != nil {

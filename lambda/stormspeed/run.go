@@ -36,7 +36,10 @@ type Config struct {
 }
 
 // topology is the speed layer's Flux file: the spout, the counting bolt,
-// and Storm's tracking of every tuple to its ack.
+// and Storm's tracking of every tuple to its ack. The components are
+// scripts of the resources directory run by sh, not executables of their
+// own: a real Storm supervisor extracts the jar's resources/ without file
+// modes, so a script it was to execute directly would not run.
 const topology = `name: %q
 config:
   topology.workers: 1
@@ -46,14 +49,14 @@ spouts:
   - id: "kafka"
     className: "org.apache.storm.flux.wrappers.spouts.FluxShellSpout"
     constructorArgs:
-      - ["./spout"]
+      - ["sh", "spout"]
       - ["partition", "offset", "event"]
     parallelism: 1
 bolts:
   - id: "count"
     className: "org.apache.storm.flux.wrappers.bolts.FluxShellBolt"
     constructorArgs:
-      - ["./bolt"]
+      - ["sh", "bolt"]
     parallelism: 1
 streams:
   - name: "kafka --> count"

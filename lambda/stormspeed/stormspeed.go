@@ -2,9 +2,10 @@
 // topology (layers.speed: storm): a Kafka spout emits each event of the
 // input topic as a tuple (partition, offset, event) and one counting bolt
 // applies them to the realtime view and serves the query API over both
-// views. Run runs the topology on agora's native Storm runtime; its two
-// components are `agora lambda storm-spout` and `agora lambda storm-bolt`,
-// speaking Storm's multilang protocol.
+// views. Run runs the topology on agora's native Storm runtime and
+// RunOnNimbus submits it to a real Storm; either way its two components
+// are `agora lambda storm-spout` and `agora lambda storm-bolt`, speaking
+// Storm's multilang protocol, started by sh from the resources directory.
 //
 // Exactness under Storm's at-least-once delivery: every spout tuple is
 // tracked to its ack and emitted again when it fails, and the bolt applies
