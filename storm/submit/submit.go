@@ -71,6 +71,9 @@ func Prepare(t *flux.Topology, opts Options) (*Prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("topology %s: configuration: %w", name, err)
 	}
+	if err := runnableFromJar(t); err != nil {
+		return nil, fmt.Errorf("topology %s: %w", name, err)
+	}
 	top, err := Thrift(t)
 	if err != nil {
 		return nil, fmt.Errorf("topology %s: %w", name, err)
@@ -80,6 +83,34 @@ func Prepare(t *flux.Topology, opts Options) (*Prepared, error) {
 		return nil, fmt.Errorf("topology %s: %w", name, err)
 	}
 	return &Prepared{Name: name, Conf: string(confJSON), Topology: top, Jar: jar}, nil
+}
+
+// runnableFromJar refuses a component whose program is a file of the
+// resources directory (["./prog"], or ["./venv/bin/python", "x.py"]): a
+// real Storm supervisor unpacks the jar's resources/ without file modes,
+// so the worker could not execute it (error=13, Permission denied).
+// Agora's native runtime runs such programs; on real Storm they go
+// through an interpreter on the workers' PATH.
+func runnableFromJar(t *flux.Topology) error {
+	for _, set := range []struct {
+		kind string
+		cs   []flux.Component
+	}{{"spout", t.Spouts}, {"bolt", t.Bolts}} {
+		for _, c := range set.cs {
+			if len(c.Command) == 0 {
+				continue
+			}
+			if prog := c.Command[0]; strings.Contains(prog, "/") && !filepath.IsAbs(prog) {
+				script := strings.TrimPrefix(prog, "./")
+				if len(c.Command) > 1 {
+					script = strings.Join(c.Command[1:], " ")
+				}
+				return fmt.Errorf("%s %q: command %q runs a program of the resources directory, which a Storm supervisor unpacks without its execute bit: "+
+					"run it through an interpreter on the workers' PATH instead (e.g. [\"sh\", %q] or [\"python3\", %q])", set.kind, c.ID, c.Command, script, script)
+			}
+		}
+	}
+	return nil
 }
 
 // Submit uploads the jar and submits the topology. A topology of the same

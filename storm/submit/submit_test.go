@@ -127,4 +127,12 @@ func TestPrepareRefuses(t *testing.T) {
 	if _, err := Prepare(example(t), Options{}); err == nil || !strings.Contains(err.Error(), "no Storm home") {
 		t.Errorf("no home: %v", err)
 	}
+	// A program of the resources directory would lose its execute bit on
+	// the supervisor.
+	top = example(t)
+	top.Bolts[0].Command = []string{"./count.py"}
+	if _, err := Prepare(top, Options{StormHome: fakeHome(t)}); err == nil || !strings.Contains(err.Error(), "without its execute bit") ||
+		!strings.Contains(err.Error(), `["sh", "count.py"]`) {
+		t.Errorf("a program of the resources directory: %v", err)
+	}
 }
