@@ -142,12 +142,24 @@ func journalFor(path string) *journal {
 // the files below root, replays it, and starts its committer. A torn last
 // record is dropped and cut off the file.
 func openJournal(path, root string, log *slog.Logger) (*journal, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	// The journal holds every TaskInfo whole, its data included (where a
+	// framework may hand a task a secret, as Hadoop's umbilical token):
+	// readable by the agent's user alone, and so is the directory, which
+	// older agents made 0755 (made private on open).
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("checkpoint journal: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("checkpoint journal: %w", err)
 	}
 	_ = os.Remove(path + ".new") // an unfinished compaction: the old file holds everything
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		return nil, fmt.Errorf("checkpoint journal: %w", err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
 		return nil, fmt.Errorf("checkpoint journal: %w", err)
 	}
 	j := &journal{root: filepath.Clean(root), path: path, log: log, files: map[string][]byte{},
@@ -533,7 +545,7 @@ func (j *journal) compactOnce() error {
 		}
 	}
 	tmp := j.path + ".new"
-	nf, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	nf, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}

@@ -597,3 +597,30 @@ func TestJournalCloseWaitsForItsCompaction(t *testing.T) {
 		}
 	}
 }
+
+// TestJournalIsPrivate: the journal holds TaskInfos whole (a framework's
+// secrets in their data), so it is the agent's alone: a journal and
+// directory an older agent made world-readable are made private on open.
+func TestJournalIsPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "meta")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "journal"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	j := openTestJournal(t, dir)
+	defer j.close()
+	if err := j.put(filepath.Join(dir, "slaves", "a", "task.json"), []byte(`{"data":"secret"}`), true); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, "journal"): 0o600} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("%s: mode %v, want %v", path, got, want)
+		}
+	}
+}
