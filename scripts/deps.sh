@@ -56,4 +56,10 @@ bin/agora spark cluster-manager >/dev/null
 bin/agora spark pyspark >/dev/null
 # Marathon's Python client and what it imports (pinned wheels, into the same
 # cache): the test that checks they load downloads them.
-"$go" test -count=1 -timeout 900s -run '^TestPythonClientPins$' ./frameworks/marathon/ >/dev/null
+# CI=true: a machine without python3 or pip fails here, naming why, rather
+# than skipping the download.
+if ! out=$(CI=true "$go" test -count=1 -timeout 900s -run '^TestPythonClientPins$' ./frameworks/marathon/ 2>&1); then
+	printf '%s\n' "$out" >&2
+	echo "deps: could not download Marathon's pinned Python client (python3 -m pip, from PyPI)" >&2
+	exit 1
+fi

@@ -66,7 +66,11 @@ type Config struct {
 
 // FromEnv reads the configuration from the MESOS_* environment variables
 // the agent sets (Mesos's executor environment), and libprocess's
-// LIBPROCESS_SSL_* for an agent that serves TLS.
+// LIBPROCESS_SSL_* for an agent that serves TLS. Once read, the
+// executor's own secrets leave the process's environment: its token
+// (MESOS_EXECUTOR_AUTHENTICATION_TOKEN) and the paths of the certificate
+// and key it presents (LIBPROCESS_SSL_CERT_FILE, _KEY_FILE), so the
+// tasks it starts do not inherit them and cannot act as the executor.
 func FromEnv() (Config, error) {
 	var (
 		cfg  Config
@@ -123,6 +127,9 @@ func FromEnv() (Config, error) {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("executor: environment: %w", err)
+	}
+	for _, k := range []string{"MESOS_EXECUTOR_AUTHENTICATION_TOKEN", tlsconf.EnvCertFile, tlsconf.EnvKeyFile} {
+		os.Unsetenv(k)
 	}
 	return cfg, nil
 }

@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,15 @@ func TestFromEnv(t *testing.T) {
 		Checkpoint: true, ShutdownGracePeriod: 5 * time.Second, RecoveryTimeout: 15 * time.Minute, SubscriptionBackoffMax: 2 * time.Second}
 	if cfg != want {
 		t.Errorf("FromEnv = %+v, want %+v", cfg, want)
+	}
+	// The executor's token stays in its Config and leaves the environment
+	// its tasks inherit.
+	t.Setenv("MESOS_EXECUTOR_AUTHENTICATION_TOKEN", "tok")
+	if cfg, err := FromEnv(); err != nil || cfg.AuthenticationToken != "tok" {
+		t.Errorf("FromEnv with a token: %+v %v", cfg, err)
+	}
+	if v, ok := os.LookupEnv("MESOS_EXECUTOR_AUTHENTICATION_TOKEN"); ok {
+		t.Errorf("the token is still in the environment: %q", v)
 	}
 	// Checkpointing needs the recovery settings; the IDs are required.
 	set(map[string]string{"MESOS_EXECUTOR_ID": "ex", "MESOS_DIRECTORY": "/sb", "MESOS_AGENT_ENDPOINT": "h:1", "MESOS_CHECKPOINT": "1"})
