@@ -90,6 +90,11 @@ func download(ctx context.Context, c Config, pin Pin) (string, error) {
 	if err := os.MkdirAll(c.Cache, 0o755); err != nil {
 		return "", err
 	}
+	// A damaged or foreign file of that name goes first: pip keeps a file
+	// already in -d rather than fetching it again.
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
 	fmt.Fprintf(c.Log, "pip download %s into %s\n", pin.Req, c.Cache)
 	ctx, cancel := context.WithTimeout(ctx, downloadWait)
 	defer cancel()

@@ -14,12 +14,13 @@ func TestDownloadChecksum(t *testing.T) {
 	cache := t.TempDir()
 	pin := Pin{Req: "py4j==0.10.9.7", File: "py4j-0.10.9.7-py2.py3-none-any.whl", SHA256: "85defdfd2b2376eb3abf5ca6474b51ab7e0de341c75a02f46dc9b5976f5a5c1b"}
 	// A cached file with other content is downloaded again: here by a
-	// "python" that only writes a wrong file.
+	// "python" that writes a wrong file, and, like pip, keeps a file that
+	// is already there.
 	if err := os.WriteFile(filepath.Join(cache, pin.File), []byte("stale"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	fake := filepath.Join(t.TempDir(), "python")
-	script := "#!/bin/sh\nwhile [ $# -gt 0 ]; do [ \"$1\" = -d ] && dir=$2; shift; done\necho wrong > \"$dir/" + pin.File + "\"\n"
+	script := "#!/bin/sh\nwhile [ $# -gt 0 ]; do [ \"$1\" = -d ] && dir=$2; shift; done\n[ -e \"$dir/" + pin.File + "\" ] || echo wrong > \"$dir/" + pin.File + "\"\n"
 	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -20,16 +20,17 @@ func UnderTmp(path string) bool {
 	return strings.HasPrefix(filepath.Clean(path), "/tmp/")
 }
 
-// Copy copies bin into dir/bin and returns the copy's path; the copy is
-// refreshed when bin changes (size or modification time), and replaced by
-// a rename, so a task never runs half a binary.
+// Copy copies bin into dir/bin and returns the copy's path; the copy
+// carries bin's modification time and is refreshed when bin's size or
+// modification time differs from it (any rebuild), replaced by a rename,
+// so a task never runs half a binary.
 func Copy(bin, dir string) (string, error) {
 	src, err := os.Stat(bin)
 	if err != nil {
 		return "", err
 	}
 	dst := filepath.Join(dir, "bin", filepath.Base(bin))
-	if cur, err := os.Stat(dst); err == nil && cur.Size() == src.Size() && !cur.ModTime().Before(src.ModTime()) {
+	if cur, err := os.Stat(dst); err == nil && cur.Size() == src.Size() && cur.ModTime().Equal(src.ModTime()) {
 		return dst, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
@@ -54,6 +55,9 @@ func Copy(bin, dir string) (string, error) {
 		return "", err
 	}
 	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	if err := os.Chtimes(tmp.Name(), src.ModTime(), src.ModTime()); err != nil {
 		return "", err
 	}
 	return dst, os.Rename(tmp.Name(), dst)

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // UnderTmp means /tmp, as the containerizer does, whatever TMPDIR says.
@@ -42,6 +43,21 @@ func TestCopy(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(dst); string(b) != "version 2" {
 		t.Errorf("after the binary changed the copy holds %q", b)
+	}
+	// A rebuild of the same size with an older time (a copy that kept its
+	// mtime) is a change too.
+	if err := os.WriteFile(src, []byte("version 3"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(src, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Copy(src, dir); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(dst); string(b) != "version 3" {
+		t.Errorf("after a same-size rebuild with an older time the copy holds %q", b)
 	}
 	if _, err := Copy(filepath.Join(t.TempDir(), "missing"), dir); err == nil {
 		t.Error("a missing binary was copied")
