@@ -169,6 +169,7 @@ func (f *follower) swapped() { f.seen = f.pending }
 func (f *follower) follow(ctx context.Context, srv *serve.Server, log *slog.Logger) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	var retry time.Duration // the wait after a failed swap, doubling
 	for {
 		select {
 		case <-ctx.Done():
@@ -189,9 +190,18 @@ func (f *follower) follow(ctx context.Context, srv *serve.Server, log *slog.Logg
 			continue
 		}
 		if err := srv.SetBatch(b); err != nil {
-			log.Error("swapping in the batch view; the previous one stays and it is tried again", "err", err)
+			// Each try writes a whole generation to the store: back off
+			// (0.2 s doubling to 30 s) rather than try every tick.
+			retry = min(max(2*retry, 200*time.Millisecond), 30*time.Second)
+			log.Error("swapping in the batch view; the previous one stays and it is tried again", "err", err, "retry_in", retry)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(retry):
+			}
 			continue
 		}
+		retry = 0
 		f.swapped()
 		log.Info("batch view swapped in", "watermark", b.Watermark, "rows", len(b.Rows))
 	}
