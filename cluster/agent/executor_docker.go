@@ -61,6 +61,14 @@ func (a *Agent) dockerExecutorTask(e *executor) (docker.Task, error) {
 	}
 	env := a.executorEnvAt(e, endpoint, docker.SandboxMount)
 	if a.requiresClientCert() { // executor_auth.go
+		// A Docker executor has no client certificate to present: it
+		// could only call in plain HTTP (downgrade), without a token.
+		switch {
+		case !a.cfg.TLSDowngrade:
+			return docker.Task{}, errors.New("a Docker executor cannot reach this agent: it requires client certificates (--ssl_require_cert), which a Docker executor has none of, and takes no plain HTTP (--ssl_support_downgrade); run the executor natively")
+		case a.cfg.AuthenticateHTTPExecutors:
+			return docker.Task{}, errors.New("a Docker executor cannot reach this agent: under --ssl_require_cert it calls in plain HTTP, where it is given no token, and the agent requires one (--authenticate_http_executors); run the executor natively")
+		}
 		env = withoutToken(env)
 	} else if tlsEnv, err := a.dockerExecutorTLSEnv(e, endpoint); err != nil {
 		return docker.Task{}, err

@@ -43,10 +43,24 @@ func TestDockerExecutorTLSEnvironment(t *testing.T) {
 			t.Fatal(err)
 		}
 		a := &Agent{ln: ln, tokens: signer, cfg: Config{Hostname: "agent.example", TLS: serverTLS, TLSCAFile: files.CA,
-			TLSCertFile: files.Cert, TLSKeyFile: files.Key}}
+			TLSCertFile: files.Cert, TLSKeyFile: files.Key, TLSDowngrade: require}}
 		e := &executor{key: execKey{"fw", "ex"}, containerID: "c1", sandbox: t.TempDir(),
 			info: mesos.ExecutorInfo{Container: &mesos.ContainerInfo{Type: mesos.ContainerInfo_DOCKER.Enum(),
 				Docker: &mesos.ContainerInfo_DockerInfo{Image: "busybox"}}}}
+		if require {
+			// A Docker executor that could not reach the agent is refused
+			// at launch, naming why: no plain HTTP, or no token on it.
+			for _, c := range []struct {
+				downgrade, authn bool
+				want             string
+			}{{false, false, "--ssl_support_downgrade"}, {true, true, "--authenticate_http_executors"}} {
+				b := &Agent{ln: ln, tokens: signer, cfg: a.cfg}
+				b.cfg.TLSDowngrade, b.cfg.AuthenticateHTTPExecutors = c.downgrade, c.authn
+				if _, err := b.dockerExecutorTask(e); err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Errorf("--ssl_require_cert, downgrade %v, executor authentication %v: %v; want a refusal naming %s", c.downgrade, c.authn, err, c.want)
+				}
+			}
+		}
 		dt, err := a.dockerExecutorTask(e)
 		if err != nil {
 			t.Fatal(err)
