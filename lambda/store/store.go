@@ -156,20 +156,37 @@ func (c *Cassandra) putPartition(ctx context.Context, gen int64, v, key string, 
 
 // Swap makes gen, with its watermark, the current generation, unless
 // the current one is newer (another server of the pipeline swapped in a
-// later batch view).
+// later batch view). The change is a compare-and-set (a lightweight
+// transaction on the generation read), so two servers swapping at once
+// cannot leave the older generation current: the one that loses reads
+// again and decides again.
 func (c *Cassandra) Swap(ctx context.Context, gen int64, watermark map[int32]int64) error {
-	cur, cwm, ok, err := c.Current(ctx)
-	if err != nil {
-		return err
+	const tries = 20
+	for i := 0; i < tries; i++ {
+		cur, cwm, ok, err := c.Current(ctx)
+		if err != nil {
+			return err
+		}
+		if ok && (cur == gen || before(wireWatermark(watermark), gen, wireWatermark(cwm), cur)) {
+			return nil // already current, or a newer one is
+		}
+		var q *gocql.Query
+		if !ok {
+			q = c.s.Query(`INSERT INTO `+Keyspace+`.batch_current (pipeline, generation, watermark) VALUES (?, ?, ?) IF NOT EXISTS`,
+				c.pipeline, gen, wireWatermark(watermark))
+		} else {
+			q = c.s.Query(`UPDATE `+Keyspace+`.batch_current SET generation = ?, watermark = ? WHERE pipeline = ? IF generation = ?`,
+				gen, wireWatermark(watermark), c.pipeline, cur)
+		}
+		applied, err := q.WithContext(ctx).MapScanCAS(map[string]any{})
+		if err != nil {
+			return fmt.Errorf("store: making generation %d current: %w", gen, err)
+		}
+		if applied {
+			return nil
+		}
 	}
-	if ok && cur != gen && before(wireWatermark(watermark), gen, wireWatermark(cwm), cur) {
-		return nil
-	}
-	if err := c.s.Query(`INSERT INTO `+Keyspace+`.batch_current (pipeline, generation, watermark) VALUES (?, ?, ?)`,
-		c.pipeline, gen, wireWatermark(watermark)).WithContext(ctx).Exec(); err != nil {
-		return fmt.Errorf("store: making generation %d current: %w", gen, err)
-	}
-	return nil
+	return fmt.Errorf("store: making generation %d current: the current generation changed under %d tries", gen, tries)
 }
 
 // staleAfter is how old a generation never completed must be before a
