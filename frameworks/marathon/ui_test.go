@@ -1,8 +1,6 @@
 package marathon
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -36,10 +33,10 @@ func TestUIShowsAppsAndDeploymentsLive(t *testing.T) {
 	e.waitRunning("/api", 2)
 
 	b := webuitest.NewBrowser(t)
-	uiRun(t, b, "opening the UI", chromedp.Navigate(e.url+"/ui/?poll=600"))
-	uiWait(t, b, "the app with its 2 instances", `document.querySelector('#apps tr[data-app-id="/api"][data-running="2"]') !== null`)
-	uiWait(t, b, "the event stream", `document.body.dataset.live === 'true'`)
-	if row := uiText(t, b, `#apps tr[data-app-id="/api"]`); !strings.Contains(row, "2 / 2") || !strings.Contains(row, "Running") {
+	webuitest.Run(t, b, "opening the UI", chromedp.Navigate(e.url+"/ui/?poll=600"))
+	webuitest.Wait(t, b, "the app with its 2 instances", `document.querySelector('#apps tr[data-app-id="/api"][data-running="2"]') !== null`)
+	webuitest.Wait(t, b, "the event stream", `document.body.dataset.live === 'true'`)
+	if row := webuitest.Text(t, b, `#apps tr[data-app-id="/api"]`); !strings.Contains(row, "2 / 2") || !strings.Contains(row, "Running") {
 		t.Fatalf("app row %q, want 2 / 2 and Running", row)
 	}
 
@@ -48,45 +45,16 @@ func TestUIShowsAppsAndDeploymentsLive(t *testing.T) {
 	}
 	var c Change
 	e.must("POST", "/v2/apps/api/restart", "", http.StatusOK, &c)
-	uiWait(t, b, "the deployment with a not-ready instance", fmt.Sprintf(
+	webuitest.Wait(t, b, "the deployment with a not-ready instance", fmt.Sprintf(
 		`(() => { const r = document.querySelector('#deployments tr[data-deployment-id=%q]'); return r !== null && r.innerText.includes('not ready') && r.innerText.includes('HTTP 404'); })()`, c.DeploymentID))
-	if row := uiText(t, b, `#apps tr[data-app-id="/api"]`); !strings.Contains(row, "Deploying") {
+	if row := webuitest.Text(t, b, `#apps tr[data-app-id="/api"]`); !strings.Contains(row, "Deploying") {
 		t.Fatalf("app row during the restart %q, want Deploying", row)
 	}
 
 	if err := os.WriteFile(ready, []byte("ok"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	uiWait(t, b, "the deployment's success in the history", fmt.Sprintf(
+	webuitest.Wait(t, b, "the deployment's success in the history", fmt.Sprintf(
 		`document.querySelector('#history tr[data-deployment-id=%q][data-status="success"]') !== null`, c.DeploymentID))
-	uiWait(t, b, "no deployment left in progress", `document.querySelectorAll('#deployments tbody tr').length === 0`)
-}
-
-func uiRun[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, a)
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-	return v
-}
-
-// uiWait waits, at most a minute, until the JavaScript expression is
-// truthy.
-func uiWait(t *testing.T, ctx context.Context, what, expr string) {
-	t.Helper()
-	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	if _, err := chromedp.Run(wctx, chromedp.Poll[chromedp.Void](expr,
-		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(55*time.Second))); err != nil {
-		t.Fatalf("waiting for %s: %v; the page says:\n%s", what, err, uiText(t, ctx, "body"))
-	}
-}
-
-func uiText(t *testing.T, ctx context.Context, sel string) string {
-	t.Helper()
-	q, _ := json.Marshal(sel)
-	return uiRun(t, ctx, "reading "+sel, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector(%s).innerText`, q)))
+	webuitest.Wait(t, b, "no deployment left in progress", `document.querySelectorAll('#deployments tbody tr').length === 0`)
 }

@@ -2,7 +2,6 @@ package framework_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -47,30 +45,30 @@ func TestUIShowsJobsProgressCountersAndAttempts(t *testing.T) {
 	}
 
 	b := webuitest.NewBrowser(t)
-	uiRun(t, b, "opening the UI", chromedp.Navigate(e.fw.URL()+"/ui/?poll=0.2"))
-	uiWait(t, b, "the job listed", fmt.Sprintf(`document.querySelector('#jobs tr[data-job=%q]') !== null`, first.ID))
+	webuitest.Run(t, b, "opening the UI", chromedp.Navigate(e.fw.URL()+"/ui/?poll=0.2"))
+	webuitest.Wait(t, b, "the job listed", fmt.Sprintf(`document.querySelector('#jobs tr[data-job=%q]') !== null`, first.ID))
 	done := e.wait(first.ID)
 	if done.State != jobtracker.JobSucceeded {
 		t.Fatalf("job %s: %s", done.State, done.Error)
 	}
 	row := fmt.Sprintf(`#jobs tr[data-job=%q]`, first.ID)
-	uiWait(t, b, "maps and reduces at 100 %", fmt.Sprintf(`(() => { const r = document.querySelector('%[1]s[data-state="SUCCEEDED"]');
+	webuitest.Wait(t, b, "maps and reduces at 100 %", fmt.Sprintf(`(() => { const r = document.querySelector('%[1]s[data-state="SUCCEEDED"]');
 		const m = r && r.querySelector('td.maps .bar'), d = r && r.querySelector('td.reduces .bar');
 		return m !== null && d !== null && m.dataset.progress === '100' && d.dataset.progress === '100'
 			&& m.dataset.done === m.dataset.total && d.dataset.done === '%[2]d' && d.dataset.total === '%[2]d'; })()`, row, done.Reduces.Total))
-	if text := uiText(t, b, row); !strings.Contains(text, fmt.Sprintf("100 %% (%d/%d)", done.Maps.Total, done.Maps.Total)) {
+	if text := webuitest.Text(t, b, row); !strings.Contains(text, fmt.Sprintf("100 %% (%d/%d)", done.Maps.Total, done.Maps.Total)) {
 		t.Errorf("job row %q, want the maps' bar to read 100 %% (%d/%d)", text, done.Maps.Total, done.Maps.Total)
 	}
 
 	// The job's page: the counters are the API's, every attempt is there.
-	uiRun(t, b, "opening the job", chromedp.Click(chromedp.CSS(row+` a`)))
-	uiWait(t, b, "the job's page", fmt.Sprintf(`document.body.dataset.loaded === 'job' && document.getElementById('job-title').dataset.job === %q
+	webuitest.Run(t, b, "opening the job", chromedp.Click(chromedp.CSS(row+` a`)))
+	webuitest.Wait(t, b, "the job's page", fmt.Sprintf(`document.body.dataset.loaded === 'job' && document.getElementById('job-title').dataset.job === %q
 		&& document.querySelectorAll('#counters tr[data-counter]').length > 0`, first.ID))
 	d, err := e.cl.Job(context.Background(), first.ID, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	shown := uiRun(t, b, "reading the counters", chromedp.Evaluate[map[string]map[string]string](`(() => {
+	shown := webuitest.Run(t, b, "reading the counters", chromedp.Evaluate[map[string]map[string]string](`(() => {
 		const c = {};
 		for (const r of document.querySelectorAll('#counters tr[data-counter]')) {
 			(c[r.dataset.group] = c[r.dataset.group] || {})[r.dataset.counter] = r.querySelector('td.num').innerText;
@@ -88,31 +86,31 @@ func TestUIShowsJobsProgressCountersAndAttempts(t *testing.T) {
 			attempts = append(attempts, a.ID.String())
 		}
 	}
-	listed := uiRun(t, b, "reading the attempts", chromedp.Evaluate[[]string](`[...document.querySelectorAll('#attempts tr[data-attempt]')].map((r) => r.dataset.attempt)`))
+	listed := webuitest.Run(t, b, "reading the attempts", chromedp.Evaluate[[]string](`[...document.querySelectorAll('#attempts tr[data-attempt]')].map((r) => r.dataset.attempt)`))
 	if !reflect.DeepEqual(listed, attempts) {
 		t.Errorf("the page lists attempts %v, want the API's %v", listed, attempts)
 	}
 	// The log link answers with the attempt's log.
-	status := uiRun(t, b, "following a log link", chromedp.Evaluate[int](`fetch(document.querySelector('#attempts tr[data-attempt] a').href).then((r) => r.status)`,
+	status := webuitest.Run(t, b, "following a log link", chromedp.Evaluate[int](`fetch(document.querySelector('#attempts tr[data-attempt] a').href).then((r) => r.status)`,
 		chromedp.EvalAwaitPromise))
 	if status != 200 {
 		t.Errorf("an attempt's log link answered %d, want 200", status)
 	}
-	uiRun(t, b, "back to the jobs", chromedp.Click(chromedp.CSS(`nav.crumbs a`)))
-	uiWait(t, b, "the TaskTrackers listed", `document.body.dataset.loaded === 'list' && document.querySelectorAll('#trackers tr[data-tracker]').length > 0`)
+	webuitest.Run(t, b, "back to the jobs", chromedp.Click(chromedp.CSS(`nav.crumbs a`)))
+	webuitest.Wait(t, b, "the TaskTrackers listed", `document.body.dataset.loaded === 'list' && document.querySelectorAll('#trackers tr[data-tracker]').length > 0`)
 
 	// A job submitted now shows without a reload, above the first.
-	uiRun(t, b, "marking the page", chromedp.Evaluate[bool](`window.notReloaded = true`))
+	webuitest.Run(t, b, "marking the page", chromedp.Evaluate[bool](`window.notReloaded = true`))
 	second, err := e.cl.Submit(context.Background(), client.SubmitRequest{Args: wordcount(examples(t), "in", "out2"), Cwd: dir})
 	if err != nil {
 		t.Fatalf("submit: %v", err)
 	}
-	uiWait(t, b, "the second job listed first, without a reload", fmt.Sprintf(`window.notReloaded === true
+	webuitest.Wait(t, b, "the second job listed first, without a reload", fmt.Sprintf(`window.notReloaded === true
 		&& document.querySelector('#jobs tbody tr').dataset.job === %q`, second.ID))
 	if j := e.wait(second.ID); j.State != jobtracker.JobSucceeded {
 		t.Fatalf("second job %s: %s", j.State, j.Error)
 	}
-	uiWait(t, b, "the second job finished", fmt.Sprintf(`document.querySelector('#jobs tr[data-job=%q][data-state="SUCCEEDED"]') !== null`, second.ID))
+	webuitest.Wait(t, b, "the second job finished", fmt.Sprintf(`document.querySelector('#jobs tr[data-job=%q][data-state="SUCCEEDED"]') !== null`, second.ID))
 	screenshot(t, b, "agora-hadoop-jobs")
 }
 
@@ -128,35 +126,6 @@ func counterStrings(c counters.Counters) map[string]map[string]string {
 	return out
 }
 
-func uiRun[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, a)
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-	return v
-}
-
-// uiWait waits, at most two minutes, until the JavaScript expression is
-// truthy.
-func uiWait(t *testing.T, ctx context.Context, what, expr string) {
-	t.Helper()
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if _, err := chromedp.Run(wctx, chromedp.Poll[chromedp.Void](expr,
-		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(115*time.Second))); err != nil {
-		t.Fatalf("waiting for %s: %v; the page says:\n%s", what, err, uiText(t, ctx, "body"))
-	}
-}
-
-func uiText(t *testing.T, ctx context.Context, sel string) string {
-	t.Helper()
-	q, _ := json.Marshal(sel)
-	return uiRun(t, ctx, "reading "+sel, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector(%s).innerText`, q)))
-}
-
 // screenshot saves a full-page screenshot: into $AGORA_WEBUI_SCREENSHOTS
 // when set (scripts/webui-screenshots.sh), else into the test's temp dir.
 func screenshot(t *testing.T, ctx context.Context, name string) {
@@ -165,7 +134,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	png := uiRun(t, ctx, "taking a screenshot", chromedp.FullScreenshot(100))
+	png := webuitest.Run(t, ctx, "taking a screenshot", chromedp.FullScreenshot(100))
 	path := filepath.Join(dir, name+".png")
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Fatal(err)
