@@ -67,7 +67,8 @@ const (
 // the agent's and the master's state (GET_STATE, GET_EXECUTORS) to anyone
 // who may view executors, while a task's data is shown by no state view
 // (Mesos's Task, which state lists, has no data; the agent keeps it in its
-// meta directory, outside the sandboxes /files serves).
+// checkpoint journal, readable by the agent's user alone and outside the
+// sandboxes /files serves).
 type TaskToken struct {
 	Token string `json:"umbilical_token"`
 }
