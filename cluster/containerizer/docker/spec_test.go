@@ -41,7 +41,7 @@ func TestLimitsFromResources(t *testing.T) {
 // sandbox path; a bind in `src:dst:mode` syntax cannot carry it, a mount
 // takes it as it is.
 func TestPathsWithColonsAreMountedAsTheyAre(t *testing.T) {
-	sandbox := "/work/executors/ct:1700000000000:0:job/runs/1"
+	sandbox := "/var/lib/agora/agent/executors/ct:1700000000000:0:job/runs/1"
 	tk := Task{ContainerID: "x", Sandbox: sandbox, Container: mesos.ContainerInfo{
 		Type: mesos.ContainerInfo_DOCKER.Enum(), Docker: &mesos.ContainerInfo_DockerInfo{Image: "img"},
 		Volumes: []mesos.Volume{
