@@ -505,6 +505,8 @@ func (m *Master) adoptReportedTasks(a *agent, reg *api.RegisterAgent) (tornDown 
 		}
 		return true
 	}
+	// Once per agent, not per task: a failover re-admits every task.
+	now, agentID := m.now(), mesos.AgentID{Value: a.id}
 	for _, rt := range reg.Tasks {
 		if rt == nil || isGone(rt.FrameworkID.Value) || (isTerminal(rt.GetState()) && rt.StatusUpdateState == nil) {
 			continue
@@ -522,13 +524,16 @@ func (m *Master) adoptReportedTasks(a *agent, reg *api.RegisterAgent) (tornDown 
 			}
 			f = m.recoverFramework(fi)
 		}
-		t := &task{info: *rt, launched: m.now(), unacked: rt.StatusUpdateState != nil}
-		t.info.AgentID = mesos.AgentID{Value: a.id}
-		t.role = f.roles()[0]
+		t := &task{info: *rt, launched: now, unacked: rt.StatusUpdateState != nil}
+		t.info.AgentID = agentID
 		if len(rt.Resources) > 0 && rt.Resources[0].AllocationInfo != nil {
 			t.role = rt.Resources[0].AllocationInfo.GetRole()
+		} else {
+			t.role = f.roles()[0]
 		}
-		t.info.Resources = withAllocationInfo(rt.Resources, t.role)
+		if len(rt.Resources) == 0 || !allocated(rt.Resources) {
+			t.info.Resources = withAllocationInfo(rt.Resources, t.role)
+		} // else the decoded call's own, which nothing else holds
 		f.tasks[rt.TaskID.Value] = t
 		a.tasks[taskKey(f.id, rt.TaskID.Value)] = t
 	}
