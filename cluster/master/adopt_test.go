@@ -48,11 +48,12 @@ func TestAdoptedTasksKeepOrGainTheirRole(t *testing.T) {
 		reportedTask("unallocated", scalar("cpus", 1, ""), scalar("mem", 32, "")),
 		reportedTask("mixed", scalar("cpus", 1, "batch"), scalar("mem", 32, "")),
 		reportedTask("none"),
+		reportedTask("empty", scalar("cpus", 0, "web")),
 	}}
 	if gone := m.adoptReportedTasks(a, reg); len(gone) != 0 {
 		t.Fatalf("torn-down frameworks %v, want none", gone)
 	}
-	for id, want := range map[string]string{"allocated": "batch", "unallocated": "web", "mixed": "batch", "none": "web"} {
+	for id, want := range map[string]string{"allocated": "batch", "unallocated": "web", "mixed": "batch", "none": "web", "empty": "web"} {
 		tk := f.tasks[id]
 		if tk == nil || a.tasks[taskKey(f.id, id)] != tk {
 			t.Fatalf("task %s not adopted by both its framework and its agent", id)
@@ -75,14 +76,17 @@ func TestAdoptedTasksKeepOrGainTheirRole(t *testing.T) {
 	if res := f.tasks["none"].info.Resources; res == nil {
 		t.Errorf("task none: resources nil, want an empty list")
 	}
-	cpus := 0.0
+	// What the allocator is told the agent's tasks use: every resource
+	// but the empty one.
+	cpus, n := 0.0, 0
 	for _, r := range m.agentUsed(a)["F1"] {
+		n++
 		if r.Name == "cpus" {
 			cpus += r.GetScalar().GetValue()
 		}
 	}
-	if cpus != 3 {
-		t.Errorf("agent's used cpus %v, want 3", cpus)
+	if cpus != 3 || n != 6 {
+		t.Errorf("agent's used resources: %d with %v cpus, want 6 with 3 cpus", n, cpus)
 	}
 }
 

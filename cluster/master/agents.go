@@ -553,24 +553,42 @@ func (m *Master) recoverFramework(fi *mesos.FrameworkInfo) *framework {
 	return m.newRecoveredFramework(fi, m.now())
 }
 
-// agentUsed sums the resources of an agent's non-terminal tasks by framework.
+// agentUsed lists the resources of an agent's non-terminal tasks and
+// executors by framework, for the allocator, which sums them itself:
+// they are not merged here (mesos.Resources.Add clones each resource it
+// cannot merge, by reflection — the larger part of the master's work on
+// an agent's tasks when it re-registers). Like Add, it leaves out
+// resources that are invalid or empty.
 func (m *Master) agentUsed(a *agent) map[string]mesos.Resources {
 	used := map[string]mesos.Resources{}
+	n := 0 // room for them all in each framework's list: mostly one
 	for _, t := range a.tasks {
-		if isTerminal(t.state()) {
-			continue
-		}
-		r := used[t.info.FrameworkID.Value]
-		r.Add(t.info.Resources...)
-		used[t.info.FrameworkID.Value] = r
+		n += len(t.info.Resources)
 	}
 	for _, e := range a.executors {
-		if e.FrameworkID == nil {
-			continue
+		n += len(e.Resources)
+	}
+	add := func(fid string, rs []mesos.Resource) {
+		for i := range rs {
+			if rs[i].Validate() != nil || rs[i].IsEmpty() {
+				continue
+			}
+			list, ok := used[fid]
+			if !ok {
+				list = make(mesos.Resources, 0, n)
+			}
+			used[fid] = append(list, rs[i])
 		}
-		r := used[e.FrameworkID.Value]
-		r.Add(e.Resources...)
-		used[e.FrameworkID.Value] = r
+	}
+	for _, t := range a.tasks {
+		if !isTerminal(t.state()) {
+			add(t.info.FrameworkID.Value, t.info.Resources)
+		}
+	}
+	for _, e := range a.executors {
+		if e.FrameworkID != nil {
+			add(e.FrameworkID.Value, e.Resources)
+		}
 	}
 	return used
 }
