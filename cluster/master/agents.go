@@ -505,6 +505,8 @@ func (m *Master) adoptReportedTasks(a *agent, reg *api.RegisterAgent) (tornDown 
 		}
 		return true
 	}
+	// Once per agent, not per task: a failover re-admits every task.
+	now, agentID := m.now(), mesos.AgentID{Value: a.id}
 	for _, rt := range reg.Tasks {
 		if rt == nil || isGone(rt.FrameworkID.Value) || (isTerminal(rt.GetState()) && rt.StatusUpdateState == nil) {
 			continue
@@ -522,13 +524,16 @@ func (m *Master) adoptReportedTasks(a *agent, reg *api.RegisterAgent) (tornDown 
 			}
 			f = m.recoverFramework(fi)
 		}
-		t := &task{info: *rt, launched: m.now(), unacked: rt.StatusUpdateState != nil}
-		t.info.AgentID = mesos.AgentID{Value: a.id}
-		t.role = f.roles()[0]
+		t := &task{info: *rt, launched: now, unacked: rt.StatusUpdateState != nil}
+		t.info.AgentID = agentID
 		if len(rt.Resources) > 0 && rt.Resources[0].AllocationInfo != nil {
 			t.role = rt.Resources[0].AllocationInfo.GetRole()
+		} else {
+			t.role = f.roles()[0]
 		}
-		t.info.Resources = withAllocationInfo(rt.Resources, t.role)
+		if len(rt.Resources) == 0 || !allocated(rt.Resources) {
+			t.info.Resources = withAllocationInfo(rt.Resources, t.role)
+		} // else the decoded call's own, which nothing else holds
 		f.tasks[rt.TaskID.Value] = t
 		a.tasks[taskKey(f.id, rt.TaskID.Value)] = t
 	}
@@ -548,24 +553,42 @@ func (m *Master) recoverFramework(fi *mesos.FrameworkInfo) *framework {
 	return m.newRecoveredFramework(fi, m.now())
 }
 
-// agentUsed sums the resources of an agent's non-terminal tasks by framework.
+// agentUsed lists the resources of an agent's non-terminal tasks and
+// executors by framework, for the allocator, which sums them itself:
+// they are not merged here (mesos.Resources.Add clones each resource it
+// cannot merge, by reflection — the larger part of the master's work on
+// an agent's tasks when it re-registers). Like Add, it leaves out
+// resources that are invalid or empty.
 func (m *Master) agentUsed(a *agent) map[string]mesos.Resources {
 	used := map[string]mesos.Resources{}
+	n := 0 // room for them all in each framework's list: mostly one
 	for _, t := range a.tasks {
-		if isTerminal(t.state()) {
-			continue
-		}
-		r := used[t.info.FrameworkID.Value]
-		r.Add(t.info.Resources...)
-		used[t.info.FrameworkID.Value] = r
+		n += len(t.info.Resources)
 	}
 	for _, e := range a.executors {
-		if e.FrameworkID == nil {
-			continue
+		n += len(e.Resources)
+	}
+	add := func(fid string, rs []mesos.Resource) {
+		for i := range rs {
+			if rs[i].Validate() != nil || rs[i].IsEmpty() {
+				continue
+			}
+			list, ok := used[fid]
+			if !ok {
+				list = make(mesos.Resources, 0, n)
+			}
+			used[fid] = append(list, rs[i])
 		}
-		r := used[e.FrameworkID.Value]
-		r.Add(e.Resources...)
-		used[e.FrameworkID.Value] = r
+	}
+	for _, t := range a.tasks {
+		if !isTerminal(t.state()) {
+			add(t.info.FrameworkID.Value, t.info.Resources)
+		}
+	}
+	for _, e := range a.executors {
+		if e.FrameworkID != nil {
+			add(e.FrameworkID.Value, e.Resources)
+		}
 	}
 	return used
 }

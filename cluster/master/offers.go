@@ -109,6 +109,17 @@ func withAllocationInfo(rs []mesos.Resource, role string) mesos.Resources {
 	return out
 }
 
+// allocated reports whether every resource of rs already names the role
+// it is allocated to (what withAllocationInfo would add to none of them).
+func allocated(rs []mesos.Resource) bool {
+	for i := range rs {
+		if rs[i].AllocationInfo == nil {
+			return false
+		}
+	}
+	return true
+}
+
 // removeOffer forgets an offer without recovering its resources.
 func (m *Master) removeOffer(o *offer) {
 	delete(m.offers, o.id)
