@@ -1,7 +1,7 @@
 // Package servicepage serves a built-in service's web page at /ui/: the
-// service's own files (index.html, ui.js) and the stylesheet every
-// service page shares, so that the pages look alike and the style is
-// kept in one place.
+// service's own files (index.html, ui.js) and the stylesheet and script
+// helpers every service page shares, so that the pages look alike and
+// the style and the helpers are kept in one place.
 package servicepage
 
 import (
@@ -13,14 +13,23 @@ import (
 //go:embed style.css
 var style []byte
 
+//go:embed page.js
+var script []byte
+
 // Handler serves pages (the root of the service's page files) under /ui/,
-// and /ui/style.css from this package.
+// and /ui/style.css and /ui/page.js (the pages' shared helpers) from this
+// package.
 func Handler(pages fs.FS) http.Handler {
 	files := http.StripPrefix("/ui/", http.FileServer(http.FS(pages)))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/ui/style.css" {
 			w.Header().Set("Content-Type", "text/css; charset=utf-8")
 			w.Write(style)
+			return
+		}
+		if r.URL.Path == "/ui/page.js" {
+			w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+			w.Write(script)
 			return
 		}
 		files.ServeHTTP(w, r)

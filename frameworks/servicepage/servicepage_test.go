@@ -8,11 +8,12 @@ import (
 	"testing/fstest"
 )
 
-func TestServesPagesAndTheSharedStyle(t *testing.T) {
+func TestServesPagesAndTheSharedStyleAndScript(t *testing.T) {
 	h := Handler(fstest.MapFS{"index.html": {Data: []byte("<p>apps</p>")}})
 	for _, tc := range []struct{ path, want, ctype string }{
 		{"/ui/", "<p>apps</p>", "text/html"},
 		{"/ui/style.css", ":root", "text/css"},
+		{"/ui/page.js", "function el(", "text/javascript"},
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", tc.path, nil))

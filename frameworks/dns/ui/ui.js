@@ -2,22 +2,7 @@
 // Mesos-DNS /v1/enumerate, polled (?poll=SECONDS, default 2).
 'use strict';
 
-const api = (path) => new URL(path, location.href.replace(/\/ui\/.*$/, '/')).toString();
 const POLL_MS = (Number(new URLSearchParams(location.search).get('poll')) || 2) * 1000;
-
-function el(tag, attrs, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (k === 'class') e.className = v;
-    else if (k.startsWith('data-')) e.setAttribute(k, v);
-    else e[k] = v;
-  }
-  for (const c of children) {
-    if (c == null) continue;
-    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return e;
-}
 
 let rows = [];
 

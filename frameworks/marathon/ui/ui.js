@@ -5,8 +5,6 @@
 // progress (its readiness results come with no event).
 'use strict';
 
-const api = (path) => new URL(path, location.href.replace(/\/ui\/.*$/, '/')).toString();
-
 // Events that change what the page shows.
 const EVENTS = ['status_update_event', 'health_status_changed_event', 'deployment_info', 'deployment_success',
   'deployment_failed', 'deployment_step_success', 'deployment_step_failure', 'api_post_event', 'app_terminated_event'];
@@ -17,21 +15,9 @@ const POLL_MS = (Number(new URLSearchParams(location.search).get('poll')) || 10)
 // DEPLOYING_POLL_MS is the poll's period while a deployment is in progress.
 const DEPLOYING_POLL_MS = 1000;
 
-function el(tag, attrs, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (k === 'class') e.className = v;
-    else if (k.startsWith('data-')) e.setAttribute(k, v);
-    else e[k] = v;
-  }
-  for (const c of children) {
-    if (c == null) continue;
-    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return e;
-}
-
-function pill(text, kind) { return el('span', { class: 'pill ' + kind }, text); }
+// AGORA_FIELDS asks the API for agora's fields beside Marathon's own (a
+// task's goal and agent, a deployment's progress and deadline).
+const AGORA_FIELDS = { 'X-Agora-Fields': 'true' };
 
 function when(s) {
   if (!s) return '–';
@@ -39,20 +25,8 @@ function when(s) {
   return isNaN(d) ? s : d.toLocaleString();
 }
 
-function fill(table, rows, emptyId) {
-  const body = document.querySelector('#' + table + ' tbody');
-  body.replaceChildren(...rows);
-  document.getElementById(table).hidden = rows.length === 0;
-  document.getElementById(emptyId).hidden = rows.length !== 0;
-}
-
 // The page asks for agora's fields, such as a deployment's deadline,
 // besides Marathon's (X-Agora-Fields).
-async function getJSON(path) {
-  const r = await fetch(api(path), {headers: {'X-Agora-Fields': 'true'}});
-  if (!r.ok) throw new Error(path + ': ' + r.status + ' ' + r.statusText);
-  return r.json();
-}
 
 function appStatus(a) {
   if (a.deployments && a.deployments.length) return pill('Deploying', 'info');
@@ -129,7 +103,7 @@ async function refresh() {
   loading = (async () => {
     try {
       const [apps, deployments, history] = await Promise.all([
-        getJSON('v2/apps'), getJSON('v2/deployments'), getJSON('v2/deployments?embed=history')]);
+        getJSON('v2/apps', AGORA_FIELDS), getJSON('v2/deployments', AGORA_FIELDS), getJSON('v2/deployments?embed=history', AGORA_FIELDS)]);
       fill('apps', apps.apps.map(appRow), 'apps-empty');
       document.getElementById('apps-count').textContent = apps.apps.length ? '(' + apps.apps.length + ')' : '';
       fill('deployments', deployments.map(deploymentRow), 'deployments-empty');

@@ -3,40 +3,7 @@
 // from its /api/v1 API, polled (?poll=SECONDS, default 2).
 'use strict';
 
-const api = (path) => new URL(path, location.href.replace(/\/ui\/.*$/, '/')).toString();
 const POLL_MS = (Number(new URLSearchParams(location.search).get('poll')) || 2) * 1000;
-
-function el(tag, attrs, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (k === 'class') e.className = v;
-    else if (k.startsWith('data-')) e.setAttribute(k, v);
-    else e[k] = v;
-  }
-  for (const c of children) {
-    if (c == null) continue;
-    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return e;
-}
-
-function pill(text, kind) { return el('span', { class: 'pill ' + kind }, text); }
-
-function fill(table, rows, emptyId) {
-  document.querySelector('#' + table + ' tbody').replaceChildren(...rows);
-  document.getElementById(table).hidden = rows.length === 0;
-  if (emptyId) document.getElementById(emptyId).hidden = rows.length !== 0;
-}
-
-async function getJSON(path) {
-  const r = await fetch(api(path), { headers: { Accept: 'application/json' } });
-  if (!r.ok) {
-    let msg = r.status + ' ' + r.statusText;
-    try { msg = (await r.json()).error || msg; } catch (e) { /* not JSON */ }
-    throw new Error(path + ': ' + msg);
-  }
-  return r.json();
-}
 
 const STATE_KIND = { SUCCEEDED: 'ok', RUNNING: 'info', COMMITTING: 'info', COMMIT_PENDING: 'info', LAUNCHING: 'info', FAILED: 'bad', LOST: 'bad', KILLED: 'warn', SHUTTING_DOWN: 'warn' };
 

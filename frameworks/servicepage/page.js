@@ -1,0 +1,46 @@
+// Helpers every built-in service's page shares, served at /ui/page.js by
+// package servicepage; a page loads it before its own ui.js.
+'use strict';
+
+// api resolves a path of the service's API against the page's address, so
+// that a page served behind a prefix (a proxy, the master's framework
+// links) still reaches its own service.
+const api = (path) => new URL(path, location.href.replace(/\/ui\/.*$/, '/')).toString();
+
+// el makes an element: attrs sets properties ("class" the class name,
+// "data-*" attributes), children are nodes or text (null is skipped).
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === 'class') e.className = v;
+    else if (k.startsWith('data-')) e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  for (const c of children) {
+    if (c == null) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+function pill(text, kind) { return el('span', { class: 'pill ' + kind }, text); }
+
+// fill puts rows in the body of the table with ID table, and hides the
+// table when there are none (showing the element emptyId instead, if any).
+function fill(table, rows, emptyId) {
+  document.querySelector('#' + table + ' tbody').replaceChildren(...rows);
+  document.getElementById(table).hidden = rows.length === 0;
+  if (emptyId) document.getElementById(emptyId).hidden = rows.length !== 0;
+}
+
+// getJSON fetches path from the service's API; a failure's error names
+// the path and the service's own message when it sent one.
+async function getJSON(path, headers) {
+  const r = await fetch(api(path), { headers: Object.assign({ Accept: 'application/json' }, headers) });
+  if (!r.ok) {
+    let msg = r.status + ' ' + r.statusText;
+    try { msg = (await r.json()).error || msg; } catch (e) { /* not JSON */ }
+    throw new Error(path + ': ' + msg);
+  }
+  return r.json();
+}
