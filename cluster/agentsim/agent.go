@@ -135,7 +135,7 @@ func (a *agent) serve(ep *leaderEpoch) (bool, failure, error) {
 	f := a.fleet
 	ctx, cancel := context.WithCancel(ep.ctx)
 	defer cancel()
-	url := "http://" + ep.addr + api.AgentPath
+	url := f.scheme() + "://" + ep.addr + api.AgentPath
 	body, used, err := a.registerBody()
 	if err != nil {
 		return false, failedOther, err

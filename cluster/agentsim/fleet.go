@@ -18,6 +18,7 @@ package agentsim
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,8 +87,14 @@ type Config struct {
 	HTTP2 bool
 	// Codec is what the agents speak to the master, calls and event
 	// streams: api.Protobuf (the default, as real agents) or api.JSON.
-	Codec  api.Codec
-	Logger *slog.Logger
+	Codec api.Codec
+	// TLS, when set, makes the agents speak HTTPS to the master (HTTP/2
+	// negotiated by ALPN with HTTP2) and verify it with this config.
+	TLS *tls.Config
+	// Principal and Secret, when Principal is set, go with every call as
+	// HTTP Basic credentials (a master with --authenticate_agents).
+	Principal, Secret string
+	Logger            *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -370,15 +377,46 @@ func (f *Fleet) newClients() []*http.Client {
 			ReadBufferSize:  4096,
 			WriteBufferSize: 4096,
 		}
+		if f.cfg.TLS != nil {
+			tr.TLSClientConfig = f.cfg.TLS.Clone()
+		}
 		if f.cfg.HTTP2 {
 			tr.Protocols = new(http.Protocols)
-			tr.Protocols.SetUnencryptedHTTP2(true)
+			if f.cfg.TLS != nil {
+				tr.Protocols.SetHTTP2(true)
+			} else {
+				tr.Protocols.SetUnencryptedHTTP2(true)
+			}
 			tr.MaxConnsPerHost = 1
 			tr.HTTP2 = &http.HTTP2Config{StrictMaxConcurrentRequests: true}
 		}
-		clients[i] = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		var rt http.RoundTripper = tr
+		if f.cfg.Principal != "" {
+			rt = basicAuth{tr, f.cfg.Principal, f.cfg.Secret}
+		}
+		clients[i] = &http.Client{Transport: rt, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	return clients
+}
+
+// basicAuth sends every request with HTTP Basic credentials.
+type basicAuth struct {
+	next              http.RoundTripper
+	principal, secret string
+}
+
+func (b basicAuth) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.SetBasicAuth(b.principal, b.secret)
+	return b.next.RoundTrip(r)
+}
+
+// scheme is how the agents reach the master: "https" with Config.TLS.
+func (f *Fleet) scheme() string {
+	if f.cfg.TLS != nil {
+		return "https"
+	}
+	return "http"
 }
 
 // setEpoch makes addr the master the agents talk to, ending the previous

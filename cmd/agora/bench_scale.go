@@ -50,6 +50,7 @@ type scaleConfig struct {
 	MasterArgs     []string
 	Timeout        time.Duration
 	HTTP2          bool // the agents multiplex over HTTP/2 (agentsim.Config.HTTP2)
+	Secure         bool // TLS and credentials everywhere (benchSecurity)
 	Logger         *slog.Logger
 }
 
@@ -57,6 +58,7 @@ type scaleResult struct {
 	Agents        int     `json:"agents"`
 	Frameworks    int     `json:"frameworks"`
 	AgentsHTTP2   bool    `json:"agents_http2"`
+	Secure        bool    `json:"secure"`
 	TaskMeanS     float64 `json:"task_mean_s"`
 	WindowS       float64 `json:"window_s"`
 	RegisterS     float64 `json:"register_all_s"`
@@ -94,10 +96,11 @@ func runBenchScale(args []string) int {
 	zkFlag := fs.String("zk", "", "run the master with --zk here (a fresh znode below the path, removed afterwards) instead of with a registry on disk")
 	workDir := fs.String("work_dir", "/var/tmp", "where the master's registry and log go (a fresh directory below this one, removed afterwards unless the run fails)")
 	fs.BoolVar(&cfg.HTTP2, "http2", false, "the simulated agents multiplex their streams over cleartext HTTP/2 connections (real agents hold one HTTP/1.1 connection each); needed for more agents than the open-file limit allows")
+	fs.BoolVar(&cfg.Secure, "secure", false, "run the master as agora dev --secure does: TLS (a CA made for the run) and credentials required of\nframeworks, agents and every other caller; compare with a run without it for the cost of security")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	verbose := fs.Bool("verbose", false, "log progress on stderr")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: agora bench scale [--agents N] [--frameworks F] [--window D] [--json]\n\n"+
+		fmt.Fprint(fs.Output(), "Usage: agora bench scale [--agents N] [--frameworks F] [--window D] [--secure] [--json]\n\n"+
 			"The scalability run of the Mesos paper (NSDI'11) on one machine: a master of this binary,\n"+
 			"N simulated agents in this process (the master's agent protocol; tasks are timers) and F\n"+
 			"frameworks that launch one task on every offer, each running N(mean, sd). After --warmup it\n"+
@@ -149,6 +152,7 @@ func runBenchScale(args []string) int {
 	row := func(k string, v any) { fmt.Fprintf(w, "%s\t%v\n", k, v) }
 	row("agents × frameworks", fmt.Sprintf("%d × %d", res.Agents, res.Frameworks))
 	row("agents over HTTP/2", res.AgentsHTTP2)
+	row("TLS and credentials", res.Secure)
 	row("task duration mean s", res.TaskMeanS)
 	row("all agents registered s", res.RegisterS)
 	row("window s", res.WindowS)
@@ -174,6 +178,14 @@ func benchScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 		return nil, err
 	}
 	args := []string{"master", "--ip=127.0.0.1"}
+	var sec benchSecurity
+	if cfg.Secure {
+		var err error
+		if sec, err = newBenchSecurity(cfg.Dir); err != nil {
+			return nil, err
+		}
+		args = append(args, sec.masterArgs...)
+	}
 	agentsMaster := "" // the master's address once it listens
 	if cfg.ZK != nil {
 		root := fmt.Sprintf("%s/bench-scale-%d", cfg.ZK.Path, time.Now().UnixNano())
@@ -197,15 +209,19 @@ func benchScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 		if m.exited() {
 			return false, "the master exited; see " + m.log
 		}
-		s, err := masterMetrics(addr)
+		s, err := sec.metrics(addr)
 		return err == nil && s["master/elected"] == 1, fmt.Sprint(err)
 	}); err != nil {
 		return nil, err
 	}
 
-	res := &scaleResult{Agents: cfg.Agents, Frameworks: cfg.Frameworks, AgentsHTTP2: cfg.HTTP2, TaskMeanS: cfg.TaskMean.Seconds(), WindowS: cfg.Window.Seconds()}
+	if err := sec.check(addr); err != nil {
+		return nil, err
+	}
+	res := &scaleResult{Agents: cfg.Agents, Frameworks: cfg.Frameworks, AgentsHTTP2: cfg.HTTP2, Secure: cfg.Secure, TaskMeanS: cfg.TaskMean.Seconds(), WindowS: cfg.Window.Seconds()}
 	start := time.Now()
-	fleet, stopFleet, err := startFleet(ctx, agentsim.Config{Master: agentsMaster, Agents: cfg.Agents, HTTP2: cfg.HTTP2, Logger: log}, cfg.Timeout)
+	fleet, stopFleet, err := startFleet(ctx, agentsim.Config{Master: agentsMaster, Agents: cfg.Agents, HTTP2: cfg.HTTP2, Logger: log,
+		TLS: sec.tls, Principal: sec.principal, Secret: sec.secret}, cfg.Timeout)
 	defer stopFleet()
 	if err != nil {
 		return nil, err
@@ -221,13 +237,20 @@ func benchScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 	// One connection pool for every framework's calls: 200 frameworks
 	// with a pool each would run this process out of file descriptors
 	// next to the agents' connections.
-	calls := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second}}
+	callsTransport := &http.Transport{MaxConnsPerHost: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second}
+	if sec.tls != nil {
+		// HTTP/1.1, as the scheduler's own client speaks to masters.
+		callsTransport.TLSClientConfig = sec.tls.Clone()
+		callsTransport.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	}
+	calls := &http.Client{Transport: callsTransport}
 	for i := 0; i < cfg.Frameworks; i++ {
 		fw := &scaleFramework{cfg: cfg, lat: lat, log: log, accepted: map[string]time.Time{},
 			rng: rand.New(rand.NewPCG(uint64(i), 7)), queue: make(chan failoverLaunch, 4096)}
 		d, err := scheduler.New(scheduler.Config{Masters: []string{agentsMaster}, Logger: log, HTTPClient: calls,
 			Framework: mesos.FrameworkInfo{Name: fmt.Sprintf("bench-scale-%d", i), User: "root"},
-			Backoff:   scheduler.Backoff{Min: 100 * time.Millisecond, Max: 2 * time.Second}},
+			TLS:       sec.tls, Principal: sec.principal, Secret: sec.secret,
+			Backoff: scheduler.Backoff{Min: 100 * time.Millisecond, Max: 2 * time.Second}},
 			scheduler.Funcs{OnOffers: fw.offers, OnUpdate: fw.update})
 		if err != nil {
 			return nil, err
@@ -243,7 +266,7 @@ func benchScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 		return nil, ctx.Err()
 	case <-time.After(cfg.Warmup):
 	}
-	before, err := masterMetrics(addr)
+	before, err := sec.metrics(addr)
 	if err != nil {
 		return nil, err
 	}
@@ -264,7 +287,7 @@ func benchScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 			return nil, ctx.Err()
 		case <-tick.C:
 		}
-		s, err := masterMetrics(addr)
+		s, err := sec.metrics(addr)
 		if err != nil {
 			continue
 		}
@@ -281,7 +304,7 @@ func benchScale(ctx context.Context, cfg scaleConfig) (*scaleResult, error) {
 		return nil, err
 	}
 	self1, _ := procCPUSeconds(os.Getpid())
-	after, err := masterMetrics(addr)
+	after, err := sec.metrics(addr)
 	if err != nil {
 		return nil, err
 	}

@@ -224,6 +224,11 @@ func masterMetrics(addr string) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeMetrics(addr, resp)
+}
+
+// decodeMetrics reads a /metrics/snapshot answer and closes its body.
+func decodeMetrics(addr string, resp *http.Response) (map[string]float64, error) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s/metrics/snapshot: %s", addr, resp.Status)
