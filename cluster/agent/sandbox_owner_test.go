@@ -3,7 +3,6 @@ package agent
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -15,43 +14,9 @@ import (
 
 	"github.com/agora-cluster/agora/cluster/api"
 	"github.com/agora-cluster/agora/cluster/clustertest/tier"
+	"github.com/agora-cluster/agora/cluster/clustertest/users"
 	"github.com/agora-cluster/agora/cluster/containerizer"
 )
-
-// throwAwayUser adds a system user with its own group for the test and
-// removes both when the test ends.
-func throwAwayUser(t *testing.T, tag string) string {
-	t.Helper()
-	name := fmt.Sprintf("agt%d%s", os.Getpid()%100000, tag)
-	if out, err := exec.Command("useradd", "--system", "--no-create-home", "--user-group",
-		"--shell", "/bin/sh", name).CombinedOutput(); err != nil {
-		tier.Need(t, tier.Root, fmt.Errorf("useradd %s: %v: %s", name, err, out))
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("userdel", name).CombinedOutput(); err != nil {
-			t.Errorf("userdel %s: %v: %s", name, err, out)
-		}
-		_ = exec.Command("groupdel", name).Run() // gone with the user where USERGROUPS_ENAB is on
-	})
-	return name
-}
-
-// openWorkDir is a work directory outside /tmp, whose parents other users
-// may traverse (a test's temporary directory is private to root, and the
-// native containerizer gives each container a /tmp of its own: either
-// would hide the sandboxes whatever their modes).
-func openWorkDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("/var/tmp", "agora-sandbox-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 // userTask is a shell task of framework fw, which runs as user.
 func userTask(fw, user, id, script string) *api.RunTask {
@@ -72,9 +37,9 @@ func TestTaskCannotReadAnotherFrameworksSandbox(t *testing.T) {
 			} else {
 				cfg.Containerizer = containerizer.Process{}
 			}
-			cfg.WorkDir = openWorkDir(t)
+			cfg.WorkDir = users.TraversableDir(t)
 			cfg.SwitchUser = true
-			userA, userB := throwAwayUser(t, "a"), throwAwayUser(t, "b")
+			userA, userB := users.Add(t, "a"), users.Add(t, "b")
 			ta, _ := startRegistered(t, fm, cfg)
 			sandbox := func(fw, task string, running *api.StatusUpdate) string {
 				cid := running.Status.GetContainerStatus().GetContainerID().GetValue()
