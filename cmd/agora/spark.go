@@ -46,7 +46,7 @@ func sparkUsage() {
 	var b strings.Builder
 	b.WriteString("Usage: agora spark COMMAND [flags] [args]\n\nRuns Spark applications on agora.\n\nCommands:\n")
 	writeCommandList(&b, sparkCommands)
-	b.WriteString("\nThe client commands find the dispatcher through --dispatcher or AGORA_SPARK_DISPATCHER\n(default 127.0.0.1:7077).\n")
+	b.WriteString("\nThe client commands find the dispatcher through --dispatcher or AGORA_SPARK_DISPATCHER\n(default 127.0.0.1:7077), and a secured one's credentials through --principal and --secret_file\n(or AGORA_PRINCIPAL and AGORA_SECRET), its CA through --ca_file.\n")
 	fmt.Fprint(os.Stderr, b.String())
 }
 
