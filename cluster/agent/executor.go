@@ -827,6 +827,11 @@ func (a *Agent) launchExecutorContainer(ctx context.Context, e *executor) (conta
 	if err := os.MkdirAll(e.sandbox, 0o755); err != nil {
 		return nil, fmt.Errorf("create sandbox: %w", err)
 	}
+	if !isDockerExecutor(&e.info) {
+		if err := closeSandbox(e.sandbox, a.executorUser(e)); err != nil { // sandbox_owner.go
+			return nil, err
+		}
+	}
 	latest := filepath.Join(filepath.Dir(e.sandbox), "latest")
 	err := os.Symlink(e.containerID, latest)
 	if errors.Is(err, os.ErrExist) { // an earlier run's

@@ -154,6 +154,9 @@ func (a *Agent) groupLaunchers(ctx context.Context, e *executor, tasks []*task) 
 		if err := os.MkdirAll(t.sandbox, 0o755); err != nil {
 			return nil, fmt.Errorf("create sandbox of task %s: %w", t.key.task, err)
 		}
+		if err := a.closeTaskSandbox(t); err != nil { // tasks.go
+			return nil, fmt.Errorf("task %s: %w", t.key.task, err)
+		}
 		launch, err := a.launcher(t) // docker.go: Docker or the agent's containerizer
 		if err != nil {
 			return nil, fmt.Errorf("task %s: %w", t.key.task, err)

@@ -496,10 +496,13 @@ func (a *Agent) sandboxDir(agentID string, k taskKey, containerID string) string
 
 func (a *Agent) prepareSandbox(t *task) error {
 	if a.sandboxes.place(t.containerID, t.sandbox) { // sandboxpool.go: one rename
-		return nil
+		return a.closeTaskSandbox(t)
 	}
 	if err := os.MkdirAll(t.sandbox, 0o755); err != nil {
 		return fmt.Errorf("create sandbox: %w", err)
+	}
+	if err := a.closeTaskSandbox(t); err != nil {
+		return err
 	}
 	// runs/latest points at the newest run, as in Mesos. The first run
 	// of a task (the common case) makes it with one call.
@@ -513,6 +516,16 @@ func (a *Agent) prepareSandbox(t *task) error {
 		a.log.Warn("create runs/latest link", "err", err)
 	}
 	return nil
+}
+
+// closeTaskSandbox closes the sandbox of a task the agent's containerizer
+// runs to all but the task's user (sandbox_owner.go). A Docker task's
+// sandbox keeps its modes: the image's own user must reach it.
+func (a *Agent) closeTaskSandbox(t *task) error {
+	if isDockerTask(&t.info) {
+		return nil
+	}
+	return closeSandbox(t.sandbox, a.taskUser(t))
 }
 
 // dropRefusedCheckpoint removes what was written of the checkpoint of a

@@ -150,7 +150,7 @@ func (m *Master) serveAgentRegister(w http.ResponseWriter, r *http.Request, call
 	err, derr := m.await(r.Context(), func(reply func(error)) {
 		principal := requestPrincipal(r)
 		m.registerAgent(reg, out, r.RemoteAddr, principal, func(got *agent, err error) {
-			if got != nil {
+			if got != nil && principal != "" {
 				got.principal = principal
 			}
 			a = got
@@ -230,7 +230,7 @@ func (m *Master) registerAgent(reg *api.RegisterAgent, out *outbox, remote, prin
 	}
 	pid := fmt.Sprintf("slave(1)@%s:%d", hostOf(remote), info.GetPort())
 	if id == "" {
-		m.admitAgent(info, reg, out, pid, hostOf(remote), done)
+		m.admitAgent(info, reg, out, pid, hostOf(remote), principal, done)
 		return
 	}
 	// Whatever else is in flight for this agent is applied first, and
@@ -249,12 +249,12 @@ func (m *Master) registerAgent(reg *api.RegisterAgent, out *outbox, remote, prin
 			m.reregisterAgent(a, &info, reg, out, pid, now, done)
 			return
 		}
-		m.readmitAgent(info, reg, out, pid, now, done)
+		m.readmitAgent(info, reg, out, pid, principal, now, done)
 	})
 }
 
 // admitAgent admits an agent that has no ID yet, once the registry has it.
-func (m *Master) admitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out *outbox, pid, ip string, done func(*agent, error)) {
+func (m *Master) admitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out *outbox, pid, ip, principal string, done func(*agent, error)) {
 	if m.machineDown(info.Hostname, ip) {
 		done(nil, errorf(http.StatusServiceUnavailable, "machine %s is down for maintenance; bring it up (/machine/up) before its agent registers", info.Hostname))
 		return
@@ -262,7 +262,7 @@ func (m *Master) admitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out *o
 	now := m.now()
 	id := m.newID("S")
 	info.ID = &mesos.AgentID{Value: id}
-	rec := registry.AgentRecord{ID: id, State: registry.AgentAdmitted, Info: &info, Since: now}
+	rec := registry.AgentRecord{ID: id, State: registry.AgentAdmitted, Info: &info, Since: now, Principal: principal}
 	m.commit(agentLane(id), []registry.Change{{Agent: &rec}}, func(err error) {
 		if err != nil {
 			done(nil, errorf(http.StatusServiceUnavailable, "cannot admit agent %s: %v", info.Hostname, err))
@@ -292,8 +292,9 @@ func (m *Master) admitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out *o
 // readmitAgent takes back an agent admitted before this master restarted,
 // with the reservations and volumes recorded for it if its resources
 // still add up — once the registry has it admitted again (else the agent
-// retries).
-func (m *Master) readmitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out *outbox, pid string, now time.Time, done func(*agent, error)) {
+// retries). Only the principal the registry names for it may bring it
+// back (readmitPrincipal).
+func (m *Master) readmitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out *outbox, pid, principal string, now time.Time, done func(*agent, error)) {
 	id := info.GetID().GetValue()
 	rec, ok := m.admitted[id]
 	if !ok || rec.State == registry.AgentGone {
@@ -304,10 +305,15 @@ func (m *Master) readmitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out 
 		done(nil, errorf(http.StatusConflict, "refusing to re-register agent %s (%s): %s; register again without an ID", id, info.Hostname, why))
 		return
 	}
+	principal, err := readmitPrincipal(rec, principal) // authz.go
+	if err != nil {
+		done(nil, err)
+		return
+	}
 	if rec.Info != nil && compatibleTotal(rec.Info.Resources, info.Resources) {
 		info.Resources = rec.Info.Resources
 	}
-	next := registry.AgentRecord{ID: id, State: registry.AgentAdmitted, Info: &info, Since: now}
+	next := registry.AgentRecord{ID: id, State: registry.AgentAdmitted, Info: &info, Since: now, Principal: principal}
 	readmit := func(err error) {
 		if err != nil {
 			done(nil, errorf(http.StatusServiceUnavailable, "cannot re-admit agent %s (%s): %v", id, info.Hostname, err))
@@ -315,6 +321,7 @@ func (m *Master) readmitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out 
 		}
 		delete(m.admitted, id)
 		a := m.newAgent(&info, reg, out, pid, now)
+		a.principal = principal
 		m.counters.agentReregistrations++
 		tornDown := m.adoptReportedTasks(a, reg)
 		m.alloc.AddAgent(allocator.AgentSpec{ID: id, Hostname: info.Hostname, Total: info.Resources}, m.agentUsed(a))
@@ -335,7 +342,7 @@ func (m *Master) readmitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out 
 		m.requestAllocation()
 		done(a, nil)
 	}
-	if rec.State == registry.AgentAdmitted && sameAgentInfo(rec.Info, &info) {
+	if rec.State == registry.AgentAdmitted && sameAgentInfo(rec.Info, &info) && rec.Principal == principal {
 		// Already admitted as it is (a master failover or restart): the
 		// registry has nothing to learn, and thousands of agents coming
 		// back at once need not wait for thousands of writes.
@@ -382,7 +389,7 @@ func (m *Master) reregisterAgent(a *agent, info *mesos.AgentInfo, reg *api.Regis
 		done(m.rejoin(a, reg, out, pid, now, false), nil)
 		return
 	}
-	rec := registry.AgentRecord{ID: a.id, State: registry.AgentAdmitted, Info: &a.info, Since: now}
+	rec := registry.AgentRecord{ID: a.id, State: registry.AgentAdmitted, Info: &a.info, Since: now, Principal: a.principal}
 	m.commit(agentLane(a.id), []registry.Change{{Agent: &rec}}, func(err error) {
 		if err != nil {
 			done(nil, errorf(http.StatusServiceUnavailable, "cannot re-admit unreachable agent %s (%s): %v", a.id, a.info.Hostname, err))
@@ -659,7 +666,7 @@ func (m *Master) markUnreachable(a *agent) {
 		return
 	}
 	now := m.now()
-	rec := registry.AgentRecord{ID: a.id, State: registry.AgentUnreachable, Info: &a.info, Since: now}
+	rec := registry.AgentRecord{ID: a.id, State: registry.AgentUnreachable, Info: &a.info, Since: now, Principal: a.principal}
 	m.commit(agentLane(a.id), []registry.Change{{Agent: &rec}}, func(err error) {
 		if err != nil {
 			m.log.Error("cannot record the agent as unreachable in the registry; it stays as it is until the write succeeds",

@@ -8,6 +8,7 @@ import (
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/agora-cluster/agora/cluster/auth"
+	"github.com/agora-cluster/agora/cluster/registry"
 )
 
 // Authorization (--acls, Config.ACLs): each call that changes something is
@@ -239,6 +240,24 @@ func checkAgentPrincipal(a *agent, principal, call string) error {
 	}
 	return errorf(http.StatusForbidden, "authenticated principal '%s' does not match principal '%s' that agent %s registered as: %s refused",
 		principal, a.principal, a.id, call)
+}
+
+// readmitPrincipal is the principal an agent the registry has (rec) is
+// re-admitted for when principal asks to bring it back after a master
+// failover or restart: the one recorded for it. Another principal is
+// refused with 403 naming the agent and both principals. A record without
+// one (written before principals were recorded, or while agents did not
+// authenticate) takes the caller's; a caller without one (agents do not
+// authenticate now) keeps the record's.
+func readmitPrincipal(rec registry.AgentRecord, principal string) (string, error) {
+	switch {
+	case rec.Principal == "":
+		return principal, nil
+	case principal == "" || principal == rec.Principal:
+		return rec.Principal, nil
+	}
+	return "", errorf(http.StatusForbidden, "authenticated principal '%s' does not match principal '%s' that agent %s was admitted as: re-registration refused",
+		principal, rec.Principal, rec.ID)
 }
 
 // authorizeOperator checks an operator API call that changes something,

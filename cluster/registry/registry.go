@@ -34,6 +34,13 @@ type AgentRecord struct {
 	Info  *mesos.AgentInfo `json:"info"`
 	// Since is when State was entered.
 	Since time.Time `json:"since"`
+	// Principal is the principal the agent authenticated as when it was
+	// admitted (with --authenticate_agents): a master that takes over
+	// re-admits the agent's ID for that principal alone. Records written
+	// before it existed have none (the field is absent), and their agent
+	// is re-admitted for the first principal that comes back with it,
+	// which is then recorded.
+	Principal string `json:"principal,omitempty"`
 }
 
 // FrameworkState is a framework's standing in the registry.

@@ -18,14 +18,20 @@ import (
 )
 
 func init() {
-	register(command{name: "spark", summary: "Spark on agora: spark dispatcher|standalone|cluster-manager|pyspark|drivers|status|kill|logs", run: runSpark})
+	register(command{name: "spark", summary: "Spark on agora: spark dispatcher|standalone|cluster-manager|pyspark|submit|drivers|status|kill|logs", run: runSpark})
 }
+
+// sparkOpenPaths are the dispatcher's paths served without credentials
+// when it asks for them: the executors' scheduler API, which the drivers'
+// cluster manager (spark/jvm) calls without any.
+var sparkOpenPaths = []string{"/v1/applications", "/v1/applications/"}
 
 // sparkCommands are the subcommands of `agora spark`.
 var sparkCommands = map[string]command{
 	"dispatcher":      {name: "dispatcher", summary: "Run the cluster-mode dispatcher (Spark's REST submission protocol) and the executors' scheduler against a master", run: runSparkDispatcher},
 	"cluster-manager": {name: "cluster-manager", summary: "Build and print the path of the jar Spark needs for executors as agora tasks", run: runSparkClusterManager},
 	"pyspark":         {name: "pyspark", summary: "Add PySpark to the Spark home (for .py applications) and print the home", run: runSparkPySpark},
+	"submit":          {name: "submit", summary: "Submit a driver in cluster mode, with the credentials a secured dispatcher asks for", run: func(args []string) int { return sparkSubmit(args, os.Stdout, os.Stderr) }},
 	"drivers":         {name: "drivers", summary: "List the dispatcher's drivers", run: func(args []string) int { return sparkDrivers(args, os.Stdout, os.Stderr) }},
 	"status":          {name: "status", summary: "Show one driver", run: func(args []string) int { return sparkStatus(args, os.Stdout, os.Stderr) }},
 	"kill":            {name: "kill", summary: "Kill a driver (queued, relaunching or running)", run: func(args []string) int { return sparkKill(args, os.Stdout, os.Stderr) }},
@@ -40,7 +46,7 @@ func sparkUsage() {
 	var b strings.Builder
 	b.WriteString("Usage: agora spark COMMAND [flags] [args]\n\nRuns Spark applications on agora.\n\nCommands:\n")
 	writeCommandList(&b, sparkCommands)
-	b.WriteString("\nThe client commands find the dispatcher through --dispatcher or AGORA_SPARK_DISPATCHER\n(default 127.0.0.1:7077).\n")
+	b.WriteString("\nThe client commands find the dispatcher through --dispatcher or AGORA_SPARK_DISPATCHER\n(default 127.0.0.1:7077), and a secured one's credentials through --principal and --secret_file\n(or AGORA_PRINCIPAL and AGORA_SECRET), its CA through --ca_file.\n")
 	fmt.Fprint(os.Stderr, b.String())
 }
 
@@ -62,6 +68,8 @@ func runSparkDispatcher(args []string) int {
 	failover := fs.Duration("failover_timeout", 7*24*time.Hour, "how long the master keeps the drivers of a dispatcher that went away")
 	var creds clientOptions // --principal, --secret_file
 	creds.registerCredential(fs)
+	var httpSec serviceHTTPFlags // the REST server's --http_credentials, --credentials, --ssl_*
+	httpSec.register(fs)
 	executors := fs.Bool("executors", true, "run agora's Spark scheduler too, its API on the same port: applications (drivers launched here,\nand client-mode spark-submit --master mesos://HOST:PORT) get executors as agora tasks; false runs\neach application in local[N] inside its driver")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: agora spark dispatcher --master=HOST:5050 [--port 7077] [flags]\n\n"+
@@ -70,7 +78,12 @@ func runSparkDispatcher(args []string) int {
 			"driver runs as an agora task sized by spark.driver.cores and spark.driver.memory.\n"+
 			"The applications' executors are agora tasks too, launched by the Spark scheduler served\n"+
 			"on the same port (see --executors). Restarted on the same --work_dir, it keeps its queue and takes its\n"+
-			"running drivers back.\n\nExample:\n  agora spark dispatcher --master=10.0.0.1:5050 --port 7077\n\nFlags:\n")
+			"running drivers back.\n\n"+
+			"With --credentials or --http_credentials every request but /ping and the executors' scheduler\n"+
+			"(/v1/applications, which drivers call without credentials) needs HTTP Basic credentials, which\n"+
+			"spark-submit cannot send: submit with `agora spark submit --principal NAME --secret_file FILE`.\n"+
+			"With --ssl_cert_file it serves TLS; drivers reach the executors' scheduler over plain HTTP, so\n"+
+			"also give --ssl_support_downgrade while --executors is on.\n\nExample:\n  agora spark dispatcher --master=10.0.0.1:5050 --port 7077\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if code, done := parseFlags(fs, args); done {
@@ -81,6 +94,11 @@ func runSparkDispatcher(args []string) int {
 		return 2
 	}
 	cred, err := creds.credential()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora spark dispatcher:", err)
+		return 2
+	}
+	sec, err := httpSec.security("spark", sparkOpenPaths...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agora spark dispatcher:", err)
 		return 2
@@ -107,8 +125,9 @@ func runSparkDispatcher(args []string) int {
 		Masters: []string{master}, Listener: ln, WorkDir: *workDir, SparkHome: *sparkHome,
 		Name: *name, Role: *role, User: *user, FailoverTimeout: *failover, MaxRetryWait: *retryMax,
 		MaxDrivers: *maxDrivers, RetainedDrivers: *retained, Logger: logger,
-		Principal: cred.Principal, Secret: cred.Secret,
+		Principal: cred.Principal, Secret: cred.Secret, WrapHTTP: sec.handler,
 	}
+	cfg.Listener = sec.listener(ln)
 	var ex *sparkExecutors
 	if *executors {
 		ex = startSparkExecutors(ctx, &cfg, advertiseAddr(*host, ln), logger)
@@ -121,7 +140,11 @@ func runSparkDispatcher(args []string) int {
 		fmt.Fprintln(os.Stderr, "agora spark dispatcher:", err)
 		return 2
 	}
-	fmt.Fprintf(os.Stderr, "agora spark dispatcher: submit with spark-submit --master mesos://%s --deploy-mode cluster\n", d.Addr())
+	if sec.guard != nil || sec.tls != nil {
+		fmt.Fprintf(os.Stderr, "agora spark dispatcher: the REST server%s: submit with agora spark submit --dispatcher %s://%s --principal NAME --secret_file FILE\n", sec.describe(), sec.scheme(), d.Addr())
+	} else {
+		fmt.Fprintf(os.Stderr, "agora spark dispatcher: submit with spark-submit --master mesos://%s --deploy-mode cluster\n", d.Addr())
+	}
 	if ex != nil {
 		fmt.Fprintf(os.Stderr, "agora spark dispatcher: client mode: spark-submit --master %s --jars %s\n", cfg.ExecutorMaster, cfg.ClusterManagerJar)
 	}

@@ -26,12 +26,13 @@ func sparkDispatcherDefault() string {
 	return fmt.Sprintf("127.0.0.1:%d", sparkclient.DefaultPort)
 }
 
-// sparkFlags makes a client command's flag set: --dispatcher and, with
-// asJSON, --json.
-func sparkFlags(name, usage, about string, stderr io.Writer, addr *string, asJSON *bool) *flag.FlagSet {
+// sparkFlags makes a client command's flag set: --dispatcher with the
+// credentials and CA it is called with (--principal, --secret_file,
+// --ca_file) and, with asJSON, --json.
+func sparkFlags(name, usage, about string, stderr io.Writer, api *serviceAPI, asJSON *bool) *flag.FlagSet {
 	fs := flag.NewFlagSet("agora spark "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(addr, "dispatcher", sparkDispatcherDefault(), "the dispatcher, HOST:PORT or mesos://HOST:PORT (env AGORA_SPARK_DISPATCHER)")
+	api.register(fs, "dispatcher", sparkDispatcherDefault(), "the dispatcher, HOST:PORT, mesos://HOST:PORT or https://HOST:PORT (env AGORA_SPARK_DISPATCHER)")
 	if asJSON != nil {
 		fs.BoolVar(asJSON, "json", false, "print JSON instead of a table")
 	}
@@ -42,27 +43,49 @@ func sparkFlags(name, usage, about string, stderr io.Writer, addr *string, asJSO
 	return fs
 }
 
+// sparkClient is the command's client of the dispatcher api names, with
+// its credentials and CA; mesos://HOST:PORT (as spark-submit is given it)
+// is the plain HTTP HOST:PORT.
+func sparkClient(api serviceAPI) (*sparkclient.Client, error) {
+	api.addr = strings.TrimPrefix(strings.TrimSpace(api.addr), "mesos://")
+	h, _, err := api.client()
+	if err != nil {
+		return nil, err
+	}
+	bounded := *h
+	bounded.Timeout = sparkRequestTimeout
+	return sparkclient.NewWithHTTP(api.base(), &bounded)
+}
+
+// sparkError adds to a refusal for want of credentials what to pass.
+func sparkError(api serviceAPI, err error) error {
+	if errors.Is(err, sparkclient.ErrUnauthorized) {
+		return fmt.Errorf("%w%s", err, api.unauthorizedHint())
+	}
+	return err
+}
+
 func sparkFailure(stderr io.Writer, cmd string, err error) int {
 	fmt.Fprintf(stderr, "agora spark %s: %v\n", cmd, err)
 	return 1
 }
 
 func sparkDrivers(args []string, stdout, stderr io.Writer) int {
-	var addr string
+	var api serviceAPI
 	var asJSON bool
-	fs := sparkFlags("drivers", "[--json]", "Lists the dispatcher's drivers, oldest first: queued, running, relaunching and ended.", stderr, &addr, &asJSON)
+	fs := sparkFlags("drivers", "[--json]", "Lists the dispatcher's drivers, oldest first: queued, running, relaunching and ended.", stderr, &api, &asJSON)
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
-	c, err := sparkclient.New(addr)
+	c, err := sparkClient(api)
 	if err != nil {
-		return sparkFailure(stderr, "drivers", err)
+		return sparkFailure(stderr, "drivers", sparkError(api, err))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), sparkRequestTimeout)
 	defer cancel()
 	ds, err := c.Drivers(ctx)
 	if err != nil {
-		return sparkFailure(stderr, "drivers", err)
+		return sparkFailure(stderr, "drivers", sparkError(api, err))
 	}
 	if asJSON {
 		return writeJSON(stdout, ds)
@@ -85,22 +108,22 @@ func orDash(s string) string {
 }
 
 func sparkStatus(args []string, stdout, stderr io.Writer) int {
-	var addr string
+	var api serviceAPI
 	var asJSON bool
-	fs := sparkFlags("status", "SUBMISSION [--json]", "Shows one driver: its state, its task and the last status of it.", stderr, &addr, &asJSON)
+	fs := sparkFlags("status", "SUBMISSION [--json]", "Shows one driver: its state, its task and the last status of it.", stderr, &api, &asJSON)
 	id, code, done := parseWithID(fs, args)
 	if done {
 		return code
 	}
-	c, err := sparkclient.New(addr)
+	c, err := sparkClient(api)
 	if err != nil {
-		return sparkFailure(stderr, "status", err)
+		return sparkFailure(stderr, "status", sparkError(api, err))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), sparkRequestTimeout)
 	defer cancel()
 	d, err := c.Driver(ctx, id)
 	if err != nil {
-		return sparkFailure(stderr, "status", err)
+		return sparkFailure(stderr, "status", sparkError(api, err))
 	}
 	if asJSON {
 		return writeJSON(stdout, d)
@@ -135,15 +158,15 @@ func sparkStatus(args []string, stdout, stderr io.Writer) int {
 }
 
 func sparkKill(args []string, stdout, stderr io.Writer) int {
-	var addr string
-	fs := sparkFlags("kill", "SUBMISSION", "Kills a driver: a queued or relaunching one is removed, a running one's task is killed.", stderr, &addr, nil)
+	var api serviceAPI
+	fs := sparkFlags("kill", "SUBMISSION", "Kills a driver: a queued or relaunching one is removed, a running one's task is killed.", stderr, &api, nil)
 	id, code, done := parseWithID(fs, args)
 	if done {
 		return code
 	}
-	c, err := sparkclient.New(addr)
+	c, err := sparkClient(api)
 	if err != nil {
-		return sparkFailure(stderr, "kill", err)
+		return sparkFailure(stderr, "kill", sparkError(api, err))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), sparkRequestTimeout)
 	defer cancel()
@@ -156,23 +179,23 @@ func sparkKill(args []string, stdout, stderr io.Writer) int {
 }
 
 func sparkLogs(args []string, stdout, stderr io.Writer) int {
-	var addr string
-	fs := sparkFlags("logs", "SUBMISSION [--stderr] [--master HOST:PORT]", "Prints the stdout (or stderr) of a driver's latest task from its sandbox on the agent.", stderr, &addr, nil)
+	var api serviceAPI
+	fs := sparkFlags("logs", "SUBMISSION [--stderr] [--master HOST:PORT]", "Prints the stdout (or stderr) of a driver's latest task from its sandbox on the agent.", stderr, &api, nil)
 	master := fs.String("master", masterAddrDefault(), "the master the dispatcher runs against (env AGORA_MASTER)")
 	errFile := fs.Bool("stderr", false, "print stderr (the driver's log) instead of stdout")
 	id, code, done := parseWithID(fs, args)
 	if done {
 		return code
 	}
-	c, err := sparkclient.New(addr)
+	c, err := sparkClient(api)
 	if err != nil {
-		return sparkFailure(stderr, "logs", err)
+		return sparkFailure(stderr, "logs", sparkError(api, err))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), sparkRequestTimeout)
 	defer cancel()
 	d, err := c.Driver(ctx, id)
 	if err != nil {
-		return sparkFailure(stderr, "logs", err)
+		return sparkFailure(stderr, "logs", sparkError(api, err))
 	}
 	if d.TaskID == "" || d.AgentID == "" {
 		return sparkFailure(stderr, "logs", fmt.Errorf("%s is %s and has not been launched yet", id, d.State))
@@ -184,7 +207,7 @@ func sparkLogs(args []string, stdout, stderr io.Writer) int {
 	}
 	dir, err := sandbox.Locate(ctx, sc, agent.Endpoint(), d.FrameworkID, d.TaskID, 5*time.Second)
 	if err != nil {
-		return sparkFailure(stderr, "logs", err)
+		return sparkFailure(stderr, "logs", sparkError(api, err))
 	}
 	file := "stdout"
 	if *errFile {
@@ -192,7 +215,7 @@ func sparkLogs(args []string, stdout, stderr io.Writer) int {
 	}
 	f := &sandbox.Follower{Agent: agent.Endpoint(), Path: dir + "/" + file, W: stdout}
 	if _, err := f.Poll(ctx); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
-		return sparkFailure(stderr, "logs", err)
+		return sparkFailure(stderr, "logs", sparkError(api, err))
 	}
 	return 0
 }

@@ -51,7 +51,7 @@ func installedSparkHome() string {
 // start starts the dispatcher, presenting cred to the master (none unless
 // --secure), and returns the banner line that says where it is ("" when
 // disabled).
-func (d *devSpark) start(ctx context.Context, masterAddr, ip, workDir string, cred auth.Credential, logger *slog.Logger) (string, <-chan struct{}, error) {
+func (d *devSpark) start(ctx context.Context, masterAddr, ip, workDir string, cred auth.Credential, svc devServiceSecurity, logger *slog.Logger) (string, <-chan struct{}, error) {
 	done := make(chan struct{})
 	port, home := d.port, ""
 	if port == devSparkAuto {
@@ -72,6 +72,14 @@ func (d *devSpark) start(ctx context.Context, masterAddr, ip, workDir string, cr
 			return "", nil, fmt.Errorf("spark dispatcher: %v (or --spark_port 0 to run none)", err)
 		}
 	}
+	// Secured as the other services are (the master's credentials and
+	// certificate under --secure); plain HTTP is still taken on its port,
+	// for the drivers' calls to the executors' scheduler (sparkOpenPaths).
+	sec, err := svc.security("spark", sparkOpenPaths...)
+	if err != nil {
+		return "", nil, fmt.Errorf("spark dispatcher: %w", err)
+	}
+	sec.downgrade = true
 	addr := net.JoinHostPort(ip, strconv.Itoa(port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil && d.port == devSparkAuto {
@@ -84,7 +92,7 @@ func (d *devSpark) start(ctx context.Context, masterAddr, ip, workDir string, cr
 		return "", nil, fmt.Errorf("spark dispatcher: cannot listen on %s: %v (try --spark_port, or 0 to run none)", addr, err)
 	}
 	cfg := dispatcher.Config{
-		Masters: []string{masterAddr}, Listener: ln, SparkHome: home,
+		Masters: []string{masterAddr}, Listener: sec.listener(ln), SparkHome: home, WrapHTTP: sec.handler,
 		WorkDir:   filepath.Join(workDir, "spark-dispatcher"),
 		Logger:    logger.With("framework", "spark-dispatcher"),
 		Principal: cred.Principal, Secret: cred.Secret,
@@ -103,6 +111,9 @@ func (d *devSpark) start(ctx context.Context, masterAddr, ip, workDir string, cr
 		}
 		ex.wait()
 	}()
+	if sec.guard != nil || sec.tls != nil {
+		return fmt.Sprintf("  spark       %s://%s   (agora spark submit --principal ... ; agora spark drivers)", sec.scheme(), disp.Addr()), done, nil
+	}
 	return fmt.Sprintf("  spark       mesos://%s   (spark-submit --deploy-mode cluster ...; agora spark drivers)", disp.Addr()), done, nil
 }
 

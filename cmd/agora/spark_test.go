@@ -149,7 +149,9 @@ func TestSparkCommandsAgainstDispatcher(t *testing.T) {
 // agora dev --spark_port runs the dispatcher beside the cluster: its
 // framework subscribes with the dev master and it answers the protocol
 // and `agora spark drivers` on that port. With --secure, the dispatcher
-// and the executors' scheduler subscribe as principal 'framework'.
+// and the executors' scheduler subscribe as principal 'framework', and the
+// dispatcher's REST server asks for the master's credentials over TLS
+// (401 without), keeping the executors' scheduler API open to drivers.
 func TestDevRunsSparkDispatcher(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the Spark distribution; not in -short")
@@ -171,16 +173,25 @@ func devRunsSparkDispatcher(t *testing.T, secure bool) {
 	}
 	_, master := startBound(t, args...)
 	stateClient := state.Client{}
+	cl, _ := sparkclient.New("mesos://" + addr)
+	var cliCred []string // what agora spark commands are given besides --dispatcher
+	dispatcher := addr
 	if secure {
-		secret, err := os.ReadFile(filepath.Join(work, "secure", "operator.secret"))
+		secretFile := filepath.Join(work, "secure", "operator.secret")
+		secret, err := os.ReadFile(secretFile)
 		if err != nil {
 			t.Fatal(err)
 		}
 		op := auth.Credential{Principal: "operator", Secret: strings.TrimSpace(string(secret))}
 		// --secure serves the master over TLS with the CA it generated.
-		tlsc := tlsClient(t, filepath.Join(work, "secure", "tls", "ca.pem"))
+		caFile := filepath.Join(work, "secure", "tls", "ca.pem")
+		tlsc := tlsClient(t, caFile)
 		stateClient.HTTPS = true
 		stateClient.HTTP = &http.Client{Timeout: 10 * time.Second, Transport: &auth.Transport{Credential: op, Base: tlsc.Transport}}
+		// The dispatcher too, asking for the master's credentials.
+		cl, _ = sparkclient.NewWithHTTP("https://"+addr, stateClient.HTTP)
+		cliCred = []string{"--principal", "operator", "--secret_file", secretFile, "--ca_file", caFile}
+		dispatcher = "https://" + addr
 	}
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		s, err := stateClient.Master(context.Background(), master)
@@ -191,7 +202,6 @@ func devRunsSparkDispatcher(t *testing.T, secure bool) {
 			t.Fatalf("the dev cluster's agent did not register within 60 s: %v", err)
 		}
 	}
-	cl, _ := sparkclient.New("mesos://" + addr)
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		r, err := cl.Status(context.Background(), "driver-x")
 		if r.DriverState == sparkclient.StateNotFound {
@@ -227,9 +237,23 @@ func devRunsSparkDispatcher(t *testing.T, secure bool) {
 	if err != nil || resp.StatusCode != http.StatusOK || len(apps) != 0 {
 		t.Errorf("GET /v1/applications on the dispatcher's port: %s %v %s; want 200 []", resp.Status, err, apps)
 	}
-	code, out, errOut := runSparkCmd(sparkDriversCmd, "--dispatcher", addr)
+	code, out, errOut := runSparkCmd(sparkDriversCmd, append([]string{"--dispatcher", dispatcher}, cliCred...)...)
 	if code != 0 || !strings.HasPrefix(out, "SUBMISSION") {
 		t.Errorf("drivers against the dev dispatcher: exit %d\n%s%s", code, out, errOut)
+	}
+	if !secure {
+		return
+	}
+	// Spark's own clients send no credentials: refused, over TLS or not.
+	for _, base := range []string{"http://" + addr, "https://" + addr} {
+		resp, err := tlsClient(t, filepath.Join(work, "secure", "tls", "ca.pem")).Get(base + "/v1/submissions/status/driver-x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("GET %s/v1/submissions/status/driver-x without credentials: %s, want 401", base, resp.Status)
+		}
 	}
 }
 

@@ -123,6 +123,13 @@ func FromEnv() (Config, error) {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s (or %s, %s): %w", tlsconf.EnvCAFile, tlsconf.EnvCertFile, tlsconf.EnvKeyFile, err))
 		}
+		verify, err := verifyAgent()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if tc != nil && !verify {
+			tc.InsecureSkipVerify = true
+		}
 		cfg.TLS = tc
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -132,6 +139,38 @@ func FromEnv() (Config, error) {
 		os.Unsetenv(k)
 	}
 	return cfg, nil
+}
+
+// verifyAgent reports whether the executor verifies its agent's
+// certificate, from libprocess's LIBPROCESS_SSL_VERIFY_CERT and
+// LIBPROCESS_SSL_REQUIRE_CERT as its executors read them: set to false,
+// VERIFY_CERT lets the executor take any certificate the agent presents;
+// REQUIRE_CERT set to true verifies it whatever VERIFY_CERT says, as
+// libprocess's requirement of the peer's certificate implies its check.
+// Unlike libprocess, whose executors verify nothing unless told to, an
+// executor here verifies its agent when neither is set. A value that is
+// not a boolean is an error naming the variable.
+func verifyAgent() (bool, error) {
+	read := func(name string) (value, set bool, err error) {
+		v, ok := os.LookupEnv(name)
+		v = strings.ToLower(strings.TrimSpace(v))
+		if !ok || v == "" {
+			return false, false, nil
+		}
+		switch v {
+		case "1", "true", "yes":
+			return true, true, nil
+		case "0", "false", "no":
+			return false, true, nil
+		}
+		return false, false, fmt.Errorf("%s=%q: want true or false", name, v)
+	}
+	verify, verifySet, err1 := read(tlsconf.EnvVerifyCert)
+	require, _, err2 := read(tlsconf.EnvRequireCert)
+	if err := errors.Join(err1, err2); err != nil {
+		return true, err
+	}
+	return require || verify || !verifySet, nil
 }
 
 // ParseDuration reads a duration written the way Mesos writes them:

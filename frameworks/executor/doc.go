@@ -25,5 +25,10 @@
 //	if err != nil { ... }
 //	err = d.Run(context.Background())
 //
+// Against an agent that serves TLS (LIBPROCESS_SSL_ENABLED) the driver
+// verifies the agent's certificate with LIBPROCESS_SSL_CA_FILE, unless
+// LIBPROCESS_SSL_VERIFY_CERT=false says not to (libprocess's variable;
+// LIBPROCESS_SSL_REQUIRE_CERT=true verifies it regardless).
+//
 // examples/executor is a complete executor that runs each task's command.
 package executor

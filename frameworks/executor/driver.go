@@ -73,6 +73,10 @@ func New(cfg Config, h Handler) (*Driver, error) {
 	if d.codec.MediaType == "" {
 		d.codec = api.Protobuf
 	}
+	if cfg.TLS != nil && cfg.TLS.InsecureSkipVerify {
+		d.log.Warn("the agent's certificate is not verified (LIBPROCESS_SSL_VERIFY_CERT=false): anyone who can answer at the agent's address can act as the agent",
+			"agent", cfg.AgentEndpoint)
+	}
 	endpoint := strings.TrimSuffix(cfg.AgentEndpoint, "/")
 	if !strings.HasPrefix(endpoint, "http://") && !strings.HasPrefix(endpoint, "https://") {
 		// MESOS_AGENT_ENDPOINT is ip:port, as in Mesos: the scheme is

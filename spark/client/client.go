@@ -45,6 +45,24 @@ func New(addr string) (*Client, error) {
 	return &Client{base: u.Scheme + "://" + u.Host, http: &http.Client{Timeout: 30 * time.Second}}, nil
 }
 
+// NewWithHTTP is New with the HTTP client that calls the dispatcher: one
+// that presents credentials and verifies its certificate, for a
+// dispatcher that asks for them (--credentials) or serves TLS.
+func NewWithHTTP(addr string, h *http.Client) (*Client, error) {
+	c, err := New(addr)
+	if err != nil {
+		return nil, err
+	}
+	if h != nil {
+		c.http = h
+	}
+	return c, nil
+}
+
+// ErrUnauthorized is in the error of a request the dispatcher refused
+// for want of valid credentials (401).
+var ErrUnauthorized = errors.New("the dispatcher asks for credentials")
+
 // ResponseError is a protocol response that did not succeed: an
 // ErrorResponse, or a status or kill the dispatcher refused.
 type ResponseError struct {
@@ -117,6 +135,9 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) (int,
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return 0, nil, fmt.Errorf("spark dispatcher at %s: %w", c.base, err)
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		return resp.StatusCode, b, fmt.Errorf("spark dispatcher at %s: %s %s: %w: %s", c.base, method, path, ErrUnauthorized, strings.TrimSpace(string(b)))
 	}
 	return resp.StatusCode, b, nil
 }

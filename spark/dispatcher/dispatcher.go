@@ -75,7 +75,11 @@ type Config struct {
 	// Principal and Secret are the framework's credentials, for a master
 	// with --authenticate_frameworks (also its FrameworkInfo.principal).
 	Principal, Secret string
-	Logger            *slog.Logger
+	// WrapHTTP, if set, wraps the REST server's handler: the service
+	// guard that asks callers for credentials (--credentials,
+	// --http_credentials). A Listener that speaks TLS serves it over TLS.
+	WrapHTTP func(http.Handler) http.Handler
+	Logger   *slog.Logger
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
 }
@@ -194,7 +198,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		return fmt.Errorf("spark dispatcher: %w", err)
 	}
 	d.sched = sd
-	srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	h := d.Handler()
+	if d.cfg.WrapHTTP != nil {
+		h = d.cfg.WrapHTTP(h)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(d.cfg.Listener)
 	defer srv.Close()
 	defer d.stopTimers()
