@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,6 +202,110 @@ func benchReregistration(b *testing.B, codec api.Codec) {
 	b.StopTimer()
 }
 
+// h2cTransport speaks cleartext HTTP/2 over at most conns connections.
+func h2cTransport(conns int) *http.Transport {
+	tr := &http.Transport{MaxConnsPerHost: conns}
+	tr.Protocols = new(http.Protocols)
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	return tr
+}
+
+// reregisterAll sends every REGISTER body at once through tr and reads
+// each agent's first event, which must be REGISTERED. It returns the
+// event streams, still open, for the caller to close.
+func reregisterAll(url string, tr *http.Transport, bodies [][]byte) ([]io.Closer, error) {
+	client := &http.Client{Transport: tr}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(bodies))
+	open := make([]io.Closer, len(bodies))
+	for i := range bodies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodPost, url+api.AgentPath, bytes.NewReader(bodies[i]))
+			req.Header.Set("Content-Type", api.MediaProtobuf)
+			req.Header.Set("Accept", api.MediaProtobuf)
+			resp, err := client.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			open[i] = resp.Body
+			if resp.StatusCode != http.StatusOK {
+				msg, _ := io.ReadAll(resp.Body)
+				errs <- fmt.Errorf("agent %d: %s %s", i, resp.Status, msg)
+				return
+			}
+			rec, err := api.NewRecordReaderSize(resp.Body, 4096).ReadRecord()
+			if err != nil {
+				errs <- fmt.Errorf("agent %d: %w", i, err)
+				return
+			}
+			if ev, err := api.DecodeAgentEvent(api.Protobuf, rec); err != nil || ev.Type != api.AgentRegistered {
+				errs <- fmt.Errorf("agent %d: first event %v, %v", i, ev, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var streams []io.Closer
+	for _, c := range open {
+		if c != nil {
+			streams = append(streams, c)
+		}
+	}
+	if err := <-errs; err != nil {
+		for _, c := range streams {
+			c.Close()
+		}
+		return nil, err
+	}
+	return streams, nil
+}
+
+// Hundreds of agents' event streams on one HTTP/2 connection, as a
+// simulated fleet's share them: every agent re-registers and reads its
+// REGISTERED while the others' streams stay open beside it.
+func TestManyAgentStreamsShareOneHTTP2Connection(t *testing.T) {
+	const n = 300 // with their PONGs, within master.MaxStreamsPerConn
+	reg := registry.NewMemory()
+	bodies := make([][]byte, n)
+	for i := range bodies {
+		call := clustertest.Reregistration(fmt.Sprintf("S-%d", i), fmt.Sprintf("sim-%d", i), 2)
+		body, err := api.Protobuf.MarshalAgent(call)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := call.Register.Info
+		if err := reg.PutAgent(registry.AgentRecord{ID: info.ID.Value, State: registry.AgentAdmitted, Info: info, Since: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		bodies[i] = body
+	}
+	url := startBareMaster(t, reg)
+	tr := h2cTransport(1)
+	tr.HTTP2 = &http.HTTP2Config{StrictMaxConcurrentRequests: true} // as agentsim's clients
+	var dials atomic.Int32
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	defer tr.CloseIdleConnections()
+	streams, err := reregisterAll(url, tr, bodies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range streams {
+		c.Close()
+	}
+	if len(streams) != n {
+		t.Fatalf("%d of %d agents' streams open", len(streams), n)
+	}
+	if d := dials.Load(); d != 1 {
+		t.Fatalf("the agents used %d connections; want them all on one", d)
+	}
+}
+
 // startBareMaster runs a master without agents on reg until the
 // benchmark or test ends, and returns its URL.
 func startBareMaster(tb testing.TB, reg registry.Registry) string {
@@ -264,52 +369,15 @@ func BenchmarkMassReregistration(b *testing.B) {
 			}
 		}
 		url := startBareMaster(b, reg)
-		tr := &http.Transport{MaxConnsPerHost: n/500 + 2}
-		tr.Protocols = new(http.Protocols)
-		tr.Protocols.SetUnencryptedHTTP2(true)
-		client := &http.Client{Transport: tr}
+		tr := h2cTransport(n/500 + 2)
 		b.StartTimer()
-		var wg sync.WaitGroup
-		errs := make(chan error, n)
-		bodiesOpen := make([]io.Closer, n)
-		for i := range bodies {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				req, _ := http.NewRequest(http.MethodPost, url+api.AgentPath, bytes.NewReader(bodies[i]))
-				req.Header.Set("Content-Type", api.MediaProtobuf)
-				req.Header.Set("Accept", api.MediaProtobuf)
-				resp, err := client.Do(req)
-				if err != nil {
-					errs <- err
-					return
-				}
-				bodiesOpen[i] = resp.Body
-				if resp.StatusCode != http.StatusOK {
-					msg, _ := io.ReadAll(resp.Body)
-					errs <- fmt.Errorf("agent %d: %s %s", i, resp.Status, msg)
-					return
-				}
-				rec, err := api.NewRecordReaderSize(resp.Body, 4096).ReadRecord()
-				if err != nil {
-					errs <- err
-					return
-				}
-				if ev, err := api.DecodeAgentEvent(api.Protobuf, rec); err != nil || ev.Type != api.AgentRegistered {
-					errs <- fmt.Errorf("agent %d: first event %v, %v", i, ev, err)
-				}
-			}()
-		}
-		wg.Wait()
+		bodiesOpen, err := reregisterAll(url, tr, bodies)
 		b.StopTimer()
-		close(errs)
-		for err := range errs {
+		if err != nil {
 			b.Fatal(err)
 		}
 		for _, c := range bodiesOpen {
-			if c != nil {
-				c.Close()
-			}
+			c.Close()
 		}
 		tr.CloseIdleConnections()
 		b.StartTimer()
