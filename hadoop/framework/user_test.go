@@ -1,0 +1,127 @@
+package framework_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agora-cluster/agora/cluster/auth"
+	"github.com/agora-cluster/agora/hadoop/client"
+	"github.com/agora-cluster/agora/hadoop/framework"
+	"github.com/agora-cluster/agora/hadoop/job"
+)
+
+// startAlone runs the framework with no master answering (the API does
+// without one), its handler wrapped by wrap if set.
+func startAlone(t *testing.T, wrap func(http.Handler) http.Handler) *framework.Framework {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw, err := framework.New(framework.Config{Masters: []string{"127.0.0.1:1"}, Listener: ln, StateDir: t.TempDir(),
+		ExecutorBinary: agoraBin, WrapHTTP: wrap, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- fw.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Error("the framework did not stop within a minute of its context ending")
+		}
+	})
+	return fw
+}
+
+// basicAuth sends every request with a principal's credentials.
+type basicAuth struct{ principal, secret string }
+
+func (b basicAuth) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.SetBasicAuth(b.principal, b.secret)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestJobUser: a job is its submitter's, as Hadoop's user.name: the user
+// the submission names, else its -D user.name, and behind credentials the
+// authenticated principal whatever the submission claims. The user shows
+// in the job list; a user that is no name is refused and no job is made.
+func TestJobUser(t *testing.T) {
+	dir := t.TempDir()
+	writeCorpus(t, filepath.Join(dir, "in", "a.txt"), 4<<10, 1)
+	ctx := context.Background()
+
+	cl := client.New(startAlone(t, nil).URL())
+	for _, tc := range []struct {
+		name, user string
+		extra      []string
+		want       string
+	}{
+		{"the request's user", "alice", nil, "alice"},
+		{"-D user.name", "", []string{"-D", "user.name=bob"}, "bob"},
+		{"the request's user over -D user.name", "carol", []string{"-D", "user.name=bob"}, "carol"},
+		{"none", "", nil, ""},
+	} {
+		args := append(tc.extra, wordcount(examples(t), "in", "out-"+tc.want)...)
+		info, err := cl.Submit(ctx, client.SubmitRequest{Args: args, Cwd: dir, User: tc.user})
+		if err != nil {
+			t.Fatalf("%s: submit: %v", tc.name, err)
+		}
+		if info.User != tc.want {
+			t.Errorf("%s: the job's user is %q, want %q", tc.name, info.User, tc.want)
+		}
+	}
+	jobs, err := cl.Jobs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := map[string]bool{}
+	for _, j := range jobs {
+		users[j.User] = true
+	}
+	for _, u := range []string{"alice", "bob", "carol", ""} {
+		if !users[u] {
+			t.Errorf("no job of user %q listed: %+v", u, jobs)
+		}
+	}
+	_, err = cl.Submit(ctx, client.SubmitRequest{Args: wordcount(examples(t), "in", "out-bad"), Cwd: dir, User: "mallory\nroot"})
+	if !errors.Is(err, job.ErrRefused) || !strings.Contains(err.Error(), `user "mallory\nroot"`) {
+		t.Errorf("a user with a newline: %v, want the job refused, naming the user", err)
+	}
+	if after, err := cl.Jobs(ctx); err != nil || len(after) != len(jobs) {
+		t.Errorf("after the refused submission %d jobs (%v), want %d", len(after), err, len(jobs))
+	}
+
+	creds, err := auth.ParseUserPassword("ops:pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard, err := auth.NewServiceGuard(auth.ServiceOptions{Credentials: creds, Realm: "hadoop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	guarded := client.New(startAlone(t, guard.Wrap).URL())
+	guarded.HTTP = &http.Client{Timeout: 30 * time.Second, Transport: basicAuth{"ops", "pw"}}
+	info, err := guarded.Submit(ctx, client.SubmitRequest{Args: append([]string{"-D", "user.name=bob"}, wordcount(examples(t), "in", "out-ops")...),
+		Cwd: dir, User: "alice"})
+	if err != nil {
+		t.Fatalf("submit behind credentials: %v", err)
+	}
+	d, err := guarded.Job(ctx, info.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.User != "ops" || d.User != "ops" {
+		t.Errorf("behind credentials the job's user is %q (listed %q), want the principal %q", info.User, d.User, "ops")
+	}
+}
