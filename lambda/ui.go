@@ -110,7 +110,7 @@ type sample struct {
 // it has seen, when the speed layer last advanced and the ingest rate.
 type Board struct {
 	spec *plan.Spec
-	read func() Progress
+	read func() (Progress, error)
 
 	mu       sync.Mutex
 	gens     []Generation // oldest first
@@ -120,8 +120,10 @@ type Board struct {
 	last     Progress
 }
 
-// NewBoard follows the pipeline of spec through read, its status.
-func NewBoard(spec *plan.Spec, read func() Progress) *Board {
+// NewBoard follows the pipeline of spec through read, its status; a
+// status that cannot be read is skipped (the page's own read of
+// /v1/status says why).
+func NewBoard(spec *plan.Spec, read func() (Progress, error)) *Board {
 	return &Board{spec: spec, read: read}
 }
 
@@ -151,7 +153,11 @@ func sum(offsets map[int32]int64) int64 {
 // sample reads the status once: a batch run that ended since the last
 // sample becomes a generation.
 func (b *Board) sample(now time.Time) {
-	p := b.read()
+	p, err := b.read()
+	if err != nil {
+		slog.Debug("the pipeline's status, for its page", "err", err)
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.last = p
@@ -194,6 +200,9 @@ func (b *Board) Overview() Overview {
 	}
 	o.Speed = SpeedInfo{Next: b.last.SpeedNext, SinceBatch: max(sum(b.last.SpeedNext)-sum(b.last.BatchWatermark), 0), LastAdvanced: b.advanced}
 	o.Ingest = IngestInfo{Appended: b.last.Appended, DeadLetter: b.last.DeadLetter, DeadLetterTopic: b.spec.Input.DeadLetterTopic}
+	if len(b.samples) == 0 {
+		return o
+	}
 	if first, last := b.samples[0], b.samples[len(b.samples)-1]; last.at.Sub(first.at) > 0 {
 		o.Ingest.RatePerSecond = float64(last.appended-first.appended) / last.at.Sub(first.at).Seconds()
 	}

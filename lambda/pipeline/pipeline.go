@@ -158,15 +158,17 @@ func Start(cfg Config) (*Pipeline, error) {
 	mux.HandleFunc("/v1/status", p.serveStatus)
 	mux.HandleFunc("/v1/batch", p.serveBatch)
 	mux.Handle("/v1/down", DownHandler(cfg.Spec.Name, cfg.Dir, func() { p.downed.Do(func() { close(p.down) }) }))
-	p.board = lambda.NewBoard(cfg.Spec, func() lambda.Progress {
-		st := p.Status()
-		return lambda.Progress{BatchWatermark: st.BatchWatermark, SpeedNext: st.SpeedNext, LastBatch: st.LastBatch, LastBatchMS: st.LastBatchMS,
-			LastBatchError: st.LastBatchError, Appended: st.Ingest.Appended, DeadLetter: st.Ingest.DeadLetter}
-	})
+	p.board = lambda.NewBoard(cfg.Spec, func() (lambda.Progress, error) { return ProgressOf(p.Status()), nil })
 	p.board.Mount(mux)
 	p.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	ok = true
 	return p, nil
+}
+
+// ProgressOf is the part of a status the pipeline's page follows.
+func ProgressOf(st Status) lambda.Progress {
+	return lambda.Progress{BatchWatermark: st.BatchWatermark, SpeedNext: st.SpeedNext, LastBatch: st.LastBatch, LastBatchMS: st.LastBatchMS,
+		LastBatchError: st.LastBatchError, Appended: st.Ingest.Appended, DeadLetter: st.Ingest.DeadLetter}
 }
 
 // StartBroker runs the embedded broker, one kfake broker listening on
