@@ -234,7 +234,7 @@ func cassandraScheduler(ctx context.Context, args []string, stdout, stderr io.Wr
 	if ln != nil {
 		defer serveCassandraAPI(fw.Handler(), ln, sec).Close()
 		fmt.Fprintf(stdout, "api %s://%s\n", sec.scheme(), ln.Addr())
-		fmt.Fprintf(stderr, "agora cassandra scheduler: REST API on %s://%s%s\n", sec.scheme(), ln.Addr(), sec.describe())
+		fmt.Fprintf(stderr, "agora cassandra scheduler: REST API on %s://%s%s, the ring's page at %s/ui/\n", sec.scheme(), ln.Addr(), sec.describe(), webUI)
 	}
 	fmt.Fprintf(stderr, "agora cassandra scheduler: ring %q (%d nodes) from %s on %s; interrupt to stop\n", spec.Name, spec.Nodes, *home, *master)
 	if err := fw.Run(ctx); err != nil {

@@ -125,8 +125,8 @@ func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, stormFr
 		cancel()
 	}()
 	spec := cfg.Spec
-	fmt.Fprintf(stdout, "pipeline %s is up, its layers as tasks of framework lambda-%s on %s\n  send events to:  topic %s on %s (agora lambda send --brokers %s --topic %s)\n  query:           http://%s/v1/query?view=%s&key=... (agora lambda query --api %s)\n  dataset:         %s\n",
-		spec.Name, spec.Name, master, spec.Input.Topic, strings.Join(brokers, ","), strings.Join(brokers, ","), spec.Input.Topic, ln.Addr(), spec.Views[0].Name, ln.Addr(), cfg.Dir)
+	fmt.Fprintf(stdout, "pipeline %s is up, its layers as tasks of framework lambda-%s on %s\n  send events to:  topic %s on %s (agora lambda send --brokers %s --topic %s)\n  query:           http://%s/v1/query?view=%s&key=... (agora lambda query --api %s)\n  page:            http://%s/ui/\n  dataset:         %s\n",
+		spec.Name, spec.Name, master, spec.Input.Topic, strings.Join(brokers, ","), strings.Join(brokers, ","), spec.Input.Topic, ln.Addr(), spec.Views[0].Name, ln.Addr(), ln.Addr(), cfg.Dir)
 	go func() {
 		tick := time.NewTicker(period)
 		defer tick.Stop()
