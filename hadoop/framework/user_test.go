@@ -17,14 +17,15 @@ import (
 )
 
 // startAlone runs the framework with no master answering (the API does
-// without one), its handler wrapped by wrap if set.
-func startAlone(t *testing.T, wrap func(http.Handler) http.Handler) *framework.Framework {
+// without one) on state directory dir, its handler wrapped by wrap if
+// set; stop ends it.
+func startAlone(t *testing.T, dir string, wrap func(http.Handler) http.Handler) (fw *framework.Framework, stop func()) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fw, err := framework.New(framework.Config{Masters: []string{"127.0.0.1:1"}, Listener: ln, StateDir: t.TempDir(),
+	fw, err = framework.New(framework.Config{Masters: []string{"127.0.0.1:1"}, Listener: ln, StateDir: dir,
 		ExecutorBinary: agoraBin, WrapHTTP: wrap, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -32,15 +33,21 @@ func startAlone(t *testing.T, wrap func(http.Handler) http.Handler) *framework.F
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- fw.Run(ctx) }()
-	t.Cleanup(func() {
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		select {
 		case <-done:
 		case <-time.After(time.Minute):
 			t.Error("the framework did not stop within a minute of its context ending")
 		}
-	})
-	return fw
+	}
+	t.Cleanup(stop)
+	return fw, stop
 }
 
 // basicAuth sends every request with a principal's credentials.
@@ -55,13 +62,16 @@ func (b basicAuth) RoundTrip(r *http.Request) (*http.Response, error) {
 // TestJobUser: a job is its submitter's, as Hadoop's user.name: the user
 // the submission names, else its -D user.name, and behind credentials the
 // authenticated principal whatever the submission claims. The user shows
-// in the job list; a user that is no name is refused and no job is made.
+// in the job list, also after a scheduler restart; a user that is no name
+// is refused and no job is made.
 func TestJobUser(t *testing.T) {
 	dir := t.TempDir()
 	writeCorpus(t, filepath.Join(dir, "in", "a.txt"), 4<<10, 1)
 	ctx := context.Background()
 
-	cl := client.New(startAlone(t, nil).URL())
+	state := t.TempDir()
+	fw, stop := startAlone(t, state, nil)
+	cl := client.New(fw.URL())
 	for _, tc := range []struct {
 		name, user string
 		extra      []string
@@ -81,6 +91,10 @@ func TestJobUser(t *testing.T) {
 			t.Errorf("%s: the job's user is %q, want %q", tc.name, info.User, tc.want)
 		}
 	}
+	// The users are kept with the jobs: a restarted scheduler has them.
+	stop()
+	fw, _ = startAlone(t, state, nil)
+	cl = client.New(fw.URL())
 	jobs, err := cl.Jobs(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +124,8 @@ func TestJobUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	guarded := client.New(startAlone(t, guard.Wrap).URL())
+	guardedFW, _ := startAlone(t, t.TempDir(), guard.Wrap)
+	guarded := client.New(guardedFW.URL())
 	guarded.HTTP = &http.Client{Timeout: 30 * time.Second, Transport: basicAuth{"ops", "pw"}}
 	info, err := guarded.Submit(ctx, client.SubmitRequest{Args: append([]string{"-D", "user.name=bob"}, wordcount(examples(t), "in", "out-ops")...),
 		Cwd: dir, User: "alice"})
