@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -91,6 +93,31 @@ func TestJobUser(t *testing.T) {
 			t.Errorf("%s: the job's user is %q, want %q", tc.name, info.User, tc.want)
 		}
 	}
+	// agora hadoop streaming sends --user, else the user running it.
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{{[]string{"--user", "dave"}, "dave"}, {nil, me.Username}} {
+		args := append([]string{"hadoop", "streaming", "--hadoop", fw.URL(), "--detach"}, tc.flags...)
+		cmd := exec.Command(agoraBin, append(args, wordcount(examples(t), "in", "out-cli-"+tc.want)...)...)
+		cmd.Dir = dir
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("agora %v: %v", args, err)
+		}
+		d, err := cl.Job(ctx, strings.TrimSpace(string(out)), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.User != tc.want {
+			t.Errorf("agora %v: the job's user is %q, want %q", args, d.User, tc.want)
+		}
+	}
+
 	// The users are kept with the jobs: a restarted scheduler has them.
 	stop()
 	fw, _ = startAlone(t, state, nil)
@@ -103,7 +130,7 @@ func TestJobUser(t *testing.T) {
 	for _, j := range jobs {
 		users[j.User] = true
 	}
-	for _, u := range []string{"alice", "bob", "carol", ""} {
+	for _, u := range []string{"alice", "bob", "carol", "", "dave", me.Username} {
 		if !users[u] {
 			t.Errorf("no job of user %q listed: %+v", u, jobs)
 		}
