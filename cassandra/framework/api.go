@@ -27,6 +27,11 @@ type Status struct {
 	// Destroying: a destroy is under way; Destroyed: it has ended.
 	Destroying bool `json:"destroying"`
 	Destroyed  bool `json:"destroyed"`
+	// NumTokens is each node's num_tokens; MasterURL, the master's web UI
+	// (the subscribed master's, else the first given as host:port), where
+	// the nodes' tasks and sandboxes are.
+	NumTokens int    `json:"num_tokens"`
+	MasterURL string `json:"master_url,omitempty"`
 }
 
 // Endpoints is GET /v1/endpoints: where clients connect.
@@ -42,10 +47,11 @@ type Endpoints struct {
 
 // Status is the cluster at a glance.
 func (f *Framework) Status() Status {
+	master := f.masterURL()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := Status{Cluster: f.spec.Name, FrameworkID: f.frameworkID, Role: f.spec.Role, Nodes: len(f.nodes), HeapMB: f.spec.HeapMB(),
-		Retired: len(f.retired), Destroying: f.destroying, Destroyed: f.destroyedAt()}
+		Retired: len(f.retired), Destroying: f.destroying, Destroyed: f.destroyedAt(), NumTokens: f.spec.NumTokens, MasterURL: master}
 	for _, n := range f.nodes {
 		if n.ReplaceAddress != "" || n.RepairPending {
 			s.Replacing++
@@ -75,7 +81,8 @@ func (f *Framework) Endpoints() Endpoints {
 	return e
 }
 
-// Handler is the scheduler's REST API: GET /v1/status, /v1/nodes,
+// Handler is the scheduler's REST API and the ring's web page at /ui/
+// (the webui_url, /, leads there): GET /v1/status, /v1/nodes,
 // /v1/endpoints and /v1/config (the spec); POST /v1/nodes/add?count=N to
 // scale out; POST /v1/restart ({"yaml": {...}} or nothing) for a rolling
 // restart or configuration change, and GET /v1/restart for its progress;
@@ -91,6 +98,8 @@ func (f *Framework) Handler() http.Handler {
 		b, _ := json.MarshalIndent(v, "", "  ")
 		w.Write(append(b, '\n'))
 	}
+	mux.Handle("GET /ui/", uiHandler())
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { reply(w, f.Status()) })
 	mux.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) { reply(w, f.Nodes()) })
 	mux.HandleFunc("GET /v1/endpoints", func(w http.ResponseWriter, r *http.Request) { reply(w, f.Endpoints()) })

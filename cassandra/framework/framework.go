@@ -88,6 +88,10 @@ type Config struct {
 	// framework's own probes still run). One below /tmp is copied into
 	// StateDir. Where it is missing the check passes, saying so.
 	Agora string
+	// WebUIURL is the framework's webui_url, where its REST API serves the
+	// ring's page (/ui/; / leads there): the master's framework page links
+	// it. "" sets none.
+	WebUIURL string
 	// Secret, if set, is presented with the spec's principal (HTTP
 	// Basic) on every call to the master and when reading its state, for
 	// a master that authenticates frameworks and its read-only endpoints.
@@ -422,6 +426,9 @@ func (f *Framework) Run(ctx context.Context) error {
 	}
 	info := mesos.FrameworkInfo{Name: frameworkName(f.spec), User: user, Checkpoint: &checkpoint, Role: &role,
 		Principal: &principal, FailoverTimeout: &failover}
+	if f.cfg.WebUIURL != "" {
+		info.WebUiURL = &f.cfg.WebUIURL
+	}
 	f.mu.Lock()
 	if f.frameworkID != "" {
 		info.ID = &mesos.FrameworkID{Value: f.frameworkID}
@@ -436,7 +443,9 @@ func (f *Framework) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cassandra framework: %w", err)
 	}
+	f.mu.Lock() // the API reads it (masterURL)
 	f.driver = d
+	f.mu.Unlock()
 	f.log.Info("cassandra framework starting", "cluster", f.spec.Name, "nodes", f.spec.Nodes, "home", f.cfg.Home)
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()

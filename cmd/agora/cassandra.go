@@ -216,19 +216,25 @@ func cassandraScheduler(ctx context.Context, args []string, stdout, stderr io.Wr
 	if *agora != "" && !filepath.IsAbs(*agora) {
 		return fail("--health_check_agora %q: give an absolute path (the agents run it from the nodes' sandboxes)", *agora)
 	}
+	var ln net.Listener
+	webUI := "" // the webui_url: the API's page
+	if *api != "" {
+		if ln, err = net.Listen("tcp", *api); err != nil {
+			return fail("--api: %v", err)
+		}
+		defer ln.Close()
+		host, _, _ := net.SplitHostPort(*api)
+		webUI = sec.scheme() + "://" + advertiseAddr(host, ln)
+	}
 	fw, err := framework.New(framework.Config{Masters: []string{*master}, Spec: spec, Home: *home, StateDir: *stateDir, Teardown: *teardown,
-		Agora: *agora, Secret: cred.Secret, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))})
+		Agora: *agora, Secret: cred.Secret, WebUIURL: webUI, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))})
 	if err != nil {
 		return fail("%v", err)
 	}
-	if *api != "" {
-		ln, err := net.Listen("tcp", *api)
-		if err != nil {
-			return fail("--api: %v", err)
-		}
+	if ln != nil {
 		defer serveCassandraAPI(fw.Handler(), ln, sec).Close()
 		fmt.Fprintf(stdout, "api %s://%s\n", sec.scheme(), ln.Addr())
-		fmt.Fprintf(stderr, "agora cassandra scheduler: REST API on %s://%s%s\n", sec.scheme(), ln.Addr(), sec.describe())
+		fmt.Fprintf(stderr, "agora cassandra scheduler: REST API on %s://%s%s, the ring's page at %s/ui/\n", sec.scheme(), ln.Addr(), sec.describe(), webUI)
 	}
 	fmt.Fprintf(stderr, "agora cassandra scheduler: ring %q (%d nodes) from %s on %s; interrupt to stop\n", spec.Name, spec.Nodes, *home, *master)
 	if err := fw.Run(ctx); err != nil {

@@ -89,15 +89,17 @@ func (d *devCassandra) start(ctx context.Context, fs *flag.FlagSet, masterAddr, 
 	if err != nil {
 		return "", "", nil, fmt.Errorf("cassandra: %w", err)
 	}
-	fw, err := framework.New(framework.Config{Masters: []string{masterAddr}, Spec: spec, Home: home, Agora: agoraPath(),
-		StateDir: filepath.Join(workDir, "cassandra"), Secret: cred.Secret, Logger: logger.With("framework", "cassandra")})
-	if err != nil {
-		return "", "", nil, fmt.Errorf("cassandra: %w", err)
-	}
 	addr := net.JoinHostPort(ip, strconv.Itoa(d.port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", "", nil, fmt.Errorf("cassandra: cannot listen on %s: %v (try another --cassandra_port)", addr, err)
+	}
+	fw, err := framework.New(framework.Config{Masters: []string{masterAddr}, Spec: spec, Home: home, Agora: agoraPath(),
+		StateDir: filepath.Join(workDir, "cassandra"), Secret: cred.Secret, WebUIURL: sec.scheme() + "://" + advertiseAddr(ip, ln),
+		Logger: logger.With("framework", "cassandra")})
+	if err != nil {
+		ln.Close()
+		return "", "", nil, fmt.Errorf("cassandra: %w", err)
 	}
 	srv := serveCassandraAPI(fw.Handler(), ln, sec)
 	go func() {

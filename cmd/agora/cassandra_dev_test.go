@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -251,5 +253,29 @@ func TestDevCassandraAPISecured(t *testing.T) {
 	if code := cassandraGet("status", []string{"--api", api, "--ca_file", files.CA, "--principal", "ops", "--secret_file", secret, "--json"}, &out, &errOut); code != 0 ||
 		json.Unmarshal([]byte(out.String()), &st) != nil || st.Cluster != "dev" {
 		t.Errorf("agora cassandra status with credentials and the CA: exit %d, %s%s; want ring dev", code, out.String(), errOut.String())
+	}
+	// The ring's page is behind the same credentials as the API.
+	clientTLS, err := tlsconf.ClientConfig(files.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: clientTLS}}
+	for _, principal := range []string{"", "ops"} {
+		req, _ := http.NewRequest(http.MethodGet, "https://"+api+"/ui/", nil)
+		if principal != "" {
+			req.SetBasicAuth(principal, "s3cret")
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch {
+		case principal == "" && resp.StatusCode != http.StatusUnauthorized:
+			t.Errorf("GET /ui/ without credentials: %s, want 401", resp.Status)
+		case principal != "" && (resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "agora Cassandra ring")):
+			t.Errorf("GET /ui/ with credentials: %s %.200s, want the page", resp.Status, body)
+		}
 	}
 }

@@ -101,10 +101,14 @@ func runHadoopList[T any](name, about string, args []string,
 func runHadoopJobs(args []string) int {
 	return runHadoopList("jobs", "Lists the jobs of the Hadoop framework: running ones first, then finished ones, newest first.",
 		args, (*client.Client).Jobs, func(w *tabwriter.Writer, jobs []client.JobInfo) {
-			fmt.Fprintln(w, "JOB ID\tSTATE\tNAME\tMAPS\tREDUCES\tMAP\tREDUCE\tSUBMITTED\tELAPSED")
+			fmt.Fprintln(w, "JOB ID\tSTATE\tUSER\tNAME\tMAPS\tREDUCES\tMAP\tREDUCE\tSUBMITTED\tELAPSED")
 			now := time.Now()
 			for _, j := range jobs {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%d/%d\t%s\t%s\t%s\t%s\n", j.ID, j.State, j.Name,
+				user := j.User
+				if user == "" {
+					user = "-"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d/%d\t%d/%d\t%s\t%s\t%s\t%s\n", j.ID, j.State, user, j.Name,
 					j.Maps.Succeeded, j.Maps.Total, j.Reduces.Succeeded, j.Reduces.Total,
 					pct(j.MapProgress), pct(j.ReduceProgress), j.Submitted.Local().Format("2006-01-02 15:04:05"), since(j.Elapsed(now)))
 			}
@@ -141,6 +145,9 @@ func runHadoopStatus(args []string) int {
 	w := newTable()
 	fmt.Fprintf(w, "Job:\t%s (%s)\n", j.ID, j.Name)
 	fmt.Fprintf(w, "State:\t%s\n", j.State)
+	if j.User != "" {
+		fmt.Fprintf(w, "User:\t%s\n", j.User)
+	}
 	fmt.Fprintf(w, "Input:\t%s\n", strings.Join(j.Input, ","))
 	fmt.Fprintf(w, "Output:\t%s\n", j.Output)
 	fmt.Fprintf(w, "Mapper:\t%s\n", j.Mapper)

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"os/user"
 	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/agora-cluster/agora/hadoop/client"
+	"github.com/agora-cluster/agora/hadoop/conf"
 	"github.com/agora-cluster/agora/hadoop/counters"
 	"github.com/agora-cluster/agora/hadoop/job"
 	"github.com/agora-cluster/agora/hadoop/jobtracker"
@@ -28,6 +30,8 @@ agora's own options (anywhere on the line):
   --secret_file FILE     file holding its secret (or env AGORA_SECRET, the secret itself)
   --ca_file FILE         CA that signed the framework's certificate: call a host:port over HTTPS
                          (an https:// --hadoop without it is verified against AGORA_CA_FILE)
+  --user NAME            the job's user (Hadoop's user.name; default -D user.name, else yours);
+                         a framework that asks for credentials takes the principal instead
   --detach               submit and exit without following the job
 
 The job is checked before anything runs. Progress goes to stderr; the exit status is 0
@@ -37,7 +41,8 @@ task and shows the end of its stderr).`
 func runHadoopStreaming(args []string) int {
 	api := serviceAPI{addr: hadoopAddrDefault(), opts: clientOptions{principal: os.Getenv("AGORA_PRINCIPAL")}, set: map[string]bool{}, conn: &serviceConn{}}
 	// agora's own options taking a value; the rest are Hadoop Streaming's.
-	own := map[string]*string{"hadoop": &api.addr, "principal": &api.opts.principal, "secret_file": &api.opts.secretFile, "ca_file": &api.opts.caFile}
+	user := ""
+	own := map[string]*string{"hadoop": &api.addr, "principal": &api.opts.principal, "secret_file": &api.opts.secretFile, "ca_file": &api.opts.caFile, "user": &user}
 	detach := false
 	var rest []string
 	for i := 0; i < len(args); i++ {
@@ -86,7 +91,10 @@ func runHadoopStreaming(args []string) int {
 		fmt.Fprintln(os.Stderr, "agora hadoop streaming:", err)
 		return 2
 	}
-	info, err := c.Submit(ctx, client.SubmitRequest{Spec: &spec})
+	if user == "" && !spec.Conf.IsSet(conf.JobUser) {
+		user = osUser()
+	}
+	info, err := c.Submit(ctx, client.SubmitRequest{Spec: &spec, User: user})
 	if errors.Is(err, job.ErrUsage) {
 		fmt.Fprintln(os.Stderr, "agora hadoop streaming:", err)
 		return 2
@@ -148,4 +156,13 @@ func printCounters(w *os.File, c counters.Counters) {
 			fmt.Fprintf(w, "\t\t%s=%d\n", name, c[g][name])
 		}
 	}
+}
+
+// osUser is who runs this command, the default user of a job it submits,
+// as Hadoop's client takes user.name from the JVM; "" if unknown.
+func osUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return os.Getenv("USER")
 }

@@ -76,7 +76,11 @@ func runTeraJob(name string, api serviceAPI, spec job.Spec, props conf.Conf) (cl
 	if err != nil {
 		return client.JobInfo{}, hadoopFailure(api, name, err)
 	}
-	info, err := c.Submit(ctx, client.SubmitRequest{Spec: &spec})
+	user := ""
+	if !spec.Conf.IsSet(conf.JobUser) {
+		user = osUser()
+	}
+	info, err := c.Submit(ctx, client.SubmitRequest{Spec: &spec, User: user})
 	if err != nil {
 		return info, hadoopFailure(api, name, err)
 	}

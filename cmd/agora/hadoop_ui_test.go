@@ -2,8 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,7 +19,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/agora-cluster/agora/cluster/webui/webuitest"
+	hclient "github.com/agora-cluster/agora/hadoop/client"
 	hframework "github.com/agora-cluster/agora/hadoop/framework"
+	"github.com/agora-cluster/agora/hadoop/hadooptest"
 )
 
 // TestHadoopUIBehindCredentials: with --http_credentials the Hadoop
@@ -98,4 +106,48 @@ func TestHadoopUIBehindCredentials(t *testing.T) {
 	if n := prompts.Load(); n != 1 {
 		t.Errorf("the browser asked for credentials %d times, want once (0: the page is not behind them)", n)
 	}
+
+	// A job submitted with the credentials is the principal's, whatever
+	// user it claims, and the page's user column says so.
+	dir := t.TempDir()
+	hadooptest.WriteCorpus(t, filepath.Join(dir, "in", "a.txt"), 4<<10, 1)
+	ex := hadooptest.Examples(t)
+	cl := hclient.New(fw.URL())
+	cl.HTTP = &http.Client{Timeout: 30 * time.Second, Transport: basicAuthTransport{"ops", "pw"}}
+	info, err := cl.Submit(context.Background(), hclient.SubmitRequest{Cwd: dir, User: "alice", Args: []string{
+		"-files", filepath.Join(ex, "mapper.py") + "," + filepath.Join(ex, "reducer.py"),
+		"-input", "in", "-output", "out", "-mapper", "mapper.py", "-reducer", "reducer.py"}})
+	if err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+	row := fmt.Sprintf(`#jobs tr[data-job=%q] td.user`, info.ID)
+	webuitest.Wait(t, b, "the job listed with its user", fmt.Sprintf(`(() => { const c = document.querySelector('%s'); return c !== null && c.innerText === 'ops'; })()`, row))
+
+	// `agora hadoop jobs` shows the user too, in its table and its JSON.
+	jobs := func(args ...string) string {
+		cmd := exec.Command(agoraBin, append([]string{"hadoop", "jobs", "--hadoop", fw.URL(), "--principal", "ops"}, args...)...)
+		cmd.Env = append(os.Environ(), "AGORA_SECRET=pw")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("agora hadoop jobs %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	table := strings.Split(jobs(), "\n")
+	if len(table) < 2 || strings.Fields(table[0])[3] != "USER" || !strings.HasPrefix(table[1], info.ID) || strings.Fields(table[1])[2] != "ops" {
+		t.Errorf("agora hadoop jobs printed\n%s\nwant a USER column holding ops for %s", strings.Join(table, "\n"), info.ID)
+	}
+	var listed []hclient.JobInfo
+	if out := jobs("--json"); json.Unmarshal([]byte(out), &listed) != nil || len(listed) != 1 || listed[0].User != "ops" {
+		t.Errorf("agora hadoop jobs --json printed %s, want the job with user ops", out)
+	}
+}
+
+// basicAuthTransport sends every request with a principal's credentials.
+type basicAuthTransport struct{ principal, secret string }
+
+func (b basicAuthTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.SetBasicAuth(b.principal, b.secret)
+	return http.DefaultTransport.RoundTrip(r)
 }

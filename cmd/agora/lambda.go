@@ -165,8 +165,8 @@ Flags:
 		fmt.Fprintln(stderr, "agora lambda up:", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "pipeline %s is up\n  send events to:  topic %s on %s (agora lambda send --brokers %s --topic %s)\n  query:           http://%s/v1/query?view=%s&key=... (agora lambda query --api %s)\n  dataset:         %s\n",
-		spec.Name, spec.Input.Topic, strings.Join(p.Brokers, ","), strings.Join(p.Brokers, ","), spec.Input.Topic, p.Query, spec.Views[0].Name, p.Query, *dir)
+	fmt.Fprintf(stdout, "pipeline %s is up\n  send events to:  topic %s on %s (agora lambda send --brokers %s --topic %s)\n  query:           http://%s/v1/query?view=%s&key=... (agora lambda query --api %s)\n  page:            http://%s/ui/\n  dataset:         %s\n",
+		spec.Name, spec.Input.Topic, strings.Join(p.Brokers, ","), strings.Join(p.Brokers, ","), spec.Input.Topic, p.Query, spec.Views[0].Name, p.Query, p.Query, *dir)
 	if err := p.Run(ctx); err != nil {
 		fmt.Fprintln(stderr, "agora lambda up:", err)
 		return 1

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agora-cluster/agora/lambda"
 	"github.com/agora-cluster/agora/lambda/batch"
 	"github.com/agora-cluster/agora/lambda/framework"
 	"github.com/agora-cluster/agora/lambda/ingest"
@@ -101,6 +102,17 @@ func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, stormFr
 	api := &framework.API{F: f, Dir: cfg.Dir, Down: down, SpeedAddr: boltAddr(stormFramework, cfg.Dir), Status: func(st *pipeline.Status) {
 		st.Brokers, st.Embedded, st.BatchPeriodS = brokers, len(cfg.Brokers) == 0, period.Seconds()
 	}}
+	// The pipeline's page, following the tasks' status.
+	api.Board = lambda.NewBoard(cfg.Spec, func() (lambda.Progress, error) {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		st, err := api.Current(sctx)
+		if err == nil && st.SpeedNext == nil {
+			err = errors.New("no speed-layer task serves the views yet")
+		}
+		return pipeline.ProgressOf(st.Status), err
+	})
+	go api.Board.Watch(ctx)
 	ln, err := net.Listen("tcp", cfg.QueryAddr)
 	if err != nil {
 		return fail(fmt.Errorf("the query API on %s: %w", cfg.QueryAddr, err))
@@ -113,8 +125,8 @@ func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, stormFr
 		cancel()
 	}()
 	spec := cfg.Spec
-	fmt.Fprintf(stdout, "pipeline %s is up, its layers as tasks of framework lambda-%s on %s\n  send events to:  topic %s on %s (agora lambda send --brokers %s --topic %s)\n  query:           http://%s/v1/query?view=%s&key=... (agora lambda query --api %s)\n  dataset:         %s\n",
-		spec.Name, spec.Name, master, spec.Input.Topic, strings.Join(brokers, ","), strings.Join(brokers, ","), spec.Input.Topic, ln.Addr(), spec.Views[0].Name, ln.Addr(), cfg.Dir)
+	fmt.Fprintf(stdout, "pipeline %s is up, its layers as tasks of framework lambda-%s on %s\n  send events to:  topic %s on %s (agora lambda send --brokers %s --topic %s)\n  query:           http://%s/v1/query?view=%s&key=... (agora lambda query --api %s)\n  page:            http://%s/ui/\n  dataset:         %s\n",
+		spec.Name, spec.Name, master, spec.Input.Topic, strings.Join(brokers, ","), strings.Join(brokers, ","), spec.Input.Topic, ln.Addr(), spec.Views[0].Name, ln.Addr(), ln.Addr(), cfg.Dir)
 	go func() {
 		tick := time.NewTicker(period)
 		defer tick.Stop()

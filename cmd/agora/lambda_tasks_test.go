@@ -20,6 +20,7 @@ import (
 	pageviews "github.com/agora-cluster/agora/examples/lambda-pageviews"
 	hconf "github.com/agora-cluster/agora/hadoop/conf"
 	hframework "github.com/agora-cluster/agora/hadoop/framework"
+	"github.com/agora-cluster/agora/lambda"
 	"github.com/agora-cluster/agora/lambda/framework"
 	"github.com/agora-cluster/agora/lambda/ingest"
 	"github.com/agora-cluster/agora/lambda/pipeline"
@@ -111,6 +112,17 @@ func TestLambdaLayersAsTasksSurviveKill9(t *testing.T) {
 	send(3000)
 	wait("3000 events ingested and applied", caughtUp(3000))
 	check("speed layer only")
+	// The pipeline's page follows the tasks too.
+	var o lambda.Overview
+	lambdaCall(http.MethodGet, api, "/v1/pipeline", &o)
+	if len(o.Views) != len(spec.Views) || o.Speed.SinceBatch != 3000 || o.Ingest.Appended != 3000 {
+		t.Errorf("/v1/pipeline with the layers as tasks: %+v; want the spec's %d views and 3000 events in the speed layer and the dataset", o, len(spec.Views))
+	}
+	if resp, err := http.Get("http://" + api + "/ui/"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /ui/: %v %v, want the page", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 
 	// The speed-layer task killed: its successor rebuilds the realtime
 	// view from the topic. (Counted from the kill: an attempt that could

@@ -33,12 +33,19 @@ type SubmitRequest struct {
 	Spec *job.Spec `json:"spec,omitempty"`
 	Args []string  `json:"args,omitempty"`
 	Cwd  string    `json:"cwd,omitempty"`
+	// User is who submits the job (Hadoop's user.name), when the API
+	// asks for no credentials; behind credentials the job is the
+	// authenticated principal's whatever this says.
+	User string `json:"user,omitempty"`
 }
 
 // JobInfo is a job's summary.
 type JobInfo struct {
-	ID             string                `json:"id"`
-	Name           string                `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// User submitted the job (its mapreduce.job.user.name); "" for a
+	// job submitted without one.
+	User           string                `json:"user,omitempty"`
 	State          jobtracker.JobState   `json:"state"`
 	Error          string                `json:"error,omitempty"`
 	Submitted      time.Time             `json:"submitted"`

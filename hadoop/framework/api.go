@@ -11,9 +11,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/hadoop/client"
+	"github.com/agora-cluster/agora/hadoop/conf"
 	"github.com/agora-cluster/agora/hadoop/job"
 	"github.com/agora-cluster/agora/hadoop/jobtracker"
 	"github.com/agora-cluster/agora/hadoop/umbilical"
@@ -114,6 +118,14 @@ func (f *Framework) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "refused", &job.RefusedError{Problems: []string{err.Error()}})
 		return
 	}
+	user, err := submitter(r, req, plan)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "refused", &job.RefusedError{Problems: []string{err.Error()}})
+		return
+	}
+	if user != "" {
+		plan.Spec.Conf.Set(conf.JobUser, user)
+	}
 	var info client.JobInfo
 	var serr error
 	if !f.onLoop(w, r, func(ctx context.Context) { info, serr = f.submit(ctx, plan, time.Now()) }) {
@@ -124,6 +136,28 @@ func (f *Framework) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, info)
+}
+
+// maxUser bounds a submitted user name (Linux allows 32 bytes; Kerberos
+// principals are longer).
+const maxUser = 256
+
+// submitter is who submits a job, as Hadoop's user.name: the principal
+// that authenticated the request, when the API asks for credentials (a
+// claimed user cannot override it); else the request's user field; else
+// the job's own user.name (-D user.name=...); else "" (unknown).
+func submitter(r *http.Request, req client.SubmitRequest, plan job.Plan) (string, error) {
+	if p, ok := auth.Principal(r.Context()); ok {
+		return p, nil
+	}
+	user := req.User
+	if user == "" {
+		user = plan.Spec.Conf.Get(conf.JobUser)
+	}
+	if len(user) > maxUser || strings.IndexFunc(user, func(c rune) bool { return unicode.IsControl(c) || unicode.IsSpace(c) }) >= 0 {
+		return "", fmt.Errorf("user %q: give a name of at most %d characters without spaces or control characters", user, maxUser)
+	}
+	return user, nil
 }
 
 func (f *Framework) handleJobs(w http.ResponseWriter, r *http.Request) {

@@ -149,7 +149,7 @@ func (f *Framework) start(plan job.Plan, id job.ID, now time.Time, restarts int)
 		committer: committer,
 		trackers:  map[job.AttemptID]string{},
 		info: client.JobInfo{
-			ID: id.String(), Name: spec.Name(), Submitted: now,
+			ID: id.String(), Name: spec.Name(), User: spec.Conf[conf.JobUser], Submitted: now,
 			Input: spec.Inputs(), Output: spec.Output(),
 			Mapper: spec.Mapper(), Reducer: spec.Reducer(), Combiner: spec.Combiner(),
 			Restarts: restarts,

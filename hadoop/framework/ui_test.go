@@ -28,7 +28,7 @@ func TestUIShowsJobsProgressCountersAndAttempts(t *testing.T) {
 	e := startEnv(t)
 	dir := t.TempDir()
 	writeCorpus(t, filepath.Join(dir, "in", "a.txt"), 1<<20, 1)
-	first, err := e.cl.Submit(context.Background(), client.SubmitRequest{Args: wordcount(examples(t), "in", "out"), Cwd: dir})
+	first, err := e.cl.Submit(context.Background(), client.SubmitRequest{Args: wordcount(examples(t), "in", "out"), Cwd: dir, User: "analyst"})
 	if err != nil {
 		t.Fatalf("submit: %v", err)
 	}
@@ -56,6 +56,9 @@ func TestUIShowsJobsProgressCountersAndAttempts(t *testing.T) {
 		const m = r && r.querySelector('td.maps .bar'), d = r && r.querySelector('td.reduces .bar');
 		return m !== null && d !== null && m.dataset.progress === '100' && d.dataset.progress === '100'
 			&& m.dataset.done === m.dataset.total && d.dataset.done === '%[2]d' && d.dataset.total === '%[2]d'; })()`, row, done.Reduces.Total))
+	if user := webuitest.Text(t, b, row+" td.user"); user != "analyst" {
+		t.Errorf("the job's user reads %q, want the submission's %q", user, "analyst")
+	}
 	if text := webuitest.Text(t, b, row); !strings.Contains(text, fmt.Sprintf("100 %% (%d/%d)", done.Maps.Total, done.Maps.Total)) {
 		t.Errorf("job row %q, want the maps' bar to read 100 %% (%d/%d)", text, done.Maps.Total, done.Maps.Total)
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agora-cluster/agora/lambda"
 	"github.com/agora-cluster/agora/lambda/batch"
 	"github.com/agora-cluster/agora/lambda/pipeline"
 )
@@ -32,6 +33,8 @@ type API struct {
 	// SpeedAddr, when set, is where the query API runs instead of the
 	// speed task (the bolt of a topology on agora's Storm framework).
 	SpeedAddr func() string
+	// Board, when set, serves the pipeline's page at /ui/ (package lambda).
+	Board *lambda.Board
 
 	client http.Client
 	mu     sync.Mutex
@@ -50,6 +53,9 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("/v1/status", a.status)
 	mux.HandleFunc("/v1/batch", a.batch)
 	mux.Handle("/v1/down", pipeline.DownHandler(a.F.cfg.Name, a.Dir, a.Down))
+	if a.Board != nil {
+		a.Board.Mount(mux)
+	}
 	return mux
 }
 
@@ -113,12 +119,22 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "GET the status"})
 		return
 	}
+	st, err := a.Current(r.Context())
+	if err != nil {
+		writeJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// Current is the pipeline's status: the speed task's (while one runs)
+// with the tasks and the batch runs added.
+func (a *API) Current(ctx context.Context) (Status, error) {
 	st := Status{Tasks: a.F.Tasks()}
 	if addr := a.speedAddr(); addr != "" {
-		s, err := a.speedStatus(r.Context(), addr)
+		s, err := a.speedStatus(ctx, addr)
 		if err != nil {
-			writeJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
-			return
+			return st, err
 		}
 		st.Status = s
 	}
@@ -128,7 +144,7 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	st.LastBatch, st.LastBatchMS, st.LastBatchError = a.last.at, a.last.took.Milliseconds(), a.last.err
 	a.mu.Unlock()
-	writeJSON(w, http.StatusOK, st)
+	return st, nil
 }
 
 // RunBatch runs a batch job and waits until the speed task serves its view.

@@ -3,7 +3,8 @@
 // one, franz-go's kfake, unless real brokers are given), the ingester that
 // appends the master dataset, the speed layer, the batch layer on its
 // period, and the query API, with /v1/status, POST /v1/batch and POST
-// /v1/down (which ends Run, keeping the data) beside /v1/query.
+// /v1/down (which ends Run, keeping the data) beside /v1/query, and the
+// pipeline's page at /ui/ (package lambda).
 //
 // The layers run here as goroutines. tasks.go runs each of them as a
 // process of its own, which lambda/framework launches as agora tasks.
@@ -24,6 +25,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/agora-cluster/agora/lambda"
 	"github.com/agora-cluster/agora/lambda/batch"
 	"github.com/agora-cluster/agora/lambda/ingest"
 	"github.com/agora-cluster/agora/lambda/plan"
@@ -69,7 +71,8 @@ type Pipeline struct {
 	store  *store.Cassandra
 	ln     net.Listener
 	hs     *http.Server
-	batch  sync.Mutex // one batch run at a time
+	board  *lambda.Board // the page at /ui/
+	batch  sync.Mutex    // one batch run at a time
 	closed sync.Once
 	down   chan struct{} // closed by POST /v1/down
 	downed sync.Once
@@ -155,9 +158,17 @@ func Start(cfg Config) (*Pipeline, error) {
 	mux.HandleFunc("/v1/status", p.serveStatus)
 	mux.HandleFunc("/v1/batch", p.serveBatch)
 	mux.Handle("/v1/down", DownHandler(cfg.Spec.Name, cfg.Dir, func() { p.downed.Do(func() { close(p.down) }) }))
+	p.board = lambda.NewBoard(cfg.Spec, func() (lambda.Progress, error) { return ProgressOf(p.Status()), nil })
+	p.board.Mount(mux)
 	p.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	ok = true
 	return p, nil
+}
+
+// ProgressOf is the part of a status the pipeline's page follows.
+func ProgressOf(st Status) lambda.Progress {
+	return lambda.Progress{BatchWatermark: st.BatchWatermark, SpeedNext: st.SpeedNext, LastBatch: st.LastBatch, LastBatchMS: st.LastBatchMS,
+		LastBatchError: st.LastBatchError, Appended: st.Ingest.Appended, DeadLetter: st.Ingest.DeadLetter}
 }
 
 // StartBroker runs the embedded broker, one kfake broker listening on
@@ -179,6 +190,9 @@ func StartBroker(dir, addr string) (*kfake.Cluster, error) {
 // Run serves until ctx ends or POST /v1/down, then stops every part.
 func (p *Pipeline) Run(ctx context.Context) error {
 	defer p.Close()
+	watch, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go p.board.Watch(watch)
 	errc := make(chan error, 3)
 	go func() { errc <- p.in.Run(ctx) }()
 	go func() { errc <- p.sp.Run(ctx) }()

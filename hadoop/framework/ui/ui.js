@@ -33,6 +33,7 @@ function jobRow(j) {
   return el('tr', { 'data-job': j.id, 'data-state': j.state },
     el('td', {}, el('a', { href: '#job=' + encodeURIComponent(j.id) }, el('code', {}, j.id))),
     el('td', {}, j.name || '–'),
+    el('td', { class: 'user' }, j.user || '–'),
     el('td', {}, state(j.state)),
     el('td', { class: 'maps' }, bar(j.map_progress, j.maps)),
     el('td', { class: 'reduces' }, bar(j.reduce_progress, j.reduces)),
@@ -54,6 +55,7 @@ function summaryRows(j) {
   const row = (k, ...v) => el('tr', {}, el('th', { scope: 'row' }, k), el('td', {}, ...v));
   const rows = [
     row('State', state(j.state), j.error ? ' ' + j.error : null),
+    row('User', j.user || '–'),
     row('Maps', bar(j.map_progress, j.maps)),
     row('Reduces', bar(j.reduce_progress, j.reduces)),
     row('Input', (j.input || []).join(', ')),
@@ -63,11 +65,11 @@ function summaryRows(j) {
     row('Submitted', when(j.submitted)),
     row('Duration', duration(j.submitted, j.finish)),
   ];
-  if (j.combiner) rows.splice(6, 0, row('Combiner', el('code', {}, j.combiner)));
+  if (j.combiner) rows.splice(7, 0, row('Combiner', el('code', {}, j.combiner)));
   if (j.blacklisted && j.blacklisted.length) rows.push(row('Blacklisted hosts', j.blacklisted.join(', ')));
   if (j.restarts) rows.push(row('Restarts', j.restarts));
-  rows[1].className = 'maps';
-  rows[2].className = 'reduces';
+  rows[2].className = 'maps';
+  rows[3].className = 'reduces';
   return rows;
 }
 
