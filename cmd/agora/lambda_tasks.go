@@ -25,12 +25,23 @@ import (
 	"github.com/agora-cluster/agora/lambda/plan"
 	"github.com/agora-cluster/agora/lambda/stormspeed"
 	"github.com/agora-cluster/agora/lambda/view"
+	stormclient "github.com/agora-cluster/agora/storm/client"
 )
+
+// upTasks are the flags of `agora lambda up --master`.
+type upTasks struct {
+	master         string
+	hadoop         string // agora's Hadoop framework runs the batch jobs
+	nimbus         string // a real Storm runs the speed layer's topology
+	stormFramework bool   // agora's Storm framework runs it
+	batchPause     time.Duration
+}
 
 // lambdaUpTasks is `agora lambda up --master`: the broker (unless real
 // ones are given) and the query API stay in this process, the layers run
 // as tasks of a framework on the cluster.
-func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, stormFramework bool, batchPause time.Duration, cfg pipeline.Config, stdout, stderr io.Writer) int {
+func lambdaUpTasks(ctx context.Context, specPath string, o upTasks, cfg pipeline.Config, stdout, stderr io.Writer) int {
+	master := o.master
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "agora lambda up:", err)
 		return 1
@@ -73,12 +84,15 @@ func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, stormFr
 	if len(cfg.Cassandra) > 0 {
 		speedArgs = append(slices.Clip(speedArgs), "--cassandra", strings.Join(cfg.Cassandra, ","), "--cassandra_rf", strconv.Itoa(cfg.CassandraRF))
 	}
-	if stormFramework {
+	switch {
+	case o.stormFramework:
 		speedArgs = append(slices.Clip(speedArgs), "--storm_master", master)
+	case o.nimbus != "":
+		speedArgs = append(slices.Clip(speedArgs), "--nimbus", o.nimbus)
 	}
-	batchArgs := []string{specPath, "--work_dir", cfg.Dir, "--pause_before_swap", batchPause.String()}
-	if hadoop != "" {
-		batchArgs = append(batchArgs, "--hadoop", hadoop)
+	batchArgs := []string{specPath, "--work_dir", cfg.Dir, "--pause_before_swap", o.batchPause.String()}
+	if o.hadoop != "" {
+		batchArgs = append(batchArgs, "--hadoop", o.hadoop)
 	}
 	f, err := framework.New(framework.Config{
 		Masters: []string{master}, Name: cfg.Spec.Name, Command: []string{exe, "lambda"}, Verbs: speedVerb(cfg.Spec),
@@ -98,9 +112,24 @@ func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, stormFr
 	// `agora lambda down` ends ctx as an interrupt would.
 	ctx, down := context.WithCancel(ctx)
 	defer down()
-	api := &framework.API{F: f, Dir: cfg.Dir, Down: down, SpeedAddr: boltAddr(stormFramework, cfg.Dir), Status: func(st *pipeline.Status) {
+	afterRun := func() {}
+	api := &framework.API{F: f, Dir: cfg.Dir, Down: down, SpeedAddr: boltAddr(o.stormFramework || o.nimbus != "", cfg.Dir), Status: func(st *pipeline.Status) {
 		st.Brokers, st.Embedded, st.BatchPeriodS = brokers, len(cfg.Brokers) == 0, period.Seconds()
 	}}
+	if o.nimbus != "" {
+		nc, err := stormclient.New(o.nimbus, stormclient.Options{CallTimeout: 10 * time.Second})
+		if err != nil {
+			return fail(fmt.Errorf("--nimbus: %w", err))
+		}
+		defer nc.Close()
+		name := stormspeed.TopologyName(cfg.Spec)
+		api.Topology = func(ctx context.Context) stormspeed.Topology { return stormspeed.Describe(ctx, nc, name) }
+		// The speed task kills its topology when it is killed; should
+		// it have died first (kill -9, a lost agent), the topology would
+		// outlive the pipeline: `up` kills what is left as it stops,
+		// before its API goes (so `down` returns with the topology gone).
+		afterRun = func() { killTopologyLeft(nc, name, cfg.Dir, stderr) }
+	}
 	ln, err := net.Listen("tcp", cfg.QueryAddr)
 	if err != nil {
 		return fail(fmt.Errorf("the query API on %s: %w", cfg.QueryAddr, err))
@@ -129,10 +158,26 @@ func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, stormFr
 			}
 		}
 	}()
-	if err := f.Run(ctx); err != nil {
+	err = f.Run(ctx)
+	afterRun()
+	if err != nil {
 		return fail(err)
 	}
 	return 0
+}
+
+// killTopologyLeft kills the pipeline's topology on Nimbus if it still
+// runs, waiting until it is gone (bounded), and says so.
+func killTopologyLeft(c *stormclient.Client, name, workDir string, stderr io.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	killed, err := stormspeed.KillOwn(ctx, c, name, workDir)
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "agora lambda up: the speed layer's topology %s on Nimbus %s: %v\n", name, c.Addr(), err)
+	case killed:
+		fmt.Fprintf(stderr, "agora lambda up: the speed layer's topology %s is off Nimbus %s\n", name, c.Addr())
+	}
 }
 
 // lambdaTask runs a layer task's function until SIGTERM (the agent's kill).

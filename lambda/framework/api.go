@@ -13,6 +13,7 @@ import (
 
 	"github.com/agora-cluster/agora/lambda/batch"
 	"github.com/agora-cluster/agora/lambda/pipeline"
+	"github.com/agora-cluster/agora/lambda/stormspeed"
 )
 
 // API is the pipeline's query API in front of its tasks: /v1/query goes
@@ -32,6 +33,9 @@ type API struct {
 	// SpeedAddr, when set, is where the query API runs instead of the
 	// speed task (the bolt of a topology on agora's Storm framework).
 	SpeedAddr func() string
+	// Topology, when set, describes the speed layer's topology on a real
+	// Nimbus for /v1/status.
+	Topology func(context.Context) stormspeed.Topology
 
 	client http.Client
 	mu     sync.Mutex
@@ -87,6 +91,9 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 type Status struct {
 	pipeline.Status
 	Tasks []TaskStatus `json:"tasks"`
+	// Topology is the speed layer's topology on a real Nimbus, if it runs
+	// on one.
+	Topology *stormspeed.Topology `json:"topology,omitempty"`
 }
 
 func (a *API) speedStatus(ctx context.Context, addr string) (pipeline.Status, error) {
@@ -124,6 +131,12 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 	}
 	if a.Status != nil {
 		a.Status(&st.Status)
+	}
+	if a.Topology != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		top := a.Topology(ctx)
+		cancel()
+		st.Topology = &top
 	}
 	a.mu.Lock()
 	st.LastBatch, st.LastBatchMS, st.LastBatchError = a.last.at, a.last.took.Milliseconds(), a.last.err
