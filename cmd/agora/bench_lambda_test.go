@@ -6,8 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	"github.com/agora-cluster/agora/kafka/kafkatest"
 	"github.com/agora-cluster/agora/lambda/bench"
+	"github.com/agora-cluster/agora/storm/stormtest"
 )
 
 // `agora bench lambda --json` at a tiny size: every count matches what was
@@ -49,4 +51,39 @@ func TestBenchLambdaOnRealKafka(t *testing.T) {
 		t.Errorf("result: %+v", r)
 	}
 	t.Logf("real Kafka: %s", out.String())
+}
+
+// `agora bench lambda --storm --nimbus` runs the speed layer as a
+// topology on a real Storm (a Nimbus and a supervisor of this host) and
+// the default's run follows in the same test: both exact, both sets of
+// numbers logged side by side for benchmarks/RESULTS.md. --nimbus alone
+// is refused.
+func TestBenchLambdaOnRealStorm(t *testing.T) {
+	tier.Need(t, tier.JVM, tier.JavaErr())
+	var out, stderr strings.Builder
+	if code := benchLambda(context.Background(), []string{"--nimbus", "127.0.0.1:1"}, &out, &stderr); code != 2 || !strings.Contains(stderr.String(), "give --storm too") {
+		t.Fatalf("--nimbus without --storm: exit %d, %q", code, stderr.String())
+	}
+	cluster := stormtest.Start(t, 1, 1)
+	for _, extra := range [][]string{{"--storm", "--nimbus", cluster.Nimbus}, nil} {
+		out.Reset()
+		stderr.Reset()
+		args := append([]string{"--events", "5000", "--probes", "50", "--queries", "200", "--json", "--work_dir", t.TempDir(), "--timeout", "4m"}, extra...)
+		code := benchLambda(context.Background(), args, &out, &stderr)
+		var r bench.Result
+		if code != 0 || json.Unmarshal([]byte(out.String()), &r) != nil {
+			t.Fatalf("bench lambda %v: exit %d\n%s\n%s", extra, code, out.String(), lastBytes(stderr.String(), 5000))
+		}
+		if r.Ingested != 5000 || !r.Exact || r.FreshnessP99ms < r.FreshnessP50ms || r.FreshnessP50ms <= 0 {
+			t.Errorf("bench lambda %v: %+v", extra, r)
+		}
+		want := "native"
+		if extra != nil {
+			want = "storm on Nimbus " + cluster.Nimbus
+		}
+		if r.Speed != want {
+			t.Errorf("bench lambda %v: speed %q, want %q", extra, r.Speed, want)
+		}
+		t.Logf("bench lambda %v: %s", extra, out.String())
+	}
 }
