@@ -240,16 +240,21 @@ func cmdline(pid int) string {
 // topology and no component.
 func TestLambdaUpOnRealStorm(t *testing.T) {
 	tier.Need(t, tier.JVM, tier.JavaErr())
+	refused := clustertest.RefusedAddr(t)
+	// Bad flags, and a Nimbus that does not answer, end up at once naming
+	// what is wrong.
 	for _, tc := range []struct {
 		args []string
+		code int
 		err  string
 	}{
-		{[]string{"--nimbus", "127.0.0.1:1"}, "--nimbus: the speed layer's topology is submitted by the speed task of --master HOST:PORT"},
-		{[]string{"--nimbus", "127.0.0.1:1", "--master", "127.0.0.1:1", "--storm_framework"}, "give --storm_framework (agora's Storm) or --nimbus (a real Storm), not both"},
+		{[]string{"--nimbus", "127.0.0.1:1"}, 2, "--nimbus: the speed layer's topology is submitted by the speed task of --master HOST:PORT"},
+		{[]string{"--nimbus", "127.0.0.1:1", "--master", "127.0.0.1:1", "--storm_framework"}, 2, "give --storm_framework (agora's Storm) or --nimbus (a real Storm), not both"},
+		{[]string{"--nimbus", refused, "--master", "127.0.0.1:1"}, 1, "--nimbus: the Nimbus at " + refused + " does not answer"},
 	} {
 		args := append([]string{"up", pageviewsSpec, "--work_dir", t.TempDir(), "--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0"}, tc.args...)
-		if code, _, stderr := runLambdaCmd(t, args...); code != 2 || !strings.Contains(stderr, tc.err) {
-			t.Fatalf("lambda %v: exit %d, %q; want 2 and %q", args, code, stderr, tc.err)
+		if code, _, stderr := runLambdaCmd(t, args...); code != tc.code || !strings.Contains(stderr, tc.err) {
+			t.Fatalf("lambda %v: exit %d, %q; want %d and %q", args, code, stderr, tc.code, tc.err)
 		}
 	}
 

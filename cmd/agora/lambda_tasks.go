@@ -46,6 +46,17 @@ func lambdaUpTasks(ctx context.Context, specPath string, o upTasks, cfg pipeline
 		fmt.Fprintln(stderr, "agora lambda up:", err)
 		return 1
 	}
+	// A Nimbus that does not answer ends `up` before anything is made,
+	// naming it, rather than leaving the speed task to fail at every
+	// launch.
+	var nc *stormclient.Client
+	if o.nimbus != "" {
+		var err error
+		if nc, err = nimbusClient(ctx, o.nimbus); err != nil {
+			return fail(err)
+		}
+		defer nc.Close()
+	}
 	specPath, err := filepath.Abs(specPath)
 	if err != nil {
 		return fail(err)
@@ -116,12 +127,7 @@ func lambdaUpTasks(ctx context.Context, specPath string, o upTasks, cfg pipeline
 	api := &framework.API{F: f, Dir: cfg.Dir, Down: down, SpeedAddr: boltAddr(o.stormFramework || o.nimbus != "", cfg.Dir), Status: func(st *pipeline.Status) {
 		st.Brokers, st.Embedded, st.BatchPeriodS = brokers, len(cfg.Brokers) == 0, period.Seconds()
 	}}
-	if o.nimbus != "" {
-		nc, err := stormclient.New(o.nimbus, stormclient.Options{CallTimeout: 10 * time.Second})
-		if err != nil {
-			return fail(fmt.Errorf("--nimbus: %w", err))
-		}
-		defer nc.Close()
+	if nc != nil {
 		name := stormspeed.TopologyName(cfg.Spec)
 		api.Topology = func(ctx context.Context) stormspeed.Topology { return stormspeed.Describe(ctx, nc, name) }
 		// The speed task kills its topology when it is killed; should
@@ -164,6 +170,22 @@ func lambdaUpTasks(ctx context.Context, specPath string, o upTasks, cfg pipeline
 		return fail(err)
 	}
 	return 0
+}
+
+// nimbusClient connects to the Nimbus of `up --nimbus` and checks that it
+// answers.
+func nimbusClient(ctx context.Context, addr string) (*stormclient.Client, error) {
+	c, err := stormclient.New(addr, stormclient.Options{CallTimeout: 10 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("--nimbus: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := c.ClusterInfo(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("--nimbus: the Nimbus at %s does not answer: %w", addr, err)
+	}
+	return c, nil
 }
 
 // killTopologyLeft kills the pipeline's topology on Nimbus if it still
