@@ -105,6 +105,9 @@ Flags:
 		fmt.Fprintf(w, "broker\t%s\n", res.Broker)
 		fmt.Fprintf(w, "serving\t%s\n", res.Serving)
 		fmt.Fprintf(w, "speed\t%s\n", res.Speed)
+		if res.SpeedStartSeconds > 0 {
+			fmt.Fprintf(w, "speed_start_s\t%.2f\t(until the topology's bolt answered; not in events_per_s)\n", res.SpeedStartSeconds)
+		}
 		fmt.Fprintf(w, "events\t%d\t(ingested %d)\n", res.Events, res.Ingested)
 		fmt.Fprintf(w, "events_per_s\t%.0f\t(%.2f s)\n", res.EventsPerSec, res.IngestSeconds)
 		fmt.Fprintf(w, "freshness_ms\tp50 %.1f\tp99 %.1f\t(%d probes)\n", res.FreshnessP50ms, res.FreshnessP99ms, res.Probes)
