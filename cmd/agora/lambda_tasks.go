@@ -372,7 +372,7 @@ func lambdaStormSpeed(ctx context.Context, args []string, stderr io.Writer) int 
 	cassandra := t.fs.String("cassandra", "", "Cassandra addresses (HOST:9042,...) that keep the batch views; none keeps them in memory")
 	cassandraRF := t.fs.Int("cassandra_rf", 1, "the replication factor of the batch views' keyspace")
 	stormMaster := t.fs.String("storm_master", "", "submit the topology to agora's Storm framework on this master (its worker a task\nof agora-storm-native) instead of running it in this process; the bolt then\nlistens on --bolt_api and writes its address to the work directory")
-	nimbus := t.fs.String("nimbus", "", "submit the topology to the real Storm whose Nimbus is at HOST:PORT and kill it\nthere when this process ends; its workers run this binary, the spec and\n--work_dir at the same paths, and the bolt listens on --bolt_api and writes its\naddress to the work directory")
+	nimbus := t.fs.String("nimbus", "", "submit the topology to the real Storm whose Nimbus is at HOST:PORT and kill it\nthere when this process ends (one of this pipeline's left there is killed and\nreplaced; another pipeline's of the same name is left alone); its workers run\nthis binary, the spec and --work_dir at the same paths, and the bolt listens on\n--bolt_api and writes its address to the work directory")
 	boltAPI := t.fs.String("bolt_api", "127.0.0.1:0", "with --storm_master or --nimbus: the bolt's query API address")
 	spec, code, ok := t.parse(args, true)
 	if !ok {
