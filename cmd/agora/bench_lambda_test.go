@@ -61,6 +61,9 @@ func TestBenchLambdaOnRealKafka(t *testing.T) {
 // numbers logged side by side for benchmarks/RESULTS.md. --nimbus alone
 // is refused.
 func TestBenchLambdaOnRealStorm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a real Storm's JVMs; not in -short")
+	}
 	tier.Need(t, tier.JVM, tier.JavaErr())
 	var out, stderr strings.Builder
 	if code := benchLambda(context.Background(), []string{"--nimbus", "127.0.0.1:1"}, &out, &stderr); code != 2 || !strings.Contains(stderr.String(), "give --storm too") {

@@ -239,6 +239,9 @@ func cmdline(pid int) string {
 // another pipeline owns is never touched; `lambda down` leaves no
 // topology and no component.
 func TestLambdaUpOnRealStorm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a real Storm's JVMs; not in -short")
+	}
 	tier.Need(t, tier.JVM, tier.JavaErr())
 	refused := clustertest.RefusedAddr(t)
 	// Bad flags, and a Nimbus that does not answer, end up at once naming
