@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	"github.com/agora-cluster/agora/kafka/kafkatest"
 	"github.com/agora-cluster/agora/lambda/bench"
+	"github.com/agora-cluster/agora/storm/stormtest"
 )
 
 // `agora bench lambda --json` at a tiny size: every count matches what was
@@ -49,4 +53,51 @@ func TestBenchLambdaOnRealKafka(t *testing.T) {
 		t.Errorf("result: %+v", r)
 	}
 	t.Logf("real Kafka: %s", out.String())
+}
+
+// `agora bench lambda --storm --nimbus` runs the speed layer as a
+// topology on a real Storm (a Nimbus and a supervisor of this host) and
+// the default's run follows in the same test: both exact, both sets of
+// numbers logged side by side for benchmarks/RESULTS.md. --nimbus alone
+// is refused.
+func TestBenchLambdaOnRealStorm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a real Storm's JVMs; not in -short")
+	}
+	tier.Need(t, tier.JVM, tier.JavaErr())
+	var out, stderr strings.Builder
+	if code := benchLambda(context.Background(), []string{"--nimbus", "127.0.0.1:1"}, &out, &stderr); code != 2 || !strings.Contains(stderr.String(), "give --storm too") {
+		t.Fatalf("--nimbus without --storm: exit %d, %q", code, stderr.String())
+	}
+	cluster := stormtest.Start(t, 1, 1)
+	for _, extra := range [][]string{{"--storm", "--nimbus", cluster.Nimbus}, nil} {
+		out.Reset()
+		stderr.Reset()
+		// The agora binary, not this test's: the topology's components
+		// are processes of the binary that runs the bench.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		cmd := exec.CommandContext(ctx, agoraBin, append([]string{"bench", "lambda", "--events", "20000", "--probes", "50", "--queries", "200", "--json",
+			"--work_dir", t.TempDir(), "--timeout", "4m"}, extra...)...)
+		cmd.Stdout, cmd.Stderr = &out, &stderr
+		err := cmd.Run()
+		cancel()
+		var r bench.Result
+		if err != nil || json.Unmarshal([]byte(out.String()), &r) != nil {
+			t.Fatalf("bench lambda %v: %v\n%s\n%s", extra, err, out.String(), lastBytes(stderr.String(), 5000))
+		}
+		if r.Ingested != 20000 || !r.Exact || r.FreshnessP99ms < r.FreshnessP50ms || r.FreshnessP50ms <= 0 {
+			t.Errorf("bench lambda %v: %+v", extra, r)
+		}
+		want := "native"
+		if extra != nil {
+			want = "storm on Nimbus " + cluster.Nimbus
+			if r.SpeedStartSeconds <= 0 {
+				t.Errorf("bench lambda %v: no time for the topology to answer: %+v", extra, r)
+			}
+		}
+		if r.Speed != want {
+			t.Errorf("bench lambda %v: speed %q, want %q", extra, r.Speed, want)
+		}
+		t.Logf("bench lambda %v: %s", extra, out.String())
+	}
 }

@@ -100,10 +100,14 @@ With --master, the ingester, the speed layer (which serves the queries)
 and each batch job run instead as tasks of a framework on that agora
 cluster, each launched again when it dies; this process keeps the broker,
 the batch timer and the query API, which forwards to the speed task.
+With --nimbus as well, the speed task runs the speed layer as a topology
+on that real Storm, whose counting bolt then serves the queries.
 
 Example:
   agora lambda up examples/lambda-pageviews/pipeline.yaml
   agora lambda up examples/lambda-pageviews/pipeline.yaml --master 127.0.0.1:5050 --work_dir /shared/pageviews
+  agora lambda up examples/lambda-pageviews/pipeline.yaml --master 127.0.0.1:5050 --work_dir /shared/pageviews \
+      --kafka 127.0.0.1:9092 --cassandra 127.0.0.1:9042 --nimbus 127.0.0.1:6627
   agora lambda send --topic pageviews < events.jsonl
   agora lambda query --view views --key /index.html
 
@@ -122,6 +126,7 @@ Flags:
 	batchPause := fs.Duration("batch_pause", 0, "with --master: each batch job holds its finished view this long before\nswapping it in (for fault tests: a window to kill an attempt in)")
 	cassandra := fs.String("cassandra", "", "comma-separated Cassandra native-transport addresses (HOST:9042): keep the batch\nviews there and answer queries from it (layers.serving: cassandra needs it)")
 	cassandraRF := fs.Int("cassandra_rf", 1, "the replication factor of the batch views' keyspace in Cassandra")
+	nimbus := fs.String("nimbus", "", "with --master: run the speed layer as a Storm topology on the real Storm whose\nNimbus is at HOST:PORT (as layers.speed: storm, whatever the spec says); the\nspeed task submits it, a task started again replaces it, and `down` kills it.\nThe supervisors' hosts need this binary, the spec and --work_dir at the same paths")
 	pos, code, done := parseInterspersed(fs, args)
 	if done {
 		return code
@@ -134,6 +139,17 @@ Flags:
 	if err != nil {
 		fmt.Fprintln(stderr, "agora lambda up:", err)
 		return 2
+	}
+	if *nimbus != "" {
+		switch {
+		case *master == "":
+			fmt.Fprintln(stderr, "agora lambda up: --nimbus: the speed layer's topology is submitted by the speed task of --master HOST:PORT; give --master")
+			return 2
+		case *stormFramework:
+			fmt.Fprintln(stderr, "agora lambda up: give --storm_framework (agora's Storm) or --nimbus (a real Storm), not both")
+			return 2
+		}
+		spec.Layers.Speed = "storm"
 	}
 	if spec.Layers.Speed == "storm" && *master == "" {
 		fmt.Fprintf(stderr, "agora lambda up: %s: layers.speed is storm: the topology runs as the speed task of --master HOST:PORT\n", pos[0])
@@ -158,7 +174,7 @@ Flags:
 		cfg.Cassandra = strings.Split(*cassandra, ",")
 	}
 	if *master != "" {
-		return lambdaUpTasks(ctx, pos[0], *master, *hadoop, *stormFramework, *batchPause, cfg, stdout, stderr)
+		return lambdaUpTasks(ctx, pos[0], upTasks{master: *master, hadoop: *hadoop, nimbus: *nimbus, stormFramework: *stormFramework, batchPause: *batchPause}, cfg, stdout, stderr)
 	}
 	p, err := pipeline.Start(cfg)
 	if err != nil {
@@ -352,6 +368,9 @@ func lambdaStatus(args []string, stdout, stderr io.Writer) int {
 		st.BatchWatermark, st.SpeedNext, st.LastBatch.Format(time.RFC3339), st.LastBatchMS, st.LastBatchError, strings.Join(st.Views, ", "))
 	for _, ts := range st.Tasks {
 		fmt.Fprintf(w, "TASK %s\t%s %s (launches %d) %s\n", strings.ToUpper(ts.Layer), ts.State, ts.TaskID, ts.Launches, ts.Addr)
+	}
+	if top := st.Topology; top != nil {
+		fmt.Fprintf(w, "TOPOLOGY\t%s %s %s on Nimbus %s, %d workers, up %ds %s\n", top.Name, top.Status, top.ID, top.Nimbus, top.Workers, top.UptimeS, top.Error)
 	}
 	return 0
 }

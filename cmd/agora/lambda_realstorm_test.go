@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,11 +19,11 @@ import (
 	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	pageviews "github.com/agora-cluster/agora/examples/lambda-pageviews"
 	"github.com/agora-cluster/agora/kafka/kafkatest"
+	"github.com/agora-cluster/agora/lambda/framework"
 	"github.com/agora-cluster/agora/lambda/ingest"
 	"github.com/agora-cluster/agora/lambda/pipeline"
 	"github.com/agora-cluster/agora/lambda/plan"
 	"github.com/agora-cluster/agora/lambda/stormspeed"
-	"github.com/agora-cluster/agora/lambda/view"
 	stormclient "github.com/agora-cluster/agora/storm/client"
 	"github.com/agora-cluster/agora/storm/stormtest"
 )
@@ -34,9 +33,10 @@ import (
 // and its worker JVM), whose ShellSpout and ShellBolt run this binary's
 // spout and bolt; the spout reads a real Kafka broker and the bolt keeps
 // the batch views in a real Cassandra node. Every query answers exactly
-// the counts computed offline before the first batch run, after it and
-// across the boundary; when storm-speed ends the topology leaves Nimbus
-// and its components end.
+// the counts computed offline before the first batch run, after it,
+// across the boundary, and after kill -9 of the Storm worker JVM running
+// the spout and the bolt mid-stream; when storm-speed ends the topology
+// leaves Nimbus and its components end.
 func TestLambdaSpeedOnRealStorm(t *testing.T) {
 	tier.Need(t, tier.JVM, tier.JavaErr())
 	spec, err := plan.Parse(pageviews.Spec)
@@ -91,35 +91,19 @@ func TestLambdaSpeedOnRealStorm(t *testing.T) {
 		lambdaCall(http.MethodGet, api(), "/v1/status", &st)
 		return st
 	}
-	g := pageviews.Generator{R: rand.New(rand.NewPCG(15, 16)), Start: time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC), Span: 5 * time.Hour, Pages: 3, Users: 30}
-	truth := view.Table{}
-	var sent int64
-	send := func(n int) {
-		t.Helper()
-		lines := make([]string, n)
-		for i := range lines {
-			lines[i] = g.Event()
-			ev, _ := spec.ParseEvent([]byte(lines[i]))
-			truth.Apply(spec, ev)
-		}
-		if code := lambdaSend([]string{"--brokers", kb.Bootstrap, "--topic", "pageviews"}, strings.NewReader(strings.Join(lines, "\n")), io.Discard, io.Discard); code != 0 {
-			t.Fatalf("lambda send: exit %d", code)
-		}
-		sent += int64(n)
-	}
+	feed := newLambdaFeed(t, spec, kb.Bootstrap, 15)
+	send := feed.send
 	caughtUp := func(what string) {
 		t.Helper()
 		// How long it took is logged, not asserted: a figure for
 		// benchmarks/RESULTS.md on this machine.
 		began := time.Now()
 		cluster.Await(t, 2*time.Minute, what+": speed layer caught up", func() (bool, string) {
-			st := status()
-			return st.Ingest.Appended == sent && st.SpeedNext[0]+st.SpeedNext[1] == sent,
-				fmt.Sprintf("%d events sent: %+v\nstorm-speed:\n%s", sent, st, lastBytes(top.out.String(), 3000))
+			return feed.caughtUp(status()), fmt.Sprintf("%d events sent: %+v\nstorm-speed:\n%s", feed.sent, st, lastBytes(top.out.String(), 3000))
 		})
-		t.Logf("%s: caught up with %d events %s after the last send", what, sent, time.Since(began).Round(10*time.Millisecond))
+		t.Logf("%s: caught up with %d events %s after the last send", what, feed.sent, time.Since(began).Round(10*time.Millisecond))
 	}
-	check := func(stage string) { t.Helper(); checkLambdaAnswers(t, api(), spec, truth, stage) }
+	check := func(stage string) { t.Helper(); feed.check(api(), stage) }
 
 	send(2500)
 	caughtUp("speed layer only")
@@ -154,6 +138,47 @@ func TestLambdaSpeedOnRealStorm(t *testing.T) {
 	send(1200)
 	caughtUp("across the boundary")
 	check("real Storm: across the boundary")
+
+	// kill -9 of the Storm worker JVM that runs the spout and the bolt
+	// while events stream in: its supervisor starts another, whose bolt
+	// rebuilds the realtime view from the batch watermark (the spout
+	// reading from there), and once it has caught up every answer is
+	// exact again: nothing lost, nothing counted twice.
+	info, err := c.TopologyInfo(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := 0
+	for _, e := range info.Executors {
+		if e.ComponentID == "count" {
+			port = int(e.Port)
+		}
+	}
+	workers := stormtest.WorkerPIDs(s.ID, port)
+	if len(workers) != 1 || workers[0] != ppid(bolts[0]) {
+		t.Fatalf("the worker JVMs of %s on slot %d: %v; want the bolt's parent %d", s.ID, port, workers, ppid(bolts[0]))
+	}
+	before := api()
+	streamed := make(chan struct{})
+	go func() {
+		defer close(streamed)
+		for i := 0; i < 6; i++ {
+			send(150)
+		}
+	}()
+	if err := syscall.Kill(workers[0], syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 of the Storm worker %d: %v", workers[0], err)
+	}
+	killedAt := time.Now()
+	<-streamed
+	cluster.Await(t, 2*time.Minute, "a new bolt serving under a new Storm worker", func() (bool, string) {
+		bolts := lambdaComponents("storm-bolt")
+		return api() != before && len(bolts) == 1 && ppid(bolts[0]) != workers[0], fmt.Sprintf("bolt API %q (was %q), bolts %v", api(), before, bolts)
+	})
+	send(400)
+	caughtUp("after the Storm worker's kill -9")
+	t.Logf("the Storm worker's kill -9: answers exact again %s after it", time.Since(killedAt).Round(10*time.Millisecond))
+	check("real Storm: after the worker's kill -9")
 
 	// storm-speed ending kills the topology on Nimbus, and with it the
 	// components.
@@ -203,4 +228,133 @@ func ppid(pid int) int {
 func cmdline(pid int) string {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	return strings.ReplaceAll(string(b), "\x00", " ")
+}
+
+// `agora lambda up --master --nimbus` brings the whole pipeline up in one
+// command with its speed layer a topology on a real Storm: the speed task
+// submits it, `lambda status` shows it as Nimbus lists it, answers are
+// exact before and after a batch run; the speed task killed -9 leaves its
+// topology on Nimbus, and the task launched in its place replaces it (a
+// new topology, answers exact again); a topology of the same name that
+// another pipeline owns is never touched; `lambda down` leaves no
+// topology and no component.
+func TestLambdaUpOnRealStorm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a real Storm's JVMs; not in -short")
+	}
+	tier.Need(t, tier.JVM, tier.JavaErr())
+	refused := clustertest.RefusedAddr(t)
+	// Bad flags, and a Nimbus that does not answer, end up at once naming
+	// what is wrong.
+	for _, tc := range []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"--nimbus", "127.0.0.1:1"}, 2, "--nimbus: the speed layer's topology is submitted by the speed task of --master HOST:PORT"},
+		{[]string{"--nimbus", "127.0.0.1:1", "--master", "127.0.0.1:1", "--storm_framework"}, 2, "give --storm_framework (agora's Storm) or --nimbus (a real Storm), not both"},
+		{[]string{"--nimbus", refused, "--master", "127.0.0.1:1"}, 1, "--nimbus: the Nimbus at " + refused + " does not answer"},
+	} {
+		args := append([]string{"up", pageviewsSpec, "--work_dir", t.TempDir(), "--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0"}, tc.args...)
+		if code, _, stderr := runLambdaCmd(t, args...); code != tc.code || !strings.Contains(stderr, tc.err) {
+			t.Fatalf("lambda %v: exit %d, %q; want %d and %q", args, code, stderr, tc.code, tc.err)
+		}
+	}
+
+	cluster := stormtest.Start(t, 1, 1)
+	c := clustertest.Start(t, clustertest.Options{})
+	spec, err := plan.Parse(pageviews.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	specPath := filepath.Join(dir, "pipeline.yaml")
+	if err := os.WriteFile(specPath, pageviews.Spec, 0o644); err != nil { // layers.speed: native; --nimbus overrides it
+		t.Fatal(err)
+	}
+	work := filepath.Join(dir, "work")
+	up := start(t, "lambda", "up", specPath, "--master", c.MasterAddr, "--nimbus", cluster.Nimbus, "--work_dir", work,
+		"--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0", "--batch_period", "1h")
+	brokers, api := upAddrs(t, up)
+	var st framework.Status
+	status := func() framework.Status {
+		st = framework.Status{}
+		lambdaCall(http.MethodGet, api, "/v1/status", &st)
+		return st
+	}
+	topology := func() stormspeed.Topology {
+		if st.Topology == nil {
+			return stormspeed.Topology{}
+		}
+		return *st.Topology
+	}
+	feed := newLambdaFeed(t, spec, brokers, 17)
+	caughtUp := func(what string) {
+		t.Helper()
+		cluster.Await(t, 2*time.Minute, what, func() (bool, string) {
+			return feed.caughtUp(status().Status) && topology().Status == "ACTIVE",
+				fmt.Sprintf("%d events sent: %+v\nup: %s\nsandboxes:\n%s", feed.sent, st, lastBytes(up.out.String(), 3000), sandboxStderrs(c.Agents[0].Config.WorkDir, 3000))
+		})
+	}
+
+	feed.send(2000)
+	caughtUp("the topology on Nimbus caught up")
+	feed.check(api, "up --nimbus: speed layer only")
+	first := topology()
+	if first.Name != "lambda-pageviews-speed" || first.Nimbus != cluster.Nimbus || first.ID == "" || first.Workers != 1 {
+		t.Fatalf("status shows the topology as %+v", first)
+	}
+	if code, out, stderr := runLambdaCmd(t, "status", "--api", api); code != 0 || !strings.Contains(out, "lambda-pageviews-speed ACTIVE "+first.ID+" on Nimbus "+cluster.Nimbus) {
+		t.Fatalf("lambda status: exit %d, %s %s", code, out, stderr)
+	}
+	if code, out, stderr := runLambdaCmd(t, "batch", "--api", api); code != 0 || !strings.Contains(out, "batch view recomputed") {
+		t.Fatalf("lambda batch: exit %d, %s %s", code, out, stderr)
+	}
+	feed.check(api, "up --nimbus: batch and speed")
+
+	// The speed task killed -9 cannot kill its topology: the task
+	// launched in its place finds it on Nimbus, kills it and submits its
+	// own, whose bolt starts over from the batch watermark.
+	killLayer(t, "storm-speed")
+	feed.send(600)
+	cluster.Await(t, 3*time.Minute, "the topology replaced by the new speed task", func() (bool, string) {
+		top := topology()
+		return feed.caughtUp(status().Status) && top.Status == "ACTIVE" && top.ID != first.ID,
+			fmt.Sprintf("%+v (first %s)\nsandboxes:\n%s", st, first.ID, sandboxStderrs(c.Agents[0].Config.WorkDir, 3000))
+	})
+	if logs := sandboxStderrs(c.Agents[0].Config.WorkDir, 1<<20); !strings.Contains(logs, "killed this pipeline's topology left running on Nimbus") {
+		t.Fatalf("the new speed task did not replace the old topology:\n%s", lastBytes(logs, 3000))
+	}
+	feed.check(api, "up --nimbus: after the speed task's kill -9")
+	second := topology()
+
+	// Another pipeline of the same name (another work directory) is
+	// refused, naming whose the topology is, and changes nothing.
+	var stderr strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	other := t.TempDir()
+	if code := lambdaStormSpeed(ctx, []string{specPath, "--brokers", brokers, "--work_dir", other, "--nimbus", cluster.Nimbus}, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "belongs to the pipeline in "+work+", not this one ("+other+"): it is left alone") {
+		t.Fatalf("storm-speed of another pipeline: exit %d, %q", code, stderr.String())
+	}
+	if status(); topology().ID != second.ID || topology().Status != "ACTIVE" {
+		t.Fatalf("another pipeline's storm-speed touched the topology: %+v, was %+v", topology(), second)
+	}
+	feed.check(api, "up --nimbus: after another pipeline's refused submission")
+
+	// down: the topology is off Nimbus once down returns, and every
+	// component has ended.
+	if code, out, stderr := runLambdaCmd(t, "down", "--api", api); code != 0 || !strings.Contains(out, "pipeline pageviews is down") {
+		t.Fatalf("lambda down: exit %d, %s %s", code, out, stderr)
+	}
+	nc, _ := stormclient.New(cluster.Nimbus, stormclient.Options{})
+	defer nc.Close()
+	if s, listed, err := nc.TopologyByName(ctx, "lambda-pageviews-speed"); err != nil || listed {
+		t.Fatalf("after lambda down Nimbus lists %+v (%v, %v)\nup: %s", s, listed, err, lastBytes(up.out.String(), 3000))
+	}
+	cluster.Await(t, time.Minute, "every lambda process ended after down", func() (bool, string) {
+		procs := layerProcs()
+		return procs == "", procs
+	})
 }

@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,7 +21,6 @@ import (
 	"github.com/agora-cluster/agora/lambda/pipeline"
 	"github.com/agora-cluster/agora/lambda/plan"
 	"github.com/agora-cluster/agora/lambda/stormspeed"
-	"github.com/agora-cluster/agora/lambda/view"
 )
 
 // The speed layer as a Storm topology on the native runtime (`agora
@@ -68,32 +65,15 @@ func TestLambdaSpeedOnNativeStorm(t *testing.T) {
 		lambdaCall(http.MethodGet, api(), "/v1/status", &st)
 		return st
 	}
-	g := pageviews.Generator{R: rand.New(rand.NewPCG(11, 12)), Start: time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC), Span: 5 * time.Hour, Pages: 3, Users: 30}
-	truth := view.Table{}
-	var sent int64
-	send := func(n int) {
-		t.Helper()
-		lines := make([]string, n)
-		for i := range lines {
-			lines[i] = g.Event()
-			ev, _ := spec.ParseEvent([]byte(lines[i]))
-			truth.Apply(spec, ev)
-		}
-		if code := lambdaSend([]string{"--brokers", strings.Join(brokers, ","), "--topic", "pageviews"}, strings.NewReader(strings.Join(lines, "\n")), io.Discard, io.Discard); code != 0 {
-			t.Fatalf("lambda send: exit %d", code)
-		}
-		sent += int64(n)
-	}
+	feed := newLambdaFeed(t, spec, strings.Join(brokers, ","), 11)
+	send := feed.send
 	caughtUp := func(what string) {
 		t.Helper()
 		waitShowing(t, 2*time.Minute, func() string {
-			return fmt.Sprintf("%s: not caught up with %d events: %+v\ntopology:\n%s", what, sent, st, lastBytes(top.out.String(), 5000))
-		}, func() bool {
-			st := status()
-			return st.Ingest.Appended == sent && st.SpeedNext[0]+st.SpeedNext[1] == sent
-		})
+			return fmt.Sprintf("%s: not caught up with %d events: %+v\ntopology:\n%s", what, feed.sent, st, lastBytes(top.out.String(), 5000))
+		}, func() bool { return feed.caughtUp(status()) })
 	}
-	check := func(stage string) { t.Helper(); checkLambdaAnswers(t, api(), spec, truth, stage) }
+	check := func(stage string) { t.Helper(); feed.check(api(), stage) }
 
 	send(3000)
 	caughtUp("speed layer only")
@@ -189,49 +169,22 @@ func stormSpeedTask(t *testing.T, upArgs []string, kill func(), killed string) {
 	c := clustertest.Start(t, clustertest.Options{})
 	up := start(t, append([]string{"lambda", "up", specPath, "--master", c.MasterAddr, "--work_dir", filepath.Join(dir, "work"),
 		"--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0", "--batch_period", "1h"}, upArgs...)...)
-	var brokers, api string
-	topicRE := regexp.MustCompile(`topic pageviews on (\S+)`)
-	queryRE := regexp.MustCompile(`query:\s+http://(\S+)/v1/query`)
-	waitShowing(t, time.Minute, func() string { return "no addresses printed by lambda up: " + up.out.String() }, func() bool {
-		m1, m2 := topicRE.FindStringSubmatch(up.out.String()), queryRE.FindStringSubmatch(up.out.String())
-		if m1 == nil || m2 == nil {
-			return false
-		}
-		brokers, api = m1[1], m2[1]
-		return true
-	})
+	brokers, api := upAddrs(t, up)
 	var st framework.Status
 	status := func() framework.Status {
 		st = framework.Status{}
 		lambdaCall(http.MethodGet, api, "/v1/status", &st)
 		return st
 	}
-	g := pageviews.Generator{R: rand.New(rand.NewPCG(13, 14)), Start: time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC), Span: 5 * time.Hour, Pages: 3, Users: 30}
-	truth := view.Table{}
-	var sent int64
-	send := func(n int) {
-		t.Helper()
-		lines := make([]string, n)
-		for i := range lines {
-			lines[i] = g.Event()
-			ev, _ := spec.ParseEvent([]byte(lines[i]))
-			truth.Apply(spec, ev)
-		}
-		if code := lambdaSend([]string{"--brokers", brokers, "--topic", "pageviews"}, strings.NewReader(strings.Join(lines, "\n")), io.Discard, io.Discard); code != 0 {
-			t.Fatalf("lambda send: exit %d", code)
-		}
-		sent += int64(n)
-	}
+	feed := newLambdaFeed(t, spec, brokers, 13)
+	send := feed.send
 	caughtUp := func(what string) {
 		t.Helper()
 		waitShowing(t, 2*time.Minute, func() string {
-			return fmt.Sprintf("%s: not caught up with %d events: %+v\nup: %s\nsandboxes:\n%s", what, sent, st, lastBytes(up.out.String(), 3000), sandboxStderrs(c.Agents[0].Config.WorkDir, 3000))
-		}, func() bool {
-			st := status()
-			return st.Ingest.Appended == sent && st.SpeedNext[0]+st.SpeedNext[1] == sent
-		})
+			return fmt.Sprintf("%s: not caught up with %d events: %+v\nup: %s\nsandboxes:\n%s", what, feed.sent, st, lastBytes(up.out.String(), 3000), sandboxStderrs(c.Agents[0].Config.WorkDir, 3000))
+		}, func() bool { return feed.caughtUp(status().Status) })
 	}
-	check := func(stage string) { t.Helper(); checkLambdaAnswers(t, api, spec, truth, stage) }
+	check := func(stage string) { t.Helper(); feed.check(api, stage) }
 
 	send(2500)
 	caughtUp("speed topology only")

@@ -26,15 +26,37 @@ import (
 	"github.com/agora-cluster/agora/lambda/plan"
 	"github.com/agora-cluster/agora/lambda/stormspeed"
 	"github.com/agora-cluster/agora/lambda/view"
+	stormclient "github.com/agora-cluster/agora/storm/client"
 )
+
+// upTasks are the flags of `agora lambda up --master`.
+type upTasks struct {
+	master         string
+	hadoop         string // agora's Hadoop framework runs the batch jobs
+	nimbus         string // a real Storm runs the speed layer's topology
+	stormFramework bool   // agora's Storm framework runs it
+	batchPause     time.Duration
+}
 
 // lambdaUpTasks is `agora lambda up --master`: the broker (unless real
 // ones are given) and the query API stay in this process, the layers run
 // as tasks of a framework on the cluster.
-func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, stormFramework bool, batchPause time.Duration, cfg pipeline.Config, stdout, stderr io.Writer) int {
+func lambdaUpTasks(ctx context.Context, specPath string, o upTasks, cfg pipeline.Config, stdout, stderr io.Writer) int {
+	master := o.master
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "agora lambda up:", err)
 		return 1
+	}
+	// A Nimbus that does not answer ends `up` before anything is made,
+	// naming it, rather than leaving the speed task to fail at every
+	// launch.
+	var nc *stormclient.Client
+	if o.nimbus != "" {
+		var err error
+		if nc, err = nimbusClient(ctx, o.nimbus); err != nil {
+			return fail(err)
+		}
+		defer nc.Close()
 	}
 	specPath, err := filepath.Abs(specPath)
 	if err != nil {
@@ -74,12 +96,15 @@ func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, stormFr
 	if len(cfg.Cassandra) > 0 {
 		speedArgs = append(slices.Clip(speedArgs), "--cassandra", strings.Join(cfg.Cassandra, ","), "--cassandra_rf", strconv.Itoa(cfg.CassandraRF))
 	}
-	if stormFramework {
+	switch {
+	case o.stormFramework:
 		speedArgs = append(slices.Clip(speedArgs), "--storm_master", master)
+	case o.nimbus != "":
+		speedArgs = append(slices.Clip(speedArgs), "--nimbus", o.nimbus)
 	}
-	batchArgs := []string{specPath, "--work_dir", cfg.Dir, "--pause_before_swap", batchPause.String()}
-	if hadoop != "" {
-		batchArgs = append(batchArgs, "--hadoop", hadoop)
+	batchArgs := []string{specPath, "--work_dir", cfg.Dir, "--pause_before_swap", o.batchPause.String()}
+	if o.hadoop != "" {
+		batchArgs = append(batchArgs, "--hadoop", o.hadoop)
 	}
 	f, err := framework.New(framework.Config{
 		Masters: []string{master}, Name: cfg.Spec.Name, Command: []string{exe, "lambda"}, Verbs: speedVerb(cfg.Spec),
@@ -99,7 +124,8 @@ func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, stormFr
 	// `agora lambda down` ends ctx as an interrupt would.
 	ctx, down := context.WithCancel(ctx)
 	defer down()
-	api := &framework.API{F: f, Dir: cfg.Dir, Down: down, SpeedAddr: boltAddr(stormFramework, cfg.Dir), Status: func(st *pipeline.Status) {
+	afterRun := func() {}
+	api := &framework.API{F: f, Dir: cfg.Dir, Down: down, SpeedAddr: boltAddr(o.stormFramework || o.nimbus != "", cfg.Dir), Status: func(st *pipeline.Status) {
 		st.Brokers, st.Embedded, st.BatchPeriodS = brokers, len(cfg.Brokers) == 0, period.Seconds()
 	}}
 	// The pipeline's page, following the tasks' status.
@@ -113,6 +139,16 @@ func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, stormFr
 		return pipeline.ProgressOf(st.Status), err
 	})
 	go api.Board.Watch(ctx)
+
+	if nc != nil {
+		name := stormspeed.TopologyName(cfg.Spec)
+		api.Topology = func(ctx context.Context) stormspeed.Topology { return stormspeed.Describe(ctx, nc, name) }
+		// The speed task kills its topology when it is killed; should
+		// it have died first (kill -9, a lost agent), the topology would
+		// outlive the pipeline: `up` kills what is left as it stops,
+		// before its API goes (so `down` returns with the topology gone).
+		afterRun = func() { killTopologyLeft(nc, name, cfg.Dir, stderr) }
+	}
 	ln, err := net.Listen("tcp", cfg.QueryAddr)
 	if err != nil {
 		return fail(fmt.Errorf("the query API on %s: %w", cfg.QueryAddr, err))
@@ -141,10 +177,42 @@ func lambdaUpTasks(ctx context.Context, specPath, master, hadoop string, stormFr
 			}
 		}
 	}()
-	if err := f.Run(ctx); err != nil {
+	err = f.Run(ctx)
+	afterRun()
+	if err != nil {
 		return fail(err)
 	}
 	return 0
+}
+
+// nimbusClient connects to the Nimbus of `up --nimbus` and checks that it
+// answers.
+func nimbusClient(ctx context.Context, addr string) (*stormclient.Client, error) {
+	c, err := stormclient.New(addr, stormclient.Options{CallTimeout: 10 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("--nimbus: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := c.ClusterInfo(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("--nimbus: the Nimbus at %s does not answer: %w", addr, err)
+	}
+	return c, nil
+}
+
+// killTopologyLeft kills the pipeline's topology on Nimbus if it still
+// runs, waiting until it is gone (bounded), and says so.
+func killTopologyLeft(c *stormclient.Client, name, workDir string, stderr io.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	killed, err := stormspeed.KillOwn(ctx, c, name, workDir)
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "agora lambda up: the speed layer's topology %s on Nimbus %s: %v\n", name, c.Addr(), err)
+	case killed:
+		fmt.Fprintf(stderr, "agora lambda up: the speed layer's topology %s is off Nimbus %s\n", name, c.Addr())
+	}
 }
 
 // lambdaTask runs a layer task's function until SIGTERM (the agent's kill).
@@ -317,7 +385,7 @@ func lambdaStormSpeed(ctx context.Context, args []string, stderr io.Writer) int 
 	cassandra := t.fs.String("cassandra", "", "Cassandra addresses (HOST:9042,...) that keep the batch views; none keeps them in memory")
 	cassandraRF := t.fs.Int("cassandra_rf", 1, "the replication factor of the batch views' keyspace")
 	stormMaster := t.fs.String("storm_master", "", "submit the topology to agora's Storm framework on this master (its worker a task\nof agora-storm-native) instead of running it in this process; the bolt then\nlistens on --bolt_api and writes its address to the work directory")
-	nimbus := t.fs.String("nimbus", "", "submit the topology to the real Storm whose Nimbus is at HOST:PORT and kill it\nthere when this process ends; its workers run this binary, the spec and\n--work_dir at the same paths, and the bolt listens on --bolt_api and writes its\naddress to the work directory")
+	nimbus := t.fs.String("nimbus", "", "submit the topology to the real Storm whose Nimbus is at HOST:PORT and kill it\nthere when this process ends (one of this pipeline's left there is killed and\nreplaced; another pipeline's of the same name is left alone); its workers run\nthis binary, the spec and --work_dir at the same paths, and the bolt listens on\n--bolt_api and writes its address to the work directory")
 	boltAPI := t.fs.String("bolt_api", "127.0.0.1:0", "with --storm_master or --nimbus: the bolt's query API address")
 	spec, code, ok := t.parse(args, true)
 	if !ok {

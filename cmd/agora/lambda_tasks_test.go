@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,7 +23,6 @@ import (
 	"github.com/agora-cluster/agora/lambda/ingest"
 	"github.com/agora-cluster/agora/lambda/pipeline"
 	"github.com/agora-cluster/agora/lambda/plan"
-	"github.com/agora-cluster/agora/lambda/view"
 )
 
 // `agora lambda up --master` runs the ingester, the speed layer and the
@@ -48,18 +45,8 @@ func TestLambdaLayersAsTasksSurviveKill9(t *testing.T) {
 	}
 	up := start(t, "lambda", "up", specPath, "--master", c.MasterAddr, "--work_dir", filepath.Join(dir, "work"),
 		"--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0", "--batch_period", "1h", "--batch_pause", "5s")
-	var brokers, api string
-	topicRE := regexp.MustCompile(`topic pageviews on (\S+)`)
-	queryRE := regexp.MustCompile(`query:\s+http://(\S+)/v1/query`)
 	sandboxes := func() string { return sandboxStderrs(c.Agents[0].Config.WorkDir, 3000) }
-	waitShowing(t, time.Minute, func() string { return "no addresses printed by lambda up: " + up.out.String() }, func() bool {
-		m1, m2 := topicRE.FindStringSubmatch(up.out.String()), queryRE.FindStringSubmatch(up.out.String())
-		if m1 == nil || m2 == nil {
-			return false
-		}
-		brokers, api = m1[1], m2[1]
-		return true
-	})
+	brokers, api := upAddrs(t, up)
 
 	var st framework.Status
 	status := func() framework.Status {
@@ -82,35 +69,16 @@ func TestLambdaLayersAsTasksSurviveKill9(t *testing.T) {
 		},
 			func() bool { return cond(status()) })
 	}
-	caughtUp := func(n int64) func(framework.Status) bool {
-		return func(st framework.Status) bool {
-			return st.Ingest.Appended == n && st.SpeedNext[0]+st.SpeedNext[1] == n
-		}
-	}
 	wait("ingest and speed tasks running", func(st framework.Status) bool {
 		return task(st, framework.Ingest).State == "TASK_RUNNING" && task(st, framework.Speed).State == "TASK_RUNNING" && st.Topic == "pageviews"
 	})
 
-	g := pageviews.Generator{R: rand.New(rand.NewPCG(7, 8)), Start: time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC), Span: 5 * time.Hour, Pages: 3, Users: 30}
-	truth := view.Table{}
-	var sent int64
-	send := func(n int) {
-		t.Helper()
-		lines := make([]string, n)
-		for i := range lines {
-			lines[i] = g.Event()
-			ev, _ := spec.ParseEvent([]byte(lines[i]))
-			truth.Apply(spec, ev)
-		}
-		if code := lambdaSend([]string{"--brokers", brokers, "--topic", "pageviews"}, strings.NewReader(strings.Join(lines, "\n")), io.Discard, io.Discard); code != 0 {
-			t.Fatalf("lambda send: exit %d", code)
-		}
-		sent += int64(n)
-	}
-	check := func(stage string) { t.Helper(); checkLambdaAnswers(t, api, spec, truth, stage) }
+	feed := newLambdaFeed(t, spec, brokers, 7)
+	send := feed.send
+	check := func(stage string) { t.Helper(); feed.check(api, stage) }
 
 	send(3000)
-	wait("3000 events ingested and applied", caughtUp(3000))
+	wait("3000 events ingested and applied", func(st framework.Status) bool { return feed.caughtUp(st.Status) })
 	check("speed layer only")
 	// The pipeline's page follows the tasks too.
 	var o lambda.Overview
@@ -140,7 +108,7 @@ func TestLambdaLayersAsTasksSurviveKill9(t *testing.T) {
 	wait("a new speed task", func(st framework.Status) bool {
 		return task(st, framework.Speed).Launches > launches && task(st, framework.Speed).State == "TASK_RUNNING"
 	})
-	wait("the new speed task caught up", caughtUp(sent))
+	wait("the new speed task caught up", func(st framework.Status) bool { return feed.caughtUp(st.Status) })
 	check("after the speed task's kill -9")
 
 	// The ingest task killed while events stream in: its successor resumes
@@ -156,7 +124,7 @@ func TestLambdaLayersAsTasksSurviveKill9(t *testing.T) {
 	killLayer(t, "ingest")
 	<-streamed
 	wait("a new ingest task caught up", func(st framework.Status) bool {
-		return task(st, framework.Ingest).Launches == 2 && caughtUp(sent)(st)
+		return task(st, framework.Ingest).Launches == 2 && feed.caughtUp(st.Status)
 	})
 	check("after the ingest task's kill -9")
 
@@ -187,7 +155,7 @@ func TestLambdaLayersAsTasksSurviveKill9(t *testing.T) {
 		t.Errorf("the batch run took %d attempts, want 2 (the first killed)", n)
 	}
 	if st.BatchWatermark[0]+st.BatchWatermark[1] < 4096 {
-		t.Errorf("the batch view covers %v of %d events", st.BatchWatermark, sent)
+		t.Errorf("the batch view covers %v of %d events", st.BatchWatermark, feed.sent)
 	}
 	check("batch and speed, after a batch attempt's kill -9")
 
@@ -197,7 +165,7 @@ func TestLambdaLayersAsTasksSurviveKill9(t *testing.T) {
 	launches = speedLaunches()
 	killLayer(t, "speed")
 	wait("a third speed task caught up", func(st framework.Status) bool {
-		return task(st, framework.Speed).Launches > launches && caughtUp(sent)(st)
+		return task(st, framework.Speed).Launches > launches && feed.caughtUp(st.Status)
 	})
 	check("batch and speed, after the second kill of the speed task")
 
@@ -216,8 +184,8 @@ func TestLambdaLayersAsTasksSurviveKill9(t *testing.T) {
 		t.Fatalf("lambda up still runs a minute after lambda down: %s", up.out.String())
 	}
 	waitShowing(t, time.Minute, func() string { return "layer tasks still running after lambda down: " + layerProcs() }, func() bool { return layerProcs() == "" })
-	if ds, err := ingest.DatasetStats(pipeline.DatasetDir(filepath.Join(dir, "work"))); err != nil || ds.Appended != sent {
-		t.Errorf("after lambda down the dataset holds %+v (%v); want the %d events sent", ds, err, sent)
+	if ds, err := ingest.DatasetStats(pipeline.DatasetDir(filepath.Join(dir, "work"))); err != nil || ds.Appended != feed.sent {
+		t.Errorf("after lambda down the dataset holds %+v (%v); want the %d events sent", ds, err, feed.sent)
 	}
 	downOut.Reset()
 	downErr.Reset()
@@ -328,17 +296,7 @@ func TestLambdaBatchOnHadoopFramework(t *testing.T) {
 	os.WriteFile(specPath, pageviews.Spec, 0o644)
 	up := start(t, "lambda", "up", specPath, "--master", c.MasterAddr, "--hadoop", fw.URL(), "--work_dir", filepath.Join(dir, "work"),
 		"--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0", "--batch_period", "1h")
-	var brokers, api string
-	topicRE := regexp.MustCompile(`topic pageviews on (\S+)`)
-	queryRE := regexp.MustCompile(`query:\s+http://(\S+)/v1/query`)
-	waitShowing(t, time.Minute, func() string { return "no addresses printed by lambda up: " + up.out.String() }, func() bool {
-		m1, m2 := topicRE.FindStringSubmatch(up.out.String()), queryRE.FindStringSubmatch(up.out.String())
-		if m1 == nil || m2 == nil {
-			return false
-		}
-		brokers, api = m1[1], m2[1]
-		return true
-	})
+	brokers, api := upAddrs(t, up)
 	var st framework.Status
 	waitShowing(t, 2*time.Minute, func() string { return fmt.Sprintf("not caught up: %+v\n%s", st, up.out.String()) }, func() bool {
 		st = framework.Status{}
@@ -346,23 +304,14 @@ func TestLambdaBatchOnHadoopFramework(t *testing.T) {
 		return st.Topic == "pageviews"
 	})
 
-	g := pageviews.Generator{R: rand.New(rand.NewPCG(9, 10)), Start: time.Date(2026, 12, 5, 6, 0, 0, 0, time.UTC), Span: 5 * time.Hour, Pages: 3, Users: 30}
-	truth := view.Table{}
-	lines := make([]string, 5000)
-	for i := range lines {
-		lines[i] = g.Event()
-		ev, _ := spec.ParseEvent([]byte(lines[i]))
-		truth.Apply(spec, ev)
-	}
-	if code := lambdaSend([]string{"--brokers", brokers, "--topic", "pageviews"}, strings.NewReader(strings.Join(lines, "\n")), io.Discard, io.Discard); code != 0 {
-		t.Fatalf("lambda send: exit %d", code)
-	}
+	feed := newLambdaFeed(t, spec, brokers, 9)
+	feed.send(5000)
 	waitShowing(t, 2*time.Minute, func() string { return fmt.Sprintf("not caught up: %+v\n%s", st, up.out.String()) }, func() bool {
 		st = framework.Status{}
 		lambdaCall(http.MethodGet, api, "/v1/status", &st)
 		return st.Ingest.Appended == 5000 && st.SpeedNext[0]+st.SpeedNext[1] == 5000
 	})
-	checkLambdaAnswers(t, api, spec, truth, "speed layer only")
+	feed.check(api, "speed layer only")
 	var out, errb strings.Builder
 	if code := lambdaBatch([]string{"--api", api}, &out, &errb); code != 0 {
 		t.Fatalf("lambda batch: exit %d: %s %s\nup: %s\nsandboxes:\n%s", code, out.String(), errb.String(), up.out.String(), sandboxStderrs(c.Agents[0].Config.WorkDir, 3000))
@@ -375,5 +324,5 @@ func TestLambdaBatchOnHadoopFramework(t *testing.T) {
 	if st.BatchWatermark[0]+st.BatchWatermark[1] < 2048 {
 		t.Errorf("the batch view covers %v of 5000 events", st.BatchWatermark)
 	}
-	checkLambdaAnswers(t, api, spec, truth, "batch on Hadoop and speed")
+	feed.check(api, "batch on Hadoop and speed")
 }

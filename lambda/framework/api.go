@@ -14,6 +14,7 @@ import (
 	"github.com/agora-cluster/agora/lambda"
 	"github.com/agora-cluster/agora/lambda/batch"
 	"github.com/agora-cluster/agora/lambda/pipeline"
+	"github.com/agora-cluster/agora/lambda/stormspeed"
 )
 
 // API is the pipeline's query API in front of its tasks: /v1/query goes
@@ -35,6 +36,10 @@ type API struct {
 	SpeedAddr func() string
 	// Board, when set, serves the pipeline's page at /ui/ (package lambda).
 	Board *lambda.Board
+
+	// Topology, when set, describes the speed layer's topology on a real
+	// Nimbus for /v1/status.
+	Topology func(context.Context) stormspeed.Topology
 
 	client http.Client
 	mu     sync.Mutex
@@ -93,6 +98,9 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 type Status struct {
 	pipeline.Status
 	Tasks []TaskStatus `json:"tasks"`
+	// Topology is the speed layer's topology on a real Nimbus, if it runs
+	// on one.
+	Topology *stormspeed.Topology `json:"topology,omitempty"`
 }
 
 func (a *API) speedStatus(ctx context.Context, addr string) (pipeline.Status, error) {
@@ -140,6 +148,12 @@ func (a *API) Current(ctx context.Context) (Status, error) {
 	}
 	if a.Status != nil {
 		a.Status(&st.Status)
+	}
+	if a.Topology != nil {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		top := a.Topology(ctx)
+		cancel()
+		st.Topology = &top
 	}
 	a.mu.Lock()
 	st.LastBatch, st.LastBatchMS, st.LastBatchError = a.last.at, a.last.took.Milliseconds(), a.last.err

@@ -63,7 +63,8 @@ type Ingester struct {
 	appended, dead, chunks atomic.Int64
 }
 
-// Stats are the ingester's counts so far (safe from any goroutine).
+// Stats are what the dataset holds: what earlier runs committed and what
+// this ingester appended since (safe from any goroutine).
 func (in *Ingester) Stats() Stats {
 	return Stats{Appended: in.appended.Load(), DeadLetter: in.dead.Load(), Chunks: in.chunks.Load()}
 }
@@ -95,7 +96,19 @@ func New(cfg Config) (*Ingester, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
-	return &Ingester{cfg: cfg, cl: cl}, nil
+	// The counts start at what the dataset holds, so that a pipeline
+	// started again on it (or after a kill -9) reports every event
+	// ingested, not only this run's.
+	held, err := DatasetStats(cfg.Dir)
+	if err != nil {
+		cl.Close()
+		return nil, err
+	}
+	in := &Ingester{cfg: cfg, cl: cl}
+	in.appended.Store(held.Appended)
+	in.dead.Store(held.DeadLetter)
+	in.chunks.Store(held.Chunks)
+	return in, nil
 }
 
 // Close ends the ingester's Kafka client.

@@ -86,7 +86,8 @@ type Layers struct {
 	Ingest string `yaml:"ingest"`
 	// Speed: native (agora's own speed layer, a Kafka consumer) or storm
 	// (a Storm topology, a Kafka spout and a counting bolt, on agora's
-	// native Storm runtime).
+	// native Storm runtime, or on a real Storm with `up --nimbus`, which
+	// implies storm).
 	Speed string `yaml:"speed"`
 	// Batch: native (agora's Hadoop framework), hadoop or spark.
 	Batch string `yaml:"batch"`

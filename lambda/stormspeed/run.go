@@ -96,7 +96,7 @@ func Resources(cfg Config) (top *flux.Topology, path string, yaml []byte, err er
 			return nil, "", nil, fmt.Errorf("storm speed: %w", err)
 		}
 	}
-	yaml = []byte(fmt.Sprintf(topology, "lambda-"+cfg.Spec.Name+"-speed"))
+	yaml = []byte(fmt.Sprintf(topology, TopologyName(cfg.Spec)))
 	path = filepath.Join(Dir(cfg.WorkDir), "topology.yaml")
 	if err := os.WriteFile(path, yaml, 0o644); err != nil {
 		return nil, "", nil, fmt.Errorf("storm speed: %w", err)
