@@ -2,8 +2,10 @@ package agent
 
 import (
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -353,5 +355,50 @@ func TestIsolatedSandboxIsRecycled(t *testing.T) {
 		if strings.Contains(out, leak) {
 			t.Fatalf("the next task sees %q of the earlier one:\n%s", leak, out)
 		}
+	}
+}
+
+// A task run as another user (--switch_user) owns its sandbox while it
+// runs; the recycled skeleton is the agent's again, with the pool's modes,
+// so the next task's user does not find the earlier one's owner.
+func TestRecycledSandboxForgetsTheTaskUser(t *testing.T) {
+	fm := newFakeMaster(t)
+	cfg, _ := isolatedConfig(t, fm)
+	cfg.SwitchUser = true
+	ta, _ := startRegistered(t, fm, cfg)
+	waitPoolFull(t, ta.sandboxes)
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	rt := isolatedTask("as-nobody", "echo out; echo x > /tmp/x; chmod 777 .", 0.1, 32)
+	rt.Task.Command.User = proto("nobody")
+	first, _ := finishedSandbox(t, fm, ta, rt)
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(first, "stdout"), &st); err != nil || strconv.Itoa(int(st.Uid)) != nobody.Uid {
+		t.Fatalf("the task's stdout is owned by uid %d (%v), not nobody's %s", st.Uid, err, nobody.Uid)
+	}
+	before := len(poolReady(ta.sandboxes))
+	collectAll(ta.Agent)
+	ready := poolReady(ta.sandboxes)
+	if len(ready) != before+1 {
+		t.Fatalf("pool %d -> %d sandboxes: the sandbox of a task run as nobody was not recycled", before, len(ready))
+	}
+	entry := filepath.Join(ta.sandboxes.dir, ready[len(ready)-1])
+	err = filepath.Walk(entry, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		s := info.Sys().(*syscall.Stat_t)
+		if int(s.Uid) != os.Geteuid() || int(s.Gid) != os.Getegid() {
+			t.Errorf("%s is owned by %d:%d after recycling", p, s.Uid, s.Gid)
+		}
+		if m := info.Mode(); m.IsDir() && m.Perm() != 0o755 || m.IsRegular() && m.Perm() != 0o644 {
+			t.Errorf("%s has mode %v after recycling", p, m)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
