@@ -82,6 +82,12 @@ func (a *Agent) collectGarbage(now time.Time) int {
 			if err != nil || !info.IsDir() || now.Sub(info.ModTime()) < limit {
 				continue
 			}
+			// A task may have replaced runs or its executor directory with a
+			// link: the glob went through it, and removing what it found
+			// would remove what the link points at.
+			if !realDir(filepath.Dir(run)) || !realDir(filepath.Dir(filepath.Dir(run))) {
+				continue
+			}
 			if a.recycleSandbox(run) { // sandboxrecycle.go
 				removed++
 				recycled++
@@ -105,6 +111,12 @@ func (a *Agent) collectGarbage(now time.Time) int {
 		a.log.Info("garbage-collected finished sandboxes", "removed", removed, "recycled", recycled, "max_age", limit.String())
 	}
 	return removed
+}
+
+// realDir reports whether dir is a directory and not a link to one.
+func realDir(dir string) bool {
+	info, err := os.Lstat(dir)
+	return err == nil && info.IsDir()
 }
 
 // activeExecutorDirs lists the run and checkpoint directories of live
