@@ -82,10 +82,10 @@ func (a *Agent) collectGarbage(now time.Time) int {
 			if err != nil || !info.IsDir() || now.Sub(info.ModTime()) < limit {
 				continue
 			}
-			// A task may have replaced runs or its executor directory with a
-			// link: the glob went through it, and removing what it found
-			// would remove what the link points at.
-			if !realDir(filepath.Dir(run)) || !realDir(filepath.Dir(filepath.Dir(run))) {
+			// A task may have replaced runs, its executor directory or
+			// executors/ with a link: the glob went through it, and removing
+			// what it found would remove what the link points at.
+			if !realDirs(root, filepath.Dir(run)) {
 				continue
 			}
 			if a.recycleSandbox(run) { // sandboxrecycle.go
@@ -113,10 +113,15 @@ func (a *Agent) collectGarbage(now time.Time) int {
 	return removed
 }
 
-// realDir reports whether dir is a directory and not a link to one.
-func realDir(dir string) bool {
-	info, err := os.Lstat(dir)
-	return err == nil && info.IsDir()
+// realDirs reports whether dir and each directory between it and root
+// are directories, not links to one.
+func realDirs(root, dir string) bool {
+	for ; len(dir) > len(root); dir = filepath.Dir(dir) {
+		if info, err := os.Lstat(dir); err != nil || !info.IsDir() {
+			return false
+		}
+	}
+	return true
 }
 
 // activeExecutorDirs lists the run and checkpoint directories of live

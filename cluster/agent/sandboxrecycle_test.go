@@ -406,3 +406,31 @@ func TestRecycledSandboxForgetsTheTaskUser(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A task that replaced its framework's executors/ with a link to a
+// directory elsewhere does not make the collector remove what it finds
+// there.
+func TestGarbageCollectorNeverFollowsALinkOutOfTheSandboxes(t *testing.T) {
+	victims := t.TempDir()
+	kept := filepath.Join(victims, "x", "runs", "y")
+	if err := os.MkdirAll(kept, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(kept, "file"), []byte("k"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fm := newFakeMaster(t)
+	ta, _ := startRegistered(t, fm, testConfig(t, fm, ""))
+	s, _ := finishedSandbox(t, fm, ta, shellTask("linker", "echo out"))
+	executors := filepath.Dir(filepath.Dir(filepath.Dir(s)))
+	if err := os.RemoveAll(executors); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victims, executors); err != nil {
+		t.Fatal(err)
+	}
+	collectAll(ta.Agent)
+	if b, err := os.ReadFile(filepath.Join(kept, "file")); err != nil || string(b) != "k" {
+		t.Fatalf("the collector removed what a link in the sandboxes pointed at: %q, %v", b, err)
+	}
+}
