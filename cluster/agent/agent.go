@@ -112,6 +112,12 @@ type Config struct {
 	GCDelay           time.Duration
 	GCDiskHeadroom    float64
 	DiskWatchInterval time.Duration
+	// RecycledSandboxes is how many skeletons of finished sandboxes the
+	// garbage collector puts back into the sandbox pool for new launches
+	// instead of removing them (sandboxrecycle.go): 0 for
+	// DefaultRecycledSandboxes, negative for none
+	// (--sandbox_recycling=false).
+	RecycledSandboxes int
 
 	// MaxExecutorBacklog is how many events a subscribed executor may
 	// fall behind on its stream before the agent cuts the stream (the
@@ -199,6 +205,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.DiskWatchInterval <= 0 {
 		c.DiskWatchInterval = time.Minute
+	}
+	if c.RecycledSandboxes == 0 {
+		c.RecycledSandboxes = DefaultRecycledSandboxes
 	}
 	if c.MaxExecutorBacklog <= 0 {
 		c.MaxExecutorBacklog = DefaultMaxExecutorBacklog
@@ -412,6 +421,7 @@ func New(cfg Config) (*Agent, error) {
 		}
 	}
 	a.sandboxes = newSandboxPool(workDir, a.log) // sandboxpool.go
+	a.sandboxes.recycleCap = max(cfg.RecycledSandboxes, 0)
 	a.runnerCtx, a.stopRunners = context.WithCancel(context.Background())
 	a.updates = newUpdateManager(cfg.StatusUpdateRetry, cfg.StatusUpdateRetryMax, a.sendUpdates, a.log)
 	a.fatal = make(chan error, 1)

@@ -53,7 +53,8 @@ func diskUsage(dir string) float64 {
 }
 
 // collectGarbage removes finished run directories older than the allowed
-// age, with their checkpoints; it returns how many it removed.
+// age, with their checkpoints, or recycles them; it returns how many left
+// the tree.
 func (a *Agent) collectGarbage(now time.Time) int {
 	limit := a.maxSandboxAge()
 	active := map[string]bool{}
@@ -70,7 +71,7 @@ func (a *Agent) collectGarbage(now time.Time) int {
 	for _, dir := range a.activeExecutorDirs() {
 		active[filepath.Clean(dir)] = true
 	}
-	removed := 0
+	removed, recycled := 0, 0
 	for _, root := range []string{filepath.Join(a.workDir, "slaves"), filepath.Join(a.workDir, "meta", "slaves")} {
 		runs, _ := filepath.Glob(filepath.Join(root, "*", "frameworks", "*", "executors", "*", "runs", "*"))
 		for _, run := range runs {
@@ -81,22 +82,46 @@ func (a *Agent) collectGarbage(now time.Time) int {
 			if err != nil || !info.IsDir() || now.Sub(info.ModTime()) < limit {
 				continue
 			}
+			// A task may have replaced runs, its executor directory or
+			// executors/ with a link: the glob went through it, and removing
+			// what it found would remove what the link points at.
+			if !realDirs(root, filepath.Dir(run)) {
+				continue
+			}
+			if a.recycleSandbox(run) { // sandboxrecycle.go
+				removed++
+				recycled++
+				continue
+			}
 			if err := os.RemoveAll(run); err != nil {
 				a.log.Warn("sandbox garbage collection failed", "dir", run, "err", err)
 				continue
 			}
 			removed++
-			// Remove the executor directory too once its last run is gone.
+			// Remove the executor directory too once its last run is gone
+			// (runs/latest, which named it, does not count).
 			exec := filepath.Dir(filepath.Dir(run))
-			if left, _ := filepath.Glob(filepath.Join(exec, "runs", "*")); len(left) == 0 {
+			if left, _ := filepath.Glob(filepath.Join(exec, "runs", "*")); len(left) == 0 ||
+				(len(left) == 1 && filepath.Base(left[0]) == "latest") {
 				os.RemoveAll(exec)
 			}
 		}
 	}
 	if removed > 0 {
-		a.log.Info("garbage-collected finished sandboxes", "removed", removed, "max_age", limit.String())
+		a.log.Info("garbage-collected finished sandboxes", "removed", removed, "recycled", recycled, "max_age", limit.String())
 	}
 	return removed
+}
+
+// realDirs reports whether dir and each directory between it and root
+// are directories, not links to one.
+func realDirs(root, dir string) bool {
+	for ; len(dir) > len(root); dir = filepath.Dir(dir) {
+		if info, err := os.Lstat(dir); err != nil || !info.IsDir() {
+			return false
+		}
+	}
+	return true
 }
 
 // activeExecutorDirs lists the run and checkpoint directories of live

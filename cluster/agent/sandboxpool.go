@@ -30,6 +30,9 @@ import (
 // When the task's executor directory exists already (an earlier run of the
 // same task ID) or the rename fails for any other reason, the sandbox is
 // made as before. The pool is emptied when the agent starts.
+//
+// The garbage collector adds the skeletons of finished sandboxes it
+// recycles (sandboxrecycle.go), up to recycleCap in all.
 
 const sandboxPoolSize = 64
 
@@ -37,17 +40,43 @@ type sandboxPool struct {
 	dir string
 	log *slog.Logger
 
-	off atomic.Bool // the pool does not work here (another file system, ...)
+	off    atomic.Bool // the pool does not work here (another file system, ...)
+	opened atomic.Bool // run has emptied the pool left by an earlier agent
+
+	// recycleCap is the most sandboxes the pool holds with recycled ones
+	// (0: none recycled).
+	recycleCap int
 
 	mu    sync.Mutex
-	ready []string        // made, not taken
+	ready []string        // made or recycled, not taken
 	taken map[string]bool // taken by a launch, not placed yet
 	wake  chan struct{}
+	// recyclable maps the run directories of finished sandboxes that may
+	// be recycled to the uid their task ran as (-1: the agent's).
+	recyclable map[string]int
 }
 
 func newSandboxPool(workDir string, log *slog.Logger) *sandboxPool {
 	return &sandboxPool{dir: filepath.Join(workDir, ".sandbox-pool"), log: log,
-		taken: map[string]bool{}, wake: make(chan struct{}, 1)}
+		taken: map[string]bool{}, wake: make(chan struct{}, 1), recyclable: map[string]int{}}
+}
+
+// hasRoom reports whether the pool takes a recycled sandbox now.
+func (p *sandboxPool) hasRoom() bool {
+	if p.recycleCap <= 0 || p.off.Load() || !p.opened.Load() {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.ready) < p.recycleCap
+}
+
+// addRecycled makes the recycled sandbox below the pool's directory, named
+// id, the next one a launch takes.
+func (p *sandboxPool) addRecycled(id string) {
+	p.mu.Lock()
+	p.ready = append(p.ready, id)
+	p.mu.Unlock()
 }
 
 // containerID is the ID of a new container: one a made sandbox waits for,
@@ -121,6 +150,7 @@ func (p *sandboxPool) run(ctx context.Context) {
 		p.off.Store(true)
 		return
 	}
+	p.opened.Store(true)
 	for !p.off.Load() {
 		p.mu.Lock()
 		missing := sandboxPoolSize - len(p.ready)

@@ -320,6 +320,7 @@ func (a *Agent) supervise(ctx context.Context, t *task, c containerizer.Containe
 		select {
 		case <-c.Done():
 			exit, _ := c.Wait(context.Background())
+			a.markRecyclable(t, c) // sandboxrecycle.go
 			a.finishTask(t, c, exit, killing, stopping)
 			return
 		case grace := <-t.kill:

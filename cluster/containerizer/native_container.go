@@ -76,6 +76,7 @@ type nativeContainer struct {
 	noOOM       bool // finish read the cgroup's OOM-kill counter as 0
 	exit        Exit
 	destroyOnce sync.Once
+	emptied     bool // destroy saw the cgroup empty: no process of the container is left
 }
 
 func (c *nativeContainer) ID() string            { return c.id }
@@ -260,6 +261,23 @@ func (c *nativeContainer) finish(exit Exit) {
 	close(c.done)
 }
 
+// Emptied reports whether the container has ended with no process of it
+// left: its init, the pid namespace's first process, has been reaped (the
+// kernel ends every other process of the namespace before that) and its
+// cgroup was seen empty, so nothing that ran in it (a command entered
+// into it included) can still touch its sandbox. The agent recycles only
+// such sandboxes.
+func (c *nativeContainer) Emptied() bool {
+	select {
+	case <-c.done:
+	default:
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.emptied && c.reaped
+}
+
 // destroy kills every process left in the cgroup and hands the cgroup
 // back to the pool, or removes it.
 func (c *nativeContainer) destroy() {
@@ -274,6 +292,7 @@ func (c *nativeContainer) destroy() {
 		}
 		c.mu.Lock()
 		noOOM := c.noOOM && !c.oomKilled
+		c.emptied = true
 		c.mu.Unlock()
 		if g, ok := c.cg.(*v1Group); ok && c.n.pool != nil && c.n.pool.release(g, noOOM) {
 			return

@@ -19,41 +19,56 @@ import (
 	"github.com/agora-cluster/agora/frameworks/bench"
 )
 
-// benchIsolation runs the same launch benchmark once per isolation mode,
-// each on a throw-away in-process cluster (a master and one agent on
-// loopback, state in a temporary directory), so that plain processes and
-// cgroups+namespaces are compared in one run on one machine.
-func benchIsolation(ctx context.Context, modes []string, workDir string, cfg bench.LaunchConfig) ([]*bench.LaunchResult, error) {
+// localCluster is how --isolation runs its throw-away cluster.
+type localCluster struct {
+	workDir string
+	// rounds runs the benchmark this many times on the same agent, each
+	// round once the collector has taken the previous one's sandboxes.
+	rounds int
+	gc     gcFlags // the agent's --gc_delay, --disk_watch_interval, --sandbox_recycling
+}
+
+// benchIsolation runs the same launch benchmark once per isolation mode
+// (lc.rounds times), each on a throw-away in-process cluster (a master and
+// one agent on loopback, state in a temporary directory), so that plain
+// processes and cgroups+namespaces are compared in one run on one machine.
+func benchIsolation(ctx context.Context, modes []string, lc localCluster, cfg bench.LaunchConfig) ([]*bench.LaunchResult, error) {
 	var out []*bench.LaunchResult
 	for _, mode := range modes {
 		fmt.Fprintf(os.Stderr, "bench launch: isolation %s\n", mode)
 		before := cpuTime()
-		res, launchCPU, err := benchOnLocalCluster(ctx, mode, workDir, cfg)
+		rs, launchCPU, err := benchOnLocalCluster(ctx, mode, lc, cfg)
+		out = append(out, rs...)
 		if err != nil {
 			return out, fmt.Errorf("isolation %s: %w", mode, err)
 		}
-		if res.Tasks > 0 {
+		tasks := 0
+		for _, r := range rs {
+			tasks += r.Tasks
+		}
+		if tasks > 0 {
 			// Everything runs in this process and its children: the
 			// master, the agent, the framework, the containers' inits and
 			// the tasks (reaped, so counted). The first figure is the
 			// launches alone; the second adds the cluster's start and the
 			// removal of its work_dir, which are not a launch's cost.
 			perTask := func(d time.Duration) float64 {
-				return float64(d) / float64(time.Millisecond) / float64(res.Tasks)
+				return float64(d) / float64(time.Millisecond) / float64(tasks)
 			}
 			fmt.Fprintf(os.Stderr, "bench launch: isolation %s: %.2f ms of CPU per task for the launches (master, agent, framework, inits and tasks together); %.2f ms with the cluster's start and removal\n",
 				mode, perTask(launchCPU), perTask(cpuTime()-before))
 		}
-		out = append(out, res)
 	}
 	return out, nil
 }
 
-// benchOnLocalCluster runs the benchmark on a throw-away cluster; it also
-// returns the CPU time (this process and its reaped children) of the
-// benchmark proper, from the first offer wanted to the last task's end.
-func benchOnLocalCluster(ctx context.Context, mode, workDir string, cfg bench.LaunchConfig) (*bench.LaunchResult, time.Duration, error) {
-	dir, err := os.MkdirTemp(workDir, "agora-bench-")
+// benchOnLocalCluster runs the benchmark lc.rounds times on a throw-away
+// cluster; it also returns the CPU time (this process and its reaped
+// children) of the rounds proper, from the first offer wanted to the last
+// task's end (with more than one round, to the collection of its
+// sandboxes).
+func benchOnLocalCluster(ctx context.Context, mode string, lc localCluster, cfg bench.LaunchConfig) ([]*bench.LaunchResult, time.Duration, error) {
+	dir, err := os.MkdirTemp(lc.workDir, "agora-bench-")
 	if err != nil {
 		return nil, 0, fmt.Errorf("--work_dir: %w", err)
 	}
@@ -82,8 +97,10 @@ func benchOnLocalCluster(ctx context.Context, mode, workDir string, cfg bench.La
 		return nil, 0, err
 	}
 	defer closeContainerizer(c, quiet)
-	a, err := agent.New(agent.Config{MasterAddr: ln.Addr().String(), WorkDir: filepath.Join(dir, "agent"),
-		Listen: "127.0.0.1:0", Hostname: "localhost", Containerizer: c, Logger: quiet})
+	acfg := agent.Config{MasterAddr: ln.Addr().String(), WorkDir: filepath.Join(dir, "agent"),
+		Listen: "127.0.0.1:0", Hostname: "localhost", Containerizer: c, Logger: quiet}
+	lc.gc.apply(&acfg) // agent_gc.go
+	a, err := agent.New(acfg)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -97,9 +114,54 @@ func benchOnLocalCluster(ctx context.Context, mode, workDir string, cfg bench.La
 		time.Sleep(20 * time.Millisecond)
 	}
 	cfg.Masters = []string{ln.Addr().String()}
-	before := cpuTime()
-	res, err := bench.Launch(ctx, cfg)
-	return res, cpuTime() - before, err
+	var (
+		out   []*bench.LaunchResult
+		total time.Duration
+	)
+	for round := 1; round <= lc.rounds; round++ {
+		before := cpuTime()
+		res, err := bench.Launch(ctx, cfg)
+		if res != nil {
+			out = append(out, res)
+		}
+		if err != nil {
+			return out, total, err
+		}
+		if lc.rounds > 1 {
+			if err := waitCollected(ctx, acfg, lc); err != nil {
+				return out, total, fmt.Errorf("round %d: %w", round, err)
+			}
+		}
+		cpu := cpuTime() - before
+		total += cpu
+		if lc.rounds > 1 && res.Tasks > 0 {
+			fmt.Fprintf(os.Stderr, "bench launch: isolation %s, round %d: %.2f ms of CPU per task for the launches and the collection of their sandboxes; %.0f tasks/s, accept→running p50 %v ms, p99 %v ms\n",
+				mode, round, float64(cpu)/float64(time.Millisecond)/float64(res.Tasks), res.TasksPerSecond, res.AcceptToRunningP50, res.AcceptToRunningP99)
+		}
+	}
+	return out, total, nil
+}
+
+// waitCollected waits until the agent's garbage collector has taken every
+// finished sandbox (none is left below its work_dir's slaves/), for at
+// most gc_delay and three sweeps more than a minute.
+func waitCollected(ctx context.Context, acfg agent.Config, lc localCluster) error {
+	limit := time.Duration(lc.gc.delay) + 3*time.Duration(lc.gc.watch) + time.Minute
+	pattern := filepath.Join(acfg.WorkDir, "slaves", "*", "frameworks", "*", "executors", "*", "runs", "*")
+	for deadline := time.Now().Add(limit); ; {
+		runs, _ := filepath.Glob(pattern)
+		if len(runs) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d sandboxes were not garbage-collected within %v: give a short --gc_delay and --disk_watch_interval", len(runs), limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // cpuTime is the CPU time, user and system, of this process and of its
@@ -115,11 +177,11 @@ func cpuTime() time.Duration {
 	return total
 }
 
-func printIsolationResults(modes []string, rs []*bench.LaunchResult) {
+func printIsolationResults(modes []string, rounds int, rs []*bench.LaunchResult) {
 	w := newTable()
-	fmt.Fprintln(w, "ISOLATION\tTASKS\tFINISHED\tTASKS/S\tACCEPT→RUNNING P50 (MS)\tP99 (MS)\tACCEPT→FINISHED P99 (MS)")
+	fmt.Fprintln(w, "ISOLATION\tROUND\tTASKS\tFINISHED\tTASKS/S\tACCEPT→RUNNING P50 (MS)\tP99 (MS)\tACCEPT→FINISHED P99 (MS)")
 	for i, r := range rs {
-		fmt.Fprintf(w, "%s\t%d\t%d\t%v\t%v\t%v\t%v\n", modes[i], r.Tasks, r.Finished, r.TasksPerSecond,
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%v\t%v\t%v\t%v\n", modes[min(i/rounds, len(modes)-1)], i%rounds+1, r.Tasks, r.Finished, r.TasksPerSecond,
 			r.AcceptToRunningP50, r.AcceptToRunningP99, r.AcceptToFinishedP99)
 	}
 	w.Flush()

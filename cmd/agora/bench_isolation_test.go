@@ -53,3 +53,33 @@ func TestBenchLaunchIsolationReportsCPUAndWritesAllocationProfile(t *testing.T) 
 		}
 	}
 }
+
+// --rounds runs the benchmark again on the same throw-away agent once its
+// collector has taken the previous round's sandboxes, and reports each
+// round; without a short --gc_delay it refuses to wait a week.
+func TestBenchLaunchRoundsOnOneAgent(t *testing.T) {
+	work, err := os.MkdirTemp("/var/tmp", "agora-bench-rounds-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(work) })
+	out, stderr, code := runClient(t, "127.0.0.1:1", "bench", "launch", "--isolation", "posix", "--tasks", "20",
+		"--max-in-flight", "4", "--mem", "16", "--work_dir", work, "--rounds", "2",
+		"--gc_delay", "1secs", "--disk_watch_interval", "200ms", "--json")
+	var rs []struct {
+		Finished int `json:"finished"`
+	}
+	if err := json.Unmarshal([]byte(out), &rs); err != nil || code != 0 || len(rs) != 2 || rs[0].Finished != 20 || rs[1].Finished != 20 {
+		t.Fatalf("bench launch --rounds 2: exit %d, %+v, %v\n%s\n%s", code, rs, err, out, stderr)
+	}
+	for _, want := range []string{"round 1: ", "round 2: ", "the collection of their sandboxes"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	_, stderr, code = runClient(t, "127.0.0.1:1", "bench", "launch", "--isolation", "posix", "--tasks", "1",
+		"--work_dir", work, "--rounds", "2")
+	if code != 2 || !strings.Contains(stderr, "--gc_delay") {
+		t.Fatalf("--rounds without a short --gc_delay: exit %d\n%s", code, stderr)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"runtime/pprof"
 	"sort"
 	"syscall"
+	"time"
 
 	"github.com/agora-cluster/agora/frameworks/bench"
 )
@@ -42,6 +43,9 @@ func runBenchLaunch(args []string) int {
 	fs.StringVar(&cfg.Role, "role", "*", "role to take resources from")
 	fs.BoolVar(&o.verbose, "verbose", false, "print per-offer diagnostics on stderr")
 	isolation := fs.String("isolation", "", "compare isolation modes (e.g. posix,cgroups): the same run on a throw-away\nlocal cluster (one master, one agent) per mode, instead of on --master")
+	var local localCluster // bench_isolation.go
+	fs.IntVar(&local.rounds, "rounds", 1, "with --isolation: run the benchmark this many times on the same throw-away\ncluster, each round after the collector has taken the previous round's sandboxes\n(give a short --gc_delay and --disk_watch_interval), as a long-running agent does")
+	local.gc.register(fs)
 	workDir := fs.String("work_dir", "/var/tmp", "with --isolation: where the throw-away cluster keeps its state and sandboxes\n(a fresh directory below this one, removed afterwards). Not below /tmp: tasks get\na private /tmp, and sandboxes under it cost every container extra mounts")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to this file (with --isolation: the master,\nagent and framework, which all run in it)")
 	memProfile := fs.String("memprofile", "", "write an allocation profile of this process to this file at the end (pprof's\nalloc_space and alloc_objects: what the run allocated, every allocation sampled)")
@@ -84,12 +88,21 @@ func runBenchLaunch(args []string) int {
 			fmt.Fprintln(os.Stderr, "agora bench launch:", err)
 			return 2
 		}
-		rs, err := benchIsolation(ctx, modes, *workDir, cfg)
+		if local.rounds < 1 {
+			fmt.Fprintf(os.Stderr, "agora bench launch: --rounds=%d: give 1 or more\n", local.rounds)
+			return 2
+		}
+		if local.rounds > 1 && time.Duration(local.gc.delay) > 10*time.Minute {
+			fmt.Fprintf(os.Stderr, "agora bench launch: --rounds=%d waits for the garbage collector between rounds: give a --gc_delay of minutes at most (and a --disk_watch_interval of seconds)\n", local.rounds)
+			return 2
+		}
+		local.workDir = *workDir
+		rs, err := benchIsolation(ctx, modes, local, cfg)
 		if o.json {
 			b, _ := json.Marshal(rs)
 			fmt.Println(string(b))
 		} else {
-			printIsolationResults(modes, rs)
+			printIsolationResults(modes, local.rounds, rs)
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "agora bench launch:", err)

@@ -1,0 +1,436 @@
+package agent
+
+import (
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/api"
+)
+
+// finishedSandbox runs rt to TASK_FINISHED on ta and waits until the agent
+// has forgotten it (the collector leaves live tasks alone); it returns the
+// task's sandbox and container ID.
+func finishedSandbox(t *testing.T, fm *fakeMaster, ta *testAgent, rt *api.RunTask) (sandbox, containerID string) {
+	t.Helper()
+	id := rt.Task.TaskID.Value
+	run(fm, rt)
+	fm.expectStates(t, id, mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_FINISHED)
+	waitFor(t, "task "+id+" forgotten", func() bool {
+		ta.mu.Lock()
+		defer ta.mu.Unlock()
+		if _, live := ta.tasks[taskKey{testFramework, id}]; live {
+			return false
+		}
+		for _, tk := range ta.completed {
+			if tk.key.task == id {
+				sandbox, containerID = tk.sandbox, tk.containerID
+				return true
+			}
+		}
+		return false
+	})
+	return sandbox, containerID
+}
+
+// collectAll runs the garbage collector as if every finished sandbox
+// were due.
+func collectAll(a *Agent) int {
+	a.diskUsage = func(string) float64 { return 0.5 } // the machine's own disk must not decide
+	return a.collectGarbage(time.Now().Add(2 * a.cfg.GCDelay))
+}
+
+// markAsEmptied notes sandbox recyclable as markRecyclable does for a
+// native container that ended with no process left: the posix
+// containerizer of these tests gives no such proof itself.
+func markAsEmptied(a *Agent, sandbox string) {
+	a.sandboxes.mu.Lock()
+	a.sandboxes.recyclable[filepath.Clean(sandbox)] = -1
+	a.sandboxes.mu.Unlock()
+}
+
+func poolReady(p *sandboxPool) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.ready)
+}
+
+func waitPoolFull(t *testing.T, p *sandboxPool) {
+	t.Helper()
+	waitFor(t, "the sandbox pool to fill", func() bool { return len(poolReady(p)) >= sandboxPoolSize })
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Lstat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// A finished sandbox the collector recycles leaves the tree, and the next
+// launch gets its skeleton (the same inodes) with nothing of the earlier
+// task in it: empty output files, an empty tmp, none of its files.
+func TestRecycledSandboxIsClean(t *testing.T) {
+	fm := newFakeMaster(t)
+	ta, _ := startRegistered(t, fm, testConfig(t, fm, ""))
+	waitPoolFull(t, ta.sandboxes)
+	first, firstID := finishedSandbox(t, fm, ta, shellTask("first",
+		"echo secret; echo secret >&2; mkdir -p tmp/deep d/e; echo x > tmp/deep/x; echo y > d/e/y; echo z > left; chmod 700 stdout"))
+	stdoutIno := inode(t, filepath.Join(first, "stdout"))
+	markAsEmptied(ta.Agent, first)
+	before := len(poolReady(ta.sandboxes))
+	if n := collectAll(ta.Agent); n != 1 {
+		t.Fatalf("collected %d sandboxes, want 1", n)
+	}
+	if _, err := os.Lstat(filepath.Dir(filepath.Dir(first))); !os.IsNotExist(err) {
+		t.Fatalf("the recycled sandbox's executor directory is still in the tree: %v", err)
+	}
+	ready := poolReady(ta.sandboxes)
+	if len(ready) != before+1 {
+		t.Fatalf("pool holds %d sandboxes after recycling, want %d", len(ready), before+1)
+	}
+	id := ready[len(ready)-1]
+	if id == firstID {
+		t.Fatal("the recycled sandbox kept its container's ID")
+	}
+	entry := filepath.Join(ta.sandboxes.dir, id)
+	var files []string
+	filepath.Walk(entry, func(p string, info os.FileInfo, err error) error {
+		if err == nil && p != entry {
+			rel, _ := filepath.Rel(entry, p)
+			files = append(files, rel+" "+info.Mode().String())
+		}
+		return nil
+	})
+	want := []string{
+		"runs drwxr-xr-x",
+		"runs/" + id + " drwxr-xr-x",
+		"runs/" + id + "/stderr -rw-r--r--",
+		"runs/" + id + "/stdout -rw-r--r--",
+		"runs/" + id + "/tmp drwxr-xr-x",
+		"runs/latest Lrwxrwxrwx",
+	}
+	if !slices.Equal(files, want) {
+		t.Fatalf("recycled skeleton:\n%s\nwant:\n%s", strings.Join(files, "\n"), strings.Join(want, "\n"))
+	}
+	if l, err := os.Readlink(filepath.Join(entry, "runs", "latest")); err != nil || l != id {
+		t.Fatalf("runs/latest -> %q, %v; want %s", l, err, id)
+	}
+
+	next, nextID := finishedSandbox(t, fm, ta, shellTask("next", "ls -A; ls -A tmp"))
+	if nextID != id {
+		t.Fatalf("the next task ran in container %s, not in the recycled sandbox %s", nextID, id)
+	}
+	if got := inode(t, filepath.Join(next, "stdout")); got != stdoutIno {
+		t.Fatalf("the next task's stdout is inode %d, not the recycled %d", got, stdoutIno)
+	}
+	out := readFile(t, filepath.Join(next, "stdout"))
+	for _, leak := range []string{"secret", "left", "deep", "d\n"} {
+		if strings.Contains(out, leak) {
+			t.Fatalf("the next task sees %q of the earlier task:\n%s", leak, out)
+		}
+	}
+	if !strings.Contains(out, "stdout") {
+		t.Fatalf("the next task's listing %q lacks its own stdout", out)
+	}
+	if got := readFile(t, filepath.Join(next, "stderr")); got != "" {
+		t.Fatalf("the next task's stderr holds %q", got)
+	}
+}
+
+// Whatever a task planted in place of the skeleton is never followed: the
+// sandbox is removed as before, not recycled, and the files the plants
+// pointed at are untouched. A stdout hard-linked to a file elsewhere (the
+// stand-in for /etc/passwd) is the case that must never be truncated.
+func TestRecyclingNeverFollowsPlantedEntries(t *testing.T) {
+	victims := t.TempDir()
+	passwd := filepath.Join(victims, "passwd")
+	const content = "root:x:0:0:root:/root:/bin/sh\n"
+	if err := os.WriteFile(passwd, []byte(content), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	secrets := filepath.Join(victims, "secrets")
+	if err := os.Mkdir(secrets, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(secrets, "key"), []byte("k"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plants := map[string]func(sandbox string) error{
+		"stdout hard-linked to passwd": func(s string) error {
+			os.Remove(filepath.Join(s, "stdout"))
+			return os.Link(passwd, filepath.Join(s, "stdout"))
+		},
+		"stdout a symlink to passwd": func(s string) error {
+			os.Remove(filepath.Join(s, "stdout"))
+			return os.Symlink(passwd, filepath.Join(s, "stdout"))
+		},
+		"stderr a directory": func(s string) error {
+			os.Remove(filepath.Join(s, "stderr"))
+			return os.Mkdir(filepath.Join(s, "stderr"), 0o755)
+		},
+		"stdout a fifo": func(s string) error {
+			os.Remove(filepath.Join(s, "stdout"))
+			return syscall.Mkfifo(filepath.Join(s, "stdout"), 0o644)
+		},
+		"tmp a symlink to a directory": func(s string) error {
+			return os.Symlink(secrets, filepath.Join(s, "tmp"))
+		},
+		// The collector's glob goes through a runs link: what it finds
+		// there is not a sandbox, and is left alone.
+		"runs a symlink to a directory": func(s string) error {
+			runs := filepath.Dir(s)
+			if err := os.RemoveAll(runs); err != nil {
+				return err
+			}
+			return os.Symlink(victims, runs)
+		},
+	}
+	fm := newFakeMaster(t)
+	ta, _ := startRegistered(t, fm, testConfig(t, fm, ""))
+	waitPoolFull(t, ta.sandboxes)
+	var sandboxes []string
+	i := 0
+	for name, plant := range plants {
+		i++
+		s, _ := finishedSandbox(t, fm, ta, shellTask("plant"+string(rune('a'+i)), "echo out"))
+		if err := plant(s); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		markAsEmptied(ta.Agent, s)
+		sandboxes = append(sandboxes, s)
+	}
+	before := len(poolReady(ta.sandboxes))
+	collectAll(ta.Agent)
+	if after := len(poolReady(ta.sandboxes)); after != before {
+		t.Fatalf("the pool took %d planted sandboxes", after-before)
+	}
+	for _, s := range sandboxes {
+		if fi, err := os.Lstat(filepath.Dir(s)); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			continue // runs is a link: the collector skips it
+		}
+		if _, err := os.Lstat(filepath.Dir(filepath.Dir(s))); !os.IsNotExist(err) {
+			t.Errorf("planted sandbox %s not removed: %v", s, err)
+		}
+	}
+	if b, err := os.ReadFile(passwd); err != nil || string(b) != content {
+		t.Fatalf("passwd after the collection: %q, %v", b, err)
+	}
+	if st, err := os.Stat(passwd); err != nil || st.Mode().Perm() != 0o640 {
+		t.Fatalf("passwd's mode after the collection: %v, %v", st.Mode(), err)
+	}
+	if b, err := os.ReadFile(filepath.Join(secrets, "key")); err != nil || string(b) != "k" {
+		t.Fatalf("the directory tmp pointed at lost its file: %q, %v", b, err)
+	}
+}
+
+// Sandboxes of the posix containerizer, whose processes may outlive the
+// task (a daemon that left its process group), are removed as before.
+func TestPosixSandboxesAreNotRecycled(t *testing.T) {
+	fm := newFakeMaster(t)
+	ta, _ := startRegistered(t, fm, testConfig(t, fm, ""))
+	waitPoolFull(t, ta.sandboxes)
+	s, _ := finishedSandbox(t, fm, ta, shellTask("posix", "echo out"))
+	before := len(poolReady(ta.sandboxes))
+	if n := collectAll(ta.Agent); n != 1 {
+		t.Fatalf("collected %d sandboxes, want 1", n)
+	}
+	if _, err := os.Lstat(filepath.Dir(filepath.Dir(s))); !os.IsNotExist(err) {
+		t.Fatalf("posix sandbox still there: %v", err)
+	}
+	if after := len(poolReady(ta.sandboxes)); after != before {
+		t.Fatalf("a posix sandbox was recycled (pool %d -> %d)", before, after)
+	}
+}
+
+// The pool holds at most its cap of sandboxes; the collector removes the
+// finished sandboxes beyond it as before.
+func TestRecycledSandboxPoolCap(t *testing.T) {
+	fm := newFakeMaster(t)
+	cfg := testConfig(t, fm, "")
+	cfg.RecycledSandboxes = sandboxPoolSize + 1
+	ta, _ := startRegistered(t, fm, cfg)
+	waitPoolFull(t, ta.sandboxes)
+	var sandboxes []string
+	for _, id := range []string{"cap1", "cap2", "cap3"} {
+		s, _ := finishedSandbox(t, fm, ta, shellTask(id, "echo out"))
+		markAsEmptied(ta.Agent, s)
+		sandboxes = append(sandboxes, s)
+	}
+	waitPoolFull(t, ta.sandboxes) // refilled after the three launches
+	if n := collectAll(ta.Agent); n != 3 {
+		t.Fatalf("collected %d sandboxes, want 3", n)
+	}
+	if got := len(poolReady(ta.sandboxes)); got != sandboxPoolSize+1 {
+		t.Fatalf("pool holds %d sandboxes, want its cap %d", got, sandboxPoolSize+1)
+	}
+	for _, s := range sandboxes {
+		if _, err := os.Lstat(filepath.Dir(filepath.Dir(s))); !os.IsNotExist(err) {
+			t.Errorf("sandbox %s beyond the cap not removed: %v", s, err)
+		}
+	}
+	entries, err := os.ReadDir(ta.sandboxes.dir)
+	if err != nil || len(entries) != sandboxPoolSize+1 {
+		t.Fatalf("the pool's directory holds %d entries, %v; want %d", len(entries), err, sandboxPoolSize+1)
+	}
+}
+
+// An agent restarted with a recycled skeleton in its pool does not take it
+// for a sandbox to recover: it reports no task, empties the pool and
+// launches in fresh sandboxes.
+func TestAgentRestartWithPooledSkeleton(t *testing.T) {
+	fm := newFakeMaster(t)
+	cfg := testConfig(t, fm, "")
+	ta, first := startRegistered(t, fm, cfg)
+	waitPoolFull(t, ta.sandboxes)
+	s, _ := finishedSandbox(t, fm, ta, shellTask("before", "echo out"))
+	markAsEmptied(ta.Agent, s)
+	collectAll(ta.Agent)
+	ready := poolReady(ta.sandboxes)
+	pooled := ready[len(ready)-1]
+	if _, err := os.Stat(filepath.Join(ta.sandboxes.dir, pooled, "runs", pooled, "stdout")); err != nil {
+		t.Fatalf("no recycled skeleton in the pool: %v", err)
+	}
+	ta.stop(t)
+
+	ta2 := startAgent(t, cfg)
+	reg := fm.nextRegister(t)
+	if reg.Info.GetID().GetValue() != first.agentID || len(reg.Tasks) != 0 || len(reg.Executors) != 0 {
+		t.Fatalf("restarted agent registered as %q with tasks %+v and executors %+v", reg.Info.GetID().GetValue(), reg.Tasks, reg.Executors)
+	}
+	fm.nextSession(t)
+	waitPoolFull(t, ta2.sandboxes)
+	if slices.Contains(poolReady(ta2.sandboxes), pooled) {
+		t.Fatal("the restarted agent's pool offers the skeleton of the earlier one")
+	}
+	if _, err := os.Lstat(filepath.Join(ta2.sandboxes.dir, pooled)); !os.IsNotExist(err) {
+		t.Fatalf("the earlier pool's skeleton is still there: %v", err)
+	}
+	if runs, _ := filepath.Glob(filepath.Join(cfg.WorkDir, "slaves", "*", "frameworks", "*", "executors", "*", "runs", pooled)); len(runs) != 0 {
+		t.Fatalf("the pooled skeleton appeared as a sandbox: %v", runs)
+	}
+	after, _ := finishedSandbox(t, fm, ta2, shellTask("after", "echo fresh"))
+	if got := readFile(t, filepath.Join(after, "stdout")); got != "fresh\n" {
+		t.Fatalf("stdout of the task after the restart: %q", got)
+	}
+}
+
+// With cgroups and namespaces the agent itself marks a finished task's
+// sandbox recyclable (its container ended with no process left), and the
+// next task finds nothing of the earlier one, in its sandbox or its /tmp.
+func TestIsolatedSandboxIsRecycled(t *testing.T) {
+	fm := newFakeMaster(t)
+	cfg, _ := isolatedConfig(t, fm)
+	ta, _ := startRegistered(t, fm, cfg)
+	waitPoolFull(t, ta.sandboxes)
+	first, _ := finishedSandbox(t, fm, ta, isolatedTask("iso1",
+		"echo secret; echo secret > /tmp/secret; mkdir -p /tmp/d; echo x > /tmp/d/x; echo z > left", 0.1, 32))
+	if got := readFile(t, filepath.Join(first, "tmp", "secret")); got != "secret\n" {
+		t.Fatalf("the task's /tmp is not its sandbox's tmp: %q", got)
+	}
+	ta.sandboxes.mu.Lock()
+	_, marked := ta.sandboxes.recyclable[filepath.Clean(first)]
+	ta.sandboxes.mu.Unlock()
+	if !marked {
+		t.Fatal("the sandbox of an isolated task that ended was not marked recyclable")
+	}
+	before := len(poolReady(ta.sandboxes))
+	collectAll(ta.Agent)
+	ready := poolReady(ta.sandboxes)
+	if len(ready) != before+1 {
+		t.Fatalf("pool %d -> %d sandboxes: the isolated task's sandbox was not recycled", before, len(ready))
+	}
+	next, nextID := finishedSandbox(t, fm, ta, isolatedTask("iso2", "ls -A; ls -A /tmp", 0.1, 32))
+	if nextID != ready[len(ready)-1] {
+		t.Fatalf("the next task ran in container %s, not the recycled %s", nextID, ready[len(ready)-1])
+	}
+	out := readFile(t, filepath.Join(next, "stdout"))
+	for _, leak := range []string{"secret", "left", "d\n"} {
+		if strings.Contains(out, leak) {
+			t.Fatalf("the next task sees %q of the earlier one:\n%s", leak, out)
+		}
+	}
+}
+
+// A task run as another user (--switch_user) owns its sandbox while it
+// runs; the recycled skeleton is the agent's again, with the pool's modes,
+// so the next task's user does not find the earlier one's owner.
+func TestRecycledSandboxForgetsTheTaskUser(t *testing.T) {
+	fm := newFakeMaster(t)
+	cfg, _ := isolatedConfig(t, fm)
+	cfg.SwitchUser = true
+	ta, _ := startRegistered(t, fm, cfg)
+	waitPoolFull(t, ta.sandboxes)
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	rt := isolatedTask("as-nobody", "echo out; echo x > /tmp/x; chmod 777 .", 0.1, 32)
+	rt.Task.Command.User = proto("nobody")
+	first, _ := finishedSandbox(t, fm, ta, rt)
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(first, "stdout"), &st); err != nil || strconv.Itoa(int(st.Uid)) != nobody.Uid {
+		t.Fatalf("the task's stdout is owned by uid %d (%v), not nobody's %s", st.Uid, err, nobody.Uid)
+	}
+	before := len(poolReady(ta.sandboxes))
+	collectAll(ta.Agent)
+	ready := poolReady(ta.sandboxes)
+	if len(ready) != before+1 {
+		t.Fatalf("pool %d -> %d sandboxes: the sandbox of a task run as nobody was not recycled", before, len(ready))
+	}
+	entry := filepath.Join(ta.sandboxes.dir, ready[len(ready)-1])
+	err = filepath.Walk(entry, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		s := info.Sys().(*syscall.Stat_t)
+		if int(s.Uid) != os.Geteuid() || int(s.Gid) != os.Getegid() {
+			t.Errorf("%s is owned by %d:%d after recycling", p, s.Uid, s.Gid)
+		}
+		if m := info.Mode(); m.IsDir() && m.Perm() != 0o755 || m.IsRegular() && m.Perm() != 0o644 {
+			t.Errorf("%s has mode %v after recycling", p, m)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A task that replaced its framework's executors/ with a link to a
+// directory elsewhere does not make the collector remove what it finds
+// there.
+func TestGarbageCollectorNeverFollowsALinkOutOfTheSandboxes(t *testing.T) {
+	victims := t.TempDir()
+	kept := filepath.Join(victims, "x", "runs", "y")
+	if err := os.MkdirAll(kept, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(kept, "file"), []byte("k"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fm := newFakeMaster(t)
+	ta, _ := startRegistered(t, fm, testConfig(t, fm, ""))
+	s, _ := finishedSandbox(t, fm, ta, shellTask("linker", "echo out"))
+	executors := filepath.Dir(filepath.Dir(filepath.Dir(s)))
+	if err := os.RemoveAll(executors); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victims, executors); err != nil {
+		t.Fatal(err)
+	}
+	collectAll(ta.Agent)
+	if b, err := os.ReadFile(filepath.Join(kept, "file")); err != nil || string(b) != "k" {
+		t.Fatalf("the collector removed what a link in the sandboxes pointed at: %q, %v", b, err)
+	}
+}
