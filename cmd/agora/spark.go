@@ -62,6 +62,8 @@ func runSparkDispatcher(args []string) int {
 	failover := fs.Duration("failover_timeout", 7*24*time.Hour, "how long the master keeps the drivers of a dispatcher that went away")
 	var creds clientOptions // --principal, --secret_file
 	creds.registerCredential(fs)
+	pageCreds := fs.String("credentials", "", "JSON file of the principals and secrets the web page (/ui/) and its API (/api/v1/) accept\n(the master's --credentials format); Spark's REST protocol stays open, as Spark's clients send none")
+	pageUser := fs.String("http_credentials", "", "user:password the web page and its API accept (instead of --credentials)")
 	executors := fs.Bool("executors", true, "run agora's Spark scheduler too, its API on the same port: applications (drivers launched here,\nand client-mode spark-submit --master mesos://HOST:PORT) get executors as agora tasks; false runs\neach application in local[N] inside its driver")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: agora spark dispatcher --master=HOST:5050 [--port 7077] [flags]\n\n"+
@@ -81,6 +83,11 @@ func runSparkDispatcher(args []string) int {
 		return 2
 	}
 	cred, err := creds.credential()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora spark dispatcher:", err)
+		return 2
+	}
+	pageAuth, err := serviceCredentials(*pageCreds, *pageUser)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agora spark dispatcher:", err)
 		return 2
@@ -107,7 +114,8 @@ func runSparkDispatcher(args []string) int {
 		Masters: []string{master}, Listener: ln, WorkDir: *workDir, SparkHome: *sparkHome,
 		Name: *name, Role: *role, User: *user, FailoverTimeout: *failover, MaxRetryWait: *retryMax,
 		MaxDrivers: *maxDrivers, RetainedDrivers: *retained, Logger: logger,
-		Principal: cred.Principal, Secret: cred.Secret,
+		Principal: cred.Principal, Secret: cred.Secret, Credentials: pageAuth,
+		WebUI: "http://" + advertiseAddr(*host, ln),
 	}
 	var ex *sparkExecutors
 	if *executors {
@@ -121,6 +129,7 @@ func runSparkDispatcher(args []string) int {
 		fmt.Fprintln(os.Stderr, "agora spark dispatcher:", err)
 		return 2
 	}
+	fmt.Fprintf(os.Stderr, "agora spark dispatcher: drivers' page at %s/ui/\n", cfg.WebUI)
 	fmt.Fprintf(os.Stderr, "agora spark dispatcher: submit with spark-submit --master mesos://%s --deploy-mode cluster\n", d.Addr())
 	if ex != nil {
 		fmt.Fprintf(os.Stderr, "agora spark dispatcher: client mode: spark-submit --master %s --jars %s\n", cfg.ExecutorMaster, cfg.ClusterManagerJar)

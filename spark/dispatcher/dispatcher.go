@@ -32,6 +32,7 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/frameworks/scheduler"
 )
 
@@ -72,6 +73,18 @@ type Config struct {
 	// the Spark scheduler's API on the dispatcher's port, so that one
 	// mesos://HOST:7077 serves cluster and client mode.
 	Extra http.Handler
+	// Applications, if set, are the drivers' applications as the
+	// executors' scheduler records them, for the page (/ui/).
+	Applications func() []Application
+	// Credentials, if set, are the principals and secrets the page (/ui/)
+	// and its API (/api/v1/) accept as HTTP Basic credentials. Spark's
+	// REST protocol, the executors' API and /drivers stay open: Spark's
+	// clients and the cluster manager in the drivers send none.
+	Credentials *auth.Credentials
+	// WebUI is the framework's webui_url, the dispatcher's address as the
+	// operators reach it (http://HOST:PORT); default: the listener's
+	// address unless it is a wildcard.
+	WebUI string
 	// Principal and Secret are the framework's credentials, for a master
 	// with --authenticate_frameworks (also its FrameworkInfo.principal).
 	Principal, Secret string
@@ -86,6 +99,7 @@ type Dispatcher struct {
 	log   *slog.Logger
 	store *store
 	sched *scheduler.Driver
+	guard *auth.ServiceGuard // nil: the page is open
 
 	mu         sync.Mutex
 	drivers    map[string]*Driver
@@ -141,6 +155,13 @@ func New(cfg Config) (*Dispatcher, error) {
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Credentials != nil {
+		d.guard, err = auth.NewServiceGuard(auth.ServiceOptions{Credentials: cfg.Credentials, Realm: "spark-dispatcher",
+			Open: []string{"/v1/", "/drivers", "/drivers/"}})
+		if err != nil {
+			return nil, fmt.Errorf("spark dispatcher: %w", err)
+		}
+	}
 	if d.fw, err = st.loadFramework(); err != nil {
 		return nil, err
 	}
@@ -158,6 +179,19 @@ func New(cfg Config) (*Dispatcher, error) {
 
 // executors reports whether drivers' applications get executors from
 // agora's Spark scheduler.
+// webUI is the framework's webui_url: its root leads to the page.
+func (d *Dispatcher) webUI() *string {
+	u := d.cfg.WebUI
+	if u == "" {
+		host, _, err := net.SplitHostPort(d.Addr())
+		if ip := net.ParseIP(host); err != nil || ip == nil || ip.IsUnspecified() {
+			return nil
+		}
+		u = "http://" + d.Addr()
+	}
+	return &u
+}
+
 func (d *Dispatcher) executors() bool {
 	return d.cfg.ExecutorMaster != "" && d.cfg.ClusterManagerJar != ""
 }
@@ -184,6 +218,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		Roles:           []string{d.cfg.Role},
 		FailoverTimeout: &failover,
 		Capabilities:    scheduler.Capabilities(mesos.FrameworkInfo_Capability_MULTI_ROLE),
+		WebUiURL:        d.webUI(),
 	}
 	if d.fw.FrameworkID != "" {
 		info.ID = &mesos.FrameworkID{Value: d.fw.FrameworkID}
@@ -193,7 +228,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("spark dispatcher: %w", err)
 	}
+	d.mu.Lock()
 	d.sched = sd
+	d.mu.Unlock()
 	srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(d.cfg.Listener)
 	defer srv.Close()

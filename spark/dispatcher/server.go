@@ -14,9 +14,10 @@ import (
 const maxRequest = 1 << 20
 
 // Handler serves Spark's REST submission protocol under /v1/submissions/
-// (create, status, kill), Spark's ErrorResponse for every other path, and
-// the dispatcher's own listing at /drivers and /drivers/ID (JSON, for
-// `agora spark`).
+// (create, status, kill), Spark's ErrorResponse for every other path, the
+// dispatcher's own listing at /drivers and /drivers/ID (JSON, for
+// `agora spark`), and its web page at /ui/ (/ leads there) with the
+// page's API at /api/v1/drivers, those two behind Config.Credentials.
 func (d *Dispatcher) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/submissions/create", d.serveCreate)
@@ -31,8 +32,11 @@ func (d *Dispatcher) Handler() http.Handler {
 		mux.Handle("/v1/applications", d.cfg.Extra)
 		mux.Handle("/v1/applications/", d.cfg.Extra)
 	}
+	mux.Handle("GET /ui/", uiHandler())
+	mux.HandleFunc("GET /api/v1/drivers", d.serveUIDrivers)
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("/", serveError)
-	return mux
+	return d.guard.Wrap(mux)
 }
 
 func send(w http.ResponseWriter, code int, v any) {
