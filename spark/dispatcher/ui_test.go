@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -135,12 +133,15 @@ func TestUIShowsDriversAndTheirExecutors(t *testing.T) {
 	if want := []string{"0 TASK_RUNNING http://" + c.MasterAddr + "/#/task/executors-fw/app-1-0", "1 TASK_STAGING http://" + c.MasterAddr + "/#/task/executors-fw/app-1-1"}; !reflect.DeepEqual(execs, want) {
 		t.Errorf("the driver's page lists executors %v, want %v", execs, want)
 	}
+	if title := webuitest.Text(t, b, "#driver-title"); title != second+" SparkPi" {
+		t.Errorf("the driver's page is titled %q, want %q", title, second+" SparkPi")
+	}
 	if text := webuitest.Text(t, b, "#driver-summary"); !contains(text, "org.apache.spark.examples.SparkPi", "app-1", running.Hostname) {
 		t.Errorf("the driver's summary %q lacks its main class, application or agent", text)
 	}
 	webuitest.Run(t, b, "back to the drivers", chromedp.Click(chromedp.CSS(`nav.crumbs a`)))
 	webuitest.Wait(t, b, "the drivers listed", `document.body.dataset.loaded === 'list' && document.querySelectorAll('#drivers tr[data-driver]').length === 2`)
-	screenshot(t, b, "agora-spark-drivers")
+	webuitest.Screenshot(t, b, "agora-spark-drivers")
 }
 
 // TestUIBehindCredentials: with Credentials, the page and its API ask for
@@ -254,20 +255,4 @@ func contains(s string, parts ...string) bool {
 		}
 	}
 	return true
-}
-
-// screenshot saves a full-page screenshot: into $AGORA_WEBUI_SCREENSHOTS
-// when set (scripts/webui-screenshots.sh), else into the test's temp dir.
-func screenshot(t *testing.T, ctx context.Context, name string) {
-	t.Helper()
-	dir := os.Getenv("AGORA_WEBUI_SCREENSHOTS")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	png := webuitest.Run(t, ctx, "taking a screenshot", chromedp.FullScreenshot(100))
-	path := filepath.Join(dir, name+".png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", path)
 }
