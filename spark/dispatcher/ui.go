@@ -81,8 +81,9 @@ type pageDrivers struct {
 	// Master is the master's web UI, for links to the drivers' sandboxes
 	// ("" when not known).
 	Master string `json:"master"`
-	// Executors says whether the drivers' applications get executors as
-	// tasks (else each runs in local[N] inside its driver).
+	// Executors says whether the executors' scheduler's records are
+	// there (without it each application runs in local[N] inside its
+	// driver).
 	Executors bool         `json:"executors"`
 	Drivers   []pageDriver `json:"drivers"`
 }
@@ -109,7 +110,7 @@ func (d *Dispatcher) serveUIDrivers(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	drivers := d.Drivers()
-	out := pageDrivers{Master: d.masterUI(), Executors: d.executors(), Drivers: make([]pageDriver, 0, len(drivers))}
+	out := pageDrivers{Master: d.masterUI(), Executors: d.cfg.Applications != nil, Drivers: make([]pageDriver, 0, len(drivers))}
 	for i := len(drivers) - 1; i >= 0; i-- {
 		dr := drivers[i]
 		p := pageDriver{ID: dr.ID, Name: dr.Name, MainClass: dr.Request.MainClass, AppResource: dr.Request.AppResource,

@@ -105,7 +105,8 @@ function showDriver(all, id) {
   const d = all.drivers.find((x) => x.submissionId === id);
   if (!d) throw new Error('the dispatcher has no driver ' + id);
   const title = document.getElementById('driver-title');
-  title.replaceChildren(el('code', {}, d.submissionId), d.name ? ' ' + d.name : null);
+  // replaceChildren would write null as text: el skips it.
+  title.replaceChildren(el('span', {}, el('code', {}, d.submissionId), d.name ? ' ' + d.name : null));
   title.dataset.driver = d.submissionId;
   fill('driver-summary', summaryRows(d, all.master));
   const rows = executorRows(d, all.master);
