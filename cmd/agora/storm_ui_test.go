@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/agora-cluster/agora/cluster/webui/webuitest"
+	stormclient "github.com/agora-cluster/agora/storm/client"
 	"github.com/agora-cluster/agora/storm/framework"
 )
 
@@ -234,5 +235,44 @@ func TestStormUIBehindCredentials(t *testing.T) {
 		&& document.querySelector('#topologies tr[data-topology="wc"]') !== null && document.getElementById('error-banner').hidden`)
 	if prompts != 1 {
 		t.Errorf("the browser asked for credentials %d times, want once", prompts)
+	}
+}
+
+// Nimbus's topology as the page shows it: workers are its executors by
+// host and port, each linked to the framework's supervisor task on that
+// host (none where the framework runs no supervisor); components sum
+// their executors' all-time counts, a bolt told by its executed counts,
+// and Storm's system components (__acker) are left out.
+func TestNimbusTopologyForThePage(t *testing.T) {
+	all := func(n int64) map[string]map[string]int64 {
+		return map[string]map[string]int64{stormclient.AllTime: {"default": n}, "600": {"default": 1}}
+	}
+	info := stormclient.TopologyInfo{ID: "words-1-2", Name: "words", Executors: []stormclient.ExecutorSummary{
+		{ComponentID: "sentences", Host: "a", Port: 6700, UptimeSecs: 30, Stats: &stormclient.ExecutorStats{Emitted: all(10), Acked: all(8), Failed: all(1)}},
+		{ComponentID: "split", Host: "a", Port: 6700, UptimeSecs: 40, Stats: &stormclient.ExecutorStats{Emitted: all(50), Executed: all(10), Acked: all(10)}},
+		{ComponentID: "split", Host: "b", Port: 6701, UptimeSecs: 20, Stats: &stormclient.ExecutorStats{Emitted: all(5), Executed: all(1), Acked: all(1)}},
+		{ComponentID: "__acker", Host: "b", Port: 6701, Stats: &stormclient.ExecutorStats{Emitted: all(99)}},
+		{ComponentID: "split", Host: "", Port: 0}, // not assigned yet
+	}}
+	sum := stormclient.TopologySummary{ID: "words-1-2", Name: "words", Status: "ACTIVE", NumWorkers: 2, NumExecutors: 5, NumTasks: 5, UptimeSecs: 41}
+	sups := []framework.Task{{TaskID: "sup-a"}}
+	sups[0].Host, sups[0].AgentID = "a", "agent-a"
+	got := nimbusTopology(sum, &info, sups, "fw-1")
+	wantWorkers := []framework.TopologyWorker{
+		{Host: "a", Port: 6700, UptimeSecs: 40, Executors: map[string]int{"sentences": 1, "split": 1}, FrameworkID: "fw-1", TaskID: "sup-a", AgentID: "agent-a"},
+		{Host: "b", Port: 6701, UptimeSecs: 20, Executors: map[string]int{"split": 1, "__acker": 1}},
+	}
+	wantComps := []framework.TopologyComponent{
+		{ID: "sentences", Type: "spout", Executors: 1, Emitted: 10, Acked: 8, Failed: 1},
+		{ID: "split", Type: "bolt", Executors: 3, Emitted: 55, Acked: 11},
+	}
+	if got.ID != "words-1-2" || got.Runtime != "storm" || got.NumWorkers != 2 || got.UptimeSecs != 41 {
+		t.Errorf("summary %+v", got.TopologySummary)
+	}
+	if !reflect.DeepEqual(got.Workers, wantWorkers) {
+		t.Errorf("workers\n%+v\nwant\n%+v", got.Workers, wantWorkers)
+	}
+	if !reflect.DeepEqual(got.Components, wantComps) {
+		t.Errorf("components\n%+v\nwant\n%+v", got.Components, wantComps)
 	}
 }
