@@ -5,10 +5,10 @@
 # test runs first; the tests against a real cluster then replace its
 # agents and task pages with a live cluster's and add the overview, offers,
 # framework, explain and maintenance pages; the Hadoop framework's test adds
-# its jobs page. TestLivePages puts its agent's
-# work directory at /var/lib/agora/agent (and removes /var/lib/agora after)
-# so that the task page shows an installation's sandbox path. Not part of
-# the test suite.
+# its jobs page, the Storm and Spark tests their topologies and drivers
+# pages. TestLivePages puts its agent's work directory at
+# /var/lib/agora/agent (and removes /var/lib/agora after) so that the task
+# page shows an installation's sandbox path. Not part of the test suite.
 set -eu
 cd "$(dirname "$0")/.."
 out="$(pwd)/docs/screenshots"
@@ -18,6 +18,9 @@ for t in TestUIInChromium TestLivePages TestCockpitPages; do
 done
 # The Hadoop framework's own page, with the jobs of a word count it ran.
 AGORA_WEBUI_SCREENSHOTS="$out" go test -count=1 -timeout 300s -run '^TestUIShowsJobsProgressCountersAndAttempts$' ./hadoop/framework/
+# The Storm topologies page (two native topologies) and the Spark drivers page.
+AGORA_WEBUI_SCREENSHOTS="$out" go test -count=1 -timeout 300s -run '^TestStormUIShowsNativeTopologies$' ./cmd/agora/
+AGORA_WEBUI_SCREENSHOTS="$out" go test -count=1 -timeout 300s -run '^TestUIShowsDriversAndTheirExecutors$' ./spark/dispatcher/
 # The error banner is a state of the tasks page, not a page: not in the docs.
 rm -f "$out/agora-webui-error.png"
 # Screenshots are kept small: the README links them, the repository keeps them.
