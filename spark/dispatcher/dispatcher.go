@@ -81,9 +81,9 @@ type Config struct {
 	// REST protocol, the executors' API and /drivers stay open: Spark's
 	// clients and the cluster manager in the drivers send none.
 	Credentials *auth.Credentials
-	// WebUI is the framework's webui_url, the dispatcher's address as the
-	// operators reach it (http://HOST:PORT); default: the listener's
-	// address unless it is a wildcard.
+	// WebUI is the dispatcher's address as the operators reach it
+	// (http://HOST:PORT; default: the listener's address unless it is a
+	// wildcard); the framework's webui_url is its page there, WebUI/ui/.
 	WebUI string
 	// Principal and Secret are the framework's credentials, for a master
 	// with --authenticate_frameworks (also its FrameworkInfo.principal).
@@ -179,7 +179,8 @@ func New(cfg Config) (*Dispatcher, error) {
 
 // executors reports whether drivers' applications get executors from
 // agora's Spark scheduler.
-// webUI is the framework's webui_url: its root leads to the page.
+// webUI is the framework's webui_url: the page (the root is Spark's
+// protocol's).
 func (d *Dispatcher) webUI() *string {
 	u := d.cfg.WebUI
 	if u == "" {
@@ -189,6 +190,7 @@ func (d *Dispatcher) webUI() *string {
 		}
 		u = "http://" + d.Addr()
 	}
+	u = strings.TrimSuffix(u, "/") + "/ui/"
 	return &u
 }
 

@@ -16,8 +16,9 @@ const maxRequest = 1 << 20
 // Handler serves Spark's REST submission protocol under /v1/submissions/
 // (create, status, kill), Spark's ErrorResponse for every other path, the
 // dispatcher's own listing at /drivers and /drivers/ID (JSON, for
-// `agora spark`), and its web page at /ui/ (/ leads there) with the
-// page's API at /api/v1/drivers, those two behind Config.Credentials.
+// `agora spark`), and its web page at /ui/ with the page's API at
+// /api/v1/drivers, those two behind Config.Credentials. / stays Spark's
+// ErrorResponse, as Spark's REST server answers there.
 func (d *Dispatcher) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/submissions/create", d.serveCreate)
@@ -34,7 +35,6 @@ func (d *Dispatcher) Handler() http.Handler {
 	}
 	mux.Handle("GET /ui/", uiHandler())
 	mux.HandleFunc("GET /api/v1/drivers", d.serveUIDrivers)
-	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("/", serveError)
 	return d.guard.Wrap(mux)
 }

@@ -69,18 +69,9 @@ func TestUIShowsDriversAndTheirExecutors(t *testing.T) {
 	waitDriver(t, d, first, func(dr Driver) bool { return dr.State == StateFinished })
 	base := "http://" + d.Addr()
 
-	// The webui_url is the root; it leads to the page.
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := noFollow.Get(base + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || loc != "/ui/" {
-		t.Errorf("GET / answered %s to %q, want 302 to /ui/", resp.Status, loc)
-	}
-	if got := webuiURL(t, c.MasterAddr, d.FrameworkID()); got != base {
-		t.Errorf("the framework's webui_url is %q, want %q", got, base)
+	// The webui_url is the page (the root is Spark's protocol's).
+	if got := webuiURL(t, c.MasterAddr, d.FrameworkID()); got != base+"/ui/" {
+		t.Errorf("the framework's webui_url is %q, want %q", got, base+"/ui/")
 	}
 
 	b := webuitest.NewBrowser(t)
@@ -157,7 +148,7 @@ func TestUIBehindCredentials(t *testing.T) {
 	id := submitArgs(t, d, "quick")
 	waitDriver(t, d, id, func(dr Driver) bool { return dr.State == StateFinished })
 	base := "http://" + d.Addr()
-	for _, p := range []string{"/ui/", "/api/v1/drivers", "/"} {
+	for _, p := range []string{"/ui/", "/api/v1/drivers"} {
 		if code := status(t, base+p, "", ""); code != http.StatusUnauthorized {
 			t.Errorf("GET %s without credentials: %d, want 401", p, code)
 		}
