@@ -228,7 +228,8 @@ func (s nimbusUISource) Get(ctx context.Context, id string) (*framework.Topology
 // nimbusTopology is a topology's page from Nimbus's getTopologyInfo: its
 // workers (executors by host and port) with the supervisor task on their
 // host, and its spouts' and bolts' all-time counts (Storm's own system
-// components, __acker and the like, left out).
+// components, __acker and the like, left out; a component's type is ""
+// until one of its executors has reported).
 func nimbusTopology(sum stormclient.TopologySummary, info *stormclient.TopologyInfo, sups []framework.Task, frameworkID string) *framework.Topology {
 	t := &framework.Topology{TopologySummary: nimbusSummary(sum), Workers: []framework.TopologyWorker{}, Components: []framework.TopologyComponent{}}
 	byHost := map[string]framework.Task{}
@@ -249,13 +250,15 @@ func nimbusTopology(sum stormclient.TopologySummary, info *stormclient.TopologyI
 		}
 		c := comps[e.ComponentID]
 		if c == nil {
-			c = &framework.TopologyComponent{ID: e.ComponentID, Type: "spout"}
+			c = &framework.TopologyComponent{ID: e.ComponentID} // its type is known once its stats are in
 			comps[e.ComponentID] = c
 		}
 		c.Executors++
 		if st := e.Stats; st != nil {
-			if st.Executed != nil {
+			if st.Executed != nil { // a bolt's stats, not a spout's
 				c.Type = "bolt"
+			} else if c.Type == "" {
+				c.Type = "spout"
 			}
 			c.Emitted += stormclient.Total(st.Emitted, stormclient.AllTime)
 			c.Acked += stormclient.Total(st.Acked, stormclient.AllTime)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,9 +16,12 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	"github.com/agora-cluster/agora/cluster/webui/webuitest"
 	stormclient "github.com/agora-cluster/agora/storm/client"
 	"github.com/agora-cluster/agora/storm/framework"
+	"github.com/agora-cluster/agora/storm/stormtest"
 )
 
 // submitNative submits the example word count as native topology name on
@@ -252,7 +256,8 @@ func TestNimbusTopologyForThePage(t *testing.T) {
 		{ComponentID: "split", Host: "a", Port: 6700, UptimeSecs: 40, Stats: &stormclient.ExecutorStats{Emitted: all(50), Executed: all(10), Acked: all(10)}},
 		{ComponentID: "split", Host: "b", Port: 6701, UptimeSecs: 20, Stats: &stormclient.ExecutorStats{Emitted: all(5), Executed: all(1), Acked: all(1)}},
 		{ComponentID: "__acker", Host: "b", Port: 6701, Stats: &stormclient.ExecutorStats{Emitted: all(99)}},
-		{ComponentID: "split", Host: "", Port: 0}, // not assigned yet
+		{ComponentID: "split", Host: "", Port: 0},      // not assigned yet
+		{ComponentID: "record", Host: "b", Port: 6701}, // not reported yet
 	}}
 	sum := stormclient.TopologySummary{ID: "words-1-2", Name: "words", Status: "ACTIVE", NumWorkers: 2, NumExecutors: 5, NumTasks: 5, UptimeSecs: 41}
 	sups := []framework.Task{{TaskID: "sup-a"}}
@@ -260,9 +265,10 @@ func TestNimbusTopologyForThePage(t *testing.T) {
 	got := nimbusTopology(sum, &info, sups, "fw-1")
 	wantWorkers := []framework.TopologyWorker{
 		{Host: "a", Port: 6700, UptimeSecs: 40, Executors: map[string]int{"sentences": 1, "split": 1}, FrameworkID: "fw-1", TaskID: "sup-a", AgentID: "agent-a"},
-		{Host: "b", Port: 6701, UptimeSecs: 20, Executors: map[string]int{"split": 1, "__acker": 1}},
+		{Host: "b", Port: 6701, UptimeSecs: 20, Executors: map[string]int{"split": 1, "__acker": 1, "record": 1}},
 	}
 	wantComps := []framework.TopologyComponent{
+		{ID: "record", Executors: 1},
 		{ID: "sentences", Type: "spout", Executors: 1, Emitted: 10, Acked: 8, Failed: 1},
 		{ID: "split", Type: "bolt", Executors: 3, Emitted: 55, Acked: 11},
 	}
@@ -275,4 +281,126 @@ func TestNimbusTopologyForThePage(t *testing.T) {
 	if !reflect.DeepEqual(got.Components, wantComps) {
 		t.Errorf("components\n%+v\nwant\n%+v", got.Components, wantComps)
 	}
+}
+
+// TestStormSchedulerPageAgainstRealStorm: `agora storm scheduler` serving
+// a real Nimbus (with a supervisor it does not run) gives the master its
+// page's address as webui_url; behind --http_credentials the page's API
+// lists Nimbus's topology, its worker and its spouts and bolts (Storm's
+// __acker left out), refuses callers without the credentials, and kills
+// the topology through Nimbus; the page shows it in a browser that
+// answers the prompt.
+func TestStormSchedulerPageAgainstRealStorm(t *testing.T) {
+	tier.Need(t, tier.Python, tier.PythonErr())
+	storm := stormtest.Start(t, 1, 1)
+	c, err := stormclient.New(storm.Nimbus, stormclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	jar, err := c.UploadJar(ctx, bytes.NewReader(stormtest.Jar(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, _ := json.Marshal(map[string]any{"agora.test.dir": t.TempDir(), "agora.test.sentences": []string{"a b"},
+		"topology.workers": 1, "topology.component.resources.onheap.memory.mb": 64})
+	if err := c.Submit(ctx, "words", jar, string(conf), stormtest.WordTopology()); err != nil {
+		t.Fatal(err)
+	}
+	cl := clustertest.Start(t, clustertest.Options{})
+	var out, errOut syncBuffer
+	sctx, stop := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- stormScheduler(sctx, []string{"--master", cl.MasterAddr, "--nimbus", storm.Nimbus, "--storm_home", t.TempDir(),
+			"--ip", "127.0.0.1", "--http_port", "0", "--http_credentials", "ops:pw"}, &out, &errOut)
+	}()
+	t.Cleanup(func() {
+		stop()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Error("the scheduler did not stop within a minute")
+		}
+	})
+	var base string
+	waitShowing(t, time.Minute, func() string { return "the page's address: " + errOut.String() }, func() bool {
+		_, rest, ok := strings.Cut(errOut.String(), "topologies page at ")
+		base, _, _ = strings.Cut(rest, "/ui/")
+		return ok && strings.HasPrefix(base, "http://127.0.0.1:")
+	})
+	waitShowing(t, time.Minute, func() string { return "the webui_url " + base + ": " + errOut.String() }, func() bool {
+		var fws struct {
+			Frameworks []struct {
+				WebUI string `json:"webui_url"`
+			} `json:"frameworks"`
+		}
+		resp, err := http.Get("http://" + cl.MasterAddr + "/master/frameworks")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return json.NewDecoder(resp.Body).Decode(&fws) == nil && len(fws.Frameworks) == 1 && fws.Frameworks[0].WebUI == base
+	})
+
+	if _, code := topologiesAPI[json.RawMessage](t, base, "/api/v1/topologies", "", ""); code != http.StatusUnauthorized {
+		t.Errorf("GET /api/v1/topologies without credentials: %d, want 401", code)
+	}
+	// 502 until the framework has heard from Nimbus.
+	var list topologiesList
+	var code int
+	waitShowing(t, time.Minute, func() string { return fmt.Sprintf("GET /api/v1/topologies: %d %+v", code, list) }, func() bool {
+		list, code = topologiesAPI[topologiesList](t, base, "/api/v1/topologies", "ops", "pw")
+		return code == 200
+	})
+	if !list.Kill || len(list.Topologies) != 1 || list.Topologies[0].Name != "words" || list.Topologies[0].Runtime != "storm" {
+		t.Fatalf("GET /api/v1/topologies: %+v, want words on Storm, with kill", list)
+	}
+	id := list.Topologies[0].ID
+	var page topologyPage
+	waitShowing(t, 2*time.Minute, func() string { return fmt.Sprintf("words' worker and components: %+v", page.Topology) }, func() bool {
+		page, code = topologiesAPI[topologyPage](t, base, "/api/v1/topologies/"+id, "ops", "pw")
+		if code != 200 || len(page.Topology.Workers) != 1 || len(page.Topology.Components) != 3 {
+			return false
+		}
+		for _, x := range page.Topology.Components {
+			if x.Type == "" { // its executors have not reported yet
+				return false
+			}
+		}
+		return true
+	})
+	var comps []string
+	for _, x := range page.Topology.Components {
+		comps = append(comps, fmt.Sprintf("%s %s %d", x.ID, x.Type, x.Executors))
+	}
+	if want := []string{"record bolt 1", "sentences spout 1", "split bolt 2"}; !reflect.DeepEqual(comps, want) {
+		t.Errorf("words' components %v, want %v", comps, want)
+	}
+	if w := page.Topology.Workers[0]; w.Port == 0 || w.Executors["split"] != 2 || w.TaskID != "" {
+		t.Errorf("words' worker %+v: want its port, split×2, and no sandbox (its supervisor is not the framework's)", w)
+	}
+
+	b := webuitest.NewBrowser(t)
+	if n := webuitest.NavigateWithCredentials(t, b, base+"/ui/?poll=0.5", "ops", "pw", fmt.Sprintf(`document.body.dataset.loaded === 'list'
+		&& document.querySelector('#topologies tr[data-topology=%q]') !== null && document.getElementById('error-banner').hidden`, id)); n != 1 {
+		t.Errorf("the browser asked for credentials %d times, want once", n)
+	}
+
+	req, _ := http.NewRequest("POST", base+"/api/v1/topologies/"+id+"/kill", nil)
+	req.SetBasicAuth("ops", "pw")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST kill: %s", resp.Status)
+	}
+	waitShowing(t, 2*time.Minute, func() string { return "words killed" }, func() bool {
+		_, ok, err := c.TopologyByName(ctx, "words")
+		return err == nil && !ok
+	})
 }

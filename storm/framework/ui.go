@@ -60,7 +60,7 @@ type TopologyWorker struct {
 // TopologyComponent is one spout or bolt with its all-time counts.
 type TopologyComponent struct {
 	ID        string `json:"id"`
-	Type      string `json:"type"` // spout or bolt
+	Type      string `json:"type"` // spout or bolt ("": not known yet)
 	Executors int    `json:"executors"`
 	Emitted   int64  `json:"emitted"`
 	Acked     int64  `json:"acked"`

@@ -105,7 +105,7 @@ function workerRow(w, master) {
 function componentRow(c) {
   return el('tr', { 'data-component': c.id },
     el('td', {}, el('code', {}, c.id)),
-    el('td', {}, c.type),
+    el('td', {}, c.type || '–'),
     el('td', { class: 'num' }, String(c.executors)),
     el('td', { class: 'num emitted' }, String(c.emitted)),
     el('td', { class: 'num acked' }, String(c.acked)),
