@@ -239,7 +239,7 @@ func runDev(args []string) int {
 		shutdown()
 		return 1
 	}
-	sparkLine, sparkDone, err := spark.start(frameworkCtx, masterAddr, mf.ip, mf.workDir, secure.framework, logger)
+	sparkLine, sparkDone, err := spark.start(frameworkCtx, masterAddr, mf.ip, mf.workDir, secure.framework, svcSec, logger)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agora dev:", err)
 		stopFrameworks()

@@ -92,6 +92,11 @@ func runSparkDispatcher(args []string) int {
 		fmt.Fprintln(os.Stderr, "agora spark dispatcher:", err)
 		return 2
 	}
+	pageSec, err := newServiceSecurity(pageAuth, "spark")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agora spark dispatcher:", err)
+		return 2
+	}
 	master = strings.TrimPrefix(master, "mesos://")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -114,7 +119,7 @@ func runSparkDispatcher(args []string) int {
 		Masters: []string{master}, Listener: ln, WorkDir: *workDir, SparkHome: *sparkHome,
 		Name: *name, Role: *role, User: *user, FailoverTimeout: *failover, MaxRetryWait: *retryMax,
 		MaxDrivers: *maxDrivers, RetainedDrivers: *retained, Logger: logger,
-		Principal: cred.Principal, Secret: cred.Secret, Credentials: pageAuth,
+		Principal: cred.Principal, Secret: cred.Secret, WrapPage: pageSec.handler,
 		WebUI: "http://" + advertiseAddr(*host, ln),
 	}
 	var ex *sparkExecutors

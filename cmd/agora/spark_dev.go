@@ -49,10 +49,15 @@ func installedSparkHome() string {
 }
 
 // start starts the dispatcher, presenting cred to the master (none unless
-// --secure), and returns the banner line that says where it is ("" when
-// disabled).
-func (d *devSpark) start(ctx context.Context, masterAddr, ip, workDir string, cred auth.Credential, logger *slog.Logger) (string, <-chan struct{}, error) {
+// --secure), its page behind the services' credentials (the dispatcher
+// speaks plain HTTP: Spark's clients reach it so), and returns the banner
+// line that says where it is ("" when disabled).
+func (d *devSpark) start(ctx context.Context, masterAddr, ip, workDir string, cred auth.Credential, svc devServiceSecurity, logger *slog.Logger) (string, <-chan struct{}, error) {
 	done := make(chan struct{})
+	sec, err := newServiceSecurity(svc.creds, "spark")
+	if err != nil {
+		return "", nil, fmt.Errorf("spark dispatcher: %w", err)
+	}
 	port, home := d.port, ""
 	if port == devSparkAuto {
 		if home = installedSparkHome(); home == "" {
@@ -87,7 +92,7 @@ func (d *devSpark) start(ctx context.Context, masterAddr, ip, workDir string, cr
 		Masters: []string{masterAddr}, Listener: ln, SparkHome: home,
 		WorkDir:   filepath.Join(workDir, "spark-dispatcher"),
 		Logger:    logger.With("framework", "spark-dispatcher"),
-		Principal: cred.Principal, Secret: cred.Secret,
+		Principal: cred.Principal, Secret: cred.Secret, WrapPage: sec.handler,
 	}
 	// The executors' scheduler beside it, on the same port.
 	ex := startSparkExecutors(ctx, &cfg, addr, logger)

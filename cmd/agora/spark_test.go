@@ -231,6 +231,30 @@ func devRunsSparkDispatcher(t *testing.T, secure bool) {
 	if code != 0 || !strings.HasPrefix(out, "SUBMISSION") {
 		t.Errorf("drivers against the dev dispatcher: exit %d\n%s%s", code, out, errOut)
 	}
+	// The drivers page: behind the services' credentials with --secure.
+	for _, p := range []string{"/ui/", "/api/v1/drivers"} {
+		resp, err := http.Get("http://" + addr + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := map[bool]int{false: http.StatusOK, true: http.StatusUnauthorized}[secure]; resp.StatusCode != want {
+			t.Errorf("GET %s without credentials: %s, want %d", p, resp.Status, want)
+		}
+		if secure {
+			secret, _ := os.ReadFile(filepath.Join(work, "secure", "operator.secret"))
+			req, _ := http.NewRequest("GET", "http://"+addr+p, nil)
+			req.SetBasicAuth("operator", strings.TrimSpace(string(secret)))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("GET %s as operator: %s, want 200", p, resp.Status)
+			}
+		}
+	}
 }
 
 // agora spark pyspark: an argument is a usage error (2), a directory that

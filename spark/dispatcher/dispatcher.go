@@ -32,7 +32,6 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
-	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/frameworks/scheduler"
 )
 
@@ -76,11 +75,11 @@ type Config struct {
 	// Applications, if set, are the drivers' applications as the
 	// executors' scheduler records them, for the page (/ui/).
 	Applications func() []Application
-	// Credentials, if set, are the principals and secrets the page (/ui/)
-	// and its API (/api/v1/) accept as HTTP Basic credentials. Spark's
-	// REST protocol, the executors' API and /drivers stay open: Spark's
+	// WrapPage, if set, wraps the page (/ui/) and its API (/api/v1/): an
+	// auth.ServiceGuard's Wrap asks for credentials there. Spark's REST
+	// protocol, the executors' API and /drivers are not wrapped: Spark's
 	// clients and the cluster manager in the drivers send none.
-	Credentials *auth.Credentials
+	WrapPage func(http.Handler) http.Handler
 	// WebUI is the dispatcher's address as the operators reach it
 	// (http://HOST:PORT; default: the listener's address unless it is a
 	// wildcard); the framework's webui_url is its page there, WebUI/ui/.
@@ -99,7 +98,6 @@ type Dispatcher struct {
 	log   *slog.Logger
 	store *store
 	sched *scheduler.Driver
-	guard *auth.ServiceGuard // nil: the page is open
 
 	mu         sync.Mutex
 	drivers    map[string]*Driver
@@ -154,13 +152,6 @@ func New(cfg Config) (*Dispatcher, error) {
 	d := &Dispatcher{cfg: cfg, log: cfg.Logger, store: st, drivers: map[string]*Driver{}, timers: map[string]*time.Timer{}}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Credentials != nil {
-		d.guard, err = auth.NewServiceGuard(auth.ServiceOptions{Credentials: cfg.Credentials, Realm: "spark-dispatcher",
-			Open: []string{"/v1/", "/drivers", "/drivers/"}})
-		if err != nil {
-			return nil, fmt.Errorf("spark dispatcher: %w", err)
-		}
 	}
 	if d.fw, err = st.loadFramework(); err != nil {
 		return nil, err

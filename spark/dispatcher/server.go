@@ -17,7 +17,7 @@ const maxRequest = 1 << 20
 // (create, status, kill), Spark's ErrorResponse for every other path, the
 // dispatcher's own listing at /drivers and /drivers/ID (JSON, for
 // `agora spark`), and its web page at /ui/ with the page's API at
-// /api/v1/drivers, those two behind Config.Credentials. / stays Spark's
+// /api/v1/drivers, those two wrapped by Config.WrapPage. / stays Spark's
 // ErrorResponse, as Spark's REST server answers there.
 func (d *Dispatcher) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -33,10 +33,14 @@ func (d *Dispatcher) Handler() http.Handler {
 		mux.Handle("/v1/applications", d.cfg.Extra)
 		mux.Handle("/v1/applications/", d.cfg.Extra)
 	}
-	mux.Handle("GET /ui/", uiHandler())
-	mux.HandleFunc("GET /api/v1/drivers", d.serveUIDrivers)
+	page := d.cfg.WrapPage
+	if page == nil {
+		page = func(h http.Handler) http.Handler { return h }
+	}
+	mux.Handle("GET /ui/", page(uiHandler()))
+	mux.Handle("GET /api/v1/drivers", page(http.HandlerFunc(d.serveUIDrivers)))
 	mux.HandleFunc("/", serveError)
-	return d.guard.Wrap(mux)
+	return mux
 }
 
 func send(w http.ResponseWriter, code int, v any) {

@@ -135,7 +135,7 @@ func TestUIShowsDriversAndTheirExecutors(t *testing.T) {
 	webuitest.Screenshot(t, b, "agora-spark-drivers")
 }
 
-// TestUIBehindCredentials: with Credentials, the page and its API ask for
+// TestUIBehindCredentials: wrapped by a guard, the page and its API ask for
 // them, the page works in a browser that answers the prompt once, and
 // Spark's REST protocol and /drivers stay open for Spark's clients.
 func TestUIBehindCredentials(t *testing.T) {
@@ -143,7 +143,11 @@ func TestUIBehindCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, _ := standInWith(t, clustertest.Options{}, auth.Credential{}, standInDriver, nil, func(cfg *Config) { cfg.Credentials = creds })
+	guard, err := auth.NewServiceGuard(auth.ServiceOptions{Credentials: creds, Realm: "spark"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := standInWith(t, clustertest.Options{}, auth.Credential{}, standInDriver, nil, func(cfg *Config) { cfg.WrapPage = guard.Wrap })
 	waitSubscribed(t, d)
 	id := submitArgs(t, d, "quick")
 	waitDriver(t, d, id, func(dr Driver) bool { return dr.State == StateFinished })
