@@ -4,8 +4,9 @@
 # they check when $AGORA_WEBUI_SCREENSHOTS names a directory. The fixture
 # test runs first; the tests against a real cluster then replace its
 # agents and task pages with a live cluster's and add the overview, offers,
-# framework, explain and maintenance pages; the Hadoop framework's, the
-# Cassandra framework's and the lambda pipeline's tests add their pages. TestLivePages puts its agent's
+# framework, explain and maintenance pages; the Hadoop framework's test adds
+# its jobs page, the Cassandra, lambda, Storm and Spark tests their ring,
+# pipeline, topologies and drivers pages. TestLivePages puts its agent's
 # work directory at /var/lib/agora/agent (and removes /var/lib/agora after)
 # so that the task page shows an installation's sandbox path. Not part of
 # the test suite.
@@ -22,6 +23,9 @@ AGORA_WEBUI_SCREENSHOTS="$out" go test -count=1 -timeout 300s -run '^TestUIShows
 # JVM) and the lambda pipeline's (on its embedded defaults).
 AGORA_WEBUI_SCREENSHOTS="$out" go test -count=1 -timeout 300s -run '^TestUIShowsTheRing$' ./cassandra/framework/
 AGORA_WEBUI_SCREENSHOTS="$out" go test -count=1 -timeout 300s -run '^TestUIShowsThePipeline$' ./lambda/
+# The Storm topologies page (two native topologies) and the Spark drivers page.
+AGORA_WEBUI_SCREENSHOTS="$out" go test -count=1 -timeout 300s -run '^TestStormUIShowsNativeTopologies$' ./cmd/agora/
+AGORA_WEBUI_SCREENSHOTS="$out" go test -count=1 -timeout 300s -run '^TestUIShowsDriversAndTheirExecutors$' ./spark/dispatcher/
 # The error banner is a state of the tasks page, not a page: not in the docs.
 rm -f "$out/agora-webui-error.png"
 # Screenshots are kept small: the README links them, the repository keeps them.

@@ -50,19 +50,9 @@ type serviceSecurity struct {
 // credentials (/ping is always among them). With --ssl_ca_file the
 // process also trusts that CA when it calls the master, as an agent does.
 func (f *serviceHTTPFlags) security(realm string, open ...string) (serviceSecurity, error) {
-	var creds *auth.Credentials
-	var err error
-	switch {
-	case f.credentials != "" && f.userPassword != "":
-		return serviceSecurity{}, errors.New("give --credentials or --http_credentials, not both")
-	case f.credentials != "":
-		if creds, err = auth.LoadCredentials(f.credentials); err != nil {
-			return serviceSecurity{}, fmt.Errorf("--credentials: %w", err)
-		}
-	case f.userPassword != "":
-		if creds, err = auth.ParseUserPassword(f.userPassword); err != nil {
-			return serviceSecurity{}, fmt.Errorf("--http_credentials: %w", err)
-		}
+	creds, err := serviceCredentials(f.credentials, f.userPassword)
+	if err != nil {
+		return serviceSecurity{}, err
 	}
 	sec, err := newServiceSecurity(creds, realm, open...)
 	if err != nil {
@@ -80,6 +70,28 @@ func (f *serviceHTTPFlags) security(realm string, open ...string) (serviceSecuri
 		tlsconf.TrustProcessWide(cfg)
 	}
 	return sec, nil
+}
+
+// serviceCredentials are the credentials of --credentials (a file) or
+// --http_credentials (user:password), not both (nil: none).
+func serviceCredentials(file, userPassword string) (*auth.Credentials, error) {
+	switch {
+	case file != "" && userPassword != "":
+		return nil, errors.New("give --credentials or --http_credentials, not both")
+	case file != "":
+		c, err := auth.LoadCredentials(file)
+		if err != nil {
+			return nil, fmt.Errorf("--credentials: %w", err)
+		}
+		return c, nil
+	case userPassword != "":
+		c, err := auth.ParseUserPassword(userPassword)
+		if err != nil {
+			return nil, fmt.Errorf("--http_credentials: %w", err)
+		}
+		return c, nil
+	}
+	return nil, nil
 }
 
 // newServiceSecurity guards an API with creds (none: open to anyone).

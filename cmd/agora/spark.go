@@ -126,6 +126,7 @@ func runSparkDispatcher(args []string) int {
 		Name: *name, Role: *role, User: *user, FailoverTimeout: *failover, MaxRetryWait: *retryMax,
 		MaxDrivers: *maxDrivers, RetainedDrivers: *retained, Logger: logger,
 		Principal: cred.Principal, Secret: cred.Secret, WrapHTTP: sec.handler,
+		WebUI: sec.scheme() + "://" + advertiseAddr(*host, ln),
 	}
 	cfg.Listener = sec.listener(ln)
 	var ex *sparkExecutors
@@ -145,6 +146,7 @@ func runSparkDispatcher(args []string) int {
 	} else {
 		fmt.Fprintf(os.Stderr, "agora spark dispatcher: submit with spark-submit --master mesos://%s --deploy-mode cluster\n", d.Addr())
 	}
+	fmt.Fprintf(os.Stderr, "agora spark dispatcher: drivers' page at %s/ui/\n", cfg.WebUI)
 	if ex != nil {
 		fmt.Fprintf(os.Stderr, "agora spark dispatcher: client mode: spark-submit --master %s --jars %s\n", cfg.ExecutorMaster, cfg.ClusterManagerJar)
 	}

@@ -96,6 +96,7 @@ func (d *devSpark) start(ctx context.Context, masterAddr, ip, workDir string, cr
 		WorkDir:   filepath.Join(workDir, "spark-dispatcher"),
 		Logger:    logger.With("framework", "spark-dispatcher"),
 		Principal: cred.Principal, Secret: cred.Secret,
+		WebUI: sec.scheme() + "://" + advertiseAddr(ip, ln),
 	}
 	// The executors' scheduler beside it, on the same port.
 	ex := startSparkExecutors(ctx, &cfg, addr, logger)

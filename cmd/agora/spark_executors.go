@@ -44,6 +44,7 @@ func startSparkExecutors(ctx context.Context, cfg *dispatcher.Config, advertise 
 		return nil
 	}
 	cfg.ExecutorMaster, cfg.ClusterManagerJar, cfg.Extra = "mesos://"+advertise, jar, s.Handler()
+	cfg.Applications = s.DispatcherApps // the page's executors of each driver
 	e := &sparkExecutors{s: s, done: make(chan struct{})}
 	go func() {
 		defer close(e.done)

@@ -241,12 +241,42 @@ func devRunsSparkDispatcher(t *testing.T, secure bool) {
 	if code != 0 || !strings.HasPrefix(out, "SUBMISSION") {
 		t.Errorf("drivers against the dev dispatcher: exit %d\n%s%s", code, out, errOut)
 	}
+	// The drivers page: open without --secure, behind the credentials with it.
+	caFile := filepath.Join(work, "secure", "tls", "ca.pem")
+	pageClient := http.DefaultClient
+	pageBase := "http://" + addr
+	if secure {
+		pageClient, pageBase = tlsClient(t, caFile), "https://"+addr
+	}
+	for _, p := range []string{"/ui/", "/api/v1/drivers"} {
+		resp, err := pageClient.Get(pageBase + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := map[bool]int{false: http.StatusOK, true: http.StatusUnauthorized}[secure]; resp.StatusCode != want {
+			t.Errorf("GET %s without credentials: %s, want %d", p, resp.Status, want)
+		}
+		if secure {
+			secret, _ := os.ReadFile(filepath.Join(work, "secure", "operator.secret"))
+			req, _ := http.NewRequest("GET", pageBase+p, nil)
+			req.SetBasicAuth("operator", strings.TrimSpace(string(secret)))
+			resp, err := pageClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("GET %s as operator: %s, want 200", p, resp.Status)
+			}
+		}
+	}
 	if !secure {
 		return
 	}
 	// Spark's own clients send no credentials: refused, over TLS or not.
 	for _, base := range []string{"http://" + addr, "https://" + addr} {
-		resp, err := tlsClient(t, filepath.Join(work, "secure", "tls", "ca.pem")).Get(base + "/v1/submissions/status/driver-x")
+		resp, err := tlsClient(t, caFile).Get(base + "/v1/submissions/status/driver-x")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,9 +19,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/frameworks/scheduler"
 	"github.com/agora-cluster/agora/frameworks/state"
 	"github.com/agora-cluster/agora/storm/flux"
+	"github.com/agora-cluster/agora/storm/framework"
 	"github.com/agora-cluster/agora/storm/multilang"
 	"github.com/agora-cluster/agora/storm/native"
 	nativefw "github.com/agora-cluster/agora/storm/native/framework"
@@ -46,7 +48,16 @@ const (
 // submitting command is the topology's framework (storm/native/framework),
 // so the topology runs while it does (as `agora run`); an interrupt or
 // `agora storm kill --runtime native` ends it.
+//
+// The control port also serves the cluster's native topologies' page
+// (/ui/, storm/framework's UIHandler), open to anyone.
 func nativeSubmit(master, yamlPath string, yaml []byte, name string, t *flux.Topology, conf map[string]any, home string, cpus, mem float64, stdout, stderr io.Writer) int {
+	return nativeSubmitPage(master, yamlPath, yaml, name, t, conf, home, cpus, mem, nil, stdout, stderr)
+}
+
+// nativeSubmitPage is nativeSubmit with the topologies page behind page's
+// credentials (nil: open).
+func nativeSubmitPage(master, yamlPath string, yaml []byte, name string, t *flux.Topology, conf map[string]any, home string, cpus, mem float64, page *auth.Credentials, stdout, stderr io.Writer) int {
 	if master == "" {
 		fmt.Fprintln(stderr, "agora storm submit: --runtime native needs --master (the cluster the worker task runs on)")
 		return 2
@@ -95,6 +106,11 @@ func nativeSubmit(master, yamlPath string, yaml []byte, name string, t *flux.Top
 	}
 	defer ln.Close()
 	control := &nativeControl{yaml: yaml, top: t, stormPy: py, conf: c, workers: workers, status: native.Status{Active: true}, ctx: ctx}
+	sec, err := newServiceSecurity(page, "storm")
+	if err != nil {
+		return stormFailure(stderr, "submit", err)
+	}
+	control.ui = sec.handler(framework.UIHandler(framework.UIConfig{Topologies: nativeUISource{master: master}, Master: masterUI(master)}))
 	// The driver's own reports are quiet: what ends the run is returned.
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError + 4}))
 	run, err := nativefw.New(nativefw.Config{

@@ -69,6 +69,8 @@ type nativeControl struct {
 	rebalancing bool          // a rebalance waits out its --wait
 	run         *nativefw.Run
 	ctx         context.Context // the submitting command's: ends a waiting rebalance
+	// ui serves the topologies page and its API (/ui/, /api/v1/, /).
+	ui http.Handler
 }
 
 // launch is the workers' count, environment and labels of conf with
@@ -234,9 +236,14 @@ func (c *nativeControl) reply() nativeStatusReply {
 }
 
 // serve answers POST /rebalance, /activate and /deactivate and GET
-// /status until ctx ends.
+// /status, and serves the topologies page, until ctx ends.
 func (c *nativeControl) serve(ctx context.Context, ln net.Listener) {
 	mux := http.NewServeMux()
+	if c.ui != nil {
+		mux.Handle("/ui/", c.ui)
+		mux.Handle("/api/v1/", c.ui)
+		mux.Handle("/{$}", c.ui)
+	}
 	reply := func(w http.ResponseWriter, v any) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(v)

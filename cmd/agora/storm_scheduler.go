@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -70,6 +72,12 @@ With --principal and --secret_file (or AGORA_PRINCIPAL and AGORA_SECRET) the
 framework registers with that credential, for masters that authenticate
 frameworks (--authenticate_frameworks).
 
+The topologies page (/ui/ on --http_port, 8080 as Storm UI's ui.port; the
+framework's webui_url) shows Nimbus's topologies, their workers with links to
+their supervisors' sandboxes in the master's UI, their spouts' and bolts'
+counts, and kills a topology; --http_credentials or --credentials put it and
+its API behind HTTP Basic credentials, the --ssl_* flags serve it over TLS.
+
 With --state_dir, the framework ID and the tasks are kept there: interrupting
 the command leaves the daemons running, and starting it again with the same
 directory (within the failover timeout) adopts them. Without it (or with
@@ -95,6 +103,11 @@ func stormScheduler(ctx context.Context, args []string, stdout, stderr io.Writer
 	constraints := fs.String("constraints", "", "agent attributes a supervisor needs, attr:value;... ("+plan.KeyConstraints+")")
 	stateDir := fs.String("state_dir", "", "keep the framework ID and tasks here, for restarts")
 	teardown := fs.Bool("teardown", false, "with --state_dir: stop the daemons when interrupted all the same")
+	ip := fs.String("ip", "0.0.0.0", "IP address to serve the topologies page (/ui/) and its API on")
+	httpPort := fs.Int("http_port", 8080, "port of the topologies page and its API (Storm UI's ui.port); the framework's webui_url; -1: none")
+	advertise := fs.String("advertise", "", "host or IP operators reach the page at (default: this machine's address towards the master)")
+	var httpSec serviceHTTPFlags // the page's --http_credentials, --credentials, --ssl_*
+	httpSec.register(fs)
 	props := rawProps{}
 	fs.Var(props, "c", "key=value (repeatable): a mesos.* key or a Storm key")
 	var creds clientOptions // --principal, --secret_file: the framework's credential
@@ -141,6 +154,10 @@ func stormScheduler(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return fail("%v", err)
 	}
+	sec, err := httpSec.security("storm")
+	if err != nil {
+		return fail("%v", err)
+	}
 	var zks []string
 	if *zk != "" {
 		zks = strings.Split(*zk, ",")
@@ -167,6 +184,28 @@ func stormScheduler(ctx context.Context, args []string, stdout, stderr io.Writer
 			fmt.Fprintf(stderr, "agora storm scheduler: %v\n", err)
 			return 1
 		}
+	}
+	// The page's port, whose address is the webui_url.
+	var ui net.Listener
+	var webUI string
+	if *httpPort >= 0 {
+		if ui, err = net.Listen("tcp", net.JoinHostPort(*ip, strconv.Itoa(*httpPort))); err != nil {
+			fmt.Fprintf(stderr, "agora storm scheduler: cannot listen on %s:%d for the topologies page: %v (try --http_port)\n", *ip, *httpPort, err)
+			return 1
+		}
+		defer ui.Close()
+		adv := *advertise
+		if adv == "" {
+			adv = advertiseTowards(*master, *ip)
+		}
+		webUI = sec.scheme() + "://" + net.JoinHostPort(adv, strconv.Itoa(ui.Addr().(*net.TCPAddr).Port))
+	}
+	fw.SetWebUI(webUI)
+	if ui != nil {
+		h := sec.handler(framework.UIHandler(framework.UIConfig{Topologies: nimbusUISource{fw: fw}, Master: masterUI(*master),
+			Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))}))
+		go serveStormUI(ctx, sec.listener(ui), h)
+		fmt.Fprintf(stderr, "agora storm scheduler: topologies page at %s/ui/%s\n", webUI, sec.describe())
 	}
 	fmt.Fprintf(stderr, "agora storm scheduler: Storm from %s on %s; interrupt to stop\n", *home, *master)
 	if err := fw.Run(ctx); err != nil {

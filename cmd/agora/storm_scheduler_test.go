@@ -37,6 +37,7 @@ func TestStormSchedulerRefusesBadInput(t *testing.T) {
 		{"bad constraint", []string{"--nimbus", refused, "--constraints", "rack"}, 2, `"rack" is not of the form attribute:value`},
 		{"bad storm.yaml", []string{"--nimbus", refused, "--conf", badYAML}, 2, "line 2"},
 		{"missing storm.yaml", []string{"--nimbus", refused, "--conf", badYAML + ".none"}, 2, "--conf:"},
+		{"bad page credentials", []string{"--nimbus", refused, "--http_credentials", "nocolon"}, 2, "--http_credentials"},
 		{"nimbus not there", []string{"--nimbus", refused}, 1, "nimbus at " + refused + " is not reachable"},
 	} {
 		var out, errb bytes.Buffer

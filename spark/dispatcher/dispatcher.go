@@ -72,6 +72,18 @@ type Config struct {
 	// the Spark scheduler's API on the dispatcher's port, so that one
 	// mesos://HOST:7077 serves cluster and client mode.
 	Extra http.Handler
+	// Applications, if set, are the drivers' applications as the
+	// executors' scheduler records them, for the page (/ui/).
+	Applications func() []Application
+	// WrapPage, if set, wraps the page (/ui/) and its API (/api/v1/): an
+	// auth.ServiceGuard's Wrap asks for credentials there. Spark's REST
+	// protocol, the executors' API and /drivers are not wrapped: Spark's
+	// clients and the cluster manager in the drivers send none.
+	WrapPage func(http.Handler) http.Handler
+	// WebUI is the dispatcher's address as the operators reach it
+	// (http://HOST:PORT; default: the listener's address unless it is a
+	// wildcard); the framework's webui_url is its page there, WebUI/ui/.
+	WebUI string
 	// Principal and Secret are the framework's credentials, for a master
 	// with --authenticate_frameworks (also its FrameworkInfo.principal).
 	Principal, Secret string
@@ -162,6 +174,21 @@ func New(cfg Config) (*Dispatcher, error) {
 
 // executors reports whether drivers' applications get executors from
 // agora's Spark scheduler.
+// webUI is the framework's webui_url: the page (the root is Spark's
+// protocol's).
+func (d *Dispatcher) webUI() *string {
+	u := d.cfg.WebUI
+	if u == "" {
+		host, _, err := net.SplitHostPort(d.Addr())
+		if ip := net.ParseIP(host); err != nil || ip == nil || ip.IsUnspecified() {
+			return nil
+		}
+		u = "http://" + d.Addr()
+	}
+	u = strings.TrimSuffix(u, "/") + "/ui/"
+	return &u
+}
+
 func (d *Dispatcher) executors() bool {
 	return d.cfg.ExecutorMaster != "" && d.cfg.ClusterManagerJar != ""
 }
@@ -188,6 +215,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		Roles:           []string{d.cfg.Role},
 		FailoverTimeout: &failover,
 		Capabilities:    scheduler.Capabilities(mesos.FrameworkInfo_Capability_MULTI_ROLE),
+		WebUiURL:        d.webUI(),
 	}
 	if d.fw.FrameworkID != "" {
 		info.ID = &mesos.FrameworkID{Value: d.fw.FrameworkID}
@@ -197,7 +225,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("spark dispatcher: %w", err)
 	}
+	d.mu.Lock()
 	d.sched = sd
+	d.mu.Unlock()
 	h := d.Handler()
 	if d.cfg.WrapHTTP != nil {
 		h = d.cfg.WrapHTTP(h)

@@ -14,9 +14,11 @@ import (
 const maxRequest = 1 << 20
 
 // Handler serves Spark's REST submission protocol under /v1/submissions/
-// (create, status, kill), Spark's ErrorResponse for every other path, and
-// the dispatcher's own listing at /drivers and /drivers/ID (JSON, for
-// `agora spark`).
+// (create, status, kill), Spark's ErrorResponse for every other path, the
+// dispatcher's own listing at /drivers and /drivers/ID (JSON, for
+// `agora spark`), and its web page at /ui/ with the page's API at
+// /api/v1/drivers, those two wrapped by Config.WrapPage. / stays Spark's
+// ErrorResponse, as Spark's REST server answers there.
 func (d *Dispatcher) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/submissions/create", d.serveCreate)
@@ -31,6 +33,12 @@ func (d *Dispatcher) Handler() http.Handler {
 		mux.Handle("/v1/applications", d.cfg.Extra)
 		mux.Handle("/v1/applications/", d.cfg.Extra)
 	}
+	page := d.cfg.WrapPage
+	if page == nil {
+		page = func(h http.Handler) http.Handler { return h }
+	}
+	mux.Handle("GET /ui/", page(uiHandler()))
+	mux.Handle("GET /api/v1/drivers", page(http.HandlerFunc(d.serveUIDrivers)))
 	mux.HandleFunc("/", serveError)
 	return mux
 }

@@ -28,6 +28,13 @@ func standIn(t *testing.T, script string, hook func(*Dispatcher)) (*Dispatcher, 
 // presenting cred.
 func standInOn(t *testing.T, opts clustertest.Options, cred auth.Credential, script string, hook func(*Dispatcher)) (*Dispatcher, *clustertest.Cluster) {
 	t.Helper()
+	return standInWith(t, opts, cred, script, hook, nil)
+}
+
+// standInWith is standInOn with edit, if set, changing the dispatcher's
+// configuration before it starts.
+func standInWith(t *testing.T, opts clustertest.Options, cred auth.Credential, script string, hook func(*Dispatcher), edit func(*Config)) (*Dispatcher, *clustertest.Cluster) {
+	t.Helper()
 	home := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(home, "bin"), 0o755); err != nil {
 		t.Fatal(err)
@@ -40,8 +47,12 @@ func standInOn(t *testing.T, opts clustertest.Options, cred auth.Credential, scr
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(Config{Masters: []string{c.MasterAddr}, Listener: ln, WorkDir: t.TempDir(), SparkHome: home,
-		Principal: cred.Principal, Secret: cred.Secret})
+	cfg := Config{Masters: []string{c.MasterAddr}, Listener: ln, WorkDir: t.TempDir(), SparkHome: home,
+		Principal: cred.Principal, Secret: cred.Secret}
+	if edit != nil {
+		edit(&cfg)
+	}
+	d, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 
 // The API the cluster manager in the driver calls (plain JSON):
 //
-//	POST   /v1/applications              register {appId, appName, driverUrl, conf}
+//	POST   /v1/applications              register {appId, appName, driverUrl, conf, uiUrl}
 //	GET    /v1/applications              every application's status
 //	GET    /v1/applications/{id}         one application's status and executors
 //	POST   /v1/applications/{id}/executors  {total, hostToLocalTaskCount}:
@@ -27,6 +27,9 @@ type registerRequest struct {
 	AppName   string            `json:"appName"`
 	DriverURL string            `json:"driverUrl"`
 	Conf      map[string]string `json:"conf"`
+	// UIURL is the driver's Spark UI (SparkContext.uiWebUrl), if it
+	// serves one.
+	UIURL string `json:"uiUrl"`
 }
 
 // maxBody bounds a request's body.

@@ -65,3 +65,24 @@ func TestAPI(t *testing.T) {
 		t.Errorf("application ok = %+v; want limit 3, ENDED, preferred hosts map[h1:4]", a)
 	}
 }
+
+// A registered application is shown to the dispatcher's page tied to its
+// driver by spark.mesos.driver.frameworkId, with the Spark UI the
+// registration named and the scheduler's framework for its executors.
+func TestDispatcherApps(t *testing.T) {
+	s := testScheduler(t)
+	s.agents = func(context.Context) ([]AgentCapacity, error) {
+		return []AgentCapacity{{Hostname: "a1", CPUs: 4, Mem: 4096}}, nil
+	}
+	s.frameworkID = "fw-exec"
+	body := `{"appId": "app-1", "appName": "pi", "driverUrl": "spark://CoarseGrainedScheduler@h:1", "uiUrl": "http://h:4040",
+		"conf": {"spark.executor.memory": "512m", "spark.mesos.driver.frameworkId": "fw-disp-driver-1"}}`
+	if code, v := call(t, s.Handler(), "POST", "/v1/applications", body); code != 200 {
+		t.Fatalf("register: %d %v", code, v)
+	}
+	got := s.DispatcherApps()
+	if len(got) != 1 || got[0].ID != "app-1" || got[0].Name != "pi" || got[0].State != AppRunning || got[0].DriverFrameworkID != "fw-disp-driver-1" ||
+		got[0].UIURL != "http://h:4040" || got[0].FrameworkID != "fw-exec" || got[0].Executors == nil {
+		t.Errorf("DispatcherApps = %+v", got)
+	}
+}

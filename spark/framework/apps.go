@@ -24,6 +24,7 @@ const (
 type App struct {
 	ID, Name, DriverURL string
 	Conf                map[string]string
+	UIURL               string // the driver's Spark UI, if it said
 	Sizing              Sizing
 	State               string
 	// Limit is the total of executors Spark asked for (-1: none asked
@@ -153,7 +154,7 @@ func (s *Scheduler) register(ctx context.Context, req registerRequest) (int, err
 	if !strings.HasPrefix(req.DriverURL, "spark://") {
 		return http.StatusBadRequest, fmt.Errorf("register: driverUrl %q is not spark://NAME@HOST:PORT", req.DriverURL)
 	}
-	a := &App{ID: req.AppID, Name: req.AppName, DriverURL: req.DriverURL, Conf: req.Conf, State: AppRunning,
+	a := &App{ID: req.AppID, Name: req.AppName, DriverURL: req.DriverURL, Conf: req.Conf, UIURL: req.UIURL, State: AppRunning,
 		Registered: s.cfg.Now().UTC(), executors: map[string]*Executor{},
 		failures: map[string]int{}, maxFail: s.cfg.MaxAgentFailures}
 	sz, err := SizingFrom(req.Conf)

@@ -31,6 +31,7 @@ import (
 	mscheduler "github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/agora-cluster/agora/frameworks/scheduler"
+	"github.com/agora-cluster/agora/spark/dispatcher"
 )
 
 // Config configures a Scheduler.
@@ -95,9 +96,12 @@ type Scheduler struct {
 	shuffleSeq int
 	order      []string // application IDs, oldest first
 	subscribed bool
-	gen        uint64     // moves with every change that wants offers
-	callMu     sync.Mutex // orders revives after declines and suppresses
-	agents     func(ctx context.Context) ([]AgentCapacity, error)
+	// frameworkID is the framework's ID once subscribed (for the
+	// dispatcher's page's links to the executors' sandboxes).
+	frameworkID string
+	gen         uint64     // moves with every change that wants offers
+	callMu      sync.Mutex // orders revives after declines and suppresses
+	agents      func(ctx context.Context) ([]AgentCapacity, error)
 	// driverAlive checks a driver's endpoint (tests replace it).
 	driverAlive func(driverURL string) bool
 }
@@ -236,4 +240,25 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// DispatcherApps are the applications as the dispatcher's page shows
+// them with their drivers (dispatcher.Config.Applications): each tied to
+// its driver by the spark.mesos.driver.frameworkId the dispatcher gave it.
+func (s *Scheduler) DispatcherApps() []dispatcher.Application {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]dispatcher.Application, 0, len(s.order))
+	for _, id := range s.order {
+		a := s.apps[id]
+		da := dispatcher.Application{ID: a.ID, Name: a.Name, State: a.State, DriverFrameworkID: a.Conf["spark.mesos.driver.frameworkId"],
+			UIURL: a.UIURL, FrameworkID: s.frameworkID, Executors: make([]dispatcher.ApplicationExecutor, 0, len(a.execOrder))}
+		for _, eid := range a.execOrder {
+			e := a.executors[eid]
+			da.Executors = append(da.Executors, dispatcher.ApplicationExecutor{ID: e.ID, TaskID: e.TaskID, AgentID: e.AgentID,
+				Hostname: e.Hostname, CPUs: e.CPUs, MemMB: e.MemMB, State: e.State, Launched: e.Launched})
+		}
+		out = append(out, da)
+	}
+	return out
 }

@@ -50,6 +50,7 @@ func (s *Scheduler) handler() scheduler.Handler {
 func (s *Scheduler) subscribedEvent(ctx context.Context, sub *mscheduler.Event_Subscribed) {
 	s.mu.Lock()
 	s.subscribed = true
+	s.frameworkID = sub.FrameworkID.GetValue()
 	var tasks []mscheduler.Call_Reconcile_Task
 	for _, id := range s.order {
 		for _, e := range s.apps[id].executors {

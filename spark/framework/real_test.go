@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -263,7 +264,7 @@ func TestSparkPiClusterModeWithExecutors(t *testing.T) {
 	sctx, scancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer scancel()
 	cmd := exec.CommandContext(sctx, filepath.Join(e.home, "bin/spark-submit"), "--master", "mesos://"+addr,
-		"--deploy-mode", "cluster", "--driver-memory", "512m", "--conf", "spark.ui.enabled=false",
+		"--deploy-mode", "cluster", "--driver-memory", "512m", "--conf", "spark.ui.port=0",
 		"--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=512m", "--conf", "spark.cores.max=2",
 		"--class", sparkpi.Class, "file:"+example, "10")
 	cmd.Env = append(os.Environ(), "SPARK_LOCAL_IP=127.0.0.1")
@@ -303,6 +304,24 @@ func TestSparkPiClusterModeWithExecutors(t *testing.T) {
 	if tol := sparkpi.Tolerance(10); !ok || math.Abs(pi-math.Pi) > tol {
 		t.Errorf("the driver's stdout = %q; want Pi is roughly π ± %.4f", stdout, tol)
 	}
+
+	// The dispatcher's page shows the application with its driver: tied
+	// by the frameworkId the dispatcher gave the driver, with the Spark UI
+	// the driver registered and its two executors.
+	rec := httptest.NewRecorder()
+	d.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/drivers", nil))
+	var page struct {
+		Drivers []struct {
+			ID          string                  `json:"submissionId"`
+			Application *dispatcher.Application `json:"application"`
+		} `json:"drivers"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil || len(page.Drivers) != 1 || page.Drivers[0].ID != id {
+		t.Fatalf("GET /api/v1/drivers: %d %s", rec.Code, rec.Body)
+	}
+	if a := page.Drivers[0].Application; a == nil || a.ID != apps[0].ID || len(a.Executors) != 2 || !strings.HasPrefix(a.UIURL, "http://") {
+		t.Errorf("the page's application of driver %s: %+v; want %s with 2 executors and its Spark UI", id, a, apps[0].ID)
+	}
 }
 
 // dispatcher starts a cluster-mode dispatcher that serves the scheduler's
@@ -317,7 +336,7 @@ func (e *sparkEnv) dispatcher() (*dispatcher.Dispatcher, string) {
 	addr := ln.Addr().String()
 	d, err := dispatcher.New(dispatcher.Config{Masters: []string{e.c.MasterAddr}, Listener: ln, WorkDir: t.TempDir(),
 		SparkHome: e.home, ExecutorMaster: "mesos://" + addr, ClusterManagerJar: e.cm, Extra: e.s.Handler(),
-		Logger: slog.New(slog.NewTextHandler(testLog{t}, nil))})
+		Applications: e.s.DispatcherApps, Logger: slog.New(slog.NewTextHandler(testLog{t}, nil))})
 	if err != nil {
 		ln.Close()
 		t.Fatal(err)

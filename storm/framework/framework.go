@@ -76,6 +76,9 @@ type Config struct {
 	// registers with (FrameworkInfo.principal, HTTP Basic on its calls),
 	// for masters that authenticate frameworks.
 	Principal, Secret string
+	// WebUI, if set, is the framework's webui_url: where its topologies
+	// page is served (UIHandler). SetWebUI sets it after New.
+	WebUI string
 }
 
 // Task is one daemon of the framework.
@@ -214,6 +217,17 @@ func (f *Framework) Supervisors() []Task {
 	return out
 }
 
+// SetWebUI sets the webui_url the framework subscribes with, before Run:
+// the page's port is taken once the configuration is known to be good.
+func (f *Framework) SetWebUI(u string) { f.cfg.WebUI = u }
+
+// FrameworkID is the framework's ID once the master gave it ("" before).
+func (f *Framework) FrameworkID() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.frameworkID
+}
+
 // Nimbus is the address of Nimbus once it answers.
 func (f *Framework) Nimbus() (string, bool) {
 	f.mu.Lock()
@@ -238,6 +252,9 @@ func (f *Framework) Run(ctx context.Context) error {
 	role := f.s.Role
 	failover := f.s.FailoverTimeout.Seconds()
 	info := mesos.FrameworkInfo{Name: f.s.Name, User: f.s.User, Checkpoint: &checkpoint, Role: &role, FailoverTimeout: &failover}
+	if f.cfg.WebUI != "" {
+		info.WebUiURL = &f.cfg.WebUI
+	}
 	if f.cfg.Principal != "" {
 		info.Principal = &f.cfg.Principal
 	}

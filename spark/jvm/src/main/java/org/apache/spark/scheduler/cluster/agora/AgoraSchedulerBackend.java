@@ -59,6 +59,7 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
         + ",\"appName\":" + quote(sc.appName())
         + ",\"driverUrl\":" + quote("spark://" + CoarseGrainedSchedulerBackend.ENDPOINT_NAME() + "@"
             + sc.conf().get("spark.driver.host") + ":" + sc.conf().get("spark.driver.port"))
+        + ",\"uiUrl\":" + quote(sc.uiWebUrl().isDefined() ? sc.uiWebUrl().get() : "")
         + ",\"conf\":{" + String.join(",", conf) + "}}";
     try {
       call("POST", base, req);

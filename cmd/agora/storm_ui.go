@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/agora-cluster/agora/frameworks/state"
+	stormclient "github.com/agora-cluster/agora/storm/client"
+	"github.com/agora-cluster/agora/storm/framework"
+	nativefw "github.com/agora-cluster/agora/storm/native/framework"
+)
+
+// The topologies page (storm/framework's UIHandler) reads one of two
+// sources: the cluster's native topologies, served on each native
+// topology's control port (its framework's webui_url), and Nimbus's
+// topologies, served by `agora storm scheduler --http_port`.
+
+// masterUI is the web UI of master for the page's sandbox links ("" for
+// a zk:// address, whose leader the page does not look up).
+func masterUI(master string) func() string {
+	return func() string {
+		if strings.HasPrefix(master, "zk://") {
+			return ""
+		}
+		u, err := state.BaseURL(master)
+		if err != nil {
+			return ""
+		}
+		return u
+	}
+}
+
+// nativeUISource is the native topologies running on master's cluster,
+// each one framework whose tasks are its workers.
+type nativeUISource struct{ master string }
+
+// nativeFrameworks are the native topologies' frameworks in the master's
+// state, with what the page needs of their tasks.
+func (s nativeUISource) frameworks(ctx context.Context) ([]nativeStateFramework, map[string]string, error) {
+	var m struct {
+		Slaves     []state.Agent          `json:"slaves"`
+		Frameworks []nativeStateFramework `json:"frameworks"`
+	}
+	if err := (state.Client{}).Get(ctx, s.master, "/master/state", &m); err != nil {
+		return nil, nil, fmt.Errorf("list native topologies on master %s: %w", s.master, err)
+	}
+	hosts := map[string]string{}
+	for _, a := range m.Slaves {
+		hosts[a.ID] = a.Hostname
+	}
+	var out []nativeStateFramework
+	for _, f := range m.Frameworks {
+		if f.Name == nativefw.Name && len(f.Tasks) > 0 {
+			out = append(out, f)
+		}
+	}
+	return out, hosts, nil
+}
+
+type nativeStateFramework struct {
+	ID    string            `json:"id"`
+	Name  string            `json:"name"`
+	WebUI string            `json:"webui_url"`
+	Tasks []nativeStateTask `json:"tasks"`
+}
+
+// status is the topology's status as its submitting command keeps it.
+func (f nativeStateFramework) status(ctx context.Context) string {
+	if f.WebUI != "" {
+		if st, err := nativeStatusOf(ctx, f.WebUI); err == nil {
+			return st
+		}
+	}
+	return "UNKNOWN"
+}
+
+// summary is the topology of f: its running workers' executors and the
+// uptime of its oldest.
+func (f nativeStateFramework) summary(ctx context.Context, hosts map[string]string) framework.TopologySummary {
+	t := framework.TopologySummary{ID: f.Tasks[0].Name, Name: f.Tasks[0].Name, Runtime: "native", Status: f.status(ctx)}
+	now := float64(time.Now().UnixNano()) / 1e9
+	for _, task := range f.Tasks {
+		if task.State != "TASK_RUNNING" {
+			continue
+		}
+		r := nativeWorkerRow(task, hosts[task.SlaveID], now)
+		t.NumWorkers++
+		for _, n := range r.Executors {
+			t.NumExecutors += n
+		}
+		t.UptimeSecs = max(t.UptimeSecs, r.UptimeSecs)
+	}
+	t.NumTasks = t.NumExecutors // a native executor runs one task
+	return t
+}
+
+func (s nativeUISource) List(ctx context.Context) ([]framework.TopologySummary, error) {
+	fws, hosts, err := s.frameworks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]framework.TopologySummary, 0, len(fws))
+	for _, f := range fws {
+		out = append(out, f.summary(ctx, hosts))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// find is the framework running topology id.
+func (s nativeUISource) find(ctx context.Context, id string) (nativeStateFramework, map[string]string, error) {
+	fws, hosts, err := s.frameworks(ctx)
+	if err != nil {
+		return nativeStateFramework{}, nil, err
+	}
+	for _, f := range fws {
+		if f.Tasks[0].Name == id {
+			return f, hosts, nil
+		}
+	}
+	return nativeStateFramework{}, nil, fmt.Errorf("%w: no native topology %q runs on master %s", framework.ErrNoTopology, id, s.master)
+}
+
+func (s nativeUISource) Get(ctx context.Context, id string) (*framework.Topology, error) {
+	f, hosts, err := s.find(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	t := &framework.Topology{TopologySummary: f.summary(ctx, hosts), Workers: []framework.TopologyWorker{}, Components: []framework.TopologyComponent{}}
+	info, err := nativeInfoOf(ctx, s.master, id)
+	if err != nil {
+		return nil, err
+	}
+	agents := map[string]string{}
+	for _, task := range f.Tasks {
+		agents[task.ID] = task.SlaveID
+	}
+	for _, w := range info.Workers {
+		t.Workers = append(t.Workers, framework.TopologyWorker{Host: w.Host, Port: w.Port, UptimeSecs: w.UptimeSecs, Executors: w.Executors,
+			FrameworkID: f.ID, TaskID: w.TaskID, AgentID: agents[w.TaskID], Error: w.Error})
+	}
+	for _, c := range info.Components {
+		t.Components = append(t.Components, framework.TopologyComponent{ID: c.Component, Type: c.Type, Executors: c.Tasks,
+			Emitted: c.Emitted, Acked: c.Acked, Failed: c.Failed})
+	}
+	return t, nil
+}
+
+// Kill tears down the topology's framework, as `agora storm kill
+// --runtime native` does.
+func (s nativeUISource) Kill(ctx context.Context, id string) error {
+	f, _, err := s.find(ctx, id)
+	if err != nil {
+		return err
+	}
+	return teardownFramework(ctx, s.master, f.ID)
+}
+
+func (nativeUISource) CanKill() bool { return true }
+
+// nimbusUISource is Nimbus's topologies, for `agora storm scheduler`:
+// a Storm worker runs in its supervisor's task, whose sandbox the page
+// links.
+type nimbusUISource struct {
+	fw *framework.Framework
+}
+
+func (s nimbusUISource) client() (*stormclient.Client, error) {
+	addr, ok := s.fw.Nimbus()
+	if !ok {
+		return nil, errors.New("nimbus is not up yet")
+	}
+	return stormclient.New(addr, stormclient.Options{CallTimeout: stormRequestTimeout, ConnectTimeout: 5 * time.Second})
+}
+
+func (s nimbusUISource) List(ctx context.Context) ([]framework.TopologySummary, error) {
+	c, err := s.client()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	cs, err := c.ClusterInfo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]framework.TopologySummary, 0, len(cs.Topologies))
+	for _, t := range cs.Topologies {
+		out = append(out, nimbusSummary(t))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func nimbusSummary(t stormclient.TopologySummary) framework.TopologySummary {
+	return framework.TopologySummary{ID: t.ID, Name: t.Name, Runtime: "storm", Status: t.Status, UptimeSecs: int(t.UptimeSecs),
+		NumWorkers: int(t.NumWorkers), NumExecutors: int(t.NumExecutors), NumTasks: int(t.NumTasks)}
+}
+
+func (s nimbusUISource) Get(ctx context.Context, id string) (*framework.Topology, error) {
+	c, err := s.client()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	cs, err := c.ClusterInfo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range cs.Topologies {
+		if t.ID != id {
+			continue
+		}
+		info, err := c.TopologyInfo(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		return nimbusTopology(t, &info, s.fw.Supervisors(), s.fw.FrameworkID()), nil
+	}
+	return nil, fmt.Errorf("%w: nimbus runs no topology %q", framework.ErrNoTopology, id)
+}
+
+// nimbusTopology is a topology's page from Nimbus's getTopologyInfo: its
+// workers (executors by host and port) with the supervisor task on their
+// host, and its spouts' and bolts' all-time counts (Storm's own system
+// components, __acker and the like, left out; a component's type is ""
+// until one of its executors has reported).
+func nimbusTopology(sum stormclient.TopologySummary, info *stormclient.TopologyInfo, sups []framework.Task, frameworkID string) *framework.Topology {
+	t := &framework.Topology{TopologySummary: nimbusSummary(sum), Workers: []framework.TopologyWorker{}, Components: []framework.TopologyComponent{}}
+	byHost := map[string]framework.Task{}
+	for _, s := range sups {
+		byHost[s.Host] = s
+	}
+	for _, r := range workersOf(info) {
+		w := framework.TopologyWorker{Host: r.Host, Port: r.Port, UptimeSecs: r.UptimeSecs, Executors: r.Executors}
+		if s, ok := byHost[r.Host]; ok {
+			w.FrameworkID, w.TaskID, w.AgentID = frameworkID, s.TaskID, s.AgentID
+		}
+		t.Workers = append(t.Workers, w)
+	}
+	comps := map[string]*framework.TopologyComponent{}
+	for _, e := range info.Executors {
+		if strings.HasPrefix(e.ComponentID, "__") {
+			continue
+		}
+		c := comps[e.ComponentID]
+		if c == nil {
+			c = &framework.TopologyComponent{ID: e.ComponentID} // its type is known once its stats are in
+			comps[e.ComponentID] = c
+		}
+		c.Executors++
+		if st := e.Stats; st != nil {
+			if st.Executed != nil { // a bolt's stats, not a spout's
+				c.Type = "bolt"
+			} else if c.Type == "" {
+				c.Type = "spout"
+			}
+			c.Emitted += stormclient.Total(st.Emitted, stormclient.AllTime)
+			c.Acked += stormclient.Total(st.Acked, stormclient.AllTime)
+			c.Failed += stormclient.Total(st.Failed, stormclient.AllTime)
+		}
+	}
+	for _, c := range comps {
+		t.Components = append(t.Components, *c)
+	}
+	sort.Slice(t.Components, func(i, j int) bool { return t.Components[i].ID < t.Components[j].ID })
+	return t
+}
+
+// Kill kills the topology through Nimbus (its name, as Nimbus's kill
+// takes), with the topology's own message timeout as the wait.
+func (s nimbusUISource) Kill(ctx context.Context, id string) error {
+	c, err := s.client()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	cs, err := c.ClusterInfo(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range cs.Topologies {
+		if t.ID == id {
+			return c.Kill(ctx, t.Name, -1)
+		}
+	}
+	return fmt.Errorf("%w: nimbus runs no topology %q", framework.ErrNoTopology, id)
+}
+
+func (nimbusUISource) CanKill() bool { return true }
+
+// serveStormUI serves h on ln until ctx ends.
+func serveStormUI(ctx context.Context, ln net.Listener, h http.Handler) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	srv.Serve(ln)
+}

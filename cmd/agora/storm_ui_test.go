@@ -1,0 +1,406 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/agora-cluster/agora/cluster/clustertest"
+	"github.com/agora-cluster/agora/cluster/clustertest/tier"
+	"github.com/agora-cluster/agora/cluster/webui/webuitest"
+	stormclient "github.com/agora-cluster/agora/storm/client"
+	"github.com/agora-cluster/agora/storm/framework"
+	"github.com/agora-cluster/agora/storm/stormtest"
+)
+
+// submitNative submits the example word count as native topology name on
+// master with workers workers, spouting slowly so that it runs for the
+// whole test, and returns its submitting command (the framework, whose
+// control port serves the page) once its workers run.
+func submitNative(t *testing.T, dir, master, path, name string, workers int, extra ...string) *proc {
+	t.Helper()
+	out := filepath.Join(dir, "out-"+name)
+	os.Mkdir(out, 0o777)
+	args := append([]string{"storm", "submit", path, "--runtime", "native", "--master", master, "--mem", "256", "--cpus", "0.5",
+		"--name", name, "-c", "wordcount.output.dir=" + out, "-c", fmt.Sprintf("topology.workers=%d", workers),
+		"-c", "wordcount.repeat=100000", "-c", "wordcount.emit.interval.secs=0.05", "-c", "topology.message.timeout.secs=300"}, extra...)
+	sub := start(t, args...)
+	waitShowing(t, 2*time.Minute, func() string { return name + " runs: " + sub.out.String() }, func() bool {
+		return strings.Contains(sub.out.String(), "topology "+name+" runs as")
+	})
+	return sub
+}
+
+// topologiesAPI reads the page's API at base.
+func topologiesAPI[T any](t *testing.T, base, path, user, password string) (T, int) {
+	t.Helper()
+	var v T
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user != "" {
+		req.SetBasicAuth(user, password)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+	}
+	return v, resp.StatusCode
+}
+
+type topologiesList struct {
+	Master     string                      `json:"master"`
+	Kill       bool                        `json:"kill"`
+	Topologies []framework.TopologySummary `json:"topologies"`
+}
+
+type topologyPage struct {
+	Master   string             `json:"master"`
+	Topology framework.Topology `json:"topology"`
+}
+
+// TestStormUIShowsNativeTopologies opens the topologies page a native
+// topology's submitting command serves at its webui_url, in headless
+// Chromium: the topologies are the API's, a topology submitted while the
+// page is open shows without a reload, a topology's page lists the
+// workers the API lists with links to their tasks' sandboxes in the
+// master's UI and its spouts' and bolts' counts, and a topology killed
+// from the page ends (its submitting command returns).
+func TestStormUIShowsNativeTopologies(t *testing.T) {
+	dir, master, path := startNativeStormCluster(t)
+	submitNative(t, dir, master, path, "wc", 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	base, err := nativeControlURL(ctx, master, "wc")
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The webui_url leads to the page.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || loc != "/ui/" {
+		t.Errorf("GET / answered %s to %q, want 302 to /ui/", resp.Status, loc)
+	}
+
+	b := webuitest.NewBrowser(t)
+	webuitest.Run(t, b, "opening the UI", chromedp.Navigate(base+"/ui/?poll=0.5"))
+	webuitest.Wait(t, b, "wc listed, active, with its two workers", `(() => { const r = document.querySelector('#topologies tr[data-topology="wc"][data-status="ACTIVE"]');
+		return r !== null && r.querySelector('td.workers').innerText === '2'; })()`)
+
+	// A topology submitted now shows without a reload.
+	webuitest.Run(t, b, "marking the page", chromedp.Evaluate[bool](`window.notReloaded = true`))
+	wc2 := submitNative(t, dir, master, path, "wc2", 1)
+	webuitest.Wait(t, b, "wc2 listed without a reload", `window.notReloaded === true
+		&& document.querySelector('#topologies tr[data-topology="wc2"][data-status="ACTIVE"]') !== null`)
+	list, code := topologiesAPI[topologiesList](t, base, "/api/v1/topologies", "", "")
+	if code != 200 || !list.Kill || list.Master != "http://"+master {
+		t.Fatalf("GET /api/v1/topologies: %d, kill %v, master %q", code, list.Kill, list.Master)
+	}
+	var want []string
+	for _, x := range list.Topologies {
+		want = append(want, fmt.Sprintf("%s %s %s %d", x.ID, x.Runtime, x.Status, x.NumWorkers))
+	}
+	shown := webuitest.Run(t, b, "reading the topologies", chromedp.Evaluate[[]string](`[...document.querySelectorAll('#topologies tr[data-topology]')].map((r) =>
+		r.dataset.topology + ' ' + r.children[1].innerText + ' ' + r.dataset.status + ' ' + r.querySelector('td.workers').innerText)`))
+	if !reflect.DeepEqual(shown, want) || !reflect.DeepEqual(want, []string{"wc native ACTIVE 2", "wc2 native ACTIVE 1"}) {
+		t.Errorf("the page lists %v; the API %v; want wc with 2 workers and wc2 with 1, both native and ACTIVE", shown, want)
+	}
+
+	// wc's page: its workers as the API lists them, linked to their
+	// sandboxes, and its components counting.
+	webuitest.Run(t, b, "opening wc", chromedp.Click(chromedp.CSS(`#topologies tr[data-topology="wc"] td a`)))
+	webuitest.Wait(t, b, "wc's page with its workers and counts", `document.body.dataset.loaded === 'topology' && document.getElementById('topology-title').dataset.topology === 'wc'
+		&& document.querySelectorAll('#workers tr[data-worker]').length === 2
+		&& [...document.querySelectorAll('#components tr[data-component]')].some((r) => Number(r.querySelector('td.emitted').innerText) > 0)`)
+	page, code := topologiesAPI[topologyPage](t, base, "/api/v1/topologies/wc", "", "")
+	if code != 200 {
+		t.Fatalf("GET /api/v1/topologies/wc: %d", code)
+	}
+	if title, summary := webuitest.Text(t, b, "#topology-title"), webuitest.Text(t, b, "#topology-summary"); title != "wc" || !strings.Contains(summary, "Workers\t2") {
+		t.Errorf("wc's page is titled %q with summary %q, want wc with 2 workers", title, summary)
+	}
+	var workers, comps []string
+	for _, w := range page.Topology.Workers {
+		workers = append(workers, fmt.Sprintf("%s:%d %s/#/task/%s/%s", w.Host, w.Port, page.Master, w.FrameworkID, w.TaskID))
+	}
+	for _, c := range page.Topology.Components {
+		comps = append(comps, c.ID+" "+c.Type)
+	}
+	sort.Strings(workers)
+	shownWorkers := webuitest.Run(t, b, "reading the workers", chromedp.Evaluate[[]string](`[...document.querySelectorAll('#workers tr[data-worker]')].map((r) =>
+		r.dataset.worker + ' ' + r.querySelector('a.sandbox').href).sort()`))
+	if !reflect.DeepEqual(shownWorkers, workers) || len(workers) != 2 {
+		t.Errorf("the page's workers %v, want the API's %v", shownWorkers, workers)
+	}
+	shownComps := webuitest.Run(t, b, "reading the components", chromedp.Evaluate[[]string](`[...document.querySelectorAll('#components tr[data-component]')].map((r) =>
+		r.dataset.component + ' ' + r.children[1].innerText)`))
+	if !reflect.DeepEqual(shownComps, comps) || len(comps) == 0 {
+		t.Errorf("the page's components %v, want the API's %v", shownComps, comps)
+	}
+	// The links name the worker tasks the master runs (the master's UI
+	// shows a task's sandbox at #/task/FRAMEWORK/TASK).
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	running, err := nativeTopologies(ctx, master)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range page.Topology.Workers {
+		found := false
+		for _, r := range running {
+			found = found || (r.Name == "wc" && r.FrameworkID == w.FrameworkID && r.TaskID == w.TaskID && r.State == "TASK_RUNNING")
+		}
+		if !found {
+			t.Errorf("worker %s:%d links task %s of framework %s, which the master does not run for wc: %+v", w.Host, w.Port, w.TaskID, w.FrameworkID, running)
+		}
+	}
+	webuitest.Screenshot(t, b, "agora-storm-topology")
+
+	// Killed from the page (two clicks), wc2 ends.
+	webuitest.Run(t, b, "back to the topologies", chromedp.Click(chromedp.CSS(`nav.crumbs a`)))
+	webuitest.Wait(t, b, "the list", `document.body.dataset.loaded === 'list' && document.querySelector('#topologies tr[data-topology="wc2"] button.kill') !== null`)
+	webuitest.Screenshot(t, b, "agora-storm-topologies")
+	webuitest.Run(t, b, "arming wc2's kill", chromedp.Click(chromedp.CSS(`#topologies tr[data-topology="wc2"] button.kill`)))
+	webuitest.Wait(t, b, "the kill armed", `document.querySelector('#topologies tr[data-topology="wc2"] button.kill.confirm') !== null`)
+	webuitest.Run(t, b, "killing wc2", chromedp.Click(chromedp.CSS(`#topologies tr[data-topology="wc2"] button.kill.confirm`)))
+	select {
+	case <-wc2.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("wc2's submitting command did not end within 2 minutes of its kill: %s", wc2.out.String())
+	}
+	webuitest.Wait(t, b, "wc2 gone from the list, wc still there", `document.querySelector('#topologies tr[data-topology="wc2"]') === null
+		&& document.querySelector('#topologies tr[data-topology="wc"]') !== null && document.getElementById('kill-banner').hidden`)
+}
+
+// TestStormUIBehindCredentials: a native topology submitted with
+// --http_credentials serves its page and the page's API only to those
+// credentials (kill included), and the page works in a browser that
+// answers the prompt once; the control the CLI uses (/status) stays as it
+// was.
+func TestStormUIBehindCredentials(t *testing.T) {
+	dir, master, path := startNativeStormCluster(t)
+	submitNative(t, dir, master, path, "wc", 1, "--http_credentials", "ops:pw")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	base, err := nativeControlURL(ctx, master, "wc")
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/ui/", "/api/v1/topologies", "/api/v1/topologies/wc", "/"} {
+		if _, code := topologiesAPI[json.RawMessage](t, base, p, "", ""); code != http.StatusUnauthorized {
+			t.Errorf("GET %s without credentials: %d, want 401", p, code)
+		}
+	}
+	if _, code := topologiesAPI[json.RawMessage](t, base, "/api/v1/topologies", "ops", "nope"); code != http.StatusUnauthorized {
+		t.Errorf("GET /api/v1/topologies with a wrong password: %d, want 401", code)
+	}
+	resp, err := http.Post(base+"/api/v1/topologies/wc/kill", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("POST kill without credentials: %s, want 401", resp.Status)
+	}
+	if _, code := topologiesAPI[json.RawMessage](t, base, "/status", "", ""); code != http.StatusOK {
+		t.Errorf("GET /status without credentials: %d, want 200 (the CLI's control is unchanged)", code)
+	}
+	list, code := topologiesAPI[topologiesList](t, base, "/api/v1/topologies", "ops", "pw")
+	if code != 200 || len(list.Topologies) != 1 || list.Topologies[0].ID != "wc" || list.Topologies[0].Status != "ACTIVE" {
+		t.Fatalf("the API with credentials: %d %+v, want wc ACTIVE (still running after the refused kill)", code, list.Topologies)
+	}
+	b := webuitest.NewBrowser(t)
+	prompts := webuitest.NavigateWithCredentials(t, b, base+"/ui/?poll=0.5", "ops", "pw", `document.body.dataset.loaded === 'list'
+		&& document.querySelector('#topologies tr[data-topology="wc"]') !== null && document.getElementById('error-banner').hidden`)
+	if prompts != 1 {
+		t.Errorf("the browser asked for credentials %d times, want once", prompts)
+	}
+}
+
+// Nimbus's topology as the page shows it: workers are its executors by
+// host and port, each linked to the framework's supervisor task on that
+// host (none where the framework runs no supervisor); components sum
+// their executors' all-time counts, a bolt told by its executed counts,
+// and Storm's system components (__acker) are left out.
+func TestNimbusTopologyForThePage(t *testing.T) {
+	all := func(n int64) map[string]map[string]int64 {
+		return map[string]map[string]int64{stormclient.AllTime: {"default": n}, "600": {"default": 1}}
+	}
+	info := stormclient.TopologyInfo{ID: "words-1-2", Name: "words", Executors: []stormclient.ExecutorSummary{
+		{ComponentID: "sentences", Host: "a", Port: 6700, UptimeSecs: 30, Stats: &stormclient.ExecutorStats{Emitted: all(10), Acked: all(8), Failed: all(1)}},
+		{ComponentID: "split", Host: "a", Port: 6700, UptimeSecs: 40, Stats: &stormclient.ExecutorStats{Emitted: all(50), Executed: all(10), Acked: all(10)}},
+		{ComponentID: "split", Host: "b", Port: 6701, UptimeSecs: 20, Stats: &stormclient.ExecutorStats{Emitted: all(5), Executed: all(1), Acked: all(1)}},
+		{ComponentID: "__acker", Host: "b", Port: 6701, Stats: &stormclient.ExecutorStats{Emitted: all(99)}},
+		{ComponentID: "split", Host: "", Port: 0},      // not assigned yet
+		{ComponentID: "record", Host: "b", Port: 6701}, // not reported yet
+	}}
+	sum := stormclient.TopologySummary{ID: "words-1-2", Name: "words", Status: "ACTIVE", NumWorkers: 2, NumExecutors: 5, NumTasks: 5, UptimeSecs: 41}
+	sups := []framework.Task{{TaskID: "sup-a"}}
+	sups[0].Host, sups[0].AgentID = "a", "agent-a"
+	got := nimbusTopology(sum, &info, sups, "fw-1")
+	wantWorkers := []framework.TopologyWorker{
+		{Host: "a", Port: 6700, UptimeSecs: 40, Executors: map[string]int{"sentences": 1, "split": 1}, FrameworkID: "fw-1", TaskID: "sup-a", AgentID: "agent-a"},
+		{Host: "b", Port: 6701, UptimeSecs: 20, Executors: map[string]int{"split": 1, "__acker": 1, "record": 1}},
+	}
+	wantComps := []framework.TopologyComponent{
+		{ID: "record", Executors: 1},
+		{ID: "sentences", Type: "spout", Executors: 1, Emitted: 10, Acked: 8, Failed: 1},
+		{ID: "split", Type: "bolt", Executors: 3, Emitted: 55, Acked: 11},
+	}
+	if got.ID != "words-1-2" || got.Runtime != "storm" || got.NumWorkers != 2 || got.UptimeSecs != 41 {
+		t.Errorf("summary %+v", got.TopologySummary)
+	}
+	if !reflect.DeepEqual(got.Workers, wantWorkers) {
+		t.Errorf("workers\n%+v\nwant\n%+v", got.Workers, wantWorkers)
+	}
+	if !reflect.DeepEqual(got.Components, wantComps) {
+		t.Errorf("components\n%+v\nwant\n%+v", got.Components, wantComps)
+	}
+}
+
+// TestStormSchedulerPageAgainstRealStorm: `agora storm scheduler` serving
+// a real Nimbus (with a supervisor it does not run) gives the master its
+// page's address as webui_url; behind --http_credentials the page's API
+// lists Nimbus's topology, its worker and its spouts and bolts (Storm's
+// __acker left out), refuses callers without the credentials, and kills
+// the topology through Nimbus; the page shows it in a browser that
+// answers the prompt.
+func TestStormSchedulerPageAgainstRealStorm(t *testing.T) {
+	tier.Need(t, tier.Python, tier.PythonErr())
+	storm := stormtest.Start(t, 1, 1)
+	c, err := stormclient.New(storm.Nimbus, stormclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	jar, err := c.UploadJar(ctx, bytes.NewReader(stormtest.Jar(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, _ := json.Marshal(map[string]any{"agora.test.dir": t.TempDir(), "agora.test.sentences": []string{"a b"},
+		"topology.workers": 1, "topology.component.resources.onheap.memory.mb": 64})
+	if err := c.Submit(ctx, "words", jar, string(conf), stormtest.WordTopology()); err != nil {
+		t.Fatal(err)
+	}
+	cl := clustertest.Start(t, clustertest.Options{})
+	var out, errOut syncBuffer
+	sctx, stop := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- stormScheduler(sctx, []string{"--master", cl.MasterAddr, "--nimbus", storm.Nimbus, "--storm_home", t.TempDir(),
+			"--ip", "127.0.0.1", "--http_port", "0", "--http_credentials", "ops:pw"}, &out, &errOut)
+	}()
+	t.Cleanup(func() {
+		stop()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Error("the scheduler did not stop within a minute")
+		}
+	})
+	var base string
+	waitShowing(t, time.Minute, func() string { return "the page's address: " + errOut.String() }, func() bool {
+		_, rest, ok := strings.Cut(errOut.String(), "topologies page at ")
+		base, _, _ = strings.Cut(rest, "/ui/")
+		return ok && strings.HasPrefix(base, "http://127.0.0.1:")
+	})
+	waitShowing(t, time.Minute, func() string { return "the webui_url " + base + ": " + errOut.String() }, func() bool {
+		var fws struct {
+			Frameworks []struct {
+				WebUI string `json:"webui_url"`
+			} `json:"frameworks"`
+		}
+		resp, err := http.Get("http://" + cl.MasterAddr + "/master/frameworks")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return json.NewDecoder(resp.Body).Decode(&fws) == nil && len(fws.Frameworks) == 1 && fws.Frameworks[0].WebUI == base
+	})
+
+	if _, code := topologiesAPI[json.RawMessage](t, base, "/api/v1/topologies", "", ""); code != http.StatusUnauthorized {
+		t.Errorf("GET /api/v1/topologies without credentials: %d, want 401", code)
+	}
+	// 502 until the framework has heard from Nimbus.
+	var list topologiesList
+	var code int
+	waitShowing(t, time.Minute, func() string { return fmt.Sprintf("GET /api/v1/topologies: %d %+v", code, list) }, func() bool {
+		list, code = topologiesAPI[topologiesList](t, base, "/api/v1/topologies", "ops", "pw")
+		return code == 200
+	})
+	if !list.Kill || len(list.Topologies) != 1 || list.Topologies[0].Name != "words" || list.Topologies[0].Runtime != "storm" {
+		t.Fatalf("GET /api/v1/topologies: %+v, want words on Storm, with kill", list)
+	}
+	id := list.Topologies[0].ID
+	var page topologyPage
+	waitShowing(t, 2*time.Minute, func() string { return fmt.Sprintf("words' worker and components: %+v", page.Topology) }, func() bool {
+		page, code = topologiesAPI[topologyPage](t, base, "/api/v1/topologies/"+id, "ops", "pw")
+		if code != 200 || len(page.Topology.Workers) != 1 || len(page.Topology.Components) != 3 {
+			return false
+		}
+		for _, x := range page.Topology.Components {
+			if x.Type == "" { // its executors have not reported yet
+				return false
+			}
+		}
+		return true
+	})
+	var comps []string
+	for _, x := range page.Topology.Components {
+		comps = append(comps, fmt.Sprintf("%s %s %d", x.ID, x.Type, x.Executors))
+	}
+	if want := []string{"record bolt 1", "sentences spout 1", "split bolt 2"}; !reflect.DeepEqual(comps, want) {
+		t.Errorf("words' components %v, want %v", comps, want)
+	}
+	if w := page.Topology.Workers[0]; w.Port == 0 || w.Executors["split"] != 2 || w.TaskID != "" {
+		t.Errorf("words' worker %+v: want its port, split×2, and no sandbox (its supervisor is not the framework's)", w)
+	}
+
+	b := webuitest.NewBrowser(t)
+	if n := webuitest.NavigateWithCredentials(t, b, base+"/ui/?poll=0.5", "ops", "pw", fmt.Sprintf(`document.body.dataset.loaded === 'list'
+		&& document.querySelector('#topologies tr[data-topology=%q]') !== null && document.getElementById('error-banner').hidden`, id)); n != 1 {
+		t.Errorf("the browser asked for credentials %d times, want once", n)
+	}
+
+	req, _ := http.NewRequest("POST", base+"/api/v1/topologies/"+id+"/kill", nil)
+	req.SetBasicAuth("ops", "pw")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST kill: %s", resp.Status)
+	}
+	waitShowing(t, 2*time.Minute, func() string { return "words killed" }, func() bool {
+		_, ok, err := c.TopologyByName(ctx, "words")
+		return err == nil && !ok
+	})
+}

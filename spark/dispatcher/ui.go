@@ -1,0 +1,151 @@
+package dispatcher
+
+import (
+	"embed"
+	"io/fs"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agora-cluster/agora/frameworks/servicepage"
+	"github.com/agora-cluster/agora/frameworks/state"
+)
+
+// uiFiles are the dispatcher's web page: the submitted drivers, where
+// each runs, and the executors its application got, served at /ui/ from
+// GET /api/v1/drivers.
+//
+//go:embed ui
+var uiFiles embed.FS
+
+// Application is what the executors' scheduler (spark/framework) records
+// of a driver's application, for the page: the dispatcher itself knows
+// only the driver's task.
+type Application struct {
+	ID    string `json:"appId"`
+	Name  string `json:"appName"`
+	State string `json:"state"`
+	// DriverFrameworkID is the application's spark.mesos.driver.frameworkId:
+	// the dispatcher's framework ID and the driver's task ID, which ties
+	// the application to its driver.
+	DriverFrameworkID string `json:"driverFrameworkId"`
+	// UIURL is the Spark UI of the running driver, when the driver said
+	// where it is.
+	UIURL string `json:"uiUrl,omitempty"`
+	// FrameworkID is the executors' framework (the scheduler's).
+	FrameworkID string                `json:"frameworkId"`
+	Executors   []ApplicationExecutor `json:"executors"`
+}
+
+// ApplicationExecutor is one executor task of an application.
+type ApplicationExecutor struct {
+	ID       string    `json:"id"`
+	TaskID   string    `json:"taskId"`
+	AgentID  string    `json:"agentId"`
+	Hostname string    `json:"hostname"`
+	CPUs     float64   `json:"cpus"`
+	MemMB    float64   `json:"memMB"`
+	State    string    `json:"state"`
+	Launched time.Time `json:"launched,omitzero"`
+}
+
+// pageDriver is a driver as the page shows it: its submission without the
+// request's properties and environment (which may hold secrets), and its
+// application if the executors' scheduler knows it.
+type pageDriver struct {
+	ID          string       `json:"submissionId"`
+	Name        string       `json:"name"`
+	MainClass   string       `json:"mainClass"`
+	AppResource string       `json:"appResource"`
+	State       string       `json:"state"`
+	Message     string       `json:"message,omitempty"`
+	Submitted   time.Time    `json:"submitted"`
+	Launched    time.Time    `json:"launched,omitzero"`
+	Finished    time.Time    `json:"finished,omitzero"`
+	Retries     int          `json:"retries"`
+	Supervise   bool         `json:"supervise"`
+	CPUs        float64      `json:"cpus"`
+	MemMB       float64      `json:"mem"`
+	TaskID      string       `json:"taskId,omitempty"`
+	FrameworkID string       `json:"frameworkId,omitempty"`
+	AgentID     string       `json:"agentId,omitempty"`
+	Hostname    string       `json:"hostname,omitempty"`
+	TaskState   string       `json:"taskState,omitempty"`
+	Application *Application `json:"application,omitempty"`
+}
+
+// pageDrivers is the answer of GET /api/v1/drivers.
+type pageDrivers struct {
+	// Master is the master's web UI, for links to the drivers' sandboxes
+	// ("" when not known).
+	Master string `json:"master"`
+	// Executors says whether the executors' scheduler's records are
+	// there (without it each application runs in local[N] inside its
+	// driver).
+	Executors bool         `json:"executors"`
+	Drivers   []pageDriver `json:"drivers"`
+}
+
+// uiHandler serves the page under /ui/.
+func uiHandler() http.Handler {
+	sub, err := fs.Sub(uiFiles, "ui")
+	if err != nil {
+		panic(err) // the embedded directory is there at build time
+	}
+	return servicepage.Handler(sub)
+}
+
+// serveUIDrivers answers GET /api/v1/drivers: every driver, newest first,
+// with its application.
+func (d *Dispatcher) serveUIDrivers(w http.ResponseWriter, _ *http.Request) {
+	apps := map[string]*Application{}
+	if d.cfg.Applications != nil {
+		list := d.cfg.Applications()
+		for i := range list {
+			if id := list[i].DriverFrameworkID; id != "" {
+				apps[id] = &list[i]
+			}
+		}
+	}
+	drivers := d.Drivers()
+	out := pageDrivers{Master: d.masterUI(), Executors: d.cfg.Applications != nil, Drivers: make([]pageDriver, 0, len(drivers))}
+	for i := len(drivers) - 1; i >= 0; i-- {
+		dr := drivers[i]
+		p := pageDriver{ID: dr.ID, Name: dr.Name, MainClass: dr.Request.MainClass, AppResource: dr.Request.AppResource,
+			State: dr.State, Message: dr.Message, Submitted: dr.Submitted, Launched: dr.Launched, Finished: dr.Finished,
+			Retries: dr.Retries, Supervise: dr.Supervise, CPUs: dr.CPUs, MemMB: dr.MemMB, TaskID: dr.TaskID,
+			FrameworkID: dr.FrameworkID, AgentID: dr.AgentID, Hostname: dr.Hostname, TaskState: dr.TaskState}
+		if dr.TaskID != "" {
+			p.Application = apps[dr.FrameworkID+"-"+dr.TaskID]
+		}
+		out.Drivers = append(out.Drivers, p)
+	}
+	send(w, http.StatusOK, out)
+}
+
+// masterUI is the web UI of the master the dispatcher is subscribed with:
+// the one it was given, or for a zk:// address the leader it found.
+func (d *Dispatcher) masterUI() string {
+	if len(d.cfg.Masters) > 0 && !strings.HasPrefix(d.cfg.Masters[0], "zk://") {
+		if u, err := state.BaseURL(d.cfg.Masters[0]); err == nil {
+			return u
+		}
+	}
+	d.mu.Lock()
+	sched := d.sched
+	d.mu.Unlock()
+	if sched == nil {
+		return ""
+	}
+	m := sched.Master()
+	if m == nil || m.GetAddress() == nil {
+		return ""
+	}
+	host := m.GetAddress().GetHostname()
+	if host == "" {
+		host = m.GetAddress().GetIP()
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(int(m.GetAddress().GetPort())))
+}
