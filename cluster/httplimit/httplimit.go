@@ -126,14 +126,20 @@ func defaultMaxConnections() int {
 	return max(int(lim.Cur)-reservedFiles, minMaxConnections)
 }
 
-// Apply sets srv's header timeout, idle timeout and header size from cfg
-// (the process's settings for zero fields). A server that must keep a
-// shorter timeout of its own sets it after Apply.
+// Apply sets srv's header timeout, idle timeout and header size where
+// srv leaves them zero, from cfg (the process's settings for cfg's zero
+// fields): a server that must keep a value of its own sets it.
 func Apply(srv *http.Server, cfg Config) {
 	cfg = resolve(cfg)
-	srv.ReadHeaderTimeout = cfg.ReadHeaderTimeout
-	srv.IdleTimeout = cfg.IdleTimeout
-	srv.MaxHeaderBytes = cfg.MaxHeaderBytes
+	if srv.ReadHeaderTimeout == 0 {
+		srv.ReadHeaderTimeout = cfg.ReadHeaderTimeout
+	}
+	if srv.IdleTimeout == 0 {
+		srv.IdleTimeout = cfg.IdleTimeout
+	}
+	if srv.MaxHeaderBytes == 0 {
+		srv.MaxHeaderBytes = cfg.MaxHeaderBytes
+	}
 }
 
 // Serve is srv.Serve(ln) with cfg applied (Apply) and at most

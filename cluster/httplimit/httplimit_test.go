@@ -254,4 +254,10 @@ func TestSettingsAndDefaults(t *testing.T) {
 	if got := resolve(Config{MaxConnections: -1}); got.MaxConnections != -1 {
 		t.Fatalf("an explicit no-limit: %+v", got)
 	}
+	srv := &http.Server{IdleTimeout: time.Minute}
+	Apply(srv, Config{})
+	if srv.ReadHeaderTimeout != time.Second || srv.IdleTimeout != time.Minute || srv.MaxHeaderBytes != DefaultMaxHeaderBytes {
+		t.Fatalf("Apply: header timeout %v, idle timeout %v (set by the server), header bytes %d",
+			srv.ReadHeaderTimeout, srv.IdleTimeout, srv.MaxHeaderBytes)
+	}
 }
