@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -155,7 +156,7 @@ func reencodes(t *testing.T, codec api.Codec, call api.Message, fresh func() api
 // framework; it returns the master's handler, the framework's ID and
 // stream ID, and a reader of master/call_panics.
 func fuzzMaster(f *testing.F) (http.Handler, string, string, func(*testing.T) float64) {
-	m, err := agmaster.New(agmaster.Config{Hostname: "localhost", AllocationInterval: time.Second})
+	m, err := agmaster.New(agmaster.Config{Hostname: "localhost", AllocationInterval: time.Second, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		f.Fatal(err)
 	}
