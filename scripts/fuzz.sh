@@ -67,7 +67,7 @@ while read -r dir name; do
 	before=$(ls "$corpus" 2>/dev/null)
 	t0=$(date +%s)
 	(cd "$dir" && "$bin" -test.run '^$' -test.fuzz "^$name\$" -test.fuzztime "$fuzztime" \
-		-test.fuzzminimizetime 10s -test.parallel 1 -test.timeout 10m \
+		-test.fuzzminimizetime 2s -test.parallel 1 -test.timeout 10m \
 		-test.fuzzcachedir "$cache/$pkg") >"$tmp/out" 2>&1
 	rc=$?
 	ran=$((ran + 1))
