@@ -1,11 +1,8 @@
 package master
 
 import (
-	"net"
 	"net/http"
 	"time"
-
-	"github.com/agora-cluster/agora/cluster/httplimit"
 )
 
 // Timeouts of the master's HTTP server. Most calls are small requests,
@@ -25,14 +22,10 @@ import (
 //     scheduler's call connection between calls); clients reconnect.
 //   - No WriteTimeout: it would cut every stream; a subscriber that does
 //     not read is cut by its outbox's bound instead.
-//
-// ReadHeaderTimeout, IdleTimeout, the header size and the number of
-// connections are httplimit's (the --http_* flags); these are its
-// defaults.
 const (
-	ReadHeaderTimeout = httplimit.DefaultReadHeaderTimeout
+	ReadHeaderTimeout = 10 * time.Second
 	ReadTimeout       = 30 * time.Second
-	IdleTimeout       = httplimit.DefaultIdleTimeout
+	IdleTimeout       = 2 * time.Minute
 )
 
 // MaxStreamsPerConn bounds the calls and streams one HTTP/2 connection
@@ -46,25 +39,19 @@ const (
 const MaxStreamsPerConn = 1000
 
 // NewServer is the master's HTTP server for h: the timeouts above, and
-// HTTP/1.1 and cleartext HTTP/2 on the same port. Serve it with Serve, so
-// that its connections are bounded too.
+// HTTP/1.1 and cleartext HTTP/2 on the same port.
 func NewServer(h http.Handler) *http.Server {
 	srv := &http.Server{
-		Handler:     h,
-		ReadTimeout: ReadTimeout,
-		Protocols:   new(http.Protocols),
-		HTTP2:       &http.HTTP2Config{MaxConcurrentStreams: MaxStreamsPerConn},
+		Handler:           h,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		IdleTimeout:       IdleTimeout,
+		Protocols:         new(http.Protocols),
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: MaxStreamsPerConn},
 	}
-	httplimit.Apply(srv, httplimit.Config{Name: "master"})
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	return srv
-}
-
-// Serve serves srv (NewServer) on ln with at most --http_max_connections
-// connections open at once (httplimit); the excess gets 503.
-func Serve(srv *http.Server, ln net.Listener) error {
-	return httplimit.Serve(srv, ln, httplimit.Config{Name: "master"})
 }
 
 // Server returns the master's HTTP server (Handler(ui), see NewServer);

@@ -46,36 +46,13 @@ func TestHTTPLimitFlagsAreChecked(t *testing.T) {
 
 // A master run by `agora master` keeps --http_max_connections: past it a
 // connection gets 503, counted in master/http_connections_refused; a
-// connection closed gives its slot back; --http_read_header_timeout
-// reaches the server.
+// connection closed gives its slot back.
 func TestMasterRefusesConnectionsPastTheLimit(t *testing.T) {
 	cfg, err := masterWithFlags(t, "--http_max_connections=2", "--http_read_header_timeout=1m")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := master.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if srv := master.NewServer(nil); srv.ReadHeaderTimeout != time.Minute || srv.MaxHeaderBytes != httplimit.DefaultMaxHeaderBytes {
-		t.Errorf("the master's server: header timeout %v, header bytes %d", srv.ReadHeaderTimeout, srv.MaxHeaderBytes)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serveMaster(ctx, m, ln, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(time.Minute):
-			t.Error("the master did not stop within a minute")
-		}
-	})
-	addr := ln.Addr().String()
+	addr := serveTestMaster(t, cfg)
 	deadline := time.Now().Add(time.Minute)
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
@@ -121,4 +98,68 @@ func TestMasterRefusesConnectionsPastTheLimit(t *testing.T) {
 	if snap["master/http_connections_refused"] < 1 || snap["master/http_connections"] < 1 {
 		t.Errorf("master/http_connections_refused %v, master/http_connections %v", snap["master/http_connections_refused"], snap["master/http_connections"])
 	}
+}
+
+// serveTestMaster runs a master as `agora master` does (serveMaster) until the
+// test ends, and returns its address.
+func serveTestMaster(t *testing.T, cfg master.Config) string {
+	t.Helper()
+	m, err := master.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serveMaster(ctx, m, ln, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Error("the master did not stop within a minute")
+		}
+	})
+	return ln.Addr().String()
+}
+
+// --http_read_header_timeout reaches the master's server: a client that
+// sends its headers one byte a second is cut after about a second, not
+// after the default ten.
+func TestMasterTakesTheHeaderTimeoutFlag(t *testing.T) {
+	cfg, err := masterWithFlags(t, "--http_read_header_timeout=1s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", serveTestMaster(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	closed := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, c)
+		close(closed)
+	}()
+	req := "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for sent := 0; sent < len(req); {
+		select {
+		case <-closed:
+			if sent > 5 {
+				t.Fatalf("cut after %d header bytes sent a second apart, with a 1s header timeout", sent)
+			}
+			return
+		case <-tick.C:
+			if _, err := c.Write([]byte{req[sent]}); err != nil {
+				return
+			}
+			sent++
+		}
+	}
+	t.Fatalf("the master read all %d header bytes sent a second apart, past its 1s header timeout", len(req))
 }
