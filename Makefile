@@ -24,9 +24,12 @@ deps:
 test-deps:
 	@GO=$(GO) scripts/deps.sh test
 
-## test: everything: vet, unit, in-process cluster and real-process tests.
+## test: everything: every fuzz target for a few seconds (scripts/fuzz.sh,
+## FUZZTIME), then vet, unit, in-process cluster and real-process tests.
+## The suite runs even if fuzzing failed, and its count closes the output;
+## either failing fails the target.
 test: test-deps
-	GO=$(GO) scripts/test.sh $(PKGS)
+	GO=$(GO) scripts/fuzz.sh; fuzz=$$?; GO=$(GO) scripts/test.sh $(PKGS) && exit $$fuzz
 
 ## bench: allocator and launch benchmarks (numbers, not pass/fail).
 bench: build

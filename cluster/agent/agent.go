@@ -34,6 +34,7 @@ import (
 	"github.com/agora-cluster/agora/cluster/containerizer"
 	"github.com/agora-cluster/agora/cluster/containerizer/docker"
 	"github.com/agora-cluster/agora/cluster/fetcher"
+	"github.com/agora-cluster/agora/cluster/httplimit"
 	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/cluster/zk"
 )
@@ -510,9 +511,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer a.journal.close()
-	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, IdleTimeout: idleTimeout}
+	srv := &http.Server{Handler: a.handler, ReadTimeout: readTimeout}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(a.ln) }()
+	go func() { served <- httplimit.Serve(srv, a.ln, httplimit.Config{Name: "agent"}) }()
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -610,24 +611,19 @@ func (a *Agent) guard(h http.Handler) http.Handler {
 	})
 }
 
-// The HTTP server's timeouts. A client gets readHeaderTimeout to send its
-// request's headers and readTimeout for the whole request with its body
-// (the largest, an executor's call, is maxExecutorCall: 16 MB, well within
-// a minute on any network an agent and its executors share), so a client
-// that trickles a request cannot hold a connection and its goroutine
-// forever. The long-lived executor event stream is not cut by it:
-// net/http clears the read deadline once a request's body has been read
-// whole (as a SUBSCRIBE call is, before its stream starts), and the
-// operator API has no streaming calls on the agent.
-// idleTimeout closes kept-alive connections nobody uses; it applies only
-// between requests. There is no write timeout: it would cut the event
-// streams; a stalled reader of one is cut off by its backlog instead
-// (execConn).
-var (
-	readHeaderTimeout = 10 * time.Second
-	readTimeout       = time.Minute
-	idleTimeout       = 2 * time.Minute
-)
+// The HTTP server's read timeout: readTimeout for a whole request with
+// its body (the largest, an executor's call, is maxExecutorCall: 16 MB,
+// well within a minute on any network an agent and its executors share),
+// so a client that trickles a request cannot hold a connection and its
+// goroutine forever. The long-lived executor event stream is not cut by
+// it: net/http clears the read deadline once a request's body has been
+// read whole (as a SUBSCRIBE call is, before its stream starts), and the
+// operator API has no streaming calls on the agent. The header timeout,
+// the idle timeout, the header size and the number of connections are
+// httplimit's (the --http_* flags). There is no write timeout: it would
+// cut the event streams; a stalled reader of one is cut off by its
+// backlog instead (execConn).
+var readTimeout = time.Minute
 
 func (a *Agent) count(name string, delta float64) {
 	a.mu.Lock()

@@ -13,6 +13,7 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/httplimit"
 )
 
 // routes builds the agent's HTTP endpoints. They keep Mesos's paths and
@@ -316,6 +317,11 @@ func (a *Agent) metricsSnapshot() map[string]float64 {
 		m[taskMetric(s)] = gauges[s]
 	}
 	m["slave/uptime_secs"] = time.Since(a.startTime).Seconds()
+	// Not Mesos metrics: the HTTP server's connections and those refused
+	// past --http_max_connections.
+	hs := httplimit.StatsOf("agent")
+	m["slave/http_connections"] = float64(hs.Open)
+	m["slave/http_connections_refused"] = float64(hs.Refused)
 	m["slave/handler_panics"] = float64(a.panics.Load())
 	m["slave/executors_running"] = running
 	m["slave/executors_terminating"] = killing

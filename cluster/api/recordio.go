@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -95,12 +96,31 @@ func (rr *RecordReader) ReadRecord() ([]byte, error) {
 	if n == 0 || n > MaxRecordSize {
 		return nil, fmt.Errorf("recordio: record length %d out of range (1..%d)", n, MaxRecordSize)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(rr.r, b); err != nil {
-		if err == io.EOF {
+	if n <= eagerRecordSize {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(rr.r, b); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		return b, nil
+	}
+	// A large record's memory grows with the bytes that arrive, not with
+	// the length its header claims: a peer announcing 64 MiB and sending
+	// nothing more holds no 64 MiB buffer.
+	var buf bytes.Buffer
+	buf.Grow(eagerRecordSize)
+	got, err := io.CopyN(&buf, rr.r, int64(n))
+	if got < int64(n) {
+		if err == nil || err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
 	}
-	return b, nil
+	return buf.Bytes(), nil
 }
+
+// eagerRecordSize is the largest record ReadRecord allocates whole before
+// its bytes arrive.
+const eagerRecordSize = 1 << 20

@@ -27,6 +27,11 @@ func ParseResources(text string) (mesos.Resources, error) {
 		if err := unmarshalJSONArray(text, &rs); err != nil {
 			return nil, fmt.Errorf("resources: bad JSON: %w", err)
 		}
+		for i := range rs {
+			if err := checkJSONResource(&rs[i]); err != nil {
+				return nil, fmt.Errorf("resources: JSON element %d: %w", i, err)
+			}
+		}
 		return mesos.Resources(rs), nil
 	}
 	var out mesos.Resources
@@ -46,7 +51,7 @@ func ParseResources(text string) (mesos.Resources, error) {
 				return nil, fmt.Errorf("resources: %q has an unclosed role", name)
 			}
 			role = name[j+1 : len(name)-1]
-			name = name[:j]
+			name = strings.TrimSpace(name[:j]) // "cpus (r)" names cpus
 			if role == "" {
 				return nil, fmt.Errorf("resources: %q has an empty role", part)
 			}
@@ -61,8 +66,8 @@ func ParseResources(text string) (mesos.Resources, error) {
 		}
 		switch {
 		case v.Scalar != nil:
-			if v.Scalar.Value < 0 || math.IsNaN(v.Scalar.Value) || math.IsInf(v.Scalar.Value, 0) {
-				return nil, fmt.Errorf("resources: %s: scalar must be a finite non-negative number, got %v", name, v.Scalar.Value)
+			if err := checkScalar(v.Scalar.Value); err != nil {
+				return nil, fmt.Errorf("resources: %s: %w", name, err)
 			}
 			r.Type = mesos.SCALAR.Enum()
 			r.Scalar = v.Scalar
@@ -81,6 +86,54 @@ func ParseResources(text string) (mesos.Resources, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// maxScalar is the largest resource scalar: Mesos keeps scalars in fixed
+// point, thousandths in an int64; larger ones overflow the sums and the
+// JSON views (roundMilli).
+const maxScalar = math.MaxInt64 / 1000
+
+// checkScalar refuses a resource scalar that is negative, not finite or
+// past maxScalar.
+func checkScalar(v float64) error {
+	if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) || v > maxScalar {
+		return fmt.Errorf("scalar must be a finite non-negative number up to %d, got %v", int64(maxScalar), v)
+	}
+	return nil
+}
+
+// checkJSONResource holds a resource given as JSON to what the text
+// syntax guarantees: a name, and a value of its type (a scalar finite and
+// not negative).
+func checkJSONResource(r *mesos.Resource) error {
+	if strings.TrimSpace(r.Name) == "" {
+		return fmt.Errorf("no name")
+	}
+	switch r.GetType() {
+	case mesos.SCALAR:
+		if r.Scalar == nil {
+			return fmt.Errorf("%s: a SCALAR without its scalar", r.Name)
+		}
+		if err := checkScalar(r.Scalar.Value); err != nil {
+			return fmt.Errorf("%s: %w", r.Name, err)
+		}
+	case mesos.RANGES:
+		if r.Ranges == nil {
+			return fmt.Errorf("%s: RANGES without its ranges", r.Name)
+		}
+		for _, rg := range r.Ranges.Range {
+			if rg.End < rg.Begin {
+				return fmt.Errorf("%s: range %d-%d ends before it begins", r.Name, rg.Begin, rg.End)
+			}
+		}
+	case mesos.SET:
+		if r.Set == nil {
+			return fmt.Errorf("%s: a SET without its set", r.Name)
+		}
+	default:
+		return fmt.Errorf("%s: type %v is not SCALAR, RANGES or SET", r.Name, r.GetType())
+	}
+	return nil
 }
 
 // ParseValue parses one Mesos value: a scalar, "[a-b,...]" ranges, "{x,...}" a
@@ -144,6 +197,10 @@ func ParseAttributes(text string) ([]mesos.Attribute, error) {
 		v, err := ParseValue(part[i+1:])
 		if err != nil {
 			return nil, fmt.Errorf("attributes: %s: %w", name, err)
+		}
+		// NaN or an infinity would break every JSON view of the agent.
+		if v.Scalar != nil && (math.IsNaN(v.Scalar.Value) || math.IsInf(v.Scalar.Value, 0)) {
+			return nil, fmt.Errorf("attributes: %s: scalar must be a finite number, got %v", name, v.Scalar.Value)
 		}
 		a := mesos.Attribute{Name: name, Type: v.Type, Scalar: v.Scalar, Ranges: v.Ranges, Set: v.Set, Text: v.Text}
 		out = append(out, a)

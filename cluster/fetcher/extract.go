@@ -55,8 +55,8 @@ var errEscape = errors.New("leads outside the sandbox")
 // directory relative to root. It returns the paths it created. An entry
 // that would land outside root fails the whole extraction; what was
 // already written stays (the task does not start anyway).
-func extractArchive(in *os.File, name string, kind archive, root *os.Root, dir string, limit int64) ([]string, error) {
-	x := &extractor{root: root, dir: dir, budget: limit, limit: limit}
+func extractArchive(in *os.File, name string, kind archive, root *os.Root, dir string, limit int64, maxEntries int) ([]string, error) {
+	x := &extractor{root: root, dir: dir, budget: limit, limit: limit, maxEntries: maxEntries}
 	switch kind {
 	case archiveTar:
 		return x.created, x.tar(in)
@@ -89,6 +89,18 @@ type extractor struct {
 	budget  int64 // bytes left under the limit
 	limit   int64
 	created []string
+	// entries counts the archive's entries read so far, maxEntries
+	// bounds them (skipped ones too: reading them costs as much).
+	entries, maxEntries int
+}
+
+// countEntry refuses the entry past the archive's bound.
+func (x *extractor) countEntry() error {
+	x.entries++
+	if x.maxEntries > 0 && x.entries > x.maxEntries {
+		return fmt.Errorf("the archive has more than the fetcher's limit of %d entries", x.maxEntries)
+	}
+	return nil
 }
 
 // target turns an entry name into a path relative to root, refusing any
@@ -163,6 +175,9 @@ func (x *extractor) writeFile(p string, mode fs.FileMode, r io.Reader) error {
 	}
 	x.budget -= n
 	if err != nil {
+		// The copy read one byte past the budget to see it overflow; the
+		// partial file goes, so the sandbox never holds more than the limit.
+		_ = x.root.Remove(p)
 		if x.budget < 0 {
 			return fmt.Errorf("the extracted content exceeds the fetcher's limit of %d bytes", x.limit)
 		}
@@ -181,6 +196,9 @@ func (x *extractor) tar(r io.Reader) error {
 		}
 		if err != nil {
 			return fmt.Errorf("read tar: %w", err)
+		}
+		if err := x.countEntry(); err != nil {
+			return err
 		}
 		p, err := x.target(hdr.Name)
 		if err != nil {
@@ -233,6 +251,19 @@ func (x *extractor) symlink(target, p string) error {
 }
 
 func (x *extractor) link(old, p string) error {
+	// A hard link to a symlink is a second symlink with the same target,
+	// read from another directory: judged again from p, or "a/b/l ->
+	// ../../f" linked as "l" would point two levels above the sandbox.
+	if fi, err := x.root.Lstat(old); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		target, err := x.root.Readlink(old)
+		if err != nil {
+			return err
+		}
+		if err := x.symlinkOK(p, target); err != nil {
+			return fmt.Errorf("hard link to the symlink %q: %w", old, err)
+		}
+		return x.symlink(target, p)
+	}
 	if err := x.mkdirAll(path.Dir(p)); err != nil {
 		return err
 	}
@@ -250,6 +281,9 @@ func (x *extractor) zip(in io.ReaderAt, size int64) error {
 	zr, err := zip.NewReader(in, size)
 	if err != nil {
 		return fmt.Errorf("read zip: %w", err)
+	}
+	if x.maxEntries > 0 && len(zr.File) > x.maxEntries {
+		return fmt.Errorf("the archive has %d entries, more than the fetcher's limit of %d", len(zr.File), x.maxEntries)
 	}
 	for _, zf := range zr.File {
 		p, err := x.target(zf.Name)

@@ -33,6 +33,7 @@ import (
 const (
 	DefaultCacheSize    = 2 << 30  // 2 GiB, Mesos's --fetcher_cache_size
 	DefaultMaxSize      = 32 << 30 // 32 GiB per download or archive
+	DefaultMaxEntries   = 200_000  // entries per archive
 	DefaultStallTimeout = time.Minute
 )
 
@@ -49,6 +50,11 @@ type Config struct {
 	// MaxSize caps each download and the total size of each extracted
 	// archive, in bytes (default DefaultMaxSize).
 	MaxSize int64
+	// MaxEntries caps the entries of each extracted archive (default
+	// DefaultMaxEntries): an archive of a million empty files stays
+	// under MaxSize yet fills the disk's inodes. Large distributions
+	// (a JDK, Hadoop) hold tens of thousands.
+	MaxEntries int
 	// StallTimeout aborts a network download that has delivered no data
 	// for this long (--fetcher_stall_timeout, default 1 minute).
 	StallTimeout time.Duration
@@ -77,6 +83,9 @@ type Fetcher struct {
 func New(cfg Config) (*Fetcher, error) {
 	if cfg.MaxSize <= 0 {
 		cfg.MaxSize = DefaultMaxSize
+	}
+	if cfg.MaxEntries <= 0 {
+		cfg.MaxEntries = DefaultMaxEntries
 	}
 	if cfg.StallTimeout <= 0 {
 		cfg.StallTimeout = DefaultStallTimeout
@@ -242,7 +251,7 @@ func (f *Fetcher) fetchDirect(ctx context.Context, root *os.Root, src source, na
 		return nil, err
 	}
 	defer in.Close()
-	names, err := extractArchive(in, name, kind, root, path.Dir(name), f.cfg.MaxSize)
+	names, err := extractArchive(in, name, kind, root, path.Dir(name), f.cfg.MaxSize, f.cfg.MaxEntries)
 	if err != nil {
 		return nil, fmt.Errorf("extract %s: %w", name, err)
 	}
@@ -280,7 +289,7 @@ func (f *Fetcher) fetchCached(ctx context.Context, root *os.Root, src source, us
 		return nil, fmt.Errorf("create %s: %w", path.Dir(name), err)
 	}
 	if extract {
-		names, err := extractArchive(in, name, kind, root, path.Dir(name), f.cfg.MaxSize)
+		names, err := extractArchive(in, name, kind, root, path.Dir(name), f.cfg.MaxSize, f.cfg.MaxEntries)
 		if err != nil {
 			return nil, fmt.Errorf("extract the cached %s: %w", name, err)
 		}

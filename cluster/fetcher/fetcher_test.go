@@ -84,7 +84,7 @@ type entry struct {
 	dir, hard        bool
 }
 
-func tarGz(t *testing.T, entries ...entry) []byte {
+func tarGz(t testing.TB, entries ...entry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
@@ -116,7 +116,7 @@ func tarGz(t *testing.T, entries ...entry) []byte {
 	return buf.Bytes()
 }
 
-func zipOf(t *testing.T, entries ...entry) []byte {
+func zipOf(t testing.TB, entries ...entry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
@@ -292,6 +292,7 @@ func TestArchiveEntriesThatEscapeAreRefused(t *testing.T) {
 		"/relink.tar.gz":  tarGz(t, entry{name: "up", link: "../../../../../../.."}, entry{name: "up/evil", body: "evil"}),
 		"/viadir.tar.gz":  tarGz(t, entry{name: "d/here", link: ".."}, entry{name: "d/here/x", link: "../sibling"}),
 		"/hard.tar.gz":    tarGz(t, entry{name: "pw", link: "../../../../../etc/passwd", hard: true}),
+		"/hardsym.tar.gz": tarGz(t, entry{name: "a/b/l", link: "../../f"}, entry{name: "l", link: "a/b/l", hard: true}),
 		"/dotdot.zip":     zipOf(t, entry{name: "../../evil", body: "evil"}),
 		"/link.zip":       zipOf(t, entry{name: "l", link: "/etc"}),
 	}

@@ -17,6 +17,8 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/agora-cluster/agora/cluster/httplimit"
 )
 
 // snapshot returns the Mesos-named metrics; it runs on the loop.
@@ -113,6 +115,11 @@ func (m *Master) snapshot() map[string]float64 {
 	// Not Mesos metrics: calls that panicked (the master stops after
 	// one; see step), and the registry's batched writes.
 	s["master/call_panics"] = float64(c.callPanics)
+	// Not Mesos metrics: the HTTP server's connections and those refused
+	// past --http_max_connections.
+	hs := httplimit.StatsOf("master")
+	s["master/http_connections"] = float64(hs.Open)
+	s["master/http_connections_refused"] = float64(hs.Refused)
 	s["master/registry_changes_pending"] = float64(c.registryPending)
 	if m.registrar != nil {
 		batches, changes, failed := m.registrar.Stats()

@@ -25,6 +25,7 @@ import (
 
 	"github.com/agora-cluster/agora/cassandra/framework"
 	"github.com/agora-cluster/agora/cassandra/plan"
+	"github.com/agora-cluster/agora/cluster/httplimit"
 	"github.com/agora-cluster/agora/dist"
 )
 
@@ -253,7 +254,7 @@ func cassandraScheduler(ctx context.Context, args []string, stdout, stderr io.Wr
 // guard and over its TLS; `agora dev` serves it the same way.
 func serveCassandraAPI(h http.Handler, ln net.Listener, sec serviceSecurity) *http.Server {
 	srv := &http.Server{Handler: sec.handler(h), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(sec.listener(ln))
+	go httplimit.Serve(srv, sec.listener(ln), httplimit.Config{Name: "cassandra"})
 	return srv
 }
 

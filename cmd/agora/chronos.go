@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/auth"
+	"github.com/agora-cluster/agora/cluster/httplimit"
 	"github.com/agora-cluster/agora/frameworks/chronos"
 )
 
@@ -145,7 +146,7 @@ func serveChronos(ctx context.Context, cfg chronos.Config, ln net.Listener, sec 
 	}
 	srv := &http.Server{Handler: sec.handler(fw.Handler()), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(sec.listener(ln)) }()
+	go func() { served <- httplimit.Serve(srv, sec.listener(ln), httplimit.Config{Name: "chronos"}) }()
 	runErr := fw.Run(ctx)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

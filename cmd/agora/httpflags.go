@@ -8,6 +8,7 @@ import (
 
 	"github.com/agora-cluster/agora/cluster/api"
 	"github.com/agora-cluster/agora/cluster/auth"
+	"github.com/agora-cluster/agora/cluster/httplimit"
 	"github.com/agora-cluster/agora/cluster/tlsconf"
 )
 
@@ -25,6 +26,9 @@ type httpFlags struct {
 	// server's port; serverTLS is what options made of it (nil: plain).
 	tls       tlsconf.Flags
 	serverTLS *tls.Config
+	// limits are --http_max_connections and the other bounds of what a
+	// client can hold of the server (httplimit).
+	limits httplimit.Config
 }
 
 func (f *httpFlags) register(fs *flag.FlagSet) {
@@ -35,6 +39,11 @@ func (f *httpFlags) register(fs *flag.FlagSet) {
 		"a secret may be \"sha256:HEX\" or a bcrypt hash, or come from \"secret_file\". Needed by the --authenticate_* flags")
 	fs.BoolVar(&f.readonly, "authenticate_http_readonly", false, "require HTTP Basic credentials for the endpoints that read (/state, /metrics/snapshot, /files/..., the web UI); /health and /version stay open")
 	f.tls.Register(fs)
+	fs.IntVar(&f.limits.MaxConnections, "http_max_connections", 0, "connections the HTTP server keeps open at once; past it a new one gets 503 with Retry-After\n"+
+		"(0: the open-file limit less 1024; -1: no limit). An HTTP/2 connection counts once, whatever it carries")
+	fs.DurationVar(&f.limits.ReadHeaderTimeout, "http_read_header_timeout", httplimit.DefaultReadHeaderTimeout, "time a client has to send a request's headers (slowloris); streams are not cut by it")
+	fs.DurationVar(&f.limits.IdleTimeout, "http_idle_timeout", httplimit.DefaultIdleTimeout, "time a kept-alive connection may stay idle between requests")
+	fs.IntVar(&f.limits.MaxHeaderBytes, "http_max_header_bytes", httplimit.DefaultMaxHeaderBytes, "size bound of a request's headers; larger ones get 431")
 	fs.BoolVar(&f.readwrite, "authenticate_http_readwrite", false, "require HTTP Basic credentials for the operator API (/api/v1) and the endpoints that change something (/reserve, /quota, /weights, /maintenance/schedule, /teardown...)")
 }
 
@@ -51,6 +60,9 @@ func (f *httpFlags) registerAgent(fs *flag.FlagSet) {
 }
 
 func (f *httpFlags) options() (api.HTTPOptions, error) {
+	if err := f.setLimits(); err != nil {
+		return api.HTTPOptions{}, err
+	}
 	origins, err := api.ParseOrigins(f.corsOrigins)
 	if err != nil {
 		return api.HTTPOptions{}, fmt.Errorf("--cors_allowed_origins: %w", err)
@@ -99,4 +111,22 @@ func loadCredential(path string) (auth.Credential, error) {
 		return auth.Credential{}, fmt.Errorf("--credential: %w", err)
 	}
 	return c, nil
+}
+
+// setLimits checks the --http_* bounds and makes them the process's
+// (httplimit.Set), for every server it starts.
+func (f *httpFlags) setLimits() error {
+	l := f.limits
+	switch {
+	case l.MaxConnections < -1:
+		return fmt.Errorf("--http_max_connections=%d: give a positive number, 0 for the default or -1 for no limit", l.MaxConnections)
+	case l.ReadHeaderTimeout <= 0:
+		return fmt.Errorf("--http_read_header_timeout=%v: must be positive", l.ReadHeaderTimeout)
+	case l.IdleTimeout <= 0:
+		return fmt.Errorf("--http_idle_timeout=%v: must be positive", l.IdleTimeout)
+	case l.MaxHeaderBytes < 1024:
+		return fmt.Errorf("--http_max_header_bytes=%d: must be at least 1024", l.MaxHeaderBytes)
+	}
+	httplimit.Set(l)
+	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/agentsim"
+	"github.com/agora-cluster/agora/cluster/httplimit"
 	"github.com/agora-cluster/agora/frameworks/marathon"
 )
 
@@ -170,7 +171,7 @@ func serveMarathon(ctx context.Context, cfg marathon.Config, ln net.Listener, se
 	}
 	srv := &http.Server{Handler: sec.handler(fw.Handler()), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(sec.listener(ln)) }()
+	go func() { served <- httplimit.Serve(srv, sec.listener(ln), httplimit.Config{Name: "marathon"}) }()
 	runErr := fw.Run(ctx)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

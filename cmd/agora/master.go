@@ -280,7 +280,7 @@ func serveMaster(ctx context.Context, m *master.Master, ln net.Listener, ui http
 	runDone := make(chan error, 1)
 	go func() { runDone <- m.Run(runCtx) }()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- master.Serve(srv, ln) }() // bounded connections (--http_max_connections)
 	var err error
 	select {
 	case <-ctx.Done():

@@ -126,7 +126,7 @@ func (h *haMaster) serve(ctx context.Context, ln net.Listener) error {
 	srv := master.NewServer(h)
 	srv.Protocols.SetHTTP2(true) // over TLS (ALPN h2) when listen wrapped ln in it
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- master.Serve(srv, ln) }()
 	h.log.Info("standing for election", "zk", h.url.String(), "quorum", h.quorum, "id", h.info.GetID())
 
 	err := h.alternate(ctx, serveErr)

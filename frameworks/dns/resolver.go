@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/agora-cluster/agora/cluster/httplimit"
 )
 
 // Resolver follows the master and answers DNS and HTTP queries from the
@@ -184,7 +186,7 @@ func (r *Resolver) Run(ctx context.Context, ls Listeners) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := hs.Serve(ls.HTTP); !errors.Is(err, http.ErrServerClosed) {
+			if err := httplimit.Serve(hs, ls.HTTP, httplimit.Config{Name: "dns"}); !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
 			}
 		}()

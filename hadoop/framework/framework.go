@@ -36,6 +36,7 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
+	"github.com/agora-cluster/agora/cluster/httplimit"
 	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/frameworks/binstage"
 	"github.com/agora-cluster/agora/frameworks/scheduler"
@@ -256,7 +257,7 @@ func (f *Framework) Run(ctx context.Context) error {
 		h = f.cfg.WrapHTTP(h)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(tlsconf.Listener(f.cfg.Listener, f.cfg.TLS, f.cfg.TLSDowngrade))
+	go httplimit.Serve(srv, tlsconf.Listener(f.cfg.Listener, f.cfg.TLS, f.cfg.TLSDowngrade), httplimit.Config{Name: "hadoop"})
 	defer srv.Close()
 	driverErr := make(chan error, 1)
 	go func() { driverErr <- d.Run(ctx) }()

@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -231,7 +232,7 @@ func absPath(p, cwd string) string {
 // loadXML reads a Hadoop configuration file (<configuration><property>
 // <name/><value/></property>...) into c.
 func loadXML(c conf.Conf, path string) error {
-	b, err := os.ReadFile(path)
+	b, err := readConfFile(path)
 	if err != nil {
 		return fmt.Errorf("%w: -conf: %v", ErrUsage, err)
 	}
@@ -250,4 +251,35 @@ func loadXML(c conf.Conf, path string) error {
 		}
 	}
 	return nil
+}
+
+// maxConfFile bounds a -conf file: Hadoop's own configuration files are
+// tens of kilobytes.
+const maxConfFile = 16 << 20
+
+// readConfFile reads a -conf file. A submission sent to the framework is
+// parsed there, so the path is the submitter's word: only a regular file
+// is read (not /dev/zero, a fifo or a terminal, which would never end),
+// and at most maxConfFile bytes of it.
+func readConfFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxConfFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxConfFile {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxConfFile)
+	}
+	return b, nil
 }
