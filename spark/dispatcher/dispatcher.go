@@ -32,6 +32,7 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/frameworks/scheduler"
 )
 
@@ -75,6 +76,12 @@ type Config struct {
 	// Principal and Secret are the framework's credentials, for a master
 	// with --authenticate_frameworks (also its FrameworkInfo.principal).
 	Principal, Secret string
+	// DriverTokens, if set, signs each driver's token (tokens.go), valid
+	// for DriverTokenTTL (default DefaultDriverTokenTTL); DriverEnv is
+	// more environment for every driver (EnvCAFile, say).
+	DriverTokens   *auth.TokenSigner
+	DriverTokenTTL time.Duration
+	DriverEnv      map[string]string
 	// WrapHTTP, if set, wraps the REST server's handler: the service
 	// guard that asks callers for credentials (--credentials,
 	// --http_credentials). A Listener that speaks TLS serves it over TLS.

@@ -7,20 +7,15 @@ import (
 	"strings"
 
 	"github.com/agora-cluster/agora/cluster/auth"
+	"github.com/agora-cluster/agora/spark/dispatcher"
 )
 
 // TokenAudience is the audience of the tokens drivers present to the
-// API (auth.TokenSigner.SignSubject): a token made for another API does
-// not verify here.
-const TokenAudience = "spark-applications"
-
-// EnvToken and EnvCAFile are the variables a driver's cluster manager
-// (spark/jvm) reads: the token it sends as "Authorization: Bearer", and
-// the PEM file of the CA that signed the API's certificate (set: it calls
-// the API over HTTPS, trusting that CA).
+// API, EnvToken the variable that carries a driver's token
+// (spark/dispatcher gives them).
 const (
-	EnvToken  = "AGORA_SPARK_TOKEN"
-	EnvCAFile = "AGORA_SPARK_CA_FILE"
+	TokenAudience = dispatcher.TokenAudience
+	EnvToken      = dispatcher.EnvToken
 )
 
 // Auth asks every call of the API for a driver's token or an operator's
