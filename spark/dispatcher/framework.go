@@ -393,15 +393,14 @@ func (d *Dispatcher) buildTask(dr *Driver, agent mesos.AgentID, rs []mesos.Resou
 			env[name] = v
 		}
 	}
-	tok, err := d.driverToken(dr) // tokens.go
+	secEnv, secURIs, err := d.driverSecurity(dr) // tokens.go
 	if err != nil {
 		return mesos.TaskInfo{}, err
 	}
-	for _, extra := range []map[string]string{d.cfg.DriverEnv, tok} {
-		for k, v := range extra {
-			env[k] = v
-		}
+	for k, v := range secEnv {
+		env[k] = v
 	}
+	uris = append(uris, secURIs...)
 	fwid := d.fw.FrameworkID + "-" + dr.TaskID
 	env["SPARK_SUBMIT_OPTS"] = strings.TrimSpace(env["SPARK_SUBMIT_OPTS"] + " -Dspark.mesos.driver.frameworkId=" + fwid)
 	if j := os.Getenv("JAVA_HOME"); j != "" && env["JAVA_HOME"] == "" {

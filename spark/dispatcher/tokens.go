@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
 	"github.com/agora-cluster/agora/cluster/auth"
 )
 
@@ -86,19 +88,41 @@ func (d *Dispatcher) DriverActive(id string) bool {
 	return ok && dr.State == StateRunning
 }
 
-// driverToken is the environment that carries dr's token, if drivers get
-// tokens.
-func (d *Dispatcher) driverToken(dr *Driver) (map[string]string, error) {
-	if d.cfg.DriverTokens == nil || !d.executors() {
-		return nil, nil
+// driverCAFile is the name of the fetched CA file in a driver's sandbox.
+const driverCAFile = ".agora-spark-ca.pem"
+
+// driverSecurity is what a driver that runs with the executors'
+// scheduler needs to call it: the environment that carries its token and
+// names the CA's file, and the URI that fetches that file.
+func (d *Dispatcher) driverSecurity(dr *Driver) (map[string]string, []mesos.CommandInfo_URI, error) {
+	if !d.executors() {
+		return nil, nil, nil
+	}
+	env := map[string]string{}
+	var uris []mesos.CommandInfo_URI
+	if ca := d.cfg.DriverCAFile; ca != "" {
+		out, no := driverCAFile, false
+		uris = append(uris, mesos.CommandInfo_URI{Value: ca, OutputFile: &out, Extract: &no, Cache: &no})
+		env[EnvCAFile] = driverCAFile // relative: the backend reads it in its sandbox
+	}
+	tok, err := d.driverToken(dr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tok != "" {
+		env[EnvToken] = tok
+	}
+	return env, uris, nil
+}
+
+// driverToken is dr's token, "" if drivers get none.
+func (d *Dispatcher) driverToken(dr *Driver) (string, error) {
+	if d.cfg.DriverTokens == nil {
+		return "", nil
 	}
 	ttl := d.cfg.DriverTokenTTL
 	if ttl <= 0 {
 		ttl = DefaultDriverTokenTTL
 	}
-	tok, err := d.cfg.DriverTokens.SignSubject(TokenAudience, dr.ID, d.cfg.Now().Add(ttl))
-	if err != nil {
-		return nil, err
-	}
-	return map[string]string{EnvToken: tok}, nil
+	return d.cfg.DriverTokens.SignSubject(TokenAudience, dr.ID, d.cfg.Now().Add(ttl))
 }

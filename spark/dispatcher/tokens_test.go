@@ -10,7 +10,7 @@ import (
 )
 
 // A secured dispatcher's driver gets a token naming its submission (and
-// the extra environment), only when it runs with the executors'
+// the CA, fetched into its sandbox), only when it runs with the executors'
 // scheduler; the key lives in the work directory, 0600, and is the same
 // after a restart, so the token still verifies.
 func TestDriverToken(t *testing.T) {
@@ -23,13 +23,14 @@ func TestDriverToken(t *testing.T) {
 		t.Fatalf("key file: %v %v; want mode 0600", st, err)
 	}
 	d := testDispatcher(t, t.TempDir())
-	d.cfg.DriverTokens, d.cfg.DriverEnv = signer, map[string]string{EnvCAFile: "/etc/agora/ca.pem"}
+	d.cfg.DriverTokens, d.cfg.DriverCAFile = signer, "/etc/agora/ca.pem"
 	req, _, err := ParseCreate([]byte(createJSON))
 	if err != nil {
 		t.Fatal(err)
 	}
 	dr, _ := d.newDriver(req)
 	dr.TaskID = dr.ID
+	var uris []mesos.CommandInfo_URI
 	envOf := func() map[string]string {
 		task, err := d.buildTask(dr, mesos.AgentID{Value: "a1"}, nil)
 		if err != nil {
@@ -39,15 +40,16 @@ func TestDriverToken(t *testing.T) {
 		for _, v := range task.Command.Environment.Variables {
 			env[v.Name] = v.GetValue()
 		}
+		uris = task.Command.URIs
 		return env
 	}
-	if env := envOf(); env[EnvToken] != "" {
-		t.Errorf("a driver in local[N] got a token: %v", env)
+	if env := envOf(); env[EnvToken] != "" || env[EnvCAFile] != "" || len(uris) != 1 {
+		t.Errorf("a driver in local[N] got a token or the CA: %v %v", env, uris)
 	}
 	d.cfg.ExecutorMaster, d.cfg.ClusterManagerJar = "mesos://10.0.0.1:7077", "/cache/agora-spark.jar"
 	env := envOf()
-	if env[EnvCAFile] != "/etc/agora/ca.pem" {
-		t.Errorf("%s = %q; want the CA file", EnvCAFile, env[EnvCAFile])
+	if env[EnvCAFile] != driverCAFile || len(uris) != 2 || uris[1].Value != "/etc/agora/ca.pem" || uris[1].GetOutputFile() != driverCAFile {
+		t.Errorf("%s = %q, URIs %v; want the CA file fetched into the sandbox as %s", EnvCAFile, env[EnvCAFile], uris, driverCAFile)
 	}
 	again, err := LoadTokenSigner(work)
 	if err != nil {
