@@ -56,12 +56,14 @@ func TestPersistentVolumeBelongsToItsTasksUser(t *testing.T) {
 		t.Errorf("the volume's earlier file %s changed: %v %v", seed, st.Mode(), err)
 	}
 
-	// Framework B's task, as user b, cannot list or read it.
-	run(fm, userTask("fw-b", userB, "b", "if ls "+vol+" >/dev/null 2>&1 || cat "+seed+" >/dev/null 2>&1; then echo read; else echo refused; fi"))
+	// Framework B's task, as user b, reaches the role's directory (so the
+	// refusal is the volume's own mode) but cannot list the volume or read it.
+	run(fm, userTask("fw-b", userB, "b", "ls "+filepath.Dir(vol)+" >/dev/null 2>&1 && echo reached; "+
+		"if ls "+vol+" >/dev/null 2>&1 || cat "+seed+" >/dev/null 2>&1; then echo read; else echo refused; fi"))
 	ups := fm.expectStates(t, "b", mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_FINISHED)
 	cid := ups[1].Status.GetContainerStatus().GetContainerID().GetValue()
 	out := readFile(t, filepath.Join(ta.WorkDir(), "slaves", ta.ID(), "frameworks", "fw-b", "executors", "b", "runs", cid, "stdout"))
-	if !strings.Contains(out, "refused") {
+	if !strings.Contains(out, "reached") || !strings.Contains(out, "refused") {
 		t.Errorf("user b's task reached user a's volume: %q", out)
 	}
 }
