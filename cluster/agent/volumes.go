@@ -103,6 +103,9 @@ func (a *Agent) linkVolumes(t *task) error {
 		if err := os.MkdirAll(v.dir, 0o755); err != nil {
 			return fmt.Errorf("persistent volume %s: %w", v.id, err)
 		}
+		if err := a.closeVolume(t, v); err != nil {
+			return err
+		}
 		if err := os.MkdirAll(filepath.Dir(v.link), 0o755); err != nil {
 			return fmt.Errorf("persistent volume %s: %w", v.id, err)
 		}
@@ -115,6 +118,22 @@ func (a *Agent) linkVolumes(t *task) error {
 			// writable, and says so.
 			a.log.Warn("read-only persistent volume is writable without mount isolation", "volume", v.id)
 		}
+	}
+	return nil
+}
+
+// closeVolume hands a volume's directory to the user the task runs as
+// under --switch_user, mode 0750, as its sandbox (closeSandbox): other
+// users on the host cannot list another framework's volume. Only the
+// directory itself changes: what the volume holds keeps its owners and
+// modes, so data written by earlier tasks stays as it was. A Docker
+// task's volume keeps its modes, as its sandbox does.
+func (a *Agent) closeVolume(t *task, v taskVolume) error {
+	if isDockerTask(&t.info) {
+		return nil
+	}
+	if err := closeSandbox(v.dir, a.taskUser(t)); err != nil { // sandbox_owner.go
+		return fmt.Errorf("persistent volume %s: %w", v.id, err)
 	}
 	return nil
 }

@@ -145,3 +145,12 @@ func (g *ServiceGuard) Counts() (successes, failures uint64) {
 	}
 	return g.successes.Load(), g.failures.Load()
 }
+
+// Credentials are the principals the guard accepts (nil for a nil
+// guard), for an API beside it that checks Basic credentials itself.
+func (g *ServiceGuard) Credentials() *Credentials {
+	if g == nil {
+		return nil
+	}
+	return g.creds
+}

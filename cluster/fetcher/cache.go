@@ -46,8 +46,17 @@ func cacheKey(user, uri string) string {
 	return hex.EncodeToString(h[:])
 }
 
+// cacheDirMode is the cache directory's mode: the agent's alone.
+const cacheDirMode = 0o700
+
 func newCache(dir string, capacity int64) (*cache, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// The cache holds every framework's downloads, named by user and URI:
+	// only the agent (root, which copies them into sandboxes) may list or
+	// read them. An older agent's cache directory was 0755: close it too.
+	if err := os.MkdirAll(dir, cacheDirMode); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(dir, cacheDirMode); err != nil {
 		return nil, err
 	}
 	// Remove only what a cache left: files named by a key, and partial

@@ -21,9 +21,9 @@ func init() {
 	register(command{name: "spark", summary: "Spark on agora: spark dispatcher|standalone|cluster-manager|pyspark|submit|drivers|status|kill|logs", run: runSpark})
 }
 
-// sparkOpenPaths are the dispatcher's paths served without credentials
-// when it asks for them: the executors' scheduler API, which the drivers'
-// cluster manager (spark/jvm) calls without any.
+// sparkOpenPaths are the dispatcher's paths the service guard lets
+// through: the executors' scheduler API, which checks drivers' tokens and
+// the operators' credentials itself (framework.Auth).
 var sparkOpenPaths = []string{"/v1/applications", "/v1/applications/"}
 
 // sparkCommands are the subcommands of `agora spark`.
@@ -79,11 +79,11 @@ func runSparkDispatcher(args []string) int {
 			"The applications' executors are agora tasks too, launched by the Spark scheduler served\n"+
 			"on the same port (see --executors). Restarted on the same --work_dir, it keeps its queue and takes its\n"+
 			"running drivers back.\n\n"+
-			"With --credentials or --http_credentials every request but /ping and the executors' scheduler\n"+
-			"(/v1/applications, which drivers call without credentials) needs HTTP Basic credentials, which\n"+
-			"spark-submit cannot send: submit with `agora spark submit --principal NAME --secret_file FILE`.\n"+
-			"With --ssl_cert_file it serves TLS; drivers reach the executors' scheduler over plain HTTP, so\n"+
-			"also give --ssl_support_downgrade while --executors is on.\n\nExample:\n  agora spark dispatcher --master=10.0.0.1:5050 --port 7077\n\nFlags:\n")
+			"With --credentials or --http_credentials every request but /ping needs HTTP Basic credentials,\n"+
+			"which spark-submit cannot send: submit with `agora spark submit --principal NAME --secret_file FILE`.\n"+
+			"The executors' scheduler (/v1/applications) then takes the token each driver launched here is\n"+
+			"given for its own applications (or those credentials for any). With --ssl_cert_file it serves\n"+
+			"TLS; drivers verify it with --ssl_ca_file, a path that must hold the CA on the agents.\n\nExample:\n  agora spark dispatcher --master=10.0.0.1:5050 --port 7077\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if code, done := parseFlags(fs, args); done {
@@ -130,8 +130,17 @@ func runSparkDispatcher(args []string) int {
 	}
 	cfg.Listener = sec.listener(ln)
 	var ex *sparkExecutors
+	appAuth, disp, err := sparkDriverAuth(&cfg, sec, httpSec.tls.CAFile, *workDir)
+	if err != nil {
+		ln.Close()
+		fmt.Fprintln(os.Stderr, "agora spark dispatcher:", err)
+		return 1
+	}
 	if *executors {
-		ex = startSparkExecutors(ctx, &cfg, advertiseAddr(*host, ln), logger)
+		if sec.tls != nil && !sec.downgrade && httpSec.tls.CAFile == "" {
+			logger.Warn("drivers verify the dispatcher's certificate with --ssl_ca_file, which is not given: their applications cannot reach the executors' scheduler")
+		}
+		ex = startSparkExecutors(ctx, &cfg, advertiseAddr(*host, ln), appAuth, logger)
 	}
 	defer ex.wait()
 	d, err := dispatcher.New(cfg)
@@ -141,6 +150,7 @@ func runSparkDispatcher(args []string) int {
 		fmt.Fprintln(os.Stderr, "agora spark dispatcher:", err)
 		return 2
 	}
+	disp.Store(d)
 	if sec.guard != nil || sec.tls != nil {
 		fmt.Fprintf(os.Stderr, "agora spark dispatcher: the REST server%s: submit with agora spark submit --dispatcher %s://%s --principal NAME --secret_file FILE\n", sec.describe(), sec.scheme(), d.Addr())
 	} else {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/auth"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/frameworks/sandbox"
 	"github.com/agora-cluster/agora/frameworks/state"
 	sparkclient "github.com/agora-cluster/agora/spark/client"
@@ -200,12 +203,19 @@ func sparkLogs(args []string, stdout, stderr io.Writer) int {
 	if d.TaskID == "" || d.AgentID == "" {
 		return sparkFailure(stderr, "logs", fmt.Errorf("%s is %s and has not been launched yet", id, d.State))
 	}
-	sc := state.Client{}
+	sc, err := sparkStateClient(api)
+	if err != nil {
+		return sparkFailure(stderr, "logs", err)
+	}
 	agent, err := sc.Agent(ctx, *master, d.AgentID)
 	if err != nil {
 		return sparkFailure(stderr, "logs", fmt.Errorf("%s: the agent of task %s: %w", id, d.TaskID, err))
 	}
-	dir, err := sandbox.Locate(ctx, sc, agent.Endpoint(), d.FrameworkID, d.TaskID, 5*time.Second)
+	endpoint := agent.Endpoint()
+	if sc.HTTPS && !strings.Contains(endpoint, "://") {
+		endpoint = "https://" + endpoint // a cluster on HTTPS: its agents speak it too
+	}
+	dir, err := sandbox.Locate(ctx, sc, endpoint, d.FrameworkID, d.TaskID, 5*time.Second)
 	if err != nil {
 		return sparkFailure(stderr, "logs", sparkError(api, err))
 	}
@@ -213,9 +223,35 @@ func sparkLogs(args []string, stdout, stderr io.Writer) int {
 	if *errFile {
 		file = "stderr"
 	}
-	f := &sandbox.Follower{Agent: agent.Endpoint(), Path: dir + "/" + file, W: stdout}
+	f := &sandbox.Follower{Agent: endpoint, Path: dir + "/" + file, W: stdout, HTTP: sc.HTTP}
 	if _, err := f.Poll(ctx); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
 		return sparkFailure(stderr, "logs", sparkError(api, err))
 	}
 	return 0
+}
+
+// sparkStateClient reads the master and the driver's agent with the
+// credentials and CA the command presents to the dispatcher: a secured
+// dispatcher runs beside a secured cluster (agora dev --secure gives
+// both the same principals and certificate). The CA is --ca_file, else
+// AGORA_CA_FILE, as the master's client commands take it; with one the
+// master and the agents are called over HTTPS.
+func sparkStateClient(api serviceAPI) (state.Client, error) {
+	cred, err := api.opts.credential()
+	if err != nil && (api.given("principal") || api.given("secret_file")) {
+		return state.Client{}, err
+	} else if err != nil {
+		cred = auth.Credential{} // half of it in the environment: the dispatcher's call said so
+	}
+	caFile, flag := api.opts.caFile, "--ca_file"
+	if caFile == "" {
+		caFile, flag = os.Getenv("AGORA_CA_FILE"), "AGORA_CA_FILE"
+	}
+	var cfg *tls.Config
+	if caFile != "" {
+		if cfg, err = tlsconf.ClientConfig(caFile); err != nil {
+			return state.Client{}, fmt.Errorf("%s: %w", flag, err)
+		}
+	}
+	return stateClient(cred, cfg, auth.LeaderRedirect), nil
 }

@@ -73,13 +73,16 @@ func (d *devSpark) start(ctx context.Context, masterAddr, ip, workDir string, cr
 		}
 	}
 	// Secured as the other services are (the master's credentials and
-	// certificate under --secure); plain HTTP is still taken on its port,
-	// for the drivers' calls to the executors' scheduler (sparkOpenPaths).
+	// certificate under --secure); the drivers call the executors'
+	// scheduler with their tokens over TLS, verifying it with the
+	// cluster's CA (sparkDriverAuth).
 	sec, err := svc.security("spark", sparkOpenPaths...)
 	if err != nil {
 		return "", nil, fmt.Errorf("spark dispatcher: %w", err)
 	}
-	sec.downgrade = true
+	// Without the CA's file drivers cannot verify the certificate: they
+	// call over plain HTTP, taken on the TLS port.
+	sec.downgrade = sec.tls != nil && svc.caFile == ""
 	addr := net.JoinHostPort(ip, strconv.Itoa(port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil && d.port == devSparkAuto {
@@ -99,12 +102,18 @@ func (d *devSpark) start(ctx context.Context, masterAddr, ip, workDir string, cr
 		WebUI: sec.scheme() + "://" + advertiseAddr(ip, ln),
 	}
 	// The executors' scheduler beside it, on the same port.
-	ex := startSparkExecutors(ctx, &cfg, addr, logger)
+	appAuth, dp, err := sparkDriverAuth(&cfg, sec, svc.caFile, cfg.WorkDir)
+	if err != nil {
+		ln.Close()
+		return "", nil, fmt.Errorf("spark dispatcher: %w", err)
+	}
+	ex := startSparkExecutors(ctx, &cfg, addr, appAuth, logger)
 	disp, err := dispatcher.New(cfg)
 	if err != nil {
 		ln.Close()
 		return "", nil, err
 	}
+	dp.Store(disp)
 	go func() {
 		defer close(done)
 		if err := disp.Run(ctx); err != nil {

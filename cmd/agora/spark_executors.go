@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/agora-cluster/agora/spark/dispatcher"
@@ -28,7 +29,7 @@ type sparkExecutors struct {
 // and gives drivers its master URL (advertise: how agents reach the
 // dispatcher's port). If the jar cannot be built, it says so and returns
 // nil: the drivers' applications then run in local[N].
-func startSparkExecutors(ctx context.Context, cfg *dispatcher.Config, advertise string, logger *slog.Logger) *sparkExecutors {
+func startSparkExecutors(ctx context.Context, cfg *dispatcher.Config, advertise string, appAuth *framework.Auth, logger *slog.Logger) *sparkExecutors {
 	bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	jar, err := jvm.Jar(bctx, "", "")
 	cancel()
@@ -38,7 +39,8 @@ func startSparkExecutors(ctx context.Context, cfg *dispatcher.Config, advertise 
 	}
 	s, err := framework.New(framework.Config{Masters: cfg.Masters, SparkHome: cfg.SparkHome,
 		Roles: []string{cfg.Role}, User: cfg.User, Logger: logger.With("framework", "spark-executors"),
-		Principal: cfg.Principal, Secret: cfg.Secret}) // the dispatcher's credentials
+		Principal: cfg.Principal, Secret: cfg.Secret, // the dispatcher's credentials
+		Auth: appAuth})
 	if err != nil {
 		logger.Warn("no executors as agora tasks: applications run in local[N] inside their drivers", "err", err)
 		return nil
@@ -53,6 +55,33 @@ func startSparkExecutors(ctx context.Context, cfg *dispatcher.Config, advertise 
 		}
 	}()
 	return e
+}
+
+// sparkDriverAuth secures the executors' scheduler API of a dispatcher
+// whose REST server asks for credentials (sec's guard): each driver gets
+// a token of its submission (the key in workDir) and, when the port
+// speaks TLS, caFile to verify it with (dispatcher.Config.DriverCAFile); the API
+// then takes a running driver's token for its own applications, or the
+// guard's Basic credentials for all. The dispatcher is set into the
+// returned pointer once made: until then no driver is running. Without
+// a guard the API stays open (nil), as the REST server is.
+func sparkDriverAuth(cfg *dispatcher.Config, sec serviceSecurity, caFile, workDir string) (*framework.Auth, *atomic.Pointer[dispatcher.Dispatcher], error) {
+	var disp atomic.Pointer[dispatcher.Dispatcher]
+	if sec.tls != nil {
+		cfg.DriverCAFile = caFile
+	}
+	if sec.guard == nil {
+		return nil, &disp, nil
+	}
+	signer, err := dispatcher.LoadTokenSigner(workDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.DriverTokens = signer
+	return &framework.Auth{Tokens: signer, Credentials: sec.guard.Credentials(), Active: func(id string) bool {
+		d := disp.Load()
+		return d != nil && d.DriverActive(id)
+	}}, &disp, nil
 }
 
 // wait waits, bounded, for the scheduler to tear its framework down.

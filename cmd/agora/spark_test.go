@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -34,6 +35,7 @@ var (
 	sparkStatusCmd  = func(a []string, o, e *bytes.Buffer) int { return sparkStatus(a, o, e) }
 	sparkKillCmd    = func(a []string, o, e *bytes.Buffer) int { return sparkKill(a, o, e) }
 	sparkLogsCmd    = func(a []string, o, e *bytes.Buffer) int { return sparkLogs(a, o, e) }
+	sparkSubmitCmd  = func(a []string, o, e *bytes.Buffer) int { return sparkSubmit(a, o, e) }
 )
 
 // Missing arguments are usage errors (2); a dispatcher that is not there
@@ -226,17 +228,6 @@ func devRunsSparkDispatcher(t *testing.T, secure bool) {
 			t.Fatalf("no Spark Cluster and Spark Executors frameworks subscribed with the dev master: %+v, %v", s, err)
 		}
 	}
-	// The executors' scheduler answers on the dispatcher's port.
-	resp, err := http.Get("http://" + addr + "/v1/applications")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var apps []json.RawMessage
-	err = json.NewDecoder(resp.Body).Decode(&apps)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK || len(apps) != 0 {
-		t.Errorf("GET /v1/applications on the dispatcher's port: %s %v %s; want 200 []", resp.Status, err, apps)
-	}
 	code, out, errOut := runSparkCmd(sparkDriversCmd, append([]string{"--dispatcher", dispatcher}, cliCred...)...)
 	if code != 0 || !strings.HasPrefix(out, "SUBMISSION") {
 		t.Errorf("drivers against the dev dispatcher: exit %d\n%s%s", code, out, errOut)
@@ -272,18 +263,78 @@ func devRunsSparkDispatcher(t *testing.T, secure bool) {
 		}
 	}
 	if !secure {
-		return
-	}
-	// Spark's own clients send no credentials: refused, over TLS or not.
-	for _, base := range []string{"http://" + addr, "https://" + addr} {
-		resp, err := tlsClient(t, caFile).Get(base + "/v1/submissions/status/driver-x")
+		// The executors' scheduler answers on the dispatcher's port.
+		resp, err := http.Get("http://" + addr + "/v1/applications")
 		if err != nil {
 			t.Fatal(err)
 		}
+		var apps []json.RawMessage
+		err = json.NewDecoder(resp.Body).Decode(&apps)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || len(apps) != 0 {
+			t.Errorf("GET /v1/applications on the dispatcher's port: %s %v %s; want 200 []", resp.Status, err, apps)
+		}
+		return
+	}
+	// Spark's own clients send no credentials: refused. The executors'
+	// scheduler wants a driver's token (or the operator's credentials),
+	// and the port speaks TLS only: drivers verify it with the CA.
+	for _, path := range []string{"/v1/submissions/status/driver-x", "/v1/applications"} {
+		resp, err := tlsClient(t, caFile).Get("https://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("GET %s/v1/submissions/status/driver-x without credentials: %s, want 401", base, resp.Status)
+			t.Errorf("GET https://%s%s without credentials: %s %s, want 401", addr, path, resp.Status, b)
 		}
+	}
+	if resp, err := http.Get("http://" + addr + "/v1/applications"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Errorf("GET http://%s/v1/applications over plain HTTP: %s; want no answer over plain HTTP", addr, resp.Status)
+		}
+	}
+
+	// A real driver on the secured cluster: its cluster manager registers
+	// with the token it was given, over TLS, and gets its executor.
+	jar := sparktest.PiJar(t, sparktest.Home(t))
+	code, out, errOut = runSparkCmd(sparkSubmitCmd, append(append([]string{"--dispatcher", dispatcher}, cliCred...),
+		"--class", sparktest.PiClass, "--name", "secure-pi", "--driver-cores", "1", "--driver-memory", "512m",
+		"--conf", "spark.ui.enabled=false", "--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=512m",
+		"--conf", "spark.cores.max=1", "--conf", "spark.mesos.driverEnv.SPARK_LOCAL_IP=127.0.0.1",
+		"file:"+jar, "4")...)
+	id := strings.TrimSpace(out)
+	if code != 0 || !strings.HasPrefix(id, "driver-") {
+		t.Fatalf("agora spark submit on the secured dev cluster: exit %d, %q %q", code, out, errOut)
+	}
+	for deadline := time.Now().Add(4 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		st, err := cl.Status(context.Background(), id)
+		if err == nil && sparkclient.Terminal(st.DriverState) {
+			if st.DriverState != sparkclient.StateFinished {
+				_, log, _ := runSparkCmd(sparkLogsCmd, append([]string{id, "--stderr", "--dispatcher", dispatcher, "--master", master}, cliCred...)...)
+				t.Fatalf("driver %s ended %s: %s\n%s", id, st.DriverState, st.Message, lastLines(log, 40))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("driver %s did not finish within 4 minutes: %+v %v", id, st, err)
+		}
+	}
+	var apps []struct {
+		Submission string            `json:"submission"`
+		Executors  []json.RawMessage `json:"executors"`
+	}
+	if err := stateClient.Get(context.Background(), "https://"+addr, "/v1/applications", &apps); err != nil ||
+		len(apps) != 1 || apps[0].Submission != id || len(apps[0].Executors) != 1 {
+		t.Errorf("the operator's /v1/applications after the driver: %+v, %v; want one application of %s with its executor", apps, err, id)
+	}
+	// agora spark logs reads the secured master and agent with the same
+	// credentials and CA.
+	code, out, errOut = runSparkCmd(sparkLogsCmd, append([]string{id, "--dispatcher", dispatcher, "--master", master}, cliCred...)...)
+	if code != 0 || !strings.HasPrefix(out, "Pi is roughly 3.1") {
+		t.Errorf("agora spark logs on the secured cluster: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
 
@@ -321,4 +372,10 @@ func TestSparkStandaloneRefusesBadFlags(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr.String(), tc.err)
 		}
 	}
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

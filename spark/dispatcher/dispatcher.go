@@ -32,6 +32,7 @@ import (
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/frameworks/scheduler"
 )
 
@@ -87,6 +88,16 @@ type Config struct {
 	// Principal and Secret are the framework's credentials, for a master
 	// with --authenticate_frameworks (also its FrameworkInfo.principal).
 	Principal, Secret string
+	// DriverTokens, if set, signs each driver's token (tokens.go), valid
+	// for DriverTokenTTL (default DefaultDriverTokenTTL). DriverCAFile, if
+	// set, is the PEM file (on the agents) of the CA that signed this
+	// port's certificate: it is fetched into each driver's sandbox, and
+	// EnvCAFile names it there, so that the driver calls the executors'
+	// scheduler over HTTPS (a task may have a /tmp of its own, where the
+	// agent's path would lead nowhere).
+	DriverTokens   *auth.TokenSigner
+	DriverTokenTTL time.Duration
+	DriverCAFile   string
 	// WrapHTTP, if set, wraps the REST server's handler: the service
 	// guard that asks callers for credentials (--credentials,
 	// --http_credentials). A Listener that speaks TLS serves it over TLS.

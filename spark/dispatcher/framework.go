@@ -393,6 +393,14 @@ func (d *Dispatcher) buildTask(dr *Driver, agent mesos.AgentID, rs []mesos.Resou
 			env[name] = v
 		}
 	}
+	secEnv, secURIs, err := d.driverSecurity(dr) // tokens.go
+	if err != nil {
+		return mesos.TaskInfo{}, err
+	}
+	for k, v := range secEnv {
+		env[k] = v
+	}
+	uris = append(uris, secURIs...)
 	fwid := d.fw.FrameworkID + "-" + dr.TaskID
 	env["SPARK_SUBMIT_OPTS"] = strings.TrimSpace(env["SPARK_SUBMIT_OPTS"] + " -Dspark.mesos.driver.frameworkId=" + fwid)
 	if j := os.Getenv("JAVA_HOME"); j != "" && env["JAVA_HOME"] == "" {

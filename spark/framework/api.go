@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 )
 
 // The API the cluster manager in the driver calls (plain JSON):
@@ -20,7 +21,9 @@ import (
 //	GET    /v1/shuffleservices           the external shuffle services, by host
 //
 // Errors are {"message": "..."} with 400 (bad input), 404 (no such
-// application or executor) or 409 (the application has ended).
+// application or executor) or 409 (the application has ended); with
+// Config.Auth, 401 without a driver's token or an operator's credentials
+// and 403 for a token on another submission's application (auth.go).
 
 type registerRequest struct {
 	AppID     string            `json:"appId"`
@@ -35,7 +38,7 @@ type registerRequest struct {
 // maxBody bounds a request's body.
 const maxBody = 1 << 20
 
-// Handler serves the API.
+// Handler serves the API, behind Config.Auth when it is set.
 func (s *Scheduler) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/applications", func(w http.ResponseWriter, r *http.Request) {
@@ -47,7 +50,12 @@ func (s *Scheduler) Handler() http.Handler {
 		reply(w, code, err, map[string]string{"appId": req.AppID})
 	})
 	mux.HandleFunc("GET /v1/applications", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, http.StatusOK, nil, s.Apps())
+		apps := s.Apps()
+		if sub := submissionOf(r.Context()); sub != "" {
+			// A driver sees its own submission's applications only.
+			apps = slices.DeleteFunc(apps, func(a AppStatus) bool { return a.Submission != sub })
+		}
+		reply(w, http.StatusOK, nil, apps)
 	})
 	mux.HandleFunc("GET /v1/applications/{id}", func(w http.ResponseWriter, r *http.Request) {
 		st, ok := s.App(r.PathValue("id"))
@@ -90,7 +98,7 @@ func (s *Scheduler) Handler() http.Handler {
 		code, err := s.killExecutors(r.Context(), r.PathValue("id"), req.ExecutorIDs)
 		reply(w, code, err, map[string][]string{"executorIds": req.ExecutorIDs})
 	})
-	return mux
+	return s.guard(mux) // auth.go
 }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {

@@ -34,6 +34,9 @@ type App struct {
 	// why the application was refused.
 	Message    string
 	Registered time.Time
+	// owner is the submission whose driver's token registered it ("" for
+	// an operator's or an open API's registration).
+	owner string
 
 	executors map[string]*Executor // by executor ID
 	execOrder []string
@@ -83,6 +86,9 @@ type AppStatus struct {
 	MemMB       float64  `json:"executorMemMB"`
 	CoresMax    int      `json:"coresMax"`
 	Blocklisted []string `json:"blocklistedAgents"`
+	// Submission is the dispatcher's submission whose driver registered
+	// the application with its token, if one did.
+	Submission string `json:"submission,omitempty"`
 	// PreferredHosts are the pending tasks' preferred hosts Spark sent
 	// with its last requested total (locality).
 	PreferredHosts map[string]int `json:"hostToLocalTaskCount,omitempty"`
@@ -92,7 +98,7 @@ type AppStatus struct {
 func (a *App) status() AppStatus {
 	st := AppStatus{ID: a.ID, Name: a.Name, DriverURL: a.DriverURL, State: a.State, Message: a.Message,
 		Limit: a.Limit, Cores: a.Sizing.Cores, MemMB: a.Sizing.MemMB, CoresMax: a.Sizing.CoresMax,
-		Blocklisted: []string{}, Executors: []Executor{}}
+		Blocklisted: []string{}, Executors: []Executor{}, Submission: a.owner}
 	if len(a.hostTasks) > 0 {
 		st.PreferredHosts = maps.Clone(a.hostTasks)
 	}
@@ -155,7 +161,7 @@ func (s *Scheduler) register(ctx context.Context, req registerRequest) (int, err
 		return http.StatusBadRequest, fmt.Errorf("register: driverUrl %q is not spark://NAME@HOST:PORT", req.DriverURL)
 	}
 	a := &App{ID: req.AppID, Name: req.AppName, DriverURL: req.DriverURL, Conf: req.Conf, UIURL: req.UIURL, State: AppRunning,
-		Registered: s.cfg.Now().UTC(), executors: map[string]*Executor{},
+		Registered: s.cfg.Now().UTC(), owner: submissionOf(ctx), executors: map[string]*Executor{},
 		failures: map[string]int{}, maxFail: s.cfg.MaxAgentFailures}
 	sz, err := SizingFrom(req.Conf)
 	if err == nil {
@@ -169,6 +175,9 @@ func (s *Scheduler) register(ctx context.Context, req registerRequest) (int, err
 	defer s.mu.Unlock()
 	if old := s.apps[a.ID]; old != nil && old.State == AppRunning {
 		return http.StatusConflict, fmt.Errorf("application %s is already registered", a.ID)
+	}
+	if old := s.apps[a.ID]; old != nil && a.owner != "" && old.owner != a.owner {
+		return http.StatusForbidden, fmt.Errorf("application %s belongs to another submission than %s, whose token this is", a.ID, a.owner)
 	}
 	if _, ok := s.apps[a.ID]; !ok {
 		s.order = append(s.order, a.ID)

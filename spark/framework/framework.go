@@ -67,7 +67,10 @@ type Config struct {
 	// with --authenticate_frameworks (also its FrameworkInfo.principal),
 	// and sent on its reads of /master/slaves.
 	Principal, Secret string
-	Logger            *slog.Logger
+	// Auth, if set, asks every call of the API for a driver's token or an
+	// operator's credentials (auth.go); nil leaves the API open.
+	Auth   *Auth
+	Logger *slog.Logger
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
 }

@@ -1,15 +1,23 @@
 package org.apache.spark.scheduler.cluster.agora;
 
+import java.io.File;
+import java.io.FileInputStream;
+import java.io.InputStream;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.security.KeyStore;
+import java.security.cert.Certificate;
+import java.security.cert.CertificateFactory;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.TrustManagerFactory;
 import org.apache.spark.SparkContext;
 import org.apache.spark.SparkException;
 import org.apache.spark.resource.ResourceProfile;
@@ -29,6 +37,9 @@ import scala.jdk.javaapi.CollectionConverters;
  * Every decision (sizing, offers, placement, blocklisting) is the Go
  * scheduler's; this class only relays, as plain HTTP and JSON (written
  * here: the Jackson of a Spark home need not match its own databind).
+ * A secured dispatcher gives its drivers a token (AGORA_SPARK_TOKEN), sent
+ * as "Authorization: Bearer", and the CA of its certificate
+ * (AGORA_SPARK_CA_FILE), with which the calls go over HTTPS.
  */
 public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
   private static final Pattern MESSAGE = Pattern.compile("\"message\"\\s*:\\s*\"((?:[^\"\\\\]|\\\\.)*)\"");
@@ -36,13 +47,49 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
 
   private final SparkContext sc;
   private final String base;
-  private final HttpClient http = HttpClient.newBuilder().connectTimeout(TIMEOUT).build();
+  private final HttpClient http;
+  /** The driver's token (AGORA_SPARK_TOKEN, given by a secured dispatcher), or null. */
+  private final String token = System.getenv("AGORA_SPARK_TOKEN");
   private volatile String appId;
 
   public AgoraSchedulerBackend(TaskSchedulerImpl scheduler, SparkContext sc, String addr) {
     super(scheduler, sc.env().rpcEnv());
     this.sc = sc;
-    this.base = "http://" + addr + "/v1/applications";
+    String ca = System.getenv("AGORA_SPARK_CA_FILE");
+    HttpClient.Builder b = HttpClient.newBuilder().connectTimeout(TIMEOUT);
+    if (ca != null && !ca.isEmpty()) {
+      b.sslContext(trusting(ca));
+    }
+    this.http = b.build();
+    this.base = (ca != null && !ca.isEmpty() ? "https://" : "http://") + addr + "/v1/applications";
+  }
+
+  /** trusting is a TLS context that trusts the certificates of the PEM file ca, and only those. */
+  static SSLContext trusting(String ca) {
+    // A relative path is in the task's sandbox, where the dispatcher had it fetched.
+    String sandbox = System.getenv("MESOS_SANDBOX");
+    File f = new File(ca);
+    if (!f.isAbsolute() && sandbox != null) {
+      f = new File(sandbox, ca);
+    }
+    try (InputStream in = new FileInputStream(f)) {
+      KeyStore ks = KeyStore.getInstance(KeyStore.getDefaultType());
+      ks.load(null, null);
+      int i = 0;
+      for (Certificate c : CertificateFactory.getInstance("X.509").generateCertificates(in)) {
+        ks.setCertificateEntry("ca" + i++, c);
+      }
+      if (i == 0) {
+        throw new IllegalArgumentException("no certificate in it");
+      }
+      TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+      tmf.init(ks);
+      SSLContext ctx = SSLContext.getInstance("TLS");
+      ctx.init(null, tmf.getTrustManagers(), null);
+      return ctx;
+    } catch (Exception e) {
+      throw new IllegalArgumentException("AGORA_SPARK_CA_FILE " + ca + ": " + e.getMessage(), e);
+    }
   }
 
   @Override
@@ -133,8 +180,12 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
     HttpRequest.BodyPublisher pub = body == null
         ? HttpRequest.BodyPublishers.noBody()
         : HttpRequest.BodyPublishers.ofString(body);
-    HttpRequest req = HttpRequest.newBuilder(URI.create(url)).timeout(TIMEOUT)
-        .header("Content-Type", "application/json").method(method, pub).build();
+    HttpRequest.Builder rb = HttpRequest.newBuilder(URI.create(url)).timeout(TIMEOUT)
+        .header("Content-Type", "application/json").method(method, pub);
+    if (token != null && !token.isEmpty()) {
+      rb.header("Authorization", "Bearer " + token);
+    }
+    HttpRequest req = rb.build();
     HttpResponse<String> resp;
     try {
       resp = http.send(req, HttpResponse.BodyHandlers.ofString());
