@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -157,6 +158,16 @@ func TestClusterACLFilteredViews(t *testing.T) {
 	ag := c.Agents[0]
 	sandbox := filepath.Join(ag.Config.WorkDir, "slaves", ag.ID(), "frameworks", a.ID, "executors", "ta")
 	relay := "/agent/" + ag.ID() + "/files/browse?path=" + sandbox
+	// The master lists a task once it is launched; the agent makes its
+	// sandbox a moment later.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(sandbox); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's sandbox %s was not made in 60 s", sandbox)
+		}
+	}
 	for _, tc := range []struct {
 		cred auth.Credential
 		code int
