@@ -257,7 +257,7 @@ func readmitPrincipal(rec registry.AgentRecord, info *mesos.AgentInfo, principal
 	switch {
 	case rec.Principal == "" && principal != "":
 		if why := agentMismatch(rec.Info, info); why != "" {
-			return "", errorf(http.StatusForbidden, "principal '%s' may not take over agent %s, recorded without a principal: %s; re-registration refused",
+			return "", errorf(http.StatusForbidden, "principal '%s' may not take over agent %s, recorded without a principal: %s; re-registration refused (an agent that moved registers again without an ID)",
 				principal, rec.ID, why)
 		}
 		return principal, nil
