@@ -69,7 +69,9 @@ type Overview struct {
 	Generations []Generation `json:"generations"` // newest first
 	Speed       SpeedInfo    `json:"speed"`
 	Ingest      IngestInfo   `json:"ingest"`
-	SampledAt   time.Time    `json:"sampled_at"`
+	// SampledAt is when the status it shows was read (the board reads
+	// it at most once per sampleEvery, however often the page asks).
+	SampledAt time.Time `json:"sampled_at"`
 }
 
 // SpeedInfo is the speed layer's progress past the batch view.
@@ -94,11 +96,17 @@ type IngestInfo struct {
 	RatePerSecond float64 `json:"rate_per_second"`
 }
 
-// Bounds of what the board keeps.
+// Bounds of what the board keeps and does.
 const (
 	maxGenerations = 20
 	rateWindow     = 10 * time.Second
-	sampleEvery    = time.Second
+	// sampleEvery is how often Watch reads the status, and the most
+	// often a page's requests make the board read it: in tasks mode a
+	// read is an HTTP call to the speed task.
+	sampleEvery = time.Second
+	// maxSamples caps the rate window's samples whatever their ages (a
+	// clock step, or reads from Watch and requests interleaved).
+	maxSamples = 2*int(rateWindow/sampleEvery) + 2
 )
 
 type sample struct {
@@ -118,6 +126,8 @@ type Board struct {
 	next     int64        // the speed layer's offsets, summed, at the last sample
 	advanced time.Time
 	last     Progress
+	lastAt   time.Time // when last was read
+	tried    time.Time // when a read last started
 }
 
 // NewBoard follows the pipeline of spec through read, its status; a
@@ -153,6 +163,14 @@ func sum(offsets map[int32]int64) int64 {
 // sample reads the status once: a batch run that ended since the last
 // sample becomes a generation.
 func (b *Board) sample(now time.Time) {
+	b.mu.Lock()
+	b.tried = now
+	b.mu.Unlock()
+	b.take(now)
+}
+
+// take reads the status and records it (sample).
+func (b *Board) take(now time.Time) {
 	p, err := b.read()
 	if err != nil {
 		slog.Debug("the pipeline's status, for its page", "err", err)
@@ -160,7 +178,7 @@ func (b *Board) sample(now time.Time) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.last = p
+	b.last, b.lastAt = p, now
 	if n := len(b.gens); !p.LastBatch.IsZero() && (n == 0 || !b.gens[n-1].Started.Equal(p.LastBatch)) {
 		g := Generation{Number: 1, Watermark: p.BatchWatermark, Events: sum(p.BatchWatermark), Started: p.LastBatch,
 			Completed: p.LastBatch.Add(time.Duration(p.LastBatchMS) * time.Millisecond), Error: p.LastBatchError}
@@ -179,19 +197,38 @@ func (b *Board) sample(now time.Time) {
 		}
 		b.next = next
 	}
-	b.samples = append(b.samples, sample{now, p.Appended})
-	for len(b.samples) > 2 && now.Sub(b.samples[1].at) >= rateWindow {
+	if n := len(b.samples); n == 0 || now.After(b.samples[n-1].at) { // a slow read may finish after a later one
+		b.samples = append(b.samples, sample{now, p.Appended})
+	}
+	for len(b.samples) > 2 && now.Sub(b.samples[1].at) >= rateWindow || len(b.samples) > maxSamples {
 		b.samples = b.samples[1:]
 	}
 }
 
-// Overview samples the pipeline and says what the page shows.
+// sampleIfStale samples the pipeline unless a read started within the
+// last sampleEvery (Watch's, or another request's, perhaps still under
+// way): a page's requests, however many, add at most one read and one
+// sample per sampleEvery.
+func (b *Board) sampleIfStale(now time.Time) {
+	b.mu.Lock()
+	stale := b.tried.IsZero() || now.Sub(b.tried) >= sampleEvery || now.Before(b.tried)
+	if stale {
+		b.tried = now
+	}
+	b.mu.Unlock()
+	if stale {
+		b.take(now)
+	}
+}
+
+// Overview says what the page shows, from the samples Watch takes (or,
+// without Watch, from one taken now if the last is older than
+// sampleEvery).
 func (b *Board) Overview() Overview {
-	now := time.Now()
-	b.sample(now)
+	b.sampleIfStale(time.Now())
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	o := Overview{Pipeline: b.spec.Name, SampledAt: now, Generations: []Generation{}, Views: []ViewInfo{}}
+	o := Overview{Pipeline: b.spec.Name, SampledAt: b.lastAt, Generations: []Generation{}, Views: []ViewInfo{}}
 	for _, v := range b.spec.Views {
 		o.Views = append(o.Views, ViewInfo{Name: v.Name, Type: v.Type, Key: append([]string{}, v.Key...), Of: v.Of, Bucket: shortDuration(time.Duration(v.Bucket))})
 	}

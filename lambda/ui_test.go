@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -145,7 +143,7 @@ func TestUIShowsThePipeline(t *testing.T) {
 }
 
 // screenshotClean reloads the page (the error shown last is not the
-// page), asks for the total, and saves a screenshot.
+// page), asks for the total, and saves a screenshot (webuitest.Screenshot).
 func screenshotClean(t *testing.T, b context.Context) {
 	t.Helper()
 	webuitest.Run(t, b, "reloading", chromedp.Reload())
@@ -154,16 +152,7 @@ func screenshotClean(t *testing.T, b context.Context) {
 	webuitest.Run(t, b, "typing the key", chromedp.SendKeys(chromedp.CSS(`#query-keys input[data-key="url"]`), "/p0"))
 	webuitest.Run(t, b, "querying", chromedp.Click(chromedp.CSS(`#query-form button[type="submit"]`)))
 	webuitest.Wait(t, b, "the answer", `document.getElementById('query-result').dataset.answered !== undefined`)
-	dir := os.Getenv("AGORA_WEBUI_SCREENSHOTS")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	png := webuitest.Run(t, b, "taking a screenshot", chromedp.FullScreenshot(100))
-	path := filepath.Join(dir, "agora-lambda-pipeline.png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", path)
+	webuitest.Screenshot(t, b, "agora-lambda-pipeline")
 }
 
 // offsets are a watermark as the page writes it.

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
@@ -105,7 +103,7 @@ func TestUIShowsTheRing(t *testing.T) {
 	if text := webuitest.Text(t, b, `#ops tr[data-op="repair"]`); !regexp.MustCompile(`repair of ks\s+running\s+0/2 nodes`).MatchString(text) {
 		t.Errorf("the repair's row reads %q, want the keyspace, its state and 0/2 nodes", text)
 	}
-	screenshot(t, b, "agora-cassandra-ring")
+	webuitest.Screenshot(t, b, "agora-cassandra-ring")
 }
 
 func getNodes(base string, v any) error {
@@ -118,20 +116,4 @@ func getNodes(base string, v any) error {
 		return fmt.Errorf("GET /v1/nodes: %s", resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-// screenshot saves a full-page screenshot: into $AGORA_WEBUI_SCREENSHOTS
-// when set (scripts/webui-screenshots.sh), else into the test's temp dir.
-func screenshot(t *testing.T, ctx context.Context, name string) {
-	t.Helper()
-	dir := os.Getenv("AGORA_WEBUI_SCREENSHOTS")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	png := webuitest.Run(t, ctx, "taking a screenshot", chromedp.FullScreenshot(100))
-	path := filepath.Join(dir, name+".png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", path)
 }

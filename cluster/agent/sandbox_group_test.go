@@ -18,7 +18,7 @@ import (
 )
 
 // With --switch_user, the sandbox of a task in a task group (the default
-// executor) belongs to the framework's user with mode 0750, as a command
+// executor) belongs to the framework's user with mode 0700, as a command
 // task's does (TestTaskCannotReadAnotherFrameworksSandbox): the task runs
 // as that user and writes into it.
 func TestTaskGroupSandboxBelongsToItsUser(t *testing.T) {
@@ -54,8 +54,8 @@ func TestTaskGroupSandboxBelongsToItsUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Mode().Perm() != 0o750 {
-		t.Errorf("task g1's sandbox %s has mode %v, want 0750", sandbox, st.Mode().Perm())
+	if st.Mode().Perm() != 0o700 {
+		t.Errorf("task g1's sandbox %s has mode %v, want 0700", sandbox, st.Mode().Perm())
 	}
 	if u, err := user.LookupId(strconv.Itoa(int(st.Sys().(*syscall.Stat_t).Uid))); err != nil || u.Username != owner {
 		t.Errorf("task g1's sandbox %s belongs to %v (%v), want %s", sandbox, u, err, owner)

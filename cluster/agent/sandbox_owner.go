@@ -8,11 +8,12 @@ import (
 )
 
 // sandboxMode is a sandbox's mode once it belongs to its task's user: the
-// user reads and writes it, the user's group reads it, and every other
-// user on the host (another framework's tasks among them) cannot even
-// list it. Its parents stay 0755, so the path is traversable but leads
-// nowhere; the agent, as root, still serves it through /files.
-const sandboxMode = 0o750
+// user reads and writes it, and every other user on the host cannot even
+// list it — another framework's tasks among them, including users that
+// share the task user's primary group (such as "users"), so the group has
+// no access either. Its parents stay 0755, so the path is traversable but
+// leads nowhere; the agent, as root, still serves it through /files.
+const sandboxMode = 0o700
 
 // closeSandbox hands sandbox dir to the user its task (or executor) runs
 // as under --switch_user and closes it to everyone else, before anything

@@ -39,7 +39,10 @@ func TestTaskCannotReadAnotherFrameworksSandbox(t *testing.T) {
 			}
 			cfg.WorkDir = users.TraversableDir(t)
 			cfg.SwitchUser = true
-			userA, userB := users.Add(t, "a"), users.Add(t, "b")
+			// b shares a's primary group, as users in "users" do: the
+			// group must not open b's sandbox to a either.
+			userA := users.Add(t, "a")
+			userB := users.Add(t, "b", users.InGroupOf(userA))
 			ta, _ := startRegistered(t, fm, cfg)
 			sandbox := func(fw, task string, running *api.StatusUpdate) string {
 				cid := running.Status.GetContainerStatus().GetContainerID().GetValue()

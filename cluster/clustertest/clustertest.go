@@ -213,11 +213,7 @@ func (c *Cluster) StartAgent(i int, workDir string) *RunningAgent {
 	if workDir != "" {
 		cfg.WorkDir = workDir
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	cfg.Listener = ln
+	cfg.Listener = c.agentListener(cfg.Listener)
 	a, err := agent.New(cfg)
 	if err != nil {
 		c.t.Fatal(err)
@@ -230,6 +226,23 @@ func (c *Cluster) StartAgent(i int, workDir string) *RunningAgent {
 	}
 	c.Agents[i] = ra
 	return ra
+}
+
+// agentListener listens for an agent: on the address it had before (prev)
+// when it restarts, as a real agent comes back on its configured port —
+// the master tells a returning agent from an impostor by hostname and
+// port — or on a fresh port if that one has been taken meanwhile.
+func (c *Cluster) agentListener(prev net.Listener) net.Listener {
+	if prev != nil {
+		if ln, err := net.Listen("tcp", prev.Addr().String()); err == nil {
+			return ln
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return ln
 }
 
 // Stop stops agent i and waits for it.

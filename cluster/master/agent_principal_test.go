@@ -57,8 +57,9 @@ func registerAs(t *testing.T, url string, call *api.AgentCall, cred auth.Credent
 // another principal cannot re-register the agent's ID (403 naming the
 // agent and both principals; nothing is recorded), the agent's own
 // principal can. A record written before principals were kept (none in
-// it) takes the first principal that brings its agent back, and records
-// it.
+// it) takes the principal of the agent it describes (same hostname and
+// port) when it comes back, and records it; another agent claiming its ID
+// is refused and changes nothing.
 func TestAgentPrincipalSurvivesMasterFailover(t *testing.T) {
 	for _, kind := range []string{"bolt", "zookeeper"} {
 		t.Run(kind, func(t *testing.T) { agentPrincipalAcrossFailover(t, openRegistry(t, kind)) })
@@ -118,6 +119,15 @@ func agentPrincipalAcrossFailover(t *testing.T, reg registry.Registry) {
 		t.Fatalf("a record without a principal is written as %s, want no principal field (as older masters wrote it)", raw)
 	}
 	c.StartMaster()
+	// Another agent credential cannot take the unclaimed record: the
+	// re-registering agent is not the one recorded.
+	code, body = registerAs(t, c.MasterURL, clustertest.Reregistration(id, "hijacker", 0), intruder)
+	if code != http.StatusForbidden || !strings.Contains(body, id) || !strings.Contains(body, "'intruder'") || !strings.Contains(body, "hijacker") {
+		t.Fatalf("takeover of agent %s (recorded without a principal) by intruder as host hijacker: %d %q, want 403 naming the agent, the principal and the hostname", id, code, body)
+	}
+	if rec := agentRecord(t, reg); rec.Principal != "" || rec.Info.GetHostname() != legacy.Info.GetHostname() {
+		t.Fatalf("the refused takeover changed the record: principal %q, hostname %q", rec.Principal, rec.Info.GetHostname())
+	}
 	c.StartAgent(0, "")
 	c.WaitFor("the agent re-admitted from a record without a principal", func(s *clustertest.State) bool {
 		return len(s.Slaves) == 1 && s.Slaves[0].ID == id

@@ -305,8 +305,9 @@ func (m *Master) readmitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out 
 		done(nil, errorf(http.StatusConflict, "refusing to re-register agent %s (%s): %s; register again without an ID", id, info.Hostname, why))
 		return
 	}
-	principal, err := readmitPrincipal(rec, principal) // authz.go
+	principal, err := readmitPrincipal(rec, &info, principal) // authz.go
 	if err != nil {
+		m.log.Warn("agent re-registration refused", "agent", id, "hostname", info.Hostname, "err", err)
 		done(nil, err)
 		return
 	}

@@ -1,6 +1,7 @@
 package master
 
 import (
+	"fmt"
 	"net/http"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -243,21 +244,43 @@ func checkAgentPrincipal(a *agent, principal, call string) error {
 }
 
 // readmitPrincipal is the principal an agent the registry has (rec) is
-// re-admitted for when principal asks to bring it back after a master
-// failover or restart: the one recorded for it. Another principal is
-// refused with 403 naming the agent and both principals. A record without
-// one (written before principals were recorded, or while agents did not
-// authenticate) takes the caller's; a caller without one (agents do not
-// authenticate now) keeps the record's.
-func readmitPrincipal(rec registry.AgentRecord, principal string) (string, error) {
+// re-admitted for when principal asks to bring it back, as info, after a
+// master failover or restart: the one recorded for it. Another principal
+// is refused with 403 naming the agent and both principals. A record
+// without one (written before principals were recorded, or while agents
+// did not authenticate) takes the caller's only if info is the agent the
+// record describes (same hostname and port): else any valid agent
+// credential could claim the ID, record itself, and lock the real agent
+// out for good. A caller without a principal (agents do not authenticate
+// now) keeps the record's.
+func readmitPrincipal(rec registry.AgentRecord, info *mesos.AgentInfo, principal string) (string, error) {
 	switch {
-	case rec.Principal == "":
+	case rec.Principal == "" && principal != "":
+		if why := agentMismatch(rec.Info, info); why != "" {
+			return "", errorf(http.StatusForbidden, "principal '%s' may not take over agent %s, recorded without a principal: %s; re-registration refused (an agent that moved registers again without an ID)",
+				principal, rec.ID, why)
+		}
 		return principal, nil
 	case principal == "" || principal == rec.Principal:
 		return rec.Principal, nil
 	}
 	return "", errorf(http.StatusForbidden, "authenticated principal '%s' does not match principal '%s' that agent %s was admitted as: re-registration refused",
 		principal, rec.Principal, rec.ID)
+}
+
+// agentMismatch says how a re-registering agent (got) differs from the
+// one its record describes (want) in what identifies it — hostname and
+// port — or "" if it does not.
+func agentMismatch(want, got *mesos.AgentInfo) string {
+	switch {
+	case want == nil:
+		return "the record has no agent info to check it against"
+	case got.GetHostname() != want.GetHostname():
+		return fmt.Sprintf("hostname %q is not the recorded %q", got.GetHostname(), want.GetHostname())
+	case got.GetPort() != want.GetPort():
+		return fmt.Sprintf("port %d is not the recorded %d", got.GetPort(), want.GetPort())
+	}
+	return ""
 }
 
 // authorizeOperator checks an operator API call that changes something,

@@ -202,10 +202,14 @@ func TestMetricsPrometheusParses(t *testing.T) {
 // | `name` | no: why |.
 var docRow = regexp.MustCompile("^\\| `([^`]+)` \\| (yes|no: .+) \\|$")
 
+// ownMetric is an entry of docs/metrics.md's list of agora's own
+// metrics: - `name`, perhaps followed by a note.
+var ownMetric = regexp.MustCompile("^- `([^`]+)`")
+
 // Every Mesos metric docs/metrics.md says agora has is in the master's
-// (Master table) or an agent's (Agent table) /metrics/snapshot, so the
-// document cannot drift from the code; names with <...> match any value
-// there.
+// (Master table) or an agent's (Agent table) /metrics/snapshot, and so is
+// every metric of its own it lists, so the document cannot drift from the
+// code; names with <...> match any value there.
 func TestMetricsDocMatchesSnapshot(t *testing.T) {
 	doc, err := os.ReadFile("../../docs/metrics.md")
 	if err != nil {
@@ -213,10 +217,25 @@ func TestMetricsDocMatchesSnapshot(t *testing.T) {
 	}
 	masterURL, agentURL := busyCluster(t)
 	snaps := map[string]map[string]float64{"Master": getSnapshot(t, masterURL), "Agent": getSnapshot(t, agentURL)}
-	section, rows := "", 0
+	section, rows, own := "", 0, 0
 	for _, line := range strings.Split(string(doc), "\n") {
 		if h, ok := strings.CutPrefix(line, "### "); ok {
 			section = h
+			continue
+		}
+		if h, ok := strings.CutPrefix(line, "## "); ok {
+			section = h
+			continue
+		}
+		if section == "agora's own metrics" {
+			if m := ownMetric.FindStringSubmatch(line); m != nil {
+				own++
+				_, inMaster := snaps["Master"][m[1]]
+				_, inAgent := snaps["Agent"][m[1]]
+				if !inMaster && !inAgent {
+					t.Errorf("docs/metrics.md lists %q among agora's own metrics, but neither the master's nor an agent's /metrics/snapshot has it", m[1])
+				}
+			}
 			continue
 		}
 		m := docRow.FindStringSubmatch(line)
@@ -246,8 +265,8 @@ func TestMetricsDocMatchesSnapshot(t *testing.T) {
 			t.Errorf("docs/metrics.md says %s has %s, but nothing in its /metrics/snapshot matches", section, m[1])
 		}
 	}
-	if rows < 200 {
-		t.Errorf("docs/metrics.md: %d metric rows read; the tables' format changed?", rows)
+	if rows < 200 || own < 20 {
+		t.Errorf("docs/metrics.md: %d metric rows and %d of agora's own metrics read; the format changed?", rows, own)
 	}
 }
 

@@ -10,13 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/fetch"
-	"github.com/chromedp/chromedp"
 
 	"github.com/agora-cluster/agora/cluster/webui/webuitest"
 	hclient "github.com/agora-cluster/agora/hadoop/client"
@@ -66,44 +61,10 @@ func TestHadoopUIBehindCredentials(t *testing.T) {
 	}
 
 	b := webuitest.NewBrowser(t)
-	var prompts atomic.Int32
-	// The browser's prompt: answered with the credentials, as a person would.
-	if err := chromedp.Listen(b, func(ev any) {
-		switch ev := ev.(type) {
-		case *fetch.EventAuthRequired:
-			prompts.Add(1)
-			go chromedp.Run(b, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-				_, err := cdp.Call(ctx, tg, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: ev.RequestID,
-					AuthChallengeResponse: &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseProvideCredentials, Username: "ops", Password: "pw"}})
-				return err
-			}))
-		case *fetch.EventRequestPaused:
-			go chromedp.Run(b, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-				_, err := cdp.Call(ctx, tg, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
-				return err
-			}))
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	handle := true
-	step, stop := context.WithTimeout(b, 60*time.Second)
-	defer stop()
 	// Loaded: the page read the jobs and the trackers (an API error would
 	// show the error banner instead).
-	if err := chromedp.Do(step,
-		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := cdp.Call(ctx, tg, fetch.Enable, fetch.EnableParams{HandleAuthRequests: &handle})
-			return err
-		}),
-		chromedp.Navigate(fw.URL()+"/ui/?poll=0.2"),
-		chromedp.Poll[chromedp.Void](`document.body.dataset.loaded === 'list' && !document.getElementById('jobs-empty').hidden
-			&& document.getElementById('error-banner').hidden`,
-			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(55*time.Second)),
-	); err != nil {
-		t.Fatalf("the Hadoop page behind credentials: %v (prompts answered: %d)", err, prompts.Load())
-	}
-	if n := prompts.Load(); n != 1 {
+	if n := webuitest.NavigateWithCredentials(t, b, fw.URL()+"/ui/?poll=0.2", "ops", "pw", `document.body.dataset.loaded === 'list'
+		&& !document.getElementById('jobs-empty').hidden && document.getElementById('error-banner').hidden`); n != 1 {
 		t.Errorf("the browser asked for credentials %d times, want once (0: the page is not behind them)", n)
 	}
 

@@ -17,10 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/fetch"
-	"github.com/chromedp/chromedp"
-
 	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/cluster/webui/webuitest"
@@ -190,42 +186,9 @@ func TestMarathonUIBehindCredentials(t *testing.T) {
 	}
 
 	b := webuitest.NewBrowser(t)
-	var prompts atomic.Int32
-	// The browser's prompt: answered with the credentials, as a person would.
-	if err := chromedp.Listen(b, func(ev any) {
-		switch ev := ev.(type) {
-		case *fetch.EventAuthRequired:
-			prompts.Add(1)
-			go chromedp.Run(b, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-				_, err := cdp.Call(ctx, tg, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: ev.RequestID,
-					AuthChallengeResponse: &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseProvideCredentials, Username: "ops", Password: "pw"}})
-				return err
-			}))
-		case *fetch.EventRequestPaused:
-			go chromedp.Run(b, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-				_, err := cdp.Call(ctx, tg, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
-				return err
-			}))
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	handle := true
-	step, stop := context.WithTimeout(b, 60*time.Second)
-	defer stop()
-	if err := chromedp.Do(step,
-		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := cdp.Call(ctx, tg, fetch.Enable, fetch.EnableParams{HandleAuthRequests: &handle})
-			return err
-		}),
-		chromedp.Navigate("http://"+addr+"/ui/"),
-		chromedp.Poll[chromedp.Void](`document.querySelector('#apps tr[data-app-id="/ui-app"]') !== null && document.body.dataset.live === 'true'`,
-			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(55*time.Second)),
-	); err != nil {
-		t.Fatalf("the UI behind credentials: %v (prompts answered: %d)", err, prompts.Load())
-	}
 	// Once: the page's own calls reuse what was given at the prompt.
-	if n := prompts.Load(); n != 1 {
+	if n := webuitest.NavigateWithCredentials(t, b, "http://"+addr+"/ui/", "ops", "pw",
+		`document.querySelector('#apps tr[data-app-id="/ui-app"]') !== null && document.body.dataset.live === 'true'`); n != 1 {
 		t.Errorf("the browser asked for credentials %d times, want once (0: the UI is not behind them)", n)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -99,6 +98,24 @@ func TestUIShowsJobsProgressCountersAndAttempts(t *testing.T) {
 	if status != 200 {
 		t.Errorf("an attempt's log link answered %d, want 200", status)
 	}
+	// The title is the job's ID and name; a job without a name (the API
+	// answering as an older store's record would) shows its ID alone.
+	if title, want := webuitest.Text(t, b, "#job-title"), strings.TrimSpace(d.ID+" "+d.Name); title != want {
+		t.Errorf("the job's title reads %q, want %q", title, want)
+	}
+	webuitest.Run(t, b, "dropping the job's name from the API's answers", chromedp.Evaluate[bool](`(() => {
+		const real = window.fetch;
+		window.restoreFetch = () => { window.fetch = real; return true; };
+		window.fetch = async (url, init) => {
+			const r = await real(url, init);
+			if (!String(url).includes('api/v1/jobs/') || !r.ok) return r;
+			const j = await r.json();
+			delete j.name;
+			return new Response(JSON.stringify(j), { status: r.status, headers: r.headers });
+		};
+		return true; })()`))
+	webuitest.Wait(t, b, "the nameless job's title: its ID alone", fmt.Sprintf(`document.getElementById('job-title').textContent.trim() === %q`, d.ID))
+	webuitest.Run(t, b, "restoring the API's answers", chromedp.Evaluate[bool](`window.restoreFetch()`))
 	webuitest.Run(t, b, "back to the jobs", chromedp.Click(chromedp.CSS(`nav.crumbs a`)))
 	webuitest.Wait(t, b, "the TaskTrackers listed", `document.body.dataset.loaded === 'list' && document.querySelectorAll('#trackers tr[data-tracker]').length > 0`)
 
@@ -114,7 +131,7 @@ func TestUIShowsJobsProgressCountersAndAttempts(t *testing.T) {
 		t.Fatalf("second job %s: %s", j.State, j.Error)
 	}
 	webuitest.Wait(t, b, "the second job finished", fmt.Sprintf(`document.querySelector('#jobs tr[data-job=%q][data-state="SUCCEEDED"]') !== null`, second.ID))
-	screenshot(t, b, "agora-hadoop-jobs")
+	webuitest.Screenshot(t, b, "agora-hadoop-jobs")
 }
 
 // counterStrings is the API's counters as the page shows them.
@@ -127,20 +144,4 @@ func counterStrings(c counters.Counters) map[string]map[string]string {
 		}
 	}
 	return out
-}
-
-// screenshot saves a full-page screenshot: into $AGORA_WEBUI_SCREENSHOTS
-// when set (scripts/webui-screenshots.sh), else into the test's temp dir.
-func screenshot(t *testing.T, ctx context.Context, name string) {
-	t.Helper()
-	dir := os.Getenv("AGORA_WEBUI_SCREENSHOTS")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	png := webuitest.Run(t, ctx, "taking a screenshot", chromedp.FullScreenshot(100))
-	path := filepath.Join(dir, name+".png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", path)
 }

@@ -121,7 +121,7 @@ async function showList() {
 async function showJob(id) {
   const j = await getJSON('api/v1/jobs/' + encodeURIComponent(id) + '?tasks=true');
   const title = document.getElementById('job-title');
-  title.replaceChildren(el('code', {}, j.id), j.name ? ' ' + j.name : null);
+  title.replaceChildren(el('code', {}, j.id), ...(j.name ? [' ' + j.name] : []));
   title.dataset.job = j.id;
   fill('job-summary', summaryRows(j));
   fill('counters', counterRows(j.counters), 'counters-empty');

@@ -1,0 +1,83 @@
+package lambda
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agora-cluster/agora/lambda/plan"
+)
+
+// However often the page asks, the board reads the pipeline's status (in
+// tasks mode an HTTP call to the speed task) at most once per
+// sampleEvery, requests never queue behind a slow read, and the rate
+// window keeps a bounded number of samples.
+func TestBoardBoundsWorkPerRequest(t *testing.T) {
+	var reads atomic.Int64
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	b := NewBoard(&plan.Spec{Name: "p"}, func() (Progress, error) {
+		if reads.Add(1) == 1 {
+			<-release // the first read hangs, as a speed task that does not answer
+		}
+		return Progress{Appended: reads.Load()}, nil
+	})
+
+	// One request starts a read that hangs; many more meanwhile start
+	// none and are answered from what the board has.
+	first := make(chan Overview, 1)
+	go func() { first <- b.Overview() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for reads.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first request never read the status")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 250 {
+				b.Overview()
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("2,000 requests did not finish while one read hung: they wait for it")
+	}
+	// Reads started: the hung one, and at most one per sampleEvery since.
+	if got, most := reads.Load(), 2+int64(time.Since(start)/sampleEvery); got > most {
+		t.Errorf("2,000 requests made %d reads of the status in %v, want at most %d", got, time.Since(start), most)
+	}
+	unblock()
+	select {
+	case <-first:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first request did not finish once its read did")
+	}
+
+	// Samples taken back to back, within one rate window, are capped.
+	now := time.Now()
+	for i := range 1000 {
+		b.take(now.Add(time.Duration(i) * time.Millisecond))
+	}
+	b.mu.Lock()
+	n := len(b.samples)
+	b.mu.Unlock()
+	if n > maxSamples {
+		t.Errorf("the board keeps %d samples after 1,000 in one rate window, want at most %d", n, maxSamples)
+	}
+	if o := b.Overview(); o.Ingest.RatePerSecond <= 0 {
+		t.Errorf("ingest rate %v after samples with growing counts, want > 0", o.Ingest.RatePerSecond)
+	}
+}
