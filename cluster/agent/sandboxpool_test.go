@@ -29,7 +29,7 @@ func TestSandboxPoolPlacesMadeSandboxes(t *testing.T) {
 		return len(p.ready) == sandboxPoolSize
 	})
 	execs := filepath.Join(work, "slaves", "a", "frameworks", "f", "executors")
-	id := p.containerID()
+	id := p.containerID(-1)
 	sandbox := filepath.Join(execs, "t", "runs", id)
 	old := time.Now().Add(-time.Hour)
 	if err := os.Chtimes(filepath.Join(p.dir, id, "runs", id), old, old); err != nil {
@@ -54,7 +54,7 @@ func TestSandboxPoolPlacesMadeSandboxes(t *testing.T) {
 		t.Fatalf("the pool still holds the placed sandbox: %v", err)
 	}
 
-	again := p.containerID()
+	again := p.containerID(-1)
 	if p.place(again, filepath.Join(execs, "t", "runs", again)) {
 		t.Fatal("a made sandbox replaced the executor directory of an earlier run")
 	}

@@ -63,6 +63,33 @@ func poolReady(p *sandboxPool) []string {
 	return slices.Clone(p.ready)
 }
 
+// poolRecycled lists the recycled skeletons the pool keeps for launches
+// of tasks that run as uid.
+func poolRecycled(p *sandboxPool, uid int) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.recycled[uid])
+}
+
+// poolSize counts the sandboxes the pool holds, made ahead or recycled.
+func poolSize(p *sandboxPool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.ready) + p.nRecycled
+}
+
+// onlyRecycled waits for the pool to hold exactly one recycled skeleton,
+// for launches of tasks that run as uid, and returns its ID.
+func onlyRecycled(t *testing.T, p *sandboxPool, uid int) string {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.nRecycled != 1 || len(p.recycled[uid]) != 1 {
+		t.Fatalf("the pool holds recycled skeletons %v, want one for uid %d", p.recycled, uid)
+	}
+	return p.recycled[uid][0]
+}
+
 func waitPoolFull(t *testing.T, p *sandboxPool) {
 	t.Helper()
 	waitFor(t, "the sandbox pool to fill", func() bool { return len(poolReady(p)) >= sandboxPoolSize })
@@ -88,18 +115,13 @@ func TestRecycledSandboxIsClean(t *testing.T) {
 		"echo secret; echo secret >&2; mkdir -p tmp/deep d/e; echo x > tmp/deep/x; echo y > d/e/y; echo z > left; chmod 700 stdout"))
 	stdoutIno := inode(t, filepath.Join(first, "stdout"))
 	markAsEmptied(ta.Agent, first)
-	before := len(poolReady(ta.sandboxes))
 	if n := collectAll(ta.Agent); n != 1 {
 		t.Fatalf("collected %d sandboxes, want 1", n)
 	}
 	if _, err := os.Lstat(filepath.Dir(filepath.Dir(first))); !os.IsNotExist(err) {
 		t.Fatalf("the recycled sandbox's executor directory is still in the tree: %v", err)
 	}
-	ready := poolReady(ta.sandboxes)
-	if len(ready) != before+1 {
-		t.Fatalf("pool holds %d sandboxes after recycling, want %d", len(ready), before+1)
-	}
-	id := ready[len(ready)-1]
+	id := onlyRecycled(t, ta.sandboxes, -1)
 	if id == firstID {
 		t.Fatal("the recycled sandbox kept its container's ID")
 	}
@@ -210,10 +232,9 @@ func TestRecyclingNeverFollowsPlantedEntries(t *testing.T) {
 		markAsEmptied(ta.Agent, s)
 		sandboxes = append(sandboxes, s)
 	}
-	before := len(poolReady(ta.sandboxes))
 	collectAll(ta.Agent)
-	if after := len(poolReady(ta.sandboxes)); after != before {
-		t.Fatalf("the pool took %d planted sandboxes", after-before)
+	if got := poolRecycled(ta.sandboxes, -1); len(got) != 0 {
+		t.Fatalf("the pool took %d planted sandboxes", len(got))
 	}
 	for _, s := range sandboxes {
 		if fi, err := os.Lstat(filepath.Dir(s)); err == nil && fi.Mode()&os.ModeSymlink != 0 {
@@ -241,15 +262,14 @@ func TestPosixSandboxesAreNotRecycled(t *testing.T) {
 	ta, _ := startRegistered(t, fm, testConfig(t, fm, ""))
 	waitPoolFull(t, ta.sandboxes)
 	s, _ := finishedSandbox(t, fm, ta, shellTask("posix", "echo out"))
-	before := len(poolReady(ta.sandboxes))
 	if n := collectAll(ta.Agent); n != 1 {
 		t.Fatalf("collected %d sandboxes, want 1", n)
 	}
 	if _, err := os.Lstat(filepath.Dir(filepath.Dir(s))); !os.IsNotExist(err) {
 		t.Fatalf("posix sandbox still there: %v", err)
 	}
-	if after := len(poolReady(ta.sandboxes)); after != before {
-		t.Fatalf("a posix sandbox was recycled (pool %d -> %d)", before, after)
+	if got := poolRecycled(ta.sandboxes, -1); len(got) != 0 {
+		t.Fatalf("a posix sandbox was recycled: %v", got)
 	}
 }
 
@@ -271,7 +291,7 @@ func TestRecycledSandboxPoolCap(t *testing.T) {
 	if n := collectAll(ta.Agent); n != 3 {
 		t.Fatalf("collected %d sandboxes, want 3", n)
 	}
-	if got := len(poolReady(ta.sandboxes)); got != sandboxPoolSize+1 {
+	if got := poolSize(ta.sandboxes); got != sandboxPoolSize+1 {
 		t.Fatalf("pool holds %d sandboxes, want its cap %d", got, sandboxPoolSize+1)
 	}
 	for _, s := range sandboxes {
@@ -296,8 +316,7 @@ func TestAgentRestartWithPooledSkeleton(t *testing.T) {
 	s, _ := finishedSandbox(t, fm, ta, shellTask("before", "echo out"))
 	markAsEmptied(ta.Agent, s)
 	collectAll(ta.Agent)
-	ready := poolReady(ta.sandboxes)
-	pooled := ready[len(ready)-1]
+	pooled := onlyRecycled(t, ta.sandboxes, -1)
 	if _, err := os.Stat(filepath.Join(ta.sandboxes.dir, pooled, "runs", pooled, "stdout")); err != nil {
 		t.Fatalf("no recycled skeleton in the pool: %v", err)
 	}
@@ -310,7 +329,7 @@ func TestAgentRestartWithPooledSkeleton(t *testing.T) {
 	}
 	fm.nextSession(t)
 	waitPoolFull(t, ta2.sandboxes)
-	if slices.Contains(poolReady(ta2.sandboxes), pooled) {
+	if slices.Contains(poolReady(ta2.sandboxes), pooled) || len(poolRecycled(ta2.sandboxes, -1)) != 0 {
 		t.Fatal("the restarted agent's pool offers the skeleton of the earlier one")
 	}
 	if _, err := os.Lstat(filepath.Join(ta2.sandboxes.dir, pooled)); !os.IsNotExist(err) {
@@ -344,15 +363,11 @@ func TestIsolatedSandboxIsRecycled(t *testing.T) {
 	if !marked {
 		t.Fatal("the sandbox of an isolated task that ended was not marked recyclable")
 	}
-	before := len(poolReady(ta.sandboxes))
 	collectAll(ta.Agent)
-	ready := poolReady(ta.sandboxes)
-	if len(ready) != before+1 {
-		t.Fatalf("pool %d -> %d sandboxes: the isolated task's sandbox was not recycled", before, len(ready))
-	}
+	id := onlyRecycled(t, ta.sandboxes, -1)
 	next, nextID := finishedSandbox(t, fm, ta, isolatedTask("iso2", "ls -A; ls -A /tmp", 0.1, 32))
-	if nextID != ready[len(ready)-1] {
-		t.Fatalf("the next task ran in container %s, not the recycled %s", nextID, ready[len(ready)-1])
+	if nextID != id {
+		t.Fatalf("the next task ran in container %s, not the recycled %s", nextID, id)
 	}
 	out := readFile(t, filepath.Join(next, "stdout"))
 	for _, leak := range []string{"secret", "left", "d\n"} {
@@ -382,13 +397,9 @@ func TestRecycledSandboxForgetsTheTaskUser(t *testing.T) {
 	if err := syscall.Stat(filepath.Join(first, "stdout"), &st); err != nil || strconv.Itoa(int(st.Uid)) != nobody.Uid {
 		t.Fatalf("the task's stdout is owned by uid %d (%v), not nobody's %s", st.Uid, err, nobody.Uid)
 	}
-	before := len(poolReady(ta.sandboxes))
 	collectAll(ta.Agent)
-	ready := poolReady(ta.sandboxes)
-	if len(ready) != before+1 {
-		t.Fatalf("pool %d -> %d sandboxes: the sandbox of a task run as nobody was not recycled", before, len(ready))
-	}
-	entry := filepath.Join(ta.sandboxes.dir, ready[len(ready)-1])
+	uid, _ := strconv.Atoi(nobody.Uid)
+	entry := filepath.Join(ta.sandboxes.dir, onlyRecycled(t, ta.sandboxes, uid))
 	err = filepath.Walk(entry, func(p string, info os.FileInfo, err error) error {
 		if err != nil {
 			return err
