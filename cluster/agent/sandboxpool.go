@@ -69,32 +69,56 @@ type sandboxPool struct {
 	// adopted holds the sandboxes of containers an earlier agent process
 	// launched (checkpoint.go), which are never recycled.
 	adopted map[string]bool
-	// stale lists skeletons a failed check left in the pool's directory
-	// that could not be removed then; the collector tries again.
-	stale []string
+	// stale holds skeletons left in the pool's directory that could not
+	// be removed when they failed a check (true: a finished sandbox the
+	// collector counts once removed) or were evicted; the collector tries
+	// again.
+	stale map[string]bool
 }
 
 func newSandboxPool(workDir string, log *slog.Logger) *sandboxPool {
 	return &sandboxPool{dir: filepath.Join(workDir, ".sandbox-pool"), log: log,
 		taken: map[string]bool{}, wake: make(chan struct{}, 1), recycled: map[int][]string{},
-		recyclable: map[string]int{}, adopted: map[string]bool{}}
+		recyclable: map[string]int{}, adopted: map[string]bool{}, stale: map[string]bool{}}
 }
 
-// reserve takes a place in the pool for a sandbox about to be recycled,
-// if the pool takes one now; the caller ends the reservation with
-// addRecycled or unreserve. Checking the cap and taking the place are one
-// step, so concurrent collections cannot overshoot it.
-func (p *sandboxPool) reserve() bool {
+// reserve takes a place in the pool for a sandbox of a task that ran as
+// uid, about to be recycled, if the pool takes one now; the caller ends
+// the reservation with addRecycled or unreserve. Checking the cap and
+// taking the place are one step, so concurrent collections cannot
+// overshoot it. When the pool is full, the user with the most skeletons,
+// if it has more than uid, gives up its oldest, which the caller removes
+// (evicted): skeletons kept for a user who launches nothing any more
+// would otherwise hold the pool's places for good.
+func (p *sandboxPool) reserve(uid int) (evicted string, ok bool) {
 	if p.recycleCap <= 0 || p.off.Load() || !p.opened.Load() {
-		return false
+		return "", false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.ready)+p.nRecycled+p.reserved >= p.recycleCap {
-		return false
+	if len(p.ready)+p.nRecycled+p.reserved < p.recycleCap {
+		p.reserved++
+		return "", true
 	}
+	var ids []string
+	victim := 0
+	for u, them := range p.recycled {
+		if len(them) > max(len(ids), len(p.recycled[uid])) {
+			victim, ids = u, them
+		}
+	}
+	if len(ids) == 0 {
+		return "", false
+	}
+	evicted = ids[0]
+	if len(ids) == 1 {
+		delete(p.recycled, victim)
+	} else {
+		p.recycled[victim] = ids[1:]
+	}
+	p.nRecycled--
 	p.reserved++
-	return true
+	return evicted, true
 }
 
 func (p *sandboxPool) unreserve() {

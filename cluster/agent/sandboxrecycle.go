@@ -166,8 +166,15 @@ func (a *Agent) recycleSandbox(run string) recycleOutcome {
 	taskUID, ok := p.recyclable[run]
 	delete(p.recyclable, run)
 	p.mu.Unlock()
-	if !ok || !p.reserve() {
+	if !ok {
 		return notRecycled
+	}
+	evicted, ok := p.reserve(taskUID)
+	if !ok {
+		return notRecycled
+	}
+	if evicted != "" {
+		p.removeStaged(filepath.Join(p.dir, evicted), false)
 	}
 	reserved := true
 	defer func() {
@@ -211,17 +218,17 @@ func (a *Agent) recycleSandbox(run string) recycleOutcome {
 		err = errors.New("the sandbox pool is off")
 	}
 	a.log.Warn("a finished sandbox cannot be recycled; removing it", "sandbox", run, "err", err)
-	return p.removeStaged(staged)
+	return p.removeStaged(staged, true)
 }
 
-// removeStaged removes a skeleton that left the tree for the pool's
-// directory but does not join the pool. One that cannot be removed now
-// is tried again at the next collection.
-func (p *sandboxPool) removeStaged(staged string) recycleOutcome {
+// removeStaged removes a skeleton in the pool's directory that does not
+// join the pool (counted: a finished sandbox of the tree). One that cannot
+// be removed now is tried again at the next collection.
+func (p *sandboxPool) removeStaged(staged string, counted bool) recycleOutcome {
 	if err := os.RemoveAll(staged); err != nil {
 		p.log.Warn("sandbox garbage collection failed; trying again at the next collection", "dir", staged, "err", err)
 		p.mu.Lock()
-		p.stale = append(p.stale, staged)
+		p.stale[staged] = counted
 		p.mu.Unlock()
 		return removalFailed
 	}
@@ -229,18 +236,18 @@ func (p *sandboxPool) removeStaged(staged string) recycleOutcome {
 }
 
 // removeStale tries again to remove the skeletons removeStaged could not,
-// and returns how many it removed.
+// and returns how many finished sandboxes it removed.
 func (p *sandboxPool) removeStale() int {
 	if p == nil {
 		return 0
 	}
 	p.mu.Lock()
 	stale := p.stale
-	p.stale = nil
+	p.stale = map[string]bool{}
 	p.mu.Unlock()
 	removed := 0
-	for _, dir := range stale {
-		if p.removeStaged(dir) == removedInstead {
+	for dir, counted := range stale {
+		if p.removeStaged(dir, counted) == removedInstead && counted {
 			removed++
 		}
 	}

@@ -661,7 +661,12 @@ func TestFailedRecycleIsCountedWhenRemoved(t *testing.T) {
 		t.Fatalf("collected %d sandboxes, want 0: the skeleton could not be removed", n)
 	}
 	ta.sandboxes.mu.Lock()
-	stale := slices.Clone(ta.sandboxes.stale)
+	var stale []string
+	for dir, counted := range ta.sandboxes.stale {
+		if counted {
+			stale = append(stale, dir)
+		}
+	}
 	ta.sandboxes.mu.Unlock()
 	if len(stale) != 1 || filepath.Dir(stale[0]) != ta.sandboxes.dir {
 		t.Fatalf("skeletons left to remove: %v, want one in the pool's directory", stale)
@@ -693,7 +698,7 @@ func TestRecyclingReservesThePoolsCap(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if p.reserve() {
+			if _, ok := p.reserve(-1); ok {
 				got.Add(1)
 			}
 		}()
@@ -707,8 +712,8 @@ func TestRecyclingReservesThePoolsCap(t *testing.T) {
 			t.Fatal("a reserved skeleton was refused")
 		}
 	}
-	if p.reserve() {
-		t.Fatal("the full pool took another reservation")
+	if _, ok := p.reserve(1000); ok {
+		t.Fatal("the full pool took another reservation of a user with as many skeletons as any")
 	}
 	if id := p.containerID(1001); id != "r5" {
 		t.Fatalf("a launch as uid 1001 got %q, want its uid's newest skeleton r5", id)
@@ -724,7 +729,7 @@ func TestRecycledSandboxNotAddedOncePoolIsOff(t *testing.T) {
 	p := newSandboxPool(t.TempDir(), slog.New(slog.DiscardHandler))
 	p.recycleCap = 10
 	p.opened.Store(true)
-	if !p.reserve() {
+	if _, ok := p.reserve(-1); !ok {
 		t.Fatal("an empty pool took no reservation")
 	}
 	p.off.Store(true)
@@ -735,5 +740,34 @@ func TestRecycledSandboxNotAddedOncePoolIsOff(t *testing.T) {
 	defer p.mu.Unlock()
 	if p.nRecycled != 0 || p.reserved != 0 || len(p.recycled) != 0 {
 		t.Fatalf("pool after the refusal: %d recycled, %d reserved, %v", p.nRecycled, p.reserved, p.recycled)
+	}
+}
+
+// A pool full of one user's skeletons makes room for another user's: the
+// user with the most gives up its oldest, until both have as many.
+func TestRecyclingPoolMakesRoomForAnotherUser(t *testing.T) {
+	p := newSandboxPool(t.TempDir(), slog.New(slog.DiscardHandler))
+	p.recycleCap = 4
+	p.opened.Store(true)
+	for i := range 4 {
+		if _, ok := p.reserve(1000); !ok || !p.addRecycled(fmt.Sprint("a", i), 1000) {
+			t.Fatalf("skeleton a%d was not taken", i)
+		}
+	}
+	if _, ok := p.reserve(1000); ok {
+		t.Fatal("the full pool took another skeleton of the user that fills it")
+	}
+	for i, want := range []string{"a0", "a1"} {
+		evicted, ok := p.reserve(1001)
+		if !ok || evicted != want {
+			t.Fatalf("another user's skeleton %d: evicted %q, %v; want %s", i, evicted, ok, want)
+		}
+		p.addRecycled(fmt.Sprint("b", i), 1001)
+	}
+	if evicted, ok := p.reserve(1001); ok {
+		t.Fatalf("the pool evicted %q of a user with no more skeletons than the other", evicted)
+	}
+	if got := poolRecycled(p, 1000); !slices.Equal(got, []string{"a2", "a3"}) {
+		t.Fatalf("user 1000 keeps %v, want [a2 a3]", got)
 	}
 }
