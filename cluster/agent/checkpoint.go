@@ -405,6 +405,7 @@ func (a *Agent) recoverTask(ctx context.Context, meta string) error {
 		return nil
 	}
 	a.log.Info("adopted task container", "framework_id", key.framework, "task_id", key.task, "pid", c.Pid())
+	a.neverRecycle(t) // sandboxrecycle.go: this agent did not see it launched
 	a.runners.Add(1)
 	go func() {
 		defer a.runners.Done()

@@ -71,7 +71,7 @@ func (a *Agent) collectGarbage(now time.Time) int {
 	for _, dir := range a.activeExecutorDirs() {
 		active[filepath.Clean(dir)] = true
 	}
-	removed, recycled := 0, 0
+	removed, recycled := a.sandboxes.removeStale(), 0 // sandboxrecycle.go
 	for _, root := range []string{filepath.Join(a.workDir, "slaves"), filepath.Join(a.workDir, "meta", "slaves")} {
 		runs, _ := filepath.Glob(filepath.Join(root, "*", "frameworks", "*", "executors", "*", "runs", "*"))
 		for _, run := range runs {
@@ -88,9 +88,15 @@ func (a *Agent) collectGarbage(now time.Time) int {
 			if !realDirs(root, filepath.Dir(run)) {
 				continue
 			}
-			if a.recycleSandbox(run) { // sandboxrecycle.go
+			switch a.recycleSandbox(run) { // sandboxrecycle.go
+			case recycledIntoPool:
 				removed++
 				recycled++
+				continue
+			case removedInstead:
+				removed++
+				continue
+			case removalFailed:
 				continue
 			}
 			if err := os.RemoveAll(run); err != nil {

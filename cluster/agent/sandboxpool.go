@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -29,10 +30,15 @@ import (
 // .../executors/<task> in one call; the pool is refilled in the background.
 // When the task's executor directory exists already (an earlier run of the
 // same task ID) or the rename fails for any other reason, the sandbox is
-// made as before. The pool is emptied when the agent starts.
+// made as before. The pool is emptied when the agent starts, and its
+// directory is the agent's alone (0700): the output files made ahead are
+// 0644, and a local user who could open one before its launch would read
+// that task's output through the open file.
 //
 // The garbage collector adds the skeletons of finished sandboxes it
-// recycles (sandboxrecycle.go), up to recycleCap in all.
+// recycles (sandboxrecycle.go), up to recycleCap in all, kept by the uid
+// of the task each came from: a launch gets a recycled skeleton only if
+// its task runs as that uid, and one made ahead otherwise.
 
 const sandboxPoolSize = 64
 
@@ -48,45 +54,115 @@ type sandboxPool struct {
 	recycleCap int
 
 	mu    sync.Mutex
-	ready []string        // made or recycled, not taken
+	ready []string        // made ahead, not taken
 	taken map[string]bool // taken by a launch, not placed yet
 	wake  chan struct{}
+	// recycled holds the recycled skeletons not taken, by the uid of the
+	// task each came from (-1: the agent's own user); nRecycled counts
+	// them, and reserved the ones being reset, which count against the
+	// cap already.
+	recycled            map[int][]string
+	nRecycled, reserved int
 	// recyclable maps the run directories of finished sandboxes that may
 	// be recycled to the uid their task ran as (-1: the agent's).
 	recyclable map[string]int
+	// adopted holds the sandboxes of containers an earlier agent process
+	// launched (checkpoint.go), which are never recycled.
+	adopted map[string]bool
+	// stale holds skeletons left in the pool's directory that could not
+	// be removed when they failed a check (true: a finished sandbox the
+	// collector counts once removed) or were evicted; the collector tries
+	// again.
+	stale map[string]bool
 }
 
 func newSandboxPool(workDir string, log *slog.Logger) *sandboxPool {
 	return &sandboxPool{dir: filepath.Join(workDir, ".sandbox-pool"), log: log,
-		taken: map[string]bool{}, wake: make(chan struct{}, 1), recyclable: map[string]int{}}
+		taken: map[string]bool{}, wake: make(chan struct{}, 1), recycled: map[int][]string{},
+		recyclable: map[string]int{}, adopted: map[string]bool{}, stale: map[string]bool{}}
 }
 
-// hasRoom reports whether the pool takes a recycled sandbox now.
-func (p *sandboxPool) hasRoom() bool {
+// reserve takes a place in the pool for a sandbox of a task that ran as
+// uid, about to be recycled, if the pool takes one now; the caller ends
+// the reservation with addRecycled or unreserve. Checking the cap and
+// taking the place are one step, so concurrent collections cannot
+// overshoot it. When the pool is full, the user with the most skeletons,
+// if it has more than uid, gives up its oldest, which the caller removes
+// (evicted): skeletons kept for a user who launches nothing any more
+// would otherwise hold the pool's places for good.
+func (p *sandboxPool) reserve(uid int) (evicted string, ok bool) {
 	if p.recycleCap <= 0 || p.off.Load() || !p.opened.Load() {
-		return false
+		return "", false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.ready) < p.recycleCap
+	if len(p.ready)+p.nRecycled+p.reserved < p.recycleCap {
+		p.reserved++
+		return "", true
+	}
+	var ids []string
+	victim := 0
+	for u, them := range p.recycled {
+		if len(them) > max(len(ids), len(p.recycled[uid])) {
+			victim, ids = u, them
+		}
+	}
+	if len(ids) == 0 {
+		return "", false
+	}
+	evicted = ids[0]
+	if len(ids) == 1 {
+		delete(p.recycled, victim)
+	} else {
+		p.recycled[victim] = ids[1:]
+	}
+	p.nRecycled--
+	p.reserved++
+	return evicted, true
 }
 
-// addRecycled makes the recycled sandbox below the pool's directory, named
-// id, the next one a launch takes.
-func (p *sandboxPool) addRecycled(id string) {
+func (p *sandboxPool) unreserve() {
 	p.mu.Lock()
-	p.ready = append(p.ready, id)
+	p.reserved--
 	p.mu.Unlock()
 }
 
-// containerID is the ID of a new container: one a made sandbox waits for,
-// if there is one.
-func (p *sandboxPool) containerID() string {
+// addRecycled makes the recycled sandbox below the pool's directory, named
+// id, the next one a launch of a task running as uid takes; it ends the
+// reservation. It reports false, adding nothing, once the pool is off:
+// no launch would take it, and the caller removes it.
+func (p *sandboxPool) addRecycled(id string, uid int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.reserved--
+	if p.off.Load() {
+		return false
+	}
+	p.recycled[uid] = append(p.recycled[uid], id)
+	p.nRecycled++
+	return true
+}
+
+// containerID is the ID of a new container whose task runs as uid (-1:
+// the agent's user): that of a sandbox recycled from a task of the same
+// uid, or else of one made ahead, if there is one.
+func (p *sandboxPool) containerID(uid int) string {
 	if p == nil || p.off.Load() {
 		return newUUID().String()
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if ids := p.recycled[uid]; len(ids) > 0 {
+		id := ids[len(ids)-1]
+		if len(ids) == 1 {
+			delete(p.recycled, uid)
+		} else {
+			p.recycled[uid] = ids[:len(ids)-1]
+		}
+		p.nRecycled--
+		p.taken[id] = true
+		return id
+	}
 	if n := len(p.ready); n > 0 {
 		id := p.ready[n-1]
 		p.ready = p.ready[:n-1]
@@ -143,7 +219,7 @@ func (p *sandboxPool) place(containerID, sandbox string) bool {
 func (p *sandboxPool) run(ctx context.Context) {
 	err := os.RemoveAll(p.dir)
 	if err == nil {
-		err = os.MkdirAll(p.dir, 0o755)
+		err = makePrivateDir(p.dir)
 	}
 	if err != nil {
 		p.log.Warn("cannot empty the sandbox pool; launches make their sandboxes in place", "dir", p.dir, "err", err)
@@ -172,6 +248,28 @@ func (p *sandboxPool) run(ctx context.Context) {
 		case <-p.wake:
 		}
 	}
+}
+
+// makePrivateDir makes dir, which must not exist, as a directory only the
+// agent's user may enter, whatever the umask, and checks that it is one.
+func makePrivateDir(dir string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return err
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(dir, &st); err != nil {
+		return &os.PathError{Op: "lstat", Path: dir, Err: err}
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFDIR || st.Mode&0o777 != 0o700 || int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s: mode %o, owner %d: not a directory of the agent's alone", dir, st.Mode, st.Uid)
+	}
+	return nil
 }
 
 // makePooledSandbox makes one sandbox of the pool with plain system

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cluster/clustertest/users"
 )
 
 // A sandbox made ahead is moved into Mesos's path with its runs/latest
@@ -29,7 +31,7 @@ func TestSandboxPoolPlacesMadeSandboxes(t *testing.T) {
 		return len(p.ready) == sandboxPoolSize
 	})
 	execs := filepath.Join(work, "slaves", "a", "frameworks", "f", "executors")
-	id := p.containerID()
+	id := p.containerID(-1)
 	sandbox := filepath.Join(execs, "t", "runs", id)
 	old := time.Now().Add(-time.Hour)
 	if err := os.Chtimes(filepath.Join(p.dir, id, "runs", id), old, old); err != nil {
@@ -54,7 +56,7 @@ func TestSandboxPoolPlacesMadeSandboxes(t *testing.T) {
 		t.Fatalf("the pool still holds the placed sandbox: %v", err)
 	}
 
-	again := p.containerID()
+	again := p.containerID(-1)
 	if p.place(again, filepath.Join(execs, "t", "runs", again)) {
 		t.Fatal("a made sandbox replaced the executor directory of an earlier run")
 	}
@@ -109,4 +111,42 @@ func mapValues(m map[taskKey]*task) []*task {
 		out = append(out, v)
 	}
 	return out
+}
+
+// The pool's directory is the agent's alone, whatever an earlier agent
+// left: its output files are 0644, and another local user who could open
+// one before its launch would read that task's output.
+func TestSandboxPoolDirectoryIsPrivate(t *testing.T) {
+	work := t.TempDir()
+	if os.Geteuid() == 0 {
+		work = users.TraversableDir(t) // every path to the pool but its own directory is open
+	}
+	dir := filepath.Join(work, ".sandbox-pool")
+	if err := os.Mkdir(dir, 0o755); err != nil { // as an earlier version left it
+		t.Fatal(err)
+	}
+	p := newSandboxPool(work, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); p.run(ctx) }()
+	defer func() { cancel(); wg.Wait() }()
+	waitFor(t, "the pool to fill", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.ready) == sandboxPoolSize
+	})
+	if st, err := os.Lstat(dir); err != nil || !st.IsDir() || st.Mode().Perm() != 0o700 {
+		t.Fatalf("the pool's directory: %v, %v; want a directory of mode 0700", st.Mode(), err)
+	}
+	if os.Geteuid() != 0 {
+		return
+	}
+	id := poolReady(p)[0]
+	stdout := filepath.Join(dir, id, "runs", id, "stdout")
+	other := users.Add(t, "po")
+	_, lines := asUser(t, other, `if cat "$1" >/dev/null 2>&1; then echo opened; else echo refused; fi`, stdout)
+	if l := nextLine(t, lines, "the other user's try"); l != "refused" {
+		t.Fatalf("another user opening a pooled stdout: %s", l)
+	}
 }

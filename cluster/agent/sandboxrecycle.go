@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"golang.org/x/sys/unix"
 
 	"github.com/agora-cluster/agora/cluster/containerizer"
@@ -24,8 +25,20 @@ import (
 // reaped, its cgroup seen empty), the sandbox's skeleton goes back into
 // the sandbox pool instead: the executor directory leaves the tree in one
 // rename, is checked and reset inside the pool, and is renamed for the
-// container ID the pool hands out next. The task's own files are removed
+// container ID the pool hands out next to a task of the same user. The task's own files are removed
 // as before; stdout and stderr are truncated, tmp emptied.
+//
+// Recycling keeps the inodes of the directories and of stdout and stderr,
+// so a process that holds one open (a file, or its working directory),
+// such as another task of the same user that opened the finished task's
+// tmp, keeps its access to them whatever their new owner and mode. The
+// security boundary between tasks is the Unix user, so a recycled
+// skeleton goes only to a launch whose task runs as the uid the finished
+// task ran as (-1, the agent's own user, when tasks do not switch users);
+// other launches get sandboxes made ahead or in place. A process holding
+// one of its inodes can then reach only what it could reach anyway: the
+// next task's sandbox belongs to the same user. For the same reason tmp
+// is emptied rather than made anew.
 //
 // Nothing the task left is trusted. Each entry of the skeleton is looked
 // at without following links and opened relative to its checked parent
@@ -36,8 +49,9 @@ import (
 // a hard link to a file elsewhere, a fifo, a directory in place of
 // stdout) and the whole sandbox is removed as before. Sandboxes of posix
 // and Docker containers, whose processes may outlive them, are never
-// recycled; nor those of an earlier agent process, which the agent did not
-// see end. The pool lies outside the sandbox tree and is emptied when the
+// recycled; nor those of containers an earlier agent process launched and
+// this one adopted, whose whole life the agent did not see (neverRecycle,
+// called by recovery). The pool lies outside the sandbox tree and is emptied when the
 // agent starts, so recovery never mistakes a pooled skeleton for a live
 // sandbox.
 
@@ -57,54 +71,124 @@ type emptied interface{ Emptied() bool }
 
 // markRecyclable notes that t's sandbox may be recycled: its container,
 // which has ended, was the native containerizer's and has no process left.
+// Only command tasks' run directories are recycled: the sandboxes of a
+// default executor's tasks lie inside the executor's.
 func (a *Agent) markRecyclable(t *task, c containerizer.Container) {
 	p := a.sandboxes
-	if p == nil || p.recycleCap <= 0 || t.sandbox == "" {
+	if p == nil || p.recycleCap <= 0 || t.sandbox == "" || t.exec != nil {
+		return
+	}
+	sandbox := filepath.Clean(t.sandbox)
+	p.mu.Lock()
+	adopted := p.adopted[sandbox]
+	delete(p.adopted, sandbox)
+	p.mu.Unlock()
+	if adopted {
 		return
 	}
 	if e, ok := c.(emptied); !ok || !e.Emptied() {
 		return
 	}
-	taskUID := -1
-	if name := a.taskUser(t); name != "" {
-		u, err := user.Lookup(name)
-		if err != nil {
-			return
-		}
-		if taskUID, err = strconv.Atoi(u.Uid); err != nil {
-			return
-		}
+	taskUID, ok := userUID(a.taskUser(t))
+	if !ok {
+		return
 	}
 	p.mu.Lock()
 	if len(p.recyclable) < maxRecyclable {
-		p.recyclable[filepath.Clean(t.sandbox)] = taskUID
+		p.recyclable[sandbox] = taskUID
 	}
 	p.mu.Unlock()
 }
 
+// neverRecycle notes that t's sandbox, used by a container an earlier
+// agent process launched, is not to be recycled but removed as before:
+// that process saw its launch, this one did not, and while no agent
+// watched a process of it may have gone where the agent cannot tell.
+func (a *Agent) neverRecycle(t *task) {
+	p := a.sandboxes
+	if p == nil || p.recycleCap <= 0 || t.sandbox == "" || t.exec != nil {
+		return
+	}
+	p.mu.Lock()
+	p.adopted[filepath.Clean(t.sandbox)] = true
+	p.mu.Unlock()
+}
+
+// launchUID is the uid a command runs as, which decides the recycled
+// sandboxes its launch may take: -1 for the agent's own user, and
+// noRecycled when recycling is off or the user is unknown (the launch
+// fails then anyway).
+func (a *Agent) launchUID(cmd *mesos.CommandInfo, fw *mesos.FrameworkInfo) int {
+	if a.sandboxes == nil || a.sandboxes.recycleCap <= 0 {
+		return noRecycled
+	}
+	uid, ok := userUID(a.commandUser(cmd, fw))
+	if !ok {
+		return noRecycled
+	}
+	return uid
+}
+
+// noRecycled is a uid no recycled skeleton is kept for.
+const noRecycled = -2
+
+// userUID is the uid of the user named name; -1 for "" (the agent's own).
+func userUID(name string) (int, bool) {
+	if name == "" {
+		return -1, true
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, false
+	}
+	uid, err := strconv.Atoi(u.Uid)
+	return uid, err == nil && uid >= 0
+}
+
+// recycleOutcome is what recycleSandbox did with a finished sandbox.
+type recycleOutcome int
+
+const (
+	notRecycled      recycleOutcome = iota // left in place: the caller removes it
+	recycledIntoPool                       // a skeleton in the pool now
+	removedInstead                         // it failed a check, or the pool is off: removed
+	removalFailed                          // as removedInstead, but its removal failed (tried again by removeStale)
+)
+
 // recycleSandbox hands the finished sandbox run (a runs/<container>
-// directory the collector found due) back to the sandbox pool; it reports
-// whether run left the tree, recycled or, when a check failed, removed.
-// On false the caller removes it as before.
-func (a *Agent) recycleSandbox(run string) bool {
+// directory the collector found due) back to the sandbox pool.
+func (a *Agent) recycleSandbox(run string) recycleOutcome {
 	p := a.sandboxes
 	if p == nil {
-		return false
+		return notRecycled
 	}
 	p.mu.Lock()
 	taskUID, ok := p.recyclable[run]
 	delete(p.recyclable, run)
 	p.mu.Unlock()
-	if !ok || !p.hasRoom() {
-		return false
+	if !ok {
+		return notRecycled
 	}
+	evicted, ok := p.reserve(taskUID)
+	if !ok {
+		return notRecycled
+	}
+	if evicted != "" {
+		p.removeStaged(filepath.Join(p.dir, evicted), false)
+	}
+	reserved := true
+	defer func() {
+		if reserved {
+			p.unreserve()
+		}
+	}()
 	runs := filepath.Dir(run)
 	execDir := filepath.Dir(runs)
 	// Only an executor directory with this one run: the others' sandboxes
 	// are not this collection's.
 	if names, err := readDirNames(runs); err != nil || len(names) != 2 ||
 		!(names[0] == "latest" || names[1] == "latest") {
-		return false
+		return notRecycled
 	}
 	id := newUUID().String()
 	staged := filepath.Join(p.dir, id)
@@ -123,17 +207,51 @@ func (a *Agent) recycleSandbox(run string) bool {
 	}
 	a.mu.Unlock()
 	if live || err != nil {
-		return false
+		return notRecycled
 	}
-	if err := resetSkeleton(staged, filepath.Base(run), id, taskUID); err != nil {
-		a.log.Warn("a finished sandbox cannot be recycled; removing it", "sandbox", run, "err", err)
-		if err := os.RemoveAll(staged); err != nil {
-			a.log.Warn("sandbox garbage collection failed", "dir", staged, "err", err)
+	err = resetSkeleton(staged, filepath.Base(run), id, taskUID)
+	if err == nil {
+		reserved = false // addRecycled ends the reservation
+		if p.addRecycled(id, taskUID) {
+			return recycledIntoPool
 		}
-		return true
+		err = errors.New("the sandbox pool is off")
 	}
-	p.addRecycled(id)
-	return true
+	a.log.Warn("a finished sandbox cannot be recycled; removing it", "sandbox", run, "err", err)
+	return p.removeStaged(staged, true)
+}
+
+// removeStaged removes a skeleton in the pool's directory that does not
+// join the pool (counted: a finished sandbox of the tree). One that cannot
+// be removed now is tried again at the next collection.
+func (p *sandboxPool) removeStaged(staged string, counted bool) recycleOutcome {
+	if err := os.RemoveAll(staged); err != nil {
+		p.log.Warn("sandbox garbage collection failed; trying again at the next collection", "dir", staged, "err", err)
+		p.mu.Lock()
+		p.stale[staged] = counted
+		p.mu.Unlock()
+		return removalFailed
+	}
+	return removedInstead
+}
+
+// removeStale tries again to remove the skeletons removeStaged could not,
+// and returns how many finished sandboxes it removed.
+func (p *sandboxPool) removeStale() int {
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	stale := p.stale
+	p.stale = map[string]bool{}
+	p.mu.Unlock()
+	removed := 0
+	for dir, counted := range stale {
+		if p.removeStaged(dir, counted) == removedInstead && counted {
+			removed++
+		}
+	}
+	return removed
 }
 
 func readDirNames(dir string) ([]string, error) {

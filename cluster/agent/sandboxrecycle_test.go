@@ -1,12 +1,19 @@
 package agent
 
 import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -14,6 +21,8 @@ import (
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/agora-cluster/agora/cluster/api"
+	"github.com/agora-cluster/agora/cluster/clustertest/tier"
+	"github.com/agora-cluster/agora/cluster/clustertest/users"
 )
 
 // finishedSandbox runs rt to TASK_FINISHED on ta and waits until the agent
@@ -63,6 +72,33 @@ func poolReady(p *sandboxPool) []string {
 	return slices.Clone(p.ready)
 }
 
+// poolRecycled lists the recycled skeletons the pool keeps for launches
+// of tasks that run as uid.
+func poolRecycled(p *sandboxPool, uid int) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.recycled[uid])
+}
+
+// poolSize counts the sandboxes the pool holds, made ahead or recycled.
+func poolSize(p *sandboxPool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.ready) + p.nRecycled
+}
+
+// onlyRecycled waits for the pool to hold exactly one recycled skeleton,
+// for launches of tasks that run as uid, and returns its ID.
+func onlyRecycled(t *testing.T, p *sandboxPool, uid int) string {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.nRecycled != 1 || len(p.recycled[uid]) != 1 {
+		t.Fatalf("the pool holds recycled skeletons %v, want one for uid %d", p.recycled, uid)
+	}
+	return p.recycled[uid][0]
+}
+
 func waitPoolFull(t *testing.T, p *sandboxPool) {
 	t.Helper()
 	waitFor(t, "the sandbox pool to fill", func() bool { return len(poolReady(p)) >= sandboxPoolSize })
@@ -88,18 +124,13 @@ func TestRecycledSandboxIsClean(t *testing.T) {
 		"echo secret; echo secret >&2; mkdir -p tmp/deep d/e; echo x > tmp/deep/x; echo y > d/e/y; echo z > left; chmod 700 stdout"))
 	stdoutIno := inode(t, filepath.Join(first, "stdout"))
 	markAsEmptied(ta.Agent, first)
-	before := len(poolReady(ta.sandboxes))
 	if n := collectAll(ta.Agent); n != 1 {
 		t.Fatalf("collected %d sandboxes, want 1", n)
 	}
 	if _, err := os.Lstat(filepath.Dir(filepath.Dir(first))); !os.IsNotExist(err) {
 		t.Fatalf("the recycled sandbox's executor directory is still in the tree: %v", err)
 	}
-	ready := poolReady(ta.sandboxes)
-	if len(ready) != before+1 {
-		t.Fatalf("pool holds %d sandboxes after recycling, want %d", len(ready), before+1)
-	}
-	id := ready[len(ready)-1]
+	id := onlyRecycled(t, ta.sandboxes, -1)
 	if id == firstID {
 		t.Fatal("the recycled sandbox kept its container's ID")
 	}
@@ -210,10 +241,9 @@ func TestRecyclingNeverFollowsPlantedEntries(t *testing.T) {
 		markAsEmptied(ta.Agent, s)
 		sandboxes = append(sandboxes, s)
 	}
-	before := len(poolReady(ta.sandboxes))
 	collectAll(ta.Agent)
-	if after := len(poolReady(ta.sandboxes)); after != before {
-		t.Fatalf("the pool took %d planted sandboxes", after-before)
+	if got := poolRecycled(ta.sandboxes, -1); len(got) != 0 {
+		t.Fatalf("the pool took %d planted sandboxes", len(got))
 	}
 	for _, s := range sandboxes {
 		if fi, err := os.Lstat(filepath.Dir(s)); err == nil && fi.Mode()&os.ModeSymlink != 0 {
@@ -241,15 +271,14 @@ func TestPosixSandboxesAreNotRecycled(t *testing.T) {
 	ta, _ := startRegistered(t, fm, testConfig(t, fm, ""))
 	waitPoolFull(t, ta.sandboxes)
 	s, _ := finishedSandbox(t, fm, ta, shellTask("posix", "echo out"))
-	before := len(poolReady(ta.sandboxes))
 	if n := collectAll(ta.Agent); n != 1 {
 		t.Fatalf("collected %d sandboxes, want 1", n)
 	}
 	if _, err := os.Lstat(filepath.Dir(filepath.Dir(s))); !os.IsNotExist(err) {
 		t.Fatalf("posix sandbox still there: %v", err)
 	}
-	if after := len(poolReady(ta.sandboxes)); after != before {
-		t.Fatalf("a posix sandbox was recycled (pool %d -> %d)", before, after)
+	if got := poolRecycled(ta.sandboxes, -1); len(got) != 0 {
+		t.Fatalf("a posix sandbox was recycled: %v", got)
 	}
 }
 
@@ -271,7 +300,7 @@ func TestRecycledSandboxPoolCap(t *testing.T) {
 	if n := collectAll(ta.Agent); n != 3 {
 		t.Fatalf("collected %d sandboxes, want 3", n)
 	}
-	if got := len(poolReady(ta.sandboxes)); got != sandboxPoolSize+1 {
+	if got := poolSize(ta.sandboxes); got != sandboxPoolSize+1 {
 		t.Fatalf("pool holds %d sandboxes, want its cap %d", got, sandboxPoolSize+1)
 	}
 	for _, s := range sandboxes {
@@ -296,8 +325,7 @@ func TestAgentRestartWithPooledSkeleton(t *testing.T) {
 	s, _ := finishedSandbox(t, fm, ta, shellTask("before", "echo out"))
 	markAsEmptied(ta.Agent, s)
 	collectAll(ta.Agent)
-	ready := poolReady(ta.sandboxes)
-	pooled := ready[len(ready)-1]
+	pooled := onlyRecycled(t, ta.sandboxes, -1)
 	if _, err := os.Stat(filepath.Join(ta.sandboxes.dir, pooled, "runs", pooled, "stdout")); err != nil {
 		t.Fatalf("no recycled skeleton in the pool: %v", err)
 	}
@@ -310,7 +338,7 @@ func TestAgentRestartWithPooledSkeleton(t *testing.T) {
 	}
 	fm.nextSession(t)
 	waitPoolFull(t, ta2.sandboxes)
-	if slices.Contains(poolReady(ta2.sandboxes), pooled) {
+	if slices.Contains(poolReady(ta2.sandboxes), pooled) || len(poolRecycled(ta2.sandboxes, -1)) != 0 {
 		t.Fatal("the restarted agent's pool offers the skeleton of the earlier one")
 	}
 	if _, err := os.Lstat(filepath.Join(ta2.sandboxes.dir, pooled)); !os.IsNotExist(err) {
@@ -344,15 +372,11 @@ func TestIsolatedSandboxIsRecycled(t *testing.T) {
 	if !marked {
 		t.Fatal("the sandbox of an isolated task that ended was not marked recyclable")
 	}
-	before := len(poolReady(ta.sandboxes))
 	collectAll(ta.Agent)
-	ready := poolReady(ta.sandboxes)
-	if len(ready) != before+1 {
-		t.Fatalf("pool %d -> %d sandboxes: the isolated task's sandbox was not recycled", before, len(ready))
-	}
+	id := onlyRecycled(t, ta.sandboxes, -1)
 	next, nextID := finishedSandbox(t, fm, ta, isolatedTask("iso2", "ls -A; ls -A /tmp", 0.1, 32))
-	if nextID != ready[len(ready)-1] {
-		t.Fatalf("the next task ran in container %s, not the recycled %s", nextID, ready[len(ready)-1])
+	if nextID != id {
+		t.Fatalf("the next task ran in container %s, not the recycled %s", nextID, id)
 	}
 	out := readFile(t, filepath.Join(next, "stdout"))
 	for _, leak := range []string{"secret", "left", "d\n"} {
@@ -382,13 +406,9 @@ func TestRecycledSandboxForgetsTheTaskUser(t *testing.T) {
 	if err := syscall.Stat(filepath.Join(first, "stdout"), &st); err != nil || strconv.Itoa(int(st.Uid)) != nobody.Uid {
 		t.Fatalf("the task's stdout is owned by uid %d (%v), not nobody's %s", st.Uid, err, nobody.Uid)
 	}
-	before := len(poolReady(ta.sandboxes))
 	collectAll(ta.Agent)
-	ready := poolReady(ta.sandboxes)
-	if len(ready) != before+1 {
-		t.Fatalf("pool %d -> %d sandboxes: the sandbox of a task run as nobody was not recycled", before, len(ready))
-	}
-	entry := filepath.Join(ta.sandboxes.dir, ready[len(ready)-1])
+	uid, _ := strconv.Atoi(nobody.Uid)
+	entry := filepath.Join(ta.sandboxes.dir, onlyRecycled(t, ta.sandboxes, uid))
 	err = filepath.Walk(entry, func(p string, info os.FileInfo, err error) error {
 		if err != nil {
 			return err
@@ -432,5 +452,322 @@ func TestGarbageCollectorNeverFollowsALinkOutOfTheSandboxes(t *testing.T) {
 	collectAll(ta.Agent)
 	if b, err := os.ReadFile(filepath.Join(kept, "file")); err != nil || string(b) != "k" {
 		t.Fatalf("the collector removed what a link in the sandboxes pointed at: %q, %v", b, err)
+	}
+}
+
+// asUser starts script under sh as the user name (its uid and gid, no
+// other groups), outside any container, with args as $1...; the process
+// reads stdin from the returned writer and puts its output lines on the
+// returned channel, which holds more lines than the scripts of these
+// tests print (clustertest's Queue imports this package). It is killed
+// when the test ends.
+func asUser(t *testing.T, name, script string, args ...string) (io.WriteCloser, <-chan string) {
+	t.Helper()
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("setpriv", append([]string{"--reuid=" + u.Uid, "--regid=" + u.Gid, "--clear-groups",
+		"--", "sh", "-c", script, "sh"}, args...)...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("setpriv: %v", err)
+	}
+	lines := make(chan string, 64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default: // more than any script here prints: dropped
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		select {
+		case <-done:
+		case <-time.After(waitTimeout):
+			t.Errorf("the output of a process run as %s did not end", name)
+		}
+		_ = cmd.Wait()
+	})
+	return stdin, lines
+}
+
+// nextLine waits for the next line on q.
+func nextLine(t *testing.T, lines <-chan string, what string) string {
+	t.Helper()
+	select {
+	case l := <-lines:
+		return l
+	case <-time.After(waitTimeout):
+		t.Fatalf("timed out waiting for %s", what)
+		return ""
+	}
+}
+
+// userUIDOf is the uid of the user name.
+func userUIDOf(t *testing.T, name string) int {
+	t.Helper()
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, err := strconv.Atoi(u.Uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uid
+}
+
+// A recycled skeleton keeps its inodes, and a process of the finished
+// task's user may hold them open: user a's process that opened a's
+// finished task's stdout and sits in its tmp. The skeleton goes only to
+// the next task of user a; user b's task gets new inodes, and a's process
+// reads nothing of b's output nor sees b's /tmp.
+func TestRecycledSandboxGoesOnlyToTheSameUser(t *testing.T) {
+	fm := newFakeMaster(t)
+	cfg, _ := isolatedConfig(t, fm)
+	cfg.WorkDir = users.TraversableDir(t) // a's process reaches a's sandbox by its path
+	cfg.SwitchUser = true
+	userA, userB := users.Add(t, "ra"), users.Add(t, "rb")
+	uidA := userUIDOf(t, userA)
+	ta, _ := startRegistered(t, fm, cfg)
+	waitPoolFull(t, ta.sandboxes)
+	taskAs := func(name, id, script string) *api.RunTask {
+		rt := isolatedTask(id, script, 0.1, 32)
+		rt.Task.Command.User = proto(name)
+		return rt
+	}
+
+	first, _ := finishedSandbox(t, fm, ta, taskAs(userA, "a1", "echo a1-out; echo a1 > /tmp/a1"))
+	stdoutA, tmpA := inode(t, filepath.Join(first, "stdout")), inode(t, filepath.Join(first, "tmp"))
+	stdin, held := asUser(t, userA,
+		`cd "$1/tmp" && exec 3<"$1/stdout" && echo ready && read go && `+
+			`echo "held stdout: $(cat <&3 | tr '\n' ' ')" && echo "held tmp: $(ls -A . | tr '\n' ' ')"`, first)
+	if l := nextLine(t, held, "a's process to open a's sandbox"); l != "ready" {
+		t.Fatalf("user a's process could not open a's finished sandbox: %s", l)
+	}
+	if n := collectAll(ta.Agent); n != 1 {
+		t.Fatalf("collected %d sandboxes, want 1", n)
+	}
+	recycled := onlyRecycled(t, ta.sandboxes, uidA)
+
+	b, bID := finishedSandbox(t, fm, ta, taskAs(userB, "b1", "echo secret-of-b; echo b > /tmp/b-file; ls -A /tmp"))
+	if _, err := io.WriteString(stdin, "go\n"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if l := nextLine(t, held, "what a's process reads"); strings.Contains(l, "secret-of-b") || strings.Contains(l, "b-file") {
+			t.Fatalf("user a's process reached user b's sandbox through a held inode: %s", l)
+		}
+	}
+	if bID == recycled {
+		t.Fatal("user b's task got the skeleton recycled from user a's")
+	}
+	if got := inode(t, filepath.Join(b, "stdout")); got == stdoutA {
+		t.Fatal("user b's stdout is the inode of user a's earlier stdout")
+	}
+	if got := inode(t, filepath.Join(b, "tmp")); got == tmpA {
+		t.Fatal("user b's tmp is the inode of user a's earlier tmp")
+	}
+	if out := readFile(t, filepath.Join(b, "stdout")); !strings.Contains(out, "secret-of-b") || strings.Contains(out, "a1") {
+		t.Fatalf("user b's stdout: %q", out)
+	}
+
+	// The next task of user a gets the skeleton.
+	a2, a2ID := finishedSandbox(t, fm, ta, taskAs(userA, "a2", "ls -A /tmp"))
+	if a2ID != recycled || inode(t, filepath.Join(a2, "stdout")) != stdoutA {
+		t.Fatalf("user a's next task ran in container %s, not in the skeleton %s recycled from a's", a2ID, recycled)
+	}
+	if out := readFile(t, filepath.Join(a2, "stdout")); strings.Contains(out, "a1") {
+		t.Fatalf("user a's next task sees the earlier one's /tmp: %q", out)
+	}
+}
+
+// A container an earlier agent process launched and this one adopted is
+// not recycled when it ends: its sandbox is removed as before.
+func TestAdoptedContainersSandboxIsNotRecycled(t *testing.T) {
+	fm := newFakeMaster(t)
+	cfg, _ := isolatedConfig(t, fm)
+	cfg.KeepTasksOnStop = true
+	ta, _ := startRegistered(t, fm, cfg)
+	waitPoolFull(t, ta.sandboxes)
+	run(fm, isolatedTask("adopted", "exec sleep 300", 0.1, 32))
+	cid, _ := runningContainer(t, fm, "adopted")
+	sandbox := filepath.Clean(ta.sandboxDir(ta.ID(), taskKey{testFramework, "adopted"}, cid))
+	ta.stop(t)
+
+	ta2 := startAgent(t, cfg)
+	fm.nextRegister(t)
+	fm.nextSession(t)
+	kill(fm, "adopted", nil)
+	fm.expectAfterResends(t, "adopted", mesos.TASK_KILLED)
+	waitFor(t, "the adopted task forgotten", func() bool {
+		ta2.mu.Lock()
+		defer ta2.mu.Unlock()
+		_, live := ta2.tasks[taskKey{testFramework, "adopted"}]
+		return !live
+	})
+	p := ta2.sandboxes
+	p.mu.Lock()
+	_, marked := p.recyclable[sandbox]
+	left := len(p.adopted)
+	p.mu.Unlock()
+	if marked {
+		t.Fatal("the sandbox of an adopted container was marked recyclable")
+	}
+	if left != 0 {
+		t.Fatalf("%d adopted sandboxes still remembered after their task ended", left)
+	}
+	if n := collectAll(ta2.Agent); n < 1 {
+		t.Fatalf("collected %d sandboxes, want the adopted one", n)
+	}
+	if _, err := os.Lstat(sandbox); !os.IsNotExist(err) {
+		t.Fatalf("the adopted container's sandbox is still there: %v", err)
+	}
+	if got := poolRecycled(p, -1); len(got) != 0 {
+		t.Fatalf("the adopted container's sandbox was recycled: %v", got)
+	}
+}
+
+// A skeleton that fails its check and cannot be removed either (here a
+// file the task left is immutable) is not counted as collected; the
+// collector removes it once it can, and counts it then.
+func TestFailedRecycleIsCountedWhenRemoved(t *testing.T) {
+	tier.Need(t, tier.Root, tier.RootErr())
+	fm := newFakeMaster(t)
+	cfg := testConfig(t, fm, "")
+	t.Cleanup(func() { _ = exec.Command("chattr", "-R", "-i", cfg.WorkDir).Run() }) // before the directory goes
+	ta, _ := startRegistered(t, fm, cfg)
+	waitPoolFull(t, ta.sandboxes)
+	s, _ := finishedSandbox(t, fm, ta, shellTask("stuck", "echo x > left"))
+	if out, err := exec.Command("chattr", "+i", filepath.Join(s, "left")).CombinedOutput(); err != nil {
+		t.Skipf("no immutable files here: %v: %s", err, out)
+	}
+	markAsEmptied(ta.Agent, s)
+	if n := collectAll(ta.Agent); n != 0 {
+		t.Fatalf("collected %d sandboxes, want 0: the skeleton could not be removed", n)
+	}
+	ta.sandboxes.mu.Lock()
+	var stale []string
+	for dir, counted := range ta.sandboxes.stale {
+		if counted {
+			stale = append(stale, dir)
+		}
+	}
+	ta.sandboxes.mu.Unlock()
+	if len(stale) != 1 || filepath.Dir(stale[0]) != ta.sandboxes.dir {
+		t.Fatalf("skeletons left to remove: %v, want one in the pool's directory", stale)
+	}
+	if got := poolRecycled(ta.sandboxes, -1); len(got) != 0 {
+		t.Fatalf("the pool took the skeleton that failed its check: %v", got)
+	}
+	if out, err := exec.Command("chattr", "-R", "-i", stale[0]).CombinedOutput(); err != nil {
+		t.Fatalf("chattr: %v: %s", err, out)
+	}
+	if n := collectAll(ta.Agent); n != 1 {
+		t.Fatalf("collected %d sandboxes, want the one left before", n)
+	}
+	if _, err := os.Lstat(stale[0]); !os.IsNotExist(err) {
+		t.Fatalf("the skeleton is still in the pool's directory: %v", err)
+	}
+}
+
+// Concurrent collections never take the pool past its cap: checking for
+// room and taking it are one step.
+func TestRecyclingReservesThePoolsCap(t *testing.T) {
+	p := newSandboxPool(t.TempDir(), slog.New(slog.DiscardHandler))
+	p.recycleCap = 10
+	p.opened.Store(true)
+	p.ready = []string{"a", "b", "c", "d"}
+	var wg sync.WaitGroup
+	var got atomic.Int64
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, ok := p.reserve(-1); ok {
+				got.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if got.Load() != 6 {
+		t.Fatalf("%d reservations with 4 of 10 places taken, want 6", got.Load())
+	}
+	for i := range 6 {
+		if !p.addRecycled(fmt.Sprint("r", i), 1000+i%2) {
+			t.Fatal("a reserved skeleton was refused")
+		}
+	}
+	if _, ok := p.reserve(1000); ok {
+		t.Fatal("the full pool took another reservation of a user with as many skeletons as any")
+	}
+	if id := p.containerID(1001); id != "r5" {
+		t.Fatalf("a launch as uid 1001 got %q, want its uid's newest skeleton r5", id)
+	}
+	if id := p.containerID(1002); id != "d" {
+		t.Fatalf("a launch as uid 1002 got %q, want the sandbox made ahead d", id)
+	}
+}
+
+// A skeleton recycled while the pool switched off is not added: no launch
+// would take it, and the collector removes it.
+func TestRecycledSandboxNotAddedOncePoolIsOff(t *testing.T) {
+	p := newSandboxPool(t.TempDir(), slog.New(slog.DiscardHandler))
+	p.recycleCap = 10
+	p.opened.Store(true)
+	if _, ok := p.reserve(-1); !ok {
+		t.Fatal("an empty pool took no reservation")
+	}
+	p.off.Store(true)
+	if p.addRecycled("late", -1) {
+		t.Fatal("a skeleton was added to a pool that is off")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.nRecycled != 0 || p.reserved != 0 || len(p.recycled) != 0 {
+		t.Fatalf("pool after the refusal: %d recycled, %d reserved, %v", p.nRecycled, p.reserved, p.recycled)
+	}
+}
+
+// A pool full of one user's skeletons makes room for another user's: the
+// user with the most gives up its oldest, until both have as many.
+func TestRecyclingPoolMakesRoomForAnotherUser(t *testing.T) {
+	p := newSandboxPool(t.TempDir(), slog.New(slog.DiscardHandler))
+	p.recycleCap = 4
+	p.opened.Store(true)
+	for i := range 4 {
+		if _, ok := p.reserve(1000); !ok || !p.addRecycled(fmt.Sprint("a", i), 1000) {
+			t.Fatalf("skeleton a%d was not taken", i)
+		}
+	}
+	if _, ok := p.reserve(1000); ok {
+		t.Fatal("the full pool took another skeleton of the user that fills it")
+	}
+	for i, want := range []string{"a0", "a1"} {
+		evicted, ok := p.reserve(1001)
+		if !ok || evicted != want {
+			t.Fatalf("another user's skeleton %d: evicted %q, %v; want %s", i, evicted, ok, want)
+		}
+		p.addRecycled(fmt.Sprint("b", i), 1001)
+	}
+	if evicted, ok := p.reserve(1001); ok {
+		t.Fatalf("the pool evicted %q of a user with no more skeletons than the other", evicted)
+	}
+	if got := poolRecycled(p, 1000); !slices.Equal(got, []string{"a2", "a3"}) {
+		t.Fatalf("user 1000 keeps %v, want [a2 a3]", got)
 	}
 }

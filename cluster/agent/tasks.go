@@ -150,6 +150,7 @@ func (a *Agent) startTask(fw mesos.FrameworkInfo, info mesos.TaskInfo, refuse er
 		log.Error("refusing task", "err", idErr)
 		refuse = idErr
 	}
+	uid := a.launchUID(info.Command, &fw) // sandboxrecycle.go: the recycled sandboxes it may take
 	a.mu.Lock()
 	if _, dup := a.tasks[key]; dup {
 		a.mu.Unlock()
@@ -159,7 +160,7 @@ func (a *Agent) startTask(fw mesos.FrameworkInfo, info mesos.TaskInfo, refuse er
 	agentID := a.agentID
 	containerID := newUUID().String()
 	if refuse == nil {
-		containerID = a.sandboxes.containerID() // sandboxpool.go
+		containerID = a.sandboxes.containerID(uid) // sandboxpool.go
 	}
 	t := &task{
 		key:         key,
