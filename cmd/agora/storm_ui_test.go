@@ -391,6 +391,7 @@ func TestStormSchedulerPageAgainstRealStorm(t *testing.T) {
 
 	req, _ := http.NewRequest("POST", base+"/api/v1/topologies/"+id+"/kill", nil)
 	req.SetBasicAuth("ops", "pw")
+	req.Header.Set(framework.RequestedBy, "agora") // as the page does
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
