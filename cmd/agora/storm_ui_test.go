@@ -19,6 +19,7 @@ import (
 	"github.com/agora-cluster/agora/cluster/clustertest"
 	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	"github.com/agora-cluster/agora/cluster/webui/webuitest"
+	"github.com/agora-cluster/agora/frameworks/state"
 	stormclient "github.com/agora-cluster/agora/storm/client"
 	"github.com/agora-cluster/agora/storm/framework"
 	"github.com/agora-cluster/agora/storm/stormtest"
@@ -90,7 +91,7 @@ func TestStormUIShowsNativeTopologies(t *testing.T) {
 	dir, master, path := startNativeStormCluster(t)
 	submitNative(t, dir, master, path, "wc", 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	base, err := nativeControlURL(ctx, master, "wc")
+	base, err := nativeControlURL(ctx, state.Client{}, master, "wc")
 	cancel()
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +166,7 @@ func TestStormUIShowsNativeTopologies(t *testing.T) {
 	// The links name the worker tasks the master runs (the master's UI
 	// shows a task's sandbox at #/task/FRAMEWORK/TASK).
 	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
-	running, err := nativeTopologies(ctx, master)
+	running, err := nativeTopologies(ctx, state.Client{}, master)
 	cancel()
 	if err != nil {
 		t.Fatal(err)
@@ -206,7 +207,7 @@ func TestStormUIBehindCredentials(t *testing.T) {
 	dir, master, path := startNativeStormCluster(t)
 	submitNative(t, dir, master, path, "wc", 1, "--http_credentials", "ops:pw")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	base, err := nativeControlURL(ctx, master, "wc")
+	base, err := nativeControlURL(ctx, state.Client{}, master, "wc")
 	cancel()
 	if err != nil {
 		t.Fatal(err)
