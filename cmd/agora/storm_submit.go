@@ -146,6 +146,9 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "agora storm submit:", err)
 			return 2
 		}
+		if page == nil {
+			fmt.Fprintln(stderr, "agora storm submit: WARNING: the topology's control port serves the topologies page, which kills, rebalances and deactivates topologies, to anyone who reaches it: give --http_credentials or --credentials")
+		}
 		return nativeSubmitPage(mc, nimbus.master, path, yaml, *name, t, conf, *home, *cpus, *mem, page, stdout, stderr)
 	}
 	p, err := submit.Prepare(t, submit.Options{Name: *name, Conf: conf, StormHome: *home})

@@ -207,7 +207,9 @@ func TestStormUIShowsNativeTopologies(t *testing.T) {
 // was.
 func TestStormUIBehindCredentials(t *testing.T) {
 	dir, master, path := startNativeStormCluster(t)
-	submitNative(t, dir, master, path, "wc", 1, "--http_credentials", "ops:pw")
+	if sub := submitNative(t, dir, master, path, "wc", 1, "--http_credentials", "ops:pw"); strings.Contains(sub.out.String(), "WARNING") {
+		t.Errorf("a page behind credentials is warned of: %s", sub.out.String())
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	base, err := nativeControlURL(ctx, state.Client{}, master, "wc")
 	cancel()
@@ -318,6 +320,9 @@ func TestStormUIOnAnAuthenticatedMaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	sub := submitNative(t, dir, master, path, "wc", 1, "--principal", "ops", "--secret_file", secret)
+	if !strings.Contains(sub.out.String(), "WARNING: the topology's control port serves the topologies page") {
+		t.Errorf("an open page is not warned of: %s", sub.out.String())
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	base, err := nativeControlURL(ctx, mc, master, "wc")
 	cancel()
