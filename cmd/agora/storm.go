@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +12,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/auth"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
+	"github.com/agora-cluster/agora/frameworks/state"
 	stormclient "github.com/agora-cluster/agora/storm/client"
 )
 
@@ -51,6 +55,41 @@ func stormNimbusDefault() string {
 // task the Storm framework runs on the cluster of --master.
 type stormTarget struct {
 	nimbus, master, framework string
+	// opts are the credentials and CA for --master's endpoints (and for
+	// a native topology's control port, which may ask for them).
+	opts clientOptions
+}
+
+// masterClient is the client of --master's endpoints, presenting the
+// command's credentials and verifying the master with its CA.
+func (s *stormTarget) masterClient() (state.Client, error) {
+	cred, err := s.opts.credential()
+	if err != nil {
+		return state.Client{}, err
+	}
+	var tc *tls.Config
+	if s.opts.caFile != "" {
+		if tc, err = tlsconf.ClientConfig(s.opts.caFile); err != nil {
+			return state.Client{}, fmt.Errorf("--ca_file: %w", err)
+		}
+	}
+	return stateClient(cred, tc, auth.LeaderRedirect), nil
+}
+
+// nativeMaster is masterClient for a --runtime native command, which
+// needs --master; a missing --master or bad credentials are reported
+// (ok false: exit 2).
+func (s *stormTarget) nativeMaster(cmd string, stderr io.Writer) (state.Client, bool) {
+	if s.master == "" {
+		fmt.Fprintf(stderr, "agora storm %s: --runtime native needs --master\n", cmd)
+		return state.Client{}, false
+	}
+	mc, err := s.masterClient()
+	if err != nil {
+		fmt.Fprintf(stderr, "agora storm %s: %v\n", cmd, err)
+		return state.Client{}, false
+	}
+	return mc, true
 }
 
 // client connects to the target's Nimbus, finding it through the master
@@ -61,7 +100,11 @@ func (s *stormTarget) client() (*stormclient.Client, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout)
 		defer cancel()
 		var err error
-		if addr, err = nimbusFromMaster(ctx, s.master, s.framework); err != nil {
+		mc, err := s.masterClient()
+		if err != nil {
+			return nil, err
+		}
+		if addr, err = nimbusFromMaster(ctx, mc, s.master, s.framework); err != nil {
 			return nil, err
 		}
 	}
@@ -76,6 +119,8 @@ func stormFlags(name, usage, about string, stderr io.Writer, target *stormTarget
 	fs.StringVar(&target.nimbus, "nimbus", stormNimbusDefault(), "Nimbus's Thrift address, HOST:PORT")
 	fs.StringVar(&target.master, "master", "", "find Nimbus as the running Nimbus task of `agora storm scheduler` on this master (host:port or zk://...) instead of --nimbus")
 	fs.StringVar(&target.framework, "framework_name", "", "with --master: the Storm framework's name (mesos.framework.name; default: any)")
+	target.opts.registerCredential(fs)
+	fs.StringVar(&target.opts.caFile, "ca_file", os.Getenv("AGORA_CA_FILE"), "with --master: PEM file of the CA that signed the master's certificate (env AGORA_CA_FILE)")
 	if asJSON != nil {
 		fs.BoolVar(asJSON, "json", false, "print JSON instead of a table")
 	}
@@ -100,11 +145,11 @@ func stormList(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if *runtime == "native" {
-		if nimbus.master == "" {
-			fmt.Fprintln(stderr, "agora storm list: --runtime native needs --master")
+		mc, ok := nimbus.nativeMaster("list", stderr)
+		if !ok {
 			return 2
 		}
-		return nativeList(nimbus.master, asJSON, stdout, stderr)
+		return nativeList(mc, nimbus.master, asJSON, stdout, stderr)
 	}
 	c, err := nimbus.client()
 	if err != nil {
@@ -147,11 +192,11 @@ func stormInfo(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if *runtime == "native" {
-		if nimbus.master == "" {
-			fmt.Fprintln(stderr, "agora storm info: --runtime native needs --master")
+		mc, ok := nimbus.nativeMaster("info", stderr)
+		if !ok {
 			return 2
 		}
-		return nativeInfoCmd(nimbus.master, name, asJSON, stdout, stderr)
+		return nativeInfoCmd(mc, nimbus.master, name, asJSON, stdout, stderr)
 	}
 	c, err := nimbus.client()
 	if err != nil {
@@ -206,11 +251,11 @@ func stormKill(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if *runtime == "native" {
-		if nimbus.master == "" {
-			fmt.Fprintln(stderr, "agora storm kill: --runtime native needs --master")
+		mc, ok := nimbus.nativeMaster("kill", stderr)
+		if !ok {
 			return 2
 		}
-		return nativeKill(nimbus.master, name, stdout, stderr)
+		return nativeKill(mc, nimbus.master, name, stdout, stderr)
 	}
 	c, err := nimbus.client()
 	if err != nil {

@@ -52,12 +52,13 @@ const (
 // The control port also serves the cluster's native topologies' page
 // (/ui/, storm/framework's UIHandler), open to anyone.
 func nativeSubmit(master, yamlPath string, yaml []byte, name string, t *flux.Topology, conf map[string]any, home string, cpus, mem float64, stdout, stderr io.Writer) int {
-	return nativeSubmitPage(master, yamlPath, yaml, name, t, conf, home, cpus, mem, nil, stdout, stderr)
+	return nativeSubmitPage(state.Client{}, master, yamlPath, yaml, name, t, conf, home, cpus, mem, nil, stdout, stderr)
 }
 
-// nativeSubmitPage is nativeSubmit with the topologies page behind page's
-// credentials (nil: open).
-func nativeSubmitPage(master, yamlPath string, yaml []byte, name string, t *flux.Topology, conf map[string]any, home string, cpus, mem float64, page *auth.Credentials, stdout, stderr io.Writer) int {
+// nativeSubmitPage is nativeSubmit with the topologies page, and the
+// control's changes (rebalance, activate, deactivate), behind page's
+// credentials (nil: open), calling the master's endpoints with mc.
+func nativeSubmitPage(mc state.Client, master, yamlPath string, yaml []byte, name string, t *flux.Topology, conf map[string]any, home string, cpus, mem float64, page *auth.Credentials, stdout, stderr io.Writer) int {
 	if master == "" {
 		fmt.Fprintln(stderr, "agora storm submit: --runtime native needs --master (the cluster the worker task runs on)")
 		return 2
@@ -87,7 +88,7 @@ func nativeSubmitPage(master, yamlPath string, yaml []byte, name string, t *flux
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if running, err := nativeTopologies(ctx, master); err != nil {
+	if running, err := nativeTopologies(ctx, mc, master); err != nil {
 		return stormFailure(stderr, "submit", err)
 	} else {
 		for _, r := range running {
@@ -110,7 +111,8 @@ func nativeSubmitPage(master, yamlPath string, yaml []byte, name string, t *flux
 	if err != nil {
 		return stormFailure(stderr, "submit", err)
 	}
-	control.ui = sec.handler(framework.UIHandler(framework.UIConfig{Topologies: nativeUISource{master: master}, Master: masterUI(master)}))
+	control.ui = sec.handler(framework.UIHandler(framework.UIConfig{Topologies: nativeUISource{master: master, c: mc}, Master: masterUI(master)}))
+	control.guard = sec.handler
 	// The driver's own reports are quiet: what ends the run is returned.
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError + 4}))
 	run, err := nativefw.New(nativefw.Config{
@@ -284,8 +286,8 @@ type nativeTopology struct {
 }
 
 // nativeTopologies are the worker tasks of running native topologies.
-func nativeTopologies(ctx context.Context, master string) ([]nativeTopology, error) {
-	m, err := state.Client{}.Master(ctx, master)
+func nativeTopologies(ctx context.Context, mc state.Client, master string) ([]nativeTopology, error) {
+	m, err := mc.Master(ctx, master)
 	if err != nil {
 		return nil, fmt.Errorf("list native topologies on master %s: %w", master, err)
 	}
@@ -305,10 +307,10 @@ func nativeTopologies(ctx context.Context, master string) ([]nativeTopology, err
 	return out, nil
 }
 
-func nativeList(master string, asJSON bool, stdout, stderr io.Writer) int {
+func nativeList(mc state.Client, master string, asJSON bool, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout)
 	defer cancel()
-	ts, err := nativeTopologies(ctx, master)
+	ts, err := nativeTopologies(ctx, mc, master)
 	if err != nil {
 		return stormFailure(stderr, "list", err)
 	}
@@ -317,7 +319,7 @@ func nativeList(master string, asJSON bool, stdout, stderr io.Writer) int {
 		st, ok := statuses[t.FrameworkID]
 		if !ok {
 			st = "UNKNOWN"
-			if base, err := nativeControlURL(ctx, master, t.Name); err == nil {
+			if base, err := nativeControlURL(ctx, mc, master, t.Name); err == nil {
 				if s, err := nativeStatusOf(ctx, base); err == nil {
 					st = s
 				}
@@ -343,10 +345,10 @@ func nativeList(master string, asJSON bool, stdout, stderr io.Writer) int {
 
 // nativeKill tears down the framework that runs the topology: its worker
 // task is killed and the submitting command returns.
-func nativeKill(master, name string, stdout, stderr io.Writer) int {
+func nativeKill(mc state.Client, master, name string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout)
 	defer cancel()
-	ts, err := nativeTopologies(ctx, master)
+	ts, err := nativeTopologies(ctx, mc, master)
 	if err != nil {
 		return stormFailure(stderr, "kill", err)
 	}
@@ -354,7 +356,7 @@ func nativeKill(master, name string, stdout, stderr io.Writer) int {
 		if t.Name != name {
 			continue
 		}
-		if err := teardownFramework(ctx, master, t.FrameworkID); err != nil {
+		if err := teardownFramework(ctx, mc, master, t.FrameworkID); err != nil {
 			return stormFailure(stderr, "kill", err)
 		}
 		fmt.Fprintf(stdout, "killing %s\n", name)
@@ -363,9 +365,14 @@ func nativeKill(master, name string, stdout, stderr io.Writer) int {
 	return stormFailure(stderr, "kill", fmt.Errorf("no native topology %q runs on master %s", name, master))
 }
 
-// teardownFramework sends the operator API's TEARDOWN for framework id.
-func teardownFramework(ctx context.Context, master, id string) error {
-	base, err := state.BaseURL(master)
+// teardownFramework sends the operator API's TEARDOWN for framework id,
+// with mc's credentials.
+func teardownFramework(ctx context.Context, mc state.Client, master, id string) error {
+	addr := master
+	if mc.HTTPS && !strings.Contains(addr, "://") {
+		addr = "https://" + strings.TrimSpace(addr)
+	}
+	base, err := state.BaseURL(addr)
 	if err != nil {
 		return err
 	}
@@ -375,7 +382,7 @@ func teardownFramework(ctx context.Context, master, id string) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClientOf(mc).Do(req)
 	if err != nil {
 		return fmt.Errorf("teardown of framework %s at master %s: %w", id, master, err)
 	}
@@ -385,4 +392,12 @@ func teardownFramework(ctx context.Context, master, id string) error {
 		return fmt.Errorf("teardown of framework %s at master %s: %s: %s", id, master, resp.Status, bytes.TrimSpace(b))
 	}
 	return nil
+}
+
+// httpClientOf is mc's HTTP client (the default one when it has none).
+func httpClientOf(mc state.Client) *http.Client {
+	if mc.HTTP != nil {
+		return mc.HTTP
+	}
+	return http.DefaultClient
 }

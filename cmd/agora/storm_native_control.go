@@ -17,6 +17,7 @@ import (
 
 	"github.com/agora-cluster/agora/frameworks/state"
 	"github.com/agora-cluster/agora/storm/flux"
+	"github.com/agora-cluster/agora/storm/framework"
 	"github.com/agora-cluster/agora/storm/native"
 	nativefw "github.com/agora-cluster/agora/storm/native/framework"
 )
@@ -71,6 +72,9 @@ type nativeControl struct {
 	ctx         context.Context // the submitting command's: ends a waiting rebalance
 	// ui serves the topologies page and its API (/ui/, /api/v1/, /).
 	ui http.Handler
+	// guard puts a change (POST /rebalance, /activate, /deactivate)
+	// behind the page's credentials (nil: none asked).
+	guard func(http.Handler) http.Handler
 }
 
 // launch is the workers' count, environment and labels of conf with
@@ -236,9 +240,19 @@ func (c *nativeControl) reply() nativeStatusReply {
 }
 
 // serve answers POST /rebalance, /activate and /deactivate and GET
-// /status, and serves the topologies page, until ctx ends.
+// /status, and serves the topologies page, until ctx ends. The changes
+// are behind the page's credentials and its CSRF guard (a JSON body or
+// X-Requested-By, and no foreign Origin); /status stays open, for `agora
+// storm list` and the page's status column.
 func (c *nativeControl) serve(ctx context.Context, ln net.Listener) {
 	mux := http.NewServeMux()
+	change := func(pattern string, h http.HandlerFunc) {
+		g := framework.ChangeGuard(h)
+		if c.guard != nil {
+			g = c.guard(g)
+		}
+		mux.Handle(pattern, g)
+	}
 	if c.ui != nil {
 		mux.Handle("/ui/", c.ui)
 		mux.Handle("/api/v1/", c.ui)
@@ -250,7 +264,7 @@ func (c *nativeControl) serve(ctx context.Context, ln net.Listener) {
 	}
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) { reply(w, c.reply()) })
 	for path, on := range map[string]bool{"/activate": true, "/deactivate": false} {
-		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
+		change("POST "+path, func(w http.ResponseWriter, r *http.Request) {
 			st, err := c.setActive(r.Context(), on)
 			if err != nil {
 				code := http.StatusBadGateway
@@ -263,7 +277,7 @@ func (c *nativeControl) serve(ctx context.Context, ln net.Listener) {
 			reply(w, st)
 		})
 	}
-	mux.HandleFunc("POST /rebalance", func(w http.ResponseWriter, r *http.Request) {
+	change("POST /rebalance", func(w http.ResponseWriter, r *http.Request) {
 		var req nativeRebalance
 		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 		dec.DisallowUnknownFields()
@@ -302,7 +316,7 @@ func controlURL(master string, ln net.Listener) string {
 
 // nativeControlURL is the control URL of the framework running native
 // topology name on master's cluster.
-func nativeControlURL(ctx context.Context, master, name string) (string, error) {
+func nativeControlURL(ctx context.Context, mc state.Client, master, name string) (string, error) {
 	var m struct {
 		Frameworks []struct {
 			Name  string `json:"name"`
@@ -312,7 +326,7 @@ func nativeControlURL(ctx context.Context, master, name string) (string, error) 
 			} `json:"tasks"`
 		} `json:"frameworks"`
 	}
-	if err := (state.Client{}).Get(ctx, master, "/master/state", &m); err != nil {
+	if err := mc.Get(ctx, master, "/master/state", &m); err != nil {
 		return "", fmt.Errorf("find native topology %q on master %s: %w", name, master, err)
 	}
 	for _, f := range m.Frameworks {
@@ -334,9 +348,11 @@ func nativeControlURL(ctx context.Context, master, name string) (string, error) 
 
 // nativePost posts body to path of the control of native topology name
 // and returns the answer's body; an answer other than 200 is an error
-// with its text.
-func nativePost(ctx context.Context, master, name, path string, body any) ([]byte, error) {
-	base, err := nativeControlURL(ctx, master, name)
+// with its text. mc's credentials go to the master and to the control
+// (which asks for them when the topology was submitted with page
+// credentials).
+func nativePost(ctx context.Context, mc state.Client, master, name, path string, body any) ([]byte, error) {
+	base, err := nativeControlURL(ctx, mc, master, name)
 	if err != nil {
 		return nil, err
 	}
@@ -346,7 +362,10 @@ func nativePost(ctx context.Context, master, name, path string, body any) ([]byt
 		return nil, err
 	}
 	hr.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(hr)
+	hr.Header.Set(framework.RequestedBy, "agora")
+	hc := *httpClientOf(mc)
+	hc.Timeout = 0 // ctx bounds the call: telling the workers may take long
+	resp, err := hc.Do(hr)
 	if err != nil {
 		return nil, fmt.Errorf("native topology %q: its submitting command at %s: %w", name, base, err)
 	}
@@ -360,10 +379,10 @@ func nativePost(ctx context.Context, master, name, path string, body any) ([]byt
 
 // nativeRebalanceCmd asks the submitting command of native topology name
 // to launch it again with new counts.
-func nativeRebalanceCmd(master, name string, req nativeRebalance, stdout, stderr io.Writer) int {
+func nativeRebalanceCmd(mc state.Client, master, name string, req nativeRebalance, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout)
 	defer cancel()
-	b, err := nativePost(ctx, master, name, "/rebalance", req)
+	b, err := nativePost(ctx, mc, master, name, "/rebalance", req)
 	if err != nil {
 		return stormFailure(stderr, "rebalance", err)
 	}
@@ -379,7 +398,7 @@ func nativeRebalanceCmd(master, name string, req nativeRebalance, stdout, stderr
 
 // nativeActivationCmd activates or deactivates native topology name
 // through its submitting command, which tells every worker.
-func nativeActivationCmd(master, name string, activate bool, stdout, stderr io.Writer) int {
+func nativeActivationCmd(mc state.Client, master, name string, activate bool, stdout, stderr io.Writer) int {
 	cmd := "deactivate"
 	if activate {
 		cmd = "activate"
@@ -387,7 +406,7 @@ func nativeActivationCmd(master, name string, activate bool, stdout, stderr io.W
 	// Telling a worker just launched may wait for it to listen.
 	ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout+nativeTellTimeout)
 	defer cancel()
-	if _, err := nativePost(ctx, master, name, "/"+cmd, struct{}{}); err != nil {
+	if _, err := nativePost(ctx, mc, master, name, "/"+cmd, struct{}{}); err != nil {
 		return stormFailure(stderr, cmd, err)
 	}
 	fmt.Fprintf(stdout, "%sd %s\n", cmd, name)

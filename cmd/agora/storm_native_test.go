@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -16,6 +17,7 @@ import (
 	"github.com/agora-cluster/agora/cluster/clustertest"
 	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	wordcount "github.com/agora-cluster/agora/examples/storm-wordcount"
+	"github.com/agora-cluster/agora/frameworks/state"
 	"github.com/agora-cluster/agora/storm/bench"
 	"github.com/agora-cluster/agora/storm/multilang"
 	"github.com/agora-cluster/agora/storm/native"
@@ -336,15 +338,28 @@ func waitShowing(t *testing.T, limit time.Duration, what func() string, cond fun
 // beside it may hold the same one.
 func startNativeStormCluster(t *testing.T) (dir, master, path string) {
 	t.Helper()
+	return startNativeStormClusterWith(t, state.Client{})
+}
+
+// startNativeStormClusterWith is startNativeStormCluster with more master
+// flags (its --credentials and --authenticate_http_*, say), reading the
+// master's state with mc.
+func startNativeStormClusterWith(t *testing.T, mc state.Client, masterFlags ...string) (dir, master, path string) {
+	t.Helper()
 	tier.Need(t, tier.Python, tier.PythonErr())
 	_, err := multilang.FindStormPy(t.TempDir(), defaultStormHome())
 	tier.Need(t, tier.Python, err)
 	dir = t.TempDir()
-	_, master = startBound(t, "master", "--work_dir="+filepath.Join(dir, "master"), "--port=0", "--allocation_interval=100ms")
+	_, master = startBound(t, append([]string{"master", "--work_dir=" + filepath.Join(dir, "master"), "--port=0", "--allocation_interval=100ms"}, masterFlags...)...)
 	first, last := clustertest.PortRange(100)
 	startBound(t, "agent", "--master="+master, "--work_dir="+filepath.Join(dir, "agent"), "--port=0",
 		fmt.Sprintf("--resources=cpus:2;mem:2048;disk:1024;ports:[%d-%d]", first, last), "--switch_user=false", "--isolation=posix")
-	waitState(t, "http://"+master, "agent registered", func(s *masterState) bool { return len(s.Slaves) == 1 })
+	waitShowing(t, time.Minute, func() string { return "the agent registered" }, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		m, err := mc.Master(ctx, master)
+		return err == nil && len(m.Slaves) == 1
+	})
 	if path, err = wordcount.WriteTo(filepath.Join(dir, "example")); err != nil {
 		t.Fatal(err)
 	}

@@ -77,6 +77,8 @@ framework's webui_url) shows Nimbus's topologies, their workers with links to
 their supervisors' sandboxes in the master's UI, their spouts' and bolts'
 counts, and kills a topology; --http_credentials or --credentials put it and
 its API behind HTTP Basic credentials, the --ssl_* flags serve it over TLS.
+Without credentials anyone who reaches the port (all interfaces by default,
+as Storm UI) can kill topologies: the command warns so at start.
 
 With --state_dir, the framework ID and the tasks are kept there: interrupting
 the command leaves the daemons running, and starting it again with the same
@@ -157,6 +159,9 @@ func stormScheduler(ctx context.Context, args []string, stdout, stderr io.Writer
 	sec, err := httpSec.security("storm")
 	if err != nil {
 		return fail("%v", err)
+	}
+	if *httpPort >= 0 && sec.guard == nil {
+		fmt.Fprintf(stderr, "agora storm scheduler: WARNING: the topologies page on %s:%d kills topologies for anyone who reaches it: give --http_credentials or --credentials (or --ip 127.0.0.1, or --http_port -1 for no page)\n", *ip, *httpPort)
 	}
 	var zks []string
 	if *zk != "" {

@@ -39,11 +39,25 @@ func TestStormSchedulerRefusesBadInput(t *testing.T) {
 		{"missing storm.yaml", []string{"--nimbus", refused, "--conf", badYAML + ".none"}, 2, "--conf:"},
 		{"bad page credentials", []string{"--nimbus", refused, "--http_credentials", "nocolon"}, 2, "--http_credentials"},
 		{"nimbus not there", []string{"--nimbus", refused}, 1, "nimbus at " + refused + " is not reachable"},
+		{"an open page is warned of", []string{"--nimbus", refused}, 1, "WARNING: the topologies page on 0.0.0.0:8080 kills topologies for anyone who reaches it: give --http_credentials or --credentials"},
 	} {
 		var out, errb bytes.Buffer
 		code := stormScheduler(context.Background(), append(append([]string{}, base...), tc.args...), &out, &errb)
 		if code != tc.code || !strings.Contains(errb.String(), tc.err) {
 			t.Errorf("%s: exit %d, stderr %q; want %d and %q", tc.name, code, errb.String(), tc.code, tc.err)
+		}
+	}
+}
+
+// A page behind credentials, or no page, is not warned of.
+func TestStormSchedulerWarnsOnlyOfAnOpenPage(t *testing.T) {
+	refused := clustertest.RefusedAddr(t)
+	base := []string{"--master", refused, "--storm_home", t.TempDir(), "--nimbus", refused}
+	for _, extra := range [][]string{{"--http_credentials", "ops:pw"}, {"--http_port", "-1"}} {
+		var out, errb bytes.Buffer
+		code := stormScheduler(context.Background(), append(append([]string{}, base...), extra...), &out, &errb)
+		if code != 1 || strings.Contains(errb.String(), "WARNING") {
+			t.Errorf("%v: exit %d, stderr %q; want 1 (no Nimbus) and no warning", extra, code, errb.String())
 		}
 	}
 }

@@ -141,7 +141,15 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "agora storm submit:", err)
 			return 2
 		}
-		return nativeSubmitPage(nimbus.master, path, yaml, *name, t, conf, *home, *cpus, *mem, page, stdout, stderr)
+		mc, err := nimbus.masterClient()
+		if err != nil {
+			fmt.Fprintln(stderr, "agora storm submit:", err)
+			return 2
+		}
+		if page == nil {
+			fmt.Fprintln(stderr, "agora storm submit: WARNING: the topology's control port serves the topologies page, which kills, rebalances and deactivates topologies, to anyone who reaches it: give --http_credentials or --credentials")
+		}
+		return nativeSubmitPage(mc, nimbus.master, path, yaml, *name, t, conf, *home, *cpus, *mem, page, stdout, stderr)
 	}
 	p, err := submit.Prepare(t, submit.Options{Name: *name, Conf: conf, StormHome: *home})
 	if err != nil {
@@ -198,15 +206,15 @@ func stormRebalance(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *runtime == "native" {
-		if nimbus.master == "" {
-			fmt.Fprintln(stderr, "agora storm rebalance: --runtime native needs --master")
+		mc, ok := nimbus.nativeMaster("rebalance", stderr)
+		if !ok {
 			return 2
 		}
 		req := nativeRebalance{Workers: *workers, Executors: map[string]int{}, WaitSecs: max(0, *wait)}
 		for k, v := range execs {
 			req.Executors[k] = int(v)
 		}
-		return nativeRebalanceCmd(nimbus.master, name, req, stdout, stderr)
+		return nativeRebalanceCmd(mc, nimbus.master, name, req, stdout, stderr)
 	}
 	c, err := nimbus.client()
 	if err != nil {
@@ -239,11 +247,11 @@ func stormActivation(activate bool, args []string, stdout, stderr io.Writer) int
 		return code
 	}
 	if *runtime == "native" {
-		if nimbus.master == "" {
-			fmt.Fprintf(stderr, "agora storm %s: --runtime native needs --master\n", cmd)
+		mc, ok := nimbus.nativeMaster(cmd, stderr)
+		if !ok {
 			return 2
 		}
-		return nativeActivationCmd(nimbus.master, name, activate, stdout, stderr)
+		return nativeActivationCmd(mc, nimbus.master, name, activate, stdout, stderr)
 	}
 	c, err := nimbus.client()
 	if err != nil {
@@ -266,8 +274,8 @@ func stormActivation(activate bool, args []string, stdout, stderr io.Writer) int
 // nimbusFromMaster finds the Nimbus that `agora storm scheduler` runs as a
 // task ("NAME | nimbus") on the master's cluster: the agent's hostname and
 // the one port the task took. framework, if given, is the framework's name.
-func nimbusFromMaster(ctx context.Context, master, framework string) (string, error) {
-	m, err := state.Client{}.Master(ctx, master)
+func nimbusFromMaster(ctx context.Context, mc state.Client, master, framework string) (string, error) {
+	m, err := mc.Master(ctx, master)
 	if err != nil {
 		return "", fmt.Errorf("find Nimbus through master %s: %w", master, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/agora-cluster/agora/cluster/clustertest"
 	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	wordcount "github.com/agora-cluster/agora/examples/storm-wordcount"
+	"github.com/agora-cluster/agora/frameworks/state"
 	stormclient "github.com/agora-cluster/agora/storm/client"
 	"github.com/agora-cluster/agora/storm/stormtest"
 )
@@ -328,13 +329,13 @@ func TestNimbusFromMaster(t *testing.T) {
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if addr, err := nimbusFromMaster(ctx, srv.URL, "Storm!!!"); err != nil || addr != "host2:31007" {
+	if addr, err := nimbusFromMaster(ctx, state.Client{}, srv.URL, "Storm!!!"); err != nil || addr != "host2:31007" {
 		t.Fatalf("nimbus of Storm!!! = %q, %v; want host2:31007", addr, err)
 	}
-	if _, err := nimbusFromMaster(ctx, srv.URL, ""); err == nil || !strings.Contains(err.Error(), "2 Nimbus tasks (host2:31007, host1:32000)") {
+	if _, err := nimbusFromMaster(ctx, state.Client{}, srv.URL, ""); err == nil || !strings.Contains(err.Error(), "2 Nimbus tasks (host2:31007, host1:32000)") {
 		t.Fatalf("two frameworks: %v", err)
 	}
-	if _, err := nimbusFromMaster(ctx, srv.URL, "nosuch"); err == nil || !strings.Contains(err.Error(), `runs no Nimbus task of a Storm framework named "nosuch"`) {
+	if _, err := nimbusFromMaster(ctx, state.Client{}, srv.URL, "nosuch"); err == nil || !strings.Contains(err.Error(), `runs no Nimbus task of a Storm framework named "nosuch"`) {
 		t.Fatalf("no such framework: %v", err)
 	}
 	refused := clustertest.RefusedAddr(t)

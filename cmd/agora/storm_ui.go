@@ -38,7 +38,10 @@ func masterUI(master string) func() string {
 
 // nativeUISource is the native topologies running on master's cluster,
 // each one framework whose tasks are its workers.
-type nativeUISource struct{ master string }
+type nativeUISource struct {
+	master string
+	c      state.Client // the master's endpoints, with the command's credentials
+}
 
 // nativeFrameworks are the native topologies' frameworks in the master's
 // state, with what the page needs of their tasks.
@@ -47,7 +50,7 @@ func (s nativeUISource) frameworks(ctx context.Context) ([]nativeStateFramework,
 		Slaves     []state.Agent          `json:"slaves"`
 		Frameworks []nativeStateFramework `json:"frameworks"`
 	}
-	if err := (state.Client{}).Get(ctx, s.master, "/master/state", &m); err != nil {
+	if err := s.c.Get(ctx, s.master, "/master/state", &m); err != nil {
 		return nil, nil, fmt.Errorf("list native topologies on master %s: %w", s.master, err)
 	}
 	hosts := map[string]string{}
@@ -133,7 +136,7 @@ func (s nativeUISource) Get(ctx context.Context, id string) (*framework.Topology
 		return nil, err
 	}
 	t := &framework.Topology{TopologySummary: f.summary(ctx, hosts), Workers: []framework.TopologyWorker{}, Components: []framework.TopologyComponent{}}
-	info, err := nativeInfoOf(ctx, s.master, id)
+	info, err := nativeInfoOf(ctx, s.c, s.master, id)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +162,7 @@ func (s nativeUISource) Kill(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	return teardownFramework(ctx, s.master, f.ID)
+	return teardownFramework(ctx, s.c, s.master, f.ID)
 }
 
 func (nativeUISource) CanKill() bool { return true }

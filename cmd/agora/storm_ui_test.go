@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,9 +17,11 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/clustertest"
 	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	"github.com/agora-cluster/agora/cluster/webui/webuitest"
+	"github.com/agora-cluster/agora/frameworks/state"
 	stormclient "github.com/agora-cluster/agora/storm/client"
 	"github.com/agora-cluster/agora/storm/framework"
 	"github.com/agora-cluster/agora/storm/stormtest"
@@ -90,7 +93,7 @@ func TestStormUIShowsNativeTopologies(t *testing.T) {
 	dir, master, path := startNativeStormCluster(t)
 	submitNative(t, dir, master, path, "wc", 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	base, err := nativeControlURL(ctx, master, "wc")
+	base, err := nativeControlURL(ctx, state.Client{}, master, "wc")
 	cancel()
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +168,7 @@ func TestStormUIShowsNativeTopologies(t *testing.T) {
 	// The links name the worker tasks the master runs (the master's UI
 	// shows a task's sandbox at #/task/FRAMEWORK/TASK).
 	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
-	running, err := nativeTopologies(ctx, master)
+	running, err := nativeTopologies(ctx, state.Client{}, master)
 	cancel()
 	if err != nil {
 		t.Fatal(err)
@@ -204,9 +207,11 @@ func TestStormUIShowsNativeTopologies(t *testing.T) {
 // was.
 func TestStormUIBehindCredentials(t *testing.T) {
 	dir, master, path := startNativeStormCluster(t)
-	submitNative(t, dir, master, path, "wc", 1, "--http_credentials", "ops:pw")
+	if sub := submitNative(t, dir, master, path, "wc", 1, "--http_credentials", "ops:pw"); strings.Contains(sub.out.String(), "WARNING") {
+		t.Errorf("a page behind credentials is warned of: %s", sub.out.String())
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	base, err := nativeControlURL(ctx, master, "wc")
+	base, err := nativeControlURL(ctx, state.Client{}, master, "wc")
 	cancel()
 	if err != nil {
 		t.Fatal(err)
@@ -239,6 +244,108 @@ func TestStormUIBehindCredentials(t *testing.T) {
 		&& document.querySelector('#topologies tr[data-topology="wc"]') !== null && document.getElementById('error-banner').hidden`)
 	if prompts != 1 {
 		t.Errorf("the browser asked for credentials %d times, want once", prompts)
+	}
+
+	// The control's changes are behind the same credentials and refuse
+	// a cross-site form even with them; nothing changes.
+	for _, p := range []string{"/deactivate", "/activate", "/rebalance"} {
+		if code, body := postControl(t, base+p, "", "", nil); code != http.StatusUnauthorized {
+			t.Errorf("POST %s without credentials: %d %s, want 401", p, code, body)
+		}
+		form := map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Origin": "http://evil.example"}
+		if code, body := postControl(t, base+p, "ops", "pw", form); code != http.StatusForbidden || !strings.Contains(body, "another origin") {
+			t.Errorf("POST %s as a cross-site form with credentials: %d %s, want 403 naming the origin", p, code, body)
+		}
+	}
+	if st, code := topologiesAPI[nativeStatusReply](t, base, "/status", "", ""); code != 200 || st.Status != "ACTIVE" {
+		t.Fatalf("/status after the refused changes: %d %+v, want ACTIVE", code, st)
+	}
+	// The CLI presents --principal and --secret_file to the control.
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := runClient(t, master, "storm", "deactivate", "wc", "--runtime", "native", "--master", master); code != 1 || !strings.Contains(errOut, "authentication required") {
+		t.Errorf("agora storm deactivate without credentials: exit %d, %q; want 1 and the 401", code, errOut)
+	}
+	if out, errOut, code := runClient(t, master, "storm", "deactivate", "wc", "--runtime", "native", "--master", master,
+		"--principal", "ops", "--secret_file", secret); code != 0 || !strings.Contains(out, "deactivated wc") {
+		t.Fatalf("agora storm deactivate with the page's credentials: exit %d, %q %q", code, out, errOut)
+	}
+	if st, code := topologiesAPI[nativeStatusReply](t, base, "/status", "", ""); code != 200 || st.Status != "INACTIVE" {
+		t.Errorf("/status after the CLI's deactivate: %d %+v, want INACTIVE", code, st)
+	}
+}
+
+// postControl posts an empty JSON object to url, with Basic credentials
+// when user is given and headers over the CLI's JSON content type.
+func postControl(t *testing.T, url, user, password string, headers map[string]string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	if user != "" {
+		req.SetBasicAuth(user, password)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, string(b)
+}
+
+// TestStormUIOnAnAuthenticatedMaster: on a master that asks every HTTP
+// caller for credentials (--authenticate_http_readonly and _readwrite),
+// the page of a topology submitted with --principal and --secret_file
+// lists it and kills it: its calls to the master present them.
+func TestStormUIOnAnAuthenticatedMaster(t *testing.T) {
+	creds := filepath.Join(t.TempDir(), "credentials.json")
+	if err := os.WriteFile(creds, []byte(`{"credentials": [{"principal": "ops", "secret": "pw"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cred := auth.Credential{Principal: "ops", Secret: "pw"}
+	mc := stateClient(cred, nil, auth.LeaderRedirect)
+	dir, master, path := startNativeStormClusterWith(t, mc, "--credentials="+creds, "--authenticate_http_readonly", "--authenticate_http_readwrite")
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sub := submitNative(t, dir, master, path, "wc", 1, "--principal", "ops", "--secret_file", secret)
+	if !strings.Contains(sub.out.String(), "WARNING: the topology's control port serves the topologies page") {
+		t.Errorf("an open page is not warned of: %s", sub.out.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	base, err := nativeControlURL(ctx, mc, master, "wc")
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, code := topologiesAPI[topologiesList](t, base, "/api/v1/topologies", "", "")
+	if code != 200 || len(list.Topologies) != 1 || list.Topologies[0].ID != "wc" {
+		t.Fatalf("GET /api/v1/topologies on an authenticated master: %d %+v, want wc", code, list.Topologies)
+	}
+	if _, code := topologiesAPI[json.RawMessage](t, base, "/api/v1/topologies/wc", "", ""); code != 200 {
+		t.Errorf("GET /api/v1/topologies/wc on an authenticated master: %d, want 200", code)
+	}
+	if code, body := postControl(t, base+"/api/v1/topologies/wc/kill", "", "", nil); code != http.StatusAccepted {
+		t.Fatalf("kill on an authenticated master: %d %s, want 202", code, body)
+	}
+	select {
+	case <-sub.done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the submitting command did not end after the kill: %s", sub.out.String())
+	}
+	if !strings.Contains(sub.out.String(), "topology wc killed") {
+		t.Errorf("the submitting command's output %q, want the kill", sub.out.String())
 	}
 }
 
@@ -391,6 +498,7 @@ func TestStormSchedulerPageAgainstRealStorm(t *testing.T) {
 
 	req, _ := http.NewRequest("POST", base+"/api/v1/topologies/"+id+"/kill", nil)
 	req.SetBasicAuth("ops", "pw")
+	req.Header.Set(framework.RequestedBy, "agora") // as the page does
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -70,11 +70,11 @@ func stormWorkers(args []string, stdout, stderr io.Writer) int {
 	case "storm":
 		rows, err = stormWorkerRows(ctx, &nimbus, name)
 	case "native":
-		if nimbus.master == "" {
-			fmt.Fprintln(stderr, "agora storm workers: --runtime native needs --master")
+		mc, ok := nimbus.nativeMaster("workers", stderr)
+		if !ok {
 			return 2
 		}
-		rows, err = nativeWorkerRows(ctx, nimbus.master, name)
+		rows, err = nativeWorkerRows(ctx, mc, nimbus.master, name)
 	default:
 		fmt.Fprintf(stderr, "agora storm workers: --runtime %q: want storm or native\n", *runtime)
 		return 2
@@ -181,7 +181,7 @@ type nativeStateTask struct {
 // of the one named), from the master's state: the agent's host, the
 // task's port, the executors its labels name, and the time since it was
 // reported running.
-func nativeWorkerRows(ctx context.Context, master, name string) ([]stormWorkerRow, error) {
+func nativeWorkerRows(ctx context.Context, mc state.Client, master, name string) ([]stormWorkerRow, error) {
 	var m struct {
 		Slaves     []state.Agent `json:"slaves"`
 		Frameworks []struct {
@@ -189,7 +189,7 @@ func nativeWorkerRows(ctx context.Context, master, name string) ([]stormWorkerRo
 			Tasks []nativeStateTask `json:"tasks"`
 		} `json:"frameworks"`
 	}
-	if err := (state.Client{}).Get(ctx, master, "/master/state", &m); err != nil {
+	if err := mc.Get(ctx, master, "/master/state", &m); err != nil {
 		return nil, fmt.Errorf("list native workers on master %s: %w", master, err)
 	}
 	hosts := map[string]string{}
@@ -287,12 +287,12 @@ type nativeWorkerMetrics struct {
 	Error   string          `json:"error,omitempty"`
 }
 
-func nativeInfoOf(ctx context.Context, master, name string) (*nativeInfo, error) {
-	rows, err := nativeWorkerRows(ctx, master, name)
+func nativeInfoOf(ctx context.Context, mc state.Client, master, name string) (*nativeInfo, error) {
+	rows, err := nativeWorkerRows(ctx, mc, master, name)
 	if err != nil {
 		return nil, err
 	}
-	m, err := state.Client{}.Master(ctx, master)
+	m, err := mc.Master(ctx, master)
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +310,7 @@ func nativeInfoOf(ctx context.Context, master, name string) (*nativeInfo, error)
 	sums := map[string]*native.ComponentMetrics{}
 	for _, r := range rows {
 		wm := nativeWorkerMetrics{stormWorkerRow: r}
-		met, err := workerMetrics(ctx, agents[tasks[r.TaskID]], r.TaskID)
+		met, err := workerMetrics(ctx, mc, agents[tasks[r.TaskID]], r.TaskID)
 		if err != nil {
 			wm.Error = err.Error()
 		} else {
@@ -355,11 +355,11 @@ func addMetrics(sums map[string]*native.ComponentMetrics, m *native.Metrics) {
 }
 
 // workerMetrics reads a worker task's metrics.json from its sandbox.
-func workerMetrics(ctx context.Context, agent state.Agent, taskID string) (*native.Metrics, error) {
+func workerMetrics(ctx context.Context, mc state.Client, agent state.Agent, taskID string) (*native.Metrics, error) {
 	if agent.ID == "" {
 		return nil, fmt.Errorf("task %s: its agent is not registered", taskID)
 	}
-	as, err := state.Client{}.AgentState(ctx, agent.Endpoint())
+	as, err := mc.AgentState(ctx, agent.Endpoint())
 	if err != nil {
 		return nil, err
 	}
@@ -379,7 +379,7 @@ func workerMetrics(ctx context.Context, agent state.Agent, taskID string) (*nati
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClientOf(mc).Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("task %s: %w", taskID, err)
 	}
@@ -394,10 +394,10 @@ func workerMetrics(ctx context.Context, agent state.Agent, taskID string) (*nati
 	return &m, nil
 }
 
-func nativeInfoCmd(master, name string, asJSON bool, stdout, stderr io.Writer) int {
+func nativeInfoCmd(mc state.Client, master, name string, asJSON bool, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout)
 	defer cancel()
-	info, err := nativeInfoOf(ctx, master, name)
+	info, err := nativeInfoOf(ctx, mc, master, name)
 	if err != nil {
 		return stormFailure(stderr, "info", err)
 	}

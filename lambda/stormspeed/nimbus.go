@@ -115,13 +115,25 @@ func replace(ctx context.Context, c *client.Client, p *submit.Prepared, cfg Conf
 	return p.Submit(ctx, c)
 }
 
+// Nimbus is what KillOwn asks of a Nimbus (storm/client's Client).
+type Nimbus interface {
+	Addr() string
+	TopologyByName(ctx context.Context, name string) (client.TopologySummary, bool, error)
+	TopologyConf(ctx context.Context, id string) (string, error)
+	Kill(ctx context.Context, name string, wait time.Duration) error
+}
+
 // KillOwn kills the topology name on Nimbus if the pipeline whose work
 // directory is workDir owns it (OwnerKey), and waits until Nimbus no
 // longer lists it (at most two minutes, or until ctx ends). killed is
 // false when no such topology runs. A topology of that name that another
 // pipeline (or anyone else) owns is left alone, and KillOwn says whose
 // it is.
-func KillOwn(ctx context.Context, c *client.Client, name, workDir string) (killed bool, err error) {
+//
+// Nimbus kills by name but the owner is checked by ID: the name is looked
+// up again just before the kill, and a topology of that name with another
+// ID (the checked one ended and someone submitted theirs) is not killed.
+func KillOwn(ctx context.Context, c Nimbus, name, workDir string) (killed bool, err error) {
 	s, ok, err := c.TopologyByName(ctx, name)
 	if err != nil || !ok {
 		return false, err
@@ -140,20 +152,36 @@ func KillOwn(ctx context.Context, c *client.Client, name, workDir string) (kille
 		return false, fmt.Errorf("topology %s (%s) on Nimbus %s belongs to the pipeline in %s, not this one (%s): it is left alone; give this pipeline another name",
 			name, s.ID, c.Addr(), owner, workDir)
 	case s.Status != "KILLED":
+		now, listed, err := c.TopologyByName(ctx, name)
+		switch {
+		case err != nil:
+			return false, err
+		case !listed:
+			return false, nil // ended on its own since: nothing to kill
+		case now.ID != s.ID:
+			return false, fmt.Errorf("topology %s (%s) on Nimbus %s ended while its owner was checked, and %s of the same name runs now: it is left alone; run again to check its owner",
+				name, s.ID, c.Addr(), now.ID)
+		}
 		if err := c.Kill(ctx, name, 0); err != nil && !errors.Is(err, client.ErrNotAlive) {
 			return false, err
 		}
 	}
+	return true, waitGone(ctx, c, name, s.ID)
+}
+
+// waitGone waits until Nimbus no longer lists topology id under name
+// (another topology of that name may follow it), at most goneWait.
+func waitGone(ctx context.Context, c Nimbus, name, id string) error {
 	ctx, cancel := context.WithTimeout(ctx, goneWait)
 	defer cancel()
 	for {
-		_, listed, err := c.TopologyByName(ctx, name)
-		if err == nil && !listed {
-			return true, nil
+		now, listed, err := c.TopologyByName(ctx, name)
+		if err == nil && (!listed || now.ID != id) {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return true, fmt.Errorf("topology %s (%s) was killed but Nimbus %s still lists it: %w", name, s.ID, c.Addr(), ctx.Err())
+			return fmt.Errorf("topology %s (%s) was killed but Nimbus %s still lists it: %w", name, id, c.Addr(), ctx.Err())
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
@@ -161,7 +189,7 @@ func KillOwn(ctx context.Context, c *client.Client, name, workDir string) (kille
 
 // topologyOwner is the OwnerKey of topology id's configuration ("" when
 // it has none).
-func topologyOwner(ctx context.Context, c *client.Client, id string) (string, error) {
+func topologyOwner(ctx context.Context, c Nimbus, id string) (string, error) {
 	raw, err := c.TopologyConf(ctx, id)
 	if err != nil {
 		return "", err

@@ -5,11 +5,14 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
+	"mime"
 	"net/http"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/api"
 	"github.com/agora-cluster/agora/frameworks/servicepage"
 )
 
@@ -22,7 +25,8 @@ import (
 // over Topologies: Nimbus's (`agora storm scheduler`) or the cluster's
 // native ones (a native topology's control port). Errors are
 // {"error": "..."}: 404 for an unknown topology, 405 when kill is not
-// offered, 502 when the source does not answer.
+// offered, 502 when the source does not answer, 403 for a change a page
+// of another origin could have sent (ChangeGuard).
 
 //go:embed ui
 var uiFiles embed.FS
@@ -157,7 +161,7 @@ func UIHandler(cfg UIConfig) http.Handler {
 		}
 		uiReply(w, http.StatusOK, topologyPage{Master: master(), Kill: cfg.Topologies.CanKill(), Topology: t})
 	})
-	mux.HandleFunc("POST /api/v1/topologies/{id}/kill", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("POST /api/v1/topologies/{id}/kill", ChangeGuard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		if !cfg.Topologies.CanKill() {
 			uiError(w, http.StatusMethodNotAllowed, errors.New("this service does not kill topologies"))
@@ -171,8 +175,34 @@ func UIHandler(cfg UIConfig) http.Handler {
 		}
 		cfg.Logger.Info("topology killed from the page", "topology", id)
 		uiReply(w, http.StatusAccepted, map[string]string{"killed": id})
-	})
+	})))
 	return mux
+}
+
+// RequestedBy is the header the page sends with every change it asks for
+// (X-Requested-By: agora); a JSON body does as well.
+const RequestedBy = "X-Requested-By"
+
+// ChangeGuard is the CSRF guard of a state-changing endpoint. A page on
+// any origin can make a browser post a form here, and the browser resends
+// the operator's Basic credentials with it; it cannot, without a CORS
+// preflight this server never grants, set a custom header or a JSON
+// content type. So a change needs one of those (the page's postJSON sends
+// RequestedBy, the CLI a JSON body), and one a browser says came from
+// another origin (Origin, Sec-Fetch-Site) is refused; both with 403
+// naming why, before h runs.
+func ChangeGuard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if herr := api.SameOrigin(r); herr != nil {
+			uiError(w, herr.Code, herr)
+			return
+		}
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" && r.Header.Get(RequestedBy) == "" {
+			uiError(w, http.StatusForbidden, fmt.Errorf("refusing a change without a %s header or a JSON body (Content-Type: application/json): a page of another site could have sent it; the topologies page and the agora CLI send one", RequestedBy))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func statusOf(err error) int {

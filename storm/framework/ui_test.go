@@ -45,9 +45,22 @@ func (f *fakeTopologies) Kill(_ context.Context, id string) error {
 
 func (f *fakeTopologies) CanKill() bool { return f.canKill }
 
+// serve sends a request as the page does: a POST with RequestedBy.
 func serve(h http.Handler, method, path string) (int, string, http.Header) {
+	return serveWith(h, method, path, map[string]string{RequestedBy: "agora"})
+}
+
+// serveWith sends a request with headers (a POST's body "a=b").
+func serveWith(h http.Handler, method, path string, headers map[string]string) (int, string, http.Header) {
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	req := httptest.NewRequest(method, path, nil)
+	if method == http.MethodPost {
+		req = httptest.NewRequest(method, path, strings.NewReader("a=b"))
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	h.ServeHTTP(rec, req)
 	return rec.Code, rec.Body.String(), rec.Header()
 }
 
@@ -102,6 +115,46 @@ func TestUIHandlerAnswers(t *testing.T) {
 	for _, p := range []string{"/api/v1/topologies", "/api/v1/topologies/words-1-2"} {
 		if code, body, _ := serve(h, "GET", p); code != http.StatusBadGateway || !strings.Contains(body, "nimbus at n:6627 is not reachable") {
 			t.Errorf("GET %s with Nimbus away: %d %s, want 502 naming it", p, code, body)
+		}
+	}
+}
+
+// A kill a page of another site could send — a form post, or any post a
+// browser says came from another origin — is refused with 403 naming
+// why, and nothing is killed; the page's own (RequestedBy, same origin)
+// and the CLI's (a JSON body, no Origin) are served.
+func TestUIHandlerRefusesCrossSiteKill(t *testing.T) {
+	src := &fakeTopologies{canKill: true}
+	h := UIHandler(UIConfig{Topologies: src})
+	const kill = "/api/v1/topologies/words-1-2/kill"
+	for _, tc := range []struct {
+		name    string
+		headers map[string]string
+		err     string
+	}{
+		{"a cross-site form", map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Origin": "http://evil.example"}, "another origin"},
+		{"a form with no Origin", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, RequestedBy},
+		{"a text/plain post", map[string]string{"Content-Type": "text/plain"}, RequestedBy},
+		{"the header from another origin", map[string]string{RequestedBy: "agora", "Origin": "http://evil.example"}, "http://evil.example"},
+		{"JSON from another site", map[string]string{"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"}, "cross-site"},
+	} {
+		if code, body, _ := serveWith(h, "POST", kill, tc.headers); code != http.StatusForbidden || !strings.Contains(body, tc.err) {
+			t.Errorf("%s: %d %s, want 403 naming %q", tc.name, code, body, tc.err)
+		}
+	}
+	if len(src.killed) != 0 {
+		t.Fatalf("killed %v by requests a page of another site could send", src.killed)
+	}
+	for _, tc := range []struct {
+		name    string
+		headers map[string]string
+	}{
+		{"the page", map[string]string{RequestedBy: "agora", "Origin": "http://example.com", "Sec-Fetch-Site": "same-origin"}},
+		{"the CLI", map[string]string{"Content-Type": "application/json; charset=utf-8"}},
+	} {
+		n := len(src.killed)
+		if code, body, _ := serveWith(h, "POST", kill, tc.headers); code != http.StatusAccepted || len(src.killed) != n+1 {
+			t.Errorf("kill from %s: %d %s, killed %v", tc.name, code, body, src.killed)
 		}
 	}
 }

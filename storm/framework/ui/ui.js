@@ -22,10 +22,11 @@ function executorList(m) {
   return Object.keys(m || {}).sort().map((c) => c + '×' + m[c]).join(' ') || '–';
 }
 
-// postJSON posts to the service's API; a failure's error names the path
-// and the service's own message.
+// postJSON posts to the service's API with the header its CSRF guard
+// asks of a change (a page of another site cannot send it); a failure's
+// error names the path and the service's own message.
 async function postJSON(path) {
-  const r = await fetch(api(path), { method: 'POST', headers: { Accept: 'application/json' } });
+  const r = await fetch(api(path), { method: 'POST', headers: { Accept: 'application/json', 'X-Requested-By': 'agora' } });
   if (!r.ok) {
     let msg = r.status + ' ' + r.statusText;
     try { msg = (await r.json()).error || msg; } catch (e) { /* not JSON */ }
