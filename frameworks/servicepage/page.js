@@ -44,3 +44,44 @@ async function getJSON(path, headers) {
   }
   return r.json();
 }
+
+// pollMS is a page's refresh period in ms: ?poll=SECONDS, else def seconds.
+function pollMS(def) { return (Number(new URLSearchParams(location.search).get('poll')) || def) * 1000; }
+
+// followPage keeps a page of a list and one item's view fresh. itemID()
+// is the item the address names ('' for the list), show(id) renders it
+// (the list for ''), and the element with ID detail holds the item's view
+// (the list's is 'list'). It refreshes every period ms and when the
+// address changes, one refresh at a time (a change of view during one
+// refreshes again after it), says when the API cannot be read, and sets
+// body[data-loaded] to the view shown. It returns refresh, for a page
+// that has just changed something.
+function followPage(itemID, detail, show, period) {
+  let loading = false;
+  let again = false;
+  async function refresh() {
+    if (loading) { again = true; return; }
+    loading = true;
+    const id = itemID();
+    try {
+      document.getElementById('list').hidden = id !== '';
+      document.getElementById(detail).hidden = id === '';
+      await show(id);
+      document.getElementById('error-banner').hidden = true;
+      document.getElementById('status').textContent = 'Updated ' + new Date().toLocaleTimeString();
+      document.body.dataset.loaded = id ? detail : 'list';
+    } catch (err) {
+      const b = document.getElementById('error-banner');
+      b.textContent = 'Cannot read the API: ' + err.message;
+      b.hidden = false;
+    } finally {
+      loading = false;
+      // The view changed while the API answered for the old one.
+      if (again) { again = false; refresh(); }
+    }
+  }
+  window.addEventListener('hashchange', () => { delete document.body.dataset.loaded; refresh(); });
+  refresh();
+  setInterval(refresh, period);
+  return refresh;
+}

@@ -4,7 +4,7 @@
 // polled (?poll=SECONDS, default 2); queries go to /v1/query.
 'use strict';
 
-const POLL_MS = (Number(new URLSearchParams(location.search).get('poll')) || 2) * 1000;
+const POLL_MS = pollMS(2);
 
 function when(t) { return t && !t.startsWith('0001-') ? new Date(t).toLocaleString() : '–'; }
 

@@ -4,7 +4,7 @@
 // restart), from the scheduler's /v1 API, polled (?poll=SECONDS, default 2).
 'use strict';
 
-const POLL_MS = (Number(new URLSearchParams(location.search).get('poll')) || 2) * 1000;
+const POLL_MS = pollMS(2);
 
 const STATE_KIND = { TASK_RUNNING: 'ok', TASK_STAGING: 'info', TASK_STARTING: 'info', TASK_KILLING: 'warn', TASK_UNKNOWN: 'warn', TASK_UNREACHABLE: 'warn',
   TASK_FINISHED: 'warn', TASK_KILLED: 'warn', TASK_FAILED: 'bad', TASK_LOST: 'bad', TASK_ERROR: 'bad', TASK_GONE: 'bad', TASK_DROPPED: 'bad' };

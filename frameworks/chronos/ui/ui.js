@@ -3,7 +3,7 @@
 // polled (?poll=SECONDS, default 2).
 'use strict';
 
-const POLL_MS = (Number(new URLSearchParams(location.search).get('poll')) || 2) * 1000;
+const POLL_MS = pollMS(2);
 const NEXT = 3;
 const RECENT = 30;
 

@@ -2,7 +2,7 @@
 // Mesos-DNS /v1/enumerate, polled (?poll=SECONDS, default 2).
 'use strict';
 
-const POLL_MS = (Number(new URLSearchParams(location.search).get('poll')) || 2) * 1000;
+const POLL_MS = pollMS(2);
 
 let rows = [];
 

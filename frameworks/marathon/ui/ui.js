@@ -10,7 +10,7 @@ const EVENTS = ['status_update_event', 'health_status_changed_event', 'deploymen
   'deployment_failed', 'deployment_step_success', 'deployment_step_failure', 'api_post_event', 'app_terminated_event'];
 
 // POLL_MS is the slow poll's period: ?poll=SECONDS changes it.
-const POLL_MS = (Number(new URLSearchParams(location.search).get('poll')) || 10) * 1000;
+const POLL_MS = pollMS(10);
 
 // DEPLOYING_POLL_MS is the poll's period while a deployment is in progress.
 const DEPLOYING_POLL_MS = 1000;

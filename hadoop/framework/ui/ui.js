@@ -3,7 +3,7 @@
 // from its /api/v1 API, polled (?poll=SECONDS, default 2).
 'use strict';
 
-const POLL_MS = (Number(new URLSearchParams(location.search).get('poll')) || 2) * 1000;
+const POLL_MS = pollMS(2);
 
 const STATE_KIND = { SUCCEEDED: 'ok', RUNNING: 'info', COMMITTING: 'info', COMMIT_PENDING: 'info', LAUNCHING: 'info', FAILED: 'bad', LOST: 'bad', KILLED: 'warn', SHUTTING_DOWN: 'warn' };
 
@@ -130,31 +130,4 @@ async function showJob(id) {
   document.getElementById('attempts-count').textContent = attempts.length ? '(' + attempts.length + ')' : '';
 }
 
-let loading = false;
-let again = false;
-
-async function refresh() {
-  if (loading) { again = true; return; }
-  loading = true;
-  const id = jobID();
-  try {
-    document.getElementById('list').hidden = id !== '';
-    document.getElementById('job').hidden = id === '';
-    if (id) await showJob(id); else await showList();
-    document.getElementById('error-banner').hidden = true;
-    document.getElementById('status').textContent = 'Updated ' + new Date().toLocaleTimeString();
-    document.body.dataset.loaded = id ? 'job' : 'list';
-  } catch (err) {
-    const b = document.getElementById('error-banner');
-    b.textContent = 'Cannot read the API: ' + err.message;
-    b.hidden = false;
-  } finally {
-    loading = false;
-    // The view changed while the API answered for the old one.
-    if (again) { again = false; refresh(); }
-  }
-}
-
-window.addEventListener('hashchange', () => { delete document.body.dataset.loaded; refresh(); });
-refresh();
-setInterval(refresh, POLL_MS);
+followPage(jobID, 'job', (id) => (id ? showJob(id) : showList()), POLL_MS);

@@ -4,7 +4,7 @@
 // default 2).
 'use strict';
 
-const POLL_MS = (Number(new URLSearchParams(location.search).get('poll')) || 2) * 1000;
+const POLL_MS = pollMS(2);
 
 const STATE_KIND = {
   RUNNING: 'info', QUEUED: 'warn', SUBMITTED: 'warn', RELAUNCHING: 'warn', FINISHED: 'ok', FAILED: 'bad', ERROR: 'bad', KILLED: 'warn',
@@ -114,32 +114,7 @@ function showDriver(all, id) {
   document.getElementById('executors-count').textContent = rows.length ? '(' + rows.length + ')' : '';
 }
 
-let loading = false;
-let again = false;
-
-async function refresh() {
-  if (loading) { again = true; return; }
-  loading = true;
-  const id = driverID();
-  try {
-    const all = await getJSON('api/v1/drivers');
-    document.getElementById('list').hidden = id !== '';
-    document.getElementById('driver').hidden = id === '';
-    if (id) showDriver(all, id); else showList(all);
-    document.getElementById('error-banner').hidden = true;
-    document.getElementById('status').textContent = 'Updated ' + new Date().toLocaleTimeString();
-    document.body.dataset.loaded = id ? 'driver' : 'list';
-  } catch (err) {
-    const b = document.getElementById('error-banner');
-    b.textContent = 'Cannot read the API: ' + err.message;
-    b.hidden = false;
-  } finally {
-    loading = false;
-    // The view changed while the API answered for the old one.
-    if (again) { again = false; refresh(); }
-  }
-}
-
-window.addEventListener('hashchange', () => { delete document.body.dataset.loaded; refresh(); });
-refresh();
-setInterval(refresh, POLL_MS);
+followPage(driverID, 'driver', async (id) => {
+  const all = await getJSON('api/v1/drivers');
+  if (id) showDriver(all, id); else showList(all);
+}, POLL_MS);

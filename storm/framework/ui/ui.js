@@ -4,7 +4,7 @@
 // polled (?poll=SECONDS, default 2). Kill is offered when the API says so.
 'use strict';
 
-const POLL_MS = (Number(new URLSearchParams(location.search).get('poll')) || 2) * 1000;
+const POLL_MS = pollMS(2);
 
 const STATUS_KIND = { ACTIVE: 'ok', INACTIVE: 'warn', REBALANCING: 'info', KILLED: 'bad', UNKNOWN: 'warn' };
 
@@ -152,31 +152,4 @@ async function showTopology(id) {
   fill('components', t.components.map(componentRow), 'components-empty');
 }
 
-let loading = false;
-let again = false;
-
-async function refresh() {
-  if (loading) { again = true; return; }
-  loading = true;
-  const id = topologyID();
-  try {
-    document.getElementById('list').hidden = id !== '';
-    document.getElementById('topology').hidden = id === '';
-    if (id) await showTopology(id); else await showList();
-    document.getElementById('error-banner').hidden = true;
-    document.getElementById('status').textContent = 'Updated ' + new Date().toLocaleTimeString();
-    document.body.dataset.loaded = id ? 'topology' : 'list';
-  } catch (err) {
-    const b = document.getElementById('error-banner');
-    b.textContent = 'Cannot read the API: ' + err.message;
-    b.hidden = false;
-  } finally {
-    loading = false;
-    // The view changed while the API answered for the old one.
-    if (again) { again = false; refresh(); }
-  }
-}
-
-window.addEventListener('hashchange', () => { delete document.body.dataset.loaded; refresh(); });
-refresh();
-setInterval(refresh, POLL_MS);
+const refresh = followPage(topologyID, 'topology', (id) => (id ? showTopology(id) : showList()), POLL_MS);
