@@ -198,6 +198,43 @@ func TestConnectionsPastTheLimitAreRefused(t *testing.T) {
 	streams[0] = openStream(t, addr)
 }
 
+// Two servers under one name (agents in one process) each count their own
+// connections; StatsOf sums the open ones, and a closed listener leaves it.
+func TestListenersUnderOneNameCountApart(t *testing.T) {
+	listen := func() *Listener {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Limit(ln, Config{Name: t.Name(), MaxConnections: 10, Logger: slog.New(slog.DiscardHandler)})
+	}
+	b := newBlocker()
+	defer b.stop()
+	var lns []*Listener
+	for range 2 {
+		l := listen()
+		srv := &http.Server{Handler: b}
+		done := make(chan struct{})
+		go func() { l.Serve(srv); close(done) }()
+		t.Cleanup(func() { srv.Close(); <-done })
+		lns = append(lns, l)
+	}
+	for i, n := range []int{2, 1} {
+		for range n {
+			c := openStream(t, lns[i].Addr().String())
+			defer c.Close()
+		}
+	}
+	poll(t, "2 and 1 connections open", func() bool { return lns[0].Stats().Open == 2 && lns[1].Stats().Open == 1 })
+	if st := StatsOf(t.Name()); st.Open != 3 || st.Max != 20 {
+		t.Fatalf("StatsOf: %+v, want 3 open of 20 (both listeners)", st)
+	}
+	lns[1].Close()
+	if st := StatsOf(t.Name()); st.Open != 2 || st.Max != 10 {
+		t.Fatalf("StatsOf after one listener closed: %+v, want the other's 2 open of 10", st)
+	}
+}
+
 // A stream outlives the header and idle timeouts: they bound a client
 // that has not sent its request, or sends nothing between requests.
 func TestStreamsOutliveTheTimeouts(t *testing.T) {
