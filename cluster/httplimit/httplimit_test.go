@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -263,8 +264,8 @@ func TestStreamsOutliveTheTimeouts(t *testing.T) {
 
 // Headers past MaxHeaderBytes are refused with 431 and change nothing.
 func TestOversizedHeadersAreRefused(t *testing.T) {
-	called := false
-	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { called = true }), Config{MaxHeaderBytes: 4 << 10})
+	var called atomic.Bool // set by the server's goroutine
+	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { called.Store(true) }), Config{MaxHeaderBytes: 4 << 10})
 	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
 	req.Header.Set("X-Big", strings.Repeat("b", 64<<10))
 	resp, err := (&http.Client{Timeout: bound}).Do(req)
@@ -272,8 +273,8 @@ func TestOversizedHeadersAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || called {
-		t.Fatalf("64 KiB of headers under a 4 KiB bound: %d (handler called: %v)", resp.StatusCode, called)
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || called.Load() {
+		t.Fatalf("64 KiB of headers under a 4 KiB bound: %d (handler called: %v)", resp.StatusCode, called.Load())
 	}
 }
 
