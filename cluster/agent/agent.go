@@ -301,6 +301,7 @@ type Agent struct {
 	cfg        Config
 	log        *slog.Logger
 	ln         net.Listener
+	httpLn     atomic.Pointer[httplimit.Listener] // ln, bounded, once Run serves it
 	port       int32
 	workDir    string // absolute
 	resources  mesos.Resources
@@ -512,8 +513,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer a.journal.close()
 	srv := &http.Server{Handler: a.handler, ReadTimeout: readTimeout}
+	// The metrics read this listener's counters, not StatsOf("agent"): a
+	// process may run several agents (agora dev --agents N).
+	hl := httplimit.Limit(a.ln, httplimit.Config{Name: "agent"})
+	a.httpLn.Store(hl)
 	served := make(chan error, 1)
-	go func() { served <- httplimit.Serve(srv, a.ln, httplimit.Config{Name: "agent"}) }()
+	go func() { served <- hl.Serve(srv) }()
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

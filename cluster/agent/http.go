@@ -319,7 +319,10 @@ func (a *Agent) metricsSnapshot() map[string]float64 {
 	m["slave/uptime_secs"] = time.Since(a.startTime).Seconds()
 	// Not Mesos metrics: the HTTP server's connections and those refused
 	// past --http_max_connections.
-	hs := httplimit.StatsOf("agent")
+	var hs httplimit.Stats
+	if l := a.httpLn.Load(); l != nil {
+		hs = l.Stats()
+	}
 	m["slave/http_connections"] = float64(hs.Open)
 	m["slave/http_connections_refused"] = float64(hs.Refused)
 	m["slave/handler_panics"] = float64(a.panics.Load())

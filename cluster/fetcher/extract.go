@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"sort"
 	"strings"
 )
 
@@ -50,13 +51,38 @@ func archiveKind(name string) archive {
 // errEscape marks an archive entry that would land outside the sandbox.
 var errEscape = errors.New("leads outside the sandbox")
 
+// Bounds on one entry's name. Without them the entry limit does not bound
+// the work: a PAX name may be a mebibyte, "a/a/a/..." half a million
+// directories deep. Linux's PATH_MAX is 4096; real archives stay far
+// under both.
+const (
+	maxNameLen   = 4096
+	maxNameDepth = 256
+)
+
+var (
+	errNameTooLong = fmt.Errorf("the name is longer than the fetcher's limit of %d bytes", maxNameLen)
+	errNameTooDeep = fmt.Errorf("the name is more than the fetcher's limit of %d directories deep", maxNameDepth)
+)
+
+// checkName applies the name bounds to a cleaned, slash-separated name.
+func checkName(name string) error {
+	if len(name) > maxNameLen {
+		return errNameTooLong
+	}
+	if strings.Count(name, "/") >= maxNameDepth {
+		return errNameTooDeep
+	}
+	return nil
+}
+
 // extractArchive unpacks in (an archive of the given kind, fetched as
-// name) into dir, a
-// directory relative to root. It returns the paths it created. An entry
-// that would land outside root fails the whole extraction; what was
-// already written stays (the task does not start anyway).
-func extractArchive(in *os.File, name string, kind archive, root *os.Root, dir string, limit int64, maxEntries int) ([]string, error) {
-	x := &extractor{root: root, dir: dir, budget: limit, limit: limit, maxEntries: maxEntries}
+// name) into dir, a directory relative to root. It returns the paths it
+// created. An entry that would land outside root fails the whole
+// extraction, and so does ctx ending; what was already written stays
+// (the task does not start anyway).
+func extractArchive(ctx context.Context, in *os.File, name string, kind archive, root *os.Root, dir string, limit int64, maxEntries int) ([]string, error) {
+	x := &extractor{ctx: ctx, root: root, dir: dir, budget: limit, limit: limit, maxEntries: maxEntries, dirs: map[string]bool{}}
 	switch kind {
 	case archiveTar:
 		return x.created, x.tar(in)
@@ -84,6 +110,7 @@ func extractArchive(in *os.File, name string, kind archive, root *os.Root, dir s
 }
 
 type extractor struct {
+	ctx     context.Context
 	root    *os.Root
 	dir     string
 	budget  int64 // bytes left under the limit
@@ -91,14 +118,30 @@ type extractor struct {
 	created []string
 	// entries counts the archive's entries read so far, maxEntries
 	// bounds them (skipped ones too: reading them costs as much).
+	// Directories created count as entries too: one entry "a/b/c/f"
+	// makes three.
 	entries, maxEntries int
+	// dirs holds the directories known to be real directories (not
+	// symlinks) reached through real directories only, so that an
+	// entry's parents are looked up once, not once per entry and level.
+	// An entry replacing one of them drops it (see clear).
+	dirs map[string]bool
 }
 
-// countEntry refuses the entry past the archive's bound.
+// countEntry refuses the entry past the archive's bound, or any entry
+// once the fetch is cancelled.
 func (x *extractor) countEntry() error {
-	x.entries++
+	return x.count(1)
+}
+
+// count adds n entries (or directories made) to the archive's count.
+func (x *extractor) count(n int) error {
+	if err := x.ctx.Err(); err != nil {
+		return fmt.Errorf("extraction stopped: %w", err)
+	}
+	x.entries += n
 	if x.maxEntries > 0 && x.entries > x.maxEntries {
-		return fmt.Errorf("the archive has more than the fetcher's limit of %d entries", x.maxEntries)
+		return fmt.Errorf("the archive has more than the fetcher's limit of %d entries (directories it makes count)", x.maxEntries)
 	}
 	return nil
 }
@@ -113,9 +156,16 @@ func (x *extractor) target(name string) (string, error) {
 	if path.IsAbs(name) {
 		return "", fmt.Errorf("entry %q is an absolute path that %w", name, errEscape)
 	}
+	if len(name) > maxNameLen {
+		// Checked before cleaning, which costs as much as the name is long.
+		return "", fmt.Errorf("entry %.64q...: %w", name, errNameTooLong)
+	}
 	clean := path.Clean(name)
 	if clean == ".." || strings.HasPrefix(clean, "../") {
 		return "", fmt.Errorf("entry %q %w", name, errEscape)
+	}
+	if err := checkName(clean); err != nil {
+		return "", fmt.Errorf("entry %.64q...: %w", name, err)
 	}
 	return path.Join(x.dir, clean), nil
 }
@@ -132,23 +182,64 @@ func (x *extractor) symlinkOK(p, target string) error {
 	return nil
 }
 
+// mkdirAll makes directory p and its missing parents. It looks each
+// directory up at most once per extraction (dirs remembers them), and the
+// ones it makes count against the entry limit.
 func (x *extractor) mkdirAll(p string) error {
-	if p == "." || p == "" {
-		return nil
+	// unknown: p and its parents not in dirs, deepest first.
+	var unknown []string
+	for d := p; d != "." && d != "/" && d != "" && !x.dirs[d]; d = path.Dir(d) {
+		unknown = append(unknown, d)
 	}
-	if fi, err := x.root.Lstat(p); err == nil && fi.IsDir() {
-		return nil
+	for i := len(unknown) - 1; i >= 0; i-- {
+		d := unknown[i]
+		fi, err := x.root.Lstat(d)
+		switch {
+		case err == nil && fi.IsDir():
+			x.dirs[d] = true
+		case errors.Is(err, fs.ErrNotExist):
+			// d is missing, so is everything under it.
+			return x.create(p, unknown[:i+1], true)
+		case err == nil && fi.Mode()&fs.ModeSymlink != 0:
+			// Under a link, names do not say where things are: find the
+			// missing part by halving, and remember nothing.
+			rest := unknown[:i]
+			n := sort.Search(len(rest), func(j int) bool {
+				_, err := x.root.Lstat(rest[len(rest)-1-j])
+				return err != nil
+			})
+			return x.create(p, rest[:len(rest)-n], false)
+		default:
+			// A file in the way, or a lookup error: MkdirAll says which.
+			return x.root.MkdirAll(p, 0o755)
+		}
 	}
-	missing := parentsToCreate(x.root, p+"/x")
+	return nil
+}
+
+// create makes p, whose missing directories are missing (deepest first);
+// real says they are under real directories only, to be remembered.
+func (x *extractor) create(p string, missing []string, real bool) error {
+	if err := x.count(len(missing)); err != nil {
+		return err
+	}
 	if err := x.root.MkdirAll(p, 0o755); err != nil {
 		return err
 	}
-	x.created = append(x.created, missing...)
+	for i := len(missing) - 1; i >= 0; i-- {
+		x.created = append(x.created, missing[i])
+		if real {
+			x.dirs[missing[i]] = true
+		}
+	}
 	return nil
 }
 
 // clear removes whatever is at p, so a link can be created there.
 func (x *extractor) clear(p string) error {
+	// Whatever replaces p, it is no longer a known directory; nothing
+	// under it is known either, since only an empty directory goes.
+	delete(x.dirs, p)
 	if err := x.root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -169,7 +260,7 @@ func (x *extractor) writeFile(p string, mode fs.FileMode, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	n, err := copyCapped(context.Background(), f, r, x.budget)
+	n, err := copyCapped(x.ctx, f, r, x.budget)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -235,7 +326,7 @@ func (x *extractor) symlink(target, p string) error {
 	}
 	// symlinkOK judged the target from p's name; that holds only if no
 	// directory on the way to p is itself a symlink.
-	for d := path.Dir(p); d != "." && d != "/"; d = path.Dir(d) {
+	for d := path.Dir(p); d != "." && d != "/" && !x.dirs[d]; d = path.Dir(d) {
 		if fi, err := x.root.Lstat(d); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
 			return fmt.Errorf("symlink under the symlink %q %w", d, errEscape)
 		}
@@ -286,6 +377,9 @@ func (x *extractor) zip(in io.ReaderAt, size int64) error {
 		return fmt.Errorf("the archive has %d entries, more than the fetcher's limit of %d", len(zr.File), x.maxEntries)
 	}
 	for _, zf := range zr.File {
+		if err := x.countEntry(); err != nil {
+			return err
+		}
 		p, err := x.target(zf.Name)
 		if err != nil {
 			return err
@@ -346,6 +440,9 @@ func (x *extractor) gunzip(in io.Reader, name string) error {
 		return fmt.Errorf("not a gzip file: %w", err)
 	}
 	defer zr.Close()
+	if err := x.countEntry(); err != nil {
+		return err
+	}
 	p, err := x.target(name)
 	if err != nil {
 		return err

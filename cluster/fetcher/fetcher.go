@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/user"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -251,7 +252,7 @@ func (f *Fetcher) fetchDirect(ctx context.Context, root *os.Root, src source, na
 		return nil, err
 	}
 	defer in.Close()
-	names, err := extractArchive(in, name, kind, root, path.Dir(name), f.cfg.MaxSize, f.cfg.MaxEntries)
+	names, err := extractArchive(ctx, in, name, kind, root, path.Dir(name), f.cfg.MaxSize, f.cfg.MaxEntries)
 	if err != nil {
 		return nil, fmt.Errorf("extract %s: %w", name, err)
 	}
@@ -289,7 +290,7 @@ func (f *Fetcher) fetchCached(ctx context.Context, root *os.Root, src source, us
 		return nil, fmt.Errorf("create %s: %w", path.Dir(name), err)
 	}
 	if extract {
-		names, err := extractArchive(in, name, kind, root, path.Dir(name), f.cfg.MaxSize, f.cfg.MaxEntries)
+		names, err := extractArchive(ctx, in, name, kind, root, path.Dir(name), f.cfg.MaxSize, f.cfg.MaxEntries)
 		if err != nil {
 			return nil, fmt.Errorf("extract the cached %s: %w", name, err)
 		}
@@ -323,9 +324,15 @@ func sandboxPath(name string) (string, error) {
 	if path.IsAbs(name) {
 		return "", fmt.Errorf("output name %q is absolute; it must be relative to the sandbox", name)
 	}
+	if len(name) > maxNameLen {
+		return "", fmt.Errorf("output name %.64q...: %w", name, errNameTooLong)
+	}
 	clean := path.Clean(name)
 	if clean == "." || clean == ".." || strings.HasPrefix(clean, "../") {
 		return "", fmt.Errorf("output name %q leads outside the sandbox", name)
+	}
+	if err := checkName(clean); err != nil {
+		return "", fmt.Errorf("output name %.64q...: %w", name, err)
 	}
 	return clean, nil
 }
@@ -338,8 +345,9 @@ func parentsToCreate(root *os.Root, name string) []string {
 		if _, err := root.Lstat(d); err == nil {
 			break
 		}
-		missing = append([]string{d}, missing...)
+		missing = append(missing, d)
 	}
+	slices.Reverse(missing)
 	return missing
 }
 

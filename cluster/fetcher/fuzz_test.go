@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -80,7 +82,7 @@ func FuzzExtractArchive(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer root.Close()
-		_, xerr := extractArchive(in, k.name, k.kind, root, ".", fuzzMaxSize, fuzzMaxEntries)
+		_, xerr := extractArchive(context.Background(), in, k.name, k.kind, root, ".", fuzzMaxSize, fuzzMaxEntries)
 		if xerr != nil && strings.TrimSpace(xerr.Error()) == "" {
 			t.Fatalf("%s: refused without a reason", k.name)
 		}
@@ -232,6 +234,86 @@ func TestArchiveEntryBoundAndDevices(t *testing.T) {
 	}
 }
 
+// extractBytes extracts a tar into a fresh sandbox under the given
+// bounds and returns the sandbox, what was created and the error.
+func extractBytes(t *testing.T, ctx context.Context, tarball []byte, maxEntries int) (string, []string, error) {
+	t.Helper()
+	sandbox := t.TempDir()
+	in, err := os.CreateTemp(t.TempDir(), "archive")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if _, err := in.Write(tarball); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(sandbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	created, err := extractArchive(ctx, in, "a.tar", archiveTar, root, ".", 1<<20, maxEntries)
+	return sandbox, created, err
+}
+
+// deepName is an entry name levels directories deep.
+func deepName(levels int) string { return strings.Repeat("a/", levels) + "f" }
+
+// The entry limit bounds the work only if one entry cannot stand for
+// unbounded work: names are bounded in length and depth, and the
+// directories an entry makes count as entries.
+func TestArchiveEntryNamesAndDirectoriesAreBounded(t *testing.T) {
+	ctx := context.Background()
+	for name, tc := range map[string]struct {
+		entryName string
+		want      error
+	}{
+		"too deep": {deepName(maxNameDepth), errNameTooDeep},
+		"too long": {strings.Repeat("x", maxNameLen+1), errNameTooLong},
+		"512 KiB":  {deepName(1 << 18), errNameTooLong},
+	} {
+		sandbox, _, err := extractBytes(t, ctx, gunzipBytes(t, tarGz(t, entry{name: tc.entryName, body: "x"})), 0)
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: err %v, want %v", name, err, tc.want)
+		}
+		if ents, _ := os.ReadDir(sandbox); len(ents) != 0 {
+			t.Errorf("%s: the refused entry left %v", name, ents)
+		}
+	}
+
+	// At the bound, an entry extracts; its directories are reported once
+	// each, outermost first, and counted.
+	_, created, err := extractBytes(t, ctx, gunzipBytes(t, tarGz(t, entry{name: deepName(maxNameDepth - 1), body: "x"})), 0)
+	if err != nil {
+		t.Fatalf("an entry %d directories deep: %v", maxNameDepth-1, err)
+	}
+	if len(created) != maxNameDepth || created[0] != "a" || created[len(created)-1] != deepName(maxNameDepth-1) {
+		t.Errorf("created %d paths (first %q), want %d directories, outermost first, then the file", len(created), created[0], maxNameDepth-1)
+	}
+	_, _, err = extractBytes(t, ctx, gunzipBytes(t, tarGz(t, entry{name: "a/b/c/d/f", body: "x"})), 4)
+	if err == nil || !strings.Contains(err.Error(), "limit of 4 entries") {
+		t.Errorf("one entry making four directories under a bound of four entries: %v", err)
+	}
+	_, _, err = extractBytes(t, ctx, gunzipBytes(t, tarGz(t, entry{name: "a/b/c/f", body: "x"}, entry{name: "a/b/c/g", body: "y"})), 5)
+	if err != nil {
+		t.Errorf("two files in three new directories under a bound of five: %v", err)
+	}
+
+	// A cancelled fetch stops extracting.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	sandbox, _, err := extractBytes(t, cctx, gunzipBytes(t, tarGz(t, manyEntries(3)...)), 0)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("extraction under a cancelled context: %v", err)
+	}
+	if ents, _ := os.ReadDir(sandbox); len(ents) != 0 {
+		t.Errorf("the cancelled extraction left %v", ents)
+	}
+}
+
 type extractSeed struct {
 	kind uint8
 	data []byte
@@ -258,6 +340,8 @@ func extractSeeds(tb testing.TB) []extractSeed {
 	add(0, plain(entry{name: "a/b/l", link: "../../f"}, entry{name: "l", link: "a/b/l", hard: true}))
 	add(0, deviceTar(tb))
 	add(0, plain(manyEntries(fuzzMaxEntries+1)...))
+	add(0, plain(entry{name: deepName(maxNameDepth + 1), body: "deep"}))
+	add(0, plain(entry{name: "d/e/f", body: "a"}, entry{name: "d/e/f/../g", body: "b"}, entry{name: "d/l", link: "e"}, entry{name: "d/l/x/y", body: "c"}))
 	add(1, gz(entry{name: "zeros", body: strings.Repeat("\x00", fuzzMaxSize+1)}))
 	add(1, gz(entry{name: "a", body: "a"}, entry{name: "l", link: "a"}))
 	add(2, zipOf(tb, entry{name: "../../evil", body: "evil"}))
@@ -313,4 +397,52 @@ func gunzipBytes(tb testing.TB, b []byte) []byte {
 		tb.Fatal(err)
 	}
 	return out
+}
+
+// BenchmarkExtractDeepSymlinks extracts symlinks at the deepest level a
+// name may reach: each one's parents are looked up once per extraction,
+// not once per entry and level (which took minutes for 2,000 entries).
+func BenchmarkExtractDeepSymlinks(b *testing.B) {
+	const n = 500
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for i := range n {
+		name := strings.Repeat("a/", maxNameDepth-2) + fmt.Sprintf("l%d", i)
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeSymlink, Linkname: "f", Mode: 0o777}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		b.Fatal(err)
+	}
+	in, err := os.CreateTemp(b.TempDir(), "archive")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	if _, err := in.Write(buf.Bytes()); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		b.StopTimer()
+		sandbox, err := os.MkdirTemp(b.TempDir(), "sandbox")
+		if err != nil {
+			b.Fatal(err)
+		}
+		root, err := os.OpenRoot(sandbox)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := in.Seek(0, io.SeekStart); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := extractArchive(context.Background(), in, "a.tar", archiveTar, root, ".", 1<<20, DefaultMaxEntries); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		root.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(n), "entries/op")
 }

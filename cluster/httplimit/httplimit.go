@@ -143,13 +143,17 @@ func Apply(srv *http.Server, cfg Config) {
 }
 
 // Serve is srv.Serve(ln) with cfg applied (Apply) and at most
-// cfg.MaxConnections connections open at once. A connection's slot is
-// given back when the server closes or hijacks it (srv.ConnState, which
-// Serve chains); the connections themselves are not wrapped, so a TLS
-// listener's still reach the server as *tls.Conn.
+// cfg.MaxConnections connections open at once: Limit(ln, cfg).Serve(srv).
 func Serve(srv *http.Server, ln net.Listener, cfg Config) error {
-	Apply(srv, cfg)
-	l := newListener(ln, cfg)
+	return Limit(ln, cfg).Serve(srv)
+}
+
+// Serve is srv.Serve(l) with l's Config applied (Apply). A connection's
+// slot is given back when the server closes or hijacks it (srv.ConnState,
+// which Serve chains); the connections themselves are not wrapped, so a
+// TLS listener's still reach the server as *tls.Conn.
+func (l *Listener) Serve(srv *http.Server) error {
+	Apply(srv, l.cfg)
 	prev := srv.ConnState
 	srv.ConnState = func(c net.Conn, s http.ConnState) {
 		if s == http.StateClosed || s == http.StateHijacked {
@@ -170,25 +174,33 @@ type Stats struct {
 
 var (
 	registryMu sync.Mutex
-	registry   = map[string]*Listener{}
+	// registry holds the open listeners by Config.Name; several share a
+	// name when a process runs several servers of a kind (agents under
+	// `agora dev --agents N`, an agent restarted in a test).
+	registry = map[string]map[*Listener]struct{}{}
 )
 
-// StatsOf sums the counters of the listeners made under name in this
-// process (an agent restarted in a test makes a second one).
+// StatsOf sums the counters of the open listeners made under name in this
+// process. A server of which a process may run several reads its own
+// listener's (Listener.Stats) instead.
 func StatsOf(name string) Stats {
 	registryMu.Lock()
-	l := registry[name]
-	registryMu.Unlock()
-	if l == nil {
-		return Stats{}
+	defer registryMu.Unlock()
+	var sum Stats
+	for l := range registry[name] {
+		st := l.Stats()
+		sum.Open += st.Open
+		sum.Max += st.Max
+		sum.Refused += st.Refused
 	}
-	return l.Stats()
+	return sum
 }
 
 // Listener is a net.Listener that keeps at most Max connections open; the
 // server that serves it gives slots back (Serve).
 type Listener struct {
 	net.Listener
+	cfg      Config
 	name     string
 	max      int64
 	log      *slog.Logger
@@ -196,19 +208,37 @@ type Listener struct {
 	refused  atomic.Uint64
 	inFlight atomic.Int64
 	lastLog  atomic.Int64 // unix nanoseconds of the last refusal logged
+	closed   atomic.Bool
 }
 
-// newListener limits ln to cfg.MaxConnections open connections (see
-// Config) and registers it for StatsOf(cfg.Name).
-func newListener(ln net.Listener, cfg Config) *Listener {
+// Limit limits ln to cfg.MaxConnections open connections (see Config) and
+// registers it for StatsOf(cfg.Name) until it is closed. Serve it with
+// its Serve method.
+func Limit(ln net.Listener, cfg Config) *Listener {
 	cfg = resolve(cfg)
-	l := &Listener{Listener: ln, name: cfg.Name, max: int64(cfg.MaxConnections), log: cfg.Logger}
+	l := &Listener{Listener: ln, cfg: cfg, name: cfg.Name, max: int64(cfg.MaxConnections), log: cfg.Logger}
 	if cfg.Name != "" {
 		registryMu.Lock()
-		registry[cfg.Name] = l
+		if registry[cfg.Name] == nil {
+			registry[cfg.Name] = map[*Listener]struct{}{}
+		}
+		registry[cfg.Name][l] = struct{}{}
 		registryMu.Unlock()
 	}
 	return l
+}
+
+// Close closes the listener and drops it from StatsOf.
+func (l *Listener) Close() error {
+	if l.closed.CompareAndSwap(false, true) && l.name != "" {
+		registryMu.Lock()
+		delete(registry[l.name], l)
+		if len(registry[l.name]) == 0 {
+			delete(registry, l.name)
+		}
+		registryMu.Unlock()
+	}
+	return l.Listener.Close()
 }
 
 // Stats returns the listener's counters.

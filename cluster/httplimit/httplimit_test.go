@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -198,6 +199,43 @@ func TestConnectionsPastTheLimitAreRefused(t *testing.T) {
 	streams[0] = openStream(t, addr)
 }
 
+// Two servers under one name (agents in one process) each count their own
+// connections; StatsOf sums the open ones, and a closed listener leaves it.
+func TestListenersUnderOneNameCountApart(t *testing.T) {
+	listen := func() *Listener {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Limit(ln, Config{Name: t.Name(), MaxConnections: 10, Logger: slog.New(slog.DiscardHandler)})
+	}
+	b := newBlocker()
+	defer b.stop()
+	var lns []*Listener
+	for range 2 {
+		l := listen()
+		srv := &http.Server{Handler: b}
+		done := make(chan struct{})
+		go func() { l.Serve(srv); close(done) }()
+		t.Cleanup(func() { srv.Close(); <-done })
+		lns = append(lns, l)
+	}
+	for i, n := range []int{2, 1} {
+		for range n {
+			c := openStream(t, lns[i].Addr().String())
+			defer c.Close()
+		}
+	}
+	poll(t, "2 and 1 connections open", func() bool { return lns[0].Stats().Open == 2 && lns[1].Stats().Open == 1 })
+	if st := StatsOf(t.Name()); st.Open != 3 || st.Max != 20 {
+		t.Fatalf("StatsOf: %+v, want 3 open of 20 (both listeners)", st)
+	}
+	lns[1].Close()
+	if st := StatsOf(t.Name()); st.Open != 2 || st.Max != 10 {
+		t.Fatalf("StatsOf after one listener closed: %+v, want the other's 2 open of 10", st)
+	}
+}
+
 // A stream outlives the header and idle timeouts: they bound a client
 // that has not sent its request, or sends nothing between requests.
 func TestStreamsOutliveTheTimeouts(t *testing.T) {
@@ -226,8 +264,8 @@ func TestStreamsOutliveTheTimeouts(t *testing.T) {
 
 // Headers past MaxHeaderBytes are refused with 431 and change nothing.
 func TestOversizedHeadersAreRefused(t *testing.T) {
-	called := false
-	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { called = true }), Config{MaxHeaderBytes: 4 << 10})
+	var called atomic.Bool // set by the server's goroutine
+	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { called.Store(true) }), Config{MaxHeaderBytes: 4 << 10})
 	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
 	req.Header.Set("X-Big", strings.Repeat("b", 64<<10))
 	resp, err := (&http.Client{Timeout: bound}).Do(req)
@@ -235,8 +273,8 @@ func TestOversizedHeadersAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || called {
-		t.Fatalf("64 KiB of headers under a 4 KiB bound: %d (handler called: %v)", resp.StatusCode, called)
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || called.Load() {
+		t.Fatalf("64 KiB of headers under a 4 KiB bound: %d (handler called: %v)", resp.StatusCode, called.Load())
 	}
 }
 

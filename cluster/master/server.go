@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/httplimit"
 	"golang.org/x/net/http2"
 )
 
@@ -42,16 +43,18 @@ const (
 const MaxStreamsPerConn = 1000
 
 // NewServer is the master's HTTP server for h: the timeouts above, and
-// HTTP/1.1 and cleartext HTTP/2 on the same port.
+// HTTP/1.1 and cleartext HTTP/2 on the same port. The header and idle
+// timeouts and the header bound are the process's --http_* settings
+// (httplimit.Set, whose defaults are the constants above), taken here,
+// not when serving: HTTP/2 copies the idle timeout when it is configured.
 func NewServer(h http.Handler) *http.Server {
 	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: ReadHeaderTimeout,
-		ReadTimeout:       ReadTimeout,
-		IdleTimeout:       IdleTimeout,
-		Protocols:         new(http.Protocols),
-		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: MaxStreamsPerConn},
+		Handler:     h,
+		ReadTimeout: ReadTimeout,
+		Protocols:   new(http.Protocols),
+		HTTP2:       &http.HTTP2Config{MaxConcurrentStreams: MaxStreamsPerConn},
 	}
+	httplimit.Apply(srv, httplimit.Config{Name: "master"})
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
 	// HTTP/2 from golang.org/x/net rather than the copy bundled in

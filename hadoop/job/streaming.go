@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/agora-cluster/agora/hadoop/conf"
 	"github.com/agora-cluster/agora/hadoop/streaming"
@@ -260,9 +261,12 @@ const maxConfFile = 16 << 20
 // readConfFile reads a -conf file. A submission sent to the framework is
 // parsed there, so the path is the submitter's word: only a regular file
 // is read (not /dev/zero, a fifo or a terminal, which would never end),
-// and at most maxConfFile bytes of it.
+// and at most maxConfFile bytes of it. The open itself must not wait:
+// opening a fifo for reading blocks until a writer comes, so it is
+// opened non-blocking and judged by what was opened (a symlink to a
+// regular file is fine; the check is on the file, not the name).
 func readConfFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
