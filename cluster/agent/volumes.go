@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
@@ -123,17 +124,37 @@ func (a *Agent) linkVolumes(t *task) error {
 }
 
 // closeVolume hands a volume's directory to the user the task runs as
-// under --switch_user, mode 0750, as its sandbox (closeSandbox): other
+// under --switch_user, mode 0700, as its sandbox (closeSandbox): other
 // users on the host cannot list another framework's volume. Only the
 // directory itself changes: what the volume holds keeps its owners and
-// modes, so data written by earlier tasks stays as it was. A Docker
-// task's volume keeps its modes, as its sandbox does.
+// modes, so data written by earlier tasks stays as it was. A volume that
+// already belongs to another user (an earlier task's, run as someone
+// else) is left to that user: handing it over would lock the earlier
+// user out of its own data and let the new one rename or delete it; the
+// task then finds the volume as the earlier user left it. A Docker task's
+// volume keeps its modes, as its sandbox does.
 func (a *Agent) closeVolume(t *task, v taskVolume) error {
 	if isDockerTask(&t.info) {
 		return nil
 	}
-	if err := closeSandbox(v.dir, a.taskUser(t)); err != nil { // sandbox_owner.go
+	userName := a.taskUser(t)
+	if owner, ok := ownerOf(v.dir); ok && owner != 0 {
+		if uid, known := userUID(userName); !known || uid != int(owner) {
+			a.log.Warn("persistent volume belongs to another user: left as it is", "volume", v.id, "owner_uid", owner, "user", userName)
+			return nil
+		}
+	}
+	if err := closeSandbox(v.dir, userName); err != nil { // sandbox_owner.go
 		return fmt.Errorf("persistent volume %s: %w", v.id, err)
 	}
 	return nil
+}
+
+// ownerOf is the uid that owns path (not following a link).
+func ownerOf(path string) (uint32, bool) {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(path, &st); err != nil {
+		return 0, false
+	}
+	return st.Uid, true
 }

@@ -66,4 +66,17 @@ func TestPersistentVolumeBelongsToItsTasksUser(t *testing.T) {
 	if !strings.Contains(out, "reached") || !strings.Contains(out, "refused") {
 		t.Errorf("user b's task reached user a's volume: %q", out)
 	}
+
+	// A task of user b given user a's volume does not take it from a: the
+	// volume stays a's (b's task cannot write into it), and a's data stays.
+	rt = userTask("fw-b", userB, "b2", "echo theirs > data/new")
+	rt.Task.Resources = append(rt.Task.Resources, volumeResource("vol-a", mesos.RW))
+	run(fm, rt)
+	fm.expectStates(t, "b2", mesos.TASK_STARTING, mesos.TASK_RUNNING, mesos.TASK_FAILED)
+	if st, err := os.Stat(vol); err != nil || st.Mode().Perm() != sandboxMode || fileOwner(t, vol) != userA {
+		t.Errorf("user b's task took user a's volume: %v owner %s (%v); want %v and %s", st.Mode(), fileOwner(t, vol), err, os.FileMode(sandboxMode), userA)
+	}
+	if got := readFile(t, filepath.Join(vol, "new")); got != "mine\n" {
+		t.Errorf("user a's file in its volume now holds %q, want mine", got)
+	}
 }
