@@ -7,6 +7,8 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"golang.org/x/sys/unix"
@@ -133,16 +135,44 @@ func (a *Agent) launchUID(cmd *mesos.CommandInfo, fw *mesos.FrameworkInfo) int {
 const noRecycled = -2
 
 // userUID is the uid of the user named name; -1 for "" (the agent's own).
+// Launches ask on the agent's event loop, so answers are kept for a
+// minute: a slow name service (NSS, LDAP) costs one lookup per user a
+// minute, not one per launch.
 func userUID(name string) (int, bool) {
 	if name == "" {
 		return -1, true
 	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		return 0, false
+	uidCache.Lock()
+	e, hit := uidCache.m[name]
+	uidCache.Unlock()
+	if hit && time.Since(e.at) < uidCacheTTL {
+		return e.uid, e.ok
 	}
-	uid, err := strconv.Atoi(u.Uid)
-	return uid, err == nil && uid >= 0
+	e = uidEntry{at: time.Now()}
+	if u, err := user.Lookup(name); err == nil {
+		uid, err := strconv.Atoi(u.Uid)
+		e.uid, e.ok = uid, err == nil && uid >= 0
+	}
+	uidCache.Lock()
+	if uidCache.m == nil || len(uidCache.m) >= 4096 {
+		uidCache.m = map[string]uidEntry{}
+	}
+	uidCache.m[name] = e
+	uidCache.Unlock()
+	return e.uid, e.ok
+}
+
+const uidCacheTTL = time.Minute
+
+type uidEntry struct {
+	uid int
+	ok  bool
+	at  time.Time
+}
+
+var uidCache struct {
+	sync.Mutex
+	m map[string]uidEntry
 }
 
 // recycleOutcome is what recycleSandbox did with a finished sandbox.
