@@ -56,6 +56,19 @@ func newCache(dir string, capacity int64) (*cache, error) {
 	if err := os.MkdirAll(dir, cacheDirMode); err != nil {
 		return nil, err
 	}
+	// A directory others may write into (/tmp, say) is refused, not
+	// closed: chmod would take it from everyone else, and anyone could
+	// plant a file under a download's name.
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("fetcher cache %s is not a directory (a link?): give the cache a directory of its own", dir)
+	}
+	if fi.Mode()&(os.ModeSticky|0o002) != 0 {
+		return nil, fmt.Errorf("fetcher cache %s is writable by every user (mode %v): give the cache a directory of its own", dir, fi.Mode())
+	}
 	if err := os.Chmod(dir, cacheDirMode); err != nil {
 		return nil, err
 	}
