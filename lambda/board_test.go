@@ -81,3 +81,27 @@ func TestBoardBoundsWorkPerRequest(t *testing.T) {
 		t.Errorf("ingest rate %v after samples with growing counts, want > 0", o.Ingest.RatePerSecond)
 	}
 }
+
+// A read that finishes after a later one (a slow speed task) does not take
+// the page back: its status and its batch run are not recorded.
+func TestBoardIgnoresAReadOlderThanTheLast(t *testing.T) {
+	batch2 := time.Date(2026, 1, 1, 0, 10, 0, 0, time.UTC)
+	batch1 := batch2.Add(-5 * time.Minute)
+	answers := []Progress{{Appended: 20, LastBatch: batch2}, {Appended: 10, LastBatch: batch1}}
+	b := NewBoard(&plan.Spec{Name: "p"}, func() (Progress, error) {
+		p := answers[0]
+		answers = answers[1:]
+		return p, nil
+	})
+	now := time.Now()
+	b.take(now)                   // the later read, recorded first
+	b.take(now.Add(-time.Second)) // the slow, older one
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.last.Appended != 20 || !b.lastAt.Equal(now) {
+		t.Errorf("the board shows %+v read at %v; want the later read's (20 appended)", b.last, b.lastAt)
+	}
+	if len(b.gens) != 1 || !b.gens[0].Started.Equal(batch2) {
+		t.Errorf("generations %+v; want only the batch run of the later read", b.gens)
+	}
+}

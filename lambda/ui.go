@@ -178,6 +178,11 @@ func (b *Board) take(now time.Time) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if now.Before(b.lastAt) {
+		// A slow read that finished after a later one: it would take the
+		// page back in time (and count an older batch run again).
+		return
+	}
 	b.last, b.lastAt = p, now
 	if n := len(b.gens); !p.LastBatch.IsZero() && (n == 0 || !b.gens[n-1].Started.Equal(p.LastBatch)) {
 		g := Generation{Number: 1, Watermark: p.BatchWatermark, Events: sum(p.BatchWatermark), Started: p.LastBatch,
@@ -197,9 +202,7 @@ func (b *Board) take(now time.Time) {
 		}
 		b.next = next
 	}
-	if n := len(b.samples); n == 0 || now.After(b.samples[n-1].at) { // a slow read may finish after a later one
-		b.samples = append(b.samples, sample{now, p.Appended})
-	}
+	b.samples = append(b.samples, sample{now, p.Appended})
 	for len(b.samples) > 2 && now.Sub(b.samples[1].at) >= rateWindow || len(b.samples) > maxSamples {
 		b.samples = b.samples[1:]
 	}
