@@ -355,6 +355,10 @@ func TestUIInChromium(t *testing.T) {
 
 	t.Run("filter", func(t *testing.T) {
 		run(t, ctx, "typing a filter", chromedp.SendKeys(chromedp.ID("task-filter"), "SPARK"))
+		// Typed a key at a time, the filter runs for "S", "SP"... first:
+		// the rows are the whole word's once the count says so (it reads
+		// "Filtering…" while the master's answer is on its way).
+		waitFor(t, ctx, "the filter's count", `document.getElementById('task-count').textContent === '3 of 11 tasks match'`)
 		waitFor(t, ctx, "the filter", `document.querySelectorAll('#tasks-active tbody tr[data-task-id]').length === 2`)
 		if got := sorted(keys(rowStates(t, ctx, "tasks-active"))); !slices.Equal(got, []string{"spark-exec-1", "spark-exec-2"}) {
 			t.Errorf("active tasks filtered by SPARK = %v", got)
