@@ -197,9 +197,15 @@ func stormRebalance(args []string, stdout, stderr io.Writer) int {
 	fs.Var(execs, "e", "component=N (repeatable): a component's new number of executors")
 	wait := fs.Int("wait", -1, "seconds the topology is deactivated first (default: topology.message.timeout.secs; with --runtime native: 0)")
 	runtime := fs.String("runtime", "storm", "storm (rebalance through Nimbus) or native (the native topology on --master's cluster is launched again with the new counts)")
+	var ctl controlOptions
+	ctl.register(fs)
 	name, code, done := parseWithID(fs, args)
 	if done {
 		return code
+	}
+	if err := ctl.check(); err != nil {
+		fmt.Fprintf(stderr, "agora storm rebalance: %v\n", err)
+		return 2
 	}
 	if *workers < 0 {
 		fmt.Fprintf(stderr, "agora storm rebalance: -n %d: the number of workers must be at least 1\n", *workers)
@@ -214,7 +220,7 @@ func stormRebalance(args []string, stdout, stderr io.Writer) int {
 		for k, v := range execs {
 			req.Executors[k] = int(v)
 		}
-		return nativeRebalanceCmd(mc, nimbus.master, name, req, stdout, stderr)
+		return nativeRebalanceCmd(mc, ctl, nimbus.master, name, req, stdout, stderr)
 	}
 	c, err := nimbus.client()
 	if err != nil {
@@ -242,16 +248,22 @@ func stormActivation(activate bool, args []string, stdout, stderr io.Writer) int
 	var nimbus stormTarget
 	fs := stormFlags(cmd, "TOPOLOGY", about, stderr, &nimbus, nil)
 	runtime := fs.String("runtime", "storm", "storm (through Nimbus) or native (the native topology on --master's cluster, through its submitting command)")
+	var ctl controlOptions
+	ctl.register(fs)
 	name, code, done := parseWithID(fs, args)
 	if done {
 		return code
+	}
+	if err := ctl.check(); err != nil {
+		fmt.Fprintf(stderr, "agora storm %s: %v\n", cmd, err)
+		return 2
 	}
 	if *runtime == "native" {
 		mc, ok := nimbus.nativeMaster(cmd, stderr)
 		if !ok {
 			return 2
 		}
-		return nativeActivationCmd(mc, nimbus.master, name, activate, stdout, stderr)
+		return nativeActivationCmd(mc, ctl, nimbus.master, name, activate, stdout, stderr)
 	}
 	c, err := nimbus.client()
 	if err != nil {
