@@ -75,7 +75,8 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 	cpus := fs.Float64("cpus", 1, "with --runtime native: the worker task's CPUs")
 	mem := fs.Float64("mem", 512, "with --runtime native: the worker task's memory, MB")
 	pageCreds := fs.String("credentials", "", "with --runtime native: JSON file of the principals and secrets the topologies page (/ui/ of the\nframework's webui_url) and its API (/api/v1/) accept (the master's --credentials format)")
-	pageUser := fs.String("http_credentials", "", "with --runtime native: user:password the topologies page and its API accept (instead of --credentials)")
+	pageUser := fs.String("http_credentials", "", "with --runtime native: user:password the topologies page and its API accept (instead of --credentials);\n"+
+		"agora storm rebalance, activate and deactivate present them as --control_principal and --control_secret_file")
 	filterFile := fs.String("filter", "", "a Java properties file: replace ${key} in the topology file with its values, as Flux's --filter")
 	envFilter := fs.Bool("env-filter", false, "replace ${ENV-NAME} in the topology file with the environment variable NAME, as Flux's --env-filter")
 	class := fs.String("class", "", "with a JAR: its `MAIN` class, which builds the topology and calls StormSubmitter (as Storm's storm jar JAR MAIN)")
