@@ -204,7 +204,9 @@ func TestStormUIShowsNativeTopologies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	webuitest.Run(t, b, "opening wc2's page", chromedp.Navigate(base2+"/ui/?poll=0.5"))
+	// A slow poll: the rows are rebuilt on every poll, and a rebuild
+	// between finding the armed button and clicking it loses the click.
+	webuitest.Run(t, b, "opening wc2's page", chromedp.Navigate(base2+"/ui/?poll=60"))
 	webuitest.Wait(t, b, "wc2's list", `document.body.dataset.loaded === 'list' && document.querySelector('#topologies tr[data-topology="wc2"] button.kill') !== null`)
 	webuitest.Run(t, b, "arming wc2's kill", chromedp.Click(chromedp.CSS(`#topologies tr[data-topology="wc2"] button.kill`)))
 	webuitest.Wait(t, b, "the kill armed", `document.querySelector('#topologies tr[data-topology="wc2"] button.kill.confirm') !== null`)
