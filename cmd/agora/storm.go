@@ -55,8 +55,8 @@ func stormNimbusDefault() string {
 // task the Storm framework runs on the cluster of --master.
 type stormTarget struct {
 	nimbus, master, framework string
-	// opts are the credentials and CA for --master's endpoints (and for
-	// a native topology's control port, which may ask for them).
+	// opts are the credentials and CA for --master's endpoints, and for
+	// them only (a native topology's control takes --control_principal).
 	opts clientOptions
 }
 

@@ -50,7 +50,8 @@ const (
 // `agora storm kill --runtime native` ends it.
 //
 // The control port also serves the cluster's native topologies' page
-// (/ui/, storm/framework's UIHandler), open to anyone.
+// (/ui/, storm/framework's UIHandler), open to anyone; its kill acts on
+// this command's own topology only.
 func nativeSubmit(master, yamlPath string, yaml []byte, name string, t *flux.Topology, conf map[string]any, home string, cpus, mem float64, stdout, stderr io.Writer) int {
 	return nativeSubmitPage(state.Client{}, master, yamlPath, yaml, name, t, conf, home, cpus, mem, nil, stdout, stderr)
 }
@@ -111,7 +112,10 @@ func nativeSubmitPage(mc state.Client, master, yamlPath string, yaml []byte, nam
 	if err != nil {
 		return stormFailure(stderr, "submit", err)
 	}
-	control.ui = sec.handler(framework.UIHandler(framework.UIConfig{Topologies: nativeUISource{master: master, c: mc}, Master: masterUI(master)}))
+	// The page lists the cluster's native topologies but kills only this
+	// command's own: its kill acts with this command's master credentials.
+	src := nativeUISource{master: master, c: mc, topology: t.Name, frameworkID: func() string { return control.run.FrameworkID() }}
+	control.ui = sec.handler(src.ownKillOnly(framework.UIHandler(framework.UIConfig{Topologies: src, Master: masterUI(master)})))
 	control.guard = sec.handler
 	// The driver's own reports are quiet: what ends the run is returned.
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError + 4}))

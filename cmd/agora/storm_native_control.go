@@ -5,16 +5,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/frameworks/state"
 	"github.com/agora-cluster/agora/storm/flux"
 	"github.com/agora-cluster/agora/storm/framework"
@@ -346,13 +349,88 @@ func nativeControlURL(ctx context.Context, mc state.Client, master, name string)
 	return "", fmt.Errorf("no native topology %q runs on master %s", name, master)
 }
 
+// controlOptions are the credentials presented to a native topology's
+// control: the page's credentials of its submitting command (submit's
+// --http_credentials or --credentials), never the master's. The
+// control's address is its framework's webui_url, which any framework
+// registering under the native name may set: the master's credentials
+// go to the master only.
+type controlOptions struct {
+	principal, secretFile string
+	insecure              bool
+	cred                  auth.Credential // resolved by check
+}
+
+func (o *controlOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.principal, "control_principal", "", "with --runtime native: principal presented to the topology's submitting command, one of its page's\n"+
+		"credentials (submit's --http_credentials or --credentials); the master's --principal never goes there")
+	fs.StringVar(&o.secretFile, "control_secret_file", "", "with --runtime native: file holding --control_principal's secret")
+	fs.BoolVar(&o.insecure, "control_insecure", false, "with --runtime native: send --control_principal's secret over plain HTTP to a submitting command\n"+
+		"off this host (refused otherwise: anyone on the way can read it)")
+}
+
+// check reads the control's credentials; a principal without its secret
+// (or the reverse) is an error naming the flag.
+func (o *controlOptions) check() error {
+	switch {
+	case o.principal == "" && o.secretFile == "":
+		return nil
+	case o.principal == "":
+		return errors.New("--control_secret_file needs --control_principal")
+	case o.secretFile == "":
+		return fmt.Errorf("--control_principal=%s needs its secret: --control_secret_file=FILE", o.principal)
+	}
+	b, err := os.ReadFile(o.secretFile)
+	if err != nil {
+		return fmt.Errorf("--control_secret_file: %w", err)
+	}
+	secret := strings.TrimRight(string(b), "\r\n")
+	if secret == "" {
+		return fmt.Errorf("--control_secret_file %s is empty", o.secretFile)
+	}
+	o.cred = auth.Credential{Principal: o.principal, Secret: secret}
+	return nil
+}
+
+// insecureControlError refuses to send the control's credentials over
+// plain HTTP off this host.
+type insecureControlError struct {
+	principal, name, base string
+}
+
+func (e *insecureControlError) Error() string {
+	return fmt.Sprintf("refusing to send the credentials of %s over plain HTTP to %s, the submitting command of topology %q, off this host: "+
+		"run the command on that host, or pass --control_insecure to send them all the same", e.principal, e.base, e.name)
+}
+
+// client is the HTTP client of the control at base (of topology name):
+// with the control's credentials, which go over plain HTTP only on this
+// host's loopback unless --control_insecure, and follow no redirect
+// elsewhere (auth.SameOrigin); without them, a plain client.
+func (o controlOptions) client(name, base string) (*http.Client, error) {
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("native topology %q: its framework's control address %q is not an http(s) URL", name, base)
+	}
+	if o.cred.Principal == "" {
+		return &http.Client{}, nil
+	}
+	if u.Scheme == "http" && !loopbackHost(u.Hostname()) && !o.insecure {
+		return nil, &insecureControlError{principal: o.cred.Principal, name: name, base: base}
+	}
+	return &http.Client{Transport: &auth.Transport{Credential: o.cred, Redirect: auth.SameOrigin}}, nil
+}
+
 // nativePost posts body to path of the control of native topology name
 // and returns the answer's body; an answer other than 200 is an error
-// with its text. mc's credentials go to the master and to the control
-// (which asks for them when the topology was submitted with page
-// credentials).
-func nativePost(ctx context.Context, mc state.Client, master, name, path string, body any) ([]byte, error) {
+// with its text. mc finds the control on the master; ctl's credentials,
+// if any, go to the control.
+func nativePost(ctx context.Context, mc state.Client, ctl controlOptions, master, name, path string, body any) ([]byte, error) {
 	base, err := nativeControlURL(ctx, mc, master, name)
+	if err != nil {
+		return nil, err
+	}
+	hc, err := ctl.client(name, base)
 	if err != nil {
 		return nil, err
 	}
@@ -363,8 +441,7 @@ func nativePost(ctx context.Context, mc state.Client, master, name, path string,
 	}
 	hr.Header.Set("Content-Type", "application/json")
 	hr.Header.Set(framework.RequestedBy, "agora")
-	hc := *httpClientOf(mc)
-	hc.Timeout = 0 // ctx bounds the call: telling the workers may take long
+	// ctx bounds the call: telling the workers may take long.
 	resp, err := hc.Do(hr)
 	if err != nil {
 		return nil, fmt.Errorf("native topology %q: its submitting command at %s: %w", name, base, err)
@@ -372,19 +449,34 @@ func nativePost(ctx context.Context, mc state.Client, master, name, path string,
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {
-		return nil, errors.New(strings.TrimSpace(string(out)))
+		msg := strings.TrimSpace(string(out))
+		if resp.StatusCode == http.StatusUnauthorized {
+			msg += " (the submitting command's page credentials: --control_principal and --control_secret_file)"
+		}
+		return nil, errors.New(msg)
 	}
 	return out, nil
 }
 
+// controlFailure reports err of cmd: a refusal to send credentials is a
+// usage error (2), anything else a failure (1).
+func controlFailure(stderr io.Writer, cmd string, err error) int {
+	var insecure *insecureControlError
+	if errors.As(err, &insecure) {
+		fmt.Fprintf(stderr, "agora storm %s: %v\n", cmd, err)
+		return 2
+	}
+	return stormFailure(stderr, cmd, err)
+}
+
 // nativeRebalanceCmd asks the submitting command of native topology name
 // to launch it again with new counts.
-func nativeRebalanceCmd(mc state.Client, master, name string, req nativeRebalance, stdout, stderr io.Writer) int {
+func nativeRebalanceCmd(mc state.Client, ctl controlOptions, master, name string, req nativeRebalance, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout)
 	defer cancel()
-	b, err := nativePost(ctx, mc, master, name, "/rebalance", req)
+	b, err := nativePost(ctx, mc, ctl, master, name, "/rebalance", req)
 	if err != nil {
-		return stormFailure(stderr, "rebalance", err)
+		return controlFailure(stderr, "rebalance", err)
 	}
 	var got map[string]int
 	json.Unmarshal(b, &got)
@@ -398,7 +490,7 @@ func nativeRebalanceCmd(mc state.Client, master, name string, req nativeRebalanc
 
 // nativeActivationCmd activates or deactivates native topology name
 // through its submitting command, which tells every worker.
-func nativeActivationCmd(mc state.Client, master, name string, activate bool, stdout, stderr io.Writer) int {
+func nativeActivationCmd(mc state.Client, ctl controlOptions, master, name string, activate bool, stdout, stderr io.Writer) int {
 	cmd := "deactivate"
 	if activate {
 		cmd = "activate"
@@ -406,8 +498,8 @@ func nativeActivationCmd(mc state.Client, master, name string, activate bool, st
 	// Telling a worker just launched may wait for it to listen.
 	ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout+nativeTellTimeout)
 	defer cancel()
-	if _, err := nativePost(ctx, mc, master, name, "/"+cmd, struct{}{}); err != nil {
-		return stormFailure(stderr, cmd, err)
+	if _, err := nativePost(ctx, mc, ctl, master, name, "/"+cmd, struct{}{}); err != nil {
+		return controlFailure(stderr, cmd, err)
 	}
 	fmt.Fprintf(stdout, "%sd %s\n", cmd, name)
 	return 0

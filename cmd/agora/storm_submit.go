@@ -75,7 +75,8 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 	cpus := fs.Float64("cpus", 1, "with --runtime native: the worker task's CPUs")
 	mem := fs.Float64("mem", 512, "with --runtime native: the worker task's memory, MB")
 	pageCreds := fs.String("credentials", "", "with --runtime native: JSON file of the principals and secrets the topologies page (/ui/ of the\nframework's webui_url) and its API (/api/v1/) accept (the master's --credentials format)")
-	pageUser := fs.String("http_credentials", "", "with --runtime native: user:password the topologies page and its API accept (instead of --credentials)")
+	pageUser := fs.String("http_credentials", "", "with --runtime native: user:password the topologies page and its API accept (instead of --credentials);\n"+
+		"agora storm rebalance, activate and deactivate present them as --control_principal and --control_secret_file")
 	filterFile := fs.String("filter", "", "a Java properties file: replace ${key} in the topology file with its values, as Flux's --filter")
 	envFilter := fs.Bool("env-filter", false, "replace ${ENV-NAME} in the topology file with the environment variable NAME, as Flux's --env-filter")
 	class := fs.String("class", "", "with a JAR: its `MAIN` class, which builds the topology and calls StormSubmitter (as Storm's storm jar JAR MAIN)")
@@ -197,9 +198,15 @@ func stormRebalance(args []string, stdout, stderr io.Writer) int {
 	fs.Var(execs, "e", "component=N (repeatable): a component's new number of executors")
 	wait := fs.Int("wait", -1, "seconds the topology is deactivated first (default: topology.message.timeout.secs; with --runtime native: 0)")
 	runtime := fs.String("runtime", "storm", "storm (rebalance through Nimbus) or native (the native topology on --master's cluster is launched again with the new counts)")
+	var ctl controlOptions
+	ctl.register(fs)
 	name, code, done := parseWithID(fs, args)
 	if done {
 		return code
+	}
+	if err := ctl.check(); err != nil {
+		fmt.Fprintf(stderr, "agora storm rebalance: %v\n", err)
+		return 2
 	}
 	if *workers < 0 {
 		fmt.Fprintf(stderr, "agora storm rebalance: -n %d: the number of workers must be at least 1\n", *workers)
@@ -214,7 +221,7 @@ func stormRebalance(args []string, stdout, stderr io.Writer) int {
 		for k, v := range execs {
 			req.Executors[k] = int(v)
 		}
-		return nativeRebalanceCmd(mc, nimbus.master, name, req, stdout, stderr)
+		return nativeRebalanceCmd(mc, ctl, nimbus.master, name, req, stdout, stderr)
 	}
 	c, err := nimbus.client()
 	if err != nil {
@@ -242,16 +249,22 @@ func stormActivation(activate bool, args []string, stdout, stderr io.Writer) int
 	var nimbus stormTarget
 	fs := stormFlags(cmd, "TOPOLOGY", about, stderr, &nimbus, nil)
 	runtime := fs.String("runtime", "storm", "storm (through Nimbus) or native (the native topology on --master's cluster, through its submitting command)")
+	var ctl controlOptions
+	ctl.register(fs)
 	name, code, done := parseWithID(fs, args)
 	if done {
 		return code
+	}
+	if err := ctl.check(); err != nil {
+		fmt.Fprintf(stderr, "agora storm %s: %v\n", cmd, err)
+		return 2
 	}
 	if *runtime == "native" {
 		mc, ok := nimbus.nativeMaster(cmd, stderr)
 		if !ok {
 			return 2
 		}
-		return nativeActivationCmd(mc, nimbus.master, name, activate, stdout, stderr)
+		return nativeActivationCmd(mc, ctl, nimbus.master, name, activate, stdout, stderr)
 	}
 	c, err := nimbus.client()
 	if err != nil {

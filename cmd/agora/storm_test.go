@@ -48,6 +48,8 @@ func TestStormCommandsRefuseBadInput(t *testing.T) {
 		{"deactivate, native without a master", stormDeactivateCmd, []string{"words", "--runtime", "native"}, 2, "agora storm deactivate: --runtime native needs --master"},
 		{"activate without a topology", stormActivateCmd, []string{"--runtime", "native", "--master", refused}, 2, "Usage: agora storm activate"},
 		{"activate, master not there", stormActivateCmd, []string{"words", "--runtime", "native", "--master", refused}, 1, "agora storm activate: find native topology \"words\" on master " + refused},
+		{"deactivate, control principal without its secret", stormDeactivateCmd, []string{"words", "--runtime", "native", "--master", refused, "--control_principal", "ops"}, 2, "agora storm deactivate: --control_principal=ops needs its secret: --control_secret_file=FILE"},
+		{"rebalance, control secret without its principal", stormRebalanceCmd, []string{"words", "--runtime", "native", "--master", refused, "--control_secret_file", "/nonexistent"}, 2, "agora storm rebalance: --control_secret_file needs --control_principal"},
 		{"workers, two topologies", stormWorkersCmd, []string{"a", "b", "--nimbus", refused}, 2, "unexpected arguments"},
 		{"unknown flag", stormListCmd, []string{"--nimbs", refused}, 2, "flag provided but not defined"},
 	} {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -37,10 +38,45 @@ func masterUI(master string) func() string {
 }
 
 // nativeUISource is the native topologies running on master's cluster,
-// each one framework whose tasks are its workers.
+// each one framework whose tasks are its workers. It lists them all but
+// kills only topology, the submitting command's own: the kill is a
+// TEARDOWN with the command's master credentials, which the page's users
+// must not turn on other submitters' topologies.
 type nativeUISource struct {
 	master string
 	c      state.Client // the master's endpoints, with the command's credentials
+	// topology and frameworkID are the submitting command's own topology
+	// and its framework's ID ("" until subscribed).
+	topology    string
+	frameworkID func() string
+}
+
+// mayKill says why the page may not kill topology id (nil: it may).
+func (s nativeUISource) mayKill(id string) error {
+	if id != s.topology {
+		return fmt.Errorf("this page kills only topology %q, the one its submitting command runs: kill %q from its own page (its framework's webui_url) or with `agora storm kill %s --runtime native`", s.topology, id, id)
+	}
+	if s.frameworkID == nil || s.frameworkID() == "" {
+		return fmt.Errorf("topology %q: its framework has not subscribed to the master yet", id)
+	}
+	return nil
+}
+
+// ownKillOnly refuses, with 403 naming why, the page's kill of a
+// topology mayKill refuses, before h's own checks.
+func (s nativeUISource) ownKillOnly(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("POST /api/v1/topologies/{id}/kill", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.mayKill(r.PathValue("id")); err != nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+	return mux
 }
 
 // nativeFrameworks are the native topologies' frameworks in the master's
@@ -155,14 +191,13 @@ func (s nativeUISource) Get(ctx context.Context, id string) (*framework.Topology
 	return t, nil
 }
 
-// Kill tears down the topology's framework, as `agora storm kill
-// --runtime native` does.
+// Kill tears down the submitting command's own framework, as `agora
+// storm kill --runtime native` does; any other topology is refused.
 func (s nativeUISource) Kill(ctx context.Context, id string) error {
-	f, _, err := s.find(ctx, id)
-	if err != nil {
+	if err := s.mayKill(id); err != nil {
 		return err
 	}
-	return teardownFramework(ctx, s.c, s.master, f.ID)
+	return teardownFramework(ctx, s.c, s.master, s.frameworkID())
 }
 
 func (nativeUISource) CanKill() bool { return true }

@@ -184,10 +184,30 @@ func TestStormUIShowsNativeTopologies(t *testing.T) {
 	}
 	webuitest.Screenshot(t, b, "agora-storm-topology")
 
-	// Killed from the page (two clicks), wc2 ends.
 	webuitest.Run(t, b, "back to the topologies", chromedp.Click(chromedp.CSS(`nav.crumbs a`)))
 	webuitest.Wait(t, b, "the list", `document.body.dataset.loaded === 'list' && document.querySelector('#topologies tr[data-topology="wc2"] button.kill') !== null`)
 	webuitest.Screenshot(t, b, "agora-storm-topologies")
+
+	// wc's page lists wc2 but does not kill it: its kill would act with
+	// wc's submitting command's master credentials.
+	if code, body := postControl(t, base+"/api/v1/topologies/wc2/kill", "", "", nil); code != http.StatusForbidden || !strings.Contains(body, `kills only topology \"wc\"`) {
+		t.Errorf("wc's page killing wc2: %d %s, want 403 naming why", code, body)
+	}
+	if code, body := postControl(t, base+"/api/v1/topologies/nosuch/kill", "", "", nil); code != http.StatusForbidden {
+		t.Errorf("wc's page killing a topology that is not there: %d %s, want 403", code, body)
+	}
+
+	// Killed from its own page (two clicks), wc2 ends.
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	base2, err := nativeControlURL(ctx, state.Client{}, master, "wc2")
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A slow poll: the rows are rebuilt on every poll, and a rebuild
+	// between finding the armed button and clicking it loses the click.
+	webuitest.Run(t, b, "opening wc2's page", chromedp.Navigate(base2+"/ui/?poll=60"))
+	webuitest.Wait(t, b, "wc2's list", `document.body.dataset.loaded === 'list' && document.querySelector('#topologies tr[data-topology="wc2"] button.kill') !== null`)
 	webuitest.Run(t, b, "arming wc2's kill", chromedp.Click(chromedp.CSS(`#topologies tr[data-topology="wc2"] button.kill`)))
 	webuitest.Wait(t, b, "the kill armed", `document.querySelector('#topologies tr[data-topology="wc2"] button.kill.confirm') !== null`)
 	webuitest.Run(t, b, "killing wc2", chromedp.Click(chromedp.CSS(`#topologies tr[data-topology="wc2"] button.kill.confirm`)))
@@ -196,7 +216,8 @@ func TestStormUIShowsNativeTopologies(t *testing.T) {
 	case <-time.After(2 * time.Minute):
 		t.Fatalf("wc2's submitting command did not end within 2 minutes of its kill: %s", wc2.out.String())
 	}
-	webuitest.Wait(t, b, "wc2 gone from the list, wc still there", `document.querySelector('#topologies tr[data-topology="wc2"]') === null
+	webuitest.Run(t, b, "back to wc's page", chromedp.Navigate(base+"/ui/?poll=0.5"))
+	webuitest.Wait(t, b, "wc2 gone from the list, wc still there", `document.body.dataset.loaded === 'list' && document.querySelector('#topologies tr[data-topology="wc2"]') === null
 		&& document.querySelector('#topologies tr[data-topology="wc"]') !== null && document.getElementById('kill-banner').hidden`)
 }
 
@@ -260,7 +281,8 @@ func TestStormUIBehindCredentials(t *testing.T) {
 	if st, code := topologiesAPI[nativeStatusReply](t, base, "/status", "", ""); code != 200 || st.Status != "ACTIVE" {
 		t.Fatalf("/status after the refused changes: %d %+v, want ACTIVE", code, st)
 	}
-	// The CLI presents --principal and --secret_file to the control.
+	// The CLI presents --control_principal and --control_secret_file to
+	// the control (--principal and --secret_file go to the master only).
 	secret := filepath.Join(dir, "secret")
 	if err := os.WriteFile(secret, []byte("pw\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -269,7 +291,7 @@ func TestStormUIBehindCredentials(t *testing.T) {
 		t.Errorf("agora storm deactivate without credentials: exit %d, %q; want 1 and the 401", code, errOut)
 	}
 	if out, errOut, code := runClient(t, master, "storm", "deactivate", "wc", "--runtime", "native", "--master", master,
-		"--principal", "ops", "--secret_file", secret); code != 0 || !strings.Contains(out, "deactivated wc") {
+		"--control_principal", "ops", "--control_secret_file", secret); code != 0 || !strings.Contains(out, "deactivated wc") {
 		t.Fatalf("agora storm deactivate with the page's credentials: exit %d, %q %q", code, out, errOut)
 	}
 	if st, code := topologiesAPI[nativeStatusReply](t, base, "/status", "", ""); code != 200 || st.Status != "INACTIVE" {

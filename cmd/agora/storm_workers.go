@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/frameworks/state"
 	stormclient "github.com/agora-cluster/agora/storm/client"
 	"github.com/agora-cluster/agora/storm/native"
@@ -359,7 +360,12 @@ func workerMetrics(ctx context.Context, mc state.Client, agent state.Agent, task
 	if agent.ID == "" {
 		return nil, fmt.Errorf("task %s: its agent is not registered", taskID)
 	}
-	as, err := mc.AgentState(ctx, agent.Endpoint())
+	endpoint := agent.Endpoint()
+	if mc.HTTPS && !strings.Contains(endpoint, "://") {
+		endpoint = "https://" + endpoint // a cluster on HTTPS: its agents speak it too
+	}
+	mc = agentClient(mc, endpoint)
+	as, err := mc.AgentState(ctx, endpoint)
 	if err != nil {
 		return nil, err
 	}
@@ -374,7 +380,11 @@ func workerMetrics(ctx context.Context, mc state.Client, agent state.Agent, task
 	if dir == "" {
 		return nil, fmt.Errorf("task %s: agent %s lists no sandbox for it", taskID, agent.Hostname)
 	}
-	u := "http://" + agent.Endpoint() + "/files/download?path=" + url.QueryEscape(path.Join(dir, nativeMetrics))
+	base, err := state.BaseURL(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("task %s: agent %s: %w", taskID, agent.Hostname, err)
+	}
+	u := base + "/files/download?path=" + url.QueryEscape(path.Join(dir, nativeMetrics))
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
@@ -392,6 +402,38 @@ func workerMetrics(ctx context.Context, mc state.Client, agent state.Agent, task
 		return nil, fmt.Errorf("task %s: %s: %w", taskID, nativeMetrics, err)
 	}
 	return &m, nil
+}
+
+// agentClient is mc for the agent at endpoint: the command's credentials
+// go to an agent only over HTTPS or on this host's loopback, never in
+// clear text across the network (an agent that asks for them then
+// answers 401).
+func agentClient(mc state.Client, endpoint string) state.Client {
+	base, err := state.BaseURL(endpoint)
+	if err != nil {
+		return withoutCredentials(mc)
+	}
+	u, err := url.Parse(base)
+	if err == nil && (u.Scheme == "https" || loopbackHost(u.Hostname())) {
+		return mc
+	}
+	return withoutCredentials(mc)
+}
+
+// withoutCredentials is mc with its client presenting no credentials
+// (its TLS set-up kept).
+func withoutCredentials(mc state.Client) state.Client {
+	if mc.HTTP == nil {
+		return mc
+	}
+	t, ok := mc.HTTP.Transport.(*auth.Transport)
+	if !ok {
+		return mc
+	}
+	c := *mc.HTTP
+	c.Transport = t.Base
+	mc.HTTP = &c
+	return mc
 }
 
 func nativeInfoCmd(mc state.Client, master, name string, asJSON bool, stdout, stderr io.Writer) int {
