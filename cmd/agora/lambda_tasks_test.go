@@ -80,11 +80,19 @@ func TestLambdaLayersAsTasksSurviveKill9(t *testing.T) {
 	send(3000)
 	wait("3000 events ingested and applied", func(st framework.Status) bool { return feed.caughtUp(st.Status) })
 	check("speed layer only")
-	// The pipeline's page follows the tasks too.
+	// The pipeline's page follows the tasks too (from samples at most a
+	// second old: poll until one is taken after the catch-up).
 	var o lambda.Overview
-	lambdaCall(http.MethodGet, api, "/v1/pipeline", &o)
-	if len(o.Views) != len(spec.Views) || o.Speed.SinceBatch != 3000 || o.Ingest.Appended != 3000 {
-		t.Errorf("/v1/pipeline with the layers as tasks: %+v; want the spec's %d views and 3000 events in the speed layer and the dataset", o, len(spec.Views))
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		o = lambda.Overview{}
+		lambdaCall(http.MethodGet, api, "/v1/pipeline", &o)
+		if len(o.Views) == len(spec.Views) && o.Speed.SinceBatch == 3000 && o.Ingest.Appended == 3000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("/v1/pipeline with the layers as tasks: %+v; want the spec's %d views and 3000 events in the speed layer and the dataset", o, len(spec.Views))
+			break
+		}
 	}
 	if resp, err := http.Get("http://" + api + "/ui/"); err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /ui/: %v %v, want the page", resp, err)
