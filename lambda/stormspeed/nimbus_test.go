@@ -58,11 +58,11 @@ func TestKillOwnKillsOnlyTheCheckedTopology(t *testing.T) {
 			{ID: "speed-1-1", Name: "speed", Status: "ACTIVE"},
 			{ID: "speed-2-9", Name: "speed", Status: "ACTIVE"},
 		},
-		owners: map[string]string{"speed-1-1": "/work/mine", "speed-2-9": "/work/theirs"},
+		owners: map[string]string{"speed-1-1": "/srv/pipelines/mine", "speed-2-9": "/srv/pipelines/theirs"},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	killed, err := KillOwn(ctx, f, "speed", "/work/mine")
+	killed, err := KillOwn(ctx, f, "speed", "/srv/pipelines/mine")
 	if killed || err == nil || !strings.Contains(err.Error(), "speed-2-9") {
 		t.Fatalf("KillOwn = %v, %v; want not killed and an error naming speed-2-9", killed, err)
 	}
@@ -77,12 +77,12 @@ func TestKillOwnKillsOnlyTheCheckedTopology(t *testing.T) {
 func TestKillOwnKillsItsOwnAndWaits(t *testing.T) {
 	f := &fakeNimbus{
 		byName:    []client.TopologySummary{{ID: "speed-1-1", Name: "speed", Status: "ACTIVE"}},
-		owners:    map[string]string{"speed-1-1": "/work/mine"},
+		owners:    map[string]string{"speed-1-1": "/srv/pipelines/mine"},
 		afterKill: client.TopologySummary{ID: "speed-3-3", Name: "speed", Status: "ACTIVE"},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	killed, err := KillOwn(ctx, f, "speed", "/work/mine")
+	killed, err := KillOwn(ctx, f, "speed", "/srv/pipelines/mine")
 	if !killed || err != nil {
 		t.Fatalf("KillOwn = %v, %v; want killed", killed, err)
 	}
@@ -96,12 +96,12 @@ func TestKillOwnKillsItsOwnAndWaits(t *testing.T) {
 func TestKillOwnLeavesForeignTopologies(t *testing.T) {
 	f := &fakeNimbus{
 		byName: []client.TopologySummary{{ID: "speed-2-9", Name: "speed", Status: "ACTIVE"}},
-		owners: map[string]string{"speed-2-9": "/work/theirs"},
+		owners: map[string]string{"speed-2-9": "/srv/pipelines/theirs"},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	killed, err := KillOwn(ctx, f, "speed", "/work/mine")
-	if killed || err == nil || !strings.Contains(err.Error(), "/work/theirs") || len(f.kills) != 0 {
-		t.Fatalf("KillOwn = %v, %v, kills %q; want none and an error naming /work/theirs", killed, err, f.kills)
+	killed, err := KillOwn(ctx, f, "speed", "/srv/pipelines/mine")
+	if killed || err == nil || !strings.Contains(err.Error(), "/srv/pipelines/theirs") || len(f.kills) != 0 {
+		t.Fatalf("KillOwn = %v, %v, kills %q; want none and an error naming /srv/pipelines/theirs", killed, err, f.kills)
 	}
 }
