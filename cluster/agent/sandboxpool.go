@@ -26,8 +26,10 @@ import (
 //	<container>/runs/<container>/{stdout,stderr}
 //	<container>/runs/latest -> <container>
 //
-// A launch takes one (its container gets that ID) and renames it to
-// .../executors/<task> in one call; the pool is refilled in the background.
+// A launch takes one (its container gets that ID), gives it its task's
+// owner and mode (closeSandbox) while it is still in the pool, and renames
+// it to .../executors/<task> in one call; the pool is refilled in the
+// background.
 // When the task's executor directory exists already (an earlier run of the
 // same task ID) or the rename fails for any other reason, the sandbox is
 // made as before. The pool is emptied when the agent starts, and its
@@ -69,6 +71,10 @@ type sandboxPool struct {
 	// adopted holds the sandboxes of containers an earlier agent process
 	// launched (checkpoint.go), which are never recycled.
 	adopted map[string]bool
+	// placed, set by tests only (under mu), is called with the executor
+	// directory of each sandbox place moved into the tree, right after
+	// the rename made it reachable, while the launch waits.
+	placed func(execDir string)
 	// stale holds skeletons left in the pool's directory that could not
 	// be removed when they failed a check (true: a finished sandbox the
 	// collector counts once removed) or were evicted; the collector tries
@@ -178,19 +184,38 @@ func (p *sandboxPool) containerID(uid int) string {
 
 // place moves the sandbox made for containerID to sandbox (its
 // runs/<container> directory); it reports whether it did. Then sandbox,
-// runs/latest and the output files exist.
-func (p *sandboxPool) place(containerID, sandbox string) bool {
+// runs/latest and the output files exist, and sandbox belongs to owner
+// (closeSandbox; nil: it stays the agent's, mode 0755).
+//
+// Everything the sandbox needs is done while it is still below the pool's
+// directory, which only the agent may enter: its owner and mode, and its
+// time. The rename that makes it reachable in the tree comes last, so no
+// other local user can open its output files at any moment between (a
+// file opened then would stay open, and its reader would see the task's
+// output). The launch costs the same calls as before, in this order.
+func (p *sandboxPool) place(containerID, sandbox string, owner *sandboxOwner) bool {
 	if p == nil {
 		return false
 	}
 	p.mu.Lock()
 	ok := p.taken[containerID]
 	delete(p.taken, containerID)
+	placed := p.placed
 	p.mu.Unlock()
 	if !ok || filepath.Base(sandbox) != containerID {
 		return false
 	}
 	entry := filepath.Join(p.dir, containerID)
+	run := filepath.Join(entry, "runs", containerID)
+	if err := owner.close(run); err != nil { // sandbox_owner.go
+		p.log.Warn("cannot hand a pooled sandbox to its task's user; making it in place", "sandbox", sandbox, "err", err)
+		go os.RemoveAll(entry)
+		return false
+	}
+	// The garbage collector ages sandboxes by their time: it is the
+	// launch's, not the pool's.
+	now := time.Now()
+	_ = os.Chtimes(run, now, now)
 	execDir := filepath.Dir(filepath.Dir(sandbox))
 	err := os.Rename(entry, execDir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -207,11 +232,25 @@ func (p *sandboxPool) place(containerID, sandbox string) bool {
 		go os.RemoveAll(entry)
 		return false
 	}
-	// The garbage collector ages sandboxes by their time: it is the
-	// launch's, not the pool's.
-	now := time.Now()
-	_ = os.Chtimes(sandbox, now, now)
+	if placed != nil {
+		placed(execDir)
+	}
 	return true
+}
+
+// drop removes the sandbox made for containerID, which a launch took but
+// does not place (it failed before).
+func (p *sandboxPool) drop(containerID string) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	ok := p.taken[containerID]
+	delete(p.taken, containerID)
+	p.mu.Unlock()
+	if ok {
+		go os.RemoveAll(filepath.Join(p.dir, containerID))
+	}
 }
 
 // run keeps the pool full until ctx ends. It starts by removing what an

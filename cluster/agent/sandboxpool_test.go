@@ -38,7 +38,7 @@ func TestSandboxPoolPlacesMadeSandboxes(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := time.Now().Add(-time.Minute)
-	if !p.place(id, sandbox) {
+	if !p.place(id, sandbox, nil) {
 		t.Fatal("a made sandbox was not placed")
 	}
 	for _, name := range []string{"stdout", "stderr"} {
@@ -57,10 +57,10 @@ func TestSandboxPoolPlacesMadeSandboxes(t *testing.T) {
 	}
 
 	again := p.containerID(-1)
-	if p.place(again, filepath.Join(execs, "t", "runs", again)) {
+	if p.place(again, filepath.Join(execs, "t", "runs", again), nil) {
 		t.Fatal("a made sandbox replaced the executor directory of an earlier run")
 	}
-	if p.place(newUUID().String(), filepath.Join(execs, "u", "runs", "x")) {
+	if p.place(newUUID().String(), filepath.Join(execs, "u", "runs", "x"), nil) {
 		t.Fatal("place moved a sandbox for an ID the pool did not give")
 	}
 	waitFor(t, "the pool to refill", func() bool {

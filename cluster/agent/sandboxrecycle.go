@@ -27,8 +27,13 @@ import (
 // reaped, its cgroup seen empty), the sandbox's skeleton goes back into
 // the sandbox pool instead: the executor directory leaves the tree in one
 // rename, is checked and reset inside the pool, and is renamed for the
-// container ID the pool hands out next to a task of the same user. The task's own files are removed
-// as before; stdout and stderr are truncated, tmp emptied.
+// container ID the pool hands out next to a task of the same user. The
+// task's own files are removed as before; stdout and stderr are
+// truncated, tmp emptied. The launch that takes it gives it its task's
+// owner and mode (closeSandbox) while it is still in the pool, whose
+// directory only the agent may enter, and only then renames it into the
+// tree (sandboxPool.place): no other local user can open its output files
+// at any moment of the launch, as with a sandbox made in place.
 //
 // Recycling keeps the inodes of the directories and of stdout and stderr,
 // so a process that holds one open (a file, or its working directory),

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -770,4 +771,190 @@ func TestRecyclingPoolMakesRoomForAnotherUser(t *testing.T) {
 	if got := poolRecycled(p, 1000); !slices.Equal(got, []string{"a2", "a3"}) {
 		t.Fatalf("user 1000 keeps %v, want [a2 a3]", got)
 	}
+}
+
+// sandboxSight is what the test hook on sandboxPool.place saw of a pooled
+// sandbox at the moment its rename made it reachable in the tree.
+type sandboxSight struct {
+	run      string      // the sandbox (runs/<container>)
+	uid      uint32      // its owner
+	mode     os.FileMode // its permission bits
+	stranger string      // what another local user could do with it then
+}
+
+// watchPlacements makes p's launches stop right after each rename into the
+// tree and, while the launch waits, look at the sandbox: its owner and
+// mode, and what the user stranger can do there. The stranger's process
+// runs to its end (bounded by waitTimeout) before the launch goes on.
+func watchPlacements(t *testing.T, p *sandboxPool, stranger string) func() []sandboxSight {
+	t.Helper()
+	u, err := user.Lookup(stranger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const probe = `r=$1
+if ls "${r%/*}" >/dev/null 2>&1; then echo "listed runs"; else echo "refused runs"; fi
+for f in stdout stderr; do
+	if (exec 3<"$r/$f") 2>/dev/null; then echo "opened $f"; else echo "refused $f"; fi
+done
+if ls "$r" >/dev/null 2>&1; then echo "listed sandbox"; else echo "refused sandbox"; fi`
+	var mu sync.Mutex
+	var seen []sandboxSight
+	p.mu.Lock()
+	p.placed = func(execDir string) {
+		s := sandboxSight{}
+		id, err := os.Readlink(filepath.Join(execDir, "runs", "latest"))
+		if err != nil {
+			s.stranger = "runs/latest: " + err.Error()
+		} else {
+			s.run = filepath.Join(execDir, "runs", id)
+			var st syscall.Stat_t
+			if err := syscall.Lstat(s.run, &st); err != nil {
+				s.stranger = err.Error()
+			} else {
+				s.uid, s.mode = st.Uid, os.FileMode(st.Mode).Perm()
+				ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+				out, err := exec.CommandContext(ctx, "setpriv", "--reuid="+u.Uid, "--regid="+u.Gid, "--clear-groups",
+					"--", "sh", "-c", probe, "sh", s.run).CombinedOutput()
+				cancel()
+				s.stranger = strings.TrimSpace(string(out))
+				if err != nil {
+					s.stranger += " (" + err.Error() + ")"
+				}
+			}
+		}
+		mu.Lock()
+		seen = append(seen, s)
+		mu.Unlock()
+	}
+	p.mu.Unlock()
+	t.Cleanup(func() {
+		p.mu.Lock()
+		p.placed = nil
+		p.mu.Unlock()
+	})
+	return func() []sandboxSight {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
+	}
+}
+
+// A sandbox from the pool, made ahead or recycled, is closed before it is
+// reachable: at the moment the rename puts it into executors/ it belongs
+// to its task's user already, mode 0700, so another local user who
+// reaches its runs/ directory can neither list it nor open its stdout or
+// stderr (a file opened then would stay open, and its reader would read
+// the task's output through it). The launch stops right after the rename
+// while the other user tries.
+func TestPooledSandboxIsClosedWhenItBecomesReachable(t *testing.T) {
+	fm := newFakeMaster(t)
+	cfg, _ := isolatedConfig(t, fm)
+	cfg.WorkDir = users.TraversableDir(t) // the other user reaches runs/ by its path
+	cfg.SwitchUser = true
+	owner, stranger := users.Add(t, "wa"), users.Add(t, "wo")
+	uid := userUIDOf(t, owner)
+	ta, _ := startRegistered(t, fm, cfg)
+	waitPoolFull(t, ta.sandboxes)
+	made := map[string]bool{}
+	for _, id := range poolReady(ta.sandboxes) {
+		made[id] = true
+	}
+	seen := watchPlacements(t, ta.sandboxes, stranger)
+	taskAs := func(id, script string) *api.RunTask {
+		rt := isolatedTask(id, script, 0.1, 32)
+		rt.Task.Command.User = proto(owner)
+		return rt
+	}
+
+	first, firstID := finishedSandbox(t, fm, ta, taskAs("w1", "echo w1-secret; echo w1-err >&2"))
+	if !made[firstID] {
+		t.Fatalf("the first task's container %s is not one the pool made ahead", firstID)
+	}
+	if n := collectAll(ta.Agent); n != 1 {
+		t.Fatalf("collected %d sandboxes, want 1", n)
+	}
+	recycled := onlyRecycled(t, ta.sandboxes, uid)
+	second, secondID := finishedSandbox(t, fm, ta, taskAs("w2", "echo w2-secret; id -un"))
+	if secondID != recycled {
+		t.Fatalf("the second task ran in container %s, not in the recycled skeleton %s", secondID, recycled)
+	}
+
+	sights := seen()
+	if len(sights) != 2 {
+		t.Fatalf("saw %d sandboxes placed, want 2 (made ahead, recycled): %+v", len(sights), sights)
+	}
+	const want = "listed runs\nrefused stdout\nrefused stderr\nrefused sandbox"
+	for i, sandbox := range []string{first, second} {
+		s := sights[i]
+		if s.run != sandbox {
+			t.Fatalf("placement %d: saw %q (%s), want the sandbox %s", i, s.run, s.stranger, sandbox)
+		}
+		if int(s.uid) != uid || s.mode != sandboxMode {
+			t.Errorf("%s was reachable owned by uid %d, mode %v; want %s's (%d), %v", sandbox, s.uid, s.mode, owner, uid, os.FileMode(sandboxMode))
+		}
+		if s.stranger != want {
+			t.Errorf("another user at the moment %s became reachable:\n%s\nwant:\n%s", sandbox, s.stranger, want)
+		}
+	}
+	// The task ran as its user in its closed sandbox, as in place.
+	if out := readFile(t, filepath.Join(second, "stdout")); out != "w2-secret\n"+owner+"\n" {
+		t.Fatalf("the second task's stdout: %q", out)
+	}
+	for _, path := range []string{second, filepath.Join(second, "stdout")} {
+		if got := fileOwner(t, path); got != owner {
+			t.Errorf("%s belongs to %s, want %s", path, got, owner)
+		}
+	}
+}
+
+// A launch from the pool whose user does not exist fails naming the user,
+// and leaves nothing: neither the sandbox it took from the pool nor one in
+// the tree.
+func TestPooledSandboxOfAnUnknownUserIsDropped(t *testing.T) {
+	tier.Need(t, tier.Root, tier.RootErr()) // only root hands sandboxes to users
+	fm := newFakeMaster(t)
+	cfg := testConfig(t, fm, "")
+	cfg.SwitchUser = true
+	ta, _ := startRegistered(t, fm, cfg)
+	waitPoolFull(t, ta.sandboxes)
+	made := map[string]bool{}
+	for _, id := range poolReady(ta.sandboxes) {
+		made[id] = true
+	}
+	const nobody = "agora-no-such-user"
+	rt := shellTask("unknown-user", "echo never")
+	rt.Task.Command.User = proto(nobody)
+	run(fm, rt)
+	u := fm.expectStates(t, "unknown-user", mesos.TASK_FAILED)[0]
+	if msg := u.Status.GetMessage(); !strings.Contains(msg, `user "`+nobody+`" does not exist on this agent`) {
+		t.Fatalf("the failed launch says %q, not that its user does not exist", msg)
+	}
+	var id, sandbox string
+	waitFor(t, "the task to be known", func() bool {
+		ta.mu.Lock()
+		defer ta.mu.Unlock()
+		for _, tk := range append(slices.Clone(ta.completed), mapValues(ta.tasks)...) {
+			if tk.key.task == "unknown-user" {
+				id, sandbox = tk.containerID, tk.sandbox
+			}
+		}
+		return id != ""
+	})
+	if !made[id] {
+		t.Fatalf("the launch's container %s is not one the pool made ahead", id)
+	}
+	if _, err := os.Lstat(sandbox); !os.IsNotExist(err) {
+		t.Fatalf("the failed launch left its sandbox %s: %v", sandbox, err)
+	}
+	ta.sandboxes.mu.Lock()
+	taken := ta.sandboxes.taken[id]
+	ta.sandboxes.mu.Unlock()
+	if taken {
+		t.Fatalf("the pool still counts %s as taken", id)
+	}
+	waitFor(t, "the sandbox the launch took to leave the pool", func() bool {
+		_, err := os.Lstat(filepath.Join(ta.sandboxes.dir, id))
+		return os.IsNotExist(err)
+	})
 }

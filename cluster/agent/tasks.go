@@ -496,20 +496,29 @@ func (a *Agent) sandboxDir(agentID string, k taskKey, containerID string) string
 	return filepath.Join(a.workDir, "slaves", agentID, "frameworks", k.framework, "executors", k.task, "runs", containerID)
 }
 
+// prepareSandbox makes t's sandbox, given to its task's user
+// (closeTaskSandbox), from the pool or in place.
 func (a *Agent) prepareSandbox(t *task) error {
-	if a.sandboxes.place(t.containerID, t.sandbox) { // sandboxpool.go: one rename
-		return a.closeTaskSandbox(t)
+	owner, err := a.taskSandboxOwner(t)
+	if err != nil {
+		a.sandboxes.drop(t.containerID) // sandboxpool.go
+		return fmt.Errorf("sandbox %s: %w", t.sandbox, err)
+	}
+	// From the pool: one rename, the sandbox closed to other users before
+	// it makes it reachable.
+	if a.sandboxes.place(t.containerID, t.sandbox, owner) { // sandboxpool.go
+		return nil
 	}
 	if err := os.MkdirAll(t.sandbox, 0o755); err != nil {
 		return fmt.Errorf("create sandbox: %w", err)
 	}
-	if err := a.closeTaskSandbox(t); err != nil {
+	if err := owner.close(t.sandbox); err != nil { // sandbox_owner.go
 		return err
 	}
 	// runs/latest points at the newest run, as in Mesos. The first run
 	// of a task (the common case) makes it with one call.
 	latest := filepath.Join(filepath.Dir(t.sandbox), "latest")
-	err := os.Symlink(t.containerID, latest)
+	err = os.Symlink(t.containerID, latest)
 	if errors.Is(err, os.ErrExist) {
 		_ = os.Remove(latest)
 		err = os.Symlink(t.containerID, latest)
@@ -524,10 +533,20 @@ func (a *Agent) prepareSandbox(t *task) error {
 // runs to all but the task's user (sandbox_owner.go). A Docker task's
 // sandbox keeps its modes: the image's own user must reach it.
 func (a *Agent) closeTaskSandbox(t *task) error {
-	if isDockerTask(&t.info) {
-		return nil
+	owner, err := a.taskSandboxOwner(t)
+	if err != nil {
+		return fmt.Errorf("sandbox %s: %w", t.sandbox, err)
 	}
-	return closeSandbox(t.sandbox, a.taskUser(t))
+	return owner.close(t.sandbox)
+}
+
+// taskSandboxOwner is the user t's sandbox goes to (closeTaskSandbox):
+// nil when it keeps the modes it is made with.
+func (a *Agent) taskSandboxOwner(t *task) (*sandboxOwner, error) {
+	if isDockerTask(&t.info) {
+		return nil, nil
+	}
+	return sandboxOwnerOf(a.taskUser(t))
 }
 
 // dropRefusedCheckpoint removes what was written of the checkpoint of a
