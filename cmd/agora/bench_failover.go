@@ -128,7 +128,7 @@ func runBenchFailover(args []string) int {
 	http2 := fs.Bool("http2", false, "the simulated agents multiplex their streams over cleartext HTTP/2 connections (real agents hold one HTTP/1.1 connection each); needed for more agents than the open-file limit allows")
 	backoffFactor := fs.Duration("agent_registration_backoff_factor", 0, "each simulated agent waits a random time up to this before registering with a new leader (Mesos's agent flag --registration_backoff_factor, 1s there); 0: at once")
 	agentCodec := fs.String("agent_codec", "protobuf", "what the simulated agents speak to the masters: protobuf (as real agents) or json (as agents before protobuf)")
-	pprofDir := fs.String("pprof_dir", "", "write a CPU profile of every surviving master and of this process (the simulated agents), from the kill on (or the election: --pprof_from), into this directory (the masters run with --enable_pprof)")
+	pprofDir := fs.String("pprof_dir", "", "write a CPU profile of every surviving master and of this process (the simulated agents), from the kill on (or the election: --pprof_from), into this directory, and the new leader's heap (in use) and goroutines once every agent is back (the masters run with --enable_pprof)")
 	pprofFor := fs.Duration("pprof_duration", 20*time.Second, "length of the --pprof_dir profiles")
 	agentsGOGC := fs.Int("agents_gogc", 400, "GOGC of this process (the simulated agents) from the kill until every agent re-registered, after a collection just before the kill: the simulated agents stand for machines of their own, and their garbage collection should not take the new leader's CPU; 0 leaves Go's default (100)")
 	pprofFrom := fs.String("pprof_from", "kill", "when the --pprof_dir profiles begin: kill (the leader's kill: the election window, the agents' attempts against the dead leader, and what follows) or election (once ZooKeeper names the new leader: re-registration alone)")
@@ -314,6 +314,30 @@ func fetchProfile(ctx context.Context, url string, d time.Duration, file string)
 	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s?seconds=%d", url, int(d.Seconds())), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, b, 0o644)
+}
+
+// fetchSnapshot writes the profile at url (a heap or goroutine snapshot,
+// not a sampled duration) to file.
+func fetchSnapshot(ctx context.Context, url, file string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
@@ -532,6 +556,16 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 	res.LeadingSeconds, res.Reregistered = since(leadingAt), since(reregAt)
 	res.ReregisteredAfter = round3(reregAt.Sub(elected).Seconds())
 	log.Info("every agent re-registered", "s", res.Reregistered)
+	if cfg.PprofDir != "" {
+		// What the new leader holds once its agents are back: its heap
+		// (in use, after a collection) and its goroutines.
+		for _, p := range []string{"heap?gc=1", "goroutine"} {
+			file := filepath.Join(cfg.PprofDir, "new-leader-"+strings.TrimSuffix(p, "?gc=1")+".pprof")
+			if err := fetchSnapshot(ctx, "http://"+next+"/debug/pprof/"+p, file); err != nil {
+				log.Warn("profiling the new leader", "profile", p, "err", err)
+			}
+		}
+	}
 	if err := waitCond(ctx, cfg.Timeout, "offers from every agent and every task reconciled", func() (bool, string) {
 		offered, reconciled, _ := fw.after()
 		return offered == cfg.Agents && reconciled == total,
