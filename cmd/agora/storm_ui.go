@@ -202,6 +202,11 @@ func (s nativeUISource) Kill(ctx context.Context, id string) error {
 
 func (nativeUISource) CanKill() bool { return true }
 
+// MayKill offers the kill of the submitting command's own topology only,
+// whoever views the page (its credentials are the page's, one set for
+// all its viewers).
+func (s nativeUISource) MayKill(_ context.Context, id string) error { return s.mayKill(id) }
+
 // nimbusUISource is Nimbus's topologies, for `agora storm scheduler`:
 // a Storm worker runs in its supervisor's task, whose sandbox the page
 // links.
@@ -331,6 +336,12 @@ func (s nimbusUISource) Kill(ctx context.Context, id string) error {
 }
 
 func (nimbusUISource) CanKill() bool { return true }
+
+// MayKill offers the kill of every topology of Nimbus: the scheduler
+// kills with its own connection to Nimbus, and the page's viewers are
+// those its credentials let in (--http_credentials, --credentials), with
+// no finer rule between them.
+func (nimbusUISource) MayKill(context.Context, string) error { return nil }
 
 // serveStormUI serves h on ln until ctx ends.
 func serveStormUI(ctx context.Context, ln net.Listener, h http.Handler) {

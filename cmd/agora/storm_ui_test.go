@@ -185,11 +185,32 @@ func TestStormUIShowsNativeTopologies(t *testing.T) {
 	webuitest.Screenshot(t, b, "agora-storm-topology")
 
 	webuitest.Run(t, b, "back to the topologies", chromedp.Click(chromedp.CSS(`nav.crumbs a`)))
-	webuitest.Wait(t, b, "the list", `document.body.dataset.loaded === 'list' && document.querySelector('#topologies tr[data-topology="wc2"] button.kill') !== null`)
+	webuitest.Wait(t, b, "the list", `document.body.dataset.loaded === 'list' && document.querySelector('#topologies tr[data-topology="wc2"]') !== null
+		&& document.querySelector('#topologies tr[data-topology="wc"] button.kill') !== null`)
 	webuitest.Screenshot(t, b, "agora-storm-topologies")
 
 	// wc's page lists wc2 but does not kill it: its kill would act with
-	// wc's submitting command's master credentials.
+	// wc's submitting command's master credentials. The API says so per
+	// topology, and the page offers no kill for wc2 (on wc's own row it
+	// does, as on wc's topology page).
+	canKill := map[string]bool{}
+	for _, x := range list.Topologies {
+		canKill[x.ID] = x.CanKill
+	}
+	if !reflect.DeepEqual(canKill, map[string]bool{"wc": true, "wc2": false}) {
+		t.Errorf("can_kill on wc's page: %v, want wc only", canKill)
+	}
+	if !page.Topology.CanKill {
+		t.Errorf("wc's own topology page says can_kill false")
+	}
+	if n := webuitest.Run(t, b, "counting wc2's kill buttons", chromedp.Evaluate[int](`document.querySelectorAll('#topologies tr[data-topology="wc2"] button').length`)); n != 0 {
+		t.Errorf("wc's page shows %d kill buttons on wc2's row, which it may not kill", n)
+	}
+	webuitest.Run(t, b, "opening wc2 from wc's page", chromedp.Navigate(base+"/ui/?poll=0.5#topology=wc2"))
+	webuitest.Wait(t, b, "wc2's topology page", `document.body.dataset.loaded === 'topology' && document.getElementById('topology-title').dataset.topology === 'wc2'`)
+	if n := webuitest.Run(t, b, "counting the kill buttons on wc2's topology page", chromedp.Evaluate[int](`document.querySelectorAll('#topology-summary button.kill').length`)); n != 0 {
+		t.Errorf("wc's page shows a kill button on wc2's topology page, which it may not kill")
+	}
 	if code, body := postControl(t, base+"/api/v1/topologies/wc2/kill", "", "", nil); code != http.StatusForbidden || !strings.Contains(body, `kills only topology \"wc\"`) {
 		t.Errorf("wc's page killing wc2: %d %s, want 403 naming why", code, body)
 	}
