@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -554,4 +555,37 @@ func TestStormSchedulerPageAgainstRealStorm(t *testing.T) {
 		_, ok, err := c.TopologyByName(ctx, "words")
 		return err == nil && !ok
 	})
+}
+
+// The page's kill of a Nimbus topology goes by the ID the row showed:
+// Nimbus kills by name, so the name is the one id has right before the
+// kill; an id gone whose name runs again as another topology is
+// ErrChanged naming both IDs (a kill by that name would reach the other
+// one), and an id gone for good, or not of Storm's form, ErrNoTopology.
+func TestNimbusKillGoesByID(t *testing.T) {
+	ts := []stormclient.TopologySummary{{ID: "words-7-1700000300", Name: "words"}, {ID: "my-words-2-1700000100", Name: "my-words"}}
+	for _, tc := range []struct {
+		id, name string
+		is       error
+		err      string
+	}{
+		{"words-7-1700000300", "words", nil, ""},
+		{"my-words-2-1700000100", "my-words", nil, ""},
+		{"words-3-1700000000", "", framework.ErrChanged, `topology "words-3-1700000000" is gone and its name "words" now runs as topology "words-7-1700000300": not killed`},
+		{"my-words-1-1700000000", "", framework.ErrChanged, `its name "my-words" now runs as topology "my-words-2-1700000100"`},
+		{"other-1-1700000000", "", framework.ErrNoTopology, `nimbus runs no topology "other-1-1700000000"`},
+		{"words", "", framework.ErrNoTopology, `no topology "words"`},
+		{"words-x-1700000000", "", framework.ErrNoTopology, `no topology "words-x-1700000000"`},
+	} {
+		name, err := nimbusKillName(ts, tc.id)
+		if tc.is == nil {
+			if err != nil || name != tc.name {
+				t.Errorf("kill %s: name %q, %v; want %q", tc.id, name, err, tc.name)
+			}
+			continue
+		}
+		if name != "" || !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("kill %s: name %q, %v; want %v naming %q", tc.id, name, err, tc.is, tc.err)
+		}
+	}
 }
