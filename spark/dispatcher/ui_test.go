@@ -330,6 +330,25 @@ func TestUIKillsADriver(t *testing.T) {
 		t.Errorf("the ended driver is %s after the page's kill of another, want FINISHED", dr.State)
 	}
 	webuitest.Screenshot(t, b, "agora-spark-drivers-kill")
+
+	// A driver killed elsewhere (Spark's REST kill) after the page showed
+	// it: the page's kill is refused and the row says why. A slow poll
+	// keeps the row's button from before that kill.
+	other := submitArgs(t, d, "hold")
+	waitDriver(t, d, other, func(dr Driver) bool { return dr.TaskState == "TASK_RUNNING" })
+	otherRow := fmt.Sprintf(`#drivers tr[data-driver=%q]`, other)
+	webuitest.NavigateWithCredentials(t, b, base+"/ui/?poll=60", "ops", "pw", fmt.Sprintf(`document.body.dataset.loaded === 'list'
+		&& document.querySelector('%s button.kill') !== null`, otherRow))
+	if code, body := postPage(t, base+"/v1/submissions/kill/"+other, "", "", nil); code != http.StatusOK || !strings.Contains(body, "Killing running driver") {
+		t.Fatalf("Spark's REST kill of %s: %d %s", other, code, body)
+	}
+	waitDriver(t, d, other, func(dr Driver) bool { return dr.State == StateKilled })
+	if !webuitest.Run(t, b, "clicking the stale kill twice", chromedp.Evaluate[bool](fmt.Sprintf(`(() => { const b = document.querySelector('%s button.kill');
+		if (!b) return false; b.click(); b.click(); return true; })()`, otherRow))) {
+		t.Fatal("the row lost its kill button before the page polled")
+	}
+	webuitest.Wait(t, b, "the refusal on the row", fmt.Sprintf(`(() => { const r = document.querySelector('%s .kill-result');
+		return r !== null && r.dataset.ok === 'false' && r.innerText.includes('driver %s has already ended (KILLED)'); })()`, otherRow, other))
 }
 
 // postPage posts to the page's API at url with headers, and Basic
