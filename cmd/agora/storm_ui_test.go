@@ -555,6 +555,27 @@ func TestStormSchedulerPageAgainstRealStorm(t *testing.T) {
 		_, ok, err := c.TopologyByName(ctx, "words")
 		return err == nil && !ok
 	})
+
+	// words submitted again runs under another ID: the page's kill of the
+	// old ID, which a kill by name would turn on the new words, is
+	// refused with 409 naming both, and the new words runs on.
+	if jar, err = c.UploadJar(ctx, bytes.NewReader(stormtest.Jar(t))); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Submit(ctx, "words", jar, string(conf), stormtest.WordTopology()); err != nil {
+		t.Fatal(err)
+	}
+	again, ok, err := c.TopologyByName(ctx, "words")
+	if err != nil || !ok || again.ID == id {
+		t.Fatalf("words submitted again: %+v %v %v, want a new ID (the old %s)", again, ok, err, id)
+	}
+	if code, body := postControl(t, base+"/api/v1/topologies/"+id+"/kill", "ops", "pw", nil); code != http.StatusConflict ||
+		!strings.Contains(body, id) || !strings.Contains(body, again.ID) {
+		t.Errorf("the page's kill of the old words %s: %d %s, want 409 naming it and the new %s", id, code, body, again.ID)
+	}
+	if now, ok, err := c.TopologyByName(ctx, "words"); err != nil || !ok || now.ID != again.ID || now.Status != "ACTIVE" {
+		t.Errorf("the new words after the refused kill: %+v %v %v, want %s ACTIVE", now, ok, err, again.ID)
+	}
 }
 
 // The page's kill of a Nimbus topology goes by the ID the row showed:
