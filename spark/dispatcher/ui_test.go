@@ -349,6 +349,11 @@ func TestUIKillsADriver(t *testing.T) {
 	}
 	webuitest.Wait(t, b, "the refusal on the row", fmt.Sprintf(`(() => { const r = document.querySelector('%s .kill-result');
 		return r !== null && r.dataset.ok === 'false' && r.innerText.includes('driver %s has already ended (KILLED)'); })()`, otherRow, other))
+	// The driver's own page shows the same, and no button.
+	webuitest.Run(t, b, "opening the driver's page", chromedp.Click(chromedp.CSS(otherRow+` td a`)))
+	webuitest.Wait(t, b, "the refusal on the driver's page", fmt.Sprintf(`document.body.dataset.loaded === 'driver' && document.getElementById('driver-title').dataset.driver === %q
+		&& (() => { const r = document.querySelector('#driver-summary .kill-result'); return r !== null && r.dataset.ok === 'false'; })()
+		&& document.querySelector('#driver-summary button') === null`, other))
 }
 
 // postPage posts to the page's API at url with headers, and Basic
