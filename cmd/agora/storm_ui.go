@@ -202,6 +202,11 @@ func (s nativeUISource) Kill(ctx context.Context, id string) error {
 
 func (nativeUISource) CanKill() bool { return true }
 
+// MayKill offers the kill of the submitting command's own topology only,
+// whoever views the page (its credentials are the page's, one set for
+// all its viewers).
+func (s nativeUISource) MayKill(_ context.Context, id string) error { return s.mayKill(id) }
+
 // nimbusUISource is Nimbus's topologies, for `agora storm scheduler`:
 // a Storm worker runs in its supervisor's task, whose sandbox the page
 // links.
@@ -310,8 +315,14 @@ func nimbusTopology(sum stormclient.TopologySummary, info *stormclient.TopologyI
 	return t
 }
 
-// Kill kills the topology through Nimbus (its name, as Nimbus's kill
-// takes), with the topology's own message timeout as the wait.
+// Kill kills the topology the page showed as id. Nimbus kills by name
+// (killTopologyWithOpts takes a name, not an ID), so the name is looked
+// up by id right before the kill, in the same answer of Nimbus that says
+// which topology holds that name now: Storm refuses a second live
+// topology of a name, so the kill reaches id. A topology gone since the
+// page listed it is ErrNoTopology, or, when its name runs again as
+// another topology, ErrChanged naming both IDs: a kill by name would
+// reach that other one. The wait is the topology's own message timeout.
 func (s nimbusUISource) Kill(ctx context.Context, id string) error {
 	c, err := s.client()
 	if err != nil {
@@ -322,15 +333,72 @@ func (s nimbusUISource) Kill(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	for _, t := range cs.Topologies {
+	name, err := nimbusKillName(cs.Topologies, id)
+	if err != nil {
+		return err
+	}
+	return c.Kill(ctx, name, -1)
+}
+
+// nimbusKillName is the name to kill topology id by among ts, Nimbus's
+// topologies: id's own name, or ErrChanged when id is gone and a topology
+// of the name Storm gave id (NAME-COUNTER-SECONDS) runs under another ID,
+// or ErrNoTopology.
+func nimbusKillName(ts []stormclient.TopologySummary, id string) (string, error) {
+	for _, t := range ts {
 		if t.ID == id {
-			return c.Kill(ctx, t.Name, -1)
+			return t.Name, nil
 		}
 	}
-	return fmt.Errorf("%w: nimbus runs no topology %q", framework.ErrNoTopology, id)
+	if name, ok := stormIDName(id); ok {
+		for _, t := range ts {
+			if t.Name == name {
+				return "", fmt.Errorf("%w: topology %q is gone and its name %q now runs as topology %q: not killed (reload the page to see it)", framework.ErrChanged, id, name, t.ID)
+			}
+		}
+	}
+	return "", fmt.Errorf("%w: nimbus runs no topology %q", framework.ErrNoTopology, id)
+}
+
+// stormIDName is the topology name in a Storm topology ID, which Nimbus
+// makes as NAME-COUNTER-SECONDS; ok is false for an ID not of that form.
+func stormIDName(id string) (string, bool) {
+	rest, secs, ok := cutLast(id, "-")
+	if !ok || !allDigits(secs) {
+		return "", false
+	}
+	name, counter, ok := cutLast(rest, "-")
+	if !ok || name == "" || !allDigits(counter) {
+		return "", false
+	}
+	return name, true
+}
+
+// cutLast is strings.Cut at the last sep.
+func cutLast(s, sep string) (before, after string, ok bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
+}
+
+func allDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func (nimbusUISource) CanKill() bool { return true }
+
+// MayKill offers the kill of every topology of Nimbus: the scheduler
+// kills with its own connection to Nimbus, and the page's viewers are
+// those its credentials let in (--http_credentials, --credentials), with
+// no finer rule between them.
+func (nimbusUISource) MayKill(context.Context, string) error { return nil }
 
 // serveStormUI serves h on ln until ctx ends.
 func serveStormUI(ctx context.Context, ln net.Listener, h http.Handler) {

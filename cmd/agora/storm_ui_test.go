@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -185,11 +186,32 @@ func TestStormUIShowsNativeTopologies(t *testing.T) {
 	webuitest.Screenshot(t, b, "agora-storm-topology")
 
 	webuitest.Run(t, b, "back to the topologies", chromedp.Click(chromedp.CSS(`nav.crumbs a`)))
-	webuitest.Wait(t, b, "the list", `document.body.dataset.loaded === 'list' && document.querySelector('#topologies tr[data-topology="wc2"] button.kill') !== null`)
+	webuitest.Wait(t, b, "the list", `document.body.dataset.loaded === 'list' && document.querySelector('#topologies tr[data-topology="wc2"]') !== null
+		&& document.querySelector('#topologies tr[data-topology="wc"] button.kill') !== null`)
 	webuitest.Screenshot(t, b, "agora-storm-topologies")
 
 	// wc's page lists wc2 but does not kill it: its kill would act with
-	// wc's submitting command's master credentials.
+	// wc's submitting command's master credentials. The API says so per
+	// topology, and the page offers no kill for wc2 (on wc's own row it
+	// does, as on wc's topology page).
+	canKill := map[string]bool{}
+	for _, x := range list.Topologies {
+		canKill[x.ID] = x.CanKill
+	}
+	if !reflect.DeepEqual(canKill, map[string]bool{"wc": true, "wc2": false}) {
+		t.Errorf("can_kill on wc's page: %v, want wc only", canKill)
+	}
+	if !page.Topology.CanKill {
+		t.Errorf("wc's own topology page says can_kill false")
+	}
+	if n := webuitest.Run(t, b, "counting wc2's kill buttons", chromedp.Evaluate[int](`document.querySelectorAll('#topologies tr[data-topology="wc2"] button').length`)); n != 0 {
+		t.Errorf("wc's page shows %d kill buttons on wc2's row, which it may not kill", n)
+	}
+	webuitest.Run(t, b, "opening wc2 from wc's page", chromedp.Navigate(base+"/ui/?poll=0.5#topology=wc2"))
+	webuitest.Wait(t, b, "wc2's topology page", `document.body.dataset.loaded === 'topology' && document.getElementById('topology-title').dataset.topology === 'wc2'`)
+	if n := webuitest.Run(t, b, "counting the kill buttons on wc2's topology page", chromedp.Evaluate[int](`document.querySelectorAll('#topology-summary button.kill').length`)); n != 0 {
+		t.Errorf("wc's page shows a kill button on wc2's topology page, which it may not kill")
+	}
 	if code, body := postControl(t, base+"/api/v1/topologies/wc2/kill", "", "", nil); code != http.StatusForbidden || !strings.Contains(body, `kills only topology \"wc\"`) {
 		t.Errorf("wc's page killing wc2: %d %s, want 403 naming why", code, body)
 	}
@@ -533,4 +555,58 @@ func TestStormSchedulerPageAgainstRealStorm(t *testing.T) {
 		_, ok, err := c.TopologyByName(ctx, "words")
 		return err == nil && !ok
 	})
+
+	// words submitted again runs under another ID: the page's kill of the
+	// old ID, which a kill by name would turn on the new words, is
+	// refused with 409 naming both, and the new words runs on.
+	if jar, err = c.UploadJar(ctx, bytes.NewReader(stormtest.Jar(t))); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Submit(ctx, "words", jar, string(conf), stormtest.WordTopology()); err != nil {
+		t.Fatal(err)
+	}
+	again, ok, err := c.TopologyByName(ctx, "words")
+	if err != nil || !ok || again.ID == id {
+		t.Fatalf("words submitted again: %+v %v %v, want a new ID (the old %s)", again, ok, err, id)
+	}
+	if code, body := postControl(t, base+"/api/v1/topologies/"+id+"/kill", "ops", "pw", nil); code != http.StatusConflict ||
+		!strings.Contains(body, id) || !strings.Contains(body, again.ID) {
+		t.Errorf("the page's kill of the old words %s: %d %s, want 409 naming it and the new %s", id, code, body, again.ID)
+	}
+	if now, ok, err := c.TopologyByName(ctx, "words"); err != nil || !ok || now.ID != again.ID || now.Status != "ACTIVE" {
+		t.Errorf("the new words after the refused kill: %+v %v %v, want %s ACTIVE", now, ok, err, again.ID)
+	}
+}
+
+// The page's kill of a Nimbus topology goes by the ID the row showed:
+// Nimbus kills by name, so the name is the one id has right before the
+// kill; an id gone whose name runs again as another topology is
+// ErrChanged naming both IDs (a kill by that name would reach the other
+// one), and an id gone for good, or not of Storm's form, ErrNoTopology.
+func TestNimbusKillGoesByID(t *testing.T) {
+	ts := []stormclient.TopologySummary{{ID: "words-7-1700000300", Name: "words"}, {ID: "my-words-2-1700000100", Name: "my-words"}}
+	for _, tc := range []struct {
+		id, name string
+		is       error
+		err      string
+	}{
+		{"words-7-1700000300", "words", nil, ""},
+		{"my-words-2-1700000100", "my-words", nil, ""},
+		{"words-3-1700000000", "", framework.ErrChanged, `topology "words-3-1700000000" is gone and its name "words" now runs as topology "words-7-1700000300": not killed`},
+		{"my-words-1-1700000000", "", framework.ErrChanged, `its name "my-words" now runs as topology "my-words-2-1700000100"`},
+		{"other-1-1700000000", "", framework.ErrNoTopology, `nimbus runs no topology "other-1-1700000000"`},
+		{"words", "", framework.ErrNoTopology, `no topology "words"`},
+		{"words-x-1700000000", "", framework.ErrNoTopology, `no topology "words-x-1700000000"`},
+	} {
+		name, err := nimbusKillName(ts, tc.id)
+		if tc.is == nil {
+			if err != nil || name != tc.name {
+				t.Errorf("kill %s: name %q, %v; want %q", tc.id, name, err, tc.name)
+			}
+			continue
+		}
+		if name != "" || !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("kill %s: name %q, %v; want %v naming %q", tc.id, name, err, tc.is, tc.err)
+		}
+	}
 }

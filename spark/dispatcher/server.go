@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/agora-cluster/agora/frameworks/servicepage"
 )
 
 // maxRequest bounds a request body: a create request is a few kilobytes.
@@ -17,8 +19,9 @@ const maxRequest = 1 << 20
 // (create, status, kill), Spark's ErrorResponse for every other path, the
 // dispatcher's own listing at /drivers and /drivers/ID (JSON, for
 // `agora spark`), and its web page at /ui/ with the page's API at
-// /api/v1/drivers, those two wrapped by Config.WrapPage. / stays Spark's
-// ErrorResponse, as Spark's REST server answers there.
+// /api/v1/drivers and the page's kill at POST /api/v1/drivers/{id}/kill,
+// those wrapped by Config.WrapPage. / stays Spark's ErrorResponse, as
+// Spark's REST server answers there.
 func (d *Dispatcher) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/submissions/create", d.serveCreate)
@@ -39,6 +42,7 @@ func (d *Dispatcher) Handler() http.Handler {
 	}
 	mux.Handle("GET /ui/", page(uiHandler()))
 	mux.Handle("GET /api/v1/drivers", page(http.HandlerFunc(d.serveUIDrivers)))
+	mux.Handle("POST /api/v1/drivers/{id}/kill", page(servicepage.ChangeGuard(http.HandlerFunc(d.serveUIKill), "the drivers page")))
 	mux.HandleFunc("/", serveError)
 	return mux
 }

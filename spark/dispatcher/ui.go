@@ -1,7 +1,9 @@
 package dispatcher
 
 import (
+	"context"
 	"embed"
+	"fmt"
 	"io/fs"
 	"net"
 	"net/http"
@@ -55,25 +57,27 @@ type ApplicationExecutor struct {
 // request's properties and environment (which may hold secrets), and its
 // application if the executors' scheduler knows it.
 type pageDriver struct {
-	ID          string       `json:"submissionId"`
-	Name        string       `json:"name"`
-	MainClass   string       `json:"mainClass"`
-	AppResource string       `json:"appResource"`
-	State       string       `json:"state"`
-	Message     string       `json:"message,omitempty"`
-	Submitted   time.Time    `json:"submitted"`
-	Launched    time.Time    `json:"launched,omitzero"`
-	Finished    time.Time    `json:"finished,omitzero"`
-	Retries     int          `json:"retries"`
-	Supervise   bool         `json:"supervise"`
-	CPUs        float64      `json:"cpus"`
-	MemMB       float64      `json:"mem"`
-	TaskID      string       `json:"taskId,omitempty"`
-	FrameworkID string       `json:"frameworkId,omitempty"`
-	AgentID     string       `json:"agentId,omitempty"`
-	Hostname    string       `json:"hostname,omitempty"`
-	TaskState   string       `json:"taskState,omitempty"`
-	Application *Application `json:"application,omitempty"`
+	ID          string    `json:"submissionId"`
+	Name        string    `json:"name"`
+	MainClass   string    `json:"mainClass"`
+	AppResource string    `json:"appResource"`
+	State       string    `json:"state"`
+	Message     string    `json:"message,omitempty"`
+	Submitted   time.Time `json:"submitted"`
+	Launched    time.Time `json:"launched,omitzero"`
+	Finished    time.Time `json:"finished,omitzero"`
+	Retries     int       `json:"retries"`
+	Supervise   bool      `json:"supervise"`
+	CPUs        float64   `json:"cpus"`
+	MemMB       float64   `json:"mem"`
+	TaskID      string    `json:"taskId,omitempty"`
+	FrameworkID string    `json:"frameworkId,omitempty"`
+	AgentID     string    `json:"agentId,omitempty"`
+	Hostname    string    `json:"hostname,omitempty"`
+	TaskState   string    `json:"taskState,omitempty"`
+	// KillRequested: the driver's task is being killed.
+	KillRequested bool         `json:"killRequested,omitempty"`
+	Application   *Application `json:"application,omitempty"`
 }
 
 // pageDrivers is the answer of GET /api/v1/drivers.
@@ -116,13 +120,51 @@ func (d *Dispatcher) serveUIDrivers(w http.ResponseWriter, _ *http.Request) {
 		p := pageDriver{ID: dr.ID, Name: dr.Name, MainClass: dr.Request.MainClass, AppResource: dr.Request.AppResource,
 			State: dr.State, Message: dr.Message, Submitted: dr.Submitted, Launched: dr.Launched, Finished: dr.Finished,
 			Retries: dr.Retries, Supervise: dr.Supervise, CPUs: dr.CPUs, MemMB: dr.MemMB, TaskID: dr.TaskID,
-			FrameworkID: dr.FrameworkID, AgentID: dr.AgentID, Hostname: dr.Hostname, TaskState: dr.TaskState}
+			FrameworkID: dr.FrameworkID, AgentID: dr.AgentID, Hostname: dr.Hostname, TaskState: dr.TaskState,
+			KillRequested: dr.KillRequested}
 		if dr.TaskID != "" {
 			p.Application = apps[dr.FrameworkID+"-"+dr.TaskID]
 		}
 		out.Drivers = append(out.Drivers, p)
 	}
 	send(w, http.StatusOK, out)
+}
+
+// pageKill is the answer of the page's kill: the dispatcher's message
+// ("Killing running driver", "Removed driver while it's still pending").
+type pageKill struct {
+	ID      string `json:"submissionId"`
+	Message string `json:"message"`
+}
+
+// serveUIKill answers POST /api/v1/drivers/{id}/kill, the page's kill:
+// the dispatcher's kill, as Spark's POST /v1/submissions/kill/{id} does
+// it, with its message; an unknown driver is 404, one that has ended 409,
+// a kill that could not be recorded 500, each as {"error": "..."}.
+func (d *Dispatcher) serveUIKill(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	dr, ok := d.Get(id)
+	switch {
+	case !ok:
+		servicepage.ReplyError(w, http.StatusNotFound, fmt.Errorf("the dispatcher has no driver %s", id))
+		return
+	case Terminal(dr.State):
+		servicepage.ReplyError(w, http.StatusConflict, fmt.Errorf("driver %s has already ended (%s)", id, dr.State))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
+	defer cancel()
+	resp := d.kill(ctx, id)
+	if !resp.Success {
+		code := http.StatusInternalServerError
+		if dr, ok := d.Get(id); !ok || Terminal(dr.State) { // it ended meanwhile
+			code = http.StatusConflict
+		}
+		servicepage.ReplyError(w, code, fmt.Errorf("driver %s: %s", id, resp.Message))
+		return
+	}
+	d.log.Info("driver killed from the page", "submission", id, "message", resp.Message)
+	servicepage.Reply(w, http.StatusOK, pageKill{ID: id, Message: resp.Message})
 }
 
 // masterUI is the web UI of the master the dispatcher is subscribed with:

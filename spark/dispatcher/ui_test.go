@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"reflect"
 	"slices"
@@ -250,4 +251,132 @@ func contains(s string, parts ...string) bool {
 		}
 	}
 	return true
+}
+
+// TestUIKillsADriver: behind credentials, the page offers a kill on a
+// running driver and none on an ended one; the first click only arms it,
+// the second kills the driver through the dispatcher (its task ends, the
+// driver is KILLED) and the row keeps the dispatcher's answer. The page's
+// kill asks for the page's credentials and refuses what a page of another
+// site could send; an ended driver is 409, an unknown one 404, and none
+// of those changes anything.
+func TestUIKillsADriver(t *testing.T) {
+	creds, err := auth.ParseUserPassword("ops:pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard, err := auth.NewServiceGuard(auth.ServiceOptions{Credentials: creds, Realm: "spark"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := standInWith(t, clustertest.Options{}, auth.Credential{}, standInDriver, nil, func(cfg *Config) { cfg.WrapPage = guard.Wrap })
+	waitSubscribed(t, d)
+	ended := submitArgs(t, d, "quick")
+	waitDriver(t, d, ended, func(dr Driver) bool { return dr.State == StateFinished })
+	held := submitArgs(t, d, "hold")
+	waitDriver(t, d, held, func(dr Driver) bool { return dr.TaskState == "TASK_RUNNING" })
+	base := "http://" + d.Addr()
+
+	asPage := map[string]string{"X-Requested-By": "agora"}
+	for _, tc := range []struct {
+		name, id, user string
+		headers        map[string]string
+		code           int
+		err            string
+	}{
+		{"without credentials", held, "", asPage, http.StatusUnauthorized, "authentication required"},
+		{"a cross-site form", held, "ops", map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Origin": "http://evil.example"}, http.StatusForbidden, "another origin"},
+		{"a form without the header", held, "ops", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, http.StatusForbidden, "X-Requested-By"},
+		{"an ended driver", ended, "ops", asPage, http.StatusConflict, "driver " + ended + " has already ended (FINISHED)"},
+		{"an unknown driver", "driver-nosuch", "ops", asPage, http.StatusNotFound, "the dispatcher has no driver driver-nosuch"},
+	} {
+		if code, body := postPage(t, base+"/api/v1/drivers/"+tc.id+"/kill", tc.user, "pw", tc.headers); code != tc.code || !strings.Contains(body, tc.err) {
+			t.Errorf("kill %s: %d %s, want %d naming %q", tc.name, code, body, tc.code, tc.err)
+		}
+	}
+	if dr, _ := d.Get(held); dr.State != StateRunning || dr.KillRequested {
+		t.Fatalf("the held driver after the refused kills: %s (kill requested %v), want RUNNING", dr.State, dr.KillRequested)
+	}
+
+	b := webuitest.NewBrowser(t)
+	row := fmt.Sprintf(`#drivers tr[data-driver=%q]`, held)
+	if n := webuitest.NavigateWithCredentials(t, b, base+"/ui/?poll=0.5", "ops", "pw", fmt.Sprintf(`document.body.dataset.loaded === 'list'
+		&& document.querySelector('%s button.kill') !== null`, row)); n != 1 {
+		t.Errorf("the browser asked for credentials %d times, want once", n)
+	}
+	if n := webuitest.Run(t, b, "counting the ended driver's kill buttons", chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll('#drivers tr[data-driver=%q] button').length`, ended))); n != 0 {
+		t.Errorf("the ended driver's row has %d buttons, want none", n)
+	}
+	// Clicked from the page's script, so that a poll's rebuild of the
+	// rows cannot come between finding the button and clicking it.
+	click := func(what, sel string) {
+		t.Helper()
+		if !webuitest.Run(t, b, what, chromedp.Evaluate[bool](fmt.Sprintf(`(() => { const b = document.querySelector('%s'); if (!b) return false; b.click(); return true; })()`, sel))) {
+			t.Fatalf("%s: no %s", what, sel)
+		}
+	}
+	click("arming the kill", row+" button.kill")
+	webuitest.Wait(t, b, "the kill armed", fmt.Sprintf(`document.querySelector('%s button.kill.confirm') !== null`, row))
+	if dr, _ := d.Get(held); dr.State != StateRunning || dr.KillRequested {
+		t.Fatalf("the first click changed the driver: %s (kill requested %v)", dr.State, dr.KillRequested)
+	}
+	click("confirming the kill", row+" button.kill.confirm")
+	webuitest.Wait(t, b, "the kill's answer on the row", fmt.Sprintf(`(() => { const r = document.querySelector('%s .kill-result');
+		return r !== null && r.dataset.ok === 'true' && r.innerText === 'Killing running driver'; })()`, row))
+	waitDriver(t, d, held, func(dr Driver) bool { return dr.State == StateKilled })
+	webuitest.Wait(t, b, "the driver killed, its row keeping the answer and no button", fmt.Sprintf(`(() => { const r = document.querySelector('%s');
+		return r.dataset.state === 'KILLED' && r.querySelector('.kill-result') !== null && r.querySelector('button') === null; })()`, row))
+	if dr, _ := d.Get(ended); dr.State != StateFinished {
+		t.Errorf("the ended driver is %s after the page's kill of another, want FINISHED", dr.State)
+	}
+	webuitest.Screenshot(t, b, "agora-spark-drivers-kill")
+
+	// A driver killed elsewhere (Spark's REST kill) after the page showed
+	// it: the page's kill is refused and the row says why. A slow poll
+	// keeps the row's button from before that kill.
+	other := submitArgs(t, d, "hold")
+	waitDriver(t, d, other, func(dr Driver) bool { return dr.TaskState == "TASK_RUNNING" })
+	otherRow := fmt.Sprintf(`#drivers tr[data-driver=%q]`, other)
+	webuitest.NavigateWithCredentials(t, b, base+"/ui/?poll=60", "ops", "pw", fmt.Sprintf(`document.body.dataset.loaded === 'list'
+		&& document.querySelector('%s button.kill') !== null`, otherRow))
+	if code, body := postPage(t, base+"/v1/submissions/kill/"+other, "", "", nil); code != http.StatusOK || !strings.Contains(body, "Killing running driver") {
+		t.Fatalf("Spark's REST kill of %s: %d %s", other, code, body)
+	}
+	waitDriver(t, d, other, func(dr Driver) bool { return dr.State == StateKilled })
+	if !webuitest.Run(t, b, "clicking the stale kill twice", chromedp.Evaluate[bool](fmt.Sprintf(`(() => { const b = document.querySelector('%s button.kill');
+		if (!b) return false; b.click(); b.click(); return true; })()`, otherRow))) {
+		t.Fatal("the row lost its kill button before the page polled")
+	}
+	webuitest.Wait(t, b, "the refusal on the row", fmt.Sprintf(`(() => { const r = document.querySelector('%s .kill-result');
+		return r !== null && r.dataset.ok === 'false' && r.innerText.includes('driver %s has already ended (KILLED)'); })()`, otherRow, other))
+	// The driver's own page shows the same, and no button.
+	webuitest.Run(t, b, "opening the driver's page", chromedp.Click(chromedp.CSS(otherRow+` td a`)))
+	webuitest.Wait(t, b, "the refusal on the driver's page", fmt.Sprintf(`document.body.dataset.loaded === 'driver' && document.getElementById('driver-title').dataset.driver === %q
+		&& (() => { const r = document.querySelector('#driver-summary .kill-result'); return r !== null && r.dataset.ok === 'false'; })()
+		&& document.querySelector('#driver-summary button') === null`, other))
+}
+
+// postPage posts to the page's API at url with headers, and Basic
+// credentials when user is given; it returns the status and the body.
+func postPage(t *testing.T, url, user, password string, headers map[string]string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader("a=b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	if user != "" {
+		req.SetBasicAuth(user, password)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, string(body)
 }

@@ -3,16 +3,12 @@ package framework
 import (
 	"context"
 	"embed"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io/fs"
 	"log/slog"
-	"mime"
 	"net/http"
 	"time"
 
-	"github.com/agora-cluster/agora/cluster/api"
 	"github.com/agora-cluster/agora/frameworks/servicepage"
 )
 
@@ -23,10 +19,15 @@ import (
 //	POST /api/v1/topologies/{id}/kill  kill it (when the Topologies can)
 //
 // over Topologies: Nimbus's (`agora storm scheduler`) or the cluster's
-// native ones (a native topology's control port). Errors are
+// native ones (a native topology's control port). Each topology says
+// whether this viewer may kill it (can_kill: the Topologies' MayKill for
+// the request, whose context holds the principal of an authenticated
+// page), and the page offers kill only there. Errors are
 // {"error": "..."}: 404 for an unknown topology, 405 when kill is not
-// offered, 502 when the source does not answer, 403 for a change a page
-// of another origin could have sent (ChangeGuard).
+// offered, 403 for a kill MayKill refuses or a change a page of another
+// origin could have sent (ChangeGuard), 409 for a kill whose topology
+// changed since the page listed it (ErrChanged), 502 when the source
+// does not answer.
 
 //go:embed ui
 var uiFiles embed.FS
@@ -44,6 +45,9 @@ type TopologySummary struct {
 	NumWorkers   int    `json:"num_workers"`
 	NumExecutors int    `json:"num_executors"`
 	NumTasks     int    `json:"num_tasks"`
+	// CanKill says whether the page's viewer may kill it (set by the
+	// handler from Topologies.CanKill and MayKill).
+	CanKill bool `json:"can_kill"`
 }
 
 // TopologyWorker is one worker: where it runs, its components' executors
@@ -82,14 +86,24 @@ type Topology struct {
 // not have.
 var ErrNoTopology = errors.New("no such topology")
 
+// ErrChanged is the error of a kill refused because the topology is not
+// the one the page showed (its ID no longer names the topology the kill
+// would reach); the page answers 409.
+var ErrChanged = errors.New("the topology changed")
+
 // Topologies are where the page's API reads from.
 type Topologies interface {
 	List(ctx context.Context) ([]TopologySummary, error)
 	Get(ctx context.Context, id string) (*Topology, error)
 	// Kill kills the topology; nil when the source cannot.
 	Kill(ctx context.Context, id string) error
-	// CanKill says whether Kill is offered.
+	// CanKill says whether Kill is offered at all.
 	CanKill() bool
+	// MayKill says why the request's viewer may not kill topology id
+	// (nil: they may): ctx is the request's, with the principal
+	// (auth.Principal) when the page asks for credentials. It is asked
+	// for every topology listed, so it must not call out.
+	MayKill(ctx context.Context, id string) error
 }
 
 // UIConfig is what the page is served from.
@@ -135,6 +149,9 @@ func UIHandler(cfg UIConfig) http.Handler {
 	if err != nil {
 		panic(err) // the embedded directory is there at build time
 	}
+	canKill := func(ctx context.Context, id string) bool {
+		return cfg.Topologies.CanKill() && cfg.Topologies.MayKill(ctx, id) == nil
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /ui/", servicepage.Handler(sub))
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
@@ -149,6 +166,9 @@ func UIHandler(cfg UIConfig) http.Handler {
 		if ts == nil {
 			ts = []TopologySummary{}
 		}
+		for i := range ts {
+			ts[i].CanKill = canKill(r.Context(), ts[i].ID)
+		}
 		uiReply(w, http.StatusOK, topologyList{Master: master(), Kill: cfg.Topologies.CanKill(), Topologies: ts})
 	})
 	mux.HandleFunc("GET /api/v1/topologies/{id}", func(w http.ResponseWriter, r *http.Request) {
@@ -159,12 +179,17 @@ func UIHandler(cfg UIConfig) http.Handler {
 			uiError(w, statusOf(err), err)
 			return
 		}
+		t.CanKill = canKill(r.Context(), t.ID)
 		uiReply(w, http.StatusOK, topologyPage{Master: master(), Kill: cfg.Topologies.CanKill(), Topology: t})
 	})
 	mux.Handle("POST /api/v1/topologies/{id}/kill", ChangeGuard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		if !cfg.Topologies.CanKill() {
 			uiError(w, http.StatusMethodNotAllowed, errors.New("this service does not kill topologies"))
+			return
+		}
+		if err := cfg.Topologies.MayKill(r.Context(), id); err != nil {
+			uiError(w, http.StatusForbidden, err)
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), cfg.Timeout)
@@ -181,43 +206,25 @@ func UIHandler(cfg UIConfig) http.Handler {
 
 // RequestedBy is the header the page sends with every change it asks for
 // (X-Requested-By: agora); a JSON body does as well.
-const RequestedBy = "X-Requested-By"
+const RequestedBy = servicepage.RequestedBy
 
-// ChangeGuard is the CSRF guard of a state-changing endpoint. A page on
-// any origin can make a browser post a form here, and the browser resends
-// the operator's Basic credentials with it; it cannot, without a CORS
-// preflight this server never grants, set a custom header or a JSON
-// content type. So a change needs one of those (the page's postJSON sends
-// RequestedBy, the CLI a JSON body), and one a browser says came from
-// another origin (Origin, Sec-Fetch-Site) is refused; both with 403
-// naming why, before h runs.
+// ChangeGuard is servicepage's CSRF guard of a state-changing endpoint:
+// a change needs RequestedBy or a JSON body, and one a browser says came
+// from another origin is refused, with 403 naming why, before h runs.
 func ChangeGuard(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if herr := api.SameOrigin(r); herr != nil {
-			uiError(w, herr.Code, herr)
-			return
-		}
-		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" && r.Header.Get(RequestedBy) == "" {
-			uiError(w, http.StatusForbidden, fmt.Errorf("refusing a change without a %s header or a JSON body (Content-Type: application/json): a page of another site could have sent it; the topologies page and the agora CLI send one", RequestedBy))
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
+	return servicepage.ChangeGuard(h, "the topologies page and the agora CLI")
 }
 
 func statusOf(err error) int {
-	if errors.Is(err, ErrNoTopology) {
+	switch {
+	case errors.Is(err, ErrNoTopology):
 		return http.StatusNotFound
+	case errors.Is(err, ErrChanged):
+		return http.StatusConflict
 	}
 	return http.StatusBadGateway
 }
 
-func uiReply(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
-}
+func uiReply(w http.ResponseWriter, code int, v any) { servicepage.Reply(w, code, v) }
 
-func uiError(w http.ResponseWriter, code int, err error) {
-	uiReply(w, code, map[string]string{"error": err.Error()})
-}
+func uiError(w http.ResponseWriter, code int, err error) { servicepage.ReplyError(w, code, err) }

@@ -7,14 +7,22 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/agora-cluster/agora/cluster/auth"
 )
 
-// fakeTopologies is a Topologies of one topology, "words".
+// fakeTopologies is a Topologies of one topology, "words", and of
+// "other" when withOther is set.
 type fakeTopologies struct {
-	canKill bool
-	err     error // every call's, if set
+	canKill   bool
+	withOther bool
+	err       error // every call's, if set
+	killErr   error // Kill's, if set
+	// mayKill, if set, is MayKill (nil: every topology may be killed).
+	mayKill func(ctx context.Context, id string) error
 	killed  []string
 }
 
@@ -22,28 +30,43 @@ func (f *fakeTopologies) List(context.Context) ([]TopologySummary, error) {
 	if f.err != nil {
 		return nil, f.err
 	}
-	return []TopologySummary{{ID: "words-1-2", Name: "words", Runtime: "storm", Status: "ACTIVE", NumWorkers: 2}}, nil
+	ts := []TopologySummary{{ID: "words-1-2", Name: "words", Runtime: "storm", Status: "ACTIVE", NumWorkers: 2}}
+	if f.withOther {
+		ts = append(ts, TopologySummary{ID: "other-3-4", Name: "other", Runtime: "storm", Status: "ACTIVE", NumWorkers: 1})
+	}
+	return ts, nil
 }
 
 func (f *fakeTopologies) Get(_ context.Context, id string) (*Topology, error) {
 	if f.err != nil {
 		return nil, f.err
 	}
-	if id != "words-1-2" {
+	if id != "words-1-2" && (id != "other-3-4" || !f.withOther) {
 		return nil, fmt.Errorf("%w: nimbus runs no topology %q", ErrNoTopology, id)
 	}
-	return &Topology{TopologySummary: TopologySummary{ID: id, Name: "words"}, Workers: []TopologyWorker{{Host: "h", Port: 6700}}}, nil
+	name, _, _ := strings.Cut(id, "-")
+	return &Topology{TopologySummary: TopologySummary{ID: id, Name: name}, Workers: []TopologyWorker{{Host: "h", Port: 6700}}}, nil
 }
 
 func (f *fakeTopologies) Kill(_ context.Context, id string) error {
 	if _, err := f.Get(context.Background(), id); err != nil {
 		return err
 	}
+	if f.killErr != nil {
+		return f.killErr
+	}
 	f.killed = append(f.killed, id)
 	return nil
 }
 
 func (f *fakeTopologies) CanKill() bool { return f.canKill }
+
+func (f *fakeTopologies) MayKill(ctx context.Context, id string) error {
+	if f.mayKill == nil {
+		return nil
+	}
+	return f.mayKill(ctx, id)
+}
 
 // serve sends a request as the page does: a POST with RequestedBy.
 func serve(h http.Handler, method, path string) (int, string, http.Header) {
@@ -72,7 +95,7 @@ func TestUIHandlerAnswers(t *testing.T) {
 	h := UIHandler(UIConfig{Topologies: src, Master: func() string { return "http://m:5050" }})
 	code, body, _ := serve(h, "GET", "/api/v1/topologies")
 	var list topologyList
-	if code != 200 || json.Unmarshal([]byte(body), &list) != nil || list.Master != "http://m:5050" || list.Kill || len(list.Topologies) != 1 || list.Topologies[0].NumWorkers != 2 {
+	if code != 200 || json.Unmarshal([]byte(body), &list) != nil || list.Master != "http://m:5050" || list.Kill || len(list.Topologies) != 1 || list.Topologies[0].NumWorkers != 2 || list.Topologies[0].CanKill {
 		t.Errorf("GET /api/v1/topologies: %d %s", code, body)
 	}
 	code, body, _ = serve(h, "GET", "/api/v1/topologies/words-1-2")
@@ -156,5 +179,92 @@ func TestUIHandlerRefusesCrossSiteKill(t *testing.T) {
 		if code, body, _ := serveWith(h, "POST", kill, tc.headers); code != http.StatusAccepted || len(src.killed) != n+1 {
 			t.Errorf("kill from %s: %d %s, killed %v", tc.name, code, body, src.killed)
 		}
+	}
+}
+
+// Each topology says whether the request's viewer may kill it: can_kill
+// is false everywhere when kill is not offered, and otherwise what
+// MayKill answers for the request's principal; a kill MayKill refuses is
+// 403 naming why and kills nothing, and a kill whose topology changed
+// since the page listed it is 409 with the source's message.
+func TestUIHandlerSaysWhoMayKill(t *testing.T) {
+	src := &fakeTopologies{withOther: true, mayKill: func(ctx context.Context, id string) error {
+		if id == "other-3-4" {
+			return errors.New("other is another command's topology")
+		}
+		if p, _ := auth.Principal(ctx); p != "ops" {
+			return fmt.Errorf("principal %q may not kill %s", p, id)
+		}
+		return nil
+	}}
+	h := UIHandler(UIConfig{Topologies: src})
+	as := func(principal, method, path string) (int, string) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(method, path, nil)
+		req.Header.Set(RequestedBy, "agora")
+		if principal != "" {
+			req = req.WithContext(auth.WithPrincipal(req.Context(), principal))
+		}
+		h.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	listed := func(principal string) map[string]bool {
+		t.Helper()
+		code, body := as(principal, "GET", "/api/v1/topologies")
+		var list topologyList
+		if code != 200 || json.Unmarshal([]byte(body), &list) != nil {
+			t.Fatalf("GET /api/v1/topologies as %q: %d %s", principal, code, body)
+		}
+		out := map[string]bool{}
+		for _, x := range list.Topologies {
+			out[x.ID] = x.CanKill
+		}
+		return out
+	}
+	pageCanKill := func(principal, id string) bool {
+		t.Helper()
+		code, body := as(principal, "GET", "/api/v1/topologies/"+id)
+		var page topologyPage
+		if code != 200 || json.Unmarshal([]byte(body), &page) != nil || page.Topology == nil {
+			t.Fatalf("GET /api/v1/topologies/%s as %q: %d %s", id, principal, code, body)
+		}
+		return page.Topology.CanKill
+	}
+
+	// Kill not offered: no topology may be killed, whoever asks.
+	if got := listed("ops"); !reflect.DeepEqual(got, map[string]bool{"words-1-2": false, "other-3-4": false}) {
+		t.Errorf("can_kill without kill offered: %v, want all false", got)
+	}
+	src.canKill = true
+	if got := listed("ops"); !reflect.DeepEqual(got, map[string]bool{"words-1-2": true, "other-3-4": false}) {
+		t.Errorf("can_kill for ops: %v, want words only", got)
+	}
+	if got := listed("dev"); !reflect.DeepEqual(got, map[string]bool{"words-1-2": false, "other-3-4": false}) {
+		t.Errorf("can_kill for dev: %v, want none", got)
+	}
+	if !pageCanKill("ops", "words-1-2") || pageCanKill("dev", "words-1-2") || pageCanKill("ops", "other-3-4") {
+		t.Errorf("a topology's page's can_kill: ops/words %v, dev/words %v, ops/other %v; want true, false, false",
+			pageCanKill("ops", "words-1-2"), pageCanKill("dev", "words-1-2"), pageCanKill("ops", "other-3-4"))
+	}
+
+	for _, tc := range []struct{ principal, id, err string }{
+		{"ops", "other-3-4", "another command's topology"},
+		{"dev", "words-1-2", `principal \"dev\" may not kill words-1-2`},
+	} {
+		if code, body := as(tc.principal, "POST", "/api/v1/topologies/"+tc.id+"/kill"); code != http.StatusForbidden || !strings.Contains(body, tc.err) {
+			t.Errorf("%s killing %s: %d %s, want 403 naming %q", tc.principal, tc.id, code, body, tc.err)
+		}
+	}
+	if len(src.killed) != 0 {
+		t.Fatalf("killed %v against MayKill", src.killed)
+	}
+
+	src.killErr = fmt.Errorf("%w: topology words-1-2 is gone; words is now topology words-5-6: not killed", ErrChanged)
+	if code, body := as("ops", "POST", "/api/v1/topologies/words-1-2/kill"); code != http.StatusConflict || !strings.Contains(body, "words-1-2") || !strings.Contains(body, "words-5-6") {
+		t.Errorf("a kill whose topology changed: %d %s, want 409 naming both IDs", code, body)
+	}
+	src.killErr = nil
+	if code, body := as("ops", "POST", "/api/v1/topologies/words-1-2/kill"); code != http.StatusAccepted || !reflect.DeepEqual(src.killed, []string{"words-1-2"}) {
+		t.Errorf("ops killing words: %d %s, killed %v", code, body, src.killed)
 	}
 }

@@ -1,7 +1,8 @@
 // agora Spark drivers UI: the dispatcher's drivers (newest first) with
 // where each runs and the executors its application got, and one driver's
 // page (#driver=ID), from GET /api/v1/drivers, polled (?poll=SECONDS,
-// default 2).
+// default 2). A queued or running driver can be killed (two clicks:
+// POST /api/v1/drivers/ID/kill); the outcome stays on its row.
 'use strict';
 
 const POLL_MS = pollMS(2);
@@ -43,6 +44,64 @@ function sparkUI(d) {
 
 function executors(d) { return d.application ? d.application.executors.length : 0; }
 
+// postJSON posts to the service's API with the header its CSRF guard
+// asks of a change (a page of another site cannot send it); a failure's
+// error is the service's own message.
+async function postJSON(path) {
+  const r = await fetch(api(path), { method: 'POST', headers: { Accept: 'application/json', 'X-Requested-By': 'agora' } });
+  if (!r.ok) {
+    let msg = r.status + ' ' + r.statusText;
+    try { msg = (await r.json()).error || msg; } catch (e) { /* not JSON */ }
+    throw new Error(msg);
+  }
+  return r.json();
+}
+
+const ENDED = new Set(['FINISHED', 'FAILED', 'KILLED', 'ERROR']);
+
+// armed are the kills clicked once (until when a second click confirms
+// them), results what each kill from this page answered: both outlive
+// the rows, which are rebuilt on every poll.
+const armed = new Map();
+const results = new Map();
+
+function killButton(d) {
+  const isArmed = (armed.get(d.submissionId) || 0) > Date.now();
+  const b = el('button', { type: 'button', class: 'kill' + (isArmed ? ' confirm' : ''), title: 'Kill ' + d.submissionId }, isArmed ? 'Confirm kill' : 'Kill');
+  b.dataset.driver = d.submissionId;
+  b.addEventListener('click', async () => {
+    if ((armed.get(d.submissionId) || 0) <= Date.now()) {
+      armed.set(d.submissionId, Date.now() + 5000);
+      b.classList.add('confirm');
+      b.textContent = 'Confirm kill';
+      return;
+    }
+    armed.delete(d.submissionId);
+    b.disabled = true;
+    try {
+      const r = await postJSON('api/v1/drivers/' + encodeURIComponent(d.submissionId) + '/kill');
+      results.set(d.submissionId, { ok: true, text: r.message || 'Killed' });
+    } catch (err) {
+      results.set(d.submissionId, { ok: false, text: 'Not killed: ' + err.message });
+    }
+    refresh();
+  });
+  return b;
+}
+
+// killCell is a driver's kill: what a kill from this page answered, a
+// kill under way, or the button while the driver runs or waits.
+function killCell(d) {
+  const r = results.get(d.submissionId);
+  const parts = [];
+  if (r) parts.push(el('span', { class: 'kill-result ' + (r.ok ? 'ok' : 'bad'), 'data-ok': String(r.ok) }, r.text));
+  if (!ENDED.has(d.state) && !(r && r.ok)) {
+    if (d.killRequested) parts.push(el('span', { class: 'muted' }, 'killing…'));
+    else parts.push(r ? ' ' : null, killButton(d));
+  }
+  return parts;
+}
+
 function driverRow(d, master) {
   return el('tr', { 'data-driver': d.submissionId, 'data-state': d.state },
     el('td', {}, el('a', { href: '#driver=' + encodeURIComponent(d.submissionId) }, el('code', {}, d.submissionId))),
@@ -52,7 +111,8 @@ function driverRow(d, master) {
     el('td', { class: 'num executors' }, String(executors(d))),
     el('td', {}, when(d.submitted)),
     el('td', { class: 'num' }, duration(d.launched, d.finished)),
-    el('td', {}, sparkUI(d)));
+    el('td', {}, sparkUI(d)),
+    el('td', { class: 'kill' }, ...killCell(d)));
 }
 
 function summaryRows(d, master) {
@@ -74,6 +134,8 @@ function summaryRows(d, master) {
     row('Spark UI', sparkUI(d)),
   ];
   if (d.retries) rows.push(row('Retries', d.retries));
+  const kill = killCell(d);
+  if (kill.length) rows.push(row('Kill', ...kill));
   return rows;
 }
 
@@ -114,7 +176,7 @@ function showDriver(all, id) {
   document.getElementById('executors-count').textContent = rows.length ? '(' + rows.length + ')' : '';
 }
 
-followPage(driverID, 'driver', async (id) => {
+const refresh = followPage(driverID, 'driver', async (id) => {
   const all = await getJSON('api/v1/drivers');
   if (id) showDriver(all, id); else showList(all);
 }, POLL_MS);

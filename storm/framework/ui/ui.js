@@ -1,7 +1,8 @@
 // agora Storm topologies UI: the topologies with their status and sizes,
 // a topology's workers (with links to their sandboxes in the master's UI)
 // and its spouts' and bolts' counts (#topology=ID), from the /api/v1 API,
-// polled (?poll=SECONDS, default 2). Kill is offered when the API says so.
+// polled (?poll=SECONDS, default 2). Kill is offered on a topology the API
+// says this viewer may kill (can_kill).
 'use strict';
 
 const POLL_MS = pollMS(2);
@@ -73,12 +74,15 @@ const armed = new Map();
 // off while the kill takes.
 const killed = new Set();
 
-function killCell(t, canKill) {
-  if (!canKill || t.status === 'KILLED' || killed.has(t.id)) return el('td', {});
-  return el('td', {}, killButton(t));
+// mayKill says whether to offer t's kill: the API says this viewer may
+// kill it, and it is not killed already.
+function mayKill(t) { return t.can_kill && t.status !== 'KILLED' && !killed.has(t.id); }
+
+function killCell(t) {
+  return el('td', { class: 'kill' }, mayKill(t) ? killButton(t) : null);
 }
 
-function topologyRow(t, canKill) {
+function topologyRow(t) {
   return el('tr', { 'data-topology': t.id, 'data-status': t.status },
     el('td', {}, el('a', { href: '#topology=' + encodeURIComponent(t.id) }, t.name), t.name !== t.id ? el('br') : null, t.name !== t.id ? el('code', { class: 'muted' }, t.id) : null),
     el('td', {}, t.runtime),
@@ -87,7 +91,7 @@ function topologyRow(t, canKill) {
     el('td', { class: 'num workers' }, String(t.num_workers)),
     el('td', { class: 'num' }, String(t.num_executors)),
     el('td', { class: 'num' }, String(t.num_tasks)),
-    killCell(t, canKill));
+    killCell(t));
 }
 
 function sandbox(master, w) {
@@ -113,7 +117,7 @@ function componentRow(c) {
     el('td', { class: 'num failed' }, String(c.failed)));
 }
 
-function summaryRows(t, canKill) {
+function summaryRows(t) {
   const row = (k, ...v) => el('tr', {}, el('th', { scope: 'row' }, k), el('td', {}, ...v));
   const rows = [
     row('Status', status(t.status)),
@@ -123,7 +127,7 @@ function summaryRows(t, canKill) {
     row('Executors', String(t.num_executors)),
     row('Tasks', String(t.num_tasks)),
   ];
-  if (canKill && t.status !== 'KILLED' && !killed.has(t.id)) rows.push(row('Kill', killButton(t)));
+  if (mayKill(t)) rows.push(row('Kill', killButton(t)));
   return rows;
 }
 
@@ -134,7 +138,7 @@ function topologyID() {
 
 async function showList() {
   const all = await getJSON('api/v1/topologies');
-  fill('topologies', all.topologies.map((t) => topologyRow(t, all.kill)), 'topologies-empty');
+  fill('topologies', all.topologies.map(topologyRow), 'topologies-empty');
   document.getElementById('topologies-count').textContent = all.topologies.length ? '(' + all.topologies.length + ')' : '';
   document.querySelector('#topologies th.kill-col').hidden = !all.kill;
 }
@@ -146,7 +150,7 @@ async function showTopology(id) {
   // replaceChildren would write null as text: el skips it.
   title.replaceChildren(el('span', {}, t.name, t.name !== t.id ? ' ' : null, t.name !== t.id ? el('code', { class: 'muted' }, t.id) : null));
   title.dataset.topology = t.id;
-  fill('topology-summary', summaryRows(t, page.kill));
+  fill('topology-summary', summaryRows(t));
   fill('workers', t.workers.map((w) => workerRow(w, page.master)), 'workers-empty');
   document.getElementById('workers-count').textContent = t.workers.length ? '(' + t.workers.length + ')' : '';
   fill('components', t.components.map(componentRow), 'components-empty');
