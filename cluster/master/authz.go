@@ -257,9 +257,11 @@ func checkAgentPrincipal(a *agent, principal, call string) error {
 // only if the caller is the agent the record describes: same hostname
 // and port, connecting from the recorded IP (agentMismatch). Else any
 // valid agent credential could claim the ID, record itself, and lock the
-// real agent out for good. That refusal is a 409, as Mesos answers an
-// agent it will not re-admit: the real agent, if it moved, registers
-// again without an ID, and the record stays as it is. A caller without a
+// real agent out for good. That refusal is a 409, as for an ID the
+// master does not know: the master cannot tell a moved agent from an
+// impostor, so neither gets the ID; the real agent, if it moved,
+// registers again without one, and the record stays as it is (awaiting
+// its agent until --agent_reregister_timeout). A caller without a
 // principal (agents do not authenticate now) keeps the record's.
 //
 // It answers errLookupHostname when the record has no IP and names its
