@@ -46,7 +46,8 @@ type fakeMaster struct {
 	mu        sync.Mutex
 	updates   map[string]chan *api.StatusUpdate // by task ID, in arrival order
 	nextID    int
-	refuse    map[string]bool // agent IDs answered with 409
+	refuse    map[string]bool   // agent IDs answered with 409
+	forbid    map[string]string // agent IDs answered with 403, and the answer
 	autoAck   bool
 	pingNanos int64 // announced ping interval; 0 leaves the agent's default
 	maxPings  int
@@ -75,6 +76,7 @@ func newFakeMaster(t *testing.T) *fakeMaster {
 		pongs:     make(chan uint64, 1000),
 		sessions:  make(chan *fakeSession, 100),
 		refuse:    map[string]bool{},
+		forbid:    map[string]string{},
 		autoAck:   true,
 		sendPings: true,
 		stop:      make(chan struct{}),
@@ -184,6 +186,11 @@ func (fm *fakeMaster) register(w http.ResponseWriter, r *http.Request, call *api
 	if id != "" && fm.refuse[id] {
 		fm.mu.Unlock()
 		http.Error(w, "agent "+id+" is not known to this master", http.StatusConflict)
+		return
+	}
+	if why, ok := fm.forbid[id]; ok && id != "" {
+		fm.mu.Unlock()
+		http.Error(w, why, http.StatusForbidden)
 		return
 	}
 	if id == "" {

@@ -29,9 +29,18 @@ type refusedError struct{ reason string }
 
 func (e *refusedError) Error() string { return "master refused the registration: " + e.reason }
 
+// forbiddenError is the master's 403 Forbidden to a (re-)registration:
+// the agent is not allowed in as it is (--acls, or its ID belongs to
+// another principal). It keeps its ID and retries with backoff, since
+// only the operator can change the answer.
+type forbiddenError struct{ reason string }
+
+func (e *forbiddenError) Error() string { return "master forbids the registration: " + e.reason }
+
 // registrationLoop keeps the agent registered until ctx ends.
 func (a *Agent) registrationLoop(ctx context.Context) {
 	backoff := a.cfg.RegistrationBackoff
+	forbidden := "" // the master's last 403, logged once until it changes
 	for ctx.Err() == nil {
 		registered, err := a.session(ctx)
 		if ctx.Err() != nil {
@@ -42,6 +51,7 @@ func (a *Agent) registrationLoop(ctx context.Context) {
 			a.log.Warn("master refused the agent ID", "agent_id", a.ID(), "reason", refused.reason)
 			a.resetIdentity(ctx)
 			backoff = a.cfg.RegistrationBackoff
+			forbidden = ""
 			continue
 		}
 		if registered {
@@ -49,7 +59,18 @@ func (a *Agent) registrationLoop(ctx context.Context) {
 		}
 		// Jitter keeps a rack of agents from re-registering in lock step.
 		delay := backoff/2 + rand.N(backoff/2+1)
-		a.log.Warn("disconnected from master; registering again", "master", a.masterName(), "in", delay.Round(time.Millisecond), "err", err)
+		var fe *forbiddenError
+		switch {
+		case errors.As(err, &fe) && fe.reason == forbidden:
+			a.log.Debug("master still forbids the registration; registering again", "in", delay.Round(time.Millisecond))
+		case errors.As(err, &fe):
+			forbidden = fe.reason
+			a.log.Error("master forbids the registration (403); the agent keeps its ID and retries with backoff until the operator lets it in (logged again only if the answer changes)",
+				"master", a.masterName(), "agent_id", a.ID(), "reason", fe.reason)
+		default:
+			forbidden = ""
+			a.log.Warn("disconnected from master; registering again", "master", a.masterName(), "in", delay.Round(time.Millisecond), "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -81,6 +102,8 @@ func (a *Agent) session(ctx context.Context) (registered bool, err error) {
 	case http.StatusOK:
 	case http.StatusConflict:
 		return false, &refusedError{reason: readReason(resp.Body)}
+	case http.StatusForbidden:
+		return false, &forbiddenError{reason: readReason(resp.Body)}
 	default:
 		return false, fmt.Errorf("register with %s: %s: %s", a.masterName(), resp.Status, readReason(resp.Body))
 	}

@@ -1,12 +1,15 @@
 package agent
 
 import (
+	"bytes"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,6 +119,79 @@ func TestRefusedAgentIDMakesTheAgentRegisterAfresh(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(workDir, "meta", "slaves", first.agentID)); !os.IsNotExist(err) {
 		t.Fatalf("checkpoint of the refused ID is still there: %v", err)
 	}
+}
+
+// A master that forbids the registration (403: --acls, or the agent's ID
+// belongs to another principal) is not a refused ID: the agent keeps its
+// ID and checkpoint, retries with backoff, and logs the master's answer
+// once, and again only when the answer changes.
+func TestForbiddenRegistrationKeepsTheIDAndLogsOncePerAnswer(t *testing.T) {
+	fm := newFakeMaster(t)
+	workDir := t.TempDir()
+	logs := &lockedBuffer{}
+	cfg := testConfig(t, fm, workDir)
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ta, first := startRegistered(t, fm, cfg)
+
+	const one, two = "principal 'x' may not: first answer", "principal 'x' may not: second answer"
+	refusals := func(reason string) int {
+		n := 0
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, "master forbids the registration") && strings.Contains(line, reason) {
+				n++
+			}
+		}
+		return n
+	}
+	forbidden := func(reason string, times int) {
+		t.Helper()
+		fm.set(func(fm *fakeMaster) { fm.forbid[first.agentID] = reason })
+		for i := 0; i < times; i++ {
+			if id := fm.nextRegister(t).Info.GetID().GetValue(); id != first.agentID {
+				t.Fatalf("after a 403 the agent registered as %q, want its ID %q kept", id, first.agentID)
+			}
+		}
+	}
+	fm.dropStream()
+	forbidden(one, 4) // the first REGISTER, then three retries
+	forbidden(two, 4) // at least three refused with the second answer
+	fm.set(func(fm *fakeMaster) { delete(fm.forbid, first.agentID) })
+	s := fm.nextSession(t)
+	if s.agentID != first.agentID {
+		t.Fatalf("once let in, the agent registered as %q, want %q", s.agentID, first.agentID)
+	}
+	waitFor(t, "registered under its ID", func() bool { return ta.Registered() && ta.ID() == first.agentID })
+	if n := refusals(one); n != 1 {
+		t.Fatalf("the first 403 answer is logged %d times, want once:\n%s", n, logs.String())
+	}
+	if n := refusals(two); n != 1 {
+		t.Fatalf("the changed 403 answer is logged %d times, want once:\n%s", n, logs.String())
+	}
+	if strings.Contains(logs.String(), "forgot the agent ID") {
+		t.Fatalf("a 403 made the agent forget its ID:\n%s", logs.String())
+	}
+	b, err := os.ReadFile(filepath.Join(workDir, "meta", "agent_id"))
+	if err != nil || strings.TrimSpace(string(b)) != first.agentID {
+		t.Fatalf("meta/agent_id = %q, %v; want %q kept", b, err, first.agentID)
+	}
+}
+
+// lockedBuffer is a log destination the test reads while the agent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestPingsAreAnsweredWithPongs(t *testing.T) {

@@ -230,8 +230,8 @@ func (c *Cluster) StartAgent(i int, workDir string) *RunningAgent {
 
 // agentListener listens for an agent: on the address it had before (prev)
 // when it restarts, as a real agent comes back on its configured port —
-// the master tells a returning agent from an impostor by hostname and
-// port — or on a fresh port if that one has been taken meanwhile.
+// the master tells a returning agent from an impostor by hostname, port
+// and address — or on a fresh port if that one has been taken meanwhile.
 func (c *Cluster) agentListener(prev net.Listener) net.Listener {
 	if prev != nil {
 		if ln, err := net.Listen("tcp", prev.Addr().String()); err == nil {

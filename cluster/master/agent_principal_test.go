@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +31,12 @@ var (
 // is closed at once.
 func registerAs(t *testing.T, url string, call *api.AgentCall, cred auth.Credential) (int, string) {
 	t.Helper()
+	return registerFrom(t, url, call, cred, "")
+}
+
+// registerFrom is registerAs from the local IP from ("" for any).
+func registerFrom(t *testing.T, url string, call *api.AgentCall, cred auth.Credential, from string) (int, string) {
+	t.Helper()
 	body, err := api.JSON.MarshalAgent(call)
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +49,14 @@ func registerAs(t *testing.T, url string, call *api.AgentCall, cred auth.Credent
 	}
 	req.Header.Set("Content-Type", api.MediaJSON)
 	req.SetBasicAuth(cred.Principal, cred.Secret)
-	resp, err := http.DefaultClient.Do(req)
+	client := http.DefaultClient
+	if from != "" {
+		dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 30 * time.Second}
+		tr := &http.Transport{DialContext: dialer.DialContext, DisableKeepAlives: true}
+		defer tr.CloseIdleConnections()
+		client = &http.Client{Transport: tr}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("REGISTER as %s: %v", cred.Principal, err)
 	}
@@ -58,8 +74,11 @@ func registerAs(t *testing.T, url string, call *api.AgentCall, cred auth.Credent
 // agent and both principals; nothing is recorded), the agent's own
 // principal can. A record written before principals were kept (none in
 // it) takes the principal of the agent it describes (same hostname and
-// port) when it comes back, and records it; another agent claiming its ID
-// is refused and changes nothing.
+// port, from the IP in the record's pid, or from an address of its
+// hostname when the record is older still and has no pid) when it comes
+// back, and records it with the pid; another agent claiming its ID, under
+// another hostname or with the recorded hostname and port from another
+// address, gets 409 and changes nothing.
 func TestAgentPrincipalSurvivesMasterFailover(t *testing.T) {
 	for _, kind := range []string{"bolt", "zookeeper"} {
 		t.Run(kind, func(t *testing.T) { agentPrincipalAcrossFailover(t, openRegistry(t, kind)) })
@@ -102,41 +121,193 @@ func agentPrincipalAcrossFailover(t *testing.T, reg registry.Registry) {
 		return len(s.Slaves) == 1 && s.Slaves[0].ID == id && s.Slaves[0].Hostname != "hijacker"
 	})
 
-	// The same agent under a record without a principal, as an older
-	// master wrote it.
+	// The same agent under a record without a principal, as a master
+	// wrote it before principals were kept (or while agents did not
+	// authenticate): it has the agent's pid, slave(1)@IP:PORT.
 	c.Agents[0].Stop()
 	c.StopMaster()
 	legacy := agentRecord(t, reg)
+	if want := "slave(1)@127.0.0.1:" + strconv.Itoa(int(legacy.Info.GetPort())); legacy.PID != want {
+		t.Fatalf("the agent's record has pid %q, want %q", legacy.PID, want)
+	}
 	legacy.Principal = ""
-	if err := reg.PutAgent(legacy); err != nil {
+	putRecord(t, reg, legacy, "principal")
+	c.StartMaster()
+	unclaimedRecordRefusesImpostors(t, c, reg, legacy)
+	c.StartAgent(0, "")
+	readmittedWithPrincipal(t, c, reg, id)
+
+	// A record from before pids were kept either: the agent's hostname
+	// (localhost) stands for its address, resolved by the master.
+	c.Agents[0].Stop()
+	c.StopMaster()
+	oldest := agentRecord(t, reg)
+	oldest.Principal, oldest.PID = "", ""
+	putRecord(t, reg, oldest, "principal", "pid")
+	c.StartMaster()
+	unclaimedRecordRefusesImpostors(t, c, reg, oldest)
+	c.StartAgent(0, "")
+	readmittedWithPrincipal(t, c, reg, id)
+}
+
+// putRecord writes rec as an older master would have, without the JSON
+// fields absent.
+func putRecord(t *testing.T, reg registry.Registry, rec registry.AgentRecord, absent ...string) {
+	t.Helper()
+	if err := reg.PutAgent(rec); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := json.Marshal(legacy)
+	raw, err := json.Marshal(rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(raw), "principal") {
-		t.Fatalf("a record without a principal is written as %s, want no principal field (as older masters wrote it)", raw)
+	for _, field := range absent {
+		if strings.Contains(string(raw), `"`+field+`"`) {
+			t.Fatalf("the record is written as %s, want no %s field (as older masters wrote it)", raw, field)
+		}
 	}
-	c.StartMaster()
-	// Another agent credential cannot take the unclaimed record: the
-	// re-registering agent is not the one recorded.
-	code, body = registerAs(t, c.MasterURL, clustertest.Reregistration(id, "hijacker", 0), intruder)
-	if code != http.StatusForbidden || !strings.Contains(body, id) || !strings.Contains(body, "'intruder'") || !strings.Contains(body, "hijacker") {
-		t.Fatalf("takeover of agent %s (recorded without a principal) by intruder as host hijacker: %d %q, want 403 naming the agent, the principal and the hostname", id, code, body)
+}
+
+// unclaimedRecordRefusesImpostors: another agent credential cannot take a
+// record without a principal, neither under another hostname nor with
+// the recorded hostname and port from another address: 409 (register
+// again without an ID) naming the agent, the principal and what differs,
+// and the record stays as it is.
+func unclaimedRecordRefusesImpostors(t *testing.T, c *clustertest.Cluster, reg registry.Registry, rec registry.AgentRecord) {
+	t.Helper()
+	id := rec.ID
+	unchanged := func(what string) {
+		t.Helper()
+		got := agentRecord(t, reg)
+		if got.Principal != "" || got.PID != rec.PID || got.Info.GetHostname() != rec.Info.GetHostname() || got.State != rec.State {
+			t.Fatalf("%s changed the record: principal %q, pid %q, hostname %q, state %s; want it as it was (pid %q, hostname %q, state %s)",
+				what, got.Principal, got.PID, got.Info.GetHostname(), got.State, rec.PID, rec.Info.GetHostname(), rec.State)
+		}
 	}
-	if rec := agentRecord(t, reg); rec.Principal != "" || rec.Info.GetHostname() != legacy.Info.GetHostname() {
-		t.Fatalf("the refused takeover changed the record: principal %q, hostname %q", rec.Principal, rec.Info.GetHostname())
+	code, body := registerAs(t, c.MasterURL, clustertest.Reregistration(id, "hijacker", 0), intruder)
+	if code != http.StatusConflict || !strings.Contains(body, id) || !strings.Contains(body, "'intruder'") || !strings.Contains(body, "hijacker") {
+		t.Fatalf("takeover of agent %s (recorded without a principal) by intruder as host hijacker: %d %q, want 409 naming the agent, the principal and the hostname", id, code, body)
 	}
-	c.StartAgent(0, "")
+	unchanged("the takeover under another hostname")
+
+	// The recorded hostname and port, copied, from another address.
+	if !canDialFrom(t, "127.0.0.2", c.MasterAddr) {
+		return
+	}
+	copied := clustertest.Reregistration(id, rec.Info.GetHostname(), 0)
+	port := rec.Info.GetPort()
+	copied.Register.Info.Port = &port
+	code, body = registerFrom(t, c.MasterURL, copied, intruder, "127.0.0.2")
+	if code != http.StatusConflict || !strings.Contains(body, id) || !strings.Contains(body, "'intruder'") || !strings.Contains(body, "127.0.0.2") {
+		t.Fatalf("takeover of agent %s (recorded without a principal) by intruder with its hostname and port from 127.0.0.2: %d %q, want 409 naming the agent, the principal and the address", id, code, body)
+	}
+	unchanged("the takeover with the recorded hostname and port")
+}
+
+// readmittedWithPrincipal: the agent, back from its own address, is
+// re-admitted under its ID and its principal and pid are recorded.
+func readmittedWithPrincipal(t *testing.T, c *clustertest.Cluster, reg registry.Registry, id string) {
+	t.Helper()
 	c.WaitFor("the agent re-admitted from a record without a principal", func(s *clustertest.State) bool {
 		return len(s.Slaves) == 1 && s.Slaves[0].ID == id
 	})
 	deadline := time.Now().Add(30 * time.Second)
-	for agentRecord(t, reg).Principal != "agent" {
+	for rec := agentRecord(t, reg); rec.Principal != "agent" || !strings.HasPrefix(rec.PID, "slave(1)@127.0.0.1:"); rec = agentRecord(t, reg) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the re-admitted agent's record still has principal %q, want \"agent\"", agentRecord(t, reg).Principal)
+			t.Fatalf("the re-admitted agent's record has principal %q and pid %q, want \"agent\" and its address", rec.Principal, rec.PID)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// canDialFrom reports whether a connection to addr can come from local IP
+// ip (another loopback address); false, with the reason logged, if not.
+func canDialFrom(t *testing.T, ip, addr string) bool {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Logf("skipping the check from another address: cannot connect from %s: %v", ip, err)
+		return false
+	}
+	conn.Close()
+	return true
+}
+
+// An agent recorded without a principal that comes back moved (another
+// hostname) cannot be told from an impostor: the master answers 409, the
+// agent forgets its ID, saying why, and registers as a new agent under
+// its principal. The old ID is not given to it, and the old record stays
+// as it was, awaiting its agent (bbolt and ZooKeeper).
+func TestMovedAgentWithUnclaimedRecordRegistersAnew(t *testing.T) {
+	for _, kind := range []string{"bolt", "zookeeper"} {
+		t.Run(kind, func(t *testing.T) { movedAgentRegistersAnew(t, openRegistry(t, kind)) })
+	}
+}
+
+func movedAgentRegistersAnew(t *testing.T, reg registry.Registry) {
+	creds, err := auth.ParseCredentials([]byte(`{"credentials": [{"principal": "agent", "secret": "agent-secret"}]}`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	authn, err := auth.New(auth.Options{Credentials: creds, Agents: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := clustertest.Start(t, clustertest.Options{
+		Registry: reg,
+		Master:   func(cfg *master.Config) { cfg.HTTP.Auth = authn },
+		Agent:    func(_ int, cfg *agent.Config) { cfg.Credential = agentPrincipal },
+	})
+	old := c.Agents[0].ID()
+	c.Agents[0].Stop()
+	c.StopMaster()
+	legacy := agentRecord(t, reg)
+	legacy.Principal = ""
+	putRecord(t, reg, legacy, "principal")
+	c.StartMaster()
+
+	logs := &lockedBuffer{}
+	c.Agents[0].Config.Hostname = "moved.test"
+	c.Agents[0].Config.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	c.StartAgent(0, "")
+	s := c.WaitFor("the moved agent registered anew", func(s *clustertest.State) bool {
+		return len(s.Slaves) == 1 && s.Slaves[0].Hostname == "moved.test"
+	})
+	if s.Slaves[0].ID == old {
+		t.Fatalf("the moved agent was given the ID %s recorded without a principal, want a new one", old)
+	}
+	fresh := s.Slaves[0].ID
+	waitUntil(t, "the agent to learn its new ID", func() bool { return c.Agents[0].ID() == fresh })
+	if !strings.Contains(logs.String(), "master refused the agent ID") || !strings.Contains(logs.String(), `not the recorded \"localhost\"`) {
+		t.Fatalf("the agent's log does not say why its ID was refused (the master's answer naming the recorded hostname):\n%s", logs.String())
+	}
+
+	recs, err := reg.Agents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]registry.AgentRecord{}
+	for _, r := range recs {
+		byID[r.ID] = r
+	}
+	if len(recs) != 2 {
+		t.Fatalf("registry has %d agent records, want 2 (the old one and the moved agent's new one): %+v", len(recs), recs)
+	}
+	if r := byID[old]; r.State != legacy.State || r.Principal != "" || r.PID != legacy.PID || r.Info.GetHostname() != "localhost" {
+		t.Fatalf("the old record changed: state %s, principal %q, pid %q, hostname %q; want it as it was", r.State, r.Principal, r.PID, r.Info.GetHostname())
+	}
+	if r := byID[fresh]; r.Principal != "agent" || r.Info.GetHostname() != "moved.test" || !strings.HasPrefix(r.PID, "slave(1)@127.0.0.1:") {
+		t.Fatalf("the new agent's record: principal %q, hostname %q, pid %q; want \"agent\", \"moved.test\" and its address", r.Principal, r.Info.GetHostname(), r.PID)
+	}
+}
+
+// waitUntil polls cond for at most a minute.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -30,13 +31,21 @@ func agentEventShutdownExecutor(fid, eid string) *api.AgentEvent {
 }
 
 func agentIP(a *agent) string {
-	if i := strings.LastIndex(a.pid, "@"); i >= 0 {
-		hp := a.pid[i+1:]
-		if j := strings.LastIndex(hp, ":"); j >= 0 {
-			return hp[:j]
-		}
+	if ip := pidHost(a.pid); ip != "" {
+		return ip
 	}
 	return a.info.Hostname
+}
+
+// pidHost is the IP of a pid "slave(1)@IP:PORT", "" if it has none.
+func pidHost(pid string) string {
+	if i := strings.LastIndex(pid, "@"); i >= 0 {
+		hp := pid[i+1:]
+		if j := strings.LastIndex(hp, ":"); j >= 0 {
+			return strings.Trim(hp[:j], "[]")
+		}
+	}
+	return ""
 }
 
 // serveAgent is the internal agent protocol endpoint (see api/agentwire.go).
@@ -147,16 +156,29 @@ func (m *Master) serveAgentRegister(w http.ResponseWriter, r *http.Request, call
 	codec := agentStreamCodec(r.Header.Get("Accept"))
 	out := newOutbox()
 	var a *agent
-	err, derr := m.await(r.Context(), func(reply func(error)) {
-		principal := requestPrincipal(r)
-		m.registerAgent(reg, out, r.RemoteAddr, principal, func(got *agent, err error) {
-			if got != nil && principal != "" {
-				got.principal = principal
-			}
-			a = got
-			reply(err)
+	from := peer{remote: r.RemoteAddr}
+	register := func() (error, error) {
+		return m.await(r.Context(), func(reply func(error)) {
+			principal := requestPrincipal(r)
+			m.registerAgent(reg, out, from, principal, func(got *agent, err error) {
+				if got != nil && principal != "" {
+					got.principal = principal
+				}
+				a = got
+				reply(err)
+			})
 		})
-	})
+	}
+	err, derr := register()
+	if derr == nil && errors.Is(err, errLookupHostname) {
+		// A record to check against the agent's hostname (authz.go):
+		// looked up here, off the loop, and asked again.
+		from = lookupAgentHost(r.Context(), from, reg.Info.Hostname)
+		err, derr = register()
+		if errors.Is(err, errLookupHostname) {
+			err = errorf(http.StatusInternalServerError, "agent %s: its hostname was looked up, yet is asked for again", reg.Info.Hostname)
+		}
+	}
 	if derr != nil {
 		answerLoopFailure(w, derr)
 		return
@@ -221,7 +243,8 @@ func readBody(r *http.Request) ([]byte, error) {
 // registerAgent admits a new agent or re-admits a known one, calling done
 // on the loop once the registry has the agent (or with why not). It runs
 // on the loop.
-func (m *Master) registerAgent(reg *api.RegisterAgent, out *outbox, remote, principal string, done func(*agent, error)) {
+func (m *Master) registerAgent(reg *api.RegisterAgent, out *outbox, from peer, principal string, done func(*agent, error)) {
+	remote := from.remote
 	info := *reg.Info
 	id := info.GetID().GetValue()
 	if len(info.Resources) == 0 {
@@ -255,7 +278,7 @@ func (m *Master) registerAgent(reg *api.RegisterAgent, out *outbox, remote, prin
 			m.reregisterAgent(a, &info, reg, out, pid, now, done)
 			return
 		}
-		m.readmitAgent(info, reg, out, pid, principal, now, done)
+		m.readmitAgent(info, reg, out, pid, from, principal, now, done)
 	})
 }
 
@@ -268,7 +291,7 @@ func (m *Master) admitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out *o
 	now := m.now()
 	id := m.newID("S")
 	info.ID = &mesos.AgentID{Value: id}
-	rec := registry.AgentRecord{ID: id, State: registry.AgentAdmitted, Info: &info, Since: now, Principal: principal}
+	rec := registry.AgentRecord{ID: id, State: registry.AgentAdmitted, Info: &info, Since: now, Principal: principal, PID: pid}
 	m.commit(agentLane(id), []registry.Change{{Agent: &rec}}, func(err error) {
 		if err != nil {
 			done(nil, errorf(http.StatusServiceUnavailable, "cannot admit agent %s: %v", info.Hostname, err))
@@ -300,7 +323,7 @@ func (m *Master) admitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out *o
 // still add up — once the registry has it admitted again (else the agent
 // retries). Only the principal the registry names for it may bring it
 // back (readmitPrincipal).
-func (m *Master) readmitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out *outbox, pid, principal string, now time.Time, done func(*agent, error)) {
+func (m *Master) readmitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out *outbox, pid string, from peer, principal string, now time.Time, done func(*agent, error)) {
 	id := info.GetID().GetValue()
 	rec, ok := m.admitted[id]
 	if !ok || rec.State == registry.AgentGone {
@@ -311,16 +334,18 @@ func (m *Master) readmitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out 
 		done(nil, errorf(http.StatusConflict, "refusing to re-register agent %s (%s): %s; register again without an ID", id, info.Hostname, why))
 		return
 	}
-	principal, err := readmitPrincipal(rec, &info, principal) // authz.go
+	principal, err := readmitPrincipal(rec, &info, principal, from) // authz.go
 	if err != nil {
-		m.log.Warn("agent re-registration refused", "agent", id, "hostname", info.Hostname, "err", err)
+		if !errors.Is(err, errLookupHostname) {
+			m.log.Warn("agent re-registration refused", "agent", id, "hostname", info.Hostname, "from", from.remote, "err", err)
+		}
 		done(nil, err)
 		return
 	}
 	if rec.Info != nil && compatibleTotal(rec.Info.Resources, info.Resources) {
 		info.Resources = rec.Info.Resources
 	}
-	next := registry.AgentRecord{ID: id, State: registry.AgentAdmitted, Info: &info, Since: now, Principal: principal}
+	next := registry.AgentRecord{ID: id, State: registry.AgentAdmitted, Info: &info, Since: now, Principal: principal, PID: pid}
 	readmit := func(err error) {
 		if err != nil {
 			done(nil, errorf(http.StatusServiceUnavailable, "cannot re-admit agent %s (%s): %v", id, info.Hostname, err))
@@ -349,7 +374,7 @@ func (m *Master) readmitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out 
 		m.requestAllocation()
 		done(a, nil)
 	}
-	if rec.State == registry.AgentAdmitted && sameAgentInfo(rec.Info, &info) && rec.Principal == principal {
+	if rec.State == registry.AgentAdmitted && sameAgentInfo(rec.Info, &info) && rec.Principal == principal && rec.PID == pid {
 		// Already admitted as it is (a master failover or restart): the
 		// registry has nothing to learn, and thousands of agents coming
 		// back at once need not wait for thousands of writes.
@@ -396,7 +421,7 @@ func (m *Master) reregisterAgent(a *agent, info *mesos.AgentInfo, reg *api.Regis
 		done(m.rejoin(a, reg, out, pid, now, false), nil)
 		return
 	}
-	rec := registry.AgentRecord{ID: a.id, State: registry.AgentAdmitted, Info: &a.info, Since: now, Principal: a.principal}
+	rec := registry.AgentRecord{ID: a.id, State: registry.AgentAdmitted, Info: &a.info, Since: now, Principal: a.principal, PID: pid}
 	m.commit(agentLane(a.id), []registry.Change{{Agent: &rec}}, func(err error) {
 		if err != nil {
 			done(nil, errorf(http.StatusServiceUnavailable, "cannot re-admit unreachable agent %s (%s): %v", a.id, a.info.Hostname, err))
@@ -673,7 +698,7 @@ func (m *Master) markUnreachable(a *agent) {
 		return
 	}
 	now := m.now()
-	rec := registry.AgentRecord{ID: a.id, State: registry.AgentUnreachable, Info: &a.info, Since: now, Principal: a.principal}
+	rec := registry.AgentRecord{ID: a.id, State: registry.AgentUnreachable, Info: &a.info, Since: now, Principal: a.principal, PID: a.pid}
 	m.commit(agentLane(a.id), []registry.Change{{Agent: &rec}}, func(err error) {
 		if err != nil {
 			m.log.Error("cannot record the agent as unreachable in the registry; it stays as it is until the write succeeds",

@@ -1,8 +1,13 @@
 package master
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"strings"
+	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 	"github.com/mesos/mesos-go/api/v1/lib/master"
@@ -244,21 +249,35 @@ func checkAgentPrincipal(a *agent, principal, call string) error {
 }
 
 // readmitPrincipal is the principal an agent the registry has (rec) is
-// re-admitted for when principal asks to bring it back, as info, after a
-// master failover or restart: the one recorded for it. Another principal
-// is refused with 403 naming the agent and both principals. A record
-// without one (written before principals were recorded, or while agents
-// did not authenticate) takes the caller's only if info is the agent the
-// record describes (same hostname and port): else any valid agent
-// credential could claim the ID, record itself, and lock the real agent
-// out for good. A caller without a principal (agents do not authenticate
-// now) keeps the record's.
-func readmitPrincipal(rec registry.AgentRecord, info *mesos.AgentInfo, principal string) (string, error) {
+// re-admitted for when principal asks to bring it back, as info, from
+// from, after a master failover or restart: the one recorded for it.
+// Another principal is refused with 403 naming the agent and both
+// principals. A record without one (written before principals were
+// recorded, or while agents did not authenticate) takes the caller's
+// only if the caller is the agent the record describes: same hostname
+// and port, connecting from the recorded IP (agentMismatch). Else any
+// valid agent credential could claim the ID, record itself, and lock the
+// real agent out for good. That refusal is a 409, as for an ID the
+// master does not know: the master cannot tell a moved agent from an
+// impostor, so neither gets the ID; the real agent, if it moved,
+// registers again without one, and the record stays as it is (awaiting
+// its agent until --agent_reregister_timeout). A caller without a
+// principal (agents do not authenticate now) keeps the record's.
+//
+// It answers errLookupHostname when the record has no IP and names its
+// agent by a hostname that from has not resolved yet: the caller looks
+// it up off the loop and asks again.
+func readmitPrincipal(rec registry.AgentRecord, info *mesos.AgentInfo, principal string, from peer) (string, error) {
 	switch {
 	case rec.Principal == "" && principal != "":
-		if why := agentMismatch(rec.Info, info); why != "" {
-			return "", errorf(http.StatusForbidden, "principal '%s' may not take over agent %s, recorded without a principal: %s; re-registration refused (an agent that moved registers again without an ID)",
-				principal, rec.ID, why)
+		why, err := agentMismatch(rec, info, from)
+		if err != nil {
+			return "", err
+		}
+		if why != "" {
+			return "", errorf(http.StatusConflict, "agent %s is recorded without a principal, and principal '%s' is not the agent it describes: %s; "+
+				"re-registration refused, the record stays as it is (an agent that moved registers again without an ID)",
+				rec.ID, principal, why)
 		}
 		return principal, nil
 	case principal == "" || principal == rec.Principal:
@@ -268,19 +287,75 @@ func readmitPrincipal(rec registry.AgentRecord, info *mesos.AgentInfo, principal
 		principal, rec.Principal, rec.ID)
 }
 
-// agentMismatch says how a re-registering agent (got) differs from the
-// one its record describes (want) in what identifies it — hostname and
-// port — or "" if it does not.
-func agentMismatch(want, got *mesos.AgentInfo) string {
+// errLookupHostname: readmitPrincipal needs the addresses of the agent's
+// hostname (peer.hostAddrs).
+var errLookupHostname = errors.New("the agent's hostname must be looked up")
+
+// peer is where a REGISTER came from: the connection's address and, once
+// looked up (only for a record that needs it), the addresses the
+// agent's hostname resolves to.
+type peer struct {
+	remote    string // r.RemoteAddr
+	resolved  bool
+	hostAddrs []string
+	lookupErr error
+}
+
+// agentMismatch says how a re-registering agent (got, from from) differs
+// from the one its record describes in what identifies it — hostname,
+// port and the IP it connects from — or "" if it does not. The IP is the
+// one in the record's pid; a record from before pids were recorded has
+// only the hostname to go by: the agent must connect from it (an IP) or
+// from one of its addresses (a name, resolved by the master).
+func agentMismatch(rec registry.AgentRecord, got *mesos.AgentInfo, from peer) (string, error) {
+	want := rec.Info
+	ip := hostOf(from.remote)
 	switch {
 	case want == nil:
-		return "the record has no agent info to check it against"
+		return "the record has no agent info to check it against", nil
 	case got.GetHostname() != want.GetHostname():
-		return fmt.Sprintf("hostname %q is not the recorded %q", got.GetHostname(), want.GetHostname())
+		return fmt.Sprintf("hostname %q is not the recorded %q", got.GetHostname(), want.GetHostname()), nil
 	case got.GetPort() != want.GetPort():
-		return fmt.Sprintf("port %d is not the recorded %d", got.GetPort(), want.GetPort())
+		return fmt.Sprintf("port %d is not the recorded %d", got.GetPort(), want.GetPort()), nil
+	case rec.PID != "":
+		if recorded := pidHost(rec.PID); !sameIP(ip, recorded) {
+			return fmt.Sprintf("it connects from %s, not from the recorded %s (pid %s)", ip, recorded, rec.PID), nil
+		}
+		return "", nil
+	case net.ParseIP(want.GetHostname()) != nil:
+		if !sameIP(ip, want.GetHostname()) {
+			return fmt.Sprintf("it connects from %s, not from its recorded hostname %s (the record has no pid)", ip, want.GetHostname()), nil
+		}
+		return "", nil
+	case !from.resolved:
+		return "", errLookupHostname
+	case from.lookupErr != nil:
+		return fmt.Sprintf("the record has no pid, and its hostname %q does not resolve (%v) to check %s against", want.GetHostname(), from.lookupErr, ip), nil
 	}
-	return ""
+	for _, a := range from.hostAddrs {
+		if sameIP(ip, a) {
+			return "", nil
+		}
+	}
+	return fmt.Sprintf("it connects from %s, which is not an address of its recorded hostname %q (%s; the record has no pid)",
+		ip, want.GetHostname(), strings.Join(from.hostAddrs, ", ")), nil
+}
+
+// lookupAgentHost resolves an agent's hostname for agentMismatch, off the
+// loop and bounded.
+func lookupAgentHost(ctx context.Context, from peer, hostname string) peer {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	from.resolved = true
+	from.hostAddrs, from.lookupErr = net.DefaultResolver.LookupHost(ctx, hostname)
+	return from
+}
+
+// sameIP reports whether a and b are the same IP address (as written in
+// any form), false if either is not one.
+func sameIP(a, b string) bool {
+	x, y := net.ParseIP(a), net.ParseIP(b)
+	return x != nil && y != nil && x.Equal(y)
 }
 
 // authorizeOperator checks an operator API call that changes something,

@@ -388,7 +388,7 @@ func (m *Master) removeAgentForMaintenance(a *agent, done func(error)) {
 		done(nil) // removed already
 		return
 	}
-	rec := registry.AgentRecord{ID: a.id, State: registry.AgentGone, Info: &a.info, Since: m.now(), Principal: a.principal}
+	rec := registry.AgentRecord{ID: a.id, State: registry.AgentGone, Info: &a.info, Since: m.now(), Principal: a.principal, PID: a.pid}
 	m.commit(agentLane(a.id), []registry.Change{{Agent: &rec}}, func(err error) {
 		if err != nil {
 			m.log.Error("cannot record the agent as gone in the registry; it stays", "agent", a.id, "err", err)

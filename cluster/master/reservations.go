@@ -47,7 +47,7 @@ func (m *Master) applyOfferOperation(f *framework, a *agent, remaining mesos.Res
 	// Inside an ACCEPT, which goes on with the converted resources: the
 	// loop waits for this one write.
 	info := m.convertedInfo(a)
-	if err := m.commitNow([]registry.Change{{Agent: &registry.AgentRecord{ID: a.id, State: registry.AgentAdmitted, Info: &info, Since: m.now(), Principal: a.principal}}}); err != nil {
+	if err := m.commitNow([]registry.Change{{Agent: &registry.AgentRecord{ID: a.id, State: registry.AgentAdmitted, Info: &info, Since: m.now(), Principal: a.principal, PID: a.pid}}}); err != nil {
 		if _, uerr := m.alloc.UpdateAllocation(f.id, a.id, converted, []mesos.Offer_Operation{inverseOperation(op)}); uerr != nil {
 			m.log.Error("undoing a resource operation the registry refused failed", "agent", a.id, "operation", op.GetType(), "err", uerr)
 		}
@@ -133,7 +133,7 @@ func (m *Master) operatorOperation(agentID string, op mesos.Offer_Operation, don
 		info := m.convertedInfo(a)
 		a.converting = true
 		m.alloc.DeactivateAgent(a.id)
-		rec := registry.AgentRecord{ID: a.id, State: registry.AgentAdmitted, Info: &info, Since: m.now(), Principal: a.principal}
+		rec := registry.AgentRecord{ID: a.id, State: registry.AgentAdmitted, Info: &info, Since: m.now(), Principal: a.principal, PID: a.pid}
 		m.commit(agentLane(a.id), []registry.Change{{Agent: &rec}}, func(err error) {
 			a.converting = false
 			if m.agents[a.id] != a || a.unreachable {

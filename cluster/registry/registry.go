@@ -38,9 +38,17 @@ type AgentRecord struct {
 	// admitted (with --authenticate_agents): a master that takes over
 	// re-admits the agent's ID for that principal alone. Records written
 	// before it existed have none (the field is absent), and their agent
-	// is re-admitted for the first principal that comes back with it,
-	// which is then recorded.
+	// is re-admitted for the principal of the agent the record describes
+	// (its hostname and port, from its recorded IP), which is then
+	// recorded.
 	Principal string `json:"principal,omitempty"`
+	// PID is the agent's address as the master saw it, "slave(1)@IP:PORT"
+	// (the IP its connection came from, the port it serves on), written
+	// at admission and with every later record of the agent. A record
+	// without a principal is re-admitted for an authenticated agent only
+	// from that IP. Records written before it existed have none (the
+	// field is absent).
+	PID string `json:"pid,omitempty"`
 }
 
 // FrameworkState is a framework's standing in the registry.
