@@ -2,10 +2,12 @@ package bench
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/clustertest"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
 )
 
 func TestClusterLaunchBenchmark(t *testing.T) {
@@ -71,5 +73,68 @@ func TestClusterLaunchBenchmarkMaxInFlight(t *testing.T) {
 func TestLaunchRejectsNegativeMaxInFlight(t *testing.T) {
 	if _, err := Launch(context.Background(), LaunchConfig{Masters: []string{"127.0.0.1:1"}, CPUs: 0.1, MaxInFlight: -1}); err == nil {
 		t.Error("Launch with MaxInFlight -1: no error")
+	}
+}
+
+// The crash workload, with no crash: every task is launched and ends as
+// its command implies, and no more than MaxInFlight are in flight at once.
+func TestClusterCrashWorkloadWithoutCrashes(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Agents: 2, AgentResources: "cpus:1;mem:512;disk:100;ports:[31000-31010]"})
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	var w *CrashWorkload
+	var mu sync.Mutex
+	peak := 0
+	w, err := NewCrashWorkload(CrashConfig{
+		Masters: []string{c.MasterAddr}, Tasks: 12, MaxInFlight: 3, CPUs: 0.01, Mem: 32,
+		Task: func(i int) (string, mesos.TaskState) {
+			if i%3 == 0 {
+				return "exit 1", mesos.TASK_FAILED
+			}
+			return "true", mesos.TASK_FINISHED
+		},
+		// Called on the event goroutine: w is set before any event comes.
+		Progress: func(int) {
+			_, _, inFlight := w.Progress()
+			mu.Lock()
+			peak = max(peak, inFlight)
+			mu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDone := make(chan error, 1)
+	go func() { runDone <- w.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-runDone
+	}()
+	select {
+	case <-w.Done():
+	case err := <-runDone:
+		t.Fatalf("the workload stopped before its tasks ended: %v", err)
+	case <-ctx.Done():
+		reported, ended, inFlight := w.Progress()
+		t.Fatalf("tasks still running after 120s: %d updates, %d ended, %d in flight", reported, ended, inFlight)
+	}
+	tasks := w.Tasks()
+	if v := CheckCrashTasks(tasks, nil); v.Exact != 12 || len(v.Violations) > 0 {
+		t.Errorf("verdict %+v, want all 12 exact", v)
+	}
+	for _, task := range tasks {
+		if out, _ := task.Outcome(); out.State != task.Want || !task.Launched {
+			t.Errorf("%s: %s, want %s", task.ID, task.History(), task.Want)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if peak < 1 || peak > 3 {
+		t.Errorf("at most %d tasks were in flight at an update, want 1 to 3", peak)
+	}
+	tctx, tcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer tcancel()
+	if err := w.Teardown(tctx); err != nil {
+		t.Errorf("teardown: %v", err)
 	}
 }

@@ -214,10 +214,10 @@ func NewCrashWorkload(cfg CrashConfig) (*CrashWorkload, error) {
 		Backoff:     scheduler.Backoff{Min: 100 * time.Millisecond, Max: time.Second},
 	}, scheduler.Funcs{
 		OnSubscribed:   w.subscribed,
-		OnOffers:       w.offers,
-		OnRescind:      w.rescind,
+		OnOffers:       func(ctx context.Context, os []mesos.Offer) { w.filler().offers(ctx, os) },
+		OnRescind:      func(ctx context.Context, id mesos.OfferID) { w.filler().rescind(ctx, id) },
 		OnUpdate:       w.update,
-		OnDisconnected: func(context.Context, error) { w.disconnected() },
+		OnDisconnected: func(context.Context, error) { w.filler().disconnected() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("crash workload: %w", err)
@@ -367,78 +367,36 @@ func (w *CrashWorkload) reconcileStale(ctx context.Context) {
 	}
 }
 
-func (w *CrashWorkload) disconnected() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.dropHeld()
-}
-
-func (w *CrashWorkload) offers(ctx context.Context, os []mesos.Offer) {
-	w.mu.Lock()
-	w.hold(os)
-	w.mu.Unlock()
-	w.fill(ctx)
-}
-
-func (w *CrashWorkload) rescind(_ context.Context, id mesos.OfferID) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.rescindHeld(id)
-}
-
-// fill launches pending tasks into held offers while MaxInFlight allows,
-// one ACCEPT per offer; once every task is launched, offers are declined
-// and suppressed.
-func (w *CrashWorkload) fill(ctx context.Context) {
-	for {
-		w.mu.Lock()
-		if len(w.pending) == 0 {
-			held, suppress := w.retireHeld()
-			w.mu.Unlock()
-			retireOffers(ctx, w.d, w.log, held, suppress)
-			return
-		}
-		if w.suppressed {
-			w.suppressed = false
-			w.mu.Unlock()
-			if err := w.d.Revive(ctx); err != nil {
-				w.log.Warn("revive offers", "err", err)
-			}
-			continue
-		}
-		room := min(len(w.pending), w.cfg.MaxInFlight-w.inFlight)
-		if room <= 0 || len(w.held) == 0 {
-			w.mu.Unlock()
-			return
-		}
-		o := w.held[0]
-		w.held = w.held[1:]
-		var nums []int
-		var infos []mesos.TaskInfo
-		nums, infos, w.pending = packOffer(&o, w.need, room, w.pending, w.taskInfo)
-		now := time.Now()
-		for _, n := range nums {
-			t := w.tasks[n]
-			t.Launched = true
-			w.heard[t.ID] = now
-			w.agentOf[t.ID] = o.AgentID.Value
-		}
-		w.inFlight += len(infos)
-		w.mu.Unlock()
-		if len(infos) == 0 {
-			declineOffers(ctx, w.d, w.log, []mesos.OfferID{o.ID}, time.Second)
-			continue
-		}
-		w.launch(ctx, o.ID, infos, nums)
+// filler is the workload's part in the offer handling the benchmark
+// frameworks share: tasks launch while MaxInFlight allows.
+func (w *CrashWorkload) filler() offerFiller {
+	return offerFiller{
+		mu: &w.mu, held: &w.heldOffers, pending: &w.pending,
+		need: w.need, info: w.taskInfo, d: w.d, log: w.log,
+		room:   func() int { return min(len(w.pending), w.cfg.MaxInFlight-w.inFlight) },
+		packed: w.packed,
+		launch: w.launch,
 	}
+}
+
+// packed marks the tasks nums as launched on o's agent; w.mu is held.
+func (w *CrashWorkload) packed(o *mesos.Offer, nums []int, infos []mesos.TaskInfo) {
+	now := time.Now()
+	for _, n := range nums {
+		t := w.tasks[n]
+		t.Launched = true
+		w.heard[t.ID] = now
+		w.agentOf[t.ID] = o.AgentID.Value
+	}
+	w.inFlight += len(infos)
 }
 
 // launch sends one ACCEPT. Tasks go back to pending only when the master
 // certainly did not take it (no subscription, the connection was refused,
 // or a 4xx); otherwise whether they were launched is for reconciliation to
 // say.
-func (w *CrashWorkload) launch(ctx context.Context, offer mesos.OfferID, infos []mesos.TaskInfo, nums []int) {
-	err := w.d.Launch(ctx, []mesos.OfferID{offer}, infos, scheduler.RefuseFor(0))
+func (w *CrashWorkload) launch(ctx context.Context, o *mesos.Offer, infos []mesos.TaskInfo, nums []int) {
+	err := w.d.Launch(ctx, []mesos.OfferID{o.ID}, infos, scheduler.RefuseFor(0))
 	if err == nil {
 		return
 	}
@@ -524,7 +482,7 @@ func (w *CrashWorkload) update(ctx context.Context, st mesos.TaskStatus) {
 		w.cfg.Progress(progress)
 	}
 	if freed {
-		w.fill(ctx)
+		w.filler().fill(ctx)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -42,6 +43,93 @@ func (h *heldOffers) retireHeld() (ids []mesos.OfferID, suppress bool) {
 	suppress = !h.suppressed
 	h.suppressed = true
 	return ids, suppress
+}
+
+// offerFiller is one benchmark framework's part in the offer handling
+// they share: its event handlers (offers, rescind, disconnected) and its
+// fill loop. mu is the framework's mutex; it guards held, pending and
+// what room and packed touch.
+type offerFiller struct {
+	mu      *sync.Mutex
+	held    *heldOffers
+	pending *[]int // task numbers not launched yet
+	need    offers.Need
+	info    taskInfoFunc
+	d       *scheduler.Driver
+	log     *slog.Logger
+	// room is how many more tasks may be launched now; mu is held.
+	room func() int
+	// packed records the tasks nums, infos, just packed into offer o
+	// (none when it fit no task); mu is held.
+	packed func(o *mesos.Offer, nums []int, infos []mesos.TaskInfo)
+	// launch sends the ACCEPT of infos, tasks nums, into o; mu is not held.
+	launch func(ctx context.Context, o *mesos.Offer, infos []mesos.TaskInfo, nums []int)
+}
+
+// offers holds new offers and launches what may be launched now.
+func (f offerFiller) offers(ctx context.Context, os []mesos.Offer) {
+	f.mu.Lock()
+	f.held.hold(os)
+	f.mu.Unlock()
+	f.fill(ctx)
+}
+
+// rescind forgets the offer the master took back.
+func (f offerFiller) rescind(_ context.Context, id mesos.OfferID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.held.rescindHeld(id)
+}
+
+// disconnected drops the held offers: they died with the subscription.
+func (f offerFiller) disconnected() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.held.dropHeld()
+}
+
+// fill launches pending tasks into held offers, oldest offer first, while
+// room allows. An offer is used whole: the tasks that fit (up to the room
+// left) go in one ACCEPT and the rest of the offer is returned to the
+// master, which offers it again. Offers that fit no task are declined for
+// a second. Once every task is launched, the held offers are declined and
+// offers suppressed; should tasks be pending again after that, offers
+// are revived.
+func (f offerFiller) fill(ctx context.Context) {
+	for {
+		f.mu.Lock()
+		if len(*f.pending) == 0 {
+			held, suppress := f.held.retireHeld()
+			f.mu.Unlock()
+			retireOffers(ctx, f.d, f.log, held, suppress)
+			return
+		}
+		if f.held.suppressed {
+			f.held.suppressed = false
+			f.mu.Unlock()
+			if err := f.d.Revive(ctx); err != nil {
+				f.log.Warn("revive offers", "err", err)
+			}
+			continue
+		}
+		room := f.room()
+		if room <= 0 || len(f.held.held) == 0 {
+			f.mu.Unlock()
+			return
+		}
+		o := f.held.held[0]
+		f.held.held = f.held.held[1:]
+		var nums []int
+		var infos []mesos.TaskInfo
+		nums, infos, *f.pending = packOffer(&o, f.need, room, *f.pending, f.info)
+		f.packed(&o, nums, infos)
+		f.mu.Unlock()
+		if len(infos) == 0 {
+			declineOffers(ctx, f.d, f.log, []mesos.OfferID{o.ID}, time.Second)
+			continue
+		}
+		f.launch(ctx, &o, infos, nums)
+	}
 }
 
 // taskInfoFunc builds task n's TaskInfo on agent with resources rs.

@@ -200,10 +200,10 @@ func Launch(ctx context.Context, cfg LaunchConfig) (*LaunchResult, error) {
 		TLS:                cfg.TLS,
 	}, scheduler.Funcs{
 		OnSubscribed:   func(context.Context, *mscheduler.Event_Subscribed) { r.subscribed() },
-		OnOffers:       r.offers,
-		OnRescind:      r.rescind,
+		OnOffers:       func(ctx context.Context, os []mesos.Offer) { r.filler().offers(ctx, os) },
+		OnRescind:      func(ctx context.Context, id mesos.OfferID) { r.filler().rescind(ctx, id) },
 		OnUpdate:       r.update,
-		OnDisconnected: func(context.Context, error) { r.disconnected() },
+		OnDisconnected: func(context.Context, error) { r.filler().disconnected() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bench launch: %w", err)
@@ -255,25 +255,14 @@ func (r *launchRun) subscribed() {
 	}
 }
 
-// disconnected drops the held offers: they died with the subscription.
-func (r *launchRun) disconnected() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.dropHeld()
-}
-
-// offers holds new offers and launches what may be launched now.
-func (r *launchRun) offers(ctx context.Context, os []mesos.Offer) {
-	r.mu.Lock()
-	r.hold(os)
-	r.mu.Unlock()
-	r.fill(ctx)
-}
-
-func (r *launchRun) rescind(_ context.Context, id mesos.OfferID) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.rescindHeld(id)
+// filler is the run's part in the offer handling the benchmark
+// frameworks share: tasks launch while the in-flight limit leaves room.
+func (r *launchRun) filler() offerFiller {
+	return offerFiller{
+		mu: &r.mu, held: &r.heldOffers, pending: &r.pending,
+		need: r.need, info: r.taskInfo, d: r.d, log: r.log,
+		room: r.room, packed: r.packed, launch: r.launch,
+	}
 }
 
 // room is how many more tasks may be launched now; r.mu is held.
@@ -284,43 +273,15 @@ func (r *launchRun) room() int {
 	return min(len(r.pending), r.cfg.MaxInFlight-r.inFlight)
 }
 
-// fill launches pending tasks into held offers, oldest offer first, while
-// the in-flight limit leaves room. An offer is used whole: the tasks that
-// fit (up to the room left) go in one ACCEPT and the rest of the offer is
-// returned to the master, which offers it again. Offers that fit no task
-// are declined. Once every task is launched, offers are suppressed.
-func (r *launchRun) fill(ctx context.Context) {
-	for {
-		r.mu.Lock()
-		if len(r.pending) == 0 {
-			held, suppress := r.retireHeld()
-			r.mu.Unlock()
-			retireOffers(ctx, r.d, r.log, held, suppress)
-			return
-		}
-		room := r.room()
-		if room <= 0 || len(r.held) == 0 {
-			r.mu.Unlock()
-			return
-		}
-		o := r.held[0]
-		r.held = r.held[1:]
-		var nums []int
-		var tasks []mesos.TaskInfo
-		nums, tasks, r.pending = packOffer(&o, r.need, room, r.pending, r.taskInfo)
-		now := time.Now()
-		for _, t := range tasks {
-			r.tasks[t.TaskID.Value] = &launched{accepted: now, inFlight: true}
-		}
-		r.inFlight += len(tasks)
-		r.peakInFlight = max(r.peakInFlight, r.inFlight)
-		r.mu.Unlock()
-		if len(tasks) == 0 {
-			declineOffers(ctx, r.d, r.log, []mesos.OfferID{o.ID}, time.Second)
-			continue
-		}
-		r.launch(ctx, &o, tasks, nums)
+// packed starts the clock of the tasks just packed into an offer; r.mu is
+// held.
+func (r *launchRun) packed(_ *mesos.Offer, _ []int, tasks []mesos.TaskInfo) {
+	now := time.Now()
+	for _, t := range tasks {
+		r.tasks[t.TaskID.Value] = &launched{accepted: now, inFlight: true}
 	}
+	r.inFlight += len(tasks)
+	r.peakInFlight = max(r.peakInFlight, r.inFlight)
 }
 
 // launch sends one ACCEPT with tasks; on failure they go back to pending.
@@ -404,7 +365,7 @@ func (r *launchRun) update(ctx context.Context, st mesos.TaskStatus) {
 	}
 	r.mu.Unlock()
 	if freed && r.cfg.MaxInFlight > 0 {
-		r.fill(ctx)
+		r.filler().fill(ctx)
 	}
 }
 

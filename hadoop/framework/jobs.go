@@ -41,57 +41,19 @@ type waiter struct {
 	reply chan []jobtracker.MapCompletion // closed: the attempt is gone
 }
 
-// resolver finds file systems with the job's local block size.
-func resolver(c conf.Conf) (fs.Resolver, error) {
-	bs, err := c.Int(conf.LocalBlockSize, 32<<20)
-	if err != nil {
-		return nil, err
-	}
-	return fs.ResolverWith(bs, c.Get("fs.defaultFS")), nil
-}
-
 // Prepare parses (if needed), validates and plans a submission; it runs
 // on the API's goroutine, since listing and sampling input reads files. A
 // refused submission returns a *job.RefusedError and changes nothing.
 func Prepare(r client.SubmitRequest) (job.Plan, error) {
-	var spec job.Spec
-	switch {
-	case r.Spec != nil && len(r.Args) > 0:
-		return job.Plan{}, fmt.Errorf("%w: give a spec or a Streaming command line, not both", job.ErrUsage)
-	case r.Spec != nil:
-		spec = *r.Spec
-		if spec.Conf == nil {
-			spec.Conf = conf.New()
-		}
-	case len(r.Args) > 0:
-		if r.Cwd == "" || !path.IsAbs(r.Cwd) {
-			return job.Plan{}, fmt.Errorf("%w: cwd %q: give the absolute directory relative paths are taken from", job.ErrUsage, r.Cwd)
-		}
-		var err error
-		if spec, err = job.ParseStreaming(r.Args, r.Cwd); err != nil {
-			return job.Plan{}, err
-		}
-	default:
-		return job.Plan{}, fmt.Errorf("%w: empty submission: give -input, -output and -mapper", job.ErrUsage)
-	}
-	resolve, err := resolver(spec.Conf)
-	if err != nil {
-		return job.Plan{}, &job.RefusedError{Problems: []string{err.Error()}}
-	}
-	if err := job.Validate(spec, resolve, nil); err != nil {
-		return job.Plan{}, err
-	}
-	if _, err := jobtracker.ConfigFrom(spec.Conf); err != nil {
-		return job.Plan{}, &job.RefusedError{Problems: []string{err.Error()}}
-	}
-	plan, err := job.NewPlan(spec, resolve)
-	if err != nil {
-		return job.Plan{}, &job.RefusedError{Problems: []string{err.Error()}}
-	}
-	if len(plan.Splits) == 0 {
-		return job.Plan{}, &job.RefusedError{Problems: []string{"the input holds no data (every input file is empty)"}}
-	}
-	return plan, nil
+	return job.Prepare(job.Submission{Spec: r.Spec, Args: r.Args, Cwd: r.Cwd}, job.Env{Check: checkTrackerConf})
+}
+
+// checkTrackerConf refuses a job whose job tracker settings (attempts,
+// speculation, timeouts, failure limits) do not parse: what Prepare
+// checks beyond job.Validate.
+func checkTrackerConf(c conf.Conf) error {
+	_, err := jobtracker.ConfigFrom(c)
+	return err
 }
 
 // submit creates a job from a prepared plan: it gets the next job ID, its
@@ -126,7 +88,7 @@ func (f *Framework) start(plan job.Plan, id job.ID, now time.Time, restarts int)
 	if err != nil {
 		return nil, err
 	}
-	resolve, err := resolver(plan.Spec.Conf)
+	resolve, err := job.Resolver(plan.Spec.Conf)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +187,7 @@ func (f *Framework) recover(now time.Time) error {
 }
 
 func (f *Framework) committedBefore(rec JobRecord) bool {
-	resolve, err := resolver(rec.Plan.Spec.Conf)
+	resolve, err := job.Resolver(rec.Plan.Spec.Conf)
 	if err != nil {
 		return false
 	}

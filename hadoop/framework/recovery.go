@@ -174,7 +174,7 @@ func (f *Framework) adoptTracker(j *jobRun, d TaskDone) {
 
 // outputDir resolves a job's output directory.
 func outputDir(spec job.Spec) (fs.FileSystem, string, error) {
-	resolve, err := resolver(spec.Conf)
+	resolve, err := job.Resolver(spec.Conf)
 	if err != nil {
 		return nil, "", err
 	}

@@ -21,12 +21,12 @@ import (
 
 // FuzzSubmit: no body posted to the Hadoop framework's job API (POST
 // /jobs: a spec or a Streaming command line) panics its decoding,
-// validation or planning (the steps of the framework's Prepare); a
-// refusal is a usage error or lists its problems, and an accepted
-// submission's spec travels as JSON (as it does to the executors) and is
-// accepted again. File systems are confined to a scratch directory: a
-// URI other than file:// and a path outside it are refused, so the target
-// never dials out nor walks the machine.
+// validation or planning (job.Prepare, which the framework's Prepare
+// calls); a refusal is a usage error or lists its problems, and an
+// accepted submission's spec travels as JSON (as it does to the
+// executors) and is accepted again. File systems are confined to a
+// scratch directory: a URI other than file:// and a path outside it are
+// refused, so the target never dials out nor walks the machine.
 func FuzzSubmit(f *testing.F) {
 	scratch := f.TempDir()
 	for name, body := range map[string]string{"in/part-0": "b\t2\na\t1\nc\t3\n", "in/part-1": "d\n", "conf.xml": `<configuration><property><name>mapreduce.job.name</name><value>x</value></property></configuration>`} {
@@ -62,11 +62,10 @@ func FuzzSubmit(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	confined := func(c conf.Conf) (fs.Resolver, error) {
-		bs, err := c.Int(conf.LocalBlockSize, 32<<20) // as the framework's resolver
+		resolve, err := job.Resolver(c)
 		if err != nil {
 			return nil, err
 		}
-		resolve := fs.ResolverWith(bs, c.Get("fs.defaultFS"))
 		return func(p string) (fs.FileSystem, string, error) {
 			if scheme, _, ok := strings.Cut(p, "://"); ok && scheme != "file" {
 				return nil, "", fmt.Errorf("path %s: no file system but the scratch directory in this test", p)
@@ -87,6 +86,12 @@ func FuzzSubmit(f *testing.F) {
 		}
 		return "", fmt.Errorf("%s: not on PATH", name)
 	}
+	// The framework's Prepare with these file systems and PATH; the
+	// framework checks the job tracker's settings so.
+	env := job.Env{Resolver: confined, LookPath: noPath, Check: func(c conf.Conf) error {
+		_, err := jobtracker.ConfigFrom(c)
+		return err
+	}}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		// The API decodes exactly so (handleSubmit).
 		var req client.SubmitRequest
@@ -101,7 +106,7 @@ func FuzzSubmit(f *testing.F) {
 		if !filepath.IsAbs(req.Cwd) || filepath.Clean(req.Cwd) != scratch {
 			req.Cwd = scratch
 		}
-		plan, err := prepare(req, confined, noPath)
+		plan, err := job.Prepare(job.Submission{Spec: req.Spec, Args: req.Args, Cwd: req.Cwd}, env)
 		if err != nil {
 			var refused *job.RefusedError
 			if !errors.Is(err, job.ErrUsage) && !errors.Is(err, job.ErrHelp) && !errors.As(err, &refused) {
@@ -123,50 +128,10 @@ func FuzzSubmit(f *testing.F) {
 		if err := json.Unmarshal(wire, &again); err != nil {
 			t.Fatalf("an accepted spec does not decode: %v", err)
 		}
-		if _, err := prepare(client.SubmitRequest{Spec: &again}, confined, noPath); err != nil {
+		if _, err := job.Prepare(job.Submission{Spec: &again}, env); err != nil {
 			t.Fatalf("an accepted spec, sent as JSON, is refused: %v\n%s", err, wire)
 		}
 	})
-}
-
-// prepare takes a submission through the framework's Prepare steps, with
-// the file systems and PATH look-up given.
-func prepare(r client.SubmitRequest, resolverOf func(conf.Conf) (fs.Resolver, error), lookPath func(string) (string, error)) (job.Plan, error) {
-	var spec job.Spec
-	switch {
-	case r.Spec != nil && len(r.Args) > 0:
-		return job.Plan{}, fmt.Errorf("%w: a spec and a command line", job.ErrUsage)
-	case r.Spec != nil:
-		spec = *r.Spec
-		if spec.Conf == nil {
-			spec.Conf = conf.New()
-		}
-	case len(r.Args) > 0:
-		var err error
-		if spec, err = job.ParseStreaming(r.Args, r.Cwd); err != nil {
-			return job.Plan{}, err
-		}
-	default:
-		return job.Plan{}, fmt.Errorf("%w: empty submission", job.ErrUsage)
-	}
-	resolve, err := resolverOf(spec.Conf)
-	if err != nil {
-		return job.Plan{}, &job.RefusedError{Problems: []string{err.Error()}}
-	}
-	if err := job.Validate(spec, resolve, lookPath); err != nil {
-		return job.Plan{}, err
-	}
-	if _, err := jobtracker.ConfigFrom(spec.Conf); err != nil {
-		return job.Plan{}, &job.RefusedError{Problems: []string{err.Error()}}
-	}
-	plan, err := job.NewPlan(spec, resolve)
-	if err != nil {
-		return job.Plan{}, &job.RefusedError{Problems: []string{err.Error()}}
-	}
-	if len(plan.Splits) == 0 {
-		return job.Plan{}, &job.RefusedError{Problems: []string{"the input holds no data"}}
-	}
-	return plan, nil
 }
 
 // A -conf that never ends (a device, a fifo) is refused, not read
