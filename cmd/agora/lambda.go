@@ -131,7 +131,8 @@ Flags:
 	var masterOpts clientOptions
 	masterOpts.registerCredential(fs)
 	fs.StringVar(&masterOpts.caFile, "ca_file", os.Getenv("AGORA_CA_FILE"), "with --master: PEM file of the CA that signed the master's certificate (env AGORA_CA_FILE);\n"+
-		"with it and --principal the framework and the speed task's topology subscribe over HTTPS with those credentials")
+		"the pipeline's framework (and with --storm_framework the speed task's topology) subscribes over HTTPS verified\n"+
+		"with it, presenting --principal and --secret_file, which the speed task gets as files in --work_dir")
 	pos, code, done := parseInterspersed(fs, args)
 	if done {
 		return code

@@ -54,10 +54,9 @@ type upTasks struct {
 // shown by the master and the agents), and the work directory is one
 // every agent sees.
 const (
-	lambdaSecureDir   = ".secure"
-	lambdaSecretFile  = "master.secret"
-	lambdaMasterCA    = "master-ca.pem"
-	lambdaSecureUsage = "written by `agora lambda up`, readable by its user only"
+	lambdaSecureDir  = ".secure"
+	lambdaSecretFile = "master.secret"
+	lambdaMasterCA   = "master-ca.pem"
 )
 
 // lambdaTaskSecurity writes o's secret and CA into the work directory dir
@@ -68,13 +67,13 @@ func lambdaTaskSecurity(dir string, o upTasks) ([]string, error) {
 	}
 	sdir := filepath.Join(dir, lambdaSecureDir)
 	if err := os.MkdirAll(sdir, 0o700); err != nil {
-		return nil, fmt.Errorf("the speed task's credentials (%s): %w", lambdaSecureUsage, err)
+		return nil, fmt.Errorf("the speed task's credentials in the work directory: %w", err)
 	}
 	var args []string
 	if o.cred.Principal != "" {
 		p := filepath.Join(sdir, lambdaSecretFile)
 		if err := writePrivate(p, []byte(o.cred.Secret+"\n")); err != nil {
-			return nil, fmt.Errorf("the speed task's credentials (%s): %w", lambdaSecureUsage, err)
+			return nil, fmt.Errorf("the speed task's secret in the work directory: %w", err)
 		}
 		args = append(args, "--principal", o.cred.Principal, "--secret_file", p)
 	}
@@ -85,7 +84,7 @@ func lambdaTaskSecurity(dir string, o upTasks) ([]string, error) {
 		}
 		p := filepath.Join(sdir, lambdaMasterCA)
 		if err := writePrivate(p, b); err != nil {
-			return nil, fmt.Errorf("the speed task's CA: %w", err)
+			return nil, fmt.Errorf("the speed task's CA in the work directory: %w", err)
 		}
 		args = append(args, "--ca_file", p)
 	}
