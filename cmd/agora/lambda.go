@@ -19,6 +19,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/lambda/framework"
 	"github.com/agora-cluster/agora/lambda/pipeline"
 	"github.com/agora-cluster/agora/lambda/plan"
@@ -127,6 +128,11 @@ Flags:
 	cassandra := fs.String("cassandra", "", "comma-separated Cassandra native-transport addresses (HOST:9042): keep the batch\nviews there and answer queries from it (layers.serving: cassandra needs it)")
 	cassandraRF := fs.Int("cassandra_rf", 1, "the replication factor of the batch views' keyspace in Cassandra")
 	nimbus := fs.String("nimbus", "", "with --master: run the speed layer as a Storm topology on the real Storm whose\nNimbus is at HOST:PORT (as layers.speed: storm, whatever the spec says); the\nspeed task submits it, a task started again replaces it, and `down` kills it.\nThe supervisors' hosts need this binary, the spec and --work_dir at the same paths")
+	var masterOpts clientOptions
+	masterOpts.registerCredential(fs)
+	fs.StringVar(&masterOpts.caFile, "ca_file", os.Getenv("AGORA_CA_FILE"), "with --master: PEM file of the CA that signed the master's certificate (env AGORA_CA_FILE);\n"+
+		"the pipeline's framework (and with --storm_framework the speed task's topology) subscribes over HTTPS verified\n"+
+		"with it, presenting --principal and --secret_file, which the speed task gets as files in --work_dir")
 	pos, code, done := parseInterspersed(fs, args)
 	if done {
 		return code
@@ -174,7 +180,18 @@ Flags:
 		cfg.Cassandra = strings.Split(*cassandra, ",")
 	}
 	if *master != "" {
-		return lambdaUpTasks(ctx, pos[0], upTasks{master: *master, hadoop: *hadoop, nimbus: *nimbus, stormFramework: *stormFramework, batchPause: *batchPause}, cfg, stdout, stderr)
+		o := upTasks{master: *master, hadoop: *hadoop, nimbus: *nimbus, stormFramework: *stormFramework, batchPause: *batchPause, caFile: masterOpts.caFile}
+		if o.cred, err = masterOpts.credential(); err == nil && o.caFile != "" {
+			o.tls, err = tlsconf.ClientConfig(o.caFile)
+			if err != nil {
+				err = fmt.Errorf("--ca_file: %w", err)
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "agora lambda up:", err)
+			return 2
+		}
+		return lambdaUpTasks(ctx, pos[0], o, cfg, stdout, stderr)
 	}
 	p, err := pipeline.Start(cfg)
 	if err != nil {

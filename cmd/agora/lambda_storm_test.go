@@ -152,6 +152,29 @@ func killStormWorker(t *testing.T) {
 }
 
 func stormSpeedTask(t *testing.T, upArgs []string, kill func(), killed string) {
+	stormSpeedTaskOn(t, func() (string, string, []string) {
+		c := clustertest.Start(t, clustertest.Options{})
+		return c.MasterAddr, c.Agents[0].Config.WorkDir, upArgs
+	}, kill, killed)
+}
+
+// The same with --storm_framework on a master that asks every caller for
+// credentials (frameworks and HTTP) and speaks TLS: `up` given
+// --principal, --secret_file and --ca_file subscribes its framework with
+// them, and the speed task's topology, a framework of its own, gets them
+// through the work directory (readable by this user only) and answers
+// exact before and after a batch run.
+func TestLambdaUpStormSpeedOnASecureMaster(t *testing.T) {
+	stormSpeedTaskOn(t, func() (string, string, []string) {
+		c := startSecureNativeCluster(t)
+		return c.master, filepath.Join(c.dir, "agent"), []string{"--storm_framework", "--principal", "ops", "--secret_file", c.secret, "--ca_file", c.masterCA.CA}
+	}, nil, "")
+}
+
+// stormSpeedTaskOn is stormSpeedTask on the cluster that cluster starts:
+// its master, its agent's work directory and the flags `up` takes for it.
+// Without kill nothing is killed between the batch run and `down`.
+func stormSpeedTaskOn(t *testing.T, cluster func() (master, agentDir string, upArgs []string), kill func(), killed string) {
 	dir := t.TempDir()
 	specPath := filepath.Join(dir, "pipeline.yaml")
 	stormSpec := strings.Replace(string(pageviews.Spec), "speed: native", "speed: storm", 1)
@@ -166,8 +189,8 @@ func stormSpeedTask(t *testing.T, upArgs []string, kill func(), killed string) {
 		t.Fatalf("up of a storm spec without --master: exit %d, %q", code, stderr)
 	}
 
-	c := clustertest.Start(t, clustertest.Options{})
-	up := start(t, append([]string{"lambda", "up", specPath, "--master", c.MasterAddr, "--work_dir", filepath.Join(dir, "work"),
+	master, agentDir, upArgs := cluster()
+	up := start(t, append([]string{"lambda", "up", specPath, "--master", master, "--work_dir", filepath.Join(dir, "work"),
 		"--broker_addr", "127.0.0.1:0", "--api", "127.0.0.1:0", "--batch_period", "1h"}, upArgs...)...)
 	brokers, api := upAddrs(t, up)
 	var st framework.Status
@@ -181,7 +204,7 @@ func stormSpeedTask(t *testing.T, upArgs []string, kill func(), killed string) {
 	caughtUp := func(what string) {
 		t.Helper()
 		waitShowing(t, 2*time.Minute, func() string {
-			return fmt.Sprintf("%s: not caught up with %d events: %+v\nup: %s\nsandboxes:\n%s", what, feed.sent, st, lastBytes(up.out.String(), 3000), sandboxStderrs(c.Agents[0].Config.WorkDir, 3000))
+			return fmt.Sprintf("%s: not caught up with %d events: %+v\nup: %s\nsandboxes:\n%s", what, feed.sent, st, lastBytes(up.out.String(), 3000), sandboxStderrs(agentDir, 3000))
 		}, func() bool { return feed.caughtUp(status().Status) })
 	}
 	check := func(stage string) { t.Helper(); feed.check(api, stage) }
@@ -193,11 +216,16 @@ func stormSpeedTask(t *testing.T, upArgs []string, kill func(), killed string) {
 		t.Fatalf("lambda batch: exit %d, %s %s", code, out, stderr)
 	}
 	check("storm task: batch and speed")
-	kill()
-	send(600)
-	caughtUp("after " + killed)
-	check("storm task: after " + killed)
+	if kill != nil {
+		kill()
+		send(600)
+		caughtUp("after " + killed)
+		check("storm task: after " + killed)
+	}
 
+	if fi, err := os.Stat(filepath.Join(dir, "work", lambdaSecureDir, lambdaSecretFile)); err == nil && fi.Mode().Perm() != 0o600 {
+		t.Errorf("the speed task's secret file has mode %v, want 0600", fi.Mode().Perm())
+	}
 	if code, out, stderr := runLambdaCmd(t, "down", "--api", api); code != 0 || !strings.Contains(out, "pipeline pageviews is down") {
 		t.Fatalf("lambda down: exit %d, %s %s", code, out, stderr)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/auth"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/lambda"
 	"github.com/agora-cluster/agora/lambda/batch"
 	"github.com/agora-cluster/agora/lambda/framework"
@@ -36,6 +39,69 @@ type upTasks struct {
 	nimbus         string // a real Storm runs the speed layer's topology
 	stormFramework bool   // agora's Storm framework runs it
 	batchPause     time.Duration
+	// cred and tls (of caFile) are what the framework presents to the
+	// master and verifies it with; the speed task's topology, a
+	// framework of its own, gets them through the work directory
+	// (lambdaTaskSecurity).
+	cred   auth.Credential
+	caFile string
+	tls    *tls.Config
+}
+
+// The files in the pipeline's work directory through which the speed
+// task's Storm topology gets the master's credentials and CA: the secret
+// never goes on a command line or into the task's environment (both are
+// shown by the master and the agents), and the work directory is one
+// every agent sees.
+const (
+	lambdaSecureDir  = ".secure"
+	lambdaSecretFile = "master.secret"
+	lambdaMasterCA   = "master-ca.pem"
+)
+
+// lambdaTaskSecurity writes o's secret and CA into the work directory dir
+// and returns the speed task's flags that name them (none without them).
+func lambdaTaskSecurity(dir string, o upTasks) ([]string, error) {
+	if o.cred.Principal == "" && o.caFile == "" {
+		return nil, nil
+	}
+	sdir := filepath.Join(dir, lambdaSecureDir)
+	if err := os.MkdirAll(sdir, 0o700); err != nil {
+		return nil, fmt.Errorf("the speed task's credentials in the work directory: %w", err)
+	}
+	var args []string
+	if o.cred.Principal != "" {
+		p := filepath.Join(sdir, lambdaSecretFile)
+		if err := writePrivate(p, []byte(o.cred.Secret+"\n")); err != nil {
+			return nil, fmt.Errorf("the speed task's secret in the work directory: %w", err)
+		}
+		args = append(args, "--principal", o.cred.Principal, "--secret_file", p)
+	}
+	if o.caFile != "" {
+		b, err := os.ReadFile(o.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ca_file: %w", err)
+		}
+		p := filepath.Join(sdir, lambdaMasterCA)
+		if err := writePrivate(p, b); err != nil {
+			return nil, fmt.Errorf("the speed task's CA in the work directory: %w", err)
+		}
+		args = append(args, "--ca_file", p)
+	}
+	return args, nil
+}
+
+// writePrivate writes b to path, readable by this user only, by a rename
+// (a task reading it meanwhile sees the old file or the new one).
+func writePrivate(path string, b []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o600); err != nil { // an older file kept its mode
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // lambdaUpTasks is `agora lambda up --master`: the broker (unless real
@@ -99,6 +165,11 @@ func lambdaUpTasks(ctx context.Context, specPath string, o upTasks, cfg pipeline
 	switch {
 	case o.stormFramework:
 		speedArgs = append(slices.Clip(speedArgs), "--storm_master", master)
+		sec, err := lambdaTaskSecurity(cfg.Dir, o)
+		if err != nil {
+			return fail(err)
+		}
+		speedArgs = append(speedArgs, sec...)
 	case o.nimbus != "":
 		speedArgs = append(slices.Clip(speedArgs), "--nimbus", o.nimbus)
 	}
@@ -117,6 +188,7 @@ func lambdaUpTasks(ctx context.Context, specPath string, o upTasks, cfg pipeline
 		// `up` (and so the pipeline) with an error naming it.
 		MaxConnectFailures: 8,
 		Log:                slog.New(slog.NewTextHandler(stderr, nil)),
+		Principal:          o.cred.Principal, Secret: o.cred.Secret, TLS: o.tls,
 	})
 	if err != nil {
 		return fail(err)
@@ -387,6 +459,10 @@ func lambdaStormSpeed(ctx context.Context, args []string, stderr io.Writer) int 
 	stormMaster := t.fs.String("storm_master", "", "submit the topology to agora's Storm framework on this master (its worker a task\nof agora-storm-native) instead of running it in this process; the bolt then\nlistens on --bolt_api and writes its address to the work directory")
 	nimbus := t.fs.String("nimbus", "", "submit the topology to the real Storm whose Nimbus is at HOST:PORT and kill it\nthere when this process ends (one of this pipeline's left there is killed and\nreplaced; another pipeline's of the same name is left alone); its workers run\nthis binary, the spec and --work_dir at the same paths, and the bolt listens on\n--bolt_api and writes its address to the work directory")
 	boltAPI := t.fs.String("bolt_api", "127.0.0.1:0", "with --storm_master or --nimbus: the bolt's query API address")
+	var master stormTarget
+	master.opts.registerCredential(t.fs)
+	t.fs.StringVar(&master.opts.caFile, "ca_file", "", "with --storm_master: PEM file of the CA that signed the master's certificate\n"+
+		"(default: the agent's, LIBPROCESS_SSL_CA_FILE, when it speaks TLS)")
 	spec, code, ok := t.parse(args, true)
 	if !ok {
 		return code
@@ -412,9 +488,18 @@ func lambdaStormSpeed(ctx context.Context, args []string, stderr io.Writer) int 
 			fmt.Fprintln(stderr, "agora lambda storm-speed:", err)
 			return 1
 		}
+		master.master = *stormMaster
+		if env := tlsconf.FromEnv(); master.opts.caFile == "" && env.Enabled() {
+			master.opts.caFile = env.CAFile
+		}
+		ns, err := master.nativeSecurity(nil, tlsconf.Flags{})
+		if err != nil {
+			fmt.Fprintln(stderr, "agora lambda storm-speed:", err)
+			return 2
+		}
 		// Blocks while the topology runs; SIGTERM (this task's kill)
 		// kills the topology.
-		return nativeSubmit(*stormMaster, path, yaml, "", top, nil, "", 0.5, 256, stderr, stderr)
+		return nativeSubmitPage(ns, *stormMaster, path, yaml, "", top, nil, "", 0.5, 256, stderr, stderr)
 	}
 	switch {
 	case err == nil && *nimbus != "":

@@ -312,15 +312,16 @@ type devServiceSecurity struct {
 	creds *auth.Credentials
 	tls   *tls.Config
 	// caFile is the CA that signed the certificate, for the services'
-	// executors that call back (Hadoop's TaskTrackers).
-	caFile string
+	// executors that call back (Hadoop's TaskTrackers); certFile and
+	// keyFile are the certificate's files, for the banner's hints.
+	caFile, certFile, keyFile string
 }
 
 // newDevServiceSecurity reads the master's flags, once they are checked.
 func newDevServiceSecurity(f *httpFlags) (devServiceSecurity, error) {
 	d := devServiceSecurity{tls: f.serverTLS}
 	if d.tls != nil {
-		d.caFile = f.tls.CAFile
+		d.caFile, d.certFile, d.keyFile = f.tls.CAFile, f.tls.CertFile, f.tls.KeyFile
 	}
 	if f.credentials != "" && (f.readonly || f.readwrite) {
 		creds, err := auth.LoadCredentials(f.credentials)

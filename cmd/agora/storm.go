@@ -92,6 +92,28 @@ func (s *stormTarget) nativeMaster(cmd string, stderr io.Writer) (state.Client, 
 	return mc, true
 }
 
+// nativeSecurity is what a --runtime native submission presents to the
+// master (its credentials and CA, checked here) and asks of the callers
+// of its control port: page's credentials, over TLS when controlTLS
+// (submit's --ssl_* flags) gives a certificate.
+func (s *stormTarget) nativeSecurity(page *auth.Credentials, controlTLS tlsconf.Flags) (nativeSecurity, error) {
+	cred, err := s.opts.credential()
+	if err != nil {
+		return nativeSecurity{}, err
+	}
+	ns := nativeSecurity{page: page, cred: cred, downgrade: controlTLS.Downgrade}
+	if s.opts.caFile != "" {
+		if ns.masterTLS, err = tlsconf.ClientConfig(s.opts.caFile); err != nil {
+			return nativeSecurity{}, fmt.Errorf("--ca_file: %w", err)
+		}
+	}
+	ns.mc = stateClient(cred, ns.masterTLS, auth.LeaderRedirect)
+	if ns.control, err = controlTLS.Server(); err != nil {
+		return nativeSecurity{}, err
+	}
+	return ns, nil
+}
+
 // client connects to the target's Nimbus, finding it through the master
 // first when --master is given.
 func (s *stormTarget) client() (*stormclient.Client, error) {
@@ -120,7 +142,8 @@ func stormFlags(name, usage, about string, stderr io.Writer, target *stormTarget
 	fs.StringVar(&target.master, "master", "", "find Nimbus as the running Nimbus task of `agora storm scheduler` on this master (host:port or zk://...) instead of --nimbus")
 	fs.StringVar(&target.framework, "framework_name", "", "with --master: the Storm framework's name (mesos.framework.name; default: any)")
 	target.opts.registerCredential(fs)
-	fs.StringVar(&target.opts.caFile, "ca_file", os.Getenv("AGORA_CA_FILE"), "with --master: PEM file of the CA that signed the master's certificate (env AGORA_CA_FILE)")
+	fs.StringVar(&target.opts.caFile, "ca_file", os.Getenv("AGORA_CA_FILE"), "with --master: PEM file of the CA that signed the master's certificate (env AGORA_CA_FILE);\n"+
+		"with --runtime native it also verifies the topology's control port (submit's --ssl_cert_file)")
 	if asJSON != nil {
 		fs.BoolVar(asJSON, "json", false, "print JSON instead of a table")
 	}
@@ -149,7 +172,12 @@ func stormList(args []string, stdout, stderr io.Writer) int {
 		if !ok {
 			return 2
 		}
-		return nativeList(mc, nimbus.master, asJSON, stdout, stderr)
+		var ctl controlOptions
+		if err := ctl.trust(nimbus.opts.caFile); err != nil {
+			fmt.Fprintln(stderr, "agora storm list:", err)
+			return 2
+		}
+		return nativeList(mc, ctl.statusClient(), nimbus.master, asJSON, stdout, stderr)
 	}
 	c, err := nimbus.client()
 	if err != nil {

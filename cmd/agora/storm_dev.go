@@ -47,6 +47,18 @@ func stormDevLine() string {
 	return "  storm       agora storm submit TOPOLOGY.yaml   (native runtime: no Storm distribution installed)"
 }
 
+// stormDevSecureLine is the banner's hint, when the dev cluster speaks
+// TLS, to serve a native topology's control port with the dev
+// certificate: `agora dev` does not submit topologies, the user's `agora
+// storm submit` does, so it is told the files ("" without TLS).
+func stormDevSecureLine(sec devServiceSecurity) string {
+	if sec.tls == nil || sec.certFile == "" {
+		return ""
+	}
+	return "\n              --runtime native: add --ssl_cert_file=" + sec.certFile + " --ssl_key_file=" + sec.keyFile + "\n" +
+		"              and --http_credentials USER:PASSWORD to serve its control port over TLS behind credentials"
+}
+
 // devStorm runs real Storm inside `agora dev` with --storm: a ZooKeeper
 // (Debian's zookeeper package, or AGORA_ZOOKEEPER_CLASSPATH) as a child
 // process, unless --storm_zookeeper names one, and the Storm framework
@@ -82,14 +94,14 @@ var devStormSizes = map[string]string{
 // the banner is printed.
 const devStormNimbusWait = 3 * time.Minute
 
-func (d *devStorm) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, cred auth.Credential, _ devServiceSecurity, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
+func (d *devStorm) start(ctx context.Context, fs *flag.FlagSet, masterAddr, ip, workDir string, cred auth.Credential, sec devServiceSecurity, logger *slog.Logger) (line, warning string, done <-chan struct{}, err error) {
 	stopped := make(chan struct{})
 	if !d.on {
 		if d.zk != "" {
 			return "", "", nil, errors.New("storm: --storm_zookeeper needs --storm")
 		}
 		close(stopped)
-		return stormDevLine(), "", stopped, nil
+		return stormDevLine() + stormDevSecureLine(sec), "", stopped, nil
 	}
 	// ctx ends when agora dev stops, which it does only after its banner;
 	// an interrupt must end the waits below before that (agora dev's own

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -222,5 +223,19 @@ func TestDevStormRefusals(t *testing.T) {
 				t.Errorf("the work directory has %d entries; want none", len(entries))
 			}
 		})
+	}
+}
+
+// Under `agora dev --secure` the banner tells `agora storm submit
+// --runtime native` the dev certificate's files, which `agora dev` does
+// not hand to the user's command itself; without TLS it says nothing.
+func TestStormDevSecureLineNamesTheCertificate(t *testing.T) {
+	if line := stormDevSecureLine(devServiceSecurity{}); line != "" {
+		t.Errorf("without TLS the banner adds %q, want nothing", line)
+	}
+	sec := devServiceSecurity{tls: &tls.Config{}, certFile: "/w/secure/tls/cert.pem", keyFile: "/w/secure/tls/key.pem"}
+	line := stormDevSecureLine(sec)
+	if !strings.Contains(line, "--ssl_cert_file=/w/secure/tls/cert.pem --ssl_key_file=/w/secure/tls/key.pem") || !strings.Contains(line, "--http_credentials") {
+		t.Errorf("with TLS the banner adds %q, want the certificate's files and --http_credentials", line)
 	}
 }

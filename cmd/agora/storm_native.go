@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,13 +54,33 @@ const (
 // (/ui/, storm/framework's UIHandler), open to anyone; its kill acts on
 // this command's own topology only.
 func nativeSubmit(master, yamlPath string, yaml []byte, name string, t *flux.Topology, conf map[string]any, home string, cpus, mem float64, stdout, stderr io.Writer) int {
-	return nativeSubmitPage(state.Client{}, master, yamlPath, yaml, name, t, conf, home, cpus, mem, nil, stdout, stderr)
+	return nativeSubmitPage(nativeSecurity{}, master, yamlPath, yaml, name, t, conf, home, cpus, mem, stdout, stderr)
 }
 
-// nativeSubmitPage is nativeSubmit with the topologies page, and the
-// control's changes (rebalance, activate, deactivate), behind page's
-// credentials (nil: open), calling the master's endpoints with mc.
-func nativeSubmitPage(mc state.Client, master, yamlPath string, yaml []byte, name string, t *flux.Topology, conf map[string]any, home string, cpus, mem float64, page *auth.Credentials, stdout, stderr io.Writer) int {
+// nativeSecurity is how a native topology's submitting command meets the
+// master and the callers of its control port.
+type nativeSecurity struct {
+	// mc calls the master's endpoints (its state, the kill's TEARDOWN).
+	mc state.Client
+	// cred subscribes the framework, to a master with
+	// --authenticate_frameworks; masterTLS verifies a master given as
+	// host:port over HTTPS (nil: plain HTTP).
+	cred      auth.Credential
+	masterTLS *tls.Config
+	// page are the credentials the topologies page, and the control's
+	// changes (rebalance, activate, deactivate), ask for (nil: open).
+	page *auth.Credentials
+	// control serves the control port over TLS (nil: plain HTTP), also
+	// accepting plain HTTP with downgrade; its URL, the framework's
+	// webui_url, is then https://.
+	control   *tls.Config
+	downgrade bool
+}
+
+// nativeSubmitPage is nativeSubmit with the master's credentials and CA,
+// and the control port's credentials and certificate, of sec.
+func nativeSubmitPage(ns nativeSecurity, master, yamlPath string, yaml []byte, name string, t *flux.Topology, conf map[string]any, home string, cpus, mem float64, stdout, stderr io.Writer) int {
+	mc := ns.mc
 	if master == "" {
 		fmt.Fprintln(stderr, "agora storm submit: --runtime native needs --master (the cluster the worker task runs on)")
 		return 2
@@ -108,20 +129,28 @@ func nativeSubmitPage(mc state.Client, master, yamlPath string, yaml []byte, nam
 	}
 	defer ln.Close()
 	control := &nativeControl{yaml: yaml, top: t, stormPy: py, conf: c, workers: workers, status: native.Status{Active: true}, ctx: ctx}
-	sec, err := newServiceSecurity(page, "storm")
+	sec, err := newServiceSecurity(ns.page, "storm")
 	if err != nil {
 		return stormFailure(stderr, "submit", err)
 	}
+	sec.tls, sec.downgrade = ns.control, ns.downgrade
+	// The other topologies' controls are asked for their status trusting
+	// the master's CA (dev --secure signs every certificate with it).
+	status := controlOptions{}
+	if ns.masterTLS != nil {
+		status.tls = ns.masterTLS.Clone()
+	}
 	// The page lists the cluster's native topologies but kills only this
 	// command's own: its kill acts with this command's master credentials.
-	src := nativeUISource{master: master, c: mc, topology: t.Name, frameworkID: func() string { return control.run.FrameworkID() }}
+	src := nativeUISource{master: master, c: mc, topology: t.Name, frameworkID: func() string { return control.run.FrameworkID() }, statusHTTP: status.statusClient()}
 	control.ui = sec.handler(src.ownKillOnly(framework.UIHandler(framework.UIConfig{Topologies: src, Master: masterUI(master)})))
 	control.guard = sec.handler
 	// The driver's own reports are quiet: what ends the run is returned.
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError + 4}))
 	run, err := nativefw.New(nativefw.Config{
-		WebUI:   controlURL(master, ln),
+		WebUI:   controlURL(master, ln, sec.scheme()),
 		Masters: []string{master}, Topology: t.Name, Workers: workers, CPUs: cpus, Mem: mem, Logger: log,
+		Principal: ns.cred.Principal, Secret: ns.cred.Secret, TLS: ns.masterTLS,
 		Command: []string{exe, "storm", "worker"}, Env: map[string]string{nativeBundleEnv: bundle},
 		Labels: executorLabels(native.Assign(t, workers)),
 		OnRunning: func(launch int, peers []string) {
@@ -135,7 +164,7 @@ func nativeSubmitPage(mc state.Client, master, yamlPath string, yaml []byte, nam
 		return stormFailure(stderr, "submit", err)
 	}
 	control.run = run
-	go control.serve(ctx, ln)
+	go control.serve(ctx, sec.listener(ln))
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = run.Wait(sigCtx)
@@ -311,7 +340,9 @@ func nativeTopologies(ctx context.Context, mc state.Client, master string) ([]na
 	return out, nil
 }
 
-func nativeList(mc state.Client, master string, asJSON bool, stdout, stderr io.Writer) int {
+// nativeList lists the native topologies of master's cluster, asking
+// each one's submitting command for its status with statusHTTP.
+func nativeList(mc state.Client, statusHTTP *http.Client, master string, asJSON bool, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout)
 	defer cancel()
 	ts, err := nativeTopologies(ctx, mc, master)
@@ -324,7 +355,7 @@ func nativeList(mc state.Client, master string, asJSON bool, stdout, stderr io.W
 		if !ok {
 			st = "UNKNOWN"
 			if base, err := nativeControlURL(ctx, mc, master, t.Name); err == nil {
-				if s, err := nativeStatusOf(ctx, base); err == nil {
+				if s, err := nativeStatusOf(ctx, statusHTTP, base); err == nil {
 					st = s
 				}
 			}

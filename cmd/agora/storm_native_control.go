@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/auth"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/frameworks/state"
 	"github.com/agora-cluster/agora/storm/flux"
 	"github.com/agora-cluster/agora/storm/framework"
@@ -304,8 +306,9 @@ func (c *nativeControl) serve(ctx context.Context, ln net.Listener) {
 }
 
 // controlURL is the URL of ln as the master's side sees this host: the
-// address this host reaches the master from, else its hostname.
-func controlURL(master string, ln net.Listener) string {
+// address this host reaches the master from, else its hostname; scheme
+// is http or https.
+func controlURL(master string, ln net.Listener, scheme string) string {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	host, _ := os.Hostname()
 	if base, err := state.BaseURL(master); err == nil && !strings.HasPrefix(master, "zk://") {
@@ -314,7 +317,7 @@ func controlURL(master string, ln net.Listener) string {
 			c.Close()
 		}
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // nativeControlURL is the control URL of the framework running native
@@ -359,6 +362,9 @@ type controlOptions struct {
 	principal, secretFile string
 	insecure              bool
 	cred                  auth.Credential // resolved by check
+	// tls verifies a control served over HTTPS (submit's --ssl_cert_file)
+	// with the command's --ca_file (nil: the system's roots).
+	tls *tls.Config
 }
 
 func (o *controlOptions) register(fs *flag.FlagSet) {
@@ -413,12 +419,53 @@ func (o controlOptions) client(name, base string) (*http.Client, error) {
 		return nil, fmt.Errorf("native topology %q: its framework's control address %q is not an http(s) URL", name, base)
 	}
 	if o.cred.Principal == "" {
-		return &http.Client{}, nil
+		return &http.Client{Transport: o.transport()}, nil
 	}
 	if u.Scheme == "http" && !loopbackHost(u.Hostname()) && !o.insecure {
 		return nil, &insecureControlError{principal: o.cred.Principal, name: name, base: base}
 	}
-	return &http.Client{Transport: &auth.Transport{Credential: o.cred, Redirect: auth.SameOrigin}}, nil
+	return &http.Client{Transport: &auth.Transport{Base: o.transport(), Credential: o.cred, Redirect: auth.SameOrigin}}, nil
+}
+
+// transport verifies a control served over HTTPS with o.tls.
+func (o controlOptions) transport() http.RoundTripper {
+	t, ok := http.DefaultTransport.(*http.Transport)
+	if !ok || o.tls == nil {
+		return http.DefaultTransport
+	}
+	t = t.Clone()
+	t.TLSClientConfig = o.tls.Clone()
+	return t
+}
+
+// trust verifies the control's certificate with the CA in caFile (the
+// command's --ca_file, the master's CA; "" keeps the system's roots).
+func (o *controlOptions) trust(caFile string) error {
+	if caFile == "" {
+		return nil
+	}
+	cfg, err := tlsconf.ClientConfig(caFile)
+	if err != nil {
+		return fmt.Errorf("--ca_file: %w", err)
+	}
+	o.tls = cfg
+	return nil
+}
+
+// statusClient asks controls for their status: no credentials, their
+// certificates verified with o.tls.
+func (o controlOptions) statusClient() *http.Client {
+	return &http.Client{Transport: o.transport()}
+}
+
+// controlVerifyError explains a control whose certificate does not
+// verify, saying what to pass (nil for any other error).
+func controlVerifyError(name, base string, err error) error {
+	if verr := tlsconf.VerifyError(base, err); verr != nil {
+		return fmt.Errorf("native topology %q: its submitting command at %s: %w\n\n"+
+			"Pass the CA that signed its certificate (its --ssl_cert_file): --ca_file=FILE (or set AGORA_CA_FILE)", name, base, verr)
+	}
+	return nil
 }
 
 // nativePost posts body to path of the control of native topology name
@@ -443,6 +490,9 @@ func nativePost(ctx context.Context, mc state.Client, ctl controlOptions, master
 	hr.Header.Set(framework.RequestedBy, "agora")
 	// ctx bounds the call: telling the workers may take long.
 	resp, err := hc.Do(hr)
+	if verr := controlVerifyError(name, base, err); verr != nil {
+		return nil, verr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("native topology %q: its submitting command at %s: %w", name, base, err)
 	}
@@ -506,15 +556,18 @@ func nativeActivationCmd(mc state.Client, ctl controlOptions, master, name strin
 }
 
 // nativeStatusOf asks the submitting command at control URL base for its
-// topology's status.
-func nativeStatusOf(ctx context.Context, base string) (string, error) {
+// topology's status, with hc (nil: a plain client).
+func nativeStatusOf(ctx context.Context, hc *http.Client, base string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/status", nil)
 	if err != nil {
 		return "", err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return "", err
 	}

@@ -346,14 +346,22 @@ func startNativeStormCluster(t *testing.T) (dir, master, path string) {
 // master's state with mc.
 func startNativeStormClusterWith(t *testing.T, mc state.Client, masterFlags ...string) (dir, master, path string) {
 	t.Helper()
+	dir = t.TempDir()
+	master, path = startNativeStormClusterIn(t, dir, mc, masterFlags, nil)
+	return dir, master, path
+}
+
+// startNativeStormClusterIn is startNativeStormClusterWith in dir, with
+// more agent flags too (--ssl_ca_file for a master speaking TLS, say).
+func startNativeStormClusterIn(t *testing.T, dir string, mc state.Client, masterFlags, agentFlags []string) (master, path string) {
+	t.Helper()
 	tier.Need(t, tier.Python, tier.PythonErr())
 	_, err := multilang.FindStormPy(t.TempDir(), defaultStormHome())
 	tier.Need(t, tier.Python, err)
-	dir = t.TempDir()
 	_, master = startBound(t, append([]string{"master", "--work_dir=" + filepath.Join(dir, "master"), "--port=0", "--allocation_interval=100ms"}, masterFlags...)...)
 	first, last := clustertest.PortRange(100)
-	startBound(t, "agent", "--master="+master, "--work_dir="+filepath.Join(dir, "agent"), "--port=0",
-		fmt.Sprintf("--resources=cpus:2;mem:2048;disk:1024;ports:[%d-%d]", first, last), "--switch_user=false", "--isolation=posix")
+	startBound(t, append([]string{"agent", "--master=" + master, "--work_dir=" + filepath.Join(dir, "agent"), "--port=0",
+		fmt.Sprintf("--resources=cpus:2;mem:2048;disk:1024;ports:[%d-%d]", first, last), "--switch_user=false", "--isolation=posix"}, agentFlags...)...)
 	waitShowing(t, time.Minute, func() string { return "the agent registered" }, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -363,5 +371,5 @@ func startNativeStormClusterWith(t *testing.T, mc state.Client, masterFlags ...s
 	if path, err = wordcount.WriteTo(filepath.Join(dir, "example")); err != nil {
 		t.Fatal(err)
 	}
-	return dir, master, path
+	return master, path
 }

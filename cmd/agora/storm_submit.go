@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/frameworks/state"
 	stormclient "github.com/agora-cluster/agora/storm/client"
 	"github.com/agora-cluster/agora/storm/flux"
@@ -64,7 +65,13 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 			"checked first: nothing is sent for a topology Storm could not run.\n\n"+
 			"A JAR's main class is run as Storm's `storm jar` runs it: java with the Storm home's\n"+
 			"lib/ and the JAR on the class path, -Dstorm.jar=JAR and Nimbus's address in\n"+
-			"storm.options, so that its StormSubmitter uploads the JAR and submits the topology.", stderr, &nimbus, &asJSON)
+			"storm.options, so that its StormSubmitter uploads the JAR and submits the topology.\n\n"+
+			"With --runtime native this command is the topology's framework: it subscribes to --master\n"+
+			"with --principal and --secret_file (verifying it with --ca_file), and serves the topology's\n"+
+			"control port (the framework's webui_url: the topologies page, rebalance, activate and\n"+
+			"deactivate) behind --http_credentials or --credentials, over HTTPS with --ssl_cert_file and\n"+
+			"--ssl_key_file (LIBPROCESS_SSL_CERT_FILE, LIBPROCESS_SSL_KEY_FILE); the other commands\n"+
+			"verify that certificate with their --ca_file.", stderr, &nimbus, &asJSON)
 	name := fs.String("name", "", "the topology's name (default: the file's name:)")
 	resources := fs.String("resources", "", "the directory of the components' scripts")
 	home := fs.String("storm_home", defaultStormHome(), "a Storm home with storm.py (agora dist install storm)")
@@ -77,6 +84,8 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 	pageCreds := fs.String("credentials", "", "with --runtime native: JSON file of the principals and secrets the topologies page (/ui/ of the\nframework's webui_url) and its API (/api/v1/) accept (the master's --credentials format)")
 	pageUser := fs.String("http_credentials", "", "with --runtime native: user:password the topologies page and its API accept (instead of --credentials);\n"+
 		"agora storm rebalance, activate and deactivate present them as --control_principal and --control_secret_file")
+	var controlTLS tlsconf.Flags
+	controlTLS.Register(fs)
 	filterFile := fs.String("filter", "", "a Java properties file: replace ${key} in the topology file with its values, as Flux's --filter")
 	envFilter := fs.Bool("env-filter", false, "replace ${ENV-NAME} in the topology file with the environment variable NAME, as Flux's --env-filter")
 	class := fs.String("class", "", "with a JAR: its `MAIN` class, which builds the topology and calls StormSubmitter (as Storm's storm jar JAR MAIN)")
@@ -142,15 +151,18 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "agora storm submit:", err)
 			return 2
 		}
-		mc, err := nimbus.masterClient()
+		ns, err := nimbus.nativeSecurity(page, controlTLS)
 		if err != nil {
 			fmt.Fprintln(stderr, "agora storm submit:", err)
 			return 2
 		}
-		if page == nil {
+		switch {
+		case page == nil:
 			fmt.Fprintln(stderr, "agora storm submit: WARNING: the topology's control port serves the topologies page, which kills, rebalances and deactivates topologies, to anyone who reaches it: give --http_credentials or --credentials")
+		case ns.control == nil:
+			fmt.Fprintln(stderr, "agora storm submit: WARNING: the topology's control port speaks plain HTTP, so the page's credentials cross the network in clear: give --ssl_cert_file and --ssl_key_file")
 		}
-		return nativeSubmitPage(mc, nimbus.master, path, yaml, *name, t, conf, *home, *cpus, *mem, page, stdout, stderr)
+		return nativeSubmitPage(ns, nimbus.master, path, yaml, *name, t, conf, *home, *cpus, *mem, stdout, stderr)
 	}
 	p, err := submit.Prepare(t, submit.Options{Name: *name, Conf: conf, StormHome: *home})
 	if err != nil {
@@ -208,6 +220,10 @@ func stormRebalance(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "agora storm rebalance: %v\n", err)
 		return 2
 	}
+	if err := ctl.trust(nimbus.opts.caFile); err != nil {
+		fmt.Fprintf(stderr, "agora storm rebalance: %v\n", err)
+		return 2
+	}
 	if *workers < 0 {
 		fmt.Fprintf(stderr, "agora storm rebalance: -n %d: the number of workers must be at least 1\n", *workers)
 		return 2
@@ -256,6 +272,10 @@ func stormActivation(activate bool, args []string, stdout, stderr io.Writer) int
 		return code
 	}
 	if err := ctl.check(); err != nil {
+		fmt.Fprintf(stderr, "agora storm %s: %v\n", cmd, err)
+		return 2
+	}
+	if err := ctl.trust(nimbus.opts.caFile); err != nil {
 		fmt.Fprintf(stderr, "agora storm %s: %v\n", cmd, err)
 		return 2
 	}

@@ -49,6 +49,9 @@ type nativeUISource struct {
 	// and its framework's ID ("" until subscribed).
 	topology    string
 	frameworkID func() string
+	// statusHTTP asks the topologies' submitting commands for their
+	// status (nil: a plain client, which trusts the system's roots).
+	statusHTTP *http.Client
 }
 
 // mayKill says why the page may not kill topology id (nil: it may).
@@ -96,6 +99,7 @@ func (s nativeUISource) frameworks(ctx context.Context) ([]nativeStateFramework,
 	var out []nativeStateFramework
 	for _, f := range m.Frameworks {
 		if f.Name == nativefw.Name && len(f.Tasks) > 0 {
+			f.statusHTTP = s.statusHTTP
 			out = append(out, f)
 		}
 	}
@@ -107,12 +111,14 @@ type nativeStateFramework struct {
 	Name  string            `json:"name"`
 	WebUI string            `json:"webui_url"`
 	Tasks []nativeStateTask `json:"tasks"`
+	// statusHTTP calls WebUI's /status.
+	statusHTTP *http.Client
 }
 
 // status is the topology's status as its submitting command keeps it.
 func (f nativeStateFramework) status(ctx context.Context) string {
 	if f.WebUI != "" {
-		if st, err := nativeStatusOf(ctx, f.WebUI); err == nil {
+		if st, err := nativeStatusOf(ctx, f.statusHTTP, f.WebUI); err == nil {
 			return st
 		}
 	}

@@ -13,6 +13,7 @@ package framework
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,6 +55,11 @@ type Config struct {
 	// a row (0: it retries forever).
 	MaxConnectFailures int
 	Log                *slog.Logger
+	// Principal and Secret, if set, are the framework's credentials, for
+	// a master with --authenticate_frameworks; TLS, if set, calls masters
+	// given as host:port over HTTPS, verified with its roots.
+	Principal, Secret string
+	TLS               *tls.Config
 }
 
 // TaskStatus is one layer's current task.
@@ -123,6 +129,7 @@ func New(cfg Config) (*Framework, error) {
 			Capabilities: scheduler.Capabilities(mesos.FrameworkInfo_Capability_MULTI_ROLE)},
 		Logger:             cfg.Log,
 		MaxConnectFailures: cfg.MaxConnectFailures,
+		Principal:          cfg.Principal, Secret: cfg.Secret, TLS: cfg.TLS,
 	}, f.handler())
 	if err != nil {
 		return nil, fmt.Errorf("lambda framework: %w", err)

@@ -14,6 +14,7 @@ package framework
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -71,6 +72,11 @@ type Config struct {
 	// WebUI is the framework's webui_url: where the submitting command
 	// serves its topology's control (rebalance).
 	WebUI string
+	// Principal and Secret, if set, are the framework's credentials, for
+	// a master with --authenticate_frameworks; TLS, if set, calls masters
+	// given as host:port over HTTPS, verified with its roots.
+	Principal, Secret string
+	TLS               *tls.Config
 }
 
 // ErrStopped is the error of Run when a worker failed on its own.
@@ -113,6 +119,7 @@ func New(cfg Config) (*Run, error) {
 	zero := 0.0
 	d, err := scheduler.New(scheduler.Config{
 		Masters: cfg.Masters, Logger: r.log, MaxConnectFailures: 3,
+		Principal: cfg.Principal, Secret: cfg.Secret, TLS: cfg.TLS,
 		Framework: mesos.FrameworkInfo{Name: Name, Roles: []string{"*"}, FailoverTimeout: &zero, WebUiURL: webUI(cfg.WebUI),
 			Capabilities: scheduler.Capabilities(mesos.FrameworkInfo_Capability_MULTI_ROLE)},
 	}, scheduler.Funcs{OnOffers: r.offers, OnUpdate: r.update})
