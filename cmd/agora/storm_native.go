@@ -21,7 +21,6 @@ import (
 
 	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/frameworks/scheduler"
-	"github.com/agora-cluster/agora/frameworks/servicepage"
 	"github.com/agora-cluster/agora/frameworks/state"
 	"github.com/agora-cluster/agora/storm/flux"
 	"github.com/agora-cluster/agora/storm/framework"
@@ -116,9 +115,7 @@ func nativeSubmitPage(mc state.Client, master, yamlPath string, yaml []byte, nam
 	// The page lists the cluster's native topologies but kills only this
 	// command's own: its kill acts with this command's master credentials.
 	src := nativeUISource{master: master, c: mc, topology: t.Name, frameworkID: func() string { return control.run.FrameworkID() }}
-	shared := &framework.SharedTopologies{Source: src, Changes: servicepage.NewChanges()}
-	go shared.Run(ctx)
-	control.ui = sec.handler(src.ownKillOnly(framework.UIHandler(framework.UIConfig{Topologies: shared, Changes: shared.Changes, Master: masterUI(master)})))
+	control.ui = sec.handler(src.ownKillOnly(framework.UIHandler(framework.UIConfig{Topologies: src, Master: masterUI(master)})))
 	control.guard = sec.handler
 	// The driver's own reports are quiet: what ends the run is returned.
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError + 4}))
