@@ -44,6 +44,7 @@ type Changes struct {
 	version uint64
 	wake    chan struct{} // closed and replaced by each Bump
 	streams int
+	closed  chan struct{} // closed by Close
 }
 
 // NewChanges is a notifier with the default limits.
@@ -84,6 +85,33 @@ func (c *Changes) Streams() int {
 	return c.streams
 }
 
+// Close ends the open streams and refuses new ones (503), so that a
+// server's graceful shutdown, which waits for its requests, need not
+// wait for the pages to go. Bump still counts.
+func (c *Changes) Close() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed == nil {
+		c.closed = make(chan struct{})
+	}
+	select {
+	case <-c.closed:
+	default:
+		close(c.closed)
+	}
+}
+
+// doneLocked is the channel Close closes. Call with c.mu held.
+func (c *Changes) doneLocked() <-chan struct{} {
+	if c.closed == nil {
+		c.closed = make(chan struct{})
+	}
+	return c.closed
+}
+
 // current is the version and a channel closed by the next Bump.
 func (c *Changes) current() (uint64, <-chan struct{}) {
 	c.mu.Lock()
@@ -118,6 +146,15 @@ func (c *Changes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		max = DefaultMaxStreams
 	}
 	c.mu.Lock()
+	done := c.doneLocked()
+	select {
+	case <-done:
+		c.mu.Unlock()
+		w.Header().Set("Retry-After", "30")
+		http.Error(w, "the service is stopping: its change feed is closed", http.StatusServiceUnavailable)
+		return
+	default:
+	}
 	if c.streams >= max {
 		c.mu.Unlock()
 		w.Header().Set("Retry-After", "30")
@@ -159,6 +196,8 @@ func (c *Changes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-done:
 			return
 		case <-tick.C:
 			if _, err := fmt.Fprint(w, ": heartbeat\n\n"); err != nil {

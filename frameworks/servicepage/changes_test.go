@@ -285,3 +285,26 @@ func TestFeedIsBehindThePageGuard(t *testing.T) {
 		t.Fatalf("first event %+v, want change 0", e)
 	}
 }
+
+func TestCloseEndsTheStreamsAndRefusesNewOnes(t *testing.T) {
+	c := NewChanges()
+	srv := serve(t, c)
+	r, _ := openFeed(t, srv.URL)
+	readEvent(t, r)
+	c.Close()
+	waitStreams(t, c, 0)
+	// The handler has returned: the stream ends.
+	if rest, err := io.ReadAll(r); err != nil || strings.Contains(string(rest), "event:") {
+		t.Fatalf("the closed stream: %q %v, want its end and no event", rest, err)
+	}
+	resp, err := http.Get(srv.URL + ChangesPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "stopping") {
+		t.Fatalf("a feed after Close: %s %q, want 503 saying the service is stopping", resp.Status, body)
+	}
+	c.Close() // twice is fine
+}
