@@ -84,3 +84,26 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestUIPollsWhileTheFeedIsRefused: with its change feed refused, the
+// page says it polls, and does: a change of the records shows.
+func TestUIPollsWhileTheFeedIsRefused(t *testing.T) {
+	refuse := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if req.URL.Path == "/ui/changes" {
+				http.Error(w, "no feed in this test", http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, req)
+		})
+	}
+	r := serveWith(t, testConfig(deadMaster), Options{Version: "test", WrapHTTP: refuse})
+	r.load(t, fakeView("web", 2))
+	b := webuitest.NewBrowser(t)
+	webuitest.Run(t, b, "opening the UI", chromedp.Navigate(r.http+"/ui/?poll=0.2"))
+	webuitest.Wait(t, b, "web.1's records", `document.querySelector('#records tr[data-task="web.1"]') !== null`)
+	webuitest.Wait(t, b, "the page saying it polls", `document.body.dataset.live === 'false' && document.getElementById('live').textContent === 'polling every 0.2 s'`)
+	r.load(t, fakeView("web", 1))
+	webuitest.Wait(t, b, "web.1 to leave, polled", `document.querySelectorAll('#records tr[data-task="web.1"]').length === 0 &&
+		document.querySelectorAll('#records tr[data-task="web.0"]').length > 0`)
+}

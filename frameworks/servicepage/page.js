@@ -65,7 +65,7 @@ function follow(refresh, period) {
     live = on;
     document.body.dataset.live = String(on);
     pillEl.className = 'pill ' + (on ? 'ok' : 'warn');
-    pillEl.textContent = on ? 'live' : 'polling every ' + Math.round(period / 1000) + ' s';
+    pillEl.textContent = on ? 'live' : 'polling every ' + Number((period / 1000).toFixed(1)) + ' s';
     pillEl.title = on ? 'The page follows the service\'s changes as they happen.'
       : 'The change feed is down: the page polls the service until it is back.';
   }
