@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -128,13 +129,16 @@ type Board struct {
 	last     Progress
 	lastAt   time.Time // when last was read
 	tried    time.Time // when a read last started
+	// changes is the page's change feed: a sample that reads another
+	// status than the last bumps it.
+	changes *servicepage.Changes
 }
 
 // NewBoard follows the pipeline of spec through read, its status; a
 // status that cannot be read is skipped (the page's own read of
 // /v1/status says why).
 func NewBoard(spec *plan.Spec, read func() (Progress, error)) *Board {
-	return &Board{spec: spec, read: read}
+	return &Board{spec: spec, read: read, changes: servicepage.NewChanges()}
 }
 
 // Watch samples the pipeline every second until ctx ends, so that batch
@@ -182,6 +186,9 @@ func (b *Board) take(now time.Time) {
 		// A slow read that finished after a later one: it would take the
 		// page back in time (and count an older batch run again).
 		return
+	}
+	if b.lastAt.IsZero() || !reflect.DeepEqual(b.last, p) {
+		b.changes.Bump()
 	}
 	b.last, b.lastAt = p, now
 	if n := len(b.gens); !p.LastBatch.IsZero() && (n == 0 || !b.gens[n-1].Started.Equal(p.LastBatch)) {
@@ -283,7 +290,7 @@ func (b *Board) Mount(mux *http.ServeMux) {
 	if err != nil {
 		panic(err) // the embedded directory is there at build time
 	}
-	mux.Handle("/ui/", servicepage.Handler(sub))
+	mux.Handle("/ui/", servicepage.Handler(sub, b.changes))
 	mux.Handle("/v1/pipeline", b)
 	mux.Handle("/{$}", http.RedirectHandler("/ui/", http.StatusFound))
 }

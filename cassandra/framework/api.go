@@ -98,7 +98,7 @@ func (f *Framework) Handler() http.Handler {
 		b, _ := json.MarshalIndent(v, "", "  ")
 		w.Write(append(b, '\n'))
 	}
-	mux.Handle("GET /ui/", uiHandler())
+	mux.Handle("GET /ui/", uiHandler(f.changes))
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { reply(w, f.Status()) })
 	mux.HandleFunc("GET /v1/nodes", func(w http.ResponseWriter, r *http.Request) { reply(w, f.Nodes()) })

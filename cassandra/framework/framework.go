@@ -32,6 +32,7 @@ import (
 	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/frameworks/binstage"
 	"github.com/agora-cluster/agora/frameworks/scheduler"
+	"github.com/agora-cluster/agora/frameworks/servicepage"
 	"github.com/agora-cluster/agora/frameworks/state"
 )
 
@@ -154,6 +155,9 @@ type Framework struct {
 	log    *slog.Logger
 	driver *scheduler.Driver
 	store  *store
+	// changes is the page's change feed: saveLocked, through which every
+	// change of the state goes, bumps it.
+	changes *servicepage.Changes
 
 	mu          sync.Mutex
 	nodes       []*Node
@@ -216,7 +220,7 @@ func New(cfg Config) (*Framework, error) {
 			return nil, fmt.Errorf("cassandra framework: the agora binary for the health checks: %w", err)
 		}
 	}
-	f := &Framework{cfg: cfg, spec: spec, log: cfg.Logger, notUntil: map[string]time.Time{}, losses: map[string]int{}, restarting: map[string]bool{},
+	f := &Framework{cfg: cfg, spec: spec, changes: servicepage.NewChanges(), log: cfg.Logger, notUntil: map[string]time.Time{}, losses: map[string]int{}, restarting: map[string]bool{},
 		goneSince: map[string]time.Time{}, destroyed: make(chan struct{}), incarnation: strconv.FormatInt(time.Now().UnixNano()/1e6, 36)}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)

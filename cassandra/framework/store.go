@@ -61,8 +61,10 @@ func openStore(dir string) (*store, saved, error) {
 	return &store{dir: dir}, s, nil
 }
 
-// saveLocked writes the state, if kept. Call with f.mu held.
+// saveLocked writes the state, if kept, and tells the page it changed.
+// Call with f.mu held.
 func (f *Framework) saveLocked() {
+	f.changes.Bump()
 	if f.store == nil || f.destroyedAt() {
 		return
 	}

@@ -55,6 +55,9 @@ func (f *Framework) probeAll(ctx context.Context) {
 				joined = true
 				f.losses[n.Name] = 0
 			}
+			if n.Up != up {
+				f.changes.Bump()
+			}
 			n.Up = up
 			if up && n.ReplaceAddress != "" {
 				f.log.Info("replacement node has joined the ring in the old node's place; repairing its ranges", "node", n.Name, "replaced", n.ReplaceAddress, "host_id", l.HostID)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/dist"
+	"github.com/agora-cluster/agora/frameworks/servicepage"
 	stormclient "github.com/agora-cluster/agora/storm/client"
 	"github.com/agora-cluster/agora/storm/framework"
 	"github.com/agora-cluster/agora/storm/plan"
@@ -207,7 +208,10 @@ func stormScheduler(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	fw.SetWebUI(webUI)
 	if ui != nil {
-		h := sec.handler(framework.UIHandler(framework.UIConfig{Topologies: nimbusUISource{fw: fw}, Master: masterUI(*master),
+		// One reader of Nimbus for every viewer; the pages follow its changes.
+		shared := &framework.SharedTopologies{Source: nimbusUISource{fw: fw}, Changes: servicepage.NewChanges()}
+		go shared.Run(ctx)
+		h := sec.handler(framework.UIHandler(framework.UIConfig{Topologies: shared, Changes: shared.Changes, Master: masterUI(*master),
 			Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel()}))}))
 		go serveStormUI(ctx, sec.listener(ui), h)
 		fmt.Fprintf(stderr, "agora storm scheduler: topologies page at %s/ui/%s\n", webUI, sec.describe())

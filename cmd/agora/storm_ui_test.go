@@ -540,6 +540,10 @@ func TestStormSchedulerPageAgainstRealStorm(t *testing.T) {
 		&& document.querySelector('#topologies tr[data-topology=%q]') !== null && document.getElementById('error-banner').hidden`, id)); n != 1 {
 		t.Errorf("the browser asked for credentials %d times, want once", n)
 	}
+	// The page follows the shared reader's change feed (behind the same
+	// credentials), and shows the kill below without a reload.
+	webuitest.Wait(t, b, "the change feed", `document.body.dataset.live === 'true'`)
+	webuitest.Run(t, b, "marking the page", chromedp.Evaluate[bool](`window.notReloaded = true`))
 
 	req, _ := http.NewRequest("POST", base+"/api/v1/topologies/"+id+"/kill", nil)
 	req.SetBasicAuth("ops", "pw")
@@ -556,6 +560,8 @@ func TestStormSchedulerPageAgainstRealStorm(t *testing.T) {
 		_, ok, err := c.TopologyByName(ctx, "words")
 		return err == nil && !ok
 	})
+	webuitest.Wait(t, b, "words killed on the page, without a reload", fmt.Sprintf(`window.notReloaded === true
+		&& document.querySelector('#topologies tr[data-topology=%q]') === null`, id))
 
 	// words submitted again runs under another ID: the page's kill of the
 	// old ID, which a kill by name would turn on the new words, is

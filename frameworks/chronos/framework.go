@@ -168,6 +168,9 @@ func New(cfg Config) (*Framework, error) {
 // adopt. It returns an error if the master refuses the framework.
 func (f *Framework) Run(ctx context.Context) error {
 	f.log.Info("chronos framework starting", "jobs", len(f.jobs), "framework_id", f.frameworkID)
+	// The pages' change feeds end with the framework, so that the API's
+	// graceful shutdown does not wait for the pages to go.
+	defer f.store.changes.Close()
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)

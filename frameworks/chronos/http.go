@@ -17,7 +17,7 @@ const maxBody = 1 << 20
 // Handler serves Chronos's REST API under /v1/scheduler.
 func (f *Framework) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /ui/", uiHandler())
+	mux.Handle("GET /ui/", uiHandler(f.store.changes))
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("GET /v1/scheduler/jobs", func(w http.ResponseWriter, _ *http.Request) {
 		reply(w, http.StatusOK, f.Jobs())

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agora-cluster/agora/frameworks/servicepage"
 	"github.com/agora-cluster/agora/frameworks/statefile"
 )
 
@@ -96,8 +97,12 @@ func (r *record) remember(res RunResult) {
 }
 
 // store keeps DIR/framework.json (the framework ID) and DIR/jobs/NAME.json
-// for each job, each written atomically and durably.
-type store struct{ dir string }
+// for each job, each written atomically and durably. Every job saved or
+// removed bumps changes, the page's change feed.
+type store struct {
+	dir     string
+	changes *servicepage.Changes
+}
 
 type frameworkFile struct {
 	FrameworkID string `json:"framework_id"`
@@ -126,7 +131,7 @@ func openStore(dir string) (*store, string, []*record, error) {
 		}
 		recs = append(recs, r)
 	}
-	return &store{dir: dir}, ff.FrameworkID, recs, nil
+	return &store{dir: dir, changes: servicepage.NewChanges()}, ff.FrameworkID, recs, nil
 }
 
 func readJSON(path string, v any) error {
@@ -157,9 +162,13 @@ func (st *store) saveFrameworkID(id string) error {
 
 func (st *store) jobFile(name string) string { return filepath.Join(st.dir, "jobs", name+".json") }
 
-func (st *store) save(r *record) error { return st.write(st.jobFile(r.Job.Name), r) }
+func (st *store) save(r *record) error {
+	defer st.changes.Bump()
+	return st.write(st.jobFile(r.Job.Name), r)
+}
 
 func (st *store) remove(name string) error {
+	defer st.changes.Bump()
 	path := st.jobFile(name)
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove %s: %w", path, err)

@@ -15,10 +15,10 @@ import (
 var uiFiles embed.FS
 
 // uiHandler serves the UI under /ui/.
-func uiHandler() http.Handler {
+func uiHandler(changes *servicepage.Changes) http.Handler {
 	sub, err := fs.Sub(uiFiles, "ui")
 	if err != nil {
 		panic(err) // the embedded directory is there at build time
 	}
-	return servicepage.Handler(sub)
+	return servicepage.Handler(sub, changes)
 }

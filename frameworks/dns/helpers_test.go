@@ -23,9 +23,15 @@ type served struct {
 // test) until the test ends.
 func serve(t *testing.T, cfg Config) *served {
 	t.Helper()
+	return serveWith(t, cfg, Options{Version: "test"})
+}
+
+// serveWith is serve with opts.
+func serveWith(t *testing.T, cfg Config, opts Options) *served {
+	t.Helper()
 	cfg.Listener = "127.0.0.1"
 	cfg.Port, cfg.HTTPPort = 0, 0
-	r, err := New(cfg, Options{Version: "test"})
+	r, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

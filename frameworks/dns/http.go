@@ -24,7 +24,7 @@ func (r *Resolver) HTTPHandler() http.Handler {
 	mux.HandleFunc("GET /v1/hosts/{host}", r.serveHosts)
 	mux.HandleFunc("GET /v1/services/{service}", r.serveServices)
 	mux.HandleFunc("GET /v1/enumerate", r.serveEnumerate)
-	mux.Handle("GET /ui/", uiHandler())
+	mux.Handle("GET /ui/", uiHandler(r.changes))
 	return mux
 }
 

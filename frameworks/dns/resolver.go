@@ -15,6 +15,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/agora-cluster/agora/cluster/httplimit"
+	"github.com/agora-cluster/agora/frameworks/servicepage"
 )
 
 // Resolver follows the master and answers DNS and HTTP queries from the
@@ -33,6 +34,8 @@ type Resolver struct {
 	recs    atomic.Pointer[records] // nil until the first load
 	rebuild chan struct{}           // a change waits to be built (cap 1)
 	self    net.IP
+	// changes is bumped whenever the records change: the page follows it.
+	changes *servicepage.Changes
 
 	// Counters for /metrics-style introspection and tests: builds are
 	// whole rebuilds of the records, updates the events applied to them
@@ -53,7 +56,8 @@ func New(cfg Config, opts Options) (*Resolver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Resolver{cfg: cfg, log: opts.Logger, version: opts.Version, wrapHTTP: opts.WrapHTTP, view: newView(), rebuild: make(chan struct{}, 1)}
+	r := &Resolver{cfg: cfg, log: opts.Logger, version: opts.Version, wrapHTTP: opts.WrapHTTP, view: newView(), rebuild: make(chan struct{}, 1),
+		changes: servicepage.NewChanges()}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -232,6 +236,7 @@ func (r *Resolver) update(ch change) {
 	}
 	recs.apply(&r.cfg, r.view, ch, r.masters, r.self)
 	r.updates.Add(1)
+	r.changes.Bump()
 }
 
 // builder rebuilds the records whole when asked, at most one build at a
@@ -249,6 +254,7 @@ func (r *Resolver) builder(ctx context.Context) {
 		r.recs.Store(build(&r.cfg, r.view, r.masters, r.self))
 		r.builds.Add(1)
 		r.mu.Unlock()
+		r.changes.Bump()
 	}
 }
 

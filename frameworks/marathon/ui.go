@@ -20,5 +20,5 @@ func uiHandler() http.Handler {
 	if err != nil {
 		panic(err) // the embedded directory is there at build time
 	}
-	return servicepage.Handler(sub)
+	return servicepage.Handler(sub, nil)
 }

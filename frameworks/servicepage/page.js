@@ -48,10 +48,66 @@ async function getJSON(path, headers) {
 // pollMS is a page's refresh period in ms: ?poll=SECONDS, else def seconds.
 function pollMS(def) { return (Number(new URLSearchParams(location.search).get('poll')) || def) * 1000; }
 
+// follow calls refresh when the service changes: it follows the service's
+// change feed (ui/changes, server-sent events) and calls refresh, once
+// for a burst of events, on each; while the feed is down (or the service
+// has none) it polls instead, every period ms. body[data-live] and the
+// pill #live say which: "true" while the feed is open.
+function follow(refresh, period) {
+  const DEBOUNCE_MS = 100;
+  let live = false;
+  let pending = null;
+  let retry = null;
+  const pillEl = el('span', { id: 'live', class: 'pill warn', title: '' });
+  const status = document.getElementById('status');
+  if (status) status.after(pillEl);
+  function show(on) {
+    live = on;
+    document.body.dataset.live = String(on);
+    pillEl.className = 'pill ' + (on ? 'ok' : 'warn');
+    pillEl.textContent = on ? 'live' : 'polling every ' + Number((period / 1000).toFixed(1)) + ' s';
+    pillEl.title = on ? 'The page follows the service\'s changes as they happen.'
+      : 'The change feed is down: the page polls the service until it is back.';
+  }
+  // run refreshes one at a time: a change that lands during a refresh
+  // refreshes again after it (the one under way may have read the API
+  // before the change).
+  let running = false;
+  let again = false;
+  async function run() {
+    if (running) { again = true; return; }
+    running = true;
+    try { await refresh(); } catch (e) { /* refresh shows its own errors */ } finally {
+      running = false;
+      if (again) { again = false; run(); }
+    }
+  }
+  function soon() {
+    if (pending) return;
+    pending = setTimeout(() => { pending = null; run(); }, DEBOUNCE_MS);
+  }
+  function open() {
+    retry = null;
+    const es = new EventSource(api('ui/changes'));
+    // The first event after (re)opening catches up on what the page
+    // missed while the feed was down.
+    es.addEventListener('change', () => { if (!live) show(true); soon(); });
+    es.onerror = () => {
+      show(false);
+      // A refused feed (404, 401, 503) is not retried by the browser.
+      if (es.readyState === EventSource.CLOSED && !retry) retry = setTimeout(open, Math.max(period, 10000));
+    };
+  }
+  show(false);
+  open();
+  setInterval(() => { if (!live) run(); }, period);
+}
+
 // followPage keeps a page of a list and one item's view fresh. itemID()
 // is the item the address names ('' for the list), show(id) renders it
 // (the list for ''), and the element with ID detail holds the item's view
-// (the list's is 'list'). It refreshes every period ms and when the
+// (the list's is 'list'). It refreshes when the service changes (follow,
+// polling every period ms while the change feed is down) and when the
 // address changes, one refresh at a time (a change of view during one
 // refreshes again after it), says when the API cannot be read, and sets
 // body[data-loaded] to the view shown. It returns refresh, for a page
@@ -82,6 +138,6 @@ function followPage(itemID, detail, show, period) {
   }
   window.addEventListener('hashchange', () => { delete document.body.dataset.loaded; refresh(); });
   refresh();
-  setInterval(refresh, period);
+  follow(refresh, period);
   return refresh;
 }

@@ -9,7 +9,7 @@ import (
 )
 
 func TestServesPagesAndTheSharedStyleAndScript(t *testing.T) {
-	h := Handler(fstest.MapFS{"index.html": {Data: []byte("<p>apps</p>")}})
+	h := Handler(fstest.MapFS{"index.html": {Data: []byte("<p>apps</p>")}}, nil)
 	for _, tc := range []struct{ path, want, ctype string }{
 		{"/ui/", "<p>apps</p>", "text/html"},
 		{"/ui/style.css", ":root", "text/css"},

@@ -52,7 +52,7 @@ func (f *Framework) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/attempts/{id}/log", f.handleLog)
 	mux.HandleFunc("GET /api/v1/trackers", f.handleTrackers)
 	mux.HandleFunc("GET /api/v1/info", f.handleInfo)
-	mux.Handle("GET /ui/", uiHandler())
+	mux.Handle("GET /ui/", uiHandler(f.changes))
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("POST "+umbilical.CommitPath, f.handleCommit)
 	mux.HandleFunc("GET "+umbilical.CompletionsPath, f.handleCompletions)
@@ -389,6 +389,7 @@ func (f *Framework) handleCommit(w http.ResponseWriter, r *http.Request) {
 		var a job.AttemptID
 		if j, a, refused = f.liveAttempt(req.Task, token); refused == 0 {
 			commit = j.core.RequestCommit(time.Now(), a)
+			f.changes.Bump()
 		}
 	}) {
 		return

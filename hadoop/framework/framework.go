@@ -40,6 +40,7 @@ import (
 	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/frameworks/binstage"
 	"github.com/agora-cluster/agora/frameworks/scheduler"
+	"github.com/agora-cluster/agora/frameworks/servicepage"
 	"github.com/agora-cluster/agora/hadoop/conf"
 
 	// The built-in programs jobs may name (agora:teragen, agora:teravalidate).
@@ -106,6 +107,9 @@ type Framework struct {
 	rng        *rand.Rand
 	driver     *scheduler.Driver
 	state      FrameworkState
+	// changes is the page's change feed, bumped where the loop changes
+	// what the page shows.
+	changes *servicepage.Changes
 
 	// Owned by the loop goroutine.
 	jobs       map[string]*jobRun // every job, by ID
@@ -164,7 +168,7 @@ func New(cfg Config) (*Framework, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	f := &Framework{
-		cfg: cfg, log: log, sizing: sizing, store: store,
+		cfg: cfg, log: log, sizing: sizing, store: store, changes: servicepage.NewChanges(),
 		role:       cfg.Conf.Get(KeyRole),
 		events:     make(chan any, 4096),
 		rng:        rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x68616470)),

@@ -77,6 +77,7 @@ func (f *Framework) submit(ctx context.Context, plan job.Plan, now time.Time) (c
 	}
 	f.jobs[id.String()] = j
 	f.active = append(f.active, j)
+	f.changes.Bump()
 	f.log.Info("job submitted", "job", id.String(), "name", j.info.Name, "maps", len(plan.Splits), "reduces", plan.NumReduces, "output", j.info.Output)
 	f.revive(ctx)
 	return f.jobInfo(j), nil
@@ -212,6 +213,9 @@ func (f *Framework) activeRunning() []*jobRun {
 
 // apply carries out a core's decisions.
 func (f *Framework) apply(ctx context.Context, j *jobRun, ds []jobtracker.Decision) {
+	if len(ds) > 0 {
+		f.changes.Bump()
+	}
 	now := time.Now()
 	for _, d := range ds {
 		switch d := d.(type) {
@@ -250,6 +254,7 @@ func (f *Framework) killAttempt(ctx context.Context, a job.AttemptID, reason str
 // finish records a job that ended: its final state is saved, reduces
 // still waiting are let go, and its trackers drop its files.
 func (f *Framework) finish(ctx context.Context, j *jobRun) {
+	defer f.changes.Bump()
 	info := f.jobInfo(j)
 	rec := JobRecord{Plan: j.plan, Info: info, Finished: true, Tasks: j.core.Tasks()}
 	if err := f.store.SaveJob(rec); err != nil {

@@ -85,6 +85,12 @@ func (f *Framework) loop(ctx context.Context) {
 }
 
 func (f *Framework) handle(ctx context.Context, ev any) {
+	switch ev.(type) {
+	case evSubscribed, evUpdate, evFailure, evDisconnected:
+		// A task's state or progress, a tracker, the connection: what
+		// the page shows (an API call bumps where it changes something).
+		f.changes.Bump()
+	}
 	switch ev := ev.(type) {
 	case evSubscribed:
 		f.subscribed(ctx, ev.id)

@@ -239,6 +239,7 @@ func (f *Framework) assign(now time.Time, running []*jobRun, host string, kind j
 			continue
 		}
 		if l, _ := j.core.Assign(now, f.rng, host, kind); l != nil {
+			f.changes.Bump()
 			return j, l
 		}
 	}

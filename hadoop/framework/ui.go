@@ -16,10 +16,10 @@ import (
 var uiFiles embed.FS
 
 // uiHandler serves the page under /ui/.
-func uiHandler() http.Handler {
+func uiHandler(changes *servicepage.Changes) http.Handler {
 	sub, err := fs.Sub(uiFiles, "ui")
 	if err != nil {
 		panic(err) // the embedded directory is there at build time
 	}
-	return servicepage.Handler(sub)
+	return servicepage.Handler(sub, changes)
 }

@@ -148,4 +148,4 @@ async function refresh() {
 document.getElementById('query-form').addEventListener('submit', query);
 document.getElementById('query-view').addEventListener('change', (e) => chooseView(e.target.value, true));
 refresh();
-setInterval(refresh, POLL_MS);
+follow(refresh, POLL_MS);

@@ -247,6 +247,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	go srv.Serve(d.cfg.Listener)
 	defer srv.Close()
 	defer d.stopTimers()
+	go d.watchApplications(ctx)
 	d.log.Info("spark dispatcher starting", "rest", "http://"+d.Addr(), "framework_id", d.fw.FrameworkID, "work_dir", d.cfg.WorkDir, "drivers", len(d.order))
 	if d.executors() {
 		d.log.Info("drivers' applications get their executors as agora tasks", "master", d.cfg.ExecutorMaster, "cluster_manager", d.cfg.ClusterManagerJar)

@@ -40,7 +40,7 @@ func (d *Dispatcher) Handler() http.Handler {
 	if page == nil {
 		page = func(h http.Handler) http.Handler { return h }
 	}
-	mux.Handle("GET /ui/", page(uiHandler()))
+	mux.Handle("GET /ui/", page(uiHandler(d.store.changes)))
 	mux.Handle("GET /api/v1/drivers", page(http.HandlerFunc(d.serveUIDrivers)))
 	mux.Handle("POST /api/v1/drivers/{id}/kill", page(servicepage.ChangeGuard(http.HandlerFunc(d.serveUIKill), "the drivers page")))
 	mux.HandleFunc("/", serveError)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/agora-cluster/agora/spark/client"
 
+	"github.com/agora-cluster/agora/frameworks/servicepage"
 	"github.com/agora-cluster/agora/frameworks/statefile"
 )
 
@@ -34,8 +35,12 @@ func Terminal(s string) bool { return client.Terminal(s) }
 // store keeps the dispatcher's state in its work directory:
 // framework.json (the framework ID to re-subscribe with) and one
 // drivers/<submission ID>.json per submission, each replaced atomically
-// (a temporary file, fsync, rename, fsync of the directory).
-type store struct{ dir string }
+// (a temporary file, fsync, rename, fsync of the directory). Each driver
+// saved or removed bumps changes, the page's change feed.
+type store struct {
+	dir     string
+	changes *servicepage.Changes
+}
 
 type frameworkState struct {
 	FrameworkID string `json:"framework_id,omitempty"`
@@ -48,7 +53,7 @@ func openStore(dir string) (*store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "drivers"), 0o755); err != nil {
 		return nil, fmt.Errorf("spark dispatcher work dir: %w", err)
 	}
-	return &store{dir: dir}, nil
+	return &store{dir: dir, changes: servicepage.NewChanges()}, nil
 }
 
 func (s *store) loadFramework() (frameworkState, error) {
@@ -75,9 +80,13 @@ func (s *store) driverPath(id string) string {
 	return filepath.Join(s.dir, "drivers", id+".json")
 }
 
-func (s *store) saveDriver(d *Driver) error { return s.write(s.driverPath(d.ID), d) }
+func (s *store) saveDriver(d *Driver) error {
+	defer s.changes.Bump()
+	return s.write(s.driverPath(d.ID), d)
+}
 
 func (s *store) removeDriver(id string) error {
+	defer s.changes.Bump()
 	if err := os.Remove(s.driverPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("spark dispatcher state: %w", err)
 	}

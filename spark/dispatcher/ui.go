@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -93,12 +94,42 @@ type pageDrivers struct {
 }
 
 // uiHandler serves the page under /ui/.
-func uiHandler() http.Handler {
+func uiHandler(changes *servicepage.Changes) http.Handler {
 	sub, err := fs.Sub(uiFiles, "ui")
 	if err != nil {
 		panic(err) // the embedded directory is there at build time
 	}
-	return servicepage.Handler(sub)
+	return servicepage.Handler(sub, changes)
+}
+
+// applicationsEvery is how often watchApplications reads the
+// applications.
+const applicationsEvery = time.Second
+
+// watchApplications bumps the page's change feed when the applications
+// (Config.Applications, the executors' scheduler's records: nothing
+// tells the dispatcher they changed) differ from the last read. It reads
+// them, an in-process call, once a second until ctx ends.
+func (d *Dispatcher) watchApplications(ctx context.Context) {
+	if d.cfg.Applications == nil {
+		return
+	}
+	t := time.NewTicker(applicationsEvery)
+	defer t.Stop()
+	var last []Application
+	read := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		apps := d.cfg.Applications()
+		if read && !reflect.DeepEqual(apps, last) {
+			d.store.changes.Bump()
+		}
+		last, read = apps, true
+	}
 }
 
 // serveUIDrivers answers GET /api/v1/drivers: every driver, newest first,

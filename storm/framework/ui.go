@@ -115,6 +115,10 @@ type UIConfig struct {
 	Logger *slog.Logger
 	// Timeout bounds one call to the Topologies (default 20 s).
 	Timeout time.Duration
+	// Changes is the page's change feed (/ui/changes): a
+	// SharedTopologies' Changes, bumped when its reads see a change. Nil:
+	// the page polls.
+	Changes *servicepage.Changes
 }
 
 // topologyList is the answer of GET /api/v1/topologies.
@@ -153,7 +157,7 @@ func UIHandler(cfg UIConfig) http.Handler {
 		return cfg.Topologies.CanKill() && cfg.Topologies.MayKill(ctx, id) == nil
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /ui/", servicepage.Handler(sub))
+	mux.Handle("GET /ui/", servicepage.Handler(sub, cfg.Changes))
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	mux.HandleFunc("GET /api/v1/topologies", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), cfg.Timeout)

@@ -148,4 +148,4 @@ async function refresh() {
 }
 
 refresh();
-setInterval(refresh, POLL_MS);
+follow(refresh, POLL_MS);

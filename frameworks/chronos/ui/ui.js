@@ -75,4 +75,4 @@ async function refresh() {
 }
 
 refresh();
-setInterval(refresh, POLL_MS);
+follow(refresh, POLL_MS);

@@ -41,4 +41,4 @@ async function refresh() {
 
 document.getElementById('filter').addEventListener('input', render);
 refresh();
-setInterval(refresh, POLL_MS);
+follow(refresh, POLL_MS);

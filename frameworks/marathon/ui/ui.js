@@ -1,8 +1,9 @@
 // agora services UI: the apps and deployments of the Marathon-compatible
 // framework, from its own /v2 API. The page follows /v2/events (server-
 // sent events) and reloads what an event may have changed; a slow poll
-// covers a stream that drops, and a quick one follows a deployment in
-// progress (its readiness results come with no event).
+// covers a stream that drops (it runs only while the stream is down),
+// and a quick one follows a deployment in progress (its readiness
+// results come with no event).
 'use strict';
 
 // Events that change what the page shows.
@@ -142,4 +143,5 @@ function follow() {
 
 refresh();
 follow();
-setInterval(refresh, POLL_MS);
+// The slow poll only while the stream is down.
+setInterval(() => { if (document.body.dataset.live !== 'true') refresh(); }, POLL_MS);

@@ -1,0 +1,279 @@
+package framework
+
+import (
+	"context"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/agora-cluster/agora/frameworks/servicepage"
+)
+
+// DefaultReadEvery is how often a SharedTopologies reads its source.
+const DefaultReadEvery = 2 * time.Second
+
+// watchFor is how long a SharedTopologies keeps reading a topology's page
+// after a viewer last asked for it.
+const watchFor = time.Minute
+
+// SharedTopologies reads a Topologies (Nimbus's: each read is a Thrift
+// call) for every viewer of the page at once: Run reads the list, and the
+// page of each topology a viewer asked for in the last minute, once each
+// ReadEvery whatever the number of viewers, and the page's API answers
+// from those reads. When what it read differs from the last read (an
+// uptime aside, which moves every second) it bumps Changes, the feed the
+// pages follow, so that a page reloads only when a topology changed.
+type SharedTopologies struct {
+	Source  Topologies
+	Changes *servicepage.Changes
+	// ReadEvery is the period of the reads (DefaultReadEvery when 0).
+	ReadEvery time.Duration
+	// Timeout bounds one read (default 20 s).
+	Timeout time.Duration
+
+	readMu sync.Mutex // one read of the source at a time
+	mu     sync.Mutex
+	listed bool // list and listErr hold a read
+	list   []TopologySummary
+	err    error
+	pages  map[string]*sharedPage
+	wake   chan struct{} // cap 1: a change asks for a read now
+	reads  int
+}
+
+type sharedPage struct {
+	t       *Topology
+	err     error
+	read    bool
+	wanted  time.Time // a viewer last asked for it
+	started time.Time // the read that filled it started
+}
+
+// Reads is the number of reads of the source so far (a list, or one
+// topology's page, each count one).
+func (s *SharedTopologies) Reads() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reads
+}
+
+func (s *SharedTopologies) init() {
+	if s.pages == nil {
+		s.pages = map[string]*sharedPage{}
+	}
+	if s.wake == nil {
+		s.wake = make(chan struct{}, 1)
+	}
+}
+
+func (s *SharedTopologies) period() time.Duration {
+	if s.ReadEvery > 0 {
+		return s.ReadEvery
+	}
+	return DefaultReadEvery
+}
+
+// Run reads the source every ReadEvery (and at once after a kill) until
+// ctx ends.
+func (s *SharedTopologies) Run(ctx context.Context) {
+	s.mu.Lock()
+	s.init()
+	wake := s.wake
+	s.mu.Unlock()
+	t := time.NewTicker(s.period())
+	defer t.Stop()
+	for {
+		s.Refresh(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-wake:
+		}
+	}
+}
+
+// Refresh reads the list and the watched topologies' pages now, and bumps
+// Changes if they changed.
+func (s *SharedTopologies) Refresh(ctx context.Context) {
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	changed := s.readList(ctx)
+	s.mu.Lock()
+	s.init()
+	now := time.Now()
+	var ids []string
+	for id, p := range s.pages {
+		if now.Sub(p.wanted) > watchFor {
+			delete(s.pages, id)
+			continue
+		}
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		if s.readPage(ctx, id) {
+			changed = true
+		}
+	}
+	if changed {
+		s.Changes.Bump()
+	}
+}
+
+func (s *SharedTopologies) timeout() time.Duration {
+	if s.Timeout > 0 {
+		return s.Timeout
+	}
+	return 20 * time.Second
+}
+
+// readList reads the list; it reports whether it changed. Call with
+// readMu held.
+func (s *SharedTopologies) readList(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout())
+	defer cancel()
+	list, err := s.Source.List(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	changed := !s.listed || errText(err) != errText(s.err) || !sameSummaries(list, s.list)
+	s.list, s.err, s.listed = list, err, true
+	return changed
+}
+
+// readPage reads topology id's page; it reports whether it changed. Call
+// with readMu held.
+func (s *SharedTopologies) readPage(ctx context.Context, id string) bool {
+	started := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, s.timeout())
+	defer cancel()
+	t, err := s.Source.Get(ctx, id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.init()
+	s.reads++
+	p := s.pages[id]
+	if p == nil {
+		p = &sharedPage{wanted: started}
+		s.pages[id] = p
+	}
+	changed := !p.read || errText(err) != errText(p.err) || !sameTopology(t, p.t)
+	p.t, p.err, p.read, p.started = t, err, true, started
+	return changed
+}
+
+// List is the last read of the list (read now if there is none yet).
+func (s *SharedTopologies) List(ctx context.Context) ([]TopologySummary, error) {
+	s.mu.Lock()
+	listed := s.listed
+	s.mu.Unlock()
+	if !listed {
+		s.readMu.Lock()
+		s.mu.Lock()
+		listed = s.listed
+		s.mu.Unlock()
+		if !listed {
+			s.readList(ctx)
+		}
+		s.readMu.Unlock()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.list, s.err
+}
+
+// Get is the last read of topology id's page; a page no viewer asked for
+// in the last minute is read now, and then with the list.
+func (s *SharedTopologies) Get(ctx context.Context, id string) (*Topology, error) {
+	s.mu.Lock()
+	s.init()
+	p := s.pages[id]
+	if p != nil {
+		p.wanted = time.Now()
+	}
+	fresh := p != nil && p.read && time.Since(p.started) < 2*s.period()
+	s.mu.Unlock()
+	if !fresh {
+		s.readMu.Lock()
+		s.mu.Lock()
+		p = s.pages[id]
+		fresh = p != nil && p.read && time.Since(p.started) < 2*s.period()
+		s.mu.Unlock()
+		if !fresh {
+			s.readPage(ctx, id)
+		}
+		s.readMu.Unlock()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p = s.pages[id]
+	if p == nil { // dropped in between: not watched for a minute
+		return nil, ErrNoTopology
+	}
+	return p.t, p.err
+}
+
+// Kill kills through the source and asks Run for a read now.
+func (s *SharedTopologies) Kill(ctx context.Context, id string) error {
+	err := s.Source.Kill(ctx, id)
+	s.mu.Lock()
+	s.init()
+	wake := s.wake
+	s.mu.Unlock()
+	select {
+	case wake <- struct{}{}:
+	default: // a read is asked for already
+	}
+	return err
+}
+
+// CanKill is the source's.
+func (s *SharedTopologies) CanKill() bool { return s.Source.CanKill() }
+
+// MayKill is the source's: it does not call out, so it is not shared.
+func (s *SharedTopologies) MayKill(ctx context.Context, id string) error {
+	return s.Source.MayKill(ctx, id)
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// sameSummaries compares two lists but for their uptimes.
+func sameSummaries(a, b []TopologySummary) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		x.UptimeSecs, y.UptimeSecs = 0, 0
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// sameTopology compares two pages but for their uptimes.
+func sameTopology(a, b *Topology) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.UptimeSecs, y.UptimeSecs = 0, 0
+	x.Workers, y.Workers = noUptimes(x.Workers), noUptimes(y.Workers)
+	return reflect.DeepEqual(x, y)
+}
+
+func noUptimes(ws []TopologyWorker) []TopologyWorker {
+	out := make([]TopologyWorker, len(ws))
+	for i, w := range ws {
+		w.UptimeSecs = 0
+		out[i] = w
+	}
+	return out
+}

@@ -1,0 +1,173 @@
+package framework
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agora-cluster/agora/frameworks/servicepage"
+)
+
+// countingTopologies is a source of one topology that counts its reads.
+type countingTopologies struct {
+	mu          sync.Mutex
+	status      string
+	uptime      int
+	acked       int64
+	lists, gets int
+}
+
+func (c *countingTopologies) List(context.Context) ([]TopologySummary, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lists++
+	return []TopologySummary{{ID: "words-1-2", Name: "words", Runtime: "storm", Status: c.status, UptimeSecs: c.uptime}}, nil
+}
+
+func (c *countingTopologies) Get(_ context.Context, id string) (*Topology, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gets++
+	if id != "words-1-2" {
+		return nil, fmt.Errorf("%w: %q", ErrNoTopology, id)
+	}
+	return &Topology{TopologySummary: TopologySummary{ID: id, Name: "words", Status: c.status, UptimeSecs: c.uptime},
+		Workers:    []TopologyWorker{{Host: "h", Port: 6700, UptimeSecs: c.uptime}},
+		Components: []TopologyComponent{{ID: "count", Type: "bolt", Acked: c.acked}}}, nil
+}
+
+func (c *countingTopologies) Kill(context.Context, string) error { return nil }
+func (c *countingTopologies) CanKill() bool                      { return true }
+
+func (c *countingTopologies) MayKill(context.Context, string) error { return nil }
+
+func (c *countingTopologies) set(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f()
+}
+
+func (c *countingTopologies) reads() (int, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lists, c.gets
+}
+
+// getAll has n viewers GET path at once; each must answer 200 with a
+// topology named words.
+func getAll(t *testing.T, url string, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get(url)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			var v struct {
+				Topologies []TopologySummary `json:"topologies"`
+				Topology   *Topology         `json:"topology"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || resp.StatusCode != 200 {
+				errs <- fmt.Errorf("%s: %d %v", url, resp.StatusCode, err)
+				return
+			}
+			if (len(v.Topologies) != 1 || v.Topologies[0].Name != "words") && (v.Topology == nil || v.Topology.Name != "words") {
+				errs <- fmt.Errorf("%s: %+v, want topology words", url, v)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestSharedTopologiesReadOnceForEveryViewer: twenty viewers of the list
+// and of a topology's page cost one read of the source each, and the
+// change feed moves when a read sees a change, not when only the uptimes
+// moved.
+func TestSharedTopologiesReadOnceForEveryViewer(t *testing.T) {
+	src := &countingTopologies{status: "ACTIVE"}
+	s := &SharedTopologies{Source: src, Changes: servicepage.NewChanges(), ReadEvery: time.Hour}
+	srv := httptest.NewServer(UIHandler(UIConfig{Topologies: s, Changes: s.Changes}))
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+
+	s.Refresh(ctx)
+	getAll(t, srv.URL+"/api/v1/topologies", 20)
+	getAll(t, srv.URL+"/api/v1/topologies/words-1-2", 20)
+	if lists, gets := src.reads(); lists != 1 || gets != 1 {
+		t.Fatalf("20 viewers of the list and 20 of a page read the source %d and %d times, want once each", lists, gets)
+	}
+	v := s.Changes.Version()
+
+	src.set(func() { src.uptime += 5 })
+	s.Refresh(ctx)
+	if lists, gets := src.reads(); lists != 2 || gets != 2 {
+		t.Fatalf("a refresh read the list %d and pages %d times in all, want 2 and 2 (the viewed page is read with the list)", lists, gets)
+	}
+	if got := s.Changes.Version(); got != v {
+		t.Fatalf("the feed moved from %d to %d when only the uptimes did", v, got)
+	}
+
+	src.set(func() { src.acked = 42 })
+	s.Refresh(ctx)
+	if got := s.Changes.Version(); got != v+1 {
+		t.Fatalf("the feed at %d after a viewed page's count changed, want %d", got, v+1)
+	}
+	src.set(func() { src.status = "KILLED" })
+	s.Refresh(ctx)
+	if got := s.Changes.Version(); got != v+2 {
+		t.Fatalf("the feed at %d after the topology's status changed, want %d", got, v+2)
+	}
+	ts, err := s.List(ctx)
+	if err != nil || len(ts) != 1 || ts[0].Status != "KILLED" {
+		t.Fatalf("list after the refresh %+v %v, want words KILLED", ts, err)
+	}
+}
+
+// TestSharedTopologiesRunReadsAtOnceAfterAKill: Run reads the source
+// again at once after a kill, however long its period.
+func TestSharedTopologiesRunReadsAtOnceAfterAKill(t *testing.T) {
+	src := &countingTopologies{status: "ACTIVE"}
+	s := &SharedTopologies{Source: src, Changes: servicepage.NewChanges(), ReadEvery: time.Hour}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitReads := func(n int) {
+		deadline := time.Now().Add(time.Minute)
+		for s.Reads() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d reads after a minute, want %d", s.Reads(), n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitReads(1)
+	src.set(func() { src.status = "KILLED" })
+	v := s.Changes.Version()
+	if err := s.Kill(ctx, "words-1-2"); err != nil {
+		t.Fatal(err)
+	}
+	waitReads(2)
+	deadline := time.Now().Add(time.Minute)
+	for s.Changes.Version() == v {
+		if time.Now().After(deadline) {
+			t.Fatal("the feed did not move after the kill's read")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
