@@ -143,18 +143,30 @@ func TestForbiddenRegistrationKeepsTheIDAndLogsOncePerAnswer(t *testing.T) {
 		}
 		return n
 	}
-	forbidden := func(reason string, times int) {
-		t.Helper()
+	// forbid makes the fake master answer 403 with reason from now on,
+	// and forgets the REGISTERs it had before: each one read after it is
+	// answered with reason.
+	forbid := func(reason string) {
 		fm.set(func(fm *fakeMaster) { fm.forbid[first.agentID] = reason })
+		for len(fm.registers) > 0 {
+			<-fm.registers
+		}
+	}
+	forbidden := func(times int) {
+		t.Helper()
 		for i := 0; i < times; i++ {
 			if id := fm.nextRegister(t).Info.GetID().GetValue(); id != first.agentID {
 				t.Fatalf("after a 403 the agent registered as %q, want its ID %q kept", id, first.agentID)
 			}
 		}
 	}
+	// The answer is set before the stream drops: the agent, registering
+	// again at once, must meet the 403 and not be let back in.
+	forbid(one)
 	fm.dropStream()
-	forbidden(one, 4) // the first REGISTER, then three retries
-	forbidden(two, 4) // at least three refused with the second answer
+	forbidden(4) // the first REGISTER, then three retries
+	forbid(two)
+	forbidden(3) // three refused with the second answer
 	fm.set(func(fm *fakeMaster) { delete(fm.forbid, first.agentID) })
 	s := fm.nextSession(t)
 	if s.agentID != first.agentID {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,6 +38,13 @@ func registerAs(t *testing.T, url string, call *api.AgentCall, cred auth.Credent
 // registerFrom is registerAs from the local IP from ("" for any).
 func registerFrom(t *testing.T, url string, call *api.AgentCall, cred auth.Credential, from string) (int, string) {
 	t.Helper()
+	code, body, _ := registerAnswer(t, url, call, cred, from)
+	return code, body
+}
+
+// registerAnswer is registerFrom with the answer's header.
+func registerAnswer(t *testing.T, url string, call *api.AgentCall, cred auth.Credential, from string) (int, string, http.Header) {
+	t.Helper()
 	body, err := api.JSON.MarshalAgent(call)
 	if err != nil {
 		t.Fatal(err)
@@ -62,10 +70,10 @@ func registerFrom(t *testing.T, url string, call *api.AgentCall, cred auth.Crede
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusOK {
-		return resp.StatusCode, ""
+		return resp.StatusCode, "", resp.Header
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, string(b), resp.Header
 }
 
 // An agent's principal is kept with its record in the registry (bbolt, and
@@ -74,11 +82,14 @@ func registerFrom(t *testing.T, url string, call *api.AgentCall, cred auth.Crede
 // agent and both principals; nothing is recorded), the agent's own
 // principal can. A record written before principals were kept (none in
 // it) takes the principal of the agent it describes (same hostname and
-// port, from the IP in the record's pid, or from an address of its
-// hostname when the record is older still and has no pid) when it comes
-// back, and records it with the pid; another agent claiming its ID, under
-// another hostname or with the recorded hostname and port from another
-// address, gets 409 and changes nothing.
+// port, from the IP in the record's pid or from an address its hostname
+// resolves to) when it comes back, and records it with the pid; another
+// agent claiming its ID under another hostname gets 409, with the
+// recorded hostname and port from another address 403, and changes
+// nothing. An agent whose address changed keeps its ID through a failed
+// lookup of its hostname (503) and a refusal (403), and is let in once
+// its hostname resolves to its new address. The master's lookups go to a
+// stub resolver.
 func TestAgentPrincipalSurvivesMasterFailover(t *testing.T) {
 	for _, kind := range []string{"bolt", "zookeeper"} {
 		t.Run(kind, func(t *testing.T) { agentPrincipalAcrossFailover(t, openRegistry(t, kind)) })
@@ -95,10 +106,15 @@ func agentPrincipalAcrossFailover(t *testing.T, reg registry.Registry) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dns := &stubResolver{}
+	dns.set([]string{"127.0.0.1", "::1"}, nil)
 	c := clustertest.Start(t, clustertest.Options{
 		Registry: reg,
-		Master:   func(cfg *master.Config) { cfg.HTTP.Auth = authn },
-		Agent:    func(_ int, cfg *agent.Config) { cfg.Credential = agentPrincipal },
+		Master: func(cfg *master.Config) {
+			cfg.HTTP.Auth = authn
+			cfg.LookupHost = dns.lookup
+		},
+		Agent: func(_ int, cfg *agent.Config) { cfg.Credential = agentPrincipal },
 	})
 	id := c.Agents[0].ID()
 	if rec := agentRecord(t, reg); rec.Principal != "agent" {
@@ -148,6 +164,117 @@ func agentPrincipalAcrossFailover(t *testing.T, reg registry.Registry) {
 	unclaimedRecordRefusesImpostors(t, c, reg, oldest)
 	c.StartAgent(0, "")
 	readmittedWithPrincipal(t, c, reg, id)
+
+	addressChangedAgentKeepsItsID(t, c, reg, dns, id)
+}
+
+// addressChangedAgentKeepsItsID: the agent's record has no principal and
+// a pid with another IP than the one the agent now connects from (a
+// source address that changed without a move: dual stack, several
+// interfaces, a NAT pool). While its hostname cannot be looked up, the
+// master answers 503 with Retry-After; while the hostname resolves to
+// addresses without the agent's, 403. Either way the record stays as it
+// is and the agent keeps its ID, and retries: once its hostname resolves
+// to its address, it is re-admitted under its ID.
+func addressChangedAgentKeepsItsID(t *testing.T, c *clustertest.Cluster, reg registry.Registry, dns *stubResolver, id string) {
+	t.Helper()
+	c.Agents[0].Stop()
+	c.StopMaster()
+	rec := agentRecord(t, reg)
+	rec.Principal = ""
+	rec.PID = "slave(1)@192.0.2.7:" + strconv.Itoa(int(rec.Info.GetPort()))
+	putRecord(t, reg, rec, "principal")
+	unchanged := func(what string) {
+		t.Helper()
+		got := agentRecord(t, reg)
+		if got.Principal != "" || got.PID != rec.PID || got.State != rec.State {
+			t.Fatalf("%s changed the record: principal %q, pid %q, state %s; want it as it was (pid %q, state %s)",
+				what, got.Principal, got.PID, got.State, rec.PID, rec.State)
+		}
+	}
+	// The agent's own re-registration, sent from the test.
+	own := clustertest.Reregistration(id, rec.Info.GetHostname(), 0)
+	port := rec.Info.GetPort()
+	own.Register.Info.Port = &port
+
+	// The lookup fails: 503, Retry-After, nothing changes.
+	dns.set(nil, &net.DNSError{Err: "server misbehaving", Name: "localhost", IsTemporary: true})
+	c.StartMaster()
+	code, body, header := registerAnswer(t, c.MasterURL, own, agentPrincipal, "127.0.0.1")
+	if code != http.StatusServiceUnavailable || header.Get("Retry-After") == "" || !strings.Contains(body, id) ||
+		!strings.Contains(body, `"localhost"`) || !strings.Contains(body, "server misbehaving") {
+		t.Fatalf("re-registration of agent %s while its hostname does not resolve: %d (Retry-After %q) %q; want 503 with Retry-After naming the agent, its hostname and the lookup's error",
+			id, code, header.Get("Retry-After"), body)
+	}
+	unchanged("the re-registration whose lookup failed")
+	if dns.calls() == 0 {
+		t.Fatal("the master answered 503 without looking the hostname up")
+	}
+	logs := &lockedBuffer{}
+	c.Agents[0].Config.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c.Agents[0].Config.RegistrationBackoffMax = 500 * time.Millisecond
+	c.StartAgent(0, "")
+	waitUntil(t, "the agent to be answered 503", func() bool {
+		return strings.Contains(logs.String(), "503 Service Unavailable") && strings.Contains(logs.String(), "server misbehaving")
+	})
+	unchanged("the agent's re-registration whose lookup failed")
+
+	// The hostname resolves, but not to the agent's address: 403, and
+	// the agent, still retrying, keeps its ID.
+	c.StopMaster()
+	dns.set([]string{"192.0.2.8"}, nil)
+	c.StartMaster()
+	code, body = registerFrom(t, c.MasterURL, own, agentPrincipal, "127.0.0.1")
+	if code != http.StatusForbidden || !strings.Contains(body, id) || !strings.Contains(body, "127.0.0.1") ||
+		!strings.Contains(body, rec.PID) || !strings.Contains(body, "192.0.2.8") {
+		t.Fatalf("re-registration of agent %s from an address that is neither its pid's nor its hostname's: %d %q; want 403 naming the agent, the address, the pid and the hostname's addresses",
+			id, code, body)
+	}
+	waitUntil(t, "the agent to be answered 403", func() bool {
+		return strings.Contains(logs.String(), "master forbids the registration") && strings.Contains(logs.String(), "192.0.2.8")
+	})
+	unchanged("the refused re-registration")
+
+	// Its hostname resolves to its address: it is back under its ID.
+	c.StopMaster()
+	dns.set([]string{"192.0.2.8", "127.0.0.1"}, nil)
+	c.StartMaster()
+	readmittedWithPrincipal(t, c, reg, id)
+	if c.Agents[0].ID() != id || strings.Contains(logs.String(), "forgot the agent ID") {
+		t.Fatalf("the agent's ID is %q, want %q kept through the 503 and the 403:\n%s", c.Agents[0].ID(), id, logs.String())
+	}
+}
+
+// stubResolver answers the master's lookups of agents' hostnames
+// (master.Config.LookupHost): localhost's addresses or an error, as the
+// test sets them; other names do not exist.
+type stubResolver struct {
+	mu    sync.Mutex
+	addrs []string
+	err   error
+	n     int
+}
+
+func (r *stubResolver) set(addrs []string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.addrs, r.err = addrs, err
+}
+
+func (r *stubResolver) calls() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n
+}
+
+func (r *stubResolver) lookup(_ context.Context, host string) ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n++
+	if host != "localhost" {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	return append([]string(nil), r.addrs...), r.err
 }
 
 // putRecord writes rec as an older master would have, without the JSON
@@ -169,10 +296,10 @@ func putRecord(t *testing.T, reg registry.Registry, rec registry.AgentRecord, ab
 }
 
 // unclaimedRecordRefusesImpostors: another agent credential cannot take a
-// record without a principal, neither under another hostname nor with
-// the recorded hostname and port from another address: 409 (register
-// again without an ID) naming the agent, the principal and what differs,
-// and the record stays as it is.
+// record without a principal, neither under another hostname (409:
+// register again without an ID) nor with the recorded hostname and port
+// from another address (403: the real agent keeps its ID), naming the
+// agent, the principal and what differs, and the record stays as it is.
 func unclaimedRecordRefusesImpostors(t *testing.T, c *clustertest.Cluster, reg registry.Registry, rec registry.AgentRecord) {
 	t.Helper()
 	id := rec.ID
@@ -198,8 +325,8 @@ func unclaimedRecordRefusesImpostors(t *testing.T, c *clustertest.Cluster, reg r
 	port := rec.Info.GetPort()
 	copied.Register.Info.Port = &port
 	code, body = registerFrom(t, c.MasterURL, copied, intruder, "127.0.0.2")
-	if code != http.StatusConflict || !strings.Contains(body, id) || !strings.Contains(body, "'intruder'") || !strings.Contains(body, "127.0.0.2") {
-		t.Fatalf("takeover of agent %s (recorded without a principal) by intruder with its hostname and port from 127.0.0.2: %d %q, want 409 naming the agent, the principal and the address", id, code, body)
+	if code != http.StatusForbidden || !strings.Contains(body, id) || !strings.Contains(body, "'intruder'") || !strings.Contains(body, "127.0.0.2") {
+		t.Fatalf("takeover of agent %s (recorded without a principal) by intruder with its hostname and port from 127.0.0.2: %d %q, want 403 naming the agent, the principal and the address", id, code, body)
 	}
 	unchanged("the takeover with the recorded hostname and port")
 }

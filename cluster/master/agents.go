@@ -171,9 +171,12 @@ func (m *Master) serveAgentRegister(w http.ResponseWriter, r *http.Request, call
 	}
 	err, derr := register()
 	if derr == nil && errors.Is(err, errLookupHostname) {
-		// A record to check against the agent's hostname (authz.go):
-		// looked up here, off the loop, and asked again.
-		from = lookupAgentHost(r.Context(), from, reg.Info.Hostname)
+		// A record to check against the addresses of the agent's
+		// hostname (authz.go): looked up here, off the loop (the lookup
+		// shared with other re-registrations of that hostname), and asked
+		// again. A failed lookup is a 503: the agent keeps its ID and
+		// retries.
+		from = m.lookupAgentHost(r.Context(), from, reg.Info.Hostname)
 		err, derr = register()
 		if errors.Is(err, errLookupHostname) {
 			err = errorf(http.StatusInternalServerError, "agent %s: its hostname was looked up, yet is asked for again", reg.Info.Hostname)
@@ -336,8 +339,11 @@ func (m *Master) readmitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out 
 	}
 	principal, err := readmitPrincipal(rec, &info, principal, from) // authz.go
 	if err != nil {
-		if !errors.Is(err, errLookupHostname) {
-			m.log.Warn("agent re-registration refused", "agent", id, "hostname", info.Hostname, "from", from.remote, "err", err)
+		// Logged once per agent and answer code: a refused (403) or
+		// deferred (503) agent retries until let in.
+		var he *httpError
+		if errors.As(err, &he) && m.firstRefusal(fmt.Sprintf("re-registration of %s: %d", id, he.code)) {
+			m.log.Warn("agent re-registration refused", "agent", id, "hostname", info.Hostname, "from", from.remote, "code", he.code, "err", err)
 		}
 		done(nil, err)
 		return

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
@@ -254,30 +255,19 @@ func checkAgentPrincipal(a *agent, principal, call string) error {
 // Another principal is refused with 403 naming the agent and both
 // principals. A record without one (written before principals were
 // recorded, or while agents did not authenticate) takes the caller's
-// only if the caller is the agent the record describes: same hostname
-// and port, connecting from the recorded IP (agentMismatch). Else any
-// valid agent credential could claim the ID, record itself, and lock the
-// real agent out for good. That refusal is a 409, as for an ID the
-// master does not know: the master cannot tell a moved agent from an
-// impostor, so neither gets the ID; the real agent, if it moved,
-// registers again without one, and the record stays as it is (awaiting
-// its agent until --agent_reregister_timeout). A caller without a
-// principal (agents do not authenticate now) keeps the record's.
+// only if the caller is the agent the record describes (agentMismatch):
+// else any valid agent credential could claim the ID, record itself, and
+// lock the real agent out for good. A caller without a principal (agents
+// do not authenticate now) keeps the record's.
 //
-// It answers errLookupHostname when the record has no IP and names its
-// agent by a hostname that from has not resolved yet: the caller looks
-// it up off the loop and asks again.
+// It answers errLookupHostname when the agent's recorded hostname must be
+// looked up to tell (peer.hostAddrs): the caller looks it up off the loop
+// and asks again.
 func readmitPrincipal(rec registry.AgentRecord, info *mesos.AgentInfo, principal string, from peer) (string, error) {
 	switch {
 	case rec.Principal == "" && principal != "":
-		why, err := agentMismatch(rec, info, from)
-		if err != nil {
+		if err := agentMismatch(rec, info, principal, from); err != nil {
 			return "", err
-		}
-		if why != "" {
-			return "", errorf(http.StatusConflict, "agent %s is recorded without a principal, and principal '%s' is not the agent it describes: %s; "+
-				"re-registration refused, the record stays as it is (an agent that moved registers again without an ID)",
-				rec.ID, principal, why)
 		}
 		return principal, nil
 	case principal == "" || principal == rec.Principal:
@@ -301,53 +291,202 @@ type peer struct {
 	lookupErr error
 }
 
-// agentMismatch says how a re-registering agent (got, from from) differs
-// from the one its record describes in what identifies it — hostname,
-// port and the IP it connects from — or "" if it does not. The IP is the
-// one in the record's pid; a record from before pids were recorded has
-// only the hostname to go by: the agent must connect from it (an IP) or
-// from one of its addresses (a name, resolved by the master).
-func agentMismatch(rec registry.AgentRecord, got *mesos.AgentInfo, from peer) (string, error) {
+// agentMismatch checks that principal, re-registering the agent of a
+// record without a principal as got, from from, is the agent the record
+// describes; nil if it is. What identifies the agent is its hostname and
+// port, and the address it connects from: the IP in the record's pid
+// (absent from records older than pids), its recorded hostname if that is
+// an IP, or one of the addresses the master resolves its recorded
+// hostname to. The record stays as it is whatever the answer:
+//
+//   - 409 when the hostname or port differs (or the record has no agent
+//     info): the caller is another agent, or this one moved to another
+//     machine. The master cannot tell the mover from an impostor, so
+//     neither gets the ID: the real agent, if it moved, registers again
+//     without one (its tasks end), and the record awaits its agent until
+//     --agent_reregister_timeout.
+//   - 403 when hostname and port match but the address is none of those:
+//     this is what an agent that did not move looks like when its source
+//     address changed (dual stack, several interfaces, a NAT pool), and it
+//     happens exactly at a failover, so the agent keeps its ID and tasks
+//     and retries, while an impostor copying hostname and port gets no ID.
+//     An operator lets it in (its hostname resolving, on the master, to
+//     the address it connects from) or takes it down (--recover=cleanup).
+//   - 503, with Retry-After, when the hostname had to be looked up and the
+//     lookup failed: that is no proof of another agent, and the agent
+//     keeps its ID and retries.
+func agentMismatch(rec registry.AgentRecord, got *mesos.AgentInfo, principal string, from peer) error {
 	want := rec.Info
-	ip := hostOf(from.remote)
+	moved := func(why string) error {
+		return errorf(http.StatusConflict, "agent %s is recorded without a principal, and principal '%s' is not the agent it describes: %s; "+
+			"re-registration refused, the record stays as it is (an agent that moved registers again without an ID)",
+			rec.ID, principal, why)
+	}
 	switch {
 	case want == nil:
-		return "the record has no agent info to check it against", nil
+		return moved("the record has no agent info to check it against")
 	case got.GetHostname() != want.GetHostname():
-		return fmt.Sprintf("hostname %q is not the recorded %q", got.GetHostname(), want.GetHostname()), nil
+		return moved(fmt.Sprintf("hostname %q is not the recorded %q", got.GetHostname(), want.GetHostname()))
 	case got.GetPort() != want.GetPort():
-		return fmt.Sprintf("port %d is not the recorded %d", got.GetPort(), want.GetPort()), nil
-	case rec.PID != "":
-		if recorded := pidHost(rec.PID); !sameIP(ip, recorded) {
-			return fmt.Sprintf("it connects from %s, not from the recorded %s (pid %s)", ip, recorded, rec.PID), nil
-		}
-		return "", nil
-	case net.ParseIP(want.GetHostname()) != nil:
-		if !sameIP(ip, want.GetHostname()) {
-			return fmt.Sprintf("it connects from %s, not from its recorded hostname %s (the record has no pid)", ip, want.GetHostname()), nil
-		}
-		return "", nil
-	case !from.resolved:
-		return "", errLookupHostname
-	case from.lookupErr != nil:
-		return fmt.Sprintf("the record has no pid, and its hostname %q does not resolve (%v) to check %s against", want.GetHostname(), from.lookupErr, ip), nil
+		return moved(fmt.Sprintf("port %d is not the recorded %d", got.GetPort(), want.GetPort()))
 	}
-	for _, a := range from.hostAddrs {
-		if sameIP(ip, a) {
-			return "", nil
+	host := want.GetHostname()
+	ip := hostOf(from.remote)
+	pidIP := pidHost(rec.PID)
+	if sameIP(ip, pidIP) || sameIP(ip, host) {
+		return nil
+	}
+	var not []string
+	if rec.PID != "" {
+		not = append(not, fmt.Sprintf("the IP of its recorded pid %s", rec.PID))
+	}
+	if net.ParseIP(host) != nil {
+		not = append(not, "its recorded hostname")
+	} else {
+		switch {
+		case !from.resolved:
+			return errLookupHostname
+		case from.lookupErr != nil:
+			e := errorf(http.StatusServiceUnavailable, "agent %s is recorded without a principal, and its recorded hostname %q could not be looked up to check the address principal '%s' connects from (%s): %v; "+
+				"re-registration deferred, the record stays as it is: retry", rec.ID, host, principal, ip, from.lookupErr)
+			e.retryAfter = hostLookupTTL
+			return e
+		}
+		for _, a := range from.hostAddrs {
+			if sameIP(ip, a) {
+				return nil
+			}
+		}
+		not = append(not, fmt.Sprintf("an address of its recorded hostname %q (%s)", host, strings.Join(from.hostAddrs, ", ")))
+	}
+	letIn := "the agent connecting from its recorded address"
+	if net.ParseIP(host) == nil {
+		letIn = fmt.Sprintf("%q resolving to %s for the master, or %s", host, ip, letIn)
+	}
+	return errorf(http.StatusForbidden, "agent %s is recorded without a principal; principal '%s' re-registers it with its recorded hostname %q and port %d but connects from %s, which is not %s: "+
+		"re-registration refused, the record stays as it is and the agent keeps its ID and retries; an operator lets it in (%s) or takes it down (restarted once with --recover=cleanup, it registers as a new agent)",
+		rec.ID, principal, host, want.GetPort(), ip, strings.Join(not, ", nor "), letIn)
+}
+
+// Lookups of agents' hostnames (agentMismatch). After a failover
+// thousands of agents re-register at once: the re-registrations naming
+// one hostname share one lookup, and its answer (addresses or error) is
+// kept for hostLookupTTL; each lookup is bounded by hostLookupTimeout,
+// at most maxConcurrentHostLookups run at once, and at most
+// maxHostLookups hostnames are kept (beyond, a lookup is not shared).
+const (
+	hostLookupTTL            = 5 * time.Second
+	hostLookupTimeout        = 10 * time.Second
+	maxConcurrentHostLookups = 32
+	maxHostLookups           = 8192
+)
+
+// hostLookups shares lookups of hostnames among concurrent callers.
+type hostLookups struct {
+	resolve func(context.Context, string) ([]string, error)
+	now     func() time.Time
+	max     int // hostnames kept at most
+	slots   chan struct{}
+
+	mu      sync.Mutex
+	entries map[string]*hostLookup
+}
+
+// hostLookup is one lookup: done is closed once addrs and err are set,
+// and it is kept until expires.
+type hostLookup struct {
+	done    chan struct{}
+	addrs   []string
+	err     error
+	expires time.Time
+}
+
+func newHostLookups(resolve func(context.Context, string) ([]string, error)) *hostLookups {
+	if resolve == nil {
+		resolve = net.DefaultResolver.LookupHost
+	}
+	return &hostLookups{resolve: resolve, now: time.Now, max: maxHostLookups,
+		slots: make(chan struct{}, maxConcurrentHostLookups), entries: map[string]*hostLookup{}}
+}
+
+// lookup is the addresses of hostname, from a lookup in flight or kept,
+// or a new one; it returns early, with ctx's error, when ctx ends.
+func (h *hostLookups) lookup(ctx context.Context, hostname string) ([]string, error) {
+	e := h.entry(hostname)
+	select {
+	case <-e.done:
+		return e.addrs, e.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// entry is the lookup of hostname in flight or kept, else a new one,
+// started.
+func (h *hostLookups) entry(hostname string) *hostLookup {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.now()
+	if e, ok := h.entries[hostname]; ok {
+		select {
+		case <-e.done:
+			if now.Before(e.expires) {
+				return e
+			}
+			delete(h.entries, hostname)
+		default:
+			return e
 		}
 	}
-	return fmt.Sprintf("it connects from %s, which is not an address of its recorded hostname %q (%s; the record has no pid)",
-		ip, want.GetHostname(), strings.Join(from.hostAddrs, ", ")), nil
+	if len(h.entries) >= h.max {
+		h.sweep(now)
+	}
+	e := &hostLookup{done: make(chan struct{})}
+	if len(h.entries) < h.max {
+		h.entries[hostname] = e
+	}
+	go h.run(e, hostname)
+	return e
+}
+
+// sweep drops the kept answers that have expired; h.mu is held.
+func (h *hostLookups) sweep(now time.Time) {
+	for name, e := range h.entries {
+		select {
+		case <-e.done:
+			if !now.Before(e.expires) {
+				delete(h.entries, name)
+			}
+		default:
+		}
+	}
+}
+
+// run looks hostname up, on its own clock: the callers that share it may
+// go away.
+func (h *hostLookups) run(e *hostLookup, hostname string) {
+	ctx, cancel := context.WithTimeout(context.Background(), hostLookupTimeout)
+	defer cancel()
+	var addrs []string
+	var err error
+	select {
+	case h.slots <- struct{}{}:
+		addrs, err = h.resolve(ctx, hostname)
+		<-h.slots
+	case <-ctx.Done():
+		err = fmt.Errorf("not started within %s: %d lookups of agents' hostnames in flight", hostLookupTimeout, maxConcurrentHostLookups)
+	}
+	h.mu.Lock()
+	e.addrs, e.err, e.expires = addrs, err, h.now().Add(hostLookupTTL)
+	close(e.done)
+	h.mu.Unlock()
 }
 
 // lookupAgentHost resolves an agent's hostname for agentMismatch, off the
-// loop and bounded.
-func lookupAgentHost(ctx context.Context, from peer, hostname string) peer {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
+// loop, sharing the lookup with other re-registrations of that hostname.
+func (m *Master) lookupAgentHost(ctx context.Context, from peer, hostname string) peer {
 	from.resolved = true
-	from.hostAddrs, from.lookupErr = net.DefaultResolver.LookupHost(ctx, hostname)
+	from.hostAddrs, from.lookupErr = m.hostLookups.lookup(ctx, hostname)
 	return from
 }
 

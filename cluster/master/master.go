@@ -78,6 +78,10 @@ type Config struct {
 	AgentTLSDowngrade bool
 	// Now is the clock (tests may replace it); defaults to time.Now.
 	Now func() time.Time
+	// LookupHost resolves the recorded hostname of an agent that
+	// re-registers a record without a principal (authz.go); tests may
+	// replace it. Defaults to net.DefaultResolver.LookupHost.
+	LookupHost func(ctx context.Context, host string) ([]string, error)
 	// AgentReregisterTimeout is how long agents the registry admitted
 	// have to re-register after this master starts before they are marked
 	// unreachable (--agent_reregister_timeout, 10 minutes).
@@ -201,6 +205,8 @@ type Master struct {
 	// bounded (maxRefusedAgentsLogged), as anyone may send a REGISTER.
 	refusedMu     sync.Mutex
 	refusedAgents map[string]bool
+	// hostLookups shares the lookups of agents' hostnames (authz.go).
+	hostLookups *hostLookups
 
 	// State below is owned by the loop goroutine.
 	frameworks          map[string]*framework
@@ -261,6 +267,7 @@ func New(cfg Config) (*Master, error) {
 		lanes:            map[string]*lane{},
 
 		operatorSubs: map[*operatorSub]bool{},
+		hostLookups:  newHostLookups(cfg.LookupHost),
 	}
 	m.info = masterInfo(cfg, id)
 	m.warnACLs() // authz.go

@@ -19,7 +19,7 @@ const MaxRequestBody = 16 << 20
 type httpError struct {
 	code       int
 	msg        string
-	retryAfter time.Duration // a 429's Retry-After
+	retryAfter time.Duration // a 429's or 503's Retry-After
 }
 
 func (e *httpError) Error() string { return e.msg }

@@ -39,14 +39,15 @@ type AgentRecord struct {
 	// re-admits the agent's ID for that principal alone. Records written
 	// before it existed have none (the field is absent), and their agent
 	// is re-admitted for the principal of the agent the record describes
-	// (its hostname and port, from its recorded IP), which is then
-	// recorded.
+	// (its hostname and port, from the IP in PID or an address of its
+	// hostname), which is then recorded.
 	Principal string `json:"principal,omitempty"`
 	// PID is the agent's address as the master saw it, "slave(1)@IP:PORT"
 	// (the IP its connection came from, the port it serves on), written
 	// at admission and with every later record of the agent. A record
-	// without a principal is re-admitted for an authenticated agent only
-	// from that IP. Records written before it existed have none (the
+	// without a principal is re-admitted for an authenticated agent from
+	// that IP, or from an address its recorded hostname resolves to
+	// (master/authz.go). Records written before it existed have none (the
 	// field is absent).
 	PID string `json:"pid,omitempty"`
 }
