@@ -323,12 +323,12 @@ func nimbusTopology(sum stormclient.TopologySummary, info *stormclient.TopologyI
 
 // Kill kills the topology the page showed as id. Nimbus kills by name
 // (killTopologyWithOpts takes a name, not an ID), so the name is looked
-// up by id right before the kill, in the same answer of Nimbus that says
-// which topology holds that name now: Storm refuses a second live
-// topology of a name, so the kill reaches id. A topology gone since the
-// page listed it is ErrNoTopology, or, when its name runs again as
-// another topology, ErrChanged naming both IDs: a kill by name would
-// reach that other one. The wait is the topology's own message timeout.
+// up by id in Nimbus's cluster summary right before the kill (Nimbus
+// kills by name; a resubmission of the name between the two calls is not
+// excluded). A topology gone since the page listed it is ErrNoTopology,
+// or, when its name runs again as another topology, ErrChanged naming
+// both IDs: a kill by name would reach that other one. The wait is the
+// topology's own message timeout.
 func (s nimbusUISource) Kill(ctx context.Context, id string) error {
 	c, err := s.client()
 	if err != nil {

@@ -151,7 +151,11 @@ type exchange struct {
 func call(t *testing.T, h http.Handler, method, path, body string) exchange {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json") // as spark-submit sends
+	}
+	h.ServeHTTP(rec, req)
 	var r Response
 	if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil {
 		t.Fatalf("%s %s: the body is not JSON: %v\n%s", method, path, err, rec.Body)
@@ -247,6 +251,53 @@ func TestSubmitStatusKill(t *testing.T) {
 	}
 	if x := call(t, h, "GET", "/v1/submissions/status/"+id, ""); x.resp.DriverState != StateKilled {
 		t.Errorf("status after the kill = %s; want KILLED", x.raw)
+	}
+}
+
+// A create needs Content-Type: application/json (spark-submit's; charset
+// and other parameters allowed): a form, which a page of another site can
+// post with the browser's credentials, is refused with 415 and Spark's
+// ErrorResponse naming what it sent, even when its body parses as JSON
+// (enctype="text/plain"), and queues nothing.
+func TestCreateNeedsJSON(t *testing.T) {
+	d := testDispatcher(t, t.TempDir())
+	d.subscribed = true // as after SUBSCRIBED; nothing is sent without a scheduler
+	h := d.Handler()
+	for _, tc := range []struct{ contentType, want string }{
+		{"text/plain", `Content-Type "text/plain"`},
+		{"text/plain;charset=UTF-8", `Content-Type "text/plain;charset=UTF-8"`},
+		{"application/x-www-form-urlencoded", `Content-Type "application/x-www-form-urlencoded"`},
+		{"multipart/form-data; boundary=x", `Content-Type "multipart/form-data; boundary=x"`},
+		{"application/jsonp", `Content-Type "application/jsonp"`},
+		{"", "no Content-Type"},
+	} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", "/v1/submissions/create", strings.NewReader(createJSON))
+		if tc.contentType != "" {
+			req.Header.Set("Content-Type", tc.contentType)
+		}
+		h.ServeHTTP(rec, req)
+		var r Response
+		if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil || rec.Code != http.StatusUnsupportedMediaType ||
+			r.Action != ActionError || r.Success || !strings.Contains(r.Message, tc.want) || !strings.Contains(r.Message, "application/json") {
+			t.Errorf("a create with %q = %d %s; want 415, an ErrorResponse naming %s and application/json", tc.contentType, rec.Code, rec.Body, tc.want)
+		}
+	}
+	if n := len(d.Drivers()); n != 0 {
+		t.Fatalf("the refused creates queued %d drivers", n)
+	}
+	for _, ct := range []string{"application/json", "application/json; charset=UTF-8", "Application/JSON;charset=utf-8"} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", "/v1/submissions/create", strings.NewReader(createJSON))
+		req.Header.Set("Content-Type", ct)
+		h.ServeHTTP(rec, req)
+		var r Response
+		if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil || rec.Code != http.StatusOK || !r.Success || r.Action != ActionCreateResponse {
+			t.Errorf("a create with %q = %d %s; want it queued", ct, rec.Code, rec.Body)
+		}
+	}
+	if n := len(d.Drivers()); n != 3 {
+		t.Errorf("the dispatcher has %d drivers after three JSON creates, want 3", n)
 	}
 }
 

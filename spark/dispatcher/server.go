@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/agora-cluster/agora/cluster/api"
 	"github.com/agora-cluster/agora/frameworks/servicepage"
 )
 
@@ -22,19 +25,37 @@ const maxRequest = 1 << 20
 // /api/v1/drivers and the page's kill at POST /api/v1/drivers/{id}/kill,
 // those wrapped by Config.WrapPage. / stays Spark's ErrorResponse, as
 // Spark's REST server answers there.
+//
+// Whoever wraps the whole handler in Basic credentials (Config.WrapHTTP)
+// makes a browser that has them send them with any form posted to this
+// port from any site. So a change through Spark's protocol or the
+// executors' API that a browser marks as sent by a page of another origin
+// is refused (sameOriginChange), and a create needs a JSON Content-Type,
+// which a form cannot send; spark-submit, `agora spark` and the drivers'
+// cluster manager send no Origin and a JSON body.
 func (d *Dispatcher) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/v1/submissions/create", d.serveCreate)
-	mux.HandleFunc("/v1/submissions/create/", d.serveCreate)
-	mux.HandleFunc("/v1/submissions/status", d.serveStatus)
-	mux.HandleFunc("/v1/submissions/status/", d.serveStatus)
-	mux.HandleFunc("/v1/submissions/kill", d.serveKill)
-	mux.HandleFunc("/v1/submissions/kill/", d.serveKill)
+	protocol := func(h http.HandlerFunc) http.Handler {
+		return sameOriginChange(h, func(w http.ResponseWriter, err error) {
+			send(w, http.StatusForbidden, errorResponse(err.Error()))
+		})
+	}
+	mux.Handle("/v1/submissions/create", protocol(d.serveCreate))
+	mux.Handle("/v1/submissions/create/", protocol(d.serveCreate))
+	mux.Handle("/v1/submissions/status", protocol(d.serveStatus))
+	mux.Handle("/v1/submissions/status/", protocol(d.serveStatus))
+	mux.Handle("/v1/submissions/kill", protocol(d.serveKill))
+	mux.Handle("/v1/submissions/kill/", protocol(d.serveKill))
 	mux.HandleFunc("GET /drivers", d.serveDrivers)
 	mux.HandleFunc("GET /drivers/{id}", d.serveDriver)
 	if d.cfg.Extra != nil {
-		mux.Handle("/v1/applications", d.cfg.Extra)
-		mux.Handle("/v1/applications/", d.cfg.Extra)
+		// The executors' API answers {"message": ...}, as its own
+		// refusals do.
+		extra := sameOriginChange(d.cfg.Extra, func(w http.ResponseWriter, err error) {
+			servicepage.Reply(w, http.StatusForbidden, map[string]string{"message": err.Error()})
+		})
+		mux.Handle("/v1/applications", extra)
+		mux.Handle("/v1/applications/", extra)
 	}
 	page := d.cfg.WrapPage
 	if page == nil {
@@ -45,6 +66,22 @@ func (d *Dispatcher) Handler() http.Handler {
 	mux.Handle("POST /api/v1/drivers/{id}/kill", page(servicepage.ChangeGuard(http.HandlerFunc(d.serveUIKill), "the drivers page")))
 	mux.HandleFunc("/", serveError)
 	return mux
+}
+
+// sameOriginChange refuses, through refuse, a request other than GET or
+// HEAD that a browser marks as sent by a page of another origin (Origin,
+// Sec-Fetch-Site: api.SameOrigin) before h runs. Clients that are not
+// browsers send neither header and are let through.
+func sameOriginChange(h http.Handler, refuse func(http.ResponseWriter, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if herr := api.SameOrigin(r); herr != nil {
+				refuse(w, herr)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func send(w http.ResponseWriter, code int, v any) {
@@ -69,6 +106,17 @@ func (d *Dispatcher) serveCreate(w http.ResponseWriter, r *http.Request) {
 	if !methodOnly(w, r, http.MethodPost) {
 		return
 	}
+	// spark-submit and `agora spark submit` send application/json; a
+	// form (text/plain can carry a body that parses as JSON) cannot.
+	if ct := r.Header.Get("Content-Type"); !isJSON(ct) {
+		got := "no Content-Type"
+		if ct != "" {
+			got = fmt.Sprintf("Content-Type %q", ct)
+		}
+		send(w, http.StatusUnsupportedMediaType, errorResponse("Refusing a create request with "+got+
+			": send it with Content-Type: application/json, as spark-submit does (a form, which a page of another site can post, cannot)"))
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequest))
 	if err != nil {
 		send(w, http.StatusBadRequest, errorResponse("Malformed request: could not read the request: "+err.Error()))
@@ -89,6 +137,13 @@ func (d *Dispatcher) serveCreate(w http.ResponseWriter, r *http.Request) {
 	code, resp := d.submit(req)
 	resp.UnknownFields = unknown
 	send(w, code, resp)
+}
+
+// isJSON says whether the Content-Type ct is application/json (with or
+// without parameters such as charset).
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
 }
 
 // submissionID is the path's segment after prefix ("" if none).

@@ -170,28 +170,28 @@ type pageKill struct {
 
 // serveUIKill answers POST /api/v1/drivers/{id}/kill, the page's kill:
 // the dispatcher's kill, as Spark's POST /v1/submissions/kill/{id} does
-// it, with its message; an unknown driver is 404, one that has ended 409,
-// a kill that could not be recorded 500, each as {"error": "..."}.
+// it, with its message. A kill the dispatcher does not make is told by
+// what the driver is after it: 404 for a driver the dispatcher does not
+// have (never had, or dropped as an ended one past
+// spark.mesos.retainedDrivers), 409 for one that has ended, else 500 (a
+// kill that could not be recorded), each as {"error": "..."}. Asking
+// after the kill, not before, leaves no gap in which the driver could
+// end or go.
 func (d *Dispatcher) serveUIKill(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	dr, ok := d.Get(id)
-	switch {
-	case !ok:
-		servicepage.ReplyError(w, http.StatusNotFound, fmt.Errorf("the dispatcher has no driver %s", id))
-		return
-	case Terminal(dr.State):
-		servicepage.ReplyError(w, http.StatusConflict, fmt.Errorf("driver %s has already ended (%s)", id, dr.State))
-		return
-	}
 	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
 	defer cancel()
 	resp := d.kill(ctx, id)
 	if !resp.Success {
-		code := http.StatusInternalServerError
-		if dr, ok := d.Get(id); !ok || Terminal(dr.State) { // it ended meanwhile
-			code = http.StatusConflict
+		dr, ok := d.Get(id)
+		switch {
+		case !ok:
+			servicepage.ReplyError(w, http.StatusNotFound, fmt.Errorf("the dispatcher has no driver %s", id))
+		case Terminal(dr.State):
+			servicepage.ReplyError(w, http.StatusConflict, fmt.Errorf("driver %s has already ended (%s)", id, dr.State))
+		default:
+			servicepage.ReplyError(w, http.StatusInternalServerError, fmt.Errorf("driver %s: %s", id, resp.Message))
 		}
-		servicepage.ReplyError(w, code, fmt.Errorf("driver %s: %s", id, resp.Message))
 		return
 	}
 	d.log.Info("driver killed from the page", "submission", id, "message", resp.Message)

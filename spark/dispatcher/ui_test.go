@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
@@ -379,4 +381,49 @@ func postPage(t *testing.T, url, user, password string, headers map[string]strin
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	return resp.StatusCode, string(body)
+}
+
+// The page's kill of a driver the dispatcher dropped (an ended one past
+// spark.mesos.retainedDrivers) is 404, as for one it never had, and of
+// one that ended and is kept 409; the kill is asked of the dispatcher
+// first, so a driver that ends or is dropped meanwhile is answered the
+// same.
+func TestUIKillOfADroppedDriver(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	d, err := New(Config{Masters: []string{"127.0.0.1:1"}, Listener: ln, WorkDir: t.TempDir(), SparkHome: "/opt/spark", RetainedDrivers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.subscribed = true // as after SUBSCRIBED; nothing is sent without a scheduler
+	dropped, kept := submitArgs(t, d, "a"), submitArgs(t, d, "b")
+	for _, id := range []string{dropped, kept} { // queued: killed at once
+		if r := d.kill(context.Background(), id); !r.Success {
+			t.Fatalf("kill %s: %s", id, r.Message)
+		}
+	}
+	if _, ok := d.Get(dropped); ok {
+		t.Fatalf("%s is kept past retainedDrivers=1", dropped)
+	}
+	h := d.Handler()
+	for _, tc := range []struct {
+		id   string
+		code int
+		want string
+	}{
+		{dropped, http.StatusNotFound, "the dispatcher has no driver " + dropped},
+		{kept, http.StatusConflict, "driver " + kept + " has already ended (KILLED)"},
+	} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", "/api/v1/drivers/"+tc.id+"/kill", nil)
+		req.Header.Set("X-Requested-By", "agora")
+		h.ServeHTTP(rec, req)
+		var body struct{ Error string }
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != tc.code || body.Error != tc.want {
+			t.Errorf("the page's kill of %s: %d %s, want %d %q", tc.id, rec.Code, rec.Body, tc.code, tc.want)
+		}
+	}
 }
