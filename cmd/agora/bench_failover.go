@@ -559,8 +559,10 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 	if cfg.PprofDir != "" {
 		// What the new leader holds once its agents are back: its heap
 		// (in use, after a collection) and its goroutines.
-		for _, p := range []string{"heap?gc=1", "goroutine"} {
-			file := filepath.Join(cfg.PprofDir, "new-leader-"+strings.TrimSuffix(p, "?gc=1")+".pprof")
+		// heap?debug=1 is the same heap as text, ending with the
+		// runtime's memory statistics (its stacks among them).
+		for p, name := range map[string]string{"heap?gc=1": "heap.pprof", "goroutine": "goroutine.pprof", "heap?debug=1": "memstats.txt"} {
+			file := filepath.Join(cfg.PprofDir, "new-leader-"+name)
 			if err := fetchSnapshot(ctx, "http://"+next+"/debug/pprof/"+p, file); err != nil {
 				log.Warn("profiling the new leader", "profile", p, "err", err)
 			}
