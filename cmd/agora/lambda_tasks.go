@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/auth"
-	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/lambda"
 	"github.com/agora-cluster/agora/lambda/batch"
 	"github.com/agora-cluster/agora/lambda/framework"
@@ -462,7 +461,7 @@ func lambdaStormSpeed(ctx context.Context, args []string, stderr io.Writer) int 
 	var master stormTarget
 	master.opts.registerCredential(t.fs)
 	t.fs.StringVar(&master.opts.caFile, "ca_file", "", "with --storm_master: PEM file of the CA that signed the master's certificate\n"+
-		"(default: the agent's, LIBPROCESS_SSL_CA_FILE, when it speaks TLS)")
+		"(`agora lambda up` passes a copy of its own --ca_file; default: the system's roots)")
 	spec, code, ok := t.parse(args, true)
 	if !ok {
 		return code
@@ -489,14 +488,15 @@ func lambdaStormSpeed(ctx context.Context, args []string, stderr io.Writer) int 
 			return 1
 		}
 		master.master = *stormMaster
-		if env := tlsconf.FromEnv(); master.opts.caFile == "" && env.Enabled() {
-			master.opts.caFile = env.CAFile
-		}
-		ns, err := master.nativeSecurity(nil, tlsconf.Flags{})
+		// The control port speaks plain HTTP whatever LIBPROCESS_SSL_*
+		// the task inherits from its agent, and serves no page: its
+		// changes are refused, the pipeline runs the topology.
+		ns, err := master.nativeSecurity(nil, nil)
 		if err != nil {
 			fmt.Fprintln(stderr, "agora lambda storm-speed:", err)
 			return 2
 		}
+		ns.managedBy = "the pipeline " + spec.Name + " (agora lambda up)"
 		// Blocks while the topology runs; SIGTERM (this task's kill)
 		// kills the topology.
 		return nativeSubmitPage(ns, *stormMaster, path, yaml, "", top, nil, "", 0.5, 256, stderr, stderr)

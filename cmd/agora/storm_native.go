@@ -75,6 +75,12 @@ type nativeSecurity struct {
 	// webui_url, is then https://.
 	control   *tls.Config
 	downgrade bool
+	// managedBy, if set, names who runs the topology (the lambda
+	// pipeline of `agora lambda storm-speed`): the control port then
+	// serves no topologies page or API, and its changes (rebalance,
+	// activate, deactivate, kill) are refused as managed by it; /status
+	// stays.
+	managedBy string
 }
 
 // nativeSubmitPage is nativeSubmit with the master's credentials and CA,
@@ -128,23 +134,27 @@ func nativeSubmitPage(ns nativeSecurity, master, yamlPath string, yaml []byte, n
 		return stormFailure(stderr, "submit", fmt.Errorf("the topology's control port: %w", err))
 	}
 	defer ln.Close()
-	control := &nativeControl{yaml: yaml, top: t, stormPy: py, conf: c, workers: workers, status: native.Status{Active: true}, ctx: ctx}
+	control := &nativeControl{yaml: yaml, top: t, stormPy: py, conf: c, workers: workers, status: native.Status{Active: true}, ctx: ctx, managedBy: ns.managedBy}
 	sec, err := newServiceSecurity(ns.page, "storm")
 	if err != nil {
 		return stormFailure(stderr, "submit", err)
 	}
 	sec.tls, sec.downgrade = ns.control, ns.downgrade
-	// The other topologies' controls are asked for their status trusting
-	// the master's CA (dev --secure signs every certificate with it).
-	status := controlOptions{}
-	if ns.masterTLS != nil {
-		status.tls = ns.masterTLS.Clone()
+	if ns.managedBy == "" {
+		// The other topologies' controls are asked for their status
+		// trusting the master's CA (dev --secure signs every
+		// certificate with it).
+		status := controlOptions{}
+		if ns.masterTLS != nil {
+			status.tls = ns.masterTLS.Clone()
+		}
+		// The page lists the cluster's native topologies but kills only
+		// this command's own: its kill acts with this command's master
+		// credentials.
+		src := nativeUISource{master: master, c: mc, topology: t.Name, frameworkID: func() string { return control.run.FrameworkID() }, statusHTTP: status.statusClient()}
+		control.ui = sec.handler(src.ownKillOnly(framework.UIHandler(framework.UIConfig{Topologies: src, Master: masterUI(master)})))
+		control.guard = sec.handler
 	}
-	// The page lists the cluster's native topologies but kills only this
-	// command's own: its kill acts with this command's master credentials.
-	src := nativeUISource{master: master, c: mc, topology: t.Name, frameworkID: func() string { return control.run.FrameworkID() }, statusHTTP: status.statusClient()}
-	control.ui = sec.handler(src.ownKillOnly(framework.UIHandler(framework.UIConfig{Topologies: src, Master: masterUI(master)})))
-	control.guard = sec.handler
 	// The driver's own reports are quiet: what ends the run is returned.
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError + 4}))
 	run, err := nativefw.New(nativefw.Config{

@@ -151,7 +151,7 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "agora storm submit:", err)
 			return 2
 		}
-		ns, err := nimbus.nativeSecurity(page, controlTLS)
+		ns, err := nimbus.nativeSecurity(page, &controlTLS)
 		if err != nil {
 			fmt.Fprintln(stderr, "agora storm submit:", err)
 			return 2
