@@ -351,7 +351,9 @@ func nativeTopologies(ctx context.Context, mc state.Client, master string) ([]na
 }
 
 // nativeList lists the native topologies of master's cluster, asking
-// each one's submitting command for its status with statusHTTP.
+// each one's submitting command for its status with statusHTTP. A
+// control whose certificate statusHTTP does not verify is listed UNKNOWN
+// and named on stderr, and the exit is then 1.
 func nativeList(mc state.Client, statusHTTP *http.Client, master string, asJSON bool, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout)
 	defer cancel()
@@ -360,13 +362,21 @@ func nativeList(mc state.Client, statusHTTP *http.Client, master string, asJSON 
 		return stormFailure(stderr, "list", err)
 	}
 	statuses := map[string]string{} // framework → status
+	code := 0
 	for i, t := range ts {
 		st, ok := statuses[t.FrameworkID]
 		if !ok {
 			st = "UNKNOWN"
 			if base, err := nativeControlURL(ctx, mc, master, t.Name); err == nil {
-				if s, err := nativeStatusOf(ctx, statusHTTP, base); err == nil {
+				s, err := nativeStatusOf(ctx, statusHTTP, base)
+				switch verr := controlVerifyError(t.Name, base, err); {
+				case err == nil:
 					st = s
+				case verr != nil:
+					// Listed all the same, UNKNOWN; the exit says
+					// a control was not trusted.
+					fmt.Fprintln(stderr, "agora storm list:", verr)
+					code = 1
 				}
 			}
 			statuses[t.FrameworkID] = st
@@ -377,7 +387,10 @@ func nativeList(mc state.Client, statusHTTP *http.Client, master string, asJSON 
 		if ts == nil {
 			ts = []nativeTopology{}
 		}
-		return writeJSON(stdout, ts)
+		if c := writeJSON(stdout, ts); c != 0 {
+			return c
+		}
+		return code
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "TOPOLOGY\tSTATUS\tTASK\tSTATE\tAGENT\tFRAMEWORK")
@@ -385,7 +398,7 @@ func nativeList(mc state.Client, statusHTTP *http.Client, master string, asJSON 
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Status, t.TaskID, t.State, t.Agent, t.FrameworkID)
 	}
 	w.Flush()
-	return 0
+	return code
 }
 
 // nativeKill tears down the framework that runs the topology: its worker
