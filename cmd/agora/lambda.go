@@ -157,6 +157,20 @@ Flags:
 		}
 		spec.Layers.Speed = "storm"
 	}
+	if *master == "" {
+		// Without --master nothing subscribes: the master's credentials
+		// and CA would be ignored.
+		var given []string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "principal" || f.Name == "secret_file" || f.Name == "ca_file" {
+				given = append(given, "--"+f.Name)
+			}
+		})
+		if len(given) > 0 {
+			fmt.Fprintf(stderr, "agora lambda up: %s: the master's credentials and CA, for the pipeline's framework; they need --master HOST:PORT (without it the pipeline runs in this process and calls no master)\n", strings.Join(given, ", "))
+			return 2
+		}
+	}
 	if spec.Layers.Speed == "storm" && *master == "" {
 		fmt.Fprintf(stderr, "agora lambda up: %s: layers.speed is storm: the topology runs as the speed task of --master HOST:PORT\n", pos[0])
 		return 2

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,7 +21,6 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/auth"
-	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/lambda"
 	"github.com/agora-cluster/agora/lambda/batch"
 	"github.com/agora-cluster/agora/lambda/framework"
@@ -60,48 +60,84 @@ const (
 )
 
 // lambdaTaskSecurity writes o's secret and CA into the work directory dir
-// and returns the speed task's flags that name them (none without them).
-func lambdaTaskSecurity(dir string, o upTasks) ([]string, error) {
+// and returns the speed task's flags that name them (none without them)
+// and the files written, which `up` removes as it stops.
+func lambdaTaskSecurity(dir string, o upTasks) (args, files []string, err error) {
 	if o.cred.Principal == "" && o.caFile == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	sdir := filepath.Join(dir, lambdaSecureDir)
-	if err := os.MkdirAll(sdir, 0o700); err != nil {
-		return nil, fmt.Errorf("the speed task's credentials in the work directory: %w", err)
+	if err := privateDir(sdir); err != nil {
+		return nil, nil, fmt.Errorf("the speed task's credentials in the work directory: %w", err)
 	}
-	var args []string
 	if o.cred.Principal != "" {
 		p := filepath.Join(sdir, lambdaSecretFile)
 		if err := writePrivate(p, []byte(o.cred.Secret+"\n")); err != nil {
-			return nil, fmt.Errorf("the speed task's secret in the work directory: %w", err)
+			return nil, nil, fmt.Errorf("the speed task's secret in the work directory: %w", err)
 		}
+		files = append(files, p)
 		args = append(args, "--principal", o.cred.Principal, "--secret_file", p)
 	}
 	if o.caFile != "" {
 		b, err := os.ReadFile(o.caFile)
 		if err != nil {
-			return nil, fmt.Errorf("--ca_file: %w", err)
+			return nil, nil, fmt.Errorf("--ca_file: %w", err)
 		}
 		p := filepath.Join(sdir, lambdaMasterCA)
 		if err := writePrivate(p, b); err != nil {
-			return nil, fmt.Errorf("the speed task's CA in the work directory: %w", err)
+			return nil, nil, fmt.Errorf("the speed task's CA in the work directory: %w", err)
 		}
+		files = append(files, p)
 		args = append(args, "--ca_file", p)
 	}
-	return args, nil
+	return args, files, nil
+}
+
+// privateDir makes dir, or takes the one there, as a directory of this
+// user's only (0700). Anything else there is refused and left as it is:
+// a symbolic link (which could send the secret elsewhere), or a directory
+// of another user.
+func privateDir(dir string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory (%v): remove it, `up` makes it", dir, fi.Mode().Type())
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
+		return fmt.Errorf("%s belongs to user %d, not to this user (%d): remove it, `up` makes it", dir, st.Uid, os.Getuid())
+	}
+	return os.Chmod(dir, 0o700)
 }
 
 // writePrivate writes b to path, readable by this user only, by a rename
-// (a task reading it meanwhile sees the old file or the new one).
+// (a task reading it meanwhile sees the old file or the new one). The
+// temporary file is a new one (never one already there, nor a link's
+// target), in path's directory.
 func writePrivate(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
 		return err
 	}
-	if err := os.Chmod(tmp, 0o600); err != nil { // an older file kept its mode
-		return err
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Chmod(0o600)
 	}
-	return os.Rename(tmp, path)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }
 
 // lambdaUpTasks is `agora lambda up --master`: the broker (unless real
@@ -162,13 +198,24 @@ func lambdaUpTasks(ctx context.Context, specPath string, o upTasks, cfg pipeline
 	if len(cfg.Cassandra) > 0 {
 		speedArgs = append(slices.Clip(speedArgs), "--cassandra", strings.Join(cfg.Cassandra, ","), "--cassandra_rf", strconv.Itoa(cfg.CassandraRF))
 	}
+	removeSecure := func() {}
 	switch {
 	case o.stormFramework:
 		speedArgs = append(slices.Clip(speedArgs), "--storm_master", master)
-		sec, err := lambdaTaskSecurity(cfg.Dir, o)
+		sec, files, err := lambdaTaskSecurity(cfg.Dir, o)
 		if err != nil {
 			return fail(err)
 		}
+		// The secret stays only while the pipeline runs: `down` (or an
+		// interrupt) removes it before the query API stops answering.
+		removeSecure = func() {
+			for _, f := range files {
+				if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					fmt.Fprintln(stderr, "agora lambda up:", err)
+				}
+			}
+		}
+		defer removeSecure()
 		speedArgs = append(speedArgs, sec...)
 	case o.nimbus != "":
 		speedArgs = append(slices.Clip(speedArgs), "--nimbus", o.nimbus)
@@ -251,6 +298,7 @@ func lambdaUpTasks(ctx context.Context, specPath string, o upTasks, cfg pipeline
 	}()
 	err = f.Run(ctx)
 	afterRun()
+	removeSecure()
 	if err != nil {
 		return fail(err)
 	}
@@ -462,7 +510,7 @@ func lambdaStormSpeed(ctx context.Context, args []string, stderr io.Writer) int 
 	var master stormTarget
 	master.opts.registerCredential(t.fs)
 	t.fs.StringVar(&master.opts.caFile, "ca_file", "", "with --storm_master: PEM file of the CA that signed the master's certificate\n"+
-		"(default: the agent's, LIBPROCESS_SSL_CA_FILE, when it speaks TLS)")
+		"(`agora lambda up` passes a copy of its own --ca_file; default: the system's roots)")
 	spec, code, ok := t.parse(args, true)
 	if !ok {
 		return code
@@ -489,14 +537,15 @@ func lambdaStormSpeed(ctx context.Context, args []string, stderr io.Writer) int 
 			return 1
 		}
 		master.master = *stormMaster
-		if env := tlsconf.FromEnv(); master.opts.caFile == "" && env.Enabled() {
-			master.opts.caFile = env.CAFile
-		}
-		ns, err := master.nativeSecurity(nil, tlsconf.Flags{})
+		// The control port speaks plain HTTP whatever LIBPROCESS_SSL_*
+		// the task inherits from its agent, and serves no page: its
+		// changes are refused, the pipeline runs the topology.
+		ns, err := master.nativeSecurity(nil, nil)
 		if err != nil {
 			fmt.Fprintln(stderr, "agora lambda storm-speed:", err)
 			return 2
 		}
+		ns.managedBy = "the pipeline " + spec.Name + " (agora lambda up)"
 		// Blocks while the topology runs; SIGTERM (this task's kill)
 		// kills the topology.
 		return nativeSubmitPage(ns, *stormMaster, path, yaml, "", top, nil, "", 0.5, 256, stderr, stderr)

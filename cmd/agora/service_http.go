@@ -315,6 +315,8 @@ type devServiceSecurity struct {
 	// executors that call back (Hadoop's TaskTrackers); certFile and
 	// keyFile are the certificate's files, for the banner's hints.
 	caFile, certFile, keyFile string
+	// credsFile is the file creds came from, for the banner's hints.
+	credsFile string
 }
 
 // newDevServiceSecurity reads the master's flags, once they are checked.
@@ -328,7 +330,7 @@ func newDevServiceSecurity(f *httpFlags) (devServiceSecurity, error) {
 		if err != nil {
 			return devServiceSecurity{}, fmt.Errorf("--credentials: %w", err)
 		}
-		d.creds = creds
+		d.creds, d.credsFile = creds, f.credentials
 	}
 	return d, nil
 }

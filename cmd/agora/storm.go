@@ -95,22 +95,35 @@ func (s *stormTarget) nativeMaster(cmd string, stderr io.Writer) (state.Client, 
 // nativeSecurity is what a --runtime native submission presents to the
 // master (its credentials and CA, checked here) and asks of the callers
 // of its control port: page's credentials, over TLS when controlTLS
-// (submit's --ssl_* flags) gives a certificate.
-func (s *stormTarget) nativeSecurity(page *auth.Credentials, controlTLS tlsconf.Flags) (nativeSecurity, error) {
+// (submit's --ssl_* flags) gives a certificate. A nil controlTLS, or one
+// without --ssl_cert_file/--ssl_key_file, serves the control over plain
+// HTTP: LIBPROCESS_SSL_ENABLED alone (a Mesos client's environment, or
+// the agent's a task inherits) does not turn it to TLS.
+func (s *stormTarget) nativeSecurity(page *auth.Credentials, controlTLS *tlsconf.Flags) (nativeSecurity, error) {
 	cred, err := s.opts.credential()
 	if err != nil {
 		return nativeSecurity{}, err
 	}
-	ns := nativeSecurity{page: page, cred: cred, downgrade: controlTLS.Downgrade}
+	ns := nativeSecurity{page: page, cred: cred}
 	if s.opts.caFile != "" {
 		if ns.masterTLS, err = tlsconf.ClientConfig(s.opts.caFile); err != nil {
 			return nativeSecurity{}, fmt.Errorf("--ca_file: %w", err)
 		}
 	}
 	ns.mc = stateClient(cred, ns.masterTLS, auth.LeaderRedirect)
+	if controlTLS == nil || controlTLS.CertFile == "" && controlTLS.KeyFile == "" {
+		return ns, nil
+	}
+	if controlTLS.RequireCert {
+		// agora storm rebalance, activate, deactivate and list present
+		// no client certificate: such a control could not be used.
+		return nativeSecurity{}, fmt.Errorf("--ssl_require_cert (%s): the topology's control port does not ask for client certificates, "+
+			"which agora storm rebalance, activate, deactivate and list do not present; protect it with --http_credentials or --credentials", tlsconf.EnvRequireCert)
+	}
 	if ns.control, err = controlTLS.Server(); err != nil {
 		return nativeSecurity{}, err
 	}
+	ns.downgrade = controlTLS.Downgrade
 	return ns, nil
 }
 

@@ -55,8 +55,14 @@ func stormDevSecureLine(sec devServiceSecurity) string {
 	if sec.tls == nil || sec.certFile == "" {
 		return ""
 	}
+	// A credentials file, not --http_credentials USER:PASSWORD, which
+	// any local user would read in the process list.
+	creds := "--credentials=FILE (the master's --credentials format)"
+	if sec.credsFile != "" {
+		creds = "--credentials=" + sec.credsFile
+	}
 	return "\n              --runtime native: add --ssl_cert_file=" + sec.certFile + " --ssl_key_file=" + sec.keyFile + "\n" +
-		"              and --http_credentials USER:PASSWORD to serve its control port over TLS behind credentials"
+		"              and " + creds + " to serve its control port over TLS behind credentials"
 }
 
 // devStorm runs real Storm inside `agora dev` with --storm: a ZooKeeper

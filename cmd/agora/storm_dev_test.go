@@ -233,9 +233,14 @@ func TestStormDevSecureLineNamesTheCertificate(t *testing.T) {
 	if line := stormDevSecureLine(devServiceSecurity{}); line != "" {
 		t.Errorf("without TLS the banner adds %q, want nothing", line)
 	}
-	sec := devServiceSecurity{tls: &tls.Config{}, certFile: "/w/secure/tls/cert.pem", keyFile: "/w/secure/tls/key.pem"}
+	sec := devServiceSecurity{tls: &tls.Config{}, certFile: "/w/secure/tls/cert.pem", keyFile: "/w/secure/tls/key.pem", credsFile: "/w/secure/credentials.json"}
 	line := stormDevSecureLine(sec)
-	if !strings.Contains(line, "--ssl_cert_file=/w/secure/tls/cert.pem --ssl_key_file=/w/secure/tls/key.pem") || !strings.Contains(line, "--http_credentials") {
-		t.Errorf("with TLS the banner adds %q, want the certificate's files and --http_credentials", line)
+	if !strings.Contains(line, "--ssl_cert_file=/w/secure/tls/cert.pem --ssl_key_file=/w/secure/tls/key.pem") || !strings.Contains(line, "--credentials=/w/secure/credentials.json") {
+		t.Errorf("with TLS the banner adds %q, want the certificate's files and --credentials naming dev's file", line)
+	}
+	// A password on the command line shows in the process list: the
+	// banner never suggests one.
+	if strings.Contains(line, "--http_credentials") {
+		t.Errorf("the banner suggests --http_credentials: %q", line)
 	}
 }

@@ -75,6 +75,12 @@ type nativeSecurity struct {
 	// webui_url, is then https://.
 	control   *tls.Config
 	downgrade bool
+	// managedBy, if set, names who runs the topology (the lambda
+	// pipeline of `agora lambda storm-speed`): the control port then
+	// serves no topologies page or API, and its changes (rebalance,
+	// activate, deactivate, kill) are refused as managed by it; /status
+	// stays.
+	managedBy string
 }
 
 // nativeSubmitPage is nativeSubmit with the master's credentials and CA,
@@ -128,23 +134,27 @@ func nativeSubmitPage(ns nativeSecurity, master, yamlPath string, yaml []byte, n
 		return stormFailure(stderr, "submit", fmt.Errorf("the topology's control port: %w", err))
 	}
 	defer ln.Close()
-	control := &nativeControl{yaml: yaml, top: t, stormPy: py, conf: c, workers: workers, status: native.Status{Active: true}, ctx: ctx}
+	control := &nativeControl{yaml: yaml, top: t, stormPy: py, conf: c, workers: workers, status: native.Status{Active: true}, ctx: ctx, managedBy: ns.managedBy}
 	sec, err := newServiceSecurity(ns.page, "storm")
 	if err != nil {
 		return stormFailure(stderr, "submit", err)
 	}
 	sec.tls, sec.downgrade = ns.control, ns.downgrade
-	// The other topologies' controls are asked for their status trusting
-	// the master's CA (dev --secure signs every certificate with it).
-	status := controlOptions{}
-	if ns.masterTLS != nil {
-		status.tls = ns.masterTLS.Clone()
+	if ns.managedBy == "" {
+		// The other topologies' controls are asked for their status
+		// trusting the master's CA (dev --secure signs every
+		// certificate with it).
+		status := controlOptions{}
+		if ns.masterTLS != nil {
+			status.tls = ns.masterTLS.Clone()
+		}
+		// The page lists the cluster's native topologies but kills only
+		// this command's own: its kill acts with this command's master
+		// credentials.
+		src := nativeUISource{master: master, c: mc, topology: t.Name, frameworkID: func() string { return control.run.FrameworkID() }, statusHTTP: status.statusClient()}
+		control.ui = sec.handler(src.ownKillOnly(framework.UIHandler(framework.UIConfig{Topologies: src, Master: masterUI(master)})))
+		control.guard = sec.handler
 	}
-	// The page lists the cluster's native topologies but kills only this
-	// command's own: its kill acts with this command's master credentials.
-	src := nativeUISource{master: master, c: mc, topology: t.Name, frameworkID: func() string { return control.run.FrameworkID() }, statusHTTP: status.statusClient()}
-	control.ui = sec.handler(src.ownKillOnly(framework.UIHandler(framework.UIConfig{Topologies: src, Master: masterUI(master)})))
-	control.guard = sec.handler
 	// The driver's own reports are quiet: what ends the run is returned.
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError + 4}))
 	run, err := nativefw.New(nativefw.Config{
@@ -341,7 +351,9 @@ func nativeTopologies(ctx context.Context, mc state.Client, master string) ([]na
 }
 
 // nativeList lists the native topologies of master's cluster, asking
-// each one's submitting command for its status with statusHTTP.
+// each one's submitting command for its status with statusHTTP. A
+// control whose certificate statusHTTP does not verify is listed UNKNOWN
+// and named on stderr, and the exit is then 1.
 func nativeList(mc state.Client, statusHTTP *http.Client, master string, asJSON bool, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), stormRequestTimeout)
 	defer cancel()
@@ -350,13 +362,21 @@ func nativeList(mc state.Client, statusHTTP *http.Client, master string, asJSON 
 		return stormFailure(stderr, "list", err)
 	}
 	statuses := map[string]string{} // framework → status
+	code := 0
 	for i, t := range ts {
 		st, ok := statuses[t.FrameworkID]
 		if !ok {
 			st = "UNKNOWN"
 			if base, err := nativeControlURL(ctx, mc, master, t.Name); err == nil {
-				if s, err := nativeStatusOf(ctx, statusHTTP, base); err == nil {
+				s, err := nativeStatusOf(ctx, statusHTTP, base)
+				switch verr := controlVerifyError(t.Name, base, err); {
+				case err == nil:
 					st = s
+				case verr != nil:
+					// Listed all the same, UNKNOWN; the exit says
+					// a control was not trusted.
+					fmt.Fprintln(stderr, "agora storm list:", verr)
+					code = 1
 				}
 			}
 			statuses[t.FrameworkID] = st
@@ -367,7 +387,10 @@ func nativeList(mc state.Client, statusHTTP *http.Client, master string, asJSON 
 		if ts == nil {
 			ts = []nativeTopology{}
 		}
-		return writeJSON(stdout, ts)
+		if c := writeJSON(stdout, ts); c != 0 {
+			return c
+		}
+		return code
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "TOPOLOGY\tSTATUS\tTASK\tSTATE\tAGENT\tFRAMEWORK")
@@ -375,7 +398,7 @@ func nativeList(mc state.Client, statusHTTP *http.Client, master string, asJSON 
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Status, t.TaskID, t.State, t.Agent, t.FrameworkID)
 	}
 	w.Flush()
-	return 0
+	return code
 }
 
 // nativeKill tears down the framework that runs the topology: its worker

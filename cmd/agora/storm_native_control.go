@@ -80,6 +80,8 @@ type nativeControl struct {
 	// guard puts a change (POST /rebalance, /activate, /deactivate)
 	// behind the page's credentials (nil: none asked).
 	guard func(http.Handler) http.Handler
+	// managedBy, if set, refuses every change (nativeSecurity.managedBy).
+	managedBy string
 }
 
 // launch is the workers' count, environment and labels of conf with
@@ -248,7 +250,8 @@ func (c *nativeControl) reply() nativeStatusReply {
 // /status, and serves the topologies page, until ctx ends. The changes
 // are behind the page's credentials and its CSRF guard (a JSON body or
 // X-Requested-By, and no foreign Origin); /status stays open, for `agora
-// storm list` and the page's status column.
+// storm list` and the page's status column. With managedBy every change
+// is refused (403) and no page is served.
 func (c *nativeControl) serve(ctx context.Context, ln net.Listener) {
 	mux := http.NewServeMux()
 	change := func(pattern string, h http.HandlerFunc) {
@@ -257,6 +260,16 @@ func (c *nativeControl) serve(ctx context.Context, ln net.Listener) {
 			g = c.guard(g)
 		}
 		mux.Handle(pattern, g)
+	}
+	if c.managedBy != "" {
+		// Whoever reaches the port may not change a topology its
+		// manager runs: its kill and the page's are refused as well.
+		change = func(pattern string, _ http.HandlerFunc) {
+			mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+				http.Error(w, fmt.Sprintf("topology %s is managed by %s: this port changes nothing", c.top.Name, c.managedBy), http.StatusForbidden)
+			})
+		}
+		change("POST /api/v1/topologies/{id}/kill", nil)
 	}
 	if c.ui != nil {
 		mux.Handle("/ui/", c.ui)

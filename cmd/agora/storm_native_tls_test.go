@@ -5,12 +5,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/auth"
+	"github.com/agora-cluster/agora/cluster/clustertest"
 	"github.com/agora-cluster/agora/cluster/tlsconf"
+	"github.com/agora-cluster/agora/frameworks/state"
 )
 
 // secureNativeCluster is a master that asks for credentials everywhere
@@ -20,7 +23,7 @@ type secureNativeCluster struct {
 	dir, master, path string
 	masterCA          tlsconf.Files
 	secret            string // ops's secret file
-	mc                func() *http.Client
+	secretText        string // what it holds: one no other text of the test contains
 }
 
 func startSecureNativeCluster(t *testing.T) secureNativeCluster {
@@ -31,18 +34,19 @@ func startSecureNativeCluster(t *testing.T) secureNativeCluster {
 		t.Fatal(err)
 	}
 	creds := filepath.Join(c.dir, "credentials.json")
-	if err := os.WriteFile(creds, []byte(`{"credentials": [{"principal": "ops", "secret": "pw"}]}`), 0o600); err != nil {
+	c.secretText = "ops-secret-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if err := os.WriteFile(creds, []byte(`{"credentials": [{"principal": "ops", "secret": "`+c.secretText+`"}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c.secret = filepath.Join(c.dir, "ops.secret")
-	if err := os.WriteFile(c.secret, []byte("pw\n"), 0o600); err != nil {
+	if err := os.WriteFile(c.secret, []byte(c.secretText+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := tlsconf.ClientConfig(c.masterCA.CA)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mc := stateClient(auth.Credential{Principal: "ops", Secret: "pw"}, cfg, auth.LeaderRedirect)
+	mc := stateClient(auth.Credential{Principal: "ops", Secret: c.secretText}, cfg, auth.LeaderRedirect)
 	c.master, c.path = startNativeStormClusterIn(t, c.dir, mc,
 		[]string{"--credentials=" + creds, "--authenticate_frameworks", "--authenticate_http_readonly", "--authenticate_http_readwrite",
 			"--ssl_cert_file=" + c.masterCA.Cert, "--ssl_key_file=" + c.masterCA.Key},
@@ -82,7 +86,7 @@ func TestStormNativeControlOverTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cfg, _ := tlsconf.ClientConfig(c.masterCA.CA)
-	base, err := nativeControlURL(ctx, stateClient(auth.Credential{Principal: "ops", Secret: "pw"}, cfg, auth.LeaderRedirect), c.master, "wc")
+	base, err := nativeControlURL(ctx, stateClient(auth.Credential{Principal: "ops", Secret: c.secretText}, cfg, auth.LeaderRedirect), c.master, "wc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,8 +143,16 @@ func TestStormNativeControlOverTLS(t *testing.T) {
 		t.Fatalf("deactivate with both CAs: exit %d, %q %q", code, out, errOut)
 	}
 	code, out, errOut = runStormCmd(stormListCmd, append([]string{"--runtime", "native", "--master", c.master, "--ca_file", bundle}, asOps...)...)
-	if code != 0 || !strings.Contains(out, "INACTIVE") {
-		t.Errorf("list with both CAs: exit %d, %q %q; want wc INACTIVE", code, out, errOut)
+	if code != 0 || !strings.Contains(out, "INACTIVE") || errOut != "" {
+		t.Errorf("list with both CAs: exit %d, %q %q; want wc INACTIVE and nothing on stderr", code, out, errOut)
+	}
+	// Trusting the master's CA only, list still lists wc (its status
+	// unknown), names the control it could not verify once and what to
+	// pass, and exits 1.
+	code, out, errOut = runStormCmd(stormListCmd, append([]string{"--runtime", "native", "--master", c.master, "--ca_file", c.masterCA.CA}, asOps...)...)
+	if code != 1 || !strings.Contains(out, "wc") || !strings.Contains(out, "UNKNOWN") ||
+		strings.Count(errOut, "does not verify") != 1 || !strings.Contains(errOut, `native topology "wc"`) || !strings.Contains(errOut, "--ca_file") {
+		t.Errorf("list trusting the master's CA only: exit %d, %q %q; want 1, wc UNKNOWN, and the control named once with --ca_file", code, out, errOut)
 	}
 
 	code, out, errOut = runStormCmd(stormKillCmd, append([]string{"wc", "--runtime", "native", "--master", c.master, "--ca_file", c.masterCA.CA}, asOps...)...)
@@ -157,9 +169,12 @@ func TestStormNativeControlOverTLS(t *testing.T) {
 	}
 }
 
-// A native submission without credentials is refused by a master with
-// --authenticate_frameworks, naming why; one given a certificate without
-// its key is refused before anything is sent.
+// A native submission without credentials is refused before it
+// subscribes by a master that asks for credentials on its state (naming
+// the 401 of /master/state); by a master that asks frameworks only, it
+// reads the state and its subscription is refused, the command saying
+// the master asks for credentials. One given a certificate without its
+// key is refused before anything is sent.
 func TestStormNativeSubmitSecurityRefusals(t *testing.T) {
 	c := startSecureNativeCluster(t)
 	args := []string{"storm", "submit", c.path, "--runtime", "native", "--master", c.master, "--name", "wc", "--ca_file", c.masterCA.CA}
@@ -178,7 +193,81 @@ func TestStormNativeSubmitSecurityRefusals(t *testing.T) {
 	case <-time.After(3 * time.Minute):
 		t.Fatalf("submit without credentials did not end: %s", p.out.String())
 	}
-	if code := p.cmd.ProcessState.ExitCode(); code == 0 || !strings.Contains(p.out.String(), "401") && !strings.Contains(strings.ToLower(p.out.String()), "credentials") {
-		t.Errorf("submit without credentials: exit %d, %q; want a failure naming the missing credentials", code, p.out.String())
+	if code := p.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(p.out.String(), "/master/state: 401 Unauthorized") {
+		t.Errorf("submit without credentials: exit %d, %q; want 1 naming the master's 401 on /master/state", code, p.out.String())
+	}
+
+	// A master asking frameworks only for credentials.
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "credentials.json")
+	if err := os.WriteFile(creds, []byte(`{"credentials": [{"principal": "ops", "secret": "`+c.secretText+`"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	master, path := startNativeStormClusterIn(t, dir, state.Client{}, []string{"--credentials=" + creds, "--authenticate_frameworks"}, nil)
+	p = start(t, "storm", "submit", path, "--runtime", "native", "--master", master, "--name", "wc")
+	select {
+	case <-p.done:
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("submit without credentials to a master asking frameworks for them did not end: %s", p.out.String())
+	}
+	if out := p.out.String(); p.cmd.ProcessState.ExitCode() != 1 || !strings.Contains(out, "SUBSCRIBE call to "+master+": 401") ||
+		!strings.Contains(out, "--authenticate_frameworks is on") || !strings.Contains(out, "pass --principal=NAME --secret_file=FILE") || strings.Contains(out, "/master/state") {
+		t.Errorf("submit without credentials to a master asking frameworks for them: exit %d, %q; want 1, the subscription's 401 and what to pass", p.cmd.ProcessState.ExitCode(), out)
+	}
+}
+
+// The control's TLS flags: LIBPROCESS_SSL_ENABLED (a Mesos client's
+// environment, or the agent's a speed task inherits) with a CA only
+// leaves the control on plain HTTP instead of failing; a control asking
+// for client certificates, which the other commands cannot present, is
+// refused; the --ssl_* flags on a submission to Storm (a Flux file on
+// --runtime storm, or a JAR) are refused rather than ignored; and
+// --ssl_support_downgrade, which lets the page's credentials cross in
+// clear, is warned of.
+func TestStormNativeControlTLSFlags(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := tlsconf.GenerateCA(filepath.Join(dir, "tls"), []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(tlsconf.EnvEnabled, "true")
+	t.Setenv(tlsconf.EnvCertFile, "")
+	t.Setenv(tlsconf.EnvKeyFile, "")
+	var s stormTarget
+	for _, f := range []*tlsconf.Flags{nil, {CAFile: ca.CA}} {
+		if ns, err := s.nativeSecurity(nil, f); err != nil || ns.control != nil {
+			t.Errorf("%s=true, control flags %+v: control %v, err %v; want plain HTTP and no error", tlsconf.EnvEnabled, f, ns.control, err)
+		}
+	}
+	if _, err := s.nativeSecurity(nil, &tlsconf.Flags{CertFile: ca.Cert, KeyFile: ca.Key, CAFile: ca.CA, RequireCert: true}); err == nil || !strings.Contains(err.Error(), "--ssl_require_cert") {
+		t.Errorf("a control requiring client certificates: %v, want refused naming --ssl_require_cert", err)
+	}
+	if ns, err := s.nativeSecurity(nil, &tlsconf.Flags{CertFile: ca.Cert, KeyFile: ca.Key}); err != nil || ns.control == nil {
+		t.Errorf("a control with a certificate: control %v, err %v; want TLS", ns.control, err)
+	}
+
+	refused := clustertest.RefusedAddr(t)
+	tlsArgs := []string{"--ssl_cert_file", ca.Cert, "--ssl_key_file", ca.Key}
+	jar := filepath.Join(dir, "app.jar")
+	writeJar(t, jar, "com/x/Main.class")
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"--runtime storm", append([]string{wordcountYAML, "--runtime", "storm", "--nimbus", refused}, tlsArgs...)},
+		{"a JAR", append([]string{jar, "--class", "com.x.Main", "--nimbus", refused}, tlsArgs...)},
+	} {
+		code, _, stderr := runStormCmd(stormSubmitCmd, tc.args...)
+		if code != 2 || !strings.Contains(stderr, "--ssl_cert_file, --ssl_key_file") || !strings.Contains(stderr, "--runtime native only") || strings.Contains(stderr, "not reachable") {
+			t.Errorf("%s with --ssl_cert_file: exit %d, %q; want 2 naming the flags, before Nimbus is asked", tc.name, code, stderr)
+		}
+	}
+
+	native := append([]string{wordcountYAML, "--runtime", "native", "--master", refused, "--http_credentials", "viewer:seen"}, tlsArgs...)
+	if _, _, stderr := runStormCmd(stormSubmitCmd, native...); strings.Contains(stderr, "WARNING") {
+		t.Errorf("a native submission with credentials over TLS is warned of: %q", stderr)
+	}
+	if _, _, stderr := runStormCmd(stormSubmitCmd, append(native, "--ssl_support_downgrade")...); !strings.Contains(stderr, "WARNING: --ssl_support_downgrade") || !strings.Contains(stderr, "in clear") {
+		t.Errorf("a native submission with --ssl_support_downgrade: %q, want a warning that the credentials may cross in clear", stderr)
 	}
 }

@@ -71,7 +71,9 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 			"control port (the framework's webui_url: the topologies page, rebalance, activate and\n"+
 			"deactivate) behind --http_credentials or --credentials, over HTTPS with --ssl_cert_file and\n"+
 			"--ssl_key_file (LIBPROCESS_SSL_CERT_FILE, LIBPROCESS_SSL_KEY_FILE); the other commands\n"+
-			"verify that certificate with their --ca_file.", stderr, &nimbus, &asJSON)
+			"verify that certificate with their --ca_file. Without a certificate the port speaks plain\n"+
+			"HTTP, LIBPROCESS_SSL_ENABLED or not; --ssl_require_cert is refused (the other commands\n"+
+			"present no client certificate), and so are the --ssl_* flags without --runtime native.", stderr, &nimbus, &asJSON)
 	name := fs.String("name", "", "the topology's name (default: the file's name:)")
 	resources := fs.String("resources", "", "the directory of the components' scripts")
 	home := fs.String("storm_home", defaultStormHome(), "a Storm home with storm.py (agora dist install storm)")
@@ -93,6 +95,20 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 	if done {
 		return code
 	}
+	// The --ssl_* flags given on the command line serve the native
+	// control port; Storm's own submission has none (their
+	// LIBPROCESS_SSL_* defaults, a Mesos client's environment, are not
+	// refused).
+	var sslGiven []string
+	fs.Visit(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Name, "ssl_") {
+			sslGiven = append(sslGiven, "--"+f.Name)
+		}
+	})
+	sslOnStorm := func(why string) int {
+		fmt.Fprintf(stderr, "agora storm submit: %s: %s has no control port to serve over TLS (the --ssl_* flags apply with --runtime native only)\n", strings.Join(sslGiven, ", "), why)
+		return 2
+	}
 	if strings.HasSuffix(strings.ToLower(path), ".jar") {
 		mainArgs := fs.Args()
 		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
@@ -105,6 +121,8 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 		case *name != "":
 			fmt.Fprintln(stderr, "agora storm submit: --name does not apply to a JAR: its main class names the topology")
 			return 2
+		case len(sslGiven) > 0:
+			return sslOnStorm("a JAR runs on Storm, whose submission")
 		}
 		return stormSubmitJarCmd(stormJar{jar: path, class: *class, args: mainArgs, home: *home, conf: conf}, nimbus, asJSON, stdout, stderr)
 	}
@@ -133,6 +151,9 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "agora storm submit: --runtime %q: want storm or native\n", *runtime)
 		return 2
 	}
+	if *runtime == "storm" && len(sslGiven) > 0 {
+		return sslOnStorm("--runtime storm submits to Nimbus, which")
+	}
 	filter := flux.Filter{Env: *envFilter}
 	if *filterFile != "" {
 		props, err := flux.ReadProperties(*filterFile)
@@ -151,7 +172,7 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "agora storm submit:", err)
 			return 2
 		}
-		ns, err := nimbus.nativeSecurity(page, controlTLS)
+		ns, err := nimbus.nativeSecurity(page, &controlTLS)
 		if err != nil {
 			fmt.Fprintln(stderr, "agora storm submit:", err)
 			return 2
@@ -161,6 +182,8 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "agora storm submit: WARNING: the topology's control port serves the topologies page, which kills, rebalances and deactivates topologies, to anyone who reaches it: give --http_credentials or --credentials")
 		case ns.control == nil:
 			fmt.Fprintln(stderr, "agora storm submit: WARNING: the topology's control port speaks plain HTTP, so the page's credentials cross the network in clear: give --ssl_cert_file and --ssl_key_file")
+		case ns.downgrade:
+			fmt.Fprintln(stderr, "agora storm submit: WARNING: --ssl_support_downgrade: the topology's control port also takes plain HTTP, over which the page's credentials cross the network in clear")
 		}
 		return nativeSubmitPage(ns, nimbus.master, path, yaml, *name, t, conf, *home, *cpus, *mem, stdout, stderr)
 	}
