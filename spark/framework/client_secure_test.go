@@ -21,10 +21,11 @@ import (
 // spark.agora.ssl.ca_file the real SparkPi registers, gets its executor
 // and prints π. Without credentials it fails with the scheduler's 401,
 // which says what to pass; a secret file that is not there fails it at
-// start naming the setting and the file; AGORA_PRINCIPAL, AGORA_SECRET and
-// AGORA_CA_FILE are read as the agora commands read them (here a wrong
-// secret: the 401 names the principal). The refused drivers register
-// nothing.
+// start naming the setting and the file; a driver that calls over plain
+// HTTP, or does not trust the certificate, is told to give the CA;
+// AGORA_PRINCIPAL, AGORA_SECRET and AGORA_CA_FILE are read as the agora
+// commands read them (here a wrong secret: the 401 names the principal).
+// The refused drivers register nothing.
 func TestClientModeOnSecuredScheduler(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the real Spark; not in -short")
@@ -73,6 +74,10 @@ func TestClientModeOnSecuredScheduler(t *testing.T) {
 			t.Errorf("spark-submit %s registered %+v; want nothing", what, apps)
 		}
 	}
+	refused("over plain HTTP", nil, nil, "400", "the scheduler speaks HTTPS: give "+framework.ConfCAFile+"=FILE")
+	refused("with credentials but not the CA", nil,
+		[]string{framework.ConfPrincipal + "=operator", framework.ConfSecretFile + "=" + secretFile},
+		"SSLHandshakeException", "is "+framework.ConfCAFile+" the CA that signed the scheduler's certificate?")
 	refused("without credentials", nil, []string{ca},
 		"401: authentication required", framework.ConfPrincipal+"=NAME", framework.ConfSecretFile+"=FILE")
 	missing := filepath.Join(dir, "no-such.secret")

@@ -23,6 +23,7 @@ import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLHandshakeException;
 import javax.net.ssl.TrustManagerFactory;
 import org.apache.spark.SparkContext;
 import org.apache.spark.SparkException;
@@ -312,13 +313,25 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
     try {
       resp = http.send(req, HttpResponse.BodyHandlers.ofString());
     } catch (Exception e) {
-      throw new SparkException(method + " " + url + ": " + e);
+      String hint = "";
+      for (Throwable c = e; c != null; c = c.getCause()) {
+        if (c instanceof SSLHandshakeException) {
+          hint = " (is " + CA_FILE_KEY + " the CA that signed the scheduler's certificate?)";
+          break;
+        }
+      }
+      throw new SparkException(method + " " + url + ": " + e + hint);
     }
     if (resp.statusCode() / 100 != 2) {
       String msg = resp.body();
       Matcher m = MESSAGE.matcher(msg);
       if (m.find()) {
         msg = m.group(1).replaceAll("\\\\(.)", "$1");
+      }
+      if (resp.statusCode() == 400 && msg.contains("HTTP request to an HTTPS server")) {
+        // Go's answer on a TLS port: this scheduler is secured.
+        msg = msg.trim() + " (the scheduler speaks HTTPS: give " + CA_FILE_KEY + "=FILE, the CA that signed its"
+            + " certificate, and an operator's " + PRINCIPAL_KEY + " and " + SECRET_FILE_KEY + ")";
       }
       throw new SparkException(method + " " + url + ": " + resp.statusCode() + ": " + msg.trim());
     }
