@@ -20,8 +20,9 @@ import (
 // spark.agora.principal, spark.agora.secret.file and
 // spark.agora.ssl.ca_file the real SparkPi registers, gets its executor
 // and prints π. Without credentials it fails with the scheduler's 401,
-// which says what to pass; a secret file that is not there fails it at
-// start naming the setting and the file; a driver that calls over plain
+// which says what to pass; a secret file that is not there, or a secret
+// in the settings themselves, fails it at start naming the setting (and
+// the file); a driver that calls over plain
 // HTTP, or does not trust the certificate, is told to give the CA;
 // AGORA_PRINCIPAL, AGORA_SECRET and AGORA_CA_FILE are read as the agora
 // commands read them (here a wrong secret: the 401 names the principal).
@@ -81,9 +82,12 @@ func TestClientModeOnSecuredScheduler(t *testing.T) {
 	refused("without credentials", nil, []string{ca},
 		"401: authentication required", framework.ConfPrincipal+"=NAME", framework.ConfSecretFile+"=FILE")
 	missing := filepath.Join(dir, "no-such.secret")
-	refused("with a missing secret file", nil,
-		[]string{ca, framework.ConfPrincipal + "=operator", framework.ConfSecretFile + "=" + missing},
+	refused("with a missing secret file (the principal from AGORA_PRINCIPAL)", []string{"AGORA_PRINCIPAL=operator"},
+		[]string{ca, framework.ConfSecretFile + "=" + missing},
 		framework.ConfSecretFile+" "+missing+": no such file")
+	refused("with the secret in its settings", nil,
+		[]string{ca, framework.ConfPrincipal + "=operator", "spark.agora.secret=op-s3cret"},
+		"spark.agora.secret: the secret is not taken from Spark's configuration", framework.ConfSecretFile+"=FILE")
 	refused("with a wrong secret from the environment",
 		[]string{"AGORA_PRINCIPAL=operator", "AGORA_SECRET=wrong", "AGORA_CA_FILE=" + files.CA}, nil,
 		"401: invalid credentials for principal", "operator")

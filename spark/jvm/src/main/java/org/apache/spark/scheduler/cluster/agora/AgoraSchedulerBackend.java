@@ -4,14 +4,14 @@ import java.io.File;
 import java.io.FileInputStream;
 import java.io.InputStream;
 import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
 import java.security.KeyStore;
 import java.security.cert.Certificate;
 import java.security.cert.CertificateFactory;
@@ -125,8 +125,8 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
   /**
    * credentials are the principal and secret a driver without a token
    * presents, from the Spark configuration's principal and secretFile
-   * (spark.agora.principal, spark.agora.secret.file), else the environment
-   * (AGORA_PRINCIPAL, AGORA_SECRET); null for none. A configured half
+   * (spark.agora.principal, spark.agora.secret.file), each else the
+   * environment (AGORA_PRINCIPAL, AGORA_SECRET); null for none. A configured half
    * without the other, a secret in the configuration itself, or a secret
    * file that cannot be read or is empty fail the driver at start, naming
    * the key and the file. A principal from the environment without a
@@ -141,7 +141,11 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
     String secret = null;
     if (notEmpty(secretFile)) {
       if (!notEmpty(principal)) {
-        throw new IllegalArgumentException(SECRET_FILE_KEY + "=" + secretFile + " needs " + PRINCIPAL_KEY + "=NAME");
+        principal = System.getenv("AGORA_PRINCIPAL");
+      }
+      if (!notEmpty(principal)) {
+        throw new IllegalArgumentException(SECRET_FILE_KEY + "=" + secretFile + " needs " + PRINCIPAL_KEY
+            + "=NAME (or AGORA_PRINCIPAL)");
       }
       try {
         secret = Files.readString(Path.of(secretFile)).replaceAll("[\\r\\n]+$", "");
