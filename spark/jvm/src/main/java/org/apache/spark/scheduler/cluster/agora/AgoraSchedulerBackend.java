@@ -68,6 +68,10 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
   public static final String SECRET_FILE_KEY = "spark.agora.secret.file";
   public static final String CA_FILE_KEY = "spark.agora.ssl.ca_file";
 
+  /** What a driver that called a TLS-only scheduler over plain HTTP is told. */
+  private static final String HTTPS_HINT = "(a secured scheduler speaks HTTPS only: give " + CA_FILE_KEY + "=FILE, the CA"
+      + " that signed its certificate, and an operator's " + PRINCIPAL_KEY + " and " + SECRET_FILE_KEY + ")";
+
   private final SparkContext sc;
   private final String addr;
   // Set by connect, at start.
@@ -324,6 +328,12 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
           break;
         }
       }
+      String m = String.valueOf(e.getMessage()).toLowerCase();
+      if (url.startsWith("http:") && (m.contains("http1_0") || m.contains("reset") || m.contains("eof"))) {
+        // Go's HTTP/1.0 answer on a TLS port, which the client may fail
+        // to read, or its connection closed on the rest of the request.
+        hint = " " + HTTPS_HINT;
+      }
       throw new SparkException(method + " " + url + ": " + e + hint);
     }
     if (resp.statusCode() / 100 != 2) {
@@ -334,8 +344,7 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
       }
       if (resp.statusCode() == 400 && msg.contains("HTTP request to an HTTPS server")) {
         // Go's answer on a TLS port: this scheduler is secured.
-        msg = msg.trim() + " (the scheduler speaks HTTPS: give " + CA_FILE_KEY + "=FILE, the CA that signed its"
-            + " certificate, and an operator's " + PRINCIPAL_KEY + " and " + SECRET_FILE_KEY + ")";
+        msg = msg.trim() + " " + HTTPS_HINT;
       }
       throw new SparkException(method + " " + url + ": " + resp.statusCode() + ": " + msg.trim());
     }
