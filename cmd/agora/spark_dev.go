@@ -12,6 +12,7 @@ import (
 	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/dist"
 	"github.com/agora-cluster/agora/spark/dispatcher"
+	"github.com/agora-cluster/agora/spark/framework"
 )
 
 // devSpark runs the Spark dispatcher inside `agora dev`: a goroutine that
@@ -122,7 +123,17 @@ func (d *devSpark) start(ctx context.Context, masterAddr, ip, workDir string, cr
 		ex.wait()
 	}()
 	if sec.guard != nil || sec.tls != nil {
-		return fmt.Sprintf("  spark       %s://%s   (agora spark submit --principal ... ; agora spark drivers)", sec.scheme(), disp.Addr()), done, nil
+		line := fmt.Sprintf("  spark       %s://%s   (agora spark submit --principal ... ; agora spark drivers)", sec.scheme(), disp.Addr())
+		if sec.guard != nil && sec.tls != nil && svc.caFile != "" {
+			// A client-mode driver has no token: the cluster manager
+			// presents an operator's credentials over TLS (the operator's
+			// secret is where devSecure writes it).
+			line += fmt.Sprintf("\n              client mode: spark-submit --master mesos://%s --jars \"$(agora spark cluster-manager)\"\n"+
+				"                --conf %s=operator --conf %s=%s --conf %s=%s ...",
+				disp.Addr(), framework.ConfPrincipal, framework.ConfSecretFile, filepath.Join(workDir, "secure", "operator.secret"),
+				framework.ConfCAFile, svc.caFile)
+		}
+		return line, done, nil
 	}
 	return fmt.Sprintf("  spark       mesos://%s   (spark-submit --deploy-mode cluster ...; agora spark drivers)", disp.Addr()), done, nil
 }

@@ -111,10 +111,21 @@ func advertiseAddr(host string, ln net.Listener) string {
 // path: spark-submit --jars "$(agora spark cluster-manager)".
 func runSparkClusterManager(args []string) int {
 	if len(args) > 0 {
-		fmt.Fprint(os.Stderr, "Usage: agora spark cluster-manager\n\n"+
-			"Builds (with Maven, once; cached) and prints the path of the jar that lets Spark run\n"+
-			"executors as agora tasks: give it to a client-mode spark-submit with\n"+
-			"  spark-submit --master mesos://DISPATCHER:7077 --jars \"$(agora spark cluster-manager)\" ...\n")
+		usage := "Usage: agora spark cluster-manager\n\n" +
+			"Builds (with Maven, once; cached) and prints the path of the jar that lets Spark run\n" +
+			"executors as agora tasks: give it to a client-mode spark-submit with\n" +
+			"  spark-submit --master mesos://DISPATCHER:7077 --jars \"$(agora spark cluster-manager)\" ...\n\n" +
+			"A secured dispatcher (--credentials or --http_credentials, over TLS) wants an operator's\n" +
+			"credentials from a client-mode driver; the cluster manager sends them as HTTP Basic over HTTPS:\n" +
+			"  --conf " + framework.ConfPrincipal + "=NAME     the principal (else AGORA_PRINCIPAL)\n" +
+			"  --conf " + framework.ConfSecretFile + "=FILE   the file holding its secret (else AGORA_SECRET, the secret)\n" +
+			"  --conf " + framework.ConfCAFile + "=FILE   the CA that signed the dispatcher's certificate\n" +
+			"                                        (else AGORA_CA_FILE, else the JVM's trusted roots)\n"
+		if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+			fmt.Print(usage)
+			return 0
+		}
+		fmt.Fprint(os.Stderr, usage)
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -60,6 +62,27 @@ func TestSparkCommandsRefuseBadInput(t *testing.T) {
 		if code != tc.code || !strings.Contains(stderr, tc.err) {
 			t.Errorf("%s: exit %d, stderr %q; want %d and %q", tc.name, code, stderr, tc.code, tc.err)
 		}
+	}
+}
+
+// agora spark cluster-manager --help teaches the settings of a client-mode
+// driver's credentials (exit 0, on stdout); an argument is a usage error.
+func TestSparkClusterManagerHelp(t *testing.T) {
+	out, err := exec.Command(agoraBin, "spark", "cluster-manager", "--help").Output()
+	if err != nil {
+		t.Fatalf("agora spark cluster-manager --help: %v", err)
+	}
+	for _, w := range []string{"--jars \"$(agora spark cluster-manager)\"", "spark.agora.principal=NAME", "spark.agora.secret.file=FILE", "spark.agora.ssl.ca_file=FILE"} {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("agora spark cluster-manager --help does not say %q:\n%s", w, out)
+		}
+	}
+	cmd := exec.Command(agoraBin, "spark", "cluster-manager", "extra")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	var exit *exec.ExitError
+	if err := cmd.Run(); !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(stderr.String(), "Usage: agora spark cluster-manager") {
+		t.Errorf("agora spark cluster-manager extra: %v, %q; want exit 2 with the usage", err, stderr.String())
 	}
 }
 
@@ -173,7 +196,7 @@ func devRunsSparkDispatcher(t *testing.T, secure bool) {
 	if secure {
 		args = append(args, "--secure")
 	}
-	_, master := startBound(t, args...)
+	dev, master := startBound(t, args...)
 	stateClient := state.Client{}
 	cl, _ := sparkclient.New("mesos://" + addr)
 	var cliCred []string // what agora spark commands are given besides --dispatcher
@@ -335,6 +358,42 @@ func devRunsSparkDispatcher(t *testing.T, secure bool) {
 	code, out, errOut = runSparkCmd(sparkLogsCmd, append([]string{id, "--dispatcher", dispatcher, "--master", master}, cliCred...)...)
 	if code != 0 || !strings.HasPrefix(out, "Pi is roughly 3.1") {
 		t.Errorf("agora spark logs on the secured cluster: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+
+	// A client-mode spark-submit has no token: as the banner says, its
+	// cluster manager presents the operator's credentials over TLS and
+	// the application gets its executor.
+	secretFile := filepath.Join(work, "secure", "operator.secret")
+	clientConf := []string{"spark.agora.principal=operator", "spark.agora.secret.file=" + secretFile, "spark.agora.ssl.ca_file=" + caFile}
+	for _, c := range clientConf {
+		if !strings.Contains(dev.out.String(), "--conf "+c) {
+			t.Errorf("the banner does not show client mode's --conf %s:\n%s", c, dev.out.String())
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	a := []string{"--master", "mesos://" + addr, "--deploy-mode", "client", "--jars", sparktest.ClusterManagerJar(t),
+		"--driver-memory", "512m", "--conf", "spark.ui.enabled=false", "--conf", "spark.executor.cores=1",
+		"--conf", "spark.executor.memory=512m", "--conf", "spark.cores.max=1"}
+	for _, c := range clientConf {
+		a = append(a, "--conf", c)
+	}
+	cmd := exec.CommandContext(sctx, filepath.Join(sparktest.Home(t), "bin/spark-submit"), append(a, "--class", sparktest.PiClass, jar, "4")...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AGORA_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "SPARK_LOCAL_IP=127.0.0.1")
+	cmd.WaitDelay = 10 * time.Second
+	client, err := cmd.CombinedOutput()
+	if err != nil || !regexp.MustCompile(`Pi is roughly 3\.1`).Match(client) {
+		t.Fatalf("client-mode spark-submit with the operator's credentials: %v\n%s", err, lastLines(string(client), 40))
+	}
+	apps = nil
+	if err := stateClient.Get(context.Background(), "https://"+addr, "/v1/applications", &apps); err != nil ||
+		len(apps) != 2 || apps[1].Submission != "" || len(apps[1].Executors) != 1 {
+		t.Errorf("the operator's /v1/applications after the client-mode driver: %+v, %v; want a second application, of no submission, with its executor", apps, err)
 	}
 }
 

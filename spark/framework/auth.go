@@ -18,6 +18,18 @@ const (
 	EnvToken      = dispatcher.EnvToken
 )
 
+// ConfPrincipal, ConfSecretFile and ConfCAFile are the Spark settings
+// with which a driver that has no token (client mode) presents an
+// operator's credentials: the cluster manager (spark/jvm) reads them, else
+// AGORA_PRINCIPAL, AGORA_SECRET and AGORA_CA_FILE, and sends HTTP Basic
+// over HTTPS. The API sees neither the secret nor its file's name (the
+// cluster manager leaves settings naming secrets out of a registration).
+const (
+	ConfPrincipal  = "spark.agora.principal"
+	ConfSecretFile = "spark.agora.secret.file"
+	ConfCAFile     = "spark.agora.ssl.ca_file"
+)
+
 // Auth asks every call of the API for a driver's token or an operator's
 // HTTP Basic credentials. A token names the submission its driver was
 // launched for: an application registered with it belongs to that
@@ -61,7 +73,9 @@ func (s *Scheduler) guard(next http.Handler) http.Handler {
 		}
 		token, ok := auth.BearerToken(r)
 		if !ok {
-			refuse(w, "authentication required: a driver's token ("+EnvToken+", sent as Authorization: Bearer) or an operator's HTTP Basic credentials")
+			refuse(w, "authentication required: a driver's token ("+EnvToken+", sent as Authorization: Bearer) or an operator's HTTP Basic credentials"+
+				" (a client-mode spark-submit: --conf "+ConfPrincipal+"=NAME --conf "+ConfSecretFile+"=FILE, or AGORA_PRINCIPAL and AGORA_SECRET;"+
+				" with "+ConfCAFile+"=FILE, or AGORA_CA_FILE, for the CA that signed this API's certificate)")
 			return
 		}
 		if a.Tokens == nil {

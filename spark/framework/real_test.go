@@ -50,6 +50,12 @@ func newSparkEnv(t *testing.T) *sparkEnv {
 
 // newSparkEnvOn is newSparkEnv with agent adjusting the agents' configurations.
 func newSparkEnvOn(t *testing.T, agent func(i int, c *agent.Config)) *sparkEnv {
+	return newSparkEnvWith(t, agent, nil)
+}
+
+// newSparkEnvWith is newSparkEnvOn with configure, if set, adjusting the
+// scheduler's configuration (its Auth, its Listener wrapped in TLS).
+func newSparkEnvWith(t *testing.T, agent func(i int, c *agent.Config), configure func(c *framework.Config)) *sparkEnv {
 	if testing.Short() {
 		t.Skip("runs the real Spark; not in -short")
 	}
@@ -60,8 +66,12 @@ func newSparkEnvOn(t *testing.T, agent func(i int, c *agent.Config)) *sparkEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := framework.New(framework.Config{Masters: []string{e.c.MasterAddr}, Listener: ln, SparkHome: home,
-		Logger: slog.New(slog.NewTextHandler(testLog{t}, nil))})
+	cfg := framework.Config{Masters: []string{e.c.MasterAddr}, Listener: ln, SparkHome: home,
+		Logger: slog.New(slog.NewTextHandler(testLog{t}, nil))}
+	if configure != nil {
+		configure(&cfg)
+	}
+	s, err := framework.New(cfg)
 	if err != nil {
 		ln.Close()
 		t.Fatal(err)
@@ -106,6 +116,17 @@ func (e *sparkEnv) poll(what string, within time.Duration, cond func() bool) {
 // --jars.
 func (e *sparkEnv) submit(conf []string, class string, args ...string) (string, error) {
 	e.t.Helper()
+	return e.submitEnv(nil, conf, class, args...)
+}
+
+// agoraEnv are the variables through which the cluster manager finds a
+// token, credentials or a CA: a submission has only those it is given.
+var agoraEnv = []string{"AGORA_SPARK_TOKEN", "AGORA_SPARK_CA_FILE", "AGORA_PRINCIPAL", "AGORA_SECRET", "AGORA_CA_FILE"}
+
+// submitEnv is submit with env (NAME=VALUE) added to spark-submit's
+// environment.
+func (e *sparkEnv) submitEnv(env, conf []string, class string, args ...string) (string, error) {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	a := []string{"--master", "mesos://" + e.s.Addr(), "--deploy-mode", "client", "--jars", e.cm,
@@ -115,7 +136,12 @@ func (e *sparkEnv) submit(conf []string, class string, args ...string) (string, 
 	}
 	a = append(append(a, "--class", class, e.jar), args...)
 	cmd := exec.CommandContext(ctx, filepath.Join(e.home, "bin/spark-submit"), a...)
-	cmd.Env = append(os.Environ(), "SPARK_LOCAL_IP=127.0.0.1")
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); !slices.Contains(agoraEnv, name) {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(append(cmd.Env, "SPARK_LOCAL_IP=127.0.0.1"), env...)
 	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.CombinedOutput()
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {

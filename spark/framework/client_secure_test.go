@@ -1,0 +1,129 @@
+package framework_test
+
+import (
+	"crypto/tls"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agora-cluster/agora/cluster/auth"
+	"github.com/agora-cluster/agora/cluster/tlsconf"
+	"github.com/agora-cluster/agora/spark/framework"
+	"github.com/agora-cluster/agora/spark/sparktest"
+)
+
+// A client-mode spark-submit against a secured scheduler (HTTPS only, an
+// operator's Basic credentials, as a secured dispatcher serves it): with
+// spark.agora.principal, spark.agora.secret.file and
+// spark.agora.ssl.ca_file the real SparkPi registers, gets its executor
+// and prints π. Without credentials it fails with the scheduler's 401,
+// which says what to pass; a secret file that is not there, or a secret
+// in the settings themselves, fails it at start naming the setting (and
+// the file); a driver that calls over plain
+// HTTP, or does not trust the certificate, is told to give the CA;
+// AGORA_PRINCIPAL, AGORA_SECRET and AGORA_CA_FILE are read as the agora
+// commands read them (here a wrong secret: the 401 names the principal).
+// The refused drivers register nothing.
+func TestClientModeOnSecuredScheduler(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real Spark; not in -short")
+	}
+	dir := t.TempDir()
+	files, err := tlsconf.GenerateCA(filepath.Join(dir, "tls"), []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := tlsconf.Flags{CertFile: files.Cert, KeyFile: files.Key}
+	serverTLS, err := flags.Server()
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := auth.ParseUserPassword("operator:op-s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretFile := filepath.Join(dir, "operator.secret")
+	if err := os.WriteFile(secretFile, []byte("op-s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newSparkEnvWith(t, nil, func(c *framework.Config) {
+		c.Listener = tls.NewListener(c.Listener, serverTLS)
+		c.Auth = &framework.Auth{Credentials: creds}
+	})
+	pi := []string{"spark.executor.cores=1", "spark.executor.memory=512m", "spark.cores.max=1"}
+	ca := framework.ConfCAFile + "=" + files.CA
+
+	refused := func(what string, env, conf []string, want ...string) {
+		t.Helper()
+		out, err := e.submitEnv(env, append(append([]string{}, pi...), conf...), sparktest.PiClass, "2")
+		if err == nil {
+			t.Errorf("spark-submit %s succeeded; want it to fail:\n%s", what, lastLines(out, 40))
+			return
+		}
+		if i := strings.Index(out, "Exception in thread"); i >= 0 {
+			line, _, _ := strings.Cut(out[i:], "\n")
+			t.Logf("spark-submit %s: %s", what, line)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("spark-submit %s: the output does not say %q:\n%s", what, w, lastLines(out, 40))
+			}
+		}
+		if strings.Contains(out, "Could not find CoarseGrainedScheduler") {
+			t.Errorf("spark-submit %s: the driver stopped its backend twice, burying the reason:\n%s", what, lastLines(out, 40))
+		}
+		if apps := e.s.Apps(); len(apps) != 0 {
+			t.Errorf("spark-submit %s registered %+v; want nothing", what, apps)
+		}
+	}
+	// Go answers plain HTTP on a TLS port with an HTTP/1.0 400, which
+	// Java's client reads as a 400 or fails to read: either way the hint.
+	refused("over plain HTTP", nil, nil, "a secured scheduler speaks HTTPS only: give "+framework.ConfCAFile+"=FILE")
+	refused("with credentials but not the CA", nil,
+		[]string{framework.ConfPrincipal + "=operator", framework.ConfSecretFile + "=" + secretFile},
+		"SSLHandshakeException", "is "+framework.ConfCAFile+" the CA that signed the scheduler's certificate?")
+	refused("without credentials", nil, []string{ca},
+		"401: authentication required", framework.ConfPrincipal+"=NAME", framework.ConfSecretFile+"=FILE")
+	missing := filepath.Join(dir, "no-such.secret")
+	refused("with a missing secret file (the principal from AGORA_PRINCIPAL)", []string{"AGORA_PRINCIPAL=operator"},
+		[]string{ca, framework.ConfSecretFile + "=" + missing},
+		framework.ConfSecretFile+" "+missing+": no such file")
+	refused("with the secret in its settings", nil,
+		[]string{ca, framework.ConfPrincipal + "=operator", "spark.agora.secret=op-s3cret"},
+		"spark.agora.secret: the secret is not taken from Spark's configuration", framework.ConfSecretFile+"=FILE")
+	refused("with a wrong secret from the environment",
+		[]string{"AGORA_PRINCIPAL=operator", "AGORA_SECRET=wrong", "AGORA_CA_FILE=" + files.CA}, nil,
+		"401: invalid credentials for principal", "operator")
+
+	out, err := e.submit(append(append([]string{}, pi...), ca,
+		framework.ConfPrincipal+"=operator", framework.ConfSecretFile+"="+secretFile), sparktest.PiClass, "4")
+	if err != nil || !regexp.MustCompile(`Pi is roughly 3\.1\d*`).MatchString(out) {
+		t.Fatalf("spark-submit with the operator's credentials: %v; want Pi is roughly 3.1...:\n%s", err, lastLines(out, 60))
+	}
+	m := appIDRe.FindStringSubmatch(out)
+	if m == nil || !strings.Contains(out, "with agora's Spark scheduler at https://") {
+		t.Fatalf("the driver did not register over HTTPS:\n%s", lastLines(out, 60))
+	}
+	st, ok := e.s.App(m[1])
+	if !ok || st.State != framework.AppEnded || len(st.Executors) != 1 || st.Submission != "" {
+		t.Fatalf("application %s = %+v; want ENDED with its one executor, registered by the operator", m[1], st)
+	}
+	if tasks := e.executorTasks(m[1]); len(tasks) != 1 {
+		t.Errorf("the master's tasks of %s: %+v; want its one executor", m[1], tasks)
+	}
+	if strings.Contains(out, "op-s3cret") {
+		t.Errorf("the driver's output shows the secret:\n%s", out)
+	}
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
