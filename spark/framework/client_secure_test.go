@@ -1,12 +1,15 @@
 package framework_test
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/base64"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,16 +119,31 @@ func TestClientModeOnSecuredScheduler(t *testing.T) {
 	// An open scheduler on the same cluster: credentials exported for a
 	// secured one are not sent to it over plain HTTP, and the driver says
 	// where they came from.
-	open := e.withScheduler(nil)
+	// What it reads is recorded: plain HTTP, but for the refused
+	// driver's TLS handshake.
+	var received recorded
+	open := e.withScheduler(func(c *framework.Config) { c.Listener = recordingListener{c.Listener, &received} })
 	refused(open, "to an open scheduler with AGORA_PRINCIPAL and AGORA_SECRET",
 		[]string{"AGORA_PRINCIPAL=operator", "AGORA_SECRET=op-s3cret", "AGORA_CA_FILE=" + files.CA}, nil,
 		"the credentials of AGORA_PRINCIPAL and AGORA_SECRET are sent over HTTPS only: for an open scheduler unset them")
-	// AGORA_CA_FILE alone (the master's CA) makes nothing HTTPS.
-	out, err := open.submitEnv([]string{"AGORA_CA_FILE=" + files.CA}, pi, sparktest.PiClass, "2")
+	// AGORA_CA_FILE alone (the master's CA) makes nothing HTTPS. The
+	// registration leaves out the settings spark.redaction.regex matches.
+	redaction := []string{"spark.redaction.regex=(?i)secret|password|token|access[.]?key|hidden",
+		"spark.myapp.hidden=1", "spark.myapp.access.key=1"}
+	out, err := open.submitEnv([]string{"AGORA_CA_FILE=" + files.CA}, append(append([]string{}, pi...), redaction...), sparktest.PiClass, "2")
 	outs = append(outs, out)
 	if err != nil || !regexp.MustCompile(`Pi is roughly 3\.1\d*`).MatchString(out) ||
 		!strings.Contains(out, "with agora's Spark scheduler at http://") {
 		t.Errorf("spark-submit to an open scheduler with AGORA_CA_FILE: %v; want π over plain HTTP:\n%s", err, lastLines(out, 60))
+	}
+	got := received.String()
+	if !strings.Contains(got, `"spark.executor.cores":"1"`) {
+		t.Errorf("the open scheduler read no registration with spark.executor.cores:\n%s", got)
+	}
+	for _, w := range []string{"spark.myapp.hidden", "spark.myapp.access.key", "Authorization"} {
+		if strings.Contains(got, w) {
+			t.Errorf("the open scheduler was sent %q:\n%s", w, got)
+		}
 	}
 
 	out, err = e.submit(append(append([]string{}, pi...), ca,
@@ -153,6 +171,45 @@ func TestClientModeOnSecuredScheduler(t *testing.T) {
 			}
 		}
 	}
+}
+
+// recorded is what a recordingListener's connections read.
+type recorded struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (r *recorded) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.buf.String()
+}
+
+// recordingListener records all its connections read.
+type recordingListener struct {
+	net.Listener
+	r *recorded
+}
+
+func (l recordingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return recordingConn{c, l.r}, nil
+}
+
+type recordingConn struct {
+	net.Conn
+	r *recorded
+}
+
+func (c recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.r.mu.Lock()
+	c.r.buf.Write(p[:n])
+	c.r.mu.Unlock()
+	return n, err
 }
 
 // lastLines is the last n lines of s.
