@@ -119,8 +119,12 @@ func runSparkClusterManager(args []string) int {
 			"credentials from a client-mode driver; the cluster manager sends them as HTTP Basic over HTTPS:\n" +
 			"  --conf " + framework.ConfPrincipal + "=NAME     the principal (else AGORA_PRINCIPAL)\n" +
 			"  --conf " + framework.ConfSecretFile + "=FILE   the file holding its secret (else AGORA_SECRET, the secret)\n" +
-			"  --conf " + framework.ConfCAFile + "=FILE   the CA that signed the dispatcher's certificate\n" +
-			"                                        (else AGORA_CA_FILE, else the JVM's trusted roots)\n"
+			"  --conf " + framework.ConfCAFile + "=FILE   the CA that signed the dispatcher's certificate (else\n" +
+			"                                        AGORA_SPARK_CA_FILE; else, only with credentials, AGORA_CA_FILE;\n" +
+			"                                        else the JVM's trusted roots)\n" +
+			"With credentials, or with " + framework.ConfCAFile + " or AGORA_SPARK_CA_FILE, the calls are HTTPS;\n" +
+			"AGORA_CA_FILE alone (the master's CA) leaves them plain HTTP. Credentials are never sent over\n" +
+			"plain HTTP: against an open dispatcher, unset AGORA_PRINCIPAL and AGORA_SECRET.\n"
 		if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
 			fmt.Print(usage)
 			return 0

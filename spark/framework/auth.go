@@ -21,9 +21,11 @@ const (
 // ConfPrincipal, ConfSecretFile and ConfCAFile are the Spark settings
 // with which a driver that has no token (client mode) presents an
 // operator's credentials: the cluster manager (spark/jvm) reads them, else
-// AGORA_PRINCIPAL, AGORA_SECRET and AGORA_CA_FILE, and sends HTTP Basic
-// over HTTPS. The API sees neither the secret nor its file's name (the
-// cluster manager leaves settings naming secrets out of a registration).
+// AGORA_PRINCIPAL and AGORA_SECRET, and sends HTTP Basic over HTTPS only,
+// trusting ConfCAFile, else AGORA_SPARK_CA_FILE, else (only with
+// credentials) AGORA_CA_FILE. The API sees neither the secret nor its
+// file's name (the cluster manager leaves the secret file's setting and
+// those spark.redaction.regex matches out of a registration).
 const (
 	ConfPrincipal  = "spark.agora.principal"
 	ConfSecretFile = "spark.agora.secret.file"
@@ -75,7 +77,8 @@ func (s *Scheduler) guard(next http.Handler) http.Handler {
 		if !ok {
 			refuse(w, "authentication required: a driver's token ("+EnvToken+", sent as Authorization: Bearer) or an operator's HTTP Basic credentials"+
 				" (a client-mode spark-submit: --conf "+ConfPrincipal+"=NAME --conf "+ConfSecretFile+"=FILE, or AGORA_PRINCIPAL and AGORA_SECRET;"+
-				" with "+ConfCAFile+"=FILE, or AGORA_CA_FILE, for the CA that signed this API's certificate)")
+				" with "+ConfCAFile+"=FILE for the CA that signed this API's certificate, else AGORA_SPARK_CA_FILE,"+
+				" else, with credentials, AGORA_CA_FILE)")
 			return
 		}
 		if a.Tokens == nil {

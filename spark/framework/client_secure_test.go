@@ -1,11 +1,15 @@
 package framework_test
 
 import (
+	"bytes"
 	"crypto/tls"
+	"encoding/base64"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,10 +27,14 @@ import (
 // which says what to pass; a secret file that is not there, or a secret
 // in the settings themselves, fails it at start naming the setting (and
 // the file); a driver that calls over plain
-// HTTP, or does not trust the certificate, is told to give the CA;
-// AGORA_PRINCIPAL, AGORA_SECRET and AGORA_CA_FILE are read as the agora
-// commands read them (here a wrong secret: the 401 names the principal).
-// The refused drivers register nothing.
+// HTTP, or does not trust the certificate, is told to give the CA (or
+// which CA setting it trusted); AGORA_PRINCIPAL, AGORA_SECRET and
+// AGORA_CA_FILE are read as the agora commands read them (here a wrong
+// secret: the 401 names the principal). Against an open scheduler
+// (plain HTTP) exported credentials fail the driver, which says where
+// they came from and to unset them, while AGORA_CA_FILE alone changes
+// nothing. The refused drivers register nothing, and no output shows
+// the secret or its Basic encoding.
 func TestClientModeOnSecuredScheduler(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the real Spark; not in -short")
@@ -55,10 +63,17 @@ func TestClientModeOnSecuredScheduler(t *testing.T) {
 	})
 	pi := []string{"spark.executor.cores=1", "spark.executor.memory=512m", "spark.cores.max=1"}
 	ca := framework.ConfCAFile + "=" + files.CA
+	other, err := tlsconf.GenerateCA(filepath.Join(dir, "other"), []string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 
-	refused := func(what string, env, conf []string, want ...string) {
+	// outs are every spark-submit's output, none of which may show a secret.
+	var outs []string
+	refused := func(on *sparkEnv, what string, env, conf []string, want ...string) {
 		t.Helper()
-		out, err := e.submitEnv(env, append(append([]string{}, pi...), conf...), sparktest.PiClass, "2")
+		out, err := on.submitEnv(env, append(append([]string{}, pi...), conf...), sparktest.PiClass, "2")
+		outs = append(outs, out)
 		if err == nil {
 			t.Errorf("spark-submit %s succeeded; want it to fail:\n%s", what, lastLines(out, 40))
 			return
@@ -75,31 +90,65 @@ func TestClientModeOnSecuredScheduler(t *testing.T) {
 		if strings.Contains(out, "Could not find CoarseGrainedScheduler") {
 			t.Errorf("spark-submit %s: the driver stopped its backend twice, burying the reason:\n%s", what, lastLines(out, 40))
 		}
-		if apps := e.s.Apps(); len(apps) != 0 {
+		if apps := on.s.Apps(); len(apps) != 0 {
 			t.Errorf("spark-submit %s registered %+v; want nothing", what, apps)
 		}
 	}
 	// Go answers plain HTTP on a TLS port with an HTTP/1.0 400, which
 	// Java's client reads as a 400 or fails to read: either way the hint.
-	refused("over plain HTTP", nil, nil, "a secured scheduler speaks HTTPS only: give "+framework.ConfCAFile+"=FILE")
-	refused("with credentials but not the CA", nil,
-		[]string{framework.ConfPrincipal + "=operator", framework.ConfSecretFile + "=" + secretFile},
-		"SSLHandshakeException", "is "+framework.ConfCAFile+" the CA that signed the scheduler's certificate?")
-	refused("without credentials", nil, []string{ca},
+	refused(e, "over plain HTTP", nil, nil, "HTTPS only: give "+framework.ConfCAFile+"=FILE")
+	operator := []string{framework.ConfPrincipal + "=operator", framework.ConfSecretFile + "=" + secretFile}
+	refused(e, "with credentials but not the CA", nil, operator,
+		"the JVM's trusted roots do not verify the scheduler's certificate: give "+framework.ConfCAFile+"=FILE")
+	// As a dispatcher's driver is given it; the hint names where the CA came from.
+	refused(e, "with another CA in AGORA_SPARK_CA_FILE", []string{"AGORA_SPARK_CA_FILE=" + other.CA}, operator,
+		"is AGORA_SPARK_CA_FILE="+other.CA+" the CA that signed the scheduler's certificate?")
+	refused(e, "without credentials", nil, []string{ca},
 		"401: authentication required", framework.ConfPrincipal+"=NAME", framework.ConfSecretFile+"=FILE")
 	missing := filepath.Join(dir, "no-such.secret")
-	refused("with a missing secret file (the principal from AGORA_PRINCIPAL)", []string{"AGORA_PRINCIPAL=operator"},
+	refused(e, "with a missing secret file (the principal from AGORA_PRINCIPAL)", []string{"AGORA_PRINCIPAL=operator"},
 		[]string{ca, framework.ConfSecretFile + "=" + missing},
 		framework.ConfSecretFile+" "+missing+": no such file")
-	refused("with the secret in its settings", nil,
+	refused(e, "with the secret in its settings", nil,
 		[]string{ca, framework.ConfPrincipal + "=operator", "spark.agora.secret=op-s3cret"},
 		"spark.agora.secret: the secret is not taken from Spark's configuration", framework.ConfSecretFile+"=FILE")
-	refused("with a wrong secret from the environment",
+	refused(e, "with a wrong secret from the environment",
 		[]string{"AGORA_PRINCIPAL=operator", "AGORA_SECRET=wrong", "AGORA_CA_FILE=" + files.CA}, nil,
 		"401: invalid credentials for principal", "operator")
 
-	out, err := e.submit(append(append([]string{}, pi...), ca,
+	// An open scheduler on the same cluster: credentials exported for a
+	// secured one are not sent to it over plain HTTP, and the driver says
+	// where they came from.
+	// What it reads is recorded: plain HTTP, but for the refused
+	// driver's TLS handshake.
+	var received recorded
+	open := e.withScheduler(func(c *framework.Config) { c.Listener = recordingListener{c.Listener, &received} })
+	refused(open, "to an open scheduler with AGORA_PRINCIPAL and AGORA_SECRET",
+		[]string{"AGORA_PRINCIPAL=operator", "AGORA_SECRET=op-s3cret", "AGORA_CA_FILE=" + files.CA}, nil,
+		"the credentials of AGORA_PRINCIPAL and AGORA_SECRET are sent over HTTPS only: for an open scheduler unset them")
+	// AGORA_CA_FILE alone (the master's CA) makes nothing HTTPS. The
+	// registration leaves out the settings spark.redaction.regex matches.
+	redaction := []string{"spark.redaction.regex=(?i)secret|password|token|access[.]?key|hidden",
+		"spark.myapp.hidden=1", "spark.myapp.access.key=1"}
+	out, err := open.submitEnv([]string{"AGORA_CA_FILE=" + files.CA}, append(append([]string{}, pi...), redaction...), sparktest.PiClass, "2")
+	outs = append(outs, out)
+	if err != nil || !regexp.MustCompile(`Pi is roughly 3\.1\d*`).MatchString(out) ||
+		!strings.Contains(out, "with agora's Spark scheduler at http://") {
+		t.Errorf("spark-submit to an open scheduler with AGORA_CA_FILE: %v; want π over plain HTTP:\n%s", err, lastLines(out, 60))
+	}
+	got := received.String()
+	if !strings.Contains(got, `"spark.executor.cores":"1"`) {
+		t.Errorf("the open scheduler read no registration with spark.executor.cores:\n%s", got)
+	}
+	for _, w := range []string{"spark.myapp.hidden", "spark.myapp.access.key", "Authorization"} {
+		if strings.Contains(got, w) {
+			t.Errorf("the open scheduler was sent %q:\n%s", w, got)
+		}
+	}
+
+	out, err = e.submit(append(append([]string{}, pi...), ca,
 		framework.ConfPrincipal+"=operator", framework.ConfSecretFile+"="+secretFile), sparktest.PiClass, "4")
+	outs = append(outs, out)
 	if err != nil || !regexp.MustCompile(`Pi is roughly 3\.1\d*`).MatchString(out) {
 		t.Fatalf("spark-submit with the operator's credentials: %v; want Pi is roughly 3.1...:\n%s", err, lastLines(out, 60))
 	}
@@ -114,9 +163,53 @@ func TestClientModeOnSecuredScheduler(t *testing.T) {
 	if tasks := e.executorTasks(m[1]); len(tasks) != 1 {
 		t.Errorf("the master's tasks of %s: %+v; want its one executor", m[1], tasks)
 	}
-	if strings.Contains(out, "op-s3cret") {
-		t.Errorf("the driver's output shows the secret:\n%s", out)
+	for _, secret := range []string{"op-s3cret", base64.StdEncoding.EncodeToString([]byte("operator:op-s3cret")),
+		base64.StdEncoding.EncodeToString([]byte("operator:wrong"))} {
+		for _, out := range outs {
+			if strings.Contains(out, secret) {
+				t.Errorf("a driver's output shows %q:\n%s", secret, out)
+			}
+		}
 	}
+}
+
+// recorded is what a recordingListener's connections read.
+type recorded struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (r *recorded) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.buf.String()
+}
+
+// recordingListener records all its connections read.
+type recordingListener struct {
+	net.Listener
+	r *recorded
+}
+
+func (l recordingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return recordingConn{c, l.r}, nil
+}
+
+type recordingConn struct {
+	net.Conn
+	r *recorded
+}
+
+func (c recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.r.mu.Lock()
+	c.r.buf.Write(p[:n])
+	c.r.mu.Unlock()
+	return n, err
 }
 
 // lastLines is the last n lines of s.

@@ -62,11 +62,26 @@ func newSparkEnvWith(t *testing.T, agent func(i int, c *agent.Config), configure
 	home := sparktest.Home(t)
 	e := &sparkEnv{t: t, home: home, jar: sparktest.PiJar(t, home), cm: sparktest.ClusterManagerJar(t),
 		c: clustertest.Start(t, clustertest.Options{Agents: 2, AgentResources: "cpus:2;mem:3072;disk:10000;ports:[31000-32000]", Agent: agent})}
+	e.startScheduler(configure)
+	return e
+}
+
+// withScheduler is e with another scheduler on the same cluster,
+// configured by configure (nil: an open one, plain HTTP).
+func (e *sparkEnv) withScheduler(configure func(c *framework.Config)) *sparkEnv {
+	o := *e
+	o.startScheduler(configure)
+	return &o
+}
+
+// startScheduler starts e's scheduler, stopped at the test's end.
+func (e *sparkEnv) startScheduler(configure func(c *framework.Config)) {
+	t := e.t
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := framework.Config{Masters: []string{e.c.MasterAddr}, Listener: ln, SparkHome: home,
+	cfg := framework.Config{Masters: []string{e.c.MasterAddr}, Listener: ln, SparkHome: e.home,
 		Logger: slog.New(slog.NewTextHandler(testLog{t}, nil))}
 	if configure != nil {
 		configure(&cfg)
@@ -92,7 +107,6 @@ func newSparkEnvWith(t *testing.T, agent func(i int, c *agent.Config), configure
 		}
 	})
 	e.poll("the scheduler to subscribe", time.Minute, s.Subscribed)
-	return e
 }
 
 type testLog struct{ t *testing.T }

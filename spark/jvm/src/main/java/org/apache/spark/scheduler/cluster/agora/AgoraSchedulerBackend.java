@@ -2,18 +2,24 @@ package org.apache.spark.scheduler.cluster.agora;
 
 import java.io.File;
 import java.io.FileInputStream;
+import java.io.IOException;
 import java.io.InputStream;
+import java.net.ConnectException;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.net.http.HttpTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.security.KeyStore;
+import java.security.cert.CertPathBuilderException;
+import java.security.cert.CertPathValidatorException;
 import java.security.cert.Certificate;
+import java.security.cert.CertificateException;
 import java.security.cert.CertificateFactory;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -22,8 +28,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.regex.PatternSyntaxException;
 import javax.net.ssl.SSLContext;
-import javax.net.ssl.SSLHandshakeException;
 import javax.net.ssl.TrustManagerFactory;
 import org.apache.spark.SparkContext;
 import org.apache.spark.SparkException;
@@ -54,10 +60,15 @@ import scala.jdk.javaapi.CollectionConverters;
  * credentials if it is given them: spark.agora.principal (else
  * AGORA_PRINCIPAL) with the secret in the file spark.agora.secret.file
  * (else AGORA_SECRET, the secret itself), always over HTTPS, trusting
- * spark.agora.ssl.ca_file (else AGORA_SPARK_CA_FILE, else AGORA_CA_FILE,
- * else the JVM's trusted roots). A CA alone makes the calls HTTPS without
- * credentials.</li>
+ * spark.agora.ssl.ca_file (else AGORA_SPARK_CA_FILE, else, with
+ * credentials, AGORA_CA_FILE, else the JVM's trusted roots).
+ * spark.agora.ssl.ca_file or AGORA_SPARK_CA_FILE alone makes the calls
+ * HTTPS without credentials; AGORA_CA_FILE alone does not (it is the
+ * master's CA, which, as for the agora commands, only verifies).</li>
  * </ul>
+ * Settings whose key matches spark.redaction.regex (Spark's default:
+ * secret, password, token, access key) and spark.agora.secret.file are
+ * left out of the registration.
  */
 public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
   private static final Pattern MESSAGE = Pattern.compile("\"message\"\\s*:\\s*\"((?:[^\"\\\\]|\\\\.)*)\"");
@@ -68,9 +79,13 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
   public static final String SECRET_FILE_KEY = "spark.agora.secret.file";
   public static final String CA_FILE_KEY = "spark.agora.ssl.ca_file";
 
-  /** What a driver that called a TLS-only scheduler over plain HTTP is told. */
-  private static final String HTTPS_HINT = "(a secured scheduler speaks HTTPS only: give " + CA_FILE_KEY + "=FILE, the CA"
-      + " that signed its certificate, and an operator's " + PRINCIPAL_KEY + " and " + SECRET_FILE_KEY + ")";
+  /** The settings left out of a registration, as Spark's redaction. */
+  public static final String REDACTION_KEY = "spark.redaction.regex";
+  public static final String REDACTION_DEFAULT = "(?i)secret|password|token|access[.]?key";
+
+  /** What a driver whose registration over plain HTTP failed is told, after "the scheduler is (or may be) a secured one". */
+  private static final String HTTPS_ONLY = ", which speaks HTTPS only: give " + CA_FILE_KEY + "=FILE, the CA"
+      + " that signed its certificate, and an operator's " + PRINCIPAL_KEY + " and " + SECRET_FILE_KEY;
 
   private final SparkContext sc;
   private final String addr;
@@ -79,6 +94,13 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
   private volatile HttpClient http;
   /** The Authorization header's value (a driver's token or Basic credentials), or null. */
   private volatile String authorization;
+  /** The settings the Basic credentials came from (for messages), or null. */
+  private volatile String credentialsFrom;
+  /** The CA trusted and the setting it came from; null: the JVM's trusted roots. */
+  private volatile String ca;
+  private volatile String caWhat;
+  /** Which settings are left out of a registration (spark.redaction.regex). */
+  private volatile Pattern redaction;
   private volatile String appId;
 
   public AgoraSchedulerBackend(TaskSchedulerImpl scheduler, SparkContext sc, String addr) {
@@ -93,37 +115,53 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
    * start does, so that bad settings fail the driver before anything runs.
    */
   private void connect() {
+    String regex = sc.conf().get(REDACTION_KEY, REDACTION_DEFAULT);
+    try {
+      this.redaction = Pattern.compile(regex);
+    } catch (PatternSyntaxException e) {
+      throw new IllegalArgumentException(REDACTION_KEY + "=" + regex + ": not a regular expression: " + e.getDescription(), e);
+    }
     String token = System.getenv("AGORA_SPARK_TOKEN");
     String ca = System.getenv("AGORA_SPARK_CA_FILE");
-    String caWhat = "AGORA_SPARK_CA_FILE";
-    boolean tls = notEmpty(ca);
+    String caWhat = notEmpty(ca) ? "AGORA_SPARK_CA_FILE" : null;
+    Credential cred = null;
     if (notEmpty(token)) {
       // A driver the dispatcher launched: what it was given, nothing else.
       this.authorization = "Bearer " + token;
     } else {
-      String[] cred = credentials(sc.conf().get(PRINCIPAL_KEY, ""), sc.conf().get(SECRET_FILE_KEY, ""));
-      this.authorization = cred == null ? null : basic(cred[0], cred[1]);
+      cred = credentials(sc.conf().get(PRINCIPAL_KEY, ""), sc.conf().get(SECRET_FILE_KEY, ""));
+      this.authorization = cred == null ? null : basic(cred.principal(), cred.secret());
       String conf = sc.conf().get(CA_FILE_KEY, "");
       if (notEmpty(conf)) {
         ca = conf;
         caWhat = CA_FILE_KEY;
       } else if (!notEmpty(ca) && cred != null && notEmpty(System.getenv("AGORA_CA_FILE"))) {
+        // The master's CA, as the agora commands take it: it verifies the
+        // HTTPS that credentials need, and alone makes nothing HTTPS.
         ca = System.getenv("AGORA_CA_FILE");
         caWhat = "AGORA_CA_FILE";
       }
-      // Credentials go over TLS only.
-      tls = notEmpty(ca) || cred != null;
     }
     HttpClient.Builder b = HttpClient.newBuilder().connectTimeout(TIMEOUT);
     if (notEmpty(ca)) {
       b.sslContext(trusting(caWhat, ca));
     }
     this.http = b.build();
+    this.ca = notEmpty(ca) ? ca : null;
+    this.caWhat = this.ca != null ? caWhat : null;
+    this.credentialsFrom = cred == null ? null : cred.from();
+    // Credentials go over HTTPS only; a CA of the Spark settings or the
+    // dispatcher's makes the calls HTTPS too.
+    boolean tls = cred != null || (caWhat != null && !caWhat.equals("AGORA_CA_FILE"));
     this.base = (tls ? "https://" : "http://") + addr + "/v1/applications";
   }
 
   private static boolean notEmpty(String s) {
     return s != null && !s.isEmpty();
+  }
+
+  /** A principal, its secret, and the settings they came from (for messages). */
+  private record Credential(String principal, String secret, String from) {
   }
 
   /**
@@ -136,16 +174,18 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
    * the key and the file. A principal from the environment without a
    * secret sends none (an open dispatcher needs none).
    */
-  private String[] credentials(String principal, String secretFile) {
+  private Credential credentials(String principal, String secretFile) {
     if (notEmpty(sc.conf().get("spark.agora.secret", ""))) {
       throw new IllegalArgumentException("spark.agora.secret: the secret is not taken from Spark's configuration"
-          + " (spark-submit's command line and the event log would show it): put it in a file readable only by you and give "
-          + SECRET_FILE_KEY + "=FILE");
+          + " (on spark-submit's command line, ps shows it to every user of the machine): put it in a file readable"
+          + " only by you and give " + SECRET_FILE_KEY + "=FILE");
     }
     String secret = null;
+    String principalWhat = PRINCIPAL_KEY;
     if (notEmpty(secretFile)) {
       if (!notEmpty(principal)) {
         principal = System.getenv("AGORA_PRINCIPAL");
+        principalWhat = "AGORA_PRINCIPAL";
       }
       if (!notEmpty(principal)) {
         throw new IllegalArgumentException(SECRET_FILE_KEY + "=" + secretFile + " needs " + PRINCIPAL_KEY
@@ -163,7 +203,7 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
       if (secret.isEmpty()) {
         throw new IllegalArgumentException(SECRET_FILE_KEY + " " + secretFile + " is empty");
       }
-      return new String[] {principal, secret};
+      return new Credential(principal, secret, principalWhat + " and " + SECRET_FILE_KEY);
     }
     if (notEmpty(principal)) {
       secret = System.getenv("AGORA_SECRET");
@@ -171,12 +211,12 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
         throw new IllegalArgumentException(PRINCIPAL_KEY + "=" + principal + " needs its secret: "
             + SECRET_FILE_KEY + "=FILE (or AGORA_SECRET)");
       }
-      return new String[] {principal, secret};
+      return new Credential(principal, secret, PRINCIPAL_KEY + " and AGORA_SECRET");
     }
     principal = System.getenv("AGORA_PRINCIPAL");
     secret = System.getenv("AGORA_SECRET");
     if (notEmpty(principal) && notEmpty(secret)) {
-      return new String[] {principal, secret};
+      return new Credential(principal, secret, "AGORA_PRINCIPAL and AGORA_SECRET");
     }
     if (notEmpty(principal)) {
       logWarning(() -> "AGORA_PRINCIPAL=" + System.getenv("AGORA_PRINCIPAL") + " is set without AGORA_SECRET (or "
@@ -227,7 +267,7 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
     String id = applicationId();
     List<String> conf = new ArrayList<>();
     for (Tuple2<String, String> kv : sc.conf().getAll()) {
-      if (!kv._1().toLowerCase().matches(".*(secret|password|token).*")) {
+      if (!redaction.matcher(kv._1()).find() && !kv._1().equals(SECRET_FILE_KEY)) {
         conf.add(quote(kv._1()) + ":" + quote(kv._2()));
       }
     }
@@ -242,7 +282,7 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
     } catch (SparkException e) {
       // SparkContext stops the backend as it fails (stop: nothing to end
       // at the scheduler, appId being unset).
-      throw new RuntimeException(e.getMessage(), e);
+      throw new RuntimeException(e.getMessage() + registrationHint(e), e);
     }
     appId = id;
     logInfo(() -> "registered " + id + " with agora's Spark scheduler at " + base);
@@ -306,7 +346,63 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
     }
   }
 
-  /** call sends one request; anything but a 2xx is an error with the scheduler's message. */
+  /**
+   * registrationHint is what to add to the failure e of the registration,
+   * the first call (a later call that fails says only what happened):
+   * which setting to give, or to unset, when the driver and the scheduler
+   * do not agree on HTTPS or on the CA. A connection refused or a timeout
+   * gets none.
+   */
+  private String registrationHint(SparkException e) {
+    boolean plain = base.startsWith("http:");
+    Throwable cause = e.getCause();
+    if (cause == null) {
+      // An answer: Go's to plain HTTP on a TLS port says what it is.
+      return plain && e.getMessage().contains("HTTP request to an HTTPS server")
+          ? " (the scheduler is a secured one" + HTTPS_ONLY + ")" : "";
+    }
+    if (!(cause instanceof IOException) || cause instanceof HttpTimeoutException
+        || causedBy(cause, ConnectException.class)) {
+      return "";
+    }
+    if (plain) {
+      // Go answers plain HTTP on a TLS port with a bare HTTP/1.0 400 and
+      // closes, which Java's client may fail to read (or find reset).
+      return " (the scheduler may be a secured one" + HTTPS_ONLY + ")";
+    }
+    if (causedBy(cause, CertificateException.class, CertPathBuilderException.class, CertPathValidatorException.class)) {
+      if (caWhat == null) {
+        return " (the JVM's trusted roots do not verify the scheduler's certificate: give " + CA_FILE_KEY
+            + "=FILE, the CA that signed it)";
+      }
+      return " (is " + caWhat + "=" + ca + " the CA that signed the scheduler's certificate?)";
+    }
+    // Another failure over HTTPS: a plain-HTTP (open) scheduler answers
+    // no TLS (Java: "Unrecognized SSL message", or the handshake cut short).
+    String why = credentialsFrom != null
+        ? "the credentials of " + credentialsFrom + " are sent over HTTPS only: for an open scheduler unset them"
+        : "with " + caWhat + " the calls are HTTPS: for an open scheduler leave it out";
+    return " (the scheduler at " + addr + " may speak plain HTTP, as an open one does; " + why
+        + ", or give the scheduler TLS)";
+  }
+
+  @SafeVarargs
+  private static boolean causedBy(Throwable t, Class<? extends Throwable>... kinds) {
+    for (Throwable c = t; c != null; c = c.getCause()) {
+      for (Class<? extends Throwable> k : kinds) {
+        if (k.isInstance(c)) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  /**
+   * call sends one request; anything but a 2xx is an error with the
+   * scheduler's message, a request that failed one whose cause is the
+   * client's exception.
+   */
   private void call(String method, String url, String body) throws SparkException {
     HttpRequest.BodyPublisher pub = body == null
         ? HttpRequest.BodyPublishers.noBody()
@@ -320,31 +416,17 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
     HttpResponse<String> resp;
     try {
       resp = http.send(req, HttpResponse.BodyHandlers.ofString());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new SparkException(method + " " + url + ": interrupted", e);
     } catch (Exception e) {
-      String hint = "";
-      for (Throwable c = e; c != null; c = c.getCause()) {
-        if (c instanceof SSLHandshakeException) {
-          hint = " (is " + CA_FILE_KEY + " the CA that signed the scheduler's certificate?)";
-          break;
-        }
-      }
-      String m = String.valueOf(e.getMessage()).toLowerCase();
-      if (url.startsWith("http:") && (m.contains("http1_0") || m.contains("reset") || m.contains("eof"))) {
-        // Go's HTTP/1.0 answer on a TLS port, which the client may fail
-        // to read, or its connection closed on the rest of the request.
-        hint = " " + HTTPS_HINT;
-      }
-      throw new SparkException(method + " " + url + ": " + e + hint);
+      throw new SparkException(method + " " + url + ": " + e, e);
     }
     if (resp.statusCode() / 100 != 2) {
       String msg = resp.body();
       Matcher m = MESSAGE.matcher(msg);
       if (m.find()) {
         msg = m.group(1).replaceAll("\\\\(.)", "$1");
-      }
-      if (resp.statusCode() == 400 && msg.contains("HTTP request to an HTTPS server")) {
-        // Go's answer on a TLS port: this scheduler is secured.
-        msg = msg.trim() + " " + HTTPS_HINT;
       }
       throw new SparkException(method + " " + url + ": " + resp.statusCode() + ": " + msg.trim());
     }
