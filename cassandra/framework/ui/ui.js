@@ -121,11 +121,7 @@ function summary(st, cfg) {
   return out;
 }
 
-let loading = false;
-
 async function refresh() {
-  if (loading) return;
-  loading = true;
   try {
     const [st, cfg, nodes, rolling, job] = await Promise.all([getJSON('v1/status'), getJSON('v1/config'), getJSON('v1/nodes'),
       optional('v1/restart'), optional('v1/job')]);
@@ -142,10 +138,8 @@ async function refresh() {
     const b = document.getElementById('error-banner');
     b.textContent = 'Cannot read the API: ' + err.message;
     b.hidden = false;
-  } finally {
-    loading = false;
   }
 }
 
-refresh();
+// follow refreshes now and on each change, one refresh at a time.
 follow(refresh, POLL_MS);

@@ -45,11 +45,7 @@ function runRow(r) {
     el('td', {}, r.message || ''));
 }
 
-let loading = false;
-
 async function refresh() {
-  if (loading) return;
-  loading = true;
   try {
     const jobs = await getJSON('v1/scheduler/jobs');
     const details = await Promise.all(jobs.map(async (j) => {
@@ -69,10 +65,8 @@ async function refresh() {
     const b = document.getElementById('error-banner');
     b.textContent = 'Cannot read the API: ' + err.message;
     b.hidden = false;
-  } finally {
-    loading = false;
   }
 }
 
-refresh();
+// follow refreshes now and on each change, one refresh at a time.
 follow(refresh, POLL_MS);

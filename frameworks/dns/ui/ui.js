@@ -40,5 +40,5 @@ async function refresh() {
 }
 
 document.getElementById('filter').addEventListener('input', render);
-refresh();
+// follow refreshes now and on each change, one refresh at a time.
 follow(refresh, POLL_MS);
