@@ -1,12 +1,17 @@
 package lambda
 
 import (
+	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/agora-cluster/agora/frameworks/servicepage"
 	"github.com/agora-cluster/agora/lambda/plan"
 )
 
@@ -179,4 +184,38 @@ func (b *Board) overviewAt() Overview {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.overviewLocked()
+}
+
+// Close ends the page's open feeds, so that the server's graceful
+// shutdown does not wait for them, and refuses new ones.
+func TestBoardCloseEndsThePageFeeds(t *testing.T) {
+	b := NewBoard(&plan.Spec{Name: "p"}, func() (Progress, error) { return Progress{}, nil })
+	mux := http.NewServeMux()
+	b.Mount(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+servicepage.ChangesPath, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("the feed: %s", resp.Status)
+	}
+	b.Close()
+	// The stream ends (rather than running until the minute's bound).
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatalf("the feed after Close: %v, want its end", err)
+	}
+	again, err := http.Get(srv.URL + servicepage.ChangesPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Body.Close()
+	if again.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("a feed opened after Close: %s, want 503", again.Status)
+	}
 }
