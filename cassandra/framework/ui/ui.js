@@ -1,7 +1,8 @@
 // agora Cassandra ring UI: the ring's nodes (state, health, host ID,
 // address, agent, volume, tokens, the operation each is in) and its
 // operations (replacements, the last repair or cleanup, the last rolling
-// restart), from the scheduler's /v1 API, polled (?poll=SECONDS, default 2).
+// restart), from the scheduler's /v1 API, following its change feed (polled
+// every ?poll=SECONDS, default 2, while the feed is down).
 'use strict';
 
 const POLL_MS = pollMS(2);

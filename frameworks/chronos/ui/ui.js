@@ -1,6 +1,7 @@
 // agora scheduled jobs UI: the jobs of the Chronos-compatible framework,
 // their next runs and their recent runs, from its /v1/scheduler API,
-// polled (?poll=SECONDS, default 2).
+// following its change feed (polled every ?poll=SECONDS, default 2, while
+// the feed is down).
 'use strict';
 
 const POLL_MS = pollMS(2);
