@@ -1,11 +1,17 @@
 package lambda
 
 import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/agora-cluster/agora/frameworks/servicepage"
 	"github.com/agora-cluster/agora/lambda/plan"
 )
 
@@ -103,5 +109,113 @@ func TestBoardIgnoresAReadOlderThanTheLast(t *testing.T) {
 	}
 	if len(b.gens) != 1 || !b.gens[0].Started.Equal(batch2) {
 		t.Errorf("generations %+v; want only the batch run of the later read", b.gens)
+	}
+}
+
+// The board's feed moves when what the page shows moves, not only the
+// status: ingest that stops takes the rate down to 0 (the status stays
+// the same meanwhile), and a status that cannot be read, or is read again,
+// moves it too.
+func TestBoardBumpsWhenThePageWouldChange(t *testing.T) {
+	var p Progress
+	var readErr error
+	b := NewBoard(&plan.Spec{Name: "p"}, func() (Progress, error) { return p, readErr })
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return now.Add(time.Duration(s) * time.Second) }
+	// Ingest at 100/s for 20 s.
+	for s := range 20 {
+		p.Appended = int64(100 * s)
+		b.sample(at(s))
+	}
+	if r := b.overviewAt().Ingest.RatePerSecond; r != 100 {
+		t.Fatalf("ingest rate %v, want 100/s", r)
+	}
+	// Ingest stops: the status is the same at each sample, but the rate
+	// falls, and each fall is told.
+	v := b.changes.Version()
+	falls := 0
+	for s := 20; s < 40; s++ {
+		before := b.changes.Version()
+		b.sample(at(s))
+		if b.changes.Version() != before {
+			falls++
+		}
+	}
+	if r := b.overviewAt().Ingest.RatePerSecond; r != 0 {
+		t.Fatalf("ingest rate %v 20 s after ingest stopped, want 0", r)
+	}
+	if falls < 5 {
+		t.Errorf("the feed moved %d times while the rate fell from 100/s to 0 (from version %d), want at each step", falls, v)
+	}
+	// Nothing moves now: no bump.
+	v = b.changes.Version()
+	b.sample(at(40))
+	b.sample(at(41))
+	if got := b.changes.Version(); got != v {
+		t.Errorf("the feed moved %d times with nothing changing, want none", got-v)
+	}
+
+	// The status cannot be read: one bump, not one per failed read.
+	readErr = errors.New("the speed task does not answer")
+	b.sample(at(42))
+	if b.changes.Version() != v+1 {
+		t.Fatalf("version %d after the first failed read, want %d", b.changes.Version(), v+1)
+	}
+	b.sample(at(43))
+	if b.changes.Version() != v+1 {
+		t.Errorf("version %d after the same failure again, want %d", b.changes.Version(), v+1)
+	}
+	readErr = errors.New("no speed-layer task serves the views yet")
+	b.sample(at(44))
+	if b.changes.Version() != v+2 {
+		t.Errorf("version %d after another failure, want %d", b.changes.Version(), v+2)
+	}
+	// Read again, the same status as before the failures: the page's
+	// banner goes, so the feed moves.
+	readErr = nil
+	b.sample(at(45))
+	if b.changes.Version() != v+3 {
+		t.Errorf("version %d after the status reads again, want %d", b.changes.Version(), v+3)
+	}
+}
+
+// overviewAt is the Overview without a sample of its own.
+func (b *Board) overviewAt() Overview {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.overviewLocked()
+}
+
+// Close ends the page's open feeds, so that the server's graceful
+// shutdown does not wait for them, and refuses new ones.
+func TestBoardCloseEndsThePageFeeds(t *testing.T) {
+	b := NewBoard(&plan.Spec{Name: "p"}, func() (Progress, error) { return Progress{}, nil })
+	mux := http.NewServeMux()
+	b.Mount(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+servicepage.ChangesPath, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("the feed: %s", resp.Status)
+	}
+	b.Close()
+	// The stream ends (rather than running until the minute's bound).
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatalf("the feed after Close: %v, want its end", err)
+	}
+	again, err := http.Get(srv.URL + servicepage.ChangesPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Body.Close()
+	if again.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("a feed opened after Close: %s, want 503", again.Status)
 	}
 }

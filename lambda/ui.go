@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"reflect"
 	"slices"
@@ -129,8 +130,15 @@ type Board struct {
 	last     Progress
 	lastAt   time.Time // when last was read
 	tried    time.Time // when a read last started
-	// changes is the page's change feed: a sample that reads another
-	// status than the last bumps it.
+	// readErr is why the last read of the status failed ("" when it
+	// did not).
+	readErr string
+	// shown is the Overview the last sample made, but for SampledAt.
+	shown *Overview
+	// changes is the page's change feed: a sample that makes another
+	// Overview, or another status, than the last bumps it, and so does
+	// a read that fails otherwise than the last (the page's own read of
+	// /v1/status then says why).
 	changes *servicepage.Changes
 }
 
@@ -176,21 +184,35 @@ func (b *Board) sample(now time.Time) {
 // take reads the status and records it (sample).
 func (b *Board) take(now time.Time) {
 	p, err := b.read()
-	if err != nil {
-		slog.Debug("the pipeline's status, for its page", "err", err)
-		return
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err != nil {
+		slog.Debug("the pipeline's status, for its page", "err", err)
+		if err.Error() != b.readErr {
+			b.readErr = err.Error()
+			b.changes.Bump()
+		}
+		return
+	}
 	if now.Before(b.lastAt) {
 		// A slow read that finished after a later one: it would take the
 		// page back in time (and count an older batch run again).
 		return
 	}
-	if b.lastAt.IsZero() || !reflect.DeepEqual(b.last, p) {
-		b.changes.Bump()
-	}
+	changed := b.lastAt.IsZero() || !reflect.DeepEqual(b.last, p) || b.readErr != ""
+	b.readErr = ""
 	b.last, b.lastAt = p, now
+	defer func() {
+		// What the page shows moves without the status moving: the
+		// ingest rate over the window, for one.
+		o := b.overviewLocked()
+		o.SampledAt = time.Time{}
+		o.Ingest.RatePerSecond = math.Round(o.Ingest.RatePerSecond*10) / 10 // as the page shows it
+		if changed || b.shown == nil || !reflect.DeepEqual(*b.shown, o) {
+			b.shown = &o
+			b.changes.Bump()
+		}
+	}()
 	if n := len(b.gens); !p.LastBatch.IsZero() && (n == 0 || !b.gens[n-1].Started.Equal(p.LastBatch)) {
 		g := Generation{Number: 1, Watermark: p.BatchWatermark, Events: sum(p.BatchWatermark), Started: p.LastBatch,
 			Completed: p.LastBatch.Add(time.Duration(p.LastBatchMS) * time.Millisecond), Error: p.LastBatchError}
@@ -238,6 +260,12 @@ func (b *Board) Overview() Overview {
 	b.sampleIfStale(time.Now())
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.overviewLocked()
+}
+
+// overviewLocked is the Overview of what the board holds. Call with b.mu
+// held.
+func (b *Board) overviewLocked() Overview {
 	o := Overview{Pipeline: b.spec.Name, SampledAt: b.lastAt, Generations: []Generation{}, Views: []ViewInfo{}}
 	for _, v := range b.spec.Views {
 		o.Views = append(o.Views, ViewInfo{Name: v.Name, Type: v.Type, Key: append([]string{}, v.Key...), Of: v.Of, Bucket: shortDuration(time.Duration(v.Bucket))})
@@ -282,6 +310,11 @@ func (b *Board) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.Debug("writing the pipeline's overview", "err", err)
 	}
 }
+
+// Close ends the page's open change feeds and refuses new ones, so that
+// the server's graceful shutdown need not wait for the open pages. Call it
+// before the server's Shutdown.
+func (b *Board) Close() { b.changes.Close() }
 
 // Mount serves the page on mux: /ui/ (and / leading there), and
 // /v1/pipeline, what it reads beside /v1/status and /v1/query.

@@ -275,6 +275,7 @@ func lambdaUpTasks(ctx context.Context, specPath string, o upTasks, cfg pipeline
 	hs := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go hs.Serve(ln)
 	defer func() {
+		api.Board.Close() // the page's feeds end, so Shutdown need not wait for them
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		hs.Shutdown(sctx)
 		cancel()

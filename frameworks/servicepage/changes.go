@@ -15,6 +15,7 @@ const (
 	DefaultMaxStreams = 64
 	DefaultHeartbeat  = 15 * time.Second
 	DefaultCoalesce   = 100 * time.Millisecond
+	DefaultMinGap     = time.Second
 )
 
 // Changes is a service's change notifier: a version the service bumps
@@ -26,7 +27,7 @@ const (
 // Bump never blocks and allocates nothing per viewer: it moves a counter
 // and wakes the streams, each of which then sends the newest version once
 // (bumps that land while a stream writes or waits are coalesced into one
-// event). A nil *Changes is valid: Bump does nothing and the feed answers
+// event), and no sooner than MinGap after its last event. A nil *Changes is valid: Bump does nothing and the feed answers
 // 404, so a page falls back to polling.
 type Changes struct {
 	// MaxStreams bounds the feeds open at once (DefaultMaxStreams when
@@ -39,6 +40,12 @@ type Changes struct {
 	// gathering a burst of bumps into one event (DefaultCoalesce when 0;
 	// negative: none).
 	Coalesce time.Duration
+	// MinGap is the least time between two events of one stream
+	// (DefaultMinGap when 0; negative: none): however often the service
+	// bumps, each viewer re-reads the API at most once per MinGap. The
+	// bumps within a gap make one event, sent when the gap ends, so
+	// the last change is always told.
+	MinGap time.Duration
 
 	mu      sync.Mutex
 	version uint64
@@ -141,9 +148,9 @@ func (c *Changes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the server cannot stream the change feed", http.StatusInternalServerError)
 		return
 	}
-	max := c.MaxStreams
-	if max <= 0 {
-		max = DefaultMaxStreams
+	most := c.MaxStreams
+	if most <= 0 {
+		most = DefaultMaxStreams
 	}
 	c.mu.Lock()
 	done := c.doneLocked()
@@ -155,10 +162,10 @@ func (c *Changes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 	}
-	if c.streams >= max {
+	if c.streams >= most {
 		c.mu.Unlock()
 		w.Header().Set("Retry-After", "30")
-		http.Error(w, fmt.Sprintf("too many change feeds open (%d, the most this service serves): the page polls its API until one closes", max), http.StatusServiceUnavailable)
+		http.Error(w, fmt.Sprintf("too many change feeds open (%d, the most this service serves): the page polls its API until one closes", most), http.StatusServiceUnavailable)
 		return
 	}
 	c.streams++
@@ -177,6 +184,10 @@ func (c *Changes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if coalesce == 0 {
 		coalesce = DefaultCoalesce
 	}
+	gap := c.MinGap
+	if gap == 0 {
+		gap = DefaultMinGap
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -192,7 +203,7 @@ func (c *Changes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	flusher.Flush()
-	sent := v
+	sent, sentAt := v, time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -205,10 +216,20 @@ func (c *Changes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			flusher.Flush()
 		case <-wake:
-			if coalesce > 0 {
-				t := time.NewTimer(coalesce)
+			// Wait Coalesce for the rest of a burst, and until MinGap
+			// after the last event; what changed meanwhile is read
+			// after the wait, so the newest version is the one sent.
+			wait := max(coalesce, 0)
+			if gap > 0 {
+				wait = max(wait, time.Until(sentAt.Add(gap)))
+			}
+			if wait > 0 {
+				t := time.NewTimer(wait)
 				select {
 				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-done:
 					t.Stop()
 					return
 				case <-t.C:
@@ -222,7 +243,7 @@ func (c *Changes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			flusher.Flush()
-			sent = v
+			sent, sentAt = v, time.Now()
 		}
 	}
 }

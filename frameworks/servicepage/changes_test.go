@@ -308,3 +308,38 @@ func TestCloseEndsTheStreamsAndRefusesNewOnes(t *testing.T) {
 	}
 	c.Close() // twice is fine
 }
+
+// A service that bumps every few milliseconds makes each stream send at
+// most one event per MinGap, and the last bump is still sent.
+func TestFeedSendsAtMostOneEventPerMinGap(t *testing.T) {
+	const gap = 300 * time.Millisecond
+	c := &Changes{MinGap: gap}
+	srv := serve(t, c)
+	start := time.Now()
+	r, _ := openFeed(t, srv.URL)
+	if e := readEvent(t, r); e.data != "0" {
+		t.Fatalf("first event %+v, want version 0", e)
+	}
+	// 300 bumps, one every 5 ms or slower; the stream's events wait in
+	// the connection meanwhile.
+	tick := time.NewTicker(5 * time.Millisecond)
+	for range 300 {
+		<-tick.C
+		c.Bump()
+	}
+	tick.Stop()
+	last := fmt.Sprint(c.Version())
+	n := 1
+	for {
+		e := readEvent(t, r)
+		n++
+		if e.data == last {
+			break
+		}
+	}
+	// The server sent its first event after start and each next one at
+	// least gap after the one before: at most 1 + elapsed/gap of them.
+	if most := 1 + int(time.Since(start)/gap); n > most {
+		t.Fatalf("%d events in %v with a %v gap, want at most %d", n, time.Since(start), gap, most)
+	}
+}

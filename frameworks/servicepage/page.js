@@ -48,16 +48,25 @@ async function getJSON(path, headers) {
 // pollMS is a page's refresh period in ms: ?poll=SECONDS, else def seconds.
 function pollMS(def) { return (Number(new URLSearchParams(location.search).get('poll')) || def) * 1000; }
 
-// follow calls refresh when the service changes: it follows the service's
-// change feed (ui/changes, server-sent events) and calls refresh, once
-// for a burst of events, on each; while the feed is down (or the service
-// has none) it polls instead, every period ms. body[data-live] and the
-// pill #live say which: "true" while the feed is open.
+// follow calls refresh now and whenever the service changes: it follows
+// the service's change feed (ui/changes, server-sent events) and calls
+// refresh, once for a burst of events, on each; while the feed is down
+// (or the service has none) it polls instead, every period ms.
+// body[data-live] and the pill #live say which: "true" while the feed is
+// open. It returns the function that refreshes through the same queue,
+// one refresh at a time, for a page that has just changed something:
+// call that, never refresh itself.
+//
+// A browser opens at most about six HTTP/1.1 connections to one
+// host:port, and an open feed holds one: while the tab is hidden the
+// page closes its feed (and stops polling), and it reopens it, which
+// refreshes, when the tab is shown again.
 function follow(refresh, period) {
   const DEBOUNCE_MS = 100;
   let live = false;
   let pending = null;
   let retry = null;
+  let es = null;
   const pillEl = el('span', { id: 'live', class: 'pill warn', title: '' });
   const status = document.getElementById('status');
   if (status) status.after(pillEl);
@@ -88,19 +97,35 @@ function follow(refresh, period) {
   }
   function open() {
     retry = null;
-    const es = new EventSource(api('ui/changes'));
+    if (document.hidden) return;
+    const feed = new EventSource(api('ui/changes'));
+    es = feed;
     // The first event after (re)opening catches up on what the page
     // missed while the feed was down.
-    es.addEventListener('change', () => { if (!live) show(true); soon(); });
-    es.onerror = () => {
+    feed.addEventListener('change', () => { if (!live) show(true); soon(); });
+    feed.onerror = () => {
+      if (feed !== es) return;
       show(false);
       // A refused feed (404, 401, 503) is not retried by the browser.
-      if (es.readyState === EventSource.CLOSED && !retry) retry = setTimeout(open, Math.max(period, 10000));
+      if (feed.readyState === EventSource.CLOSED && !retry) retry = setTimeout(open, Math.max(period, 10000));
     };
   }
+  function close() {
+    if (es) { es.close(); es = null; }
+    if (retry) { clearTimeout(retry); retry = null; }
+    show(false);
+  }
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden) { close(); return; }
+    // Shown again: the reopened feed's first event refreshes (should
+    // the feed be refused, the poll does).
+    if (!es) open();
+  });
   show(false);
+  run();
   open();
-  setInterval(() => { if (!live) run(); }, period);
+  setInterval(() => { if (!live && !document.hidden) run(); }, period);
+  return run;
 }
 
 // followPage keeps a page of a list and one item's view fresh. itemID()
@@ -110,14 +135,10 @@ function follow(refresh, period) {
 // polling every period ms while the change feed is down) and when the
 // address changes, one refresh at a time (a change of view during one
 // refreshes again after it), says when the API cannot be read, and sets
-// body[data-loaded] to the view shown. It returns refresh, for a page
-// that has just changed something.
+// body[data-loaded] to the view shown. It returns the refresh to call
+// for a page that has just changed something.
 function followPage(itemID, detail, show, period) {
-  let loading = false;
-  let again = false;
   async function refresh() {
-    if (loading) { again = true; return; }
-    loading = true;
     const id = itemID();
     try {
       document.getElementById('list').hidden = id !== '';
@@ -130,14 +151,9 @@ function followPage(itemID, detail, show, period) {
       const b = document.getElementById('error-banner');
       b.textContent = 'Cannot read the API: ' + err.message;
       b.hidden = false;
-    } finally {
-      loading = false;
-      // The view changed while the API answered for the old one.
-      if (again) { again = false; refresh(); }
     }
   }
-  window.addEventListener('hashchange', () => { delete document.body.dataset.loaded; refresh(); });
-  refresh();
-  follow(refresh, period);
-  return refresh;
+  const run = follow(refresh, period);
+  window.addEventListener('hashchange', () => { delete document.body.dataset.loaded; run(); });
+  return run;
 }

@@ -350,6 +350,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 func (p *Pipeline) Close() { p.closed.Do(p.close) }
 
 func (p *Pipeline) close() {
+	if p.board != nil {
+		p.board.Close() // the page's feeds end, so the Shutdown below need not wait for them
+	}
 	if p.hs != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		p.hs.Shutdown(ctx)

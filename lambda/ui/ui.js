@@ -1,7 +1,8 @@
 // agora lambda pipeline UI: the ingest rate and dead letters, the speed
 // layer's progress past the batch view, the batch generations, the views
 // with a query form, from the query API's /v1/pipeline and /v1/status,
-// polled (?poll=SECONDS, default 2); queries go to /v1/query.
+// following its change feed (polled every ?poll=SECONDS, default 2,
+// while the feed is down); queries go to /v1/query.
 'use strict';
 
 const POLL_MS = pollMS(2);
@@ -104,11 +105,16 @@ async function query(ev) {
   }
 }
 
-let loading = false;
+// lastAdvanced is when the speed layer last advanced, as last read: the
+// page counts its age itself, since the feed moves only when what the
+// server says changes.
+let lastAdvanced = null;
+
+function showAges() {
+  if (lastAdvanced !== null) document.getElementById('speed-fresh').textContent = ago(lastAdvanced);
+}
 
 async function refresh() {
-  if (loading) return;
-  loading = true;
   try {
     const [o, st] = await Promise.all([getJSON('v1/pipeline'), getJSON('v1/status')]);
     document.getElementById('pipeline-name').textContent = o.pipeline;
@@ -121,7 +127,8 @@ async function refresh() {
     dead.dataset.count = String(o.ingest.dead_letter);
     document.getElementById('ingest-dead-topic').textContent = 'on topic ' + o.ingest.dead_letter_topic;
     document.getElementById('speed-since').textContent = String(o.speed.events_since_batch);
-    document.getElementById('speed-fresh').textContent = ago(o.speed.last_advanced);
+    lastAdvanced = o.speed.last_advanced;
+    showAges();
     const g = o.generations[0];
     document.getElementById('batch-events').textContent = g ? String(g.events) : '–';
     document.getElementById('batch-last').textContent = (g ? 'last run completed ' + when(g.completed) + '; ' : '')
@@ -140,12 +147,11 @@ async function refresh() {
     const b = document.getElementById('error-banner');
     b.textContent = 'Cannot read the API: ' + err.message;
     b.hidden = false;
-  } finally {
-    loading = false;
   }
 }
 
 document.getElementById('query-form').addEventListener('submit', query);
 document.getElementById('query-view').addEventListener('change', (e) => chooseView(e.target.value, true));
-refresh();
+// follow refreshes now and on each change, one refresh at a time.
 follow(refresh, POLL_MS);
+setInterval(showAges, 1000);

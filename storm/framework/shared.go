@@ -2,7 +2,10 @@ package framework
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,17 +15,27 @@ import (
 // DefaultReadEvery is how often a SharedTopologies reads its source.
 const DefaultReadEvery = 2 * time.Second
 
-// watchFor is how long a SharedTopologies keeps reading a topology's page
-// after a viewer last asked for it.
-const watchFor = time.Minute
+// Defaults of a SharedTopologies' watched pages.
+const (
+	// DefaultWatchFor is how long a SharedTopologies keeps reading a
+	// topology's page after a viewer last asked for it, while no page
+	// follows the change feed.
+	DefaultWatchFor = time.Minute
+	// DefaultMaxWatched bounds the topologies' pages read with the list.
+	DefaultMaxWatched = 64
+)
 
 // SharedTopologies reads a Topologies (Nimbus's: each read is a Thrift
 // call) for every viewer of the page at once: Run reads the list, and the
-// page of each topology a viewer asked for in the last minute, once each
-// ReadEvery whatever the number of viewers, and the page's API answers
-// from those reads. When what it read differs from the last read (an
-// uptime aside, which moves every second) it bumps Changes, the feed the
-// pages follow, so that a page reloads only when a topology changed.
+// page of each topology a viewer asked for in the last minute (or since,
+// while any page follows the change feed: such a page asks again only
+// when the feed moves), once each ReadEvery whatever the number of
+// viewers, and the page's API answers from those reads. When what it read
+// differs from the last read (an uptime aside, which moves every second)
+// it bumps Changes, the feed the pages follow, so that a page reloads
+// only when a topology changed. An id that names no topology is not
+// watched, and at most MaxWatched pages are (the least recently asked
+// for goes first).
 type SharedTopologies struct {
 	Source  Topologies
 	Changes *servicepage.Changes
@@ -30,10 +43,15 @@ type SharedTopologies struct {
 	ReadEvery time.Duration
 	// Timeout bounds one read (default 20 s).
 	Timeout time.Duration
+	// WatchFor is how long a topology's page is read after a viewer
+	// last asked for it while no feed is open (DefaultWatchFor when 0).
+	WatchFor time.Duration
+	// MaxWatched bounds the pages read (DefaultMaxWatched when 0).
+	MaxWatched int
 
-	readMu sync.Mutex // one read of the source at a time
 	mu     sync.Mutex
-	listed bool // list and listErr hold a read
+	readMu chan struct{} // cap 1, held by the one read of the source at a time
+	listed bool          // list and listErr hold a read
 	list   []TopologySummary
 	err    error
 	pages  map[string]*sharedPage
@@ -64,6 +82,39 @@ func (s *SharedTopologies) init() {
 	if s.wake == nil {
 		s.wake = make(chan struct{}, 1)
 	}
+	if s.readMu == nil {
+		s.readMu = make(chan struct{}, 1)
+	}
+}
+
+// lockRead waits for the turn to read the source, or until ctx ends.
+func (s *SharedTopologies) lockRead(ctx context.Context) error {
+	s.mu.Lock()
+	s.init()
+	sem := s.readMu
+	s.mu.Unlock()
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *SharedTopologies) unlockRead() { <-s.readMu }
+
+func (s *SharedTopologies) watchFor() time.Duration {
+	if s.WatchFor > 0 {
+		return s.WatchFor
+	}
+	return DefaultWatchFor
+}
+
+func (s *SharedTopologies) maxWatched() int {
+	if s.MaxWatched > 0 {
+		return s.MaxWatched
+	}
+	return DefaultMaxWatched
 }
 
 func (s *SharedTopologies) period() time.Duration {
@@ -94,17 +145,22 @@ func (s *SharedTopologies) Run(ctx context.Context) {
 }
 
 // Refresh reads the list and the watched topologies' pages now, and bumps
-// Changes if they changed.
+// Changes if they changed. A page is watched for WatchFor after a viewer
+// last asked for it, and for as long as any page follows the feed (it
+// asks again only after the feed moves).
 func (s *SharedTopologies) Refresh(ctx context.Context) {
-	s.readMu.Lock()
-	defer s.readMu.Unlock()
+	if s.lockRead(ctx) != nil {
+		return
+	}
+	defer s.unlockRead()
 	changed := s.readList(ctx)
+	following := s.Changes.Streams() > 0
 	s.mu.Lock()
 	s.init()
 	now := time.Now()
 	var ids []string
 	for id, p := range s.pages {
-		if now.Sub(p.wanted) > watchFor {
+		if !following && now.Sub(p.wanted) > s.watchFor() {
 			delete(s.pages, id)
 			continue
 		}
@@ -112,7 +168,7 @@ func (s *SharedTopologies) Refresh(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	for _, id := range ids {
-		if s.readPage(ctx, id) {
+		if _, c, _ := s.readPage(ctx, id); c {
 			changed = true
 		}
 	}
@@ -142,25 +198,47 @@ func (s *SharedTopologies) readList(ctx context.Context) bool {
 	return changed
 }
 
-// readPage reads topology id's page; it reports whether it changed. Call
-// with readMu held.
-func (s *SharedTopologies) readPage(ctx context.Context, id string) bool {
+// readPage reads topology id's page, and watches it unless the source
+// says there is no such topology (then a watched page goes); it returns
+// what it read and whether a watched page changed. Call with readMu held.
+func (s *SharedTopologies) readPage(ctx context.Context, id string) (*Topology, bool, error) {
 	started := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, s.timeout())
+	rctx, cancel := context.WithTimeout(ctx, s.timeout())
 	defer cancel()
-	t, err := s.Source.Get(ctx, id)
+	t, err := s.Source.Get(rctx, id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.init()
 	s.reads++
 	p := s.pages[id]
+	if errors.Is(err, ErrNoTopology) {
+		// Gone, or never there: a page that showed it changes; an id
+		// that names nothing is not read again with the list.
+		delete(s.pages, id)
+		return t, p != nil, err
+	}
 	if p == nil {
+		if len(s.pages) >= s.maxWatched() {
+			s.dropOldestLocked()
+		}
 		p = &sharedPage{wanted: started}
 		s.pages[id] = p
 	}
 	changed := !p.read || errText(err) != errText(p.err) || !sameTopology(t, p.t)
 	p.t, p.err, p.read, p.started = t, err, true, started
-	return changed
+	return t, changed, err
+}
+
+// dropOldestLocked stops watching the page asked for least recently.
+// Call with s.mu held.
+func (s *SharedTopologies) dropOldestLocked() {
+	oldest := ""
+	for id, p := range s.pages {
+		if oldest == "" || p.wanted.Before(s.pages[oldest].wanted) {
+			oldest = id
+		}
+	}
+	delete(s.pages, oldest)
 }
 
 // List is the last read of the list (read now if there is none yet).
@@ -169,22 +247,26 @@ func (s *SharedTopologies) List(ctx context.Context) ([]TopologySummary, error) 
 	listed := s.listed
 	s.mu.Unlock()
 	if !listed {
-		s.readMu.Lock()
+		if err := s.lockRead(ctx); err != nil {
+			return nil, err
+		}
 		s.mu.Lock()
 		listed = s.listed
 		s.mu.Unlock()
 		if !listed {
 			s.readList(ctx)
 		}
-		s.readMu.Unlock()
+		s.unlockRead()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.list, s.err
+	// A copy: the handler sets each viewer's CanKill on what it gets.
+	return slices.Clone(s.list), s.err
 }
 
-// Get is the last read of topology id's page; a page no viewer asked for
-// in the last minute is read now, and then with the list.
+// Get is the last read of topology id's page; a page not watched (or not
+// read lately) is read now, and then with the list. The wait for a read
+// under way ends with ctx.
 func (s *SharedTopologies) Get(ctx context.Context, id string) (*Topology, error) {
 	s.mu.Lock()
 	s.init()
@@ -195,23 +277,37 @@ func (s *SharedTopologies) Get(ctx context.Context, id string) (*Topology, error
 	fresh := p != nil && p.read && time.Since(p.started) < 2*s.period()
 	s.mu.Unlock()
 	if !fresh {
-		s.readMu.Lock()
+		if err := s.lockRead(ctx); err != nil {
+			return nil, err
+		}
 		s.mu.Lock()
 		p = s.pages[id]
 		fresh = p != nil && p.read && time.Since(p.started) < 2*s.period()
 		s.mu.Unlock()
 		if !fresh {
-			s.readPage(ctx, id)
+			t, _, err := s.readPage(ctx, id)
+			s.unlockRead()
+			return clone(t), err
 		}
-		s.readMu.Unlock()
+		s.unlockRead()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p = s.pages[id]
-	if p == nil { // dropped in between: not watched for a minute
-		return nil, ErrNoTopology
+	if p == nil { // dropped in between: gone, or crowded out
+		return nil, fmt.Errorf("%w: %q", ErrNoTopology, id)
 	}
-	return p.t, p.err
+	return clone(p.t), p.err
+}
+
+// clone is a copy of t whose summary a handler may change (it sets each
+// viewer's CanKill) without changing the shared read.
+func clone(t *Topology) *Topology {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	return &c
 }
 
 // Kill kills through the source and asks Run for a read now.

@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ type countingTopologies struct {
 	uptime      int
 	acked       int64
 	lists, gets int
+	anyID       bool // every id is a topology, not only words-1-2
 }
 
 func (c *countingTopologies) List(context.Context) ([]TopologySummary, error) {
@@ -33,7 +35,7 @@ func (c *countingTopologies) Get(_ context.Context, id string) (*Topology, error
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gets++
-	if id != "words-1-2" {
+	if id != "words-1-2" && !c.anyID {
 		return nil, fmt.Errorf("%w: %q", ErrNoTopology, id)
 	}
 	return &Topology{TopologySummary: TopologySummary{ID: id, Name: "words", Status: c.status, UptimeSecs: c.uptime},
@@ -170,4 +172,150 @@ func TestSharedTopologiesRunReadsAtOnceAfterAKill(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// openFeed opens the page's change feed on srv until the test ends, and
+// waits until s counts it.
+func openFeed(t *testing.T, srv *httptest.Server, s *SharedTopologies) context.CancelFunc {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+servicepage.ChangesPath, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		cancel()
+		resp.Body.Close()
+		t.Fatalf("the change feed: %s", resp.Status)
+	}
+	t.Cleanup(func() { cancel(); resp.Body.Close() })
+	waitStreams(t, s, 1)
+	return func() { cancel(); resp.Body.Close() }
+}
+
+func waitStreams(t *testing.T, s *SharedTopologies, n int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for s.Changes.Streams() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d feeds open after a minute, want %d", s.Changes.Streams(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A page that follows the feed asks for its topology only after the feed
+// moves: while a feed is open its topology is read with the list however
+// long ago it was asked for, so a change the list does not show (a
+// component's count) still moves the feed.
+func TestSharedTopologiesWatchPagesWhileAFeedIsOpen(t *testing.T) {
+	src := &countingTopologies{status: "ACTIVE"}
+	s := &SharedTopologies{Source: src, Changes: servicepage.NewChanges(), ReadEvery: time.Hour, WatchFor: time.Millisecond}
+	srv := httptest.NewServer(UIHandler(UIConfig{Topologies: s, Changes: s.Changes}))
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	closeFeed := openFeed(t, srv, s)
+
+	if _, err := s.Get(ctx, "words-1-2"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // past WatchFor
+	s.Refresh(ctx)
+	v := s.Changes.Version()
+	src.set(func() { src.acked = 42 })
+	s.Refresh(ctx)
+	if got := s.Changes.Version(); got != v+1 {
+		t.Fatalf("feed at %d after a component's count changed, past WatchFor with a feed open, want %d", got, v+1)
+	}
+	_, gets := src.reads()
+	top, err := s.Get(ctx, "words-1-2")
+	if err != nil || top.Components[0].Acked != 42 {
+		t.Fatalf("page after the change %+v %v, want 42 acked", top, err)
+	}
+	if _, g := src.reads(); g != gets {
+		t.Errorf("the page's read after the bump read the source again (%d reads, want %d): it is watched", g, gets)
+	}
+
+	// No feed open: past WatchFor the page is no longer read.
+	closeFeed()
+	waitStreams(t, s, 0)
+	time.Sleep(10 * time.Millisecond)
+	s.Refresh(ctx)
+	_, gets = src.reads()
+	s.Refresh(ctx)
+	if _, g := src.reads(); g != gets {
+		t.Errorf("with no feed open and no viewer past WatchFor, a refresh read the page (%d reads, want %d)", g, gets)
+	}
+}
+
+// An id that names no topology is not watched, the watched pages are
+// bounded, and a viewer waiting for a read stops when its request does.
+func TestSharedTopologiesBoundWhatTheyWatch(t *testing.T) {
+	src := &countingTopologies{status: "ACTIVE"}
+	s := &SharedTopologies{Source: src, Changes: servicepage.NewChanges(), ReadEvery: time.Hour, MaxWatched: 3}
+	ctx := context.Background()
+	for range 3 {
+		if _, err := s.Get(ctx, "nope"); !errors.Is(err, ErrNoTopology) {
+			t.Fatalf("Get of an unknown id: %v, want ErrNoTopology", err)
+		}
+	}
+	_, gets := src.reads()
+	s.Refresh(ctx)
+	if _, g := src.reads(); g != gets {
+		t.Errorf("a refresh read %d pages after viewers asked only for an unknown id, want none", g-gets)
+	}
+
+	src.set(func() { src.anyID = true })
+	for i := range 10 {
+		if _, err := s.Get(ctx, fmt.Sprintf("t-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, gets = src.reads()
+	s.Refresh(ctx)
+	if _, g := src.reads(); g-gets != 3 {
+		t.Errorf("a refresh read %d pages after viewers asked for 10, want MaxWatched (3)", g-gets)
+	}
+	// The newest asked for are the ones kept.
+	if _, err := s.Get(ctx, "t-9"); err != nil {
+		t.Fatal(err)
+	}
+	if _, g := src.reads(); g-gets != 3 {
+		t.Errorf("the most recent page was read again (%d reads): it should be watched", g-gets)
+	}
+
+	// A topology that goes is no longer watched, and its going moves
+	// the feed.
+	v := s.Changes.Version()
+	src.set(func() { src.anyID = false })
+	s.Refresh(ctx)
+	if got := s.Changes.Version(); got == v {
+		t.Error("the feed did not move when the watched topologies went")
+	}
+	_, gets = src.reads()
+	s.Refresh(ctx)
+	if _, g := src.reads(); g != gets {
+		t.Errorf("a refresh read %d pages of topologies that went, want none", g-gets)
+	}
+
+	// A read under way: a viewer whose request ends stops waiting.
+	if err := s.lockRead(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.Get(done, "t-1"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Get with its request gone while a read is under way: %v, want context.Canceled", err)
+	}
+	s.unlockRead()
+	unread := &SharedTopologies{Source: src, Changes: servicepage.NewChanges()}
+	if err := unread.lockRead(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unread.List(done); !errors.Is(err, context.Canceled) {
+		t.Errorf("List with nothing read yet and its request gone while a read is under way: %v, want context.Canceled", err)
+	}
+	unread.unlockRead()
 }

@@ -1,7 +1,8 @@
 // agora Cassandra ring UI: the ring's nodes (state, health, host ID,
 // address, agent, volume, tokens, the operation each is in) and its
 // operations (replacements, the last repair or cleanup, the last rolling
-// restart), from the scheduler's /v1 API, polled (?poll=SECONDS, default 2).
+// restart), from the scheduler's /v1 API, following its change feed (polled
+// every ?poll=SECONDS, default 2, while the feed is down).
 'use strict';
 
 const POLL_MS = pollMS(2);
@@ -121,11 +122,7 @@ function summary(st, cfg) {
   return out;
 }
 
-let loading = false;
-
 async function refresh() {
-  if (loading) return;
-  loading = true;
   try {
     const [st, cfg, nodes, rolling, job] = await Promise.all([getJSON('v1/status'), getJSON('v1/config'), getJSON('v1/nodes'),
       optional('v1/restart'), optional('v1/job')]);
@@ -142,10 +139,8 @@ async function refresh() {
     const b = document.getElementById('error-banner');
     b.textContent = 'Cannot read the API: ' + err.message;
     b.hidden = false;
-  } finally {
-    loading = false;
   }
 }
 
-refresh();
+// follow refreshes now and on each change, one refresh at a time.
 follow(refresh, POLL_MS);

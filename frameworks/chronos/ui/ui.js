@@ -1,6 +1,7 @@
 // agora scheduled jobs UI: the jobs of the Chronos-compatible framework,
 // their next runs and their recent runs, from its /v1/scheduler API,
-// polled (?poll=SECONDS, default 2).
+// following its change feed (polled every ?poll=SECONDS, default 2, while
+// the feed is down).
 'use strict';
 
 const POLL_MS = pollMS(2);
@@ -45,11 +46,7 @@ function runRow(r) {
     el('td', {}, r.message || ''));
 }
 
-let loading = false;
-
 async function refresh() {
-  if (loading) return;
-  loading = true;
   try {
     const jobs = await getJSON('v1/scheduler/jobs');
     const details = await Promise.all(jobs.map(async (j) => {
@@ -69,10 +66,8 @@ async function refresh() {
     const b = document.getElementById('error-banner');
     b.textContent = 'Cannot read the API: ' + err.message;
     b.hidden = false;
-  } finally {
-    loading = false;
   }
 }
 
-refresh();
+// follow refreshes now and on each change, one refresh at a time.
 follow(refresh, POLL_MS);

@@ -1,5 +1,6 @@
 // agora DNS UI: every record the resolver serves for the tasks, from its
-// Mesos-DNS /v1/enumerate, polled (?poll=SECONDS, default 2).
+// Mesos-DNS /v1/enumerate, following its change feed (polled every
+// ?poll=SECONDS, default 2, while the feed is down).
 'use strict';
 
 const POLL_MS = pollMS(2);
@@ -40,5 +41,5 @@ async function refresh() {
 }
 
 document.getElementById('filter').addEventListener('input', render);
-refresh();
+// follow refreshes now and on each change, one refresh at a time.
 follow(refresh, POLL_MS);
