@@ -379,8 +379,9 @@ func managedControlRefuses(t *testing.T, mc state.Client, master, name string) {
 // The speed task's secret directory in the work directory is this user's
 // only: a symbolic link or a file there, or a directory of another user,
 // is refused and left as it is (nothing written through it); a directory
-// of this user's open to others is closed (0700), and a link waiting
-// where the secret's temporary file used to be is not followed.
+// of this user's open to others is closed (0700), a link waiting where
+// the secret's temporary file used to be is not followed, and a link
+// swapped in for the directory once it is open is not followed either.
 func TestLambdaUpStormSpeedSecretDirRefusals(t *testing.T) {
 	o := upTasks{cred: auth.Credential{Principal: "ops", Secret: "speed-secret"}}
 	elsewhere := t.TempDir()
@@ -457,8 +458,52 @@ func TestLambdaUpStormSpeedSecretDirRefusals(t *testing.T) {
 	if b, _ := os.ReadFile(secret); string(b) != "speed-secret\n" {
 		t.Errorf("the secret file holds %q", b)
 	}
-	if !slices.Equal(files, []string{secret}) || !slices.Contains(args, secret) || slices.ContainsFunc(args, func(a string) bool { return strings.Contains(a, "speed-secret") }) {
-		t.Errorf("files %q, args %q: want the secret's file, its path in the arguments and the secret in none", files, args)
+	if !slices.Equal(files.paths(), []string{secret}) || !slices.Contains(args, secret) || slices.ContainsFunc(args, func(a string) bool { return strings.Contains(a, "speed-secret") }) {
+		t.Errorf("files %q, args %q: want the secret's file, its path in the arguments and the secret in none", files.paths(), args)
+	}
+	if err := files.remove(); err != nil {
+		t.Errorf("removing the secret: %v", err)
+	}
+	if _, err := os.Lstat(secret); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the secret file after its removal: %v, want it gone", err)
+	}
+
+	// A link put in the directory's place once it is open sends nothing
+	// elsewhere: the secret is written to, and removed from, the
+	// directory opened.
+	dir = t.TempDir()
+	sdir = filepath.Join(dir, lambdaSecureDir)
+	files, err = openPrivateDir(sdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer files.remove()
+	moved := sdir + ".moved"
+	if err := os.Rename(sdir, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, sdir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := files.write(lambdaSecretFile, []byte("speed-secret\n")); err != nil {
+		t.Fatalf("writing through the opened directory: %v", err)
+	}
+	untouched("a link swapped in after the directory was opened")
+	if b, err := os.ReadFile(filepath.Join(moved, lambdaSecretFile)); err != nil || string(b) != "speed-secret\n" {
+		t.Errorf("the secret in the directory opened: %q, %v", b, err)
+	}
+	decoy := filepath.Join(elsewhere, lambdaSecretFile)
+	if err := os.WriteFile(decoy, []byte("not the secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := files.remove(); err != nil {
+		t.Errorf("removing the secret: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(moved, lambdaSecretFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the secret in the directory opened, after its removal: %v, want it gone", err)
+	}
+	if b, err := os.ReadFile(decoy); err != nil || string(b) != "not the secret" {
+		t.Errorf("the file of that name behind the link after the removal: %q, %v; want it left alone", b, err)
 	}
 }
 
