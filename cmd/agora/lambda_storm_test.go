@@ -304,26 +304,39 @@ func secretAtUp(t *testing.T, sc speedCluster, secretFile string) {
 	if strings.Contains(string(raw), sc.secret) {
 		t.Errorf("the master's state shows the secret given to up")
 	}
-	// The speed task's process: its arguments name the secret's file,
-	// neither they nor its environment hold the secret.
+	// The speed task's process, this test's (other tests' speed tasks
+	// may run beside it): its arguments name the secret's file, which is
+	// under this test's work directory; neither they nor its environment
+	// hold the secret.
 	prefix := agoraBin + "\x00lambda\x00storm-speed\x00"
 	var cmdline, environ []byte
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		if b, err := os.ReadFile(filepath.Join(d, "cmdline")); err == nil && strings.HasPrefix(string(b), prefix) {
-			cmdline = b
-			if environ, err = os.ReadFile(filepath.Join(d, "environ")); err != nil {
-				t.Fatalf("the speed task's environment: %v", err)
+	var others []string
+	waitShowing(t, time.Minute, func() string {
+		return fmt.Sprintf("no `agora lambda storm-speed` process with --secret_file %s; those running: %q", secretFile, others)
+	}, func() bool {
+		others = nil
+		dirs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, d := range dirs {
+			b, err := os.ReadFile(filepath.Join(d, "cmdline"))
+			if err != nil || !strings.HasPrefix(string(b), prefix) {
+				continue
 			}
-			break
+			args := strings.Split(string(b), "\x00")
+			if i := slices.Index(args, "--secret_file"); i < 0 || i+1 >= len(args) || args[i+1] != secretFile {
+				others = append(others, strings.Join(args, " "))
+				continue
+			}
+			env, err := os.ReadFile(filepath.Join(d, "environ"))
+			if err != nil {
+				continue // it has just ended: look again
+			}
+			cmdline, environ = b, env
+			return true
 		}
-	}
-	args := strings.Split(string(cmdline), "\x00")
-	if i := slices.Index(args, "--secret_file"); i < 0 || i+1 >= len(args) || args[i+1] != secretFile {
-		t.Errorf("the speed task's arguments %q, want --secret_file %s", args, secretFile)
-	}
+		return false
+	})
 	if strings.Contains(string(cmdline), sc.secret) || strings.Contains(string(environ), sc.secret) {
-		t.Errorf("the speed task's arguments or environment hold the secret: %q", args)
+		t.Errorf("the speed task's arguments or environment hold the secret: %q", strings.Split(string(cmdline), "\x00"))
 	}
 }
 
