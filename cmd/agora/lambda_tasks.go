@@ -595,7 +595,8 @@ func lambdaStormSpeed(ctx context.Context, args []string, stderr io.Writer) int 
 	var master stormTarget
 	master.opts.registerCredential(t.fs)
 	t.fs.StringVar(&master.opts.caFile, "ca_file", "", "with --storm_master: PEM file of the CA that signed the master's certificate\n"+
-		"(`agora lambda up` passes a copy of its own --ca_file; default: the system's roots)")
+		"(`agora lambda up` passes a copy of its own --ca_file; default: the system's roots, or the CA of\n"+
+		"LIBPROCESS_SSL_CA_FILE when the task inherits it from its agent's environment)")
 	spec, code, ok := t.parse(args, true)
 	if !ok {
 		return code
