@@ -43,19 +43,22 @@ type fakeMaster struct {
 	// stuck on a channel the test no longer reads would hang it.
 	stop chan struct{}
 
-	mu        sync.Mutex
-	updates   map[string]chan *api.StatusUpdate // by task ID, in arrival order
-	nextID    int
-	refuse    map[string]bool   // agent IDs answered with 409
-	forbid    map[string]string // agent IDs answered with 403, and the answer
-	autoAck   bool
-	pingNanos int64 // announced ping interval; 0 leaves the agent's default
-	maxPings  int
-	sendPings bool
-	jsonOnly  bool           // answer calls not in JSON with 415, as a master from before protobuf
-	codecs    map[string]int // calls received by Content-Type
-	current   *fakeSession
-	sessions  chan *fakeSession
+	mu      sync.Mutex
+	updates map[string]chan *api.StatusUpdate // by task ID, in arrival order
+	nextID  int
+	refuse  map[string]bool   // agent IDs answered with 409
+	forbid  map[string]string // agent IDs answered with 403, and the answer
+	// unavailable are agent IDs answered with 503, and the answer and
+	// its Retry-After ("" for none).
+	unavailable map[string][2]string
+	autoAck     bool
+	pingNanos   int64 // announced ping interval; 0 leaves the agent's default
+	maxPings    int
+	sendPings   bool
+	jsonOnly    bool           // answer calls not in JSON with 415, as a master from before protobuf
+	codecs      map[string]int // calls received by Content-Type
+	current     *fakeSession
+	sessions    chan *fakeSession
 }
 
 // fakeSession is one registration stream.
@@ -70,16 +73,17 @@ func (s *fakeSession) close() { s.once.Do(func() { close(s.closed) }) }
 
 func newFakeMaster(t *testing.T) *fakeMaster {
 	fm := &fakeMaster{
-		t:         t,
-		registers: make(chan *api.RegisterAgent, 100),
-		updates:   map[string]chan *api.StatusUpdate{},
-		pongs:     make(chan uint64, 1000),
-		sessions:  make(chan *fakeSession, 100),
-		refuse:    map[string]bool{},
-		forbid:    map[string]string{},
-		autoAck:   true,
-		sendPings: true,
-		stop:      make(chan struct{}),
+		t:           t,
+		registers:   make(chan *api.RegisterAgent, 100),
+		updates:     map[string]chan *api.StatusUpdate{},
+		pongs:       make(chan uint64, 1000),
+		sessions:    make(chan *fakeSession, 100),
+		refuse:      map[string]bool{},
+		forbid:      map[string]string{},
+		unavailable: map[string][2]string{},
+		autoAck:     true,
+		sendPings:   true,
+		stop:        make(chan struct{}),
 	}
 	fm.srv = httptest.NewServer(http.HandlerFunc(fm.serve))
 	t.Cleanup(func() {
@@ -191,6 +195,14 @@ func (fm *fakeMaster) register(w http.ResponseWriter, r *http.Request, call *api
 	if why, ok := fm.forbid[id]; ok && id != "" {
 		fm.mu.Unlock()
 		http.Error(w, why, http.StatusForbidden)
+		return
+	}
+	if u, ok := fm.unavailable[id]; ok && id != "" {
+		fm.mu.Unlock()
+		if u[1] != "" {
+			w.Header().Set("Retry-After", u[1])
+		}
+		http.Error(w, u[0], http.StatusServiceUnavailable)
 		return
 	}
 	if id == "" {

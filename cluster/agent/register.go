@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,10 +38,24 @@ type forbiddenError struct{ reason string }
 
 func (e *forbiddenError) Error() string { return "master forbids the registration: " + e.reason }
 
+// unavailableError is the master's 503 Service Unavailable to a
+// (re-)registration: it cannot decide now (its lookup of the agent's
+// hostname failed, it is not ready). The agent keeps its ID and retries,
+// no sooner than retryAfter (its Retry-After, 0 without one).
+type unavailableError struct {
+	reason     string
+	retryAfter time.Duration
+}
+
+func (e *unavailableError) Error() string {
+	return "master cannot take the registration now (503 Service Unavailable): " + e.reason
+}
+
 // registrationLoop keeps the agent registered until ctx ends.
 func (a *Agent) registrationLoop(ctx context.Context) {
 	backoff := a.cfg.RegistrationBackoff
-	forbidden := "" // the master's last 403, logged once until it changes
+	forbidden := ""   // the master's last 403, logged once until it changes
+	unavailable := "" // and its last 503
 	for ctx.Err() == nil {
 		registered, err := a.session(ctx)
 		if ctx.Err() != nil {
@@ -51,7 +66,7 @@ func (a *Agent) registrationLoop(ctx context.Context) {
 			a.log.Warn("master refused the agent ID", "agent_id", a.ID(), "reason", refused.reason)
 			a.resetIdentity(ctx)
 			backoff = a.cfg.RegistrationBackoff
-			forbidden = ""
+			forbidden, unavailable = "", ""
 			continue
 		}
 		if registered {
@@ -60,15 +75,27 @@ func (a *Agent) registrationLoop(ctx context.Context) {
 		// Jitter keeps a rack of agents from re-registering in lock step.
 		delay := backoff/2 + rand.N(backoff/2+1)
 		var fe *forbiddenError
+		var ue *unavailableError
+		if errors.As(err, &ue) {
+			// The master's Retry-After is the least delay, within the
+			// agent's own ceiling.
+			delay = max(delay, min(ue.retryAfter, a.cfg.RegistrationBackoffMax))
+		}
 		switch {
 		case errors.As(err, &fe) && fe.reason == forbidden:
 			a.log.Debug("master still forbids the registration; registering again", "in", delay.Round(time.Millisecond))
 		case errors.As(err, &fe):
-			forbidden = fe.reason
+			forbidden, unavailable = fe.reason, ""
 			a.log.Error("master forbids the registration (403); the agent keeps its ID and retries with backoff until the operator lets it in (logged again only if the answer changes)",
 				"master", a.masterName(), "agent_id", a.ID(), "reason", fe.reason)
+		case ue != nil && ue.reason == unavailable:
+			a.log.Debug("master still cannot take the registration (503); registering again", "in", delay.Round(time.Millisecond))
+		case ue != nil:
+			forbidden, unavailable = "", ue.reason
+			a.log.Warn("master cannot take the registration now (503 Service Unavailable); the agent keeps its ID and retries (logged again only if the answer changes)",
+				"master", a.masterName(), "agent_id", a.ID(), "in", delay.Round(time.Millisecond), "reason", ue.reason)
 		default:
-			forbidden = ""
+			forbidden, unavailable = "", ""
 			a.log.Warn("disconnected from master; registering again", "master", a.masterName(), "in", delay.Round(time.Millisecond), "err", err)
 		}
 		select {
@@ -78,6 +105,25 @@ func (a *Agent) registrationLoop(ctx context.Context) {
 		}
 		backoff = min(2*backoff, a.cfg.RegistrationBackoffMax)
 	}
+}
+
+// retryAfter reads a Retry-After header, in seconds or an HTTP date
+// (relative to now); 0 when absent, unreadable or past.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(min(secs, int64(24*time.Hour/time.Second))) * time.Second
+	}
+	if at, err := http.ParseTime(v); err == nil && at.After(now) {
+		return at.Sub(now)
+	}
+	return 0
 }
 
 // session registers once and handles the master's event stream until it
@@ -104,6 +150,8 @@ func (a *Agent) session(ctx context.Context) (registered bool, err error) {
 		return false, &refusedError{reason: readReason(resp.Body)}
 	case http.StatusForbidden:
 		return false, &forbiddenError{reason: readReason(resp.Body)}
+	case http.StatusServiceUnavailable:
+		return false, &unavailableError{reason: readReason(resp.Body), retryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	default:
 		return false, fmt.Errorf("register with %s: %s: %s", a.masterName(), resp.Status, readReason(resp.Body))
 	}

@@ -188,6 +188,87 @@ func TestForbiddenRegistrationKeepsTheIDAndLogsOncePerAnswer(t *testing.T) {
 	}
 }
 
+// A master that cannot take the registration now (503: its lookup of
+// the agent's hostname failed) is retried like a 403: the agent keeps its
+// ID, logs each answer once (not a warning per retry), and waits at least
+// the answer's Retry-After before the next try.
+func TestUnavailableRegistrationKeepsTheIDAndLogsOncePerAnswer(t *testing.T) {
+	fm := newFakeMaster(t)
+	workDir := t.TempDir()
+	logs := &lockedBuffer{}
+	cfg := testConfig(t, fm, workDir)
+	cfg.RegistrationBackoffMax = 2 * time.Second // above the Retry-After
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ta, first := startRegistered(t, fm, cfg)
+
+	const one, two = "agent.test could not be looked up: i/o timeout", "agent.test could not be looked up: server misbehaving"
+	lines := func(what string) []string {
+		var out []string
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, what) {
+				out = append(out, line)
+			}
+		}
+		return out
+	}
+	answer := func(reason, retryAfter string) {
+		fm.set(func(fm *fakeMaster) { fm.unavailable[first.agentID] = [2]string{reason, retryAfter} })
+		for len(fm.registers) > 0 {
+			<-fm.registers
+		}
+	}
+	answered := func(times int) {
+		t.Helper()
+		for i := 0; i < times; i++ {
+			if id := fm.nextRegister(t).Info.GetID().GetValue(); id != first.agentID {
+				t.Fatalf("after a 503 the agent registered as %q, want its ID %q kept", id, first.agentID)
+			}
+		}
+	}
+	answer(one, "1")
+	fm.dropStream()
+	answered(3)
+	answer(two, "")
+	answered(3)
+	fm.set(func(fm *fakeMaster) { delete(fm.unavailable, first.agentID) })
+	if s := fm.nextSession(t); s.agentID != first.agentID {
+		t.Fatalf("once answered, the agent registered as %q, want %q", s.agentID, first.agentID)
+	}
+	waitFor(t, "registered under its ID", func() bool { return ta.Registered() && ta.ID() == first.agentID })
+
+	ones, twos := lines(one), lines(two)
+	if len(ones) != 1 || len(twos) != 1 {
+		t.Fatalf("the 503 answers are logged %d and %d times, want each once:\n%s", len(ones), len(twos), logs.String())
+	}
+	if !strings.Contains(ones[0], "level=WARN") || !strings.Contains(ones[0], "503 Service Unavailable") || !strings.Contains(ones[0], "in=1s") {
+		t.Errorf("the first 503's line %q; want a warning naming the 503 and the next try in 1s, its Retry-After", ones[0])
+	}
+	if n := len(lines("disconnected from master")); n > 1 {
+		t.Errorf("%d lines say the agent was disconnected, want at most the stream's end, not one per 503:\n%s", n, logs.String())
+	}
+	if strings.Contains(logs.String(), "forgot the agent ID") {
+		t.Fatalf("a 503 made the agent forget its ID:\n%s", logs.String())
+	}
+}
+
+// Retry-After in seconds or as an HTTP date; nothing usable is 0.
+func TestRegistrationRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		v    string
+		want time.Duration
+	}{
+		{"", 0}, {"5", 5 * time.Second}, {" 2 ", 2 * time.Second}, {"0", 0}, {"-3", 0}, {"soon", 0},
+		{"99999999999", 24 * time.Hour},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
+	} {
+		if got := retryAfter(tc.v, now); got != tc.want {
+			t.Errorf("retryAfter(%q) = %v, want %v", tc.v, got, tc.want)
+		}
+	}
+}
+
 // lockedBuffer is a log destination the test reads while the agent writes.
 type lockedBuffer struct {
 	mu sync.Mutex

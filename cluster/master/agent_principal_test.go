@@ -87,7 +87,8 @@ func registerAnswer(t *testing.T, url string, call *api.AgentCall, cred auth.Cre
 // agent claiming its ID under another hostname gets 409, with the
 // recorded hostname and port from another address 403, and changes
 // nothing. An agent whose address changed keeps its ID through a failed
-// lookup of its hostname (503) and a refusal (403), and is let in once
+// lookup of its hostname (503), a hostname that does not exist (403
+// naming it) and a refusal (403), and is let in once
 // its hostname resolves to its new address. The master's lookups go to a
 // stub resolver.
 func TestAgentPrincipalSurvivesMasterFailover(t *testing.T) {
@@ -172,8 +173,9 @@ func agentPrincipalAcrossFailover(t *testing.T, reg registry.Registry) {
 // a pid with another IP than the one the agent now connects from (a
 // source address that changed without a move: dual stack, several
 // interfaces, a NAT pool). While its hostname cannot be looked up, the
-// master answers 503 with Retry-After; while the hostname resolves to
-// addresses without the agent's, 403. Either way the record stays as it
+// master answers 503 with Retry-After; while the resolver says it does
+// not exist, 403 naming it; while the hostname resolves to addresses
+// without the agent's, 403. Each time the record stays as it
 // is and the agent keeps its ID, and retries: once its hostname resolves
 // to its address, it is re-admitted under its ID.
 func addressChangedAgentKeepsItsID(t *testing.T, c *clustertest.Cluster, reg registry.Registry, dns *stubResolver, id string) {
@@ -218,6 +220,22 @@ func addressChangedAgentKeepsItsID(t *testing.T, c *clustertest.Cluster, reg reg
 		return strings.Contains(logs.String(), "503 Service Unavailable") && strings.Contains(logs.String(), "server misbehaving")
 	})
 	unchanged("the agent's re-registration whose lookup failed")
+
+	// The resolver says the hostname does not exist: a definite answer,
+	// 403 naming it, and the agent, still retrying, keeps its ID.
+	c.StopMaster()
+	dns.set(nil, &net.DNSError{Err: "no such host", Name: "localhost", IsNotFound: true})
+	c.StartMaster()
+	code, body, header = registerAnswer(t, c.MasterURL, own, agentPrincipal, "127.0.0.1")
+	if code != http.StatusForbidden || header.Get("Retry-After") != "" || !strings.Contains(body, id) ||
+		!strings.Contains(body, `"localhost", which does not resolve for the master`) || !strings.Contains(body, "no such host") {
+		t.Fatalf("re-registration of agent %s whose hostname does not exist: %d (Retry-After %q) %q; want 403 naming the agent and its hostname",
+			id, code, header.Get("Retry-After"), body)
+	}
+	waitUntil(t, "the agent to be answered 403 for its hostname", func() bool {
+		return strings.Contains(logs.String(), "master forbids the registration") && strings.Contains(logs.String(), "does not resolve for the master")
+	})
+	unchanged("the re-registration of a hostname that does not exist")
 
 	// The hostname resolves, but not to the agent's address: 403, and
 	// the agent, still retrying, keeps its ID.

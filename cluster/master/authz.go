@@ -313,8 +313,11 @@ type peer struct {
 //     An operator lets it in (its hostname resolving, on the master, to
 //     the address it connects from) or takes it down (--recover=cleanup).
 //   - 503, with Retry-After, when the hostname had to be looked up and the
-//     lookup failed: that is no proof of another agent, and the agent
-//     keeps its ID and retries.
+//     lookup failed for now (a timeout, SERVFAIL): that is no proof of
+//     another agent, and the agent keeps its ID and retries. A hostname
+//     the resolver says does not exist (NXDOMAIN) is a definite answer,
+//     which retrying does not change: a 403 naming the hostname, as for
+//     an address that is none of the agent's.
 func agentMismatch(rec registry.AgentRecord, got *mesos.AgentInfo, principal string, from peer) error {
 	want := rec.Info
 	moved := func(why string) error {
@@ -343,21 +346,25 @@ func agentMismatch(rec registry.AgentRecord, got *mesos.AgentInfo, principal str
 	if net.ParseIP(host) != nil {
 		not = append(not, "its recorded hostname")
 	} else {
+		var dnsErr *net.DNSError
 		switch {
 		case !from.resolved:
 			return errLookupHostname
+		case errors.As(from.lookupErr, &dnsErr) && dnsErr.IsNotFound:
+			not = append(not, fmt.Sprintf("an address of its recorded hostname %q, which does not resolve for the master (%v)", host, from.lookupErr))
 		case from.lookupErr != nil:
 			e := errorf(http.StatusServiceUnavailable, "agent %s is recorded without a principal, and its recorded hostname %q could not be looked up to check the address principal '%s' connects from (%s): %v; "+
 				"re-registration deferred, the record stays as it is: retry", rec.ID, host, principal, ip, from.lookupErr)
 			e.retryAfter = hostLookupTTL
 			return e
-		}
-		for _, a := range from.hostAddrs {
-			if sameIP(ip, a) {
-				return nil
+		default:
+			for _, a := range from.hostAddrs {
+				if sameIP(ip, a) {
+					return nil
+				}
 			}
+			not = append(not, fmt.Sprintf("an address of its recorded hostname %q (%s)", host, strings.Join(from.hostAddrs, ", ")))
 		}
-		not = append(not, fmt.Sprintf("an address of its recorded hostname %q (%s)", host, strings.Join(from.hostAddrs, ", ")))
 	}
 	letIn := "the agent connecting from its recorded address"
 	if net.ParseIP(host) == nil {
@@ -371,9 +378,10 @@ func agentMismatch(rec registry.AgentRecord, got *mesos.AgentInfo, principal str
 // Lookups of agents' hostnames (agentMismatch). After a failover
 // thousands of agents re-register at once: the re-registrations naming
 // one hostname share one lookup, and its answer (addresses or error) is
-// kept for hostLookupTTL; each lookup is bounded by hostLookupTimeout,
-// at most maxConcurrentHostLookups run at once, and at most
-// maxHostLookups hostnames are kept (beyond, a lookup is not shared).
+// kept for hostLookupTTL; at most maxConcurrentHostLookups run at once,
+// a lookup waits at most hostLookupTimeout for its turn and then has
+// hostLookupTimeout of its own, and at most maxHostLookups hostnames are
+// kept (beyond, a lookup is not shared).
 const (
 	hostLookupTTL            = 5 * time.Second
 	hostLookupTimeout        = 10 * time.Second
@@ -387,6 +395,10 @@ type hostLookups struct {
 	now     func() time.Time
 	max     int // hostnames kept at most
 	slots   chan struct{}
+
+	// queued, if set, is called when a lookup of hostname waits for
+	// its turn (all slots taken); for tests.
+	queued func(hostname string)
 
 	mu      sync.Mutex
 	entries map[string]*hostLookup
@@ -463,23 +475,41 @@ func (h *hostLookups) sweep(now time.Time) {
 }
 
 // run looks hostname up, on its own clock: the callers that share it may
-// go away.
+// go away. Waiting for a slot and the lookup have a budget each.
 func (h *hostLookups) run(e *hostLookup, hostname string) {
-	ctx, cancel := context.WithTimeout(context.Background(), hostLookupTimeout)
-	defer cancel()
 	var addrs []string
 	var err error
-	select {
-	case h.slots <- struct{}{}:
+	if err = h.acquire(hostname); err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), hostLookupTimeout)
 		addrs, err = h.resolve(ctx, hostname)
+		cancel()
 		<-h.slots
-	case <-ctx.Done():
-		err = fmt.Errorf("not started within %s: %d lookups of agents' hostnames in flight", hostLookupTimeout, maxConcurrentHostLookups)
 	}
 	h.mu.Lock()
 	e.addrs, e.err, e.expires = addrs, err, h.now().Add(hostLookupTTL)
 	close(e.done)
 	h.mu.Unlock()
+}
+
+// acquire takes a slot for a lookup of hostname, waiting at most
+// hostLookupTimeout for one.
+func (h *hostLookups) acquire(hostname string) error {
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	if h.queued != nil {
+		h.queued(hostname)
+	}
+	wait := time.NewTimer(hostLookupTimeout)
+	defer wait.Stop()
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	case <-wait.C:
+		return fmt.Errorf("not started within %s: %d lookups of agents' hostnames in flight", hostLookupTimeout, cap(h.slots))
+	}
 }
 
 // lookupAgentHost resolves an agent's hostname for agentMismatch, off the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -22,8 +23,9 @@ import (
 // or this one moved), connecting from the IP in the record's pid, from
 // its recorded hostname when that is an IP, or from an address its
 // hostname resolves to (else 403: the agent keeps its ID); a hostname
-// that had to be looked up and was not is a 503 with Retry-After, not a
-// refusal.
+// that had to be looked up and was not, for now (a timeout, SERVFAIL), is
+// a 503 with Retry-After, not a refusal; one the resolver says does not
+// exist is a 403 naming it (an operator must act).
 func TestReadmitPrincipal(t *testing.T) {
 	port := int32(5051)
 	info := func(host string, port int32) *mesos.AgentInfo {
@@ -39,6 +41,9 @@ func TestReadmitPrincipal(t *testing.T) {
 	}
 	failed := func(remote string) peer {
 		return peer{remote: remote, resolved: true, lookupErr: errors.New("lookup agent.test: server misbehaving")}
+	}
+	lookupErr := func(remote string, err *net.DNSError) peer {
+		return peer{remote: remote, resolved: true, lookupErr: err}
 	}
 	cases := []struct {
 		name      string
@@ -73,6 +78,13 @@ func TestReadmitPrincipal(t *testing.T) {
 			says: []string{"S1", "'intruder'", "10.0.0.2", pid, `"agent.test"`, "keeps its ID", "--recover=cleanup"}},
 		{name: "unclaimed, the lookup failed", rec: record("", pid, "agent.test"), got: info("agent.test", port), principal: "agent", from: failed("10.0.0.2:1"),
 			code: http.StatusServiceUnavailable, says: []string{"S1", `"agent.test"`, "10.0.0.2", "server misbehaving", "retry"}},
+
+		{name: "unclaimed, the lookup timed out", rec: record("", pid, "agent.test"), got: info("agent.test", port), principal: "agent",
+			from: lookupErr("10.0.0.2:1", &net.DNSError{Err: "i/o timeout", Name: "agent.test", IsTimeout: true}),
+			code: http.StatusServiceUnavailable, says: []string{`"agent.test"`, "i/o timeout", "retry"}},
+		{name: "unclaimed, the hostname does not exist", rec: record("", pid, "agent.test"), got: info("agent.test", port), principal: "agent",
+			from: lookupErr("10.0.0.2:1", &net.DNSError{Err: "no such host", Name: "agent.test", IsNotFound: true}),
+			code: http.StatusForbidden, says: []string{"S1", "10.0.0.2", pid, `"agent.test", which does not resolve for the master`, "no such host", "keeps its ID", `"agent.test" resolving to 10.0.0.2`}},
 
 		{name: "no pid, from an address of the hostname", rec: record("", "", "agent.test"), got: info("agent.test", port), principal: "agent",
 			from: resolved("10.0.0.1:1", "10.0.0.1"), want: "agent"},
@@ -225,6 +237,81 @@ func TestHostLookupsBounded(t *testing.T) {
 	defer h.mu.Unlock()
 	if len(h.entries) != 1 {
 		t.Fatalf("%d hostnames kept, want the bound, 1", len(h.entries))
+	}
+}
+
+// At most maxConcurrentHostLookups lookups run at once: one more waits
+// for a slot, starts when one is freed, and then has hostLookupTimeout
+// of its own (its wait spent none of it); every lookup is answered.
+func TestHostLookupsAtMost32AtOnce(t *testing.T) {
+	var mu sync.Mutex
+	inFlight, most, queued := 0, 0, 0
+	deadlines := map[string]time.Time{}
+	release := make(chan struct{})
+	h := newHostLookups(func(ctx context.Context, host string) ([]string, error) {
+		d, _ := ctx.Deadline()
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		deadlines[host] = d
+		mu.Unlock()
+		defer func() { mu.Lock(); inFlight--; mu.Unlock() }()
+		select {
+		case <-release:
+			return []string{"10.0.0.1"}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	})
+	h.queued = func(string) { mu.Lock(); queued++; mu.Unlock() }
+	state := func() (int, int, int) { mu.Lock(); defer mu.Unlock(); return inFlight, queued, len(deadlines) }
+
+	const n = maxConcurrentHostLookups + 1
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := h.lookup(ctx, fmt.Sprintf("agent-%d.test", i))
+			errs <- err
+		}()
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		in, q, _ := state()
+		if in == maxConcurrentHostLookups && q == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d lookups of distinct hostnames: %d in flight and %d waiting; want %d and 1", n, in, q, maxConcurrentHostLookups)
+		}
+	}
+	// The one waiting has not started: every slot is taken.
+	if in, _, started := state(); in != maxConcurrentHostLookups || started != maxConcurrentHostLookups {
+		t.Fatalf("with every slot taken: %d in flight, %d started; want %d", in, started, maxConcurrentHostLookups)
+	}
+	freed := time.Now()
+	close(release)
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("a lookup: %v", err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if most != maxConcurrentHostLookups || len(deadlines) != n {
+		t.Fatalf("at most %d lookups ran at once and %d ran; want %d at once and %d", most, len(deadlines), maxConcurrentHostLookups, n)
+	}
+	// The lookup that waited started after the slots were freed, with a
+	// budget of its own.
+	var late []string
+	for host, d := range deadlines {
+		if d.Before(freed.Add(hostLookupTimeout)) {
+			late = append(late, host)
+		}
+	}
+	if len(late) != maxConcurrentHostLookups {
+		t.Fatalf("%d lookups have a deadline before %s after the slots were freed, want the %d that did not wait: the one that waited has less than its own budget",
+			len(late), hostLookupTimeout, maxConcurrentHostLookups)
 	}
 }
 

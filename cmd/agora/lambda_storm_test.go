@@ -304,26 +304,39 @@ func secretAtUp(t *testing.T, sc speedCluster, secretFile string) {
 	if strings.Contains(string(raw), sc.secret) {
 		t.Errorf("the master's state shows the secret given to up")
 	}
-	// The speed task's process: its arguments name the secret's file,
-	// neither they nor its environment hold the secret.
+	// The speed task's process, this test's (other tests' speed tasks
+	// may run beside it): its arguments name the secret's file, which is
+	// under this test's work directory; neither they nor its environment
+	// hold the secret.
 	prefix := agoraBin + "\x00lambda\x00storm-speed\x00"
 	var cmdline, environ []byte
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		if b, err := os.ReadFile(filepath.Join(d, "cmdline")); err == nil && strings.HasPrefix(string(b), prefix) {
-			cmdline = b
-			if environ, err = os.ReadFile(filepath.Join(d, "environ")); err != nil {
-				t.Fatalf("the speed task's environment: %v", err)
+	var others []string
+	waitShowing(t, time.Minute, func() string {
+		return fmt.Sprintf("no `agora lambda storm-speed` process with --secret_file %s; those running: %q", secretFile, others)
+	}, func() bool {
+		others = nil
+		dirs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, d := range dirs {
+			b, err := os.ReadFile(filepath.Join(d, "cmdline"))
+			if err != nil || !strings.HasPrefix(string(b), prefix) {
+				continue
 			}
-			break
+			args := strings.Split(string(b), "\x00")
+			if i := slices.Index(args, "--secret_file"); i < 0 || i+1 >= len(args) || args[i+1] != secretFile {
+				others = append(others, strings.Join(args, " "))
+				continue
+			}
+			env, err := os.ReadFile(filepath.Join(d, "environ"))
+			if err != nil {
+				continue // it has just ended: look again
+			}
+			cmdline, environ = b, env
+			return true
 		}
-	}
-	args := strings.Split(string(cmdline), "\x00")
-	if i := slices.Index(args, "--secret_file"); i < 0 || i+1 >= len(args) || args[i+1] != secretFile {
-		t.Errorf("the speed task's arguments %q, want --secret_file %s", args, secretFile)
-	}
+		return false
+	})
 	if strings.Contains(string(cmdline), sc.secret) || strings.Contains(string(environ), sc.secret) {
-		t.Errorf("the speed task's arguments or environment hold the secret: %q", args)
+		t.Errorf("the speed task's arguments or environment hold the secret: %q", strings.Split(string(cmdline), "\x00"))
 	}
 }
 
@@ -379,8 +392,9 @@ func managedControlRefuses(t *testing.T, mc state.Client, master, name string) {
 // The speed task's secret directory in the work directory is this user's
 // only: a symbolic link or a file there, or a directory of another user,
 // is refused and left as it is (nothing written through it); a directory
-// of this user's open to others is closed (0700), and a link waiting
-// where the secret's temporary file used to be is not followed.
+// of this user's open to others is closed (0700), a link waiting where
+// the secret's temporary file used to be is not followed, and a link
+// swapped in for the directory once it is open is not followed either.
 func TestLambdaUpStormSpeedSecretDirRefusals(t *testing.T) {
 	o := upTasks{cred: auth.Credential{Principal: "ops", Secret: "speed-secret"}}
 	elsewhere := t.TempDir()
@@ -457,8 +471,52 @@ func TestLambdaUpStormSpeedSecretDirRefusals(t *testing.T) {
 	if b, _ := os.ReadFile(secret); string(b) != "speed-secret\n" {
 		t.Errorf("the secret file holds %q", b)
 	}
-	if !slices.Equal(files, []string{secret}) || !slices.Contains(args, secret) || slices.ContainsFunc(args, func(a string) bool { return strings.Contains(a, "speed-secret") }) {
-		t.Errorf("files %q, args %q: want the secret's file, its path in the arguments and the secret in none", files, args)
+	if !slices.Equal(files.paths(), []string{secret}) || !slices.Contains(args, secret) || slices.ContainsFunc(args, func(a string) bool { return strings.Contains(a, "speed-secret") }) {
+		t.Errorf("files %q, args %q: want the secret's file, its path in the arguments and the secret in none", files.paths(), args)
+	}
+	if err := files.remove(); err != nil {
+		t.Errorf("removing the secret: %v", err)
+	}
+	if _, err := os.Lstat(secret); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the secret file after its removal: %v, want it gone", err)
+	}
+
+	// A link put in the directory's place once it is open sends nothing
+	// elsewhere: the secret is written to, and removed from, the
+	// directory opened.
+	dir = t.TempDir()
+	sdir = filepath.Join(dir, lambdaSecureDir)
+	files, err = openPrivateDir(sdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer files.remove()
+	moved := sdir + ".moved"
+	if err := os.Rename(sdir, moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(elsewhere, sdir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := files.write(lambdaSecretFile, []byte("speed-secret\n")); err != nil {
+		t.Fatalf("writing through the opened directory: %v", err)
+	}
+	untouched("a link swapped in after the directory was opened")
+	if b, err := os.ReadFile(filepath.Join(moved, lambdaSecretFile)); err != nil || string(b) != "speed-secret\n" {
+		t.Errorf("the secret in the directory opened: %q, %v", b, err)
+	}
+	decoy := filepath.Join(elsewhere, lambdaSecretFile)
+	if err := os.WriteFile(decoy, []byte("not the secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := files.remove(); err != nil {
+		t.Errorf("removing the secret: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(moved, lambdaSecretFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the secret in the directory opened, after its removal: %v, want it gone", err)
+	}
+	if b, err := os.ReadFile(decoy); err != nil || string(b) != "not the secret" {
+		t.Errorf("the file of that name behind the link after the removal: %q, %v; want it left alone", b, err)
 	}
 }
 

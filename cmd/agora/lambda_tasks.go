@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -30,6 +31,7 @@ import (
 	"github.com/agora-cluster/agora/lambda/stormspeed"
 	"github.com/agora-cluster/agora/lambda/view"
 	stormclient "github.com/agora-cluster/agora/storm/client"
+	"golang.org/x/sys/unix"
 )
 
 // upTasks are the flags of `agora lambda up --master`.
@@ -61,83 +63,168 @@ const (
 
 // lambdaTaskSecurity writes o's secret and CA into the work directory dir
 // and returns the speed task's flags that name them (none without them)
-// and the files written, which `up` removes as it stops.
-func lambdaTaskSecurity(dir string, o upTasks) (args, files []string, err error) {
+// and the files written, which `up` removes as it stops (nil without
+// them).
+func lambdaTaskSecurity(dir string, o upTasks) (args []string, files *privateFiles, err error) {
 	if o.cred.Principal == "" && o.caFile == "" {
 		return nil, nil, nil
 	}
-	sdir := filepath.Join(dir, lambdaSecureDir)
-	if err := privateDir(sdir); err != nil {
-		return nil, nil, fmt.Errorf("the speed task's credentials in the work directory: %w", err)
-	}
-	if o.cred.Principal != "" {
-		p := filepath.Join(sdir, lambdaSecretFile)
-		if err := writePrivate(p, []byte(o.cred.Secret+"\n")); err != nil {
-			return nil, nil, fmt.Errorf("the speed task's secret in the work directory: %w", err)
-		}
-		files = append(files, p)
-		args = append(args, "--principal", o.cred.Principal, "--secret_file", p)
-	}
+	var ca []byte
 	if o.caFile != "" {
-		b, err := os.ReadFile(o.caFile)
-		if err != nil {
+		if ca, err = os.ReadFile(o.caFile); err != nil {
 			return nil, nil, fmt.Errorf("--ca_file: %w", err)
 		}
-		p := filepath.Join(sdir, lambdaMasterCA)
-		if err := writePrivate(p, b); err != nil {
+	}
+	files, err = openPrivateDir(filepath.Join(dir, lambdaSecureDir))
+	if err != nil {
+		return nil, nil, fmt.Errorf("the speed task's credentials in the work directory: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			files.remove()
+			files = nil
+		}
+	}()
+	if o.cred.Principal != "" {
+		p, err := files.write(lambdaSecretFile, []byte(o.cred.Secret+"\n"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("the speed task's secret in the work directory: %w", err)
+		}
+		args = append(args, "--principal", o.cred.Principal, "--secret_file", p)
+	}
+	if ca != nil {
+		p, err := files.write(lambdaMasterCA, ca)
+		if err != nil {
 			return nil, nil, fmt.Errorf("the speed task's CA in the work directory: %w", err)
 		}
-		files = append(files, p)
 		args = append(args, "--ca_file", p)
 	}
 	return args, files, nil
 }
 
-// privateDir makes dir, or takes the one there, as a directory of this
-// user's only (0700). Anything else there is refused and left as it is:
-// a symbolic link (which could send the secret elsewhere), or a directory
-// of another user.
-func privateDir(dir string) error {
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return err
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory (%v): remove it, `up` makes it", dir, fi.Mode().Type())
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
-		return fmt.Errorf("%s belongs to user %d, not to this user (%d): remove it, `up` makes it", dir, st.Uid, os.Getuid())
-	}
-	return os.Chmod(dir, 0o700)
+// privateFiles are files of this user's only in a directory of this
+// user's only, held open: every file is made, renamed and removed
+// relative to the directory opened, so a symbolic link put in the
+// directory's place afterwards sends nothing elsewhere.
+type privateFiles struct {
+	dir   *os.File
+	names []string // written, in order
 }
 
-// writePrivate writes b to path, readable by this user only, by a rename
-// (a task reading it meanwhile sees the old file or the new one). The
-// temporary file is a new one (never one already there, nor a link's
-// target), in path's directory.
-func writePrivate(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
+// openPrivateDir makes dir, or takes the one there, as a directory of
+// this user's only (0700), and opens it. Anything else there is refused
+// and left as it is: a symbolic link (which could send the secret
+// elsewhere), a file, or a directory of another user. dir is opened
+// without following a link and checked through the handle, so nothing
+// swapped in between the check and the writes is used.
+func openPrivateDir(dir string) (*privateFiles, error) {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, err
 	}
-	tmp := f.Name()
-	_, err = f.Write(b)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+		what := "not a directory"
+		if fi, lerr := os.Lstat(dir); lerr == nil {
+			what = fi.Mode().Type().String()
+		}
+		return nil, fmt.Errorf("%s is not a directory (%s): remove it, `up` makes it", dir, what)
+	}
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	d := os.NewFile(uintptr(fd), dir)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		d.Close()
+		return nil, &fs.PathError{Op: "fstat", Path: dir, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		d.Close()
+		return nil, fmt.Errorf("%s is not a directory: remove it, `up` makes it", dir)
+	}
+	if int(st.Uid) != os.Getuid() {
+		d.Close()
+		return nil, fmt.Errorf("%s belongs to user %d, not to this user (%d): remove it, `up` makes it", dir, st.Uid, os.Getuid())
+	}
+	if err := unix.Fchmod(fd, 0o700); err != nil {
+		d.Close()
+		return nil, &fs.PathError{Op: "chmod", Path: dir, Err: err}
+	}
+	return &privateFiles{dir: d}, nil
+}
+
+// write writes b to the file name in the directory, readable by this user
+// only, by a rename (a task reading it meanwhile sees the old file or the
+// new one), and returns its path. The temporary file is a new one (never
+// one already there, nor a link's target).
+func (p *privateFiles) write(name string, b []byte) (string, error) {
+	dfd := int(p.dir.Fd())
+	var tmp string
+	var fd int
+	for range 100 {
+		tmp = fmt.Sprintf("%s.%d.tmp", name, rand.Uint32())
+		var err error
+		fd, err = unix.Openat(dfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EEXIST) {
+			return "", &fs.PathError{Op: "create", Path: filepath.Join(p.dir.Name(), tmp), Err: err}
+		}
+		fd = -1
+	}
+	if fd < 0 {
+		return "", fmt.Errorf("%s: no free temporary name for %s", p.dir.Name(), name)
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(p.dir.Name(), tmp))
+	_, err := f.Write(b)
 	if err == nil {
-		err = f.Chmod(0o600)
+		err = f.Chmod(0o600) // whatever the umask
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		if rerr := unix.Renameat(dfd, tmp, dfd, name); rerr != nil {
+			err = &os.LinkError{Op: "rename", Old: tmp, New: filepath.Join(p.dir.Name(), name), Err: rerr}
+		}
 	}
 	if err != nil {
-		os.Remove(tmp)
+		unix.Unlinkat(dfd, tmp, 0)
+		return "", err
 	}
-	return err
+	if !slices.Contains(p.names, name) {
+		p.names = append(p.names, name)
+	}
+	return filepath.Join(p.dir.Name(), name), nil
+}
+
+// paths are the files written, by their paths.
+func (p *privateFiles) paths() []string {
+	var out []string
+	for _, n := range p.names {
+		out = append(out, filepath.Join(p.dir.Name(), n))
+	}
+	return out
+}
+
+// remove removes the files written, in the directory opened, and closes
+// it; the errors but a file already gone are returned. Once is enough:
+// another call does nothing.
+func (p *privateFiles) remove() error {
+	if p == nil || p.dir == nil {
+		return nil
+	}
+	var errs []error
+	for _, n := range p.names {
+		if err := unix.Unlinkat(int(p.dir.Fd()), n, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, &fs.PathError{Op: "remove", Path: filepath.Join(p.dir.Name(), n), Err: err})
+		}
+	}
+	p.names = nil
+	errs = append(errs, p.dir.Close())
+	p.dir = nil
+	return errors.Join(errs...)
 }
 
 // lambdaUpTasks is `agora lambda up --master`: the broker (unless real
@@ -209,10 +296,8 @@ func lambdaUpTasks(ctx context.Context, specPath string, o upTasks, cfg pipeline
 		// The secret stays only while the pipeline runs: `down` (or an
 		// interrupt) removes it before the query API stops answering.
 		removeSecure = func() {
-			for _, f := range files {
-				if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					fmt.Fprintln(stderr, "agora lambda up:", err)
-				}
+			if err := files.remove(); err != nil {
+				fmt.Fprintln(stderr, "agora lambda up:", err)
 			}
 		}
 		defer removeSecure()
@@ -511,7 +596,8 @@ func lambdaStormSpeed(ctx context.Context, args []string, stderr io.Writer) int 
 	var master stormTarget
 	master.opts.registerCredential(t.fs)
 	t.fs.StringVar(&master.opts.caFile, "ca_file", "", "with --storm_master: PEM file of the CA that signed the master's certificate\n"+
-		"(`agora lambda up` passes a copy of its own --ca_file; default: the system's roots)")
+		"(`agora lambda up` passes a copy of its own --ca_file; default: the system's roots, or the CA of\n"+
+		"LIBPROCESS_SSL_CA_FILE when the task inherits it from its agent's environment)")
 	spec, code, ok := t.parse(args, true)
 	if !ok {
 		return code

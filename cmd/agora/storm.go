@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -98,7 +99,9 @@ func (s *stormTarget) nativeMaster(cmd string, stderr io.Writer) (state.Client, 
 // (submit's --ssl_* flags) gives a certificate. A nil controlTLS, or one
 // without --ssl_cert_file/--ssl_key_file, serves the control over plain
 // HTTP: LIBPROCESS_SSL_ENABLED alone (a Mesos client's environment, or
-// the agent's a task inherits) does not turn it to TLS.
+// the agent's a task inherits) does not turn it to TLS. RequireCert is
+// refused: the caller clears one that came from the environment
+// (controlRequireCertFromEnv).
 func (s *stormTarget) nativeSecurity(page *auth.Credentials, controlTLS *tlsconf.Flags) (nativeSecurity, error) {
 	cred, err := s.opts.credential()
 	if err != nil {
@@ -111,20 +114,44 @@ func (s *stormTarget) nativeSecurity(page *auth.Credentials, controlTLS *tlsconf
 		}
 	}
 	ns.mc = stateClient(cred, ns.masterTLS, auth.LeaderRedirect)
-	if controlTLS == nil || controlTLS.CertFile == "" && controlTLS.KeyFile == "" {
-		return ns, nil
-	}
-	if controlTLS.RequireCert {
+	if controlTLS != nil && controlTLS.RequireCert {
 		// agora storm rebalance, activate, deactivate and list present
 		// no client certificate: such a control could not be used.
-		return nativeSecurity{}, fmt.Errorf("--ssl_require_cert (%s): the topology's control port does not ask for client certificates, "+
-			"which agora storm rebalance, activate, deactivate and list do not present; protect it with --http_credentials or --credentials", tlsconf.EnvRequireCert)
+		return nativeSecurity{}, errors.New("--ssl_require_cert: the topology's control port does not ask for client certificates, " +
+			"which agora storm rebalance, activate, deactivate and list do not present; protect it with --http_credentials or --credentials")
+	}
+	if controlTLS == nil || controlTLS.CertFile == "" && controlTLS.KeyFile == "" {
+		return ns, nil
 	}
 	if ns.control, err = controlTLS.Server(); err != nil {
 		return nativeSecurity{}, err
 	}
 	ns.downgrade = controlTLS.Downgrade
 	return ns, nil
+}
+
+// controlRequireCertFromEnv clears a RequireCert that fs's
+// --ssl_require_cert took from LIBPROCESS_SSL_REQUIRE_CERT rather than
+// from the command line: a command task inherits its agent's environment,
+// and on an agent that asks its own clients for certificates the task's
+// control would otherwise be refused. It returns the warning to print
+// when the control then serves TLS without asking for client
+// certificates ("" when there is nothing to say).
+func controlRequireCertFromEnv(fs *flag.FlagSet, controlTLS *tlsconf.Flags) string {
+	if !controlTLS.RequireCert {
+		return ""
+	}
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "ssl_require_cert" })
+	if given {
+		return ""
+	}
+	controlTLS.RequireCert = false
+	if controlTLS.CertFile == "" && controlTLS.KeyFile == "" {
+		return "" // a plain control, which asks for nothing anyway
+	}
+	return fmt.Sprintf("WARNING: %s is set, but the topology's control port does not ask for client certificates "+
+		"(agora storm rebalance, activate, deactivate and list present none); it serves TLS without them, behind --http_credentials or --credentials", tlsconf.EnvRequireCert)
 }
 
 // client connects to the target's Nimbus, finding it through the master

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"flag"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -63,9 +65,13 @@ func startSecureNativeCluster(t *testing.T) secureNativeCluster {
 // for --http_credentials over TLS; deactivate refuses a control whose
 // certificate its --ca_file does not verify, saying what to pass, and
 // works with a bundle of both CAs; list reads the status over TLS; kill
-// with the master's CA ends the topology.
+// with the master's CA ends the topology. The submission runs with
+// LIBPROCESS_SSL_REQUIRE_CERT=true in its environment (as a task of an
+// agent asking its clients for certificates): it is warned of, and the
+// control serves a client that presents no certificate.
 func TestStormNativeControlOverTLS(t *testing.T) {
 	c := startSecureNativeCluster(t)
+	t.Setenv(tlsconf.EnvRequireCert, "true") // the submitting command's, started below
 	// The control's certificate comes from a CA of its own: the CLI's
 	// --ca_file must name it, the master's alone does not verify it.
 	controlCA, err := tlsconf.GenerateCA(filepath.Join(c.dir, "control-tls"), []string{"127.0.0.1", "localhost"}, time.Hour)
@@ -80,8 +86,8 @@ func TestStormNativeControlOverTLS(t *testing.T) {
 
 	sub := submitNative(t, c.dir, c.master, c.path, "wc", 1, append(asOps, "--ca_file", c.masterCA.CA,
 		"--http_credentials", "viewer:seen", "--ssl_cert_file", controlCA.Cert, "--ssl_key_file", controlCA.Key)...)
-	if strings.Contains(sub.out.String(), "WARNING") {
-		t.Errorf("a submission with page credentials over TLS is warned of: %s", sub.out.String())
+	if out := sub.out.String(); strings.Count(out, "WARNING") != 1 || !strings.Contains(out, "WARNING: "+tlsconf.EnvRequireCert+" is set") {
+		t.Errorf("a submission with page credentials over TLS and %s=true: %s; want only the warning naming %[1]s", tlsconf.EnvRequireCert, out)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -107,7 +113,8 @@ func TestStormNativeControlOverTLS(t *testing.T) {
 		resp.Body.Close()
 		t.Errorf("GET %s/status trusting the master's CA only: %s, want the certificate refused", base, resp.Status)
 	}
-	// The page over TLS, behind its credentials.
+	// The page over TLS, behind its credentials; the client presents no
+	// certificate.
 	page := tlsClient(t, controlCA.CA)
 	get := func(user, password string) int {
 		t.Helper()
@@ -245,8 +252,60 @@ func TestStormNativeControlTLSFlags(t *testing.T) {
 	if ns, err := s.nativeSecurity(nil, &tlsconf.Flags{CertFile: ca.Cert, KeyFile: ca.Key}); err != nil || ns.control == nil {
 		t.Errorf("a control with a certificate: control %v, err %v; want TLS", ns.control, err)
 	}
+	if _, err := s.nativeSecurity(nil, &tlsconf.Flags{RequireCert: true}); err == nil || !strings.Contains(err.Error(), "--ssl_require_cert") {
+		t.Errorf("--ssl_require_cert without a certificate: %v, want refused naming --ssl_require_cert", err)
+	}
 
+	// LIBPROCESS_SSL_REQUIRE_CERT, LIBPROCESS_SSL_CERT_FILE and
+	// LIBPROCESS_SSL_KEY_FILE from the environment (a task's, inherited
+	// from an agent asking its clients for certificates): the control
+	// serves TLS asking for none, with a warning naming the variable;
+	// --ssl_require_cert on the command line is refused, and
+	// --ssl_require_cert=false says nothing.
 	refused := clustertest.RefusedAddr(t)
+	t.Setenv(tlsconf.EnvRequireCert, "true")
+	t.Setenv(tlsconf.EnvCertFile, ca.Cert)
+	t.Setenv(tlsconf.EnvKeyFile, ca.Key)
+	t.Setenv(tlsconf.EnvCAFile, ca.CA)
+	fromEnv := func(args ...string) (*flag.FlagSet, tlsconf.Flags) {
+		t.Helper()
+		fs := flag.NewFlagSet("submit", flag.ContinueOnError)
+		var f tlsconf.Flags
+		f.Register(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		return fs, f
+	}
+	fs, f := fromEnv()
+	if w := controlRequireCertFromEnv(fs, &f); !strings.Contains(w, tlsconf.EnvRequireCert) || f.RequireCert {
+		t.Errorf("%s=true from the environment: warning %q, RequireCert %v; want a warning naming it and RequireCert cleared", tlsconf.EnvRequireCert, w, f.RequireCert)
+	}
+	if ns, err := s.nativeSecurity(nil, &f); err != nil || ns.control == nil || ns.control.ClientAuth != tls.NoClientCert {
+		t.Errorf("%s=true from the environment: control %v, err %v; want TLS asking for no client certificate", tlsconf.EnvRequireCert, ns.control, err)
+	}
+	fs, f = fromEnv("--ssl_require_cert")
+	if w := controlRequireCertFromEnv(fs, &f); w != "" || !f.RequireCert {
+		t.Errorf("--ssl_require_cert on the command line: warning %q, RequireCert %v; want it kept for nativeSecurity to refuse", w, f.RequireCert)
+	}
+	base := []string{wordcountYAML, "--runtime", "native", "--master", refused, "--http_credentials", "viewer:seen"}
+	code, _, stderr := runStormCmd(stormSubmitCmd, base...)
+	if code == 2 || strings.Contains(stderr, "--ssl_require_cert:") || strings.Count(stderr, "WARNING") != 1 || !strings.Contains(stderr, "WARNING: "+tlsconf.EnvRequireCert+" is set") {
+		t.Errorf("a native submission with %s=true from the environment: exit %d, %q; want no refusal and one warning naming it", tlsconf.EnvRequireCert, code, stderr)
+	}
+	code, _, stderr = runStormCmd(stormSubmitCmd, append(base, "--ssl_require_cert")...)
+	if code != 2 || !strings.Contains(stderr, "--ssl_require_cert: the topology's control port does not ask for client certificates") {
+		t.Errorf("a native submission with --ssl_require_cert: exit %d, %q; want 2 naming --ssl_require_cert", code, stderr)
+	}
+	code, _, stderr = runStormCmd(stormSubmitCmd, append(base, "--ssl_require_cert=false")...)
+	if code == 2 || strings.Contains(stderr, "WARNING") {
+		t.Errorf("a native submission with --ssl_require_cert=false over %s=true: exit %d, %q; want no refusal and no warning", tlsconf.EnvRequireCert, code, stderr)
+	}
+	t.Setenv(tlsconf.EnvRequireCert, "")
+	t.Setenv(tlsconf.EnvCertFile, "")
+	t.Setenv(tlsconf.EnvKeyFile, "")
+	t.Setenv(tlsconf.EnvCAFile, "")
+
 	tlsArgs := []string{"--ssl_cert_file", ca.Cert, "--ssl_key_file", ca.Key}
 	jar := filepath.Join(dir, "app.jar")
 	writeJar(t, jar, "com/x/Main.class")

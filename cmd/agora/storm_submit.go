@@ -72,8 +72,9 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 			"deactivate) behind --http_credentials or --credentials, over HTTPS with --ssl_cert_file and\n"+
 			"--ssl_key_file (LIBPROCESS_SSL_CERT_FILE, LIBPROCESS_SSL_KEY_FILE); the other commands\n"+
 			"verify that certificate with their --ca_file. Without a certificate the port speaks plain\n"+
-			"HTTP, LIBPROCESS_SSL_ENABLED or not; --ssl_require_cert is refused (the other commands\n"+
-			"present no client certificate), and so are the --ssl_* flags without --runtime native.", stderr, &nimbus, &asJSON)
+			"HTTP, LIBPROCESS_SSL_ENABLED or not. --ssl_require_cert is refused (the other commands\n"+
+			"present no client certificate); LIBPROCESS_SSL_REQUIRE_CERT, which a task inherits from\n"+
+			"its agent, is warned of and not applied. The --ssl_* flags without --runtime native are refused.", stderr, &nimbus, &asJSON)
 	name := fs.String("name", "", "the topology's name (default: the file's name:)")
 	resources := fs.String("resources", "", "the directory of the components' scripts")
 	home := fs.String("storm_home", defaultStormHome(), "a Storm home with storm.py (agora dist install storm)")
@@ -171,6 +172,9 @@ func stormSubmit(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			fmt.Fprintln(stderr, "agora storm submit:", err)
 			return 2
+		}
+		if warning := controlRequireCertFromEnv(fs, &controlTLS); warning != "" {
+			fmt.Fprintln(stderr, "agora storm submit:", warning)
 		}
 		ns, err := nimbus.nativeSecurity(page, &controlTLS)
 		if err != nil {
