@@ -283,7 +283,7 @@ func TestStormUIBehindCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"/ui/", "/api/v1/topologies", "/api/v1/topologies/wc", "/"} {
+	for _, p := range []string{"/ui/", "/api/v1/topologies", "/api/v1/topologies/wc", "/", servicepage.ChangesPath} {
 		if _, code := topologiesAPI[json.RawMessage](t, base, p, "", ""); code != http.StatusUnauthorized {
 			t.Errorf("GET %s without credentials: %d, want 401", p, code)
 		}
@@ -312,6 +312,9 @@ func TestStormUIBehindCredentials(t *testing.T) {
 	if prompts != 1 {
 		t.Errorf("the browser asked for credentials %d times, want once", prompts)
 	}
+	// The change feed is behind the same credentials, which the browser
+	// sends with it: the page goes live.
+	webuitest.Wait(t, b, "the page live behind credentials", `document.body.dataset.live === 'true'`)
 
 	// The control's changes are behind the same credentials and refuse
 	// a cross-site form even with them; nothing changes.
@@ -343,6 +346,24 @@ func TestStormUIBehindCredentials(t *testing.T) {
 	if st, code := topologiesAPI[nativeStatusReply](t, base, "/status", "", ""); code != 200 || st.Status != "INACTIVE" {
 		t.Errorf("/status after the CLI's deactivate: %d %+v, want INACTIVE", code, st)
 	}
+}
+
+// feedStatus is the status of the change feed of the page at base (its
+// stream closed once the status is in).
+func feedStatus(t *testing.T, base string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", base+servicepage.ChangesPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // postControl posts an empty JSON object to url, with Basic credentials
@@ -404,6 +425,13 @@ func TestStormUIOnAnAuthenticatedMaster(t *testing.T) {
 	if _, code := topologiesAPI[json.RawMessage](t, base, "/api/v1/topologies/wc", "", ""); code != 200 {
 		t.Errorf("GET /api/v1/topologies/wc on an authenticated master: %d, want 200", code)
 	}
+	// The page's change feed follows the master's event stream, which
+	// the master serves only to the command's credentials.
+	var feed int
+	waitShowing(t, time.Minute, func() string { return fmt.Sprintf("the page's change feed: %d, want 200", feed) }, func() bool {
+		feed = feedStatus(t, base)
+		return feed == http.StatusOK
+	})
 	if code, body := postControl(t, base+"/api/v1/topologies/wc/kill", "", "", nil); code != http.StatusAccepted {
 		t.Fatalf("kill on an authenticated master: %d %s, want 202", code, body)
 	}
