@@ -157,10 +157,11 @@ func nativeSubmitPage(ns nativeSecurity, master, yamlPath string, yaml []byte, n
 		// know when to read again.
 		feed := newNativeFeed()
 		go feed.follow(ctx, clientOptions{master: master, cred: ns.cred, tls: ns.masterTLS})
-		go feed.watchViews(ctx, src.Get)
+		go feed.watchViews(ctx, src.Get) // src as it is now: its reads record no view
 		src.viewed = feed.view
 		control.ui = sec.handler(feed.handler(src.ownKillOnly(framework.UIHandler(framework.UIConfig{Topologies: src, Changes: feed.changes, Master: masterUI(master)}))))
-		control.guard = sec.handler
+		// The control's changes move the topology's status on the page.
+		control.guard = func(h http.Handler) http.Handler { return sec.handler(feed.bumpAfter(h)) }
 	}
 	// The driver's own reports are quiet: what ends the run is returned.
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError + 4}))

@@ -574,6 +574,16 @@ func (f *nativeFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.changes.ServeHTTP(w, r.WithContext(ctx))
 }
 
+// bumpAfter serves h, then bumps the changes: h is one of the control's
+// changes (activate, deactivate, rebalance), which move the status the
+// page shows without a master event.
+func (f *nativeFeed) bumpAfter(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		f.changes.Bump()
+	})
+}
+
 // handler serves h with the feed at servicepage.ChangesPath.
 func (f *nativeFeed) handler(h http.Handler) http.Handler {
 	mux := http.NewServeMux()

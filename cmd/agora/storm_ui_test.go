@@ -315,6 +315,7 @@ func TestStormUIBehindCredentials(t *testing.T) {
 	// The change feed is behind the same credentials, which the browser
 	// sends with it: the page goes live.
 	webuitest.Wait(t, b, "the page live behind credentials", `document.body.dataset.live === 'true'`)
+	webuitest.Run(t, b, "marking the page", chromedp.Evaluate[bool](`window.notReloaded = true`))
 
 	// The control's changes are behind the same credentials and refuse
 	// a cross-site form even with them; nothing changes.
@@ -346,6 +347,10 @@ func TestStormUIBehindCredentials(t *testing.T) {
 	if st, code := topologiesAPI[nativeStatusReply](t, base, "/status", "", ""); code != 200 || st.Status != "INACTIVE" {
 		t.Errorf("/status after the CLI's deactivate: %d %+v, want INACTIVE", code, st)
 	}
+	// The live page shows the deactivation (no master event: the
+	// control's change moves the feed) without a reload.
+	webuitest.Wait(t, b, "wc INACTIVE on the live page without a reload", `window.notReloaded === true && document.body.dataset.live === 'true'
+		&& document.querySelector('#topologies tr[data-topology="wc"][data-status="INACTIVE"]') !== null`)
 }
 
 // feedStatus is the status of the change feed of the page at base (its
