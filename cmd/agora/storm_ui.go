@@ -456,6 +456,7 @@ type nativeFeed struct {
 	mu     sync.Mutex
 	up     context.Context // done when the master's stream drops; nil before the first
 	drop   context.CancelFunc
+	why    error                // why the master's stream is not followed (nil: not tried yet)
 	viewed map[string]time.Time // topology → when a viewer last read its page
 }
 
@@ -547,6 +548,18 @@ func (f *nativeFeed) live() bool {
 func (f *nativeFeed) setLive(on bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.setLiveLocked(on)
+}
+
+// setDown records the master's stream as lost for why.
+func (f *nativeFeed) setDown(why error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.setLiveLocked(false)
+	f.why = why
+}
+
+func (f *nativeFeed) setLiveLocked(on bool) {
 	if f.drop != nil {
 		f.drop()
 		f.up, f.drop = nil, nil
@@ -560,11 +573,15 @@ func (f *nativeFeed) setLive(on bool) {
 // followed, ending each stream when it drops.
 func (f *nativeFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
-	up := f.up
+	up, why := f.up, f.why
 	f.mu.Unlock()
 	if up == nil || up.Err() != nil {
+		msg := "the master's event stream is not followed yet"
+		if why != nil {
+			msg = fmt.Sprintf("the master's event stream is lost (%v)", why)
+		}
 		w.Header().Set("Retry-After", "10")
-		http.Error(w, "the master's event stream is not followed now: the page polls the master until it is back", http.StatusServiceUnavailable)
+		http.Error(w, msg+": the page polls the master until it is back", http.StatusServiceUnavailable)
 		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())
@@ -597,16 +614,18 @@ func (f *nativeFeed) handler(h http.Handler) http.Handler {
 // to nativeFeedRetryLast while the master does not answer). The reader
 // never waits on the page: Bump does not block.
 func (f *nativeFeed) follow(ctx context.Context, o clientOptions) {
-	defer f.setLive(false)
+	defer f.setDown(errors.New("the submitting command is ending"))
 	wait := nativeFeedRetryFirst
 	for ctx.Err() == nil {
-		if s, err := subscribeEvents(ctx, &o); err == nil {
-			if f.read(s) {
+		s, err := subscribeEvents(ctx, &o)
+		if err == nil {
+			var subscribed bool
+			if subscribed, err = f.read(s); subscribed {
 				wait = nativeFeedRetryFirst // it was followed: a new loss starts over
 			}
 			s.Close()
-			f.setLive(false)
 		}
+		f.setDown(err)
 		select {
 		case <-ctx.Done():
 			return
@@ -616,14 +635,14 @@ func (f *nativeFeed) follow(ctx context.Context, o clientOptions) {
 	}
 }
 
-// read bumps the changes for s's events until s fails; subscribed says
-// whether s got as far as SUBSCRIBED.
-func (f *nativeFeed) read(s *eventStream) (subscribed bool) {
+// read bumps the changes for s's events until s fails with err;
+// subscribed says whether s got as far as SUBSCRIBED.
+func (f *nativeFeed) read(s *eventStream) (subscribed bool, err error) {
 	native := map[string]bool{} // the native topologies' framework IDs
 	for {
 		ev, _, err := s.next()
 		if err != nil {
-			return subscribed
+			return subscribed, err
 		}
 		if nativeEvent(ev, native) {
 			f.changes.Bump()

@@ -767,11 +767,11 @@ func TestNativePageFeedFollowsTheMaster(t *testing.T) {
 	if sctx.Err() != nil {
 		t.Fatalf("the feed's stream did not end within 2 minutes of the master's stop")
 	}
-	if code, _, closeDown := openFeed(context.Background()); code != http.StatusServiceUnavailable {
-		closeDown()
-		t.Fatalf("GET %s while the master is down: %d, want 503", servicepage.ChangesPath, code)
-	} else {
-		closeDown()
+	code, down, closeDown := openFeed(context.Background())
+	body, _ := io.ReadAll(io.LimitReader(down, 4096))
+	closeDown()
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "the master's event stream is lost (") {
+		t.Fatalf("GET %s while the master is down: %d %s, want 503 saying why", servicepage.ChangesPath, code, body)
 	}
 
 	// The master back: the feed is served again.
