@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"sort"
@@ -560,6 +561,9 @@ func (f *nativeFeed) setDown(why error) {
 }
 
 func (f *nativeFeed) setLiveLocked(on bool) {
+	if on && f.up != nil && f.up.Err() == nil {
+		return // its streams stay open
+	}
 	if f.drop != nil {
 		f.drop()
 		f.up, f.drop = nil, nil
@@ -609,42 +613,50 @@ func (f *nativeFeed) handler(h http.Handler) http.Handler {
 	return mux
 }
 
-// follow follows the master's event stream of o until ctx ends,
-// subscribing again after a loss (waiting nativeFeedRetryFirst, doubling
-// to nativeFeedRetryLast while the master does not answer). The reader
-// never waits on the page: Bump does not block.
+// follow follows the master's event stream of o until ctx ends. A
+// stream followed and then lost (a master gone, or one quiet past the
+// stream's watchdog) is subscribed again after nativeFeedRetryFirst with
+// the feed kept up, the new SUBSCRIBED's state telling what changed in
+// between; only a subscription that fails takes the feed down, and is
+// tried again after nativeFeedRetryFirst, doubling to
+// nativeFeedRetryLast. The reader never waits on the page: Bump does not
+// block.
 func (f *nativeFeed) follow(ctx context.Context, o clientOptions) {
 	defer f.setDown(errors.New("the submitting command is ending"))
+	view := newNativeView()
 	wait := nativeFeedRetryFirst
 	for ctx.Err() == nil {
 		s, err := subscribeEvents(ctx, &o)
+		subscribed := false
 		if err == nil {
-			var subscribed bool
-			if subscribed, err = f.read(s); subscribed {
-				wait = nativeFeedRetryFirst // it was followed: a new loss starts over
-			}
+			subscribed, err = f.read(s, view)
 			s.Close()
 		}
-		f.setDown(err)
+		if subscribed {
+			wait = nativeFeedRetryFirst // followed, then lost: kept up while subscribing again
+		} else {
+			f.setDown(err)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
 		}
-		wait = min(2*wait, nativeFeedRetryLast)
+		if !subscribed {
+			wait = min(2*wait, nativeFeedRetryLast)
+		}
 	}
 }
 
 // read bumps the changes for s's events until s fails with err;
 // subscribed says whether s got as far as SUBSCRIBED.
-func (f *nativeFeed) read(s *eventStream) (subscribed bool, err error) {
-	native := map[string]bool{} // the native topologies' framework IDs
+func (f *nativeFeed) read(s *eventStream, view *nativeView) (subscribed bool, err error) {
 	for {
 		ev, _, err := s.next()
 		if err != nil {
 			return subscribed, err
 		}
-		if nativeEvent(ev, native) {
+		if view.apply(ev) {
 			f.changes.Bump()
 		}
 		if ev.GetType() == master.Event_SUBSCRIBED {
@@ -654,44 +666,78 @@ func (f *nativeFeed) read(s *eventStream) (subscribed bool, err error) {
 	}
 }
 
-// nativeEvent says whether ev concerns a native topology, keeping native,
-// the native frameworks' IDs, up to date with it. SUBSCRIBED counts: what
-// changed while the stream was down is read again.
-func nativeEvent(ev *master.Event, native map[string]bool) bool {
+// nativeView is what the feed knows of the native topologies from the
+// master's events: their frameworks and their active tasks' states.
+type nativeView struct {
+	frameworks map[string]bool            // the native frameworks' IDs
+	tasks      map[string]mesos.TaskState // framework/task → state
+}
+
+func newNativeView() *nativeView {
+	return &nativeView{frameworks: map[string]bool{}, tasks: map[string]mesos.TaskState{}}
+}
+
+// apply folds ev into v and says whether it changed what the page shows
+// of the native topologies. A SUBSCRIBED (a stream subscribed again)
+// changes it when its state differs from what v knew.
+func (v *nativeView) apply(ev *master.Event) bool {
 	isNative := func(fi mesos.FrameworkInfo) bool { return fi.GetName() == nativefw.Name }
 	switch ev.GetType() {
 	case master.Event_SUBSCRIBED:
-		clear(native)
-		for _, fw := range ev.GetSubscribed().GetGetState().GetGetFrameworks().GetFrameworks() {
+		st := ev.GetSubscribed().GetGetState()
+		n := newNativeView()
+		for _, fw := range st.GetGetFrameworks().GetFrameworks() {
 			if isNative(fw.FrameworkInfo) {
-				native[fw.FrameworkInfo.GetID().GetValue()] = true
+				n.frameworks[fw.FrameworkInfo.GetID().GetValue()] = true
 			}
 		}
-		return true
+		ts := st.GetGetTasks()
+		for _, t := range append(ts.GetTasks(), ts.GetUnreachableTasks()...) {
+			if n.frameworks[t.FrameworkID.GetValue()] {
+				n.tasks[t.FrameworkID.GetValue()+"/"+t.TaskID.GetValue()] = t.GetState()
+			}
+		}
+		changed := !maps.Equal(v.frameworks, n.frameworks) || !maps.Equal(v.tasks, n.tasks)
+		*v = *n
+		return changed
 	case master.Event_FRAMEWORK_ADDED:
 		fi := ev.GetFrameworkAdded().Framework.FrameworkInfo
 		if isNative(fi) {
-			native[fi.GetID().GetValue()] = true
+			v.frameworks[fi.GetID().GetValue()] = true
 			return true
 		}
 	case master.Event_FRAMEWORK_UPDATED:
 		fi := ev.GetFrameworkUpdated().Framework.FrameworkInfo
 		if isNative(fi) {
-			native[fi.GetID().GetValue()] = true // its webui_url may have moved
+			v.frameworks[fi.GetID().GetValue()] = true // its webui_url may have moved
 			return true
 		}
 	case master.Event_FRAMEWORK_REMOVED:
 		id := ev.GetFrameworkRemoved().FrameworkInfo.GetID().GetValue()
-		if native[id] {
-			delete(native, id)
+		if v.frameworks[id] {
+			delete(v.frameworks, id)
+			maps.DeleteFunc(v.tasks, func(k string, _ mesos.TaskState) bool { return strings.HasPrefix(k, id+"/") })
 			return true
 		}
 	case master.Event_TASK_ADDED:
-		return native[ev.GetTaskAdded().Task.FrameworkID.GetValue()]
+		t := ev.GetTaskAdded().Task
+		if v.frameworks[t.FrameworkID.GetValue()] {
+			v.tasks[t.FrameworkID.GetValue()+"/"+t.TaskID.GetValue()] = t.GetState()
+			return true
+		}
 	case master.Event_TASK_UPDATED:
-		return native[ev.GetTaskUpdated().FrameworkID.GetValue()]
+		u := ev.GetTaskUpdated()
+		if v.frameworks[u.FrameworkID.GetValue()] {
+			key := u.FrameworkID.GetValue() + "/" + u.Status.TaskID.GetValue()
+			if terminalState(u.GetState()) {
+				delete(v.tasks, key)
+			} else {
+				v.tasks[key] = u.GetState()
+			}
+			return true
+		}
 	case master.Event_AGENT_REMOVED:
-		return len(native) > 0 // its workers' hosts leave the page
+		return len(v.frameworks) > 0 // its workers' hosts leave the page
 	}
 	return false
 }

@@ -789,39 +789,54 @@ func TestNativePageFeedFollowsTheMaster(t *testing.T) {
 	}
 }
 
-// nativeEvent moves the page's feed for the events of the native
-// topologies' frameworks and tasks only, knowing them from SUBSCRIBED and
-// FRAMEWORK_ADDED.
-func TestNativeEventConcernsNativeTopologies(t *testing.T) {
+// The feed's view of the native topologies moves the page's feed for
+// the events of their frameworks and tasks only, knowing them from
+// SUBSCRIBED and FRAMEWORK_ADDED; a SUBSCRIBED again (a stream lost and
+// subscribed again) moves it only when the master's state differs from
+// what the events said.
+func TestNativeViewConcernsNativeTopologies(t *testing.T) {
 	fw := func(id, name string) mesosmaster.Response_GetFrameworks_Framework {
 		return mesosmaster.Response_GetFrameworks_Framework{FrameworkInfo: mesos.FrameworkInfo{ID: &mesos.FrameworkID{Value: id}, Name: name, User: "u"}}
 	}
-	task := func(fwID string) *mesosmaster.Event {
-		return &mesosmaster.Event{Type: mesosmaster.Event_TASK_ADDED, TaskAdded: &mesosmaster.Event_TaskAdded{Task: mesos.Task{FrameworkID: mesos.FrameworkID{Value: fwID}}}}
+	tk := func(fwID, id string, st mesos.TaskState) mesos.Task {
+		return mesos.Task{FrameworkID: mesos.FrameworkID{Value: fwID}, TaskID: mesos.TaskID{Value: id}, State: &st}
 	}
-	update := func(fwID string) *mesosmaster.Event {
-		return &mesosmaster.Event{Type: mesosmaster.Event_TASK_UPDATED, TaskUpdated: &mesosmaster.Event_TaskUpdated{FrameworkID: mesos.FrameworkID{Value: fwID}}}
+	added := func(fwID, id string) *mesosmaster.Event {
+		return &mesosmaster.Event{Type: mesosmaster.Event_TASK_ADDED, TaskAdded: &mesosmaster.Event_TaskAdded{Task: tk(fwID, id, mesos.TASK_STAGING)}}
 	}
-	native := map[string]bool{}
+	update := func(fwID, id string, st mesos.TaskState) *mesosmaster.Event {
+		return &mesosmaster.Event{Type: mesosmaster.Event_TASK_UPDATED, TaskUpdated: &mesosmaster.Event_TaskUpdated{
+			FrameworkID: mesos.FrameworkID{Value: fwID}, Status: mesos.TaskStatus{TaskID: mesos.TaskID{Value: id}, State: &st}, State: &st}}
+	}
+	subscribed := func(fws []mesosmaster.Response_GetFrameworks_Framework, tasks ...mesos.Task) *mesosmaster.Event {
+		return &mesosmaster.Event{Type: mesosmaster.Event_SUBSCRIBED, Subscribed: &mesosmaster.Event_Subscribed{GetState: &mesosmaster.Response_GetState{
+			GetFrameworks: &mesosmaster.Response_GetFrameworks{Frameworks: fws}, GetTasks: &mesosmaster.Response_GetTasks{Tasks: tasks}}}}
+	}
+	both := []mesosmaster.Response_GetFrameworks_Framework{fw("n1", nativeFramework), fw("o1", "other")}
+	v := newNativeView()
 	for i, tc := range []struct {
 		ev   *mesosmaster.Event
 		want bool
 	}{
-		{&mesosmaster.Event{Type: mesosmaster.Event_SUBSCRIBED, Subscribed: &mesosmaster.Event_Subscribed{GetState: &mesosmaster.Response_GetState{
-			GetFrameworks: &mesosmaster.Response_GetFrameworks{Frameworks: []mesosmaster.Response_GetFrameworks_Framework{fw("n1", nativeFramework), fw("o1", "other")}}}}}, true},
-		{task("n1"), true},
-		{task("o1"), false},
-		{update("n1"), true},
-		{update("o1"), false},
+		{subscribed(both, tk("n1", "a", mesos.TASK_RUNNING), tk("o1", "b", mesos.TASK_RUNNING)), true},
+		{added("n1", "c"), true},
+		{added("o1", "d"), false},
+		{update("n1", "c", mesos.TASK_RUNNING), true},
+		{update("o1", "d", mesos.TASK_RUNNING), false},
+		// Subscribed again: what the events said, other frameworks aside.
+		{subscribed(both, tk("n1", "a", mesos.TASK_RUNNING), tk("n1", "c", mesos.TASK_RUNNING)), false},
+		// Subscribed again after a change the stream missed.
+		{subscribed(both, tk("n1", "a", mesos.TASK_RUNNING)), true},
 		{&mesosmaster.Event{Type: mesosmaster.Event_FRAMEWORK_ADDED, FrameworkAdded: &mesosmaster.Event_FrameworkAdded{Framework: fw("o2", "other")}}, false},
 		{&mesosmaster.Event{Type: mesosmaster.Event_FRAMEWORK_ADDED, FrameworkAdded: &mesosmaster.Event_FrameworkAdded{Framework: fw("n2", nativeFramework)}}, true},
-		{task("n2"), true},
+		{added("n2", "e"), true},
 		{&mesosmaster.Event{Type: mesosmaster.Event_FRAMEWORK_REMOVED, FrameworkRemoved: &mesosmaster.Event_FrameworkRemoved{FrameworkInfo: fw("o1", "other").FrameworkInfo}}, false},
 		{&mesosmaster.Event{Type: mesosmaster.Event_FRAMEWORK_REMOVED, FrameworkRemoved: &mesosmaster.Event_FrameworkRemoved{FrameworkInfo: fw("n1", nativeFramework).FrameworkInfo}}, true},
-		{update("n1"), false}, // its framework is gone
+		{update("n1", "a", mesos.TASK_KILLED), false}, // its framework is gone
 		{&mesosmaster.Event{Type: mesosmaster.Event_HEARTBEAT}, false},
+		{subscribed([]mesosmaster.Response_GetFrameworks_Framework{fw("n2", nativeFramework)}, tk("n2", "e", mesos.TASK_STAGING)), false},
 	} {
-		if got := nativeEvent(tc.ev, native); got != tc.want {
+		if got := v.apply(tc.ev); got != tc.want {
 			t.Errorf("event %d (%s): moves the feed %v, want %v", i, tc.ev.GetType(), got, tc.want)
 		}
 	}
