@@ -164,6 +164,13 @@ func TestStormUIShowsNativeTopologies(t *testing.T) {
 	webuitest.Wait(t, b, "wc's page with its workers and counts", `document.body.dataset.loaded === 'topology' && document.getElementById('topology-title').dataset.topology === 'wc'
 		&& document.querySelectorAll('#workers tr[data-worker]').length === 2
 		&& [...document.querySelectorAll('#components tr[data-component]')].some((r) => Number(r.querySelector('td.emitted').innerText) > 0)`)
+	// The master's events do not say when counts move: the feed moves
+	// for the open topology's counts, and the live page shows them
+	// growing without a reload.
+	const emitted = `[...document.querySelectorAll('#components tr[data-component] td.emitted')].reduce((n, c) => n + Number(c.innerText), 0)`
+	webuitest.Run(t, b, "marking wc's page", chromedp.Evaluate[bool](`window.notReloaded = true; window.emitted0 = `+emitted+`; true`))
+	webuitest.Wait(t, b, "wc's counts growing on the live page without a reload", `window.notReloaded === true && document.body.dataset.live === 'true'
+		&& `+emitted+` > window.emitted0`)
 	page, code := topologiesAPI[topologyPage](t, base, "/api/v1/topologies/wc", "", "")
 	if code != 200 {
 		t.Fatalf("GET /api/v1/topologies/wc: %d", code)
