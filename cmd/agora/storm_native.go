@@ -152,8 +152,16 @@ func nativeSubmitPage(ns nativeSecurity, master, yamlPath string, yaml []byte, n
 		// this command's own: its kill acts with this command's master
 		// credentials.
 		src := nativeUISource{master: master, c: mc, topology: t.Name, frameworkID: func() string { return control.run.FrameworkID() }, statusHTTP: status.statusClient()}
-		control.ui = sec.handler(src.ownKillOnly(framework.UIHandler(framework.UIConfig{Topologies: src, Master: masterUI(master)})))
-		control.guard = sec.handler
+		// The page reads the master on each request and follows the
+		// master's event stream, with the same credentials and CA, to
+		// know when to read again.
+		feed := newNativeFeed()
+		go feed.follow(ctx, clientOptions{master: master, cred: ns.cred, tls: ns.masterTLS})
+		go feed.watchViews(ctx, src.Get) // src as it is now: its reads record no view
+		src.viewed = feed.view
+		control.ui = sec.handler(feed.handler(src.ownKillOnly(framework.UIHandler(framework.UIConfig{Topologies: src, Changes: feed.changes, Master: masterUI(master)}))))
+		// The control's changes move the topology's status on the page.
+		control.guard = func(h http.Handler) http.Handler { return sec.handler(feed.bumpAfter(h)) }
 	}
 	// The driver's own reports are quiet: what ends the run is returned.
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError + 4}))

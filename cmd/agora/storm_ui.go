@@ -5,16 +5,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/agora-cluster/agora/frameworks/servicepage"
 	"github.com/agora-cluster/agora/frameworks/state"
 	stormclient "github.com/agora-cluster/agora/storm/client"
 	"github.com/agora-cluster/agora/storm/framework"
 	nativefw "github.com/agora-cluster/agora/storm/native/framework"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/master"
 )
 
 // The topologies page (storm/framework's UIHandler) reads one of two
@@ -52,6 +57,9 @@ type nativeUISource struct {
 	// statusHTTP asks the topologies' submitting commands for their
 	// status (nil: a plain client, which trusts the system's roots).
 	statusHTTP *http.Client
+	// viewed, if set, hears of each topology's page Get reads (the
+	// feed watches the counts of those a viewer has open).
+	viewed func(id string)
 }
 
 // mayKill says why the page may not kill topology id (nil: it may).
@@ -173,6 +181,9 @@ func (s nativeUISource) find(ctx context.Context, id string) (nativeStateFramewo
 }
 
 func (s nativeUISource) Get(ctx context.Context, id string) (*framework.Topology, error) {
+	if s.viewed != nil {
+		s.viewed(id)
+	}
 	f, hosts, err := s.find(ctx, id)
 	if err != nil {
 		return nil, err
@@ -414,4 +425,319 @@ func serveStormUI(ctx context.Context, ln net.Listener, h http.Handler) {
 		srv.Close()
 	}()
 	srv.Serve(ln)
+}
+
+// Bounds of the wait between attempts to subscribe again to the master's
+// event stream for the native topologies' page: it doubles from the
+// first to the last while the master does not answer.
+const (
+	nativeFeedRetryFirst = time.Second
+	nativeFeedRetryLast  = 15 * time.Second
+)
+
+// A topology's page a viewer read in the last nativeViewWindow has its
+// counts read every nativeViewPeriod while the feed has viewers: the
+// master's events do not say when a worker's counts move.
+const (
+	nativeViewWindow = time.Minute
+	nativeViewPeriod = 2 * time.Second
+)
+
+// nativeFeed is the native topologies' page's change feed: the page's
+// Changes, bumped by the master's operator events (SUBSCRIBE on /api/v1)
+// that concern a native topology's framework or tasks, and by the counts
+// of the topologies' pages viewers have open. The page's reads stay
+// direct (fresh from the master); the feed only tells its viewers when
+// to read again. While the master's stream is down the feed is too (its
+// streams end, new ones are answered 503), so that the page polls until
+// the stream is back.
+type nativeFeed struct {
+	changes *servicepage.Changes
+
+	mu     sync.Mutex
+	up     context.Context // done when the master's stream drops; nil before the first
+	drop   context.CancelFunc
+	why    error                // why the master's stream is not followed (nil: not tried yet)
+	viewed map[string]time.Time // topology → when a viewer last read its page
+}
+
+func newNativeFeed() *nativeFeed {
+	return &nativeFeed{changes: servicepage.NewChanges(), viewed: map[string]time.Time{}}
+}
+
+// view records that a viewer read topology id's page.
+func (f *nativeFeed) view(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.viewed[id] = time.Now()
+}
+
+// views are the topologies whose pages were read since the window began.
+func (f *nativeFeed) views(since time.Time) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	for id, at := range f.viewed {
+		if at.Before(since) {
+			delete(f.viewed, id)
+			continue
+		}
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// watchViews reads, every nativeViewPeriod until ctx ends, the pages of
+// the topologies viewed in the last nativeViewWindow with get (which
+// must not record a view), and bumps the changes when one differs from
+// its last read, uptimes aside. It reads nothing while the feed is down
+// (the page polls) or has no viewer.
+func (f *nativeFeed) watchViews(ctx context.Context, get func(context.Context, string) (*framework.Topology, error)) {
+	last := map[string]string{}
+	tick := time.NewTicker(nativeViewPeriod)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		ids := f.views(time.Now().Add(-nativeViewWindow))
+		if !f.live() || f.changes.Streams() == 0 {
+			clear(last)
+			continue
+		}
+		seen := map[string]string{}
+		for _, id := range ids {
+			rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			t, err := get(rctx, id)
+			cancel()
+			seen[id] = topologyPrint(t, err)
+			if old, ok := last[id]; ok && old != seen[id] {
+				f.changes.Bump()
+			}
+		}
+		last = seen
+	}
+}
+
+// topologyPrint is what a topology's page shows of t (or of err), its
+// uptimes aside, which move every second.
+func topologyPrint(t *framework.Topology, err error) string {
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	c := *t
+	c.UptimeSecs = 0
+	c.Workers = append([]framework.TopologyWorker(nil), t.Workers...)
+	for i := range c.Workers {
+		c.Workers[i].UptimeSecs = 0
+	}
+	b, _ := json.Marshal(c)
+	return string(b)
+}
+
+// live says whether the master's stream is followed now.
+func (f *nativeFeed) live() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.up != nil && f.up.Err() == nil
+}
+
+// setLive records the master's stream as followed (on) or lost.
+func (f *nativeFeed) setLive(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.setLiveLocked(on)
+}
+
+// setDown records the master's stream as lost for why.
+func (f *nativeFeed) setDown(why error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.setLiveLocked(false)
+	f.why = why
+}
+
+func (f *nativeFeed) setLiveLocked(on bool) {
+	if on && f.up != nil && f.up.Err() == nil {
+		return // its streams stay open
+	}
+	if f.drop != nil {
+		f.drop()
+		f.up, f.drop = nil, nil
+	}
+	if on {
+		f.up, f.drop = context.WithCancel(context.Background())
+	}
+}
+
+// ServeHTTP serves the page's change feed while the master's stream is
+// followed, ending each stream when it drops.
+func (f *nativeFeed) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	up, why := f.up, f.why
+	f.mu.Unlock()
+	if up == nil || up.Err() != nil {
+		msg := "the master's event stream is not followed yet"
+		if why != nil {
+			msg = fmt.Sprintf("the master's event stream is lost (%v)", why)
+		}
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, msg+": the page polls the master until it is back", http.StatusServiceUnavailable)
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(up, cancel)
+	defer stop()
+	f.changes.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// bumpAfter serves h, then bumps the changes: h is one of the control's
+// changes (activate, deactivate, rebalance), which move the status the
+// page shows without a master event.
+func (f *nativeFeed) bumpAfter(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		f.changes.Bump()
+	})
+}
+
+// handler serves h with the feed at servicepage.ChangesPath.
+func (f *nativeFeed) handler(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.Handle(servicepage.ChangesPath, f)
+	return mux
+}
+
+// follow follows the master's event stream of o until ctx ends. A
+// stream followed and then lost (a master gone, or one quiet past the
+// stream's watchdog) is subscribed again after nativeFeedRetryFirst with
+// the feed kept up, the new SUBSCRIBED's state telling what changed in
+// between; only a subscription that fails takes the feed down, and is
+// tried again after nativeFeedRetryFirst, doubling to
+// nativeFeedRetryLast. The reader never waits on the page: Bump does not
+// block.
+func (f *nativeFeed) follow(ctx context.Context, o clientOptions) {
+	defer f.setDown(errors.New("the submitting command is ending"))
+	view := newNativeView()
+	wait := nativeFeedRetryFirst
+	for ctx.Err() == nil {
+		s, err := subscribeEvents(ctx, &o)
+		subscribed := false
+		if err == nil {
+			subscribed, err = f.read(s, view)
+			s.Close()
+		}
+		if subscribed {
+			wait = nativeFeedRetryFirst // followed, then lost: kept up while subscribing again
+		} else {
+			f.setDown(err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if !subscribed {
+			wait = min(2*wait, nativeFeedRetryLast)
+		}
+	}
+}
+
+// read bumps the changes for s's events until s fails with err;
+// subscribed says whether s got as far as SUBSCRIBED.
+func (f *nativeFeed) read(s *eventStream, view *nativeView) (subscribed bool, err error) {
+	for {
+		ev, _, err := s.next()
+		if err != nil {
+			return subscribed, err
+		}
+		if view.apply(ev) {
+			f.changes.Bump()
+		}
+		if ev.GetType() == master.Event_SUBSCRIBED {
+			subscribed = true
+			f.setLive(true)
+		}
+	}
+}
+
+// nativeView is what the feed knows of the native topologies from the
+// master's events: their frameworks and their active tasks' states.
+type nativeView struct {
+	frameworks map[string]bool            // the native frameworks' IDs
+	tasks      map[string]mesos.TaskState // framework/task → state
+}
+
+func newNativeView() *nativeView {
+	return &nativeView{frameworks: map[string]bool{}, tasks: map[string]mesos.TaskState{}}
+}
+
+// apply folds ev into v and says whether it changed what the page shows
+// of the native topologies. A SUBSCRIBED (a stream subscribed again)
+// changes it when its state differs from what v knew.
+func (v *nativeView) apply(ev *master.Event) bool {
+	isNative := func(fi mesos.FrameworkInfo) bool { return fi.GetName() == nativefw.Name }
+	switch ev.GetType() {
+	case master.Event_SUBSCRIBED:
+		st := ev.GetSubscribed().GetGetState()
+		n := newNativeView()
+		for _, fw := range st.GetGetFrameworks().GetFrameworks() {
+			if isNative(fw.FrameworkInfo) {
+				n.frameworks[fw.FrameworkInfo.GetID().GetValue()] = true
+			}
+		}
+		ts := st.GetGetTasks()
+		for _, t := range append(ts.GetTasks(), ts.GetUnreachableTasks()...) {
+			if n.frameworks[t.FrameworkID.GetValue()] {
+				n.tasks[t.FrameworkID.GetValue()+"/"+t.TaskID.GetValue()] = t.GetState()
+			}
+		}
+		changed := !maps.Equal(v.frameworks, n.frameworks) || !maps.Equal(v.tasks, n.tasks)
+		*v = *n
+		return changed
+	case master.Event_FRAMEWORK_ADDED:
+		fi := ev.GetFrameworkAdded().Framework.FrameworkInfo
+		if isNative(fi) {
+			v.frameworks[fi.GetID().GetValue()] = true
+			return true
+		}
+	case master.Event_FRAMEWORK_UPDATED:
+		fi := ev.GetFrameworkUpdated().Framework.FrameworkInfo
+		if isNative(fi) {
+			v.frameworks[fi.GetID().GetValue()] = true // its webui_url may have moved
+			return true
+		}
+	case master.Event_FRAMEWORK_REMOVED:
+		id := ev.GetFrameworkRemoved().FrameworkInfo.GetID().GetValue()
+		if v.frameworks[id] {
+			delete(v.frameworks, id)
+			maps.DeleteFunc(v.tasks, func(k string, _ mesos.TaskState) bool { return strings.HasPrefix(k, id+"/") })
+			return true
+		}
+	case master.Event_TASK_ADDED:
+		t := ev.GetTaskAdded().Task
+		if v.frameworks[t.FrameworkID.GetValue()] {
+			v.tasks[t.FrameworkID.GetValue()+"/"+t.TaskID.GetValue()] = t.GetState()
+			return true
+		}
+	case master.Event_TASK_UPDATED:
+		u := ev.GetTaskUpdated()
+		if v.frameworks[u.FrameworkID.GetValue()] {
+			key := u.FrameworkID.GetValue() + "/" + u.Status.TaskID.GetValue()
+			if terminalState(u.GetState()) {
+				delete(v.tasks, key)
+			} else {
+				v.tasks[key] = u.GetState()
+			}
+			return true
+		}
+	case master.Event_AGENT_REMOVED:
+		return len(v.frameworks) > 0 // its workers' hosts leave the page
+	}
+	return false
 }

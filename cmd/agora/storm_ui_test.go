@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -17,11 +19,14 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	mesosmaster "github.com/mesos/mesos-go/api/v1/lib/master"
 
 	"github.com/agora-cluster/agora/cluster/auth"
 	"github.com/agora-cluster/agora/cluster/clustertest"
 	"github.com/agora-cluster/agora/cluster/clustertest/tier"
 	"github.com/agora-cluster/agora/cluster/webui/webuitest"
+	"github.com/agora-cluster/agora/frameworks/servicepage"
 	"github.com/agora-cluster/agora/frameworks/state"
 	stormclient "github.com/agora-cluster/agora/storm/client"
 	"github.com/agora-cluster/agora/storm/framework"
@@ -116,11 +121,29 @@ func TestStormUIShowsNativeTopologies(t *testing.T) {
 	webuitest.Wait(t, b, "wc listed, active, with its two workers", `(() => { const r = document.querySelector('#topologies tr[data-topology="wc"][data-status="ACTIVE"]');
 		return r !== null && r.querySelector('td.workers').innerText === '2'; })()`)
 
-	// A topology submitted now shows without a reload.
-	webuitest.Run(t, b, "marking the page", chromedp.Evaluate[bool](`window.notReloaded = true`))
+	// The page follows the change feed the master's event stream moves,
+	// and a topology submitted now shows without a reload and without a
+	// poll: the page stays live (it polls only while the feed is down)
+	// the whole time.
+	webuitest.Wait(t, b, "the page live", `document.body.dataset.live === 'true'`)
+	webuitest.Run(t, b, "marking the page", chromedp.Evaluate[bool](`window.notReloaded = true;
+		window.wentPolling = false;
+		new MutationObserver(() => { if (document.body.dataset.live !== 'true') window.wentPolling = true; })
+			.observe(document.body, { attributes: true, attributeFilter: ['data-live'] });
+		window.apiReads = 0;
+		const fetched = window.fetch;
+		window.fetch = (...a) => { if (String(a[0]).includes('api/v1/topologies')) window.apiReads++; return fetched(...a); };
+		true`))
 	wc2 := submitNative(t, dir, master, path, "wc2", 1)
-	webuitest.Wait(t, b, "wc2 listed without a reload", `window.notReloaded === true
-		&& document.querySelector('#topologies tr[data-topology="wc2"][data-status="ACTIVE"]') !== null`)
+	webuitest.Wait(t, b, "wc2 listed with its worker without a reload", `(() => { const r = document.querySelector('#topologies tr[data-topology="wc2"][data-status="ACTIVE"]');
+		return window.notReloaded === true && r !== null && r.querySelector('td.workers').innerText === '1'; })()`)
+	if polled := webuitest.Run(t, b, "reading the pill", chromedp.Evaluate[bool](`window.wentPolling || document.body.dataset.live !== 'true'`)); polled {
+		t.Errorf("the page left its change feed for polling while wc2 was submitted")
+	}
+	if pill := webuitest.Text(t, b, "#live"); pill != "live" {
+		t.Errorf("the page's pill says %q, want live", pill)
+	}
+	t.Logf("the page read its API %d times while wc2 was submitted", webuitest.Run(t, b, "counting the API reads", chromedp.Evaluate[int](`window.apiReads`)))
 	list, code := topologiesAPI[topologiesList](t, base, "/api/v1/topologies", "", "")
 	if code != 200 || !list.Kill || list.Master != "http://"+master {
 		t.Fatalf("GET /api/v1/topologies: %d, kill %v, master %q", code, list.Kill, list.Master)
@@ -141,6 +164,13 @@ func TestStormUIShowsNativeTopologies(t *testing.T) {
 	webuitest.Wait(t, b, "wc's page with its workers and counts", `document.body.dataset.loaded === 'topology' && document.getElementById('topology-title').dataset.topology === 'wc'
 		&& document.querySelectorAll('#workers tr[data-worker]').length === 2
 		&& [...document.querySelectorAll('#components tr[data-component]')].some((r) => Number(r.querySelector('td.emitted').innerText) > 0)`)
+	// The master's events do not say when counts move: the feed moves
+	// for the open topology's counts, and the live page shows them
+	// growing without a reload.
+	const emitted = `[...document.querySelectorAll('#components tr[data-component] td.emitted')].reduce((n, c) => n + Number(c.innerText), 0)`
+	webuitest.Run(t, b, "marking wc's page", chromedp.Evaluate[bool](`window.notReloaded = true; window.emitted0 = `+emitted+`; true`))
+	webuitest.Wait(t, b, "wc's counts growing on the live page without a reload", `window.notReloaded === true && document.body.dataset.live === 'true'
+		&& `+emitted+` > window.emitted0`)
 	page, code := topologiesAPI[topologyPage](t, base, "/api/v1/topologies/wc", "", "")
 	if code != 200 {
 		t.Fatalf("GET /api/v1/topologies/wc: %d", code)
@@ -260,7 +290,7 @@ func TestStormUIBehindCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"/ui/", "/api/v1/topologies", "/api/v1/topologies/wc", "/"} {
+	for _, p := range []string{"/ui/", "/api/v1/topologies", "/api/v1/topologies/wc", "/", servicepage.ChangesPath} {
 		if _, code := topologiesAPI[json.RawMessage](t, base, p, "", ""); code != http.StatusUnauthorized {
 			t.Errorf("GET %s without credentials: %d, want 401", p, code)
 		}
@@ -289,6 +319,10 @@ func TestStormUIBehindCredentials(t *testing.T) {
 	if prompts != 1 {
 		t.Errorf("the browser asked for credentials %d times, want once", prompts)
 	}
+	// The change feed is behind the same credentials, which the browser
+	// sends with it: the page goes live.
+	webuitest.Wait(t, b, "the page live behind credentials", `document.body.dataset.live === 'true'`)
+	webuitest.Run(t, b, "marking the page", chromedp.Evaluate[bool](`window.notReloaded = true`))
 
 	// The control's changes are behind the same credentials and refuse
 	// a cross-site form even with them; nothing changes.
@@ -320,6 +354,28 @@ func TestStormUIBehindCredentials(t *testing.T) {
 	if st, code := topologiesAPI[nativeStatusReply](t, base, "/status", "", ""); code != 200 || st.Status != "INACTIVE" {
 		t.Errorf("/status after the CLI's deactivate: %d %+v, want INACTIVE", code, st)
 	}
+	// The live page shows the deactivation (no master event: the
+	// control's change moves the feed) without a reload.
+	webuitest.Wait(t, b, "wc INACTIVE on the live page without a reload", `window.notReloaded === true && document.body.dataset.live === 'true'
+		&& document.querySelector('#topologies tr[data-topology="wc"][data-status="INACTIVE"]') !== null`)
+}
+
+// feedStatus is the status of the change feed of the page at base (its
+// stream closed once the status is in).
+func feedStatus(t *testing.T, base string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", base+servicepage.ChangesPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // postControl posts an empty JSON object to url, with Basic credentials
@@ -381,6 +437,13 @@ func TestStormUIOnAnAuthenticatedMaster(t *testing.T) {
 	if _, code := topologiesAPI[json.RawMessage](t, base, "/api/v1/topologies/wc", "", ""); code != 200 {
 		t.Errorf("GET /api/v1/topologies/wc on an authenticated master: %d, want 200", code)
 	}
+	// The page's change feed follows the master's event stream, which
+	// the master serves only to the command's credentials.
+	var feed int
+	waitShowing(t, time.Minute, func() string { return fmt.Sprintf("the page's change feed: %d, want 200", feed) }, func() bool {
+		feed = feedStatus(t, base)
+		return feed == http.StatusOK
+	})
 	if code, body := postControl(t, base+"/api/v1/topologies/wc/kill", "", "", nil); code != http.StatusAccepted {
 		t.Fatalf("kill on an authenticated master: %d %s, want 202", code, body)
 	}
@@ -614,6 +677,174 @@ func TestNimbusKillGoesByID(t *testing.T) {
 		}
 		if name != "" || !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("kill %s: name %q, %v; want %v naming %q", tc.id, name, err, tc.is, tc.err)
+		}
+	}
+}
+
+// The native topologies' page's feed follows a real master's event
+// stream: it is served once the stream is followed, moves when a native
+// topology's framework subscribes, ends its streams and refuses new ones
+// (503, so that the page polls) while the master is down, and is served
+// again once the master is back.
+func TestNativePageFeedFollowsTheMaster(t *testing.T) {
+	cl := clustertest.Start(t, clustertest.Options{})
+	feed := newNativeFeed()
+	ctx, cancel := context.WithCancel(context.Background())
+	followed := make(chan struct{})
+	go func() { feed.follow(ctx, clientOptions{master: cl.MasterAddr}); close(followed) }()
+	srv := httptest.NewServer(feed.handler(http.NotFoundHandler()))
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-followed:
+		case <-time.After(time.Minute):
+			t.Error("the feed still followed the master a minute after its context ended")
+		}
+		srv.Close()
+	})
+
+	// openFeed opens the page's feed: its status, and its stream's first
+	// lines when it is 200 (the stream stays open until ended).
+	openFeed := func(sctx context.Context) (int, *bufio.Reader, func()) {
+		req, err := http.NewRequestWithContext(sctx, "GET", srv.URL+servicepage.ChangesPath, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, bufio.NewReader(resp.Body), func() { resp.Body.Close() }
+	}
+	// nextEvent is the data of the stream's next change event.
+	nextEvent := func(r *bufio.Reader) (string, error) {
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return "", err
+			}
+			if d, ok := strings.CutPrefix(line, "data: "); ok {
+				return strings.TrimSpace(d), nil
+			}
+		}
+	}
+
+	waitShowing(t, time.Minute, func() string { return "the master's event stream followed" }, feed.live)
+	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer scancel()
+	code, stream, closeStream := openFeed(sctx)
+	defer closeStream()
+	if code != http.StatusOK {
+		t.Fatalf("GET %s while the master's stream is followed: %d, want 200", servicepage.ChangesPath, code)
+	}
+	first, err := nextEvent(stream)
+	if err != nil {
+		t.Fatalf("the feed's first event: %v", err)
+	}
+
+	// A native topology's framework subscribing moves the feed.
+	fctx, fcancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer fcancel()
+	req, err := http.NewRequestWithContext(fctx, "POST", cl.MasterURL+"/api/v1/scheduler",
+		strings.NewReader(fmt.Sprintf(`{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"nobody","name":%q}}}`, nativeFramework)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close() // the framework stays subscribed until then
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		t.Fatalf("subscribing a framework named %s: %s %s", nativeFramework, resp.Status, b)
+	}
+	next, err := nextEvent(stream)
+	if err != nil || next == first {
+		t.Fatalf("the feed after %s subscribed: %q, %v; want an event past %q", nativeFramework, next, err, first)
+	}
+
+	// The master down: the open stream ends and the feed refuses.
+	cl.StopMaster()
+	for err == nil {
+		_, err = nextEvent(stream)
+	}
+	if sctx.Err() != nil {
+		t.Fatalf("the feed's stream did not end within 2 minutes of the master's stop")
+	}
+	code, down, closeDown := openFeed(context.Background())
+	body, _ := io.ReadAll(io.LimitReader(down, 4096))
+	closeDown()
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "the master's event stream is lost (") {
+		t.Fatalf("GET %s while the master is down: %d %s, want 503 saying why", servicepage.ChangesPath, code, body)
+	}
+
+	// The master back: the feed is served again.
+	cl.StartMaster()
+	waitShowing(t, 2*time.Minute, func() string { return "the master's event stream followed again" }, feed.live)
+	actx, acancel := context.WithTimeout(context.Background(), time.Minute)
+	defer acancel()
+	code, again, closeAgain := openFeed(actx)
+	defer closeAgain()
+	if code != http.StatusOK {
+		t.Fatalf("GET %s once the master is back: %d, want 200", servicepage.ChangesPath, code)
+	}
+	if _, err := nextEvent(again); err != nil {
+		t.Fatalf("the feed's first event once the master is back: %v", err)
+	}
+}
+
+// The feed's view of the native topologies moves the page's feed for
+// the events of their frameworks and tasks only, knowing them from
+// SUBSCRIBED and FRAMEWORK_ADDED; a SUBSCRIBED again (a stream lost and
+// subscribed again) moves it only when the master's state differs from
+// what the events said.
+func TestNativeViewConcernsNativeTopologies(t *testing.T) {
+	fw := func(id, name string) mesosmaster.Response_GetFrameworks_Framework {
+		return mesosmaster.Response_GetFrameworks_Framework{FrameworkInfo: mesos.FrameworkInfo{ID: &mesos.FrameworkID{Value: id}, Name: name, User: "u"}}
+	}
+	tk := func(fwID, id string, st mesos.TaskState) mesos.Task {
+		return mesos.Task{FrameworkID: mesos.FrameworkID{Value: fwID}, TaskID: mesos.TaskID{Value: id}, State: &st}
+	}
+	added := func(fwID, id string) *mesosmaster.Event {
+		return &mesosmaster.Event{Type: mesosmaster.Event_TASK_ADDED, TaskAdded: &mesosmaster.Event_TaskAdded{Task: tk(fwID, id, mesos.TASK_STAGING)}}
+	}
+	update := func(fwID, id string, st mesos.TaskState) *mesosmaster.Event {
+		return &mesosmaster.Event{Type: mesosmaster.Event_TASK_UPDATED, TaskUpdated: &mesosmaster.Event_TaskUpdated{
+			FrameworkID: mesos.FrameworkID{Value: fwID}, Status: mesos.TaskStatus{TaskID: mesos.TaskID{Value: id}, State: &st}, State: &st}}
+	}
+	subscribed := func(fws []mesosmaster.Response_GetFrameworks_Framework, tasks ...mesos.Task) *mesosmaster.Event {
+		return &mesosmaster.Event{Type: mesosmaster.Event_SUBSCRIBED, Subscribed: &mesosmaster.Event_Subscribed{GetState: &mesosmaster.Response_GetState{
+			GetFrameworks: &mesosmaster.Response_GetFrameworks{Frameworks: fws}, GetTasks: &mesosmaster.Response_GetTasks{Tasks: tasks}}}}
+	}
+	both := []mesosmaster.Response_GetFrameworks_Framework{fw("n1", nativeFramework), fw("o1", "other")}
+	v := newNativeView()
+	for i, tc := range []struct {
+		ev   *mesosmaster.Event
+		want bool
+	}{
+		{subscribed(both, tk("n1", "a", mesos.TASK_RUNNING), tk("o1", "b", mesos.TASK_RUNNING)), true},
+		{added("n1", "c"), true},
+		{added("o1", "d"), false},
+		{update("n1", "c", mesos.TASK_RUNNING), true},
+		{update("o1", "d", mesos.TASK_RUNNING), false},
+		// Subscribed again: what the events said, other frameworks aside.
+		{subscribed(both, tk("n1", "a", mesos.TASK_RUNNING), tk("n1", "c", mesos.TASK_RUNNING)), false},
+		// Subscribed again after a change the stream missed.
+		{subscribed(both, tk("n1", "a", mesos.TASK_RUNNING)), true},
+		{&mesosmaster.Event{Type: mesosmaster.Event_FRAMEWORK_ADDED, FrameworkAdded: &mesosmaster.Event_FrameworkAdded{Framework: fw("o2", "other")}}, false},
+		{&mesosmaster.Event{Type: mesosmaster.Event_FRAMEWORK_ADDED, FrameworkAdded: &mesosmaster.Event_FrameworkAdded{Framework: fw("n2", nativeFramework)}}, true},
+		{added("n2", "e"), true},
+		{&mesosmaster.Event{Type: mesosmaster.Event_FRAMEWORK_REMOVED, FrameworkRemoved: &mesosmaster.Event_FrameworkRemoved{FrameworkInfo: fw("o1", "other").FrameworkInfo}}, false},
+		{&mesosmaster.Event{Type: mesosmaster.Event_FRAMEWORK_REMOVED, FrameworkRemoved: &mesosmaster.Event_FrameworkRemoved{FrameworkInfo: fw("n1", nativeFramework).FrameworkInfo}}, true},
+		{update("n1", "a", mesos.TASK_KILLED), false}, // its framework is gone
+		{&mesosmaster.Event{Type: mesosmaster.Event_HEARTBEAT}, false},
+		{subscribed([]mesosmaster.Response_GetFrameworks_Framework{fw("n2", nativeFramework)}, tk("n2", "e", mesos.TASK_STAGING)), false},
+	} {
+		if got := v.apply(tc.ev); got != tc.want {
+			t.Errorf("event %d (%s): moves the feed %v, want %v", i, tc.ev.GetType(), got, tc.want)
 		}
 	}
 }
