@@ -8,6 +8,7 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+	"github.com/mesos/mesos-go/api/v1/lib/master"
 	"github.com/mesos/mesos-go/api/v1/lib/scheduler"
 
 	"github.com/agora-cluster/agora/cluster/allocator"
@@ -331,6 +332,12 @@ func (m *Master) heartbeat() {
 		if f.conn != nil {
 			f.conn.out.push(&scheduler.Event{Type: scheduler.Event_HEARTBEAT})
 		}
+	}
+	// Operator subscribers too, as Mesos's master does: their SUBSCRIBED
+	// names the interval, and a client that hears nothing for a few of
+	// them takes the stream for dead.
+	for sub := range m.operatorSubs {
+		sub.out.push(&master.Event{Type: master.Event_HEARTBEAT})
 	}
 }
 

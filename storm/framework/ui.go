@@ -116,8 +116,9 @@ type UIConfig struct {
 	// Timeout bounds one call to the Topologies (default 20 s).
 	Timeout time.Duration
 	// Changes is the page's change feed (/ui/changes): a
-	// SharedTopologies' Changes, bumped when its reads see a change. Nil:
-	// the page polls.
+	// SharedTopologies' Changes, bumped when its reads see a change, or
+	// one the source's owner bumps (the native runtime's page: from the
+	// master's operator events). Nil: the page polls.
 	Changes *servicepage.Changes
 }
 
