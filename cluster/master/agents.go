@@ -380,7 +380,12 @@ func (m *Master) readmitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out 
 		m.requestAllocation()
 		done(a, nil)
 	}
-	if rec.State == registry.AgentAdmitted && sameAgentInfo(rec.Info, &info) && rec.Principal == principal && rec.PID == pid {
+	// A pid that changed is not worth a write of its own: it is read only
+	// for a record without a principal (authz.go), and an agent's
+	// connections may come from another of its addresses after a
+	// failover (several addresses, NAT), which would make every agent's
+	// return a registry write. A record without one gets it.
+	if rec.State == registry.AgentAdmitted && sameAgentInfo(rec.Info, &info) && rec.Principal == principal && rec.PID != "" {
 		// Already admitted as it is (a master failover or restart): the
 		// registry has nothing to learn, and thousands of agents coming
 		// back at once need not wait for thousands of writes.
