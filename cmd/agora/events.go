@@ -35,6 +35,7 @@ func init() {
 // timeout (a silent one is cut by the stream's watchdog instead).
 var eventStreamTransport = &http.Transport{
 	DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+	TLSHandshakeTimeout:   10 * time.Second, // zero is none for a Transport of one's own
 	ResponseHeaderTimeout: 30 * time.Second,
 }
 

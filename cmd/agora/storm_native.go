@@ -157,7 +157,7 @@ func nativeSubmitPage(ns nativeSecurity, master, yamlPath string, yaml []byte, n
 		// know when to read again.
 		feed := newNativeFeed()
 		go feed.follow(ctx, clientOptions{master: master, cred: ns.cred, tls: ns.masterTLS})
-		go feed.watchViews(ctx, src.Get) // src as it is now: its reads record no view
+		go feed.watchViews(ctx, src) // src as it is now: its reads record no view
 		src.viewed = feed.view
 		control.ui = sec.handler(feed.handler(src.ownKillOnly(framework.UIHandler(framework.UIConfig{Topologies: src, Changes: feed.changes, Master: masterUI(master)}))))
 		// The control's changes move the topology's status on the page.

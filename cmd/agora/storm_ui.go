@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -90,16 +90,18 @@ func (s nativeUISource) ownKillOnly(h http.Handler) http.Handler {
 	return mux
 }
 
-// nativeFrameworks are the native topologies' frameworks in the master's
-// state, with what the page needs of their tasks.
-func (s nativeUISource) frameworks(ctx context.Context) ([]nativeStateFramework, map[string]string, error) {
-	var m struct {
-		Slaves     []state.Agent          `json:"slaves"`
-		Frameworks []nativeStateFramework `json:"frameworks"`
+// read is one read of the master's state, for the page.
+func (s nativeUISource) read(ctx context.Context) (*nativeMasterState, error) {
+	m, err := readNativeState(ctx, s.c, s.master)
+	if err != nil {
+		return nil, fmt.Errorf("list native topologies on master %s: %w", s.master, err)
 	}
-	if err := s.c.Get(ctx, s.master, "/master/state", &m); err != nil {
-		return nil, nil, fmt.Errorf("list native topologies on master %s: %w", s.master, err)
-	}
+	return m, nil
+}
+
+// frameworks are the native topologies' frameworks in m, with what the
+// page needs of their tasks, and the agents' hosts.
+func (s nativeUISource) frameworks(m *nativeMasterState) ([]nativeStateFramework, map[string]string) {
 	hosts := map[string]string{}
 	for _, a := range m.Slaves {
 		hosts[a.ID] = a.Hostname
@@ -111,7 +113,7 @@ func (s nativeUISource) frameworks(ctx context.Context) ([]nativeStateFramework,
 			out = append(out, f)
 		}
 	}
-	return out, hosts, nil
+	return out, hosts
 }
 
 type nativeStateFramework struct {
@@ -154,10 +156,11 @@ func (f nativeStateFramework) summary(ctx context.Context, hosts map[string]stri
 }
 
 func (s nativeUISource) List(ctx context.Context) ([]framework.TopologySummary, error) {
-	fws, hosts, err := s.frameworks(ctx)
+	m, err := s.read(ctx)
 	if err != nil {
 		return nil, err
 	}
+	fws, hosts := s.frameworks(m)
 	out := make([]framework.TopologySummary, 0, len(fws))
 	for _, f := range fws {
 		out = append(out, f.summary(ctx, hosts))
@@ -166,30 +169,32 @@ func (s nativeUISource) List(ctx context.Context) ([]framework.TopologySummary, 
 	return out, nil
 }
 
-// find is the framework running topology id.
-func (s nativeUISource) find(ctx context.Context, id string) (nativeStateFramework, map[string]string, error) {
-	fws, hosts, err := s.frameworks(ctx)
-	if err != nil {
-		return nativeStateFramework{}, nil, err
-	}
-	for _, f := range fws {
-		if f.Tasks[0].Name == id {
-			return f, hosts, nil
-		}
-	}
-	return nativeStateFramework{}, nil, fmt.Errorf("%w: no native topology %q runs on master %s", framework.ErrNoTopology, id, s.master)
-}
-
+// Get reads topology id's page, and records it as viewed (the feed
+// watches its counts) once it is known to run.
 func (s nativeUISource) Get(ctx context.Context, id string) (*framework.Topology, error) {
-	if s.viewed != nil {
-		s.viewed(id)
-	}
-	f, hosts, err := s.find(ctx, id)
+	m, err := s.read(ctx)
 	if err != nil {
 		return nil, err
 	}
+	t, err := s.page(ctx, m, id)
+	if err == nil && s.viewed != nil {
+		s.viewed(id)
+	}
+	return t, err
+}
+
+// page is topology id's page from m, one read of the master's state
+// (its workers' metrics are read now); an id that names no native
+// topology in m is ErrNoTopology.
+func (s nativeUISource) page(ctx context.Context, m *nativeMasterState, id string) (*framework.Topology, error) {
+	fws, hosts := s.frameworks(m)
+	i := slices.IndexFunc(fws, func(f nativeStateFramework) bool { return f.Tasks[0].Name == id })
+	if i < 0 {
+		return nil, fmt.Errorf("%w: no native topology %q runs on master %s", framework.ErrNoTopology, id, s.master)
+	}
+	f := fws[i]
 	t := &framework.Topology{TopologySummary: f.summary(ctx, hosts), Workers: []framework.TopologyWorker{}, Components: []framework.TopologyComponent{}}
-	info, err := nativeInfoOf(ctx, s.c, s.master, id)
+	info, err := m.info(ctx, s.c, s.master, id)
 	if err != nil {
 		return nil, err
 	}
@@ -437,11 +442,19 @@ const (
 
 // A topology's page a viewer read in the last nativeViewWindow has its
 // counts read every nativeViewPeriod while the feed has viewers: the
-// master's events do not say when a worker's counts move.
+// master's events do not say when a worker's counts move. At most
+// nativeMaxViewed pages are, the least recently read going first.
 const (
 	nativeViewWindow = time.Minute
 	nativeViewPeriod = 2 * time.Second
+	nativeMaxViewed  = 64
 )
+
+// After a lost stream, a SUBSCRIBED not back within the retry's wait and
+// nativeResubscribeGrace takes the feed down (the page polls): a master
+// that accepts the connection but never answers must not leave the page
+// saying live.
+const nativeResubscribeGrace = 30 * time.Second
 
 // nativeFeed is the native topologies' page's change feed: the page's
 // Changes, bumped by the master's operator events (SUBSCRIBE on /api/v1)
@@ -459,17 +472,41 @@ type nativeFeed struct {
 	drop   context.CancelFunc
 	why    error                // why the master's stream is not followed (nil: not tried yet)
 	viewed map[string]time.Time // topology → when a viewer last read its page
+	// lost is the lostStream whose wait for a new SUBSCRIBED is under
+	// way (0: none); lostCount numbers them.
+	lost, lostCount uint64
+	// grace is how long after the retry's wait a lost stream may take to
+	// be subscribed again before the feed goes down.
+	grace time.Duration
 }
 
 func newNativeFeed() *nativeFeed {
-	return &nativeFeed{changes: servicepage.NewChanges(), viewed: map[string]time.Time{}}
+	return &nativeFeed{changes: servicepage.NewChanges(), viewed: map[string]time.Time{}, grace: nativeResubscribeGrace}
 }
 
-// view records that a viewer read topology id's page.
+// view records that a viewer read topology id's page (one that runs:
+// the source records only those). At most nativeMaxViewed are kept, the
+// least recently read going first.
 func (f *nativeFeed) view(id string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.viewed[id] = time.Now()
+	for len(f.viewed) > nativeMaxViewed {
+		oldest := ""
+		for v, at := range f.viewed {
+			if oldest == "" || at.Before(f.viewed[oldest]) {
+				oldest = v
+			}
+		}
+		delete(f.viewed, oldest)
+	}
+}
+
+// forget stops watching topology id (it no longer runs).
+func (f *nativeFeed) forget(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.viewed, id)
 }
 
 // views are the topologies whose pages were read since the window began.
@@ -489,11 +526,11 @@ func (f *nativeFeed) views(since time.Time) []string {
 }
 
 // watchViews reads, every nativeViewPeriod until ctx ends, the pages of
-// the topologies viewed in the last nativeViewWindow with get (which
-// must not record a view), and bumps the changes when one differs from
-// its last read, uptimes aside. It reads nothing while the feed is down
-// (the page polls) or has no viewer.
-func (f *nativeFeed) watchViews(ctx context.Context, get func(context.Context, string) (*framework.Topology, error)) {
+// the topologies viewed in the last nativeViewWindow from src (whose
+// reads here record no view), and bumps the changes when one differs
+// from its last read, uptimes aside. It reads nothing while the feed is
+// down (the page polls) or has no viewer.
+func (f *nativeFeed) watchViews(ctx context.Context, src nativeUISource) {
 	last := map[string]string{}
 	tick := time.NewTicker(nativeViewPeriod)
 	defer tick.Stop()
@@ -503,23 +540,43 @@ func (f *nativeFeed) watchViews(ctx context.Context, get func(context.Context, s
 			return
 		case <-tick.C:
 		}
-		ids := f.views(time.Now().Add(-nativeViewWindow))
 		if !f.live() || f.changes.Streams() == 0 {
+			f.views(time.Now().Add(-nativeViewWindow))
 			clear(last)
 			continue
 		}
-		seen := map[string]string{}
-		for _, id := range ids {
-			rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			t, err := get(rctx, id)
-			cancel()
-			seen[id] = topologyPrint(t, err)
-			if old, ok := last[id]; ok && old != seen[id] {
-				f.changes.Bump()
-			}
-		}
-		last = seen
+		last = f.watchOnce(ctx, src, last)
 	}
+}
+
+// watchOnce is one round of watchViews: one read of the master's state
+// for all the viewed pages (and their workers' metrics), a bump if one
+// differs from last, and the ids that no longer run forgotten. It
+// returns what it read.
+func (f *nativeFeed) watchOnce(ctx context.Context, src nativeUISource, last map[string]string) map[string]string {
+	ids := f.views(time.Now().Add(-nativeViewWindow))
+	seen := map[string]string{}
+	if len(ids) == 0 {
+		return seen
+	}
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	m, readErr := src.read(rctx)
+	for _, id := range ids {
+		var t *framework.Topology
+		err := readErr
+		if err == nil {
+			t, err = src.page(rctx, m, id)
+		}
+		if errors.Is(err, framework.ErrNoTopology) {
+			f.forget(id) // gone: a viewer who reads it running again records it again
+		}
+		seen[id] = topologyPrint(t, err)
+		if old, ok := last[id]; ok && old != seen[id] {
+			f.changes.Bump()
+		}
+	}
+	return seen
 }
 
 // topologyPrint is what a topology's page shows of t (or of err), its
@@ -549,6 +606,7 @@ func (f *nativeFeed) live() bool {
 func (f *nativeFeed) setLive(on bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.lost = 0
 	f.setLiveLocked(on)
 }
 
@@ -556,8 +614,30 @@ func (f *nativeFeed) setLive(on bool) {
 func (f *nativeFeed) setDown(why error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.lost = 0
 	f.setLiveLocked(false)
 	f.why = why
+}
+
+// lostStream records a followed stream lost for why, the feed kept up:
+// unless a new SUBSCRIBED (setLive) or a failure (setDown) comes first,
+// it goes down after within.
+func (f *nativeFeed) lostStream(why error, within time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lostCount++
+	n := f.lostCount
+	f.lost = n
+	time.AfterFunc(within, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.lost != n {
+			return // subscribed again, or down already
+		}
+		f.lost = 0
+		f.setLiveLocked(false)
+		f.why = fmt.Errorf("%v; not subscribed again within %s", why, within)
+	})
 }
 
 func (f *nativeFeed) setLiveLocked(on bool) {
@@ -616,8 +696,10 @@ func (f *nativeFeed) handler(h http.Handler) http.Handler {
 // follow follows the master's event stream of o until ctx ends. A
 // stream followed and then lost (a master gone, or one quiet past the
 // stream's watchdog) is subscribed again after nativeFeedRetryFirst with
-// the feed kept up, the new SUBSCRIBED's state telling what changed in
-// between; only a subscription that fails takes the feed down, and is
+// the feed kept up, and the new SUBSCRIBED moves the feed (what changed
+// in between was not told); a subscription that fails, or one not back
+// within the retry's wait and the feed's grace (a master that accepts
+// the connection and answers nothing), takes the feed down, and is
 // tried again after nativeFeedRetryFirst, doubling to
 // nativeFeedRetryLast. The reader never waits on the page: Bump does not
 // block.
@@ -634,6 +716,7 @@ func (f *nativeFeed) follow(ctx context.Context, o clientOptions) {
 		}
 		if subscribed {
 			wait = nativeFeedRetryFirst // followed, then lost: kept up while subscribing again
+			f.lostStream(err, wait+f.grace)
 		} else {
 			f.setDown(err)
 		}
@@ -667,39 +750,30 @@ func (f *nativeFeed) read(s *eventStream, view *nativeView) (subscribed bool, er
 }
 
 // nativeView is what the feed knows of the native topologies from the
-// master's events: their frameworks and their active tasks' states.
+// master's events: their frameworks.
 type nativeView struct {
-	frameworks map[string]bool            // the native frameworks' IDs
-	tasks      map[string]mesos.TaskState // framework/task → state
+	frameworks map[string]bool // the native frameworks' IDs
 }
 
 func newNativeView() *nativeView {
-	return &nativeView{frameworks: map[string]bool{}, tasks: map[string]mesos.TaskState{}}
+	return &nativeView{frameworks: map[string]bool{}}
 }
 
 // apply folds ev into v and says whether it changed what the page shows
-// of the native topologies. A SUBSCRIBED (a stream subscribed again)
-// changes it when its state differs from what v knew.
+// of the native topologies. Every SUBSCRIBED moves it: after a lost
+// stream, what changed in between (a framework updated, an agent gone,
+// a task's state) was not told, and the page reads again.
 func (v *nativeView) apply(ev *master.Event) bool {
 	isNative := func(fi mesos.FrameworkInfo) bool { return fi.GetName() == nativefw.Name }
 	switch ev.GetType() {
 	case master.Event_SUBSCRIBED:
-		st := ev.GetSubscribed().GetGetState()
-		n := newNativeView()
-		for _, fw := range st.GetGetFrameworks().GetFrameworks() {
+		clear(v.frameworks)
+		for _, fw := range ev.GetSubscribed().GetGetState().GetGetFrameworks().GetFrameworks() {
 			if isNative(fw.FrameworkInfo) {
-				n.frameworks[fw.FrameworkInfo.GetID().GetValue()] = true
+				v.frameworks[fw.FrameworkInfo.GetID().GetValue()] = true
 			}
 		}
-		ts := st.GetGetTasks()
-		for _, t := range append(ts.GetTasks(), ts.GetUnreachableTasks()...) {
-			if n.frameworks[t.FrameworkID.GetValue()] {
-				n.tasks[t.FrameworkID.GetValue()+"/"+t.TaskID.GetValue()] = t.GetState()
-			}
-		}
-		changed := !maps.Equal(v.frameworks, n.frameworks) || !maps.Equal(v.tasks, n.tasks)
-		*v = *n
-		return changed
+		return true
 	case master.Event_FRAMEWORK_ADDED:
 		fi := ev.GetFrameworkAdded().Framework.FrameworkInfo
 		if isNative(fi) {
@@ -716,26 +790,12 @@ func (v *nativeView) apply(ev *master.Event) bool {
 		id := ev.GetFrameworkRemoved().FrameworkInfo.GetID().GetValue()
 		if v.frameworks[id] {
 			delete(v.frameworks, id)
-			maps.DeleteFunc(v.tasks, func(k string, _ mesos.TaskState) bool { return strings.HasPrefix(k, id+"/") })
 			return true
 		}
 	case master.Event_TASK_ADDED:
-		t := ev.GetTaskAdded().Task
-		if v.frameworks[t.FrameworkID.GetValue()] {
-			v.tasks[t.FrameworkID.GetValue()+"/"+t.TaskID.GetValue()] = t.GetState()
-			return true
-		}
+		return v.frameworks[ev.GetTaskAdded().Task.FrameworkID.GetValue()]
 	case master.Event_TASK_UPDATED:
-		u := ev.GetTaskUpdated()
-		if v.frameworks[u.FrameworkID.GetValue()] {
-			key := u.FrameworkID.GetValue() + "/" + u.Status.TaskID.GetValue()
-			if terminalState(u.GetState()) {
-				delete(v.tasks, key)
-			} else {
-				v.tasks[key] = u.GetState()
-			}
-			return true
-		}
+		return v.frameworks[ev.GetTaskUpdated().FrameworkID.GetValue()]
 	case master.Event_AGENT_REMOVED:
 		return len(v.frameworks) > 0 // its workers' hosts leave the page
 	}

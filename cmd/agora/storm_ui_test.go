@@ -4,17 +4,22 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -798,9 +803,9 @@ func TestNativePageFeedFollowsTheMaster(t *testing.T) {
 
 // The feed's view of the native topologies moves the page's feed for
 // the events of their frameworks and tasks only, knowing them from
-// SUBSCRIBED and FRAMEWORK_ADDED; a SUBSCRIBED again (a stream lost and
-// subscribed again) moves it only when the master's state differs from
-// what the events said.
+// SUBSCRIBED and FRAMEWORK_ADDED; every SUBSCRIBED moves it: after a lost
+// stream the page reads again, whatever changed in between (a framework
+// updated, an agent removed) that the new state does not tell apart.
 func TestNativeViewConcernsNativeTopologies(t *testing.T) {
 	fw := func(id, name string) mesosmaster.Response_GetFrameworks_Framework {
 		return mesosmaster.Response_GetFrameworks_Framework{FrameworkInfo: mesos.FrameworkInfo{ID: &mesos.FrameworkID{Value: id}, Name: name, User: "u"}}
@@ -830,9 +835,10 @@ func TestNativeViewConcernsNativeTopologies(t *testing.T) {
 		{added("o1", "d"), false},
 		{update("n1", "c", mesos.TASK_RUNNING), true},
 		{update("o1", "d", mesos.TASK_RUNNING), false},
-		// Subscribed again: what the events said, other frameworks aside.
-		{subscribed(both, tk("n1", "a", mesos.TASK_RUNNING), tk("n1", "c", mesos.TASK_RUNNING)), false},
-		// Subscribed again after a change the stream missed.
+		// Subscribed again with the tasks the events said: a framework
+		// updated or an agent removed in the gap is not in what it
+		// compares, so it moves the feed all the same.
+		{subscribed(both, tk("n1", "a", mesos.TASK_RUNNING), tk("n1", "c", mesos.TASK_RUNNING)), true},
 		{subscribed(both, tk("n1", "a", mesos.TASK_RUNNING)), true},
 		{&mesosmaster.Event{Type: mesosmaster.Event_FRAMEWORK_ADDED, FrameworkAdded: &mesosmaster.Event_FrameworkAdded{Framework: fw("o2", "other")}}, false},
 		{&mesosmaster.Event{Type: mesosmaster.Event_FRAMEWORK_ADDED, FrameworkAdded: &mesosmaster.Event_FrameworkAdded{Framework: fw("n2", nativeFramework)}}, true},
@@ -841,10 +847,204 @@ func TestNativeViewConcernsNativeTopologies(t *testing.T) {
 		{&mesosmaster.Event{Type: mesosmaster.Event_FRAMEWORK_REMOVED, FrameworkRemoved: &mesosmaster.Event_FrameworkRemoved{FrameworkInfo: fw("n1", nativeFramework).FrameworkInfo}}, true},
 		{update("n1", "a", mesos.TASK_KILLED), false}, // its framework is gone
 		{&mesosmaster.Event{Type: mesosmaster.Event_HEARTBEAT}, false},
-		{subscribed([]mesosmaster.Response_GetFrameworks_Framework{fw("n2", nativeFramework)}, tk("n2", "e", mesos.TASK_STAGING)), false},
+		{subscribed([]mesosmaster.Response_GetFrameworks_Framework{fw("n2", nativeFramework)}, tk("n2", "e", mesos.TASK_STAGING)), true},
+		{update("n2", "e", mesos.TASK_RUNNING), true}, // n2 known from the SUBSCRIBED
+		{update("n1", "a", mesos.TASK_RUNNING), false},
 	} {
 		if got := v.apply(tc.ev); got != tc.want {
 			t.Errorf("event %d (%s): moves the feed %v, want %v", i, tc.ev.GetType(), got, tc.want)
 		}
+	}
+}
+
+// countingTransport counts the master's state reads it carries.
+type countingTransport struct {
+	base  http.RoundTripper
+	reads atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Path == "/master/state" {
+		c.reads.Add(1)
+	}
+	return c.base.RoundTrip(r)
+}
+
+// The native page's feed watches only the topologies a viewer read
+// running, at most nativeMaxViewed of them (the least recently read
+// going first): an id that names no native topology on a real master is
+// not recorded, one that no longer runs is forgotten by the watch, and a
+// round of the watch reads the master's state once for all its ids.
+func TestNativePageFeedWatchesBoundedViews(t *testing.T) {
+	feed := newNativeFeed()
+	for i := range nativeMaxViewed + 36 {
+		feed.view(fmt.Sprintf("t-%d", i))
+	}
+	ids := feed.views(time.Time{})
+	last := fmt.Sprintf("t-%d", nativeMaxViewed+35)
+	if len(ids) != nativeMaxViewed || !slices.Contains(ids, last) || slices.Contains(ids, "t-0") {
+		t.Fatalf("after %d topologies viewed the feed watches %d (%v); want the last %d, %s among them and not t-0",
+			nativeMaxViewed+36, len(ids), ids, nativeMaxViewed, last)
+	}
+
+	cl := clustertest.Start(t, clustertest.Options{})
+	ct := &countingTransport{base: http.DefaultTransport}
+	feed = newNativeFeed()
+	src := nativeUISource{master: cl.MasterAddr, c: state.Client{HTTP: &http.Client{Transport: ct, Timeout: time.Minute}}, viewed: feed.view}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for i := range 20 {
+		if _, err := src.Get(ctx, fmt.Sprintf("junk-%d", i)); !errors.Is(err, framework.ErrNoTopology) {
+			t.Fatalf("the page of junk-%d on a master with no native topology: %v, want ErrNoTopology", i, err)
+		}
+	}
+	if ids := feed.views(time.Time{}); len(ids) != 0 {
+		t.Fatalf("the feed watches %v after viewers asked only for ids that name no topology; want none", ids)
+	}
+
+	// Topologies read running that have gone since: one state read for
+	// all, and then none is watched.
+	for i := range 5 {
+		feed.view(fmt.Sprintf("gone-%d", i))
+	}
+	before := ct.reads.Load()
+	seen := feed.watchOnce(ctx, src, map[string]string{})
+	if n := ct.reads.Load() - before; n != 1 {
+		t.Errorf("a round of the watch over 5 topologies read the master's state %d times, want once", n)
+	}
+	if len(seen) != 5 || !strings.Contains(seen["gone-0"], "no native topology") {
+		t.Errorf("a round of the watch read %v; want the 5 gone topologies, each not running", seen)
+	}
+	if ids := feed.views(time.Time{}); len(ids) != 0 {
+		t.Errorf("the feed still watches %v, topologies that no longer run", ids)
+	}
+}
+
+// freezingProxy forwards TCP connections to a target until frozen; then
+// it cuts those it carries and accepts new ones without ever reading or
+// answering them (a master that hangs: its TLS handshake never ends).
+type freezingProxy struct {
+	ln     net.Listener
+	target string
+
+	mu     sync.Mutex
+	frozen bool
+	closed bool
+	conns  []net.Conn
+}
+
+func startFreezingProxy(t *testing.T, target string) *freezingProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &freezingProxy{ln: ln, target: target}
+	go p.serve()
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		p.closed = true
+		p.mu.Unlock()
+		p.freeze()
+	})
+	return p
+}
+
+func (p *freezingProxy) addr() string { return p.ln.Addr().String() }
+
+// track keeps c to cut it when frozen; false if the proxy is closed (c is
+// closed then).
+func (p *freezingProxy) track(c net.Conn) (frozen, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		c.Close()
+		return true, false
+	}
+	p.conns = append(p.conns, c)
+	return p.frozen, true
+}
+
+func (p *freezingProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		frozen, ok := p.track(c)
+		if !ok || frozen {
+			continue // held, unread, until the proxy closes
+		}
+		go func() {
+			u, err := net.DialTimeout("tcp", p.target, 10*time.Second)
+			if err != nil {
+				c.Close()
+				return
+			}
+			if _, ok := p.track(u); !ok {
+				c.Close()
+				return
+			}
+			go func() { io.Copy(u, c); u.Close() }()
+			io.Copy(c, u)
+			c.Close()
+		}()
+	}
+}
+
+// freeze cuts the connections carried and holds every new one.
+func (p *freezingProxy) freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.frozen = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// A master that accepts connections and then answers nothing: an HTTPS
+// subscription fails at the TLS handshake's bound rather than waiting
+// forever, and the native page's feed, its stream lost, goes down (the
+// page polls) when no new SUBSCRIBED comes within the retry's wait and
+// its grace.
+func TestNativePageFeedDownWhenTheMasterHangs(t *testing.T) {
+	cl := clustertest.Start(t, clustertest.Options{})
+	px := startFreezingProxy(t, cl.MasterAddr)
+
+	feed := newNativeFeed()
+	feed.grace = time.Second // short, so that the subscription under way has not failed yet
+	ctx, cancel := context.WithCancel(context.Background())
+	followed := make(chan struct{})
+	go func() { feed.follow(ctx, clientOptions{master: px.addr()}); close(followed) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-followed:
+		case <-time.After(time.Minute):
+			t.Error("the feed still followed the master a minute after its context ended")
+		}
+	})
+	waitShowing(t, time.Minute, func() string { return "the master's event stream followed" }, feed.live)
+
+	px.freeze()
+	waitShowing(t, 2*time.Minute, func() string { return "the feed down once the master hangs" }, func() bool { return !feed.live() })
+	feed.mu.Lock()
+	why := feed.why
+	feed.mu.Unlock()
+	if why == nil || !strings.Contains(why.Error(), "not subscribed again within") {
+		t.Errorf("the feed is down for %v; want the subscription not back within its grace", why)
+	}
+
+	// The same hanging master over HTTPS: the handshake is bounded.
+	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer scancel()
+	s, err := subscribeEvents(sctx, &clientOptions{master: px.addr(), tls: &tls.Config{}})
+	if err == nil {
+		s.Close()
+		t.Fatal("subscribed over HTTPS to a master that never completes the TLS handshake")
+	}
+	if sctx.Err() != nil || !strings.Contains(err.Error(), "TLS handshake timeout") {
+		t.Errorf("subscribing over HTTPS to a master that never completes the handshake: %v (waited past 2 minutes: %v); want a TLS handshake timeout", err, sctx.Err())
 	}
 }

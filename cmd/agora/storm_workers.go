@@ -178,21 +178,37 @@ type nativeStateTask struct {
 	} `json:"labels"`
 }
 
+// nativeMasterState is what the native topologies' commands read of the
+// master's state (GET /master/state): its agents, and its frameworks
+// with their tasks.
+type nativeMasterState struct {
+	Slaves     []state.Agent          `json:"slaves"`
+	Frameworks []nativeStateFramework `json:"frameworks"`
+}
+
+// readNativeState reads the master's state once.
+func readNativeState(ctx context.Context, mc state.Client, master string) (*nativeMasterState, error) {
+	var m nativeMasterState
+	if err := mc.Get(ctx, master, "/master/state", &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
 // nativeWorkerRows are the running worker tasks of native topologies (or
 // of the one named), from the master's state: the agent's host, the
 // task's port, the executors its labels name, and the time since it was
 // reported running.
 func nativeWorkerRows(ctx context.Context, mc state.Client, master, name string) ([]stormWorkerRow, error) {
-	var m struct {
-		Slaves     []state.Agent `json:"slaves"`
-		Frameworks []struct {
-			Name  string            `json:"name"`
-			Tasks []nativeStateTask `json:"tasks"`
-		} `json:"frameworks"`
-	}
-	if err := mc.Get(ctx, master, "/master/state", &m); err != nil {
+	m, err := readNativeState(ctx, mc, master)
+	if err != nil {
 		return nil, fmt.Errorf("list native workers on master %s: %w", master, err)
 	}
+	return m.workerRows(master, name)
+}
+
+// workerRows are nativeWorkerRows in m.
+func (m *nativeMasterState) workerRows(master, name string) ([]stormWorkerRow, error) {
 	hosts := map[string]string{}
 	for _, a := range m.Slaves {
 		hosts[a.ID] = a.Hostname
@@ -289,11 +305,17 @@ type nativeWorkerMetrics struct {
 }
 
 func nativeInfoOf(ctx context.Context, mc state.Client, master, name string) (*nativeInfo, error) {
-	rows, err := nativeWorkerRows(ctx, mc, master, name)
+	m, err := readNativeState(ctx, mc, master)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list native workers on master %s: %w", master, err)
 	}
-	m, err := mc.Master(ctx, master)
+	return m.info(ctx, mc, master, name)
+}
+
+// info is nativeInfoOf with m, one read of the master's state: only the
+// workers' metrics are read now.
+func (m *nativeMasterState) info(ctx context.Context, mc state.Client, master, name string) (*nativeInfo, error) {
+	rows, err := m.workerRows(master, name)
 	if err != nil {
 		return nil, err
 	}

@@ -77,15 +77,17 @@ func TestUIFollowsTheChangeFeed(t *testing.T) {
 	}
 }
 
-// settled waits until n has not moved for a second (a minute at most)
-// and returns it: the reads a page makes as it opens, however late a busy
-// machine makes them, are done.
+// settled waits until n has not moved for 2.5 s (a minute at most) and
+// returns it: the reads a page makes as it opens, however late a busy
+// machine makes them, are done. 2.5 s is longer than a feed's event may
+// be held (servicepage.DefaultMinGap after the last, and the coalescing
+// delay).
 func settled(t *testing.T, what string, n *atomic.Int64) int64 {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	last := n.Load()
 	for {
-		time.Sleep(time.Second)
+		time.Sleep(2500 * time.Millisecond)
 		now := n.Load()
 		if now == last {
 			return now

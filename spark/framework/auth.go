@@ -25,7 +25,8 @@ const (
 // trusting ConfCAFile, else AGORA_SPARK_CA_FILE, else (only with
 // credentials) AGORA_CA_FILE. The API sees neither the secret nor its
 // file's name (the cluster manager leaves the secret file's setting and
-// those spark.redaction.regex matches out of a registration).
+// those whose key or value spark.redaction.regex matches out of a
+// registration).
 const (
 	ConfPrincipal  = "spark.agora.principal"
 	ConfSecretFile = "spark.agora.secret.file"

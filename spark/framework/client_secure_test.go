@@ -127,9 +127,11 @@ func TestClientModeOnSecuredScheduler(t *testing.T) {
 		[]string{"AGORA_PRINCIPAL=operator", "AGORA_SECRET=op-s3cret", "AGORA_CA_FILE=" + files.CA}, nil,
 		"the credentials of AGORA_PRINCIPAL and AGORA_SECRET are sent over HTTPS only: for an open scheduler unset them")
 	// AGORA_CA_FILE alone (the master's CA) makes nothing HTTPS. The
-	// registration leaves out the settings spark.redaction.regex matches.
+	// registration leaves out the settings whose key or value
+	// spark.redaction.regex matches.
 	redaction := []string{"spark.redaction.regex=(?i)secret|password|token|access[.]?key|hidden",
-		"spark.myapp.hidden=1", "spark.myapp.access.key=1"}
+		"spark.myapp.hidden=1", "spark.myapp.access.key=1", "spark.myapp.opts=-Dmyapp.password=pw-in-a-value",
+		"spark.executor.extraJavaOptions=-Dmyapp.token.file=/dev/null"}
 	out, err := open.submitEnv([]string{"AGORA_CA_FILE=" + files.CA}, append(append([]string{}, pi...), redaction...), sparktest.PiClass, "2")
 	outs = append(outs, out)
 	if err != nil || !regexp.MustCompile(`Pi is roughly 3\.1\d*`).MatchString(out) ||
@@ -140,7 +142,11 @@ func TestClientModeOnSecuredScheduler(t *testing.T) {
 	if !strings.Contains(got, `"spark.executor.cores":"1"`) {
 		t.Errorf("the open scheduler read no registration with spark.executor.cores:\n%s", got)
 	}
-	for _, w := range []string{"spark.myapp.hidden", "spark.myapp.access.key", "Authorization"} {
+	// Executors start with it: kept, though its value matches.
+	if !strings.Contains(got, `"spark.executor.extraJavaOptions"`) {
+		t.Errorf("the open scheduler was not sent spark.executor.extraJavaOptions, which executors start with:\n%s", got)
+	}
+	for _, w := range []string{"spark.myapp.hidden", "spark.myapp.access.key", "spark.myapp.opts", "pw-in-a-value", "Authorization"} {
 		if strings.Contains(got, w) {
 			t.Errorf("the open scheduler was sent %q:\n%s", w, got)
 		}

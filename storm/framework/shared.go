@@ -3,7 +3,6 @@ package framework
 import (
 	"context"
 	"errors"
-	"fmt"
 	"reflect"
 	"slices"
 	"sync"
@@ -247,16 +246,17 @@ func (s *SharedTopologies) List(ctx context.Context) ([]TopologySummary, error) 
 	listed := s.listed
 	s.mu.Unlock()
 	if !listed {
-		if err := s.lockRead(ctx); err != nil {
+		err := s.detachedRead(ctx, func(rctx context.Context) {
+			s.mu.Lock()
+			listed := s.listed
+			s.mu.Unlock()
+			if !listed {
+				s.readList(rctx)
+			}
+		})
+		if err != nil {
 			return nil, err
 		}
-		s.mu.Lock()
-		listed = s.listed
-		s.mu.Unlock()
-		if !listed {
-			s.readList(ctx)
-		}
-		s.unlockRead()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -266,38 +266,68 @@ func (s *SharedTopologies) List(ctx context.Context) ([]TopologySummary, error) 
 
 // Get is the last read of topology id's page; a page not watched (or not
 // read lately) is read now, and then with the list. The wait for a read
-// under way ends with ctx.
+// ends with ctx; a read Get began goes on without it, for the others.
 func (s *SharedTopologies) Get(ctx context.Context, id string) (*Topology, error) {
-	s.mu.Lock()
-	s.init()
-	p := s.pages[id]
-	if p != nil {
-		p.wanted = time.Now()
+	if t, ok, err := s.freshPage(id, true); ok {
+		return t, err
 	}
-	fresh := p != nil && p.read && time.Since(p.started) < 2*s.period()
-	s.mu.Unlock()
-	if !fresh {
-		if err := s.lockRead(ctx); err != nil {
-			return nil, err
+	var t *Topology
+	var err error
+	werr := s.detachedRead(ctx, func(rctx context.Context) {
+		var ok bool
+		if t, ok, err = s.freshPage(id, false); !ok {
+			t, _, err = s.readPage(rctx, id)
+			t = clone(t)
 		}
-		s.mu.Lock()
-		p = s.pages[id]
-		fresh = p != nil && p.read && time.Since(p.started) < 2*s.period()
-		s.mu.Unlock()
-		if !fresh {
-			t, _, err := s.readPage(ctx, id)
-			s.unlockRead()
-			return clone(t), err
-		}
-		s.unlockRead()
+	})
+	if werr != nil {
+		return nil, werr
 	}
+	return t, err
+}
+
+// freshPage is a copy of topology id's page and ok when it was read
+// lately, taken under one hold of s.mu (so that no page read for
+// another id between the check and the copy can crowd it out); wanted
+// records a viewer's asking.
+func (s *SharedTopologies) freshPage(id string, wanted bool) (*Topology, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p = s.pages[id]
-	if p == nil { // dropped in between: gone, or crowded out
-		return nil, fmt.Errorf("%w: %q", ErrNoTopology, id)
+	s.init()
+	p := s.pages[id]
+	if p == nil {
+		return nil, false, nil
 	}
-	return clone(p.t), p.err
+	if wanted {
+		p.wanted = time.Now()
+	}
+	if !p.read || time.Since(p.started) >= 2*s.period() {
+		return nil, false, nil
+	}
+	return clone(p.t), true, p.err
+}
+
+// detachedRead runs read with the turn to read the source, on a context
+// of its own (readList and readPage bound it by Timeout): a viewer whose
+// request ends stops waiting for the turn or the result (ctx's error),
+// but the read it began finishes and is kept for the others, not stored
+// as its context's end.
+func (s *SharedTopologies) detachedRead(ctx context.Context, read func(context.Context)) error {
+	if err := s.lockRead(ctx); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer s.unlockRead()
+		read(context.WithoutCancel(ctx))
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // clone is a copy of t whose summary a handler may change (it sets each

@@ -319,3 +319,100 @@ func TestSharedTopologiesBoundWhatTheyWatch(t *testing.T) {
 	}
 	unread.unlockRead()
 }
+
+// heldTopologies is countingTopologies whose page reads wait for release
+// (or for their context to end, as a real source's do).
+type heldTopologies struct {
+	*countingTopologies
+	started chan struct{} // told each read that starts (buffered)
+	release chan struct{}
+}
+
+func (h *heldTopologies) Get(ctx context.Context, id string) (*Topology, error) {
+	select {
+	case h.started <- struct{}{}:
+	default:
+	}
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return h.countingTopologies.Get(ctx, id)
+}
+
+// A viewer who leaves while its page is read stops waiting, but the read
+// goes on for the others: its end is not kept as the page's error, and
+// the next refresh does not move the feed for it.
+func TestSharedTopologiesKeepTheReadAViewerLeft(t *testing.T) {
+	src := &heldTopologies{countingTopologies: &countingTopologies{status: "ACTIVE"},
+		started: make(chan struct{}, 1), release: make(chan struct{})}
+	s := &SharedTopologies{Source: src, Changes: servicepage.NewChanges(), ReadEvery: time.Hour}
+	ctx := context.Background()
+	s.Refresh(ctx) // the list; no page is watched yet
+
+	vctx, leave := context.WithCancel(ctx)
+	got := make(chan error, 1)
+	go func() {
+		_, err := s.Get(vctx, "words-1-2")
+		got <- err
+	}()
+	select {
+	case <-src.started:
+	case <-time.After(time.Minute):
+		t.Fatal("the page's read did not start within a minute")
+	}
+	leave()
+	select {
+	case err := <-got:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Get of a viewer who left during the read: %v, want context.Canceled", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a viewer who left still waited for the read a minute later")
+	}
+	reads := s.Reads()
+	close(src.release)
+	for deadline := time.Now().Add(time.Minute); s.Reads() == reads; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the read the viewer left did not finish within a minute of its release")
+		}
+	}
+	v := s.Changes.Version()
+	top, err := s.Get(ctx, "words-1-2")
+	if err != nil || top == nil || top.Name != "words" {
+		t.Fatalf("the page after the left read: %+v %v, want topology words", top, err)
+	}
+	s.Refresh(ctx)
+	if got := s.Changes.Version(); got != v {
+		t.Errorf("the feed moved from %d to %d at the refresh after a viewer left a read: its end was kept", v, got)
+	}
+}
+
+// A page read lately is answered as read, even while reads of other
+// pages crowd it out of the watched ones: never ErrNoTopology for a
+// topology that runs.
+func TestSharedTopologiesFreshPageNotCrowdedOut(t *testing.T) {
+	src := &countingTopologies{status: "ACTIVE", anyID: true}
+	s := &SharedTopologies{Source: src, Changes: servicepage.NewChanges(), ReadEvery: time.Hour, MaxWatched: 1}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for _, id := range []string{"a", "b", "c", "d"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 300 {
+				if _, err := s.Get(ctx, id); err != nil {
+					errs <- fmt.Errorf("Get %q: %w", id, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}

@@ -26,6 +26,7 @@ import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.regex.PatternSyntaxException;
@@ -66,9 +67,12 @@ import scala.jdk.javaapi.CollectionConverters;
  * HTTPS without credentials; AGORA_CA_FILE alone does not (it is the
  * master's CA, which, as for the agora commands, only verifies).</li>
  * </ul>
- * Settings whose key matches spark.redaction.regex (Spark's default:
- * secret, password, token, access key) and spark.agora.secret.file are
- * left out of the registration.
+ * Settings whose key or value matches spark.redaction.regex (Spark's
+ * default: secret, password, token, access key), as Spark's own
+ * redaction goes by either, and spark.agora.secret.file are left out of
+ * the registration; the settings the scheduler starts executors with
+ * (LAUNCH_KEYS, spark.executorEnv.*) are kept when only their value
+ * matches, as the executors need them (their command carries them).
  */
 public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
   private static final Pattern MESSAGE = Pattern.compile("\"message\"\\s*:\\s*\"((?:[^\"\\\\]|\\\\.)*)\"");
@@ -82,6 +86,15 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
   /** The settings left out of a registration, as Spark's redaction. */
   public static final String REDACTION_KEY = "spark.redaction.regex";
   public static final String REDACTION_DEFAULT = "(?i)secret|password|token|access[.]?key";
+  /**
+   * The settings the scheduler starts executors with, kept in a
+   * registration when only their value matches spark.redaction.regex
+   * (-Djavax.net.ssl.trustStorePassword=... in extraJavaOptions): without
+   * them the executors would start without what they need.
+   */
+  private static final Set<String> LAUNCH_KEYS = Set.of("spark.executor.extraJavaOptions", "spark.executor.uri",
+      "spark.mesos.uris", "spark.mesos.executor.home");
+  private static final String LAUNCH_ENV_PREFIX = "spark.executorEnv.";
 
   /** What a driver whose registration over plain HTTP failed is told, after "the scheduler is (or may be) a secured one". */
   private static final String HTTPS_ONLY = ", which speaks HTTPS only: give " + CA_FILE_KEY + "=FILE, the CA"
@@ -267,7 +280,12 @@ public class AgoraSchedulerBackend extends CoarseGrainedSchedulerBackend {
     String id = applicationId();
     List<String> conf = new ArrayList<>();
     for (Tuple2<String, String> kv : sc.conf().getAll()) {
-      if (!redaction.matcher(kv._1()).find() && !kv._1().equals(SECRET_FILE_KEY)) {
+      // As Spark's Utils.redact, the value too: it may hold a secret under
+      // a key that does not say so (-Dx.password=...), but for the
+      // settings executors are started with.
+      String k = kv._1();
+      boolean launch = LAUNCH_KEYS.contains(k) || k.startsWith(LAUNCH_ENV_PREFIX);
+      if (!redaction.matcher(k).find() && (launch || !redaction.matcher(kv._2()).find()) && !k.equals(SECRET_FILE_KEY)) {
         conf.add(quote(kv._1()) + ":" + quote(kv._2()));
       }
     }
