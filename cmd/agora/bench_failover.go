@@ -310,32 +310,16 @@ func listenOverflows() int64 {
 	return 0
 }
 
+// fetchProfile writes a CPU profile of d from url (a pprof endpoint) to
+// file.
 func fetchProfile(ctx context.Context, url string, d time.Duration, file string) error {
-	ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s?seconds=%d", url, int(d.Seconds())), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(file, b, 0o644)
+	return fetchSnapshot(ctx, fmt.Sprintf("%s?seconds=%d", url, int(d.Seconds())), d+30*time.Second, file)
 }
 
-// fetchSnapshot writes the profile at url (a heap or goroutine snapshot,
-// not a sampled duration) to file.
-func fetchSnapshot(ctx context.Context, url, file string) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+// fetchSnapshot writes what url answers (a profile) to file, within
+// timeout.
+func fetchSnapshot(ctx context.Context, url string, timeout time.Duration, file string) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -563,7 +547,7 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 		// runtime's memory statistics (its stacks among them).
 		for p, name := range map[string]string{"heap?gc=1": "heap.pprof", "goroutine": "goroutine.pprof", "heap?debug=1": "memstats.txt"} {
 			file := filepath.Join(cfg.PprofDir, "new-leader-"+name)
-			if err := fetchSnapshot(ctx, "http://"+next+"/debug/pprof/"+p, file); err != nil {
+			if err := fetchSnapshot(ctx, "http://"+next+"/debug/pprof/"+p, time.Minute, file); err != nil {
 				log.Warn("profiling the new leader", "profile", p, "err", err)
 			}
 		}
