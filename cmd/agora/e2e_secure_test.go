@@ -155,16 +155,23 @@ func TestSecureDevRunsServices(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(work) })
+	// Five distinct free ports: each listener stays open until all are
+	// chosen (one closed at once could be handed out again: it was, and
+	// two services were given the same port).
+	var held []net.Listener
 	freePort := func() string {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer l.Close()
+		held = append(held, l)
 		_, port, _ := net.SplitHostPort(l.Addr().String())
 		return port
 	}
 	hadoopPort, marathonPort, chronosPort, dnsPort, dnsHTTPPort := freePort(), freePort(), freePort(), freePort(), freePort()
+	for _, l := range held {
+		l.Close()
+	}
 	_, master := startBound(t, "dev", "--secure", "--port=0", "--ip=127.0.0.1", "--work_dir", work, "--hadoop_port", hadoopPort,
 		"--marathon_port", marathonPort, "--chronos_port", chronosPort, "--dns_port", dnsPort, "--dns_http_port", dnsHTTPPort, "--spark_port", "0")
 	secret, err := os.ReadFile(filepath.Join(work, "secure", "operator.secret"))

@@ -364,17 +364,22 @@ func TestDevStopsItsTasksBeforeExiting(t *testing.T) {
 	// The services framework runs too (on a free port): an app it keeps
 	// running must be gone as well.
 	// So does the scheduled-jobs framework.
+	// Distinct free ports: each listener stays open until all are chosen.
+	var held []net.Listener
 	freePort := func() string {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer l.Close()
+		held = append(held, l)
 		_, port, _ := net.SplitHostPort(l.Addr().String())
 		return port
 	}
 	// And the DNS server, which must come to name the app's instance.
 	marathonPort, chronosPort, dnsPort, dnsHTTPPort := freePort(), freePort(), freePort(), freePort()
+	for _, l := range held {
+		l.Close()
+	}
 	marathonAddr := "127.0.0.1:" + marathonPort
 	dev, master := startBound(t, "dev", "--agents", "2", "--port=0", "--hadoop_port", "0",
 		"--marathon_port", marathonPort, "--chronos_port", chronosPort,
