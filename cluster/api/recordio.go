@@ -51,6 +51,31 @@ func (rw *RecordWriter) Append(b []byte) error {
 	return err
 }
 
+// AppendRecord appends b to dst as one RecordIO frame (its length, a
+// newline, the bytes), for WriteFrames. Empty records are not allowed by
+// RecordIO: an empty b appends nothing.
+func AppendRecord(dst, b []byte) []byte {
+	if len(b) == 0 {
+		return dst
+	}
+	dst = strconv.AppendInt(dst, int64(len(b)), 10)
+	dst = append(dst, '\n')
+	return append(dst, b...)
+}
+
+// WriteFrames writes frames made with AppendRecord and flushes them: a
+// stream whose records were encoded elsewhere sends the lot in one write.
+func (rw *RecordWriter) WriteFrames(frames []byte) error {
+	if len(frames) == 0 {
+		return nil
+	}
+	if _, err := rw.w.Write(frames); err != nil {
+		return err
+	}
+	rw.Flush()
+	return nil
+}
+
 // Flush sends what was appended.
 func (rw *RecordWriter) Flush() {
 	if rw.flusher != nil {

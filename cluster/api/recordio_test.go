@@ -84,3 +84,33 @@ func TestRecordIOAppendThenFlushOnce(t *testing.T) {
 		}
 	}
 }
+
+// Frames made with AppendRecord (elsewhere than the stream's writer) go
+// out in one write and one flush, and read back as the records they were;
+// an empty record is left out, as RecordIO has no empty frame.
+func TestRecordIOWriteFramesOnce(t *testing.T) {
+	var frames []byte
+	for _, rec := range []string{"one", "", "hello\nworld"} {
+		frames = AppendRecord(frames, []byte(rec))
+	}
+	var c countingFlusher
+	w := NewRecordWriter(&c)
+	if err := w.WriteFrames(nil); err != nil || len(c.flushed) != 0 {
+		t.Fatalf("no frames: %v, %d flushes", err, len(c.flushed))
+	}
+	if err := w.WriteFrames(frames); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.flushed) != 1 || c.flushed[0] != len("3\none11\nhello\nworld") {
+		t.Fatalf("flushes after %v bytes; want one after both records", c.flushed)
+	}
+	r := NewRecordReader(&c)
+	for _, want := range []string{"one", "hello\nworld"} {
+		if got, err := r.ReadRecord(); err != nil || string(got) != want {
+			t.Fatalf("read %q, %v; want %q", got, err, want)
+		}
+	}
+	if _, err := r.ReadRecord(); err != io.EOF {
+		t.Fatalf("want EOF after the two records, got %v", err)
+	}
+}

@@ -190,7 +190,12 @@ func (m *Master) serveAgentRegister(w http.ResponseWriter, r *http.Request, call
 		writeError(w, err)
 		return
 	}
-	w.Header().Set("Content-Type", codec.MediaType)
+	h := w.Header()
+	h.Set("Content-Type", codec.MediaType)
+	// The Date header, formatted once a second: the server would format
+	// it on the handler's stack, growing it (a copy of the whole handler
+	// chain) for every agent's stream.
+	h["Date"] = []string{httpDate(time.Now())}
 	w.WriteHeader(http.StatusOK)
 	rw := api.NewRecordWriter(w)
 	m.pumpAgent(r.Context(), out, rw, codec)
@@ -203,22 +208,16 @@ func (m *Master) pumpAgent(ctx context.Context, out *outbox, rw *api.RecordWrite
 		if !ok {
 			return
 		}
-		for _, it := range items {
-			ev, _ := it.(*api.AgentEvent)
-			if ev == nil {
-				m.log.Error("agent outbox holds something other than an agent event", "type", fmt.Sprintf("%T", it))
-				continue
-			}
-			b, err := api.EncodeAgentEvent(codec, ev)
-			if err != nil {
-				m.log.Error("encode agent event", "err", err)
-				continue
-			}
-			if err := rw.Append(b); err != nil {
-				return
-			}
+		frames, errs := encodeAgentEvents(codec, items) // decoder.go
+		for _, err := range errs {
+			m.log.Error("agent event left out of its stream", "err", err)
 		}
-		rw.Flush()
+		if len(frames) == 0 {
+			continue
+		}
+		if err := rw.WriteFrames(frames); err != nil {
+			return
+		}
 	}
 }
 

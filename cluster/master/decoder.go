@@ -2,61 +2,108 @@ package master
 
 import (
 	"fmt"
+	"net/http"
 	"runtime"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/agora-cluster/agora/cluster/api"
 )
 
-// Agents' calls are decoded on a few long-lived goroutines rather than on
-// the handler's own. Every HTTP/2 request runs on a fresh goroutine with
-// a small stack, and decoding a REGISTER (protobuf AgentInfo and tasks,
-// gogo's deep frames) grew it twice, copying it and taking fresh stack
-// memory each time; an agent's handler then lives on as its event
-// stream's pump, keeping the grown stack for as long as the agent stays.
-// When tens of thousands of agents re-register with a new leader at once,
-// that growth was about 8 % of the leader's CPU (and part of its memory):
-// a decoder's stack grows once and serves every call after it.
-var agentDecoders struct {
+// Agents' calls are decoded, and the events of their streams encoded, on
+// a few long-lived goroutines rather than on the handler's own. Every
+// HTTP/2 request runs on a fresh goroutine with a small stack, and
+// decoding a REGISTER (protobuf AgentInfo and tasks, gogo's deep frames)
+// grew it twice, copying it and taking fresh stack memory each time; an
+// agent's handler then lives on as its event stream's pump. Encoding an
+// event there grew the stack again, and again after every collection that
+// had shrunk the parked pump's stack back: each growth copies the whole
+// deep HTTP/2 handler chain. When tens of thousands of agents re-register
+// with a new leader at once, that growth was 8 % of the leader's CPU
+// (decoding), then another 5 % (encoding): a codec worker's stack grows
+// once and serves every call after it.
+var codecWorkers struct {
 	once sync.Once
-	jobs chan *decodeJob
+	jobs chan func()
 }
 
-type decodeJob struct {
-	codec api.Codec
-	body  []byte
-	call  *api.AgentCall
-	done  chan error
-}
-
-// decodeAgentCall decodes body into call with codec on one of the
-// decoders, waiting for it. The wait is bounded by the decoding itself
-// (no I/O): a caller never queues behind anything but other decodes.
-func decodeAgentCall(codec api.Codec, body []byte, call *api.AgentCall) error {
-	agentDecoders.once.Do(func() {
+// onCodecWorker runs f on one of the codec workers and waits for it. The
+// wait is bounded by f itself (callers pass pure encoding or decoding, no
+// I/O): a caller never queues behind anything but other codec work. A
+// panic in f (a codec bug met by hostile input) is returned as an error,
+// as the handler's own goroutine would have had net/http recover it.
+func onCodecWorker(f func() error) error {
+	codecWorkers.once.Do(func() {
 		n := runtime.GOMAXPROCS(0)
-		agentDecoders.jobs = make(chan *decodeJob)
+		codecWorkers.jobs = make(chan func())
 		for range n {
 			go func() {
-				for j := range agentDecoders.jobs {
-					j.done <- j.decode()
+				for j := range codecWorkers.jobs {
+					j()
 				}
 			}()
 		}
 	})
-	j := &decodeJob{codec: codec, body: body, call: call, done: make(chan error, 1)}
-	agentDecoders.jobs <- j
-	return <-j.done
+	done := make(chan error, 1)
+	codecWorkers.jobs <- func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("codec failed: %v", r)
+			}
+		}()
+		done <- f()
+	}
+	return <-done
 }
 
-// decode runs the decoder, turning a panic (a decoder bug met by hostile
-// input) into the call's error, as the handler's own goroutine would
-// have had net/http recover it.
-func (j *decodeJob) decode() (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("decoder failed: %v", r)
-		}
-	}()
-	return j.codec.UnmarshalAgent(j.body, j.call)
+// decodeAgentCall decodes body into call with codec on a codec worker.
+func decodeAgentCall(codec api.Codec, body []byte, call *api.AgentCall) error {
+	return onCodecWorker(func() error { return codec.UnmarshalAgent(body, call) })
 }
+
+// encodeAgentEvents frames items (the agent events an outbox gave up) as
+// RecordIO records in codec on a codec worker, returning the frames and
+// the errors of the events left out (one that is not an agent event, or
+// fails to encode).
+func encodeAgentEvents(codec api.Codec, items []any) (frames []byte, errs []error) {
+	err := onCodecWorker(func() error {
+		for _, it := range items {
+			ev, _ := it.(*api.AgentEvent)
+			if ev == nil {
+				errs = append(errs, fmt.Errorf("agent outbox holds something other than an agent event: %T", it))
+				continue
+			}
+			b, err := api.EncodeAgentEvent(codec, ev)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("encode agent event: %w", err))
+				continue
+			}
+			frames = api.AppendRecord(frames, b)
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return frames, errs
+}
+
+// httpDate is now as an HTTP Date header, formatted at most once a second
+// for every stream that starts within it.
+func httpDate(now time.Time) string {
+	sec := now.Unix()
+	if d := lastHTTPDate.Load(); d != nil && d.sec == sec {
+		return d.text
+	}
+	d := &formattedDate{sec: sec, text: now.UTC().Format(http.TimeFormat)}
+	lastHTTPDate.Store(d)
+	return d.text
+}
+
+type formattedDate struct {
+	sec  int64
+	text string
+}
+
+var lastHTTPDate atomic.Pointer[formattedDate]
