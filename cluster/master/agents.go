@@ -357,6 +357,8 @@ func (m *Master) readmitAgent(info mesos.AgentInfo, reg *api.RegisterAgent, out 
 			return
 		}
 		delete(m.admitted, id)
+		delete(m.awaiting, id) // back (reregister.go)
+		m.checkRecoveryGC(now) // recoverygc.go
 		a := m.newAgent(&info, reg, out, pid, now)
 		a.principal = principal
 		m.counters.agentReregistrations++

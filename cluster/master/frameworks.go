@@ -310,6 +310,7 @@ func (m *Master) addCompleted(f *framework, t *task) {
 func (m *Master) expire() {
 	now := m.now()
 	m.expireRecoveredAgents(now) // reregister.go
+	m.checkRecoveryGC(now)       // recoverygc.go
 	m.gcRegistry(now)            // registry_gc.go
 	for _, f := range m.frameworks {
 		if f.conn == nil && !f.failoverDeadline.IsZero() && !now.Before(f.failoverDeadline) && !m.laneBusy(frameworkLane(f.id)) {

@@ -86,6 +86,11 @@ type Config struct {
 	// have to re-register after this master starts before they are marked
 	// unreachable (--agent_reregister_timeout, 10 minutes).
 	AgentReregisterTimeout time.Duration
+	// RecoveryGCPercent is the garbage collector's target (GOGC) while
+	// agents recovered from the registry re-register, at most a minute
+	// (--recovery_gc_percent; recoverygc.go). Zero: 400; negative: the
+	// collector is left alone.
+	RecoveryGCPercent int
 	// AgentRemovalRate bounds how fast they are (--agent_removal_rate_limit;
 	// zero: no bound).
 	AgentRemovalRate RemovalRate
@@ -160,6 +165,9 @@ func (c *Config) defaults() {
 	if c.AgentReregisterTimeout <= 0 {
 		c.AgentReregisterTimeout = 10 * time.Minute
 	}
+	if c.RecoveryGCPercent == 0 {
+		c.RecoveryGCPercent = DefaultRecoveryGCPercent
+	}
 	if c.MaxCompletedFrameworks <= 0 {
 		c.MaxCompletedFrameworks = 50
 	}
@@ -221,12 +229,15 @@ type Master struct {
 	frameworkRecords map[string]registry.FrameworkRecord
 	// awaiting are the admitted agents recovered from the registry that
 	// have not re-registered yet (reregister.go).
-	awaiting       map[string]bool
-	nextRemoval    time.Time // when the next agent may be marked unreachable (reregister.go)
-	lastRegistryGC time.Time
-	nextID         uint64
-	pingSeq        uint64
-	allocQueued    bool
+	awaiting map[string]bool
+	// recoveryGCRaised is whether this master holds the collector's
+	// target raised while they do (recoverygc.go).
+	recoveryGCRaised bool
+	nextRemoval      time.Time // when the next agent may be marked unreachable (reregister.go)
+	lastRegistryGC   time.Time
+	nextID           uint64
+	pingSeq          uint64
+	allocQueued      bool
 	// operatorSubs are the operator API's SUBSCRIBE streams.
 	operatorSubs map[*operatorSub]bool
 	// timers are the latency metrics (metrics.go).
@@ -315,6 +326,8 @@ func (m *Master) Run(ctx context.Context) error {
 	m.log.Info("master started", "id", m.id, "address", net.JoinHostPort(m.cfg.IP, strconv.Itoa(m.cfg.Port)))
 	m.warnClaimedPrincipals() // ratelimit.go
 	defer close(m.stopped)
+	m.raiseRecoveryGC() // recoverygc.go
+	defer m.lowerRecoveryGC("the master stopped")
 	// Commits in flight finish before Run returns, so that the caller
 	// may close the registry; their outcomes are not applied.
 	defer m.registrar.Close()

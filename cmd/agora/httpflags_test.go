@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/agora-cluster/agora/cluster/master"
@@ -57,5 +58,40 @@ func TestMasterHTTPFlags(t *testing.T) {
 			t.Errorf("%q: Access-Control-Allow-Origin %q, want %q", tc.args, got, tc.origin)
 		}
 		srv.Close()
+	}
+}
+
+// --recovery_gc_percent reaches the master (0: the collector left alone),
+// and a negative one is refused naming the flag.
+func TestMasterRecoveryGCPercentFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+		err  string
+	}{
+		{nil, master.DefaultRecoveryGCPercent, ""},
+		{[]string{"--recovery_gc_percent=800"}, 800, ""},
+		{[]string{"--recovery_gc_percent=0"}, -1, ""},
+		{[]string{"--recovery_gc_percent=-5"}, 0, "--recovery_gc_percent=-5"},
+	} {
+		fs := flag.NewFlagSet("agora master", flag.ContinueOnError)
+		var mf masterFlags
+		mf.register(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := mf.config(slog.New(slog.DiscardHandler), registry.NewMemory())
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want one naming %s", tc.args, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.RecoveryGCPercent != tc.want {
+			t.Errorf("%q: RecoveryGCPercent %d, want %d", tc.args, cfg.RecoveryGCPercent, tc.want)
+		}
 	}
 }

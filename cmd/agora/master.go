@@ -38,6 +38,7 @@ type masterFlags struct {
 	offerTimeout                          time.Duration
 	reregisterTimeout                     mesosDuration
 	removalRate                           string
+	recoveryGCPercent                     int
 	registryMaxAgentAge                   mesosDuration
 	registryMaxAgentCount                 int
 	registryMaxFrameworkAge               mesosDuration
@@ -58,6 +59,7 @@ func (f *masterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.minAllocatable, "min_allocatable_resources", "cpus:0.01|mem:32", "alternatives ('|'-separated) of which an offer must contain one")
 	f.reregisterTimeout = mesosDuration(10 * time.Minute)
 	fs.Var(&f.reregisterTimeout, "agent_reregister_timeout", "after a restart or a failover, how long the agents in the registry have to re-register before they are marked unreachable")
+	fs.IntVar(&f.recoveryGCPercent, "recovery_gc_percent", master.DefaultRecoveryGCPercent, "the garbage collector's target (as GOGC) while the agents in the registry re-register after a restart or a failover, at most a minute: their state, nearly all of it live, then grows the heap within seconds; 0 leaves the collector alone (GOGC, GOMEMLIMIT still hold)")
 	fs.StringVar(&f.removalRate, "agent_removal_rate_limit", "", "at most this many agents marked unreachable for not re-registering per duration, N/DURATION (e.g. 1/20mins); empty: no limit")
 	f.registryMaxAgentAge = mesosDuration(14 * 24 * time.Hour)
 	fs.Var(&f.registryMaxAgentAge, "registry_max_agent_age", "how long the registry remembers an unreachable or gone agent")
@@ -88,6 +90,9 @@ func (f *masterFlags) config(logger *slog.Logger, reg registry.Registry) (master
 	if err != nil {
 		return master.Config{}, fmt.Errorf("--agent_removal_rate_limit: %w", err)
 	}
+	if f.recoveryGCPercent < 0 {
+		return master.Config{}, fmt.Errorf("--recovery_gc_percent=%d: want a percentage (as GOGC, e.g. %d), or 0 to leave the collector alone", f.recoveryGCPercent, master.DefaultRecoveryGCPercent)
+	}
 	if f.registryMaxFrameworkAge <= 0 {
 		return master.Config{}, fmt.Errorf("--registry_max_framework_age: %v is not a positive duration", time.Duration(f.registryMaxFrameworkAge))
 	}
@@ -95,7 +100,7 @@ func (f *masterFlags) config(logger *slog.Logger, reg registry.Registry) (master
 		return master.Config{}, fmt.Errorf("--registry_max_framework_count: %d is not a positive count", f.registryMaxFrameworkCount)
 	}
 	cfg := master.Config{
-		AgentReregisterTimeout: time.Duration(f.reregisterTimeout), AgentRemovalRate: rate,
+		AgentReregisterTimeout: time.Duration(f.reregisterTimeout), AgentRemovalRate: rate, RecoveryGCPercent: recoveryGCPercent(f.recoveryGCPercent),
 		RegistryMaxAgentAge: time.Duration(f.registryMaxAgentAge), RegistryMaxAgentCount: f.registryMaxAgentCount,
 		RegistryMaxFrameworkAge: time.Duration(f.registryMaxFrameworkAge), RegistryMaxFrameworkCount: f.registryMaxFrameworkCount,
 		Hostname: f.hostname, IP: f.ip, Port: f.port,
@@ -107,6 +112,7 @@ func (f *masterFlags) config(logger *slog.Logger, reg registry.Registry) (master
 			"allocation_interval": f.allocationInterval.String(), "agent_ping_timeout": f.agentPingTimeout.String(),
 			"max_agent_ping_timeouts": strconv.Itoa(f.maxAgentPingTimeouts), "min_allocatable_resources": f.minAllocatable,
 			"agent_reregister_timeout": f.reregisterTimeout.String(), "agent_removal_rate_limit": f.removalRate,
+			"recovery_gc_percent":    strconv.Itoa(f.recoveryGCPercent),
 			"registry_max_agent_age": f.registryMaxAgentAge.String(), "registry_max_agent_count": strconv.Itoa(f.registryMaxAgentCount),
 			"registry_max_framework_age": f.registryMaxFrameworkAge.String(), "registry_max_framework_count": strconv.Itoa(f.registryMaxFrameworkCount),
 		},
@@ -324,4 +330,14 @@ func splitNonEmpty(s, sep string) []string {
 		}
 	}
 	return out
+}
+
+// recoveryGCPercent is --recovery_gc_percent as the master's
+// RecoveryGCPercent, whose zero is the default: the flag's 0 (leave the
+// collector alone) is negative there.
+func recoveryGCPercent(flag int) int {
+	if flag == 0 {
+		return -1
+	}
+	return flag
 }

@@ -1,0 +1,111 @@
+package master
+
+import (
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// After a failover or a restart the agents recovered from the registry
+// re-register within seconds, tens of thousands of them, and the new
+// leader's heap grows from the registry to the cluster's whole state:
+// nearly everything allocated then stays live. Go's collector, which
+// runs each time the heap has grown by GOGC percent (100) since the last
+// collection, marks that growing live heap again and again — at 40,000
+// agents a third of the new leader's CPU while they came back
+// (benchmarks/RESULTS.md). So while recovered agents are still coming
+// back the master raises the collector's target to RecoveryGCPercent, and
+// puts it back once every one of them has re-registered (or been marked
+// unreachable), at most recoveryGCMaxWindow after the master started, and
+// when it stops. A memory limit (GOMEMLIMIT) still holds: near it the
+// runtime collects sooner whatever the target.
+
+// DefaultRecoveryGCPercent is the collector's target while recovered
+// agents re-register (--recovery_gc_percent).
+const DefaultRecoveryGCPercent = 400
+
+// recoveryGCMaxWindow bounds the raised target: agents that have not come
+// back by then are not a burst any more.
+const recoveryGCMaxWindow = time.Minute
+
+// recoveryGC is the process's raise of the collector's target. GOGC is
+// the process's, and several masters may share a process (tests, a
+// standby that wins an election while the old one stops): the target is
+// raised while any of them asks, to the largest asked, and the value from
+// before the first raise comes back when the last one is done.
+var recoveryGC struct {
+	mu      sync.Mutex
+	holders map[*Master]int
+	before  int
+	current int
+}
+
+// raiseRecoveryGC raises the collector's target for m while it has
+// recovered agents to wait for. It runs on the loop, at the start of Run.
+func (m *Master) raiseRecoveryGC() {
+	p := m.cfg.RecoveryGCPercent
+	if p <= 0 || len(m.awaiting) == 0 {
+		return
+	}
+	recoveryGC.mu.Lock()
+	defer recoveryGC.mu.Unlock()
+	if recoveryGC.holders[m] != 0 {
+		return
+	}
+	if len(recoveryGC.holders) == 0 {
+		prev := debug.SetGCPercent(p)
+		if prev < 0 || prev >= p {
+			// Collection off, or already at least as lazy: leave it.
+			debug.SetGCPercent(prev)
+			return
+		}
+		recoveryGC.before, recoveryGC.current = prev, p
+		recoveryGC.holders = map[*Master]int{}
+	} else if p > recoveryGC.current {
+		debug.SetGCPercent(p)
+		recoveryGC.current = p
+	}
+	recoveryGC.holders[m] = p
+	m.recoveryGCRaised = true
+	m.log.Info("collector's target raised while recovered agents re-register", "gc_percent", p,
+		"agents", len(m.awaiting), "until", "every one is back, or "+recoveryGCMaxWindow.String())
+}
+
+// lowerRecoveryGC puts the collector's target back for m (it is done, or
+// stops); the value from before the first raise returns once no master
+// holds it.
+func (m *Master) lowerRecoveryGC(why string) {
+	if !m.recoveryGCRaised {
+		return
+	}
+	m.recoveryGCRaised = false
+	recoveryGC.mu.Lock()
+	defer recoveryGC.mu.Unlock()
+	delete(recoveryGC.holders, m)
+	want := recoveryGC.before
+	for _, p := range recoveryGC.holders {
+		want = max(want, p)
+	}
+	if want != recoveryGC.current {
+		debug.SetGCPercent(want)
+		recoveryGC.current = want
+	}
+	if len(recoveryGC.holders) == 0 {
+		recoveryGC.holders = nil
+	}
+	m.log.Info("collector's target back", "gc_percent", want, "why", why)
+}
+
+// checkRecoveryGC lowers the raised target once no recovered agent is
+// awaited or the window has passed. It runs on the loop.
+func (m *Master) checkRecoveryGC(now time.Time) {
+	if !m.recoveryGCRaised {
+		return
+	}
+	switch {
+	case len(m.awaiting) == 0:
+		m.lowerRecoveryGC("every recovered agent is back or marked unreachable")
+	case now.Sub(m.start) >= recoveryGCMaxWindow:
+		m.lowerRecoveryGC("recovered agents still awaited after " + recoveryGCMaxWindow.String())
+	}
+}
