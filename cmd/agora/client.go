@@ -178,9 +178,8 @@ func masterFailure(cmd, master string, err error) int {
 		fmt.Fprintf(os.Stderr, "agora %s: %v\n\nPass the CA that signed the master's certificate: --ca_file=FILE (or set AGORA_CA_FILE).\n", cmd, verr)
 		return 1
 	}
-	if unauthorized(err) {
-		fmt.Fprintf(os.Stderr, "agora %s: %v\n\nThe master at %s asks for credentials: pass --principal=NAME --secret_file=FILE\n"+
-			"(or set AGORA_PRINCIPAL and AGORA_SECRET) with a principal from its --credentials file.\n", cmd, err, master)
+	if hint := masterCredentialsHint(master, err); hint != "" {
+		fmt.Fprintf(os.Stderr, "agora %s: %v%s\n", cmd, err, hint)
 		return 1
 	}
 	if unreachable(err) {
@@ -189,6 +188,23 @@ func masterFailure(cmd, master string, err error) int {
 	}
 	fmt.Fprintf(os.Stderr, "agora %s: %v\n", cmd, err)
 	return 1
+}
+
+// masterCredentialsHint is what a command adds to its message when the
+// master refused err with a 401: the flags that carry credentials, since
+// the master's own answer names only its server-side flag. It is "" for
+// any other error, so a command may append it to every failure. master
+// may be "" where the message already names it.
+func masterCredentialsHint(master string, err error) string {
+	if !unauthorized(err) {
+		return ""
+	}
+	who := "The master"
+	if master != "" {
+		who += " at " + master
+	}
+	return "\n\n" + who + " asks for credentials: pass --principal=NAME --secret_file=FILE\n" +
+		"(or set AGORA_PRINCIPAL and AGORA_SECRET) with a principal from its --credentials file."
 }
 
 // unreachable reports errors that mean nothing answered at all.

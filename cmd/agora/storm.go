@@ -194,8 +194,12 @@ func stormFlags(name, usage, about string, stderr io.Writer, target *stormTarget
 	return fs
 }
 
+// stormFailure prints why a storm command failed and returns exit code
+// 1. Many of them read --master first (to find Nimbus, or the native
+// topologies): a 401 there says which flags carry credentials; the
+// message already names the master.
 func stormFailure(stderr io.Writer, cmd string, err error) int {
-	fmt.Fprintf(stderr, "agora storm %s: %v\n", cmd, err)
+	fmt.Fprintf(stderr, "agora storm %s: %v%s\n", cmd, err, masterCredentialsHint("", err))
 	return 1
 }
 
