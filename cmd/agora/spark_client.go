@@ -175,7 +175,7 @@ func sparkKill(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	r, err := c.Kill(ctx, id)
 	if err != nil {
-		return sparkFailure(stderr, "kill", fmt.Errorf("%s: %w", id, err))
+		return sparkFailure(stderr, "kill", fmt.Errorf("%s: %w", id, sparkError(api, err)))
 	}
 	fmt.Fprintf(stdout, "%s: %s\n", id, r.Message)
 	return 0
