@@ -239,7 +239,7 @@ func cassandraScheduler(ctx context.Context, args []string, stdout, stderr io.Wr
 	}
 	fmt.Fprintf(stderr, "agora cassandra scheduler: ring %q (%d nodes) from %s on %s; interrupt to stop\n", spec.Name, spec.Nodes, *home, *master)
 	if err := fw.Run(ctx); err != nil {
-		fmt.Fprintln(stderr, "agora cassandra scheduler:", err)
+		fmt.Fprintf(stderr, "agora cassandra scheduler: %v%s\n", err, masterCredentialsHint(*master, err))
 		return 1
 	}
 	select {

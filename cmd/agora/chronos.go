@@ -129,7 +129,7 @@ func chronosCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	// The line scripts and tests wait for, as `agora master` prints it.
 	fmt.Fprintf(stderr, "agora chronos: listening on %s\n", cfg.HTTPAddress)
 	if err := serveChronos(ctx, cfg, ln, sec); err != nil {
-		fmt.Fprintln(stderr, "agora chronos:", err)
+		fmt.Fprintf(stderr, "agora chronos: %v%s\n", err, masterCredentialsHint(*master, err))
 		return 1
 	}
 	return 0

@@ -148,7 +148,7 @@ func runHadoopScheduler(args []string) int {
 	defer stop()
 	fmt.Fprintf(os.Stderr, "agora hadoop scheduler: API at %s%s (export AGORA_HADOOP=%s)\n", fw.URL(), sec.describe(), fw.URL())
 	if err := fw.Run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "agora hadoop scheduler:", err)
+		fmt.Fprintf(os.Stderr, "agora hadoop scheduler: %v%s\n", err, masterCredentialsHint(master, err))
 		return 1
 	}
 	return 0

@@ -176,7 +176,7 @@ func hadoopTaskTrackers(ctx context.Context, args []string, stderr io.Writer) in
 	}
 	fmt.Fprintf(stderr, "agora hadoop tasktrackers: TaskTrackers from %s for JobTracker %s; interrupt to stop them\n", where, settings.JobTracker)
 	if err := fw.Run(ctx); err != nil {
-		fmt.Fprintln(stderr, "agora hadoop tasktrackers:", err)
+		fmt.Fprintf(stderr, "agora hadoop tasktrackers: %v%s\n", err, masterCredentialsHint(master, err))
 		return 1
 	}
 	return 0
@@ -270,7 +270,7 @@ func hadoopJobTracker(ctx context.Context, args []string, stdout, stderr io.Writ
 		select {
 		case err := <-done:
 			if err != nil {
-				fmt.Fprintln(stderr, "agora hadoop jobtracker:", err)
+				fmt.Fprintf(stderr, "agora hadoop jobtracker: %v%s\n", err, masterCredentialsHint(master, err))
 				return 1
 			}
 			return 0

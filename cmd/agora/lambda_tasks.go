@@ -233,7 +233,7 @@ func (p *privateFiles) remove() error {
 func lambdaUpTasks(ctx context.Context, specPath string, o upTasks, cfg pipeline.Config, stdout, stderr io.Writer) int {
 	master := o.master
 	fail := func(err error) int {
-		fmt.Fprintln(stderr, "agora lambda up:", err)
+		fmt.Fprintf(stderr, "agora lambda up: %v%s\n", err, masterCredentialsHint(master, err))
 		return 1
 	}
 	// A Nimbus that does not answer ends `up` before anything is made,

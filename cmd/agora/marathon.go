@@ -155,7 +155,7 @@ func marathonCommand(ctx context.Context, args []string, stderr io.Writer) int {
 	// The line scripts and tests wait for, as `agora master` prints it.
 	fmt.Fprintf(stderr, "agora marathon: listening on %s\n", cfg.HTTPAddress)
 	if err := serveMarathon(ctx, cfg, ln, sec); err != nil {
-		fmt.Fprintln(stderr, "agora marathon:", err)
+		fmt.Fprintf(stderr, "agora marathon: %v%s\n", err, masterCredentialsHint(*master, err))
 		return 1
 	}
 	return 0

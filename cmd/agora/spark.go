@@ -162,7 +162,7 @@ func runSparkDispatcher(args []string) int {
 	}
 	if err := d.Run(ctx); err != nil {
 		stop()
-		fmt.Fprintln(os.Stderr, "agora spark dispatcher:", err)
+		fmt.Fprintf(os.Stderr, "agora spark dispatcher: %v%s\n", err, masterCredentialsHint(master, err))
 		return 1
 	}
 	return 0

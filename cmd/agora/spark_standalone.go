@@ -105,7 +105,7 @@ func runSparkStandalone(args []string, stderr io.Writer) int {
 		}
 	}()
 	if err := s.Run(ctx); err != nil {
-		fmt.Fprintln(stderr, "agora spark standalone:", err)
+		fmt.Fprintf(stderr, "agora spark standalone: %v%s\n", err, masterCredentialsHint(master, err))
 		return 1
 	}
 	return 0

@@ -218,7 +218,7 @@ func stormScheduler(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	fmt.Fprintf(stderr, "agora storm scheduler: Storm from %s on %s; interrupt to stop\n", *home, *master)
 	if err := fw.Run(ctx); err != nil {
-		fmt.Fprintln(stderr, "agora storm scheduler:", err)
+		fmt.Fprintf(stderr, "agora storm scheduler: %v%s\n", err, masterCredentialsHint(*master, err))
 		return 1
 	}
 	return 0
