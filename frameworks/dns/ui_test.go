@@ -58,7 +58,7 @@ func TestUIFollowsTheChangeFeed(t *testing.T) {
 	// The page's first reads (its own, a poll or two before the feed
 	// opened, the one the feed's first event asks for) may land after the
 	// pill turns: wait until they are over.
-	before := settled(t, "/v1/enumerate", &enumerates)
+	before := webuitest.Settled(t, "/v1/enumerate", &enumerates)
 	// Fifteen periods of the fallback poll: a page that polled while live
 	// would have read /v1/enumerate again.
 	time.Sleep(3 * time.Second)
@@ -74,28 +74,6 @@ func TestUIFollowsTheChangeFeed(t *testing.T) {
 	}
 	if live := webuitest.Run(t, b, "reading data-live", chromedp.Evaluate[string](`document.body.dataset.live`)); live != "true" {
 		t.Fatalf("data-live %q after the change, want true", live)
-	}
-}
-
-// settled waits until n has not moved for 2.5 s (a minute at most) and
-// returns it: the reads a page makes as it opens, however late a busy
-// machine makes them, are done. 2.5 s is longer than a feed's event may
-// be held (servicepage.DefaultMinGap after the last, and the coalescing
-// delay).
-func settled(t *testing.T, what string, n *atomic.Int64) int64 {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	last := n.Load()
-	for {
-		time.Sleep(2500 * time.Millisecond)
-		now := n.Load()
-		if now == last {
-			return now
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the page still reads %s after a minute (%d reads)", what, now)
-		}
-		last = now
 	}
 }
 
@@ -183,7 +161,7 @@ func TestUIRefreshesAgainAfterAChangeDuringALoad(t *testing.T) {
 	unblock()
 	webuitest.Wait(t, b, "web.1 to leave without a reload", `document.querySelectorAll('#records tr[data-task="web.1"]').length === 0 &&
 		document.querySelectorAll('#records tr[data-task="web.0"]').length > 0`)
-	settled(t, "/v1/enumerate", &reads)
+	webuitest.Settled(t, "/v1/enumerate", &reads)
 	if gone := webuitest.Run(t, b, "reading the records", chromedp.Evaluate[bool](
 		`document.querySelectorAll('#records tr[data-task="web.1"]').length === 0`)); !gone {
 		t.Fatal("once its reads were over the page shows web.1 again: an older answer rendered last")
@@ -218,7 +196,7 @@ func TestUIClosesItsFeedWhileHidden(t *testing.T) {
 	setHidden(true)
 	waitFor(t, "the hidden page to close its feed", func() bool { return r.changes.Streams() == 0 })
 	webuitest.Wait(t, b, "the pill to leave live", `document.body.dataset.live === 'false'`)
-	before := settled(t, "/v1/enumerate", &reads)
+	before := webuitest.Settled(t, "/v1/enumerate", &reads)
 	r.load(t, fakeView("web", 1))
 	// Five periods of the fallback poll: a hidden page that polled
 	// would have read /v1/enumerate.
