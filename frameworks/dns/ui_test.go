@@ -14,6 +14,12 @@ import (
 	"github.com/agora-cluster/agora/cluster/webui/webuitest"
 )
 
+// web1Left is true once the page lists web.1's records no more and still
+// lists web.0's: what each test's change of the records (web from two
+// tasks to one) shows.
+const web1Left = `document.querySelectorAll('#records tr[data-task="web.1"]').length === 0 &&
+	document.querySelectorAll('#records tr[data-task="web.0"]').length > 0`
+
 // TestUIShowsRecords opens /ui/ in headless Chromium: the tasks' records
 // show, the filter narrows them, and a task that leaves the records
 // leaves the page.
@@ -31,8 +37,7 @@ func TestUIShowsRecords(t *testing.T) {
 	r.load(t, fakeView("web", 1))
 	webuitest.Run(t, b, "clearing the filter", chromedp.Evaluate[chromedp.Void](
 		`(() => { const f = document.getElementById('filter'); f.value = ''; f.dispatchEvent(new Event('input')); })()`))
-	webuitest.Wait(t, b, "web.1 to leave", `document.querySelectorAll('#records tr[data-task="web.1"]').length === 0 &&
-		document.querySelectorAll('#records tr[data-task="web.0"]').length > 0`)
+	webuitest.Wait(t, b, "web.1 to leave", web1Left)
 }
 
 // TestUIFollowsTheChangeFeed opens /ui/ in headless Chromium with a
@@ -67,8 +72,7 @@ func TestUIFollowsTheChangeFeed(t *testing.T) {
 	}
 
 	r.load(t, fakeView("web", 1))
-	webuitest.Wait(t, b, "web.1 to leave without a reload", `document.querySelectorAll('#records tr[data-task="web.1"]').length === 0 &&
-		document.querySelectorAll('#records tr[data-task="web.0"]').length > 0`)
+	webuitest.Wait(t, b, "web.1 to leave without a reload", web1Left)
 	if n := enumerates.Load(); n <= before {
 		t.Fatalf("the page shows the change but the server counted no read of /v1/enumerate (%d)", n)
 	}
@@ -96,8 +100,7 @@ func TestUIPollsWhileTheFeedIsRefused(t *testing.T) {
 	webuitest.Wait(t, b, "web.1's records", `document.querySelector('#records tr[data-task="web.1"]') !== null`)
 	webuitest.Wait(t, b, "the page saying it polls", `document.body.dataset.live === 'false' && document.getElementById('live').textContent === 'polling every 0.2 s'`)
 	r.load(t, fakeView("web", 1))
-	webuitest.Wait(t, b, "web.1 to leave, polled", `document.querySelectorAll('#records tr[data-task="web.1"]').length === 0 &&
-		document.querySelectorAll('#records tr[data-task="web.0"]').length > 0`)
+	webuitest.Wait(t, b, "web.1 to leave, polled", web1Left)
 }
 
 // TestUIRefreshesAgainAfterAChangeDuringALoad holds the page's first read
@@ -159,8 +162,7 @@ func TestUIRefreshesAgainAfterAChangeDuringALoad(t *testing.T) {
 	// slower machine only makes it likelier that it lands after.
 	time.Sleep(2 * time.Second)
 	unblock()
-	webuitest.Wait(t, b, "web.1 to leave without a reload", `document.querySelectorAll('#records tr[data-task="web.1"]').length === 0 &&
-		document.querySelectorAll('#records tr[data-task="web.0"]').length > 0`)
+	webuitest.Wait(t, b, "web.1 to leave without a reload", web1Left)
 	webuitest.Settled(t, "/v1/enumerate", &reads)
 	if gone := webuitest.Run(t, b, "reading the records", chromedp.Evaluate[bool](
 		`document.querySelectorAll('#records tr[data-task="web.1"]').length === 0`)); !gone {
@@ -207,9 +209,7 @@ func TestUIClosesItsFeedWhileHidden(t *testing.T) {
 
 	setHidden(false)
 	waitFor(t, "the shown page to reopen its feed", func() bool { return r.changes.Streams() == 1 })
-	webuitest.Wait(t, b, "web.1 to leave, shown again", `document.body.dataset.live === 'true' &&
-		document.querySelectorAll('#records tr[data-task="web.1"]').length === 0 &&
-		document.querySelectorAll('#records tr[data-task="web.0"]').length > 0`)
+	webuitest.Wait(t, b, "web.1 to leave, shown again", `document.body.dataset.live === 'true' && `+web1Left)
 }
 
 // waitFor waits (a minute at most) for cond.
