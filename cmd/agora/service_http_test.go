@@ -173,16 +173,9 @@ func TestMarathonUIBehindCredentials(t *testing.T) {
 			t.Fatalf("agora marathon did not listen within 30 s: %s", logs.String())
 		}
 	}
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v2/apps", strings.NewReader(`{"id":"/ui-app","cmd":"sleep 600","cpus":0.1,"mem":8,"instances":1}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.SetBasicAuth("ops", "pw")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("POST /v2/apps as ops: %s, want 201", resp.Status)
+	if code, body := webuitest.Post(t, "http://"+addr+"/v2/apps", "ops", "pw", map[string]string{"Content-Type": "application/json"},
+		`{"id":"/ui-app","cmd":"sleep 600","cpus":0.1,"mem":8,"instances":1}`); code != http.StatusCreated {
+		t.Fatalf("POST /v2/apps as ops: %d %s, want 201", code, body)
 	}
 
 	b := webuitest.NewBrowser(t)

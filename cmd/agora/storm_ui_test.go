@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -383,30 +384,14 @@ func feedStatus(t *testing.T, base string) int {
 	return resp.StatusCode
 }
 
-// postControl posts an empty JSON object to url, with Basic credentials
-// when user is given and headers over the CLI's JSON content type.
+// postControl posts an empty JSON object to url, as the CLI does, with
+// Basic credentials when user is given and headers over the CLI's JSON
+// content type.
 func postControl(t *testing.T, url, user, password string, headers map[string]string) (int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader("{}"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	if user != "" {
-		req.SetBasicAuth(user, password)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	return resp.StatusCode, string(b)
+	h := map[string]string{"Content-Type": "application/json"}
+	maps.Copy(h, headers)
+	return webuitest.Post(t, url, user, password, h, "{}")
 }
 
 // TestStormUIOnAnAuthenticatedMaster: on a master that asks every HTTP
@@ -613,16 +598,9 @@ func TestStormSchedulerPageAgainstRealStorm(t *testing.T) {
 	webuitest.Wait(t, b, "the change feed", `document.body.dataset.live === 'true'`)
 	webuitest.Run(t, b, "marking the page", chromedp.Evaluate[bool](`window.notReloaded = true`))
 
-	req, _ := http.NewRequest("POST", base+"/api/v1/topologies/"+id+"/kill", nil)
-	req.SetBasicAuth("ops", "pw")
-	req.Header.Set(framework.RequestedBy, "agora") // as the page does
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("POST kill: %s", resp.Status)
+	asPage := map[string]string{framework.RequestedBy: "agora"}
+	if code, body := webuitest.Post(t, base+"/api/v1/topologies/"+id+"/kill", "ops", "pw", asPage, ""); code != http.StatusAccepted {
+		t.Fatalf("POST kill: %d %s, want 202", code, body)
 	}
 	waitShowing(t, 2*time.Minute, func() string { return "words killed" }, func() bool {
 		_, ok, err := c.TopologyByName(ctx, "words")

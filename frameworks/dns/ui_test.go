@@ -14,6 +14,12 @@ import (
 	"github.com/agora-cluster/agora/cluster/webui/webuitest"
 )
 
+// web1Left is true once the page lists web.1's records no more and still
+// lists web.0's: what each test's change of the records (web from two
+// tasks to one) shows.
+const web1Left = `document.querySelectorAll('#records tr[data-task="web.1"]').length === 0 &&
+	document.querySelectorAll('#records tr[data-task="web.0"]').length > 0`
+
 // TestUIShowsRecords opens /ui/ in headless Chromium: the tasks' records
 // show, the filter narrows them, and a task that leaves the records
 // leaves the page.
@@ -31,8 +37,7 @@ func TestUIShowsRecords(t *testing.T) {
 	r.load(t, fakeView("web", 1))
 	webuitest.Run(t, b, "clearing the filter", chromedp.Evaluate[chromedp.Void](
 		`(() => { const f = document.getElementById('filter'); f.value = ''; f.dispatchEvent(new Event('input')); })()`))
-	webuitest.Wait(t, b, "web.1 to leave", `document.querySelectorAll('#records tr[data-task="web.1"]').length === 0 &&
-		document.querySelectorAll('#records tr[data-task="web.0"]').length > 0`)
+	webuitest.Wait(t, b, "web.1 to leave", web1Left)
 }
 
 // TestUIFollowsTheChangeFeed opens /ui/ in headless Chromium with a
@@ -58,7 +63,7 @@ func TestUIFollowsTheChangeFeed(t *testing.T) {
 	// The page's first reads (its own, a poll or two before the feed
 	// opened, the one the feed's first event asks for) may land after the
 	// pill turns: wait until they are over.
-	before := settled(t, "/v1/enumerate", &enumerates)
+	before := webuitest.Settled(t, "/v1/enumerate", &enumerates)
 	// Fifteen periods of the fallback poll: a page that polled while live
 	// would have read /v1/enumerate again.
 	time.Sleep(3 * time.Second)
@@ -67,35 +72,12 @@ func TestUIFollowsTheChangeFeed(t *testing.T) {
 	}
 
 	r.load(t, fakeView("web", 1))
-	webuitest.Wait(t, b, "web.1 to leave without a reload", `document.querySelectorAll('#records tr[data-task="web.1"]').length === 0 &&
-		document.querySelectorAll('#records tr[data-task="web.0"]').length > 0`)
+	webuitest.Wait(t, b, "web.1 to leave without a reload", web1Left)
 	if n := enumerates.Load(); n <= before {
 		t.Fatalf("the page shows the change but the server counted no read of /v1/enumerate (%d)", n)
 	}
 	if live := webuitest.Run(t, b, "reading data-live", chromedp.Evaluate[string](`document.body.dataset.live`)); live != "true" {
 		t.Fatalf("data-live %q after the change, want true", live)
-	}
-}
-
-// settled waits until n has not moved for 2.5 s (a minute at most) and
-// returns it: the reads a page makes as it opens, however late a busy
-// machine makes them, are done. 2.5 s is longer than a feed's event may
-// be held (servicepage.DefaultMinGap after the last, and the coalescing
-// delay).
-func settled(t *testing.T, what string, n *atomic.Int64) int64 {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	last := n.Load()
-	for {
-		time.Sleep(2500 * time.Millisecond)
-		now := n.Load()
-		if now == last {
-			return now
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the page still reads %s after a minute (%d reads)", what, now)
-		}
-		last = now
 	}
 }
 
@@ -118,8 +100,7 @@ func TestUIPollsWhileTheFeedIsRefused(t *testing.T) {
 	webuitest.Wait(t, b, "web.1's records", `document.querySelector('#records tr[data-task="web.1"]') !== null`)
 	webuitest.Wait(t, b, "the page saying it polls", `document.body.dataset.live === 'false' && document.getElementById('live').textContent === 'polling every 0.2 s'`)
 	r.load(t, fakeView("web", 1))
-	webuitest.Wait(t, b, "web.1 to leave, polled", `document.querySelectorAll('#records tr[data-task="web.1"]').length === 0 &&
-		document.querySelectorAll('#records tr[data-task="web.0"]').length > 0`)
+	webuitest.Wait(t, b, "web.1 to leave, polled", web1Left)
 }
 
 // TestUIRefreshesAgainAfterAChangeDuringALoad holds the page's first read
@@ -181,9 +162,8 @@ func TestUIRefreshesAgainAfterAChangeDuringALoad(t *testing.T) {
 	// slower machine only makes it likelier that it lands after.
 	time.Sleep(2 * time.Second)
 	unblock()
-	webuitest.Wait(t, b, "web.1 to leave without a reload", `document.querySelectorAll('#records tr[data-task="web.1"]').length === 0 &&
-		document.querySelectorAll('#records tr[data-task="web.0"]').length > 0`)
-	settled(t, "/v1/enumerate", &reads)
+	webuitest.Wait(t, b, "web.1 to leave without a reload", web1Left)
+	webuitest.Settled(t, "/v1/enumerate", &reads)
 	if gone := webuitest.Run(t, b, "reading the records", chromedp.Evaluate[bool](
 		`document.querySelectorAll('#records tr[data-task="web.1"]').length === 0`)); !gone {
 		t.Fatal("once its reads were over the page shows web.1 again: an older answer rendered last")
@@ -218,7 +198,7 @@ func TestUIClosesItsFeedWhileHidden(t *testing.T) {
 	setHidden(true)
 	waitFor(t, "the hidden page to close its feed", func() bool { return r.changes.Streams() == 0 })
 	webuitest.Wait(t, b, "the pill to leave live", `document.body.dataset.live === 'false'`)
-	before := settled(t, "/v1/enumerate", &reads)
+	before := webuitest.Settled(t, "/v1/enumerate", &reads)
 	r.load(t, fakeView("web", 1))
 	// Five periods of the fallback poll: a hidden page that polled
 	// would have read /v1/enumerate.
@@ -229,9 +209,7 @@ func TestUIClosesItsFeedWhileHidden(t *testing.T) {
 
 	setHidden(false)
 	waitFor(t, "the shown page to reopen its feed", func() bool { return r.changes.Streams() == 1 })
-	webuitest.Wait(t, b, "web.1 to leave, shown again", `document.body.dataset.live === 'true' &&
-		document.querySelectorAll('#records tr[data-task="web.1"]').length === 0 &&
-		document.querySelectorAll('#records tr[data-task="web.0"]').length > 0`)
+	webuitest.Wait(t, b, "web.1 to leave, shown again", `document.body.dataset.live === 'true' && `+web1Left)
 }
 
 // waitFor waits (a minute at most) for cond.

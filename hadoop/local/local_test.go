@@ -243,3 +243,19 @@ echo "$mapreduce_task_partition	$n $map_input_file $mapreduce_map_input_start $m
 		t.Fatalf("the maps read %d lines of 5000", total)
 	}
 }
+
+// A local block size that does not parse fails the run before anything
+// runs, with the configuration's error naming the property.
+func TestBadBlockSizeFailsBeforeAnythingRuns(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "in.txt"), []byte("x\n"), 0o644)
+	marker := filepath.Join(dir, "ran")
+	os.WriteFile(filepath.Join(dir, "touch.sh"), []byte("#!/bin/sh\ntouch "+marker+"\ncat\n"), 0o755)
+	_, err := run(t, dir, "-D", "fs.local.block.size=lots", "-input", "in.txt", "-output", "out", "-mapper", "./touch.sh")
+	if want := `property fs.local.block.size="lots": not an integer`; err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+	if _, err := os.Stat(marker); !os.IsNotExist(err) {
+		t.Fatal("a mapper ran with a block size that does not parse")
+	}
+}

@@ -21,7 +21,6 @@ import (
 	"github.com/agora-cluster/agora/hadoop/conf"
 	"github.com/agora-cluster/agora/hadoop/counters"
 	"github.com/agora-cluster/agora/hadoop/format"
-	"github.com/agora-cluster/agora/hadoop/fs"
 	"github.com/agora-cluster/agora/hadoop/job"
 	"github.com/agora-cluster/agora/hadoop/jobtracker"
 	"github.com/agora-cluster/agora/hadoop/shuffle"
@@ -68,11 +67,10 @@ func Run(ctx context.Context, spec job.Spec, opt Options) (Result, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	bs, err := spec.Conf.Int(conf.LocalBlockSize, 32<<20)
+	resolve, err := job.Resolver(spec.Conf)
 	if err != nil {
 		return Result{}, err
 	}
-	resolve := fs.ResolverWith(bs, spec.Conf.Get("fs.defaultFS"))
 	if err := job.Validate(spec, resolve, nil); err != nil {
 		return Result{}, err
 	}

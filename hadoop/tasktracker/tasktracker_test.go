@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agora-cluster/agora/hadoop/conf"
 	"github.com/agora-cluster/agora/hadoop/format"
 	"github.com/agora-cluster/agora/hadoop/fs"
 	"github.com/agora-cluster/agora/hadoop/job"
@@ -180,5 +181,34 @@ func TestAssignmentEncodesToJSON(t *testing.T) {
 	}
 	if !reflect.DeepEqual(a, back) {
 		t.Fatalf("round trip:\n%+v\n%+v", a, back)
+	}
+}
+
+// The tracker's own resolver takes the local block size from the job's
+// fs.local.block.size (32 MiB when unset) and, for a value that does
+// not parse, which submission refuses, the local file system's default
+// (0) instead of failing the attempt.
+func TestResolverTakesTheJobsBlockSize(t *testing.T) {
+	tt := &TaskTracker{WorkDir: t.TempDir()}
+	for _, c := range []struct {
+		value string
+		want  int64
+	}{
+		{"", 32 << 20},
+		{"1m", 1 << 20},
+		{"4096", 4096},
+		{"lots", 0},
+	} {
+		spec := job.Spec{Conf: conf.New()}
+		if c.value != "" {
+			spec.Conf.Set(conf.LocalBlockSize, c.value)
+		}
+		fsys, p, err := tt.resolver(spec.Conf)("file:///in/part-0")
+		if err != nil {
+			t.Fatalf("block size %q: %v", c.value, err)
+		}
+		if got, ok := fsys.(fs.Local); !ok || got.BlockSize != c.want || p != "/in/part-0" {
+			t.Errorf("block size %q: %#v %q, want fs.Local{BlockSize: %d} /in/part-0", c.value, fsys, p, c.want)
+		}
 	}
 }

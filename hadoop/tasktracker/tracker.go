@@ -102,8 +102,14 @@ func (tt *TaskTracker) resolver(c conf.Conf) fs.Resolver {
 	if tt.Resolve != nil {
 		return tt.Resolve
 	}
-	bs, _ := c.Int(conf.LocalBlockSize, 32<<20)
-	return fs.ResolverWith(bs, c.Get("fs.defaultFS"))
+	resolve, err := job.Resolver(c)
+	if err != nil {
+		// A block size that does not parse was refused at submission
+		// (job.Prepare); one that reaches an attempt anyway gets the
+		// local file system's default (0: 32 MiB) rather than failing it.
+		return fs.ResolverWith(0, c.Get("fs.defaultFS"))
+	}
+	return resolve
 }
 
 // JobDir is where a job's attempts keep their files.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"html"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -93,7 +92,7 @@ func TestProtocolRefusesCrossSiteChanges(t *testing.T) {
 		if strings.Contains(tc.path, "/kill/") {
 			body = "a=b"
 		}
-		code, got := postWith(t, base+tc.path, user, "pw", body, tc.headers)
+		code, got := webuitest.Post(t, base+tc.path, user, "pw", tc.headers, body)
 		if code != tc.code {
 			t.Errorf("%s: %d %s, want %d naming %q", tc.name, code, got, tc.code, tc.want)
 			continue
@@ -117,22 +116,22 @@ func TestProtocolRefusesCrossSiteChanges(t *testing.T) {
 	}
 
 	// A status read from another origin is answered.
-	if code, got := request(t, "GET", base+"/v1/submissions/status/"+held, "ops", "pw", "", map[string]string{"Origin": evil, "Sec-Fetch-Site": "cross-site"}); code != http.StatusOK || !strings.Contains(got, StateRunning) {
+	if code, got := webuitest.Request(t, http.MethodGet, base+"/v1/submissions/status/"+held, "ops", "pw", map[string]string{"Origin": evil, "Sec-Fetch-Site": "cross-site"}, ""); code != http.StatusOK || !strings.Contains(got, StateRunning) {
 		t.Errorf("a cross-site status read: %d %s, want 200 RUNNING", code, got)
 	}
 	// The executors' API: a cross-site change is refused before it runs,
 	// with the API's {"message": ...}; reads and calls without an Origin
 	// reach it.
-	if code, got := postWith(t, base+"/v1/applications/app-1/kill", "ops", "pw", `{"executorIds": ["1"]}`, map[string]string{"Content-Type": "text/plain", "Origin": evil, "Sec-Fetch-Site": "cross-site"}); code != http.StatusForbidden || !strings.Contains(got, `"message"`) || !strings.Contains(got, "another origin") {
+	if code, got := webuitest.Post(t, base+"/v1/applications/app-1/kill", "ops", "pw", map[string]string{"Content-Type": "text/plain", "Origin": evil, "Sec-Fetch-Site": "cross-site"}, `{"executorIds": ["1"]}`); code != http.StatusForbidden || !strings.Contains(got, `"message"`) || !strings.Contains(got, "another origin") {
 		t.Errorf("a cross-site executors' kill: %d %s, want 403 with a message naming another origin", code, got)
 	}
 	if n := reached.Load(); n != 0 {
 		t.Fatalf("the executors' API was reached %d times by refused changes", n)
 	}
-	if code, _ := request(t, "GET", base+"/v1/applications", "", "", "", map[string]string{"Origin": evil}); code != http.StatusOK {
+	if code, _ := webuitest.Request(t, http.MethodGet, base+"/v1/applications", "", "", map[string]string{"Origin": evil}, ""); code != http.StatusOK {
 		t.Errorf("a read of the executors' API: %d, want it let through", code)
 	}
-	if code, _ := postWith(t, base+"/v1/applications", "", "", `{"appId": "app-1"}`, map[string]string{"Content-Type": "application/json"}); code != http.StatusOK {
+	if code, _ := webuitest.Post(t, base+"/v1/applications", "", "", map[string]string{"Content-Type": "application/json"}, `{"appId": "app-1"}`); code != http.StatusOK {
 		t.Errorf("a registration without an Origin: %d, want it let through", code)
 	}
 	if n := reached.Load(); n != 2 {
@@ -160,36 +159,6 @@ func TestProtocolRefusesCrossSiteChanges(t *testing.T) {
 		t.Fatalf("agora spark's kill with credentials: %+v %v (%+v)", r, err, re)
 	}
 	waitDriver(t, d, held, func(dr Driver) bool { return dr.State == StateKilled })
-}
-
-// postWith posts body to url with headers, and Basic credentials when
-// user is given; it returns the status and the body.
-func postWith(t *testing.T, url, user, password, body string, headers map[string]string) (int, string) {
-	t.Helper()
-	return request(t, "POST", url, user, password, body, headers)
-}
-
-func request(t *testing.T, method, url, user, password, body string, headers map[string]string) (int, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	if user != "" {
-		req.SetBasicAuth(user, password)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	return resp.StatusCode, string(b)
 }
 
 // A page of another site open in a browser that holds the operator's

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -156,15 +155,15 @@ func TestUIBehindCredentials(t *testing.T) {
 	waitDriver(t, d, id, func(dr Driver) bool { return dr.State == StateFinished })
 	base := "http://" + d.Addr()
 	for _, p := range []string{"/ui/", "/api/v1/drivers"} {
-		if code := status(t, base+p, "", ""); code != http.StatusUnauthorized {
+		if code, _ := webuitest.Request(t, http.MethodGet, base+p, "", "", nil, ""); code != http.StatusUnauthorized {
 			t.Errorf("GET %s without credentials: %d, want 401", p, code)
 		}
 	}
-	if code := status(t, base+"/api/v1/drivers", "ops", "wrong"); code != http.StatusUnauthorized {
+	if code, _ := webuitest.Request(t, http.MethodGet, base+"/api/v1/drivers", "ops", "wrong", nil, ""); code != http.StatusUnauthorized {
 		t.Errorf("GET /api/v1/drivers with a wrong password: %d, want 401", code)
 	}
 	for _, p := range []string{"/drivers", "/v1/submissions/status/" + id} {
-		if code := status(t, base+p, "", ""); code != http.StatusOK {
+		if code, _ := webuitest.Request(t, http.MethodGet, base+p, "", "", nil, ""); code != http.StatusOK {
 			t.Errorf("GET %s without credentials: %d, want 200 (Spark's clients send none)", p, code)
 		}
 	}
@@ -203,23 +202,6 @@ func webuiURL(t *testing.T, addr, id string) string {
 	}
 	t.Fatalf("the master does not list framework %s", id)
 	return ""
-}
-
-func status(t *testing.T, url, user, password string) int {
-	t.Helper()
-	req, err := http.NewRequest("GET", url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if user != "" {
-		req.SetBasicAuth(user, password)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
 }
 
 // pageAPI reads GET /api/v1/drivers.
@@ -292,7 +274,7 @@ func TestUIKillsADriver(t *testing.T) {
 		{"an ended driver", ended, "ops", asPage, http.StatusConflict, "driver " + ended + " has already ended (FINISHED)"},
 		{"an unknown driver", "driver-nosuch", "ops", asPage, http.StatusNotFound, "the dispatcher has no driver driver-nosuch"},
 	} {
-		if code, body := postPage(t, base+"/api/v1/drivers/"+tc.id+"/kill", tc.user, "pw", tc.headers); code != tc.code || !strings.Contains(body, tc.err) {
+		if code, body := webuitest.Post(t, base+"/api/v1/drivers/"+tc.id+"/kill", tc.user, "pw", tc.headers, "a=b"); code != tc.code || !strings.Contains(body, tc.err) {
 			t.Errorf("kill %s: %d %s, want %d naming %q", tc.name, code, body, tc.code, tc.err)
 		}
 	}
@@ -341,7 +323,7 @@ func TestUIKillsADriver(t *testing.T) {
 	otherRow := fmt.Sprintf(`#drivers tr[data-driver=%q]`, other)
 	webuitest.NavigateWithCredentials(t, b, base+"/ui/?poll=60", "ops", "pw", fmt.Sprintf(`document.body.dataset.loaded === 'list'
 		&& document.querySelector('%s button.kill') !== null`, otherRow))
-	if code, body := postPage(t, base+"/v1/submissions/kill/"+other, "", "", nil); code != http.StatusOK || !strings.Contains(body, "Killing running driver") {
+	if code, body := webuitest.Post(t, base+"/v1/submissions/kill/"+other, "", "", nil, "a=b"); code != http.StatusOK || !strings.Contains(body, "Killing running driver") {
 		t.Fatalf("Spark's REST kill of %s: %d %s", other, code, body)
 	}
 	waitDriver(t, d, other, func(dr Driver) bool { return dr.State == StateKilled })
@@ -356,31 +338,6 @@ func TestUIKillsADriver(t *testing.T) {
 	webuitest.Wait(t, b, "the refusal on the driver's page", fmt.Sprintf(`document.body.dataset.loaded === 'driver' && document.getElementById('driver-title').dataset.driver === %q
 		&& (() => { const r = document.querySelector('#driver-summary .kill-result'); return r !== null && r.dataset.ok === 'false'; })()
 		&& document.querySelector('#driver-summary button') === null`, other))
-}
-
-// postPage posts to the page's API at url with headers, and Basic
-// credentials when user is given; it returns the status and the body.
-func postPage(t *testing.T, url, user, password string, headers map[string]string) (int, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader("a=b"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	if user != "" {
-		req.SetBasicAuth(user, password)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	return resp.StatusCode, string(body)
 }
 
 // The page's kill of a driver the dispatcher dropped (an ended one past
