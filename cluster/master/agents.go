@@ -208,14 +208,15 @@ func (m *Master) pumpAgent(ctx context.Context, out *outbox, rw *api.RecordWrite
 		if !ok {
 			return
 		}
-		frames, errs := encodeAgentEvents(codec, items) // decoder.go
+		frames, errs, fatal := encodeAgentEvents(codec, items) // decoder.go
 		for _, err := range errs {
 			m.log.Error("agent event left out of its stream", "err", err)
 		}
-		if len(frames) == 0 {
-			continue
-		}
 		if err := rw.WriteFrames(frames); err != nil {
+			return
+		}
+		if fatal != nil {
+			m.log.Error("agent event stream ended: an event could not be encoded; the agent re-registers", "err", fatal)
 			return
 		}
 	}

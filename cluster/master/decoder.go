@@ -62,31 +62,44 @@ func decodeAgentCall(codec api.Codec, body []byte, call *api.AgentCall) error {
 	return onCodecWorker(func() error { return codec.UnmarshalAgent(body, call) })
 }
 
+// maxEventsPerEncode bounds one encoding job: an agent with a long
+// backlog (a failover's reconciliation, thousands of launches) has its
+// events encoded a slice at a time, so that the agents' calls waiting to
+// be decoded on the same workers never wait for a whole backlog.
+const maxEventsPerEncode = 64
+
 // encodeAgentEvents frames items (the agent events an outbox gave up) as
-// RecordIO records in codec on a codec worker, returning the frames and
-// the errors of the events left out (one that is not an agent event, or
-// fails to encode).
-func encodeAgentEvents(codec api.Codec, items []any) (frames []byte, errs []error) {
-	err := onCodecWorker(func() error {
-		for _, it := range items {
-			ev, _ := it.(*api.AgentEvent)
-			if ev == nil {
-				errs = append(errs, fmt.Errorf("agent outbox holds something other than an agent event: %T", it))
-				continue
+// RecordIO records in codec on the codec workers, maxEventsPerEncode at a
+// time. errs are the events left out (one that is not an agent event, or
+// fails to encode); fatal is a codec that panicked, after which the
+// stream must end (the agent re-registers and reconciles), as it did when
+// net/http recovered the panic on the handler's goroutine: the events
+// after it are not sent and must not be lost silently.
+func encodeAgentEvents(codec api.Codec, items []any) (frames []byte, errs []error, fatal error) {
+	for len(items) > 0 {
+		batch := items[:min(len(items), maxEventsPerEncode)]
+		items = items[len(batch):]
+		fatal = onCodecWorker(func() error {
+			for _, it := range batch {
+				ev, _ := it.(*api.AgentEvent)
+				if ev == nil {
+					errs = append(errs, fmt.Errorf("agent outbox holds something other than an agent event: %T", it))
+					continue
+				}
+				b, err := api.EncodeAgentEvent(codec, ev)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("encode agent event: %w", err))
+					continue
+				}
+				frames = api.AppendRecord(frames, b)
 			}
-			b, err := api.EncodeAgentEvent(codec, ev)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("encode agent event: %w", err))
-				continue
-			}
-			frames = api.AppendRecord(frames, b)
+			return nil
+		})
+		if fatal != nil {
+			return frames, errs, fatal
 		}
-		return nil
-	})
-	if err != nil {
-		errs = append(errs, err)
 	}
-	return frames, errs
+	return frames, errs, nil
 }
 
 // httpDate is now as an HTTP Date header, formatted at most once a second

@@ -14,7 +14,10 @@ import (
 func TestEncodeAgentEventsOnTheCodecWorkers(t *testing.T) {
 	ping := &api.AgentEvent{Type: api.AgentPing}
 	for _, codec := range []api.Codec{api.JSON, api.Protobuf} {
-		frames, errs := encodeAgentEvents(codec, []any{ping, "not an event", ping})
+		frames, errs, fatal := encodeAgentEvents(codec, []any{ping, "not an event", ping})
+		if fatal != nil {
+			t.Fatalf("%s: %v", codec.MediaType, fatal)
+		}
 		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "string") {
 			t.Fatalf("%s: errors %v; want one naming the string left out", codec.MediaType, errs)
 		}
@@ -31,6 +34,26 @@ func TestEncodeAgentEventsOnTheCodecWorkers(t *testing.T) {
 		}
 		if _, err := r.ReadRecord(); err == nil {
 			t.Fatalf("%s: more than the two events framed", codec.MediaType)
+		}
+	}
+	// A backlog longer than one job goes out whole and in order.
+	var backlog []any
+	for i := range 3*maxEventsPerEncode + 5 {
+		backlog = append(backlog, &api.AgentEvent{Type: api.AgentPing, Ping: &api.Ping{Seq: uint64(i)}})
+	}
+	frames, errs, fatal := encodeAgentEvents(api.Protobuf, backlog)
+	if len(errs) != 0 || fatal != nil {
+		t.Fatalf("backlog: %v, %v", errs, fatal)
+	}
+	r := api.NewRecordReader(bytes.NewReader(frames))
+	for i := range backlog {
+		b, err := r.ReadRecord()
+		if err != nil {
+			t.Fatalf("backlog record %d: %v", i, err)
+		}
+		ev, err := api.DecodeAgentEvent(api.Protobuf, b)
+		if err != nil || ev.Ping == nil || ev.Ping.Seq != uint64(i) {
+			t.Fatalf("backlog record %d decodes to %+v, %v", i, ev, err)
 		}
 	}
 	err := onCodecWorker(func() error { panic("hostile input") })

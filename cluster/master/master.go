@@ -88,7 +88,7 @@ type Config struct {
 	AgentReregisterTimeout time.Duration
 	// RecoveryGCPercent is the garbage collector's target (GOGC) while
 	// agents recovered from the registry re-register, at most a minute
-	// (--recovery_gc_percent; recoverygc.go). Zero: 400; negative: the
+	// (--recovery_gc_percent; recoverygc.go). Zero: 800; negative: the
 	// collector is left alone.
 	RecoveryGCPercent int
 	// AgentRemovalRate bounds how fast they are (--agent_removal_rate_limit;

@@ -2,6 +2,7 @@ package master
 
 import (
 	"runtime/debug"
+	"runtime/metrics"
 	"sync"
 	"time"
 )
@@ -12,7 +13,7 @@ import (
 // nearly everything allocated then stays live. Go's collector, which
 // runs each time the heap has grown by GOGC percent (100) since the last
 // collection, marks that growing live heap again and again — at 40,000
-// agents a third of the new leader's CPU while they came back
+// agents about a fifth of the new leader's CPU while they came back
 // (benchmarks/RESULTS.md). So while recovered agents are still coming
 // back the master raises the collector's target to RecoveryGCPercent, and
 // puts it back once every one of them has re-registered (or been marked
@@ -22,7 +23,7 @@ import (
 
 // DefaultRecoveryGCPercent is the collector's target while recovered
 // agents re-register (--recovery_gc_percent).
-const DefaultRecoveryGCPercent = 400
+const DefaultRecoveryGCPercent = 800
 
 // recoveryGCMaxWindow bounds the raised target: agents that have not come
 // back by then are not a burst any more.
@@ -33,11 +34,32 @@ const recoveryGCMaxWindow = time.Minute
 // standby that wins an election while the old one stops): the target is
 // raised while any of them asks, to the largest asked, and the value from
 // before the first raise comes back when the last one is done.
-var recoveryGC struct {
+var recoveryGC = struct {
 	mu      sync.Mutex
 	holders map[*Master]int
 	before  int
 	current int
+	// get reads GOGC (-1: off) and set sets it; tests replace them.
+	get func() int
+	set func(int)
+}{get: gcPercent, set: func(p int) { debug.SetGCPercent(p) }}
+
+// gcPercent reads GOGC without setting it: reading it with
+// debug.SetGCPercent would turn collection on for a moment where it is
+// off, and a cycle started then would make the next set wait for it.
+func gcPercent() int {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return -1 // not reported: leave the collector alone
+	}
+	v := s[0].Value.Uint64()
+	if v == 0 || v > 1<<30 {
+		// GOGC=off reads as the largest uint64. GOGC=0 (collect all
+		// the time) is somebody's deliberate choice: left alone too.
+		return -1
+	}
+	return int(v)
 }
 
 // raiseRecoveryGC raises the collector's target for m while it has
@@ -53,16 +75,16 @@ func (m *Master) raiseRecoveryGC() {
 		return
 	}
 	if len(recoveryGC.holders) == 0 {
-		prev := debug.SetGCPercent(p)
+		prev := recoveryGC.get()
 		if prev < 0 || prev >= p {
 			// Collection off, or already at least as lazy: leave it.
-			debug.SetGCPercent(prev)
 			return
 		}
+		recoveryGC.set(p)
 		recoveryGC.before, recoveryGC.current = prev, p
 		recoveryGC.holders = map[*Master]int{}
 	} else if p > recoveryGC.current {
-		debug.SetGCPercent(p)
+		recoveryGC.set(p)
 		recoveryGC.current = p
 	}
 	recoveryGC.holders[m] = p
@@ -81,13 +103,16 @@ func (m *Master) lowerRecoveryGC(why string) {
 	m.recoveryGCRaised = false
 	recoveryGC.mu.Lock()
 	defer recoveryGC.mu.Unlock()
+	if _, ok := recoveryGC.holders[m]; !ok {
+		return
+	}
 	delete(recoveryGC.holders, m)
 	want := recoveryGC.before
 	for _, p := range recoveryGC.holders {
 		want = max(want, p)
 	}
 	if want != recoveryGC.current {
-		debug.SetGCPercent(want)
+		recoveryGC.set(want)
 		recoveryGC.current = want
 	}
 	if len(recoveryGC.holders) == 0 {

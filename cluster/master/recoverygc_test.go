@@ -12,11 +12,25 @@ import (
 	"github.com/agora-cluster/agora/cluster/registry"
 )
 
-// gcPercent reads the process's GOGC.
-func gcPercent() int {
-	p := debug.SetGCPercent(100)
-	debug.SetGCPercent(p)
-	return p
+// fakeGOGC stands in for the process's GOGC for the test (other tests'
+// masters may hold the real one), with the bookkeeping reset, until the
+// test ends.
+func fakeGOGC(t *testing.T, start int) *int {
+	t.Helper()
+	v := start
+	recoveryGC.mu.Lock()
+	holders, before, current, get, set := recoveryGC.holders, recoveryGC.before, recoveryGC.current, recoveryGC.get, recoveryGC.set
+	recoveryGC.holders, recoveryGC.before, recoveryGC.current = nil, 0, 0
+	recoveryGC.get = func() int { return v }
+	recoveryGC.set = func(p int) { v = p }
+	recoveryGC.mu.Unlock()
+	t.Cleanup(func() {
+		recoveryGC.mu.Lock()
+		recoveryGC.holders, recoveryGC.before, recoveryGC.current = holders, before, current
+		recoveryGC.get, recoveryGC.set = get, set
+		recoveryGC.mu.Unlock()
+	})
+	return &v
 }
 
 // recoveringMaster is a master that recovered n admitted agents from its
@@ -47,20 +61,20 @@ func recoveringMaster(t *testing.T, n, percent int) *Master {
 // stopped). A process that collects lazier already, or not at all, or a
 // master told to leave it, keeps what it has.
 func TestRecoveryGCRaisedWhileRecoveredAgentsReturn(t *testing.T) {
-	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	gogc := fakeGOGC(t, 100)
 	want := func(p int, when string) {
 		t.Helper()
-		if got := gcPercent(); got != p {
+		if got := *gogc; got != p {
 			t.Fatalf("%s: GOGC is %d, want %d", when, got, p)
 		}
 	}
 
-	a := recoveringMaster(t, 2, 0) // the default, 400
-	b := recoveringMaster(t, 1, 800)
+	a := recoveringMaster(t, 2, 0) // the default
+	b := recoveringMaster(t, 1, 1600)
 	a.raiseRecoveryGC()
 	want(DefaultRecoveryGCPercent, "one master awaiting its agents")
 	b.raiseRecoveryGC()
-	want(800, "a second master asking for more")
+	want(1600, "a second master asking for more")
 	b.lowerRecoveryGC("the master stopped")
 	want(DefaultRecoveryGCPercent, "the second master stopped, the first still awaiting")
 	a.checkRecoveryGC(time.Now())
@@ -83,14 +97,14 @@ func TestRecoveryGCRaisedWhileRecoveredAgentsReturn(t *testing.T) {
 	c.checkRecoveryGC(c.start.Add(recoveryGCMaxWindow))
 	want(100, "the window over, the agent still awaited")
 
-	debug.SetGCPercent(1000)
+	*gogc = 1000
 	d := recoveringMaster(t, 1, 0)
 	d.raiseRecoveryGC()
 	want(1000, "GOGC=1000 already")
-	debug.SetGCPercent(-1)
+	*gogc = -1
 	d.raiseRecoveryGC()
 	want(-1, "GOGC=off")
-	debug.SetGCPercent(100)
+	*gogc = 100
 	if d.recoveryGCRaised {
 		t.Fatal("a master that left GOGC alone says it holds it raised")
 	}
@@ -101,4 +115,17 @@ func TestRecoveryGCRaisedWhileRecoveredAgentsReturn(t *testing.T) {
 	none := recoveringMaster(t, 0, 0)
 	none.raiseRecoveryGC()
 	want(100, "a master with no agents to await")
+}
+
+// GOGC is read without being set (reading it by setting it would turn
+// collection on for a moment where it is off); off and 0 read as "leave
+// it alone".
+func TestGCPercentReadsWithoutSetting(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	for _, tc := range []struct{ set, want int }{{100, 100}, {400, 400}, {-1, -1}, {0, -1}, {50, 50}} {
+		debug.SetGCPercent(tc.set)
+		if got := gcPercent(); got != tc.want {
+			t.Errorf("GOGC %d reads as %d, want %d", tc.set, got, tc.want)
+		}
+	}
 }
