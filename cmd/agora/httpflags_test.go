@@ -24,13 +24,7 @@ func TestMasterHTTPFlags(t *testing.T) {
 		{nil, http.StatusNotFound, ""},
 		{[]string{"--enable_pprof", "--cors_allowed_origins=" + dash}, http.StatusOK, dash},
 	} {
-		fs := flag.NewFlagSet("agora master", flag.ContinueOnError)
-		var mf masterFlags
-		mf.register(fs)
-		if err := fs.Parse(tc.args); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := mf.config(slog.New(slog.DiscardHandler), registry.NewMemory())
+		cfg, err := masterConfigOf(t, tc.args)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,17 +64,11 @@ func TestMasterRecoveryGCPercentFlag(t *testing.T) {
 		err  string
 	}{
 		{nil, master.DefaultRecoveryGCPercent, ""},
-		{[]string{"--recovery_gc_percent=800"}, 800, ""},
+		{[]string{"--recovery_gc_percent=1600"}, 1600, ""},
 		{[]string{"--recovery_gc_percent=0"}, -1, ""},
 		{[]string{"--recovery_gc_percent=-5"}, 0, "--recovery_gc_percent=-5"},
 	} {
-		fs := flag.NewFlagSet("agora master", flag.ContinueOnError)
-		var mf masterFlags
-		mf.register(fs)
-		if err := fs.Parse(tc.args); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := mf.config(slog.New(slog.DiscardHandler), registry.NewMemory())
+		cfg, err := masterConfigOf(t, tc.args)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%q: error %v, want one naming %s", tc.args, err, tc.err)
@@ -94,4 +82,16 @@ func TestMasterRecoveryGCPercentFlag(t *testing.T) {
 			t.Errorf("%q: RecoveryGCPercent %d, want %d", tc.args, cfg.RecoveryGCPercent, tc.want)
 		}
 	}
+}
+
+// masterConfigOf is the master's configuration from `agora master` args.
+func masterConfigOf(t *testing.T, args []string) (master.Config, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("agora master", flag.ContinueOnError)
+	var mf masterFlags
+	mf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return mf.config(slog.New(slog.DiscardHandler), registry.NewMemory())
 }
