@@ -282,6 +282,22 @@ func TestLambdaUpOnRealStorm(t *testing.T) {
 		lambdaCall(http.MethodGet, api, "/v1/status", &st)
 		return st
 	}
+	// settledStatus is the status once the pipeline's API answers: a
+	// status read fails while the speed task it asks is briefly
+	// unreachable (a loaded machine, a task replaced), which is not
+	// what a one-shot check below is about.
+	settledStatus := func(what string) framework.Status {
+		t.Helper()
+		var err error
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			st = framework.Status{}
+			if err = lambdaCall(http.MethodGet, api, "/v1/status", &st); err == nil {
+				return st
+			}
+		}
+		t.Fatalf("%s: the pipeline's status for a minute: %v", what, err)
+		return st
+	}
 	topology := func() stormspeed.Topology {
 		if st.Topology == nil {
 			return stormspeed.Topology{}
@@ -338,7 +354,7 @@ func TestLambdaUpOnRealStorm(t *testing.T) {
 		!strings.Contains(stderr.String(), "belongs to the pipeline in "+work+", not this one ("+other+"): it is left alone") {
 		t.Fatalf("storm-speed of another pipeline: exit %d, %q", code, stderr.String())
 	}
-	if status(); topology().ID != second.ID || topology().Status != "ACTIVE" {
+	if settledStatus("after another pipeline's refused submission"); topology().ID != second.ID || topology().Status != "ACTIVE" {
 		t.Fatalf("another pipeline's storm-speed touched the topology: %+v, was %+v", topology(), second)
 	}
 	feed.check(api, "up --nimbus: after another pipeline's refused submission")
