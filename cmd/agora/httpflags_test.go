@@ -1,15 +1,12 @@
 package main
 
 import (
-	"flag"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/agora-cluster/agora/cluster/master"
-	"github.com/agora-cluster/agora/cluster/registry"
 )
 
 // TestMasterHTTPFlags: --enable_pprof and --cors_allowed_origins reach the
@@ -24,7 +21,7 @@ func TestMasterHTTPFlags(t *testing.T) {
 		{nil, http.StatusNotFound, ""},
 		{[]string{"--enable_pprof", "--cors_allowed_origins=" + dash}, http.StatusOK, dash},
 	} {
-		cfg, err := masterConfigOf(t, tc.args)
+		cfg, err := masterWithFlags(t, tc.args...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +65,7 @@ func TestMasterRecoveryGCPercentFlag(t *testing.T) {
 		{[]string{"--recovery_gc_percent=0"}, -1, ""},
 		{[]string{"--recovery_gc_percent=-5"}, 0, "--recovery_gc_percent=-5"},
 	} {
-		cfg, err := masterConfigOf(t, tc.args)
+		cfg, err := masterWithFlags(t, tc.args...)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%q: error %v, want one naming %s", tc.args, err, tc.err)
@@ -82,16 +79,4 @@ func TestMasterRecoveryGCPercentFlag(t *testing.T) {
 			t.Errorf("%q: RecoveryGCPercent %d, want %d", tc.args, cfg.RecoveryGCPercent, tc.want)
 		}
 	}
-}
-
-// masterConfigOf is the master's configuration from `agora master` args.
-func masterConfigOf(t *testing.T, args []string) (master.Config, error) {
-	t.Helper()
-	fs := flag.NewFlagSet("agora master", flag.ContinueOnError)
-	var mf masterFlags
-	mf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		t.Fatal(err)
-	}
-	return mf.config(slog.New(slog.DiscardHandler), registry.NewMemory())
 }
