@@ -726,14 +726,40 @@ func (r *ring) logs(n int) string {
 				return nil
 			}
 			data, _ := os.ReadFile(p)
+			// A node stuck before the tail began (a replacement waiting
+			// in its bootstrap) says why in its warnings and its join
+			// steps, earlier in the log.
+			fmt.Fprintf(&b, "== %s: warnings and join steps\n%s", p, keyLines(data, 60))
 			if len(data) > n {
 				data = data[len(data)-n:]
 			}
-			fmt.Fprintf(&b, "== %s\n%s\n", p, data)
+			fmt.Fprintf(&b, "== %s: last %d bytes\n%s\n", p, n, data)
 			return nil
 		})
 	}
 	return b.String()
+}
+
+// keyLines is at most max lines of a Cassandra log that are warnings,
+// errors or steps of a node's join (bootstrap, replacement, streaming),
+// the last ones if there are more; connection retries are left out.
+func keyLines(log []byte, max int) string {
+	var keep []string
+	for _, l := range strings.Split(string(log), "\n") {
+		if strings.Contains(l, "failed to connect") || !(strings.HasPrefix(l, "WARN") || strings.HasPrefix(l, "ERROR") ||
+			strings.Contains(l, "JOINING") || strings.Contains(l, "replac") || strings.Contains(l, "Bootstrap") ||
+			strings.Contains(l, "Stream") || strings.Contains(l, "Exception") || strings.Contains(l, "state jump")) {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	if len(keep) > max {
+		keep = keep[len(keep)-max:]
+	}
+	if len(keep) == 0 {
+		return ""
+	}
+	return strings.Join(keep, "\n") + "\n"
 }
 
 func getJSON(url string, v any) error {

@@ -400,6 +400,9 @@ func lambdaStatus(args []string, stdout, stderr io.Writer) int {
 	for _, ts := range st.Tasks {
 		fmt.Fprintf(w, "TASK %s\t%s %s (launches %d) %s\n", strings.ToUpper(ts.Layer), ts.State, ts.TaskID, ts.Launches, ts.Addr)
 	}
+	if st.SpeedError != "" {
+		fmt.Fprintf(w, "SPEED LAYER\tnot answering: %s\n", st.SpeedError)
+	}
 	if top := st.Topology; top != nil {
 		fmt.Fprintf(w, "TOPOLOGY\t%s %s %s on Nimbus %s, %d workers, up %ds %s\n", top.Name, top.Status, top.ID, top.Nimbus, top.Workers, top.UptimeS, top.Error)
 	}

@@ -282,10 +282,9 @@ func TestLambdaUpOnRealStorm(t *testing.T) {
 		lambdaCall(http.MethodGet, api, "/v1/status", &st)
 		return st
 	}
-	// settledStatus is the status once the pipeline's API answers: a
-	// status read fails while the speed task it asks is briefly
-	// unreachable (a loaded machine, a task replaced), which is not
-	// what a one-shot check below is about.
+	// settledStatus is the status once the pipeline's API answers (a
+	// loaded machine can make a read time out), which is not what a
+	// one-shot check below is about.
 	settledStatus := func(what string) framework.Status {
 		t.Helper()
 		var err error

@@ -337,6 +337,9 @@ func lambdaUpTasks(ctx context.Context, specPath string, o upTasks, cfg pipeline
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		st, err := api.Current(sctx)
+		if err == nil && st.SpeedError != "" {
+			err = errors.New(st.SpeedError)
+		}
 		if err == nil && st.SpeedNext == nil {
 			err = errors.New("no speed-layer task serves the views yet")
 		}

@@ -101,6 +101,9 @@ type Status struct {
 	// Topology is the speed layer's topology on a real Nimbus, if it runs
 	// on one.
 	Topology *stormspeed.Topology `json:"topology,omitempty"`
+	// SpeedError, if set, is why the speed task's own status (ingest,
+	// watermarks, views) is missing: it could not be asked.
+	SpeedError string `json:"speed_error,omitempty"`
 }
 
 func (a *API) speedStatus(ctx context.Context, addr string) (pipeline.Status, error) {
@@ -136,15 +139,19 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 }
 
 // Current is the pipeline's status: the speed task's (while one runs)
-// with the tasks and the batch runs added.
+// with the tasks and the batch runs added. The error is always nil: a
+// speed task that cannot be asked is reported in SpeedError.
 func (a *API) Current(ctx context.Context) (Status, error) {
 	st := Status{Tasks: a.F.Tasks()}
 	if addr := a.speedAddr(); addr != "" {
-		s, err := a.speedStatus(ctx, addr)
-		if err != nil {
-			return st, err
+		// A speed task that cannot answer at the moment (restarting,
+		// busy) leaves its part of the status empty and says why; the
+		// tasks, the batch runs and the topology are still worth seeing.
+		if s, err := a.speedStatus(ctx, addr); err != nil {
+			st.SpeedError = err.Error()
+		} else {
+			st.Status = s
 		}
-		st.Status = s
 	}
 	if a.Status != nil {
 		a.Status(&st.Status)
