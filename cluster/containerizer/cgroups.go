@@ -45,6 +45,11 @@ type cgroup interface {
 	// procsFiles are the cgroup.procs files a process writes its pid to
 	// in order to join the cgroup.
 	procsFiles() []string
+	// threadFiles are the files a thread writes 0 to in order to join the
+	// cgroup alone, without the global lock that moving a process takes
+	// (see containerinit.Config.Cgroup); nil where threads cannot join
+	// alone (cgroup v2 domain cgroups).
+	threadFiles() []string
 	// procs lists the processes in the cgroup.
 	procs() ([]int, error)
 	// oomKills counts the processes the kernel's OOM killer killed here.

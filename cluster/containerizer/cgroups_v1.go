@@ -342,6 +342,14 @@ func (g *v1Group) procsFiles() []string {
 	return out
 }
 
+func (g *v1Group) threadFiles() []string {
+	var out []string
+	for _, s := range g.h.subsystems {
+		out = append(out, g.file(string(s.Name()), "tasks"))
+	}
+	return out
+}
+
 func (g *v1Group) procs() ([]int, error) {
 	seen := map[int]bool{}
 	var out []int

@@ -125,6 +125,8 @@ func (g *v2Group) add(pid int) error {
 
 func (g *v2Group) procsFiles() []string { return []string{filepath.Join(g.dir, "cgroup.procs")} }
 
+func (g *v2Group) threadFiles() []string { return nil }
+
 func (g *v2Group) procs() ([]int, error) {
 	return readPidList(filepath.Join(g.dir, "cgroup.procs"))
 }

@@ -19,9 +19,10 @@ import (
 )
 
 // handshake configures the init, moves it into the container's cgroup once
-// it is ready (its own start-up is not the container's to pay for), and
-// lets it start the task.
+// it is ready (its own start-up is not the container's to pay for) unless
+// it joined by itself, and lets it start the task.
 func (c *nativeContainer) handshake(cfgW *os.File, cfg containerinit.Config) error {
+	cfg.Cgroup = c.cg.threadFiles()
 	if _, err := cfgW.Write(containerinit.Frame(cfg.Encode())); err != nil {
 		return fmt.Errorf("configure the container init: %w", err)
 	}
@@ -37,11 +38,14 @@ func (c *nativeContainer) handshake(cfgW *os.File, cfg containerinit.Config) err
 		}
 		return nil
 	}
-	if err := expect(func(m containerinit.Message) bool { return m.Ready }); err != nil {
+	var joined bool
+	if err := expect(func(m containerinit.Message) bool { joined = m.Joined; return m.Ready }); err != nil {
 		return err
 	}
-	if err := c.cg.add(c.pid); err != nil {
-		return err
+	if !joined {
+		if err := c.cg.add(c.pid); err != nil {
+			return err
+		}
 	}
 	if _, err := cfgW.Write([]byte{containerinit.Go}); err != nil {
 		return fmt.Errorf("start the container init: %w", err)

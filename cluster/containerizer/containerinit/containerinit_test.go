@@ -14,6 +14,7 @@ func TestConfigRoundTrips(t *testing.T) {
 			Sandbox: "/tmp/s", SandboxInTmp: true, Tmp: "/tmp/s/tmp", AgentMountNS: "mnt:[4026531841]",
 			Keep: []string{"/tmp/w/volumes/roles/r/a", "/tmp/w/volumes/roles/r/b"}, ReadOnly: []string{"/tmp/w/volumes/roles/r/b", "/srv/v"}},
 		{Path: "/bin/true", UID: &uid, GID: 100, Groups: []uint32{100, 27}, Args: []string{""}},
+		{Path: "/bin/true", ExitFile: "/s/.x", Cgroup: []string{"/sys/fs/cgroup/cpu/agora/c/tasks", "/sys/fs/cgroup/memory/agora/c/tasks"}},
 	} {
 		got, err := decodeConfig(c.Encode())
 		if err != nil {
@@ -32,7 +33,7 @@ func TestConfigRoundTrips(t *testing.T) {
 
 func TestMessagesRoundTrip(t *testing.T) {
 	w := uint32(0x0900)
-	for _, m := range []Message{{Ready: true}, {Pid: 42}, {Error: "start /x: no such file\nor directory"}, {Status: &w}} {
+	for _, m := range []Message{{Ready: true}, {Ready: true, Joined: true}, {Pid: 42}, {Error: "start /x: no such file\nor directory"}, {Status: &w}} {
 		line := string(m.encode())
 		if !strings.HasSuffix(line, "\n") || strings.Count(line, "\n") != 1 {
 			t.Fatalf("encoded %+v as %q", m, line)
@@ -48,7 +49,7 @@ func TestMessagesRoundTrip(t *testing.T) {
 			t.Errorf("got %+v, want %+v", got, m)
 		}
 	}
-	for _, bad := range []string{"", "pid", "pid x", "pid 0", "status -1", "hello world"} {
+	for _, bad := range []string{"", "pid", "pid x", "pid 0", "status -1", "hello world", "ready x", "joined"} {
 		if _, err := ParseMessage(bad); err == nil {
 			t.Errorf("ParseMessage(%q) accepted", bad)
 		}

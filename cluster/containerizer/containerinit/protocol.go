@@ -36,6 +36,14 @@ type Config struct {
 	// ExitFile, if set, receives the task's wait status (decimal) when it
 	// ends, so an agent that restarted meanwhile can still learn it.
 	ExitFile string
+	// Cgroup lists the cgroup v1 tasks files of the container's cgroup.
+	// An init that runs a single thread (the C one, cinit/) joins them
+	// itself by writing 0, which moves the writer's thread without the
+	// kernel's global lock that moving a process takes, and says so in its
+	// ready message. This Go init runs the runtime's threads besides the
+	// one that would join (a retired thread would take the init's
+	// membership with it), so it ignores them and the agent moves it.
+	Cgroup []string
 }
 
 // Encode writes c as NUL-terminated fields, each a one-letter tag and a
@@ -75,6 +83,9 @@ func (c Config) Encode() []byte {
 	field('m', c.AgentMountNS)
 	if c.ExitFile != "" {
 		field('x', c.ExitFile)
+	}
+	for _, f := range c.Cgroup {
+		field('c', f)
 	}
 	return b
 }
@@ -128,6 +139,8 @@ func decodeConfig(b []byte) (Config, error) {
 			c.AgentMountNS = v
 		case 'x':
 			c.ExitFile = v
+		case 'c':
+			c.Cgroup = append(c.Cgroup, v)
 		default:
 			return c, errors.New("container init: unknown configuration field " + strconv.Quote(string(tag)))
 		}
@@ -141,10 +154,12 @@ func decodeConfig(b []byte) (Config, error) {
 	return c, nil
 }
 
-// Message is one line the init writes to the agent: "ready", "pid N",
-// "error TEXT" or "status W".
+// Message is one line the init writes to the agent: "ready" (or "ready
+// joined" from an init that joined the container's cgroup itself), "pid
+// N", "error TEXT" or "status W".
 type Message struct {
 	Ready  bool
+	Joined bool // with Ready: the init is in the container's cgroup already
 	Pid    int
 	Error  string
 	Status *uint32 // a syscall.WaitStatus
@@ -183,6 +198,8 @@ func (m Message) encode() []byte {
 		return append(append([]byte("error "), msg...), '\n')
 	case m.Status != nil:
 		return []byte("status " + strconv.FormatUint(uint64(*m.Status), 10) + "\n")
+	case m.Ready && m.Joined:
+		return []byte("ready joined\n")
 	case m.Ready:
 		return []byte("ready\n")
 	}
@@ -191,8 +208,11 @@ func (m Message) encode() []byte {
 
 // ParseMessage reads one line the init wrote (without its newline).
 func ParseMessage(line string) (Message, error) {
-	if line == "ready" {
+	switch line {
+	case "ready":
 		return Message{Ready: true}, nil
+	case "ready joined":
+		return Message{Ready: true, Joined: true}, nil
 	}
 	for i := 0; i < len(line); i++ {
 		if line[i] != ' ' {
