@@ -90,7 +90,23 @@ func (r *Resolver) resync(ctx context.Context) (string, error) {
 		r.changed()
 		return leader, nil
 	}
-	return "", fmt.Errorf("no master answered: %w", errors.Join(errs...))
+	return "", resyncError(errors.Join(errs...))
+}
+
+// resyncError says why no master's state could be read: a master that
+// answered 401 or 403 did answer, and retrying will not help until the
+// credentials change, which the operator must be told.
+func resyncError(err error) error {
+	var se *state.StatusError
+	if errors.As(err, &se) {
+		switch se.Code {
+		case http.StatusUnauthorized:
+			return fmt.Errorf("the master asks for credentials: set mesosAuthentication \"basic\" and mesosCredentials in the configuration, or pass --principal and --secret_file to agora dns: %w", err)
+		case http.StatusForbidden:
+			return fmt.Errorf("the master refused this principal: %w", err)
+		}
+	}
+	return fmt.Errorf("no master answered: %w", err)
 }
 
 // sources are where the leader is looked for: ZooKeeper first, then the

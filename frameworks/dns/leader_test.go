@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -146,5 +147,45 @@ func TestFollowsZooKeeper(t *testing.T) {
 	})
 	if got := srvPorts(r.query(t, "udp", "_leader._tcp.agora", dns.TypeSRV)); len(got) != 1 || got[0] != port {
 		t.Errorf("_leader._tcp ports %v, want %d", got, port)
+	}
+}
+
+// A master that refuses the resolver's credentials is named as the reason,
+// not reported as a master that never answered.
+func TestResyncNamesRefusedCredentials(t *testing.T) {
+	for _, tc := range []struct {
+		code int
+		want string
+	}{
+		{http.StatusUnauthorized, "the master asks for credentials: set mesosAuthentication"},
+		{http.StatusForbidden, "the master refused this principal"},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "no", tc.code)
+		}))
+		r, err := New(testConfig(srv.Listener.Addr().String()), Options{Version: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_, err = r.resync(ctx)
+		cancel()
+		srv.Close()
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), strconv.Itoa(tc.code)) {
+			t.Errorf("a master answering %d: %v; want %q and the status", tc.code, err, tc.want)
+		}
+	}
+	// Nothing listening is still "no master answered".
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	gone := ln.Addr().String()
+	ln.Close()
+	r, err := New(testConfig(gone), Options{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := r.resync(ctx); err == nil || !strings.Contains(err.Error(), "no master answered") {
+		t.Errorf("no master listening: %v", err)
 	}
 }
