@@ -871,7 +871,7 @@ static int run_enter(int argc, char **argv)
 		return enter_fail();
 	}
 	long long pid;
-	if (parse_int(argv[0], strlen(argv[0]), &pid) != 0 || pid <= 0 || pid > INT_MAX) {
+	if (parse_int(argv[0], strlen(argv[0]), &pid) != 0 || pid <= 0) {
 		fail("bad pid %s", quote(argv[0]));
 		return enter_fail();
 	}
@@ -908,7 +908,7 @@ static int run_enter(int argc, char **argv)
 		}
 	}
 	char proc[64], nspath[96];
-	snprintf(proc, sizeof proc, "/proc/%d", (int)pid);
+	snprintf(proc, sizeof proc, "/proc/%lld", pid);
 	static const struct {
 		const char *name;
 		int flag;
