@@ -3,7 +3,8 @@
 #   scripts/deps.sh        what `make run` needs: the Go modules.
 #   scripts/deps.sh test   what `make test` needs as well: Chromium (web UI
 #                          tests), a running Docker Engine, busybox-static
-#                          (the Docker tests' image), tmux, zsh and dig (the
+#                          (the Docker tests' image), a C compiler (the C
+#                          container init), tmux, zsh and dig (the
 #                          terminal, completion and DNS tests), a JDK and Maven,
 #                          ZooKeeper (Debian's package), and the
 #                          upstream engines the real-engine tests run,
@@ -45,6 +46,9 @@ if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ] 2>/dev/null; 
 	apt_install openjdk-17-jdk-headless >&2 || apt_install default-jdk-headless >&2
 fi
 command -v mvn >/dev/null 2>&1 || apt_install maven >&2
+# A C compiler and a static C library: `make build` compiles the container
+# init (bin/agora-init) in C, and the root+cgroups tier tests that init.
+command -v cc >/dev/null 2>&1 && [ -f /usr/lib/"$(gcc -dumpmachine 2>/dev/null)"/libc.a ] || apt_install gcc libc6-dev >&2
 # ZooKeeper: the high-availability tests run real servers from Debian's
 # package (its jar; no service is started).
 [ -f /usr/share/java/zookeeper.jar ] || apt_install zookeeper >&2

@@ -17,7 +17,11 @@ import (
 // in the container's cgroup, not the agent's; once the container is gone
 // Enter refuses.
 func TestNativeEnterRunsACommandInsideTheContainer(t *testing.T) {
-	n := testNative(t)
+	eachInit(t, testNativeEnterRunsACommandInsideTheContainer)
+}
+
+func testNativeEnterRunsACommandInsideTheContainer(t *testing.T, cfg NativeConfig) {
+	n := testNativeConfig(t, cfg)
 	c := launchNative(t, n, shell(`hostname box-under-test; echo private > /tmp/only-in-here; touch ready; exec sleep 100`))
 	sandbox := c.(*nativeContainer).exitFile
 	sandbox = filepath.Dir(sandbox)

@@ -39,9 +39,10 @@ type NativeConfig struct {
 	PidsLimit int64
 	// InitPath is the program started as each container's init with the
 	// arguments InitCommand and the container ID. Default: agora-init
-	// beside this program's binary when it is the one this binary was
-	// built with (see BundledInit), else /proc/self/exe: this binary, which
-	// serves as the init because it links package containerinit.
+	// beside this program's binary (the C or the Go init, see
+	// InitBinaryName) when it is the one this binary was built with (see
+	// BundledInit), else /proc/self/exe: this binary, which serves as the
+	// init because it links package containerinit.
 	InitPath string
 	// CgroupPool is how many empty cgroups are kept ready for new
 	// containers, created off the launch path and reused (reset) after

@@ -153,8 +153,14 @@ func expectGone(t *testing.T, n *Native, id, ns string) {
 }
 
 func TestNativeTaskSeesOnlyItsOwnProcessesAndRunsInItsCgroup(t *testing.T) {
-	n := testNative(t)
-	dir := t.TempDir()
+	eachInit(t, testNativeTaskSeesOnlyItsOwnProcessesAndRunsInItsCgroup)
+}
+
+func testNativeTaskSeesOnlyItsOwnProcessesAndRunsInItsCgroup(t *testing.T, cfg NativeConfig) {
+	n := testNativeConfig(t, cfg)
+	// Below /tmp (whatever TMPDIR says): the init mounts it back over the
+	// container's private /tmp.
+	dir := tempDirIn(t, "/tmp")
 	spec := shell(`echo "pid=$$"; ps -e -o pid=,comm= > ps.out; cat /proc/self/cgroup > cgroup.out; ` +
 		`tr '\0' ' ' < /proc/1/cmdline > init.out; echo private > /tmp/agora-tmp-check; echo ok`)
 	spec.Dir, spec.CPUs, spec.MemMB = dir, 0.5, 64
@@ -330,13 +336,18 @@ func TestNativeMemoryLimitKillsTheContainerAndReportsTheLimitation(t *testing.T)
 }
 
 func TestNativeKillLeavesNoProcessBehind(t *testing.T) {
-	n := testNative(t)
+	eachInit(t, testNativeKillLeavesNoProcessBehind)
+}
+
+func testNativeKillLeavesNoProcessBehind(t *testing.T, cfg NativeConfig) {
+	n := testNativeConfig(t, cfg)
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
 			// A daemon that leaves the task's session and process group.
 			c := launchNative(t, n, shell(`(setsid sh -c 'trap "" TERM; sleep 100' &); sleep 100 & sleep 100`))
 			ns := pidNamespace(c.Pid())
 			waitFor(t, "init, shell, daemon and sleeps", func() bool { return len(liveInNamespace(t, ns)) >= 5 })
+			expectInit(t, c, cfg)
 			if err := c.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
@@ -356,7 +367,11 @@ func TestNativeKillLeavesNoProcessBehind(t *testing.T) {
 }
 
 func TestNativeFailureReportsStatusAndLeavesNoProcessBehind(t *testing.T) {
-	n := testNative(t)
+	eachInit(t, testNativeFailureReportsStatusAndLeavesNoProcessBehind)
+}
+
+func testNativeFailureReportsStatusAndLeavesNoProcessBehind(t *testing.T, cfg NativeConfig) {
+	n := testNativeConfig(t, cfg)
 	c := launchNative(t, n, shell(`sleep 100 & (setsid sleep 100 &); exit 3`))
 	ns := pidNamespace(c.Pid())
 	e := wait(t, c)
@@ -367,14 +382,27 @@ func TestNativeFailureReportsStatusAndLeavesNoProcessBehind(t *testing.T) {
 }
 
 func TestNativeLaunchFailureLeavesNothing(t *testing.T) {
-	n := testNative(t)
+	eachInit(t, testNativeLaunchFailureLeavesNothing)
+}
+
+func testNativeLaunchFailureLeavesNothing(t *testing.T, cfg NativeConfig) {
+	n := testNativeConfig(t, cfg)
 	dir := t.TempDir()
-	for _, path := range []string{"/nonexistent/program", "no-such-program-agora", dir} {
-		_, err := n.Launch(context.Background(), Spec{ID: "bad", Path: path, Dir: dir, Env: []string{"PATH=" + dir}})
+	for _, tc := range []struct{ path, want string }{
+		// The init's exec fails: it reports the error as Go's exec does.
+		{"/nonexistent/program", "fork/exec /nonexistent/program: no such file or directory"},
+		{dir, "fork/exec " + dir + ": permission denied"},
+		// The agent's own PATH lookup fails before any init starts.
+		{"no-such-program-agora", "executable file not found"},
+	} {
+		_, err := n.Launch(context.Background(), Spec{ID: "bad", Path: tc.path, Dir: dir, Env: []string{"PATH=" + dir}})
 		if err == nil {
-			t.Fatalf("launch %s succeeded", path)
+			t.Fatalf("launch %s succeeded", tc.path)
 		}
-		t.Logf("launch %s: %v", path, err)
+		t.Logf("launch %s: %v", tc.path, err)
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("launch %s: error %q, want %q in it", tc.path, err, tc.want)
+		}
 	}
 	for _, d := range cgroupDirs(n, "bad") {
 		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {

@@ -144,8 +144,10 @@ func TestProcessCannotRecoverFromAPlan(t *testing.T) {
 
 // The init leaves the task's exit status in the sandbox unless the spec
 // says no restarted agent will look for it; either way Wait reports it.
-func TestNativeExitFileOnlyWhenWanted(t *testing.T) {
-	n := testNative(t)
+func TestNativeExitFileOnlyWhenWanted(t *testing.T) { eachInit(t, testNativeExitFileOnlyWhenWanted) }
+
+func testNativeExitFileOnlyWhenWanted(t *testing.T, cfg NativeConfig) {
+	n := testNativeConfig(t, cfg)
 	for _, noFile := range []bool{false, true} {
 		spec := planSpec(t, `exit 3`)
 		spec.NoExitFile = noFile
@@ -161,8 +163,14 @@ func TestNativeExitFileOnlyWhenWanted(t *testing.T) {
 		if noFile && !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("NoExitFile: the init left an exit-status file (stat: %v)", err)
 		}
-		if !noFile && err != nil {
-			t.Errorf("the init left no exit-status file: %v", err)
+		if !noFile {
+			b, err := os.ReadFile(filepath.Join(spec.Dir, exitFileName))
+			if want := containerinit.ExitFileContent(3 << 8); err != nil || string(b) != string(want) {
+				t.Errorf("the exit-status file holds %q (%v), want %q", b, err, want)
+			}
+			if _, err := os.Stat(filepath.Join(spec.Dir, exitFileName+".tmp")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the init left its temporary exit-status file (stat: %v)", err)
+			}
 		}
 		if st := c.State(); (st.ExitFile == "") != noFile {
 			t.Errorf("NoExitFile=%v: state = %+v", noFile, st)

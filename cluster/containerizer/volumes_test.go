@@ -36,7 +36,11 @@ func mkdirs(t *testing.T, dirs ...string) {
 // volume mounted back below /tmp fails the launch, naming the link, and
 // the directory it leads to on the host is neither written nor covered.
 func TestNativeRefusesLinksOnTheMountBackPaths(t *testing.T) {
-	n := testNative(t)
+	eachInit(t, testNativeRefusesLinksOnTheMountBackPaths)
+}
+
+func testNativeRefusesLinksOnTheMountBackPaths(t *testing.T, cfg NativeConfig) {
+	n := testNativeConfig(t, cfg)
 	for _, tc := range []struct {
 		name string
 		// link is the path (inside the container) made a link to the
@@ -111,7 +115,11 @@ func TestNativeRefusesAVolumeThatIsTmp(t *testing.T) {
 // them, and writes to its read-write one; the host's directories stay
 // writable.
 func TestNativeMountsReadOnlyVolumesReadOnly(t *testing.T) {
-	n := testNative(t)
+	eachInit(t, testNativeMountsReadOnlyVolumesReadOnly)
+}
+
+func testNativeMountsReadOnlyVolumesReadOnly(t *testing.T, cfg NativeConfig) {
+	n := testNativeConfig(t, cfg)
 	roTmp := filepath.Join(tempDirIn(t, "/tmp"), "volumes", "roles", "r", "ro")
 	roOut := filepath.Join(tempDirIn(t, "/var/tmp"), "ro")
 	rw := filepath.Join(tempDirIn(t, "/tmp"), "volumes", "roles", "r", "rw")

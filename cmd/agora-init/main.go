@@ -1,10 +1,13 @@
 // Command agora-init is the native containerizer's container init on its
-// own: the same code the agora binary runs as "agora __init", in a program
-// that links nothing else. Every container starts one, and a small program
-// starts faster than the whole agora binary (the Go runtime registers every
-// interface table of a binary and faults in its pages before the init can
-// run). `make build` puts it beside bin/agora, whose agent then uses it
-// when it is the very program that agora was built with (see
+// own in Go: the same code the agora binary runs as "agora __init", in a
+// program that links nothing else. Every container starts one, and a small
+// program starts faster than the whole agora binary (the Go runtime
+// registers every interface table of a binary and faults in its pages
+// before the init can run). A C program of the same protocol
+// (containerinit/cinit) starts faster still, without a Go runtime: `make
+// build` puts that one beside bin/agora as bin/agora-init when a C
+// compiler is there, and this one otherwise. The agent uses it when it is
+// the very program that agora was built with (see
 // containerizer.NativeConfig.InitPath).
 package main
 

@@ -32,6 +32,12 @@
 // namespace's init it ignores all but SIGKILL, and the agent signals the
 // container's processes through its cgroup. (Handling signals would start
 // threads of its own in every container's init.)
+//
+// cinit/agora-init.c is this init again as a static C program, which
+// starts without a Go runtime; `make build` makes it bin/agora-init. The
+// agent cannot tell the two apart, so they speak the same protocol with
+// the same error texts: a change to one is a change to both (the
+// containerizer's tests run its init-facing scenarios over each).
 package containerinit
 
 import (
