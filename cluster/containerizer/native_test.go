@@ -162,7 +162,7 @@ func testNativeTaskSeesOnlyItsOwnProcessesAndRunsInItsCgroup(t *testing.T, cfg N
 	// container's private /tmp.
 	dir := tempDirIn(t, "/tmp")
 	spec := shell(`echo "pid=$$"; ps -e -o pid=,comm= > ps.out; cat /proc/self/cgroup > cgroup.out; ` +
-		`tr '\0' ' ' < /proc/1/cmdline > init.out; echo private > /tmp/agora-tmp-check; echo ok`)
+		`tr '\0' ' ' < /proc/1/cmdline > init.out; cat /proc/1/cgroup > init-cgroup.out; echo private > /tmp/agora-tmp-check; echo ok`)
 	spec.Dir, spec.CPUs, spec.MemMB = dir, 0.5, 64
 	c := launchNative(t, n, spec)
 	if e := wait(t, c); !e.Success() {
@@ -199,18 +199,22 @@ func testNativeTaskSeesOnlyItsOwnProcessesAndRunsInItsCgroup(t *testing.T, cfg N
 	if !strings.Contains(string(initCmd), " "+InitCommand+" "+c.ID()) {
 		t.Errorf("pid 1 is %q, want the container init", initCmd)
 	}
-	cg, _ := os.ReadFile(filepath.Join(dir, "cgroup.out"))
 	want := "/" + n.Root() + "/" + c.ID()
-	for _, ctl := range []string{"memory", "cpu", "pids"} {
-		found := false
-		for _, line := range strings.Split(string(cg), "\n") {
-			parts := strings.SplitN(line, ":", 3)
-			if len(parts) == 3 && (contains(strings.Split(parts[1], ","), ctl) || parts[1] == "") && parts[2] == want {
-				found = true
+	// The init too, whether the agent moved it or it joined by itself.
+	for _, who := range []string{"the task", "the init"} {
+		file := map[string]string{"the task": "cgroup.out", "the init": "init-cgroup.out"}[who]
+		cg, _ := os.ReadFile(filepath.Join(dir, file))
+		for _, ctl := range []string{"memory", "cpu", "pids"} {
+			found := false
+			for _, line := range strings.Split(string(cg), "\n") {
+				parts := strings.SplitN(line, ":", 3)
+				if len(parts) == 3 && (contains(strings.Split(parts[1], ","), ctl) || parts[1] == "") && parts[2] == want {
+					found = true
+				}
 			}
-		}
-		if !found {
-			t.Errorf("the task is not in cgroup %s of %s:\n%s", want, ctl, cg)
+			if !found {
+				t.Errorf("%s is not in cgroup %s of %s:\n%s", who, want, ctl, cg)
+			}
 		}
 	}
 	if _, err := os.Stat("/tmp/agora-tmp-check"); err == nil {

@@ -33,8 +33,14 @@ func expectNoCgroup(t *testing.T, n *Native, id string) {
 	}
 }
 
+// With either init: an init that joined its cgroup by itself (the C init)
+// must be found there by a restarted agent just the same.
 func TestNativeRecoverFromPlanAdoptsTheRunningInit(t *testing.T) {
-	n := testNative(t)
+	eachInit(t, testNativeRecoverFromPlanAdoptsTheRunningInit)
+}
+
+func testNativeRecoverFromPlanAdoptsTheRunningInit(t *testing.T, cfg NativeConfig) {
+	n := testNativeConfig(t, cfg)
 	spec := planSpec(t, `sleep 100 & sleep 100`)
 	plan := n.Plan(spec)
 	if plan.Pid != 0 || plan.Cgroup != n.Root()+"/"+spec.ID || plan.ExitFile != filepath.Join(spec.Dir, exitFileName) {
@@ -44,7 +50,7 @@ func TestNativeRecoverFromPlanAdoptsTheRunningInit(t *testing.T) {
 	ns := pidNamespace(c.Pid())
 	waitFor(t, "the task's processes", func() bool { return len(liveInNamespace(t, ns)) >= 3 })
 
-	again, err := NewNative(NativeConfig{Root: n.Root()})
+	again, err := NewNative(NativeConfig{Root: n.Root(), InitPath: cfg.InitPath})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -243,6 +243,8 @@ struct config {
 	size_t nkeep, nro;
 	const char *agent_mount_ns;
 	const char *exit_file;
+	const char **cgroup; /* cgroup v1 tasks files to join ('c') */
+	size_t ncgroup;
 };
 
 /* parse_id is strconv.ParseUint(v, 10, 32); on error it sets the text. */
@@ -287,7 +289,8 @@ static int decode_config(char *b, size_t size, struct config *c)
 	c->groups = calloc(fields + 1, sizeof *c->groups);
 	c->keep = calloc(fields + 1, sizeof *c->keep);
 	c->ro = calloc(fields + 1, sizeof *c->ro);
-	if (!c->args || !c->env || !c->groups || !c->keep || !c->ro)
+	c->cgroup = calloc(fields + 1, sizeof *c->cgroup);
+	if (!c->args || !c->env || !c->groups || !c->keep || !c->ro || !c->cgroup)
 		return fail("container init: %s", errtext(ENOMEM));
 	size_t off = 0;
 	while (off < size) {
@@ -324,6 +327,7 @@ static int decode_config(char *b, size_t size, struct config *c)
 		case 'r': c->ro[c->nro++] = v; break;
 		case 'm': c->agent_mount_ns = v; break;
 		case 'x': c->exit_file = v; break;
+		case 'c': c->cgroup[c->ncgroup++] = v; break;
 		default: {
 			/* Go quotes string(tag): the byte as a rune. */
 			char t[3] = {tag, 0, 0};
@@ -791,6 +795,35 @@ static int write_exit_file(const char *path, unsigned w)
 	return rc;
 }
 
+/*
+ * join_cgroup moves this process into the container's cgroup v1
+ * hierarchies: "0" written to a tasks file moves the writer's thread, which
+ * the kernel does without the global lock that moving a whole process takes
+ * (its write side waits for an RCU grace period: milliseconds for every
+ * launch). This init runs a single thread, so its thread is the process, and
+ * the task it starts next inherits the cgroup. A file it cannot write fails
+ * the launch: the task must not start outside.
+ */
+static int join_cgroup(const struct config *c)
+{
+	for (size_t i = 0; i < c->ncgroup; i++) {
+		int fd = open(c->cgroup[i], O_WRONLY | O_CLOEXEC);
+		ssize_t w = -1;
+		if (fd >= 0) {
+			w = write(fd, "0", 1);
+			if (w < 0) {
+				int e = errno;
+				close(fd);
+				errno = e;
+			} else
+				close(fd);
+		}
+		if (w != 1)
+			return fail("join the container's cgroup: %s: %s", c->cgroup[i], errtext(w < 0 ? errno : EIO));
+	}
+	return 0;
+}
+
 /* ---- agora __init ---- */
 
 /* run_init is the container init once its pipes are known to be there. */
@@ -809,7 +842,11 @@ static int run_init(void)
 		return report_error();
 	/* ps shows the init by its name rather than "exe". */
 	prctl(PR_SET_NAME, "agora-init", 0, 0, 0);
-	report("ready\n");
+	/* Its own start-up done, the init joins the container's cgroup (the
+	 * agent moves an init that does not) and says so. */
+	if (join_cgroup(&c) != 0)
+		return report_error();
+	report(c.ncgroup ? "ready joined\n" : "ready\n");
 	char go;
 	ssize_t r;
 	while ((r = read(CONFIG_FD, &go, 1)) < 0 && errno == EINTR)
