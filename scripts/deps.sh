@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what agora needs, only when missing (idempotent).
-#   scripts/deps.sh        what `make run` needs: the Go modules.
+#   scripts/deps.sh        what `make run` needs: the Go modules, and musl
+#                          (Debian's musl-tools) for the container init if
+#                          it can be installed.
 #   scripts/deps.sh test   what `make test` needs as well: Chromium (web UI
 #                          tests), a running Docker Engine, busybox-static
 #                          (the Docker tests' image), a C compiler (the C
@@ -18,12 +20,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 go=${GO:-go}
 "$go" mod download
-[ "${1:-}" = test ] || exit 0
 
 apt_install() {
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get install -y -qq "$@" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$@" >/dev/null; }
 }
+
+# musl: `make build` links the container init (bin/agora-init) with it when
+# it is there, for a cheaper start of every container; without it, glibc.
+command -v musl-gcc >/dev/null 2>&1 || apt_install musl-tools >&2 ||
+	echo "deps: musl-gcc could not be installed: the container init is linked with glibc" >&2
+[ "${1:-}" = test ] || exit 0
 
 sh scripts/install-chromium.sh >&2
 # Without a Docker Engine the docker tier is skipped on a developer's machine;

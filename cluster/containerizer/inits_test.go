@@ -22,15 +22,20 @@ import (
 // bin/agora-init when a C compiler is there, with the Makefile's flags.
 const cInitSource = "containerinit/cinit/agora-init.c"
 
-var cInitFlags = []string{"-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-static"}
+var cInitFlags = []string{"-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-static", "-s"}
 
-// buildCInit compiles the C init into a directory of the test's; a
-// machine without a C compiler skips (or, in CI, fails) the test's tier.
+// buildCInit compiles the C init into a directory of the test's with the
+// compiler `make build` would take (CC if set, else musl-gcc if installed,
+// else cc); a machine without a C compiler skips (or, in CI, fails) the
+// test's tier.
 func buildCInit(t *testing.T) string {
 	t.Helper()
 	cc := os.Getenv("CC")
 	if cc == "" {
 		cc = "cc"
+		if _, err := exec.LookPath("musl-gcc"); err == nil {
+			cc = "musl-gcc"
+		}
 	}
 	if _, err := exec.LookPath(cc); err != nil {
 		tier.Need(t, tier.Root, fmt.Errorf("no C compiler to build the C container init: %w", err))

@@ -9,8 +9,10 @@
  * its runtime's start (threads, page faults, probing its cgroup) before
  * the init can do anything; this program starts several times cheaper.
  *
- * Built by `make build` as bin/agora-init:
- *   cc -std=c11 -O2 -Wall -Wextra -Werror -static -o bin/agora-init agora-init.c
+ * Built by `make build` as bin/agora-init, with musl where it is installed
+ * (its start-up does not probe the CPU, whose cpuid instructions trap to
+ * the hypervisor on a virtual machine), else with glibc:
+ *   musl-gcc -std=c11 -O2 -Wall -Wextra -Werror -static -s -o bin/agora-init agora-init.c
  */
 #define _GNU_SOURCE
 #include <errno.h>
