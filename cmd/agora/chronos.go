@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -17,7 +15,6 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/auth"
-	"github.com/agora-cluster/agora/cluster/httplimit"
 	"github.com/agora-cluster/agora/frameworks/chronos"
 )
 
@@ -144,19 +141,7 @@ func serveChronos(ctx context.Context, cfg chronos.Config, ln net.Listener, sec 
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: sec.handler(fw.Handler()), ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- httplimit.Serve(srv, sec.listener(ln), httplimit.Config{Name: "chronos"}) }()
-	runErr := fw.Run(ctx)
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
-	}
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return errors.Join(runErr, err)
-	}
-	return runErr
+	return serveService(ctx, "chronos", fw.Handler(), fw.Run, ln, sec)
 }
 
 // devChronos runs the Chronos-compatible scheduled-jobs framework inside

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,7 +20,6 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/agentsim"
-	"github.com/agora-cluster/agora/cluster/httplimit"
 	"github.com/agora-cluster/agora/frameworks/marathon"
 )
 
@@ -169,20 +167,7 @@ func serveMarathon(ctx context.Context, cfg marathon.Config, ln net.Listener, se
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: sec.handler(fw.Handler()), ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- httplimit.Serve(srv, sec.listener(ln), httplimit.Config{Name: "marathon"}) }()
-	runErr := fw.Run(ctx)
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	// The event streams stay open until their clients go: close them.
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
-	}
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return errors.Join(runErr, err)
-	}
-	return runErr
+	return serveService(ctx, "marathon", fw.Handler(), fw.Run, ln, sec)
 }
 
 func init() {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/auth"
+	"github.com/agora-cluster/agora/cluster/httplimit"
 	"github.com/agora-cluster/agora/cluster/tlsconf"
 	"github.com/agora-cluster/agora/hadoop/client"
 )
@@ -344,4 +346,25 @@ func (d devServiceSecurity) security(realm string, open ...string) (serviceSecur
 	}
 	sec.tls = d.tls
 	return sec, nil
+}
+
+// serveService serves a service framework's API (handler) on ln, secured
+// by sec, while run runs the framework until ctx ends; then it shuts the
+// server down, closing what is still open after 5 s (event streams stay
+// open until their clients go), and returns run's error with the
+// server's.
+func serveService(ctx context.Context, name string, handler http.Handler, run func(context.Context) error, ln net.Listener, sec serviceSecurity) error {
+	srv := &http.Server{Handler: sec.handler(handler), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- httplimit.Serve(srv, sec.listener(ln), httplimit.Config{Name: name}) }()
+	runErr := run(ctx)
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return errors.Join(runErr, err)
+	}
+	return runErr
 }
