@@ -119,7 +119,7 @@ func TestUIShowsThePipeline(t *testing.T) {
 	}
 
 	// The query form: the views of /p0, as /v1/query answers.
-	webuitest.Run(t, b, "choosing the view", chromedp.Click(chromedp.CSS(`#views tr[data-view="views"] button`)))
+	webuitest.Click(t, b, "choosing the view", `#views tr[data-view="views"] button`)
 	webuitest.Run(t, b, "typing the key", chromedp.SendKeys(chromedp.CSS(`#query-keys input[data-key="url"]`), "/p0"))
 	webuitest.Run(t, b, "querying", chromedp.Click(chromedp.CSS(`#query-form button[type="submit"]`)))
 	webuitest.Wait(t, b, "the answer", `document.getElementById('query-result').dataset.answered === 'view=views&key=%2Fp0'`)
@@ -148,7 +148,7 @@ func screenshotClean(t *testing.T, b context.Context) {
 	t.Helper()
 	webuitest.Run(t, b, "reloading", chromedp.Reload())
 	webuitest.Wait(t, b, "the page loaded", `document.body.dataset.loaded === 'pipeline' && document.querySelectorAll('#views tr[data-view]').length > 0`)
-	webuitest.Run(t, b, "choosing the view", chromedp.Click(chromedp.CSS(`#views tr[data-view="views"] button`)))
+	webuitest.Click(t, b, "choosing the view", `#views tr[data-view="views"] button`)
 	webuitest.Run(t, b, "typing the key", chromedp.SendKeys(chromedp.CSS(`#query-keys input[data-key="url"]`), "/p0"))
 	webuitest.Run(t, b, "querying", chromedp.Click(chromedp.CSS(`#query-form button[type="submit"]`)))
 	webuitest.Wait(t, b, "the answer", `document.getElementById('query-result').dataset.answered !== undefined`)

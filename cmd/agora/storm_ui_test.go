@@ -166,7 +166,7 @@ func TestStormUIShowsNativeTopologies(t *testing.T) {
 
 	// wc's page: its workers as the API lists them, linked to their
 	// sandboxes, and its components counting.
-	webuitest.Run(t, b, "opening wc", chromedp.Click(chromedp.CSS(`#topologies tr[data-topology="wc"] td a`)))
+	webuitest.Click(t, b, "opening wc", `#topologies tr[data-topology="wc"] td a`)
 	webuitest.Wait(t, b, "wc's page with its workers and counts", `document.body.dataset.loaded === 'topology' && document.getElementById('topology-title').dataset.topology === 'wc'
 		&& document.querySelectorAll('#workers tr[data-worker]').length === 2
 		&& [...document.querySelectorAll('#components tr[data-component]')].some((r) => Number(r.querySelector('td.emitted').innerText) > 0)`)
@@ -266,9 +266,9 @@ func TestStormUIShowsNativeTopologies(t *testing.T) {
 	// between finding the armed button and clicking it loses the click.
 	webuitest.Run(t, b, "opening wc2's page", chromedp.Navigate(base2+"/ui/?poll=60"))
 	webuitest.Wait(t, b, "wc2's list", `document.body.dataset.loaded === 'list' && document.querySelector('#topologies tr[data-topology="wc2"] button.kill') !== null`)
-	webuitest.Run(t, b, "arming wc2's kill", chromedp.Click(chromedp.CSS(`#topologies tr[data-topology="wc2"] button.kill`)))
+	webuitest.Click(t, b, "arming wc2's kill", `#topologies tr[data-topology="wc2"] button.kill`)
 	webuitest.Wait(t, b, "the kill armed", `document.querySelector('#topologies tr[data-topology="wc2"] button.kill.confirm') !== null`)
-	webuitest.Run(t, b, "killing wc2", chromedp.Click(chromedp.CSS(`#topologies tr[data-topology="wc2"] button.kill.confirm`)))
+	webuitest.Click(t, b, "killing wc2", `#topologies tr[data-topology="wc2"] button.kill.confirm`)
 	select {
 	case <-wc2.done:
 	case <-time.After(2 * time.Minute):

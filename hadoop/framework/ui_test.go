@@ -63,7 +63,7 @@ func TestUIShowsJobsProgressCountersAndAttempts(t *testing.T) {
 	}
 
 	// The job's page: the counters are the API's, every attempt is there.
-	webuitest.Run(t, b, "opening the job", chromedp.Click(chromedp.CSS(row+` a`)))
+	webuitest.Click(t, b, "opening the job", row+` a`)
 	webuitest.Wait(t, b, "the job's page", fmt.Sprintf(`document.body.dataset.loaded === 'job' && document.getElementById('job-title').dataset.job === %q
 		&& document.querySelectorAll('#counters tr[data-counter]').length > 0`, first.ID))
 	d, err := e.cl.Job(context.Background(), first.ID, true)

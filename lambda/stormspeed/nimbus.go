@@ -111,6 +111,13 @@ func replace(ctx context.Context, c *client.Client, p *submit.Prepared, cfg Conf
 	}
 	if killed {
 		cfg.Log.Info("storm speed: killed this pipeline's topology left running on Nimbus, to submit it again", "topology", p.Name)
+		// Its bolt's address leads nowhere soon: its worker outlives the
+		// topology's listing for a while, and until the new bolt writes
+		// its own, the pipeline's API would send queries and status reads
+		// to the dying one.
+		if err := os.Remove(AddrFile(cfg.WorkDir)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("storm speed: the killed topology's bolt address: %w", err)
+		}
 	}
 	return p.Submit(ctx, c)
 }

@@ -119,7 +119,7 @@ func TestUIShowsDriversAndTheirExecutors(t *testing.T) {
 	}
 
 	// The driver's page lists the executors with links to their sandboxes.
-	webuitest.Run(t, b, "opening the driver", chromedp.Click(chromedp.CSS(row+` td a`)))
+	webuitest.Click(t, b, "opening the driver", row+` td a`)
 	webuitest.Wait(t, b, "the driver's page", fmt.Sprintf(`document.body.dataset.loaded === 'driver' && document.getElementById('driver-title').dataset.driver === %q
 		&& document.querySelectorAll('#executors tr[data-executor]').length > 0`, second))
 	execs := webuitest.Run(t, b, "reading the executors", chromedp.Evaluate[[]string](`[...document.querySelectorAll('#executors tr[data-executor]')].map((r) => r.dataset.executor + ' ' + r.dataset.state + ' ' + r.querySelector('a.sandbox').href)`))
@@ -316,25 +316,30 @@ func TestUIKillsADriver(t *testing.T) {
 	webuitest.Screenshot(t, b, "agora-spark-drivers-kill")
 
 	// A driver killed elsewhere (Spark's REST kill) after the page showed
-	// it: the page's kill is refused and the row says why. A slow poll
-	// keeps the row's button from before that kill.
+	// it: the page's kill is refused and the row says why. The button the
+	// page showed before that kill is the one clicked: the change feed may
+	// redraw the row meanwhile, and the old button still asks (a user's
+	// click just before the redraw).
 	other := submitArgs(t, d, "hold")
 	waitDriver(t, d, other, func(dr Driver) bool { return dr.TaskState == "TASK_RUNNING" })
 	otherRow := fmt.Sprintf(`#drivers tr[data-driver=%q]`, other)
 	webuitest.NavigateWithCredentials(t, b, base+"/ui/?poll=60", "ops", "pw", fmt.Sprintf(`document.body.dataset.loaded === 'list'
 		&& document.querySelector('%s button.kill') !== null`, otherRow))
+	if !webuitest.Run(t, b, "keeping the row's kill button", chromedp.Evaluate[bool](fmt.Sprintf(`(() => { window.staleKill = document.querySelector('%s button.kill');
+		return window.staleKill !== null; })()`, otherRow))) {
+		t.Fatal("the row has no kill button")
+	}
 	if code, body := webuitest.Post(t, base+"/v1/submissions/kill/"+other, "", "", nil, "a=b"); code != http.StatusOK || !strings.Contains(body, "Killing running driver") {
 		t.Fatalf("Spark's REST kill of %s: %d %s", other, code, body)
 	}
 	waitDriver(t, d, other, func(dr Driver) bool { return dr.State == StateKilled })
-	if !webuitest.Run(t, b, "clicking the stale kill twice", chromedp.Evaluate[bool](fmt.Sprintf(`(() => { const b = document.querySelector('%s button.kill');
-		if (!b) return false; b.click(); b.click(); return true; })()`, otherRow))) {
-		t.Fatal("the row lost its kill button before the page polled")
-	}
+	webuitest.Run(t, b, "clicking the stale kill twice", chromedp.Evaluate[bool](`(() => { window.staleKill.click(); window.staleKill.click(); return true; })()`))
 	webuitest.Wait(t, b, "the refusal on the row", fmt.Sprintf(`(() => { const r = document.querySelector('%s .kill-result');
 		return r !== null && r.dataset.ok === 'false' && r.innerText.includes('driver %s has already ended (KILLED)'); })()`, otherRow, other))
 	// The driver's own page shows the same, and no button.
-	webuitest.Run(t, b, "opening the driver's page", chromedp.Click(chromedp.CSS(otherRow+` td a`)))
+	// Found and clicked in one step: the page redraws the list when the
+	// change feed says the driver changed, replacing the link's node.
+	click("opening the driver's page", otherRow+` td a`)
 	webuitest.Wait(t, b, "the refusal on the driver's page", fmt.Sprintf(`document.body.dataset.loaded === 'driver' && document.getElementById('driver-title').dataset.driver === %q
 		&& (() => { const r = document.querySelector('#driver-summary .kill-result'); return r !== null && r.dataset.ok === 'false'; })()
 		&& document.querySelector('#driver-summary button') === null`, other))

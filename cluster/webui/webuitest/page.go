@@ -41,3 +41,14 @@ func Text(t testing.TB, ctx context.Context, sel string) string {
 	q, _ := json.Marshal(sel)
 	return Run(t, ctx, "reading "+sel, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector(%s).innerText`, q)))
 }
+
+// Click clicks the first element sel selects once there is one (at most
+// two minutes), finding and clicking it in one step in the page: a list
+// the page redraws (after its change feed's event, or a poll) cannot
+// replace the element between the two, as it can between chromedp.Click's
+// lookup of the node and its click.
+func Click(t testing.TB, ctx context.Context, what, sel string) {
+	t.Helper()
+	q, _ := json.Marshal(sel)
+	Wait(t, ctx, what, fmt.Sprintf(`(() => { const e = document.querySelector(%s); if (!e) return false; e.click(); return true; })()`, q))
+}
