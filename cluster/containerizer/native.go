@@ -178,8 +178,8 @@ func (n *Native) limits(spec Spec) limits {
 }
 
 // Launch creates the container's cgroup, starts its init in new
-// namespaces, moves the init into the cgroup and only then lets it start
-// spec's program.
+// namespaces, has the init in the cgroup (moved there, or joined by
+// itself) and only then lets it start spec's program.
 func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error) {
 	if spec.ID == "" {
 		return nil, errors.New("containerizer: container ID is empty")

@@ -19,7 +19,8 @@
 //	     status when it ends.
 //
 // Between "ready" and Go the agent moves the init into the container's
-// cgroup: the task, started after Go, cannot run a single instruction
+// cgroup (the single-threaded C init, cinit/, joins it by itself and
+// answers "ready joined"; see Config.Cgroup): the task, started after Go, cannot run a single instruction
 // outside it, while the init's own start (a Go runtime) is not charged to
 // the container, whose CPU quota may be a hundredth of a core.
 //
