@@ -293,15 +293,45 @@ func (a *Agent) checkpointTask(t *task, st *containerizer.State) error {
 	if t.meta == "" {
 		return nil
 	}
-	rec := taskRecord{
-		Framework: &t.framework, Task: &t.info, ContainerID: t.containerID, Sandbox: t.sandbox,
-		Launched: float64(t.launched.UnixNano()) / 1e9, Container: st,
-	}
-	b, err := json.Marshal(rec)
+	b, err := t.ckpt.record(t, st)
 	if err != nil {
 		return err
 	}
 	return writeFileAtomic(filepath.Join(t.meta, "task.json"), b, t.framework.GetCheckpoint())
+}
+
+// ckptHead keeps a task's taskRecord without its container, encoded: a
+// task is checkpointed before its container starts and again once it
+// runs, and the framework and the task are most of the record (and of
+// the CPU of encoding it).
+type ckptHead struct {
+	containerID, sandbox string
+	json                 []byte // the record up to its closing brace
+}
+
+// record is the JSON of t's taskRecord with container st, as json.Marshal
+// writes it.
+func (h *ckptHead) record(t *task, st *containerizer.State) ([]byte, error) {
+	if h.json == nil || h.containerID != t.containerID || h.sandbox != t.sandbox {
+		b, err := json.Marshal(taskRecord{
+			Framework: &t.framework, Task: &t.info, ContainerID: t.containerID, Sandbox: t.sandbox,
+			Launched: float64(t.launched.UnixNano()) / 1e9,
+		})
+		if err != nil {
+			return nil, err
+		}
+		*h = ckptHead{containerID: t.containerID, sandbox: t.sandbox, json: b[:len(b)-1]}
+	}
+	if st == nil {
+		return append(h.json[:len(h.json):len(h.json)], '}'), nil
+	}
+	c, err := json.Marshal(st)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, len(h.json)+len(`,"container":}`)+len(c))
+	b = append(append(append(append(b, h.json...), `,"container":`...), c...), '}')
+	return b, nil
 }
 
 // recover restores the agent's ID and tasks from the checkpoint: tasks with

@@ -62,7 +62,7 @@ func (a *Agent) frameworkUser(id string) string {
 			return t.framework.User
 		}
 	}
-	for _, t := range a.completed {
+	for _, t := range a.recentCompleted() {
 		if t.key.framework == id {
 			return t.framework.User
 		}

@@ -119,7 +119,7 @@ func (a *Agent) stateSnapshot(v viewer) map[string]any {
 			fv.live = append(fv.live, t)
 		}
 	}
-	for _, t := range a.completed {
+	for _, t := range a.recentCompleted() {
 		if v.task(t) {
 			fv := view(t)
 			fv.completed = append(fv.completed, t)

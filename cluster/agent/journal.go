@@ -113,6 +113,8 @@ type journal struct {
 	stopped    chan struct{}
 	compacting sync.WaitGroup // a compaction in the background
 
+	wbuf []byte // the frames of the batch being committed, reused (run's goroutine only)
+
 	// Counters for tests and metrics.
 	submitted, syncs, records, batches, compactions atomic.Int64
 }
@@ -416,8 +418,21 @@ func (j *journal) run() {
 
 // commit writes batch with one write and (if any record needs it) one
 // fdatasync, then applies it to j.files and answers its waiters.
+// maxKeptWriteBuffer bounds the batch buffer a journal keeps between
+// commits; a larger batch's buffer is left to the collector.
+const maxKeptWriteBuffer = 1 << 20
+
 func (j *journal) commit(batch []*jRecord) {
-	var buf []byte
+	size := 0
+	for _, r := range batch {
+		if r.op != jBarrier {
+			size += 8 + payloadLen(r)
+		}
+	}
+	buf := j.wbuf[:0]
+	if cap(buf) < size {
+		buf = make([]byte, 0, size)
+	}
 	durable, n := false, 0
 	for _, r := range batch {
 		if r.op != jBarrier {
@@ -425,6 +440,9 @@ func (j *journal) commit(batch []*jRecord) {
 			n++
 		}
 		durable = durable || r.durable
+	}
+	if cap(buf) <= maxKeptWriteBuffer {
+		j.wbuf = buf // written (WriteAt) before commit returns: free for the next batch
 	}
 	j.fileMu.Lock()
 	err := j.broken

@@ -126,7 +126,7 @@ func (a *Agent) operatorState(v viewer) *agentpb.Response_GetState {
 		}
 		addFramework(t.framework)
 	}
-	for _, t := range a.completed {
+	for _, t := range a.recentCompleted() {
 		if !v.task(t) {
 			continue
 		}

@@ -58,6 +58,10 @@ type task struct {
 	// task's health checks stop (health.go), as Mesos's do, so a check
 	// failing against a dying container reports nothing.
 	killRequested atomic.Bool
+
+	// ckpt is the start of t's task.json, the same in each of its
+	// checkpoints (checkpoint.go); used by the goroutine that writes them.
+	ckpt ckptHead
 }
 
 func (t *task) executorID() string {
@@ -487,9 +491,17 @@ func (a *Agent) retire(t *task) {
 	}
 	t.ended = time.Now()
 	a.completed = append(a.completed, t)
-	if n := len(a.completed) - maxCompletedTasks; n > 0 {
-		a.completed = append([]*task(nil), a.completed[n:]...)
+	if len(a.completed) >= 2*maxCompletedTasks {
+		// Trimmed in steps of maxCompletedTasks, not at every retirement:
+		// a copy of the whole list per task was most of what it cost.
+		a.completed = append([]*task(nil), a.recentCompleted()...)
 	}
+}
+
+// recentCompleted is the last maxCompletedTasks tasks retired, oldest
+// first; a.mu is held.
+func (a *Agent) recentCompleted() []*task {
+	return a.completed[max(0, len(a.completed)-maxCompletedTasks):]
 }
 
 func (a *Agent) sandboxDir(agentID string, k taskKey, containerID string) string {
@@ -690,7 +702,7 @@ func (a *Agent) taskUser(t *task) string {
 
 // dedupEnv keeps the last value of each variable, in first-seen order.
 func dedupEnv(env []string) []string {
-	last := map[string]int{}
+	last := make(map[string]int, len(env))
 	for i, kv := range env {
 		name, _, _ := strings.Cut(kv, "=")
 		last[name] = i
