@@ -230,7 +230,7 @@ func TestCrossOriginPageCannotReadOrChange(t *testing.T) {
 	t.Run("same-origin UI", func(t *testing.T) {
 		run(t, bctx, "opening the task", chromedp.Navigate(c.MasterURL+"/?refresh=0.5#/task/"+res.FrameworkID+"/"+res.TaskID))
 		waitFor(t, bctx, "the sandbox listing", `!document.getElementById('sandbox-files').hidden`)
-		run(t, bctx, "opening stdout", chromedp.Click(chromedp.CSS(`#sandbox-files tr[data-path$="/stdout"] button`)))
+		webuitest.Click(t, bctx, "opening stdout", `#sandbox-files tr[data-path$="/stdout"] button`)
 		waitFor(t, bctx, "stdout, through the master", `document.getElementById('file-body').textContent.includes(`+jsString(secret)+`)`)
 	})
 }

@@ -170,7 +170,7 @@ func TestLivePages(t *testing.T) {
 		if got := texts(t, bctx, "#task-statuses tbody .state"); len(got) == 0 || got[0] != "RUNNING" {
 			t.Errorf("status history = %v, want RUNNING last", got)
 		}
-		run(t, bctx, "opening stdout", chromedp.Click(chromedp.CSS(`#sandbox-files tr[data-path$="/stdout"] button`)))
+		webuitest.Click(t, bctx, "opening stdout", `#sandbox-files tr[data-path$="/stdout"] button`)
 		waitFor(t, bctx, "stdout", `/tick \d+/.test(document.getElementById('file-body').textContent)`)
 		last := lastTick(t, bctx)
 		// New lines appear without reloading the page (the state is not

@@ -436,7 +436,7 @@ func TestUIInChromium(t *testing.T) {
 
 	t.Run("task detail and sandbox", func(t *testing.T) {
 		run(t, ctx, "clicking Tasks", chromedp.Click(chromedp.ID("tab-tasks")))
-		run(t, ctx, "opening spark-exec-1", chromedp.Click(chromedp.CSS(`tr[data-task-id="spark-exec-1"] a.task-id`)))
+		webuitest.Click(t, ctx, "opening spark-exec-1", `tr[data-task-id="spark-exec-1"] a.task-id`)
 		waitFor(t, ctx, "the task view", `!document.getElementById('view-task').hidden`)
 		waitFor(t, ctx, "the task read", `document.getElementById('task-fields').textContent !== ''`)
 		if got := text(t, ctx, "#task-title"); got != "Task spark-exec-1" {
@@ -455,7 +455,7 @@ func TestUIInChromium(t *testing.T) {
 		if got := texts(t, ctx, "#sandbox-files tbody th"); !slices.Equal(got, []string{"spark-work/", "stderr", "stdout"}) {
 			t.Errorf("sandbox files = %v", got)
 		}
-		run(t, ctx, "opening stdout", chromedp.Click(chromedp.CSS(`#sandbox-files tr[data-path$="/stdout"] button`)))
+		webuitest.Click(t, ctx, "opening stdout", `#sandbox-files tr[data-path$="/stdout"] button`)
 		waitFor(t, ctx, "stdout", `document.getElementById('file-body').textContent.includes('stage 3 finished')`)
 		shot(t, ctx, "task")
 
