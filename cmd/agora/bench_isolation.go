@@ -34,6 +34,7 @@ type localCluster struct {
 // processes and cgroups+namespaces are compared in one run on one machine.
 func benchIsolation(ctx context.Context, modes []string, lc localCluster, cfg bench.LaunchConfig) ([]*bench.LaunchResult, error) {
 	var out []*bench.LaunchResult
+	warnNoJournalExt4(lc.workDir) // bench_disk.go
 	for _, mode := range modes {
 		fmt.Fprintf(os.Stderr, "bench launch: isolation %s\n", mode)
 		before := cpuTime()
