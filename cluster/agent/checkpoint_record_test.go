@@ -24,7 +24,7 @@ func TestCheckpointRecordIsWhatJSONWrites(t *testing.T) {
 			Data:    []byte{0, 1, 2, 0xff}},
 		framework:   mesos.FrameworkInfo{ID: &mesos.FrameworkID{Value: "f1"}, Name: "bench", Checkpoint: &checkpoint},
 		containerID: "c1",
-		sandbox:     "/work/slaves/a-S0/frameworks/f1/executors/web.1/runs/c1",
+		sandbox:     "/var/lib/agora/slaves/a-S0/frameworks/f1/executors/web.1/runs/c1",
 		launched:    time.Unix(1700000000, 123456789),
 	}
 	want := func(st *containerizer.State) []byte {
