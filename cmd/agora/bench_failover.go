@@ -130,7 +130,7 @@ func runBenchFailover(args []string) int {
 	agentCodec := fs.String("agent_codec", "protobuf", "what the simulated agents speak to the masters: protobuf (as real agents) or json (as agents before protobuf)")
 	pprofDir := fs.String("pprof_dir", "", "write a CPU profile of every surviving master and of this process (the simulated agents), from the kill on (or the election: --pprof_from), into this directory, and the new leader's heap (in use) and goroutines once every agent is back (the masters run with --enable_pprof)")
 	pprofFor := fs.Duration("pprof_duration", 20*time.Second, "length of the --pprof_dir profiles")
-	agentsGOGC := fs.Int("agents_gogc", 400, "GOGC of this process (the simulated agents) from the kill until every agent re-registered, after a collection just before the kill: the simulated agents stand for machines of their own, and their garbage collection should not take the new leader's CPU; 0 leaves Go's default (100)")
+	agentsGOGC := fs.Int("agents_gogc", 400, "GOGC of this process (the simulated agents) from the kill until every agent re-registered, after a collection just before the kill: the simulated agents stand for machines of their own, and their garbage collection should not take the new leader's CPU; 0 leaves Go's default (100); -1 collects nothing in that window unless the process nears half of the machine's memory")
 	pprofFrom := fs.String("pprof_from", "kill", "when the --pprof_dir profiles begin: kill (the leader's kill: the election window, the agents' attempts against the dead leader, and what follows) or election (once ZooKeeper names the new leader: re-registration alone)")
 	keepLogs := fs.Bool("keep_logs", false, "keep the masters' logs (a directory below --work_dir, named on stderr) after a run that succeeds")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
@@ -167,8 +167,8 @@ func runBenchFailover(args []string) int {
 	case *agentCodec != "protobuf" && *agentCodec != "json":
 		fmt.Fprintf(os.Stderr, "agora bench failover: --agent_codec=%q: want protobuf or json\n", *agentCodec)
 		return 2
-	case *agentsGOGC < 0:
-		fmt.Fprintf(os.Stderr, "agora bench failover: --agents_gogc=%d: want 0 (Go's default) or a percentage\n", *agentsGOGC)
+	case *agentsGOGC < -1:
+		fmt.Fprintf(os.Stderr, "agora bench failover: --agents_gogc=%d: want 0 (Go's default), a percentage, or -1 (off until every agent re-registered)\n", *agentsGOGC)
 		return 2
 	case *pprofFrom != "kill" && *pprofFrom != "election":
 		fmt.Fprintf(os.Stderr, "agora bench failover: --pprof_from=%q: want kill or election\n", *pprofFrom)
@@ -457,13 +457,25 @@ func benchFailover(ctx context.Context, cfg failoverConfig) (*failoverResult, er
 	res.OldLeaderPeakMB = round3(procStatusMB(old.pid(), "VmHWM"))
 	overflows := listenOverflows()
 	restoreGC := func() {}
-	if cfg.AgentsGOGC > 0 {
+	if cfg.AgentsGOGC != 0 {
 		// Collect now, so that the agents' next collection is a whole
 		// heap's growth away, and make that growth longer for the
-		// failover's duration.
+		// failover's duration (with -1, no collection at all unless the
+		// heap nears the memory limit set meanwhile).
 		runtime.GC()
 		prev := debug.SetGCPercent(cfg.AgentsGOGC)
-		restoreGC = sync.OnceFunc(func() { debug.SetGCPercent(prev) })
+		prevLimit := int64(-1)
+		if cfg.AgentsGOGC < 0 {
+			if half := memTotalBytes() / 2; half > 0 {
+				prevLimit = debug.SetMemoryLimit(min(half, debug.SetMemoryLimit(-1)))
+			}
+		}
+		restoreGC = sync.OnceFunc(func() {
+			debug.SetGCPercent(prev)
+			if prevLimit >= 0 {
+				debug.SetMemoryLimit(prevLimit)
+			}
+		})
 		defer restoreGC()
 	}
 	killed := time.Now()

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -30,10 +31,18 @@ func TestBenchFailoverSmall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	const agents, perAgent = 50, 2
+	gcBefore, limitBefore := debug.SetGCPercent(-1), debug.SetMemoryLimit(-1)
+	debug.SetGCPercent(gcBefore)
+	// AgentsGOGC -1: this process collects nothing from the kill until
+	// every agent re-registered, under a memory limit, and puts both back.
 	res, err := benchFailover(ctx, failoverConfig{Bin: agoraBin, ZK: u, Masters: 2, Agents: agents, TasksPerAgent: perAgent,
-		Dir: t.TempDir(), SessionTimeout: 4 * time.Second, Timeout: 2 * time.Minute, Logger: log})
+		Dir: t.TempDir(), SessionTimeout: 4 * time.Second, Timeout: 2 * time.Minute, AgentsGOGC: -1, Logger: log})
 	if err != nil {
 		t.Fatal(err)
+	}
+	gcAfter := debug.SetGCPercent(gcBefore)
+	if limitAfter := debug.SetMemoryLimit(-1); gcAfter != gcBefore || limitAfter != limitBefore {
+		t.Errorf("after the run GOGC is %d and the memory limit %d; want them back at %d and %d", gcAfter, limitAfter, gcBefore, limitBefore)
 	}
 	t.Logf("%+v", *res)
 	if st := res.AgentStats; st.Reregistrations < agents || st.Refusals != 0 || st.TasksLaunched != agents*perAgent {

@@ -170,6 +170,16 @@ func procStatusMB(pid int, field string) float64 {
 	if pid > 0 {
 		p = fmt.Sprintf("/proc/%d/status", pid)
 	}
+	return kBFieldMB(p, field)
+}
+
+// memTotalBytes is the machine's memory (/proc/meminfo), 0 if unknown.
+func memTotalBytes() int64 {
+	return int64(kBFieldMB("/proc/meminfo", "MemTotal") * 1024 * 1024)
+}
+
+// kBFieldMB is a "Field:   N kB" line of a /proc file, in MB; 0 if absent.
+func kBFieldMB(p, field string) float64 {
 	f, err := os.Open(p)
 	if err != nil {
 		return 0
