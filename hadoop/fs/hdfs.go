@@ -188,6 +188,7 @@ type hdfsWriter struct {
 	h    *HDFS
 	name string
 	w    *hdfs.FileWriter
+	n    int64 // bytes written
 }
 
 func (w *hdfsWriter) Write(p []byte) (int, error) {
@@ -198,19 +199,30 @@ func (w *hdfsWriter) Write(p []byte) (int, error) {
 		return 0, nil
 	}
 	n, err := w.w.Write(p)
+	w.n += int64(n)
 	return n, w.h.wrap("write", w.name, err)
 }
 
+// Close closes the file; while the namenode answers that its blocks are
+// still replicating, it asks again with backoff (about 25 s in all),
+// naming the last block each time (completeFile, hdfs_blocks.go).
 func (w *hdfsWriter) Close() error {
+	err := w.w.Close()
 	wait := 100 * time.Millisecond
-	for try := 0; ; try++ {
-		err := w.w.Close()
-		if err == nil || !hdfs.IsErrReplicating(err) || try == 8 {
-			return w.h.wrap("close", w.name, err)
-		}
+	for try := 0; try < 8 && err != nil && hdfs.IsErrReplicating(err); try++ {
 		time.Sleep(wait)
 		wait *= 2
+		done, cerr := completeFile(w.h.client, w.name, w.n)
+		switch {
+		case errors.Is(cerr, errNoBlockAPI):
+			err = w.w.Close() // the client library's own retry
+		case cerr != nil:
+			err = cerr
+		case done:
+			err = nil
+		}
 	}
+	return w.h.wrap("close", w.name, err)
 }
 
 func (h *HDFS) Stat(name string) (iofs.FileInfo, error) {

@@ -142,3 +142,107 @@ func BlocksFromLocations(resp protoreflect.Message) ([]Block, error) {
 	}
 	return out, nil
 }
+
+// completeFile asks the namenode to close name, a file this client is
+// writing and has written written bytes to, naming its last block with the
+// length written into it, as Hadoop's client does at every attempt.
+// colinmarc/hdfs's Close names the last block only the first time: a Close
+// retried after "replication in progress" names none, and the namenode,
+// which commits the last block only once every earlier block is complete,
+// then never commits it if an earlier block was not complete at the first
+// attempt — the file could never be closed. It reports whether the file is
+// now closed (false: its blocks are still waiting for their replicas).
+func completeFile(c *hdfs.Client, name string, written int64) (bool, error) {
+	nn, err := namenodeOf(c)
+	if err != nil {
+		return false, err
+	}
+	req, err := hdfsMessage("hadoop.hdfs.GetBlockLocationsRequestProto")
+	if err != nil {
+		return false, err
+	}
+	resp, err := hdfsMessage("hadoop.hdfs.GetBlockLocationsResponseProto")
+	if err != nil {
+		return false, err
+	}
+	if err := setFields(req, map[protoreflect.Name]protoreflect.Value{
+		"src":    protoreflect.ValueOfString(name),
+		"offset": protoreflect.ValueOfUint64(0),
+		"length": protoreflect.ValueOfUint64(uint64(max(written, 1))),
+	}); err != nil {
+		return false, err
+	}
+	if err := nn.Execute("getBlockLocations", req.Interface(), resp.Interface()); err != nil {
+		return false, fmt.Errorf("getBlockLocations: %w", err)
+	}
+	last, err := lastBlockOf(resp, written)
+	if err != nil {
+		return false, err
+	}
+	creq, err := hdfsMessage("hadoop.hdfs.CompleteRequestProto")
+	if err != nil {
+		return false, err
+	}
+	cresp, err := hdfsMessage("hadoop.hdfs.CompleteResponseProto")
+	if err != nil {
+		return false, err
+	}
+	vals := map[protoreflect.Name]protoreflect.Value{
+		"src":        protoreflect.ValueOfString(name),
+		"clientName": protoreflect.ValueOfString(c.Name()),
+	}
+	if last != nil {
+		vals["last"] = protoreflect.ValueOfMessage(last)
+	}
+	if err := setFields(creq, vals); err != nil {
+		return false, err
+	}
+	if err := nn.Execute("complete", creq.Interface(), cresp.Interface()); err != nil {
+		return false, fmt.Errorf("complete: %w", err)
+	}
+	return get(cresp, "result").Bool(), nil
+}
+
+// lastBlockOf is the last block of the file a GetBlockLocationsResponseProto
+// describes, as an ExtendedBlockProto whose length is what was written past
+// the earlier blocks; nil for a file without blocks.
+func lastBlockOf(resp protoreflect.Message, written int64) (protoreflect.Message, error) {
+	locs := get(resp, "locations")
+	if !locs.IsValid() || !locs.Message().IsValid() {
+		return nil, fmt.Errorf("%w: no block locations for a file being written", errNoBlockAPI)
+	}
+	var lastB protoreflect.Message
+	if lb := get(locs.Message(), "lastBlock"); lb.IsValid() && lb.Message().IsValid() {
+		if b := get(lb.Message(), "b"); b.IsValid() && b.Message().IsValid() {
+			lastB = b.Message()
+		}
+	}
+	blocks := get(locs.Message(), "blocks")
+	if !blocks.IsValid() {
+		return nil, fmt.Errorf("%w: LocatedBlocksProto has no blocks", errNoBlockAPI)
+	}
+	if lastB == nil && blocks.List().Len() > 0 {
+		lastB = get(blocks.List().Get(blocks.List().Len()-1).Message(), "b").Message()
+	}
+	if lastB == nil {
+		return nil, nil
+	}
+	id := get(lastB, "blockId").Uint()
+	before := int64(0)
+	for i := 0; i < blocks.List().Len(); i++ {
+		b := get(blocks.List().Get(i).Message(), "b")
+		if b.IsValid() && get(b.Message(), "blockId").Uint() != id {
+			before += int64(get(b.Message(), "numBytes").Uint())
+		}
+	}
+	if before > written {
+		return nil, fmt.Errorf("the namenode's blocks hold %d bytes before the last one, more than the %d written", before, written)
+	}
+	out := proto.Clone(lastB.Interface()).ProtoReflect()
+	if err := setFields(out, map[protoreflect.Name]protoreflect.Value{
+		"numBytes": protoreflect.ValueOfUint64(uint64(written - before)),
+	}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -198,3 +198,38 @@ func TestWordCountOnHDFS(t *testing.T) {
 func runLocal(ctx context.Context, spec job.Spec, dir string) (local.Result, error) {
 	return local.Run(ctx, spec, local.Options{MapSlots: 2, ReduceSlots: 2, WorkDir: filepath.Join(dir, "tt"), TrackerID: "hdfstest"})
 }
+
+// TestHDFSCloseWhileEarlierBlocksAreUnreported: the namenode commits a
+// file's last block only once every earlier block has a reported replica,
+// and answers "replication in progress" until then. The DataNode here
+// reports the blocks it received at most every 3 s, so a two-block file's
+// first block is not yet reported when it is closed. Close must still
+// close the file — naming its last block at every attempt — and the file
+// must then read back whole.
+func TestHDFSCloseWhileEarlierBlocksAreUnreported(t *testing.T) {
+	const block = 1 << 20
+	c := hdfscluster.StartForTest(t, hdfscluster.Config{BlockSize: block,
+		Props: map[string]string{"dfs.blockreport.incremental.intervalMsec": "3000"}})
+	fsys, dir, _ := scratch(t, c.NameNode)
+	for i, size := range []int{block + 27, 2*block + 1, block} {
+		data := make([]byte, size)
+		for j := range data {
+			data[j] = byte('a' + (i+j)%26)
+		}
+		name := fmt.Sprintf("%s/f%d", dir, i)
+		start := time.Now()
+		if err := fs.WriteFile(fsys, name, data); err != nil {
+			t.Fatalf("%d bytes: %v", size, err)
+		}
+		t.Logf("%d bytes written and closed in %v", size, time.Since(start).Round(time.Millisecond))
+		f, err := fsys.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := io.ReadAll(f)
+		f.Close()
+		if err != nil || len(back) != size || string(back) != string(data) {
+			t.Fatalf("%d bytes written, %d read back (%v)", size, len(back), err)
+		}
+	}
+}
