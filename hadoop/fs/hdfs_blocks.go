@@ -62,6 +62,16 @@ func blockLocations(c *hdfs.Client, name string, size int64) ([]Block, error) {
 	if err != nil {
 		return nil, err
 	}
+	resp, err := getBlockLocations(nn, name, size)
+	if err != nil {
+		return nil, err
+	}
+	return BlocksFromLocations(resp)
+}
+
+// getBlockLocations is the namenode's GetBlockLocationsResponseProto for
+// the first length bytes of name.
+func getBlockLocations(nn namenodeCaller, name string, length int64) (protoreflect.Message, error) {
 	req, err := hdfsMessage("hadoop.hdfs.GetBlockLocationsRequestProto")
 	if err != nil {
 		return nil, err
@@ -73,14 +83,14 @@ func blockLocations(c *hdfs.Client, name string, size int64) ([]Block, error) {
 	if err := setFields(req, map[protoreflect.Name]protoreflect.Value{
 		"src":    protoreflect.ValueOfString(name),
 		"offset": protoreflect.ValueOfUint64(0),
-		"length": protoreflect.ValueOfUint64(uint64(size)),
+		"length": protoreflect.ValueOfUint64(uint64(length)),
 	}); err != nil {
 		return nil, err
 	}
 	if err := nn.Execute("getBlockLocations", req.Interface(), resp.Interface()); err != nil {
 		return nil, fmt.Errorf("getBlockLocations: %w", err)
 	}
-	return BlocksFromLocations(resp)
+	return resp, nil
 }
 
 func setFields(m protoreflect.Message, vals map[protoreflect.Name]protoreflect.Value) error {
@@ -157,23 +167,9 @@ func completeFile(c *hdfs.Client, name string, written int64) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	req, err := hdfsMessage("hadoop.hdfs.GetBlockLocationsRequestProto")
+	resp, err := getBlockLocations(nn, name, max(written, 1))
 	if err != nil {
 		return false, err
-	}
-	resp, err := hdfsMessage("hadoop.hdfs.GetBlockLocationsResponseProto")
-	if err != nil {
-		return false, err
-	}
-	if err := setFields(req, map[protoreflect.Name]protoreflect.Value{
-		"src":    protoreflect.ValueOfString(name),
-		"offset": protoreflect.ValueOfUint64(0),
-		"length": protoreflect.ValueOfUint64(uint64(max(written, 1))),
-	}); err != nil {
-		return false, err
-	}
-	if err := nn.Execute("getBlockLocations", req.Interface(), resp.Interface()); err != nil {
-		return false, fmt.Errorf("getBlockLocations: %w", err)
 	}
 	last, err := lastBlockOf(resp, written)
 	if err != nil {
