@@ -17,6 +17,8 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 )
 
 // Message is a command from a component.
@@ -150,10 +152,25 @@ func (p *Proc) Send(v any) error {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	if _, err := p.in.Write(append(b, "\nend\n"...)); err != nil {
+		if errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrClosed) {
+			// Its input is closed: the component ended (killed, say),
+			// or is ending and its exit is seen a moment later. That
+			// is its end, which the caller handles (a restart), not a
+			// failed write — unless it goes on running without input.
+			select {
+			case <-p.done:
+				return fmt.Errorf("%s: write: %w (%v)", p.Name, ErrEnded, p.exitErr(err))
+			case <-time.After(endGrace):
+			}
+		}
 		return fmt.Errorf("%s: write: %w", p.Name, p.exitErr(err))
 	}
 	return nil
 }
+
+// endGrace is how long Send waits for a component whose input is closed
+// to exit.
+const endGrace = 5 * time.Second
 
 // ErrEnded is the error of Read once the component's output ended.
 var ErrEnded = errors.New("the component ended")
