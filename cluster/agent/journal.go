@@ -416,12 +416,12 @@ func (j *journal) run() {
 	}
 }
 
-// commit writes batch with one write and (if any record needs it) one
-// fdatasync, then applies it to j.files and answers its waiters.
 // maxKeptWriteBuffer bounds the batch buffer a journal keeps between
 // commits; a larger batch's buffer is left to the collector.
 const maxKeptWriteBuffer = 1 << 20
 
+// commit writes batch with one write and (if any record needs it) one
+// fdatasync, then applies it to j.files and answers its waiters.
 func (j *journal) commit(batch []*jRecord) {
 	size := 0
 	for _, r := range batch {
