@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -260,4 +261,78 @@ func TestNativeTaskRunsAsItsUser(t *testing.T) {
 			t.Errorf("the task kept root's group: %v", got)
 		}
 	})
+}
+
+// TestJoinedInitNeedsNoGo: an init that joins the container's cgroup by
+// itself (the C one) starts the task without waiting for the agent's Go
+// byte, so a launch makes one round trip through the agent less; the Go
+// init, which the agent moves, still waits for it. Each init gets the
+// configuration and then the end of the pipe, never Go, in a pid and
+// mount namespace of its own as in a launch.
+func TestJoinedInitNeedsNoGo(t *testing.T) {
+	n := testNativeConfig(t, NativeConfig{})
+	ownNS, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		init string
+		want string // the init's lines on its status pipe
+	}{
+		{buildCInit(t), "ready joined\npid 2\nstatus 0\n"},
+		{buildGoInit(t), "ready\n"},
+	} {
+		id := fmt.Sprintf("nogo-%d", time.Now().UnixNano())
+		cg, _, err := n.newCgroup(n.cfg.Root+"/"+id, limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sandbox := t.TempDir()
+		cfg := containerinit.Config{Path: "/bin/true", Args: []string{"true"}, Sandbox: sandbox,
+			Tmp: filepath.Join(sandbox, "tmp"), AgentMountNS: ownNS, Cgroup: cg.threadFiles()}
+		if err := os.Mkdir(cfg.Tmp, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		cfgR, cfgW, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		statusR, statusW, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cmd := exec.CommandContext(ctx, tc.init)
+		cmd.Args = []string{"agora", InitCommand, id}
+		cmd.Dir = sandbox
+		cmd.ExtraFiles = []*os.File{cfgR, statusW}
+		cmd.SysProcAttr = &syscall.SysProcAttr{
+			Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWNS | syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS,
+		}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		// The configuration, then the pipe's end: no Go.
+		if _, err := cfgW.Write(cfg.EncodeFramed()); err != nil {
+			t.Fatal(err)
+		}
+		cfgW.Close()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cfgR.Close()
+		statusW.Close()
+		// EOF once the init (the only writer left) exits.
+		_ = statusR.SetReadDeadline(time.Now().Add(time.Minute))
+		var got bytes.Buffer
+		_, _ = got.ReadFrom(statusR)
+		statusR.Close()
+		_ = cmd.Wait()
+		cancel()
+		if got.String() != tc.want {
+			t.Errorf("%s: status pipe %q, want %q (stderr %q)", filepath.Base(tc.init), got.String(), tc.want, stderr.String())
+		}
+		if err := removeCgroup(cg); err != nil {
+			t.Errorf("remove the cgroup: %v", err)
+		}
+	}
 }

@@ -303,7 +303,9 @@ func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error)
 		cmd = nil
 		return nil, wrap(fmt.Errorf("start the container init %s: %w", n.cfg.InitPath, err))
 	}
-	c.cmd, c.pid, c.status = cmd, cmd.Process.Pid, bufio.NewReader(statusR)
+	// The init's lines are short (a longer error is read in pieces), and
+	// the reader lives as long as the container.
+	c.cmd, c.pid, c.status = cmd, cmd.Process.Pid, bufio.NewReaderSize(statusR, 128)
 	c.statusFile = statusR
 	if st, err := readProcStat(c.pid); err == nil {
 		c.startTime = st.startTime

@@ -19,11 +19,11 @@ import (
 )
 
 // handshake configures the init, moves it into the container's cgroup once
-// it is ready (its own start-up is not the container's to pay for) unless
-// it joined by itself, and lets it start the task.
+// it is ready (its own start-up is not the container's to pay for) and
+// lets it start the task, unless it joined by itself and started it.
 func (c *nativeContainer) handshake(cfgW *os.File, cfg containerinit.Config) error {
 	cfg.Cgroup = c.cg.threadFiles()
-	if _, err := cfgW.Write(containerinit.Frame(cfg.Encode())); err != nil {
+	if _, err := cfgW.Write(cfg.EncodeFramed()); err != nil {
 		return fmt.Errorf("configure the container init: %w", err)
 	}
 	expect := func(ok func(containerinit.Message) bool) error {
@@ -42,13 +42,15 @@ func (c *nativeContainer) handshake(cfgW *os.File, cfg containerinit.Config) err
 	if err := expect(func(m containerinit.Message) bool { joined = m.Joined; return m.Ready }); err != nil {
 		return err
 	}
+	// An init that joined the cgroup by itself starts the task without
+	// waiting for Go.
 	if !joined {
 		if err := c.cg.add(c.pid); err != nil {
 			return err
 		}
-	}
-	if _, err := cfgW.Write([]byte{containerinit.Go}); err != nil {
-		return fmt.Errorf("start the container init: %w", err)
+		if _, err := cfgW.Write([]byte{containerinit.Go}); err != nil {
+			return fmt.Errorf("start the container init: %w", err)
+		}
 	}
 	cfgW.Close()
 	return expect(func(m containerinit.Message) bool { return m.Pid > 0 })

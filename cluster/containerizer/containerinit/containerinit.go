@@ -12,17 +12,20 @@
 //
 // The agent talks to the init over two inherited pipes:
 //
-//	fd 3 (agent → init): the framed Config, later the byte Go.
+//	fd 3 (agent → init): the framed Config, later the byte Go (not
+//	     to an init that joined the cgroup itself).
 //	fd 4 (init → agent): lines, see Message: "ready" once the init has
 //	     set the container up, "pid N" once the task runs (or "error
 //	     ..." if either failed), then "status W" with the task's wait
 //	     status when it ends.
 //
 // Between "ready" and Go the agent moves the init into the container's
-// cgroup (the single-threaded C init, cinit/, joins it by itself and
-// answers "ready joined"; see Config.Cgroup): the task, started after Go, cannot run a single instruction
+// cgroup: the task, started after Go, cannot run a single instruction
 // outside it, while the init's own start (a Go runtime) is not charged to
-// the container, whose CPU quota may be a hundredth of a core.
+// the container, whose CPU quota may be a hundredth of a core. The
+// single-threaded C init, cinit/, joins the cgroup by itself (see
+// Config.Cgroup), answers "ready joined" and starts the task without
+// waiting for Go, which the agent then does not send.
 //
 // The init sets up the mount namespace (private mounts, a /proc of the new
 // pid namespace, /tmp from the sandbox with the sandbox and volumes below

@@ -16,12 +16,21 @@ func TestConfigRoundTrips(t *testing.T) {
 		{Path: "/bin/true", UID: &uid, GID: 100, Groups: []uint32{100, 27}, Args: []string{""}},
 		{Path: "/bin/true", ExitFile: "/s/.x", Cgroup: []string{"/sys/fs/cgroup/cpu/agora/c/tasks", "/sys/fs/cgroup/memory/agora/c/tasks"}},
 	} {
-		got, err := decodeConfig(c.Encode())
+		enc := c.Encode()
+		got, err := decodeConfig(enc)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !reflect.DeepEqual(got, c) {
 			t.Errorf("round trip: got %+v, want %+v", got, c)
+		}
+		if len(enc) != cap(enc) {
+			t.Errorf("Encode: %d bytes in a buffer of %d, want one of their exact size", len(enc), cap(enc))
+		}
+		// What the agent sends is the frame of the encoding, in one buffer.
+		framed, want := c.EncodeFramed(), Frame(enc)
+		if string(framed) != string(want) || len(framed) != cap(framed) {
+			t.Errorf("EncodeFramed: %q (capacity %d), want %q", framed, cap(framed), want)
 		}
 	}
 	for _, bad := range []string{"", "p/bin/sh", "x1\x00", "u-1\x00p/bin/true\x00", "s/tmp\x00"} {

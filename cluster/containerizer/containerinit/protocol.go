@@ -40,7 +40,8 @@ type Config struct {
 	// An init that runs a single thread (the C one, cinit/) joins them
 	// itself by writing 0, which moves the writer's thread without the
 	// kernel's global lock that moving a process takes, and says so in its
-	// ready message. This Go init runs the runtime's threads besides the
+	// ready message, then starts the task without waiting for Go. This Go
+	// init runs the runtime's threads besides the
 	// one that would join (a retired thread would take the init's
 	// membership with it), so it ignores them and the agent moves it.
 	Cgroup []string
@@ -49,12 +50,42 @@ type Config struct {
 // Encode writes c as NUL-terminated fields, each a one-letter tag and a
 // value (no encoding/json here: see the package comment).
 func (c Config) Encode() []byte {
-	var b []byte
-	field := func(tag byte, v string) {
+	return c.appendFields(make([]byte, 0, c.fieldsSize()))
+}
+
+// EncodeFramed is Frame(c.Encode()) in one allocation of its exact size
+// (the environment alone is kilobytes, and every launch sends one).
+func (c Config) EncodeFramed() []byte {
+	n := c.fieldsSize()
+	b := strconv.AppendInt(make([]byte, 0, frameDigits+1+n), int64(n), 10)
+	pad := frameDigits - len(b)
+	b = b[:frameDigits]
+	copy(b[pad:], b[:frameDigits-pad])
+	for i := range pad {
+		b[i] = '0'
+	}
+	return c.appendFields(append(b, '\n'))
+}
+
+// fieldsSize is the length of c's encoded fields.
+func (c Config) fieldsSize() int {
+	n := 0
+	c.eachField(func(_ byte, v string) { n += len(v) + 2 })
+	return n
+}
+
+// appendFields appends c's encoded fields to b.
+func (c Config) appendFields(b []byte) []byte {
+	c.eachField(func(tag byte, v string) {
 		b = append(b, tag)
 		b = append(b, v...)
 		b = append(b, 0)
-	}
+	})
+	return b
+}
+
+// eachField calls field with each of c's fields, in their encoded order.
+func (c Config) eachField(field func(tag byte, v string)) {
 	field('p', c.Path)
 	for _, a := range c.Args {
 		field('a', a)
@@ -87,7 +118,6 @@ func (c Config) Encode() []byte {
 	for _, f := range c.Cgroup {
 		field('c', f)
 	}
-	return b
 }
 
 func decodeConfig(b []byte) (Config, error) {
@@ -159,14 +189,15 @@ func decodeConfig(b []byte) (Config, error) {
 // N", "error TEXT" or "status W".
 type Message struct {
 	Ready  bool
-	Joined bool // with Ready: the init is in the container's cgroup already
+	Joined bool // with Ready: the init is in the container's cgroup already, and starts the task
 	Pid    int
 	Error  string
 	Status *uint32 // a syscall.WaitStatus
 }
 
-// Go is the byte the agent sends (after the configuration) once the init
-// is in the container's cgroup.
+// Go is the byte the agent sends (after the configuration) once it has
+// moved the init into the container's cgroup; an init that answered
+// "ready joined" starts the task without it.
 const Go = 'g'
 
 // frameDigits is the width of a frame's length: a fixed width lets the
