@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/containerizer/containerinit"
+	"golang.org/x/sys/unix"
 )
 
 // NativeConfig configures the native containerizer. Zero values mean the
@@ -279,6 +280,20 @@ func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error)
 		cfgR.Close()
 		return nil, wrap(err)
 	}
+	// The configuration goes into the pipe before the init starts when
+	// the pipe holds it whole, so that the init reads it at once instead
+	// of waiting for the agent to run again (bigger ones follow the start).
+	cfg.Cgroup = cg.threadFiles()
+	framed := cfg.EncodeFramed()
+	early := len(framed) <= pipeCapacity(cfgW)
+	if early {
+		if _, err := cfgW.Write(framed); err != nil {
+			cfgR.Close()
+			statusR.Close()
+			statusW.Close()
+			return nil, wrap(fmt.Errorf("configure the container init: %w", err))
+		}
+	}
 	cmd = &exec.Cmd{
 		Path: n.cfg.InitPath,
 		Args: []string{"agora", InitCommand, spec.ID},
@@ -311,8 +326,18 @@ func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error)
 		c.startTime = st.startTime
 	}
 	// The agent's shutdown (ctx) must not wait for an init that hangs.
-	stop := context.AfterFunc(ctx, func() { _ = statusR.SetReadDeadline(time.Now()) })
-	err = c.handshake(cfgW, cfg)
+	stop := context.AfterFunc(ctx, func() {
+		_ = statusR.SetReadDeadline(time.Now())
+		_ = cfgW.SetWriteDeadline(time.Now())
+	})
+	if !early {
+		if _, err = cfgW.Write(framed); err != nil {
+			err = fmt.Errorf("configure the container init: %w", err)
+		}
+	}
+	if err == nil {
+		err = c.handshake(cfgW)
+	}
 	if err == nil && lim != startLim {
 		err = cg.setCFS(lim)
 	}
@@ -354,6 +379,22 @@ func volumeMounts(cfg *containerinit.Config, spec Spec) error {
 		}
 	}
 	return nil
+}
+
+// pipeCapacity is how many bytes the pipe f writes to holds (0 if that
+// cannot be read).
+func pipeCapacity(f *os.File) int {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	_ = rc.Control(func(fd uintptr) {
+		if v, err := unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0); err == nil {
+			n = v
+		}
+	})
+	return n
 }
 
 // mkdirIn makes directory dir, whose parent (the sandbox) normally exists:

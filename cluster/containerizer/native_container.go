@@ -18,14 +18,11 @@ import (
 	"github.com/agora-cluster/agora/cluster/containerizer/containerinit"
 )
 
-// handshake configures the init, moves it into the container's cgroup once
-// it is ready (its own start-up is not the container's to pay for) and
-// lets it start the task, unless it joined by itself and started it.
-func (c *nativeContainer) handshake(cfgW *os.File, cfg containerinit.Config) error {
-	cfg.Cgroup = c.cg.threadFiles()
-	if _, err := cfgW.Write(cfg.EncodeFramed()); err != nil {
-		return fmt.Errorf("configure the container init: %w", err)
-	}
+// handshake moves the init, which has its configuration, into the
+// container's cgroup once it is ready (its own start-up is not the
+// container's to pay for) and lets it start the task, unless it joined by
+// itself and started it.
+func (c *nativeContainer) handshake(cfgW *os.File) error {
 	expect := func(ok func(containerinit.Message) bool) error {
 		msg, err := c.readMessage()
 		switch {

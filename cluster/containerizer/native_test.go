@@ -561,3 +561,31 @@ func TestCleanupRemovesAbandonedEmptyCgroups(t *testing.T) {
 		t.Errorf("the live container was hurt: %v", err)
 	}
 }
+
+func TestNativeConfigurationLargerThanThePipe(t *testing.T) {
+	eachInit(t, testNativeConfigurationLargerThanThePipe)
+}
+
+// testNativeConfigurationLargerThanThePipe: a task whose environment is
+// more than the init's configuration pipe holds (the agent writes a
+// configuration that fits before the init starts, a bigger one after)
+// starts with all of it.
+func testNativeConfigurationLargerThanThePipe(t *testing.T, cfg NativeConfig) {
+	n := testNativeConfig(t, cfg)
+	dir := t.TempDir()
+	spec := shell(`echo "${#BIG1} ${#BIG2} ${#BIG3} ${#BIG4}"`)
+	spec.Dir = dir
+	value := strings.Repeat("x", 40<<10)
+	for i := 1; i <= 4; i++ {
+		spec.Env = append(spec.Env, fmt.Sprintf("BIG%d=%s", i, value))
+	}
+	c := launchNative(t, n, spec)
+	if e := wait(t, c); !e.Success() {
+		errb, _ := os.ReadFile(filepath.Join(dir, "stderr"))
+		t.Fatalf("exit = %+v; stderr: %s", e, errb)
+	}
+	out, _ := os.ReadFile(filepath.Join(dir, "stdout"))
+	if want := strings.Repeat(strconv.Itoa(40<<10)+" ", 3) + strconv.Itoa(40<<10) + "\n"; string(out) != want {
+		t.Errorf("stdout = %q, want %q", out, want)
+	}
+}

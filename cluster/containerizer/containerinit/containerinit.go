@@ -24,8 +24,10 @@
 // outside it, while the init's own start (a Go runtime) is not charged to
 // the container, whose CPU quota may be a hundredth of a core. The
 // single-threaded C init, cinit/, joins the cgroup by itself (see
-// Config.Cgroup), answers "ready joined" and starts the task without
-// waiting for Go, which the agent then does not send.
+// Config.Cgroup), starts the task without waiting for Go, which the agent
+// then does not send, and writes "ready joined" with the task's "pid N"
+// (or the error) in one write. The agent writes the configuration into
+// the pipe before it starts the init when the pipe holds it whole.
 //
 // The init sets up the mount namespace (private mounts, a /proc of the new
 // pid namespace, /tmp from the sandbox with the sandbox and volumes below

@@ -845,15 +845,13 @@ static int run_init(void)
 	/* ps shows the init by its name rather than "exe". */
 	prctl(PR_SET_NAME, "agora-init", 0, 0, 0);
 	/* Its own start-up done, the init joins the container's cgroup (the
-	 * agent moves an init that does not) and says so. Joined, it starts
-	 * the task at once: the go-ahead only ever waited for the agent's
-	 * move, and each round trip through a busy agent costs a launch
-	 * milliseconds. */
+	 * agent moves an init that does not, once it says it is ready).
+	 * Joined, it starts the task at once: the go-ahead only ever waited
+	 * for the agent's move, and each round trip through a busy agent
+	 * costs a launch milliseconds. */
 	if (join_cgroup(&c) != 0)
 		return report_error();
-	if (c.ncgroup) {
-		report("ready joined\n");
-	} else {
+	if (!c.ncgroup) {
 		report("ready\n");
 		char go;
 		ssize_t r;
@@ -864,11 +862,15 @@ static int run_init(void)
 	}
 	close(CONFIG_FD);
 	pid_t task = spawn(&c, c.path, c.args, c.env, NULL, 1);
+	/* A joined init says so with the task's pid (or error), in one write
+	 * that wakes the agent once. */
+	const char *ready = c.ncgroup ? "ready joined\n" : "";
 	if (task < 0) {
 		fail("fork/exec %s: %s", c.path, errtext(errno));
+		report(ready);
 		return report_error();
 	}
-	snprintf(line, sizeof line, "pid %d\n", (int)task);
+	snprintf(line, sizeof line, "%spid %d\n", ready, (int)task);
 	report(line);
 	for (;;) {
 		int ws;
