@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -270,12 +272,12 @@ func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error)
 		c.destroy()
 	}()
 
-	cfgR, cfgW, err := os.Pipe()
+	cfgR, cfgW, err := initPipe(false)
 	if err != nil {
 		return nil, wrap(err)
 	}
 	defer cfgW.Close()
-	statusR, statusW, err := os.Pipe()
+	statusR, statusW, err := initPipe(true)
 	if err != nil {
 		cfgR.Close()
 		return nil, wrap(err)
@@ -302,6 +304,7 @@ func (n *Native) Launch(ctx context.Context, spec Spec) (_ Container, err error)
 		// faster. The task gets spec.Env, not this.
 		Env:        []string{"GOMAXPROCS=1"},
 		Dir:        spec.Dir,
+		Stdin:      devNull(),
 		Stdout:     stdout,
 		Stderr:     stderr,
 		ExtraFiles: []*os.File{cfgR, statusW},
@@ -377,6 +380,47 @@ func volumeMounts(cfg *containerinit.Config, spec Spec) error {
 		if v.ReadOnly {
 			cfg.ReadOnly = append(cfg.ReadOnly, dir)
 		}
+	}
+	return nil
+}
+
+// initPipe makes a pipe between the agent and a container's init. The
+// agent's end (the read end if agentReads) is in the runtime's poller, so
+// that reads and writes can be cut by deadlines; the init's end is left
+// blocking and out of it, as it is only handed to the init. os.Pipe would
+// make both ends non-blocking and register both, and handing one to the
+// child then makes it blocking again: six system calls more a pipe.
+func initPipe(agentReads bool) (r, w *os.File, err error) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return nil, nil, os.NewSyscallError("pipe2", err)
+	}
+	agent := p[1]
+	if agentReads {
+		agent = p[0]
+	}
+	if err := unix.SetNonblock(agent, true); err != nil {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return nil, nil, os.NewSyscallError("fcntl", err)
+	}
+	return os.NewFile(uintptr(p[0]), "|0"), os.NewFile(uintptr(p[1]), "|1"), nil
+}
+
+// devNullFile is /dev/null opened once for every init's standard input
+// (os/exec would open and close it at each start).
+var devNullFile = sync.OnceValue(func() *os.File {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil // os/exec opens it itself, and reports its error
+	}
+	return f
+})
+
+// devNull is the shared /dev/null as a Cmd's Stdin, or nil (os/exec's own).
+func devNull() io.Reader {
+	if f := devNullFile(); f != nil {
+		return f
 	}
 	return nil
 }

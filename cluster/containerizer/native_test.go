@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agora-cluster/agora/cluster/clustertest/tier"
+	"golang.org/x/sys/unix"
 )
 
 var testRootSeq atomic.Int64
@@ -587,5 +588,53 @@ func testNativeConfigurationLargerThanThePipe(t *testing.T, cfg NativeConfig) {
 	out, _ := os.ReadFile(filepath.Join(dir, "stdout"))
 	if want := strings.Repeat(strconv.Itoa(40<<10)+" ", 3) + strconv.Itoa(40<<10) + "\n"; string(out) != want {
 		t.Errorf("stdout = %q, want %q", out, want)
+	}
+}
+
+// TestInitPipeEnds: of a pipe to a container's init, only the agent's
+// end is in the runtime's poller (a deadline can cut its reads or
+// writes); the init's end is blocking, as the init expects.
+func TestInitPipeEnds(t *testing.T) {
+	for _, agentReads := range []bool{true, false} {
+		r, w, err := initPipe(agentReads)
+		if err != nil {
+			t.Fatal(err)
+		}
+		agent, init := w, r
+		if agentReads {
+			agent, init = r, w
+		}
+		var deadlineErr error
+		if agentReads {
+			deadlineErr = agent.SetReadDeadline(time.Now().Add(time.Hour))
+		} else {
+			deadlineErr = agent.SetWriteDeadline(time.Now().Add(time.Hour))
+		}
+		if deadlineErr != nil {
+			t.Errorf("agentReads=%v: the agent's end takes no deadline: %v", agentReads, deadlineErr)
+		}
+		if err := init.SetDeadline(time.Now()); !errors.Is(err, os.ErrNoDeadline) {
+			t.Errorf("agentReads=%v: the init's end is in the poller (SetDeadline: %v)", agentReads, err)
+		}
+		// Read through SyscallConn: Fd would make the file blocking.
+		rc, err := init.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fl, flErr := 0, error(nil)
+		_ = rc.Control(func(fd uintptr) { fl, flErr = unix.FcntlInt(fd, unix.F_GETFL, 0) })
+		if flErr != nil || fl&unix.O_NONBLOCK != 0 {
+			t.Errorf("agentReads=%v: the init's end is non-blocking (flags %#x, %v)", agentReads, fl, flErr)
+		}
+		// The pipe carries bytes from the write end to the read end.
+		if _, err := w.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		var b [1]byte
+		if n, err := r.Read(b[:]); n != 1 || err != nil || b[0] != 'x' {
+			t.Errorf("agentReads=%v: read %d %q %v", agentReads, n, b[:n], err)
+		}
+		r.Close()
+		w.Close()
 	}
 }
