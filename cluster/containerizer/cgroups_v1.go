@@ -384,17 +384,20 @@ func (g *v1Group) peakMemory() uint64 {
 // cgroup.event_control. The eventfd is non-blocking so reads go through
 // the runtime's poller instead of holding a thread per container.
 func (g *v1Group) oomEvents() (*os.File, error) {
-	ctl, err := os.Open(g.file("memory", "memory.oom_control"))
+	// A plain open: os.Open would put the file in the runtime's poller and
+	// Fd take it out again, for a descriptor only named to the kernel.
+	path := g.file("memory", "memory.oom_control")
+	ctl, err := openRetry(path, unix.O_RDONLY|unix.O_CLOEXEC)
 	if err != nil {
-		return nil, err
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer ctl.Close()
+	defer unix.Close(ctl)
 	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
 	ev := os.NewFile(uintptr(efd), "oom-eventfd")
-	reg := fmt.Sprintf("%d %d", efd, ctl.Fd())
+	reg := strconv.Itoa(efd) + " " + strconv.Itoa(ctl)
 	if err := writeCgroupFile(g.file("memory", "cgroup.event_control"), reg); err != nil {
 		ev.Close()
 		return nil, fmt.Errorf("register OOM notification: %w", err)
