@@ -324,7 +324,7 @@ type deployFlags struct {
 
 func (d *deployFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&d.force, "force", false, "override a deployment in progress on the app (Marathon's ?force=true)")
-	fs.BoolVar(&d.watch, "watch", false, "follow the deployment until it ends; exit 0 when it succeeded, 1 when not")
+	fs.BoolVar(&d.watch, "watch", false, "follow the deployment until it ends (one that failed and was rolled back: until the rollback\nends); exit 0 when it succeeded, 1 when not")
 	fs.DurationVar(&d.timeout, "watch_timeout", 30*time.Minute, "with --watch, give up after this long (exit 1)")
 }
 
@@ -445,10 +445,13 @@ func (d deploymentState) line() string {
 
 // watchDeployment prints a deployment's progress as it changes until it
 // ends: 0 when it succeeded, 1 when it failed, was canceled or the watch
-// timed out.
+// timed out. A deployment that failed or was canceled and rolled back is
+// watched until its rollback ends too (still 1): the app is then back on
+// its previous version, and free for the next change.
 func watchDeployment(prog string, api serviceAPI, id string, limit time.Duration, stdout, stderr io.Writer) int {
 	deadline := time.Now().Add(limit)
 	last := ""
+	ended := false // id failed or was canceled; now id is its rollback
 	for {
 		var hist []deploymentState
 		err := marathonCall(api, "GET", "/v2/deployments?embed=history", nil, &hist)
@@ -463,13 +466,24 @@ func watchDeployment(prog string, api serviceAPI, id string, limit time.Duration
 			if d.ID != id {
 				continue
 			}
-			switch d.Status {
-			case "success":
+			switch {
+			case ended && d.Status == "success":
+				fmt.Fprintf(stdout, "rollback %s done: the previous version runs\n", id)
+				return 1
+			case ended && (d.Status == "failed" || d.Status == "canceled"):
+				fmt.Fprintf(stdout, "rollback %s %s: %s\n", id, d.Status, d.Reason)
+				return 1
+			case d.Status == "success":
 				fmt.Fprintf(stdout, "deployment %s succeeded\n", id)
 				return 0
-			case "failed", "canceled":
+			case d.Status == "failed" || d.Status == "canceled":
 				fmt.Fprintf(stdout, "deployment %s %s: %s\n", id, d.Status, d.Reason)
-				return 1
+				if d.RollbackDeploymentID == "" {
+					return 1
+				}
+				fmt.Fprintf(stdout, "watching the rollback, deployment %s\n", d.RollbackDeploymentID)
+				id, ended, last = d.RollbackDeploymentID, true, ""
+				continue
 			}
 			if l := d.line(); l != last {
 				fmt.Fprintln(stdout, l)

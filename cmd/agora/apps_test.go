@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,8 +87,21 @@ func TestAppsCommands(t *testing.T) {
 			"timeoutSeconds":5,"gracePeriodSeconds":600,"maxConsecutiveFailures":0}],
 		"upgradeStrategy":{"minimumHealthCapacity":1,"maximumOverCapacity":0}}`)
 	out, errOut, code := runClient(t, master, "app", "deploy", never, flag, "--watch")
-	if code != 1 || !strings.Contains(out, "failed") || !strings.Contains(out, "progress deadline") {
-		t.Fatalf("deploying a version that never turns healthy: exit %d, %q %q; want exit 1 with the reason", code, out, errOut)
+	if code != 1 || !strings.Contains(out, "failed") || !strings.Contains(out, "progress deadline") ||
+		!strings.Contains(out, "rollback") || !strings.Contains(out, "done: the previous version runs") {
+		t.Fatalf("deploying a version that never turns healthy: exit %d, %q %q; want exit 1 with the reason, after the rollback", code, out, errOut)
+	}
+	// The watch ended with the rollback: the app is free for the next
+	// change (a deployment in progress would lock it).
+	resp, err := http.Get("http://" + strings.TrimPrefix(api, "http://") + "/v2/deployments")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var running []map[string]any
+	err = json.NewDecoder(resp.Body).Decode(&running)
+	resp.Body.Close()
+	if err != nil || len(running) != 0 {
+		t.Fatalf("after the watched failure: deployments in progress %v (%v)", running, err)
 	}
 
 	for _, c := range []struct {
