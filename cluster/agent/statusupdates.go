@@ -136,6 +136,9 @@ type updateStream struct {
 	next      time.Time // when the head is due; zero: now
 	backoff   time.Duration
 	inflight  bool
+	// resend is a resendNow that came while the head was in flight: the
+	// head is due again as soon as that send ends, not after the backoff.
+	resend bool
 	// The last unrecorded updates of pending are the agent's own, held in
 	// memory until their checkpoint is written (see add); they are not
 	// sent. Their checkpoint is retried at recordNext.
@@ -451,14 +454,17 @@ func (m *updateManager) setOnline(on bool) {
 	m.poke()
 }
 
-// resendNow makes the task's head update due now; it reports whether the
-// task had one.
+// resendNow makes the task's head update due now (or, if it is being
+// sent, as soon as that send ends: the master asks when the copy in
+// flight may already have gone nowhere); it reports whether the task had
+// one.
 func (m *updateManager) resendNow(key taskKey) bool {
 	m.mu.Lock()
 	s := m.streams[key]
 	ok := s != nil && len(s.pending) > 0
 	if ok {
 		s.next = time.Time{}
+		s.resend = s.inflight
 	}
 	m.mu.Unlock()
 	m.poke()
@@ -524,6 +530,8 @@ func (m *updateManager) sent(o outgoing, at time.Time, err error) {
 		return
 	}
 	s.inflight = false
+	resend := s.resend
+	s.resend = false
 	if len(s.pending) == 0 || !bytes.Equal(s.pending[0].Status.UUID, o.u.Status.UUID) {
 		return // acknowledged meanwhile; the new head is due
 	}
@@ -531,6 +539,10 @@ func (m *updateManager) sent(o outgoing, at time.Time, err error) {
 		if s.pending = s.pending[1:]; len(s.pending) == 0 {
 			delete(m.streams, o.key)
 		}
+		return
+	}
+	if resend {
+		s.next = time.Time{} // asked for again while it was on its way
 		return
 	}
 	s.next = at.Add(s.backoff)

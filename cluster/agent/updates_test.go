@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -285,5 +286,54 @@ func TestDurableCheckpointMakesItsDirectories(t *testing.T) {
 	}
 	if err := appendRecord(filepath.Join(base, "blocked", "d", "task.updates"), checkpointRecord{Update: u}, true); err == nil || !strings.Contains(err.Error(), "blocked") {
 		t.Fatalf("a checkpoint under a file: %v, want an error naming the path", err)
+	}
+}
+
+// TestResendAskedWhileInFlight: the master asks for a task's update again
+// (a framework re-subscribed) while the agent's copy is on its way — a
+// copy the master may have taken before the framework was back, and so
+// sent nowhere. The update is due again as soon as that send ends, not
+// after the retry backoff (an hour here).
+func TestResendAskedWhileInFlight(t *testing.T) {
+	m := newUpdateManager(time.Hour, time.Hour, nil, slog.New(slog.DiscardHandler))
+	m.setOnline(true)
+	key := taskKey{"fw", "t"}
+	u := &api.StatusUpdate{FrameworkID: "fw", Status: &mesos.TaskStatus{TaskID: mesos.TaskID{Value: "t"},
+		State: mesos.TASK_FINISHED.Enum(), UUID: newUUID().bytes()}}
+	if err := m.add(key, "", false, true, u); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	send := func(what string) outgoing {
+		t.Helper()
+		out, _ := m.due(now)
+		if len(out) != 1 || !bytes.Equal(out[0].u.Status.UUID, u.Status.UUID) {
+			t.Fatalf("%s: due = %d updates, want the task's head", what, len(out))
+		}
+		return out[0]
+	}
+
+	// Not asked: the next copy waits for the backoff.
+	m.sent(send("first copy"), now, nil)
+	if out, next := m.due(now); len(out) != 0 || !next.Equal(now.Add(time.Hour)) {
+		t.Fatalf("after a send: %d due, next at %v; want none before the backoff", len(out), next.Sub(now))
+	}
+
+	// Asked while idle: due at once.
+	if !m.resendNow(key) {
+		t.Fatal("resendNow: the task has no pending update")
+	}
+	o := send("asked while idle")
+	// Asked while that copy is in flight: due again once it is sent.
+	if !m.resendNow(key) {
+		t.Fatal("resendNow: the task has no pending update")
+	}
+	if out, _ := m.due(now); len(out) != 0 {
+		t.Fatal("a head in flight was handed out twice")
+	}
+	m.sent(o, now, nil)
+	m.sent(send("asked while in flight"), now, nil)
+	if out, _ := m.due(now); len(out) != 0 {
+		t.Fatal("asked once, sent twice after: the request was not cleared")
 	}
 }

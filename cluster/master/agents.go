@@ -455,6 +455,9 @@ func (m *Master) rejoin(a *agent, reg *api.RegisterAgent, out *outbox, pid strin
 	a.warnings = reg.Warnings
 	a.reregisteredTime = now
 	m.counters.agentReregistrations++
+	for _, t := range a.tasks {
+		t.heard = false // the agent sends its pending updates again once registered
+	}
 	reported := map[string]*mesos.Task{}
 	for _, t := range reg.Tasks {
 		if t != nil {

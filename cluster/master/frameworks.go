@@ -181,11 +181,13 @@ func (m *Master) resubscribe(f *framework, fi *mesos.FrameworkInfo, sub *schedul
 // resendUnacknowledged asks the agents to send again, now, the updates of
 // f's tasks that f has not acknowledged. Those that came while f was away
 // (a master failover: its tasks ended while no master was up) went
-// nowhere, and the agents' own retries back off up to minutes.
+// nowhere, and the agents' own retries back off up to minutes. An update
+// no copy of which has come since its agent registered is not asked for:
+// the copy the agent sends once registered is on its way, and f gets it.
 func (m *Master) resendUnacknowledged(f *framework) {
 	byAgent := map[*agent][]string{}
 	for id, t := range f.tasks {
-		if !t.unacked {
+		if !t.unacked || !t.heard {
 			continue
 		}
 		if a := m.agents[t.info.AgentID.Value]; a != nil && a.out != nil && !a.unreachable {

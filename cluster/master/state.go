@@ -104,7 +104,14 @@ type task struct {
 	// unacked is set while the framework owes an acknowledgement for the
 	// update in info.StatusUpdateUUID (the head of the agent's stream for
 	// the task): the agent keeps retrying it until then.
-	unacked  bool
+	unacked bool
+	// heard is set once a copy of that update has come from the agent
+	// since it last registered. Until then the copy every agent sends of
+	// its pending updates once registered is still to come, and a
+	// framework that re-subscribes meanwhile gets that one: asking the
+	// agent for another as well would deliver the update twice
+	// (resendUnacknowledged).
+	heard    bool
 	launched time.Time
 }
 

@@ -52,6 +52,7 @@ func (m *Master) statusUpdate(a *agent, u *api.StatusUpdate) {
 		return
 	}
 	m.counters.validStatusUpdates++
+	t.heard = true
 	status := *st
 	aid := mesos.AgentID{Value: a.id}
 	status.AgentID = &aid
