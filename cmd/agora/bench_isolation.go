@@ -121,6 +121,7 @@ func benchOnLocalCluster(ctx context.Context, mode string, lc localCluster, cfg 
 	)
 	for round := 1; round <= lc.rounds; round++ {
 		before := cpuTime()
+		cfg.TraceRun = fmt.Sprintf("isolation=%s round=%d max_in_flight=%d", mode, round, cfg.MaxInFlight)
 		res, err := bench.Launch(ctx, cfg)
 		if res != nil {
 			out = append(out, res)

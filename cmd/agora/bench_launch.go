@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -21,7 +22,7 @@ func init() {
 	benchCommands["launch"] = command{name: "launch", summary: "Launch N short tasks as fast as offers allow and time them", run: runBenchLaunch}
 }
 
-func runBenchLaunch(args []string) int {
+func runBenchLaunch(args []string) (code int) {
 	var o clientOptions
 	cfg := bench.LaunchConfig{}
 	fs := newClientFlags("bench launch", "[--tasks N] [--max-in-flight N] [--cpus C] [--mem M] [--cmd CMD] [--json]",
@@ -48,6 +49,7 @@ func runBenchLaunch(args []string) int {
 	local.gc.register(fs)
 	workDir := fs.String("work_dir", "/var/tmp", "with --isolation: where the throw-away cluster keeps its state and sandboxes\n(a fresh directory below this one, removed afterwards). Not below /tmp: tasks get\na private /tmp, and sandboxes under it cost every container extra mounts")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to this file (with --isolation: the master,\nagent and framework, which all run in it)")
+	tracePath := fs.String("trace", "", "write each task's times to this file when the run ends, to find where the slow\nlaunches behind a p99 spent their time: a header, then one tab-separated line per\ntask with its ACCEPT, the agent's STARTING and RUNNING stamps, when this framework\ngot them and its end, in ms from the start of the run (accept→running is\nframework_running_ms − accepted_ms)")
 	memProfile := fs.String("memprofile", "", "write an allocation profile of this process to this file at the end (pprof's\nalloc_space and alloc_objects: what the run allocated, every allocation sampled)")
 	if code, done := o.parse(fs, args); done {
 		return code
@@ -69,6 +71,28 @@ func runBenchLaunch(args []string) int {
 	if cfg.MaxInFlight < 0 {
 		fmt.Fprintf(os.Stderr, "agora bench launch: --max-in-flight=%d: give a positive number, or 0 for no limit\n", cfg.MaxInFlight)
 		return 2
+	}
+	if *tracePath != "" {
+		f, err := os.Create(*tracePath)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "agora bench launch: --trace:", err)
+			return 2
+		}
+		w := bufio.NewWriter(f)
+		defer func() {
+			err := w.Flush()
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "agora bench launch: --trace:", err)
+				if code == 0 {
+					code = 1
+				}
+			}
+		}()
+		w.WriteString(bench.TraceHeader)
+		cfg.Trace = w
 	}
 	level := slog.LevelInfo
 	if o.verbose {

@@ -526,13 +526,38 @@ func TestBenchLaunchReportsBothByDefault(t *testing.T) {
 		MaxInFlight int `json:"max_in_flight"`
 		Finished    int `json:"finished"`
 	}
-	out, stderr, code := runClient(t, master, "bench", "launch", "--tasks", "30", "--mem", "16", "--json")
+	trace := filepath.Join(work, "trace.tsv")
+	out, stderr, code := runClient(t, master, "bench", "launch", "--tasks", "30", "--mem", "16", "--json", "--trace", trace)
 	var both []result
 	if err := json.Unmarshal([]byte(out), &both); err != nil || code != 0 {
 		t.Fatalf("bench launch: exit %d, %v\n%s\n%s", code, err, out, stderr)
 	}
 	if len(both) != 2 || both[0].MaxInFlight != 0 || both[1].MaxInFlight != 8 || both[0].Finished != 30 || both[1].Finished != 30 {
 		t.Fatalf("default bench launch reported %+v; want a saturated run and one with 8 in flight, 30 tasks finished each", both)
+	}
+	// The trace: a header, then both runs' tasks, each finished.
+	b, err := os.ReadFile(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != 61 || !strings.HasPrefix(lines[0], "run\ttask_id\t") {
+		t.Fatalf("--trace wrote %d lines, want a header and 60 tasks:\n%s", len(lines), b)
+	}
+	runs := map[string]int{}
+	for _, l := range lines[1:] {
+		f := strings.Split(l, "\t")
+		if len(f) != 10 || f[3] != "TASK_FINISHED" {
+			t.Fatalf("--trace line %q: want 10 columns and TASK_FINISHED", l)
+		}
+		runs[f[0]]++
+	}
+	if runs["max_in_flight=0"] != 30 || runs["max_in_flight=8"] != 30 {
+		t.Fatalf("--trace runs %v, want 30 tasks of each", runs)
+	}
+	_, stderr, code = runClient(t, master, "bench", "launch", "--tasks", "1", "--trace", filepath.Join(work, "no-such-dir", "trace.tsv"))
+	if code != 2 || !strings.Contains(stderr, "--trace") || !strings.Contains(stderr, "no-such-dir") {
+		t.Fatalf("--trace into a missing directory: exit %d, %q; want 2 and the path", code, stderr)
 	}
 	out, stderr, code = runClient(t, master, "bench", "launch", "--tasks", "20", "--mem", "16", "--max-in-flight", "4", "--json")
 	var one result

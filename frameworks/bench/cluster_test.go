@@ -1,7 +1,10 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,13 +37,64 @@ func TestClusterLaunchBenchmarkCountsFailures(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	res, err := Launch(ctx, LaunchConfig{Masters: []string{c.MasterAddr}, Tasks: 5, CPUs: 0.01, Mem: 32, Command: "exit 1"})
+	var trace bytes.Buffer
+	res, err := Launch(ctx, LaunchConfig{Masters: []string{c.MasterAddr}, Tasks: 5, CPUs: 0.01, Mem: 32, Command: "exit 1",
+		Trace: &trace, TraceRun: "failing"})
 	if err != nil {
 		t.Fatalf("Launch: %v", err)
 	}
 	if res.Failed != 5 || res.FailedStates["TASK_FAILED"] != 5 || res.Finished != 0 {
 		t.Errorf("result %+v, want 5 TASK_FAILED", res)
 	}
+	rows := traceRows(t, trace.String(), 5)
+	for _, row := range rows {
+		if row[0] != "failing" || row[3] != "TASK_FAILED" || row[9] == "" {
+			t.Errorf("trace line %q: want run failing, TASK_FAILED and when it ended", row)
+		}
+	}
+}
+
+// traceRows checks a launch trace has n lines of TraceHeader's columns,
+// each task's times in the order the updates came, and returns them.
+func traceRows(t *testing.T, trace string, n int) [][]string {
+	t.Helper()
+	cols := len(strings.Split(strings.TrimSuffix(TraceHeader, "\n"), "\t"))
+	lines := strings.Split(strings.TrimSuffix(trace, "\n"), "\n")
+	if len(lines) != n {
+		t.Fatalf("trace has %d lines, want %d:\n%s", len(lines), n, trace)
+	}
+	var rows [][]string
+	prevAccepted := -1.0
+	for _, l := range lines {
+		row := strings.Split(l, "\t")
+		if len(row) != cols || !strings.HasPrefix(row[1], "bench-") || row[2] == "" {
+			t.Fatalf("trace line %q: want %d columns, a task and an agent", l, cols)
+		}
+		// accepted, framework STARTING, framework RUNNING, ended: each
+		// no earlier than the one before (those that came).
+		last := -1.0
+		for i, c := range []int{4, 6, 8, 9} {
+			if row[c] == "" {
+				if i == 0 {
+					t.Fatalf("trace line %q: no accept time", l)
+				}
+				continue
+			}
+			v, err := strconv.ParseFloat(row[c], 64)
+			if err != nil || v < last || v < 0 {
+				t.Fatalf("trace line %q: column %d is %q after %v", l, c+1, row[c], last)
+			}
+			last = v
+			if i == 0 {
+				if v < prevAccepted {
+					t.Fatalf("trace line %q: accepted before the line above (%v)", l, prevAccepted)
+				}
+				prevAccepted = v
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows
 }
 
 func TestClusterLaunchBenchmarkMaxInFlight(t *testing.T) {
@@ -48,9 +102,15 @@ func TestClusterLaunchBenchmarkMaxInFlight(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	// Each offer could hold 16 tasks; the limit keeps 3 in flight.
-	res, err := Launch(ctx, LaunchConfig{Masters: []string{c.MasterAddr}, Tasks: 30, CPUs: 0.01, Mem: 32, MaxInFlight: 3})
+	var trace bytes.Buffer
+	res, err := Launch(ctx, LaunchConfig{Masters: []string{c.MasterAddr}, Tasks: 30, CPUs: 0.01, Mem: 32, MaxInFlight: 3, Trace: &trace})
 	if err != nil {
 		t.Fatalf("Launch: %v (result %+v)", err, res)
+	}
+	for _, row := range traceRows(t, trace.String(), 30) {
+		if row[0] != "max_in_flight=3" || row[3] != "TASK_FINISHED" || row[5] == "" || row[7] == "" || row[8] == "" {
+			t.Errorf("trace line %q: want run max_in_flight=3, TASK_FINISHED and the agent's STARTING and RUNNING stamps", row)
+		}
 	}
 	if res.Finished != 30 || res.Failed != 0 || res.Unfinished != 0 {
 		t.Errorf("result %+v, want 30 finished", res)

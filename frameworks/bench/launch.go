@@ -7,8 +7,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
+	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -39,6 +42,11 @@ type LaunchConfig struct {
 	ProgressEvery      time.Duration
 	Principal, Secret  string      // the framework's credentials (see scheduler.Config)
 	TLS                *tls.Config // verifies the master's certificate (see scheduler.Config)
+	// Trace, if set, gets one line per task once the run ends (TraceHeader
+	// names the columns); TraceRun is the run's label in its first column
+	// (default max_in_flight=N).
+	Trace    io.Writer
+	TraceRun string
 }
 
 // LaunchResult is what the launch benchmark measured. Seconds runs from
@@ -106,12 +114,15 @@ const maxAcceptErrors = 10
 // launched is what the benchmark saw of one task: framework-clock times of
 // the ACCEPT and of the updates, and the agent's stamps.
 type launched struct {
+	agent         string
 	accepted      time.Time
 	startingSeen  time.Time
 	startingStamp time.Time
 	runningSeen   time.Time
 	runningStamp  time.Time
 	finished      time.Time
+	ended         time.Time // any terminal update
+	endState      mesos.TaskState
 	inFlight      bool // accepted, not yet RUNNING nor ended
 	terminal      bool
 }
@@ -234,7 +245,7 @@ loop:
 			if err == nil {
 				err = errors.New("framework torn down")
 			}
-			return r.result(), fmt.Errorf("bench launch: %w", err)
+			return r.traced(r.result(), fmt.Errorf("bench launch: %w", err))
 		}
 	}
 	tctx, tcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -244,7 +255,79 @@ loop:
 	}
 	cancel()
 	<-errc
-	return r.result(), runErr
+	return r.traced(r.result(), runErr)
+}
+
+// traced writes the trace, if one was asked for, of a run that ended with
+// res and err.
+func (r *launchRun) traced(res *LaunchResult, err error) (*LaunchResult, error) {
+	if r.cfg.Trace != nil {
+		if werr := r.writeTrace(r.cfg.Trace); werr != nil && err == nil {
+			err = fmt.Errorf("bench launch: write the trace: %w", werr)
+		}
+	}
+	return res, err
+}
+
+// TraceHeader is the first line of a launch trace (LaunchConfig.Trace):
+// tab-separated columns, one line per task in the order the tasks were
+// accepted. Times are milliseconds from the run's SUBSCRIBED; agent_*
+// are the stamps of the agent's updates (on the agent's clock, so
+// comparable only on one machine), framework_* when the framework got
+// them; an empty field is an update that did not come.
+const TraceHeader = "run\ttask_id\tagent_id\tstate\taccepted_ms\tagent_starting_ms\tframework_starting_ms\tagent_running_ms\tframework_running_ms\tended_ms\n"
+
+// writeTrace writes the run's tasks as TraceHeader describes.
+func (r *launchRun) writeTrace(w io.Writer) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	label := r.cfg.TraceRun
+	if label == "" {
+		label = "max_in_flight=" + strconv.Itoa(r.cfg.MaxInFlight)
+	}
+	ids := make([]string, 0, len(r.tasks))
+	for id := range r.tasks {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		a, b := r.tasks[ids[i]], r.tasks[ids[j]]
+		if !a.accepted.Equal(b.accepted) {
+			return a.accepted.Before(b.accepted)
+		}
+		return ids[i] < ids[j]
+	})
+	at := func(b []byte, t time.Time) []byte {
+		b = append(b, '\t')
+		if t.IsZero() || r.start.IsZero() {
+			return b
+		}
+		return strconv.AppendFloat(b, float64(t.Sub(r.start).Microseconds())/1000, 'f', 3, 64)
+	}
+	var line []byte
+	for _, id := range ids {
+		t := r.tasks[id]
+		state := "TASK_STAGING"
+		switch {
+		case t.terminal:
+			state = t.endState.String()
+		case !t.runningSeen.IsZero():
+			state = "TASK_RUNNING"
+		case !t.startingSeen.IsZero():
+			state = "TASK_STARTING"
+		}
+		line = append(line[:0], label...)
+		line = append(append(line, '\t'), id...)
+		line = append(append(line, '\t'), t.agent...)
+		line = append(append(line, '\t'), state...)
+		for _, x := range []time.Time{t.accepted, t.startingStamp, t.startingSeen, t.runningStamp, t.runningSeen, t.ended} {
+			line = at(line, x)
+		}
+		line = append(line, '\n')
+		if _, err := w.Write(line); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *launchRun) subscribed() {
@@ -275,10 +358,10 @@ func (r *launchRun) room() int {
 
 // packed starts the clock of the tasks just packed into an offer; r.mu is
 // held.
-func (r *launchRun) packed(_ *mesos.Offer, _ []int, tasks []mesos.TaskInfo) {
+func (r *launchRun) packed(o *mesos.Offer, _ []int, tasks []mesos.TaskInfo) {
 	now := time.Now()
 	for _, t := range tasks {
-		r.tasks[t.TaskID.Value] = &launched{accepted: now, inFlight: true}
+		r.tasks[t.TaskID.Value] = &launched{agent: o.AgentID.Value, accepted: now, inFlight: true}
 	}
 	r.inFlight += len(tasks)
 	r.peakInFlight = max(r.peakInFlight, r.inFlight)
@@ -356,7 +439,7 @@ func (r *launchRun) update(ctx context.Context, st mesos.TaskStatus) {
 		r.inFlight--
 	}
 	if scheduler.IsTerminal(state) {
-		t.terminal = true
+		t.terminal, t.ended, t.endState = true, now, state
 		r.terminals++
 		r.end = now
 		if r.terminals == r.cfg.Tasks {
