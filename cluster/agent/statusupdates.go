@@ -441,13 +441,15 @@ func (m *updateManager) head(key taskKey) (head *mesos.TaskStatus, held int) {
 	return head, s.unrecorded
 }
 
-// setOnline starts (true: everything pending is due now) or pauses sending.
+// setOnline starts (true: everything pending is due now, or as soon as
+// its send in flight, begun before, ends) or pauses sending.
 func (m *updateManager) setOnline(on bool) {
 	m.mu.Lock()
 	m.online = on
 	if on {
 		for _, s := range m.streams {
 			s.next, s.backoff = time.Time{}, m.retry
+			s.resend = s.inflight
 		}
 	}
 	m.mu.Unlock()

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -336,4 +337,15 @@ func TestResendAskedWhileInFlight(t *testing.T) {
 	if out, _ := m.due(now); len(out) != 0 {
 		t.Fatal("asked once, sent twice after: the request was not cleared")
 	}
+
+	// Registered again while a copy from before is in flight (it may have
+	// gone to the master that is gone, or failed): everything pending is
+	// due once that send ends. The master does not ask for an update
+	// none of which came since the registration, counting on this.
+	m.resendNow(key)
+	o = send("asked again")
+	m.setOnline(false)
+	m.setOnline(true)
+	m.sent(o, now, errors.New("connection reset"))
+	m.sent(send("registered while in flight"), now, nil)
 }
