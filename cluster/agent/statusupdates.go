@@ -551,36 +551,41 @@ func (m *updateManager) sent(o outgoing, at time.Time, err error) {
 	s.backoff = min(2*s.backoff, m.retryMax)
 }
 
-// run sends due updates until ctx ends.
+// run sends due updates until ctx ends. Up to maxSendsInFlight calls
+// are in flight at once: heads that fall due while a call is on its way
+// (another task's) go in the next without waiting for its answer. A
+// task's own updates keep their order: only its head is ever sent, and
+// not again while a copy is in flight.
 func (m *updateManager) run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	slots := make(chan struct{}, maxSendsInFlight)
+	var sends sync.WaitGroup
+	defer sends.Wait()
 	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		held := m.recordHeld(time.Now())
 		out, next := m.due(time.Now())
 		if !held.IsZero() && (next.IsZero() || held.Before(next)) {
 			next = held
 		}
-		sent := len(out) > 0
-		for len(out) > 0 {
-			batch := out[:min(len(out), maxUpdateBatch)]
-			out = out[len(batch):]
-			us := make([]*api.StatusUpdate, len(batch))
-			for i := range batch {
-				us[i] = &batch[i].u
-			}
-			at := time.Now()
-			err := m.send(ctx, us)
-			if err != nil && ctx.Err() == nil {
-				m.log.Warn("status updates not delivered; will retry", "updates", len(us), "first_task_id", batch[0].key.task, "err", err)
-			}
-			for _, o := range batch {
-				m.sent(o, at, err)
-			}
+		if len(out) > 0 {
+			sends.Add(1)
+			go func() {
+				defer func() {
+					<-slots
+					sends.Done()
+					m.poke() // acks may have made more heads due
+				}()
+				m.sendAll(ctx, out)
+			}()
+			continue
 		}
-		if sent {
-			continue // acks may have made more heads due
-		}
+		<-slots
 		wait := time.Hour
 		if !next.IsZero() {
 			wait = max(time.Until(next), 0)
@@ -594,6 +599,30 @@ func (m *updateManager) run(ctx context.Context) {
 		}
 	}
 }
+
+// sendAll sends out in calls of at most maxUpdateBatch updates and
+// schedules each head's retry.
+func (m *updateManager) sendAll(ctx context.Context, out []outgoing) {
+	for len(out) > 0 {
+		batch := out[:min(len(out), maxUpdateBatch)]
+		out = out[len(batch):]
+		us := make([]*api.StatusUpdate, len(batch))
+		for i := range batch {
+			us[i] = &batch[i].u
+		}
+		at := time.Now()
+		err := m.send(ctx, us)
+		if err != nil && ctx.Err() == nil {
+			m.log.Warn("status updates not delivered; will retry", "updates", len(us), "first_task_id", batch[0].key.task, "err", err)
+		}
+		for _, o := range batch {
+			m.sent(o, at, err)
+		}
+	}
+}
+
+// maxSendsInFlight bounds the agent's status update calls in flight.
+const maxSendsInFlight = 2
 
 // maxUpdateBatch bounds the updates sent in one call.
 const maxUpdateBatch = 512

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -348,4 +350,68 @@ func TestResendAskedWhileInFlight(t *testing.T) {
 	m.setOnline(true)
 	m.sent(o, now, errors.New("connection reset"))
 	m.sent(send("registered while in flight"), now, nil)
+}
+
+// TestUpdatesOfOtherTasksDoNotWaitForACallInFlight: a task's update that
+// falls due while another task's is on its way to the master goes in a
+// call of its own, without waiting for the first call's answer; a task's
+// next update still waits for its head's acknowledgement.
+func TestUpdatesOfOtherTasksDoNotWaitForACallInFlight(t *testing.T) {
+	calls := make(chan []string, 16)
+	release := make(chan struct{})
+	var held atomic.Bool
+	send := func(ctx context.Context, us []*api.StatusUpdate) error {
+		var ids []string
+		for _, u := range us {
+			ids = append(ids, u.Status.TaskID.Value+":"+u.Status.GetState().String())
+		}
+		calls <- ids
+		if held.CompareAndSwap(false, true) { // the first call hangs
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return nil
+	}
+	m := newUpdateManager(time.Hour, time.Hour, send, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.run(ctx); close(done) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Error("the update sender did not stop within a minute of its cancel")
+		}
+	}()
+	m.setOnline(true)
+	add := func(task string, s mesos.TaskState) {
+		t.Helper()
+		u := &api.StatusUpdate{FrameworkID: "fw", Status: &mesos.TaskStatus{TaskID: mesos.TaskID{Value: task}, State: s.Enum(), UUID: newUUID().bytes()}}
+		if err := m.add(taskKey{"fw", task}, "", false, true, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := func(what string) []string {
+		t.Helper()
+		select {
+		case c := <-calls:
+			return c
+		case <-time.After(time.Minute):
+			t.Fatalf("%s: no call within a minute", what)
+			return nil
+		}
+	}
+	add("a", mesos.TASK_STARTING)
+	if c := next("a's update"); len(c) != 1 || c[0] != "a:TASK_STARTING" {
+		t.Fatalf("first call %v, want a's TASK_STARTING", c)
+	}
+	add("a", mesos.TASK_RUNNING) // behind a's head
+	add("b", mesos.TASK_STARTING)
+	if c := next("b's update while a's call hangs"); len(c) != 1 || c[0] != "b:TASK_STARTING" {
+		t.Fatalf("second call %v, want b's TASK_STARTING alone (a's RUNNING waits for its head)", c)
+	}
+	close(release)
 }
