@@ -493,8 +493,9 @@ func (m *updateManager) dropAll() {
 }
 
 type outgoing struct {
-	key taskKey
-	u   api.StatusUpdate
+	key    taskKey
+	stream *updateStream // the stream sent from: a task's may be replaced meanwhile
+	u      api.StatusUpdate
 }
 
 // due collects the heads to send now and the time the next one is due.
@@ -517,7 +518,7 @@ func (m *updateManager) due(now time.Time) (out []outgoing, next time.Time) {
 		u := *s.pending[0]
 		latest := s.pending[len(s.pending)-1-s.unrecorded].Status.GetState()
 		u.LatestState = &latest
-		out = append(out, outgoing{key, u})
+		out = append(out, outgoing{key, s, u})
 		s.inflight = true
 	}
 	return out, next
@@ -528,8 +529,8 @@ func (m *updateManager) sent(o outgoing, at time.Time, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.streams[o.key]
-	if s == nil {
-		return
+	if s == nil || s != o.stream {
+		return // the task's stream ended (or a new one began) meanwhile
 	}
 	s.inflight = false
 	resend := s.resend
@@ -618,6 +619,7 @@ func (m *updateManager) sendAll(ctx context.Context, out []outgoing) {
 		for _, o := range batch {
 			m.sent(o, at, err)
 		}
+		m.poke() // a head made due again need not wait for the other batches
 	}
 }
 

@@ -415,3 +415,41 @@ func TestUpdatesOfOtherTasksDoNotWaitForACallInFlight(t *testing.T) {
 	}
 	close(release)
 }
+
+// TestAnEndedStreamsLateAnswerLeavesTheNextAlone: a task's terminal
+// update is acknowledged while its copy's call is still in flight, and a
+// task of the same ID begins a new stream whose head goes out in another
+// call; the first call's answer must not touch the new stream (which
+// would send its head a second time while it is in flight).
+func TestAnEndedStreamsLateAnswerLeavesTheNextAlone(t *testing.T) {
+	m := newUpdateManager(time.Hour, time.Hour, nil, slog.New(slog.DiscardHandler))
+	m.setOnline(true)
+	key := taskKey{"fw", "t"}
+	add := func(s mesos.TaskState) *api.StatusUpdate {
+		t.Helper()
+		u := &api.StatusUpdate{FrameworkID: "fw", Status: &mesos.TaskStatus{TaskID: mesos.TaskID{Value: "t"}, State: s.Enum(), UUID: newUUID().bytes()}}
+		if err := m.add(key, "", false, true, u); err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	now := time.Now()
+	end := add(mesos.TASK_FINISHED)
+	first, _ := m.due(now)
+	if len(first) != 1 {
+		t.Fatalf("due = %d updates, want the terminal one", len(first))
+	}
+	if matched, finished, err := m.ack(key, end.Status.UUID); !matched || !finished || err != nil {
+		t.Fatalf("ack = %v %v %v, want the stream finished", matched, finished, err)
+	}
+	add(mesos.TASK_STARTING) // the ID again, a new stream
+	second, _ := m.due(now)
+	if len(second) != 1 {
+		t.Fatalf("due = %d updates, want the new stream's head", len(second))
+	}
+	m.sent(first[0], now, nil) // the old call's answer, late
+	if out, _ := m.due(now); len(out) != 0 {
+		t.Fatalf("the new stream's head was handed out again while in flight: %v", out[0].u.Status.GetState())
+	}
+	m.sent(second[0], now, nil)
+}

@@ -66,6 +66,7 @@ func (w *wireAgent) register(tasks ...*mesos.Task) {
 		w.t.Fatalf("register: first event %+v (%v), want REGISTERED", ev, err)
 	}
 	w.id = ev.Registered.AgentID
+	id := w.id
 	q := clustertest.NewQueue[*api.AgentEvent](w.t)
 	w.events = q
 	go func() {
@@ -75,7 +76,7 @@ func (w *wireAgent) register(tasks ...*mesos.Task) {
 				return
 			}
 			if ev.Type == api.AgentPing && ev.Ping != nil {
-				w.call(&api.AgentCall{Type: api.AgentPong, AgentID: w.id, Pong: &api.Pong{Seq: ev.Ping.Seq}})
+				w.call(&api.AgentCall{Type: api.AgentPong, AgentID: id, Pong: &api.Pong{Seq: ev.Ping.Seq}})
 				continue
 			}
 			q.Put(ev)
@@ -91,7 +92,7 @@ func (w *wireAgent) call(c *api.AgentCall) int {
 	}
 	req, _ := http.NewRequest(http.MethodPost, w.url+api.AgentPath, bytes.NewReader(body))
 	req.Header.Set("Content-Type", api.MediaJSON)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
 	if err != nil {
 		return 0
 	}
