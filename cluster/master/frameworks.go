@@ -183,7 +183,8 @@ func (m *Master) resubscribe(f *framework, fi *mesos.FrameworkInfo, sub *schedul
 // (a master failover: its tasks ended while no master was up) went
 // nowhere, and the agents' own retries back off up to minutes. An update
 // no copy of which has come since its agent registered is not asked for:
-// the copy the agent sends once registered is on its way, and f gets it.
+// the copy the agent sends once registered is on its way, and f gets it
+// (if that copy does not get through, f gets the agent's retry of it).
 func (m *Master) resendUnacknowledged(f *framework) {
 	byAgent := map[*agent][]string{}
 	for id, t := range f.tasks {
