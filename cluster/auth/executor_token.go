@@ -49,19 +49,25 @@ type TokenSigner struct {
 // NewTokenSigner checks key (at least MinSecretKey bytes).
 func NewTokenSigner(key []byte) (*TokenSigner, error) {
 	if len(key) < MinSecretKey {
-		return nil, fmt.Errorf("the secret key has %d bytes, want at least %d (e.g. head -c 32 /dev/urandom > key)", len(key), MinSecretKey)
+		return nil, fmt.Errorf("the secret key has %d bytes, want at least %d (e.g. head -c 32 /dev/urandom | base64 > key)", len(key), MinSecretKey)
 	}
 	return &TokenSigner{key: append([]byte(nil), key...), now: time.Now}, nil
 }
 
-// LoadSecretKey reads a key file (--jwt_secret_key): its bytes, without a
-// trailing newline.
+// LoadSecretKey reads a key file (--jwt_secret_key): its bytes, without
+// the one line ending (\n or \r\n) an editor or echo leaves. A key of
+// raw random bytes may itself end in one: keep keys as text (base64).
 func LoadSecretKey(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return []byte(strings.TrimRight(string(b), "\r\n")), nil
+	if s := string(b); strings.HasSuffix(s, "\r\n") {
+		return b[:len(b)-2], nil
+	} else if strings.HasSuffix(s, "\n") {
+		return b[:len(b)-1], nil
+	}
+	return b, nil
 }
 
 // jwtHeader is the only header agora makes and accepts: HS256, so that a

@@ -55,7 +55,7 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	f.http.register(fs)
 	f.http.registerAgent(fs)
 	fs.StringVar(&f.credential, "credential", "", "JSON file {\"principal\": ..., \"secret\": ...} this agent presents to the master (for --authenticate_agents)")
-	fs.StringVar(&f.jwtSecretKey, "jwt_secret_key", "", "file of the key (at least 32 bytes, e.g. head -c 32 /dev/urandom) the agent signs each executor's token with;\n"+
+	fs.StringVar(&f.jwtSecretKey, "jwt_secret_key", "", "file of the key (at least 32 bytes without the trailing newline, e.g. head -c 32 /dev/urandom | base64 > FILE) the agent signs each executor's token with;\n"+
 		"executors get theirs in MESOS_EXECUTOR_AUTHENTICATION_TOKEN and send it as 'Authorization: Bearer'")
 	fs.StringVar(&f.jwtSecretKey, "executor_secret_key", "", "the same as --jwt_secret_key")
 	fs.StringVar(&f.acls, "acls", "", "authorization of /files: Mesos's ACL JSON, or a file of it; access_sandboxes decides who reads which framework's sandbox (empty: everyone)")

@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -43,15 +44,19 @@ const TokenKeyFile = "driver-token.key"
 const DefaultDriverTokenTTL = 30 * 24 * time.Hour
 
 // LoadTokenSigner reads the work directory's key, or makes one (random,
-// mode 0600) if there is none, and returns its signer.
+// base64 text, mode 0600) if there is none, and returns its signer.
 func LoadTokenSigner(workDir string) (*auth.TokenSigner, error) {
 	path := filepath.Join(workDir, TokenKeyFile)
 	key, err := auth.LoadSecretKey(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		key = make([]byte, auth.MinSecretKey)
-		if _, err := rand.Read(key); err != nil {
+		// The key is text (base64 of MinSecretKey random bytes): raw
+		// bytes ending in a newline would lose it to LoadSecretKey's trim,
+		// and the key read back would be another one, or too short.
+		raw := make([]byte, auth.MinSecretKey)
+		if _, err := rand.Read(raw); err != nil {
 			return nil, err
 		}
+		key = []byte(base64.RawURLEncoding.EncodeToString(raw))
 		if err := os.MkdirAll(workDir, 0o700); err != nil {
 			return nil, fmt.Errorf("drivers' token key: %w", err)
 		}
@@ -64,7 +69,7 @@ func LoadTokenSigner(workDir string) (*auth.TokenSigner, error) {
 		if err != nil {
 			return nil, fmt.Errorf("drivers' token key: %w", err)
 		}
-		_, err = f.Write(key)
+		_, err = f.Write(append(key, '\n'))
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
