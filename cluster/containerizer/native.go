@@ -52,6 +52,11 @@ type NativeConfig struct {
 	// their containers end (cgroup v1 only). 0: none; every container's
 	// cgroup is created at its launch and removed at its end.
 	CgroupPool int
+	// FavorDynMods turns on the machine's cgroup2 option favordynmods
+	// (--cgroups_favor_dynmods), so that an init joining its cgroup does
+	// not wait for an RCU grace period (favordynmods.go). Where it cannot,
+	// the containerizer works as before and logs why.
+	FavorDynMods bool
 	// Logger receives cleanup problems (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -88,6 +93,7 @@ type Native struct {
 	h       hierarchy
 	mountNS string  // the agent's mount namespace, which inits must not touch
 	pool    *cgPool // nil: no pool
+	dynmods bool    // favordynmods is on (FavorDynMods)
 }
 
 var _ Containerizer = (*Native)(nil)
@@ -108,6 +114,16 @@ func NewNative(cfg NativeConfig) (*Native, error) {
 		return nil, fmt.Errorf("containerizer: %w", err)
 	}
 	n := &Native{cfg: cfg, h: h, mountNS: mountNS}
+	if cfg.FavorDynMods {
+		changed, at, err := setFavorDynMods(true) // favordynmods.go
+		switch {
+		case err != nil:
+			cfg.Logger.Warn("cgroups: cannot turn on favordynmods, so a container's init may wait for an RCU grace period (~10 ms) to join its cgroup", "err", err)
+		case changed:
+			cfg.Logger.Info("cgroups: turned on the machine's favordynmods (cgroup2 mount option) so that a container's init joins its cgroup without waiting for an RCU grace period; --cgroups_favor_dynmods=false leaves it alone", "hierarchy", at)
+		}
+		n.dynmods = err == nil
+	}
 	if v1, ok := h.(*v1); ok {
 		// Idle pooled cgroups of agents that are gone are taken over or
 		// removed even without a pool of our own.
@@ -154,6 +170,9 @@ func (n *Native) Describe() string {
 	pool := ""
 	if n.pool != nil && n.pool.size > 0 {
 		pool = fmt.Sprintf("; %d pooled cgroups", n.pool.size)
+	}
+	if n.dynmods {
+		pool += "; favordynmods"
 	}
 	return fmt.Sprintf("cgroups v%d (cpu, memory, pids; %s%s) under %q; pid, mount, IPC and UTS namespaces",
 		n.h.version(), cfs, pool, n.cfg.Root)

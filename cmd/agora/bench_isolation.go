@@ -93,7 +93,7 @@ func benchOnLocalCluster(ctx context.Context, mode string, lc localCluster, cfg 
 	defer srv.Close()
 
 	c, err := containerizer.New(containerizer.Options{Isolation: mode,
-		Native: containerizer.NativeConfig{Root: "agora-bench", CgroupPool: 16, Logger: quiet}})
+		Native: containerizer.NativeConfig{Root: "agora-bench", CgroupPool: 16, FavorDynMods: true, Logger: quiet}})
 	if err != nil {
 		return nil, 0, err
 	}
