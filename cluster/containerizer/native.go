@@ -57,6 +57,12 @@ type NativeConfig struct {
 	// not wait for an RCU grace period (favordynmods.go). Where it cannot,
 	// the containerizer works as before and logs why.
 	FavorDynMods bool
+	// RootCPUShares, if not 0, is the least CPU weight (cpu.shares; the
+	// equivalent cpu.weight on v2) of each level of Root: the weight of
+	// all the containers together against the machine's other processes
+	// (rootweight.go; DefaultRootCPUShares). 0 leaves the levels' weight
+	// as it is.
+	RootCPUShares uint64
 	// Logger receives cleanup problems (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -123,6 +129,15 @@ func NewNative(cfg NativeConfig) (*Native, error) {
 			cfg.Logger.Info("cgroups: turned on the machine's favordynmods (cgroup2 mount option) so that a container's init joins its cgroup without waiting for an RCU grace period; --cgroups_favor_dynmods=false leaves it alone", "hierarchy", at)
 		}
 		n.dynmods = err == nil
+	}
+	if cfg.RootCPUShares > 0 {
+		changed, err := n.weighRoot(cfg.RootCPUShares) // rootweight.go
+		if err != nil {
+			cfg.Logger.Warn("cgroups: cannot give the containers' root its CPU weight; containers together may weigh what one process's thread does", "root", cfg.Root, "cpu_shares", cfg.RootCPUShares, "err", err)
+		}
+		for _, path := range changed {
+			cfg.Logger.Info("cgroups: raised the CPU weight of the containers' root to the CPUs the agent offers", "file", path, "cpu_shares", cfg.RootCPUShares)
+		}
 	}
 	if v1, ok := h.(*v1); ok {
 		// Idle pooled cgroups of agents that are gone are taken over or

@@ -101,7 +101,7 @@ func (f *agentFlags) config(logger *slog.Logger) (agent.Config, error) {
 			return agent.Config{}, fmt.Errorf("--acls: %w", err)
 		}
 	}
-	ctr, err := f.iso.containerizer(f.iso.cgroupsRoot, logger)
+	ctr, err := f.iso.containerizer(f.iso.cgroupsRoot, offeredCPUs(f.resources), logger)
 	if err != nil {
 		return agent.Config{}, err
 	}

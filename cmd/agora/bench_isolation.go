@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -93,7 +94,8 @@ func benchOnLocalCluster(ctx context.Context, mode string, lc localCluster, cfg 
 	defer srv.Close()
 
 	c, err := containerizer.New(containerizer.Options{Isolation: mode,
-		Native: containerizer.NativeConfig{Root: "agora-bench", CgroupPool: 16, FavorDynMods: true, Logger: quiet}})
+		Native: containerizer.NativeConfig{Root: "agora-bench", CgroupPool: 16, FavorDynMods: true,
+			RootCPUShares: containerizer.DefaultRootCPUShares(float64(runtime.NumCPU())), Logger: quiet}}) // an agent's defaults
 	if err != nil {
 		return nil, 0, err
 	}

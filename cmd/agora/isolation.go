@@ -4,8 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 
+	"github.com/agora-cluster/agora/cluster/api"
 	"github.com/agora-cluster/agora/cluster/containerizer"
 )
 
@@ -14,7 +16,7 @@ import (
 type isolationFlags struct {
 	containerizers, isolation, cgroupsHierarchy, cgroupsRoot string
 	cgroupsEnableCFS, cgroupsFavorDynMods                    bool
-	cgroupsPidsLimit                                         int64
+	cgroupsPidsLimit, cgroupsRootCPUShares                   int64
 	cgroupsPoolSize                                          int
 }
 
@@ -31,12 +33,16 @@ func (f *isolationFlags) register(fs *flag.FlagSet, defaultRoot string) {
 		"hierarchy; it holds for cgroup v1 controllers too), so that a container joining its cgroup does not\n"+
 		"wait for an RCU grace period (~10 ms after a quiet moment), for a little more work in every fork;\n"+
 		"false leaves the machine's setting as it is")
+	fs.Int64Var(&f.cgroupsRootCPUShares, "cgroups_root_cpu_shares", -1, "least CPU weight (cpu.shares; cpu.weight's equivalent on cgroup v2) of the containers' root\n"+
+		"(--cgroups_root, each level): the weight of all containers together against the machine's\n"+
+		"other processes, which weigh 1024 a thread. -1: 1024 per CPU the agent offers; 0: leave it as it is.\n"+
+		"A weight is only ever raised")
 	fs.IntVar(&f.cgroupsPoolSize, "cgroups_pool_size", 16, "empty cgroups kept ready for new containers and reused after containers end\n(cgroup v1; 0: every container's cgroup is created at launch and removed at its end)")
 }
 
 // containerizer builds the containerizer the flags ask for, with its
-// cgroups in root.
-func (f *isolationFlags) containerizer(root string, logger *slog.Logger) (containerizer.Containerizer, error) {
+// cgroups in root, for an agent that offers cpus.
+func (f *isolationFlags) containerizer(root string, cpus float64, logger *slog.Logger) (containerizer.Containerizer, error) {
 	mesos := false
 	for _, c := range strings.Split(f.containerizers, ",") {
 		switch c = strings.TrimSpace(c); c {
@@ -55,16 +61,24 @@ func (f *isolationFlags) containerizer(root string, logger *slog.Logger) (contai
 	if pids <= 0 {
 		pids = -1
 	}
+	var rootShares uint64
+	switch {
+	case f.cgroupsRootCPUShares < 0:
+		rootShares = containerizer.DefaultRootCPUShares(cpus)
+	case f.cgroupsRootCPUShares > 0:
+		rootShares = uint64(max(f.cgroupsRootCPUShares, 2))
+	}
 	return containerizer.New(containerizer.Options{
 		Isolation: f.isolation,
 		Native: containerizer.NativeConfig{
-			Hierarchy:    f.cgroupsHierarchy,
-			Root:         root,
-			DisableCFS:   !f.cgroupsEnableCFS,
-			PidsLimit:    pids,
-			CgroupPool:   max(f.cgroupsPoolSize, 0),
-			FavorDynMods: f.cgroupsFavorDynMods,
-			Logger:       logger,
+			Hierarchy:     f.cgroupsHierarchy,
+			Root:          root,
+			DisableCFS:    !f.cgroupsEnableCFS,
+			PidsLimit:     pids,
+			CgroupPool:    max(f.cgroupsPoolSize, 0),
+			FavorDynMods:  f.cgroupsFavorDynMods,
+			RootCPUShares: rootShares,
+			Logger:        logger,
 		},
 	})
 }
@@ -85,4 +99,16 @@ func describeIsolation(c containerizer.Containerizer) string {
 		return d.Describe()
 	}
 	return "none: plain processes"
+}
+
+// offeredCPUs is the cpus of resources given in Mesos syntax (--resources),
+// or the machine's CPUs where they name none (as the agent detects them).
+func offeredCPUs(resources string) float64 {
+	rs, err := api.ParseResources(resources)
+	if err == nil {
+		if cpus, ok := scalarSums(rs)["cpus"]; ok {
+			return cpus
+		}
+	}
+	return float64(runtime.NumCPU())
 }
