@@ -55,19 +55,16 @@ func NewTokenSigner(key []byte) (*TokenSigner, error) {
 }
 
 // LoadSecretKey reads a key file (--jwt_secret_key): its bytes, without
-// the one line ending (\n or \r\n) an editor or echo leaves. A key of
-// raw random bytes may itself end in one: keep keys as text (base64).
+// trailing line endings (\r and \n), as agents have always read it, so
+// that an upgraded agent keeps its key and its executors' tokens still
+// verify. A key of raw random bytes may itself end in one of them and
+// lose it: keep keys as text (base64).
 func LoadSecretKey(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	if s := string(b); strings.HasSuffix(s, "\r\n") {
-		return b[:len(b)-2], nil
-	} else if strings.HasSuffix(s, "\n") {
-		return b[:len(b)-1], nil
-	}
-	return b, nil
+	return []byte(strings.TrimRight(string(b), "\r\n")), nil
 }
 
 // jwtHeader is the only header agora makes and accepts: HS256, so that a

@@ -5,8 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -98,31 +96,5 @@ func BenchmarkExecutorTokenVerify(b *testing.B) {
 		if _, err := s.Verify(tok); err != nil {
 			b.Fatal(err)
 		}
-	}
-}
-
-// A key file loses exactly one line ending, and nothing else: a key's own
-// bytes (a \r or \n among them) stay.
-func TestLoadSecretKeyTrimsOneLineEnding(t *testing.T) {
-	dir := t.TempDir()
-	for _, c := range []struct{ file, want string }{
-		{"secret", "secret"},
-		{"secret\n", "secret"},
-		{"secret\r\n", "secret"},
-		{"secret\n\n", "secret\n"},
-		{"secret\r", "secret\r"},
-		{"\n", ""},
-	} {
-		path := filepath.Join(dir, "key")
-		if err := os.WriteFile(path, []byte(c.file), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		got, err := LoadSecretKey(path)
-		if err != nil || string(got) != c.want {
-			t.Errorf("LoadSecretKey of %q = %q, %v; want %q", c.file, got, err, c.want)
-		}
-	}
-	if _, err := LoadSecretKey(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("LoadSecretKey of a missing file: %v; want not-exist", err)
 	}
 }

@@ -53,7 +53,7 @@ func LoadTokenSigner(workDir string) (*auth.TokenSigner, error) {
 		// bytes ending in a newline would lose it to LoadSecretKey's trim,
 		// and the key read back would be another one, or too short.
 		raw := make([]byte, auth.MinSecretKey)
-		if _, err := rand.Read(raw); err != nil {
+		if _, err := randRead(raw); err != nil {
 			return nil, err
 		}
 		key = []byte(base64.RawURLEncoding.EncodeToString(raw))
@@ -81,10 +81,13 @@ func LoadTokenSigner(workDir string) (*auth.TokenSigner, error) {
 	}
 	s, err := auth.NewTokenSigner(key)
 	if err != nil {
-		return nil, fmt.Errorf("drivers' token key %s: %w", path, err)
+		return nil, fmt.Errorf("drivers' token key %s: %w; remove the file to have a new key made (running drivers' tokens then no longer verify: relaunch them)", path, err)
 	}
 	return s, nil
 }
+
+// randRead fills a new key (tests choose its bytes).
+var randRead = rand.Read
 
 // DriverActive reports whether submission id's driver is running: its
 // token is good only then (spark/framework's Auth.Active).
