@@ -93,56 +93,82 @@ func isOctal(s string) bool {
 	return true
 }
 
-// mountFlags are the flags of a mount's own options, which a remount
-// must repeat or lose.
-var mountFlags = map[string]uintptr{
-	"ro":          unix.MS_RDONLY,
-	"nosuid":      unix.MS_NOSUID,
-	"nodev":       unix.MS_NODEV,
-	"noexec":      unix.MS_NOEXEC,
-	"noatime":     unix.MS_NOATIME,
-	"nodiratime":  unix.MS_NODIRATIME,
-	"relatime":    unix.MS_RELATIME,
-	"strictatime": unix.MS_STRICTATIME,
-	"nosymfollow": unix.MS_NOSYMFOLLOW,
-}
-
-// remountArgs are the flags and data that remount m with favordynmods on
-// or off and everything else as it is: a cgroup2 remount sets all of the
-// file system's options from its data, and the mount's own from its flags.
-func remountArgs(m mountEntry, on bool) (uintptr, string) {
-	flags := uintptr(unix.MS_REMOUNT)
-	for _, o := range strings.Split(m.mountOptions, ",") {
-		flags |= mountFlags[o]
-	}
-	var data []string
+// superOptions are the file system options that reconfigure m with
+// favordynmods on or off and everything else as it is: a cgroup2
+// reconfiguration sets all of its options from those it is given.
+// "rw" and "ro" are the superblock's flags, which a reconfiguration
+// through fspick leaves alone.
+func superOptions(m mountEntry, on bool) []string {
+	var opts []string
 	for _, o := range strings.Split(m.superOptions, ",") {
 		if o != "" && o != "rw" && o != "ro" && o != "favordynmods" {
-			data = append(data, o)
+			opts = append(opts, o)
 		}
 	}
 	if on {
-		data = append(data, "favordynmods")
+		opts = append(opts, "favordynmods")
 	}
-	return flags, strings.Join(data, ",")
+	return opts
+}
+
+// reconfigure sets the options of the file system mounted at mountPoint
+// with fspick and fsconfig: unlike mount(2) with MS_REMOUNT, it touches
+// neither the mount's own flags (nosuid, noexec, its atime, read-only)
+// nor the superblock's read-only flag, which all cgroup2 mounts of the
+// machine share.
+func reconfigure(mountPoint string, opts []string) error {
+	fd, err := unix.Fspick(unix.AT_FDCWD, mountPoint, unix.FSPICK_CLOEXEC|unix.FSPICK_NO_AUTOMOUNT)
+	if err != nil {
+		return fmt.Errorf("fspick %s: %w", mountPoint, err)
+	}
+	defer unix.Close(fd)
+	for _, o := range opts {
+		if k, v, ok := strings.Cut(o, "="); ok {
+			err = unix.FsconfigSetString(fd, k, v)
+		} else {
+			err = unix.FsconfigSetFlag(fd, o)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: option %s: %w", mountPoint, o, err)
+		}
+	}
+	if err := unix.FsconfigReconfigure(fd); err != nil {
+		return fmt.Errorf("reconfigure %s with %s: %w", mountPoint, strings.Join(opts, ","), err)
+	}
+	return nil
 }
 
 // errNoCgroup2 is returned where no cgroup2 hierarchy is mounted.
 var errNoCgroup2 = errors.New("no cgroup2 hierarchy is mounted")
 
-// cgroup2Mount is the first cgroup2 hierarchy in /proc/self/mountinfo.
+// cgroup2Mount is the first cgroup2 hierarchy in /proc/self/mountinfo
+// that no later mount covers.
 func cgroup2Mount() (mountEntry, error) {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return mountEntry{}, err
 	}
-	for _, m := range parseMountinfo(string(b)) {
-		if m.fsType == "cgroup2" {
+	return firstCgroup2(parseMountinfo(string(b)))
+}
+
+// firstCgroup2 picks cgroup2Mount's entry from ms.
+func firstCgroup2(ms []mountEntry) (mountEntry, error) {
+	top := map[string]int{} // mount point → its last (visible) entry
+	for i, m := range ms {
+		top[m.mountPoint] = i
+	}
+	for i, m := range ms {
+		if m.fsType == "cgroup2" && top[m.mountPoint] == i {
 			return m, nil
 		}
 	}
 	return mountEntry{}, errNoCgroup2
 }
+
+// errNotApplied is returned where the kernel took the options but left
+// favordynmods as it was: it applies it only from the host's cgroup
+// namespace.
+var errNotApplied = errors.New("the kernel left favordynmods as it was (is the agent outside the host's cgroup namespace?)")
 
 // setFavorDynMods turns the machine's favordynmods on or off through its
 // first cgroup2 hierarchy. It reports whether it changed anything and the
@@ -155,12 +181,11 @@ func setFavorDynMods(on bool) (changed bool, mountPoint string, err error) {
 	if hasOption(m.superOptions, "favordynmods") == on {
 		return false, m.mountPoint, nil
 	}
-	flags, data := remountArgs(m, on)
-	if err := unix.Mount("cgroup2", m.mountPoint, "cgroup2", flags, data); err != nil {
+	if err := reconfigure(m.mountPoint, superOptions(m, on)); err != nil {
 		if errors.Is(err, unix.EINVAL) {
-			return false, m.mountPoint, fmt.Errorf("remount %s with %q: %w (favordynmods needs Linux 6.0 or later)", m.mountPoint, data, err)
+			return false, m.mountPoint, fmt.Errorf("%w (the kernel refused an option; favordynmods needs Linux 6.0 or later)", err)
 		}
-		return false, m.mountPoint, fmt.Errorf("remount %s with %q: %w", m.mountPoint, data, err)
+		return false, m.mountPoint, err
 	}
 	// The kernel applies the option only from the host's cgroup
 	// namespace, silently: check.
@@ -169,7 +194,7 @@ func setFavorDynMods(on bool) (changed bool, mountPoint string, err error) {
 		return true, m.mountPoint, err
 	}
 	if hasOption(after.superOptions, "favordynmods") != on {
-		return true, m.mountPoint, fmt.Errorf("remounted %s, but the kernel left favordynmods as it was (is the agent outside the host's cgroup namespace?)", m.mountPoint)
+		return true, m.mountPoint, fmt.Errorf("reconfigured %s, but %w", m.mountPoint, errNotApplied)
 	}
 	return true, m.mountPoint, nil
 }
