@@ -2,6 +2,7 @@ package containerizer
 
 import (
 	"context"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -41,5 +42,26 @@ func TestNativeWeighsItsRoot(t *testing.T) {
 	defer cancel()
 	if ex, err := c.Wait(ctx); err != nil || ex.Code != 0 {
 		t.Errorf("a container under the weighed root: %+v, %v", ex, err)
+	}
+}
+
+// The root's weight is 1024 a CPU, never under the default or over what
+// the kernel keeps; on cgroup v2 it is in proportion to v2's default.
+func TestRootCPUSharesBounds(t *testing.T) {
+	for _, c := range []struct {
+		cpus float64
+		want uint64
+	}{{0, 1024}, {-1, 1024}, {0.5, 1024}, {2, 2048}, {2.5, 2560}, {1e6, maxCPUShares}} {
+		if got := DefaultRootCPUShares(c.cpus); got != c.want {
+			t.Errorf("DefaultRootCPUShares(%v) = %d, want %d", c.cpus, got, c.want)
+		}
+	}
+	if got := DefaultRootCPUShares(math.NaN()); got != 1024 {
+		t.Errorf("DefaultRootCPUShares(NaN) = %d, want 1024", got)
+	}
+	for shares, want := range map[uint64]uint64{2: 1, 1024: 100, 2048: 200, 6144: 600, maxCPUShares: 10000} {
+		if got := rootWeightV2(shares); got != want {
+			t.Errorf("rootWeightV2(%d) = %d, want %d", shares, got, want)
+		}
 	}
 }

@@ -188,7 +188,9 @@ func runDev(args []string) int {
 		if mf.port == 0 {
 			port = 0 // each agent binds a free port of its own too
 		}
-		ctr, err := iso.containerizer(fmt.Sprintf("%s/agent%d", iso.cgroupsRoot, i), scalarSums(shares[i])["cpus"], logger)
+		// Every agent weighs its root with the whole cluster's CPUs: the
+		// agents share the parent, which should weigh them all.
+		ctr, err := iso.containerizer(fmt.Sprintf("%s/agent%d", iso.cgroupsRoot, i), scalarSums(total)["cpus"], logger)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "agora dev:", err)
 			shutdown()

@@ -33,10 +33,10 @@ func (f *isolationFlags) register(fs *flag.FlagSet, defaultRoot string) {
 		"hierarchy; it holds for cgroup v1 controllers too), so that a container joining its cgroup does not\n"+
 		"wait for an RCU grace period (~10 ms after a quiet moment), for a little more work in every fork;\n"+
 		"false leaves the machine's setting as it is")
-	fs.Int64Var(&f.cgroupsRootCPUShares, "cgroups_root_cpu_shares", -1, "least CPU weight (cpu.shares; cpu.weight's equivalent on cgroup v2) of the containers' root\n"+
-		"(--cgroups_root, each level): the weight of all containers together against the machine's\n"+
-		"other processes, which weigh 1024 a thread. -1: 1024 per CPU the agent offers; 0: leave it as it is.\n"+
-		"A weight is only ever raised")
+	fs.Int64Var(&f.cgroupsRootCPUShares, "cgroups_root_cpu_shares", -1, "least CPU weight of each level of the containers' root (--cgroups_root): cpu.shares, or on cgroup v2\n"+
+		"cpu.weight in proportion (100 for 1024). It is the weight of all containers together against the root's\n"+
+		"siblings: another process's threads in the root cgroup on cgroup v1, slices on a systemd machine.\n"+
+		"-1: 1024 per CPU the agent offers; 0: leave it as it is. A weight is only ever raised")
 	fs.IntVar(&f.cgroupsPoolSize, "cgroups_pool_size", 16, "empty cgroups kept ready for new containers and reused after containers end\n(cgroup v1; 0: every container's cgroup is created at launch and removed at its end)")
 }
 
