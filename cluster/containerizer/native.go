@@ -57,9 +57,9 @@ type NativeConfig struct {
 	// not wait for an RCU grace period (favordynmods.go). Where it cannot,
 	// the containerizer works as before and logs why.
 	FavorDynMods bool
-	// RootCPUShares, if not 0, is the least CPU weight (cpu.shares; the
-	// equivalent cpu.weight on v2) of each level of Root: the weight of
-	// all the containers together against the machine's other processes
+	// RootCPUShares, if not 0, is the least CPU weight (cpu.shares; on v2
+	// cpu.weight in proportion, 100 for 1024) of each level of Root: the
+	// weight of all the containers together against the root's siblings
 	// (rootweight.go; DefaultRootCPUShares). 0 leaves the levels' weight
 	// as it is.
 	RootCPUShares uint64
