@@ -34,6 +34,8 @@ func runBenchLaunch(args []string) (code int) {
 			"--max-in-flight N runs once with that window (0: saturated only).\n"+
 			"The phase breakdown uses the agents' update timestamps: meaningful only when the\n"+
 			"agents' clocks agree with this machine's (agora dev).\n"+
+			"CPU per task: the busy time of all of this machine's CPUs over the run (with agora dev:\n"+
+			"master, agent, the tasks themselves and this framework) and this process's own.\n"+
 			"Progress goes to stderr; the exit status is non-zero if any task did not finish.",
 		"agora bench launch --tasks 1000 --max-in-flight 8 --json", &o, true)
 	fs.IntVar(&cfg.Tasks, "tasks", 1000, "how many tasks to launch")
@@ -277,6 +279,10 @@ func printLaunchResult(r *bench.LaunchResult) {
 		phase("  agent→framework STARTING", p.StartingDelivery)
 		phase("  framework STARTING→RUNNING", p.StartingToRunning)
 		phase("  (agent STARTING→RUNNING)", p.AgentStartingToRunning)
+	}
+	if c := r.CPU; c != nil {
+		row("CPU per task, this machine (ms)", fmt.Sprintf("%v (%v%% of %d CPUs busy)", c.Machine, c.BusyPercent, c.CPUs))
+		row("CPU per task, this framework (ms)", c.Framework)
 	}
 	row("offers used", r.Offers)
 	row("agents", r.Agents)

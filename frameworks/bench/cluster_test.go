@@ -31,6 +31,11 @@ func TestClusterLaunchBenchmark(t *testing.T) {
 	if res.AcceptToRunningP50 <= 0 || res.AcceptToFinishedP99 < res.AcceptToRunningP50 {
 		t.Errorf("latencies %+v look wrong", res)
 	}
+	// The cluster runs in this process: its CPU is this framework's and
+	// part of the machine's.
+	if c := res.CPU; c == nil || c.Framework <= 0 || c.BusyPercent <= 0 || c.BusyPercent > 100 || c.CPUs < 1 {
+		t.Errorf("CPU per task %+v: want this process's CPU counted and a busy share in (0, 100]", res.CPU)
+	}
 }
 
 func TestClusterLaunchBenchmarkCountsFailures(t *testing.T) {

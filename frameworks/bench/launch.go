@@ -75,6 +75,9 @@ type LaunchResult struct {
 	// Phases splits accept→running, see LaunchPhases; nil when no task
 	// reported both TASK_STARTING and TASK_RUNNING.
 	Phases *LaunchPhases `json:"phases_ms,omitempty"`
+	// CPU is the CPU time the run cost per finished task (cpu.go); nil
+	// where this machine's counters cannot be read.
+	CPU *LaunchCPU `json:"cpu_ms_per_task,omitempty"`
 }
 
 // LaunchPhases splits each task's way from ACCEPT to TASK_RUNNING using the
@@ -140,7 +143,9 @@ type launchRun struct {
 	heldOffers   // guarded by mu
 	start        time.Time
 	end          time.Time
-	pending      []int // task numbers not launched yet
+	cpuStart     cpuSample // at start
+	cpuEnd       cpuSample // at the last terminal update (cpu.go)
+	pending      []int     // task numbers not launched yet
 	tasks        map[string]*launched
 	inFlight     int
 	peakInFlight int
@@ -335,6 +340,7 @@ func (r *launchRun) subscribed() {
 	defer r.mu.Unlock()
 	if r.start.IsZero() {
 		r.start = time.Now()
+		r.cpuStart = sampleCPU()
 	}
 }
 
@@ -443,6 +449,7 @@ func (r *launchRun) update(ctx context.Context, st mesos.TaskStatus) {
 		r.terminals++
 		r.end = now
 		if r.terminals == r.cfg.Tasks {
+			r.cpuEnd = sampleCPU()
 			close(r.done)
 		}
 	}
@@ -516,9 +523,12 @@ func (r *launchRun) result() *LaunchResult {
 			AgentStartingToRunning: percentiles(agentStartingToRunning),
 		}
 	}
-	end := r.end
+	end, cpuEnd := r.end, r.cpuEnd
 	if end.IsZero() || res.Unfinished > 0 {
 		end = time.Now()
+	}
+	if !cpuEnd.ok {
+		cpuEnd = sampleCPU()
 	}
 	if !r.start.IsZero() {
 		secs := end.Sub(r.start).Seconds()
@@ -526,6 +536,7 @@ func (r *launchRun) result() *LaunchResult {
 		if secs > 0 {
 			res.TasksPerSecond = float64(int64(float64(res.Finished)/secs*10)) / 10
 		}
+		res.CPU = launchCPU(r.cpuStart, cpuEnd, res.Finished)
 	}
 	return res
 }
