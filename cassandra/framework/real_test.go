@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -166,6 +167,7 @@ func waitUp(t *testing.T, fw *framework.Framework, ended <-chan error, limit tim
 			t.Fatalf("framework ended: %v", err)
 		case <-deadline:
 			b, _ := json.MarshalIndent(ns, "", "  ")
+			logJVMStacks(t, ns)
 			t.Fatalf("%s: not within %v; nodes:\n%s", what, limit, b)
 		case <-time.After(500 * time.Millisecond):
 		}
@@ -299,6 +301,16 @@ func session(t *testing.T, ns []framework.Node) *gocql.Session {
 // cassandraPID finds the JVM of the node whose JMX port is jmx.
 func cassandraPID(t *testing.T, jmx uint64) int {
 	t.Helper()
+	pid := findCassandraPID(jmx)
+	if pid == 0 {
+		t.Fatalf("no Cassandra process with JMX port %d", jmx)
+	}
+	return pid
+}
+
+// findCassandraPID is the pid of the Cassandra JVM with JMX port jmx, 0
+// if there is none.
+func findCassandraPID(jmx uint64) int {
 	want := []byte("-Dcassandra.jmx.local.port=" + strconv.FormatUint(jmx, 10) + "\x00")
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -311,8 +323,37 @@ func cassandraPID(t *testing.T, jmx uint64) int {
 			return pid
 		}
 	}
-	t.Fatalf("no Cassandra process with JMX port %d", jmx)
 	return 0
+}
+
+// logJVMStacks logs, for a wait that timed out, the stacks of the
+// threads of each node's JVM that are in the ring's start-up, bootstrap
+// or streaming code (jcmd Thread.print): where a node that never came up
+// waits.
+func logJVMStacks(t *testing.T, ns []framework.Node) {
+	t.Helper()
+	interesting := regexp.MustCompile(`StorageService|BootStrapper|RangeStreamer|StreamSession|StreamResultFuture|PendingRange|Gossiper|CassandraDaemon\.`)
+	for _, n := range ns {
+		pid := findCassandraPID(n.JMXPort)
+		if pid == 0 {
+			t.Logf("%s: no JVM with JMX port %d", n.Name, n.JMXPort)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		out, err := exec.CommandContext(ctx, "jcmd", strconv.Itoa(pid), "Thread.print").Output()
+		cancel()
+		if err != nil {
+			t.Logf("%s: jcmd %d Thread.print: %v", n.Name, pid, err)
+			continue
+		}
+		var keep []string
+		for _, th := range strings.Split(string(out), "\n\n") {
+			if strings.HasPrefix(th, "\"main\"") || interesting.MatchString(th) {
+				keep = append(keep, th)
+			}
+		}
+		t.Logf("%s (pid %d, %s): %d threads in start-up, bootstrap or streaming:\n%s", n.Name, pid, n.Host, len(keep), strings.Join(keep, "\n\n"))
+	}
 }
 
 // The framework brings a 3-node ring up on three agents from a spec, one
