@@ -102,6 +102,14 @@ func TestNativeTurnsOnFavorDynMods(t *testing.T) {
 	if !strings.Contains(n.Describe(), "favordynmods") {
 		t.Errorf("Describe() = %q; want it to say favordynmods is on", n.Describe())
 	}
+	// It names the program every container starts as its init.
+	wantInit := n.cfg.InitPath
+	if wantInit == "/proc/self/exe" {
+		wantInit = "this binary"
+	}
+	if d := n.Describe(); !strings.HasSuffix(d, "; container init: "+wantInit) {
+		t.Errorf("Describe() = %q; want it to end with the container init, %s", d, wantInit)
+	}
 	// Already on: nothing to do, nothing changed.
 	if changed, _, err := setFavorDynMods(true); err != nil || changed {
 		t.Errorf("setFavorDynMods(true) again: changed %v, %v; want no change", changed, err)

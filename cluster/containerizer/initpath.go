@@ -1,10 +1,8 @@
 package containerizer
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -50,11 +48,13 @@ func BundledInit(log *slog.Logger) string {
 				return
 			}
 		}
-		level := slog.LevelWarn
-		if errors.Is(err, os.ErrNotExist) {
-			level = slog.LevelDebug
-		}
-		log.Log(context.Background(), level, "no stand-alone container init; containers start this binary as their init", "err", err)
+		// This binary was built with an agora-init (make build) that is
+		// not beside it, or not that one: a copy installed without its
+		// init. Every launch then starts the whole agora binary as its
+		// container's init, a few milliseconds of CPU more per launch on
+		// a small machine, which is worth saying.
+		log.Warn("no stand-alone container init beside this binary; containers start this binary as their init, which costs every launch more CPU: install the "+InitBinaryName+" built with it in the same directory",
+			"err", err)
 	})
 	return bundledInit.path
 }

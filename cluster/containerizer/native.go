@@ -189,8 +189,12 @@ func (n *Native) Describe() string {
 	if n.dynmods {
 		pool += "; favordynmods"
 	}
-	return fmt.Sprintf("cgroups v%d (cpu, memory, pids; %s%s) under %q; pid, mount, IPC and UTS namespaces",
-		n.h.version(), cfs, pool, n.cfg.Root)
+	initPath := n.cfg.InitPath
+	if initPath == "/proc/self/exe" {
+		initPath = "this binary"
+	}
+	return fmt.Sprintf("cgroups v%d (cpu, memory, pids; %s%s) under %q; pid, mount, IPC and UTS namespaces; container init: %s",
+		n.h.version(), cfs, pool, n.cfg.Root, initPath)
 }
 
 // Root is the cgroup containers are created in.
