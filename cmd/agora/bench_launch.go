@@ -34,8 +34,9 @@ func runBenchLaunch(args []string) (code int) {
 			"--max-in-flight N runs once with that window (0: saturated only).\n"+
 			"The phase breakdown uses the agents' update timestamps: meaningful only when the\n"+
 			"agents' clocks agree with this machine's (agora dev).\n"+
-			"CPU per task: the busy time of all of this machine's CPUs over the run (with agora dev:\n"+
-			"master, agent, the tasks themselves and this framework) and this process's own.\n"+
+			"CPU per task (per task that ended): the busy time of all of this machine's CPUs over the\n"+
+			"run (with agora dev: master, agent, the tasks themselves and this framework; against a\n"+
+			"remote master only what runs here) and this process's own.\n"+
 			"Progress goes to stderr; the exit status is non-zero if any task did not finish.",
 		"agora bench launch --tasks 1000 --max-in-flight 8 --json", &o, true)
 	fs.IntVar(&cfg.Tasks, "tasks", 1000, "how many tasks to launch")

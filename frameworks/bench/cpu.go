@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -13,23 +12,26 @@ import (
 	"time"
 )
 
-// LaunchCPU is the CPU time a launch run used per finished task, from
-// the run's start to its last terminal update. Machine counts every
-// process on this machine: when the cluster runs here (agora dev), its
-// master, agents and their tasks as well as this framework; against a
-// remote cluster it is this framework and whatever else runs here.
+// LaunchCPU is the CPU time a launch run used per task that ended
+// (finished or failed), from the run's start to its last terminal
+// update. Machine counts every process on this machine: when the cluster
+// runs here (agora dev), its master, agents and their tasks as well as
+// this framework; against a remote cluster only this framework and
+// whatever else runs here, so a low busy share then says nothing of the
+// cluster's machines.
 type LaunchCPU struct {
 	// Machine is the busy time of all of this machine's CPUs (user,
 	// system, interrupts; not idle, I/O wait or time stolen by a
-	// hypervisor), in milliseconds per finished task.
+	// hypervisor), in milliseconds per task.
 	Machine float64 `json:"machine"`
-	// Framework is this process's own CPU time, in milliseconds per
-	// finished task.
+	// Framework is this process's own CPU time, in milliseconds per task.
 	Framework float64 `json:"framework"`
-	// BusyPercent is the machine's CPUs' busy share over the run: near
-	// 100, throughput was bound by CPU; well below, by waiting.
+	// BusyPercent is the busy share of this machine's CPUs over the run:
+	// near 100, the run was bound by CPU; well below, by waiting (or, on
+	// a virtual machine, by time the hypervisor gave to others).
 	BusyPercent float64 `json:"machine_busy_percent"`
-	CPUs        int     `json:"cpus"`
+	// CPUs is the number of CPUs the machine's counters cover.
+	CPUs int `json:"cpus"`
 }
 
 // cpuSample is the machine's and this process's CPU counters at one
@@ -37,6 +39,7 @@ type LaunchCPU struct {
 type cpuSample struct {
 	ok          bool
 	busy, total uint64 // ticks of all CPUs, from /proc/stat
+	cpus        int    // the CPUs /proc/stat lists (cpu0, cpu1, ...)
 	self        time.Duration
 }
 
@@ -49,17 +52,26 @@ func sampleCPU() cpuSample {
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	f, err := os.Open(procStat)
+	b, err := os.ReadFile(procStat)
 	if err != nil {
 		return s
 	}
-	defer f.Close()
-	line, err := bufio.NewReader(f).ReadBytes('\n')
-	if err != nil && len(line) == 0 {
+	line, rest, _ := bytes.Cut(b, []byte{'\n'})
+	busy, total, err := parseCPULine(line)
+	if err != nil {
 		return s
 	}
-	if busy, total, err := parseCPULine(line); err == nil {
-		s.ok, s.busy, s.total = true, busy, total
+	s.ok, s.busy, s.total = true, busy, total
+	// The first line sums every online CPU, which may be more than this
+	// process may run on (a cpuset, taskset): count them as it does.
+	for len(rest) > 0 {
+		line, rest, _ = bytes.Cut(rest, []byte{'\n'})
+		if len(line) > 3 && bytes.HasPrefix(line, []byte("cpu")) && line[3] >= '0' && line[3] <= '9' {
+			s.cpus++
+		}
+	}
+	if s.cpus == 0 {
+		s.cpus = runtime.NumCPU()
 	}
 	return s
 }
@@ -96,18 +108,21 @@ func parseCPULine(line []byte) (busy, total uint64, err error) {
 // architecture Go supports.
 const clockTicks = 100
 
-// launchCPU is the CPU per task between two samples, nil without a
-// machine's counters on both ends, no finished task, or no time counted.
-func launchCPU(from, to cpuSample, finished int) *LaunchCPU {
-	if !from.ok || !to.ok || finished <= 0 || to.total <= from.total || to.busy < from.busy {
+// launchCPU is the CPU per task between two samples over ended tasks,
+// nil without a machine's counters on both ends, no task, or no time
+// counted.
+func launchCPU(from, to cpuSample, ended int) *LaunchCPU {
+	if !from.ok || !to.ok || ended <= 0 || to.total <= from.total || to.busy < from.busy {
 		return nil
 	}
 	busy, total := to.busy-from.busy, to.total-from.total
 	round := func(x float64) float64 { return math.Round(x*1000) / 1000 }
 	return &LaunchCPU{
-		Machine:     round(float64(busy) * 1000 / clockTicks / float64(finished)),
-		Framework:   round(float64(to.self-from.self) / float64(time.Millisecond) / float64(finished)),
-		BusyPercent: math.Round(float64(busy)*1000/float64(total)) / 10,
-		CPUs:        runtime.NumCPU(),
+		Machine:   round(float64(busy) * 1000 / clockTicks / float64(ended)),
+		Framework: round(float64(to.self-from.self) / float64(time.Millisecond) / float64(ended)),
+		// The kernel's idle and iowait counters may step back a little
+		// (proc(5)): never more than all of it.
+		BusyPercent: min(100, math.Round(float64(busy)*1000/float64(total))/10),
+		CPUs:        to.cpus,
 	}
 }

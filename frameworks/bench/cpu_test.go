@@ -3,7 +3,6 @@ package bench
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -29,15 +28,19 @@ func TestParseCPULine(t *testing.T) {
 }
 
 func TestLaunchCPU(t *testing.T) {
-	from := cpuSample{ok: true, busy: 1000, total: 4000, self: time.Second}
-	to := cpuSample{ok: true, busy: 1150, total: 4200, self: 1300 * time.Millisecond}
+	from := cpuSample{ok: true, busy: 1000, total: 4000, cpus: 2, self: time.Second}
+	to := cpuSample{ok: true, busy: 1150, total: 4200, cpus: 2, self: 1300 * time.Millisecond}
 	c := launchCPU(from, to, 1000)
 	if c == nil {
 		t.Fatal("no CPU")
 	}
 	// 150 ticks of 10 ms over 1000 tasks; 300 ms of this process; 150 of 200 ticks busy.
-	if c.Machine != 1.5 || c.Framework != 0.3 || c.BusyPercent != 75 || c.CPUs < 1 {
-		t.Errorf("%+v, want machine 1.5, framework 0.3, busy 75%%", c)
+	if c.Machine != 1.5 || c.Framework != 0.3 || c.BusyPercent != 75 || c.CPUs != 2 {
+		t.Errorf("%+v, want machine 1.5, framework 0.3, busy 75%% of 2 CPUs", c)
+	}
+	// Idle time that stepped back never makes the machine more than busy.
+	if c := launchCPU(from, cpuSample{ok: true, busy: 1150, total: 4100, cpus: 2}, 1000); c == nil || c.BusyPercent != 100 {
+		t.Errorf("busy share over all of the time: %+v, want 100%%", c)
 	}
 	for _, tc := range []struct {
 		from, to cpuSample
@@ -68,12 +71,18 @@ func TestSampleCPUWithoutProcStat(t *testing.T) {
 	if s := sampleCPU(); s.ok {
 		t.Errorf("a stat file without a cpu line read as %+v", s)
 	}
-	procStat = old
-	s := sampleCPU()
-	if !s.ok || s.total == 0 || s.self <= 0 {
-		t.Errorf("this machine's counters: %+v", s)
+	// The CPUs are the ones the machine's line sums, whatever this
+	// process may run on.
+	stat := "cpu  40 0 20 300 0 0 0 0 0 0\ncpu0 10 0 5 75 0 0 0 0 0 0\ncpu1 10 0 5 75 0 0 0 0 0 0\n" +
+		"cpu2 10 0 5 75 0 0 0 0 0 0\ncpu3 10 0 5 75 0 0 0 0 0 0\nintr 1 2\nctxt 5\n"
+	if err := os.WriteFile(procStat, []byte(stat), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if !strings.HasPrefix(procStat, "/proc/") {
-		t.Fatal(procStat)
+	if s := sampleCPU(); !s.ok || s.busy != 60 || s.total != 360 || s.cpus != 4 {
+		t.Errorf("four CPUs' counters read as %+v, want busy 60 of 360 over 4 CPUs", s)
+	}
+	procStat = old
+	if s := sampleCPU(); !s.ok || s.total == 0 || s.cpus < 1 || s.self <= 0 {
+		t.Errorf("this machine's counters: %+v", s)
 	}
 }

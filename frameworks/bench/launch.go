@@ -75,8 +75,8 @@ type LaunchResult struct {
 	// Phases splits accept→running, see LaunchPhases; nil when no task
 	// reported both TASK_STARTING and TASK_RUNNING.
 	Phases *LaunchPhases `json:"phases_ms,omitempty"`
-	// CPU is the CPU time the run cost per finished task (cpu.go); nil
-	// where this machine's counters cannot be read.
+	// CPU is the CPU time the run cost per task (cpu.go); nil where this
+	// machine's counters cannot be read or a task did not end.
 	CPU *LaunchCPU `json:"cpu_ms_per_task,omitempty"`
 }
 
@@ -523,12 +523,9 @@ func (r *launchRun) result() *LaunchResult {
 			AgentStartingToRunning: percentiles(agentStartingToRunning),
 		}
 	}
-	end, cpuEnd := r.end, r.cpuEnd
+	end := r.end
 	if end.IsZero() || res.Unfinished > 0 {
 		end = time.Now()
-	}
-	if !cpuEnd.ok {
-		cpuEnd = sampleCPU()
 	}
 	if !r.start.IsZero() {
 		secs := end.Sub(r.start).Seconds()
@@ -536,7 +533,11 @@ func (r *launchRun) result() *LaunchResult {
 		if secs > 0 {
 			res.TasksPerSecond = float64(int64(float64(res.Finished)/secs*10)) / 10
 		}
-		res.CPU = launchCPU(r.cpuStart, cpuEnd, res.Finished)
+		// Only a run whose every task ended has a CPU per task: an
+		// unfinished one's end is its teardown, not its last task.
+		if res.Unfinished == 0 {
+			res.CPU = launchCPU(r.cpuStart, r.cpuEnd, res.Finished+res.Failed)
+		}
 	}
 	return res
 }
