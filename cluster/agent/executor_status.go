@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"context"
+	"log/slog"
+
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 
 	"github.com/agora-cluster/agora/cluster/api"
@@ -49,14 +52,24 @@ func (a *Agent) recordStatus(t *task, status mesos.TaskStatus, requireDisk bool)
 		a.counters[taskMetric(state)]++
 	}
 	a.mu.Unlock()
-	args := []any{"framework_id", t.key.framework, "task_id", t.key.task, "state", state.String(), "source", status.GetSource().String()}
-	if status.Message != nil {
-		args = append(args, "message", *status.Message)
+	// A task's plain progress (STARTING, RUNNING) is logged at debug
+	// level: at hundreds of launches a second those lines were a few per
+	// cent of the agent's CPU. Its end, and any update that says something
+	// (a message, its health), stays at info.
+	level := slog.LevelDebug
+	if isTerminal(state) || status.Message != nil || status.Healthy != nil {
+		level = slog.LevelInfo
 	}
-	if status.Healthy != nil {
-		args = append(args, "healthy", *status.Healthy)
+	if ctx := context.Background(); a.log.Enabled(ctx, level) {
+		args := []any{"framework_id", t.key.framework, "task_id", t.key.task, "state", state.String(), "source", status.GetSource().String()}
+		if status.Message != nil {
+			args = append(args, "message", *status.Message)
+		}
+		if status.Healthy != nil {
+			args = append(args, "healthy", *status.Healthy)
+		}
+		a.log.Log(ctx, level, "task status", args...)
 	}
-	a.log.Info("task status", args...)
 	if isTerminal(state) && t.exec != nil {
 		a.updateExecutorLimits(t.exec) // executor.go: the task's resources are freed
 	}

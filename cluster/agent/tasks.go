@@ -480,7 +480,7 @@ func (a *Agent) forget(t *task) {
 		}
 	}
 	a.removeCheckpointDir(execMeta)
-	a.log.Info("task forgotten", "framework_id", t.key.framework, "task_id", t.key.task, "state", t.state.String())
+	a.log.Debug("task forgotten", "framework_id", t.key.framework, "task_id", t.key.task, "state", t.state.String())
 }
 
 // retire moves a task to the completed list; a.mu is held.
