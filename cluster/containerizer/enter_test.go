@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -71,5 +72,79 @@ func testNativeEnterRunsACommandInsideTheContainer(t *testing.T, cfg NativeConfi
 	wait(t, c)
 	if err := c.(Enterer).Enter(exec.Command("/bin/true"), sandbox); !errors.Is(err, ErrExited) {
 		t.Errorf("Enter after the container ended = %v, want ErrExited", err)
+	}
+}
+
+// procsCounter counts the reads of a cgroup's process lists.
+type procsCounter struct {
+	cgroup
+	reads atomic.Int32
+}
+
+func (p *procsCounter) procs() ([]int, error) {
+	p.reads.Add(1)
+	return p.cgroup.procs()
+}
+
+// A container that ends with its init reaped and nothing entered into it
+// holds no process the kernel has not already ended (the init is its pid
+// namespace's first process), so its end reads no cgroup process list;
+// one a command was entered into may still hold that command's joiner,
+// outside the namespace, and its end looks. Either way the cgroup is gone
+// or back in the pool, and the container counts as emptied.
+func TestNativeEndLooksForProcessesOnlyWhenEntered(t *testing.T) {
+	for _, entered := range []bool{false, true} {
+		t.Run(map[bool]string{false: "not-entered", true: "entered"}[entered], func(t *testing.T) {
+			n := testNativeConfig(t, NativeConfig{})
+			c := launchNative(t, n, shell(`touch ready; while [ ! -e go ]; do sleep 0.05; done; sleep 30 & exit 0`))
+			nc := c.(*nativeContainer)
+			sandbox := filepath.Dir(nc.exitFile)
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				if _, err := os.Stat(filepath.Join(sandbox, "ready")); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the task never became ready")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if entered {
+				cmd := exec.Command("/bin/true")
+				if err := nc.Enter(cmd, sandbox); err != nil {
+					t.Fatal(err)
+				}
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("entered command: %v\n%s", err, out)
+				}
+			}
+			// Before the task may end, and under the lock its reaper takes.
+			counter := &procsCounter{cgroup: nc.cg}
+			nc.mu.Lock()
+			nc.cg = counter
+			nc.mu.Unlock()
+			if err := os.WriteFile(filepath.Join(sandbox, "go"), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if ex := wait(t, c); ex.Code != 0 {
+				t.Fatalf("exit = %+v, want 0", ex)
+			}
+			reads := counter.reads.Load()
+			if entered && reads == 0 {
+				t.Error("the end of an entered container read no process list")
+			}
+			if !entered && reads != 0 {
+				t.Errorf("the end of a container nothing entered read process lists %d times", reads)
+			}
+			if !nc.Emptied() {
+				t.Error("the container does not count as emptied")
+			}
+			// The task's background sleep ended with the namespace.
+			for _, d := range cgroupDirs(n, c.ID()) {
+				if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("cgroup %s outlived its container", d)
+				}
+			}
+		})
 	}
 }

@@ -75,6 +75,7 @@ type nativeContainer struct {
 
 	mu          sync.Mutex // held while signalling and while reaping
 	reaped      bool
+	entered     bool // Enter has made a command that joins the cgroup from outside the pid namespace
 	oomKilled   bool
 	noOOM       bool // finish read the cgroup's OOM-kill counter as 0
 	exit        Exit
@@ -167,6 +168,11 @@ func (c *nativeContainer) Signal(sig syscall.Signal) error {
 func (c *nativeContainer) Enter(cmd *exec.Cmd, dir string) error {
 	c.mu.Lock()
 	gone := c.reaped || (c.adopted && !c.state().alive())
+	if !gone {
+		// "agora __enter" joins the cgroup itself but only its child
+		// joins the pid namespace: the init's end does not end it.
+		c.entered = true
+	}
 	c.mu.Unlock()
 	if gone {
 		return ErrExited
@@ -267,9 +273,9 @@ func (c *nativeContainer) finish(exit Exit) {
 // Emptied reports whether the container has ended with no process of it
 // left: its init, the pid namespace's first process, has been reaped (the
 // kernel ends every other process of the namespace before that) and its
-// cgroup was seen empty, so nothing that ran in it (a command entered
-// into it included) can still touch its sandbox. The agent recycles only
-// such sandboxes.
+// cgroup was seen empty, or was never entered from outside the namespace,
+// so nothing that ran in it (a command entered into it included) can
+// still touch its sandbox. The agent recycles only such sandboxes.
 func (c *nativeContainer) Emptied() bool {
 	select {
 	case <-c.done:
@@ -289,9 +295,22 @@ func (c *nativeContainer) destroy() {
 			c.oom.Close()
 		}
 		log := c.n.cfg.Logger
-		if err := killCgroup(c.cg); err != nil {
-			log.Error("cannot kill the processes of a container", "container_id", c.id, "cgroup", c.cgName, "err", err)
-			return
+		c.mu.Lock()
+		// The init is the first process of the container's pid namespace:
+		// before it can be reaped the kernel has ended, and released,
+		// every other process of the namespace, so once this agent has
+		// reaped it the cgroup holds none of them. Only a command entered
+		// from outside the namespace (Enter) can be left, and an adopted
+		// container may have been entered by the agent before. Reading
+		// every controller's cgroup.procs (a pid list the kernel builds
+		// for each open) is spared the common case.
+		empty := c.reaped && !c.adopted && !c.entered
+		c.mu.Unlock()
+		if !empty {
+			if err := killCgroup(c.cg); err != nil {
+				log.Error("cannot kill the processes of a container", "container_id", c.id, "cgroup", c.cgName, "err", err)
+				return
+			}
 		}
 		c.mu.Lock()
 		noOOM := c.noOOM && !c.oomKilled
