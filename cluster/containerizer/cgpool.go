@@ -225,6 +225,7 @@ func (p *cgPool) release(g *v1Group, noOOM bool) bool {
 		p.log.Debug("cannot return a container's cgroup to the pool; removing it", "cgroup", g.name, "err", err)
 		return false
 	}
+	g.handFilesTo(idle)
 	if !p.put(idle) {
 		_ = idle.remove()
 	}

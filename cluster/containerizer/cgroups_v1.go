@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -144,7 +145,7 @@ func (g *v1Group) set(l limits) error {
 		if (g.heldKnown && want[i] == have[i]) || !g.h.has(f.controller) {
 			continue
 		}
-		if err := writeCgroupFile(g.file(f.controller, f.file), want[i]); err != nil {
+		if err := g.writeLocked(f.controller, f.file, want[i]); err != nil {
 			errs = append(errs, fmt.Errorf("cgroups: set %s of %s to %s: %w", f.file, g.name, want[i], err))
 		}
 	}
@@ -204,6 +205,8 @@ type v1Group struct {
 	// base is what the cgroup's cpu.stat counters, which cannot be reset,
 	// held when it was taken from the pool; usage subtracts it.
 	base CPUStat
+	// files are the control files the group keeps open (cgfiles.go).
+	files cgFiles
 }
 
 func (g *v1Group) dir(s cgroup1.Subsystem) string {
@@ -271,22 +274,26 @@ func (g *v1Group) reset() error {
 		}
 		if w.file == "memory.max_usage_in_bytes" {
 			// Reclaim first, so that the peak restarts from what is left.
-			used, err := readUintFile(g.file("memory", "memory.usage_in_bytes"))
+			b, err := g.read("memory", "memory.usage_in_bytes")
+			used, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+			if err == nil && perr != nil {
+				err = fmt.Errorf("memory.usage_in_bytes: %w", perr)
+			}
 			if err != nil {
 				return fmt.Errorf("cgroups: %s: %w", g.name, err)
 			}
 			if used > reclaimAbove {
-				if err := writeCgroupFile(g.file("memory", "memory.force_empty"), "0"); err != nil {
+				if err := g.write("memory", "memory.force_empty", "0"); err != nil {
 					return fmt.Errorf("cgroups: reclaim the memory of %s: %w", g.name, err)
 				}
 			}
 		}
-		if err := writeCgroupFile(g.file(w.controller, w.file), "0"); err != nil {
+		if err := g.write(w.controller, w.file, "0"); err != nil {
 			return fmt.Errorf("cgroups: reset %s of %s: %w", w.file, g.name, err)
 		}
 	}
 	if g.h.has("cpu") && counted {
-		b, err := readCgroupFile(g.file("cpu", "cpu.stat"))
+		b, err := g.read("cpu", "cpu.stat")
 		if err != nil {
 			return fmt.Errorf("cgroups: %s: %w", g.name, err)
 		}
@@ -297,7 +304,7 @@ func (g *v1Group) reset() error {
 	}
 	if g.h.has("cpuacct") {
 		// cpuacct.stat counts on after cpuacct.usage is reset.
-		b, err := readCgroupFile(g.file("cpuacct", "cpuacct.stat"))
+		b, err := g.read("cpuacct", "cpuacct.stat")
 		if err != nil {
 			return fmt.Errorf("cgroups: %s: %w", g.name, err)
 		}
@@ -327,7 +334,7 @@ func (g *v1Group) file(controller, name string) string {
 func (g *v1Group) add(pid int) error {
 	p := strconv.Itoa(pid)
 	for _, s := range g.h.subsystems {
-		if err := writeCgroupFile(g.file(string(s.Name()), "cgroup.procs"), p); err != nil {
+		if err := g.write(string(s.Name()), "cgroup.procs", p); err != nil {
 			return fmt.Errorf("cgroups: add pid %d to %s: %w", pid, g.name, err)
 		}
 	}
@@ -372,11 +379,19 @@ func (g *v1Group) procs() ([]int, error) {
 }
 
 func (g *v1Group) oomKills() uint64 {
-	return readKV(g.file("memory", "memory.oom_control"))["oom_kill"]
+	b, err := g.read("memory", "memory.oom_control")
+	if err != nil {
+		return 0
+	}
+	return parseKV(b)["oom_kill"]
 }
 
 func (g *v1Group) peakMemory() uint64 {
-	v, _ := readUintFile(g.file("memory", "memory.max_usage_in_bytes"))
+	b, err := g.read("memory", "memory.max_usage_in_bytes")
+	if err != nil {
+		return 0
+	}
+	v, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 	return v
 }
 
@@ -386,19 +401,26 @@ func (g *v1Group) peakMemory() uint64 {
 func (g *v1Group) oomEvents() (*os.File, error) {
 	// A plain open: os.Open would put the file in the runtime's poller and
 	// Fd take it out again, for a descriptor only named to the kernel.
+	// The registration names memory.oom_control by a descriptor, which
+	// may be the group's open one (cgfiles.go).
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	path := g.file("memory", "memory.oom_control")
-	ctl, err := openRetry(path, unix.O_RDONLY|unix.O_CLOEXEC)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	ctl, kept := g.fdLocked(cgFileKey{"memory/memory.oom_control", false}, path)
+	if !kept {
+		var err error
+		if ctl, err = openRetry(path, unix.O_RDONLY|unix.O_CLOEXEC); err != nil {
+			return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		defer unix.Close(ctl)
 	}
-	defer unix.Close(ctl)
 	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
 	ev := os.NewFile(uintptr(efd), "oom-eventfd")
 	reg := strconv.Itoa(efd) + " " + strconv.Itoa(ctl)
-	if err := writeCgroupFile(g.file("memory", "cgroup.event_control"), reg); err != nil {
+	if err := g.writeLocked("memory", "cgroup.event_control", reg); err != nil {
 		ev.Close()
 		return nil, fmt.Errorf("register OOM notification: %w", err)
 	}
@@ -450,6 +472,9 @@ func (g *v1Group) usage(u *Usage) error {
 }
 
 func (g *v1Group) remove() error {
+	g.mu.Lock()
+	g.closeFilesLocked()
+	g.mu.Unlock()
 	var errs []error
 	for _, s := range g.h.subsystems {
 		err := syscall.Rmdir(filepath.Join(g.h.mount, string(s.Name()), g.name))

@@ -1,0 +1,161 @@
+package containerizer
+
+import (
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Open control files of cgroup v1 groups.
+//
+// A container's cgroup is written and read a dozen times over its life
+// (limits at launch, the CFS quota once the task runs, the OOM counter at
+// its end, the counters reset before a pooled cgroup is reused), and each
+// of those was an open, a read or write, and a close. The open is most of
+// it: the kernel walks the path below the controller's mount and sets up
+// a kernfs file for every call. A group keeps the files it has used open
+// instead, for as long as the group lives, and reads and writes them at
+// offset 0. A pooled cgroup moves through several containers, so after
+// its first container it costs one system call a read or write. An open
+// control file stays valid when its cgroup is renamed (the pool renames
+// cgroups in and out), and turns into ENODEV when the cgroup is removed;
+// it does not keep the cgroup from being removed.
+//
+// The number of files kept open, over all groups, is bounded
+// (cgFileBudget): past it, a group does what it did before, one open per
+// call, so an agent with many running containers never runs out of file
+// descriptors for this.
+
+// cgFileKey names a group's control file ("memory/memory.limit_in_bytes")
+// and whether it is open for writing (read-only files refuse a write open).
+type cgFileKey struct {
+	file  string
+	write bool
+}
+
+// cgFiles are one group's open control files; the group's mu guards them.
+type cgFiles map[cgFileKey]int
+
+// cgFilesOpen counts the control files kept open by every group.
+var cgFilesOpen atomic.Int64
+
+// cgFileBudget is the most control files kept open at once: a quarter of
+// the process's file descriptor limit (which the Go runtime raises to the
+// hard limit at start), at most 16384.
+var cgFileBudget = sync.OnceValue(func() int64 {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		return 0
+	}
+	return int64(min(rl.Cur/4, 16384))
+})
+
+// fdLocked returns the open file of key, opening it if the budget allows;
+// ok is false when the caller should open path itself. g.mu is held.
+func (g *v1Group) fdLocked(key cgFileKey, path string) (fd int, ok bool) {
+	if fd, ok := g.files[key]; ok {
+		return fd, true
+	}
+	if cgFilesOpen.Add(1) > cgFileBudget() {
+		cgFilesOpen.Add(-1)
+		return -1, false
+	}
+	flags := unix.O_RDONLY | unix.O_CLOEXEC
+	if key.write {
+		flags = unix.O_WRONLY | unix.O_CLOEXEC
+	}
+	fd, err := openRetry(path, flags)
+	if err != nil {
+		// The caller's own open reports the error.
+		cgFilesOpen.Add(-1)
+		return -1, false
+	}
+	if g.files == nil {
+		g.files = cgFiles{}
+	}
+	g.files[key] = fd
+	return fd, true
+}
+
+// closeFilesLocked closes the group's open control files; g.mu is held.
+func (g *v1Group) closeFilesLocked() {
+	for _, fd := range g.files {
+		_ = unix.Close(fd)
+	}
+	cgFilesOpen.Add(-int64(len(g.files)))
+	g.files = nil
+}
+
+// writeLocked writes v to the group's control file controller/name;
+// g.mu is held.
+func (g *v1Group) writeLocked(controller, name, v string) error {
+	path := g.file(controller, name)
+	fd, ok := g.fdLocked(cgFileKey{controller + "/" + name, true}, path)
+	if !ok {
+		return writeCgroupFile(path, v)
+	}
+	for {
+		_, err := unix.Pwrite(fd, []byte(v), 0)
+		switch err {
+		case unix.EINTR:
+			continue
+		case nil:
+			return nil
+		}
+		return &os.PathError{Op: "write", Path: path, Err: err}
+	}
+}
+
+// readLocked reads the group's control file controller/name whole;
+// g.mu is held.
+func (g *v1Group) readLocked(controller, name string) ([]byte, error) {
+	path := g.file(controller, name)
+	fd, ok := g.fdLocked(cgFileKey{controller + "/" + name, false}, path)
+	if !ok {
+		return readCgroupFile(path)
+	}
+	var out []byte
+	buf := make([]byte, 4096)
+	for off := int64(0); ; {
+		n, err := unix.Pread(fd, buf, off)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		case n == 0:
+			return out, nil
+		}
+		out = append(out, buf[:n]...)
+		off += int64(n)
+	}
+}
+
+// write and read are writeLocked and readLocked for callers that do not
+// hold g.mu.
+func (g *v1Group) write(controller, name, v string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.writeLocked(controller, name, v)
+}
+
+func (g *v1Group) read(controller, name string) ([]byte, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.readLocked(controller, name)
+}
+
+// handFilesTo moves g's open control files to idle, the group that now
+// stands for the same cgroup under its idle name (cgPool.release): g, the
+// ended container's, no longer reaches it.
+func (g *v1Group) handFilesTo(idle *v1Group) {
+	g.mu.Lock()
+	files := g.files
+	g.files = nil
+	g.mu.Unlock()
+	idle.mu.Lock()
+	idle.files = files
+	idle.mu.Unlock()
+}

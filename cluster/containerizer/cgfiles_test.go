@@ -1,0 +1,146 @@
+package containerizer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/agora-cluster/agora/cluster/clustertest/tier"
+)
+
+// testV1Group makes an empty cgroup v1 group below a fresh test root.
+func testV1Group(t *testing.T) (*v1, *v1Group) {
+	t.Helper()
+	n := testNativeConfig(t, NativeConfig{})
+	h, ok := n.h.(*v1)
+	if !ok {
+		tier.Need(t, tier.Root, errors.New("kept control files are cgroup v1's; this machine's containers use cgroup v2"))
+	}
+	g, err := h.mkdir(n.Root() + "/kept-files")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.remove() })
+	return h, g
+}
+
+func readPath(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// A group's control files, kept open, read what the kernel holds now
+// (not what an earlier read saw), write what a path write would, follow
+// the cgroup through a rename and are closed when it is removed.
+func TestCgroupV1KeptFilesReadAndWriteTheCgroup(t *testing.T) {
+	_, g := testV1Group(t)
+	for _, shares := range []string{"512", "256"} {
+		if err := g.write("cpu", "cpu.shares", shares); err != nil {
+			t.Fatal(err)
+		}
+		if got := readPath(t, g.file("cpu", "cpu.shares")); got != shares {
+			t.Errorf("cpu.shares on disk = %s after writing %s", got, shares)
+		}
+		b, err := g.read("cpu", "cpu.shares")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(string(b)); got != shares {
+			t.Errorf("cpu.shares read through the kept file = %s, want %s", got, shares)
+		}
+	}
+	// One file for writing, one for reading, opened once each.
+	if n := len(g.files); n != 2 {
+		t.Errorf("the group keeps %d files open, want 2 (%v)", n, g.files)
+	}
+
+	// A longer file read whole, twice, through one descriptor.
+	for i := 0; i < 2; i++ {
+		b, err := g.read("memory", "memory.stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(b), "cache ") || !strings.Contains(string(b), "\ntotal_rss ") {
+			t.Fatalf("memory.stat read %d through the kept file:\n%s", i, b)
+		}
+	}
+
+	if err := g.rename(strings.TrimPrefix(g.name, "/") + "-renamed"); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.write("cpu", "cpu.shares", "128"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readPath(t, g.file("cpu", "cpu.shares")); got != "128" {
+		t.Errorf("after a rename, cpu.shares at the new name = %s, want 128", got)
+	}
+
+	fds := make([]int, 0, len(g.files))
+	for _, fd := range g.files {
+		fds = append(fds, fd)
+	}
+	if err := g.remove(); err != nil {
+		t.Fatal(err)
+	}
+	if g.files != nil {
+		t.Errorf("a removed group keeps files open: %v", g.files)
+	}
+	for _, fd := range fds {
+		if _, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd)); err == nil {
+			// The number may have been reused by another open since;
+			// it must not still name this group's file.
+			if target, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd)); strings.Contains(target, "kept-files") {
+				t.Errorf("descriptor %d still open on %s after the group's removal", fd, target)
+			}
+		}
+	}
+	if _, err := os.Stat(g.dir(g.h.subsystems[0])); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the group's cgroup is still there: %v", err)
+	}
+}
+
+// Past the budget a group keeps nothing open and works as before, one
+// open per call.
+func TestCgroupV1KeptFilesBudget(t *testing.T) {
+	_, g := testV1Group(t)
+	old := cgFileBudget
+	cgFileBudget = func() int64 { return 0 }
+	t.Cleanup(func() { cgFileBudget = old })
+	if err := g.write("cpu", "cpu.shares", "300"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := g.read("cpu", "cpu.shares")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(b)); got != "300" {
+		t.Errorf("cpu.shares = %s, want 300", got)
+	}
+	if len(g.files) != 0 {
+		t.Errorf("over budget, the group keeps files open: %v", g.files)
+	}
+	// A write that fails says which file.
+	err = g.write("cpu", "cpu.shares", "not-a-number")
+	if err == nil || !strings.Contains(err.Error(), "cpu.shares") {
+		t.Errorf("bad write = %v, want an error naming cpu.shares", err)
+	}
+}
+
+// A write refused through a kept file says which file, as a path write
+// does.
+func TestCgroupV1KeptFileErrorNamesTheFile(t *testing.T) {
+	_, g := testV1Group(t)
+	err := g.write("cpu", "cpu.shares", "not-a-number")
+	if err == nil || !strings.Contains(err.Error(), g.file("cpu", "cpu.shares")) {
+		t.Errorf("bad write = %v, want an error naming %s", err, g.file("cpu", "cpu.shares"))
+	}
+	if len(g.files) != 1 {
+		t.Errorf("the group keeps %d files open, want 1", len(g.files))
+	}
+}
