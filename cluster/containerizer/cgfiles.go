@@ -26,13 +26,19 @@ import (
 // The number of files kept open, over all groups, is bounded
 // (cgFileBudget): past it, a group does what it did before, one open per
 // call, so an agent with many running containers never runs out of file
-// descriptors for this.
+// descriptors for this (and the kernel's buffer of each file read, a page,
+// stays a few megabytes in all).
+//
+// A group object that has handed its files on (handFilesTo) or been
+// removed is retired: it keeps no file open again, and its limits can no
+// longer be changed, so a late update meant for an ended container cannot
+// reach the cgroup the pool gives the next one.
 
-// cgFileKey names a group's control file ("memory/memory.limit_in_bytes")
-// and whether it is open for writing (read-only files refuse a write open).
+// cgFileKey names a group's control file and whether it is open for
+// writing (read-only files refuse a write open).
 type cgFileKey struct {
-	file  string
-	write bool
+	controller, name string
+	write            bool
 }
 
 // cgFiles are one group's open control files; the group's mu guards them.
@@ -43,20 +49,24 @@ var cgFilesOpen atomic.Int64
 
 // cgFileBudget is the most control files kept open at once: a quarter of
 // the process's file descriptor limit (which the Go runtime raises to the
-// hard limit at start), at most 16384.
+// hard limit at start), at most 4096.
 var cgFileBudget = sync.OnceValue(func() int64 {
 	var rl unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
 		return 0
 	}
-	return int64(min(rl.Cur/4, 16384))
+	return int64(min(rl.Cur/4, 4096))
 })
 
-// fdLocked returns the open file of key, opening it if the budget allows;
-// ok is false when the caller should open path itself. g.mu is held.
-func (g *v1Group) fdLocked(key cgFileKey, path string) (fd int, ok bool) {
+// fdLocked returns the open file of key, opening it if the group is not
+// retired and the budget allows; ok is false when the caller should open
+// the file by its path itself. g.mu is held.
+func (g *v1Group) fdLocked(key cgFileKey) (fd int, ok bool) {
 	if fd, ok := g.files[key]; ok {
 		return fd, true
+	}
+	if g.retired {
+		return -1, false
 	}
 	if cgFilesOpen.Add(1) > cgFileBudget() {
 		cgFilesOpen.Add(-1)
@@ -66,7 +76,7 @@ func (g *v1Group) fdLocked(key cgFileKey, path string) (fd int, ok bool) {
 	if key.write {
 		flags = unix.O_WRONLY | unix.O_CLOEXEC
 	}
-	fd, err := openRetry(path, flags)
+	fd, err := openRetry(g.file(key.controller, key.name), flags)
 	if err != nil {
 		// The caller's own open reports the error.
 		cgFilesOpen.Add(-1)
@@ -88,13 +98,21 @@ func (g *v1Group) closeFilesLocked() {
 	g.files = nil
 }
 
+// retire closes the group's open control files and retires it: for a
+// group that is dropped without being removed.
+func (g *v1Group) retire() {
+	g.mu.Lock()
+	g.closeFilesLocked()
+	g.retired = true
+	g.mu.Unlock()
+}
+
 // writeLocked writes v to the group's control file controller/name;
 // g.mu is held.
 func (g *v1Group) writeLocked(controller, name, v string) error {
-	path := g.file(controller, name)
-	fd, ok := g.fdLocked(cgFileKey{controller + "/" + name, true}, path)
+	fd, ok := g.fdLocked(cgFileKey{controller, name, true})
 	if !ok {
-		return writeCgroupFile(path, v)
+		return writeCgroupFile(g.file(controller, name), v)
 	}
 	for {
 		_, err := unix.Pwrite(fd, []byte(v), 0)
@@ -104,17 +122,16 @@ func (g *v1Group) writeLocked(controller, name, v string) error {
 		case nil:
 			return nil
 		}
-		return &os.PathError{Op: "write", Path: path, Err: err}
+		return &os.PathError{Op: "write", Path: g.file(controller, name), Err: err}
 	}
 }
 
 // readLocked reads the group's control file controller/name whole;
 // g.mu is held.
 func (g *v1Group) readLocked(controller, name string) ([]byte, error) {
-	path := g.file(controller, name)
-	fd, ok := g.fdLocked(cgFileKey{controller + "/" + name, false}, path)
+	fd, ok := g.fdLocked(cgFileKey{controller, name, false})
 	if !ok {
-		return readCgroupFile(path)
+		return readCgroupFile(g.file(controller, name))
 	}
 	var out []byte
 	buf := make([]byte, 4096)
@@ -124,7 +141,7 @@ func (g *v1Group) readLocked(controller, name string) ([]byte, error) {
 		case err == unix.EINTR:
 			continue
 		case err != nil:
-			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+			return nil, &os.PathError{Op: "read", Path: g.file(controller, name), Err: err}
 		case n == 0:
 			return out, nil
 		}
@@ -147,15 +164,26 @@ func (g *v1Group) read(controller, name string) ([]byte, error) {
 	return g.readLocked(controller, name)
 }
 
-// handFilesTo moves g's open control files to idle, the group that now
-// stands for the same cgroup under its idle name (cgPool.release): g, the
-// ended container's, no longer reaches it.
+// handFilesTo moves g's open control files to idle, a new group object
+// for the same cgroup (cgPool.release and adopt), and retires g: the
+// ended container's group no longer reaches the cgroup through them, and
+// no longer changes its limits.
 func (g *v1Group) handFilesTo(idle *v1Group) {
 	g.mu.Lock()
 	files := g.files
 	g.files = nil
+	g.retired = true
 	g.mu.Unlock()
 	idle.mu.Lock()
-	idle.files = files
+	for k, fd := range files {
+		if old, ok := idle.files[k]; ok {
+			_ = unix.Close(old)
+			cgFilesOpen.Add(-1)
+		}
+		if idle.files == nil {
+			idle.files = cgFiles{}
+		}
+		idle.files[k] = fd
+	}
 	idle.mu.Unlock()
 }

@@ -144,3 +144,50 @@ func TestCgroupV1KeptFileErrorNamesTheFile(t *testing.T) {
 		t.Errorf("the group keeps %d files open, want 1", len(g.files))
 	}
 }
+
+// A pooled cgroup's files go with it to the pool when its container ends,
+// and the ended container can no longer change its limits: the cgroup is
+// the next container's. Closing the containerizer closes every file its
+// idle cgroups kept.
+func TestCgroupV1PooledFilesOutliveTheirContainer(t *testing.T) {
+	before := cgFilesOpen.Load()
+	n := testNativeConfig(t, NativeConfig{CgroupPool: 2})
+	if _, ok := n.h.(*v1); !ok {
+		tier.Need(t, tier.Root, errors.New("kept control files are cgroup v1's; this machine's containers use cgroup v2"))
+	}
+	spec := shell(`exit 0`)
+	spec.CPUs, spec.MemMB = 0.25, 64
+	c := launchNative(t, n, spec)
+	if ex := wait(t, c); ex.Code != 0 {
+		t.Fatalf("exit = %+v, want 0", ex)
+	}
+	n.pool.mu.Lock()
+	idle := append([]*v1Group(nil), n.pool.idle...)
+	n.pool.mu.Unlock()
+	shares := map[string]string{}
+	kept := 0
+	for _, g := range idle {
+		shares[g.name] = readPath(t, g.file("cpu", "cpu.shares"))
+		g.mu.Lock()
+		kept += len(g.files)
+		g.mu.Unlock()
+	}
+	if kept == 0 {
+		t.Error("no idle cgroup keeps the files its container used")
+	}
+	err := c.(*nativeContainer).Update(1, 128)
+	if err == nil || !strings.Contains(err.Error(), "ended") {
+		t.Errorf("Update of an ended container = %v, want an error saying it ended", err)
+	}
+	for _, g := range idle {
+		if got := readPath(t, g.file("cpu", "cpu.shares")); got != shares[g.name] {
+			t.Errorf("idle cgroup %s: cpu.shares %s → %s after the ended container's update", g.name, shares[g.name], got)
+		}
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := cgFilesOpen.Load() - before; got != 0 {
+		t.Errorf("%d control files still counted open after the containerizer closed", got)
+	}
+}

@@ -215,17 +215,22 @@ func (p *cgPool) release(g *v1Group, noOOM bool) bool {
 	if full || (!noOOM && g.oomKills() > 0) {
 		return false
 	}
-	if err := g.reset(); err != nil {
-		p.log.Debug("cannot reset a container's cgroup for reuse; removing it", "cgroup", g.name, "err", err)
-		return false
-	}
+	// From here the cgroup is idle's: g, which the ended container still
+	// holds, is retired, so a late limit update of that container cannot
+	// reach the cgroup the next container gets.
 	idle := &v1Group{h: g.h, name: g.name}
 	idle.held, idle.heldKnown, idle.base = g.snapshot()
-	if err := idle.rename(name); err != nil {
-		p.log.Debug("cannot return a container's cgroup to the pool; removing it", "cgroup", g.name, "err", err)
+	g.handFilesTo(idle)
+	if err := idle.reset(); err != nil {
+		p.log.Debug("cannot reset a container's cgroup for reuse; removing it", "cgroup", g.name, "err", err)
+		idle.retire()
 		return false
 	}
-	g.handFilesTo(idle)
+	if err := idle.rename(name); err != nil {
+		p.log.Debug("cannot return a container's cgroup to the pool; removing it", "cgroup", g.name, "err", err)
+		idle.retire()
+		return false
+	}
 	if !p.put(idle) {
 		_ = idle.remove()
 	}
@@ -309,7 +314,9 @@ func (p *cgPool) adopt(g *v1Group) bool {
 	}
 	idle := &v1Group{h: g.h, name: g.name}
 	idle.held, idle.heldKnown, idle.base = g.snapshot()
+	g.handFilesTo(idle)
 	if idle.rename(name) != nil {
+		idle.retire()
 		return false
 	}
 	if !p.put(idle) {

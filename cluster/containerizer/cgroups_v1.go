@@ -138,6 +138,9 @@ func v1LimitValues(l limits) [len(v1LimitFiles)]string {
 func (g *v1Group) set(l limits) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.retired {
+		return fmt.Errorf("cgroups: %s: %w (its container has ended)", g.name, os.ErrNotExist)
+	}
 	want := v1LimitValues(l)
 	have := v1LimitValues(g.held)
 	var errs []error
@@ -205,8 +208,10 @@ type v1Group struct {
 	// base is what the cgroup's cpu.stat counters, which cannot be reset,
 	// held when it was taken from the pool; usage subtracts it.
 	base CPUStat
-	// files are the control files the group keeps open (cgfiles.go).
-	files cgFiles
+	// files are the control files the group keeps open, and retired says
+	// it has handed them on or been removed (cgfiles.go).
+	files   cgFiles
+	retired bool
 }
 
 func (g *v1Group) dir(s cgroup1.Subsystem) string {
@@ -386,6 +391,20 @@ func (g *v1Group) oomKills() uint64 {
 	return parseKV(b)["oom_kill"]
 }
 
+// pidsCurrent is the pids controller's count of the cgroup's tasks;
+// known is false without that controller or when it cannot be read.
+func (g *v1Group) pidsCurrent() (n uint64, known bool) {
+	if !g.h.has("pids") {
+		return 0, false
+	}
+	b, err := g.read("pids", "pids.current")
+	if err != nil {
+		return 0, false
+	}
+	n, err = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	return n, err == nil
+}
+
 func (g *v1Group) peakMemory() uint64 {
 	b, err := g.read("memory", "memory.max_usage_in_bytes")
 	if err != nil {
@@ -406,7 +425,7 @@ func (g *v1Group) oomEvents() (*os.File, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	path := g.file("memory", "memory.oom_control")
-	ctl, kept := g.fdLocked(cgFileKey{"memory/memory.oom_control", false}, path)
+	ctl, kept := g.fdLocked(cgFileKey{"memory", "memory.oom_control", false})
 	if !kept {
 		var err error
 		if ctl, err = openRetry(path, unix.O_RDONLY|unix.O_CLOEXEC); err != nil {
@@ -472,9 +491,7 @@ func (g *v1Group) usage(u *Usage) error {
 }
 
 func (g *v1Group) remove() error {
-	g.mu.Lock()
-	g.closeFilesLocked()
-	g.mu.Unlock()
+	g.retire()
 	var errs []error
 	for _, s := range g.h.subsystems {
 		err := syscall.Rmdir(filepath.Join(g.h.mount, string(s.Name()), g.name))

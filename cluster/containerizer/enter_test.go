@@ -91,11 +91,17 @@ func (p *procsCounter) procs() ([]int, error) {
 // namespace's first process), so its end reads no cgroup process list;
 // one a command was entered into may still hold that command's joiner,
 // outside the namespace, and its end looks. Either way the cgroup is gone
-// or back in the pool, and the container counts as emptied.
+// and the container counts as emptied.
 func TestNativeEndLooksForProcessesOnlyWhenEntered(t *testing.T) {
+	eachInit(t, testNativeEndLooksForProcessesOnlyWhenEntered)
+}
+
+func testNativeEndLooksForProcessesOnlyWhenEntered(t *testing.T, cfg NativeConfig) {
+	// Without the pool: the counting wrapper is not a pooled group.
+	cfg.CgroupPool = 0
 	for _, entered := range []bool{false, true} {
 		t.Run(map[bool]string{false: "not-entered", true: "entered"}[entered], func(t *testing.T) {
-			n := testNativeConfig(t, NativeConfig{})
+			n := testNativeConfig(t, cfg)
 			c := launchNative(t, n, shell(`touch ready; while [ ! -e go ]; do sleep 0.05; done; sleep 30 & exit 0`))
 			nc := c.(*nativeContainer)
 			sandbox := filepath.Dir(nc.exitFile)

@@ -306,9 +306,19 @@ func (c *nativeContainer) destroy() {
 		// for each open) is spared the common case.
 		empty := c.reaped && !c.adopted && !c.entered
 		c.mu.Unlock()
+		// Nor can anything an outsider put in it, which the pids
+		// controller counts (one read of a kept file).
+		if g, ok := c.cg.(*v1Group); ok && empty {
+			if n, known := g.pidsCurrent(); known && n > 0 {
+				empty = false
+			}
+		}
 		if !empty {
 			if err := killCgroup(c.cg); err != nil {
 				log.Error("cannot kill the processes of a container", "container_id", c.id, "cgroup", c.cgName, "err", err)
+				if g, ok := c.cg.(*v1Group); ok {
+					g.retire() // the cgroup stays; its group object goes
+				}
 				return
 			}
 		}
