@@ -26,16 +26,7 @@ func testNativeEnterRunsACommandInsideTheContainer(t *testing.T, cfg NativeConfi
 	c := launchNative(t, n, shell(`hostname box-under-test; echo private > /tmp/only-in-here; touch ready; exec sleep 100`))
 	sandbox := c.(*nativeContainer).exitFile
 	sandbox = filepath.Dir(sandbox)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(sandbox, "ready")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the task never became ready")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	awaitReady(t, sandbox)
 	if _, err := os.Stat("/tmp/only-in-here"); err == nil {
 		t.Fatal("the task's private /tmp file is visible on the host; the test cannot tell inside from outside")
 	}
@@ -105,16 +96,7 @@ func testNativeEndLooksForProcessesOnlyWhenEntered(t *testing.T, cfg NativeConfi
 			c := launchNative(t, n, shell(`touch ready; while [ ! -e go ]; do sleep 0.05; done; sleep 30 & exit 0`))
 			nc := c.(*nativeContainer)
 			sandbox := filepath.Dir(nc.exitFile)
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				if _, err := os.Stat(filepath.Join(sandbox, "ready")); err == nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("the task never became ready")
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			awaitReady(t, sandbox)
 			if entered {
 				cmd := exec.Command("/bin/true")
 				if err := nc.Enter(cmd, sandbox); err != nil {
@@ -152,5 +134,21 @@ func testNativeEndLooksForProcessesOnlyWhenEntered(t *testing.T, cfg NativeConfi
 				}
 			}
 		})
+	}
+}
+
+// awaitReady waits, at most 30 s, for the task to create the file ready
+// in its sandbox.
+func awaitReady(t *testing.T, sandbox string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(sandbox, "ready")); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the task never became ready")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
