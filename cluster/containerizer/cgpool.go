@@ -218,9 +218,11 @@ func (p *cgPool) release(g *v1Group, noOOM bool) bool {
 	// From here the cgroup is idle's: g, which the ended container still
 	// holds, is retired, so a late limit update of that container cannot
 	// reach the cgroup the next container gets.
+	// Retired first, so that no update of g's limits lands between the
+	// snapshot and the hand-over unseen by idle.held.
 	idle := &v1Group{h: g.h, name: g.name}
-	idle.held, idle.heldKnown, idle.base = g.snapshot()
 	g.handFilesTo(idle)
+	idle.held, idle.heldKnown, idle.base = g.snapshot()
 	if err := idle.reset(); err != nil {
 		p.log.Debug("cannot reset a container's cgroup for reuse; removing it", "cgroup", g.name, "err", err)
 		idle.retire()
@@ -313,8 +315,8 @@ func (p *cgPool) adopt(g *v1Group) bool {
 		return false
 	}
 	idle := &v1Group{h: g.h, name: g.name}
-	idle.held, idle.heldKnown, idle.base = g.snapshot()
 	g.handFilesTo(idle)
+	idle.held, idle.heldKnown, idle.base = g.snapshot()
 	if idle.rename(name) != nil {
 		idle.retire()
 		return false

@@ -77,11 +77,20 @@ func (p *procsCounter) procs() ([]int, error) {
 	return p.cgroup.procs()
 }
 
+func (p *procsCounter) pidsCurrent() (uint64, bool) {
+	if g, ok := p.cgroup.(interface{ pidsCurrent() (uint64, bool) }); ok {
+		return g.pidsCurrent()
+	}
+	return 0, false
+}
+
 // A container that ends with its init reaped and nothing entered into it
 // holds no process the kernel has not already ended (the init is its pid
 // namespace's first process), so its end reads no cgroup process list;
 // one a command was entered into may still hold that command's joiner,
-// outside the namespace, and its end looks. Either way the cgroup is gone
+// outside the namespace, and one a host process was put into by hand
+// holds that process (the pids controller counts it): their ends look,
+// and kill what they find. Either way the cgroup is gone
 // and the container counts as emptied.
 func TestNativeEndLooksForProcessesOnlyWhenEntered(t *testing.T) {
 	eachInit(t, testNativeEndLooksForProcessesOnlyWhenEntered)
@@ -90,20 +99,35 @@ func TestNativeEndLooksForProcessesOnlyWhenEntered(t *testing.T) {
 func testNativeEndLooksForProcessesOnlyWhenEntered(t *testing.T, cfg NativeConfig) {
 	// Without the pool: the counting wrapper is not a pooled group.
 	cfg.CgroupPool = 0
-	for _, entered := range []bool{false, true} {
-		t.Run(map[bool]string{false: "not-entered", true: "entered"}[entered], func(t *testing.T) {
+	for _, how := range []string{"not-entered", "entered", "outsider"} {
+		t.Run(how, func(t *testing.T) {
 			n := testNativeConfig(t, cfg)
 			c := launchNative(t, n, shell(`touch ready; while [ ! -e go ]; do sleep 0.05; done; sleep 30 & exit 0`))
 			nc := c.(*nativeContainer)
 			sandbox := filepath.Dir(nc.exitFile)
 			awaitReady(t, sandbox)
-			if entered {
+			var outsiderDone chan error
+			switch how {
+			case "entered":
 				cmd := exec.Command("/bin/true")
 				if err := nc.Enter(cmd, sandbox); err != nil {
 					t.Fatal(err)
 				}
 				if out, err := cmd.CombinedOutput(); err != nil {
 					t.Fatalf("entered command: %v\n%s", err, out)
+				}
+			case "outsider":
+				// A process of the host, put in the container's cgroup
+				// by hand: not in its pid namespace.
+				sleep := exec.Command("/bin/sleep", "60")
+				if err := sleep.Start(); err != nil {
+					t.Fatal(err)
+				}
+				outsiderDone = make(chan error, 1)
+				go func() { outsiderDone <- sleep.Wait() }()
+				t.Cleanup(func() { _ = sleep.Process.Kill() })
+				if err := nc.cg.add(sleep.Process.Pid); err != nil {
+					t.Fatal(err)
 				}
 			}
 			// Before the task may end, and under the lock its reaper takes.
@@ -118,11 +142,22 @@ func testNativeEndLooksForProcessesOnlyWhenEntered(t *testing.T, cfg NativeConfi
 				t.Fatalf("exit = %+v, want 0", ex)
 			}
 			reads := counter.reads.Load()
-			if entered && reads == 0 {
-				t.Error("the end of an entered container read no process list")
+			if how != "not-entered" && reads == 0 {
+				t.Errorf("the end of a container (%s) read no process list", how)
 			}
-			if !entered && reads != 0 {
+			if how == "not-entered" && reads != 0 {
 				t.Errorf("the end of a container nothing entered read process lists %d times", reads)
+			}
+			if outsiderDone != nil {
+				select {
+				case err := <-outsiderDone:
+					var ee *exec.ExitError
+					if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+						t.Errorf("the process put in the cgroup ended with %v, want killed", err)
+					}
+				case <-time.After(20 * time.Second):
+					t.Error("the process put in the container's cgroup outlived the container")
+				}
 			}
 			if !nc.Emptied() {
 				t.Error("the container does not count as emptied")

@@ -308,7 +308,7 @@ func (c *nativeContainer) destroy() {
 		c.mu.Unlock()
 		// Nor can anything an outsider put in it, which the pids
 		// controller counts (one read of a kept file).
-		if g, ok := c.cg.(*v1Group); ok && empty {
+		if g, ok := c.cg.(interface{ pidsCurrent() (uint64, bool) }); ok && empty {
 			if n, known := g.pidsCurrent(); known && n > 0 {
 				empty = false
 			}
