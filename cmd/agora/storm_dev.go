@@ -286,6 +286,11 @@ func (z *devZooKeeper) stop() {
 	if z == nil {
 		return
 	}
+	select {
+	case <-z.exited: // reaped: its pid may be another process's group now
+		return
+	default:
+	}
 	syscall.Kill(-z.cmd.Process.Pid, syscall.SIGKILL)
 	select {
 	case <-z.exited:

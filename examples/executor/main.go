@@ -160,6 +160,11 @@ func (x *runner) Kill(ctx context.Context, id mesos.TaskID, policy *mesos.KillPo
 
 func stop(r *running, grace time.Duration) {
 	pid := r.cmd.Process.Pid
+	select {
+	case <-r.done: // reaped: its pid may be another process's group now
+		return
+	default:
+	}
 	_ = syscall.Kill(-pid, syscall.SIGTERM)
 	select {
 	case <-r.done:

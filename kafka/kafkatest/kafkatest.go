@@ -122,7 +122,8 @@ func (b *Broker) waitReady(ctx context.Context) error {
 			if strings.Contains(log, "BindException") || strings.Contains(log, "Address already in use") {
 				return fmt.Errorf("%w: %s", errPortTaken, log)
 			}
-			return fmt.Errorf("kafka exited: %s", log)
+			// How it ended (a signal: killed from outside) before its log.
+			return fmt.Errorf("kafka exited (%v): %s", b.cmd.ProcessState, log)
 		case <-ctx.Done():
 			return fmt.Errorf("kafka did not answer within the limit (last: %v): %s", last, b.Tail(3000))
 		default:
@@ -142,6 +143,11 @@ func (b *Broker) waitReady(ctx context.Context) error {
 func (b *Broker) Stop() {
 	if b.cmd == nil || b.cmd.Process == nil {
 		return
+	}
+	select {
+	case <-b.exited: // reaped: its pid may be another process's group now
+		return
+	default:
 	}
 	syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL)
 	select {

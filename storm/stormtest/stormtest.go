@@ -216,6 +216,11 @@ func (c *Cluster) WorkerLogs(n int) string {
 // workers too) and waits for them.
 func (c *Cluster) Stop() {
 	for _, p := range c.procs {
+		select {
+		case <-p.exited: // reaped: its pid may be another process's group now
+			continue
+		default:
+		}
 		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	}
 	for _, p := range c.procs {

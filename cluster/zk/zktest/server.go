@@ -248,6 +248,11 @@ func (s *Server) Stop() {
 	if cmd == nil {
 		return
 	}
+	select {
+	case <-exited: // reaped: its pid may be another process's group now
+		return
+	default:
+	}
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	select {
 	case <-exited:
