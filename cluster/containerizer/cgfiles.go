@@ -1,7 +1,6 @@
 package containerizer
 
 import (
-	"os"
 	"sync"
 	"sync/atomic"
 
@@ -114,16 +113,7 @@ func (g *v1Group) writeLocked(controller, name, v string) error {
 	if !ok {
 		return writeCgroupFile(g.file(controller, name), v)
 	}
-	for {
-		_, err := unix.Pwrite(fd, []byte(v), 0)
-		switch err {
-		case unix.EINTR:
-			continue
-		case nil:
-			return nil
-		}
-		return &os.PathError{Op: "write", Path: g.file(controller, name), Err: err}
-	}
+	return writeFD(fd, g.file(controller, name), v)
 }
 
 // readLocked reads the group's control file controller/name whole;
@@ -133,21 +123,7 @@ func (g *v1Group) readLocked(controller, name string) ([]byte, error) {
 	if !ok {
 		return readCgroupFile(g.file(controller, name))
 	}
-	var out []byte
-	buf := make([]byte, 4096)
-	for off := int64(0); ; {
-		n, err := unix.Pread(fd, buf, off)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err != nil:
-			return nil, &os.PathError{Op: "read", Path: g.file(controller, name), Err: err}
-		case n == 0:
-			return out, nil
-		}
-		out = append(out, buf[:n]...)
-		off += int64(n)
-	}
+	return readFD(fd, g.file(controller, name))
 }
 
 // write and read are writeLocked and readLocked for callers that do not
@@ -162,6 +138,15 @@ func (g *v1Group) read(controller, name string) ([]byte, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.readLocked(controller, name)
+}
+
+// readUint reads a control file holding one number.
+func (g *v1Group) readUint(controller, name string) (uint64, error) {
+	b, err := g.read(controller, name)
+	if err != nil {
+		return 0, err
+	}
+	return parseUint(b)
 }
 
 // handFilesTo moves g's open control files to idle, a new group object

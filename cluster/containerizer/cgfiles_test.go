@@ -11,7 +11,7 @@ import (
 )
 
 // testV1Group makes an empty cgroup v1 group below a fresh test root.
-func testV1Group(t *testing.T) (*v1, *v1Group) {
+func testV1Group(t *testing.T) *v1Group {
 	t.Helper()
 	n := testNativeConfig(t, NativeConfig{})
 	h, ok := n.h.(*v1)
@@ -23,7 +23,7 @@ func testV1Group(t *testing.T) (*v1, *v1Group) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = g.remove() })
-	return h, g
+	return g
 }
 
 func readPath(t *testing.T, path string) string {
@@ -39,7 +39,7 @@ func readPath(t *testing.T, path string) string {
 // (not what an earlier read saw), write what a path write would, follow
 // the cgroup through a rename and are closed when it is removed.
 func TestCgroupV1KeptFilesReadAndWriteTheCgroup(t *testing.T) {
-	_, g := testV1Group(t)
+	g := testV1Group(t)
 	for _, shares := range []string{"512", "256"} {
 		if err := g.write("cpu", "cpu.shares", shares); err != nil {
 			t.Fatal(err)
@@ -92,12 +92,10 @@ func TestCgroupV1KeptFilesReadAndWriteTheCgroup(t *testing.T) {
 		t.Errorf("a removed group keeps files open: %v", g.files)
 	}
 	for _, fd := range fds {
-		if _, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd)); err == nil {
-			// The number may have been reused by another open since;
-			// it must not still name this group's file.
-			if target, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd)); strings.Contains(target, "kept-files") {
-				t.Errorf("descriptor %d still open on %s after the group's removal", fd, target)
-			}
+		// The number may have been reused by another open since; it must
+		// not still name this group's file.
+		if target, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd)); err == nil && strings.Contains(target, "kept-files") {
+			t.Errorf("descriptor %d still open on %s after the group's removal", fd, target)
 		}
 	}
 	if _, err := os.Stat(g.dir(g.h.subsystems[0])); !errors.Is(err, os.ErrNotExist) {
@@ -108,7 +106,7 @@ func TestCgroupV1KeptFilesReadAndWriteTheCgroup(t *testing.T) {
 // Past the budget a group keeps nothing open and works as before, one
 // open per call.
 func TestCgroupV1KeptFilesBudget(t *testing.T) {
-	_, g := testV1Group(t)
+	g := testV1Group(t)
 	old := cgFileBudget
 	cgFileBudget = func() int64 { return 0 }
 	t.Cleanup(func() { cgFileBudget = old })
@@ -135,7 +133,7 @@ func TestCgroupV1KeptFilesBudget(t *testing.T) {
 // A write refused through a kept file says which file, as a path write
 // does.
 func TestCgroupV1KeptFileErrorNamesTheFile(t *testing.T) {
-	_, g := testV1Group(t)
+	g := testV1Group(t)
 	err := g.write("cpu", "cpu.shares", "not-a-number")
 	if err == nil || !strings.Contains(err.Error(), g.file("cpu", "cpu.shares")) {
 		t.Errorf("bad write = %v, want an error naming %s", err, g.file("cpu", "cpu.shares"))

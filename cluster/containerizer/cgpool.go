@@ -215,11 +215,10 @@ func (p *cgPool) release(g *v1Group, noOOM bool) bool {
 	if full || (!noOOM && g.oomKills() > 0) {
 		return false
 	}
-	// From here the cgroup is idle's: g, which the ended container still
-	// holds, is retired, so a late limit update of that container cannot
-	// reach the cgroup the next container gets.
-	// Retired first, so that no update of g's limits lands between the
-	// snapshot and the hand-over unseen by idle.held.
+	// From here the cgroup is idle's. g, which the ended container still
+	// holds, is retired before its limits are read, so a late limit
+	// update of that container can neither reach the cgroup the next
+	// container gets nor land unseen by idle.held.
 	idle := &v1Group{h: g.h, name: g.name}
 	g.handFilesTo(idle)
 	idle.held, idle.heldKnown, idle.base = g.snapshot()

@@ -209,6 +209,11 @@ func readUintFile(path string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	return parseUint(b)
+}
+
+// parseUint parses a file holding one number.
+func parseUint(b []byte) (uint64, error) {
 	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 }
 
@@ -221,17 +226,23 @@ func writeCgroupFile(path, v string) error {
 	if err != nil {
 		return &os.PathError{Op: "open", Path: path, Err: err}
 	}
+	defer unix.Close(fd)
+	return writeFD(fd, path, v)
+}
+
+// writeFD writes v to the open control file fd (path names it in errors)
+// at offset 0, which a control file kept open is written at again.
+func writeFD(fd int, path, v string) error {
 	for {
-		_, err = unix.Write(fd, []byte(v))
-		if err != unix.EINTR {
-			break
+		_, err := unix.Pwrite(fd, []byte(v), 0)
+		switch err {
+		case unix.EINTR:
+			continue
+		case nil:
+			return nil
 		}
-	}
-	_ = unix.Close(fd)
-	if err != nil {
 		return &os.PathError{Op: "write", Path: path, Err: err}
 	}
-	return nil
 }
 
 // readCgroupFile reads a cgroup control file (or another small kernel
@@ -242,10 +253,16 @@ func readCgroupFile(path string) ([]byte, error) {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
+	return readFD(fd, path)
+}
+
+// readFD reads the open file fd (path names it in errors) whole from
+// offset 0: a control file kept open is read again from its start.
+func readFD(fd int, path string) ([]byte, error) {
 	var out []byte
 	buf := make([]byte, 4096)
-	for {
-		n, err := unix.Read(fd, buf)
+	for off := int64(0); ; {
+		n, err := unix.Pread(fd, buf, off)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -255,6 +272,7 @@ func readCgroupFile(path string) ([]byte, error) {
 			return out, nil
 		}
 		out = append(out, buf[:n]...)
+		off += int64(n)
 	}
 }
 

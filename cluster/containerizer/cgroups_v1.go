@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -279,11 +278,7 @@ func (g *v1Group) reset() error {
 		}
 		if w.file == "memory.max_usage_in_bytes" {
 			// Reclaim first, so that the peak restarts from what is left.
-			b, err := g.read("memory", "memory.usage_in_bytes")
-			used, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-			if err == nil && perr != nil {
-				err = fmt.Errorf("memory.usage_in_bytes: %w", perr)
-			}
+			used, err := g.readUint("memory", "memory.usage_in_bytes")
 			if err != nil {
 				return fmt.Errorf("cgroups: %s: %w", g.name, err)
 			}
@@ -397,20 +392,12 @@ func (g *v1Group) pidsCurrent() (n uint64, known bool) {
 	if !g.h.has("pids") {
 		return 0, false
 	}
-	b, err := g.read("pids", "pids.current")
-	if err != nil {
-		return 0, false
-	}
-	n, err = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	n, err := g.readUint("pids", "pids.current")
 	return n, err == nil
 }
 
 func (g *v1Group) peakMemory() uint64 {
-	b, err := g.read("memory", "memory.max_usage_in_bytes")
-	if err != nil {
-		return 0
-	}
-	v, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	v, _ := g.readUint("memory", "memory.max_usage_in_bytes")
 	return v
 }
 
