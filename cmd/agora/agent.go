@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	register(command{name: "agent", summary: "Run an agent (offers this machine's resources and runs tasks)", run: runAgent})
+	register(command{name: "agent", summary: "Run an agent (offers this machine's resources and runs tasks)", run: runAgent, paced: true})
 }
 
 // agentFlags are the agent's flags (Mesos's names), shared with `agora dev`.

@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	benchCommands["launch"] = command{name: "launch", summary: "Launch N short tasks as fast as offers allow and time them", run: runBenchLaunch}
+	benchCommands["launch"] = command{name: "launch", summary: "Launch N short tasks as fast as offers allow and time them", run: runBenchLaunch, paced: true}
 }
 
 func runBenchLaunch(args []string) (code int) {

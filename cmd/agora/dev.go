@@ -28,7 +28,7 @@ import (
 )
 
 func init() {
-	register(command{name: "dev", summary: "Run a whole dev cluster in one process: master, agents and the web UI", run: runDev})
+	register(command{name: "dev", summary: "Run a whole dev cluster in one process: master, agents and the web UI", run: runDev, paced: true})
 }
 
 func runDev(args []string) int {

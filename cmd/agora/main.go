@@ -8,6 +8,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/agora-cluster/agora/cluster/gcpace"
 )
 
 // command is one subcommand of the agora binary.
@@ -16,6 +18,9 @@ type command struct {
 	summary string
 	run     func(args []string) int
 	hidden  bool
+	// paced: a long-running process on the host whose garbage collector
+	// is paced by its live heap (cluster/gcpace) unless GOGC is set.
+	paced bool
 }
 
 var commands = map[string]command{}
@@ -48,6 +53,9 @@ func dispatchTo(prog, kind string, cmds map[string]command, usage func(), args [
 		fmt.Fprintf(os.Stderr, "%s: unknown %s %q\n\n", prog, kind, args[0])
 		usage()
 		return 2
+	}
+	if c.paced {
+		gcpace.Start()
 	}
 	return c.run(args[1:])
 }

@@ -27,7 +27,7 @@ import (
 )
 
 func init() {
-	register(command{name: "master", summary: "Run a master (offers agents' resources to frameworks)", run: runMaster})
+	register(command{name: "master", summary: "Run a master (offers agents' resources to frameworks)", run: runMaster, paced: true})
 }
 
 // masterFlags are the master's flags, shared with `agora dev`.
