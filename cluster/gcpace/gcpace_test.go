@@ -3,6 +3,7 @@ package gcpace
 import (
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"testing"
 	"time"
@@ -79,7 +80,22 @@ func TestStartPacesByTheLiveHeap(t *testing.T) {
 	awaitPercent(t, "100 with a live heap larger than the floor", func(p int64) bool { return p == 100 })
 	// Freed again: paced again.
 	retained = nil
-	awaitPercent(t, "above 100 once the large heap is freed", func(p int64) bool { return p > 100 })
+	paced := awaitPercent(t, "above 100 once the large heap is freed", func(p int64) bool { return p > 100 })
+	// Somebody else's percentage (the master's while agents re-register)
+	// stays, however the heap changes...
+	debug.SetGCPercent(MaxPercent + 100)
+	retained = make([]byte, Floor+(16<<20))
+	for range 5 {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if p := gogc(); p != MaxPercent+100 {
+		t.Fatalf("GC percentage %d after somebody else set %d", p, MaxPercent+100)
+	}
+	// ... until they put back the one pacing set.
+	debug.SetGCPercent(int(paced))
+	awaitPercent(t, "100 again once pacing's percentage is back, with a large heap", func(p int64) bool { return p == 100 })
+	retained = nil
 	if !Start() {
 		t.Error("a second Start reports no pacing")
 	}
