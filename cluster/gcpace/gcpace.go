@@ -6,16 +6,17 @@
 // live heap (tens of MB) and allocates fast while it launches tasks: a dev
 // cluster (about 27 MB live) collected 28 times in a 4,000-task benchmark,
 // and the collector's marking took about 7 % of its CPU
-// (benchmarks/RESULTS.md). Pacing lets the heap grow by at least Floor
-// between collections while it is small, and by as much as survived (Go's
-// default) once it is large: the GC percentage is set after each
-// collection to max(100, 100 × Floor / live heap), at most MaxPercent.
-// Extra memory is bounded by Floor, whatever the heap.
+// (benchmarks/RESULTS.md). Pacing lets the heap grow by up to Floor
+// between collections while it is small (at most MaxPercent of the live
+// heap), and by as much as survived (Go's default) once it is large: the
+// GC percentage is set after each collection to
+// min(MaxPercent, max(100, 100 × Floor / live heap)). The memory it adds to
+// Go's default is less than Floor, whatever the heap.
 //
 // An operator's GOGC wins: with GOGC set, nothing is paced. Code that sets
-// the percentage itself (the master while recovered agents re-register,
-// cluster/master/recoverygc.go) wins too: pacing leaves a percentage it
-// did not set alone, and resumes once the value it set is back. GOMEMLIMIT
+// the percentage itself for a while (the master while recovered agents
+// re-register, cluster/master/recoverygc.go) holds pacing (Hold) until it
+// is done; pacing then sets its percentage at once. GOMEMLIMIT
 // keeps its meaning (the collector still runs before the limit is
 // reached). Processes that run inside task containers (executors) are not
 // paced: their memory limits are the task's.
@@ -27,6 +28,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
+	"sync/atomic"
 )
 
 // Floor is the heap growth allowed between collections while the live heap
@@ -56,7 +58,9 @@ func Percent(live, floor uint64) int {
 var (
 	mu      sync.Mutex
 	started bool
-	set     int // the percentage last set; 0 before the first
+	holds   int          // Holds not released
+	set     int          // the percentage pacing last set; 0: none (or forgotten)
+	runs    atomic.Int64 // collections seen (finalizer runs), for tests
 )
 
 // Start paces the collector from now on, unless GOGC is set in the
@@ -85,26 +89,49 @@ func arm() {
 		mu.Lock()
 		adjust()
 		mu.Unlock()
+		runs.Add(1)
 		arm()
 	})
 }
 
-var samples = []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/gogc:percent"}}
+// Hold stops pacing until release is called, for code that sets the
+// percentage itself for a while; release has pacing set its percentage at
+// once (the heap may have grown meanwhile). paced is false, and release
+// does nothing, when pacing is off (GOGC set, or Start not called).
+func Hold() (release func(), paced bool) {
+	mu.Lock()
+	defer mu.Unlock()
+	if !started {
+		return func() {}, false
+	}
+	holds++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if holds--; holds == 0 {
+				set = 0
+				adjust()
+			}
+		})
+	}, true
+}
 
-// adjust sets the percentage for the live heap the last collection left;
-// mu is held. A percentage somebody else set is left alone, and a change
-// of less than a tenth is not worth the call.
+var liveSample = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+
+// adjust sets the percentage for the live heap the last collection left,
+// unless pacing is held; mu is held. A change of less than a tenth is not
+// worth the call.
 func adjust() {
-	metrics.Read(samples)
-	if samples[0].Value.Kind() != metrics.KindUint64 || samples[1].Value.Kind() != metrics.KindUint64 {
+	if holds > 0 {
 		return
 	}
-	if set != 0 && samples[1].Value.Uint64() != uint64(set) {
-		// (One set between this read and the set below is overwritten:
-		// a narrow race, which costs its setter that one raise.)
+	metrics.Read(liveSample)
+	if liveSample[0].Value.Kind() != metrics.KindUint64 {
 		return
 	}
-	p := Percent(samples[0].Value.Uint64(), Floor)
+	p := Percent(liveSample[0].Value.Uint64(), Floor)
 	if set != 0 && p*10 > set*9 && p*10 < set*11 {
 		return
 	}

@@ -62,6 +62,21 @@ func awaitPercent(t *testing.T, what string, ok func(p int64) bool) int64 {
 
 var retained []byte
 
+// awaitCollections collects until pacing has seen n more collections, at
+// most for a minute.
+func awaitCollections(t *testing.T, n int64) {
+	t.Helper()
+	want := runs.Load() + n
+	deadline := time.Now().Add(time.Minute)
+	for runs.Load() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("pacing saw %d collections in a minute, want %d", runs.Load()-want+n, n)
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestStartPacesByTheLiveHeap(t *testing.T) {
 	if v, ok := os.LookupEnv("GOGC"); ok {
 		os.Unsetenv("GOGC")
@@ -80,22 +95,28 @@ func TestStartPacesByTheLiveHeap(t *testing.T) {
 	awaitPercent(t, "100 with a live heap larger than the floor", func(p int64) bool { return p == 100 })
 	// Freed again: paced again.
 	retained = nil
-	paced := awaitPercent(t, "above 100 once the large heap is freed", func(p int64) bool { return p > 100 })
-	// Somebody else's percentage (the master's while agents re-register)
-	// stays, however the heap changes...
+	awaitPercent(t, "above 100 once the large heap is freed", func(p int64) bool { return p > 100 })
+	// Held (the master while recovered agents re-register): the holder's
+	// percentage stays through collections, however the heap changes...
+	release, paced := Hold()
+	if !paced {
+		t.Fatal("Hold reports no pacing after Start")
+	}
 	debug.SetGCPercent(MaxPercent + 100)
 	retained = make([]byte, Floor+(16<<20))
-	for range 5 {
-		runtime.GC()
-		time.Sleep(10 * time.Millisecond)
-	}
+	awaitCollections(t, 3)
 	if p := gogc(); p != MaxPercent+100 {
-		t.Fatalf("GC percentage %d after somebody else set %d", p, MaxPercent+100)
+		t.Fatalf("GC percentage %d while pacing is held at %d", p, MaxPercent+100)
 	}
-	// ... until they put back the one pacing set.
-	debug.SetGCPercent(int(paced))
-	awaitPercent(t, "100 again once pacing's percentage is back, with a large heap", func(p int64) bool { return p == 100 })
+	// ... and once released pacing sets its own at once, for the heap as
+	// it is now.
+	release()
+	if p := gogc(); p != 100 {
+		t.Fatalf("GC percentage %d right after the hold's release with a live heap larger than the floor, want 100", p)
+	}
+	release() // a second call does nothing
 	retained = nil
+	awaitPercent(t, "above 100 once the large heap is freed again", func(p int64) bool { return p > 100 })
 	if !Start() {
 		t.Error("a second Start reports no pacing")
 	}
@@ -105,5 +126,23 @@ func TestGOGCWins(t *testing.T) {
 	t.Setenv("GOGC", "150")
 	if Start() {
 		t.Error("Start paced although GOGC is set")
+	}
+}
+
+func TestHoldWithoutPacing(t *testing.T) {
+	mu.Lock()
+	was := started
+	started = false
+	mu.Unlock()
+	t.Cleanup(func() { mu.Lock(); started = was; mu.Unlock() })
+	release, paced := Hold()
+	if paced {
+		t.Error("Hold reports pacing that was never started")
+	}
+	release()
+	mu.Lock()
+	defer mu.Unlock()
+	if holds != 0 {
+		t.Errorf("%d holds counted without pacing", holds)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"runtime/metrics"
 	"sync"
 	"time"
+
+	"github.com/agora-cluster/agora/cluster/gcpace"
 )
 
 // After a failover or a restart the agents recovered from the registry
@@ -19,7 +21,11 @@ import (
 // puts it back once every one of them has re-registered (or been marked
 // unreachable), at most recoveryGCMaxWindow after the master started, and
 // when it stops. A memory limit (GOMEMLIMIT) still holds: near it the
-// runtime collects sooner whatever the target.
+// runtime collects sooner whatever the target. Where the process's
+// collector is paced (cluster/gcpace: agora master and agora dev), the
+// raise holds pacing for the window, whatever pacing had set, and hands
+// the collector back to it afterwards, which sets its percentage for the
+// heap as it is then.
 
 // DefaultRecoveryGCPercent is the collector's target while recovered
 // agents re-register (--recovery_gc_percent).
@@ -39,10 +45,14 @@ var recoveryGC = struct {
 	holders map[*Master]int
 	before  int
 	current int
-	// get reads GOGC (-1: off) and set sets it; tests replace them.
-	get func() int
-	set func(int)
-}{get: gcPercent, set: func(p int) { debug.SetGCPercent(p) }}
+	// release hands the collector back to pacing (nil: not paced).
+	release func()
+	// get reads GOGC (-1: off), set sets it, and hold holds pacing
+	// (gcpace.Hold); tests replace them.
+	get  func() int
+	set  func(int)
+	hold func() (release func(), paced bool)
+}{get: gcPercent, set: func(p int) { debug.SetGCPercent(p) }, hold: gcpace.Hold}
 
 // gcPercent reads GOGC without setting it: reading it with
 // debug.SetGCPercent would turn collection on for a moment where it is
@@ -75,13 +85,21 @@ func (m *Master) raiseRecoveryGC() {
 		return
 	}
 	if len(recoveryGC.holders) == 0 {
+		release, paced := recoveryGC.hold()
 		prev := recoveryGC.get()
-		if prev < 0 || prev >= p {
+		if paced {
+			// Pacing's percentage follows the heap, which is about to
+			// grow: it is held, and set again once the window ends.
+			prev = 0
+		} else if prev < 0 || prev >= p {
 			// Collection off, or already at least as lazy: leave it.
 			return
 		}
 		recoveryGC.set(p)
-		recoveryGC.before, recoveryGC.current = prev, p
+		recoveryGC.before, recoveryGC.current, recoveryGC.release = prev, p, nil
+		if paced {
+			recoveryGC.release = release
+		}
 		recoveryGC.holders = map[*Master]int{}
 	} else if p > recoveryGC.current {
 		recoveryGC.set(p)
@@ -107,6 +125,12 @@ func (m *Master) lowerRecoveryGC(why string) {
 		return
 	}
 	delete(recoveryGC.holders, m)
+	if len(recoveryGC.holders) == 0 && recoveryGC.release != nil {
+		recoveryGC.release()
+		recoveryGC.release, recoveryGC.holders, recoveryGC.current = nil, nil, 0
+		m.log.Info("collector's target back to pacing by the live heap", "why", why)
+		return
+	}
 	want := recoveryGC.before
 	for _, p := range recoveryGC.holders {
 		want = max(want, p)

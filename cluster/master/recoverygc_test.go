@@ -19,18 +19,42 @@ func fakeGOGC(t *testing.T, start int) *int {
 	t.Helper()
 	v := start
 	recoveryGC.mu.Lock()
-	holders, before, current, get, set := recoveryGC.holders, recoveryGC.before, recoveryGC.current, recoveryGC.get, recoveryGC.set
-	recoveryGC.holders, recoveryGC.before, recoveryGC.current = nil, 0, 0
+	holders, before, current, release := recoveryGC.holders, recoveryGC.before, recoveryGC.current, recoveryGC.release
+	get, set, hold := recoveryGC.get, recoveryGC.set, recoveryGC.hold
+	recoveryGC.holders, recoveryGC.before, recoveryGC.current, recoveryGC.release = nil, 0, 0, nil
 	recoveryGC.get = func() int { return v }
 	recoveryGC.set = func(p int) { v = p }
+	recoveryGC.hold = func() (func(), bool) { return func() {}, false }
 	recoveryGC.mu.Unlock()
 	t.Cleanup(func() {
 		recoveryGC.mu.Lock()
-		recoveryGC.holders, recoveryGC.before, recoveryGC.current = holders, before, current
-		recoveryGC.get, recoveryGC.set = get, set
+		recoveryGC.holders, recoveryGC.before, recoveryGC.current, recoveryGC.release = holders, before, current, release
+		recoveryGC.get, recoveryGC.set, recoveryGC.hold = get, set, hold
 		recoveryGC.mu.Unlock()
 	})
 	return &v
+}
+
+// fakePacing makes the fake GOGC paced (cluster/gcpace) at percent: a
+// hold stops pacing, and its release has pacing set percent again. It
+// returns how many holds are not released.
+func fakePacing(t *testing.T, gogc *int, percent int) *int {
+	t.Helper()
+	held := 0
+	recoveryGC.mu.Lock()
+	recoveryGC.hold = func() (func(), bool) {
+		held++
+		done := false
+		return func() {
+			if !done {
+				done = true
+				held--
+				*gogc = percent
+			}
+		}, true
+	}
+	recoveryGC.mu.Unlock()
+	return &held
 }
 
 // recoveringMaster is a master that recovered n admitted agents from its
@@ -127,5 +151,47 @@ func TestGCPercentReadsWithoutSetting(t *testing.T) {
 		if got := gcPercent(); got != tc.want {
 			t.Errorf("GOGC %d reads as %d, want %d", tc.set, got, tc.want)
 		}
+	}
+}
+
+// Where the collector is paced, the raise holds pacing whatever pacing had
+// set (even a percentage above the raise's, which pacing would lower as
+// the heap grows), and hands the collector back to pacing once the last
+// master is done, instead of restoring the value pacing had set before.
+func TestRecoveryGCHoldsPacing(t *testing.T) {
+	gogc := fakeGOGC(t, DefaultRecoveryGCPercent) // pacing's value for a small heap
+	held := fakePacing(t, gogc, 150)
+
+	a := recoveringMaster(t, 2, 0)
+	b := recoveringMaster(t, 1, 1600)
+	a.raiseRecoveryGC()
+	if *gogc != DefaultRecoveryGCPercent || *held != 1 {
+		t.Fatalf("one master awaiting its agents: GOGC %d, %d holds; want %d, 1", *gogc, *held, DefaultRecoveryGCPercent)
+	}
+	b.raiseRecoveryGC()
+	if *gogc != 1600 || *held != 1 {
+		t.Fatalf("a second master asking for more: GOGC %d, %d holds; want 1600, 1", *gogc, *held)
+	}
+	b.lowerRecoveryGC("the master stopped")
+	if *gogc != DefaultRecoveryGCPercent || *held != 1 {
+		t.Fatalf("the second master stopped: GOGC %d, %d holds; want %d, 1", *gogc, *held, DefaultRecoveryGCPercent)
+	}
+	a.lowerRecoveryGC("every recovered agent is back or marked unreachable")
+	if *gogc != 150 || *held != 0 {
+		t.Fatalf("every master done: GOGC %d, %d holds; want pacing's 150, 0", *gogc, *held)
+	}
+	a.lowerRecoveryGC("again")
+	if *held != 0 {
+		t.Fatalf("%d holds after a second lower", *held)
+	}
+	// A later recovery holds pacing again.
+	c := recoveringMaster(t, 1, 0)
+	c.raiseRecoveryGC()
+	if *gogc != DefaultRecoveryGCPercent || *held != 1 {
+		t.Fatalf("a later recovery: GOGC %d, %d holds; want %d, 1", *gogc, *held, DefaultRecoveryGCPercent)
+	}
+	c.lowerRecoveryGC("stopped")
+	if *gogc != 150 || *held != 0 {
+		t.Fatalf("the later recovery done: GOGC %d, %d holds; want 150, 0", *gogc, *held)
 	}
 }
