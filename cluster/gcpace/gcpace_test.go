@@ -99,6 +99,7 @@ func TestStartPacesByTheLiveHeap(t *testing.T) {
 	// Held (the master while recovered agents re-register): the holder's
 	// percentage stays through collections, however the heap changes...
 	release, paced := Hold()
+	t.Cleanup(release)
 	if !paced {
 		t.Fatal("Hold reports no pacing after Start")
 	}
@@ -115,6 +116,11 @@ func TestStartPacesByTheLiveHeap(t *testing.T) {
 		t.Fatalf("GC percentage %d right after the hold's release with a live heap larger than the floor, want 100", p)
 	}
 	release() // a second call does nothing
+	mu.Lock()
+	if holds != 0 {
+		t.Errorf("%d holds after a release called twice, want 0", holds)
+	}
+	mu.Unlock()
 	retained = nil
 	awaitPercent(t, "above 100 once the large heap is freed again", func(p int64) bool { return p > 100 })
 	if !Start() {

@@ -23,9 +23,10 @@ import (
 // when it stops. A memory limit (GOMEMLIMIT) still holds: near it the
 // runtime collects sooner whatever the target. Where the process's
 // collector is paced (cluster/gcpace: agora master and agora dev), the
-// raise holds pacing for the window, whatever pacing had set, and hands
-// the collector back to it afterwards, which sets its percentage for the
-// heap as it is then.
+// target is set to RecoveryGCPercent for the window whatever pacing had
+// set (even a higher percentage, for a heap still small), pacing is held
+// meanwhile, and afterwards pacing resumes instead of the old value
+// coming back: it sets its percentage for the heap as it is then.
 
 // DefaultRecoveryGCPercent is the collector's target while recovered
 // agents re-register (--recovery_gc_percent).
@@ -39,7 +40,8 @@ const recoveryGCMaxWindow = time.Minute
 // the process's, and several masters may share a process (tests, a
 // standby that wins an election while the old one stops): the target is
 // raised while any of them asks, to the largest asked, and the value from
-// before the first raise comes back when the last one is done.
+// before the first raise comes back (or pacing resumes) when the last one
+// is done.
 var recoveryGC = struct {
 	mu      sync.Mutex
 	holders map[*Master]int
@@ -86,20 +88,20 @@ func (m *Master) raiseRecoveryGC() {
 	}
 	if len(recoveryGC.holders) == 0 {
 		release, paced := recoveryGC.hold()
-		prev := recoveryGC.get()
+		prev := 0
 		if paced {
 			// Pacing's percentage follows the heap, which is about to
 			// grow: it is held, and set again once the window ends.
-			prev = 0
-		} else if prev < 0 || prev >= p {
-			// Collection off, or already at least as lazy: leave it.
-			return
+			recoveryGC.release = release
+		} else {
+			recoveryGC.release = nil
+			if prev = recoveryGC.get(); prev < 0 || prev >= p {
+				// Collection off, or already at least as lazy: leave it.
+				return
+			}
 		}
 		recoveryGC.set(p)
-		recoveryGC.before, recoveryGC.current, recoveryGC.release = prev, p, nil
-		if paced {
-			recoveryGC.release = release
-		}
+		recoveryGC.before, recoveryGC.current = prev, p
 		recoveryGC.holders = map[*Master]int{}
 	} else if p > recoveryGC.current {
 		recoveryGC.set(p)
@@ -112,8 +114,8 @@ func (m *Master) raiseRecoveryGC() {
 }
 
 // lowerRecoveryGC puts the collector's target back for m (it is done, or
-// stops); the value from before the first raise returns once no master
-// holds it.
+// stops); the value from before the first raise returns (or pacing
+// resumes) once no master holds it.
 func (m *Master) lowerRecoveryGC(why string) {
 	if !m.recoveryGCRaised {
 		return

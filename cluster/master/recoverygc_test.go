@@ -162,6 +162,16 @@ func TestRecoveryGCHoldsPacing(t *testing.T) {
 	gogc := fakeGOGC(t, DefaultRecoveryGCPercent) // pacing's value for a small heap
 	held := fakePacing(t, gogc, 150)
 
+	// A master told to leave the collector alone, or with nobody to
+	// await, holds nothing.
+	off := recoveringMaster(t, 1, -1)
+	off.raiseRecoveryGC()
+	none := recoveringMaster(t, 0, 0)
+	none.raiseRecoveryGC()
+	if *held != 0 || *gogc != DefaultRecoveryGCPercent {
+		t.Fatalf("masters that raise nothing: GOGC %d, %d holds; want %d, 0", *gogc, *held, DefaultRecoveryGCPercent)
+	}
+
 	a := recoveringMaster(t, 2, 0)
 	b := recoveringMaster(t, 1, 1600)
 	a.raiseRecoveryGC()
