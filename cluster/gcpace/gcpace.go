@@ -4,22 +4,22 @@
 // Go's default (GOGC=100) starts a collection each time the heap has grown
 // by as much as survived the last one. An agent or a master keeps a small
 // live heap (tens of MB) and allocates fast while it launches tasks: a dev
-// cluster (about 27 MB live) collected 28 times in a 4,000-task benchmark,
-// and the collector's marking took about 7 % of its CPU
-// (benchmarks/RESULTS.md). Pacing lets the heap grow by up to Floor
-// between collections while it is small (at most MaxPercent of the live
-// heap), and by as much as survived (Go's default) once it is large: the
-// GC percentage is set after each collection to
-// min(MaxPercent, max(100, 100 × Floor / live heap)). The memory it adds to
-// Go's default is less than Floor, whatever the heap.
+// cluster (about 27 MB live) collected 22 times in a 4,000-task benchmark,
+// and the collector took about 7 % of its CPU (benchmarks/RESULTS.md).
+// Pacing lets the heap grow by up to Floor between collections while it
+// is small (at most MaxPercent of the live heap), and by as much as
+// survived (Go's default) once it is large: the GC percentage is set
+// after each collection to min(MaxPercent, max(100, 100 × Floor / live
+// heap)). The memory it adds to Go's default is less than Floor, whatever
+// the heap.
 //
 // An operator's GOGC wins: with GOGC set, nothing is paced. Code that sets
 // the percentage itself for a while (the master while recovered agents
 // re-register, cluster/master/recoverygc.go) holds pacing (Hold) until it
-// is done; pacing then sets its percentage at once. GOMEMLIMIT
-// keeps its meaning (the collector still runs before the limit is
-// reached). Processes that run inside task containers (executors) are not
-// paced: their memory limits are the task's.
+// is done; pacing then sets its percentage at once. GOMEMLIMIT keeps its
+// meaning (the collector still runs before the limit is reached).
+// Processes that run inside task containers (executors) are not paced:
+// their memory limits are the task's.
 package gcpace
 
 import (
