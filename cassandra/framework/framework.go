@@ -138,6 +138,9 @@ type Node struct {
 	// joined; Replacements counts its replacements.
 	ReplaceAddress string `json:"replace_address,omitempty"`
 	Replacements   int    `json:"replacements,omitempty"`
+	// Added: the node was added to scale the ring out (AddNodes), so it
+	// joins a ring that may have data (joinRingDelay).
+	Added bool `json:"added,omitempty"`
 	// RepairPending: the node has joined in a replaced node's place and
 	// its ranges are still to be repaired (it streamed each from one
 	// replica); it counts as replaced once that repair is done.
@@ -297,7 +300,7 @@ func (f *Framework) AddNodes(ctx context.Context, n int) error {
 	}
 	for range n {
 		i := len(f.nodes)
-		f.nodes = append(f.nodes, &Node{Name: "node-" + strconv.Itoa(i), Index: i})
+		f.nodes = append(f.nodes, &Node{Name: "node-" + strconv.Itoa(i), Index: i, Added: true})
 	}
 	f.spec.Nodes = len(f.nodes)
 	f.saveLocked()

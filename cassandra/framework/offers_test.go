@@ -817,3 +817,100 @@ func TestNodeTaskHealthCheck(t *testing.T) {
 		t.Errorf("node after a healthy update: state %s healthy %v; want TASK_RUNNING, healthy", n.State, n.Healthy)
 	}
 }
+
+// A node that bootstraps into a ring that may have data (a replacement,
+// or a node added to scale out) waits at least joinRingDelay to learn the
+// ring and the schema, whatever shorter ring delay the spec gives for a
+// quick start; the first nodes, and any node once it has joined, keep
+// the spec's.
+func TestJoiningNodesWaitForTheRing(t *testing.T) {
+	for _, c := range []struct {
+		in, want []string
+		from     string
+	}{
+		{nil, nil, ""},
+		{[]string{"-Dx=1"}, []string{"-Dx=1"}, ""},
+		{[]string{"-Dcassandra.ring_delay_ms=30000"}, []string{"-Dcassandra.ring_delay_ms=30000"}, ""},
+		{[]string{"-Dx=1", "-Dcassandra.ring_delay_ms=1000", "-Dy=2"}, []string{"-Dx=1", "-Dy=2", "-Dcassandra.ring_delay_ms=10000"}, "1000"},
+		// The JVM takes the last of two: that is the one compared.
+		{[]string{"-Dcassandra.ring_delay_ms=30000", "-Dcassandra.ring_delay_ms=5"}, []string{"-Dcassandra.ring_delay_ms=10000"}, "5"},
+		{[]string{"-Dcassandra.ring_delay_ms=5", "-Dcassandra.ring_delay_ms=20000"}, []string{"-Dcassandra.ring_delay_ms=5", "-Dcassandra.ring_delay_ms=20000"}, ""},
+		{[]string{"-Dcassandra.ring_delay_ms=soon"}, []string{"-Dcassandra.ring_delay_ms=10000"}, "soon"},
+	} {
+		in := slices.Clone(c.in)
+		got, from := ringDelayAtLeast(in, joinRingDelay)
+		if !slices.Equal(got, c.want) || from != c.from {
+			t.Errorf("ringDelayAtLeast(%q) = %q, %q; want %q, %q", c.in, got, from, c.want, c.from)
+		}
+		if !slices.Equal(in, c.in) {
+			t.Errorf("ringDelayAtLeast changed its argument: %q, was %q", in, c.in)
+		}
+	}
+
+	spec, err := plan.Parse([]byte(`{"name":"ring","nodes":2,"seeds":1,"cpus":0.5,"mem":1000,"disk":300,"jvm_options":["-Dcassandra.ring_delay_ms=1000"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(Config{Masters: []string{"127.0.0.1:1"}, Spec: spec, Home: "/opt/cassandra", StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.AddNodes(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	ringDelay := func(n *Node) []string {
+		t.Helper()
+		f.mu.Lock()
+		cmd := f.commandLocked(n)
+		f.mu.Unlock()
+		for _, v := range cmd.GetEnvironment().GetVariables() {
+			if v.Name == "JVM_EXTRA_OPTS" {
+				var out []string
+				for _, o := range strings.Fields(v.GetValue()) {
+					if strings.HasPrefix(o, ringDelayOption) {
+						out = append(out, strings.TrimPrefix(o, ringDelayOption))
+					}
+				}
+				return out
+			}
+		}
+		t.Fatalf("%s's command has no JVM_EXTRA_OPTS", n.Name)
+		return nil
+	}
+	n0, n1, added := f.nodes[0], f.nodes[1], f.nodes[2]
+	if !added.Added || n0.Added || n1.Added {
+		t.Fatalf("Added: %v %v %v; want only the added node-2", n0.Added, n1.Added, added.Added)
+	}
+	for _, c := range []struct {
+		n    *Node
+		want string
+	}{{n0, "1000"}, {n1, "1000"}, {added, "10000"}} {
+		if got := ringDelay(c.n); !slices.Equal(got, []string{c.want}) {
+			t.Errorf("%s launches with ring delays %q; want only %s", c.n.Name, got, c.want)
+		}
+	}
+	added.Joined = true
+	if got := ringDelay(added); !slices.Equal(got, []string{"1000"}) {
+		t.Errorf("the added node, joined, launches with ring delays %q; want the spec's 1000", got)
+	}
+	n1.ReplaceAddress = "127.0.0.2:7000"
+	if got := ringDelay(n1); !slices.Equal(got, []string{"10000"}) {
+		t.Errorf("a replacement launches with ring delays %q; want 10000", got)
+	}
+	// Added survives the node's replacement, and is saved.
+	f.mu.Lock()
+	added.Host, added.StoragePort = "127.0.0.3", 7000
+	f.replaceLocked(added, time.Minute)
+	f.saveLocked()
+	f.mu.Unlock()
+	if !added.Added || added.ReplaceAddress != "127.0.0.3:7000" {
+		t.Errorf("after its replacement: %+v", *added)
+	}
+	g, err := New(Config{Masters: []string{"127.0.0.1:1"}, Spec: spec, Home: "/opt/cassandra", StateDir: f.cfg.StateDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns := g.Nodes(); len(ns) != 3 || !ns[2].Added || ns[1].Added {
+		t.Errorf("nodes read back from the state: %+v", ns)
+	}
+}

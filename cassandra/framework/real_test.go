@@ -896,33 +896,6 @@ func (r *ring) ringStatus(t *testing.T, jmx uint64) (map[string]string, string) 
 	return st, string(out)
 }
 
-// joinRingDelay is the ring delay of a test whose nodes join a ring that
-// has data and a schema (a replacement): FastStart's second is too short
-// for that on a loaded machine. A node that joins learns the ring and the
-// schema from gossip within the ring delay. With one second, a
-// replacement in a suite run started before gossip had told it the ring
-// ("Cannot replace token ... which does not exist!"), and on its next
-// launch before it had seen a live peer to pull the schema from: it
-// declared the schema complete, the schema arrived during its bootstrap,
-// and Cassandra 5.0's schema migration and pending-range calculation then
-// waited on each other for good (MigrationStage in Keyspace.open →
-// DiskBoundaryManager.getLocalRanges →
-// PendingRangeCalculatorService.blockUntilFinished, while the
-// calculation waited in Keyspace.open of the same keyspace): the node
-// never joined.
-const joinRingDelay = 10 * time.Second
-
-// withRingDelay sets spec's ring delay (cassandra.ring_delay_ms) to d.
-func withRingDelay(t *testing.T, spec *plan.Spec, d time.Duration) {
-	t.Helper()
-	const key = "-Dcassandra.ring_delay_ms="
-	opts := slices.DeleteFunc(slices.Clone(spec.JVMOptions), func(o string) bool { return strings.HasPrefix(o, key) })
-	spec.JVMOptions = append(opts, key+strconv.FormatInt(d.Milliseconds(), 10))
-	if err := spec.Validate(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // The agent of a seed node goes away for good (stopped, its Cassandra
 // killed with it) while a client writes at QUORUM: the master finds the
 // agent unreachable, and after replace_timeout the framework places the
@@ -938,8 +911,9 @@ func TestReplaceNodeOfGoneAgent(t *testing.T) {
 	// A stopped agent is found unreachable after five missed pings of a
 	// second: long enough for a busy machine, short for the test.
 	r := newRing(t, 3, func(c *master.Config) { c.AgentPingTimeout = time.Second; c.MaxAgentPingTimeouts = 5 })
+	// The spec's ring delay is the quick start's second: the framework
+	// gives the replacement joinRingDelay (task.go).
 	spec := testSpec(t, `,"replace_timeout":"5s"`)
-	withRingDelay(t, &spec, joinRingDelay)
 	start := time.Now()
 	fw, ended, _ := r.run(t, spec, true)
 	ns := waitUp(t, fw, ended, 4*time.Minute, "three nodes up", nil)

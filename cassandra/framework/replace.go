@@ -131,7 +131,7 @@ func (f *Framework) replaceLocked(n *Node, away time.Duration) {
 	f.log.Warn("replacing node: its agent has been away longer than replace_timeout; placing it on another agent",
 		"node", n.Name, "seed", n.Seed, "agent", n.AgentID, "address", old, "host_id", n.HostID, "away", away.Round(time.Second),
 		"replace_address_first_boot", replace)
-	*n = Node{Name: n.Name, Index: n.Index, Seed: n.Seed, Launches: n.Launches, ReplaceAddress: replace, Replacements: n.Replacements + 1}
+	*n = Node{Name: n.Name, Index: n.Index, Seed: n.Seed, Launches: n.Launches, ReplaceAddress: replace, Replacements: n.Replacements + 1, Added: n.Added}
 	delete(f.goneSince, n.Name)
 	delete(f.notUntil, n.Name)
 	delete(f.losses, n.Name)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
 )
@@ -88,6 +89,13 @@ func (f *Framework) commandLocked(n *Node) mesos.CommandInfo {
 		// so a relaunch during the replacement resumes it.
 		jvm = append(jvm, "-Dcassandra.replace_address_first_boot="+n.ReplaceAddress)
 	}
+	if !n.Joined && (n.ReplaceAddress != "" || n.Added) {
+		var from string
+		if jvm, from = ringDelayAtLeast(jvm, joinRingDelay); from != "" {
+			f.log.Info("a node joining a ring that has data waits longer to learn the ring and the schema",
+				"node", n.Name, "ring_delay_ms", joinRingDelay.Milliseconds(), "spec_ring_delay_ms", from)
+		}
+	}
 	env := map[string]string{
 		"MAX_HEAP_SIZE":  fmt.Sprintf("%dM", f.spec.HeapMB()),
 		"JMX_PORT":       strconv.FormatUint(n.JMXPort, 10),
@@ -110,6 +118,46 @@ func (f *Framework) commandLocked(n *Node) mesos.CommandInfo {
 		ci.Environment.Variables = append(ci.Environment.Variables, mesos.Environment_Variable{Name: k, Value: &v})
 	}
 	return ci
+}
+
+// ringDelayOption sets Cassandra's ring delay: how long a starting node
+// waits to learn the ring and the schema from gossip (30 s unset).
+const ringDelayOption = "-Dcassandra.ring_delay_ms="
+
+// joinRingDelay is the shortest ring delay a node gets when it bootstraps
+// into a ring that has data: a replacement, or a node added to scale out.
+// A spec's shorter one (a quick start for a new ring) is raised to it for
+// that node's launches until it has joined. With a second, a replacement
+// on a loaded machine started before gossip had told it the ring ("Cannot
+// replace token ... which does not exist!"), and on its next launch before
+// it had seen a live peer to pull the schema from: it declared the schema
+// complete, the schema arrived during its bootstrap, and Cassandra 5.0's
+// schema migration and pending-range calculation then waited on each other
+// for good (MigrationStage in Keyspace.open →
+// DiskBoundaryManager.getLocalRanges →
+// PendingRangeCalculatorService.blockUntilFinished, while the calculation
+// waited in Keyspace.open of the same keyspace): the node never joined.
+const joinRingDelay = 10 * time.Second
+
+// ringDelayAtLeast returns jvm with a ring delay of at least d: the
+// options that set a shorter one (or one that is not a number) are
+// replaced by one that sets d, and from is the value replaced (""
+// when jvm is returned as it was: no ring delay set, Cassandra's default
+// being longer, or one of d or more).
+func ringDelayAtLeast(jvm []string, d time.Duration) (out []string, from string) {
+	short := false
+	for _, o := range jvm {
+		if v, ok := strings.CutPrefix(o, ringDelayOption); ok {
+			ms, err := strconv.ParseInt(v, 10, 64)
+			short = err != nil || ms < d.Milliseconds()
+			from = v
+		}
+	}
+	if !short {
+		return jvm, ""
+	}
+	out = slices.DeleteFunc(slices.Clone(jvm), func(o string) bool { return strings.HasPrefix(o, ringDelayOption) })
+	return append(out, ringDelayOption+strconv.FormatInt(d.Milliseconds(), 10)), from
 }
 
 func orDefault(s, d string) string {

@@ -320,6 +320,10 @@ func (s Spec) Validate() error {
 			bad("jvm_options %q: not a JVM option", o)
 		case strings.HasPrefix(o, "-Xmx"), strings.HasPrefix(o, "-Xms"):
 			bad("jvm_options %q: set the heap with heap", o)
+		case strings.HasPrefix(o, "-Dcassandra.ring_delay_ms="):
+			if ms, err := strconv.ParseUint(strings.TrimPrefix(o, "-Dcassandra.ring_delay_ms="), 10, 31); err != nil || ms == 0 {
+				bad("jvm_options %q: the ring delay is a number of milliseconds, 1 or more", o)
+			}
 		}
 	}
 	if len(errs) > 0 {

@@ -69,6 +69,8 @@ func TestValidateRefuses(t *testing.T) {
 		{`{"name":"bad name"}`, `name "bad name"`},
 		{`{"role":"*"}`, `role "*"`},
 		{`{"jvm_options":["-Xmx2g"]}`, "set the heap with heap"},
+		{`{"jvm_options":["-Dcassandra.ring_delay_ms=1s"]}`, `"-Dcassandra.ring_delay_ms=1s": the ring delay is a number of milliseconds`},
+		{`{"jvm_options":["-Dcassandra.ring_delay_ms=0"]}`, "1 or more"},
 		{`{"nodez":3}`, `unknown field "nodez"`},
 		{`{"heap":"lots"}`, `heap "lots"`},
 		{`{"replace_timeout":"soon"}`, `duration "soon"`},

@@ -107,7 +107,11 @@ launches bin/cassandra of --cassandra_home (installed on every agent) with a
 generated cassandra.yaml: data, commit log, hints and saved caches on the volume.
 The heap is "heap" MB, or cassandra-env.sh's formula on mem. Seeds start first;
 each further node once every node before it has joined the ring. A node that
-dies is launched again on its own reservation and volume, with its data.
+dies is launched again on its own reservation and volume, with its data. A
+node that joins a ring that may have data (a replacement, or one added with
+"nodes add") waits at least 10 s to learn the ring and the schema: a shorter
+-Dcassandra.ring_delay_ms in jvm_options is raised to 10000 for it until it
+has joined.
 
 The spec is refused, with nothing reserved, when a node needs more than any
 agent has, the heap does not fit the task, a cassandra.yaml key is unknown to
