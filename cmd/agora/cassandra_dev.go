@@ -36,7 +36,10 @@ func (d *devCassandra) register(fs *flag.FlagSet) {
 }
 
 // devCassandraSpec is the dev ring of n nodes: small nodes that all fit
-// one agent, started without the waits a ring of many machines needs.
+// one agent, started without the waits a ring of many machines needs (a
+// node added later, or a replacement, still waits 10 s to learn the ring:
+// the framework raises the ring delay for nodes that join a ring with
+// data).
 func devCassandraSpec(n int) (plan.Spec, error) {
 	b, err := json.Marshal(map[string]any{"name": "dev", "nodes": n, "seeds": min(n, 2), "cpus": 0.5, "mem": 1536, "disk": 2048,
 		"heap": "auto", "nodes_per_agent": n,
