@@ -263,6 +263,9 @@ func New(cfg Config) (*Framework, error) {
 				n.State = mesos.TASK_UNKNOWN.String()
 			}
 			n.Up = false
+			// Nodes past the spec's count were added (AddNodes) by a
+			// framework that did not mark them yet.
+			n.Added = n.Added || n.Index >= spec.Nodes
 			f.nodes = append(f.nodes, &n)
 		}
 	}
@@ -274,8 +277,11 @@ func New(cfg Config) (*Framework, error) {
 			r.Current, r.Killed = "", ""
 		}
 	}
+	// A spec that asks for more nodes than the saved state holds scales
+	// the ring out, as AddNodes does: the new nodes join a ring with data.
+	ringExists := len(f.nodes) > 0
 	for i := len(f.nodes); i < spec.Nodes; i++ {
-		f.nodes = append(f.nodes, &Node{Name: "node-" + strconv.Itoa(i), Index: i, Seed: i < spec.Seeds})
+		f.nodes = append(f.nodes, &Node{Name: "node-" + strconv.Itoa(i), Index: i, Seed: i < spec.Seeds, Added: ringExists})
 	}
 	// Nodes added since the spec was written (AddNodes) stay.
 	f.spec.Nodes = len(f.nodes)

@@ -831,16 +831,19 @@ func TestJoiningNodesWaitForTheRing(t *testing.T) {
 		{nil, nil, ""},
 		{[]string{"-Dx=1"}, []string{"-Dx=1"}, ""},
 		{[]string{"-Dcassandra.ring_delay_ms=30000"}, []string{"-Dcassandra.ring_delay_ms=30000"}, ""},
+		{[]string{"-Dcassandra.ring_delay_ms=+10000"}, []string{"-Dcassandra.ring_delay_ms=+10000"}, ""},
 		{[]string{"-Dx=1", "-Dcassandra.ring_delay_ms=1000", "-Dy=2"}, []string{"-Dx=1", "-Dy=2", "-Dcassandra.ring_delay_ms=10000"}, "1000"},
 		// The JVM takes the last of two: that is the one compared.
 		{[]string{"-Dcassandra.ring_delay_ms=30000", "-Dcassandra.ring_delay_ms=5"}, []string{"-Dcassandra.ring_delay_ms=10000"}, "5"},
 		{[]string{"-Dcassandra.ring_delay_ms=5", "-Dcassandra.ring_delay_ms=20000"}, []string{"-Dcassandra.ring_delay_ms=5", "-Dcassandra.ring_delay_ms=20000"}, ""},
 		{[]string{"-Dcassandra.ring_delay_ms=soon"}, []string{"-Dcassandra.ring_delay_ms=10000"}, "soon"},
+		// The bare option sets "", on which Cassandra fails to start.
+		{[]string{"-Dcassandra.ring_delay_ms", "-Dcassandra.ring_delay_msx=1"}, []string{"-Dcassandra.ring_delay_msx=1", "-Dcassandra.ring_delay_ms=10000"}, ""},
 	} {
 		in := slices.Clone(c.in)
-		got, from := ringDelayAtLeast(in, joinRingDelay)
-		if !slices.Equal(got, c.want) || from != c.from {
-			t.Errorf("ringDelayAtLeast(%q) = %q, %q; want %q, %q", c.in, got, from, c.want, c.from)
+		got, from, raised := ringDelayAtLeast(in, joinRingDelay)
+		if !slices.Equal(got, c.want) || from != c.from || raised != !slices.Equal(c.in, c.want) {
+			t.Errorf("ringDelayAtLeast(%q) = %q, %q, %v; want %q, %q", c.in, got, from, raised, c.want, c.from)
 		}
 		if !slices.Equal(in, c.in) {
 			t.Errorf("ringDelayAtLeast changed its argument: %q, was %q", in, c.in)
@@ -867,8 +870,8 @@ func TestJoiningNodesWaitForTheRing(t *testing.T) {
 			if v.Name == "JVM_EXTRA_OPTS" {
 				var out []string
 				for _, o := range strings.Fields(v.GetValue()) {
-					if strings.HasPrefix(o, ringDelayOption) {
-						out = append(out, strings.TrimPrefix(o, ringDelayOption))
+					if strings.HasPrefix(o, plan.RingDelayOption+"=") {
+						out = append(out, strings.TrimPrefix(o, plan.RingDelayOption+"="))
 					}
 				}
 				return out
@@ -912,5 +915,29 @@ func TestJoiningNodesWaitForTheRing(t *testing.T) {
 	}
 	if ns := g.Nodes(); len(ns) != 3 || !ns[2].Added || ns[1].Added {
 		t.Errorf("nodes read back from the state: %+v", ns)
+	}
+
+	// A spec asking for more nodes than the state holds scales the ring
+	// out; and a node past the spec's count in a state saved before nodes
+	// were marked was added all the same.
+	more := spec
+	more.Nodes = 4
+	h, err := New(Config{Masters: []string{"127.0.0.1:1"}, Spec: more, Home: "/opt/cassandra", StateDir: f.cfg.StateDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns := h.Nodes(); len(ns) != 4 || !ns[3].Added || ns[0].Added || ns[1].Added {
+		t.Errorf("nodes of a spec of 4 over a state of 3: %+v", ns)
+	}
+	h.mu.Lock()
+	h.nodes[2].Added = false
+	h.saveLocked()
+	h.mu.Unlock()
+	old, err := New(Config{Masters: []string{"127.0.0.1:1"}, Spec: spec, Home: "/opt/cassandra", StateDir: f.cfg.StateDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns := old.Nodes(); len(ns) != 4 || !ns[2].Added || ns[1].Added {
+		t.Errorf("nodes of a spec of 2 over an unmarked state of 4: %+v", ns)
 	}
 }

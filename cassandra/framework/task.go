@@ -9,6 +9,8 @@ import (
 	"time"
 
 	mesos "github.com/mesos/mesos-go/api/v1/lib"
+
+	"github.com/agora-cluster/agora/cassandra/plan"
 )
 
 // passEnv are this process's environment variables the nodes inherit.
@@ -91,7 +93,8 @@ func (f *Framework) commandLocked(n *Node) mesos.CommandInfo {
 	}
 	if !n.Joined && (n.ReplaceAddress != "" || n.Added) {
 		var from string
-		if jvm, from = ringDelayAtLeast(jvm, joinRingDelay); from != "" {
+		var raised bool
+		if jvm, from, raised = ringDelayAtLeast(jvm, joinRingDelay); raised {
 			f.log.Info("a node joining a ring that has data waits longer to learn the ring and the schema",
 				"node", n.Name, "ring_delay_ms", joinRingDelay.Milliseconds(), "spec_ring_delay_ms", from)
 		}
@@ -120,10 +123,6 @@ func (f *Framework) commandLocked(n *Node) mesos.CommandInfo {
 	return ci
 }
 
-// ringDelayOption sets Cassandra's ring delay: how long a starting node
-// waits to learn the ring and the schema from gossip (30 s unset).
-const ringDelayOption = "-Dcassandra.ring_delay_ms="
-
 // joinRingDelay is the shortest ring delay a node gets when it bootstraps
 // into a ring that has data: a replacement, or a node added to scale out.
 // A spec's shorter one (a quick start for a new ring) is raised to it for
@@ -140,24 +139,28 @@ const ringDelayOption = "-Dcassandra.ring_delay_ms="
 const joinRingDelay = 10 * time.Second
 
 // ringDelayAtLeast returns jvm with a ring delay of at least d: the
-// options that set a shorter one (or one that is not a number) are
-// replaced by one that sets d, and from is the value replaced (""
-// when jvm is returned as it was: no ring delay set, Cassandra's default
-// being longer, or one of d or more).
-func ringDelayAtLeast(jvm []string, d time.Duration) (out []string, from string) {
+// options that set a shorter one (or one Cassandra would not start with)
+// are replaced by one that sets d, and from is the value replaced. It
+// returns jvm as it was (raised false) when it sets no ring delay,
+// Cassandra's default being longer, or one of d or more.
+func ringDelayAtLeast(jvm []string, d time.Duration) (out []string, from string, raised bool) {
+	isRingDelay := func(o string) bool {
+		return o == plan.RingDelayOption || strings.HasPrefix(o, plan.RingDelayOption+"=")
+	}
 	short := false
 	for _, o := range jvm {
-		if v, ok := strings.CutPrefix(o, ringDelayOption); ok {
-			ms, err := strconv.ParseInt(v, 10, 64)
-			short = err != nil || ms < d.Milliseconds()
-			from = v
+		if isRingDelay(o) {
+			// The JVM takes the last one.
+			ms, ok := plan.RingDelayMS(o)
+			short = !ok || ms < d.Milliseconds()
+			from = strings.TrimPrefix(strings.TrimPrefix(o, plan.RingDelayOption), "=")
 		}
 	}
 	if !short {
-		return jvm, ""
+		return jvm, "", false
 	}
-	out = slices.DeleteFunc(slices.Clone(jvm), func(o string) bool { return strings.HasPrefix(o, ringDelayOption) })
-	return append(out, ringDelayOption+strconv.FormatInt(d.Milliseconds(), 10)), from
+	out = slices.DeleteFunc(slices.Clone(jvm), isRingDelay)
+	return append(out, plan.RingDelayOption+"="+strconv.FormatInt(d.Milliseconds(), 10)), from, true
 }
 
 func orDefault(s, d string) string {

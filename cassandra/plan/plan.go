@@ -320,9 +320,9 @@ func (s Spec) Validate() error {
 			bad("jvm_options %q: not a JVM option", o)
 		case strings.HasPrefix(o, "-Xmx"), strings.HasPrefix(o, "-Xms"):
 			bad("jvm_options %q: set the heap with heap", o)
-		case strings.HasPrefix(o, "-Dcassandra.ring_delay_ms="):
-			if ms, err := strconv.ParseUint(strings.TrimPrefix(o, "-Dcassandra.ring_delay_ms="), 10, 31); err != nil || ms == 0 {
-				bad("jvm_options %q: the ring delay is a number of milliseconds, 1 or more", o)
+		case o == RingDelayOption || strings.HasPrefix(o, RingDelayOption+"="):
+			if _, ok := RingDelayMS(o); !ok {
+				bad("jvm_options %q: the ring delay is a whole number of milliseconds from 1 to 2147483647", o)
 			}
 		}
 	}
@@ -330,6 +330,23 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("cassandra spec: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// RingDelayOption is the JVM option of Cassandra's ring delay
+// (RingDelayOption=MS): how long a starting node waits to learn the ring
+// and the schema from gossip (30 s when unset).
+const RingDelayOption = "-Dcassandra.ring_delay_ms"
+
+// RingDelayMS reads the milliseconds a ring delay option o sets; ok is
+// false when o sets none Cassandra would start with (not a number, out
+// of an int's range, 0 or less, or the bare option, which sets "").
+func RingDelayMS(o string) (ms int64, ok bool) {
+	v, set := strings.CutPrefix(o, RingDelayOption+"=")
+	if !set {
+		return 0, false
+	}
+	ms, err := strconv.ParseInt(v, 10, 32)
+	return ms, err == nil && ms > 0
 }
 
 // Agent is what Fit knows of an agent: its total resources.

@@ -69,8 +69,10 @@ func TestValidateRefuses(t *testing.T) {
 		{`{"name":"bad name"}`, `name "bad name"`},
 		{`{"role":"*"}`, `role "*"`},
 		{`{"jvm_options":["-Xmx2g"]}`, "set the heap with heap"},
-		{`{"jvm_options":["-Dcassandra.ring_delay_ms=1s"]}`, `"-Dcassandra.ring_delay_ms=1s": the ring delay is a number of milliseconds`},
-		{`{"jvm_options":["-Dcassandra.ring_delay_ms=0"]}`, "1 or more"},
+		{`{"jvm_options":["-Dcassandra.ring_delay_ms=1s"]}`, `"-Dcassandra.ring_delay_ms=1s": the ring delay is a whole number of milliseconds`},
+		{`{"jvm_options":["-Dcassandra.ring_delay_ms=0"]}`, "from 1 to 2147483647"},
+		{`{"jvm_options":["-Dcassandra.ring_delay_ms=2147483648"]}`, "from 1 to 2147483647"},
+		{`{"jvm_options":["-Dcassandra.ring_delay_ms"]}`, `"-Dcassandra.ring_delay_ms": the ring delay`},
 		{`{"nodez":3}`, `unknown field "nodez"`},
 		{`{"heap":"lots"}`, `heap "lots"`},
 		{`{"replace_timeout":"soon"}`, `duration "soon"`},
@@ -99,6 +101,8 @@ func TestValidateRefuses(t *testing.T) {
 		`{"yaml":{"authenticator":"PasswordAuthenticator"},"health_check":{"disabled":true}}`,
 		`{"yaml":{"authenticator":"AllowAllAuthenticator"}}`,
 		`{"yaml":{"authenticator":{"class_name":"org.apache.cassandra.auth.AllowAllAuthenticator"}}}`,
+		// Ring delays Cassandra parses (Integer.parseInt takes a sign).
+		`{"jvm_options":["-Dcassandra.ring_delay_ms=1000","-Dcassandra.ring_delay_ms=+5000","-Dcassandra.ring_delay_ms=2147483647"]}`,
 	} {
 		if _, err := Parse([]byte(spec)); err != nil {
 			t.Errorf("Parse(%s): %v", spec, err)

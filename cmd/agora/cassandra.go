@@ -115,7 +115,8 @@ has joined.
 
 The spec is refused, with nothing reserved, when a node needs more than any
 agent has, the heap does not fit the task, a cassandra.yaml key is unknown to
-Cassandra 5.0 or set by the framework, or a ring of that name already runs.
+Cassandra 5.0 or set by the framework, -Dcassandra.ring_delay_ms is not a whole
+number of milliseconds (1 or more), or a ring of that name already runs.
 
 With --state_dir the framework ID and the nodes' reservations, volumes and
 host IDs are kept there: interrupting the command leaves the nodes running, and
