@@ -38,6 +38,11 @@ func BundledInit(log *slog.Logger) string {
 	bundledInit.once.Do(func() {
 		bundledInit.path = "/proc/self/exe"
 		if initSHA256 == "" {
+			// go build or go install: no agora-init was built with this
+			// binary, so none beside it can be trusted to speak its
+			// protocol. A benchmark of such a build measures the slow
+			// init (several milliseconds of CPU more per launch).
+			log.Warn("this binary was built without its stand-alone container init (go build or go install, not make build); containers start this binary as their init, which costs every launch more CPU: build with make build to have " + InitBinaryName + " beside it")
 			return
 		}
 		exe, err := os.Executable()
