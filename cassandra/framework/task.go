@@ -139,8 +139,8 @@ func (f *Framework) commandLocked(n *Node) mesos.CommandInfo {
 const joinRingDelay = 10 * time.Second
 
 // ringDelayAtLeast returns jvm with a ring delay of at least d: the
-// options that set a shorter one (or one Cassandra would not start with)
-// are replaced by one that sets d, and from is the value replaced. It
+// options that set a shorter one (or no valid one, plan.RingDelayMS) are
+// replaced by one that sets d, and from is the value replaced. It
 // returns jvm as it was (raised false) when it sets no ring delay,
 // Cassandra's default being longer, or one of d or more.
 func ringDelayAtLeast(jvm []string, d time.Duration) (out []string, from string, raised bool) {

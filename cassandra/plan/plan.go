@@ -338,8 +338,9 @@ func (s Spec) Validate() error {
 const RingDelayOption = "-Dcassandra.ring_delay_ms"
 
 // RingDelayMS reads the milliseconds a ring delay option o sets; ok is
-// false when o sets none Cassandra would start with (not a number, out
-// of an int's range, 0 or less, or the bare option, which sets "").
+// false unless that is a whole number from 1 to an int's largest, as
+// Cassandra parses it (the bare option sets "", on which Cassandra does
+// not start).
 func RingDelayMS(o string) (ms int64, ok bool) {
 	v, set := strings.CutPrefix(o, RingDelayOption+"=")
 	if !set {
